@@ -1,0 +1,1 @@
+"""How state folds and when to snapshot: domain definitions, reducers, rules and replay."""

@@ -1,0 +1,11 @@
+"""The example domains shipped with eventfleet."""
+
+from __future__ import annotations
+
+from snapshot_rules.domain import Domains
+from snapshot_rules.domains.order import ORDER
+
+
+def default_domains() -> Domains:
+    """The domains ``eventfleet dev`` enables."""
+    return Domains([ORDER])

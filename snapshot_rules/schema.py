@@ -1,0 +1,94 @@
+"""A small declarative schema for event data: required fields, their kinds and bounds."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from topics.errors import InvalidEventData
+
+
+class Kind:
+    """One field's kind; ``check`` returns an error sentence or None."""
+
+    def check(self, value: Any, path: str) -> str | None:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, slots=True)
+class Text(Kind):
+    max_length: int = 10_000
+
+    def check(self, value: Any, path: str) -> str | None:
+        if not isinstance(value, str) or not value:
+            return f"{path} must be a non-empty string"
+        if len(value) > self.max_length:
+            return f"{path} must be at most {self.max_length} characters"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Number(Kind):
+    positive: bool = False
+    integer: bool = False
+
+    def check(self, value: Any, path: str) -> str | None:
+        kinds: tuple[type, ...] = (int,) if self.integer else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            return f"{path} must be {'an integer' if self.integer else 'a number'}"
+        if self.positive and not value > 0:
+            return f"{path} must be greater than 0"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Obj(Kind):
+    """A JSON object with required fields (and, unless ``closed``, any others)."""
+
+    fields: Mapping[str, Kind] = field(default_factory=dict)
+    closed: bool = False
+
+    def check(self, value: Any, path: str) -> str | None:
+        if not isinstance(value, dict):
+            return f"{path} must be an object"
+        for name, kind in self.fields.items():
+            if name not in value:
+                return f"{path}.{name} is required"
+            problem = kind.check(value[name], f"{path}.{name}")
+            if problem:
+                return problem
+        if self.closed:
+            extra = sorted(value.keys() - self.fields.keys())
+            if extra:
+                return f"{path}.{extra[0]} is not a known field"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class ListOf(Kind):
+    item: Kind
+    min_items: int = 0
+    max_items: int = 10_000
+
+    def check(self, value: Any, path: str) -> str | None:
+        if not isinstance(value, list):
+            return f"{path} must be a list"
+        if not self.min_items <= len(value) <= self.max_items:
+            return f"{path} must hold {self.min_items} to {self.max_items} items"
+        for index, item in enumerate(value):
+            problem = self.item.check(item, f"{path}[{index}]")
+            if problem:
+                return problem
+        return None
+
+
+def fields(closed: bool = False, **kinds: Kind) -> Obj:
+    """``fields(amount=Number(positive=True))``: the schema of one event type's data."""
+    return Obj(kinds, closed)
+
+
+def check(schema: Obj, event_type: str, data: Mapping[str, Any]) -> None:
+    problem = schema.check(dict(data), "data")
+    if problem:
+        raise InvalidEventData(f"{event_type}: {problem}.")

@@ -1,0 +1,1 @@
+"""What flows through eventfleet: the event envelope, its codec, errors and the topic catalog."""

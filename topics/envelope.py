@@ -1,0 +1,249 @@
+"""The event envelope: an immutable value with a strict orjson codec."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from topics.errors import InvalidEnvelope
+
+AGGREGATE_TYPE_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+AGGREGATE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
+EVENT_TYPE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
+MAX_DATA_DEPTH = 32
+
+_METADATA_FIELDS = ("client_id", "command_id", "correlation_id", "causation_id")
+_EVENT_FIELDS = frozenset(
+    ("id", "aggregate_type", "aggregate_id", "type", "version", "data", "metadata", "occurred_at")
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Metadata:
+    """Who asked for the event and which conversation it belongs to."""
+
+    client_id: str | None = None
+    command_id: str | None = None
+    correlation_id: str | None = None
+    causation_id: str | None = None
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {name: getattr(self, name) for name in _METADATA_FIELDS}
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One change of one aggregate; ``version`` is None until the store numbers it."""
+
+    id: str
+    aggregate_type: str
+    aggregate_id: str
+    type: str
+    data: Mapping[str, Any]
+    version: int | None = None
+    metadata: Metadata = field(default_factory=Metadata)
+    occurred_at: datetime = field(default_factory=lambda: utc_now())
+
+    @property
+    def key(self) -> bytes:
+        """The Kafka key: all events of one aggregate share a partition and an order."""
+        return aggregate_key(self.aggregate_type, self.aggregate_id)
+
+    def with_version(self, version: int) -> Event:
+        return replace(self, version=version)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "aggregate_type": self.aggregate_type,
+            "aggregate_id": self.aggregate_id,
+            "type": self.type,
+            "version": self.version,
+            "data": self.data,
+            "metadata": self.metadata.as_dict(),
+            "occurred_at": self.occurred_at,
+        }
+
+
+def new_event(
+    aggregate_type: str,
+    aggregate_id: str,
+    type: str,
+    data: Mapping[str, Any],
+    *,
+    metadata: Metadata | None = None,
+    version: int | None = None,
+    occurred_at: datetime | None = None,
+) -> Event:
+    """Build a validated event with a fresh id; raises InvalidEnvelope naming the field."""
+    event = Event(
+        id=str(uuid.uuid4()),
+        aggregate_type=aggregate_type,
+        aggregate_id=aggregate_id,
+        type=type,
+        data=data,
+        version=version,
+        metadata=metadata or Metadata(),
+        occurred_at=occurred_at or utc_now(),
+    )
+    return from_dict(event.as_dict())
+
+
+def utc_now() -> datetime:
+    """Now, in UTC, at the millisecond precision MongoDB stores (so round trips are exact)."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def aggregate_key(aggregate_type: str, aggregate_id: str) -> bytes:
+    return f"{aggregate_type}:{aggregate_id}".encode()
+
+
+def kafka_headers(event: Event) -> list[tuple[str, bytes]]:
+    """Correlation ids travel as Kafka headers too, so tools can trace without decoding."""
+    headers = [("event_id", event.id.encode()), ("event_type", event.type.encode())]
+    for name in _METADATA_FIELDS:
+        value = getattr(event.metadata, name)
+        if value is not None:
+            headers.append((name, value.encode()))
+    return headers
+
+
+def encode(event: Event) -> bytes:
+    return orjson.dumps(event.as_dict(), option=orjson.OPT_UTC_Z)
+
+
+def decode(raw: bytes | str) -> Event:
+    """Strictly decode one envelope; every problem names the field it is in."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise InvalidEnvelope("envelope", f"not valid JSON ({e})") from e
+    return from_dict(obj)
+
+
+def from_dict(obj: Any) -> Event:
+    if not isinstance(obj, dict):
+        raise InvalidEnvelope("envelope", f"expected a JSON object, got {_kind(obj)}")
+    missing = _EVENT_FIELDS - obj.keys()
+    if missing:
+        raise InvalidEnvelope(sorted(missing)[0], "required field is missing")
+    unknown = obj.keys() - _EVENT_FIELDS
+    if unknown:
+        raise InvalidEnvelope(sorted(unknown)[0], "unknown field")
+    return Event(
+        id=_uuid(obj["id"]),
+        aggregate_type=_matching(obj["aggregate_type"], "aggregate_type", AGGREGATE_TYPE_RE),
+        aggregate_id=_matching(obj["aggregate_id"], "aggregate_id", AGGREGATE_ID_RE),
+        type=_matching(obj["type"], "type", EVENT_TYPE_RE),
+        version=_version(obj["version"]),
+        data=validate_data(obj["data"], "data"),
+        metadata=_metadata(obj["metadata"]),
+        occurred_at=parse_utc(obj["occurred_at"], "occurred_at"),
+    )
+
+
+def validate_data(value: Any, path: str) -> dict[str, Any]:
+    """Check that ``value`` is a JSON object whose keys are safe to reach MongoDB queries."""
+    if not isinstance(value, dict):
+        raise InvalidEnvelope(path, f"expected a JSON object, got {_kind(value)}")
+    _check_json(value, path, 0)
+    return value
+
+
+def _check_json(value: Any, path: str, depth: int) -> None:
+    if depth > MAX_DATA_DEPTH:
+        raise InvalidEnvelope(path, f"nested deeper than {MAX_DATA_DEPTH} levels")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidEnvelope(path, f"key {key!r} is not a string")
+            if not key or key.startswith("$") or "." in key or "\x00" in key:
+                raise InvalidEnvelope(
+                    f"{path}.{key}",
+                    "field names may not be empty, start with '$' or contain '.' or NUL",
+                )
+            _check_json(item, f"{path}.{key}", depth + 1)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_json(item, f"{path}[{index}]", depth + 1)
+    elif isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise InvalidEnvelope(path, "NaN and infinity are not JSON numbers")
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if not -(2**63) <= value < 2**63:
+            raise InvalidEnvelope(path, "integer does not fit in 64 bits")
+    elif value is not None and not isinstance(value, str | bool):
+        raise InvalidEnvelope(path, f"{_kind(value)} is not a JSON value")
+
+
+def parse_utc(value: Any, field_name: str) -> datetime:
+    """Parse an ISO-8601 time that must carry a UTC offset (``Z`` or ``+00:00``)."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError as e:
+            raise InvalidEnvelope(field_name, f"{value!r} is not an ISO-8601 time") from e
+    else:
+        raise InvalidEnvelope(field_name, f"expected an ISO-8601 string, got {_kind(value)}")
+    if moment.tzinfo is None:
+        raise InvalidEnvelope(field_name, f"{value!r} has no UTC offset; append 'Z'")
+    if moment.utcoffset() != timedelta(0):
+        raise InvalidEnvelope(field_name, f"{value!r} is not UTC; convert it and append 'Z'")
+    return moment.astimezone(UTC)
+
+
+def _uuid(value: Any) -> str:
+    if not isinstance(value, str):
+        raise InvalidEnvelope("id", f"expected a UUID string, got {_kind(value)}")
+    try:
+        return str(uuid.UUID(value))
+    except ValueError as e:
+        raise InvalidEnvelope("id", f"{value!r} is not a UUID") from e
+
+
+def _matching(value: Any, field_name: str, pattern: re.Pattern[str]) -> str:
+    if not isinstance(value, str):
+        raise InvalidEnvelope(field_name, f"expected a string, got {_kind(value)}")
+    if not pattern.match(value):
+        raise InvalidEnvelope(field_name, f"{value!r} does not match {pattern.pattern}")
+    return value
+
+
+def _version(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidEnvelope("version", f"expected null or an integer, got {_kind(value)}")
+    if value < 1:
+        raise InvalidEnvelope("version", f"versions start at 1, got {value}")
+    return value
+
+
+def _metadata(value: Any) -> Metadata:
+    if not isinstance(value, dict):
+        raise InvalidEnvelope("metadata", f"expected a JSON object, got {_kind(value)}")
+    unknown = value.keys() - set(_METADATA_FIELDS)
+    if unknown:
+        raise InvalidEnvelope(f"metadata.{sorted(unknown)[0]}", "unknown field")
+    fields: dict[str, str | None] = {}
+    for name in _METADATA_FIELDS:
+        item = value.get(name)
+        if item is not None and not (isinstance(item, str) and 0 < len(item) <= 256):
+            raise InvalidEnvelope(f"metadata.{name}", "expected null or a string of 1-256 chars")
+        fields[name] = item
+    return Metadata(**fields)
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}.get(
+        type(value), "null" if value is None else type(value).__name__
+    )

@@ -1,0 +1,1 @@
+"""The eventfleet runtime: settings, ports and adapters, Faust agents, HTTP views, metrics, CLI."""

@@ -1,0 +1,165 @@
+"""Every Prometheus metric of eventfleet, declared in one place from an injected registry.
+
+Labels are bounded: aggregate type, event type, outcome, role, topic, partition, reason
+(a fixed vocabulary) -- never an aggregate id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
+REPLAY_BUCKETS = (0, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 5000, 10000)
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    """The fleet's metrics, bound to one registry (one per process, or one per test)."""
+
+    registry: CollectorRegistry
+    requests: Counter
+    command_latency: Histogram
+    marker_latency: Histogram
+    events_appended: Counter
+    append_batch_size: Histogram
+    append_latency: Histogram
+    duplicates_dropped: Counter
+    dead_lettered: Counter
+    snapshots_written: Counter
+    replay_length: Histogram
+    replay_duration: Histogram
+    events_forwarded: Counter
+    events_published: Counter
+    projection_events: Counter
+    projection_lag: Gauge
+    consumer_lag: Gauge
+    dependency_retries: Counter
+    role_ready: Gauge
+    storage_changes: Counter
+
+
+def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
+    registry = registry if registry is not None else CollectorRegistry()
+    return Metrics(
+        registry=registry,
+        requests=Counter(
+            "eventfleet_requests_total",
+            "Append requests by aggregate type, event type and outcome "
+            "(accepted, duplicate, rejected_<reason>, error_<service>).",
+            ["aggregate_type", "event_type", "outcome"],
+            registry=registry,
+        ),
+        command_latency=Histogram(
+            "eventfleet_command_latency_seconds",
+            "Time from request to answer on the command path.",
+            ["aggregate_type", "mode"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=registry,
+        ),
+        marker_latency=Histogram(
+            "eventfleet_marker_latency_seconds",
+            "Time of one marker check-and-set round trip to Redis.",
+            buckets=LATENCY_BUCKETS_S,
+            registry=registry,
+        ),
+        events_appended=Counter(
+            "eventfleet_events_appended_total",
+            "Events newly written to the event store.",
+            ["aggregate_type"],
+            registry=registry,
+        ),
+        append_batch_size=Histogram(
+            "eventfleet_append_batch_size",
+            "Events per appender batch.",
+            buckets=BATCH_BUCKETS,
+            registry=registry,
+        ),
+        append_latency=Histogram(
+            "eventfleet_append_latency_seconds",
+            "Time to store one appender batch and publish it to events.stored.",
+            buckets=LATENCY_BUCKETS_S,
+            registry=registry,
+        ),
+        duplicates_dropped=Counter(
+            "eventfleet_duplicates_dropped_total",
+            "Redelivered events found already stored and not written again.",
+            registry=registry,
+        ),
+        dead_lettered=Counter(
+            "eventfleet_dead_lettered_total",
+            "Events sent to the dead-letter topic, by role and reason.",
+            ["role", "reason"],
+            registry=registry,
+        ),
+        snapshots_written=Counter(
+            "eventfleet_snapshots_written_total",
+            "Snapshots stored, by aggregate type and trigger (rule or query).",
+            ["aggregate_type", "trigger"],
+            registry=registry,
+        ),
+        replay_length=Histogram(
+            "eventfleet_replay_length_events",
+            "Events folded by one replay.",
+            ["aggregate_type"],
+            buckets=REPLAY_BUCKETS,
+            registry=registry,
+        ),
+        replay_duration=Histogram(
+            "eventfleet_replay_duration_seconds",
+            "Time to load and fold one replay.",
+            ["aggregate_type"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=registry,
+        ),
+        events_forwarded=Counter(
+            "eventfleet_events_forwarded_total",
+            "Stored events produced to downstream topics.",
+            ["topic"],
+            registry=registry,
+        ),
+        events_published=Counter(
+            "eventfleet_events_published_total",
+            "Stored events produced to events.stored, by mode (async, sync, storage).",
+            ["mode"],
+            registry=registry,
+        ),
+        projection_events=Counter(
+            "eventfleet_projection_events_total",
+            "Events applied to a projection's views (outcome: applied or skipped).",
+            ["projection", "outcome"],
+            registry=registry,
+        ),
+        projection_lag=Gauge(
+            "eventfleet_projection_lag_events",
+            "Events on events.stored not yet applied by the projection, per partition.",
+            ["projection", "partition"],
+            registry=registry,
+        ),
+        consumer_lag=Gauge(
+            "eventfleet_consumer_lag_events",
+            "Events behind the high-water mark per role, topic and partition.",
+            ["role", "topic", "partition"],
+            registry=registry,
+        ),
+        dependency_retries=Counter(
+            "eventfleet_dependency_retries_total",
+            "Pauses of a consumer role because a dependency was unavailable.",
+            ["role", "service"],
+            registry=registry,
+        ),
+        role_ready=Gauge(
+            "eventfleet_role_ready",
+            "1 when the role is assigned, running and its dependencies answer.",
+            ["role"],
+            registry=registry,
+        ),
+        storage_changes=Counter(
+            "eventfleet_storage_changes_total",
+            "EventSourcedStorage changes by collection and operation.",
+            ["collection", "operation"],
+            registry=registry,
+        ),
+    )

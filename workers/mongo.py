@@ -1,0 +1,269 @@
+"""MongoDB adapters for the event and snapshot stores; driver errors are translated here, once."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from bson.codec_options import CodecOptions
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import (
+    AutoReconnect,
+    BulkWriteError,
+    ConnectionFailure,
+    DuplicateKeyError,
+    ExecutionTimeout,
+    NetworkTimeout,
+    PyMongoError,
+    ServerSelectionTimeoutError,
+    WTimeoutError,
+)
+
+from topics.envelope import Event, Metadata
+from topics.errors import EventfleetError, StoreUnavailable
+from workers.ports import AggregateRef, AppendConflict, Snapshot
+
+Document = dict[str, Any]
+
+EVENTS = "events"
+SNAPSHOTS = "snapshots"
+_UNAVAILABLE = (
+    AutoReconnect,
+    ConnectionFailure,
+    ExecutionTimeout,
+    NetworkTimeout,
+    ServerSelectionTimeoutError,
+    WTimeoutError,
+)
+
+
+class StoreError(EventfleetError):
+    """MongoDB refused an operation for a reason a retry will not fix."""
+
+
+def connect(url: str, *, timeout_ms: int) -> AsyncMongoClient[Document]:
+    """One client per event loop; create it inside the loop that uses it."""
+    return AsyncMongoClient(
+        url,
+        serverSelectionTimeoutMS=timeout_ms,
+        connectTimeoutMS=timeout_ms,
+        socketTimeoutMS=timeout_ms * 2,
+        timeoutMS=timeout_ms * 2,
+        tz_aware=True,
+        tzinfo=UTC,
+    )
+
+
+def database(client: AsyncMongoClient[Document], name: str) -> AsyncDatabase[Document]:
+    return client.get_database(name, codec_options=CodecOptions(tz_aware=True, tzinfo=UTC))
+
+
+@asynccontextmanager
+async def translated(what: str) -> AsyncIterator[None]:
+    """Turn driver errors into ours: unavailable (retriable) or StoreError (not)."""
+    try:
+        yield
+    except _UNAVAILABLE as e:
+        raise StoreUnavailable(f"MongoDB did not answer while {what}: {e}") from e
+    except PyMongoError as e:
+        if e.has_error_label("TransientTransactionError") or e.has_error_label(
+            "RetryableWriteError"
+        ):
+            raise StoreUnavailable(f"MongoDB failed transiently while {what}: {e}") from e
+        raise StoreError(f"MongoDB refused {what}: {e}") from e
+
+
+def event_to_document(event: Event) -> Document:
+    """The one mapping between an event and its stored document (``_id`` = event id)."""
+    return {
+        "_id": event.id,
+        "aggregate_type": event.aggregate_type,
+        "aggregate_id": event.aggregate_id,
+        "version": event.version,
+        "type": event.type,
+        "data": event.data,
+        "metadata": event.metadata.as_dict(),
+        "occurred_at": event.occurred_at,
+    }
+
+
+def document_to_event(doc: Document) -> Event:
+    return Event(
+        id=doc["_id"],
+        aggregate_type=doc["aggregate_type"],
+        aggregate_id=doc["aggregate_id"],
+        type=doc["type"],
+        version=doc["version"],
+        data=doc["data"],
+        metadata=Metadata(**doc["metadata"]),
+        occurred_at=doc["occurred_at"].astimezone(UTC),
+    )
+
+
+class MongoEventStore:
+    """Events in one collection, unique on (aggregate_type, aggregate_id, version)."""
+
+    def __init__(self, db: AsyncDatabase[Document], *, collection: str = EVENTS) -> None:
+        self.collection: AsyncCollection[Document] = db[collection]
+
+    async def ensure_indexes(self) -> None:
+        async with translated("creating the events indexes"):
+            await self.collection.create_index(
+                [
+                    ("aggregate_type", ASCENDING),
+                    ("aggregate_id", ASCENDING),
+                    ("version", ASCENDING),
+                ],
+                unique=True,
+                name="aggregate_version",
+            )
+
+    async def append(self, events: Sequence[Event], *, session: Any = None) -> None:
+        if not events:
+            return
+        for event in events:
+            if event.version is None:
+                raise ValueError(f"event {event.id} has no version; number it before appending")
+        docs = [event_to_document(event) for event in events]
+        try:
+            async with translated(f"appending {len(docs)} events"):
+                await self.collection.insert_many(docs, ordered=True, session=session)
+        except StoreError as e:
+            index = _duplicate_index(e.__cause__)
+            if index is None:
+                raise
+            failed = events[index]
+            # Both unique indexes may fire; the server names only one. Ask for the id.
+            id_taken = session is None and bool(await self.find([failed.id]))
+            what = f"event {failed.id}" if id_taken else f"version {failed.version}"
+            raise AppendConflict(
+                f"{failed.aggregate_type} {failed.aggregate_id}: {what} is already stored; "
+                f"{'the event was redelivered' if id_taken else 'another writer appended first'}.",
+                inserted=index,
+                failed=failed,
+                id_taken=id_taken,
+            ) from e.__cause__
+
+    async def read(
+        self,
+        aggregate: AggregateRef,
+        *,
+        after_version: int = 0,
+        limit: int | None = None,
+        to_version: int | None = None,
+        as_of: datetime | None = None,
+    ) -> list[Event]:
+        version: Document = {"$gt": after_version}
+        if to_version is not None:
+            version["$lte"] = to_version
+        query: Document = {
+            "aggregate_type": aggregate[0],
+            "aggregate_id": aggregate[1],
+            "version": version,
+        }
+        if as_of is not None:
+            query["occurred_at"] = {"$lte": as_of}
+        async with translated(f"reading {aggregate[0]} {aggregate[1]}"):
+            cursor = self.collection.find(query, sort=[("version", ASCENDING)], limit=limit or 0)
+            return [document_to_event(doc) async for doc in cursor]
+
+    async def last_versions(self, aggregates: Sequence[AggregateRef]) -> dict[AggregateRef, int]:
+        found: dict[AggregateRef, int] = {}
+        async with translated("reading last versions"):
+            for aggregate_type, aggregate_id in set(aggregates):
+                doc = await self.collection.find_one(
+                    {"aggregate_type": aggregate_type, "aggregate_id": aggregate_id},
+                    projection={"version": 1},
+                    sort=[("version", DESCENDING)],
+                )
+                if doc is not None:
+                    found[(aggregate_type, aggregate_id)] = int(doc["version"])
+        return found
+
+    async def last_event(self, aggregate: AggregateRef) -> Event | None:
+        async with translated(f"reading the last event of {aggregate[0]} {aggregate[1]}"):
+            doc = await self.collection.find_one(
+                {"aggregate_type": aggregate[0], "aggregate_id": aggregate[1]},
+                sort=[("version", DESCENDING)],
+            )
+        return None if doc is None else document_to_event(doc)
+
+    async def find(self, ids: Sequence[str]) -> dict[str, Event]:
+        if not ids:
+            return {}
+        async with translated(f"looking up {len(ids)} event ids"):
+            cursor = self.collection.find({"_id": {"$in": list(ids)}})
+            return {doc["_id"]: document_to_event(doc) async for doc in cursor}
+
+
+def _duplicate_index(error: BaseException | None) -> int | None:
+    """Index of the event a duplicate-key error stopped at, or None for other errors."""
+    if isinstance(error, BulkWriteError):
+        write_errors = error.details.get("writeErrors") or []
+        if write_errors and write_errors[0].get("code") == 11000:
+            return int(write_errors[0]["index"])
+    if isinstance(error, DuplicateKeyError):
+        return 0
+    return None
+
+
+def snapshot_id(aggregate: AggregateRef) -> str:
+    return f"{aggregate[0]}:{aggregate[1]}"
+
+
+class MongoSnapshotStore:
+    """One document per aggregate; a version guard keeps it from moving backwards."""
+
+    def __init__(self, db: AsyncDatabase[Document], *, collection: str = SNAPSHOTS) -> None:
+        self.collection: AsyncCollection[Document] = db[collection]
+
+    async def load(self, aggregate: AggregateRef) -> Snapshot | None:
+        async with translated(f"loading the snapshot of {aggregate[0]} {aggregate[1]}"):
+            doc = await self.collection.find_one({"_id": snapshot_id(aggregate)})
+        return None if doc is None else _to_snapshot(doc)
+
+    async def load_many(self, aggregates: Sequence[AggregateRef]) -> dict[AggregateRef, Snapshot]:
+        if not aggregates:
+            return {}
+        ids = [snapshot_id(aggregate) for aggregate in set(aggregates)]
+        async with translated(f"loading {len(ids)} snapshots"):
+            cursor = self.collection.find({"_id": {"$in": ids}})
+            snapshots = [_to_snapshot(doc) async for doc in cursor]
+        return {(s.aggregate_type, s.aggregate_id): s for s in snapshots}
+
+    async def save(self, snapshot: Snapshot) -> bool:
+        aggregate = (snapshot.aggregate_type, snapshot.aggregate_id)
+        try:
+            async with translated(f"saving the snapshot of {aggregate[0]} {aggregate[1]}"):
+                result = await self.collection.update_one(
+                    {"_id": snapshot_id(aggregate), "version": {"$lt": snapshot.version}},
+                    {
+                        "$set": {
+                            "aggregate_type": snapshot.aggregate_type,
+                            "aggregate_id": snapshot.aggregate_id,
+                            "version": snapshot.version,
+                            "state": snapshot.state,
+                            "taken_at": snapshot.taken_at,
+                        }
+                    },
+                    upsert=True,
+                )
+        except StoreError as e:
+            if isinstance(e.__cause__, DuplicateKeyError):
+                return False  # a snapshot of the same or a newer version is already there
+            raise
+        return result.upserted_id is not None or result.modified_count == 1
+
+
+def _to_snapshot(doc: Document) -> Snapshot:
+    return Snapshot(
+        aggregate_type=doc["aggregate_type"],
+        aggregate_id=doc["aggregate_id"],
+        version=int(doc["version"]),
+        state=doc["state"],
+        taken_at=doc["taken_at"].astimezone(UTC),
+    )

@@ -1,0 +1,211 @@
+"""One settings object read from ``EVENTFLEET_*`` environment variables, validated at start."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+from urllib.parse import urlsplit
+
+from topics.errors import ConfigError
+
+ENV_PREFIX = "EVENTFLEET_"
+
+
+def _url(*schemes: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        parts = urlsplit(raw)
+        if parts.scheme not in schemes:
+            raise ValueError(
+                f"expected a URL starting with {' or '.join(s + '://' for s in schemes)}"
+            )
+        hosts = [host for host in parts.netloc.rsplit("@", 1)[-1].split(",") if host]
+        if not hosts:
+            raise ValueError("the URL names no host")
+        for host in hosts:
+            port = host.rsplit(":", 1)[1] if ":" in host else "1"
+            if not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{host!r} has no valid port")
+        return raw
+
+    return parse
+
+
+def _int(low: int, high: int = 2**31 - 1) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError("expected a whole number") from None
+        if not low <= value <= high:
+            raise ValueError(f"expected a number from {low} to {high}")
+        return value
+
+    return parse
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _text(pattern_doc: str, ok: Callable[[str], bool]) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if not ok(raw):
+            raise ValueError(f"expected {pattern_doc}")
+        return raw
+
+    return parse
+
+
+def _setting(default: Any, parse: Callable[[str], Any], doc: str) -> Any:
+    return field(default=default, metadata={"parse": parse, "doc": doc})
+
+
+_name_ok = _text(
+    "letters, digits, '.', '_' or '-'", lambda s: all(c.isalnum() or c in "._-" for c in s)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every knob of the fleet; ``EVENTFLEET_<FIELD>`` sets ``<field>``."""
+
+    kafka_url: str = _setting(
+        "kafka://127.0.0.1:9092",
+        _url("kafka"),
+        "Kafka bootstrap servers, comma-separated after kafka://",
+    )
+    mongo_url: str = _setting(
+        "mongodb://127.0.0.1:27017", _url("mongodb", "mongodb+srv"), "MongoDB connection string"
+    )
+    mongo_database: str = _setting(
+        "eventfleet", _name_ok, "MongoDB database holding events, snapshots and views"
+    )
+    redis_url: str = _setting(
+        "redis://127.0.0.1:6379/0",
+        _url("redis", "rediss", "unix"),
+        "Redis for the marker and the command answers",
+    )
+    nats_url: str = _setting(
+        "nats://127.0.0.1:4222", _url("nats", "tls"), "NATS, for the NATS event bus"
+    )
+    topic_prefix: str = _setting("eventfleet.", _name_ok, "prefix of every topic name")
+    group_id: str = _setting(
+        "eventfleet", _name_ok, "consumer group prefix; each role joins <group_id>-<role>"
+    )
+    partitions: int = _setting(
+        8, _int(1, 10_000), "partitions of every topic created by `topics ensure`"
+    )
+    replication: int = _setting(1, _int(1, 16), "replication factor of created topics")
+    http_host: str = _setting(
+        "127.0.0.1", _text("a host name or address", bool), "address the HTTP API binds"
+    )
+    http_port: int = _setting(8080, _int(0, 65535), "port of the HTTP API (0: any free port)")
+    kafka_idempotence: bool = _setting(
+        True, _bool, "idempotent producer (off for brokers without InitProducerId, e.g. Tansu)"
+    )
+    kafka_timeout_ms: int = _setting(5000, _int(100), "bound on one produce or admin call")
+    kafka_fetch_max_wait_ms: int = _setting(
+        100, _int(1, 60_000), "how long a fetch waits for data (latency floor on Tansu)"
+    )
+    kafka_session_timeout_ms: int = _setting(
+        10_000, _int(1000, 300_000), "consumer group session timeout"
+    )
+    mongo_timeout_ms: int = _setting(
+        5000, _int(100), "bound on server selection and one store call"
+    )
+    redis_timeout_ms: int = _setting(2000, _int(50), "bound on one Redis call")
+    marker_ttl_s: int = _setting(
+        86_400, _int(1), "lifetime of an aggregate's mark; the store is the truth after it"
+    )
+    command_ttl_s: int = _setting(
+        86_400, _int(1), "how long a command_id's first answer is remembered"
+    )
+    max_body_bytes: int = _setting(
+        64 * 1024, _int(256), "largest accepted HTTP request body (413 above)"
+    )
+    max_event_bytes: int = _setting(
+        1024 * 1024, _int(1024), "largest event accepted off a topic (dead-lettered above)"
+    )
+    batch_size: int = _setting(500, _int(1, 100_000), "most events one appender batch takes")
+    batch_within_ms: int = _setting(10, _int(1, 60_000), "longest an appender batch waits to fill")
+    snapshot_concurrency: int = _setting(
+        4, _int(1, 1024), "snapshot rebuilds running at once per process"
+    )
+    snapshot_tail: int = _setting(
+        100, _int(1), "a state query saves a snapshot when it replays more events than this"
+    )
+    drain_timeout_s: int = _setting(
+        20, _int(1, 3600), "on SIGTERM: longest wait for the in-flight batch"
+    )
+    domains: str = _setting(
+        "snapshot_rules.domains:default_domains",
+        _text("module:callable", lambda s: ":" in s),
+        "callable returning the enabled Domains",
+    )
+    log_level: str = _setting(
+        "info",
+        _text(
+            "debug, info, warning or error",
+            lambda s: s.lower() in ("debug", "info", "warning", "error"),
+        ),
+        "log level",
+    )
+    explicit: frozenset[str] = field(
+        default=frozenset(), compare=False, metadata={"internal": True}
+    )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read every field from ``EVENTFLEET_<FIELD>``; a bad value names its variable."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for spec in fields(cls):
+            if spec.metadata.get("internal"):
+                continue
+            name = env_name(spec.name)
+            raw = environ.get(name)
+            if raw is None or raw == "":
+                continue
+            try:
+                values[spec.name] = spec.metadata["parse"](raw.strip())
+            except ValueError as e:
+                raise ConfigError(
+                    f"{name}={raw!r} is invalid: {e}. Default: {spec.default!r}."
+                ) from None
+        return cls(**values, explicit=frozenset(values))
+
+    def with_urls(
+        self, *, kafka_url: str, mongo_url: str, redis_url: str, kafka_idempotence: bool
+    ) -> Settings:
+        """The same settings with service URLs replaced (e.g. by the embedded stack's)."""
+        return replace(
+            self,
+            kafka_url=kafka_url,
+            mongo_url=mongo_url,
+            redis_url=redis_url,
+            kafka_idempotence=kafka_idempotence,
+        )
+
+    @property
+    def kafka_bootstrap(self) -> list[str]:
+        return urlsplit(self.kafka_url).netloc.split(",")
+
+
+def env_name(field_name: str) -> str:
+    return ENV_PREFIX + field_name.upper()
+
+
+def documented() -> list[tuple[str, Any, str]]:
+    """(variable, default, description) for every setting: the README table and `--help`."""
+    return [
+        (env_name(spec.name), spec.default, spec.metadata["doc"])
+        for spec in fields(Settings)
+        if not spec.metadata.get("internal")
+    ]
