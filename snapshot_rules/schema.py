@@ -34,8 +34,8 @@ class Number(Kind):
     integer: bool = False
 
     def check(self, value: Any, path: str) -> str | None:
-        kinds: tuple[type, ...] = (int,) if self.integer else (int, float)
-        if isinstance(value, bool) or not isinstance(value, kinds):
+        wrong = isinstance(value, bool) or not isinstance(value, int | float)
+        if wrong or (self.integer and not isinstance(value, int)):
             return f"{path} must be {'an integer' if self.integer else 'a number'}"
         if self.positive and not value > 0:
             return f"{path} must be greater than 0"
