@@ -30,6 +30,8 @@ from workers.ports import AggregateRef, AppendConflict, Snapshot
 Document = dict[str, Any]
 
 EVENTS = "events"
+PENDING = "pending_publish"
+"""Set on events stored before they reach events.stored (sync mode, storage); see outbox."""
 SNAPSHOTS = "snapshots"
 _UNAVAILABLE = (
     AutoReconnect,
@@ -121,14 +123,20 @@ class MongoEventStore:
                 unique=True,
                 name="aggregate_version",
             )
+            await self.collection.create_index([(PENDING, ASCENDING)], sparse=True, name=PENDING)
 
-    async def append(self, events: Sequence[Event], *, session: Any = None) -> None:
+    async def append(
+        self, events: Sequence[Event], *, session: Any = None, pending_publish: bool = False
+    ) -> None:
         if not events:
             return
         for event in events:
             if event.version is None:
                 raise ValueError(f"event {event.id} has no version; number it before appending")
         docs = [event_to_document(event) for event in events]
+        if pending_publish:
+            for doc in docs:
+                doc[PENDING] = True
         try:
             async with translated(f"appending {len(docs)} events"):
                 await self.collection.insert_many(docs, ordered=True, session=session)

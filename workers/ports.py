@@ -31,13 +31,16 @@ class AppendConflict(ConcurrencyConflict):
 class EventStore(Protocol):
     """The durable, ordered history of every aggregate."""
 
-    async def append(self, events: Sequence[Event], *, session: Any = None) -> None:
+    async def append(
+        self, events: Sequence[Event], *, session: Any = None, pending_publish: bool = False
+    ) -> None:
         """Insert versioned events in the given order, in one bulk write.
 
         Every event must carry a version. Per aggregate, (aggregate_type, aggregate_id,
         version) is unique and the event id is unique across the store; the first event
         that breaks either stops the write with AppendConflict. ``session`` lets an
-        adapter join a caller's transaction (MongoDB ClientSession).
+        adapter join a caller's transaction (MongoDB ClientSession). ``pending_publish``
+        records that the events still have to reach events.stored (see workers.outbox).
         """
         ...
 

@@ -1,0 +1,101 @@
+"""Kafka producing and topic administration with every call bounded (aiokafka#1101)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from topics.envelope import Event, encode, kafka_headers
+from topics.errors import StreamUnavailable
+from workers.ports import Delivery
+from workers.settings import Settings
+
+
+class KafkaProducer:
+    """One acks=all producer per process; a send either is acknowledged or raises in time."""
+
+    def __init__(self, settings: Settings, *, client_id: str = "eventfleet") -> None:
+        self._timeout_s = settings.kafka_timeout_ms / 1000
+        # Records not acknowledged within request_timeout_ms fail inside aiokafka and are
+        # not sent later, so a caller told "unavailable" can trust nothing was written.
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            client_id=client_id,
+            acks="all",
+            enable_idempotence=settings.kafka_idempotence,
+            linger_ms=0,
+            request_timeout_ms=settings.kafka_timeout_ms,
+            max_request_size=max(settings.max_event_bytes * 2, 1024 * 1024),
+        )
+        self._started = False
+
+    async def start(self) -> None:
+        try:
+            await asyncio.wait_for(self._producer.start(), self._timeout_s * 2)
+        except (TimeoutError, KafkaError, OSError) as e:
+            await self.stop()
+            raise StreamUnavailable(f"Kafka producer could not connect: {e!r}") from e
+        self._started = True
+
+    async def stop(self) -> None:
+        try:
+            await asyncio.wait_for(self._producer.stop(), self._timeout_s)
+        except (TimeoutError, KafkaError, OSError):
+            pass  # stopping must not hang while Kafka is down; unsent records fail
+        self._started = False
+
+    async def send(
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes,
+        headers: Sequence[tuple[str, bytes]] = (),
+        partition: int | None = None,
+    ) -> Delivery:
+        future = await self.enqueue(topic, key=key, value=value, headers=headers, partition=partition)
+        return await self.delivered(topic, future)
+
+    async def send_event(self, topic: str, event: Event) -> Delivery:
+        return await self.send(topic, key=event.key, value=encode(event), headers=kafka_headers(event))
+
+    async def send_events(self, topic: str, events: Sequence[Event]) -> list[Delivery]:
+        """Produce many events, keeping their order per key, and wait for every ack."""
+        futures = [
+            await self.enqueue(topic, key=e.key, value=encode(e), headers=kafka_headers(e))
+            for e in events
+        ]
+        return [await self.delivered(topic, future) for future in futures]
+
+    async def enqueue(
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes,
+        headers: Sequence[tuple[str, bytes]] = (),
+        partition: int | None = None,
+    ) -> asyncio.Future[Any]:
+        if not self._started:
+            raise StreamUnavailable("the Kafka producer is not running")
+        try:
+            future: asyncio.Future[Any] = await asyncio.wait_for(
+                self._producer.send(
+                    topic, value=value, key=key, headers=list(headers), partition=partition
+                ),
+                self._timeout_s,
+            )
+        except (TimeoutError, KafkaError, OSError) as e:
+            raise StreamUnavailable(f"Kafka did not accept a record for {topic}: {e!r}") from e
+        return future
+
+    async def delivered(self, topic: str, future: asyncio.Future[Any]) -> Delivery:
+        try:
+            metadata = await asyncio.wait_for(asyncio.shield(future), self._timeout_s * 1.5)
+        except (TimeoutError, KafkaError, OSError) as e:
+            raise StreamUnavailable(f"Kafka did not acknowledge a record for {topic}: {e!r}") from e
+        return Delivery(topic=metadata.topic, partition=metadata.partition, offset=metadata.offset)
