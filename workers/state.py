@@ -32,7 +32,7 @@ class StateLoader:
         self.snapshots = snapshots
         self._metrics = metrics
         self._tail_threshold = tail_threshold
-        self._background: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[bool]] = set()
 
     async def latest(self, domain: Domain, aggregate_id: str, *, save: bool = True) -> Folded:
         """The newest state; if the tail was longer than the threshold, snapshot it in the background."""
