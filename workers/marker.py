@@ -1,0 +1,219 @@
+"""The Redis marker: atomic check-and-mark of an aggregate's latest event type, and command answers.
+
+One key per aggregate holds ``<event type>|<event id>`` with a TTL. Both the check-and-mark
+and the restore are Lua scripts, so of two concurrent conflicting requests exactly one
+is accepted. Concurrent calls are coalesced into one pipeline per round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from topics.errors import MarkerUnavailable
+from workers.metrics import Metrics
+
+UNKNOWN = "?"  # the caller has not looked in the store yet
+NO_EVENTS = "-"  # the store holds no event of the aggregate
+
+CHECK_AND_MARK = """
+if ARGV[6] == '1' then
+  local answer = redis.call('GET', KEYS[2])
+  if answer then return {'duplicate', answer} end
+end
+local mark = redis.call('GET', KEYS[1])
+local current
+if mark then
+  current = string.match(mark, '^([^|]*)|')
+elseif ARGV[5] == '?' then
+  return {'missing', ''}
+elseif ARGV[5] == '-' then
+  current = 'none'
+else
+  current = ARGV[5]
+end
+for i = 7, #ARGV do
+  if ARGV[i] == current then
+    redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'PX', ARGV[3])
+    if ARGV[6] == '1' then
+      redis.call('SET', KEYS[2], 'pending|' .. ARGV[2], 'PX', ARGV[4])
+    end
+    return {'marked', mark or ''}
+  end
+end
+return {'rejected', current}
+"""
+
+RESTORE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  if ARGV[2] == '' then
+    redis.call('DEL', KEYS[1])
+  else
+    redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  end
+end
+if ARGV[4] ~= '' and redis.call('GET', KEYS[2]) == ARGV[4] then
+  redis.call('DEL', KEYS[2])
+end
+return 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class MarkResult:
+    """``status``: marked, rejected, missing (look in the store) or duplicate (command seen)."""
+
+    status: str
+    value: str  # marked: previous mark ('' if none); rejected: current type; duplicate: answer
+
+
+@dataclass(frozen=True, slots=True)
+class MarkRequest:
+    """One check-and-mark: may ``event_type`` follow the marked type, given ``allowed``?"""
+
+    aggregate_key: str
+    event_type: str
+    event_id: str
+    allowed: Sequence[str]
+    command_id: str | None = None
+    fallback: str = UNKNOWN  # the last stored event type, NO_EVENTS, or UNKNOWN
+
+    @property
+    def mark(self) -> str:
+        return f"{self.event_type}|{self.event_id}"
+
+
+class RedisMarker:
+    """Marks and command answers in Redis, every call bounded by ``timeout_ms``."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        metrics: Metrics,
+        *,
+        prefix: str = "eventfleet:",
+        ttl_s: int = 86_400,
+        command_ttl_s: int = 86_400,
+        timeout_ms: int = 2000,
+    ) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._ttl_ms = str(ttl_s * 1000)
+        self._command_ttl_s = command_ttl_s
+        self._command_ttl_ms = str(command_ttl_s * 1000)
+        self._timeout_s = timeout_ms / 1000
+        self._check = redis.register_script(CHECK_AND_MARK)
+        self._restore = redis.register_script(RESTORE)
+        self._latency = metrics.marker_latency
+        self._pending: list[tuple[Any, list[str], list[str], asyncio.Future[Any]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    def _keys(self, aggregate_key: str, command_id: str | None) -> list[str]:
+        # The hash tag keeps both keys of an aggregate in one cluster slot.
+        tag = "{" + aggregate_key + "}"
+        return [f"{self._prefix}mark:{tag}", f"{self._prefix}cmd:{tag}:{command_id or ''}"]
+
+    async def check_and_mark(self, request: MarkRequest) -> MarkResult:
+        args = [
+            request.event_type,
+            request.event_id,
+            self._ttl_ms,
+            self._command_ttl_ms,
+            request.fallback,
+            "1" if request.command_id else "0",
+            *request.allowed,
+        ]
+        status, value = await self._call(
+            self._check, self._keys(request.aggregate_key, request.command_id), args
+        )
+        return MarkResult(_text(status), _text(value))
+
+    async def restore(self, request: MarkRequest, previous: str) -> None:
+        """Undo our mark (only if it is still ours) and forget the pending command."""
+        pending = f"pending|{request.event_id}" if request.command_id else ""
+        args = [request.mark, previous, self._ttl_ms, pending]
+        await self._call(self._restore, self._keys(request.aggregate_key, request.command_id), args)
+
+    async def remember_answer(self, aggregate_key: str, command_id: str, answer: bytes) -> None:
+        key = self._keys(aggregate_key, command_id)[1]
+        await self._bounded(
+            self._redis.set(key, answer, ex=self._command_ttl_s), "saving an answer"
+        )
+
+    async def claim_command(self, aggregate_key: str, command_id: str, event_id: str) -> str | None:
+        """Claim a command id for a new request; returns the earlier answer if there is one."""
+        key = self._keys(aggregate_key, command_id)[1]
+        claimed = await self._bounded(
+            self._redis.set(key, f"pending|{event_id}", ex=self._command_ttl_s, nx=True),
+            "claiming a command id",
+        )
+        if claimed:
+            return None
+        return await self.answer(aggregate_key, command_id) or ""
+
+    async def answer(self, aggregate_key: str, command_id: str) -> str | None:
+        key = self._keys(aggregate_key, command_id)[1]
+        value = await self._bounded(self._redis.get(key), "reading an answer")
+        return None if value is None else _text(value)
+
+    async def forget_command(self, aggregate_key: str, command_id: str, event_id: str) -> None:
+        """Release a claimed command id whose request failed (only our own pending claim)."""
+        key = self._keys(aggregate_key, command_id)[1]
+        if await self.answer(aggregate_key, command_id) == f"pending|{event_id}":
+            await self._bounded(self._redis.delete(key), "releasing a command id")
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._bounded(self._redis.ping(), "pinging"))
+        except MarkerUnavailable:
+            return False
+
+    async def _bounded(self, call: Any, what: str) -> Any:
+        try:
+            return await asyncio.wait_for(call, self._timeout_s)
+        except (TimeoutError, RedisError, OSError) as e:
+            raise MarkerUnavailable(f"Redis did not answer while {what}: {e!r}") from e
+
+    async def _call(self, script: Any, keys: list[str], args: list[str]) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append((script, keys, args, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        """Send everything queued as one pipeline; calls arriving meanwhile go in the next."""
+        while self._pending:
+            batch, self._pending = self._pending, []
+            started = time.perf_counter()
+            try:
+                pipe = self._redis.pipeline(transaction=False)
+                for script, keys, args, _ in batch:
+                    await script(keys=keys, args=args, client=pipe)
+                results = await asyncio.wait_for(
+                    pipe.execute(raise_on_error=False), self._timeout_s
+                )
+            except (TimeoutError, RedisError, OSError) as e:
+                error = MarkerUnavailable(f"Redis did not answer the marker: {e!r}")
+                for *_, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            self._latency.observe(time.perf_counter() - started)
+            for (*_, future), result in zip(batch, results, strict=True):
+                if future.done():
+                    continue
+                if isinstance(result, Exception):
+                    future.set_exception(MarkerUnavailable(f"Redis refused the marker: {result!r}"))
+                else:
+                    future.set_result(result)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
