@@ -1,0 +1,41 @@
+"""The CQRS command side after jetbasrawi/go.cqrs: commands, dispatcher, aggregate root, repository.
+
+    dispatcher = Dispatcher()
+    register_account(dispatcher, repository=Repository(loader), publisher=Publisher(outbox))
+    handled = await dispatcher.dispatch(WithdrawMoney(aggregate_id="42", amount=30))
+"""
+
+from __future__ import annotations
+
+from workers.cqrs.account import (
+    CloseAccount,
+    DepositMoney,
+    OpenAccount,
+    WithdrawMoney,
+    register_account,
+)
+from workers.cqrs.aggregate import AggregateRoot, StateRejected
+from workers.cqrs.commands import AppendEvent, Command
+from workers.cqrs.dispatcher import CommandHandler, Dispatcher, UnknownCommand
+from workers.cqrs.handlers import AggregateHandler, Decide, Handled, Publisher
+from workers.cqrs.repository import Repository
+
+__all__ = [
+    "AggregateHandler",
+    "AggregateRoot",
+    "AppendEvent",
+    "CloseAccount",
+    "Command",
+    "CommandHandler",
+    "Decide",
+    "DepositMoney",
+    "Dispatcher",
+    "Handled",
+    "OpenAccount",
+    "Publisher",
+    "Repository",
+    "StateRejected",
+    "UnknownCommand",
+    "WithdrawMoney",
+    "register_account",
+]

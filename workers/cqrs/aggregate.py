@@ -1,0 +1,101 @@
+"""The aggregate root: current state plus the events a command adds, decided by the domain's rules."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from snapshot_rules.domain import Domain
+from snapshot_rules.replay import Folded, State
+from topics.envelope import Event, Metadata, new_event
+from topics.errors import TransitionRejected
+
+
+class StateRejected(TransitionRejected):
+    """The domain's state validator refused the requested event in the aggregate's current state."""
+
+
+class AggregateRoot:
+    """One aggregate as stored (``original_version``) plus its new, unsaved events (``changes``).
+
+    ``record`` applies the domain's rules to the current state, which already includes the
+    changes recorded so far, so one command may add several events that build on each other.
+    """
+
+    def __init__(
+        self,
+        domain: Domain,
+        aggregate_id: str,
+        *,
+        folded: Folded = Folded(None, 0),
+        last_type: str | None = None,
+    ) -> None:
+        self.domain = domain
+        self.aggregate_id = aggregate_id
+        self._state = folded.state
+        self._original_version = folded.version
+        self._last_type = last_type
+        self._changes: list[Event] = []
+
+    @property
+    def state(self) -> State | None:
+        return self._state
+
+    @property
+    def original_version(self) -> int:
+        """The stored version this aggregate was loaded at: the expected version on save."""
+        return self._original_version
+
+    @property
+    def version(self) -> int:
+        return self._original_version + len(self._changes)
+
+    @property
+    def last_type(self) -> str | None:
+        """The type of the newest event, recorded or stored; None for a new aggregate."""
+        return self._last_type
+
+    @property
+    def changes(self) -> tuple[Event, ...]:
+        return tuple(self._changes)
+
+    def record(
+        self, event_type: str, data: Mapping[str, Any], *, metadata: Metadata | None = None
+    ) -> Event:
+        """Validate the requested event on the current state; fold and keep it, or raise.
+
+        Raises UnknownEventType / InvalidEventData / InvalidEnvelope for bad input and
+        TransitionRejected (StateRejected for sync domains) when the rules refuse it.
+        """
+        domain = self.domain
+        domain.check_data(event_type, data)
+        event = new_event(
+            domain.name,
+            self.aggregate_id,
+            event_type,
+            data,
+            metadata=metadata,
+            version=self.version + 1,
+        )
+        if domain.validator is None:
+            # A domain without state rules (async mode) still has its declared transitions.
+            domain.check_transition(self.aggregate_id, self._last_type, event_type)
+        else:
+            reason = domain.validator(self._state, event)
+            if reason is not None:
+                raise StateRejected(
+                    f"{domain.name} {self.aggregate_id} cannot take {event_type}: {reason}.",
+                    current=self._last_type,
+                    allowed=[],
+                )
+        self._state = domain.reducer(self._state, event)
+        self._last_type = event_type
+        self._changes.append(event)
+        return event
+
+    def mark_saved(self) -> tuple[Event, ...]:
+        """The store accepted the changes: they become the original version. Returns them."""
+        saved = tuple(self._changes)
+        self._original_version += len(saved)
+        self._changes.clear()
+        return saved

@@ -1,0 +1,39 @@
+"""Commands: typed, immutable requests for a change of one aggregate."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from snapshot_rules.domain import Domain
+from topics.envelope import Metadata
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Command:
+    """An intent addressed to one aggregate; subclasses add the fields the intent needs.
+
+    ``metadata`` (client, command, correlation and causation ids) is copied onto every
+    event the command produces, so the events can be traced back to it.
+    """
+
+    aggregate_id: str
+    metadata: Metadata = field(default_factory=Metadata)
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppendEvent(Command):
+    """The generic command of the sync path: "append ``event_type`` with ``data``" to a domain.
+
+    The domain's schema and state validator decide; typed commands (see
+    ``workers.cqrs.account``) are the same thing with the event spelled out by the code.
+    """
+
+    domain: Domain
+    event_type: str
+    data: Mapping[str, Any]

@@ -1,0 +1,150 @@
+"""Command handlers: load the aggregate, decide, save at the expected version, then publish."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from snapshot_rules.domain import Domain
+from topics.envelope import Event
+from topics.errors import ConcurrencyConflict, StoreUnavailable, StreamUnavailable
+from workers.cqrs.aggregate import AggregateRoot
+from workers.cqrs.commands import Command
+from workers.cqrs.repository import Repository
+from workers.metrics import Metrics
+from workers.outbox import Outbox
+from workers.ports import AppendConflict
+
+log = logging.getLogger(__name__)
+
+C = TypeVar("C", bound=Command)
+
+Decide = Callable[[AggregateRoot, C], Any]
+"""Turns a command into events with ``aggregate.record(...)``; raises to refuse it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Handled:
+    """What a handled command left behind: the stored events, and whether Kafka has them yet."""
+
+    events: tuple[Event, ...]
+    published: bool  # False: stored and flagged; the outbox relay publishes them later
+
+
+class Publisher:
+    """Produces just-stored events to events.stored, retrying briefly, never for long.
+
+    Each attempt is bounded by the producer's own timeouts and is never cancelled: a
+    cancelled send could still be delivered and then relayed a second time. When the
+    budget runs out the attempt goes on in the background, so a late acknowledgement
+    still clears the pending flag; otherwise the outbox relay publishes the events.
+    """
+
+    def __init__(self, outbox: Outbox, *, attempts: int = 3, budget_s: float = 1.0) -> None:
+        if attempts < 1 or budget_s <= 0:
+            raise ValueError("Publisher needs attempts >= 1 and budget_s > 0")
+        self._outbox = outbox
+        self._attempts = attempts
+        self._budget_s = budget_s
+        self._inflight: set[asyncio.Task[None]] = set()
+
+    async def publish(self, events: Sequence[Event]) -> bool:
+        """True once Kafka acknowledged every event; False if it did not within the budget."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._budget_s
+        for attempt in range(1, self._attempts + 1):
+            task = loop.create_task(self._outbox.publish(events))
+            self._inflight.add(task)
+            task.add_done_callback(_finished(self._inflight))
+            done, _ = await asyncio.wait({task}, timeout=max(deadline - loop.time(), 0.001))
+            if not done:
+                return False
+            error = task.exception()
+            if error is None:
+                return True
+            if isinstance(error, StoreUnavailable):
+                # Kafka acknowledged; only clearing the flag failed, so the relay will send a
+                # second copy, which consumers drop by event id and version.
+                log.warning("published, but the pending flag stays: %s", error)
+                return True
+            if not isinstance(error, StreamUnavailable):
+                raise error
+            backoff = 0.05 * 2 ** (attempt - 1)
+            if attempt == self._attempts or loop.time() + backoff >= deadline:
+                break
+            await asyncio.sleep(backoff)
+        return False
+
+    async def drain(self) -> None:
+        """Wait for attempts still running in the background (on shutdown, and in tests)."""
+        if self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)
+
+
+def _finished(inflight: set[asyncio.Task[None]]) -> Callable[[asyncio.Task[None]], None]:
+    def done(task: asyncio.Task[None]) -> None:
+        inflight.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("background publish attempt failed: %s", task.exception())
+
+    return done
+
+
+class AggregateHandler(Generic[C]):
+    """Handles commands of one aggregate type the go.cqrs way, with optimistic concurrency.
+
+    load (snapshot + tail) → ``decide`` records events on the aggregate → save at the
+    expected version → publish. When another writer stored that version first, the whole
+    cycle runs again on fresh state (so the rules are checked again), at most
+    ``max_attempts`` times, then ConcurrencyConflict. A refused command, bad input or a
+    store failure raises before anything is stored; nothing is produced unless stored.
+    """
+
+    def __init__(
+        self,
+        domain: Domain | Callable[[C], Domain],
+        decide: Decide[C],
+        *,
+        repository: Repository,
+        publisher: Publisher,
+        metrics: Metrics | None = None,
+        max_attempts: int = 5,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+        self._domain = domain
+        self._decide = decide
+        self._repository = repository
+        self._publisher = publisher
+        self._metrics = metrics
+        self._max_attempts = max_attempts
+
+    async def __call__(self, command: C) -> Handled:
+        domain = self._domain if isinstance(self._domain, Domain) else self._domain(command)
+        conflict: AppendConflict | None = None
+        for attempt in range(1, self._max_attempts + 1):
+            aggregate = await self._repository.load(domain, command.aggregate_id)
+            self._decide(aggregate, command)
+            try:
+                events = await self._repository.save(aggregate)
+            except AppendConflict as e:
+                if e.inserted:
+                    raise  # part of the command is stored: retrying would apply it twice
+                conflict = e
+                # Jitter, so writers that collided do not collide again in lockstep.
+                await asyncio.sleep(random.uniform(0, 0.002 * attempt))
+                continue
+            if self._metrics is not None and events:
+                self._metrics.events_appended.labels(domain.name).inc(len(events))
+            published = await self._publisher.publish(events) if events else True
+            return Handled(events, published)
+        taken = conflict.failed.version if conflict is not None else "?"
+        raise ConcurrencyConflict(
+            f"{domain.name} {command.aggregate_id}: {command.name} gave up after "
+            f"{self._max_attempts} attempts; each time another writer stored the next version "
+            f"first (last: version {taken}). Retry the request."
+        )

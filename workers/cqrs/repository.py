@@ -1,0 +1,51 @@
+"""The repository: load an aggregate (snapshot + tail) and save its new events at the expected version."""
+
+from __future__ import annotations
+
+from snapshot_rules.domain import Domain
+from topics.envelope import Event
+from workers.cqrs.aggregate import AggregateRoot
+from workers.ports import EventStore
+from workers.state import StateLoader
+
+
+class Repository:
+    """Aggregates from and to the event store; optimistic concurrency through the version index."""
+
+    def __init__(self, loader: StateLoader) -> None:
+        self._loader = loader
+        self._store: EventStore = loader.events
+
+    async def load(self, domain: Domain, aggregate_id: str) -> AggregateRoot:
+        """The aggregate at its newest stored version.
+
+        The state comes from StateLoader (snapshot + events after it, replayed; a long tail
+        is snapshotted in the background). The newest event's type is read at exactly the
+        folded version, so state and ``last_type`` describe the same moment.
+        """
+        folded = await self._loader.latest(domain, aggregate_id)
+        last_type = None
+        if folded.version > 0:
+            last = await self._store.read(
+                (domain.name, aggregate_id),
+                after_version=folded.version - 1,
+                to_version=folded.version,
+            )
+            last_type = last[0].type if last else None
+        return AggregateRoot(domain, aggregate_id, folded=folded, last_type=last_type)
+
+    async def save(self, aggregate: AggregateRoot) -> tuple[Event, ...]:
+        """Store the aggregate's changes, flagged for publishing; return them with their versions.
+
+        The changes are numbered from ``original_version + 1``, so the expected version is
+        implicit: if another writer stored that version first, the unique (aggregate,
+        version) index refuses the write and AppendConflict is raised (nothing was stored
+        when it stops at the first change, which is where a contiguous history stops it).
+        StoreUnavailable propagates. The flag stays until the events reach events.stored
+        (workers.outbox), so a crash or a Kafka outage cannot lose them.
+        """
+        changes = aggregate.changes
+        if not changes:
+            return ()
+        await self._store.append(changes, pending_publish=True)
+        return aggregate.mark_saved()
