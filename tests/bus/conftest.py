@@ -1,0 +1,257 @@
+"""Buses under test, each on its real server with names no other test uses, and a recording handler."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import nats
+import nats.errors
+import orjson
+import pytest
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from topics.envelope import Event, new_event
+from workers.bus import (
+    InProcessEventBus,
+    KafkaEventBus,
+    NatsEventBus,
+    RedisEventBus,
+    RetryPolicy,
+)
+from workers.embedded import EmbeddedStack
+from workers.settings import Settings
+
+NATS_URL = "nats://127.0.0.1:4222"
+DURABLE_KINDS = ("redis", "nats", "kafka")
+ALL_KINDS = ("inprocess", *DURABLE_KINDS)
+RETRY = RetryPolicy(max_attempts=3, first_backoff_ms=50, max_backoff_ms=200)
+Bus = InProcessEventBus | RedisEventBus | NatsEventBus | KafkaEventBus
+DurableBus = RedisEventBus | NatsEventBus | KafkaEventBus
+
+
+def stored(type: str = "OrderPlaced", *, aggregate_id: str = "o-1", version: int = 1) -> Event:
+    return new_event("order", aggregate_id, type, {"n": version, "note": "é"}, version=version)
+
+
+async def eventually(condition: Callable[[], bool], *, timeout_s: float = 8.0) -> None:
+    """Poll ``condition`` until it holds; fail the test after ``timeout_s``."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s} s")
+        await asyncio.sleep(0.01)
+
+
+@dataclass(eq=False)
+class Recorder:
+    """A handler that records every event it is given and fails its first ``fail_first`` calls."""
+
+    fail_first: int = 0
+    calls: list[Event] = field(default_factory=list)
+    block: asyncio.Event | None = None  # when set to an unset Event, calls hang on it
+
+    async def __call__(self, event: Event) -> None:
+        self.calls.append(event)
+        if self.block is not None:
+            await self.block.wait()
+        if len(self.calls) <= self.fail_first:
+            raise RuntimeError(f"planned failure {len(self.calls)} of {self.fail_first}")
+
+    def ids(self) -> list[str]:
+        return [e.id for e in self.calls]
+
+
+@dataclass
+class BusCase:
+    """One bus under test, how to read its dead letters, and how to remove what it made."""
+
+    kind: str
+    bus: Bus
+    dead_letters: Callable[[], Awaitable[list[tuple[str, str]]]]
+    cleanup: Callable[[], Awaitable[None]]
+
+    @property
+    def durable(self) -> DurableBus:
+        assert not isinstance(self.bus, InProcessEventBus)
+        return self.bus
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+async def require_nats() -> None:
+    try:
+        nc = await nats.connect(
+            NATS_URL, connect_timeout=2, max_reconnect_attempts=0, allow_reconnect=False
+        )
+    except (nats.errors.Error, OSError, TimeoutError) as e:
+        pytest.fail(
+            f"NATS is not reachable at {NATS_URL} ({e!r}): the bus tests need a nats-server"
+            " with JetStream there (`nats-server -js`); CI and dev machines run one."
+        )
+    await nc.close()
+
+
+async def make_redis(stack: EmbeddedStack, name: str) -> BusCase:
+    bus = RedisEventBus(
+        stack.urls.redis_url,
+        stream=f"bus-test.{name}",
+        retry=RETRY,
+        visibility_timeout_ms=1000,
+        block_ms=200,
+    )
+
+    async def dead_letters() -> list[tuple[str, str]]:
+        entries = await bus.redis.xrange(bus.dead_letter_stream)
+        return [(_event_id(f[b"event"]), f[b"reason"].decode()) for _, f in entries]
+
+    async def cleanup() -> None:
+        client = aioredis.Redis.from_url(stack.urls.redis_url)
+        await client.delete(bus.stream, bus.dead_letter_stream)
+        await client.aclose()
+
+    return BusCase("redis", bus, dead_letters, cleanup)
+
+
+async def make_nats(name: str) -> BusCase:
+    await require_nats()
+    bus = NatsEventBus(
+        NATS_URL,
+        stream=f"T_{name}",
+        subject_prefix=f"test.{name}",
+        retry=RETRY,
+        ack_wait_ms=2000,
+        fetch_wait_ms=200,
+    )
+
+    async def dead_letters() -> list[tuple[str, str]]:
+        js = await bus.jetstream()
+        info = await js.stream_info(bus.dead_letter_stream)
+        found = []
+        for seq in range(info.state.first_seq, info.state.last_seq + 1):
+            msg = await js.get_msg(bus.dead_letter_stream, seq)
+            headers = msg.headers or {}
+            found.append((_event_id(msg.data or b""), headers.get("Eventfleet-Reason", "")))
+        return found
+
+    async def cleanup() -> None:
+        nc = await nats.connect(NATS_URL)
+        js = nc.jetstream()
+        for stream in (bus.stream, bus.dead_letter_stream):
+            try:
+                await js.delete_stream(stream)
+            except nats.errors.Error:
+                pass
+        await nc.close()
+
+    return BusCase("nats", bus, dead_letters, cleanup)
+
+
+async def make_kafka(stack: EmbeddedStack, name: str) -> BusCase:
+    settings = Settings(
+        kafka_url=stack.urls.kafka_url,
+        kafka_idempotence=False,
+        kafka_session_timeout_ms=3000,
+        kafka_fetch_max_wait_ms=10,
+        group_id=name,
+    )
+    topic, dlq = f"{name}.stored", f"{name}.dlq"
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(t, 2, 1) for t in (topic, dlq)])
+    finally:
+        await admin.close()
+    bus = KafkaEventBus(settings, topic=topic, dead_letter_topic=dlq, retry=RETRY)
+
+    async def dead_letters() -> list[tuple[str, str]]:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=10,
+        )
+        await consumer.start()
+        try:
+            partitions = [TopicPartition(dlq, p) for p in range(2)]
+            consumer.assign(partitions)
+            ends = await consumer.end_offsets(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            found: list[tuple[str, str]] = []
+            while any([await consumer.position(tp) < ends[tp] for tp in partitions]):
+                for records in (await consumer.getmany(timeout_ms=200)).values():
+                    for r in records:
+                        detail = dict(r.headers).get("dlq_detail", b"").decode()
+                        found.append((_event_id(r.value or b""), detail))
+            return found
+        finally:
+            await consumer.stop()
+
+    async def cleanup() -> None:
+        return None  # Tansu keeps topics in memory; unique names keep tests apart
+
+    return BusCase("kafka", bus, dead_letters, cleanup)
+
+
+def _event_id(raw: bytes) -> str:
+    value: Any = orjson.loads(raw)
+    return str(value["id"])
+
+
+async def _no_dead_letters() -> list[tuple[str, str]]:
+    return []
+
+
+async def _nothing() -> None:
+    return None
+
+
+async def make_case(kind: str, stack: EmbeddedStack, name: str) -> BusCase:
+    if kind == "inprocess":
+        return BusCase("inprocess", InProcessEventBus(), _no_dead_letters, _nothing)
+    if kind == "redis":
+        return await make_redis(stack, name)
+    if kind == "nats":
+        return await make_nats(name)
+    return await make_kafka(stack, name)
+
+
+@pytest.fixture
+async def make(
+    stack: EmbeddedStack, unique_name: str
+) -> AsyncIterator[Callable[[str], Awaitable[BusCase]]]:
+    """Builds buses of a kind; every one is closed and cleaned up after the test."""
+    cases: list[BusCase] = []
+
+    async def build(kind: str) -> BusCase:
+        case = await make_case(kind, stack, f"{unique_name}_{len(cases)}")
+        cases.append(case)
+        return case
+
+    yield build
+    for case in cases:
+        await case.bus.close()
+        await case.cleanup()
+
+
+@pytest.fixture(params=ALL_KINDS)
+async def case(
+    request: pytest.FixtureRequest, make: Callable[[str], Awaitable[BusCase]]
+) -> BusCase:
+    return await make(request.param)
+
+
+@pytest.fixture(params=DURABLE_KINDS)
+async def durable_case(
+    request: pytest.FixtureRequest, make: Callable[[str], Awaitable[BusCase]]
+) -> BusCase:
+    return await make(request.param)

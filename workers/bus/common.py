@@ -1,0 +1,170 @@
+"""What every bus adapter shares: errors, the retry policy, type filters and one delivery loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from topics.envelope import EVENT_TYPE_RE, Event, decode
+from topics.errors import ConfigError, EventfleetError, InvalidInput, Unavailable
+from workers.ports import Handler
+
+log = logging.getLogger(__name__)
+
+ANY_TYPE = "*"
+"""``subscribe(ANY_TYPE, handler)`` receives every event type."""
+
+DURABLE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+"""Durable subscription names: valid as a Redis group, a NATS consumer and a Kafka group."""
+
+
+class BusUnavailable(Unavailable):
+    """The bus server (Redis, NATS or Kafka) did not answer in time."""
+
+    service = "bus"
+
+
+class BusError(EventfleetError):
+    """The bus server refused a call in a way a retry will not fix (a config or naming problem)."""
+
+
+class BusClosed(EventfleetError):
+    """The bus was closed; build a new one to publish or subscribe again."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How a durable bus retries a failing handler before it dead-letters the event.
+
+    ``max_attempts`` counts handler runs, the first one included; between runs the
+    bus waits ``first_backoff_ms`` doubling up to ``max_backoff_ms``.
+    """
+
+    max_attempts: int = 5
+    first_backoff_ms: int = 200
+    max_backoff_ms: int = 5_000
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ConfigError(f"max_attempts must be at least 1, got {self.max_attempts}")
+        if not 0 < self.first_backoff_ms <= self.max_backoff_ms:
+            raise ConfigError(
+                f"backoff must satisfy 0 < first_backoff_ms ({self.first_backoff_ms})"
+                f" <= max_backoff_ms ({self.max_backoff_ms})"
+            )
+
+    def backoff_s(self, attempt: int) -> float:
+        """The wait after failed attempt number ``attempt`` (1-based)."""
+        exponent = min(max(attempt - 1, 0), 30)
+        return min(self.first_backoff_ms * (1 << exponent), self.max_backoff_ms) / 1000
+
+
+def require_stored(event: Event) -> None:
+    """Subscribers act on stored events only: an unversioned one is a caller bug."""
+    if event.version is None:
+        raise InvalidInput(
+            f"event {event.id} ({event.type} of {event.aggregate_type} {event.aggregate_id})"
+            " has no version: only stored events may be published on the bus;"
+            " append it to the event store first"
+        )
+
+
+def check_event_type(event_type: str) -> str:
+    """Validate a subscription filter: ``"*"`` or one event type name."""
+    if event_type != ANY_TYPE and not EVENT_TYPE_RE.match(event_type):
+        raise InvalidInput(
+            f"cannot subscribe to {event_type!r}: expected '*' or an event type"
+            f" matching {EVENT_TYPE_RE.pattern}"
+        )
+    return event_type
+
+
+def check_durable(durable: str | None) -> str | None:
+    if durable is not None and not DURABLE_RE.match(durable):
+        raise InvalidInput(f"durable name {durable!r} must match {DURABLE_RE.pattern}")
+    return durable
+
+
+def matches(event_type: str, event: Event) -> bool:
+    return event_type == ANY_TYPE or event.type == event_type
+
+
+def decode_stored(raw: bytes | str) -> Event:
+    """Decode an event read off the bus; raises InvalidInput when it is not a stored event."""
+    event = decode(raw)
+    require_stored(event)
+    return event
+
+
+DeadLetter = Callable[[str, int], Awaitable[None]]
+"""Writes the event being delivered to the dead-letter place with (reason, attempts)."""
+
+
+async def deliver(
+    handler: Handler,
+    event: Event,
+    *,
+    policy: RetryPolicy,
+    dead_letter: DeadLetter,
+    where: str,
+    done_attempts: int = 0,
+) -> None:
+    """Run ``handler`` until it succeeds or ``policy.max_attempts`` runs failed, then dead-letter.
+
+    ``done_attempts`` are runs an earlier delivery already spent (a redelivered entry of
+    a consumer that died), so a poison event that crashes the process is bounded too.
+    Returns once the event is handled or dead-lettered; only cancellation escapes.
+    """
+    attempt = done_attempts
+    reason = f"already delivered {done_attempts} times (its consumer stopped before acking)"
+    while attempt < policy.max_attempts:
+        attempt += 1
+        try:
+            await handler(event)
+            return
+        except Exception as e:
+            reason = f"handler failed: {e!r}"
+            log.warning(
+                "%s: handler failed on event %s (%s), attempt %d of %d: %r",
+                where,
+                event.id,
+                event.type,
+                attempt,
+                policy.max_attempts,
+                e,
+            )
+        if attempt < policy.max_attempts:
+            await asyncio.sleep(policy.backoff_s(attempt))
+    await dead_letter_until_done(dead_letter, reason, attempt, policy, where, event.id)
+
+
+async def dead_letter_until_done(
+    dead_letter: DeadLetter, reason: str, attempts: int, policy: RetryPolicy, where: str, what: str
+) -> None:
+    """Dead-letter, retrying while the server is down: dropping the event is never an option."""
+    log.error("%s: dead-lettering %s after %d attempts: %s", where, what, attempts, reason)
+    failures = 0
+    while True:
+        try:
+            await dead_letter(reason, attempts)
+            return
+        except Unavailable as e:
+            failures += 1
+            log.warning("%s: dead-lettering %s failed, will retry: %s", where, what, e)
+            await asyncio.sleep(policy.backoff_s(failures))
+
+
+async def stop_task(task: asyncio.Task[None] | None, timeout_s: float) -> None:
+    """Cancel ``task`` and wait for it at most ``timeout_s``; never raises."""
+    if task is None or task.done():
+        return
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=timeout_s)
+    if not done:
+        log.warning("bus task %s did not stop within %.1f s", task.get_name(), timeout_s)
+    elif not task.cancelled() and task.exception() is not None:
+        # a loop that died on its own is reported, not re-raised at close
+        log.warning("bus task %s ended with %r", task.get_name(), task.exception())

@@ -1,0 +1,292 @@
+"""The Kafka event bus on the fleet's own ``events.stored`` topic, one consumer group per subscription.
+
+Guarantee: at-least-once, durable -- an offset is committed only after the handler succeeded or the event was dead-lettered.
+
+``publish`` produces to ``events.stored`` through ``workers.kafka.KafkaProducer`` (keyed
+by aggregate, so each aggregate keeps its order). Each subscription is its own consumer
+group ``<group_id>-bus-<durable>`` (a fresh one per call when ``durable`` is None) in
+its own task, so a slow or failing handler delays only its own subscription. A failing
+handler is retried in place with exponential backoff (``RetryPolicy``, which keeps the
+order per partition); after ``max_attempts`` runs the record goes to the dead-letter
+topic (the fleet's ``events.dlq`` unless given) with the usual ``dlq_*`` headers and its
+offset is committed. Offsets are committed after each partition's batch, and on
+cancel and rebalance for what was handled; a crash in between redelivers those events.
+
+Handlers may see an event more than once: they must be idempotent by event id. A new
+group starts at the topic's end: ``subscribe`` returns once the group has its
+partitions, so it sees every event published after that; a durable group resumes
+from its committed offsets, also after ``cancel`` or a restart. Keep a handler's
+retries (``max_attempts`` x ``max_backoff_ms``) well under ``max.poll.interval.ms``
+(5 minutes), or the group evicts the consumer and the partition moves on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Sequence
+from functools import partial
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+
+from topics.catalog import TopicNames
+from topics.envelope import Event
+from topics.errors import InvalidInput
+from workers.bus.common import (
+    BusClosed,
+    BusUnavailable,
+    RetryPolicy,
+    check_durable,
+    check_event_type,
+    dead_letter_until_done,
+    decode_stored,
+    deliver,
+    matches,
+    require_stored,
+    stop_task,
+)
+from workers.deadletter import Record
+from workers.kafka import KafkaProducer
+from workers.ports import Handler, Subscription
+from workers.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def bus_settings(settings_or_bootstrap: Settings | str) -> Settings:
+    """Settings as given, or defaults around a bootstrap (``kafka://h:p`` or ``h:p,h2:p``).
+
+    From a bare bootstrap the producer is not idempotent, which every broker accepts
+    (Tansu rejects InitProducerId); handlers dedupe by event id in any case.
+    """
+    if isinstance(settings_or_bootstrap, Settings):
+        return settings_or_bootstrap
+    url = settings_or_bootstrap
+    if not url.startswith("kafka://"):
+        url = f"kafka://{url}"
+    return Settings(kafka_url=url, kafka_idempotence=False)
+
+
+class KafkaEventBus:
+    """Produces to ``events.stored``; each subscription reads it as its own consumer group."""
+
+    def __init__(
+        self,
+        settings_or_bootstrap: Settings | str,
+        *,
+        topic: str | None = None,
+        dead_letter_topic: str | None = None,
+        retry: RetryPolicy | None = None,
+        batch_size: int = 100,
+    ) -> None:
+        self.settings = bus_settings(settings_or_bootstrap)
+        names = TopicNames(self.settings.topic_prefix)
+        self.topic = topic or names.stored
+        self.dead_letter_topic = dead_letter_topic or names.dlq
+        self.retry = retry or RetryPolicy()
+        self.batch_size = batch_size
+        self.timeout_s = self.settings.kafka_timeout_ms / 1000
+        self.producer = KafkaProducer(self.settings, client_id="eventfleet-bus")
+        self._producer_started = False
+        self._lock = asyncio.Lock()
+        self._readers: set[_Reader] = set()
+        self._closed = False
+
+    async def started_producer(self) -> KafkaProducer:
+        self._check_open()
+        async with self._lock:
+            if not self._producer_started:
+                await self.producer.start()  # raises StreamUnavailable in time
+                self._producer_started = True
+        return self.producer
+
+    async def publish(self, event: Event) -> None:
+        """Produce ``event`` and wait for acks=all; raises StreamUnavailable when Kafka does not ack."""
+        self._check_open()
+        require_stored(event)
+        producer = await self.started_producer()
+        await producer.send_event(self.topic, event)
+
+    async def subscribe(
+        self, event_type: str, handler: Handler, *, durable: str | None = None
+    ) -> Subscription:
+        """Deliver ``event_type`` events (``"*"``: all) to ``handler`` until cancelled.
+
+        Returns once the group owns its partitions. With ``durable`` the group keeps
+        its offsets: subscribing again under that name resumes after the last commit.
+        """
+        self._check_open()
+        check_event_type(event_type)
+        check_durable(durable)
+        name = durable if durable is not None else f"tmp-{uuid.uuid4().hex}"
+        reader = _Reader(self, f"{self.settings.group_id}-bus-{name}", event_type, handler)
+        await reader.start()
+        self._readers.add(reader)
+
+        async def cancel() -> None:
+            self._readers.discard(reader)
+            await reader.stop()
+
+        return Subscription(cancel=cancel)
+
+    async def close(self) -> None:
+        """Stop every subscription and the producer, each bounded by the Kafka timeout."""
+        self._closed = True
+        readers, self._readers = list(self._readers), set()
+        await asyncio.gather(*(reader.stop() for reader in readers))
+        if self._producer_started:
+            await self.producer.stop()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise BusClosed(f"the Kafka event bus on {self.topic} is closed; create a new one")
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Tells ``subscribe`` when the group joined; commits handled offsets before a revoke."""
+
+    def __init__(self, reader: _Reader) -> None:
+        self.reader = reader
+        self.joined = asyncio.Event()
+
+    async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        await self.reader.commit()
+
+    async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        self.joined.set()
+
+
+class _Reader:
+    """One subscription: a consumer group read by one consumer in a background task."""
+
+    def __init__(self, bus: KafkaEventBus, group: str, event_type: str, handler: Handler) -> None:
+        self.bus, self.group, self.event_type, self.handler = bus, group, event_type, handler
+        self.where = f"kafka bus {bus.topic} group {group}"
+        s = bus.settings
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=s.kafka_bootstrap,
+            group_id=group,
+            client_id=f"eventfleet-bus-{group}",
+            enable_auto_commit=False,
+            auto_offset_reset="latest",  # a new subscription sees what is published from now on
+            session_timeout_ms=s.kafka_session_timeout_ms,
+            heartbeat_interval_ms=max(s.kafka_session_timeout_ms // 6, 100),
+            fetch_max_wait_ms=s.kafka_fetch_max_wait_ms,
+        )
+        self.listener = _Rebalance(self)
+        self.handled: dict[TopicPartition, int] = {}  # next offset to commit, per partition
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        join_s = 2 * self.bus.settings.kafka_session_timeout_ms / 1000 + self.bus.timeout_s
+        try:
+            self.consumer.subscribe([self.bus.topic], listener=self.listener)
+            await asyncio.wait_for(self.consumer.start(), self.bus.timeout_s * 2)
+            await asyncio.wait_for(self.listener.joined.wait(), join_s)
+            # Fix the starting offsets now and commit them: events published after
+            # subscribe() are then seen, even by a durable group that rejoins later.
+            positions = {
+                tp: await asyncio.wait_for(self.consumer.position(tp), self.bus.timeout_s)
+                for tp in self.consumer.assignment()
+            }
+            if positions:
+                await asyncio.wait_for(self.consumer.commit(positions), self.bus.timeout_s)
+        except (TimeoutError, KafkaError, OSError) as e:
+            await self._stop_consumer()
+            raise BusUnavailable(
+                f"{self.where} could not join within {join_s:.0f} s: {e!r};"
+                " check that Kafka answers and that the topic exists"
+            ) from e
+        self.task = asyncio.create_task(self.run(), name=self.where)
+
+    async def stop(self) -> None:
+        await stop_task(self.task, self.bus.timeout_s)
+        await self.commit()
+        await self._stop_consumer()
+
+    async def _stop_consumer(self) -> None:
+        try:
+            await asyncio.wait_for(self.consumer.stop(), self.bus.timeout_s)
+        except (TimeoutError, KafkaError, OSError) as e:
+            log.warning("%s: stopping the consumer failed: %r", self.where, e)
+
+    async def run(self) -> None:
+        failures = 0
+        while True:
+            try:
+                batch = await self.consumer.getmany(
+                    timeout_ms=1000, max_records=self.bus.batch_size
+                )
+                failures = 0
+            except KafkaError as e:
+                failures += 1
+                log.warning("%s: fetch failed (%d in a row), retrying: %r", self.where, failures, e)
+                await asyncio.sleep(self.bus.retry.backoff_s(failures))
+                continue
+            for tp, records in batch.items():
+                for record in records:
+                    await self.handle(
+                        Record(
+                            record.topic,
+                            record.partition,
+                            record.offset,
+                            record.key,
+                            record.value or b"",
+                            tuple(record.headers),
+                        )
+                    )
+                    self.handled[tp] = record.offset + 1
+                await self.commit()
+
+    async def handle(self, record: Record) -> None:
+        kind = dict(record.headers).get("event_type")
+        if kind is not None and self.event_type not in ("*", kind.decode(errors="replace")):
+            return  # not ours: skip without decoding
+        dead_letter = partial(self._dead_letter, record)
+        try:
+            event = decode_stored(record.value)
+        except InvalidInput as e:
+            reason = f"not a stored event envelope: {e}"
+            what = f"{record.topic}/{record.partition}/{record.offset}"
+            await dead_letter_until_done(dead_letter, reason, 0, self.bus.retry, self.where, what)
+            return
+        if matches(self.event_type, event):
+            await deliver(
+                self.handler,
+                event,
+                policy=self.bus.retry,
+                dead_letter=dead_letter,
+                where=self.where,
+            )
+
+    async def commit(self) -> None:
+        """Commit what was handled; a failed commit only means those events come again."""
+        offsets, self.handled = self.handled, {}
+        if not offsets:
+            return
+        try:
+            await asyncio.wait_for(self.consumer.commit(offsets), self.bus.timeout_s)
+        except (TimeoutError, KafkaError, OSError) as e:
+            log.warning(
+                "%s: commit of %s failed, those events will be redelivered: %r",
+                self.where,
+                offsets,
+                e,
+            )
+
+    async def _dead_letter(self, record: Record, reason: str, attempts: int) -> None:
+        producer = await self.bus.started_producer()
+        kind = "handler_failed" if reason.startswith("handler failed") else "undecodable"
+        headers = [
+            *record.headers,
+            ("dlq_reason", kind.encode()),
+            ("dlq_detail", reason.encode()[:1000]),
+            ("dlq_source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
+            ("dlq_role", f"bus:{self.group}".encode()),
+            ("dlq_attempts", str(attempts).encode()),
+        ]
+        await producer.send(
+            self.bus.dead_letter_topic, key=record.key, value=record.value, headers=headers
+        )

@@ -1,0 +1,333 @@
+"""The Redis event bus on Redis Streams, one consumer group per subscription.
+
+Guarantee: at-least-once, durable -- an event is redelivered until its handler succeeds or is dead-lettered.
+
+Why Streams and not Pub/Sub: Pub/Sub forgets a message as soon as it is sent, so a
+subscriber that is down, reconnecting or failing loses it. A stream keeps entries
+(``XADD`` with an approximate ``MAXLEN`` bound), and a consumer group remembers what
+each subscription has read and which entries it has not acknowledged yet.
+
+How delivery works: ``publish`` appends to the stream. Each subscription is a consumer
+group (``<group_prefix>.<durable>``; a fresh one per call when ``durable`` is None)
+read with ``XREADGROUP`` and acknowledged with ``XACK`` once the handler succeeded. A
+failing handler is retried in place with exponential backoff (``RetryPolicy``), which
+keeps the subscription's order; after ``max_attempts`` runs the entry goes to the
+dead-letter stream ``<stream>.dead`` (with the reason) and is acknowledged. Entries of a
+consumer that died or was cancelled before acking are taken over with ``XAUTOCLAIM``
+once idle for ``visibility_timeout_ms`` (so that must exceed a handler's longest run
+with its retries), and their earlier deliveries count toward ``max_attempts``.
+
+Handlers may see an event more than once (redelivery after a crash, a takeover, a
+republish): they must be idempotent by event id. A new group starts at the stream's
+end: it sees events published after ``subscribe`` returned; a durable group resumes
+where it stopped, also after ``cancel`` or a restart. Entries trimmed by ``MAXLEN``
+before a stopped durable group came back are lost to it: size ``maxlen`` for the
+longest outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any, TypeVar
+
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from topics.envelope import Event, encode
+from topics.errors import ConfigError, InvalidInput, Unavailable
+from workers.bus.common import (
+    BusClosed,
+    BusError,
+    BusUnavailable,
+    RetryPolicy,
+    check_durable,
+    check_event_type,
+    dead_letter_until_done,
+    decode_stored,
+    deliver,
+    matches,
+    require_stored,
+    stop_task,
+)
+from workers.ports import Handler, Subscription
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Entry = tuple[bytes, dict[bytes, bytes]]
+
+
+class RedisEventBus:
+    """Publishes to one Redis stream; each subscription reads it through its own consumer group."""
+
+    def __init__(
+        self,
+        redis_url: str,
+        *,
+        stream: str = "eventfleet.events.stored",
+        maxlen: int = 1_000_000,
+        group_prefix: str = "eventfleet.bus",
+        retry: RetryPolicy | None = None,
+        visibility_timeout_ms: int = 60_000,
+        block_ms: int = 1_000,
+        batch_size: int = 100,
+        timeout_ms: int = 2_000,
+    ) -> None:
+        if maxlen < 1 or block_ms < 1 or batch_size < 1 or visibility_timeout_ms < 1:
+            raise ConfigError("maxlen, block_ms, batch_size and visibility_timeout_ms must be >= 1")
+        self.stream = stream
+        self.dead_letter_stream = f"{stream}.dead"
+        self.maxlen = maxlen
+        self.group_prefix = group_prefix
+        self.retry = retry or RetryPolicy()
+        self.visibility_timeout_ms = visibility_timeout_ms
+        self.block_ms = block_ms
+        self.batch_size = batch_size
+        self.timeout_s = timeout_ms / 1000
+        # The socket timeout must outlast a blocking XREADGROUP, or idle reads would fail.
+        self.redis: Redis = Redis.from_url(
+            redis_url,
+            socket_connect_timeout=self.timeout_s,
+            socket_timeout=self.timeout_s + block_ms / 1000,
+        )
+        self._readers: set[_Reader] = set()
+        self._closed = False
+
+    async def call(self, what: str, call: Awaitable[T], *, extra_s: float = 0.0) -> T:
+        """Await one Redis call within the timeout, translating driver errors once, here."""
+        async with _translated(what):
+            return await asyncio.wait_for(call, self.timeout_s + extra_s)
+
+    async def publish(self, event: Event) -> None:
+        """Append ``event`` to the stream; raises BusUnavailable when Redis does not answer."""
+        self._check_open()
+        require_stored(event)
+        fields: dict[Any, Any] = {"event": encode(event), "type": event.type}
+        await self.call(
+            f"publishing event {event.id} to stream {self.stream}",
+            self.redis.xadd(self.stream, fields, maxlen=self.maxlen, approximate=True),
+        )
+
+    async def subscribe(
+        self, event_type: str, handler: Handler, *, durable: str | None = None
+    ) -> Subscription:
+        """Deliver ``event_type`` events (``"*"``: all) to ``handler`` until cancelled.
+
+        With ``durable`` the consumer group outlives the subscription: subscribing again
+        under the same name resumes after the last acknowledged event.
+        """
+        self._check_open()
+        check_event_type(event_type)
+        check_durable(durable)
+        name = durable if durable is not None else f"tmp-{uuid.uuid4().hex}"
+        reader = _Reader(self, f"{self.group_prefix}.{name}", event_type, handler, durable is None)
+        await reader.create_group()
+        reader.start()
+        self._readers.add(reader)
+
+        async def cancel() -> None:
+            self._readers.discard(reader)
+            await reader.stop()
+
+        return Subscription(cancel=cancel)
+
+    async def close(self) -> None:
+        """Stop every subscription and the connection pool, each bounded by the timeout."""
+        self._closed = True
+        readers, self._readers = list(self._readers), set()
+        await asyncio.gather(*(reader.stop() for reader in readers))
+        try:
+            await asyncio.wait_for(self.redis.aclose(), self.timeout_s)
+        except (TimeoutError, RedisError, OSError) as e:
+            log.warning("closing the Redis bus connection failed: %r", e)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise BusClosed(f"the Redis event bus on {self.stream} is closed; create a new one")
+
+
+class _Reader:
+    """One subscription: a consumer group read by one consumer in a background task."""
+
+    def __init__(
+        self, bus: RedisEventBus, group: str, event_type: str, handler: Handler, ephemeral: bool
+    ) -> None:
+        self.bus = bus
+        self.group = group
+        self.consumer = uuid.uuid4().hex
+        self.event_type = event_type
+        self.handler = handler
+        self.ephemeral = ephemeral
+        self.where = f"redis bus {bus.stream} group {group}"
+        self.task: asyncio.Task[None] | None = None
+        self.next_claim = 0.0
+
+    async def create_group(self) -> None:
+        try:
+            await self.bus.call(
+                f"creating consumer group {self.group}",
+                self.bus.redis.xgroup_create(self.bus.stream, self.group, id="$", mkstream=True),
+            )
+        except BusError as e:
+            if "BUSYGROUP" not in str(e):  # an existing group is the durable case: resume it
+                raise
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self.run(), name=self.where)
+
+    async def stop(self) -> None:
+        await stop_task(self.task, self.bus.timeout_s)
+        redis = self.bus.redis
+        try:
+            if self.ephemeral:
+                await self.bus.call(
+                    "dropping a group", redis.xgroup_destroy(self.bus.stream, self.group)
+                )
+            elif not await self._has_pending():
+                # Keep a consumer that still owns entries: deleting it would drop them.
+                await self.bus.call(
+                    "dropping a consumer",
+                    redis.xgroup_delconsumer(self.bus.stream, self.group, self.consumer),
+                )
+        except (Unavailable, BusError) as e:
+            log.warning("%s: cleanup after cancel failed: %s", self.where, e)
+
+    async def _has_pending(self) -> bool:
+        consumers = await self.bus.call(
+            "listing consumers", self.bus.redis.xinfo_consumers(self.bus.stream, self.group)
+        )
+        return any(c["name"] == self.consumer.encode() and c["pending"] for c in consumers)
+
+    async def run(self) -> None:
+        failures = 0
+        while True:
+            try:
+                await self.step()
+                failures = 0
+            except (Unavailable, BusError) as e:
+                failures += 1
+                log.warning("%s: read failed (%d in a row), retrying: %s", self.where, failures, e)
+                await asyncio.sleep(self.bus.retry.backoff_s(failures))
+                if isinstance(e, BusError) and "NOGROUP" in str(e):
+                    await self.create_group()  # the stream was deleted under us: start over
+
+    async def step(self) -> None:
+        if time.monotonic() >= self.next_claim:
+            await self.reclaim()
+            self.next_claim = time.monotonic() + self.bus.visibility_timeout_ms / 2000
+        bus = self.bus
+        reply: Any = await bus.call(
+            f"reading group {self.group}",
+            bus.redis.xreadgroup(
+                self.group,
+                self.consumer,
+                {bus.stream: ">"},
+                count=bus.batch_size,
+                block=bus.block_ms,
+            ),
+            extra_s=bus.block_ms / 1000,
+        )
+        for _stream, entries in reply or ():
+            await self.handle_batch(entries, claimed=False)
+
+    async def reclaim(self) -> None:
+        """Take over entries another consumer of the group left unacknowledged for too long."""
+        start: bytes | str = "0-0"
+        while True:
+            reply = await self.bus.call(
+                f"claiming idle entries of group {self.group}",
+                self.bus.redis.xautoclaim(
+                    self.bus.stream,
+                    self.group,
+                    self.consumer,
+                    min_idle_time=self.bus.visibility_timeout_ms,
+                    start_id=start,
+                    count=self.bus.batch_size,
+                ),
+            )
+            start, entries = reply[0], reply[1]
+            await self.handle_batch(entries, claimed=True)
+            if start in (b"0-0", "0-0"):
+                return
+
+    async def handle_batch(self, entries: Sequence[Entry], *, claimed: bool) -> None:
+        skipped: list[bytes] = []
+        for entry_id, fields in entries:
+            kind = fields.get(b"type")
+            if kind is not None and self.event_type not in ("*", kind.decode()):
+                skipped.append(entry_id)  # not ours: acknowledge without decoding
+                continue
+            done = await self._earlier_deliveries(entry_id) if claimed else 0
+            await self.handle(entry_id, fields, done)
+        if skipped:
+            await self._ack(*skipped)
+
+    async def handle(self, entry_id: bytes, fields: dict[bytes, bytes], done: int) -> None:
+        dead_letter = partial(self._dead_letter, entry_id, fields)
+        try:
+            event = decode_stored(fields.get(b"event", b""))
+        except InvalidInput as e:
+            reason = f"not a stored event envelope: {e}"
+            await dead_letter_until_done(
+                dead_letter, reason, 0, self.bus.retry, self.where, entry_id.decode()
+            )
+        else:
+            if matches(self.event_type, event):
+                await deliver(
+                    self.handler,
+                    event,
+                    policy=self.bus.retry,
+                    dead_letter=dead_letter,
+                    where=self.where,
+                    done_attempts=done,
+                )
+        await self._ack(entry_id)
+
+    async def _earlier_deliveries(self, entry_id: bytes) -> int:
+        pending = await self.bus.call(
+            "reading an entry's delivery count",
+            self.bus.redis.xpending_range(self.bus.stream, self.group, entry_id, entry_id, 1),
+        )
+        # The claim itself counted as a delivery; the ones before it were real attempts.
+        return max(int(pending[0]["times_delivered"]) - 1, 0) if pending else 0
+
+    async def _ack(self, *entry_ids: bytes) -> None:
+        await self.bus.call(
+            "acknowledging entries", self.bus.redis.xack(self.bus.stream, self.group, *entry_ids)
+        )
+
+    async def _dead_letter(
+        self, entry_id: bytes, fields: dict[bytes, bytes], reason: str, attempts: int
+    ) -> None:
+        record: dict[Any, Any] = {
+            "event": fields.get(b"event", b""),
+            "reason": reason,
+            "group": self.group,
+            "entry_id": entry_id,
+            "attempts": attempts,
+        }
+        await self.bus.call(
+            f"dead-lettering entry {entry_id.decode()}",
+            self.bus.redis.xadd(
+                self.bus.dead_letter_stream, record, maxlen=self.bus.maxlen, approximate=True
+            ),
+        )
+
+
+@asynccontextmanager
+async def _translated(what: str) -> AsyncIterator[None]:
+    try:
+        yield
+    except (RedisConnectionError, RedisTimeoutError, TimeoutError, OSError) as e:
+        raise BusUnavailable(f"Redis did not answer while {what}: {e!r}") from e
+    except ResponseError as e:
+        raise BusError(f"Redis refused {what}: {e}") from e
+    except RedisError as e:
+        raise BusUnavailable(f"Redis failed while {what}: {e!r}") from e
