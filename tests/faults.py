@@ -1,0 +1,120 @@
+"""A loopback TCP proxy that can pause, drop or delay traffic, for network fault tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+HOST = "127.0.0.1"
+_CHUNK = 65536
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Link:
+    """One proxied connection: both ends and the task that pumps them."""
+
+    client: asyncio.StreamWriter
+    upstream: asyncio.StreamWriter
+    task: asyncio.Task[Any] | None
+
+    def abort(self) -> None:
+        # abort() sends RST at once, as a lost peer or a dead middlebox would.
+        self.client.transport.abort()
+        self.upstream.transport.abort()
+        if self.task is not None and self.task is not asyncio.current_task():
+            self.task.cancel()
+
+
+class TcpProxy:
+    """Forwards ``127.0.0.1:port`` to a target; tests pause, drop or delay it to inject faults."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target_host = target_host
+        self.target_port = target_port
+        self.port = 0
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+        self._dropping = False
+        self._delay_s = 0.0
+        self._links: set[_Link] = set()
+        self._server: asyncio.Server | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{HOST}:{self.port}"
+
+    async def start(self) -> int:
+        """Listen on a free loopback port and return it."""
+        self._server = await asyncio.start_server(self._accept, HOST, 0)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        return self.port
+
+    def pause(self) -> None:
+        """Stop forwarding; bytes already sent are held and delivered on ``resume()``."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        """Forward again, and accept new connections again after ``drop()``."""
+        self._dropping = False
+        self._flowing.set()
+
+    def drop(self) -> None:
+        """Reset every open connection, and reset new ones until ``resume()``."""
+        self._dropping = True
+        for link in list(self._links):
+            link.abort()
+
+    def delay(self, seconds: float) -> None:
+        """Hold each forwarded chunk for ``seconds`` (0 turns the delay off)."""
+        self._delay_s = seconds
+
+    async def stop(self) -> None:
+        """Close the listener and every connection."""
+        self.drop()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def __aenter__(self) -> TcpProxy:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._dropping:
+            writer.transport.abort()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection(self.target_host, self.target_port)
+        except OSError:
+            writer.transport.abort()  # the target is down: the client sees a reset, as it would
+            return
+        link = _Link(writer, up_writer, asyncio.current_task())
+        self._links.add(link)
+        try:
+            await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer))
+        except asyncio.CancelledError:
+            pass  # drop() or stop() cancelled this link; the transports are already aborted
+        finally:
+            self._links.discard(link)
+            link.abort()
+
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(_CHUNK):
+                await self._flowing.wait()
+                if self._delay_s:
+                    await asyncio.sleep(self._delay_s)  # the injected latency itself
+                writer.write(data)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            # One side closing ends the link, so the other side learns of it at once.
+            with contextlib.suppress(RuntimeError, ConnectionError):
+                writer.close()

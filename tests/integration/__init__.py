@@ -1,0 +1,1 @@
+"""Integration tests: real Kafka, MongoDB and Redis protocols on the embedded stack."""
