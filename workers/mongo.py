@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bson.codec_options import CodecOptions
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, WriteConcern
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import (
@@ -106,11 +106,17 @@ def document_to_event(doc: Document) -> Event:
     )
 
 
+DURABLE = WriteConcern(w="majority", j=True)
+"""An append is acknowledged only once journaled: an acknowledged event survives a crash."""
+
+
 class MongoEventStore:
     """Events in one collection, unique on (aggregate_type, aggregate_id, version)."""
 
     def __init__(self, db: AsyncDatabase[Document], *, collection: str = EVENTS) -> None:
-        self.collection: AsyncCollection[Document] = db[collection]
+        self.collection: AsyncCollection[Document] = db.get_collection(
+            collection, write_concern=DURABLE
+        )
 
     async def ensure_indexes(self) -> None:
         async with translated("creating the events indexes"):

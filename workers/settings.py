@@ -181,17 +181,9 @@ class Settings:
                 ) from None
         return cls(**values, explicit=frozenset(values))
 
-    def with_urls(
-        self, *, kafka_url: str, mongo_url: str, redis_url: str, kafka_idempotence: bool
-    ) -> Settings:
-        """The same settings with service URLs replaced (e.g. by the embedded stack's)."""
-        return replace(
-            self,
-            kafka_url=kafka_url,
-            mongo_url=mongo_url,
-            redis_url=redis_url,
-            kafka_idempotence=kafka_idempotence,
-        )
+    def with_defaults(self, **values: Any) -> Settings:
+        """These settings with ``values`` for every field the environment did not set."""
+        return replace(self, **{k: v for k, v in values.items() if k not in self.explicit})
 
     @property
     def kafka_bootstrap(self) -> list[str]:

@@ -1,0 +1,202 @@
+"""Fleet processes for end-to-end tests: ``eventfleet worker`` subprocesses on the embedded stack."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from workers.embedded import EmbeddedStack
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def wait_for(check: Callable[[], Awaitable[bool]], *, timeout_s: float, what: str) -> None:
+    """Poll ``check`` until it is true; fail with ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if await check():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+@dataclass
+class FleetProcess:
+    """One ``eventfleet worker`` process with its own prefix, group and database."""
+
+    env: dict[str, str]
+    roles: str = "all"
+    process: asyncio.subprocess.Process | None = None
+    log_path: Path = field(
+        default_factory=lambda: Path(f"/tmp/eventfleet-test-{uuid.uuid4().hex[:8]}.log")
+    )
+
+    @classmethod
+    def for_stack(
+        cls, stack: EmbeddedStack, name: str, *, roles: str = "all", **extra: str
+    ) -> FleetProcess:
+        urls = stack.urls
+        env = {
+            "EVENTFLEET_KAFKA_URL": urls.kafka_url,
+            "EVENTFLEET_MONGO_URL": urls.mongo_url,
+            "EVENTFLEET_REDIS_URL": urls.redis_url,
+            "EVENTFLEET_MONGO_DATABASE": name,
+            "EVENTFLEET_TOPIC_PREFIX": f"{name}.",
+            "EVENTFLEET_GROUP_ID": name,
+            "EVENTFLEET_HTTP_PORT": str(free_port()),
+            "EVENTFLEET_KAFKA_IDEMPOTENCE": "false",
+            "EVENTFLEET_KAFKA_FETCH_MAX_WAIT_MS": "10",
+            "EVENTFLEET_KAFKA_SESSION_TIMEOUT_MS": "3000",
+            "EVENTFLEET_PARTITIONS": "4",
+            "EVENTFLEET_LOG_LEVEL": "info",
+        }
+        env.update(extra)
+        return cls(env=env, roles=roles)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.env['EVENTFLEET_HTTP_PORT']}"
+
+    @property
+    def prefix(self) -> str:
+        return self.env["EVENTFLEET_TOPIC_PREFIX"]
+
+    async def start(self, *, timeout_s: float = 60) -> FleetProcess:
+        log = self.log_path.open("ab")
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "workers.cli", "worker", "--role", self.roles,
+            env={**os.environ, **self.env}, stdout=log, stderr=log, start_new_session=True,
+        )  # fmt: skip
+        log.close()
+        await wait_for(self.ready, timeout_s=timeout_s, what=f"fleet ready (log: {self.log_path})")
+        return self
+
+    async def ready(self) -> bool:
+        if self.process is not None and self.process.returncode is not None:
+            raise AssertionError(f"fleet exited with {self.process.returncode}:\n{self.log_tail()}")
+        try:
+            status, _ = await self.get("/readyz")
+        except (aiohttp.ClientError, OSError):
+            return False
+        return status == 200
+
+    async def stop(self, *, timeout_s: float = 30) -> int:
+        """SIGTERM and wait: the drain must finish within the grace period."""
+        assert self.process is not None
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.process.wait(), timeout_s)
+            except TimeoutError:
+                self.kill()
+                raise AssertionError(
+                    f"fleet did not drain within {timeout_s}s:\n{self.log_tail()}"
+                ) from None
+        return self.process.returncode or 0
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+    async def killed(self) -> None:
+        self.kill()
+        if self.process is not None:
+            await self.process.wait()
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    async def request(
+        self, method: str, path: str, body: Any = None, raw: bytes | None = None
+    ) -> tuple[int, Any]:
+        data = raw if raw is not None else (orjson.dumps(body) if body is not None else None)
+        async with aiohttp.ClientSession() as session:
+            async with session.request(
+                method, self.url + path, data=data, timeout=aiohttp.ClientTimeout(total=30)
+            ) as r:
+                text = await r.read()
+                try:
+                    return r.status, orjson.loads(text)
+                except orjson.JSONDecodeError:
+                    return r.status, text.decode(errors="replace")
+
+    async def get(self, path: str) -> tuple[int, Any]:
+        return await self.request("GET", path)
+
+    async def post(self, path: str, body: Any = None, raw: bytes | None = None) -> tuple[int, Any]:
+        return await self.request("POST", path, body, raw)
+
+
+async def read_topic(
+    kafka_url: str, topic: str, *, expect: int, timeout_s: float = 30, settle_s: float = 0.5
+) -> list[Any]:
+    """Read a topic from the beginning until ``expect`` records arrived (and a short settle)."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=kafka_url.removeprefix("kafka://"),
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        fetch_max_wait_ms=10,
+    )
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        deadline = time.monotonic() + timeout_s
+        settled_at: float | None = None
+        while time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=100)
+            for batch in batches.values():
+                records.extend(batch)
+            if len(records) >= expect:
+                settled_at = settled_at or time.monotonic()
+                if time.monotonic() - settled_at >= settle_s:
+                    break
+    finally:
+        await consumer.stop()
+    return records
+
+
+@pytest.fixture(scope="session")
+async def fleet(stack: EmbeddedStack) -> AsyncIterator[FleetProcess]:
+    """A fleet running every pipeline role, shared by the end-to-end tests."""
+    process = FleetProcess.for_stack(stack, f"e2e_{uuid.uuid4().hex[:8]}")
+    await process.start()
+    try:
+        yield process
+    finally:
+        code = await process.stop()
+        assert code == 0, f"the shared fleet exited with {code}:\n{process.log_tail()}"
+
+
+def order_items(n: int = 2) -> list[dict[str, Any]]:
+    return [{"sku": f"sku-{i}", "qty": i + 1, "price": 2.5} for i in range(n)]
+
+
+LIFECYCLE: Sequence[tuple[str, dict[str, Any]]] = (
+    ("OrderPlaced", {"items": order_items()}),
+    ("OrderPaid", {"amount": 12.5}),
+    ("OrderShipped", {"carrier": "dhl"}),
+    ("OrderDelivered", {}),
+)

@@ -1,0 +1,171 @@
+"""One fleet process: the roles it runs, their Faust app, readiness, and a draining shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator, Awaitable, Collection
+from contextlib import asynccontextmanager
+from typing import Any
+
+from topics.catalog import TopicSpec
+from workers.admin import ensure_topics, fleet_catalog
+from workers.agents import register_agents
+from workers.faust_app import FleetApp
+from workers.http import register_views
+from workers.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+EXIT_FATAL = 70
+
+
+class Fleet:
+    """The Faust app of one process plus the bookkeeping a clean drain needs."""
+
+    def __init__(self, runtime: Runtime, roles: Collection[str], *, app_id: str) -> None:
+        settings = runtime.settings
+        self.runtime = runtime
+        self.roles = frozenset(roles)
+        self.draining = False
+        self.exit_code = 0
+        self.stopped = asyncio.Event()
+        self._inflight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._assigned = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        session_s = settings.kafka_session_timeout_ms / 1000
+        self.app = FleetApp(
+            app_id,
+            broker=[f"kafka://{host}" for host in settings.kafka_bootstrap],
+            store="memory://",
+            web_enabled=True,
+            web_host=settings.http_host,
+            web_bind=settings.http_host,
+            web_port=settings.http_port,
+            broker_session_timeout=session_s,
+            broker_heartbeat_interval=max(0.1, session_s / 6),
+            broker_commit_interval=1.0,
+            topic_disable_leader=True,
+            topic_allow_declare=False,
+            consumer_auto_offset_reset="earliest",
+            producer_acks=-1,
+            stream_wait_empty=False,
+        )
+        self.app.fetch_max_wait_ms = settings.kafka_fetch_max_wait_ms
+        self.app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
+        self.consumes = bool(
+            self.roles & {"appender", "snapshotter", "forwarder", "commands", "projection"}
+        )
+        register_agents(self)
+        register_views(self)
+
+    async def _on_assigned(self, sender: Any, assigned: Any = None, **kwargs: Any) -> None:
+        self._assigned = True
+
+    @asynccontextmanager
+    async def batch(self, role: str) -> AsyncIterator[None]:
+        """Count work in flight; once draining, hold new work back (it stays unacked)."""
+        if self.draining:
+            await asyncio.Future()  # parked until the app stops and cancels us
+        self._inflight += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._inflight -= 1
+            if self._inflight == 0:
+                self._idle.set()
+
+    def spawn(self, work: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def fatal(self, role: str, exc: BaseException) -> None:
+        log.critical("%s cannot continue: %r; stopping without acking the current batch", role, exc)
+        self.exit_code = EXIT_FATAL
+        self.stop()
+
+    def stop(self) -> None:
+        self.stopped.set()
+
+    async def readiness(self) -> dict[str, bool]:
+        checks = {"running": not self.draining, "store": await self.runtime.healthy("store")}
+        if self.consumes:
+            checks["assigned"] = self._assigned
+        if "commands" in self.roles:
+            checks["marker"] = await self.runtime.healthy("marker")
+        for role in self.roles:
+            self.runtime.metrics.role_ready.labels(role).set(1 if all(checks.values()) else 0)
+        return checks
+
+    def refresh_gauges(self) -> None:
+        """Consumer lag per assigned partition: the autoscaler's signal."""
+        consumer: Any = self.app.consumer
+        role = next(iter(self.roles)) if len(self.roles) == 1 else "all"
+        try:
+            assignment = consumer.assignment()
+        except Exception:
+            return
+        for tp in assignment:
+            highwater = consumer.highwater(tp) or 0
+            committed = consumer._committed_offset.get(tp)
+            position = (committed + 1) if committed is not None else 0
+            lag = max(0, highwater - position)
+            self.runtime.metrics.consumer_lag.labels(role, tp.topic, str(tp.partition)).set(lag)
+
+    async def drain(self) -> None:
+        """Stop taking work, finish what is in flight, commit, leave the group."""
+        self.draining = True
+        timeout = self.runtime.settings.drain_timeout_s
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+            if self._tasks:
+                await asyncio.wait_for(
+                    asyncio.gather(*self._tasks, return_exceptions=True), timeout
+                )
+        except TimeoutError:
+            log.warning("drain timed out after %ss; unacked events will be redelivered", timeout)
+        if self.consumes:
+            try:
+                await asyncio.wait_for(self.app.consumer.commit(), 5)
+            except Exception as e:
+                log.warning("final commit failed: %r", e)
+        await self.app.stop()
+        await self.runtime.stop()
+
+
+async def ensure_catalog(runtime: Runtime) -> list[TopicSpec]:
+    specs = fleet_catalog(runtime.settings, runtime.domains)
+    for report in await ensure_topics(runtime.settings, specs):
+        if report.status == "mismatch":
+            log.warning("topic %s %s", report.name, report.detail)
+    return specs
+
+
+async def serve(
+    runtime: Runtime, roles: Collection[str], *, app_id: str, on_started: Any = None
+) -> int:
+    """Run the roles until SIGTERM/SIGINT (or ``fleet.stop()``), then drain; return the exit code."""
+    await ensure_catalog(runtime)
+    fleet = Fleet(runtime, roles, app_id=app_id)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, fleet.stop)
+    await fleet.app.start()
+    if "commands" in fleet.roles:
+        fleet.spawn_relay = asyncio.create_task(runtime.outbox.run())  # type: ignore[attr-defined]
+    if on_started is not None:
+        await on_started(fleet)
+    await fleet.stopped.wait()
+    log.info("draining %s", ", ".join(sorted(fleet.roles)))
+    relay = getattr(fleet, "spawn_relay", None)
+    if relay is not None:
+        relay.cancel()
+    await fleet.drain()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(signum)
+    return fleet.exit_code
