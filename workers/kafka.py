@@ -57,11 +57,15 @@ class KafkaProducer:
         headers: Sequence[tuple[str, bytes]] = (),
         partition: int | None = None,
     ) -> Delivery:
-        future = await self.enqueue(topic, key=key, value=value, headers=headers, partition=partition)
+        future = await self.enqueue(
+            topic, key=key, value=value, headers=headers, partition=partition
+        )
         return await self.delivered(topic, future)
 
     async def send_event(self, topic: str, event: Event) -> Delivery:
-        return await self.send(topic, key=event.key, value=encode(event), headers=kafka_headers(event))
+        return await self.send(
+            topic, key=event.key, value=encode(event), headers=kafka_headers(event)
+        )
 
     async def send_events(self, topic: str, events: Sequence[Event]) -> list[Delivery]:
         """Produce many events, keeping their order per key, and wait for every ack."""

@@ -63,7 +63,11 @@ class Outbox:
         async with translated("reading events waiting to be published"):
             cursor = self._events.find(
                 {PENDING: True, "occurred_at": {"$lte": cutoff}},
-                sort=[("aggregate_type", ASCENDING), ("aggregate_id", ASCENDING), ("version", ASCENDING)],
+                sort=[
+                    ("aggregate_type", ASCENDING),
+                    ("aggregate_id", ASCENDING),
+                    ("version", ASCENDING),
+                ],
                 limit=limit,
             )
             events = [document_to_event(doc) async for doc in cursor]

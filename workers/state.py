@@ -74,13 +74,17 @@ class StateLoader:
         self._observe(domain, len(tail), started)
         return folded
 
-    def save_later(self, domain: Domain, aggregate_id: str, folded: Folded, *, trigger: str) -> None:
+    def save_later(
+        self, domain: Domain, aggregate_id: str, folded: Folded, *, trigger: str
+    ) -> None:
         """Save a snapshot without making the caller wait; a failure only costs a later replay."""
         task = asyncio.create_task(self.save(domain, aggregate_id, folded, trigger=trigger))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def save(self, domain: Domain, aggregate_id: str, folded: Folded, *, trigger: str) -> bool:
+    async def save(
+        self, domain: Domain, aggregate_id: str, folded: Folded, *, trigger: str
+    ) -> bool:
         if folded.state is None or folded.version == 0:
             return False
         snapshot = Snapshot(domain.name, aggregate_id, folded.version, folded.state, utc_now())

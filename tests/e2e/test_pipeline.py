@@ -62,9 +62,9 @@ async def test_many_orders_through_their_lifecycle(fleet: FleetProcess) -> None:
         assert folded.state is not None
         assert folded.state["status"] == ("cancelled" if cancelled else "delivered")
 
-        async def snapshot_taken(order_id: str = order_id) -> bool:
+        async def snapshot_taken(order_id: str = order_id, version: int = folded.version) -> bool:
             status, body = await fleet.get(f"/v1/order/{order_id}/snapshot")
-            return status == 200 and body["version"] == folded.version
+            return status == 200 and body["version"] == version
 
         await wait_for(snapshot_taken, timeout_s=20, what=f"terminal snapshot of {order_id}")
         _, snapshot = await fleet.get(f"/v1/order/{order_id}/snapshot")
@@ -186,7 +186,7 @@ async def test_queries_page_and_travel_in_time(fleet: FleetProcess) -> None:
     moment = events[2]["occurred_at"]
     status, at_time = await fleet.get(f"/v1/order/{order_id}/state?as_of={moment}")
     assert status == 200 and at_time["version"] == 3
-    status, body = await fleet.get(f"/v1/order/{order_id}/state?as_of=2000-01-01T00:00:00Z")
+    status, _ = await fleet.get(f"/v1/order/{order_id}/state?as_of=2000-01-01T00:00:00Z")
     assert status == 404
 
 
