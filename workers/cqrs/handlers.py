@@ -135,6 +135,7 @@ class AggregateHandler(Generic[C]):
                 if e.inserted:
                     raise  # part of the command is stored: retrying would apply it twice
                 conflict = e
+                log.debug("%s, attempt %d of %d: %s", command.name, attempt, self._max_attempts, e)
                 # Jitter, so writers that collided do not collide again in lockstep.
                 await asyncio.sleep(random.uniform(0, 0.002 * attempt))
                 continue

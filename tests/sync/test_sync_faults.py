@@ -1,0 +1,105 @@
+"""Sync mode when a dependency fails: every failure raises, and nothing half-done is lost."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from snapshot_rules.domains.account import ACCOUNT
+from tests.faults import TcpProxy
+from topics.envelope import Metadata
+from topics.errors import StoreUnavailable, StreamUnavailable, Unavailable
+from workers.embedded import EmbeddedStack
+
+from .wiring import SyncWiring, create_topic, sync_wiring
+
+
+async def _eventually(check: Callable[[], Awaitable[bool]], *, timeout_s: float = 15.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s} s")
+        await asyncio.sleep(0.05)
+
+
+async def _relay(wired: SyncWiring) -> bool:
+    """One relay round as the relay loop runs it; True once nothing waits to be published."""
+    try:
+        await wired.outbox.relay_once(older_than_s=0)
+    except Unavailable:
+        return False  # Kafka is still coming back; the loop tries again
+    return not await wired.pending()
+
+
+async def test_kafka_down_after_storing_is_reported_and_repaired_once(
+    stack: EmbeddedStack, unique_name: str
+) -> None:
+    # A Kafka of this test's own, so it can crash; MongoDB is the shared one.
+    async with EmbeddedStack(mongo_url=stack.urls.mongo_url, redis_url=stack.urls.redis_url) as own:
+        kafka = own.process("kafka")
+        async with sync_wiring(
+            kafka_url=own.urls.kafka_url,
+            mongo_url=stack.urls.mongo_url,
+            name=unique_name,
+            kafka_timeout_ms=1000,
+        ) as wired:
+            opened = await wired.append("k1", "AccountOpened", owner="ann")
+            assert opened.published
+
+            kafka.kill()  # Kafka crashes: nothing it held survives (Tansu keeps data in memory)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            deposit = await wired.append("k1", "MoneyDeposited", amount=5)
+            assert loop.time() - started < 3.0  # the publish budget is 1 s: the answer is not held
+            assert not deposit.published and deposit.event.version == 2
+            assert await wired.stored("k1") == [opened.event, deposit.event]
+            assert await wired.pending() == [deposit.event.id]
+            await wired.sync.drain()  # the attempt that outlived the answer fails too
+            with pytest.raises(StreamUnavailable):
+                await wired.outbox.relay_once(older_than_s=0)
+            assert await wired.pending() == [deposit.event.id]
+
+            # The state is the store's, not Kafka's: validation goes on while Kafka is down.
+            more = await wired.append("k1", "MoneyWithdrawn", amount=5)
+            assert not more.published and more.event.version == 3
+            await wired.sync.drain()
+
+            await kafka.start()  # back, empty: the topic is created again, as `topics ensure` would
+            await create_topic(own.urls.kafka_url, wired.topic)
+            await _eventually(lambda: _relay(wired))
+            on_stream = await wired.published()
+            assert [(e.id, e.version) for e in on_stream] == [
+                (deposit.event.id, 2),
+                (more.event.id, 3),
+            ]
+            assert await wired.outbox.relay_once(older_than_s=0) == 0
+
+
+async def test_store_down_raises_and_produces_nothing(
+    stack: EmbeddedStack, unique_name: str
+) -> None:
+    host_port = stack.urls.mongo_url.removeprefix("mongodb://").split("/")[0]
+    host, port = host_port.rsplit(":", 1)
+    async with TcpProxy(host, int(port)) as proxy:
+        async with sync_wiring(
+            kafka_url=stack.urls.kafka_url,
+            mongo_url=f"mongodb://{proxy.address}/?directConnection=true",
+            name=unique_name,
+            mongo_timeout_ms=500,
+        ) as wired:
+            opened = await wired.append("m1", "AccountOpened", owner="ann")
+            proxy.drop()
+            try:
+                with pytest.raises(StoreUnavailable) as caught:
+                    await wired.sync.append(
+                        ACCOUNT, "m1", "MoneyDeposited", {"amount": 5}, Metadata()
+                    )
+                assert caught.value.retriable and "MongoDB" in str(caught.value)
+            finally:
+                proxy.resume()
+            assert await wired.stored("m1") == [opened.event]
+            assert [e.id for e in await wired.published()] == [opened.event.id]
+            again = await wired.append("m1", "MoneyDeposited", amount=5)
+            assert again.published and again.event.version == 2
