@@ -1,0 +1,71 @@
+"""Planning one change: the new stored document and the one event that records it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from topics.envelope import Metadata, new_event
+from topics.errors import InvalidEnvelope, InvalidInput
+from workers.storage.diff import changed_paths, merge_diff
+from workers.storage.documents import DELETED, ID, VERSION, Document
+from workers.storage.mappers import (
+    Change,
+    EventMapper,
+    EventTypes,
+    Operation,
+    mapped_records,
+)
+from workers.storage.writers import PlannedChange
+
+
+def plan_change(
+    *,
+    collection: str,
+    doc_id: str,
+    client_id: str,
+    previous: Document | None,
+    before: Document | None,
+    after: Document | None,
+    types: EventTypes,
+    mapper: EventMapper | None,
+) -> PlannedChange:
+    """The step from ``previous`` (stored, or None) to content ``after`` (None: delete).
+
+    ``before`` is the content the change starts from (None when creating). The event's
+    data is ``{"operation", "diff", "changed_paths"}`` plus ``"mapped"`` when the mapper
+    derived domain events; ``diff`` is the RFC 7386 merge patch from ``before`` to
+    ``after`` over the caller's fields (never ``_id`` or ``version``).
+    """
+    operation: Operation = "delete" if after is None else "create" if before is None else "update"
+    version = 1 if previous is None else int(previous[VERSION]) + 1
+    diff = merge_diff(before, after)
+    paths = changed_paths(before, diff)
+    data: dict[str, Any] = {"operation": operation, "diff": diff, "changed_paths": paths}
+    if mapper is not None:
+        change = Change(
+            collection, doc_id, operation, version, client_id, before, after, diff, tuple(paths)
+        )
+        records = mapped_records(collection, doc_id, mapper.map(change))
+        if records:
+            data["mapped"] = records
+    try:
+        event = new_event(
+            collection,
+            doc_id,
+            types.of(operation),
+            data,
+            metadata=Metadata(client_id=client_id),
+            version=version,
+        )
+    except InvalidEnvelope as e:
+        raise InvalidInput(f"{collection} {doc_id}: the change's event is not valid: {e}.") from e
+    if after is None:
+        replacement: Document = {ID: doc_id, VERSION: version, DELETED: True}
+    else:
+        replacement = {ID: doc_id, VERSION: version, **after}
+    return PlannedChange(
+        doc_id=doc_id,
+        expected_version=None if previous is None else int(previous[VERSION]),
+        replacement=replacement,
+        event=event,
+    )

@@ -1,0 +1,143 @@
+"""The stored shape of a document and the checks every input passes before anything is written.
+
+A stored document is ``{"_id", "version", **content}``. Two field names are the
+storage's own: ``_deleted`` marks a tombstone (a deleted document whose version lives
+on) and ``_pending_event`` holds the event of a change that is written but whose event
+is not yet stored (the no-transaction path, see ``writers``). Callers never see them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from topics.envelope import AGGREGATE_ID_RE, MAX_DATA_DEPTH, validate_data
+from topics.errors import InvalidEnvelope, InvalidInput, NotFound
+from workers.storage.diff import same
+
+Document = dict[str, Any]
+
+ID = "_id"
+VERSION = "version"
+DELETED = "_deleted"
+PENDING_EVENT = "_pending_event"
+RESERVED = frozenset((DELETED, PENDING_EVENT))
+_CONTENT_DEPTH = MAX_DATA_DEPTH - 2
+"""Content travels in the event as ``data.diff.<content>``: leave room for those two levels."""
+
+
+class DocumentDeleted(NotFound):
+    """The document was deleted; its tombstone keeps the version and its events remain."""
+
+
+def missing(collection: str, doc_id: str) -> NotFound:
+    return NotFound(f"{collection} {doc_id} does not exist; create it with find_one_and_upsert.")
+
+
+def deleted(collection: str, stored: Document) -> DocumentDeleted:
+    return DocumentDeleted(
+        f"{collection} {stored[ID]} was deleted at version {stored[VERSION]}; its events "
+        "remain (get_missing_events), and find_one_and_upsert creates it again."
+    )
+
+
+def check_id(collection: str, doc_id: object) -> str:
+    """Document ids are strings usable as aggregate ids (and so in HTTP paths and Kafka keys)."""
+    if not isinstance(doc_id, str) or not AGGREGATE_ID_RE.match(doc_id):
+        raise InvalidInput(
+            f"{collection}: document id {doc_id!r} is not valid; use a string of 1-128 letters, "
+            "digits or '_.:@-' that starts with a letter or digit."
+        )
+    return doc_id
+
+
+def check_client_id(client_id: object) -> str:
+    if not isinstance(client_id, str) or not 0 < len(client_id) <= 256:
+        raise InvalidInput(f"client_id {client_id!r} is not valid; use a string of 1-256 chars.")
+    return client_id
+
+
+def check_after_version(after_version: object) -> int:
+    if isinstance(after_version, bool) or not isinstance(after_version, int) or after_version < 0:
+        raise InvalidInput(
+            f"after_version {after_version!r} is not valid; use the last version the client "
+            "has, an integer >= 0 (0 for everything)."
+        )
+    return after_version
+
+
+def content_of(stored: Document) -> Document:
+    """The caller's fields of a stored document: everything but id, version and our markers."""
+    return {k: v for k, v in stored.items() if k not in (ID, VERSION) and k not in RESERVED}
+
+
+def public(stored: Document) -> Document:
+    """A stored document as callers see it: without the storage's markers."""
+    return {k: v for k, v in stored.items() if k not in RESERVED}
+
+
+def is_deleted(stored: Document) -> bool:
+    return bool(stored.get(DELETED))
+
+
+def check_new(collection: str, doc: object, generated_id: str) -> tuple[str, Document]:
+    """Validate a document to create; return its id (``generated_id`` if it has none) and content."""
+    if not isinstance(doc, dict):
+        raise InvalidInput(f"{collection}: a document must be a dict, got {type(doc).__name__}.")
+    doc_id = check_id(collection, doc.get(ID, generated_id))
+    if doc.get(VERSION) is not None:
+        raise InvalidInput(
+            f"{collection} {doc_id}: the storage sets 'version' (1 on creation); "
+            "leave it out of a new document."
+        )
+    content = {k: v for k, v in doc.items() if k not in (ID, VERSION)}
+    check_content(collection, doc_id, content)
+    return doc_id, content
+
+
+def check_edited(collection: str, current: Document, edited: object) -> Document:
+    """Validate what an edit returned; return its content. ``_id`` and ``version`` must not move."""
+    where = f"{collection} {current[ID]}"
+    if not isinstance(edited, dict):
+        raise InvalidInput(
+            f"{where}: the edit returned {type(edited).__name__}; return the changed document."
+        )
+    for name in (ID, VERSION):
+        if name not in edited or not same(edited[name], current[name]):
+            raise InvalidInput(
+                f"{where}: the edit changed {name!r} from {current[name]!r} to "
+                f"{edited.get(name)!r}; the storage owns it, leave it as it is."
+            )
+    content = {k: v for k, v in edited.items() if k not in (ID, VERSION)}
+    check_content(collection, current[ID], content)
+    return content
+
+
+def check_content(collection: str, doc_id: str, content: Document) -> None:
+    """JSON only, keys safe for MongoDB, no null in an object, no reserved field names."""
+    where = f"{collection} {doc_id}"
+    reserved = sorted(RESERVED & content.keys())
+    if reserved:
+        raise InvalidInput(f"{where}: field {reserved[0]!r} is reserved by the storage; rename it.")
+    try:
+        validate_data(content, "document")
+        _check_depth_and_nulls(content, "document", 0)
+    except InvalidEnvelope as e:
+        raise InvalidInput(f"{where}: {e}; nothing was written.") from e
+
+
+def _check_depth_and_nulls(value: Any, path: str, depth: int) -> None:
+    if depth > _CONTENT_DEPTH:
+        raise InvalidEnvelope(path, f"nested deeper than {_CONTENT_DEPTH} levels")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if item is None:
+                raise InvalidEnvelope(
+                    f"{path}.{key}",
+                    "null inside an object cannot be told from a removal in a JSON Merge "
+                    "Patch (RFC 7386); remove the field instead",
+                )
+            _check_depth_and_nulls(item, f"{path}.{key}", depth + 1)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            if item is not None:
+                _check_depth_and_nulls(item, f"{path}[{index}]", depth + 1)

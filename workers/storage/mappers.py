@@ -1,0 +1,158 @@
+"""Event names and event mappers: the domain events a change yields besides its own event.
+
+Every change is stored as exactly one event (``<Prefix>Created/Updated/Deleted``), so a
+document's version and its event stream stay one to one. A mapper adds *domain*
+events (``UserEmailChanged``) derived from the change; they travel inside that one
+stored event (``data.mapped``) and are published on the bus as events of their own.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal, Protocol
+
+from topics.envelope import EVENT_TYPE_RE, Event, validate_data
+from topics.errors import InvalidEnvelope, InvalidInput
+
+Operation = Literal["create", "update", "delete"]
+
+
+@dataclass(frozen=True, slots=True)
+class EventTypes:
+    """The type names of a collection's own events."""
+
+    created: str
+    updated: str
+    deleted: str
+
+    @classmethod
+    def with_prefix(cls, prefix: str) -> EventTypes:
+        types = cls(f"{prefix}Created", f"{prefix}Updated", f"{prefix}Deleted")
+        if not EVENT_TYPE_RE.match(types.created):
+            raise InvalidInput(
+                f"event type prefix {prefix!r} does not make a valid event type "
+                f"({types.created!r} must match {EVENT_TYPE_RE.pattern})."
+            )
+        return types
+
+    def of(self, operation: Operation) -> str:
+        return {"create": self.created, "update": self.updated, "delete": self.deleted}[operation]
+
+
+def default_prefix(collection: str) -> str:
+    """CamelCase of the collection name, never singularised: ``game_states`` -> ``GameStates``.
+
+    English plurals do not reduce to a rule that is both simple and right
+    (``status``, ``addresses``), so pass ``type_prefix="GameState"`` for singular names.
+    """
+    return "".join(part[:1].upper() + part[1:] for part in collection.split("_") if part)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One change as a mapper sees it; ``before``/``after`` are contents (None: absent)."""
+
+    collection: str
+    doc_id: str
+    operation: Operation
+    version: int
+    client_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    diff: Any
+    changed_paths: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DomainEvent:
+    """A domain event a mapper derives from a change: its type and data."""
+
+    type: str
+    data: dict[str, Any]
+
+
+class EventMapper(Protocol):
+    """Derives domain events from a change; must be pure (it runs again when a write retries)."""
+
+    def map(self, change: Change) -> Sequence[DomainEvent]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FieldChangedMapper:
+    """Yields ``event_type {data_key: new value}`` when ``field`` is set to a new value.
+
+    A dotted ``field`` names a nested one. Creation counts as setting it only when
+    ``on_create`` is true; a removal or a delete yields nothing.
+    """
+
+    field: str
+    event_type: str
+    data_key: str
+    on_create: bool = False
+
+    def map(self, change: Change) -> Sequence[DomainEvent]:
+        if change.operation == "delete" or change.after is None:
+            return ()
+        if change.operation == "create" and not self.on_create:
+            return ()
+        touched = any(
+            self.field == path
+            or self.field.startswith(f"{path}.")
+            or path.startswith(f"{self.field}.")
+            for path in change.changed_paths
+        )
+        value = _lookup(change.after, self.field)
+        if not touched or value is None:
+            return ()
+        return (DomainEvent(self.event_type, {self.data_key: value}),)
+
+
+@dataclass(frozen=True, slots=True)
+class ChainMapper:
+    """Runs several mappers in order and concatenates what they yield."""
+
+    mappers: tuple[EventMapper, ...]
+
+    def map(self, change: Change) -> Sequence[DomainEvent]:
+        return [event for mapper in self.mappers for event in mapper.map(change)]
+
+
+def mapped_records(collection: str, doc_id: str, derived: Sequence[DomainEvent]) -> list[Any]:
+    """Check a mapper's output and turn it into the ``data.mapped`` list of the stored event."""
+    records = []
+    for event in derived:
+        if not isinstance(event, DomainEvent) or not EVENT_TYPE_RE.match(event.type):
+            raise InvalidInput(
+                f"{collection} {doc_id}: the event mapper returned {event!r}; return DomainEvent "
+                f"values whose type matches {EVENT_TYPE_RE.pattern}."
+            )
+        try:
+            validate_data(event.data, f"mapped {event.type}")
+        except InvalidEnvelope as e:
+            raise InvalidInput(f"{collection} {doc_id}: the event mapper returned {e}.") from e
+        records.append({"type": event.type, "data": event.data})
+    return records
+
+
+def derived_events(stored: Event) -> list[Event]:
+    """The bus events of a stored event's ``data.mapped``: same aggregate, version and metadata.
+
+    Their ids derive from the stored event's id, so a republished change (after a
+    recovery) carries the same ids and bus consumers deduplicate it.
+    """
+    out = []
+    for index, record in enumerate(stored.data.get("mapped") or ()):
+        derived_id = uuid.uuid5(uuid.UUID(stored.id), f"{index}:{record['type']}")
+        out.append(replace(stored, id=str(derived_id), type=record["type"], data=record["data"]))
+    return out
+
+
+def _lookup(content: dict[str, Any], dotted: str) -> Any:
+    value: Any = content
+    for part in dotted.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value

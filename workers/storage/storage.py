@@ -1,0 +1,343 @@
+"""EventSourcedStorage: version-checked documents whose every change is stored as an event."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import inspect
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import TypeVar
+
+from bson import ObjectId
+from prometheus_client import Counter
+from pymongo import ASCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+
+from topics.envelope import AGGREGATE_TYPE_RE, Event
+from topics.errors import ConcurrencyConflict, InvalidInput
+from workers.metrics import Metrics
+from workers.mongo import EVENTS, SNAPSHOTS, MongoEventStore, document_to_event, translated
+from workers.outbox import Outbox
+from workers.ports import EventBus
+from workers.storage import documents as docs
+from workers.storage.cache import CacheStats, ChangeWatcher, DocumentCache
+from workers.storage.changes import plan_change
+from workers.storage.diff import Json, merge_diff
+from workers.storage.documents import PENDING_EVENT, Document
+from workers.storage.mappers import EventMapper, EventTypes, default_prefix
+from workers.storage.publish import Publisher
+from workers.storage.writers import (
+    FaultHook,
+    IntentWriter,
+    PlannedChange,
+    TransactionWriter,
+    Writer,
+    complete_pending,
+    supports_transactions,
+)
+
+log = logging.getLogger(__name__)
+
+Edit = Callable[[Document], Document | Awaitable[Document]]
+"""Gets a copy of the current document and returns the new one (it may change and return it)."""
+T = TypeVar("T")
+_Decide = Callable[[Document | None], Awaitable[tuple[PlannedChange | None, T]]]
+_BACKOFF_BASE_S = 0.002
+_BACKOFF_CAP_S = 0.05
+
+
+class EventSourcedStorage:
+    """A MongoDB collection of documents; each change bumps ``version`` and stores one event.
+
+    Events go to the fleet's ``events`` collection (aggregate type = collection name,
+    aggregate id = document id, version = the document's new version) flagged for
+    publishing; ``outbox`` publishes them to events.stored at once (otherwise the fleet's
+    outbox relay does), and ``bus`` receives them and their mapped domain events.
+    """
+
+    def __init__(
+        self,
+        database: AsyncDatabase[Document],
+        collection_name: str,
+        *,
+        bus: EventBus | None = None,
+        mapper: EventMapper | None = None,
+        cache_ttl_s: float | None = None,
+        outbox: Outbox | None = None,
+        metrics: Metrics | None = None,
+        max_retries: int = 20,
+        type_prefix: str | None = None,
+        transactions: bool | None = None,
+        cache_max_entries: int = 10_000,
+        fault_hook: FaultHook | None = None,
+    ) -> None:
+        """``transactions``: None detects them; False forces the intent path (see writers)."""
+        _check_settings(collection_name, cache_ttl_s, max_retries)
+        self.collection_name = collection_name
+        self.types = EventTypes.with_prefix(type_prefix or default_prefix(collection_name))
+        self._db = database
+        self._docs = database[collection_name]
+        self._events = MongoEventStore(database)
+        self._publisher = Publisher(outbox=outbox, bus=bus)
+        self._mapper = mapper
+        self._counters: dict[str, Counter] = {}
+        self._metrics = metrics
+        self._max_retries = max_retries
+        self._transactions = transactions
+        self._fault_hook = fault_hook
+        self._writer: Writer | None = None
+        self._start_lock = asyncio.Lock()
+        self._cache = (
+            DocumentCache(cache_ttl_s, max_entries=cache_max_entries) if cache_ttl_s else None
+        )
+        self._watcher = ChangeWatcher(self._docs, self._cache) if self._cache is not None else None
+
+    @property
+    def uses_transactions(self) -> bool | None:
+        """Whether changes commit in transactions (None until the first call detects it)."""
+        return None if self._writer is None else isinstance(self._writer, TransactionWriter)
+
+    async def get(self, doc_id: str) -> Document:
+        """The current document; NotFound if it never existed, DocumentDeleted if deleted."""
+        docs.check_id(self.collection_name, doc_id)
+        await self._ready()
+        caching = self._watcher is not None and await self._watcher.ensure()
+        if caching and self._cache is not None and (hit := self._cache.get(doc_id)) is not None:
+            return hit
+        token = self._cache.token() if self._cache is not None else 0
+        stored = await self._load(doc_id)
+        if stored is None:
+            raise docs.missing(self.collection_name, doc_id)
+        if docs.is_deleted(stored):
+            raise docs.deleted(self.collection_name, stored)
+        doc = docs.public(stored)
+        if caching and self._cache is not None:
+            self._cache.put(doc_id, doc, token)
+        return doc
+
+    async def find_one_and_upsert(self, doc: Document, *, client_id: str) -> Document:
+        """Create ``doc`` at version 1 (a Created event), or return the existing document.
+
+        Without ``_id`` the document gets a fresh ObjectId string. A deleted document is
+        created again, its versions continuing after the tombstone's.
+        """
+        docs.check_client_id(client_id)
+        doc_id, content = docs.check_new(self.collection_name, doc, str(ObjectId()))
+
+        async def decide(stored: Document | None) -> tuple[PlannedChange | None, Document]:
+            if stored is not None and not docs.is_deleted(stored):
+                return None, docs.public(stored)
+            change = self._plan(doc_id, client_id, stored, None, copy.deepcopy(content))
+            return change, docs.public(change.replacement)
+
+        return await self._change(doc_id, decide)
+
+    async def find_one_and_update(
+        self, doc_id: str, edit: Edit, *, client_id: str
+    ) -> tuple[Document, Json]:
+        """Apply ``edit`` under optimistic concurrency; return the new document and its diff.
+
+        A concurrent change makes it re-read and apply ``edit`` again, up to
+        ``max_retries`` times, then ConcurrencyConflict. No change: no event, diff ``{}``.
+        """
+        docs.check_id(self.collection_name, doc_id)
+        docs.check_client_id(client_id)
+
+        async def decide(
+            stored: Document | None,
+        ) -> tuple[PlannedChange | None, tuple[Document, Json]]:
+            current = self._live(doc_id, stored)
+            edited = edit(copy.deepcopy(current))
+            if inspect.isawaitable(edited):
+                edited = await edited
+            after = docs.check_edited(self.collection_name, current, edited)
+            before = docs.content_of(current)
+            if merge_diff(before, after) == {}:
+                return None, (current, {})
+            change = self._plan(doc_id, client_id, current, before, after)
+            return change, (docs.public(change.replacement), change.event.data["diff"])
+
+        return await self._change(doc_id, decide)
+
+    async def delete_one(self, doc_id: str, *, client_id: str) -> bool:
+        """Delete (a Deleted event, diff null); False if it was already deleted."""
+        docs.check_id(self.collection_name, doc_id)
+        docs.check_client_id(client_id)
+
+        async def decide(stored: Document | None) -> tuple[PlannedChange | None, bool]:
+            if stored is not None and docs.is_deleted(stored):
+                return None, False
+            current = self._live(doc_id, stored)
+            return self._plan(doc_id, client_id, current, docs.content_of(current), None), True
+
+        return await self._change(doc_id, decide)
+
+    async def get_missing_events(self, doc_id: str, *, after_version: int) -> list[Event]:
+        """The document's events after ``after_version``, in version order (one per version)."""
+        docs.check_id(self.collection_name, doc_id)
+        docs.check_after_version(after_version)
+        await self._ready()
+        stored = await self._load(doc_id)  # completes a pending event first
+        events = await self._events.read(
+            (self.collection_name, doc_id), after_version=after_version
+        )
+        if stored is None and not events:
+            raise docs.missing(self.collection_name, doc_id)
+        return events
+
+    async def recover(self) -> int:
+        """Store the pending events of changes interrupted by a crash; return how many."""
+        await self._ready()
+        async with translated(f"looking for interrupted changes in {self.collection_name}"):
+            cursor = self._docs.find({PENDING_EVENT: {"$exists": True}}, projection=[PENDING_EVENT])
+            pending = [(doc["_id"], document_to_event(doc[PENDING_EVENT])) async for doc in cursor]
+        for doc_id, event in pending:
+            await self._complete(doc_id, event)
+        if pending:
+            log.info(
+                "%s: stored %d events of interrupted changes", self.collection_name, len(pending)
+            )
+        return len(pending)
+
+    def cache_stats(self) -> CacheStats | None:
+        if self._cache is None or self._watcher is None:
+            return None
+        c = self._cache
+        return CacheStats(c.hits, c.misses, c.invalidations, len(c), self._watcher.state)
+
+    async def close(self) -> None:
+        """Stop watching the change stream (the database client stays the caller's)."""
+        if self._watcher is not None:
+            await self._watcher.close()
+
+    async def __aenter__(self) -> EventSourcedStorage:
+        await self._ready()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def _change(self, doc_id: str, decide: _Decide[T]) -> T:
+        await self._ready()
+        assert self._writer is not None
+        seen: list[int | None] = []
+        for attempt in range(self._max_retries + 1):
+            stored = await self._load(doc_id)
+            seen.append(None if stored is None else int(stored[docs.VERSION]))
+            change, result = await decide(stored)
+            if change is None:
+                return result
+            outcome = await self._writer.commit(change)
+            if outcome != "conflict":
+                self._committed(change.event)
+                if outcome == "committed":  # else the reader that stored the event publishes it
+                    await self._publisher.publish(change.event)
+                return result
+            await asyncio.sleep(
+                random.uniform(0, min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt))
+            )
+        raise ConcurrencyConflict(
+            f"{self.collection_name} {doc_id}: gave up after {len(seen)} attempts; other writers "
+            f"changed it each time between read and write (read versions {seen[0]} to "
+            f"{seen[-1]}). Nothing was written; try again, or raise max_retries."
+        )
+
+    def _plan(
+        self,
+        doc_id: str,
+        client_id: str,
+        previous: Document | None,
+        before: Document | None,
+        after: Document | None,
+    ) -> PlannedChange:
+        return plan_change(
+            collection=self.collection_name,
+            doc_id=doc_id,
+            client_id=client_id,
+            previous=previous,
+            before=before,
+            after=after,
+            types=self.types,
+            mapper=self._mapper,
+        )
+
+    def _live(self, doc_id: str, stored: Document | None) -> Document:
+        if stored is None:
+            raise docs.missing(self.collection_name, doc_id)
+        if docs.is_deleted(stored):
+            raise docs.deleted(self.collection_name, stored)
+        return docs.public(stored)
+
+    async def _load(self, doc_id: str) -> Document | None:
+        """The stored document; an interrupted change found on the way is completed first."""
+        async with translated(f"reading {self.collection_name} {doc_id}"):
+            stored = await self._docs.find_one({"_id": doc_id})
+        if stored is not None and PENDING_EVENT in stored:
+            await self._complete(doc_id, document_to_event(stored.pop(PENDING_EVENT)))
+        return stored
+
+    async def _complete(self, doc_id: str, event: Event) -> None:
+        if await complete_pending(self._docs, self._events, doc_id, event):
+            self._forget(doc_id)
+            await self._publisher.publish(event)
+
+    def _committed(self, event: Event) -> None:
+        self._forget(event.aggregate_id)
+        if self._metrics is not None:
+            operation = str(event.data["operation"])
+            if operation not in self._counters:
+                self._counters[operation] = self._metrics.storage_changes.labels(
+                    self.collection_name, operation
+                )
+            self._counters[operation].inc()
+
+    def _forget(self, doc_id: str) -> None:
+        if self._cache is not None:
+            self._cache.invalidate(doc_id)
+
+    async def _ready(self) -> None:
+        if self._writer is not None:
+            return
+        async with self._start_lock:
+            if self._writer is not None:
+                return
+            client = self._db.client
+            if self._transactions is None:
+                self._transactions = await supports_transactions(client)
+            await self._events.ensure_indexes()
+            async with translated(f"creating the indexes of {self.collection_name}"):
+                await self._docs.create_index(
+                    [(f"{PENDING_EVENT}._id", ASCENDING)], sparse=True, name=PENDING_EVENT
+                )
+            if self._transactions:
+                self._writer = TransactionWriter(client, self._docs, self._events, self._fault_hook)
+            else:
+                self._writer = IntentWriter(self._docs, self._events, self._fault_hook)
+
+
+def _check_settings(collection_name: object, cache_ttl_s: object, max_retries: object) -> None:
+    if not isinstance(collection_name, str) or not AGGREGATE_TYPE_RE.match(collection_name):
+        raise InvalidInput(
+            f"collection name {collection_name!r} is not valid: it is the events' aggregate type, "
+            f"so it must match {AGGREGATE_TYPE_RE.pattern} (lower case, e.g. 'game_states')."
+        )
+    if collection_name in (EVENTS, SNAPSHOTS):
+        raise InvalidInput(
+            f"collection {collection_name!r} is the fleet's own; choose another name."
+        )
+    if cache_ttl_s is not None and (
+        isinstance(cache_ttl_s, bool)
+        or not isinstance(cache_ttl_s, int | float)
+        or cache_ttl_s <= 0
+    ):
+        raise InvalidInput(f"cache_ttl_s={cache_ttl_s!r}: use a number of seconds > 0, or None.")
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise InvalidInput(f"max_retries={max_retries!r}: use an integer >= 0.")
