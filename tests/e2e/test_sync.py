@@ -1,0 +1,77 @@
+"""Sync mode through HTTP: validate on replayed state, number, store, then publish."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from tests.e2e.test_pipeline import drive_order, stored_events, wait_stored
+from tests.fleet import FleetProcess, read_topic
+from topics.envelope import decode
+
+
+async def test_racing_withdrawals_never_overdraw(fleet: FleetProcess) -> None:
+    account = f"acc-{uuid.uuid4().hex[:8]}"
+    path = f"/v1/account/{account}/events"
+    status, opened = await fleet.post(path, {"type": "AccountOpened", "data": {"owner": "ada"}})
+    assert status == 201 and opened["version"] == 1
+    status, deposited = await fleet.post(path, {"type": "MoneyDeposited", "data": {"amount": 100}})
+    assert status == 201 and deposited["version"] == 2
+
+    answers = await asyncio.gather(
+        *(fleet.post(path, {"type": "MoneyWithdrawn", "data": {"amount": 15}}) for _ in range(12))
+    )
+    accepted = [body for status, body in answers if status == 201]
+    rejected = [body for status, body in answers if status == 409]
+    assert len(accepted) + len(rejected) == 12, answers
+    assert len(accepted) == 6  # 6 × 15 = 90 ≤ 100 < 7 × 15: any order accepts exactly six
+    assert {body["error"] for body in rejected} <= {"transition_rejected", "conflict"}
+
+    events = await stored_events(fleet, "account", account)
+    assert [e["version"] for e in events] == list(range(1, 9))
+    status, state = await fleet.get(f"/v1/account/{account}/state")
+    assert status == 200 and state["state"]["balance"] == 10 and state["version"] == 8
+
+    records = await read_topic(fleet.env["EVENTFLEET_KAFKA_URL"], f"{fleet.prefix}events.stored", expect=0, settle_s=1)
+    published = [decode(r.value) for r in records if decode(r.value).aggregate_id == account]
+    assert sorted((e.version, e.id) for e in published) == [(e["version"], e["id"]) for e in events]
+
+
+async def test_sync_rejections_store_nothing(fleet: FleetProcess) -> None:
+    account = f"acc-{uuid.uuid4().hex[:8]}"
+    path = f"/v1/account/{account}/events"
+    status, body = await fleet.post(path, {"type": "MoneyDeposited", "data": {"amount": 5}})
+    assert status == 409 and body["error"] == "transition_rejected"
+    status, body = await fleet.post(path, {"type": "AccountOpened", "data": {"owner": "bob"}})
+    assert status == 201
+    status, body = await fleet.post(path, {"type": "MoneyWithdrawn", "data": {"amount": 1}})
+    assert status == 409 and "balance" in body["message"]
+    status, body = await fleet.post(path, {"type": "MoneyDeposited", "data": {"amount": -5}})
+    assert status == 422
+    status, body = await fleet.post(path, {"type": "AccountClosed", "data": {}})
+    assert status == 201
+    status, body = await fleet.post(path, {"type": "MoneyDeposited", "data": {"amount": 5}})
+    assert status == 409
+    assert [e["type"] for e in await stored_events(fleet, "account", account)] == ["AccountOpened", "AccountClosed"]
+
+
+async def test_async_and_sync_writers_share_one_store(fleet: FleetProcess) -> None:
+    run = uuid.uuid4().hex[:6]
+    orders = [f"mix-o-{run}-{i}" for i in range(6)]
+    accounts = [f"mix-a-{run}-{i}" for i in range(6)]
+
+    async def drive_account(account: str) -> None:
+        path = f"/v1/account/{account}/events"
+        assert (await fleet.post(path, {"type": "AccountOpened", "data": {"owner": account}}))[0] == 201
+        for amount in (10, 20, 30):
+            assert (await fleet.post(path, {"type": "MoneyDeposited", "data": {"amount": amount}}))[0] == 201
+
+    await asyncio.gather(
+        *(drive_order(fleet, o, cancel=False) for o in orders), *(drive_account(a) for a in accounts)
+    )
+    await wait_stored(fleet, "order", dict.fromkeys(orders, 4))
+    for account in accounts:
+        events = await stored_events(fleet, "account", account)
+        assert [e["version"] for e in events] == [1, 2, 3, 4]
+        _, state = await fleet.get(f"/v1/account/{account}/state")
+        assert state["state"]["balance"] == 60
