@@ -11,7 +11,7 @@ from typing import Any, Generic, TypeVar
 
 from snapshot_rules.domain import Domain
 from topics.envelope import Event
-from topics.errors import ConcurrencyConflict, StoreUnavailable, StreamUnavailable
+from topics.errors import ConcurrencyConflict, EventfleetError, StreamUnavailable
 from workers.cqrs.aggregate import AggregateRoot
 from workers.cqrs.commands import Command
 from workers.cqrs.repository import Repository
@@ -66,13 +66,14 @@ class Publisher:
             error = task.exception()
             if error is None:
                 return True
-            if isinstance(error, StoreUnavailable):
-                # Kafka acknowledged; only clearing the flag failed, so the relay will send a
-                # second copy, which consumers drop by event id and version.
+            if not isinstance(error, StreamUnavailable):
+                if not isinstance(error, EventfleetError):
+                    raise error
+                # The producer raises only StreamUnavailable: Kafka acknowledged, and only
+                # clearing the flag failed. The relay will send a second copy, which
+                # consumers drop by event id and version.
                 log.warning("published, but the pending flag stays: %s", error)
                 return True
-            if not isinstance(error, StreamUnavailable):
-                raise error
             backoff = 0.05 * 2 ** (attempt - 1)
             if attempt == self._attempts or loop.time() + backoff >= deadline:
                 break
