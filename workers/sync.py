@@ -28,7 +28,8 @@ class SyncResult:
     """The stored event (with its version) and whether Kafka acknowledged it yet."""
 
     event: Event
-    published: bool  # False: stored, but Kafka did not acknowledge; the outbox relay will publish it
+    # False: stored, but Kafka did not acknowledge; the outbox relay will publish it.
+    published: bool
 
 
 class SyncCommands:

@@ -1,8 +1,8 @@
 """The CQRS command side after jetbasrawi/go.cqrs: commands, dispatcher, aggregate root, repository.
 
-    dispatcher = Dispatcher()
-    register_account(dispatcher, repository=Repository(loader), publisher=Publisher(outbox))
-    handled = await dispatcher.dispatch(WithdrawMoney(aggregate_id="42", amount=30))
+Application code wires a ``Dispatcher``, registers handlers (``register_account`` for the
+account commands, or ``AggregateHandler(domain, decide, ...)`` for its own) and calls
+``await dispatcher.dispatch(WithdrawMoney(aggregate_id="42", amount=30))``.
 """
 
 from __future__ import annotations
