@@ -32,7 +32,9 @@ async def test_racing_withdrawals_never_overdraw(fleet: FleetProcess) -> None:
     status, state = await fleet.get(f"/v1/account/{account}/state")
     assert status == 200 and state["state"]["balance"] == 10 and state["version"] == 8
 
-    records = await read_topic(fleet.env["EVENTFLEET_KAFKA_URL"], f"{fleet.prefix}events.stored", expect=0, settle_s=1)
+    records = await read_topic(
+        fleet.env["EVENTFLEET_KAFKA_URL"], f"{fleet.prefix}events.stored", expect=0, settle_s=1
+    )
     published = [decode(r.value) for r in records if decode(r.value).aggregate_id == account]
     assert sorted((e.version, e.id) for e in published) == [(e["version"], e["id"]) for e in events]
 
@@ -52,7 +54,10 @@ async def test_sync_rejections_store_nothing(fleet: FleetProcess) -> None:
     assert status == 201
     status, body = await fleet.post(path, {"type": "MoneyDeposited", "data": {"amount": 5}})
     assert status == 409
-    assert [e["type"] for e in await stored_events(fleet, "account", account)] == ["AccountOpened", "AccountClosed"]
+    assert [e["type"] for e in await stored_events(fleet, "account", account)] == [
+        "AccountOpened",
+        "AccountClosed",
+    ]
 
 
 async def test_async_and_sync_writers_share_one_store(fleet: FleetProcess) -> None:
@@ -62,12 +67,17 @@ async def test_async_and_sync_writers_share_one_store(fleet: FleetProcess) -> No
 
     async def drive_account(account: str) -> None:
         path = f"/v1/account/{account}/events"
-        assert (await fleet.post(path, {"type": "AccountOpened", "data": {"owner": account}}))[0] == 201
+        assert (await fleet.post(path, {"type": "AccountOpened", "data": {"owner": account}}))[
+            0
+        ] == 201
         for amount in (10, 20, 30):
-            assert (await fleet.post(path, {"type": "MoneyDeposited", "data": {"amount": amount}}))[0] == 201
+            assert (await fleet.post(path, {"type": "MoneyDeposited", "data": {"amount": amount}}))[
+                0
+            ] == 201
 
     await asyncio.gather(
-        *(drive_order(fleet, o, cancel=False) for o in orders), *(drive_account(a) for a in accounts)
+        *(drive_order(fleet, o, cancel=False) for o in orders),
+        *(drive_account(a) for a in accounts),
     )
     await wait_stored(fleet, "order", dict.fromkeys(orders, 4))
     for account in accounts:

@@ -1,0 +1,233 @@
+"""Failure under load: a dependency down, a worker killed or stopped mid-batch. Nothing lost or doubled."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+
+from aiokafka import AIOKafkaProducer
+
+from tests.e2e.test_pipeline import stored_events, wait_stored
+from tests.fleet import FleetProcess, order_items, read_topic, wait_for
+from topics.envelope import decode, encode, kafka_headers, new_event
+from workers.embedded import EmbeddedStack
+from workers.mongo import connect, database
+
+
+async def produce_requested(
+    kafka_url: str, topic: str, orders: list[str], per_order: int
+) -> list[str]:
+    """Produce requested (unversioned) order events straight to the events topic, as commands would."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=kafka_url.removeprefix("kafka://"), acks="all", linger_ms=5
+    )
+    await producer.start()
+    ids: list[str] = []
+    try:
+        futures = []
+        for step in range(per_order):
+            for order in orders:
+                event_type, data = (
+                    ("OrderPlaced", {"items": order_items()})
+                    if step == 0
+                    else ("OrderPaid", {"amount": step})
+                )
+                event = new_event("order", order, event_type, data)
+                ids.append(event.id)
+                futures.append(
+                    await producer.send(
+                        topic, encode(event), key=event.key, headers=kafka_headers(event)
+                    )
+                )
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return ids
+
+
+async def store_contents(stack: EmbeddedStack, name: str) -> list[dict[str, object]]:
+    client = connect(stack.urls.mongo_url, timeout_ms=5000)
+    try:
+        cursor = database(client, name)["events"].find(
+            {}, projection={"aggregate_id": 1, "version": 1}
+        )
+        return [doc async for doc in cursor]
+    finally:
+        await client.close()
+
+
+def assert_exactly_once(
+    docs: list[dict[str, object]], ids: list[str], orders: list[str], per_order: int
+) -> None:
+    assert sorted(str(d["_id"]) for d in docs) == sorted(ids)  # none lost, none doubled
+    versions: dict[object, list[object]] = {}
+    for doc in docs:
+        versions.setdefault(doc["aggregate_id"], []).append(doc["version"])
+    for order in orders:
+        assert sorted(versions[order]) == list(range(1, per_order + 1)), order  # type: ignore[type-var]
+
+
+async def test_redis_down_answers_503_and_produces_nothing(
+    private_stack: EmbeddedStack, unique_name: str
+) -> None:
+    fleet = await FleetProcess.for_stack(
+        private_stack, unique_name, EVENTFLEET_REDIS_TIMEOUT_MS="300"
+    ).start()
+    try:
+        order = f"r-{uuid.uuid4().hex[:6]}"
+        redis = private_stack.process("redis")
+        await redis.stop()
+        status, body = await fleet.post(
+            f"/v1/order/{order}/events", {"type": "OrderPlaced", "data": {"items": order_items()}}
+        )
+        assert status == 503 and body["error"] == "marker_unavailable", body
+
+        async def not_ready() -> bool:  # readiness caches a dependency check for a second
+            status, ready = await fleet.get("/readyz")
+            return status == 503 and ready["checks"]["marker"] is False
+
+        await wait_for(not_ready, timeout_s=10, what="/readyz to report Redis down")
+        await redis.start()
+        status, body = await fleet.post(
+            f"/v1/order/{order}/events", {"type": "OrderPlaced", "data": {"items": order_items()}}
+        )
+        assert status == 202, body
+        records = await read_topic(
+            private_stack.urls.kafka_url, f"{fleet.prefix}events", expect=1, settle_s=0.5
+        )
+        assert [decode(r.value).id for r in records if decode(r.value).aggregate_id == order] == [
+            body["event_id"]
+        ]
+    finally:
+        assert await fleet.stop() == 0
+
+
+async def test_store_paused_then_the_appender_catches_up(
+    private_stack: EmbeddedStack, unique_name: str
+) -> None:
+    fleet = await FleetProcess.for_stack(
+        private_stack, unique_name, EVENTFLEET_MONGO_TIMEOUT_MS="500"
+    ).start()
+    try:
+        orders = [f"s-{i}" for i in range(20)]
+        for order in orders:
+            status, _ = await fleet.post(
+                f"/v1/order/{order}/events",
+                {"type": "OrderPlaced", "data": {"items": order_items()}},
+            )
+            assert status == 202
+        await wait_stored(fleet, "order", dict.fromkeys(orders, 1))
+        mongo = private_stack.process("mongo")
+        mongo.pause()
+        try:
+            # Marks exist, so commands need no store: they are accepted while the appender waits.
+            answers = await asyncio.gather(
+                *(
+                    fleet.post(
+                        f"/v1/order/{o}/events", {"type": "OrderPaid", "data": {"amount": 5}}
+                    )
+                    for o in orders
+                )
+            )
+            assert {status for status, _ in answers} == {202}
+
+            async def appender_paused() -> bool:
+                _, text = await fleet.get("/metrics")
+                return (
+                    'eventfleet_dependency_retries_total{role="appender",service="store"}' in text
+                )
+
+            await wait_for(appender_paused, timeout_s=20, what="the appender to pause on the store")
+        finally:
+            mongo.resume()
+        await wait_stored(fleet, "order", dict.fromkeys(orders, 2))
+        for order in orders:
+            assert [e["type"] for e in await stored_events(fleet, "order", order)] == [
+                "OrderPlaced",
+                "OrderPaid",
+            ]
+    finally:
+        assert await fleet.stop() == 0
+
+
+async def test_killed_appender_loses_and_doubles_nothing(
+    private_stack: EmbeddedStack, unique_name: str
+) -> None:
+    orders = [f"k-{i}" for i in range(40)]
+    per_order = 50
+    first = FleetProcess.for_stack(
+        private_stack, unique_name, roles="appender", EVENTFLEET_BATCH_SIZE="100"
+    )
+    await first.start()
+    ids = await produce_requested(
+        private_stack.urls.kafka_url, f"{first.prefix}events", orders, per_order
+    )
+
+    async def some_stored() -> bool:
+        return len(await store_contents(private_stack, unique_name)) >= 300
+
+    await wait_for(some_stored, timeout_s=60, what="the appender to store a few batches")
+    await first.killed()  # SIGKILL mid-stream: batches in flight, offsets not committed
+    partial = len(await store_contents(private_stack, unique_name))
+    assert partial < len(ids), "the appender finished before it was killed; the test proves nothing"
+
+    second = await FleetProcess(env=first.env, roles="appender").start()
+    try:
+
+        async def all_stored() -> bool:
+            return len(await store_contents(private_stack, unique_name)) >= len(ids)
+
+        await wait_for(
+            all_stored, timeout_s=120, what=f"{len(ids)} stored events after the restart"
+        )
+        assert_exactly_once(
+            await store_contents(private_stack, unique_name), ids, orders, per_order
+        )
+        published = await read_topic(
+            private_stack.urls.kafka_url, f"{first.prefix}events.stored", expect=len(ids)
+        )
+        assert {decode(r.value).id for r in published} == set(ids)  # at least once downstream
+    finally:
+        assert await second.stop() == 0
+
+
+async def test_sigterm_under_load_drains_cleanly(
+    private_stack: EmbeddedStack, unique_name: str
+) -> None:
+    orders = [f"t-{i}" for i in range(40)]
+    per_order = 40
+    first = FleetProcess.for_stack(
+        private_stack, unique_name, roles="appender", EVENTFLEET_BATCH_SIZE="100"
+    )
+    await first.start()
+    ids = await produce_requested(
+        private_stack.urls.kafka_url, f"{first.prefix}events", orders, per_order
+    )
+
+    async def some_stored() -> bool:
+        return len(await store_contents(private_stack, unique_name)) >= 200
+
+    await wait_for(some_stored, timeout_s=60, what="the appender to store a few batches")
+    assert await first.stop(timeout_s=30) == 0  # drained within the grace period
+    second = await FleetProcess(env=first.env, roles="appender").start()
+    try:
+
+        async def all_stored() -> bool:
+            return len(await store_contents(private_stack, unique_name)) >= len(ids)
+
+        await wait_for(
+            all_stored, timeout_s=120, what=f"{len(ids)} stored events after the restart"
+        )
+        assert_exactly_once(
+            await store_contents(private_stack, unique_name), ids, orders, per_order
+        )
+        published = await read_topic(
+            private_stack.urls.kafka_url, f"{first.prefix}events.stored", expect=len(ids)
+        )
+        counts = Counter(decode(r.value).id for r in published)
+        assert set(counts) == set(ids)
+        # A clean drain committed what it published: nothing is published twice.
+        assert max(counts.values()) == 1, [i for i, n in counts.items() if n > 1][:5]
+    finally:
+        assert await second.stop() == 0
