@@ -156,13 +156,15 @@ async def serve(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, fleet.stop)
     await fleet.app.start()
+    relay: asyncio.Task[None] | None = None
     if "commands" in fleet.roles:
-        fleet.spawn_relay = asyncio.create_task(runtime.outbox.run())  # type: ignore[attr-defined]
+        # Sync mode and storage writers store before they publish: repair what Kafka missed.
+        relay_age_s = runtime.settings.kafka_timeout_ms / 1000 * 1.5 + 1
+        relay = asyncio.create_task(runtime.outbox.run(older_than_s=relay_age_s))
     if on_started is not None:
         await on_started(fleet)
     await fleet.stopped.wait()
     log.info("draining %s", ", ".join(sorted(fleet.roles)))
-    relay = getattr(fleet, "spawn_relay", None)
     if relay is not None:
         relay.cancel()
     await fleet.drain()

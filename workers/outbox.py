@@ -76,11 +76,15 @@ class Outbox:
             log.info("relayed %d stored events to %s", len(events), self._topic)
         return len(events)
 
-    async def run(self, *, interval_s: float = 1.0) -> None:
-        """Relay forever; a dependency that is down only delays the next round."""
+    async def run(self, *, older_than_s: float, interval_s: float = 1.0) -> None:
+        """Relay forever; a dependency that is down only delays the next round.
+
+        ``older_than_s`` must exceed a writer's own publish attempt (1.5 x the Kafka
+        timeout), or the relay could publish an event whose first attempt is still running.
+        """
         while True:
             try:
-                while await self.relay_once() > 0:
+                while await self.relay_once(older_than_s=older_than_s) > 0:
                     pass
             except Unavailable as e:
                 log.warning("outbox relay waits: %s", e)

@@ -175,6 +175,7 @@ class Runtime:
     async def stop(self) -> None:
         await self.snapshotter.drain()
         await self.loader.drain()
+        await self.sync.drain()
         await self.producer.stop()
         try:
             await asyncio.wait_for(self.redis.aclose(), 2)
