@@ -22,7 +22,7 @@ from topics.envelope import (
     Event,
     Metadata,
     aggregate_key,
-    new_event,
+    utc_now,
     validate_data,
 )
 from topics.errors import (
@@ -175,6 +175,7 @@ class CommandService:
         self._metrics = metrics
         self._sync = sync
         self._answer_wait_s = answer_wait_s
+        self._label_cache: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
     async def handle(self, request: CommandRequest) -> Answer:
         started = time.perf_counter()
@@ -222,12 +223,15 @@ class CommandService:
         )
 
     async def _append_async(self, domain: Domain, request: CommandRequest) -> tuple[Answer, str]:
-        event = new_event(
-            domain.name,
-            request.aggregate_id,
-            request.type,
-            request.data,
+        # Every field was validated by parse_request and the domain: build, do not re-check.
+        event = Event(
+            id=str(uuid.uuid4()),
+            aggregate_type=domain.name,
+            aggregate_id=request.aggregate_id,
+            type=request.type,
+            data=request.data,
             metadata=self._metadata(request),
+            occurred_at=utc_now(),
         )
         allowed = sorted(domain.spec(request.type).after)
         mark = MarkRequest(request.key, request.type, event.id, allowed, request.command_id)

@@ -87,19 +87,20 @@ class KafkaProducer:
         if not self._started:
             raise StreamUnavailable("the Kafka producer is not running")
         try:
-            future: asyncio.Future[Any] = await asyncio.wait_for(
-                self._producer.send(
+            async with asyncio.timeout(self._timeout_s):
+                future: asyncio.Future[Any] = await self._producer.send(
                     topic, value=value, key=key, headers=list(headers), partition=partition
-                ),
-                self._timeout_s,
-            )
+                )
         except (TimeoutError, KafkaError, OSError) as e:
             raise StreamUnavailable(f"Kafka did not accept a record for {topic}: {e!r}") from e
         return future
 
     async def delivered(self, topic: str, future: asyncio.Future[Any]) -> Delivery:
         try:
-            metadata = await asyncio.wait_for(asyncio.shield(future), self._timeout_s * 1.5)
+            # Shielded: a timeout here must not cancel the record inside aiokafka, which
+            # fails it by itself after request_timeout_ms.
+            async with asyncio.timeout(self._timeout_s * 1.5):
+                metadata = await asyncio.shield(future)
         except (TimeoutError, KafkaError, OSError) as e:
             raise StreamUnavailable(f"Kafka did not acknowledge a record for {topic}: {e!r}") from e
         return Delivery(topic=metadata.topic, partition=metadata.partition, offset=metadata.offset)

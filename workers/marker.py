@@ -112,7 +112,7 @@ class RedisMarker:
         self._restore = redis.register_script(RESTORE)
         self._latency = metrics.marker_latency
         self._pending: list[tuple[Any, list[str], list[str], asyncio.Future[Any]]] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._flushing = False
 
     def _keys(self, aggregate_key: str, command_id: str | None) -> list[str]:
         # The hash tag keeps both keys of an aggregate in one cluster slot.
@@ -183,28 +183,40 @@ class RedisMarker:
     async def _call(self, script: Any, keys: list[str], args: list[str]) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append((script, keys, args, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
+        if not self._flushing:
+            # No round trip in flight: this caller sends the queue itself (no extra task).
+            self._flushing = True
+            await self._flush_all()
         return await future
 
+    async def _flush_all(self) -> None:
+        """Send what is queued; calls queued meanwhile go in the next round trip, by a task."""
+        try:
+            await self._flush()
+        finally:
+            if self._pending:
+                asyncio.get_running_loop().create_task(self._flush_all())
+            else:
+                self._flushing = False
+
     async def _flush(self) -> None:
-        """Send everything queued as one pipeline; calls arriving meanwhile go in the next."""
-        while self._pending:
+        """Send everything queued as one pipeline."""
+        if self._pending:
             batch, self._pending = self._pending, []
             started = time.perf_counter()
             try:
                 pipe = self._redis.pipeline(transaction=False)
                 for script, keys, args, _ in batch:
                     await script(keys=keys, args=args, client=pipe)
-                results = await asyncio.wait_for(
-                    pipe.execute(raise_on_error=False), self._timeout_s
-                )
+                async with asyncio.timeout(self._timeout_s):
+                    results = await pipe.execute(raise_on_error=False)
             except (TimeoutError, RedisError, OSError) as e:
-                error = MarkerUnavailable(f"Redis did not answer the marker: {e!r}")
-                for *_, future in batch:
-                    if not future.done():
-                        future.set_exception(error)
-                continue
+                _fail(batch, MarkerUnavailable(f"Redis did not answer the marker: {e!r}"))
+                return
+            except BaseException:
+                # Cancelled while carrying other callers' calls: they must not hang.
+                _fail(batch, MarkerUnavailable("the marker round trip was cancelled"))
+                raise
             self._latency.observe(time.perf_counter() - started)
             for (*_, future), result in zip(batch, results, strict=True):
                 if future.done():
@@ -213,6 +225,12 @@ class RedisMarker:
                     future.set_exception(MarkerUnavailable(f"Redis refused the marker: {result!r}"))
                 else:
                     future.set_result(result)
+
+
+def _fail(batch: list[tuple[Any, list[str], list[str], asyncio.Future[Any]]], error: Exception) -> None:
+    for *_, future in batch:
+        if not future.done():
+            future.set_exception(error)
 
 
 def _text(value: Any) -> str:
