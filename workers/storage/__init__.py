@@ -18,7 +18,7 @@ from workers.storage.mappers import (
     FieldChangedMapper,
 )
 from workers.storage.storage import Edit, EventSourcedStorage
-from workers.storage.writers import AFTER_DOCUMENT_WRITE, AFTER_EVENT_WRITE, FaultHook
+from workers.storage.writers import AFTER_DOCUMENT_WRITE, AFTER_EVENT_WRITE, FaultHook, FaultPoint
 
 __all__ = [
     "AFTER_DOCUMENT_WRITE",
@@ -33,6 +33,7 @@ __all__ = [
     "EventSourcedStorage",
     "EventTypes",
     "FaultHook",
+    "FaultPoint",
     "FieldChangedMapper",
     "apply_patch",
     "changed_paths",

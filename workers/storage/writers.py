@@ -15,7 +15,7 @@ is without its event. Until then readers of the raw collection may see the chang
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -32,10 +32,22 @@ from workers.storage.documents import ID, PENDING_EVENT, VERSION, Document
 
 Outcome = Literal["conflict", "committed", "committed_event_by_other"]
 """``committed_event_by_other``: a concurrent reader stored (and publishes) the event first."""
-FaultHook = Callable[[str], None]
-"""Called at the named points below; a test hook raises or kills the process there."""
 AFTER_DOCUMENT_WRITE = "after_document_write"
 AFTER_EVENT_WRITE = "after_event_write"
+
+
+@dataclass(frozen=True, slots=True)
+class FaultPoint:
+    """Where a change is when the fault hook is called: crash tests raise or die here."""
+
+    point: str
+    """AFTER_DOCUMENT_WRITE or AFTER_EVENT_WRITE."""
+    event: Event
+    session_id: Mapping[str, Any] | None
+    """The transaction's logical session id (None on the intent path)."""
+
+
+FaultHook = Callable[[FaultPoint], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +73,7 @@ class _Stale(Exception):
     """The version check failed inside a transaction: abort it and let the caller re-read."""
 
 
-def _no_fault(point: str) -> None:
+def _no_fault(point: FaultPoint) -> None:
     return None
 
 
@@ -114,9 +126,9 @@ class TransactionWriter:
         async with await session.start_transaction():
             if not await write_document(self._docs, change, session=session):
                 raise _Stale
-            self._fault(AFTER_DOCUMENT_WRITE)
+            self._fault(FaultPoint(AFTER_DOCUMENT_WRITE, change.event, session.session_id))
             await append_event(self._events, change.doc_id, change.event, session=session)
-            self._fault(AFTER_EVENT_WRITE)
+            self._fault(FaultPoint(AFTER_EVENT_WRITE, change.event, session.session_id))
         return True
 
     async def _committed_after_all(self, change: PlannedChange, error: PyMongoError) -> bool:
@@ -146,7 +158,7 @@ class IntentWriter:
         intent = {PENDING_EVENT: event_to_document(change.event)}
         if not await write_document(self._docs, change, session=None, extra=intent):
             return "conflict"
-        self._fault(AFTER_DOCUMENT_WRITE)
+        self._fault(FaultPoint(AFTER_DOCUMENT_WRITE, change.event, None))
         if await complete_pending(
             self._docs, self._events, change.doc_id, change.event, self._fault
         ):
@@ -216,7 +228,7 @@ async def complete_pending(
     True if this call stored the event, so it is the one to publish it.
     """
     stored = await append_event(events, doc_id, event)
-    fault(AFTER_EVENT_WRITE)
+    fault(FaultPoint(AFTER_EVENT_WRITE, event, None))
     async with translated(f"clearing the pending event of {event.aggregate_type} {doc_id}"):
         await docs.update_one(
             {ID: doc_id, f"{PENDING_EVENT}._id": event.id}, {"$unset": {PENDING_EVENT: ""}}
