@@ -1,0 +1,78 @@
+"""The topic catalog: prefixed names, downstream topics without duplicates, topic configs."""
+
+from __future__ import annotations
+
+from topics.catalog import DAY_MS, TopicNames, TopicSpec, catalog
+
+NAMES = TopicNames("t1.")
+
+
+def test_names_carry_the_prefix() -> None:
+    assert NAMES.events == "t1.events"
+    assert NAMES.stored == "t1.events.stored"
+    assert NAMES.dlq == "t1.events.dlq"
+    assert NAMES.commands == "t1.commands"
+    assert NAMES.command_replies == "t1.commands.replies"
+    assert NAMES.name("orders") == "t1.orders"
+    assert TopicNames("").events == "events"
+
+
+def test_the_fleet_topics_come_first_with_their_retention() -> None:
+    specs = catalog(NAMES, partitions=6, replication=3)
+    by_name = {spec.name: spec for spec in specs}
+    assert [spec.name for spec in specs] == [
+        "t1.commands",
+        "t1.commands.replies",
+        "t1.events",
+        "t1.events.stored",
+        "t1.events.dlq",
+    ]
+    assert all(spec.partitions == 6 and spec.replication == 3 for spec in specs)
+    assert by_name["t1.events"].retention_ms == 7 * DAY_MS
+    assert by_name["t1.events.stored"].retention_ms == -1  # the replayable log
+    assert by_name["t1.events.dlq"].retention_ms == 30 * DAY_MS
+    assert not any(spec.compacted for spec in specs)
+
+
+def test_downstream_topics_are_prefixed_and_deduplicated() -> None:
+    specs = catalog(
+        NAMES,
+        partitions=2,
+        replication=1,
+        downstream=["orders", "accounts", "orders", "events"],
+        retention_ms=DAY_MS,
+    )
+    names = [spec.name for spec in specs]
+    assert names.count("t1.orders") == 1
+    assert names.count("t1.events") == 1
+    assert names[-2:] == ["t1.orders", "t1.accounts"]
+    # A downstream topic that collides with a fleet topic keeps the fleet topic's settings.
+    assert next(s for s in specs if s.name == "t1.events").retention_ms == DAY_MS
+    assert next(s for s in specs if s.name == "t1.events.stored").retention_ms == -1
+    assert next(s for s in specs if s.name == "t1.orders") == TopicSpec("t1.orders", 2, 1, DAY_MS)
+
+
+def test_no_downstream_means_only_the_fleet_topics() -> None:
+    assert len(catalog(NAMES, partitions=1, replication=1, downstream=iter(()))) == 5
+
+
+def test_configs_state_the_cleanup_policy_and_retention() -> None:
+    assert TopicSpec("a", 1, 1).configs() == {"cleanup.policy": "delete"}
+    assert TopicSpec("a", 1, 1, retention_ms=1000).configs() == {
+        "cleanup.policy": "delete",
+        "retention.ms": "1000",
+    }
+    assert TopicSpec("a", 1, 1, retention_ms=-1).configs() == {
+        "cleanup.policy": "delete",
+        "retention.ms": "-1",
+    }
+    assert TopicSpec("a", 1, 1, compacted=True).configs() == {"cleanup.policy": "compact"}
+    assert TopicSpec("a", 1, 1, retention_ms=5, compacted=True).configs() == {
+        "cleanup.policy": "compact",
+        "retention.ms": "5",
+    }
+
+
+def test_catalog_configs_are_all_strings() -> None:
+    for spec in catalog(NAMES, partitions=1, replication=1, downstream=["orders"]):
+        assert all(isinstance(v, str) for v in spec.configs().values())

@@ -1,0 +1,325 @@
+"""The event envelope: exact round trips, and strict decoding that names the bad field."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from topics.envelope import (
+    MAX_DATA_DEPTH,
+    Event,
+    Metadata,
+    aggregate_key,
+    decode,
+    encode,
+    from_dict,
+    kafka_headers,
+    new_event,
+    validate_data,
+)
+from topics.errors import InvalidEnvelope, InvalidInput
+
+# --- strategies -----------------------------------------------------------------------
+
+_keys = st.text(min_size=1, max_size=12).filter(
+    lambda k: not k.startswith("$") and "." not in k and "\x00" not in k
+)
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20)
+)
+_json = st.recursive(
+    _scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_keys, inner, max_size=4),
+    max_leaves=20,
+)
+_data = st.dictionaries(_keys, _json, max_size=6)
+_meta_value = st.none() | st.text(min_size=1, max_size=256)
+_metadata = st.builds(
+    Metadata,
+    client_id=_meta_value,
+    command_id=_meta_value,
+    correlation_id=_meta_value,
+    causation_id=_meta_value,
+)
+# MongoDB keeps milliseconds, so the envelope's times live at that precision.
+_times = st.datetimes(timezones=st.just(UTC)).map(
+    lambda t: t.replace(microsecond=t.microsecond // 1000 * 1000)
+)
+_events = st.builds(
+    Event,
+    id=st.uuids().map(str),
+    aggregate_type=st.from_regex(r"\A[a-z][a-z0-9_]{0,20}\Z"),
+    aggregate_id=st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9_.:@-]{0,30}\Z"),
+    type=st.from_regex(r"\A[A-Za-z][A-Za-z0-9_]{0,30}\Z"),
+    data=_data,
+    version=st.none() | st.integers(min_value=1, max_value=2**62),
+    metadata=_metadata,
+    occurred_at=_times,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_events)
+def test_decode_inverts_encode(event: Event) -> None:
+    decoded = decode(encode(event))
+    assert decoded == event
+    assert decoded.occurred_at.tzinfo is not None
+    assert decoded.occurred_at.utcoffset() == timedelta(0)
+    # Encoding is stable: a decoded event encodes to the very same bytes.
+    assert encode(decoded) == encode(event)
+
+
+@settings(max_examples=100, deadline=None)
+@given(_data)
+def test_validate_data_accepts_every_safe_json_object(data: dict[str, Any]) -> None:
+    assert validate_data(data, "data") == data
+
+
+# --- a valid envelope to break ---------------------------------------------------------
+
+
+def _valid() -> dict[str, Any]:
+    event = new_event(
+        "order",
+        "o-1",
+        "OrderPlaced",
+        {"items": [{"sku": "a", "qty": 1, "price": 2.5}]},
+        metadata=Metadata(client_id="c", correlation_id="corr"),
+        version=3,
+    )
+    parsed: dict[str, Any] = orjson.loads(encode(event))
+    return parsed
+
+
+def _field_of(obj: Any) -> str:
+    with pytest.raises(InvalidEnvelope) as caught:
+        decode(orjson.dumps(obj))
+    return caught.value.field
+
+
+def test_the_valid_envelope_decodes() -> None:
+    event = decode(orjson.dumps(_valid()))
+    assert event.version == 3
+    assert event.metadata == Metadata(client_id="c", correlation_id="corr")
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["id", "aggregate_type", "aggregate_id", "type", "version", "data", "metadata", "occurred_at"],
+)
+def test_a_missing_field_is_named(name: str) -> None:
+    obj = _valid()
+    del obj[name]
+    assert _field_of(obj) == name
+
+
+def test_an_unknown_field_is_named() -> None:
+    assert _field_of({**_valid(), "priority": 1}) == "priority"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("id", "not-a-uuid"),
+        ("id", 42),
+        ("id", None),
+        ("aggregate_type", "Order"),
+        ("aggregate_type", ""),
+        ("aggregate_type", 7),
+        ("aggregate_id", ""),
+        ("aggregate_id", "-leading-dash"),
+        ("aggregate_id", "has space"),
+        ("aggregate_id", "x" * 129),
+        ("type", "1Placed"),
+        ("type", "Order.Placed"),
+        ("type", ["OrderPlaced"]),
+        ("version", 0),
+        ("version", -1),
+        ("version", True),
+        ("version", "1"),
+        ("version", 1.5),
+        ("data", []),
+        ("data", "text"),
+        ("data", None),
+        ("data", 3),
+        ("metadata", None),
+        ("metadata", ["client_id"]),
+        ("occurred_at", "2024-05-01T12:00:00+02:00"),
+        ("occurred_at", "2024-05-01T12:00:00"),
+        ("occurred_at", "yesterday at noon"),
+        ("occurred_at", "2024-13-01T00:00:00Z"),
+        ("occurred_at", 1714564800),
+        ("occurred_at", None),
+    ],
+)
+def test_a_wrong_value_names_its_field(name: str, value: Any) -> None:
+    assert _field_of({**_valid(), name: value}) == name
+
+
+@pytest.mark.parametrize(
+    ("metadata", "field"),
+    [
+        ({"tenant": "t"}, "metadata.tenant"),
+        ({"client_id": "x" * 257}, "metadata.client_id"),
+        ({"command_id": ""}, "metadata.command_id"),
+        ({"correlation_id": 12}, "metadata.correlation_id"),
+        ({"causation_id": {"id": "x"}}, "metadata.causation_id"),
+    ],
+)
+def test_bad_metadata_names_its_key(metadata: dict[str, Any], field: str) -> None:
+    assert _field_of({**_valid(), "metadata": metadata}) == field
+
+
+def test_metadata_keys_may_be_omitted_or_null_and_256_chars_fit() -> None:
+    event = decode(orjson.dumps({**_valid(), "metadata": {"client_id": "x" * 256}}))
+    assert event.metadata == Metadata(client_id="x" * 256)
+    assert decode(orjson.dumps({**_valid(), "metadata": {}})).metadata == Metadata()
+
+
+@pytest.mark.parametrize(
+    "raw", [b"", b"{", b"\xff\xfe", b"not json", b'{"id": 1,}', b"NaN", "{'id': 1}"]
+)
+def test_non_json_is_an_envelope_error(raw: bytes | str) -> None:
+    with pytest.raises(InvalidEnvelope) as caught:
+        decode(raw)
+    assert caught.value.field == "envelope"
+    assert "JSON" in str(caught.value)
+
+
+@pytest.mark.parametrize("raw", [b"[]", b'[{"id": 1}]', b'"event"', b"null", b"42"])
+def test_json_that_is_not_an_object_is_an_envelope_error(raw: bytes) -> None:
+    with pytest.raises(InvalidEnvelope) as caught:
+        decode(raw)
+    assert caught.value.field == "envelope"
+    assert "object" in str(caught.value)
+
+
+def test_an_envelope_error_is_a_non_retriable_invalid_input() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        decode(b"[]")
+    assert caught.value.retriable is False
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"a.b": 1}, "data.a.b"),
+        ({"$set": 1}, "data.$set"),
+        ({"": 1}, "data."),
+        ({"nul\x00": 1}, "data.nul\x00"),
+        ({"order": {"lines": [{"ok": 1}, {"$where": "1"}]}}, "data.order.lines[1].$where"),
+        ({"x": [[{"deep": {"dotted.key": None}}]]}, "data.x[0][0].deep.dotted.key"),
+        ({"n": 2**63}, "data.n"),
+    ],
+)
+def test_unsafe_keys_and_numbers_deep_in_data_name_their_path(
+    data: dict[str, Any], field: str
+) -> None:
+    assert _field_of({**_valid(), "data": data}) == field
+
+
+def test_dollar_and_dots_inside_values_are_fine() -> None:
+    data = {"note": "$5.00 off", "tags": ["a.b", "$x"], "n": -(2**63)}
+    assert decode(orjson.dumps({**_valid(), "data": data})).data == data
+
+
+def _nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_data_nesting_is_bounded() -> None:
+    # ``data`` is level 0 and its key level 1, so MAX_DATA_DEPTH - 1 lists reach the limit.
+    validate_data({"a": _nested(MAX_DATA_DEPTH - 1)}, "data")
+    with pytest.raises(InvalidEnvelope) as caught:
+        validate_data({"a": _nested(MAX_DATA_DEPTH)}, "data")
+    assert caught.value.field.startswith("data.a[0]")
+    assert "deeper" in str(caught.value)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf"), object(), b"x"])
+def test_values_json_cannot_carry_are_rejected(value: Any) -> None:
+    with pytest.raises(InvalidEnvelope) as caught:
+        validate_data({"v": value}, "data")
+    assert caught.value.field == "data.v"
+
+
+def test_a_utc_offset_written_as_plus_zero_is_accepted_as_utc() -> None:
+    event = decode(orjson.dumps({**_valid(), "occurred_at": "2024-05-01T12:00:00.250+00:00"}))
+    assert event.occurred_at == datetime(2024, 5, 1, 12, 0, 0, 250_000, tzinfo=UTC)
+    assert event.occurred_at.tzinfo is UTC
+
+
+def test_datetimes_from_the_store_must_be_utc_too() -> None:
+    base = {**_valid(), "data": {}}
+    aware = datetime(2024, 5, 1, 12, tzinfo=timezone(timedelta(hours=2)))
+    for moment in (aware, datetime(2024, 5, 1, 12)):
+        with pytest.raises(InvalidEnvelope) as caught:
+            from_dict({**base, "occurred_at": moment})
+        assert caught.value.field == "occurred_at"
+    utc = datetime(2024, 5, 1, 12, tzinfo=UTC)
+    assert from_dict({**base, "occurred_at": utc}).occurred_at == utc
+
+
+def test_ids_are_normalised_to_the_canonical_uuid_form() -> None:
+    upper = str(uuid.uuid4()).upper()
+    assert decode(orjson.dumps({**_valid(), "id": upper})).id == upper.lower()
+
+
+def test_the_kafka_key_is_type_colon_id() -> None:
+    event = new_event("order", "o-1:eu", "OrderPaid", {"amount": 3})
+    assert event.key == b"order:o-1:eu"
+    assert aggregate_key("order", "o-1:eu") == event.key
+
+
+def test_kafka_headers_carry_the_event_and_its_correlation_ids() -> None:
+    metadata = Metadata(client_id="web", command_id="cmd-1", correlation_id="corr-9")
+    event = new_event("order", "o-1", "OrderPaid", {"amount": 3}, metadata=metadata)
+    headers = dict(kafka_headers(event))
+    assert headers == {
+        "event_id": event.id.encode(),
+        "event_type": b"OrderPaid",
+        "client_id": b"web",
+        "command_id": b"cmd-1",
+        "correlation_id": b"corr-9",
+    }
+    assert "causation_id" not in headers  # absent ids are left out, not sent empty
+
+
+def test_new_event_validates_and_names_the_field() -> None:
+    with pytest.raises(InvalidEnvelope) as caught:
+        new_event("Order", "o-1", "OrderPaid", {})
+    assert caught.value.field == "aggregate_type"
+    with pytest.raises(InvalidEnvelope) as caught:
+        new_event("order", "o-1", "OrderPaid", {"a": {"$gt": 1}})
+    assert caught.value.field == "data.a.$gt"
+
+
+def test_new_event_times_are_utc_at_millisecond_precision() -> None:
+    event = new_event("order", "o-1", "OrderPaid", {"amount": 1})
+    assert event.occurred_at.tzinfo is not None
+    assert event.occurred_at.utcoffset() == timedelta(0)
+    assert event.occurred_at.microsecond % 1000 == 0
+    assert decode(encode(event)) == event
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("aggregate_id", "o-1\n"), ("aggregate_type", "order\n"), ("type", "OrderPaid\n")],
+)
+def test_a_trailing_newline_is_not_part_of_a_valid_name(name: str, value: str) -> None:
+    # ``re.match`` with a ``$`` anchor accepts one trailing newline; the key would then
+    # be b"order:o-1\n", a different aggregate that looks the same in every log.
+    assert _field_of({**_valid(), name: value}) == name

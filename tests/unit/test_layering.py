@@ -1,0 +1,155 @@
+"""The dependency direction of STYLE.md: topics <- snapshot_rules <- workers, no drivers below."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DRIVERS = frozenset(
+    {
+        "faust",
+        "mode",
+        "aiokafka",
+        "pymongo",
+        "bson",
+        "motor",
+        "redis",
+        "prometheus_client",
+        "nats",
+        "workers",
+    }
+)
+FORBIDDEN = {"topics": DRIVERS | {"snapshot_rules"}, "snapshot_rules": DRIVERS}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imported_modules(source: str, module: str, *, is_package: bool = False) -> set[str]:
+    """Absolute names of every module ``source`` imports, relative imports resolved."""
+    package = module if is_package else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                base = ".".join([*anchor, base] if base else anchor)
+            found.add(base)
+        elif isinstance(node, ast.Call) and _dynamic_import(node):
+            argument = node.args[0]
+            if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
+                found.add(argument.value)
+    return found
+
+
+def _dynamic_import(node: ast.Call) -> bool:
+    """``importlib.import_module("x")`` and ``__import__("x")`` count as imports too."""
+    func = node.func
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+    return name in ("import_module", "__import__") and bool(node.args)
+
+
+def violations(source: str, module: str, *, is_package: bool = False) -> list[str]:
+    """``module imports name`` for each import its layer forbids."""
+    forbidden = FORBIDDEN[module.split(".")[0]]
+    return sorted(
+        f"{module} imports {name}"
+        for name in imported_modules(source, module, is_package=is_package)
+        if name.split(".")[0] in forbidden
+    )
+
+
+def _layer_files() -> list[Path]:
+    return sorted(p for layer in FORBIDDEN for p in (ROOT / layer).rglob("*.py"))
+
+
+def test_the_layers_are_found() -> None:
+    names = {module_name(path) for path in _layer_files()}
+    assert {"topics.envelope", "topics.catalog", "snapshot_rules.replay"} <= names
+    assert "snapshot_rules.domains.order" in names
+
+
+@pytest.mark.parametrize("path", _layer_files(), ids=lambda p: module_name(p))
+def test_lower_layers_import_no_driver_and_nothing_above_them(path: Path) -> None:
+    source = path.read_text(encoding="utf-8")
+    module = module_name(path)
+    assert violations(source, module, is_package=path.name == "__init__.py") == []
+
+
+@pytest.mark.parametrize(
+    ("source", "module", "expected"),
+    [
+        ("import pymongo\n", "topics.envelope", ["topics.envelope imports pymongo"]),
+        ("import os, redis.asyncio as r\n", "topics.x", ["topics.x imports redis.asyncio"]),
+        ("from faust import App\n", "snapshot_rules.x", ["snapshot_rules.x imports faust"]),
+        (
+            "from bson import ObjectId\n",
+            "snapshot_rules.domains.x",
+            ["snapshot_rules.domains.x imports bson"],
+        ),
+        (
+            "from workers.settings import Settings\n",
+            "snapshot_rules.rules",
+            ["snapshot_rules.rules imports workers.settings"],
+        ),
+        (
+            "from snapshot_rules import rules\n",
+            "topics.catalog",
+            ["topics.catalog imports snapshot_rules"],
+        ),
+        (
+            "def f():\n    import prometheus_client\n",
+            "topics.x",
+            ["topics.x imports prometheus_client"],
+        ),
+        ("if True:\n    from nats.js import api\n", "topics.x", ["topics.x imports nats.js"]),
+        (
+            "import importlib\nimportlib.import_module('aiokafka')\n",
+            "topics.x",
+            ["topics.x imports aiokafka"],
+        ),
+        (
+            "__import__('motor.motor_asyncio')\n",
+            "topics.x",
+            ["topics.x imports motor.motor_asyncio"],
+        ),
+        ("from mode import Service\n", "snapshot_rules.x", ["snapshot_rules.x imports mode"]),
+    ],
+)
+def test_the_checker_catches_violations(source: str, module: str, expected: list[str]) -> None:
+    assert violations(source, module) == expected
+
+
+@pytest.mark.parametrize(
+    ("source", "module"),
+    [
+        ("import orjson, uuid\nfrom datetime import UTC\n", "topics.envelope"),
+        ("from topics.envelope import Event\n", "snapshot_rules.replay"),
+        ("from snapshot_rules.rules import every\n", "snapshot_rules.domains.order"),
+        ("import modern, redislike, workers_guide\n", "topics.x"),  # prefixes are not roots
+        ("from . import rules\nfrom .schema import Obj\n", "snapshot_rules.domain"),
+    ],
+)
+def test_the_checker_allows_what_the_layer_may_use(source: str, module: str) -> None:
+    assert violations(source, module) == []
+
+
+def test_relative_imports_resolve_against_the_package() -> None:
+    source = "from . import a\nfrom .b import c\nfrom .. import d\nfrom ..e import f\n"
+    assert imported_modules(source, "snapshot_rules.domains.order") == {
+        "snapshot_rules.domains",
+        "snapshot_rules.domains.b",
+        "snapshot_rules",
+        "snapshot_rules.e",
+    }
+    assert imported_modules("from .x import y\n", "topics", is_package=True) == {"topics.x"}
