@@ -105,7 +105,7 @@ async def bench(settings: Settings, *, path: str, events: int) -> int:
 
 
 async def bench_commands(runtime: Runtime, count: int) -> None:
-    settings, service = runtime.settings, runtime.commands
+    settings = runtime.settings
     run = uuid.uuid4().hex[:6]
     print(f"command path: {count} requests per row, OrderPaid on placed orders (marks exist)")
     redis = Redis.from_url(settings.redis_url)
@@ -119,38 +119,39 @@ async def bench_commands(runtime: Runtime, count: int) -> None:
     try:
         for clients in (1, 64):
             n = count if clients > 1 else max(200, count // 10)
-            orders = [f"b{run}-{clients}-{i}" for i in range(n)]
-            placed = await concurrently(
-                "setup",
-                n,
-                64,
-                lambda i: service.handle(_request(orders[i], "OrderPlaced", {"items": ITEMS})),
-            )
-            del placed
-            payload = encode(new_event("order", "x", "OrderPaid", {"amount": 7}))
-
-            async def raw(i: int) -> None:
-                await cas(keys=[f"bench-raw:{run}:{clients}:{i}"], args=["OrderPaid|x"])
-                await raw_producer.send_and_wait(
-                    f"{settings.topic_prefix}bench.raw", payload, key=orders[i].encode()
-                )
-
-            async def ours(i: int) -> None:
-                answer = await service.handle(_request(orders[i], "OrderPaid", {"amount": 7}))
-                if answer.status != 202:
-                    raise RuntimeError(f"unexpected answer {answer}")
-
-            baseline = await concurrently(
-                f"raw CAS + acks=all produce, {clients} clients", n, clients, raw
-            )
-            measured = await concurrently(
-                f"eventfleet commands, {clients} clients", n, clients, ours
-            )
-            print(baseline.line())
-            print(measured.line(baseline))
+            await _command_row(runtime, clients, n, f"b{run}-{clients}", cas, raw_producer)
     finally:
         await raw_producer.stop()
         await redis.aclose()
+
+
+async def _command_row(
+    runtime: Runtime, clients: int, n: int, run: str, cas: Any, raw_producer: Any
+) -> None:
+    """One row pair: the raw work at ``clients`` concurrency, then ours on the same orders."""
+    service, topic = runtime.commands, f"{runtime.settings.topic_prefix}bench.raw"
+    orders = [f"{run}-{i}" for i in range(n)]
+    await concurrently(
+        "setup",
+        n,
+        64,
+        lambda i: service.handle(_request(orders[i], "OrderPlaced", {"items": ITEMS})),
+    )
+    payload = encode(new_event("order", "x", "OrderPaid", {"amount": 7}))
+
+    async def raw(i: int) -> None:
+        await cas(keys=[f"bench-raw:{run}:{i}"], args=["OrderPaid|x"])
+        await raw_producer.send_and_wait(topic, payload, key=orders[i].encode())
+
+    async def ours(i: int) -> None:
+        answer = await service.handle(_request(orders[i], "OrderPaid", {"amount": 7}))
+        if answer.status != 202:
+            raise RuntimeError(f"unexpected answer {answer}")
+
+    baseline = await concurrently(f"raw CAS + acks=all produce, {clients} clients", n, clients, raw)
+    measured = await concurrently(f"eventfleet commands, {clients} clients", n, clients, ours)
+    print(baseline.line())
+    print(measured.line(baseline))
 
 
 def _request(order: str, event_type: str, data: dict[str, Any]) -> CommandRequest:

@@ -24,7 +24,14 @@ EXIT_FATAL = 70
 class Fleet:
     """The Faust app of one process plus the bookkeeping a clean drain needs."""
 
-    def __init__(self, runtime: Runtime, roles: Collection[str], *, app_id: str) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        roles: Collection[str],
+        *,
+        app_id: str,
+        projections: Collection[str] = (),
+    ) -> None:
         settings = runtime.settings
         self.runtime = runtime
         self.roles = frozenset(roles)
@@ -36,6 +43,12 @@ class Fleet:
         self._idle.set()
         self._assigned = False
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.projections = tuple(projections)
+        self._lag_series: set[tuple[str, str, str]] = set()
+        if self.roles == {"projection"} and len(self.projections) == 1:
+            self.role_label = f"projection-{self.projections[0]}"
+        else:
+            self.role_label = next(iter(self.roles)) if len(self.roles) == 1 else "all"
         session_s = settings.kafka_session_timeout_ms / 1000
         self.app = FleetApp(
             app_id,
@@ -98,24 +111,28 @@ class Fleet:
             checks["assigned"] = self._assigned
         if "commands" in self.roles:
             checks["marker"] = await self.runtime.healthy("marker")
-        for role in self.roles:
-            self.runtime.metrics.role_ready.labels(role).set(1 if all(checks.values()) else 0)
+        self.runtime.metrics.role_ready.labels(self.role_label).set(
+            1 if all(checks.values()) else 0
+        )
         return checks
 
     def refresh_gauges(self) -> None:
-        """Consumer lag per assigned partition: the autoscaler's signal."""
+        """Consumer lag per assigned partition (the autoscaler's signal); revoked ones vanish."""
         consumer: Any = self.app.consumer
-        role = next(iter(self.roles)) if len(self.roles) == 1 else "all"
+        gauge = self.runtime.metrics.consumer_lag
         try:
             assignment = consumer.assignment()
-        except Exception:
+        except Exception:  # not started yet
             return
+        current = set()
         for tp in assignment:
-            highwater = consumer.highwater(tp) or 0
-            committed = consumer._committed_offset.get(tp)
-            position = (committed + 1) if committed is not None else 0
-            lag = max(0, highwater - position)
-            self.runtime.metrics.consumer_lag.labels(role, tp.topic, str(tp.partition)).set(lag)
+            labels = (self.role_label, tp.topic, str(tp.partition))
+            position = consumer._committed_offset.get(tp) or 0  # the next offset to read
+            gauge.labels(*labels).set(max(0, (consumer.highwater(tp) or 0) - position))
+            current.add(labels)
+        for labels in self._lag_series - current:
+            gauge.remove(*labels)
+        self._lag_series = current
 
     async def drain(self) -> None:
         """Stop taking work, finish what is in flight, commit, leave the group."""
