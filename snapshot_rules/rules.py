@@ -75,7 +75,7 @@ class Interval(Rule):
     seconds: float
 
     def __post_init__(self) -> None:
-        if self.seconds <= 0:
+        if not self.seconds > 0:  # also rejects NaN, which would never fire
             raise ValueError(f"interval(seconds) needs seconds > 0, got {self.seconds}")
 
     def should_snapshot(self, progress: Progress) -> bool:

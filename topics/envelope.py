@@ -13,9 +13,10 @@ import orjson
 
 from topics.errors import InvalidEnvelope
 
-AGGREGATE_TYPE_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-AGGREGATE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
-EVENT_TYPE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
+# \Z, not $: "$" also matches before a trailing newline, so "o-1\n" would pass.
+AGGREGATE_TYPE_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}\Z")
+AGGREGATE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}\Z")
+EVENT_TYPE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}\Z")
 MAX_DATA_DEPTH = 32
 
 _METADATA_FIELDS = ("client_id", "command_id", "correlation_id", "causation_id")

@@ -20,11 +20,17 @@ def _url(*schemes: str) -> Callable[[str], str]:
             raise ValueError(
                 f"expected a URL starting with {' or '.join(s + '://' for s in schemes)}"
             )
+        if parts.scheme == "unix":  # a socket path, not a network host
+            if not parts.path:
+                raise ValueError("the URL names no socket path")
+            return raw
         hosts = [host for host in parts.netloc.rsplit("@", 1)[-1].split(",") if host]
         if not hosts:
             raise ValueError("the URL names no host")
         for host in hosts:
-            port = host.rsplit(":", 1)[1] if ":" in host else "1"
+            name, port = host.rsplit(":", 1) if ":" in host else (host, "1")
+            if not name:
+                raise ValueError(f"{host!r} names no host")
             if not port.isdigit() or not 0 < int(port) < 65536:
                 raise ValueError(f"{host!r} has no valid port")
         return raw

@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 ANY_TYPE = "*"
 """``subscribe(ANY_TYPE, handler)`` receives every event type."""
 
-DURABLE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+DURABLE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")
 """Durable subscription names: valid as a Redis group, a NATS consumer and a Kafka group."""
 
 
