@@ -54,10 +54,22 @@ def standalone_url() -> Iterator[str]:
     (workdir / "secantusd.toml").touch()  # an explicit empty config: no user config leaks in
     port = _free_port()
     process = subprocess.Popen(
-        [binary, "--config", str(workdir / "secantusd.toml"), "--standalone", "--host",
-         "127.0.0.1", "--port", str(port), "--storage-path", str(workdir / "data"),
-         "--log-level", "WARNING"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            binary,
+            "--config",
+            str(workdir / "secantusd.toml"),
+            "--standalone",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--storage-path",
+            str(workdir / "data"),
+            "--log-level",
+            "WARNING",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         _wait_listening(port, process, deadline_s=30)

@@ -39,7 +39,9 @@ async def test_concurrent_edits_are_each_applied_once_with_one_event_per_version
     final = await games.get("g1")
     assert games.uses_transactions is transactions
     assert final["gold"] == TASKS * INCREMENTS
-    assert sorted(final["log"]) == sorted(f"{n}.{i}" for n in range(TASKS) for i in range(INCREMENTS))
+    assert sorted(final["log"]) == sorted(
+        f"{n}.{i}" for n in range(TASKS) for i in range(INCREMENTS)
+    )
     assert final["by"] == {f"p{n}": INCREMENTS for n in range(TASKS)}
     assert final["version"] == 1 + TASKS * INCREMENTS
 

@@ -136,9 +136,16 @@ async def test_any_access_completes_an_interrupted_change_before_going_on(
 async def _run_child(url: str, name: str, transactions: bool, point: str) -> Any:
     """Run the change in a child that SIGKILLs itself at ``point``; return its session id."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.storage.crash_child", url, name,
-        "true" if transactions else "false", point,
-        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "tests.storage.crash_child",
+        url,
+        name,
+        "true" if transactions else "false",
+        point,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == -9, f"child did not die by SIGKILL: {stdout!r} {stderr!r}"

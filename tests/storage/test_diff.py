@@ -26,8 +26,9 @@ def _json(allow_null: bool) -> st.SearchStrategy[Any]:
     base = _scalars | st.none() if allow_null else _scalars
     return st.recursive(
         base,
-        lambda inner: st.lists(inner | st.none(), max_size=3)
-        | st.dictionaries(_keys, inner, max_size=4),
+        lambda inner: (
+            st.lists(inner | st.none(), max_size=3) | st.dictionaries(_keys, inner, max_size=4)
+        ),
         max_leaves=12,
     )
 
@@ -98,7 +99,13 @@ def test_changed_paths_name_nested_fields_and_replaced_subtrees() -> None:
     a = {"stats": {"gold": 1, "xp": 2}, "name": "x", "tags": [1], "gone": True}
     b = {"stats": {"gold": 5, "xp": 2}, "name": {"first": "x"}, "tags": [1, 2], "new": 1}
     patch = merge_diff(a, b)
-    assert patch == {"stats": {"gold": 5}, "name": {"first": "x"}, "tags": [1, 2], "gone": None, "new": 1}
+    assert patch == {
+        "stats": {"gold": 5},
+        "name": {"first": "x"},
+        "tags": [1, 2],
+        "gone": None,
+        "new": 1,
+    }
     assert changed_paths(a, patch) == ["gone", "name", "new", "stats.gold", "tags"]
 
 

@@ -28,7 +28,11 @@ async def test_upsert_creates_version_1_with_a_created_event(games: EventSourced
     doc = await games.get("g1")
     assert doc == {"_id": "g1", "version": 1, "gold": 100, "stats": {"hp": 10, "mp": 5}}
     [created] = await games.get_missing_events("g1", after_version=0)
-    assert (created.aggregate_type, created.aggregate_id, created.version) == ("game_states", "g1", 1)
+    assert (created.aggregate_type, created.aggregate_id, created.version) == (
+        "game_states",
+        "g1",
+        1,
+    )
     assert created.type == "GameStateCreated"
     assert created.metadata.client_id == "game-server"
     assert created.data == {
@@ -69,7 +73,9 @@ async def test_update_returns_the_document_and_its_merge_patch(
     event = (await games.get_missing_events("g1", after_version=1))[0]
     assert event.type == "GameStateUpdated" and event.version == 2
     assert event.data == {
-        "operation": "update", "diff": diff, "changed_paths": ["gold", "items", "stats.hp"]
+        "operation": "update",
+        "diff": diff,
+        "changed_paths": ["gold", "items", "stats.hp"],
     }
     stored = await raw_events(db, "game_states", "g1")
     assert all(e["pending_publish"] is True for e in stored)  # for the fleet's outbox relay
@@ -95,7 +101,11 @@ async def test_delete_leaves_a_tombstone_that_reads_say_deleted(
     assert await games.delete_one("g1", client_id="admin-panel") is False
     events = await games.get_missing_events("g1", after_version=1)
     assert [(e.type, e.version) for e in events] == [("GameStateDeleted", 2)]
-    assert events[0].data == {"operation": "delete", "diff": None, "changed_paths": ["gold", "stats"]}
+    assert events[0].data == {
+        "operation": "delete",
+        "diff": None,
+        "changed_paths": ["gold", "stats"],
+    }
 
     again = await games.find_one_and_upsert({"_id": "g1", "gold": 1}, client_id="game-server")
     assert again == {"_id": "g1", "version": 3, "gold": 1}  # versions continue after the tombstone
@@ -138,5 +148,8 @@ async def test_documents_are_stored_flat_without_markers(
 ) -> None:
     await games.find_one_and_update("g1", lambda g: {**g, "gold": 5}, client_id="c")
     assert await raw_doc(db, "game_states", "g1") == {
-        "_id": "g1", "version": 2, "gold": 5, "stats": {"hp": 10, "mp": 5}
+        "_id": "g1",
+        "version": 2,
+        "gold": 5,
+        "stats": {"hp": 10, "mp": 5},
     }

@@ -101,15 +101,24 @@ async def test_an_edit_that_raises_writes_nothing(
     [
         pytest.param(lambda s: s.get("has space"), "document id 'has space' is not valid", id="id"),
         pytest.param(lambda s: s.get(42), "document id 42 is not valid", id="int-id"),
-        pytest.param(lambda s: s.delete_one("", client_id="c"), "document id '' is not", id="empty"),
+        pytest.param(
+            lambda s: s.delete_one("", client_id="c"), "document id '' is not", id="empty"
+        ),
         pytest.param(
             lambda s: s.find_one_and_upsert({"_id": "u3", "version": 4}, client_id="c"),
-            "the storage sets 'version'", id="given-version",
+            "the storage sets 'version'",
+            id="given-version",
         ),
-        pytest.param(lambda s: s.find_one_and_upsert([1], client_id="c"), "must be a dict", id="list"),
-        pytest.param(lambda s: s.delete_one("u1", client_id=""), "client_id '' is not valid", id="client"),
         pytest.param(
-            lambda s: s.find_one_and_update("u1", dict, client_id="x" * 257), "client_id", id="long-client"
+            lambda s: s.find_one_and_upsert([1], client_id="c"), "must be a dict", id="list"
+        ),
+        pytest.param(
+            lambda s: s.delete_one("u1", client_id=""), "client_id '' is not valid", id="client"
+        ),
+        pytest.param(
+            lambda s: s.find_one_and_update("u1", dict, client_id="x" * 257),
+            "client_id",
+            id="long-client",
         ),
         *(
             pytest.param(

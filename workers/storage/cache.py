@@ -14,7 +14,7 @@ import copy
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -38,6 +38,8 @@ class CacheStats:
     invalidations: int
     entries: int
     watch: WatchState
+    stream_resumes: int
+    """Times the change stream was resumed where it stopped (idle timeouts, network errors)."""
 
 
 class DocumentCache:
@@ -113,6 +115,7 @@ class ChangeWatcher:
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self.state: WatchState = "off"
+        self.resumes = 0
 
     async def ensure(self) -> bool:
         """Start watching if not yet; True if caching is safe now (watching, or TTL only)."""
@@ -134,13 +137,10 @@ class ChangeWatcher:
         self._cache.clear()
 
     async def _run(self, ready: asyncio.Future[None]) -> None:
+        token: Mapping[str, Any] | None = None
         try:
-            async with await self._collection.watch() as stream:
-                self._cache.clear()  # what was cached before the stream opened may be stale
-                self.state = "watching"
-                ready.set_result(None)
-                async for change in stream:
-                    self._apply(change)
+            while True:
+                token = await self._follow(ready, token)
         except OperationFailure as e:
             if ready.done():
                 log.warning("change stream of %s failed: %s", self._collection.name, e)
@@ -159,6 +159,27 @@ class ChangeWatcher:
                 self._cache.clear()
             if not ready.done():
                 ready.set_result(None)
+
+    async def _follow(
+        self, ready: asyncio.Future[None], token: Mapping[str, Any] | None
+    ) -> Mapping[str, Any] | None:
+        """Apply changes until the stream ends; return where to resume it (None: from now)."""
+        async with await self._collection.watch(resume_after=token) as stream:
+            if token is None:
+                self._cache.clear()  # what was cached before this stream opened may be stale
+            self.state = "watching"
+            if not ready.done():
+                ready.set_result(None)
+            try:
+                async for change in stream:
+                    self._apply(change)
+            except PyMongoError as e:
+                # An idle stream runs into the client's timeoutMS (CSOT): resume, miss nothing.
+                if e.timeout and stream.resume_token is not None:
+                    self.resumes += 1
+                    return stream.resume_token
+                raise
+        return None  # invalidated (drop, rename): the cache was cleared; start afresh
 
     def _apply(self, change: dict[str, Any]) -> None:
         key = (change.get("documentKey") or {}).get("_id")

@@ -206,7 +206,8 @@ class EventSourcedStorage:
         if self._cache is None or self._watcher is None:
             return None
         c = self._cache
-        return CacheStats(c.hits, c.misses, c.invalidations, len(c), self._watcher.state)
+        watcher = self._watcher
+        return CacheStats(c.hits, c.misses, c.invalidations, len(c), watcher.state, watcher.resumes)
 
     async def close(self) -> None:
         """Stop watching the change stream (the database client stays the caller's)."""
