@@ -148,6 +148,7 @@ async def rebuild_views(
     temp = MongoViewStore(db, f"{projection.collection}_rebuild_{generation}")
     query = {"aggregate_type": {"$in": sorted(projection.aggregate_types)}}
     try:
+        await temp.create()
         async with translated(f"counting the events of {projection.name}"):
             total = await events.collection.count_documents(query)
         progress(0, total)

@@ -168,6 +168,11 @@ class MongoViewStore:
             async with translated(f"inserting {len(docs)} views into {self.collection.name}"):
                 await self.collection.insert_many([to_document(doc) for doc in docs], ordered=False)
 
+    async def create(self) -> None:
+        """Create the collection now, so an empty rebuild still has one to swap in."""
+        async with translated(f"creating {self.collection.name}"):
+            self.collection = await self.db.create_collection(self.collection.name)
+
     async def replace_collection(self, target: str) -> None:
         """Rename this collection over ``target`` (dropping it) in one server-side step."""
         async with translated(f"renaming {self.collection.name} to {target}"):
@@ -252,7 +257,8 @@ class ProjectionRunner:
                 after = doc.version if doc else 0
                 events = await self._events.read(ref, after_version=after, to_version=to_version)
                 step = advance(self.projection, doc, events)
-                if step.gap:
+                reached = step.doc.version if step.doc else after
+                if step.gap or reached < (to_version or 0):
                     raise ReplayGap(
                         f"{ref[0]} {ref[1]}: the store has no contiguous events after version "
                         f"{after} up to {to_version}; projection {self.projection.name} stops."
