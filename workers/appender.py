@@ -57,10 +57,11 @@ class Appender:
             await self._dead_letters.send(letters)
         unique = list({event.id: event for event in reversed(events)}.values())[::-1]
         self._metrics.duplicates_dropped.inc(len(events) - len(unique))
-        stored = await self._store.find([event.id for event in unique])
+        # No lookup in the steady state: the unique event-id index reports a redelivery,
+        # and the first one makes _append look up the rest of the batch at once.
+        stored: dict[str, Event] = {}
+        numbered = await self._append(unique, stored)
         self._metrics.duplicates_dropped.inc(len(stored))
-        fresh = [event for event in unique if event.id not in stored]
-        numbered = await self._append(fresh, stored)
         # Republish redelivered events too: a crash may have hit between insert and publish.
         published = sorted(
             [*numbered, *stored.values()],
@@ -127,7 +128,9 @@ class Appender:
                 done.extend(inserted)
                 failed = conflict.failed
                 if conflict.id_taken:
-                    stored.update(await self._store.find([failed.id]))
+                    # Redeliveries come in runs (a restart replays a whole range): look them all up.
+                    rest = [e.id for e in pending if e.id not in {x.id for x in inserted}]
+                    stored.update(await self._store.find(rest))
                 else:
                     self._versions.pop((failed.aggregate_type, failed.aggregate_id), None)
                 pending = [e for e in pending if e.id not in {x.id for x in inserted}]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -186,17 +187,20 @@ class MongoEventStore:
             return [document_to_event(doc) async for doc in cursor]
 
     async def last_versions(self, aggregates: Sequence[AggregateRef]) -> dict[AggregateRef, int]:
-        found: dict[AggregateRef, int] = {}
-        async with translated("reading last versions"):
-            for aggregate_type, aggregate_id in set(aggregates):
-                doc = await self.collection.find_one(
-                    {"aggregate_type": aggregate_type, "aggregate_id": aggregate_id},
-                    projection={"version": 1},
-                    sort=[("version", DESCENDING)],
+        refs = list(dict.fromkeys(aggregates))
+        async with translated(f"reading the last versions of {len(refs)} aggregates"):
+            # One indexed lookup each, all in flight at once (bounded by the driver's pool).
+            docs = await asyncio.gather(
+                *(
+                    self.collection.find_one(
+                        {"aggregate_type": aggregate_type, "aggregate_id": aggregate_id},
+                        projection={"version": 1},
+                        sort=[("version", DESCENDING)],
+                    )
+                    for aggregate_type, aggregate_id in refs
                 )
-                if doc is not None:
-                    found[(aggregate_type, aggregate_id)] = int(doc["version"])
-        return found
+            )
+        return {ref: int(doc["version"]) for ref, doc in zip(refs, docs, strict=True) if doc is not None}
 
     async def last_event(self, aggregate: AggregateRef) -> Event | None:
         async with translated(f"reading the last event of {aggregate[0]} {aggregate[1]}"):
