@@ -171,7 +171,8 @@ class ServiceProcess:
                 if time.monotonic() >= deadline:
                     raise self._failure(
                         f"did not become ready on {self._where} within {self._ready_timeout_s:g} s"
-                        f" (last probe: {e!r})", fix="if the machine is only slow, pass a larger "
+                        f" (last probe: {e!r})",
+                        fix="if the machine is only slow, pass a larger "
                         "ready_timeout_s to EmbeddedStack",
                     ) from None
                 await asyncio.sleep(0.05)
@@ -277,7 +278,9 @@ class EmbeddedStack:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
@@ -300,14 +303,23 @@ class EmbeddedStack:
             _SAFETY_NET.dirs.discard(self._tmpdir)
             self._tmpdir = None
 
-    async def _run(self, name: str, argv: Callable[[int], list[str]], workdir: Path,
-                   probe: Callable[[int], Awaitable[None]]) -> int:
+    async def _run(
+        self,
+        name: str,
+        argv: Callable[[int], list[str]],
+        workdir: Path,
+        probe: Callable[[int], Awaitable[None]],
+    ) -> int:
         fixed = self._ports.get(name)
         for attempt in range(1 if fixed else _PORT_ATTEMPTS):
             port = fixed or _free_port()
             process = ServiceProcess(
-                name, argv(port), port=port, workdir=workdir,
-                probe=partial(probe, port), ready_timeout_s=self._ready_timeout_s,
+                name,
+                argv(port),
+                port=port,
+                workdir=workdir,
+                probe=partial(probe, port),
+                ready_timeout_s=self._ready_timeout_s,
             )
             try:
                 await process.start()
@@ -325,8 +337,16 @@ class EmbeddedStack:
 
         def argv(port: int) -> list[str]:
             url = f"tcp://{HOST}:{port}"
-            return [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
-                    "--storage-engine", "memory://tansu/"]
+            return [
+                binary,
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ]
 
         return f"kafka://{HOST}:{await self._run('kafka', argv, workdir, _probe_kafka)}"
 
@@ -336,8 +356,19 @@ class EmbeddedStack:
         config.touch()  # an explicit, empty config stops it picking up ~/.secantus/secantusd.toml
 
         def argv(port: int) -> list[str]:
-            return [binary, "--config", str(config), "--host", HOST, "--port", str(port),
-                    "--storage-path", str(workdir / "mongo-data"), "--log-level", "WARNING"]
+            return [
+                binary,
+                "--config",
+                str(config),
+                "--host",
+                HOST,
+                "--port",
+                str(port),
+                "--storage-path",
+                str(workdir / "mongo-data"),
+                "--log-level",
+                "WARNING",
+            ]
 
         return _mongo_url(await self._run("mongo", argv, workdir, _probe_mongo))
 
@@ -357,8 +388,19 @@ class EmbeddedStack:
         data.mkdir(exist_ok=True)
 
         def argv(port: int) -> list[str]:
-            return [binary, "--save", "", "--appendonly", "no", "--bind", HOST,
-                    "--port", str(port), "--dir", str(data)]
+            return [
+                binary,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--bind",
+                HOST,
+                "--port",
+                str(port),
+                "--dir",
+                str(data),
+            ]
 
         port = await self._run("redis", argv, workdir, _probe_redis)
         return f"redis://{HOST}:{port}/{self._redis_db or 0}"
@@ -435,8 +477,13 @@ def _spawn(argv: Sequence[str], *, cwd: Path, log_path: Path) -> subprocess.Pope
     try:
         with log_path.open("ab") as log:
             proc = subprocess.Popen(
-                argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True,
+                argv,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
     except OSError as e:
         raise StackStartError(f"cannot run {argv[0]}: {e}; {INSTALL_FIX}") from e
