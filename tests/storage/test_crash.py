@@ -18,6 +18,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.storage.helpers import Document, canonical, content, raw_doc, raw_events, rebuild
+from topics.errors import ConcurrencyConflict
 from workers.storage import AFTER_DOCUMENT_WRITE, AFTER_EVENT_WRITE, EventSourcedStorage, FaultPoint
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -177,6 +178,9 @@ async def test_killed_process_inside_a_transaction_leaves_nothing_committed(
     # Reads do not wait for the dead transaction: the document and its events are as they were.
     assert await raw_doc(db, "games", "g1") == {"_id": "g1", "version": 1, "gold": 10}
     assert len(await raw_events(db, "games", "g1")) == 1
+    impatient = EventSourcedStorage(db, "games", transactions=True, max_retries=3)
+    with pytest.raises(ConcurrencyConflict, match="stayed at version 1 but every write conflicted"):
+        await impatient.find_one_and_update("g1", _gain, client_id="game-server")
     # The server aborts a dead client's transaction when it reaps the session (mongod:
     # transactionLifetimeLimitSeconds, 60 s); until then the document stays locked. End it now.
     await client.admin.command("killSessions", [session_id])

@@ -36,7 +36,7 @@ def _json(allow_null: bool) -> st.SearchStrategy[Any]:
 documents = st.dictionaries(_keys, _json(allow_null=False), max_size=5)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=250, deadline=None)
 @given(documents, documents)
 def test_applying_the_diff_to_the_source_gives_the_target(a: Any, b: Any) -> None:
     before = canonical(a)
@@ -45,7 +45,7 @@ def test_applying_the_diff_to_the_source_gives_the_target(a: Any, b: Any) -> Non
     assert canonical(a) == before, "diff or apply changed its input"
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(documents, documents)
 def test_changed_paths_are_exactly_where_the_documents_differ(a: Any, b: Any) -> None:
     paths = changed_paths(a, merge_diff(a, b))

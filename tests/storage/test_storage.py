@@ -10,8 +10,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.storage.helpers import Document, canonical, content, raw_doc, raw_events, rebuild
 from topics.envelope import decode, encode
-from topics.errors import NotFound
+from topics.errors import NotFound, StoreUnavailable
 from workers.metrics import create_metrics
+from workers.mongo import connect, database
 from workers.storage import DocumentDeleted, EventSourcedStorage
 
 
@@ -153,3 +154,14 @@ async def test_documents_are_stored_flat_without_markers(
         "gold": 5,
         "stats": {"hp": 10, "mp": 5},
     }
+
+
+async def test_an_unreachable_store_is_a_clear_retriable_error() -> None:
+    client = connect("mongodb://127.0.0.1:1/?directConnection=true", timeout_ms=200)
+    games = EventSourcedStorage(database(client, "nowhere"), "games")
+    try:
+        with pytest.raises(StoreUnavailable, match="MongoDB did not answer") as caught:
+            await games.find_one_and_upsert({"_id": "g1"}, client_id="c")
+        assert caught.value.retriable
+    finally:
+        await client.close()

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from topics.envelope import AGGREGATE_ID_RE, MAX_DATA_DEPTH, validate_data
+from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE, MAX_DATA_DEPTH, validate_data
 from topics.errors import InvalidEnvelope, InvalidInput, NotFound
+from workers.mongo import EVENTS, SNAPSHOTS
 from workers.storage.diff import same
 
 Document = dict[str, Any]
@@ -141,3 +142,23 @@ def _check_depth_and_nulls(value: Any, path: str, depth: int) -> None:
         for index, item in enumerate(value):
             if item is not None:
                 _check_depth_and_nulls(item, f"{path}[{index}]", depth + 1)
+
+
+def check_settings(collection_name: object, cache_ttl_s: object, max_retries: object) -> None:
+    if not isinstance(collection_name, str) or not AGGREGATE_TYPE_RE.match(collection_name):
+        raise InvalidInput(
+            f"collection name {collection_name!r} is not valid: it is the events' aggregate type, "
+            f"so it must match {AGGREGATE_TYPE_RE.pattern} (lower case, e.g. 'game_states')."
+        )
+    if collection_name in (EVENTS, SNAPSHOTS):
+        raise InvalidInput(
+            f"collection {collection_name!r} is the fleet's own; choose another name."
+        )
+    if cache_ttl_s is not None and (
+        isinstance(cache_ttl_s, bool)
+        or not isinstance(cache_ttl_s, int | float)
+        or cache_ttl_s <= 0
+    ):
+        raise InvalidInput(f"cache_ttl_s={cache_ttl_s!r}: use a number of seconds > 0, or None.")
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise InvalidInput(f"max_retries={max_retries!r}: use an integer >= 0.")

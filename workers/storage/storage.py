@@ -16,10 +16,10 @@ from prometheus_client import Counter
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
-from topics.envelope import AGGREGATE_TYPE_RE, Event
-from topics.errors import ConcurrencyConflict, InvalidInput
+from topics.envelope import Event
+from topics.errors import ConcurrencyConflict
 from workers.metrics import Metrics
-from workers.mongo import EVENTS, SNAPSHOTS, MongoEventStore, document_to_event, translated
+from workers.mongo import MongoEventStore, document_to_event, translated
 from workers.outbox import Outbox
 from workers.ports import EventBus
 from workers.storage import documents as docs
@@ -75,7 +75,7 @@ class EventSourcedStorage:
         fault_hook: FaultHook | None = None,
     ) -> None:
         """``transactions``: None detects them; False forces the intent path (see writers)."""
-        _check_settings(collection_name, cache_ttl_s, max_retries)
+        docs.check_settings(collection_name, cache_ttl_s, max_retries)
         self.collection_name = collection_name
         self.types = EventTypes.with_prefix(type_prefix or default_prefix(collection_name))
         self._db = database
@@ -108,12 +108,7 @@ class EventSourcedStorage:
         if caching and self._cache is not None and (hit := self._cache.get(doc_id)) is not None:
             return hit
         token = self._cache.token() if self._cache is not None else 0
-        stored = await self._load(doc_id)
-        if stored is None:
-            raise docs.missing(self.collection_name, doc_id)
-        if docs.is_deleted(stored):
-            raise docs.deleted(self.collection_name, stored)
-        doc = docs.public(stored)
+        doc = self._live(doc_id, await self._load(doc_id))
         if caching and self._cache is not None:
             self._cache.put(doc_id, doc, token)
         return doc
@@ -245,10 +240,20 @@ class EventSourcedStorage:
             await asyncio.sleep(
                 random.uniform(0, min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt))
             )
-        raise ConcurrencyConflict(
-            f"{self.collection_name} {doc_id}: gave up after {len(seen)} attempts; other writers "
-            f"changed it each time between read and write (read versions {seen[0]} to "
-            f"{seen[-1]}). Nothing was written; try again, or raise max_retries."
+        raise self._gave_up(doc_id, seen)
+
+    def _gave_up(self, doc_id: str, seen: list[int | None]) -> ConcurrencyConflict:
+        where = f"{self.collection_name} {doc_id}: gave up after {len(seen)} attempts"
+        if seen[0] != seen[-1]:
+            return ConcurrencyConflict(
+                f"{where}; other writers changed it each time between read and write (read "
+                f"versions {seen[0]} to {seen[-1]}). Nothing was written; try again, or raise "
+                "max_retries."
+            )
+        return ConcurrencyConflict(
+            f"{where}; it stayed at version {seen[0]} but every write conflicted, so another "
+            "transaction holds it (one whose client died holds it until the server ends its "
+            "session). Nothing was written; try again later."
         )
 
     def _plan(
@@ -322,23 +327,3 @@ class EventSourcedStorage:
                 self._writer = TransactionWriter(client, self._docs, self._events, self._fault_hook)
             else:
                 self._writer = IntentWriter(self._docs, self._events, self._fault_hook)
-
-
-def _check_settings(collection_name: object, cache_ttl_s: object, max_retries: object) -> None:
-    if not isinstance(collection_name, str) or not AGGREGATE_TYPE_RE.match(collection_name):
-        raise InvalidInput(
-            f"collection name {collection_name!r} is not valid: it is the events' aggregate type, "
-            f"so it must match {AGGREGATE_TYPE_RE.pattern} (lower case, e.g. 'game_states')."
-        )
-    if collection_name in (EVENTS, SNAPSHOTS):
-        raise InvalidInput(
-            f"collection {collection_name!r} is the fleet's own; choose another name."
-        )
-    if cache_ttl_s is not None and (
-        isinstance(cache_ttl_s, bool)
-        or not isinstance(cache_ttl_s, int | float)
-        or cache_ttl_s <= 0
-    ):
-        raise InvalidInput(f"cache_ttl_s={cache_ttl_s!r}: use a number of seconds > 0, or None.")
-    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-        raise InvalidInput(f"max_retries={max_retries!r}: use an integer >= 0.")
