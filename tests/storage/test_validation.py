@@ -157,3 +157,13 @@ def test_bad_construction_is_refused(
     name = kwargs.pop("collection_name")
     with pytest.raises(InvalidInput, match=message):
         EventSourcedStorage(db, name, **kwargs)
+
+
+async def test_a_change_whose_event_is_too_large_for_the_stream_is_refused(
+    db: AsyncDatabase[Document],
+) -> None:
+    users = EventSourcedStorage(db, "users", max_event_bytes=2048)
+    await users.find_one_and_upsert({"_id": "u1", "name": "Ann"}, client_id="signup")
+    with pytest.raises(InvalidInput, match=r"would be \d+ bytes, over the 2048-byte limit"):
+        await users.find_one_and_update("u1", lambda u: {**u, "bio": "x" * 3000}, client_id="c")
+    await _unchanged(db)

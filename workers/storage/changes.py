@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from topics.envelope import Metadata, new_event
+from topics.envelope import Metadata, encode, new_event
 from topics.errors import InvalidEnvelope, InvalidInput
 from workers.storage.diff import changed_paths, merge_diff
 from workers.storage.documents import DELETED, ID, VERSION, Document
@@ -28,6 +28,7 @@ def plan_change(
     after: Document | None,
     types: EventTypes,
     mapper: EventMapper | None,
+    max_event_bytes: int,
 ) -> PlannedChange:
     """The step from ``previous`` (stored, or None) to content ``after`` (None: delete).
 
@@ -59,6 +60,14 @@ def plan_change(
         )
     except InvalidEnvelope as e:
         raise InvalidInput(f"{collection} {doc_id}: the change's event is not valid: {e}.") from e
+    size = len(encode(event))
+    if size > max_event_bytes:
+        # Consumers of events.stored dead-letter larger events (Settings.max_event_bytes).
+        raise InvalidInput(
+            f"{collection} {doc_id}: the change's event would be {size} bytes, over the "
+            f"{max_event_bytes}-byte limit of the event stream; nothing was written. Make smaller "
+            "changes, or keep large values outside the document."
+        )
     if after is None:
         replacement: Document = {ID: doc_id, VERSION: version, DELETED: True}
     else:

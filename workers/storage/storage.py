@@ -22,6 +22,7 @@ from workers.metrics import Metrics
 from workers.mongo import MongoEventStore, document_to_event, translated
 from workers.outbox import Outbox
 from workers.ports import EventBus
+from workers.settings import Settings
 from workers.storage import documents as docs
 from workers.storage.cache import CacheStats, ChangeWatcher, DocumentCache
 from workers.storage.changes import plan_change
@@ -45,6 +46,7 @@ Edit = Callable[[Document], Document | Awaitable[Document]]
 """Gets a copy of the current document and returns the new one (it may change and return it)."""
 T = TypeVar("T")
 _Decide = Callable[[Document | None], Awaitable[tuple[PlannedChange | None, T]]]
+DEFAULT_MAX_EVENT_BYTES = Settings().max_event_bytes
 _BACKOFF_BASE_S = 0.002
 _BACKOFF_CAP_S = 0.05
 
@@ -72,9 +74,14 @@ class EventSourcedStorage:
         type_prefix: str | None = None,
         transactions: bool | None = None,
         cache_max_entries: int = 10_000,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         fault_hook: FaultHook | None = None,
     ) -> None:
-        """``transactions``: None detects them; False forces the intent path (see writers)."""
+        """``transactions``: None detects them; False forces the intent path (see writers).
+
+        ``max_event_bytes``: refuse a change whose event is larger (pass the fleet's
+        ``Settings.max_event_bytes``: consumers of events.stored dead-letter larger ones).
+        """
         docs.check_settings(collection_name, cache_ttl_s, max_retries)
         self.collection_name = collection_name
         self.types = EventTypes.with_prefix(type_prefix or default_prefix(collection_name))
@@ -86,6 +93,7 @@ class EventSourcedStorage:
         self._counters: dict[str, Counter] = {}
         self._metrics = metrics
         self._max_retries = max_retries
+        self._max_event_bytes = max_event_bytes
         self._transactions = transactions
         self._fault_hook = fault_hook
         self._writer: Writer | None = None
@@ -273,6 +281,7 @@ class EventSourcedStorage:
             after=after,
             types=self.types,
             mapper=self._mapper,
+            max_event_bytes=self._max_event_bytes,
         )
 
     def _live(self, doc_id: str, stored: Document | None) -> Document:
