@@ -24,7 +24,6 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from topics.errors import EventfleetError, InvalidInput
-from workers.agents import to_record
 from workers.chat import CHAT_MESSAGES
 from workers.deadletter import decode_stored
 from workers.metrics import Metrics
@@ -63,11 +62,14 @@ def register_projection_agents(fleet: Fleet, names: Collection[str]) -> None:
 
 
 def _register(fleet: Fleet, projection: Projection) -> None:
+    from workers.agents import to_record  # workers.agents imports this module: import late
+
     app, rt, settings = fleet.app, fleet.runtime, fleet.runtime.settings
     runner = ProjectionRunner.for_runtime(rt, projection)
     name = f"projection-{projection.name}"
     within_s = settings.batch_within_ms / 1000
     stored = app.topic(rt.names.stored, value_serializer="raw", key_serializer="raw")
+    lag = LagGauge(fleet, projection.name)
 
     async def project(stream: Any) -> None:
         async for batch in stream.noack_take(settings.batch_size, within=within_s):
@@ -89,26 +91,40 @@ def _register(fleet: Fleet, projection: Projection) -> None:
                 else:
                     for event in batch:
                         await stream.ack(event)
-                    record_lag(fleet, projection.name, batch)
+                    lag.after(batch)
             if failed:
                 await asyncio.Future()  # unacked: parked until the draining app cancels us
 
     app.agent(stored, name=name)(project)
 
 
-def record_lag(fleet: Fleet, projection: str, batch: Sequence[Any]) -> None:
-    """Events on each partition of the batch that the projection has not applied yet."""
-    last: dict[Any, int] = {}
-    for event in batch:
-        message = event.message
-        last[message.tp] = max(last.get(message.tp, -1), message.offset)
-    gauge = fleet.runtime.metrics.projection_lag
-    for tp, offset in last.items():
+class LagGauge:
+    """``projection_lag`` per partition: high-water mark minus the next offset to apply."""
+
+    def __init__(self, fleet: Fleet, projection: str) -> None:
+        self._fleet = fleet
+        self._gauge = fleet.runtime.metrics.projection_lag
+        self._projection = projection
+        self._partitions: set[int] = set()
+
+    def after(self, batch: Sequence[Any]) -> None:
+        """Record the lag on every partition of an applied batch; forget revoked partitions."""
+        last: dict[Any, int] = {}
+        for event in batch:
+            message = event.message
+            last[message.tp] = max(last.get(message.tp, -1), message.offset)
+        consumer: Any = self._fleet.app.consumer
         try:
-            highwater = fleet.app.consumer.highwater(tp) or 0
-        except Exception:  # no assignment any more (rebalance): the next batch sets it
-            continue
-        gauge.labels(projection, str(tp.partition)).set(max(0, highwater - offset - 1))
+            assigned = {tp.partition for tp in consumer.assignment()}
+            for tp, offset in last.items():
+                lag = max(0, (consumer.highwater(tp) or 0) - offset - 1)
+                self._gauge.labels(self._projection, str(tp.partition)).set(lag)
+                self._partitions.add(tp.partition)
+        except Exception:  # mid-rebalance: the next batch records it
+            return
+        for partition in self._partitions - assigned:
+            self._gauge.remove(self._projection, str(partition))
+        self._partitions &= assigned
 
 
 REBUILD_CHUNK = 200
