@@ -12,6 +12,7 @@ import orjson
 from topics.errors import InvalidInput, Unavailable
 from workers.commands import Answer, CommandRequest, error, parse_request
 from workers.deadletter import DeadLetter, Record, decode_stored
+from workers.projections import PROJECTIONS, register_projection_agents
 from workers.retry import until_done
 
 if TYPE_CHECKING:
@@ -108,6 +109,9 @@ def register_agents(fleet: Fleet) -> None:
                     # Rebuilds run in the background; this batch's offsets commit once they are done.
                     await unacked.acquire()
                     fleet.spawn(ack_when_done(stream, batch, rebuilds))
+
+    if "projection" in fleet.roles:
+        register_projection_agents(fleet, fleet.projections or sorted(PROJECTIONS))
 
     if "commands" in fleet.roles:
 

@@ -15,8 +15,6 @@ from workers.settings import Settings, documented
 
 log = logging.getLogger("eventfleet")
 
-DEV_ROLES = ("commands", "appender", "snapshotter", "forwarder")
-
 
 def configure_logging(level: str) -> None:
     logging.basicConfig(
@@ -62,6 +60,16 @@ def parser() -> argparse.ArgumentParser:
         "ensure", help="create missing topics, report mismatched ones (exit 1)"
     )
 
+    projections = commands.add_parser("projections", help="read models kept from events.stored")
+    projection_actions = projections.add_subparsers(
+        dest="projections_command", required=True, metavar="ACTION"
+    )
+    rebuild = projection_actions.add_parser(
+        "rebuild",
+        help="recompute a projection's views from the event store; the fleet keeps running",
+    )
+    rebuild.add_argument("name", help="the projection, e.g. chat_messages")
+
     replay = commands.add_parser("replay", help="print an aggregate's events and replayed state")
     replay.add_argument("aggregate_type")
     replay.add_argument("aggregate_id")
@@ -90,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "worker": run_worker,
         "topics": run_topics,
         "replay": run_replay,
+        "projections": run_projections,
         "bench": run_bench,
     }
     try:
@@ -113,10 +122,17 @@ async def run_worker(settings: Settings, args: Any) -> int:
     if args.role == "projection" and not args.projection:
         print("eventfleet: --role projection needs --projection NAME", file=sys.stderr)
         return 2
+    if args.projection:
+        from workers.projections import projection_named
+
+        projection_named(args.projection)  # an unknown name fails before any connection
     runtime = await Runtime.start(settings)
     suffix = f"projection-{args.projection}" if args.role == "projection" else args.role
-    roles = DEV_ROLES if args.role == "all" else (args.role,)
-    return await serve(runtime, roles, app_id=f"{settings.group_id}-{suffix}")
+    roles = ROLES if args.role == "all" else (args.role,)
+    projections = (args.projection,) if args.role == "projection" else ()
+    return await serve(
+        runtime, roles, app_id=f"{settings.group_id}-{suffix}", projections=projections
+    )
 
 
 async def run_topics(settings: Settings, args: Any) -> int:
@@ -127,6 +143,12 @@ async def run_topics(settings: Settings, args: Any) -> int:
     for report in reports:
         print(f"{report.status:<9} {report.name} {report.detail}".rstrip())
     return 1 if any(report.status == "mismatch" for report in reports) else 0
+
+
+async def run_projections(settings: Settings, args: Any) -> int:
+    from workers.projections import run_rebuild
+
+    return await run_rebuild(settings, args.name)
 
 
 async def run_replay(settings: Settings, args: Any) -> int:

@@ -8,12 +8,10 @@ from typing import Any
 
 from workers.embedded import EmbeddedStack
 from workers.fleet import Fleet, serve
-from workers.runtime import Runtime
+from workers.runtime import ROLES, Runtime
 from workers.settings import Settings
 
 log = logging.getLogger(__name__)
-
-DEV_ROLES = ("commands", "appender", "snapshotter", "forwarder")
 
 
 def dev_settings(settings: Settings, *, port: int) -> Settings:
@@ -77,9 +75,7 @@ async def dev(settings: Settings, *, port: int, demo: bool = False, demo_scale: 
 
                 fleet.spawn(_demo_then_stop(fleet, run_demo, demo_scale))
 
-        return await serve(
-            runtime, DEV_ROLES, app_id=f"{settings.group_id}-dev", on_started=started
-        )
+        return await serve(runtime, ROLES, app_id=f"{settings.group_id}-dev", on_started=started)
     finally:
         await stack.stop()
 

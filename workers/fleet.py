@@ -164,11 +164,16 @@ async def ensure_catalog(runtime: Runtime) -> list[TopicSpec]:
 
 
 async def serve(
-    runtime: Runtime, roles: Collection[str], *, app_id: str, on_started: Any = None
+    runtime: Runtime,
+    roles: Collection[str],
+    *,
+    app_id: str,
+    on_started: Any = None,
+    projections: Collection[str] = (),
 ) -> int:
     """Run the roles until SIGTERM/SIGINT (or ``fleet.stop()``), then drain; return the exit code."""
     await ensure_catalog(runtime)
-    fleet = Fleet(runtime, roles, app_id=app_id)
+    fleet = Fleet(runtime, roles, app_id=app_id, projections=projections)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, fleet.stop)

@@ -17,6 +17,7 @@ from topics.errors import (
     Unavailable,
     UnknownAggregateType,
 )
+from workers.chat import register_chat_views
 from workers.commands import Answer, PayloadTooLarge, error, parse_request
 
 if TYPE_CHECKING:
@@ -158,6 +159,8 @@ def register_views(fleet: Fleet) -> None:
                     ),
                 )
             return respond(self, Answer(200, {"version": folded.version, "state": folded.state}))
+
+    register_chat_views(fleet)
 
     @app.page("/healthz")
     class Health(View):  # type: ignore[misc]

@@ -41,6 +41,7 @@ from workers.sync import SyncCommands
 log = logging.getLogger(__name__)
 
 ROLES = ("commands", "appender", "snapshotter", "forwarder", "projection")
+"""Every role; ``eventfleet dev`` and ``worker --role all`` run them all in one process."""
 
 
 def load_domains(spec: str) -> Domains:

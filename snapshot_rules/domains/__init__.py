@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from snapshot_rules.domain import Domains
 from snapshot_rules.domains.account import ACCOUNT
+from snapshot_rules.domains.chat_room import CHAT_ROOM
 from snapshot_rules.domains.order import ORDER
 
 
 def default_domains() -> Domains:
     """The domains ``eventfleet dev`` enables."""
-    return Domains([ORDER, ACCOUNT])
+    return Domains([ORDER, ACCOUNT, CHAT_ROOM])
