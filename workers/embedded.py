@@ -132,8 +132,17 @@ class ServiceProcess:
         self._proc = None
 
     def pause(self) -> None:
-        """Freeze the process (SIGSTOP): its port accepts connections but nothing answers."""
+        """Freeze the process (SIGSTOP): its port accepts connections but nothing answers.
+
+        Returns once the kernel reports it stopped: SIGSTOP is delivered asynchronously,
+        and a request sent in between could still be answered.
+        """
         self._signal(signal.SIGSTOP)
+        if self._proc is None:
+            return
+        deadline = time.monotonic() + 5
+        while _state(self._proc.pid) not in ("T", "t", None) and time.monotonic() < deadline:
+            time.sleep(0.001)
 
     def resume(self) -> None:
         """Continue a paused process (SIGCONT)."""
@@ -195,6 +204,15 @@ class ServiceProcess:
             # Another process took the port between our check and the child's bind.
             return PortInUse(self._port_message())
         return StackStartError(f"{self.label} {what}; {fix}. Its log ends with:\n{tail}")
+
+
+def _state(pid: int) -> str | None:
+    """The process state letter from /proc (T: stopped), or None when it cannot be read."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[0]
 
 
 class EmbeddedStack:
