@@ -23,6 +23,7 @@ StateValidator = Callable[[State | None, Event], str | None]
 class Mode(StrEnum):
     ASYNC = "async"  # validate against the marked latest event type (Redis), store later
     SYNC = "sync"  # validate against replayed state, store, then publish
+    STORAGE = "storage"  # changed only through EventSourcedStorage; commands refuse appends
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """EventSourcedStorage: version-checked MongoDB documents whose every change is stored as an event.
 
 Public API: ``EventSourcedStorage`` and what its signatures use; the merge-patch
-helpers for clients that rebuild documents from events.
+helpers for clients that rebuild documents from events; ``storage_domain``, which
+declares a collection to the fleet (snapshots, routes, queries; no appends).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from workers.storage.cache import CacheStats
 from workers.storage.diff import apply_patch, changed_paths, merge_diff
 from workers.storage.documents import DocumentDeleted
+from workers.storage.domain import storage_domain
 from workers.storage.mappers import (
     ChainMapper,
     Change,
@@ -38,4 +40,5 @@ __all__ = [
     "apply_patch",
     "changed_paths",
     "merge_diff",
+    "storage_domain",
 ]

@@ -1,0 +1,89 @@
+"""A storage collection as a fleet domain: its events snapshot, route and replay like any other.
+
+``storage_domain("game_states", type_prefix="GameState")`` declares the collection's
+``GameStateCreated/Updated/Deleted`` events so the snapshotter, the forwarder and the
+query views act on them. The domain is ``Mode.STORAGE``: the command path refuses
+appends to it, because an event that changes no document would break the storage's
+one-version-one-event promise. The replayed state of a document is what the storage
+holds minus ``_id`` and ``version``: its content, or ``{"_deleted": True}`` once deleted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from snapshot_rules.domain import Domain, EventSpec, Mode, Route, event
+from snapshot_rules.replay import State
+from snapshot_rules.rules import Rule, every
+from topics.envelope import Event
+from workers.storage.diff import apply_patch
+from workers.storage.documents import DELETED
+from workers.storage.mappers import EventTypes, default_prefix
+
+TOMBSTONE: State = {DELETED: True}
+"""The state of a deleted document: the stored tombstone without ``_id`` and ``version``."""
+
+
+def storage_types(collection: str, type_prefix: str | None = None) -> EventTypes:
+    """The event types ``EventSourcedStorage(db, collection, type_prefix=...)`` writes."""
+    return EventTypes.with_prefix(type_prefix or default_prefix(collection))
+
+
+@dataclass(frozen=True, slots=True)
+class StorageReducer:
+    """Folds a collection's stored events into the document's content by their merge patches."""
+
+    types: EventTypes
+
+    def __call__(self, state: State | None, event: Event) -> State:
+        if event.type == self.types.deleted:
+            return dict(TOMBSTONE)
+        if event.type == self.types.created:
+            # A creation carries the whole content, so it also revives a tombstone.
+            return _object(apply_patch(event.data.get("diff"), None), state)
+        if event.type == self.types.updated:
+            return _object(apply_patch(event.data.get("diff"), state), state)
+        return dict(state or {})  # not the storage's: leave the document as it is
+
+
+def storage_domain(
+    collection: str,
+    *,
+    type_prefix: str | None = None,
+    snapshot_rule: Rule = every(50),
+    routes: Sequence[Route] = (),
+) -> Domain:
+    """The read-only domain of an EventSourcedStorage collection.
+
+    Pass the same ``type_prefix`` as the storage. Routes may filter on the three stored
+    types only: mapped domain events travel inside ``data.mapped``, never as stored events.
+    """
+    types = storage_types(collection, type_prefix)
+    events: dict[str, EventSpec] = {name: event() for name in _names(types)}
+    for route in routes:
+        unknown = sorted((route.types or frozenset()) - events.keys())
+        if unknown:
+            raise ValueError(
+                f"route to {route.topic!r} names {', '.join(unknown)}, which {collection} never "
+                f"stores; its events are {', '.join(events)} (mapped domain events travel "
+                "inside data.mapped and reach only the bus)."
+            )
+    return Domain(
+        name=collection,
+        events=events,
+        reducer=StorageReducer(types),
+        mode=Mode.STORAGE,
+        snapshot_rule=snapshot_rule,
+        routes=tuple(routes),
+    )
+
+
+def _names(types: EventTypes) -> tuple[str, str, str]:
+    return types.created, types.updated, types.deleted
+
+
+def _object(value: object, state: State | None) -> State:
+    # The storage's diffs always make an object; a foreign event that does not is ignored
+    # like an unknown type, since raising would stall every replay of the document.
+    return value if isinstance(value, dict) else dict(state or {})
