@@ -120,9 +120,25 @@ def register_agents(fleet: Fleet) -> None:
             async for batch in stream.noack_take(settings.batch_size, within=within_s):
                 async with fleet.batch("commands"):
                     records = [to_record(e) for e in batch]
-                    await asyncio.gather(*(command_from_topic(fleet, record) for record in records))
+                    await asyncio.gather(
+                        *(commands_in_order(fleet, group) for group in by_key(records))
+                    )
                     for event in batch:
                         await stream.ack(event)
+
+
+def by_key(records: Sequence[Record]) -> list[list[Record]]:
+    """Records grouped by Kafka key, each group in offset order."""
+    groups: dict[bytes | None, list[Record]] = {}
+    for record in records:
+        groups.setdefault(record.key, []).append(record)
+    return list(groups.values())
+
+
+async def commands_in_order(fleet: Fleet, records: Sequence[Record]) -> None:
+    """One aggregate's commands one after another: its order is the order of the topic."""
+    for record in records:
+        await command_from_topic(fleet, record)
 
 
 async def command_from_topic(fleet: Fleet, record: Record) -> None:

@@ -242,3 +242,34 @@ async def test_health_readiness_and_metrics(fleet: FleetProcess) -> None:
         "eventfleet_consumer_lag_events",
     ):
         assert name in text
+
+
+async def test_commands_from_the_commands_topic_are_answered_on_replies(
+    fleet: FleetProcess,
+) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    kafka = fleet.env["EVENTFLEET_KAFKA_URL"]
+    order_id = f"topic-{uuid.uuid4().hex[:8]}"
+    good = {
+        "aggregate_type": "order",
+        "aggregate_id": order_id,
+        "type": "OrderPlaced",
+        "data": {"items": order_items()},
+    }
+    wrong = {**good, "type": "OrderShipped", "data": {"carrier": "x"}}
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.removeprefix("kafka://"), acks="all")
+    await producer.start()
+    key = f"order:{order_id}".encode()
+    try:
+        for command in (good, wrong):
+            await producer.send_and_wait(f"{fleet.prefix}commands", orjson.dumps(command), key=key)
+        await producer.send_and_wait(f"{fleet.prefix}commands", b"{broken", key=key)
+    finally:
+        await producer.stop()
+    await wait_stored(fleet, "order", {order_id: 1})
+    replies = await read_topic(kafka, f"{fleet.prefix}commands.replies", expect=3, settle_s=0.3)
+    ours = [orjson.loads(r.value) for r in replies if r.key == key]
+    assert [reply["status"] for reply in ours] == [202, 409, 400]
+    [stored] = await stored_events(fleet, "order", order_id)
+    assert stored["id"] == ours[0]["body"]["event_id"]
