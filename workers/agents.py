@@ -89,6 +89,8 @@ def register_agents(fleet: Fleet) -> None:
                 await asyncio.gather(*rebuilds)
                 for event in batch:
                     await stream.ack(event)
+            except Exception as e:  # a rebuild no retry can fix: stop, leave the batch unacked
+                fleet.fatal("snapshotter", e)
             finally:
                 unacked.release()
 

@@ -80,13 +80,22 @@ class Fleet:
 
     @asynccontextmanager
     async def batch(self, role: str) -> AsyncIterator[None]:
-        """Count work in flight; once draining, hold new work back (it stays unacked)."""
+        """Count work in flight; once draining, hold new work back (it stays unacked).
+
+        An error escaping a consumer batch is one no retry can fix: rather than let Faust
+        stall the partition silently, stop the process with the batch unacked, so it is
+        redelivered to a healthy worker. HTTP requests only fail themselves.
+        """
         if self.draining:
             await asyncio.Future()  # parked until the app stops and cancels us
         self._inflight += 1
         self._idle.clear()
         try:
             yield
+        except Exception as e:
+            if role != "http":
+                self.fatal(role, e)
+            raise
         finally:
             self._inflight -= 1
             if self._inflight == 0:

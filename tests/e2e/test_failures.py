@@ -231,3 +231,37 @@ async def test_sigterm_under_load_drains_cleanly(
         assert max(counts.values()) == 1, [i for i, n in counts.items() if n > 1][:5]
     finally:
         assert await second.stop() == 0
+
+
+async def test_an_error_no_retry_can_fix_stops_the_worker_and_loses_nothing(
+    private_stack: EmbeddedStack, unique_name: str
+) -> None:
+    """A store that refuses a write for good (here a schema validator) must not stall a
+    partition silently nor commit past the refused batch: the worker exits, and after the
+    operator fixes the cause a restarted worker stores everything once."""
+    orders = [f"v-{i}" for i in range(10)]
+    client = connect(private_stack.urls.mongo_url, timeout_ms=5000)
+    db = database(client, unique_name)
+    await db.create_collection("events")
+    await db.command("collMod", "events", validator={"aggregate_id": {"$ne": "v-3"}})
+    first = FleetProcess.for_stack(private_stack, unique_name, roles="appender")
+    await first.start()
+    ids = await produce_requested(private_stack.urls.kafka_url, f"{first.prefix}events", orders, 2)
+    assert first.process is not None
+    code = await asyncio.wait_for(first.process.wait(), 60)
+    assert code == 70, first.log_tail()  # EXIT_FATAL
+    assert "cannot continue" in first.log_tail(80)
+    assert len(await store_contents(private_stack, unique_name)) < len(ids)
+
+    await db.command("collMod", "events", validator={})  # the operator's fix
+    await client.close()
+    second = await FleetProcess(env=first.env, roles="appender").start()
+    try:
+
+        async def all_stored() -> bool:
+            return len(await store_contents(private_stack, unique_name)) >= len(ids)
+
+        await wait_for(all_stored, timeout_s=60, what="every event after the fix")
+        assert_exactly_once(await store_contents(private_stack, unique_name), ids, orders, 2)
+    finally:
+        assert await second.stop() == 0
