@@ -196,6 +196,14 @@ class CommandService:
     async def _answer(self, request: CommandRequest) -> tuple[Answer, str]:
         try:
             domain = self._domains.get(request.aggregate_type)
+            if domain.mode is Mode.STORAGE:
+                # An appended event would change no document: one version, one change.
+                message = (
+                    f"{domain.name} documents change only through EventSourcedStorage; use its "
+                    "find_one_and_upsert, find_one_and_update or delete_one, and the "
+                    f"{', '.join(domain.events)} events reach events.stored by themselves."
+                )
+                return error(405, "read_only", message), "rejected_read_only"
             domain.check_data(request.type, request.data)
             if domain.mode is Mode.SYNC:
                 return await self._append_sync(domain, request)

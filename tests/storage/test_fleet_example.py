@@ -1,0 +1,46 @@
+"""The fleet example declares the storage examples' collections under the names they write."""
+
+from __future__ import annotations
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from snapshot_rules.domain import Mode
+from snapshot_rules.domains import default_domains
+from snapshot_rules.replay import Folded, replay
+from tests.storage.helpers import Document, content
+from workers.bus import InProcessEventBus
+from workers.runtime import load_domains
+from workers.storage import EventSourcedStorage
+from workers.storage.domain import TOMBSTONE
+from workers.storage.examples import GAME_ID, run_game_example, run_user_example
+
+SPEC = "workers.storage.fleet_example:domains_with_storage"
+
+
+def test_the_defaults_plus_the_two_collections_load_as_eventfleet_domains() -> None:
+    domains = load_domains(SPEC)
+    assert domains.names() == sorted([*default_domains().names(), "game_states", "users"])
+    for name in ("game_states", "users"):
+        assert domains.get(name).mode is Mode.STORAGE
+        assert domains.get(name).downstream_topics() == [name]
+
+
+async def test_the_examples_histories_replay_with_the_declared_domains(
+    db: AsyncDatabase[Document],
+) -> None:
+    domains = load_domains(SPEC)
+    games, users = domains.get("game_states"), domains.get("users")
+
+    game = await run_game_example(db)
+    reader = EventSourcedStorage(db, "game_states", type_prefix="GameState")
+    history = await reader.get_missing_events(GAME_ID, after_version=0)
+    assert {e.type for e in history} == games.events.keys()
+    assert replay(games.reducer, history[:3]) == Folded(content(game.updated), 3)
+    assert replay(games.reducer, history) == Folded(TOMBSTONE, 4)
+    await reader.close()
+
+    bus = InProcessEventBus()
+    user = await run_user_example(db, bus)
+    await bus.close()
+    assert {e.type for e in user.stored_events} <= users.events.keys()
+    assert replay(users.reducer, user.stored_events) == Folded(content(user.profile), 3)

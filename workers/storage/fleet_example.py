@@ -1,0 +1,20 @@
+"""The storage examples' collections as fleet domains, next to the default ones.
+
+``EVENTFLEET_DOMAINS=workers.storage.fleet_example:domains_with_storage eventfleet dev``
+then snapshots the ``game_states`` and ``users`` documents that ``workers.storage.examples``
+writes (with the same type prefixes), routes them downstream and answers their queries.
+"""
+
+from __future__ import annotations
+
+from snapshot_rules.domain import Domains, Route
+from snapshot_rules.domains import default_domains
+from workers.storage.domain import storage_domain
+
+GAME_STATES = storage_domain("game_states", type_prefix="GameState", routes=(Route("game_states"),))
+USERS = storage_domain("users", type_prefix="User", routes=(Route("users"),))
+
+
+def domains_with_storage() -> Domains:
+    """The default domains plus the examples' ``game_states`` and ``users`` collections."""
+    return Domains([*default_domains(), GAME_STATES, USERS])
