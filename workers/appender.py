@@ -98,9 +98,10 @@ class Appender:
             return "unknown_aggregate_type", f"no domain {event.aggregate_type!r}"
         domain = self._domains.get(event.aggregate_type)
         if domain.mode is not Mode.ASYNC:
+            writer = "EventSourcedStorage" if domain.mode is Mode.STORAGE else "the command path"
             return (
                 "invalid",
-                f"{domain.name} is a {domain.mode} domain; its events are stored by commands",
+                f"{domain.name} is a {domain.mode} domain; its events are written by {writer}",
             )
         if event.type not in domain.events:
             return "unknown_event_type", f"{domain.name} has no event type {event.type!r}"

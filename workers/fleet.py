@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Collection
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from topics.catalog import TopicSpec
@@ -50,10 +52,14 @@ class Fleet:
         else:
             self.role_label = next(iter(self.roles)) if len(self.roles) == 1 else "all"
         session_s = settings.kafka_session_timeout_ms / 1000
+        # Faust wants a data directory even with in-memory tables: keep it out of the cwd.
+        datadir = Path(tempfile.gettempdir()) / "eventfleet-faust" / app_id
+        datadir.mkdir(parents=True, exist_ok=True)
         self.app = FleetApp(
             app_id,
             broker=[f"kafka://{host}" for host in settings.kafka_bootstrap],
             store="memory://",
+            datadir=datadir,
             web_enabled=True,
             web_host=settings.http_host,
             web_bind=settings.http_host,

@@ -27,7 +27,7 @@ class Forwarder:
 
     def routes(self, event: Event) -> list[str]:
         if event.aggregate_type not in self._domains:
-            return []  # e.g. EventSourcedStorage collections: stored, not routed
+            return []  # e.g. a storage collection declared without a storage_domain
         domain = self._domains.get(event.aggregate_type)
         return [self._names.name(r.topic) for r in domain.routes if r.matches(event.type)]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
@@ -151,42 +152,56 @@ async def test_store_paused_then_the_appender_catches_up(
         assert await fleet.stop() == 0
 
 
+async def wait_store_holds(stack: EmbeddedStack, name: str, count: int, *, what: str) -> None:
+    async def enough() -> bool:
+        return len(await store_contents(stack, name)) >= count
+
+    await wait_for(enough, timeout_s=120, what=what)
+
+
+async def appender_under_load(
+    stack: EmbeddedStack, name: str, orders: list[str], per_order: int
+) -> tuple[FleetProcess, list[str]]:
+    """An appender with a backlog, caught after it stored a few batches but not all."""
+    first = FleetProcess.for_stack(stack, name, roles="appender", EVENTFLEET_BATCH_SIZE="100")
+    await first.start()
+    ids = await produce_requested(stack.urls.kafka_url, f"{first.prefix}events", orders, per_order)
+    await wait_store_holds(stack, name, 200, what="the appender to store a few batches")
+    return first, ids
+
+
+async def restart_and_check(
+    stack: EmbeddedStack,
+    name: str,
+    first: FleetProcess,
+    ids: list[str],
+    orders: list[str],
+    per_order: int,
+) -> tuple[FleetProcess, list[Any]]:
+    """Restart the appender; every event stored once; return it and what events.stored holds."""
+    second = await FleetProcess(env=first.env, roles="appender").start()
+    await wait_store_holds(
+        stack, name, len(ids), what=f"{len(ids)} stored events after the restart"
+    )
+    assert_exactly_once(await store_contents(stack, name), ids, orders, per_order)
+    published = await read_topic(
+        stack.urls.kafka_url, f"{first.prefix}events.stored", expect=len(ids)
+    )
+    return second, published
+
+
 async def test_killed_appender_loses_and_doubles_nothing(
     private_stack: EmbeddedStack, unique_name: str
 ) -> None:
-    orders = [f"k-{i}" for i in range(40)]
-    per_order = 50
-    first = FleetProcess.for_stack(
-        private_stack, unique_name, roles="appender", EVENTFLEET_BATCH_SIZE="100"
-    )
-    await first.start()
-    ids = await produce_requested(
-        private_stack.urls.kafka_url, f"{first.prefix}events", orders, per_order
-    )
-
-    async def some_stored() -> bool:
-        return len(await store_contents(private_stack, unique_name)) >= 300
-
-    await wait_for(some_stored, timeout_s=60, what="the appender to store a few batches")
+    orders, per_order = [f"k-{i}" for i in range(40)], 50
+    first, ids = await appender_under_load(private_stack, unique_name, orders, per_order)
     await first.killed()  # SIGKILL mid-stream: batches in flight, offsets not committed
     partial = len(await store_contents(private_stack, unique_name))
     assert partial < len(ids), "the appender finished before it was killed; the test proves nothing"
-
-    second = await FleetProcess(env=first.env, roles="appender").start()
+    second, published = await restart_and_check(
+        private_stack, unique_name, first, ids, orders, per_order
+    )
     try:
-
-        async def all_stored() -> bool:
-            return len(await store_contents(private_stack, unique_name)) >= len(ids)
-
-        await wait_for(
-            all_stored, timeout_s=120, what=f"{len(ids)} stored events after the restart"
-        )
-        assert_exactly_once(
-            await store_contents(private_stack, unique_name), ids, orders, per_order
-        )
-        published = await read_topic(
-            private_stack.urls.kafka_url, f"{first.prefix}events.stored", expect=len(ids)
-        )
         assert {decode(r.value).id for r in published} == set(ids)  # at least once downstream
     finally:
         assert await second.stop() == 0
@@ -195,36 +210,13 @@ async def test_killed_appender_loses_and_doubles_nothing(
 async def test_sigterm_under_load_drains_cleanly(
     private_stack: EmbeddedStack, unique_name: str
 ) -> None:
-    orders = [f"t-{i}" for i in range(40)]
-    per_order = 40
-    first = FleetProcess.for_stack(
-        private_stack, unique_name, roles="appender", EVENTFLEET_BATCH_SIZE="100"
-    )
-    await first.start()
-    ids = await produce_requested(
-        private_stack.urls.kafka_url, f"{first.prefix}events", orders, per_order
-    )
-
-    async def some_stored() -> bool:
-        return len(await store_contents(private_stack, unique_name)) >= 200
-
-    await wait_for(some_stored, timeout_s=60, what="the appender to store a few batches")
+    orders, per_order = [f"t-{i}" for i in range(40)], 40
+    first, ids = await appender_under_load(private_stack, unique_name, orders, per_order)
     assert await first.stop(timeout_s=30) == 0  # drained within the grace period
-    second = await FleetProcess(env=first.env, roles="appender").start()
+    second, published = await restart_and_check(
+        private_stack, unique_name, first, ids, orders, per_order
+    )
     try:
-
-        async def all_stored() -> bool:
-            return len(await store_contents(private_stack, unique_name)) >= len(ids)
-
-        await wait_for(
-            all_stored, timeout_s=120, what=f"{len(ids)} stored events after the restart"
-        )
-        assert_exactly_once(
-            await store_contents(private_stack, unique_name), ids, orders, per_order
-        )
-        published = await read_topic(
-            private_stack.urls.kafka_url, f"{first.prefix}events.stored", expect=len(ids)
-        )
         counts = Counter(decode(r.value).id for r in published)
         assert set(counts) == set(ids)
         # A clean drain committed what it published: nothing is published twice.
@@ -257,11 +249,9 @@ async def test_an_error_no_retry_can_fix_stops_the_worker_and_loses_nothing(
     await client.close()
     second = await FleetProcess(env=first.env, roles="appender").start()
     try:
-
-        async def all_stored() -> bool:
-            return len(await store_contents(private_stack, unique_name)) >= len(ids)
-
-        await wait_for(all_stored, timeout_s=60, what="every event after the fix")
+        await wait_store_holds(
+            private_stack, unique_name, len(ids), what="every event after the fix"
+        )
         assert_exactly_once(await store_contents(private_stack, unique_name), ids, orders, 2)
     finally:
         assert await second.stop() == 0
