@@ -73,8 +73,11 @@ class BusCase:
 
     kind: str
     bus: Bus
-    dead_letters: Callable[[], Awaitable[list[tuple[str, str]]]]
+    dead_letters: Callable[[], Awaitable[list[tuple[bytes, str]]]]
     cleanup: Callable[[], Awaitable[None]]
+    inject: Callable[
+        [bytes], Awaitable[None]
+    ]  # puts raw bytes on the bus, as a broken producer would
 
     @property
     def durable(self) -> DurableBus:
@@ -111,16 +114,19 @@ async def make_redis(stack: EmbeddedStack, name: str) -> BusCase:
         block_ms=200,
     )
 
-    async def dead_letters() -> list[tuple[str, str]]:
-        entries = await bus.redis.xrange(bus.dead_letter_stream)
-        return [(_event_id(f[b"event"]), f[b"reason"].decode()) for _, f in entries]
+    async def dead_letters() -> list[tuple[bytes, str]]:
+        entries: Any = await bus.redis.xrange(bus.dead_letter_stream)
+        return [(f[b"event"], f[b"reason"].decode()) for _, f in entries]
 
     async def cleanup() -> None:
         client = aioredis.Redis.from_url(stack.urls.redis_url)
         await client.delete(bus.stream, bus.dead_letter_stream)
         await client.aclose()
 
-    return BusCase("redis", bus, dead_letters, cleanup)
+    async def inject(raw: bytes) -> None:
+        await bus.redis.xadd(bus.stream, {"event": raw})
+
+    return BusCase("redis", bus, dead_letters, cleanup, inject)
 
 
 async def make_nats(name: str) -> BusCase:
@@ -134,14 +140,16 @@ async def make_nats(name: str) -> BusCase:
         fetch_wait_ms=200,
     )
 
-    async def dead_letters() -> list[tuple[str, str]]:
+    async def dead_letters() -> list[tuple[bytes, str]]:
         js = await bus.jetstream()
         info = await js.stream_info(bus.dead_letter_stream)
-        found = []
+        found: list[tuple[bytes, str]] = []
+        if info.state.messages == 0:
+            return found
         for seq in range(info.state.first_seq, info.state.last_seq + 1):
             msg = await js.get_msg(bus.dead_letter_stream, seq)
             headers = msg.headers or {}
-            found.append((_event_id(msg.data or b""), headers.get("Eventfleet-Reason", "")))
+            found.append((msg.data or b"", headers.get("Eventfleet-Reason", "")))
         return found
 
     async def cleanup() -> None:
@@ -154,14 +162,20 @@ async def make_nats(name: str) -> BusCase:
                 pass
         await nc.close()
 
-    return BusCase("nats", bus, dead_letters, cleanup)
+    async def inject(raw: bytes) -> None:
+        js = await bus.jetstream()
+        await js.publish(f"{bus.subject_prefix}.OrderPlaced", raw)
+
+    return BusCase("nats", bus, dead_letters, cleanup, inject)
 
 
 async def make_kafka(stack: EmbeddedStack, name: str) -> BusCase:
+    # Tansu assigns a group after about a session timeout, and a rejoining durable group
+    # waits several: 1 s keeps a subscribe near 1 s (3 s would make a rejoin take 7 s).
     settings = Settings(
         kafka_url=stack.urls.kafka_url,
         kafka_idempotence=False,
-        kafka_session_timeout_ms=3000,
+        kafka_session_timeout_ms=1000,
         kafka_fetch_max_wait_ms=10,
         group_id=name,
     )
@@ -174,7 +188,7 @@ async def make_kafka(stack: EmbeddedStack, name: str) -> BusCase:
         await admin.close()
     bus = KafkaEventBus(settings, topic=topic, dead_letter_topic=dlq, retry=RETRY)
 
-    async def dead_letters() -> list[tuple[str, str]]:
+    async def dead_letters() -> list[tuple[bytes, str]]:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap,
             enable_auto_commit=False,
@@ -186,12 +200,12 @@ async def make_kafka(stack: EmbeddedStack, name: str) -> BusCase:
             consumer.assign(partitions)
             ends = await consumer.end_offsets(partitions)
             await consumer.seek_to_beginning(*partitions)
-            found: list[tuple[str, str]] = []
+            found: list[tuple[bytes, str]] = []
             while any([await consumer.position(tp) < ends[tp] for tp in partitions]):
                 for records in (await consumer.getmany(timeout_ms=200)).values():
                     for r in records:
                         detail = dict(r.headers).get("dlq_detail", b"").decode()
-                        found.append((_event_id(r.value or b""), detail))
+                        found.append((r.value or b"", detail))
             return found
         finally:
             await consumer.stop()
@@ -199,15 +213,19 @@ async def make_kafka(stack: EmbeddedStack, name: str) -> BusCase:
     async def cleanup() -> None:
         return None  # Tansu keeps topics in memory; unique names keep tests apart
 
-    return BusCase("kafka", bus, dead_letters, cleanup)
+    async def inject(raw: bytes) -> None:
+        producer = await bus.started_producer()
+        await producer.send(topic, key=stored().key, value=raw)  # the partition of stored()
+
+    return BusCase("kafka", bus, dead_letters, cleanup, inject)
 
 
-def _event_id(raw: bytes) -> str:
+def event_id(raw: bytes) -> str:
     value: Any = orjson.loads(raw)
     return str(value["id"])
 
 
-async def _no_dead_letters() -> list[tuple[str, str]]:
+async def _no_dead_letters() -> list[tuple[bytes, str]]:
     return []
 
 
@@ -215,9 +233,13 @@ async def _nothing() -> None:
     return None
 
 
+async def _no_inject(raw: bytes) -> None:
+    raise NotImplementedError("the in-process bus takes events, never bytes")
+
+
 async def make_case(kind: str, stack: EmbeddedStack, name: str) -> BusCase:
     if kind == "inprocess":
-        return BusCase("inprocess", InProcessEventBus(), _no_dead_letters, _nothing)
+        return BusCase("inprocess", InProcessEventBus(), _no_dead_letters, _nothing, _no_inject)
     if kind == "redis":
         return await make_redis(stack, name)
     if kind == "nats":

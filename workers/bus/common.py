@@ -7,12 +7,14 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from topics.envelope import EVENT_TYPE_RE, Event, decode
 from topics.errors import ConfigError, EventfleetError, InvalidInput, Unavailable
 from workers.ports import Handler
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 ANY_TYPE = "*"
 """``subscribe(ANY_TYPE, handler)`` receives every event type."""
@@ -155,6 +157,16 @@ async def dead_letter_until_done(
             failures += 1
             log.warning("%s: dead-lettering %s failed, will retry: %s", where, what, e)
             await asyncio.sleep(policy.backoff_s(failures))
+
+
+async def bounded(call: Awaitable[T], timeout_s: float) -> T:
+    """Await ``call`` for at most ``timeout_s`` (TimeoutError after).
+
+    Not ``asyncio.wait_for``: on Python 3.11 it can swallow a cancel that races with the
+    inner call finishing, and a reader loop that misses its cancel never stops.
+    """
+    async with asyncio.timeout(timeout_s):
+        return await call
 
 
 async def stop_task(task: asyncio.Task[None] | None, timeout_s: float) -> None:

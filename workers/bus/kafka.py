@@ -23,12 +23,13 @@ retries (``max_attempts`` x ``max_backoff_ms``) well under ``max.poll.interval.m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Sequence
 from functools import partial
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
 from topics.catalog import TopicNames
@@ -38,6 +39,7 @@ from workers.bus.common import (
     BusClosed,
     BusUnavailable,
     RetryPolicy,
+    bounded,
     check_durable,
     check_event_type,
     dead_letter_until_done,
@@ -67,6 +69,17 @@ def bus_settings(settings_or_bootstrap: Settings | str) -> Settings:
     if not url.startswith("kafka://"):
         url = f"kafka://{url}"
     return Settings(kafka_url=url, kafka_idempotence=False)
+
+
+def _record(record: ConsumerRecord[bytes, bytes]) -> Record:
+    return Record(
+        record.topic,
+        record.partition,
+        record.offset,
+        record.key,
+        record.value or b"",
+        tuple(record.headers),
+    )
 
 
 class KafkaEventBus:
@@ -178,21 +191,22 @@ class _Reader:
         self.listener = _Rebalance(self)
         self.handled: dict[TopicPartition, int] = {}  # next offset to commit, per partition
         self.task: asyncio.Task[None] | None = None
+        self.stopping = False  # besides the cancel: a loop must end even if one is lost
 
     async def start(self) -> None:
         join_s = 2 * self.bus.settings.kafka_session_timeout_ms / 1000 + self.bus.timeout_s
         try:
             self.consumer.subscribe([self.bus.topic], listener=self.listener)
-            await asyncio.wait_for(self.consumer.start(), self.bus.timeout_s * 2)
-            await asyncio.wait_for(self.listener.joined.wait(), join_s)
+            await bounded(self.consumer.start(), self.bus.timeout_s * 2)
+            await bounded(self.listener.joined.wait(), join_s)
             # Fix the starting offsets now and commit them: events published after
             # subscribe() are then seen, even by a durable group that rejoins later.
             positions = {
-                tp: await asyncio.wait_for(self.consumer.position(tp), self.bus.timeout_s)
+                tp: await bounded(self.consumer.position(tp), self.bus.timeout_s)
                 for tp in self.consumer.assignment()
             }
             if positions:
-                await asyncio.wait_for(self.consumer.commit(positions), self.bus.timeout_s)
+                await bounded(self.consumer.commit(positions), self.bus.timeout_s)
         except (TimeoutError, KafkaError, OSError) as e:
             await self._stop_consumer()
             raise BusUnavailable(
@@ -202,43 +216,51 @@ class _Reader:
         self.task = asyncio.create_task(self.run(), name=self.where)
 
     async def stop(self) -> None:
+        self.stopping = True
         await stop_task(self.task, self.bus.timeout_s)
         await self.commit()
         await self._stop_consumer()
 
     async def _stop_consumer(self) -> None:
         try:
-            await asyncio.wait_for(self.consumer.stop(), self.bus.timeout_s)
+            await bounded(self.consumer.stop(), self.bus.timeout_s)
         except (TimeoutError, KafkaError, OSError) as e:
             log.warning("%s: stopping the consumer failed: %r", self.where, e)
 
     async def run(self) -> None:
         failures = 0
-        while True:
+        while not self.stopping:
             try:
-                batch = await self.consumer.getmany(
-                    timeout_ms=1000, max_records=self.bus.batch_size
-                )
+                await self.step()
                 failures = 0
-            except KafkaError as e:
+            except Exception as e:  # the loop must never die quietly: log, back off, go on
                 failures += 1
-                log.warning("%s: fetch failed (%d in a row), retrying: %r", self.where, failures, e)
+                level = logging.WARNING if isinstance(e, KafkaError) else logging.ERROR
+                log.log(
+                    level,
+                    "%s: consuming failed (%d in a row), retrying: %r",
+                    self.where,
+                    failures,
+                    e,
+                )
                 await asyncio.sleep(self.bus.retry.backoff_s(failures))
-                continue
+
+    async def step(self) -> None:
+        batch = await self.consumer.getmany(timeout_ms=1000, max_records=self.bus.batch_size)
+        unhandled = {tp: records[0].offset for tp, records in batch.items() if records}
+        try:
             for tp, records in batch.items():
                 for record in records:
-                    await self.handle(
-                        Record(
-                            record.topic,
-                            record.partition,
-                            record.offset,
-                            record.key,
-                            record.value or b"",
-                            tuple(record.headers),
-                        )
-                    )
-                    self.handled[tp] = record.offset + 1
+                    await self.handle(_record(record))
+                    self.handled[tp] = unhandled[tp] = record.offset + 1
+                del unhandled[tp]
                 await self.commit()
+        except BaseException:
+            # The fetch position is past records we did not handle: go back for them.
+            for tp, offset in unhandled.items():
+                with contextlib.suppress(KafkaError, AssertionError):
+                    self.consumer.seek(tp, offset)
+            raise
 
     async def handle(self, record: Record) -> None:
         kind = dict(record.headers).get("event_type")
@@ -267,7 +289,7 @@ class _Reader:
         if not offsets:
             return
         try:
-            await asyncio.wait_for(self.consumer.commit(offsets), self.bus.timeout_s)
+            await bounded(self.consumer.commit(offsets), self.bus.timeout_s)
         except (TimeoutError, KafkaError, OSError) as e:
             log.warning(
                 "%s: commit of %s failed, those events will be redelivered: %r",

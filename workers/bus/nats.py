@@ -44,6 +44,7 @@ from workers.bus.common import (
     BusError,
     BusUnavailable,
     RetryPolicy,
+    bounded,
     check_durable,
     check_event_type,
     dead_letter_until_done,
@@ -97,7 +98,7 @@ class NatsEventBus:
     async def call(self, what: str, call: Awaitable[T]) -> T:
         """Await one NATS call within the timeout, translating driver errors once, here."""
         async with _translated(what):
-            return await asyncio.wait_for(call, self.timeout_s)
+            return await bounded(call, self.timeout_s)
 
     async def jetstream(self) -> JetStreamContext:
         """Connect on first use and make sure both streams exist."""
@@ -187,7 +188,7 @@ class NatsEventBus:
 
     async def _close_connection(self, nc: Client) -> None:
         try:
-            await asyncio.wait_for(nc.close(), self.timeout_s)
+            await bounded(nc.close(), self.timeout_s)
         except (TimeoutError, nats.errors.Error, OSError) as e:
             log.warning("closing the NATS bus connection failed: %r", e)
 
@@ -278,23 +279,27 @@ class _Reader:
         while not self.stopping.is_set():
             try:
                 msgs = await self.sub.fetch(self.bus.batch_size, timeout=self.bus.fetch_wait_s)
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats-py raises both its own and asyncio's: nothing came
                 failures = 0
                 continue
-            except nats.errors.Error as e:
+            except Exception as e:  # the loop must never die quietly: log, back off, go on
                 failures += 1
                 log.warning("%s: fetch failed (%d in a row), retrying: %r", self.where, failures, e)
                 await asyncio.sleep(self.bus.retry.backoff_s(failures))
                 continue
             failures = 0
             for msg in msgs:
-                await self.handle(msg)
+                try:
+                    await self.handle(msg)
+                except Exception:  # unacked, so JetStream redelivers it after ack_wait
+                    log.exception("%s: delivering a message failed unexpectedly", self.where)
 
     async def handle(self, msg: Msg) -> None:
         if self.stopping.is_set():
             await _quietly(msg.nak())  # hand it straight back to the next subscriber
             return
         attempt = msg.metadata.num_delivered
+        log.debug("%s: message %s, delivery %d", self.where, msg.metadata.sequence.stream, attempt)
         try:
             event = decode_stored(msg.data)
         except InvalidInput as e:

@@ -48,6 +48,7 @@ from workers.bus.common import (
     BusError,
     BusUnavailable,
     RetryPolicy,
+    bounded,
     check_durable,
     check_event_type,
     dead_letter_until_done,
@@ -103,7 +104,7 @@ class RedisEventBus:
     async def call(self, what: str, call: Awaitable[T], *, extra_s: float = 0.0) -> T:
         """Await one Redis call within the timeout, translating driver errors once, here."""
         async with _translated(what):
-            return await asyncio.wait_for(call, self.timeout_s + extra_s)
+            return await bounded(call, self.timeout_s + extra_s)
 
     async def publish(self, event: Event) -> None:
         """Append ``event`` to the stream; raises BusUnavailable when Redis does not answer."""
@@ -144,7 +145,7 @@ class RedisEventBus:
         readers, self._readers = list(self._readers), set()
         await asyncio.gather(*(reader.stop() for reader in readers))
         try:
-            await asyncio.wait_for(self.redis.aclose(), self.timeout_s)
+            await bounded(self.redis.aclose(), self.timeout_s)
         except (TimeoutError, RedisError, OSError) as e:
             log.warning("closing the Redis bus connection failed: %r", e)
 
@@ -167,6 +168,7 @@ class _Reader:
         self.ephemeral = ephemeral
         self.where = f"redis bus {bus.stream} group {group}"
         self.task: asyncio.Task[None] | None = None
+        self.stopping = False  # besides the cancel: a loop must end even if one is lost
         self.next_claim = 0.0
 
     async def create_group(self) -> None:
@@ -183,6 +185,7 @@ class _Reader:
         self.task = asyncio.create_task(self.run(), name=self.where)
 
     async def stop(self) -> None:
+        self.stopping = True
         await stop_task(self.task, self.bus.timeout_s)
         redis = self.bus.redis
         try:
@@ -207,16 +210,26 @@ class _Reader:
 
     async def run(self) -> None:
         failures = 0
-        while True:
+        while not self.stopping:
             try:
                 await self.step()
                 failures = 0
-            except (Unavailable, BusError) as e:
+            except Exception as e:  # the loop must never die quietly: log, back off, go on
                 failures += 1
-                log.warning("%s: read failed (%d in a row), retrying: %s", self.where, failures, e)
+                level = logging.WARNING if isinstance(e, Unavailable | BusError) else logging.ERROR
+                log.log(
+                    level, "%s: read failed (%d in a row), retrying: %r", self.where, failures, e
+                )
                 await asyncio.sleep(self.bus.retry.backoff_s(failures))
                 if isinstance(e, BusError) and "NOGROUP" in str(e):
-                    await self.create_group()  # the stream was deleted under us: start over
+                    await self._recreate_group()
+
+    async def _recreate_group(self) -> None:
+        """The stream or group was deleted under us: start over from its end."""
+        try:
+            await self.create_group()
+        except (Unavailable, BusError) as e:
+            log.warning("%s: re-creating the group failed: %s", self.where, e)
 
     async def step(self) -> None:
         if time.monotonic() >= self.next_claim:

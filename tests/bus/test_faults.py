@@ -1,0 +1,124 @@
+"""Buses facing a server that is down or drops connections: clear retriable errors, no hang, recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from tests.bus.conftest import (
+    NATS_URL,
+    BusCase,
+    Recorder,
+    eventually,
+    free_port,
+    require_nats,
+    stored,
+)
+from tests.faults import TcpProxy
+from topics.errors import ConfigError, InvalidInput, Unavailable
+from workers.bus import (
+    BusUnavailable,
+    KafkaEventBus,
+    NatsEventBus,
+    RedisEventBus,
+    RetryPolicy,
+)
+from workers.embedded import EmbeddedStack
+from workers.settings import Settings
+
+
+def _down_bus(kind: str) -> RedisEventBus | NatsEventBus | KafkaEventBus:
+    port = free_port()  # nothing listens there
+    if kind == "redis":
+        return RedisEventBus(f"redis://127.0.0.1:{port}", timeout_ms=500)
+    if kind == "nats":
+        return NatsEventBus(f"nats://127.0.0.1:{port}", timeout_ms=500)
+    settings = Settings(
+        kafka_url=f"kafka://127.0.0.1:{port}", kafka_timeout_ms=500, kafka_idempotence=False
+    )
+    return KafkaEventBus(settings)
+
+
+@pytest.mark.parametrize("kind", ["redis", "nats", "kafka"])
+async def test_a_bus_whose_server_is_down_raises_retriable_errors_in_time(kind: str) -> None:
+    bus = _down_bus(kind)
+    started = time.monotonic()
+
+    with pytest.raises(Unavailable) as published:
+        await bus.publish(stored())
+    with pytest.raises(BusUnavailable):
+        await bus.subscribe("*", Recorder())
+    await bus.close()
+
+    assert published.value.retriable
+    assert time.monotonic() - started < 8  # bounded by the timeouts, never a hang
+
+
+async def test_bad_durable_names_and_retry_policies_are_refused(durable_case: BusCase) -> None:
+    for bad in ("", "a.b", "a b", "-x", "x" * 65):
+        with pytest.raises(InvalidInput, match="durable name"):
+            await durable_case.durable.subscribe("*", Recorder(), durable=bad)
+    with pytest.raises(ConfigError, match="max_attempts must be at least 1"):
+        RetryPolicy(max_attempts=0)
+    with pytest.raises(ConfigError, match="first_backoff_ms"):
+        RetryPolicy(first_backoff_ms=500, max_backoff_ms=100)
+
+
+async def test_a_redis_subscriber_survives_dropped_connections(
+    stack: EmbeddedStack, unique_name: str
+) -> None:
+    host, port = stack.urls.redis_url.split("//")[1].split("/")[0].split(":")
+    direct = RedisEventBus(stack.urls.redis_url, stream=f"bus-test.{unique_name}")
+    async with TcpProxy(host, int(port)) as proxy:
+        proxied = RedisEventBus(
+            f"redis://{proxy.address}/0",
+            stream=direct.stream,
+            block_ms=200,
+            timeout_ms=500,
+            retry=RetryPolicy(first_backoff_ms=50, max_backoff_ms=200),
+        )
+        got = Recorder()
+        await proxied.subscribe("*", got, durable="survivor")
+        proxy.drop()  # every connection reset, new ones refused
+        with pytest.raises(BusUnavailable):
+            await proxied.publish(stored(version=1))
+        missed = stored(version=2)
+        await direct.publish(missed)
+        proxy.resume()
+
+        await eventually(lambda: len(got.calls) == 1)
+        assert got.calls == [missed]
+        await proxied.close()
+    await direct.redis.delete(direct.stream)
+    await direct.close()
+
+
+async def test_a_nats_subscriber_survives_dropped_connections(unique_name: str) -> None:
+    direct = NatsEventBus(NATS_URL, stream=f"T_{unique_name}", subject_prefix=f"t.{unique_name}")
+    await require_nats()
+    async with TcpProxy("127.0.0.1", 4222) as proxy:
+        proxied = NatsEventBus(
+            f"nats://{proxy.address}",
+            stream=direct.stream,
+            subject_prefix=direct.subject_prefix,
+            fetch_wait_ms=200,
+            timeout_ms=500,
+        )
+        got = Recorder()
+        await proxied.subscribe("*", got, durable="survivor")
+        proxy.drop()
+        with pytest.raises(BusUnavailable):
+            await proxied.publish(stored(version=1))
+        missed = stored(version=2)
+        await direct.publish(missed)
+        proxy.resume()
+
+        await eventually(lambda: len(got.calls) == 1)
+        assert got.calls == [missed]
+        await asyncio.wait_for(proxied.close(), 5)
+    js = await direct.jetstream()
+    for stream in (direct.stream, direct.dead_letter_stream):
+        await js.delete_stream(stream)
+    await direct.close()
