@@ -8,13 +8,14 @@ is accepted. Concurrent calls are coalesced into one pipeline per round trip.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from topics.errors import MarkerUnavailable
 from workers.metrics import Metrics
@@ -108,8 +109,10 @@ class RedisMarker:
         self._command_ttl_s = command_ttl_s
         self._command_ttl_ms = str(command_ttl_s * 1000)
         self._timeout_s = timeout_ms / 1000
-        self._check = redis.register_script(CHECK_AND_MARK)
-        self._restore = redis.register_script(RESTORE)
+        # Plain EVALSHA in the pipeline: redis-py's Script objects would make every
+        # pipeline send SCRIPT EXISTS first, one more round trip per call.
+        self._check = Lua(CHECK_AND_MARK)
+        self._restore = Lua(RESTORE)
         self._latency = metrics.marker_latency
         self._pending: list[tuple[Any, list[str], list[str], asyncio.Future[Any]]] = []
         self._flushing = False
@@ -180,7 +183,7 @@ class RedisMarker:
         except (TimeoutError, RedisError, OSError) as e:
             raise MarkerUnavailable(f"Redis did not answer while {what}: {e!r}") from e
 
-    async def _call(self, script: Any, keys: list[str], args: list[str]) -> Any:
+    async def _call(self, script: Lua, keys: list[str], args: list[str]) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append((script, keys, args, future))
         if not self._flushing:
@@ -199,17 +202,28 @@ class RedisMarker:
             else:
                 self._flushing = False
 
+    async def _execute(
+        self, batch: list[tuple[Any, list[str], list[str], asyncio.Future[Any]]]
+    ) -> list[Any]:
+        pipe = self._redis.pipeline(transaction=False)
+        for script, keys, args, _ in batch:
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+        results: list[Any] = await pipe.execute(raise_on_error=False)
+        return results
+
     async def _flush(self) -> None:
         """Send everything queued as one pipeline."""
         if self._pending:
             batch, self._pending = self._pending, []
             started = time.perf_counter()
             try:
-                pipe = self._redis.pipeline(transaction=False)
-                for script, keys, args, _ in batch:
-                    await script(keys=keys, args=args, client=pipe)
                 async with asyncio.timeout(self._timeout_s):
-                    results = await pipe.execute(raise_on_error=False)
+                    results = await self._execute(batch)
+                    if any(isinstance(r, NoScriptError) for r in results):
+                        # Redis restarted or flushed its scripts: load them, send again once.
+                        for script in (self._check, self._restore):
+                            await self._redis.script_load(script.source)
+                        results = await self._execute(batch)
             except (TimeoutError, RedisError, OSError) as e:
                 _fail(batch, MarkerUnavailable(f"Redis did not answer the marker: {e!r}"))
                 return
@@ -227,7 +241,20 @@ class RedisMarker:
                     future.set_result(result)
 
 
-def _fail(batch: list[tuple[Any, list[str], list[str], asyncio.Future[Any]]], error: Exception) -> None:
+@dataclass(frozen=True, slots=True)
+class Lua:
+    """A Lua script and its SHA1, as Redis names it for EVALSHA."""
+
+    source: str
+
+    @property
+    def sha(self) -> str:
+        return hashlib.sha1(self.source.encode()).hexdigest()
+
+
+def _fail(
+    batch: list[tuple[Any, list[str], list[str], asyncio.Future[Any]]], error: Exception
+) -> None:
     for *_, future in batch:
         if not future.done():
             future.set_exception(error)

@@ -113,3 +113,14 @@ async def test_redis_down_is_a_clear_retriable_error(private_stack: EmbeddedStac
         assert not await marker.ping()
     finally:
         await redis.aclose()
+
+
+async def test_scripts_flushed_from_redis_are_loaded_again(private_stack: EmbeddedStack) -> None:
+    redis = Redis.from_url(private_stack.urls.redis_url)  # our own Redis: flushing it harms no one
+    marker = RedisMarker(redis, create_metrics())
+    try:
+        await redis.script_flush()
+        result = await marker.check_and_mark(mark("OrderPlaced", ["none"], fallback=NO_EVENTS))
+        assert result.status == "marked"
+    finally:
+        await redis.aclose()
