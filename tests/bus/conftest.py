@@ -25,6 +25,7 @@ from workers.bus import (
     RetryPolicy,
 )
 from workers.embedded import EmbeddedStack
+from workers.ports import EventBus
 from workers.settings import Settings
 
 NATS_URL = "nats://127.0.0.1:4222"
@@ -277,3 +278,10 @@ async def durable_case(
     request: pytest.FixtureRequest, make: Callable[[str], Awaitable[BusCase]]
 ) -> BusCase:
     return await make(request.param)
+
+
+def as_ports(
+    a: InProcessEventBus, b: RedisEventBus, c: NatsEventBus, d: KafkaEventBus
+) -> list[EventBus]:
+    """Never called: mypy checks here that every bus satisfies the EventBus port."""
+    return [a, b, c, d]

@@ -258,7 +258,7 @@ class _Reader:
         except BaseException:
             # The fetch position is past records we did not handle: go back for them.
             for tp, offset in unhandled.items():
-                with contextlib.suppress(KafkaError, AssertionError):
+                with contextlib.suppress(KafkaError, ValueError):  # e.g. revoked meanwhile
                     self.consumer.seek(tp, offset)
             raise
 

@@ -164,9 +164,9 @@ class NatsEventBus:
         check_event_type(event_type)
         check_durable(durable)
         js = await self.jetstream()
-        token = "*" if event_type == "*" else event_type
         name = durable if durable is not None else f"tmp-{uuid.uuid4().hex}"
-        reader = _Reader(self, js, name, f"{self.subject_prefix}.{token}", event_type, handler)
+        # Event types are single subject tokens and "*" is NATS's own one-token wildcard.
+        reader = _Reader(self, js, name, f"{self.subject_prefix}.{event_type}", event_type, handler)
         await reader.bind(ephemeral=durable is None)
         self._readers.add(reader)
 
@@ -317,24 +317,21 @@ class _Reader:
             await _quietly(msg.nak())
             raise
         except Exception as e:
-            self.failed(msg, event, attempt, e)
+            log.warning(
+                "%s: handler failed on event %s (%s), attempt %d of %d: %r",
+                self.where,
+                event.id,
+                event.type,
+                attempt,
+                self.bus.retry.max_attempts,
+                e,
+            )
             if attempt >= self.bus.retry.max_attempts:
                 await self.dead_letter(msg, f"handler failed: {e!r}", attempt)
             else:
                 await _quietly(msg.nak(delay=self.bus.retry.backoff_s(attempt)))
             return
         await _quietly(msg.ack())
-
-    def failed(self, msg: Msg, event: Event, attempt: int, error: Exception) -> None:
-        log.warning(
-            "%s: handler failed on event %s (%s), attempt %d of %d: %r",
-            self.where,
-            event.id,
-            event.type,
-            attempt,
-            self.bus.retry.max_attempts,
-            error,
-        )
 
     async def dead_letter(self, msg: Msg, reason: str, attempts: int) -> None:
         write = partial(self._publish_dead, msg)

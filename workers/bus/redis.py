@@ -14,8 +14,9 @@ failing handler is retried in place with exponential backoff (``RetryPolicy``), 
 keeps the subscription's order; after ``max_attempts`` runs the entry goes to the
 dead-letter stream ``<stream>.dead`` (with the reason) and is acknowledged. Entries of a
 consumer that died or was cancelled before acking are taken over with ``XAUTOCLAIM``
-once idle for ``visibility_timeout_ms`` (so that must exceed a handler's longest run
-with its retries), and their earlier deliveries count toward ``max_attempts``.
+once idle for ``visibility_timeout_ms``, and their earlier deliveries count toward
+``max_attempts``. So that timeout must exceed the time one read of ``batch_size``
+entries takes, retries included, or a process sharing the durable name runs them too.
 
 Handlers may see an event more than once (redelivery after a crash, a takeover, a
 republish): they must be idempotent by event id. A new group starts at the stream's
@@ -78,7 +79,7 @@ class RedisEventBus:
         retry: RetryPolicy | None = None,
         visibility_timeout_ms: int = 60_000,
         block_ms: int = 1_000,
-        batch_size: int = 100,
+        batch_size: int = 10,
         timeout_ms: int = 2_000,
     ) -> None:
         if maxlen < 1 or block_ms < 1 or batch_size < 1 or visibility_timeout_ms < 1:
@@ -273,9 +274,9 @@ class _Reader:
     async def handle_batch(self, entries: Sequence[Entry], *, claimed: bool) -> None:
         skipped: list[bytes] = []
         for entry_id, fields in entries:
-            kind = fields.get(b"type")
-            if kind is not None and self.event_type not in ("*", kind.decode()):
-                skipped.append(entry_id)  # not ours: acknowledge without decoding
+            kind = fields.get(b"type") if fields else None
+            if fields is None or (kind is not None and self.event_type not in ("*", kind.decode())):
+                skipped.append(entry_id)  # trimmed away (Redis 6) or not ours: just ack it
                 continue
             done = await self._earlier_deliveries(entry_id) if claimed else 0
             await self.handle(entry_id, fields, done)
