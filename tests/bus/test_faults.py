@@ -90,7 +90,9 @@ async def test_a_redis_subscriber_survives_dropped_connections(
 
         await eventually(lambda: len(got.calls) == 1)
         assert got.calls == [missed]
-        await proxied.close()
+        proxy.drop()  # down again: close must still return in time and leave no task
+        await asyncio.wait_for(proxied.close(), 5)
+        assert _bus_tasks() == []
     await direct.redis.delete(direct.stream)
     await direct.close()
 
@@ -117,8 +119,14 @@ async def test_a_nats_subscriber_survives_dropped_connections(unique_name: str) 
 
         await eventually(lambda: len(got.calls) == 1)
         assert got.calls == [missed]
+        proxy.drop()  # down again: close must still return in time and leave no task
         await asyncio.wait_for(proxied.close(), 5)
+        assert _bus_tasks() == []
     js = await direct.jetstream()
     for stream in (direct.stream, direct.dead_letter_stream):
         await js.delete_stream(stream)
     await direct.close()
+
+
+def _bus_tasks() -> list[str]:
+    return [t.get_name() for t in asyncio.all_tasks() if " bus " in t.get_name() and not t.done()]

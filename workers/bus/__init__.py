@@ -1,16 +1,20 @@
 """Event buses: the ``EventBus`` port over in-process calls, Redis Streams, NATS JetStream and Kafka.
 
-| bus                 | delivery guarantee                                                             |
-|---------------------|--------------------------------------------------------------------------------|
-| `InProcessEventBus` | at-most-once: handlers run inside `publish`; a failure is logged, not retried  |
-| `RedisEventBus`     | at-least-once, durable (Streams, group per subscription, XAUTOCLAIM, dead-letter stream) |
-| `NatsEventBus`      | at-least-once, durable (JetStream, durable consumer, nak with backoff, dead-letter subject) |
-| `KafkaEventBus`     | at-least-once, durable (events.stored, group per subscription, commit after success, DLQ) |
+| bus                 | delivery guarantee                                                       |
+|---------------------|--------------------------------------------------------------------------|
+| `InProcessEventBus` | at-most-once: handlers run inside `publish`; a failure is not retried    |
+| `RedisEventBus`     | at-least-once, durable: Redis Streams, a consumer group per subscriber   |
+| `NatsEventBus`      | at-least-once, durable: JetStream, a durable consumer per subscriber     |
+| `KafkaEventBus`     | at-least-once, durable: `events.stored`, a consumer group per subscriber |
 
 Every bus accepts stored events only (``publish`` of an event without a version raises
 ``InvalidInput``). On the durable buses a failing handler is retried with backoff up to
-``RetryPolicy.max_attempts`` runs (5 by default), then the event is dead-lettered; a
-handler may see an event more than once, so it must be idempotent by event id.
+``RetryPolicy.max_attempts`` runs (5 by default, backoff 0.2 s doubling to 5 s), then
+the event is dead-lettered (Redis: stream ``<stream>.dead``; NATS: subject
+``<prefix>.dead.<type>``; Kafka: the ``events.dlq`` topic); a handler may see an event
+more than once, so it must be idempotent by event id. Subscribing with ``durable=`` on
+a durable bus resumes where that name stopped; without it a subscription sees only
+events published after ``subscribe`` returned.
 """
 
 from __future__ import annotations
