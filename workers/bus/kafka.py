@@ -17,7 +17,9 @@ group starts at the topic's end: ``subscribe`` returns once the group has its
 partitions, so it sees every event published after that; a durable group resumes
 from its committed offsets, also after ``cancel`` or a restart. Keep a handler's
 retries (``max_attempts`` x ``max_backoff_ms``) well under ``max.poll.interval.ms``
-(5 minutes), or the group evicts the consumer and the partition moves on.
+(5 minutes), or the group evicts the consumer and rebalances: uncommitted events come again.
+A group made without a durable name is left to the broker, which drops its offsets
+after ``offsets.retention.minutes``.
 """
 
 from __future__ import annotations

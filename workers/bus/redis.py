@@ -23,7 +23,8 @@ republish): they must be idempotent by event id. A new group starts at the strea
 end: it sees events published after ``subscribe`` returned; a durable group resumes
 where it stopped, also after ``cancel`` or a restart. Entries trimmed by ``MAXLEN``
 before a stopped durable group came back are lost to it: size ``maxlen`` for the
-longest outage.
+longest outage. A group made without a durable name is destroyed on cancel;
+one a crashed process left behind stays until someone runs ``XGROUP DESTROY``.
 """
 
 from __future__ import annotations
