@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import socket
 import statistics
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
@@ -120,9 +122,39 @@ async def bench_commands(runtime: Runtime, count: int) -> None:
         for clients in (1, 64):
             n = count if clients > 1 else max(200, count // 10)
             await _command_row(runtime, clients, n, f"b{run}-{clients}", cas, raw_producer)
+        await bench_http(runtime, count, run)
     finally:
         await raw_producer.stop()
         await redis.aclose()
+
+
+async def bench_http(runtime: Runtime, count: int, run: str) -> None:
+    """The same requests through HTTP: the commands role here, the clients in another process."""
+    fleet = Fleet(runtime, ["commands"], app_id=f"{runtime.settings.group_id}-bench-http-{run}")
+    await fleet.app.start()
+    url = f"http://{runtime.settings.http_host}:{runtime.settings.http_port}"
+    try:
+        for clients in (1, 64):
+            n = count if clients > 1 else max(200, count // 10)
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "workers.bench_client", url, str(clients), str(n), f"h{run}-{clients}",
+                stdout=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            out, _ = await process.communicate()
+            result = orjson.loads(out)
+            if set(result["statuses"]) != {"202"}:
+                raise RuntimeError(f"unexpected answers over HTTP: {result['statuses']}")
+            row = Measured(
+                f"eventfleet over HTTP, {clients} clients",
+                n,
+                result["seconds"],
+                result["p50_ms"],
+                result["p99_ms"],
+            )
+            print(row.line())
+    finally:
+        fleet.draining = True
+        await fleet.app.stop()
 
 
 async def _command_row(
