@@ -76,9 +76,8 @@ class BusCase:
     bus: Bus
     dead_letters: Callable[[], Awaitable[list[tuple[bytes, str]]]]
     cleanup: Callable[[], Awaitable[None]]
-    inject: Callable[
-        [bytes], Awaitable[None]
-    ]  # puts raw bytes on the bus, as a broken producer would
+    inject: Callable[[bytes], Awaitable[None]]  # raw bytes on the bus, as a broken producer
+    reopen: Callable[[], Bus]  # a new bus on the same stream, as a restarted process makes
 
     @property
     def durable(self) -> DurableBus:
@@ -107,13 +106,16 @@ async def require_nats() -> None:
 
 
 async def make_redis(stack: EmbeddedStack, name: str) -> BusCase:
-    bus = RedisEventBus(
-        stack.urls.redis_url,
-        stream=f"bus-test.{name}",
-        retry=RETRY,
-        visibility_timeout_ms=1000,
-        block_ms=200,
-    )
+    def build() -> RedisEventBus:
+        return RedisEventBus(
+            stack.urls.redis_url,
+            stream=f"bus-test.{name}",
+            retry=RETRY,
+            visibility_timeout_ms=1000,
+            block_ms=200,
+        )
+
+    bus = build()
 
     async def dead_letters() -> list[tuple[bytes, str]]:
         entries: Any = await bus.redis.xrange(bus.dead_letter_stream)
@@ -127,19 +129,23 @@ async def make_redis(stack: EmbeddedStack, name: str) -> BusCase:
     async def inject(raw: bytes) -> None:
         await bus.redis.xadd(bus.stream, {"event": raw})
 
-    return BusCase("redis", bus, dead_letters, cleanup, inject)
+    return BusCase("redis", bus, dead_letters, cleanup, inject, build)
 
 
 async def make_nats(name: str) -> BusCase:
     await require_nats()
-    bus = NatsEventBus(
-        NATS_URL,
-        stream=f"T_{name}",
-        subject_prefix=f"test.{name}",
-        retry=RETRY,
-        ack_wait_ms=2000,
-        fetch_wait_ms=200,
-    )
+
+    def build() -> NatsEventBus:
+        return NatsEventBus(
+            NATS_URL,
+            stream=f"T_{name}",
+            subject_prefix=f"test.{name}",
+            retry=RETRY,
+            ack_wait_ms=2000,
+            fetch_wait_ms=200,
+        )
+
+    bus = build()
 
     async def dead_letters() -> list[tuple[bytes, str]]:
         js = await bus.jetstream()
@@ -167,7 +173,7 @@ async def make_nats(name: str) -> BusCase:
         js = await bus.jetstream()
         await js.publish(f"{bus.subject_prefix}.OrderPlaced", raw)
 
-    return BusCase("nats", bus, dead_letters, cleanup, inject)
+    return BusCase("nats", bus, dead_letters, cleanup, inject, build)
 
 
 async def make_kafka(stack: EmbeddedStack, name: str) -> BusCase:
@@ -187,7 +193,11 @@ async def make_kafka(stack: EmbeddedStack, name: str) -> BusCase:
         await admin.create_topics([NewTopic(t, 2, 1) for t in (topic, dlq)])
     finally:
         await admin.close()
-    bus = KafkaEventBus(settings, topic=topic, dead_letter_topic=dlq, retry=RETRY)
+
+    def build() -> KafkaEventBus:
+        return KafkaEventBus(settings, topic=topic, dead_letter_topic=dlq, retry=RETRY)
+
+    bus = build()
 
     async def dead_letters() -> list[tuple[bytes, str]]:
         consumer = AIOKafkaConsumer(
@@ -218,7 +228,7 @@ async def make_kafka(stack: EmbeddedStack, name: str) -> BusCase:
         producer = await bus.started_producer()
         await producer.send(topic, key=stored().key, value=raw)  # the partition of stored()
 
-    return BusCase("kafka", bus, dead_letters, cleanup, inject)
+    return BusCase("kafka", bus, dead_letters, cleanup, inject, build)
 
 
 def event_id(raw: bytes) -> str:
@@ -240,7 +250,8 @@ async def _no_inject(raw: bytes) -> None:
 
 async def make_case(kind: str, stack: EmbeddedStack, name: str) -> BusCase:
     if kind == "inprocess":
-        return BusCase("inprocess", InProcessEventBus(), _no_dead_letters, _nothing, _no_inject)
+        bus = InProcessEventBus()
+        return BusCase("inprocess", bus, _no_dead_letters, _nothing, _no_inject, InProcessEventBus)
     if kind == "redis":
         return await make_redis(stack, name)
     if kind == "nats":

@@ -95,6 +95,30 @@ async def test_a_durable_subscriber_gets_what_was_published_while_it_was_away(
     assert before.calls == [first]
 
 
+async def test_a_durable_subscriber_of_a_restarted_process_resumes_where_it_stopped(
+    durable_case: BusCase,
+) -> None:
+    first = stored(version=1)
+    before = Recorder()
+    await durable_case.durable.subscribe("*", before, durable="projector")
+    await durable_case.durable.publish(first)
+    await eventually(lambda: before.calls == [first])
+    await durable_case.bus.close()  # the process stops
+
+    restarted = durable_case.reopen()
+    assert not isinstance(restarted, InProcessEventBus)
+    try:
+        missed = stored(version=2)
+        await restarted.publish(missed)
+        after = Recorder()
+        await restarted.subscribe("*", after, durable="projector")
+
+        await eventually(lambda: len(after.calls) == 1)
+        assert after.calls == [missed]
+    finally:
+        await restarted.close()
+
+
 async def test_an_event_whose_handler_was_interrupted_is_redelivered_to_the_successor(
     durable_case: BusCase,
 ) -> None:
