@@ -18,6 +18,7 @@ REASONS = frozenset(
         "unknown_event_type",
         "invalid",
         "already_versioned",
+        "handler_failed",  # the durable event buses, after their retry bound
     )
 )
 

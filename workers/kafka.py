@@ -35,7 +35,8 @@ class KafkaProducer:
 
     async def start(self) -> None:
         try:
-            await asyncio.wait_for(self._producer.start(), self._timeout_s * 2)
+            async with asyncio.timeout(self._timeout_s * 2):
+                await self._producer.start()
         except (TimeoutError, KafkaError, OSError) as e:
             await self.stop()
             raise StreamUnavailable(f"Kafka producer could not connect: {e!r}") from e
@@ -43,7 +44,8 @@ class KafkaProducer:
 
     async def stop(self) -> None:
         try:
-            await asyncio.wait_for(self._producer.stop(), self._timeout_s)
+            async with asyncio.timeout(self._timeout_s):
+                await self._producer.stop()
         except (TimeoutError, KafkaError, OSError):
             pass  # stopping must not hang while Kafka is down; unsent records fail
         self._started = False
