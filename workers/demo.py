@@ -14,7 +14,7 @@ import statistics
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -195,6 +195,3 @@ async def _bounded(work: list[Awaitable[None]], *, limit: int) -> None:
             await item
 
     await asyncio.gather(*(one(item) for item in work))
-
-
-Check = Callable[[], Awaitable[bool]]

@@ -91,7 +91,6 @@ class Runtime:
     snapshotter: Snapshotter
     forwarder: Forwarder
     dead_letters: dict[str, DeadLetters]
-    extras: dict[str, Any] = field(default_factory=dict)
     _health: dict[str, tuple[float, bool]] = field(default_factory=dict)
 
     @classmethod
