@@ -1,23 +1,23 @@
 """The embedded real stack for development and tests: Tansu (Kafka), SecantusDB (MongoDB), Redis.
 
 ``async with EmbeddedStack() as stack:`` starts every part whose URL is not given, on free
-loopback ports, and ``stack.urls`` says where each answers; ``stack.process(name)`` stops,
-pauses, kills or restarts a part it started. A part that cannot start raises
-``StackStartError`` (``PortInUse`` when its port is taken), naming the part and the fix.
+loopback ports (Redis only when no system Redis answers, or with ``start_redis=True``), and
+``stack.urls`` says where each answers; ``stack.process(name)`` stops, pauses, kills or
+restarts a part it started. A part that cannot start raises ``StackStartError``
+(``PortInUse`` when its port is taken), naming the part and the fix.
 """
 
 from __future__ import annotations
 
-from workers.embedded.stack import (
+from workers.embedded.common import (
     HOST,
     INSTALL_FIX,
     SYSTEM_REDIS_URL,
-    EmbeddedStack,
     PortInUse,
-    ServiceProcess,
     StackStartError,
-    StackUrls,
 )
+from workers.embedded.process import ServiceProcess
+from workers.embedded.stack import EmbeddedStack, StackUrls
 
 __all__ = [
     "HOST",
