@@ -100,7 +100,10 @@ class FleetProcess:
         return status == 200
 
     async def stop(self, *, timeout_s: float = 30) -> int:
-        """SIGTERM and wait: the drain must finish within the grace period."""
+        """SIGTERM and wait: the drain must finish within the grace period.
+
+        A clean exit removes the log; any other keeps it for the failure message.
+        """
         assert self.process is not None
         if self.process.returncode is None:
             self.process.send_signal(signal.SIGTERM)
@@ -111,7 +114,10 @@ class FleetProcess:
                 raise AssertionError(
                     f"fleet did not drain within {timeout_s}s:\n{self.log_tail()}"
                 ) from None
-        return self.process.returncode or 0
+        code = self.process.returncode or 0
+        if code == 0:
+            self.log_path.unlink(missing_ok=True)
+        return code
 
     def kill(self) -> None:
         if self.process is not None and self.process.returncode is None:
