@@ -255,3 +255,41 @@ async def test_an_error_no_retry_can_fix_stops_the_worker_and_loses_nothing(
         assert_exactly_once(await store_contents(private_stack, unique_name), ids, orders, 2)
     finally:
         assert await second.stop() == 0
+
+
+async def test_sync_append_with_kafka_down_says_so_and_publishes_later(
+    private_stack: EmbeddedStack, unique_name: str
+) -> None:
+    fleet = await FleetProcess.for_stack(
+        private_stack, unique_name, roles="commands", EVENTFLEET_KAFKA_TIMEOUT_MS="1000"
+    ).start()
+    try:
+        account = "acc-down"
+        status, body = await fleet.post(
+            f"/v1/account/{account}/events", {"type": "AccountOpened", "data": {"owner": "ada"}}
+        )
+        assert status == 201
+        kafka = private_stack.process("kafka")
+        kafka.kill()
+        status, body = await fleet.post(
+            f"/v1/account/{account}/events", {"type": "MoneyDeposited", "data": {"amount": 5}}
+        )
+        assert status == 503 and body["error"] == "stream_unavailable", body
+        assert body["stored"] is True and body["version"] == 2  # stored, and the answer says so
+        stored_id = body["event_id"]
+        _, events = await fleet.get(f"/v1/account/{account}/events")
+        assert [e["version"] for e in events["events"]] == [1, 2]
+
+        await kafka.start()  # an empty broker: the relay's produce creates the topic again
+        records = await read_topic(
+            private_stack.urls.kafka_url,
+            f"{fleet.prefix}events.stored",
+            expect=1,
+            timeout_s=60,
+            settle_s=4,
+        )
+        assert [decode(r.value).id for r in records] == [
+            stored_id
+        ]  # once, and only the missing one
+    finally:
+        await fleet.stop()
