@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from tests.waiting import wait_for
 from topics.envelope import Event, new_event
 from workers.bus import (
     InProcessEventBus,
@@ -42,11 +43,7 @@ def stored(type: str = "OrderPlaced", *, aggregate_id: str = "o-1", version: int
 
 async def eventually(condition: Callable[[], bool], *, timeout_s: float = 8.0) -> None:
     """Poll ``condition`` until it holds; fail the test after ``timeout_s``."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s} s")
-        await asyncio.sleep(0.01)
+    await wait_for(condition, timeout_s=timeout_s, interval_s=0.01)
 
 
 @dataclass(eq=False)

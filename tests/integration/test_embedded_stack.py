@@ -23,6 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
 
 from tests.faults import TcpProxy
+from tests.waiting import wait_for
 from workers.embedded import EmbeddedStack, PortInUse, StackStartError
 
 
@@ -47,11 +48,7 @@ def _entries(path: Path) -> list[str]:
 
 async def _wait_until(condition: Callable[[], bool], timeout_s: float) -> None:
     """Poll a condition that offers nothing to await, and fail after ``timeout_s``."""
-    for _ in range(int(timeout_s / 0.01)):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"the condition did not hold within {timeout_s} s")
+    await wait_for(condition, timeout_s=timeout_s, interval_s=0.01)
 
 
 def _script(path: Path, body: str) -> Path:
@@ -86,9 +83,14 @@ async def test_kafka_round_trip_through_a_consumer_group(
     finally:
         await asyncio.wait_for(producer.stop(), 10)
     consumer = AIOKafkaConsumer(
-        unique_name, bootstrap_servers=bootstrap, group_id=unique_name,
-        auto_offset_reset="earliest", enable_auto_commit=False,
-        fetch_max_wait_ms=10, session_timeout_ms=3000, heartbeat_interval_ms=500,
+        unique_name,
+        bootstrap_servers=bootstrap,
+        group_id=unique_name,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        fetch_max_wait_ms=10,
+        session_timeout_ms=3000,
+        heartbeat_interval_ms=500,
     )
     await consumer.start()
     try:
@@ -218,8 +220,11 @@ async def test_a_part_too_slow_to_answer_is_named_and_stopped(
     hasty = EmbeddedStack(
         kafka_url=stack.urls.kafka_url, redis_url=stack.urls.redis_url, ready_timeout_s=0.05
     )
-    with pytest.raises(StackStartError, match=r"mongo \(secantusdb\) did not become ready on "
-                       r"127\.0\.0\.1:\d+ within 0\.05 s") as raised:
+    with pytest.raises(
+        StackStartError,
+        match=r"mongo \(secantusdb\) did not become ready on "
+        r"127\.0\.0\.1:\d+ within 0\.05 s",
+    ) as raised:
         await hasty.start()
     assert "pass a larger ready_timeout_s" in str(raised.value)
     assert _children() == before

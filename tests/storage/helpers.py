@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 from pymongo.asynchronous.database import AsyncDatabase
 
+from tests.waiting import wait_for
 from topics.envelope import Event
 from workers.storage import apply_patch
 
@@ -20,11 +19,7 @@ async def poll(
     condition: Callable[[], Awaitable[bool]], *, timeout_s: float = 5.0, what: str
 ) -> None:
     """Wait until ``await condition()`` is true; fail naming ``what`` after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout_s} s: {what}")
-        await asyncio.sleep(0.02)
+    await wait_for(condition, timeout_s=timeout_s, what=what)
 
 
 def canonical(value: Any) -> bytes:

@@ -9,6 +9,7 @@ import pytest
 
 from snapshot_rules.domains.account import ACCOUNT
 from tests.faults import TcpProxy
+from tests.waiting import wait_for
 from topics.envelope import Metadata
 from topics.errors import StoreUnavailable, StreamUnavailable, Unavailable
 from workers.embedded import EmbeddedStack
@@ -17,11 +18,7 @@ from .wiring import SyncWiring, create_topic, sync_wiring
 
 
 async def _eventually(check: Callable[[], Awaitable[bool]], *, timeout_s: float = 15.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s} s")
-        await asyncio.sleep(0.05)
+    await wait_for(check, timeout_s=timeout_s, interval_s=0.05)
 
 
 async def _relay(wired: SyncWiring) -> bool:
