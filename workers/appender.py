@@ -13,9 +13,9 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 from snapshot_rules.domain import Domains, Mode
-from topics.envelope import Event, decode
-from topics.errors import InvalidEnvelope, StoreUnavailable
-from workers.deadletter import DeadLetter, DeadLetters, Record
+from topics.envelope import Event
+from topics.errors import StoreUnavailable
+from workers.deadletter import DeadLetter, DeadLetters, Record, decode_record
 from workers.kafka import KafkaProducer
 from workers.metrics import Metrics
 from workers.ports import AggregateRef, AppendConflict, EventStore
@@ -77,14 +77,9 @@ class Appender:
         events: list[Event] = []
         letters: list[DeadLetter] = []
         for record in records:
-            if len(record.value) > self._max_event_bytes:
-                size = f"{len(record.value)} bytes > {self._max_event_bytes}"
-                letters.append(DeadLetter(record, "oversized", size))
-                continue
-            try:
-                event = decode(record.value)
-            except InvalidEnvelope as e:
-                letters.append(DeadLetter(record, "undecodable", str(e)))
+            event = decode_record(record, max_event_bytes=self._max_event_bytes)
+            if isinstance(event, DeadLetter):
+                letters.append(event)
                 continue
             problem = self._check(event)
             if problem:

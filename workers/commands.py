@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
@@ -40,6 +40,7 @@ from workers.kafka import KafkaProducer
 from workers.marker import NO_EVENTS, MarkRequest, RedisMarker
 from workers.metrics import Metrics
 from workers.ports import EventStore
+from workers.sync import SyncCommands
 
 log = logging.getLogger(__name__)
 
@@ -131,27 +132,6 @@ def parse_request(
     )
 
 
-class SyncResultLike(Protocol):
-    @property
-    def event(self) -> Event: ...
-
-    @property
-    def published(self) -> bool: ...
-
-
-class SyncAppender(Protocol):
-    """The sync-mode service (workers.sync.SyncCommands)."""
-
-    async def append(
-        self,
-        domain: Domain,
-        aggregate_id: str,
-        event_type: str,
-        data: Mapping[str, Any],
-        metadata: Metadata,
-    ) -> SyncResultLike: ...
-
-
 class CommandService:
     """Answers append requests for every enabled domain, in its mode."""
 
@@ -164,7 +144,7 @@ class CommandService:
         producer: KafkaProducer,
         events_topic: str,
         metrics: Metrics,
-        sync: SyncAppender | None = None,
+        sync: SyncCommands | None = None,
         answer_wait_s: float = 10.0,
     ) -> None:
         self._domains = domains

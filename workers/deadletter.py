@@ -75,6 +75,16 @@ class DeadLetters:
             self._metrics.dead_lettered.labels(self._role, letter.reason).inc()
 
 
+def decode_record(record: Record, *, max_event_bytes: int) -> Event | DeadLetter:
+    """A record's event, or the dead letter for bytes that cannot be one (too big, not an envelope)."""
+    if len(record.value) > max_event_bytes:
+        return DeadLetter(record, "oversized", f"{len(record.value)} bytes > {max_event_bytes}")
+    try:
+        return decode(record.value)
+    except InvalidEnvelope as e:
+        return DeadLetter(record, "undecodable", str(e))
+
+
 def decode_stored(
     records: Sequence[Record], *, max_event_bytes: int
 ) -> tuple[list[tuple[Event, Record]], list[DeadLetter]]:
@@ -82,16 +92,11 @@ def decode_stored(
     decoded: list[tuple[Event, Record]] = []
     letters: list[DeadLetter] = []
     for record in records:
-        if len(record.value) > max_event_bytes:
-            letters.append(DeadLetter(record, "oversized", f"{len(record.value)} bytes"))
-            continue
-        try:
-            event = decode(record.value)
-        except InvalidEnvelope as e:
-            letters.append(DeadLetter(record, "undecodable", str(e)))
-            continue
-        if event.version is None:
+        event = decode_record(record, max_event_bytes=max_event_bytes)
+        if isinstance(event, DeadLetter):
+            letters.append(event)
+        elif event.version is None:
             letters.append(DeadLetter(record, "invalid", "a stored event must carry a version"))
-            continue
-        decoded.append((event, record))
+        else:
+            decoded.append((event, record))
     return decoded, letters

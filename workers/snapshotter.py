@@ -90,8 +90,9 @@ class Snapshotter:
     async def _rebuild(self, ref: AggregateRef) -> None:
         domain = self._domains.get(ref[0])
         folded = await self._loader.latest(domain, ref[1], save=False)
-        await self._loader.save(domain, ref[1], folded, trigger="rule")
-        snapshot = await self._loader.snapshots.load(ref)
+        snapshot = await self._loader.save(domain, ref[1], folded, trigger="rule")
+        if snapshot is None:  # a newer one was there, or the store is down (load raises: retry)
+            snapshot = await self._loader.snapshots.load(ref)
         if snapshot is not None:
             self._know(ref, (snapshot.version, snapshot.taken_at))
 

@@ -32,10 +32,17 @@ class StateLoader:
         self.snapshots = snapshots
         self._metrics = metrics
         self._tail_threshold = tail_threshold
-        self._background: set[asyncio.Task[bool]] = set()
+        self._background: set[asyncio.Task[Snapshot | None]] = set()
 
     async def latest(self, domain: Domain, aggregate_id: str, *, save: bool = True) -> Folded:
         """The newest state; if the tail was longer than the threshold, snapshot it in the background."""
+        folded, _ = await self.latest_with_tail(domain, aggregate_id, save=save)
+        return folded
+
+    async def latest_with_tail(
+        self, domain: Domain, aggregate_id: str, *, save: bool = True
+    ) -> tuple[Folded, list[Event]]:
+        """``latest``, plus the events replayed on top of the snapshot (newest last)."""
         aggregate = (domain.name, aggregate_id)
         started = time.perf_counter()
         snapshot = await self.snapshots.load(aggregate)
@@ -45,7 +52,7 @@ class StateLoader:
         self._observe(domain, len(tail), started)
         if save and len(tail) > self._tail_threshold and folded.state is not None:
             self.save_later(domain, aggregate_id, folded, trigger="query")
-        return folded
+        return folded, tail
 
     async def at(
         self,
@@ -84,18 +91,20 @@ class StateLoader:
 
     async def save(
         self, domain: Domain, aggregate_id: str, folded: Folded, *, trigger: str
-    ) -> bool:
+    ) -> Snapshot | None:
+        """Store a snapshot of ``folded``; None if a newer one exists or the store is down."""
         if folded.state is None or folded.version == 0:
-            return False
+            return None
         snapshot = Snapshot(domain.name, aggregate_id, folded.version, folded.state, utc_now())
         try:
             saved = await self.snapshots.save(snapshot)
         except Unavailable as e:
             log.warning("snapshot of %s %s not saved: %s", domain.name, aggregate_id, e)
-            return False
-        if saved:
-            self._metrics.snapshots_written.labels(domain.name, trigger).inc()
-        return saved
+            return None
+        if not saved:
+            return None
+        self._metrics.snapshots_written.labels(domain.name, trigger).inc()
+        return snapshot
 
     async def drain(self) -> None:
         """Wait for background snapshot saves (on shutdown)."""

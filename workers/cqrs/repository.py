@@ -20,12 +20,12 @@ class Repository:
         """The aggregate at its newest stored version.
 
         The state comes from StateLoader (snapshot + events after it, replayed; a long tail
-        is snapshotted in the background). The newest event's type is read at exactly the
-        folded version, so state and ``last_type`` describe the same moment.
+        is snapshotted in the background). ``last_type`` is the type of the event at exactly the
+        folded version: the newest replayed one, or one read when the snapshot is at the head.
         """
-        folded = await self._loader.latest(domain, aggregate_id)
-        last_type = None
-        if folded.version > 0:
+        folded, tail = await self._loader.latest_with_tail(domain, aggregate_id)
+        last_type = tail[-1].type if tail else None
+        if folded.version > 0 and not tail:  # the snapshot is at the head: one more read
             last = await self._store.read(
                 (domain.name, aggregate_id),
                 after_version=folded.version - 1,
