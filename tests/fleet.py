@@ -20,7 +20,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from tests.waiting import wait_for
-from workers.embedded import EmbeddedStack
+from workers.devtools.embedded import EmbeddedStack
 
 
 def free_port() -> int:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from workers.embedded import EmbeddedStack
+from workers.devtools.embedded import EmbeddedStack
 
 __all__ = ["private_stack", "stack", "unique_name"]
 

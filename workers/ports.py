@@ -40,7 +40,7 @@ class EventStore(Protocol):
         version) is unique and the event id is unique across the store; the first event
         that breaks either stops the write with AppendConflict. ``session`` lets an
         adapter join a caller's transaction (MongoDB ClientSession). ``pending_publish``
-        records that the events still have to reach events.stored (see workers.outbox).
+        records that the events still have to reach events.stored (see workers.roles.outbox).
         """
         ...
 

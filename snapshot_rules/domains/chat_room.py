@@ -3,7 +3,7 @@
 The marker only knows the room's last event *type*, so it cannot tell whose message an
 edit targets or whether that message still exists. Those rules are enforced where the
 whole room is known, by the fold itself: the replay reducer here and the ``chat_messages``
-view (workers.chat) both call ``step_messages``, which *ignores* an edit of someone else's,
+view (workers.runtime.chat) both call ``step_messages``, which *ignores* an edit of someone else's,
 a deleted or an unknown message, a delete of an unknown message and a repeated message id,
 and counts it in ``ignored``. The event stays in the store (it happened: it was requested
 and accepted), but it changes no message, in the view and in replay alike.

@@ -25,9 +25,9 @@ from workers.bus import (
     RedisEventBus,
     RetryPolicy,
 )
-from workers.embedded import EmbeddedStack
+from workers.devtools.embedded import EmbeddedStack
 from workers.ports import EventBus
-from workers.settings import Settings
+from workers.runtime.settings import Settings
 
 NATS_URL = "nats://127.0.0.1:4222"
 DURABLE_KINDS = ("redis", "nats", "kafka")

@@ -25,8 +25,8 @@ from workers.bus import (
     RedisEventBus,
     RetryPolicy,
 )
-from workers.embedded import EmbeddedStack
-from workers.settings import Settings
+from workers.devtools.embedded import EmbeddedStack
+from workers.runtime.settings import Settings
 
 
 def _down_bus(kind: str) -> RedisEventBus | NatsEventBus | KafkaEventBus:

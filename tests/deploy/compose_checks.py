@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from topics.errors import ConfigError
-from workers.settings import Settings
+from workers.runtime.settings import Settings
 
 from .project import check_command, setting_names
 

@@ -7,7 +7,7 @@ import shlex
 from dataclasses import dataclass, field
 
 from topics.errors import ConfigError
-from workers.settings import Settings
+from workers.runtime.settings import Settings
 
 from .project import check_command, console_scripts, pyproject, setting_names
 

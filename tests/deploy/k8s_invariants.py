@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from topics.errors import ConfigError
-from workers.settings import Settings
+from workers.runtime.settings import Settings
 
 from .kustomize import Obj, pod_containers
 from .project import check_command, consumed_topic, consumer_group, setting_names

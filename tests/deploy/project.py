@@ -7,8 +7,8 @@ from functools import cache
 from pathlib import Path
 
 from workers.metrics import create_metrics
-from workers.runtime import ROLES as RUNTIME_ROLES
-from workers.settings import documented
+from workers.runtime.compose import ROLES as RUNTIME_ROLES
+from workers.runtime.settings import documented
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"

@@ -7,7 +7,7 @@ import os
 import sys
 
 from tests.fleet import free_port
-from workers.embedded import EmbeddedStack
+from workers.devtools.embedded import EmbeddedStack
 
 
 async def test_the_demo_verifies_itself_and_exits_zero(stack: EmbeddedStack) -> None:

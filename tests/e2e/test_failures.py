@@ -12,8 +12,8 @@ from aiokafka import AIOKafkaProducer
 from tests.e2e.test_pipeline import stored_events, wait_stored
 from tests.fleet import FleetProcess, order_items, read_topic, wait_for
 from topics.envelope import decode, encode, kafka_headers, new_event
-from workers.embedded import EmbeddedStack
-from workers.mongo import connect, database
+from workers.adapters.mongo import connect, database
+from workers.devtools.embedded import EmbeddedStack
 
 
 async def produce_requested(

@@ -1,6 +1,6 @@
 """Chat rooms end to end: HTTP appends, the chat_messages projection, room queries, a live rebuild.
 
-Runs its own fleet with ``EVENTFLEET_DOMAINS=workers.chat:chat_domains`` (order + chat room).
+Runs its own fleet with ``EVENTFLEET_DOMAINS=workers.runtime.chat:chat_domains`` (order + chat room).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from snapshot_rules.domains.chat_room import reduce_chat_room, window
 from snapshot_rules.replay import replay
 from tests.fleet import FleetProcess, read_topic, wait_for
 from topics.envelope import decode, from_dict
-from workers.embedded import EmbeddedStack
+from workers.devtools.embedded import EmbeddedStack
 
 Step = tuple[str, dict[str, Any]]
 
@@ -26,7 +26,7 @@ Step = tuple[str, dict[str, Any]]
 @pytest.fixture(scope="module")
 async def chat_fleet(stack: EmbeddedStack) -> AsyncIterator[FleetProcess]:
     name = f"chat_{uuid.uuid4().hex[:8]}"
-    process = FleetProcess.for_stack(stack, name, EVENTFLEET_DOMAINS="workers.chat:chat_domains")
+    process = FleetProcess.for_stack(stack, name, EVENTFLEET_DOMAINS="workers.runtime.chat:chat_domains")
     await process.start()
     try:
         yield process

@@ -21,8 +21,8 @@ from aiokafka.structs import TopicPartition
 
 from tests.fleet import FleetProcess, read_topic, wait_for
 from topics.envelope import aggregate_key, decode, encode, from_dict, new_event
-from workers.embedded import EmbeddedStack
-from workers.mongo import connect, database
+from workers.adapters.mongo import connect, database
+from workers.devtools.embedded import EmbeddedStack
 from workers.storage import EventSourcedStorage
 from workers.storage.domain import TOMBSTONE
 

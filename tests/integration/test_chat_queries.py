@@ -15,12 +15,12 @@ from snapshot_rules.domains.order import ORDER
 from snapshot_rules.replay import replay
 from tests.integration.test_projection_store import CONVERSATION, T0, room_events
 from topics.envelope import Event
-from workers.chat import CHAT_MESSAGES, ChatQueries, chat_domains
-from workers.embedded import EmbeddedStack
+from workers.adapters.mongo import MongoEventStore, MongoSnapshotStore, connect, database
+from workers.devtools.embedded import EmbeddedStack
 from workers.metrics import create_metrics
-from workers.mongo import MongoEventStore, MongoSnapshotStore, connect, database
-from workers.state import StateLoader
-from workers.views import MongoViewStore, ProjectionRunner
+from workers.roles.state import StateLoader
+from workers.roles.views import MongoViewStore, ProjectionRunner
+from workers.runtime.chat import CHAT_MESSAGES, ChatQueries, chat_domains
 
 
 @dataclass

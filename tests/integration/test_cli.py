@@ -9,10 +9,10 @@ import sys
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from topics.catalog import TopicNames
-from workers.admin import ensure_topics, fleet_catalog
-from workers.embedded import EmbeddedStack
-from workers.runtime import load_domains
-from workers.settings import Settings
+from workers.adapters.kafka import ensure_topics, fleet_catalog
+from workers.devtools.embedded import EmbeddedStack
+from workers.runtime.compose import load_domains
+from workers.runtime.settings import Settings
 
 
 async def eventfleet(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:

@@ -24,7 +24,7 @@ from redis.retry import Retry
 
 from tests.faults import TcpProxy
 from tests.waiting import wait_for
-from workers.embedded import EmbeddedStack, PortInUse, StackStartError
+from workers.devtools.embedded import EmbeddedStack, PortInUse, StackStartError
 
 
 def _children() -> set[int]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import workers.embedded
+import workers.devtools.embedded
 
 
 def test_embedded_exports_exactly_its_public_names() -> None:
@@ -10,6 +10,6 @@ def test_embedded_exports_exactly_its_public_names() -> None:
         "EmbeddedStack", "StackUrls", "StackStartError", "PortInUse", "ServiceProcess",
         "HOST", "INSTALL_FIX", "SYSTEM_REDIS_URL",
     }  # fmt: skip
-    assert set(workers.embedded.__all__) == expected
+    assert set(workers.devtools.embedded.__all__) == expected
     for name in expected:
-        assert getattr(workers.embedded, name) is not None
+        assert getattr(workers.devtools.embedded, name) is not None

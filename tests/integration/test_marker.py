@@ -10,8 +10,8 @@ import pytest
 from redis.asyncio import Redis
 
 from topics.errors import MarkerUnavailable
-from workers.embedded import EmbeddedStack
-from workers.marker import NO_EVENTS, MarkRequest, RedisMarker
+from workers.adapters.redis import NO_EVENTS, MarkRequest, RedisMarker
+from workers.devtools.embedded import EmbeddedStack
 from workers.metrics import create_metrics
 
 

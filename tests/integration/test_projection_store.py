@@ -15,12 +15,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 from snapshot_rules.domains.chat_room import reduce_chat_room
 from snapshot_rules.replay import replay
 from topics.envelope import Event, new_event
-from workers.chat import CHAT_MESSAGES
-from workers.embedded import EmbeddedStack
+from workers.adapters.mongo import Document, MongoEventStore, connect, database
+from workers.devtools.embedded import EmbeddedStack
 from workers.metrics import Metrics, create_metrics
-from workers.mongo import Document, MongoEventStore, connect, database
-from workers.projections import UnknownProjection, projection_named, rebuild_views
-from workers.views import MongoViewStore, ProjectionRunner, ViewDoc
+from workers.roles.views import MongoViewStore, ProjectionRunner, ViewDoc
+from workers.runtime.chat import CHAT_MESSAGES
+from workers.runtime.projections import UnknownProjection, projection_named, rebuild_views
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

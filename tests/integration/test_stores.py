@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 
 from topics.envelope import Event, new_event, utc_now
-from workers.embedded import EmbeddedStack
-from workers.mongo import MongoEventStore, MongoSnapshotStore, connect, database
+from workers.adapters.mongo import MongoEventStore, MongoSnapshotStore, connect, database
+from workers.devtools.embedded import EmbeddedStack
 from workers.ports import AppendConflict, Snapshot
 
 

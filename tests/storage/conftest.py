@@ -16,7 +16,7 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from workers.mongo import connect, database
+from workers.adapters.mongo import connect, database
 
 Document = dict[str, Any]
 TIMEOUT_MS = 10_000

@@ -12,7 +12,7 @@ import sys
 
 from bson import json_util
 
-from workers.mongo import connect, database
+from workers.adapters.mongo import connect, database
 from workers.storage import EventSourcedStorage, FaultPoint
 
 

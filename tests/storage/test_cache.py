@@ -9,7 +9,7 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.storage.helpers import Document, poll
-from workers.mongo import connect, database
+from workers.adapters.mongo import connect, database
 from workers.storage import DocumentDeleted, EventSourcedStorage
 from workers.storage.cache import DocumentCache
 

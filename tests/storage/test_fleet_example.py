@@ -9,7 +9,7 @@ from snapshot_rules.domains import default_domains
 from snapshot_rules.replay import Folded, replay
 from tests.storage.helpers import Document, content
 from workers.bus import InProcessEventBus
-from workers.runtime import load_domains
+from workers.runtime.compose import load_domains
 from workers.storage import EventSourcedStorage
 from workers.storage.domain import TOMBSTONE
 from workers.storage.examples import GAME_ID, run_game_example, run_user_example

@@ -12,11 +12,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 from tests.storage.helpers import Document, raw_events
 from tests.sync.wiring import create_topic, read_topic
 from topics.catalog import TopicNames
+from workers.adapters.kafka import KafkaProducer
 from workers.bus import InProcessEventBus
-from workers.kafka import KafkaProducer
 from workers.metrics import create_metrics
-from workers.outbox import Outbox
-from workers.settings import Settings
+from workers.roles.outbox import Outbox
+from workers.runtime.settings import Settings
 from workers.storage import EventSourcedStorage
 
 

@@ -11,8 +11,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from tests.storage.helpers import Document, canonical, content, raw_doc, raw_events, rebuild
 from topics.envelope import decode, encode
 from topics.errors import NotFound, StoreUnavailable
+from workers.adapters.mongo import connect, database
 from workers.metrics import create_metrics
-from workers.mongo import connect, database
 from workers.storage import DocumentDeleted, EventSourcedStorage
 
 

@@ -1,1 +1,1 @@
-"""Tests of sync mode and the CQRS command side (workers.sync, workers.cqrs)."""
+"""Tests of sync mode and the CQRS command side (workers.cqrs.sync, workers.cqrs)."""

@@ -26,8 +26,8 @@ from workers.cqrs import (
     WithdrawMoney,
     register_account,
 )
-from workers.embedded import EmbeddedStack
-from workers.sync import SyncCommands, SyncResult
+from workers.cqrs.sync import SyncCommands, SyncResult
+from workers.devtools.embedded import EmbeddedStack
 
 from .wiring import SyncWiring, sync_wiring
 

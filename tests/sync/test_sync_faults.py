@@ -12,7 +12,7 @@ from tests.faults import TcpProxy
 from tests.waiting import wait_for
 from topics.envelope import Metadata
 from topics.errors import StoreUnavailable, StreamUnavailable, Unavailable
-from workers.embedded import EmbeddedStack
+from workers.devtools.embedded import EmbeddedStack
 
 from .wiring import SyncWiring, create_topic, sync_wiring
 

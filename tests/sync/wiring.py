@@ -14,14 +14,14 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from snapshot_rules.domains.account import ACCOUNT
 from topics.catalog import TopicNames
 from topics.envelope import Event, Metadata, decode
+from workers.adapters.kafka import KafkaProducer
+from workers.adapters.mongo import PENDING, MongoEventStore, MongoSnapshotStore, connect, database
 from workers.cqrs import Repository
-from workers.kafka import KafkaProducer
+from workers.cqrs.sync import SyncCommands, SyncResult
 from workers.metrics import Metrics, create_metrics
-from workers.mongo import PENDING, MongoEventStore, MongoSnapshotStore, connect, database
-from workers.outbox import Outbox
-from workers.settings import Settings
-from workers.state import StateLoader
-from workers.sync import SyncCommands, SyncResult
+from workers.roles.outbox import Outbox
+from workers.roles.state import StateLoader
+from workers.runtime.settings import Settings
 
 PARTITIONS = 2
 

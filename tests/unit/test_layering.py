@@ -98,9 +98,9 @@ def test_lower_layers_import_no_driver_and_nothing_above_them(path: Path) -> Non
             ["snapshot_rules.domains.x imports bson"],
         ),
         (
-            "from workers.settings import Settings\n",
+            "from workers.runtime.settings import Settings\n",
             "snapshot_rules.rules",
-            ["snapshot_rules.rules imports workers.settings"],
+            ["snapshot_rules.rules imports workers.runtime.settings"],
         ),
         (
             "from snapshot_rules import rules\n",

@@ -7,7 +7,7 @@ from dataclasses import fields
 import pytest
 
 from topics.errors import ConfigError
-from workers.settings import ENV_PREFIX, Settings, documented, env_name
+from workers.runtime.settings import ENV_PREFIX, Settings, documented, env_name
 
 _FIELDS = [spec.name for spec in fields(Settings) if spec.name != "explicit"]
 

@@ -2,7 +2,7 @@
 
 Guarantee: at-least-once, durable -- an offset is committed only after the handler succeeded or the event was dead-lettered.
 
-``publish`` produces to ``events.stored`` through ``workers.kafka.KafkaProducer`` (keyed
+``publish`` produces to ``events.stored`` through ``workers.adapters.kafka.KafkaProducer`` (keyed
 by aggregate, so each aggregate keeps its order). Each subscription is its own consumer
 group ``<group_id>-bus-<durable>`` (a fresh one per call when ``durable`` is None) in
 its own task, so a slow or failing handler delays only its own subscription. A failing
@@ -37,6 +37,7 @@ from aiokafka.errors import KafkaError
 from topics.catalog import TopicNames
 from topics.envelope import Event
 from topics.errors import InvalidInput
+from workers.adapters.kafka import KafkaProducer
 from workers.bus.common import (
     BusClosed,
     BusUnavailable,
@@ -51,10 +52,9 @@ from workers.bus.common import (
     require_stored,
     stop_task,
 )
-from workers.deadletter import Record
-from workers.kafka import KafkaProducer
 from workers.ports import Handler, Subscription
-from workers.settings import Settings
+from workers.roles.deadletter import Record
+from workers.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 

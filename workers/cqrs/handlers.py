@@ -16,8 +16,8 @@ from workers.cqrs.aggregate import AggregateRoot
 from workers.cqrs.commands import Command
 from workers.cqrs.repository import Repository
 from workers.metrics import Metrics
-from workers.outbox import Outbox
 from workers.ports import AppendConflict
+from workers.roles.outbox import Outbox
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from snapshot_rules.domain import Domain
 from topics.envelope import Event
 from workers.cqrs.aggregate import AggregateRoot
 from workers.ports import EventStore
-from workers.state import StateLoader
+from workers.roles.state import StateLoader
 
 
 class Repository:
@@ -42,7 +42,7 @@ class Repository:
         version) index refuses the write and AppendConflict is raised (nothing was stored
         when it stops at the first change, which is where a contiguous history stops it).
         StoreUnavailable propagates. The flag stays until the events reach events.stored
-        (workers.outbox), so a crash or a Kafka outage cannot lose them.
+        (workers.roles.outbox), so a crash or a Kafka outage cannot lose them.
         """
         changes = aggregate.changes
         if not changes:

@@ -12,7 +12,7 @@ from typing import Any
 
 from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE, MAX_DATA_DEPTH, validate_data
 from topics.errors import InvalidEnvelope, InvalidInput, NotFound
-from workers.mongo import EVENTS, SNAPSHOTS
+from workers.adapters.mongo import EVENTS, SNAPSHOTS
 from workers.storage.diff import same
 
 Document = dict[str, Any]

@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 
 from topics.envelope import Event
-from workers.outbox import Outbox
 from workers.ports import EventBus
+from workers.roles.outbox import Outbox
 from workers.storage.mappers import derived_events
 
 log = logging.getLogger(__name__)

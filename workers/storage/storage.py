@@ -18,11 +18,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from topics.envelope import Event
 from topics.errors import ConcurrencyConflict
+from workers.adapters.mongo import MongoEventStore, document_to_event, translated
 from workers.metrics import Metrics
-from workers.mongo import MongoEventStore, document_to_event, translated
-from workers.outbox import Outbox
 from workers.ports import EventBus
-from workers.settings import Settings
+from workers.roles.outbox import Outbox
+from workers.runtime.settings import Settings
 from workers.storage import documents as docs
 from workers.storage.cache import CacheStats, ChangeWatcher, DocumentCache
 from workers.storage.changes import plan_change

@@ -26,7 +26,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from topics.envelope import Event
 from topics.errors import StoreUnavailable
-from workers.mongo import MongoEventStore, StoreError, event_to_document, translated
+from workers.adapters.mongo import MongoEventStore, StoreError, event_to_document, translated
 from workers.ports import AppendConflict
 from workers.storage.documents import ID, PENDING_EVENT, VERSION, Document
 

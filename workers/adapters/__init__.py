@@ -1,0 +1,1 @@
+"""Adapters: one package per technology (MongoDB, Redis, Kafka, in-memory), each implementing the ports."""

@@ -1,0 +1,19 @@
+"""Kafka adapters: the bounded acks=all producer and topic administration."""
+
+from __future__ import annotations
+
+from workers.adapters.kafka.admin import (
+    TopicReport,
+    ensure_topics,
+    fleet_catalog,
+)
+from workers.adapters.kafka.producer import (
+    KafkaProducer,
+)
+
+__all__ = [
+    "KafkaProducer",
+    "TopicReport",
+    "ensure_topics",
+    "fleet_catalog",
+]

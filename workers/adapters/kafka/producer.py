@@ -1,0 +1,108 @@
+"""Kafka producing and topic administration with every call bounded (aiokafka#1101)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from topics.envelope import Event, encode, kafka_headers
+from topics.errors import StreamUnavailable
+from workers.ports import Delivery
+from workers.runtime.settings import Settings
+
+
+class KafkaProducer:
+    """One acks=all producer per process; a send either is acknowledged or raises in time."""
+
+    def __init__(self, settings: Settings, *, client_id: str = "eventfleet") -> None:
+        self._timeout_s = settings.kafka_timeout_ms / 1000
+        # Records not acknowledged within request_timeout_ms fail inside aiokafka and are
+        # not sent later, so a caller told "unavailable" can trust nothing was written.
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            client_id=client_id,
+            acks="all",
+            enable_idempotence=settings.kafka_idempotence,
+            linger_ms=0,
+            request_timeout_ms=settings.kafka_timeout_ms,
+            max_request_size=max(settings.max_event_bytes * 2, 1024 * 1024),
+        )
+        self._started = False
+
+    async def start(self) -> None:
+        try:
+            async with asyncio.timeout(self._timeout_s * 2):
+                await self._producer.start()
+        except (TimeoutError, KafkaError, OSError) as e:
+            await self.stop()
+            raise StreamUnavailable(f"Kafka producer could not connect: {e!r}") from e
+        self._started = True
+
+    async def stop(self) -> None:
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                await self._producer.stop()
+        except (TimeoutError, KafkaError, OSError):
+            pass  # stopping must not hang while Kafka is down; unsent records fail
+        self._started = False
+
+    async def send(
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes,
+        headers: Sequence[tuple[str, bytes]] = (),
+        partition: int | None = None,
+    ) -> Delivery:
+        future = await self.enqueue(
+            topic, key=key, value=value, headers=headers, partition=partition
+        )
+        return await self.delivered(topic, future)
+
+    async def send_event(self, topic: str, event: Event) -> Delivery:
+        return await self.send(
+            topic, key=event.key, value=encode(event), headers=kafka_headers(event)
+        )
+
+    async def send_events(self, topic: str, events: Sequence[Event]) -> list[Delivery]:
+        """Produce many events, keeping their order per key, and wait for every ack."""
+        futures = [
+            await self.enqueue(topic, key=e.key, value=encode(e), headers=kafka_headers(e))
+            for e in events
+        ]
+        return [await self.delivered(topic, future) for future in futures]
+
+    async def enqueue(
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes,
+        headers: Sequence[tuple[str, bytes]] = (),
+        partition: int | None = None,
+    ) -> asyncio.Future[Any]:
+        if not self._started:
+            raise StreamUnavailable("the Kafka producer is not running")
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                future: asyncio.Future[Any] = await self._producer.send(
+                    topic, value=value, key=key, headers=list(headers), partition=partition
+                )
+        except (TimeoutError, KafkaError, OSError) as e:
+            raise StreamUnavailable(f"Kafka did not accept a record for {topic}: {e!r}") from e
+        return future
+
+    async def delivered(self, topic: str, future: asyncio.Future[Any]) -> Delivery:
+        try:
+            # Shielded: a timeout here must not cancel the record inside aiokafka, which
+            # fails it by itself after request_timeout_ms.
+            async with asyncio.timeout(self._timeout_s * 1.5):
+                metadata = await asyncio.shield(future)
+        except (TimeoutError, KafkaError, OSError) as e:
+            raise StreamUnavailable(f"Kafka did not acknowledge a record for {topic}: {e!r}") from e
+        return Delivery(topic=metadata.topic, partition=metadata.partition, offset=metadata.offset)

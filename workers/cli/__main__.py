@@ -1,0 +1,7 @@
+"""``python -m workers.cli``: the same as the ``eventfleet`` command."""
+
+from __future__ import annotations
+
+from workers.cli.main import main
+
+raise SystemExit(main())

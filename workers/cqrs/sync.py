@@ -1,0 +1,101 @@
+"""Sync mode (seed 001): validate on the latest state, number, store, and only then publish.
+
+One client of the CQRS API (``workers.cqrs``): ``append`` dispatches an AppendEvent
+command whose handler loads the aggregate (snapshot + tail), lets the domain's state
+validator decide, stores the event at the next version with optimistic concurrency and
+then produces it to events.stored. Every failure raises; see ``SyncCommands.append``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from snapshot_rules.domain import Domain, Mode
+from topics.envelope import Event, Metadata
+from workers.cqrs.aggregate import AggregateRoot
+from workers.cqrs.commands import AppendEvent
+from workers.cqrs.dispatcher import Dispatcher
+from workers.cqrs.handlers import AggregateHandler, Publisher
+from workers.cqrs.repository import Repository
+from workers.metrics import Metrics
+from workers.roles.outbox import Outbox
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    """The stored event (with its version) and whether Kafka acknowledged it yet."""
+
+    event: Event
+    # False: stored, but Kafka did not acknowledge; the outbox relay will publish it.
+    published: bool
+
+
+class SyncCommands:
+    """The sync-mode command service; the HTTP view and application code call ``append``."""
+
+    def __init__(
+        self,
+        *,
+        repository: Repository,
+        outbox: Outbox,
+        metrics: Metrics,
+        max_attempts: int = 5,
+        publish_attempts: int = 3,
+        publish_budget_s: float = 1.0,
+    ) -> None:
+        self._publisher = Publisher(outbox, attempts=publish_attempts, budget_s=publish_budget_s)
+        self.dispatcher = Dispatcher()
+        self.dispatcher.register(
+            AppendEvent,
+            AggregateHandler(
+                _domain_of,
+                _append,
+                repository=repository,
+                publisher=self._publisher,
+                metrics=metrics,
+                max_attempts=max_attempts,
+            ),
+        )
+
+    async def append(
+        self,
+        domain: Domain,
+        aggregate_id: str,
+        event_type: str,
+        data: Mapping[str, Any],
+        metadata: Metadata,
+    ) -> SyncResult:
+        """Append one event to a sync-mode aggregate and return it stored, with its version.
+
+        Raises, storing and producing nothing: UnknownEventType / InvalidEventData /
+        InvalidEnvelope (bad input), StateRejected (the validator refused it; ``current``
+        is the last event type), ConcurrencyConflict (other writers kept winning the
+        version), StoreUnavailable. After the store accepted the event, a Kafka outage
+        does not raise: the result says ``published=False`` and the relay repairs it.
+        """
+        if domain.mode is not Mode.SYNC:
+            raise ValueError(f"{domain.name} is an {domain.mode} domain; SyncCommands is for sync")
+        domain.check_data(event_type, data)  # bad input fails before any read
+        command = AppendEvent(
+            aggregate_id=aggregate_id,
+            metadata=metadata,
+            domain=domain,
+            event_type=event_type,
+            data=data,
+        )
+        handled = await self.dispatcher.dispatch(command)
+        return SyncResult(handled.events[0], handled.published)
+
+    async def drain(self) -> None:
+        """Wait for publish attempts that outlived their answer (call on shutdown)."""
+        await self._publisher.drain()
+
+
+def _domain_of(command: AppendEvent) -> Domain:
+    return command.domain
+
+
+def _append(aggregate: AggregateRoot, command: AppendEvent) -> None:
+    aggregate.record(command.event_type, command.data, metadata=command.metadata)

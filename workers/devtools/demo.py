@@ -1,0 +1,197 @@
+"""``eventfleet dev --demo``: a realistic mixed workload against the HTTP API, then proof it held.
+
+Orders go through their lifecycle (with some invalid transitions), accounts race
+withdrawals, chat rooms send, edit and delete. At the end the demo checks that the
+store, the views and the downstream topics agree with exactly what it was told was
+accepted, prints a summary, and fails (exit 1) on any disagreement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import statistics
+import sys
+import time
+from collections import Counter
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import orjson
+
+if TYPE_CHECKING:
+    from workers.runtime.fleet import Fleet
+
+ITEMS = [{"sku": "tea", "qty": 2, "price": 3.5}, {"sku": "cup", "qty": 1, "price": 9.0}]
+
+
+@dataclass
+class Tally:
+    """What the demo sent and what it was told."""
+
+    outcomes: Counter[str] = field(default_factory=Counter)
+    accepted: dict[tuple[str, str], list[str]] = field(
+        default_factory=dict
+    )  # aggregate -> event ids
+    latencies_s: list[float] = field(default_factory=list)
+    balances: dict[str, int] = field(default_factory=dict)
+    done: int = 0
+
+    def record(self, aggregate: tuple[str, str], status: int, body: Any) -> None:
+        self.done += 1
+        if status in (201, 202):
+            self.outcomes["accepted"] += 1
+            self.accepted.setdefault(aggregate, []).append(body["event_id"])
+        else:
+            reason = body.get("error", "?") if isinstance(body, dict) else "?"
+            self.outcomes[f"{'rejected' if status < 500 else 'failed'}: {reason} ({status})"] += 1
+
+
+class DemoClient:
+    """A small HTTP client that records every answer in the tally."""
+
+    def __init__(self, base_url: str, tally: Tally) -> None:
+        self.base_url = base_url
+        self.tally = tally
+        self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+
+    async def append(
+        self, aggregate_type: str, aggregate_id: str, event_type: str, data: dict[str, Any]
+    ) -> int:
+        started = time.perf_counter()
+        url = f"{self.base_url}/v1/{aggregate_type}/{aggregate_id}/events"
+        async with self.session.post(
+            url, data=orjson.dumps({"type": event_type, "data": data})
+        ) as response:
+            body = orjson.loads(await response.read())
+        self.tally.latencies_s.append(time.perf_counter() - started)
+        self.tally.record((aggregate_type, aggregate_id), response.status, body)
+        return response.status
+
+    async def get(self, path: str) -> tuple[int, Any]:
+        async with self.session.get(self.base_url + path) as response:
+            return response.status, orjson.loads(await response.read())
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+async def order_story(client: DemoClient, order_id: str, rng: random.Random) -> None:
+    await client.append("order", order_id, "OrderPlaced", {"items": ITEMS})
+    if rng.random() < 0.2:
+        await client.append(
+            "order", order_id, "OrderShipped", {"carrier": "ups"}
+        )  # invalid: not paid yet
+    if rng.random() < 0.15:
+        await client.append("order", order_id, "OrderCancelled", {"reason": "changed mind"})
+        await client.append("order", order_id, "OrderPaid", {"amount": 16})  # invalid: cancelled
+        return
+    await client.append("order", order_id, "OrderPaid", {"amount": 16})
+    await client.append("order", order_id, "OrderShipped", {"carrier": "dhl"})
+    await client.append("order", order_id, "OrderDelivered", {})
+
+
+async def account_story(client: DemoClient, account_id: str, rng: random.Random) -> None:
+    await client.append("account", account_id, "AccountOpened", {"owner": account_id})
+    deposit = rng.choice((50, 100, 150))
+    await client.append("account", account_id, "MoneyDeposited", {"amount": deposit})
+    # Racing withdrawals that together exceed the balance: some must be refused.
+    statuses = await asyncio.gather(
+        *(client.append("account", account_id, "MoneyWithdrawn", {"amount": 30}) for _ in range(6))
+    )
+    client.tally.balances[account_id] = deposit - 30 * sum(1 for s in statuses if s == 201)
+
+
+async def chat_story(client: DemoClient, room_id: str, rng: random.Random) -> None:
+    messages: list[tuple[str, str]] = []
+    for i in range(12):
+        sender = rng.choice(("ada", "bob", "cy"))
+        message_id = f"{room_id}-m{i}"
+        data = {
+            "message_id": message_id,
+            "sender_id": sender,
+            "content": f"hello {i} from {sender}",
+        }
+        if await client.append("chat_room", room_id, "MessageSent", data) == 202:
+            messages.append((message_id, sender))
+        if messages and rng.random() < 0.3:
+            edited_id, edited_sender = rng.choice(messages)
+            edit = {"message_id": edited_id, "sender_id": edited_sender, "content": f"edited {i}"}
+            await client.append("chat_room", room_id, "MessageEdited", edit)
+        if messages and rng.random() < 0.2:
+            await client.append(
+                "chat_room", room_id, "MessageDeleted", {"message_id": messages.pop(0)[0]}
+            )
+
+
+async def progress(tally: Tally, total_hint: int, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        print(
+            f"\r  demo: {tally.done} requests answered (~{total_hint} planned)",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+        try:
+            await asyncio.wait_for(stop.wait(), 1.0)
+        except TimeoutError:
+            pass
+    print(file=sys.stderr)
+
+
+async def run_demo(fleet: Fleet, *, scale: float = 1.0, seed: int = 7) -> bool:
+    """Drive the workload, wait for the pipeline to catch up, verify, print the summary."""
+    from workers.devtools.demo_verify import summary, verify
+
+    rng = random.Random(seed)
+    settings = fleet.runtime.settings
+    tally = Tally()
+    client = DemoClient(f"http://{settings.http_host}:{settings.http_port}", tally)
+    run = f"{int(time.time()) % 100000:05d}"
+    orders = [f"demo-{run}-o{i}" for i in range(max(4, int(60 * scale)))]
+    accounts = [f"demo-{run}-a{i}" for i in range(max(2, int(12 * scale)))]
+    rooms = (
+        [f"demo-{run}-r{i}" for i in range(max(1, int(6 * scale)))]
+        if "chat_room" in fleet.runtime.domains
+        else []
+    )
+    stories: list[Awaitable[None]] = [
+        *(order_story(client, o, rng) for o in orders),
+        *(account_story(client, a, rng) for a in accounts),
+        *(chat_story(client, r, rng) for r in rooms),
+    ]
+    stop = asyncio.Event()
+    ticker = asyncio.create_task(
+        progress(tally, len(orders) * 5 + len(accounts) * 8 + len(rooms) * 18, stop)
+    )
+    started = time.perf_counter()
+    try:
+        await _bounded(stories, limit=32)
+    finally:
+        stop.set()
+        await ticker
+    elapsed = time.perf_counter() - started
+    try:
+        problems, facts = await verify(fleet, client, tally, rooms)
+    finally:
+        await client.close()
+    latencies = sorted(tally.latencies_s)
+    cuts = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
+    print(
+        summary(
+            tally, facts, elapsed, p50_ms=cuts[49] * 1000, p99_ms=cuts[98] * 1000, problems=problems
+        )
+    )
+    return not problems
+
+
+async def _bounded(work: list[Awaitable[None]], *, limit: int) -> None:
+    slots = asyncio.Semaphore(limit)
+
+    async def one(item: Awaitable[None]) -> None:
+        async with slots:
+            await item
+
+    await asyncio.gather(*(one(item) for item in work))

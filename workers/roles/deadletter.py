@@ -1,0 +1,102 @@
+"""Poison input goes to the dead-letter topic with its reason and original bytes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from topics.envelope import Event, decode
+from topics.errors import InvalidEnvelope
+from workers.adapters.kafka import KafkaProducer
+from workers.metrics import Metrics
+
+REASONS = frozenset(
+    (
+        "undecodable",
+        "oversized",
+        "unknown_aggregate_type",
+        "unknown_event_type",
+        "invalid",
+        "already_versioned",
+        "handler_failed",  # the durable event buses, after their retry bound
+    )
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One consumed Kafka record, as received."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: Sequence[tuple[str, bytes]] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A record we will never process, and why."""
+
+    record: Record
+    reason: str  # one of REASONS: bounded, so it can be a metric label
+    detail: str
+
+
+class DeadLetters:
+    """Produces dead letters (original key, value and headers plus the reason) to the DLQ."""
+
+    def __init__(self, producer: KafkaProducer, *, topic: str, role: str, metrics: Metrics) -> None:
+        self._producer = producer
+        self._topic = topic
+        self._role = role
+        self._metrics = metrics
+
+    async def send(self, letters: Sequence[DeadLetter]) -> None:
+        """Produce and wait for every ack; raises StreamUnavailable so the batch is retried."""
+        futures = []
+        for letter in letters:
+            record = letter.record
+            headers = [
+                *record.headers,
+                ("dlq_reason", letter.reason.encode()),
+                ("dlq_detail", letter.detail.encode()[:1000]),
+                ("dlq_source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
+                ("dlq_role", self._role.encode()),
+            ]
+            futures.append(
+                await self._producer.enqueue(
+                    self._topic, key=record.key, value=record.value, headers=headers
+                )
+            )
+        for letter, future in zip(letters, futures, strict=True):
+            await self._producer.delivered(self._topic, future)
+            self._metrics.dead_lettered.labels(self._role, letter.reason).inc()
+
+
+def decode_record(record: Record, *, max_event_bytes: int) -> Event | DeadLetter:
+    """A record's event, or the dead letter for bytes that cannot be one (too big, not an envelope)."""
+    if len(record.value) > max_event_bytes:
+        return DeadLetter(record, "oversized", f"{len(record.value)} bytes > {max_event_bytes}")
+    try:
+        return decode(record.value)
+    except InvalidEnvelope as e:
+        return DeadLetter(record, "undecodable", str(e))
+
+
+def decode_stored(
+    records: Sequence[Record], *, max_event_bytes: int
+) -> tuple[list[tuple[Event, Record]], list[DeadLetter]]:
+    """Decode ``events.stored`` records; what cannot be a stored event becomes a dead letter."""
+    decoded: list[tuple[Event, Record]] = []
+    letters: list[DeadLetter] = []
+    for record in records:
+        event = decode_record(record, max_event_bytes=max_event_bytes)
+        if isinstance(event, DeadLetter):
+            letters.append(event)
+        elif event.version is None:
+            letters.append(DeadLetter(record, "invalid", "a stored event must carry a version"))
+        else:
+            decoded.append((event, record))
+    return decoded, letters

@@ -1,0 +1,1 @@
+"""The runtime: settings, the Faust app and its agents, HTTP views, lifecycle and the composition root."""

@@ -1,0 +1,181 @@
+"""HTTP views on Faust's web server: append, queries, health, readiness and metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from faust.web import View
+from prometheus_client import generate_latest
+
+from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE, encode, parse_utc
+from topics.errors import (
+    EventfleetError,
+    InvalidEnvelope,
+    InvalidInput,
+    Unavailable,
+    UnknownAggregateType,
+)
+from workers.roles.commands import Answer, PayloadTooLarge, error, parse_request
+from workers.runtime.chat import register_chat_views
+
+if TYPE_CHECKING:
+    from workers.runtime.fleet import Fleet
+
+MAX_PAGE = 1000
+PROMETHEUS_TEXT = "text/plain; version=0.0.4"  # aiohttp sets the charset itself
+
+
+def respond(view: View, answer: Answer) -> Any:
+    return view.bytes(
+        orjson.dumps(answer.body), content_type="application/json", status=answer.status
+    )
+
+
+def int_param(
+    query: Mapping[str, str], name: str, default: int | None, *, low: int, high: int
+) -> int | None:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidInput(f"query parameter {name}={raw!r} must be a whole number.") from None
+    if not low <= value <= high:
+        raise InvalidInput(f"query parameter {name}={value} must be between {low} and {high}.")
+    return value
+
+
+def check_aggregate(aggregate_type: str, aggregate_id: str) -> tuple[str, str]:
+    if not AGGREGATE_TYPE_RE.match(aggregate_type):
+        raise InvalidInput(
+            f"aggregate type {aggregate_type!r} must match {AGGREGATE_TYPE_RE.pattern}."
+        )
+    if not AGGREGATE_ID_RE.match(aggregate_id):
+        raise InvalidInput(f"aggregate id {aggregate_id!r} must match {AGGREGATE_ID_RE.pattern}.")
+    return aggregate_type, aggregate_id
+
+
+def failure(e: EventfleetError) -> Answer:
+    """The one mapping from our errors to HTTP answers for the query views."""
+    if isinstance(e, PayloadTooLarge):
+        return error(413, "payload_too_large", str(e))
+    if isinstance(e, UnknownAggregateType):
+        return error(404, "unknown_aggregate_type", str(e))
+    if isinstance(e, InvalidInput):
+        return error(400, "bad_request", str(e))
+    if isinstance(e, Unavailable):
+        return error(503, f"{e.service}_unavailable", str(e))
+    return error(500, "internal", str(e))
+
+
+def register_views(fleet: Fleet) -> None:
+    app, rt = fleet.app, fleet.runtime
+
+    @app.page("/v1/{aggregate_type}/{aggregate_id}/events")
+    class Events(View):  # type: ignore[misc]
+        async def post(self, request: Any, aggregate_type: str, aggregate_id: str) -> Any:
+            if fleet.draining:
+                return respond(
+                    self, error(503, "shutting_down", "this worker is draining; retry on another.")
+                )
+            limit = rt.settings.max_body_bytes
+            if (request.content_length or 0) > limit:
+                return respond(
+                    self, failure(PayloadTooLarge(f"the body is over the {limit}-byte limit."))
+                )
+            async with fleet.batch("http"):
+                try:
+                    body = await request.content.read(limit + 1)
+                    command = parse_request(aggregate_type, aggregate_id, body, max_bytes=limit)
+                except EventfleetError as e:
+                    return respond(self, failure(e))
+                return respond(self, await rt.commands.handle(command))
+
+        async def get(self, request: Any, aggregate_type: str, aggregate_id: str) -> Any:
+            try:
+                ref = check_aggregate(aggregate_type, aggregate_id)
+                after = int_param(request.query, "after_version", 0, low=0, high=2**62) or 0
+                limit = int_param(request.query, "limit", 100, low=1, high=MAX_PAGE)
+                events = await rt.events.read(ref, after_version=after, limit=limit)
+                if not events and not await rt.events.last_versions([ref]):
+                    return respond(
+                        self,
+                        error(404, "not_found", f"{aggregate_type} {aggregate_id} has no events."),
+                    )
+            except EventfleetError as e:
+                return respond(self, failure(e))
+            # The envelope bytes are spliced in as they are: no decode/encode round trip per event.
+            body = b'{"events":[' + b",".join(encode(e) for e in events) + b"]}"
+            return self.bytes(body, content_type="application/json")
+
+    @app.page("/v1/{aggregate_type}/{aggregate_id}/snapshot")
+    class SnapshotView(View):  # type: ignore[misc]
+        async def get(self, request: Any, aggregate_type: str, aggregate_id: str) -> Any:
+            try:
+                snapshot = await rt.snapshots.load(check_aggregate(aggregate_type, aggregate_id))
+            except EventfleetError as e:
+                return respond(self, failure(e))
+            if snapshot is None:
+                return respond(
+                    self,
+                    error(404, "not_found", f"{aggregate_type} {aggregate_id} has no snapshot."),
+                )
+            body = {
+                "version": snapshot.version,
+                "state": snapshot.state,
+                "taken_at": snapshot.taken_at,
+            }
+            return self.bytes(
+                orjson.dumps(body, option=orjson.OPT_UTC_Z), content_type="application/json"
+            )
+
+    @app.page("/v1/{aggregate_type}/{aggregate_id}/state")
+    class StateView(View):  # type: ignore[misc]
+        async def get(self, request: Any, aggregate_type: str, aggregate_id: str) -> Any:
+            try:
+                check_aggregate(aggregate_type, aggregate_id)
+                domain = rt.domains.get(aggregate_type)
+                version = int_param(request.query, "at_version", None, low=1, high=2**62)
+                raw_time = request.query.get("as_of")
+                as_of = parse_utc(raw_time, "as_of") if raw_time else None
+                if version is None and as_of is None:
+                    folded = await rt.loader.latest(domain, aggregate_id)
+                else:
+                    folded = await rt.loader.at(domain, aggregate_id, version=version, as_of=as_of)
+            except InvalidEnvelope as e:
+                return respond(self, error(400, "bad_request", f"query parameter {e}."))
+            except EventfleetError as e:
+                return respond(self, failure(e))
+            if folded.version == 0:
+                return respond(
+                    self,
+                    error(
+                        404,
+                        "not_found",
+                        f"{aggregate_type} {aggregate_id} has no events at that point.",
+                    ),
+                )
+            return respond(self, Answer(200, {"version": folded.version, "state": folded.state}))
+
+    register_chat_views(fleet)
+
+    @app.page("/healthz")
+    class Health(View):  # type: ignore[misc]
+        async def get(self, request: Any) -> Any:
+            return respond(self, Answer(200, {"status": "alive", "roles": sorted(fleet.roles)}))
+
+    @app.page("/readyz")
+    class Ready(View):  # type: ignore[misc]
+        async def get(self, request: Any) -> Any:
+            checks = await fleet.readiness()
+            status = 200 if all(checks.values()) else 503
+            return respond(self, Answer(status, {"ready": status == 200, "checks": checks}))
+
+    @app.page("/metrics")
+    class Metrics(View):  # type: ignore[misc]
+        async def get(self, request: Any) -> Any:
+            fleet.refresh_gauges()
+            return self.bytes(generate_latest(rt.metrics.registry), content_type=PROMETHEUS_TEXT)
