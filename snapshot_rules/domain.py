@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from snapshot_rules.projection import Projection
+from snapshot_rules.queries import Query
 from snapshot_rules.replay import Reducer, State
 from snapshot_rules.rules import Rule, never
 from snapshot_rules.schema import Obj, check
@@ -60,6 +62,8 @@ class Domain:
     snapshot_rule: Rule = field(default_factory=never)
     routes: tuple[Route, ...] = ()
     validator: StateValidator | None = None
+    projections: tuple[Projection, ...] = ()
+    queries: tuple[Query, ...] = ()
 
     def __post_init__(self) -> None:
         if not AGGREGATE_TYPE_RE.match(self.name):
@@ -109,6 +113,8 @@ class Domains:
             if domain.name in self._by_name:
                 raise ValueError(f"domain {domain.name!r} is declared twice")
             self._by_name[domain.name] = domain
+        self.projections()  # names and routes must be unique: fail at declaration
+        self.queries()
 
     def __iter__(self) -> Any:
         return iter(self._by_name.values())
@@ -130,3 +136,21 @@ class Domains:
 
     def downstream_topics(self) -> list[str]:
         return sorted({topic for domain in self for topic in domain.downstream_topics()})
+
+    def projections(self) -> dict[str, Projection]:
+        """Every enabled domain's projections, by name."""
+        found: dict[str, Projection] = {}
+        for domain in self:
+            for projection in domain.projections:
+                if found.setdefault(projection.name, projection) is not projection:
+                    raise ValueError(f"projection {projection.name!r} is declared twice")
+        return found
+
+    def queries(self) -> list[Query]:
+        """Every enabled domain's read routes."""
+        found: dict[str, Query] = {}
+        for domain in self:
+            for query in domain.queries:
+                if found.setdefault(query.path, query) is not query:
+                    raise ValueError(f"query route {query.path!r} is declared twice")
+        return list(found.values())

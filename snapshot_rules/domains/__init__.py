@@ -11,3 +11,8 @@ from snapshot_rules.domains.order import ORDER
 def default_domains() -> Domains:
     """The domains ``eventfleet dev`` enables."""
     return Domains([ORDER, ACCOUNT, CHAT_ROOM])
+
+
+def chat_domains() -> Domains:
+    """``EVENTFLEET_DOMAINS=snapshot_rules.domains:chat_domains``: order and chat room."""
+    return Domains([ORDER, CHAT_ROOM])

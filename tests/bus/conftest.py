@@ -26,7 +26,7 @@ from workers.bus import (
     RetryPolicy,
 )
 from workers.devtools.embedded import EmbeddedStack
-from workers.ports import EventBus
+from workers.ports import EventBus, Outgoing
 from workers.runtime.settings import Settings
 
 NATS_URL = "nats://127.0.0.1:4222"
@@ -223,7 +223,7 @@ async def make_kafka(stack: EmbeddedStack, name: str) -> BusCase:
 
     async def inject(raw: bytes) -> None:
         producer = await bus.started_producer()
-        await producer.send(topic, key=stored().key, value=raw)  # the partition of stored()
+        await producer.send(topic, Outgoing(stored().key, raw))  # the partition of stored()
 
     return BusCase("kafka", bus, dead_letters, cleanup, inject, build)
 

@@ -1,6 +1,6 @@
 """Chat rooms end to end: HTTP appends, the chat_messages projection, room queries, a live rebuild.
 
-Runs its own fleet with ``EVENTFLEET_DOMAINS=workers.runtime.chat:chat_domains`` (order + chat room).
+Runs its own fleet with ``EVENTFLEET_DOMAINS=snapshot_rules.domains:chat_domains`` (order + chat room).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ Step = tuple[str, dict[str, Any]]
 @pytest.fixture(scope="module")
 async def chat_fleet(stack: EmbeddedStack) -> AsyncIterator[FleetProcess]:
     name = f"chat_{uuid.uuid4().hex[:8]}"
-    process = FleetProcess.for_stack(stack, name, EVENTFLEET_DOMAINS="workers.runtime.chat:chat_domains")
+    process = FleetProcess.for_stack(stack, name, EVENTFLEET_DOMAINS="snapshot_rules.domains:chat_domains")
     await process.start()
     try:
         yield process

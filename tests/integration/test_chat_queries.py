@@ -10,17 +10,49 @@ from typing import Any
 import pytest
 
 from snapshot_rules.domain import Domains
-from snapshot_rules.domains.chat_room import CHAT_ROOM, reduce_chat_room
+from snapshot_rules.domains import chat_domains
+from snapshot_rules.domains.chat_room import (
+    CHAT_MESSAGES,
+    CHAT_ROOM,
+    ROOM_MESSAGES,
+    reduce_chat_room,
+)
 from snapshot_rules.domains.order import ORDER
 from snapshot_rules.replay import replay
 from tests.integration.test_projection_store import CONVERSATION, T0, room_events
 from topics.envelope import Event
-from workers.adapters.mongo import MongoEventStore, MongoSnapshotStore, connect, database
+from workers.adapters.mongo import (
+    MongoEventStore,
+    MongoSnapshotStore,
+    MongoViewStore,
+    connect,
+    database,
+)
 from workers.devtools.embedded import EmbeddedStack
 from workers.metrics import create_metrics
+from workers.roles.commands import Answer
+from workers.roles.projections import ProjectionRunner
 from workers.roles.state import StateLoader
-from workers.roles.views import MongoViewStore, ProjectionRunner
-from workers.runtime.chat import CHAT_MESSAGES, ChatQueries, chat_domains
+from workers.runtime.queries import FleetQueries, answer
+
+
+@dataclass
+class ChatQueries:
+    """The room route as the fleet serves it, over a context of the test's own stores."""
+
+    views: MongoViewStore
+    loader: StateLoader
+    events: MongoEventStore
+    domains: Domains
+
+    async def messages(self, room: str, query: dict[str, str]) -> Answer:
+        context = FleetQueries(
+            domains=self.domains,
+            loader=self.loader,
+            events=self.events,
+            views={CHAT_MESSAGES.name: self.views},
+        )
+        return await answer(ROOM_MESSAGES, context, {"room_id": room}, query)
 
 
 @dataclass

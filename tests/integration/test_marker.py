@@ -10,9 +10,10 @@ import pytest
 from redis.asyncio import Redis
 
 from topics.errors import MarkerUnavailable
-from workers.adapters.redis import NO_EVENTS, MarkRequest, RedisMarker
+from workers.adapters.redis import NO_EVENTS, RedisMarker
 from workers.devtools.embedded import EmbeddedStack
 from workers.metrics import create_metrics
+from workers.ports import MarkRequest
 
 
 @pytest.fixture

@@ -12,15 +12,23 @@ from typing import Any
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
-from snapshot_rules.domains.chat_room import reduce_chat_room
+from snapshot_rules.domains import chat_domains
+from snapshot_rules.domains.chat_room import CHAT_MESSAGES, reduce_chat_room
 from snapshot_rules.replay import replay
 from topics.envelope import Event, new_event
-from workers.adapters.mongo import Document, MongoEventStore, connect, database
+from workers.adapters.mongo import (
+    Document,
+    MongoEventStore,
+    MongoViewStaging,
+    MongoViewStore,
+    connect,
+    database,
+)
 from workers.devtools.embedded import EmbeddedStack
 from workers.metrics import Metrics, create_metrics
-from workers.roles.views import MongoViewStore, ProjectionRunner, ViewDoc
-from workers.runtime.chat import CHAT_MESSAGES
-from workers.runtime.projections import UnknownProjection, projection_named, rebuild_views
+from workers.ports import ViewDoc
+from workers.roles.projections import ProjectionRunner, rebuild_views
+from workers.runtime.rebuild import UnknownProjection, projection_named
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -203,8 +211,9 @@ async def test_rebuild_equals_the_live_view_while_writes_continue(wiring: Wiring
     traffic = asyncio.create_task(live_traffic())
     built = await rebuild_views(
         CHAT_MESSAGES,
-        db=wiring.db,
         events=wiring.events,
+        views=wiring.views,
+        staging=MongoViewStaging(wiring.db, CHAT_MESSAGES.collection),
         metrics=wiring.metrics,
         progress=record,
         chunk=2,
@@ -235,12 +244,13 @@ async def test_rebuild_of_a_store_without_chat_events_leaves_an_empty_view(wirin
     progress: list[tuple[int, int]] = []
     built = await rebuild_views(
         CHAT_MESSAGES,
-        db=wiring.db,
         events=wiring.events,
+        views=wiring.views,
+        staging=MongoViewStaging(wiring.db, CHAT_MESSAGES.collection),
         metrics=wiring.metrics,
         progress=lambda done, total: progress.append((done, total)),
     )
     assert built == 0 and progress[-1] == (0, 0)
     assert await wiring.views.versions() == {}
     with pytest.raises(UnknownProjection, match="no projection is named 'chat'; known: chat_"):
-        projection_named("chat")
+        projection_named(chat_domains(), "chat")

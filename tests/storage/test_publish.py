@@ -13,6 +13,7 @@ from tests.storage.helpers import Document, raw_events
 from tests.sync.wiring import create_topic, read_topic
 from topics.catalog import TopicNames
 from workers.adapters.kafka import KafkaProducer
+from workers.adapters.mongo import MongoEventStore
 from workers.bus import InProcessEventBus
 from workers.metrics import create_metrics
 from workers.roles.outbox import Outbox
@@ -42,7 +43,7 @@ async def producer(stack: Any, unique_name: str) -> AsyncIterator[KafkaProducer]
 
 
 def _outbox(db: AsyncDatabase[Document], producer: KafkaProducer, topic: str) -> Outbox:
-    return Outbox(db["events"], producer, topic=topic, metrics=create_metrics(), mode="storage")
+    return Outbox(MongoEventStore(db), producer, topic=topic, metrics=create_metrics(), mode="storage")
 
 
 async def _pending(db: AsyncDatabase[Document]) -> list[int]:

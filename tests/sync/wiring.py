@@ -83,7 +83,7 @@ async def sync_wiring(
         metrics = create_metrics()
         loader = StateLoader(store, MongoSnapshotStore(db), metrics, tail_threshold=5)
         await producer.start()
-        outbox = Outbox(store.collection, producer, topic=topic, metrics=metrics, mode="sync")
+        outbox = Outbox(store, producer, topic=topic, metrics=metrics, mode="sync")
         repository = Repository(loader)
         sync = SyncCommands(
             repository=repository, outbox=outbox, metrics=metrics, max_attempts=max_attempts

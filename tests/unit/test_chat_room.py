@@ -10,12 +10,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from snapshot_rules.domains.chat_room import CHAT_ROOM, reduce_chat_room, window
+from snapshot_rules.domains.chat_room import (
+    CHAT_MESSAGES,
+    CHAT_ROOM,
+    RoomQuery,
+    apply_chat_view,
+    reduce_chat_room,
+    window,
+)
+from snapshot_rules.projection import LIVE, ViewDoc, advance
 from snapshot_rules.replay import Folded, State, replay
 from topics.envelope import Event, new_event
 from topics.errors import InvalidEventData, InvalidInput, TransitionRejected
-from workers.roles.views import LIVE, ViewDoc, advance
-from workers.runtime.chat import CHAT_MESSAGES, RoomQuery, apply_chat_view
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

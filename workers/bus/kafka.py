@@ -52,8 +52,7 @@ from workers.bus.common import (
     require_stored,
     stop_task,
 )
-from workers.ports import Handler, Subscription
-from workers.roles.deadletter import Record
+from workers.ports import Handler, Outgoing, Record, Subscription
 from workers.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -122,7 +121,7 @@ class KafkaEventBus:
         self._check_open()
         require_stored(event)
         producer = await self.started_producer()
-        await producer.send_event(self.topic, event)
+        await producer.send(self.topic, Outgoing.of(event))
 
     async def subscribe(
         self, event_type: str, handler: Handler, *, durable: str | None = None
@@ -312,5 +311,5 @@ class _Reader:
             ("dlq_attempts", str(attempts).encode()),
         ]
         await producer.send(
-            self.bus.dead_letter_topic, key=record.key, value=record.value, headers=headers
+            self.bus.dead_letter_topic, Outgoing(record.key, record.value, headers)
         )

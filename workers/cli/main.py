@@ -117,15 +117,15 @@ async def run_dev(settings: Settings, args: Any) -> int:
 
 
 async def run_worker(settings: Settings, args: Any) -> int:
-    from workers.runtime.fleet import serve
+    from workers.runtime.compose import load_domains
+    from workers.runtime.rebuild import projection_named
+    from workers.runtime.serve import serve
 
     if args.role == "projection" and not args.projection:
         print("eventfleet: --role projection needs --projection NAME", file=sys.stderr)
         return 2
-    if args.projection:
-        from workers.runtime.projections import projection_named
-
-        projection_named(args.projection)  # an unknown name fails before any connection
+    if args.projection:  # an unknown name fails before any connection
+        projection_named(load_domains(settings.domains), args.projection)
     runtime = await Runtime.start(settings)
     suffix = f"projection-{args.projection}" if args.role == "projection" else args.role
     roles = ROLES if args.role == "all" else (args.role,)
@@ -146,7 +146,7 @@ async def run_topics(settings: Settings, args: Any) -> int:
 
 
 async def run_projections(settings: Settings, args: Any) -> int:
-    from workers.runtime.projections import run_rebuild
+    from workers.runtime.rebuild import run_rebuild
 
     return await run_rebuild(settings, args.name)
 

@@ -28,7 +28,7 @@ from workers.devtools.dev import dev_settings, embedded_stack
 from workers.roles.commands import CommandRequest
 from workers.runtime.compose import Runtime
 from workers.runtime.faust_app import FleetApp
-from workers.runtime.fleet import Fleet
+from workers.runtime.serve import build_fleet
 from workers.runtime.settings import Settings
 
 ITEMS = [{"sku": "tea", "qty": 2, "price": 3.5}]
@@ -130,7 +130,7 @@ async def bench_commands(runtime: Runtime, count: int) -> None:
 
 async def bench_http(runtime: Runtime, count: int, run: str) -> None:
     """The same requests through HTTP: the commands role here, the clients in another process."""
-    fleet = Fleet(runtime, ["commands"], app_id=f"{runtime.settings.group_id}-bench-http-{run}")
+    fleet = build_fleet(runtime, ["commands"], app_id=f"{runtime.settings.group_id}-bench-http-{run}")
     await fleet.app.start()
     url = f"http://{runtime.settings.http_host}:{runtime.settings.http_port}"
     try:
@@ -233,7 +233,7 @@ async def bench_append(runtime: Runtime, count: int) -> None:
     # (b) a Faust agent that does nothing but ack, reading the same topic.
     noop = await _noop_agent_rate(settings, topic, count)
     # ours: the appender role, from the first event stored to the last.
-    fleet = Fleet(runtime, ["appender"], app_id=f"{settings.group_id}-bench-{uuid.uuid4().hex[:6]}")
+    fleet = build_fleet(runtime, ["appender"], app_id=f"{settings.group_id}-bench-{uuid.uuid4().hex[:6]}")
     appended = runtime.metrics.events_appended.labels("order")
     await fleet.app.start()
     first_at = await _wait(lambda: appended._value.get() > 0, timeout_s=60)

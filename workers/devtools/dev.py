@@ -8,7 +8,8 @@ from typing import Any
 
 from workers.devtools.embedded import EmbeddedStack
 from workers.runtime.compose import ROLES, Runtime
-from workers.runtime.fleet import Fleet, serve
+from workers.runtime.fleet import Fleet
+from workers.runtime.serve import serve
 from workers.runtime.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -15,10 +15,9 @@ from collections.abc import Sequence
 from snapshot_rules.domain import Domains, Mode
 from topics.envelope import Event
 from topics.errors import StoreUnavailable
-from workers.adapters.kafka import KafkaProducer
 from workers.metrics import Metrics
-from workers.ports import AggregateRef, AppendConflict, EventStore
-from workers.roles.deadletter import DeadLetter, DeadLetters, Record, decode_record
+from workers.ports import AggregateRef, AppendConflict, EventStore, Outgoing, Producer, Record
+from workers.roles.deadletter import DeadLetter, DeadLetters, decode_record
 
 MAX_CONFLICT_ROUNDS = 20
 VERSION_CACHE_SIZE = 100_000
@@ -31,7 +30,7 @@ class Appender:
         self,
         *,
         store: EventStore,
-        producer: KafkaProducer,
+        producer: Producer,
         dead_letters: DeadLetters,
         domains: Domains,
         stored_topic: str,
@@ -67,7 +66,7 @@ class Appender:
             [*numbered, *stored.values()],
             key=lambda e: (e.aggregate_type, e.aggregate_id, e.version or 0),
         )
-        await self._producer.send_events(self._stored_topic, published)
+        await self._producer.send_many(self._stored_topic, [Outgoing.of(e) for e in published])
         self._metrics.events_published.labels("async").inc(len(published))
         self._metrics.append_batch_size.observe(len(records))
         self._metrics.append_latency.observe(time.perf_counter() - started)

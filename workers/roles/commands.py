@@ -36,13 +36,13 @@ from topics.errors import (
     UnknownAggregateType,
     UnknownEventType,
 )
-from workers.adapters.kafka import KafkaProducer
-from workers.adapters.redis import NO_EVENTS, MarkRequest, RedisMarker
 from workers.cqrs.sync import SyncCommands
 from workers.metrics import Metrics
-from workers.ports import EventStore
+from workers.ports import CommandMemory, EventStore, Marker, MarkRequest, Outgoing, Producer
 
 log = logging.getLogger(__name__)
+
+NO_EVENTS = "-"  # MarkRequest.fallback: the store holds no event of the aggregate
 
 _BODY_FIELDS = frozenset(
     ("type", "data", "client_id", "command_id", "correlation_id", "causation_id")
@@ -139,9 +139,10 @@ class CommandService:
         self,
         *,
         domains: Domains,
-        marker: RedisMarker,
+        marker: Marker,
+        memory: CommandMemory,
         store: EventStore,
-        producer: KafkaProducer,
+        producer: Producer,
         events_topic: str,
         metrics: Metrics,
         sync: SyncCommands | None = None,
@@ -149,6 +150,7 @@ class CommandService:
     ) -> None:
         self._domains = domains
         self._marker = marker
+        self._memory = memory
         self._store = store
         self._producer = producer
         self._events_topic = events_topic
@@ -236,7 +238,7 @@ class CommandService:
             domain.check_transition(request.aggregate_id, current, request.type)
             raise AssertionError("the marker rejected a transition the domain allows")
         try:
-            delivery = await self._producer.send_event(self._events_topic, event)
+            delivery = await self._producer.send(self._events_topic, Outgoing.of(event))
         except Unavailable:
             await self._undo(mark, result.value)
             raise
@@ -253,7 +255,7 @@ class CommandService:
             )
         event_id = str(uuid.uuid4())
         if request.command_id:
-            earlier = await self._marker.claim_command(request.key, request.command_id, event_id)
+            earlier = await self._memory.claim_command(request.key, request.command_id, event_id)
             if earlier is not None:
                 return await self._earlier_answer(domain, request, earlier)
         try:
@@ -286,7 +288,7 @@ class CommandService:
                 message = f"command {request.command_id} is still being processed; retry later."
                 return error(409, "command_in_progress", message), "rejected_in_progress"
             await asyncio.sleep(0.005)
-            found = await self._marker.answer(request.key, request.command_id or "")
+            found = await self._memory.answer(request.key, request.command_id or "")
             if found is None:  # the first request failed and left no trace: run this one
                 return await self._answer(request)
             value = found
@@ -296,7 +298,7 @@ class CommandService:
         if not request.command_id:
             return
         try:
-            await self._marker.remember_answer(request.key, request.command_id, answer.encode())
+            await self._memory.remember_answer(request.key, request.command_id, answer.encode())
         except Unavailable as e:  # the event is written; only the dedupe memory is lost
             log.warning("answer to command %s not remembered: %s", request.command_id, e)
 
@@ -308,6 +310,6 @@ class CommandService:
 
     async def _forget(self, request: CommandRequest, event_id: str) -> None:
         try:
-            await self._marker.forget_command(request.key, request.command_id or "", event_id)
+            await self._memory.forget_command(request.key, request.command_id or "", event_id)
         except Unavailable as e:
             log.warning("command %s not released: %s", request.command_id, e)

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from topics.envelope import Event, decode
 from topics.errors import InvalidEnvelope
-from workers.adapters.kafka import KafkaProducer
 from workers.metrics import Metrics
+from workers.ports import Outgoing, Producer, Record
 
 REASONS = frozenset(
     (
@@ -24,18 +24,6 @@ REASONS = frozenset(
 
 
 @dataclass(frozen=True, slots=True)
-class Record:
-    """One consumed Kafka record, as received."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
-    headers: Sequence[tuple[str, bytes]] = ()
-
-
-@dataclass(frozen=True, slots=True)
 class DeadLetter:
     """A record we will never process, and why."""
 
@@ -47,7 +35,7 @@ class DeadLetter:
 class DeadLetters:
     """Produces dead letters (original key, value and headers plus the reason) to the DLQ."""
 
-    def __init__(self, producer: KafkaProducer, *, topic: str, role: str, metrics: Metrics) -> None:
+    def __init__(self, producer: Producer, *, topic: str, role: str, metrics: Metrics) -> None:
         self._producer = producer
         self._topic = topic
         self._role = role
@@ -55,7 +43,7 @@ class DeadLetters:
 
     async def send(self, letters: Sequence[DeadLetter]) -> None:
         """Produce and wait for every ack; raises StreamUnavailable so the batch is retried."""
-        futures = []
+        messages = []
         for letter in letters:
             record = letter.record
             headers = [
@@ -65,13 +53,9 @@ class DeadLetters:
                 ("dlq_source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
                 ("dlq_role", self._role.encode()),
             ]
-            futures.append(
-                await self._producer.enqueue(
-                    self._topic, key=record.key, value=record.value, headers=headers
-                )
-            )
-        for letter, future in zip(letters, futures, strict=True):
-            await self._producer.delivered(self._topic, future)
+            messages.append(Outgoing(record.key, record.value, headers))
+        await self._producer.send_many(self._topic, messages)
+        for letter in letters:
             self._metrics.dead_lettered.labels(self._role, letter.reason).inc()
 
 

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
-from typing import Any
 
 from snapshot_rules.domain import Domains
 from topics.catalog import TopicNames
 from topics.envelope import Event
-from workers.adapters.kafka import KafkaProducer
 from workers.metrics import Metrics
-from workers.roles.deadletter import Record
+from workers.ports import Outgoing, Producer, Record
 
 
 class Forwarder:
     """Routes stored events downstream with their key, bytes and correlation headers intact."""
 
     def __init__(
-        self, *, producer: KafkaProducer, domains: Domains, names: TopicNames, metrics: Metrics
+        self, *, producer: Producer, domains: Domains, names: TopicNames, metrics: Metrics
     ) -> None:
         self._producer = producer
         self._domains = domains
@@ -33,14 +30,12 @@ class Forwarder:
 
     async def handle(self, events: Sequence[tuple[Event, Record]]) -> int:
         """Produce every routed copy, then wait for all acks; return how many were sent."""
-        pending: list[tuple[str, asyncio.Future[Any]]] = []
+        by_topic: dict[str, list[Outgoing]] = {}
         for event, record in events:
             for topic in self.routes(event):
-                future = await self._producer.enqueue(
-                    topic, key=record.key, value=record.value, headers=record.headers
-                )
-                pending.append((topic, future))
-        for topic, future in pending:
-            await self._producer.delivered(topic, future)
-            self._metrics.events_forwarded.labels(topic).inc()
-        return len(pending)
+                message = Outgoing(record.key, record.value, record.headers)
+                by_topic.setdefault(topic, []).append(message)
+        for topic, messages in by_topic.items():
+            await self._producer.send_many(topic, messages)
+            self._metrics.events_forwarded.labels(topic).inc(len(messages))
+        return sum(len(messages) for messages in by_topic.values())

@@ -14,14 +14,10 @@ import logging
 from collections.abc import Sequence
 from datetime import timedelta
 
-from pymongo import ASCENDING
-from pymongo.asynchronous.collection import AsyncCollection
-
 from topics.envelope import Event, utc_now
 from topics.errors import Unavailable
-from workers.adapters.kafka import KafkaProducer
-from workers.adapters.mongo import PENDING, Document, document_to_event, translated
 from workers.metrics import Metrics
+from workers.ports import Outgoing, PendingEvents, Producer
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +27,14 @@ class Outbox:
 
     def __init__(
         self,
-        events: AsyncCollection[Document],
-        producer: KafkaProducer,
+        store: PendingEvents,
+        producer: Producer,
         *,
         topic: str,
         metrics: Metrics,
         mode: str,
     ) -> None:
-        self._events = events
+        self._store = store
         self._producer = producer
         self._topic = topic
         self._published = metrics.events_published.labels(mode)
@@ -49,28 +45,14 @@ class Outbox:
         Raises StreamUnavailable when Kafka does not acknowledge: the events stay
         flagged and the relay publishes them later.
         """
-        await self._producer.send_events(self._topic, events)
+        await self._producer.send_many(self._topic, [Outgoing.of(event) for event in events])
         self._published.inc(len(events))
-        await self._clear([event.id for event in events])
-
-    async def _clear(self, ids: list[str]) -> None:
-        async with translated("clearing the publish flag"):
-            await self._events.update_many({"_id": {"$in": ids}}, {"$unset": {PENDING: ""}})
+        await self._store.clear_pending([event.id for event in events])
 
     async def relay_once(self, *, older_than_s: float = 2.0, limit: int = 500) -> int:
         """Publish flagged events older than ``older_than_s``; return how many."""
         cutoff = utc_now() - timedelta(seconds=older_than_s)
-        async with translated("reading events waiting to be published"):
-            cursor = self._events.find(
-                {PENDING: True, "occurred_at": {"$lte": cutoff}},
-                sort=[
-                    ("aggregate_type", ASCENDING),
-                    ("aggregate_id", ASCENDING),
-                    ("version", ASCENDING),
-                ],
-                limit=limit,
-            )
-            events = [document_to_event(doc) async for doc in cursor]
+        events = await self._store.pending(older_than=cutoff, limit=limit)
         if events:
             await self.publish(events)
             log.info("relayed %d stored events to %s", len(events), self._topic)

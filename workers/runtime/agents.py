@@ -1,24 +1,36 @@
-"""The Faust agents, kept thin: decode records, call the role's logic, ack only after success."""
+"""The Faust agents, kept thin: one batch loop for every role (take, decode, retry, ack).
+
+Each agent takes batches without acking (``noack_take``), hands the records to its role's
+logic, retries while a dependency is unavailable, and acks only once the batch is done. An
+error no retry can fix stops the process with the batch unacked (``Fleet.fatal``), so it is
+redelivered to a healthy worker instead of silently stalling the partition (faust#175).
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
+from snapshot_rules.projection import Projection
+from topics.envelope import Event
 from topics.errors import InvalidInput, Unavailable
+from workers.adapters.mongo import MongoViewStore, database
+from workers.ports import Outgoing, Record
 from workers.roles.commands import Answer, CommandRequest, error, parse_request
-from workers.roles.deadletter import DeadLetter, Record, decode_stored
+from workers.roles.deadletter import decode_stored
+from workers.roles.projections import ProjectionRunner
 from workers.roles.retry import until_done
-from workers.runtime.projections import PROJECTIONS, register_projection_agents
+from workers.runtime.fleet import Fleet
 
-if TYPE_CHECKING:
-    from workers.runtime.fleet import Fleet
+MAX_UNACKED_BATCHES = 16
+"""Batches whose background work (snapshot rebuilds) may still be running before the agent waits."""
 
-MAX_UNACKED_SNAPSHOT_BATCHES = 16
+Handle = Callable[[Sequence[Record]], Awaitable["Awaitable[Any] | None"]]
+"""A role's batch logic; it may return background work that must finish before the batch acks."""
 
 
 def to_record(event: Any) -> Record:
@@ -36,97 +48,114 @@ def to_record(event: Any) -> Record:
     )
 
 
-def register_agents(fleet: Fleet) -> None:
-    """Declare the agents of the roles this process runs."""
+def batch_agent(fleet: Fleet, *, name: str, role: str, topic: str, handle: Handle) -> None:
+    """Declare agent ``name`` on ``topic``: every batch through ``handle``, acked after it."""
     app, rt, settings = fleet.app, fleet.runtime, fleet.runtime.settings
     within_s = settings.batch_within_ms / 1000
+    unacked = asyncio.Semaphore(MAX_UNACKED_BATCHES)
 
-    def topic(name: str) -> Any:
-        return app.topic(name, value_serializer="raw", key_serializer="raw")
+    async def ack_when_done(stream: Any, batch: Sequence[Any], work: Awaitable[Any]) -> None:
+        try:
+            await work
+            for event in batch:
+                await stream.ack(event)
+        except Exception as e:  # background work no retry can fix: stop, batch unacked
+            fleet.fatal(name, e)
+        finally:
+            unacked.release()
 
-    async def dead_letter(role: str, letters: Sequence[DeadLetter]) -> None:
-        if letters:
-            await until_done(
-                partial(rt.dead_letters[role].send, letters), role=role, metrics=rt.metrics
-            )
-
-    if "appender" in fleet.roles:
-
-        @app.agent(topic(rt.names.events), name="appender")
-        async def appender(stream: Any) -> None:
-            async for batch in stream.noack_take(settings.batch_size, within=within_s):
-                async with fleet.batch("appender"):
-                    records = [to_record(event) for event in batch]
-                    await until_done(
-                        partial(rt.appender.handle, records), role="appender", metrics=rt.metrics
-                    )
-                    for event in batch:
-                        await stream.ack(event)
-
-    if "forwarder" in fleet.roles:
-
-        @app.agent(topic(rt.names.stored), name="forwarder")
-        async def forwarder(stream: Any) -> None:
-            async for batch in stream.noack_take(settings.batch_size, within=within_s):
-                async with fleet.batch("forwarder"):
-                    pairs, letters = decode_stored(
-                        [to_record(e) for e in batch], max_event_bytes=settings.max_event_bytes
-                    )
-                    await dead_letter("forwarder", letters)
-                    await until_done(
-                        partial(rt.forwarder.handle, pairs), role="forwarder", metrics=rt.metrics
-                    )
-                    for event in batch:
-                        await stream.ack(event)
-
-    if "snapshotter" in fleet.roles:
-        unacked = asyncio.Semaphore(MAX_UNACKED_SNAPSHOT_BATCHES)
-
-        async def ack_when_done(
-            stream: Any, batch: Sequence[Any], rebuilds: Sequence[asyncio.Task[None]]
-        ) -> None:
+    async def agent(stream: Any) -> None:
+        async for batch in stream.noack_take(settings.batch_size, within=within_s):
+            later: Awaitable[Any] | None = None
             try:
-                await asyncio.gather(*rebuilds)
+                async with fleet.batch(role):
+                    records = [to_record(event) for event in batch]
+                    later = await until_done(
+                        partial(handle, records), role=role, metrics=rt.metrics
+                    )
+            except Exception as e:
+                fleet.fatal(name, e)
+                await asyncio.Future()  # unacked: parked until the draining app cancels us
+            if later is None:
                 for event in batch:
                     await stream.ack(event)
-            except Exception as e:  # a rebuild no retry can fix: stop, leave the batch unacked
-                fleet.fatal("snapshotter", e)
-            finally:
-                unacked.release()
+            else:
+                await unacked.acquire()
+                fleet.spawn(ack_when_done(stream, batch, later))
 
-        @app.agent(topic(rt.names.stored), name="snapshotter")
-        async def snapshotter(stream: Any) -> None:
-            async for batch in stream.noack_take(settings.batch_size, within=within_s):
-                async with fleet.batch("snapshotter"):
-                    pairs, letters = decode_stored(
-                        [to_record(e) for e in batch], max_event_bytes=settings.max_event_bytes
-                    )
-                    await dead_letter("snapshotter", letters)
-                    events = [event for event, _ in pairs]
-                    rebuilds = await until_done(
-                        partial(rt.snapshotter.handle, events),
-                        role="snapshotter",
-                        metrics=rt.metrics,
-                    )
-                    # Rebuilds run in the background; this batch's offsets commit once they are done.
-                    await unacked.acquire()
-                    fleet.spawn(ack_when_done(stream, batch, rebuilds))
+    app.agent(app.topic(topic, value_serializer="raw", key_serializer="raw"), name=name)(agent)
 
+
+def stored_events(
+    fleet: Fleet, role: str, handle: Callable[[list[Event], Sequence[Record]], Awaitable[Any]]
+) -> Handle:
+    """Decode ``events.stored`` records; dead-letter what is not a stored event, handle the rest."""
+    rt = fleet.runtime
+
+    async def decoded(records: Sequence[Record]) -> Any:
+        pairs, letters = decode_stored(records, max_event_bytes=rt.settings.max_event_bytes)
+        if letters:
+            send = partial(rt.dead_letters[role].send, letters)
+            await until_done(send, role=role, metrics=rt.metrics)
+        events, kept = [event for event, _ in pairs], [record for _, record in pairs]
+        return await until_done(partial(handle, events, kept), role=role, metrics=rt.metrics)
+
+    return decoded
+
+
+def register_agents(fleet: Fleet) -> None:
+    """Declare the agents of the roles this process runs."""
+    rt = fleet.runtime
+    names = rt.names
+    if "appender" in fleet.roles:
+
+        async def append(records: Sequence[Record]) -> None:
+            await rt.appender.handle(records)
+
+        batch_agent(fleet, name="appender", role="appender", topic=names.events, handle=append)
+    if "forwarder" in fleet.roles:
+
+        async def forward(events: list[Event], records: Sequence[Record]) -> None:
+            await rt.forwarder.handle(list(zip(events, records, strict=True)))
+
+        handle = stored_events(fleet, "forwarder", forward)
+        batch_agent(fleet, name="forwarder", role="forwarder", topic=names.stored, handle=handle)
+    if "snapshotter" in fleet.roles:
+
+        async def snapshot(events: list[Event], records: Sequence[Record]) -> Awaitable[Any]:
+            # Rebuilds run in the background; the batch's offsets commit once they are done.
+            return asyncio.gather(*await rt.snapshotter.handle(events))
+
+        handle = stored_events(fleet, "snapshotter", snapshot)
+        batch_agent(
+            fleet, name="snapshotter", role="snapshotter", topic=names.stored, handle=handle
+        )
     if "projection" in fleet.roles:
-        register_projection_agents(fleet, fleet.projections or sorted(PROJECTIONS))
-
+        projections = rt.domains.projections()
+        for name in sorted(fleet.projections or projections):
+            register_projection(fleet, projections[name])
     if "commands" in fleet.roles:
 
-        @app.agent(topic(rt.names.commands), name="commands")
-        async def commands(stream: Any) -> None:
-            async for batch in stream.noack_take(settings.batch_size, within=within_s):
-                async with fleet.batch("commands"):
-                    records = [to_record(e) for e in batch]
-                    await asyncio.gather(
-                        *(commands_in_order(fleet, group) for group in by_key(records))
-                    )
-                    for event in batch:
-                        await stream.ack(event)
+        async def commands(records: Sequence[Record]) -> None:
+            await asyncio.gather(*(commands_in_order(fleet, group) for group in by_key(records)))
+
+        batch_agent(fleet, name="commands", role="commands", topic=names.commands, handle=commands)
+
+
+def register_projection(fleet: Fleet, projection: Projection) -> None:
+    """One agent ``projection-<name>`` on events.stored (its own group with --role projection)."""
+    rt = fleet.runtime
+    views = MongoViewStore(database(rt.mongo, rt.settings.mongo_database), projection.collection)
+    runner = ProjectionRunner(projection, views=views, events=rt.events, metrics=rt.metrics)
+    lag = fleet.projection_lag(projection.name)
+
+    async def project(events: list[Event], records: Sequence[Record]) -> None:
+        await runner.handle(events)
+        lag.after(records)
+
+    name = f"projection-{projection.name}"
+    handle = stored_events(fleet, "projection", project)
+    batch_agent(fleet, name=name, role="projection", topic=rt.names.stored, handle=handle)
 
 
 def by_key(records: Sequence[Record]) -> list[list[Record]]:
@@ -168,7 +197,7 @@ async def command_from_topic(fleet: Fleet, record: Record) -> None:
     )
     await until_done(
         lambda: rt.producer.send(
-            rt.names.command_replies, key=record.key, value=reply, headers=record.headers
+            rt.names.command_replies, Outgoing(record.key, reply, record.headers)
         ),
         role="commands",
         metrics=rt.metrics,

@@ -122,7 +122,7 @@ class Runtime:
             timeout_ms=settings.redis_timeout_ms,
         )
         outbox = Outbox(
-            events.collection, producer, topic=names.stored, metrics=metrics, mode="sync"
+            events, producer, topic=names.stored, metrics=metrics, mode="sync"
         )
         sync = SyncCommands(repository=Repository(loader), outbox=outbox, metrics=metrics)
         dead_letters = {
@@ -146,6 +146,7 @@ class Runtime:
             commands=CommandService(
                 domains=domains,
                 marker=marker,
+                memory=marker,
                 store=events,
                 producer=producer,
                 events_topic=names.events,

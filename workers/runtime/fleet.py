@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Collection
+from collections.abc import AsyncIterator, Awaitable, Collection, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from faust.types import TP
+
 from topics.catalog import TopicSpec
 from workers.adapters.kafka import ensure_topics, fleet_catalog
-from workers.runtime.agents import register_agents
+from workers.ports import Record
 from workers.runtime.compose import Runtime
 from workers.runtime.faust_app import FleetApp
-from workers.runtime.http import register_views
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +78,6 @@ class Fleet:
         self.consumes = bool(
             self.roles & {"appender", "snapshotter", "forwarder", "commands", "projection"}
         )
-        register_agents(self)
-        register_views(self)
 
     async def _on_assigned(self, sender: Any, assigned: Any = None, **kwargs: Any) -> None:
         self._assigned = True
@@ -149,6 +147,10 @@ class Fleet:
             gauge.remove(*labels)
         self._lag_series = current
 
+    def projection_lag(self, projection: str) -> ProjectionLag:
+        """The lag gauge updater of one projection's agent."""
+        return ProjectionLag(self, projection)
+
     async def drain(self) -> None:
         """Stop taking work, finish what is in flight, commit, leave the group."""
         self.draining = True
@@ -178,33 +180,30 @@ async def ensure_catalog(runtime: Runtime) -> list[TopicSpec]:
     return specs
 
 
-async def serve(
-    runtime: Runtime,
-    roles: Collection[str],
-    *,
-    app_id: str,
-    on_started: Any = None,
-    projections: Collection[str] = (),
-) -> int:
-    """Run the roles until SIGTERM/SIGINT (or ``fleet.stop()``), then drain; return the exit code."""
-    await ensure_catalog(runtime)
-    fleet = Fleet(runtime, roles, app_id=app_id, projections=projections)
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, fleet.stop)
-    await fleet.app.start()
-    relay: asyncio.Task[None] | None = None
-    if "commands" in fleet.roles:
-        # Sync mode and storage writers store before they publish: repair what Kafka missed.
-        relay_age_s = runtime.settings.kafka_timeout_ms / 1000 * 1.5 + 1
-        relay = asyncio.create_task(runtime.outbox.run(older_than_s=relay_age_s))
-    if on_started is not None:
-        await on_started(fleet)
-    await fleet.stopped.wait()
-    log.info("draining %s", ", ".join(sorted(fleet.roles)))
-    if relay is not None:
-        relay.cancel()
-    await fleet.drain()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.remove_signal_handler(signum)
-    return fleet.exit_code
+class ProjectionLag:
+    """``projection_lag`` per partition: high-water mark minus the next offset to apply."""
+
+    def __init__(self, fleet: Fleet, projection: str) -> None:
+        self._fleet = fleet
+        self._gauge = fleet.runtime.metrics.projection_lag
+        self._projection = projection
+        self._partitions: set[int] = set()
+
+    def after(self, records: Sequence[Record]) -> None:
+        """Record the lag on every partition of an applied batch; forget revoked partitions."""
+        last: dict[TP, int] = {}
+        for record in records:
+            tp = TP(record.topic, record.partition)
+            last[tp] = max(last.get(tp, -1), record.offset)
+        consumer: Any = self._fleet.app.consumer
+        try:
+            assigned = {tp.partition for tp in consumer.assignment()}
+            for tp, offset in last.items():
+                lag = max(0, (consumer.highwater(tp) or 0) - offset - 1)
+                self._gauge.labels(self._projection, str(tp.partition)).set(lag)
+                self._partitions.add(tp.partition)
+        except Exception:  # mid-rebalance: the next batch records it
+            return
+        for partition in self._partitions - assigned:
+            self._gauge.remove(self._projection, str(partition))
+        self._partitions &= assigned

@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from faust.web import View
 from prometheus_client import generate_latest
 
+from snapshot_rules.queries import Query
 from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE, encode, parse_utc
-from topics.errors import (
-    EventfleetError,
-    InvalidEnvelope,
-    InvalidInput,
-    Unavailable,
-    UnknownAggregateType,
-)
+from topics.errors import EventfleetError, InvalidEnvelope, InvalidInput
+from workers.adapters.mongo import MongoViewStore, database
 from workers.roles.commands import Answer, PayloadTooLarge, error, parse_request
-from workers.runtime.chat import register_chat_views
-
-if TYPE_CHECKING:
-    from workers.runtime.fleet import Fleet
+from workers.runtime.fleet import Fleet
+from workers.runtime.queries import FleetQueries, answer, failure
 
 MAX_PAGE = 1000
 PROMETHEUS_TEXT = "text/plain; version=0.0.4"  # aiohttp sets the charset itself
@@ -56,19 +50,6 @@ def check_aggregate(aggregate_type: str, aggregate_id: str) -> tuple[str, str]:
     if not AGGREGATE_ID_RE.match(aggregate_id):
         raise InvalidInput(f"aggregate id {aggregate_id!r} must match {AGGREGATE_ID_RE.pattern}.")
     return aggregate_type, aggregate_id
-
-
-def failure(e: EventfleetError) -> Answer:
-    """The one mapping from our errors to HTTP answers for the query views."""
-    if isinstance(e, PayloadTooLarge):
-        return error(413, "payload_too_large", str(e))
-    if isinstance(e, UnknownAggregateType):
-        return error(404, "unknown_aggregate_type", str(e))
-    if isinstance(e, InvalidInput):
-        return error(400, "bad_request", str(e))
-    if isinstance(e, Unavailable):
-        return error(503, f"{e.service}_unavailable", str(e))
-    return error(500, "internal", str(e))
 
 
 def register_views(fleet: Fleet) -> None:
@@ -160,7 +141,7 @@ def register_views(fleet: Fleet) -> None:
                 )
             return respond(self, Answer(200, {"version": folded.version, "state": folded.state}))
 
-    register_chat_views(fleet)
+    register_domain_queries(fleet)
 
     @app.page("/healthz")
     class Health(View):  # type: ignore[misc]
@@ -179,3 +160,23 @@ def register_views(fleet: Fleet) -> None:
         async def get(self, request: Any) -> Any:
             fleet.refresh_gauges()
             return self.bytes(generate_latest(rt.metrics.registry), content_type=PROMETHEUS_TEXT)
+
+
+def register_domain_queries(fleet: Fleet) -> None:
+    """Serve every enabled domain's declared read routes (a disabled domain has none)."""
+    rt = fleet.runtime
+    db = database(rt.mongo, rt.settings.mongo_database)
+    views = {
+        name: MongoViewStore(db, projection.collection)
+        for name, projection in rt.domains.projections().items()
+    }
+    context = FleetQueries(domains=rt.domains, loader=rt.loader, events=rt.events, views=views)
+    for query in rt.domains.queries():
+        _register_query(fleet, query, context)
+
+
+def _register_query(fleet: Fleet, query: Query, context: FleetQueries) -> None:
+    @fleet.app.page(query.path)
+    class DomainQuery(View):  # type: ignore[misc]
+        async def get(self, request: Any, **params: str) -> Any:
+            return respond(self, await answer(query, context, params, request.query))

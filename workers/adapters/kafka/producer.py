@@ -9,9 +9,8 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from topics.envelope import Event, encode, kafka_headers
 from topics.errors import StreamUnavailable
-from workers.ports import Delivery
+from workers.ports import Delivery, Outgoing
 from workers.runtime.settings import Settings
 
 
@@ -51,53 +50,35 @@ class KafkaProducer:
         self._started = False
 
     async def send(
-        self,
-        topic: str,
-        *,
-        key: bytes | None,
-        value: bytes,
-        headers: Sequence[tuple[str, bytes]] = (),
-        partition: int | None = None,
+        self, topic: str, message: Outgoing, *, partition: int | None = None
     ) -> Delivery:
-        future = await self.enqueue(
-            topic, key=key, value=value, headers=headers, partition=partition
-        )
-        return await self.delivered(topic, future)
+        future = await self._enqueue(topic, message, partition=partition)
+        return await self._delivered(topic, future)
 
-    async def send_event(self, topic: str, event: Event) -> Delivery:
-        return await self.send(
-            topic, key=event.key, value=encode(event), headers=kafka_headers(event)
-        )
+    async def send_many(self, topic: str, messages: Sequence[Outgoing]) -> list[Delivery]:
+        """Produce many records, keeping their order per key, and wait for every ack."""
+        futures = [await self._enqueue(topic, message) for message in messages]
+        return [await self._delivered(topic, future) for future in futures]
 
-    async def send_events(self, topic: str, events: Sequence[Event]) -> list[Delivery]:
-        """Produce many events, keeping their order per key, and wait for every ack."""
-        futures = [
-            await self.enqueue(topic, key=e.key, value=encode(e), headers=kafka_headers(e))
-            for e in events
-        ]
-        return [await self.delivered(topic, future) for future in futures]
-
-    async def enqueue(
-        self,
-        topic: str,
-        *,
-        key: bytes | None,
-        value: bytes,
-        headers: Sequence[tuple[str, bytes]] = (),
-        partition: int | None = None,
+    async def _enqueue(
+        self, topic: str, message: Outgoing, *, partition: int | None = None
     ) -> asyncio.Future[Any]:
         if not self._started:
             raise StreamUnavailable("the Kafka producer is not running")
         try:
             async with asyncio.timeout(self._timeout_s):
                 future: asyncio.Future[Any] = await self._producer.send(
-                    topic, value=value, key=key, headers=list(headers), partition=partition
+                    topic,
+                    value=message.value,
+                    key=message.key,
+                    headers=list(message.headers),
+                    partition=partition,
                 )
         except (TimeoutError, KafkaError, OSError) as e:
             raise StreamUnavailable(f"Kafka did not accept a record for {topic}: {e!r}") from e
         return future
 
-    async def delivered(self, topic: str, future: asyncio.Future[Any]) -> Delivery:
+    async def _delivered(self, topic: str, future: asyncio.Future[Any]) -> Delivery:
         try:
             # Shielded: a timeout here must not cancel the record inside aiokafka, which
             # fails it by itself after request_timeout_ms.

@@ -18,6 +18,12 @@ from workers.adapters.mongo.stores import (
     snapshot_id,
     translated,
 )
+from workers.adapters.mongo.views import (
+    MongoViewStaging,
+    MongoViewStore,
+    from_document,
+    to_document,
+)
 
 __all__ = [
     "DURABLE",
@@ -27,11 +33,15 @@ __all__ = [
     "Document",
     "MongoEventStore",
     "MongoSnapshotStore",
+    "MongoViewStaging",
+    "MongoViewStore",
     "StoreError",
     "connect",
     "database",
     "document_to_event",
     "event_to_document",
+    "from_document",
     "snapshot_id",
+    "to_document",
     "translated",
 ]

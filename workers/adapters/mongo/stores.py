@@ -217,6 +217,37 @@ class MongoEventStore:
             cursor = self.collection.find({"_id": {"$in": list(ids)}})
             return {doc["_id"]: document_to_event(doc) async for doc in cursor}
 
+    async def scan(self, aggregate_types: Sequence[str]) -> AsyncIterator[Event]:
+        query = {"aggregate_type": {"$in": sorted(aggregate_types)}}
+        async with translated(f"reading the events of {', '.join(aggregate_types)}"):
+            async for doc in self.collection.find(query, sort=_BY_AGGREGATE):
+                yield document_to_event(doc)
+
+    async def count(self, aggregate_types: Sequence[str]) -> int:
+        query = {"aggregate_type": {"$in": sorted(aggregate_types)}}
+        async with translated(f"counting the events of {', '.join(aggregate_types)}"):
+            return await self.collection.count_documents(query)
+
+    async def versions(self, aggregate_types: Sequence[str]) -> dict[AggregateRef, int]:
+        query = {"aggregate_type": {"$in": sorted(aggregate_types)}}
+        group = {"_id": {"t": "$aggregate_type", "i": "$aggregate_id"}, "v": {"$max": "$version"}}
+        async with translated(f"reading the last version of every {', '.join(aggregate_types)}"):
+            cursor = await self.collection.aggregate([{"$match": query}, {"$group": group}])
+            return {(d["_id"]["t"], d["_id"]["i"]): int(d["v"]) async for d in cursor}
+
+    async def pending(self, *, older_than: datetime, limit: int) -> list[Event]:
+        query = {PENDING: True, "occurred_at": {"$lte": older_than}}
+        async with translated("reading events waiting to be published"):
+            cursor = self.collection.find(query, sort=_BY_AGGREGATE, limit=limit)
+            return [document_to_event(doc) async for doc in cursor]
+
+    async def clear_pending(self, ids: Sequence[str]) -> None:
+        async with translated("clearing the publish flag"):
+            await self.collection.update_many({"_id": {"$in": list(ids)}}, {"$unset": {PENDING: ""}})
+
+
+_BY_AGGREGATE = [("aggregate_type", ASCENDING), ("aggregate_id", ASCENDING), ("version", ASCENDING)]
+
 
 def _duplicate_index(error: BaseException | None) -> int | None:
     """Index of the event a duplicate-key error stopped at, or None for other errors."""

@@ -8,8 +8,6 @@ from workers.adapters.redis.marker import (
     RESTORE,
     UNKNOWN,
     Lua,
-    MarkRequest,
-    MarkResult,
     RedisMarker,
 )
 
@@ -19,7 +17,5 @@ __all__ = [
     "RESTORE",
     "UNKNOWN",
     "Lua",
-    "MarkRequest",
-    "MarkResult",
     "RedisMarker",
 ]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +18,7 @@ from redis.exceptions import NoScriptError, RedisError
 
 from topics.errors import MarkerUnavailable
 from workers.metrics import Metrics
+from workers.ports import MarkRequest, MarkResult
 
 UNKNOWN = "?"  # the caller has not looked in the store yet
 NO_EVENTS = "-"  # the store holds no event of the aggregate
@@ -64,30 +64,6 @@ if ARGV[4] ~= '' and redis.call('GET', KEYS[2]) == ARGV[4] then
 end
 return 1
 """
-
-
-@dataclass(frozen=True, slots=True)
-class MarkResult:
-    """``status``: marked, rejected, missing (look in the store) or duplicate (command seen)."""
-
-    status: str
-    value: str  # marked: previous mark ('' if none); rejected: current type; duplicate: answer
-
-
-@dataclass(frozen=True, slots=True)
-class MarkRequest:
-    """One check-and-mark: may ``event_type`` follow the marked type, given ``allowed``?"""
-
-    aggregate_key: str
-    event_type: str
-    event_id: str
-    allowed: Sequence[str]
-    command_id: str | None = None
-    fallback: str = UNKNOWN  # the last stored event type, NO_EVENTS, or UNKNOWN
-
-    @property
-    def mark(self) -> str:
-        return f"{self.event_type}|{self.event_id}"
 
 
 class RedisMarker:

@@ -1,0 +1,62 @@
+"""Read routes a domain declares: a path and a pure async handler over a ``QueryContext``.
+
+The runtime serves every enabled domain's queries on its HTTP API and hands each handler a
+context that reads through the fleet's stores; a disabled domain's routes do not exist.
+Handlers return a ``QueryAnswer`` or raise: InvalidInput (400), NotFound and
+UnknownAggregateType (404), Unavailable (503).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from snapshot_rules.projection import ViewDoc
+from snapshot_rules.replay import Folded
+
+
+class QueryContext(Protocol):
+    """What a query handler may read: views, and the replayed state of any enabled domain."""
+
+    async def view(self, projection: str, aggregate: tuple[str, str]) -> ViewDoc | None:
+        """The view of ``aggregate`` in the named projection, or None."""
+        ...
+
+    async def has_events(self, aggregate: tuple[str, str]) -> bool: ...
+
+    async def latest(self, aggregate_type: str, aggregate_id: str) -> Folded:
+        """The newest state (snapshot + tail, replayed); version 0 when there are no events."""
+        ...
+
+    async def state_at(
+        self,
+        aggregate_type: str,
+        aggregate_id: str,
+        *,
+        version: int | None = None,
+        as_of: datetime | None = None,
+    ) -> Folded:
+        """The state at a version or a moment."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class QueryAnswer:
+    """A successful answer: HTTP status and JSON body."""
+
+    status: int
+    body: Mapping[str, Any]
+
+
+QueryHandler = Callable[[QueryContext, Mapping[str, str], Mapping[str, str]], Awaitable[QueryAnswer]]
+"""``handler(context, path_params, query_params)``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """``GET path`` (aiohttp route syntax, e.g. ``/v1/rooms/{room_id}/messages``) → ``handler``."""
+
+    path: str
+    handler: QueryHandler

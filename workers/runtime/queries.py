@@ -1,0 +1,84 @@
+"""The domains' read routes, served: a QueryContext over the fleet's stores, and error mapping."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from snapshot_rules.domain import Domains
+from snapshot_rules.projection import ViewDoc
+from snapshot_rules.queries import Query, QueryAnswer
+from snapshot_rules.replay import Folded
+from topics.errors import EventfleetError, InvalidInput, NotFound, Unavailable, UnknownAggregateType
+from workers.ports import AggregateRef, EventStore, ViewStore
+from workers.roles.commands import Answer, PayloadTooLarge, error
+from workers.roles.state import StateLoader
+
+
+class FleetQueries:
+    """A ``QueryContext`` reading through the fleet's event store, views and state loader."""
+
+    def __init__(
+        self,
+        *,
+        domains: Domains,
+        loader: StateLoader,
+        events: EventStore,
+        views: Mapping[str, ViewStore],
+    ) -> None:
+        self._domains = domains
+        self._loader = loader
+        self._events = events
+        self._views = views
+
+    async def view(self, projection: str, aggregate: AggregateRef) -> ViewDoc | None:
+        store = self._views.get(projection)
+        if store is None:
+            raise NotFound(f"projection {projection!r} is not enabled in this fleet.")
+        return await store.load(aggregate)
+
+    async def has_events(self, aggregate: AggregateRef) -> bool:
+        return bool(await self._events.last_versions([aggregate]))
+
+    async def latest(self, aggregate_type: str, aggregate_id: str) -> Folded:
+        return await self._loader.latest(self._domains.get(aggregate_type), aggregate_id)
+
+    async def state_at(
+        self,
+        aggregate_type: str,
+        aggregate_id: str,
+        *,
+        version: int | None = None,
+        as_of: datetime | None = None,
+    ) -> Folded:
+        domain = self._domains.get(aggregate_type)
+        return await self._loader.at(domain, aggregate_id, version=version, as_of=as_of)
+
+
+def failure(e: EventfleetError) -> Answer:
+    """The one mapping from our errors to HTTP answers for the query views."""
+    if isinstance(e, PayloadTooLarge):
+        return error(413, "payload_too_large", str(e))
+    if isinstance(e, UnknownAggregateType):
+        return error(404, "unknown_aggregate_type", str(e))
+    if isinstance(e, NotFound):
+        return error(404, "not_found", str(e))
+    if isinstance(e, InvalidInput):
+        return error(400, "bad_request", str(e))
+    if isinstance(e, Unavailable):
+        return error(503, f"{e.service}_unavailable", str(e))
+    return error(500, "internal", str(e))
+
+
+async def answer(
+    query: Query,
+    context: FleetQueries,
+    params: Mapping[str, str],
+    query_params: Mapping[str, str],
+) -> Answer:
+    """Run a domain's query handler; its errors become the HTTP answers ``failure`` names."""
+    try:
+        found: QueryAnswer = await query.handler(context, params, query_params)
+    except EventfleetError as e:
+        return failure(e)
+    return Answer(found.status, found.body)

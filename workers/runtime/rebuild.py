@@ -1,0 +1,68 @@
+"""``eventfleet projections rebuild NAME``: recompute a projection's views while the fleet runs."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import TextIO
+
+from snapshot_rules.domain import Domains
+from snapshot_rules.projection import Projection
+from topics.errors import InvalidInput
+from workers.adapters.mongo import MongoViewStaging, MongoViewStore, database
+from workers.roles.projections import rebuild_views
+from workers.runtime.compose import Runtime, load_domains
+from workers.runtime.settings import Settings
+
+
+class UnknownProjection(InvalidInput):
+    """No enabled domain declares a projection of that name."""
+
+
+def projection_named(domains: Domains, name: str) -> Projection:
+    projections = domains.projections()
+    try:
+        return projections[name]
+    except KeyError:
+        raise UnknownProjection(
+            f"no projection is named {name!r}; known: "
+            f"{', '.join(sorted(projections)) or 'none (no enabled domain declares one)'}."
+        ) from None
+
+
+async def rebuild(runtime: Runtime, name: str, *, progress: Callable[[int, int], None]) -> int:
+    """Rebuild projection ``name`` from the event store; returns the number of views built."""
+    projection = projection_named(runtime.domains, name)
+    db = database(runtime.mongo, runtime.settings.mongo_database)
+    return await rebuild_views(
+        projection,
+        events=runtime.events,
+        views=MongoViewStore(db, projection.collection),
+        staging=MongoViewStaging(db, projection.collection),
+        metrics=runtime.metrics,
+        progress=progress,
+    )
+
+
+def progress_printer(name: str, stream: TextIO = sys.stderr) -> Callable[[int, int], None]:
+    """A ``progress`` callback that redraws one line: ``rebuilding NAME: done/total events``."""
+
+    def show(done: int, total: int) -> None:
+        percent = 100 * done // total if total else 100
+        end = "\n" if done >= total else ""
+        print(f"\rrebuilding {name}: {done}/{total} events ({percent}%)", end=end, file=stream)
+        stream.flush()
+
+    return show
+
+
+async def run_rebuild(settings: Settings, name: str) -> int:
+    """Rebuild with progress on stderr; return the exit code."""
+    projection_named(load_domains(settings.domains), name)  # fail before any connection
+    runtime = await Runtime.start(settings)
+    try:
+        views = await rebuild(runtime, name, progress=progress_printer(name))
+    finally:
+        await runtime.stop()
+    print(f"rebuilt {name}: {views} views")
+    return 0

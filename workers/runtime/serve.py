@@ -1,0 +1,58 @@
+"""Serving one fleet process: build its Faust app with the agents and views of its roles, run, drain."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Collection
+from typing import Any
+
+from workers.runtime.agents import register_agents
+from workers.runtime.compose import Runtime
+from workers.runtime.fleet import Fleet, ensure_catalog
+from workers.runtime.http import register_views
+
+log = logging.getLogger(__name__)
+
+
+def build_fleet(
+    runtime: Runtime, roles: Collection[str], *, app_id: str, projections: Collection[str] = ()
+) -> Fleet:
+    """The fleet of one process with the agents and HTTP views of ``roles``."""
+    fleet = Fleet(runtime, roles, app_id=app_id, projections=projections)
+    register_agents(fleet)
+    register_views(fleet)
+    return fleet
+
+
+async def serve(
+    runtime: Runtime,
+    roles: Collection[str],
+    *,
+    app_id: str,
+    on_started: Any = None,
+    projections: Collection[str] = (),
+) -> int:
+    """Run the roles until SIGTERM/SIGINT (or ``fleet.stop()``), then drain; return the exit code."""
+    await ensure_catalog(runtime)
+    fleet = build_fleet(runtime, roles, app_id=app_id, projections=projections)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, fleet.stop)
+    await fleet.app.start()
+    relay: asyncio.Task[None] | None = None
+    if "commands" in fleet.roles:
+        # Sync mode and storage writers store before they publish: repair what Kafka missed.
+        relay_age_s = runtime.settings.kafka_timeout_ms / 1000 * 1.5 + 1
+        relay = asyncio.create_task(runtime.outbox.run(older_than_s=relay_age_s))
+    if on_started is not None:
+        await on_started(fleet)
+    await fleet.stopped.wait()
+    log.info("draining %s", ", ".join(sorted(fleet.roles)))
+    if relay is not None:
+        relay.cancel()
+    await fleet.drain()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(signum)
+    return fleet.exit_code
