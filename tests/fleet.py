@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 import time
 import uuid
@@ -20,13 +19,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from tests.waiting import wait_for
-from workers.devtools.embedded import EmbeddedStack
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from workers.devtools.embedded import EmbeddedStack, free_port
 
 
 @dataclass

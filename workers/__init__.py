@@ -1,1 +1,10 @@
-"""The eventfleet runtime: settings, ports and adapters, Faust agents, HTTP views, metrics, CLI."""
+"""The eventfleet runtime: ports and adapters, role logic, Faust agents, HTTP views, metrics, CLI.
+
+Rooms, from the bottom up: ``ports`` and ``metrics``; ``roles`` (logic over the ports) and
+``adapters`` (one package per technology); the products ``cqrs``, ``storage`` and ``bus``;
+``runtime`` (settings, Faust app, agents, HTTP, lifecycle, composition root); ``devtools``
+(embedded services, dev, demo, bench: never imported by production code); ``cli``.
+Public API: the modules and packages in ``__all__``.
+"""
+
+__all__ = ["adapters", "bus", "cli", "cqrs", "devtools", "metrics", "ports", "roles", "runtime", "storage"]

@@ -8,13 +8,14 @@ suite runs against both. No driver type appears in a signature here.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from snapshot_rules.domain import Domain
 from snapshot_rules.projection import LIVE, ViewDoc
-from topics.envelope import Event, encode, kafka_headers
+from topics.envelope import Event, Metadata, encode, kafka_headers
 from topics.errors import ConcurrencyConflict
 
 AggregateRef = tuple[str, str]
@@ -40,6 +41,8 @@ __all__ = [
     "Snapshot",
     "SnapshotStore",
     "Subscription",
+    "SyncAppender",
+    "SyncResult",
     "ViewDoc",
     "ViewStaging",
     "ViewStore",
@@ -324,6 +327,33 @@ class CommandMemory(Protocol):
 
     async def forget_command(self, aggregate_key: str, command_id: str, event_id: str) -> None:
         """Release a claimed command id whose request failed (only our own pending claim)."""
+        ...
+
+
+# --- sync mode ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    """The stored event (with its version) and whether Kafka acknowledged it yet."""
+
+    event: Event
+    # False: stored, but Kafka did not acknowledge; the outbox relay will publish it.
+    published: bool
+
+
+class SyncAppender(Protocol):
+    """Sync mode: validate on the replayed state, store at the next version, then publish."""
+
+    async def append(
+        self,
+        domain: Domain,
+        aggregate_id: str,
+        event_type: str,
+        data: Mapping[str, Any],
+        metadata: Metadata,
+    ) -> SyncResult:
+        """The stored event; raises (storing nothing) when the state or the input refuses it."""
         ...
 
 

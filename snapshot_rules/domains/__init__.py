@@ -7,6 +7,8 @@ from snapshot_rules.domains.account import ACCOUNT
 from snapshot_rules.domains.chat_room import CHAT_ROOM
 from snapshot_rules.domains.order import ORDER
 
+__all__ = ["ACCOUNT", "CHAT_ROOM", "ORDER", "chat_domains", "default_domains"]
+
 
 def default_domains() -> Domains:
     """The domains ``eventfleet dev`` enables."""

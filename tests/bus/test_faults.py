@@ -12,7 +12,6 @@ from tests.bus.conftest import (
     BusCase,
     Recorder,
     eventually,
-    free_port,
     require_nats,
     stored,
 )
@@ -25,7 +24,7 @@ from workers.bus import (
     RedisEventBus,
     RetryPolicy,
 )
-from workers.devtools.embedded import EmbeddedStack
+from workers.devtools.embedded import EmbeddedStack, free_port
 from workers.runtime.settings import Settings
 
 

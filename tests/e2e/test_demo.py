@@ -6,8 +6,7 @@ import asyncio
 import os
 import sys
 
-from tests.fleet import free_port
-from workers.devtools.embedded import EmbeddedStack
+from workers.devtools.embedded import EmbeddedStack, free_port
 
 
 async def test_the_demo_verifies_itself_and_exits_zero(stack: EmbeddedStack) -> None:

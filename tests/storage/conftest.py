@@ -17,6 +17,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from workers.adapters.mongo import connect, database
+from workers.devtools.embedded import free_port
 
 Document = dict[str, Any]
 TIMEOUT_MS = 10_000
@@ -52,7 +53,7 @@ def standalone_url() -> Iterator[str]:
     binary = shutil.which("secantusd-py") or str(Path(sys.executable).parent / "secantusd-py")
     workdir = Path(tempfile.mkdtemp(prefix="storage-standalone-"))
     (workdir / "secantusd.toml").touch()  # an explicit empty config: no user config leaks in
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [
             binary,
@@ -88,13 +89,6 @@ async def standalone_db(
     yield database(mongo, unique_name)
     await mongo.drop_database(unique_name)
     await mongo.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _wait_listening(port: int, process: subprocess.Popen[bytes], *, deadline_s: float) -> None:

@@ -11,7 +11,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.storage.helpers import Document, raw_doc, raw_events
 from topics.errors import InvalidInput
+from workers.runtime.settings import Settings
 from workers.storage import EventSourcedStorage
+from workers.storage.storage import DEFAULT_MAX_EVENT_BYTES
 
 
 def _deep(levels: int) -> dict[str, Any]:
@@ -167,3 +169,7 @@ async def test_a_change_whose_event_is_too_large_for_the_stream_is_refused(
     with pytest.raises(InvalidInput, match=r"would be \d+ bytes, over the 2048-byte limit"):
         await users.find_one_and_update("u1", lambda u: {**u, "bio": "x" * 3000}, client_id="c")
     await _unchanged(db)
+
+
+def test_the_storage_event_size_default_is_the_fleets() -> None:
+    assert DEFAULT_MAX_EVENT_BYTES == Settings().max_event_bytes

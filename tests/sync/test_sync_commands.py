@@ -26,8 +26,9 @@ from workers.cqrs import (
     WithdrawMoney,
     register_account,
 )
-from workers.cqrs.sync import SyncCommands, SyncResult
+from workers.cqrs.sync import SyncCommands
 from workers.devtools.embedded import EmbeddedStack
+from workers.ports import SyncResult
 
 from .wiring import SyncWiring, sync_wiring
 

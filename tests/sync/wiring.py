@@ -17,8 +17,9 @@ from topics.envelope import Event, Metadata, decode
 from workers.adapters.kafka import KafkaProducer
 from workers.adapters.mongo import PENDING, MongoEventStore, MongoSnapshotStore, connect, database
 from workers.cqrs import Repository
-from workers.cqrs.sync import SyncCommands, SyncResult
+from workers.cqrs.sync import SyncCommands
 from workers.metrics import Metrics, create_metrics
+from workers.ports import SyncResult
 from workers.roles.outbox import Outbox
 from workers.roles.state import StateLoader
 from workers.runtime.settings import Settings

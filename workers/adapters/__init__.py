@@ -1,1 +1,6 @@
-"""Adapters: one package per technology (MongoDB, Redis, Kafka, in-memory), each implementing the ports."""
+"""Adapters: one package per technology, each implementing the ports and translating its errors.
+
+Public API: the packages in ``__all__`` and what each re-exports.
+"""
+
+__all__ = ["kafka", "mongo", "redis"]

@@ -94,14 +94,14 @@ def matches(event_type: str, event: Event) -> bool:
     return event_type == ANY_TYPE or event.type == event_type
 
 
-def decode_stored(raw: bytes | str) -> Event:
+def decode_bus_event(raw: bytes | str) -> Event:
     """Decode an event read off the bus; raises InvalidInput when it is not a stored event."""
     event = decode(raw)
     require_stored(event)
     return event
 
 
-DeadLetter = Callable[[str, int], Awaitable[None]]
+DeadLetterSink = Callable[[str, int], Awaitable[None]]
 """Writes the event being delivered to the dead-letter place with (reason, attempts)."""
 
 
@@ -110,7 +110,7 @@ async def deliver(
     event: Event,
     *,
     policy: RetryPolicy,
-    dead_letter: DeadLetter,
+    dead_letter: DeadLetterSink,
     where: str,
     done_attempts: int = 0,
 ) -> None:
@@ -144,7 +144,7 @@ async def deliver(
 
 
 async def dead_letter_until_done(
-    dead_letter: DeadLetter, reason: str, attempts: int, policy: RetryPolicy, where: str, what: str
+    dead_letter: DeadLetterSink, reason: str, attempts: int, policy: RetryPolicy, where: str, what: str
 ) -> None:
     """Dead-letter, retrying while the server is down: dropping the event is never an option."""
     log.error("%s: dead-lettering %s after %d attempts: %s", where, what, attempts, reason)

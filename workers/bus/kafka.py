@@ -46,7 +46,7 @@ from workers.bus.common import (
     check_durable,
     check_event_type,
     dead_letter_until_done,
-    decode_stored,
+    decode_bus_event,
     deliver,
     matches,
     require_stored,
@@ -269,7 +269,7 @@ class _Reader:
             return  # not ours: skip without decoding
         dead_letter = partial(self._dead_letter, record)
         try:
-            event = decode_stored(record.value)
+            event = decode_bus_event(record.value)
         except InvalidInput as e:
             reason = f"not a stored event envelope: {e}"
             what = f"{record.topic}/{record.partition}/{record.offset}"

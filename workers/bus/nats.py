@@ -48,7 +48,7 @@ from workers.bus.common import (
     check_durable,
     check_event_type,
     dead_letter_until_done,
-    decode_stored,
+    decode_bus_event,
     matches,
     require_stored,
 )
@@ -301,7 +301,7 @@ class _Reader:
         attempt = msg.metadata.num_delivered
         log.debug("%s: message %s, delivery %d", self.where, msg.metadata.sequence.stream, attempt)
         try:
-            event = decode_stored(msg.data)
+            event = decode_bus_event(msg.data)
         except InvalidInput as e:
             await self.dead_letter(msg, f"not a stored event envelope: {e}", attempt)
             return

@@ -54,7 +54,7 @@ from workers.bus.common import (
     check_durable,
     check_event_type,
     dead_letter_until_done,
-    decode_stored,
+    decode_bus_event,
     deliver,
     matches,
     require_stored,
@@ -287,7 +287,7 @@ class _Reader:
     async def handle(self, entry_id: bytes, fields: dict[bytes, bytes], done: int) -> None:
         dead_letter = partial(self._dead_letter, entry_id, fields)
         try:
-            event = decode_stored(fields.get(b"event", b""))
+            event = decode_bus_event(fields.get(b"event", b""))
         except InvalidInput as e:
             reason = f"not a stored event envelope: {e}"
             await dead_letter_until_done(

@@ -126,9 +126,9 @@ async def run_worker(settings: Settings, args: Any) -> int:
         return 2
     if args.projection:  # an unknown name fails before any connection
         projection_named(load_domains(settings.domains), args.projection)
-    runtime = await Runtime.start(settings)
-    suffix = f"projection-{args.projection}" if args.role == "projection" else args.role
     roles = ROLES if args.role == "all" else (args.role,)
+    runtime = await Runtime.start(settings, roles=roles)
+    suffix = f"projection-{args.projection}" if args.role == "projection" else args.role
     projections = (args.projection,) if args.role == "projection" else ()
     return await serve(
         runtime, roles, app_id=f"{settings.group_id}-{suffix}", projections=projections
@@ -154,7 +154,7 @@ async def run_projections(settings: Settings, args: Any) -> int:
 async def run_replay(settings: Settings, args: Any) -> int:
     import orjson
 
-    runtime = await Runtime.start(settings)
+    runtime = await Runtime.start(settings, roles=())  # read-only: no producer, no Redis
     try:
         domain = runtime.domains.get(args.aggregate_type)
         events = await runtime.events.read(

@@ -9,27 +9,18 @@ then produces it to events.stored. Every failure raises; see ``SyncCommands.appe
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from snapshot_rules.domain import Domain, Mode
-from topics.envelope import Event, Metadata
+from topics.envelope import Metadata
 from workers.cqrs.aggregate import AggregateRoot
 from workers.cqrs.commands import AppendEvent
 from workers.cqrs.dispatcher import Dispatcher
 from workers.cqrs.handlers import AggregateHandler, Publisher
 from workers.cqrs.repository import Repository
 from workers.metrics import Metrics
+from workers.ports import SyncResult
 from workers.roles.outbox import Outbox
-
-
-@dataclass(frozen=True, slots=True)
-class SyncResult:
-    """The stored event (with its version) and whether Kafka acknowledged it yet."""
-
-    event: Event
-    # False: stored, but Kafka did not acknowledge; the outbox relay will publish it.
-    published: bool
 
 
 class SyncCommands:

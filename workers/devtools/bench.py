@@ -8,7 +8,6 @@ SecantusDB (a test surrogate for mongod) mean little alone.
 from __future__ import annotations
 
 import asyncio
-import socket
 import statistics
 import sys
 import time
@@ -25,6 +24,7 @@ from topics.envelope import encode, kafka_headers, new_event
 from workers.adapters.kafka import ensure_topics, fleet_catalog
 from workers.adapters.mongo import MongoEventStore, connect, database, event_to_document
 from workers.devtools.dev import dev_settings, embedded_stack
+from workers.devtools.embedded import free_port
 from workers.roles.commands import CommandRequest
 from workers.runtime.compose import Runtime
 from workers.runtime.faust_app import FleetApp
@@ -79,7 +79,7 @@ async def concurrently(
 
 
 async def bench(settings: Settings, *, path: str, events: int) -> int:
-    settings = dev_settings(settings, port=_free_port()).with_defaults(
+    settings = dev_settings(settings, port=free_port()).with_defaults(
         topic_prefix=f"bench-{uuid.uuid4().hex[:6]}.",
         mongo_database=f"bench_{uuid.uuid4().hex[:6]}",
     )
@@ -287,9 +287,3 @@ async def _wait(condition: Callable[[], bool], *, timeout_s: float) -> float:
             raise TimeoutError("the benchmark did not finish in time")
         await asyncio.sleep(0.002)
     return time.perf_counter()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

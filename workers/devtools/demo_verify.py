@@ -5,15 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
 from topics.envelope import decode
-
-if TYPE_CHECKING:
-    from workers.devtools.demo import DemoClient, Tally
-    from workers.runtime.fleet import Fleet
+from workers.devtools.demo_client import DemoClient, Tally
+from workers.runtime.fleet import Fleet
 
 Aggregate = tuple[str, str]
 CATCH_UP_S = 60.0

@@ -1,1 +1,6 @@
-"""Role logic: plain async code over the ports (no Faust, no driver), one module per role."""
+"""Role logic: plain async code over the ports (no Faust, no driver), one module per role.
+
+Public API: the modules in ``__all__``; the runtime composes them, tests drive them alone.
+"""
+
+__all__ = ["appender", "commands", "deadletter", "forwarder", "outbox", "projections", "retry", "snapshotter", "state"]

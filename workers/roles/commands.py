@@ -36,9 +36,16 @@ from topics.errors import (
     UnknownAggregateType,
     UnknownEventType,
 )
-from workers.cqrs.sync import SyncCommands
 from workers.metrics import Metrics
-from workers.ports import CommandMemory, EventStore, Marker, MarkRequest, Outgoing, Producer
+from workers.ports import (
+    CommandMemory,
+    EventStore,
+    Marker,
+    MarkRequest,
+    Outgoing,
+    Producer,
+    SyncAppender,
+)
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +152,7 @@ class CommandService:
         producer: Producer,
         events_topic: str,
         metrics: Metrics,
-        sync: SyncCommands | None = None,
+        sync: SyncAppender | None = None,
         answer_wait_s: float = 10.0,
     ) -> None:
         self._domains = domains

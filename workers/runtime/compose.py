@@ -7,15 +7,16 @@ import importlib
 import logging
 import time
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
 from snapshot_rules.domain import Domains
 from topics.catalog import TopicNames
-from topics.errors import ConfigError, Unavailable
+from topics.errors import ConfigError, EventfleetError, Unavailable
 from workers.adapters.kafka import KafkaProducer
 from workers.adapters.mongo import (
     Document,
@@ -69,50 +70,108 @@ async def store_id(db: Any) -> str:
     return str(doc["uuid"]) if doc else "store"
 
 
+class RoleNotRunning(EventfleetError):
+    """A process asked for a role it was not built to run (a wiring bug)."""
+
+
 @dataclass
 class Runtime:
-    """Everything a role needs, bound to one event loop."""
+    """Everything the roles of one process need, bound to one event loop.
+
+    Only what ``roles`` need is built: a read-only command (``roles=()``) starts no Kafka
+    producer and connects to no Redis; a process running only the appender builds no
+    command service. Asking for a part this process did not build raises RoleNotRunning.
+    """
 
     settings: Settings
     domains: Domains
     metrics: Metrics
     names: TopicNames
+    roles: frozenset[str]
     mongo: AsyncMongoClient[Document]
-    redis: Redis
-    producer: KafkaProducer
     events: MongoEventStore
     snapshots: MongoSnapshotStore
     loader: StateLoader
-    marker: RedisMarker
-    outbox: Outbox
-    sync: SyncCommands
-    commands: CommandService
-    appender: Appender
-    snapshotter: Snapshotter
-    forwarder: Forwarder
-    dead_letters: dict[str, DeadLetters]
+    parts: dict[str, Any] = field(default_factory=dict)
     _health: dict[str, tuple[float, bool]] = field(default_factory=dict)
 
     @classmethod
     async def start(
-        cls, settings: Settings, *, domains: Domains | None = None, metrics: Metrics | None = None
+        cls,
+        settings: Settings,
+        *,
+        roles: Collection[str] = ROLES,
+        domains: Domains | None = None,
+        metrics: Metrics | None = None,
     ) -> Runtime:
         domains = domains or load_domains(settings.domains)
         metrics = metrics or create_metrics()
-        names = TopicNames(settings.topic_prefix)
         mongo = connect(settings.mongo_url, timeout_ms=settings.mongo_timeout_ms)
         db = database(mongo, settings.mongo_database)
         events = MongoEventStore(db)
         snapshots = MongoSnapshotStore(db)
-        await events.ensure_indexes()
+        loader = StateLoader(events, snapshots, metrics, tail_threshold=settings.snapshot_tail)
+        runtime = cls(
+            settings=settings,
+            domains=domains,
+            metrics=metrics,
+            names=TopicNames(settings.topic_prefix),
+            roles=frozenset(roles),
+            mongo=mongo,
+            events=events,
+            snapshots=snapshots,
+            loader=loader,
+        )
+        try:
+            await events.ensure_indexes()
+            if runtime.roles:
+                await runtime._build_roles(db)
+        except BaseException:
+            await runtime.stop()
+            raise
+        return runtime
+
+    async def _build_roles(self, db: Any) -> None:
+        settings, metrics, names = self.settings, self.metrics, self.names
+        producer = KafkaProducer(settings, client_id=f"{settings.group_id}-producer")
+        self.parts["producer"] = producer
+        await producer.start()
+        self.parts["dead_letters"] = {
+            role: DeadLetters(producer, topic=names.dlq, role=role, metrics=metrics)
+            for role in sorted(self.roles)
+        }
+        if "commands" in self.roles:
+            await self._build_commands(db, producer)
+        if "appender" in self.roles:
+            self.parts["appender"] = Appender(
+                store=self.events,
+                producer=producer,
+                dead_letters=self.dead_letters["appender"],
+                domains=self.domains,
+                stored_topic=names.stored,
+                metrics=metrics,
+                max_event_bytes=settings.max_event_bytes,
+            )
+        if "snapshotter" in self.roles:
+            self.parts["snapshotter"] = Snapshotter(
+                loader=self.loader,
+                domains=self.domains,
+                metrics=metrics,
+                concurrency=settings.snapshot_concurrency,
+            )
+        if "forwarder" in self.roles:
+            self.parts["forwarder"] = Forwarder(
+                producer=producer, domains=self.domains, names=names, metrics=metrics
+            )
+
+    async def _build_commands(self, db: Any, producer: KafkaProducer) -> None:
+        settings, metrics = self.settings, self.metrics
         redis = Redis.from_url(
             settings.redis_url,
             socket_timeout=settings.redis_timeout_ms / 1000,
             socket_connect_timeout=settings.redis_timeout_ms / 1000,
         )
-        producer = KafkaProducer(settings, client_id=f"{settings.group_id}-producer")
-        await producer.start()
-        loader = StateLoader(events, snapshots, metrics, tail_threshold=settings.snapshot_tail)
+        self.parts["redis"] = redis
         marker = RedisMarker(
             redis,
             metrics,
@@ -121,67 +180,80 @@ class Runtime:
             command_ttl_s=settings.command_ttl_s,
             timeout_ms=settings.redis_timeout_ms,
         )
-        outbox = Outbox(
-            events, producer, topic=names.stored, metrics=metrics, mode="sync"
-        )
-        sync = SyncCommands(repository=Repository(loader), outbox=outbox, metrics=metrics)
-        dead_letters = {
-            role: DeadLetters(producer, topic=names.dlq, role=role, metrics=metrics)
-            for role in ("appender", "snapshotter", "forwarder", "commands", "projection")
-        }
-        return cls(
-            settings=settings,
-            domains=domains,
-            metrics=metrics,
-            names=names,
-            mongo=mongo,
-            redis=redis,
-            producer=producer,
-            events=events,
-            snapshots=snapshots,
-            loader=loader,
+        outbox = Outbox(self.events, producer, topic=self.names.stored, metrics=metrics, mode="sync")
+        sync = SyncCommands(repository=Repository(self.loader), outbox=outbox, metrics=metrics)
+        self.parts |= {"marker": marker, "outbox": outbox, "sync": sync}
+        self.parts["commands"] = CommandService(
+            domains=self.domains,
             marker=marker,
-            outbox=outbox,
+            memory=marker,
+            store=self.events,
+            producer=producer,
+            events_topic=self.names.events,
+            metrics=metrics,
             sync=sync,
-            commands=CommandService(
-                domains=domains,
-                marker=marker,
-                memory=marker,
-                store=events,
-                producer=producer,
-                events_topic=names.events,
-                metrics=metrics,
-                sync=sync,
-                answer_wait_s=settings.kafka_timeout_ms / 1000 * 2,
-            ),
-            appender=Appender(
-                store=events,
-                producer=producer,
-                dead_letters=dead_letters["appender"],
-                domains=domains,
-                stored_topic=names.stored,
-                metrics=metrics,
-                max_event_bytes=settings.max_event_bytes,
-            ),
-            snapshotter=Snapshotter(
-                loader=loader,
-                domains=domains,
-                metrics=metrics,
-                concurrency=settings.snapshot_concurrency,
-            ),
-            forwarder=Forwarder(producer=producer, domains=domains, names=names, metrics=metrics),
-            dead_letters=dead_letters,
+            answer_wait_s=settings.kafka_timeout_ms / 1000 * 2,
         )
 
-    async def stop(self) -> None:
-        await self.snapshotter.drain()
-        await self.loader.drain()
-        await self.sync.drain()
-        await self.producer.stop()
+    def _part(self, name: str, role: str) -> Any:
         try:
-            await asyncio.wait_for(self.redis.aclose(), 2)
-        except (TimeoutError, OSError) as e:
-            log.warning("redis close: %r", e)
+            return self.parts[name]
+        except KeyError:
+            raise RoleNotRunning(
+                f"this process was built for roles {sorted(self.roles) or 'none'}; "
+                f"{name} belongs to the {role} role."
+            ) from None
+
+    @property
+    def producer(self) -> KafkaProducer:
+        return cast(KafkaProducer, self._part("producer", "any consuming"))
+
+    @property
+    def dead_letters(self) -> dict[str, DeadLetters]:
+        return cast(dict[str, DeadLetters], self._part("dead_letters", "any consuming"))
+
+    @property
+    def marker(self) -> RedisMarker:
+        return cast(RedisMarker, self._part("marker", "commands"))
+
+    @property
+    def outbox(self) -> Outbox:
+        return cast(Outbox, self._part("outbox", "commands"))
+
+    @property
+    def sync(self) -> SyncCommands:
+        return cast(SyncCommands, self._part("sync", "commands"))
+
+    @property
+    def commands(self) -> CommandService:
+        return cast(CommandService, self._part("commands", "commands"))
+
+    @property
+    def appender(self) -> Appender:
+        return cast(Appender, self._part("appender", "appender"))
+
+    @property
+    def snapshotter(self) -> Snapshotter:
+        return cast(Snapshotter, self._part("snapshotter", "snapshotter"))
+
+    @property
+    def forwarder(self) -> Forwarder:
+        return cast(Forwarder, self._part("forwarder", "forwarder"))
+
+    async def stop(self) -> None:
+        """Drain background work, then close every client this process opened."""
+        if "snapshotter" in self.parts:
+            await self.snapshotter.drain()
+        await self.loader.drain()
+        if "sync" in self.parts:
+            await self.sync.drain()
+        if "producer" in self.parts:
+            await self.producer.stop()
+        if "redis" in self.parts:
+            try:
+                await asyncio.wait_for(self.parts["redis"].aclose(), 2)
+            except (TimeoutError, OSError) as e:
+                log.warning("redis close: %r", e)
         await self.mongo.close()
 
     async def healthy(self, service: str) -> bool:
@@ -200,8 +272,8 @@ class Runtime:
                     self.mongo.admin.command("ping"), self.settings.mongo_timeout_ms / 1000
                 )
                 return True
-            if service == "marker":
-                return await self.marker.ping()
+            if service == "marker" and "marker" in self.parts:
+                return bool(await self.marker.ping())
         except (Unavailable, TimeoutError, Exception) as e:
             log.info("%s not reachable: %r", service, e)
             return False

@@ -18,7 +18,7 @@ from workers.storage.mappers import derived_events
 log = logging.getLogger(__name__)
 
 
-class Publisher:
+class ChangePublisher:
     """Publishes one stored change event: to events.stored, then it and its domain events to the bus."""
 
     def __init__(self, *, outbox: Outbox | None, bus: EventBus | None) -> None:

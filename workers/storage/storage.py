@@ -22,14 +22,13 @@ from workers.adapters.mongo import MongoEventStore, document_to_event, translate
 from workers.metrics import Metrics
 from workers.ports import EventBus
 from workers.roles.outbox import Outbox
-from workers.runtime.settings import Settings
 from workers.storage import documents as docs
 from workers.storage.cache import CacheStats, ChangeWatcher, DocumentCache
 from workers.storage.changes import plan_change
 from workers.storage.diff import Json, merge_diff
 from workers.storage.documents import PENDING_EVENT, Document
 from workers.storage.mappers import EventMapper, EventTypes, default_prefix
-from workers.storage.publish import Publisher
+from workers.storage.publish import ChangePublisher
 from workers.storage.writers import (
     FaultHook,
     IntentWriter,
@@ -46,7 +45,8 @@ Edit = Callable[[Document], Document | Awaitable[Document]]
 """Gets a copy of the current document and returns the new one (it may change and return it)."""
 T = TypeVar("T")
 _Decide = Callable[[Document | None], Awaitable[tuple[PlannedChange | None, T]]]
-DEFAULT_MAX_EVENT_BYTES = Settings().max_event_bytes
+DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
+"""The fleet's default ``EVENTFLEET_MAX_EVENT_BYTES`` (a test keeps the two equal)."""
 _BACKOFF_BASE_S = 0.002
 _BACKOFF_CAP_S = 0.05
 
@@ -88,7 +88,7 @@ class EventSourcedStorage:
         self._db = database
         self._docs = database[collection_name]
         self._events = MongoEventStore(database)
-        self._publisher = Publisher(outbox=outbox, bus=bus)
+        self._publisher = ChangePublisher(outbox=outbox, bus=bus)
         self._mapper = mapper
         self._counters: dict[str, Counter] = {}
         self._metrics = metrics

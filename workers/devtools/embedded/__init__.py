@@ -16,6 +16,7 @@ from workers.devtools.embedded.common import (
     PortInUse,
     StackStartError,
 )
+from workers.devtools.embedded.probes import free_port
 from workers.devtools.embedded.process import ServiceProcess
 from workers.devtools.embedded.stack import EmbeddedStack, StackUrls
 
@@ -28,4 +29,5 @@ __all__ = [
     "ServiceProcess",
     "StackStartError",
     "StackUrls",
+    "free_port",
 ]
