@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from topics.envelope import Event
+from topics.errors import ReplayFailed
 
 View = dict[str, Any]
 Apply = Callable[[View | None, Event], View]
@@ -73,7 +74,13 @@ def advance(projection: Projection, doc: ViewDoc | None, events: Iterable[Event]
             continue
         if event.version != version + 1:
             return Advanced(current if applied else None, applied, skipped, gap=True)
-        view = projection.apply(current.view if current else None, event)
+        try:
+            view = projection.apply(current.view if current else None, event)
+        except Exception as e:  # a domain's code, any error: this view cannot be folded
+            raise ReplayFailed(
+                f"{event.aggregate_type} {event.aggregate_id}: projection {projection.name} "
+                f"raised {e!r} on {event.type} at version {event.version}."
+            ) from e
         generation = current.generation if current else LIVE
         current = ViewDoc(event.aggregate_type, event.aggregate_id, event.version, view, generation)
         applied += 1

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from topics.envelope import Event
-from topics.errors import EventfleetError
+from topics.errors import EventfleetError, ReplayFailed
 
 State = dict[str, Any]
 Reducer = Callable[[State | None, Event], State]
@@ -34,7 +34,8 @@ def replay(
     """Fold ``events`` (ordered, contiguous versions after ``start.version``) into state.
 
     The reducer must be pure: same state and event, same result. A gap or a repeated
-    version raises ReplayGap rather than folding a wrong state.
+    version raises ReplayGap rather than folding a wrong state; a reducer that raises is
+    ReplayFailed, naming the event it failed on.
     """
     state, version = start.state, start.version
     for event in events:
@@ -43,6 +44,12 @@ def replay(
                 f"{event.aggregate_type} {event.aggregate_id}: expected version {version + 1} "
                 f"after {version} but got {event.version}; the event history has a gap."
             )
-        state = reducer(state, event)
+        try:
+            state = reducer(state, event)
+        except Exception as e:  # a domain's code, any error: the history cannot be folded
+            raise ReplayFailed(
+                f"{event.aggregate_type} {event.aggregate_id}: the reducer raised {e!r} on "
+                f"{event.type} at version {event.version}; the domain cannot fold this history."
+            ) from e
         version = event.version
     return Folded(state, version)

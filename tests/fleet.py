@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,7 @@ class FleetProcess:
         return self.env["EVENTFLEET_TOPIC_PREFIX"]
 
     async def start(self, *, timeout_s: float = 60) -> FleetProcess:
+        _STARTED.append(self)
         log = self.log_path.open("ab")
         self.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "workers.cli", "worker", "--role", self.roles,
@@ -104,7 +106,8 @@ class FleetProcess:
 
     def kill(self) -> None:
         if self.process is not None and self.process.returncode is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):  # the group is gone already
+                os.killpg(self.process.pid, signal.SIGKILL)
 
     async def killed(self) -> None:
         self.kill()
@@ -165,6 +168,17 @@ async def read_topic(
     finally:
         await consumer.stop()
     return records
+
+
+_STARTED: list[FleetProcess] = []
+"""Every fleet process a test started: none may outlive the session, whatever failed."""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_fleet_outlives_the_session() -> Iterator[None]:
+    yield
+    for process in _STARTED:
+        process.kill()
 
 
 @pytest.fixture(scope="session")

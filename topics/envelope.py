@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Mapping
@@ -11,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from topics.errors import InvalidEnvelope
+from topics.errors import InvalidEnvelope, ValueOutOfRange
 
 # \Z, not $: "$" also matches before a trailing newline, so "o-1\n" would pass.
 AGGREGATE_TYPE_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}\Z")
@@ -23,6 +24,12 @@ _METADATA_FIELDS = ("client_id", "command_id", "correlation_id", "causation_id")
 _EVENT_FIELDS = frozenset(
     ("id", "aggregate_type", "aggregate_id", "type", "version", "data", "metadata", "occurred_at")
 )
+_OPTIONAL_FIELDS = frozenset(("after",))
+
+NEW_AGGREGATE = "-"
+"""``Event.after`` of an event validated as the first of its aggregate."""
+_COMMAND_IDS = uuid.UUID("6f0c3c52-5c1e-4a8a-9d0e-2f2d8b9c1a10")
+"""Namespace of event ids derived from command ids (name-based UUIDs, RFC 4122 version 5)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +57,10 @@ class Event:
     version: int | None = None
     metadata: Metadata = field(default_factory=Metadata)
     occurred_at: datetime = field(default_factory=lambda: utc_now())
+    after: str | None = None
+    """The id of the event this one was validated after (``NEW_AGGREGATE``: validated as the
+    first), or None when no validator vouched for it. The appender uses it to store events in
+    the order they were validated."""
 
     @property
     def key(self) -> bytes:
@@ -69,7 +80,13 @@ class Event:
             "data": self.data,
             "metadata": self.metadata.as_dict(),
             "occurred_at": self.occurred_at,
+            "after": self.after,
         }
+
+
+def derived_event_id(aggregate_type: str, aggregate_id: str, command_id: str) -> str:
+    """The event id of a command: the same for every retry, so the store keeps one copy."""
+    return str(uuid.uuid5(_COMMAND_IDS, f"{aggregate_type}\x00{aggregate_id}\x00{command_id}"))
 
 
 def new_event(
@@ -81,10 +98,13 @@ def new_event(
     metadata: Metadata | None = None,
     version: int | None = None,
     occurred_at: datetime | None = None,
+    id: str | None = None,
+    after: str | None = None,
 ) -> Event:
-    """Build a validated event with a fresh id; raises InvalidEnvelope naming the field."""
+    """Build a validated event (a fresh id unless given); raises InvalidEnvelope naming the field."""
     event = Event(
-        id=str(uuid.uuid4()),
+        id=id or str(uuid.uuid4()),
+        after=after,
         aggregate_type=aggregate_type,
         aggregate_id=aggregate_id,
         type=type,
@@ -120,10 +140,40 @@ def encode(event: Event) -> bytes:
     return orjson.dumps(event.as_dict(), option=orjson.OPT_UTC_Z)
 
 
+def loads(raw: bytes | str) -> Any:
+    """Parse JSON with orjson, except that integers beyond 64 bits stay exact integers.
+
+    orjson turns them into floats (18446744073709551617 becomes 1.8446744073709552e+19), so
+    the range check would never see them; the rare document holding such a float is parsed
+    again, exactly, by the standard library. Raises ValueError (orjson.JSONDecodeError).
+    """
+    obj = orjson.loads(raw)
+    if _has_huge_float(obj):
+        try:
+            obj = json.loads(raw, parse_constant=_no_constant)
+        except RecursionError as e:
+            raise orjson.JSONDecodeError("nested too deeply", "", 0) from e
+    return obj
+
+
+def _has_huge_float(value: Any) -> bool:
+    if isinstance(value, float):
+        return abs(value) >= 2**63 and value.is_integer()
+    if isinstance(value, dict):
+        return any(_has_huge_float(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_has_huge_float(item) for item in value)
+    return False
+
+
+def _no_constant(name: str) -> Any:
+    raise orjson.JSONDecodeError(f"{name} is not a JSON number", name, 0)
+
+
 def decode(raw: bytes | str) -> Event:
     """Strictly decode one envelope; every problem names the field it is in."""
     try:
-        obj = orjson.loads(raw)
+        obj = loads(raw)
     except orjson.JSONDecodeError as e:
         raise InvalidEnvelope("envelope", f"not valid JSON ({e})") from e
     return from_dict(obj)
@@ -135,7 +185,7 @@ def from_dict(obj: Any) -> Event:
     missing = _EVENT_FIELDS - obj.keys()
     if missing:
         raise InvalidEnvelope(sorted(missing)[0], "required field is missing")
-    unknown = obj.keys() - _EVENT_FIELDS
+    unknown = obj.keys() - _EVENT_FIELDS - _OPTIONAL_FIELDS
     if unknown:
         raise InvalidEnvelope(sorted(unknown)[0], "unknown field")
     return Event(
@@ -147,6 +197,7 @@ def from_dict(obj: Any) -> Event:
         data=validate_data(obj["data"], "data"),
         metadata=_metadata(obj["metadata"]),
         occurred_at=parse_utc(obj["occurred_at"], "occurred_at"),
+        after=_after(obj.get("after")),
     )
 
 
@@ -179,7 +230,7 @@ def _check_json(value: Any, path: str, depth: int) -> None:
             raise InvalidEnvelope(path, "NaN and infinity are not JSON numbers")
     elif isinstance(value, int) and not isinstance(value, bool):
         if not -(2**63) <= value < 2**63:
-            raise InvalidEnvelope(path, "integer does not fit in 64 bits")
+            raise ValueOutOfRange(path, f"{value} does not fit in 64 bits (a signed 64-bit integer)")
     elif value is not None and not isinstance(value, str | bool):
         raise InvalidEnvelope(path, f"{_kind(value)} is not a JSON value")
 
@@ -202,13 +253,13 @@ def parse_utc(value: Any, field_name: str) -> datetime:
     return moment.astimezone(UTC)
 
 
-def _uuid(value: Any) -> str:
+def _uuid(value: Any, field_name: str = "id") -> str:
     if not isinstance(value, str):
-        raise InvalidEnvelope("id", f"expected a UUID string, got {_kind(value)}")
+        raise InvalidEnvelope(field_name, f"expected a UUID string, got {_kind(value)}")
     try:
         return str(uuid.UUID(value))
     except ValueError as e:
-        raise InvalidEnvelope("id", f"{value!r} is not a UUID") from e
+        raise InvalidEnvelope(field_name, f"{value!r} is not a UUID") from e
 
 
 def _matching(value: Any, field_name: str, pattern: re.Pattern[str]) -> str:
@@ -217,6 +268,12 @@ def _matching(value: Any, field_name: str, pattern: re.Pattern[str]) -> str:
     if not pattern.match(value):
         raise InvalidEnvelope(field_name, f"{value!r} does not match {pattern.pattern}")
     return value
+
+
+def _after(value: Any) -> str | None:
+    if value is None or value == NEW_AGGREGATE:
+        return value  # type: ignore[no-any-return]
+    return _uuid(value, "after")
 
 
 def _version(value: Any) -> int | None:

@@ -40,6 +40,10 @@ class InvalidEventData(InvalidInput):
     """The event's data does not satisfy its event type's schema."""
 
 
+class ValueOutOfRange(InvalidEnvelope):
+    """A number in the data does not fit a 64-bit integer (the store's and JSON peers' limit)."""
+
+
 class TransitionRejected(EventfleetError):
     """The requested event may not follow the aggregate's current one."""
 
@@ -75,9 +79,33 @@ class MarkerUnavailable(Unavailable):
 
 
 class StreamUnavailable(Unavailable):
-    """Kafka did not acknowledge in time."""
+    """Kafka did not acknowledge in time; nothing was handed to it, or what was is lost."""
 
     service = "stream"
+
+
+class OutcomeUnknown(Unavailable):
+    """A write was sent but no answer came: it may or may not take effect.
+
+    Retrying with the same ids is safe (the store deduplicates by event id); answering
+    "nothing was written" would not be true.
+    """
+
+
+class StreamOutcomeUnknown(StreamUnavailable, OutcomeUnknown):
+    """A record was sent to Kafka but not acknowledged in time: it may still be appended."""
+
+
+class StoreOutcomeUnknown(StoreUnavailable, OutcomeUnknown):
+    """A write was sent to MongoDB but not answered in time: it may have been applied."""
+
+
+class Unstorable(EventfleetError):
+    """A value does not fit where it goes (a BSON int64, a 16 MB document): no retry helps."""
+
+
+class ReplayFailed(EventfleetError):
+    """A domain's reducer or projection raised while folding one aggregate's history."""
 
 
 class NotFound(EventfleetError):

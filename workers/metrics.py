@@ -27,6 +27,12 @@ class Metrics:
     append_batch_size: Histogram
     append_latency: Histogram
     duplicates_dropped: Counter
+    append_waits: Counter
+    append_wait: Histogram
+    store_rejections: Counter
+    aggregates_parked: Counter
+    audited: Counter
+    audit_findings: Counter
     dead_lettered: Counter
     snapshots_written: Counter
     replay_length: Histogram
@@ -86,6 +92,44 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
         duplicates_dropped=Counter(
             "eventfleet_duplicates_dropped_total",
             "Redelivered events found already stored and not written again.",
+            registry=registry,
+        ),
+        append_waits=Counter(
+            "eventfleet_append_waits_total",
+            "Events that waited for the event they were validated after, by outcome "
+            "(arrived: stored in validated order; expired: judged without it).",
+            ["outcome"],
+            registry=registry,
+        ),
+        append_wait=Histogram(
+            "eventfleet_append_wait_seconds",
+            "How long an event waited for its predecessor before it was judged.",
+            buckets=LATENCY_BUCKETS_S,
+            registry=registry,
+        ),
+        store_rejections=Counter(
+            "eventfleet_store_rejections_total",
+            "Accepted events the store refused (the store is the judge), by aggregate type "
+            "and reason (transition_rejected_at_store, invalid_data).",
+            ["aggregate_type", "reason"],
+            registry=registry,
+        ),
+        aggregates_parked=Counter(
+            "eventfleet_aggregates_parked_total",
+            "Aggregates a role stopped working on because their state cannot be folded or "
+            "stored (the rest of the partition moves on), by role and reason.",
+            ["role", "reason"],
+            registry=registry,
+        ),
+        audited=Counter(
+            "eventfleet_audited_aggregates_total",
+            "Aggregates the in-fleet auditor replayed and compared with their snapshot and views.",
+            registry=registry,
+        ),
+        audit_findings=Counter(
+            "eventfleet_audit_findings_total",
+            "Disagreements the auditor found (invalid_history, gap, snapshot_mismatch, ...).",
+            ["kind"],
             registry=registry,
         ),
         dead_lettered=Counter(

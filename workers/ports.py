@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from snapshot_rules.domain import Domain
 from snapshot_rules.projection import LIVE, ViewDoc
-from topics.envelope import Event, Metadata, encode, kafka_headers
+from topics.envelope import NEW_AGGREGATE, Event, Metadata, encode, kafka_headers
 from topics.errors import ConcurrencyConflict
 
 AggregateRef = tuple[str, str]
@@ -23,9 +23,12 @@ AggregateRef = tuple[str, str]
 
 __all__ = [
     "LIVE",
+    "NEW_AGGREGATE",
+    "UNKNOWN",
     "AggregateRef",
     "AppendConflict",
     "CommandMemory",
+    "CommandRecord",
     "Delivery",
     "EventBus",
     "EventStore",
@@ -38,6 +41,8 @@ __all__ = [
     "PendingEvents",
     "Producer",
     "Record",
+    "Rejection",
+    "Rejections",
     "Snapshot",
     "SnapshotStore",
     "Subscription",
@@ -159,6 +164,10 @@ class EventStore(Protocol):
         """The newest stored event of the aggregate, or None."""
         ...
 
+    async def heads(self, aggregates: Sequence[AggregateRef]) -> dict[AggregateRef, Head]:
+        """The newest stored event of each aggregate (version, id, type); absent if none."""
+        ...
+
     async def find(self, ids: Sequence[str]) -> dict[str, Event]:
         """The stored events among ``ids``, by id."""
         ...
@@ -181,6 +190,10 @@ class PendingEvents(Protocol):
 
     async def pending(self, *, older_than: datetime, limit: int) -> list[Event]:
         """Flagged events that occurred before ``older_than``, by aggregate then version."""
+        ...
+
+    async def pending_before(self, aggregate: AggregateRef, version: int) -> list[Event]:
+        """Flagged events of one aggregate below ``version``, in version order."""
         ...
 
     async def clear_pending(self, ids: Sequence[str]) -> None:
@@ -268,66 +281,150 @@ class Producer(Protocol):
         ...
 
 
-# --- Redis ----------------------------------------------------------------------------------
+# --- Redis: the marker and the command memory -----------------------------------------------
+
+UNKNOWN = "?"
+"""``MarkRequest.fallback``: the store was not asked; a missing mark answers ``missing``."""
 
 
 @dataclass(frozen=True, slots=True)
 class MarkRequest:
-    """One check-and-mark: may ``event_type`` follow the marked type, given ``allowed``?"""
+    """One check-and-mark: may ``event_type`` follow the marked type, given ``allowed``?
+
+    ``fallback`` is used when the aggregate has no mark: ``UNKNOWN`` (answer ``missing``,
+    the caller then reads the store), ``NEW_AGGREGATE`` (the store holds no event), or the
+    store's head as ``<type>|<event id>``.
+    """
 
     aggregate_key: str
     event_type: str
     event_id: str
     allowed: Sequence[str]
-    command_id: str | None = None
-    fallback: str = "?"  # the last stored event type, "-" (no events), or "?" (not looked up)
-
-    @property
-    def mark(self) -> str:
-        return f"{self.event_type}|{self.event_id}"
+    fallback: str = UNKNOWN
 
 
 @dataclass(frozen=True, slots=True)
 class MarkResult:
-    """``status``: marked, rejected, missing (look in the store) or duplicate (command seen)."""
+    """What the marker did.
+
+    ``status``: ``marked`` (this event is now the mark), ``mine`` (the mark already names this
+    event: a retry of it), ``rejected`` (``current`` may not be followed by the event type) or
+    ``missing`` (no mark and no fallback: read the store and ask again). ``after`` is the id
+    of the event it was validated after (``NEW_AGGREGATE`` for the first event); ``current``
+    is the type it was checked against (None: a new aggregate). ``previous`` is the mark
+    value that was replaced, for ``restore``.
+    """
 
     status: str
-    value: str  # marked: previous mark ('' if none); rejected: current type; duplicate: answer
+    after: str = ""
+    current: str | None = None
+    previous: str = ""
 
 
 class Marker(Protocol):
-    """The fast early answer: an aggregate's marked latest event type, checked and set atomically.
+    """The fast early answer: an aggregate's marked latest event, checked and set atomically.
 
-    Of two concurrent conflicting requests on one key exactly one is marked. The marker is a
-    cache: a missing mark means "look in the store". Raises MarkerUnavailable.
+    Of two concurrent conflicting requests on one key exactly one is marked. A new mark is
+    tentative: it expires after a short bound unless ``confirm`` makes it durable, so a mark
+    whose request never reached Kafka (a timeout, a crash) cannot outlive it by long. The
+    marker is a cache; the store is the judge. Every call raises MarkerUnavailable when
+    Redis does not answer (the call may still have been applied).
     """
 
     async def check_and_mark(self, request: MarkRequest) -> MarkResult: ...
 
-    async def restore(self, request: MarkRequest, previous: str) -> None:
-        """Undo our mark (only if it is still ours) and forget the pending command."""
+    async def confirm(self, request: MarkRequest, after: str) -> None:
+        """The event reached Kafka: keep its mark for the full TTL (if it is still the mark).
+
+        May return before Redis applied it: a lost confirm only lets the mark expire early.
+        """
+        ...
+
+    async def restore(self, request: MarkRequest, marked: MarkResult) -> None:
+        """Nothing was sent: put ``marked.previous`` back, only if the mark is still ours."""
+        ...
+
+    async def repair(self, aggregate_key: str, rejected_id: str, head: Head | None) -> None:
+        """The store refused event ``rejected_id``: if the mark names it, mark ``head`` instead.
+
+        May return before Redis applied it: a mark left wrong is only a wrong early answer.
+        """
         ...
 
     async def ping(self) -> bool: ...
 
 
+@dataclass(frozen=True, slots=True)
+class CommandRecord:
+    """What the command memory holds for one command id.
+
+    ``pending``: a request holds the claim; ``unknown``: its write was sent without an answer
+    (a retry may take the claim over); ``answered``: ``answer`` is the first answer.
+    """
+
+    state: str
+    event_id: str = ""
+    answer: bytes = b""
+
+
 class CommandMemory(Protocol):
-    """Remembers the first answer to each command id, so a repeated request gets the same one."""
+    """Remembers each command id's first answer, so a repeated request gets the same one.
 
-    async def claim_command(self, aggregate_key: str, command_id: str, event_id: str) -> str | None:
-        """Claim a command id for a new request; returns the earlier answer if there is one."""
+    A claim is held for a short bound only; an answer is kept for the command TTL. Raises
+    MarkerUnavailable when Redis does not answer.
+    """
+
+    async def claim(self, aggregate_key: str, command_id: str, event_id: str) -> CommandRecord | None:
+        """Claim the id for a request: None if claimed now; else what is there.
+
+        An ``unknown`` record is taken over (the caller holds the claim now) and returned,
+        so the caller knows an earlier attempt may have been written.
+        """
         ...
 
-    async def answer(self, aggregate_key: str, command_id: str) -> str | None:
-        """The remembered answer (or ``pending|<event id>``), or None."""
+    async def recall(self, aggregate_key: str, command_id: str) -> CommandRecord | None: ...
+
+    async def settle(self, aggregate_key: str, command_id: str, answer: bytes) -> None:
+        """Keep ``answer`` as the command's answer for the command TTL.
+
+        May return before Redis applied it: a lost answer only lets a retry run again.
+        """
         ...
 
-    async def remember_answer(self, aggregate_key: str, command_id: str, answer: bytes) -> None:
+    async def unknown(self, aggregate_key: str, command_id: str, event_id: str) -> None:
+        """The request's write was sent without an answer: the next request may take over."""
         ...
 
-    async def forget_command(self, aggregate_key: str, command_id: str, event_id: str) -> None:
-        """Release a claimed command id whose request failed (only our own pending claim)."""
+    async def release(self, aggregate_key: str, command_id: str, event_id: str) -> None:
+        """Nothing was written: forget our claim (only if it is still ours)."""
         ...
+
+
+# --- outcomes -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """An accepted event the store refused: why, for the caller who asks by id."""
+
+    event_id: str
+    aggregate_type: str
+    aggregate_id: str
+    event_type: str
+    reason: str  # transition_rejected_at_store, invalid_data
+    message: str
+    command_id: str | None
+    rejected_at: datetime
+
+
+class Rejections(Protocol):
+    """Events the appender refused, by event id; an event stored later takes precedence."""
+
+    async def record(self, rejections: Sequence[Rejection]) -> None:
+        """Keep these (idempotent by event id)."""
+        ...
+
+    async def find(self, event_ids: Sequence[str]) -> dict[str, Rejection]: ...
 
 
 # --- sync mode ------------------------------------------------------------------------------
@@ -340,6 +437,8 @@ class SyncResult:
     event: Event
     # False: stored, but Kafka did not acknowledge; the outbox relay will publish it.
     published: bool
+    # True: the event id was already stored (a retry of a command that was applied).
+    duplicate: bool = False
 
 
 class SyncAppender(Protocol):
@@ -352,8 +451,15 @@ class SyncAppender(Protocol):
         event_type: str,
         data: Mapping[str, Any],
         metadata: Metadata,
+        *,
+        event_id: str | None = None,
     ) -> SyncResult:
-        """The stored event; raises (storing nothing) when the state or the input refuses it."""
+        """The stored event; raises (storing nothing) when the state or the input refuses it.
+
+        ``event_id`` (derived from a command id) makes a retry safe: if that id is already
+        stored, the stored event is returned with ``duplicate=True``. StoreOutcomeUnknown
+        when the store did not answer the write (it may have been applied).
+        """
         ...
 
 

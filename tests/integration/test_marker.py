@@ -1,127 +1,243 @@
-"""The Redis marker against a real Redis: atomic check-and-mark, restore, command answers, Redis down."""
+"""The Redis marker and command memory against a real Redis: atomicity, bounds, Redis down or paused."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import pytest
 from redis.asyncio import Redis
 
+from tests.waiting import wait_for
+from topics.envelope import NEW_AGGREGATE
 from topics.errors import MarkerUnavailable
-from workers.adapters.redis import NO_EVENTS, RedisMarker
+from workers.adapters.redis import SCRIPTS, RedisBatcher, RedisCommandMemory, RedisMarker
 from workers.devtools.embedded import EmbeddedStack
 from workers.metrics import create_metrics
-from workers.ports import MarkRequest
+from workers.ports import Head, MarkRequest
+
+
+@dataclass
+class Redisside:
+    """A marker and a command memory sharing one coalescing connection, as in the fleet."""
+
+    redis: Redis
+    batcher: RedisBatcher
+    marker: RedisMarker
+    memory: RedisCommandMemory
+
+
+def wire(redis: Redis, prefix: str, *, timeout_ms: int = 2000, tentative_ms: int = 60_000) -> Redisside:
+    batcher = RedisBatcher(
+        redis, scripts=SCRIPTS, timeout_ms=timeout_ms, latency=create_metrics().marker_latency
+    )
+    marker = RedisMarker(batcher, prefix=prefix, ttl_s=60, tentative_ttl_ms=tentative_ms)
+    memory = RedisCommandMemory(batcher, prefix=prefix, ttl_s=60, claim_ttl_ms=tentative_ms)
+    return Redisside(redis, batcher, marker, memory)
 
 
 @pytest.fixture
-async def marker(stack: EmbeddedStack, unique_name: str) -> AsyncIterator[RedisMarker]:
+async def side(stack: EmbeddedStack, unique_name: str) -> AsyncIterator[Redisside]:
     redis = Redis.from_url(stack.urls.redis_url)
-    yield RedisMarker(redis, create_metrics(), prefix=f"{unique_name}:", ttl_s=60)
+    wired = wire(redis, f"{unique_name}:")
+    yield wired
+    await wired.batcher.drain()
     await redis.aclose()
 
 
 def mark(event_type: str, allowed: list[str], *, key: str = "order:o1", **kw: str) -> MarkRequest:
-    return MarkRequest(key, event_type, str(uuid.uuid4()), allowed, **kw)  # type: ignore[arg-type]
+    return MarkRequest(key, event_type, str(uuid.uuid4()), allowed, **kw)
 
 
 async def test_a_missing_mark_asks_for_the_store_then_accepts_a_new_aggregate(
-    marker: RedisMarker,
+    side: Redisside,
 ) -> None:
-    placed = mark("OrderPlaced", ["none"])
-    assert (await marker.check_and_mark(placed)).status == "missing"
-    result = await marker.check_and_mark(mark("OrderPlaced", ["none"], fallback=NO_EVENTS))
-    assert (result.status, result.value) == ("marked", "")
+    assert (await side.marker.check_and_mark(mark("OrderPlaced", ["none"]))).status == "missing"
+    result = await side.marker.check_and_mark(
+        mark("OrderPlaced", ["none"], fallback=NEW_AGGREGATE)
+    )
+    assert (result.status, result.after, result.current) == ("marked", NEW_AGGREGATE, None)
 
 
-async def test_the_store_fallback_decides_when_the_mark_expired(marker: RedisMarker) -> None:
-    # The store says the last event was OrderPaid: a second OrderPlaced is refused.
-    refused = await marker.check_and_mark(
-        mark("OrderPlaced", ["none"], key="order:o9", fallback="OrderPaid")
+async def test_the_store_fallback_decides_and_names_the_predecessor(side: Redisside) -> None:
+    # The store says the last event was OrderPaid (id p1): a second OrderPlaced is refused.
+    refused = await side.marker.check_and_mark(
+        mark("OrderPlaced", ["none"], key="order:o9", fallback="OrderPaid|p1")
     )
-    assert (refused.status, refused.value) == ("rejected", "OrderPaid")
-    shipped = await marker.check_and_mark(
-        mark("OrderShipped", ["OrderPaid"], key="order:o9", fallback="OrderPaid")
+    assert (refused.status, refused.current) == ("rejected", "OrderPaid")
+    shipped = await side.marker.check_and_mark(
+        mark("OrderShipped", ["OrderPaid"], key="order:o9", fallback="OrderPaid|p1")
     )
-    assert shipped.status == "marked"
+    assert (shipped.status, shipped.after) == ("marked", "p1")
 
 
 async def test_of_many_concurrent_conflicting_requests_exactly_one_is_marked(
-    marker: RedisMarker,
+    side: Redisside,
 ) -> None:
-    await marker.check_and_mark(mark("OrderPlaced", ["none"], fallback=NO_EVENTS))
+    placed = mark("OrderPlaced", ["none"], fallback=NEW_AGGREGATE)
+    await side.marker.check_and_mark(placed)
     results = await asyncio.gather(
-        *(marker.check_and_mark(mark("OrderPaid", ["OrderPlaced"])) for _ in range(40))
+        *(side.marker.check_and_mark(mark("OrderPaid", ["OrderPlaced"])) for _ in range(40))
     )
     assert sorted(r.status for r in results) == ["marked"] + ["rejected"] * 39
-    assert {r.value for r in results if r.status == "rejected"} == {"OrderPaid"}
+    winner = next(r for r in results if r.status == "marked")
+    assert winner.after == placed.event_id  # validated after exactly the placed event
+    assert {r.current for r in results if r.status == "rejected"} == {"OrderPaid"}
+
+
+async def test_a_retry_of_the_same_event_finds_its_own_mark(side: Redisside) -> None:
+    first = mark("OrderPlaced", ["none"], key="order:m1", fallback=NEW_AGGREGATE)
+    marked = await side.marker.check_and_mark(first)
+    again = await side.marker.check_and_mark(first)  # same event id: a retry
+    assert (again.status, again.after) == ("mine", marked.after)
 
 
 async def test_restore_puts_back_the_previous_mark_only_if_it_is_still_ours(
-    marker: RedisMarker,
+    side: Redisside,
 ) -> None:
-    await marker.check_and_mark(mark("OrderPlaced", ["none"], key="order:r1", fallback=NO_EVENTS))
+    await side.marker.check_and_mark(
+        mark("OrderPlaced", ["none"], key="order:r1", fallback=NEW_AGGREGATE)
+    )
     paid = mark("OrderPaid", ["OrderPlaced"], key="order:r1")
-    previous = (await marker.check_and_mark(paid)).value
-    await marker.restore(paid, previous)  # our produce failed: OrderPaid may be requested again
-    assert (
-        await marker.check_and_mark(mark("OrderPaid", ["OrderPlaced"], key="order:r1"))
-    ).status == "marked"
-    # A restore of a mark that is no longer ours changes nothing.
-    await marker.restore(paid, previous)
-    assert (
-        await marker.check_and_mark(mark("OrderPaid", ["OrderPlaced"], key="order:r1"))
-    ).status == "rejected"
+    result = await side.marker.check_and_mark(paid)
+    await side.marker.restore(paid, result)  # our produce failed: OrderPaid may come again
+    second = await side.marker.check_and_mark(mark("OrderPaid", ["OrderPlaced"], key="order:r1"))
+    assert second.status == "marked"
+    await side.marker.restore(paid, result)  # no longer ours: changes nothing
+    third = await side.marker.check_and_mark(mark("OrderPaid", ["OrderPlaced"], key="order:r1"))
+    assert third.status == "rejected"
 
 
-async def test_restore_of_a_first_mark_deletes_it(marker: RedisMarker) -> None:
-    placed = mark("OrderPlaced", ["none"], key="order:r2", fallback=NO_EVENTS)
-    previous = (await marker.check_and_mark(placed)).value
-    await marker.restore(placed, previous)
-    assert (
-        await marker.check_and_mark(mark("OrderPlaced", ["none"], key="order:r2"))
-    ).status == "missing"
+async def test_restore_of_a_first_mark_deletes_it(side: Redisside) -> None:
+    placed = mark("OrderPlaced", ["none"], key="order:r2", fallback=NEW_AGGREGATE)
+    result = await side.marker.check_and_mark(placed)
+    await side.marker.restore(placed, result)
+    again = await side.marker.check_and_mark(mark("OrderPlaced", ["none"], key="order:r2"))
+    assert again.status == "missing"
 
 
-async def test_a_repeated_command_id_sees_the_first_answer(marker: RedisMarker) -> None:
-    first = mark("OrderPlaced", ["none"], key="order:c1", fallback=NO_EVENTS, command_id="cmd-7")
-    assert (await marker.check_and_mark(first)).status == "marked"
-    pending = await marker.check_and_mark(
-        mark("OrderPlaced", ["none"], key="order:c1", command_id="cmd-7")
+async def test_an_unconfirmed_mark_expires_within_its_bound(
+    stack: EmbeddedStack, unique_name: str
+) -> None:
+    redis = Redis.from_url(stack.urls.redis_url)
+    short = wire(redis, f"{unique_name}:", tentative_ms=300)
+    try:
+        phantom = mark("OrderPaid", ["OrderPlaced"], key="order:t1", fallback="OrderPlaced|p0")
+        assert (await short.marker.check_and_mark(phantom)).status == "marked"
+        confirmed = mark("OrderPlaced", ["none"], key="order:t2", fallback=NEW_AGGREGATE)
+        result = await short.marker.check_and_mark(confirmed)
+        await short.marker.confirm(confirmed, result.after)
+
+        async def phantom_gone() -> bool:
+            probe = await short.marker.check_and_mark(mark("X", [], key="order:t1"))
+            return probe.status == "missing"
+
+        await wait_for(phantom_gone, timeout_s=10, what="the unconfirmed mark to expire")
+        kept = await short.marker.check_and_mark(mark("X", [], key="order:t2"))
+        assert (kept.status, kept.current) == ("rejected", "OrderPlaced")  # confirmed: still there
+    finally:
+        await short.batcher.drain()
+        await redis.aclose()
+
+
+async def test_repair_replaces_a_mark_that_names_a_refused_event(side: Redisside) -> None:
+    refused = mark("OrderShipped", ["OrderPlaced"], key="order:p1", fallback="OrderPlaced|h1")
+    await side.marker.check_and_mark(refused)
+    await side.marker.repair("order:p1", "someone-else", Head(1, "h9", "OrderPaid"))  # not it
+    await side.marker.repair("order:p1", refused.event_id, Head(1, "h1", "OrderPlaced"))
+    await side.batcher.drain()
+    after = await side.marker.check_and_mark(mark("OrderPaid", ["OrderPlaced"], key="order:p1"))
+    assert (after.status, after.after) == ("marked", "h1")
+
+
+async def test_a_claim_returns_what_is_there_and_an_unknown_one_is_taken_over(
+    side: Redisside,
+) -> None:
+    assert await side.memory.claim("order:c1", "cmd-7", "e1") is None
+    pending = await side.memory.claim("order:c1", "cmd-7", "e1")
+    assert pending is not None and (pending.state, pending.event_id) == ("pending", "e1")
+    await side.memory.unknown("order:c1", "cmd-7", "e1")
+    taken = await side.memory.claim("order:c1", "cmd-7", "e1")  # a retry after an unknown outcome
+    assert taken is not None and taken.state == "unknown"
+    held = await side.memory.claim("order:c1", "cmd-7", "e1")
+    assert held is not None and held.state == "pending"  # the retry holds it now
+    await side.memory.settle("order:c1", "cmd-7", b'{"status": 202, "body": {}}')
+    await side.batcher.drain()
+    answered = await side.memory.claim("order:c1", "cmd-7", "e1")
+    assert answered is not None and (answered.state, answered.answer) == (
+        "answered",
+        b'{"status": 202, "body": {}}',
     )
-    assert (pending.status, pending.value) == ("duplicate", f"pending|{first.event_id}")
-    await marker.remember_answer("order:c1", "cmd-7", b'{"status": 202}')
-    again = await marker.check_and_mark(
-        mark("OrderPlaced", ["none"], key="order:c1", command_id="cmd-7")
-    )
-    assert (again.status, again.value) == ("duplicate", '{"status": 202}')
+
+
+async def test_release_forgets_only_our_own_claim(side: Redisside) -> None:
+    assert await side.memory.claim("order:c2", "cmd-1", "e1") is None
+    await side.memory.release("order:c2", "cmd-1", "e-other")  # not ours: stays
+    assert (await side.memory.recall("order:c2", "cmd-1")) is not None
+    await side.memory.release("order:c2", "cmd-1", "e1")
+    assert await side.memory.recall("order:c2", "cmd-1") is None
 
 
 async def test_redis_down_is_a_clear_retriable_error(private_stack: EmbeddedStack) -> None:
     redis = Redis.from_url(
         private_stack.urls.redis_url, socket_connect_timeout=0.3, socket_timeout=0.3
     )
-    marker = RedisMarker(redis, create_metrics(), timeout_ms=300)
+    down = wire(redis, "down:", timeout_ms=300)
     await private_stack.process("redis").stop()
     try:
         results = await asyncio.gather(
-            *(marker.check_and_mark(mark("OrderPlaced", ["none"])) for _ in range(3)),
+            *(down.marker.check_and_mark(mark("OrderPlaced", ["none"])) for _ in range(3)),
+            down.memory.claim("order:x", "c", "e"),
             return_exceptions=True,
         )
         assert all(isinstance(r, MarkerUnavailable) and r.retriable for r in results), results
-        assert not await marker.ping()
+        assert "did not answer" in str(results[0]) and "Error" not in str(results[0])
+        assert not await down.marker.ping()
     finally:
+        await redis.aclose()
+
+
+async def test_a_call_that_timed_out_on_a_paused_redis_leaves_at_most_a_bounded_mark(
+    private_stack: EmbeddedStack,
+) -> None:
+    """The timeout fires after the script was sent: Redis runs it when it resumes."""
+    redis = Redis.from_url(private_stack.urls.redis_url)
+    paused = wire(redis, "paused:", timeout_ms=300, tentative_ms=1500)
+    phantom = mark("OrderPaid", ["OrderPlaced"], key="order:ph", fallback="OrderPlaced|p0")
+    warm = mark("OrderPlaced", ["none"], key="order:warm", fallback=NEW_AGGREGATE)
+    await paused.marker.check_and_mark(warm)  # connected, scripts loaded: as a running fleet
+    process = private_stack.process("redis")
+    process.pause()
+    try:
+        with pytest.raises(MarkerUnavailable):
+            await paused.marker.check_and_mark(phantom)
+    finally:
+        process.resume()
+    reader = Redis.from_url(private_stack.urls.redis_url)
+    try:
+        key = "paused:mark:{order:ph}"
+
+        async def applied_late() -> bool:
+            return await reader.get(key) is not None
+
+        await wait_for(applied_late, timeout_s=10, what="the late script to run on resume")
+        ttl_ms = await reader.pttl(key)
+        assert 0 < ttl_ms <= 1500  # tentative: it cannot outlive the bound
+    finally:
+        await reader.aclose()
         await redis.aclose()
 
 
 async def test_scripts_flushed_from_redis_are_loaded_again(private_stack: EmbeddedStack) -> None:
     redis = Redis.from_url(private_stack.urls.redis_url)  # our own Redis: flushing it harms no one
-    marker = RedisMarker(redis, create_metrics())
+    own = wire(redis, "flush:")
     try:
         await redis.script_flush()
-        result = await marker.check_and_mark(mark("OrderPlaced", ["none"], fallback=NO_EVENTS))
+        result = await own.marker.check_and_mark(
+            mark("OrderPlaced", ["none"], fallback=NEW_AGGREGATE)
+        )
         assert result.status == "marked"
     finally:
         await redis.aclose()

@@ -18,8 +18,8 @@ PUBLIC = {
         "storage",
     ],
     "workers.roles": [
-        "appender", "commands", "deadletter", "forwarder", "outbox", "projections", "retry",
-        "snapshotter", "state",
+        "appender", "commands", "deadletter", "forwarder", "judge", "outbox", "projections",
+        "requests", "retry", "snapshotter", "state",
     ],
     "workers.runtime": ["compose", "serve", "settings"],
     "workers.adapters": ["kafka", "mongo", "redis"],
@@ -30,10 +30,11 @@ PUBLIC = {
     ],
     "workers.cli": ["main", "parser"],
     "workers.ports": [
-        "LIVE", "AggregateRef", "AppendConflict", "CommandMemory", "Delivery", "EventBus",
-        "EventStore", "Handler", "Head", "MarkRequest", "MarkResult", "Marker", "Outgoing",
-        "PendingEvents", "Producer", "Record", "Snapshot", "SnapshotStore", "Subscription",
-        "SyncAppender", "SyncResult", "ViewDoc", "ViewStaging", "ViewStore",
+        "LIVE", "NEW_AGGREGATE", "UNKNOWN", "AggregateRef", "AppendConflict", "CommandMemory",
+        "CommandRecord", "Delivery", "EventBus", "EventStore", "Handler", "Head", "MarkRequest",
+        "MarkResult", "Marker", "Outgoing", "PendingEvents", "Producer", "Record", "Rejection",
+        "Rejections", "Snapshot", "SnapshotStore", "Subscription", "SyncAppender", "SyncResult",
+        "ViewDoc", "ViewStaging", "ViewStore",
     ],
 }  # fmt: skip
 

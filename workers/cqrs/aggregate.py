@@ -7,7 +7,7 @@ from typing import Any
 
 from snapshot_rules.domain import Domain
 from snapshot_rules.replay import Folded, State
-from topics.envelope import Event, Metadata, new_event
+from topics.envelope import NEW_AGGREGATE, Event, Metadata, new_event
 from topics.errors import TransitionRejected
 
 
@@ -29,12 +29,14 @@ class AggregateRoot:
         *,
         folded: Folded = Folded(None, 0),
         last_type: str | None = None,
+        last_id: str | None = None,
     ) -> None:
         self.domain = domain
         self.aggregate_id = aggregate_id
         self._state = folded.state
         self._original_version = folded.version
         self._last_type = last_type
+        self._last_id = last_id
         self._changes: list[Event] = []
 
     @property
@@ -60,7 +62,12 @@ class AggregateRoot:
         return tuple(self._changes)
 
     def record(
-        self, event_type: str, data: Mapping[str, Any], *, metadata: Metadata | None = None
+        self,
+        event_type: str,
+        data: Mapping[str, Any],
+        *,
+        metadata: Metadata | None = None,
+        event_id: str | None = None,
     ) -> Event:
         """Validate the requested event on the current state; fold and keep it, or raise.
 
@@ -76,6 +83,8 @@ class AggregateRoot:
             data,
             metadata=metadata,
             version=self.version + 1,
+            id=event_id,
+            after=self._last_id or NEW_AGGREGATE,
         )
         if domain.validator is None:
             # A domain without state rules (async mode) still has its declared transitions.
@@ -90,6 +99,7 @@ class AggregateRoot:
                 )
         self._state = domain.reducer(self._state, event)
         self._last_type = event_type
+        self._last_id = event.id
         self._changes.append(event)
         return event
 

@@ -37,3 +37,5 @@ class AppendEvent(Command):
     domain: Domain
     event_type: str
     data: Mapping[str, Any]
+    event_id: str | None = None
+    """Derived from the request's command id: a retry of an applied command finds it stored."""

@@ -33,6 +33,7 @@ class Handled:
 
     events: tuple[Event, ...]
     published: bool  # False: stored and flagged; the outbox relay publishes them later
+    duplicate: bool = False  # the command's event id was already stored: nothing new
 
 
 class Publisher:
@@ -135,6 +136,10 @@ class AggregateHandler(Generic[C]):
             except AppendConflict as e:
                 if e.inserted:
                     raise  # part of the command is stored: retrying would apply it twice
+                if e.id_taken:  # ids are random unless derived from a command id: a retry
+                    stored = await self._repository.stored(e.failed.id)
+                    if stored is not None:
+                        return Handled((stored,), published=True, duplicate=True)
                 conflict = e
                 log.debug("%s, attempt %d of %d: %s", command.name, attempt, self._max_attempts, e)
                 # Jitter, so writers that collided do not collide again in lockstep.

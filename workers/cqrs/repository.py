@@ -24,15 +24,25 @@ class Repository:
         folded version: the newest replayed one, or one read when the snapshot is at the head.
         """
         folded, tail = await self._loader.latest_with_tail(domain, aggregate_id)
-        last_type = tail[-1].type if tail else None
+        last = tail[-1] if tail else None
         if folded.version > 0 and not tail:  # the snapshot is at the head: one more read
-            last = await self._store.read(
+            found = await self._store.read(
                 (domain.name, aggregate_id),
                 after_version=folded.version - 1,
                 to_version=folded.version,
             )
-            last_type = last[0].type if last else None
-        return AggregateRoot(domain, aggregate_id, folded=folded, last_type=last_type)
+            last = found[0] if found else None
+        return AggregateRoot(
+            domain,
+            aggregate_id,
+            folded=folded,
+            last_type=last.type if last else None,
+            last_id=last.id if last else None,
+        )
+
+    async def stored(self, event_id: str) -> Event | None:
+        """The stored event with this id, if any (a retried command that was applied)."""
+        return (await self._store.find([event_id])).get(event_id)
 
     async def save(self, aggregate: AggregateRoot) -> tuple[Event, ...]:
         """Store the aggregate's changes, flagged for publishing; return them with their versions.

@@ -57,6 +57,8 @@ class SyncCommands:
         event_type: str,
         data: Mapping[str, Any],
         metadata: Metadata,
+        *,
+        event_id: str | None = None,
     ) -> SyncResult:
         """Append one event to a sync-mode aggregate and return it stored, with its version.
 
@@ -75,9 +77,10 @@ class SyncCommands:
             domain=domain,
             event_type=event_type,
             data=data,
+            event_id=event_id,
         )
         handled = await self.dispatcher.dispatch(command)
-        return SyncResult(handled.events[0], handled.published)
+        return SyncResult(handled.events[0], handled.published, handled.duplicate)
 
     async def drain(self) -> None:
         """Wait for publish attempts that outlived their answer (call on shutdown)."""
@@ -89,4 +92,6 @@ def _domain_of(command: AppendEvent) -> Domain:
 
 
 def _append(aggregate: AggregateRoot, command: AppendEvent) -> None:
-    aggregate.record(command.event_type, command.data, metadata=command.metadata)
+    aggregate.record(
+        command.event_type, command.data, metadata=command.metadata, event_id=command.event_id
+    )

@@ -25,7 +25,7 @@ from workers.adapters.kafka import ensure_topics, fleet_catalog
 from workers.adapters.mongo import MongoEventStore, connect, database, event_to_document
 from workers.devtools.dev import dev_settings, embedded_stack
 from workers.devtools.embedded import free_port
-from workers.roles.commands import CommandRequest
+from workers.roles.requests import CommandRequest
 from workers.runtime.compose import Runtime
 from workers.runtime.faust_app import FleetApp
 from workers.runtime.serve import build_fleet

@@ -3,4 +3,16 @@
 Public API: the modules in ``__all__``; the runtime composes them, tests drive them alone.
 """
 
-__all__ = ["appender", "commands", "deadletter", "forwarder", "outbox", "projections", "retry", "snapshotter", "state"]
+__all__ = [
+    "appender",
+    "commands",
+    "deadletter",
+    "forwarder",
+    "judge",
+    "outbox",
+    "projections",
+    "requests",
+    "retry",
+    "snapshotter",
+    "state",
+]

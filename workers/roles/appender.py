@@ -1,91 +1,214 @@
-"""The appender's logic: decode a batch, drop what is stored, number, bulk-insert, publish.
+"""The appender: judge each requested event at the store, number it, insert, publish, answer.
 
-Called by the appender agent with one batch of ``events`` records; it returns only when
-every event of the batch is stored and on ``events.stored`` (or dead-lettered), so the
-agent may then let the offsets commit. Any Unavailable error leaves the batch unacked
-to be retried whole: dedupe by event id makes the retry harmless.
+Called by the appender agent with batches of ``events`` records. Each event is checked
+against its domain (data schema) and against the aggregate's last *stored* event with the
+same transition table the command side uses (``workers.roles.judge``); one that does not fit
+is refused: dead-lettered with its reason, recorded for ``GET .../outcome``, answered on
+``commands.replies``, and its mark repaired. Events are stored in the order they were
+validated; an event whose predecessor is still on its way waits for it, up to a bound.
+
+``handle`` and ``expire`` return the records whose fate is decided (stored, refused or
+dead-lettered): the agent acks exactly those. A waiting record stays unacked, so a crash
+redelivers it; the store's unique ids make every redelivery harmless. Any Unavailable error
+leaves the batch to be retried whole.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+
+import orjson
 
 from snapshot_rules.domain import Domains, Mode
-from topics.envelope import Event
-from topics.errors import StoreUnavailable
+from topics.envelope import Event, utc_now
+from topics.errors import InvalidEventData, StoreUnavailable, Unavailable
 from workers.metrics import Metrics
-from workers.ports import AggregateRef, AppendConflict, EventStore, Outgoing, Producer, Record
+from workers.ports import (
+    AggregateRef,
+    AppendConflict,
+    EventStore,
+    Head,
+    Marker,
+    Outgoing,
+    Producer,
+    Record,
+    Rejection,
+    Rejections,
+)
 from workers.roles.deadletter import DeadLetter, DeadLetters, decode_record
+from workers.roles.judge import INVALID_DATA, Refusal, Waiting, judge, missing_predecessors
+
+log = logging.getLogger(__name__)
 
 MAX_CONFLICT_ROUNDS = 20
-VERSION_CACHE_SIZE = 100_000
+CACHE_SIZE = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class AppenderConfig:
+    """Topics and bounds of the appender."""
+
+    stored_topic: str
+    replies_topic: str
+    max_event_bytes: int
+    wait_s: float = 2.0  # longest an event waits for the event it was validated after
+
+
+class _Recent:
+    """A bounded set of recently seen ids (oldest forgotten first)."""
+
+    def __init__(self, size: int = CACHE_SIZE) -> None:
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._size = size
+
+    def add(self, ids: Collection[str]) -> None:
+        for event_id in ids:
+            self._ids[event_id] = None
+            self._ids.move_to_end(event_id)
+        while len(self._ids) > self._size:
+            self._ids.popitem(last=False)
+
+    def __contains__(self, event_id: object) -> bool:
+        return event_id in self._ids
+
+
+@dataclass(slots=True)
+class _Round:
+    """What one decision round produced: to publish, to refuse, records decided."""
+
+    published: list[Event] = field(default_factory=list)
+    refused: list[Refusal] = field(default_factory=list)
+    decided: list[Record] = field(default_factory=list)
 
 
 class Appender:
-    """Turns requested events into stored, contiguous, versioned ones."""
+    """Turns requested events into stored, contiguous, versioned ones, or refuses them."""
 
     def __init__(
         self,
         *,
         store: EventStore,
+        rejections: Rejections,
         producer: Producer,
         dead_letters: DeadLetters,
         domains: Domains,
-        stored_topic: str,
         metrics: Metrics,
-        max_event_bytes: int,
+        config: AppenderConfig,
+        marker: Marker | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
+        self._rejections = rejections
         self._producer = producer
         self._dead_letters = dead_letters
         self._domains = domains
-        self._stored_topic = stored_topic
         self._metrics = metrics
-        self._max_event_bytes = max_event_bytes
-        # Last stored version per aggregate. It can only lag behind the store (another
-        # appender wrote after a rebalance); the unique version index catches that.
-        self._versions: OrderedDict[AggregateRef, int] = OrderedDict()
+        self._config = config
+        self._marker = marker
+        self._clock = clock
+        self._heads: OrderedDict[AggregateRef, Head] = OrderedDict()
+        self._waiting: dict[AggregateRef, list[Waiting]] = {}
+        self._stored = _Recent()
+        self._refused = _Recent()
+        self._lock = asyncio.Lock()
 
-    async def handle(self, records: Sequence[Record]) -> list[Event]:
-        """Store and publish one batch; return the events published to events.stored."""
+    # --- the agent's entry points ----------------------------------------------------------
+
+    async def handle(self, records: Sequence[Record]) -> list[Record]:
+        """Take a batch; return the records decided now (waiting ones are returned later)."""
         started = time.perf_counter()
-        events, letters = self._decode(records)
-        if letters:
-            await self._dead_letters.send(letters)
-        unique = list({event.id: event for event in reversed(events)}.values())[::-1]
-        self._metrics.duplicates_dropped.inc(len(events) - len(unique))
-        # No lookup in the steady state: the unique event-id index reports a redelivery,
-        # and the first one makes _append look up the rest of the batch at once.
-        stored: dict[str, Event] = {}
-        numbered = await self._append(unique, stored)
-        self._metrics.duplicates_dropped.inc(len(stored))
-        # Republish redelivered events too: a crash may have hit between insert and publish.
-        published = sorted(
-            [*numbered, *stored.values()],
-            key=lambda e: (e.aggregate_type, e.aggregate_id, e.version or 0),
-        )
-        await self._producer.send_many(self._stored_topic, [Outgoing.of(e) for e in published])
-        self._metrics.events_published.labels("async").inc(len(published))
+        async with self._lock:
+            letters, refused, fresh, copies = self._decode(records)
+            now = self._clock()
+            for event, record in fresh:
+                ref = (event.aggregate_type, event.aggregate_id)
+                deadline = now + self._config.wait_s
+                self._waiting.setdefault(ref, []).append(Waiting(event, record, deadline))
+            done = await self._decide(list(dict.fromkeys(self._refs(fresh))), now)
+            done.refused += refused
+            done.decided += copies
+            await self._finish(done, letters)
         self._metrics.append_batch_size.observe(len(records))
         self._metrics.append_latency.observe(time.perf_counter() - started)
-        return published
+        return [letter.record for letter in letters] + done.decided
 
-    def _decode(self, records: Sequence[Record]) -> tuple[list[Event], list[DeadLetter]]:
-        events: list[Event] = []
+    async def expire(self) -> list[Record]:
+        """Judge the events whose wait is over (called on a timer); return the records decided."""
+        async with self._lock:
+            now = self._clock()
+            due = [ref for ref, queue in self._waiting.items() if min_deadline(queue) <= now]
+            if not due:
+                return []
+            done = await self._decide(due, now)
+            await self._finish(done, [])
+        return done.decided
+
+    def next_deadline(self) -> float | None:
+        """When the earliest waiting event is due, or None when nothing waits."""
+        return min((min_deadline(q) for q in self._waiting.values()), default=None)
+
+    def waiting(self) -> int:
+        return sum(len(queue) for queue in self._waiting.values())
+
+    def forget(self, partitions: Collection[int] | None = None) -> None:
+        """Partitions were revoked (None: all): drop their waiting events and every head.
+
+        Their records stay unacked and go to the partition's next owner, which may write
+        to the same aggregates, so no cached head can be trusted any longer.
+        """
+        self._heads.clear()
+        for ref in list(self._waiting):
+            kept = [
+                w
+                for w in self._waiting[ref]
+                if partitions is not None and w.record.partition not in partitions
+            ]
+            if kept:
+                self._waiting[ref] = kept
+            else:
+                del self._waiting[ref]
+
+    # --- decoding -------------------------------------------------------------------------
+
+    def _decode(
+        self, records: Sequence[Record]
+    ) -> tuple[list[DeadLetter], list[Refusal], list[tuple[Event, Record]], list[Record]]:
+        """Dead letters, refusals (invalid data), events to judge, and copies of waiting ones."""
         letters: list[DeadLetter] = []
+        refused: list[Refusal] = []
+        fresh: list[tuple[Event, Record]] = []
+        copies: list[Record] = []
+        seen: set[str] = set()
         for record in records:
-            event = decode_record(record, max_event_bytes=self._max_event_bytes)
+            event = decode_record(record, max_event_bytes=self._config.max_event_bytes)
             if isinstance(event, DeadLetter):
                 letters.append(event)
                 continue
             problem = self._check(event)
-            if problem:
+            if problem is not None:
                 letters.append(DeadLetter(record, *problem))
+            elif event.id in seen or self._is_waiting(event):
+                self._metrics.duplicates_dropped.inc()
+                copies.append(record)  # the copy already taken decides for both
             else:
-                events.append(event)
-        return events, letters
+                seen.add(event.id)
+                try:
+                    self._domains.get(event.aggregate_type).check_data(event.type, event.data)
+                except InvalidEventData as e:
+                    waiting = Waiting(event, record, 0.0)
+                    refused.append(Refusal(waiting, INVALID_DATA, str(e)))
+                    continue
+                fresh.append((event, record))
+        return letters, refused, fresh, copies
+
+    def _is_waiting(self, event: Event) -> bool:
+        queue = self._waiting.get((event.aggregate_type, event.aggregate_id), [])
+        return any(w.event.id == event.id for w in queue)
 
     def _check(self, event: Event) -> tuple[str, str] | None:
         if event.aggregate_type not in self._domains:
@@ -106,65 +229,229 @@ class Appender:
             )
         return None
 
-    async def _append(self, fresh: list[Event], stored: dict[str, Event]) -> list[Event]:
-        """Number and insert ``fresh`` in order; resolve conflicts by re-reading versions."""
-        done: list[Event] = []
-        pending = fresh
+    @staticmethod
+    def _refs(pairs: Sequence[tuple[Event, Record]]) -> list[AggregateRef]:
+        return [(event.aggregate_type, event.aggregate_id) for event, _ in pairs]
+
+    # --- deciding -------------------------------------------------------------------------
+
+    async def _decide(self, refs: list[AggregateRef], now: float) -> _Round:
+        """Judge, number and insert the waiting events of ``refs``; retry lost version races."""
+        done = _Round()
         for _ in range(MAX_CONFLICT_ROUNDS):
-            if not pending:
+            refs = [ref for ref in refs if self._waiting.get(ref)]
+            if not refs:
                 return done
-            numbered = await self._number(pending)
-            try:
-                await self._store.append(numbered)
-            except AppendConflict as conflict:
-                inserted = numbered[: conflict.inserted]
-                self._remember(inserted)
-                self._metrics_appended(inserted)
-                done.extend(inserted)
-                failed = conflict.failed
-                if conflict.id_taken:
-                    # Redeliveries come in runs (a restart replays a whole range): look them all up.
-                    rest = [e.id for e in pending if e.id not in {x.id for x in inserted}]
-                    stored.update(await self._store.find(rest))
-                else:
-                    self._versions.pop((failed.aggregate_type, failed.aggregate_id), None)
-                pending = [e for e in pending if e.id not in {x.id for x in inserted}]
-                pending = [e for e in pending if e.id not in stored]
-                continue
-            self._remember(numbered)
-            self._metrics_appended(numbered)
-            done.extend(numbered)
-            return done
+            await self._load_heads(refs)
+            stored_ids, refused_ids = await self._look_up(refs, done)
+            to_store: list[Waiting] = []
+            for ref in refs:
+                queue = self._waiting.get(ref, [])
+                if not queue:
+                    continue
+                domain = self._domains.get(ref[0])
+                verdicts = judge(
+                    domain,
+                    self._heads.get(ref),
+                    queue,
+                    now=now,
+                    stored=stored_ids,
+                    refused=refused_ids,
+                )
+                self._count_waits(queue, verdicts.wait, now)
+                done.refused += verdicts.refuse
+                to_store += verdicts.store
+                self._set_waiting(ref, verdicts.wait)
+            conflicted = await self._insert(to_store, done)
+            if not conflicted:
+                return done
+            refs = conflicted
         raise StoreUnavailable(
             f"gave up after {MAX_CONFLICT_ROUNDS} version conflicts in one batch; "
             "another writer keeps appending to the same aggregates."
         )
 
-    async def _number(self, events: list[Event]) -> list[Event]:
-        refs = [(e.aggregate_type, e.aggregate_id) for e in events]
-        unknown = [ref for ref in dict.fromkeys(refs) if ref not in self._versions]
+    async def _load_heads(self, refs: list[AggregateRef]) -> None:
+        unknown = [ref for ref in refs if ref not in self._heads]
         if unknown:
-            found = await self._store.last_versions(unknown)
+            found = await self._store.heads(unknown)
             for ref in unknown:
-                self._versions[ref] = found.get(ref, 0)
-        next_version = {ref: self._versions[ref] for ref in dict.fromkeys(refs)}
+                if ref in found:
+                    self._remember_head(ref, found[ref])
+
+    async def _look_up(self, refs: list[AggregateRef], done: _Round) -> tuple[set[str], set[str]]:
+        """Ask the store about ids the judge cannot place, and drop events already stored.
+
+        Only events off the common path need it: a predecessor that is not the head, or an
+        event whose own predecessor is unknown (a redelivery, a direct producer).
+        """
+        ask: set[str] = set()
+        for ref in refs:
+            queue = self._waiting[ref]
+            head = self._heads.get(ref)
+            wanted = missing_predecessors(head, queue)
+            wanted = {a for a in wanted if a not in self._stored and a not in self._refused}
+            ask |= wanted
+            if head is None:
+                continue  # the store holds nothing of it: none of its events is stored
+            for w in queue:
+                if w.event.after != head.event_id and w.event.id not in self._stored:
+                    ask.add(w.event.id)  # off the common path: maybe a redelivery
+        if not ask:
+            return set(), set()
+        found = await self._store.find(sorted(ask))
+        refused = await self._rejections.find(sorted(set(ask) - set(found)))
+        self._stored.add(found)
+        self._refused.add(refused)
+        for ref in refs:  # redelivered: stored already; republish (a crash may have cut it)
+            queue = self._waiting[ref]
+            again = [w for w in queue if w.event.id in found or w.event.id in refused]
+            for w in again:
+                if w.event.id in found:
+                    done.published.append(found[w.event.id])
+                    self._metrics.duplicates_dropped.inc()
+                done.decided.append(w.record)
+            self._set_waiting(ref, [w for w in queue if w not in again])
+        return set(found), set(refused)
+
+    async def _insert(self, to_store: list[Waiting], done: _Round) -> list[AggregateRef]:
+        """Number and insert; returns aggregates whose version another writer took first."""
+        if not to_store:
+            return []
+        numbered = self._number(to_store)
+        try:
+            await self._store.append(numbered)
+        except AppendConflict as conflict:
+            inserted = numbered[: conflict.inserted]
+            self._stored_now(inserted, to_store[: conflict.inserted], done)
+            rest = to_store[conflict.inserted :]
+            failed = conflict.failed
+            ref = (failed.aggregate_type, failed.aggregate_id)
+            self._heads.pop(ref, None)  # re-read: another writer (or a redelivery) got there
+            for w in reversed(rest):  # back to the front of their queues, in order
+                key = (w.event.aggregate_type, w.event.aggregate_id)
+                self._waiting.setdefault(key, []).insert(0, w)
+                self._heads.pop(key, None)
+            return list(dict.fromkeys((w.event.aggregate_type, w.event.aggregate_id) for w in rest))
+        self._stored_now(numbered, to_store, done)
+        return []
+
+    def _number(self, to_store: list[Waiting]) -> list[Event]:
+        versions = {ref: head.version for ref, head in self._heads.items()}
         numbered = []
-        for ref, event in zip(refs, events, strict=True):
-            next_version[ref] += 1
-            numbered.append(event.with_version(next_version[ref]))
+        for w in to_store:
+            ref = (w.event.aggregate_type, w.event.aggregate_id)
+            versions[ref] = versions.get(ref, 0) + 1
+            numbered.append(w.event.with_version(versions[ref]))
         return numbered
 
-    def _remember(self, events: Sequence[Event]) -> None:
+    def _stored_now(self, events: list[Event], waiting: list[Waiting], done: _Round) -> None:
         for event in events:
-            ref = (event.aggregate_type, event.aggregate_id)
-            self._versions[ref] = max(self._versions.get(ref, 0), event.version or 0)
-            self._versions.move_to_end(ref)
-        while len(self._versions) > VERSION_CACHE_SIZE:
-            self._versions.popitem(last=False)
-
-    def _metrics_appended(self, events: Sequence[Event]) -> None:
+            self._remember_head(
+                (event.aggregate_type, event.aggregate_id),
+                Head(event.version or 0, event.id, event.type),
+            )
+        self._stored.add([event.id for event in events])
+        done.published += events
+        done.decided += [w.record for w in waiting]
         counts: dict[str, int] = {}
         for event in events:
             counts[event.aggregate_type] = counts.get(event.aggregate_type, 0) + 1
         for aggregate_type, count in counts.items():
             self._metrics.events_appended.labels(aggregate_type).inc(count)
+
+    def _remember_head(self, ref: AggregateRef, head: Head) -> None:
+        self._heads[ref] = head
+        self._heads.move_to_end(ref)
+        while len(self._heads) > CACHE_SIZE:
+            self._heads.popitem(last=False)
+
+    def _set_waiting(self, ref: AggregateRef, queue: list[Waiting]) -> None:
+        if queue:
+            self._waiting[ref] = queue
+        else:
+            self._waiting.pop(ref, None)
+
+    def _count_waits(self, before: list[Waiting], after: list[Waiting], now: float) -> None:
+        """Events that had waited and are decided now: how long they waited, and why."""
+        left = {w.event.id for w in after}
+        for w in before:
+            waited = now - (w.deadline - self._config.wait_s)
+            if w.event.id not in left and waited > 0.0005:
+                outcome = "expired" if w.deadline <= now else "arrived"
+                self._metrics.append_waits.labels(outcome).inc()
+                self._metrics.append_wait.observe(waited)
+
+    # --- effects --------------------------------------------------------------------------
+
+    async def _finish(self, done: _Round, letters: list[DeadLetter]) -> None:
+        """Make every decision known, then let the records be acked: refusals first."""
+        if done.refused:
+            await self._refuse(done.refused)
+            done.decided += [r.waiting.record for r in done.refused]
+        if letters:
+            await self._dead_letters.send(letters)
+        if done.published:
+            published = sorted(done.published, key=_position)
+            await self._producer.send_many(
+                self._config.stored_topic, [Outgoing.of(e) for e in published]
+            )
+            self._metrics.events_published.labels("async").inc(len(published))
+
+    async def _refuse(self, refusals: list[Refusal]) -> None:
+        """Record, dead-letter and answer each refusal; repair marks that name them."""
+        at = utc_now()
+        await self._rejections.record(
+            [
+                Rejection(
+                    event_id=r.waiting.event.id,
+                    aggregate_type=r.waiting.event.aggregate_type,
+                    aggregate_id=r.waiting.event.aggregate_id,
+                    event_type=r.waiting.event.type,
+                    reason=r.reason,
+                    message=r.message,
+                    command_id=r.waiting.event.metadata.command_id,
+                    rejected_at=at,
+                )
+                for r in refusals
+            ]
+        )
+        self._refused.add([r.waiting.event.id for r in refusals])
+        await self._dead_letters.send([DeadLetter(r.waiting.record, r.reason, r.message) for r in refusals])
+        replies = [Outgoing(r.waiting.record.key, _reply(r), r.waiting.record.headers) for r in refusals]
+        await self._producer.send_many(self._config.replies_topic, replies)
+        for r in refusals:
+            event = r.waiting.event
+            self._metrics.store_rejections.labels(event.aggregate_type, r.reason).inc()
+            log.info("refused %s %s %s: %s", event.aggregate_type, event.aggregate_id, event.id, r.message)
+        await self._repair_marks(refusals)
+
+    async def _repair_marks(self, refusals: list[Refusal]) -> None:
+        if self._marker is None:
+            return
+        for r in refusals:
+            event = r.waiting.event
+            ref = (event.aggregate_type, event.aggregate_id)
+            try:
+                await self._marker.repair(event.key.decode(), event.id, self._heads.get(ref))
+            except Unavailable as e:  # only a cache: a wrong mark is judged here again
+                log.warning("mark of %s %s not repaired: %s", ref[0], ref[1], e)
+
+
+def min_deadline(queue: Sequence[Waiting]) -> float:
+    return min(w.deadline for w in queue)
+
+
+def _position(event: Event) -> tuple[str, str, int]:
+    return (event.aggregate_type, event.aggregate_id, event.version or 0)
+
+
+def _reply(refusal: Refusal) -> bytes:
+    event = refusal.waiting.event
+    body = {
+        "error": refusal.reason,
+        "message": refusal.message,
+        "event_id": event.id,
+        "command_id": event.metadata.command_id,
+    }
+    return orjson.dumps({"status": 409 if refusal.reason != INVALID_DATA else 422, "body": body})

@@ -2,6 +2,12 @@
 
 Transport-neutral: the HTTP view and the ``commands`` topic agent both call
 ``CommandService.handle`` and get an ``Answer`` (status code + JSON body).
+
+Every answer is true. ``503 <service>_unavailable`` means nothing was written;
+``503 outcome_unknown`` means a write was sent without an answer (it may still be stored).
+With a ``command_id`` the event id is derived from (aggregate, command id), so retrying the
+same command is always safe: the store keeps one copy, and the retry answers with what
+happened to it.
 """
 
 from __future__ import annotations
@@ -10,27 +16,19 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
-import orjson
-
 from snapshot_rules.domain import Domain, Domains, Mode
-from topics.envelope import (
-    AGGREGATE_ID_RE,
-    Event,
-    Metadata,
-    aggregate_key,
-    utc_now,
-    validate_data,
-)
+from topics.envelope import NEW_AGGREGATE, Event, Metadata, derived_event_id, utc_now
 from topics.errors import (
     ConcurrencyConflict,
     EventfleetError,
-    InvalidEnvelope,
     InvalidEventData,
     InvalidInput,
+    OutcomeUnknown,
+    ReplayFailed,
+    StreamUnavailable,
     TransitionRejected,
     Unavailable,
     UnknownAggregateType,
@@ -39,104 +37,22 @@ from topics.errors import (
 from workers.metrics import Metrics
 from workers.ports import (
     CommandMemory,
+    CommandRecord,
     EventStore,
     Marker,
     MarkRequest,
+    MarkResult,
     Outgoing,
     Producer,
+    Rejections,
     SyncAppender,
 )
+from workers.roles.requests import Answer, CommandRequest, error
 
 log = logging.getLogger(__name__)
 
-NO_EVENTS = "-"  # MarkRequest.fallback: the store holds no event of the aggregate
-
-_BODY_FIELDS = frozenset(
-    ("type", "data", "client_id", "command_id", "correlation_id", "causation_id")
-)
-
-
-class PayloadTooLarge(InvalidInput):
-    """The request body is over the configured limit."""
-
-
-@dataclass(frozen=True, slots=True)
-class CommandRequest:
-    """``append event <type> to aggregate <aggregate_type>/<aggregate_id>``."""
-
-    aggregate_type: str
-    aggregate_id: str
-    type: str
-    data: Mapping[str, Any]
-    client_id: str | None = None
-    command_id: str | None = None
-    correlation_id: str | None = None
-    causation_id: str | None = None
-
-    @property
-    def key(self) -> str:
-        return aggregate_key(self.aggregate_type, self.aggregate_id).decode()
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """What the caller is told: an HTTP status and a JSON body."""
-
-    status: int
-    body: Mapping[str, Any]
-
-    def encode(self) -> bytes:
-        return orjson.dumps({"status": self.status, "body": self.body})
-
-    @classmethod
-    def decode(cls, raw: str) -> Answer:
-        obj = orjson.loads(raw)
-        return cls(int(obj["status"]), obj["body"])
-
-
-def error(status: int, code: str, message: str, **extra: Any) -> Answer:
-    return Answer(status, {"error": code, "message": message, **extra})
-
-
-def parse_request(
-    aggregate_type: str, aggregate_id: str, body: bytes, *, max_bytes: int
-) -> CommandRequest:
-    """Decode a request body strictly; raises InvalidInput (400) or PayloadTooLarge (413)."""
-    if len(body) > max_bytes:
-        raise PayloadTooLarge(f"the body has {len(body)} bytes; the limit is {max_bytes}.")
-    try:
-        obj = orjson.loads(body)
-    except orjson.JSONDecodeError as e:
-        raise InvalidInput(f"the body is not valid JSON: {e}.") from e
-    if not isinstance(obj, dict):
-        raise InvalidInput('the body must be a JSON object like {"type": ..., "data": {...}}.')
-    unknown = sorted(obj.keys() - _BODY_FIELDS)
-    if unknown:
-        raise InvalidInput(
-            f"unknown field {unknown[0]!r}; allowed: {', '.join(sorted(_BODY_FIELDS))}."
-        )
-    if not isinstance(obj.get("type"), str) or not obj["type"]:
-        raise InvalidInput("field 'type' is required and must be a non-empty string.")
-    for name in ("client_id", "command_id", "correlation_id", "causation_id"):
-        value = obj.get(name)
-        if value is not None and not (isinstance(value, str) and 0 < len(value) <= 256):
-            raise InvalidInput(f"field {name!r} must be a string of 1 to 256 characters.")
-    try:
-        data = validate_data(obj.get("data", {}), "data")
-    except InvalidEnvelope as e:
-        raise InvalidInput(f"field {e}.") from e
-    if not AGGREGATE_ID_RE.match(aggregate_id):
-        raise InvalidInput(f"aggregate id {aggregate_id!r} must match {AGGREGATE_ID_RE.pattern}.")
-    return CommandRequest(
-        aggregate_type=aggregate_type,
-        aggregate_id=aggregate_id,
-        type=obj["type"],
-        data=data,
-        client_id=obj.get("client_id"),
-        command_id=obj.get("command_id"),
-        correlation_id=obj.get("correlation_id"),
-        causation_id=obj.get("causation_id"),
-    )
+Outcome = tuple[Answer, str]
+"""An answer and its outcome label for ``eventfleet_requests_total``."""
 
 
 class CommandService:
@@ -149,6 +65,7 @@ class CommandService:
         marker: Marker,
         memory: CommandMemory,
         store: EventStore,
+        rejections: Rejections,
         producer: Producer,
         events_topic: str,
         metrics: Metrics,
@@ -159,30 +76,40 @@ class CommandService:
         self._marker = marker
         self._memory = memory
         self._store = store
+        self._rejections = rejections
         self._producer = producer
         self._events_topic = events_topic
         self._metrics = metrics
         self._sync = sync
         self._answer_wait_s = answer_wait_s
-        self._label_cache: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self._labels: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
     async def handle(self, request: CommandRequest) -> Answer:
         started = time.perf_counter()
-        domain_name = (
-            request.aggregate_type if request.aggregate_type in self._domains else "unknown"
-        )
         answer, outcome = await self._answer(request)
-        event_type = request.type
-        if domain_name == "unknown" or event_type not in self._domains.get(domain_name).events:
-            event_type = "unknown"
-        self._metrics.requests.labels(domain_name, event_type, outcome).inc()
-        mode = self._domains.get(domain_name).mode.value if domain_name != "unknown" else "none"
-        self._metrics.command_latency.labels(domain_name, mode).observe(
-            time.perf_counter() - started
-        )
+        requests, latency = self._children(request, outcome)
+        requests.inc()
+        latency.observe(time.perf_counter() - started)
         return answer
 
-    async def _answer(self, request: CommandRequest) -> tuple[Answer, str]:
+    def _children(self, request: CommandRequest, outcome: str) -> tuple[Any, Any]:
+        """The metric children of one (domain, event type, outcome), cached: labels() is slow."""
+        domain = request.aggregate_type if request.aggregate_type in self._domains else "unknown"
+        event_type = request.type
+        if domain == "unknown" or event_type not in self._domains.get(domain).events:
+            event_type = "unknown"
+        key = (domain, event_type, outcome)
+        children = self._labels.get(key)
+        if children is None:
+            mode = self._domains.get(domain).mode.value if domain != "unknown" else "none"
+            children = (
+                self._metrics.requests.labels(domain, event_type, outcome),
+                self._metrics.command_latency.labels(domain, mode),
+            )
+            self._labels[key] = children
+        return children
+
+    async def _answer(self, request: CommandRequest) -> Outcome:
         try:
             domain = self._domains.get(request.aggregate_type)
             if domain.mode is Mode.STORAGE:
@@ -209,7 +136,15 @@ class CommandService:
         except ConcurrencyConflict as e:
             return error(409, "conflict", str(e)), "rejected_conflict"
         except Unavailable as e:
-            return error(503, f"{e.service}_unavailable", str(e)), f"error_{e.service}"
+            message = f"{e} Nothing was written; retry."
+            return error(503, f"{e.service}_unavailable", message), f"error_{e.service}"
+        except ReplayFailed as e:
+            return error(500, "replay_failed", str(e)), "error_replay"
+
+    def _event_id(self, request: CommandRequest) -> str:
+        if request.command_id is None:
+            return str(uuid.uuid4())
+        return derived_event_id(request.aggregate_type, request.aggregate_id, request.command_id)
 
     def _metadata(self, request: CommandRequest) -> Metadata:
         return Metadata(
@@ -219,104 +154,288 @@ class CommandService:
             causation_id=request.causation_id,
         )
 
-    async def _append_async(self, domain: Domain, request: CommandRequest) -> tuple[Answer, str]:
-        # Every field was validated by parse_request and the domain: build, do not re-check.
+    # --- async mode --------------------------------------------------------------------------
+
+    async def _append_async(self, domain: Domain, request: CommandRequest) -> Outcome:
+        event_id = self._event_id(request)
+        claimed = await self._claim(request, event_id)
+        if isinstance(claimed, tuple):
+            return claimed
+        try:
+            mark, result = await self._mark(domain, request, event_id)
+        except EventfleetError:
+            await self._release(request, event_id)
+            raise
+        if result.status == "rejected":
+            return await self._refused(domain, request, event_id, claimed, result.current)
         event = Event(
-            id=str(uuid.uuid4()),
+            id=event_id,
             aggregate_type=domain.name,
             aggregate_id=request.aggregate_id,
             type=request.type,
             data=request.data,
             metadata=self._metadata(request),
             occurred_at=utc_now(),
+            after=result.after,
         )
-        allowed = sorted(domain.spec(request.type).after)
-        mark = MarkRequest(request.key, request.type, event.id, allowed, request.command_id)
-        result = await self._marker.check_and_mark(mark)
-        if result.status == "missing":
-            # The mark expired or never existed: the store is the truth.
-            last = await self._store.last_event((domain.name, request.aggregate_id))
-            mark = replace(mark, fallback=last.type if last else NO_EVENTS)
-            result = await self._marker.check_and_mark(mark)
-        if result.status == "duplicate":
-            return await self._earlier_answer(domain, request, result.value)
-        if result.status == "rejected":
-            current = None if result.value == "none" else result.value
-            domain.check_transition(request.aggregate_id, current, request.type)
-            raise AssertionError("the marker rejected a transition the domain allows")
         try:
             delivery = await self._producer.send(self._events_topic, Outgoing.of(event))
-        except Unavailable:
-            await self._undo(mark, result.value)
+        except OutcomeUnknown as e:
+            # Sent, not acknowledged: the mark stays tentative and expires by itself.
+            await self._unknown(request, event_id)
+            return _unknown(str(e), event_id, request.command_id), f"unknown_{e.service}"
+        except StreamUnavailable:
+            if result.status == "marked":
+                await self._restore(mark, result)
+            await self._release(request, event_id)
             raise
         answer = Answer(
             202, {"event_id": event.id, "partition": delivery.partition, "offset": delivery.offset}
         )
-        await self._remember(request, answer)
+        await self._marker.confirm(mark, result.after)
+        await self._settle(request, answer)
         return answer, "accepted"
 
-    async def _append_sync(self, domain: Domain, request: CommandRequest) -> tuple[Answer, str]:
+    async def _mark(
+        self, domain: Domain, request: CommandRequest, event_id: str
+    ) -> tuple[MarkRequest, MarkResult]:
+        allowed = sorted(domain.spec(request.type).after)
+        mark = MarkRequest(request.key, request.type, event_id, allowed)
+        result = await self._marker.check_and_mark(mark)
+        if result.status == "missing":
+            # The mark expired or never existed: the store is the truth.
+            last = await self._store.last_event((domain.name, request.aggregate_id))
+            fallback = NEW_AGGREGATE if last is None else f"{last.type}|{last.id}"
+            mark = replace(mark, fallback=fallback)
+            result = await self._marker.check_and_mark(mark)
+        return mark, result
+
+    async def _refused(
+        self,
+        domain: Domain,
+        request: CommandRequest,
+        event_id: str,
+        takeover: bool,
+        current: str | None,
+    ) -> Outcome:
+        """The marker refused the event; with a command id, first ask what became of it."""
+        if request.command_id is not None:
+            settled = await self._settled(domain, request, event_id)
+            if settled is not None:
+                return settled
+            if takeover:  # an earlier attempt was sent without an answer: it may still land
+                await self._unknown(request, event_id)
+                message = (
+                    f"an earlier attempt of command {request.command_id} was sent without an "
+                    "answer and may still be stored."
+                )
+                return _unknown(message, event_id, request.command_id), "unknown_stream"
+            await self._release(request, event_id)
+        domain.check_transition(request.aggregate_id, current, request.type)
+        raise AssertionError("the marker rejected a transition the domain allows")
+
+    # --- sync mode ---------------------------------------------------------------------------
+
+    async def _append_sync(self, domain: Domain, request: CommandRequest) -> Outcome:
         if self._sync is None:
             raise UnknownAggregateType(
                 f"{domain.name} is a sync domain; this process has no sync service."
             )
-        event_id = str(uuid.uuid4())
-        if request.command_id:
-            earlier = await self._memory.claim_command(request.key, request.command_id, event_id)
-            if earlier is not None:
-                return await self._earlier_answer(domain, request, earlier)
+        event_id = self._event_id(request)
+        claimed = await self._claim(request, event_id)
+        if isinstance(claimed, tuple):
+            return claimed
         try:
             result = await self._sync.append(
-                domain, request.aggregate_id, request.type, request.data, self._metadata(request)
+                domain,
+                request.aggregate_id,
+                request.type,
+                request.data,
+                self._metadata(request),
+                event_id=event_id,
             )
-        except EventfleetError:
-            if request.command_id:
-                await self._forget(request, event_id)
+        except (TransitionRejected, ConcurrencyConflict):
+            if request.command_id is not None:
+                settled = await self._settled(domain, request, event_id)
+                if settled is not None:
+                    return settled
+                if claimed:
+                    await self._unknown(request, event_id)
+                    raise
+            await self._release(request, event_id)
             raise
-        stored = {"event_id": result.event.id, "version": result.event.version}
-        answer = Answer(201, stored)
-        await self._remember(request, answer)
-        if not result.published:
-            message = (
-                f"{domain.name} {request.aggregate_id}: event stored as version "
-                f"{result.event.version}, but Kafka did not acknowledge it; it will be published "
-                "to events.stored by the outbox relay once Kafka is back."
-            )
-            return error(503, "stream_unavailable", message, stored=True, **stored), "error_stream"
-        return answer, "accepted"
+        except OutcomeUnknown as e:
+            await self._unknown(request, event_id)
+            return _unknown(str(e), event_id, request.command_id), f"unknown_{e.service}"
+        except EventfleetError:
+            await self._release(request, event_id)
+            raise
+        body: dict[str, Any] = {"event_id": result.event.id, "version": result.event.version}
+        if result.duplicate:
+            body["duplicate"] = True
+        else:
+            body["published"] = result.published
+        answer = Answer(201, body)
+        await self._settle(request, answer)
+        return answer, "duplicate" if result.duplicate else "accepted"
 
-    async def _earlier_answer(
-        self, domain: Domain, request: CommandRequest, value: str
-    ) -> tuple[Answer, str]:
-        """A repeated command id: the first answer, once the first request has one."""
+    # --- the command memory ------------------------------------------------------------------
+
+    async def _claim(self, request: CommandRequest, event_id: str) -> Outcome | bool:
+        """Claim the command id: False (fresh), True (over an unknown attempt) or the answer."""
+        if request.command_id is None:
+            return False
         deadline = time.monotonic() + self._answer_wait_s
-        while value.startswith("pending|") or value == "":
+        delay = 0.005
+        while True:
+            record = await self._memory.claim(request.key, request.command_id, event_id)
+            if record is None:
+                return False
+            if record.state == "unknown":
+                return True
+            if record.state == "answered":
+                return Answer.decode(record.answer), "duplicate"
+            # Another request holds the claim: wait for its answer (the claim is bounded).
             if time.monotonic() > deadline:
                 message = f"command {request.command_id} is still being processed; retry later."
                 return error(409, "command_in_progress", message), "rejected_in_progress"
-            await asyncio.sleep(0.005)
-            found = await self._memory.answer(request.key, request.command_id or "")
-            if found is None:  # the first request failed and left no trace: run this one
-                return await self._answer(request)
-            value = found
-        return Answer.decode(value), "duplicate"
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
 
-    async def _remember(self, request: CommandRequest, answer: Answer) -> None:
-        if not request.command_id:
+    async def _settled(
+        self, domain: Domain, request: CommandRequest, event_id: str
+    ) -> Outcome | None:
+        """The answer for an event that is already stored or was refused by the store."""
+        stored = await self._store.find([event_id])
+        if event_id in stored:
+            status = 201 if domain.mode is Mode.SYNC else 202
+            body = {"event_id": event_id, "version": stored[event_id].version, "duplicate": True}
+            answer = Answer(status, body)
+            await self._settle(request, answer)
+            return answer, "duplicate"
+        refused = (await self._rejections.find([event_id])).get(event_id)
+        if refused is not None:
+            answer = error(
+                409,
+                refused.reason,
+                refused.message,
+                event_id=event_id,
+            )
+            await self._settle(request, answer)
+            return answer, "rejected_at_store"
+        return None
+
+    async def _settle(self, request: CommandRequest, answer: Answer) -> None:
+        if request.command_id is None:
             return
         try:
-            await self._memory.remember_answer(request.key, request.command_id, answer.encode())
+            await self._memory.settle(request.key, request.command_id, answer.encode())
         except Unavailable as e:  # the event is written; only the dedupe memory is lost
             log.warning("answer to command %s not remembered: %s", request.command_id, e)
 
-    async def _undo(self, mark: MarkRequest, previous: str) -> None:
+    async def _unknown(self, request: CommandRequest, event_id: str) -> None:
+        if request.command_id is None:
+            return
         try:
-            await self._marker.restore(mark, previous)
-        except Unavailable as e:
-            log.error("mark of %s not restored after a failed produce: %s", mark.aggregate_key, e)
+            await self._memory.unknown(request.key, request.command_id, event_id)
+        except Unavailable as e:  # the claim expires by itself within its bound
+            log.warning("command %s not marked unknown: %s", request.command_id, e)
 
-    async def _forget(self, request: CommandRequest, event_id: str) -> None:
+    async def _release(self, request: CommandRequest, event_id: str) -> None:
+        if request.command_id is None:
+            return
         try:
-            await self._memory.forget_command(request.key, request.command_id or "", event_id)
-        except Unavailable as e:
+            await self._memory.release(request.key, request.command_id, event_id)
+        except Unavailable as e:  # the claim expires by itself within its bound
             log.warning("command %s not released: %s", request.command_id, e)
+
+    async def _restore(self, mark: MarkRequest, result: MarkResult) -> None:
+        try:
+            await self._marker.restore(mark, result)
+        except Unavailable as e:  # a tentative mark expires by itself within its bound
+            log.warning("mark of %s not restored after a failed produce: %s", mark.aggregate_key, e)
+
+
+def _unknown(message: str, event_id: str, command_id: str | None) -> Answer:
+    """503 outcome_unknown: a write was sent without an answer; it may still be stored."""
+    if command_id is not None:
+        message += (
+            " Ask GET .../outcome?command_id=... for what became of it; retrying with the same "
+            "command_id is safe."
+        )
+    else:
+        message += (
+            " Ask GET .../outcome?event_id=... for what became of it; a retry without a "
+            "command_id may store the event twice."
+        )
+    return error(503, "outcome_unknown", message, event_id=event_id, command_id=command_id)
+
+
+class Outcomes:
+    """``GET .../outcome``: what became of a command or an event, from the store and the memory."""
+
+    def __init__(
+        self,
+        *,
+        domains: Domains,
+        store: EventStore,
+        rejections: Rejections,
+        memory: CommandMemory | None,
+    ) -> None:
+        self._domains = domains
+        self._store = store
+        self._rejections = rejections
+        self._memory = memory
+
+    async def ask(
+        self,
+        aggregate_type: str,
+        aggregate_id: str,
+        *,
+        command_id: str | None = None,
+        event_id: str | None = None,
+    ) -> Answer:
+        """200 with ``outcome`` stored / rejected / accepted / in_progress / unknown, else 404."""
+        domain = self._domains.get(aggregate_type)
+        if (command_id is None) == (event_id is None):
+            raise InvalidInput("give exactly one of the query parameters command_id or event_id.")
+        if command_id is not None:
+            event_id = derived_event_id(domain.name, aggregate_id, command_id)
+        assert event_id is not None
+        body: dict[str, Any] = {"event_id": event_id, "command_id": command_id}
+        found = (await self._store.find([event_id])).get(event_id)
+        if found is not None and (found.aggregate_type, found.aggregate_id) == (
+            domain.name,
+            aggregate_id,
+        ):
+            return Answer(200, {**body, "outcome": "stored", "version": found.version})
+        refused = (await self._rejections.find([event_id])).get(event_id)
+        if refused is not None and refused.aggregate_id == aggregate_id:
+            return Answer(
+                200,
+                {**body, "outcome": "rejected", "reason": refused.reason, "message": refused.message},
+            )
+        if command_id is not None and self._memory is not None:
+            key = f"{domain.name}:{aggregate_id}"
+            record = await self._memory.recall(key, command_id)
+            if record is not None:
+                return Answer(200, {**body, **_remembered(record)})
+        message = (
+            f"nothing is known of that {'command' if command_id else 'event'} on "
+            f"{domain.name} {aggregate_id}: it was never accepted here, or its answer expired."
+        )
+        return error(404, "not_found", message, outcome="none", **body)
+
+
+def _remembered(record: CommandRecord) -> dict[str, Any]:
+    if record.state == "pending":
+        return {"outcome": "in_progress"}
+    if record.state == "unknown":
+        return {
+            "outcome": "unknown",
+            "message": "sent without an answer; it may still be stored. Retrying is safe.",
+        }
+    answer = Answer.decode(record.answer)
+    if answer.status in (201, 202):
+        return {"outcome": "accepted", "answer": answer.body}
+    return {"outcome": "rejected", "reason": answer.body.get("error"), "answer": answer.body}

@@ -19,6 +19,10 @@ REASONS = frozenset(
         "invalid",
         "already_versioned",
         "handler_failed",  # the durable event buses, after their retry bound
+        "transition_rejected_at_store",  # the store is the judge
+        "invalid_data",
+        "snapshot_failed",  # the reducer or the store cannot take this aggregate's state
+        "projection_failed",
     )
 )
 

@@ -18,9 +18,10 @@ from dataclasses import dataclass, replace
 from snapshot_rules.projection import Projection, ViewDoc, advance
 from snapshot_rules.replay import ReplayGap
 from topics.envelope import Event
-from topics.errors import EventfleetError
+from topics.errors import EventfleetError, ReplayFailed, Unstorable
 from workers.metrics import Metrics
-from workers.ports import AggregateRef, EventStore, ViewStaging, ViewStore
+from workers.ports import AggregateRef, EventStore, Outgoing, Record, ViewStaging, ViewStore
+from workers.roles.deadletter import DeadLetter, DeadLetters
 
 log = logging.getLogger(__name__)
 
@@ -49,27 +50,55 @@ class ProjectionRunner:
     """Applies stored events to one projection's views: idempotent, in version order, guarded."""
 
     def __init__(
-        self, projection: Projection, *, views: ViewStore, events: EventStore, metrics: Metrics
+        self,
+        projection: Projection,
+        *,
+        views: ViewStore,
+        events: EventStore,
+        metrics: Metrics,
+        dead_letters: DeadLetters | None = None,
     ) -> None:
         self.projection = projection
         self.views = views
         self._events = events
         self._applied = metrics.projection_events.labels(projection.name, "applied")
         self._skipped = metrics.projection_events.labels(projection.name, "skipped")
+        self._parked_metric = metrics.aggregates_parked.labels("projection", "projection_failed")
+        self._dead_letters = dead_letters
+        # Aggregates whose view cannot be folded or stored: skipped until restart.
+        self.parked: set[AggregateRef] = set()
 
     async def handle(self, events: Sequence[Event]) -> Applied:
         """Apply a batch of stored events (any aggregates, each in version order)."""
         by_ref: dict[AggregateRef, list[Event]] = {}
         for event in events:
-            if self.projection.wants(event):
-                by_ref.setdefault((event.aggregate_type, event.aggregate_id), []).append(event)
+            ref = (event.aggregate_type, event.aggregate_id)
+            if self.projection.wants(event) and ref not in self.parked:
+                by_ref.setdefault(ref, []).append(event)
         if not by_ref:
             return Applied()
         docs = await self.views.load_many(list(by_ref))
         results = await asyncio.gather(
-            *(self._project(ref, docs.get(ref), evs) for ref, evs in by_ref.items())
+            *(self._isolated(ref, docs.get(ref), evs) for ref, evs in by_ref.items())
         )
         return self._count(sum(results, Applied()))
+
+    async def _isolated(
+        self, ref: AggregateRef, doc: ViewDoc | None, events: Sequence[Event]
+    ) -> Applied:
+        """One aggregate's failure to fold or store its view parks it, not the partition."""
+        try:
+            return await self._project(ref, doc, events)
+        except (ReplayFailed, Unstorable) as e:
+            self.parked.add(ref)
+            self._parked_metric.inc()
+            log.error("projection %s stops for %s %s: %s", self.projection.name, ref[0], ref[1], e)
+            if self._dead_letters is not None:
+                out = Outgoing.of(events[-1])
+                record = Record("events.stored", -1, -1, out.key, out.value, out.headers)
+                letter = DeadLetter(record, "projection_failed", f"{self.projection.name}: {e}")
+                await self._dead_letters.send([letter])
+            return Applied(0, len(events))
 
     async def catch_up(self, ref: AggregateRef) -> Applied:
         """Apply whatever the store holds beyond the view's applied version."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -20,17 +21,27 @@ from topics.envelope import Event
 from topics.errors import InvalidInput, Unavailable
 from workers.adapters.mongo import MongoViewStore, database
 from workers.ports import Outgoing, Record
-from workers.roles.commands import Answer, CommandRequest, error, parse_request
 from workers.roles.deadletter import decode_stored
 from workers.roles.projections import ProjectionRunner
+from workers.roles.requests import Answer, CommandRequest, error, parse_request
 from workers.roles.retry import until_done
 from workers.runtime.fleet import Fleet
 
 MAX_UNACKED_BATCHES = 16
 """Batches whose background work (snapshot rebuilds) may still be running before the agent waits."""
 
-Handle = Callable[[Sequence[Record]], Awaitable["Awaitable[Any] | None"]]
-"""A role's batch logic; it may return background work that must finish before the batch acks."""
+@dataclass(frozen=True, slots=True)
+class Acks:
+    """Ack exactly these records; the others of the batch stay unacked until a later ``Acks``."""
+
+    records: Sequence[Record]
+
+
+Handle = Callable[[Sequence[Record]], Awaitable["Awaitable[Any] | Acks | None"]]
+"""A role's batch logic. It returns None (ack the batch), background work that must finish
+before the batch acks, or ``Acks`` (ack only the records it decided)."""
+Tick = Callable[[], Awaitable[Sequence[Record]]]
+"""Called on a timer between batches; returns records decided meanwhile (to ack)."""
 
 
 def to_record(event: Any) -> Record:
@@ -48,41 +59,83 @@ def to_record(event: Any) -> Record:
     )
 
 
-def batch_agent(fleet: Fleet, *, name: str, role: str, topic: str, handle: Handle) -> None:
+def batch_agent(
+    fleet: Fleet,
+    *,
+    name: str,
+    role: str,
+    topic: str,
+    handle: Handle,
+    tick: Tick | None = None,
+    tick_s: float = 0.05,
+) -> None:
     """Declare agent ``name`` on ``topic``: every batch through ``handle``, acked after it."""
     app, rt, settings = fleet.app, fleet.runtime, fleet.runtime.settings
     within_s = settings.batch_within_ms / 1000
     unacked = asyncio.Semaphore(MAX_UNACKED_BATCHES)
+    held: dict[tuple[int, int], Any] = {}  # Faust events of records not acked yet (Acks mode)
+
+    async def ack(stream: Any, records: Sequence[Record]) -> None:
+        for record in records:
+            event = held.pop((record.partition, record.offset), None)
+            if event is not None:
+                await stream.ack(event)
+
+    async def ticking(stream: Any) -> None:
+        assert tick is not None
+        while True:
+            await asyncio.sleep(tick_s)
+            try:
+                async with fleet.batch(role):
+                    decided = await until_done(tick, role=role, metrics=rt.metrics)
+            except Exception as e:
+                fleet.fatal(name, e)
+                return
+            await ack(stream, decided)
+
+    async def revoked(sender: Any, revoked: Any = None, **kwargs: Any) -> None:
+        gone = {tp.partition for tp in revoked or () if tp.topic == topic}
+        for key in [key for key in held if key[0] in gone]:
+            del held[key]  # the partition's next owner gets these records again
 
     async def ack_when_done(stream: Any, batch: Sequence[Any], work: Awaitable[Any]) -> None:
         try:
             await work
-            for event in batch:
-                await stream.ack(event)
+            await ack(stream, [to_record(event) for event in batch])
         except Exception as e:  # background work no retry can fix: stop, batch unacked
             fleet.fatal(name, e)
         finally:
             unacked.release()
 
     async def agent(stream: Any) -> None:
-        async for batch in stream.noack_take(settings.batch_size, within=within_s):
-            later: Awaitable[Any] | None = None
-            try:
-                async with fleet.batch(role):
-                    records = [to_record(event) for event in batch]
-                    later = await until_done(
-                        partial(handle, records), role=role, metrics=rt.metrics
-                    )
-            except Exception as e:
-                fleet.fatal(name, e)
-                await asyncio.Future()  # unacked: parked until the draining app cancels us
-            if later is None:
-                for event in batch:
-                    await stream.ack(event)
-            else:
-                await unacked.acquire()
-                fleet.spawn(ack_when_done(stream, batch, later))
+        ticker = asyncio.ensure_future(ticking(stream)) if tick is not None else None
+        try:
+            async for batch in stream.noack_take(settings.batch_size, within=within_s):
+                later: Awaitable[Any] | Acks | None = None
+                try:
+                    async with fleet.batch(role):
+                        records = [to_record(event) for event in batch]
+                        for record, event in zip(records, batch, strict=True):
+                            held[(record.partition, record.offset)] = event
+                        later = await until_done(
+                            partial(handle, records), role=role, metrics=rt.metrics
+                        )
+                except Exception as e:
+                    fleet.fatal(name, e)
+                    await asyncio.Future()  # unacked: parked until the draining app cancels us
+                if isinstance(later, Acks):
+                    await ack(stream, later.records)
+                elif later is None:
+                    await ack(stream, records)
+                else:
+                    await unacked.acquire()
+                    fleet.spawn(ack_when_done(stream, batch, later))
+        finally:
+            if ticker is not None:
+                ticker.cancel()
 
+    if tick is not None:
+        app.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type]
     app.agent(app.topic(topic, value_serializer="raw", key_serializer="raw"), name=name)(agent)
 
 
@@ -108,11 +161,27 @@ def register_agents(fleet: Fleet) -> None:
     rt = fleet.runtime
     names = rt.names
     if "appender" in fleet.roles:
+        appender = rt.appender
 
-        async def append(records: Sequence[Record]) -> None:
-            await rt.appender.handle(records)
+        async def append(records: Sequence[Record]) -> Acks:
+            return Acks(await appender.handle(records))
 
-        batch_agent(fleet, name="appender", role="appender", topic=names.events, handle=append)
+        async def revoked(sender: Any, revoked: Any = None, **kwargs: Any) -> None:
+            appender.forget({tp.partition for tp in revoked or () if tp.topic == names.events})
+
+        async def assigned(sender: Any, assigned: Any = None, **kwargs: Any) -> None:
+            appender.forget(set())  # a new assignment: cached heads may be another's now
+
+        fleet.app.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type]
+        fleet.app.on_partitions_assigned.connect(assigned)  # type: ignore[arg-type]
+        batch_agent(
+            fleet,
+            name="appender",
+            role="appender",
+            topic=names.events,
+            handle=append,
+            tick=appender.expire,
+        )
     if "forwarder" in fleet.roles:
 
         async def forward(events: list[Event], records: Sequence[Record]) -> None:
@@ -122,7 +191,11 @@ def register_agents(fleet: Fleet) -> None:
         batch_agent(fleet, name="forwarder", role="forwarder", topic=names.stored, handle=handle)
     if "snapshotter" in fleet.roles:
 
+        audits = fleet.audit_loop
+
         async def snapshot(events: list[Event], records: Sequence[Record]) -> Awaitable[Any]:
+            if audits is not None:
+                audits.saw([(e.aggregate_type, e.aggregate_id) for e in events])
             # Rebuilds run in the background; the batch's offsets commit once they are done.
             return asyncio.gather(*await rt.snapshotter.handle(events))
 
@@ -146,7 +219,13 @@ def register_projection(fleet: Fleet, projection: Projection) -> None:
     """One agent ``projection-<name>`` on events.stored (its own group with --role projection)."""
     rt = fleet.runtime
     views = MongoViewStore(database(rt.mongo, rt.settings.mongo_database), projection.collection)
-    runner = ProjectionRunner(projection, views=views, events=rt.events, metrics=rt.metrics)
+    runner = ProjectionRunner(
+        projection,
+        views=views,
+        events=rt.events,
+        metrics=rt.metrics,
+        dead_letters=rt.dead_letters["projection"],
+    )
     lag = fleet.projection_lag(projection.name)
 
     async def project(events: list[Event], records: Sequence[Record]) -> None:
@@ -206,7 +285,8 @@ async def command_from_topic(fleet: Fleet, record: Record) -> None:
 
 async def _handled(fleet: Fleet, request: CommandRequest) -> Answer:
     answer = await fleet.runtime.commands.handle(request)
-    if answer.status == 503 and not answer.body.get("stored"):
-        # Nothing was written: pause and retry rather than reply "unavailable".
+    if answer.status == 503:
+        # Nothing written, or an unknown outcome: pause and retry rather than reply. The
+        # command id (the record's position) derives the event id, so a retry is safe.
         raise Unavailable(str(answer.body.get("message")))
     return answer

@@ -21,17 +21,18 @@ from workers.adapters.kafka import KafkaProducer
 from workers.adapters.mongo import (
     Document,
     MongoEventStore,
+    MongoRejections,
     MongoSnapshotStore,
     connect,
     database,
     translated,
 )
-from workers.adapters.redis import RedisMarker
+from workers.adapters.redis import SCRIPTS, RedisBatcher, RedisCommandMemory, RedisMarker
 from workers.cqrs.repository import Repository
 from workers.cqrs.sync import SyncCommands
 from workers.metrics import Metrics, create_metrics
-from workers.roles.appender import Appender
-from workers.roles.commands import CommandService
+from workers.roles.appender import Appender, AppenderConfig
+from workers.roles.commands import CommandService, Outcomes
 from workers.roles.deadletter import DeadLetters
 from workers.roles.forwarder import Forwarder
 from workers.roles.outbox import Outbox
@@ -145,12 +146,18 @@ class Runtime:
         if "appender" in self.roles:
             self.parts["appender"] = Appender(
                 store=self.events,
+                rejections=MongoRejections(db),
                 producer=producer,
                 dead_letters=self.dead_letters["appender"],
                 domains=self.domains,
-                stored_topic=names.stored,
                 metrics=metrics,
-                max_event_bytes=settings.max_event_bytes,
+                config=AppenderConfig(
+                    stored_topic=names.stored,
+                    replies_topic=names.command_replies,
+                    max_event_bytes=settings.max_event_bytes,
+                    wait_s=settings.append_wait_ms / 1000,
+                ),
+                marker=await self._marker(db),
             )
         if "snapshotter" in self.roles:
             self.parts["snapshotter"] = Snapshotter(
@@ -158,36 +165,67 @@ class Runtime:
                 domains=self.domains,
                 metrics=metrics,
                 concurrency=settings.snapshot_concurrency,
+                dead_letters=self.dead_letters["snapshotter"],
+                stored_topic=names.stored,
             )
         if "forwarder" in self.roles:
             self.parts["forwarder"] = Forwarder(
                 producer=producer, domains=self.domains, names=names, metrics=metrics
             )
 
-    async def _build_commands(self, db: Any, producer: KafkaProducer) -> None:
-        settings, metrics = self.settings, self.metrics
+    async def marker_for_reads(self) -> RedisMarker:
+        """The Redis marker, also in a process without the commands role (the auditor)."""
+        return await self._marker(database(self.mongo, self.settings.mongo_database))
+
+    async def _marker(self, db: Any) -> RedisMarker:
+        """The Redis marker and command memory, one coalescing connection per process."""
+        if "marker" in self.parts:
+            return cast(RedisMarker, self.parts["marker"])
+        settings = self.settings
         redis = Redis.from_url(
             settings.redis_url,
             socket_timeout=settings.redis_timeout_ms / 1000,
             socket_connect_timeout=settings.redis_timeout_ms / 1000,
         )
-        self.parts["redis"] = redis
-        marker = RedisMarker(
+        batcher = RedisBatcher(
             redis,
-            metrics,
-            prefix=f"{settings.topic_prefix}{await store_id(db)}:",
-            ttl_s=settings.marker_ttl_s,
-            command_ttl_s=settings.command_ttl_s,
+            scripts=SCRIPTS,
             timeout_ms=settings.redis_timeout_ms,
+            latency=self.metrics.marker_latency,
         )
+        prefix = f"{settings.topic_prefix}{await store_id(db)}:"
+        self.parts["redis"] = redis
+        self.parts["batcher"] = batcher
+        self.parts["memory"] = RedisCommandMemory(
+            batcher, prefix=prefix, ttl_s=settings.command_ttl_s, claim_ttl_ms=settings.claim_ttl_ms
+        )
+        marker = RedisMarker(
+            batcher, prefix=prefix, ttl_s=settings.marker_ttl_s, tentative_ttl_ms=settings.claim_ttl_ms
+        )
+        self.parts["marker"] = marker
+        return marker
+
+    async def _build_commands(self, db: Any, producer: KafkaProducer) -> None:
+        settings, metrics = self.settings, self.metrics
+        marker = await self._marker(db)
         outbox = Outbox(self.events, producer, topic=self.names.stored, metrics=metrics, mode="sync")
-        sync = SyncCommands(repository=Repository(self.loader), outbox=outbox, metrics=metrics)
-        self.parts |= {"marker": marker, "outbox": outbox, "sync": sync}
+        sync = SyncCommands(
+            repository=Repository(self.loader),
+            outbox=outbox,
+            metrics=metrics,
+            publish_budget_s=settings.sync_publish_budget_ms / 1000,
+        )
+        self.parts |= {"outbox": outbox, "sync": sync}
+        rejections = MongoRejections(db)
+        self.parts["outcomes"] = Outcomes(
+            domains=self.domains, store=self.events, rejections=rejections, memory=self.parts["memory"]
+        )
         self.parts["commands"] = CommandService(
             domains=self.domains,
             marker=marker,
-            memory=marker,
+            memory=self.parts["memory"],
             store=self.events,
+            rejections=rejections,
             producer=producer,
             events_topic=self.names.events,
             metrics=metrics,
@@ -229,6 +267,10 @@ class Runtime:
         return cast(CommandService, self._part("commands", "commands"))
 
     @property
+    def outcomes(self) -> Outcomes:
+        return cast(Outcomes, self._part("outcomes", "commands"))
+
+    @property
     def appender(self) -> Appender:
         return cast(Appender, self._part("appender", "appender"))
 
@@ -247,6 +289,8 @@ class Runtime:
         await self.loader.drain()
         if "sync" in self.parts:
             await self.sync.drain()
+        if "batcher" in self.parts:
+            await self.parts["batcher"].drain()
         if "producer" in self.parts:
             await self.producer.stop()
         if "redis" in self.parts:

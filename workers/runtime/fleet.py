@@ -15,6 +15,7 @@ from faust.types import TP
 from topics.catalog import TopicSpec
 from workers.adapters.kafka import ensure_topics, fleet_catalog
 from workers.ports import Record
+from workers.runtime.audit import AuditLoop
 from workers.runtime.compose import Runtime
 from workers.runtime.faust_app import FleetApp
 
@@ -46,6 +47,9 @@ class Fleet:
         self._assigned = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self.projections = tuple(projections)
+        self.audit_loop: AuditLoop | None = None
+        if "snapshotter" in self.roles and settings.audit_interval_s > 0:
+            self.audit_loop = AuditLoop(runtime, interval_s=settings.audit_interval_s)
         self._lag_series: set[tuple[str, str, str]] = set()
         if self.roles == {"projection"} and len(self.projections) == 1:
             self.role_label = f"projection-{self.projections[0]}"

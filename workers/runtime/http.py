@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,11 +14,12 @@ from snapshot_rules.queries import Query
 from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE, encode, parse_utc
 from topics.errors import EventfleetError, InvalidEnvelope, InvalidInput
 from workers.adapters.mongo import MongoViewStore, database
-from workers.roles.commands import Answer, PayloadTooLarge, error, parse_request
+from workers.roles.requests import Answer, PayloadTooLarge, error, parse_request
 from workers.runtime.fleet import Fleet
 from workers.runtime.queries import FleetQueries, answer, failure
 
 MAX_PAGE = 1000
+_DIGITS = re.compile(r"[0-9]{1,18}\Z")
 PROMETHEUS_TEXT = "text/plain; version=0.0.4"  # aiohttp sets the charset itself
 
 
@@ -33,13 +35,41 @@ def int_param(
     raw = query.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidInput(f"query parameter {name}={raw!r} must be a whole number.") from None
+    if not _DIGITS.match(raw):  # int() also takes '²', ' 7', '+7' and '1_000'
+        raise InvalidInput(f"query parameter {name}={raw!r} must be a whole number.")
+    value = int(raw)
     if not low <= value <= high:
         raise InvalidInput(f"query parameter {name}={value} must be between {low} and {high}.")
     return value
+
+
+async def read_body(request: Any, limit: int) -> bytes:
+    """The whole body, however it arrives (Content-Length or chunked, in any number of writes).
+
+    Raises PayloadTooLarge as soon as more than ``limit`` bytes are announced or received.
+    """
+    announced = request.content_length
+    if announced is not None and announced > limit:
+        raise PayloadTooLarge(f"the body has {announced} bytes; the limit is {limit}.")
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(65536):
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(
+                f"the body is longer than the limit of {limit} bytes; send at most {limit}."
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _text_param(query: Mapping[str, str], name: str) -> str | None:
+    raw = query.get(name)
+    if raw is None:
+        return None
+    if not 0 < len(raw) <= 256:
+        raise InvalidInput(f"query parameter {name} must be a string of 1 to 256 characters.")
+    return raw
 
 
 def check_aggregate(aggregate_type: str, aggregate_id: str) -> tuple[str, str]:
@@ -63,13 +93,9 @@ def register_views(fleet: Fleet) -> None:
                     self, error(503, "shutting_down", "this worker is draining; retry on another.")
                 )
             limit = rt.settings.max_body_bytes
-            if (request.content_length or 0) > limit:
-                return respond(
-                    self, failure(PayloadTooLarge(f"the body is over the {limit}-byte limit."))
-                )
             async with fleet.batch("http"):
                 try:
-                    body = await request.content.read(limit + 1)
+                    body = await read_body(request, limit)
                     command = parse_request(aggregate_type, aggregate_id, body, max_bytes=limit)
                 except EventfleetError as e:
                     return respond(self, failure(e))
@@ -142,6 +168,23 @@ def register_views(fleet: Fleet) -> None:
             return respond(self, Answer(200, {"version": folded.version, "state": folded.state}))
 
     register_domain_queries(fleet)
+    if "commands" in fleet.roles:
+        outcomes = rt.outcomes
+
+        @app.page("/v1/{aggregate_type}/{aggregate_id}/outcome")
+        class Outcome(View):  # type: ignore[misc]
+            async def get(self, request: Any, aggregate_type: str, aggregate_id: str) -> Any:
+                try:
+                    check_aggregate(aggregate_type, aggregate_id)
+                    answer = await outcomes.ask(
+                        aggregate_type,
+                        aggregate_id,
+                        command_id=_text_param(request.query, "command_id"),
+                        event_id=_text_param(request.query, "event_id"),
+                    )
+                except EventfleetError as e:
+                    return respond(self, failure(e))
+                return respond(self, answer)
 
     @app.page("/healthz")
     class Health(View):  # type: ignore[misc]

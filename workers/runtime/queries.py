@@ -11,7 +11,7 @@ from snapshot_rules.queries import Query, QueryAnswer
 from snapshot_rules.replay import Folded
 from topics.errors import EventfleetError, InvalidInput, NotFound, Unavailable, UnknownAggregateType
 from workers.ports import AggregateRef, EventStore, ViewStore
-from workers.roles.commands import Answer, PayloadTooLarge, error
+from workers.roles.requests import Answer, PayloadTooLarge, error
 from workers.roles.state import StateLoader
 
 

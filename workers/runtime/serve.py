@@ -41,17 +41,19 @@ async def serve(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, fleet.stop)
     await fleet.app.start()
-    relay: asyncio.Task[None] | None = None
+    background: list[asyncio.Task[None]] = []
     if "commands" in fleet.roles:
         # Sync mode and storage writers store before they publish: repair what Kafka missed.
         relay_age_s = runtime.settings.kafka_timeout_ms / 1000 * 1.5 + 1
-        relay = asyncio.create_task(runtime.outbox.run(older_than_s=relay_age_s))
+        background.append(asyncio.create_task(runtime.outbox.run(older_than_s=relay_age_s)))
+    if fleet.audit_loop is not None:
+        background.append(asyncio.create_task(fleet.audit_loop.run()))
     if on_started is not None:
         await on_started(fleet)
     await fleet.stopped.wait()
     log.info("draining %s", ", ".join(sorted(fleet.roles)))
-    if relay is not None:
-        relay.cancel()
+    for task in background:
+        task.cancel()
     await fleet.drain()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.remove_signal_handler(signum)

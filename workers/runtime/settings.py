@@ -139,6 +139,21 @@ class Settings:
     max_event_bytes: int = _setting(
         1024 * 1024, _int(1024), "largest event accepted off a topic (dead-lettered above)"
     )
+    append_wait_ms: int = _setting(
+        2000,
+        _int(0, 600_000),
+        "longest an event waits at the appender for the event it was validated after",
+    )
+    sync_publish_budget_ms: int = _setting(
+        1000,
+        _int(1, 600_000),
+        "sync mode: longest a request waits for Kafka after storing (then 201 published=false)",
+    )
+    audit_interval_s: int = _setting(
+        30,
+        _int(0, 86_400),
+        "snapshotter processes audit a sample of recently stored aggregates this often (0: off)",
+    )
     batch_size: int = _setting(500, _int(1, 100_000), "most events one appender batch takes")
     batch_within_ms: int = _setting(10, _int(1, 60_000), "longest an appender batch waits to fill")
     snapshot_concurrency: int = _setting(
@@ -190,6 +205,15 @@ class Settings:
     def with_defaults(self, **values: Any) -> Settings:
         """These settings with ``values`` for every field the environment did not set."""
         return replace(self, **{k: v for k, v in values.items() if k not in self.explicit})
+
+    @property
+    def claim_ttl_ms(self) -> int:
+        """How long a tentative mark or a command claim lives: longer than any request.
+
+        A request holds them while it talks to Redis (twice) and Kafka (1.5 x its timeout at
+        most); after that they cannot name anything still in flight from it.
+        """
+        return 2 * self.kafka_timeout_ms + 2 * self.redis_timeout_ms + 1000
 
     @property
     def kafka_bootstrap(self) -> list[str]:

@@ -10,10 +10,12 @@ from workers.adapters.kafka.admin import (
 from workers.adapters.kafka.producer import (
     KafkaProducer,
 )
+from workers.adapters.kafka.reader import read_topic
 
 __all__ = [
     "KafkaProducer",
     "TopicReport",
     "ensure_topics",
     "fleet_catalog",
+    "read_topic",
 ]

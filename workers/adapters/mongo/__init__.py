@@ -1,4 +1,4 @@
-"""MongoDB adapters: the event, snapshot and view stores; driver errors are translated here, once."""
+"""MongoDB adapters: the event, snapshot, view and rejection stores; driver errors are translated here, once."""
 
 from __future__ import annotations
 
@@ -6,15 +6,19 @@ from workers.adapters.mongo.stores import (
     DURABLE,
     EVENTS,
     PENDING,
+    PENDING_INDEX,
+    REJECTIONS,
     SNAPSHOTS,
     Document,
     MongoEventStore,
+    MongoRejections,
     MongoSnapshotStore,
     StoreError,
     connect,
     database,
     document_to_event,
     event_to_document,
+    log,
     snapshot_id,
     translated,
 )
@@ -29,9 +33,12 @@ __all__ = [
     "DURABLE",
     "EVENTS",
     "PENDING",
+    "PENDING_INDEX",
+    "REJECTIONS",
     "SNAPSHOTS",
     "Document",
     "MongoEventStore",
+    "MongoRejections",
     "MongoSnapshotStore",
     "MongoViewStaging",
     "MongoViewStore",
@@ -41,6 +48,7 @@ __all__ = [
     "document_to_event",
     "event_to_document",
     "from_document",
+    "log",
     "snapshot_id",
     "to_document",
     "translated",

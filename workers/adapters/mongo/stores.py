@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from bson.codec_options import CodecOptions
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, WriteConcern
+from bson.errors import InvalidDocument
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, UpdateOne, WriteConcern
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import (
@@ -25,15 +27,18 @@ from pymongo.errors import (
 )
 
 from topics.envelope import Event, Metadata
-from topics.errors import EventfleetError, StoreUnavailable
-from workers.ports import AggregateRef, AppendConflict, Snapshot
+from topics.errors import EventfleetError, StoreOutcomeUnknown, StoreUnavailable, Unstorable
+from workers.ports import AggregateRef, AppendConflict, Head, Rejection, Snapshot
 
 Document = dict[str, Any]
+log = logging.getLogger(__name__)
 
 EVENTS = "events"
 PENDING = "pending_publish"
 """Set on events stored before they reach events.stored (sync mode, storage); see outbox."""
+PENDING_INDEX = "pending_publish_by_aggregate"
 SNAPSHOTS = "snapshots"
+REJECTIONS = "rejections"
 _UNAVAILABLE = (
     AutoReconnect,
     ConnectionFailure,
@@ -66,18 +71,43 @@ def database(client: AsyncMongoClient[Document], name: str) -> AsyncDatabase[Doc
 
 
 @asynccontextmanager
-async def translated(what: str) -> AsyncIterator[None]:
-    """Turn driver errors into ours: unavailable (retriable) or StoreError (not)."""
+async def translated(what: str, *, write: bool = False) -> AsyncIterator[None]:
+    """Turn driver errors into ours, once: the message is a sentence, the detail goes to the log.
+
+    Unavailable errors are retriable; for a ``write`` they mean the outcome is unknown (the
+    write may have been sent and applied: StoreOutcomeUnknown). A value that cannot be
+    stored (an integer beyond 64 bits, a document over 16 MB) is Unstorable; anything else
+    the server refuses is a StoreError.
+    """
     try:
         yield
+    except (OverflowError, InvalidDocument) as e:  # DocumentTooLarge is an InvalidDocument
+        raise Unstorable(f"MongoDB cannot store the value while {what}: {e}.") from e
     except _UNAVAILABLE as e:
-        raise StoreUnavailable(f"MongoDB did not answer while {what}: {e}") from e
+        log.info("MongoDB error while %s: %r", what, e)
+        raise _unavailable(what, write) from e
     except PyMongoError as e:
         if e.has_error_label("TransientTransactionError") or e.has_error_label(
             "RetryableWriteError"
-        ):
-            raise StoreUnavailable(f"MongoDB failed transiently while {what}: {e}") from e
-        raise StoreError(f"MongoDB refused {what}: {e}") from e
+        ) or getattr(e, "timeout", False):
+            log.info("MongoDB error while %s: %r", what, e)
+            raise _unavailable(what, write) from e
+        raise StoreError(f"MongoDB refused {what}: {_first_line(e)}") from e
+
+
+def _unavailable(what: str, write: bool) -> StoreUnavailable:
+    if write:
+        return StoreOutcomeUnknown(
+            f"MongoDB did not answer while {what}; the write may or may not have been applied."
+        )
+    return StoreUnavailable(f"MongoDB did not answer while {what}.")
+
+
+def _first_line(error: PyMongoError) -> str:
+    details = getattr(error, "details", None)
+    if isinstance(details, dict) and details.get("errmsg"):
+        return str(details["errmsg"])
+    return str(error).split(", full error:")[0].splitlines()[0][:300]
 
 
 def event_to_document(event: Event) -> Document:
@@ -91,6 +121,7 @@ def event_to_document(event: Event) -> Document:
         "data": event.data,
         "metadata": event.metadata.as_dict(),
         "occurred_at": event.occurred_at,
+        "after": event.after,
     }
 
 
@@ -104,6 +135,7 @@ def document_to_event(doc: Document) -> Event:
         data=doc["data"],
         metadata=Metadata(**doc["metadata"]),
         occurred_at=doc["occurred_at"].astimezone(UTC),
+        after=doc.get("after"),
     )
 
 
@@ -130,7 +162,19 @@ class MongoEventStore:
                 unique=True,
                 name="aggregate_version",
             )
-            await self.collection.create_index([(PENDING, ASCENDING)], sparse=True, name=PENDING)
+            # Only flagged events are in it: the outbox finds an aggregate's without a scan.
+            await self.collection.create_index(
+                [
+                    (PENDING, ASCENDING),
+                    ("aggregate_type", ASCENDING),
+                    ("aggregate_id", ASCENDING),
+                    ("version", ASCENDING),
+                ],
+                sparse=True,
+                name=PENDING_INDEX,
+            )
+            if PENDING in await self.collection.index_information():
+                await self.collection.drop_index(PENDING)  # the index of earlier releases
 
     async def append(
         self, events: Sequence[Event], *, session: Any = None, pending_publish: bool = False
@@ -145,7 +189,7 @@ class MongoEventStore:
             for doc in docs:
                 doc[PENDING] = True
         try:
-            async with translated(f"appending {len(docs)} events"):
+            async with translated(f"appending {len(docs)} events", write=True):
                 await self.collection.insert_many(docs, ordered=True, session=session)
         except StoreError as e:
             index = _duplicate_index(e.__cause__)
@@ -210,6 +254,26 @@ class MongoEventStore:
             )
         return None if doc is None else document_to_event(doc)
 
+    async def heads(self, aggregates: Sequence[AggregateRef]) -> dict[AggregateRef, Head]:
+        refs = list(dict.fromkeys(aggregates))
+        async with translated(f"reading the newest events of {len(refs)} aggregates"):
+            # One indexed lookup each, all in flight at once (bounded by the driver's pool).
+            docs = await asyncio.gather(
+                *(
+                    self.collection.find_one(
+                        {"aggregate_type": aggregate_type, "aggregate_id": aggregate_id},
+                        projection={"version": 1, "type": 1},
+                        sort=[("version", DESCENDING)],
+                    )
+                    for aggregate_type, aggregate_id in refs
+                )
+            )
+        return {
+            ref: Head(int(doc["version"]), str(doc["_id"]), str(doc["type"]))
+            for ref, doc in zip(refs, docs, strict=True)
+            if doc is not None
+        }
+
     async def find(self, ids: Sequence[str]) -> dict[str, Event]:
         if not ids:
             return {}
@@ -239,6 +303,17 @@ class MongoEventStore:
         query = {PENDING: True, "occurred_at": {"$lte": older_than}}
         async with translated("reading events waiting to be published"):
             cursor = self.collection.find(query, sort=_BY_AGGREGATE, limit=limit)
+            return [document_to_event(doc) async for doc in cursor]
+
+    async def pending_before(self, aggregate: AggregateRef, version: int) -> list[Event]:
+        query = {
+            PENDING: True,
+            "aggregate_type": aggregate[0],
+            "aggregate_id": aggregate[1],
+            "version": {"$lt": version},
+        }
+        async with translated(f"reading unpublished events of {aggregate[0]} {aggregate[1]}"):
+            cursor = self.collection.find(query, sort=[("version", ASCENDING)], hint=PENDING_INDEX)
             return [document_to_event(doc) async for doc in cursor]
 
     async def clear_pending(self, ids: Sequence[str]) -> None:
@@ -315,4 +390,55 @@ def _to_snapshot(doc: Document) -> Snapshot:
         version=int(doc["version"]),
         state=doc["state"],
         taken_at=doc["taken_at"].astimezone(UTC),
+    )
+
+
+class MongoRejections:
+    """Events the appender refused, one document per event id."""
+
+    def __init__(self, db: AsyncDatabase[Document], *, collection: str = REJECTIONS) -> None:
+        self.collection: AsyncCollection[Document] = db.get_collection(
+            collection, write_concern=DURABLE
+        )
+
+    async def record(self, rejections: Sequence[Rejection]) -> None:
+        if not rejections:
+            return
+        requests = [
+            UpdateOne({"_id": r.event_id}, {"$setOnInsert": _rejection_document(r)}, upsert=True)
+            for r in rejections
+        ]
+        async with translated(f"recording {len(rejections)} rejected events", write=True):
+            await self.collection.bulk_write(requests, ordered=False)
+
+    async def find(self, event_ids: Sequence[str]) -> dict[str, Rejection]:
+        if not event_ids:
+            return {}
+        async with translated(f"looking up {len(event_ids)} rejected events"):
+            cursor = self.collection.find({"_id": {"$in": list(event_ids)}})
+            return {doc["_id"]: _to_rejection(doc) async for doc in cursor}
+
+
+def _rejection_document(rejection: Rejection) -> Document:
+    return {
+        "aggregate_type": rejection.aggregate_type,
+        "aggregate_id": rejection.aggregate_id,
+        "event_type": rejection.event_type,
+        "reason": rejection.reason,
+        "message": rejection.message,
+        "command_id": rejection.command_id,
+        "rejected_at": rejection.rejected_at,
+    }
+
+
+def _to_rejection(doc: Document) -> Rejection:
+    return Rejection(
+        event_id=doc["_id"],
+        aggregate_type=doc["aggregate_type"],
+        aggregate_id=doc["aggregate_id"],
+        event_type=doc["event_type"],
+        reason=doc["reason"],
+        message=doc["message"],
+        command_id=doc.get("command_id"),
+        rejected_at=doc["rejected_at"].astimezone(UTC),
     )

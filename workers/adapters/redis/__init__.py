@@ -1,21 +1,8 @@
-"""The Redis adapter: the marker (atomic check-and-mark) and the command answers."""
+"""The Redis adapter: the marker (atomic check-and-mark) and the command memory, coalesced."""
 
 from __future__ import annotations
 
-from workers.adapters.redis.marker import (
-    CHECK_AND_MARK,
-    NO_EVENTS,
-    RESTORE,
-    UNKNOWN,
-    Lua,
-    RedisMarker,
-)
+from workers.adapters.redis.batch import Lua, RedisBatcher
+from workers.adapters.redis.marker import SCRIPTS, RedisCommandMemory, RedisKeys, RedisMarker
 
-__all__ = [
-    "CHECK_AND_MARK",
-    "NO_EVENTS",
-    "RESTORE",
-    "UNKNOWN",
-    "Lua",
-    "RedisMarker",
-]
+__all__ = ["SCRIPTS", "Lua", "RedisBatcher", "RedisCommandMemory", "RedisKeys", "RedisMarker"]

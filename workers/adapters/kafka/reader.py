@@ -1,0 +1,64 @@
+"""Reading a whole topic once, from its start to the end it had when reading began (audits)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from topics.errors import StreamUnavailable
+from workers.ports import Record
+
+
+async def read_topic(
+    bootstrap: list[str], topic: str, *, timeout_s: float = 30.0, fetch_max_wait_ms: int = 50
+) -> list[Record]:
+    """Every record of ``topic`` up to its end as first seen, partition by partition in order.
+
+    A topic that does not exist reads as empty. Raises StreamUnavailable when Kafka does not
+    answer, or when the end is not reached within ``timeout_s``.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=fetch_max_wait_ms,
+    )
+    try:
+        async with asyncio.timeout(timeout_s):
+            await consumer.start()
+            partitions = consumer.partitions_for_topic(topic)
+            if partitions is None:
+                await consumer.topics()  # refresh the metadata once
+                partitions = consumer.partitions_for_topic(topic) or set()
+            tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+            if not tps:
+                return []
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            records: list[Record] = []
+            # The end is the high-water mark of the fetch responses: the embedded broker's
+            # ListOffsets answer (end_offsets) lags behind records produced in batches.
+            while [tp for tp in tps if not await _at_end(consumer, tp)]:
+                batches = await consumer.getmany(timeout_ms=200)
+                for tp, batch in batches.items():
+                    for r in batch:
+                        headers = [(k, bytes(v)) for k, v in (r.headers or ())]
+                        records.append(
+                            Record(tp.topic, tp.partition, r.offset, r.key, r.value, headers)
+                        )
+            return records
+    except (TimeoutError, KafkaError, OSError) as e:
+        raise StreamUnavailable(f"Kafka did not let {topic} be read to its end: {e!r}") from e
+    finally:
+        try:
+            async with asyncio.timeout(5):
+                await consumer.stop()
+        except (TimeoutError, KafkaError, OSError):
+            pass
+
+
+async def _at_end(consumer: AIOKafkaConsumer, tp: TopicPartition) -> bool:
+    highwater = consumer.highwater(tp)
+    return highwater is not None and await consumer.position(tp) >= highwater

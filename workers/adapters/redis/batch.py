@@ -1,0 +1,151 @@
+"""One Redis round trip per loop tick: every marker and command-memory call is coalesced.
+
+Calls made while a round trip is in flight are queued and sent together as one pipeline
+(EVALSHA for scripts, plain commands otherwise), bounded by ``timeout_ms``. A call whose
+caller does not wait for it (``submit``) rides along with the next round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import Histogram
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError, RedisError
+
+from topics.errors import MarkerUnavailable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Lua:
+    """A Lua script and its SHA1, as Redis names it for EVALSHA."""
+
+    source: str
+    sha: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    op: Lua | str  # a script, or a plain command name (GET, SET, ...)
+    keys: tuple[str, ...]
+    args: tuple[str | bytes, ...]
+    future: asyncio.Future[Any]
+
+
+class RedisBatcher:
+    """Coalesces concurrent calls into one pipeline per round trip."""
+
+    def __init__(
+        self, redis: Redis, *, scripts: tuple[Lua, ...], timeout_ms: int, latency: Histogram
+    ) -> None:
+        self.redis = redis
+        self._scripts = scripts
+        self._timeout_s = timeout_ms / 1000
+        self._latency = latency
+        self._pending: list[_Call] = []
+        self._flushing = False
+        self._background: set[asyncio.Future[Any]] = set()
+
+    async def call(self, op: Lua | str, keys: tuple[str, ...], args: tuple[str | bytes, ...]) -> Any:
+        """Send with the current round trip; raises MarkerUnavailable if Redis does not answer."""
+        future = self._queue(op, keys, args)
+        if not self._flushing:
+            # No round trip in flight: this caller sends the queue itself (no extra task).
+            self._flushing = True
+            await self._flush_all()
+        return await future
+
+    def submit(self, op: Lua | str, keys: tuple[str, ...], args: tuple[str | bytes, ...]) -> None:
+        """Send with the next round trip without waiting for it; a failure is only logged."""
+        future = self._queue(op, keys, args)
+        self._background.add(future)
+        future.add_done_callback(self._settled)
+        if not self._flushing:
+            self._flushing = True
+            asyncio.get_running_loop().create_task(self._flush_all())
+
+    async def drain(self) -> None:
+        """Wait for calls nobody waits for (on shutdown)."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    def _queue(self, op: Lua | str, keys: tuple[str, ...], args: tuple[str | bytes, ...]) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Call(op, keys, args, future))
+        return future
+
+    def _settled(self, future: asyncio.Future[Any]) -> None:
+        self._background.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            log.warning("a background Redis call failed: %s", future.exception())
+
+    async def _flush_all(self) -> None:
+        """Send what is queued; calls queued meanwhile go in the next round trip, by a task."""
+        try:
+            await self._flush()
+        finally:
+            if self._pending:
+                asyncio.get_running_loop().create_task(self._flush_all())
+            else:
+                self._flushing = False
+
+    async def _execute(self, batch: list[_Call]) -> list[Any]:
+        pipe = self.redis.pipeline(transaction=False)
+        for call in batch:
+            if isinstance(call.op, Lua):
+                pipe.evalsha(call.op.sha, len(call.keys), *call.keys, *call.args)
+            else:
+                pipe.execute_command(call.op, *call.keys, *call.args)
+        results: list[Any] = await pipe.execute(raise_on_error=False)
+        return results
+
+    async def _flush(self) -> None:
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                results = await self._execute(batch)
+                if any(isinstance(r, NoScriptError) for r in results):
+                    # Redis restarted or flushed its scripts: load them, send again once.
+                    for script in self._scripts:
+                        await self.redis.script_load(script.source)
+                    results = await self._execute(batch)
+        except (TimeoutError, RedisError, OSError) as e:
+            log.info("Redis round trip failed: %r", e)
+            _fail(batch, MarkerUnavailable(f"Redis did not answer within {self._timeout_s:g} s."))
+            return
+        except BaseException:
+            # Cancelled while carrying other callers' calls: they must not hang.
+            _fail(batch, MarkerUnavailable("the Redis round trip was cancelled."))
+            raise
+        self._latency.observe(time.perf_counter() - started)
+        for call, result in zip(batch, results, strict=True):
+            if call.future.done():
+                continue
+            if isinstance(result, Exception):
+                log.warning("Redis refused a call: %r", result)
+                call.future.set_exception(MarkerUnavailable(f"Redis refused a call: {result}."))
+            else:
+                call.future.set_result(result)
+
+
+def _fail(batch: list[_Call], error: Exception) -> None:
+    for call in batch:
+        if not call.future.done():
+            call.future.set_exception(error)
+
+
+def text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

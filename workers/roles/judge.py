@@ -1,0 +1,124 @@
+"""The store is the judge: which waiting events of one aggregate to store now, in which order.
+
+Pure, so it is tested alone (a Hypothesis property runs it over interleavings). Each event
+names the event it was validated after (``Event.after``). An event whose predecessor is the
+stored head goes next; one whose predecessor is still on its way waits, up to its deadline;
+one validated against a stale view (its predecessor is stored but not the head, was refused,
+or never comes) is judged against the real head. Judging is the same transition table the
+command side uses: an event that does not fit is refused, never stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+
+from snapshot_rules.domain import Domain
+from topics.envelope import NEW_AGGREGATE, Event
+from topics.errors import TransitionRejected
+from workers.ports import Head, Record
+
+TRANSITION_REJECTED = "transition_rejected_at_store"
+INVALID_DATA = "invalid_data"
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """An event taken from the events topic and not yet stored or refused."""
+
+    event: Event
+    record: Record
+    deadline: float  # monotonic seconds: after it, the event is judged without its predecessor
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """An event the store will not take, and why."""
+
+    waiting: Waiting
+    reason: str
+    message: str
+
+
+@dataclass(slots=True)
+class Verdicts:
+    """What ``judge`` decided for one aggregate."""
+
+    store: list[Waiting] = field(default_factory=list)  # in this order, after the head
+    refuse: list[Refusal] = field(default_factory=list)
+    wait: list[Waiting] = field(default_factory=list)
+    head: Head | None = None  # the head once ``store`` is stored
+
+
+def judge(
+    domain: Domain,
+    head: Head | None,
+    queue: Sequence[Waiting],
+    *,
+    now: float,
+    stored: Collection[str] = (),
+    refused: Collection[str] = (),
+) -> Verdicts:
+    """Decide for one aggregate's waiting events (in arrival order).
+
+    ``stored``: ids known to be stored (not the head); ``refused``: ids known refused. Both
+    mean "whoever was validated after it saw a stale state": judge it on the head now.
+    """
+    verdicts = Verdicts(head=head)
+    pending = list(queue)
+    gone = set(refused)
+    while pending:
+        chosen = _next_ready(verdicts.head, pending, now=now, stored=stored, gone=gone)
+        if chosen is None:
+            break
+        pending.remove(chosen)
+        current = verdicts.head.type if verdicts.head else None
+        try:
+            domain.check_transition(chosen.event.aggregate_id, current, chosen.event.type)
+        except TransitionRejected as e:
+            verdicts.refuse.append(Refusal(chosen, TRANSITION_REJECTED, f"{e} (checked at the store)"))
+            gone.add(chosen.event.id)
+            continue
+        verdicts.store.append(chosen)
+        version = (verdicts.head.version if verdicts.head else 0) + 1
+        verdicts.head = Head(version, chosen.event.id, chosen.event.type)
+    verdicts.wait = pending
+    return verdicts
+
+
+def _next_ready(
+    head: Head | None,
+    pending: Sequence[Waiting],
+    *,
+    now: float,
+    stored: Collection[str],
+    gone: Collection[str],
+) -> Waiting | None:
+    """The first waiting event that may be judged now, or None (all wait for predecessors)."""
+    waiting_ids = {w.event.id for w in pending}
+    for candidate in pending:
+        after = candidate.event.after
+        if after is None:  # nobody vouched for it: judge it on the head as it is
+            return candidate
+        if after == NEW_AGGREGATE:
+            return candidate  # either it is new (valid) or the aggregate exists (stale)
+        if head is not None and after == head.event_id:
+            return candidate
+        if after in waiting_ids:
+            continue  # its predecessor is here and goes first
+        if after in stored or after in gone or candidate.deadline <= now:
+            return candidate
+    return None
+
+
+def missing_predecessors(head: Head | None, queue: Sequence[Waiting]) -> set[str]:
+    """Predecessor ids that are neither the head, ``NEW``, nor waiting here: look them up."""
+    waiting_ids = {w.event.id for w in queue}
+    wanted = set()
+    for w in queue:
+        after = w.event.after
+        if after in (None, NEW_AGGREGATE) or after in waiting_ids:
+            continue
+        if head is None or after != head.event_id:
+            wanted.add(after)
+    return {a for a in wanted if a is not None}
