@@ -80,5 +80,9 @@ class StreamUnavailable(Unavailable):
     service = "stream"
 
 
+class StoreError(EventfleetError):
+    """The store refused an operation for a reason a retry will not fix."""
+
+
 class NotFound(EventfleetError):
     """The aggregate, snapshot or document does not exist."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from topics.errors import StoreError
 from workers.adapters.mongo.stores import (
     DURABLE,
     EVENTS,
@@ -10,7 +11,6 @@ from workers.adapters.mongo.stores import (
     Document,
     MongoEventStore,
     MongoSnapshotStore,
-    StoreError,
     connect,
     database,
     document_to_event,

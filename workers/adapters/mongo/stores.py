@@ -25,7 +25,7 @@ from pymongo.errors import (
 )
 
 from topics.envelope import Event, Metadata
-from topics.errors import EventfleetError, StoreUnavailable
+from topics.errors import StoreError, StoreUnavailable
 from workers.ports import AggregateRef, AppendConflict, Snapshot
 
 Document = dict[str, Any]
@@ -42,10 +42,6 @@ _UNAVAILABLE = (
     ServerSelectionTimeoutError,
     WTimeoutError,
 )
-
-
-class StoreError(EventfleetError):
-    """MongoDB refused an operation for a reason a retry will not fix."""
 
 
 def connect(url: str, *, timeout_ms: int) -> AsyncMongoClient[Document]:
