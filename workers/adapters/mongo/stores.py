@@ -168,6 +168,9 @@ class MongoEventStore:
         to_version: int | None = None,
         as_of: datetime | None = None,
     ) -> list[Event]:
+        if limit is not None and limit < 0:
+            # PyMongo would read a negative limit as "abs(limit), in one batch".
+            raise ValueError(f"limit must be 0 (no limit) or more, got {limit}")
         version: Document = {"$gt": after_version}
         if to_version is not None:
             version["$lte"] = to_version
