@@ -86,14 +86,14 @@ class MemoryProducer(Switchable):
             raise ValueError(
                 f"{topic} has partitions 0 to {count - 1}; there is no partition {partition}"
             )
-        for message in messages:
-            _check_bytes(message)
         if not messages:
             return []
         await self.faults.enter("send", f"producing {len(messages)} records to {topic}")
         cut, self._cut_after = self._cut_after, None
         deliveries = []
         for message in messages[:cut]:
+            # Like Kafka's clients: the records before a bad one are already on their way.
+            _check_bytes(message)
             deliveries.append(self._append(topic, message, partition, count))
         if cut is not None:
             raise StreamUnavailable(
@@ -116,7 +116,7 @@ class MemoryProducer(Switchable):
 
 
 def _check_bytes(message: Outgoing) -> None:
-    """Kafka clients refuse what is not bytes before sending anything; so does this producer."""
+    """Kafka's clients refuse a record that is not bytes when it is enqueued; so does this one."""
     if not isinstance(message.value, bytes) or not (
         message.key is None or isinstance(message.key, bytes)
     ):

@@ -12,28 +12,27 @@ from workers.ports import AggregateRef, ViewDoc, ViewStaging, ViewStore
 Collection = dict[AggregateRef, ViewDoc]
 
 
-class MemoryDatabase:
-    """Named view collections, shared by the view stores and stagings made on it (like a database)."""
+def _unavailable(what: str) -> StoreUnavailable:
+    return StoreUnavailable(down_message("view store", what))
+
+
+class MemoryDatabase(Switchable):
+    """Named view collections and one outage switch, shared by the stores and stagings made on it."""
 
     def __init__(self) -> None:
+        self.faults = Faults(_unavailable)
         self.collections: dict[str, Collection] = {}
 
     def collection_names(self) -> list[str]:
         return sorted(self.collections)
 
 
-def _unavailable(what: str) -> StoreUnavailable:
-    return StoreUnavailable(down_message("view store", what))
-
-
 class MemoryViewStore(Switchable):
     """A projection's view documents in one collection of a ``MemoryDatabase``."""
 
-    def __init__(
-        self, db: MemoryDatabase, collection: str, *, faults: Faults | None = None
-    ) -> None:
+    def __init__(self, db: MemoryDatabase, collection: str) -> None:
         self.db = db
-        self.faults = faults if faults is not None else Faults(_unavailable)
+        self.faults = db.faults  # the database's: down for one store is down for all
         self._collection = collection
 
     @property
@@ -103,7 +102,7 @@ class MemoryViewStaging(Switchable):
     """Rebuilds a projection into a private collection, then renames it over the live one."""
 
     def __init__(self, db: MemoryDatabase, collection: str) -> None:
-        self.faults = Faults(_unavailable)  # shared by the staging stores it makes
+        self.faults = db.faults
         self._db = db
         self._collection = collection
 
@@ -116,7 +115,7 @@ class MemoryViewStaging(Switchable):
                 "give each rebuild a new generation."
             )
         self._db.collections[name] = {}
-        return MemoryViewStore(self._db, name, faults=self.faults)
+        return MemoryViewStore(self._db, name)
 
     async def swap(self, staging: ViewStore) -> None:
         source = _ours(staging).name
