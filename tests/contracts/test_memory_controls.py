@@ -96,3 +96,29 @@ async def test_a_produce_cut_short_acknowledges_only_the_first_records() -> None
         await producer.send("t", messages[0])
     with pytest.raises(ValueError, match="delivered >= 0"):
         producer.fail_after(-1)
+
+
+async def test_fail_next_after_lets_that_many_calls_through_first() -> None:
+    store = MemoryEventStore()
+    store.fail_next(on="read", after=2)
+    assert await store.read(("order", "o1")) == [] and await store.read(("order", "o1")) == []
+    with pytest.raises(StoreUnavailable):
+        await store.read(("order", "o1"))
+    assert await store.read(("order", "o1")) == []
+    with pytest.raises(ValueError, match="after >= 0"):
+        store.fail_next(after=-1)
+
+
+async def test_a_topic_names_the_producer_calls_to_fail_or_hold() -> None:
+    producer = MemoryProducer()
+    producer.fail_next(on="second")
+    await producer.send("first", Outgoing(b"k", b"1"))
+    with pytest.raises(StreamUnavailable, match="second"):
+        await producer.send("second", Outgoing(b"k", b"2"))
+    producer.hold(on="first")
+    held = asyncio.create_task(producer.send("first", Outgoing(b"k", b"3")))
+    await wait_for(lambda: producer.held == 1, timeout_s=5, what="the send to be held")
+    await producer.send("second", Outgoing(b"k", b"4"))
+    producer.release()
+    await held
+    assert [r.value for r in producer.records("first")] == [b"1", b"3"]

@@ -14,6 +14,9 @@ Unavailability = Callable[[str], Unavailable]
 """Builds the port's unavailable error for ``what`` was being done."""
 
 
+_PASS = Exception("a call fail_next(after=...) lets through")
+
+
 class Faults:
     """One adapter's outages: down until ``up()``, the next calls failing, or calls held."""
 
@@ -37,12 +40,20 @@ class Faults:
         self._down = False
 
     def fail_next(
-        self, n: int = 1, error: BaseException | None = None, *, on: str | None = None
+        self,
+        n: int = 1,
+        error: BaseException | None = None,
+        *,
+        on: str | None = None,
+        after: int = 0,
     ) -> None:
-        """The next ``n`` calls (of operation ``on``, or any) raise ``error`` (default: unavailable)."""
-        if n < 1:
-            raise ValueError(f"fail_next needs n >= 1, got {n}")
-        self._failures.extend([(on, error)] * n)
+        """After ``after`` more calls (of operation ``on``, or any), ``n`` raise ``error``.
+
+        The default error is the port's unavailable error.
+        """
+        if n < 1 or after < 0:
+            raise ValueError(f"fail_next needs n >= 1 and after >= 0, got {n} and {after}")
+        self._failures.extend([(on, _PASS)] * after + [(on, error)] * n)
 
     def hold(self, *, on: str | None = None) -> None:
         """Calls (of operation ``on``, or any) wait, as on a stalled server, until ``release()``."""
@@ -52,11 +63,15 @@ class Faults:
     def release(self) -> None:
         self._flowing.set()
 
-    async def enter(self, operation: str, what: str) -> None:
-        """Called at the start of each operation: one suspension point, as a real call has."""
+    async def enter(self, operation: str, what: str, *, target: str | None = None) -> None:
+        """Called at the start of each operation: one suspension point, as a real call has.
+
+        ``on`` in ``fail_next`` and ``hold`` matches the operation or its ``target`` (a topic).
+        """
         self.calls[operation] += 1
         await asyncio.sleep(0)
-        if not self._flowing.is_set() and self._held_on in (None, operation):
+        names = (None, operation, target)
+        if not self._flowing.is_set() and self._held_on in names:
             self.held += 1
             try:
                 await self._flowing.wait()
@@ -65,8 +80,10 @@ class Faults:
         if self._down:
             raise self._unavailable(what)
         for index, (on, error) in enumerate(self._failures):
-            if on in (None, operation):
+            if on in names:
                 del self._failures[index]
+                if error is _PASS:
+                    return
                 raise error if error is not None else self._unavailable(what)
 
 
@@ -83,13 +100,18 @@ class Switchable:
         self.faults.up()
 
     def fail_next(
-        self, n: int = 1, error: BaseException | None = None, *, on: str | None = None
+        self,
+        n: int = 1,
+        error: BaseException | None = None,
+        *,
+        on: str | None = None,
+        after: int = 0,
     ) -> None:
-        """The next ``n`` calls (of method ``on``, or any) raise ``error`` (default: unavailable)."""
-        self.faults.fail_next(n, error, on=on)
+        """After ``after`` more calls (of method or topic ``on``, or any), ``n`` raise ``error``."""
+        self.faults.fail_next(n, error, on=on, after=after)
 
     def hold(self, *, on: str | None = None) -> None:
-        """Calls (of method ``on``, or any) wait until ``release()``; ``held`` counts them."""
+        """Calls (of method or topic ``on``, or any) wait until ``release()``; ``held`` counts them."""
         self.faults.hold(on=on)
 
     def release(self) -> None:

@@ -88,7 +88,9 @@ class MemoryProducer(Switchable):
             )
         if not messages:
             return []
-        await self.faults.enter("send", f"producing {len(messages)} records to {topic}")
+        await self.faults.enter(
+            "send", f"producing {len(messages)} records to {topic}", target=topic
+        )
         cut, self._cut_after = self._cut_after, None
         deliveries = []
         for message in messages[:cut]:
