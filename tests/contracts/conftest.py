@@ -86,7 +86,7 @@ def memory_stores() -> Stores:
         for switch in switches:
             switch.down()
         try:
-            yield stores
+            yield built
         finally:
             for switch in switches:
                 switch.up()
@@ -94,7 +94,7 @@ def memory_stores() -> Stores:
     async def collections() -> list[str]:
         return db.collection_names()
 
-    stores = Stores(
+    built = Stores(
         "memory",
         events,
         snapshots,
@@ -103,7 +103,7 @@ def memory_stores() -> Stores:
         collections,
         outage,
     )
-    return stores
+    return built
 
 
 def mongo_stores(

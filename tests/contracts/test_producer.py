@@ -15,7 +15,7 @@ from .conftest import PARTITIONS, Topics
 
 def kafka_partition(key: bytes) -> int:
     """aiokafka's default partitioner (the Java client's), computed by aiokafka itself."""
-    return (murmur2(key) & 0x7FFFFFFF) % PARTITIONS
+    return int(murmur2(key) & 0x7FFFFFFF) % PARTITIONS
 
 
 def message(key: str, n: int, **headers: bytes) -> Outgoing:
