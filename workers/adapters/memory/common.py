@@ -11,7 +11,7 @@ from typing import Any
 from topics.errors import Unavailable
 
 Unavailability = Callable[[str], Unavailable]
-"""Builds the port's unavailable error for ``what`` was being done."""
+"""Builds the port's unavailable error from what the call was doing (``"reading order o1"``)."""
 
 
 _PASS = Exception("a call fail_next(after=...) lets through")
