@@ -108,5 +108,9 @@ class ReplayFailed(EventfleetError):
     """A domain's reducer or projection raised while folding one aggregate's history."""
 
 
+class StoreError(EventfleetError):
+    """The store refused an operation for a reason a retry will not fix."""
+
+
 class NotFound(EventfleetError):
     """The aggregate, snapshot or document does not exist."""

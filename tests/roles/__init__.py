@@ -1,0 +1,1 @@
+"""Role logic unit tests: plain async roles over the in-memory adapters, no server."""

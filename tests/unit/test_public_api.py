@@ -22,7 +22,12 @@ PUBLIC = {
         "requests", "retry", "snapshotter", "state",
     ],
     "workers.runtime": ["compose", "serve", "settings"],
-    "workers.adapters": ["kafka", "mongo", "redis"],
+    "workers.adapters": ["kafka", "memory", "mongo", "redis"],
+    "workers.adapters.memory": [
+        "Faults", "MemoryCommandMemory", "MemoryDatabase", "MemoryEventStore", "MemoryMarker",
+        "MemoryProducer", "MemoryRejections", "MemorySnapshotStore", "MemoryViewStaging",
+        "MemoryViewStore", "Switchable", "murmur2", "partition_for",
+    ],
     "workers.devtools": ["embedded"],
     "workers.devtools.embedded": [
         "HOST", "INSTALL_FIX", "SYSTEM_REDIS_URL", "EmbeddedStack", "PortInUse",

@@ -67,6 +67,8 @@ class KafkaProducer:
             raise StreamUnavailable("the Kafka producer is not running")
         try:
             async with asyncio.timeout(self._timeout_s):
+                if partition is not None:
+                    await self._check_partition(topic, partition)
                 future: asyncio.Future[Any] = await self._producer.send(
                     topic,
                     value=message.value,
@@ -77,6 +79,14 @@ class KafkaProducer:
         except (TimeoutError, KafkaError, OSError) as e:
             raise StreamUnavailable(f"Kafka did not accept a record for {topic}: {e!r}") from e
         return future
+
+    async def _check_partition(self, topic: str, partition: int) -> None:
+        # aiokafka only asserts this (gone under python -O); say it in a sentence instead.
+        known = await self._producer.partitions_for(topic)
+        if partition not in known:
+            raise ValueError(
+                f"{topic} has partitions 0 to {len(known) - 1}; there is no partition {partition}"
+            )
 
     async def _delivered(self, topic: str, future: asyncio.Future[Any]) -> Delivery:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from topics.errors import StoreError
 from workers.adapters.mongo.stores import (
     DURABLE,
     EVENTS,
@@ -13,7 +14,6 @@ from workers.adapters.mongo.stores import (
     MongoEventStore,
     MongoRejections,
     MongoSnapshotStore,
-    StoreError,
     connect,
     database,
     document_to_event,

@@ -27,7 +27,7 @@ from pymongo.errors import (
 )
 
 from topics.envelope import Event, Metadata
-from topics.errors import EventfleetError, StoreOutcomeUnknown, StoreUnavailable, Unstorable
+from topics.errors import StoreError, StoreOutcomeUnknown, StoreUnavailable, Unstorable
 from workers.ports import AggregateRef, AppendConflict, Head, Rejection, Snapshot
 
 Document = dict[str, Any]
@@ -47,10 +47,6 @@ _UNAVAILABLE = (
     ServerSelectionTimeoutError,
     WTimeoutError,
 )
-
-
-class StoreError(EventfleetError):
-    """MongoDB refused an operation for a reason a retry will not fix."""
 
 
 def connect(url: str, *, timeout_ms: int) -> AsyncMongoClient[Document]:
@@ -216,6 +212,9 @@ class MongoEventStore:
         to_version: int | None = None,
         as_of: datetime | None = None,
     ) -> list[Event]:
+        if limit is not None and limit < 0:
+            # PyMongo would read a negative limit as "abs(limit), in one batch".
+            raise ValueError(f"limit must be 0 (no limit) or more, got {limit}")
         version: Document = {"$gt": after_version}
         if to_version is not None:
             version["$lte"] = to_version

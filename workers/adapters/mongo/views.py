@@ -8,7 +8,8 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from workers.adapters.mongo.stores import Document, StoreError, snapshot_id, translated
+from topics.errors import StoreError
+from workers.adapters.mongo.stores import Document, snapshot_id, translated
 from workers.ports import AggregateRef, ViewDoc, ViewStore
 
 

@@ -1,0 +1,122 @@
+"""The Producer contract: acknowledged records in order per key, on the partition Kafka hashes to."""
+
+from __future__ import annotations
+
+import pytest
+from aiokafka.partitioner import murmur2
+
+from tests.waiting import wait_for
+from topics.errors import StreamUnavailable
+from workers.adapters.memory import partition_for
+from workers.ports import Delivery, Outgoing, Record
+
+from .conftest import PARTITIONS, Topics
+
+
+def kafka_partition(key: bytes) -> int:
+    """aiokafka's default partitioner (the Java client's), computed by aiokafka itself."""
+    return int(murmur2(key) & 0x7FFFFFFF) % PARTITIONS
+
+
+def message(key: str, n: int, **headers: bytes) -> Outgoing:
+    return Outgoing(key.encode(), f"{key}#{n}".encode(), list(headers.items()))
+
+
+async def test_records_keep_their_order_per_key_on_their_hashed_partition(
+    topics: Topics,
+) -> None:
+    producer, topic = topics.producer, topics.topic
+    keys = [f"order:o{i}" for i in range(12)]
+    sent: list[tuple[Outgoing, Delivery]] = []
+    for round in range(3):  # across calls of one caller, and within one call
+        batch = [message(key, round) for key in keys]
+        sent += zip(batch, await producer.send_many(topic, batch), strict=True)
+        one = message(keys[round], 100 + round)
+        sent.append((one, await producer.send(topic, one)))
+    assert {kafka_partition(k.encode()) for k in keys} == set(range(PARTITIONS))
+    for outgoing, delivery in sent:
+        assert outgoing.key is not None
+        assert delivery.topic == topic and delivery.partition == kafka_partition(outgoing.key)
+    records = await topics.produced()
+    assert [(r.partition, r.offset, r.value) for r in records] == sorted(
+        (d.partition, d.offset, m.value) for m, d in sent
+    )
+    for partition in range(PARTITIONS):  # offsets are contiguous from 0, in sending order
+        offsets = [r.offset for r in records if r.partition == partition]
+        assert offsets == list(range(len(offsets)))
+    for key in keys:
+        values = [r.value for r in records if r.key == key.encode()]
+        assert values == [m.value for m, _ in sent if m.key == key.encode()]
+
+
+def test_the_memory_partitioner_is_kafkas() -> None:
+    for n in range(300):
+        key = f"chat_room:r{n}-é".encode() * (n % 5)
+        assert partition_for(key, 7) == (murmur2(key) & 0x7FFFFFFF) % 7
+
+
+async def test_bytes_and_headers_arrive_exactly_as_given(topics: Topics) -> None:
+    odd = Outgoing(
+        b"\xff\x00key",
+        b"",  # an empty value is a value
+        [("event_id", b"\x00\x01"), ("dup", b"1"), ("dup", b"2"), ("empty", b"")],
+    )
+    delivery = await topics.producer.send(topics.topic, odd)
+    [record] = await topics.produced()
+    assert record == Record(
+        topics.topic, delivery.partition, delivery.offset, odd.key, odd.value, tuple(odd.headers)
+    )
+
+
+async def test_an_explicit_partition_is_used_and_checked(topics: Topics) -> None:
+    producer, topic = topics.producer, topics.topic
+    chosen = (kafka_partition(b"k") + 1) % PARTITIONS  # not where the key would hash to
+    delivery = await producer.send(topic, Outgoing(b"k", b"v"), partition=chosen)
+    assert delivery.partition == chosen
+    for wrong in (PARTITIONS, -1):
+        with pytest.raises(ValueError, match=f"there is no partition {wrong}"):
+            await producer.send(topic, Outgoing(b"k", b"v"), partition=wrong)
+    assert [(r.partition, r.value) for r in await topics.produced()] == [(chosen, b"v")]
+
+
+async def test_keyless_records_land_on_some_partition(topics: Topics) -> None:
+    deliveries = [await topics.producer.send(topics.topic, Outgoing(None, b"v")) for _ in range(4)]
+    assert all(0 <= d.partition < PARTITIONS for d in deliveries)
+    records = await topics.produced()
+    assert len(records) == 4 and all(r.key is None for r in records)
+
+
+async def test_nothing_to_send_is_no_call(topics: Topics) -> None:
+    assert await topics.producer.send_many(topics.topic, []) == []
+    assert await topics.produced() == []
+
+
+async def test_what_is_not_bytes_is_refused_where_it_stands(topics: Topics) -> None:
+    producer, topic = topics.producer, topics.topic
+    text_value = Outgoing(b"k", "text")  # type: ignore[arg-type]
+    text_header = Outgoing(b"k", b"v", [("h", "text")])  # type: ignore[list-item]
+    for bad in (text_value, text_header):
+        with pytest.raises(TypeError):
+            await producer.send(topic, bad)
+    # In a batch, the records before the bad one are already on their way, as Kafka's are.
+    with pytest.raises(TypeError):
+        await producer.send_many(topic, [Outgoing(b"k", b"first"), text_value])
+
+    async def arrived() -> bool:
+        return [r.value for r in await topics.produced()] == [b"first"]
+
+    await wait_for(arrived, timeout_s=10, what="the record before the bad one")
+
+
+async def test_sending_while_kafka_is_down_raises_stream_unavailable(topics: Topics) -> None:
+    async with topics.outage() as down:
+        outage_topic = topics.topic if topics.kind == "memory" else "outage"
+        with pytest.raises(StreamUnavailable) as caught:
+            await down.send_many(outage_topic, [Outgoing(b"k", b"lost?")])
+        assert caught.value.retriable and outage_topic in str(caught.value)
+        with pytest.raises(StreamUnavailable):
+            await down.send(outage_topic, Outgoing(b"k", b"lost?"))
+    # The producer of the test's topic is not affected once Kafka answers again.
+    delivery = await topics.producer.send(topics.topic, Outgoing(b"k", b"after"))
+    assert [r.value for r in await topics.produced()] == [b"after"]
+    assert delivery.partition == kafka_partition(b"k")

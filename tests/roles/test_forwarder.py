@@ -1,0 +1,126 @@
+"""The forwarder: every stored event to its domain's routed topics, bytes and order intact."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from snapshot_rules.domain import Domains
+from topics.catalog import TopicNames
+from topics.envelope import Event, encode, kafka_headers, new_event
+from topics.errors import StreamUnavailable
+from workers.adapters.memory import MemoryProducer, partition_for
+from workers.metrics import Metrics
+from workers.ports import Record
+from workers.roles.forwarder import Forwarder
+
+from .support import added, sample
+
+NAMES = TopicNames("t.")
+
+
+@pytest.fixture
+def forwarder(producer: MemoryProducer, domains: Domains, metrics: Metrics) -> Forwarder:
+    return Forwarder(producer=producer, domains=domains, names=NAMES, metrics=metrics)
+
+
+def as_consumed(events: Sequence[Event], *, first_offset: int = 0) -> list[tuple[Event, Record]]:
+    """Each event with the events.stored record it came in (extra headers, as Kafka keeps them)."""
+    return [
+        (
+            e,
+            Record(
+                NAMES.stored,
+                0,
+                first_offset + n,
+                e.key,
+                encode(e),
+                [*kafka_headers(e), ("traceparent", b"00-abc-01")],
+            ),
+        )
+        for n, e in enumerate(events)
+    ]
+
+
+def forwarded(metrics: Metrics, topic: str) -> float:
+    return sample(metrics, "eventfleet_events_forwarded_total", topic=topic)
+
+
+async def test_each_event_goes_to_every_route_that_matches_its_type(
+    forwarder: Forwarder, producer: MemoryProducer, metrics: Metrics
+) -> None:
+    batch = as_consumed([*added("c1", [1, 2, 3], closing=3), *added("c2", [1])])
+    assert await forwarder.handle(batch) == 5  # 4 to counters, the Closed one to closings too
+    assert producer.topics() == ["t.closings", "t.counters"]
+    assert [r.value for r in producer.records("t.counters")] == [rec.value for _, rec in batch]
+    [closing] = producer.records("t.closings")
+    assert closing.value == batch[2][1].value
+    assert (forwarded(metrics, "t.counters"), forwarded(metrics, "t.closings")) == (4, 1)
+
+
+async def test_key_bytes_and_headers_pass_through_unchanged(
+    forwarder: Forwarder, producer: MemoryProducer
+) -> None:
+    batch = as_consumed(added("c3", [1, 2]))
+    await forwarder.handle(batch)
+    for (event, record), out in zip(batch, producer.records("t.counters"), strict=True):
+        assert (out.key, out.value, tuple(out.headers)) == (
+            record.key,
+            record.value,
+            tuple(record.headers),
+        )
+        assert out.partition == partition_for(event.key, 3)  # keyed by aggregate, as upstream
+
+
+async def test_order_per_aggregate_is_kept_across_interleaved_aggregates(
+    forwarder: Forwarder, producer: MemoryProducer
+) -> None:
+    a, b = added("a", range(1, 6)), added("b", range(1, 6))
+    interleaved = [e for pair in zip(a, b, strict=True) for e in pair]
+    await forwarder.handle(as_consumed(interleaved[:6]))
+    await forwarder.handle(as_consumed(interleaved[6:], first_offset=6))
+    for aggregate in (a, b):
+        key = aggregate[0].key
+        sent = [r.value for r in producer.records("t.counters") if r.key == key]
+        assert sent == [encode(e) for e in aggregate]
+
+
+async def test_events_without_a_route_or_a_domain_produce_nothing(
+    forwarder: Forwarder, producer: MemoryProducer
+) -> None:
+    stranger = new_event("order", "o1", "OrderPlaced", {"items": []}, version=1)
+    timed = added("t1", [1], domain="timed")  # a domain with no routes
+    assert forwarder.routes(stranger) == [] and forwarder.routes(timed[0]) == []
+    assert await forwarder.handle(as_consumed([stranger, *timed])) == 0
+    assert await forwarder.handle([]) == 0
+    assert producer.calls["send"] == 0
+
+
+async def test_kafka_down_fails_the_batch_and_a_retry_sends_it(
+    forwarder: Forwarder, producer: MemoryProducer, metrics: Metrics
+) -> None:
+    batch = as_consumed(added("c4", [1, 2, 3], closing=3))
+    producer.down()
+    with pytest.raises(StreamUnavailable) as caught:
+        await forwarder.handle(batch)
+    assert caught.value.retriable and producer.topics() == []
+    assert forwarded(metrics, "t.counters") == 0
+    producer.up()
+    assert await forwarder.handle(batch) == 4  # the agent's retry
+    assert len(producer.records("t.counters")) == 3
+
+
+async def test_a_failure_on_a_later_topic_resends_the_earlier_one_at_least_once(
+    forwarder: Forwarder, producer: MemoryProducer, metrics: Metrics
+) -> None:
+    batch = as_consumed(added("c5", [1, 2], closing=2))
+    producer.fail_next(on="t.closings")
+    with pytest.raises(StreamUnavailable):
+        await forwarder.handle(batch)  # the first topic went, the second did not
+    assert len(producer.records("t.counters")) == 2 and producer.records("t.closings") == []
+    assert await forwarder.handle(batch) == 3
+    # At least once downstream: the counters copy went twice; consumers dedupe by event id.
+    assert [r.value for r in producer.records("t.counters")] == [rec.value for _, rec in batch] * 2
+    assert len(producer.records("t.closings")) == 1
+    assert forwarded(metrics, "t.counters") == 4 and forwarded(metrics, "t.closings") == 1

@@ -1,0 +1,31 @@
+"""In-memory adapters: each port's contract kept in dictionaries, for fast tests of role logic.
+
+They raise what the real adapters raise (the contract tests in ``tests/contracts`` run both),
+and a test can take any of them down, fail or hold its next calls (``Switchable``) to prove
+pause-and-retry. Nothing in production composes them.
+"""
+
+from __future__ import annotations
+
+from workers.adapters.memory.common import Faults, Switchable
+from workers.adapters.memory.events import MemoryEventStore
+from workers.adapters.memory.producer import MemoryProducer, murmur2, partition_for
+from workers.adapters.memory.redis import MemoryCommandMemory, MemoryMarker, MemoryRejections
+from workers.adapters.memory.snapshots import MemorySnapshotStore
+from workers.adapters.memory.views import MemoryDatabase, MemoryViewStaging, MemoryViewStore
+
+__all__ = [
+    "Faults",
+    "MemoryCommandMemory",
+    "MemoryDatabase",
+    "MemoryEventStore",
+    "MemoryMarker",
+    "MemoryProducer",
+    "MemoryRejections",
+    "MemorySnapshotStore",
+    "MemoryViewStaging",
+    "MemoryViewStore",
+    "Switchable",
+    "murmur2",
+    "partition_for",
+]
