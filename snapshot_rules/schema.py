@@ -30,8 +30,12 @@ class Text(Kind):
 
 @dataclass(frozen=True, slots=True)
 class Number(Kind):
+    """A JSON number; bounds keep what a reducer computes from it storable (BSON int64)."""
+
     positive: bool = False
     integer: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
 
     def check(self, value: Any, path: str) -> str | None:
         wrong = isinstance(value, bool) or not isinstance(value, int | float)
@@ -39,6 +43,10 @@ class Number(Kind):
             return f"{path} must be {'an integer' if self.integer else 'a number'}"
         if self.positive and not value > 0:
             return f"{path} must be greater than 0"
+        if self.minimum is not None and value < self.minimum:
+            return f"{path} must be at least {self.minimum:g}"
+        if self.maximum is not None and value > self.maximum:
+            return f"{path} must be at most {self.maximum:g}"
         return None
 
 

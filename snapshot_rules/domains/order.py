@@ -8,7 +8,15 @@ from snapshot_rules.rules import every, on
 from snapshot_rules.schema import ListOf, Number, Text, fields
 from topics.envelope import Event
 
-ITEM = fields(sku=Text(max_length=64), qty=Number(positive=True, integer=True), price=Number())
+MAX_QTY = 1_000_000
+MAX_PRICE = 1_000_000_000
+MAX_ITEMS = 1000
+"""Bounds that keep every total (qty x price, summed) far inside a 64-bit integer."""
+ITEM = fields(
+    sku=Text(max_length=64),
+    qty=Number(positive=True, integer=True, maximum=MAX_QTY),
+    price=Number(minimum=0, maximum=MAX_PRICE),
+)
 
 
 def reduce_order(state: State | None, event: Event) -> State:
@@ -32,8 +40,13 @@ def reduce_order(state: State | None, event: Event) -> State:
 ORDER = Domain(
     name="order",
     events={
-        "OrderPlaced": event(fields(items=ListOf(ITEM, min_items=1)), after=[NEW]),
-        "OrderPaid": event(fields(amount=Number(positive=True)), after=["OrderPlaced"]),
+        "OrderPlaced": event(
+            fields(items=ListOf(ITEM, min_items=1, max_items=MAX_ITEMS)), after=[NEW]
+        ),
+        "OrderPaid": event(
+            fields(amount=Number(positive=True, maximum=MAX_QTY * MAX_PRICE * MAX_ITEMS)),
+            after=["OrderPlaced"],
+        ),
         "OrderShipped": event(fields(carrier=Text(max_length=64)), after=["OrderPaid"]),
         "OrderDelivered": event(after=["OrderShipped"]),
         "OrderCancelled": event(fields(reason=Text()), after=["OrderPlaced", "OrderPaid"]),

@@ -59,6 +59,17 @@ class AppenderConfig:
     wait_s: float = 2.0  # longest an event waits for the event it was validated after
 
 
+@dataclass(frozen=True, slots=True)
+class _Either:
+    """Ids just looked up, or remembered from earlier rounds."""
+
+    first: set[str]
+    second: _Recent
+
+    def __contains__(self, item: object) -> bool:
+        return item in self.first or item in self.second
+
+
 class _Recent:
     """A bounded set of recently seen ids (oldest forgotten first)."""
 
@@ -255,8 +266,8 @@ class Appender:
                     self._heads.get(ref),
                     queue,
                     now=now,
-                    stored=stored_ids,
-                    refused=refused_ids,
+                    stored=_Either(stored_ids, self._stored),
+                    refused=_Either(refused_ids, self._refused),
                 )
                 self._count_waits(queue, verdicts.wait, now)
                 done.refused += verdicts.refuse

@@ -10,7 +10,7 @@ command side uses: an event that does not fit is refused, never stored.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
 
 from snapshot_rules.domain import Domain
@@ -56,8 +56,8 @@ def judge(
     queue: Sequence[Waiting],
     *,
     now: float,
-    stored: Collection[str] = (),
-    refused: Collection[str] = (),
+    stored: Container[str] = (),
+    refused: Container[str] = (),
 ) -> Verdicts:
     """Decide for one aggregate's waiting events (in arrival order).
 
@@ -66,7 +66,7 @@ def judge(
     """
     verdicts = Verdicts(head=head)
     pending = list(queue)
-    gone = set(refused)
+    gone = _Either(refused, set())
     while pending:
         chosen = _next_ready(verdicts.head, pending, now=now, stored=stored, gone=gone)
         if chosen is None:
@@ -77,7 +77,7 @@ def judge(
             domain.check_transition(chosen.event.aggregate_id, current, chosen.event.type)
         except TransitionRejected as e:
             verdicts.refuse.append(Refusal(chosen, TRANSITION_REJECTED, f"{e} (checked at the store)"))
-            gone.add(chosen.event.id)
+            gone.extra.add(chosen.event.id)
             continue
         verdicts.store.append(chosen)
         version = (verdicts.head.version if verdicts.head else 0) + 1
@@ -91,8 +91,8 @@ def _next_ready(
     pending: Sequence[Waiting],
     *,
     now: float,
-    stored: Collection[str],
-    gone: Collection[str],
+    stored: Container[str],
+    gone: Container[str],
 ) -> Waiting | None:
     """The first waiting event that may be judged now, or None (all wait for predecessors)."""
     waiting_ids = {w.event.id for w in pending}
@@ -122,3 +122,14 @@ def missing_predecessors(head: Head | None, queue: Sequence[Waiting]) -> set[str
         if head is None or after != head.event_id:
             wanted.add(after)
     return {a for a in wanted if a is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class _Either:
+    """Ids in ``base`` or in ``extra`` (refused before, or refused in this call)."""
+
+    base: Container[str]
+    extra: set[str]
+
+    def __contains__(self, item: object) -> bool:
+        return item in self.extra or item in self.base

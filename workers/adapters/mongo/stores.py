@@ -100,9 +100,14 @@ def _unavailable(what: str, write: bool) -> StoreUnavailable:
 
 
 def _first_line(error: PyMongoError) -> str:
+    """The server's own sentence (the first write error's, for a bulk write), not the driver's."""
     details = getattr(error, "details", None)
-    if isinstance(details, dict) and details.get("errmsg"):
-        return str(details["errmsg"])
+    if isinstance(details, dict):
+        write_errors = details.get("writeErrors") or []
+        if write_errors and write_errors[0].get("errmsg"):
+            return str(write_errors[0]["errmsg"])[:300]
+        if details.get("errmsg"):
+            return str(details["errmsg"])[:300]
     return str(error).split(", full error:")[0].splitlines()[0][:300]
 
 

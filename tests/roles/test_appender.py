@@ -1,0 +1,239 @@
+"""The appender on the memory adapters: the store judges, numbers, waits for predecessors, refuses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import orjson
+import pytest
+
+from snapshot_rules.domain import Domains
+from snapshot_rules.domains.account import ACCOUNT
+from snapshot_rules.domains.order import ORDER
+from topics.envelope import NEW_AGGREGATE, Event, Metadata, decode, encode, kafka_headers, new_event
+from topics.errors import StoreUnavailable
+from workers.adapters.memory import (
+    MemoryEventStore,
+    MemoryMarker,
+    MemoryProducer,
+    MemoryRejections,
+)
+from workers.metrics import Metrics, create_metrics
+from workers.ports import MarkRequest, Record
+from workers.roles.appender import Appender, AppenderConfig
+from workers.roles.deadletter import DeadLetters
+
+EVENTS, STORED, REPLIES, DLQ = "t.events", "t.events.stored", "t.commands.replies", "t.events.dlq"
+WAIT_S = 2.0
+ITEMS = {"items": [{"sku": "tea", "qty": 1, "price": 2}]}
+DATA = {"OrderPlaced": ITEMS, "OrderPaid": {"amount": 2}, "OrderShipped": {"carrier": "dhl"}}
+
+
+class Clock:
+    """Time the test moves: deadlines pass when the test says so, not when the machine is slow."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Rig:
+    """An appender on memory adapters, and a way to feed it records."""
+
+    appender: Appender
+    store: MemoryEventStore
+    rejections: MemoryRejections
+    producer: MemoryProducer
+    marker: MemoryMarker
+    clock: Clock
+    metrics: Metrics
+    offset: int = field(default=0)
+
+    def records(self, events: list[Event], *, partition: int = 0) -> list[Record]:
+        out = []
+        for e in events:
+            out.append(Record(EVENTS, partition, self.offset, e.key, encode(e), kafka_headers(e)))
+            self.offset += 1
+        return out
+
+    async def take(self, events: list[Event]) -> list[Record]:
+        return await self.appender.handle(self.records(events))
+
+    async def history(self, order: str = "o1") -> list[tuple[str, int | None]]:
+        return [(e.type, e.version) for e in await self.store.read(("order", order))]
+
+    def published(self) -> list[tuple[str, int | None]]:
+        return [(decode(r.value).type, decode(r.value).version) for r in self.producer.records(STORED)]
+
+
+@pytest.fixture
+def rig() -> Rig:
+    clock = Clock()
+    metrics = create_metrics()
+    store, rejections = MemoryEventStore(), MemoryRejections()
+    producer, marker = MemoryProducer(default_partitions=1), MemoryMarker(clock=clock)
+    appender = Appender(
+        store=store,
+        rejections=rejections,
+        producer=producer,
+        dead_letters=DeadLetters(producer, topic=DLQ, role="appender", metrics=metrics),
+        domains=Domains([ORDER, ACCOUNT]),
+        metrics=metrics,
+        config=AppenderConfig(STORED, REPLIES, max_event_bytes=100_000, wait_s=WAIT_S),
+        marker=marker,
+        clock=clock,
+    )
+    return Rig(appender, store, rejections, producer, marker, clock, metrics)
+
+
+def order(kind: str, after: str | None, *, command: str | None = None, oid: str = "o1") -> Event:
+    metadata = Metadata(command_id=command)
+    return new_event("order", oid, kind, DATA.get(kind, {}), after=after, metadata=metadata)
+
+
+def chain(*kinds: str, oid: str = "o1") -> list[Event]:
+    events: list[Event] = []
+    for kind in kinds:
+        events.append(order(kind, events[-1].id if events else NEW_AGGREGATE, oid=oid))
+    return events
+
+
+async def test_a_validated_chain_is_stored_numbered_and_published_in_order(rig: Rig) -> None:
+    placed, paid, shipped = chain("OrderPlaced", "OrderPaid", "OrderShipped")
+    decided = await rig.take([placed, paid, shipped])
+    assert len(decided) == 3
+    expected = [("OrderPlaced", 1), ("OrderPaid", 2), ("OrderShipped", 3)]
+    assert await rig.history() == expected and rig.published() == expected
+
+
+async def test_a_successor_produced_first_waits_and_is_stored_after_its_predecessor(rig: Rig) -> None:
+    placed, paid, shipped = chain("OrderPlaced", "OrderPaid", "OrderShipped")
+    await rig.take([placed])
+    # Two commands processes: `shipped` was validated after `paid` but reached Kafka first.
+    decided = await rig.take([shipped])
+    assert decided == [] and rig.appender.waiting() == 1  # its record stays unacked
+    rig.clock.now += 0.3
+    decided = await rig.take([paid])
+    assert {r.offset for r in decided} == {1, 2}  # both decided now: both may be acked
+    assert await rig.history() == [("OrderPlaced", 1), ("OrderPaid", 2), ("OrderShipped", 3)]
+    waits = rig.metrics.registry.get_sample_value(
+        "eventfleet_append_waits_total", {"outcome": "arrived"}
+    )
+    assert waits == 1
+
+
+async def test_a_successor_of_a_predecessor_that_never_comes_is_refused_at_its_deadline(
+    rig: Rig,
+) -> None:
+    placed, paid, shipped = chain("OrderPlaced", "OrderPaid", "OrderShipped")
+    await rig.take([placed])
+    await rig.marker.check_and_mark(MarkRequest("order:o1", "OrderShipped", shipped.id, ["OrderPaid"], fallback=f"OrderPaid|{paid.id}"))
+    assert await rig.take([shipped]) == []
+    rig.clock.now += WAIT_S - 0.01
+    assert await rig.appender.expire() == []  # not yet
+    rig.clock.now += 0.02
+    decided = await rig.appender.expire()
+    assert [r.offset for r in decided] == [1]
+    assert await rig.history() == [("OrderPlaced", 1)]  # never a history the domain forbids
+    refusal = (await rig.rejections.find([shipped.id]))[shipped.id]
+    assert refusal.reason == "transition_rejected_at_store"
+    assert "OrderShipped may not follow OrderPlaced" in refusal.message
+    [letter] = rig.producer.records(DLQ)
+    assert dict(letter.headers)["dlq_reason"] == b"transition_rejected_at_store"
+    [reply] = rig.producer.records(REPLIES)
+    assert orjson.loads(reply.value)["body"]["event_id"] == shipped.id
+    # The mark named the refused event: it now names the stored head again.
+    assert await rig.marker.peek("order:o1") == ("OrderPlaced", placed.id)
+
+
+async def test_data_the_domain_refuses_is_never_stored(rig: Rig) -> None:
+    empty = new_event("order", "o1", "OrderPlaced", {}, after=NEW_AGGREGATE)
+    decided = await rig.take([empty])
+    assert len(decided) == 1 and await rig.history() == []
+    refusal = (await rig.rejections.find([empty.id]))[empty.id]
+    assert refusal.reason == "invalid_data" and "data.items is required" in refusal.message
+    assert orjson.loads(rig.producer.records(REPLIES)[0].value)["status"] == 422
+
+
+async def test_an_event_validated_against_a_stale_store_is_judged_on_the_real_head(rig: Rig) -> None:
+    placed, paid = chain("OrderPlaced", "OrderPaid")
+    await rig.take([placed, paid])
+    # The mark was lost; the fallback read the store before `paid` was stored.
+    stale = order("OrderPaid", placed.id)
+    await rig.take([stale])
+    assert await rig.history() == [("OrderPlaced", 1), ("OrderPaid", 2)]
+    assert stale.id in await rig.rejections.find([stale.id])
+
+
+async def test_a_redelivered_stored_event_is_republished_not_judged_again(rig: Rig) -> None:
+    placed, paid, shipped = chain("OrderPlaced", "OrderPaid", "OrderShipped")
+    await rig.take([placed, paid, shipped])
+    fresh = Appender.__new__(Appender)  # a restarted appender: no memory of what it stored
+    fresh.__init__(  # type: ignore[misc]
+        store=rig.store, rejections=rig.rejections, producer=rig.producer,
+        dead_letters=DeadLetters(rig.producer, topic=DLQ, role="appender", metrics=rig.metrics),
+        domains=Domains([ORDER]), metrics=rig.metrics,
+        config=AppenderConfig(STORED, REPLIES, max_event_bytes=100_000, wait_s=WAIT_S),
+        clock=rig.clock,
+    )  # fmt: skip
+    decided = await fresh.handle(rig.records([placed, paid, shipped]))
+    assert len(decided) == 3
+    assert await rig.history() == [("OrderPlaced", 1), ("OrderPaid", 2), ("OrderShipped", 3)]
+    assert await rig.rejections.find([placed.id, paid.id, shipped.id]) == {}
+    assert rig.published()[-3:] == [("OrderPlaced", 1), ("OrderPaid", 2), ("OrderShipped", 3)]
+
+
+async def test_a_redelivered_refused_event_stays_refused(rig: Rig) -> None:
+    placed = order("OrderPlaced", NEW_AGGREGATE)
+    wrong = order("OrderShipped", placed.id)
+    await rig.take([placed, wrong])
+    paid = order("OrderPaid", placed.id)
+    await rig.take([paid])
+    await rig.take([wrong])  # redelivered after a crash: the head moved, the verdict does not
+    assert await rig.history() == [("OrderPlaced", 1), ("OrderPaid", 2)]
+
+
+async def test_a_store_that_is_down_leaves_the_batch_undecided_and_loses_nothing(rig: Rig) -> None:
+    placed, paid = chain("OrderPlaced", "OrderPaid")
+    records = rig.records([placed, paid])
+    rig.store.fail_next(1, on="append")
+    with pytest.raises(StoreUnavailable):
+        await rig.appender.handle(records)
+    assert await rig.history() == []
+    decided = await rig.appender.handle(records)  # the agent retries the whole batch
+    assert len(decided) == 2
+    assert await rig.history() == [("OrderPlaced", 1), ("OrderPaid", 2)]
+
+
+async def test_a_version_taken_by_another_writer_is_judged_again_on_the_new_head(rig: Rig) -> None:
+    placed = order("OrderPlaced", NEW_AGGREGATE)
+    await rig.take([placed])
+    # Another appender (after a rebalance) stored OrderPaid at version 2 behind our back.
+    theirs = order("OrderPaid", placed.id)
+    await rig.store.append([theirs.with_version(2)])
+    ours = order("OrderPaid", placed.id)
+    await rig.take([ours])
+    assert await rig.history() == [("OrderPlaced", 1), ("OrderPaid", 2)]
+    assert ours.id in await rig.rejections.find([ours.id])
+
+
+async def test_poison_and_foreign_events_are_dead_lettered_and_decided(rig: Rig) -> None:
+    sync_event = new_event("account", "a1", "AccountOpened", {"owner": "x"})
+    versioned = order("OrderPlaced", NEW_AGGREGATE).with_version(3)
+    bad = Record(EVENTS, 0, 99, b"k", b"{not json")
+    decided = await rig.appender.handle([*rig.records([sync_event, versioned]), bad])
+    assert len(decided) == 3 and await rig.history() == []
+    reasons = sorted(dict(r.headers)["dlq_reason"] for r in rig.producer.records(DLQ))
+    assert reasons == [b"already_versioned", b"invalid", b"undecodable"]
+
+
+async def test_revoked_partitions_drop_their_waiting_events(rig: Rig) -> None:
+    placed, _paid, shipped = chain("OrderPlaced", "OrderPaid", "OrderShipped")
+    await rig.take([placed])
+    await rig.appender.handle(rig.records([shipped], partition=2))
+    assert rig.appender.waiting() == 1
+    rig.appender.forget({2})
+    assert rig.appender.waiting() == 0  # the partition's next owner gets the record again
