@@ -38,6 +38,11 @@ class TcpProxy:
         self._flowing.set()
         self._dropping = False
         self._delay_s = 0.0
+        self._hold_after: bytes | None = None
+        self._replies_held = asyncio.Event()
+        self._replies_held.set()
+        self.held_requests = 0
+        """Requests that matched ``hold_replies_after`` (they reached the server)."""
         self._links: set[_Link] = set()
         self._server: asyncio.Server | None = None
 
@@ -65,6 +70,18 @@ class TcpProxy:
         self._dropping = True
         for link in list(self._links):
             link.abort()
+
+    def hold_replies_after(self, marker: bytes) -> None:
+        """Once a request containing ``marker`` passed to the server, hold every reply.
+
+        The server gets and applies the request; its client never hears back until
+        ``release_replies()``: a write whose outcome is unknown to the caller.
+        """
+        self._hold_after = marker
+
+    def release_replies(self) -> None:
+        self._hold_after = None
+        self._replies_held.set()
 
     def delay(self, seconds: float) -> None:
         """Hold each forwarded chunk for ``seconds`` (0 turns the delay off)."""
@@ -97,21 +114,31 @@ class TcpProxy:
         link = _Link(writer, up_writer, asyncio.current_task())
         self._links.add(link)
         try:
-            await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer))
+            await asyncio.gather(
+                self._pump(reader, up_writer, request=True),
+                self._pump(up_reader, writer, request=False),
+            )
         except asyncio.CancelledError:
             pass  # drop() or stop() cancelled this link; the transports are already aborted
         finally:
             self._links.discard(link)
             link.abort()
 
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pump(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, request: bool
+    ) -> None:
         try:
             while data := await reader.read(_CHUNK):
                 await self._flowing.wait()
+                if not request:
+                    await self._replies_held.wait()
                 if self._delay_s:
                     await asyncio.sleep(self._delay_s)  # the injected latency itself
                 writer.write(data)
                 await writer.drain()
+                if request and self._hold_after is not None and self._hold_after in data:
+                    self.held_requests += 1
+                    self._replies_held.clear()
         except ConnectionError:
             pass
         finally:

@@ -47,6 +47,23 @@ async def produce_requested(
     return ids
 
 
+async def produce_events(
+    kafka_url: str, topic: str, events: list[tuple[str, str, str, dict[str, Any]]]
+) -> list[str]:
+    """Produce ``(aggregate type, id, event type, data)`` requests as a direct producer would."""
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_url.removeprefix("kafka://"), acks="all")
+    await producer.start()
+    try:
+        made = [new_event(t, i, kind, data) for t, i, kind, data in events]
+        for event in made:
+            await producer.send_and_wait(
+                topic, encode(event), key=event.key, headers=kafka_headers(event)
+            )
+    finally:
+        await producer.stop()
+    return [event.id for event in made]
+
+
 async def store_contents(stack: EmbeddedStack, name: str) -> list[dict[str, object]]:
     client = connect(stack.urls.mongo_url, timeout_ms=5000)
     try:

@@ -288,8 +288,13 @@ class Auditor:
                 route = by_route.get(ref[0], "absent")
                 if route == "absent":
                     continue
+                got = seen.get(ref, [])
+                head = history[-1].version if history else 0
+                if any((e.version or 0) > (head or 0) for e in got):
+                    # Stored after the store was read (the fleet is running): read it again.
+                    history = await self._sources.events.read(ref)
                 expected = [e for e in history if route is None or route.matches(e.type)]
-                _compare_topic(topic, ref, expected, seen.get(ref, []), report)
+                _compare_topic(topic, ref, expected, got, report)
             for ref in set(seen) - set(histories):
                 report.findings.append(
                     Finding("extra_downstream", ref[0], ref[1], f"{topic} carries an unstored aggregate")

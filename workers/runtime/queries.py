@@ -9,7 +9,14 @@ from snapshot_rules.domain import Domains
 from snapshot_rules.projection import ViewDoc
 from snapshot_rules.queries import Query, QueryAnswer
 from snapshot_rules.replay import Folded
-from topics.errors import EventfleetError, InvalidInput, NotFound, Unavailable, UnknownAggregateType
+from topics.errors import (
+    EventfleetError,
+    InvalidInput,
+    NotFound,
+    ReplayFailed,
+    Unavailable,
+    UnknownAggregateType,
+)
 from workers.ports import AggregateRef, EventStore, ViewStore
 from workers.roles.requests import Answer, PayloadTooLarge, error
 from workers.roles.state import StateLoader
@@ -67,6 +74,8 @@ def failure(e: EventfleetError) -> Answer:
         return error(400, "bad_request", str(e))
     if isinstance(e, Unavailable):
         return error(503, f"{e.service}_unavailable", str(e))
+    if isinstance(e, ReplayFailed):
+        return error(500, "replay_failed", str(e))
     return error(500, "internal", str(e))
 
 

@@ -1,0 +1,64 @@
+"""The auditor, pointed at a test fleet's database and topics: the one way e2e tests judge results."""
+
+from __future__ import annotations
+
+from snapshot_rules.domain import Domains
+from snapshot_rules.domains import default_domains
+from topics.catalog import TopicNames
+from topics.envelope import Event, decode
+from topics.errors import InvalidEnvelope
+from workers.adapters.kafka import read_topic
+from workers.adapters.mongo import (
+    MongoEventStore,
+    MongoSnapshotStore,
+    MongoViewStore,
+    connect,
+    database,
+)
+from workers.devtools.embedded import EmbeddedStack
+from workers.ports import AggregateRef, ViewStore
+from workers.roles.audit import Auditor, AuditReport, AuditSources
+
+
+async def audit(
+    stack: EmbeddedStack,
+    name: str,
+    *,
+    domains: Domains | None = None,
+    topics: bool = True,
+    refs: list[AggregateRef] | None = None,
+) -> AuditReport:
+    """Audit database ``name`` (and topics prefixed ``name.``) of a fleet made by ``FleetProcess``."""
+    domains = domains or default_domains()
+    client = connect(stack.urls.mongo_url, timeout_ms=5000)
+    try:
+        db = database(client, name)
+        views: dict[str, ViewStore] = {
+            p.name: MongoViewStore(db, p.collection) for p in domains.projections().values()
+        }
+        bootstrap = [stack.urls.kafka_url.removeprefix("kafka://")]
+
+        async def read(topic: str) -> list[Event]:
+            events = []
+            for record in await read_topic(bootstrap, topic):
+                try:
+                    events.append(decode(record.value))
+                except InvalidEnvelope:
+                    continue
+            return events
+
+        sources = AuditSources(
+            events=MongoEventStore(db),
+            snapshots=MongoSnapshotStore(db),
+            views=views,
+            read_topic=read if topics else None,
+            topic_name=TopicNames(f"{name}.").name,
+        )
+        return await Auditor(domains, sources).audit(refs=refs or ())
+    finally:
+        await client.close()
+
+
+def errors(report: AuditReport) -> list[str]:
+    """The report's errors as sentences (empty: every history, snapshot and topic agrees)."""
+    return [f"{f.kind} {f.aggregate_type} {f.aggregate_id}: {f.detail}" for f in report.findings if f.error]
