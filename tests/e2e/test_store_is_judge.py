@@ -11,6 +11,8 @@ import asyncio
 import uuid
 from typing import Any
 
+import orjson
+from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
 from tests.auditing import audit, errors
@@ -287,5 +289,46 @@ async def test_events_the_domain_refuses_produced_straight_to_the_topic_are_neve
             assert status == 404, body  # no history: nothing to fold, no 500
         status, _ = await fleet.get("/readyz")
         assert status == 200  # the snapshotter and every role still run
+    finally:
+        assert await fleet.stop() == 0
+
+
+async def test_commands_from_the_topic_through_a_broker_stall_are_stored_once_each(
+    private_stack: EmbeddedStack, unique_name: str
+) -> None:
+    """The commands agent retries what timed out; the record's position is its command id."""
+    fleet = await FleetProcess.for_stack(
+        private_stack, unique_name, EVENTFLEET_KAFKA_TIMEOUT_MS="1000"
+    ).start()
+    try:
+        orders = [f"ct-{i}" for i in range(150)]
+        steps = [PLACE, PAY, SHIP]
+        producer = AIOKafkaProducer(
+            bootstrap_servers=private_stack.urls.kafka_url.removeprefix("kafka://"), acks="all"
+        )
+        await producer.start()
+        try:
+            for step in steps:
+                for order in orders:
+                    command = {"aggregate_type": "order", "aggregate_id": order, **step}
+                    await producer.send(
+                        f"{fleet.prefix}commands", orjson.dumps(command), key=f"order:{order}".encode()
+                    )
+            await producer.flush()
+        finally:
+            await producer.stop()
+        kafka = private_stack.process("kafka")
+        for _ in range(3):  # stalls while the agent works through the commands
+            kafka.pause()
+            await asyncio.sleep(1.5)  # the stall itself
+            kafka.resume()
+            await asyncio.sleep(0.5)
+
+        async def stored() -> bool:
+            types = await asyncio.gather(*(stored_types(fleet, "order", o) for o in orders))
+            return all(t == ["OrderPlaced", "OrderPaid", "OrderShipped"] for t in types)
+
+        await wait_for(stored, timeout_s=120, what="every order stored once: placed, paid, shipped")
+        assert errors(await audit(private_stack, unique_name)) == []
     finally:
         assert await fleet.stop() == 0

@@ -237,3 +237,16 @@ async def test_revoked_partitions_drop_their_waiting_events(rig: Rig) -> None:
     assert rig.appender.waiting() == 1
     rig.appender.forget({2})
     assert rig.appender.waiting() == 0  # the partition's next owner gets the record again
+
+
+async def test_a_batch_retried_after_publishing_failed_republishes_what_it_stored(rig: Rig) -> None:
+    placed, paid = chain("OrderPlaced", "OrderPaid")
+    records = rig.records([placed, paid])
+    rig.producer.fail_next(1, on=STORED)  # stored, then events.stored does not acknowledge
+    with pytest.raises(Exception, match="did not answer"):
+        await rig.appender.handle(records)
+    assert await rig.history() == [("OrderPlaced", 1), ("OrderPaid", 2)]
+    decided = await rig.appender.handle(records)  # the agent retries the whole batch
+    assert len(decided) == 2
+    assert rig.published() == [("OrderPlaced", 1), ("OrderPaid", 2)]  # not refused: stored
+    assert await rig.rejections.find([placed.id, paid.id]) == {}

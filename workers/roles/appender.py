@@ -303,10 +303,10 @@ class Appender:
             wanted = missing_predecessors(head, queue)
             wanted = {a for a in wanted if a not in self._stored and a not in self._refused}
             ask |= wanted
-            if head is None:
-                continue  # the store holds nothing of it: none of its events is stored
             for w in queue:
-                if w.event.after != head.event_id and w.event.id not in self._stored:
+                if w.event.id in self._stored or w.event.id in self._refused:
+                    ask.add(w.event.id)  # decided before (a retried batch): take that decision
+                elif head is not None and w.event.after != head.event_id:
                     ask.add(w.event.id)  # off the common path: maybe a redelivery
         if not ask:
             return set(), set()
