@@ -97,7 +97,12 @@ def parser() -> argparse.ArgumentParser:
     bench = commands.add_parser(
         "bench", help="benchmarks on the embedded stack, next to their baselines"
     )
-    bench.add_argument("path", choices=("commands", "append"))
+    bench.add_argument(
+        "path",
+        choices=("commands", "append", "state", "scale", "all"),
+        help="which path: the command path over HTTP, append, state query, append scale-out",
+    )
+    bench.add_argument("--json", action="store_true", help="print each table as a JSON line")
     bench.add_argument(
         "--events", type=int, default=20_000, help="events or commands per measurement"
     )
@@ -226,6 +231,6 @@ async def run_audit(settings: Settings, args: Any) -> int:
 async def run_bench(settings: Settings, args: Any) -> int:
     from workers.devtools.bench import bench
 
-    return await bench(settings, path=args.path, events=args.events)
+    return await bench(settings, path=args.path, events=args.events, as_json=args.json)
 
 

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from topics.errors import StreamUnavailable
+from topics.errors import StreamOutcomeUnknown, StreamUnavailable
 from workers.ports import Delivery, Outgoing
 from workers.runtime.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 class KafkaProducer:
@@ -19,8 +22,9 @@ class KafkaProducer:
 
     def __init__(self, settings: Settings, *, client_id: str = "eventfleet") -> None:
         self._timeout_s = settings.kafka_timeout_ms / 1000
-        # Records not acknowledged within request_timeout_ms fail inside aiokafka and are
-        # not sent later, so a caller told "unavailable" can trust nothing was written.
+        # A record not acknowledged within request_timeout_ms fails inside aiokafka, but it
+        # may already sit in a stalled broker's socket and be appended when it resumes: once
+        # handed over, a failure is an unknown outcome (StreamOutcomeUnknown), never "not sent".
         self._producer = AIOKafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap,
             client_id=client_id,
@@ -52,8 +56,28 @@ class KafkaProducer:
     async def send(
         self, topic: str, message: Outgoing, *, partition: int | None = None
     ) -> Delivery:
-        future = await self._enqueue(topic, message, partition=partition)
-        return await self._delivered(topic, future)
+        """Produce one record: StreamUnavailable if it was not handed over, else the ack or
+        StreamOutcomeUnknown. One timeout bounds both steps (the hot path of every command)."""
+        if not self._started:
+            raise StreamUnavailable("the Kafka producer is not running.")
+        handed = False
+        try:
+            async with asyncio.timeout(self._timeout_s * 1.5):
+                if partition is not None:
+                    await self._check_partition(topic, partition)
+                future = await self._producer.send(
+                    topic,
+                    value=message.value,
+                    key=message.key,
+                    headers=list(message.headers),
+                    partition=partition,
+                )
+                handed = True
+                # Shielded: a timeout must not cancel the record inside aiokafka.
+                metadata = await asyncio.shield(future)
+        except (TimeoutError, KafkaError, OSError) as e:
+            raise self._failure(topic, e, handed=handed) from e
+        return Delivery(topic=metadata.topic, partition=metadata.partition, offset=metadata.offset)
 
     async def send_many(self, topic: str, messages: Sequence[Outgoing]) -> list[Delivery]:
         """Produce many records, keeping their order per key, and wait for every ack."""
@@ -77,8 +101,17 @@ class KafkaProducer:
                     partition=partition,
                 )
         except (TimeoutError, KafkaError, OSError) as e:
-            raise StreamUnavailable(f"Kafka did not accept a record for {topic}: {e!r}") from e
+            raise self._failure(topic, e, handed=False) from e
         return future
+
+    def _failure(self, topic: str, error: BaseException, *, handed: bool) -> StreamUnavailable:
+        log.info("Kafka error on %s: %r", topic, error)
+        if handed:
+            return StreamOutcomeUnknown(
+                f"Kafka did not acknowledge a record for {topic} within "
+                f"{self._timeout_s * 1.5:g} s; it may still be appended."
+            )
+        return StreamUnavailable(f"Kafka did not take a record for {topic}; nothing was sent.")
 
     async def _check_partition(self, topic: str, partition: int) -> None:
         # aiokafka only asserts this (gone under python -O); say it in a sentence instead.
@@ -95,5 +128,5 @@ class KafkaProducer:
             async with asyncio.timeout(self._timeout_s * 1.5):
                 metadata = await asyncio.shield(future)
         except (TimeoutError, KafkaError, OSError) as e:
-            raise StreamUnavailable(f"Kafka did not acknowledge a record for {topic}: {e!r}") from e
+            raise self._failure(topic, e, handed=True) from e
         return Delivery(topic=metadata.topic, partition=metadata.partition, offset=metadata.offset)

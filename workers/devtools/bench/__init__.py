@@ -1,0 +1,87 @@
+"""``eventfleet bench``: every path next to the strongest baseline doing the same work, in one run.
+
+Each row is measured with its baseline on the same embedded stack, interleaved where it can
+be, and printed as a ratio with the server's CPU per request or event: absolute rates on a
+shared 2-core machine and on SecantusDB (a surrogate for mongod) mean little alone.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import orjson
+
+from workers.adapters.kafka import ensure_topics, fleet_catalog
+from workers.devtools.bench.append import bench_append
+from workers.devtools.bench.commands import bench_http_commands
+from workers.devtools.bench.measure import Table
+from workers.devtools.bench.state import bench_state
+from workers.devtools.dev import dev_settings, embedded_stack
+from workers.devtools.embedded import free_port
+from workers.runtime.compose import Runtime
+from workers.runtime.settings import Settings, env_name
+
+__all__ = ["PATHS", "bench"]
+
+PATHS = ("commands", "append", "state", "scale", "all")
+_WORKER_SETTINGS = (
+    "kafka_url", "mongo_url", "mongo_database", "redis_url", "topic_prefix", "group_id",
+    "kafka_idempotence", "kafka_fetch_max_wait_ms", "kafka_session_timeout_ms", "partitions",
+    "batch_size", "batch_within_ms",
+)  # fmt: skip
+
+
+def worker_env(settings: Settings) -> dict[str, str]:
+    """The environment of a worker process on the bench's stack, quiet and without audits."""
+    env = {env_name(name): str(getattr(settings, name)).lower() if isinstance(getattr(settings, name), bool)
+           else str(getattr(settings, name)) for name in _WORKER_SETTINGS}  # fmt: skip
+    return env | {"EVENTFLEET_LOG_LEVEL": "warning", "EVENTFLEET_AUDIT_INTERVAL_S": "0"}
+
+
+async def bench(settings: Settings, *, path: str, events: int, as_json: bool = False) -> int:
+    """Run the benchmarks of ``path`` on the embedded stack (or the services in the environment)."""
+    run = uuid.uuid4().hex[:6]
+    settings = dev_settings(settings, port=free_port()).with_defaults(
+        topic_prefix=f"bench-{run}.", mongo_database=f"bench_{run}", group_id=f"bench-{run}",
+        partitions=8,
+    )  # fmt: skip
+    stack = embedded_stack(settings)
+    tables: list[Table] = []
+    try:
+        urls = await stack.start()
+        settings = settings.with_defaults(
+            kafka_url=urls.kafka_url,
+            mongo_url=urls.mongo_url,
+            redis_url=urls.redis_url,
+            kafka_idempotence="kafka" not in stack.started and settings.kafka_idempotence,
+        )
+        runtime = await Runtime.start(settings, roles=())
+        try:
+            await ensure_topics(settings, fleet_catalog(settings, runtime.domains))
+            env = worker_env(settings)
+            if path in ("commands", "all"):
+                tables.append(
+                    await bench_http_commands(
+                        env,
+                        kafka=",".join(settings.kafka_bootstrap),
+                        redis=settings.redis_url,
+                        topic=f"{settings.topic_prefix}bench-baseline",
+                        count=events,
+                    )
+                )
+            if path in ("append", "scale", "all"):
+                scale = path in ("scale", "all")
+                tables.append(await bench_append(settings, env, events, scale=scale))
+            if path in ("state", "all"):
+                tables.append(await bench_state(runtime))
+        finally:
+            await runtime.stop()
+    finally:
+        await stack.stop()
+    for table in tables:
+        print(
+            orjson.dumps({"table": table.title, "rows": table.as_dicts()}).decode()
+            if as_json
+            else table.render()
+        )
+    return 0

@@ -1,0 +1,163 @@
+"""The baselines, each in its own process: the strongest simple way to do the same work.
+
+``python -m workers.devtools.bench.baseline coalesced|naive PORT KAFKA REDIS TOPIC`` serves
+``POST /v1/{type}/{id}/events`` with plain aiohttp: parse the JSON body, one Lua
+check-and-set of the aggregate's mark in Redis (``coalesced``: every call of a loop tick in
+one pipeline; ``naive``: one EVALSHA per request), one acks=all produce, answer 202.
+
+``python -m workers.devtools.bench.baseline append KAFKA MONGO DATABASE TOPIC OUT COUNT BATCH``
+runs the raw append pipeline: getmany → insert_many → produce the batch → commit, and prints
+``{"count", "seconds"}`` once COUNT events are stored and published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import sys
+import time
+import uuid
+from typing import Any
+
+import orjson
+from aiohttp import web
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from pymongo import AsyncMongoClient
+from redis.asyncio import Redis
+
+CAS = """
+local mark = redis.call('GET', KEYS[1])
+local current = 'none'
+if mark then current = string.match(mark, '^([^|]*)|') end
+for i = 3, #ARGV do
+  if ARGV[i] == current then
+    redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'PX', 60000)
+    return 1
+  end
+end
+return 0
+"""
+SHA = hashlib.sha1(CAS.encode()).hexdigest()
+ALLOWED = {"OrderPlaced": ["none"], "OrderPaid": ["OrderPlaced"], "OrderShipped": ["OrderPaid"]}
+
+
+class Coalesced:
+    """Every CAS of one loop tick in one pipeline."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self.queue: list[tuple[list[str], asyncio.Future[Any]]] = []
+        self.flushing = False
+
+    async def cas(self, args: list[str]) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.queue.append((args, future))
+        if not self.flushing:
+            self.flushing = True
+            await self.flush()
+        return await future
+
+    async def flush(self) -> None:
+        while self.queue:
+            batch, self.queue = self.queue, []
+            pipe = self.redis.pipeline(transaction=False)
+            for args, _ in batch:
+                pipe.evalsha(SHA, 1, *args)
+            for (_, future), result in zip(batch, await pipe.execute(), strict=True):
+                future.set_result(result)
+        self.flushing = False
+
+
+async def serve(mode: str, port: int, kafka: str, redis_url: str, topic: str) -> None:
+    redis = Redis.from_url(redis_url)
+    await redis.script_load(CAS)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all", linger_ms=0)
+    await producer.start()
+    coalesced = Coalesced(redis)
+
+    async def append(request: web.Request) -> web.Response:
+        body = orjson.loads(await request.read())
+        key = f"{request.match_info['type']}:{request.match_info['id']}"
+        event_id = str(uuid.uuid4())
+        args = [key, body["type"], event_id, *ALLOWED.get(body["type"], [])]
+        if mode == "coalesced":
+            ok = await coalesced.cas(args)
+        else:
+            ok = await redis.evalsha(SHA, 1, *args)
+        if not ok:
+            return web.Response(status=409, body=b'{"error":"transition_rejected"}')
+        event = {"id": event_id, "aggregate_type": request.match_info["type"],
+                 "aggregate_id": request.match_info["id"], "type": body["type"],
+                 "data": body.get("data", {}), "version": None}  # fmt: skip
+        metadata = await producer.send_and_wait(topic, orjson.dumps(event), key=key.encode())
+        answer = {"event_id": event_id, "partition": metadata.partition, "offset": metadata.offset}
+        return web.Response(status=202, body=orjson.dumps(answer), content_type="application/json")
+
+    app = web.Application()
+    app.router.add_post("/v1/{type}/{id}/events", append)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    print("ready", flush=True)
+    await asyncio.Future()
+
+
+async def append_pipeline(
+    kafka: str, mongo: str, db_name: str, topic: str, out: str, count: int, batch: int
+) -> None:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo)
+    collection = client[db_name]["raw_events"]
+    await collection.create_index(
+        [("aggregate_type", 1), ("aggregate_id", 1), ("version", 1)], unique=True
+    )
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=kafka, group_id=f"raw-{uuid.uuid4().hex[:6]}",
+        enable_auto_commit=False, auto_offset_reset="earliest", fetch_max_wait_ms=10,
+        max_poll_records=batch,
+    )  # fmt: skip
+    producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all", linger_ms=0)
+    await consumer.start()
+    await producer.start()
+    versions: dict[str, int] = {}
+    done = 0
+    first = 0.0
+    print("ready", flush=True)
+    while done < count:
+        records = [
+            r
+            for rs in (await consumer.getmany(timeout_ms=100, max_records=batch)).values()
+            for r in rs
+        ]
+        if not records:
+            continue
+        first = first or time.perf_counter()
+        docs = []
+        for record in records:
+            event = orjson.loads(record.value)
+            key = f"{event['aggregate_type']}:{event['aggregate_id']}"
+            versions[key] = versions.get(key, 0) + 1
+            docs.append({**event, "_id": event["id"], "version": versions[key]})
+        await collection.insert_many(docs, ordered=True)
+        futures = [
+            await producer.send(out, orjson.dumps(d), key=r.key)
+            for d, r in zip(docs, records, strict=True)
+        ]
+        await asyncio.gather(*futures)
+        await consumer.commit()
+        done += len(records)
+    print(
+        orjson.dumps({"count": done, "seconds": time.perf_counter() - first}).decode(), flush=True
+    )
+    await consumer.stop()
+    await producer.stop()
+    await client.close()
+
+
+if __name__ == "__main__":
+    mode, *rest = sys.argv[1:]
+    if mode == "append":
+        kafka, mongo, db, topic, out, count, batch = rest
+        asyncio.run(append_pipeline(kafka, mongo, db, topic, out, int(count), int(batch)))
+    else:
+        port, kafka, redis_url, topic = rest
+        asyncio.run(serve(mode, int(port), kafka, redis_url, topic))

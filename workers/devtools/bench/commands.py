@@ -1,0 +1,79 @@
+"""The command path over HTTP next to the minimal servers doing the same work, interleaved.
+
+Load comes from a separate process. At 64 connections ours is compared with the minimal
+coalesced server (the strongest way known: every Redis call of a tick in one pipeline), at
+1 connection with the minimal naive one (one EVALSHA, one produce). Both rows run for
+OrderPaid on orders whose marks exist and for OrderPlaced on brand-new orders.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+
+from workers.devtools.bench.measure import Measured, Table, median
+from workers.devtools.bench.procs import Server, load, server
+from workers.devtools.embedded import free_port
+
+ROWS = ((64, "paid"), (1, "paid"), (64, "placed"), (1, "placed"))
+
+
+async def bench_http_commands(
+    env: Mapping[str, str], *, kafka: str, redis: str, topic: str, count: int, rounds: int = 2
+) -> Table:
+    """Our commands role and both baselines, each in its own process, measured in turns."""
+    ours_port, coalesced_port, naive_port = free_port(), free_port(), free_port()
+    ours_env = {**env, "EVENTFLEET_HTTP_PORT": str(ours_port)}
+    table = Table(
+        f"command path over HTTP ({count} requests at 64 conn, {_small(count)} at 1 conn; "
+        f"median of {rounds} interleaved rounds)"
+    )
+    async with (
+        server(
+            "eventfleet commands role",
+            ["workers.cli", "worker", "--role", "commands"],
+            url=f"http://127.0.0.1:{ours_port}",
+            env=ours_env,
+            ready_path="/readyz",
+        ) as ours,
+        server(
+            "minimal coalesced server",
+            [
+                "workers.devtools.bench.baseline",
+                "coalesced",
+                str(coalesced_port),
+                kafka,
+                redis,
+                topic,
+            ],
+            url=f"http://127.0.0.1:{coalesced_port}",
+            env={},
+            ready_path=None,
+        ) as coalesced,
+        server(
+            "minimal naive server",
+            ["workers.devtools.bench.baseline", "naive", str(naive_port), kafka, redis, topic],
+            url=f"http://127.0.0.1:{naive_port}",
+            env={},
+            ready_path=None,
+        ) as naive,
+    ):
+        for clients, kind in ROWS:
+            baseline_server = coalesced if clients > 1 else naive
+            n = count if clients > 1 else _small(count)
+            theirs: list[Measured] = []
+            mine: list[Measured] = []
+            for _ in range(rounds):
+                theirs.append(await _run(baseline_server, clients, n, kind))
+                mine.append(await _run(ours, clients, n, kind))
+            target = "rate >= 0.8x, p99 <= 1.5x"
+            table.add(median(mine), median(theirs), target)
+    return table
+
+
+async def _run(target: Server, clients: int, n: int, kind: str) -> Measured:
+    return await load(target, clients, n, f"b{uuid.uuid4().hex[:8]}", kind)
+
+
+def _small(count: int) -> int:
+    return max(200, count // 10)

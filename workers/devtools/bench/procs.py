@@ -1,0 +1,98 @@
+"""Processes the benchmarks start: fleet workers, baseline servers and load clients."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import aiohttp
+import orjson
+
+from workers.devtools.bench.measure import Measured, cpu_seconds
+
+
+@dataclass
+class Server:
+    """A server process the benchmark measures (its CPU time, from /proc)."""
+
+    name: str
+    process: asyncio.subprocess.Process
+    url: str
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+@asynccontextmanager
+async def server(
+    name: str, argv: list[str], *, url: str, env: Mapping[str, str], ready_path: str | None
+) -> AsyncIterator[Server]:
+    """Start ``python -m argv...``; ready when ``ready_path`` answers 200 or it prints ``ready``."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", *argv, env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        if ready_path is None:
+            assert process.stdout is not None
+            line = await asyncio.wait_for(process.stdout.readline(), 60)
+            if line.strip() != b"ready":
+                raise RuntimeError(f"{name} did not start: {line!r}")
+        else:
+            await _ready(url + ready_path, process, name)
+        yield Server(name, process, url)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), 30)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+async def _ready(url: str, process: asyncio.subprocess.Process, name: str) -> None:
+    deadline = time.monotonic() + 90
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            if process.returncode is not None:
+                raise RuntimeError(f"{name} exited with {process.returncode} before it was ready")
+            try:
+                async with session.get(url, timeout=aiohttp.ClientTimeout(total=2)) as r:
+                    if r.status == 200:
+                        return
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"{name} was not ready within 90 s")
+
+
+async def load(target: Server, clients: int, count: int, run: str, kind: str) -> Measured:
+    """Drive ``target`` from a client process; the server's CPU is measured over the load only."""
+    client = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "workers.devtools.bench.client", target.url, str(clients), str(count),
+        run, kind, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert client.stdout is not None and client.stdin is not None
+    await client.stdout.readline()  # setup done
+    cpu_before = cpu_seconds(target.pid)
+    client.stdin.write(b"go\n")
+    await client.stdin.drain()
+    line = await client.stdout.readline()
+    cpu = cpu_seconds(target.pid) - cpu_before
+    await client.wait()
+    result = orjson.loads(line)
+    if set(result["statuses"]) != {"202"}:
+        raise RuntimeError(f"{target.name} answered {result['statuses']}, not only 202")
+    label = (
+        f"{target.name}, {clients} conn, {'OrderPaid' if kind == 'paid' else 'OrderPlaced (new)'}"
+    )
+    return Measured(label, count, result["seconds"], result["p50_ms"], result["p99_ms"], cpu)
