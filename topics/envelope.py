@@ -144,11 +144,13 @@ def loads(raw: bytes | str) -> Any:
     """Parse JSON with orjson, except that integers beyond 64 bits stay exact integers.
 
     orjson turns them into floats (18446744073709551617 becomes 1.8446744073709552e+19), so
-    the range check would never see them; the rare document holding such a float is parsed
-    again, exactly, by the standard library. Raises ValueError (orjson.JSONDecodeError).
+    the range check would never see them. Such a literal has at least 19 digits in a row:
+    the rare document with one is parsed again, exactly, by the standard library. Raises
+    ValueError (orjson.JSONDecodeError).
     """
     obj = orjson.loads(raw)
-    if _has_huge_float(obj):
+    text = raw if isinstance(raw, bytes) else raw.encode()
+    if _LONG_DIGITS.search(text) is not None:
         try:
             obj = json.loads(raw, parse_constant=_no_constant)
         except RecursionError as e:
@@ -156,14 +158,7 @@ def loads(raw: bytes | str) -> Any:
     return obj
 
 
-def _has_huge_float(value: Any) -> bool:
-    if isinstance(value, float):
-        return abs(value) >= 2**63 and value.is_integer()
-    if isinstance(value, dict):
-        return any(_has_huge_float(item) for item in value.values())
-    if isinstance(value, list):
-        return any(_has_huge_float(item) for item in value)
-    return False
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
 
 
 def _no_constant(name: str) -> Any:

@@ -325,16 +325,17 @@ class Marker(Protocol):
     """The fast early answer: an aggregate's marked latest event, checked and set atomically.
 
     Of two concurrent conflicting requests on one key exactly one is marked. A new mark is
-    tentative: it expires after a short bound unless ``confirm`` makes it durable, so a mark
-    whose request never reached Kafka (a timeout, a crash) cannot outlive it by long. The
-    marker is a cache; the store is the judge. Every call raises MarkerUnavailable when
-    Redis does not answer (the call may still have been applied).
+    tentative: it expires after a bound unless ``confirm_stored`` makes it durable once the
+    store holds its event, so a mark whose event never reached the store (a timeout, a crash,
+    a script Redis ran after its caller gave up) cannot outlive it by long. The marker is a
+    cache; the store is the judge. Every call raises MarkerUnavailable when Redis does not
+    answer (the call may still have been applied).
     """
 
     async def check_and_mark(self, request: MarkRequest) -> MarkResult: ...
 
-    async def confirm(self, request: MarkRequest, after: str) -> None:
-        """The event reached Kafka: keep its mark for the full TTL (if it is still the mark).
+    async def confirm_stored(self, stored: Sequence[tuple[str, str]]) -> None:
+        """The store holds these (aggregate key, event id): keep each mark that names one.
 
         May return before Redis applied it: a lost confirm only lets the mark expire early.
         """
@@ -349,6 +350,25 @@ class Marker(Protocol):
 
         May return before Redis applied it: a mark left wrong is only a wrong early answer.
         """
+        ...
+
+    async def note_aggregates(self, aggregate_keys: Sequence[str]) -> None:
+        """The store now holds events of these aggregates (for the new-aggregate filter).
+
+        May return before Redis applied it: a missed note only costs a store read.
+        """
+        ...
+
+    async def filter_ready(self) -> bool:
+        """Whether the new-aggregate filter knows every aggregate the store holds.
+
+        Only a ready filter answers "certainly new" (no store read for a new aggregate); a
+        lost or evicted filter is not ready, so it never answers wrongly.
+        """
+        ...
+
+    async def mark_filter_ready(self) -> None:
+        """Every aggregate the store holds has been noted (after a rebuild)."""
         ...
 
     async def ping(self) -> bool: ...

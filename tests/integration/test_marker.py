@@ -127,8 +127,8 @@ async def test_an_unconfirmed_mark_expires_within_its_bound(
         phantom = mark("OrderPaid", ["OrderPlaced"], key="order:t1", fallback="OrderPlaced|p0")
         assert (await short.marker.check_and_mark(phantom)).status == "marked"
         confirmed = mark("OrderPlaced", ["none"], key="order:t2", fallback=NEW_AGGREGATE)
-        result = await short.marker.check_and_mark(confirmed)
-        await short.marker.confirm(confirmed, result.after)
+        await short.marker.check_and_mark(confirmed)
+        await short.marker.confirm_stored([("order:t2", confirmed.event_id), ("order:t1", "x")])
 
         async def phantom_gone() -> bool:
             probe = await short.marker.check_and_mark(mark("X", [], key="order:t1"))
@@ -136,7 +136,7 @@ async def test_an_unconfirmed_mark_expires_within_its_bound(
 
         await wait_for(phantom_gone, timeout_s=10, what="the unconfirmed mark to expire")
         kept = await short.marker.check_and_mark(mark("X", [], key="order:t2"))
-        assert (kept.status, kept.current) == ("rejected", "OrderPlaced")  # confirmed: still there
+        assert (kept.status, kept.current) == ("rejected", "OrderPlaced")  # stored: still there
     finally:
         await short.batcher.drain()
         await redis.aclose()
@@ -240,4 +240,40 @@ async def test_scripts_flushed_from_redis_are_loaded_again(private_stack: Embedd
         )
         assert result.status == "marked"
     finally:
+        await redis.aclose()
+
+
+async def test_the_new_aggregate_filter_answers_only_when_ready_and_never_for_a_noted_one(
+    side: Redisside,
+) -> None:
+    fresh = mark("OrderPlaced", ["none"], key="order:f1")
+    assert (await side.marker.check_and_mark(fresh)).status == "missing"  # not ready: ask the store
+    await side.marker.note_aggregates(["order:f2"])
+    await side.marker.mark_filter_ready()
+    assert await side.marker.filter_ready()
+    new = await side.marker.check_and_mark(mark("OrderPlaced", ["none"], key="order:f3"))
+    assert (new.status, new.after) == ("marked", NEW_AGGREGATE)  # certainly new: no store read
+    noted = await side.marker.check_and_mark(mark("OrderPlaced", ["none"], key="order:f2"))
+    assert noted.status == "missing"  # it exists: the store decides
+    await side.redis.delete(f"{side.marker._keys.seen()}")  # a flush or an eviction
+    assert not await side.marker.filter_ready()
+    lost = await side.marker.check_and_mark(mark("OrderPlaced", ["none"], key="order:f4"))
+    assert lost.status == "missing"  # a lost filter never answers "new"
+
+
+async def test_in_a_cluster_the_filter_is_asked_in_its_own_call(
+    stack: EmbeddedStack, unique_name: str
+) -> None:
+    redis = Redis.from_url(stack.urls.redis_url)
+    batcher = RedisBatcher(redis, scripts=SCRIPTS, timeout_ms=2000, latency=create_metrics().marker_latency)
+    marker = RedisMarker(batcher, prefix=f"{unique_name}:", cluster=True)
+    try:
+        await marker.note_aggregates(["order:c1"])
+        await marker.mark_filter_ready()
+        new = await marker.check_and_mark(mark("OrderPlaced", ["none"], key="order:c9"))
+        assert new.status == "marked"
+        known = await marker.check_and_mark(mark("OrderPlaced", ["none"], key="order:c1"))
+        assert known.status == "missing"
+    finally:
+        await batcher.drain()
         await redis.aclose()

@@ -250,3 +250,16 @@ async def test_a_batch_retried_after_publishing_failed_republishes_what_it_store
     assert len(decided) == 2
     assert rig.published() == [("OrderPlaced", 1), ("OrderPaid", 2)]  # not refused: stored
     assert await rig.rejections.find([placed.id, paid.id]) == {}
+
+
+async def test_storing_an_event_makes_its_mark_durable_and_a_phantom_expires(rig: Rig) -> None:
+    placed = order("OrderPlaced", NEW_AGGREGATE)
+    other = order("OrderPlaced", NEW_AGGREGATE, oid="o2")
+    for event in (placed, other):
+        await rig.marker.check_and_mark(
+            MarkRequest(event.key.decode(), "OrderPlaced", event.id, ["none"], fallback="-")
+        )
+    await rig.take([placed])  # o2's event never reaches the store
+    rig.clock.now += 3600  # past the tentative bound
+    assert await rig.marker.peek("order:o1") == ("OrderPlaced", placed.id)
+    assert await rig.marker.peek("order:o2") is None

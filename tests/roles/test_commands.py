@@ -23,8 +23,9 @@ from workers.adapters.memory import (
 from workers.cqrs.repository import Repository
 from workers.cqrs.sync import SyncCommands
 from workers.metrics import create_metrics
-from workers.ports import Rejection
+from workers.ports import Record, Rejection
 from workers.roles.commands import CommandService, Outcomes
+from workers.roles.newfilter import rebuild_filter
 from workers.roles.outbox import Outbox
 from workers.roles.requests import Answer, CommandRequest
 from workers.roles.state import StateLoader
@@ -244,3 +245,28 @@ async def test_the_outcome_of_what_was_never_seen_is_404_and_one_id_is_required(
     assert accepted.body["outcome"] == "accepted"
     body = orjson.loads(orjson.dumps(accepted.body))
     assert body["event_id"] == derived_event_id("order", "o1", "p-1")
+
+
+async def test_a_ready_filter_spares_the_store_read_for_a_new_aggregate(side: Side) -> None:
+    assert (await side.ask("order:o1", "OrderPlaced", ITEMS)).status == 202
+    assert side.store.calls["last_event"] == 1  # no filter yet: the store was asked
+    await rebuild_filter(side.marker, side.store, Domains([ORDER, ACCOUNT]))
+    assert (await side.ask("order:o2", "OrderPlaced", ITEMS)).status == 202
+    assert side.store.calls["last_event"] == 1  # certainly new: no read
+    side.marker.lose_filter()  # Redis flushed: the filter is not ready, reads come back
+    assert (await side.ask("order:o3", "OrderPlaced", ITEMS)).status == 202
+    assert side.store.calls["last_event"] == 2
+
+
+async def test_the_filter_is_rebuilt_from_the_store_and_knows_what_it_holds(side: Side) -> None:
+    placed = decode((await _placed(side, "o1")).value)
+    await side.store.append([placed.with_version(1)])  # what the appender stored
+    assert await rebuild_filter(side.marker, side.store, Domains([ORDER, ACCOUNT])) == 1
+    side.clock.now += 10 * 86_400  # every mark expired
+    again = await side.ask("order:o1", "OrderPlaced", ITEMS)
+    assert again.status == 409  # the filter said "exists": the store was asked, and refuses
+
+
+async def _placed(side: Side, order: str) -> Record:
+    await side.ask(f"order:{order}", "OrderPlaced", ITEMS)
+    return side.producer.records(EVENTS)[-1]

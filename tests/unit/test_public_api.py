@@ -18,8 +18,8 @@ PUBLIC = {
         "storage",
     ],
     "workers.roles": [
-        "appender", "commands", "deadletter", "forwarder", "judge", "outbox", "projections",
-        "requests", "retry", "snapshotter", "state",
+        "appender", "audit", "commands", "deadletter", "forwarder", "judge", "newfilter",
+        "outbox", "projections", "requests", "retry", "snapshotter", "state",
     ],
     "workers.runtime": ["compose", "serve", "settings"],
     "workers.adapters": ["kafka", "memory", "mongo", "redis"],

@@ -5,10 +5,12 @@ Public API: the modules in ``__all__``; the runtime composes them, tests drive t
 
 __all__ = [
     "appender",
+    "audit",
     "commands",
     "deadletter",
     "forwarder",
     "judge",
+    "newfilter",
     "outbox",
     "projections",
     "requests",

@@ -408,6 +408,7 @@ class Appender:
                 self._config.stored_topic, [Outgoing.of(e) for e in published]
             )
             self._metrics.events_published.labels("async").inc(len(published))
+            await self._confirm_marks(published)
 
     async def _refuse(self, refusals: list[Refusal]) -> None:
         """Record, dead-letter and answer each refusal; repair marks that name them."""
@@ -436,6 +437,19 @@ class Appender:
             self._metrics.store_rejections.labels(event.aggregate_type, r.reason).inc()
             log.info("refused %s %s %s: %s", event.aggregate_type, event.aggregate_id, event.id, r.message)
         await self._repair_marks(refusals)
+
+    async def _confirm_marks(self, published: list[Event]) -> None:
+        """The store holds these: a mark that names an aggregate's newest one stays."""
+        if self._marker is None:
+            return
+        newest = {e.key.decode(): e.id for e in published}  # sorted: the last one wins
+        try:
+            await self._marker.confirm_stored(list(newest.items()))
+            firsts = [e.key.decode() for e in published if e.version == 1]
+            if firsts:
+                await self._marker.note_aggregates(firsts)
+        except Unavailable as e:  # only a cache: an expired mark falls back to the store
+            log.warning("marks of %d aggregates not confirmed: %s", len(newest), e)
 
     async def _repair_marks(self, refusals: list[Refusal]) -> None:
         if self._marker is None:

@@ -146,11 +146,13 @@ class CommandService:
             return str(uuid.uuid4())
         return derived_event_id(request.aggregate_type, request.aggregate_id, request.command_id)
 
-    def _metadata(self, request: CommandRequest) -> Metadata:
+    def _metadata(self, request: CommandRequest, event_id: str) -> Metadata:
+        """Who asked; a request without a correlation id starts a conversation named by its
+        command id, or else by its event."""
         return Metadata(
             client_id=request.client_id,
             command_id=request.command_id,
-            correlation_id=request.correlation_id or request.command_id or str(uuid.uuid4()),
+            correlation_id=request.correlation_id or request.command_id or event_id,
             causation_id=request.causation_id,
         )
 
@@ -174,7 +176,7 @@ class CommandService:
             aggregate_id=request.aggregate_id,
             type=request.type,
             data=request.data,
-            metadata=self._metadata(request),
+            metadata=self._metadata(request, event_id),
             occurred_at=utc_now(),
             after=result.after,
         )
@@ -192,7 +194,6 @@ class CommandService:
         answer = Answer(
             202, {"event_id": event.id, "partition": delivery.partition, "offset": delivery.offset}
         )
-        await self._marker.confirm(mark, result.after)
         await self._settle(request, answer)
         return answer, "accepted"
 
@@ -251,7 +252,7 @@ class CommandService:
                 request.aggregate_id,
                 request.type,
                 request.data,
-                self._metadata(request),
+                self._metadata(request, event_id),
                 event_id=event_id,
             )
         except (TransitionRejected, ConcurrencyConflict):

@@ -200,7 +200,10 @@ class Runtime:
             batcher, prefix=prefix, ttl_s=settings.command_ttl_s, claim_ttl_ms=settings.claim_ttl_ms
         )
         marker = RedisMarker(
-            batcher, prefix=prefix, ttl_s=settings.marker_ttl_s, tentative_ttl_ms=settings.claim_ttl_ms
+            batcher,
+            prefix=prefix,
+            ttl_s=settings.marker_ttl_s,
+            tentative_ttl_ms=settings.mark_tentative_ms,
         )
         self.parts["marker"] = marker
         return marker

@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Collection, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,28 +85,23 @@ class Fleet:
     async def _on_assigned(self, sender: Any, assigned: Any = None, **kwargs: Any) -> None:
         self._assigned = True
 
-    @asynccontextmanager
-    async def batch(self, role: str) -> AsyncIterator[None]:
+    def batch(self, role: str) -> _InFlight:
         """Count work in flight; once draining, hold new work back (it stays unacked).
 
         An error escaping a consumer batch is one no retry can fix: rather than let Faust
         stall the partition silently, stop the process with the batch unacked, so it is
         redelivered to a healthy worker. HTTP requests only fail themselves.
         """
-        if self.draining:
-            await asyncio.Future()  # parked until the app stops and cancels us
+        return _InFlight(self, role)
+
+    def _enter(self) -> None:
         self._inflight += 1
         self._idle.clear()
-        try:
-            yield
-        except Exception as e:
-            if role != "http":
-                self.fatal(role, e)
-            raise
-        finally:
-            self._inflight -= 1
-            if self._inflight == 0:
-                self._idle.set()
+
+    def _leave(self) -> None:
+        self._inflight -= 1
+        if self._inflight == 0:
+            self._idle.set()
 
     def spawn(self, work: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(work)
@@ -211,3 +205,23 @@ class ProjectionLag:
         for partition in self._partitions - assigned:
             self._gauge.remove(self._projection, str(partition))
         self._partitions &= assigned
+
+
+class _InFlight:
+    """``async with fleet.batch(role)``: a class, not a generator, since every request enters it."""
+
+    __slots__ = ("_fleet", "_role")
+
+    def __init__(self, fleet: Fleet, role: str) -> None:
+        self._fleet = fleet
+        self._role = role
+
+    async def __aenter__(self) -> None:
+        if self._fleet.draining:
+            await asyncio.Future()  # parked until the app stops and cancels us
+        self._fleet._enter()
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: Any, tb: Any) -> None:
+        self._fleet._leave()
+        if isinstance(error, Exception) and self._role != "http":
+            self._fleet.fatal(self._role, error)

@@ -8,6 +8,7 @@ import signal
 from collections.abc import Collection
 from typing import Any
 
+from workers.roles.newfilter import keep_filter_ready
 from workers.runtime.agents import register_agents
 from workers.runtime.compose import Runtime
 from workers.runtime.fleet import Fleet, ensure_catalog
@@ -46,6 +47,8 @@ async def serve(
         # Sync mode and storage writers store before they publish: repair what Kafka missed.
         relay_age_s = runtime.settings.kafka_timeout_ms / 1000 * 1.5 + 1
         background.append(asyncio.create_task(runtime.outbox.run(older_than_s=relay_age_s)))
+        filter_kept = keep_filter_ready(runtime.marker, runtime.events, runtime.domains)
+        background.append(asyncio.create_task(filter_kept))
     if fleet.audit_loop is not None:
         background.append(asyncio.create_task(fleet.audit_loop.run()))
     if on_started is not None:

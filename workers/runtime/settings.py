@@ -139,6 +139,11 @@ class Settings:
     max_event_bytes: int = _setting(
         1024 * 1024, _int(1024), "largest event accepted off a topic (dead-lettered above)"
     )
+    mark_tentative_ms: int = _setting(
+        60_000,
+        _int(1000, 3_600_000),
+        "how long a mark lives until the store holds its event (then EVENTFLEET_MARKER_TTL_S)",
+    )
     append_wait_ms: int = _setting(
         2000,
         _int(0, 600_000),
@@ -208,10 +213,10 @@ class Settings:
 
     @property
     def claim_ttl_ms(self) -> int:
-        """How long a tentative mark or a command claim lives: longer than any request.
+        """How long a command claim lives: longer than any request.
 
-        A request holds them while it talks to Redis (twice) and Kafka (1.5 x its timeout at
-        most); after that they cannot name anything still in flight from it.
+        A request holds it while it talks to Redis (twice) and Kafka (1.5 x its timeout at
+        most); after that it cannot name anything still in flight from it.
         """
         return 2 * self.kafka_timeout_ms + 2 * self.redis_timeout_ms + 1000
 

@@ -34,7 +34,7 @@ class _Mark:
 
 
 class MemoryMarker(Switchable):
-    """Marks per aggregate key, ``<type>|<id>|<after>``, tentative until ``confirm``."""
+    """Marks per aggregate key, ``<type>|<id>|<after>``, tentative until ``confirm_stored``."""
 
     def __init__(
         self,
@@ -48,6 +48,8 @@ class MemoryMarker(Switchable):
         self._tentative_s = tentative_s
         self._clock = clock
         self._marks: dict[str, _Mark] = {}
+        self._noted: set[str] = set()
+        self._ready = False
 
     def _get(self, key: str) -> _Mark | None:
         mark = self._marks.get(key)
@@ -65,7 +67,9 @@ class MemoryMarker(Switchable):
                 return MarkResult("mine", mark.after, mark.event_type, previous)
             current, after = mark.event_type, mark.event_id
         elif request.fallback == "?":
-            return MarkResult("missing")
+            if not self._ready or request.aggregate_key in self._noted:
+                return MarkResult("missing")
+            current, after = "none", NEW_AGGREGATE  # certainly new: no store read
         elif request.fallback == NEW_AGGREGATE:
             current, after = "none", NEW_AGGREGATE
         else:
@@ -79,11 +83,12 @@ class MemoryMarker(Switchable):
         )
         return MarkResult("marked", after, shown, previous)
 
-    async def confirm(self, request: MarkRequest, after: str) -> None:
-        await self.faults.enter("confirm", f"confirming {request.aggregate_key}")
-        mark = self._get(request.aggregate_key)
-        if mark is not None and (mark.event_id, mark.after) == (request.event_id, after):
-            mark.expires_at = self._clock() + self._ttl_s
+    async def confirm_stored(self, stored: Sequence[tuple[str, str]]) -> None:
+        await self.faults.enter("confirm_stored", f"confirming {len(stored)} marks")
+        for aggregate_key, event_id in stored:
+            mark = self._get(aggregate_key)
+            if mark is not None and mark.event_id == event_id:
+                mark.expires_at = self._clock() + self._ttl_s
 
     async def restore(self, request: MarkRequest, marked: MarkResult) -> None:
         await self.faults.enter("restore", f"restoring {request.aggregate_key}")
@@ -107,6 +112,23 @@ class MemoryMarker(Switchable):
         else:
             expires = self._clock() + self._ttl_s
             self._marks[aggregate_key] = _Mark(head.type, head.event_id, "", expires)
+
+    async def note_aggregates(self, aggregate_keys: Sequence[str]) -> None:
+        await self.faults.enter("note_aggregates", f"noting {len(aggregate_keys)} aggregates")
+        self._noted.update(aggregate_keys)
+
+    async def filter_ready(self) -> bool:
+        await self.faults.enter("filter_ready", "reading the filter")
+        return self._ready
+
+    async def mark_filter_ready(self) -> None:
+        await self.faults.enter("mark_filter_ready", "marking the filter ready")
+        self._ready = True
+
+    def lose_filter(self) -> None:
+        """What a Redis flush or an eviction does: the filter is gone, so not ready."""
+        self._noted.clear()
+        self._ready = False
 
     async def peek(self, aggregate_key: str) -> tuple[str, str] | None:
         await self.faults.enter("peek", f"reading {aggregate_key}")
