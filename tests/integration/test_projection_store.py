@@ -26,7 +26,7 @@ from workers.adapters.mongo import (
 )
 from workers.devtools.embedded import EmbeddedStack
 from workers.metrics import Metrics, create_metrics
-from workers.ports import ViewDoc
+from workers.ports import ViewDoc, ViewStore
 from workers.roles.projections import ProjectionRunner, rebuild_views
 from workers.runtime.rebuild import UnknownProjection, projection_named
 
@@ -96,6 +96,38 @@ CONVERSATION = [
     ("MessageEdited", "m1", "ann"),  # deleted: ignored
     ("MessageSent", "m3", "cy"),
 ]
+
+
+class HeldStaging:
+    """A rebuild's staging whose views are written only once ``until`` is set (forced overlap)."""
+
+    def __init__(self, inner: MongoViewStaging, until: asyncio.Event) -> None:
+        self._inner = inner
+        self._until = until
+
+    async def staging(self, generation: str) -> ViewStore:
+        return HeldViews(await self._inner.staging(generation), self._until)
+
+    async def swap(self, staging: ViewStore) -> None:
+        await self._inner.swap(staging.inner if isinstance(staging, HeldViews) else staging)
+
+    async def discard(self, staging: ViewStore) -> None:
+        await self._inner.discard(staging.inner if isinstance(staging, HeldViews) else staging)
+
+
+class HeldViews:
+    """A view store whose bulk inserts wait for an event first."""
+
+    def __init__(self, inner: ViewStore, until: asyncio.Event) -> None:
+        self.inner = inner
+        self._until = until
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def insert_many(self, docs: Any) -> None:
+        await asyncio.wait_for(self._until.wait(), 30)
+        await self.inner.insert_many(docs)
 
 
 def counted(metrics: Metrics, outcome: str) -> float:
@@ -187,6 +219,7 @@ async def test_rebuild_equals_the_live_view_while_writes_continue(wiring: Wiring
     )  # fmt: skip
 
     rebuilding = asyncio.Event()
+    overlapped = asyncio.Event()  # the rebuild's staging writes wait for live writes: overlap
     during: list[int] = []
 
     async def live_traffic() -> None:
@@ -200,7 +233,10 @@ async def test_rebuild_equals_the_live_view_while_writes_continue(wiring: Wiring
             await wiring.runner.handle(await wiring.store(fresh))
             if rebuilding.is_set():
                 during.append(n)
+            if len(during) >= 5:
+                overlapped.set()
             await asyncio.sleep(0)
+        overlapped.set()
 
     progress: list[tuple[int, int]] = []
 
@@ -213,7 +249,7 @@ async def test_rebuild_equals_the_live_view_while_writes_continue(wiring: Wiring
         CHAT_MESSAGES,
         events=wiring.events,
         views=wiring.views,
-        staging=MongoViewStaging(wiring.db, CHAT_MESSAGES.collection),
+        staging=HeldStaging(MongoViewStaging(wiring.db, CHAT_MESSAGES.collection), overlapped),
         metrics=wiring.metrics,
         progress=record,
         chunk=2,

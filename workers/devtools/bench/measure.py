@@ -85,6 +85,8 @@ class Table:
                 "baseline_p99_ms": baseline.p99_ms if baseline else None,
                 "baseline_cpu_per_item_ms": baseline.cpu_per_item_ms if baseline else None,
                 "ratio": round(ours.rate / baseline.rate, 3) if baseline and baseline.rate else None,
+                "cpu_ratio": round(ours.cpu_per_item_ms / baseline.cpu_per_item_ms, 3)
+                if baseline and ours.cpu_per_item_ms and baseline.cpu_per_item_ms else None,
                 "target": target,
             })  # fmt: skip
         return out
@@ -95,5 +97,8 @@ def _line(m: Measured, baseline: Measured | None, target: str, *, indent: str = 
     p99 = f"{m.p99_ms:7.2f}ms" if m.p99_ms is not None else " " * 9
     cpu = f"{m.cpu_per_item_ms:8.3f}ms" if m.cpu_per_item_ms is not None else " " * 10
     ratio = f"{m.rate / baseline.rate:7.2f}x" if baseline and baseline.rate else " " * 8
+    cpu_x = " " * 7
+    if baseline and m.cpu_per_item_ms and baseline.cpu_per_item_ms:
+        cpu_x = f"{m.cpu_per_item_ms / baseline.cpu_per_item_ms:6.2f}x"
     name = (indent + m.name)[:54]
-    return f"{name:<54}{m.rate:>9,.0f}/s{p50}{p99}{cpu}{ratio}  {target}".rstrip()
+    return f"{name:<54}{m.rate:>9,.0f}/s{p50}{p99}{cpu}{ratio}{cpu_x}  {target}".rstrip()

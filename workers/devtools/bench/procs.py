@@ -7,10 +7,12 @@ import contextlib
 import os
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 import orjson
@@ -36,10 +38,12 @@ async def server(
     name: str, argv: list[str], *, url: str, env: Mapping[str, str], ready_path: str | None
 ) -> AsyncIterator[Server]:
     """Start ``python -m argv...``; ready when ``ready_path`` answers 200 or it prints ``ready``."""
+    log = tempfile.NamedTemporaryFile(prefix="eventfleet-bench-", suffix=".log", delete=False)
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", *argv, env={**os.environ, **env},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, start_new_session=True,
+        stdout=asyncio.subprocess.PIPE, stderr=log, start_new_session=True,
     )  # fmt: skip
+    log.close()
     try:
         if ready_path is None:
             assert process.stdout is not None
@@ -49,6 +53,9 @@ async def server(
         else:
             await _ready(url + ready_path, process, name)
         yield Server(name, process, url)
+    except BaseException:
+        print(f"{name} (log {log.name}):\n{_tail(log.name)}", file=sys.stderr)
+        raise
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
@@ -96,3 +103,7 @@ async def load(target: Server, clients: int, count: int, run: str, kind: str) ->
         f"{target.name}, {clients} conn, {'OrderPaid' if kind == 'paid' else 'OrderPlaced (new)'}"
     )
     return Measured(label, count, result["seconds"], result["p50_ms"], result["p99_ms"], cpu)
+
+
+def _tail(path: str, lines: int = 20) -> str:
+    return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
