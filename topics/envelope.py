@@ -248,9 +248,14 @@ def parse_utc(value: Any, field_name: str) -> datetime:
     return moment.astimezone(UTC)
 
 
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+
+
 def _uuid(value: Any, field_name: str = "id") -> str:
     if not isinstance(value, str):
         raise InvalidEnvelope(field_name, f"expected a UUID string, got {_kind(value)}")
+    if _CANONICAL_UUID.match(value):
+        return value  # the form every writer produces: no need to parse and print it again
     try:
         return str(uuid.UUID(value))
     except ValueError as e:

@@ -18,7 +18,8 @@ from redis.asyncio import Redis
 from tests.auditing import audit, errors
 from tests.e2e.test_failures import produce_events
 from tests.faults import TcpProxy
-from tests.fleet import FleetProcess, order_items, wait_for
+from tests.fleet import FleetProcess, order_items, read_topic, wait_for
+from topics.envelope import decode
 from workers.adapters.mongo import connect, database
 from workers.devtools.embedded import EmbeddedStack, free_port
 
@@ -331,3 +332,45 @@ async def test_commands_from_the_topic_through_a_broker_stall_are_stored_once_ea
         assert errors(await audit(private_stack, unique_name)) == []
     finally:
         assert await fleet.stop() == 0
+
+
+async def test_several_appender_processes_store_every_chained_event_once_through_rebalances(
+    private_stack: EmbeddedStack, unique_name: str
+) -> None:
+    from workers.devtools.bench.append import chains, produce
+
+    first = await FleetProcess.for_stack(private_stack, unique_name, roles="appender").start()
+    second = FleetProcess(env={**first.env, "EVENTFLEET_HTTP_PORT": str(free_port())}, roles="appender")
+    try:
+        events = chains(1200, 40, "several")
+        bootstrap = [private_stack.urls.kafka_url.removeprefix("kafka://")]
+        await produce(bootstrap, f"{first.prefix}events", events[:600])
+        await second.start()  # joins mid-stream: a rebalance while events wait and flow
+        await produce(bootstrap, f"{first.prefix}events", events[600:])
+        client = connect(private_stack.urls.mongo_url, timeout_ms=5000)
+        try:
+            stored = database(client, unique_name)["events"]
+
+            async def all_stored() -> bool:
+                return await stored.count_documents({}) >= len(events)
+
+            await wait_for(all_stored, timeout_s=120, what=f"{len(events)} events stored")
+            assert await stored.count_documents({}) == len(events)
+        finally:
+            await client.close()
+        assert errors(await audit(private_stack, unique_name, topics=False)) == []
+        records = await read_topic(
+            private_stack.urls.kafka_url, f"{first.prefix}events.stored", expect=len(events)
+        )
+        firsts: dict[str, list[int]] = {}
+        seen: set[str] = set()
+        for record in records:
+            event = decode(record.value)
+            if event.id not in seen:
+                seen.add(event.id)
+                firsts.setdefault(event.aggregate_id, []).append(event.version or 0)
+        assert all(v == list(range(1, len(v) + 1)) for v in firsts.values()), firsts
+        assert len(seen) == len(events)
+    finally:
+        assert await second.stop() == 0
+        assert await first.stop() == 0

@@ -80,29 +80,30 @@ class KafkaProducer:
         return Delivery(topic=metadata.topic, partition=metadata.partition, offset=metadata.offset)
 
     async def send_many(self, topic: str, messages: Sequence[Outgoing]) -> list[Delivery]:
-        """Produce many records, keeping their order per key, and wait for every ack."""
-        futures = [await self._enqueue(topic, message) for message in messages]
-        return [await self._delivered(topic, future) for future in futures]
+        """Produce many records, keeping their order per key, and wait for every ack.
 
-    async def _enqueue(
-        self, topic: str, message: Outgoing, *, partition: int | None = None
-    ) -> asyncio.Future[Any]:
+        One timeout bounds the whole batch. StreamUnavailable if none was handed over;
+        StreamOutcomeUnknown once any was (it may be appended).
+        """
         if not self._started:
-            raise StreamUnavailable("the Kafka producer is not running")
+            raise StreamUnavailable("the Kafka producer is not running.")
+        futures: list[asyncio.Future[Any]] = []
         try:
-            async with asyncio.timeout(self._timeout_s):
-                if partition is not None:
-                    await self._check_partition(topic, partition)
-                future: asyncio.Future[Any] = await self._producer.send(
-                    topic,
-                    value=message.value,
-                    key=message.key,
-                    headers=list(message.headers),
-                    partition=partition,
-                )
+            async with asyncio.timeout(self._timeout_s * 1.5):
+                for message in messages:
+                    futures.append(
+                        await self._producer.send(
+                            topic,
+                            value=message.value,
+                            key=message.key,
+                            headers=list(message.headers),
+                        )
+                    )
+                # Shielded: a timeout must not cancel records inside aiokafka.
+                results = await asyncio.shield(asyncio.gather(*futures))
         except (TimeoutError, KafkaError, OSError) as e:
-            raise self._failure(topic, e, handed=False) from e
-        return future
+            raise self._failure(topic, e, handed=bool(futures)) from e
+        return [Delivery(r.topic, r.partition, r.offset) for r in results]
 
     def _failure(self, topic: str, error: BaseException, *, handed: bool) -> StreamUnavailable:
         log.info("Kafka error on %s: %r", topic, error)
@@ -121,12 +122,3 @@ class KafkaProducer:
                 f"{topic} has partitions 0 to {len(known) - 1}; there is no partition {partition}"
             )
 
-    async def _delivered(self, topic: str, future: asyncio.Future[Any]) -> Delivery:
-        try:
-            # Shielded: a timeout here must not cancel the record inside aiokafka, which
-            # fails it by itself after request_timeout_ms.
-            async with asyncio.timeout(self._timeout_s * 1.5):
-                metadata = await asyncio.shield(future)
-        except (TimeoutError, KafkaError, OSError) as e:
-            raise self._failure(topic, e, handed=True) from e
-        return Delivery(topic=metadata.topic, partition=metadata.partition, offset=metadata.offset)
