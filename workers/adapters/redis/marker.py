@@ -56,6 +56,16 @@ end
 return 1
 """)
 
+CONFIRM_MANY = Lua("""
+for i = 1, #KEYS do
+  local mark = redis.call('GET', KEYS[i])
+  if mark and string.match(mark, '^[^|]*|([^|]*)') == ARGV[i + 1] then
+    redis.call('PEXPIRE', KEYS[i], ARGV[1])
+  end
+end
+return 1
+""")
+
 RESTORE = Lua("""
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   if ARGV[2] == '' then redis.call('DEL', KEYS[1])
@@ -106,7 +116,7 @@ def filter_positions(aggregate_key: str, bits: int = FILTER_BITS) -> list[int]:
     ]
 
 
-SCRIPTS = (CHECK_AND_MARK, CONFIRM, RESTORE, REPAIR, CLAIM, MARK_UNKNOWN, RELEASE)
+SCRIPTS = (CHECK_AND_MARK, CONFIRM, CONFIRM_MANY, RESTORE, REPAIR, CLAIM, MARK_UNKNOWN, RELEASE)
 
 
 class RedisKeys:
@@ -176,9 +186,19 @@ class RedisMarker:
         )
 
     async def confirm_stored(self, stored: Sequence[tuple[str, str]]) -> None:
-        """Rides with the next round trip, unawaited: a lost confirm lets the mark expire."""
-        for aggregate_key, event_id in stored:
-            self._batcher.submit(CONFIRM, (self._keys.mark(aggregate_key),), (event_id, self._ttl_ms))
+        """Rides with the next round trip, unawaited: a lost confirm lets the mark expire.
+
+        One script for the whole batch; in a cluster (keys in many slots) one per mark.
+        """
+        if not stored:
+            return
+        if self._cluster:
+            for aggregate_key, event_id in stored:
+                key = self._keys.mark(aggregate_key)
+                self._batcher.submit(CONFIRM, (key,), (event_id, self._ttl_ms))
+            return
+        keys = tuple(self._keys.mark(aggregate_key) for aggregate_key, _ in stored)
+        self._batcher.submit(CONFIRM_MANY, keys, (self._ttl_ms, *(i for _, i in stored)))
 
     async def restore(self, request: MarkRequest, marked: MarkResult) -> None:
         ours = f"{request.event_type}|{request.event_id}|{marked.after}"
@@ -201,10 +221,11 @@ class RedisMarker:
 
     async def note_aggregates(self, aggregate_keys: Sequence[str]) -> None:
         """Rides with the next round trip, unawaited: a missed bit costs one store read."""
+        ops: list[str] = []
         for aggregate_key in aggregate_keys:
-            ops: list[str] = []
             for position in filter_positions(aggregate_key):
                 ops += ["SET", "u1", str(position), "1"]
+        if ops:  # one command for the batch: every bit is in the same key
             self._batcher.submit("BITFIELD", (self._keys.seen(),), tuple(ops))
 
     async def filter_ready(self) -> bool:
