@@ -260,7 +260,9 @@ async def test_a_cancelled_start_leaves_nothing_behind(
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     before = _children()
     starting = asyncio.create_task(EmbeddedStack(start_redis=True).start())
-    await _wait_until(lambda: len(_children() - before) == 2, 10)  # Kafka up, MongoDB starting
+    # As soon as a first part has a process: the others are still starting, whatever the load
+    # (waiting for exactly two could miss the moment on a fast or a slow machine).
+    await _wait_until(lambda: len(_children() - before) >= 1, 30)
     starting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await starting
