@@ -291,6 +291,8 @@ UNKNOWN = "?"
 class MarkRequest:
     """One check-and-mark: may ``event_type`` follow the marked type, given ``allowed``?
 
+    ``allowed`` holding ``ANY`` (``"*"``) accepts any marked type: the mark is still set.
+
     ``fallback`` is used when the aggregate has no mark: ``UNKNOWN`` (answer ``missing``,
     the caller then reads the store), ``NEW_AGGREGATE`` (the store holds no event), or the
     store's head as ``<type>|<event id>``.

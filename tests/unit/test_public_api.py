@@ -11,7 +11,10 @@ import pytest
 
 PUBLIC = {
     "topics": ["catalog", "envelope", "errors"],
-    "snapshot_rules": ["domain", "domains", "projection", "queries", "replay", "rules", "schema"],
+    "snapshot_rules": [
+        "declaration", "domain", "domains", "projection", "queries", "replay", "rules", "schema",
+        "upcasting",
+    ],
     "snapshot_rules.domains": ["ACCOUNT", "CHAT_ROOM", "ORDER", "chat_domains", "default_domains"],
     "workers": [
         "adapters", "bus", "cli", "cqrs", "devtools", "metrics", "ports", "roles", "runtime",

@@ -47,7 +47,7 @@ class StateLoader:
         started = time.perf_counter()
         snapshot = await self.snapshots.load(aggregate)
         start = Folded(snapshot.state, snapshot.version) if snapshot else Folded(None, 0)
-        tail = await self.events.read(aggregate, after_version=start.version)
+        tail = [domain.upcast(e) for e in await self.events.read(aggregate, after_version=start.version)]
         folded = replay(domain.reducer, tail, start=start)
         self._observe(domain, len(tail), started)
         if save and len(tail) > self._tail_threshold and folded.state is not None:
@@ -77,7 +77,8 @@ class StateLoader:
         tail = await self.events.read(
             aggregate, after_version=start.version, to_version=version, as_of=as_of
         )
-        folded = replay(domain.reducer, _contiguous(tail, start.version), start=start)
+        tail = [domain.upcast(e) for e in _contiguous(tail, start.version)]
+        folded = replay(domain.reducer, tail, start=start)
         self._observe(domain, len(tail), started)
         return folded
 

@@ -225,6 +225,7 @@ def register_projection(fleet: Fleet, projection: Projection) -> None:
         events=rt.events,
         metrics=rt.metrics,
         dead_letters=rt.dead_letters["projection"],
+        upcast=rt.domains.upcast,
     )
     lag = fleet.projection_lag(projection.name)
 

@@ -170,7 +170,11 @@ class Runtime:
             )
         if "forwarder" in self.roles:
             self.parts["forwarder"] = Forwarder(
-                producer=producer, domains=self.domains, names=names, metrics=metrics
+                producer=producer,
+                domains=self.domains,
+                names=names,
+                metrics=metrics,
+                dead_letters=self.dead_letters["forwarder"],
             )
 
     async def marker_for_reads(self) -> RedisMarker:

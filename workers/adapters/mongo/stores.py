@@ -112,8 +112,11 @@ def _first_line(error: PyMongoError) -> str:
 
 
 def event_to_document(event: Event) -> Document:
-    """The one mapping between an event and its stored document (``_id`` = event id)."""
-    return {
+    """The one mapping between an event and its stored document (``_id`` = event id).
+
+    ``schema_version`` is stored only above 1: a document without it is version 1.
+    """
+    doc: Document = {
         "_id": event.id,
         "aggregate_type": event.aggregate_type,
         "aggregate_id": event.aggregate_id,
@@ -124,6 +127,9 @@ def event_to_document(event: Event) -> Document:
         "occurred_at": event.occurred_at,
         "after": event.after,
     }
+    if event.schema_version != 1:
+        doc["schema_version"] = event.schema_version
+    return doc
 
 
 def document_to_event(doc: Document) -> Event:
@@ -137,6 +143,7 @@ def document_to_event(doc: Document) -> Event:
         metadata=Metadata(**doc["metadata"]),
         occurred_at=doc["occurred_at"].astimezone(UTC),
         after=doc.get("after"),
+        schema_version=int(doc.get("schema_version", 1)),
     )
 
 
