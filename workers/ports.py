@@ -51,6 +51,7 @@ __all__ = [
     "ViewDoc",
     "ViewStaging",
     "ViewStore",
+    "check_read_back",
 ]
 
 
@@ -129,6 +130,14 @@ class AppendConflict(ConcurrencyConflict):
 # --- the event store ------------------------------------------------------------------------
 
 
+def check_read_back(limit: int, types: Sequence[str] | None) -> None:
+    """The arguments of ``EventStore.read_back`` every implementation refuses alike."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"read_back needs a limit of 1 or more, got {limit!r}")
+    if isinstance(types, str):
+        raise ValueError(f"types must be a list of event types, got the string {types!r}")
+
+
 class EventStore(Protocol):
     """The durable, ordered history of every aggregate."""
 
@@ -154,6 +163,24 @@ class EventStore(Protocol):
         as_of: datetime | None = None,
     ) -> list[Event]:
         """Events after ``after_version`` in version order, up to ``to_version`` and ``as_of``."""
+        ...
+
+    async def read_back(
+        self,
+        aggregate: AggregateRef,
+        *,
+        before_version: int | None = None,
+        limit: int,
+        types: Sequence[str] | None = None,
+    ) -> list[Event]:
+        """Up to ``limit`` events below ``before_version`` (None: from the newest), newest first.
+
+        Pages backwards over one aggregate without reading what it skips: the next page is
+        ``before_version=<the last event's version>``; ``before_version`` <= 1 gives []. With
+        ``types``, only events of those types (the store filters; the others are not sent).
+        ``limit`` must be at least 1 (ValueError). StoreUnavailable when the store does not
+        answer.
+        """
         ...
 
     async def last_versions(self, aggregates: Sequence[AggregateRef]) -> dict[AggregateRef, int]:

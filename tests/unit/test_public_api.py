@@ -42,7 +42,7 @@ PUBLIC = {
         "CommandRecord", "Delivery", "EventBus", "EventStore", "Handler", "Head", "MarkRequest",
         "MarkResult", "Marker", "Outgoing", "PendingEvents", "Producer", "Record", "Rejection",
         "Rejections", "Snapshot", "SnapshotStore", "Subscription", "SyncAppender", "SyncResult",
-        "ViewDoc", "ViewStaging", "ViewStore",
+        "ViewDoc", "ViewStaging", "ViewStore", "check_read_back",
     ],
 }  # fmt: skip
 

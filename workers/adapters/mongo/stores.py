@@ -28,7 +28,14 @@ from pymongo.errors import (
 
 from topics.envelope import Event, Metadata
 from topics.errors import StoreError, StoreOutcomeUnknown, StoreUnavailable, Unstorable
-from workers.ports import AggregateRef, AppendConflict, Head, Rejection, Snapshot
+from workers.ports import (
+    AggregateRef,
+    AppendConflict,
+    Head,
+    Rejection,
+    Snapshot,
+    check_read_back,
+)
 
 Document = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -241,6 +248,25 @@ class MongoEventStore:
             cursor = self.collection.find(query, sort=[("version", ASCENDING)], limit=limit or 0)
             return [document_to_event(doc) async for doc in cursor]
 
+    async def read_back(
+        self,
+        aggregate: AggregateRef,
+        *,
+        before_version: int | None = None,
+        limit: int,
+        types: Sequence[str] | None = None,
+    ) -> list[Event]:
+        check_read_back(limit, types)
+        query: Document = {"aggregate_type": aggregate[0], "aggregate_id": aggregate[1]}
+        if before_version is not None:
+            query["version"] = {"$lt": before_version}
+        if types is not None:
+            query["type"] = {"$in": list(types)}
+        async with translated(f"reading {aggregate[0]} {aggregate[1]} backwards"):
+            # The (aggregate, version) index walked backwards: no sort in memory, no skip.
+            cursor = self.collection.find(query, sort=[("version", DESCENDING)], limit=limit)
+            return [document_to_event(doc) async for doc in cursor]
+
     async def last_versions(self, aggregates: Sequence[AggregateRef]) -> dict[AggregateRef, int]:
         refs = list(dict.fromkeys(aggregates))
         async with translated(f"reading the last versions of {len(refs)} aggregates"):
@@ -333,6 +359,7 @@ class MongoEventStore:
 
 
 _BY_AGGREGATE = [("aggregate_type", ASCENDING), ("aggregate_id", ASCENDING), ("version", ASCENDING)]
+
 
 
 def _duplicate_index(error: BaseException | None) -> int | None:
