@@ -140,7 +140,7 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
         ),
         snapshots_written=Counter(
             "eventfleet_snapshots_written_total",
-            "Snapshots stored, by aggregate type and trigger (rule or query).",
+            "Snapshots stored, by aggregate type and trigger (rule, query or validation).",
             ["aggregate_type", "trigger"],
             registry=registry,
         ),

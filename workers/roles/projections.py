@@ -100,7 +100,7 @@ class ProjectionRunner:
         """One aggregate's failure to fold or store its view parks it, not the partition."""
         try:
             return await self._project(ref, doc, [self._upcast(e) for e in events])
-        except (ReplayFailed, Unstorable, StoreError) as e:
+        except (ReplayFailed, Unstorable) as e:
             self.parked.add(ref)
             self._parked_metric.inc()
             log.error("projection %s stops for %s %s: %s", self.projection.name, ref[0], ref[1], e)
@@ -116,6 +116,15 @@ class ProjectionRunner:
         doc = await self.views.load(ref)
         missing = await self._read(ref, after_version=doc.version if doc else 0)
         return self._count(await self._project(ref, doc, missing))
+
+    async def _write(self, before: ViewDoc | None, after: ViewDoc) -> bool:
+        try:
+            return await self.views.write(before, after)
+        except StoreError as e:  # the store refuses this view for good: park, never loop
+            raise Unstorable(
+                f"MongoDB refused the {self.projection.name} view of {after.aggregate_type} "
+                f"{after.aggregate_id}: {e}"
+            ) from e
 
     async def _read(
         self, ref: AggregateRef, *, after_version: int, to_version: int | None = None
@@ -148,7 +157,7 @@ class ProjectionRunner:
                     )
             if step.doc is None:
                 return Applied(0, step.skipped)
-            if await self.views.write(doc, step.doc):
+            if await self._write(doc, step.doc):
                 return Applied(step.applied, step.skipped)
             doc = await self.views.load(ref)  # another writer moved it first: fold onto theirs
         raise ViewContention(

@@ -18,7 +18,7 @@ from functools import partial
 from snapshot_rules.domain import Domains
 from snapshot_rules.rules import Progress
 from topics.envelope import Event
-from topics.errors import ReplayFailed, Unstorable
+from topics.errors import ReplayFailed, StoreError, Unstorable
 from workers.metrics import Metrics
 from workers.ports import AggregateRef, Outgoing, Record
 from workers.roles.deadletter import DeadLetter, DeadLetters
@@ -110,7 +110,7 @@ class Snapshotter:
                         lambda: self._rebuild(ref), role="snapshotter", metrics=self._metrics
                     )
                 except (ReplayFailed, Unstorable) as e:
-                    await self._park(ref, e)
+                    await self._park(ref, e)  # no retry helps: this aggregate, not the role
                     return
             if ref not in self._again:
                 return
@@ -137,7 +137,10 @@ class Snapshotter:
     async def _rebuild(self, ref: AggregateRef) -> None:
         domain = self._domains.get(ref[0])
         folded = await self._loader.latest(domain, ref[1], save=False)
-        snapshot = await self._loader.save(domain, ref[1], folded, trigger="rule")
+        try:
+            snapshot = await self._loader.save(domain, ref[1], folded, trigger="rule")
+        except StoreError as e:  # the store refuses this snapshot for good: park, never loop
+            raise Unstorable(f"MongoDB refused the snapshot of {ref[0]} {ref[1]}: {e}") from e
         if snapshot is None:  # a newer one was there, or the store is down (load raises: retry)
             snapshot = await self._loader.snapshots.load(ref)
         if snapshot is not None:

@@ -111,7 +111,13 @@ class Runtime:
         db = database(mongo, settings.mongo_database)
         events = MongoEventStore(db)
         snapshots = MongoSnapshotStore(db)
-        loader = StateLoader(events, snapshots, metrics, tail_threshold=settings.snapshot_tail)
+        loader = StateLoader(
+            events,
+            snapshots,
+            metrics,
+            tail_threshold=settings.snapshot_tail,
+            query_interval_s=settings.snapshot_query_interval_ms / 1000,
+        )
         runtime = cls(
             settings=settings,
             domains=domains,

@@ -165,7 +165,14 @@ class Settings:
         4, _int(1, 1024), "snapshot rebuilds running at once per process"
     )
     snapshot_tail: int = _setting(
-        100, _int(1), "a state query saves a snapshot when it replays more events than this"
+        100,
+        _int(1),
+        "a query or validation replaying more events than this saves its snapshot at once",
+    )
+    snapshot_query_interval_ms: int = _setting(
+        1000,
+        _int(0, 86_400_000),
+        "a query or validation saves the state it replayed at most this often per aggregate",
     )
     drain_timeout_s: int = _setting(
         20, _int(1, 3600), "on SIGTERM: longest wait for the in-flight batch"

@@ -90,12 +90,27 @@ async def translated(what: str, *, write: bool = False) -> AsyncIterator[None]:
         log.info("MongoDB error while %s: %r", what, e)
         raise _unavailable(what, write) from e
     except PyMongoError as e:
+        if _code(e) in _TOO_LARGE:
+            raise Unstorable(f"MongoDB cannot store the value while {what}: {_first_line(e)}") from e
         if e.has_error_label("TransientTransactionError") or e.has_error_label(
             "RetryableWriteError"
         ) or getattr(e, "timeout", False):
             log.info("MongoDB error while %s: %r", what, e)
             raise _unavailable(what, write) from e
         raise StoreError(f"MongoDB refused {what}: {_first_line(e)}") from e
+
+
+_TOO_LARGE = frozenset({10334, 17419, 17420})
+"""Server codes for a document over the BSON limit (BSONObjectTooLarge, and an update or
+upsert whose result would be): the driver's own size check misses those it cannot see."""
+
+
+def _code(error: PyMongoError) -> int | None:
+    details = getattr(error, "details", None)
+    if isinstance(details, dict) and details.get("writeErrors"):
+        return details["writeErrors"][0].get("code")  # type: ignore[no-any-return]
+    code = getattr(error, "code", None)
+    return code if isinstance(code, int) else None
 
 
 def _unavailable(what: str, write: bool) -> StoreUnavailable:
