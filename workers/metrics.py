@@ -35,6 +35,7 @@ class Metrics:
     audit_findings: Counter
     dead_lettered: Counter
     snapshots_written: Counter
+    rule_state_misses: Counter
     replay_length: Histogram
     replay_duration: Histogram
     events_forwarded: Counter
@@ -142,6 +143,12 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
             "eventfleet_snapshots_written_total",
             "Snapshots stored, by aggregate type and trigger (rule, query or validation).",
             ["aggregate_type", "trigger"],
+            registry=registry,
+        ),
+        rule_state_misses=Counter(
+            "eventfleet_snapshot_rule_misses_total",
+            "Aggregates whose snapshot-rule state the snapshotter's table did not hold, so their "
+            "snapshot document was read (once each; then the table has them).",
             registry=registry,
         ),
         replay_length=Histogram(

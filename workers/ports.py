@@ -43,6 +43,8 @@ __all__ = [
     "Record",
     "Rejection",
     "Rejections",
+    "RuleState",
+    "RuleStates",
     "Snapshot",
     "SnapshotStore",
     "Subscription",
@@ -229,6 +231,32 @@ class PendingEvents(Protocol):
 
 
 # --- snapshots and views --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RuleState:
+    """The snapshot rule's memory of one aggregate: its last snapshot's version and the time of
+    the event that snapshot ends with (None: not known)."""
+
+    version: int
+    event_time: datetime | None = None
+
+
+class RuleStates(Protocol):
+    """Per-aggregate snapshot-rule state, kept where the snapshotter runs.
+
+    In the fleet it is a Faust table whose compacted changelog topic follows each partition
+    of events.stored to its owner across restarts and rebalances, so evaluating ``every(n)``
+    or ``interval(s)`` reads no database. ``get`` answers from memory; ``put`` is applied at
+    once and made durable in the background (a lost update costs an early snapshot, never a
+    wrong one: snapshots are guarded by version). A state may be forgotten (bounded memory);
+    the snapshotter then reads the aggregate's snapshot document once.
+    """
+
+    def get(self, aggregate: AggregateRef) -> RuleState | None: ...
+
+    def put(self, aggregate: AggregateRef, state: RuleState) -> None: ...
+
 
 
 class SnapshotStore(Protocol):

@@ -14,6 +14,7 @@ from workers.adapters.memory import (
     MemoryMarker,
     MemoryProducer,
     MemoryRejections,
+    MemoryRuleStates,
     MemorySnapshotStore,
 )
 from workers.cqrs.repository import Repository
@@ -101,7 +102,10 @@ def pipeline(domains: Domains, *, metrics: Metrics | None = None) -> Pipeline:
         config=AppenderConfig(STORED, REPLIES, max_event_bytes=1_000_000, wait_s=0.0),
         marker=marker,
     )
-    snapshotter = Snapshotter(loader=loader, domains=domains, metrics=metrics, concurrency=2)
+    snapshotter = Snapshotter(
+        loader=loader, domains=domains, metrics=metrics, concurrency=2,
+        rule_states=MemoryRuleStates(),
+    )  # fmt: skip
     return Pipeline(
         domains, service, appender, snapshotter, loader, store, snapshots, producer, metrics
     )

@@ -8,7 +8,12 @@ import pytest
 
 from snapshot_rules.domain import Domains
 from topics.errors import StoreError, Unstorable
-from workers.adapters.memory import MemoryEventStore, MemoryProducer, MemorySnapshotStore
+from workers.adapters.memory import (
+    MemoryEventStore,
+    MemoryProducer,
+    MemoryRuleStates,
+    MemorySnapshotStore,
+)
 from workers.metrics import Metrics
 from workers.roles.deadletter import DeadLetters
 from workers.roles.projections import Applied, ProjectionRunner
@@ -44,6 +49,7 @@ async def test_an_unstorable_snapshot_parks_its_aggregate_and_the_rest_moves_on(
     letters = DeadLetters(producer, topic=DLQ, role="snapshotter", metrics=metrics)
     loader = StateLoader(events, snapshots, metrics)
     snapshotter = Snapshotter(
+        rule_states=MemoryRuleStates(),
         loader=loader, domains=Domains([COUNTER]), metrics=metrics, concurrency=2,
         dead_letters=letters,
     )  # fmt: skip
@@ -64,6 +70,7 @@ async def test_a_refused_read_is_not_the_aggregates_fault_and_stops_the_role(
     events: MemoryEventStore, snapshots: MemorySnapshotStore, metrics: Metrics
 ) -> None:
     snapshotter = Snapshotter(
+        rule_states=MemoryRuleStates(),
         loader=StateLoader(events, snapshots, metrics), domains=Domains([COUNTER]),
         metrics=metrics, concurrency=1,
     )  # fmt: skip

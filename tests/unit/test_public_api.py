@@ -15,7 +15,10 @@ PUBLIC = {
         "declaration", "domain", "domains", "projection", "queries", "replay", "rules", "schema",
         "upcasting",
     ],
-    "snapshot_rules.domains": ["ACCOUNT", "CHAT_ROOM", "ORDER", "chat_domains", "default_domains"],
+    "snapshot_rules.domains": [
+        "ACCOUNT", "CART", "CHAT_ROOM", "GAME", "ORDER", "ORDER_BOOK", "all_domains",
+        "chat_domains", "default_domains",
+    ],
     "workers": [
         "adapters", "bus", "cli", "cqrs", "devtools", "metrics", "ports", "roles", "runtime",
         "storage",
@@ -28,7 +31,7 @@ PUBLIC = {
     "workers.adapters": ["kafka", "memory", "mongo", "redis"],
     "workers.adapters.memory": [
         "Faults", "MemoryCommandMemory", "MemoryDatabase", "MemoryEventStore", "MemoryMarker",
-        "MemoryProducer", "MemoryRejections", "MemorySnapshotStore", "MemoryViewStaging",
+        "MemoryProducer", "MemoryRejections", "MemoryRuleStates", "MemorySnapshotStore", "MemoryViewStaging",
         "MemoryViewStore", "Switchable", "murmur2", "partition_for",
     ],
     "workers.devtools": ["embedded"],
@@ -41,7 +44,7 @@ PUBLIC = {
         "LIVE", "NEW_AGGREGATE", "UNKNOWN", "AggregateRef", "AppendConflict", "CommandMemory",
         "CommandRecord", "Delivery", "EventBus", "EventStore", "Handler", "Head", "MarkRequest",
         "MarkResult", "Marker", "Outgoing", "PendingEvents", "Producer", "Record", "Rejection",
-        "Rejections", "Snapshot", "SnapshotStore", "Subscription", "SyncAppender", "SyncResult",
+        "Rejections", "RuleState", "RuleStates", "Snapshot", "SnapshotStore", "Subscription", "SyncAppender", "SyncResult",
         "ViewDoc", "ViewStaging", "ViewStore", "check_read_back",
     ],
 }  # fmt: skip

@@ -19,11 +19,13 @@ from workers.cqrs.commands import AppendEvent, Command
 from workers.cqrs.dispatcher import CommandHandler, Dispatcher, UnknownCommand
 from workers.cqrs.handlers import AggregateHandler, Decide, Handled, Publisher
 from workers.cqrs.repository import Repository
+from workers.cqrs.trading import CancelOrder, PlaceOrder, register_trading
 
 __all__ = [
     "AggregateHandler",
     "AggregateRoot",
     "AppendEvent",
+    "CancelOrder",
     "CloseAccount",
     "Command",
     "CommandHandler",
@@ -32,10 +34,12 @@ __all__ = [
     "Dispatcher",
     "Handled",
     "OpenAccount",
+    "PlaceOrder",
     "Publisher",
     "Repository",
     "StateRejected",
     "UnknownCommand",
     "WithdrawMoney",
     "register_account",
+    "register_trading",
 ]
