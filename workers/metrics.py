@@ -40,6 +40,7 @@ class Metrics:
     replay_duration: Histogram
     events_forwarded: Counter
     events_published: Counter
+    events_bridged: Counter
     projection_events: Counter
     projection_lag: Gauge
     consumer_lag: Gauge
@@ -175,6 +176,13 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
             "eventfleet_events_published_total",
             "Stored events produced to events.stored, by mode (async, sync, storage).",
             ["mode"],
+            registry=registry,
+        ),
+        events_bridged=Counter(
+            "eventfleet_events_bridged_total",
+            "Events the bridge role published on an event bus (stored ones and those their "
+            "domains derive), by bus (redis, nats).",
+            ["bus"],
             registry=registry,
         ),
         projection_events=Counter(

@@ -147,7 +147,8 @@ async def test_bad_room_queries_and_requests_get_clear_errors(chat_fleet: FleetP
     for query, reason in (
         ("limit=0", "limit='0'"),
         ("source=cache", "source='cache'"),
-        ("before=nope", "before='nope' names no message"),
+        ("before=nope", "before='nope' is not among the room's newest"),
+        ("before_version=x", "before_version='x'"),
         ("as_of=yesterday", "as_of"),
         ("source=view&as_of=2026-01-01T00:00:00Z", "answered from replay"),
     ):

@@ -298,12 +298,20 @@ class Auditor:
                 if any((e.version or 0) > (head or 0) for e in got):
                     # Stored after the store was read (the fleet is running): read it again.
                     history = await self._sources.events.read(ref)
-                expected = [e for e in history if route is None or route.matches(e.type)]
+                expected = _routed(self._domains.get(ref[0]), history, route)
                 _compare_topic(topic, ref, expected, got, report)
             for ref in set(seen) - set(histories):
                 report.findings.append(
                     Finding("extra_downstream", ref[0], ref[1], f"{topic} carries an unstored aggregate")
                 )
+
+
+def _routed(domain: Domain, history: list[Event], route: Any) -> list[Event]:
+    """What a topic should carry of one history: events.stored (``route`` None) the stored
+    events; a route each event it matches and each derived event it matches, in that order."""
+    if route is None:
+        return history
+    return [e for stored in history for e in [stored, *domain.derived(stored)] if route.matches(e.type)]
 
 
 def _compare_topic(

@@ -205,6 +205,13 @@ def register_agents(fleet: Fleet) -> None:
         batch_agent(
             fleet, name="snapshotter", role="snapshotter", topic=names.stored, handle=handle
         )
+    if "bridge" in fleet.roles:
+
+        async def bridge(events: list[Event], records: Sequence[Record]) -> None:
+            await rt.bridge.handle(list(zip(events, records, strict=True)))
+
+        handle = stored_events(fleet, "bridge", bridge)
+        batch_agent(fleet, name="bridge", role="bridge", topic=names.stored, handle=handle)
     if "projection" in fleet.roles:
         projections = rt.domains.projections()
         for name in sorted(fleet.projections or projections):

@@ -99,7 +99,12 @@ class Settings:
         "Redis for the marker and the command answers",
     )
     nats_url: str = _setting(
-        "nats://127.0.0.1:4222", _url("nats", "tls"), "NATS, for the NATS event bus"
+        "nats://127.0.0.1:4222", _url("nats", "tls"), "NATS, for the bridge role's NATS bus"
+    )
+    bridge_bus: str = _setting(
+        "redis",
+        _text("redis or nats", lambda s: s in ("redis", "nats")),
+        "the bus the bridge role republishes events.stored to (EVENTFLEET_REDIS_URL or _NATS_URL)",
     )
     topic_prefix: str = _setting("eventfleet.", _name_ok, "prefix of every topic name")
     group_id: str = _setting(
