@@ -144,7 +144,7 @@ class Domain:
         shown = current or "nothing (new aggregate)"
         raise TransitionRejected(
             f"{self.name} {aggregate_id}: {requested} may not follow {shown}; "
-            f"it may follow {', '.join(sorted(allowed)) or 'nothing'}.",
+            f"it may {_follow(allowed)}.",
             current=current,
             allowed=sorted(allowed),
         )
@@ -166,6 +166,13 @@ class Domain:
 
     def downstream_topics(self) -> list[str]:
         return [route.topic for route in self.routes]
+
+
+def _follow(allowed: frozenset[str]) -> str:
+    named = sorted(allowed - {NEW})
+    if NEW not in allowed:
+        return f"follow {', '.join(named)}"
+    return f"open a new aggregate or follow {', '.join(named)}" if named else "only open a new aggregate"
 
 
 class Domains:
