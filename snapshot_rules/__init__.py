@@ -3,4 +3,14 @@
 Public API: the modules listed in ``__all__`` (``domains`` holds the examples).
 """
 
-__all__ = ["domain", "domains", "projection", "queries", "replay", "rules", "schema"]
+__all__ = [
+    "declaration",
+    "domain",
+    "domains",
+    "projection",
+    "queries",
+    "replay",
+    "rules",
+    "schema",
+    "upcasting",
+]

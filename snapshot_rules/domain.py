@@ -2,24 +2,41 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from snapshot_rules.declaration import ANY, NEW, after_names, check_domain
 from snapshot_rules.projection import Projection
 from snapshot_rules.queries import Query
 from snapshot_rules.replay import Reducer, State
 from snapshot_rules.rules import Rule, never
 from snapshot_rules.schema import Obj, check
+from snapshot_rules.upcasting import Upcast, lift
 from topics.envelope import AGGREGATE_TYPE_RE, Event
 from topics.errors import TransitionRejected, UnknownAggregateType, UnknownEventType
 
-NEW = "none"
-"""In ``after``: the event may open a new aggregate (no event marked before it)."""
+__all__ = [
+    "ANY",
+    "NEW",
+    "Derive",
+    "Domain",
+    "Domains",
+    "EventSpec",
+    "Mode",
+    "Route",
+    "StateValidator",
+    "Upcast",
+    "event",
+]
 
 StateValidator = Callable[[State | None, Event], str | None]
 """Sync mode: return a rejection reason, or None to accept the requested event."""
+Derive = Callable[[Event], Sequence[Event]]
+"""Pure: the events a stored event yields besides itself (e.g. a storage mapper's
+``UserEmailChanged``). They are never stored; the forwarder and the bridge publish them as
+records of their own type, keyed like their source."""
 
 
 class Mode(StrEnum):
@@ -30,14 +47,40 @@ class Mode(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class EventSpec:
-    """One event type: what its data looks like and which event types may precede it."""
+    """One event type: its data schema, the event types that may precede it, its older versions.
+
+    ``after`` holds ``ANY`` alone when the transition is not checked. ``upcasts`` are the older
+    schema versions, oldest first; the current version is ``len(upcasts) + 1``.
+    """
 
     schema: Obj = field(default_factory=Obj)
-    after: frozenset[str] = frozenset()
+    after: frozenset[str] = frozenset({ANY})
+    upcasts: tuple[Upcast, ...] = ()
+
+    @property
+    def version(self) -> int:
+        """The current schema version: what new events of this type are written with."""
+        return len(self.upcasts) + 1
+
+    @property
+    def checked(self) -> bool:
+        """Whether the event type is checked against its predecessor."""
+        return ANY not in self.after
 
 
-def event(schema: Obj | None = None, *, after: Iterable[str] = ()) -> EventSpec:
-    return EventSpec(schema or Obj(), frozenset(after))
+def event(
+    schema: Obj | None = None,
+    *,
+    after: Iterable[str] | str = ANY,
+    upcasts: Sequence[Upcast] = (),
+) -> EventSpec:
+    """Declare an event type.
+
+    ``after``: the event types it may follow (``NEW``: it may open an aggregate), or ``ANY``
+    (the default) for no transition check. ``upcasts``: its older schema versions, oldest
+    first, each with the pure function lifting its data to the next version.
+    """
+    return EventSpec(schema or Obj(), after_names(after), tuple(upcasts))
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,16 +107,22 @@ class Domain:
     validator: StateValidator | None = None
     projections: tuple[Projection, ...] = ()
     queries: tuple[Query, ...] = ()
+    derive: Derive | None = None
+    derived_types: frozenset[str] = frozenset()
+    """The types ``derive`` may yield (routes may name them)."""
 
     def __post_init__(self) -> None:
         if not AGGREGATE_TYPE_RE.match(self.name):
             raise ValueError(f"domain name {self.name!r} must match {AGGREGATE_TYPE_RE.pattern}")
-        if self.mode is Mode.SYNC and self.validator is None:
-            raise ValueError(f"sync domain {self.name!r} needs a state validator")
-        for name, spec in self.events.items():
-            unknown = spec.after - self.events.keys() - {NEW}
-            if unknown:
-                raise ValueError(f"{self.name}.{name} may follow unknown types {sorted(unknown)}")
+        if self.validator is not None and not callable(self.validator):
+            raise ValueError(f"{self.name}: validator must be a function (state, event) -> reason")
+        check_domain(
+            self.name,
+            self.events,
+            rule_types=self.snapshot_rule.event_types(),
+            routes=[(route.topic, route.types) for route in self.routes],
+            derived_types=self.derived_types,
+        )
 
     def spec(self, event_type: str) -> EventSpec:
         try:
@@ -88,20 +137,42 @@ class Domain:
         check(self.spec(event_type).schema, event_type, data)
 
     def check_transition(self, aggregate_id: str, current: str | None, requested: str) -> None:
-        """Async mode: may ``requested`` follow ``current`` (None: a new aggregate)?"""
+        """May ``requested`` follow ``current`` (None: a new aggregate)? ``after=ANY``: always."""
         allowed = self.spec(requested).after
-        if (current or NEW) in allowed:
+        if ANY in allowed or (current or NEW) in allowed:
             return
         shown = current or "nothing (new aggregate)"
         raise TransitionRejected(
             f"{self.name} {aggregate_id}: {requested} may not follow {shown}; "
-            f"it may follow {', '.join(sorted(allowed)) or 'nothing'}.",
+            f"it may {_follow(allowed)}.",
             current=current,
             allowed=sorted(allowed),
         )
 
+    def schema_version(self, event_type: str) -> int:
+        """The current schema version of ``event_type``: new events are written with it."""
+        return self.spec(event_type).version
+
+    def upcast(self, event: Event) -> Event:
+        """``event`` as the current schema version of its type (unknown types as they are)."""
+        spec = self.events.get(event.type)
+        if spec is None:
+            return event
+        return lift(self.name, event, spec.upcasts)
+
+    def derived(self, event: Event) -> list[Event]:
+        """The events ``event`` yields besides itself (``derive``), none without one."""
+        return [] if self.derive is None else list(self.derive(event))
+
     def downstream_topics(self) -> list[str]:
         return [route.topic for route in self.routes]
+
+
+def _follow(allowed: frozenset[str]) -> str:
+    named = sorted(allowed - {NEW})
+    if NEW not in allowed:
+        return f"follow {', '.join(named)}"
+    return f"open a new aggregate or follow {', '.join(named)}" if named else "only open a new aggregate"
 
 
 class Domains:
@@ -136,6 +207,11 @@ class Domains:
 
     def downstream_topics(self) -> list[str]:
         return sorted({topic for domain in self for topic in domain.downstream_topics()})
+
+    def upcast(self, event: Event) -> Event:
+        """``event`` as the current schema version, if its domain is enabled; else as it is."""
+        domain = self._by_name.get(event.aggregate_type)
+        return event if domain is None else domain.upcast(event)
 
     def projections(self) -> dict[str, Projection]:
         """Every enabled domain's projections, by name."""

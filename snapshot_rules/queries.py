@@ -8,13 +8,14 @@ UnknownAggregateType (404), Unavailable (503).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from snapshot_rules.projection import ViewDoc
 from snapshot_rules.replay import Folded
+from topics.envelope import Event
 
 
 class QueryContext(Protocol):
@@ -25,6 +26,18 @@ class QueryContext(Protocol):
         ...
 
     async def has_events(self, aggregate: tuple[str, str]) -> bool: ...
+
+    async def events_before(
+        self,
+        aggregate: tuple[str, str],
+        *,
+        before_version: int | None,
+        limit: int,
+        types: Sequence[str] | None = None,
+    ) -> list[Event]:
+        """Up to ``limit`` stored events below ``before_version`` (None: from the newest), newest
+        first, only of ``types`` when given, each as the current schema version (upcast)."""
+        ...
 
     async def latest(self, aggregate_type: str, aggregate_id: str) -> Folded:
         """The newest state (snapshot + tail, replayed); version 0 when there are no events."""

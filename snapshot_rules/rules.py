@@ -33,6 +33,10 @@ class Rule:
     def should_snapshot(self, progress: Progress) -> bool:
         raise NotImplementedError
 
+    def event_types(self) -> frozenset[str]:
+        """The event types the rule names (checked against the domain at declaration)."""
+        return frozenset()
+
     def __or__(self, other: Rule) -> Rule:
         return AnyOf((*_parts(self), *_parts(other)))
 
@@ -63,6 +67,9 @@ class On(Rule):
 
     def should_snapshot(self, progress: Progress) -> bool:
         return progress.events_since_snapshot > 0 and progress.event_type in self.types
+
+    def event_types(self) -> frozenset[str]:
+        return self.types
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +102,9 @@ class AnyOf(Rule):
 
     def should_snapshot(self, progress: Progress) -> bool:
         return any(rule.should_snapshot(progress) for rule in self.rules)
+
+    def event_types(self) -> frozenset[str]:
+        return frozenset().union(*(rule.event_types() for rule in self.rules))
 
 
 @dataclass(frozen=True, slots=True)

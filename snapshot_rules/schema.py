@@ -51,6 +51,33 @@ class Number(Kind):
 
 
 @dataclass(frozen=True, slots=True)
+class Optional(Kind):
+    """A field that may be absent; when present it must satisfy ``kind`` (null is not absent)."""
+
+    kind: Kind
+
+    def check(self, value: Any, path: str) -> str | None:
+        return self.kind.check(value, path)
+
+
+@dataclass(frozen=True, slots=True)
+class Choice(Kind):
+    """One of a fixed set of strings (``Choice(("buy", "sell"))``)."""
+
+    options: tuple[str, ...]
+
+    def check(self, value: Any, path: str) -> str | None:
+        if not isinstance(value, str) or value not in self.options:
+            return f"{path} must be one of {', '.join(repr(o) for o in self.options)}"
+        return None
+
+
+def optional(kind: Kind) -> Optional:
+    """``fields(note=optional(Text()))``: ``note`` may be left out."""
+    return Optional(kind)
+
+
+@dataclass(frozen=True, slots=True)
 class Obj(Kind):
     """A JSON object with required fields (and, unless ``closed``, any others)."""
 
@@ -62,6 +89,8 @@ class Obj(Kind):
             return f"{path} must be an object"
         for name, kind in self.fields.items():
             if name not in value:
+                if isinstance(kind, Optional):
+                    continue
                 return f"{path}.{name} is required"
             problem = kind.check(value[name], f"{path}.{name}")
             if problem:

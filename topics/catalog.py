@@ -54,6 +54,11 @@ class TopicNames:
     def dlq(self) -> str:
         return self.name("events.dlq")
 
+    @property
+    def snapshot_rules(self) -> str:
+        """The snapshotter's rule-state table changelog (compacted, partitioned as events.stored)."""
+        return self.name("snapshot-rules.changelog")
+
 
 def catalog(
     names: TopicNames,
@@ -66,7 +71,8 @@ def catalog(
     """The full list: the fleet's own topics plus every routed downstream topic.
 
     ``events.stored`` keeps events forever: it is the replayable log projections rebuild
-    from when the store is not at hand. Dead letters are kept for 30 days for inspection.
+    from when the store is not at hand. Dead letters are kept for 30 days for inspection. The
+    snapshotter's rule-state changelog is compacted: the newest state per aggregate stays.
     """
     specs = [
         TopicSpec(names.commands, partitions, replication, retention_ms),
@@ -74,6 +80,7 @@ def catalog(
         TopicSpec(names.events, partitions, replication, retention_ms),
         TopicSpec(names.stored, partitions, replication, -1),
         TopicSpec(names.dlq, partitions, replication, 30 * DAY_MS),
+        TopicSpec(names.snapshot_rules, partitions, replication, compacted=True),
     ]
     seen = {spec.name for spec in specs}
     for base in downstream:

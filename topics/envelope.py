@@ -24,7 +24,8 @@ _METADATA_FIELDS = ("client_id", "command_id", "correlation_id", "causation_id")
 _EVENT_FIELDS = frozenset(
     ("id", "aggregate_type", "aggregate_id", "type", "version", "data", "metadata", "occurred_at")
 )
-_OPTIONAL_FIELDS = frozenset(("after",))
+_OPTIONAL_FIELDS = frozenset(("after", "schema_version"))
+MAX_SCHEMA_VERSION = 10_000
 
 NEW_AGGREGATE = "-"
 """``Event.after`` of an event validated as the first of its aggregate."""
@@ -61,6 +62,10 @@ class Event:
     """The id of the event this one was validated after (``NEW_AGGREGATE``: validated as the
     first), or None when no validator vouched for it. The appender uses it to store events in
     the order they were validated."""
+    schema_version: int = 1
+    """The version of its type's data schema the event was written with (see
+    ``snapshot_rules.upcasting``). Encoded only when above 1, so envelopes of types that never
+    changed look as they always did."""
 
     @property
     def key(self) -> bytes:
@@ -71,7 +76,7 @@ class Event:
         return replace(self, version=version)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        fields = {
             "id": self.id,
             "aggregate_type": self.aggregate_type,
             "aggregate_id": self.aggregate_id,
@@ -82,6 +87,9 @@ class Event:
             "occurred_at": self.occurred_at,
             "after": self.after,
         }
+        if self.schema_version != 1:
+            fields["schema_version"] = self.schema_version
+        return fields
 
 
 def derived_event_id(aggregate_type: str, aggregate_id: str, command_id: str) -> str:
@@ -100,11 +108,13 @@ def new_event(
     occurred_at: datetime | None = None,
     id: str | None = None,
     after: str | None = None,
+    schema_version: int = 1,
 ) -> Event:
     """Build a validated event (a fresh id unless given); raises InvalidEnvelope naming the field."""
     event = Event(
         id=id or str(uuid.uuid4()),
         after=after,
+        schema_version=schema_version,
         aggregate_type=aggregate_type,
         aggregate_id=aggregate_id,
         type=type,
@@ -193,6 +203,7 @@ def from_dict(obj: Any) -> Event:
         metadata=_metadata(obj["metadata"]),
         occurred_at=parse_utc(obj["occurred_at"], "occurred_at"),
         after=_after(obj.get("after")),
+        schema_version=_schema_version(obj.get("schema_version", 1)),
     )
 
 
@@ -274,6 +285,16 @@ def _after(value: Any) -> str | None:
     if value is None or value == NEW_AGGREGATE:
         return value  # type: ignore[no-any-return]
     return _uuid(value, "after")
+
+
+def _schema_version(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidEnvelope("schema_version", f"expected an integer, got {_kind(value)}")
+    if not 1 <= value <= MAX_SCHEMA_VERSION:
+        raise InvalidEnvelope(
+            "schema_version", f"schema versions run from 1 to {MAX_SCHEMA_VERSION}, got {value}"
+        )
+    return value
 
 
 def _version(value: Any) -> int | None:

@@ -108,6 +108,10 @@ class ReplayFailed(EventfleetError):
     """A domain's reducer or projection raised while folding one aggregate's history."""
 
 
+class UnknownSchemaVersion(ReplayFailed):
+    """An event was written with a schema version newer than this code declares."""
+
+
 class StoreError(EventfleetError):
     """The store refused an operation for a reason a retry will not fix."""
 

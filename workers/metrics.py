@@ -35,10 +35,12 @@ class Metrics:
     audit_findings: Counter
     dead_lettered: Counter
     snapshots_written: Counter
+    rule_state_misses: Counter
     replay_length: Histogram
     replay_duration: Histogram
     events_forwarded: Counter
     events_published: Counter
+    events_bridged: Counter
     projection_events: Counter
     projection_lag: Gauge
     consumer_lag: Gauge
@@ -140,8 +142,14 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
         ),
         snapshots_written=Counter(
             "eventfleet_snapshots_written_total",
-            "Snapshots stored, by aggregate type and trigger (rule or query).",
+            "Snapshots stored, by aggregate type and trigger (rule, query or validation).",
             ["aggregate_type", "trigger"],
+            registry=registry,
+        ),
+        rule_state_misses=Counter(
+            "eventfleet_snapshot_rule_misses_total",
+            "Aggregates whose snapshot-rule state the snapshotter's table did not hold, so their "
+            "snapshot document was read (once each; then the table has them).",
             registry=registry,
         ),
         replay_length=Histogram(
@@ -168,6 +176,13 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
             "eventfleet_events_published_total",
             "Stored events produced to events.stored, by mode (async, sync, storage).",
             ["mode"],
+            registry=registry,
+        ),
+        events_bridged=Counter(
+            "eventfleet_events_bridged_total",
+            "Events the bridge role published on an event bus (stored ones and those their "
+            "domains derive), by bus (redis, nats).",
+            ["bus"],
             registry=registry,
         ),
         projection_events=Counter(

@@ -43,6 +43,8 @@ __all__ = [
     "Record",
     "Rejection",
     "Rejections",
+    "RuleState",
+    "RuleStates",
     "Snapshot",
     "SnapshotStore",
     "Subscription",
@@ -51,6 +53,7 @@ __all__ = [
     "ViewDoc",
     "ViewStaging",
     "ViewStore",
+    "check_read_back",
 ]
 
 
@@ -129,6 +132,14 @@ class AppendConflict(ConcurrencyConflict):
 # --- the event store ------------------------------------------------------------------------
 
 
+def check_read_back(limit: int, types: Sequence[str] | None) -> None:
+    """The arguments of ``EventStore.read_back`` every implementation refuses alike."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"read_back needs a limit of 1 or more, got {limit!r}")
+    if isinstance(types, str):
+        raise ValueError(f"types must be a list of event types, got the string {types!r}")
+
+
 class EventStore(Protocol):
     """The durable, ordered history of every aggregate."""
 
@@ -154,6 +165,24 @@ class EventStore(Protocol):
         as_of: datetime | None = None,
     ) -> list[Event]:
         """Events after ``after_version`` in version order, up to ``to_version`` and ``as_of``."""
+        ...
+
+    async def read_back(
+        self,
+        aggregate: AggregateRef,
+        *,
+        before_version: int | None = None,
+        limit: int,
+        types: Sequence[str] | None = None,
+    ) -> list[Event]:
+        """Up to ``limit`` events below ``before_version`` (None: from the newest), newest first.
+
+        Pages backwards over one aggregate without reading what it skips: the next page is
+        ``before_version=<the last event's version>``; ``before_version`` <= 1 gives []. With
+        ``types``, only events of those types (the store filters; the others are not sent).
+        ``limit`` must be at least 1 (ValueError). StoreUnavailable when the store does not
+        answer.
+        """
         ...
 
     async def last_versions(self, aggregates: Sequence[AggregateRef]) -> dict[AggregateRef, int]:
@@ -202,6 +231,32 @@ class PendingEvents(Protocol):
 
 
 # --- snapshots and views --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RuleState:
+    """The snapshot rule's memory of one aggregate: its last snapshot's version and the time of
+    the event that snapshot ends with (None: not known)."""
+
+    version: int
+    event_time: datetime | None = None
+
+
+class RuleStates(Protocol):
+    """Per-aggregate snapshot-rule state, kept where the snapshotter runs.
+
+    In the fleet it is a Faust table whose compacted changelog topic follows each partition
+    of events.stored to its owner across restarts and rebalances, so evaluating ``every(n)``
+    or ``interval(s)`` reads no database. ``get`` answers from memory; ``put`` is applied at
+    once and made durable in the background (a lost update costs an early snapshot, never a
+    wrong one: snapshots are guarded by version). A state may be forgotten (bounded memory);
+    the snapshotter then reads the aggregate's snapshot document once.
+    """
+
+    def get(self, aggregate: AggregateRef) -> RuleState | None: ...
+
+    def put(self, aggregate: AggregateRef, state: RuleState) -> None: ...
+
 
 
 class SnapshotStore(Protocol):
@@ -290,6 +345,8 @@ UNKNOWN = "?"
 @dataclass(frozen=True, slots=True)
 class MarkRequest:
     """One check-and-mark: may ``event_type`` follow the marked type, given ``allowed``?
+
+    ``allowed`` holding ``ANY`` (``"*"``) accepts any marked type: the mark is still set.
 
     ``fallback`` is used when the aggregate has no mark: ``UNKNOWN`` (answer ``missing``,
     the caller then reads the store), ``NEW_AGGREGATE`` (the store holds no event), or the

@@ -4,10 +4,23 @@ from __future__ import annotations
 
 from snapshot_rules.domain import Domains
 from snapshot_rules.domains.account import ACCOUNT
+from snapshot_rules.domains.cart import CART
 from snapshot_rules.domains.chat_room import CHAT_ROOM
+from snapshot_rules.domains.game import GAME
 from snapshot_rules.domains.order import ORDER
+from snapshot_rules.domains.trading import ORDER_BOOK
 
-__all__ = ["ACCOUNT", "CHAT_ROOM", "ORDER", "chat_domains", "default_domains"]
+__all__ = [
+    "ACCOUNT",
+    "CART",
+    "CHAT_ROOM",
+    "GAME",
+    "ORDER",
+    "ORDER_BOOK",
+    "all_domains",
+    "chat_domains",
+    "default_domains",
+]
 
 
 def default_domains() -> Domains:
@@ -18,3 +31,12 @@ def default_domains() -> Domains:
 def chat_domains() -> Domains:
     """``EVENTFLEET_DOMAINS=snapshot_rules.domains:chat_domains``: order and chat room."""
     return Domains([ORDER, CHAT_ROOM])
+
+
+def all_domains() -> Domains:
+    """``EVENTFLEET_DOMAINS=snapshot_rules.domains:all_domains``: every example of seed 004.
+
+    Order, account and chat room, plus the shopping cart (async), the order book (sync) and the
+    game log (async, snapshots by time).
+    """
+    return Domains([ORDER, ACCOUNT, CHAT_ROOM, CART, ORDER_BOOK, GAME])

@@ -253,6 +253,7 @@ async def test_every_call_raises_store_unavailable_when_the_store_is_down(
         calls = {
             "append": events.append(history("u1", 1, start=2)),
             "read": events.read(ref),
+            "read_back": events.read_back(ref, limit=5),
             "last_versions": events.last_versions([ref]),
             "last_event": events.last_event(ref),
             "find": events.find([kept[0].id]),
@@ -274,3 +275,62 @@ async def test_every_call_raises_store_unavailable_when_the_store_is_down(
     assert await stores.events.read(ref) == kept  # the append during the outage wrote nothing
     await stores.events.append(history("u1", 1, start=2))
     assert await stores.events.last_versions([ref]) == {ref: 2}
+
+
+async def test_read_back_pages_backwards_newest_first(stores: Stores) -> None:
+    events = stores.events
+    written = history("b1", 7)
+    await events.append(written)
+    ref = ("order", "b1")
+    assert await events.read_back(ref, limit=3) == written[:-4:-1]  # versions 7, 6, 5
+    assert await events.read_back(ref, before_version=5, limit=3) == [written[3], written[2], written[1]]
+    assert await events.read_back(ref, before_version=2, limit=10) == [written[0]]
+    assert await events.read_back(ref, before_version=1, limit=10) == []
+    assert await events.read_back(ref, before_version=100, limit=1) == [written[-1]]
+    assert await events.read_back(("order", "nobody"), limit=5) == []
+    # Paging to the start visits every event once, whatever the page size.
+    seen, cursor = [], None
+    while page := await events.read_back(ref, before_version=cursor, limit=2):
+        seen += page
+        cursor = page[-1].version
+    assert seen == written[::-1]
+
+
+async def test_read_back_filters_types_in_the_store(stores: Stores) -> None:
+    kinds = ["OrderPlaced", "OrderPaid", "OrderShipped", "OrderPaid", "OrderPaid", "OrderShipped"]
+    written = [
+        new_event("order", "f1", kind, {"n": v}, version=v) for v, kind in enumerate(kinds, 1)
+    ]
+    await stores.events.append(written)
+    ref = ("order", "f1")
+    shipped = await stores.events.read_back(ref, limit=10, types=["OrderShipped"])
+    assert [e.version for e in shipped] == [6, 3]
+    paid = await stores.events.read_back(ref, before_version=5, limit=10, types=["OrderPaid", "X"])
+    assert [e.version for e in paid] == [4, 2]
+    assert await stores.events.read_back(ref, limit=10, types=[]) == []
+
+
+@pytest.mark.parametrize(
+    ("limit", "types", "problem"),
+    [(0, None, "limit of 1 or more, got 0"), (-1, None, "got -1"), (True, None, "got True"),
+     (5, "OrderPaid", "got the string 'OrderPaid'")],
+)  # fmt: skip
+async def test_read_back_refuses_bad_arguments(
+    stores: Stores, limit: int, types: str | None, problem: str
+) -> None:
+    with pytest.raises(ValueError, match=problem):
+        await stores.events.read_back(("order", "x"), limit=limit, types=types)  # type: ignore[arg-type]
+
+
+async def test_schema_versions_round_trip_and_absent_means_one(stores: Stores) -> None:
+    v1 = new_event("chat_room", "s1", "MessageDeleted", {"message_id": "m"}, version=1)
+    v2 = new_event(
+        "chat_room", "s1", "MessageDeleted", {"message_id": "m", "sender_id": "a"},
+        version=2, schema_version=2,
+    )  # fmt: skip
+    await stores.events.append([v1, v2])
+    back = await stores.events.read(("chat_room", "s1"))
+    assert [e.schema_version for e in back] == [1, 2]
+    assert back == [v1, v2]
+    assert (await stores.events.find([v2.id]))[v2.id].schema_version == 2
+    assert [e.schema_version for e in await stores.events.read_back(("chat_room", "s1"), limit=2)] == [2, 1]

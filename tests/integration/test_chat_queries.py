@@ -15,6 +15,7 @@ from snapshot_rules.domains.chat_room import (
     CHAT_MESSAGES,
     CHAT_ROOM,
     ROOM_MESSAGES,
+    chat_room_domain,
     reduce_chat_room,
 )
 from snapshot_rules.domains.order import ORDER
@@ -101,7 +102,7 @@ def chatter(n: int) -> list[tuple[str, str, str]]:
         if i % 4 == 1:
             ops.append(("MessageEdited", f"m{i}", "ann"))
         if i % 5 == 3:
-            ops.append(("MessageDeleted", f"m{i - 1}", ""))
+            ops.append(("MessageDeleted", f"m{i - 1}", "ann" if (i - 1) % 2 else "bob"))
     return [*ops, ("MessageEdited", "m0", "ann")]  # m0 is bob's: ignored
 
 
@@ -171,7 +172,8 @@ async def test_bad_parameters_are_400_with_the_reason(rooms: Rooms) -> None:
     cases = [
         ({"limit": "-1"}, "limit='-1'"),
         ({"source": "both"}, "source='both'"),
-        ({"before": "m404"}, "before='m404' names no message"),
+        ({"before": "m404"}, "before='m404' is not among the room's newest"),
+        ({"before_version": "0"}, "before_version='0'"),
         ({"source": "view", "as_of": T0.isoformat()}, "as_of is answered from replay"),
     ]
     for query, reason in cases:
@@ -187,3 +189,35 @@ async def test_replay_without_the_chat_domain_enabled_is_404(rooms: Rooms) -> No
     answer = await queries.messages("r", {"source": "replay"})
     assert answer.status == 404 and answer.body["error"] == "unknown_aggregate_type"
     assert CHAT_ROOM.name in answer.body["message"]
+
+
+async def test_a_room_longer_than_its_window_pages_back_through_the_store(
+    rooms: Rooms,
+) -> None:
+    small = chat_room_domain(window=5)
+    events = room_events("long", chatter(60))
+    await rooms.events.append(events)
+    runner = ProjectionRunner(
+        small.projections[0], views=rooms.runner.views, events=rooms.events, metrics=create_metrics()
+    )
+    await runner.handle(events)
+    context = FleetQueries(
+        domains=Domains([small]), loader=rooms.loader, events=rooms.events,
+        views={"chat_messages": rooms.runner.views},
+    )  # fmt: skip
+    unbounded = replay(chat_room_domain(window=1000).reducer, events).state
+    assert unbounded is not None
+    for source in ("view", "replay"):
+        pages, cursor = [], None
+        while True:
+            query = {"limit": "7", "source": source}
+            if cursor is not None:
+                query["before_version"] = str(cursor)
+            got = await answer(small.queries[0], context, {"room_id": "long"}, query)
+            assert got.status == 200, got.body
+            pages.append(got.body["messages"])
+            cursor = got.body["before_version"]
+            if cursor is None:
+                break
+        assert [m for page in reversed(pages) for m in page] == unbounded["messages"], source
+        assert len(pages) > 3  # most pages came from the store, walking backwards

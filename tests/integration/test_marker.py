@@ -277,3 +277,19 @@ async def test_in_a_cluster_the_filter_is_asked_in_its_own_call(
     finally:
         await batcher.drain()
         await redis.aclose()
+
+
+async def test_any_accepts_every_marked_type_and_still_marks(side: Redisside) -> None:
+    # after=ANY travels as "*": a new aggregate, a marked one, and the store's fallback all pass.
+    written = mark("NoteWritten", ["*"], key="note:a1", fallback=NEW_AGGREGATE)
+    first = await side.marker.check_and_mark(written)
+    assert (first.status, first.current) == ("marked", None)
+    second = await side.marker.check_and_mark(mark("Pinned", ["*"], key="note:a1"))
+    assert (second.status, second.current, second.after) == ("marked", "NoteWritten", written.event_id)
+    fallback = await side.marker.check_and_mark(
+        mark("Pinned", ["*"], key="note:a2", fallback="Archived|x1")
+    )
+    assert (fallback.status, fallback.current) == ("marked", "Archived")
+    # A checked type after it is judged against the mark ANY left behind.
+    refused = await side.marker.check_and_mark(mark("Archived", ["NoteWritten"], key="note:a1"))
+    assert (refused.status, refused.current) == ("rejected", "Pinned")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from snapshot_rules.domains.chat_room import CHAT_MESSAGES, reduce_chat_room
+from snapshot_rules.domains.chat_room import CHAT_MESSAGES, CHAT_ROOM, reduce_chat_room
 from snapshot_rules.replay import replay
 from topics.envelope import Event, new_event
 from workers.adapters.memory import MemoryDatabase, MemoryEventStore, MemoryViewStore
@@ -55,11 +55,13 @@ def room_events(room: str, ops: list[tuple[str, str, str]], first: int = 1) -> l
     """Stored-looking events: ``(type, message_id, sender)`` numbered from ``first``."""
     out = []
     for version, (kind, mid, sender) in enumerate(ops, start=first):
-        data: dict[str, Any] = {"message_id": mid}
+        data: dict[str, Any] = {"message_id": mid, "sender_id": sender}
         if kind != "MessageDeleted":
-            data |= {"sender_id": sender, "content": f"{kind} v{version}"}
+            data["content"] = f"{kind} v{version}"
         at = T0 + timedelta(seconds=version)
-        out.append(new_event(ROOM, room, kind, data, version=version, occurred_at=at))
+        schema = CHAT_ROOM.schema_version(kind)
+        stamped = {"version": version, "occurred_at": at, "schema_version": schema}
+        out.append(new_event(ROOM, room, kind, data, **stamped))
     return out
 
 
@@ -68,8 +70,8 @@ CONVERSATION = [
     ("MessageSent", "m2", "bob"),
     ("MessageEdited", "m1", "ann"),
     ("MessageEdited", "m2", "ann"),  # not her message: ignored
-    ("MessageDeleted", "m1", ""),
-    ("MessageEdited", "m1", "ann"),  # deleted: ignored
+    ("MessageDeleted", "m1", "ann"),
+    ("MessageEdited", "m1", "ann"),  # deleted: no longer in the window
     ("MessageSent", "m3", "cy"),
 ]
 

@@ -6,14 +6,17 @@ from collections.abc import Sequence
 
 import pytest
 
-from snapshot_rules.domain import Domains
+from snapshot_rules.domain import Domains, Route
+from snapshot_rules.domains.cart import CART
 from topics.catalog import TopicNames
-from topics.envelope import Event, encode, kafka_headers, new_event
+from topics.envelope import Event, decode, encode, kafka_headers, new_event
 from topics.errors import StreamUnavailable
 from workers.adapters.memory import MemoryProducer, partition_for
 from workers.metrics import Metrics
 from workers.ports import Record
+from workers.roles.deadletter import DeadLetters
 from workers.roles.forwarder import Forwarder
+from workers.storage.domain import storage_domain
 
 from .support import added, sample
 
@@ -124,3 +127,60 @@ async def test_a_failure_on_a_later_topic_resends_the_earlier_one_at_least_once(
     assert [r.value for r in producer.records("t.counters")] == [rec.value for _, rec in batch] * 2
     assert len(producer.records("t.closings")) == 1
     assert forwarded(metrics, "t.counters") == 4 and forwarded(metrics, "t.closings") == 1
+
+
+async def test_derived_events_go_downstream_as_records_of_their_own_type(
+    producer: MemoryProducer, metrics: Metrics
+) -> None:
+    users = storage_domain(
+        "users", type_prefix="User", mapped_types=["UserEmailChanged"],
+        routes=(Route("users"), Route("emails", frozenset({"UserEmailChanged"}))),
+    )  # fmt: skip
+    forwarder = Forwarder(producer=producer, domains=Domains([users]), names=NAMES, metrics=metrics)
+    mapped = [{"type": "UserEmailChanged", "data": {"new_email": "a@b.c"}}]
+    change = {"operation": "update", "diff": {"email": "a@b.c"}, "changed_paths": ["email"]}
+    updated = new_event("users", "u1", "UserUpdated", {**change, "mapped": mapped}, version=2)
+    created = new_event("users", "u1", "UserCreated", {**change, "operation": "create"}, version=1)
+    assert await forwarder.handle(as_consumed([created, updated])) == 4
+    on_users = [decode(r.value) for r in producer.records("t.users")]
+    assert [(e.type, e.version) for e in on_users] == [
+        ("UserCreated", 1), ("UserUpdated", 2), ("UserEmailChanged", 2),
+    ]  # fmt: skip
+    [email] = [decode(r.value) for r in producer.records("t.emails")]
+    assert (email.type, dict(email.data), email.key) == ("UserEmailChanged", {"new_email": "a@b.c"}, updated.key)
+    assert email == on_users[2]  # one id, wherever it goes: consumers dedupe by it
+    assert {r.partition for r in producer.records("t.users")} == {partition_for(updated.key, 3)}
+
+
+async def test_downstream_sees_the_current_schema_version(
+    producer: MemoryProducer, metrics: Metrics
+) -> None:
+    forwarder = Forwarder(producer=producer, domains=Domains([CART]), names=NAMES, metrics=metrics)
+    old = new_event("cart", "c1", "ItemAdded", {"sku": "tea", "qty": 1, "price": 2.5}, version=2)
+    current = new_event("cart", "c1", "ItemAdded", {"sku": "tea", "qty": 1, "unit_price_cents": 9},
+                        version=3, schema_version=2)  # fmt: skip
+    batch = as_consumed([old, current])
+    assert await forwarder.handle(batch) == 2
+    first, second = producer.records("t.carts")
+    lifted = decode(first.value)
+    assert (lifted.id, lifted.schema_version, dict(lifted.data)) == (
+        old.id, 2, {"sku": "tea", "qty": 1, "unit_price_cents": 250},
+    )  # fmt: skip
+    assert second.value == batch[1][1].value  # already current: its bytes as they came
+
+
+async def test_an_event_its_upcaster_cannot_read_is_dead_lettered_and_the_rest_goes_on(
+    producer: MemoryProducer, metrics: Metrics
+) -> None:
+    letters = DeadLetters(producer, topic="t.events.dlq", role="forwarder", metrics=metrics)
+    forwarder = Forwarder(producer=producer, domains=Domains([CART]), names=NAMES,
+                          metrics=metrics, dead_letters=letters)  # fmt: skip
+    broken = new_event("cart", "c1", "ItemAdded", {"sku": "tea", "qty": 1}, version=2)  # no price
+    newer = new_event("cart", "c2", "CartOpened", {"customer_id": "x"}, version=1, schema_version=9)
+    fine = new_event("cart", "c3", "CartOpened", {"customer_id": "ann"}, version=1)
+    assert await forwarder.handle(as_consumed([broken, newer, fine])) == 1
+    reasons = [dict(r.headers)["dlq_reason"] for r in producer.records("t.events.dlq")]
+    assert reasons == [b"upcast_failed", b"upcast_failed"]
+    details = [dict(r.headers)["dlq_detail"].decode() for r in producer.records("t.events.dlq")]
+    assert "KeyError('price')" in details[0] and "schema version 9" in details[1]
+    assert [decode(r.value).aggregate_id for r in producer.records("t.carts")] == ["c3"]

@@ -14,10 +14,10 @@ from snapshot_rules.replay import replay
 from tests.waiting import wait_for
 from topics.envelope import Event, new_event, utc_now
 from topics.errors import StoreError, StoreUnavailable
-from workers.adapters.memory import MemoryEventStore, MemorySnapshotStore
+from workers.adapters.memory import MemoryEventStore, MemoryRuleStates, MemorySnapshotStore
 from workers.metrics import Metrics
-from workers.ports import Snapshot
-from workers.roles.snapshotter import Snapshotter
+from workers.ports import RuleState, Snapshot
+from workers.roles.snapshotter import NoRuleStates, Snapshotter
 from workers.roles.state import StateLoader
 
 from .support import COUNTER, added, retries, sample
@@ -62,10 +62,15 @@ def pipeline(
     metrics: Metrics,
     *,
     concurrency: int = 4,
+    rule_states: MemoryRuleStates | None = None,
 ) -> Pipeline:
     loader = StateLoader(events, snapshots, metrics)
     snapshotter = Snapshotter(
-        loader=loader, domains=domains, metrics=metrics, concurrency=concurrency
+        loader=loader,
+        domains=domains,
+        metrics=metrics,
+        concurrency=concurrency,
+        rule_states=rule_states if rule_states is not None else MemoryRuleStates(),
     )
     return Pipeline(events, snapshots, snapshotter, metrics)
 
@@ -115,12 +120,51 @@ async def test_the_count_starts_from_the_stored_snapshot_after_a_restart(
 ) -> None:
     before = pipeline(events, snapshots, domains, metrics)
     assert await before.settled(added("c3", [1, 2, 3, 4])) == 1  # snapshot at 4
-    restarted = pipeline(events, snapshots, domains, metrics)  # knows nothing yet
+    restarted = pipeline(events, snapshots, domains, metrics)  # its rule states are empty
     assert await restarted.settled(added("c3", [5, 6])) == 0  # 2 since the stored snapshot
     assert await restarted.settled(added("c3", [7])) == 1
     assert await restarted.version("c3") == 7
-    # The snapshot document was read once; afterwards the process knows it.
+    # The snapshot document was read once; afterwards the rule states know it.
     assert snapshots.calls["load_many"] == 2  # one per process
+    assert sample(metrics, "eventfleet_snapshot_rule_misses_total") == 2
+
+
+async def test_rule_states_that_survive_a_restart_need_no_store_read(
+    events: MemoryEventStore, snapshots: MemorySnapshotStore, domains: Domains, metrics: Metrics
+) -> None:
+    table = MemoryRuleStates()  # the Faust table: restored from its changelog on assignment
+    before = pipeline(events, snapshots, domains, metrics, rule_states=table)
+    assert await before.settled(added("c3", [1, 2, 3, 4])) == 1
+    assert await before.settled(added("c3", [5])) == 0
+    reads = snapshots.calls["load_many"]
+    restarted = pipeline(events, snapshots, domains, metrics, rule_states=table)
+    assert await restarted.settled(added("c3", [6])) == 0  # 2 since the snapshot at 4
+    assert await restarted.settled(added("c3", [7])) == 1
+    assert snapshots.calls["load_many"] == reads  # every(n) counted on without a read
+    assert table.get(("counter", "c3")) == RuleState(7, added("c3", [7])[0].occurred_at)
+
+
+async def test_forgotten_rule_states_are_read_again_and_never_wrong(
+    events: MemoryEventStore, snapshots: MemorySnapshotStore, domains: Domains, metrics: Metrics
+) -> None:
+    table = MemoryRuleStates(max_entries=2)  # bounded: the least recent aggregates go
+    pipe = pipeline(events, snapshots, domains, metrics, rule_states=table)
+    for name in ("a", "b", "c"):
+        assert await pipe.settled(added(name, [1, 2, 3])) == 1
+    assert len(table) == 2 and table.get(("counter", "a")) is None
+    assert await pipe.settled(added("a", [4, 5])) == 0  # re-read: 2 since the snapshot at 3
+    assert await pipe.settled(added("a", [6])) == 1
+
+
+async def test_a_snapshotter_without_rule_states_says_how_to_wire_it(
+    events: MemoryEventStore, snapshots: MemorySnapshotStore, domains: Domains, metrics: Metrics
+) -> None:
+    bare = Snapshotter(loader=StateLoader(events, snapshots, metrics), domains=domains,
+                       metrics=metrics, concurrency=1)  # fmt: skip
+    with pytest.raises(NoRuleStates, match="attach a RuleStates"):
+        await bare.handle(added("x", [1]))
+    bare.attach(MemoryRuleStates())
+    await asyncio.gather(*await bare.handle(added("x", [1])))
 
 
 async def test_unknown_types_and_unversioned_events_are_not_looked_at(pipe: Pipeline) -> None:

@@ -8,9 +8,11 @@ from datetime import timedelta
 import pytest
 
 from snapshot_rules.replay import Folded, ReplayGap, replay
+from tests.waiting import wait_for
 from topics.envelope import utc_now
-from topics.errors import StoreUnavailable
+from topics.errors import StoreUnavailable, Unstorable
 from workers.adapters.memory import MemoryEventStore, MemorySnapshotStore
+from workers.cqrs.repository import Repository
 from workers.metrics import Metrics
 from workers.ports import Snapshot
 from workers.roles.state import StateLoader
@@ -61,21 +63,93 @@ async def test_latest_is_the_full_replay_and_reads_only_the_tail_after_a_snapsho
     assert await loader.latest(COUNTER, "nobody") == Folded(None, 0)
 
 
-async def test_a_long_tail_is_snapshotted_in_the_background(
+async def test_a_query_saves_the_state_it_replayed_as_the_seeds_say(
     loader: StateLoader, events: MemoryEventStore, snapshots: MemorySnapshotStore, metrics: Metrics
 ) -> None:
-    await events.append(added("c1", range(1, 6)))
-    await loader.latest(COUNTER, "c1")  # a tail of 5: not longer than the threshold
+    await events.append(added("c1", range(1, 3)))
+    assert await loader.latest(COUNTER, "c1") == truth(2)  # a 2-event tail, no snapshot yet
     await loader.drain()
-    assert snapshots.saved == []
-    await events.append(added("c1", [6]))
-    await loader.latest(COUNTER, "c1", save=False)
+    assert [s.version for s in snapshots.saved] == [2] and written(metrics, "query") == 1
+    assert snapshots.saved[0].state == truth(2).state
+    await loader.latest(COUNTER, "c1")  # an empty tail: the snapshot is the state already
     await loader.drain()
-    assert snapshots.saved == []
-    assert await loader.latest(COUNTER, "c1") == truth(6)
+    assert len(snapshots.saved) == 1
+    await events.append(added("c1", [3]))
+    await loader.latest(COUNTER, "c1", save=False)  # the snapshotter's own loads never save
     await loader.drain()
-    assert [s.version for s in snapshots.saved] == [6] and written(metrics, "query") == 1
-    assert snapshots.saved[0].state == truth(6).state
+    assert len(snapshots.saved) == 1
+
+
+async def test_a_hot_aggregate_writes_at_most_one_snapshot_per_interval(
+    events: MemoryEventStore, snapshots: MemorySnapshotStore, metrics: Metrics
+) -> None:
+    loader = StateLoader(events, snapshots, metrics, tail_threshold=50, query_interval_s=60)
+    await events.append(added("c1", range(1, 3)))
+    await loader.latest(COUNTER, "c1")
+    await loader.drain()
+    for version in range(3, 13):  # ten writes, each followed by reads
+        await events.append(added("c1", [version]))
+        for _ in range(3):
+            assert await loader.latest(COUNTER, "c1") == truth(version)
+    await loader.drain()
+    assert [s.version for s in snapshots.saved] == [2]  # the snapshot is younger than 60 s
+    # An older snapshot (another process took it a minute ago) is replaced by the next read.
+    stale = replace(snapshots.saved[0], version=3, taken_at=utc_now() - timedelta(seconds=61))
+    snapshots._by_aggregate[REF] = replace(stale, state=truth(3).state)  # type: ignore[attr-defined]
+    await loader.latest(COUNTER, "c1")
+    await loader.drain()
+    assert [s.version for s in snapshots.saved] == [2, 12]
+
+
+async def test_a_long_tail_is_saved_whatever_the_interval(
+    events: MemoryEventStore, snapshots: MemorySnapshotStore, metrics: Metrics
+) -> None:
+    loader = StateLoader(events, snapshots, metrics, tail_threshold=5, query_interval_s=3600)
+    await events.append(added("c1", range(1, 3)))
+    await loader.latest(COUNTER, "c1")
+    await loader.drain()
+    await events.append(added("c1", range(3, 8)))  # a tail of 5: not longer than the bound
+    await loader.latest(COUNTER, "c1")
+    await loader.drain()
+    assert [s.version for s in snapshots.saved] == [2]
+    await events.append(added("c1", [8]))  # 6 events after the snapshot
+    await loader.latest(COUNTER, "c1")
+    await loader.drain()
+    assert [s.version for s in snapshots.saved] == [2, 8]
+
+
+async def test_concurrent_reads_start_one_save(
+    loader: StateLoader, events: MemoryEventStore, snapshots: MemorySnapshotStore
+) -> None:
+    await events.append(added("c1", range(1, 4)))
+    snapshots.hold(on="save")
+    for _ in range(5):
+        assert await loader.latest(COUNTER, "c1") == truth(3)
+    await wait_for(lambda: snapshots.held == 1, timeout_s=5, what="the one save in flight")
+    snapshots.release()
+    await loader.drain()
+    assert snapshots.calls["save"] == 1 and [s.version for s in snapshots.saved] == [3]
+
+
+async def test_a_state_the_store_cannot_take_is_counted_once_and_not_retried(
+    loader: StateLoader, events: MemoryEventStore, snapshots: MemorySnapshotStore, metrics: Metrics
+) -> None:
+    await events.append(added("c1", range(1, 4)))
+    snapshots.fail_next(1, Unstorable("MongoDB cannot store the value: too large."), on="save")
+    assert await loader.latest(COUNTER, "c1") == truth(3)  # the answer does not depend on it
+    await loader.drain()
+    for _ in range(3):
+        await events.append(added("c1", [4 + _]))
+        await loader.latest(COUNTER, "c1")
+    await loader.drain()
+    assert snapshots.saved == [] and snapshots.calls["save"] == 1
+    parked = "eventfleet_aggregates_parked_total"
+    assert sample(metrics, parked, role="query", reason="snapshot_failed") == 1
+    other = added("c2", [1])
+    await events.append([replace(e, aggregate_id="c2") for e in other])
+    await loader.latest(COUNTER, "c2")  # other aggregates keep their snapshots
+    await loader.drain()
+    assert [s.aggregate_id for s in snapshots.saved] == ["c2"]
 
 
 async def test_at_a_version_ignores_a_snapshot_past_it(
@@ -155,3 +229,14 @@ async def test_saving_only_stores_a_newer_real_state_and_never_raises_unavailabl
     loader.save_later(COUNTER, "c1", truth(4), trigger="query")
     await loader.drain()  # the background save failed quietly; the next load replays more
     assert written(metrics, "query") == 0
+
+
+async def test_a_sync_validation_saves_the_state_it_validated_on(
+    events: MemoryEventStore, snapshots: MemorySnapshotStore, metrics: Metrics
+) -> None:
+    loader = StateLoader(events, snapshots, metrics, query_interval_s=0)
+    await events.append(added("c1", range(1, 4)))
+    root = await Repository(loader).load(COUNTER, "c1")
+    assert root.original_version == 3 and root.state == truth(3).state
+    await loader.drain()
+    assert [s.version for s in snapshots.saved] == [3] and written(metrics, "validation") == 1

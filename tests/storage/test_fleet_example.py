@@ -22,7 +22,10 @@ def test_the_defaults_plus_the_two_collections_load_as_eventfleet_domains() -> N
     assert domains.names() == sorted([*default_domains().names(), "game_states", "users"])
     for name in ("game_states", "users"):
         assert domains.get(name).mode is Mode.STORAGE
-        assert domains.get(name).downstream_topics() == [name]
+    assert domains.get("game_states").downstream_topics() == ["game_states"]
+    # The email mapper's events go downstream as records of their own type, to their own topic.
+    assert domains.get("users").downstream_topics() == ["users", "user_emails"]
+    assert domains.get("users").derived_types == {"UserEmailChanged"}
 
 
 async def test_the_examples_histories_replay_with_the_declared_domains(

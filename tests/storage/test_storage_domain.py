@@ -166,11 +166,30 @@ def test_the_domain_is_read_only_needs_no_validator_and_snapshots_every_50_by_de
     assert routed.snapshot_rule == every(3)
 
 
-def test_routes_may_filter_only_on_stored_types() -> None:
-    with pytest.raises(ValueError, match=r"UserEmailChanged, which users never stores"):
-        storage_domain(
-            "users", type_prefix="User", routes=[Route("emails", frozenset({"UserEmailChanged"}))]
-        )
+def test_routes_may_name_mapped_types_only_once_declared() -> None:
+    emails = [Route("emails", frozenset({"UserEmailChanged"}))]
+    with pytest.raises(ValueError, match=r"UserEmailChanged, which users never stores.*mapped_types"):
+        storage_domain("users", type_prefix="User", routes=emails)
+    with pytest.raises(ValueError, match="names UserEmailChanged"):  # another type declared
+        storage_domain("users", type_prefix="User", routes=emails, mapped_types=["UserNameChanged"])
+    domain = storage_domain("users", type_prefix="User", routes=emails, mapped_types=["UserEmailChanged"])
+    assert domain.routes[0].matches("UserEmailChanged") and not domain.routes[0].matches("UserUpdated")
+
+
+async def test_a_stored_change_derives_its_mapped_events_with_stable_ids(
+    db: AsyncDatabase[Document],
+) -> None:
+    users = EventSourcedStorage(db, "users", type_prefix="User", mapper=MAPPER)
+    domain = storage_domain("users", type_prefix="User", mapped_types=["AChanged"])
+    await users.find_one_and_upsert({"_id": "u1", "a": "x"}, client_id="c")
+    await users.find_one_and_update("u1", lambda d: {**d, "a": "y"}, client_id="c")
+    created, updated = await users.get_missing_events("u1", after_version=0)
+    assert domain.derived(created) == []
+    [derived] = domain.derived(updated)
+    assert (derived.type, dict(derived.data), derived.version) == ("AChanged", {"new_a": "y"}, 2)
+    assert derived.key == updated.key and derived.id != updated.id
+    assert domain.derived(updated) == [derived]  # the same id every time: consumers dedupe
+    await users.close()
 
 
 def test_bad_names_are_refused_with_the_reason() -> None:

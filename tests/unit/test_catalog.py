@@ -13,6 +13,7 @@ def test_names_carry_the_prefix() -> None:
     assert NAMES.dlq == "t1.events.dlq"
     assert NAMES.commands == "t1.commands"
     assert NAMES.command_replies == "t1.commands.replies"
+    assert NAMES.snapshot_rules == "t1.snapshot-rules.changelog"
     assert NAMES.name("orders") == "t1.orders"
     assert TopicNames("").events == "events"
 
@@ -26,12 +27,16 @@ def test_the_fleet_topics_come_first_with_their_retention() -> None:
         "t1.events",
         "t1.events.stored",
         "t1.events.dlq",
+        "t1.snapshot-rules.changelog",
     ]
     assert all(spec.partitions == 6 and spec.replication == 3 for spec in specs)
     assert by_name["t1.events"].retention_ms == 7 * DAY_MS
     assert by_name["t1.events.stored"].retention_ms == -1  # the replayable log
     assert by_name["t1.events.dlq"].retention_ms == 30 * DAY_MS
-    assert not any(spec.compacted for spec in specs)
+    # The snapshotter's table changelog: compacted, partitioned like events.stored.
+    rules = by_name["t1.snapshot-rules.changelog"]
+    assert rules.compacted and rules.configs() == {"cleanup.policy": "compact"}
+    assert [spec.name for spec in specs if spec.compacted] == [rules.name]
 
 
 def test_downstream_topics_are_prefixed_and_deduplicated() -> None:
@@ -53,7 +58,7 @@ def test_downstream_topics_are_prefixed_and_deduplicated() -> None:
 
 
 def test_no_downstream_means_only_the_fleet_topics() -> None:
-    assert len(catalog(NAMES, partitions=1, replication=1, downstream=iter(()))) == 5
+    assert len(catalog(NAMES, partitions=1, replication=1, downstream=iter(()))) == 6
 
 
 def test_configs_state_the_cleanup_policy_and_retention() -> None:

@@ -65,6 +65,7 @@ _events = st.builds(
     version=st.none() | st.integers(min_value=1, max_value=2**62),
     metadata=_metadata,
     occurred_at=_times,
+    schema_version=st.integers(min_value=1, max_value=10_000),
 )
 
 
@@ -323,3 +324,17 @@ def test_a_trailing_newline_is_not_part_of_a_valid_name(name: str, value: str) -
     # ``re.match`` with a ``$`` anchor accepts one trailing newline; the key would then
     # be b"order:o-1\n", a different aggregate that looks the same in every log.
     assert _field_of({**_valid(), name: value}) == name
+
+
+def test_schema_version_is_encoded_only_above_one() -> None:
+    plain = orjson.loads(encode(decode(orjson.dumps(_valid()))))
+    assert "schema_version" not in plain  # envelopes of unchanged types look as they always did
+    lifted = decode(orjson.dumps({**_valid(), "schema_version": 3}))
+    assert lifted.schema_version == 3
+    assert orjson.loads(encode(lifted))["schema_version"] == 3
+    assert decode(orjson.dumps(_valid())).schema_version == 1
+
+
+@pytest.mark.parametrize("value", [0, -1, 10_001, "2", True, None, 1.5])
+def test_a_bad_schema_version_is_named(value: Any) -> None:
+    assert _field_of({**_valid(), "schema_version": value}) == "schema_version"

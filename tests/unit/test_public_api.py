@@ -11,8 +11,14 @@ import pytest
 
 PUBLIC = {
     "topics": ["catalog", "envelope", "errors"],
-    "snapshot_rules": ["domain", "domains", "projection", "queries", "replay", "rules", "schema"],
-    "snapshot_rules.domains": ["ACCOUNT", "CHAT_ROOM", "ORDER", "chat_domains", "default_domains"],
+    "snapshot_rules": [
+        "declaration", "domain", "domains", "projection", "queries", "replay", "rules", "schema",
+        "upcasting",
+    ],
+    "snapshot_rules.domains": [
+        "ACCOUNT", "CART", "CHAT_ROOM", "GAME", "ORDER", "ORDER_BOOK", "all_domains",
+        "chat_domains", "default_domains",
+    ],
     "workers": [
         "adapters", "bus", "cli", "cqrs", "devtools", "metrics", "ports", "roles", "runtime",
         "storage",
@@ -25,7 +31,7 @@ PUBLIC = {
     "workers.adapters": ["kafka", "memory", "mongo", "redis"],
     "workers.adapters.memory": [
         "Faults", "MemoryCommandMemory", "MemoryDatabase", "MemoryEventStore", "MemoryMarker",
-        "MemoryProducer", "MemoryRejections", "MemorySnapshotStore", "MemoryViewStaging",
+        "MemoryProducer", "MemoryRejections", "MemoryRuleStates", "MemorySnapshotStore", "MemoryViewStaging",
         "MemoryViewStore", "Switchable", "murmur2", "partition_for",
     ],
     "workers.devtools": ["embedded"],
@@ -38,8 +44,8 @@ PUBLIC = {
         "LIVE", "NEW_AGGREGATE", "UNKNOWN", "AggregateRef", "AppendConflict", "CommandMemory",
         "CommandRecord", "Delivery", "EventBus", "EventStore", "Handler", "Head", "MarkRequest",
         "MarkResult", "Marker", "Outgoing", "PendingEvents", "Producer", "Record", "Rejection",
-        "Rejections", "Snapshot", "SnapshotStore", "Subscription", "SyncAppender", "SyncResult",
-        "ViewDoc", "ViewStaging", "ViewStore",
+        "Rejections", "RuleState", "RuleStates", "Snapshot", "SnapshotStore", "Subscription", "SyncAppender", "SyncResult",
+        "ViewDoc", "ViewStaging", "ViewStore", "check_read_back",
     ],
 }  # fmt: skip
 

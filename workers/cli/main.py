@@ -10,7 +10,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from topics.errors import EventfleetError
-from workers.runtime.compose import ROLES, Runtime
+from workers.runtime.compose import OPTIONAL_ROLES, ROLES, Runtime
 from workers.runtime.settings import Settings, documented
 
 log = logging.getLogger("eventfleet")
@@ -50,7 +50,10 @@ def parser() -> argparse.ArgumentParser:
 
     worker = commands.add_parser("worker", help="run one role against the configured services")
     worker.add_argument(
-        "--role", required=True, choices=(*ROLES, "all"), help="'all': every pipeline role"
+        "--role",
+        required=True,
+        choices=(*ROLES, *OPTIONAL_ROLES, "all"),
+        help="'all': every pipeline role (bridge runs only when named)",
     )
     worker.add_argument("--projection", help="with --role projection: the projection to run")
 

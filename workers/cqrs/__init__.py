@@ -15,27 +15,37 @@ from workers.cqrs.account import (
     register_account,
 )
 from workers.cqrs.aggregate import AggregateRoot, StateRejected
-from workers.cqrs.commands import AppendEvent, Command
+from workers.cqrs.commands import AppendEvent, Command, NamedCommand, new_command
 from workers.cqrs.dispatcher import CommandHandler, Dispatcher, UnknownCommand
+from workers.cqrs.documents import AggregateFactory, DocumentAggregate, DocumentHandler
 from workers.cqrs.handlers import AggregateHandler, Decide, Handled, Publisher
 from workers.cqrs.repository import Repository
+from workers.cqrs.trading import CancelOrder, PlaceOrder, register_trading
 
 __all__ = [
+    "AggregateFactory",
     "AggregateHandler",
     "AggregateRoot",
     "AppendEvent",
+    "CancelOrder",
     "CloseAccount",
     "Command",
     "CommandHandler",
     "Decide",
     "DepositMoney",
     "Dispatcher",
+    "DocumentAggregate",
+    "DocumentHandler",
     "Handled",
+    "NamedCommand",
     "OpenAccount",
+    "PlaceOrder",
     "Publisher",
     "Repository",
     "StateRejected",
     "UnknownCommand",
     "WithdrawMoney",
+    "new_command",
     "register_account",
+    "register_trading",
 ]

@@ -85,11 +85,11 @@ class AggregateRoot:
             version=self.version + 1,
             id=event_id,
             after=self._last_id or NEW_AGGREGATE,
+            schema_version=domain.schema_version(event_type),
         )
-        if domain.validator is None:
-            # A domain without state rules (async mode) still has its declared transitions.
-            domain.check_transition(self.aggregate_id, self._last_type, event_type)
-        else:
+        # Declared transitions first (after=ANY passes), then the state's own rules.
+        domain.check_transition(self.aggregate_id, self._last_type, event_type)
+        if domain.validator is not None:
             reason = domain.validator(self._state, event)
             if reason is not None:
                 raise StateRejected(

@@ -39,3 +39,31 @@ class AppendEvent(Command):
     data: Mapping[str, Any]
     event_id: str | None = None
     """Derived from the request's command id: a retry of an applied command finds it stored."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NamedCommand(Command):
+    """A command known by its name and a payload (seed 003's ``command.NewCommand``)."""
+
+    command: str
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.command
+
+
+def new_command(
+    name: str,
+    aggregate_id: str,
+    payload: Mapping[str, Any] | None = None,
+    *,
+    metadata: Metadata | None = None,
+) -> NamedCommand:
+    """``new_command("CreateUser", "user123", {"name": ..., "email": ...})``."""
+    return NamedCommand(
+        aggregate_id=aggregate_id,
+        command=name,
+        payload=dict(payload or {}),
+        metadata=metadata or Metadata(),
+    )

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from topics.errors import InvalidInput
-from workers.cqrs.commands import Command
+from workers.cqrs.commands import Command, NamedCommand
 from workers.cqrs.handlers import Handled
 
 C = TypeVar("C", bound=Command)
@@ -20,30 +20,40 @@ class UnknownCommand(InvalidInput):
 
 
 class Dispatcher:
-    """Routes each command to the one handler registered for its exact type."""
+    """Routes each command to the one handler registered for its exact type, or for its name.
+
+    Typed commands (subclasses of ``Command``) route by class; a ``NamedCommand`` (seed 003's
+    ``command.NewCommand("CreateUser", id, payload)``) routes by its name.
+    """
 
     def __init__(self) -> None:
-        self._handlers: dict[type[Command], Callable[[Any], Awaitable[Handled]]] = {}
+        self._handlers: dict[type[Command] | str, Callable[[Any], Awaitable[Handled]]] = {}
 
-    def register(self, command_type: type[C], handler: CommandHandler[C]) -> None:
-        """Make ``handler`` the handler of ``command_type``; a second one is a wiring bug."""
-        if not (isinstance(command_type, type) and issubclass(command_type, Command)):
-            raise TypeError(f"{command_type!r} is not a Command subclass")
-        if command_type in self._handlers:
-            raise ValueError(f"command {command_type.__name__} already has a handler")
-        self._handlers[command_type] = handler
+    def register(self, command: type[C] | str, handler: CommandHandler[C]) -> None:
+        """Make ``handler`` the handler of ``command`` (a Command subclass, or a command name)."""
+        if isinstance(command, str):
+            if not command or not command.isidentifier():
+                raise ValueError(f"command name {command!r} must be an identifier, e.g. 'CreateUser'")
+        elif not (isinstance(command, type) and issubclass(command, Command)):
+            raise TypeError(f"{command!r} is not a Command subclass or a command name")
+        if command in self._handlers:
+            shown = command if isinstance(command, str) else command.__name__
+            raise ValueError(f"command {shown} already has a handler")
+        self._handlers[command] = handler
 
     def registered(self) -> list[str]:
-        return sorted(command_type.__name__ for command_type in self._handlers)
+        return sorted(c if isinstance(c, str) else c.__name__ for c in self._handlers)
 
     async def dispatch(self, command: Command) -> Handled:
-        """Run the command's handler; UnknownCommand if its type has none."""
+        """Run the command's handler; UnknownCommand if its type (or name) has none."""
         handler = self._handlers.get(type(command))
+        if handler is None and isinstance(command, NamedCommand):
+            handler = self._handlers.get(command.command)
         if handler is None:
-            kind = type(command).__name__
+            kind = command.name
             raise UnknownCommand(
                 f"no handler is registered for command {kind}; registered: "
                 f"{', '.join(self.registered()) or 'none'}. Register one with "
-                f"Dispatcher.register({kind}, handler)."
+                f"Dispatcher.register({kind!r} or its class, handler)."
             )
         return await handler(command)

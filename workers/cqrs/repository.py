@@ -19,11 +19,13 @@ class Repository:
     async def load(self, domain: Domain, aggregate_id: str) -> AggregateRoot:
         """The aggregate at its newest stored version.
 
-        The state comes from StateLoader (snapshot + events after it, replayed; a long tail
-        is snapshotted in the background). ``last_type`` is the type of the event at exactly the
+        The state comes from StateLoader (snapshot + events after it, replayed; the state
+        computed for the validation is saved as the snapshot as its policy allows, seed 001). ``last_type`` is the type of the event at exactly the
         folded version: the newest replayed one, or one read when the snapshot is at the head.
         """
-        folded, tail = await self._loader.latest_with_tail(domain, aggregate_id)
+        folded, tail = await self._loader.latest_with_tail(
+            domain, aggregate_id, trigger="validation"
+        )
         last = tail[-1] if tail else None
         if folded.version > 0 and not tail:  # the snapshot is at the head: one more read
             found = await self._store.read(

@@ -65,9 +65,9 @@ async def chat_story(client: DemoClient, room_id: str, rng: random.Random) -> No
             edit = {"message_id": edited_id, "sender_id": edited_sender, "content": f"edited {i}"}
             await client.append("chat_room", room_id, "MessageEdited", edit)
         if messages and rng.random() < 0.2:
-            await client.append(
-                "chat_room", room_id, "MessageDeleted", {"message_id": messages.pop(0)[0]}
-            )
+            deleted_id, deleted_sender = messages.pop(0)
+            delete = {"message_id": deleted_id, "sender_id": deleted_sender}
+            await client.append("chat_room", room_id, "MessageDeleted", delete)
 
 
 async def progress(tally: Tally, total_hint: int, stop: asyncio.Event) -> None:

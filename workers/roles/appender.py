@@ -26,7 +26,7 @@ import orjson
 
 from snapshot_rules.domain import Domains, Mode
 from topics.envelope import Event, utc_now
-from topics.errors import InvalidEventData, StoreUnavailable, Unavailable
+from topics.errors import InvalidEventData, ReplayFailed, StoreUnavailable, Unavailable
 from workers.metrics import Metrics
 from workers.ports import (
     AggregateRef,
@@ -209,8 +209,10 @@ class Appender:
             else:
                 seen.add(event.id)
                 try:
-                    self._domains.get(event.aggregate_type).check_data(event.type, event.data)
-                except InvalidEventData as e:
+                    # Stored as requested; judged as the current schema version (upcast).
+                    current = self._domains.upcast(event)
+                    self._domains.get(event.aggregate_type).check_data(current.type, current.data)
+                except (InvalidEventData, ReplayFailed) as e:
                     waiting = Waiting(event, record, 0.0)
                     refused.append(Refusal(waiting, INVALID_DATA, str(e)))
                     continue
@@ -237,6 +239,13 @@ class Appender:
             return (
                 "already_versioned",
                 f"events on this topic carry no version, got {event.version}",
+            )
+        known = domain.schema_version(event.type)
+        if event.schema_version > known:  # written by newer code: re-submit once it runs here
+            return (
+                "unknown_schema_version",
+                f"{event.type} schema version {event.schema_version} is newer than this "
+                f"appender's {known}; deploy the code that declares it, then re-submit",
             )
         return None
 

@@ -179,6 +179,7 @@ class CommandService:
             metadata=self._metadata(request, event_id),
             occurred_at=utc_now(),
             after=result.after,
+            schema_version=domain.schema_version(request.type),
         )
         try:
             delivery = await self._producer.send(self._events_topic, Outgoing.of(event))

@@ -18,11 +18,13 @@ REASONS = frozenset(
         "unknown_event_type",
         "invalid",
         "already_versioned",
+        "unknown_schema_version",  # written by newer code than the appender runs
         "handler_failed",  # the durable event buses, after their retry bound
         "transition_rejected_at_store",  # the store is the judge
         "invalid_data",
         "snapshot_failed",  # the reducer or the store cannot take this aggregate's state
         "projection_failed",
+        "upcast_failed",  # a declared upcaster raised: the event cannot be read as current
     )
 )
 

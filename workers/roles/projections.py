@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from snapshot_rules.projection import Projection, ViewDoc, advance
 from snapshot_rules.replay import ReplayGap
 from topics.envelope import Event
-from topics.errors import EventfleetError, ReplayFailed, Unstorable
+from topics.errors import EventfleetError, ReplayFailed, StoreError, Unstorable
 from workers.metrics import Metrics
 from workers.ports import AggregateRef, EventStore, Outgoing, Record, ViewStaging, ViewStore
 from workers.roles.deadletter import DeadLetter, DeadLetters
@@ -29,6 +29,15 @@ MAX_CONFLICTS = 50
 REBUILD_CHUNK = 200
 """View documents per bulk insert while rebuilding."""
 PROGRESS_EVERY = 1000
+
+
+Upcaster = Callable[[Event], Event]
+"""An event as the current schema version of its type (``Domains.upcast``)."""
+
+
+def as_written(event: Event) -> Event:
+    """No upcasting: events are folded as they were stored."""
+    return event
 
 
 class ViewContention(EventfleetError):
@@ -57,10 +66,12 @@ class ProjectionRunner:
         events: EventStore,
         metrics: Metrics,
         dead_letters: DeadLetters | None = None,
+        upcast: Upcaster = as_written,
     ) -> None:
         self.projection = projection
         self.views = views
         self._events = events
+        self._upcast = upcast
         self._applied = metrics.projection_events.labels(projection.name, "applied")
         self._skipped = metrics.projection_events.labels(projection.name, "skipped")
         self._parked_metric = metrics.aggregates_parked.labels("projection", "projection_failed")
@@ -88,7 +99,7 @@ class ProjectionRunner:
     ) -> Applied:
         """One aggregate's failure to fold or store its view parks it, not the partition."""
         try:
-            return await self._project(ref, doc, events)
+            return await self._project(ref, doc, [self._upcast(e) for e in events])
         except (ReplayFailed, Unstorable) as e:
             self.parked.add(ref)
             self._parked_metric.inc()
@@ -103,8 +114,23 @@ class ProjectionRunner:
     async def catch_up(self, ref: AggregateRef) -> Applied:
         """Apply whatever the store holds beyond the view's applied version."""
         doc = await self.views.load(ref)
-        missing = await self._events.read(ref, after_version=doc.version if doc else 0)
+        missing = await self._read(ref, after_version=doc.version if doc else 0)
         return self._count(await self._project(ref, doc, missing))
+
+    async def _write(self, before: ViewDoc | None, after: ViewDoc) -> bool:
+        try:
+            return await self.views.write(before, after)
+        except StoreError as e:  # the store refuses this view for good: park, never loop
+            raise Unstorable(
+                f"MongoDB refused the {self.projection.name} view of {after.aggregate_type} "
+                f"{after.aggregate_id}: {e}"
+            ) from e
+
+    async def _read(
+        self, ref: AggregateRef, *, after_version: int, to_version: int | None = None
+    ) -> list[Event]:
+        stored = await self._events.read(ref, after_version=after_version, to_version=to_version)
+        return [self._upcast(event) for event in stored]
 
     def _count(self, result: Applied) -> Applied:
         self._applied.inc(result.applied)
@@ -121,7 +147,7 @@ class ProjectionRunner:
             if step.gap:
                 # Behind the stream (after a rebuild or a partial failure): the store has the rest.
                 after = doc.version if doc else 0
-                events = await self._events.read(ref, after_version=after, to_version=to_version)
+                events = await self._read(ref, after_version=after, to_version=to_version)
                 step = advance(self.projection, doc, events)
                 reached = step.doc.version if step.doc else after
                 if step.gap or reached < (to_version or 0):
@@ -131,7 +157,7 @@ class ProjectionRunner:
                     )
             if step.doc is None:
                 return Applied(0, step.skipped)
-            if await self.views.write(doc, step.doc):
+            if await self._write(doc, step.doc):
                 return Applied(step.applied, step.skipped)
             doc = await self.views.load(ref)  # another writer moved it first: fold onto theirs
         raise ViewContention(
@@ -149,6 +175,7 @@ async def rebuild_views(
     metrics: Metrics,
     progress: Callable[[int, int], None],
     chunk: int = REBUILD_CHUNK,
+    upcast: Upcaster = as_written,
 ) -> int:
     """Build every view into a private store, swap it in, then catch up on the swap.
 
@@ -163,12 +190,16 @@ async def rebuild_views(
     try:
         total = await events.count(sorted(projection.aggregate_types))
         progress(0, total)
-        built = await _build(projection, temp, events, generation, chunk, progress, total)
+        built = await _build(
+            projection, temp, events, generation, chunk, progress, total, upcast
+        )
         await staging.swap(temp)
     except BaseException:
         await asyncio.shield(_discard_quietly(staging, temp))
         raise
-    live = ProjectionRunner(projection, views=views, events=events, metrics=metrics)
+    live = ProjectionRunner(
+        projection, views=views, events=events, metrics=metrics, upcast=upcast
+    )
     await catch_up_all(live, events)
     return built
 
@@ -181,6 +212,7 @@ async def _build(
     chunk: int,
     progress: Callable[[int, int], None],
     total: int,
+    upcast: Upcaster,
 ) -> int:
     """Fold the events in (aggregate, version) order into ``temp``; return the views written."""
     current: ViewDoc | None = None
@@ -194,7 +226,7 @@ async def _build(
                 await temp.insert_many(pending)
                 built, pending = built + len(pending), []
         # A gap (an insert the scan did not see) leaves the rest to the catch-up pass.
-        step = advance(projection, current, [event])
+        step = advance(projection, current, [upcast(event)])
         if step.doc is not None:
             current = replace(step.doc, generation=generation)
         done += 1

@@ -1,32 +1,35 @@
 """The snapshotter's logic: evaluate each domain's rule per stored event, rebuild in the background.
 
-The rule's inputs (events since the last snapshot, its time) derive from the stored
-event's version and the aggregate's snapshot document, so they survive restarts and
-rebalances without a counter of their own. Rebuilds run with bounded concurrency and
-are coalesced per aggregate: a trigger arriving during a rebuild causes one more run.
+The rule's inputs per aggregate (the last snapshot's version and the time of the event it
+ends with) live in ``RuleStates``: in the fleet a Faust table with a compacted changelog
+topic, so they survive restarts and follow partitions across rebalances without a database
+read per event. An aggregate the table does not know is read once from its snapshot
+document. Rebuilds run with bounded concurrency and are coalesced per aggregate: a trigger
+arriving during a rebuild causes one more run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
 from collections.abc import Sequence
-from datetime import datetime
 from functools import partial
 
 from snapshot_rules.domain import Domains
 from snapshot_rules.rules import Progress
 from topics.envelope import Event
-from topics.errors import ReplayFailed, Unstorable
+from topics.errors import EventfleetError, ReplayFailed, StoreError, Unstorable
 from workers.metrics import Metrics
-from workers.ports import AggregateRef, Outgoing, Record
+from workers.ports import AggregateRef, Outgoing, Record, RuleState, RuleStates
 from workers.roles.deadletter import DeadLetter, DeadLetters
 from workers.roles.retry import until_done
 from workers.roles.state import StateLoader
 
-KNOWN_CACHE_SIZE = 100_000
 log = logging.getLogger(__name__)
+
+
+class NoRuleStates(EventfleetError):
+    """The snapshotter was asked to work before its rule states were attached (a wiring bug)."""
 
 
 class Snapshotter:
@@ -41,6 +44,7 @@ class Snapshotter:
         concurrency: int,
         dead_letters: DeadLetters | None = None,
         stored_topic: str = "events.stored",
+        rule_states: RuleStates | None = None,
     ) -> None:
         self._loader = loader
         self._domains = domains
@@ -48,13 +52,25 @@ class Snapshotter:
         self._slots = asyncio.Semaphore(concurrency)
         self._dead_letters = dead_letters
         self._stored_topic = stored_topic
+        self._states = rule_states
         # Aggregates whose state the reducer or the store cannot take: skipped until restart.
         self._parked: set[AggregateRef] = set()
         self._last: dict[AggregateRef, Event] = {}
-        # Snapshot version and time per aggregate, as far as this process knows.
-        self._known: OrderedDict[AggregateRef, tuple[int, datetime | None]] = OrderedDict()
         self._running: dict[AggregateRef, asyncio.Task[None]] = {}
         self._again: set[AggregateRef] = set()
+
+    def attach(self, rule_states: RuleStates) -> None:
+        """Keep rule states there from now on (the fleet attaches its Faust table)."""
+        self._states = rule_states
+
+    @property
+    def rule_states(self) -> RuleStates:
+        if self._states is None:
+            raise NoRuleStates(
+                "the snapshotter has no rule states; attach a RuleStates (the fleet's Faust "
+                "table, or MemoryRuleStates in tests) before handing it events."
+            )
+        return self._states
 
     async def handle(self, events: Sequence[Event]) -> list[asyncio.Task[None]]:
         """Evaluate the rules; return the rebuilds this batch triggered (await them before acking)."""
@@ -65,31 +81,33 @@ class Snapshotter:
             and e.version
             and (e.aggregate_type, e.aggregate_id) not in self._parked
         ]
+        states = self.rule_states
         refs = list(dict.fromkeys((e.aggregate_type, e.aggregate_id) for e in relevant))
-        missing = [ref for ref in refs if ref not in self._known]
-        if missing:
-            snapshots = await self._loader.snapshots.load_many(missing)
-            for ref in missing:
-                found = snapshots.get(ref)
-                self._know(ref, (found.version, found.taken_at) if found else (0, None))
+        await self._recall([ref for ref in refs if states.get(ref) is None])
         triggered: dict[AggregateRef, None] = {}
         for event in relevant:
             ref = (event.aggregate_type, event.aggregate_id)
-            snapshot_version, taken_at = self._known[ref]
+            known = states.get(ref) or RuleState(0)
             progress = Progress(
-                event.version or 0, event.type, event.occurred_at, snapshot_version, taken_at
+                event.version or 0, event.type, event.occurred_at, known.version, known.event_time
             )
             if self._domains.get(event.aggregate_type).snapshot_rule.should_snapshot(progress):
                 triggered[ref] = None
                 self._last[ref] = event
-                self._know(ref, (progress.version, event.occurred_at))
+                # Counted from here on: the rebuild stores at least this version.
+                states.put(ref, RuleState(progress.version, event.occurred_at))
         return [self._schedule(ref) for ref in triggered]
 
-    def _know(self, ref: AggregateRef, value: tuple[int, datetime | None]) -> None:
-        self._known[ref] = value
-        self._known.move_to_end(ref)
-        while len(self._known) > KNOWN_CACHE_SIZE:
-            self._known.popitem(last=False)
+    async def _recall(self, refs: list[AggregateRef]) -> None:
+        """Aggregates the rule states do not know: their snapshot documents, read once."""
+        if not refs:
+            return
+        self._metrics.rule_state_misses.inc(len(refs))
+        snapshots = await self._loader.snapshots.load_many(refs)
+        for ref in refs:
+            found = snapshots.get(ref)
+            # The document keeps when it was taken, not its last event's time: close enough.
+            self.rule_states.put(ref, RuleState(found.version, found.taken_at) if found else RuleState(0))
 
     def _schedule(self, ref: AggregateRef) -> asyncio.Task[None]:
         running = self._running.get(ref)
@@ -110,7 +128,7 @@ class Snapshotter:
                         lambda: self._rebuild(ref), role="snapshotter", metrics=self._metrics
                     )
                 except (ReplayFailed, Unstorable) as e:
-                    await self._park(ref, e)
+                    await self._park(ref, e)  # no retry helps: this aggregate, not the role
                     return
             if ref not in self._again:
                 return
@@ -136,12 +154,17 @@ class Snapshotter:
 
     async def _rebuild(self, ref: AggregateRef) -> None:
         domain = self._domains.get(ref[0])
-        folded = await self._loader.latest(domain, ref[1], save=False)
-        snapshot = await self._loader.save(domain, ref[1], folded, trigger="rule")
-        if snapshot is None:  # a newer one was there, or the store is down (load raises: retry)
-            snapshot = await self._loader.snapshots.load(ref)
-        if snapshot is not None:
-            self._know(ref, (snapshot.version, snapshot.taken_at))
+        folded, tail = await self._loader.latest_with_tail(domain, ref[1], save=False)
+        try:
+            snapshot = await self._loader.save(domain, ref[1], folded, trigger="rule")
+        except StoreError as e:  # the store refuses this snapshot for good: park, never loop
+            raise Unstorable(f"MongoDB refused the snapshot of {ref[0]} {ref[1]}: {e}") from e
+        if snapshot is not None and tail:
+            self.rule_states.put(ref, RuleState(snapshot.version, tail[-1].occurred_at))
+        elif snapshot is None:  # a newer one was there, or the store is down (load raises: retry)
+            stored = await self._loader.snapshots.load(ref)
+            if stored is not None:
+                self.rule_states.put(ref, RuleState(stored.version, stored.taken_at))
         self._last.pop(ref, None)
 
     async def drain(self) -> None:

@@ -1,24 +1,50 @@
-"""Loading an aggregate's state: snapshot + the events after it, replayed. Used by every mode."""
+"""Loading an aggregate's state: snapshot + the events after it, replayed. Used by every mode.
+
+Seeds 000 and 001 save the snapshot a latest-state query or a sync validation computed. Doing
+that on every read would turn a hot aggregate's reads into writes, so ``QuerySnapshots`` says
+when: only when the replayed tail is not empty, and at most once per aggregate per
+``interval_s`` (judged by the stored snapshot's ``taken_at``, so it holds across processes;
+within one process a save already in flight is not repeated), unless the tail is longer than
+``long_tail``. The default (1 s, 100 events) bounds the snapshot writes reads cause to one per
+aggregate per second, while a query never replays more than a second's worth of an
+aggregate's events plus at most ``long_tail``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from datetime import datetime
 
 from snapshot_rules.domain import Domain
 from snapshot_rules.replay import Folded, replay
 from topics.envelope import Event, utc_now
-from topics.errors import Unavailable
+from topics.errors import StoreError, Unavailable, Unstorable
 from workers.metrics import Metrics
-from workers.ports import EventStore, Snapshot, SnapshotStore
+from workers.ports import AggregateRef, EventStore, Snapshot, SnapshotStore
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class QuerySnapshots:
+    """When a state computed for a query or a sync validation is saved as the snapshot."""
+
+    interval_s: float = 1.0
+    long_tail: int = 100
+
+    def wants(self, *, tail: int, snapshot: Snapshot | None, now: datetime) -> bool:
+        if tail == 0:
+            return False  # the snapshot is the state already
+        if snapshot is None or tail > self.long_tail:
+            return True
+        return (now - snapshot.taken_at).total_seconds() >= self.interval_s
+
+
 class StateLoader:
-    """Folds state from the stores; saves a snapshot when a replayed tail was long."""
+    """Folds state from the stores; saves the snapshots queries and validations compute."""
 
     def __init__(
         self,
@@ -27,31 +53,44 @@ class StateLoader:
         metrics: Metrics,
         *,
         tail_threshold: int = 100,
+        query_interval_s: float = 1.0,
     ) -> None:
         self.events = events
         self.snapshots = snapshots
         self._metrics = metrics
-        self._tail_threshold = tail_threshold
+        self.policy = QuerySnapshots(interval_s=query_interval_s, long_tail=tail_threshold)
         self._background: set[asyncio.Task[Snapshot | None]] = set()
+        self._saving: set[AggregateRef] = set()
+        # Aggregates whose snapshot the store cannot take (over 16 MB, ...): reads stop trying.
+        self._unsavable: set[AggregateRef] = set()
 
-    async def latest(self, domain: Domain, aggregate_id: str, *, save: bool = True) -> Folded:
-        """The newest state; if the tail was longer than the threshold, snapshot it in the background."""
-        folded, _ = await self.latest_with_tail(domain, aggregate_id, save=save)
+    async def latest(
+        self, domain: Domain, aggregate_id: str, *, save: bool = True, trigger: str = "query"
+    ) -> Folded:
+        """The newest state; saved as the snapshot in the background when the policy says so."""
+        folded, _ = await self.latest_with_tail(domain, aggregate_id, save=save, trigger=trigger)
         return folded
 
     async def latest_with_tail(
-        self, domain: Domain, aggregate_id: str, *, save: bool = True
+        self, domain: Domain, aggregate_id: str, *, save: bool = True, trigger: str = "query"
     ) -> tuple[Folded, list[Event]]:
         """``latest``, plus the events replayed on top of the snapshot (newest last)."""
         aggregate = (domain.name, aggregate_id)
         started = time.perf_counter()
         snapshot = await self.snapshots.load(aggregate)
         start = Folded(snapshot.state, snapshot.version) if snapshot else Folded(None, 0)
-        tail = await self.events.read(aggregate, after_version=start.version)
+        stored = await self.events.read(aggregate, after_version=start.version)
+        tail = [domain.upcast(e) for e in stored]
         folded = replay(domain.reducer, tail, start=start)
         self._observe(domain, len(tail), started)
-        if save and len(tail) > self._tail_threshold and folded.state is not None:
-            self.save_later(domain, aggregate_id, folded, trigger="query")
+        if (
+            save
+            and folded.state is not None
+            and aggregate not in self._saving
+            and aggregate not in self._unsavable
+            and self.policy.wants(tail=len(tail), snapshot=snapshot, now=utc_now())
+        ):
+            self.save_later(domain, aggregate_id, folded, trigger=trigger)
         return folded, tail
 
     async def at(
@@ -77,7 +116,8 @@ class StateLoader:
         tail = await self.events.read(
             aggregate, after_version=start.version, to_version=version, as_of=as_of
         )
-        folded = replay(domain.reducer, _contiguous(tail, start.version), start=start)
+        tail = [domain.upcast(e) for e in _contiguous(tail, start.version)]
+        folded = replay(domain.reducer, tail, start=start)
         self._observe(domain, len(tail), started)
         return folded
 
@@ -85,9 +125,26 @@ class StateLoader:
         self, domain: Domain, aggregate_id: str, folded: Folded, *, trigger: str
     ) -> None:
         """Save a snapshot without making the caller wait; a failure only costs a later replay."""
-        task = asyncio.create_task(self.save(domain, aggregate_id, folded, trigger=trigger))
+        aggregate = (domain.name, aggregate_id)
+        self._saving.add(aggregate)
+        task = asyncio.create_task(self._save_quietly(domain, aggregate_id, folded, trigger))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    async def _save_quietly(
+        self, domain: Domain, aggregate_id: str, folded: Folded, trigger: str
+    ) -> Snapshot | None:
+        """A background save: a state the store cannot take is counted once and not retried."""
+        aggregate = (domain.name, aggregate_id)
+        try:
+            return await self.save(domain, aggregate_id, folded, trigger=trigger)
+        except (Unstorable, StoreError) as e:
+            self._unsavable.add(aggregate)
+            self._metrics.aggregates_parked.labels(trigger, "snapshot_failed").inc()
+            log.error("snapshots of %s %s on %s stop: %s", aggregate[0], aggregate[1], trigger, e)
+            return None
+        finally:
+            self._saving.discard(aggregate)
 
     async def save(
         self, domain: Domain, aggregate_id: str, folded: Folded, *, trigger: str

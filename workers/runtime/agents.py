@@ -26,6 +26,7 @@ from workers.roles.projections import ProjectionRunner
 from workers.roles.requests import Answer, CommandRequest, error, parse_request
 from workers.roles.retry import until_done
 from workers.runtime.fleet import Fleet
+from workers.runtime.rule_table import FaustRuleStates, rule_table
 
 MAX_UNACKED_BATCHES = 16
 """Batches whose background work (snapshot rebuilds) may still be running before the agent waits."""
@@ -190,7 +191,8 @@ def register_agents(fleet: Fleet) -> None:
         handle = stored_events(fleet, "forwarder", forward)
         batch_agent(fleet, name="forwarder", role="forwarder", topic=names.stored, handle=handle)
     if "snapshotter" in fleet.roles:
-
+        table = rule_table(fleet.app, topic=names.snapshot_rules, partitions=rt.settings.partitions)
+        rt.snapshotter.attach(FaustRuleStates(table))
         audits = fleet.audit_loop
 
         async def snapshot(events: list[Event], records: Sequence[Record]) -> Awaitable[Any]:
@@ -203,6 +205,13 @@ def register_agents(fleet: Fleet) -> None:
         batch_agent(
             fleet, name="snapshotter", role="snapshotter", topic=names.stored, handle=handle
         )
+    if "bridge" in fleet.roles:
+
+        async def bridge(events: list[Event], records: Sequence[Record]) -> None:
+            await rt.bridge.handle(list(zip(events, records, strict=True)))
+
+        handle = stored_events(fleet, "bridge", bridge)
+        batch_agent(fleet, name="bridge", role="bridge", topic=names.stored, handle=handle)
     if "projection" in fleet.roles:
         projections = rt.domains.projections()
         for name in sorted(fleet.projections or projections):
@@ -225,6 +234,7 @@ def register_projection(fleet: Fleet, projection: Projection) -> None:
         events=rt.events,
         metrics=rt.metrics,
         dead_letters=rt.dead_letters["projection"],
+        upcast=rt.domains.upcast,
     )
     lag = fleet.projection_lag(projection.name)
 

@@ -32,18 +32,22 @@ from workers.cqrs.repository import Repository
 from workers.cqrs.sync import SyncCommands
 from workers.metrics import Metrics, create_metrics
 from workers.roles.appender import Appender, AppenderConfig
+from workers.roles.bridge import Bridge
 from workers.roles.commands import CommandService, Outcomes
 from workers.roles.deadletter import DeadLetters
 from workers.roles.forwarder import Forwarder
 from workers.roles.outbox import Outbox
 from workers.roles.snapshotter import Snapshotter
 from workers.roles.state import StateLoader
+from workers.runtime.buses import bridge_bus
 from workers.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 
 ROLES = ("commands", "appender", "snapshotter", "forwarder", "projection")
 """Every role; ``eventfleet dev`` and ``worker --role all`` run them all in one process."""
+OPTIONAL_ROLES = ("bridge",)
+"""Roles run only when named: the bridge republishes events.stored to a Redis or NATS bus."""
 
 
 def load_domains(spec: str) -> Domains:
@@ -111,7 +115,13 @@ class Runtime:
         db = database(mongo, settings.mongo_database)
         events = MongoEventStore(db)
         snapshots = MongoSnapshotStore(db)
-        loader = StateLoader(events, snapshots, metrics, tail_threshold=settings.snapshot_tail)
+        loader = StateLoader(
+            events,
+            snapshots,
+            metrics,
+            tail_threshold=settings.snapshot_tail,
+            query_interval_s=settings.snapshot_query_interval_ms / 1000,
+        )
         runtime = cls(
             settings=settings,
             domains=domains,
@@ -168,9 +178,21 @@ class Runtime:
                 dead_letters=self.dead_letters["snapshotter"],
                 stored_topic=names.stored,
             )
+        if "bridge" in self.roles:
+            self.parts["bridge"] = Bridge(
+                bus=bridge_bus(settings),
+                bus_name=settings.bridge_bus,
+                domains=self.domains,
+                metrics=metrics,
+                dead_letters=self.dead_letters["bridge"],
+            )
         if "forwarder" in self.roles:
             self.parts["forwarder"] = Forwarder(
-                producer=producer, domains=self.domains, names=names, metrics=metrics
+                producer=producer,
+                domains=self.domains,
+                names=names,
+                metrics=metrics,
+                dead_letters=self.dead_letters["forwarder"],
             )
 
     async def marker_for_reads(self) -> RedisMarker:
@@ -282,6 +304,10 @@ class Runtime:
         return cast(Snapshotter, self._part("snapshotter", "snapshotter"))
 
     @property
+    def bridge(self) -> Bridge:
+        return cast(Bridge, self._part("bridge", "bridge"))
+
+    @property
     def forwarder(self) -> Forwarder:
         return cast(Forwarder, self._part("forwarder", "forwarder"))
 
@@ -294,6 +320,8 @@ class Runtime:
             await self.sync.drain()
         if "batcher" in self.parts:
             await self.parts["batcher"].drain()
+        if "bridge" in self.parts:
+            await self.bridge.bus.close()
         if "producer" in self.parts:
             await self.producer.stop()
         if "redis" in self.parts:

@@ -6,10 +6,12 @@ consumer's ``fetch_max_wait_ms``; ``EVENTFLEET_KAFKA_FETCH_MAX_WAIT_MS`` sets it
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
+
+from workers.runtime.highwaters import fetched_highwaters
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):  # type: ignore[misc]
@@ -17,6 +19,15 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):  # type: ignore[mi
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = getattr(self.app, "fetch_max_wait_ms", 500)
         return consumer
+
+    async def _highwaters(self, partitions: Any) -> Any:
+        # Table recovery reads changelogs up to these: take them from a fetch (see highwaters).
+        listed = await super()._highwaters(partitions)
+        return await fetched_highwaters(
+            lambda: self._create_client_consumer(cast(Any, self.transport)),
+            listed,
+            fetch_wait_ms=getattr(self.app, "fetch_max_wait_ms", 500),
+        )
 
 
 class _Consumer(faust_aiokafka.Consumer):  # type: ignore[misc]

@@ -79,7 +79,7 @@ class Fleet:
         self.app.fetch_max_wait_ms = settings.kafka_fetch_max_wait_ms
         self.app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         self.consumes = bool(
-            self.roles & {"appender", "snapshotter", "forwarder", "commands", "projection"}
+            self.roles & {"appender", "snapshotter", "forwarder", "commands", "projection", "bridge"}
         )
 
     async def _on_assigned(self, sender: Any, assigned: Any = None, **kwargs: Any) -> None:

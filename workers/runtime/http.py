@@ -128,7 +128,8 @@ def register_views(fleet: Fleet) -> None:
                 ref = check_aggregate(aggregate_type, aggregate_id)
                 after = int_param(request.query, "after_version", 0, low=0, high=2**62) or 0
                 limit = int_param(request.query, "limit", 100, low=1, high=MAX_PAGE)
-                events = await rt.events.read(ref, after_version=after, limit=limit)
+                stored = await rt.events.read(ref, after_version=after, limit=limit)
+                events = [rt.domains.upcast(e) for e in stored]  # clients see the current version
                 if not events and not await rt.events.last_versions([ref]):
                     return respond(
                         self,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from snapshot_rules.domain import Domains
 from snapshot_rules.projection import ViewDoc
 from snapshot_rules.queries import Query, QueryAnswer
 from snapshot_rules.replay import Folded
+from topics.envelope import Event
 from topics.errors import (
     EventfleetError,
     InvalidInput,
@@ -46,6 +47,19 @@ class FleetQueries:
 
     async def has_events(self, aggregate: AggregateRef) -> bool:
         return bool(await self._events.last_versions([aggregate]))
+
+    async def events_before(
+        self,
+        aggregate: AggregateRef,
+        *,
+        before_version: int | None,
+        limit: int,
+        types: Sequence[str] | None = None,
+    ) -> list[Event]:
+        stored = await self._events.read_back(
+            aggregate, before_version=before_version, limit=limit, types=types
+        )
+        return [self._domains.upcast(event) for event in stored]
 
     async def latest(self, aggregate_type: str, aggregate_id: str) -> Folded:
         return await self._loader.latest(self._domains.get(aggregate_type), aggregate_id)

@@ -41,6 +41,7 @@ async def rebuild(runtime: Runtime, name: str, *, progress: Callable[[int, int],
         staging=MongoViewStaging(db, projection.collection),
         metrics=runtime.metrics,
         progress=progress,
+        upcast=runtime.domains.upcast,
     )
 
 

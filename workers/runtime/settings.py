@@ -99,7 +99,12 @@ class Settings:
         "Redis for the marker and the command answers",
     )
     nats_url: str = _setting(
-        "nats://127.0.0.1:4222", _url("nats", "tls"), "NATS, for the NATS event bus"
+        "nats://127.0.0.1:4222", _url("nats", "tls"), "NATS, for the bridge role's NATS bus"
+    )
+    bridge_bus: str = _setting(
+        "redis",
+        _text("redis or nats", lambda s: s in ("redis", "nats")),
+        "the bus the bridge role republishes events.stored to (EVENTFLEET_REDIS_URL or _NATS_URL)",
     )
     topic_prefix: str = _setting("eventfleet.", _name_ok, "prefix of every topic name")
     group_id: str = _setting(
@@ -165,7 +170,14 @@ class Settings:
         4, _int(1, 1024), "snapshot rebuilds running at once per process"
     )
     snapshot_tail: int = _setting(
-        100, _int(1), "a state query saves a snapshot when it replays more events than this"
+        100,
+        _int(1),
+        "a query or validation replaying more events than this saves its snapshot at once",
+    )
+    snapshot_query_interval_ms: int = _setting(
+        1000,
+        _int(0, 86_400_000),
+        "a query or validation saves the state it replayed at most this often per aggregate",
     )
     drain_timeout_s: int = _setting(
         20, _int(1, 3600), "on SIGTERM: longest wait for the in-flight batch"

@@ -8,6 +8,7 @@ declares a collection to the fleet (snapshots, routes, queries; no appends).
 from __future__ import annotations
 
 from workers.storage.cache import CacheStats
+from workers.storage.changes import Changed, CreateOrEdit
 from workers.storage.diff import apply_patch, changed_paths, merge_diff
 from workers.storage.documents import DocumentDeleted
 from workers.storage.domain import storage_domain
@@ -28,6 +29,8 @@ __all__ = [
     "CacheStats",
     "ChainMapper",
     "Change",
+    "Changed",
+    "CreateOrEdit",
     "DocumentDeleted",
     "DomainEvent",
     "Edit",

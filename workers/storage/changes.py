@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
-from topics.envelope import Metadata, encode, new_event
+from topics.envelope import Event, Metadata, encode, new_event
 from topics.errors import InvalidEnvelope, InvalidInput
-from workers.storage.diff import changed_paths, merge_diff
+from workers.storage import documents as docs
+from workers.storage.diff import Json, changed_paths, merge_diff
 from workers.storage.documents import DELETED, ID, VERSION, Document
 from workers.storage.mappers import (
     Change,
@@ -78,3 +82,28 @@ def plan_change(
         replacement=replacement,
         event=event,
     )
+
+
+CreateOrEdit = Callable[[Any], Document | Awaitable[Document]]
+"""``update``'s edit: gets the current document, or None when ``create`` makes a new one."""
+
+
+@dataclass(frozen=True, slots=True)
+class Changed:
+    """What ``update`` did: the document now, the merge patch, the stored event (None: no change)."""
+
+    document: Document
+    diff: Json
+    event: Event | None
+    published: bool = False
+    """The event reached events.stored already (an outbox is configured and Kafka acked it);
+    otherwise it stays flagged and the fleet's outbox relay publishes it."""
+
+
+async def applied(edit: CreateOrEdit, current: Document | None) -> Any:
+    edited = edit(current)
+    return await edited if inspect.isawaitable(edited) else edited
+
+
+def changed(change: PlannedChange) -> tuple[PlannedChange, Changed]:
+    return change, Changed(docs.public(change.replacement), change.event.data["diff"], change.event)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE, MAX_DATA_DEPTH, validate_data
-from topics.errors import InvalidEnvelope, InvalidInput, NotFound
+from topics.errors import ConcurrencyConflict, InvalidEnvelope, InvalidInput, NotFound
 from workers.adapters.mongo import EVENTS, SNAPSHOTS
 from workers.storage.diff import same
 
@@ -162,3 +162,19 @@ def check_settings(collection_name: object, cache_ttl_s: object, max_retries: ob
         raise InvalidInput(f"cache_ttl_s={cache_ttl_s!r}: use a number of seconds > 0, or None.")
     if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
         raise InvalidInput(f"max_retries={max_retries!r}: use an integer >= 0.")
+
+
+def gave_up(collection: str, doc_id: str, seen: list[int | None]) -> ConcurrencyConflict:
+    """Why optimistic concurrency gave up on ``doc_id`` after the versions it ``seen``."""
+    where = f"{collection} {doc_id}: gave up after {len(seen)} attempts"
+    if seen[0] != seen[-1]:
+        return ConcurrencyConflict(
+            f"{where}; other writers changed it each time between read and write (read "
+            f"versions {seen[0]} to {seen[-1]}). Nothing was written; try again, or raise "
+            "max_retries."
+        )
+    return ConcurrencyConflict(
+        f"{where}; it stayed at version {seen[0]} but every write conflicted, so another "
+        "transaction holds it (one whose client died holds it until the server ends its "
+        "session). Nothing was written; try again later."
+    )

@@ -2,7 +2,7 @@
 
 ``storage_domain("game_states", type_prefix="GameState")`` declares the collection's
 ``GameStateCreated/Updated/Deleted`` events so the snapshotter, the forwarder and the
-query views act on them. The domain is ``Mode.STORAGE``: the command path refuses
+query views act on them; the events its mapper derives travel downstream as their own records. The domain is ``Mode.STORAGE``: the command path refuses
 appends to it, because an event that changes no document would break the storage's
 one-version-one-event promise. The replayed state of a document is what the storage
 holds minus ``_id`` and ``version``: its content, or ``{"_deleted": True}`` once deleted.
@@ -19,7 +19,7 @@ from snapshot_rules.rules import Rule, every
 from topics.envelope import Event
 from workers.storage.diff import apply_patch
 from workers.storage.documents import DELETED
-from workers.storage.mappers import EventTypes, default_prefix
+from workers.storage.mappers import EventTypes, default_prefix, derived_events
 
 TOMBSTONE: State = {DELETED: True}
 """The state of a deleted document: the stored tombstone without ``_id`` and ``version``."""
@@ -53,21 +53,25 @@ def storage_domain(
     type_prefix: str | None = None,
     snapshot_rule: Rule = every(50),
     routes: Sequence[Route] = (),
+    mapped_types: Sequence[str] = (),
 ) -> Domain:
     """The read-only domain of an EventSourcedStorage collection.
 
-    Pass the same ``type_prefix`` as the storage. Routes may filter on the three stored
-    types only: mapped domain events travel inside ``data.mapped``, never as stored events.
+    Pass the same ``type_prefix`` as the storage. The mapper's domain events
+    (``UserEmailChanged``) ride inside the one stored event as ``data.mapped``; the forwarder
+    and the bridge publish them as records of their own type, so routes may name them once
+    ``mapped_types`` declares them.
     """
     types = storage_types(collection, type_prefix)
     events: dict[str, EventSpec] = {name: event() for name in _names(types)}
+    known = events.keys() | set(mapped_types)
     for route in routes:
-        unknown = sorted((route.types or frozenset()) - events.keys())
+        unknown = sorted((route.types or frozenset()) - known)
         if unknown:
             raise ValueError(
                 f"route to {route.topic!r} names {', '.join(unknown)}, which {collection} never "
-                f"stores; its events are {', '.join(events)} (mapped domain events travel "
-                "inside data.mapped and reach only the bus)."
+                f"stores; its events are {', '.join(events)}. A mapper's events (data.mapped) "
+                "may be routed once declared: storage_domain(..., mapped_types=[...])."
             )
     return Domain(
         name=collection,
@@ -76,6 +80,8 @@ def storage_domain(
         mode=Mode.STORAGE,
         snapshot_rule=snapshot_rule,
         routes=tuple(routes),
+        derive=derived_events,
+        derived_types=frozenset(mapped_types),
     )
 
 

@@ -12,7 +12,12 @@ from snapshot_rules.domains import default_domains
 from workers.storage.domain import storage_domain
 
 GAME_STATES = storage_domain("game_states", type_prefix="GameState", routes=(Route("game_states"),))
-USERS = storage_domain("users", type_prefix="User", routes=(Route("users"),))
+USERS = storage_domain(
+    "users",
+    type_prefix="User",
+    routes=(Route("users"), Route("user_emails", frozenset({"UserEmailChanged"}))),
+    mapped_types=("UserEmailChanged",),
+)
 
 
 def domains_with_storage() -> Domains:

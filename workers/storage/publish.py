@@ -25,10 +25,13 @@ class ChangePublisher:
         self._outbox = outbox
         self._bus = bus
 
-    async def publish(self, event: Event) -> None:
+    async def publish(self, event: Event) -> bool:
+        """True when the outbox put the event on events.stored (else the relay will)."""
+        published = False
         if self._outbox is not None:
             try:
                 await self._outbox.publish([event])
+                published = True
             except Exception as e:  # broad on purpose: see the module docstring
                 log.warning("event %s stays flagged for the outbox relay: %s", event.id, e)
         if self._bus is not None:
@@ -37,3 +40,4 @@ class ChangePublisher:
                     await self._bus.publish(item)
                 except Exception as e:
                     log.warning("the bus did not take %s %s: %s", item.type, item.id, e)
+        return published

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import inspect
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from types import TracebackType
 from typing import TypeVar
 
@@ -17,14 +17,14 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from topics.envelope import Event
-from topics.errors import ConcurrencyConflict
+from topics.errors import InvalidInput
 from workers.adapters.mongo import MongoEventStore, document_to_event, translated
 from workers.metrics import Metrics
 from workers.ports import EventBus
 from workers.roles.outbox import Outbox
 from workers.storage import documents as docs
 from workers.storage.cache import CacheStats, ChangeWatcher, DocumentCache
-from workers.storage.changes import plan_change
+from workers.storage.changes import Changed, CreateOrEdit, applied, changed, plan_change
 from workers.storage.diff import Json, merge_diff
 from workers.storage.documents import PENDING_EVENT, Document
 from workers.storage.mappers import EventMapper, EventTypes, default_prefix
@@ -146,24 +146,50 @@ class EventSourcedStorage:
         A concurrent change makes it re-read and apply ``edit`` again, up to
         ``max_retries`` times, then ConcurrencyConflict. No change: no event, diff ``{}``.
         """
+        changed = await self.update(doc_id, edit, client_id=client_id)
+        return changed.document, changed.diff
+
+    async def update(
+        self, doc_id: str, edit: CreateOrEdit, *, client_id: str, create: bool = False
+    ) -> Changed:
+        """Seed 003's ``Update(coll, id, fn)``: ``find_one_and_update`` that may create.
+
+        With ``create``, a document that does not exist (or was deleted) is created from what
+        ``edit(None)`` returns (its ``_id`` is ``doc_id``; versions continue after a tombstone);
+        without it, NotFound / DocumentDeleted. Returns the document, its diff and the event
+        stored for it (None when the edit changed nothing).
+        """
         docs.check_id(self.collection_name, doc_id)
         docs.check_client_id(client_id)
 
-        async def decide(
-            stored: Document | None,
-        ) -> tuple[PlannedChange | None, tuple[Document, Json]]:
+        async def decide(stored: Document | None) -> tuple[PlannedChange | None, Changed]:
+            if create and (stored is None or docs.is_deleted(stored)):
+                return self._created(doc_id, client_id, stored, await applied(edit, None))
             current = self._live(doc_id, stored)
-            edited = edit(copy.deepcopy(current))
-            if inspect.isawaitable(edited):
-                edited = await edited
+            edited = await applied(edit, copy.deepcopy(current))
             after = docs.check_edited(self.collection_name, current, edited)
             before = docs.content_of(current)
             if merge_diff(before, after) == {}:
-                return None, (current, {})
-            change = self._plan(doc_id, client_id, current, before, after)
-            return change, (docs.public(change.replacement), change.event.data["diff"])
+                return None, Changed(current, {}, None)
+            return changed(self._plan(doc_id, client_id, current, before, after))
 
         return await self._change(doc_id, decide)
+
+    def _created(
+        self, doc_id: str, client_id: str, stored: Document | None, edited: object
+    ) -> tuple[PlannedChange, Changed]:
+        if not isinstance(edited, dict):
+            raise InvalidInput(
+                f"{self.collection_name} {doc_id}: creating it, the edit returned "
+                f"{type(edited).__name__}; return the new document (a dict)."
+            )
+        new_id, content = docs.check_new(self.collection_name, {"_id": doc_id, **edited}, doc_id)
+        if new_id != doc_id:
+            raise InvalidInput(
+                f"{self.collection_name} {doc_id}: creating it, the edit returned _id "
+                f"{new_id!r}; leave _id out or keep {doc_id!r}."
+            )
+        return changed(self._plan(doc_id, client_id, stored, None, content))
 
     async def delete_one(self, doc_id: str, *, client_id: str) -> bool:
         """Delete (a Deleted event, diff null); False if it was already deleted."""
@@ -243,26 +269,14 @@ class EventSourcedStorage:
             if outcome != "conflict":
                 self._committed(change.event)
                 if outcome == "committed":  # else the reader that stored the event publishes it
-                    await self._publisher.publish(change.event)
+                    published = await self._publisher.publish(change.event)
+                    if isinstance(result, Changed):
+                        return replace(result, published=published)  # type: ignore[return-value]
                 return result
             await asyncio.sleep(
                 random.uniform(0, min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt))
             )
-        raise self._gave_up(doc_id, seen)
-
-    def _gave_up(self, doc_id: str, seen: list[int | None]) -> ConcurrencyConflict:
-        where = f"{self.collection_name} {doc_id}: gave up after {len(seen)} attempts"
-        if seen[0] != seen[-1]:
-            return ConcurrencyConflict(
-                f"{where}; other writers changed it each time between read and write (read "
-                f"versions {seen[0]} to {seen[-1]}). Nothing was written; try again, or raise "
-                "max_retries."
-            )
-        return ConcurrencyConflict(
-            f"{where}; it stayed at version {seen[0]} but every write conflicted, so another "
-            "transaction holds it (one whose client died holds it until the server ends its "
-            "session). Nothing was written; try again later."
-        )
+        raise docs.gave_up(self.collection_name, doc_id, seen)
 
     def _plan(
         self,

@@ -11,6 +11,7 @@ from workers.adapters.memory.common import Faults, Switchable
 from workers.adapters.memory.events import MemoryEventStore
 from workers.adapters.memory.producer import MemoryProducer, murmur2, partition_for
 from workers.adapters.memory.redis import MemoryCommandMemory, MemoryMarker, MemoryRejections
+from workers.adapters.memory.rules import MemoryRuleStates
 from workers.adapters.memory.snapshots import MemorySnapshotStore
 from workers.adapters.memory.views import MemoryDatabase, MemoryViewStaging, MemoryViewStore
 
@@ -22,6 +23,7 @@ __all__ = [
     "MemoryMarker",
     "MemoryProducer",
     "MemoryRejections",
+    "MemoryRuleStates",
     "MemorySnapshotStore",
     "MemoryViewStaging",
     "MemoryViewStore",

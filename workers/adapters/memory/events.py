@@ -9,7 +9,14 @@ from datetime import datetime
 from topics.envelope import Event
 from topics.errors import StoreUnavailable
 from workers.adapters.memory.common import Faults, Switchable, as_stored, down_message, stored_time
-from workers.ports import AggregateRef, AppendConflict, EventStore, Head, PendingEvents
+from workers.ports import (
+    AggregateRef,
+    AppendConflict,
+    EventStore,
+    Head,
+    PendingEvents,
+    check_read_back,
+)
 
 SCAN_BATCH = 100
 """Events per scan round trip; like a cursor's batches, later ones see later inserts."""
@@ -70,6 +77,25 @@ class MemoryEventStore(Switchable):
             and (until is None or event.occurred_at <= until)
         ]
         return [_copy(event) for event in found[: limit or None]]
+
+    async def read_back(
+        self,
+        aggregate: AggregateRef,
+        *,
+        before_version: int | None = None,
+        limit: int,
+        types: Sequence[str] | None = None,
+    ) -> list[Event]:
+        check_read_back(limit, types)
+        await self.faults.enter("read_back", f"reading {aggregate[0]} {aggregate[1]} backwards")
+        wanted = None if types is None else frozenset(types)
+        found = [
+            event
+            for version, event in sorted(self._by_aggregate.get(aggregate, {}).items(), reverse=True)
+            if (before_version is None or version < before_version)
+            and (wanted is None or event.type in wanted)
+        ]
+        return [_copy(event) for event in found[:limit]]
 
     async def last_versions(self, aggregates: Sequence[AggregateRef]) -> dict[AggregateRef, int]:
         refs = list(dict.fromkeys(aggregates))

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from snapshot_rules.declaration import ANY
 from topics.envelope import NEW_AGGREGATE
 from topics.errors import MarkerUnavailable, StoreUnavailable
 from workers.adapters.memory.common import Faults, Switchable, down_message
@@ -75,7 +76,7 @@ class MemoryMarker(Switchable):
         else:
             current, _, after = request.fallback.partition("|")
         shown = None if current == "none" else current
-        if current not in request.allowed:
+        if current not in request.allowed and ANY not in request.allowed:
             return MarkResult("rejected", after, shown, previous)
         expires = self._clock() + self._tentative_s
         self._marks[request.aggregate_key] = _Mark(

@@ -28,7 +28,14 @@ from pymongo.errors import (
 
 from topics.envelope import Event, Metadata
 from topics.errors import StoreError, StoreOutcomeUnknown, StoreUnavailable, Unstorable
-from workers.ports import AggregateRef, AppendConflict, Head, Rejection, Snapshot
+from workers.ports import (
+    AggregateRef,
+    AppendConflict,
+    Head,
+    Rejection,
+    Snapshot,
+    check_read_back,
+)
 
 Document = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -83,12 +90,27 @@ async def translated(what: str, *, write: bool = False) -> AsyncIterator[None]:
         log.info("MongoDB error while %s: %r", what, e)
         raise _unavailable(what, write) from e
     except PyMongoError as e:
+        if _code(e) in _TOO_LARGE:
+            raise Unstorable(f"MongoDB cannot store the value while {what}: {_first_line(e)}") from e
         if e.has_error_label("TransientTransactionError") or e.has_error_label(
             "RetryableWriteError"
         ) or getattr(e, "timeout", False):
             log.info("MongoDB error while %s: %r", what, e)
             raise _unavailable(what, write) from e
         raise StoreError(f"MongoDB refused {what}: {_first_line(e)}") from e
+
+
+_TOO_LARGE = frozenset({10334, 17419, 17420})
+"""Server codes for a document over the BSON limit (BSONObjectTooLarge, and an update or
+upsert whose result would be): the driver's own size check misses those it cannot see."""
+
+
+def _code(error: PyMongoError) -> int | None:
+    details = getattr(error, "details", None)
+    if isinstance(details, dict) and details.get("writeErrors"):
+        return details["writeErrors"][0].get("code")  # type: ignore[no-any-return]
+    code = getattr(error, "code", None)
+    return code if isinstance(code, int) else None
 
 
 def _unavailable(what: str, write: bool) -> StoreUnavailable:
@@ -112,8 +134,11 @@ def _first_line(error: PyMongoError) -> str:
 
 
 def event_to_document(event: Event) -> Document:
-    """The one mapping between an event and its stored document (``_id`` = event id)."""
-    return {
+    """The one mapping between an event and its stored document (``_id`` = event id).
+
+    ``schema_version`` is stored only above 1: a document without it is version 1.
+    """
+    doc: Document = {
         "_id": event.id,
         "aggregate_type": event.aggregate_type,
         "aggregate_id": event.aggregate_id,
@@ -124,6 +149,9 @@ def event_to_document(event: Event) -> Document:
         "occurred_at": event.occurred_at,
         "after": event.after,
     }
+    if event.schema_version != 1:
+        doc["schema_version"] = event.schema_version
+    return doc
 
 
 def document_to_event(doc: Document) -> Event:
@@ -137,6 +165,7 @@ def document_to_event(doc: Document) -> Event:
         metadata=Metadata(**doc["metadata"]),
         occurred_at=doc["occurred_at"].astimezone(UTC),
         after=doc.get("after"),
+        schema_version=int(doc.get("schema_version", 1)),
     )
 
 
@@ -234,6 +263,25 @@ class MongoEventStore:
             cursor = self.collection.find(query, sort=[("version", ASCENDING)], limit=limit or 0)
             return [document_to_event(doc) async for doc in cursor]
 
+    async def read_back(
+        self,
+        aggregate: AggregateRef,
+        *,
+        before_version: int | None = None,
+        limit: int,
+        types: Sequence[str] | None = None,
+    ) -> list[Event]:
+        check_read_back(limit, types)
+        query: Document = {"aggregate_type": aggregate[0], "aggregate_id": aggregate[1]}
+        if before_version is not None:
+            query["version"] = {"$lt": before_version}
+        if types is not None:
+            query["type"] = {"$in": list(types)}
+        async with translated(f"reading {aggregate[0]} {aggregate[1]} backwards"):
+            # The (aggregate, version) index walked backwards: no sort in memory, no skip.
+            cursor = self.collection.find(query, sort=[("version", DESCENDING)], limit=limit)
+            return [document_to_event(doc) async for doc in cursor]
+
     async def last_versions(self, aggregates: Sequence[AggregateRef]) -> dict[AggregateRef, int]:
         refs = list(dict.fromkeys(aggregates))
         async with translated(f"reading the last versions of {len(refs)} aggregates"):
@@ -326,6 +374,7 @@ class MongoEventStore:
 
 
 _BY_AGGREGATE = [("aggregate_type", ASCENDING), ("aggregate_id", ASCENDING), ("version", ASCENDING)]
+
 
 
 def _duplicate_index(error: BaseException | None) -> int | None:

@@ -40,7 +40,7 @@ else
   current, after = string.match(ARGV[4], '^([^|]*)|(.*)$')
 end
 for i = 6 + n, #ARGV do
-  if ARGV[i] == current then
+  if ARGV[i] == current or ARGV[i] == '*' then
     redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2] .. '|' .. after, 'PX', ARGV[3])
     return {'marked', after, current, mark or ''}
   end

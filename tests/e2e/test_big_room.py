@@ -1,0 +1,170 @@
+"""A room of 20,000 messages of 4 KB stays small in its snapshot and view and pages back through
+the store; a state the store cannot take parks one aggregate, never the fleet."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from tests.auditing import audit, errors
+from tests.e2e.hoarding import domains as hoarding_domains
+from tests.fleet import FleetProcess, read_topic
+from tests.waiting import wait_for
+from topics.envelope import Event, new_event
+from workers.adapters.mongo import MongoEventStore, connect, database
+from workers.devtools.embedded import EmbeddedStack
+
+ROOM_SIZE = 20_000
+CONTENT = "x" * 4000
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def sender(n: int) -> str:
+    return "ann" if n % 2 else "bob"
+
+
+def messages(room: str, count: int) -> list[Event]:
+    def message(n: int) -> Event:
+        data = {"message_id": f"m{n}", "sender_id": sender(n), "content": f"{n}:{CONTENT}"[:4000]}
+        at = T0 + timedelta(milliseconds=n)
+        return new_event("chat_room", room, "MessageSent", data, version=n, occurred_at=at)
+
+    return [message(n) for n in range(1, count + 1)]
+
+
+async def store_directly(stack: EmbeddedStack, name: str, events: Sequence[Event]) -> None:
+    """Into the fleet's event store as the appender would have stored them, in bulk."""
+    client = connect(stack.urls.mongo_url, timeout_ms=60_000)
+    try:
+        store = MongoEventStore(database(client, name))
+        await store.ensure_indexes()
+        for start in range(0, len(events), 500):
+            await store.append(events[start : start + 500])
+    finally:
+        await client.close()
+
+
+async def posted(fleet: FleetProcess, path: str, kind: str, data: dict[str, Any]) -> None:
+    status, body = await fleet.post(path, {"type": kind, "data": data})
+    assert status == 202, body
+
+
+def ids(body: dict[str, Any]) -> list[str]:
+    return [m["message_id"] for m in body["messages"]]
+
+
+async def test_a_room_of_20000_messages_of_4kb(stack: EmbeddedStack, unique_name: str) -> None:
+    await store_directly(stack, unique_name, messages("big", ROOM_SIZE))
+    fleet = await FleetProcess.for_stack(stack, unique_name).start()
+    try:
+        path = "/v1/chat_room/big/events"
+        await posted(fleet, path, "MessageSent", {"message_id": "m20001", "sender_id": "cy", "content": "new"})
+        await posted(fleet, path, "MessageEdited", {"message_id": "m5", "sender_id": "ann", "content": "fixed"})
+        await posted(fleet, path, "MessageDeleted", {"message_id": "m6", "sender_id": "zoe", "role": "moderator"})
+        await posted(fleet, path, "MessageDeleted", {"message_id": "m7", "sender_id": "bob"})  # not bob's
+
+        async def view_at_head() -> bool:
+            status, body = await fleet.get("/v1/rooms/big/messages?limit=1")
+            return status == 200 and body["version"] == ROOM_SIZE + 4
+
+        await wait_for(view_at_head, timeout_s=180, what="the chat view of 20,004 events")
+
+        async def snapshotted() -> bool:
+            status, body = await fleet.get("/v1/chat_room/big/snapshot")
+            return status == 200 and body["version"] > ROOM_SIZE
+
+        await wait_for(snapshotted, timeout_s=180, what="the snapshot of the big room")
+        _, snapshot = await fleet.get("/v1/chat_room/big/snapshot")
+        assert len(orjson.dumps(snapshot["state"])) < 1_000_000  # 100 messages, not 80 MB
+        assert len(snapshot["state"]["messages"]) == 100
+        assert snapshot["state"]["counts"]["sent"] == ROOM_SIZE + 1
+
+        newest = [f"m{n}" for n in range(ROOM_SIZE - 98, ROOM_SIZE + 2)]
+        for source in ("view", "replay"):
+            status, body = await fleet.get(f"/v1/rooms/big/messages?limit=100&source={source}")
+            assert status == 200 and ids(body) == newest, source
+            assert body["before_version"] == ROOM_SIZE - 98
+        # Deep pages come from the store, with the changes made 20,000 events later.
+        status, oldest = await fleet.get("/v1/rooms/big/messages?limit=20&before_version=10")
+        assert status == 200 and ids(oldest) == ["m1", "m2", "m3", "m4", "m5", "m7", "m8", "m9"]
+        assert oldest["before_version"] is None
+        fixed = next(m for m in oldest["messages"] if m["message_id"] == "m5")
+        assert (fixed["content"], fixed["edited"]) == ("fixed", True)
+        _, middle = await fleet.get("/v1/rooms/big/messages?limit=3&before_version=10001")
+        assert ids(middle) == ["m9998", "m9999", "m10000"] and middle["before_version"] == 9998
+        status, state = await fleet.get("/v1/chat_room/big/state")
+        assert status == 200 and state["version"] == ROOM_SIZE + 4
+
+        _, metrics = await fleet.get("/metrics")
+        parked = [line for line in metrics.splitlines()
+                  if line.startswith("eventfleet_aggregates_parked_total{")]  # fmt: skip
+        assert all(line.endswith(" 0.0") for line in parked), parked
+        assert (await fleet.get("/readyz"))[0] == 200
+        report = await audit(stack, unique_name, refs=[("chat_room", "big")], topics=False)
+        assert errors(report) == [] and report.checked.get("snapshots") == 1
+        assert report.checked.get("views") == 1
+    finally:
+        assert await fleet.stop() == 0
+
+
+async def test_a_state_the_store_cannot_take_parks_one_aggregate_not_the_fleet(
+    stack: EmbeddedStack, unique_name: str
+) -> None:
+    blob = "y" * 4000
+    huge = [
+        new_event("hoard", "huge", "BlobStored", {"blob": blob}, version=n)
+        for n in range(1, 4401)  # ~17.6 MB of state: over MongoDB's 16 MB document limit
+    ]
+    await store_directly(stack, unique_name, huge)
+    fleet = await FleetProcess.for_stack(
+        stack, unique_name, EVENTFLEET_DOMAINS="tests.e2e.hoarding:domains"
+    ).start()
+    try:
+        for aggregate in ("huge", "tiny"):
+            await posted(fleet, f"/v1/hoard/{aggregate}/events", "Sealed", {"blob": "end"})
+
+        async def tiny_done() -> bool:
+            status, body = await fleet.get("/v1/hoard/tiny/snapshot")
+            return status == 200 and body["version"] == 1
+
+        await wait_for(tiny_done, timeout_s=120, what="the small aggregate's snapshot")
+        dlq = await read_topic(stack.urls.kafka_url, f"{fleet.prefix}events.dlq", expect=2, timeout_s=120)
+        reasons = sorted((dict(r.headers)["dlq_reason"], r.key) for r in dlq)
+        assert reasons == [(b"projection_failed", b"hoard:huge"), (b"snapshot_failed", b"hoard:huge")]
+        detail = dict(dlq[0].headers)["dlq_detail"].decode()
+        assert "hoard huge" in detail and "too large" in detail.lower()
+        _, metrics = await fleet.get("/metrics")
+        for role, reason in (("projection", "projection_failed"), ("snapshotter", "snapshot_failed")):
+            assert f'eventfleet_aggregates_parked_total{{reason="{reason}",role="{role}"}} 1.0' in metrics
+        # The partition moved on: the small one keeps being served, the process keeps running.
+        await posted(fleet, "/v1/hoard/tiny/events", "Sealed", {"blob": "again"})
+
+        async def tiny_again() -> bool:
+            status, body = await fleet.get("/v1/hoard/tiny/snapshot")
+            return status == 200 and body["version"] == 2
+
+        await wait_for(tiny_again, timeout_s=60, what="a later snapshot of the small aggregate")
+        status, state = await fleet.get("/v1/hoard/huge/state")  # replay still answers
+        assert status == 200 and state["version"] == 4401 and len(state["state"]["blobs"]) == 4401
+        assert (await fleet.get("/readyz"))[0] == 200
+    finally:
+        assert await fleet.stop() == 0
+    # A restart does not stop again: the batch was acked, nothing poisoned is redelivered.
+    again = await FleetProcess.for_stack(
+        stack, unique_name, EVENTFLEET_DOMAINS="tests.e2e.hoarding:domains"
+    ).start()
+    try:
+        await posted(again, "/v1/hoard/tiny/events", "Sealed", {"blob": "after restart"})
+
+        async def tiny_third() -> bool:
+            status, body = await again.get("/v1/hoard/tiny/snapshot")
+            return status == 200 and body["version"] == 3
+
+        await wait_for(tiny_third, timeout_s=60, what="the restarted fleet to snapshot")
+    finally:
+        assert await again.stop() == 0
+    report = await audit(stack, unique_name, domains=hoarding_domains(), topics=False)
+    assert errors(report) == []  # histories agree; the huge one simply has no snapshot or view

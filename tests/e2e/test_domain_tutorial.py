@@ -1,0 +1,119 @@
+"""README's domain tutorial (its own section), run as written: module, command, requests, checks.
+
+Blocks are found by their ``<!-- domain-tutorial:… -->`` markers; the only change made to
+them is the port: the tutorial's 8080 becomes a free one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+from pathlib import Path
+
+from tests.waiting import wait_for
+from workers.devtools.embedded import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def blocks() -> dict[str, tuple[str, str]]:
+    """``{marker: (argument, code)}`` for every ``<!-- domain-tutorial:marker argument -->``."""
+    readme = (ROOT / "README.md").read_text()
+    pattern = re.compile(r"<!-- domain-tutorial:(\w+) ?([^ ]*) -->\n```\w+\n(.*?)```", re.DOTALL)
+    return {marker: (argument, code) for marker, argument, code in pattern.findall(readme)}
+
+
+def pairs(block: str) -> list[tuple[str, str]]:
+    """(command, expected answer): each command line is followed by ``# answer``."""
+    lines = block.strip().splitlines()
+    found = list(zip(lines[::2], lines[1::2], strict=True))
+    assert all(answer.startswith("# ") for _, answer in found), found
+    return [(command, answer.removeprefix("# ")) for command, answer in found]
+
+
+def matches(expected: str, got: str) -> bool:
+    """``…`` stands for any value (an id, an offset)."""
+    parts = [re.escape(part) for part in expected.split("…")]
+    return re.fullmatch(".*?".join(parts), got.strip()) is not None
+
+
+def printed(code: str) -> list[str]:
+    """What the check block says it prints: the ``# `` line after each ``print``."""
+    lines = code.splitlines()
+    return [lines[i + 1].removeprefix("# ") for i, line in enumerate(lines)
+            if line.lstrip().startswith("print(")]  # fmt: skip
+
+
+def write(root: Path, where: str, code: str) -> None:
+    (root / where).parent.mkdir(parents=True, exist_ok=True)
+    (root / where).write_text(code)
+
+
+async def test_the_domain_tutorial_runs_as_written(tmp_path: Path) -> None:
+    found = blocks()
+    assert set(found) == {"file", "run", "try", "check"}, sorted(found)
+    for marker in ("file", "check"):
+        write(tmp_path, *found[marker])
+    (tmp_path / ".venv").symlink_to(sys.prefix)  # the README runs from a clone with .venv
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTFLEET_")}
+    check = await asyncio.create_subprocess_exec(
+        ".venv/bin/python", found["check"][0], cwd=tmp_path, env={**env, "PYTHONPATH": "."},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(check.communicate(), 60)
+    assert check.returncode == 0, err.decode()
+    assert out.decode().splitlines() == printed(found["check"][1])
+
+    port = str(free_port())
+    env |= {"EVENTFLEET_HTTP_PORT": port, "TMPDIR": str(tmp_path)}
+    [run] = found["run"][1].strip().splitlines()
+    dev = await asyncio.create_subprocess_exec(
+        "bash", "-c", run, cwd=tmp_path, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+    try:
+        await _until_serving(dev)
+        for command, expected in pairs(found["try"][1]):
+            await _answers(command.replace("127.0.0.1:8080", f"127.0.0.1:{port}"), expected)
+    finally:
+        if dev.returncode is None:
+            os.killpg(dev.pid, signal.SIGINT)
+        _, err = await asyncio.wait_for(dev.communicate(), 60)
+    assert dev.returncode == 0, err.decode()[-2000:]
+
+
+async def _answers(command: str, expected: str) -> None:
+    """A read is asked again until it matches (async appends land a moment later); a POST once."""
+    seen: list[str] = []
+
+    async def answered() -> bool:
+        process = await asyncio.create_subprocess_exec(
+            "bash", "-c", command, stdout=asyncio.subprocess.PIPE
+        )
+        out, _ = await process.communicate()
+        seen.append(out.decode())
+        return matches(expected, seen[-1])
+
+    read = "-XPOST" not in command
+    try:
+        await wait_for(answered, timeout_s=30 if read else 0, what=command)
+    except AssertionError:
+        raise AssertionError(f"{command}\nexpected: {expected}\nlast answer: {seen[-1]}") from None
+
+
+async def _until_serving(dev: asyncio.subprocess.Process) -> None:
+    assert dev.stdout is not None
+    while True:
+        line = (await asyncio.wait_for(dev.stdout.readline(), 120)).decode()
+        assert line, "eventfleet dev ended before serving"
+        if line.startswith("eventfleet dev is running"):
+            return
+
+
+def test_an_answer_must_match_all_but_its_wildcards() -> None:
+    assert matches('{"event_id":"…","version":1}', '{"event_id":"abc","version":1}\n')
+    assert not matches('{"event_id":"…","version":1}', '{"event_id":"abc","version":2}')
+    assert printed('print(1)\n# 1\nx = 2\nprint(x)\n# 2') == ["1", "2"]

@@ -1,0 +1,85 @@
+"""Typed commands of the order book: an order and the trades it makes, in one atomic append.
+
+``PlaceOrder`` records ``OrderPlaced`` and then, while the book is crossed, each
+``TradeExecuted`` that ``match_trades`` finds, every one validated by the book's rulebook on
+the state the ones before it left. The repository stores them together at the expected
+version, so no other writer ever sees the book crossed; if another writer got there first,
+the whole command runs again on the new book.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypeVar
+
+from snapshot_rules.domains.trading import ORDER_BOOK, match_trades
+from workers.cqrs.aggregate import AggregateRoot
+from workers.cqrs.commands import Command
+from workers.cqrs.dispatcher import Dispatcher
+from workers.cqrs.handlers import AggregateHandler, Decide, Publisher
+from workers.cqrs.repository import Repository
+from workers.metrics import Metrics
+
+C = TypeVar("C", bound=Command)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlaceOrder(Command):
+    """A limit order on the instrument ``aggregate_id``; it trades at once where it crosses."""
+
+    order_id: str
+    trader_id: str
+    side: str
+    price: int
+    qty: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelOrder(Command):
+    """Take what is left of one of the trader's resting orders off the book."""
+
+    order_id: str
+    trader_id: str
+
+
+def place_order(aggregate: AggregateRoot, command: PlaceOrder) -> None:
+    order = {
+        "order_id": command.order_id,
+        "trader_id": command.trader_id,
+        "side": command.side,
+        "price": command.price,
+        "qty": command.qty,
+    }
+    aggregate.record("OrderPlaced", order, metadata=command.metadata)
+    assert aggregate.state is not None
+    for trade in match_trades(aggregate.state):
+        aggregate.record("TradeExecuted", trade, metadata=command.metadata)
+
+
+def cancel_order(aggregate: AggregateRoot, command: CancelOrder) -> None:
+    cancel = {"order_id": command.order_id, "trader_id": command.trader_id}
+    aggregate.record("OrderCancelled", cancel, metadata=command.metadata)
+
+
+def register_trading(
+    dispatcher: Dispatcher,
+    *,
+    repository: Repository,
+    publisher: Publisher,
+    metrics: Metrics | None = None,
+    max_attempts: int = 5,
+) -> None:
+    """Register the order book's command handlers on ``dispatcher``."""
+
+    def handler(decide: Decide[C]) -> AggregateHandler[C]:
+        return AggregateHandler(
+            ORDER_BOOK,
+            decide,
+            repository=repository,
+            publisher=publisher,
+            metrics=metrics,
+            max_attempts=max_attempts,
+        )
+
+    dispatcher.register(PlaceOrder, handler(place_order))
+    dispatcher.register(CancelOrder, handler(cancel_order))
