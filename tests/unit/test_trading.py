@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from snapshot_rules.domains.trading import ORDER_BOOK, crossed, match_trades
@@ -132,6 +132,10 @@ commands = st.lists(
 
 @settings(max_examples=200, deadline=None)
 @given(commands)
+@example(  # a self-trade at the top held two orders apart; the cancel must let them trade
+    [("cancel", 0), ("place", "buy", 95, 1, "bob"), ("place", "buy", 95, 1, "ann"),
+     ("place", "sell", 95, 1, "bob"), ("cancel", 1)]
+)  # fmt: skip
 def test_no_trade_ever_matches_a_sell_without_a_buy_at_a_compatible_price(
     steps: list[tuple[Any, ...]],
 ) -> None:

@@ -59,6 +59,11 @@ def place_order(aggregate: AggregateRoot, command: PlaceOrder) -> None:
 def cancel_order(aggregate: AggregateRoot, command: CancelOrder) -> None:
     cancel = {"order_id": command.order_id, "trader_id": command.trader_id}
     aggregate.record("OrderCancelled", cancel, metadata=command.metadata)
+    assert aggregate.state is not None
+    # A cancel can uncover a match: a self-trade at the top of the book held two orders
+    # apart that can each trade with someone else now.
+    for trade in match_trades(aggregate.state):
+        aggregate.record("TradeExecuted", trade, metadata=command.metadata)
 
 
 def register_trading(
