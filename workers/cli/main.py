@@ -164,10 +164,12 @@ async def run_worker(settings: Settings, args: Any) -> int:
 
 
 async def run_topics(settings: Settings, args: Any) -> int:
-    from workers.adapters.kafka import ensure_topics, fleet_catalog
+    from workers.adapters.kafka import ensure_topics
     from workers.runtime.compose import load_domains
+    from workers.runtime.connections import fleet_catalog, kafka_config
 
-    reports = await ensure_topics(settings, fleet_catalog(settings, load_domains(settings.domains)))
+    specs = fleet_catalog(settings, load_domains(settings.domains))
+    reports = await ensure_topics(kafka_config(settings), specs)
     for report in reports:
         print(f"{report.status:<9} {report.name} {report.detail}".rstrip())
     return 1 if any(report.status == "mismatch" for report in reports) else 0

@@ -22,6 +22,7 @@ def dev_settings(settings: Settings, *, port: int) -> Settings:
         kafka_fetch_max_wait_ms=10,
         kafka_session_timeout_ms=3000,
         partitions=4,
+        topics_auto_create=True,  # the embedded broker starts empty
     )
 
 
