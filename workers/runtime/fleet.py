@@ -107,6 +107,9 @@ class Fleet:
             web_bind=settings.http_host,
             web_port=settings.http_port,
             broker_session_timeout=session_s,
+            # Faust's default is 90 s: a consumer whose broker stopped answering would hold
+            # its assignment (and stay ready) that long before marking the coordinator dead.
+            broker_request_timeout=max(session_s, settings.kafka_timeout_ms / 1000) * 2,
             broker_heartbeat_interval=max(0.1, session_s / 6),
             broker_commit_interval=1.0,
             topic_disable_leader=True,
