@@ -33,7 +33,10 @@ async def admin_client(kafka: KafkaConfig) -> AsyncIterator[AIOKafkaAdminClient]
     timeout_s = kafka.timeout_ms / 1000
     admin = AIOKafkaAdminClient(**kafka.client_kwargs(), client_id="eventfleet-admin")
     try:
-        await asyncio.wait_for(admin.start(), timeout_s * 2)
+        try:
+            await asyncio.wait_for(admin.start(), timeout_s * 2)
+        except Exception as e:  # e.g. KeyError from aiokafka on a refused SCRAM login
+            raise KafkaError(f"{type(e).__name__}: {e}") from e
         yield admin
     except (TimeoutError, KafkaError, OSError) as e:
         log.warning("Kafka admin call to %s failed: %r", kafka.describe(), e)

@@ -59,7 +59,7 @@ class KafkaLagReader:
             async with asyncio.timeout(self._timeout_s * 2):
                 await admin.start()
                 await offsets.start()
-        except (TimeoutError, KafkaError, OSError) as e:
+        except Exception as e:  # aiokafka also raises KeyError on a refused SCRAM login
             await self.stop()
             raise self._unavailable("refused the lag reader's connection", e) from e
 

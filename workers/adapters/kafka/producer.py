@@ -47,7 +47,8 @@ class KafkaProducer:
         try:
             async with asyncio.timeout(self._timeout_s * 2):
                 await self._producer.start()
-        except (TimeoutError, KafkaError, OSError) as e:
+        except Exception as e:  # aiokafka also raises KeyError on a refused SCRAM login
+            # (the server's "e=unknown-user" final message); every failure here means the same.
             await self.stop()
             log.warning("Kafka producer start failed: %s", redact(repr(e)))
             raise StreamUnavailable(
