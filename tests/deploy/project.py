@@ -8,6 +8,7 @@ from pathlib import Path
 
 from workers.metrics import create_metrics
 from workers.runtime.compose import ROLES as RUNTIME_ROLES
+from workers.runtime.lag import LAG_ROLE
 from workers.runtime.settings import documented
 
 REPO = Path(__file__).resolve().parents[2]
@@ -16,7 +17,9 @@ K8S = DEPLOY / "k8s"
 OVERLAYS = ("dev", "prod")
 
 # `eventfleet worker --role ROLE`; projections are named with --projection NAME.
-ROLES = frozenset(RUNTIME_ROLES)
+ROLES = frozenset(RUNTIME_ROLES) | {LAG_ROLE}
+# Roles that consume no topic: a fixed replica count, no autoscaler.
+UNSCALED_ROLES = frozenset({LAG_ROLE})
 PROJECTIONS = frozenset({"chat_messages"})
 # Every other command the entry point offers that deploy/ uses.
 COMMANDS = frozenset({("topics", "ensure")})

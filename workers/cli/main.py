@@ -11,6 +11,7 @@ from typing import Any
 
 from topics.errors import EventfleetError
 from workers.runtime.compose import OPTIONAL_ROLES, ROLES, Runtime
+from workers.runtime.lag import LAG_ROLE
 from workers.runtime.settings import Settings, documented
 
 log = logging.getLogger("eventfleet")
@@ -52,8 +53,9 @@ def parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--role",
         required=True,
-        choices=(*ROLES, *OPTIONAL_ROLES, "all"),
-        help="'all': every pipeline role (bridge runs only when named)",
+        choices=(*ROLES, *OPTIONAL_ROLES, LAG_ROLE, "all"),
+        help="'all': every pipeline role (bridge runs only when named); "
+        "'lag': export every group's lag, read from Kafka",
     )
     worker.add_argument("--projection", help="with --role projection: the projection to run")
 
