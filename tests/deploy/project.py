@@ -34,6 +34,8 @@ _SUFFIXES = {
 }
 # Series Prometheus itself adds to every scrape target.
 SCRAPE_SERIES = frozenset({"up", "scrape_duration_seconds", "scrape_samples_scraped"})
+# Labels every series gets from its target: Prometheus' own and our relabelings.
+TARGET_LABELS = frozenset({"job", "instance", "namespace", "pod", "component"})
 
 
 @cache
@@ -45,6 +47,21 @@ def declared_metrics() -> frozenset[str]:
         for suffix in _SUFFIXES.get(family.type, ("",)):
             names.add(family.name + suffix)
     return frozenset(names)
+
+
+@cache
+def declared_labels() -> dict[str, frozenset[str]]:
+    """The labels of every sample name the registry exposes (``le`` on histogram buckets)."""
+    registry = create_metrics().registry
+    labels: dict[str, frozenset[str]] = {}
+    for family in registry.collect():
+        names = {n for sample in family.samples for n in sample.labels}
+        collector = registry._names_to_collectors.get(family.name)  # declared, even unobserved
+        names |= set(getattr(collector, "_labelnames", ()))
+        for suffix in _SUFFIXES.get(family.type, ("",)):
+            extra = {"le"} if suffix == "_bucket" else set()
+            labels[family.name + suffix] = frozenset(names | extra)
+    return labels
 
 
 @cache
