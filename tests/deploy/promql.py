@@ -84,9 +84,13 @@ def _analyse(expr: str) -> _Found:
             scope = frozenset(_selected(node.lhs) | _selected(node.rhs))
             matching = node.modifier.matching
             if matching is not None:
-                where = "on" if matching.type == promql_parser.LabelModifierType.Include else "ignoring"
+                where = (
+                    "on" if matching.type == promql_parser.LabelModifierType.Include else "ignoring"
+                )
                 found.labels += [LabelUse(label, where, scope) for label in matching.labels]
-            found.labels += [LabelUse(label, "group", scope) for label in node.modifier.group_labels or ()]
+            found.labels += [
+                LabelUse(label, "group", scope) for label in node.modifier.group_labels or ()
+            ]
 
     promql_parser.walk(parse(expr), visit)
     return found
