@@ -64,6 +64,10 @@ async def test_a_paused_store_leaves_every_probe_answering_and_the_pod_ready(
             )
             _, text = await fleet.get("/metrics")
             assert 'eventfleet_dependency_up{role="all",service="store"} 0.0' in text
+            # A query the paused store cannot answer: 503 with a sentence, no driver internals.
+            status, body = await fleet.get("/v1/order/paused-1/events")
+            assert (status, body["error"]) == (503, "store_unavailable"), body
+            assert body["message"] == "MongoDB did not answer while reading order paused-1."
         finally:
             mongo.resume()
 
