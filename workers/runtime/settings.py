@@ -204,7 +204,9 @@ class Settings:
         10_000, _int(1000, 300_000), "consumer group session timeout"
     )
     mongo_timeout_ms: int = _setting(
-        5000, _int(100), "bound on server selection and one store call"
+        5000,
+        _int(100),
+        "bound on one whole store call (PyMongo timeoutMS: selection, connection, operation)",
     )
     redis_timeout_ms: int = _setting(2000, _int(50), "bound on one Redis call")
     marker_ttl_s: int = _setting(
