@@ -25,8 +25,9 @@ from tests.redis_topologies import (
 )
 from tests.waiting import wait_for
 from topics.errors import ConfigError, MarkerUnavailable
-from workers.adapters.redis import NO_EVENTS, MarkRequest, RedisMarker, connect_redis
+from workers.adapters.redis import NO_EVENTS, RedisMarker, connect_redis
 from workers.metrics import create_metrics
+from workers.ports import MarkRequest
 
 TIMEOUT_MS = 500
 
