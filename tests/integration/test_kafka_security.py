@@ -33,6 +33,7 @@ from workers.adapters.kafka import KafkaConfig, KafkaLagReader, KafkaProducer, e
 from workers.devtools.embedded import EmbeddedStack
 from workers.devtools.embedded.binaries import tansu_bin
 from workers.devtools.embedded.process import ServiceProcess
+from workers.ports import Outgoing
 from workers.secrets import Secret
 
 HOST = "127.0.0.1"
@@ -147,7 +148,7 @@ async def test_producer_and_admin_work_over_tls(tls_broker: TlsBroker, tls_files
     producer = KafkaProducer(kafka, client_id="tls-test")
     await producer.start()
     try:
-        delivery = await producer.send(names.events, key=b"k", value=b"over tls")
+        delivery = await producer.send(names.events, Outgoing(b"k", b"over tls"))
         assert delivery.topic == names.events and delivery.offset == 0
     finally:
         await producer.stop()

@@ -251,3 +251,15 @@ def test_kafka_security_settings_are_normalised() -> None:
     assert settings.kafka_sasl_mechanism == "SCRAM-SHA-256"
     assert settings.topics_auto_create is True
     assert Settings().topics_auto_create is False  # workers create topics only when told
+
+
+def test_the_repr_masks_passwords() -> None:
+    settings = Settings.from_env(
+        {
+            "EVENTFLEET_MONGO_URL": "mongodb://admin:hunter2@m1:27017",
+            "EVENTFLEET_REDIS_URL": "redis+sentinel://:hunter3@s1:26379/m/0",
+        }
+    )
+    text = repr(settings)
+    assert "hunter2" not in text and "hunter3" not in text
+    assert "mongodb://admin:***@m1:27017" in text and "partitions=8" in text

@@ -196,7 +196,11 @@ class Settings:
     kafka_idempotence: bool = _setting(
         True, _bool, "idempotent producer (off for brokers without InitProducerId, e.g. Tansu)"
     )
-    kafka_timeout_ms: int = _setting(5000, _int(100), "bound on one produce or admin call")
+    kafka_timeout_ms: int = _setting(
+        5000,
+        _int(100),
+        "Kafka's time to answer one request (request_timeout_ms); a produce waits at most 2.5x",
+    )
     kafka_fetch_max_wait_ms: int = _setting(
         100, _int(1, 60_000), "how long a fetch waits for data (latency floor on Tansu)"
     )
@@ -319,6 +323,15 @@ class Settings:
     @property
     def kafka_bootstrap(self) -> list[str]:
         return urlsplit(self.kafka_url).netloc.split(",")
+
+    def __repr__(self) -> str:
+        # Settings end up in logs and tracebacks: URLs show with their passwords masked.
+        shown = ", ".join(
+            f"{spec.name}={mask_url(repr(getattr(self, spec.name)))}"
+            for spec in fields(self)
+            if not spec.metadata.get("internal")
+        )
+        return f"Settings({shown})"
 
     def masked(self, name: str) -> str:
         """A setting's value as logs and messages may show it: URL passwords masked."""
