@@ -13,8 +13,8 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from tests.fleet import free_port
 from tests.waiting import wait_for
+from workers.devtools.embedded import free_port
 from workers.devtools.embedded.binaries import redis_server_bin
 from workers.devtools.embedded.probes import port_is_free
 from workers.devtools.embedded.process import ServiceProcess

@@ -25,12 +25,12 @@ import pytest
 import trustme
 
 from tests.faults import TcpProxy
-from tests.fleet import FleetProcess, free_port
+from tests.fleet import FleetProcess
 from tests.waiting import wait_for
 from topics.catalog import TopicNames, catalog
 from topics.errors import ConfigError, StreamUnavailable
 from workers.adapters.kafka import KafkaConfig, KafkaLagReader, KafkaProducer, ensure_topics
-from workers.devtools.embedded import EmbeddedStack
+from workers.devtools.embedded import EmbeddedStack, free_port
 from workers.devtools.embedded.binaries import tansu_bin
 from workers.devtools.embedded.process import ServiceProcess
 from workers.ports import Outgoing

@@ -7,11 +7,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from prometheus_client import generate_latest
 
-from tests.fleet import FleetProcess, free_port
+from tests.fleet import FleetProcess
 from tests.waiting import wait_for
 from topics.errors import StreamUnavailable
 from workers.adapters.kafka import KafkaLagReader, plain
-from workers.devtools.embedded import EmbeddedStack
+from workers.devtools.embedded import EmbeddedStack, free_port
 from workers.metrics import create_metrics
 from workers.runtime.lag import LagExporter
 

@@ -24,8 +24,17 @@ from tests.redis_topologies import (
     start_sentinel_set,
 )
 from tests.waiting import wait_for
+from topics.envelope import NEW_AGGREGATE
 from topics.errors import ConfigError, MarkerUnavailable
-from workers.adapters.redis import NO_EVENTS, RedisMarker, connect_redis
+from workers.adapters.redis import (
+    SCRIPTS,
+    RedisBatcher,
+    RedisClient,
+    RedisCommandMemory,
+    RedisMarker,
+    connect_redis,
+)
+from workers.devtools.embedded import free_port
 from workers.metrics import create_metrics
 from workers.ports import MarkRequest
 
@@ -46,6 +55,13 @@ async def cluster(tmp_path: Path) -> AsyncIterator[ClusterSet]:
     topology.kill()
 
 
+def batcher_for(client: RedisClient, timeout_ms: int = TIMEOUT_MS) -> RedisBatcher:
+    """One coalescing connection, as the fleet wires it (workers.runtime.compose)."""
+    return RedisBatcher(
+        client, scripts=SCRIPTS, timeout_ms=timeout_ms, latency=create_metrics().marker_latency
+    )
+
+
 @pytest.fixture
 async def make_marker() -> AsyncIterator[Callable[[str], RedisMarker]]:
     clients = []
@@ -54,9 +70,7 @@ async def make_marker() -> AsyncIterator[Callable[[str], RedisMarker]]:
         client = connect_redis(url, timeout_ms=TIMEOUT_MS)
         clients.append(client)
         prefix = f"t{uuid.uuid4().hex[:6]}:"
-        return RedisMarker(
-            client, create_metrics(), prefix=prefix, ttl_s=600, timeout_ms=TIMEOUT_MS
-        )
+        return RedisMarker(batcher_for(client), prefix=prefix, ttl_s=600)
 
     yield make
     for client in clients:
@@ -89,7 +103,7 @@ class Load:
             n += 1
             key = f"order:{n}"
             placed = await answer(
-                self.marker, request(key, "OrderPlaced", ["none"], fallback=NO_EVENTS)
+                self.marker, request(key, "OrderPlaced", ["none"], fallback=NEW_AGGREGATE)
             )
             self.answers.append((time.monotonic(), placed))
             if placed != "marked":
@@ -129,7 +143,7 @@ def assert_no_conflicting_pair_accepted(load: Load) -> None:
     for key, pair in load.pairs.items():
         assert pair.count("marked") <= 1, f"{key}: both conflicting requests accepted: {pair}"
     statuses = Counter(status for _, status in load.answers)
-    assert set(statuses) <= {"marked", "rejected", "missing", "unavailable"}, statuses
+    assert set(statuses) <= {"marked", "mine", "rejected", "missing", "unavailable"}, statuses
     assert statuses["rejected"] > 0  # conflicts were really decided, not only failed
 
 
@@ -140,7 +154,8 @@ async def test_the_marker_works_through_sentinel(
     assert await marker.ping()
     key = "order:s1"
     assert (
-        await answer(marker, request(key, "OrderPlaced", ["none"], fallback=NO_EVENTS)) == "marked"
+        await answer(marker, request(key, "OrderPlaced", ["none"], fallback=NEW_AGGREGATE))
+        == "marked"
     )
     pair = await asyncio.gather(
         *(answer(marker, request(key, "OrderPaid", ["OrderPlaced"])) for _ in range(10))
@@ -168,7 +183,7 @@ async def test_the_marker_works_on_a_three_master_cluster(
     marker = make_marker(cluster.url)
     keys = [f"order:c{i}" for i in range(60)]
     placed = await asyncio.gather(
-        *(answer(marker, request(k, "OrderPlaced", ["none"], fallback=NO_EVENTS)) for k in keys)
+        *(answer(marker, request(k, "OrderPlaced", ["none"], fallback=NEW_AGGREGATE)) for k in keys)
     )
     assert set(placed) == {"marked"}
     # The keys spread over every master, and each aggregate's keys share one slot.
@@ -177,10 +192,18 @@ async def test_the_marker_works_on_a_three_master_cluster(
         slot = await _call(cluster.masters[0].port, "CLUSTER", "KEYSLOT", "{" + key + "}")
         owners.add(int(str(slot)) * 3 // 16384)
     assert owners == {0, 1, 2}
-    with_command = request(keys[0], "OrderPaid", ["OrderPlaced"], command_id="c-1")
-    assert await answer(marker, with_command) == "marked"
-    again = request(keys[0], "OrderPaid", ["OrderPlaced"], command_id="c-1")
-    assert await answer(marker, again) == "duplicate"
+    paid = request(keys[0], "OrderPaid", ["OrderPlaced"])
+    assert await answer(marker, paid) == "marked"
+    assert await answer(marker, paid) == "mine"  # a retry of the same event
+    # The command memory's keys share the aggregate's slot too.
+    client = connect_redis(cluster.url, timeout_ms=TIMEOUT_MS)
+    try:
+        memory = RedisCommandMemory(batcher_for(client), prefix="cm:", ttl_s=60)
+        assert await memory.claim(keys[1], "c-1", "e-1") is None
+        await memory.settle(keys[1], "c-1", b"answer")
+        assert await memory.recall(keys[1], "c-1") is not None
+    finally:
+        await client.aclose()
 
 
 async def test_a_cluster_failover_under_load_never_accepts_a_conflicting_pair(
@@ -210,13 +233,8 @@ def test_a_sentinel_url_without_a_usable_master_is_refused(url: str, message: st
 
 
 async def test_sentinels_that_do_not_answer_make_the_marker_unavailable_in_time() -> None:
-    from tests.fleet import free_port
-
-    marker = RedisMarker(
-        connect_redis(f"redis+sentinel://{HOST}:{free_port()}/m/0", timeout_ms=300),
-        create_metrics(),
-        timeout_ms=300,
-    )
+    client = connect_redis(f"redis+sentinel://{HOST}:{free_port()}/m/0", timeout_ms=300)
+    marker = RedisMarker(batcher_for(client, timeout_ms=300))
     started = time.monotonic()
     assert await answer(marker, request("order:x", "OrderPlaced", ["none"])) == "unavailable"
     assert not await marker.ping()

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from tests.fleet import free_port
 from topics.errors import ConfigError, StoreUnavailable
 from workers.adapters.mongo import MongoEventStore, connect, database
+from workers.devtools.embedded import free_port
 
 
 async def test_the_timeout_bounds_a_whole_call_not_twice_it() -> None:

@@ -9,10 +9,9 @@ from __future__ import annotations
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from tests.fleet import free_port
 from tests.integration.test_cli import eventfleet
 from topics.catalog import TopicNames
-from workers.devtools.embedded import EmbeddedStack
+from workers.devtools.embedded import EmbeddedStack, free_port
 
 
 def worker_env(stack: EmbeddedStack, name: str, **extra: str) -> dict[str, str]:

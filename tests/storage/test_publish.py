@@ -37,7 +37,9 @@ async def producer(stack: Any, unique_name: str) -> AsyncIterator[KafkaProducer]
 
 
 def _outbox(db: AsyncDatabase[Document], producer: KafkaProducer, topic: str) -> Outbox:
-    return Outbox(MongoEventStore(db), producer, topic=topic, metrics=create_metrics(), mode="storage")
+    return Outbox(
+        MongoEventStore(db), producer, topic=topic, metrics=create_metrics(), mode="storage"
+    )
 
 
 async def _pending(db: AsyncDatabase[Document]) -> list[int]:
