@@ -248,9 +248,8 @@ class MongoEventStore:
                 raise
             failed = events[index]
             # Both unique indexes may fire; the server names only one. Ask for the id.
-            id_taken = session is None and bool(
-                await self.find([failed.id], aggregates=[(failed.aggregate_type, failed.aggregate_id)])
-            )
+            # By id alone, on purpose: the id may be taken under another aggregate.
+            id_taken = session is None and bool(await self.find([failed.id]))
             what = f"event {failed.id}" if id_taken else f"version {failed.version}"
             raise AppendConflict(
                 f"{failed.aggregate_type} {failed.aggregate_id}: {what} is already stored; "
