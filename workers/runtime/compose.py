@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from pymongo import AsyncMongoClient
+from redis.asyncio import RedisCluster
 
 from snapshot_rules.domain import Domains
 from topics.catalog import TopicNames
@@ -233,6 +234,7 @@ class Runtime:
             prefix=prefix,
             ttl_s=settings.marker_ttl_s,
             tentative_ttl_ms=settings.mark_tentative_ms,
+            cluster=isinstance(redis, RedisCluster),  # the filter key is in another slot
         )
         self.parts["marker"] = marker
         return marker
@@ -240,7 +242,9 @@ class Runtime:
     async def _build_commands(self, db: Any, producer: KafkaProducer) -> None:
         settings, metrics = self.settings, self.metrics
         marker = await self._marker(db)
-        outbox = Outbox(self.events, producer, topic=self.names.stored, metrics=metrics, mode="sync")
+        outbox = Outbox(
+            self.events, producer, topic=self.names.stored, metrics=metrics, mode="sync"
+        )
         sync = SyncCommands(
             repository=Repository(self.loader),
             outbox=outbox,
@@ -250,7 +254,10 @@ class Runtime:
         self.parts |= {"outbox": outbox, "sync": sync}
         rejections = MongoRejections(db)
         self.parts["outcomes"] = Outcomes(
-            domains=self.domains, store=self.events, rejections=rejections, memory=self.parts["memory"]
+            domains=self.domains,
+            store=self.events,
+            rejections=rejections,
+            memory=self.parts["memory"],
         )
         self.parts["commands"] = CommandService(
             domains=self.domains,
