@@ -37,7 +37,11 @@ def test_the_fleet_topics_come_first_with_their_retention() -> None:
     assert by_name["t1.events.dlq"].retention_ms == 30 * DAY_MS
     # The snapshotter's table changelog: compacted, partitioned like events.stored.
     rules = by_name["t1.snapshot-rules.changelog"]
-    assert rules.compacted and rules.configs() == {"cleanup.policy": "compact"}
+    # min.insync.replicas as every topic: replication 3 keeps two copies of each write.
+    assert rules.compacted and rules.configs() == {
+        "cleanup.policy": "compact",
+        "min.insync.replicas": "2",
+    }
     assert [spec.name for spec in specs if spec.compacted] == [rules.name]
 
 
