@@ -7,7 +7,7 @@ from snapshot_rules.domains import default_domains
 from topics.catalog import TopicNames
 from topics.envelope import Event, decode
 from topics.errors import InvalidEnvelope
-from workers.adapters.kafka import read_topic
+from workers.adapters.kafka import plain, read_topic
 from workers.adapters.mongo import (
     MongoEventStore,
     MongoSnapshotStore,
@@ -36,11 +36,11 @@ async def audit(
         views: dict[str, ViewStore] = {
             p.name: MongoViewStore(db, p.collection) for p in domains.projections().values()
         }
-        bootstrap = [stack.urls.kafka_url.removeprefix("kafka://")]
+        kafka = plain(stack.urls.kafka_url)
 
         async def read(topic: str) -> list[Event]:
             events = []
-            for record in await read_topic(bootstrap, topic):
+            for record in await read_topic(kafka, topic):
                 try:
                     events.append(decode(record.value))
                 except InvalidEnvelope:

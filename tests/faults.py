@@ -1,9 +1,14 @@
-"""A loopback TCP proxy that can pause, drop or delay traffic, for network fault tests."""
+"""A loopback TCP proxy that can pause, drop or delay traffic, for network fault tests.
+
+With ``ssl`` it also terminates TLS (a real handshake, certificate and optional client
+certificate checks) in front of a plaintext server.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl as ssl_module
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,10 +35,18 @@ class _Link:
 class TcpProxy:
     """Forwards ``127.0.0.1:port`` to a target; tests pause, drop or delay it to inject faults."""
 
-    def __init__(self, target_host: str, target_port: int) -> None:
+    def __init__(
+        self,
+        target_host: str,
+        target_port: int,
+        *,
+        ssl: ssl_module.SSLContext | None = None,
+        port: int = 0,
+    ) -> None:
+        self.ssl = ssl
         self.target_host = target_host
         self.target_port = target_port
-        self.port = 0
+        self.port = port
         self._flowing = asyncio.Event()
         self._flowing.set()
         self._dropping = False
@@ -52,7 +65,7 @@ class TcpProxy:
 
     async def start(self) -> int:
         """Listen on a free loopback port and return it."""
-        self._server = await asyncio.start_server(self._accept, HOST, 0)
+        self._server = await asyncio.start_server(self._accept, HOST, self.port, ssl=self.ssl)
         self.port = int(self._server.sockets[0].getsockname()[1])
         return self.port
 
@@ -139,7 +152,7 @@ class TcpProxy:
                 if request and self._hold_after is not None and self._hold_after in data:
                     self.held_requests += 1
                     self._replies_held.clear()
-        except ConnectionError:
+        except OSError:  # a reset, or a TLS error on the terminated side
             pass
         finally:
             # One side closing ends the link, so the other side learns of it at once.

@@ -51,6 +51,7 @@ class FleetProcess:
             "EVENTFLEET_KAFKA_FETCH_MAX_WAIT_MS": "10",
             "EVENTFLEET_KAFKA_SESSION_TIMEOUT_MS": "3000",
             "EVENTFLEET_PARTITIONS": "4",
+            "EVENTFLEET_TOPICS_AUTO_CREATE": "true",
             "EVENTFLEET_LOG_LEVEL": "info",
         }
         env.update(extra)

@@ -6,13 +6,18 @@ Labels are bounded: aggregate type, event type, outcome, role, topic, partition,
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 LATENCY_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
 REPLAY_BUCKETS = (0, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 5000, 10000)
+REBALANCE_BUCKETS_S = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+SERVICES = ("store", "marker", "stream")
+"""The dependencies a role may wait for: the ``service`` label's whole vocabulary."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +52,13 @@ class Metrics:
     dependency_retries: Counter
     role_ready: Gauge
     storage_changes: Counter
+    dependency_up: Gauge
+    rebalances: Counter
+    rebalance_duration: Histogram
+    commit_latency: Histogram
+    commit_failures: Counter
+    group_lag: Gauge
+    lag_read_time: Gauge
 
 
 def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
@@ -211,7 +223,8 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
         ),
         role_ready=Gauge(
             "eventfleet_role_ready",
-            "1 when the role is assigned, running and its dependencies answer.",
+            "1 when the process can take the work it owns: started, not draining and, for "
+            "a consumer role, assigned partitions (dependency health is eventfleet_dependency_up).",
             ["role"],
             registry=registry,
         ),
@@ -221,4 +234,98 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
             ["collection", "operation"],
             registry=registry,
         ),
+        **_operations_metrics(registry),
     )
+
+
+def _operations_metrics(registry: CollectorRegistry) -> dict[str, Any]:
+    """Dependency health, consumer group life (rebalances, commits) and broker-side lag."""
+    return {
+        "dependency_up": Gauge(
+            "eventfleet_dependency_up",
+            "1 when the dependency answered its last health check within its timeout.",
+            ["role", "service"],
+            registry=registry,
+        ),
+        "rebalances": Counter(
+            "eventfleet_rebalances_total",
+            "Consumer group rebalances this process took part in.",
+            ["role"],
+            registry=registry,
+        ),
+        "rebalance_duration": Histogram(
+            "eventfleet_rebalance_duration_seconds",
+            "Time from the start of a rebalance to the end of partition assignment.",
+            ["role"],
+            buckets=REBALANCE_BUCKETS_S,
+            registry=registry,
+        ),
+        "commit_latency": Histogram(
+            "eventfleet_commit_latency_seconds",
+            "Time of one consumer offset commit round trip to Kafka.",
+            ["role"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=registry,
+        ),
+        "commit_failures": Counter(
+            "eventfleet_commit_failures_total",
+            "Offset commits that failed (the events are redelivered).",
+            ["role"],
+            registry=registry,
+        ),
+        "group_lag": Gauge(
+            "eventfleet_group_lag_events",
+            "Events behind the high-water mark per consumer group, topic and partition, read "
+            "from the brokers by the lag role (it survives the pods it measures).",
+            ["group", "topic", "partition"],
+            registry=registry,
+        ),
+        "lag_read_time": Gauge(
+            "eventfleet_lag_read_timestamp_seconds",
+            "Unix time of the lag role's last complete read of group offsets.",
+            registry=registry,
+        ),
+    }
+
+
+def prime(
+    metrics: Metrics,
+    *,
+    role: str,
+    roles: Iterable[str],
+    dead_letter_reasons: Iterable[str],
+    aggregate_types: Iterable[str],
+    event_types: Iterable[tuple[str, str]] = (),
+    projections: Iterable[str] = (),
+    downstream_topics: Iterable[str] = (),
+) -> None:
+    """Create every labelled counter at 0 for its known labels, before the first increment.
+
+    A series that appears with its first increment hides that increment from ``rate()`` and
+    ``increase()``: the first dead letter on a fresh pod would never fire its alert.
+    """
+    roles = list(roles)
+    aggregate_types = list(aggregate_types)
+    for name in roles:
+        for reason in dead_letter_reasons:
+            metrics.dead_lettered.labels(name, reason)
+        for service in SERVICES:
+            metrics.dependency_retries.labels(name, service)
+    for service in SERVICES:
+        metrics.dependency_up.labels(role, service)
+    metrics.rebalances.labels(role)
+    metrics.commit_failures.labels(role)
+    for aggregate_type in aggregate_types:
+        metrics.events_appended.labels(aggregate_type)
+        for trigger in ("rule", "query"):
+            metrics.snapshots_written.labels(aggregate_type, trigger)
+    for aggregate_type, event_type in event_types:
+        for outcome in ("accepted", *(f"error_{service}" for service in SERVICES)):
+            metrics.requests.labels(aggregate_type, event_type, outcome)
+    for mode in ("async", "sync", "storage"):
+        metrics.events_published.labels(mode)
+    for projection in projections:
+        for outcome in ("applied", "skipped"):
+            metrics.projection_events.labels(projection, outcome)
+    for topic in downstream_topics:
+        metrics.events_forwarded.labels(topic)

@@ -197,8 +197,14 @@ class EventStore(Protocol):
         """The newest stored event of each aggregate (version, id, type); absent if none."""
         ...
 
-    async def find(self, ids: Sequence[str]) -> dict[str, Event]:
-        """The stored events among ``ids``, by id."""
+    async def find(
+        self, ids: Sequence[str], *, aggregates: Sequence[AggregateRef] = ()
+    ) -> dict[str, Event]:
+        """The stored events among ``ids``, by id.
+
+        ``aggregates``: the aggregates the ids belong to, where the caller knows them; a store
+        sharded by aggregate then asks only their shards instead of every shard.
+        """
         ...
 
     def scan(self, aggregate_types: Sequence[str]) -> AsyncIterator[Event]:

@@ -17,8 +17,10 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests.waiting import wait_for
 from topics.envelope import Event, new_event
+from workers.adapters.kafka import plain
 from workers.bus import (
     InProcessEventBus,
+    KafkaBusOptions,
     KafkaEventBus,
     NatsEventBus,
     RedisEventBus,
@@ -26,7 +28,6 @@ from workers.bus import (
 )
 from workers.devtools.embedded import EmbeddedStack
 from workers.ports import EventBus, Outgoing
-from workers.runtime.settings import Settings
 
 NATS_URL = "nats://127.0.0.1:4222"
 DURABLE_KINDS = ("redis", "nats", "kafka")
@@ -168,15 +169,10 @@ async def make_nats(name: str) -> BusCase:
 async def make_kafka(stack: EmbeddedStack, name: str) -> BusCase:
     # Tansu assigns a group after about a session timeout, and a rejoining durable group
     # waits several: 1 s keeps a subscribe near 1 s (3 s would make a rejoin take 7 s).
-    settings = Settings(
-        kafka_url=stack.urls.kafka_url,
-        kafka_idempotence=False,
-        kafka_session_timeout_ms=1000,
-        kafka_fetch_max_wait_ms=10,
-        group_id=name,
-    )
+    kafka = plain(stack.urls.kafka_url)
+    options = KafkaBusOptions(group_id=name, session_timeout_ms=1000, fetch_max_wait_ms=10)
     topic, dlq = f"{name}.stored", f"{name}.dlq"
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=list(kafka.bootstrap_servers))
     await admin.start()
     try:
         await admin.create_topics([NewTopic(t, 2, 1) for t in (topic, dlq)])
@@ -184,13 +180,15 @@ async def make_kafka(stack: EmbeddedStack, name: str) -> BusCase:
         await admin.close()
 
     def build() -> KafkaEventBus:
-        return KafkaEventBus(settings, topic=topic, dead_letter_topic=dlq, retry=RETRY)
+        return KafkaEventBus(
+            kafka, options=options, topic=topic, dead_letter_topic=dlq, retry=RETRY
+        )
 
     bus = build()
 
     async def dead_letters() -> list[tuple[bytes, str]]:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap,
+            bootstrap_servers=list(kafka.bootstrap_servers),
             enable_auto_commit=False,
             fetch_max_wait_ms=10,
         )

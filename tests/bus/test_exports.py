@@ -12,6 +12,7 @@ def test_the_bus_package_exports_its_public_api() -> None:
         "BusError",
         "BusUnavailable",
         "InProcessEventBus",
+        "KafkaBusOptions",
         "KafkaEventBus",
         "NatsEventBus",
         "RedisEventBus",

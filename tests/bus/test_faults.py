@@ -17,6 +17,7 @@ from tests.bus.conftest import (
 )
 from tests.faults import TcpProxy
 from topics.errors import ConfigError, InvalidInput, Unavailable
+from workers.adapters.kafka import plain
 from workers.bus import (
     BusUnavailable,
     KafkaEventBus,
@@ -25,7 +26,6 @@ from workers.bus import (
     RetryPolicy,
 )
 from workers.devtools.embedded import EmbeddedStack, free_port
-from workers.runtime.settings import Settings
 
 
 def _down_bus(kind: str) -> RedisEventBus | NatsEventBus | KafkaEventBus:
@@ -34,10 +34,7 @@ def _down_bus(kind: str) -> RedisEventBus | NatsEventBus | KafkaEventBus:
         return RedisEventBus(f"redis://127.0.0.1:{port}", timeout_ms=500)
     if kind == "nats":
         return NatsEventBus(f"nats://127.0.0.1:{port}", timeout_ms=500)
-    settings = Settings(
-        kafka_url=f"kafka://127.0.0.1:{port}", kafka_timeout_ms=500, kafka_idempotence=False
-    )
-    return KafkaEventBus(settings)
+    return KafkaEventBus(plain(f"kafka://127.0.0.1:{port}", timeout_ms=500))
 
 
 @pytest.mark.parametrize("kind", ["redis", "nats", "kafka"])

@@ -21,7 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.faults import TcpProxy
-from workers.adapters.kafka import KafkaProducer
+from workers.adapters.kafka import KafkaProducer, plain
 from workers.adapters.memory import (
     MemoryDatabase,
     MemoryEventStore,
@@ -51,7 +51,6 @@ from workers.ports import (
     ViewStaging,
     ViewStore,
 )
-from workers.runtime.settings import Settings
 
 STORES = ("memory", "mongo")
 PRODUCERS = ("memory", "kafka")
@@ -206,10 +205,8 @@ async def topics(
 async def started_producer(
     kafka_url: str, name: str, *, timeout_ms: int = 5000
 ) -> AsyncIterator[KafkaProducer]:
-    settings = Settings(
-        kafka_url=kafka_url, kafka_idempotence=False, kafka_timeout_ms=timeout_ms
-    )  # the embedded broker rejects InitProducerId
-    producer = KafkaProducer(settings, client_id=name)
+    # plain(): not idempotent, as the embedded broker rejects InitProducerId
+    producer = KafkaProducer(plain(kafka_url, timeout_ms=timeout_ms), client_id=name)
     await producer.start()
     try:
         yield producer

@@ -178,5 +178,18 @@ def _copy_problems(build: Stage) -> list[str]:
     packages = [p.rstrip("*") for p in tool["setuptools"]["packages"]["find"]["include"]]
     project = pyproject()["project"]
     assert isinstance(project, dict)
-    needed = {"pyproject.toml", str(project.get("readme", "pyproject.toml")), *packages}
-    return [f"the build stage never copies {name}" for name in sorted(needed - copied)]
+    needed = {
+        "pyproject.toml",
+        "constraints.txt",
+        str(project.get("readme", "pyproject.toml")),
+        *packages,
+    }
+    problems = [f"the build stage never copies {name}" for name in sorted(needed - copied)]
+    pinned = any(
+        "--constraint constraints.txt" in ins.text or "-c constraints.txt" in ins.text
+        for ins in build.all("RUN")
+        if "pip wheel" in ins.text or "pip install" in ins.text
+    )
+    if not pinned:
+        problems.append("the build stage must resolve with --constraint constraints.txt")
+    return problems

@@ -15,7 +15,7 @@ from topics.errors import ConfigError
 from workers.runtime.settings import Settings
 
 from .kustomize import Obj, pod_containers
-from .project import check_command, consumed_topic, consumer_group, setting_names
+from .project import UNSCALED_ROLES, check_command, consumed_topic, consumer_group, setting_names
 
 CONFIG_MAP = "eventfleet-config"
 SECRET_SETTINGS = frozenset({"EVENTFLEET_MONGO_URL", "EVENTFLEET_REDIS_URL"})
@@ -147,8 +147,36 @@ def deployment_problems(dep: Obj, settings: Settings) -> list[str]:
         )
     if not pod.get("securityContext", {}).get("runAsNonRoot"):
         problems.append(f"{where}: pods must set securityContext.runAsNonRoot")
-    if "replicas" in dep["spec"]:
+    if "replicas" in dep["spec"] and _role(dep) not in UNSCALED_ROLES:
         problems.append(f"{where}: drop spec.replicas; its autoscaler owns the count")
+    return problems
+
+
+def _role(dep: Obj) -> str:
+    args = dep["spec"]["template"]["spec"]["containers"][0].get("args", [])
+    return str(args[2]) if len(args) > 2 else ""
+
+
+FILE_SETTINGS = (
+    "kafka_sasl_password_file",
+    "kafka_ssl_cafile",
+    "kafka_ssl_certfile",
+    "kafka_ssl_keyfile",
+)
+
+
+def file_mount_problems(obj: Obj, settings: Settings) -> list[str]:
+    """Every file a setting names lies under a volume the container mounts."""
+    problems = []
+    for container in pod_containers(obj):
+        mounts = [m["mountPath"].rstrip("/") + "/" for m in container.get("volumeMounts", [])]
+        for name in FILE_SETTINGS:
+            path = getattr(settings, name)
+            if path and not any(path.startswith(m) for m in mounts):
+                problems.append(
+                    f"{_name(obj)}: EVENTFLEET_{name.upper()}={path} is in no mounted volume; "
+                    "mount the Secret that holds it"
+                )
     return problems
 
 
@@ -173,14 +201,17 @@ def autoscaler_problems(objects: list[Obj], settings: Settings) -> list[str]:
         if low > high:
             problems.append(f"{where}: the minimum {low} is above the maximum {high}")
         if obj["kind"] == "ScaledObject":
-            problems += _trigger_problems(obj, deployments[target], settings)
+            problems += _trigger_problems(obj, deployments[target], settings, objects)
     for name, scalers in targets.items():
-        if len(scalers) != 1:
+        unscaled = _role(deployments[name]) in UNSCALED_ROLES
+        if unscaled and scalers:
+            problems.append(f"Deployment/{name}: consumes nothing; drop its autoscaler {scalers}")
+        elif not unscaled and len(scalers) != 1:
             problems.append(f"Deployment/{name}: needs exactly one autoscaler, has {scalers}")
     return problems
 
 
-def _trigger_problems(scaled: Obj, dep: Obj, settings: Settings) -> list[str]:
+def _trigger_problems(scaled: Obj, dep: Obj, settings: Settings, objects: list[Obj]) -> list[str]:
     where = _name(scaled)
     args = dep["spec"]["template"]["spec"]["containers"][0].get("args", [])
     if check_command(args) or args[0] != "worker":
@@ -189,12 +220,19 @@ def _trigger_problems(scaled: Obj, dep: Obj, settings: Settings) -> list[str]:
     if len(triggers) != 1:
         return [f"{where}: needs exactly one kafka trigger"]
     meta = triggers[0]["metadata"]
+    auth = triggers[0].get("authenticationRef", {}).get("name")
+    known = {o["metadata"]["name"] for o in _of(objects, "TriggerAuthentication")}
+    auth_problems = (
+        []
+        if auth in known
+        else [f"{where}: the kafka trigger must name a TriggerAuthentication (has {auth!r})"]
+    )
     want = {
         "consumerGroup": consumer_group(settings.group_id, args),
         "topic": consumed_topic(settings.topic_prefix, args[2]),
         "bootstrapServers": urlsplit(settings.kafka_url).netloc,
     }
-    return [
+    return auth_problems + [
         f"{where}: trigger {key} is {meta.get(key)!r}, the role uses {value!r}"
         for key, value in want.items()
         if meta.get(key) != value
@@ -255,8 +293,10 @@ def manifest_problems(objects: list[Obj]) -> list[str]:
     settings = config(objects)
     for dep in _of(objects, "Deployment"):
         problems += deployment_problems(dep, settings)
+        problems += file_mount_problems(dep, settings)
     for job in _of(objects, "Job"):
         problems += container_problems(job)
+        problems += file_mount_problems(job, settings)
     problems += autoscaler_problems(objects, settings)
     problems += wiring_problems(objects, settings)
     return problems

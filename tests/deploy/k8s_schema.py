@@ -1,153 +1,89 @@
-"""Schema checks: built-in kinds against Kubernetes' OpenAPI schemas, CRDs structurally.
+"""Schema checks: built-in kinds against Kubernetes' OpenAPI schemas, CRDs against theirs.
 
-kubernetes-validate knows only built-in kinds. For the custom resources deploy/ uses
-(KEDA ScaledObject, Prometheus Operator PodMonitor and PrometheusRule) the schemas below
-cover the fields we write, with ``additionalProperties: false`` so a misspelt field fails
-as it would against the installed CRD.
+kubernetes-validate knows only built-in kinds. The custom resources deploy/ uses (KEDA
+ScaledObject and TriggerAuthentication, Prometheus Operator PodMonitor and PrometheusRule)
+are checked against the schemas of the cloudcoil model packages, which are generated from the
+projects' own CRDs (KEDA 2.16, prometheus-operator 0.80). Unknown fields are errors, as
+``kubectl apply`` (strict field validation) makes them. KEDA types a trigger's ``metadata`` as
+a string map, so the Kafka scaler's documented parameters are checked on top of it.
 """
 
 from __future__ import annotations
 
 import re
+from functools import cache
 from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
 import kubernetes_validate  # type: ignore[import-untyped]
+from cloudcoil.models.keda import v1alpha1 as keda
+from cloudcoil.models.prometheus_operator import v1 as monitoring
+from pydantic import BaseModel
 
 K8S_VERSION = "1.29"  # the oldest Kubernetes the manifests support
 
-_STR = {"type": "string"}
-_INT0 = {"type": "integer", "minimum": 0}
-_STR_MAP = {"type": "object", "additionalProperties": _STR}
-_DURATION = {
-    "type": "string",
-    "pattern": r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$",
-}
-
-
-def _obj(required: list[str], **properties: Any) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "required": required,
-        "properties": properties,
-        "additionalProperties": False,
-    }
-
-
-_KAFKA_METADATA = _obj(
-    ["bootstrapServers", "consumerGroup", "topic"],
-    bootstrapServers=_STR,
-    consumerGroup=_STR,
-    topic=_STR,
-    lagThreshold={"type": "string", "pattern": r"^[0-9]+$"},
-    activationLagThreshold={"type": "string", "pattern": r"^[0-9]+$"},
-    offsetResetPolicy={"enum": ["earliest", "latest"]},
-    allowIdleConsumers={"enum": ["true", "false"]},
-    excludePersistentLag={"enum": ["true", "false"]},
-    limitToPartitionsWithLag={"enum": ["true", "false"]},
-    scaleToZeroOnInvalidOffset={"enum": ["true", "false"]},
-    version=_STR,
-    sasl=_STR,
-    tls=_STR,
-)
-_SCALED_OBJECT = _obj(
-    ["scaleTargetRef", "triggers"],
-    scaleTargetRef=_obj(
-        ["name"], apiVersion=_STR, kind=_STR, name=_STR, envSourceContainerName=_STR
-    ),
-    minReplicaCount=_INT0,
-    maxReplicaCount={"type": "integer", "minimum": 1},
-    idleReplicaCount=_INT0,
-    pollingInterval={"type": "integer", "minimum": 1},
-    cooldownPeriod=_INT0,
-    initialCooldownPeriod=_INT0,
-    fallback=_obj(["failureThreshold", "replicas"], failureThreshold=_INT0, replicas=_INT0),
-    advanced={"type": "object"},
-    triggers={
-        "type": "array",
-        "minItems": 1,
-        "items": {
-            **_obj(
-                ["type", "metadata"],
-                type=_STR,
-                name=_STR,
-                metricType=_STR,
-                useCachedMetrics={"type": "boolean"},
-                metadata=_STR_MAP,
-                authenticationRef=_obj(["name"], name=_STR, kind=_STR),
-            ),
-            "if": {"properties": {"type": {"const": "kafka"}}},
-            "then": {"properties": {"metadata": _KAFKA_METADATA}},
+_BOOL = {"enum": ["true", "false"]}
+_NUMBER = {"type": "string", "pattern": r"^[0-9]+$"}
+# The Kafka scaler's parameters, as KEDA documents them (keda.sh/docs/2.16/scalers/apache-kafka).
+KAFKA_METADATA = {
+    "type": "object",
+    "required": ["bootstrapServers", "consumerGroup", "topic"],
+    "additionalProperties": False,
+    "properties": {
+        "bootstrapServers": {"type": "string"},
+        "consumerGroup": {"type": "string"},
+        "topic": {"type": "string"},
+        "partitionLimitation": {"type": "string"},
+        "lagThreshold": _NUMBER,
+        "activationLagThreshold": _NUMBER,
+        "offsetResetPolicy": {"enum": ["earliest", "latest"]},
+        "allowIdleConsumers": _BOOL,
+        "excludePersistentLag": _BOOL,
+        "scaleToZeroOnInvalidOffset": _BOOL,
+        "limitToPartitionsWithLag": _BOOL,
+        "ensureEvenDistributionOfPartitions": _BOOL,
+        "version": {"type": "string"},
+        "sasl": {
+            "enum": ["none", "plaintext", "scram_sha256", "scram_sha512", "oauthbearer", "gssapi"]
         },
+        "tls": {"enum": ["enable", "disable"]},
+        "unsafeSsl": _BOOL,
     },
-)
-_LABEL_SELECTOR = _obj([], matchLabels=_STR_MAP, matchExpressions={"type": "array"})
-_RELABEL = _obj(
-    [],
-    sourceLabels={"type": "array", "items": _STR},
-    separator=_STR,
-    targetLabel=_STR,
-    regex=_STR,
-    modulus={"type": "integer"},
-    replacement=_STR,
-    action=_STR,
-)
-_POD_MONITOR = _obj(
-    ["selector"],
-    selector=_LABEL_SELECTOR,
-    namespaceSelector=_obj(
-        [], any={"type": "boolean"}, matchNames={"type": "array", "items": _STR}
-    ),
-    jobLabel=_STR,
-    podTargetLabels={"type": "array", "items": _STR},
-    podMetricsEndpoints={
-        "type": "array",
-        "items": _obj(
-            ["port"],
-            port=_STR,
-            path={"type": "string", "pattern": "^/"},
-            scheme=_STR,
-            interval=_DURATION,
-            scrapeTimeout=_DURATION,
-            honorLabels={"type": "boolean"},
-            relabelings={"type": "array", "items": _RELABEL},
-            metricRelabelings={"type": "array", "items": _RELABEL},
-        ),
-    },
-)
-_RULE = {
-    **_obj(
-        ["expr"],
-        alert=_STR,
-        record=_STR,
-        expr=_STR,
-        labels=_STR_MAP,
-        annotations=_STR_MAP,
-        keep_firing_for=_DURATION,
-        **{"for": _DURATION},
-    ),
-    "oneOf": [{"required": ["alert"]}, {"required": ["record"]}],
 }
-_PROMETHEUS_RULE = _obj(
-    ["groups"],
-    groups={
-        "type": "array",
-        "minItems": 1,
-        "items": _obj(
-            ["name", "rules"],
-            name=_STR,
-            interval=_DURATION,
-            limit=_INT0,
-            rules={"type": "array", "minItems": 1, "items": _RULE},
-        ),
-    },
-)
+CRD_MODELS: dict[tuple[str, str], type[BaseModel]] = {
+    ("keda.sh/v1alpha1", "ScaledObject"): keda.ScaledObject,
+    ("keda.sh/v1alpha1", "TriggerAuthentication"): keda.TriggerAuthentication,
+    ("monitoring.coreos.com/v1", "PodMonitor"): monitoring.PodMonitor,
+    ("monitoring.coreos.com/v1", "PrometheusRule"): monitoring.PrometheusRule,
+}
 
-CRD_SPECS: dict[tuple[str, str], dict[str, Any]] = {
-    ("keda.sh/v1alpha1", "ScaledObject"): _SCALED_OBJECT,
-    ("monitoring.coreos.com/v1", "PodMonitor"): _POD_MONITOR,
-    ("monitoring.coreos.com/v1", "PrometheusRule"): _PROMETHEUS_RULE,
-}
+
+def _closed(node: Any) -> Any:
+    """The schema with every object that lists its properties closed to others.
+
+    The models write an optional field as ``anyOf [X, null]``; a manifest never sets null,
+    so X alone is checked, which also makes errors name the real cause.
+    """
+    if isinstance(node, dict):
+        node = {k: _closed(v) for k, v in node.items()}
+        options = node.get("anyOf")
+        if isinstance(options, list) and {"type": "null"} in options and len(options) == 2:
+            rest = {k: v for k, v in node.items() if k not in ("anyOf", "default")}
+            node = {**next(o for o in options if o != {"type": "null"}), **rest}
+        if "properties" in node and "additionalProperties" not in node:
+            node["additionalProperties"] = False
+        return node
+    if isinstance(node, list):
+        return [_closed(v) for v in node]
+    return node
+
+
+@cache
+def crd_schema(key: tuple[str, str]) -> dict[str, Any]:
+    schema: dict[str, Any] = _closed(CRD_MODELS[key].model_json_schema(by_alias=True))
+    return schema
+
+
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 
 
@@ -155,21 +91,36 @@ def _name(obj: dict[str, Any]) -> str:
     return f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
 
 
+def _deepest(error: Any) -> Any:
+    """The most specific cause of an ``anyOf``/``oneOf`` failure."""
+    while error.context:
+        error = jsonschema.exceptions.best_match(error.context)
+    return error
+
+
 def crd_problems(obj: dict[str, Any]) -> list[str]:
     """Structural problems of one custom resource (empty: valid)."""
     key = (obj.get("apiVersion", ""), obj.get("kind", ""))
-    if key not in CRD_SPECS:
+    if key not in CRD_MODELS:
         return [f"{_name(obj)}: {key} is neither a built-in kind nor a known CRD"]
     meta = obj.get("metadata", {})
     problems = []
     if not _DNS_SUBDOMAIN.match(str(meta.get("name", ""))):
         problems.append(f"{_name(obj)}: metadata.name is not a DNS subdomain")
-    if set(obj) - {"apiVersion", "kind", "metadata", "spec"}:
-        problems.append(f"{_name(obj)}: unexpected top-level fields")
-    validator = jsonschema.Draft202012Validator(CRD_SPECS[key])
-    for error in validator.iter_errors(obj.get("spec")):
+    validator = jsonschema.Draft202012Validator(crd_schema(key))
+    for error in validator.iter_errors(obj):
+        error = _deepest(error)
         path = ".".join(str(p) for p in error.absolute_path)
-        problems.append(f"{_name(obj)}: spec.{path}: {error.message}")
+        problems.append(f"{_name(obj)}: {path}: {error.message}")
+    if obj.get("kind") == "ScaledObject":
+        kafka = jsonschema.Draft202012Validator(KAFKA_METADATA)
+        for i, trigger in enumerate(obj.get("spec", {}).get("triggers", [])):
+            if trigger.get("type") == "kafka":
+                for error in kafka.iter_errors(trigger.get("metadata", {})):
+                    path = ".".join(str(p) for p in error.absolute_path)
+                    problems.append(
+                        f"{_name(obj)}: spec.triggers.{i}.metadata.{path}: {error.message}"
+                    )
     return problems
 
 
@@ -177,7 +128,7 @@ def schema_problems(objects: list[dict[str, Any]], version: str = K8S_VERSION) -
     """Every object checked: built-ins strictly against Kubernetes ``version``, CRDs here."""
     problems: list[str] = []
     for obj in objects:
-        if (obj.get("apiVersion"), obj.get("kind")) in CRD_SPECS:
+        if (obj.get("apiVersion"), obj.get("kind")) in CRD_MODELS:
             problems.extend(crd_problems(obj))
             continue
         try:

@@ -6,8 +6,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from .project import SCRAPE_SERIES, declared_metrics
-from .promql import PromQLError, metric_names
+from .project import SCRAPE_SERIES, TARGET_LABELS, declared_labels, declared_metrics
+from .promql import PromQLError, label_uses, metric_names
 
 _DURATION = re.compile(r"^([0-9]+(ms|[smhdwy]))+$")
 _LABEL_VALUES = re.compile(r"^label_values\((?:(?P<expr>.+),\s*)?(?P<label>[a-zA-Z_]\w*)\)$")
@@ -18,6 +18,7 @@ def expr_problems(where: str, expr: str) -> list[str]:
     """Problems of one PromQL expression: syntax, and metrics the code does not declare."""
     try:
         names = metric_names(expr)
+        uses = label_uses(expr)
     except PromQLError as e:
         return [f"{where}: {e} in {expr.strip()!r}"]
     known = declared_metrics() | SCRAPE_SERIES
@@ -25,6 +26,16 @@ def expr_problems(where: str, expr: str) -> list[str]:
     problems = [f"{where}: {name} is not declared in workers/metrics.py" for name in unknown]
     if not names:
         problems.append(f"{where}: selects no metric")
+    labels = declared_labels()
+    for use in uses:
+        scope = [m for m in use.metrics if m in labels]
+        if use.label in TARGET_LABELS or not scope:
+            continue
+        if not any(use.label in labels[m] for m in scope):
+            problems.append(
+                f"{where}: label {use.label!r} ({use.where}) is on none of "
+                f"{', '.join(sorted(scope))} (workers/metrics.py)"
+            )
     return problems
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from workers.metrics import create_metrics
 from workers.runtime.compose import ROLES as RUNTIME_ROLES
+from workers.runtime.lag import LAG_ROLE
 from workers.runtime.settings import documented
 
 REPO = Path(__file__).resolve().parents[2]
@@ -16,7 +17,9 @@ K8S = DEPLOY / "k8s"
 OVERLAYS = ("dev", "prod")
 
 # `eventfleet worker --role ROLE`; projections are named with --projection NAME.
-ROLES = frozenset(RUNTIME_ROLES)
+ROLES = frozenset(RUNTIME_ROLES) | {LAG_ROLE}
+# Roles that consume no topic: a fixed replica count, no autoscaler.
+UNSCALED_ROLES = frozenset({LAG_ROLE})
 PROJECTIONS = frozenset({"chat_messages"})
 # Every other command the entry point offers that deploy/ uses.
 COMMANDS = frozenset({("topics", "ensure")})
@@ -31,6 +34,8 @@ _SUFFIXES = {
 }
 # Series Prometheus itself adds to every scrape target.
 SCRAPE_SERIES = frozenset({"up", "scrape_duration_seconds", "scrape_samples_scraped"})
+# Labels every series gets from its target: Prometheus' own and our relabelings.
+TARGET_LABELS = frozenset({"job", "instance", "namespace", "pod", "component"})
 
 
 @cache
@@ -42,6 +47,21 @@ def declared_metrics() -> frozenset[str]:
         for suffix in _SUFFIXES.get(family.type, ("",)):
             names.add(family.name + suffix)
     return frozenset(names)
+
+
+@cache
+def declared_labels() -> dict[str, frozenset[str]]:
+    """The labels of every sample name the registry exposes (``le`` on histogram buckets)."""
+    registry = create_metrics().registry
+    labels: dict[str, frozenset[str]] = {}
+    for family in registry.collect():
+        names = {n for sample in family.samples for n in sample.labels}
+        collector = registry._names_to_collectors.get(family.name)  # declared, even unobserved
+        names |= set(getattr(collector, "_labelnames", ()))
+        for suffix in _SUFFIXES.get(family.type, ("",)):
+            extra = {"le"} if suffix == "_bucket" else set()
+            labels[family.name + suffix] = frozenset(names | extra)
+    return labels
 
 
 @cache

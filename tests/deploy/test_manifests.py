@@ -88,7 +88,10 @@ def test_secrets_are_referenced_alike_and_only_dev_ships_one() -> None:
     dev, prod = rendered("overlays/dev"), rendered("overlays/prod")
     refs = {("eventfleet-secrets", "mongo-url"), ("eventfleet-secrets", "redis-url")}
     assert secret_refs(dev) == secret_refs(prod) == refs
-    assert [o["metadata"]["name"] for o in dev if o["kind"] == "Secret"] == ["eventfleet-secrets"]
+    assert [o["metadata"]["name"] for o in dev if o["kind"] == "Secret"] == [
+        "eventfleet-secrets",
+        "eventfleet-kafka",
+    ]
     assert not [o for o in prod if o["kind"] == "Secret"]
 
 
@@ -234,6 +237,32 @@ BREAKAGES: list[tuple[str, Callable[[list[Obj]], None], str]] = [
         "Deployment/eventfleet-forwarder: no PodDisruptionBudget",
     ),
     (
+        "scaler without Kafka credentials",
+        lambda o: find(o, "ScaledObject", "eventfleet-forwarder")["spec"]["triggers"][0].pop(
+            "authenticationRef"
+        ),
+        "must name a TriggerAuthentication",
+    ),
+    (
+        "password file not mounted",
+        lambda o: _container(o)["volumeMounts"].pop(),
+        "EVENTFLEET_KAFKA_SASL_PASSWORD_FILE=/etc/eventfleet/kafka/password is in no mounted volume",
+    ),
+    (
+        "autoscaled lag exporter",
+        lambda o: o.append(
+            {
+                **copy.deepcopy(find(o, "HorizontalPodAutoscaler", "eventfleet-commands")),
+                "metadata": {"name": "lag-hpa"},
+                "spec": {
+                    **find(o, "HorizontalPodAutoscaler", "eventfleet-commands")["spec"],
+                    "scaleTargetRef": {"kind": "Deployment", "name": "eventfleet-lag"},
+                },
+            }
+        ),
+        "consumes nothing; drop its autoscaler",
+    ),
+    (
         "service selects nothing",
         lambda o: find(o, "Service", "eventfleet-commands")["spec"].update(selector={"app": "x"}),
         "selects [], expected one Deployment",
@@ -282,7 +311,17 @@ def test_schema_validation_rejects_what_the_api_server_would() -> None:
             lambda s: s.pop("scaleTargetRef"),
             "'scaleTargetRef' is a required property",
         ),
-        ("ScaledObject", lambda s: s.update(maxReplicaCount=0), "0 is less than the minimum of 1"),
+        ("ScaledObject", lambda s: s.update(maxReplicaCount="8"), "'8' is not of type 'integer'"),
+        (
+            "ScaledObject",
+            lambda s: s["advanced"].update(horizontalPodAutoscalerConfg={}),
+            "'horizontalPodAutoscalerConfg' was unexpected",
+        ),
+        (
+            "TriggerAuthentication",
+            lambda s: s["secretTargetRef"][0].pop("key"),
+            "'key' is a required property",
+        ),
         (
             "PodMonitor",
             lambda s: s["podMetricsEndpoints"][0].update(interval="15 seconds"),
@@ -296,8 +335,8 @@ def test_schema_validation_rejects_what_the_api_server_would() -> None:
         ),
         (
             "PrometheusRule",
-            lambda s: s["groups"][0]["rules"][0].update(record="x"),
-            "is valid under each of",
+            lambda s: s["groups"][0]["rules"][0].update(**{"for": "15 minutes"}),
+            "does not match",
         ),
     ],
 )
@@ -309,6 +348,15 @@ def test_custom_resources_are_checked_structurally(
     assert crd_problems(obj) == []
     breakage(obj["spec"])
     assert any(message in p for p in crd_problems(obj)), crd_problems(obj)
+
+
+def test_documented_kafka_scaler_fields_such_as_unsafe_ssl_are_accepted() -> None:
+    objects = rendered("overlays/prod")
+    scaled = find(objects, "ScaledObject", "eventfleet-appender")
+    scaled["spec"]["triggers"][0]["metadata"].update(unsafeSsl="false", tls="enable")
+    assert crd_problems(scaled) == []
+    scaled["spec"]["triggers"][0]["metadata"].update(unsafeSsl="maybe")
+    assert any("'maybe' is not one of" in p for p in crd_problems(scaled))
 
 
 def test_an_unknown_custom_resource_is_not_waved_through() -> None:

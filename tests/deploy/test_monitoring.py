@@ -45,7 +45,13 @@ def test_alert_rules_parse_and_use_declared_metrics() -> None:
 def test_the_issue_alerts_exist() -> None:
     metrics = alerts_by_metric()
     # lag growing, DLQ non-empty, error ratio, no snapshots
-    assert "EventfleetConsumerLagGrowing" in metrics["eventfleet_consumer_lag_events"]
+    # lag from the brokers (survives its pods), and alerts when nothing measures it
+    assert "EventfleetConsumerLagGrowing" in metrics["eventfleet_group_lag_events"]
+    assert "EventfleetLagUnmeasured" in metrics["eventfleet_lag_read_timestamp_seconds"]
+    assert "EventfleetGroupLagMissing" in metrics["eventfleet_group_lag_events"]
+    assert "EventfleetNotScraped" in metrics["up"]
+    assert "EventfleetRebalancing" in metrics["eventfleet_rebalances_total"]
+    assert "EventfleetDependencyDown" in metrics["eventfleet_dependency_up"]
     assert "EventfleetDeadLetters" in metrics["eventfleet_dead_lettered_total"]
     assert "EventfleetCommandErrorRatioHigh" in metrics["eventfleet_requests_total"]
     assert "EventfleetNoSnapshots" in metrics["eventfleet_snapshots_written_total"]
@@ -127,7 +133,7 @@ def test_dashboard_covers_the_issue_panels() -> None:
                 "labels": {"severity": "warning"},
                 "annotations": {"summary": "s"},
             },
-            "expected )",
+            "unclosed left parenthesis",
         ),
         (
             {
@@ -136,7 +142,34 @@ def test_dashboard_covers_the_issue_panels() -> None:
                 "labels": {"severity": "warning"},
                 "annotations": {"summary": "s"},
             },
-            "needs a range vector",
+            "expected type matrix in call to function 'rate'",
+        ),
+        (
+            {
+                "alert": "A",
+                "expr": "rate(sum(eventfleet_requests_total)[5m]) > 1",
+                "labels": {"severity": "warning"},
+                "annotations": {"summary": "s"},
+            },
+            "ranges only allowed for vector selectors",
+        ),
+        (
+            {
+                "alert": "A",
+                "expr": 'sum by (rol) (rate(eventfleet_dead_lettered_total{reasn="x"}[5m])) > 0',
+                "labels": {"severity": "warning"},
+                "annotations": {"summary": "s"},
+            },
+            "label 'reasn' (matcher) is on none of eventfleet_dead_lettered_total",
+        ),
+        (
+            {
+                "alert": "A",
+                "expr": "sum by (rol) (rate(eventfleet_dead_lettered_total[5m])) > 0",
+                "labels": {"severity": "warning"},
+                "annotations": {"summary": "s"},
+            },
+            "label 'rol' (by) is on none of eventfleet_dead_lettered_total",
         ),
         (
             {
@@ -215,7 +248,9 @@ def test_a_broken_scrape_config_is_rejected() -> None:
             "histogram_quantile(0.99, sum without (pod) (rate(h_bucket[$__rate_interval])))",
             {"h_bucket"},
         ),
-        ("max_over_time(deriv(g[10m])[1h:5m]) offset 1h > bool 0", {"g"}),
+        ("max_over_time(deriv(g[10m] offset 1h)[1h:5m]) > bool 0", {"g"}),
+        ("foo @ end()", {"foo"}),  # valid; the hand-written parser refused it
+        ("rate(foo[5m] @ start())", {"foo"}),
         ('topk(3, count_values("v", g)) or vector(0)', {"g"}),
         ('{__name__="named"} unless on (a) absent(z)', {"named", "z"}),
         ("-x * 2 ^ 3 % 4 and y", {"x", "y"}),
@@ -243,8 +278,32 @@ def test_promql_parser_accepts_and_lists_metrics(expr: str, metrics: set[str]) -
         "x)",
         "sum(x) by",
         "rate(x[5 m])",
+        # Accepted by the hand-written parser this one replaces (issue 12):
+        "rate(sum(x)[10m])",
+        "sum(foo, bar)",
+        "foo and 1",
+        "rate(foo[0s])",
+        "max_over_time(g[1h]) offset 1h",
     ],
 )
 def test_promql_parser_rejects_malformed_expressions(expr: str) -> None:
     with pytest.raises(PromQLError):
         metric_names(expr)
+
+
+def test_an_alert_edited_into_a_range_over_an_aggregation_fails_the_deploy_checks() -> None:
+    """The edit from issue 12 that the hand-written parser let through."""
+    groups = copy.deepcopy(rule_groups())
+    rule = next(r for r in groups[0]["rules"] if r["alert"] == "EventfleetCommandErrorRatioHigh")
+    rule["expr"] = "rate(sum(eventfleet_requests_total)[5m]) > 0.05"
+    problems = rule_problems(groups)
+    assert any("ranges only allowed for vector selectors" in p for p in problems), problems
+
+
+def test_every_label_the_rules_and_dashboard_name_is_declared() -> None:
+    from .promql import label_uses
+
+    exprs = [r["expr"] for g in rule_groups() for r in g["rules"]]
+    exprs += [e for _, e in dashboard_exprs(dashboard())]
+    used = {use.label for expr in exprs for use in label_uses(expr)}
+    assert {"role", "topic", "reason", "service", "group"} <= used

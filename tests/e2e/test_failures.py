@@ -90,7 +90,10 @@ async def test_redis_down_answers_503_and_produces_nothing(
     private_stack: EmbeddedStack, unique_name: str
 ) -> None:
     fleet = await FleetProcess.for_stack(
-        private_stack, unique_name, EVENTFLEET_REDIS_TIMEOUT_MS="300"
+        private_stack,
+        unique_name,
+        EVENTFLEET_REDIS_TIMEOUT_MS="300",
+        EVENTFLEET_HEALTH_INTERVAL_S="1",
     ).start()
     try:
         order = f"r-{uuid.uuid4().hex[:6]}"
@@ -101,11 +104,16 @@ async def test_redis_down_answers_503_and_produces_nothing(
         )
         assert status == 503 and body["error"] == "marker_unavailable", body
 
-        async def not_ready() -> bool:  # readiness caches a dependency check for a second
-            status, ready = await fleet.get("/readyz")
-            return status == 503 and ready["checks"]["marker"] is False
+        async def reported_down() -> bool:  # dependency health is checked in the background
+            _, health = await fleet.get("/healthz?verbose")
+            return health["dependencies"].get("marker", {}).get("ok") is False
 
-        await wait_for(not_ready, timeout_s=10, what="/readyz to report Redis down")
+        await wait_for(reported_down, timeout_s=10, what="/healthz?verbose to report Redis down")
+        # Redis down is not "unready": the Service keeps the pod, clients get the designed 503.
+        status, ready = await fleet.get("/readyz")
+        assert status == 200 and ready["ready"] is True, ready
+        _, metrics = await fleet.get("/metrics")
+        assert 'eventfleet_dependency_up{role="all",service="marker"} 0.0' in metrics
         await redis.start()
         status, body = await fleet.post(
             f"/v1/order/{order}/events", {"type": "OrderPlaced", "data": {"items": order_items()}}
@@ -151,10 +159,11 @@ async def test_store_paused_then_the_appender_catches_up(
             assert {status for status, _ in answers} == {202}
 
             async def appender_paused() -> bool:
+                # The series exists at 0 from the start: wait for it to count a pause.
                 _, text = await fleet.get("/metrics")
-                return (
-                    'eventfleet_dependency_retries_total{role="appender",service="store"}' in text
-                )
+                series = 'eventfleet_dependency_retries_total{role="appender",service="store"} '
+                line = next((x for x in text.splitlines() if x.startswith(series)), "")
+                return bool(line) and float(line.split()[-1]) > 0
 
             await wait_for(appender_paused, timeout_s=20, what="the appender to pause on the store")
         finally:

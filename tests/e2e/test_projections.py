@@ -26,7 +26,9 @@ Step = tuple[str, dict[str, Any]]
 @pytest.fixture(scope="module")
 async def chat_fleet(stack: EmbeddedStack) -> AsyncIterator[FleetProcess]:
     name = f"chat_{uuid.uuid4().hex[:8]}"
-    process = FleetProcess.for_stack(stack, name, EVENTFLEET_DOMAINS="snapshot_rules.domains:chat_domains")
+    process = FleetProcess.for_stack(
+        stack, name, EVENTFLEET_DOMAINS="snapshot_rules.domains:chat_domains"
+    )
     await process.start()
     try:
         yield process

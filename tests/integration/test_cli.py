@@ -9,9 +9,10 @@ import sys
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from topics.catalog import TopicNames
-from workers.adapters.kafka import ensure_topics, fleet_catalog
+from workers.adapters.kafka import ensure_topics
 from workers.devtools.embedded import EmbeddedStack
 from workers.runtime.compose import load_domains
+from workers.runtime.connections import fleet_catalog, kafka_config
 from workers.runtime.settings import Settings
 
 
@@ -82,7 +83,9 @@ async def test_topics_ensure_creates_missing_topics_and_reports_mismatches(
     assert f"created   {names.events}" in out and f"created   {names.name('orders')}" in out
 
     specs = fleet_catalog(settings, load_domains(settings.domains))
-    again = {report.name: report.status for report in await ensure_topics(settings, specs)}
+    again = {
+        report.name: report.status for report in await ensure_topics(kafka_config(settings), specs)
+    }
     assert again[names.events] == "ok" and again[names.dlq] == "mismatch"
     assert set(again) == {spec.name for spec in specs}
 

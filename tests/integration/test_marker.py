@@ -29,7 +29,9 @@ class Redisside:
     memory: RedisCommandMemory
 
 
-def wire(redis: Redis, prefix: str, *, timeout_ms: int = 2000, tentative_ms: int = 60_000) -> Redisside:
+def wire(
+    redis: Redis, prefix: str, *, timeout_ms: int = 2000, tentative_ms: int = 60_000
+) -> Redisside:
     batcher = RedisBatcher(
         redis, scripts=SCRIPTS, timeout_ms=timeout_ms, latency=create_metrics().marker_latency
     )
@@ -55,9 +57,7 @@ async def test_a_missing_mark_asks_for_the_store_then_accepts_a_new_aggregate(
     side: Redisside,
 ) -> None:
     assert (await side.marker.check_and_mark(mark("OrderPlaced", ["none"]))).status == "missing"
-    result = await side.marker.check_and_mark(
-        mark("OrderPlaced", ["none"], fallback=NEW_AGGREGATE)
-    )
+    result = await side.marker.check_and_mark(mark("OrderPlaced", ["none"], fallback=NEW_AGGREGATE))
     assert (result.status, result.after, result.current) == ("marked", NEW_AGGREGATE, None)
 
 

@@ -66,7 +66,9 @@ class Rig:
         return [(e.type, e.version) for e in await self.store.read(("order", order))]
 
     def published(self) -> list[tuple[str, int | None]]:
-        return [(decode(r.value).type, decode(r.value).version) for r in self.producer.records(STORED)]
+        return [
+            (decode(r.value).type, decode(r.value).version) for r in self.producer.records(STORED)
+        ]
 
 
 @pytest.fixture
@@ -109,7 +111,9 @@ async def test_a_validated_chain_is_stored_numbered_and_published_in_order(rig: 
     assert await rig.history() == expected and rig.published() == expected
 
 
-async def test_a_successor_produced_first_waits_and_is_stored_after_its_predecessor(rig: Rig) -> None:
+async def test_a_successor_produced_first_waits_and_is_stored_after_its_predecessor(
+    rig: Rig,
+) -> None:
     placed, paid, shipped = chain("OrderPlaced", "OrderPaid", "OrderShipped")
     await rig.take([placed])
     # Two commands processes: `shipped` was validated after `paid` but reached Kafka first.
@@ -130,7 +134,11 @@ async def test_a_successor_of_a_predecessor_that_never_comes_is_refused_at_its_d
 ) -> None:
     placed, paid, shipped = chain("OrderPlaced", "OrderPaid", "OrderShipped")
     await rig.take([placed])
-    await rig.marker.check_and_mark(MarkRequest("order:o1", "OrderShipped", shipped.id, ["OrderPaid"], fallback=f"OrderPaid|{paid.id}"))
+    await rig.marker.check_and_mark(
+        MarkRequest(
+            "order:o1", "OrderShipped", shipped.id, ["OrderPaid"], fallback=f"OrderPaid|{paid.id}"
+        )
+    )
     assert await rig.take([shipped]) == []
     rig.clock.now += WAIT_S - 0.01
     assert await rig.appender.expire() == []  # not yet
@@ -158,7 +166,9 @@ async def test_data_the_domain_refuses_is_never_stored(rig: Rig) -> None:
     assert orjson.loads(rig.producer.records(REPLIES)[0].value)["status"] == 422
 
 
-async def test_an_event_validated_against_a_stale_store_is_judged_on_the_real_head(rig: Rig) -> None:
+async def test_an_event_validated_against_a_stale_store_is_judged_on_the_real_head(
+    rig: Rig,
+) -> None:
     placed, paid = chain("OrderPlaced", "OrderPaid")
     await rig.take([placed, paid])
     # The mark was lost; the fallback read the store before `paid` was stored.

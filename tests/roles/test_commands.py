@@ -140,7 +140,11 @@ async def test_a_retry_after_an_unknown_outcome_that_was_stored_answers_stored(s
     await side.store.append([placed.with_version(1), paid.with_version(2)])
     side.clock.now += 3600
     retry = await side.ask("order:o1", "OrderPaid", {"amount": 2}, command_id="pay-1")
-    assert retry.status == 202 and retry.body == {"event_id": paid_id, "version": 2, "duplicate": True}
+    assert retry.status == 202 and retry.body == {
+        "event_id": paid_id,
+        "version": 2,
+        "duplicate": True,
+    }
 
 
 async def test_a_retry_refused_by_the_marker_while_the_first_may_land_stays_unknown(
@@ -158,7 +162,9 @@ async def test_a_retry_refused_by_the_marker_while_the_first_may_land_stays_unkn
     assert (retry.status, retry.body["error"]) == (503, "outcome_unknown")
 
 
-async def test_a_store_refusal_is_the_answer_of_a_later_retry_and_of_the_outcome(side: Side) -> None:
+async def test_a_store_refusal_is_the_answer_of_a_later_retry_and_of_the_outcome(
+    side: Side,
+) -> None:
     await side.ask("order:o1", "OrderPlaced", ITEMS)
     shipped_id = derived_event_id("order", "o1", "ship-1")
     await side.rejections.record(
@@ -210,7 +216,9 @@ async def test_sync_retry_of_an_applied_withdrawal_that_would_now_overdraw_is_a_
 
 async def test_sync_store_write_without_an_answer_is_outcome_unknown(side: Side) -> None:
     await side.ask("account:a1", "AccountOpened", {"owner": "ann"})
-    side.store.fail_next(1, StoreOutcomeUnknown("MongoDB did not answer; it may have applied it."), on="append")
+    side.store.fail_next(
+        1, StoreOutcomeUnknown("MongoDB did not answer; it may have applied it."), on="append"
+    )
     answer = await side.ask("account:a1", "MoneyDeposited", {"amount": 5}, command_id="d-1")
     assert (answer.status, answer.body["error"]) == (503, "outcome_unknown")
     assert answer.body["event_id"] == derived_event_id("account", "a1", "d-1")

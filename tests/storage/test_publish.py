@@ -12,12 +12,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 from tests.storage.helpers import Document, raw_events
 from tests.sync.wiring import create_topic, read_topic
 from topics.catalog import TopicNames
-from workers.adapters.kafka import KafkaProducer
+from workers.adapters.kafka import KafkaProducer, plain
 from workers.adapters.mongo import MongoEventStore
 from workers.bus import InProcessEventBus
 from workers.metrics import create_metrics
 from workers.roles.outbox import Outbox
-from workers.runtime.settings import Settings
 from workers.storage import EventSourcedStorage
 
 
@@ -30,20 +29,17 @@ async def topic(stack: Any, unique_name: str) -> str:
 
 @pytest.fixture
 async def producer(stack: Any, unique_name: str) -> AsyncIterator[KafkaProducer]:
-    settings = Settings(
-        kafka_url=stack.urls.kafka_url,
-        mongo_url=stack.urls.mongo_url,
-        kafka_idempotence=False,  # Tansu rejects InitProducerId
-        kafka_timeout_ms=5000,
-    )
-    started = KafkaProducer(settings, client_id=unique_name)
+    # plain(): not idempotent, as Tansu rejects InitProducerId
+    started = KafkaProducer(plain(stack.urls.kafka_url), client_id=unique_name)
     await started.start()
     yield started
     await started.stop()
 
 
 def _outbox(db: AsyncDatabase[Document], producer: KafkaProducer, topic: str) -> Outbox:
-    return Outbox(MongoEventStore(db), producer, topic=topic, metrics=create_metrics(), mode="storage")
+    return Outbox(
+        MongoEventStore(db), producer, topic=topic, metrics=create_metrics(), mode="storage"
+    )
 
 
 async def _pending(db: AsyncDatabase[Document]) -> list[int]:
@@ -71,7 +67,7 @@ async def test_with_kafka_down_the_change_commits_and_the_relay_publishes_it_lat
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     down = KafkaProducer(
-        Settings(kafka_url="kafka://127.0.0.1:1", kafka_idempotence=False, kafka_timeout_ms=200)
+        plain("kafka://127.0.0.1:1", timeout_ms=200)
     )  # never started: every send raises StreamUnavailable, as with Kafka down
     games = EventSourcedStorage(db, "games", outbox=_outbox(db, down, topic))
     with caplog.at_level(logging.WARNING, logger="workers.storage"):

@@ -14,7 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from snapshot_rules.domains.account import ACCOUNT
 from topics.catalog import TopicNames
 from topics.envelope import Event, Metadata, decode
-from workers.adapters.kafka import KafkaProducer
+from workers.adapters.kafka import KafkaProducer, plain
 from workers.adapters.mongo import PENDING, MongoEventStore, MongoSnapshotStore, connect, database
 from workers.cqrs import Repository
 from workers.cqrs.sync import SyncCommands
@@ -22,7 +22,6 @@ from workers.metrics import Metrics, create_metrics
 from workers.ports import SyncResult
 from workers.roles.outbox import Outbox
 from workers.roles.state import StateLoader
-from workers.runtime.settings import Settings
 
 PARTITIONS = 2
 
@@ -66,17 +65,11 @@ async def sync_wiring(
     max_attempts: int = 5,
 ) -> AsyncIterator[SyncWiring]:
     """Everything under ``name``: database ``name``, topic ``name.events.stored``."""
-    settings = Settings(
-        kafka_url=kafka_url,
-        mongo_url=mongo_url,
-        kafka_idempotence=False,  # Tansu rejects InitProducerId
-        kafka_timeout_ms=kafka_timeout_ms,
-        mongo_timeout_ms=mongo_timeout_ms,
-    )
     topic = TopicNames(prefix=f"{name}.").stored
     await create_topic(kafka_url, topic)
     client = connect(mongo_url, timeout_ms=mongo_timeout_ms)
-    producer = KafkaProducer(settings, client_id=name)
+    # plain(): not idempotent, as Tansu rejects InitProducerId
+    producer = KafkaProducer(plain(kafka_url, timeout_ms=kafka_timeout_ms), client_id=name)
     try:
         db = database(client, name)
         store = MongoEventStore(db)

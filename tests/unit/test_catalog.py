@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from topics.catalog import DAY_MS, TopicNames, TopicSpec, catalog
 
 NAMES = TopicNames("t1.")
@@ -35,7 +37,11 @@ def test_the_fleet_topics_come_first_with_their_retention() -> None:
     assert by_name["t1.events.dlq"].retention_ms == 30 * DAY_MS
     # The snapshotter's table changelog: compacted, partitioned like events.stored.
     rules = by_name["t1.snapshot-rules.changelog"]
-    assert rules.compacted and rules.configs() == {"cleanup.policy": "compact"}
+    # min.insync.replicas as every topic: replication 3 keeps two copies of each write.
+    assert rules.compacted and rules.configs() == {
+        "cleanup.policy": "compact",
+        "min.insync.replicas": "2",
+    }
     assert [spec.name for spec in specs if spec.compacted] == [rules.name]
 
 
@@ -61,21 +67,48 @@ def test_no_downstream_means_only_the_fleet_topics() -> None:
     assert len(catalog(NAMES, partitions=1, replication=1, downstream=iter(()))) == 6
 
 
-def test_configs_state_the_cleanup_policy_and_retention() -> None:
-    assert TopicSpec("a", 1, 1).configs() == {"cleanup.policy": "delete"}
+def test_configs_state_the_cleanup_policy_retention_and_min_insync() -> None:
+    assert TopicSpec("a", 1, 1).configs() == {
+        "cleanup.policy": "delete",
+        "min.insync.replicas": "1",
+    }
     assert TopicSpec("a", 1, 1, retention_ms=1000).configs() == {
         "cleanup.policy": "delete",
+        "min.insync.replicas": "1",
         "retention.ms": "1000",
     }
-    assert TopicSpec("a", 1, 1, retention_ms=-1).configs() == {
-        "cleanup.policy": "delete",
-        "retention.ms": "-1",
-    }
-    assert TopicSpec("a", 1, 1, compacted=True).configs() == {"cleanup.policy": "compact"}
+    assert TopicSpec("a", 1, 1, retention_ms=-1).configs()["retention.ms"] == "-1"
+    assert TopicSpec("a", 1, 1, compacted=True).configs()["cleanup.policy"] == "compact"
     assert TopicSpec("a", 1, 1, retention_ms=5, compacted=True).configs() == {
         "cleanup.policy": "compact",
+        "min.insync.replicas": "1",
         "retention.ms": "5",
     }
+
+
+def test_min_insync_replicas_keeps_two_copies_where_replication_allows() -> None:
+    # acks=all with a broker default of 1 would let a write live on one disk only.
+    assert [TopicSpec("a", 1, r).min_insync for r in (1, 2, 3, 5)] == [1, 1, 2, 2]
+    assert TopicSpec("a", 1, 5, min_insync_replicas=3).configs()["min.insync.replicas"] == "3"
+    specs = catalog(NAMES, partitions=1, replication=3, downstream=["orders"])
+    assert {s.configs()["min.insync.replicas"] for s in specs} == {"2"}
+
+
+def test_a_min_insync_above_the_replication_factor_is_refused() -> None:
+    with pytest.raises(ValueError, match="between 1 and its replication factor 3"):
+        TopicSpec("a", 1, 3, min_insync_replicas=4)
+    with pytest.raises(ValueError, match=r"min\.insync\.replicas 0"):
+        catalog(NAMES, partitions=1, replication=1, min_insync_replicas=0)
+
+
+def test_retention_comes_from_the_caller() -> None:
+    specs = catalog(
+        NAMES, partitions=1, replication=1, retention_ms=DAY_MS, dead_letter_retention_ms=2 * DAY_MS
+    )
+    by_name = {spec.name: spec for spec in specs}
+    assert by_name["t1.commands"].retention_ms == DAY_MS
+    assert by_name["t1.events.dlq"].retention_ms == 2 * DAY_MS
+    assert by_name["t1.events.stored"].retention_ms == -1
 
 
 def test_catalog_configs_are_all_strings() -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from topics.errors import ConfigError
 from workers.runtime.settings import ENV_PREFIX, Settings, documented, env_name
+from workers.secrets import mask_url
 
 _FIELDS = [spec.name for spec in fields(Settings) if spec.name != "explicit"]
 
@@ -155,6 +156,17 @@ def test_settings_are_immutable() -> None:
         ("EVENTFLEET_TOPIC_PREFIX", "bad prefix/"),
         ("EVENTFLEET_MONGO_DATABASE", "db$name"),
         ("EVENTFLEET_GROUP_ID", "group id"),
+        ("EVENTFLEET_REDIS_URL", "redis+sentinel://"),
+        ("EVENTFLEET_REDIS_URL", "redis+cluster://a:1,b:x"),
+        ("EVENTFLEET_KAFKA_SECURITY_PROTOCOL", "TLS"),
+        ("EVENTFLEET_KAFKA_SASL_MECHANISM", "GSSAPI"),
+        ("EVENTFLEET_KAFKA_SASL_PASSWORD_ENV", "1BAD"),
+        ("EVENTFLEET_KAFKA_SASL_PASSWORD_ENV", "has-dash"),
+        ("EVENTFLEET_KAFKA_SSL_CAFILE", "/etc/ssl/"),
+        ("EVENTFLEET_TOPICS_AUTO_CREATE", "sometimes"),
+        ("EVENTFLEET_MIN_INSYNC_REPLICAS", "17"),
+        ("EVENTFLEET_TOPIC_RETENTION_MS", "-2"),
+        ("EVENTFLEET_HEALTH_INTERVAL_S", "0"),
     ],
 )
 def test_an_invalid_value_fails_naming_the_variable(variable: str, raw: str) -> None:
@@ -162,7 +174,8 @@ def test_an_invalid_value_fails_naming_the_variable(variable: str, raw: str) -> 
         Settings.from_env({variable: raw})
     message = str(caught.value)
     assert message.startswith(f"{variable}=")
-    assert repr(raw.strip()) in message or repr(raw) in message
+    shown = mask_url(raw)  # a URL's password never appears, even in an error
+    assert repr(shown.strip()) in message or repr(shown) in message
     assert "Default:" in message  # the message shows a value that would work
     assert caught.value.retriable is False
 
@@ -195,3 +208,58 @@ def test_a_redis_unix_socket_url_is_accepted() -> None:
 def test_a_port_without_a_host_is_a_missing_host(raw: str) -> None:
     with pytest.raises(ConfigError, match="EVENTFLEET_KAFKA_URL"):
         Settings.from_env({"EVENTFLEET_KAFKA_URL": raw})
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "mongodb://admin:hunter2@",
+        "mongodb://admin:hunter2@db:notaport",
+        "postgres://admin:hunter2@db:5432",
+    ],
+)
+def test_an_invalid_url_is_echoed_with_its_password_masked(raw: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"EVENTFLEET_MONGO_URL": raw})
+    assert "hunter2" not in str(caught.value)
+    assert "admin:***@" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis+sentinel://s1:26379,s2:26379/mymaster/0",
+        "rediss+sentinel://:pw@s1:26379/mymaster",
+        "redis+cluster://n1:6379,n2:6380",
+        "rediss+cluster://:pw@n1:6379",
+    ],
+)
+def test_redis_sentinel_and_cluster_urls_are_accepted(url: str) -> None:
+    assert Settings.from_env({"EVENTFLEET_REDIS_URL": url}).redis_url == url
+
+
+def test_kafka_security_settings_are_normalised() -> None:
+    settings = Settings.from_env(
+        {
+            "EVENTFLEET_KAFKA_SECURITY_PROTOCOL": "sasl_ssl",
+            "EVENTFLEET_KAFKA_SASL_MECHANISM": "scram-sha-256",
+            "EVENTFLEET_KAFKA_SASL_PASSWORD_ENV": "KAFKA_PASSWORD",
+            "EVENTFLEET_TOPICS_AUTO_CREATE": "yes",
+        }
+    )
+    assert settings.kafka_security_protocol == "SASL_SSL"
+    assert settings.kafka_sasl_mechanism == "SCRAM-SHA-256"
+    assert settings.topics_auto_create is True
+    assert Settings().topics_auto_create is False  # workers create topics only when told
+
+
+def test_the_repr_masks_passwords() -> None:
+    settings = Settings.from_env(
+        {
+            "EVENTFLEET_MONGO_URL": "mongodb://admin:hunter2@m1:27017",
+            "EVENTFLEET_REDIS_URL": "redis+sentinel://:hunter3@s1:26379/m/0",
+        }
+    )
+    text = repr(settings)
+    assert "hunter2" not in text and "hunter3" not in text
+    assert "mongodb://admin:***@m1:27017" in text and "partitions=8" in text

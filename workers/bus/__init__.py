@@ -27,7 +27,7 @@ from workers.bus.common import (
     RetryPolicy,
 )
 from workers.bus.inprocess import InProcessEventBus
-from workers.bus.kafka import KafkaEventBus
+from workers.bus.kafka import KafkaBusOptions, KafkaEventBus
 from workers.bus.nats import NatsEventBus
 from workers.bus.redis import RedisEventBus
 
@@ -37,6 +37,7 @@ __all__ = [
     "BusError",
     "BusUnavailable",
     "InProcessEventBus",
+    "KafkaBusOptions",
     "KafkaEventBus",
     "NatsEventBus",
     "RedisEventBus",

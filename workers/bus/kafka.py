@@ -29,6 +29,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import partial
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
@@ -37,7 +38,7 @@ from aiokafka.errors import KafkaError
 from topics.catalog import TopicNames
 from topics.envelope import Event
 from topics.errors import InvalidInput
-from workers.adapters.kafka import KafkaProducer
+from workers.adapters.kafka import KafkaConfig, KafkaProducer, plain
 from workers.bus.common import (
     BusClosed,
     BusUnavailable,
@@ -53,23 +54,18 @@ from workers.bus.common import (
     stop_task,
 )
 from workers.ports import Handler, Outgoing, Record, Subscription
-from workers.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def bus_settings(settings_or_bootstrap: Settings | str) -> Settings:
-    """Settings as given, or defaults around a bootstrap (``kafka://h:p`` or ``h:p,h2:p``).
+@dataclass(frozen=True, slots=True)
+class KafkaBusOptions:
+    """How the bus's consumer groups are named and behave (the fleet's settings by default)."""
 
-    From a bare bootstrap the producer is not idempotent, which every broker accepts
-    (Tansu rejects InitProducerId); handlers dedupe by event id in any case.
-    """
-    if isinstance(settings_or_bootstrap, Settings):
-        return settings_or_bootstrap
-    url = settings_or_bootstrap
-    if not url.startswith("kafka://"):
-        url = f"kafka://{url}"
-    return Settings(kafka_url=url, kafka_idempotence=False)
+    group_id: str = "eventfleet"
+    topic_prefix: str = "eventfleet."
+    session_timeout_ms: int = 10_000
+    fetch_max_wait_ms: int = 100
 
 
 def _record(record: ConsumerRecord[bytes, bytes]) -> Record:
@@ -88,21 +84,25 @@ class KafkaEventBus:
 
     def __init__(
         self,
-        settings_or_bootstrap: Settings | str,
+        kafka: KafkaConfig | str,
         *,
+        options: KafkaBusOptions | None = None,
         topic: str | None = None,
         dead_letter_topic: str | None = None,
         retry: RetryPolicy | None = None,
         batch_size: int = 100,
     ) -> None:
-        self.settings = bus_settings(settings_or_bootstrap)
-        names = TopicNames(self.settings.topic_prefix)
+        # From a bare bootstrap (``kafka://h:p`` or ``h:p,h2:p``) the producer is not
+        # idempotent, which every broker accepts; handlers dedupe by event id in any case.
+        self.kafka = plain(kafka) if isinstance(kafka, str) else kafka
+        self.options = options or KafkaBusOptions()
+        names = TopicNames(self.options.topic_prefix)
         self.topic = topic or names.stored
         self.dead_letter_topic = dead_letter_topic or names.dlq
         self.retry = retry or RetryPolicy()
         self.batch_size = batch_size
-        self.timeout_s = self.settings.kafka_timeout_ms / 1000
-        self.producer = KafkaProducer(self.settings, client_id="eventfleet-bus")
+        self.timeout_s = self.kafka.timeout_ms / 1000
+        self.producer = KafkaProducer(self.kafka, client_id="eventfleet-bus")
         self._producer_started = False
         self._lock = asyncio.Lock()
         self._readers: set[_Reader] = set()
@@ -135,7 +135,7 @@ class KafkaEventBus:
         check_event_type(event_type)
         check_durable(durable)
         name = durable if durable is not None else f"tmp-{uuid.uuid4().hex}"
-        reader = _Reader(self, f"{self.settings.group_id}-bus-{name}", event_type, handler)
+        reader = _Reader(self, f"{self.options.group_id}-bus-{name}", event_type, handler)
         await reader.start()
         self._readers.add(reader)
 
@@ -178,16 +178,16 @@ class _Reader:
     def __init__(self, bus: KafkaEventBus, group: str, event_type: str, handler: Handler) -> None:
         self.bus, self.group, self.event_type, self.handler = bus, group, event_type, handler
         self.where = f"kafka bus {bus.topic} group {group}"
-        s = bus.settings
+        options = bus.options
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.kafka_bootstrap,
+            **bus.kafka.client_kwargs(),
             group_id=group,
             client_id=f"eventfleet-bus-{group}",
             enable_auto_commit=False,
             auto_offset_reset="latest",  # a new subscription sees what is published from now on
-            session_timeout_ms=s.kafka_session_timeout_ms,
-            heartbeat_interval_ms=max(s.kafka_session_timeout_ms // 6, 100),
-            fetch_max_wait_ms=s.kafka_fetch_max_wait_ms,
+            session_timeout_ms=options.session_timeout_ms,
+            heartbeat_interval_ms=max(options.session_timeout_ms // 6, 100),
+            fetch_max_wait_ms=options.fetch_max_wait_ms,
         )
         self.listener = _Rebalance(self)
         self.handled: dict[TopicPartition, int] = {}  # next offset to commit, per partition
@@ -195,7 +195,7 @@ class _Reader:
         self.stopping = False  # besides the cancel: a loop must end even if one is lost
 
     async def start(self) -> None:
-        join_s = 2 * self.bus.settings.kafka_session_timeout_ms / 1000 + self.bus.timeout_s
+        join_s = 2 * self.bus.options.session_timeout_ms / 1000 + self.bus.timeout_s
         try:
             self.consumer.subscribe([self.bus.topic], listener=self.listener)
             await bounded(self.consumer.start(), self.bus.timeout_s * 2)

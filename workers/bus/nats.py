@@ -53,6 +53,7 @@ from workers.bus.common import (
     require_stored,
 )
 from workers.ports import Handler, Subscription
+from workers.secrets import mask_url
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -105,7 +106,7 @@ class NatsEventBus:
         self._check_open()
         async with self._lock:
             if self._js is None:
-                nc = await self.call(f"connecting to {self.nats_url}", self._connect())
+                nc = await self.call(f"connecting to {mask_url(self.nats_url)}", self._connect())
                 try:
                     js = nc.jetstream(timeout=self.timeout_s)
                     await self._ensure_stream(js, self.stream, f"{self.subject_prefix}.*")

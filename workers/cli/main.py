@@ -11,6 +11,7 @@ from typing import Any
 
 from topics.errors import EventfleetError
 from workers.runtime.compose import OPTIONAL_ROLES, ROLES, Runtime
+from workers.runtime.lag import LAG_ROLE
 from workers.runtime.settings import Settings, documented
 
 log = logging.getLogger("eventfleet")
@@ -52,8 +53,9 @@ def parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--role",
         required=True,
-        choices=(*ROLES, *OPTIONAL_ROLES, "all"),
-        help="'all': every pipeline role (bridge runs only when named)",
+        choices=(*ROLES, *OPTIONAL_ROLES, LAG_ROLE, "all"),
+        help="'all': every pipeline role (bridge runs only when named); "
+        "'lag': export every group's lag, read from Kafka",
     )
     worker.add_argument("--projection", help="with --role projection: the projection to run")
 
@@ -164,10 +166,12 @@ async def run_worker(settings: Settings, args: Any) -> int:
 
 
 async def run_topics(settings: Settings, args: Any) -> int:
-    from workers.adapters.kafka import ensure_topics, fleet_catalog
+    from workers.adapters.kafka import ensure_topics
     from workers.runtime.compose import load_domains
+    from workers.runtime.connections import fleet_catalog, kafka_config
 
-    reports = await ensure_topics(settings, fleet_catalog(settings, load_domains(settings.domains)))
+    specs = fleet_catalog(settings, load_domains(settings.domains))
+    reports = await ensure_topics(kafka_config(settings), specs)
     for report in reports:
         print(f"{report.status:<9} {report.name} {report.detail}".rstrip())
     return 1 if any(report.status == "mismatch" for report in reports) else 0

@@ -22,6 +22,7 @@ def dev_settings(settings: Settings, *, port: int) -> Settings:
         kafka_fetch_max_wait_ms=10,
         kafka_session_timeout_ms=3000,
         partitions=4,
+        topics_auto_create=True,  # the embedded broker starts empty
     )
 
 
@@ -43,9 +44,9 @@ eventfleet dev is running (Ctrl-C stops it and everything it started).
   API       {api}/v1/{{aggregate_type}}/{{aggregate_id}}/events
   health    {api}/healthz   ready: {api}/readyz
   metrics   {api}/metrics
-  kafka     {settings.kafka_url}   topics: {settings.topic_prefix}events, {settings.topic_prefix}events.stored, {settings.topic_prefix}orders, ...
-  mongodb   {settings.mongo_url}   database: {settings.mongo_database}
-  redis     {settings.redis_url}
+  kafka     {settings.masked("kafka_url")}   topics: {settings.topic_prefix}events, {settings.topic_prefix}events.stored, {settings.topic_prefix}orders, ...
+  mongodb   {settings.masked("mongo_url")}   database: {settings.mongo_database}
+  redis     {settings.masked("redis_url")}
   embedded  {started}
 
 Try it:

@@ -319,7 +319,9 @@ class Appender:
                     ask.add(w.event.id)  # off the common path: maybe a redelivery
         if not ask:
             return set(), set()
-        found = await self._store.find(sorted(ask))
+        # The ids are events of ``refs`` (or their predecessors): naming the aggregates lets
+        # a store sharded by aggregate ask only their shards.
+        found = await self._store.find(sorted(ask), aggregates=list(refs))
         refused = await self._rejections.find(sorted(set(ask) - set(found)))
         self._stored.add(found)
         self._refused.add(refused)

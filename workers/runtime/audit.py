@@ -27,11 +27,11 @@ async def auditor(
         name: MongoViewStore(db, projection.collection)
         for name, projection in runtime.domains.projections().items()
     }
-    bootstrap = runtime.settings.kafka_bootstrap
+    kafka = runtime.kafka
 
     async def read(topic: str) -> list[Event]:
         events = []
-        for record in await read_topic(bootstrap, topic):
+        for record in await read_topic(kafka, topic):
             try:
                 events.append(decode(record.value))
             except InvalidEnvelope:

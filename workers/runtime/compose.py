@@ -5,19 +5,18 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-import time
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 from pymongo import AsyncMongoClient
-from redis.asyncio import Redis
+from redis.asyncio import RedisCluster
 
 from snapshot_rules.domain import Domains
 from topics.catalog import TopicNames
-from topics.errors import ConfigError, EventfleetError, Unavailable
-from workers.adapters.kafka import KafkaProducer
+from topics.errors import ConfigError, EventfleetError
+from workers.adapters.kafka import KafkaConfig, KafkaProducer
 from workers.adapters.mongo import (
     Document,
     MongoEventStore,
@@ -27,7 +26,13 @@ from workers.adapters.mongo import (
     database,
     translated,
 )
-from workers.adapters.redis import SCRIPTS, RedisBatcher, RedisCommandMemory, RedisMarker
+from workers.adapters.redis import (
+    SCRIPTS,
+    RedisBatcher,
+    RedisCommandMemory,
+    RedisMarker,
+    connect_redis,
+)
 from workers.cqrs.repository import Repository
 from workers.cqrs.sync import SyncCommands
 from workers.metrics import Metrics, create_metrics
@@ -40,6 +45,7 @@ from workers.roles.outbox import Outbox
 from workers.roles.snapshotter import Snapshotter
 from workers.roles.state import StateLoader
 from workers.runtime.buses import bridge_bus
+from workers.runtime.connections import kafka_config
 from workers.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -93,12 +99,12 @@ class Runtime:
     metrics: Metrics
     names: TopicNames
     roles: frozenset[str]
+    kafka: KafkaConfig
     mongo: AsyncMongoClient[Document]
     events: MongoEventStore
     snapshots: MongoSnapshotStore
     loader: StateLoader
     parts: dict[str, Any] = field(default_factory=dict)
-    _health: dict[str, tuple[float, bool]] = field(default_factory=dict)
 
     @classmethod
     async def start(
@@ -111,6 +117,7 @@ class Runtime:
     ) -> Runtime:
         domains = domains or load_domains(settings.domains)
         metrics = metrics or create_metrics()
+        kafka = kafka_config(settings)  # a bad secret or TLS file stops us before connecting
         mongo = connect(settings.mongo_url, timeout_ms=settings.mongo_timeout_ms)
         db = database(mongo, settings.mongo_database)
         events = MongoEventStore(db)
@@ -128,6 +135,7 @@ class Runtime:
             metrics=metrics,
             names=TopicNames(settings.topic_prefix),
             roles=frozenset(roles),
+            kafka=kafka,
             mongo=mongo,
             events=events,
             snapshots=snapshots,
@@ -144,7 +152,11 @@ class Runtime:
 
     async def _build_roles(self, db: Any) -> None:
         settings, metrics, names = self.settings, self.metrics, self.names
-        producer = KafkaProducer(settings, client_id=f"{settings.group_id}-producer")
+        producer = KafkaProducer(
+            self.kafka,
+            client_id=f"{settings.group_id}-producer",
+            max_event_bytes=settings.max_event_bytes,
+        )
         self.parts["producer"] = producer
         await producer.start()
         self.parts["dead_letters"] = {
@@ -204,11 +216,7 @@ class Runtime:
         if "marker" in self.parts:
             return cast(RedisMarker, self.parts["marker"])
         settings = self.settings
-        redis = Redis.from_url(
-            settings.redis_url,
-            socket_timeout=settings.redis_timeout_ms / 1000,
-            socket_connect_timeout=settings.redis_timeout_ms / 1000,
-        )
+        redis = connect_redis(settings.redis_url, timeout_ms=settings.redis_timeout_ms)
         batcher = RedisBatcher(
             redis,
             scripts=SCRIPTS,
@@ -226,6 +234,7 @@ class Runtime:
             prefix=prefix,
             ttl_s=settings.marker_ttl_s,
             tentative_ttl_ms=settings.mark_tentative_ms,
+            cluster=isinstance(redis, RedisCluster),  # the filter key is in another slot
         )
         self.parts["marker"] = marker
         return marker
@@ -233,7 +242,9 @@ class Runtime:
     async def _build_commands(self, db: Any, producer: KafkaProducer) -> None:
         settings, metrics = self.settings, self.metrics
         marker = await self._marker(db)
-        outbox = Outbox(self.events, producer, topic=self.names.stored, metrics=metrics, mode="sync")
+        outbox = Outbox(
+            self.events, producer, topic=self.names.stored, metrics=metrics, mode="sync"
+        )
         sync = SyncCommands(
             repository=Repository(self.loader),
             outbox=outbox,
@@ -243,7 +254,10 @@ class Runtime:
         self.parts |= {"outbox": outbox, "sync": sync}
         rejections = MongoRejections(db)
         self.parts["outcomes"] = Outcomes(
-            domains=self.domains, store=self.events, rejections=rejections, memory=self.parts["memory"]
+            domains=self.domains,
+            store=self.events,
+            rejections=rejections,
+            memory=self.parts["memory"],
         )
         self.parts["commands"] = CommandService(
             domains=self.domains,
@@ -331,25 +345,7 @@ class Runtime:
                 log.warning("redis close: %r", e)
         await self.mongo.close()
 
-    async def healthy(self, service: str) -> bool:
-        """Ping a dependency, at most once a second per service (readiness probes are frequent)."""
-        checked_at, ok = self._health.get(service, (0.0, False))
-        if time.monotonic() - checked_at < 1.0:
-            return ok
-        ok = await self._ping(service)
-        self._health[service] = (time.monotonic(), ok)
-        return ok
-
-    async def _ping(self, service: str) -> bool:
-        try:
-            if service == "store":
-                await asyncio.wait_for(
-                    self.mongo.admin.command("ping"), self.settings.mongo_timeout_ms / 1000
-                )
-                return True
-            if service == "marker" and "marker" in self.parts:
-                return bool(await self.marker.ping())
-        except (Unavailable, TimeoutError, Exception) as e:
-            log.info("%s not reachable: %r", service, e)
-            return False
-        return True
+    async def ping_store(self) -> None:
+        """One MongoDB round trip (the health monitor bounds it with the store's timeout)."""
+        async with translated("pinging"):
+            await self.mongo.admin.command("ping")

@@ -1,17 +1,39 @@
-"""A Faust app whose consumers honour our fetch wait (Faust hardcodes 1500 ms; Tansu holds polls).
+"""A Faust app whose consumers honour our fetch wait, connect like every other client, and count.
 
-Tansu does not release a long poll when data arrives, so end-to-end latency equals the
-consumer's ``fetch_max_wait_ms``; ``EVENTFLEET_KAFKA_FETCH_MAX_WAIT_MS`` sets it.
+Faust hardcodes a 1500 ms fetch wait; Tansu does not release a long poll when data arrives,
+so end-to-end latency equals the consumer's ``fetch_max_wait_ms``
+(``EVENTFLEET_KAFKA_FETCH_MAX_WAIT_MS`` sets it). Rebalances and offset commits are timed into
+the fleet's metrics (Faust's own Prometheus sensor uses milliseconds and other names).
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping
 from typing import Any, cast
 
 import faust
+from faust.auth import SASLCredentials, SSLCredentials
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+from workers.adapters.kafka.config import KafkaConfig
+from workers.metrics import Metrics
 from workers.runtime.highwaters import fetched_highwaters
+
+
+def faust_credentials(kafka: KafkaConfig) -> Any:
+    """Faust's ``broker_credentials`` for our Kafka config (None: plaintext)."""
+    if kafka.sasl:
+        assert kafka.sasl_password is not None  # KafkaConfig checks it
+        return SASLCredentials(
+            username=kafka.sasl_username,
+            password=kafka.sasl_password.reveal(),
+            mechanism=kafka.sasl_mechanism,
+            ssl_context=kafka.ssl_context,
+        )
+    if kafka.tls:
+        return SSLCredentials(kafka.ssl_context)
+    return None
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):  # type: ignore[misc]
@@ -34,15 +56,51 @@ class _Consumer(faust_aiokafka.Consumer):  # type: ignore[misc]
     def _new_consumer_thread(self) -> Any:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    async def _commit(self, offsets: Mapping[Any, int]) -> bool:
+        app: Any = self.app  # our FleetApp
+        started = time.perf_counter()
+        try:
+            ok = bool(await super()._commit(offsets))
+        except BaseException:
+            app.committed(time.perf_counter() - started, ok=False)
+            raise
+        app.committed(time.perf_counter() - started, ok=ok)
+        return ok
+
 
 class _Transport(faust_aiokafka.Transport):  # type: ignore[misc]
     Consumer = _Consumer
 
 
 class FleetApp(faust.App):  # type: ignore[misc]
-    """faust.App with a configurable consumer fetch wait."""
+    """faust.App with a configurable consumer fetch wait, and rebalance and commit metrics."""
 
     fetch_max_wait_ms: int = 500
+    fleet_metrics: Metrics | None = None
+    role_label: str = "all"
+    _rebalance_started: float | None = None
 
     def _new_transport(self) -> Any:
         return _Transport(self.conf.broker_consumer, self)
+
+    def on_rebalance_start(self) -> None:
+        super().on_rebalance_start()
+        self._rebalance_started = time.perf_counter()
+        if self.fleet_metrics is not None:
+            self.fleet_metrics.rebalances.labels(self.role_label).inc()
+
+    def on_rebalance_end(self) -> None:
+        super().on_rebalance_end()
+        started, self._rebalance_started = self._rebalance_started, None
+        if self.fleet_metrics is not None and started is not None:
+            self.fleet_metrics.rebalance_duration.labels(self.role_label).observe(
+                time.perf_counter() - started
+            )
+
+    def committed(self, seconds: float, *, ok: bool) -> None:
+        """One offset commit round trip ended (``ok``: Kafka accepted it)."""
+        if self.fleet_metrics is None:
+            return
+        self.fleet_metrics.commit_latency.labels(self.role_label).observe(seconds)
+        if not ok:
+            self.fleet_metrics.commit_failures.labels(self.role_label).inc()

@@ -1,4 +1,10 @@
-"""One fleet process: the roles it runs, their Faust app, readiness, and a draining shutdown."""
+"""One fleet process: the roles it runs, their Faust app, probes, and a draining shutdown.
+
+Probes answer from memory, never from a dependency: ``/healthz`` says the process works,
+``/readyz`` that it can take the work it owns (started, not draining, and for a consumer role
+a member of its group holding partitions). Dependency health is checked in the background
+(``workers.runtime.health``) and shown by ``/healthz?verbose`` and ``eventfleet_dependency_up``.
+"""
 
 from __future__ import annotations
 
@@ -12,15 +18,34 @@ from typing import Any
 from faust.types import TP
 
 from topics.catalog import TopicSpec
-from workers.adapters.kafka import ensure_topics, fleet_catalog
+from topics.errors import ConfigError
+from workers.adapters.kafka import ensure_topics
+from workers.metrics import prime
 from workers.ports import Record
+from workers.roles.deadletter import REASONS
 from workers.runtime.audit import AuditLoop
 from workers.runtime.compose import Runtime
-from workers.runtime.faust_app import FleetApp
+from workers.runtime.connections import fleet_catalog
+from workers.runtime.faust_app import FleetApp, faust_credentials
+from workers.runtime.health import HealthMonitor, Ping
+from workers.runtime.lag import LAG_ROLE, LagExporter, measured_groups
 
 log = logging.getLogger(__name__)
 
 EXIT_FATAL = 70
+CONSUMER_ROLES = frozenset(
+    {"appender", "snapshotter", "forwarder", "commands", "projection", "bridge"}
+)
+# Which dependencies each role's work needs: only those are checked and reported.
+ROLE_SERVICES = {
+    "commands": ("store", "marker", "stream"),
+    "appender": ("store", "stream"),
+    "snapshotter": ("store",),
+    "forwarder": ("stream",),
+    "projection": ("store",),
+    "bridge": ("stream",),
+    LAG_ROLE: ("stream",),
+}
 
 
 class Fleet:
@@ -34,10 +59,10 @@ class Fleet:
         app_id: str,
         projections: Collection[str] = (),
     ) -> None:
-        settings = runtime.settings
         self.runtime = runtime
         self.roles = frozenset(roles)
         self.draining = False
+        self.started = False
         self.exit_code = 0
         self.stopped = asyncio.Event()
         self._inflight = 0
@@ -47,20 +72,34 @@ class Fleet:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.projections = tuple(projections)
         self.audit_loop: AuditLoop | None = None
-        if "snapshotter" in self.roles and settings.audit_interval_s > 0:
-            self.audit_loop = AuditLoop(runtime, interval_s=settings.audit_interval_s)
+        audit_s = runtime.settings.audit_interval_s
+        if "snapshotter" in self.roles and audit_s > 0:
+            self.audit_loop = AuditLoop(runtime, interval_s=audit_s)
         self._lag_series: set[tuple[str, str, str]] = set()
         if self.roles == {"projection"} and len(self.projections) == 1:
             self.role_label = f"projection-{self.projections[0]}"
         else:
             self.role_label = next(iter(self.roles)) if len(self.roles) == 1 else "all"
+        self.app = self._make_app(app_id)
+        self.consumes = bool(self.roles & CONSUMER_ROLES)
+        self.health = self._make_health()
+        self.lag: LagExporter | None = None
+        if LAG_ROLE in self.roles:
+            settings = runtime.settings
+            groups = measured_groups(settings, runtime.domains)
+            self.lag = LagExporter(runtime.kafka, runtime.metrics, groups, settings.lag_interval_s)
+        self._prime_metrics()
+
+    def _make_app(self, app_id: str) -> FleetApp:
+        settings, kafka = self.runtime.settings, self.runtime.kafka
         session_s = settings.kafka_session_timeout_ms / 1000
         # Faust wants a data directory even with in-memory tables: keep it out of the cwd.
         datadir = Path(tempfile.gettempdir()) / "eventfleet-faust" / app_id
         datadir.mkdir(parents=True, exist_ok=True)
-        self.app = FleetApp(
+        app = FleetApp(
             app_id,
-            broker=[f"kafka://{host}" for host in settings.kafka_bootstrap],
+            broker=[f"kafka://{host}" for host in kafka.bootstrap_servers],
+            broker_credentials=faust_credentials(kafka),
             store="memory://",
             datadir=datadir,
             web_enabled=True,
@@ -68,6 +107,9 @@ class Fleet:
             web_bind=settings.http_host,
             web_port=settings.http_port,
             broker_session_timeout=session_s,
+            # Faust's default is 90 s: a consumer whose broker stopped answering would hold
+            # its assignment (and stay ready) that long before marking the coordinator dead.
+            broker_request_timeout=max(session_s, settings.kafka_timeout_ms / 1000) * 2,
             broker_heartbeat_interval=max(0.1, session_s / 6),
             broker_commit_interval=1.0,
             topic_disable_leader=True,
@@ -76,14 +118,57 @@ class Fleet:
             producer_acks=-1,
             stream_wait_empty=False,
         )
-        self.app.fetch_max_wait_ms = settings.kafka_fetch_max_wait_ms
-        self.app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
-        self.consumes = bool(
-            self.roles & {"appender", "snapshotter", "forwarder", "commands", "projection", "bridge"}
+        app.fetch_max_wait_ms = settings.kafka_fetch_max_wait_ms
+        app.fleet_metrics = self.runtime.metrics
+        app.role_label = self.role_label
+        app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
+        app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
+        return app
+
+    def _make_health(self) -> HealthMonitor:
+        rt = self.runtime
+        services = {s for role in self.roles for s in ROLE_SERVICES.get(role, ())}
+
+        async def marker() -> None:
+            if not await rt.marker.ping():
+                raise ConnectionError("the marker's Redis did not answer PING")
+
+        pings: dict[str, tuple[Ping, float]] = {
+            "store": (rt.ping_store, rt.settings.mongo_timeout_ms / 1000),
+            "marker": (marker, rt.settings.redis_timeout_ms / 1000),
+            "stream": (rt.producer.ping, rt.settings.kafka_timeout_ms / 1000),
+        }
+        return HealthMonitor(
+            {s: p for s, p in pings.items() if s in services},
+            rt.metrics,
+            role=self.role_label,
+            interval_s=rt.settings.health_interval_s,
+        )
+
+    def _prime_metrics(self) -> None:
+        rt = self.runtime
+        domains = rt.domains
+        prime(
+            rt.metrics,
+            role=self.role_label,
+            roles=[r for r in self.roles if r in CONSUMER_ROLES],
+            dead_letter_reasons=REASONS,
+            aggregate_types=domains.names(),
+            event_types=[(d.name, t) for d in domains for t in d.events]
+            if "commands" in self.roles
+            else (),
+            projections=self.projections
+            or (rt.domains.projections() if "projection" in self.roles else ()),
+            downstream_topics=[rt.names.name(t) for t in domains.downstream_topics()]
+            if "forwarder" in self.roles
+            else (),
         )
 
     async def _on_assigned(self, sender: Any, assigned: Any = None, **kwargs: Any) -> None:
-        self._assigned = True
+        self._assigned = bool(assigned)
+
+    async def _on_revoked(self, sender: Any, revoked: Any = None, **kwargs: Any) -> None:
+        self._assigned = False
 
     def batch(self, role: str) -> _InFlight:
         """Count work in flight; once draining, hold new work back (it stays unacked).
@@ -116,16 +201,32 @@ class Fleet:
     def stop(self) -> None:
         self.stopped.set()
 
-    async def readiness(self) -> dict[str, bool]:
-        checks = {"running": not self.draining, "store": await self.runtime.healthy("store")}
+    def alive(self) -> bool:
+        """The process works: its app has not crashed and it is not stopping after a fatal error."""
+        return not self.app.crashed and self.exit_code != EXIT_FATAL
+
+    def readiness(self) -> dict[str, bool]:
+        """Can this process take the work it owns? Answered from memory, at once."""
+        checks = {"started": self.started, "running": not self.draining}
         if self.consumes:
-            checks["assigned"] = self._assigned
-        if "commands" in self.roles:
-            checks["marker"] = await self.runtime.healthy("marker")
+            checks["assigned"] = self._assigned and self._group_member()
         self.runtime.metrics.role_ready.labels(self.role_label).set(
             1 if all(checks.values()) else 0
         )
         return checks
+
+    def _group_member(self) -> bool:
+        """The consumer knows its group coordinator: with Kafka gone it is marked dead.
+
+        aiokafka keeps an assignment while the broker is unreachable; it marks the coordinator
+        dead when a request to it fails or the session expires, and finds it again after.
+        """
+        app: Any = self.app
+        try:
+            consumer = app.consumer._thread._consumer
+            return consumer is not None and consumer._coordinator.coordinator_id is not None
+        except AttributeError:  # not started yet
+            return False
 
     def refresh_gauges(self) -> None:
         """Consumer lag per assigned partition (the autoscaler's signal); revoked ones vanish."""
@@ -166,16 +267,42 @@ class Fleet:
                 await asyncio.wait_for(self.app.consumer.commit(), 5)
             except Exception as e:
                 log.warning("final commit failed: %r", e)
+        await self.health.stop()
+        if self.lag is not None:
+            await self.lag.stop()
         await self.app.stop()
         await self.runtime.stop()
 
 
 async def ensure_catalog(runtime: Runtime) -> list[TopicSpec]:
-    specs = fleet_catalog(runtime.settings, runtime.domains)
-    for report in await ensure_topics(runtime.settings, specs):
-        if report.status == "mismatch":
-            log.warning("topic %s %s", report.name, report.detail)
+    """Check the catalog's topics; create missing ones only with EVENTFLEET_TOPICS_AUTO_CREATE.
+
+    A missing topic or a partition count that differs stops the worker: keys would be routed
+    to other partitions than the data already there, which breaks per-aggregate order.
+    """
+    settings = runtime.settings
+    specs = fleet_catalog(settings, runtime.domains)
+    reports = await ensure_topics(runtime.kafka, specs, create=settings.topics_auto_create)
+    missing = [r.name for r in reports if r.status == "missing"]
+    if missing:
+        raise ConfigError(
+            f"topics {', '.join(missing)} do not exist and this worker does not create topics; "
+            "run `eventfleet topics ensure` (the topics-ensure Job) first, or set "
+            "EVENTFLEET_TOPICS_AUTO_CREATE=true where workers may create topics."
+        )
+    mismatched = [f"{r.name} {r.detail}" for r in reports if r.status == "mismatch"]
+    if mismatched:
+        raise ConfigError(
+            f"{'; '.join(mismatched)}. Set EVENTFLEET_PARTITIONS={_found(reports)} to match the "
+            "existing topics, or grow the topics (deploy/README.md, 'Changing the partition "
+            "count') before starting workers."
+        )
     return specs
+
+
+def _found(reports: list[Any]) -> str:
+    counts = sorted({r.detail.split()[1] for r in reports if r.status == "mismatch"})
+    return " or ".join(counts)
 
 
 class ProjectionLag:

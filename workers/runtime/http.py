@@ -17,6 +17,7 @@ from topics.errors import EventfleetError, InvalidEnvelope, InvalidInput
 from workers.adapters.mongo import MongoViewStore, database
 from workers.roles.requests import Answer, PayloadTooLarge, error, parse_request
 from workers.runtime.fleet import Fleet
+from workers.runtime.probes import health_answer, ready_answer
 from workers.runtime.queries import FleetQueries, answer, failure
 
 MAX_PAGE = 1000
@@ -212,14 +213,12 @@ def register_views(fleet: Fleet) -> None:
     @app.page("/healthz")
     class Health(View):  # type: ignore[misc]
         async def get(self, request: Any) -> Any:
-            return respond(self, Answer(200, {"status": "alive", "roles": sorted(fleet.roles)}))
+            return respond(self, health_answer(fleet, verbose="verbose" in request.query))
 
     @app.page("/readyz")
     class Ready(View):  # type: ignore[misc]
         async def get(self, request: Any) -> Any:
-            checks = await fleet.readiness()
-            status = 200 if all(checks.values()) else 503
-            return respond(self, Answer(status, {"ready": status == 200, "checks": checks}))
+            return respond(self, ready_answer(fleet))
 
     @app.page("/metrics")
     class Metrics(View):  # type: ignore[misc]

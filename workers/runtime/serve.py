@@ -13,6 +13,7 @@ from workers.runtime.agents import register_agents
 from workers.runtime.compose import Runtime
 from workers.runtime.fleet import Fleet, ensure_catalog
 from workers.runtime.http import register_views
+from workers.runtime.lag import LAG_ROLE
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +37,17 @@ async def serve(
     projections: Collection[str] = (),
 ) -> int:
     """Run the roles until SIGTERM/SIGINT (or ``fleet.stop()``), then drain; return the exit code."""
-    await ensure_catalog(runtime)
+    try:
+        if set(roles) - {LAG_ROLE}:  # the lag role reads whatever topics exist
+            await ensure_catalog(runtime)
+    except BaseException:
+        await runtime.stop()
+        raise
     fleet = build_fleet(runtime, roles, app_id=app_id, projections=projections)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, fleet.stop)
+    fleet.health.start()
     await fleet.app.start()
     background: list[asyncio.Task[None]] = []
     if "commands" in fleet.roles:
@@ -51,6 +58,9 @@ async def serve(
         background.append(asyncio.create_task(filter_kept))
     if fleet.audit_loop is not None:
         background.append(asyncio.create_task(fleet.audit_loop.run()))
+    if fleet.lag is not None:
+        fleet.lag.start()
+    fleet.started = True
     if on_started is not None:
         await on_started(fleet)
     await fleet.stopped.wait()

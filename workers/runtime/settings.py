@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from topics.errors import ConfigError
+from workers.secrets import mask_url
 
 ENV_PREFIX = "EVENTFLEET_"
 
@@ -73,6 +74,29 @@ def _setting(default: Any, parse: Callable[[str], Any], doc: str) -> Any:
     return field(default=default, metadata={"parse": parse, "doc": doc})
 
 
+def _choice(*choices: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw.upper() not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}")
+        return raw.upper()
+
+    return parse
+
+
+def _path(raw: str) -> str:
+    # Checked for existence where it is used (workers.runtime.connections), so the message
+    # can say which file of which setting is missing; here only that it names a file.
+    if raw.endswith("/"):
+        raise ValueError("expected a file path, not a directory")
+    return raw
+
+
+_env_name_ok = _text(
+    "an environment variable name (letters, digits, '_')",
+    lambda s: s.replace("_", "a").isalnum() and not s[0].isdigit(),
+)
+
+
 _name_ok = _text(
     "letters, digits, '.', '_' or '-'", lambda s: all(c.isalnum() or c in "._-" for c in s)
 )
@@ -95,8 +119,17 @@ class Settings:
     )
     redis_url: str = _setting(
         "redis://127.0.0.1:6379/0",
-        _url("redis", "rediss", "unix"),
-        "Redis for the marker and the command answers",
+        _url(
+            "redis",
+            "rediss",
+            "unix",
+            "redis+sentinel",
+            "rediss+sentinel",
+            "redis+cluster",
+            "rediss+cluster",
+        ),
+        "Redis for the marker and the command answers; redis+sentinel://h1:26379,h2:26379/<master>/<db> "
+        "for Sentinel, redis+cluster://h1:6379,h2:6379 for Cluster",
     )
     nats_url: str = _setting(
         "nats://127.0.0.1:4222", _url("nats", "tls"), "NATS, for the bridge role's NATS bus"
@@ -114,14 +147,60 @@ class Settings:
         8, _int(1, 10_000), "partitions of every topic created by `topics ensure`"
     )
     replication: int = _setting(1, _int(1, 16), "replication factor of created topics")
+    min_insync_replicas: int = _setting(
+        0,
+        _int(0, 16),
+        "min.insync.replicas of created topics (0: replication - 1, at least 1, at most 2)",
+    )
+    topic_retention_ms: int = _setting(
+        7 * 24 * 3600 * 1000,
+        _int(-1, 2**62),
+        "retention.ms of created topics (events.stored keeps everything; -1: forever)",
+    )
+    topics_auto_create: bool = _setting(
+        False,
+        _bool,
+        "workers create missing topics at start (needs CreateTopics); otherwise `topics ensure`",
+    )
     http_host: str = _setting(
         "127.0.0.1", _text("a host name or address", bool), "address the HTTP API binds"
     )
     http_port: int = _setting(8080, _int(0, 65535), "port of the HTTP API (0: any free port)")
+    kafka_security_protocol: str = _setting(
+        "PLAINTEXT",
+        _choice("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
+        "how every Kafka client connects: PLAINTEXT, SSL (TLS), SASL_PLAINTEXT or SASL_SSL",
+    )
+    kafka_sasl_mechanism: str = _setting(
+        "SCRAM-SHA-512",
+        _choice("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"),
+        "SASL mechanism with SASL_*: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512",
+    )
+    kafka_sasl_username: str = _setting("", _text("a user name", bool), "SASL user name")
+    kafka_sasl_password_file: str = _setting(
+        "", _path, "file holding the SASL password (e.g. a mounted Secret)"
+    )
+    kafka_sasl_password_env: str = _setting(
+        "", _env_name_ok, "name of the environment variable holding the SASL password"
+    )
+    kafka_ssl_cafile: str = _setting(
+        "", _path, "CA bundle (PEM) that signs the brokers' certificates; empty: system CAs"
+    )
+    kafka_ssl_certfile: str = _setting(
+        "", _path, "client certificate (PEM) for mutual TLS, with EVENTFLEET_KAFKA_SSL_KEYFILE"
+    )
+    kafka_ssl_keyfile: str = _setting("", _path, "private key (PEM) of the client certificate")
+    kafka_ssl_check_hostname: bool = _setting(
+        True, _bool, "check that a broker's certificate names the host connected to"
+    )
     kafka_idempotence: bool = _setting(
         True, _bool, "idempotent producer (off for brokers without InitProducerId, e.g. Tansu)"
     )
-    kafka_timeout_ms: int = _setting(5000, _int(100), "bound on one produce or admin call")
+    kafka_timeout_ms: int = _setting(
+        5000,
+        _int(100),
+        "Kafka's time to answer one request (request_timeout_ms); a produce waits at most 2.5x",
+    )
     kafka_fetch_max_wait_ms: int = _setting(
         100, _int(1, 60_000), "how long a fetch waits for data (latency floor on Tansu)"
     )
@@ -129,7 +208,9 @@ class Settings:
         10_000, _int(1000, 300_000), "consumer group session timeout"
     )
     mongo_timeout_ms: int = _setting(
-        5000, _int(100), "bound on server selection and one store call"
+        5000,
+        _int(100),
+        "bound on one whole store call (PyMongo timeoutMS: selection, connection, operation)",
     )
     redis_timeout_ms: int = _setting(2000, _int(50), "bound on one Redis call")
     marker_ttl_s: int = _setting(
@@ -179,6 +260,12 @@ class Settings:
         _int(0, 86_400_000),
         "a query or validation saves the state it replayed at most this often per aggregate",
     )
+    health_interval_s: int = _setting(
+        5, _int(1, 300), "how often dependencies are checked for /healthz?verbose and metrics"
+    )
+    lag_interval_s: int = _setting(
+        15, _int(1, 3600), "how often the lag role reads group offsets and high-water marks"
+    )
     drain_timeout_s: int = _setting(
         20, _int(1, 3600), "on SIGTERM: longest wait for the in-flight batch"
     )
@@ -214,8 +301,9 @@ class Settings:
             try:
                 values[spec.name] = spec.metadata["parse"](raw.strip())
             except ValueError as e:
+                # A URL may carry a password: the message shows it masked, never whole.
                 raise ConfigError(
-                    f"{name}={raw!r} is invalid: {e}. Default: {spec.default!r}."
+                    f"{name}={mask_url(raw)!r} is invalid: {e}. Default: {spec.default!r}."
                 ) from None
         return cls(**values, explicit=frozenset(values))
 
@@ -235,6 +323,19 @@ class Settings:
     @property
     def kafka_bootstrap(self) -> list[str]:
         return urlsplit(self.kafka_url).netloc.split(",")
+
+    def __repr__(self) -> str:
+        # Settings end up in logs and tracebacks: URLs show with their passwords masked.
+        shown = ", ".join(
+            f"{spec.name}={mask_url(repr(getattr(self, spec.name)))}"
+            for spec in fields(self)
+            if not spec.metadata.get("internal")
+        )
+        return f"Settings({shown})"
+
+    def masked(self, name: str) -> str:
+        """A setting's value as logs and messages may show it: URL passwords masked."""
+        return mask_url(str(getattr(self, name)))
 
 
 def env_name(field_name: str) -> str:

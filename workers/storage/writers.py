@@ -133,7 +133,10 @@ class TransactionWriter:
 
     async def _committed_after_all(self, change: PlannedChange, error: PyMongoError) -> bool:
         # Retrying an edit whose commit may have landed could apply it twice: look, don't guess.
-        if await self._events.find([change.event.id]):
+        event = change.event
+        if await self._events.find(
+            [event.id], aggregates=[(event.aggregate_type, event.aggregate_id)]
+        ):
             return True
         raise StoreUnavailable(
             f"{_name(change)}: the outcome of committing version {change.event.version} is "

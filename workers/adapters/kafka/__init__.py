@@ -1,21 +1,21 @@
-"""Kafka adapters: the bounded acks=all producer and topic administration."""
+"""Kafka adapters: connection config, the bounded acks=all producer, topic admin, group lag."""
 
 from __future__ import annotations
 
-from workers.adapters.kafka.admin import (
-    TopicReport,
-    ensure_topics,
-    fleet_catalog,
-)
-from workers.adapters.kafka.producer import (
-    KafkaProducer,
-)
+from workers.adapters.kafka.admin import TopicReport, admin_client, ensure_topics
+from workers.adapters.kafka.config import KafkaConfig, plain
+from workers.adapters.kafka.lag import KafkaLagReader, PartitionLag
+from workers.adapters.kafka.producer import KafkaProducer
 from workers.adapters.kafka.reader import read_topic
 
 __all__ = [
+    "KafkaConfig",
+    "KafkaLagReader",
     "KafkaProducer",
+    "PartitionLag",
     "TopicReport",
+    "admin_client",
     "ensure_topics",
-    "fleet_catalog",
+    "plain",
     "read_topic",
 ]

@@ -1,18 +1,21 @@
-"""Topic administration: create the catalog's missing topics and report mismatched ones."""
+"""Topic administration: create the catalog's missing topics (when told) and report mismatches."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
-from snapshot_rules.domain import Domains
-from topics.catalog import TopicNames, TopicSpec, catalog
+from topics.catalog import TopicSpec
 from topics.errors import StreamUnavailable
-from workers.runtime.settings import Settings
+from workers.adapters.kafka.config import KafkaConfig
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,39 +23,51 @@ class TopicReport:
     """What ``ensure`` found or did for one topic."""
 
     name: str
-    status: str  # created, ok, mismatch
+    status: str  # created, ok, mismatch, missing
     detail: str = ""
 
 
-def fleet_catalog(settings: Settings, domains: Domains) -> list[TopicSpec]:
-    return catalog(
-        TopicNames(settings.topic_prefix),
-        partitions=settings.partitions,
-        replication=settings.replication,
-        downstream=domains.downstream_topics(),
-    )
-
-
-async def ensure_topics(settings: Settings, specs: Sequence[TopicSpec]) -> list[TopicReport]:
-    """Create missing topics; report existing ones whose partition count differs."""
-    timeout_s = settings.kafka_timeout_ms / 1000
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=settings.kafka_timeout_ms
-    )
+@asynccontextmanager
+async def admin_client(kafka: KafkaConfig) -> AsyncIterator[AIOKafkaAdminClient]:
+    """A started admin client, every call of the caller bounded; Kafka errors become ours."""
+    timeout_s = kafka.timeout_ms / 1000
+    admin = AIOKafkaAdminClient(**kafka.client_kwargs(), client_id="eventfleet-admin")
     try:
-        await asyncio.wait_for(admin.start(), timeout_s * 2)
+        try:
+            await asyncio.wait_for(admin.start(), timeout_s * 2)
+        except Exception as e:  # e.g. KeyError from aiokafka on a refused SCRAM login
+            raise KafkaError(f"{type(e).__name__}: {e}") from e
+        yield admin
+    except (TimeoutError, KafkaError, OSError) as e:
+        log.warning("Kafka admin call to %s failed: %r", kafka.describe(), e)
+        raise StreamUnavailable(
+            f"the Kafka admin API at {kafka.describe()} did not answer in time "
+            f"({type(e).__name__}); check that the brokers are up and the security settings "
+            "match theirs."
+        ) from e
+    finally:
+        try:
+            await asyncio.wait_for(admin.close(), timeout_s)
+        except (TimeoutError, KafkaError, OSError):
+            pass
+
+
+async def ensure_topics(
+    kafka: KafkaConfig, specs: Sequence[TopicSpec], *, create: bool = True
+) -> list[TopicReport]:
+    """Create missing topics (only if ``create``); report existing ones whose partitions differ."""
+    timeout_s = kafka.timeout_ms / 1000
+    async with admin_client(kafka) as admin:
         existing = set(await asyncio.wait_for(admin.list_topics(), timeout_s))
         missing = [spec for spec in specs if spec.name not in existing]
-        reports = [TopicReport(spec.name, "created") for spec in missing]
-        if missing:
+        reports = [TopicReport(spec.name, "created" if create else "missing") for spec in missing]
+        if missing and create:
             new = [
                 NewTopic(s.name, s.partitions, s.replication, topic_configs=s.configs())
                 for s in missing
             ]
-            try:
-                await asyncio.wait_for(admin.create_topics(new), timeout_s)
-            except TopicAlreadyExistsError:
-                pass  # another worker created them meanwhile
+            response = await asyncio.wait_for(admin.create_topics(new), timeout_s)
+            _raise_create_errors(response)
         present = [spec for spec in specs if spec.name in existing]
         if present:
             described = await asyncio.wait_for(
@@ -67,10 +82,19 @@ async def ensure_topics(settings: Settings, specs: Sequence[TopicSpec]) -> list[
                 else:
                     reports.append(TopicReport(spec.name, "ok"))
         return reports
-    except (TimeoutError, KafkaError, OSError) as e:
-        raise StreamUnavailable(f"Kafka admin at {settings.kafka_url} did not answer: {e!r}") from e
-    finally:
-        try:
-            await asyncio.wait_for(admin.close(), timeout_s)
-        except (TimeoutError, KafkaError, OSError):
-            pass
+
+
+def _raise_create_errors(response: object) -> None:
+    """CreateTopics answers per topic: 'already exists' is fine (another worker won the race)."""
+    for entry in getattr(response, "topic_errors", ()):
+        topic, code = entry[0], entry[1]
+        if code == 0:
+            continue
+        error = for_code(code)
+        if error is TopicAlreadyExistsError:
+            continue
+        raise StreamUnavailable(
+            f"Kafka refused to create topic {topic}: {error.__name__}; check the broker's "
+            "limits (replication factor, min.insync.replicas) and the principal's CreateTopics "
+            "permission."
+        )

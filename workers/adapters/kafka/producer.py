@@ -11,8 +11,9 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from topics.errors import StreamOutcomeUnknown, StreamUnavailable
+from workers.adapters.kafka.config import KafkaConfig
 from workers.ports import Delivery, Outgoing
-from workers.runtime.settings import Settings
+from workers.secrets import redact
 
 log = logging.getLogger(__name__)
 
@@ -20,19 +21,25 @@ log = logging.getLogger(__name__)
 class KafkaProducer:
     """One acks=all producer per process; a send either is acknowledged or raises in time."""
 
-    def __init__(self, settings: Settings, *, client_id: str = "eventfleet") -> None:
-        self._timeout_s = settings.kafka_timeout_ms / 1000
+    def __init__(
+        self,
+        kafka: KafkaConfig,
+        *,
+        client_id: str = "eventfleet",
+        max_event_bytes: int = 1024 * 1024,
+    ) -> None:
+        self._kafka = kafka
+        self._timeout_s = kafka.timeout_ms / 1000
         # A record not acknowledged within request_timeout_ms fails inside aiokafka, but it
         # may already sit in a stalled broker's socket and be appended when it resumes: once
         # handed over, a failure is an unknown outcome (StreamOutcomeUnknown), never "not sent".
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap,
+            **kafka.client_kwargs(),
             client_id=client_id,
             acks="all",
-            enable_idempotence=settings.kafka_idempotence,
+            enable_idempotence=kafka.idempotence,
             linger_ms=0,
-            request_timeout_ms=settings.kafka_timeout_ms,
-            max_request_size=max(settings.max_event_bytes * 2, 1024 * 1024),
+            max_request_size=max(max_event_bytes * 2, 1024 * 1024),
         )
         self._started = False
 
@@ -40,9 +47,14 @@ class KafkaProducer:
         try:
             async with asyncio.timeout(self._timeout_s * 2):
                 await self._producer.start()
-        except (TimeoutError, KafkaError, OSError) as e:
+        except Exception as e:  # aiokafka also raises KeyError on a refused SCRAM login
+            # (the server's "e=unknown-user" final message); every failure here means the same.
             await self.stop()
-            raise StreamUnavailable(f"Kafka producer could not connect: {e!r}") from e
+            log.warning("Kafka producer start failed: %s", redact(repr(e)))
+            raise StreamUnavailable(
+                f"the Kafka producer could not connect to {self._kafka.describe()}; "
+                "check that the brokers answer and the security settings match theirs."
+            ) from e
         self._started = True
 
     async def stop(self) -> None:
@@ -52,6 +64,12 @@ class KafkaProducer:
         except (TimeoutError, KafkaError, OSError):
             pass  # stopping must not hang while Kafka is down; unsent records fail
         self._started = False
+
+    async def ping(self) -> None:
+        """One metadata round trip to the brokers (the caller bounds it)."""
+        if not self._started:
+            raise StreamUnavailable("the Kafka producer is not running")
+        await self._producer.client.fetch_all_metadata()
 
     async def send(
         self, topic: str, message: Outgoing, *, partition: int | None = None

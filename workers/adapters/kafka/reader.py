@@ -8,11 +8,12 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from topics.errors import StreamUnavailable
+from workers.adapters.kafka.config import KafkaConfig
 from workers.ports import Record
 
 
 async def read_topic(
-    bootstrap: list[str], topic: str, *, timeout_s: float = 30.0, fetch_max_wait_ms: int = 50
+    kafka: KafkaConfig, topic: str, *, timeout_s: float = 30.0, fetch_max_wait_ms: int = 50
 ) -> list[Record]:
     """Every record of ``topic`` up to its end as first seen, partition by partition in order.
 
@@ -20,7 +21,7 @@ async def read_topic(
     answer, or when the end is not reached within ``timeout_s``.
     """
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **kafka.client_kwargs(),
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         fetch_max_wait_ms=fetch_max_wait_ms,

@@ -122,7 +122,9 @@ class MemoryEventStore(Switchable):
                 found[ref] = Head(last.version or 0, last.id, last.type)
         return found
 
-    async def find(self, ids: Sequence[str]) -> dict[str, Event]:
+    async def find(
+        self, ids: Sequence[str], *, aggregates: Sequence[AggregateRef] = ()
+    ) -> dict[str, Event]:  # one process, no shards: ``aggregates`` changes nothing
         if not ids:
             return {}
         await self.faults.enter("find", f"looking up {len(ids)} event ids")

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from bson.codec_options import CodecOptions
 from bson.errors import InvalidDocument
@@ -27,7 +28,7 @@ from pymongo.errors import (
 )
 
 from topics.envelope import Event, Metadata
-from topics.errors import StoreError, StoreOutcomeUnknown, StoreUnavailable, Unstorable
+from topics.errors import ConfigError, StoreError, StoreOutcomeUnknown, StoreUnavailable, Unstorable
 from workers.ports import (
     AggregateRef,
     AppendConflict,
@@ -36,6 +37,7 @@ from workers.ports import (
     Snapshot,
     check_read_back,
 )
+from workers.secrets import mask_url, redact
 
 Document = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -57,16 +59,35 @@ _UNAVAILABLE = (
 
 
 def connect(url: str, *, timeout_ms: int) -> AsyncMongoClient[Document]:
-    """One client per event loop; create it inside the loop that uses it."""
-    return AsyncMongoClient(
-        url,
-        serverSelectionTimeoutMS=timeout_ms,
-        connectTimeoutMS=timeout_ms,
-        socketTimeoutMS=timeout_ms * 2,
-        timeoutMS=timeout_ms * 2,
-        tz_aware=True,
-        tzinfo=UTC,
-    )
+    """One client per event loop; create it inside the loop that uses it.
+
+    ``timeout_ms`` bounds one whole store call (``timeoutMS``: server selection, connection
+    and the operation together), so EVENTFLEET_MONGO_TIMEOUT_MS=5000 means 5 s, not more.
+    A malformed URL is refused here with the URL masked: it may carry a password.
+    """
+    try:
+        return AsyncMongoClient(
+            url,
+            serverSelectionTimeoutMS=timeout_ms,
+            connectTimeoutMS=timeout_ms,
+            timeoutMS=timeout_ms,
+            tz_aware=True,
+            tzinfo=UTC,
+        )
+    except (PyMongoError, ValueError, TypeError) as e:
+        raise ConfigError(
+            f"EVENTFLEET_MONGO_URL={mask_url(url)!r} is not a usable MongoDB connection string "
+            f"({redact(str(e), *_url_passwords(url))}); see the MongoDB connection string format."
+        ) from None
+
+
+def _url_passwords(url: str) -> list[str]:
+    """The password of ``url``, raw and percent-decoded, so no message repeats either."""
+    netloc = urlsplit(url).netloc
+    if "@" not in netloc or ":" not in netloc.rsplit("@", 1)[0]:
+        return []
+    raw = netloc.rsplit("@", 1)[0].split(":", 1)[1]
+    return [raw, unquote(raw)] if raw else []
 
 
 def database(client: AsyncMongoClient[Document], name: str) -> AsyncDatabase[Document]:
@@ -87,7 +108,7 @@ async def translated(what: str, *, write: bool = False) -> AsyncIterator[None]:
     except (OverflowError, InvalidDocument) as e:  # DocumentTooLarge is an InvalidDocument
         raise Unstorable(f"MongoDB cannot store the value while {what}: {e}.") from e
     except _UNAVAILABLE as e:
-        log.info("MongoDB error while %s: %r", what, e)
+        log.info("MongoDB error while %s: %s", what, redact(repr(e)))
         raise _unavailable(what, write) from e
     except PyMongoError as e:
         if _code(e) in _TOO_LARGE:
@@ -95,7 +116,7 @@ async def translated(what: str, *, write: bool = False) -> AsyncIterator[None]:
         if e.has_error_label("TransientTransactionError") or e.has_error_label(
             "RetryableWriteError"
         ) or getattr(e, "timeout", False):
-            log.info("MongoDB error while %s: %r", what, e)
+            log.info("MongoDB error while %s: %s", what, redact(repr(e)))
             raise _unavailable(what, write) from e
         raise StoreError(f"MongoDB refused {what}: {_first_line(e)}") from e
 
@@ -227,6 +248,7 @@ class MongoEventStore:
                 raise
             failed = events[index]
             # Both unique indexes may fire; the server names only one. Ask for the id.
+            # By id alone, on purpose: the id may be taken under another aggregate.
             id_taken = session is None and bool(await self.find([failed.id]))
             what = f"event {failed.id}" if id_taken else f"version {failed.version}"
             raise AppendConflict(
@@ -326,11 +348,13 @@ class MongoEventStore:
             if doc is not None
         }
 
-    async def find(self, ids: Sequence[str]) -> dict[str, Event]:
+    async def find(
+        self, ids: Sequence[str], *, aggregates: Sequence[AggregateRef] = ()
+    ) -> dict[str, Event]:
         if not ids:
             return {}
         async with translated(f"looking up {len(ids)} event ids"):
-            cursor = self.collection.find({"_id": {"$in": list(ids)}})
+            cursor = self.collection.find(id_query(ids, aggregates))
             return {doc["_id"]: document_to_event(doc) async for doc in cursor}
 
     async def scan(self, aggregate_types: Sequence[str]) -> AsyncIterator[Event]:
@@ -375,6 +399,19 @@ class MongoEventStore:
 
 _BY_AGGREGATE = [("aggregate_type", ASCENDING), ("aggregate_id", ASCENDING), ("version", ASCENDING)]
 
+
+def id_query(ids: Sequence[str], aggregates: Sequence[AggregateRef] = ()) -> Document:
+    """Events by id; with their aggregates the query carries the shard key, so mongos targets.
+
+    Sharded on {aggregate_type, aggregate_id}, an ``_id``-only query goes to every shard.
+    """
+    query: Document = {"_id": {"$in": list(dict.fromkeys(ids))}}
+    refs = list(dict.fromkeys(aggregates))
+    if len(refs) == 1:
+        query["aggregate_type"], query["aggregate_id"] = refs[0]
+    elif refs:
+        query["$or"] = [{"aggregate_type": t, "aggregate_id": i} for t, i in refs]
+    return query
 
 
 def _duplicate_index(error: BaseException | None) -> int | None:

@@ -15,12 +15,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import Histogram
-from redis.asyncio import Redis
-from redis.exceptions import NoScriptError, RedisError
+from redis.asyncio import Redis, RedisCluster
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
 from topics.errors import MarkerUnavailable
+from workers.secrets import redact
 
 log = logging.getLogger(__name__)
+# A cluster that lost a slot's owner raises RedisClusterException, which is no RedisError.
+_UNAVAILABLE = (TimeoutError, RedisError, RedisClusterException, OSError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +50,7 @@ class RedisBatcher:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: Redis | RedisCluster,
         *,
         scripts: tuple[Lua, ...],
         timeout_ms: int,
@@ -123,7 +126,10 @@ class RedisBatcher:
         pipe = self.redis.pipeline(transaction=False)
         for call in batch:
             if isinstance(call.op, Lua):
-                pipe.evalsha(call.op.sha, len(call.keys), *call.keys, *call.args)
+                # execute_command, not pipe.evalsha(): redis-py blocks the evalsha method on a
+                # cluster pipeline (its keys could span slots); ours share one slot by hash
+                # tag, and the cluster pipeline routes EVALSHA by its first key.
+                pipe.execute_command("EVALSHA", call.op.sha, len(call.keys), *call.keys, *call.args)
             else:
                 pipe.execute_command(call.op, *call.keys, *call.args)
         results: list[Any] = await pipe.execute(raise_on_error=False)
@@ -145,8 +151,8 @@ class RedisBatcher:
                     for script in self._scripts:
                         await self.redis.script_load(script.source)
                     results = await self._execute(batch)
-        except (TimeoutError, RedisError, OSError) as e:
-            log.info("Redis round trip failed: %r", e)
+        except _UNAVAILABLE as e:
+            log.info("Redis round trip failed: %s", redact(repr(e)))
             _fail(batch, MarkerUnavailable(f"Redis did not answer within {self._timeout_s:g} s."))
             return
         except BaseException:
@@ -158,8 +164,10 @@ class RedisBatcher:
             if call.future.done():
                 continue
             if isinstance(result, Exception):
-                log.warning("Redis refused a call: %r", result)
-                call.future.set_exception(MarkerUnavailable(f"Redis refused a call: {result}."))
+                # e.g. a failover in progress (READONLY, CLUSTERDOWN, TRYAGAIN): a 503 whose
+                # message is a sentence; the driver's text goes to the log.
+                log.warning("Redis refused a call: %s", redact(repr(result)))
+                call.future.set_exception(MarkerUnavailable("Redis refused the call."))
             else:
                 call.future.set_result(result)
 

@@ -11,7 +11,7 @@ import uuid
 
 import orjson
 
-from workers.adapters.kafka import ensure_topics, fleet_catalog
+from workers.adapters.kafka import ensure_topics
 from workers.devtools.bench.append import bench_append
 from workers.devtools.bench.commands import bench_http_commands
 from workers.devtools.bench.measure import Table
@@ -19,6 +19,7 @@ from workers.devtools.bench.state import bench_state
 from workers.devtools.dev import dev_settings, embedded_stack
 from workers.devtools.embedded import free_port
 from workers.runtime.compose import Runtime
+from workers.runtime.connections import fleet_catalog
 from workers.runtime.settings import Settings, env_name
 
 __all__ = ["PATHS", "bench"]
@@ -61,7 +62,7 @@ async def bench(settings: Settings, *, path: str, events: int, as_json: bool = F
         )
         runtime = await Runtime.start(settings, roles=())
         try:
-            await ensure_topics(settings, fleet_catalog(settings, runtime.domains))
+            await ensure_topics(runtime.kafka, fleet_catalog(settings, runtime.domains))
             env = worker_env(settings)
             if path in ("commands", "all"):
                 tables.append(

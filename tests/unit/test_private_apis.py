@@ -1,0 +1,85 @@
+"""The private internals of our dependencies the runtime relies on are still there.
+
+pyproject pins faust-streaming and aiokafka at the versions tested; this test is what must
+pass before a bound is raised. Each failure names the attribute, the version installed, who
+uses it and why, so the fix is clear: keep the old version or port that use.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from importlib.metadata import version
+
+import aiokafka
+import pytest
+from aiokafka.consumer.group_coordinator import GroupCoordinator
+from faust.app.base import App
+from faust.transport import consumer as faust_consumer
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from prometheus_client import CollectorRegistry, Counter
+
+# (package, owner, attribute, where we use it, why)
+USES = [
+    ("faust-streaming", faust_aiokafka.AIOKafkaConsumerThread, "_create_worker_consumer",
+     "workers/runtime/faust_app.py", "overridden to set the consumer's fetch wait"),
+    ("faust-streaming", faust_aiokafka.Consumer, "_new_consumer_thread",
+     "workers/runtime/faust_app.py", "overridden to use our consumer thread"),
+    ("faust-streaming", App, "_new_transport",
+     "workers/runtime/faust_app.py", "overridden to use our transport"),
+    ("faust-streaming", faust_consumer.ThreadDelegateConsumer, "_commit",
+     "workers/runtime/faust_app.py", "wrapped to time offset commits"),
+    ("faust-streaming", faust_consumer.ThreadDelegateConsumer, "_thread",
+     "workers/runtime/fleet.py", "read to reach the aiokafka consumer for readiness"),
+    ("faust-streaming", faust_aiokafka.AIOKafkaConsumerThread, "_consumer",
+     "workers/runtime/fleet.py", "read to reach the aiokafka consumer for readiness"),
+    ("faust-streaming", faust_consumer.Consumer, "_committed_offset",
+     "workers/runtime/fleet.py", "read for the per-partition lag gauge"),
+    ("aiokafka", aiokafka.AIOKafkaConsumer, "_fetch_max_wait_ms",
+     "workers/runtime/faust_app.py", "set: Faust hard-codes 1500 ms"),
+    ("aiokafka", aiokafka.AIOKafkaConsumer, "_coordinator",
+     "workers/runtime/fleet.py", "read: a dead coordinator makes a consumer unready"),
+    ("aiokafka", GroupCoordinator, "coordinator_id",
+     "workers/runtime/fleet.py", "read: None once the coordinator is marked dead"),
+    ("prometheus-client", CollectorRegistry, "_names_to_collectors",
+     "tests/deploy/project.py", "read for the label names of declared metrics"),
+    ("prometheus-client", Counter, "_value",
+     "workers/devtools/bench.py", "read to follow a counter without scraping"),
+]  # fmt: skip
+
+
+def has(owner: type, attribute: str) -> bool:
+    """Defined on the class or its bases, or assigned or annotated in their source."""
+    if hasattr(owner, attribute):
+        return True
+    pattern = re.compile(
+        rf"self\.{re.escape(attribute)}\s*[:=]|^\s*{re.escape(attribute)}\s*:", re.M
+    )
+    for cls in owner.__mro__:
+        try:
+            source = inspect.getsource(cls)
+        except (OSError, TypeError):
+            continue
+        if pattern.search(source):
+            return True
+    return False
+
+
+@pytest.mark.parametrize(
+    ("package", "owner", "attribute", "user", "why"),
+    USES,
+    ids=[f"{u[1].__name__}.{u[2]}" for u in USES],
+)
+def test_a_private_attribute_we_rely_on_is_still_there(
+    package: str, owner: type, attribute: str, user: str, why: str
+) -> None:
+    assert has(owner, attribute), (
+        f"{package} {version(package)} has no {owner.__module__}.{owner.__name__}.{attribute}, "
+        f"which {user} relies on ({why}). Pin {package} to the version in constraints.txt, "
+        "or port that code to the new internals."
+    )
+
+
+def test_the_checker_notices_a_missing_attribute() -> None:
+    assert not has(faust_aiokafka.AIOKafkaConsumerThread, "_create_worker_consumer_v2")
+    assert not has(aiokafka.AIOKafkaConsumer, "_fetch_max_wait")

@@ -1,0 +1,102 @@
+"""One Redis client from one URL: a single server, a Sentinel-managed master, or a Cluster.
+
+- ``redis://``, ``rediss://``, ``unix://``: one server (``Redis.from_url``).
+- ``redis+sentinel://[:password@]s1:26379,s2:26379/<master name>[/<db>]``: the master that
+  the Sentinels name, found again after a failover. ``?sentinel_password=`` authenticates to
+  the Sentinels themselves when they require it. ``rediss+sentinel://`` uses TLS to the data
+  nodes.
+- ``redis+cluster://[:password@]n1:6379,n2:6379``: a Redis Cluster from any of its nodes;
+  commands go to the slot owner, MOVED/ASK are followed. ``rediss+cluster://`` uses TLS.
+
+The marker keeps every key of one aggregate in one hash slot (``{aggregate}`` tags), so its
+scripts and pipelines work on a cluster unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from redis.asyncio import Redis, RedisCluster
+from redis.asyncio.cluster import ClusterNode
+from redis.asyncio.sentinel import Sentinel
+
+from topics.errors import ConfigError
+from workers.secrets import mask_url
+
+RedisClient = Redis | RedisCluster
+SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+
+
+def connect_redis(url: str, *, timeout_ms: int) -> RedisClient:
+    """A client for ``url``; every call bounded by ``timeout_ms`` at the socket."""
+    timeout_s = timeout_ms / 1000
+    timeouts: dict[str, Any] = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
+    parts = urlsplit(url)
+    if parts.scheme in SENTINEL_SCHEMES:
+        return _sentinel_master(url, timeouts)
+    if parts.scheme in CLUSTER_SCHEMES:
+        return RedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in _hosts(url, 6379)],
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            ssl=parts.scheme.startswith("rediss"),
+            **timeouts,
+        )
+    return Redis.from_url(url, **timeouts)
+
+
+def _sentinel_master(url: str, timeouts: dict[str, Any]) -> Redis:
+    parts = urlsplit(url)
+    path = [p for p in parts.path.split("/") if p]
+    if not path:
+        raise ConfigError(
+            f"EVENTFLEET_REDIS_URL={mask_url(url)!r} names no master: write "
+            "redis+sentinel://host:26379,host2:26379/<master name>[/<db>]."
+        )
+    db = path[1] if len(path) > 1 else "0"
+    if not db.isdigit():
+        raise ConfigError(
+            f"EVENTFLEET_REDIS_URL={mask_url(url)!r}: the database after the master name must "
+            f"be a number, not {db!r}."
+        )
+    query = parse_qs(parts.query)
+    sentinel_password = (query.get("sentinel_password") or [""])[0]
+    sentinel_kwargs = dict(timeouts)
+    if sentinel_password:
+        sentinel_kwargs["password"] = sentinel_password
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        _hosts(url, 26379), sentinel_kwargs=sentinel_kwargs, **timeouts
+    )
+    master: Redis = sentinel.master_for(
+        unquote(path[0]),
+        db=int(db),
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        ssl=parts.scheme.startswith("rediss"),
+        **timeouts,
+    )
+    return master
+
+
+def _hosts(url: str, default_port: int) -> list[tuple[str, int]]:
+    netloc = urlsplit(url).netloc.rsplit("@", 1)[-1]
+    hosts = []
+    for host in netloc.split(","):
+        name, _, port = host.rpartition(":") if ":" in host else (host, "", str(default_port))
+        hosts.append((name.strip("[]"), int(port)))
+    return hosts
+
+
+def describe_redis(url: str) -> str:
+    """What ``url`` connects to, for messages: kind and hosts, no password."""
+    parts = urlsplit(url)
+    kind = (
+        "Sentinel"
+        if parts.scheme in SENTINEL_SCHEMES
+        else "Cluster"
+        if parts.scheme in CLUSTER_SCHEMES
+        else "server"
+    )
+    return f"Redis {kind} {mask_url(url)}"

@@ -1,0 +1,80 @@
+"""Connection values built once from the settings: the Kafka config every client shares."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from snapshot_rules.domain import Domains
+from topics.catalog import TopicNames, TopicSpec, catalog
+from topics.errors import ConfigError
+from workers.adapters.kafka.config import KafkaConfig
+from workers.bus.kafka import KafkaBusOptions
+from workers.runtime.settings import Settings
+from workers.secrets import read_secret
+
+_TLS_FILES = ("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile")
+
+
+def kafka_config(settings: Settings, environ: Mapping[str, str] | None = None) -> KafkaConfig:
+    """The one Kafka config of a process; a missing file or secret fails here, named."""
+    for name in _TLS_FILES:
+        path = getattr(settings, name)
+        if path and not Path(path).is_file():
+            raise ConfigError(
+                f"EVENTFLEET_{name.upper()}={path!r} is not a readable file; mount it there "
+                "or fix the path."
+            )
+    sasl = settings.kafka_security_protocol.startswith("SASL_")
+    password = read_secret(
+        "Kafka SASL password",
+        file=settings.kafka_sasl_password_file,
+        env=settings.kafka_sasl_password_env,
+        file_variable="EVENTFLEET_KAFKA_SASL_PASSWORD_FILE",
+        env_variable="EVENTFLEET_KAFKA_SASL_PASSWORD_ENV",
+        environ=os.environ if environ is None else environ,
+    )
+    config = KafkaConfig(
+        bootstrap_servers=tuple(settings.kafka_bootstrap),
+        security_protocol=settings.kafka_security_protocol,
+        sasl_mechanism=settings.kafka_sasl_mechanism if sasl else "",
+        sasl_username=settings.kafka_sasl_username if sasl else "",
+        sasl_password=password if sasl else None,
+        ssl_cafile=settings.kafka_ssl_cafile,
+        ssl_certfile=settings.kafka_ssl_certfile,
+        ssl_keyfile=settings.kafka_ssl_keyfile,
+        ssl_check_hostname=settings.kafka_ssl_check_hostname,
+        idempotence=settings.kafka_idempotence,
+        timeout_ms=settings.kafka_timeout_ms,
+    )
+    _ = config.ssl_context  # load the TLS files now: a bad one stops the process at start
+    return config
+
+
+def kafka_bus_options(settings: Settings) -> KafkaBusOptions:
+    """The Kafka event bus's group naming and timing, as the fleet's settings say."""
+    return KafkaBusOptions(
+        group_id=settings.group_id,
+        topic_prefix=settings.topic_prefix,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+    )
+
+
+def fleet_catalog(settings: Settings, domains: Domains) -> list[TopicSpec]:
+    """The catalog with this deployment's partitions, replication, retention and ISR minimum."""
+    try:
+        return catalog(
+            TopicNames(settings.topic_prefix),
+            partitions=settings.partitions,
+            replication=settings.replication,
+            downstream=domains.downstream_topics(),
+            retention_ms=settings.topic_retention_ms,
+            min_insync_replicas=settings.min_insync_replicas or None,
+        )
+    except ValueError as e:
+        raise ConfigError(
+            f"EVENTFLEET_MIN_INSYNC_REPLICAS={settings.min_insync_replicas} does not fit "
+            f"EVENTFLEET_REPLICATION={settings.replication}: {e}"
+        ) from None

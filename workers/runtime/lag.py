@@ -1,0 +1,96 @@
+"""The ``lag`` role: every consumer group's lag, read from the brokers and exported.
+
+It runs apart from the groups it measures (``eventfleet worker --role lag``, one replica),
+so the lag series live on when every pod of a group is gone, and the alert rules can tell
+"lag is high" from "nobody measures lag" (``absent()`` on its series).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from snapshot_rules.domain import Domains
+from topics.catalog import TopicNames
+from topics.errors import Unavailable
+from workers.adapters.kafka.config import KafkaConfig
+from workers.adapters.kafka.lag import KafkaLagReader
+from workers.metrics import Metrics
+from workers.runtime.settings import Settings
+
+log = logging.getLogger(__name__)
+
+LAG_ROLE = "lag"
+
+
+def measured_groups(settings: Settings, domains: Domains) -> dict[str, list[str]]:
+    """Every consumer group the fleet's roles join, with the topics each one reads."""
+    names = TopicNames(settings.topic_prefix)
+    group = settings.group_id
+    groups = {
+        f"{group}-commands": [names.commands],
+        f"{group}-appender": [names.events],
+        f"{group}-snapshotter": [names.stored],
+        f"{group}-forwarder": [names.stored],
+        f"{group}-bridge": [names.stored],
+        f"{group}-all": [names.commands, names.events, names.stored],
+    }
+    for projection in domains.projections():
+        groups[f"{group}-projection-{projection}"] = [names.stored]
+    return groups
+
+
+class LagExporter:
+    """Reads group lag every ``interval_s`` into ``eventfleet_group_lag_events``."""
+
+    def __init__(
+        self, kafka: KafkaConfig, metrics: Metrics, groups: dict[str, list[str]], interval_s: float
+    ) -> None:
+        self._reader = KafkaLagReader(kafka)
+        self._metrics = metrics
+        self._groups = groups
+        self._interval_s = interval_s
+        self._series: set[tuple[str, str, str]] = set()
+        self._task: asyncio.Task[None] | None = None
+        self.last_error = ""
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="eventfleet-lag")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await self._reader.stop()
+
+    async def read_once(self) -> None:
+        """One read of every group; series of partitions no longer found are removed."""
+        lags = await self._reader.read(self._groups)
+        gauge = self._metrics.group_lag
+        current = set()
+        for lag in lags:
+            labels = (lag.group, lag.topic, str(lag.partition))
+            gauge.labels(*labels).set(lag.lag)
+            current.add(labels)
+        for labels in self._series - current:
+            gauge.remove(*labels)
+        self._series = current
+        self._metrics.lag_read_time.set(time.time())
+
+    async def _run(self) -> None:
+        started = False
+        while True:
+            try:
+                if not started:
+                    await self._reader.start()
+                    started = True
+                await self.read_once()
+                self.last_error = ""
+            except Unavailable as e:
+                # The timestamp stops moving: the staleness alert fires, not a false "no lag".
+                if str(e) != self.last_error:
+                    log.warning("%s", e)
+                self.last_error = str(e)
+            await asyncio.sleep(self._interval_s)
