@@ -37,9 +37,7 @@ class MongoActionLog:
             "result": orjson.dumps(action.result).decode(),
         }
         async with translated(f"recording operator action {action.id}", write=True):
-            await self.collection.update_one(
-                {"_id": action.id}, {"$setOnInsert": doc}, upsert=True
-            )
+            await self.collection.update_one({"_id": action.id}, {"$setOnInsert": doc}, upsert=True)
 
     async def recent(self, *, limit: int) -> list[OperatorAction]:
         async with translated("reading the operator audit trail"):

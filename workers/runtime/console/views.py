@@ -14,7 +14,7 @@ from snapshot_rules.replay import replay
 from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE, parse_utc
 from topics.errors import EventfleetError, InvalidEnvelope, InvalidInput
 from workers.roles.dlq_replay import check_operator, draft, parse_submission
-from workers.roles.requests import error
+from workers.roles.requests import CommandRequest, error
 from workers.runtime.console.desk import DeadLetterDesk
 from workers.runtime.console.html import esc, hidden, json_block, link, page, path, table
 from workers.runtime.console.samples import Sampler, charts
@@ -52,7 +52,9 @@ class Console:
 
         async def run(request: web.Request) -> web.Response:
             if action and not self.actions:
-                refused = error(403, "console_read_only", READ_ONLY, setting="EVENTFLEET_CONSOLE_ACTIONS")
+                refused = error(
+                    403, "console_read_only", READ_ONLY, setting="EVENTFLEET_CONSOLE_ACTIONS"
+                )
                 return web.json_response(refused.body, status=403, dumps=_dumps)
             self.sampler.start()
             try:
@@ -90,9 +92,7 @@ class Console:
         domain = self.rt.domains.get(request.match_info["aggregate_type"])
         versions = await self.rt.events.versions([domain.name])
         shown = sorted(versions.items())[:AGGREGATES_SHOWN]
-        rows = [
-            (link(path("aggregates", t, i), i), esc(v)) for (t, i), v in shown
-        ]
+        rows = [(link(path("aggregates", t, i), i), esc(v)) for (t, i), v in shown]
         more = (
             f'<p class="muted">showing {len(shown)} of {len(versions)}</p>'
             if len(versions) > len(shown)
@@ -123,7 +123,9 @@ class Console:
                 esc(e.version), esc(e.occurred_at.isoformat()), esc(e.type),
                 f"<code>{esc(e.id)}</code>", json_block(e.data),
             )  # fmt: skip
-            rows.append(cells if not after else tuple(f'<span class="muted">{c}</span>' for c in cells))
+            rows.append(
+                cells if not after else tuple(f'<span class="muted">{c}</span>' for c in cells)
+            )
         state_title = "Replayed state (latest)"
         if point:
             folded = await self.rt.loader.at(domain, aggregate_id, version=at_version, as_of=as_of)
@@ -190,19 +192,28 @@ class Console:
         already = entry.source_topic == self.rt.names.stored
         info = table(
             ("field", "value"),
-            [(esc(k), json_block(v) if k == "value" else esc(v)) for k, v in entry.as_dict().items()],
+            [
+                (esc(k), json_block(v) if k == "value" else esc(v))
+                for k, v in entry.as_dict().items()
+            ],
             css_id="entry",
         )
         if already:
-            form = '<p class="note">This event was already stored; fix the reducer or projection and rebuild instead.</p>'
+            form = (
+                '<p class="note">This event was already stored; fix the reducer or projection '
+                "and rebuild instead.</p>"
+            )
         elif not self.actions:
             form = f'<p class="note" id="read-only">{esc(READ_ONLY)}</p>'
         else:
             draft_json = orjson.dumps(draft(entry), option=orjson.OPT_INDENT_2).decode()
+            target = path("dlq", str(entry.partition), str(entry.offset), "confirm")
             form = (
-                f'<h2>Fix and re-submit</h2><form method="post" action="{esc(path("dlq", str(entry.partition), str(entry.offset), "confirm"))}">'
-                f'<p><label>Submission (edit the fix):<br><textarea name="submission" id="submission">{esc(draft_json)}</textarea></label></p>'
-                '<p><label>Operator: <input name="operator" id="operator" maxlength="64" required></label></p>'
+                f'<h2>Fix and re-submit</h2><form method="post" action="{esc(target)}">'
+                "<p><label>Submission (edit the fix):<br>"
+                f'<textarea name="submission" id="submission">{esc(draft_json)}</textarea>'
+                "</label></p><p><label>Operator: "
+                '<input name="operator" id="operator" maxlength="64" required></label></p>'
                 '<p><button type="submit" id="review">Review</button></p></form>'
             )
         return self.html(f"Dead letter {entry.position}", info + form)
@@ -221,7 +232,7 @@ class Console:
         body = (
             "<p>Exactly this will be re-submitted through the command path, "
             f"as <strong>{esc(operator)}</strong>:</p>"
-            f'<p><code id="route">POST /v1/{esc(command.aggregate_type)}/{esc(command.aggregate_id)}/events</code></p>'
+            f'<p><code id="route">POST {esc(_events_path(command))}</code></p>'
             f'<div id="preview">{json_block(request_body)}</div>'
             f'<form method="post" action="{esc(target)}">'
             + hidden("submission", orjson.dumps(submission).decode())
@@ -279,6 +290,10 @@ class Console:
             + table(("sampled at", "lag (events)", "throughput (/s)"), rows, css_id="samples")
         )
         return self.html("Lag & throughput", body)
+
+
+def _events_path(command: CommandRequest) -> str:
+    return f"/v1/{command.aggregate_type}/{command.aggregate_id}/events"
 
 
 def _dumps(value: Any) -> str:
