@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.console.conftest import dead_letter_of, poison_order, running_fleet, stored
 from tests.fleet import LIFECYCLE, FleetProcess, order_items
@@ -22,6 +23,21 @@ from workers.devtools.embedded import EmbeddedStack
 async def fleet(stack: EmbeddedStack) -> AsyncIterator[FleetProcess]:
     async with running_fleet(stack, EVENTFLEET_CONSOLE_ACTIONS="true") as process:
         yield process
+
+
+def after_submit(browser: Any, *ids: str) -> Any:
+    """The first of ``ids`` on the page a click loaded (a click does not wait for it)."""
+
+    def found(driver: Any) -> Any:
+        for ident in ids:
+            elements = driver.find_elements("id", ident)
+            if elements:
+                return elements[0]
+        return False
+
+    return WebDriverWait(browser, 30, poll_frequency=0.05).until(
+        found, message=f"none of {ids} appeared"
+    )
 
 
 def texts(browser: Any, css: str) -> list[str]:
@@ -43,7 +59,9 @@ async def test_pages_load_and_a_timeline_shows_its_events(
     assert "eventfleet console" in browser.title
     assert "order" in texts(browser, "#types td a")
     browser.find_element("link text", "order").click()
+    after_submit(browser, "aggregates")
     browser.find_element("link text", order_id).click()
+    after_submit(browser, "timeline")
     rows = browser.find_elements("css selector", "#timeline tbody tr")
     cells = [r.find_elements("css selector", "td") for r in rows]
     assert [(c[0].text, c[2].text) for c in cells] == [
@@ -63,6 +81,7 @@ async def test_pages_load_and_a_timeline_shows_its_events(
     field = browser.find_element("name", "at_version")
     field.send_keys("2")
     field.submit()
+    WebDriverWait(browser, 30).until(lambda d: "at version 2" in d.page_source)
     assert "at_version=2" in browser.current_url
     assert "Replayed state at version 2" in browser.page_source
     assert '"status": "paid"' in browser.find_element("id", "state").text
@@ -88,7 +107,7 @@ async def test_a_fixed_dead_letter_is_stored_once_however_often_it_is_replayed(
     assert entry.reason == "invalid_data"
 
     browser.get(fleet.url + "/console/dlq")
-    browser.find_element("link text", entry.position).click()
+    assert browser.find_elements("link text", entry.position), "the entry is listed"
     fixed = {"aggregate_type": "order", "aggregate_id": order_id, "type": "OrderPlaced",
              "data": {"items": order_items(1)}}  # fmt: skip
     for operator in ("alice", "bob"):  # the second replay must change nothing
@@ -96,11 +115,12 @@ async def test_a_fixed_dead_letter_is_stored_once_however_often_it_is_replayed(
         _replace(browser.find_element("id", "submission"), fixed)
         browser.find_element("id", "operator").send_keys(operator)
         browser.find_element("id", "review").click()
-        preview = browser.find_element("id", "preview").text
+        preview = after_submit(browser, "preview", "error").text
         assert '"sku-0"' in preview and f"dlq-replay:{event_id}" in preview
         assert browser.find_element("id", "route").text == f"POST /v1/order/{order_id}/events"
         browser.find_element("id", "confirm").click()
-        assert browser.find_element("id", "outcome").text.startswith("status 202")
+        outcome = after_submit(browser, "outcome", "error").text
+        assert outcome.startswith("status 202"), outcome
         await wait_for(lambda: _count(fleet, order_id, 1), timeout_s=60, what="the fix stored")
 
     # A later command on the same aggregate is stored after anything the replays produced.
