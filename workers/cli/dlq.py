@@ -8,6 +8,7 @@ judges it), is idempotent per dead letter, and is written to the audit trail. Ex
 from __future__ import annotations
 
 import getpass
+import logging
 import sys
 from collections.abc import Callable
 from typing import Any, TextIO
@@ -50,9 +51,16 @@ def add_parser(commands: Any) -> None:
 
 
 async def run_dlq(settings: Settings, args: Any) -> int:
-    if args.dlq_command == "list":
-        return await run_list(settings, args)
-    return await run_replay(settings, args)
+    if settings.log_level.lower() != "debug":
+        # A broker that cannot be reached is said once, in our one-line error, not logged too.
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    try:
+        if args.dlq_command == "list":
+            return await run_list(settings, args)
+        return await run_replay(settings, args)
+    except EventfleetError as e:
+        print(f"eventfleet dlq: {e}", file=sys.stderr)
+        return FAILURE
 
 
 async def run_list(settings: Settings, args: Any, out: TextIO = sys.stdout) -> int:

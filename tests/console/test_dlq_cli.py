@@ -1,0 +1,174 @@
+"""``eventfleet dlq list|replay`` against a fleet whose console is read-only (the default)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator
+
+import orjson
+import pytest
+
+from tests.console.conftest import dead_letter_of, poison_order, running_fleet, stored
+from tests.fleet import FleetProcess, order_items
+from tests.waiting import wait_for
+from workers.cli.main import main
+from workers.devtools.embedded import EmbeddedStack, free_port
+from workers.roles.dlq_replay import DeadLetterEntry
+
+
+@pytest.fixture(scope="module")
+async def fleet(stack: EmbeddedStack) -> AsyncIterator[FleetProcess]:
+    async with running_fleet(stack) as process:
+        yield process
+
+
+@pytest.fixture(scope="module")
+async def poisoned(fleet: FleetProcess) -> tuple[str, DeadLetterEntry]:
+    order_id = f"cli-{uuid.uuid4().hex[:8]}"
+    entry = await dead_letter_of(fleet, await poison_order(fleet, order_id))
+    return order_id, entry
+
+
+async def eventfleet(
+    fleet: FleetProcess, *args: str, stdin: bytes = b"", **env: str
+) -> tuple[int, str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("EVENTFLEET_")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "workers.cli", *args, env={**clean, **fleet.env, **env},
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(stdin), 60)
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+FIX = orjson.dumps({"items": order_items(1)}).decode()
+
+
+async def test_the_console_refuses_actions_when_read_only_naming_the_setting(
+    fleet: FleetProcess, poisoned: tuple[str, DeadLetterEntry]
+) -> None:
+    _, entry = poisoned
+    for step in ("confirm", "replay"):
+        status, body = await fleet.post(f"/console/dlq/{entry.position}/{step}", raw=b"x=1")
+        assert status == 403
+        assert body["error"] == "console_read_only"
+        assert body["setting"] == "EVENTFLEET_CONSOLE_ACTIONS"
+        assert "EVENTFLEET_CONSOLE_ACTIONS=true" in body["message"]
+    status, page = await fleet.get(f"/console/dlq/{entry.position}")
+    assert status == 200 and 'id="read-only"' in page and "<textarea" not in page
+    for bad, code in (("/console/dlq/0/999999", 404), ("/console/types/spaceship", 404)):
+        status, page = await fleet.get(bad)
+        assert status == code and 'id="error"' in page, page
+    status, page = await fleet.get("/console/aggregates/order/x?at_version=zero")
+    assert status == 400 and "at_version=&#x27;zero&#x27; must be a whole number" in page
+
+
+async def test_list_shows_the_entry_as_text_and_json(
+    fleet: FleetProcess, poisoned: tuple[str, DeadLetterEntry]
+) -> None:
+    order_id, entry = poisoned
+    code, out, err = await eventfleet(fleet, "dlq", "list", "--json", "--reason", "invalid_data")
+    assert code == 0, err
+    [listed] = [e for e in orjson.loads(out) if e["aggregate_id"] == order_id]
+    assert (listed["position"], listed["reason"], listed["type"]) == (
+        entry.position,
+        "invalid_data",
+        "OrderPlaced",
+    )
+    code, out, _ = await eventfleet(fleet, "dlq", "list", "--reason", "oversized")
+    assert code == 0 and order_id not in out and "0 dead letters" in out
+    code, out, _ = await eventfleet(fleet, "dlq", "list")
+    assert code == 0 and f"{entry.position} " in out and order_id in out
+
+
+async def test_replay_asks_first_then_stores_the_fix_once_and_audits(
+    fleet: FleetProcess, poisoned: tuple[str, DeadLetterEntry]
+) -> None:
+    order_id, entry = poisoned
+    replay = ("dlq", "replay", entry.position, "--data", FIX, "--operator", "ci-bot")
+    code, out, err = await eventfleet(fleet, *replay, stdin=b"n\n")
+    assert code == 1 and "not confirmed; nothing was re-submitted" in err
+    assert entry.event is not None and f"dlq-replay:{entry.event.id}" in out
+    assert f"POST /v1/order/{order_id}/events" in out
+
+    for _ in range(2):  # the second replay answers the first one's outcome and adds nothing
+        code, out, err = await eventfleet(fleet, *replay, "--yes")
+        assert code == 0, err
+        assert out.splitlines()[-2].startswith("202 ")
+
+    status, _ = await fleet.post(
+        f"/v1/order/{order_id}/events", {"type": "OrderPaid", "data": {"amount": 2.5}}
+    )
+    assert status == 202
+
+    async def both() -> bool:
+        return len(await stored(fleet, "order", order_id)) == 2
+
+    await wait_for(both, timeout_s=60, what="the fix and the payment stored")
+    events = await stored(fleet, "order", order_id)
+    assert [(e["type"], e["data"]) for e in events] == [
+        ("OrderPlaced", orjson.loads(FIX)),
+        ("OrderPaid", {"amount": 2.5}),
+    ]
+    status, page = await fleet.get("/console/audit")
+    assert status == 200 and page.count("ci-bot") == 2  # the refused prompt is no action
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (("nonsense", "--yes"), 2, "must be named <partition>/<offset>"),
+        (("0/1", "--yes", "--operator", " "), 2, "operator name"),
+        (("{position}", "--yes", "--submission", "{bad"), 2, "not valid JSON"),
+        (("{position}", "--yes", "--data", "{}", "--submission", "{}"), 2, "not both"),
+        (("{position}", "--yes", "--data", "[1]"), 2, "'data' must be a JSON object"),
+        (("0/999999", "--yes"), 1, "has no entry 0/999999"),
+    ],
+)
+def test_replay_errors_are_one_line_with_their_exit_code(
+    fleet: FleetProcess,
+    poisoned: tuple[str, DeadLetterEntry],
+    args: tuple[str, ...],
+    code: int,
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # In process (a sync test: main() runs its own loop), to spare an interpreter per case.
+    _, entry = poisoned
+    err = in_process(fleet, monkeypatch, capsys, "dlq", "replay",
+                     *(a.replace("{position}", entry.position) for a in args), code=code)  # fmt: skip
+    assert message in err
+
+
+def test_list_without_kafka_fails_in_one_line(
+    fleet: FleetProcess, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("EVENTFLEET_KAFKA_URL", f"kafka://127.0.0.1:{free_port()}")
+    err = in_process(
+        fleet, monkeypatch, capsys, "dlq", "list", code=1, keep=frozenset({"EVENTFLEET_KAFKA_URL"})
+    )
+    assert err.startswith("eventfleet dlq: Kafka did not let") and "events.dlq" in err
+
+
+def in_process(
+    fleet: FleetProcess,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    *argv: str,
+    code: int,
+    keep: frozenset[str] = frozenset(),
+) -> str:
+    """Run ``eventfleet *argv`` in this process with the fleet's settings; its one stderr line."""
+    for name, value in fleet.env.items():
+        if name not in keep:
+            monkeypatch.setenv(name, value)
+    got = main(list(argv))
+    err = capsys.readouterr().err
+    assert (got, len(err.strip().splitlines())) == (code, 1), err
+    assert err.startswith("eventfleet dlq: "), err
+    return err
