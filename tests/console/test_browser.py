@@ -94,6 +94,13 @@ async def test_pages_load_and_a_timeline_shows_its_events(
     ):
         browser.get(fleet.url + path)
         assert browser.find_elements("css selector", marker), f"{path} lacks {marker}"
+
+    async def charted() -> bool:  # sampled every second: a line once two samples exist
+        browser.get(fleet.url + "/console/lag")
+        return len(browser.find_elements("css selector", "svg.chart polyline")) == 2
+
+    await wait_for(charted, timeout_s=30, what="lag and throughput charted", interval_s=0.5)
+    assert browser.find_elements("css selector", "#samples tbody tr")
     browser.get(fleet.url + "/console/aggregates/order/no-such-order")
     assert "has no events" in browser.find_element("id", "error").text
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from workers.runtime.console.dead_letters import DeadLetterPages
 from workers.runtime.console.samples import Sampler, counter_total, gauge_total
 from workers.runtime.console.views import Console
 from workers.runtime.fleet import Fleet
@@ -51,10 +52,11 @@ def register_console(fleet: Fleet) -> Console:
     get("/console", guard(console.overview))
     get("/console/types/{aggregate_type}", guard(console.aggregates))
     get("/console/aggregates/{aggregate_type}/{aggregate_id}", guard(console.aggregate))
-    get("/console/dlq", guard(console.dead_letters))
-    get("/console/dlq/{partition}/{offset}", guard(console.dead_letter))
-    post("/console/dlq/{partition}/{offset}/confirm", guard(console.confirm, action=True))
-    post("/console/dlq/{partition}/{offset}/replay", guard(console.replay, action=True))
-    get("/console/audit", guard(console.audit))
+    letters = DeadLetterPages(console)
+    get("/console/dlq", guard(letters.dead_letters))
+    get("/console/dlq/{partition}/{offset}", guard(letters.dead_letter))
+    post("/console/dlq/{partition}/{offset}/confirm", guard(letters.confirm, action=True))
+    post("/console/dlq/{partition}/{offset}/replay", guard(letters.replay, action=True))
+    get("/console/audit", guard(letters.audit))
     get("/console/lag", guard(console.lag))
     return console
