@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import pytest
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -163,6 +164,15 @@ async def test_a_bad_fix_is_refused_on_review_and_nothing_is_submitted(
     )
     status, _ = await fleet.request("POST", f"/console/dlq/{position}/replay", raw=b"operator=x")
     assert status == 400  # no confirm step: refused
+    form = {"submission": "{}", "operator": "mallory", "confirm": "yes"}
+    for headers in ({"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
+        async with aiohttp.ClientSession() as session:
+            url = f"{fleet.url}/console/dlq/{position}/replay"
+            async with session.post(url, data=form, headers=headers) as answer:
+                assert answer.status == 403
+                assert (await answer.json())["error"] == "cross_origin"
+    status, page = await fleet.get("/console/audit")
+    assert status == 200 and "mallory" not in page and "carol" not in page
 
 
 def _replace(textarea: Any, value: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 from aiohttp import web
@@ -22,6 +23,10 @@ from workers.runtime.queries import failure
 TIMELINE_LIMIT = 1000
 AGGREGATES_SHOWN = 500
 _DIGITS = re.compile(r"[0-9]{1,18}\Z")
+CROSS_ORIGIN = (
+    "console actions are accepted only from the console's own pages; this request came from "
+    "another origin."
+)
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 READ_ONLY = (
     "the console is read-only: set EVENTFLEET_CONSOLE_ACTIONS=true on this process to let "
@@ -52,6 +57,10 @@ class Console:
                 refused = error(
                     403, "console_read_only", READ_ONLY, setting="EVENTFLEET_CONSOLE_ACTIONS"
                 )
+                return web.json_response(refused.body, status=403, dumps=_dumps)
+            if action and not _same_origin(request):
+                # A page elsewhere could post a form here from an operator's browser.
+                refused = error(403, "cross_origin", CROSS_ORIGIN)
                 return web.json_response(refused.body, status=403, dumps=_dumps)
             self.sampler.start()
             try:
@@ -178,6 +187,14 @@ class Console:
             + table(("sampled at", "lag (events)", "throughput (/s)"), rows, css_id="samples")
         )
         return self.html("Lag & throughput", body)
+
+
+def _same_origin(request: web.Request) -> bool:
+    """No Origin header (curl, old browsers), or one naming this host; and not cross-site."""
+    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+        return False
+    origin = request.headers.get("Origin")
+    return origin is None or urlsplit(origin).netloc == request.host
 
 
 def _dumps(value: Any) -> str:
