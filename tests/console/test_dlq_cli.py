@@ -95,6 +95,9 @@ async def test_replay_asks_first_then_stores_the_fix_once_and_audits(
     assert entry.event is not None and f"dlq-replay:{entry.event.id}" in out
     assert f"POST /v1/order/{order_id}/events" in out
 
+    code, out, err = await eventfleet(fleet, *replay[:4], '{"items": []}', *replay[5:], "--yes")
+    assert code == 1 and out.splitlines()[-2].startswith("422 "), out + err  # still invalid
+
     for _ in range(2):  # the second replay answers the first one's outcome and adds nothing
         code, out, err = await eventfleet(fleet, *replay, "--yes")
         assert code == 0, err
@@ -115,7 +118,8 @@ async def test_replay_asks_first_then_stores_the_fix_once_and_audits(
         ("OrderPaid", {"amount": 2.5}),
     ]
     status, page = await fleet.get("/console/audit")
-    assert status == 200 and page.count("ci-bot") == 2  # the refused prompt is no action
+    # the refused fix and both replays; the prompt answered "n" is no action
+    assert status == 200 and page.count("ci-bot") == 3
 
 
 @pytest.mark.parametrize(

@@ -115,7 +115,7 @@ async def run_replay(
 
     try:  # usage errors first, before any connection
         parse_position(args.entry)
-        operator = check_operator(args.operator or getpass.getuser())
+        operator = check_operator(args.operator or _user())
     except InvalidInput as e:
         print(f"eventfleet dlq: {e}", file=sys.stderr)
         return USAGE
@@ -149,6 +149,13 @@ async def run_replay(
     out.write(f"{action.status} {orjson.dumps(action.result).decode()}\n")
     out.write(f"audited as {action.id}\n")
     return 0 if action.status < 300 else FAILURE
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no USER and no passwd entry (a bare container)
+        raise InvalidInput("who replays? give --operator NAME for the audit trail.") from None
 
 
 def _confirmed(ask: Callable[[str], str]) -> bool:

@@ -91,7 +91,9 @@ def parser() -> argparse.ArgumentParser:
     audit.add_argument("--skip-topics", action="store_true", help="do not read topics")
     audit.add_argument("--skip-marks", action="store_true", help="do not read Redis marks")
     audit.add_argument(
-        "--mark-bound-s", type=float, default=2.0,
+        "--mark-bound-s",
+        type=float,
+        default=2.0,
         help="how long a mark may name an event in flight (default 2)",
     )
 
@@ -243,5 +245,3 @@ async def run_bench(settings: Settings, args: Any) -> int:
     from workers.devtools.bench import bench
 
     return await bench(settings, path=args.path, events=args.events, as_json=args.json)
-
-
