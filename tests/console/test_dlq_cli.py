@@ -65,6 +65,8 @@ async def test_the_console_refuses_actions_when_read_only_naming_the_setting(
         assert status == code and 'id="error"' in page, page
     status, page = await fleet.get("/console/aggregates/order/x?at_version=zero")
     assert status == 400 and "at_version=&#x27;zero&#x27; must be a whole number" in page
+    status, page = await fleet.get("/console/aggregates/order/x?as_of=yesterday")
+    assert status == 400 and "as_of" in page and 'id="error"' in page
 
 
 async def test_list_shows_the_entry_as_text_and_json(
