@@ -1,7 +1,8 @@
-"""A fleet per module, a poisoned order on its events topic, and one headless browser per module.
+"""One fleet with console actions on for the package, poisoned orders, a browser per module.
 
-Every test here that starts a fleet is ``slow`` (``-m 'not slow'`` skips them with the other
-end-to-end tests).
+Read-only behaviour is checked on the session's shared fleet (default settings). Every test
+here that needs a fleet is ``slow`` (``-m 'not slow'`` skips them with the other end-to-end
+tests).
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ INSTALL = "run `apt-get install -y chromium chromium-driver` as root (`python -m
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if HERE in Path(str(item.fspath)).parents and "fleet" in getattr(item, "fixturenames", ()):
+        needs = set(getattr(item, "fixturenames", ())) & {"fleet", "console_fleet"}
+        if HERE in Path(str(item.fspath)).parents and needs:
             item.add_marker(pytest.mark.slow)
 
 
@@ -45,6 +47,13 @@ async def running_fleet(stack: EmbeddedStack, **env: str) -> AsyncIterator[Fleet
     finally:
         code = await process.stop()
         assert code == 0, f"the console's fleet exited with {code}:\n{process.log_tail()}"
+
+
+@pytest.fixture(scope="package")
+async def console_fleet(stack: EmbeddedStack) -> AsyncIterator[FleetProcess]:
+    """A fleet whose console may re-submit dead letters."""
+    async with running_fleet(stack, EVENTFLEET_CONSOLE_ACTIONS="true") as process:
+        yield process
 
 
 async def poison_order(fleet: FleetProcess, order_id: str) -> str:

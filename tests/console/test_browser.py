@@ -7,23 +7,21 @@ a dead letter is fixed, reviewed, confirmed and stored once, however often it is
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.console.conftest import dead_letter_of, poison_order, running_fleet, stored
+from tests.console.conftest import dead_letter_of, poison_order, stored
 from tests.fleet import LIFECYCLE, FleetProcess, order_items
 from tests.waiting import wait_for
-from workers.devtools.embedded import EmbeddedStack
 
 
-@pytest.fixture(scope="module")
-async def fleet(stack: EmbeddedStack) -> AsyncIterator[FleetProcess]:
-    async with running_fleet(stack, EVENTFLEET_CONSOLE_ACTIONS="true") as process:
-        yield process
+@pytest.fixture
+def fleet(console_fleet: FleetProcess) -> FleetProcess:
+    """Every test here drives the package's fleet with console actions on."""
+    return console_fleet
 
 
 def after_submit(browser: Any, *ids: str) -> Any:

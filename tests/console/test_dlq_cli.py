@@ -1,4 +1,4 @@
-"""``eventfleet dlq list|replay`` against a fleet whose console is read-only (the default)."""
+"""``eventfleet dlq list|replay``, and the console of a fleet with default settings: read-only."""
 
 from __future__ import annotations
 
@@ -6,29 +6,22 @@ import asyncio
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator
 
 import orjson
 import pytest
 
-from tests.console.conftest import dead_letter_of, poison_order, running_fleet, stored
+from tests.console.conftest import dead_letter_of, poison_order, stored
 from tests.fleet import FleetProcess, order_items
 from tests.waiting import wait_for
 from workers.cli.main import main
-from workers.devtools.embedded import EmbeddedStack, free_port
+from workers.devtools.embedded import free_port
 from workers.roles.dlq_replay import DeadLetterEntry
 
 
 @pytest.fixture(scope="module")
-async def fleet(stack: EmbeddedStack) -> AsyncIterator[FleetProcess]:
-    async with running_fleet(stack) as process:
-        yield process
-
-
-@pytest.fixture(scope="module")
-async def poisoned(fleet: FleetProcess) -> tuple[str, DeadLetterEntry]:
+async def poisoned(console_fleet: FleetProcess) -> tuple[str, DeadLetterEntry]:
     order_id = f"cli-{uuid.uuid4().hex[:8]}"
-    entry = await dead_letter_of(fleet, await poison_order(fleet, order_id))
+    entry = await dead_letter_of(console_fleet, await poison_order(console_fleet, order_id))
     return order_id, entry
 
 
@@ -49,9 +42,9 @@ FIX = orjson.dumps({"items": order_items(1)}).decode()
 
 
 async def test_the_console_refuses_actions_when_read_only_naming_the_setting(
-    fleet: FleetProcess, poisoned: tuple[str, DeadLetterEntry]
+    fleet: FleetProcess,
 ) -> None:
-    _, entry = poisoned
+    entry = await dead_letter_of(fleet, await poison_order(fleet, f"ro-{uuid.uuid4().hex[:8]}"))
     for step in ("confirm", "replay"):
         status, body = await fleet.post(f"/console/dlq/{entry.position}/{step}", raw=b"x=1")
         assert status == 403
@@ -70,10 +63,15 @@ async def test_the_console_refuses_actions_when_read_only_naming_the_setting(
 
 
 async def test_list_shows_the_entry_as_text_and_json(
-    fleet: FleetProcess, poisoned: tuple[str, DeadLetterEntry]
+    console_fleet: FleetProcess,
+    poisoned: tuple[str, DeadLetterEntry],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     order_id, entry = poisoned
-    code, out, err = await eventfleet(fleet, "dlq", "list", "--json", "--reason", "invalid_data")
+    code, out, err = await eventfleet(
+        console_fleet, "dlq", "list", "--json", "--reason", "invalid_data"
+    )
     assert code == 0, err
     [listed] = [e for e in orjson.loads(out) if e["aggregate_id"] == order_id]
     assert (listed["position"], listed["reason"], listed["type"]) == (
@@ -81,45 +79,53 @@ async def test_list_shows_the_entry_as_text_and_json(
         "invalid_data",
         "OrderPlaced",
     )
-    code, out, _ = await eventfleet(fleet, "dlq", "list", "--reason", "oversized")
+    run = (console_fleet, monkeypatch, capsys)
+    code, out, _ = await in_thread(*run, "dlq", "list", "--reason", "oversized")
     assert code == 0 and order_id not in out and "0 dead letters" in out
-    code, out, _ = await eventfleet(fleet, "dlq", "list")
+    code, out, _ = await in_thread(*run, "dlq", "list")
     assert code == 0 and f"{entry.position} " in out and order_id in out
 
 
 async def test_replay_asks_first_then_stores_the_fix_once_and_audits(
-    fleet: FleetProcess, poisoned: tuple[str, DeadLetterEntry]
+    console_fleet: FleetProcess,
+    poisoned: tuple[str, DeadLetterEntry],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     order_id, entry = poisoned
     replay = ("dlq", "replay", entry.position, "--data", FIX, "--operator", "ci-bot")
-    code, out, err = await eventfleet(fleet, *replay, stdin=b"n\n")
+    code, out, err = await eventfleet(console_fleet, *replay, stdin=b"n\n")
     assert code == 1 and "not confirmed; nothing was re-submitted" in err
     assert entry.event is not None and f"dlq-replay:{entry.event.id}" in out
     assert f"POST /v1/order/{order_id}/events" in out
 
-    code, out, err = await eventfleet(fleet, *replay[:4], '{"items": []}', *replay[5:], "--yes")
+    run = (console_fleet, monkeypatch, capsys)
+    code, out, err = await in_thread(*run, *replay[:4], '{"items": []}', *replay[5:], "--yes")
     assert code == 1 and out.splitlines()[-2].startswith("422 "), out + err  # still invalid
 
-    for _ in range(2):  # the second replay answers the first one's outcome and adds nothing
-        code, out, err = await eventfleet(fleet, *replay, "--yes")
+    # The second replay answers the first one's outcome and adds nothing.
+    for code, out, err in (
+        await eventfleet(console_fleet, *replay, "--yes"),  # the real command, once
+        await in_thread(*run, *replay, "--yes"),
+    ):
         assert code == 0, err
-        assert out.splitlines()[-2].startswith("202 ")
+        assert out.splitlines()[-2].startswith("202 "), out
 
-    status, _ = await fleet.post(
+    status, _ = await console_fleet.post(
         f"/v1/order/{order_id}/events", {"type": "OrderPaid", "data": {"amount": 2.5}}
     )
     assert status == 202
 
     async def both() -> bool:
-        return len(await stored(fleet, "order", order_id)) == 2
+        return len(await stored(console_fleet, "order", order_id)) == 2
 
     await wait_for(both, timeout_s=60, what="the fix and the payment stored")
-    events = await stored(fleet, "order", order_id)
+    events = await stored(console_fleet, "order", order_id)
     assert [(e["type"], e["data"]) for e in events] == [
         ("OrderPlaced", orjson.loads(FIX)),
         ("OrderPaid", {"amount": 2.5}),
     ]
-    status, page = await fleet.get("/console/audit")
+    status, page = await console_fleet.get("/console/audit")
     # the refused fix and both replays; the prompt answered "n" is no action
     assert status == 200 and page.count("ci-bot") == 3
 
@@ -136,7 +142,7 @@ async def test_replay_asks_first_then_stores_the_fix_once_and_audits(
     ],
 )
 def test_replay_errors_are_one_line_with_their_exit_code(
-    fleet: FleetProcess,
+    console_fleet: FleetProcess,
     poisoned: tuple[str, DeadLetterEntry],
     args: tuple[str, ...],
     code: int,
@@ -146,19 +152,40 @@ def test_replay_errors_are_one_line_with_their_exit_code(
 ) -> None:
     # In process (a sync test: main() runs its own loop), to spare an interpreter per case.
     _, entry = poisoned
-    err = in_process(fleet, monkeypatch, capsys, "dlq", "replay",
+    err = in_process(console_fleet, monkeypatch, capsys, "dlq", "replay",
                      *(a.replace("{position}", entry.position) for a in args), code=code)  # fmt: skip
     assert message in err
 
 
 def test_list_without_kafka_fails_in_one_line(
-    fleet: FleetProcess, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    console_fleet: FleetProcess, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("EVENTFLEET_KAFKA_URL", f"kafka://127.0.0.1:{free_port()}")
     err = in_process(
-        fleet, monkeypatch, capsys, "dlq", "list", code=1, keep=frozenset({"EVENTFLEET_KAFKA_URL"})
+        console_fleet,
+        monkeypatch,
+        capsys,
+        "dlq",
+        "list",
+        code=1,
+        keep=frozenset({"EVENTFLEET_KAFKA_URL"}),
     )
     assert err.startswith("eventfleet dlq: Kafka did not let") and "events.dlq" in err
+
+
+async def in_thread(
+    fleet: FleetProcess,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    *argv: str,
+) -> tuple[int, str, str]:
+    """``eventfleet *argv`` in this process (its own loop, in a thread): no interpreter start."""
+    for name, value in fleet.env.items():
+        monkeypatch.setenv(name, value)
+    capsys.readouterr()
+    code = await asyncio.to_thread(main, list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
 
 
 def in_process(

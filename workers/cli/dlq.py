@@ -63,7 +63,8 @@ async def run_dlq(settings: Settings, args: Any) -> int:
         return FAILURE
 
 
-async def run_list(settings: Settings, args: Any, out: TextIO = sys.stdout) -> int:
+async def run_list(settings: Settings, args: Any, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
     from workers.runtime.compose import Runtime
     from workers.runtime.console.desk import DeadLetterDesk
 
@@ -107,9 +108,10 @@ async def run_replay(
     settings: Settings,
     args: Any,
     *,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
     ask: Callable[[str], str] = input,
 ) -> int:
+    out = out or sys.stdout
     from workers.runtime.compose import Runtime
     from workers.runtime.console.desk import DeadLetterDesk
 
