@@ -1,7 +1,8 @@
 """The whole test command: ruff, mypy (strict) and pytest; pytest's "no tests" counts as failure.
 
-System tools the tests need (promtool, from Debian's prometheus package) are installed first
-when missing and this user may; otherwise one line says how, and the tests that need them fail.
+System tools the tests need (promtool, from Debian's prometheus package; chromium and
+chromium-driver for the console's browser tests) are installed first when missing and this
+user may; otherwise one line says how, and the tests that need them fail.
 """
 
 from __future__ import annotations
@@ -19,24 +20,36 @@ def run(*argv: str) -> int:
     return subprocess.call([sys.executable, "-m", *argv])
 
 
+SYSTEM_TOOLS = (
+    # (command, Debian packages, the tests that need it)
+    ("promtool", ("prometheus",), "the alert tests"),
+    ("chromedriver", ("chromium", "chromium-driver"), "the console's browser tests"),
+)
+
+
 def ensure_system_tools() -> None:
-    """Install promtool (Debian package prometheus) when it is missing and apt-get can run."""
-    if shutil.which("promtool"):
-        return
+    """Install the system tools the tests need (promtool; chromium and its driver) when missing."""
+    for command, packages, needed_by in SYSTEM_TOOLS:
+        if not shutil.which(command):
+            install(command, packages, needed_by)
+
+
+def install(command: str, packages: tuple[str, ...], needed_by: str) -> None:
+    names = " ".join(packages)
     apt = shutil.which("apt-get")
     if apt is None or os.geteuid() != 0:
         print(
-            "promtool is missing: run `apt-get install -y prometheus` as root "
-            "(the alert tests will fail without it).",
+            f"{command} is missing: run `apt-get install -y {names}` as root "
+            f"({needed_by} will fail without it).",
             flush=True,
         )
         return
-    print("$ apt-get install -y prometheus  (for promtool)", flush=True)
+    print(f"$ apt-get install -y {names}  (for {command})", flush=True)
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.STDOUT}
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.call([apt, "update", "-qq"], env=env, **quiet)  # type: ignore[call-overload]
-    if subprocess.call([apt, "install", "-y", "-qq", "prometheus"], env=env, **quiet) != 0:  # type: ignore[call-overload]
-        print("installing prometheus failed: the alert tests will fail; see apt-get.", flush=True)
+    if subprocess.call([apt, "install", "-y", "-qq", *packages], env=env, **quiet) != 0:  # type: ignore[call-overload]
+        print(f"installing {names} failed: {needed_by} will fail; see apt-get.", flush=True)
 
 
 def main() -> int:

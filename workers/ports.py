@@ -25,6 +25,7 @@ __all__ = [
     "LIVE",
     "NEW_AGGREGATE",
     "UNKNOWN",
+    "ActionLog",
     "AggregateRef",
     "AppendConflict",
     "CommandMemory",
@@ -37,6 +38,7 @@ __all__ = [
     "MarkRequest",
     "MarkResult",
     "Marker",
+    "OperatorAction",
     "Outgoing",
     "PendingEvents",
     "Producer",
@@ -567,3 +569,33 @@ class EventBus(Protocol):
     async def subscribe(self, event_type: str, handler: Handler) -> Subscription: ...
 
     async def close(self) -> None: ...
+
+
+# --- operator actions (the console's audit trail) -------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorAction:
+    """One confirmed operator action: who did what, when, to which dead letter, and the result."""
+
+    id: str
+    at: datetime
+    operator: str
+    via: str  # console or cli
+    action: str  # dlq_replay
+    target: str  # the dead letter's position: "<partition>/<offset>" in the DLQ topic
+    submitted: Mapping[str, Any]  # exactly what was re-submitted
+    status: int  # the command path's HTTP-like status
+    result: Mapping[str, Any]  # the command path's answer body
+
+
+class ActionLog(Protocol):
+    """The operator audit trail: append-only, newest first when read."""
+
+    async def record(self, action: OperatorAction) -> None:
+        """Keep this action (idempotent by its id)."""
+        ...
+
+    async def recent(self, *, limit: int) -> list[OperatorAction]:
+        """The newest ``limit`` actions, newest first."""
+        ...

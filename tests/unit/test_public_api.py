@@ -24,7 +24,7 @@ PUBLIC = {
         "storage",
     ],
     "workers.roles": [
-        "appender", "audit", "commands", "deadletter", "forwarder", "judge", "newfilter",
+        "appender", "audit", "commands", "deadletter", "dlq_replay", "forwarder", "judge", "newfilter",
         "outbox", "projections", "requests", "retry", "snapshotter", "state",
     ],
     "workers.runtime": ["compose", "serve", "settings"],
@@ -41,9 +41,9 @@ PUBLIC = {
     ],
     "workers.cli": ["main", "parser"],
     "workers.ports": [
-        "LIVE", "NEW_AGGREGATE", "UNKNOWN", "AggregateRef", "AppendConflict", "CommandMemory",
+        "LIVE", "NEW_AGGREGATE", "UNKNOWN", "ActionLog", "AggregateRef", "AppendConflict", "CommandMemory",
         "CommandRecord", "Delivery", "EventBus", "EventStore", "Handler", "Head", "MarkRequest",
-        "MarkResult", "Marker", "Outgoing", "PendingEvents", "Producer", "Record", "Rejection",
+        "MarkResult", "Marker", "OperatorAction", "Outgoing", "PendingEvents", "Producer", "Record", "Rejection",
         "Rejections", "RuleState", "RuleStates", "Snapshot", "SnapshotStore", "Subscription", "SyncAppender", "SyncResult",
         "ViewDoc", "ViewStaging", "ViewStore", "check_read_back",
     ],

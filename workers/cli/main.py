@@ -10,6 +10,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from topics.errors import EventfleetError
+from workers.cli import dlq as dlq_cli
 from workers.runtime.compose import OPTIONAL_ROLES, ROLES, Runtime
 from workers.runtime.lag import LAG_ROLE
 from workers.runtime.settings import Settings, documented
@@ -90,7 +91,9 @@ def parser() -> argparse.ArgumentParser:
     audit.add_argument("--skip-topics", action="store_true", help="do not read topics")
     audit.add_argument("--skip-marks", action="store_true", help="do not read Redis marks")
     audit.add_argument(
-        "--mark-bound-s", type=float, default=2.0,
+        "--mark-bound-s",
+        type=float,
+        default=2.0,
         help="how long a mark may name an event in flight (default 2)",
     )
 
@@ -111,6 +114,8 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--events", type=int, default=20_000, help="events or commands per measurement"
     )
+
+    dlq_cli.add_parser(commands)  # `eventfleet dlq list|replay` (workers/cli/dlq.py)
     return top
 
 
@@ -130,6 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "audit": run_audit,
         "projections": run_projections,
         "bench": run_bench,
+        "dlq": dlq_cli.run_dlq,  # workers/cli/dlq.py
     }
     try:
         return asyncio.run(handlers[args.command](settings, args))
@@ -239,5 +245,3 @@ async def run_bench(settings: Settings, args: Any) -> int:
     from workers.devtools.bench import bench
 
     return await bench(settings, path=args.path, events=args.events, as_json=args.json)
-
-

@@ -8,6 +8,7 @@ __all__ = [
     "audit",
     "commands",
     "deadletter",
+    "dlq_replay",
     "forwarder",
     "judge",
     "newfilter",

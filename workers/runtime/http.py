@@ -16,6 +16,7 @@ from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE, encode, parse_ut
 from topics.errors import EventfleetError, InvalidEnvelope, InvalidInput
 from workers.adapters.mongo import MongoViewStore, database
 from workers.roles.requests import Answer, PayloadTooLarge, error, parse_request
+from workers.runtime.console import register_console
 from workers.runtime.fleet import Fleet
 from workers.runtime.probes import health_answer, ready_answer
 from workers.runtime.queries import FleetQueries, answer, failure
@@ -225,6 +226,8 @@ def register_views(fleet: Fleet) -> None:
         async def get(self, request: Any) -> Any:
             fleet.refresh_gauges()
             return self.bytes(generate_latest(rt.metrics.registry), content_type=PROMETHEUS_TEXT)
+
+    register_console(fleet)  # the operator console (workers/runtime/console), under /console
 
 
 def register_domain_queries(fleet: Fleet) -> None:

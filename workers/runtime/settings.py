@@ -269,6 +269,14 @@ class Settings:
     drain_timeout_s: int = _setting(
         20, _int(1, 3600), "on SIGTERM: longest wait for the in-flight batch"
     )
+    console_actions: bool = _setting(
+        False,
+        _bool,
+        "the console (/console) may re-submit dead letters; off: read-only, its POSTs get 403",
+    )
+    console_sample_interval_s: int = _setting(
+        5, _int(1, 300), "how often the console samples lag and throughput (the last 120 kept)"
+    )
     domains: str = _setting(
         "snapshot_rules.domains:default_domains",
         _text("module:callable", lambda s: ":" in s),

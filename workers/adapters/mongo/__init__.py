@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from topics.errors import StoreError
+from workers.adapters.mongo.actions import ACTIONS, MongoActionLog
 from workers.adapters.mongo.stores import (
     DURABLE,
     EVENTS,
@@ -30,6 +31,7 @@ from workers.adapters.mongo.views import (
 )
 
 __all__ = [
+    "ACTIONS",
     "DURABLE",
     "EVENTS",
     "PENDING",
@@ -37,6 +39,7 @@ __all__ = [
     "REJECTIONS",
     "SNAPSHOTS",
     "Document",
+    "MongoActionLog",
     "MongoEventStore",
     "MongoRejections",
     "MongoSnapshotStore",

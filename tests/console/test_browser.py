@@ -1,0 +1,184 @@
+"""The console in a real headless browser, on a fleet with console actions on.
+
+Pages load; a known aggregate's timeline shows its events, time travel and its snapshot;
+a dead letter is fixed, reviewed, confirmed and stored once, however often it is replayed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import aiohttp
+import pytest
+from selenium.webdriver.support.ui import WebDriverWait
+
+from tests.console.conftest import dead_letter_of, poison_order, stored
+from tests.fleet import LIFECYCLE, FleetProcess, order_items
+from tests.waiting import wait_for
+
+
+@pytest.fixture
+def fleet(console_fleet: FleetProcess) -> FleetProcess:
+    """Every test here drives the package's fleet with console actions on."""
+    return console_fleet
+
+
+def after_submit(browser: Any, *ids: str) -> Any:
+    """The first of ``ids`` on the page a click loaded (a click does not wait for it)."""
+
+    def found(driver: Any) -> Any:
+        for ident in ids:
+            elements = driver.find_elements("id", ident)
+            if elements:
+                return elements[0]
+        return False
+
+    return WebDriverWait(browser, 30, poll_frequency=0.05).until(
+        found, message=f"none of {ids} appeared"
+    )
+
+
+def texts(browser: Any, css: str) -> list[str]:
+    return [e.text for e in browser.find_elements("css selector", css)]
+
+
+async def test_pages_load_and_a_timeline_shows_its_events(
+    fleet: FleetProcess, browser: Any
+) -> None:
+    order_id = f"console-{uuid.uuid4().hex[:8]}"
+    for event_type, data in LIFECYCLE:
+        status, body = await fleet.post(
+            f"/v1/order/{order_id}/events", {"type": event_type, "data": data}
+        )
+        assert status == 202, body
+    await wait_for(lambda: _count(fleet, order_id, 4), timeout_s=60, what="the lifecycle stored")
+
+    browser.get(fleet.url + "/console")
+    assert "eventfleet console" in browser.title
+    assert "order" in texts(browser, "#types td a")
+    browser.find_element("link text", "order").click()
+    after_submit(browser, "aggregates")
+    browser.find_element("link text", order_id).click()
+    after_submit(browser, "timeline")
+    rows = browser.find_elements("css selector", "#timeline tbody tr")
+    cells = [r.find_elements("css selector", "td") for r in rows]
+    assert [(c[0].text, c[2].text) for c in cells] == [
+        (str(v), t) for v, (t, _) in enumerate(LIFECYCLE, start=1)
+    ]
+    assert '"sku-0"' in cells[0][4].text  # the payload
+    assert '"status": "delivered"' in browser.find_element("id", "state").text
+
+    async def snapshot_taken() -> bool:  # OrderDelivered asks the snapshotter for one
+        browser.refresh()
+        return (
+            "equals the state replayed from scratch" in browser.find_element("id", "snapshot").text
+        )
+
+    await wait_for(snapshot_taken, timeout_s=60, what="the snapshot compared", interval_s=0.3)
+
+    field = browser.find_element("name", "at_version")
+    field.send_keys("2")
+    field.submit()
+    WebDriverWait(browser, 30).until(lambda d: "at version 2" in d.page_source)
+    assert "at_version=2" in browser.current_url
+    assert "Replayed state at version 2" in browser.page_source
+    assert '"status": "paid"' in browser.find_element("id", "state").text
+
+    for path, marker in (
+        ("/console/lag", "svg.chart.lag"),
+        ("/console/dlq", "#dead-letters"),
+        ("/console/audit", "#audit"),
+        ("/console/types/order", "#aggregates"),
+    ):
+        browser.get(fleet.url + path)
+        assert browser.find_elements("css selector", marker), f"{path} lacks {marker}"
+
+    async def charted() -> bool:  # sampled every second: a line once two samples exist
+        browser.get(fleet.url + "/console/lag")
+        return len(browser.find_elements("css selector", "svg.chart polyline")) == 2
+
+    await wait_for(charted, timeout_s=30, what="lag and throughput charted", interval_s=0.5)
+    assert browser.find_elements("css selector", "#samples tbody tr")
+    browser.get(fleet.url + "/console/aggregates/order/no-such-order")
+    assert "has no events" in browser.find_element("id", "error").text
+
+
+async def test_a_fixed_dead_letter_is_stored_once_however_often_it_is_replayed(
+    fleet: FleetProcess, browser: Any
+) -> None:
+    order_id = f"poisoned-{uuid.uuid4().hex[:8]}"
+    event_id = await poison_order(fleet, order_id)
+    entry = await dead_letter_of(fleet, event_id)
+    assert entry.reason == "invalid_data"
+
+    browser.get(fleet.url + "/console/dlq")
+    assert browser.find_elements("link text", entry.position), "the entry is listed"
+    fixed = {"aggregate_type": "order", "aggregate_id": order_id, "type": "OrderPlaced",
+             "data": {"items": order_items(1)}}  # fmt: skip
+    for operator in ("alice", "bob"):  # the second replay must change nothing
+        browser.get(f"{fleet.url}/console/dlq/{entry.position}")
+        _replace(browser.find_element("id", "submission"), fixed)
+        browser.find_element("id", "operator").send_keys(operator)
+        browser.find_element("id", "review").click()
+        preview = after_submit(browser, "preview", "error").text
+        assert '"sku-0"' in preview and f"dlq-replay:{event_id}" in preview
+        assert browser.find_element("id", "route").text == f"POST /v1/order/{order_id}/events"
+        browser.find_element("id", "confirm").click()
+        outcome = after_submit(browser, "outcome", "error").text
+        assert outcome.startswith("status 202"), outcome
+        await wait_for(lambda: _count(fleet, order_id, 1), timeout_s=60, what="the fix stored")
+
+    # A later command on the same aggregate is stored after anything the replays produced.
+    status, _ = await fleet.post(
+        f"/v1/order/{order_id}/events", {"type": "OrderPaid", "data": {"amount": 2.5}}
+    )
+    assert status == 202
+    await wait_for(lambda: _count(fleet, order_id, 2), timeout_s=60, what="the payment stored")
+    events = await stored(fleet, "order", order_id)
+    assert [(e["version"], e["type"]) for e in events] == [(1, "OrderPlaced"), (2, "OrderPaid")]
+    assert events[0]["data"] == fixed["data"]
+
+    browser.get(fleet.url + "/console/audit")
+    rows = [r.text for r in browser.find_elements("css selector", "#audit tbody tr")]
+    ours = [r for r in rows if entry.position in r and order_id in r]
+    assert len(ours) == 2 and "bob" in ours[0] and "alice" in ours[1]  # newest first
+
+
+async def test_a_bad_fix_is_refused_on_review_and_nothing_is_submitted(
+    fleet: FleetProcess, browser: Any
+) -> None:
+    browser.get(fleet.url + "/console/dlq")
+    first = browser.find_elements("css selector", "#dead-letters tbody tr td a")
+    assert first, "the previous test left a dead letter"
+    position = first[0].text
+    browser.get(f"{fleet.url}/console/dlq/{position}")
+    _replace(browser.find_element("id", "submission"), {"type": "OrderPlaced"})
+    browser.find_element("id", "operator").send_keys("carol")
+    browser.find_element("id", "review").click()
+    assert (
+        "missing fields aggregate_type, aggregate_id, data"
+        in browser.find_element("id", "error").text
+    )
+    status, _ = await fleet.request("POST", f"/console/dlq/{position}/replay", raw=b"operator=x")
+    assert status == 400  # no confirm step: refused
+    form = {"submission": "{}", "operator": "mallory", "confirm": "yes"}
+    for headers in ({"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
+        async with aiohttp.ClientSession() as session:
+            url = f"{fleet.url}/console/dlq/{position}/replay"
+            async with session.post(url, data=form, headers=headers) as answer:
+                assert answer.status == 403
+                assert (await answer.json())["error"] == "cross_origin"
+    status, page = await fleet.get("/console/audit")
+    assert status == 200 and "mallory" not in page and "carol" not in page
+
+
+def _replace(textarea: Any, value: dict[str, Any]) -> None:
+    import orjson
+
+    textarea.clear()
+    textarea.send_keys(orjson.dumps(value).decode())
+
+
+async def _count(fleet: FleetProcess, order_id: str, n: int) -> bool:
+    return len(await stored(fleet, "order", order_id)) == n

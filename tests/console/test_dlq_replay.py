@@ -1,0 +1,192 @@
+"""The replay logic alone: dead-letter entries, submissions, the derived command id, the audit."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pytest
+
+from topics.envelope import derived_event_id, encode, new_event
+from topics.errors import InvalidInput, NotFound, StoreUnavailable
+from workers.ports import OperatorAction, Record
+from workers.roles.dlq_replay import (
+    DeadLetterReplayer,
+    check_operator,
+    draft,
+    entries_of,
+    entry_of,
+    find_entry,
+    parse_position,
+    parse_submission,
+)
+from workers.roles.requests import Answer, CommandRequest
+
+STORED = "t.events.stored"
+EVENT = new_event("order", "o-1", "OrderPlaced", {"items": []})
+
+
+def letter(
+    value: bytes, *, offset: int = 3, source: str = "t.events/1/7", reason: str = "invalid_data"
+) -> Record:
+    headers = [
+        ("correlation_id", b"c"),
+        ("dlq_reason", reason.encode()),
+        ("dlq_detail", b"items must not be empty"),
+        ("dlq_source", source.encode()),
+        ("dlq_role", b"appender"),
+    ]
+    return Record("t.events.dlq", 0, offset, b"order:o-1", value, headers)
+
+
+class ListLog:
+    """An ActionLog in a list (the Mongo one is tested on the stack)."""
+
+    def __init__(self) -> None:
+        self.actions: list[OperatorAction] = []
+
+    async def record(self, action: OperatorAction) -> None:
+        self.actions.append(action)
+
+    async def recent(self, *, limit: int) -> list[OperatorAction]:
+        return list(reversed(self.actions))[:limit]
+
+
+class Commands:
+    """The command path as the replayer sees it: records requests, answers a fixed status."""
+
+    def __init__(self, answer: Answer | Exception = Answer(202, {"event_id": "e"})) -> None:
+        self.requests: list[CommandRequest] = []
+        self.answer = answer
+
+    async def handle(self, request: CommandRequest) -> Answer:
+        self.requests.append(request)
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+def replayer(commands: Commands, log: ListLog) -> DeadLetterReplayer:
+    return DeadLetterReplayer(
+        submit=commands.handle, log=log, stored_topic=STORED, via="console", max_bytes=65536,
+        now=lambda: datetime(2026, 1, 2, tzinfo=UTC),
+    )  # fmt: skip
+
+
+def test_an_entry_carries_its_reason_origin_and_event() -> None:
+    entry = entry_of(letter(encode(EVENT)))
+    assert (entry.position, entry.reason, entry.source, entry.role) == (
+        "0/3", "invalid_data", "t.events/1/7", "appender",
+    )  # fmt: skip
+    assert entry.detail == "items must not be empty"
+    assert entry.event is not None and entry.event.id == EVENT.id
+    assert entry.source_topic == "t.events"
+    assert entry.command_id == f"dlq-replay:{EVENT.id}"
+    assert entry.as_dict()["aggregate_id"] == "o-1"
+
+
+def test_bytes_that_are_no_event_are_an_entry_named_by_their_source() -> None:
+    entry = entry_of(letter(b"\x00garbage", reason="undecodable"))
+    assert entry.event is None
+    assert entry.command_id == "dlq-replay:t.events/1/7"
+    assert draft(entry) == {"aggregate_type": "", "aggregate_id": "", "type": "", "data": {}}
+    bare = entry_of(Record("t.events.dlq", 2, 9, None, b"x"))  # no headers at all
+    assert (bare.reason, bare.command_id) == ("unknown", "dlq-replay:2/9")
+
+
+def test_positions_are_parsed_strictly_and_found_or_not() -> None:
+    assert parse_position("0/12") == (0, 12)
+    assert parse_position("3:4") == (3, 4)
+    for bad in ("", "0", "a/1", "1/-2", "1/2/3", "/1", "1/", "²/1", "1" * 41 + "/1"):
+        with pytest.raises(InvalidInput, match="<partition>/<offset>"):
+            parse_position(bad)
+    entries = entries_of([letter(b"x", offset=5), letter(b"y", offset=1)])
+    assert [e.offset for e in entries] == [1, 5]
+    assert find_entry(entries, "0/5").value == b"x"
+    with pytest.raises(NotFound, match="no entry 0/6"):
+        find_entry(entries, "0/6")
+
+
+GOOD = {"aggregate_type": "order", "aggregate_id": "o-1", "type": "OrderPlaced", "data": {"a": 1}}
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"{", "not valid JSON"),
+        (b"[]", "must be a JSON object"),
+        (orjson.dumps({**GOOD, "version": 3}), "unknown fields version"),
+        (orjson.dumps({"type": "X", "data": {}}), "missing fields aggregate_type, aggregate_id"),
+        (orjson.dumps({**GOOD, "type": ""}), "'type' must be a non-empty string"),
+        (orjson.dumps({**GOOD, "aggregate_id": 7}), "'aggregate_id' must be a non-empty string"),
+        (orjson.dumps({**GOOD, "data": [1]}), "'data' must be a JSON object"),
+        (b" " * 70000, "the limit is 65536"),
+    ],
+)
+def test_a_bad_submission_is_refused_naming_what_is_wrong(raw: bytes, message: str) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        parse_submission(raw, max_bytes=65536)
+
+
+def test_operator_names_are_bounded_and_printable() -> None:
+    assert check_operator("  alice ") == "alice"
+    for bad in ("", "   ", "x" * 65, "bob\nmallory"):
+        with pytest.raises(InvalidInput, match="operator"):
+            check_operator(bad)
+
+
+async def test_a_replay_submits_the_fixed_event_once_with_a_derived_command_id() -> None:
+    commands, log = Commands(), ListLog()
+    entry = entry_of(letter(encode(EVENT)))
+    fixed = {**draft(entry), "data": {"items": [{"sku": "a", "qty": 1, "price": 1.0}]}}
+    action = await replayer(commands, log).replay(entry, fixed, operator="alice")
+    [request] = commands.requests
+    assert (request.aggregate_type, request.aggregate_id, request.type) == (
+        "order", "o-1", "OrderPlaced",
+    )  # fmt: skip
+    assert request.data == fixed["data"]
+    assert request.command_id == f"dlq-replay:{EVENT.id}"
+    assert request.causation_id == EVENT.id and request.client_id == "eventfleet-console"
+    # the id the store will give it: the same for every replay of this dead letter
+    again = await replayer(commands, log).replay(entry, fixed, operator="bob")
+    assert commands.requests[1].command_id == request.command_id
+    assert derived_event_id("order", "o-1", request.command_id) == derived_event_id(
+        "order", "o-1", commands.requests[1].command_id or ""
+    )
+    assert [a.operator for a in await log.recent(limit=10)] == ["bob", "alice"]
+    assert (action.status, action.result, action.target, action.via) == (
+        202, {"event_id": "e"}, "0/3", "console",
+    )  # fmt: skip
+    assert action.submitted == {**fixed, "command_id": request.command_id}
+    assert action.at == datetime(2026, 1, 2, tzinfo=UTC) and again.id != action.id
+
+
+async def test_a_refusal_by_the_command_path_is_audited_with_its_answer() -> None:
+    refused = Answer(422, {"error": "invalid_data", "message": "items must not be empty"})
+    commands, log = Commands(refused), ListLog()
+    entry = entry_of(letter(encode(EVENT)))
+    action = await replayer(commands, log).replay(entry, draft(entry), operator="alice")
+    assert action.status == 422 and log.actions == [action]
+
+
+async def test_a_failing_command_path_is_audited_as_a_failure() -> None:
+    commands, log = Commands(StoreUnavailable("MongoDB did not answer")), ListLog()
+    entry = entry_of(letter(encode(EVENT)))
+    action = await replayer(commands, log).replay(entry, draft(entry), operator="alice")
+    assert action.status == 500 and "MongoDB did not answer" in action.result["message"]
+    assert log.actions == [action]
+
+
+async def test_what_cannot_be_a_command_is_refused_before_anything_is_submitted() -> None:
+    commands, log = Commands(), ListLog()
+    stored = entry_of(letter(encode(EVENT.with_version(1)), source=f"{STORED}/0/4"))
+    with pytest.raises(InvalidInput, match="already stored"):
+        await replayer(commands, log).replay(stored, draft(stored), operator="alice")
+    entry = entry_of(letter(encode(EVENT)))
+    bad_id: dict[str, Any] = {**draft(entry), "aggregate_id": "no spaces allowed"}
+    with pytest.raises(InvalidInput, match="aggregate id"):
+        await replayer(commands, log).replay(entry, bad_id, operator="alice")
+    with pytest.raises(InvalidInput, match="operator"):
+        await replayer(commands, log).replay(entry, draft(entry), operator="")
+    assert commands.requests == [] and log.actions == []

@@ -1,0 +1,167 @@
+"""``eventfleet dlq list|replay``: the dead-letter topic, and re-submitting a fixed entry.
+
+The same desk as the console's: a replay goes through the command path (the store still
+judges it), is idempotent per dead letter, and is written to the audit trail. Exit codes:
+0 done, 1 failure (not found, refused, cancelled, a service down), 2 usage.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any, TextIO
+
+import orjson
+
+from topics.errors import EventfleetError, InvalidInput
+from workers.roles.dlq_replay import (
+    DeadLetterEntry,
+    check_operator,
+    draft,
+    parse_position,
+    parse_submission,
+)
+from workers.runtime.settings import Settings
+
+USAGE, FAILURE = 2, 1
+
+
+def add_parser(commands: Any) -> None:
+    """Register ``dlq`` on the top-level subparsers."""
+    dlq = commands.add_parser("dlq", help="list dead letters, re-submit a fixed one")
+    actions = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="every entry of the dead-letter topic, oldest first")
+    listing.add_argument("--reason", help="only entries with this reason")
+    listing.add_argument("--json", action="store_true", help="one JSON array of entries")
+    replay = actions.add_parser(
+        "replay",
+        help="re-submit one entry through the command path (asks to confirm; audited)",
+    )
+    replay.add_argument("entry", help="<partition>/<offset> in the dead-letter topic (see list)")
+    replay.add_argument(
+        "--submission",
+        help='the fixed command as JSON: {"aggregate_type", "aggregate_id", "type", "data"} '
+        "(default: the dead-lettered event as it was)",
+    )
+    replay.add_argument("--data", help="only replace the event's data (a JSON object)")
+    replay.add_argument("--operator", help="who replays, for the audit trail (default: $USER)")
+    replay.add_argument("--yes", action="store_true", help="do not ask to confirm")
+
+
+async def run_dlq(settings: Settings, args: Any) -> int:
+    if settings.log_level.lower() != "debug":
+        # A broker that cannot be reached is said once, in our one-line error, not logged too.
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    try:
+        if args.dlq_command == "list":
+            return await run_list(settings, args)
+        return await run_replay(settings, args)
+    except EventfleetError as e:
+        print(f"eventfleet dlq: {e}", file=sys.stderr)
+        return FAILURE
+
+
+async def run_list(settings: Settings, args: Any, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    from workers.runtime.compose import Runtime
+    from workers.runtime.console.desk import DeadLetterDesk
+
+    runtime = await Runtime.start(settings, roles=())  # reads only: no producer, no Redis
+    try:
+        entries = await DeadLetterDesk(runtime, via="cli").entries()
+    finally:
+        await runtime.stop()
+    shown = [e for e in entries if args.reason is None or e.reason == args.reason]
+    if args.json:
+        out.write(orjson.dumps([e.as_dict() for e in shown]).decode() + "\n")
+        return 0
+    for e in shown:
+        what = f"{e.event.aggregate_type} {e.event.aggregate_id} {e.event.type}" if e.event else "-"
+        out.write(f"{e.position:<10} {e.reason:<28} {what}  {e.detail[:80]}\n".rstrip() + "\n")
+    out.write(f"{len(shown)} dead letters in {settings.topic_prefix}events.dlq\n")
+    return 0
+
+
+def _submission(entry: DeadLetterEntry, args: Any, max_bytes: int) -> dict[str, Any]:
+    if args.submission is not None and args.data is not None:
+        raise InvalidInput("give --submission or --data, not both.")
+    if args.submission is not None:
+        return parse_submission(args.submission, max_bytes=max_bytes)
+    submission = draft(entry)
+    if args.data is not None:
+        try:
+            data = orjson.loads(args.data)
+        except orjson.JSONDecodeError as e:
+            raise InvalidInput(f"--data is not valid JSON: {e}.") from e
+        submission["data"] = data
+    if entry.event is None and args.submission is None:
+        raise InvalidInput(
+            f"dead letter {entry.position} holds no event ({entry.reason}); give the whole "
+            "fixed command with --submission."
+        )
+    return parse_submission(orjson.dumps(submission), max_bytes=max_bytes)
+
+
+async def run_replay(
+    settings: Settings,
+    args: Any,
+    *,
+    out: TextIO | None = None,
+    ask: Callable[[str], str] = input,
+) -> int:
+    out = out or sys.stdout
+    from workers.runtime.compose import Runtime
+    from workers.runtime.console.desk import DeadLetterDesk
+
+    try:  # usage errors first, before any connection
+        parse_position(args.entry)
+        operator = check_operator(args.operator or _user())
+    except InvalidInput as e:
+        print(f"eventfleet dlq: {e}", file=sys.stderr)
+        return USAGE
+    runtime = await Runtime.start(settings, roles=("commands",))
+    try:
+        desk = DeadLetterDesk(runtime, via="cli")
+        entry = await desk.entry(args.entry)
+        try:
+            submission = _submission(entry, args, settings.max_body_bytes)
+        except InvalidInput as e:
+            print(f"eventfleet dlq: {e}", file=sys.stderr)
+            return USAGE
+        command = desk.replayer().command(entry, submission)
+        out.write(
+            f"re-submit dead letter {entry.position} ({entry.reason}) as {operator}:\n"
+            f"  POST /v1/{command.aggregate_type}/{command.aggregate_id}/events "
+            + orjson.dumps(
+                {"type": command.type, "data": command.data, "command_id": command.command_id}
+            ).decode()
+            + "\n"
+        )
+        if not args.yes and not _confirmed(ask):
+            print("eventfleet dlq: not confirmed; nothing was re-submitted.", file=sys.stderr)
+            return FAILURE
+        action = await desk.replay(entry, submission, operator=operator)
+    except EventfleetError as e:
+        print(f"eventfleet dlq: {e}", file=sys.stderr)
+        return FAILURE
+    finally:
+        await runtime.stop()
+    out.write(f"{action.status} {orjson.dumps(action.result).decode()}\n")
+    out.write(f"audited as {action.id}\n")
+    return 0 if action.status < 300 else FAILURE
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no USER and no passwd entry (a bare container)
+        raise InvalidInput("who replays? give --operator NAME for the audit trail.") from None
+
+
+def _confirmed(ask: Callable[[str], str]) -> bool:
+    try:
+        return ask("re-submit? [y/N] ").strip().lower() in ("y", "yes")
+    except EOFError:  # no terminal: no confirmation
+        return False

@@ -1,0 +1,248 @@
+"""Re-submitting dead letters once fixed: read an entry, build its command, submit, keep an audit.
+
+A dead letter re-enters through the normal command path, so the store still judges it. Its
+command id is derived from the dead letter itself (the dead-lettered event's id, or its
+source position when the bytes were no event), so re-submitting it twice stores it once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from topics.envelope import Event, decode, utc_now
+from topics.errors import EventfleetError, InvalidEnvelope, InvalidInput, NotFound
+from workers.ports import ActionLog, OperatorAction, Record
+from workers.roles.requests import Answer, CommandRequest, parse_request
+
+SUBMISSION_FIELDS = ("aggregate_type", "aggregate_id", "type", "data")
+MAX_OPERATOR = 64
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterEntry:
+    """One record of the dead-letter topic, with the reason and origin its headers carry."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    reason: str
+    detail: str
+    source: str  # "<topic>/<partition>/<offset>" of the record that was dead-lettered
+    role: str
+    event: Event | None  # the dead-lettered envelope, when its bytes are one
+
+    @property
+    def position(self) -> str:
+        """Where the entry sits in the dead-letter topic: ``<partition>/<offset>``."""
+        return f"{self.partition}/{self.offset}"
+
+    @property
+    def source_topic(self) -> str:
+        return self.source.rsplit("/", 2)[0] if self.source.count("/") >= 2 else ""
+
+    @property
+    def command_id(self) -> str:
+        """The replay's command id: the same for every replay of this dead letter."""
+        origin = self.event.id if self.event is not None else self.source or self.position
+        return f"dlq-replay:{origin}"
+
+    def as_dict(self) -> dict[str, Any]:
+        event = self.event
+        return {
+            "position": self.position,
+            "reason": self.reason,
+            "detail": self.detail,
+            "source": self.source,
+            "role": self.role,
+            "key": self.key.decode(errors="replace") if self.key is not None else None,
+            "event_id": event.id if event else None,
+            "aggregate_type": event.aggregate_type if event else None,
+            "aggregate_id": event.aggregate_id if event else None,
+            "type": event.type if event else None,
+            "value": self.value.decode(errors="replace"),
+        }
+
+
+def entry_of(record: Record) -> DeadLetterEntry:
+    """A dead-letter record as an entry; bytes that are no envelope keep ``event=None``."""
+    headers = {name: value for name, value in record.headers}
+
+    def header(name: str) -> str:
+        return headers.get(name, b"").decode(errors="replace")
+
+    try:
+        event: Event | None = decode(record.value)
+    except InvalidEnvelope:
+        event = None
+    return DeadLetterEntry(
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        value=record.value,
+        reason=header("dlq_reason") or "unknown",
+        detail=header("dlq_detail"),
+        source=header("dlq_source"),
+        role=header("dlq_role"),
+        event=event,
+    )
+
+
+def entries_of(records: Sequence[Record]) -> list[DeadLetterEntry]:
+    """Every record as an entry, oldest first per partition."""
+    return [entry_of(r) for r in sorted(records, key=lambda r: (r.partition, r.offset))]
+
+
+def parse_position(raw: str) -> tuple[int, int]:
+    """``<partition>/<offset>`` (or ``:``) as numbers; InvalidInput names the expected form."""
+    head, sep, tail = raw.replace(":", "/").partition("/")
+    if not sep or not head.isdecimal() or not tail.isdecimal() or len(raw) > 40:
+        raise InvalidInput(
+            f"dead letter {raw!r} must be named <partition>/<offset>, e.g. 0/12 "
+            "(`eventfleet dlq list` shows them)."
+        )
+    return int(head), int(tail)
+
+
+def find_entry(entries: Sequence[DeadLetterEntry], position: str) -> DeadLetterEntry:
+    partition, offset = parse_position(position)
+    for entry in entries:
+        if entry.partition == partition and entry.offset == offset:
+            return entry
+    raise NotFound(f"the dead-letter topic has no entry {partition}/{offset}.")
+
+
+def draft(entry: DeadLetterEntry) -> dict[str, Any]:
+    """The submission an operator starts from: the dead-lettered event's own fields."""
+    event = entry.event
+    if event is None:
+        return {"aggregate_type": "", "aggregate_id": "", "type": "", "data": {}}
+    return {
+        "aggregate_type": event.aggregate_type,
+        "aggregate_id": event.aggregate_id,
+        "type": event.type,
+        "data": dict(event.data),
+    }
+
+
+def parse_submission(raw: str | bytes, *, max_bytes: int) -> dict[str, Any]:
+    """The operator's (possibly edited) submission: a JSON object of exactly the four fields."""
+    if len(raw) > max_bytes:
+        raise InvalidInput(f"the submission has {len(raw)} bytes; the limit is {max_bytes}.")
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise InvalidInput(f"the submission is not valid JSON: {e}.") from e
+    if not isinstance(obj, dict):
+        raise InvalidInput(
+            'the submission must be a JSON object: {"aggregate_type", "aggregate_id", '
+            '"type", "data"}.'
+        )
+    unknown = sorted(obj.keys() - set(SUBMISSION_FIELDS))
+    missing = [name for name in SUBMISSION_FIELDS if name not in obj]
+    if unknown or missing:
+        raise InvalidInput(
+            f"the submission has {'unknown fields ' + ', '.join(unknown) if unknown else ''}"
+            f"{'; ' if unknown and missing else ''}"
+            f"{'missing fields ' + ', '.join(missing) if missing else ''}; it takes exactly "
+            f"{', '.join(SUBMISSION_FIELDS)}."
+        )
+    for name in ("aggregate_type", "aggregate_id", "type"):
+        if not isinstance(obj[name], str) or not obj[name]:
+            raise InvalidInput(f"submission field {name!r} must be a non-empty string.")
+    if not isinstance(obj["data"], dict):
+        raise InvalidInput("submission field 'data' must be a JSON object.")
+    return obj
+
+
+def check_operator(operator: str) -> str:
+    name = operator.strip()
+    if not 0 < len(name) <= MAX_OPERATOR or not name.isprintable():
+        raise InvalidInput(
+            f"the operator name must be 1 to {MAX_OPERATOR} printable characters: who replays."
+        )
+    return name
+
+
+Submit = Callable[[CommandRequest], Awaitable[Answer]]
+
+
+class DeadLetterReplayer:
+    """Turns a confirmed submission into a command on the normal path, and records the action."""
+
+    def __init__(
+        self,
+        *,
+        submit: Submit,
+        log: ActionLog,
+        stored_topic: str,
+        via: str,
+        max_bytes: int,
+        now: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._submit = submit
+        self._log = log
+        self._stored_topic = stored_topic
+        self._via = via
+        self._max_bytes = max_bytes
+        self._now = now
+
+    def check_replayable(self, entry: DeadLetterEntry) -> None:
+        """Raise InvalidInput for an entry the command path must not see again."""
+        if entry.source_topic == self._stored_topic:
+            raise InvalidInput(
+                f"dead letter {entry.position} ({entry.reason}) was already stored: it came "
+                f"from {self._stored_topic}. Fix the reducer or projection and rebuild; "
+                "re-submitting would append it twice."
+            )
+
+    def command(self, entry: DeadLetterEntry, submission: Mapping[str, Any]) -> CommandRequest:
+        """Exactly what will be re-submitted (InvalidInput when the command path would refuse)."""
+        self.check_replayable(entry)
+        body = orjson.dumps(
+            {
+                "type": submission["type"],
+                "data": submission["data"],
+                "command_id": entry.command_id,
+                "client_id": f"eventfleet-{self._via}",
+                "causation_id": entry.event.id if entry.event is not None else None,
+            },
+            option=orjson.OPT_NON_STR_KEYS,
+        )
+        return parse_request(
+            submission["aggregate_type"], submission["aggregate_id"], body,
+            max_bytes=self._max_bytes,
+        )  # fmt: skip
+
+    async def replay(
+        self, entry: DeadLetterEntry, submission: Mapping[str, Any], *, operator: str
+    ) -> OperatorAction:
+        """Submit once, record who/when/what/result; the action is returned whatever the status."""
+        who = check_operator(operator)
+        request = self.command(entry, submission)
+        try:
+            answer = await self._submit(request)
+        except EventfleetError as e:  # the command path answers; this is a wiring failure
+            answer = Answer(500, {"error": "internal", "message": str(e)})
+        action = OperatorAction(
+            id=str(uuid.uuid4()),
+            at=self._now(),
+            operator=who,
+            via=self._via,
+            action="dlq_replay",
+            target=entry.position,
+            submitted={
+                **{name: submission[name] for name in SUBMISSION_FIELDS},
+                "command_id": request.command_id,
+            },
+            status=answer.status,
+            result=dict(answer.body),
+        )
+        await self._log.record(action)
+        return action

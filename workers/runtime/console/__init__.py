@@ -1,0 +1,62 @@
+"""The operator console at ``/console``: server-rendered pages over the fleet's own stores.
+
+Read-only unless ``EVENTFLEET_CONSOLE_ACTIONS=true``: browse aggregate types and aggregates,
+an aggregate's timeline, its snapshot against replay, time travel, the dead-letter topic,
+lag and throughput; with actions on, re-submit a fixed dead letter (review, confirm, audit).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from workers.runtime.console.dead_letters import DeadLetterPages
+from workers.runtime.console.samples import Sampler, counter_total, gauge_total
+from workers.runtime.console.views import Console
+from workers.runtime.fleet import Fleet
+
+__all__ = ["register_console"]
+
+
+def register_console(fleet: Fleet) -> Console:
+    """Add the console's routes to the fleet's web server; its sampler runs with the server."""
+    rt = fleet.runtime
+    metrics = rt.metrics
+
+    def lag() -> float:
+        if fleet.lag is not None:  # the lag role measures every group from the brokers
+            return gauge_total(metrics.group_lag)
+        fleet.refresh_gauges()
+        return gauge_total(metrics.consumer_lag)
+
+    counted = metrics.events_appended if "appender" in fleet.roles else metrics.requests
+    unit = "events stored" if "appender" in fleet.roles else "command requests"
+    sampler = Sampler(
+        lag=lag,
+        count=lambda: counter_total(counted),
+        interval_s=rt.settings.console_sample_interval_s,
+    )
+    console = Console(fleet, sampler, throughput_unit=unit)
+    web_app: web.Application = fleet.app.web.web_app  # type: ignore[attr-defined]
+
+    async def started(app: Any) -> None:
+        sampler.start()
+
+    async def stopped(app: Any) -> None:
+        await sampler.stop()
+
+    web_app.on_startup.append(started)
+    web_app.on_cleanup.append(stopped)
+    get, post, guard = web_app.router.add_get, web_app.router.add_post, console.guarded
+    get("/console", guard(console.overview))
+    get("/console/types/{aggregate_type}", guard(console.aggregates))
+    get("/console/aggregates/{aggregate_type}/{aggregate_id}", guard(console.aggregate))
+    letters = DeadLetterPages(console)
+    get("/console/dlq", guard(letters.dead_letters))
+    get("/console/dlq/{partition}/{offset}", guard(letters.dead_letter))
+    post("/console/dlq/{partition}/{offset}/confirm", guard(letters.confirm, action=True))
+    post("/console/dlq/{partition}/{offset}/replay", guard(letters.replay, action=True))
+    get("/console/audit", guard(letters.audit))
+    get("/console/lag", guard(console.lag))
+    return console

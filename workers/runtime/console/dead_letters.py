@@ -1,0 +1,140 @@
+"""The console's dead-letter pages: list, inspect, review a fix, confirm it, and the audit trail."""
+
+from __future__ import annotations
+
+import orjson
+from aiohttp import web
+
+from topics.errors import InvalidInput
+from workers.roles.dlq_replay import check_operator, draft, parse_submission
+from workers.roles.requests import CommandRequest
+from workers.runtime.console.desk import DeadLetterDesk
+from workers.runtime.console.html import esc, hidden, json_block, link, path, table
+from workers.runtime.console.views import READ_ONLY, Console
+
+
+class DeadLetterPages:
+    """Reading the dead-letter topic is always allowed; confirm and replay are actions."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.desk = DeadLetterDesk(console.rt, via="console")
+
+    # --- dead letters -------------------------------------------------------------------------
+
+    async def dead_letters(self, request: web.Request) -> web.Response:
+        reason = request.query.get("reason")
+        entries = [
+            e for e in reversed(await self.desk.entries()) if reason is None or e.reason == reason
+        ]
+        rows = [
+            (
+                link(path("dlq", str(e.partition), str(e.offset)), e.position),
+                esc(e.reason), esc(e.detail[:200]), esc(e.source), esc(e.role),
+                esc(f"{e.event.aggregate_type} {e.event.aggregate_id}" if e.event else "—"),
+                esc(e.event.type if e.event else "—"),
+            )
+            for e in entries
+        ]  # fmt: skip
+        headings = ("entry", "reason", "detail", "source", "role", "aggregate", "event type")
+        body = f"<p>topic <code>{esc(self.desk.topic)}</code>, newest first</p>" + table(
+            headings, rows, css_id="dead-letters"
+        )
+        return self.console.html("Dead letters", body)
+
+    async def dead_letter(self, request: web.Request) -> web.Response:
+        entry = await self.desk.entry(_position(request))
+        already = entry.source_topic == self.console.rt.names.stored
+        info = table(
+            ("field", "value"),
+            [
+                (esc(k), json_block(v) if k == "value" else esc(v))
+                for k, v in entry.as_dict().items()
+            ],
+            css_id="entry",
+        )
+        if already:
+            form = (
+                '<p class="note">This event was already stored; fix the reducer or projection '
+                "and rebuild instead.</p>"
+            )
+        elif not self.console.actions:
+            form = f'<p class="note" id="read-only">{esc(READ_ONLY)}</p>'
+        else:
+            draft_json = orjson.dumps(draft(entry), option=orjson.OPT_INDENT_2).decode()
+            target = path("dlq", str(entry.partition), str(entry.offset), "confirm")
+            form = (
+                f'<h2>Fix and re-submit</h2><form method="post" action="{esc(target)}">'
+                "<p><label>Submission (edit the fix):<br>"
+                f'<textarea name="submission" id="submission">{esc(draft_json)}</textarea>'
+                "</label></p><p><label>Operator: "
+                '<input name="operator" id="operator" maxlength="64" required></label></p>'
+                '<p><button type="submit" id="review">Review</button></p></form>'
+            )
+        return self.console.html(f"Dead letter {entry.position}", info + form)
+
+    async def confirm(self, request: web.Request) -> web.Response:
+        entry = await self.desk.entry(_position(request))
+        form = await request.post()
+        submission = parse_submission(str(form.get("submission", "")), max_bytes=self._limit())
+        operator = check_operator(str(form.get("operator", "")))
+        command = self.desk.replayer().command(entry, submission)
+        request_body = {
+            "type": command.type, "data": command.data, "command_id": command.command_id,
+            "client_id": command.client_id, "causation_id": command.causation_id,
+        }  # fmt: skip
+        target = path("dlq", str(entry.partition), str(entry.offset), "replay")
+        body = (
+            "<p>Exactly this will be re-submitted through the command path, "
+            f"as <strong>{esc(operator)}</strong>:</p>"
+            f'<p><code id="route">POST {esc(_events_path(command))}</code></p>'
+            f'<div id="preview">{json_block(request_body)}</div>'
+            f'<form method="post" action="{esc(target)}">'
+            + hidden("submission", orjson.dumps(submission).decode())
+            + hidden("operator", operator)
+            + hidden("confirm", "yes")
+            + '<button type="submit" id="confirm">Confirm re-submit</button> '
+            + link(path("dlq", str(entry.partition), str(entry.offset)), "cancel")
+            + "</form>"
+        )
+        return self.console.html(f"Confirm replay of {entry.position}", body)
+
+    async def replay(self, request: web.Request) -> web.Response:
+        entry = await self.desk.entry(_position(request))
+        form = await request.post()
+        if form.get("confirm") != "yes":
+            raise InvalidInput("a replay needs the confirm step: review it first, then confirm.")
+        submission = parse_submission(str(form.get("submission", "")), max_bytes=self._limit())
+        action = await self.desk.replay(entry, submission, operator=str(form.get("operator", "")))
+        ok = action.status < 300
+        body = (
+            f'<p id="outcome" class="{"good" if ok else "bad"}">status {action.status}: '
+            f"{'accepted' if ok else 'refused'}</p>{json_block(action.result)}"
+            f"<p>Recorded in the {link('/console/audit', 'audit trail')} as {esc(action.id)}.</p>"
+        )
+        return self.console.html(f"Replayed {entry.position}", body, 200)
+
+    def _limit(self) -> int:
+        return self.console.rt.settings.max_body_bytes
+
+    # --- audit trail and charts ---------------------------------------------------------------
+
+    async def audit(self, request: web.Request) -> web.Response:
+        actions = await self.desk.actions(limit=200)
+        rows = [
+            (
+                esc(a.at.isoformat()), esc(a.operator), esc(a.via), esc(a.action),
+                esc(a.target), json_block(a.submitted), esc(a.status), json_block(a.result),
+            )
+            for a in actions
+        ]  # fmt: skip
+        headings = ("when", "who", "via", "action", "dead letter", "what", "status", "result")
+        return self.console.html("Audit trail", table(headings, rows, css_id="audit"))
+
+
+def _events_path(command: CommandRequest) -> str:
+    return f"/v1/{command.aggregate_type}/{command.aggregate_id}/events"
+
+
+def _position(request: web.Request) -> str:
+    return f"{request.match_info['partition']}/{request.match_info['offset']}"

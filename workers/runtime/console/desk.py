@@ -1,0 +1,60 @@
+"""The dead-letter desk: the console's and the CLI's one way to list, inspect and replay."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from workers.adapters.kafka.reader import read_topic
+from workers.adapters.mongo import MongoActionLog, database
+from workers.ports import OperatorAction
+from workers.roles.dlq_replay import (
+    DeadLetterEntry,
+    DeadLetterReplayer,
+    entries_of,
+    find_entry,
+)
+from workers.runtime.compose import Runtime
+
+READ_TIMEOUT_S = 15.0
+
+
+class DeadLetterDesk:
+    """Reads the dead-letter topic and replays its entries through this process's command path."""
+
+    def __init__(self, runtime: Runtime, *, via: str) -> None:
+        self._runtime = runtime
+        self._via = via
+        self.log = MongoActionLog(database(runtime.mongo, runtime.settings.mongo_database))
+
+    @property
+    def topic(self) -> str:
+        return self._runtime.names.dlq
+
+    async def entries(self) -> list[DeadLetterEntry]:
+        """Every entry of the dead-letter topic (StreamUnavailable when Kafka does not answer)."""
+        records = await read_topic(self._runtime.kafka, self.topic, timeout_s=READ_TIMEOUT_S)
+        return entries_of(records)
+
+    async def entry(self, position: str) -> DeadLetterEntry:
+        """The entry at ``<partition>/<offset>``: InvalidInput for a bad name, NotFound if none."""
+        return find_entry(await self.entries(), position)
+
+    def replayer(self) -> DeadLetterReplayer:
+        """Raises RoleNotRunning in a process without the commands role."""
+        rt = self._runtime
+        return DeadLetterReplayer(
+            submit=rt.commands.handle,
+            log=self.log,
+            stored_topic=rt.names.stored,
+            via=self._via,
+            max_bytes=rt.settings.max_body_bytes,
+        )
+
+    async def replay(
+        self, entry: DeadLetterEntry, submission: Mapping[str, Any], *, operator: str
+    ) -> OperatorAction:
+        return await self.replayer().replay(entry, submission, operator=operator)
+
+    async def actions(self, *, limit: int = 100) -> list[OperatorAction]:
+        return await self.log.recent(limit=limit)

@@ -1,0 +1,73 @@
+"""The console's HTML: one layout, escaped cells, tables and JSON blocks. No script, no CDN."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Sequence
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:0;color:#222}
+header{background:#1d3557;color:#fff;padding:.6em 1em}
+header a{color:#fff;margin-right:1.2em;text-decoration:none}
+main{padding:1em}
+table{border-collapse:collapse;margin:.5em 0}
+td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}
+th{background:#f1f1f1}
+pre{margin:0;white-space:pre-wrap;max-width:60em}
+.note{background:#fff6d5;border:1px solid #e6c200;padding:.5em;margin:.5em 0}
+.bad{color:#b00020}.good{color:#146c2e}.muted{color:#888}
+textarea{width:60em;max-width:100%;height:12em;font-family:monospace}
+"""
+
+NAV = (
+    ("/console", "Overview"),
+    ("/console/dlq", "Dead letters"),
+    ("/console/audit", "Audit trail"),
+    ("/console/lag", "Lag & throughput"),
+)
+
+
+def esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def path(*parts: str) -> str:
+    """A console URL from raw parts, each percent-encoded."""
+    return "/console/" + "/".join(quote(p, safe="") for p in parts)
+
+
+def page(title: str, body: str, *, actions: bool) -> str:
+    nav = "".join(f'<a href="{href}">{esc(name)}</a>' for href, name in NAV)
+    mode = "actions enabled" if actions else "read-only"
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{esc(title)} · eventfleet console</title><style>{STYLE}</style></head>"
+        f'<body><header><strong>eventfleet console</strong> <span class="muted">({mode})</span>'
+        f" &nbsp; {nav}</header><main><h1>{esc(title)}</h1>{body}</main></body></html>"
+    )
+
+
+def table(headings: Sequence[str], rows: Iterable[Sequence[str]], *, css_id: str = "") -> str:
+    """A table; cells are HTML already (escape with ``esc``)."""
+    head = "".join(f"<th>{esc(h)}</th>" for h in headings)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    ident = f' id="{esc(css_id)}"' if css_id else ""
+    return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def json_block(value: Any, *, css_class: str = "") -> str:
+    text = orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str)
+    cls = f' class="{esc(css_class)}"' if css_class else ""
+    return f"<pre{cls}>{esc(text.decode())}</pre>"
+
+
+def link(href: str, text: str) -> str:
+    return f'<a href="{esc(href)}">{esc(text)}</a>'
+
+
+def hidden(name: str, value: str) -> str:
+    return f'<input type="hidden" name="{esc(name)}" value="{esc(value)}">'

@@ -1,0 +1,230 @@
+"""The console's routes on the fleet's web server: read-only pages, and the guarded replay POSTs."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+from aiohttp import web
+
+from snapshot_rules.replay import replay
+from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE, parse_utc
+from topics.errors import EventfleetError, InvalidEnvelope, InvalidInput
+from workers.roles.requests import error
+from workers.runtime.console.html import esc, json_block, link, page, path, table
+from workers.runtime.console.samples import Sampler, charts
+from workers.runtime.fleet import Fleet
+from workers.runtime.queries import failure
+
+TIMELINE_LIMIT = 1000
+AGGREGATES_SHOWN = 500
+_DIGITS = re.compile(r"[0-9]{1,18}\Z")
+CROSS_ORIGIN = (
+    "console actions are accepted only from the console's own pages; this request came from "
+    "another origin."
+)
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+READ_ONLY = (
+    "the console is read-only: set EVENTFLEET_CONSOLE_ACTIONS=true on this process to let "
+    "operators re-submit dead letters."
+)
+
+
+class Console:
+    """The pages of one fleet process; each handler answers HTML, errors included."""
+
+    def __init__(self, fleet: Fleet, sampler: Sampler, *, throughput_unit: str) -> None:
+        self.fleet = fleet
+        self.rt = fleet.runtime
+        self.actions = fleet.runtime.settings.console_actions
+        self.sampler = sampler
+        self.throughput_unit = throughput_unit
+
+    def html(self, title: str, body: str, status: int = 200) -> web.Response:
+        return web.Response(
+            text=page(title, body, actions=self.actions), status=status, content_type="text/html"
+        )
+
+    def guarded(self, handler: Handler, *, action: bool = False) -> Handler:
+        """Errors become an HTML page with their status; actions are refused when read-only."""
+
+        async def run(request: web.Request) -> web.Response:
+            if action and not self.actions:
+                refused = error(
+                    403, "console_read_only", READ_ONLY, setting="EVENTFLEET_CONSOLE_ACTIONS"
+                )
+                return web.json_response(refused.body, status=403, dumps=_dumps)
+            if action and not _same_origin(request):
+                # A page elsewhere could post a form here from an operator's browser.
+                refused = error(403, "cross_origin", CROSS_ORIGIN)
+                return web.json_response(refused.body, status=403, dumps=_dumps)
+            self.sampler.start()
+            try:
+                return await handler(request)
+            except EventfleetError as e:
+                answer = failure(e)
+                body = f'<p class="bad" id="error">{esc(answer.body["message"])}</p>'
+                return self.html(f"Error {answer.status}", body, answer.status)
+
+        return run
+
+    # --- browsing -----------------------------------------------------------------------------
+
+    async def overview(self, request: web.Request) -> web.Response:
+        rows = []
+        for domain in self.rt.domains:
+            count = await self.rt.events.count([domain.name])
+            rows.append(
+                (
+                    link(path("types", domain.name), domain.name),
+                    esc(domain.mode.value),
+                    esc(", ".join(domain.events)),
+                    esc(count),
+                )
+            )
+        body = (
+            "<h2>Aggregate types</h2>"
+            + table(("type", "mode", "event types", "stored events"), rows, css_id="types")
+            + "<h2>Lag and throughput</h2>"
+            + charts(self.sampler.samples)
+        )
+        return self.html("Overview", body)
+
+    async def aggregates(self, request: web.Request) -> web.Response:
+        domain = self.rt.domains.get(request.match_info["aggregate_type"])
+        versions = await self.rt.events.versions([domain.name])
+        shown = sorted(versions.items())[:AGGREGATES_SHOWN]
+        rows = [(link(path("aggregates", t, i), i), esc(v)) for (t, i), v in shown]
+        more = (
+            f'<p class="muted">showing {len(shown)} of {len(versions)}</p>'
+            if len(versions) > len(shown)
+            else ""
+        )
+        body = table(("aggregate id", "version"), rows, css_id="aggregates") + more
+        return self.html(f"{domain.name} aggregates", body)
+
+    async def aggregate(self, request: web.Request) -> web.Response:
+        aggregate_type = request.match_info["aggregate_type"]
+        aggregate_id = request.match_info["aggregate_id"]
+        if not AGGREGATE_ID_RE.match(aggregate_id) or not AGGREGATE_TYPE_RE.match(aggregate_type):
+            raise InvalidInput(f"{aggregate_type!r} {aggregate_id!r} is no aggregate name.")
+        domain = self.rt.domains.get(aggregate_type)
+        at_version = _version(request.query.get("at_version"))
+        as_of = _moment(request.query.get("as_of"))
+        ref = (domain.name, aggregate_id)
+        events = [domain.upcast(e) for e in await self.rt.events.read(ref, limit=TIMELINE_LIMIT)]
+        if not events:
+            raise InvalidInput(f"{domain.name} {aggregate_id} has no events.")
+        point = at_version is not None or as_of is not None
+        rows = []
+        for e in events:
+            after = (at_version is not None and (e.version or 0) > at_version) or (
+                as_of is not None and e.occurred_at > as_of
+            )
+            cells = (
+                esc(e.version), esc(e.occurred_at.isoformat()), esc(e.type),
+                f"<code>{esc(e.id)}</code>", json_block(e.data),
+            )  # fmt: skip
+            rows.append(
+                cells if not after else tuple(f'<span class="muted">{c}</span>' for c in cells)
+            )
+        state_title = "Replayed state (latest)"
+        if point:
+            folded = await self.rt.loader.at(domain, aggregate_id, version=at_version, as_of=as_of)
+            state_title = f"Replayed state at version {folded.version}"
+        else:
+            folded = await self.rt.loader.latest(domain, aggregate_id, save=False)
+        body = (
+            _time_travel_form(at_version, as_of)
+            + f"<h2>Timeline</h2><p>{len(events)} events"
+            + (f" (the first {TIMELINE_LIMIT})" if len(events) == TIMELINE_LIMIT else "")
+            + "</p>"
+            + table(("version", "occurred at", "type", "event id", "data"), rows, css_id="timeline")
+            + f'<h2>{esc(state_title)}</h2><div id="state">{json_block(folded.state)}</div>'
+            + await self._snapshot_section(domain, aggregate_id, events)
+        )
+        return self.html(f"{domain.name} {aggregate_id}", body)
+
+    async def _snapshot_section(self, domain: Any, aggregate_id: str, events: list[Any]) -> str:
+        snapshot = await self.rt.snapshots.load((domain.name, aggregate_id))
+        if snapshot is None:
+            return '<h2>Snapshot</h2><p id="snapshot">no snapshot taken yet</p>'
+        if snapshot.version > len(events):
+            verdict = '<span class="muted">beyond the timeline shown: not compared</span>'
+        else:
+            scratch = replay(domain.reducer, events[: snapshot.version])
+            same = orjson.dumps(scratch.state, default=str) == orjson.dumps(
+                snapshot.state, default=str
+            )
+            verdict = (
+                '<span class="good">equals the state replayed from scratch to that version</span>'
+                if same
+                else '<span class="bad">DIFFERS from the state replayed from scratch</span>'
+                + json_block(scratch.state)
+            )
+        return (
+            f'<h2>Snapshot</h2><div id="snapshot"><p>version {esc(snapshot.version)}, taken '
+            f"{esc(snapshot.taken_at.isoformat())}: {verdict}</p>{json_block(snapshot.state)}</div>"
+        )
+
+    # --- charts ---------------------------------------------------------------------------------
+
+    async def lag(self, request: web.Request) -> web.Response:
+        recent = list(self.sampler.samples)[-10:]
+        rows = [
+            (esc(datetime.fromtimestamp(s.at).isoformat(timespec="seconds")), esc(s.lag),
+             esc(f"{s.throughput:.2f}"))
+            for s in reversed(recent)
+        ]  # fmt: skip
+        body = (
+            f"<p>sampled every {self.sampler.interval_s:g} s in this process; "
+            f"throughput counts {esc(self.throughput_unit)}</p>"
+            + charts(self.sampler.samples)
+            + table(("sampled at", "lag (events)", "throughput (/s)"), rows, css_id="samples")
+        )
+        return self.html("Lag & throughput", body)
+
+
+def _same_origin(request: web.Request) -> bool:
+    """No Origin header (curl, old browsers), or one naming this host; and not cross-site."""
+    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+        return False
+    origin = request.headers.get("Origin")
+    return origin is None or urlsplit(origin).netloc == request.host
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _version(raw: str | None) -> int | None:
+    if raw is None or raw == "":
+        return None
+    if not _DIGITS.match(raw) or int(raw) < 1:
+        raise InvalidInput(f"at_version={raw!r} must be a whole number from 1.")
+    return int(raw)
+
+
+def _moment(raw: str | None) -> datetime | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        return parse_utc(raw, "as_of")
+    except InvalidEnvelope as e:
+        raise InvalidInput(f"query parameter {e}.") from e
+
+
+def _time_travel_form(at_version: int | None, as_of: datetime | None) -> str:
+    version = "" if at_version is None else str(at_version)
+    moment = "" if as_of is None else as_of.isoformat().replace("+00:00", "Z")
+    return (
+        '<form method="get" id="time-travel"><label>at version '
+        f'<input name="at_version" value="{esc(version)}" size="6"></label> '
+        f'<label>as of (UTC) <input name="as_of" value="{esc(moment)}" size="24" '
+        'placeholder="2026-01-01T00:00:00Z"></label> <button type="submit">travel</button> '
+        '<a href="?">latest</a></form>'
+    )
