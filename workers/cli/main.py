@@ -30,13 +30,21 @@ INTERRUPTED_EXIT = 130
 _NOISY = ("faust", "mode", "aiokafka", "aiohttp", "pymongo", "kafka")
 
 
-def configure_logging(level: str) -> None:
+SERVING = ("dev", "worker")
+"""Commands that run until stopped log as a service; the others are one-shot tools."""
+
+
+def configure_logging(settings: Settings, command: str) -> None:
+    """Services log at EVENTFLEET_LOG_LEVEL; one-shot commands only their result and one
+    error line, unless EVENTFLEET_LOG_LEVEL is set (the drivers' retries would bury it)."""
+    level = settings.log_level.lower()
+    tool = command not in SERVING and "log_level" not in settings.explicit
     logging.basicConfig(
-        level=level.upper(),
+        level="ERROR" if tool else level.upper(),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    quiet = "WARNING" if level.lower() != "debug" else "DEBUG"
+    quiet = "CRITICAL" if tool else "WARNING" if level != "debug" else "DEBUG"
     for noisy in _NOISY:
         logging.getLogger(noisy).setLevel(quiet)
 
@@ -53,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env()
     except EventfleetError as e:
         return fail(str(e), USAGE_EXIT)
-    configure_logging(settings.log_level)
+    configure_logging(settings, args.command)
     try:
         return asyncio.run(HANDLERS[args.command](settings, args))
     except KeyboardInterrupt:
