@@ -7,6 +7,7 @@ removed at exit, and, in a Redis it was lent while its store was its own, no key
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
 import shutil
@@ -23,12 +24,13 @@ from topics.errors import ConfigError, EventfleetError
 from workers.adapters.mongo import database
 from workers.adapters.redis import connect_redis
 from workers.devtools.banner import banner
-from workers.devtools.embedded import EmbeddedStack
+from workers.devtools.embedded import EmbeddedStack, StackStartError
 from workers.devtools.embedded.children import SAFETY_NET
 from workers.runtime.compose import ROLES, Runtime, load_domains, store_id
 from workers.runtime.fleet import Fleet
 from workers.runtime.serve import serve
 from workers.runtime.settings import Settings
+from workers.secrets import mask_url
 
 log = logging.getLogger(__name__)
 DEFAULT_PORT = 8080
@@ -81,11 +83,26 @@ def http_port(settings: Settings, requested: int | None) -> int:
 def lent_redis(settings: Settings, redis_url: str | None) -> str | None:
     """The Redis URL dev was told to use, checked like EVENTFLEET_REDIS_URL; None: start its own."""
     if redis_url is None:
-        return None
+        return settings.redis_url if "redis_url" in settings.explicit else None
     try:
         return Settings.from_env({"EVENTFLEET_REDIS_URL": redis_url}).redis_url
     except ConfigError as e:
         raise ConfigError(f"--redis: {e}") from None
+
+
+async def check_lent_redis(settings: Settings, url: str) -> None:
+    """A lent Redis must answer now: otherwise dev would run with every command refused."""
+    redis = connect_redis(url, timeout_ms=settings.redis_timeout_ms)
+    try:
+        await asyncio.wait_for(redis.ping(), settings.redis_timeout_ms / 1000 + 1)
+    except Exception as e:
+        raise StackStartError(
+            f"the Redis at {mask_url(url)} (--redis or EVENTFLEET_REDIS_URL) did not answer "
+            f"PING ({type(e).__name__}); start it, or leave both unset and dev starts its own"
+        ) from None
+    finally:
+        with suppress(Exception):
+            await redis.aclose()
 
 
 @asynccontextmanager
@@ -119,6 +136,7 @@ async def dev(
     lent = lent_redis(settings, redis_url)
     settings = dev_settings(settings, port=http_port(settings, port))
     if lent is not None:
+        await check_lent_redis(settings, lent)
         settings = replace(settings, redis_url=lent)
     async with run_directory():
         stack = embedded_stack(settings, redis_url=lent)
