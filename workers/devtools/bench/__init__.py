@@ -24,7 +24,7 @@ from workers.runtime.compose import Runtime
 from workers.runtime.connections import fleet_catalog
 from workers.runtime.settings import Settings, env_name
 
-__all__ = ["PATHS", "bench"]
+__all__ = ["PATHS", "bench", "forget_keys"]
 
 PATHS = ("commands", "append", "state", "scale", "all")
 _WORKER_SETTINGS = (
@@ -86,8 +86,9 @@ async def bench(settings: Settings, *, path: str, events: int, as_json: bool = F
                 scale = path in ("scale", "all")
                 tables.append(await bench_append(settings, env, events, scale=scale))
             if path in ("state", "all"):
-                step("state query: 200 rooms of 50 events")
-                tables.append(await bench_state(runtime))
+                rooms = max(2, min(200, events // 50))  # 200 rooms at the default 20000
+                step(f"state query: {rooms} rooms of 50 events")
+                tables.append(await bench_state(runtime, aggregates=rooms))
         finally:
             await runtime.stop()
             if "redis" not in stack.started:
