@@ -51,6 +51,13 @@ async def test_a_bad_setting_stops_the_command_and_names_the_variable() -> None:
     assert "EVENTFLEET_PARTITIONS='-3' is invalid" in err
 
 
+async def test_a_projection_worker_without_its_name_is_a_usage_error() -> None:
+    code, _, err = await eventfleet("worker", "--role", "projection")
+    assert code == 2
+    assert_one_line(err)
+    assert "--projection NAME" in err
+
+
 async def test_an_unknown_projection_fails_before_connecting() -> None:
     code, _, err = await eventfleet(
         "worker",
@@ -61,6 +68,7 @@ async def test_an_unknown_projection_fails_before_connecting() -> None:
         env={"EVENTFLEET_KAFKA_URL": "kafka://127.0.0.1:1"},
     )
     assert code == 1 and "nope" in err
+    assert_one_line(err)
 
 
 async def test_topics_ensure_creates_missing_topics_and_reports_mismatches(

@@ -23,6 +23,10 @@ class CommandFailed(EventfleetError):
     """A command could not do what it was asked; the message says why and what to do."""
 
 
+class UsageError(EventfleetError):
+    """Arguments that argparse alone cannot check do not fit together (exit 2)."""
+
+
 async def run_dev(settings: Settings, args: Any) -> int:
     from workers.devtools.dev import dev
 
@@ -36,7 +40,7 @@ async def run_worker(settings: Settings, args: Any) -> int:
     from workers.runtime.serve import serve
 
     if args.role == "projection" and not args.projection:
-        raise CommandFailed("--role projection needs --projection NAME")
+        raise UsageError("worker: --role projection needs --projection NAME")
     domains = load_domains(settings.domains)  # a bad domain set fails before any connection
     if args.projection:
         projection_named(domains, args.projection)

@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 
 from topics.errors import ConfigError, EventfleetError
 from workers.cli.args import USAGE_EXIT, parser
-from workers.cli.commands import HANDLERS
+from workers.cli.commands import HANDLERS, UsageError
 from workers.runtime.settings import Settings
 
 __all__ = ["main", "parser"]
@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if settings.log_level == "debug":
             logging.getLogger("eventfleet").exception("the command failed")
         # A configuration mistake (EVENTFLEET_DOMAINS, a TLS file) is the caller's to fix: 2.
-        return fail(explain(e, args), USAGE_EXIT if isinstance(e, ConfigError) else FAILURE_EXIT)
+        return fail(explain(e, args), USAGE_EXIT if isinstance(e, ConfigError | UsageError) else FAILURE_EXIT)
 
 
 def explain(e: Exception, args: argparse.Namespace) -> str:

@@ -89,7 +89,8 @@ def banner(settings: Settings, domains: Domains, started: tuple[str, ...]) -> st
         f"  API       {api}/v1/{{aggregate_type}}/{{aggregate_id}}/events",
         f"  health    {api}/healthz   ready: {api}/readyz",
         f"  metrics   {api}/metrics",
-        f"  kafka     {settings.masked('kafka_url')}   topics: {topics}",
+        f"  kafka     {settings.masked('kafka_url')}   {settings.partitions} partitions each: "
+        f"{topics}",
         f"  mongodb   {settings.masked('mongo_url')}   database: {settings.mongo_database}",
         f"  redis     {settings.masked('redis_url')}",
         f"  embedded  {embedded} (removed at exit)",
