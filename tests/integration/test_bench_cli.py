@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import orjson
 import redis.asyncio as aioredis
 
+from tests.e2e.test_dev import leftovers
 from tests.integration.test_cli import eventfleet
 from workers.devtools.bench import forget_keys
 from workers.devtools.embedded import EmbeddedStack
 from workers.runtime.settings import Settings
 
 
-async def test_bench_says_each_step_on_stderr_and_prints_only_tables(stack: EmbeddedStack) -> None:
+async def test_bench_says_each_step_on_stderr_and_prints_only_tables(
+    stack: EmbeddedStack, tmp_path: Path
+) -> None:
     env = {
+        "TMPDIR": str(tmp_path),
         "EVENTFLEET_KAFKA_URL": stack.urls.kafka_url,
         "EVENTFLEET_MONGO_URL": stack.urls.mongo_url,
         "EVENTFLEET_REDIS_URL": stack.urls.redis_url,
@@ -27,6 +32,7 @@ async def test_bench_says_each_step_on_stderr_and_prints_only_tables(stack: Embe
     steps = [line for line in err.splitlines() if line.startswith("  bench [")]
     assert any("state query" in s for s in steps) and steps[-1].endswith("done")
     assert "Traceback" not in err
+    assert leftovers(tmp_path) == []  # its run directory is gone
 
 
 async def test_the_bench_deletes_its_keys_from_a_lent_redis_and_only_those(

@@ -7,6 +7,7 @@ shared 2-core machine and on SecantusDB (a surrogate for mongod) mean little alo
 
 from __future__ import annotations
 
+import tempfile
 import uuid
 
 import orjson
@@ -18,7 +19,7 @@ from workers.devtools.bench.commands import bench_http_commands
 from workers.devtools.bench.measure import Table
 from workers.devtools.bench.progress import step
 from workers.devtools.bench.state import bench_state
-from workers.devtools.dev import dev_settings, embedded_stack
+from workers.devtools.dev import dev_settings, embedded_stack, run_directory
 from workers.devtools.embedded import free_port
 from workers.runtime.compose import Runtime
 from workers.runtime.connections import fleet_catalog
@@ -42,7 +43,9 @@ def worker_env(settings: Settings) -> dict[str, str]:
     """
     env = {env_name(name): str(getattr(settings, name)).lower() if isinstance(getattr(settings, name), bool)
            else str(getattr(settings, name)) for name in _WORKER_SETTINGS}  # fmt: skip
-    return env | {"EVENTFLEET_LOG_LEVEL": "warning", "EVENTFLEET_AUDIT_INTERVAL_S": "0"}
+    # TMPDIR: the workers' Faust data directories go into the bench's run directory.
+    return env | {"EVENTFLEET_LOG_LEVEL": "warning", "EVENTFLEET_AUDIT_INTERVAL_S": "0",
+                  "TMPDIR": tempfile.gettempdir()}  # fmt: skip
 
 
 async def bench(settings: Settings, *, path: str, events: int, as_json: bool = False) -> int:
@@ -56,6 +59,19 @@ async def bench(settings: Settings, *, path: str, events: int, as_json: bool = F
         topic_prefix=f"bench-{run}.", mongo_database=f"bench_{run}", group_id=f"bench-{run}",
         partitions=8,
     )  # fmt: skip
+    async with run_directory():  # the stack's data, the workers' and their logs: removed after
+        tables = await _measure(settings, path=path, events=events, run=run)
+    step("done")
+    for table in tables:
+        print(
+            orjson.dumps({"table": table.title, "rows": table.as_dicts()}).decode()
+            if as_json
+            else table.render()
+        )
+    return 0
+
+
+async def _measure(settings: Settings, *, path: str, events: int, run: str) -> list[Table]:
     stack = embedded_stack(settings)
     tables: list[Table] = []
     step("starting the embedded stack")
@@ -95,14 +111,7 @@ async def bench(settings: Settings, *, path: str, events: int, as_json: bool = F
                 await forget_keys(settings, f"bench-{run}.")
     finally:
         await stack.stop()
-    step("done")
-    for table in tables:
-        print(
-            orjson.dumps({"table": table.title, "rows": table.as_dicts()}).decode()
-            if as_json
-            else table.render()
-        )
-    return 0
+    return tables
 
 
 async def forget_keys(settings: Settings, prefix: str) -> None:
