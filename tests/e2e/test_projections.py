@@ -145,7 +145,9 @@ async def test_bad_room_queries_and_requests_get_clear_errors(chat_fleet: FleetP
         {"type": "MessageSent", "data": {"message_id": "m1", "content": "no sender"}},
     )
     assert (status, body["error"]) == (422, "invalid_data")
-    await post_all(chat_fleet, room, conversation("m", 2))
+    steps = conversation("m", 2)
+    await post_all(chat_fleet, room, steps)
+    await view_reached(chat_fleet, room, len(steps))  # a 202 is an early answer: wait for the store
     for query, reason in (
         ("limit=0", "limit='0'"),
         ("source=cache", "source='cache'"),
