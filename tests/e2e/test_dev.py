@@ -7,6 +7,7 @@ import os
 import shlex
 import signal
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from tests.waiting import wait_for
 from workers.devtools.embedded import EmbeddedStack
 
 READY_S = 90
+PREFIX = f"devtest{uuid.uuid4().hex[:6]}."  # other runs share the user's Redis
 
 
 @dataclass
@@ -112,7 +114,7 @@ async def post(api: str, path: str, body: dict[str, object]) -> int:
 async def dev(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Dev]:
     """One dev per module, default domains, every service its own."""
     running = await start_dev(
-        tmp_path_factory.mktemp("dev") / "tmp", env={"EVENTFLEET_TOPIC_PREFIX": "devtest."}
+        tmp_path_factory.mktemp("dev") / "tmp", env={"EVENTFLEET_TOPIC_PREFIX": PREFIX}
     )
     yield running
     assert await running.stop() == 0
@@ -122,7 +124,7 @@ async def dev(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Dev]:
 async def test_the_banner_names_the_default_domains_and_their_curl_lines(dev: Dev) -> None:
     assert "domains   account, chat_room, order" in dev.banner
     assert "curl -s -XPOST" in dev.banner and "/v1/order/o-1/events" in dev.banner
-    assert "devtest.orders" in dev.banner
+    assert f"{PREFIX}orders" in dev.banner
     assert ":0/" not in dev.api and dev.api.rsplit(":", 1)[1] != "0"  # the real port
 
 
@@ -141,7 +143,7 @@ async def test_the_export_block_points_replay_and_topics_check_at_dev(dev: Dev) 
     await wait_for(replayed, timeout_s=30, what="replay to show the stored order")
     code, out, err = await eventfleet("topics", "check", env=exports)
     assert code == 0, out + err
-    assert "devtest.orders" in out and "mismatch" not in out and "missing" not in out
+    assert f"{PREFIX}orders" in out and "mismatch" not in out and "missing" not in out
 
 
 async def test_replay_starts_no_producer(dev: Dev) -> None:
@@ -166,9 +168,9 @@ async def test_dev_keeps_its_keys_in_its_own_redis_not_the_users(
     placed = {"type": "OrderPlaced", "data": {"items": [{"sku": "tea", "qty": 1, "price": 3.5}]}}
     assert await post(dev.api, "/v1/order/own-1/events", placed) == 202
     await wait_for(
-        lambda: keys(ours, "devtest.*mark:*"), timeout_s=10, what="the mark in dev's Redis"
+        lambda: keys(ours, f"{PREFIX}*mark:*"), timeout_s=10, what="the mark in dev's Redis"
     )
-    assert await keys(stack.urls.redis_url, "devtest.*") == []
+    assert await keys(stack.urls.redis_url, f"{PREFIX}*") == []
 
 
 async def test_a_lent_redis_and_a_custom_domain_set_leave_nothing_behind(
