@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 
 from workers.devtools.embedded import EmbeddedStack, free_port
@@ -24,3 +25,13 @@ async def test_the_demo_verifies_itself_and_exits_zero(stack: EmbeddedStack) -> 
     assert "verified:" in text and "VERIFICATION FAILED" not in text
     for row in ("accepted", "events stored", "snapshots", "downstream events", "p50 / p99"):
         assert row in text, row
+    # The verdict is the very last line, after every shutdown log line.
+    assert text.strip().splitlines()[-1].startswith("verified:")
+    progress = err.decode().replace("\r", "\n")
+    assert "INFO" not in progress.split("verifying the audit of stores and topics: ok")[-1]
+    # The plan is exact: the progress line ends at N of N, and N is what the summary counts.
+    answered = re.findall(r"demo: (\d+) of (\d+) requests answered", progress)
+    done, planned = answered[-1]
+    assert done == planned and re.search(rf"requests\s+{planned}\n", text)
+    for step in ("the store", "account balances", "snapshots", "chat views"):
+        assert f"verifying {step}: ok" in progress, step

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import socket
 import sys
+from importlib.metadata import version
 
+import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from topics.catalog import TopicNames
 from workers.adapters.kafka import ensure_topics
+from workers.cli import main, parser
 from workers.devtools.embedded import EmbeddedStack
 from workers.runtime.compose import load_domains
 from workers.runtime.connections import fleet_catalog, kafka_config
@@ -29,7 +34,7 @@ async def eventfleet(*args: str, env: dict[str, str] | None = None) -> tuple[int
 async def test_help_lists_the_commands_and_every_variable() -> None:
     code, out, _ = await eventfleet("--help")
     assert code == 0
-    for command in ("dev", "worker", "topics", "projections", "replay", "bench"):
+    for command in ("dev", "worker", "topics", "projections", "replay", "bench", "audit", "dlq"):
         assert command in out
     for variable in (
         "EVENTFLEET_KAFKA_URL",
@@ -46,6 +51,13 @@ async def test_a_bad_setting_stops_the_command_and_names_the_variable() -> None:
     assert "EVENTFLEET_PARTITIONS='-3' is invalid" in err
 
 
+async def test_a_projection_worker_without_its_name_is_a_usage_error() -> None:
+    code, _, err = await eventfleet("worker", "--role", "projection")
+    assert code == 2
+    assert_one_line(err)
+    assert "--projection NAME" in err
+
+
 async def test_an_unknown_projection_fails_before_connecting() -> None:
     code, _, err = await eventfleet(
         "worker",
@@ -56,6 +68,7 @@ async def test_an_unknown_projection_fails_before_connecting() -> None:
         env={"EVENTFLEET_KAFKA_URL": "kafka://127.0.0.1:1"},
     )
     assert code == 1 and "nope" in err
+    assert_one_line(err)
 
 
 async def test_topics_ensure_creates_missing_topics_and_reports_mismatches(
@@ -97,3 +110,152 @@ async def test_topics_ensure_with_kafka_down_is_a_clear_error() -> None:
         env={"EVENTFLEET_KAFKA_URL": "kafka://127.0.0.1:1", "EVENTFLEET_KAFKA_TIMEOUT_MS": "500"},
     )
     assert code == 1 and "did not answer" in err
+    assert_one_line(err)
+
+
+def assert_one_line(err: str) -> None:
+    """A failure is one line, ``eventfleet: error: …``, and never a traceback."""
+    assert "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("eventfleet: error: "), err
+
+
+async def test_version_comes_from_the_package_metadata() -> None:
+    code, out, _ = await eventfleet("--version")
+    assert code == 0 and out.strip() == f"eventfleet {version('eventfleet')}"
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (("bench", "commands", "--events", "1"), "must be at least 2, got 1"),
+        (("bench", "commands", "--events", "0"), "must be at least 2, got 0"),
+        (("bench", "commands", "--events", "-5"), "must be at least 2, got -5"),
+        (("bench", "commands", "--events", "many"), "expected a whole number"),
+        (("replay", "order", "o-1", "--at-version", "0"), "must be at least 1, got 0"),
+        (("dev", "--port", "70000"), "from 0 to 65535"),
+        (("dev", "--demo-scale", "0"), "must be above 0"),
+        (("topics",), "required"),
+        (("nope",), "invalid choice"),
+    ],
+)
+def test_a_usage_error_is_one_line_naming_the_fix_and_exits_2(
+    args: tuple[str, ...], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(list(args))  # argparse stops before any setting is read or service reached
+    out, err = capsys.readouterr()
+    assert exited.value.code == 2 and out == ""
+    assert_one_line(err)
+    assert named in err and "--help" in err
+
+
+def help_of(capsys: pytest.CaptureFixture[str], *command: str) -> str:
+    with pytest.raises(SystemExit) as exited:
+        parser().parse_args([*command, "--help"])
+    assert exited.value.code == 0
+    return capsys.readouterr().out
+
+
+def test_every_subcommand_has_a_description_and_shows_its_defaults(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    commands = (
+        ("dev",), ("worker",), ("topics",), ("topics", "ensure"), ("topics", "check"),
+        ("projections",), ("projections", "rebuild"), ("audit",), ("replay",), ("bench",),
+        ("dlq",), ("dlq", "list"), ("dlq", "replay"),
+    )  # fmt: skip
+    for command in commands:
+        description = help_of(capsys, *command).split("\n\n")[1]  # after the usage block
+        assert len(description) > 40, command
+        assert not description.startswith(("options", "positional")), command
+    assert "(default: 20000)" in " ".join(help_of(capsys, "bench").split())
+    assert "(default: 2.0)" in " ".join(help_of(capsys, "audit").split())
+
+
+@pytest.mark.parametrize(
+    ("domains", "named"),
+    [
+        ("tests.e2e.counting:TALLY", "names a Domain, not a function"),
+        ("tests.integration.bad_domains:typo_in_after", "did you mean 'DeviceRegistered'?"),
+        ("tests.integration.bad_domains:not_domains", "returned list, not Domains"),
+        ("tests.integration.nowhere:domains", "cannot be imported"),
+    ],
+)
+async def test_a_bad_domain_set_is_one_line_naming_the_fix(domains: str, named: str) -> None:
+    code, _, err = await eventfleet(
+        "replay", "tally", "t-1",
+        env={"EVENTFLEET_DOMAINS": domains, "EVENTFLEET_MONGO_URL": "mongodb://127.0.0.1:1"},
+    )  # fmt: skip
+    assert code == 2, err
+    assert_one_line(err)
+    assert named in err and "EVENTFLEET_DOMAINS" in err
+
+
+async def test_dev_with_a_bad_domain_set_fails_before_starting_anything() -> None:
+    code, _, err = await eventfleet(
+        "dev", "--port", "0", env={"EVENTFLEET_DOMAINS": "tests.e2e.counting:TALLY"}
+    )
+    assert code == 2
+    assert_one_line(err)
+    assert "names a Domain, not a function" in err
+
+
+async def test_dev_on_a_taken_port_names_the_port_flag() -> None:
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        code, _, err = await eventfleet("dev", "--port", str(port))
+    assert code == 1
+    assert_one_line(err)
+    assert f"port {port}" in err and "--port 0" in err
+
+
+async def test_dev_refuses_a_bad_redis_url_before_starting_anything() -> None:
+    code, _, err = await eventfleet("dev", "--port", "0", "--redis", "http://127.0.0.1:6379")
+    assert code == 2
+    assert_one_line(err)
+    assert "--redis" in err and "redis://" in err
+
+
+async def test_replay_of_an_aggregate_without_events_says_so_in_one_line(
+    stack: EmbeddedStack, unique_name: str
+) -> None:
+    env = {"EVENTFLEET_MONGO_URL": stack.urls.mongo_url, "EVENTFLEET_MONGO_DATABASE": unique_name}
+    code, out, err = await eventfleet("replay", "order", "nope", env=env)
+    assert code == 1 and out == ""
+    assert_one_line(err)
+    assert "order nope has no events" in err
+
+
+async def test_replay_of_an_unknown_type_fails_before_connecting() -> None:
+    code, _, err = await eventfleet(
+        "replay", "ordr", "o-1", env={"EVENTFLEET_MONGO_URL": "mongodb://127.0.0.1:1"}
+    )
+    assert code == 1
+    assert_one_line(err)
+    assert "'ordr'" in err and "order" in err
+
+
+async def test_replay_with_the_store_down_is_one_line() -> None:
+    code, _, err = await eventfleet(
+        "replay", "order", "o-1",
+        env={"EVENTFLEET_MONGO_URL": "mongodb://127.0.0.1:1", "EVENTFLEET_MONGO_TIMEOUT_MS": "300"},
+    )  # fmt: skip
+    assert code == 1
+    assert_one_line(err)
+
+
+async def test_topics_check_creates_nothing_and_reports_missing_topics_as_json(
+    stack: EmbeddedStack, unique_name: str
+) -> None:
+    env = {"EVENTFLEET_KAFKA_URL": stack.urls.kafka_url, "EVENTFLEET_TOPIC_PREFIX": f"{unique_name}."}
+    code, out, _ = await eventfleet("topics", "check", "--json", env=env)
+    assert code == 1
+    reports = json.loads(out)
+    assert reports and {r["status"] for r in reports} == {"missing"}
+    code, out, _ = await eventfleet("topics", "ensure", "--json", env=env)
+    assert code == 0 and {r["status"] for r in json.loads(out)} == {"created"}
+    code, out, err = await eventfleet("topics", "check", env=env)
+    assert code == 0 and err == "" and out.count("ok ") == len(reports)

@@ -7,6 +7,7 @@ judges it), is idempotent per dead letter, and is written to the audit trail. Ex
 
 from __future__ import annotations
 
+import argparse
 import getpass
 import logging
 import sys
@@ -28,16 +29,30 @@ from workers.runtime.settings import Settings
 USAGE, FAILURE = 2, 1
 
 
-def add_parser(commands: Any) -> None:
-    """Register ``dlq`` on the top-level subparsers."""
-    dlq = commands.add_parser("dlq", help="list dead letters, re-submit a fixed one")
+def add_parser(commands: Any, formatter: type[argparse.HelpFormatter]) -> None:
+    """Register ``dlq`` on the top-level subparsers (``formatter`` shows the defaults)."""
+    dlq = commands.add_parser(
+        "dlq",
+        help="list dead letters, re-submit a fixed one",
+        description="The dead-letter topic: list its entries with their reasons, and re-submit "
+        "a fixed entry through the command path (the store still judges it; audited).",
+        formatter_class=formatter,
+    )
     actions = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
-    listing = actions.add_parser("list", help="every entry of the dead-letter topic, oldest first")
+    listing = actions.add_parser(
+        "list",
+        help="every entry of the dead-letter topic, oldest first",
+        description="Every entry of the dead-letter topic, oldest first, with its reason.",
+        formatter_class=formatter,
+    )
     listing.add_argument("--reason", help="only entries with this reason")
     listing.add_argument("--json", action="store_true", help="one JSON array of entries")
     replay = actions.add_parser(
         "replay",
         help="re-submit one entry through the command path (asks to confirm; audited)",
+        description="Re-submit one dead-lettered entry, fixed, through the command path. Shows "
+        "what will be sent and asks to confirm (--yes skips); replaying twice stores it once.",
+        formatter_class=formatter,
     )
     replay.add_argument("entry", help="<partition>/<offset> in the dead-letter topic (see list)")
     replay.add_argument(

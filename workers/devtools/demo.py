@@ -14,6 +14,7 @@ import statistics
 import sys
 import time
 from collections.abc import Awaitable
+from typing import Any
 
 from workers.devtools.demo_client import DemoClient, Tally
 from workers.devtools.demo_verify import summary, verify
@@ -22,19 +23,49 @@ from workers.runtime.fleet import Fleet
 ITEMS = [{"sku": "tea", "qty": 2, "price": 3.5}, {"sku": "cup", "qty": 1, "price": 9.0}]
 
 
-async def order_story(client: DemoClient, order_id: str, rng: random.Random) -> None:
-    await client.append("order", order_id, "OrderPlaced", {"items": ITEMS})
+Step = tuple[str, dict[str, Any]]  # (event type, data): one request
+
+
+def order_plan(rng: random.Random) -> list[Step]:
+    """An order's requests, drawn up front so the demo knows exactly how many it will send."""
+    steps: list[Step] = [("OrderPlaced", {"items": ITEMS})]
     if rng.random() < 0.2:
-        await client.append(
-            "order", order_id, "OrderShipped", {"carrier": "ups"}
-        )  # invalid: not paid yet
+        steps.append(("OrderShipped", {"carrier": "ups"}))  # invalid: not paid yet
     if rng.random() < 0.15:
-        await client.append("order", order_id, "OrderCancelled", {"reason": "changed mind"})
-        await client.append("order", order_id, "OrderPaid", {"amount": 16})  # invalid: cancelled
-        return
-    await client.append("order", order_id, "OrderPaid", {"amount": 16})
-    await client.append("order", order_id, "OrderShipped", {"carrier": "dhl"})
-    await client.append("order", order_id, "OrderDelivered", {})
+        steps.append(("OrderCancelled", {"reason": "changed mind"}))
+        steps.append(("OrderPaid", {"amount": 16}))  # invalid: cancelled
+        return steps
+    return [*steps, ("OrderPaid", {"amount": 16}), ("OrderShipped", {"carrier": "dhl"}),
+            ("OrderDelivered", {})]  # fmt: skip
+
+
+def chat_plan(room_id: str, rng: random.Random) -> list[Step]:
+    """Sends, edits and deletes of one room (each edit or delete names a message sent before)."""
+    steps: list[Step] = []
+    messages: list[tuple[str, str]] = []
+    for i in range(12):
+        sender = rng.choice(("ada", "bob", "cy"))
+        message_id = f"{room_id}-m{i}"
+        content = f"hello {i} from {sender}"
+        steps.append(("MessageSent", {"message_id": message_id, "sender_id": sender,
+                                      "content": content}))  # fmt: skip
+        messages.append((message_id, sender))
+        if rng.random() < 0.3:
+            edited_id, edited_sender = rng.choice(messages)
+            steps.append(("MessageEdited", {"message_id": edited_id,
+                                            "sender_id": edited_sender, "content": f"edited {i}"}))  # fmt: skip
+        if rng.random() < 0.2:
+            deleted_id, deleted_sender = messages.pop(0)
+            steps.append(("MessageDeleted", {"message_id": deleted_id, "sender_id": deleted_sender}))
+    return steps
+
+
+ACCOUNT_REQUESTS = 8  # opened, deposited, six racing withdrawals
+
+
+async def story(client: DemoClient, aggregate_type: str, aggregate_id: str, steps: list[Step]) -> None:
+    for event_type, data in steps:
+        await client.append(aggregate_type, aggregate_id, event_type, data)
 
 
 async def account_story(client: DemoClient, account_id: str, rng: random.Random) -> None:
@@ -48,32 +79,10 @@ async def account_story(client: DemoClient, account_id: str, rng: random.Random)
     client.tally.balances[account_id] = deposit - 30 * sum(1 for s in statuses if s == 201)
 
 
-async def chat_story(client: DemoClient, room_id: str, rng: random.Random) -> None:
-    messages: list[tuple[str, str]] = []
-    for i in range(12):
-        sender = rng.choice(("ada", "bob", "cy"))
-        message_id = f"{room_id}-m{i}"
-        data = {
-            "message_id": message_id,
-            "sender_id": sender,
-            "content": f"hello {i} from {sender}",
-        }
-        if await client.append("chat_room", room_id, "MessageSent", data) == 202:
-            messages.append((message_id, sender))
-        if messages and rng.random() < 0.3:
-            edited_id, edited_sender = rng.choice(messages)
-            edit = {"message_id": edited_id, "sender_id": edited_sender, "content": f"edited {i}"}
-            await client.append("chat_room", room_id, "MessageEdited", edit)
-        if messages and rng.random() < 0.2:
-            deleted_id, deleted_sender = messages.pop(0)
-            delete = {"message_id": deleted_id, "sender_id": deleted_sender}
-            await client.append("chat_room", room_id, "MessageDeleted", delete)
-
-
-async def progress(tally: Tally, total_hint: int, stop: asyncio.Event) -> None:
+async def progress(tally: Tally, planned: int, stop: asyncio.Event) -> None:
     while not stop.is_set():
         print(
-            f"\r  demo: {tally.done} requests answered (~{total_hint} planned)",
+            f"\r  demo: {tally.done} of {planned} requests answered",
             end="",
             file=sys.stderr,
             flush=True,
@@ -82,32 +91,34 @@ async def progress(tally: Tally, total_hint: int, stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), 1.0)
         except TimeoutError:
             pass
-    print(file=sys.stderr)
+    print(f"\r  demo: {tally.done} of {planned} requests answered", file=sys.stderr, flush=True)
 
 
-async def run_demo(fleet: Fleet, *, scale: float = 1.0, seed: int = 7) -> bool:
-    """Drive the workload, wait for the pipeline to catch up, verify, print the summary."""
+async def run_demo(fleet: Fleet, *, scale: float = 1.0, seed: int = 7) -> tuple[bool, str]:
+    """Drive the workload, wait for the pipeline to catch up, verify; (verified, summary)."""
     rng = random.Random(seed)
     settings = fleet.runtime.settings
     tally = Tally()
     client = DemoClient(f"http://{settings.http_host}:{settings.http_port}", tally)
     run = f"{int(time.time()) % 100000:05d}"
-    orders = [f"demo-{run}-o{i}" for i in range(max(4, int(60 * scale)))]
+    orders = {f"demo-{run}-o{i}": order_plan(rng) for i in range(max(4, int(60 * scale)))}
     accounts = [f"demo-{run}-a{i}" for i in range(max(2, int(12 * scale)))]
     rooms = (
-        [f"demo-{run}-r{i}" for i in range(max(1, int(6 * scale)))]
+        {r: chat_plan(r, rng) for r in (f"demo-{run}-r{i}" for i in range(max(1, int(6 * scale))))}
         if "chat_room" in fleet.runtime.domains
-        else []
+        else {}
     )
     stories: list[Awaitable[None]] = [
-        *(order_story(client, o, rng) for o in orders),
+        *(story(client, "order", o, steps) for o, steps in orders.items()),
         *(account_story(client, a, rng) for a in accounts),
-        *(chat_story(client, r, rng) for r in rooms),
+        *(story(client, "chat_room", r, steps) for r, steps in rooms.items()),
     ]
+    planned = (
+        sum(map(len, orders.values())) + ACCOUNT_REQUESTS * len(accounts)
+        + sum(map(len, rooms.values()))
+    )  # fmt: skip
     stop = asyncio.Event()
-    ticker = asyncio.create_task(
-        progress(tally, len(orders) * 5 + len(accounts) * 8 + len(rooms) * 18, stop)
-    )
+    ticker = asyncio.create_task(progress(tally, planned, stop))
     started = time.perf_counter()
     try:
         await _bounded(stories, limit=32)
@@ -116,17 +127,15 @@ async def run_demo(fleet: Fleet, *, scale: float = 1.0, seed: int = 7) -> bool:
         await ticker
     elapsed = time.perf_counter() - started
     try:
-        problems, facts = await verify(fleet, client, tally, rooms)
+        problems, facts = await verify(fleet, client, tally, list(rooms))
     finally:
         await client.close()
     latencies = sorted(tally.latencies_s)
     cuts = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
-    print(
-        summary(
-            tally, facts, elapsed, p50_ms=cuts[49] * 1000, p99_ms=cuts[98] * 1000, problems=problems
-        )
+    text = summary(
+        tally, facts, elapsed, p50_ms=cuts[49] * 1000, p99_ms=cuts[98] * 1000, problems=problems
     )
-    return not problems
+    return not problems, text
 
 
 async def _bounded(work: list[Awaitable[None]], *, limit: int) -> None:

@@ -47,20 +47,24 @@ def compare_histories(
 async def _until(check: Any, timeout_s: float, *, what: str) -> Any:
     """Poll ``check()`` (a problem list) until it is empty or time is up; return the last.
 
-    Says what it waits for at least every second, so a slow machine is never silent.
+    One line on stderr per step (what it checks, how it ended, how long it took), redrawn at
+    least every second while it waits, so a slow machine is never silent.
     """
-    deadline = time.monotonic() + timeout_s
+    started = time.monotonic()
+    deadline = started + timeout_s
     said = 0.0
     while True:
         problems = await check()
+        took = time.monotonic() - started
         if not problems or time.monotonic() > deadline:
-            if said:
-                print(file=sys.stderr, flush=True)
+            verdict = "ok" if not problems else f"{len(problems)} problem(s) left"
+            print(f"\r  verifying {what}: {verdict} ({took:.1f} s)" + " " * 20,
+                  file=sys.stderr, flush=True)  # fmt: skip
             return problems
         if time.monotonic() - said >= 1.0:
             left = max(0, int(deadline - time.monotonic()))
             print(
-                f"\r  verifying: waiting for {what} ({len(problems)} to go, {left} s left)   ",
+                f"\r  verifying {what}: waiting ({len(problems)} to go, {left} s left)   ",
                 end="",
                 file=sys.stderr,
                 flush=True,
@@ -98,7 +102,7 @@ async def verify(
     facts: dict[str, Any] = {"events stored": sum(len(h) for h in stored.values())}
     if refused:
         facts["accepted, refused by the store"] = len(refused)
-    problems += await _balances(client, tally)
+    problems += await _until(lambda: _balances(client, tally), 0, what="account balances")
     problems += await _until(
         lambda: _final_snapshots(fleet, stored), CATCH_UP_S, what="snapshots"
     )

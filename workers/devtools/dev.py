@@ -1,24 +1,48 @@
-"""``eventfleet dev``: the embedded stack plus every role in one process, and what a newcomer needs."""
+"""``eventfleet dev``: the embedded stack plus every role in one process, and what a newcomer needs.
+
+dev owns what it uses: its own Redis unless told to use one (``--redis`` or
+EVENTFLEET_REDIS_URL), one temporary directory per run for the services' data and Faust's,
+removed at exit, and, in a Redis it was lent while its store was its own, no key left behind.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import logging
+import shutil
+import socket
 import sys
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
-from workers.devtools.embedded import EmbeddedStack
-from workers.runtime.compose import ROLES, Runtime
+from topics.errors import ConfigError, EventfleetError
+from workers.adapters.mongo import database
+from workers.adapters.redis import connect_redis
+from workers.devtools.banner import banner
+from workers.devtools.embedded import EmbeddedStack, StackStartError
+from workers.devtools.embedded.children import SAFETY_NET
+from workers.runtime.compose import ROLES, Runtime, load_domains, store_id
 from workers.runtime.fleet import Fleet
 from workers.runtime.serve import serve
 from workers.runtime.settings import Settings
+from workers.secrets import mask_url
 
 log = logging.getLogger(__name__)
+DEFAULT_PORT = 8080
+
+
+class PortTaken(EventfleetError):
+    """The HTTP port dev was asked for is held by another process."""
 
 
 def dev_settings(settings: Settings, *, port: int) -> Settings:
-    """Latency-friendly defaults for the embedded broker (the environment still wins)."""
-    return settings.with_defaults(
-        http_port=port,
+    """Latency-friendly defaults for the embedded broker (the environment still wins), on ``port``."""
+    return replace(settings, http_port=port).with_defaults(
         kafka_fetch_max_wait_ms=10,
         kafka_session_timeout_ms=3000,
         partitions=4,
@@ -26,67 +50,161 @@ def dev_settings(settings: Settings, *, port: int) -> Settings:
     )
 
 
-def embedded_stack(settings: Settings) -> EmbeddedStack:
+def embedded_stack(settings: Settings, *, redis_url: str | None = None) -> EmbeddedStack:
+    """The stack: given URLs used as they are, the rest started, Redis included (never borrowed)."""
     given = settings.explicit
+    redis = redis_url or (settings.redis_url if "redis_url" in given else None)
     return EmbeddedStack(
         kafka_url=settings.kafka_url if "kafka_url" in given else None,
         mongo_url=settings.mongo_url if "mongo_url" in given else None,
-        redis_url=settings.redis_url if "redis_url" in given else None,
+        redis_url=redis,
+        start_redis=redis is None,
     )
 
 
-def banner(settings: Settings, stack: EmbeddedStack) -> str:
-    api = f"http://{settings.http_host}:{settings.http_port}"
-    started = ", ".join(stack.started) or "none (all services from the environment)"
-    return f"""
-eventfleet dev is running (Ctrl-C stops it and everything it started).
-
-  API       {api}/v1/{{aggregate_type}}/{{aggregate_id}}/events
-  health    {api}/healthz   ready: {api}/readyz
-  metrics   {api}/metrics
-  kafka     {settings.masked("kafka_url")}   topics: {settings.topic_prefix}events, {settings.topic_prefix}events.stored, {settings.topic_prefix}orders, ...
-  mongodb   {settings.masked("mongo_url")}   database: {settings.mongo_database}
-  redis     {settings.masked("redis_url")}
-  embedded  {started}
-
-Try it:
-  curl -s -XPOST {api}/v1/order/o-1/events -d '{{"type": "OrderPlaced", "data": {{"items": [{{"sku": "tea", "qty": 2, "price": 3.5}}]}}}}'
-  curl -s -XPOST {api}/v1/account/a-1/events -d '{{"type": "AccountOpened", "data": {{"owner": "ada"}}}}'
-  curl -s {api}/v1/order/o-1/state
-"""
+def http_port(settings: Settings, requested: int | None) -> int:
+    """The port to serve on: ``--port``, else EVENTFLEET_HTTP_PORT, else 8080; 0 picks a free one."""
+    if requested is None:
+        requested = settings.http_port if "http_port" in settings.explicit else DEFAULT_PORT
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((settings.http_host, requested))
+        except OSError as e:
+            if e.errno != errno.EADDRINUSE:
+                raise
+            raise PortTaken(
+                f"port {requested} on {settings.http_host} is already in use (another "
+                "`eventfleet dev`?); pass --port N, or --port 0 for any free port"
+            ) from None
+        return int(sock.getsockname()[1])
 
 
-async def dev(settings: Settings, *, port: int, demo: bool = False, demo_scale: float = 1.0) -> int:
-    settings = dev_settings(settings, port=port)
-    stack = embedded_stack(settings)
+def lent_redis(settings: Settings, redis_url: str | None) -> str | None:
+    """The Redis URL dev was told to use, checked like EVENTFLEET_REDIS_URL; None: start its own."""
+    if redis_url is None:
+        return settings.redis_url if "redis_url" in settings.explicit else None
     try:
-        urls = await stack.start()
-        kafka_embedded = "kafka" in stack.started
-        settings = settings.with_defaults(
-            kafka_url=urls.kafka_url,
-            mongo_url=urls.mongo_url,
-            redis_url=urls.redis_url,
-            kafka_idempotence=not kafka_embedded and settings.kafka_idempotence,
-        )
-        runtime = await Runtime.start(settings)
+        return Settings.from_env({"EVENTFLEET_REDIS_URL": redis_url}).redis_url
+    except ConfigError as e:
+        raise ConfigError(f"--redis: {e}") from None
 
-        async def started(fleet: Fleet) -> None:
-            print(banner(settings, stack), file=sys.stdout, flush=True)
-            if demo:
-                from workers.devtools.demo import run_demo
 
-                fleet.spawn(_demo_then_stop(fleet, run_demo, demo_scale))
-
-        return await serve(runtime, ROLES, app_id=f"{settings.group_id}-dev", on_started=started)
+async def check_lent_redis(settings: Settings, url: str) -> None:
+    """A lent Redis must answer now: otherwise dev would run with every command refused."""
+    redis = connect_redis(url, timeout_ms=settings.redis_timeout_ms)
+    try:
+        await asyncio.wait_for(redis.ping(), settings.redis_timeout_ms / 1000 + 1)
+    except Exception as e:
+        raise StackStartError(
+            f"the Redis at {mask_url(url)} (--redis or EVENTFLEET_REDIS_URL) did not answer "
+            f"PING ({type(e).__name__}); start it, or leave both unset and dev starts its own"
+        ) from None
     finally:
-        await stack.stop()
+        with suppress(Exception):
+            await redis.aclose()
 
 
-async def _demo_then_stop(fleet: Fleet, run_demo: Any, scale: float) -> None:
+@asynccontextmanager
+async def run_directory() -> AsyncIterator[Path]:
+    """One temporary directory for this run; the system temp dir points into it meanwhile.
+
+    Faust's data directory is ``<temp dir>/eventfleet-faust/<app>`` (workers.runtime.fleet):
+    pointing the temp dir here makes it, and all the stack writes, go when the run ends.
+    """
+    path = Path(tempfile.mkdtemp(prefix="eventfleet-dev-"))
+    SAFETY_NET.dirs.add(path)
+    previous = tempfile.tempdir
+    tempfile.tempdir = str(path)
     try:
-        ok = await run_demo(fleet, scale=scale)
+        yield path
+    finally:
+        tempfile.tempdir = previous
+        shutil.rmtree(path, ignore_errors=True)
+        SAFETY_NET.dirs.discard(path)
+
+
+async def dev(
+    settings: Settings,
+    *,
+    port: int | None = None,
+    redis_url: str | None = None,
+    demo: bool = False,
+    demo_scale: float = 1.0,
+) -> int:
+    domains = load_domains(settings.domains)  # a bad domain set fails before anything starts
+    lent = lent_redis(settings, redis_url)
+    settings = dev_settings(settings, port=http_port(settings, port))
+    if lent is not None:
+        await check_lent_redis(settings, lent)
+        settings = replace(settings, redis_url=lent)
+    async with run_directory():
+        stack = embedded_stack(settings, redis_url=lent)
+        try:
+            urls = await stack.start()
+            settings = replace(
+                settings,
+                kafka_url=urls.kafka_url,
+                mongo_url=urls.mongo_url,
+                redis_url=urls.redis_url,
+            ).with_defaults(
+                kafka_idempotence="kafka" not in stack.started and settings.kafka_idempotence
+            )
+            runtime = await Runtime.start(settings, domains=domains)
+            forget = await _keys_to_forget(runtime, stack)
+            outcome: dict[str, Any] = {}
+
+            async def started(fleet: Fleet) -> None:
+                print(banner(settings, domains, stack.started), file=sys.stdout, flush=True)
+                if demo:
+                    fleet.spawn(_demo_then_stop(fleet, demo_scale, outcome))
+
+            try:
+                code = await serve(
+                    runtime, ROLES, app_id=f"{settings.group_id}-dev", on_started=started
+                )
+            finally:
+                if forget is not None:
+                    await _delete_keys(settings, forget)
+        finally:
+            await stack.stop()
+    if "summary" in outcome:  # after every shutdown line: the verdict is the last line
+        print(outcome["summary"], flush=True)
+    return code
+
+
+async def _keys_to_forget(runtime: Runtime, stack: EmbeddedStack) -> str | None:
+    """The key prefix to delete at exit: marks in a lent Redis of a store that dies with us."""
+    if "redis" in stack.started or "mongo" not in stack.started:
+        return None  # our own Redis dies with the run; a lasting store keeps its marks valid
+    db = database(runtime.mongo, runtime.settings.mongo_database)
+    return f"{runtime.settings.topic_prefix}{await store_id(db)}:"
+
+
+async def _delete_keys(settings: Settings, prefix: str) -> None:
+    redis = connect_redis(settings.redis_url, timeout_ms=settings.redis_timeout_ms)
+    try:
+        keys = [key async for key in redis.scan_iter(match=f"{prefix}*", count=1000)]
+        for i in range(0, len(keys), 500):
+            await redis.unlink(*keys[i : i + 500])
+    except Exception as e:  # cleanup must not hide the run's own outcome
+        print(f"eventfleet: could not delete {prefix}* from the Redis: {e!r}", file=sys.stderr)
+    finally:
+        with suppress(Exception):
+            await redis.aclose()
+
+
+async def _demo_then_stop(fleet: Fleet, scale: float, outcome: dict[str, Any]) -> None:
+    from workers.devtools.demo import run_demo
+
+    try:
+        ok, outcome["summary"] = await run_demo(fleet, scale=scale)
     except Exception:
         log.exception("the demo failed")
         ok = False
+    # The drain's INFO lines (ours, Faust's, aiokafka's) would follow the verdict otherwise.
+    logging.getLogger().setLevel(logging.WARNING)
+    for name in ("faust", "mode", "aiokafka", "workers", "eventfleet"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     fleet.exit_code = 0 if ok else 1
     fleet.stop()

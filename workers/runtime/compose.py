@@ -57,16 +57,29 @@ OPTIONAL_ROLES = ("bridge",)
 
 
 def load_domains(spec: str) -> Domains:
-    """Import ``module:callable`` and call it; the result must be a Domains."""
+    """Import ``module:callable`` and call it; the result must be a Domains.
+
+    Every mistake (a missing module, a Domain named instead of a function, a declaration
+    error such as a typo in ``after=``) is one ConfigError naming the variable and the fix.
+    """
     module_name, _, attribute = spec.partition(":")
+    where = f"EVENTFLEET_DOMAINS={spec!r}"
+    fix = "point it at a function returning Domains(...), e.g. 'myapp.domains:enabled'"
     try:
         factory = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as e:
-        raise ConfigError(f"EVENTFLEET_DOMAINS={spec!r} cannot be imported: {e}") from e
-    domains = factory()
+        raise ConfigError(f"{where} cannot be imported: {e}; {fix}.") from e
+    except (ValueError, TypeError) as e:  # a Domain declared at import time is checked then
+        raise ConfigError(f"{where}: {e}") from e
+    if not callable(factory):
+        raise ConfigError(f"{where} names a {type(factory).__name__}, not a function; {fix}.")
+    try:
+        domains = factory()
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"{where}: {e}") from e
     if not isinstance(domains, Domains):
         raise ConfigError(
-            f"EVENTFLEET_DOMAINS={spec!r} returned {type(domains).__name__}, not Domains"
+            f"{where} returned {type(domains).__name__}, not Domains; {fix}."
         )
     return domains
 

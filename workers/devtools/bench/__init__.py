@@ -7,22 +7,25 @@ shared 2-core machine and on SecantusDB (a surrogate for mongod) mean little alo
 
 from __future__ import annotations
 
+import tempfile
 import uuid
 
 import orjson
 
 from workers.adapters.kafka import ensure_topics
+from workers.adapters.redis import connect_redis
 from workers.devtools.bench.append import bench_append
 from workers.devtools.bench.commands import bench_http_commands
 from workers.devtools.bench.measure import Table
+from workers.devtools.bench.progress import step
 from workers.devtools.bench.state import bench_state
-from workers.devtools.dev import dev_settings, embedded_stack
+from workers.devtools.dev import dev_settings, embedded_stack, run_directory
 from workers.devtools.embedded import free_port
 from workers.runtime.compose import Runtime
 from workers.runtime.connections import fleet_catalog
 from workers.runtime.settings import Settings, env_name
 
-__all__ = ["PATHS", "bench"]
+__all__ = ["PATHS", "bench", "forget_keys"]
 
 PATHS = ("commands", "append", "state", "scale", "all")
 _WORKER_SETTINGS = (
@@ -40,18 +43,38 @@ def worker_env(settings: Settings) -> dict[str, str]:
     """
     env = {env_name(name): str(getattr(settings, name)).lower() if isinstance(getattr(settings, name), bool)
            else str(getattr(settings, name)) for name in _WORKER_SETTINGS}  # fmt: skip
-    return env | {"EVENTFLEET_LOG_LEVEL": "warning", "EVENTFLEET_AUDIT_INTERVAL_S": "0"}
+    # TMPDIR: the workers' Faust data directories go into the bench's run directory.
+    return env | {"EVENTFLEET_LOG_LEVEL": "warning", "EVENTFLEET_AUDIT_INTERVAL_S": "0",
+                  "TMPDIR": tempfile.gettempdir()}  # fmt: skip
 
 
 async def bench(settings: Settings, *, path: str, events: int, as_json: bool = False) -> int:
-    """Run the benchmarks of ``path`` on the embedded stack (or the services in the environment)."""
+    """Run the benchmarks of ``path`` on the embedded stack (or the services in the environment).
+
+    Its own Redis unless EVENTFLEET_REDIS_URL names one; there, every key it wrote (all under
+    ``bench-<run>.``) is deleted at the end.
+    """
     run = uuid.uuid4().hex[:6]
     settings = dev_settings(settings, port=free_port()).with_defaults(
         topic_prefix=f"bench-{run}.", mongo_database=f"bench_{run}", group_id=f"bench-{run}",
         partitions=8,
     )  # fmt: skip
+    async with run_directory():  # the stack's data, the workers' and their logs: removed after
+        tables = await _measure(settings, path=path, events=events, run=run)
+    step("done")
+    for table in tables:
+        print(
+            orjson.dumps({"table": table.title, "rows": table.as_dicts()}).decode()
+            if as_json
+            else table.render()
+        )
+    return 0
+
+
+async def _measure(settings: Settings, *, path: str, events: int, run: str) -> list[Table]:
     stack = embedded_stack(settings)
     tables: list[Table] = []
+    step("starting the embedded stack")
     try:
         urls = await stack.start()
         settings = settings.with_defaults(
@@ -62,6 +85,7 @@ async def bench(settings: Settings, *, path: str, events: int, as_json: bool = F
         )
         runtime = await Runtime.start(settings, roles=())
         try:
+            step("creating the topics")
             await ensure_topics(runtime.kafka, fleet_catalog(settings, runtime.domains))
             env = worker_env(settings)
             if path in ("commands", "all"):
@@ -78,15 +102,25 @@ async def bench(settings: Settings, *, path: str, events: int, as_json: bool = F
                 scale = path in ("scale", "all")
                 tables.append(await bench_append(settings, env, events, scale=scale))
             if path in ("state", "all"):
-                tables.append(await bench_state(runtime))
+                rooms = max(2, min(200, events // 50))  # 200 rooms at the default 20000
+                step(f"state query: {rooms} rooms of 50 events")
+                tables.append(await bench_state(runtime, aggregates=rooms))
         finally:
             await runtime.stop()
+            if "redis" not in stack.started:
+                await forget_keys(settings, f"bench-{run}.")
     finally:
         await stack.stop()
-    for table in tables:
-        print(
-            orjson.dumps({"table": table.title, "rows": table.as_dicts()}).decode()
-            if as_json
-            else table.render()
-        )
-    return 0
+    return tables
+
+
+async def forget_keys(settings: Settings, prefix: str) -> None:
+    """Delete every key under ``prefix`` from a Redis the bench was lent."""
+    redis = connect_redis(settings.redis_url, timeout_ms=settings.redis_timeout_ms)
+    try:
+        keys = [key async for key in redis.scan_iter(match=f"{prefix}*", count=1000)]
+        for i in range(0, len(keys), 500):
+            await redis.unlink(*keys[i : i + 500])
+        step(f"deleted {len(keys)} key(s) under {prefix} from {settings.masked('redis_url')}")
+    finally:
+        await redis.aclose()

@@ -20,6 +20,7 @@ from topics.envelope import NEW_AGGREGATE, Event, encode, kafka_headers, new_eve
 from workers.adapters.mongo import MongoEventStore, connect, database, event_to_document
 from workers.devtools.bench.measure import Measured, Table, cpu_seconds
 from workers.devtools.bench.procs import server
+from workers.devtools.bench.progress import Ticker, step
 from workers.devtools.embedded import free_port
 from workers.runtime.settings import Settings
 
@@ -111,7 +112,7 @@ async def appenders(
         await _stored_at_least(events, base + 1)
         started = time.perf_counter()
         cpu_before = sum(cpu_seconds(s.pid) for _, s in servers)
-        await _stored_at_least(events, base + count)
+        await _stored_at_least(events, base + count, ticker=Ticker("stored"), base=base)
         seconds = time.perf_counter() - started
         cpu = sum(cpu_seconds(s.pid) for _, s in servers) - cpu_before
     finally:
@@ -127,11 +128,16 @@ async def bench_append(
     run = uuid.uuid4().hex[:6]
     events = chains(count, max(1, count // 20), run)
     table = Table(f"append path: {count} chained events, batch {settings.batch_size}")
+    step(f"append: raw insert_many of {count} events")
     store = await raw_store(settings, events)
     raw_topic = f"{settings.topic_prefix}bench-raw-{run}"
+    step(f"append: producing {count} events for the raw pipeline")
     await produce(settings.kafka_bootstrap, raw_topic, events)
+    step("append: the raw pipeline (getmany → insert_many → produce → commit)")
     raw = await raw_pipeline(settings, raw_topic, count)
+    step(f"append: producing {count} events for the appender")
     await produce(settings.kafka_bootstrap, f"{settings.topic_prefix}events", events)
+    step("append: eventfleet's appender")
     ours = await appenders(
         settings, env, 1, count, "eventfleet appender (judged, stored, published)"
     )
@@ -140,6 +146,7 @@ async def bench_append(
     if scale:
         for processes in (2, 4):
             more = chains(count, max(1, count // 20), f"{run}s{processes}")
+            step(f"scale: {processes} appender processes")
             await produce(settings.kafka_bootstrap, f"{settings.topic_prefix}events", more)
             measured = await appenders(
                 settings, env, processes, count, f"{processes} appender processes"
@@ -148,10 +155,17 @@ async def bench_append(
     return table
 
 
-async def _stored_at_least(events: Any, count: int, *, timeout_s: float = 900) -> None:
+async def _stored_at_least(
+    events: Any, count: int, *, timeout_s: float = 900, ticker: Ticker | None = None, base: int = 0
+) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
-        if await events.count_documents({}) >= count:
+        stored = await events.count_documents({})
+        if ticker is not None:
+            ticker.update(stored - base, count - base)
+        if stored >= count:
+            if ticker is not None:
+                ticker.done(count - base)
             return
         if time.monotonic() > deadline:
             raise RuntimeError(f"the appenders did not store {count} events in {timeout_s:g} s")

@@ -79,7 +79,8 @@ async def serve(mode: str, port: int, kafka: str, redis_url: str, topic: str) ->
         body = orjson.loads(await request.read())
         key = f"{request.match_info['type']}:{request.match_info['id']}"
         event_id = str(uuid.uuid4())
-        args = [key, body["type"], event_id, *ALLOWED.get(body["type"], [])]
+        # Keys under the topic's name (bench-<run>.…): the bench deletes them all afterwards.
+        args = [f"{topic}:{key}", body["type"], event_id, *ALLOWED.get(body["type"], [])]
         if mode == "coalesced":
             ok = await coalesced.cas(args)
         else:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 from workers.devtools.bench.measure import Measured, Table, median
 from workers.devtools.bench.procs import Server, load, server
+from workers.devtools.bench.progress import step
 from workers.devtools.embedded import free_port
 
 ROWS = ((64, "paid"), (1, "paid"), (64, "placed"), (1, "placed"))
@@ -28,6 +29,7 @@ async def bench_http_commands(
         f"command path over HTTP ({count} requests at 64 conn, {_small(count)} at 1 conn; "
         f"median of {rounds} interleaved rounds)"
     )
+    step("commands: starting our commands role and both baseline servers")
     async with (
         server(
             "eventfleet commands role",
@@ -63,7 +65,8 @@ async def bench_http_commands(
             n = count if clients > 1 else _small(count)
             theirs: list[Measured] = []
             mine: list[Measured] = []
-            for _ in range(rounds):
+            for r in range(rounds):
+                step(f"commands: {clients} conn, {kind}, round {r + 1} of {rounds} ({n} requests)")
                 theirs.append(await _run(baseline_server, clients, n, kind))
                 mine.append(await _run(ours, clients, n, kind))
             target = "rate >= 0.8x, p99 <= 1.5x"

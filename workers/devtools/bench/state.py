@@ -22,7 +22,8 @@ async def bench_state(runtime: Runtime, *, aggregates: int = 200, length: int = 
     for e in events:
         versions[e.aggregate_id] = versions.get(e.aggregate_id, 0) + 1
         numbered.append(e.with_version(versions[e.aggregate_id]))
-    await runtime.events.append(numbered)
+    for i in range(0, len(numbered), 1000):  # in pieces: one store call stays within its bound
+        await runtime.events.append(numbered[i : i + 1000])
     rooms = sorted(versions)
     table = Table(f"state query: {aggregates} rooms of {length} events, no snapshot")
     collection = runtime.events.collection

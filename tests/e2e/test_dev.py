@@ -1,0 +1,211 @@
+"""``eventfleet dev`` as a newcomer uses it: the banner, the export block, and nothing left behind."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+import signal
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import aiohttp
+import orjson
+import pytest
+import redis.asyncio as aioredis
+
+from tests.integration.test_cli import assert_one_line, eventfleet
+from tests.waiting import wait_for
+from workers.devtools.embedded import EmbeddedStack
+
+READY_S = 90
+PREFIX = f"devtest{uuid.uuid4().hex[:6]}."  # other runs share the user's Redis
+
+
+@dataclass
+class Dev:
+    """A running ``eventfleet dev`` and what it printed."""
+
+    process: asyncio.subprocess.Process
+    banner: str
+    workdir: Path
+
+    @property
+    def exports(self) -> dict[str, str]:
+        """The export block, parsed as a shell would."""
+        found = {}
+        for line in self.banner.splitlines():
+            words = shlex.split(line)
+            if words[:1] == ["export"]:
+                name, _, value = words[1].partition("=")
+                found[name] = value
+        return found
+
+    @property
+    def api(self) -> str:
+        return next(w for w in self.banner.split() if w.startswith("http://")).split("/v1/")[0]
+
+    async def stop(self) -> int:
+        self.process.send_signal(signal.SIGINT)
+        return await asyncio.wait_for(self.process.wait(), 60)
+
+
+def prepare(workdir: Path) -> BinaryIO:
+    """Make the TMPDIR of a dev run; its stderr goes to a log beside it."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    return (workdir.parent / f"{workdir.name}.log").open("wb")
+
+
+def leftovers(workdir: Path) -> list[str]:
+    """What a run left in its TMPDIR: its data, Faust's and the stack's must all be gone."""
+    return os.listdir(workdir)
+
+
+async def start_dev(workdir: Path, *args: str, env: dict[str, str] | None = None) -> Dev:
+    """Start ``eventfleet dev --port 0`` with TMPDIR=workdir; return once its banner is out."""
+    log = prepare(workdir)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("EVENTFLEET_")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "workers.cli", "dev", "--port", "0", *args,
+        env={**clean, "TMPDIR": str(workdir), **(env or {})},
+        stdout=asyncio.subprocess.PIPE, stderr=log,
+    )  # fmt: skip
+    log.close()
+    assert process.stdout is not None
+    lines: list[str] = []
+
+    async def banner() -> None:
+        assert process.stdout is not None
+        while not any(line.startswith("  export EVENTFLEET_DOMAINS=") for line in lines):
+            line = await process.stdout.readline()
+            if not line:
+                raise AssertionError(f"dev exited before its banner:\n{''.join(lines)}")
+            lines.append(line.decode())
+
+    try:
+        await asyncio.wait_for(banner(), READY_S)
+    except BaseException:
+        process.kill()
+        await process.wait()
+        raise
+    return Dev(process, "".join(lines), workdir)
+
+
+async def keys(url: str, pattern: str) -> list[bytes]:
+    client = aioredis.Redis.from_url(url)
+    try:
+        return [key async for key in client.scan_iter(match=pattern, count=1000)]
+    finally:
+        await client.aclose()
+
+
+async def post(api: str, path: str, body: dict[str, object]) -> int:
+    async with aiohttp.ClientSession() as session, session.post(
+        f"{api}{path}", data=orjson.dumps(body)
+    ) as response:
+        return response.status
+
+
+@pytest.fixture(scope="module")
+async def dev(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Dev]:
+    """One dev per module, default domains, every service its own."""
+    running = await start_dev(
+        tmp_path_factory.mktemp("dev") / "tmp", env={"EVENTFLEET_TOPIC_PREFIX": PREFIX}
+    )
+    yield running
+    assert await running.stop() == 0
+    assert leftovers(running.workdir) == []
+
+
+async def test_the_banner_names_the_default_domains_and_their_curl_lines(dev: Dev) -> None:
+    assert "domains   account, chat_room, order" in dev.banner
+    assert "curl -s -XPOST" in dev.banner and "/v1/order/o-1/events" in dev.banner
+    assert f"{PREFIX}orders" in dev.banner
+    assert ":0/" not in dev.api and dev.api.rsplit(":", 1)[1] != "0"  # the real port
+
+
+async def test_the_export_block_points_replay_and_topics_check_at_dev(dev: Dev) -> None:
+    exports = dev.exports
+    assert exports["EVENTFLEET_KAFKA_IDEMPOTENCE"] == "false"
+    assert exports["EVENTFLEET_PARTITIONS"] == "4"
+    assert {"EVENTFLEET_KAFKA_URL", "EVENTFLEET_MONGO_URL", "EVENTFLEET_REDIS_URL"} <= set(exports)
+    placed = {"type": "OrderPlaced", "data": {"items": [{"sku": "tea", "qty": 2, "price": 3.5}]}}
+    assert await post(dev.api, "/v1/order/export-1/events", placed) == 202
+
+    async def replayed() -> bool:
+        code, out, _ = await eventfleet("replay", "order", "export-1", "--json", env=exports)
+        return code == 0 and orjson.loads(out)["state"]["status"] == "placed"
+
+    await wait_for(replayed, timeout_s=30, what="replay to show the stored order")
+    code, out, err = await eventfleet("topics", "check", env=exports)
+    assert code == 0, out + err
+    assert f"{PREFIX}orders" in out and "mismatch" not in out and "missing" not in out
+
+
+async def test_replay_starts_no_producer(dev: Dev) -> None:
+    # With Kafka unreachable, anything that started a producer (or any Kafka client) would fail.
+    placed = {"type": "OrderPlaced", "data": {"items": [{"sku": "cup", "qty": 1, "price": 9.0}]}}
+    assert await post(dev.api, "/v1/order/nokafka-1/events", placed) == 202
+    env = {**dev.exports, "EVENTFLEET_KAFKA_URL": "kafka://127.0.0.1:1"}
+
+    async def replayed() -> bool:
+        code, _, err = await eventfleet("replay", "order", "nokafka-1", env=env)
+        assert "Traceback" not in err and "Kafka" not in err, err
+        return code == 0
+
+    await wait_for(replayed, timeout_s=30, what="replay without Kafka")
+
+
+async def test_dev_keeps_its_keys_in_its_own_redis_not_the_users(
+    dev: Dev, stack: EmbeddedStack
+) -> None:
+    ours = dev.exports["EVENTFLEET_REDIS_URL"]
+    assert ours != stack.urls.redis_url
+    placed = {"type": "OrderPlaced", "data": {"items": [{"sku": "tea", "qty": 1, "price": 3.5}]}}
+    assert await post(dev.api, "/v1/order/own-1/events", placed) == 202
+    await wait_for(
+        lambda: keys(ours, f"{PREFIX}*mark:*"), timeout_s=10, what="the mark in dev's Redis"
+    )
+    assert await keys(stack.urls.redis_url, f"{PREFIX}*") == []
+
+
+async def test_a_lent_redis_and_a_custom_domain_set_leave_nothing_behind(
+    stack: EmbeddedStack, tmp_path: Path, unique_name: str
+) -> None:
+    prefix = f"{unique_name}."
+    lent = await start_dev(
+        tmp_path / "tmp",
+        "--redis", stack.urls.redis_url,
+        env={"EVENTFLEET_DOMAINS": "tests.e2e.counting:domains", "EVENTFLEET_TOPIC_PREFIX": prefix},
+    )  # fmt: skip
+    try:
+        assert "domains   tally" in lent.banner
+        assert "/v1/order" not in lent.banner and "account" not in lent.banner
+        assert "/v1/tally/tally-1/events -d '{\"type\":\"Counted\",\"data\":{}}'" in lent.banner
+        assert lent.exports["EVENTFLEET_REDIS_URL"] == stack.urls.redis_url
+        assert await post(lent.api, "/v1/tally/t-1/events", {"type": "Counted", "data": {}}) == 202
+        await wait_for(
+            lambda: keys(stack.urls.redis_url, f"{prefix}*mark:*"),
+            timeout_s=10,
+            what="the mark in the lent Redis",
+        )
+    finally:
+        code = await lent.stop()
+    assert code == 0
+    assert await keys(stack.urls.redis_url, f"{prefix}*") == []
+    assert leftovers(lent.workdir) == []
+
+
+async def test_dev_with_an_unreachable_lent_redis_is_one_line(tmp_path: Path) -> None:
+    code, _, err = await eventfleet(
+        "dev", "--port", "0", "--redis", "redis://127.0.0.1:1/0",
+        env={"TMPDIR": str(tmp_path), "EVENTFLEET_REDIS_TIMEOUT_MS": "300"},
+    )  # fmt: skip
+    assert code == 1
+    assert_one_line(err)
+    assert "redis://127.0.0.1:1/0" in err and "did not answer" in err
+    assert leftovers(tmp_path) == []

@@ -1,0 +1,55 @@
+"""``eventfleet bench``: progress on stderr, tables on stdout, and no key left in a lent Redis."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import orjson
+import redis.asyncio as aioredis
+
+from tests.e2e.test_dev import leftovers
+from tests.integration.test_cli import eventfleet
+from workers.devtools.bench import forget_keys
+from workers.devtools.embedded import EmbeddedStack
+from workers.runtime.settings import Settings
+
+
+async def test_bench_says_each_step_on_stderr_and_prints_only_tables(
+    stack: EmbeddedStack, tmp_path: Path
+) -> None:
+    env = {
+        "TMPDIR": str(tmp_path),
+        "EVENTFLEET_KAFKA_URL": stack.urls.kafka_url,
+        "EVENTFLEET_MONGO_URL": stack.urls.mongo_url,
+        "EVENTFLEET_REDIS_URL": stack.urls.redis_url,
+        "EVENTFLEET_KAFKA_IDEMPOTENCE": "false",
+    }
+    code, out, err = await eventfleet("bench", "state", "--json", "--events", "200", env=env)
+    assert code == 0, err
+    (table,) = [orjson.loads(line) for line in out.splitlines()]
+    assert table["table"].startswith("state query: 4 rooms of 50 events") and table["rows"]
+    steps = [line for line in err.splitlines() if line.startswith("  bench [")]
+    assert any("state query" in s for s in steps) and steps[-1].endswith("done")
+    assert "Traceback" not in err
+    assert leftovers(tmp_path) == []  # its run directory is gone
+
+
+async def test_the_bench_deletes_its_keys_from_a_lent_redis_and_only_those(
+    stack: EmbeddedStack,
+) -> None:
+    run = uuid.uuid4().hex[:6]
+    client = aioredis.Redis.from_url(stack.urls.redis_url)
+    try:
+        mine = [f"bench-{run}.abc:mark:{{order:o-{i}}}" for i in range(3)]
+        mine.append(f"bench-{run}.bench-baseline:order:b-1")
+        other = f"bench-{run}x.keep"
+        for key in [*mine, other]:
+            await client.set(key, "1", ex=60)
+        settings = Settings.from_env({"EVENTFLEET_REDIS_URL": stack.urls.redis_url})
+        await forget_keys(settings, f"bench-{run}.")
+        assert [await client.exists(key) for key in mine] == [0] * len(mine)
+        assert await client.exists(other) == 1
+    finally:
+        await client.delete(other)
+        await client.aclose()

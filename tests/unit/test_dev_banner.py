@@ -1,0 +1,70 @@
+"""dev's banner and export block, built from the enabled domains, and the demo's exact plan."""
+
+from __future__ import annotations
+
+import random
+import shlex
+
+import orjson
+
+from snapshot_rules.domain import Domains
+from snapshot_rules.domains import all_domains, default_domains
+from tests.e2e.counting import domains as tally_domains
+from workers.devtools.banner import banner, example, exports, tries
+from workers.devtools.demo import chat_plan, order_plan
+from workers.runtime.settings import Settings
+
+
+def test_the_export_block_survives_the_shell() -> None:
+    settings = Settings.from_env({
+        "EVENTFLEET_MONGO_URL": "mongodb://127.0.0.1:4/?directConnection=true&w=1",
+        "EVENTFLEET_KAFKA_IDEMPOTENCE": "false",
+    })  # fmt: skip
+    parsed = dict(shlex.split(line)[1].split("=", 1) for line in exports(settings))
+    assert parsed["EVENTFLEET_MONGO_URL"] == "mongodb://127.0.0.1:4/?directConnection=true&w=1"
+    assert parsed["EVENTFLEET_KAFKA_IDEMPOTENCE"] == "false"
+    assert Settings.from_env(parsed).mongo_url == settings.mongo_url  # valid as given
+
+
+def test_the_export_block_never_shows_a_password() -> None:
+    settings = Settings.from_env({"EVENTFLEET_REDIS_URL": "redis://:s3cret@127.0.0.1:6379/0"})
+    assert "s3cret" not in "\n".join(exports(settings))
+
+
+def test_every_curl_line_sends_data_its_schema_accepts() -> None:
+    for domain in all_domains():
+        for line in tries("http://h:1", Domains([domain])):
+            if "-d '" not in line:
+                continue
+            body = orjson.loads(line.split("-d '", 1)[1].rstrip("'"))
+            spec = domain.events[body["type"]]
+            assert spec.schema.check(body["data"], "data") is None, (domain.name, body)
+
+
+def test_example_values_pass_their_schemas() -> None:
+    for domain in all_domains():
+        for name, spec in domain.events.items():
+            assert spec.schema.check(example(spec.schema), "data") is None, (domain.name, name)
+
+
+def test_the_banner_lists_only_the_enabled_domains() -> None:
+    settings = Settings.from_env({})
+    custom = banner(settings, tally_domains(), ("kafka",))
+    assert "domains   tally" in custom and "/v1/tally/tally-1/events" in custom
+    assert "order" not in custom and "eventfleet.orders" not in custom
+    default = banner(settings, default_domains(), ())
+    assert "/v1/order/o-1/events" in default and "eventfleet.orders" in default
+
+
+def test_the_demo_plans_are_fixed_by_the_seed_and_only_edit_what_was_sent() -> None:
+    assert order_plan(random.Random(3)) == order_plan(random.Random(3))
+    plan = chat_plan("r", random.Random(5))
+    sent: set[str] = set()
+    deleted: set[str] = set()
+    for event_type, data in plan:
+        if event_type == "MessageSent":
+            sent.add(data["message_id"])
+        else:
+            assert data["message_id"] in sent - deleted, (event_type, data)
+            if event_type == "MessageDeleted":
+                deleted.add(data["message_id"])

@@ -1,0 +1,239 @@
+"""The ``eventfleet`` command line: every subcommand, its description, defaults and checked values."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+from typing import NoReturn
+
+from workers.cli import dlq
+from workers.runtime.compose import OPTIONAL_ROLES, ROLES
+from workers.runtime.lag import LAG_ROLE
+from workers.runtime.settings import documented
+
+USAGE_EXIT = 2
+
+
+class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Descriptions as written, and ``(default: …)`` on every option that has a real default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False) or isinstance(action, argparse._HelpAction):
+            return action.help
+        return super()._get_help_string(action)
+
+
+class Parser(argparse.ArgumentParser):
+    """A usage error is one line naming the fix, not the whole usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("eventfleet").strip()
+        where = f"{command}: " if command else ""
+        print(f"eventfleet: error: {where}{message}; see '{self.prog} --help'", file=sys.stderr)
+        raise SystemExit(USAGE_EXIT)
+
+
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``minimum``."""
+
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {raw!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    parse.__name__ = f"at least {minimum}"
+    return parse
+
+
+def port(raw: str) -> int:
+    """An argparse type: a TCP port, 0 meaning any free one."""
+    value = at_least(0)(raw)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"must be a port from 0 to 65535, got {value}")
+    return value
+
+
+def positive_float(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {raw!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {value:g}")
+    return value
+
+
+def package_version() -> str:
+    try:
+        return version("eventfleet")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+def _command(
+    commands: argparse._SubParsersAction[Parser], name: str, summary: str, description: str
+) -> Parser:
+    return commands.add_parser(
+        name, help=summary, description=description, formatter_class=Formatter
+    )
+
+
+def parser() -> Parser:
+    settings_help = "\n".join(
+        f"  {name:<36} {doc} (default: {default!r})" for name, default, doc in documented()
+    )
+    top = Parser(
+        prog="eventfleet",
+        description="An event-sourcing worker fleet for Kafka.",
+        epilog="environment variables:\n" + settings_help,
+        formatter_class=Formatter,
+    )
+    top.add_argument("--version", action="version", version=f"eventfleet {package_version()}")
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _dev(commands)
+    _worker(commands)
+    _topics(commands)
+    _projections(commands)
+    _audit(commands)
+    _replay(commands)
+    _bench(commands)
+    dlq.add_parser(commands, Formatter)  # `eventfleet dlq list|replay` (workers/cli/dlq.py)
+    return top
+
+
+def _dev(commands: argparse._SubParsersAction[Parser]) -> None:
+    dev = _command(
+        commands, "dev", "start the embedded stack and every role in one process",
+        "Starts Kafka (Tansu), MongoDB (SecantusDB) and its own Redis on free loopback ports, "
+        "unless EVENTFLEET_KAFKA_URL, _MONGO_URL or _REDIS_URL (or --redis) name them, then "
+        "every role and the HTTP API. It prints an `export ...` block that points every other "
+        "command at this stack. Everything it started or wrote goes away when it stops.",
+    )  # fmt: skip
+    dev.add_argument(
+        "--port", type=port, default=None,
+        help="HTTP port of the API; 0: any free port (default: $EVENTFLEET_HTTP_PORT or 8080)",
+    )  # fmt: skip
+    dev.add_argument(
+        "--redis", metavar="URL", default=None,
+        help="use this Redis (e.g. redis://127.0.0.1:6379/5) instead of starting one; "
+        "also EVENTFLEET_REDIS_URL",
+    )  # fmt: skip
+    dev.add_argument(
+        "--demo", action="store_true", help="drive a mixed workload, verify it, then exit"
+    )
+    dev.add_argument(
+        "--demo-scale", type=positive_float, default=1.0, help="demo size factor (0.1: quick)"
+    )
+
+
+def _worker(commands: argparse._SubParsersAction[Parser]) -> None:
+    worker = _command(
+        commands, "worker", "run one role against the configured services",
+        "Runs one role (or all pipeline roles) against the services EVENTFLEET_* name, "
+        "until SIGTERM or Ctrl-C, then drains.",
+    )  # fmt: skip
+    worker.add_argument(
+        "--role",
+        required=True,
+        choices=(*ROLES, *OPTIONAL_ROLES, LAG_ROLE, "all"),
+        help="'all': every pipeline role (bridge runs only when named); "
+        "'lag': export every group's lag, read from Kafka",
+    )
+    worker.add_argument("--projection", help="with --role projection: the projection to run")
+
+
+def _topics(commands: argparse._SubParsersAction[Parser]) -> None:
+    topics = _command(
+        commands, "topics", "topic administration",
+        "Compare the topics of the enabled domains with the broker (EVENTFLEET_PARTITIONS "
+        "partitions each).",
+    )  # fmt: skip
+    actions = topics.add_subparsers(dest="topics_command", required=True, metavar="ACTION")
+    ensure = _command(
+        actions, "ensure", "create missing topics, report mismatched ones (exit 1)",
+        "Creates every missing topic of the catalog; exit 1 when an existing one has another "
+        "partition count.",
+    )  # fmt: skip
+    check = _command(
+        actions, "check", "report missing and mismatched topics (exit 1), create nothing",
+        "Read-only: reports topics that are missing or have another partition count; exit 1 "
+        "when any is.",
+    )  # fmt: skip
+    for action in (ensure, check):
+        action.add_argument("--json", action="store_true", help="print the reports as JSON")
+
+
+def _projections(commands: argparse._SubParsersAction[Parser]) -> None:
+    projections = _command(
+        commands, "projections", "read models kept from events.stored",
+        "Administration of the projections (read models) of the enabled domains.",
+    )  # fmt: skip
+    actions = projections.add_subparsers(
+        dest="projections_command", required=True, metavar="ACTION"
+    )
+    rebuild = _command(
+        actions, "rebuild",
+        "recompute a projection's views from the event store; the fleet keeps running",
+        "Recomputes every view of one projection from the event store, with progress on "
+        "stderr; the running fleet keeps serving meanwhile.",
+    )  # fmt: skip
+    rebuild.add_argument("name", help="the projection, e.g. chat_messages")
+
+
+def _audit(commands: argparse._SubParsersAction[Parser]) -> None:
+    audit = _command(
+        commands, "audit", "check that stored histories, snapshots, views, marks and topics agree",
+        "Replays every aggregate from the store and reports invalid histories, gaps, "
+        "snapshots or views that differ from replay, marks that disagree with the store "
+        "beyond a bound, and routed topics that miss, reorder or double events. "
+        "Exit 0: all agree; 1: findings (doubles alone are warnings); 2: usage.",
+    )  # fmt: skip
+    audit.add_argument("aggregate_types", nargs="*", help="only these types (default: all)")
+    audit.add_argument("--json", action="store_true", help="print the report as JSON")
+    audit.add_argument("--skip-topics", action="store_true", help="do not read topics")
+    audit.add_argument("--skip-marks", action="store_true", help="do not read Redis marks")
+    audit.add_argument(
+        "--mark-bound-s", type=positive_float, default=2.0,
+        help="how long a mark may name an event in flight",
+    )  # fmt: skip
+
+
+def _replay(commands: argparse._SubParsersAction[Parser]) -> None:
+    replay = _command(
+        commands, "replay", "print an aggregate's events and replayed state",
+        "Read-only: reads the aggregate's history from the store (no Kafka, no Redis) and "
+        "folds it. Exit 1 when the aggregate has no events.",
+    )  # fmt: skip
+    replay.add_argument("aggregate_type", help="e.g. order")
+    replay.add_argument("aggregate_id", help="e.g. o-1")
+    replay.add_argument(
+        "--at-version", type=at_least(1), default=None,
+        help="replay only up to this version (1 or more; default: the latest)",
+    )  # fmt: skip
+    replay.add_argument("--json", action="store_true", help="print events and state as JSON")
+
+
+def _bench(commands: argparse._SubParsersAction[Parser]) -> None:
+    bench = _command(
+        commands, "bench", "benchmarks on the embedded stack, next to their baselines",
+        "Measures a path next to the strongest baseline doing the same work, on the embedded "
+        "stack (its own Redis unless EVENTFLEET_REDIS_URL names one; its keys are deleted "
+        "afterwards). Progress goes to stderr, tables to stdout.",
+    )  # fmt: skip
+    bench.add_argument(
+        "path",
+        choices=("commands", "append", "state", "scale", "all"),
+        help="which path: the command path over HTTP, append, state query, append scale-out",
+    )
+    bench.add_argument("--json", action="store_true", help="print each table as a JSON line")
+    bench.add_argument(
+        "--events", type=at_least(2), default=20_000,
+        help="events or commands per measurement (at least 2: latencies need two samples); "
+        "state: rooms of 50 events, events/50 of them, 2 to 200",
+    )  # fmt: skip

@@ -1,0 +1,166 @@
+"""What each ``eventfleet`` subcommand does, given the settings and its parsed arguments.
+
+Read-only commands (``replay``, ``audit``, ``topics check``, ``projections rebuild``) build
+their runtime with ``roles=()``: no Kafka producer, no Redis connection.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import orjson
+
+from topics.errors import EventfleetError
+from workers.cli import dlq
+from workers.runtime.compose import ROLES, Runtime, load_domains
+from workers.runtime.settings import Settings
+
+Handler = Callable[[Settings, Any], Coroutine[Any, Any, int]]
+
+
+class CommandFailed(EventfleetError):
+    """A command could not do what it was asked; the message says why and what to do."""
+
+
+class UsageError(EventfleetError):
+    """Arguments that argparse alone cannot check do not fit together (exit 2)."""
+
+
+async def run_dev(settings: Settings, args: Any) -> int:
+    from workers.devtools.dev import dev
+
+    return await dev(
+        settings, port=args.port, redis_url=args.redis, demo=args.demo, demo_scale=args.demo_scale
+    )
+
+
+async def run_worker(settings: Settings, args: Any) -> int:
+    from workers.runtime.rebuild import projection_named
+    from workers.runtime.serve import serve
+
+    if args.role == "projection" and not args.projection:
+        raise UsageError("worker: --role projection needs --projection NAME")
+    domains = load_domains(settings.domains)  # a bad domain set fails before any connection
+    if args.projection:
+        projection_named(domains, args.projection)
+    roles = ROLES if args.role == "all" else (args.role,)
+    runtime = await Runtime.start(settings, roles=roles, domains=domains)
+    suffix = f"projection-{args.projection}" if args.role == "projection" else args.role
+    projections = (args.projection,) if args.role == "projection" else ()
+    return await serve(
+        runtime, roles, app_id=f"{settings.group_id}-{suffix}", projections=projections
+    )
+
+
+async def run_topics(settings: Settings, args: Any) -> int:
+    from workers.adapters.kafka import ensure_topics
+    from workers.runtime.connections import fleet_catalog, kafka_config
+
+    specs = fleet_catalog(settings, load_domains(settings.domains))
+    create = args.topics_command == "ensure"
+    reports = await ensure_topics(kafka_config(settings), specs, create=create)
+    if args.json:
+        rows = [{"name": r.name, "status": r.status, "detail": r.detail} for r in reports]
+        print(orjson.dumps(rows).decode())
+    else:
+        for report in reports:
+            print(f"{report.status:<9} {report.name} {report.detail}".rstrip())
+    bad = [r for r in reports if r.status in ("mismatch", "missing")]
+    if bad and not args.json:
+        print(
+            f"eventfleet: {len(bad)} topic(s) differ from the catalog "
+            f"(EVENTFLEET_PARTITIONS={settings.partitions}); set EVENTFLEET_PARTITIONS to the "
+            "broker's count or recreate them" + (", or run `eventfleet topics ensure`" if not create else ""),
+            file=sys.stderr,
+        )
+    return 1 if bad else 0
+
+
+async def run_projections(settings: Settings, args: Any) -> int:
+    from workers.runtime.rebuild import run_rebuild
+
+    return await run_rebuild(settings, args.name)
+
+
+async def run_replay(settings: Settings, args: Any) -> int:
+    domains = load_domains(settings.domains)
+    domain = domains.get(args.aggregate_type)  # an unknown type fails before any connection
+    runtime = await Runtime.start(settings, roles=(), domains=domains)  # no producer, no Redis
+    try:
+        events = await runtime.events.read(
+            (domain.name, args.aggregate_id), to_version=args.at_version
+        )
+        if not events:
+            raise CommandFailed(
+                f"{domain.name} {args.aggregate_id} has no events in the store "
+                f"{settings.mongo_database} at {settings.masked('mongo_url')}; check the id, "
+                "or point EVENTFLEET_MONGO_URL at the store that holds it"
+            )
+        folded = await runtime.loader.at(domain, args.aggregate_id, version=args.at_version)
+    finally:
+        await runtime.stop()
+    if args.json:
+        print(
+            orjson.dumps({
+                "aggregate_type": domain.name, "aggregate_id": args.aggregate_id,
+                "version": folded.version, "state": folded.state,
+                "events": [
+                    {"version": e.version, "occurred_at": e.occurred_at.isoformat(),
+                     "type": e.type, "id": e.id, "data": e.data}
+                    for e in events
+                ],
+            }).decode()
+        )  # fmt: skip
+        return 0
+    for e in events:
+        data = orjson.dumps(e.data).decode()
+        print(f"v{e.version:<5} {e.occurred_at.isoformat()} {e.type} {data}")
+    state = {"version": folded.version, "state": folded.state}
+    print(orjson.dumps(state, option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
+async def run_audit(settings: Settings, args: Any) -> int:
+    from workers.runtime.audit import auditor
+
+    runtime = await Runtime.start(settings, roles=())  # read-only: no producer
+    try:
+        checker = await auditor(
+            runtime,
+            topics=not args.skip_topics,
+            marks=not args.skip_marks,
+            mark_bound_s=args.mark_bound_s,
+        )
+        report = await checker.audit(args.aggregate_types or None)
+    finally:
+        await runtime.stop()
+    if args.json:
+        print(orjson.dumps(report.as_dict(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        checked = ", ".join(f"{n} {what}" for what, n in sorted(report.checked.items()))
+        print(f"audited {report.aggregates} aggregates, {report.events} events ({checked})")
+        for f in report.findings:
+            level = "error" if f.error else "warning"
+            print(f"{level:<7} {f.kind:<18} {f.aggregate_type} {f.aggregate_id}: {f.detail}")
+        print("ok: everything agrees" if report.ok else "FAILED: see the errors above")
+    return 0 if report.ok else 1
+
+
+async def run_bench(settings: Settings, args: Any) -> int:
+    from workers.devtools.bench import bench
+
+    return await bench(settings, path=args.path, events=args.events, as_json=args.json)
+
+
+HANDLERS: dict[str, Handler] = {
+    "dev": run_dev,
+    "worker": run_worker,
+    "topics": run_topics,
+    "replay": run_replay,
+    "audit": run_audit,
+    "projections": run_projections,
+    "bench": run_bench,
+    "dlq": dlq.run_dlq,  # workers/cli/dlq.py
+}

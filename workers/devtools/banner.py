@@ -1,0 +1,108 @@
+"""What ``eventfleet dev`` prints once it runs: where everything is, built from the enabled domains."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+import orjson
+
+from snapshot_rules.declaration import ANY, NEW
+from snapshot_rules.domain import Domain, Domains
+from snapshot_rules.schema import Choice, Kind, ListOf, Number, Obj, Optional, Text
+from workers.runtime.connections import fleet_catalog
+from workers.runtime.settings import Settings, env_name
+
+EXPORTED = (
+    "kafka_url", "mongo_url", "mongo_database", "redis_url", "kafka_idempotence", "partitions",
+    "topic_prefix", "domains",
+)  # fmt: skip
+"""What every other command needs to reach the dev stack and agree with its topics."""
+_ORDER_PLACED = {"type": "OrderPlaced", "data": {"items": [{"sku": "tea", "qty": 2, "price": 3.5}]}}
+
+
+def exports(settings: Settings) -> list[str]:
+    """``export EVENTFLEET_…=…`` lines that point any shell at this stack, ready to paste."""
+    lines = []
+    for name in EXPORTED:
+        value = getattr(settings, name)
+        text = str(value).lower() if isinstance(value, bool) else settings.masked(name)
+        lines.append(f"export {env_name(name)}={shlex.quote(text)}")
+    return lines
+
+
+def example(kind: Kind) -> Any:
+    """A value the schema ``kind`` accepts, for a curl line a newcomer can paste."""
+    if isinstance(kind, Obj):
+        return {name: example(k) for name, k in kind.fields.items() if not isinstance(k, Optional)}
+    if isinstance(kind, Choice):
+        return kind.options[0]
+    if isinstance(kind, Number):
+        return max(1, int(kind.minimum or 1))
+    if isinstance(kind, ListOf):
+        return [example(kind.item)] * max(1, kind.min_items)
+    if isinstance(kind, Text):
+        return "text"
+    return "value"
+
+
+def _opening(domain: Domain) -> tuple[str, Any] | None:
+    for name, spec in domain.events.items():
+        if NEW in spec.after or ANY in spec.after:
+            return name, example(spec.schema)
+    return None
+
+
+def tries(api: str, domains: Domains) -> list[str]:
+    """curl lines that work against the enabled domains (the seeds' order/account when enabled)."""
+    lines = []
+    if "order" in domains:
+        body = orjson.dumps(_ORDER_PLACED).decode()
+        lines.append(f"curl -s -XPOST {api}/v1/order/o-1/events -d '{body}'")
+    if "account" in domains:
+        body = orjson.dumps({"type": "AccountOpened", "data": {"owner": "ada"}}).decode()
+        lines.append(f"curl -s -XPOST {api}/v1/account/a-1/events -d '{body}'")
+    if lines:
+        return [*lines, f"curl -s {api}/v1/order/o-1/state" if "order" in domains else
+                f"curl -s {api}/v1/account/a-1/state"]  # fmt: skip
+    for domain in domains:
+        opening = _opening(domain)
+        if opening is None:
+            continue
+        body = orjson.dumps({"type": opening[0], "data": opening[1]}).decode().replace("'", "")
+        return [
+            f"curl -s -XPOST {api}/v1/{domain.name}/{domain.name}-1/events -d '{body}'",
+            f"curl -s {api}/v1/{domain.name}/{domain.name}-1/state",
+        ]
+    return []
+
+
+def banner(settings: Settings, domains: Domains, started: tuple[str, ...]) -> str:
+    api = f"http://{settings.http_host}:{settings.http_port}"
+    topics = ", ".join(spec.name for spec in fleet_catalog(settings, domains))
+    embedded = ", ".join(started) or "none (all services from the environment)"
+    lines = [
+        "",
+        "eventfleet dev is running (Ctrl-C stops it and everything it started).",
+        "",
+        f"  domains   {', '.join(domains.names())}",
+        f"  API       {api}/v1/{{aggregate_type}}/{{aggregate_id}}/events",
+        f"  health    {api}/healthz   ready: {api}/readyz",
+        f"  metrics   {api}/metrics",
+        f"  kafka     {settings.masked('kafka_url')}   {settings.partitions} partitions each: "
+        f"{topics}",
+        f"  mongodb   {settings.masked('mongo_url')}   database: {settings.mongo_database}",
+        f"  redis     {settings.masked('redis_url')}",
+        f"  embedded  {embedded} (removed at exit)",
+    ]
+    curls = tries(api, domains)
+    if curls:
+        lines += ["", "Try it:", *(f"  {line}" for line in curls)]
+    lines += [
+        "",
+        "Every other command against this stack (replay, audit, topics check, projections "
+        "rebuild): paste into another shell",
+        *(f"  {line}" for line in exports(settings)),
+        "",
+    ]
+    return "\n".join(lines)
