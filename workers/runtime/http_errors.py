@@ -61,12 +61,17 @@ def http_error(request: web.Request, e: web.HTTPException) -> Answer:
         message = f"{request.method} is not allowed on {request.path}; use {' or '.join(allowed)}."
         return error(405, "method_not_allowed", message, allowed_methods=allowed)
     if isinstance(e, web.HTTPRequestEntityTooLarge):
-        return error(413, "payload_too_large", f"{e.text}; send a smaller body.")
+        return error(413, "payload_too_large", f"{_clause(e)}; send a smaller body.")
     if isinstance(e, web.HTTPBadRequest):
-        return error(400, "bad_request", f"{e.text}.")
+        return error(400, "bad_request", f"{_clause(e)}.")
     # A safety net: our routes raise no other HTTPException.
     code = "internal" if e.status >= 500 else "bad_request"
     return error(e.status, code, f"{request.method} {request.path}: {e.reason}.")
+
+
+def _clause(e: web.HTTPException) -> str:
+    """aiohttp's text for ``e`` without its final full stop, to go on with the fix."""
+    return (e.text or e.reason).strip().rstrip(".")
 
 
 def _routes(app: web.Application) -> set[str]:
