@@ -79,10 +79,12 @@ async def test_an_unknown_aggregate_type_is_one_code_on_every_route(fleet: Fleet
         assert "'widget'" in body["message"] and "enabled: account" in body["message"]
     status, body = await fleet.post("/v1/widget/w1/events", {"type": "Made", "data": {}})
     assert_error(status, body, 404, "unknown_aggregate_type")
-    # A known type with nothing stored is not_found on each route.
-    for route in ("events", "snapshot", "state"):
+    # A known type with nothing stored is not_found on each route, naming what to check.
+    hints = {"events": "check the id", "snapshot": "GET .../state", "state": "check the id"}
+    for route, hint in hints.items():
         status, _, body = await call(fleet, "GET", f"/v1/order/none-{uuid.uuid4().hex[:6]}/{route}")
         assert_error(status, body, 404, "not_found")
+        assert hint in body["message"], body
 
 
 async def test_sync_refusals_carry_no_misleading_allowed_list(fleet: FleetProcess) -> None:
@@ -117,6 +119,11 @@ async def test_a_plus_that_became_a_space_is_named_with_the_fix(fleet: FleetProc
     for moment in ("2099-01-01T00:00:00%2B00:00", "2099-01-01T00:00:00Z"):
         status, _, body = await call(fleet, "GET", f"/v1/account/{account}/state?as_of={moment}")
         assert status == 200 and body["version"] == 2, body
+    path = f"/v1/account/{account}/state?as_of=2000-01-01T00:00:00Z"
+    status, _, body = await call(fleet, "GET", path)
+    assert_error(status, body, 404, "not_found")
+    hint = "no events at that point (as_of 2000-01-01T00:00:00Z); ask for a later as_of"
+    assert hint in body["message"], body
     status, _, body = await call(fleet, "GET", f"/v1/account/{account}/state?as_of=yesterday")
     assert_error(status, body, 400, "bad_request")
     assert body["message"].startswith("query parameter as_of: 'yesterday'")

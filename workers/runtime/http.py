@@ -130,6 +130,20 @@ def check_aggregate(aggregate_type: str, aggregate_id: str) -> tuple[str, str]:
     return aggregate_type, aggregate_id
 
 
+def no_events(aggregate_type: str, aggregate_id: str, as_of: datetime | None) -> Answer:
+    if as_of is not None:
+        message = (
+            f"{aggregate_type} {aggregate_id} has no events at that point (as_of "
+            f"{as_of.isoformat().replace('+00:00', 'Z')}); ask for a later as_of."
+        )
+    else:
+        message = (
+            f"{aggregate_type} {aggregate_id} has no events; check the id (an event answered "
+            "202 is stored moments later)."
+        )
+    return error(404, "not_found", message)
+
+
 def register_append(fleet: Fleet) -> None:
     """``POST /v1/{type}/{id}/events`` as a plain aiohttp route, the first in the table.
 
@@ -174,10 +188,7 @@ def register_views(fleet: Fleet) -> None:
                 events = [rt.domains.upcast(e) for e in stored]  # clients see the current version
                 if not events and not await rt.events.last_versions([ref]):
                     rt.domains.get(aggregate_type)  # nothing stored: is the type itself unknown?
-                    return respond(
-                        self,
-                        error(404, "not_found", f"{aggregate_type} {aggregate_id} has no events."),
-                    )
+                    return respond(self, no_events(aggregate_type, aggregate_id, None))
             except EventfleetError as e:
                 return respond(self, failure(e))
             # The envelope bytes are spliced in as they are: no decode/encode round trip per event.
@@ -224,14 +235,7 @@ def register_views(fleet: Fleet) -> None:
             except EventfleetError as e:
                 return respond(self, failure(e))
             if folded.version == 0:
-                return respond(
-                    self,
-                    error(
-                        404,
-                        "not_found",
-                        f"{aggregate_type} {aggregate_id} has no events at that point.",
-                    ),
-                )
+                return respond(self, no_events(aggregate_type, aggregate_id, as_of))
             return respond(self, Answer(200, {"version": folded.version, "state": folded.state}))
 
     register_domain_queries(fleet)
