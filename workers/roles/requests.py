@@ -223,7 +223,10 @@ def parse_request(
     InvalidInput (400) naming the field and the fix.
     """
     if len(body) > max_bytes:
-        raise PayloadTooLarge(f"the body has {len(body)} bytes; the limit is {max_bytes}.")
+        raise PayloadTooLarge(
+            f"the body has {len(body)} bytes; the limit is {max_bytes} bytes "
+            f"(EVENTFLEET_MAX_BODY_BYTES): send at most {max_bytes}."
+        )
     try:
         obj = loads(body)
     except ValueError as e:
