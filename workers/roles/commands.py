@@ -47,7 +47,7 @@ from workers.ports import (
     Rejections,
     SyncAppender,
 )
-from workers.roles.requests import Answer, CommandRequest, error
+from workers.roles.requests import Answer, CommandRequest, error, status_of
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,9 @@ class CommandService:
         except InvalidEventData as e:
             return error(422, "invalid_data", str(e)), "rejected_invalid_data"
         except TransitionRejected as e:
-            body = {"current": e.current, "allowed": list(e.allowed)}
+            body: dict[str, Any] = {"current": e.current}
+            if e.allowed:  # a state rule's refusal (sync) cannot say which types would pass
+                body["allowed"] = list(e.allowed)
             return error(409, "transition_rejected", str(e), **body), "rejected_transition"
         except ConcurrencyConflict as e:
             return error(409, "conflict", str(e)), "rejected_conflict"
@@ -318,7 +320,7 @@ class CommandService:
         refused = (await self._rejections.find([event_id])).get(event_id)
         if refused is not None:
             answer = error(
-                409,
+                status_of(refused.reason, 409),  # one status per code: invalid_data is 422 here too
                 refused.reason,
                 refused.message,
                 event_id=event_id,

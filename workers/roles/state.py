@@ -21,11 +21,19 @@ from datetime import datetime
 from snapshot_rules.domain import Domain
 from snapshot_rules.replay import Folded, replay
 from topics.envelope import Event, utc_now
-from topics.errors import StoreError, Unavailable, Unstorable
+from topics.errors import NotFound, StoreError, Unavailable, Unstorable
 from workers.metrics import Metrics
 from workers.ports import AggregateRef, EventStore, Snapshot, SnapshotStore
 
 log = logging.getLogger(__name__)
+
+
+class VersionNotFound(NotFound):
+    """A version past the aggregate's newest was asked for; ``newest`` is the newest stored."""
+
+    def __init__(self, message: str, *, newest: int) -> None:
+        super().__init__(message)
+        self.newest = newest
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +128,32 @@ class StateLoader:
         folded = replay(domain.reducer, tail, start=start)
         self._observe(domain, len(tail), started)
         return folded
+
+    async def exactly_at(
+        self,
+        domain: Domain,
+        aggregate_id: str,
+        *,
+        version: int | None = None,
+        as_of: datetime | None = None,
+    ) -> Folded:
+        """``at`` for a reader who named a version: one past the newest raises VersionNotFound.
+
+        ``at`` answers the newest state for such a version, which reads as if that version
+        existed; a caller that asked for version 99 of a 4-event aggregate is told so instead.
+        """
+        folded = await self.at(domain, aggregate_id, version=version, as_of=as_of)
+        if version is None or folded.version >= version:
+            return folded
+        aggregate = (domain.name, aggregate_id)
+        newest = (await self.events.last_versions([aggregate])).get(aggregate, 0)
+        if newest == 0 or version <= newest:
+            return folded  # no events at all (the caller's not-found), or cut short by as_of
+        raise VersionNotFound(
+            f"{domain.name} {aggregate_id} has {newest} events, so there is no version "
+            f"{version}; ask at_version=1 to {newest}, or leave at_version out for the newest.",
+            newest=newest,
+        )
 
     def save_later(
         self, domain: Domain, aggregate_id: str, folded: Folded, *, trigger: str

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -16,10 +17,12 @@ from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE, encode, parse_ut
 from topics.errors import EventfleetError, InvalidEnvelope, InvalidInput
 from workers.adapters.mongo import MongoViewStore, database
 from workers.roles.requests import Answer, PayloadTooLarge, error, parse_request
+from workers.runtime import http_errors
 from workers.runtime.console import register_console
 from workers.runtime.fleet import Fleet
+from workers.runtime.http_errors import json_response
 from workers.runtime.probes import health_answer, ready_answer
-from workers.runtime.queries import FleetQueries, answer, failure
+from workers.runtime.queries import FleetQueries, answer, check_plus_signs, failure
 
 MAX_PAGE = 1000
 _DIGITS = re.compile(r"[0-9]{1,18}\Z")
@@ -49,21 +52,64 @@ def int_param(
 async def read_body(request: Any, limit: int) -> bytes:
     """The whole body, however it arrives (Content-Length or chunked, in any number of writes).
 
-    Raises PayloadTooLarge as soon as more than ``limit`` bytes are announced or received.
+    Raises PayloadTooLarge once more than ``limit`` bytes are announced or received, with the
+    body's real size: the rest is read (and dropped) up to ``_COUNT_UP_TO`` times the limit,
+    beyond which the message says "more than" that bound instead of a number it never saw.
     """
     announced = request.content_length
     if announced is not None and announced > limit:
-        raise PayloadTooLarge(f"the body has {announced} bytes; the limit is {limit}.")
+        raise PayloadTooLarge(_too_large(f"has {announced} bytes", limit))
     chunks: list[bytes] = []
     size = 0
     while chunk := await request.content.read(65536):
         size += len(chunk)
         if size > limit:
-            raise PayloadTooLarge(
-                f"the body is longer than the limit of {limit} bytes; send at most {limit}."
-            )
+            raise PayloadTooLarge(_too_large(await _count_rest(request, size, limit), limit))
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+_COUNT_UP_TO = 16
+
+
+async def _count_rest(request: Any, size: int, limit: int) -> str:
+    """How big the body is: read on up to a bound; never report a size that was not seen."""
+    bound = _COUNT_UP_TO * limit
+    while size <= bound and (chunk := await request.content.read(65536)):
+        size += len(chunk)
+    if size > bound:
+        return f"has more than {bound} bytes"
+    return f"has {size} bytes"
+
+
+def _too_large(has: str, limit: int) -> str:
+    return (
+        f"the body {has}; the limit is {limit} bytes (EVENTFLEET_MAX_BODY_BYTES): send at most "
+        f"{limit}."
+    )
+
+
+def time_param(query: Mapping[str, str], name: str) -> datetime | None:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return None
+    check_plus_signs({name: raw})
+    try:
+        return parse_utc(raw, name)
+    except InvalidEnvelope as e:
+        raise InvalidInput(f"query parameter {e}.") from e
+
+
+def history_point(query: Mapping[str, str]) -> tuple[int | None, datetime | None]:
+    """``at_version`` or ``as_of`` (or neither) for ``/state``; both at once is refused."""
+    version = int_param(query, "at_version", None, low=1, high=2**62)
+    as_of = time_param(query, "as_of")
+    if version is not None and as_of is not None:
+        raise InvalidInput(
+            "give at_version or as_of, not both: at_version=N asks for the state after event N, "
+            "as_of=T for the state at a moment; drop one of them."
+        )
+    return version, as_of
 
 
 def _text_param(query: Mapping[str, str], name: str) -> str | None:
@@ -85,6 +131,20 @@ def check_aggregate(aggregate_type: str, aggregate_id: str) -> tuple[str, str]:
     return aggregate_type, aggregate_id
 
 
+def no_events(aggregate_type: str, aggregate_id: str, as_of: datetime | None) -> Answer:
+    if as_of is not None:
+        message = (
+            f"{aggregate_type} {aggregate_id} has no events at that point (as_of "
+            f"{as_of.isoformat().replace('+00:00', 'Z')}); ask for a later as_of."
+        )
+    else:
+        message = (
+            f"{aggregate_type} {aggregate_id} has no events; check the id (an event answered "
+            "202 is stored moments later)."
+        )
+    return error(404, "not_found", message)
+
+
 def register_append(fleet: Fleet) -> None:
     """``POST /v1/{type}/{id}/events`` as a plain aiohttp route, the first in the table.
 
@@ -95,7 +155,7 @@ def register_append(fleet: Fleet) -> None:
 
     async def append(request: web.Request) -> web.Response:
         if fleet.draining:
-            return _json(draining)
+            return json_response(draining)
         async with fleet.batch("http"):
             try:
                 body = await read_body(request, limit)
@@ -104,21 +164,16 @@ def register_append(fleet: Fleet) -> None:
                     match["aggregate_type"], match["aggregate_id"], body, max_bytes=limit
                 )
             except EventfleetError as e:
-                return _json(failure(e))
-            return _json(await commands.handle(command))
+                return json_response(failure(e))
+            return json_response(await commands.handle(command))
 
     web_app: web.Application = fleet.app.web.web_app  # type: ignore[attr-defined]
     web_app.router.add_post("/v1/{aggregate_type}/{aggregate_id}/events", append)
 
 
-def _json(answer: Answer) -> web.Response:
-    return web.Response(
-        body=orjson.dumps(answer.body), status=answer.status, content_type="application/json"
-    )
-
-
 def register_views(fleet: Fleet) -> None:
     app, rt = fleet.app, fleet.runtime
+    http_errors.install(app.web.web_app)  # type: ignore[attr-defined]
 
     if "commands" in fleet.roles:
         register_append(fleet)
@@ -133,10 +188,8 @@ def register_views(fleet: Fleet) -> None:
                 stored = await rt.events.read(ref, after_version=after, limit=limit)
                 events = [rt.domains.upcast(e) for e in stored]  # clients see the current version
                 if not events and not await rt.events.last_versions([ref]):
-                    return respond(
-                        self,
-                        error(404, "not_found", f"{aggregate_type} {aggregate_id} has no events."),
-                    )
+                    rt.domains.get(aggregate_type)  # nothing stored: is the type itself unknown?
+                    return respond(self, no_events(aggregate_type, aggregate_id, None))
             except EventfleetError as e:
                 return respond(self, failure(e))
             # The envelope bytes are spliced in as they are: no decode/encode round trip per event.
@@ -148,13 +201,16 @@ def register_views(fleet: Fleet) -> None:
         async def get(self, request: Any, aggregate_type: str, aggregate_id: str) -> Any:
             try:
                 snapshot = await rt.snapshots.load(check_aggregate(aggregate_type, aggregate_id))
+                if snapshot is None:
+                    rt.domains.get(aggregate_type)  # nothing stored: is the type itself unknown?
             except EventfleetError as e:
                 return respond(self, failure(e))
             if snapshot is None:
-                return respond(
-                    self,
-                    error(404, "not_found", f"{aggregate_type} {aggregate_id} has no snapshot."),
+                message = (
+                    f"{aggregate_type} {aggregate_id} has no snapshot yet; GET .../state "
+                    "answers its state either way."
                 )
+                return respond(self, error(404, "not_found", message))
             body = {
                 "version": snapshot.version,
                 "state": snapshot.state,
@@ -170,26 +226,17 @@ def register_views(fleet: Fleet) -> None:
             try:
                 check_aggregate(aggregate_type, aggregate_id)
                 domain = rt.domains.get(aggregate_type)
-                version = int_param(request.query, "at_version", None, low=1, high=2**62)
-                raw_time = request.query.get("as_of")
-                as_of = parse_utc(raw_time, "as_of") if raw_time else None
+                version, as_of = history_point(request.query)
                 if version is None and as_of is None:
                     folded = await rt.loader.latest(domain, aggregate_id)
                 else:
-                    folded = await rt.loader.at(domain, aggregate_id, version=version, as_of=as_of)
-            except InvalidEnvelope as e:
-                return respond(self, error(400, "bad_request", f"query parameter {e}."))
+                    folded = await rt.loader.exactly_at(
+                        domain, aggregate_id, version=version, as_of=as_of
+                    )
             except EventfleetError as e:
                 return respond(self, failure(e))
             if folded.version == 0:
-                return respond(
-                    self,
-                    error(
-                        404,
-                        "not_found",
-                        f"{aggregate_type} {aggregate_id} has no events at that point.",
-                    ),
-                )
+                return respond(self, no_events(aggregate_type, aggregate_id, as_of))
             return respond(self, Answer(200, {"version": folded.version, "state": folded.state}))
 
     register_domain_queries(fleet)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
@@ -20,7 +21,7 @@ from topics.errors import (
 )
 from workers.ports import AggregateRef, EventStore, ViewStore
 from workers.roles.requests import Answer, PayloadTooLarge, error
-from workers.roles.state import StateLoader
+from workers.roles.state import StateLoader, VersionNotFound
 
 
 class FleetQueries:
@@ -73,7 +74,27 @@ class FleetQueries:
         as_of: datetime | None = None,
     ) -> Folded:
         domain = self._domains.get(aggregate_type)
-        return await self._loader.at(domain, aggregate_id, version=version, as_of=as_of)
+        return await self._loader.exactly_at(domain, aggregate_id, version=version, as_of=as_of)
+
+
+# An ISO time whose UTC offset lost its '+': a '+' in a URL query decodes to a space.
+_PLUS_AS_SPACE = re.compile(
+    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)? (\d{2}(?::?\d{2})?)\Z"
+)
+
+
+def check_plus_signs(query: Mapping[str, str]) -> None:
+    """Refuse a query time whose ``+`` arrived as a space, naming the two ways to send it."""
+    for name, raw in query.items():
+        found = _PLUS_AS_SPACE.match(raw)
+        if found is None:
+            continue
+        meant = raw[: found.start(1) - 1]
+        raise InvalidInput(
+            f"query parameter {name}={raw!r} has a space where its UTC offset's '+' was: in a "
+            f"URL query '+' means a space. Encode the plus as %2B "
+            f"({name}={meant}%2B{found.group(1)}) or write Z ({name}={meant}Z)."
+        )
 
 
 def failure(e: EventfleetError) -> Answer:
@@ -82,6 +103,8 @@ def failure(e: EventfleetError) -> Answer:
         return error(413, "payload_too_large", str(e))
     if isinstance(e, UnknownAggregateType):
         return error(404, "unknown_aggregate_type", str(e))
+    if isinstance(e, VersionNotFound):
+        return error(404, "version_not_found", str(e), newest_version=e.newest)
     if isinstance(e, NotFound):
         return error(404, "not_found", str(e))
     if isinstance(e, InvalidInput):
@@ -101,6 +124,7 @@ async def answer(
 ) -> Answer:
     """Run a domain's query handler; its errors become the HTTP answers ``failure`` names."""
     try:
+        check_plus_signs(query_params)
         found: QueryAnswer = await query.handler(context, params, query_params)
     except EventfleetError as e:
         return failure(e)

@@ -1,0 +1,91 @@
+"""Every error the HTTP server answers is JSON of one shape, the router's and aiohttp's too.
+
+An aiohttp middleware turns the router's 404/405, aiohttp's own 400/413 (raised as
+``HTTPException``) and any unexpected exception into ``{"error": code, "message": ...}`` with a
+code of ``ERROR_CODES``. What aiohttp's protocol layer answers before any middleware runs (a
+request line or headers it cannot parse) stays its plain text.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import orjson
+from aiohttp import web
+
+from workers.roles.requests import Answer, error
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def install(web_app: web.Application) -> None:
+    """Put the JSON error middleware in front of every route (before the app is frozen)."""
+    web_app.middlewares.append(json_errors)
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise  # a redirect is not an error
+        answer = http_error(request, e)
+        headers = {"Allow": e.headers["Allow"]} if "Allow" in e.headers else None
+        return json_response(answer, headers=headers)
+    except ConnectionError:
+        raise  # the client left: nobody to answer
+    except Exception:
+        log.exception("unexpected error answering %s %s", request.method, request.path)
+        message = (
+            f"{request.method} {request.path} failed unexpectedly (a bug in the fleet); the "
+            "process log has the traceback."
+        )
+        return json_response(error(500, "internal", message))
+
+
+def http_error(request: web.Request, e: web.HTTPException) -> Answer:
+    """Our answer for an ``HTTPException`` the router or aiohttp raised."""
+    if isinstance(e, web.HTTPNotFound):
+        routes = sorted(_routes(request.app))
+        message = (
+            f"no route matches {request.method} {request.path}; this process serves "
+            f"{', '.join(routes)}."
+        )
+        return error(404, "route_not_found", message)
+    if isinstance(e, web.HTTPMethodNotAllowed):
+        allowed = sorted(e.allowed_methods)
+        message = f"{request.method} is not allowed on {request.path}; use {' or '.join(allowed)}."
+        return error(405, "method_not_allowed", message, allowed_methods=allowed)
+    if isinstance(e, web.HTTPRequestEntityTooLarge):
+        return error(413, "payload_too_large", f"{_clause(e)}; send a smaller body.")
+    if isinstance(e, web.HTTPBadRequest):
+        return error(400, "bad_request", f"{_clause(e)}.")
+    # A safety net: our routes raise no other HTTPException.
+    code = "internal" if e.status >= 500 else "bad_request"
+    return error(e.status, code, f"{request.method} {request.path}: {e.reason}.")
+
+
+def _clause(e: web.HTTPException) -> str:
+    """aiohttp's text for ``e`` without its final full stop, to go on with the fix."""
+    return (e.text or e.reason).strip().rstrip(".")
+
+
+def _routes(app: web.Application) -> set[str]:
+    return {
+        resource.canonical
+        for resource in app.router.resources()
+        if not resource.canonical.startswith("/_")  # no internal routes in the message
+    }
+
+
+def json_response(answer: Answer, *, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(answer.body),
+        status=answer.status,
+        content_type="application/json",
+        headers=headers,
+    )
