@@ -16,6 +16,11 @@ class ConfigError(EventfleetError):
     """A setting is missing or malformed; the message names the variable."""
 
 
+class TopicsNotReady(EventfleetError):
+    """The topics a worker needs are missing or differ from the catalog; the message says how
+    to create or grow them. The cluster's state, not the caller's command line: exit code 1."""
+
+
 class InvalidInput(EventfleetError):
     """The caller sent something we will never accept, however often it is retried."""
 

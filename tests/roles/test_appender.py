@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import orjson
@@ -19,7 +20,7 @@ from workers.adapters.memory import (
     MemoryRejections,
 )
 from workers.metrics import Metrics, create_metrics
-from workers.ports import MarkRequest, Record
+from workers.ports import MarkRequest, Record, Rejection
 from workers.roles.appender import Appender, AppenderConfig
 from workers.roles.deadletter import DeadLetters
 
@@ -273,3 +274,29 @@ async def test_storing_an_event_makes_its_mark_durable_and_a_phantom_expires(rig
     rig.clock.now += 3600  # past the tentative bound
     assert await rig.marker.peek("order:o1") == ("OrderPlaced", placed.id)
     assert await rig.marker.peek("order:o2") is None
+
+
+async def test_a_refusal_becomes_visible_only_after_the_mark_names_the_stored_head_again(
+    rig: Rig,
+) -> None:
+    """A client that reads the refusal (outcome, reply) and sends the next event must be
+    checked against the stored head, not against the mark of the event just refused."""
+    placed = order("OrderPlaced", NEW_AGGREGATE)
+    await rig.marker.check_and_mark(MarkRequest("order:o1", "OrderPlaced", placed.id, ["none"], fallback="-"))
+    await rig.take([placed])
+    shipped = order("OrderShipped", placed.id)  # a racing view let it through the marker
+    marked = await rig.marker.check_and_mark(
+        MarkRequest("order:o1", "OrderShipped", shipped.id, ["OrderPlaced"], fallback="-")
+    )
+    assert marked.status == "marked" and await rig.marker.peek("order:o1") == ("OrderShipped", shipped.id)
+    seen_when_recorded: list[tuple[str, str] | None] = []
+    record = rig.rejections.record
+
+    async def recording(rejections: Sequence[Rejection]) -> None:
+        seen_when_recorded.append(await rig.marker.peek("order:o1"))
+        await record(rejections)
+
+    rig.rejections.record = recording  # type: ignore[method-assign]
+    await rig.take([shipped])
+    assert shipped.id in await rig.rejections.find([shipped.id])
+    assert seen_when_recorded == [("OrderPlaced", placed.id)]

@@ -422,7 +422,12 @@ class Appender:
             await self._confirm_marks(published)
 
     async def _refuse(self, refusals: list[Refusal]) -> None:
-        """Record, dead-letter and answer each refusal; repair marks that name them."""
+        """Repair marks that name them, then record, dead-letter and answer each refusal.
+
+        The repair comes first: once a refusal is visible (its outcome, its reply), a client's
+        next request must be checked against the stored head, not the refused event's mark.
+        """
+        await self._repair_marks(refusals)
         at = utc_now()
         await self._rejections.record(
             [
@@ -447,7 +452,6 @@ class Appender:
             event = r.waiting.event
             self._metrics.store_rejections.labels(event.aggregate_type, r.reason).inc()
             log.info("refused %s %s %s: %s", event.aggregate_type, event.aggregate_id, event.id, r.message)
-        await self._repair_marks(refusals)
 
     async def _confirm_marks(self, published: list[Event]) -> None:
         """The store holds these: a mark that names an aggregate's newest one stays."""

@@ -18,7 +18,7 @@ from typing import Any
 from faust.types import TP
 
 from topics.catalog import TopicSpec
-from topics.errors import ConfigError
+from topics.errors import TopicsNotReady
 from workers.adapters.kafka import ensure_topics
 from workers.metrics import prime
 from workers.ports import Record
@@ -285,14 +285,14 @@ async def ensure_catalog(runtime: Runtime) -> list[TopicSpec]:
     reports = await ensure_topics(runtime.kafka, specs, create=settings.topics_auto_create)
     missing = [r.name for r in reports if r.status == "missing"]
     if missing:
-        raise ConfigError(
+        raise TopicsNotReady(
             f"topics {', '.join(missing)} do not exist and this worker does not create topics; "
             "run `eventfleet topics ensure` (the topics-ensure Job) first, or set "
             "EVENTFLEET_TOPICS_AUTO_CREATE=true where workers may create topics."
         )
     mismatched = [f"{r.name} {r.detail}" for r in reports if r.status == "mismatch"]
     if mismatched:
-        raise ConfigError(
+        raise TopicsNotReady(
             f"{'; '.join(mismatched)}. Set EVENTFLEET_PARTITIONS={_found(reports)} to match the "
             "existing topics, or grow the topics (deploy/README.md, 'Changing the partition "
             "count') before starting workers."
