@@ -52,6 +52,14 @@ def install(command: str, packages: tuple[str, ...], needed_by: str) -> None:
         print(f"installing {names} failed: {needed_by} will fail; see apt-get.", flush=True)
 
 
+def parallel(argv: list[str]) -> list[str]:
+    """One worker process per core (at most 4), each taking whole test files, so a module's
+    fleet and fixtures stay in one process; ``-n 0`` (or any ``-n``) given by the caller wins."""
+    if any(arg == "-n" or arg.startswith(("-n", "--numprocesses")) for arg in argv):
+        return []
+    return ["-n", str(min(4, os.cpu_count() or 1)), "--dist", "loadfile"]
+
+
 def main() -> int:
     ensure_system_tools()
     failed = []
@@ -59,7 +67,7 @@ def main() -> int:
         failed.append("ruff")
     if run("mypy") != 0:
         failed.append("mypy")
-    code = run("pytest", "-q", "-p", "no:cacheprovider", *sys.argv[1:])
+    code = run("pytest", "-q", "-p", "no:cacheprovider", *parallel(sys.argv[1:]), *sys.argv[1:])
     if code == NO_TESTS_COLLECTED:
         print("pytest collected no tests: that is a failure, not a pass.", flush=True)
     if code != 0:
