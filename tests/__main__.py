@@ -44,12 +44,13 @@ def install(command: str, packages: tuple[str, ...], needed_by: str) -> None:
             flush=True,
         )
         return
-    print(f"$ apt-get install -y {names}  (for {command})", flush=True)
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.STDOUT}
+    # apt-get says what it fetches and sets up (a minute or two for chromium): not silent.
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.call([apt, "update", "-qq"], env=env, **quiet)  # type: ignore[call-overload]
-    if subprocess.call([apt, "install", "-y", "-qq", *packages], env=env, **quiet) != 0:  # type: ignore[call-overload]
-        print(f"installing {names} failed: {needed_by} will fail; see apt-get.", flush=True)
+    print(f"$ apt-get update  (for {command})", flush=True)
+    subprocess.call([apt, "-q", "update"], env=env)
+    print(f"$ apt-get install -y {names}", flush=True)
+    if subprocess.call([apt, "-q", "install", "-y", *packages], env=env) != 0:
+        print(f"installing {names} failed: {needed_by} will fail; see apt-get above.", flush=True)
 
 
 def parallel(argv: list[str]) -> list[str]:
