@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 import pytest
@@ -300,3 +301,51 @@ async def test_a_refusal_becomes_visible_only_after_the_mark_names_the_stored_he
     await rig.take([shipped])
     assert shipped.id in await rig.rejections.find([shipped.id])
     assert seen_when_recorded == [("OrderPlaced", placed.id)]
+
+
+class CountingFinds:
+    """Records every lookup the appender makes of stored events: (ids, aggregates)."""
+
+    def __init__(self, rig: Rig) -> None:
+        self.calls: list[tuple[int, int]] = []
+        find = rig.store.find
+
+        async def counting(ids: Sequence[str], *, aggregates: Sequence[Any] = ()) -> Any:
+            self.calls.append((len(ids), len(aggregates)))
+            return await find(ids, aggregates=aggregates)
+
+        rig.store.find = counting  # type: ignore[method-assign]
+
+
+LIFECYCLE = ("OrderPlaced", "OrderPaid", "OrderShipped", "OrderDelivered")
+
+
+async def test_a_backlog_chained_from_the_head_is_stored_without_looking_anything_up(
+    rig: Rig,
+) -> None:
+    """After a stall, each aggregate's waiting events follow its head one after another:
+    none of them can be stored yet, so none is looked up (a lookup of thousands of ids
+    outlasted its timeout and was retried forever)."""
+    orders = [f"o{i}" for i in range(150)]
+    chains = {o: chain(*LIFECYCLE, oid=o) for o in orders}
+    await rig.take([chains[o][0] for o in orders])
+    finds = CountingFinds(rig)
+    backlog = [e for step in range(1, 4) for e in (chains[o][step] for o in orders)]
+    decided = await rig.take(backlog)
+    assert len(decided) == len(backlog) and finds.calls == []
+    assert await rig.history("o7") == [(kind, v) for v, kind in enumerate(LIFECYCLE, 1)]
+
+
+async def test_a_redelivered_backlog_is_looked_up_in_small_calls_per_aggregate(rig: Rig) -> None:
+    orders = [f"o{i}" for i in range(150)]
+    events = [e for o in orders for e in chain(*LIFECYCLE, oid=o)]
+    await rig.take(events)
+    rig.appender.forget()  # a rebalance: the next owner knows no head
+    finds = CountingFinds(rig)
+    decided = await rig.take(events)  # everything again, as after a crash before the commit
+    assert len(decided) == len(events)
+    assert finds.calls and all(ids <= 256 and aggregates == 1 for ids, aggregates in finds.calls)
+    assert await rig.history("o42") == [(kind, v) for v, kind in enumerate(LIFECYCLE, 1)]
+    stored = rig.published()
+    assert len(stored) == 2 * len(events)  # republished (a crash may have cut it), never renumbered
+    assert {v for _, v in stored} == {1, 2, 3, 4}

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from snapshot_rules.domain import Domains, Mode
-from topics.envelope import Event, utc_now
+from topics.envelope import NEW_AGGREGATE, Event, utc_now
 from topics.errors import InvalidEventData, ReplayFailed, StoreUnavailable, Unavailable
 from workers.metrics import Metrics
 from workers.ports import (
@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 
 MAX_CONFLICT_ROUNDS = 20
 CACHE_SIZE = 100_000
+LOOKUP_IDS = 256  # ids per store lookup: a bounded call, whatever the backlog
+LOOKUPS_IN_FLIGHT = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,26 +305,32 @@ class Appender:
         """Ask the store about ids the judge cannot place, and drop events already stored.
 
         Only events off the common path need it: a predecessor that is not the head, or an
-        event whose own predecessor is unknown (a redelivery, a direct producer).
+        event not chained from the head through the events waiting before it (a redelivery,
+        a direct producer). An event whose predecessor is the head, or waits here unstored,
+        cannot have been stored itself: versions are contiguous.
         """
-        ask: set[str] = set()
+        asks: dict[AggregateRef, set[str]] = {}
         for ref in refs:
             queue = self._waiting[ref]
             head = self._heads.get(ref)
             wanted = missing_predecessors(head, queue)
-            wanted = {a for a in wanted if a not in self._stored and a not in self._refused}
-            ask |= wanted
+            ask = {a for a in wanted if a not in self._stored and a not in self._refused}
+            chained = {head.event_id} if head is not None else {NEW_AGGREGATE}
             for w in queue:
                 if w.event.id in self._stored or w.event.id in self._refused:
                     ask.add(w.event.id)  # decided before (a retried batch): take that decision
-                elif head is not None and w.event.after != head.event_id:
+                elif w.event.after in chained:
+                    chained.add(w.event.id)  # follows the head through unstored events
+                elif head is not None:
                     ask.add(w.event.id)  # off the common path: maybe a redelivery
-        if not ask:
+            if ask:
+                asks[ref] = ask
+        if not asks:
             return set(), set()
-        # The ids are events of ``refs`` (or their predecessors): naming the aggregates lets
-        # a store sharded by aggregate ask only their shards.
-        found = await self._store.find(sorted(ask), aggregates=list(refs))
-        refused = await self._rejections.find(sorted(set(ask) - set(found)))
+        found = await self._find_stored(asks)
+        refused = await self._find_refused(
+            sorted(set().union(*asks.values()) - set(found))
+        )
         self._stored.add(found)
         self._refused.add(refused)
         for ref in refs:  # redelivered: stored already; republish (a crash may have cut it)
@@ -335,6 +343,34 @@ class Appender:
                 done.decided.append(w.record)
             self._set_waiting(ref, [w for w in queue if w not in again])
         return set(found), set(refused)
+
+    async def _find_stored(self, asks: dict[AggregateRef, set[str]]) -> dict[str, Event]:
+        """One lookup per aggregate (it names the shard key and walks the aggregate's index),
+        at most LOOKUPS_IN_FLIGHT at once, each of at most LOOKUP_IDS ids: a backlog after a
+        stall or a rebalance is many small bounded calls, never one that outlasts its timeout."""
+        calls = [
+            (ref, ids[i : i + LOOKUP_IDS])
+            for ref, wanted in asks.items()
+            for ids in [sorted(wanted)]
+            for i in range(0, len(ids), LOOKUP_IDS)
+        ]
+        found: dict[str, Event] = {}
+        for start in range(0, len(calls), LOOKUPS_IN_FLIGHT):
+            answers = await asyncio.gather(
+                *(
+                    self._store.find(ids, aggregates=[ref])
+                    for ref, ids in calls[start : start + LOOKUPS_IN_FLIGHT]
+                )
+            )
+            for answer in answers:
+                found.update(answer)
+        return found
+
+    async def _find_refused(self, ids: list[str]) -> dict[str, Rejection]:
+        refused: dict[str, Rejection] = {}
+        for i in range(0, len(ids), LOOKUP_IDS):
+            refused.update(await self._rejections.find(ids[i : i + LOOKUP_IDS]))
+        return refused
 
     async def _insert(self, to_store: list[Waiting], done: _Round) -> list[AggregateRef]:
         """Number and insert; returns aggregates whose version another writer took first."""

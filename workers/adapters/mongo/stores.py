@@ -58,6 +58,8 @@ _UNAVAILABLE = (
 )
 
 
+FIND_IDS = 256  # ids per lookup: SecantusDB's $in grows superlinearly (0.08 s at 256, 1 s at 1000)
+
 def connect(url: str, *, timeout_ms: int) -> AsyncMongoClient[Document]:
     """One client per event loop; create it inside the loop that uses it.
 
@@ -353,9 +355,14 @@ class MongoEventStore:
     ) -> dict[str, Event]:
         if not ids:
             return {}
-        async with translated(f"looking up {len(ids)} event ids"):
-            cursor = self.collection.find(id_query(ids, aggregates))
-            return {doc["_id"]: document_to_event(doc) async for doc in cursor}
+        unique = list(dict.fromkeys(ids))
+        found: dict[str, Event] = {}
+        for i in range(0, len(unique), FIND_IDS):  # each call bounded, however many are asked
+            chunk = unique[i : i + FIND_IDS]
+            async with translated(f"looking up {len(chunk)} event ids"):
+                cursor = self.collection.find(id_query(chunk, aggregates))
+                found.update({doc["_id"]: document_to_event(doc) async for doc in cursor})
+        return found
 
     async def scan(self, aggregate_types: Sequence[str]) -> AsyncIterator[Event]:
         query = {"aggregate_type": {"$in": sorted(aggregate_types)}}

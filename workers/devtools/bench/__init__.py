@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tempfile
 import uuid
+from collections.abc import Callable
 
 import orjson
 
@@ -59,21 +60,25 @@ async def bench(settings: Settings, *, path: str, events: int, as_json: bool = F
         topic_prefix=f"bench-{run}.", mongo_database=f"bench_{run}", group_id=f"bench-{run}",
         partitions=8,
     )  # fmt: skip
-    async with run_directory():  # the stack's data, the workers' and their logs: removed after
-        tables = await _measure(settings, path=path, events=events, run=run)
-    step("done")
-    for table in tables:
+
+    def emit(table: Table) -> None:  # as soon as measured: a later failure loses none
         print(
             orjson.dumps({"table": table.title, "rows": table.as_dicts()}).decode()
             if as_json
-            else table.render()
+            else table.render(),
+            flush=True,
         )
+
+    async with run_directory():  # the stack's data, the workers' and their logs: removed after
+        await _measure(settings, path=path, events=events, run=run, emit=emit)
+    step("done")
     return 0
 
 
-async def _measure(settings: Settings, *, path: str, events: int, run: str) -> list[Table]:
+async def _measure(
+    settings: Settings, *, path: str, events: int, run: str, emit: Callable[[Table], None]
+) -> None:
     stack = embedded_stack(settings)
-    tables: list[Table] = []
     step("starting the embedded stack")
     try:
         urls = await stack.start()
@@ -89,7 +94,7 @@ async def _measure(settings: Settings, *, path: str, events: int, run: str) -> l
             await ensure_topics(runtime.kafka, fleet_catalog(settings, runtime.domains))
             env = worker_env(settings)
             if path in ("commands", "all"):
-                tables.append(
+                emit(
                     await bench_http_commands(
                         env,
                         kafka=",".join(settings.kafka_bootstrap),
@@ -100,18 +105,17 @@ async def _measure(settings: Settings, *, path: str, events: int, run: str) -> l
                 )
             if path in ("append", "scale", "all"):
                 scale = path in ("scale", "all")
-                tables.append(await bench_append(settings, env, events, scale=scale))
+                emit(await bench_append(settings, env, events, scale=scale))
             if path in ("state", "all"):
                 rooms = max(2, min(200, events // 50))  # 200 rooms at the default 20000
                 step(f"state query: {rooms} rooms of 50 events")
-                tables.append(await bench_state(runtime, aggregates=rooms))
+                emit(await bench_state(runtime, aggregates=rooms))
         finally:
             await runtime.stop()
             if "redis" not in stack.started:
                 await forget_keys(settings, f"bench-{run}.")
     finally:
         await stack.stop()
-    return tables
 
 
 async def forget_keys(settings: Settings, prefix: str) -> None:

@@ -27,6 +27,7 @@ class Server:
     name: str
     process: asyncio.subprocess.Process
     url: str
+    log: str
 
     @property
     def pid(self) -> int:
@@ -52,7 +53,7 @@ async def server(
                 raise RuntimeError(f"{name} did not start: {line!r}")
         else:
             await _ready(url + ready_path, process, name)
-        yield Server(name, process, url)
+        yield Server(name, process, url, log.name)
     except BaseException:
         print(f"{name} (log {log.name}):\n{_tail(log.name)}", file=sys.stderr)
         raise
@@ -103,6 +104,16 @@ async def load(target: Server, clients: int, count: int, run: str, kind: str) ->
         f"{target.name}, {clients} conn, {'OrderPaid' if kind == 'paid' else 'OrderPlaced (new)'}"
     )
     return Measured(label, count, result["seconds"], result["p50_ms"], result["p99_ms"], cpu)
+
+
+def alive(servers: list[Server]) -> None:
+    """Fail with the log of a server that exited while it was being measured."""
+    for s in servers:
+        if s.process.returncode is not None:
+            raise RuntimeError(
+                f"{s.name} (pid {s.pid}) exited with {s.process.returncode} while measured; "
+                f"its log ends:\n{_tail(s.log)}"
+            )
 
 
 def _tail(path: str, lines: int = 20) -> str:
