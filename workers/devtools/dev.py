@@ -124,6 +124,11 @@ async def run_directory() -> AsyncIterator[Path]:
         SAFETY_NET.dirs.discard(path)
 
 
+def say(text: str) -> None:
+    """A step of dev's start on stderr, so the first seconds are not silent."""
+    print(f"eventfleet dev: {text}", file=sys.stderr, flush=True)
+
+
 async def dev(
     settings: Settings,
     *,
@@ -141,7 +146,9 @@ async def dev(
     async with run_directory():
         stack = embedded_stack(settings, redis_url=lent)
         try:
+            say("starting the services on loopback (Kafka: Tansu, MongoDB: SecantusDB, Redis)")
             urls = await stack.start()
+            say("services up; starting every role (the banner follows once they run)")
             settings = replace(
                 settings,
                 kafka_url=urls.kafka_url,

@@ -111,6 +111,7 @@ async def _measure(
                 step(f"state query: {rooms} rooms of 50 events")
                 emit(await bench_state(runtime, aggregates=rooms))
         finally:
+            step("stopping")
             await runtime.stop()
             if "redis" not in stack.started:
                 await forget_keys(settings, f"bench-{run}.")

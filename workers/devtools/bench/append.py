@@ -124,6 +124,7 @@ async def appenders(
             seconds = time.perf_counter() - started
             cpu = sum(cpu_seconds(s.pid) for s in running) - cpu_before
         # Published may count a redelivered event twice: the store says when all are in.
+        step("checking the store holds each event once")
         deadline = time.monotonic() + 120
         while (stored := await events.count_documents({}) - base) < count:
             alive(running)
@@ -133,6 +134,7 @@ async def appenders(
         if stored != count:
             raise RuntimeError(f"the appenders stored {stored} events, not {count}")
     finally:
+        step(f"stopping {len(servers)} appender process(es)")
         for ctx, _ in reversed(servers):
             await ctx.__aexit__(None, None, None)
         await client.close()
