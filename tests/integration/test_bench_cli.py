@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 import uuid
 from pathlib import Path
 
@@ -53,3 +56,58 @@ async def test_the_bench_deletes_its_keys_from_a_lent_redis_and_only_those(
     finally:
         await client.delete(other)
         await client.aclose()
+
+
+async def test_a_terminated_bench_stops_what_it_started_and_removes_its_directory(
+    tmp_path: Path,
+) -> None:
+    """SIGTERM (a CI timeout, `kill`) runs the cleanup Ctrl-C runs: no broker, store or
+    worker process of its own is left, and its run directory is gone."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("EVENTFLEET_")}
+    env = {**clean, "TMPDIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "workers.cli", "bench", "append", "--events", "4000",
+        env=env, stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    assert process.stderr is not None
+    said = b""
+    async with asyncio.timeout(120):  # until its stack and a worker process run
+        while b"the raw pipeline" not in said:
+            line = await process.stderr.readline()
+            assert line, said.decode()
+            said += line
+    started = children_of(process.pid)
+    assert started, "the bench started no process of its own"
+    process.terminate()
+    async with asyncio.timeout(60):
+        await process.communicate()
+    assert process.returncode != 0
+    assert [pid for pid in started if alive(pid)] == []
+    assert leftovers(tmp_path) == []
+
+
+def children_of(pid: int) -> list[int]:
+    """Every descendant of ``pid`` (from /proc), whatever session it was started in."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat[1])
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        kids = [child for child, p in parents.items() if p == parent]
+        found += kids
+        frontier += kids
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

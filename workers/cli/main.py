@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import errno
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -62,6 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EventfleetError as e:
         return fail(str(e), USAGE_EXIT)
     configure_logging(settings, args.command)
+    # SIGTERM stops a one-shot command (bench, replay, …) as Ctrl-C does: its cleanup runs and
+    # what it started (an embedded stack, worker processes) stops with it. The serving
+    # commands install their own handler (drain, then stop) on the loop, which replaces this.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         return asyncio.run(HANDLERS[args.command](settings, args))
     except KeyboardInterrupt:

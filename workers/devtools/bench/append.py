@@ -116,13 +116,17 @@ async def appenders(
             )  # fmt: skip
             servers.append((ctx, await ctx.__aenter__()))
         running = [s for _, s in servers]
-        async with aiohttp.ClientSession() as session:
-            await _published_at_least(session, running, 1)
+        # One connection per scrape: nothing kept open to close while the workers are busy.
+        connector = aiohttp.TCPConnector(force_close=True)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            # The group's first assignment: bounded, so a group that never settles says so.
+            await _published_at_least(session, running, 1, timeout_s=120, what="a first event")
             started = time.perf_counter()
             cpu_before = sum(cpu_seconds(s.pid) for s in running)
             await _published_at_least(session, running, count, ticker=Ticker("stored"))
             seconds = time.perf_counter() - started
             cpu = sum(cpu_seconds(s.pid) for s in running) - cpu_before
+            step(f"{count} events published in {seconds:.1f} s")
         # Published may count a redelivered event twice: the store says when all are in.
         step("checking the store holds each event once")
         deadline = time.monotonic() + 120
@@ -151,14 +155,20 @@ async def _published_at_least(
     *,
     timeout_s: float = 900,
     ticker: Ticker | None = None,
+    what: str = "",
 ) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
         alive(running)
         published = 0
         for s in running:
-            async with session.get(f"{s.url}/metrics") as answer:
-                text = await answer.text()
+            try:
+                async with session.get(f"{s.url}/metrics") as answer:
+                    text = await answer.text()
+            except aiohttp.ClientError:
+                await asyncio.sleep(1)  # an appender that stopped answering: exited?
+                alive(running)
+                raise
             published += sum(
                 int(float(line.removeprefix(PUBLISHED)))
                 for line in text.splitlines()
@@ -171,7 +181,10 @@ async def _published_at_least(
                 ticker.done(count)
             return
         if time.monotonic() > deadline:
-            raise RuntimeError(f"the appenders did not store {count} events in {timeout_s:g} s")
+            raise RuntimeError(
+                f"{len(running)} appender process(es) did not store {what or f'{count} events'} "
+                f"in {timeout_s:g} s (their group may not have settled: see /healthz?verbose)"
+            )
         await asyncio.sleep(0.1)
 
 
