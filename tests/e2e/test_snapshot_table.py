@@ -87,6 +87,13 @@ async def test_rule_states_survive_a_restart_and_a_rebalance(
         await wait_for(all_snapshotted, timeout_s=90, what="every tally snapshotted at 3")
         # The third event was counted from the recovered table: no snapshot document was read.
         assert [await misses(p) for p in pair] == [0.0, 0.0]
+
+        async def no_lag_left() -> bool:  # the changelog (read for recovery only) is no lag
+            series = [line for p in pair for line in (await p.get("/metrics"))[1].splitlines()
+                      if line.startswith("eventfleet_consumer_lag_events{")]  # fmt: skip
+            return bool(series) and all(line.endswith(" 0.0") for line in series)
+
+        await wait_for(no_lag_left, timeout_s=60, what="every lag series at 0")
     finally:
         for process in pair:
             assert await process.stop() == 0

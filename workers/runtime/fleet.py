@@ -236,8 +236,13 @@ class Fleet:
             assignment = consumer.assignment()
         except Exception:  # not started yet
             return
+        # A table's changelog is assigned for recovery and read from the table's own offsets,
+        # never committed by the group: counting it would report its whole length as lag.
+        changelogs = set(getattr(self.app.tables, "changelog_topics", ()))
         current = set()
         for tp in assignment:
+            if tp.topic in changelogs:
+                continue
             labels = (self.role_label, tp.topic, str(tp.partition))
             position = consumer._committed_offset.get(tp) or 0  # the next offset to read
             gauge.labels(*labels).set(max(0, (consumer.highwater(tp) or 0) - position))

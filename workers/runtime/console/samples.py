@@ -124,11 +124,11 @@ def svg_chart(
         f'<line x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - PAD}" y2="{HEIGHT - PAD}" '
         'stroke="#888"/>'
         f'<line x1="{PAD}" y1="{PAD}" x2="{PAD}" y2="{HEIGHT - PAD}" stroke="#888"/>'
-        f'<text x="2" y="{PAD + 4}" font-size="11">{top:g}</text>'
+        f'<text x="2" y="{PAD + 4}" font-size="11">{top:.3g}</text>'
         f'<text x="2" y="{HEIGHT - PAD + 4}" font-size="11">0</text>'
         f'<text x="{PAD}" y="{HEIGHT - 8}" font-size="11">-{span:.0f} s</text>'
         f'<text x="{WIDTH - PAD - 30}" y="{HEIGHT - 8}" font-size="11">now</text>'
-        f'<text x="{PAD + 8}" y="{PAD - 10}" font-size="12">{label}: {last:g} {html.escape(unit)}'
+        f'<text x="{PAD + 8}" y="{PAD - 10}" font-size="12">{label}: {last:.3g} {html.escape(unit)}'
         "</text>"
         f'<polyline fill="none" stroke="#2a6fdb" stroke-width="2" points="{line}"/></svg>'
     )
