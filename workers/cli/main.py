@@ -13,6 +13,7 @@ import errno
 import logging
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from aiokafka.errors import KafkaError
@@ -66,7 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGTERM stops a one-shot command (bench, replay, …) as Ctrl-C does: its cleanup runs and
     # what it started (an embedded stack, worker processes) stops with it. The serving
     # commands install their own handler (drain, then stop) on the loop, which replaces this.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if main_thread else None
     try:
         return asyncio.run(HANDLERS[args.command](settings, args))
     except KeyboardInterrupt:
@@ -76,6 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             logging.getLogger("eventfleet").exception("the command failed")
         # A configuration mistake (EVENTFLEET_DOMAINS, a TLS file) is the caller's to fix: 2.
         return fail(explain(e, args), USAGE_EXIT if isinstance(e, ConfigError | UsageError) else FAILURE_EXIT)
+    finally:
+        if previous is not None:  # main() called in a process that keeps running (tests)
+            signal.signal(signal.SIGTERM, previous)
 
 
 def explain(e: Exception, args: argparse.Namespace) -> str:
