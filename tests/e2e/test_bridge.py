@@ -11,12 +11,12 @@ from topics.envelope import Event, decode
 from workers.adapters.mongo import connect, database
 from workers.bus import NatsEventBus, RedisEventBus
 from workers.devtools.embedded import EmbeddedStack
+from workers.examples.storage.fleet import domains_with_storage
 from workers.runtime.buses import nats_stream
 from workers.storage import EventSourcedStorage, FieldChangedMapper
-from workers.storage.fleet_example import domains_with_storage
 
 NATS_URL = "nats://127.0.0.1:4222"
-DOMAINS = "workers.storage.fleet_example:domains_with_storage"
+DOMAINS = "workers.examples.storage.fleet:domains_with_storage"
 EXPECTED = {"OrderPlaced", "AccountOpened", "UserCreated", "UserUpdated", "UserEmailChanged"}
 
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import orjson
 
-from snapshot_rules.domains.order import reduce_order
 from snapshot_rules.replay import replay
 from tests.fleet import LIFECYCLE, FleetProcess, order_items, read_topic, wait_for
 from topics.envelope import decode, from_dict
+from workers.examples.domains.order import reduce_order
 
 
 async def stored_events(

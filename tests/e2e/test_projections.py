@@ -1,6 +1,6 @@
 """Chat rooms end to end: HTTP appends, the chat_messages projection, room queries, a live rebuild.
 
-Runs its own fleet with ``EVENTFLEET_DOMAINS=snapshot_rules.domains:chat_domains`` (order + chat room).
+Runs its own fleet with ``EVENTFLEET_DOMAINS=workers.examples.domains:chat_domains`` (order + chat room).
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from snapshot_rules.domains.chat_room import reduce_chat_room
 from snapshot_rules.replay import replay
 from tests.fleet import FleetProcess, read_topic, wait_for
 from topics.envelope import decode, from_dict
 from workers.devtools.embedded import EmbeddedStack
+from workers.examples.domains.chat_room import reduce_chat_room
 
 Step = tuple[str, dict[str, Any]]
 
@@ -27,7 +27,7 @@ Step = tuple[str, dict[str, Any]]
 async def chat_fleet(stack: EmbeddedStack) -> AsyncIterator[FleetProcess]:
     name = f"chat_{uuid.uuid4().hex[:8]}"
     process = FleetProcess.for_stack(
-        stack, name, EVENTFLEET_DOMAINS="snapshot_rules.domains:chat_domains"
+        stack, name, EVENTFLEET_DOMAINS="workers.examples.domains:chat_domains"
     )
     await process.start()
     try:

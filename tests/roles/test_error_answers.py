@@ -9,7 +9,6 @@ from datetime import timedelta
 import pytest
 
 from snapshot_rules.domain import Domains, Mode
-from snapshot_rules.domains.order import ORDER
 from snapshot_rules.replay import State, replay
 from topics.envelope import Event, derived_event_id, utc_now
 from workers.adapters.memory import (
@@ -20,6 +19,7 @@ from workers.adapters.memory import (
     MemoryRejections,
     MemorySnapshotStore,
 )
+from workers.examples.domains.order import ORDER
 from workers.metrics import Metrics
 from workers.ports import Rejection
 from workers.roles.commands import CommandService

@@ -6,14 +6,14 @@ import asyncio
 import itertools
 from datetime import timedelta
 
-from snapshot_rules.domains import all_domains
-from snapshot_rules.domains.game import SNAPSHOT_EVERY_S
 from topics.envelope import new_event
 from workers.adapters.memory import MemoryRuleStates
 from workers.cqrs.dispatcher import Dispatcher
 from workers.cqrs.handlers import Publisher
 from workers.cqrs.repository import Repository
-from workers.cqrs.trading import PlaceOrder, register_trading
+from workers.examples.cqrs.trading import PlaceOrder, register_trading
+from workers.examples.domains import all_domains
+from workers.examples.domains.game import SNAPSHOT_EVERY_S
 from workers.metrics import create_metrics
 from workers.roles.outbox import Outbox
 from workers.roles.snapshotter import Snapshotter

@@ -5,16 +5,16 @@ from __future__ import annotations
 from pymongo.asynchronous.database import AsyncDatabase
 
 from snapshot_rules.domain import Mode
-from snapshot_rules.domains import default_domains
 from snapshot_rules.replay import Folded, replay
 from tests.storage.helpers import Document, content
 from workers.bus import InProcessEventBus
+from workers.examples.domains import default_domains
+from workers.examples.storage.games_and_users import GAME_ID, run_game_example, run_user_example
 from workers.runtime.compose import load_domains
 from workers.storage import EventSourcedStorage
 from workers.storage.domain import TOMBSTONE
-from workers.storage.examples import GAME_ID, run_game_example, run_user_example
 
-SPEC = "workers.storage.fleet_example:domains_with_storage"
+SPEC = "workers.examples.storage.fleet:domains_with_storage"
 
 
 def test_the_defaults_plus_the_two_collections_load_as_eventfleet_domains() -> None:

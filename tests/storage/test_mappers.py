@@ -11,6 +11,12 @@ from tests.storage.helpers import Document, raw_doc, raw_events
 from topics.envelope import Event
 from topics.errors import InvalidInput
 from workers.bus import InProcessEventBus
+from workers.examples.storage.games_and_users import (
+    GAME_ID,
+    USER_ID,
+    run_game_example,
+    run_user_example,
+)
 from workers.storage import (
     ChainMapper,
     Change,
@@ -18,7 +24,6 @@ from workers.storage import (
     EventSourcedStorage,
     FieldChangedMapper,
 )
-from workers.storage.examples import GAME_ID, USER_ID, run_game_example, run_user_example
 
 EMAIL = FieldChangedMapper("email", "UserEmailChanged", "new_email")
 

@@ -10,24 +10,26 @@ from dataclasses import dataclass
 
 import pytest
 
-from snapshot_rules.domains.account import ACCOUNT
 from topics.envelope import Metadata
 from topics.errors import ConcurrencyConflict, InvalidEventData, UnknownEventType
 from workers.cqrs import (
     AggregateHandler,
     AggregateRoot,
-    CloseAccount,
     Command,
-    DepositMoney,
     Dispatcher,
-    OpenAccount,
     Publisher,
     StateRejected,
-    WithdrawMoney,
-    register_account,
 )
 from workers.cqrs.sync import SyncCommands
 from workers.devtools.embedded import EmbeddedStack
+from workers.examples.cqrs.account import (
+    CloseAccount,
+    DepositMoney,
+    OpenAccount,
+    WithdrawMoney,
+    register_account,
+)
+from workers.examples.domains.account import ACCOUNT
 from workers.ports import SyncResult
 
 from .wiring import SyncWiring, sync_wiring

@@ -7,12 +7,12 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from snapshot_rules.domains.account import ACCOUNT
 from tests.faults import TcpProxy
 from tests.waiting import wait_for
 from topics.envelope import Metadata
 from topics.errors import StoreUnavailable, StreamUnavailable, Unavailable
 from workers.devtools.embedded import EmbeddedStack
+from workers.examples.domains.account import ACCOUNT
 
 from .wiring import SyncWiring, create_topic, sync_wiring
 

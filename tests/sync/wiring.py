@@ -11,13 +11,13 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from snapshot_rules.domains.account import ACCOUNT
 from topics.catalog import TopicNames
 from topics.envelope import Event, Metadata, decode
 from workers.adapters.kafka import KafkaProducer, plain
 from workers.adapters.mongo import PENDING, MongoEventStore, MongoSnapshotStore, connect, database
 from workers.cqrs import Repository
 from workers.cqrs.sync import SyncCommands
+from workers.examples.domains.account import ACCOUNT
 from workers.metrics import Metrics, create_metrics
 from workers.ports import SyncResult
 from workers.roles.outbox import Outbox

@@ -4,7 +4,8 @@ From the bottom up: ``topics`` ← ``snapshot_rules`` ← ``workers.ports``, ``w
 ``workers.secrets``
 ← ``workers.roles`` and ``workers.adapters`` ← the products ``workers.storage`` and
 ``workers.bus`` ← ``workers.cqrs`` (seed 003 puts CQRS on the storage) ← ``workers.runtime``
-← ``workers.devtools`` ← ``workers.cli``. Role logic imports no driver; nothing below the CLI
+← ``workers.devtools`` ← ``workers.cli``; on top ``workers.examples``, which imports the
+framework and which no other room imports. Role logic imports no driver; nothing below the CLI
 imports devtools.
 """
 
@@ -41,6 +42,10 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "workers.cli": (
         *FOUNDATION, "workers.roles", "workers.adapters", "workers.cqrs", "workers.bus",
         "workers.storage", "workers.runtime", "workers.devtools", "workers.cli",
+    ),
+    "workers.examples": (
+        *FOUNDATION, "workers.roles", "workers.adapters", "workers.cqrs", "workers.bus",
+        "workers.storage", "workers.runtime", "workers.examples",
     ),
 }  # fmt: skip
 DRIVERS = ("faust", "mode", "aiokafka", "pymongo", "bson", "motor", "redis", "nats", "aiohttp")
@@ -140,6 +145,16 @@ def test_devtools_is_imported_only_by_the_cli() -> None:
         for module, targets in graph().items()
         if any(t.startswith("workers.devtools") for t in targets)
         and not module.startswith(("workers.devtools", "workers.cli"))
+    )
+    assert importers == []
+
+
+def test_the_examples_are_imported_by_no_other_room() -> None:
+    importers = sorted(
+        module
+        for module, targets in graph().items()
+        if any(t.startswith("workers.examples") for t in targets)
+        and not module.startswith("workers.examples")
     )
     assert importers == []
 

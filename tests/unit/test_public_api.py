@@ -12,15 +12,15 @@ import pytest
 PUBLIC = {
     "topics": ["catalog", "envelope", "errors"],
     "snapshot_rules": [
-        "declaration", "domain", "domains", "projection", "queries", "replay", "rules", "schema",
-        "upcasting",
+        "declaration", "domain", "projection", "queries", "replay", "rules", "schema", "upcasting",
     ],
-    "snapshot_rules.domains": [
+    "workers.examples": ["cqrs", "demo", "domains", "storage"],
+    "workers.examples.domains": [
         "ACCOUNT", "CART", "CHAT_ROOM", "GAME", "ORDER", "ORDER_BOOK", "all_domains",
         "chat_domains", "default_domains",
     ],
     "workers": [
-        "adapters", "bus", "cli", "cqrs", "devtools", "metrics", "ports", "roles", "runtime",
+        "adapters", "bus", "cli", "cqrs", "devtools", "examples", "metrics", "ports", "roles", "runtime",
         "storage",
     ],
     "workers.roles": [

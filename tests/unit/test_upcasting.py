@@ -18,7 +18,6 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from snapshot_rules.domain import ANY, Domain, Domains, Upcast, event
-from snapshot_rules.domains import all_domains
 from snapshot_rules.replay import State
 from snapshot_rules.schema import Number, Text, fields
 from tests.strategies import data_for, history
@@ -30,6 +29,7 @@ from workers.adapters.memory import (
     MemorySnapshotStore,
     MemoryViewStore,
 )
+from workers.examples.domains import all_domains
 from workers.metrics import create_metrics
 from workers.roles.audit import Auditor, AuditSources
 from workers.roles.projections import ProjectionRunner

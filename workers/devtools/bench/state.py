@@ -7,7 +7,6 @@ import uuid
 
 from pymongo import ASCENDING
 
-from snapshot_rules.domains.chat_room import CHAT_ROOM
 from workers.adapters.mongo import document_to_event
 from workers.devtools.bench.append import chains
 from workers.devtools.bench.measure import Measured, Table
@@ -27,17 +26,18 @@ async def bench_state(runtime: Runtime, *, aggregates: int = 200, length: int = 
     rooms = sorted(versions)
     table = Table(f"state query: {aggregates} rooms of {length} events, no snapshot")
     collection = runtime.events.collection
+    chat_room = runtime.domains.get("chat_room")  # one of the default domains the bench runs
 
     async def bare() -> None:
         for room in rooms:
             query = {"aggregate_type": "chat_room", "aggregate_id": room}
             state = None
             async for doc in collection.find(query, sort=[("version", ASCENDING)]):
-                state = CHAT_ROOM.reducer(state, document_to_event(doc))
+                state = chat_room.reducer(state, document_to_event(doc))
 
     async def ours() -> None:
         for room in rooms:
-            await runtime.loader.latest(CHAT_ROOM, room, save=False)
+            await runtime.loader.latest(chat_room, room, save=False)
 
     results = {}
     for name, work in (("bare fetch + fold", bare), ("eventfleet state query", ours)) * 2:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypeVar
 
-from snapshot_rules.domains.account import ACCOUNT
 from workers.cqrs.aggregate import AggregateRoot
 from workers.cqrs.commands import Command
 from workers.cqrs.dispatcher import Dispatcher
 from workers.cqrs.handlers import AggregateHandler, Decide, Publisher
 from workers.cqrs.repository import Repository
+from workers.examples.domains.account import ACCOUNT
 from workers.metrics import Metrics
 
 C = TypeVar("C", bound=Command)

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from workers.adapters.mongo import MongoRejections, database
-from workers.devtools.demo_client import DemoClient, Tally
+from workers.examples.demo.client import DemoClient, Tally
 from workers.runtime.audit import auditor
 from workers.runtime.fleet import Fleet
 

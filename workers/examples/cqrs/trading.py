@@ -12,12 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypeVar
 
-from snapshot_rules.domains.trading import ORDER_BOOK, match_trades
 from workers.cqrs.aggregate import AggregateRoot
 from workers.cqrs.commands import Command
 from workers.cqrs.dispatcher import Dispatcher
 from workers.cqrs.handlers import AggregateHandler, Decide, Publisher
 from workers.cqrs.repository import Repository
+from workers.examples.domains.trading import ORDER_BOOK, match_trades
 from workers.metrics import Metrics
 
 C = TypeVar("C", bound=Command)
