@@ -8,12 +8,14 @@ from datetime import timedelta
 
 from topics.envelope import new_event
 from workers.adapters.memory import MemoryRuleStates
-from workers.cqrs.dispatcher import Dispatcher
+from workers.cqrs.dispatcher import Dispatcher, register_aggregate
 from workers.cqrs.handlers import Publisher
 from workers.cqrs.repository import Repository
-from workers.examples.cqrs.trading import PlaceOrder, register_trading
+from workers.examples.cqrs.trading import COMMANDS as TRADING_COMMANDS
+from workers.examples.cqrs.trading import PlaceOrder
 from workers.examples.domains import all_domains
 from workers.examples.domains.game import SNAPSHOT_EVERY_S
+from workers.examples.domains.trading import ORDER_BOOK
 from workers.metrics import create_metrics
 from workers.roles.outbox import Outbox
 from workers.roles.snapshotter import Snapshotter
@@ -67,7 +69,10 @@ async def test_place_order_stores_an_order_and_its_trades_in_one_append() -> Non
     assert (await p.ask("order_book:XYZ", "InstrumentListed", {"tick": 1})).status == 201
     outbox = Outbox(p.store, p.producer, topic=STORED, metrics=p.metrics, mode="sync")
     dispatcher = Dispatcher()
-    register_trading(dispatcher, repository=Repository(p.loader), publisher=Publisher(outbox))
+    register_aggregate(
+        dispatcher, ORDER_BOOK, TRADING_COMMANDS, repository=Repository(p.loader),
+        publisher=Publisher(outbox),
+    )  # fmt: skip
 
     def order(oid: str, side: str, price: int, qty: int, trader: str) -> PlaceOrder:
         return PlaceOrder(aggregate_id="XYZ", order_id=oid, trader_id=trader, side=side,

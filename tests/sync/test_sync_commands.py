@@ -19,15 +19,16 @@ from workers.cqrs import (
     Dispatcher,
     Publisher,
     StateRejected,
+    register_aggregate,
 )
 from workers.cqrs.sync import SyncCommands
 from workers.devtools.embedded import EmbeddedStack
+from workers.examples.cqrs.account import COMMANDS as ACCOUNT_COMMANDS
 from workers.examples.cqrs.account import (
     CloseAccount,
     DepositMoney,
     OpenAccount,
     WithdrawMoney,
-    register_account,
 )
 from workers.examples.domains.account import ACCOUNT
 from workers.ports import SyncResult
@@ -131,7 +132,9 @@ async def test_the_cqrs_api_directly_and_a_failing_handler_saves_nothing(
 ) -> None:
     publisher = Publisher(wired.outbox)
     dispatcher = Dispatcher()
-    register_account(dispatcher, repository=wired.repository, publisher=publisher)
+    register_aggregate(
+        dispatcher, ACCOUNT, ACCOUNT_COMMANDS, repository=wired.repository, publisher=publisher
+    )
 
     def open_with_deposit(aggregate: AggregateRoot, command: OpenWithDeposit) -> None:
         aggregate.record("AccountOpened", {"owner": command.owner})
