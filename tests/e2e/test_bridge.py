@@ -9,7 +9,8 @@ from tests.fleet import FleetProcess, order_items, read_topic
 from tests.waiting import wait_for
 from topics.envelope import Event, decode
 from workers.adapters.mongo import connect, database
-from workers.bus import NatsEventBus, RedisEventBus
+from workers.adapters.nats import NatsEventBus
+from workers.adapters.redis import RedisEventBus
 from workers.devtools.embedded import EmbeddedStack
 from workers.examples.storage.fleet import domains_with_storage
 from workers.runtime.buses import nats_stream

@@ -15,7 +15,9 @@ from tests.storage.helpers import Document, raw_events
 from tests.waiting import wait_for
 from topics.envelope import Event, Metadata
 from topics.errors import InvalidInput, NotFound, UnknownAggregateType
-from workers.bus import InProcessEventBus, NatsEventBus, RedisEventBus
+from workers.adapters.nats import NatsEventBus
+from workers.adapters.redis import RedisEventBus
+from workers.bus import InProcessEventBus
 from workers.cqrs import (
     AggregateFactory,
     Dispatcher,

@@ -27,9 +27,9 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "workers.ports": FOUNDATION,
     "workers.metrics": FOUNDATION,
     "workers.roles": (*FOUNDATION, "workers.roles"),
-    "workers.adapters": (*FOUNDATION, "workers.adapters"),
+    "workers.adapters": (*FOUNDATION, "workers.bus", "workers.adapters"),
     "workers.cqrs": (*FOUNDATION, "workers.roles", "workers.storage", "workers.cqrs"),
-    "workers.bus": (*FOUNDATION, "workers.adapters", "workers.bus"),
+    "workers.bus": (*FOUNDATION, "workers.bus"),
     "workers.storage": (*FOUNDATION, "workers.roles", "workers.adapters", "workers.storage"),
     "workers.runtime": (
         *FOUNDATION, "workers.roles", "workers.adapters", "workers.cqrs", "workers.bus",

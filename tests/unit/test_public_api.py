@@ -28,7 +28,7 @@ PUBLIC = {
         "outbox", "projections", "requests", "retry", "snapshotter", "state",
     ],
     "workers.runtime": ["compose", "serve", "settings"],
-    "workers.adapters": ["kafka", "memory", "mongo", "redis"],
+    "workers.adapters": ["kafka", "memory", "mongo", "nats", "redis"],
     "workers.adapters.memory": [
         "Faults", "MemoryCommandMemory", "MemoryDatabase", "MemoryEventStore", "MemoryMarker",
         "MemoryProducer", "MemoryRejections", "MemoryRuleStates", "MemorySnapshotStore", "MemoryViewStaging",

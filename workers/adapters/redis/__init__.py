@@ -1,8 +1,10 @@
-"""The Redis adapter: the marker (atomic check-and-mark) and the command memory, coalesced."""
+"""Redis adapters: the marker (atomic check-and-mark) and the command memory, coalesced, and the
+event bus on Redis Streams; driver errors are translated here, once."""
 
 from __future__ import annotations
 
 from workers.adapters.redis.batch import Lua, RedisBatcher
+from workers.adapters.redis.bus import RedisEventBus
 from workers.adapters.redis.connect import RedisClient, connect_redis, describe_redis
 from workers.adapters.redis.marker import SCRIPTS, RedisCommandMemory, RedisKeys, RedisMarker
 
@@ -12,6 +14,7 @@ __all__ = [
     "RedisBatcher",
     "RedisClient",
     "RedisCommandMemory",
+    "RedisEventBus",
     "RedisKeys",
     "RedisMarker",
     "connect_redis",
