@@ -21,7 +21,7 @@ from aiokafka.structs import TopicPartition
 
 from tests.fleet import FleetProcess, read_topic, wait_for
 from topics.envelope import aggregate_key, decode, encode, from_dict, new_event
-from workers.adapters.mongo import connect, database
+from workers.adapters.mongo import MongoDocuments, connect, database
 from workers.devtools.embedded import EmbeddedStack
 from workers.storage import EventSourcedStorage
 from workers.storage.domain import TOMBSTONE
@@ -61,7 +61,7 @@ async def games(storage_fleet: FleetProcess) -> AsyncIterator[Games]:
     env = storage_fleet.env
     client = connect(env["EVENTFLEET_MONGO_URL"], timeout_ms=10_000)
     db = database(client, env["EVENTFLEET_MONGO_DATABASE"])
-    storage = EventSourcedStorage(db, "game_states", type_prefix="GameState", outbox=None)
+    storage = EventSourcedStorage(MongoDocuments(db, "game_states"), type_prefix="GameState", outbox=None)
     tag = uuid.uuid4().hex[:8]
     alive, gone = f"g-{tag}", f"gone-{tag}"
     await storage.find_one_and_upsert(

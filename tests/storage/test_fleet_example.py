@@ -7,6 +7,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from snapshot_rules.domain import Mode
 from snapshot_rules.replay import Folded, replay
 from tests.storage.helpers import Document, content
+from workers.adapters.mongo import MongoDocuments
 from workers.bus import InProcessEventBus
 from workers.examples.domains import default_domains
 from workers.examples.storage.games_and_users import GAME_ID, run_game_example, run_user_example
@@ -34,8 +35,8 @@ async def test_the_examples_histories_replay_with_the_declared_domains(
     domains = load_domains(SPEC)
     games, users = domains.get("game_states"), domains.get("users")
 
-    game = await run_game_example(db)
-    reader = EventSourcedStorage(db, "game_states", type_prefix="GameState")
+    game = await run_game_example(lambda name: MongoDocuments(db, name))
+    reader = EventSourcedStorage(MongoDocuments(db, "game_states"), type_prefix="GameState")
     history = await reader.get_missing_events(GAME_ID, after_version=0)
     assert {e.type for e in history} == games.events.keys()
     assert replay(games.reducer, history[:3]) == Folded(content(game.updated), 3)
@@ -43,7 +44,7 @@ async def test_the_examples_histories_replay_with_the_declared_domains(
     await reader.close()
 
     bus = InProcessEventBus()
-    user = await run_user_example(db, bus)
+    user = await run_user_example(lambda name: MongoDocuments(db, name), bus)
     await bus.close()
     assert {e.type for e in user.stored_events} <= users.events.keys()
     assert replay(users.reducer, user.stored_events) == Folded(content(user.profile), 3)

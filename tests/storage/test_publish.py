@@ -13,7 +13,7 @@ from tests.storage.helpers import Document, raw_events
 from tests.sync.wiring import create_topic, read_topic
 from topics.catalog import TopicNames
 from workers.adapters.kafka import KafkaProducer, plain
-from workers.adapters.mongo import MongoEventStore
+from workers.adapters.mongo import MongoDocuments, MongoEventStore
 from workers.bus import InProcessEventBus
 from workers.metrics import create_metrics
 from workers.roles.outbox import Outbox
@@ -49,7 +49,7 @@ async def _pending(db: AsyncDatabase[Document]) -> list[int]:
 async def test_changes_reach_events_stored_through_the_outbox(
     stack: Any, db: AsyncDatabase[Document], producer: KafkaProducer, topic: str
 ) -> None:
-    games = EventSourcedStorage(db, "games", outbox=_outbox(db, producer, topic))
+    games = EventSourcedStorage(MongoDocuments(db, "games"), outbox=_outbox(db, producer, topic))
     await games.find_one_and_upsert({"_id": "g1", "gold": 1}, client_id="game-server")
     await games.find_one_and_update("g1", lambda g: {**g, "gold": 2}, client_id="admin-panel")
     await games.delete_one("g1", client_id="admin-panel")
@@ -69,7 +69,7 @@ async def test_with_kafka_down_the_change_commits_and_the_relay_publishes_it_lat
     down = KafkaProducer(
         plain("kafka://127.0.0.1:1", timeout_ms=200)
     )  # never started: every send raises StreamUnavailable, as with Kafka down
-    games = EventSourcedStorage(db, "games", outbox=_outbox(db, down, topic))
+    games = EventSourcedStorage(MongoDocuments(db, "games"), outbox=_outbox(db, down, topic))
     with caplog.at_level(logging.WARNING, logger="workers.storage"):
         await games.find_one_and_upsert({"_id": "g1", "gold": 1}, client_id="game-server")
         await games.find_one_and_update("g1", lambda g: {**g, "gold": 2}, client_id="c")
@@ -89,7 +89,7 @@ async def test_a_failing_bus_does_not_fail_the_change(
 ) -> None:
     bus = InProcessEventBus()
     await bus.close()  # publishing now raises BusClosed
-    games = EventSourcedStorage(db, "games", bus=bus)
+    games = EventSourcedStorage(MongoDocuments(db, "games"), bus=bus)
     with caplog.at_level(logging.WARNING, logger="workers.storage"):
         doc = await games.find_one_and_upsert({"_id": "g1", "gold": 1}, client_id="c")
     assert doc["version"] == 1

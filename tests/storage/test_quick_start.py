@@ -15,6 +15,7 @@ from tests.storage.helpers import Document, raw_events
 from tests.waiting import wait_for
 from topics.envelope import Event, Metadata
 from topics.errors import InvalidInput, NotFound, UnknownAggregateType
+from workers.adapters.mongo import MongoDocuments
 from workers.adapters.nats import NatsEventBus
 from workers.adapters.redis import RedisEventBus
 from workers.bus import InProcessEventBus
@@ -59,10 +60,7 @@ def change_email(user: DocumentAggregate, command: NamedCommand) -> Document:
 
 
 async def test_the_quick_start_of_seed_003(db: AsyncDatabase[Document], bus: EventBus) -> None:
-    users = EventSourcedStorage(
-        db, "users", type_prefix="User", bus=bus,
-        mapper=FieldChangedMapper("email", "UserEmailChanged", "new_email"),
-    )  # fmt: skip
+    users = EventSourcedStorage(MongoDocuments(db, "users"), type_prefix="User", bus=bus, mapper=FieldChangedMapper("email", "UserEmailChanged", "new_email"))  # fmt: skip
     factory = AggregateFactory()
     factory.register("users", lambda user_id: {"name": "", "email": "", "plan": "free"})
     dispatcher = Dispatcher()
@@ -105,7 +103,7 @@ async def test_the_quick_start_of_seed_003(db: AsyncDatabase[Document], bus: Eve
 
 
 async def test_update_creates_a_missing_document_only_when_asked(db: AsyncDatabase[Document]) -> None:
-    users = EventSourcedStorage(db, "users", type_prefix="User")
+    users = EventSourcedStorage(MongoDocuments(db, "users"), type_prefix="User")
 
     def set_email(user: Document | None) -> Document:
         user = user or {"name": "John Doe"}  # seed 003: `user, ok := doc.(*User); if !ok {...}`
@@ -135,7 +133,7 @@ async def test_update_creates_a_missing_document_only_when_asked(db: AsyncDataba
 
 
 async def test_dispatching_what_nobody_handles_is_refused(db: AsyncDatabase[Document]) -> None:
-    users = EventSourcedStorage(db, "users", type_prefix="User")
+    users = EventSourcedStorage(MongoDocuments(db, "users"), type_prefix="User")
     dispatcher = Dispatcher()
     dispatcher.register("CreateUser", DocumentHandler(users, create_user, create=True,
                                                       factory=AggregateFactory()))  # fmt: skip

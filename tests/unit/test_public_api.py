@@ -30,7 +30,7 @@ PUBLIC = {
     "workers.runtime": ["compose", "serve", "settings"],
     "workers.adapters": ["kafka", "memory", "mongo", "nats", "redis"],
     "workers.adapters.memory": [
-        "Faults", "MemoryCommandMemory", "MemoryDatabase", "MemoryEventStore", "MemoryMarker",
+        "Faults", "MemoryCommandMemory", "MemoryDatabase", "MemoryDocuments", "MemoryEventStore", "MemoryMarker",
         "MemoryProducer", "MemoryRejections", "MemoryRuleStates", "MemorySnapshotStore", "MemoryViewStaging",
         "MemoryViewStore", "Switchable", "murmur2", "partition_for",
     ],

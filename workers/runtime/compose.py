@@ -10,15 +10,12 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from pymongo import AsyncMongoClient
-from redis.asyncio import RedisCluster
-
 from snapshot_rules.domain import Domains
 from topics.catalog import TopicNames
 from topics.errors import ConfigError, EventfleetError
 from workers.adapters.kafka import KafkaConfig, KafkaProducer
 from workers.adapters.mongo import (
-    Document,
+    MongoClient,
     MongoEventStore,
     MongoRejections,
     MongoSnapshotStore,
@@ -32,6 +29,7 @@ from workers.adapters.redis import (
     RedisCommandMemory,
     RedisMarker,
     connect_redis,
+    is_cluster,
 )
 from workers.cqrs.repository import Repository
 from workers.cqrs.sync import SyncCommands
@@ -113,7 +111,7 @@ class Runtime:
     names: TopicNames
     roles: frozenset[str]
     kafka: KafkaConfig
-    mongo: AsyncMongoClient[Document]
+    mongo: MongoClient
     events: MongoEventStore
     snapshots: MongoSnapshotStore
     loader: StateLoader
@@ -247,7 +245,7 @@ class Runtime:
             prefix=prefix,
             ttl_s=settings.marker_ttl_s,
             tentative_ttl_ms=settings.mark_tentative_ms,
-            cluster=isinstance(redis, RedisCluster),  # the filter key is in another slot
+            cluster=is_cluster(redis),  # the filter key is in another slot
         )
         self.parts["marker"] = marker
         return marker

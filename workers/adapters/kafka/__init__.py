@@ -6,6 +6,7 @@ from __future__ import annotations
 from workers.adapters.kafka.admin import TopicReport, admin_client, ensure_topics
 from workers.adapters.kafka.bus import KafkaBusOptions, KafkaEventBus
 from workers.adapters.kafka.config import KafkaConfig, plain
+from workers.adapters.kafka.errors import escaped
 from workers.adapters.kafka.lag import KafkaLagReader, PartitionLag
 from workers.adapters.kafka.producer import KafkaProducer
 from workers.adapters.kafka.reader import read_topic
@@ -20,6 +21,7 @@ __all__ = [
     "TopicReport",
     "admin_client",
     "ensure_topics",
+    "escaped",
     "plain",
     "read_topic",
 ]

@@ -8,6 +8,7 @@ pause-and-retry. Nothing in production composes them.
 from __future__ import annotations
 
 from workers.adapters.memory.common import Faults, Switchable
+from workers.adapters.memory.documents import MemoryDocuments
 from workers.adapters.memory.events import MemoryEventStore
 from workers.adapters.memory.producer import MemoryProducer, murmur2, partition_for
 from workers.adapters.memory.redis import MemoryCommandMemory, MemoryMarker, MemoryRejections
@@ -19,6 +20,7 @@ __all__ = [
     "Faults",
     "MemoryCommandMemory",
     "MemoryDatabase",
+    "MemoryDocuments",
     "MemoryEventStore",
     "MemoryMarker",
     "MemoryProducer",

@@ -1,27 +1,33 @@
-"""MongoDB adapters: the event, snapshot, view and rejection stores; driver errors are translated here, once."""
+"""MongoDB adapters: the event, snapshot, view, rejection and document stores and the operator
+trail; driver errors are translated here, once."""
 
 from __future__ import annotations
 
 from topics.errors import StoreError
 from workers.adapters.mongo.actions import ACTIONS, MongoActionLog
-from workers.adapters.mongo.stores import (
+from workers.adapters.mongo.client import (
     DURABLE,
+    Document,
+    MongoClient,
+    connect,
+    database,
+    escaped,
+    log,
+    translated,
+)
+from workers.adapters.mongo.documents import MongoDocuments
+from workers.adapters.mongo.stores import (
     EVENTS,
     PENDING,
     PENDING_INDEX,
     REJECTIONS,
     SNAPSHOTS,
-    Document,
     MongoEventStore,
     MongoRejections,
     MongoSnapshotStore,
-    connect,
-    database,
     document_to_event,
     event_to_document,
-    log,
     snapshot_id,
-    translated,
 )
 from workers.adapters.mongo.views import (
     MongoViewStaging,
@@ -40,6 +46,8 @@ __all__ = [
     "SNAPSHOTS",
     "Document",
     "MongoActionLog",
+    "MongoClient",
+    "MongoDocuments",
     "MongoEventStore",
     "MongoRejections",
     "MongoSnapshotStore",
@@ -49,6 +57,7 @@ __all__ = [
     "connect",
     "database",
     "document_to_event",
+    "escaped",
     "event_to_document",
     "from_document",
     "log",

@@ -7,7 +7,7 @@ from pymongo import DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
-from workers.adapters.mongo.stores import DURABLE, Document, translated
+from workers.adapters.mongo.client import DURABLE, Document, translated
 from workers.ports import OperatorAction
 
 ACTIONS = "console_audit"

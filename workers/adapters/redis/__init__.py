@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from workers.adapters.redis.batch import Lua, RedisBatcher
 from workers.adapters.redis.bus import RedisEventBus
-from workers.adapters.redis.connect import RedisClient, connect_redis, describe_redis
+from workers.adapters.redis.connect import (
+    RedisClient,
+    connect_redis,
+    describe_redis,
+    escaped,
+    is_cluster,
+)
 from workers.adapters.redis.marker import SCRIPTS, RedisCommandMemory, RedisKeys, RedisMarker
 
 __all__ = [
@@ -19,4 +25,6 @@ __all__ = [
     "RedisMarker",
     "connect_redis",
     "describe_redis",
+    "escaped",
+    "is_cluster",
 ]
