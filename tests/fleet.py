@@ -7,7 +7,6 @@ import contextlib
 import os
 import signal
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +16,6 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from tests.waiting import wait_for
 from workers.devtools.embedded import EmbeddedStack, free_port
@@ -140,35 +138,6 @@ class FleetProcess:
 
     async def post(self, path: str, body: Any = None, raw: bytes | None = None) -> tuple[int, Any]:
         return await self.request("POST", path, body, raw)
-
-
-async def read_topic(
-    kafka_url: str, topic: str, *, expect: int, timeout_s: float = 30, settle_s: float = 0.5
-) -> list[Any]:
-    """Read a topic from the beginning until ``expect`` records arrived (and a short settle)."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=kafka_url.removeprefix("kafka://"),
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        fetch_max_wait_ms=10,
-    )
-    await consumer.start()
-    records: list[Any] = []
-    try:
-        deadline = time.monotonic() + timeout_s
-        settled_at: float | None = None
-        while time.monotonic() < deadline:
-            batches = await consumer.getmany(timeout_ms=100)
-            for batch in batches.values():
-                records.extend(batch)
-            if len(records) >= expect:
-                settled_at = settled_at or time.monotonic()
-                if time.monotonic() - settled_at >= settle_s:
-                    break
-    finally:
-        await consumer.stop()
-    return records
 
 
 _STARTED: list[FleetProcess] = []

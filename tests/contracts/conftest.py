@@ -7,7 +7,6 @@ taken down, MongoDB behind a TCP proxy that resets every connection, Kafka pause
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -16,11 +15,10 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.faults import TcpProxy
+from tests.kafka_topics import create_topic, read_records
 from workers.adapters.kafka import KafkaProducer, plain
 from workers.adapters.memory import (
     MemoryDatabase,
@@ -196,9 +194,9 @@ async def topics(
         yield Topics("memory", producer, topic, produced, outage)
         return
     url = stack.urls.kafka_url
-    await create_topic(url, topic)
+    await create_topic(url, topic, partitions=PARTITIONS)
     async with started_producer(url, unique_name) as real:
-        yield Topics("kafka", real, topic, lambda: read_topic(url, topic), paused_kafka(stack))
+        yield Topics("kafka", real, topic, lambda: read_records(url, topic), paused_kafka(stack))
 
 
 @asynccontextmanager
@@ -222,7 +220,7 @@ def paused_kafka(stack: EmbeddedStack) -> Callable[[], AbstractAsyncContextManag
         own = EmbeddedStack(mongo_url=stack.urls.mongo_url, redis_url=stack.urls.redis_url)
         async with own:
             kafka = own.process("kafka")
-            await create_topic(own.urls.kafka_url, "outage")
+            await create_topic(own.urls.kafka_url, "outage", partitions=PARTITIONS)
             async with started_producer(
                 own.urls.kafka_url, "outage", timeout_ms=OUTAGE_TIMEOUT_MS
             ) as producer:
@@ -233,46 +231,3 @@ def paused_kafka(stack: EmbeddedStack) -> Callable[[], AbstractAsyncContextManag
                     kafka.resume()
 
     return outage
-
-
-def _bootstrap(kafka_url: str) -> str:
-    return kafka_url.removeprefix("kafka://")
-
-
-async def create_topic(kafka_url: str, topic: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=_bootstrap(kafka_url), request_timeout_ms=5000)
-    await asyncio.wait_for(admin.start(), 10)
-    try:
-        new = NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)
-        await asyncio.wait_for(admin.create_topics([new]), 10)
-    finally:
-        await asyncio.wait_for(admin.close(), 10)
-
-
-async def read_topic(kafka_url: str, topic: str, *, timeout_s: float = 10.0) -> list[Record]:
-    """Every record of ``topic`` up to its current end (no consumer group: no join wait)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=_bootstrap(kafka_url),
-        enable_auto_commit=False,
-        fetch_max_wait_ms=10,
-        request_timeout_ms=5000,
-    )
-    await asyncio.wait_for(consumer.start(), timeout_s)
-    try:
-        partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-        consumer.assign(partitions)
-        await asyncio.wait_for(consumer.seek_to_beginning(*partitions), timeout_s)
-        end = await asyncio.wait_for(consumer.end_offsets(partitions), timeout_s)
-        found: list[Record] = []
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while any([await consumer.position(tp) < end[tp] for tp in partitions]):
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"{topic}: could not read up to {end} within {timeout_s} s")
-            for records in (await consumer.getmany(*partitions, timeout_ms=100)).values():
-                found.extend(
-                    Record(r.topic, r.partition, r.offset, r.key, r.value or b"", tuple(r.headers))
-                    for r in records
-                )
-        return sorted(found, key=lambda r: (r.partition, r.offset))
-    finally:
-        await asyncio.wait_for(consumer.stop(), timeout_s)

@@ -11,7 +11,8 @@ import orjson
 
 from tests.auditing import audit, errors
 from tests.e2e.hoarding import domains as hoarding_domains
-from tests.fleet import FleetProcess, read_topic
+from tests.fleet import FleetProcess
+from tests.kafka_topics import read_until
 from tests.waiting import wait_for
 from topics.envelope import Event, new_event
 from workers.adapters.mongo import MongoEventStore, connect, database
@@ -134,7 +135,7 @@ async def test_a_state_the_store_cannot_take_parks_one_aggregate_not_the_fleet(
             return status == 200 and body["version"] == 1
 
         await wait_for(tiny_done, timeout_s=120, what="the small aggregate's snapshot")
-        dlq = await read_topic(stack.urls.kafka_url, f"{fleet.prefix}events.dlq", expect=2, timeout_s=120)
+        dlq = await read_until(stack.urls.kafka_url, f"{fleet.prefix}events.dlq", expect=2, timeout_s=120)
         reasons = sorted((dict(r.headers)["dlq_reason"], r.key) for r in dlq)
         assert reasons == [(b"projection_failed", b"hoard:huge"), (b"snapshot_failed", b"hoard:huge")]
         detail = dict(dlq[0].headers)["dlq_detail"].decode()

@@ -10,7 +10,8 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from tests.e2e.test_pipeline import stored_events, wait_stored
-from tests.fleet import FleetProcess, order_items, read_topic, wait_for
+from tests.fleet import FleetProcess, order_items, wait_for
+from tests.kafka_topics import read_until
 from topics.envelope import decode, encode, kafka_headers, new_event
 from workers.adapters.mongo import connect, database
 from workers.devtools.embedded import EmbeddedStack
@@ -119,7 +120,7 @@ async def test_redis_down_answers_503_and_produces_nothing(
             f"/v1/order/{order}/events", {"type": "OrderPlaced", "data": {"items": order_items()}}
         )
         assert status == 202, body
-        records = await read_topic(
+        records = await read_until(
             private_stack.urls.kafka_url, f"{fleet.prefix}events", expect=1, settle_s=0.5
         )
         assert [decode(r.value).id for r in records if decode(r.value).aggregate_id == order] == [
@@ -211,7 +212,7 @@ async def restart_and_check(
             stack, name, len(ids), what=f"{len(ids)} stored events after the restart"
         )
         assert_exactly_once(await store_contents(stack, name), ids, orders, per_order)
-        published = await read_topic(
+        published = await read_until(
             stack.urls.kafka_url, f"{first.prefix}events.stored", expect=len(ids)
         )
     except BaseException:
@@ -316,7 +317,7 @@ async def test_sync_append_with_kafka_down_is_stored_says_so_and_publishes_later
             return doc is not None and "pending_publish" not in doc
 
         await wait_for(relayed, timeout_s=60, what="the outbox relay to publish the stored event")
-        records = await read_topic(
+        records = await read_until(
             private_stack.urls.kafka_url, f"{fleet.prefix}events.stored", expect=2, timeout_s=30
         )
         published = [decode(r.value) for r in records if decode(r.value).version == 2]

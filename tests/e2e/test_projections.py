@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from snapshot_rules.replay import replay
-from tests.fleet import FleetProcess, read_topic, wait_for
+from tests.fleet import FleetProcess, wait_for
+from tests.kafka_topics import read_until
 from topics.envelope import decode, from_dict
 from workers.devtools.embedded import EmbeddedStack
 from workers.examples.domains.chat_room import reduce_chat_room
@@ -117,7 +118,7 @@ async def test_room_views_follow_the_stream_and_agree_with_replay(chat_fleet: Fl
     assert status == 200 and then["source"] == "replay" and past.state is not None
     assert (then["version"], then["messages"]) == (past.version, past.state["messages"])
 
-    records = await read_topic(
+    records = await read_until(
         chat_fleet.env["EVENTFLEET_KAFKA_URL"], f"{chat_fleet.prefix}chat", expect=0, settle_s=1
     )
     routed = [decode(r.value) for r in records]

@@ -18,7 +18,8 @@ from redis.asyncio import Redis
 from tests.auditing import audit, errors
 from tests.e2e.test_failures import produce_events
 from tests.faults import TcpProxy
-from tests.fleet import FleetProcess, order_items, read_topic, wait_for
+from tests.fleet import FleetProcess, order_items, wait_for
+from tests.kafka_topics import read_until
 from topics.envelope import decode
 from workers.adapters.mongo import connect, database
 from workers.devtools.embedded import EmbeddedStack, free_port
@@ -378,7 +379,7 @@ async def test_several_appender_processes_store_every_chained_event_once_through
         finally:
             await client.close()
         assert errors(await audit(private_stack, unique_name, topics=False)) == []
-        records = await read_topic(
+        records = await read_until(
             private_stack.urls.kafka_url, f"{first.prefix}events.stored", expect=len(events)
         )
         firsts: dict[str, list[int]] = {}

@@ -10,7 +10,8 @@ import orjson
 from tests.auditing import audit
 from tests.e2e.fragile import domains as fragile_domains
 from tests.e2e.test_failures import produce_events
-from tests.fleet import FleetProcess, order_items, read_topic, wait_for
+from tests.fleet import FleetProcess, order_items, wait_for
+from tests.kafka_topics import read_until
 from topics.envelope import decode
 from workers.devtools.embedded import EmbeddedStack
 
@@ -123,7 +124,7 @@ async def test_a_version_the_outbox_held_back_is_published_before_the_next_one(
             )
         )
         assert {s for s, _ in more} == {201}
-        records = await read_topic(
+        records = await read_until(
             private_stack.urls.kafka_url,
             f"{fleet.prefix}events.stored",
             expect=4 * len(accounts),
@@ -162,7 +163,7 @@ async def test_poison_and_a_failing_reducer_park_one_aggregate_and_the_partition
         assert (status, body["error"]) == (500, "replay_failed") and "13" in body["message"]
         _, metrics = await fleet.get("/metrics")
         assert 'eventfleet_aggregates_parked_total{reason="snapshot_failed",role="snapshotter"} 1.0' in metrics
-        dlq = await read_topic(private_stack.urls.kafka_url, f"{fleet.prefix}events.dlq", expect=1)
+        dlq = await read_until(private_stack.urls.kafka_url, f"{fleet.prefix}events.dlq", expect=1)
         assert [dict(r.headers)["dlq_reason"] for r in dlq] == [b"snapshot_failed"]
         status, _ = await fleet.get("/readyz")
         assert status == 200 and fleet.process is not None and fleet.process.returncode is None

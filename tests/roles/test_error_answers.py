@@ -61,7 +61,7 @@ async def test_exactly_at_names_the_newest_version_when_asked_past_it(
 
 
 async def test_a_sync_refusal_lists_allowed_only_when_the_declared_transitions_decided() -> None:
-    p = pipeline(Domains([SYNC_ORDER]))
+    p = await pipeline(Domains([SYNC_ORDER]))
     early = await p.ask("order:o1", "OrderPaid", {"amount": 2})
     assert (early.status, early.body["error"]) == (409, "transition_rejected")
     assert early.body["current"] is None and early.body["allowed"] == ["OrderPlaced"]

@@ -25,7 +25,7 @@ from .support import T0
 
 
 async def test_a_cart_is_filled_checked_out_and_closed() -> None:
-    p = pipeline(all_domains())
+    p = await pipeline(all_domains())
     assert (await p.ask("cart:c1", "CartOpened", {"customer_id": "ann"})).status == 202
     early = await p.ask("cart:c1", "CartCheckedOut")
     assert early.status == 409 and early.body["allowed"] == ["ItemAdded", "ItemRemoved", "QuantityChanged"]
@@ -44,7 +44,7 @@ async def test_a_cart_is_filled_checked_out_and_closed() -> None:
 
 
 async def test_an_order_book_over_http_refuses_what_its_rulebook_refuses() -> None:
-    p = pipeline(all_domains())
+    p = await pipeline(all_domains())
 
     async def ask(kind: str, **data: object) -> tuple[int, str]:
         answer = await p.ask("order_book:ACME", kind, data)
@@ -65,7 +65,7 @@ async def test_an_order_book_over_http_refuses_what_its_rulebook_refuses() -> No
 
 
 async def test_place_order_stores_an_order_and_its_trades_in_one_append() -> None:
-    p = pipeline(all_domains())
+    p = await pipeline(all_domains())
     assert (await p.ask("order_book:XYZ", "InstrumentListed", {"tick": 1})).status == 201
     outbox = Outbox(p.store, p.producer, topic=STORED, metrics=p.metrics, mode="sync")
     dispatcher = Dispatcher()
@@ -98,7 +98,7 @@ async def test_place_order_stores_an_order_and_its_trades_in_one_append() -> Non
 
 
 async def test_a_long_match_is_snapshotted_by_play_time() -> None:
-    p = pipeline(all_domains())
+    p = await pipeline(all_domains())
     snapshotter = Snapshotter(
         loader=p.loader, domains=p.domains, metrics=create_metrics(), concurrency=2,
         rule_states=MemoryRuleStates(),

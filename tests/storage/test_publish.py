@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
+from tests.kafka_topics import create_topic, read_events
 from tests.storage.helpers import Document, raw_events
-from tests.sync.wiring import create_topic, read_topic
 from topics.catalog import TopicNames
 from workers.adapters.kafka import KafkaProducer, plain
 from workers.adapters.mongo import MongoDocuments, MongoEventStore
@@ -23,7 +23,7 @@ from workers.storage import EventSourcedStorage
 @pytest.fixture
 async def topic(stack: Any, unique_name: str) -> str:
     name = TopicNames(prefix=f"{unique_name}.").stored
-    await create_topic(stack.urls.kafka_url, name)
+    await create_topic(stack.urls.kafka_url, name, partitions=2)
     return name
 
 
@@ -55,7 +55,7 @@ async def test_changes_reach_events_stored_through_the_outbox(
     await games.delete_one("g1", client_id="admin-panel")
 
     stored = await games.get_missing_events("g1", after_version=0)
-    assert await read_topic(stack.urls.kafka_url, topic) == stored
+    assert await read_events(stack.urls.kafka_url, topic) == stored
     assert await _pending(db) == []
 
 
@@ -79,7 +79,7 @@ async def test_with_kafka_down_the_change_commits_and_the_relay_publishes_it_lat
 
     relayed = await _outbox(db, producer, topic).relay_once(older_than_s=0)
     assert relayed == 2 and await _pending(db) == []
-    assert await read_topic(stack.urls.kafka_url, topic) == await games.get_missing_events(
+    assert await read_events(stack.urls.kafka_url, topic) == await games.get_missing_events(
         "g1", after_version=0
     )
 

@@ -22,12 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from topics.errors import ConfigError, EventfleetError
-from workers.adapters.mongo import database
 from workers.adapters.redis import connect_redis
 from workers.devtools.banner import banner
 from workers.devtools.embedded import EmbeddedStack, StackStartError
 from workers.devtools.embedded.children import SAFETY_NET
-from workers.runtime.compose import ROLES, Runtime, load_domains, store_id
+from workers.runtime.compose import ROLES, Runtime, load_domains
 from workers.runtime.fleet import Fleet
 from workers.runtime.serve import serve
 from workers.runtime.settings import Settings
@@ -185,8 +184,7 @@ async def _keys_to_forget(runtime: Runtime, stack: EmbeddedStack) -> str | None:
     """The key prefix to delete at exit: marks in a lent Redis of a store that dies with us."""
     if "redis" in stack.started or "mongo" not in stack.started:
         return None  # our own Redis dies with the run; a lasting store keeps its marks valid
-    db = database(runtime.mongo, runtime.settings.mongo_database)
-    return f"{runtime.settings.topic_prefix}{await store_id(db)}:"
+    return f"{runtime.settings.topic_prefix}{await runtime.stores.store_id()}:"
 
 
 async def _delete_keys(settings: Settings, prefix: str) -> None:

@@ -19,7 +19,6 @@ import orjson
 from snapshot_rules.projection import Projection
 from topics.envelope import Event
 from topics.errors import InvalidInput, Unavailable
-from workers.adapters.mongo import MongoViewStore, database
 from workers.ports import Outgoing, Record
 from workers.roles.deadletter import decode_stored
 from workers.roles.projections import ProjectionRunner
@@ -227,7 +226,7 @@ def register_agents(fleet: Fleet) -> None:
 def register_projection(fleet: Fleet, projection: Projection) -> None:
     """One agent ``projection-<name>`` on events.stored (its own group with --role projection)."""
     rt = fleet.runtime
-    views = MongoViewStore(database(rt.mongo, rt.settings.mongo_database), projection.collection)
+    views = rt.views(projection.collection)
     runner = ProjectionRunner(
         projection,
         views=views,

@@ -15,7 +15,6 @@ from prometheus_client import generate_latest
 from snapshot_rules.queries import Query
 from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE, encode, parse_utc
 from topics.errors import EventfleetError, InvalidEnvelope, InvalidInput
-from workers.adapters.mongo import MongoViewStore, database
 from workers.roles.requests import Answer, PayloadTooLarge, error, parse_request
 from workers.runtime import http_errors
 from workers.runtime.console import register_console
@@ -280,9 +279,8 @@ def register_views(fleet: Fleet) -> None:
 def register_domain_queries(fleet: Fleet) -> None:
     """Serve every enabled domain's declared read routes (a disabled domain has none)."""
     rt = fleet.runtime
-    db = database(rt.mongo, rt.settings.mongo_database)
     views = {
-        name: MongoViewStore(db, projection.collection)
+        name: rt.views(projection.collection)
         for name, projection in rt.domains.projections().items()
     }
     context = FleetQueries(domains=rt.domains, loader=rt.loader, events=rt.events, views=views)

@@ -10,6 +10,7 @@ from workers.adapters.kafka.errors import escaped
 from workers.adapters.kafka.lag import KafkaLagReader, PartitionLag
 from workers.adapters.kafka.producer import KafkaProducer
 from workers.adapters.kafka.reader import read_topic
+from workers.adapters.kafka.stream import KafkaStream
 
 __all__ = [
     "KafkaBusOptions",
@@ -17,6 +18,7 @@ __all__ = [
     "KafkaEventBus",
     "KafkaLagReader",
     "KafkaProducer",
+    "KafkaStream",
     "PartitionLag",
     "TopicReport",
     "admin_client",

@@ -16,6 +16,7 @@ from workers.adapters.mongo.client import (
     translated,
 )
 from workers.adapters.mongo.documents import MongoDocuments
+from workers.adapters.mongo.fleet import MongoStores
 from workers.adapters.mongo.stores import (
     EVENTS,
     PENDING,
@@ -51,6 +52,7 @@ __all__ = [
     "MongoEventStore",
     "MongoRejections",
     "MongoSnapshotStore",
+    "MongoStores",
     "MongoViewStaging",
     "MongoViewStore",
     "StoreError",

@@ -13,6 +13,7 @@ from workers.adapters.redis.connect import (
     is_cluster,
 )
 from workers.adapters.redis.marker import SCRIPTS, RedisCommandMemory, RedisKeys, RedisMarker
+from workers.adapters.redis.marks import RedisMarks
 
 __all__ = [
     "SCRIPTS",
@@ -23,6 +24,7 @@ __all__ = [
     "RedisEventBus",
     "RedisKeys",
     "RedisMarker",
+    "RedisMarks",
     "connect_redis",
     "describe_redis",
     "escaped",
