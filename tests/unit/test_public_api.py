@@ -46,7 +46,7 @@ PUBLIC = {
         "CommandRecord", "Delivery", "EventBus", "EventStore", "Handler", "Head", "MarkRequest",
         "MarkResult", "Marker", "OperatorAction", "Outgoing", "PendingEvents", "Producer", "Record", "Rejection",
         "Rejections", "RuleState", "RuleStates", "Snapshot", "SnapshotStore", "Subscription", "SyncAppender", "SyncResult",
-        "ViewDoc", "ViewStaging", "ViewStore", "check_read_back",
+        "ViewDoc", "ViewStaging", "ViewStore",
     ],
 }  # fmt: skip
 

@@ -186,7 +186,7 @@ def register_views(fleet: Fleet) -> None:
                 limit = int_param(request.query, "limit", 100, low=1, high=MAX_PAGE)
                 stored = await rt.events.read(ref, after_version=after, limit=limit)
                 events = [rt.domains.upcast(e) for e in stored]  # clients see the current version
-                if not events and not await rt.events.last_versions([ref]):
+                if not events and not await rt.events.heads([ref]):
                     rt.domains.get(aggregate_type)  # nothing stored: is the type itself unknown?
                     return respond(self, no_events(aggregate_type, aggregate_id, None))
             except EventfleetError as e:

@@ -26,8 +26,6 @@ from workers.adapters.mongo.stores import (
     MongoEventStore,
     MongoRejections,
     MongoSnapshotStore,
-    document_to_event,
-    event_to_document,
     snapshot_id,
 )
 from workers.adapters.mongo.views import (
@@ -58,9 +56,7 @@ __all__ = [
     "StoreError",
     "connect",
     "database",
-    "document_to_event",
     "escaped",
-    "event_to_document",
     "from_document",
     "log",
     "snapshot_id",

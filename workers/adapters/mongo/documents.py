@@ -27,7 +27,8 @@ from topics.envelope import Event
 from topics.errors import StoreError, StoreUnavailable
 from workers.adapters.mongo.changes import ChangeWatcher
 from workers.adapters.mongo.client import translated
-from workers.adapters.mongo.stores import MongoEventStore, document_to_event, event_to_document
+from workers.adapters.mongo.stores import MongoEventStore
+from workers.adapters.records import document_to_event, event_to_document
 from workers.ports import AppendConflict
 from workers.storage.documents import ID, PENDING_EVENT, VERSION, disagree
 from workers.storage.ports import (

@@ -12,17 +12,18 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from topics.envelope import Event, Metadata
+from topics.envelope import Event
 from topics.errors import StoreError
 from workers.adapters.mongo.client import DURABLE, Document, translated
-from workers.ports import (
-    AggregateRef,
-    AppendConflict,
-    Head,
-    Rejection,
-    Snapshot,
+from workers.adapters.records import (
+    check_append,
+    check_read,
     check_read_back,
+    conflict,
+    document_to_event,
+    event_to_document,
 )
+from workers.ports import AggregateRef, Head, Rejection, Snapshot
 
 EVENTS = "events"
 PENDING = "pending_publish"
@@ -31,44 +32,6 @@ PENDING_INDEX = "pending_publish_by_aggregate"
 SNAPSHOTS = "snapshots"
 REJECTIONS = "rejections"
 FIND_IDS = 256  # ids per lookup: SecantusDB's $in grows superlinearly (0.08 s at 256, 1 s at 1000)
-def event_to_document(event: Event) -> Document:
-    """The one mapping between an event and its stored document (``_id`` = event id).
-
-    ``schema_version`` is stored only above 1: a document without it is version 1.
-    """
-    doc: Document = {
-        "_id": event.id,
-        "aggregate_type": event.aggregate_type,
-        "aggregate_id": event.aggregate_id,
-        "version": event.version,
-        "type": event.type,
-        "data": event.data,
-        "metadata": event.metadata.as_dict(),
-        "occurred_at": event.occurred_at,
-        "after": event.after,
-    }
-    if event.schema_version != 1:
-        doc["schema_version"] = event.schema_version
-    return doc
-
-
-def document_to_event(doc: Document) -> Event:
-    return Event(
-        id=doc["_id"],
-        aggregate_type=doc["aggregate_type"],
-        aggregate_id=doc["aggregate_id"],
-        type=doc["type"],
-        version=doc["version"],
-        data=doc["data"],
-        metadata=Metadata(**doc["metadata"]),
-        occurred_at=doc["occurred_at"].astimezone(UTC),
-        after=doc.get("after"),
-        schema_version=int(doc.get("schema_version", 1)),
-    )
-
-
-
-
 class MongoEventStore:
     """Events in one collection, unique on (aggregate_type, aggregate_id, version)."""
 
@@ -107,9 +70,7 @@ class MongoEventStore:
     ) -> None:
         if not events:
             return
-        for event in events:
-            if event.version is None:
-                raise ValueError(f"event {event.id} has no version; number it before appending")
+        check_append(events)
         docs = [event_to_document(event) for event in events]
         if pending_publish:
             for doc in docs:
@@ -125,14 +86,7 @@ class MongoEventStore:
             # Both unique indexes may fire; the server names only one. Ask for the id.
             # By id alone, on purpose: the id may be taken under another aggregate.
             id_taken = session is None and bool(await self.find([failed.id]))
-            what = f"event {failed.id}" if id_taken else f"version {failed.version}"
-            raise AppendConflict(
-                f"{failed.aggregate_type} {failed.aggregate_id}: {what} is already stored; "
-                f"{'the event was redelivered' if id_taken else 'another writer appended first'}.",
-                inserted=index,
-                failed=failed,
-                id_taken=id_taken,
-            ) from e.__cause__
+            raise conflict(failed, index, id_taken=id_taken) from e.__cause__
 
     async def read(
         self,
@@ -143,9 +97,7 @@ class MongoEventStore:
         to_version: int | None = None,
         as_of: datetime | None = None,
     ) -> list[Event]:
-        if limit is not None and limit < 0:
-            # PyMongo would read a negative limit as "abs(limit), in one batch".
-            raise ValueError(f"limit must be 0 (no limit) or more, got {limit}")
+        check_read(limit)
         version: Document = {"$gt": after_version}
         if to_version is not None:
             version["$lte"] = to_version
@@ -178,22 +130,6 @@ class MongoEventStore:
             # The (aggregate, version) index walked backwards: no sort in memory, no skip.
             cursor = self.collection.find(query, sort=[("version", DESCENDING)], limit=limit)
             return [document_to_event(doc) async for doc in cursor]
-
-    async def last_versions(self, aggregates: Sequence[AggregateRef]) -> dict[AggregateRef, int]:
-        refs = list(dict.fromkeys(aggregates))
-        async with translated(f"reading the last versions of {len(refs)} aggregates"):
-            # One indexed lookup each, all in flight at once (bounded by the driver's pool).
-            docs = await asyncio.gather(
-                *(
-                    self.collection.find_one(
-                        {"aggregate_type": aggregate_type, "aggregate_id": aggregate_id},
-                        projection={"version": 1},
-                        sort=[("version", DESCENDING)],
-                    )
-                    for aggregate_type, aggregate_id in refs
-                )
-            )
-        return {ref: int(doc["version"]) for ref, doc in zip(refs, docs, strict=True) if doc is not None}
 
     async def last_event(self, aggregate: AggregateRef) -> Event | None:
         async with translated(f"reading the last event of {aggregate[0]} {aggregate[1]}"):

@@ -7,7 +7,8 @@ import uuid
 
 from pymongo import ASCENDING
 
-from workers.adapters.mongo import MongoStores, document_to_event
+from workers.adapters.mongo import MongoStores
+from workers.adapters.records import document_to_event
 from workers.devtools.bench.append import chains
 from workers.devtools.bench.measure import Measured, Table
 from workers.runtime.compose import Runtime
