@@ -1,5 +1,9 @@
 """Each port's adapters side by side: every contract test runs on the in-memory one and the real one.
 
+Suites here: EventStore and PendingEvents, SnapshotStore, ViewStore and ViewStaging, Rejections,
+ActionLog (on ``stores``), Producer (on ``topics``), DocumentStore, Marker and CommandMemory,
+RuleStates (their own fixtures); the EventBus contract is ``tests/bus/test_contract.py``.
+
 The real ones use the embedded stack: MongoDB in a database of the test's own, Kafka on a
 topic of the test's own. ``outage()`` gives the same backend unreachable: the memory adapters
 taken down, MongoDB behind a TCP proxy that resets every connection, Kafka paused (SIGSTOP).
@@ -21,18 +25,24 @@ from tests.faults import TcpProxy
 from tests.kafka_topics import create_topic, read_records
 from workers.adapters.kafka import KafkaProducer, plain
 from workers.adapters.memory import (
+    MemoryActionLog,
     MemoryDatabase,
     MemoryEventStore,
     MemoryProducer,
+    MemoryRejections,
     MemorySnapshotStore,
     MemoryViewStaging,
     MemoryViewStore,
 )
 from workers.adapters.mongo import (
+    ACTIONS,
     EVENTS,
+    REJECTIONS,
     SNAPSHOTS,
     Document,
+    MongoActionLog,
     MongoEventStore,
+    MongoRejections,
     MongoSnapshotStore,
     MongoViewStaging,
     MongoViewStore,
@@ -41,10 +51,12 @@ from workers.adapters.mongo import (
 )
 from workers.devtools.embedded import EmbeddedStack
 from workers.ports import (
+    ActionLog,
     EventStore,
     PendingEvents,
     Producer,
     Record,
+    Rejections,
     SnapshotStore,
     ViewStaging,
     ViewStore,
@@ -68,6 +80,8 @@ class Stores:
     kind: str
     events: Events
     snapshots: SnapshotStore
+    rejections: Rejections
+    actions: ActionLog
     views: Callable[[str], ViewStore]
     staging: Callable[[str], ViewStaging]
     collections: Callable[[], Awaitable[list[str]]]
@@ -76,7 +90,8 @@ class Stores:
 
 def memory_stores() -> Stores:
     events, snapshots, db = MemoryEventStore(), MemorySnapshotStore(), MemoryDatabase()
-    switches = (events, snapshots, db)
+    rejections, actions = MemoryRejections(), MemoryActionLog()
+    switches = (events, snapshots, db, rejections, actions)
 
     @asynccontextmanager
     async def outage() -> AsyncIterator[Stores]:
@@ -95,6 +110,8 @@ def memory_stores() -> Stores:
         "memory",
         events,
         snapshots,
+        rejections,
+        actions,
         lambda name: MemoryViewStore(db, name),
         lambda name: MemoryViewStaging(db, name),
         collections,
@@ -110,6 +127,8 @@ def mongo_stores(
         "mongo",
         MongoEventStore(db),
         MongoSnapshotStore(db),
+        MongoRejections(db),
+        MongoActionLog(db),
         lambda name: MongoViewStore(db, name),
         lambda name: MongoViewStaging(db, name),
         partial(view_collections, db),
@@ -118,8 +137,8 @@ def mongo_stores(
 
 
 async def view_collections(db: AsyncDatabase[Document]) -> list[str]:
-    """The database's collections but the event and snapshot stores'."""
-    return sorted(set(await db.list_collection_names()) - {EVENTS, SNAPSHOTS})
+    """The database's collections but the other stores'."""
+    return sorted(set(await db.list_collection_names()) - {EVENTS, SNAPSHOTS, REJECTIONS, ACTIONS})
 
 
 @pytest.fixture(params=STORES)

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from workers.adapters.memory.actions import MemoryActionLog
 from workers.adapters.memory.events import MemoryEventStore
 from workers.adapters.memory.producer import MemoryProducer
-from workers.adapters.memory.redis import MemoryCommandMemory, MemoryMarker, MemoryRejections
+from workers.adapters.memory.redis import MemoryCommandMemory, MemoryMarker
+from workers.adapters.memory.rejections import MemoryRejections
 from workers.adapters.memory.snapshots import MemorySnapshotStore
 from workers.adapters.memory.views import MemoryDatabase, MemoryViewStaging, MemoryViewStore
 from workers.ports import Record
