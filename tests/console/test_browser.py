@@ -156,10 +156,7 @@ async def test_a_bad_fix_is_refused_on_review_and_nothing_is_submitted(
     _replace(browser.find_element("id", "submission"), {"type": "OrderPlaced"})
     browser.find_element("id", "operator").send_keys("carol")
     browser.find_element("id", "review").click()
-    assert (
-        "missing fields aggregate_type, aggregate_id, data"
-        in browser.find_element("id", "error").text
-    )
+    assert "missing fields aggregate_type, aggregate_id, data" in after_submit(browser, "error").text
     status, _ = await fleet.request("POST", f"/console/dlq/{position}/replay", raw=b"operator=x")
     assert status == 400  # no confirm step: refused
     form = {"submission": "{}", "operator": "mallory", "confirm": "yes"}

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from tests.waiting import wait_for
 from topics.envelope import Metadata, new_event
 from topics.errors import StoreError
 from workers.adapters.memory import MemoryDocuments
@@ -179,10 +180,6 @@ async def test_the_change_feed_sees_every_writer(documents: Documents) -> None:
     feed = documents.store.watch(seen)
     assert await feed.ensure() and feed.state == "watching"
     await documents.other(None).commit(change(1, 0, doc_id="g7"))
-    for _ in range(100):
-        if "g7" in seen.keys:
-            break
-        await asyncio.sleep(0.05)
-    assert "g7" in seen.keys
+    await wait_for(lambda: "g7" in seen.keys, timeout_s=30, what="the feed to see the other writer")
     await feed.close()
     assert feed.state == "off" and seen.clears >= 1
