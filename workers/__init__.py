@@ -8,4 +8,4 @@ Rooms, from the bottom up: ``ports`` and ``metrics``; ``roles`` (logic over the 
 Public API: the modules and packages in ``__all__``.
 """
 
-__all__ = ["adapters", "bus", "cli", "cqrs", "devtools", "examples", "metrics", "ports", "roles", "runtime", "storage"]
+__all__ = ["adapters", "bus", "cli", "cqrs", "devtools", "metrics", "ports", "roles", "runtime", "storage"]

@@ -3,7 +3,7 @@ group lag, and the event bus on events.stored; driver errors are translated here
 
 from __future__ import annotations
 
-from workers.adapters.kafka.admin import TopicReport, admin_client, ensure_topics
+from workers.adapters.kafka.admin import TopicReport, ensure_topics
 from workers.adapters.kafka.bus import KafkaBusOptions, KafkaEventBus
 from workers.adapters.kafka.config import KafkaConfig, plain
 from workers.adapters.kafka.errors import escaped
@@ -21,7 +21,6 @@ __all__ = [
     "KafkaStream",
     "PartitionLag",
     "TopicReport",
-    "admin_client",
     "ensure_topics",
     "escaped",
     "plain",
