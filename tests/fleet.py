@@ -9,6 +9,7 @@ import signal
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -140,6 +141,22 @@ class FleetProcess:
         return await self.request("POST", path, body, raw)
 
 
+@asynccontextmanager
+async def running_fleet(
+    stack: EmbeddedStack, name: str, *, roles: str = "all", **env: str
+) -> AsyncIterator[FleetProcess]:
+    """A fleet process for the block: started ready, drained after it (SIGTERM).
+
+    However the block ends, the process stops; a block that succeeded also needs a clean exit.
+    """
+    process = await FleetProcess.for_stack(stack, name, roles=roles, **env).start()
+    try:
+        yield process
+    finally:
+        code = await process.stop()
+    assert code == 0, f"the fleet exited with {code}:\n{process.log_tail()}"
+
+
 _STARTED: list[FleetProcess] = []
 """Every fleet process a test started: none may outlive the session, whatever failed."""
 
@@ -154,13 +171,8 @@ def no_fleet_outlives_the_session() -> Iterator[None]:
 @pytest.fixture(scope="session")
 async def fleet(stack: EmbeddedStack) -> AsyncIterator[FleetProcess]:
     """A fleet running every pipeline role, shared by the end-to-end tests."""
-    process = FleetProcess.for_stack(stack, f"e2e_{uuid.uuid4().hex[:8]}")
-    await process.start()
-    try:
+    async with running_fleet(stack, f"e2e_{uuid.uuid4().hex[:8]}") as process:
         yield process
-    finally:
-        code = await process.stop()
-        assert code == 0, f"the shared fleet exited with {code}:\n{process.log_tail()}"
 
 
 def order_items(n: int = 2) -> list[dict[str, Any]]:

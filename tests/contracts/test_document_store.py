@@ -61,7 +61,9 @@ async def documents(
         await client.close()
 
 
-def change(version: int, gold: int, *, doc_id: str = "g1", event_id: str | None = None) -> PlannedChange:
+def change(
+    version: int, gold: int, *, doc_id: str = "g1", event_id: str | None = None
+) -> PlannedChange:
     event = new_event(
         "games", doc_id, "GameUpdated" if version > 1 else "GameCreated",
         {"operation": "update", "diff": {"gold": gold}, "changed_paths": ["gold"]},
@@ -87,7 +89,9 @@ async def versions(store: DocumentStore, doc_id: str = "g1") -> list[int]:
     return [e.version or 0 for e in await store.events.read(("games", doc_id))]
 
 
-async def test_a_change_commits_with_its_event_at_the_expected_version(documents: Documents) -> None:
+async def test_a_change_commits_with_its_event_at_the_expected_version(
+    documents: Documents,
+) -> None:
     store = documents.store
     await store.open()
     assert store.transactions is documents.transactions
@@ -110,7 +114,9 @@ async def test_of_racing_writers_of_one_version_exactly_one_commits(documents: D
     assert await versions(documents.store) == [1, 2]
 
 
-async def test_a_crash_after_the_document_write_leaves_both_or_an_intent(documents: Documents) -> None:
+async def test_a_crash_after_the_document_write_leaves_both_or_an_intent(
+    documents: Documents,
+) -> None:
     await documents.store.commit(change(1, 0))
     crashing = documents.other(crash_at(AFTER_DOCUMENT_WRITE))
     with pytest.raises(Crash):

@@ -38,7 +38,9 @@ class Marking:
 
 
 @asynccontextmanager
-async def built(kind: str, stack: EmbeddedStack, prefix: str, *, tentative_s: float) -> AsyncIterator[Marking]:
+async def built(
+    kind: str, stack: EmbeddedStack, prefix: str, *, tentative_s: float
+) -> AsyncIterator[Marking]:
     if kind == "memory":
         marker = MemoryMarker(ttl_s=60, tentative_s=tentative_s)
 
@@ -48,7 +50,9 @@ async def built(kind: str, stack: EmbeddedStack, prefix: str, *, tentative_s: fl
         async def lose() -> None:
             marker.lose_filter()
 
-        yield Marking(kind, marker, MemoryCommandMemory(ttl_s=60, claim_s=tentative_s), nothing, lose)
+        yield Marking(
+            kind, marker, MemoryCommandMemory(ttl_s=60, claim_s=tentative_s), nothing, lose
+        )
         return
     redis = Redis.from_url(stack.urls.redis_url)
     batcher = RedisBatcher(
@@ -102,7 +106,9 @@ async def test_a_missing_mark_asks_for_the_store_then_accepts_a_new_aggregate(
     marks: Marking,
 ) -> None:
     assert (await marks.marker.check_and_mark(mark("OrderPlaced", ["none"]))).status == "missing"
-    result = await marks.marker.check_and_mark(mark("OrderPlaced", ["none"], fallback=NEW_AGGREGATE))
+    result = await marks.marker.check_and_mark(
+        mark("OrderPlaced", ["none"], fallback=NEW_AGGREGATE)
+    )
     assert (result.status, result.after, result.current) == ("marked", NEW_AGGREGATE, None)
 
 
@@ -223,7 +229,9 @@ async def test_the_new_aggregate_filter_answers_only_when_ready_and_never_for_a_
     marks: Marking,
 ) -> None:
     fresh = mark("OrderPlaced", ["none"], key="order:f1")
-    assert (await marks.marker.check_and_mark(fresh)).status == "missing"  # not ready: ask the store
+    assert (
+        await marks.marker.check_and_mark(fresh)
+    ).status == "missing"  # not ready: ask the store
     await marks.marker.note_aggregates(["order:f2"])
     await marks.marker.mark_filter_ready()
     assert await marks.marker.filter_ready()
@@ -243,7 +251,11 @@ async def test_any_accepts_every_marked_type_and_still_marks(marks: Marking) -> 
     first = await marks.marker.check_and_mark(written)
     assert (first.status, first.current) == ("marked", None)
     second = await marks.marker.check_and_mark(mark("Pinned", ["*"], key="note:a1"))
-    assert (second.status, second.current, second.after) == ("marked", "NoteWritten", written.event_id)
+    assert (second.status, second.current, second.after) == (
+        "marked",
+        "NoteWritten",
+        written.event_id,
+    )
     fallback = await marks.marker.check_and_mark(
         mark("Pinned", ["*"], key="note:a2", fallback="Archived|x1")
     )

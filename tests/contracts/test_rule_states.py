@@ -40,8 +40,11 @@ async def rule_states(
     )  # fmt: skip
     await app.producer.start()
     await app.producer._producer.partitions_for(topic)  # the partitioner needs the metadata
+
     def make(most: int) -> RuleStates:
-        return FaustRuleStates(rule_table(app, topic=topic, partitions=PARTITIONS), max_entries=most)
+        return FaustRuleStates(
+            rule_table(app, topic=topic, partitions=PARTITIONS), max_entries=most
+        )
 
     try:
         yield make

@@ -62,7 +62,10 @@ async def test_the_bridge_carries_stored_and_mapped_events_to_redis_and_nats(
         opened = await fleet.post("/v1/account/a-1/events",
                                   {"type": "AccountOpened", "data": {"owner": "ada"}})  # fmt: skip
         assert (placed[0], opened[0]) == (202, 201), (placed, opened)
-        users = EventSourcedStorage(MongoDocuments(database(client, unique_name), "users"), type_prefix="User", mapper=FieldChangedMapper("email", "UserEmailChanged", "new_email"))  # fmt: skip
+        users = EventSourcedStorage(
+            MongoDocuments(database(client, unique_name), "users"), type_prefix="User",
+            mapper=FieldChangedMapper("email", "UserEmailChanged", "new_email"),
+        )  # fmt: skip
         await users.find_one_and_upsert({"_id": "u1", "email": "a@b.c"}, client_id="signup")
         await users.find_one_and_update("u1", lambda u: {**u, "email": "new@b.c"}, client_id="p")
         await users.close()  # no outbox here: the fleet's relay publishes the stored changes

@@ -10,7 +10,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from tests.e2e.test_pipeline import stored_events, wait_stored
-from tests.fleet import FleetProcess, order_items, wait_for
+from tests.fleet import FleetProcess, order_items, running_fleet, wait_for
 from tests.kafka_topics import read_until
 from topics.envelope import decode, encode, kafka_headers, new_event
 from workers.adapters.mongo import connect, database
@@ -90,13 +90,12 @@ def assert_exactly_once(
 async def test_redis_down_answers_503_and_produces_nothing(
     private_stack: EmbeddedStack, unique_name: str
 ) -> None:
-    fleet = await FleetProcess.for_stack(
+    async with running_fleet(
         private_stack,
         unique_name,
         EVENTFLEET_REDIS_TIMEOUT_MS="300",
         EVENTFLEET_HEALTH_INTERVAL_S="1",
-    ).start()
-    try:
+    ) as fleet:
         order = f"r-{uuid.uuid4().hex[:6]}"
         redis = private_stack.process("redis")
         await redis.stop()
@@ -126,17 +125,14 @@ async def test_redis_down_answers_503_and_produces_nothing(
         assert [decode(r.value).id for r in records if decode(r.value).aggregate_id == order] == [
             body["event_id"]
         ]
-    finally:
-        assert await fleet.stop() == 0
 
 
 async def test_store_paused_then_the_appender_catches_up(
     private_stack: EmbeddedStack, unique_name: str
 ) -> None:
-    fleet = await FleetProcess.for_stack(
+    async with running_fleet(
         private_stack, unique_name, EVENTFLEET_MONGO_TIMEOUT_MS="500"
-    ).start()
-    try:
+    ) as fleet:
         orders = [f"s-{i}" for i in range(20)]
         for order in orders:
             status, _ = await fleet.post(
@@ -175,8 +171,6 @@ async def test_store_paused_then_the_appender_catches_up(
                 "OrderPlaced",
                 "OrderPaid",
             ]
-    finally:
-        assert await fleet.stop() == 0
 
 
 async def wait_store_holds(stack: EmbeddedStack, name: str, count: int, *, what: str) -> None:

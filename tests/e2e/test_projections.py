@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from snapshot_rules.replay import replay
-from tests.fleet import FleetProcess, wait_for
+from tests.fleet import FleetProcess, running_fleet, wait_for
 from tests.kafka_topics import read_until
 from topics.envelope import decode, from_dict
 from workers.devtools.embedded import EmbeddedStack
@@ -27,15 +27,9 @@ Step = tuple[str, dict[str, Any]]
 @pytest.fixture(scope="module")
 async def chat_fleet(stack: EmbeddedStack) -> AsyncIterator[FleetProcess]:
     name = f"chat_{uuid.uuid4().hex[:8]}"
-    process = FleetProcess.for_stack(
-        stack, name, EVENTFLEET_DOMAINS="workers.examples.domains:chat_domains"
-    )
-    await process.start()
-    try:
+    chat = "workers.examples.domains:chat_domains"
+    async with running_fleet(stack, name, EVENTFLEET_DOMAINS=chat) as process:
         yield process
-    finally:
-        code = await process.stop()
-        assert code == 0, f"the chat fleet exited with {code}:\n{process.log_tail()}"
 
 
 def conversation(tag: str, n: int) -> list[Step]:

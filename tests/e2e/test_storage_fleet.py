@@ -62,7 +62,9 @@ async def games(storage_fleet: FleetProcess) -> AsyncIterator[Games]:
     env = storage_fleet.env
     client = connect(env["EVENTFLEET_MONGO_URL"], timeout_ms=10_000)
     db = database(client, env["EVENTFLEET_MONGO_DATABASE"])
-    storage = EventSourcedStorage(MongoDocuments(db, "game_states"), type_prefix="GameState", outbox=None)
+    storage = EventSourcedStorage(
+        MongoDocuments(db, "game_states"), type_prefix="GameState", outbox=None
+    )
     tag = uuid.uuid4().hex[:8]
     alive, gone = f"g-{tag}", f"gone-{tag}"
     await storage.find_one_and_upsert(

@@ -69,7 +69,9 @@ class Pipeline:
         return await Auditor(self.domains, sources).audit()
 
 
-SETTINGS = Settings(topic_prefix="p.", kafka_timeout_ms=100, append_wait_ms=0, snapshot_concurrency=2)
+SETTINGS = Settings(
+    topic_prefix="p.", kafka_timeout_ms=100, append_wait_ms=0, snapshot_concurrency=2
+)
 """Topics ``p.*``; a command waits 0.2 s for Kafka's answer, the appender never for a predecessor."""
 
 

@@ -24,7 +24,9 @@ async def main(url: str, name: str, transactions: bool, point: str) -> None:
             os.kill(os.getpid(), signal.SIGKILL)
 
     client = connect(url, timeout_ms=10_000)
-    games = EventSourcedStorage(MongoDocuments(database(client, name), "games", transactions=transactions, fault_hook=die))
+    games = EventSourcedStorage(
+        MongoDocuments(database(client, name), "games", transactions=transactions, fault_hook=die)
+    )
     await games.find_one_and_update("g1", lambda g: {**g, "gold": g["gold"] + 1}, client_id="child")
     print("the change completed: the fault point was never reached", flush=True)
 

@@ -77,7 +77,9 @@ async def test_an_idle_change_stream_outlives_the_client_timeout(
     stack: Any, db: AsyncDatabase[Document], other_db: AsyncDatabase[Document]
 ) -> None:
     impatient = connect(stack.urls.mongo_url, timeout_ms=200)  # timeoutMS 400 ms
-    here = EventSourcedStorage(MongoDocuments(database(impatient, db.name), "games"), cache_ttl_s=60)
+    here = EventSourcedStorage(
+        MongoDocuments(database(impatient, db.name), "games"), cache_ttl_s=60
+    )
     there = EventSourcedStorage(MongoDocuments(other_db, "games"))
     try:
         await there.find_one_and_upsert({"_id": "g1", "gold": 1}, client_id="game-server")

@@ -19,7 +19,9 @@ TASKS, INCREMENTS = 20, 5
 async def test_concurrent_edits_are_each_applied_once_with_one_event_per_version(
     db: AsyncDatabase[Document], transactions: bool
 ) -> None:
-    games = EventSourcedStorage(MongoDocuments(db, "games", transactions=transactions), max_retries=1_000)
+    games = EventSourcedStorage(
+        MongoDocuments(db, "games", transactions=transactions), max_retries=1_000
+    )
     await games.find_one_and_upsert(
         {"_id": "g1", "gold": 0, "log": [], "by": {}}, client_id="game-server"
     )

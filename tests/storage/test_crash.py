@@ -65,7 +65,9 @@ async def test_transaction_crash_leaves_neither_change_nor_event(
     db: AsyncDatabase[Document], point: str
 ) -> None:
     await _create(db, transactions=True)
-    crashing = EventSourcedStorage(MongoDocuments(db, "games", transactions=True, fault_hook=crash_at(point)))
+    crashing = EventSourcedStorage(
+        MongoDocuments(db, "games", transactions=True, fault_hook=crash_at(point))
+    )
     with pytest.raises(Crash):
         await crashing.find_one_and_update("g1", _gain, client_id="game-server")
     assert crashing.uses_transactions is True
@@ -83,7 +85,9 @@ async def test_intent_crash_after_the_document_write_is_completed_by_recovery(
     db: AsyncDatabase[Document],
 ) -> None:
     await _create(db, transactions=False)
-    crashing = EventSourcedStorage(MongoDocuments(db, "games", transactions=False, fault_hook=crash_at(AFTER_DOCUMENT_WRITE)))
+    crashing = EventSourcedStorage(
+        MongoDocuments(db, "games", transactions=False, fault_hook=crash_at(AFTER_DOCUMENT_WRITE))
+    )
     with pytest.raises(Crash):
         await crashing.find_one_and_update("g1", _gain, client_id="game-server")
     raw = await raw_doc(db, "games", "g1")
@@ -102,7 +106,9 @@ async def test_intent_crash_after_the_event_write_is_cleaned_up_once(
     db: AsyncDatabase[Document],
 ) -> None:
     await _create(db, transactions=False)
-    crashing = EventSourcedStorage(MongoDocuments(db, "games", transactions=False, fault_hook=crash_at(AFTER_EVENT_WRITE)))
+    crashing = EventSourcedStorage(
+        MongoDocuments(db, "games", transactions=False, fault_hook=crash_at(AFTER_EVENT_WRITE))
+    )
     with pytest.raises(Crash):
         await crashing.find_one_and_update("g1", _gain, client_id="game-server")
     assert len(await raw_events(db, "games", "g1")) == 2
@@ -116,7 +122,9 @@ async def test_any_access_completes_an_interrupted_change_before_going_on(
     db: AsyncDatabase[Document], access: str
 ) -> None:
     await _create(db, transactions=False)
-    crashing = EventSourcedStorage(MongoDocuments(db, "games", transactions=False, fault_hook=crash_at(AFTER_DOCUMENT_WRITE)))
+    crashing = EventSourcedStorage(
+        MongoDocuments(db, "games", transactions=False, fault_hook=crash_at(AFTER_DOCUMENT_WRITE))
+    )
     with pytest.raises(Crash):
         await crashing.find_one_and_update("g1", _gain, client_id="game-server")
     games = EventSourcedStorage(MongoDocuments(db, "games", transactions=False))

@@ -60,7 +60,10 @@ def change_email(user: DocumentAggregate, command: NamedCommand) -> Document:
 
 
 async def test_the_quick_start_of_seed_003(db: AsyncDatabase[Document], bus: EventBus) -> None:
-    users = EventSourcedStorage(MongoDocuments(db, "users"), type_prefix="User", bus=bus, mapper=FieldChangedMapper("email", "UserEmailChanged", "new_email"))  # fmt: skip
+    users = EventSourcedStorage(
+        MongoDocuments(db, "users"), type_prefix="User", bus=bus,
+        mapper=FieldChangedMapper("email", "UserEmailChanged", "new_email"),
+    )  # fmt: skip
     factory = AggregateFactory()
     factory.register("users", lambda user_id: {"name": "", "email": "", "plan": "free"})
     dispatcher = Dispatcher()

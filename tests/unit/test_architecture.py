@@ -166,7 +166,8 @@ def test_the_checks_catch_an_upward_import_and_a_cycle() -> None:
     assert upward("workers.roles.commands", {"workers.runtime.settings", "workers.ports"}) == [
         "workers.runtime.settings"
     ]
-    assert upward("workers.storage.storage", {"workers.adapters.mongo"}) == ["workers.adapters.mongo"]
+    mongo = "workers.adapters.mongo"
+    assert upward("workers.storage.storage", {mongo}) == [mongo]
     assert upward("workers.bus.common", {"workers.storage.ports"}) == ["workers.storage.ports"]
     assert upward("workers.runtime.http", {"workers.devtools.dev"}) == ["workers.devtools.dev"]
     assert upward("workers.cli.main", {"workers.examples.domains"}) == ["workers.examples.domains"]

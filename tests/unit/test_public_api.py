@@ -64,8 +64,8 @@ PUBLIC = {
     "workers.adapters.memory": [
         "Faults", "MemoryActionLog", "MemoryCommandMemory", "MemoryDatabase", "MemoryDocuments",
         "MemoryEventStore", "MemoryMarker", "MemoryMarks", "MemoryProducer", "MemoryRejections",
-        "MemoryRuleStates", "MemorySnapshotStore", "MemoryStores", "MemoryStream", "MemoryViewStaging",
-        "MemoryViewStore", "Switchable", "murmur2", "partition_for",
+        "MemoryRuleStates", "MemorySnapshotStore", "MemoryStores", "MemoryStream",
+        "MemoryViewStaging", "MemoryViewStore", "Switchable", "murmur2", "partition_for",
     ],
     "workers.devtools": ["embedded"],
     "workers.devtools.embedded": [

@@ -49,7 +49,9 @@ async def test_the_quick_start_of_seed_003_runs_in_memory() -> None:
     factory = AggregateFactory()
     factory.register("users", lambda user_id: {"name": "", "email": ""})
     dispatcher = Dispatcher()
-    dispatcher.register("CreateUser", DocumentHandler(users, create_user, factory=factory, create=True))
+    dispatcher.register(
+        "CreateUser", DocumentHandler(users, create_user, factory=factory, create=True)
+    )
     dispatcher.register("ChangeEmail", DocumentHandler(users, change_email))
     received: list[Event] = []
 
@@ -60,7 +62,9 @@ async def test_the_quick_start_of_seed_003_runs_in_memory() -> None:
     await bus.subscribe("UserEmailChanged", record)
     await dispatcher.dispatch(new_command("CreateUser", "user123", {"name": "John Doe",
                                                                     "email": "john@example.com"}))  # fmt: skip
-    await dispatcher.dispatch(new_command("ChangeEmail", "user123", {"email": "john.doe@example.com"}))
+    await dispatcher.dispatch(
+        new_command("ChangeEmail", "user123", {"email": "john.doe@example.com"})
+    )
     assert await users.get("user123") == {
         "_id": "user123", "version": 2, "name": "John Doe", "email": "john.doe@example.com",
     }  # fmt: skip
@@ -75,7 +79,9 @@ async def test_the_examples_of_seed_002_run_in_memory() -> None:
     events = MemoryEventStore()
     game = await run_game_example(lambda name: MemoryDocuments(name, events=events))
     assert game.updated["version"] == 3 and game.updated["gold"] == 170
-    assert game.mobile_state == {k: v for k, v in game.updated.items() if k not in ("_id", "version")}
+    assert game.mobile_state == {
+        k: v for k, v in game.updated.items() if k not in ("_id", "version")
+    }
     assert [e.type for e in game.deleted_events] == ["GameStateDeleted"]
     [head] = (await events.heads([("game_states", GAME_ID)])).values()
     assert head.version == 4

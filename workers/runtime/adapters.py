@@ -159,4 +159,6 @@ class MemoryAdapters:
 
 def memory_adapters(*, partitions: Mapping[str, int] | None = None) -> MemoryAdapters:
     """Every dependency in memory: a whole process's roles with no server (tests)."""
-    return MemoryAdapters(MemoryStores(), MemoryStream(partitions=partitions), MemoryMarks(), InProcessEventBus())
+    return MemoryAdapters(
+        MemoryStores(), MemoryStream(partitions=partitions), MemoryMarks(), InProcessEventBus()
+    )

@@ -67,9 +67,7 @@ def load_domains(spec: str) -> Domains:
     except (ValueError, TypeError) as e:
         raise ConfigError(f"{where}: {e}") from e
     if not isinstance(domains, Domains):
-        raise ConfigError(
-            f"{where} returned {type(domains).__name__}, not Domains; {fix}."
-        )
+        raise ConfigError(f"{where} returned {type(domains).__name__}, not Domains; {fix}.")
     return domains
 
 
@@ -242,7 +240,9 @@ class Runtime:
     async def _build_commands(self, producer: ProducerClient) -> None:
         settings, metrics, parts = self.settings, self.metrics, self._parts
         marks = await self.marks()
-        parts.outbox = Outbox(self.events, producer, topic=self.names.stored, metrics=metrics, mode="sync")
+        parts.outbox = Outbox(
+            self.events, producer, topic=self.names.stored, metrics=metrics, mode="sync"
+        )
         parts.sync = SyncCommands(
             repository=Repository(self.loader),
             outbox=parts.outbox,

@@ -120,7 +120,9 @@ class MemoryDocuments(Switchable):
 
     async def commit(self, change: PlannedChange) -> Outcome:
         await self.open()
-        await self.faults.enter("commit", f"writing version {change.event.version} of {_name(change)}")
+        await self.faults.enter(
+            "commit", f"writing version {change.event.version} of {_name(change)}"
+        )
         if self._transactions:
             return await self._commit_together(change)
         return await self._commit_by_intent(change)
@@ -165,7 +167,9 @@ class MemoryDocuments(Switchable):
                 raise disagree(event, doc_id) from e
             stored = False
         fault(FaultPoint(AFTER_EVENT_WRITE, event, None))
-        await self.faults.enter("complete", f"clearing the pending event of {_name_of(event, doc_id)}")
+        await self.faults.enter(
+            "complete", f"clearing the pending event of {_name_of(event, doc_id)}"
+        )
         found = self._collection.docs.get(doc_id)
         if found is not None and found[1] is not None and found[1].id == event.id:
             self._write(doc_id, found[0], None)
@@ -180,7 +184,9 @@ class MemoryDocuments(Switchable):
         found = self._collection.docs.get(change.doc_id)
         if change.expected_version is None:
             return found is None
-        return found is not None and found[1] is None and found[0][VERSION] == change.expected_version
+        return (
+            found is not None and found[1] is None and found[0][VERSION] == change.expected_version
+        )
 
     def _write(self, doc_id: str, doc: Document, pending: Event | None) -> None:
         stored = as_stored(doc)

@@ -165,7 +165,7 @@ class MemoryEventStore(Switchable):
         await self.faults.enter("pending", "reading events waiting to be published")
         until = stored_time(older_than)
         flagged = sorted(
-            (d for id, d in self._by_id.items() if id in self._pending and d["occurred_at"] <= until),
+            (self._by_id[id] for id in self._pending if self._by_id[id]["occurred_at"] <= until),
             key=_position,
         )
         return [_event(doc) for doc in flagged[: limit or None]]

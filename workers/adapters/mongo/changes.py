@@ -25,6 +25,7 @@ class ChangeWatcher:
         self._cache = cache
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
         self.state: WatchState = "off"
         self.resumes = 0
 
@@ -34,23 +35,27 @@ class ChangeWatcher:
             return True
         async with self._lock:
             if self.state == "off" and (self._task is None or self._task.done()):
+                self._closing = False
                 ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
                 self._task = asyncio.create_task(self._run(ready))
                 await asyncio.shield(ready)
         return self.state != "off"
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        self._closing = True
+        task, self._task = self._task, None
+        # PyMongo can take a cancel that lands in a getMore for a network error and resume the
+        # stream, blocking again: cancel until the task is gone (the flag ends its resume loop).
+        while task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.1)
         self.state = "off"
         self._cache.clear()
 
     async def _run(self, ready: asyncio.Future[None]) -> None:
         token: Mapping[str, Any] | None = None
         try:
-            while True:
+            while not self._closing:
                 token = await self._follow(ready, token)
         except OperationFailure as e:
             if ready.done():
@@ -86,7 +91,7 @@ class ChangeWatcher:
                     self._apply(change)
             except PyMongoError as e:
                 # An idle stream runs into the client's timeoutMS (CSOT): resume, miss nothing.
-                if e.timeout and stream.resume_token is not None:
+                if e.timeout and stream.resume_token is not None and not self._closing:
                     self.resumes += 1
                     return stream.resume_token
                 raise

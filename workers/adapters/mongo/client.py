@@ -43,7 +43,6 @@ _UNAVAILABLE = (
 )
 
 
-
 def connect(url: str, *, timeout_ms: int) -> AsyncMongoClient[Document]:
     """One client per event loop; create it inside the loop that uses it.
 
@@ -98,10 +97,14 @@ async def translated(what: str, *, write: bool = False) -> AsyncIterator[None]:
         raise _unavailable(what, write) from e
     except PyMongoError as e:
         if _code(e) in _TOO_LARGE:
-            raise Unstorable(f"MongoDB cannot store the value while {what}: {_first_line(e)}") from e
-        if e.has_error_label("TransientTransactionError") or e.has_error_label(
-            "RetryableWriteError"
-        ) or getattr(e, "timeout", False):
+            raise Unstorable(
+                f"MongoDB cannot store the value while {what}: {_first_line(e)}"
+            ) from e
+        if (
+            e.has_error_label("TransientTransactionError")
+            or e.has_error_label("RetryableWriteError")
+            or getattr(e, "timeout", False)
+        ):
             log.info("MongoDB error while %s: %s", what, redact(repr(e)))
             raise _unavailable(what, write) from e
         raise StoreError(f"MongoDB refused {what}: {_first_line(e)}") from e
@@ -138,8 +141,6 @@ def _first_line(error: PyMongoError) -> str:
         if details.get("errmsg"):
             return str(details["errmsg"])[:300]
     return str(error).split(", full error:")[0].splitlines()[0][:300]
-
-
 
 
 def escaped(error: BaseException) -> StoreUnavailable | None:
