@@ -29,6 +29,7 @@ from workers.runtime.connections import fleet_catalog
 from workers.runtime.faust_app import FleetApp, faust_credentials
 from workers.runtime.health import HealthMonitor, Ping
 from workers.runtime.lag import LAG_ROLE, LagExporter, measured_groups
+from workers.runtime.ledger import OffsetLedger
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class Fleet:
         self._idle.set()
         self._assigned = False
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.ledgers: dict[str, OffsetLedger[Any]] = {}  # per agent: what may be committed
         self.projections = tuple(projections)
         self.audit_loop: AuditLoop | None = None
         audit_s = runtime.settings.audit_interval_s
