@@ -232,9 +232,8 @@ class Appender:
                 refusals[event.id] = replace(first, waiting=waiting)
             else:
                 try:
-                    # Stored as requested; judged as the current schema version (upcast).
-                    current = self._domains.upcast(event)
-                    self._domains.get(event.aggregate_type).check_data(current.type, current.data)
+                    # Stored as requested; judged as written and as the current schema version.
+                    self._domains.get(event.aggregate_type).check_as_written(event)
                 except (InvalidEventData, ReplayFailed) as e:
                     refusals[event.id] = Refusal(Waiting(event, record, 0.0), INVALID_DATA, str(e))
                     continue

@@ -1,0 +1,157 @@
+"""At the edges of a fault, tried from outside: nothing accepted is lost, and commits never pass an
+unstored event, whatever stops the appender (SIGTERM, SIGKILL) while the store is frozen.
+
+Every step checks the appender group's committed offsets against the store: each record below a
+commit is stored, refused with the refusal recorded, or dead-lettered (``commits_past_undecided``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+import uuid
+
+import pytest
+
+from tests.e2e.committed import commits_past_undecided, committed, decided_ids
+from tests.e2e.test_failures import produce_events
+from tests.fleet import FleetProcess, order_items
+from tests.waiting import wait_for
+from workers.devtools.embedded import EmbeddedStack
+
+DRAIN_S = 6
+ORDERS = 24
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in a Prometheus text page (0 when absent)."""
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+        if not wanted and line.startswith(f"{name} "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def retries(process: FleetProcess, role: str, service: str) -> float:
+    status, page = await process.get("/metrics")
+    if status != 200:
+        return 0.0
+    return metric(page, "eventfleet_dependency_retries_total", role=role, service=service)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+async def test_an_appender_stopped_while_the_store_is_frozen_commits_nothing_it_did_not_store(
+    private_stack: EmbeddedStack, unique_name: str, stop: signal.Signals
+) -> None:
+    urls = private_stack.urls
+    common = {
+        "EVENTFLEET_DRAIN_TIMEOUT_S": str(DRAIN_S),
+        "EVENTFLEET_MONGO_TIMEOUT_MS": "1000",
+        "EVENTFLEET_HEALTH_INTERVAL_S": "1",
+    }
+    commands = await FleetProcess.for_stack(
+        private_stack, unique_name, roles="commands", **common
+    ).start()
+    appender = await FleetProcess.for_stack(
+        private_stack, unique_name, roles="appender", **common
+    ).start()
+    group, topic = f"{unique_name}-appender", f"{unique_name}.events"
+
+    async def check_commits(when: str, decided: set[str] | None = None) -> None:
+        wrong = await commits_past_undecided(
+            urls.kafka_url,
+            urls.mongo_url,
+            group=group,
+            topic=topic,
+            db_name=unique_name,
+            decided=decided,
+        )
+        assert wrong == [], f"{when}: committed past unstored events {wrong}"
+
+    try:
+        run = uuid.uuid4().hex[:6]
+        status, body = await commands.post(
+            f"/v1/order/warm-{run}/events", {"type": "OrderPlaced", "data": {"items": order_items()}}
+        )
+        assert status == 202, body
+        await wait_for(
+            lambda: _stored(private_stack, unique_name, {body["event_id"]}),
+            timeout_s=30,
+            what="the warm-up order stored",
+        )
+        before_freeze = await decided_ids(urls.mongo_url, unique_name)
+        mongo = private_stack.process("mongo")
+        mongo.pause()
+        accepted: dict[str, str] = {}
+        try:
+            for i in range(ORDERS):
+                order = f"o-{run}-{i}"
+                status, body = await commands.post(
+                    f"/v1/order/{order}/events",
+                    {"type": "OrderPlaced", "data": {"items": order_items()}, "command_id": f"c{i}"},
+                )
+                assert status == 202, body  # the marker alone answers a new aggregate
+                accepted[order] = body["event_id"]
+            # One more, produced straight to the topic as a direct producer would.
+            direct = await produce_events(
+                urls.kafka_url, topic, [("order", f"d-{run}", "OrderPlaced", {"items": order_items()})]
+            )
+            accepted[f"d-{run}"] = direct[0]
+            await wait_for(
+                lambda: _retrying(appender), timeout_s=30, what="the appender retrying the frozen store"
+            )
+            # Periodic commits (every second) pass while the store is frozen: none may cover
+            # them. Four more retries of a 1 s store call outlast several commit intervals.
+            before = await committed(urls.kafka_url, group, topic)
+            first = await retries(appender, "appender", "store")
+            await wait_for(
+                lambda: _retried(appender, more_than=first + 3),
+                timeout_s=60,
+                what="four more store retries during the freeze",
+            )
+            after = await committed(urls.kafka_url, group, topic)
+            assert after == before, "an offset moved while nothing could be stored"
+            await check_commits("during the freeze", before_freeze)
+            assert appender.process is not None
+            started = time.monotonic()
+            appender.process.send_signal(stop)
+            code = await asyncio.wait_for(appender.process.wait(), DRAIN_S + 10)
+            took = time.monotonic() - started
+            if stop is signal.SIGTERM:
+                assert took <= DRAIN_S + 1.5, f"the appender took {took:.1f}s to leave (drain {DRAIN_S}s)"
+                assert code == 75, f"a drain that could not finish says so (exit {code})"
+            await check_commits(f"after {stop.name}", before_freeze)
+        finally:
+            mongo.resume()
+        await check_commits("after the thaw, before a new appender")
+        assert not (set(accepted.values()) & await decided_ids(urls.mongo_url, unique_name))
+        successor = await FleetProcess.for_stack(
+            private_stack, unique_name, roles="appender", **common
+        ).start()
+        try:
+            await wait_for(
+                lambda: _stored(private_stack, unique_name, set(accepted.values())),
+                timeout_s=60,
+                what=f"all {len(accepted)} accepted events stored by the new appender",
+            )
+            await check_commits("after the new appender stored them")
+        finally:
+            assert await successor.stop() == 0
+    finally:
+        appender.kill()
+        await commands.stop()
+
+
+async def _stored(stack: EmbeddedStack, db: str, ids: set[str]) -> bool:
+    return ids <= await decided_ids(stack.urls.mongo_url, db)
+
+
+async def _retrying(appender: FleetProcess) -> bool:
+    return await retries(appender, "appender", "store") > 0
+
+
+async def _retried(appender: FleetProcess, *, more_than: float) -> bool:
+    return await retries(appender, "appender", "store") > more_than
