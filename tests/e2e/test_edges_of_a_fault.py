@@ -8,6 +8,7 @@ commit is stored, refused with the refusal recorded, or dead-lettered (``commits
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import time
 import uuid
@@ -155,3 +156,28 @@ async def _retrying(appender: FleetProcess) -> bool:
 
 async def _retried(appender: FleetProcess, *, more_than: float) -> bool:
     return await retries(appender, "appender", "store") > more_than
+
+
+async def test_http_port_zero_serves_on_a_free_port_and_logs_it(
+    stack: EmbeddedStack, unique_name: str
+) -> None:
+    process = FleetProcess.for_stack(stack, unique_name, roles="snapshotter")
+    process.env["EVENTFLEET_HTTP_PORT"] = "0"
+    chosen: list[int] = []
+
+    async def serving() -> bool:
+        assert process.process is not None
+        if process.process.returncode is not None:
+            raise AssertionError(f"exited {process.process.returncode}:\n{process.log_tail()}")
+        found = re.search(r"serving HTTP on 127\.0\.0\.1:(\d+)", process.log_path.read_text(errors="replace"))
+        if found:
+            chosen[:] = [int(found.group(1))]
+            process.env["EVENTFLEET_HTTP_PORT"] = found.group(1)  # where the probes are now
+        return bool(found) and await process.ready()
+
+    await process.launch()
+    try:
+        await wait_for(serving, timeout_s=60, what="the worker to log its port and be ready")
+        assert chosen and chosen[0] != 0
+    finally:
+        assert await process.stop() == 0
