@@ -12,13 +12,18 @@ import re
 import signal
 import time
 import uuid
+from collections import Counter
+from dataclasses import dataclass, field
 
+import aiohttp
 import pytest
 
+from tests.auditing import audit
 from tests.e2e.committed import commits_past_undecided, committed, decided_ids
 from tests.e2e.test_failures import produce_events
 from tests.fleet import FleetProcess, order_items
 from tests.waiting import wait_for
+from workers.adapters.mongo import MongoSnapshotStore, connect, database
 from workers.devtools.embedded import EmbeddedStack
 
 DRAIN_S = 6
@@ -181,3 +186,148 @@ async def test_http_port_zero_serves_on_a_free_port_and_logs_it(
         assert chosen and chosen[0] != 0
     finally:
         assert await process.stop() == 0
+
+
+STEPS = (
+    ("OrderPlaced", {"items": order_items()}),
+    ("OrderPaid", {"amount": 12.5}),
+    ("OrderShipped", {"carrier": "dhl"}),
+    ("OrderDelivered", {}),
+)
+
+
+@dataclass
+class Tally:
+    """What the load driver sent and was told."""
+
+    sent: int = 0
+    accepted: dict[str, str] = field(default_factory=dict)  # command id -> event id
+    told: Counter[int] = field(default_factory=Counter)
+
+
+async def drive(commands: list[FleetProcess], orders: list[str], tally: Tally) -> None:
+    """Each order through its lifecycle, one request at a time, retrying with the same command
+    id (safe) while a commands process restarts or answers 503."""
+
+    async def one(order: str) -> None:
+        for step, (kind, data) in enumerate(STEPS):
+            command_id = f"{order}-{step}"
+            body = {"type": kind, "data": data, "command_id": command_id}
+            for attempt in range(600):
+                target = commands[(hash(order) + attempt) % len(commands)]
+                tally.sent += 1
+                try:
+                    status, answer = await target.post(f"/v1/order/{order}/events", body)
+                except (aiohttp.ClientError, OSError):
+                    await asyncio.sleep(0.05)  # a client backing off, not synchronisation
+                    continue
+                tally.told[status] += 1
+                if status == 202:
+                    tally.accepted[command_id] = answer["event_id"]
+                    break
+                assert status == 503, (status, answer)  # never a false refusal
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError(f"{command_id} never accepted")
+
+    await asyncio.gather(*(one(order) for order in orders))
+
+
+async def test_a_rolling_restart_of_every_role_under_load_loses_nothing_and_every_rule_fires(
+    private_stack: EmbeddedStack, unique_name: str
+) -> None:
+    common = {"EVENTFLEET_DRAIN_TIMEOUT_S": str(DRAIN_S)}
+    roles = ("commands", "commands", "appender", "snapshotter", "forwarder")
+    processes = [
+        await FleetProcess.for_stack(private_stack, unique_name, roles=role, **common).start()
+        for role in roles
+    ]
+    commands = processes[:2]
+    try:
+        run = uuid.uuid4().hex[:6]
+        orders = [f"o-{run}-{i}" for i in range(30)]
+        tally = Tally()
+        load = asyncio.create_task(drive(commands, orders, tally))
+        for index, process in enumerate(processes):
+            await wait_for(lambda n=8 * (index + 1): len(tally.accepted) > n, timeout_s=60,
+                           what="traffic before the next restart")  # fmt: skip
+            started = time.monotonic()
+            code = await process.stop(timeout_s=DRAIN_S + 5)
+            assert code == 0, f"{process.roles} drained with exit {code}"
+            assert time.monotonic() - started <= DRAIN_S + 1.5
+            replacement = FleetProcess.for_stack(
+                private_stack, unique_name, roles=process.roles, **common
+            )
+            processes[index] = await replacement.start()
+            if index < 2:
+                commands[index] = processes[index]
+        await asyncio.wait_for(load, 240)
+        ids = set(tally.accepted.values())
+        assert len(ids) == len(orders) * len(STEPS)
+        await wait_for(
+            lambda: _stored(private_stack, unique_name, ids), timeout_s=60,
+            what="every accepted event stored",
+        )  # fmt: skip
+
+        async def every_order_snapshotted() -> bool:
+            client = connect(private_stack.urls.mongo_url, timeout_ms=10_000)
+            try:
+                found = await MongoSnapshotStore(database(client, unique_name)).load_many(
+                    [("order", order) for order in orders]
+                )
+            finally:
+                await client.close()
+            return all(found.get(("order", o)) and found[("order", o)].version == len(STEPS)
+                       for o in orders)  # fmt: skip
+
+        await wait_for(every_order_snapshotted, timeout_s=60,
+                       what="a snapshot of every delivered order (rule: on OrderDelivered)")  # fmt: skip
+        report = await audit(private_stack, unique_name, topics=True)
+        assert report.ok, [f for f in report.findings if f.error]
+        print(f"rolling restart: sent {tally.sent}, told {dict(tally.told)}, "
+              f"accepted {len(ids)}, stored {len(ids)}, lost 0")  # fmt: skip
+    finally:
+        for process in processes:
+            process.kill()
+
+
+async def test_a_commands_process_stopped_while_kafka_is_frozen_leaves_in_time_and_its_successor_gets_ready(
+    private_stack: EmbeddedStack, unique_name: str
+) -> None:
+    common = {"EVENTFLEET_DRAIN_TIMEOUT_S": str(DRAIN_S), "EVENTFLEET_KAFKA_TIMEOUT_MS": "1000"}
+    commands = await FleetProcess.for_stack(
+        private_stack, unique_name, roles="commands", **common
+    ).start()
+    kafka = private_stack.process("kafka")
+    kafka.pause()
+    try:
+        pending = asyncio.ensure_future(  # a request in flight when the broker froze
+            commands.post(f"/v1/order/k-{uuid.uuid4().hex[:6]}/events",
+                          {"type": "OrderPlaced", "data": {"items": order_items()}})
+        )  # fmt: skip
+        assert commands.process is not None
+        started = time.monotonic()
+        commands.process.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(commands.process.wait(), DRAIN_S + 10)
+        took = time.monotonic() - started
+        assert took <= DRAIN_S + 1.5, f"commands took {took:.1f}s to leave (drain {DRAIN_S}s)"
+        assert code in (0, 75), code
+        status, body = await pending
+        # Whatever it reached, the answer is true: unknown, not handed over, or not taken.
+        assert status == 503 and body["error"] in (
+            "outcome_unknown", "stream_unavailable", "shutting_down"
+        ), body
+    except BaseException:
+        commands.kill()
+        raise
+    finally:
+        kafka.resume()
+    successor = await FleetProcess.for_stack(
+        private_stack, unique_name, roles="commands", **common
+    ).start(timeout_s=60)
+    status, body = await successor.post(
+        f"/v1/order/k2-{uuid.uuid4().hex[:6]}/events",
+        {"type": "OrderPlaced", "data": {"items": order_items()}},
+    )
+    assert status == 202, body
+    assert await successor.stop() == 0
