@@ -21,7 +21,8 @@ from workers.roles.dlq_replay import (
     parse_position,
     parse_submission,
 )
-from workers.roles.requests import Answer, CommandRequest
+from workers.roles.outcomes import Answer
+from workers.roles.requests import CommandRequest
 
 STORED = "t.events.stored"
 EVENT = new_event("order", "o-1", "OrderPlaced", {"items": []})

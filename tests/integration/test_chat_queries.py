@@ -32,8 +32,8 @@ from workers.adapters.mongo import (
 from workers.devtools.embedded import EmbeddedStack
 from workers.metrics import create_metrics
 from workers.roles.projections import ProjectionRunner
-from workers.roles.requests import Answer
 from workers.roles.state import StateLoader
+from workers.runtime.answers import Answer
 from workers.runtime.queries import FleetQueries, answer
 
 

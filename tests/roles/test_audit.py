@@ -97,7 +97,6 @@ async def clean_fleet() -> Fleet:
             await marker.check_and_mark(
                 MarkRequest(f"order:{aid}", head.type, head.id, ["*"], fallback="-")
             )
-            await marker.confirm_stored([(f"order:{aid}", head.id)])
         else:
             doc = advance(CHAT_MESSAGES, None, history).doc
             assert doc is not None

@@ -24,7 +24,8 @@ from workers.metrics import create_metrics
 from workers.ports import Record
 from workers.roles.appender import Appender, AppenderConfig
 from workers.roles.deadletter import DeadLetters
-from workers.runtime.ledger import OffsetLedger
+from workers.runtime.answers import answer_of
+from workers.runtime.offsets import OffsetLedger
 
 EVENTS, STORED, REPLIES, DLQ = "t.events", "t.events.stored", "t.commands.replies", "t.events.dlq"
 WAIT_S = 2.0
@@ -155,6 +156,7 @@ def harness() -> Harness:
         domains=Domains([ORDER]),
         metrics=metrics,
         config=AppenderConfig(STORED, REPLIES, max_event_bytes=100_000, wait_s=WAIT_S),
+        render=answer_of,
         clock=clock,
     )
     return Harness(appender, store, rejections, producer, clock)
@@ -247,7 +249,7 @@ async def _run(plan: list[str], seed: int) -> None:
             assert await h.accounted(record), f"released before its fate was written: {record}"
     # The faults end: every record is decided and released, none is stuck.
     h.store.up()
-    for _ in range(4):
+    for _ in range(len(plan) + 4):  # each round may use up one of the failures still planted
         await h.retry_failed()
         h.clock.now += WAIT_S + 0.1
         await h.tick()

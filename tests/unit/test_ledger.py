@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workers.runtime.ledger import OffsetLedger
+from workers.runtime.offsets import OffsetLedger
 
 
 def test_nothing_is_released_past_a_record_still_undecided() -> None:

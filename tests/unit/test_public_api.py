@@ -30,7 +30,7 @@ PUBLIC = {
     "workers.runtime": ["compose", "serve", "settings"],
     "workers.adapters": ["kafka", "memory", "mongo", "redis"],
     "workers.adapters.memory": [
-        "Faults", "MemoryCommandMemory", "MemoryDatabase", "MemoryEventStore", "MemoryMarker",
+        "Faults", "MemoryAppendProgress", "MemoryCommandMemory", "MemoryDatabase", "MemoryEventStore", "MemoryMarker",
         "MemoryProducer", "MemoryRejections", "MemoryRuleStates", "MemorySnapshotStore", "MemoryViewStaging",
         "MemoryViewStore", "Switchable", "murmur2", "partition_for",
     ],
@@ -41,7 +41,7 @@ PUBLIC = {
     ],
     "workers.cli": ["main", "parser"],
     "workers.ports": [
-        "LIVE", "NEW_AGGREGATE", "UNKNOWN", "ActionLog", "AggregateRef", "AppendConflict", "CommandMemory",
+        "LIVE", "NEW_AGGREGATE", "UNKNOWN", "ActionLog", "AggregateRef", "AppendConflict", "AppendProgress", "CommandMemory",
         "CommandRecord", "Delivery", "EventBus", "EventStore", "Handler", "Head", "MarkRequest",
         "MarkResult", "Marker", "OperatorAction", "Outgoing", "PendingEvents", "Producer", "Record", "Rejection",
         "Rejections", "RuleState", "RuleStates", "Snapshot", "SnapshotStore", "Subscription", "SyncAppender", "SyncResult",

@@ -22,8 +22,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 
-import orjson
-
 from snapshot_rules.domain import Domains, Mode
 from topics.envelope import NEW_AGGREGATE, Event, utc_now
 from topics.errors import InvalidEventData, ReplayFailed, StoreUnavailable, Unavailable
@@ -31,6 +29,7 @@ from workers.metrics import Metrics
 from workers.ports import (
     AggregateRef,
     AppendConflict,
+    CommandMemory,
     EventStore,
     Head,
     Marker,
@@ -42,6 +41,7 @@ from workers.ports import (
 )
 from workers.roles.deadletter import DeadLetter, DeadLetters, decode_record
 from workers.roles.judge import INVALID_DATA, Refusal, Waiting, judge, missing_predecessors
+from workers.roles.outcomes import Answer, Refused, encode, refusal_at_store
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,9 @@ class Appender:
         domains: Domains,
         metrics: Metrics,
         config: AppenderConfig,
+        render: Callable[[Refused], Answer],
         marker: Marker | None = None,
+        memory: CommandMemory | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
@@ -122,7 +124,9 @@ class Appender:
         self._domains = domains
         self._metrics = metrics
         self._config = config
+        self._render = render  # the runtime's answer for a refusal (commands.replies)
         self._marker = marker
+        self._memory = memory
         self._clock = clock
         self._heads: OrderedDict[AggregateRef, Head] = OrderedDict()
         self._waiting: dict[AggregateRef, list[Waiting]] = {}
@@ -508,7 +512,7 @@ class Appender:
                     self._config.stored_topic, [Outgoing.of(e) for e in published]
                 )
                 self._metrics.events_published.labels("async").inc(len(published))
-                await self._confirm_marks(published)
+                await self._note_new_aggregates(published)
         except BaseException:
             self._unfinished = (done, letters)
             raise
@@ -528,45 +532,59 @@ class Appender:
 
         The repair comes first: once a refusal is visible (its outcome, its reply), a client's
         next request must be checked against the stored head, not the refused event's mark.
+        The command memory learns the refusal too, so a retry of the command is told of it.
         """
         await self._repair_marks(refusals)
         at = utc_now()
-        await self._rejections.record(
-            [
-                Rejection(
-                    event_id=r.waiting.event.id,
-                    aggregate_type=r.waiting.event.aggregate_type,
-                    aggregate_id=r.waiting.event.aggregate_id,
-                    event_type=r.waiting.event.type,
-                    reason=r.reason,
-                    message=r.message,
-                    command_id=r.waiting.event.metadata.command_id,
-                    rejected_at=at,
-                )
-                for r in refusals
-            ]
-        )
+        rejections = [
+            Rejection(
+                event_id=r.waiting.event.id,
+                aggregate_type=r.waiting.event.aggregate_type,
+                aggregate_id=r.waiting.event.aggregate_id,
+                event_type=r.waiting.event.type,
+                reason=r.reason,
+                message=r.message,
+                command_id=r.waiting.event.metadata.command_id,
+                rejected_at=at,
+            )
+            for r in refusals
+        ]
+        await self._rejections.record(rejections)
         self._refused.add([r.waiting.event.id for r in refusals])
+        outcomes = [refusal_at_store(rejection) for rejection in rejections]
+        if self._memory is not None:
+            for r, outcome in zip(refusals, outcomes, strict=True):
+                await self._remember(r.waiting.event, outcome)
         await self._dead_letters.send([DeadLetter(r.waiting.record, r.reason, r.message) for r in refusals])
-        replies = [Outgoing(r.waiting.record.key, _reply(r), r.waiting.record.headers) for r in refusals]
+        replies = [
+            Outgoing(r.waiting.record.key, self._render(outcome).encode(), r.waiting.record.headers)
+            for r, outcome in zip(refusals, outcomes, strict=True)
+        ]
         await self._producer.send_many(self._config.replies_topic, replies)
         for r in refusals:
             event = r.waiting.event
             self._metrics.store_rejections.labels(event.aggregate_type, r.reason).inc()
             log.info("refused %s %s %s: %s", event.aggregate_type, event.aggregate_id, event.id, r.message)
 
-    async def _confirm_marks(self, published: list[Event]) -> None:
-        """The store holds these: a mark that names an aggregate's newest one stays."""
-        if self._marker is None:
+    async def _remember(self, event: Event, outcome: Refused) -> None:
+        """Best effort: a retry that finds no record asks the rejections anyway."""
+        command_id = event.metadata.command_id
+        if self._memory is None or command_id is None:
             return
-        newest = {e.key.decode(): e.id for e in published}  # sorted: the last one wins
         try:
-            await self._marker.confirm_stored(list(newest.items()))
-            firsts = [e.key.decode() for e in published if e.version == 1]
-            if firsts:
-                await self._marker.note_aggregates(firsts)
-        except Unavailable as e:  # only a cache: an expired mark falls back to the store
-            log.warning("marks of %d aggregates not confirmed: %s", len(newest), e)
+            await self._memory.settle(event.key.decode(), command_id, encode(outcome))
+        except Unavailable as e:
+            log.warning("refusal of command %s not recorded in the memory: %s", command_id, e)
+
+    async def _note_new_aggregates(self, published: list[Event]) -> None:
+        """Aggregates whose first event was just stored: the new-aggregate filter learns them."""
+        firsts = [e.key.decode() for e in published if e.version == 1]
+        if self._marker is None or not firsts:
+            return
+        try:
+            await self._marker.note_aggregates(firsts)
+        except Unavailable as e:  # a missed bit costs one store read, never a wrong answer
+            log.warning("%d new aggregates not noted in the filter: %s", len(firsts), e)
 
     async def _repair_marks(self, refusals: list[Refusal]) -> None:
         if self._marker is None:
@@ -586,14 +604,3 @@ def min_deadline(queue: Sequence[Waiting]) -> float:
 
 def _position(event: Event) -> tuple[str, str, int]:
     return (event.aggregate_type, event.aggregate_id, event.version or 0)
-
-
-def _reply(refusal: Refusal) -> bytes:
-    event = refusal.waiting.event
-    body = {
-        "error": refusal.reason,
-        "message": refusal.message,
-        "event_id": event.id,
-        "command_id": event.metadata.command_id,
-    }
-    return orjson.dumps({"status": 409 if refusal.reason != INVALID_DATA else 422, "body": body})

@@ -18,7 +18,8 @@ import orjson
 from topics.envelope import Event, decode, utc_now
 from topics.errors import EventfleetError, InvalidEnvelope, InvalidInput, NotFound
 from workers.ports import ActionLog, OperatorAction, Record
-from workers.roles.requests import Answer, CommandRequest, parse_request
+from workers.roles.outcomes import Answer
+from workers.roles.requests import CommandRequest, parse_request
 
 SUBMISSION_FIELDS = ("aggregate_type", "aggregate_id", "type", "data")
 MAX_OPERATOR = 64

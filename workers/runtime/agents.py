@@ -22,11 +22,13 @@ from topics.errors import InvalidInput, Unavailable
 from workers.adapters.mongo import MongoViewStore, database
 from workers.ports import Outgoing, Record
 from workers.roles.deadletter import decode_stored
+from workers.roles.outcomes import NotDone, Unknown
 from workers.roles.projections import ProjectionRunner
-from workers.roles.requests import Answer, CommandRequest, error, parse_request
+from workers.roles.requests import CommandRequest, parse_request
 from workers.roles.retry import until_done
+from workers.runtime.answers import Answer, answer_of, error
 from workers.runtime.fleet import Fleet
-from workers.runtime.ledger import OffsetLedger
+from workers.runtime.offsets import OffsetLedger
 from workers.runtime.rule_table import FaustRuleStates, rule_table
 
 MAX_UNACKED_BATCHES = 16
@@ -304,9 +306,9 @@ async def command_from_topic(fleet: Fleet, record: Record) -> None:
 
 
 async def _handled(fleet: Fleet, request: CommandRequest) -> Answer:
-    answer = await fleet.runtime.commands.handle(request)
-    if answer.status == 503:
+    outcome = await fleet.runtime.commands.handle(request)
+    if isinstance(outcome, NotDone | Unknown):
         # Nothing written, or an unknown outcome: pause and retry rather than reply. The
         # command id (the record's position) derives the event id, so a retry is safe.
-        raise Unavailable(str(answer.body.get("message")))
-    return answer
+        raise Unavailable(outcome.message)
+    return answer_of(outcome)

@@ -16,7 +16,7 @@ from redis.asyncio import RedisCluster
 from snapshot_rules.domain import Domains
 from topics.catalog import TopicNames
 from topics.errors import ConfigError, EventfleetError
-from workers.adapters.kafka import KafkaConfig, KafkaProducer
+from workers.adapters.kafka import KafkaAppendProgress, KafkaConfig, KafkaProducer
 from workers.adapters.mongo import (
     Document,
     MongoEventStore,
@@ -38,12 +38,15 @@ from workers.cqrs.sync import SyncCommands
 from workers.metrics import Metrics, create_metrics
 from workers.roles.appender import Appender, AppenderConfig
 from workers.roles.bridge import Bridge
-from workers.roles.commands import CommandService, Outcomes
+from workers.roles.commands import CommandService
 from workers.roles.deadletter import DeadLetters
 from workers.roles.forwarder import Forwarder
+from workers.roles.ledger import CommandLedger
 from workers.roles.outbox import Outbox
+from workers.roles.outcomes import Outcomes
 from workers.roles.snapshotter import Snapshotter
 from workers.roles.state import StateLoader
+from workers.runtime.answers import answer_of
 from workers.runtime.buses import bridge_bus
 from workers.runtime.connections import kafka_config
 from workers.runtime.settings import Settings
@@ -192,7 +195,9 @@ class Runtime:
                     max_event_bytes=settings.max_event_bytes,
                     wait_s=settings.append_wait_ms / 1000,
                 ),
+                render=answer_of,
                 marker=await self._marker(db),
+                memory=self.parts["memory"],
             )
         if "snapshotter" in self.roles:
             self.parts["snapshotter"] = Snapshotter(
@@ -246,7 +251,7 @@ class Runtime:
             batcher,
             prefix=prefix,
             ttl_s=settings.marker_ttl_s,
-            tentative_ttl_ms=settings.mark_tentative_ms,
+            claim_ttl_ms=settings.claim_ttl_ms,
             cluster=isinstance(redis, RedisCluster),  # the filter key is in another slot
         )
         self.parts["marker"] = marker
@@ -272,17 +277,25 @@ class Runtime:
             rejections=rejections,
             memory=self.parts["memory"],
         )
+        progress = KafkaAppendProgress(
+            self.kafka,
+            topic=self.names.events,
+            partitions=settings.partitions,
+            group_prefix=f"{settings.group_id}-",
+        )
+        self.parts["progress"] = progress
         self.parts["commands"] = CommandService(
             domains=self.domains,
-            marker=marker,
-            memory=self.parts["memory"],
+            ledger=CommandLedger(marker, self.parts["memory"]),
             store=self.events,
             rejections=rejections,
             producer=producer,
+            progress=progress,
             events_topic=self.names.events,
             metrics=metrics,
             sync=sync,
             answer_wait_s=settings.kafka_timeout_ms / 1000 * 2,
+            refusal_wait_s=settings.refusal_wait_ms / 1000,
         )
 
     def _part(self, name: str, role: str) -> Any:
@@ -349,6 +362,8 @@ class Runtime:
             await self.parts["batcher"].drain()
         if "bridge" in self.parts:
             await self.bridge.bus.close()
+        if "progress" in self.parts:
+            await self.parts["progress"].stop()
         if "producer" in self.parts:
             await self.producer.stop()
         if "redis" in self.parts:

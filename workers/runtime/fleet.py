@@ -30,7 +30,7 @@ from workers.runtime.connections import fleet_catalog
 from workers.runtime.faust_app import FleetApp, faust_credentials
 from workers.runtime.health import HealthMonitor, Ping
 from workers.runtime.lag import LAG_ROLE, LagExporter, measured_groups
-from workers.runtime.ledger import OffsetLedger
+from workers.runtime.offsets import OffsetLedger
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,11 @@ from workers.adapters.kafka.admin import TopicReport, admin_client, ensure_topic
 from workers.adapters.kafka.config import KafkaConfig, plain
 from workers.adapters.kafka.lag import KafkaLagReader, PartitionLag
 from workers.adapters.kafka.producer import KafkaProducer
+from workers.adapters.kafka.progress import KafkaAppendProgress
 from workers.adapters.kafka.reader import read_topic
 
 __all__ = [
+    "KafkaAppendProgress",
     "KafkaConfig",
     "KafkaLagReader",
     "KafkaProducer",

@@ -10,6 +10,7 @@ from __future__ import annotations
 from workers.adapters.memory.common import Faults, Switchable
 from workers.adapters.memory.events import MemoryEventStore
 from workers.adapters.memory.producer import MemoryProducer, murmur2, partition_for
+from workers.adapters.memory.progress import MemoryAppendProgress
 from workers.adapters.memory.redis import MemoryCommandMemory, MemoryMarker, MemoryRejections
 from workers.adapters.memory.rules import MemoryRuleStates
 from workers.adapters.memory.snapshots import MemorySnapshotStore
@@ -17,6 +18,7 @@ from workers.adapters.memory.views import MemoryDatabase, MemoryViewStaging, Mem
 
 __all__ = [
     "Faults",
+    "MemoryAppendProgress",
     "MemoryCommandMemory",
     "MemoryDatabase",
     "MemoryEventStore",
