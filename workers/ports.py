@@ -46,6 +46,7 @@ __all__ = [
     "Record",
     "Rejection",
     "Rejections",
+    "ReplayClaim",
     "RuleState",
     "RuleStates",
     "Snapshot",
@@ -633,8 +634,23 @@ class OperatorAction:
     result: Mapping[str, Any]  # the command path's answer body
 
 
+@dataclass(frozen=True, slots=True)
+class ReplayClaim:
+    """The first replay of one dead letter: a dead letter's identity is its entry, so every
+    later replay of it is held against this one (the same submission: the same command, stored
+    once; another one: refused)."""
+
+    target: str  # the entry's position in the dead-letter topic: "<partition>/<offset>"
+    submitted: Mapping[str, Any]  # exactly what the first replay re-submits
+    operator: str
+    at: datetime
+    status: int | None = None  # the first replay's answer, once it has one
+    result: Mapping[str, Any] | None = None
+
+
 class ActionLog(Protocol):
-    """The operator audit trail: append-only, newest first when read."""
+    """The operator audit trail: append-only, newest first when read; and the first replay of
+    each dead letter, claimed atomically."""
 
     async def record(self, action: OperatorAction) -> None:
         """Keep this action (idempotent by its id)."""
@@ -642,4 +658,18 @@ class ActionLog(Protocol):
 
     async def recent(self, *, limit: int) -> list[OperatorAction]:
         """The newest ``limit`` actions, newest first."""
+        ...
+
+    async def claim_replay(self, claim: ReplayClaim) -> ReplayClaim | None:
+        """Make ``claim`` the first replay of its target: None if it is now; else the first
+        one (of any process, at any time before)."""
+        ...
+
+    async def settle_replay(self, target: str, status: int, result: Mapping[str, Any]) -> None:
+        """Keep the first replay's answer with its claim."""
+        ...
+
+    async def abandon_replay(self, claim: ReplayClaim) -> None:
+        """The first replay wrote nothing (refused, or nothing sent): the entry may be
+        replayed again, with a corrected fix. Only this claim is removed."""
         ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,7 +11,8 @@ import pytest
 
 from topics.envelope import derived_event_id, encode, new_event
 from topics.errors import InvalidInput, NotFound, StoreUnavailable
-from workers.ports import OperatorAction, Record
+from workers.adapters.memory import MemoryActionLog
+from workers.ports import Record
 from workers.roles.dlq_replay import (
     DeadLetterReplayer,
     check_operator,
@@ -23,6 +25,7 @@ from workers.roles.dlq_replay import (
 )
 from workers.roles.outcomes import Answer
 from workers.roles.requests import CommandRequest
+from workers.runtime.answers import answer_of
 
 STORED = "t.events.stored"
 EVENT = new_event("order", "o-1", "OrderPlaced", {"items": []})
@@ -41,19 +44,6 @@ def letter(
     return Record("t.events.dlq", 0, offset, b"order:o-1", value, headers)
 
 
-class ListLog:
-    """An ActionLog in a list (the Mongo one is tested on the stack)."""
-
-    def __init__(self) -> None:
-        self.actions: list[OperatorAction] = []
-
-    async def record(self, action: OperatorAction) -> None:
-        self.actions.append(action)
-
-    async def recent(self, *, limit: int) -> list[OperatorAction]:
-        return list(reversed(self.actions))[:limit]
-
-
 class Commands:
     """The command path as the replayer sees it: records requests, answers a fixed status."""
 
@@ -68,9 +58,10 @@ class Commands:
         return self.answer
 
 
-def replayer(commands: Commands, log: ListLog) -> DeadLetterReplayer:
+def replayer(commands: Commands, log: MemoryActionLog) -> DeadLetterReplayer:
     return DeadLetterReplayer(
-        submit=commands.handle, log=log, stored_topic=STORED, via="console", max_bytes=65536,
+        submit=commands.handle, render=answer_of, log=log, stored_topic=STORED, via="console",
+        max_bytes=65536,
         now=lambda: datetime(2026, 1, 2, tzinfo=UTC),
     )  # fmt: skip
 
@@ -138,7 +129,7 @@ def test_operator_names_are_bounded_and_printable() -> None:
 
 
 async def test_a_replay_submits_the_fixed_event_once_with_a_derived_command_id() -> None:
-    commands, log = Commands(), ListLog()
+    commands, log = Commands(), MemoryActionLog()
     entry = entry_of(letter(encode(EVENT)))
     fixed = {**draft(entry), "data": {"items": [{"sku": "a", "qty": 1, "price": 1.0}]}}
     action = await replayer(commands, log).replay(entry, fixed, operator="alice")
@@ -165,22 +156,22 @@ async def test_a_replay_submits_the_fixed_event_once_with_a_derived_command_id()
 
 async def test_a_refusal_by_the_command_path_is_audited_with_its_answer() -> None:
     refused = Answer(422, {"error": "invalid_data", "message": "items must not be empty"})
-    commands, log = Commands(refused), ListLog()
+    commands, log = Commands(refused), MemoryActionLog()
     entry = entry_of(letter(encode(EVENT)))
     action = await replayer(commands, log).replay(entry, draft(entry), operator="alice")
-    assert action.status == 422 and log.actions == [action]
+    assert action.status == 422 and await log.recent(limit=10) == [action]
 
 
 async def test_a_failing_command_path_is_audited_as_a_failure() -> None:
-    commands, log = Commands(StoreUnavailable("MongoDB did not answer")), ListLog()
+    commands, log = Commands(StoreUnavailable("MongoDB did not answer")), MemoryActionLog()
     entry = entry_of(letter(encode(EVENT)))
     action = await replayer(commands, log).replay(entry, draft(entry), operator="alice")
     assert action.status == 500 and "MongoDB did not answer" in action.result["message"]
-    assert log.actions == [action]
+    assert await log.recent(limit=10) == [action]
 
 
 async def test_what_cannot_be_a_command_is_refused_before_anything_is_submitted() -> None:
-    commands, log = Commands(), ListLog()
+    commands, log = Commands(), MemoryActionLog()
     stored = entry_of(letter(encode(EVENT.with_version(1)), source=f"{STORED}/0/4"))
     with pytest.raises(InvalidInput, match="already stored"):
         await replayer(commands, log).replay(stored, draft(stored), operator="alice")
@@ -190,4 +181,46 @@ async def test_what_cannot_be_a_command_is_refused_before_anything_is_submitted(
         await replayer(commands, log).replay(entry, bad_id, operator="alice")
     with pytest.raises(InvalidInput, match="operator"):
         await replayer(commands, log).replay(entry, draft(entry), operator="")
-    assert commands.requests == [] and log.actions == []
+    assert commands.requests == [] and await log.recent(limit=10) == []
+
+
+async def test_a_dead_letter_replayed_again_differently_applies_nothing_and_names_the_first() -> None:
+    """Its identity is its entry: aimed at another aggregate, or with other data, nothing more."""
+    commands, log = Commands(), MemoryActionLog()
+    entry = entry_of(letter(encode(EVENT)))
+    fixed = {**draft(entry), "data": {"items": [{"sku": "a", "qty": 1, "price": 1.0}]}}
+    first = await replayer(commands, log).replay(entry, fixed, operator="alice")
+    assert first.status == 202
+    for change in ({"aggregate_id": "o-2"}, {"data": {"items": [{"sku": "b", "qty": 2, "price": 1.0}]}}):
+        other = await replayer(commands, log).replay(entry, {**fixed, **change}, operator="bob")
+        assert (other.status, other.result["error"]) == (409, "already_replayed")
+        told = other.result["first_replay"]
+        assert (told["operator"], told["status"], told["result"]) == ("alice", 202, {"event_id": "e"})
+        assert "replayed by alice" in other.result["message"]
+    assert len(commands.requests) == 1  # only the first reached the command path
+    same = await replayer(commands, log).replay(entry, fixed, operator="carol")
+    assert same.status == 202 and len(commands.requests) == 2  # the same command: stored once
+    assert [a.status for a in await log.recent(limit=10)] == [202, 409, 409, 202]
+
+
+async def test_two_replays_of_one_entry_at_once_submit_at_most_the_same_command() -> None:
+    commands, log = Commands(), MemoryActionLog()
+    entry = entry_of(letter(encode(EVENT)))
+    one = {**draft(entry), "data": {"items": [{"sku": "a", "qty": 1, "price": 1.0}]}}
+    two = {**one, "aggregate_id": "o-elsewhere"}
+    actions = await asyncio.gather(
+        replayer(commands, log).replay(entry, one, operator="alice"),
+        replayer(commands, log).replay(entry, two, operator="bob"),
+    )
+    assert sorted(a.status for a in actions) == [202, 409]
+    assert len({(r.aggregate_id, r.command_id) for r in commands.requests}) == 1
+
+
+async def test_a_refused_replay_leaves_the_entry_free_for_a_corrected_fix() -> None:
+    refused = Answer(422, {"error": "invalid_data", "message": "items must not be empty"})
+    commands, log = Commands(refused), MemoryActionLog()
+    entry = entry_of(letter(encode(EVENT)))
+    assert (await replayer(commands, log).replay(entry, draft(entry), operator="alice")).status == 422
+    commands.answer = Answer(202, {"event_id": "e"})
+    fixed = {**draft(entry), "data": {"items": [{"sku": "a", "qty": 1, "price": 1.0}]}}
+    assert (await replayer(commands, log).replay(entry, fixed, operator="alice")).status == 202

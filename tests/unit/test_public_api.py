@@ -30,7 +30,7 @@ PUBLIC = {
     "workers.runtime": ["compose", "serve", "settings"],
     "workers.adapters": ["kafka", "memory", "mongo", "redis"],
     "workers.adapters.memory": [
-        "Faults", "MemoryAppendProgress", "MemoryCommandMemory", "MemoryDatabase", "MemoryEventStore", "MemoryMarker",
+        "Faults", "MemoryActionLog", "MemoryAppendProgress", "MemoryCommandMemory", "MemoryDatabase", "MemoryEventStore", "MemoryMarker",
         "MemoryProducer", "MemoryRejections", "MemoryRuleStates", "MemorySnapshotStore", "MemoryViewStaging",
         "MemoryViewStore", "Switchable", "murmur2", "partition_for",
     ],
@@ -43,7 +43,7 @@ PUBLIC = {
     "workers.ports": [
         "LIVE", "NEW_AGGREGATE", "UNKNOWN", "ActionLog", "AggregateRef", "AppendConflict", "AppendProgress", "CommandMemory",
         "CommandRecord", "Delivery", "EventBus", "EventStore", "Handler", "Head", "MarkRequest",
-        "MarkResult", "Marker", "OperatorAction", "Outgoing", "PendingEvents", "Producer", "Record", "Rejection",
+        "MarkResult", "Marker", "OperatorAction", "Outgoing", "PendingEvents", "Producer", "Record", "Rejection", "ReplayClaim",
         "Rejections", "RuleState", "RuleStates", "Snapshot", "SnapshotStore", "Subscription", "SyncAppender", "SyncResult",
         "ViewDoc", "ViewStaging", "ViewStore", "check_read_back",
     ],

@@ -107,6 +107,12 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
         "re-read the aggregate and send the event that fits now",
     ),
     ErrorCode(
+        "already_replayed", 409,
+        "the dead letter was replayed before with other fields (another aggregate, type or "
+        "data); a dead letter is replayed once, so nothing was applied",
+        "read `first_replay` (who, when, what, its answer); send a new command for anything else",
+    ),
+    ErrorCode(
         "conflict", 409,
         "other writers kept winning the next version (sync mode); nothing was written",
         "retry",

@@ -7,6 +7,7 @@ pause-and-retry. Nothing in production composes them.
 
 from __future__ import annotations
 
+from workers.adapters.memory.actions import MemoryActionLog
 from workers.adapters.memory.common import Faults, Switchable
 from workers.adapters.memory.events import MemoryEventStore
 from workers.adapters.memory.producer import MemoryProducer, murmur2, partition_for
@@ -18,6 +19,7 @@ from workers.adapters.memory.views import MemoryDatabase, MemoryViewStaging, Mem
 
 __all__ = [
     "Faults",
+    "MemoryActionLog",
     "MemoryAppendProgress",
     "MemoryCommandMemory",
     "MemoryDatabase",

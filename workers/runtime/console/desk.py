@@ -52,6 +52,7 @@ class DeadLetterDesk:
 
         return DeadLetterReplayer(
             submit=submit,
+            render=answer_of,
             log=self.log,
             stored_topic=rt.names.stored,
             via=self._via,
