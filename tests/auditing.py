@@ -26,14 +26,17 @@ async def audit(
     *,
     domains: Domains | None = None,
     topics: bool = True,
+    views: bool = True,
     refs: list[AggregateRef] | None = None,
 ) -> AuditReport:
-    """Audit database ``name`` (and topics prefixed ``name.``) of a fleet made by ``FleetProcess``."""
+    """Audit database ``name`` (and topics prefixed ``name.``) of a fleet made by ``FleetProcess``.
+
+    ``views=False`` for a fleet that runs no projection: its views are not there to compare."""
     domains = domains or default_domains()
     client = connect(stack.urls.mongo_url, timeout_ms=5000)
     try:
         db = database(client, name)
-        views: dict[str, ViewStore] = {
+        stores: dict[str, ViewStore] = {
             p.name: MongoViewStore(db, p.collection) for p in domains.projections().values()
         }
         kafka = plain(stack.urls.kafka_url)
@@ -50,7 +53,7 @@ async def audit(
         sources = AuditSources(
             events=MongoEventStore(db),
             snapshots=MongoSnapshotStore(db),
-            views=views,
+            views=stores if views else {},
             read_topic=read if topics else None,
             topic_name=TopicNames(f"{name}.").name,
         )

@@ -65,6 +65,12 @@ class FleetProcess:
         return self.env["EVENTFLEET_TOPIC_PREFIX"]
 
     async def start(self, *, timeout_s: float = 60) -> FleetProcess:
+        await self.launch()
+        await wait_for(self.ready, timeout_s=timeout_s, what=f"fleet ready (log: {self.log_path})")
+        return self
+
+    async def launch(self) -> None:
+        """Start the process without waiting for it to be ready."""
         _STARTED.append(self)
         log = self.log_path.open("ab")
         self.process = await asyncio.create_subprocess_exec(
@@ -72,8 +78,6 @@ class FleetProcess:
             env={**os.environ, **self.env}, stdout=log, stderr=log, start_new_session=True,
         )  # fmt: skip
         log.close()
-        await wait_for(self.ready, timeout_s=timeout_s, what=f"fleet ready (log: {self.log_path})")
-        return self
 
     async def ready(self) -> bool:
         if self.process is not None and self.process.returncode is not None:

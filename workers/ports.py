@@ -28,6 +28,7 @@ __all__ = [
     "ActionLog",
     "AggregateRef",
     "AppendConflict",
+    "AppendProgress",
     "CommandMemory",
     "CommandRecord",
     "Delivery",
@@ -45,6 +46,7 @@ __all__ = [
     "Record",
     "Rejection",
     "Rejections",
+    "ReplayClaim",
     "RuleState",
     "RuleStates",
     "Snapshot",
@@ -336,10 +338,41 @@ class Producer(Protocol):
         ...
 
 
+class AppendProgress(Protocol):
+    """How far the appender has decided the events topic: the evidence behind a refusal.
+
+    The marker and the store can both trail events in flight (accepted, not yet stored). A
+    refusal judged on the store's head is true only once every event that may precede it is
+    decided; this port tells when that holds for one aggregate's partition.
+    """
+
+    async def caught_up(self, aggregate_key: bytes, *, within_s: float) -> bool:
+        """True once every record the key's partition of the events topic held when asked is
+        decided by the appender (its group committed past them), waiting up to ``within_s``;
+        False at the bound. StreamUnavailable when Kafka cannot be asked."""
+        ...
+
+
 # --- Redis: the marker and the command memory -----------------------------------------------
 
 UNKNOWN = "?"
 """``MarkRequest.fallback``: the store was not asked; a missing mark answers ``missing``."""
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRecord:
+    """What the command memory holds for one command id.
+
+    ``pending``: a request holds the claim (``token`` names it); ``unknown``: its write was
+    sent without an answer (a retry may take the claim over); ``answered``: ``answer`` is the
+    command's recorded outcome (encoded by the command side, updated by the appender when the
+    store refuses the event).
+    """
+
+    state: str
+    event_id: str = ""
+    answer: bytes = b""
+    token: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,7 +383,12 @@ class MarkRequest:
 
     ``fallback`` is used when the aggregate has no mark: ``UNKNOWN`` (answer ``missing``,
     the caller then reads the store), ``NEW_AGGREGATE`` (the store holds no event), or the
-    store's head as ``<type>|<event id>``.
+    store's head as ``<type>|<event id>``. ``replace``: a mark value the store showed to be
+    stale; if the mark still equals it, it counts as missing (and ``fallback`` decides).
+
+    ``command_id`` claims the command in the same call (``token`` names this request's
+    claim): a recorded answer, or a claim another request holds, is returned instead of
+    marking (``answered``, ``busy``); an ``unknown`` record is taken over (``takeover``).
     """
 
     aggregate_key: str
@@ -358,6 +396,9 @@ class MarkRequest:
     event_id: str
     allowed: Sequence[str]
     fallback: str = UNKNOWN
+    command_id: str | None = None
+    token: str = ""
+    replace: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,38 +406,36 @@ class MarkResult:
     """What the marker did.
 
     ``status``: ``marked`` (this event is now the mark), ``mine`` (the mark already names this
-    event: a retry of it), ``rejected`` (``current`` may not be followed by the event type) or
-    ``missing`` (no mark and no fallback: read the store and ask again). ``after`` is the id
-    of the event it was validated after (``NEW_AGGREGATE`` for the first event); ``current``
-    is the type it was checked against (None: a new aggregate). ``previous`` is the mark
-    value that was replaced, for ``restore``.
+    event: a retry of it), ``rejected`` (``current`` may not be followed by the event type),
+    ``missing`` (no mark and no fallback: read the store and ask again), ``answered`` (the
+    command has a recorded answer: ``record``) or ``busy`` (another request holds the
+    command's claim). ``after`` is the id of the event it was validated after
+    (``NEW_AGGREGATE`` for the first event); ``current`` is the type it was checked against
+    (None: a new aggregate). ``previous`` is the mark value that was there (for ``restore``
+    and ``replace``; empty when it was replaced as stale). ``takeover``: the claim was taken
+    over from an earlier attempt whose outcome is unknown.
     """
 
     status: str
     after: str = ""
     current: str | None = None
     previous: str = ""
+    record: CommandRecord | None = None
+    takeover: bool = False
 
 
 class Marker(Protocol):
     """The fast early answer: an aggregate's marked latest event, checked and set atomically.
 
-    Of two concurrent conflicting requests on one key exactly one is marked. A new mark is
-    tentative: it expires after a bound unless ``confirm_stored`` makes it durable once the
-    store holds its event, so a mark whose event never reached the store (a timeout, a crash,
-    a script Redis ran after its caller gave up) cannot outlive it by long. The marker is a
-    cache; the store is the judge. Every call raises MarkerUnavailable when Redis does not
-    answer (the call may still have been applied).
+    Of two concurrent conflicting requests on one key exactly one is marked. A mark lives for
+    the marker TTL and is rolled back only when its event is known not to be stored: the
+    produce failed before Kafka took it (``restore``), or the store refused it (``repair``);
+    a mark the store shows to be stale is replaced through ``MarkRequest.replace``. The
+    marker is a cache; the store is the judge. Every call raises MarkerUnavailable when
+    Redis does not answer (the call may still have been applied).
     """
 
     async def check_and_mark(self, request: MarkRequest) -> MarkResult: ...
-
-    async def confirm_stored(self, stored: Sequence[tuple[str, str]]) -> None:
-        """The store holds these (aggregate key, event id): keep each mark that names one.
-
-        May return before Redis applied it: a lost confirm only lets the mark expire early.
-        """
-        ...
 
     async def restore(self, request: MarkRequest, marked: MarkResult) -> None:
         """Nothing was sent: put ``marked.previous`` back, only if the mark is still ours."""
@@ -419,40 +458,39 @@ class Marker(Protocol):
     async def filter_ready(self) -> bool:
         """Whether the new-aggregate filter knows every aggregate the store holds.
 
-        Only a ready filter answers "certainly new" (no store read for a new aggregate); a
-        lost or evicted filter is not ready, so it never answers wrongly.
+        Only a ready filter answers "certainly new" (no store read for a new aggregate). A
+        lost filter is not ready; neither is one built on another run of the server (Redis
+        restarted from a dump, or a replica took over: it may lack recent notes).
         """
         ...
 
     async def mark_filter_ready(self) -> None:
-        """Every aggregate the store holds has been noted (after a rebuild)."""
+        """Every aggregate the store holds has been noted (after a rebuild) on this run."""
+        ...
+
+    async def forget_filter(self) -> None:
+        """Stop answering "certainly new" until the filter is rebuilt."""
+        ...
+
+    async def peek(self, aggregate_key: str) -> tuple[str, str] | None:
+        """The mark's (event type, event id), read only; None when there is none."""
         ...
 
     async def ping(self) -> bool: ...
 
 
-@dataclass(frozen=True, slots=True)
-class CommandRecord:
-    """What the command memory holds for one command id.
-
-    ``pending``: a request holds the claim; ``unknown``: its write was sent without an answer
-    (a retry may take the claim over); ``answered``: ``answer`` is the first answer.
-    """
-
-    state: str
-    event_id: str = ""
-    answer: bytes = b""
-
-
 class CommandMemory(Protocol):
-    """Remembers each command id's first answer, so a repeated request gets the same one.
+    """Remembers each command id's outcome, so a repeated request learns what became of it.
 
-    A claim is held for a short bound only; an answer is kept for the command TTL. Raises
+    A claim is held for a short bound only; an outcome is kept for the command TTL. Raises
     MarkerUnavailable when Redis does not answer.
     """
 
-    async def claim(self, aggregate_key: str, command_id: str, event_id: str) -> CommandRecord | None:
-        """Claim the id for a request: None if claimed now; else what is there.
+    async def claim(
+        self, aggregate_key: str, command_id: str, event_id: str, token: str
+    ) -> CommandRecord | None:
+        """Claim the id for request ``token``: None if claimed now (or held by it already);
+        else what is there (``pending`` of another request, or ``answered``).
 
         An ``unknown`` record is taken over (the caller holds the claim now) and returned,
         so the caller knows an earlier attempt may have been written.
@@ -461,19 +499,25 @@ class CommandMemory(Protocol):
 
     async def recall(self, aggregate_key: str, command_id: str) -> CommandRecord | None: ...
 
-    async def settle(self, aggregate_key: str, command_id: str, answer: bytes) -> None:
-        """Keep ``answer`` as the command's answer for the command TTL.
+    async def recall_event(self, aggregate_key: str, event_id: str) -> CommandRecord | None:
+        """An event sent without an answer (recorded by ``unknown``), by its id."""
+        ...
 
-        May return before Redis applied it: a lost answer only lets a retry run again.
+    async def settle(self, aggregate_key: str, command_id: str, answer: bytes) -> None:
+        """Keep ``answer`` as the command's outcome for the command TTL.
+
+        May return before Redis applied it: a lost answer only lets a retry ask the store.
         """
         ...
 
-    async def unknown(self, aggregate_key: str, command_id: str, event_id: str) -> None:
-        """The request's write was sent without an answer: the next request may take over."""
+    async def unknown(self, aggregate_key: str, command_id: str | None, event_id: str) -> None:
+        """The event was sent without an answer: it may still be stored. Recorded by event id
+        (and by command id, unless an answer is recorded) for the command TTL; the next
+        request with the command id may take the claim over."""
         ...
 
-    async def release(self, aggregate_key: str, command_id: str, event_id: str) -> None:
-        """Nothing was written: forget our claim (only if it is still ours)."""
+    async def release(self, aggregate_key: str, command_id: str, token: str) -> None:
+        """Nothing was written: forget the claim of request ``token`` (only if still its)."""
         ...
 
 
@@ -530,6 +574,7 @@ class SyncAppender(Protocol):
         metadata: Metadata,
         *,
         event_id: str | None = None,
+        data_checked: bool = False,
     ) -> SyncResult:
         """The stored event; raises (storing nothing) when the state or the input refuses it.
 
@@ -581,8 +626,23 @@ class OperatorAction:
     result: Mapping[str, Any]  # the command path's answer body
 
 
+@dataclass(frozen=True, slots=True)
+class ReplayClaim:
+    """The first replay of one dead letter: a dead letter's identity is its entry, so every
+    later replay of it is held against this one (the same submission: the same command, stored
+    once; another one: refused)."""
+
+    target: str  # the entry's position in the dead-letter topic: "<partition>/<offset>"
+    submitted: Mapping[str, Any]  # exactly what the first replay re-submits
+    operator: str
+    at: datetime
+    status: int | None = None  # the first replay's answer, once it has one
+    result: Mapping[str, Any] | None = None
+
+
 class ActionLog(Protocol):
-    """The operator audit trail: append-only, newest first when read."""
+    """The operator audit trail: append-only, newest first when read; and the first replay of
+    each dead letter, claimed atomically."""
 
     async def record(self, action: OperatorAction) -> None:
         """Keep this action (idempotent by its id)."""
@@ -590,4 +650,18 @@ class ActionLog(Protocol):
 
     async def recent(self, *, limit: int) -> list[OperatorAction]:
         """The newest ``limit`` actions, newest first."""
+        ...
+
+    async def claim_replay(self, claim: ReplayClaim) -> ReplayClaim | None:
+        """Make ``claim`` the first replay of its target: None if it is now; else the first
+        one (of any process, at any time before)."""
+        ...
+
+    async def settle_replay(self, target: str, status: int, result: Mapping[str, Any]) -> None:
+        """Keep the first replay's answer with its claim."""
+        ...
+
+    async def abandon_replay(self, claim: ReplayClaim) -> None:
+        """The first replay wrote nothing (refused, or nothing sent): the entry may be
+        replayed again, with a corrected fix. Only this claim is removed."""
         ...

@@ -148,14 +148,13 @@ async def test_a_fixed_dead_letter_is_stored_once_however_often_it_is_replayed(
 async def test_a_bad_fix_is_refused_on_review_and_nothing_is_submitted(
     fleet: FleetProcess, browser: Any
 ) -> None:
-    browser.get(fleet.url + "/console/dlq")
-    first = browser.find_elements("css selector", "#dead-letters tbody tr td a")
-    assert first, "the previous test left a dead letter"
-    position = first[0].text
+    entry = await dead_letter_of(fleet, await poison_order(fleet, f"bad-fix-{uuid.uuid4().hex[:8]}"))
+    position = entry.position
     browser.get(f"{fleet.url}/console/dlq/{position}")
     _replace(browser.find_element("id", "submission"), {"type": "OrderPlaced"})
     browser.find_element("id", "operator").send_keys("carol")
     browser.find_element("id", "review").click()
+    # Wait for the next page: reading the old one before it loads is a race.
     assert "missing fields aggregate_type, aggregate_id, data" in after_submit(browser, "error").text
     status, _ = await fleet.request("POST", f"/console/dlq/{position}/replay", raw=b"operator=x")
     assert status == 400  # no confirm step: refused

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,7 +23,9 @@ from workers.roles.dlq_replay import (
     parse_position,
     parse_submission,
 )
-from workers.roles.requests import Answer, CommandRequest
+from workers.roles.outcomes import Answer
+from workers.roles.requests import CommandRequest
+from workers.runtime.answers import answer_of
 
 STORED = "t.events.stored"
 EVENT = new_event("order", "o-1", "OrderPlaced", {"items": []})
@@ -57,7 +60,8 @@ class Commands:
 
 def replayer(commands: Commands, log: MemoryActionLog) -> DeadLetterReplayer:
     return DeadLetterReplayer(
-        submit=commands.handle, log=log, stored_topic=STORED, via="console", max_bytes=65536,
+        submit=commands.handle, render=answer_of, log=log, stored_topic=STORED, via="console",
+        max_bytes=65536,
         now=lambda: datetime(2026, 1, 2, tzinfo=UTC),
     )  # fmt: skip
 
@@ -142,8 +146,7 @@ async def test_a_replay_submits_the_fixed_event_once_with_a_derived_command_id()
     assert derived_event_id("order", "o-1", request.command_id) == derived_event_id(
         "order", "o-1", commands.requests[1].command_id or ""
     )
-    # Both kept (at one frozen moment the trail orders them by id: no order to assert).
-    assert sorted(a.operator for a in await log.recent(limit=10)) == ["alice", "bob"]
+    assert [a.operator for a in await log.recent(limit=10)] == ["bob", "alice"]
     assert (action.status, action.result, action.target, action.via) == (
         202, {"event_id": "e"}, "0/3", "console",
     )  # fmt: skip
@@ -179,3 +182,45 @@ async def test_what_cannot_be_a_command_is_refused_before_anything_is_submitted(
     with pytest.raises(InvalidInput, match="operator"):
         await replayer(commands, log).replay(entry, draft(entry), operator="")
     assert commands.requests == [] and await log.recent(limit=10) == []
+
+
+async def test_a_dead_letter_replayed_again_differently_applies_nothing_and_names_the_first() -> None:
+    """Its identity is its entry: aimed at another aggregate, or with other data, nothing more."""
+    commands, log = Commands(), MemoryActionLog()
+    entry = entry_of(letter(encode(EVENT)))
+    fixed = {**draft(entry), "data": {"items": [{"sku": "a", "qty": 1, "price": 1.0}]}}
+    first = await replayer(commands, log).replay(entry, fixed, operator="alice")
+    assert first.status == 202
+    for change in ({"aggregate_id": "o-2"}, {"data": {"items": [{"sku": "b", "qty": 2, "price": 1.0}]}}):
+        other = await replayer(commands, log).replay(entry, {**fixed, **change}, operator="bob")
+        assert (other.status, other.result["error"]) == (409, "already_replayed")
+        told = other.result["first_replay"]
+        assert (told["operator"], told["status"], told["result"]) == ("alice", 202, {"event_id": "e"})
+        assert "replayed by alice" in other.result["message"]
+    assert len(commands.requests) == 1  # only the first reached the command path
+    same = await replayer(commands, log).replay(entry, fixed, operator="carol")
+    assert same.status == 202 and len(commands.requests) == 2  # the same command: stored once
+    assert [a.status for a in await log.recent(limit=10)] == [202, 409, 409, 202]
+
+
+async def test_two_replays_of_one_entry_at_once_submit_at_most_the_same_command() -> None:
+    commands, log = Commands(), MemoryActionLog()
+    entry = entry_of(letter(encode(EVENT)))
+    one = {**draft(entry), "data": {"items": [{"sku": "a", "qty": 1, "price": 1.0}]}}
+    two = {**one, "aggregate_id": "o-elsewhere"}
+    actions = await asyncio.gather(
+        replayer(commands, log).replay(entry, one, operator="alice"),
+        replayer(commands, log).replay(entry, two, operator="bob"),
+    )
+    assert sorted(a.status for a in actions) == [202, 409]
+    assert len({(r.aggregate_id, r.command_id) for r in commands.requests}) == 1
+
+
+async def test_a_refused_replay_leaves_the_entry_free_for_a_corrected_fix() -> None:
+    refused = Answer(422, {"error": "invalid_data", "message": "items must not be empty"})
+    commands, log = Commands(refused), MemoryActionLog()
+    entry = entry_of(letter(encode(EVENT)))
+    assert (await replayer(commands, log).replay(entry, draft(entry), operator="alice")).status == 422
+    commands.answer = Answer(202, {"event_id": "e"})
+    fixed = {**draft(entry), "data": {"items": [{"sku": "a", "qty": 1, "price": 1.0}]}}
+    assert (await replayer(commands, log).replay(entry, fixed, operator="alice")).status == 202

@@ -1,8 +1,9 @@
 """Each port's adapters side by side: every contract test runs on the in-memory one and the real one.
 
-Suites here: EventStore and PendingEvents, SnapshotStore, ViewStore and ViewStaging, Rejections,
-ActionLog (on ``stores``), Producer (on ``topics``), DocumentStore, Marker and CommandMemory,
-RuleStates (their own fixtures); the EventBus contract is ``tests/bus/test_contract.py``.
+Suites here: EventStore and PendingEvents, SnapshotStore, ViewStore and ViewStaging, Rejections
+(on ``stores``), Producer (on ``topics``), DocumentStore, Marker and CommandMemory, RuleStates
+(their own fixtures); the EventBus contract is ``tests/bus/test_contract.py`` and the ActionLog's
+``tests/console/test_action_log.py``.
 
 The real ones use the embedded stack: MongoDB in a database of the test's own, Kafka on a
 topic of the test's own. ``outage()`` gives the same backend unreachable: the memory adapters
@@ -25,7 +26,6 @@ from tests.faults import TcpProxy
 from tests.kafka_topics import create_topic, read_records
 from workers.adapters.kafka import KafkaProducer, plain
 from workers.adapters.memory import (
-    MemoryActionLog,
     MemoryDatabase,
     MemoryEventStore,
     MemoryProducer,
@@ -40,7 +40,6 @@ from workers.adapters.mongo import (
     REJECTIONS,
     SNAPSHOTS,
     Document,
-    MongoActionLog,
     MongoEventStore,
     MongoRejections,
     MongoSnapshotStore,
@@ -51,7 +50,6 @@ from workers.adapters.mongo import (
 )
 from workers.devtools.embedded import EmbeddedStack
 from workers.ports import (
-    ActionLog,
     EventStore,
     PendingEvents,
     Producer,
@@ -81,7 +79,6 @@ class Stores:
     events: Events
     snapshots: SnapshotStore
     rejections: Rejections
-    actions: ActionLog
     views: Callable[[str], ViewStore]
     staging: Callable[[str], ViewStaging]
     collections: Callable[[], Awaitable[list[str]]]
@@ -90,8 +87,8 @@ class Stores:
 
 def memory_stores() -> Stores:
     events, snapshots, db = MemoryEventStore(), MemorySnapshotStore(), MemoryDatabase()
-    rejections, actions = MemoryRejections(), MemoryActionLog()
-    switches = (events, snapshots, db, rejections, actions)
+    rejections = MemoryRejections()
+    switches = (events, snapshots, db, rejections)
 
     @asynccontextmanager
     async def outage() -> AsyncIterator[Stores]:
@@ -111,7 +108,6 @@ def memory_stores() -> Stores:
         events,
         snapshots,
         rejections,
-        actions,
         lambda name: MemoryViewStore(db, name),
         lambda name: MemoryViewStaging(db, name),
         collections,
@@ -128,7 +124,6 @@ def mongo_stores(
         MongoEventStore(db),
         MongoSnapshotStore(db),
         MongoRejections(db),
-        MongoActionLog(db),
         lambda name: MongoViewStore(db, name),
         lambda name: MongoViewStaging(db, name),
         partial(view_collections, db),

@@ -16,7 +16,7 @@ import orjson
 
 from tests.e2e.test_true_answers import chunked, post_head, raw_http
 from tests.fleet import FleetProcess
-from workers.roles.requests import ERROR_CODES
+from workers.runtime.answers import ERROR_CODES
 
 CODES = {entry.code: entry.status for entry in ERROR_CODES}
 

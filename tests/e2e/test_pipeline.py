@@ -152,7 +152,7 @@ async def test_bad_requests_get_clear_errors_and_write_nothing(fleet: FleetProce
     await wait_stored(fleet, "order", {order_id: 1})
 
 
-async def test_a_repeated_command_id_returns_the_first_answer(fleet: FleetProcess) -> None:
+async def test_a_repeated_command_id_returns_the_commands_outcome(fleet: FleetProcess) -> None:
     order_id = f"idem-{uuid.uuid4().hex[:8]}"
     request = {
         "type": "OrderPlaced",
@@ -164,9 +164,13 @@ async def test_a_repeated_command_id_returns_the_first_answer(fleet: FleetProces
     again = await asyncio.gather(
         *(fleet.post(f"/v1/order/{order_id}/events", request) for _ in range(5))
     )
-    assert first[0] == 202
-    assert all(answer == first for answer in again)
+    assert first[0] == 202 and "duplicate" not in first[1]
+    for status, body in again:  # the same event, told as a duplicate (stored: with its version)
+        assert status == 202 and body["event_id"] == first[1]["event_id"] and body["duplicate"]
+        assert body.get("offset", first[1]["offset"]) == first[1]["offset"]
     await wait_stored(fleet, "order", {order_id: 1})
+    status, stored = await fleet.post(f"/v1/order/{order_id}/events", request)
+    assert (status, stored) == (202, {"event_id": first[1]["event_id"], "version": 1, "duplicate": True})
     [event] = await stored_events(fleet, "order", order_id)
     assert event["id"] == first[1]["event_id"]
     assert event["metadata"]["command_id"] == "cmd-1" and event["metadata"]["client_id"] == "shop"

@@ -204,11 +204,19 @@ async def test_the_marker_works_on_a_three_master_cluster(
     client = connect_redis(cluster.url, timeout_ms=TIMEOUT_MS)
     try:
         memory = RedisCommandMemory(batcher_for(client), prefix="cm:", ttl_s=60)
-        assert await memory.claim(keys[1], "c-1", "e-1") is None
+        assert await memory.claim(keys[1], "c-1", "e-1", "t-1") is None
         await memory.settle(keys[1], "c-1", b"answer")
         assert await memory.recall(keys[1], "c-1") is not None
+        await memory.unknown(keys[2], "c-2", "e-2")  # by command and by event: one slot
+        found = await memory.recall_event(keys[2], "e-2")
+        assert found is not None and found.state == "unknown"
     finally:
         await client.aclose()
+    # Claim and mark in one script: the command's key and the mark share the slot.
+    claimed = request(keys[3], "OrderPaid", ["OrderPlaced"], command_id="c-3", token="t-3")
+    assert await answer(marker, claimed) == "marked"
+    await marker.mark_filter_ready()  # the run id of the master holding the filter
+    assert await marker.filter_ready()
 
 
 async def test_a_cluster_failover_under_load_never_accepts_a_conflicting_pair(

@@ -10,6 +10,7 @@ from typing import Any
 from snapshot_rules.domain import Domains
 from topics.envelope import decode
 from workers.adapters.memory import (
+    MemoryAppendProgress,
     MemoryEventStore,
     MemoryProducer,
     MemoryRuleStates,
@@ -19,10 +20,11 @@ from workers.metrics import Metrics, create_metrics
 from workers.roles.appender import Appender
 from workers.roles.audit import Auditor, AuditReport, AuditSources
 from workers.roles.commands import CommandService
-from workers.roles.requests import Answer, CommandRequest
+from workers.roles.requests import CommandRequest
 from workers.roles.snapshotter import Snapshotter
 from workers.roles.state import StateLoader
 from workers.runtime.adapters import memory_adapters
+from workers.runtime.answers import Answer, answer_of
 from workers.runtime.compose import Runtime
 from workers.runtime.settings import Settings
 
@@ -41,6 +43,7 @@ class Pipeline:
     store: MemoryEventStore
     snapshots: MemorySnapshotStore
     producer: MemoryProducer
+    progress: MemoryAppendProgress
     metrics: Metrics
     taken: int = field(default=0)
     handed: int = field(default=0)
@@ -48,7 +51,7 @@ class Pipeline:
     async def ask(self, aggregate: str, kind: str, data: Any = None, **kw: Any) -> Answer:
         aggregate_type, aggregate_id = aggregate.split(":", 1)
         request = CommandRequest(aggregate_type, aggregate_id, kind, data or {}, **kw)
-        return await self.service.handle(request)
+        return answer_of(await self.service.handle(request))
 
     async def flush(self) -> None:
         """The appender takes what the command side produced; the snapshotter what was stored."""
@@ -56,6 +59,7 @@ class Pipeline:
         self.taken += len(records)
         if records:
             await self.appender.handle(records)
+        self.progress.decide_all()
         stored = self.producer.records(STORED)[self.handed :]
         self.handed += len(stored)
         tasks = await self.snapshotter.handle([decode(r.value) for r in stored])
@@ -95,5 +99,6 @@ async def pipeline(domains: Domains, *, metrics: Metrics | None = None) -> Pipel
         memory.stores.events,
         memory.stores.snapshots,
         memory.stream.produced,
+        memory.stream.progress_of(EVENTS),
         runtime.metrics,
     )

@@ -13,6 +13,7 @@ from snapshot_rules.domain import Domains
 from topics.envelope import NEW_AGGREGATE, Event, Metadata, decode, encode, kafka_headers, new_event
 from topics.errors import StoreUnavailable
 from workers.adapters.memory import (
+    MemoryCommandMemory,
     MemoryEventStore,
     MemoryMarker,
     MemoryProducer,
@@ -24,6 +25,8 @@ from workers.metrics import Metrics, create_metrics
 from workers.ports import MarkRequest, Record, Rejection
 from workers.roles.appender import Appender, AppenderConfig
 from workers.roles.deadletter import DeadLetters
+from workers.roles.outcomes import decode as decode_outcome
+from workers.runtime.answers import answer_of
 
 EVENTS, STORED, REPLIES, DLQ = "t.events", "t.events.stored", "t.commands.replies", "t.events.dlq"
 WAIT_S = 2.0
@@ -50,6 +53,7 @@ class Rig:
     rejections: MemoryRejections
     producer: MemoryProducer
     marker: MemoryMarker
+    memory: MemoryCommandMemory
     clock: Clock
     metrics: Metrics
     offset: int = field(default=0)
@@ -79,6 +83,7 @@ def rig() -> Rig:
     metrics = create_metrics()
     store, rejections = MemoryEventStore(), MemoryRejections()
     producer, marker = MemoryProducer(default_partitions=1), MemoryMarker(clock=clock)
+    memory = MemoryCommandMemory(clock=clock, records=marker.records)
     appender = Appender(
         store=store,
         rejections=rejections,
@@ -87,10 +92,12 @@ def rig() -> Rig:
         domains=Domains([ORDER, ACCOUNT]),
         metrics=metrics,
         config=AppenderConfig(STORED, REPLIES, max_event_bytes=100_000, wait_s=WAIT_S),
+        render=answer_of,
         marker=marker,
+        memory=memory,
         clock=clock,
     )
-    return Rig(appender, store, rejections, producer, marker, clock, metrics)
+    return Rig(appender, store, rejections, producer, marker, memory, clock, metrics)
 
 
 def order(kind: str, after: str | None, *, command: str | None = None, oid: str = "o1") -> Event:
@@ -189,6 +196,7 @@ async def test_a_redelivered_stored_event_is_republished_not_judged_again(rig: R
         dead_letters=DeadLetters(rig.producer, topic=DLQ, role="appender", metrics=rig.metrics),
         domains=Domains([ORDER]), metrics=rig.metrics,
         config=AppenderConfig(STORED, REPLIES, max_event_bytes=100_000, wait_s=WAIT_S),
+        render=answer_of,
         clock=rig.clock,
     )  # fmt: skip
     decided = await fresh.handle(rig.records([placed, paid, shipped]))
@@ -264,17 +272,24 @@ async def test_a_batch_retried_after_publishing_failed_republishes_what_it_store
     assert await rig.rejections.find([placed.id, paid.id]) == {}
 
 
-async def test_storing_an_event_makes_its_mark_durable_and_a_phantom_expires(rig: Rig) -> None:
+async def test_storing_leaves_marks_alone_notes_new_aggregates_and_a_refusal_is_remembered(
+    rig: Rig,
+) -> None:
+    """Marks are never rolled back on a timer; a refused command's retry learns the refusal."""
     placed = order("OrderPlaced", NEW_AGGREGATE)
-    other = order("OrderPlaced", NEW_AGGREGATE, oid="o2")
-    for event in (placed, other):
-        await rig.marker.check_and_mark(
-            MarkRequest(event.key.decode(), "OrderPlaced", event.id, ["none"], fallback="-")
-        )
-    await rig.take([placed])  # o2's event never reaches the store
-    rig.clock.now += 3600  # past the tentative bound
+    await rig.marker.check_and_mark(
+        MarkRequest("order:o1", "OrderPlaced", placed.id, ["none"], fallback="-")
+    )
+    shipped = order("OrderShipped", placed.id, command="ship-1")
+    await rig.take([placed, shipped])  # shipped before it was paid: refused at the store
+    rig.clock.now += 3600
     assert await rig.marker.peek("order:o1") == ("OrderPlaced", placed.id)
-    assert await rig.marker.peek("order:o2") is None
+    assert "order:o1" in rig.marker._noted  # the filter knows it now
+    record = await rig.memory.recall("order:o1", "ship-1")
+    assert record is not None and record.state == "answered"
+    assert decode_outcome(record.answer).code == "transition_rejected_at_store"
+    reply = orjson.loads(rig.producer.records(REPLIES)[0].value)
+    assert (reply["status"], reply["body"]["error"]) == (409, "transition_rejected_at_store")
 
 
 async def test_a_refusal_becomes_visible_only_after_the_mark_names_the_stored_head_again(

@@ -12,6 +12,7 @@ from snapshot_rules.domain import Domains, Mode
 from snapshot_rules.replay import State, replay
 from topics.envelope import Event, derived_event_id, utc_now
 from workers.adapters.memory import (
+    MemoryAppendProgress,
     MemoryCommandMemory,
     MemoryEventStore,
     MemoryMarker,
@@ -23,8 +24,10 @@ from workers.examples.domains.order import ORDER
 from workers.metrics import Metrics
 from workers.ports import Rejection
 from workers.roles.commands import CommandService
+from workers.roles.ledger import CommandLedger
 from workers.roles.requests import CommandRequest
 from workers.roles.state import StateLoader, VersionNotFound
+from workers.runtime.answers import answer_of
 
 from .pipeline import pipeline
 from .support import COUNTER, T0, added
@@ -74,12 +77,14 @@ async def test_a_sync_refusal_lists_allowed_only_when_the_declared_transitions_d
 
 async def test_a_store_refusal_for_invalid_data_answers_a_retry_with_422(metrics: Metrics) -> None:
     store, rejections = MemoryEventStore(), MemoryRejections()
+    marker, producer = MemoryMarker(), MemoryProducer(default_partitions=1)
     service = CommandService(
-        domains=Domains([ORDER]), marker=MemoryMarker(), memory=MemoryCommandMemory(),
-        store=store, rejections=rejections, producer=MemoryProducer(default_partitions=1),
-        events_topic="t.events", metrics=metrics,
+        domains=Domains([ORDER]), ledger=CommandLedger(marker, MemoryCommandMemory()),
+        store=store, rejections=rejections, producer=producer,
+        progress=MemoryAppendProgress(producer, "t.events"), events_topic="t.events",
+        metrics=metrics,
     )  # fmt: skip
-    placed = await service.handle(CommandRequest("order", "o1", "OrderPlaced", ITEMS))
+    placed = answer_of(await service.handle(CommandRequest("order", "o1", "OrderPlaced", ITEMS)))
     assert placed.status == 202
     shipped_id = derived_event_id("order", "o1", "ship-1")
     await rejections.record(
@@ -87,6 +92,6 @@ async def test_a_store_refusal_for_invalid_data_answers_a_retry_with_422(metrics
                    "OrderShipped: data.carrier is too long.", "ship-1", utc_now())]
     )  # fmt: skip
     request = CommandRequest("order", "o1", "OrderShipped", {"carrier": "dhl"}, command_id="ship-1")
-    retry = await service.handle(request)
+    retry = answer_of(await service.handle(request))
     assert (retry.status, retry.body["error"]) == (422, "invalid_data")  # as the command side says
     assert retry.body["event_id"] == shipped_id

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from topics import errors
 from workers.roles import judge
-from workers.roles.requests import ERROR_CODES, status_of
+from workers.runtime.answers import ERROR_CODES, status_of
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -31,16 +31,26 @@ def readme_rows() -> list[str]:
     return block[2:]
 
 
+OUTCOMES = ("Refused", "NotDone")
+"""Role logic answers with outcomes; the runtime gives them their code's status."""
+
+
 def error_calls() -> list[tuple[str, int | None, str | None]]:
-    """(where, status, code) of each ``error(...)`` call; None where an argument is computed."""
+    """(where, status, code) of each ``error(status, code, ...)`` call and each refusal or
+    not-done outcome (``Refused(code, ...)``: the status is the registry's); None where an
+    argument is computed."""
     found = []
     for path in sorted((ROOT / "workers").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
-            if not (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "error"):
+            if not isinstance(node, ast.Call):
                 continue
-            if len(node.args) < 2:
+            name = getattr(node.func, "id", None)
+            if name == "error" and len(node.args) >= 2:
+                status, code = node.args[0], node.args[1]
+            elif name in OUTCOMES and node.args:
+                status, code = None, node.args[0]
+            else:
                 continue
-            status, code = node.args[0], node.args[1]
             found.append(
                 (
                     f"{path.relative_to(ROOT)}:{node.lineno}",

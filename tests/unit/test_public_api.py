@@ -32,7 +32,8 @@ PUBLIC = {
     "workers.runtime": ["adapters", "compose", "serve", "settings"],
     "workers.adapters": ["kafka", "memory", "mongo", "nats", "redis"],
     "workers.adapters.kafka": [
-        "KafkaBusOptions", "KafkaConfig", "KafkaEventBus", "KafkaLagReader", "KafkaProducer",
+        "KafkaAppendProgress", "KafkaBusOptions", "KafkaConfig", "KafkaEventBus", "KafkaLagReader",
+        "KafkaProducer",
         "KafkaStream", "PartitionLag", "TopicReport", "ensure_topics", "escaped", "plain",
         "read_topic",
     ],
@@ -62,10 +63,11 @@ PUBLIC = {
         "FieldChangedMapper", "apply_patch", "changed_paths", "merge_diff", "storage_domain",
     ],
     "workers.adapters.memory": [
-        "Faults", "MemoryActionLog", "MemoryCommandMemory", "MemoryDatabase", "MemoryDocuments",
-        "MemoryEventStore", "MemoryMarker", "MemoryMarks", "MemoryProducer", "MemoryRejections",
-        "MemoryRuleStates", "MemorySnapshotStore", "MemoryStores", "MemoryStream",
-        "MemoryViewStaging", "MemoryViewStore", "Switchable", "murmur2", "partition_for",
+        "Faults", "MemoryActionLog", "MemoryAppendProgress", "MemoryCommandMemory", "MemoryDatabase",
+        "MemoryDocuments", "MemoryEventStore", "MemoryMarker", "MemoryMarks", "MemoryProducer",
+        "MemoryRejections", "MemoryRuleStates", "MemorySnapshotStore", "MemoryStores",
+        "MemoryStream", "MemoryViewStaging", "MemoryViewStore", "Switchable", "murmur2",
+        "partition_for",
     ],
     "workers.devtools": ["embedded"],
     "workers.devtools.embedded": [
@@ -74,9 +76,9 @@ PUBLIC = {
     ],
     "workers.cli": ["main", "parser"],
     "workers.ports": [
-        "LIVE", "NEW_AGGREGATE", "UNKNOWN", "ActionLog", "AggregateRef", "AppendConflict", "CommandMemory",
+        "LIVE", "NEW_AGGREGATE", "UNKNOWN", "ActionLog", "AggregateRef", "AppendConflict", "AppendProgress", "CommandMemory",
         "CommandRecord", "Delivery", "EventBus", "EventStore", "Handler", "Head", "MarkRequest",
-        "MarkResult", "Marker", "OperatorAction", "Outgoing", "PendingEvents", "Producer", "Record", "Rejection",
+        "MarkResult", "Marker", "OperatorAction", "Outgoing", "PendingEvents", "Producer", "Record", "Rejection", "ReplayClaim",
         "Rejections", "RuleState", "RuleStates", "Snapshot", "SnapshotStore", "Subscription", "SyncAppender", "SyncResult",
         "ViewDoc", "ViewStaging", "ViewStore",
     ],

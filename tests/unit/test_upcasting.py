@@ -167,3 +167,31 @@ def test_upcasters_are_checked_at_declaration() -> None:
         Domain(name="b", events={"E": event(upcasts=[Upcast(Text(), _v1_to_v2)])}, reducer=keep)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="needs an Obj schema"):
         Domain(name="b", events={"E": event(upcasts=[Upcast(fields(), "lift")])}, reducer=keep)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("bad", "problem"),
+    [
+        (True, "data.price must be a number"),
+        ("9.99", "data.price must be a number"),
+        (-1, "data.price"),
+    ],
+    ids=["bool", "text", "negative"],
+)
+def test_data_an_old_schema_refuses_is_refused_not_lifted(bad: Any, problem: str) -> None:
+    """A cart v1 event whose ``price`` is not a price must not become a plausible v2 one."""
+    from workers.examples.domains.cart import CART
+
+    from topics.errors import InvalidEventData
+
+    old = new_event(
+        "cart", "c1", "ItemAdded", {"sku": "tea", "qty": 1, "price": bad}, schema_version=1
+    )
+    with pytest.raises(InvalidEventData, match=r"ItemAdded \(schema version 1\): " + problem):
+        CART.check_as_written(old)
+    good = replace(old, data={"sku": "tea", "qty": 1, "price": 2.5})
+    assert CART.check_as_written(good).data == {"sku": "tea", "qty": 1, "unit_price_cents": 250}
+    current = new_event("cart", "c1", "ItemAdded", {"sku": "t", "qty": 1, "unit_price_cents": True},
+                        schema_version=2)  # fmt: skip
+    with pytest.raises(InvalidEventData, match="unit_price_cents must be an integer"):
+        CART.check_as_written(current)

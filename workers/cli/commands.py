@@ -50,7 +50,11 @@ async def run_worker(settings: Settings, args: Any) -> int:
     suffix = f"projection-{args.projection}" if args.role == "projection" else args.role
     projections = (args.projection,) if args.role == "projection" else ()
     return await serve(
-        runtime, roles, app_id=f"{settings.group_id}-{suffix}", projections=projections
+        runtime,
+        roles,
+        app_id=f"{settings.group_id}-{suffix}",
+        projections=projections,
+        hard_exit=True,
     )
 
 

@@ -68,14 +68,17 @@ class AggregateRoot:
         *,
         metadata: Metadata | None = None,
         event_id: str | None = None,
+        data_checked: bool = False,
     ) -> Event:
         """Validate the requested event on the current state; fold and keep it, or raise.
 
         Raises UnknownEventType / InvalidEventData / InvalidEnvelope for bad input and
         TransitionRejected (StateRejected for sync domains) when the rules refuse it.
+        ``data_checked``: the caller checked the data against the schema already.
         """
         domain = self.domain
-        domain.check_data(event_type, data)
+        if not data_checked:
+            domain.check_data(event_type, data)
         event = new_event(
             domain.name,
             self.aggregate_id,

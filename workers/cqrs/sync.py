@@ -1,9 +1,9 @@
 """Sync mode (seed 001): validate on the latest state, number, store, and only then publish.
 
-One client of the CQRS API (``workers.cqrs``): ``append`` dispatches an AppendEvent
-command whose handler loads the aggregate (snapshot + tail), lets the domain's state
-validator decide, stores the event at the next version with optimistic concurrency and
-then produces it to events.stored. Every failure raises; see ``SyncCommands.append``.
+One client of the CQRS API (``workers.cqrs``): ``append`` hands an AppendEvent command to its
+handler, which loads the aggregate (snapshot + tail), lets the domain's state validator decide,
+stores the event at the next version with optimistic concurrency and then produces it to
+events.stored. Every failure raises; see ``SyncCommands.append``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from snapshot_rules.domain import Domain, Mode
 from topics.envelope import Metadata
 from workers.cqrs.aggregate import AggregateRoot
 from workers.cqrs.commands import AppendEvent
-from workers.cqrs.dispatcher import Dispatcher
 from workers.cqrs.handlers import AggregateHandler, Publisher
 from workers.cqrs.repository import Repository
 from workers.metrics import Metrics
@@ -37,17 +36,13 @@ class SyncCommands:
         publish_budget_s: float = 1.0,
     ) -> None:
         self._publisher = Publisher(outbox, attempts=publish_attempts, budget_s=publish_budget_s)
-        self.dispatcher = Dispatcher()
-        self.dispatcher.register(
-            AppendEvent,
-            AggregateHandler(
-                _domain_of,
-                _append,
-                repository=repository,
-                publisher=self._publisher,
-                metrics=metrics,
-                max_attempts=max_attempts,
-            ),
+        self._handler = AggregateHandler(
+            _domain_of,
+            _append,
+            repository=repository,
+            publisher=self._publisher,
+            metrics=metrics,
+            max_attempts=max_attempts,
         )
 
     async def append(
@@ -59,6 +54,7 @@ class SyncCommands:
         metadata: Metadata,
         *,
         event_id: str | None = None,
+        data_checked: bool = False,
     ) -> SyncResult:
         """Append one event to a sync-mode aggregate and return it stored, with its version.
 
@@ -67,10 +63,12 @@ class SyncCommands:
         is the last event type), ConcurrencyConflict (other writers kept winning the
         version), StoreUnavailable. After the store accepted the event, a Kafka outage
         does not raise: the result says ``published=False`` and the relay repairs it.
+        ``data_checked``: the caller checked the data already (it is checked once).
         """
         if domain.mode is not Mode.SYNC:
             raise ValueError(f"{domain.name} is an {domain.mode} domain; SyncCommands is for sync")
-        domain.check_data(event_type, data)  # bad input fails before any read
+        if not data_checked:
+            domain.check_data(event_type, data)  # bad input fails before any read
         command = AppendEvent(
             aggregate_id=aggregate_id,
             metadata=metadata,
@@ -79,7 +77,7 @@ class SyncCommands:
             data=data,
             event_id=event_id,
         )
-        handled = await self.dispatcher.dispatch(command)
+        handled = await self._handler(command)
         return SyncResult(handled.events[0], handled.published, handled.duplicate)
 
     async def drain(self) -> None:
@@ -93,5 +91,9 @@ def _domain_of(command: AppendEvent) -> Domain:
 
 def _append(aggregate: AggregateRoot, command: AppendEvent) -> None:
     aggregate.record(
-        command.event_type, command.data, metadata=command.metadata, event_id=command.event_id
+        command.event_type,
+        command.data,
+        metadata=command.metadata,
+        event_id=command.event_id,
+        data_checked=True,  # checked before the aggregate was loaded
     )

@@ -20,9 +20,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
-
-import orjson
+from dataclasses import dataclass, field, replace
 
 from snapshot_rules.domain import Domains, Mode
 from topics.envelope import NEW_AGGREGATE, Event, utc_now
@@ -31,6 +29,7 @@ from workers.metrics import Metrics
 from workers.ports import (
     AggregateRef,
     AppendConflict,
+    CommandMemory,
     EventStore,
     Head,
     Marker,
@@ -42,6 +41,7 @@ from workers.ports import (
 )
 from workers.roles.deadletter import DeadLetter, DeadLetters, decode_record
 from workers.roles.judge import INVALID_DATA, Refusal, Waiting, judge, missing_predecessors
+from workers.roles.outcomes import Answer, Refused, encode, refusal_at_store
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,9 @@ class Appender:
         domains: Domains,
         metrics: Metrics,
         config: AppenderConfig,
+        render: Callable[[Refused], Answer],
         marker: Marker | None = None,
+        memory: CommandMemory | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
@@ -122,44 +124,58 @@ class Appender:
         self._domains = domains
         self._metrics = metrics
         self._config = config
+        self._render = render  # the runtime's answer for a refusal (commands.replies)
         self._marker = marker
+        self._memory = memory
         self._clock = clock
         self._heads: OrderedDict[AggregateRef, Head] = OrderedDict()
         self._waiting: dict[AggregateRef, list[Waiting]] = {}
         self._stored = _Recent()
         self._refused = _Recent()
+        self._unfinished: tuple[_Round, list[DeadLetter]] | None = None
         self._lock = asyncio.Lock()
 
     # --- the agent's entry points ----------------------------------------------------------
 
     async def handle(self, records: Sequence[Record]) -> list[Record]:
-        """Take a batch; return the records decided now (waiting ones are returned later)."""
+        """Take a batch; return the records decided now (waiting ones are returned later).
+
+        Safe to call again with the same records after it raised (the agent retries while a
+        dependency is down): a record already waiting here is not taken twice, and a record
+        is returned only once its event is stored, refused or dead-lettered.
+        """
         started = time.perf_counter()
         async with self._lock:
+            decided = await self._finish_unfinished()
+            finished = {(r.partition, r.offset) for r in decided}
+            records = [r for r in records if (r.partition, r.offset) not in finished]
             letters, refused, fresh, copies = self._decode(records)
             now = self._clock()
             for event, record in fresh:
                 ref = (event.aggregate_type, event.aggregate_id)
                 deadline = now + self._config.wait_s
                 self._waiting.setdefault(ref, []).append(Waiting(event, record, deadline))
-            done = await self._decide(list(dict.fromkeys(self._refs(fresh))), now)
+            for event, record in copies:
+                self._attach_copy(event, record)
+            refs = self._refs(fresh) + self._refs(copies)
+            done = await self._decide(list(dict.fromkeys(refs)), now)
             done.refused += refused
-            done.decided += copies
             await self._finish(done, letters)
         self._metrics.append_batch_size.observe(len(records))
         self._metrics.append_latency.observe(time.perf_counter() - started)
-        return [letter.record for letter in letters] + done.decided
+        return decided + [letter.record for letter in letters] + done.decided
 
     async def expire(self) -> list[Record]:
         """Judge the events whose wait is over (called on a timer); return the records decided."""
         async with self._lock:
+            decided = await self._finish_unfinished()
             now = self._clock()
             due = [ref for ref, queue in self._waiting.items() if min_deadline(queue) <= now]
             if not due:
-                return []
+                return decided
             done = await self._decide(due, now)
             await self._finish(done, [])
-        return done.decided
+        return decided + done.decided
 
     def next_deadline(self) -> float | None:
         """When the earliest waiting event is due, or None when nothing waits."""
@@ -169,34 +185,37 @@ class Appender:
         return sum(len(queue) for queue in self._waiting.values())
 
     def forget(self, partitions: Collection[int] | None = None) -> None:
-        """Partitions were revoked (None: all): drop their waiting events and every head.
+        """Partitions were revoked (None: all): drop their waiting records and every head.
 
         Their records stay unacked and go to the partition's next owner, which may write
-        to the same aggregates, so no cached head can be trusted any longer.
+        to the same aggregates, so no cached head can be trusted any longer. An event also
+        carried by a record of a partition kept here stays, held by that record.
         """
         self._heads.clear()
         for ref in list(self._waiting):
-            kept = [
-                w
-                for w in self._waiting[ref]
-                if partitions is not None and w.record.partition not in partitions
-            ]
-            if kept:
-                self._waiting[ref] = kept
-            else:
-                del self._waiting[ref]
+            kept = []
+            for w in self._waiting[ref]:
+                left = [
+                    r for r in w.records if partitions is not None and r.partition not in partitions
+                ]
+                if left:
+                    kept.append(Waiting(w.event, left[0], w.deadline, tuple(left[1:])))
+            self._set_waiting(ref, kept)
 
     # --- decoding -------------------------------------------------------------------------
 
     def _decode(
         self, records: Sequence[Record]
-    ) -> tuple[list[DeadLetter], list[Refusal], list[tuple[Event, Record]], list[Record]]:
-        """Dead letters, refusals (invalid data), events to judge, and copies of waiting ones."""
+    ) -> tuple[
+        list[DeadLetter], list[Refusal], list[tuple[Event, Record]], list[tuple[Event, Record]]
+    ]:
+        """Dead letters, refusals (invalid data), events to judge, and further records of events
+        waiting here (held with them, decided with them). A record already waiting here (the
+        same batch again, after an error) stays where it is."""
         letters: list[DeadLetter] = []
-        refused: list[Refusal] = []
-        fresh: list[tuple[Event, Record]] = []
-        copies: list[Record] = []
-        seen: set[str] = set()
+        refusals: dict[str, Refusal] = {}
+        fresh: dict[str, tuple[Event, Record]] = {}
+        copies: list[tuple[Event, Record]] = []
         for record in records:
             event = decode_record(record, max_event_bytes=self._config.max_event_bytes)
             if isinstance(event, DeadLetter):
@@ -205,25 +224,44 @@ class Appender:
             problem = self._check(event)
             if problem is not None:
                 letters.append(DeadLetter(record, *problem))
-            elif event.id in seen or self._is_waiting(event):
-                self._metrics.duplicates_dropped.inc()
-                copies.append(record)  # the copy already taken decides for both
+                continue
+            held = self._held(event, record)
+            if held is not None or event.id in fresh:
+                if held != "this record":
+                    self._metrics.duplicates_dropped.inc()
+                copies.append((event, record))
+            elif event.id in refusals:  # a copy of an invalid event: refused with it
+                first = refusals[event.id]
+                waiting = replace(first.waiting, copies=(*first.waiting.copies, record))
+                refusals[event.id] = replace(first, waiting=waiting)
             else:
-                seen.add(event.id)
                 try:
-                    # Stored as requested; judged as the current schema version (upcast).
-                    current = self._domains.upcast(event)
-                    self._domains.get(event.aggregate_type).check_data(current.type, current.data)
+                    # Stored as requested; judged as written and as the current schema version.
+                    self._domains.get(event.aggregate_type).check_as_written(event)
                 except (InvalidEventData, ReplayFailed) as e:
-                    waiting = Waiting(event, record, 0.0)
-                    refused.append(Refusal(waiting, INVALID_DATA, str(e)))
+                    refusals[event.id] = Refusal(Waiting(event, record, 0.0), INVALID_DATA, str(e))
                     continue
-                fresh.append((event, record))
-        return letters, refused, fresh, copies
+                fresh[event.id] = (event, record)
+        return letters, list(refusals.values()), list(fresh.values()), copies
 
-    def _is_waiting(self, event: Event) -> bool:
+    def _held(self, event: Event, record: Record) -> str | None:
+        """Whether this very record, or another record of its event, waits here already."""
+        for w in self._waiting.get((event.aggregate_type, event.aggregate_id), ()):
+            if w.event.id == event.id:
+                at = (record.partition, record.offset)
+                mine = any((r.partition, r.offset) == at for r in w.records)
+                return "this record" if mine else "its event"
+        return None
+
+    def _attach_copy(self, event: Event, record: Record) -> None:
+        """Hold ``record`` with the waiting event it carries (no-op if it is held already)."""
         queue = self._waiting.get((event.aggregate_type, event.aggregate_id), [])
-        return any(w.event.id == event.id for w in queue)
+        for i, w in enumerate(queue):
+            if w.event.id != event.id:
+                continue
+            if all((r.partition, r.offset) != (record.partition, record.offset) for r in w.records):
+                queue[i] = Waiting(w.event, w.record, w.deadline, (*w.copies, record))
+            return
 
     def _check(self, event: Event) -> tuple[str, str] | None:
         if event.aggregate_type not in self._domains:
@@ -258,7 +296,22 @@ class Appender:
     # --- deciding -------------------------------------------------------------------------
 
     async def _decide(self, refs: list[AggregateRef], now: float) -> _Round:
-        """Judge, number and insert the waiting events of ``refs``; retry lost version races."""
+        """Judge, number and insert the waiting events of ``refs``; retry lost version races.
+
+        If a store call fails, every event of ``refs`` waits again as before the call (one
+        that was inserted meanwhile is found stored by the next attempt): no record is ever
+        dropped without a decision.
+        """
+        before = {ref: list(self._waiting.get(ref, ())) for ref in refs}
+        try:
+            return await self._decide_rounds(refs, now)
+        except BaseException:
+            for ref, queue in before.items():
+                self._set_waiting(ref, queue)
+            self._heads.clear()  # what was stored meanwhile is read again
+            raise
+
+    async def _decide_rounds(self, refs: list[AggregateRef], now: float) -> _Round:
         done = _Round()
         for _ in range(MAX_CONFLICT_ROUNDS):
             refs = [ref for ref in refs if self._waiting.get(ref)]
@@ -340,7 +393,7 @@ class Appender:
                 if w.event.id in found:
                     done.published.append(found[w.event.id])
                     self._metrics.duplicates_dropped.inc()
-                done.decided.append(w.record)
+                done.decided += w.records
             self._set_waiting(ref, [w for w in queue if w not in again])
         return set(found), set(refused)
 
@@ -411,7 +464,7 @@ class Appender:
             )
         self._stored.add([event.id for event in events])
         done.published += events
-        done.decided += [w.record for w in waiting]
+        done.decided += [r for w in waiting for r in w.records]
         counts: dict[str, int] = {}
         for event in events:
             counts[event.aggregate_type] = counts.get(event.aggregate_type, 0) + 1
@@ -443,64 +496,95 @@ class Appender:
     # --- effects --------------------------------------------------------------------------
 
     async def _finish(self, done: _Round, letters: list[DeadLetter]) -> None:
-        """Make every decision known, then let the records be acked: refusals first."""
-        if done.refused:
-            await self._refuse(done.refused)
-            done.decided += [r.waiting.record for r in done.refused]
-        if letters:
-            await self._dead_letters.send(letters)
-        if done.published:
-            published = sorted(done.published, key=_position)
-            await self._producer.send_many(
-                self._config.stored_topic, [Outgoing.of(e) for e in published]
-            )
-            self._metrics.events_published.labels("async").inc(len(published))
-            await self._confirm_marks(published)
+        """Make every decision known, then let the records be acked: refusals first.
+
+        If an effect fails, the whole round is kept and finished first by the next call:
+        its records are decided only once every effect is done (each one is idempotent).
+        """
+        try:
+            if done.refused:
+                await self._refuse(done.refused)
+            if letters:
+                await self._dead_letters.send(letters)
+            if done.published:
+                published = sorted(done.published, key=_position)
+                await self._producer.send_many(
+                    self._config.stored_topic, [Outgoing.of(e) for e in published]
+                )
+                self._metrics.events_published.labels("async").inc(len(published))
+                await self._note_new_aggregates(published)
+        except BaseException:
+            self._unfinished = (done, letters)
+            raise
+        done.decided += [r for refusal in done.refused for r in refusal.waiting.records]
+
+    async def _finish_unfinished(self) -> list[Record]:
+        """Finish the effects of a round that failed last time; return its records."""
+        if self._unfinished is None:
+            return []
+        done, letters = self._unfinished
+        self._unfinished = None
+        await self._finish(done, letters)
+        return [letter.record for letter in letters] + done.decided
 
     async def _refuse(self, refusals: list[Refusal]) -> None:
         """Repair marks that name them, then record, dead-letter and answer each refusal.
 
         The repair comes first: once a refusal is visible (its outcome, its reply), a client's
         next request must be checked against the stored head, not the refused event's mark.
+        The command memory learns the refusal too, so a retry of the command is told of it.
         """
         await self._repair_marks(refusals)
         at = utc_now()
-        await self._rejections.record(
-            [
-                Rejection(
-                    event_id=r.waiting.event.id,
-                    aggregate_type=r.waiting.event.aggregate_type,
-                    aggregate_id=r.waiting.event.aggregate_id,
-                    event_type=r.waiting.event.type,
-                    reason=r.reason,
-                    message=r.message,
-                    command_id=r.waiting.event.metadata.command_id,
-                    rejected_at=at,
-                )
-                for r in refusals
-            ]
-        )
+        rejections = [
+            Rejection(
+                event_id=r.waiting.event.id,
+                aggregate_type=r.waiting.event.aggregate_type,
+                aggregate_id=r.waiting.event.aggregate_id,
+                event_type=r.waiting.event.type,
+                reason=r.reason,
+                message=r.message,
+                command_id=r.waiting.event.metadata.command_id,
+                rejected_at=at,
+            )
+            for r in refusals
+        ]
+        await self._rejections.record(rejections)
         self._refused.add([r.waiting.event.id for r in refusals])
+        outcomes = [refusal_at_store(rejection) for rejection in rejections]
+        if self._memory is not None:
+            for r, outcome in zip(refusals, outcomes, strict=True):
+                await self._remember(r.waiting.event, outcome)
         await self._dead_letters.send([DeadLetter(r.waiting.record, r.reason, r.message) for r in refusals])
-        replies = [Outgoing(r.waiting.record.key, _reply(r), r.waiting.record.headers) for r in refusals]
+        replies = [
+            Outgoing(r.waiting.record.key, self._render(outcome).encode(), r.waiting.record.headers)
+            for r, outcome in zip(refusals, outcomes, strict=True)
+        ]
         await self._producer.send_many(self._config.replies_topic, replies)
         for r in refusals:
             event = r.waiting.event
             self._metrics.store_rejections.labels(event.aggregate_type, r.reason).inc()
             log.info("refused %s %s %s: %s", event.aggregate_type, event.aggregate_id, event.id, r.message)
 
-    async def _confirm_marks(self, published: list[Event]) -> None:
-        """The store holds these: a mark that names an aggregate's newest one stays."""
-        if self._marker is None:
+    async def _remember(self, event: Event, outcome: Refused) -> None:
+        """Best effort: a retry that finds no record asks the rejections anyway."""
+        command_id = event.metadata.command_id
+        if self._memory is None or command_id is None:
             return
-        newest = {e.key.decode(): e.id for e in published}  # sorted: the last one wins
         try:
-            await self._marker.confirm_stored(list(newest.items()))
-            firsts = [e.key.decode() for e in published if e.version == 1]
-            if firsts:
-                await self._marker.note_aggregates(firsts)
-        except Unavailable as e:  # only a cache: an expired mark falls back to the store
-            log.warning("marks of %d aggregates not confirmed: %s", len(newest), e)
+            await self._memory.settle(event.key.decode(), command_id, encode(outcome))
+        except Unavailable as e:
+            log.warning("refusal of command %s not recorded in the memory: %s", command_id, e)
+
+    async def _note_new_aggregates(self, published: list[Event]) -> None:
+        """Aggregates whose first event was just stored: the new-aggregate filter learns them."""
+        firsts = [e.key.decode() for e in published if e.version == 1]
+        if self._marker is None or not firsts:
+            return
+        try:
+            await self._marker.note_aggregates(firsts)
+        except Unavailable as e:  # a missed bit costs one store read, never a wrong answer
+            log.warning("%d new aggregates not noted in the filter: %s", len(firsts), e)
 
     async def _repair_marks(self, refusals: list[Refusal]) -> None:
         if self._marker is None:
@@ -520,14 +604,3 @@ def min_deadline(queue: Sequence[Waiting]) -> float:
 
 def _position(event: Event) -> tuple[str, str, int]:
     return (event.aggregate_type, event.aggregate_id, event.version or 0)
-
-
-def _reply(refusal: Refusal) -> bytes:
-    event = refusal.waiting.event
-    body = {
-        "error": refusal.reason,
-        "message": refusal.message,
-        "event_id": event.id,
-        "command_id": event.metadata.command_id,
-    }
-    return orjson.dumps({"status": 409 if refusal.reason != INVALID_DATA else 422, "body": body})

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from snapshot_rules.domain import Domain, Domains, Mode
-from snapshot_rules.projection import advance
+from snapshot_rules.projection import Projection, ViewDoc, advance
 from snapshot_rules.replay import Folded, replay
 from topics.envelope import Event
 from topics.errors import EventfleetError, InvalidInput, ReplayFailed
@@ -116,12 +116,13 @@ class Auditor:
             self._domains.get(name)  # an unknown type fails before anything is read
         report = AuditReport()
         histories: dict[AggregateRef, list[Event]] = {}
+        unseen: list[_Unseen] = []
         async for ref, history in self._histories(names, refs):
             histories[ref] = history
             report.aggregates += 1
             report.events += len(history)
-            await self._check_aggregate(self._domains.get(ref[0]), ref, history, report)
-        await self._check_marks(histories, report)
+            await self._check_aggregate(self._domains.get(ref[0]), ref, history, report, unseen)
+        await self._check_marks_and_views(histories, unseen, report)
         await self._check_topics(names, histories, report, whole=not refs)
         return report
 
@@ -145,7 +146,12 @@ class Auditor:
             yield current, history
 
     async def _check_aggregate(
-        self, domain: Domain, ref: AggregateRef, history: list[Event], report: AuditReport
+        self,
+        domain: Domain,
+        ref: AggregateRef,
+        history: list[Event],
+        report: AuditReport,
+        unseen: list[_Unseen],
     ) -> None:
         def find(kind: str, detail: str) -> None:
             report.findings.append(Finding(kind, ref[0], ref[1], detail))
@@ -164,7 +170,7 @@ class Auditor:
         if states is None:
             return
         await self._check_snapshot(ref, history, states, report, find)
-        await self._check_views(domain, ref, history, report, find)
+        await self._check_views(domain, ref, history, report, find, unseen)
 
     def _valid_path(
         self,
@@ -218,36 +224,57 @@ class Auditor:
         history: list[Event],
         report: AuditReport,
         find: Callable[[str, str], None],
+        unseen: list[_Unseen],
     ) -> None:
+        """Every view of the aggregate equals the replay at its version; a view the projection
+        should hold and does not (missing, or emptied behind its back) is looked at again
+        after the in-flight bound, then reported."""
         for projection in domain.projections:
             store = self._sources.views.get(projection.name)
             if store is None or not projection.wants(history[0]):
                 continue
+            report.count("views")
             doc = await store.load(ref)
             if doc is None:
+                unseen.append(_Unseen(ref, projection, store, history))
                 continue
-            report.count("views")
-            if doc.version > len(history):
-                find("view_ahead", f"{projection.name} at version {doc.version} > {len(history)}")
-                continue
-            expected = advance(projection, None, history[: doc.version]).doc
-            if expected is None or expected.view != doc.view:
-                find("view_mismatch", f"{projection.name} at version {doc.version} != replay")
+            _compare_view(projection, doc, history, find)
 
-    async def _check_marks(
-        self, histories: Mapping[AggregateRef, list[Event]], report: AuditReport
+    async def _check_marks_and_views(
+        self,
+        histories: Mapping[AggregateRef, list[Event]],
+        unseen: list[_Unseen],
+        report: AuditReport,
     ) -> None:
+        """Marks that do not name the stored head and views not there yet may be in flight:
+        both get one bound together, then whatever still disagrees is a finding."""
         marks = self._sources.marks
-        if marks is None:
-            return
         async_refs = [r for r in histories if self._domains.get(r[0]).mode is Mode.ASYNC]
-        disagree = await self._disagreeing_marks(marks, async_refs, histories)
-        if disagree:  # an event in flight: give it the bound, then look again
+        disagree: dict[AggregateRef, str] = {}
+        if marks is not None:
+            disagree = await self._disagreeing_marks(marks, async_refs, histories)
+            report.count("marks", len(async_refs))
+        if disagree or unseen:
             await asyncio.sleep(self._mark_bound_s)
+        if marks is not None and disagree:
             disagree = await self._disagreeing_marks(marks, list(disagree), histories)
-        report.count("marks", len(async_refs))
         for ref, detail in disagree.items():
             report.findings.append(Finding("stale_mark", ref[0], ref[1], detail))
+        for missing in unseen:
+            ref, projection = missing.ref, missing.projection
+            doc = await missing.store.load(ref)
+
+            def find(kind: str, detail: str, ref: AggregateRef = ref) -> None:
+                report.findings.append(Finding(kind, ref[0], ref[1], detail))
+
+            if doc is None:
+                find(
+                    "view_missing",
+                    f"{projection.name} holds no view; the store holds {len(missing.history)} "
+                    "events it folds",
+                )
+            else:
+                _compare_view(projection, doc, missing.history, find)
 
     async def _disagreeing_marks(
         self,
@@ -304,6 +331,28 @@ class Auditor:
                 report.findings.append(
                     Finding("extra_downstream", ref[0], ref[1], f"{topic} carries an unstored aggregate")
                 )
+
+
+@dataclass(frozen=True, slots=True)
+class _Unseen:
+    """A view the projection should hold that was not there when first read."""
+
+    ref: AggregateRef
+    projection: Projection
+    store: ViewStore
+    history: list[Event]
+
+
+def _compare_view(
+    projection: Projection, doc: ViewDoc, history: list[Event], find: Callable[[str, str], None]
+) -> None:
+    """The view at its version equals the replay folded to that version."""
+    if doc.version > len(history):
+        find("view_ahead", f"{projection.name} at version {doc.version} > {len(history)}")
+        return
+    expected = advance(projection, None, history[: doc.version]).doc
+    if expected is None or expected.view != doc.view:
+        find("view_mismatch", f"{projection.name} at version {doc.version} != replay")
 
 
 def _routed(domain: Domain, history: list[Event], route: Any) -> list[Event]:

@@ -1,31 +1,28 @@
-"""The command side: validate a request, mark (async) or validate on state (sync), then answer.
+"""The command side: validate a request, mark (async) or validate on state (sync), answer truly.
 
 Transport-neutral: the HTTP view and the ``commands`` topic agent both call
-``CommandService.handle`` and get an ``Answer`` (status code + JSON body).
+``CommandService.handle`` and get an ``Outcome`` (``workers.roles.outcomes``); the runtime
+turns it into a status. The domain and the event type's spec are resolved once per request.
 
-Every answer is true. ``503 <service>_unavailable`` means nothing was written;
-``503 outcome_unknown`` means a write was sent without an answer (it may still be stored).
-With a ``command_id`` the event id is derived from (aggregate, command id), so retrying the
-same command is always safe: the store keeps one copy, and the retry answers with what
-happened to it.
+Every answer is true. ``NotDone`` means nothing was written; ``Unknown`` that a write was sent
+without an answer (it may still be stored). With a ``command_id`` the event id is derived from
+(aggregate, command id), so retrying the same command is always safe, and the retry is told
+what became of it: accepted, stored, refused at the store, or still unknown.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass
 from typing import Any
 
-from snapshot_rules.domain import Domain, Domains, Mode
+from snapshot_rules.domain import Domain, Domains, EventSpec, Mode
 from topics.envelope import NEW_AGGREGATE, Event, Metadata, derived_event_id, utc_now
 from topics.errors import (
     ConcurrencyConflict,
-    EventfleetError,
     InvalidEventData,
-    InvalidInput,
     OutcomeUnknown,
     ReplayFailed,
     StreamUnavailable,
@@ -36,10 +33,9 @@ from topics.errors import (
 )
 from workers.metrics import Metrics
 from workers.ports import (
-    CommandMemory,
-    CommandRecord,
+    AggregateRef,
+    AppendProgress,
     EventStore,
-    Marker,
     MarkRequest,
     MarkResult,
     Outgoing,
@@ -47,12 +43,54 @@ from workers.ports import (
     Rejections,
     SyncAppender,
 )
-from workers.roles.requests import Answer, CommandRequest, error, status_of
+from workers.roles.ledger import CommandLedger, new_token
+from workers.roles.outcomes import (
+    Accepted,
+    NotDone,
+    Outcome,
+    Refused,
+    Stored,
+    Unknown,
+    decode,
+    label,
+    refusal_at_store,
+)
+from workers.roles.refusals import RefusalCheck, transition_refused
+from workers.roles.requests import CommandRequest
 
-log = logging.getLogger(__name__)
 
-Outcome = tuple[Answer, str]
-"""An answer and its outcome label for ``eventfleet_requests_total``."""
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One request with everything resolved once: its domain, its event type's spec, its ids."""
+
+    request: CommandRequest
+    domain: Domain
+    spec: EventSpec
+    event_id: str
+    token: str
+
+    @property
+    def key(self) -> str:
+        return self.request.key
+
+    @property
+    def ref(self) -> AggregateRef:
+        return (self.domain.name, self.request.aggregate_id)
+
+    @property
+    def command_id(self) -> str | None:
+        return self.request.command_id
+
+    def metadata(self) -> Metadata:
+        """Who asked; a request without a correlation id starts a conversation named by its
+        command id, or else by its event."""
+        r = self.request
+        return Metadata(
+            client_id=r.client_id,
+            command_id=r.command_id,
+            correlation_id=r.correlation_id or r.command_id or self.event_id,
+            causation_id=r.causation_id,
+        )
 
 
 class CommandService:
@@ -62,19 +100,19 @@ class CommandService:
         self,
         *,
         domains: Domains,
-        marker: Marker,
-        memory: CommandMemory,
+        ledger: CommandLedger,
         store: EventStore,
         rejections: Rejections,
         producer: Producer,
+        progress: AppendProgress,
         events_topic: str,
         metrics: Metrics,
         sync: SyncAppender | None = None,
         answer_wait_s: float = 10.0,
+        refusal_wait_s: float = 3.0,
     ) -> None:
         self._domains = domains
-        self._marker = marker
-        self._memory = memory
+        self._ledger = ledger
         self._store = store
         self._rejections = rejections
         self._producer = producer
@@ -82,25 +120,28 @@ class CommandService:
         self._metrics = metrics
         self._sync = sync
         self._answer_wait_s = answer_wait_s
+        self._refusals = RefusalCheck(
+            ledger=ledger, store=store, progress=progress, wait_s=refusal_wait_s
+        )
         self._labels: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
-    async def handle(self, request: CommandRequest) -> Answer:
+    async def handle(self, request: CommandRequest) -> Outcome:
         started = time.perf_counter()
-        answer, outcome = await self._answer(request)
-        requests, latency = self._children(request, outcome)
+        outcome = await self._outcome(request)
+        requests, latency = self._children(request, label(outcome))
         requests.inc()
         latency.observe(time.perf_counter() - started)
-        return answer
+        return outcome
 
     def _children(self, request: CommandRequest, outcome: str) -> tuple[Any, Any]:
         """The metric children of one (domain, event type, outcome), cached: labels() is slow."""
-        domain = request.aggregate_type if request.aggregate_type in self._domains else "unknown"
-        event_type = request.type
-        if domain == "unknown" or event_type not in self._domains.get(domain).events:
-            event_type = "unknown"
-        key = (domain, event_type, outcome)
+        key = (request.aggregate_type, request.type, outcome)
         children = self._labels.get(key)
         if children is None:
+            domain = request.aggregate_type if request.aggregate_type in self._domains else "unknown"
+            event_type = request.type
+            if domain == "unknown" or event_type not in self._domains.get(domain).events:
+                event_type = "unknown"
             mode = self._domains.get(domain).mode.value if domain != "unknown" else "none"
             children = (
                 self._metrics.requests.labels(domain, event_type, outcome),
@@ -109,337 +150,232 @@ class CommandService:
             self._labels[key] = children
         return children
 
-    async def _answer(self, request: CommandRequest) -> Outcome:
+    async def _outcome(self, request: CommandRequest) -> Outcome:
         try:
             domain = self._domains.get(request.aggregate_type)
-            if domain.mode is Mode.STORAGE:
-                # An appended event would change no document: one version, one change.
-                message = (
-                    f"{domain.name} documents change only through EventSourcedStorage; use its "
-                    "find_one_and_upsert, find_one_and_update or delete_one, and the "
-                    f"{', '.join(domain.events)} events reach events.stored by themselves."
-                )
-                return error(405, "read_only", message), "rejected_read_only"
-            domain.check_data(request.type, request.data)
-            if domain.mode is Mode.SYNC:
-                return await self._append_sync(domain, request)
-            return await self._append_async(domain, request)
+            if domain.mode is Mode.STORAGE:  # an appended event would change no document
+                return Refused("read_only", _read_only(domain))
+            command = self._resolve(domain, request)
+            if command.domain.mode is Mode.SYNC:
+                return await self._append_sync(command)
+            return await self._append_async(command)
         except UnknownAggregateType as e:
-            return error(404, "unknown_aggregate_type", str(e)), "rejected_unknown_aggregate_type"
+            return Refused("unknown_aggregate_type", str(e))
         except UnknownEventType as e:
-            return error(422, "unknown_event_type", str(e)), "rejected_unknown_event_type"
+            return Refused("unknown_event_type", str(e))
         except InvalidEventData as e:
-            return error(422, "invalid_data", str(e)), "rejected_invalid_data"
+            return Refused("invalid_data", str(e))
         except TransitionRejected as e:
-            body: dict[str, Any] = {"current": e.current}
-            if e.allowed:  # a state rule's refusal (sync) cannot say which types would pass
-                body["allowed"] = list(e.allowed)
-            return error(409, "transition_rejected", str(e), **body), "rejected_transition"
+            return transition_refused(e)
         except ConcurrencyConflict as e:
-            return error(409, "conflict", str(e)), "rejected_conflict"
+            return Refused("conflict", str(e))
         except Unavailable as e:
-            message = f"{e} Nothing was written; retry."
-            return error(503, f"{e.service}_unavailable", message), f"error_{e.service}"
+            return NotDone(f"{e.service}_unavailable", f"{e} Nothing was written; retry.", e.service)
         except ReplayFailed as e:
-            return error(500, "replay_failed", str(e)), "error_replay"
+            return Refused("replay_failed", str(e))
 
-    def _event_id(self, request: CommandRequest) -> str:
+    def _resolve(self, domain: Domain, request: CommandRequest) -> Command:
+        """The event type's spec and the ids, resolved once; the data checked once."""
+        spec = domain.spec(request.type)
+        domain.check_data(request.type, request.data)
         if request.command_id is None:
-            return str(uuid.uuid4())
-        return derived_event_id(request.aggregate_type, request.aggregate_id, request.command_id)
-
-    def _metadata(self, request: CommandRequest, event_id: str) -> Metadata:
-        """Who asked; a request without a correlation id starts a conversation named by its
-        command id, or else by its event."""
-        return Metadata(
-            client_id=request.client_id,
-            command_id=request.command_id,
-            correlation_id=request.correlation_id or request.command_id or event_id,
-            causation_id=request.causation_id,
-        )
+            event_id = str(uuid.uuid4())
+        else:
+            event_id = derived_event_id(domain.name, request.aggregate_id, request.command_id)
+        return Command(request, domain, spec, event_id, new_token())
 
     # --- async mode --------------------------------------------------------------------------
 
-    async def _append_async(self, domain: Domain, request: CommandRequest) -> Outcome:
-        event_id = self._event_id(request)
-        claimed = await self._claim(request, event_id)
-        if isinstance(claimed, tuple):
-            return claimed
-        try:
-            mark, result = await self._mark(domain, request, event_id)
-        except EventfleetError:
-            await self._release(request, event_id)
-            raise
+    async def _append_async(self, c: Command) -> Outcome:
+        mark = MarkRequest(
+            c.key, c.request.type, c.event_id, sorted(c.spec.after),
+            command_id=c.command_id, token=c.token,
+        )  # fmt: skip
+        deadline = time.monotonic() + self._answer_wait_s
+        delay = 0.005
+        while True:
+            try:
+                result = await self._ledger.claim_and_mark(mark)
+                if result.status == "missing":  # no mark: the store is the truth
+                    head = await self._store.last_event(c.ref)
+                    mark = MarkRequest(
+                        mark.aggregate_key, mark.event_type, mark.event_id, mark.allowed,
+                        fallback=_fallback(head), command_id=c.command_id, token=c.token,
+                    )  # fmt: skip
+                    result = await self._ledger.claim_and_mark(mark)
+            except Unavailable:
+                await self._ledger.release(c.key, c.command_id, c.token)
+                raise
+            if result.status != "busy":
+                break
+            # Another request holds the claim: wait for its answer (the claim is bounded).
+            if time.monotonic() > deadline:
+                message = f"command {c.command_id} is still being processed; retry later."
+                return Refused("command_in_progress", message)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+        if result.status == "answered":
+            assert result.record is not None
+            return await self._recorded(c, decode(result.record.answer))
+        if result.takeover:  # an earlier attempt was sent without an answer: did it land?
+            settled = await self._settled(c)
+            if settled is not None:
+                return settled
         if result.status == "rejected":
-            return await self._refused(domain, request, event_id, claimed, result.current)
+            checked = await self._refused(c, mark, result)
+            if not isinstance(checked, tuple):
+                return checked
+            mark, result = checked  # the store's settled head allows it: marked over it
+        return await self._produce(c, mark, result)
+
+    async def _refused(
+        self, c: Command, mark: MarkRequest, result: MarkResult
+    ) -> Outcome | tuple[MarkRequest, MarkResult]:
+        """The marker refused the event; a 409 only when the store's settled head agrees."""
+        if c.command_id is not None and not result.takeover:
+            settled = await self._settled(c)  # a retry of a command the store decided
+            if settled is not None:
+                return settled
+        if result.takeover:  # an earlier attempt was sent without an answer: it may still land
+            message = (
+                f"an earlier attempt of command {c.command_id} was sent without an answer and "
+                "may still be stored."
+            )
+            await self._ledger.unknown(c.key, c.command_id, c.event_id)
+            return Unknown(c.event_id, c.command_id, message)
+        try:
+            checked = await self._refusals.verify(c.domain, c.request.aggregate_id, mark, result)
+        except Unavailable:
+            await self._ledger.release(c.key, c.command_id, c.token)
+            raise
+        if not isinstance(checked, tuple):
+            await self._ledger.release(c.key, c.command_id, c.token)
+        return checked
+
+    async def _produce(self, c: Command, mark: MarkRequest, result: MarkResult) -> Outcome:
         event = Event(
-            id=event_id,
-            aggregate_type=domain.name,
-            aggregate_id=request.aggregate_id,
-            type=request.type,
-            data=request.data,
-            metadata=self._metadata(request, event_id),
+            id=c.event_id,
+            aggregate_type=c.domain.name,
+            aggregate_id=c.request.aggregate_id,
+            type=c.request.type,
+            data=c.request.data,
+            metadata=c.metadata(),
             occurred_at=utc_now(),
             after=result.after,
-            schema_version=domain.schema_version(request.type),
+            schema_version=c.spec.version,
         )
         try:
             delivery = await self._producer.send(self._events_topic, Outgoing.of(event))
         except OutcomeUnknown as e:
-            # Sent, not acknowledged: the mark stays tentative and expires by itself.
-            await self._unknown(request, event_id)
-            return _unknown(str(e), event_id, request.command_id), f"unknown_{e.service}"
+            # Sent, not acknowledged: it may still be stored; the mark stays until we know.
+            await self._ledger.unknown(c.key, c.command_id, c.event_id)
+            return Unknown(c.event_id, c.command_id, str(e), e.service)
         except StreamUnavailable:
-            if result.status == "marked":
-                await self._restore(mark, result)
-            await self._release(request, event_id)
+            await self._ledger.restore(mark, result)
+            await self._ledger.release(c.key, c.command_id, c.token)
             raise
-        answer = Answer(
-            202, {"event_id": event.id, "partition": delivery.partition, "offset": delivery.offset}
-        )
-        await self._settle(request, answer)
-        return answer, "accepted"
-
-    async def _mark(
-        self, domain: Domain, request: CommandRequest, event_id: str
-    ) -> tuple[MarkRequest, MarkResult]:
-        allowed = sorted(domain.spec(request.type).after)
-        mark = MarkRequest(request.key, request.type, event_id, allowed)
-        result = await self._marker.check_and_mark(mark)
-        if result.status == "missing":
-            # The mark expired or never existed: the store is the truth.
-            last = await self._store.last_event((domain.name, request.aggregate_id))
-            fallback = NEW_AGGREGATE if last is None else f"{last.type}|{last.id}"
-            mark = replace(mark, fallback=fallback)
-            result = await self._marker.check_and_mark(mark)
-        return mark, result
-
-    async def _refused(
-        self,
-        domain: Domain,
-        request: CommandRequest,
-        event_id: str,
-        takeover: bool,
-        current: str | None,
-    ) -> Outcome:
-        """The marker refused the event; with a command id, first ask what became of it."""
-        if request.command_id is not None:
-            settled = await self._settled(domain, request, event_id)
-            if settled is not None:
-                return settled
-            if takeover:  # an earlier attempt was sent without an answer: it may still land
-                await self._unknown(request, event_id)
-                message = (
-                    f"an earlier attempt of command {request.command_id} was sent without an "
-                    "answer and may still be stored."
-                )
-                return _unknown(message, event_id, request.command_id), "unknown_stream"
-            await self._release(request, event_id)
-        domain.check_transition(request.aggregate_id, current, request.type)
-        raise AssertionError("the marker rejected a transition the domain allows")
+        outcome = Accepted(event.id, delivery.partition, delivery.offset)
+        await self._ledger.settle(c.key, c.command_id, outcome)
+        return outcome
 
     # --- sync mode ---------------------------------------------------------------------------
 
-    async def _append_sync(self, domain: Domain, request: CommandRequest) -> Outcome:
+    async def _append_sync(self, c: Command) -> Outcome:
         if self._sync is None:
             raise UnknownAggregateType(
-                f"{domain.name} is a sync domain; this process has no sync service."
+                f"{c.domain.name} is a sync domain; this process has no sync service."
             )
-        event_id = self._event_id(request)
-        claimed = await self._claim(request, event_id)
-        if isinstance(claimed, tuple):
-            return claimed
+        takeover = False
+        if c.command_id is not None:
+            found = await self._ledger.claim(c.key, c.command_id, c.event_id, c.token)
+            if found is not None and found.state == "answered":
+                return await self._recorded(c, decode(found.answer))
+            if found is not None and found.state == "pending":
+                return await self._wait_for_sync_claim(c)
+            takeover = found is not None  # over an unknown attempt
         try:
             result = await self._sync.append(
-                domain,
-                request.aggregate_id,
-                request.type,
-                request.data,
-                self._metadata(request, event_id),
-                event_id=event_id,
-            )
+                c.domain, c.request.aggregate_id, c.request.type, c.request.data, c.metadata(),
+                event_id=c.event_id, data_checked=True,
+            )  # fmt: skip
         except (TransitionRejected, ConcurrencyConflict):
-            if request.command_id is not None:
-                settled = await self._settled(domain, request, event_id)
+            if c.command_id is not None:
+                settled = await self._settled(c)
                 if settled is not None:
                     return settled
-                if claimed:
-                    await self._unknown(request, event_id)
+                if takeover:
+                    await self._ledger.unknown(c.key, c.command_id, c.event_id)
                     raise
-            await self._release(request, event_id)
+            await self._ledger.release(c.key, c.command_id, c.token)
             raise
         except OutcomeUnknown as e:
-            await self._unknown(request, event_id)
-            return _unknown(str(e), event_id, request.command_id), f"unknown_{e.service}"
-        except EventfleetError:
-            await self._release(request, event_id)
+            await self._ledger.unknown(c.key, c.command_id, c.event_id)
+            return Unknown(c.event_id, c.command_id, str(e), e.service)
+        except BaseException:
+            await self._ledger.release(c.key, c.command_id, c.token)
             raise
-        body: dict[str, Any] = {"event_id": result.event.id, "version": result.event.version}
-        if result.duplicate:
-            body["duplicate"] = True
-        else:
-            body["published"] = result.published
-        answer = Answer(201, body)
-        await self._settle(request, answer)
-        return answer, "duplicate" if result.duplicate else "accepted"
+        version = result.event.version or 0
+        stored = Stored(result.event.id, version, result.published, result.duplicate)
+        await self._ledger.settle(c.key, c.command_id, stored)
+        return stored
 
-    # --- the command memory ------------------------------------------------------------------
-
-    async def _claim(self, request: CommandRequest, event_id: str) -> Outcome | bool:
-        """Claim the command id: False (fresh), True (over an unknown attempt) or the answer."""
-        if request.command_id is None:
-            return False
+    async def _wait_for_sync_claim(self, c: Command) -> Outcome:
+        assert c.command_id is not None
         deadline = time.monotonic() + self._answer_wait_s
         delay = 0.005
-        while True:
-            record = await self._memory.claim(request.key, request.command_id, event_id)
-            if record is None:
-                return False
-            if record.state == "unknown":
-                return True
-            if record.state == "answered":
-                return Answer.decode(record.answer), "duplicate"
-            # Another request holds the claim: wait for its answer (the claim is bounded).
-            if time.monotonic() > deadline:
-                message = f"command {request.command_id} is still being processed; retry later."
-                return error(409, "command_in_progress", message), "rejected_in_progress"
+        while time.monotonic() <= deadline:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.1)
+            found = await self._ledger.claim(c.key, c.command_id, c.event_id, c.token)
+            if found is None or found.state == "unknown":
+                return await self._append_sync(c)  # the claim is ours now
+            if found.state == "answered":
+                return await self._recorded(c, decode(found.answer))
+        message = f"command {c.command_id} is still being processed; retry later."
+        return Refused("command_in_progress", message)
 
-    async def _settled(
-        self, domain: Domain, request: CommandRequest, event_id: str
-    ) -> Outcome | None:
-        """The answer for an event that is already stored or was refused by the store."""
-        stored = await self._store.find([event_id])
-        if event_id in stored:
-            status = 201 if domain.mode is Mode.SYNC else 202
-            body = {"event_id": event_id, "version": stored[event_id].version, "duplicate": True}
-            answer = Answer(status, body)
-            await self._settle(request, answer)
-            return answer, "duplicate"
-        refused = (await self._rejections.find([event_id])).get(event_id)
+    # --- what became of a command ------------------------------------------------------------
+
+    async def _recorded(self, c: Command, recorded: Accepted | Stored | Refused) -> Outcome:
+        """A retry: the recorded outcome, brought up to date with the store (an accepted event
+        may since have been stored, or refused at the store)."""
+        if isinstance(recorded, Accepted):
+            settled = await self._settled(c)
+            if settled is not None:
+                return settled
+            return Accepted(recorded.event_id, recorded.partition, recorded.offset, duplicate=True)
+        if isinstance(recorded, Stored):
+            return Stored(recorded.event_id, recorded.version, recorded.published, duplicate=True)
+        return Refused(recorded.code, recorded.message, recorded.details,
+                       at_store=recorded.at_store, duplicate=True)  # fmt: skip
+
+    async def _settled(self, c: Command) -> Outcome | None:
+        """The outcome of an event the store already holds or refused; None if neither."""
+        stored = await self._store.find([c.event_id], aggregates=[c.ref])
+        if c.event_id in stored:
+            version = stored[c.event_id].version or 0
+            outcome: Accepted | Stored | Refused
+            if c.domain.mode is Mode.SYNC:
+                outcome = Stored(c.event_id, version, duplicate=True)
+            else:
+                outcome = Accepted(c.event_id, version=version, duplicate=True)
+            await self._ledger.settle(c.key, c.command_id, outcome)
+            return outcome
+        refused = (await self._rejections.find([c.event_id])).get(c.event_id)
         if refused is not None:
-            answer = error(
-                status_of(refused.reason, 409),  # one status per code: invalid_data is 422 here too
-                refused.reason,
-                refused.message,
-                event_id=event_id,
-            )
-            await self._settle(request, answer)
-            return answer, "rejected_at_store"
+            outcome = refusal_at_store(refused)
+            await self._ledger.settle(c.key, c.command_id, outcome)
+            return outcome
         return None
 
-    async def _settle(self, request: CommandRequest, answer: Answer) -> None:
-        if request.command_id is None:
-            return
-        try:
-            await self._memory.settle(request.key, request.command_id, answer.encode())
-        except Unavailable as e:  # the event is written; only the dedupe memory is lost
-            log.warning("answer to command %s not remembered: %s", request.command_id, e)
 
-    async def _unknown(self, request: CommandRequest, event_id: str) -> None:
-        if request.command_id is None:
-            return
-        try:
-            await self._memory.unknown(request.key, request.command_id, event_id)
-        except Unavailable as e:  # the claim expires by itself within its bound
-            log.warning("command %s not marked unknown: %s", request.command_id, e)
-
-    async def _release(self, request: CommandRequest, event_id: str) -> None:
-        if request.command_id is None:
-            return
-        try:
-            await self._memory.release(request.key, request.command_id, event_id)
-        except Unavailable as e:  # the claim expires by itself within its bound
-            log.warning("command %s not released: %s", request.command_id, e)
-
-    async def _restore(self, mark: MarkRequest, result: MarkResult) -> None:
-        try:
-            await self._marker.restore(mark, result)
-        except Unavailable as e:  # a tentative mark expires by itself within its bound
-            log.warning("mark of %s not restored after a failed produce: %s", mark.aggregate_key, e)
+def _fallback(head: Event | None) -> str:
+    return NEW_AGGREGATE if head is None else f"{head.type}|{head.id}"
 
 
-def _unknown(message: str, event_id: str, command_id: str | None) -> Answer:
-    """503 outcome_unknown: a write was sent without an answer; it may still be stored."""
-    if command_id is not None:
-        message += (
-            " Ask GET .../outcome?command_id=... for what became of it; retrying with the same "
-            "command_id is safe."
-        )
-    else:
-        message += (
-            " Ask GET .../outcome?event_id=... for what became of it; a retry without a "
-            "command_id may store the event twice."
-        )
-    return error(503, "outcome_unknown", message, event_id=event_id, command_id=command_id)
-
-
-class Outcomes:
-    """``GET .../outcome``: what became of a command or an event, from the store and the memory."""
-
-    def __init__(
-        self,
-        *,
-        domains: Domains,
-        store: EventStore,
-        rejections: Rejections,
-        memory: CommandMemory | None,
-    ) -> None:
-        self._domains = domains
-        self._store = store
-        self._rejections = rejections
-        self._memory = memory
-
-    async def ask(
-        self,
-        aggregate_type: str,
-        aggregate_id: str,
-        *,
-        command_id: str | None = None,
-        event_id: str | None = None,
-    ) -> Answer:
-        """200 with ``outcome`` stored / rejected / accepted / in_progress / unknown, else 404."""
-        domain = self._domains.get(aggregate_type)
-        if (command_id is None) == (event_id is None):
-            raise InvalidInput("give exactly one of the query parameters command_id or event_id.")
-        if command_id is not None:
-            event_id = derived_event_id(domain.name, aggregate_id, command_id)
-        assert event_id is not None
-        body: dict[str, Any] = {"event_id": event_id, "command_id": command_id}
-        found = (await self._store.find([event_id])).get(event_id)
-        if found is not None and (found.aggregate_type, found.aggregate_id) == (
-            domain.name,
-            aggregate_id,
-        ):
-            return Answer(200, {**body, "outcome": "stored", "version": found.version})
-        refused = (await self._rejections.find([event_id])).get(event_id)
-        if refused is not None and refused.aggregate_id == aggregate_id:
-            return Answer(
-                200,
-                {**body, "outcome": "rejected", "reason": refused.reason, "message": refused.message},
-            )
-        if command_id is not None and self._memory is not None:
-            key = f"{domain.name}:{aggregate_id}"
-            record = await self._memory.recall(key, command_id)
-            if record is not None:
-                return Answer(200, {**body, **_remembered(record)})
-        message = (
-            f"nothing is known of that {'command' if command_id else 'event'} on "
-            f"{domain.name} {aggregate_id}: it was never accepted here, or its answer expired."
-        )
-        return error(404, "not_found", message, outcome="none", **body)
-
-
-def _remembered(record: CommandRecord) -> dict[str, Any]:
-    if record.state == "pending":
-        return {"outcome": "in_progress"}
-    if record.state == "unknown":
-        return {
-            "outcome": "unknown",
-            "message": "sent without an answer; it may still be stored. Retrying is safe.",
-        }
-    answer = Answer.decode(record.answer)
-    if answer.status in (201, 202):
-        return {"outcome": "accepted", "answer": answer.body}
-    return {"outcome": "rejected", "reason": answer.body.get("error"), "answer": answer.body}
+def _read_only(domain: Domain) -> str:
+    return (
+        f"{domain.name} documents change only through EventSourcedStorage; use its "
+        "find_one_and_upsert, find_one_and_update or delete_one, and the "
+        f"{', '.join(domain.events)} events reach events.stored by themselves."
+    )

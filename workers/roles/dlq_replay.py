@@ -1,8 +1,11 @@
 """Re-submitting dead letters once fixed: read an entry, build its command, submit, keep an audit.
 
-A dead letter re-enters through the normal command path, so the store still judges it. Its
-command id is derived from the dead letter itself (the dead-lettered event's id, or its
-source position when the bytes were no event), so re-submitting it twice stores it once.
+A dead letter re-enters through the normal command path, so the store still judges it. A dead
+letter's identity is its entry: the first replay of an entry is claimed atomically (in the
+action log), and every later one — at the same time from another console or CLI, or aimed at
+another aggregate, or with other data — is held against it: the same submission is the same
+command (its command id derives from the dead letter, so it is stored once) and is told that
+command's outcome; a different one applies nothing and says what the first replay did.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ import orjson
 
 from topics.envelope import Event, decode, utc_now
 from topics.errors import EventfleetError, InvalidEnvelope, InvalidInput, NotFound
-from workers.ports import ActionLog, OperatorAction, Record
-from workers.roles.requests import Answer, CommandRequest, parse_request
+from workers.ports import ActionLog, OperatorAction, Record, ReplayClaim
+from workers.roles.outcomes import Answer, Refused
+from workers.roles.requests import CommandRequest, parse_request
 
 SUBMISSION_FIELDS = ("aggregate_type", "aggregate_id", "type", "data")
 MAX_OPERATOR = 64
@@ -171,6 +175,7 @@ def check_operator(operator: str) -> str:
 
 
 Submit = Callable[[CommandRequest], Awaitable[Answer]]
+Render = Callable[[Refused], Answer]
 
 
 class DeadLetterReplayer:
@@ -180,6 +185,7 @@ class DeadLetterReplayer:
         self,
         *,
         submit: Submit,
+        render: Render,
         log: ActionLog,
         stored_topic: str,
         via: str,
@@ -187,6 +193,7 @@ class DeadLetterReplayer:
         now: Callable[[], datetime] = utc_now,
     ) -> None:
         self._submit = submit
+        self._render = render
         self._log = log
         self._stored_topic = stored_topic
         self._via = via
@@ -223,26 +230,63 @@ class DeadLetterReplayer:
     async def replay(
         self, entry: DeadLetterEntry, submission: Mapping[str, Any], *, operator: str
     ) -> OperatorAction:
-        """Submit once, record who/when/what/result; the action is returned whatever the status."""
+        """Submit once, record who/when/what/result; the action is returned whatever the status.
+
+        A replay of an entry replayed before with other fields applies nothing (409
+        ``already_replayed``, naming the first replay and its answer).
+        """
         who = check_operator(operator)
         request = self.command(entry, submission)
-        try:
-            answer = await self._submit(request)
-        except EventfleetError as e:  # the command path answers; this is a wiring failure
-            answer = Answer(500, {"error": "internal", "message": str(e)})
+        submitted = {
+            **{name: submission[name] for name in SUBMISSION_FIELDS},
+            "command_id": request.command_id,
+        }
+        now = self._now()
+        claim = ReplayClaim(entry.position, submitted, who, now)
+        first = await self._log.claim_replay(claim)
+        if first is not None and dict(first.submitted) != submitted:
+            answer = self._render(_differs(entry, first))
+        else:
+            try:
+                answer = await self._submit(request)
+            except EventfleetError as e:  # the command path answers; this is a wiring failure
+                answer = Answer(500, {"error": "internal", "message": str(e)})
+            if first is None and _wrote_nothing(answer):
+                await self._log.abandon_replay(claim)  # a corrected fix may go next
+            elif first is None:
+                await self._log.settle_replay(entry.position, answer.status, answer.body)
         action = OperatorAction(
             id=str(uuid.uuid4()),
-            at=self._now(),
+            at=now,
             operator=who,
             via=self._via,
             action="dlq_replay",
             target=entry.position,
-            submitted={
-                **{name: submission[name] for name in SUBMISSION_FIELDS},
-                "command_id": request.command_id,
-            },
+            submitted=submitted,
             status=answer.status,
             result=dict(answer.body),
         )
         await self._log.record(action)
         return action
+
+
+def _wrote_nothing(answer: Answer) -> bool:
+    """Refused, failed, or stopped before anything was sent (an unknown outcome may be stored)."""
+    return answer.status >= 400 and answer.body.get("error") != "outcome_unknown"
+
+
+def _differs(entry: DeadLetterEntry, first: ReplayClaim) -> Refused:
+    """A replay that differs from the entry's first: nothing is applied."""
+    told = f"answered {first.status}" if first.status is not None else "still running"
+    message = (
+        f"dead letter {entry.position} was replayed by {first.operator} at "
+        f"{first.at.isoformat()} as {first.submitted.get('type')} to "
+        f"{first.submitted.get('aggregate_type')} {first.submitted.get('aggregate_id')} "
+        f"({told}); this replay differs from it, so nothing was applied. A dead letter is "
+        "replayed once: send a new command for anything else."
+    )
+    first_replay = {
+        "operator": first.operator, "at": first.at.isoformat(), "submitted": dict(first.submitted),
+        "status": first.status, "result": dict(first.result or {}),
+    }  # fmt: skip
+    return Refused("already_replayed", message, {"first_replay": first_replay})

@@ -29,6 +29,12 @@ class Waiting:
     event: Event
     record: Record
     deadline: float  # monotonic seconds: after it, the event is judged without its predecessor
+    copies: tuple[Record, ...] = ()  # other records of the same event: decided with it
+
+    @property
+    def records(self) -> tuple[Record, ...]:
+        """Every record that carries this event: all are decided when it is."""
+        return (self.record, *self.copies)
 
 
 @dataclass(frozen=True, slots=True)

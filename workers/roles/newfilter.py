@@ -3,7 +3,8 @@
 A command for an aggregate without a mark must ask the store for its last event, unless the
 filter says "certainly new". The appender notes each aggregate when it stores its first
 event; this loop (in every commands process) rebuilds the filter from the store whenever it
-is not ready (a fresh Redis, a flush, an eviction) and then marks it ready.
+is not ready (a fresh Redis, a flush, or another run of the server: a restart from a dump or
+a failover may have lost recent notes), and then marks it ready.
 """
 
 from __future__ import annotations
@@ -32,12 +33,13 @@ async def rebuild_filter(marker: Marker, store: EventStore, domains: Domains) ->
 
 
 async def keep_filter_ready(
-    marker: Marker, store: EventStore, domains: Domains, *, interval_s: float = 60.0
+    marker: Marker, store: EventStore, domains: Domains, *, interval_s: float = 5.0
 ) -> None:
     """Check now and every ``interval_s`` (with jitter); rebuild when not ready. Runs forever."""
     while True:
         try:
             if not await marker.filter_ready():
+                await marker.forget_filter()  # no "certainly new" from a stale filter meanwhile
                 noted = await rebuild_filter(marker, store, domains)
                 log.info("the new-aggregate filter is ready: %d aggregates noted", noted)
         except Unavailable as e:

@@ -20,6 +20,7 @@ from workers.bus import InProcessEventBus
 from workers.metrics import Metrics
 from workers.ports import (
     ActionLog,
+    AppendProgress,
     CommandMemory,
     EventBus,
     EventStore,
@@ -80,10 +81,21 @@ class ProducerClient(Producer, Protocol):
     async def ping(self) -> None: ...
 
 
+class Progress(AppendProgress, Protocol):
+    """The appender's progress, with the lifecycle of the process that asks it."""
+
+    async def stop(self) -> None: ...
+
+
 class Stream(Protocol):
-    """The event stream outside Faust: producers, and whole-topic reads (audits, dead letters)."""
+    """The event stream outside Faust: producers, the appender's progress, and whole-topic
+    reads (audits, dead letters)."""
 
     def producer(self, *, client_id: str) -> ProducerClient: ...
+
+    def progress(self, *, topic: str, partitions: int, group_prefix: str) -> Progress:
+        """How far the appender (a group named ``<group_prefix>…``) has decided ``topic``."""
+        ...
 
     async def read(self, topic: str, *, timeout_s: float = 30.0) -> list[Record]: ...
 
@@ -128,7 +140,6 @@ def real_adapters(settings: Settings, metrics: Metrics) -> Adapters:
             prefix=prefix,
             timeout_ms=settings.redis_timeout_ms,
             marker_ttl_s=settings.marker_ttl_s,
-            tentative_ms=settings.mark_tentative_ms,
             command_ttl_s=settings.command_ttl_s,
             claim_ttl_ms=settings.claim_ttl_ms,
             latency=metrics.marker_latency,

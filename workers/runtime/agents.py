@@ -21,10 +21,13 @@ from topics.envelope import Event
 from topics.errors import InvalidInput, Unavailable
 from workers.ports import Outgoing, Record
 from workers.roles.deadletter import decode_stored
+from workers.roles.outcomes import NotDone, Unknown
 from workers.roles.projections import ProjectionRunner
-from workers.roles.requests import Answer, CommandRequest, error, parse_request
+from workers.roles.requests import CommandRequest, parse_request
 from workers.roles.retry import until_done
+from workers.runtime.answers import Answer, answer_of, error
 from workers.runtime.fleet import Fleet
+from workers.runtime.offsets import OffsetLedger
 from workers.runtime.rule_table import FaustRuleStates, rule_table
 
 MAX_UNACKED_BATCHES = 16
@@ -69,17 +72,23 @@ def batch_agent(
     tick: Tick | None = None,
     tick_s: float = 0.05,
 ) -> None:
-    """Declare agent ``name`` on ``topic``: every batch through ``handle``, acked after it."""
+    """Declare agent ``name`` on ``topic``: every batch through ``handle``, acked after it.
+
+    Whatever the mode, records are acked through one ``OffsetLedger``: only a partition's
+    prefix of decided records is acked, so no commit (periodic, rebalance, drain, shutdown)
+    ever passes a record still waiting, retried, or in background work.
+    """
     app, rt, settings = fleet.app, fleet.runtime, fleet.runtime.settings
     within_s = settings.batch_within_ms / 1000
     unacked = asyncio.Semaphore(MAX_UNACKED_BATCHES)
-    held: dict[tuple[int, int], Any] = {}  # Faust events of records not acked yet (Acks mode)
+    ledger: OffsetLedger[Any] = OffsetLedger()  # Faust events, held until they may be acked
+    fleet.ledgers[name] = ledger
 
-    async def ack(stream: Any, records: Sequence[Record]) -> None:
+    async def settle(stream: Any, records: Sequence[Record]) -> None:
         for record in records:
-            event = held.pop((record.partition, record.offset), None)
-            if event is not None:
-                await stream.ack(event)
+            ledger.decide(record.partition, record.offset)
+        for event in ledger.release():
+            await stream.ack(event)
 
     async def ticking(stream: Any) -> None:
         assert tick is not None
@@ -91,17 +100,20 @@ def batch_agent(
             except Exception as e:
                 fleet.fatal(name, e)
                 return
-            await ack(stream, decided)
+            await settle(stream, decided)
 
     async def revoked(sender: Any, revoked: Any = None, **kwargs: Any) -> None:
-        gone = {tp.partition for tp in revoked or () if tp.topic == topic}
-        for key in [key for key in held if key[0] in gone]:
-            del held[key]  # the partition's next owner gets these records again
+        # The partition's next owner reads these records again from the last commit.
+        ledger.revoke({tp.partition for tp in revoked or () if tp.topic == topic})
 
-    async def ack_when_done(stream: Any, batch: Sequence[Any], work: Awaitable[Any]) -> None:
+    async def assigned(sender: Any, assigned: Any = None, **kwargs: Any) -> None:
+        owned = {tp.partition for tp in assigned or () if tp.topic == topic}
+        ledger.revoke(set(ledger.committable()) - owned)  # records buffered before the rebalance
+
+    async def settle_when_done(stream: Any, records: Sequence[Record], work: Awaitable[Any]) -> None:
         try:
             await work
-            await ack(stream, [to_record(event) for event in batch])
+            await settle(stream, records)
         except Exception as e:  # background work no retry can fix: stop, batch unacked
             fleet.fatal(name, e)
         finally:
@@ -112,11 +124,11 @@ def batch_agent(
         try:
             async for batch in stream.noack_take(settings.batch_size, within=within_s):
                 later: Awaitable[Any] | Acks | None = None
+                records = [to_record(event) for event in batch]
+                for record, event in zip(records, batch, strict=True):
+                    ledger.take(record.partition, record.offset, event)
                 try:
                     async with fleet.batch(role):
-                        records = [to_record(event) for event in batch]
-                        for record, event in zip(records, batch, strict=True):
-                            held[(record.partition, record.offset)] = event
                         later = await until_done(
                             partial(handle, records), role=role, metrics=rt.metrics
                         )
@@ -124,18 +136,18 @@ def batch_agent(
                     fleet.fatal(name, e)
                     await asyncio.Future()  # unacked: parked until the draining app cancels us
                 if isinstance(later, Acks):
-                    await ack(stream, later.records)
+                    await settle(stream, later.records)
                 elif later is None:
-                    await ack(stream, records)
+                    await settle(stream, records)
                 else:
                     await unacked.acquire()
-                    fleet.spawn(ack_when_done(stream, batch, later))
+                    fleet.spawn(settle_when_done(stream, records, later))
         finally:
             if ticker is not None:
                 ticker.cancel()
 
-    if tick is not None:
-        app.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type]
+    app.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type]
+    app.on_partitions_assigned.connect(assigned)  # type: ignore[arg-type]
     app.agent(app.topic(topic, value_serializer="raw", key_serializer="raw"), name=name)(agent)
 
 
@@ -293,9 +305,9 @@ async def command_from_topic(fleet: Fleet, record: Record) -> None:
 
 
 async def _handled(fleet: Fleet, request: CommandRequest) -> Answer:
-    answer = await fleet.runtime.commands.handle(request)
-    if answer.status == 503:
+    outcome = await fleet.runtime.commands.handle(request)
+    if isinstance(outcome, NotDone | Unknown):
         # Nothing written, or an unknown outcome: pause and retry rather than reply. The
         # command id (the record's position) derives the event id, so a retry is safe.
-        raise Unavailable(str(answer.body.get("message")))
-    return answer
+        raise Unavailable(outcome.message)
+    return answer_of(outcome)

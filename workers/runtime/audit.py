@@ -62,7 +62,8 @@ class AuditLoop:
             self._recent.pop(next(iter(self._recent)))
 
     async def run(self) -> None:
-        checker = await auditor(self._runtime, topics=False, marks=False)
+        # Recently stored aggregates: a view may trail the store for a while under load.
+        checker = await auditor(self._runtime, topics=False, marks=False, mark_bound_s=30.0)
         metrics = self._runtime.metrics
         while True:
             await asyncio.sleep(self._interval_s)

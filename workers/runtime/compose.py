@@ -18,10 +18,12 @@ from workers.metrics import Metrics, create_metrics
 from workers.ports import Record, SnapshotStore, ViewStaging, ViewStore
 from workers.roles.appender import Appender, AppenderConfig
 from workers.roles.bridge import Bridge
-from workers.roles.commands import CommandService, Outcomes
+from workers.roles.commands import CommandService
 from workers.roles.deadletter import DeadLetters
 from workers.roles.forwarder import Forwarder
+from workers.roles.ledger import CommandLedger
 from workers.roles.outbox import Outbox
+from workers.roles.outcomes import Outcomes
 from workers.roles.snapshotter import Snapshotter
 from workers.roles.state import StateLoader
 from workers.runtime.adapters import (
@@ -29,10 +31,12 @@ from workers.runtime.adapters import (
     Markers,
     Marks,
     ProducerClient,
+    Progress,
     StoredEvents,
     Stores,
     real_adapters,
 )
+from workers.runtime.answers import answer_of
 from workers.runtime.connections import kafka_config
 from workers.runtime.settings import Settings
 
@@ -82,6 +86,7 @@ class _Parts:
     producer: ProducerClient | None = None
     dead_letters: dict[str, DeadLetters] = field(default_factory=dict)
     marks: Marks | None = None
+    progress: Progress | None = None
     outbox: Outbox | None = None
     sync: SyncCommands | None = None
     commands: CommandService | None = None
@@ -188,6 +193,7 @@ class Runtime:
         if "commands" in self.roles:
             await self._build_commands(producer)
         if "appender" in self.roles:
+            marks = await self.marks()
             parts.appender = Appender(
                 store=self.events,
                 rejections=self.stores.rejections,
@@ -201,7 +207,9 @@ class Runtime:
                     max_event_bytes=settings.max_event_bytes,
                     wait_s=settings.append_wait_ms / 1000,
                 ),
-                marker=(await self.marks()).marker,
+                render=answer_of,
+                marker=marks.marker,
+                memory=marks.memory,
             )
         if "snapshotter" in self.roles:
             parts.snapshotter = Snapshotter(
@@ -255,17 +263,23 @@ class Runtime:
             rejections=self.stores.rejections,
             memory=marks.memory,
         )
+        parts.progress = self.adapters.stream.progress(
+            topic=self.names.events,
+            partitions=settings.partitions,
+            group_prefix=f"{settings.group_id}-",
+        )
         parts.commands = CommandService(
             domains=self.domains,
-            marker=marks.marker,
-            memory=marks.memory,
+            ledger=CommandLedger(marks.marker, marks.memory),
             store=self.events,
             rejections=self.stores.rejections,
             producer=producer,
+            progress=parts.progress,
             events_topic=self.names.events,
             metrics=metrics,
             sync=parts.sync,
             answer_wait_s=settings.kafka_timeout_ms / 1000 * 2,
+            refusal_wait_s=settings.refusal_wait_ms / 1000,
         )
 
     def _built(self, part: T | None, name: str, role: str) -> T:
@@ -332,6 +346,8 @@ class Runtime:
             await parts.marks.close()
         if parts.bridge is not None:
             await parts.bridge.bus.close()
+        if parts.progress is not None:
+            await parts.progress.stop()
         if parts.producer is not None:
             await parts.producer.stop()
         await self.stores.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import tempfile
 from collections.abc import Awaitable, Collection, Sequence
 from pathlib import Path
@@ -29,10 +30,13 @@ from workers.runtime.connections import fleet_catalog
 from workers.runtime.faust_app import FleetApp, faust_credentials
 from workers.runtime.health import HealthMonitor, Ping
 from workers.runtime.lag import LAG_ROLE, LagExporter, measured_groups
+from workers.runtime.offsets import OffsetLedger
 
 log = logging.getLogger(__name__)
 
 EXIT_FATAL = 70
+EXIT_DRAIN_TIMEOUT = 75
+"""The drain outlasted EVENTFLEET_DRAIN_TIMEOUT_S: unfinished work was left uncommitted."""
 CONSUMER_ROLES = frozenset(
     {"appender", "snapshotter", "forwarder", "commands", "projection", "bridge"}
 )
@@ -64,12 +68,14 @@ class Fleet:
         self.draining = False
         self.started = False
         self.exit_code = 0
+        self.drain_timed_out = False
         self.stopped = asyncio.Event()
         self._inflight = 0
         self._idle = asyncio.Event()
         self._idle.set()
         self._assigned = False
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.ledgers: dict[str, OffsetLedger[Any]] = {}  # per agent: what may be committed
         self.projections = tuple(projections)
         self.audit_loop: AuditLoop | None = None
         audit_s = runtime.settings.audit_interval_s
@@ -92,6 +98,11 @@ class Fleet:
 
     def _make_app(self, app_id: str) -> FleetApp:
         settings, kafka = self.runtime.settings, self.runtime.kafka
+        self.http_port = settings.http_port or any_free_port(settings.http_host)
+        if not settings.http_port:
+            log.info(
+                "EVENTFLEET_HTTP_PORT=0: serving HTTP on %s:%d", settings.http_host, self.http_port
+            )
         session_s = settings.kafka_session_timeout_ms / 1000
         # Faust wants a data directory even with in-memory tables: keep it out of the cwd.
         datadir = Path(tempfile.gettempdir()) / "eventfleet-faust" / app_id
@@ -105,7 +116,7 @@ class Fleet:
             web_enabled=True,
             web_host=settings.http_host,
             web_bind=settings.http_host,
-            web_port=settings.http_port,
+            web_port=self.http_port,
             broker_session_timeout=session_s,
             # Faust's default is 90 s: a consumer whose broker stopped answering would hold
             # its assignment (and stay ready) that long before marking the coordinator dead.
@@ -256,27 +267,64 @@ class Fleet:
         return ProjectionLag(self, projection)
 
     async def drain(self) -> None:
-        """Stop taking work, finish what is in flight, commit, leave the group."""
+        """Stop taking work, finish what is in flight, commit what is decided, leave the group.
+
+        One deadline (``EVENTFLEET_DRAIN_TIMEOUT_S``) bounds the whole drain: the in-flight work
+        gets most of it, the final commit and the shutdown the rest. What is not finished by
+        then stays uncommitted (the offset ledger never lets a commit pass it) and goes to the
+        partition's next owner; a dependency that is down cannot hold the process past it.
+        """
         self.draining = True
+        loop = asyncio.get_running_loop()
         timeout = self.runtime.settings.drain_timeout_s
+        deadline = loop.time() + timeout
+        reserve = min(5.0, timeout / 4)  # for the final commit and the shutdown
         try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
-            if self._tasks:
-                await asyncio.wait_for(
-                    asyncio.gather(*self._tasks, return_exceptions=True), timeout
-                )
+            async with asyncio.timeout_at(deadline - reserve):
+                await self._idle.wait()
+                if self._tasks:
+                    await asyncio.gather(*self._tasks, return_exceptions=True)
         except TimeoutError:
-            log.warning("drain timed out after %ss; unacked events will be redelivered", timeout)
+            self.drain_timed_out = True
+            undecided = sum(ledger.undecided() for ledger in self.ledgers.values())
+            log.warning(
+                "drain: in-flight work did not finish within %gs; %d records stay uncommitted "
+                "and will be redelivered",
+                timeout - reserve,
+                undecided,
+            )
         if self.consumes:
             try:
-                await asyncio.wait_for(self.app.consumer.commit(), 5)
+                await asyncio.wait_for(self.app.consumer.commit(), _left(loop, deadline, reserve / 2))
             except Exception as e:
                 log.warning("final commit failed: %r", e)
-        await self.health.stop()
-        if self.lag is not None:
-            await self.lag.stop()
-        await self.app.stop()
-        await self.runtime.stop()
+        for step, stop in (
+            ("health checks", self.health.stop),
+            ("lag exporter", self.lag.stop if self.lag is not None else None),
+            ("Faust app", self.app.stop),
+            ("clients", self.runtime.stop),
+        ):
+            if stop is None:
+                continue
+            try:
+                await asyncio.wait_for(stop(), _left(loop, deadline, 0.5))
+            except TimeoutError:
+                self.drain_timed_out = True
+                log.warning("drain: stopping the %s outlasted the drain deadline", step)
+            except Exception as e:
+                log.warning("drain: stopping the %s failed: %r", step, e)
+
+
+def any_free_port(host: str) -> int:
+    """A port free on ``host`` now (Faust's web server needs a number, not 0)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _left(loop: asyncio.AbstractEventLoop, deadline: float, at_most: float) -> float:
+    """Seconds left before ``deadline``, at most ``at_most``, never less than a moment."""
+    return max(0.05, min(at_most, deadline - loop.time()))
 
 
 async def ensure_catalog(runtime: Runtime) -> list[TopicSpec]:

@@ -15,8 +15,9 @@ from prometheus_client import generate_latest
 from snapshot_rules.queries import Query
 from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE, encode, parse_utc
 from topics.errors import EventfleetError, InvalidEnvelope, InvalidInput
-from workers.roles.requests import Answer, PayloadTooLarge, error, parse_request
+from workers.roles.requests import PayloadTooLarge, parse_request
 from workers.runtime import http_errors
+from workers.runtime.answers import Answer, answer_of, error
 from workers.runtime.console import register_console
 from workers.runtime.fleet import Fleet
 from workers.runtime.http_errors import json_response
@@ -164,7 +165,7 @@ def register_append(fleet: Fleet) -> None:
                 )
             except EventfleetError as e:
                 return json_response(failure(e))
-            return json_response(await commands.handle(command))
+            return json_response(answer_of(await commands.handle(command)))
 
     web_app: web.Application = fleet.app.web.web_app  # type: ignore[attr-defined]
     web_app.router.add_post("/v1/{aggregate_type}/{aggregate_id}/events", append)
@@ -247,15 +248,22 @@ def register_views(fleet: Fleet) -> None:
             async def get(self, request: Any, aggregate_type: str, aggregate_id: str) -> Any:
                 try:
                     check_aggregate(aggregate_type, aggregate_id)
-                    answer = await outcomes.ask(
-                        aggregate_type,
-                        aggregate_id,
-                        command_id=_text_param(request.query, "command_id"),
-                        event_id=_text_param(request.query, "event_id"),
+                    command_id = _text_param(request.query, "command_id")
+                    event_id = _text_param(request.query, "event_id")
+                    found = await outcomes.ask(
+                        aggregate_type, aggregate_id, command_id=command_id, event_id=event_id
                     )
                 except EventfleetError as e:
                     return respond(self, failure(e))
-                return respond(self, answer)
+                if found is not None:
+                    return respond(self, Answer(200, found))
+                what = "command" if command_id else "event"
+                message = (
+                    f"nothing is known of that {what} on {aggregate_type} {aggregate_id}: it was "
+                    "never sent here, or the command memory forgot it (after EVENTFLEET_COMMAND_TTL_S)."
+                )
+                body = {"outcome": "none", "event_id": event_id, "command_id": command_id}
+                return respond(self, error(404, "not_found", message, **body))
 
     @app.page("/healthz")
     class Health(View):  # type: ignore[misc]

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 import orjson
 from aiohttp import web
 
-from workers.roles.requests import Answer, error
+from workers.runtime.answers import Answer, error
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from workers.roles.requests import Answer
+from workers.runtime.answers import Answer
 
 if TYPE_CHECKING:
     from workers.runtime.fleet import Fleet

@@ -20,8 +20,9 @@ from topics.errors import (
     UnknownAggregateType,
 )
 from workers.ports import AggregateRef, EventStore, ViewStore
-from workers.roles.requests import Answer, PayloadTooLarge, error
+from workers.roles.requests import PayloadTooLarge
 from workers.roles.state import StateLoader, VersionNotFound
+from workers.runtime.answers import Answer, error
 
 
 class FleetQueries:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import threading
+import time
 from collections.abc import Collection
 from typing import Any
 
 from workers.roles.newfilter import keep_filter_ready
 from workers.runtime.agents import register_agents
 from workers.runtime.compose import Runtime
-from workers.runtime.fleet import Fleet, ensure_catalog
+from workers.runtime.fleet import EXIT_DRAIN_TIMEOUT, Fleet, ensure_catalog
 from workers.runtime.http import register_views
 from workers.runtime.lag import LAG_ROLE
 
@@ -35,8 +38,13 @@ async def serve(
     app_id: str,
     on_started: Any = None,
     projections: Collection[str] = (),
+    hard_exit: bool = False,
 ) -> int:
-    """Run the roles until SIGTERM/SIGINT (or ``fleet.stop()``), then drain; return the exit code."""
+    """Run the roles until SIGTERM/SIGINT (or ``fleet.stop()``), then drain; return the exit code.
+
+    ``hard_exit`` (the worker process): if the process is still alive shortly after the drain
+    deadline, end it there, whatever a library's thread is waiting for.
+    """
     try:
         if set(roles) - {LAG_ROLE}:  # the lag role reads whatever topics exist
             await ensure_catalog(runtime)
@@ -65,9 +73,39 @@ async def serve(
         await on_started(fleet)
     await fleet.stopped.wait()
     log.info("draining %s", ", ".join(sorted(fleet.roles)))
+    watchdog = Watchdog(runtime.settings.drain_timeout_s + WATCHDOG_GRACE_S) if hard_exit else None
     for task in background:
         task.cancel()
     await fleet.drain()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.remove_signal_handler(signum)
+    if fleet.exit_code == 0 and fleet.drain_timed_out:
+        fleet.exit_code = EXIT_DRAIN_TIMEOUT
+    if watchdog is not None:
+        watchdog.exit_code = fleet.exit_code
     return fleet.exit_code
+
+
+WATCHDOG_GRACE_S = 1.0
+"""After the drain deadline, this long for the interpreter's own shutdown before a hard exit."""
+
+
+class Watchdog(threading.Thread):
+    """A daemon thread that ends the process if it is still alive ``seconds`` from now.
+
+    The drain is bounded, but a client library's threads or cleanup (a consumer thread
+    waiting on a frozen broker, a close that never returns) could still hold the process.
+    Nothing uncommitted is lost by exiting here: the offset ledger never let a commit pass it.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(name="drain-watchdog", daemon=True)
+        self._seconds = seconds
+        self.exit_code = EXIT_DRAIN_TIMEOUT
+        self.start()
+
+    def run(self) -> None:
+        time.sleep(self._seconds)
+        log.error("still running %gs after SIGTERM: exiting now", self._seconds)
+        logging.shutdown()
+        os._exit(self.exit_code or EXIT_DRAIN_TIMEOUT)

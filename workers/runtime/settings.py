@@ -225,10 +225,11 @@ class Settings:
     max_event_bytes: int = _setting(
         1024 * 1024, _int(1024), "largest event accepted off a topic (dead-lettered above)"
     )
-    mark_tentative_ms: int = _setting(
-        60_000,
-        _int(1000, 3_600_000),
-        "how long a mark lives until the store holds its event (then EVENTFLEET_MARKER_TTL_S)",
+    refusal_wait_ms: int = _setting(
+        3000,
+        _int(0, 600_000),
+        "a refusal the store must confirm waits at most this long for the appender to catch up "
+        "(then 503 store_catching_up)",
     )
     append_wait_ms: int = _setting(
         2000,

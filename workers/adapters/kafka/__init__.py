@@ -9,10 +9,12 @@ from workers.adapters.kafka.config import KafkaConfig, plain
 from workers.adapters.kafka.errors import escaped
 from workers.adapters.kafka.lag import KafkaLagReader, PartitionLag
 from workers.adapters.kafka.producer import KafkaProducer
+from workers.adapters.kafka.progress import KafkaAppendProgress
 from workers.adapters.kafka.reader import read_topic
 from workers.adapters.kafka.stream import KafkaStream
 
 __all__ = [
+    "KafkaAppendProgress",
     "KafkaBusOptions",
     "KafkaConfig",
     "KafkaEventBus",

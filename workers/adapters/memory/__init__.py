@@ -14,6 +14,7 @@ from workers.adapters.memory.documents import MemoryDocuments
 from workers.adapters.memory.events import MemoryEventStore
 from workers.adapters.memory.fleet import MemoryMarks, MemoryStores, MemoryStream
 from workers.adapters.memory.producer import MemoryProducer, murmur2, partition_for
+from workers.adapters.memory.progress import MemoryAppendProgress
 from workers.adapters.memory.redis import MemoryCommandMemory, MemoryMarker
 from workers.adapters.memory.rejections import MemoryRejections
 from workers.adapters.memory.rules import MemoryRuleStates
@@ -23,6 +24,7 @@ from workers.adapters.memory.views import MemoryDatabase, MemoryViewStaging, Mem
 __all__ = [
     "Faults",
     "MemoryActionLog",
+    "MemoryAppendProgress",
     "MemoryCommandMemory",
     "MemoryDatabase",
     "MemoryDocuments",

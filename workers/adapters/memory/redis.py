@@ -1,7 +1,7 @@
 """In-memory marker and command memory: the Redis scripts' contracts.
 
-Marks are tentative until confirmed and expire on the adapter's ``clock`` (tests move it);
-claims are bounded the same way. Each call is one suspension point, as a round trip is.
+Marks and command records expire on the adapter's ``clock`` (tests move it). Each call is one
+suspension point, as a round trip is.
 """
 
 from __future__ import annotations
@@ -32,23 +32,57 @@ class _Mark:
     expires_at: float
 
 
+class _Records:
+    """Command records by key, each with its expiry: what both memory adapters share."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self.by_key: dict[tuple[str, str], tuple[CommandRecord, float]] = {}
+
+    def get(self, key: tuple[str, str]) -> CommandRecord | None:
+        found = self.by_key.get(key)
+        if found is None or found[1] <= self.clock():
+            self.by_key.pop(key, None)
+            return None
+        return found[0]
+
+    def put(self, key: tuple[str, str], record: CommandRecord, ttl_s: float) -> None:
+        self.by_key[key] = (record, self.clock() + ttl_s)
+
+    def claim(
+        self, key: tuple[str, str], event_id: str, token: str, claim_s: float
+    ) -> tuple[CommandRecord | None, bool]:
+        """(what blocks the claim, taken over): None when the claim is now ``token``'s."""
+        found = self.get(key)
+        if found is not None and found.state == "pending" and found.token == token:
+            return None, False
+        if found is not None and found.state != "unknown":
+            return found, False
+        self.put(key, CommandRecord("pending", event_id, token=token), claim_s)
+        return None, found is not None
+
+
 class MemoryMarker(Switchable):
-    """Marks per aggregate key, ``<type>|<id>|<after>``, tentative until ``confirm_stored``."""
+    """Marks per aggregate key, ``<type>|<id>|<after>``, and (shared with a
+    ``MemoryCommandMemory`` through ``records``) the command claims they are taken with."""
 
     def __init__(
         self,
         *,
         ttl_s: float = 86_400,
-        tentative_s: float = 15.0,
+        claim_s: float = 15.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.faults = Faults(lambda what: MarkerUnavailable(down_message("marker", what)))
         self._ttl_s = ttl_s
-        self._tentative_s = tentative_s
+        self._claim_s = claim_s
         self._clock = clock
         self._marks: dict[str, _Mark] = {}
         self._noted: set[str] = set()
         self._ready = False
+        self._run = "run-1"
+        self._built_on = ""
+        self.records = _Records(clock)
 
     def _get(self, key: str) -> _Mark | None:
         mark = self._marks.get(key)
@@ -59,15 +93,26 @@ class MemoryMarker(Switchable):
 
     async def check_and_mark(self, request: MarkRequest) -> MarkResult:
         await self.faults.enter("check_and_mark", f"marking {request.aggregate_key}")
+        takeover = False
+        if request.command_id is not None:
+            key = (request.aggregate_key, request.command_id)
+            blocking, takeover = self.records.claim(
+                key, request.event_id, request.token, self._claim_s
+            )
+            if blocking is not None:
+                status = "busy" if blocking.state == "pending" else "answered"
+                return MarkResult(status, record=blocking)
         mark = self._get(request.aggregate_key)
         previous = _value(mark)
+        if mark is not None and request.replace and previous == request.replace:
+            mark, previous = None, ""
         if mark is not None:
             if mark.event_id == request.event_id:
-                return MarkResult("mine", mark.after, mark.event_type, previous)
+                return MarkResult("mine", mark.after, mark.event_type, previous, takeover=takeover)
             current, after = mark.event_type, mark.event_id
         elif request.fallback == "?":
             if not self._ready or request.aggregate_key in self._noted:
-                return MarkResult("missing")
+                return MarkResult("missing", previous=previous, takeover=takeover)
             current, after = "none", NEW_AGGREGATE  # certainly new: no store read
         elif request.fallback == NEW_AGGREGATE:
             current, after = "none", NEW_AGGREGATE
@@ -75,19 +120,12 @@ class MemoryMarker(Switchable):
             current, _, after = request.fallback.partition("|")
         shown = None if current == "none" else current
         if current not in request.allowed and ANY not in request.allowed:
-            return MarkResult("rejected", after, shown, previous)
-        expires = self._clock() + self._tentative_s
+            return MarkResult("rejected", after, shown, previous, takeover=takeover)
+        expires = self._clock() + self._ttl_s
         self._marks[request.aggregate_key] = _Mark(
             request.event_type, request.event_id, after, expires
         )
-        return MarkResult("marked", after, shown, previous)
-
-    async def confirm_stored(self, stored: Sequence[tuple[str, str]]) -> None:
-        await self.faults.enter("confirm_stored", f"confirming {len(stored)} marks")
-        for aggregate_key, event_id in stored:
-            mark = self._get(aggregate_key)
-            if mark is not None and mark.event_id == event_id:
-                mark.expires_at = self._clock() + self._ttl_s
+        return MarkResult("marked", after, shown, previous, takeover=takeover)
 
     async def restore(self, request: MarkRequest, marked: MarkResult) -> None:
         await self.faults.enter("restore", f"restoring {request.aggregate_key}")
@@ -98,7 +136,7 @@ class MemoryMarker(Switchable):
             del self._marks[request.aggregate_key]
             return
         event_type, event_id, after = [*marked.previous.split("|"), "", ""][:3]
-        expires = self._clock() + self._tentative_s
+        expires = self._clock() + self._ttl_s
         self._marks[request.aggregate_key] = _Mark(event_type, event_id, after, expires)
 
     async def repair(self, aggregate_key: str, rejected_id: str, head: Head | None) -> None:
@@ -118,21 +156,39 @@ class MemoryMarker(Switchable):
 
     async def filter_ready(self) -> bool:
         await self.faults.enter("filter_ready", "reading the filter")
-        return self._ready
+        return self._ready and self._built_on == self._run
 
     async def mark_filter_ready(self) -> None:
         await self.faults.enter("mark_filter_ready", "marking the filter ready")
-        self._ready = True
+        self._ready, self._built_on = True, self._run
+
+    async def forget_filter(self) -> None:
+        await self.faults.enter("forget_filter", "forgetting the filter")
+        self._ready = False
 
     def lose_filter(self) -> None:
-        """What a Redis flush or an eviction does: the filter is gone, so not ready."""
+        """What a Redis flush does: the filter is gone, so not ready."""
         self._noted.clear()
         self._ready = False
+
+    def lose_everything(self) -> None:
+        """What a Redis flush or a restart without persistence does: marks, claims, filter."""
+        self._marks.clear()
+        self.records.by_key.clear()
+        self.lose_filter()
+
+    def restart(self) -> None:
+        """A server restarted from a dump: the data stays as it was, the run id is new."""
+        self._run = f"run-{int(self._run.rpartition('-')[2]) + 1}"
 
     async def peek(self, aggregate_key: str) -> tuple[str, str] | None:
         await self.faults.enter("peek", f"reading {aggregate_key}")
         mark = self._get(aggregate_key)
         return None if mark is None else (mark.event_type, mark.event_id)
+
+    def value(self, aggregate_key: str) -> str:
+        """The mark as stored (tests plant and read marks through it)."""
+        return _value(self._get(aggregate_key))
 
     async def ping(self) -> bool:
         try:
@@ -147,9 +203,11 @@ def _value(mark: _Mark | None) -> str:
 
 
 class MemoryCommandMemory:
-    """Command records per (aggregate key, command id): bounded claims, answers for the TTL.
+    """Command records per (aggregate key, command id): bounded claims, outcomes for the TTL.
 
-    Its outage switches are on ``faults`` (``release`` is the port's own verb here).
+    Give it the marker's ``records`` (``MemoryCommandMemory(records=marker.records)``) so the
+    marker's claims and these are one memory, as they are one Redis. Its outage switches are
+    on ``faults`` (``release`` is the port's own verb here).
     """
 
     def __init__(
@@ -158,53 +216,51 @@ class MemoryCommandMemory:
         ttl_s: float = 86_400,
         claim_s: float = 15.0,
         clock: Callable[[], float] = time.monotonic,
+        records: _Records | None = None,
     ) -> None:
         self.faults = Faults(lambda what: MarkerUnavailable(down_message("command memory", what)))
         self._ttl_s = ttl_s
         self._claim_s = claim_s
-        self._clock = clock
-        self._records: dict[tuple[str, str], tuple[CommandRecord, float]] = {}
+        self._records = records or _Records(clock)
 
-    def _get(self, key: tuple[str, str]) -> CommandRecord | None:
-        found = self._records.get(key)
-        if found is None or found[1] <= self._clock():
-            self._records.pop(key, None)
-            return None
-        return found[0]
-
-    async def claim(self, aggregate_key: str, command_id: str, event_id: str) -> CommandRecord | None:
+    async def claim(
+        self, aggregate_key: str, command_id: str, event_id: str, token: str
+    ) -> CommandRecord | None:
         await self.faults.enter("claim", f"claiming {command_id}")
         key = (aggregate_key, command_id)
-        found = self._get(key)
-        if found is not None and found.state != "unknown":
-            return found
-        pending = CommandRecord("pending", event_id)
-        self._records[key] = (pending, self._clock() + self._claim_s)
-        return found
+        before = self._records.get(key)
+        blocking, taken_over = self._records.claim(key, event_id, token, self._claim_s)
+        return blocking if blocking is not None else (before if taken_over else None)
 
     async def recall(self, aggregate_key: str, command_id: str) -> CommandRecord | None:
         await self.faults.enter("recall", f"reading {command_id}")
-        return self._get((aggregate_key, command_id))
+        return self._records.get((aggregate_key, command_id))
+
+    async def recall_event(self, aggregate_key: str, event_id: str) -> CommandRecord | None:
+        await self.faults.enter("recall_event", f"reading event {event_id}")
+        return self._records.get((aggregate_key, f"evt:{event_id}"))
 
     async def settle(self, aggregate_key: str, command_id: str, answer: bytes) -> None:
         await self.faults.enter("settle", f"answering {command_id}")
         record = CommandRecord("answered", answer=answer)
-        self._records[(aggregate_key, command_id)] = (record, self._clock() + self._ttl_s)
+        self._records.put((aggregate_key, command_id), record, self._ttl_s)
 
-    async def unknown(self, aggregate_key: str, command_id: str, event_id: str) -> None:
-        await self.faults.enter("unknown", f"marking {command_id} unknown")
-        key = (aggregate_key, command_id)
-        found = self._get(key)
-        if found is not None and (found.state, found.event_id) == ("pending", event_id):
-            unknown = CommandRecord("unknown", event_id)
-            self._records[key] = (unknown, self._clock() + self._ttl_s)
+    async def unknown(self, aggregate_key: str, command_id: str | None, event_id: str) -> None:
+        await self.faults.enter("unknown", f"marking {command_id or event_id} unknown")
+        unknown = CommandRecord("unknown", event_id)
+        self._records.put((aggregate_key, f"evt:{event_id}"), unknown, self._ttl_s)
+        if command_id is not None:
+            key = (aggregate_key, command_id)
+            found = self._records.get(key)
+            if found is None or found.state in ("pending", "unknown"):
+                self._records.put(key, unknown, self._ttl_s)
 
-    async def release(self, aggregate_key: str, command_id: str, event_id: str) -> None:
+    async def release(self, aggregate_key: str, command_id: str, token: str) -> None:
         await self.faults.enter("release", f"releasing {command_id}")
         key = (aggregate_key, command_id)
-        found = self._get(key)
-        if found is not None and (found.state, found.event_id) == ("pending", event_id):
-            del self._records[key]
+        found = self._records.get(key)
+        if found is not None and (found.state, found.token) == ("pending", token):
+            del self._records.by_key[key]
 
 
 def _implements(marker: MemoryMarker, memory: MemoryCommandMemory) -> tuple[Marker, CommandMemory]:

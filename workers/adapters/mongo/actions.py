@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import orjson
 from pymongo import DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
+from topics.errors import StoreError
 from workers.adapters.mongo.client import DURABLE, Document, translated
-from workers.ports import OperatorAction
+from workers.ports import OperatorAction, ReplayClaim
 
 ACTIONS = "console_audit"
+REPLAYS = "dlq_replays"
 
 
 class MongoActionLog:
@@ -20,10 +26,51 @@ class MongoActionLog:
     hold keys MongoDB treats specially (``$``-prefixed), and the trail must keep them as sent.
     """
 
-    def __init__(self, db: AsyncDatabase[Document], *, collection: str = ACTIONS) -> None:
+    def __init__(
+        self, db: AsyncDatabase[Document], *, collection: str = ACTIONS, replays: str = REPLAYS
+    ) -> None:
         self.collection: AsyncCollection[Document] = db.get_collection(
             collection, write_concern=DURABLE
         )
+        self.replays: AsyncCollection[Document] = db.get_collection(replays, write_concern=DURABLE)
+
+    async def claim_replay(self, claim: ReplayClaim) -> ReplayClaim | None:
+        doc = {
+            "_id": claim.target,
+            "submitted": orjson.dumps(claim.submitted).decode(),
+            "operator": claim.operator,
+            "at": claim.at,
+        }
+        try:
+            async with translated(f"claiming the replay of dead letter {claim.target}", write=True):
+                await self.replays.insert_one(doc)
+            return None
+        except StoreError as e:
+            if not isinstance(e.__cause__, DuplicateKeyError):
+                raise
+        async with translated(f"reading the first replay of dead letter {claim.target}"):
+            found = await self.replays.find_one({"_id": claim.target})
+        if found is None:  # removed in between (by hand): claim it again
+            return await self.claim_replay(claim)
+        return ReplayClaim(
+            target=found["_id"],
+            submitted=orjson.loads(found["submitted"]),
+            operator=found["operator"],
+            at=found["at"],
+            status=found.get("status"),
+            result=orjson.loads(found["result"]) if "result" in found else None,
+        )
+
+    async def abandon_replay(self, claim: ReplayClaim) -> None:
+        mine = {"_id": claim.target, "submitted": orjson.dumps(claim.submitted).decode(),
+                "operator": claim.operator, "at": claim.at}  # fmt: skip
+        async with translated(f"releasing the replay of dead letter {claim.target}", write=True):
+            await self.replays.delete_one(mine)
+
+    async def settle_replay(self, target: str, status: int, result: Mapping[str, Any]) -> None:
+        update = {"$set": {"status": status, "result": orjson.dumps(result).decode()}}
+        async with translated(f"recording the first replay of {target}", write=True):
+            await self.replays.update_one({"_id": target}, update)
 
     async def record(self, action: OperatorAction) -> None:
         doc = {

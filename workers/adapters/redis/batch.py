@@ -94,6 +94,20 @@ class RedisBatcher:
             self._flushing = True
             asyncio.get_running_loop().create_task(self._flush_all())
 
+    async def run_id(self, key: str) -> str:
+        """The run id of the server holding ``key`` (new after a restart or a failover)."""
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                if isinstance(self.redis, RedisCluster):
+                    node = self.redis.get_node_from_key(key)
+                    info = await self.redis.info("server", target_nodes=node)
+                else:
+                    info = await self.redis.info("server")
+        except _UNAVAILABLE as e:
+            log.info("Redis INFO failed: %s", redact(repr(e)))
+            raise MarkerUnavailable(f"Redis did not answer within {self._timeout_s:g} s.") from e
+        return str(info.get("run_id", "")) if isinstance(info, dict) else ""
+
     async def drain(self) -> None:
         """Send and wait for calls nobody waits for (on shutdown)."""
         if self._timer is not None:

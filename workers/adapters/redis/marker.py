@@ -1,10 +1,12 @@
 """The Redis marker and command memory: Lua scripts over keys that share a hash slot per aggregate.
 
-A mark is ``<event type>|<event id>|<id it was validated after>``. It is written tentative
-(a bounded TTL) by the check-and-mark script and made durable by ``confirm_stored`` once the
-store holds the event (the appender calls it), so a mark whose event never reached the store
-expires within the bound. Command
-records are ``pending|<event id>``, ``unknown|<event id>`` or the JSON of the first answer.
+A mark is ``<event type>|<event id>|<id it was validated after>``, written by the check-and-mark
+script with the marker TTL. It is rolled back only when its event is known not to be stored
+(``restore`` after a produce Kafka never took, ``repair`` after the store refused it, or a
+re-mark over a value the store showed to be stale). Command records are
+``pending|<event id>|<request token>``, ``unknown|<event id>`` or the recorded outcome; an
+event sent without an answer is also recorded by its id (``evt:`` keys), so the outcome query
+answers "unknown" for it whether or not it had a command id.
 """
 
 from __future__ import annotations
@@ -17,53 +19,52 @@ from topics.errors import MarkerUnavailable
 from workers.adapters.redis.batch import Lua, RedisBatcher, text
 from workers.ports import UNKNOWN, CommandRecord, Head, MarkRequest, MarkResult
 
-CHECK_AND_MARK = Lua("""
-local mark = redis.call('GET', KEYS[1])
+# The claim (KEYS[2] when ARGV[9] == '1') and the mark are one atomic step: one round trip
+# per command, and no request is ever marked for a command another request holds.
+CLAIM_AND_MARK = Lua("""
+local has_cmd, has_seen = ARGV[9] == '1', ARGV[10] == '1'
+local seen = has_seen and KEYS[has_cmd and 3 or 2] or nil
+local takeover = '0'
+if has_cmd then
+  local v = redis.call('GET', KEYS[2])
+  local mine = 'pending|' .. ARGV[2] .. '|' .. ARGV[7]
+  if v and v ~= mine then
+    if string.sub(v, 1, 8) == 'pending|' then return {'busy', '', '', '', v, '0'} end
+    if string.sub(v, 1, 8) ~= 'unknown|' then return {'answered', '', '', '', v, '0'} end
+    takeover = '1'
+  end
+  if v ~= mine then redis.call('SET', KEYS[2], mine, 'PX', ARGV[6]) end
+end
+local raw = redis.call('GET', KEYS[1])
+local mark, previous = raw, raw or ''
+if raw and ARGV[8] ~= '' and raw == ARGV[8] then mark, previous = false, '' end
 local current, after
 local n = tonumber(ARGV[5])
 if mark then
   local t, id, a = string.match(mark, '^([^|]*)|([^|]*)|?(.*)$')
-  if id == ARGV[2] then return {'mine', a, t, mark} end
+  if id == ARGV[2] then return {'mine', a, t, mark, '', takeover} end
   current, after = t, id
 elseif ARGV[4] == '?' then
   local fresh = false
-  if n > 0 and redis.call('GETBIT', KEYS[2], 0) == 1 then
-    for i = 6, 5 + n do
-      if redis.call('GETBIT', KEYS[2], ARGV[i]) == 0 then fresh = true break end
+  if has_seen and n > 0 and redis.call('GETBIT', seen, 0) == 1 then
+    for i = 11, 10 + n do
+      if redis.call('GETBIT', seen, ARGV[i]) == 0 then fresh = true break end
     end
   end
-  if not fresh then return {'missing', '', '', ''} end
+  if not fresh then return {'missing', '', '', previous, '', takeover} end
   current, after = 'none', '-'
 elseif ARGV[4] == '-' then
   current, after = 'none', '-'
 else
   current, after = string.match(ARGV[4], '^([^|]*)|(.*)$')
 end
-for i = 6 + n, #ARGV do
+for i = 11 + n, #ARGV do
   if ARGV[i] == current or ARGV[i] == '*' then
     redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2] .. '|' .. after, 'PX', ARGV[3])
-    return {'marked', after, current, mark or ''}
+    return {'marked', after, current, previous, '', takeover}
   end
 end
-return {'rejected', after, current, mark or ''}
-""")
-
-CONFIRM = Lua("""
-local mark = redis.call('GET', KEYS[1])
-if mark and string.match(mark, '^[^|]*|([^|]*)') == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 1
-""")
-
-CONFIRM_MANY = Lua("""
-for i = 1, #KEYS do
-  local mark = redis.call('GET', KEYS[i])
-  if mark and string.match(mark, '^[^|]*|([^|]*)') == ARGV[i + 1] then
-    redis.call('PEXPIRE', KEYS[i], ARGV[1])
-  end
-end
-return 1
+return {'rejected', after, current, previous, '', takeover}
 """)
 
 RESTORE = Lua("""
@@ -85,20 +86,26 @@ return 1
 
 CLAIM = Lua("""
 local v = redis.call('GET', KEYS[1])
+local mine = 'pending|' .. ARGV[1] .. '|' .. ARGV[3]
+if v == mine then return false end
 if v and string.sub(v, 1, 8) ~= 'unknown|' then return v end
-redis.call('SET', KEYS[1], 'pending|' .. ARGV[1], 'PX', ARGV[2])
+redis.call('SET', KEYS[1], mine, 'PX', ARGV[2])
 return v or false
 """)
 
 MARK_UNKNOWN = Lua("""
-if redis.call('GET', KEYS[1]) == 'pending|' .. ARGV[1] then
+local v = redis.call('GET', KEYS[1])
+if KEYS[1] ~= KEYS[2] and (not v or string.sub(v, 1, 8) == 'pending|'
+    or string.sub(v, 1, 8) == 'unknown|') then
   redis.call('SET', KEYS[1], 'unknown|' .. ARGV[1], 'PX', ARGV[2])
 end
+redis.call('SET', KEYS[2], 'unknown|' .. ARGV[1], 'PX', ARGV[2])
 return 1
 """)
 
 RELEASE = Lua("""
-if redis.call('GET', KEYS[1]) == 'pending|' .. ARGV[1] then redis.call('DEL', KEYS[1]) end
+local v = redis.call('GET', KEYS[1])
+if v and string.match(v, '^pending|[^|]*|(.*)$') == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
 """)
 
@@ -116,7 +123,7 @@ def filter_positions(aggregate_key: str, bits: int = FILTER_BITS) -> list[int]:
     ]
 
 
-SCRIPTS = (CHECK_AND_MARK, CONFIRM, CONFIRM_MANY, RESTORE, REPAIR, CLAIM, MARK_UNKNOWN, RELEASE)
+SCRIPTS = (CLAIM_AND_MARK, RESTORE, REPAIR, CLAIM, MARK_UNKNOWN, RELEASE)
 
 
 class RedisKeys:
@@ -131,13 +138,21 @@ class RedisKeys:
     def command(self, aggregate_key: str, command_id: str) -> str:
         return f"{self.prefix}cmd:{{{aggregate_key}}}:{command_id}"
 
+    def event(self, aggregate_key: str, event_id: str) -> str:
+        """An event sent without an answer, by its id (same slot as the aggregate's mark)."""
+        return f"{self.prefix}evt:{{{aggregate_key}}}:{event_id}"
+
+    def incarnation(self) -> str:
+        """The run id of the Redis server the filter was built on."""
+        return f"{self.prefix}seen:run"
+
     def seen(self) -> str:
         """The new-aggregate filter: a Bloom bitmap of every aggregate the store holds."""
         return f"{self.prefix}seen"
 
 
 class RedisMarker:
-    """The marker port over Redis: atomic check-and-mark, confirm, restore and repair."""
+    """The marker port over Redis: atomic claim-and-mark, restore and repair, the filter."""
 
     def __init__(
         self,
@@ -145,20 +160,22 @@ class RedisMarker:
         *,
         prefix: str = "eventfleet:",
         ttl_s: int = 86_400,
-        tentative_ttl_ms: int = 15_000,
+        claim_ttl_ms: int = 15_000,
         cluster: bool = False,
     ) -> None:
         self._batcher = batcher
         self._keys = RedisKeys(prefix)
         self._ttl_ms = str(ttl_s * 1000)
-        self._tentative_ms = str(tentative_ttl_ms)
+        self._claim_ms = str(claim_ttl_ms)
         # In a cluster the filter lives in another slot than a mark: ask it in its own call.
         self._cluster = cluster
 
     async def check_and_mark(self, request: MarkRequest) -> MarkResult:
-        """One script: the mark, or (mark missing) the new-aggregate filter, then the check."""
+        """One script: the command's claim, the mark, or (mark missing) the filter, the check."""
         fallback = request.fallback
-        keys: tuple[str, ...] = (self._keys.mark(request.aggregate_key),)
+        keys: list[str] = [self._keys.mark(request.aggregate_key)]
+        if request.command_id is not None:
+            keys.append(self._keys.command(request.aggregate_key, request.command_id))
         positions: list[int] = []
         if fallback == UNKNOWN:
             if self._cluster:
@@ -166,45 +183,38 @@ class RedisMarker:
                     fallback = NEW_AGGREGATE
             else:
                 positions = filter_positions(request.aggregate_key)
-                keys = (keys[0], self._keys.seen())
+                keys.append(self._keys.seen())
         args = (
             request.event_type,
             request.event_id,
-            self._tentative_ms,
+            self._ttl_ms,
             fallback,
             str(len(positions)),
+            self._claim_ms,
+            request.token,
+            request.replace,
+            "1" if request.command_id is not None else "0",
+            "1" if positions else "0",
             *(str(p) for p in positions),
             *request.allowed,
         )
-        status, after, current, previous = await self._batcher.call(CHECK_AND_MARK, keys, args)
-        current = text(current)
+        status, after, current, previous, record, takeover = await self._batcher.call(
+            CLAIM_AND_MARK, tuple(keys), args
+        )
+        status, current = text(status), text(current)
         return MarkResult(
-            status=text(status),
+            status=status,
             after=text(after) or NEW_AGGREGATE,
             current=None if current in ("none", "") else current,
             previous=text(previous),
+            record=_record(record) if status in ("answered", "busy") else None,
+            takeover=text(takeover) == "1",
         )
-
-    async def confirm_stored(self, stored: Sequence[tuple[str, str]]) -> None:
-        """Rides with the next round trip, unawaited: a lost confirm lets the mark expire.
-
-        One script for the whole batch; in a cluster (keys in many slots) one per mark.
-        """
-        if not stored:
-            return
-        if self._cluster:
-            for aggregate_key, event_id in stored:
-                key = self._keys.mark(aggregate_key)
-                self._batcher.submit(CONFIRM, (key,), (event_id, self._ttl_ms))
-            return
-        keys = tuple(self._keys.mark(aggregate_key) for aggregate_key, _ in stored)
-        self._batcher.submit(CONFIRM_MANY, keys, (self._ttl_ms, *(i for _, i in stored)))
 
     async def restore(self, request: MarkRequest, marked: MarkResult) -> None:
         ours = f"{request.event_type}|{request.event_id}|{marked.after}"
         key = self._keys.mark(request.aggregate_key)
-        # The previous mark comes back tentative: it may name an event still in flight.
-        await self._batcher.call(RESTORE, (key,), (ours, marked.previous, self._tentative_ms))
+        await self._batcher.call(RESTORE, (key,), (ours, marked.previous, self._ttl_ms))
 
     async def repair(self, aggregate_key: str, rejected_id: str, head: Head | None) -> None:
         """Rides with the next round trip, unawaited: the appender never waits for Redis."""
@@ -230,10 +240,23 @@ class RedisMarker:
 
     async def filter_ready(self) -> bool:
         bit = await self._batcher.call("GETBIT", (self._keys.seen(), "0"), ())
-        return bool(bit)
+        if not bit:
+            return False
+        built_on = await self._batcher.call("GET", (self._keys.incarnation(),), ())
+        return built_on is not None and text(built_on) == await self._incarnation()
 
     async def mark_filter_ready(self) -> None:
+        run = await self._incarnation()
+        await self._batcher.call("SET", (self._keys.incarnation(),), (run,))
         await self._batcher.call("SETBIT", (self._keys.seen(), "0", "1"), ())
+
+    async def forget_filter(self) -> None:
+        await self._batcher.call("SETBIT", (self._keys.seen(), "0", "0"), ())
+
+    async def _incarnation(self) -> str:
+        """The run id of the server holding the filter (new after every restart, and on a
+        replica that took over)."""
+        return await self._batcher.run_id(self._keys.seen())
 
     async def peek(self, aggregate_key: str) -> tuple[str, str] | None:
         """The mark's (event type, event id), read only; None when there is none."""
@@ -254,7 +277,7 @@ class RedisMarker:
 
 
 class RedisCommandMemory:
-    """The command-memory port over Redis: claims with a short bound, answers for the TTL."""
+    """The command-memory port over Redis: claims with a short bound, outcomes for the TTL."""
 
     def __init__(
         self,
@@ -270,34 +293,41 @@ class RedisCommandMemory:
         self._claim_ms = str(claim_ttl_ms)
 
     async def claim(
-        self, aggregate_key: str, command_id: str, event_id: str
+        self, aggregate_key: str, command_id: str, event_id: str, token: str
     ) -> CommandRecord | None:
         key = self._keys.command(aggregate_key, command_id)
-        found = await self._batcher.call(CLAIM, (key,), (event_id, self._claim_ms))
+        found = await self._batcher.call(CLAIM, (key,), (event_id, self._claim_ms, token))
         return None if found is None else _record(found)
 
     async def recall(self, aggregate_key: str, command_id: str) -> CommandRecord | None:
         found = await self._batcher.call("GET", (self._keys.command(aggregate_key, command_id),), ())
         return None if found is None else _record(found)
 
+    async def recall_event(self, aggregate_key: str, event_id: str) -> CommandRecord | None:
+        found = await self._batcher.call("GET", (self._keys.event(aggregate_key, event_id),), ())
+        return None if found is None else _record(found)
+
     async def settle(self, aggregate_key: str, command_id: str, answer: bytes) -> None:
-        """Rides with the next round trip, unawaited: a lost answer only makes a retry run
-        again, which the derived event id makes safe."""
+        """Rides with the next round trip, unawaited: a lost outcome only makes a retry ask
+        the store, which the derived event id makes safe."""
         key = self._keys.command(aggregate_key, command_id)
         self._batcher.submit("SET", (key,), (answer, "PX", self._ttl_ms))
 
-    async def unknown(self, aggregate_key: str, command_id: str, event_id: str) -> None:
-        key = self._keys.command(aggregate_key, command_id)
-        await self._batcher.call(MARK_UNKNOWN, (key,), (event_id, self._ttl_ms))
+    async def unknown(self, aggregate_key: str, command_id: str | None, event_id: str) -> None:
+        by_event = self._keys.event(aggregate_key, event_id)
+        by_command = self._keys.command(aggregate_key, command_id) if command_id else by_event
+        await self._batcher.call(MARK_UNKNOWN, (by_command, by_event), (event_id, self._ttl_ms))
 
-    async def release(self, aggregate_key: str, command_id: str, event_id: str) -> None:
+    async def release(self, aggregate_key: str, command_id: str, token: str) -> None:
         key = self._keys.command(aggregate_key, command_id)
-        await self._batcher.call(RELEASE, (key,), (event_id,))
+        await self._batcher.call(RELEASE, (key,), (token,))
 
 
 def _record(raw: bytes | str) -> CommandRecord:
     value = raw if isinstance(raw, bytes) else raw.encode()
-    for state in (b"pending", b"unknown"):
-        if value.startswith(state + b"|"):
-            return CommandRecord(state.decode(), value[len(state) + 1 :].decode())
+    if value.startswith(b"pending|"):
+        event_id, _, token = value[8:].decode().partition("|")
+        return CommandRecord("pending", event_id, token=token)
+    if value.startswith(b"unknown|"):
+        return CommandRecord("unknown", value[8:].decode())
     return CommandRecord("answered", answer=value)

@@ -24,7 +24,6 @@ class RedisMarks:
         prefix: str,
         timeout_ms: int,
         marker_ttl_s: int,
-        tentative_ms: int,
         command_ttl_s: int,
         claim_ttl_ms: int,
         latency: Histogram,
@@ -40,7 +39,7 @@ class RedisMarks:
             self._batcher,
             prefix=prefix,
             ttl_s=marker_ttl_s,
-            tentative_ttl_ms=tentative_ms,
+            claim_ttl_ms=claim_ttl_ms,
             cluster=is_cluster(self._redis),  # the filter key is in another slot
         )
 

@@ -175,11 +175,11 @@ def room_messages_query(rules: ChatRules, projection: Projection) -> QueryHandle
         if found is None:
             at = " at that point" if parsed.as_of else ""
             raise NotFound(f"chat room {parsed.room_id} has no events{at}.")
-        version, room = found
+        version, room, source = found
         page = await _page(context, rules, parsed, version, room)
         body = {
             "room_id": parsed.room_id,
-            "source": parsed.source,
+            "source": source,
             "version": version,
             "messages": page.messages,
             "before_version": page.before_version,
@@ -220,16 +220,14 @@ async def _page(
 
 async def _window(
     context: QueryContext, projection: Projection, parsed: RoomQuery
-) -> tuple[int, Any] | None:
-    """(version, room window) from the view or from replay; None when the room has no events."""
+) -> tuple[int, Any, str] | None:
+    """(version, room window, where it came from) from the view or from replay; None when the
+    room has no events. A room whose view is missing (the projection has not reached it, or
+    the view was lost) is answered from replay, never as an empty room."""
     if parsed.source == "view":
-        ref = (ROOM, parsed.room_id)
-        doc = await context.view(projection.name, ref)
+        doc = await context.view(projection.name, (ROOM, parsed.room_id))
         if doc is not None:
-            return doc.version, doc.view
-        # No view yet: an unknown room, or one the projection has not reached.
-        empty = {"messages": [], "horizon": 1}
-        return (0, empty) if await context.has_events(ref) else None
+            return doc.version, doc.view, "view"
     folded: Folded
     if parsed.as_of is None:
         folded = await context.latest(ROOM, parsed.room_id)
@@ -238,4 +236,4 @@ async def _window(
         folded = await context.state_at(ROOM, parsed.room_id, as_of=moment)
     if folded.version == 0 or folded.state is None:
         return None
-    return folded.version, folded.state
+    return folded.version, folded.state, "replay"

@@ -12,6 +12,8 @@ from workers.roles.dlq_replay import (
     entries_of,
     find_entry,
 )
+from workers.roles.requests import CommandRequest
+from workers.runtime.answers import Answer, answer_of
 from workers.runtime.compose import Runtime
 
 READ_TIMEOUT_S = 15.0
@@ -41,8 +43,14 @@ class DeadLetterDesk:
     def replayer(self) -> DeadLetterReplayer:
         """Raises RoleNotRunning in a process without the commands role."""
         rt = self._runtime
+        commands = rt.commands
+
+        async def submit(request: CommandRequest) -> Answer:
+            return answer_of(await commands.handle(request))
+
         return DeadLetterReplayer(
-            submit=rt.commands.handle,
+            submit=submit,
+            render=answer_of,
             log=self.log,
             stored_topic=rt.names.stored,
             via=self._via,

@@ -14,7 +14,7 @@ from aiohttp import web
 from snapshot_rules.replay import replay
 from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE, parse_utc
 from topics.errors import EventfleetError, InvalidEnvelope, InvalidInput
-from workers.roles.requests import error
+from workers.runtime.answers import error
 from workers.runtime.console.html import esc, json_block, link, page, path, table
 from workers.runtime.console.samples import Sampler, charts
 from workers.runtime.fleet import Fleet

@@ -1,0 +1,205 @@
+"""The marker and the command memory: one contract, run on the in-memory twins and on real Redis.
+
+Claim-and-mark is one call; a claim is named by its request's token; a recorded outcome or a
+claim another request holds is returned instead of marking; an unknown attempt is taken over;
+marks live for the marker TTL (never rolled back on a timer) and are replaced only by restore,
+repair, or a re-mark over a value shown to be stale; an event sent without an answer is
+recorded as unknown by its id, with or without a command id.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+from redis.asyncio import Redis
+
+from topics.envelope import NEW_AGGREGATE
+from workers.adapters.memory import MemoryCommandMemory, MemoryMarker
+from workers.adapters.redis import SCRIPTS, RedisBatcher, RedisCommandMemory, RedisMarker
+from workers.devtools.embedded import EmbeddedStack
+from workers.metrics import create_metrics
+from workers.ports import CommandMemory, Head, Marker, MarkRequest
+
+
+@dataclass
+class Side:
+    """A marker and a command memory on one backend."""
+
+    marker: Marker
+    memory: CommandMemory
+    settle: object  # awaits whatever rides unawaited (the batcher's drain), or nothing
+
+    async def settled(self) -> None:
+        if callable(self.settle):
+            await self.settle()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def side(request: pytest.FixtureRequest, stack: EmbeddedStack, unique_name: str) -> AsyncIterator[Side]:
+    if request.param == "memory":
+        marker = MemoryMarker()
+        yield Side(marker, MemoryCommandMemory(records=marker.records), None)
+        return
+    redis = Redis.from_url(stack.urls.redis_url)
+    batcher = RedisBatcher(redis, scripts=SCRIPTS, timeout_ms=2000,
+                           latency=create_metrics().marker_latency)  # fmt: skip
+    prefix = f"{unique_name}:"
+    side = Side(
+        RedisMarker(batcher, prefix=prefix, ttl_s=60, claim_ttl_ms=5000),
+        RedisCommandMemory(batcher, prefix=prefix, ttl_s=60, claim_ttl_ms=5000),
+        batcher.drain,
+    )
+    yield side
+    await batcher.drain()
+    await redis.aclose()
+
+
+def mark(event_type: str, allowed: list[str], *, key: str = "order:o1", **kw: str) -> MarkRequest:
+    return MarkRequest(key, event_type, str(uuid.uuid4()), allowed, **kw)
+
+
+async def test_no_mark_and_no_fallback_is_missing_then_the_fallback_decides(side: Side) -> None:
+    assert (await side.marker.check_and_mark(mark("OrderPlaced", ["none"]))).status == "missing"
+    new = await side.marker.check_and_mark(mark("OrderPlaced", ["none"], fallback=NEW_AGGREGATE))
+    assert (new.status, new.after, new.current) == ("marked", NEW_AGGREGATE, None)
+    refused = await side.marker.check_and_mark(
+        mark("OrderShipped", ["OrderPaid"], key="order:o2", fallback="OrderPlaced|h1")
+    )
+    assert (refused.status, refused.current, refused.after) == ("rejected", "OrderPlaced", "h1")
+
+
+async def test_a_retry_of_the_same_event_finds_its_own_mark(side: Side) -> None:
+    first = mark("OrderPlaced", ["none"], fallback=NEW_AGGREGATE)
+    assert (await side.marker.check_and_mark(first)).status == "marked"
+    again = await side.marker.check_and_mark(first)
+    assert (again.status, again.after) == ("mine", NEW_AGGREGATE)
+
+
+async def test_restore_puts_back_the_previous_mark_only_if_it_is_still_ours(side: Side) -> None:
+    placed = mark("OrderPlaced", ["none"], key="order:r1", fallback=NEW_AGGREGATE)
+    await side.marker.check_and_mark(placed)
+    paid = mark("OrderPaid", ["OrderPlaced"], key="order:r1")
+    result = await side.marker.check_and_mark(paid)
+    await side.marker.restore(paid, result)
+    again = await side.marker.check_and_mark(mark("OrderPaid", ["OrderPlaced"], key="order:r1"))
+    assert (again.status, again.after) == ("marked", placed.event_id)
+    await side.marker.restore(paid, result)  # not ours any more: nothing changes
+    third = await side.marker.check_and_mark(mark("OrderPaid", ["OrderPlaced"], key="order:r1"))
+    assert (third.status, third.current) == ("rejected", "OrderPaid")
+
+
+async def test_repair_replaces_only_a_mark_that_names_the_refused_event(side: Side) -> None:
+    refused = mark("OrderShipped", ["OrderPlaced"], key="order:p1", fallback="OrderPlaced|h1")
+    await side.marker.check_and_mark(refused)
+    await side.marker.repair("order:p1", "someone-else", Head(1, "h9", "OrderPaid"))
+    await side.marker.repair("order:p1", refused.event_id, Head(1, "h1", "OrderPlaced"))
+    await side.settled()
+    after = await side.marker.check_and_mark(mark("OrderPaid", ["OrderPlaced"], key="order:p1"))
+    assert (after.status, after.after) == ("marked", "h1")
+
+
+async def test_a_stale_mark_is_replaced_only_while_it_is_still_the_one_shown_stale(side: Side) -> None:
+    phantom = mark("OrderCancelled", ["*"], key="order:s1", fallback=NEW_AGGREGATE)
+    await side.marker.check_and_mark(phantom)
+    refused = await side.marker.check_and_mark(mark("OrderPaid", ["OrderPlaced"], key="order:s1"))
+    assert refused.status == "rejected" and refused.previous
+    over = mark("OrderPaid", ["OrderPlaced"], key="order:s1", fallback="OrderPlaced|h1",
+                replace=refused.previous)  # fmt: skip
+    result = await side.marker.check_and_mark(over)
+    assert (result.status, result.after, result.previous) == ("marked", "h1", "")
+    late = mark("OrderShipped", ["OrderPlaced"], key="order:s1", fallback="OrderPlaced|h1",
+                replace=refused.previous)  # fmt: skip
+    assert (await side.marker.check_and_mark(late)).status == "rejected"  # the mark moved on
+
+
+async def test_claim_and_mark_is_one_call_and_a_recorded_outcome_answers_instead(side: Side) -> None:
+    first = mark("OrderPlaced", ["none"], fallback=NEW_AGGREGATE, command_id="c1", token="t1")
+    assert (await side.marker.check_and_mark(first)).status == "marked"
+    other = MarkRequest(first.aggregate_key, first.event_type, first.event_id, first.allowed,
+                        fallback=NEW_AGGREGATE, command_id="c1", token="t2")  # fmt: skip
+    busy = await side.marker.check_and_mark(other)
+    assert busy.status == "busy" and busy.record is not None and busy.record.token == "t1"
+    assert (await side.marker.check_and_mark(first)).status == "mine"  # the holder, again
+    await side.memory.settle("order:o1", "c1", b'{"o": "accepted"}')
+    await side.settled()
+    answered = await side.marker.check_and_mark(other)
+    assert answered.status == "answered" and answered.record is not None
+    assert answered.record.answer == b'{"o": "accepted"}'
+
+
+async def test_an_unknown_attempt_is_taken_over_and_recorded_by_event_id(side: Side) -> None:
+    first = mark("OrderPlaced", ["none"], fallback=NEW_AGGREGATE, command_id="c2", token="t1")
+    await side.marker.check_and_mark(first)
+    await side.memory.unknown("order:o1", "c2", first.event_id)
+    by_event = await side.memory.recall_event("order:o1", first.event_id)
+    assert by_event is not None and by_event.state == "unknown"
+    retry = MarkRequest(first.aggregate_key, first.event_type, first.event_id, first.allowed,
+                        fallback=NEW_AGGREGATE, command_id="c2", token="t2")  # fmt: skip
+    taken = await side.marker.check_and_mark(retry)
+    assert (taken.status, taken.takeover) == ("mine", True)
+    held = await side.memory.recall("order:o1", "c2")
+    assert held is not None and (held.state, held.token) == ("pending", "t2")
+
+
+async def test_an_event_without_a_command_id_is_recorded_unknown_by_its_id(side: Side) -> None:
+    await side.memory.unknown("order:o9", None, "e-9")
+    found = await side.memory.recall_event("order:o9", "e-9")
+    assert found is not None and (found.state, found.event_id) == ("unknown", "e-9")
+    assert await side.memory.recall_event("order:o9", "e-other") is None
+
+
+async def test_unknown_never_overwrites_a_recorded_outcome(side: Side) -> None:
+    await side.memory.settle("order:o3", "c3", b'{"o": "refused"}')
+    await side.settled()
+    await side.memory.unknown("order:o3", "c3", "e3")
+    kept = await side.memory.recall("order:o3", "c3")
+    assert kept is not None and (kept.state, kept.answer) == ("answered", b'{"o": "refused"}')
+
+
+async def test_a_sync_claim_takes_over_unknown_and_returns_what_blocks_it(side: Side) -> None:
+    assert await side.memory.claim("order:c1", "cmd-7", "e1", "t1") is None
+    assert await side.memory.claim("order:c1", "cmd-7", "e1", "t1") is None  # held by it already
+    pending = await side.memory.claim("order:c1", "cmd-7", "e1", "t2")
+    assert pending is not None and (pending.state, pending.token) == ("pending", "t1")
+    await side.memory.unknown("order:c1", "cmd-7", "e1")
+    taken = await side.memory.claim("order:c1", "cmd-7", "e1", "t2")
+    assert taken is not None and taken.state == "unknown"
+    again = await side.memory.claim("order:c1", "cmd-7", "e1", "t3")
+    assert again is not None and (again.state, again.token) == ("pending", "t2")
+
+
+async def test_release_forgets_only_the_claim_of_its_own_request(side: Side) -> None:
+    assert await side.memory.claim("order:c2", "cmd-1", "e1", "t1") is None
+    await side.memory.release("order:c2", "cmd-1", "t-other")
+    assert await side.memory.recall("order:c2", "cmd-1") is not None
+    await side.memory.release("order:c2", "cmd-1", "t1")
+    assert await side.memory.recall("order:c2", "cmd-1") is None
+
+
+async def test_the_filter_answers_new_only_when_ready_and_never_for_a_noted_aggregate(
+    side: Side,
+) -> None:
+    assert (await side.marker.check_and_mark(mark("OrderPlaced", ["none"], key="order:f1"))).status == "missing"
+    await side.marker.note_aggregates(["order:f2"])
+    await side.settled()
+    await side.marker.mark_filter_ready()
+    assert await side.marker.filter_ready()
+    new = await side.marker.check_and_mark(mark("OrderPlaced", ["none"], key="order:f3"))
+    assert (new.status, new.after) == ("marked", NEW_AGGREGATE)
+    noted = await side.marker.check_and_mark(mark("OrderPlaced", ["none"], key="order:f2"))
+    assert noted.status == "missing"
+    await side.marker.forget_filter()
+    assert not await side.marker.filter_ready()
+    lost = await side.marker.check_and_mark(mark("OrderPlaced", ["none"], key="order:f4"))
+    assert lost.status == "missing"
+
+
+async def test_peek_reads_the_mark_without_changing_it(side: Side) -> None:
+    placed = mark("OrderPlaced", ["none"], key="order:k1", fallback=NEW_AGGREGATE)
+    assert await side.marker.peek("order:k1") is None
+    await side.marker.check_and_mark(placed)
+    assert await side.marker.peek("order:k1") == ("OrderPlaced", placed.event_id)
+    assert await side.marker.ping()

@@ -1,0 +1,260 @@
+"""Commit discipline: the appender and the offset ledger under random batches, faults, ticks and
+revokes. Whatever happens, a released (ackable, committable) record is stored, refused with the
+refusal recorded, or dead-lettered with a reason; and once the faults end, everything is."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from workers.examples.domains.order import ORDER
+
+from snapshot_rules.domain import Domains
+from topics.envelope import NEW_AGGREGATE, Event, decode, encode, kafka_headers, new_event
+from topics.errors import InvalidEnvelope, Unavailable
+from workers.adapters.memory import MemoryEventStore, MemoryProducer, MemoryRejections
+from workers.adapters.memory.common import Faults
+from workers.metrics import create_metrics
+from workers.ports import Record
+from workers.roles.appender import Appender, AppenderConfig
+from workers.roles.deadletter import DeadLetters
+from workers.runtime.answers import answer_of
+from workers.runtime.offsets import OffsetLedger
+
+EVENTS, STORED, REPLIES, DLQ = "t.events", "t.events.stored", "t.commands.replies", "t.events.dlq"
+WAIT_S = 2.0
+DATA = {
+    "OrderPlaced": {"items": [{"sku": "tea", "qty": 1, "price": 2}]},
+    "OrderPaid": {"amount": 2},
+    "OrderShipped": {"carrier": "dhl"},
+    "OrderCancelled": {},
+}
+LIFECYCLE = ("OrderPlaced", "OrderPaid", "OrderShipped")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Harness:
+    """The appender agent's loop in miniature: take records, retry failed calls, ack via the ledger."""
+
+    appender: Appender
+    store: MemoryEventStore
+    rejections: MemoryRejections
+    producer: MemoryProducer
+    clock: Clock
+    ledger: OffsetLedger[Record] = field(default_factory=OffsetLedger)
+    offsets: dict[int, int] = field(default_factory=dict)
+    retry: list[list[Record]] = field(default_factory=list)  # batches whose handle raised
+    released: list[Record] = field(default_factory=list)
+    topic: dict[int, list[Record]] = field(default_factory=dict)  # the partitions' contents
+    committed: dict[int, int] = field(default_factory=dict)
+
+    def produce(self, events: list[Event], partition: int) -> list[Record]:
+        out = []
+        for event in events:
+            offset = self.offsets.get(partition, 0)
+            self.offsets[partition] = offset + 1
+            record = Record(EVENTS, partition, offset, event.key, encode(event), kafka_headers(event))
+            self.topic.setdefault(partition, []).append(record)
+            out.append(record)
+        return out
+
+    async def deliver(self, records: list[Record]) -> None:
+        for record in records:
+            self.ledger.take(record.partition, record.offset, record)
+        await self._call(records)
+
+    async def _call(self, records: list[Record]) -> None:
+        try:
+            decided = await self.appender.handle(records)
+        except Unavailable:
+            self.retry.append(records)
+            return
+        self._settle(decided)
+
+    async def retry_failed(self) -> None:
+        batches, self.retry = self.retry, []
+        for records in batches:
+            await self._call(records)
+
+    async def tick(self) -> None:
+        try:
+            self._settle(await self.appender.expire())
+        except Unavailable:
+            pass
+
+    def revoke(self, partition: int) -> None:
+        """A rebalance: the partition's next owner (this process again) reads from the commit."""
+        self.appender.forget({partition})
+        self.ledger.revoke([partition])
+        self.retry = [[r for r in b if r.partition != partition] for b in self.retry]
+        self.retry = [b for b in self.retry if b]
+
+    async def redeliver(self, partition: int) -> None:
+        start = self.committed.get(partition, 0)
+        await self.deliver(self.topic.get(partition, [])[start:])
+
+    def _settle(self, decided: list[Record]) -> None:
+        for record in decided:
+            self.ledger.decide(record.partition, record.offset)
+        for record in self.ledger.release():
+            self.released.append(record)
+            self.committed[record.partition] = record.offset + 1
+
+    async def accounted(self, record: Record) -> bool:
+        """The record's fate is written down: stored, refused (recorded), or dead-lettered."""
+        try:
+            event = decode(record.value)
+        except InvalidEnvelope:
+            event = None
+        if event is not None:
+            with unfaulted(self.store, self.rejections):
+                if event.id in await self.store.find([event.id]):
+                    return True
+                if event.id in await self.rejections.find([event.id]):
+                    return True
+        sources = {dict(r.headers).get("dlq_source") for r in self.producer.records(DLQ)}
+        return f"{EVENTS}/{record.partition}/{record.offset}".encode() in sources
+
+
+@contextlib.contextmanager
+def unfaulted(*adapters: Any) -> Iterator[None]:
+    """Look at the adapters' contents without taking (or tripping over) a planted fault."""
+    kept = [adapter.faults for adapter in adapters]
+    for adapter in adapters:
+        adapter.faults = Faults(lambda what: AssertionError(what))
+    try:
+        yield
+    finally:
+        for adapter, faults in zip(adapters, kept, strict=True):
+            adapter.faults = faults
+
+
+def harness() -> Harness:
+    clock = Clock()
+    metrics = create_metrics()
+    store, rejections = MemoryEventStore(), MemoryRejections()
+    producer = MemoryProducer(default_partitions=1)
+    appender = Appender(
+        store=store,
+        rejections=rejections,
+        producer=producer,
+        dead_letters=DeadLetters(producer, topic=DLQ, role="appender", metrics=metrics),
+        domains=Domains([ORDER]),
+        metrics=metrics,
+        config=AppenderConfig(STORED, REPLIES, max_event_bytes=100_000, wait_s=WAIT_S),
+        render=answer_of,
+        clock=clock,
+    )
+    return Harness(appender, store, rejections, producer, clock)
+
+
+def requested(rng: random.Random, orders: dict[str, list[Event]], oid: str) -> Event:
+    """The next validated event of an order (sometimes one a stale view let through)."""
+    chain = orders.setdefault(oid, [])
+    step = len(chain)
+    if step >= len(LIFECYCLE) or rng.random() < 0.1:
+        kind = rng.choice(["OrderCancelled", "OrderShipped"])  # may be refused at the store
+    else:
+        kind = LIFECYCLE[step]
+    after = chain[-1].id if chain else NEW_AGGREGATE
+    event = new_event("order", oid, kind, DATA[kind], after=after)
+    chain.append(event)
+    return event
+
+
+steps = st.lists(
+    st.sampled_from(
+        [
+            "batch",
+            "batch",
+            "batch",
+            "reordered",
+            "duplicate",
+            "poison",
+            "store_down",
+            "store_up",
+            "store_fails_once",
+            "publish_fails_once",
+            "refusals_fail_once",
+            "retry",
+            "tick",
+            "time_passes",
+            "revoke",
+        ]
+    ),
+    min_size=5,
+    max_size=40,
+)
+
+
+@settings(max_examples=120, deadline=None)
+@given(steps, st.integers(0, 2**32))
+def test_no_record_is_released_before_its_fate_is_written_down(plan: list[str], seed: int) -> None:
+    asyncio.run(_run(plan, seed))
+
+
+async def _run(plan: list[str], seed: int) -> None:
+    rng = random.Random(seed)
+    h = harness()
+    orders: dict[str, list[Event]] = {}
+    for step in plan:
+        partition = rng.randrange(2)
+        if step in ("batch", "reordered"):
+            events = [requested(rng, orders, f"o{rng.randrange(4)}") for _ in range(rng.randint(1, 4))]
+            if step == "reordered":
+                events.reverse()  # a successor arrives before its predecessor
+            await h.deliver(h.produce(events, partition))
+        elif step == "duplicate" and orders:
+            chain = orders[rng.choice(sorted(orders))]
+            await h.deliver(h.produce([rng.choice(chain)], partition))  # a producer retried
+        elif step == "poison":
+            record = Record(EVENTS, partition, h.offsets.get(partition, 0), b"k", b"{nope")
+            h.offsets[partition] = record.offset + 1
+            h.topic.setdefault(partition, []).append(record)
+            await h.deliver([record])
+        elif step == "store_down":
+            h.store.down()
+        elif step == "store_up":
+            h.store.up()
+        elif step == "store_fails_once":
+            h.store.fail_next(1, on=rng.choice(["heads", "find", "append"]))
+        elif step == "publish_fails_once":
+            h.producer.fail_next(1, on=STORED)
+        elif step == "refusals_fail_once":
+            h.rejections.fail_next(1)
+        elif step == "retry":
+            await h.retry_failed()
+        elif step == "tick":
+            await h.tick()
+        elif step == "time_passes":
+            h.clock.now += WAIT_S + 0.1
+        elif step == "revoke":
+            h.revoke(partition)
+            await h.redeliver(partition)
+        for record in h.released:
+            assert await h.accounted(record), f"released before its fate was written: {record}"
+    # The faults end: every record is decided and released, none is stuck.
+    h.store.up()
+    for _ in range(len(plan) + 4):  # each round may use up one of the failures still planted
+        await h.retry_failed()
+        h.clock.now += WAIT_S + 0.1
+        await h.tick()
+    assert h.retry == [] and h.ledger.undecided() == 0, h.ledger.committable()
+    for partition, records in h.topic.items():
+        assert h.committed.get(partition, 0) == len(records), (partition, h.committed)
+    for record in h.released:
+        assert await h.accounted(record)

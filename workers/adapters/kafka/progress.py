@@ -1,0 +1,113 @@
+"""How far the appender has decided the events topic, read from the brokers (``AppendProgress``).
+
+A key's partition is where the default partitioner puts it (murmur2, as every Kafka client);
+its end offset is read once per question, then the committed offsets of the fleet's groups
+(whatever name the appender runs under: ``<group>-appender``, ``-all``, ``-dev``, …) are polled
+until one of them has passed it. The offset ledger guarantees a committed offset never passes
+an undecided record, so "committed past the end offset" means "every record there is decided".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+from aiokafka.partitioner import DefaultPartitioner
+
+from topics.errors import StreamUnavailable
+from workers.adapters.kafka.config import KafkaConfig
+
+log = logging.getLogger(__name__)
+
+_PARTITIONER = DefaultPartitioner()  # the producer's own: murmur2 of the key
+GROUPS_TTL_S = 30.0
+GROUPS_RETRY_S = 1.0  # while no group has passed the end offset, list the groups again this often
+POLL_S = 0.1
+
+
+class KafkaAppendProgress:
+    """The appender's progress on one topic, from group offsets and end offsets."""
+
+    def __init__(
+        self, kafka: KafkaConfig, *, topic: str, partitions: int, group_prefix: str
+    ) -> None:
+        self._kafka = kafka
+        self._topic = topic
+        self._partitions = partitions
+        self._prefix = group_prefix
+        self._timeout_s = kafka.timeout_ms / 1000
+        self._admin: AIOKafkaAdminClient | None = None
+        self._offsets: AIOKafkaConsumer | None = None
+        self._groups: list[str] = []
+        self._groups_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def caught_up(self, aggregate_key: bytes, *, within_s: float) -> bool:
+        every = list(range(self._partitions))
+        tp = TopicPartition(self._topic, _PARTITIONER(aggregate_key, every, every))
+        deadline = time.monotonic() + within_s
+        try:
+            admin, offsets = await self._clients()
+            async with asyncio.timeout(self._timeout_s):
+                end = (await offsets.end_offsets([tp]))[tp]
+            if end == 0:
+                return True  # nothing was ever produced there
+            while True:
+                async with asyncio.timeout(self._timeout_s):
+                    for group in await self._consumers(admin):
+                        found = await admin.list_consumer_group_offsets(group, partitions=[tp])
+                        meta = found.get(tp)
+                        if meta is not None and meta.offset >= end:
+                            return True
+                if time.monotonic() + POLL_S > deadline:
+                    return False
+                await asyncio.sleep(POLL_S)
+        except (TimeoutError, KafkaError, OSError) as e:
+            await self.stop()  # connect afresh next time
+            raise StreamUnavailable(
+                f"Kafka at {self._kafka.describe()} did not say how far the appender is "
+                f"({type(e).__name__})."
+            ) from e
+
+    async def _consumers(self, admin: AIOKafkaAdminClient) -> list[str]:
+        """The fleet's groups, listed again after GROUPS_TTL_S (GROUPS_RETRY_S while there are
+        none yet: a fleet just started)."""
+        age = time.monotonic() - self._groups_at
+        if age > GROUPS_TTL_S or (not self._groups and age > GROUPS_RETRY_S):
+            listed = await admin.list_consumer_groups()
+            self._groups = sorted(g[0] for g in listed if str(g[0]).startswith(self._prefix))
+            self._groups_at = time.monotonic()
+        return self._groups
+
+    async def _clients(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
+        async with self._lock:
+            if self._admin is None or self._offsets is None:
+                kwargs = self._kafka.client_kwargs()
+                admin = AIOKafkaAdminClient(**kwargs, client_id="eventfleet-progress")
+                offsets = AIOKafkaConsumer(
+                    **kwargs, client_id="eventfleet-progress", enable_auto_commit=False
+                )
+                self._admin, self._offsets = admin, offsets
+                try:
+                    async with asyncio.timeout(self._timeout_s * 2):
+                        await admin.start()
+                        await offsets.start()
+                except BaseException:
+                    await self.stop()
+                    raise
+            return self._admin, self._offsets
+
+    async def stop(self) -> None:
+        admin, offsets, self._admin, self._offsets = self._admin, self._offsets, None, None
+        for close in (admin.close if admin else None, offsets.stop if offsets else None):
+            if close is None:
+                continue
+            try:
+                async with asyncio.timeout(self._timeout_s):
+                    await close()
+            except (TimeoutError, KafkaError, OSError) as e:
+                log.debug("progress reader close: %r", e)

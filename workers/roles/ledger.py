@@ -1,0 +1,90 @@
+"""The command ledger: claims a command id and marks its aggregate in one call, and keeps what
+became of each command (its outcome, or "unknown") so a retry is told the truth.
+
+Each request has a token; a claim names it, so only the request holding a claim can release
+it. Writes that only help a later request (an outcome, a release, a restore) are best effort:
+a lost one makes a retry ask the store, which the derived event id makes safe.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+from collections.abc import Awaitable
+from dataclasses import replace
+
+from topics.errors import Unavailable
+from workers.ports import CommandMemory, CommandRecord, Marker, MarkRequest, MarkResult
+from workers.roles.outcomes import Accepted, Refused, Stored, encode
+
+log = logging.getLogger(__name__)
+
+_tokens = itertools.count(1)
+_PROCESS = f"{os.getpid():x}"
+
+
+def new_token() -> str:
+    """A token no other request of any process uses (process id and a counter)."""
+    return f"{_PROCESS}.{next(_tokens):x}"
+
+
+class CommandLedger:
+    """Claims, marks, outcomes and releases, over the marker and the command memory."""
+
+    def __init__(self, marker: Marker, memory: CommandMemory) -> None:
+        self.marker = marker
+        self.memory = memory
+
+    async def claim_and_mark(self, request: MarkRequest) -> MarkResult:
+        """One round trip: the command's claim (with a command id) and the mark."""
+        return await self.marker.check_and_mark(request)
+
+    async def claim(
+        self, aggregate_key: str, command_id: str, event_id: str, token: str
+    ) -> CommandRecord | None:
+        """Claim a command without marking (sync mode): None when the claim is ours."""
+        return await self.memory.claim(aggregate_key, command_id, event_id, token)
+
+    async def recall(self, aggregate_key: str, command_id: str) -> CommandRecord | None:
+        return await self.memory.recall(aggregate_key, command_id)
+
+    async def settle(
+        self, aggregate_key: str, command_id: str | None, outcome: Accepted | Stored | Refused
+    ) -> None:
+        """Record the command's outcome (kept for the command TTL)."""
+        if command_id is not None:
+            await _best_effort(
+                self.memory.settle(aggregate_key, command_id, encode(outcome)),
+                f"outcome of command {command_id} not recorded",
+            )
+
+    async def unknown(self, aggregate_key: str, command_id: str | None, event_id: str) -> None:
+        """The event was sent without an answer: record it as unknown (by id and command)."""
+        await _best_effort(
+            self.memory.unknown(aggregate_key, command_id, event_id),
+            f"event {event_id} not recorded as unknown (its claim expires by itself)",
+        )
+
+    async def release(self, aggregate_key: str, command_id: str | None, token: str) -> None:
+        """Nothing was written: let the next request with this command id claim it."""
+        if command_id is not None:
+            await _best_effort(
+                self.memory.release(aggregate_key, command_id, token),
+                f"command {command_id} not released (its claim expires by itself)",
+            )
+
+    async def restore(self, request: MarkRequest, marked: MarkResult) -> None:
+        """The produce failed before Kafka took the event: put the previous mark back."""
+        if marked.status == "marked":
+            await _best_effort(
+                self.marker.restore(replace(request, command_id=None), marked),
+                f"mark of {request.aggregate_key} not restored after a failed produce",
+            )
+
+
+async def _best_effort(call: Awaitable[None], what: str) -> None:
+    try:
+        await call
+    except Unavailable as e:
+        log.warning("%s: %s", what, e)

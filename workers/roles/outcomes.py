@@ -1,0 +1,222 @@
+"""What became of a command: the outcome values the command side answers with, and the query.
+
+Role logic decides outcomes; the runtime turns them into statuses (``workers.runtime.answers``).
+An outcome is also what the command memory keeps for a command id, so a retry learns the
+command's true fate: accepted and then stored or refused at the store, unknown, or refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from snapshot_rules.domain import Domains
+from topics.envelope import aggregate_key, derived_event_id
+from topics.errors import InvalidInput
+from workers.ports import CommandMemory, CommandRecord, EventStore, Rejection, Rejections
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """Async mode: the event is on the events topic; the appender stores or refuses it."""
+
+    event_id: str
+    partition: int | None = None
+    offset: int | None = None
+    version: int | None = None  # known when a retry found it stored
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """Sync mode: the event is stored at ``version`` (``published``: on events.stored)."""
+
+    event_id: str
+    version: int
+    published: bool = True
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """The input, the domain or the store says no (a registered error code); nothing stored."""
+
+    code: str
+    message: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+    at_store: bool = False  # accepted earlier, refused by the store
+    duplicate: bool = False  # a retry told the recorded refusal
+
+
+@dataclass(frozen=True, slots=True)
+class Unknown:
+    """Sent without an answer: it may still be stored. Retrying with the command id is safe."""
+
+    event_id: str
+    command_id: str | None
+    message: str
+    service: str = "stream"
+
+
+@dataclass(frozen=True, slots=True)
+class NotDone:
+    """Nothing was written (a dependency did not answer, or the store must catch up first)."""
+
+    code: str
+    message: str
+    service: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+Outcome = Accepted | Stored | Refused | Unknown | NotDone
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the caller is told: an HTTP status and a JSON body."""
+
+    status: int
+    body: Mapping[str, Any]
+
+    def encode(self) -> bytes:
+        return orjson.dumps({"status": self.status, "body": self.body})
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> Answer:
+        obj = orjson.loads(raw)
+        return cls(int(obj["status"]), obj["body"])
+
+_REFUSED_LABELS = {
+    "transition_rejected": "rejected_transition",
+    "command_in_progress": "rejected_in_progress",
+}
+
+
+def label(outcome: Outcome) -> str:
+    """The outcome's ``eventfleet_requests_total`` label."""
+    if isinstance(outcome, Accepted | Stored):
+        return "duplicate" if outcome.duplicate else "accepted"
+    if isinstance(outcome, Refused):
+        if outcome.at_store:
+            return "rejected_at_store"
+        return _REFUSED_LABELS.get(outcome.code, f"rejected_{outcome.code}")
+    if isinstance(outcome, Unknown):
+        return f"unknown_{outcome.service}"
+    return f"error_{outcome.service}"
+
+
+def encode(outcome: Accepted | Stored | Refused) -> bytes:
+    """The command memory's record of a command's outcome."""
+    if isinstance(outcome, Accepted):
+        body: dict[str, Any] = {"o": "accepted", "event_id": outcome.event_id,
+                                "partition": outcome.partition, "offset": outcome.offset}  # fmt: skip
+    elif isinstance(outcome, Stored):
+        body = {"o": "stored", "event_id": outcome.event_id, "version": outcome.version,
+                "published": outcome.published}  # fmt: skip
+    else:
+        body = {"o": "refused", "code": outcome.code, "message": outcome.message,
+                "details": dict(outcome.details), "at_store": outcome.at_store}  # fmt: skip
+    return orjson.dumps(body)
+
+
+def decode(raw: bytes) -> Accepted | Stored | Refused:
+    """A recorded outcome (InvalidInput for bytes that are none: an older fleet's record)."""
+    try:
+        obj = orjson.loads(raw)
+        kind = obj["o"]
+        if kind == "accepted":
+            return Accepted(obj["event_id"], obj.get("partition"), obj.get("offset"))
+        if kind == "stored":
+            return Stored(obj["event_id"], int(obj["version"]), bool(obj.get("published", True)))
+        if kind == "refused":
+            return Refused(obj["code"], obj["message"], obj.get("details") or {},
+                           at_store=bool(obj.get("at_store")))  # fmt: skip
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        pass
+    raise InvalidInput(f"the command memory holds a record this fleet cannot read: {raw[:80]!r}")
+
+
+def refusal_at_store(rejection: Rejection) -> Refused:
+    """The store refused an accepted event: what a retry of its command, and the outcome
+    query, are told."""
+    details: dict[str, Any] = {"event_id": rejection.event_id}
+    if rejection.command_id is not None:
+        details["command_id"] = rejection.command_id
+    return Refused(rejection.reason, rejection.message, details, at_store=True)
+
+
+class Outcomes:
+    """``GET .../outcome``: what became of a command or an event, from the store and the memory.
+
+    ``none`` only when nothing of it is known anywhere: an event sent without an answer is
+    ``unknown`` for as long as the command memory keeps it (the command TTL), so a client
+    never retries a command that may still be stored under another command id.
+    """
+
+    def __init__(
+        self,
+        *,
+        domains: Domains,
+        store: EventStore,
+        rejections: Rejections,
+        memory: CommandMemory | None,
+    ) -> None:
+        self._domains = domains
+        self._store = store
+        self._rejections = rejections
+        self._memory = memory
+
+    async def ask(
+        self,
+        aggregate_type: str,
+        aggregate_id: str,
+        *,
+        command_id: str | None = None,
+        event_id: str | None = None,
+    ) -> dict[str, Any] | None:
+        """``{"outcome": stored | rejected | accepted | in_progress | unknown, ...}``, or None
+        when nothing is known of it."""
+        domain = self._domains.get(aggregate_type)
+        if (command_id is None) == (event_id is None):
+            raise InvalidInput("give exactly one of the query parameters command_id or event_id.")
+        if command_id is not None:
+            event_id = derived_event_id(domain.name, aggregate_id, command_id)
+        assert event_id is not None
+        body: dict[str, Any] = {"event_id": event_id, "command_id": command_id}
+        found = (await self._store.find([event_id], aggregates=[(domain.name, aggregate_id)])).get(
+            event_id
+        )
+        if found is not None and (found.aggregate_type, found.aggregate_id) == (
+            domain.name,
+            aggregate_id,
+        ):
+            return {**body, "outcome": "stored", "version": found.version}
+        refused = (await self._rejections.find([event_id])).get(event_id)
+        if refused is not None and refused.aggregate_id == aggregate_id:
+            return {**body, "outcome": "rejected", "reason": refused.reason,
+                    "message": refused.message}  # fmt: skip
+        if self._memory is None:
+            return None
+        key = aggregate_key(domain.name, aggregate_id).decode()
+        record = await self._memory.recall(key, command_id) if command_id else None
+        if record is None:
+            record = await self._memory.recall_event(key, event_id)
+        return None if record is None else {**body, **_remembered(record)}
+
+
+def _remembered(record: CommandRecord) -> dict[str, Any]:
+    if record.state == "pending":
+        return {"outcome": "in_progress"}
+    if record.state == "unknown":
+        return {
+            "outcome": "unknown",
+            "message": "sent without an answer; it may still be stored. Retrying with the same "
+            "command_id is safe; without one, ask again later instead of sending it again.",
+        }
+    outcome = decode(record.answer)
+    if isinstance(outcome, Accepted | Stored):
+        return {"outcome": "accepted"}
+    return {"outcome": "rejected", "reason": outcome.code, "message": outcome.message}

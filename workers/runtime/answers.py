@@ -1,0 +1,241 @@
+"""What a caller is told: every outcome and error as a status and one JSON shape.
+
+Role logic decides outcomes (``workers.roles.outcomes``); this module alone maps them to
+statuses, through ``ERROR_CODES``, the one registry of error answers (README's "Error codes"
+table is checked against it both ways).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from workers.roles.outcomes import Accepted, Answer, Outcome, Refused, Stored, Unknown
+
+__all__ = ["ERROR_CODES", "Answer", "ErrorCode", "answer_of", "error", "status_of"]
+
+
+def error(status: int, code: str, message: str, **extra: Any) -> Answer:
+    """The one error shape: ``{"error": code, "message": sentence naming the fix, ...extra}``.
+
+    ``code`` is one of ``ERROR_CODES``, answered with its status (a unit test reads every call).
+    """
+    return Answer(status, {"error": code, "message": message, **extra})
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorCode:
+    """One error code: the status it is always answered with, its one cause, and the fix."""
+
+    code: str
+    status: int
+    cause: str
+    fix: str
+
+
+ERROR_CODES: tuple[ErrorCode, ...] = (
+    ErrorCode(
+        "bad_request", 400,
+        "the request is malformed: the body is not a JSON object, a field is unknown or of the "
+        "wrong type, a path segment or query parameter is out of its form or range, a time has "
+        "no UTC offset or a `+` that became a space, or `at_version` and `as_of` are both given",
+        "correct what the message names; in a URL write a time's `+` as `%2B`, or use `Z`",
+    ),
+    ErrorCode(
+        "invalid_command", 400,
+        "a record on the commands topic is not a valid command (answered on `commands.replies`)",
+        "produce `{aggregate_type, aggregate_id, type, data, ...}` as the message says",
+    ),
+    ErrorCode(
+        "route_not_found", 404,
+        "no route has this path (a typo, a trailing slash, a domain route whose domain is not "
+        "enabled)",
+        "use a route of the HTTP API; the message lists the routes this process serves",
+    ),
+    ErrorCode(
+        "unknown_aggregate_type", 404,
+        "no domain of this aggregate type is enabled (on `/events` and `/snapshot`: and "
+        "nothing is stored under it)",
+        "use one of the enabled types the message lists, or enable the domain "
+        "(`EVENTFLEET_DOMAINS`)",
+    ),
+    ErrorCode(
+        "not_found", 404,
+        "the aggregate has no events (at that point in time), no snapshot yet, or nothing is "
+        "known of the command or event asked about",
+        "check the id; for `/snapshot`, read `/state` (it needs no snapshot); for `as_of`, ask "
+        "for a later time",
+    ),
+    ErrorCode(
+        "version_not_found", 404,
+        "`at_version` is past the aggregate's newest version",
+        "ask for at most the version the message names, or leave `at_version` out",
+    ),
+    ErrorCode(
+        "method_not_allowed", 405,
+        "the route exists but not with this method (a `POST` to a query route, or to `/events` "
+        "on a process without the commands role)",
+        "use one of `allowed_methods` (also in the `Allow` header)",
+    ),
+    ErrorCode(
+        "read_only", 405,
+        "an append to a storage domain, whose documents change only through "
+        "EventSourcedStorage",
+        "change the document through EventSourcedStorage",
+    ),
+    ErrorCode(
+        "console_read_only", 403,
+        "a console action (a dead-letter replay) on a fleet whose console is read-only",
+        "set `EVENTFLEET_CONSOLE_ACTIONS=true` on the process serving the console",
+    ),
+    ErrorCode(
+        "cross_origin", 403,
+        "a console action posted from another site's page (`Origin` or `Sec-Fetch-Site`)",
+        "act from the console's own pages",
+    ),
+    ErrorCode(
+        "transition_rejected", 409,
+        "the domain's rules refuse this event after the aggregate's `current` one: a declared "
+        "transition (`allowed`: the types it may follow, `none` for a new aggregate) or, in "
+        "sync mode, the state's own rule (no `allowed`; the message says why)",
+        "send an event that may follow `current`, or re-read the state",
+    ),
+    ErrorCode(
+        "transition_rejected_at_store", 409,
+        "the event was accepted (202) but the store, judging it against the last stored event, "
+        "refused it (a stale or racing view); a retry of the command is told so",
+        "re-read the aggregate and send the event that fits now",
+    ),
+    ErrorCode(
+        "already_replayed", 409,
+        "the dead letter was replayed before with other fields (another aggregate, type or "
+        "data); a dead letter is replayed once, so nothing was applied",
+        "read `first_replay` (who, when, what, its answer); send a new command for anything else",
+    ),
+    ErrorCode(
+        "conflict", 409,
+        "other writers kept winning the next version (sync mode); nothing was written",
+        "retry",
+    ),
+    ErrorCode(
+        "command_in_progress", 409,
+        "another request with the same `command_id` is still running",
+        "retry after a moment with the same `command_id`",
+    ),
+    ErrorCode(
+        "payload_too_large", 413,
+        "the body is over `EVENTFLEET_MAX_BODY_BYTES`; the message gives its size (or says "
+        "it is more than a bound it read up to)",
+        "send a smaller body, or raise the limit",
+    ),
+    ErrorCode(
+        "unknown_event_type", 422,
+        "the domain has no such event type",
+        "use one of the types the message lists",
+    ),
+    ErrorCode(
+        "invalid_data", 422,
+        "the data does not match the event type's schema, or a number does not fit 64 bits "
+        "(also when the store refused an accepted event for it)",
+        "correct the field the message names",
+    ),
+    ErrorCode(
+        "replay_failed", 500,
+        "the domain's reducer or an upcaster cannot fold this aggregate's history",
+        "fix the reducer or upcaster; other aggregates are not affected",
+    ),
+    ErrorCode(
+        "internal", 500,
+        "an unexpected error in the fleet (a bug)",
+        "report it with the message; the process log has the traceback",
+    ),
+    ErrorCode(
+        "store_unavailable", 503,
+        "MongoDB did not answer in time; nothing was written",
+        "retry (safe)",
+    ),
+    ErrorCode(
+        "marker_unavailable", 503,
+        "Redis did not answer in time; nothing was written",
+        "retry (safe)",
+    ),
+    ErrorCode(
+        "stream_unavailable", 503,
+        "Kafka did not acknowledge in time; nothing was handed to it",
+        "retry (safe)",
+    ),
+    ErrorCode(
+        "dependency_unavailable", 503,
+        "a dependency did not answer in time; nothing was written",
+        "retry (safe)",
+    ),
+    ErrorCode(
+        "outcome_unknown", 503,
+        "a write was sent and not answered in time; it may still be stored",
+        "retry with the same `command_id`, or ask `GET .../outcome` first",
+    ),
+    ErrorCode(
+        "store_catching_up", 503,
+        "the marker refused the event, but the store has not yet decided every event it may "
+        "follow (the appender is behind, or the marker lost its state): neither a 202 nor a 409 "
+        "would be sure; nothing was written",
+        "retry in a moment (`retry_after_s`)",
+    ),
+    ErrorCode(
+        "shutting_down", 503,
+        "this worker is draining",
+        "retry on another worker",
+    ),
+)  # fmt: skip
+"""Every code an error answer can carry, in the README's order (a unit test compares both)."""
+
+_BY_CODE = {entry.code: entry for entry in ERROR_CODES}
+
+
+def status_of(code: str, default: int) -> int:
+    """The status ``code`` is always answered with (``default`` for a code not registered)."""
+    entry = _BY_CODE.get(code)
+    return default if entry is None else entry.status
+
+
+def answer_of(outcome: Outcome) -> Answer:
+    """The status and body a caller gets for ``outcome``."""
+    if isinstance(outcome, Accepted):
+        body: dict[str, Any] = {"event_id": outcome.event_id}
+        if outcome.partition is not None:
+            body |= {"partition": outcome.partition, "offset": outcome.offset}
+        if outcome.version is not None:
+            body["version"] = outcome.version
+        if outcome.duplicate:
+            body["duplicate"] = True
+        return Answer(202, body)
+    if isinstance(outcome, Stored):
+        body = {"event_id": outcome.event_id, "version": outcome.version}
+        if outcome.duplicate:
+            body["duplicate"] = True
+        else:
+            body["published"] = outcome.published
+        return Answer(201, body)
+    if isinstance(outcome, Refused):
+        return error(status_of(outcome.code, 409), outcome.code, outcome.message, **outcome.details)
+    if isinstance(outcome, Unknown):
+        return _unknown(outcome)
+    return error(503, outcome.code, outcome.message, **outcome.details)
+
+
+def _unknown(outcome: Unknown) -> Answer:
+    """503 outcome_unknown: a write was sent without an answer; it may still be stored."""
+    message = outcome.message
+    if outcome.command_id is not None:
+        message += (
+            " Ask GET .../outcome?command_id=... for what became of it; retrying with the same "
+            "command_id is safe."
+        )
+    else:
+        message += (
+            " Ask GET .../outcome?event_id=... for what became of it (it says unknown while it "
+            "may still be stored); a retry without a command_id may store the event twice."
+        )
+    return error(
+        503, "outcome_unknown", message, event_id=outcome.event_id, command_id=outcome.command_id
+    )
