@@ -22,13 +22,12 @@ from workers.bus import InProcessEventBus
 from workers.cqrs import (
     AggregateFactory,
     Dispatcher,
-    DocumentAggregate,
     DocumentHandler,
-    NamedCommand,
     UnknownCommand,
     new_command,
 )
 from workers.devtools.embedded import EmbeddedStack
+from workers.examples.cqrs.users import change_email, create_user
 from workers.ports import EventBus
 from workers.storage import DocumentDeleted, EventSourcedStorage, FieldChangedMapper
 
@@ -47,16 +46,6 @@ async def bus(request: pytest.FixtureRequest, stack: EmbeddedStack) -> AsyncIter
         made = NatsEventBus(NATS_URL, stream=f"QS_{name.upper()}", subject_prefix=f"qs.{name}")
     yield made
     await made.close()
-
-
-def create_user(user: DocumentAggregate, command: NamedCommand) -> Document:
-    if not user.new:
-        raise InvalidInput(f"user {user.id} exists already (version {user.version})")
-    return {**user.document, **command.payload}
-
-
-def change_email(user: DocumentAggregate, command: NamedCommand) -> Document:
-    return {**user.document, "email": command.payload["email"]}
 
 
 async def test_the_quick_start_of_seed_003(db: AsyncDatabase[Document], bus: EventBus) -> None:

@@ -6,17 +6,16 @@ from __future__ import annotations
 import pytest
 
 from topics.envelope import Event
-from topics.errors import ConcurrencyConflict, InvalidInput, NotFound
+from topics.errors import ConcurrencyConflict, NotFound
 from workers.adapters.memory import MemoryDocuments, MemoryEventStore
 from workers.bus import InProcessEventBus
 from workers.cqrs import (
     AggregateFactory,
     Dispatcher,
-    DocumentAggregate,
     DocumentHandler,
-    NamedCommand,
     new_command,
 )
+from workers.examples.cqrs.users import change_email, create_user
 from workers.examples.storage.games_and_users import GAME_ID, run_game_example, run_user_example
 from workers.storage import (
     AFTER_DOCUMENT_WRITE,
@@ -28,16 +27,6 @@ from workers.storage import (
 )
 
 Document = dict[str, object]
-
-
-def create_user(user: DocumentAggregate, command: NamedCommand) -> Document:
-    if not user.new:
-        raise InvalidInput(f"user {user.id} exists already (version {user.version})")
-    return {**user.document, **command.payload}
-
-
-def change_email(user: DocumentAggregate, command: NamedCommand) -> Document:
-    return {**user.document, "email": command.payload["email"]}
 
 
 async def test_the_quick_start_of_seed_003_runs_in_memory() -> None:

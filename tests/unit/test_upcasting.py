@@ -180,9 +180,8 @@ def test_upcasters_are_checked_at_declaration() -> None:
 )
 def test_data_an_old_schema_refuses_is_refused_not_lifted(bad: Any, problem: str) -> None:
     """A cart v1 event whose ``price`` is not a price must not become a plausible v2 one."""
-    from workers.examples.domains.cart import CART
-
     from topics.errors import InvalidEventData
+    from workers.examples.domains.cart import CART
 
     old = new_event(
         "cart", "c1", "ItemAdded", {"sku": "tea", "qty": 1, "price": bad}, schema_version=1
