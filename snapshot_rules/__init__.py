@@ -1,12 +1,11 @@
 """How state folds and when to snapshot: domain definitions, reducers, rules and replay.
 
-Public API: the modules listed in ``__all__`` (``domains`` holds the examples).
+Public API: the modules listed in ``__all__``; the example domains are in ``workers.examples``.
 """
 
 __all__ = [
     "declaration",
     "domain",
-    "domains",
     "projection",
     "queries",
     "replay",

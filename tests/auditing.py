@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from snapshot_rules.domain import Domains
-from snapshot_rules.domains import default_domains
 from topics.catalog import TopicNames
 from topics.envelope import Event, decode
 from topics.errors import InvalidEnvelope
@@ -16,6 +15,7 @@ from workers.adapters.mongo import (
     database,
 )
 from workers.devtools.embedded import EmbeddedStack
+from workers.examples.domains import default_domains
 from workers.ports import AggregateRef, ViewStore
 from workers.roles.audit import Auditor, AuditReport, AuditSources
 

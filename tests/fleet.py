@@ -7,9 +7,9 @@ import contextlib
 import os
 import signal
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,6 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from tests.waiting import wait_for
 from workers.devtools.embedded import EmbeddedStack, free_port
@@ -146,33 +145,20 @@ class FleetProcess:
         return await self.request("POST", path, body, raw)
 
 
-async def read_topic(
-    kafka_url: str, topic: str, *, expect: int, timeout_s: float = 30, settle_s: float = 0.5
-) -> list[Any]:
-    """Read a topic from the beginning until ``expect`` records arrived (and a short settle)."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=kafka_url.removeprefix("kafka://"),
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        fetch_max_wait_ms=10,
-    )
-    await consumer.start()
-    records: list[Any] = []
+@asynccontextmanager
+async def running_fleet(
+    stack: EmbeddedStack, name: str, *, roles: str = "all", **env: str
+) -> AsyncIterator[FleetProcess]:
+    """A fleet process for the block: started ready, drained after it (SIGTERM).
+
+    However the block ends, the process stops; a block that succeeded also needs a clean exit.
+    """
+    process = await FleetProcess.for_stack(stack, name, roles=roles, **env).start()
     try:
-        deadline = time.monotonic() + timeout_s
-        settled_at: float | None = None
-        while time.monotonic() < deadline:
-            batches = await consumer.getmany(timeout_ms=100)
-            for batch in batches.values():
-                records.extend(batch)
-            if len(records) >= expect:
-                settled_at = settled_at or time.monotonic()
-                if time.monotonic() - settled_at >= settle_s:
-                    break
+        yield process
     finally:
-        await consumer.stop()
-    return records
+        code = await process.stop()
+    assert code == 0, f"the fleet exited with {code}:\n{process.log_tail()}"
 
 
 _STARTED: list[FleetProcess] = []
@@ -189,13 +175,8 @@ def no_fleet_outlives_the_session() -> Iterator[None]:
 @pytest.fixture(scope="session")
 async def fleet(stack: EmbeddedStack) -> AsyncIterator[FleetProcess]:
     """A fleet running every pipeline role, shared by the end-to-end tests."""
-    process = FleetProcess.for_stack(stack, f"e2e_{uuid.uuid4().hex[:8]}")
-    await process.start()
-    try:
+    async with running_fleet(stack, f"e2e_{uuid.uuid4().hex[:8]}") as process:
         yield process
-    finally:
-        code = await process.stop()
-        assert code == 0, f"the shared fleet exited with {code}:\n{process.log_tail()}"
 
 
 def order_items(n: int = 2) -> list[dict[str, Any]]:

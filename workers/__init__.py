@@ -3,7 +3,8 @@
 Rooms, from the bottom up: ``ports`` and ``metrics``; ``roles`` (logic over the ports) and
 ``adapters`` (one package per technology); the products ``cqrs``, ``storage`` and ``bus``;
 ``runtime`` (settings, Faust app, agents, HTTP, lifecycle, composition root); ``devtools``
-(embedded services, dev, demo, bench: never imported by production code); ``cli``.
+(embedded services, dev, bench: never imported by production code); ``cli``; and on top
+``examples`` (the seeds' domains, commands, storage runs and the demo), which nothing imports.
 Public API: the modules and packages in ``__all__``.
 """
 

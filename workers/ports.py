@@ -57,7 +57,6 @@ __all__ = [
     "ViewDoc",
     "ViewStaging",
     "ViewStore",
-    "check_read_back",
 ]
 
 
@@ -136,14 +135,6 @@ class AppendConflict(ConcurrencyConflict):
 # --- the event store ------------------------------------------------------------------------
 
 
-def check_read_back(limit: int, types: Sequence[str] | None) -> None:
-    """The arguments of ``EventStore.read_back`` every implementation refuses alike."""
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise ValueError(f"read_back needs a limit of 1 or more, got {limit!r}")
-    if isinstance(types, str):
-        raise ValueError(f"types must be a list of event types, got the string {types!r}")
-
-
 class EventStore(Protocol):
     """The durable, ordered history of every aggregate."""
 
@@ -189,16 +180,17 @@ class EventStore(Protocol):
         """
         ...
 
-    async def last_versions(self, aggregates: Sequence[AggregateRef]) -> dict[AggregateRef, int]:
-        """The newest stored version of each aggregate; aggregates with no events are absent."""
-        ...
-
     async def last_event(self, aggregate: AggregateRef) -> Event | None:
-        """The newest stored event of the aggregate, or None."""
+        """The newest stored event of the aggregate, or None (``read_back`` with a limit of 1,
+        whole: the command service's fallback when a mark is missing)."""
         ...
 
     async def heads(self, aggregates: Sequence[AggregateRef]) -> dict[AggregateRef, Head]:
-        """The newest stored event of each aggregate (version, id, type); absent if none."""
+        """The newest stored event of each aggregate (version, id, type); absent if none.
+
+        One indexed lookup each: the newest version of an aggregate, and whether it has any
+        event at all, are asked here.
+        """
         ...
 
     async def find(

@@ -17,15 +17,10 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests.waiting import wait_for
 from topics.envelope import Event, new_event
-from workers.adapters.kafka import plain
-from workers.bus import (
-    InProcessEventBus,
-    KafkaBusOptions,
-    KafkaEventBus,
-    NatsEventBus,
-    RedisEventBus,
-    RetryPolicy,
-)
+from workers.adapters.kafka import KafkaBusOptions, KafkaEventBus, plain
+from workers.adapters.nats import NatsEventBus
+from workers.adapters.redis import RedisEventBus
+from workers.bus import InProcessEventBus, RetryPolicy
 from workers.devtools.embedded import EmbeddedStack
 from workers.ports import EventBus, Outgoing
 

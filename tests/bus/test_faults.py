@@ -17,14 +17,10 @@ from tests.bus.conftest import (
 )
 from tests.faults import TcpProxy
 from topics.errors import ConfigError, InvalidInput, Unavailable
-from workers.adapters.kafka import plain
-from workers.bus import (
-    BusUnavailable,
-    KafkaEventBus,
-    NatsEventBus,
-    RedisEventBus,
-    RetryPolicy,
-)
+from workers.adapters.kafka import KafkaEventBus, plain
+from workers.adapters.nats import NatsEventBus
+from workers.adapters.redis import RedisEventBus
+from workers.bus import BusUnavailable, RetryPolicy
 from workers.devtools.embedded import EmbeddedStack, free_port
 
 

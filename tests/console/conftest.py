@@ -10,7 +10,6 @@ from __future__ import annotations
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from tests.fleet import FleetProcess
+from tests.fleet import FleetProcess, running_fleet
 from tests.waiting import wait_for
 from workers.adapters.kafka import plain
 from workers.adapters.kafka.reader import read_topic
@@ -36,23 +35,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)
 
 
-@asynccontextmanager
-async def running_fleet(stack: EmbeddedStack, **env: str) -> AsyncIterator[FleetProcess]:
-    process = FleetProcess.for_stack(
-        stack, f"console_{uuid.uuid4().hex[:8]}", EVENTFLEET_CONSOLE_SAMPLE_INTERVAL_S="1", **env
-    )
-    await process.start()
-    try:
-        yield process
-    finally:
-        code = await process.stop()
-        assert code == 0, f"the console's fleet exited with {code}:\n{process.log_tail()}"
-
-
 @pytest.fixture(scope="package")
 async def console_fleet(stack: EmbeddedStack) -> AsyncIterator[FleetProcess]:
     """A fleet whose console may re-submit dead letters."""
-    async with running_fleet(stack, EVENTFLEET_CONSOLE_ACTIONS="true") as process:
+    name, actions = f"console_{uuid.uuid4().hex[:8]}", {"EVENTFLEET_CONSOLE_ACTIONS": "true"}
+    async with running_fleet(
+        stack, name, EVENTFLEET_CONSOLE_SAMPLE_INTERVAL_S="1", **actions
+    ) as process:
         yield process
 
 

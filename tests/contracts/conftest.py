@@ -1,5 +1,10 @@
 """Each port's adapters side by side: every contract test runs on the in-memory one and the real one.
 
+Suites here: EventStore and PendingEvents, SnapshotStore, ViewStore and ViewStaging, Rejections
+(on ``stores``), Producer (on ``topics``), DocumentStore, Marker and CommandMemory, RuleStates
+(their own fixtures); the EventBus contract is ``tests/bus/test_contract.py`` and the ActionLog's
+``tests/console/test_action_log.py``.
+
 The real ones use the embedded stack: MongoDB in a database of the test's own, Kafka on a
 topic of the test's own. ``outage()`` gives the same backend unreachable: the memory adapters
 taken down, MongoDB behind a TCP proxy that resets every connection, Kafka paused (SIGSTOP).
@@ -7,7 +12,6 @@ taken down, MongoDB behind a TCP proxy that resets every connection, Kafka pause
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -16,25 +20,28 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.faults import TcpProxy
+from tests.kafka_topics import create_topic, read_records
 from workers.adapters.kafka import KafkaProducer, plain
 from workers.adapters.memory import (
     MemoryDatabase,
     MemoryEventStore,
     MemoryProducer,
+    MemoryRejections,
     MemorySnapshotStore,
     MemoryViewStaging,
     MemoryViewStore,
 )
 from workers.adapters.mongo import (
+    ACTIONS,
     EVENTS,
+    REJECTIONS,
     SNAPSHOTS,
     Document,
     MongoEventStore,
+    MongoRejections,
     MongoSnapshotStore,
     MongoViewStaging,
     MongoViewStore,
@@ -47,6 +54,7 @@ from workers.ports import (
     PendingEvents,
     Producer,
     Record,
+    Rejections,
     SnapshotStore,
     ViewStaging,
     ViewStore,
@@ -70,6 +78,7 @@ class Stores:
     kind: str
     events: Events
     snapshots: SnapshotStore
+    rejections: Rejections
     views: Callable[[str], ViewStore]
     staging: Callable[[str], ViewStaging]
     collections: Callable[[], Awaitable[list[str]]]
@@ -78,7 +87,8 @@ class Stores:
 
 def memory_stores() -> Stores:
     events, snapshots, db = MemoryEventStore(), MemorySnapshotStore(), MemoryDatabase()
-    switches = (events, snapshots, db)
+    rejections = MemoryRejections()
+    switches = (events, snapshots, db, rejections)
 
     @asynccontextmanager
     async def outage() -> AsyncIterator[Stores]:
@@ -97,6 +107,7 @@ def memory_stores() -> Stores:
         "memory",
         events,
         snapshots,
+        rejections,
         lambda name: MemoryViewStore(db, name),
         lambda name: MemoryViewStaging(db, name),
         collections,
@@ -112,6 +123,7 @@ def mongo_stores(
         "mongo",
         MongoEventStore(db),
         MongoSnapshotStore(db),
+        MongoRejections(db),
         lambda name: MongoViewStore(db, name),
         lambda name: MongoViewStaging(db, name),
         partial(view_collections, db),
@@ -120,8 +132,8 @@ def mongo_stores(
 
 
 async def view_collections(db: AsyncDatabase[Document]) -> list[str]:
-    """The database's collections but the event and snapshot stores'."""
-    return sorted(set(await db.list_collection_names()) - {EVENTS, SNAPSHOTS})
+    """The database's collections but the other stores'."""
+    return sorted(set(await db.list_collection_names()) - {EVENTS, SNAPSHOTS, REJECTIONS, ACTIONS})
 
 
 @pytest.fixture(params=STORES)
@@ -196,9 +208,9 @@ async def topics(
         yield Topics("memory", producer, topic, produced, outage)
         return
     url = stack.urls.kafka_url
-    await create_topic(url, topic)
+    await create_topic(url, topic, partitions=PARTITIONS)
     async with started_producer(url, unique_name) as real:
-        yield Topics("kafka", real, topic, lambda: read_topic(url, topic), paused_kafka(stack))
+        yield Topics("kafka", real, topic, lambda: read_records(url, topic), paused_kafka(stack))
 
 
 @asynccontextmanager
@@ -222,7 +234,7 @@ def paused_kafka(stack: EmbeddedStack) -> Callable[[], AbstractAsyncContextManag
         own = EmbeddedStack(mongo_url=stack.urls.mongo_url, redis_url=stack.urls.redis_url)
         async with own:
             kafka = own.process("kafka")
-            await create_topic(own.urls.kafka_url, "outage")
+            await create_topic(own.urls.kafka_url, "outage", partitions=PARTITIONS)
             async with started_producer(
                 own.urls.kafka_url, "outage", timeout_ms=OUTAGE_TIMEOUT_MS
             ) as producer:
@@ -233,46 +245,3 @@ def paused_kafka(stack: EmbeddedStack) -> Callable[[], AbstractAsyncContextManag
                     kafka.resume()
 
     return outage
-
-
-def _bootstrap(kafka_url: str) -> str:
-    return kafka_url.removeprefix("kafka://")
-
-
-async def create_topic(kafka_url: str, topic: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=_bootstrap(kafka_url), request_timeout_ms=5000)
-    await asyncio.wait_for(admin.start(), 10)
-    try:
-        new = NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)
-        await asyncio.wait_for(admin.create_topics([new]), 10)
-    finally:
-        await asyncio.wait_for(admin.close(), 10)
-
-
-async def read_topic(kafka_url: str, topic: str, *, timeout_s: float = 10.0) -> list[Record]:
-    """Every record of ``topic`` up to its current end (no consumer group: no join wait)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=_bootstrap(kafka_url),
-        enable_auto_commit=False,
-        fetch_max_wait_ms=10,
-        request_timeout_ms=5000,
-    )
-    await asyncio.wait_for(consumer.start(), timeout_s)
-    try:
-        partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-        consumer.assign(partitions)
-        await asyncio.wait_for(consumer.seek_to_beginning(*partitions), timeout_s)
-        end = await asyncio.wait_for(consumer.end_offsets(partitions), timeout_s)
-        found: list[Record] = []
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while any([await consumer.position(tp) < end[tp] for tp in partitions]):
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"{topic}: could not read up to {end} within {timeout_s} s")
-            for records in (await consumer.getmany(*partitions, timeout_ms=100)).values():
-                found.extend(
-                    Record(r.topic, r.partition, r.offset, r.key, r.value or b"", tuple(r.headers))
-                    for r in records
-                )
-        return sorted(found, key=lambda r: (r.partition, r.offset))
-    finally:
-        await asyncio.wait_for(consumer.stop(), timeout_s)

@@ -12,7 +12,7 @@ import pytest
 
 from topics.envelope import Event, new_event, utc_now
 from topics.errors import StoreUnavailable
-from workers.ports import AppendConflict
+from workers.ports import AppendConflict, Head
 
 from .conftest import Stores
 
@@ -40,13 +40,12 @@ async def test_append_then_read_in_version_order(stores: Stores) -> None:
     assert await events.read(("order", "o1"), after_version=1, to_version=3) == written[1:3]
     assert await events.read(("order", "o1"), after_version=5) == []
     assert await events.read(("order", "nobody")) == []
-    assert await events.last_versions([("order", "o1"), ("order", "nobody")]) == {
-        ("order", "o1"): 5
-    }
+    heads = await events.heads([("order", "o1"), ("order", "nobody")])
+    assert heads == {("order", "o1"): Head(5, written[-1].id, written[-1].type)}
     assert await events.last_event(("order", "o1")) == written[-1]
     assert await events.last_event(("order", "nobody")) is None
     assert await events.find([written[1].id, "not-there"]) == {written[1].id: written[1]}
-    assert await events.find([]) == {} and await events.last_versions([]) == {}
+    assert await events.find([]) == {} and await events.heads([]) == {}
 
 
 async def test_appends_out_of_order_are_read_in_version_order(stores: Stores) -> None:
@@ -254,7 +253,7 @@ async def test_every_call_raises_store_unavailable_when_the_store_is_down(
             "append": events.append(history("u1", 1, start=2)),
             "read": events.read(ref),
             "read_back": events.read_back(ref, limit=5),
-            "last_versions": events.last_versions([ref]),
+            "heads": events.heads([ref]),
             "last_event": events.last_event(ref),
             "find": events.find([kept[0].id]),
             "count": events.count(["order"]),
@@ -274,7 +273,7 @@ async def test_every_call_raises_store_unavailable_when_the_store_is_down(
             await events.append([new_event("order", "u1", "OrderPaid", {})])
     assert await stores.events.read(ref) == kept  # the append during the outage wrote nothing
     await stores.events.append(history("u1", 1, start=2))
-    assert await stores.events.last_versions([ref]) == {ref: 2}
+    assert (await stores.events.heads([ref]))[ref].version == 2
 
 
 async def test_read_back_pages_backwards_newest_first(stores: Stores) -> None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from snapshot_rules.domain import Domains, Route
-from snapshot_rules.domains import default_domains
 from snapshot_rules.rules import every
+from workers.examples.domains import default_domains
 from workers.storage import storage_domain
 
 

@@ -11,7 +11,8 @@ import orjson
 
 from tests.auditing import audit, errors
 from tests.e2e.hoarding import domains as hoarding_domains
-from tests.fleet import FleetProcess, read_topic
+from tests.fleet import FleetProcess, running_fleet
+from tests.kafka_topics import read_until
 from tests.waiting import wait_for
 from topics.envelope import Event, new_event
 from workers.adapters.mongo import MongoEventStore, connect, database
@@ -61,8 +62,7 @@ async def test_a_room_of_20000_messages_of_4kb(stack: EmbeddedStack, unique_name
     # No mark for this room: the first append reads its last event, which SecantusDB finds by
     # decoding all 20,000 (2.3 s on a quiet machine, past the 5 s default on a busy one; MongoDB
     # walks the index). The bound is the surrogate's, not the product's.
-    fleet = await FleetProcess.for_stack(stack, unique_name, EVENTFLEET_MONGO_TIMEOUT_MS="30000").start()
-    try:
+    async with running_fleet(stack, unique_name, EVENTFLEET_MONGO_TIMEOUT_MS="30000") as fleet:
         path = "/v1/chat_room/big/events"
         await posted(fleet, path, "MessageSent", {"message_id": "m20001", "sender_id": "cy", "content": "new"})
         await posted(fleet, path, "MessageEdited", {"message_id": "m5", "sender_id": "ann", "content": "fixed"})
@@ -109,8 +109,6 @@ async def test_a_room_of_20000_messages_of_4kb(stack: EmbeddedStack, unique_name
         report = await audit(stack, unique_name, refs=[("chat_room", "big")], topics=False)
         assert errors(report) == [] and report.checked.get("snapshots") == 1
         assert report.checked.get("views") == 1
-    finally:
-        assert await fleet.stop() == 0
 
 
 async def test_a_state_the_store_cannot_take_parks_one_aggregate_not_the_fleet(
@@ -122,10 +120,9 @@ async def test_a_state_the_store_cannot_take_parks_one_aggregate_not_the_fleet(
         for n in range(1, 4401)  # ~17.6 MB of state: over MongoDB's 16 MB document limit
     ]
     await store_directly(stack, unique_name, huge)
-    fleet = await FleetProcess.for_stack(
+    async with running_fleet(
         stack, unique_name, EVENTFLEET_DOMAINS="tests.e2e.hoarding:domains"
-    ).start()
-    try:
+    ) as fleet:
         for aggregate in ("huge", "tiny"):
             await posted(fleet, f"/v1/hoard/{aggregate}/events", "Sealed", {"blob": "end"})
 
@@ -134,7 +131,9 @@ async def test_a_state_the_store_cannot_take_parks_one_aggregate_not_the_fleet(
             return status == 200 and body["version"] == 1
 
         await wait_for(tiny_done, timeout_s=120, what="the small aggregate's snapshot")
-        dlq = await read_topic(stack.urls.kafka_url, f"{fleet.prefix}events.dlq", expect=2, timeout_s=120)
+        dlq = await read_until(
+            stack.urls.kafka_url, f"{fleet.prefix}events.dlq", expect=2, timeout_s=120
+        )
         reasons = sorted((dict(r.headers)["dlq_reason"], r.key) for r in dlq)
         assert reasons == [(b"projection_failed", b"hoard:huge"), (b"snapshot_failed", b"hoard:huge")]
         detail = dict(dlq[0].headers)["dlq_detail"].decode()
@@ -153,13 +152,10 @@ async def test_a_state_the_store_cannot_take_parks_one_aggregate_not_the_fleet(
         status, state = await fleet.get("/v1/hoard/huge/state")  # replay still answers
         assert status == 200 and state["version"] == 4401 and len(state["state"]["blobs"]) == 4401
         assert (await fleet.get("/readyz"))[0] == 200
-    finally:
-        assert await fleet.stop() == 0
     # A restart does not stop again: the batch was acked, nothing poisoned is redelivered.
-    again = await FleetProcess.for_stack(
+    async with running_fleet(
         stack, unique_name, EVENTFLEET_DOMAINS="tests.e2e.hoarding:domains"
-    ).start()
-    try:
+    ) as again:
         await posted(again, "/v1/hoard/tiny/events", "Sealed", {"blob": "after restart"})
 
         async def tiny_third() -> bool:
@@ -167,8 +163,6 @@ async def test_a_state_the_store_cannot_take_parks_one_aggregate_not_the_fleet(
             return status == 200 and body["version"] == 3
 
         await wait_for(tiny_third, timeout_s=60, what="the restarted fleet to snapshot")
-    finally:
-        assert await again.stop() == 0
     report = await audit(stack, unique_name, domains=hoarding_domains(), topics=False)
     # Histories agree; the huge hoard has no snapshot, and its view, parked by the projection,
     # is reported missing: the auditor names what an operator has to look at.

@@ -5,18 +5,20 @@ from __future__ import annotations
 import uuid
 
 from tests.auditing import audit, errors
-from tests.fleet import FleetProcess, order_items, read_topic
+from tests.fleet import FleetProcess, order_items
+from tests.kafka_topics import read_until
 from tests.waiting import wait_for
 from topics.envelope import Event, decode
-from workers.adapters.mongo import connect, database
-from workers.bus import NatsEventBus, RedisEventBus
+from workers.adapters.mongo import MongoDocuments, connect, database
+from workers.adapters.nats import NatsEventBus
+from workers.adapters.redis import RedisEventBus
 from workers.devtools.embedded import EmbeddedStack
+from workers.examples.storage.fleet import domains_with_storage
 from workers.runtime.buses import nats_stream
 from workers.storage import EventSourcedStorage, FieldChangedMapper
-from workers.storage.fleet_example import domains_with_storage
 
 NATS_URL = "nats://127.0.0.1:4222"
-DOMAINS = "workers.storage.fleet_example:domains_with_storage"
+DOMAINS = "workers.examples.storage.fleet:domains_with_storage"
 EXPECTED = {"OrderPlaced", "AccountOpened", "UserCreated", "UserUpdated", "UserEmailChanged"}
 
 
@@ -61,7 +63,7 @@ async def test_the_bridge_carries_stored_and_mapped_events_to_redis_and_nats(
                                   {"type": "AccountOpened", "data": {"owner": "ada"}})  # fmt: skip
         assert (placed[0], opened[0]) == (202, 201), (placed, opened)
         users = EventSourcedStorage(
-            database(client, unique_name), "users", type_prefix="User",
+            MongoDocuments(database(client, unique_name), "users"), type_prefix="User",
             mapper=FieldChangedMapper("email", "UserEmailChanged", "new_email"),
         )  # fmt: skip
         await users.find_one_and_upsert({"_id": "u1", "email": "a@b.c"}, client_id="signup")
@@ -74,7 +76,7 @@ async def test_the_bridge_carries_stored_and_mapped_events_to_redis_and_nats(
         await wait_for(arrived, timeout_s=60, what=f"every event on both buses: {got}")
         [email] = {e.id: e for e in got["emails"]}.values()  # at least once: dedupe by id
         assert (email.aggregate_id, email.version, dict(email.data)) == ("u1", 2, {"new_email": "new@b.c"})
-        records = await read_topic(stack.urls.kafka_url, f"{prefix}user_emails", expect=1)
+        records = await read_until(stack.urls.kafka_url, f"{prefix}user_emails", expect=1)
         assert [decode(r.value).id for r in records] == [email.id]  # routed as its own record
         report = await audit(stack, unique_name, domains=domains_with_storage())
         assert errors(report) == []

@@ -10,7 +10,8 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from tests.e2e.test_pipeline import stored_events, wait_stored
-from tests.fleet import FleetProcess, order_items, read_topic, wait_for
+from tests.fleet import FleetProcess, order_items, running_fleet, wait_for
+from tests.kafka_topics import read_until
 from topics.envelope import decode, encode, kafka_headers, new_event
 from workers.adapters.mongo import connect, database
 from workers.devtools.embedded import EmbeddedStack
@@ -89,13 +90,12 @@ def assert_exactly_once(
 async def test_redis_down_answers_503_and_produces_nothing(
     private_stack: EmbeddedStack, unique_name: str
 ) -> None:
-    fleet = await FleetProcess.for_stack(
+    async with running_fleet(
         private_stack,
         unique_name,
         EVENTFLEET_REDIS_TIMEOUT_MS="300",
         EVENTFLEET_HEALTH_INTERVAL_S="1",
-    ).start()
-    try:
+    ) as fleet:
         order = f"r-{uuid.uuid4().hex[:6]}"
         redis = private_stack.process("redis")
         await redis.stop()
@@ -119,23 +119,20 @@ async def test_redis_down_answers_503_and_produces_nothing(
             f"/v1/order/{order}/events", {"type": "OrderPlaced", "data": {"items": order_items()}}
         )
         assert status == 202, body
-        records = await read_topic(
+        records = await read_until(
             private_stack.urls.kafka_url, f"{fleet.prefix}events", expect=1, settle_s=0.5
         )
         assert [decode(r.value).id for r in records if decode(r.value).aggregate_id == order] == [
             body["event_id"]
         ]
-    finally:
-        assert await fleet.stop() == 0
 
 
 async def test_store_paused_then_the_appender_catches_up(
     private_stack: EmbeddedStack, unique_name: str
 ) -> None:
-    fleet = await FleetProcess.for_stack(
+    async with running_fleet(
         private_stack, unique_name, EVENTFLEET_MONGO_TIMEOUT_MS="500"
-    ).start()
-    try:
+    ) as fleet:
         orders = [f"s-{i}" for i in range(20)]
         for order in orders:
             status, _ = await fleet.post(
@@ -174,8 +171,6 @@ async def test_store_paused_then_the_appender_catches_up(
                 "OrderPlaced",
                 "OrderPaid",
             ]
-    finally:
-        assert await fleet.stop() == 0
 
 
 async def wait_store_holds(stack: EmbeddedStack, name: str, count: int, *, what: str) -> None:
@@ -211,7 +206,7 @@ async def restart_and_check(
             stack, name, len(ids), what=f"{len(ids)} stored events after the restart"
         )
         assert_exactly_once(await store_contents(stack, name), ids, orders, per_order)
-        published = await read_topic(
+        published = await read_until(
             stack.urls.kafka_url, f"{first.prefix}events.stored", expect=len(ids)
         )
     except BaseException:
@@ -316,7 +311,7 @@ async def test_sync_append_with_kafka_down_is_stored_says_so_and_publishes_later
             return doc is not None and "pending_publish" not in doc
 
         await wait_for(relayed, timeout_s=60, what="the outbox relay to publish the stored event")
-        records = await read_topic(
+        records = await read_until(
             private_stack.urls.kafka_url, f"{fleet.prefix}events.stored", expect=2, timeout_s=30
         )
         published = [decode(r.value) for r in records if decode(r.value).version == 2]

@@ -8,10 +8,11 @@ from typing import Any
 
 import orjson
 
-from snapshot_rules.domains.order import reduce_order
 from snapshot_rules.replay import replay
-from tests.fleet import LIFECYCLE, FleetProcess, order_items, read_topic, wait_for
+from tests.fleet import LIFECYCLE, FleetProcess, order_items, wait_for
+from tests.kafka_topics import read_until
 from topics.envelope import decode, from_dict
+from workers.examples.domains.order import reduce_order
 
 
 async def stored_events(
@@ -70,7 +71,7 @@ async def test_many_orders_through_their_lifecycle(fleet: FleetProcess) -> None:
         _, snapshot = await fleet.get(f"/v1/order/{order_id}/snapshot")
         assert snapshot["state"] == folded.state
 
-    records = await read_topic(
+    records = await read_until(
         fleet.env["EVENTFLEET_KAFKA_URL"], f"{fleet.prefix}orders", expect=0, settle_s=1
     )
     ours = [decode(r.value) for r in records if decode(r.value).aggregate_id in orders]
@@ -226,7 +227,7 @@ async def test_poison_events_go_to_the_dead_letter_topic(fleet: FleetProcess) ->
     assert status == 202
     await wait_stored(fleet, "order", {order_id: 1})
 
-    records = await read_topic(kafka, f"{fleet.prefix}events.dlq", expect=2, settle_s=0.2)
+    records = await read_until(kafka, f"{fleet.prefix}events.dlq", expect=2, settle_s=0.2)
     ours = [r for r in records if marker.encode() in r.value]
     reasons = sorted(dict(r.headers)["dlq_reason"].decode() for r in ours)
     assert reasons == ["undecodable", "unknown_aggregate_type"]
@@ -272,7 +273,7 @@ async def test_commands_from_the_commands_topic_are_answered_on_replies(
     finally:
         await producer.stop()
     await wait_stored(fleet, "order", {order_id: 1})
-    replies = await read_topic(kafka, f"{fleet.prefix}commands.replies", expect=3, settle_s=0.3)
+    replies = await read_until(kafka, f"{fleet.prefix}commands.replies", expect=3, settle_s=0.3)
     ours = [orjson.loads(r.value) for r in replies if r.key == key]
     assert [reply["status"] for reply in ours] == [202, 409, 400]
     [stored] = await stored_events(fleet, "order", order_id)

@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from tests.fleet import FleetProcess
+from tests.fleet import FleetProcess, running_fleet
 from tests.waiting import wait_for
 from workers.devtools.embedded import EmbeddedStack
 
@@ -37,14 +37,13 @@ def dependency(answers: dict[str, tuple[int, Any]], service: str) -> Any:
 async def test_a_paused_store_leaves_every_probe_answering_and_the_pod_ready(
     private_stack: EmbeddedStack, unique_name: str
 ) -> None:
-    fleet = await FleetProcess.for_stack(
+    mongo = private_stack.process("mongo")
+    async with running_fleet(
         private_stack,
         unique_name,
         EVENTFLEET_MONGO_TIMEOUT_MS="500",
         EVENTFLEET_HEALTH_INTERVAL_S="1",
-    ).start()
-    mongo = private_stack.process("mongo")
-    try:
+    ) as fleet:
         answers = await answers_every_probe(fleet)
         assert dependency(answers, "store") is True
         mongo.pause()
@@ -75,21 +74,18 @@ async def test_a_paused_store_leaves_every_probe_answering_and_the_pod_ready(
             return dependency(await answers_every_probe(fleet), "store") is True
 
         await wait_for(store_back, timeout_s=15, what="the store reported up again")
-    finally:
-        assert await fleet.stop() == 0
 
 
 async def test_a_paused_broker_makes_consumers_unready_and_probes_still_answer(
     private_stack: EmbeddedStack, unique_name: str
 ) -> None:
-    fleet = await FleetProcess.for_stack(
+    kafka = private_stack.process("kafka")
+    async with running_fleet(
         private_stack,
         unique_name,
         EVENTFLEET_KAFKA_TIMEOUT_MS="1000",
         EVENTFLEET_HEALTH_INTERVAL_S="1",
-    ).start()
-    kafka = private_stack.process("kafka")
-    try:
+    ) as fleet:
         kafka.pause()
         try:
             seen: dict[str, tuple[int, Any]] = {}
@@ -106,5 +102,3 @@ async def test_a_paused_broker_makes_consumers_unready_and_probes_still_answer(
         finally:
             kafka.resume()
         await wait_for(fleet.ready, timeout_s=60, what="ready again after the broker resumed")
-    finally:
-        assert await fleet.stop() == 0

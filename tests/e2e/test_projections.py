@@ -1,6 +1,6 @@
 """Chat rooms end to end: HTTP appends, the chat_messages projection, room queries, a live rebuild.
 
-Runs its own fleet with ``EVENTFLEET_DOMAINS=snapshot_rules.domains:chat_domains`` (order + chat room).
+Runs its own fleet with ``EVENTFLEET_DOMAINS=workers.examples.domains:chat_domains`` (order + chat room).
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 
-from snapshot_rules.domains.chat_room import reduce_chat_room
 from snapshot_rules.replay import replay
-from tests.fleet import FleetProcess, read_topic, wait_for
+from tests.fleet import FleetProcess, running_fleet, wait_for
+from tests.kafka_topics import read_until
 from topics.envelope import decode, from_dict
 from workers.devtools.embedded import EmbeddedStack
+from workers.examples.domains.chat_room import reduce_chat_room
 
 Step = tuple[str, dict[str, Any]]
 
@@ -26,15 +27,9 @@ Step = tuple[str, dict[str, Any]]
 @pytest.fixture(scope="module")
 async def chat_fleet(stack: EmbeddedStack) -> AsyncIterator[FleetProcess]:
     name = f"chat_{uuid.uuid4().hex[:8]}"
-    process = FleetProcess.for_stack(
-        stack, name, EVENTFLEET_DOMAINS="snapshot_rules.domains:chat_domains"
-    )
-    await process.start()
-    try:
+    chat = "workers.examples.domains:chat_domains"
+    async with running_fleet(stack, name, EVENTFLEET_DOMAINS=chat) as process:
         yield process
-    finally:
-        code = await process.stop()
-        assert code == 0, f"the chat fleet exited with {code}:\n{process.log_tail()}"
 
 
 def conversation(tag: str, n: int) -> list[Step]:
@@ -117,7 +112,7 @@ async def test_room_views_follow_the_stream_and_agree_with_replay(chat_fleet: Fl
     assert status == 200 and then["source"] == "replay" and past.state is not None
     assert (then["version"], then["messages"]) == (past.version, past.state["messages"])
 
-    records = await read_topic(
+    records = await read_until(
         chat_fleet.env["EVENTFLEET_KAFKA_URL"], f"{chat_fleet.prefix}chat", expect=0, settle_s=1
     )
     routed = [decode(r.value) for r in records]

@@ -19,9 +19,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
-from tests.fleet import FleetProcess, read_topic, wait_for
+from tests.fleet import FleetProcess, wait_for
+from tests.kafka_topics import read_until
 from topics.envelope import aggregate_key, decode, encode, from_dict, new_event
-from workers.adapters.mongo import connect, database
+from workers.adapters.mongo import MongoDocuments, connect, database
 from workers.devtools.embedded import EmbeddedStack
 from workers.storage import EventSourcedStorage
 from workers.storage.domain import TOMBSTONE
@@ -61,7 +62,9 @@ async def games(storage_fleet: FleetProcess) -> AsyncIterator[Games]:
     env = storage_fleet.env
     client = connect(env["EVENTFLEET_MONGO_URL"], timeout_ms=10_000)
     db = database(client, env["EVENTFLEET_MONGO_DATABASE"])
-    storage = EventSourcedStorage(db, "game_states", type_prefix="GameState", outbox=None)
+    storage = EventSourcedStorage(
+        MongoDocuments(db, "game_states"), type_prefix="GameState", outbox=None
+    )
     tag = uuid.uuid4().hex[:8]
     alive, gone = f"g-{tag}", f"gone-{tag}"
     await storage.find_one_and_upsert(
@@ -117,7 +120,7 @@ async def test_state_and_snapshots_are_the_documents(games: Games) -> None:
 async def test_the_routed_topic_carries_the_events_in_version_order(games: Games) -> None:
     fleet = games.fleet
     topic = f"{fleet.prefix}game_states"
-    records = await read_topic(fleet.env["EVENTFLEET_KAFKA_URL"], topic, expect=9, timeout_s=30)
+    records = await read_until(fleet.env["EVENTFLEET_KAFKA_URL"], topic, expect=9, timeout_s=30)
     for doc_id, versions in ((games.alive, 6), (games.gone, 3)):
         ours = [r for r in records if r.key == aggregate_key("game_states", doc_id)]
         events = [decode(r.value) for r in ours]
@@ -199,7 +202,7 @@ async def test_the_appender_dead_letters_a_storage_event_on_the_events_topic(gam
         finally:
             await producer.stop()
 
-    letters = await read_topic(kafka_url, f"{fleet.prefix}events.dlq", expect=1, settle_s=0.2)
+    letters = await read_until(kafka_url, f"{fleet.prefix}events.dlq", expect=1, settle_s=0.2)
     [letter] = [r for r in letters if decode(r.value).id == forged.id]
     headers = dict(letter.headers)
     assert headers["dlq_reason"] == b"invalid"

@@ -18,7 +18,8 @@ from redis.asyncio import Redis
 from tests.auditing import audit, errors
 from tests.e2e.test_failures import produce_events
 from tests.faults import TcpProxy
-from tests.fleet import FleetProcess, order_items, read_topic, wait_for
+from tests.fleet import FleetProcess, order_items, running_fleet, wait_for
+from tests.kafka_topics import read_until
 from topics.envelope import decode
 from workers.adapters.mongo import connect, database
 from workers.devtools.embedded import EmbeddedStack, free_port
@@ -51,10 +52,9 @@ async def outcome(fleet: FleetProcess, kind: str, aggregate_id: str, command_id:
 async def test_a_produce_the_paused_broker_holds_is_outcome_unknown_and_its_retry_stores_once(
     private_stack: EmbeddedStack, unique_name: str
 ) -> None:
-    fleet = await FleetProcess.for_stack(
+    async with running_fleet(
         private_stack, unique_name, EVENTFLEET_KAFKA_TIMEOUT_MS="1000"
-    ).start()
-    try:
+    ) as fleet:
         orders = [f"u-{i}" for i in range(20)]
         for order in orders:
             status, _ = await fleet.post(f"/v1/order/{order}/events", PLACE)
@@ -94,20 +94,17 @@ async def test_a_produce_the_paused_broker_holds_is_outcome_unknown_and_its_retr
         for order in orders:
             assert await outcome(fleet, "order", order, f"pay-{order}") == "stored"
         assert errors(await audit(private_stack, unique_name)) == []
-    finally:
-        assert await fleet.stop() == 0
 
 
 async def test_a_redis_call_that_timed_out_leaves_no_mark_or_claim_beyond_its_bound(
     private_stack: EmbeddedStack, unique_name: str
 ) -> None:
-    fleet = await FleetProcess.for_stack(
+    async with running_fleet(
         private_stack,
         unique_name,
         EVENTFLEET_REDIS_TIMEOUT_MS="300",
         EVENTFLEET_KAFKA_TIMEOUT_MS="1000",  # claims and tentative marks live 3.6 s
-    ).start()
-    try:
+    ) as fleet:
         orders = [f"r-{i}" for i in range(10)]
         for order in orders:
             assert (await fleet.post(f"/v1/order/{order}/events", PLACE))[0] == 202
@@ -136,8 +133,6 @@ async def test_a_redis_call_that_timed_out_leaves_no_mark_or_claim_beyond_its_bo
 
         await wait_for(settled, timeout_s=60, what="every OrderPaid stored")
         assert errors(await audit(private_stack, unique_name)) == []
-    finally:
-        assert await fleet.stop() == 0
 
 
 async def test_a_phantom_mark_is_a_wrong_early_answer_never_a_wrong_history(
@@ -192,14 +187,13 @@ async def test_a_sync_write_whose_answer_was_lost_is_unknown_and_its_retry_appli
     mongo_host, mongo_port = private_stack.urls.mongo_url.split("//")[1].split("/")[0].split(":")
     async with TcpProxy(mongo_host, int(mongo_port)) as proxy:
         url = f"mongodb://{proxy.address}/?directConnection=true"
-        fleet = await FleetProcess.for_stack(
+        async with running_fleet(
             private_stack,
             unique_name,
             roles="commands",
             EVENTFLEET_MONGO_URL=url,
             EVENTFLEET_MONGO_TIMEOUT_MS="800",
-        ).start()
-        try:
+        ) as fleet:
             path = "/v1/account/a1/events"
             assert (await fleet.post(path, {"type": "AccountOpened", "data": {"owner": "a"}}))[0] == 201
             assert (await fleet.post(path, {"type": "MoneyDeposited", "data": {"amount": 50}}))[0] == 201
@@ -217,8 +211,6 @@ async def test_a_sync_write_whose_answer_was_lost_is_unknown_and_its_retry_appli
             _, events = await fleet.get(f"{path}?limit=100")
             assert [e["type"] for e in events["events"]].count("MoneyWithdrawn") == 1
             assert await outcome(fleet, "account", "a1", "w-1") == "stored"
-        finally:
-            assert await fleet.stop() == 0
 
 
 async def test_racing_commands_processes_and_lost_marks_store_only_valid_histories(
@@ -288,8 +280,7 @@ async def test_racing_commands_processes_and_lost_marks_store_only_valid_histori
 async def test_events_the_domain_refuses_produced_straight_to_the_topic_are_never_stored(
     private_stack: EmbeddedStack, unique_name: str
 ) -> None:
-    fleet = await FleetProcess.for_stack(private_stack, unique_name).start()
-    try:
+    async with running_fleet(private_stack, unique_name) as fleet:
         huge = {"items": [{"sku": "x", "qty": 2**63 - 1, "price": 2**63 - 1}]}
         await produce_events(
             private_stack.urls.kafka_url,
@@ -308,18 +299,15 @@ async def test_events_the_domain_refuses_produced_straight_to_the_topic_are_neve
             assert status == 404, body  # no history: nothing to fold, no 500
         status, _ = await fleet.get("/readyz")
         assert status == 200  # the snapshotter and every role still run
-    finally:
-        assert await fleet.stop() == 0
 
 
 async def test_commands_from_the_topic_through_a_broker_stall_are_stored_once_each(
     private_stack: EmbeddedStack, unique_name: str
 ) -> None:
     """The commands agent retries what timed out; the record's position is its command id."""
-    fleet = await FleetProcess.for_stack(
+    async with running_fleet(
         private_stack, unique_name, EVENTFLEET_KAFKA_TIMEOUT_MS="1000"
-    ).start()
-    try:
+    ) as fleet:
         orders = [f"ct-{i}" for i in range(150)]
         steps = [PLACE, PAY, SHIP]
         producer = AIOKafkaProducer(
@@ -349,8 +337,6 @@ async def test_commands_from_the_topic_through_a_broker_stall_are_stored_once_ea
 
         await wait_for(stored, timeout_s=120, what="every order stored once: placed, paid, shipped")
         assert errors(await audit(private_stack, unique_name)) == []
-    finally:
-        assert await fleet.stop() == 0
 
 
 async def test_several_appender_processes_store_every_chained_event_once_through_rebalances(
@@ -379,7 +365,7 @@ async def test_several_appender_processes_store_every_chained_event_once_through
             await client.close()
         # Only appenders run here: no projection, so no view to compare.
         assert errors(await audit(private_stack, unique_name, topics=False, views=False)) == []
-        records = await read_topic(
+        records = await read_until(
             private_stack.urls.kafka_url, f"{first.prefix}events.stored", expect=len(events)
         )
         firsts: dict[str, list[int]] = {}

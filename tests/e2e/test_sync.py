@@ -6,7 +6,8 @@ import asyncio
 import uuid
 
 from tests.e2e.test_pipeline import drive_order, stored_events, wait_stored
-from tests.fleet import FleetProcess, read_topic, wait_for
+from tests.fleet import FleetProcess, wait_for
+from tests.kafka_topics import read_until
 from topics.envelope import decode
 
 
@@ -39,7 +40,7 @@ async def test_racing_withdrawals_never_overdraw(fleet: FleetProcess) -> None:
 
     async def every_version_published() -> bool:
         nonlocal published
-        records = await read_topic(
+        records = await read_until(
             fleet.env["EVENTFLEET_KAFKA_URL"], f"{fleet.prefix}events.stored", expect=0, settle_s=0.2
         )
         published = [(e.version, e.id) for e in map(decode, (r.value for r in records))

@@ -10,7 +10,8 @@ import orjson
 from tests.auditing import audit
 from tests.e2e.fragile import domains as fragile_domains
 from tests.e2e.test_failures import produce_events
-from tests.fleet import FleetProcess, order_items, read_topic, wait_for
+from tests.fleet import FleetProcess, order_items, running_fleet, wait_for
+from tests.kafka_topics import read_until
 from topics.envelope import decode
 from workers.devtools.embedded import EmbeddedStack
 
@@ -90,14 +91,13 @@ async def test_query_parameters_are_parsed_strictly(fleet: FleetProcess) -> None
 async def test_a_version_the_outbox_held_back_is_published_before_the_next_one(
     private_stack: EmbeddedStack, unique_name: str
 ) -> None:
-    fleet = await FleetProcess.for_stack(
+    async with running_fleet(
         private_stack,
         unique_name,
         roles="commands",
         EVENTFLEET_KAFKA_TIMEOUT_MS="800",
         EVENTFLEET_SYNC_PUBLISH_BUDGET_MS="300",
-    ).start()
-    try:
+    ) as fleet:
         accounts = [f"ob-{i}" for i in range(12)]
         for account in accounts:
             path = f"/v1/account/{account}/events"
@@ -123,7 +123,7 @@ async def test_a_version_the_outbox_held_back_is_published_before_the_next_one(
             )
         )
         assert {s for s, _ in more} == {201}
-        records = await read_topic(
+        records = await read_until(
             private_stack.urls.kafka_url,
             f"{fleet.prefix}events.stored",
             expect=4 * len(accounts),
@@ -137,17 +137,14 @@ async def test_a_version_the_outbox_held_back_is_published_before_the_next_one(
                 seen.add(event.id)
                 firsts.setdefault(event.aggregate_id, []).append(event.version or 0)
         assert firsts == {a: [1, 2, 3, 4] for a in accounts}, firsts
-    finally:
-        assert await fleet.stop() == 0
 
 
 async def test_poison_and_a_failing_reducer_park_one_aggregate_and_the_partition_moves_on(
     private_stack: EmbeddedStack, unique_name: str
 ) -> None:
-    fleet = await FleetProcess.for_stack(
+    async with running_fleet(
         private_stack, unique_name, EVENTFLEET_DOMAINS="tests.e2e.fragile:domains"
-    ).start()
-    try:
+    ) as fleet:
         events = [("ledger", "bad", "Entered", {"n": 13})]  # the reducer raises on 13
         events += [("ledger", f"ok-{i}", "Entered", {"n": 100 + i}) for i in range(20)]
         events += [("ledger", f"ok-{i}", "Entered", {"n": 1}) for i in range(20)]
@@ -162,11 +159,9 @@ async def test_poison_and_a_failing_reducer_park_one_aggregate_and_the_partition
         assert (status, body["error"]) == (500, "replay_failed") and "13" in body["message"]
         _, metrics = await fleet.get("/metrics")
         assert 'eventfleet_aggregates_parked_total{reason="snapshot_failed",role="snapshotter"} 1.0' in metrics
-        dlq = await read_topic(private_stack.urls.kafka_url, f"{fleet.prefix}events.dlq", expect=1)
+        dlq = await read_until(private_stack.urls.kafka_url, f"{fleet.prefix}events.dlq", expect=1)
         assert [dict(r.headers)["dlq_reason"] for r in dlq] == [b"snapshot_failed"]
         status, _ = await fleet.get("/readyz")
         assert status == 200 and fleet.process is not None and fleet.process.returncode is None
         report = await audit(private_stack, unique_name, domains=fragile_domains(), topics=False)
         assert [f.kind for f in report.findings] == ["invalid_history"]  # only the poisoned one
-    finally:
-        assert await fleet.stop() == 0

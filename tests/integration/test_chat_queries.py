@@ -10,15 +10,6 @@ from typing import Any
 import pytest
 
 from snapshot_rules.domain import Domains
-from snapshot_rules.domains import chat_domains
-from snapshot_rules.domains.chat_room import (
-    CHAT_MESSAGES,
-    CHAT_ROOM,
-    ROOM_MESSAGES,
-    chat_room_domain,
-    reduce_chat_room,
-)
-from snapshot_rules.domains.order import ORDER
 from snapshot_rules.replay import replay
 from tests.integration.test_projection_store import CONVERSATION, T0, room_events
 from topics.envelope import Event
@@ -30,6 +21,15 @@ from workers.adapters.mongo import (
     database,
 )
 from workers.devtools.embedded import EmbeddedStack
+from workers.examples.domains import chat_domains
+from workers.examples.domains.chat_room import (
+    CHAT_MESSAGES,
+    CHAT_ROOM,
+    ROOM_MESSAGES,
+    chat_room_domain,
+    reduce_chat_room,
+)
+from workers.examples.domains.order import ORDER
 from workers.metrics import create_metrics
 from workers.roles.projections import ProjectionRunner
 from workers.roles.state import StateLoader

@@ -12,8 +12,6 @@ from typing import Any
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
-from snapshot_rules.domains import chat_domains
-from snapshot_rules.domains.chat_room import CHAT_MESSAGES, CHAT_ROOM, reduce_chat_room
 from snapshot_rules.replay import replay
 from topics.envelope import Event, new_event
 from workers.adapters.mongo import (
@@ -25,6 +23,8 @@ from workers.adapters.mongo import (
     database,
 )
 from workers.devtools.embedded import EmbeddedStack
+from workers.examples.domains import chat_domains
+from workers.examples.domains.chat_room import CHAT_MESSAGES, CHAT_ROOM, reduce_chat_room
 from workers.metrics import Metrics, create_metrics
 from workers.ports import ViewDoc, ViewStore
 from workers.roles.projections import ProjectionRunner, rebuild_views

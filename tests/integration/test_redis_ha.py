@@ -30,11 +30,11 @@ from topics.errors import ConfigError, MarkerUnavailable
 from workers.adapters.redis import (
     SCRIPTS,
     RedisBatcher,
-    RedisClient,
     RedisCommandMemory,
     RedisMarker,
     connect_redis,
 )
+from workers.adapters.redis.connect import RedisClient
 from workers.devtools.embedded import free_port
 from workers.metrics import create_metrics
 from workers.ports import MarkRequest

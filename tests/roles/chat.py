@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from snapshot_rules.domains.chat_room import CHAT_MESSAGES, CHAT_ROOM, reduce_chat_room
 from snapshot_rules.replay import replay
 from topics.envelope import Event, new_event
 from workers.adapters.memory import MemoryDatabase, MemoryEventStore, MemoryViewStore
+from workers.examples.domains.chat_room import CHAT_MESSAGES, CHAT_ROOM, reduce_chat_room
 from workers.metrics import Metrics, create_metrics
 from workers.roles.projections import ProjectionRunner
 

@@ -1,4 +1,5 @@
-"""A whole fleet's write path on memory adapters: command service, appender, snapshotter, auditor."""
+"""A whole fleet's write path on memory adapters, wired by the runtime: command service, appender,
+snapshotter, auditor."""
 
 from __future__ import annotations
 
@@ -10,27 +11,22 @@ from snapshot_rules.domain import Domains
 from topics.envelope import decode
 from workers.adapters.memory import (
     MemoryAppendProgress,
-    MemoryCommandMemory,
     MemoryEventStore,
-    MemoryMarker,
     MemoryProducer,
-    MemoryRejections,
     MemoryRuleStates,
     MemorySnapshotStore,
 )
-from workers.cqrs.repository import Repository
-from workers.cqrs.sync import SyncCommands
 from workers.metrics import Metrics, create_metrics
-from workers.roles.appender import Appender, AppenderConfig
+from workers.roles.appender import Appender
 from workers.roles.audit import Auditor, AuditReport, AuditSources
 from workers.roles.commands import CommandService
-from workers.roles.deadletter import DeadLetters
-from workers.roles.ledger import CommandLedger
-from workers.roles.outbox import Outbox
 from workers.roles.requests import CommandRequest
 from workers.roles.snapshotter import Snapshotter
 from workers.roles.state import StateLoader
+from workers.runtime.adapters import memory_adapters
 from workers.runtime.answers import Answer, answer_of
+from workers.runtime.compose import Runtime
+from workers.runtime.settings import Settings
 
 EVENTS, STORED, REPLIES, DLQ = "p.events", "p.events.stored", "p.commands.replies", "p.events.dlq"
 
@@ -77,45 +73,32 @@ class Pipeline:
         return await Auditor(self.domains, sources).audit()
 
 
-def pipeline(domains: Domains, *, metrics: Metrics | None = None) -> Pipeline:
-    metrics = metrics or create_metrics()
-    store, snapshots = MemoryEventStore(), MemorySnapshotStore()
-    producer = MemoryProducer(default_partitions=1)
-    marker, rejections = MemoryMarker(), MemoryRejections()
-    memory = MemoryCommandMemory(records=marker.records)
-    progress = MemoryAppendProgress(producer, EVENTS)
-    loader = StateLoader(store, snapshots, metrics)
-    outbox = Outbox(store, producer, topic=STORED, metrics=metrics, mode="sync")
-    sync = SyncCommands(repository=Repository(loader), outbox=outbox, metrics=metrics)
-    service = CommandService(
+SETTINGS = Settings(
+    topic_prefix="p.", kafka_timeout_ms=100, append_wait_ms=0, snapshot_concurrency=2
+)
+"""Topics ``p.*``; a command waits 0.2 s for Kafka's answer, the appender never for a predecessor."""
+
+
+async def pipeline(domains: Domains, *, metrics: Metrics | None = None) -> Pipeline:
+    """The roles of a fleet's write path, built by the runtime on the memory adapters."""
+    memory = memory_adapters()
+    runtime = await Runtime.start(
+        SETTINGS,
+        roles=("commands", "appender", "snapshotter"),
         domains=domains,
-        ledger=CommandLedger(marker, memory),
-        store=store,
-        rejections=rejections,
-        producer=producer,
-        progress=progress,
-        events_topic=EVENTS,
-        metrics=metrics,
-        sync=sync,
-        answer_wait_s=0.2,
+        metrics=metrics or create_metrics(),
+        adapters=memory.adapters(),
     )
-    appender = Appender(
-        store=store,
-        rejections=rejections,
-        producer=producer,
-        dead_letters=DeadLetters(producer, topic=DLQ, role="appender", metrics=metrics),
-        domains=domains,
-        metrics=metrics,
-        config=AppenderConfig(STORED, REPLIES, max_event_bytes=1_000_000, wait_s=0.0),
-        render=answer_of,
-        marker=marker,
-        memory=memory,
-    )
-    snapshotter = Snapshotter(
-        loader=loader, domains=domains, metrics=metrics, concurrency=2,
-        rule_states=MemoryRuleStates(),
-    )  # fmt: skip
+    runtime.snapshotter.attach(MemoryRuleStates())
     return Pipeline(
-        domains, service, appender, snapshotter, loader, store, snapshots, producer, progress,
-        metrics,
-    )  # fmt: skip
+        domains,
+        runtime.commands,
+        runtime.appender,
+        runtime.snapshotter,
+        runtime.loader,
+        memory.stores.events,
+        memory.stores.snapshots,
+        memory.stream.produced,
+        memory.stream.progress_of(EVENTS),
+        runtime.metrics,
+    )

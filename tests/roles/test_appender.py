@@ -10,8 +10,6 @@ import orjson
 import pytest
 
 from snapshot_rules.domain import Domains
-from snapshot_rules.domains.account import ACCOUNT
-from snapshot_rules.domains.order import ORDER
 from topics.envelope import NEW_AGGREGATE, Event, Metadata, decode, encode, kafka_headers, new_event
 from topics.errors import StoreUnavailable
 from workers.adapters.memory import (
@@ -21,6 +19,8 @@ from workers.adapters.memory import (
     MemoryProducer,
     MemoryRejections,
 )
+from workers.examples.domains.account import ACCOUNT
+from workers.examples.domains.order import ORDER
 from workers.metrics import Metrics, create_metrics
 from workers.ports import MarkRequest, Record, Rejection
 from workers.roles.appender import Appender, AppenderConfig

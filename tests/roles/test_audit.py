@@ -11,8 +11,6 @@ from datetime import UTC, datetime
 import pytest
 
 from snapshot_rules.domain import Domains
-from snapshot_rules.domains.chat_room import CHAT_MESSAGES, CHAT_ROOM
-from snapshot_rules.domains.order import ORDER
 from snapshot_rules.projection import advance
 from snapshot_rules.replay import replay
 from topics.envelope import Event, new_event
@@ -23,6 +21,8 @@ from workers.adapters.memory import (
     MemorySnapshotStore,
     MemoryViewStore,
 )
+from workers.examples.domains.chat_room import CHAT_MESSAGES, CHAT_ROOM
+from workers.examples.domains.order import ORDER
 from workers.ports import MarkRequest, Snapshot
 from workers.roles.audit import Auditor, AuditSources
 

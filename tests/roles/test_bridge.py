@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from snapshot_rules.domain import Domains, Route
-from snapshot_rules.domains.cart import CART
 from topics.envelope import Event, encode, new_event
 from workers.adapters.memory import MemoryProducer
 from workers.bus import BusUnavailable, InProcessEventBus
+from workers.examples.domains.cart import CART
 from workers.metrics import Metrics
 from workers.ports import Handler, Record, Subscription
 from workers.roles.bridge import Bridge

@@ -12,7 +12,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from snapshot_rules.domain import Domain, Domains
-from snapshot_rules.domains.chat_room import chat_room_domain
 from snapshot_rules.queries import QueryAnswer
 from topics.envelope import Event, new_event
 from topics.errors import InvalidInput, NotFound, StoreUnavailable
@@ -22,6 +21,7 @@ from workers.adapters.memory import (
     MemorySnapshotStore,
     MemoryViewStore,
 )
+from workers.examples.domains.chat_room import chat_room_domain
 from workers.metrics import create_metrics
 from workers.roles.projections import ProjectionRunner
 from workers.roles.state import StateLoader

@@ -8,8 +8,6 @@ import orjson
 import pytest
 
 from snapshot_rules.domain import Domains
-from snapshot_rules.domains.account import ACCOUNT
-from snapshot_rules.domains.order import ORDER
 from topics.envelope import NEW_AGGREGATE, decode, derived_event_id, new_event, utc_now
 from topics.errors import StoreOutcomeUnknown, StreamOutcomeUnknown
 from workers.adapters.memory import (
@@ -23,6 +21,8 @@ from workers.adapters.memory import (
 )
 from workers.cqrs.repository import Repository
 from workers.cqrs.sync import SyncCommands
+from workers.examples.domains.account import ACCOUNT
+from workers.examples.domains.order import ORDER
 from workers.metrics import create_metrics
 from workers.ports import MarkRequest, Record, Rejection
 from workers.roles.commands import CommandService

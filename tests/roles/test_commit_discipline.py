@@ -15,11 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from snapshot_rules.domain import Domains
-from snapshot_rules.domains.order import ORDER
 from topics.envelope import NEW_AGGREGATE, Event, decode, encode, kafka_headers, new_event
 from topics.errors import InvalidEnvelope, Unavailable
 from workers.adapters.memory import MemoryEventStore, MemoryProducer, MemoryRejections
 from workers.adapters.memory.common import Faults
+from workers.examples.domains.order import ORDER
 from workers.metrics import create_metrics
 from workers.ports import Record
 from workers.roles.appender import Appender, AppenderConfig

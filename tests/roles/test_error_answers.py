@@ -9,7 +9,6 @@ from datetime import timedelta
 import pytest
 
 from snapshot_rules.domain import Domains, Mode
-from snapshot_rules.domains.order import ORDER
 from snapshot_rules.replay import State, replay
 from topics.envelope import Event, derived_event_id, utc_now
 from workers.adapters.memory import (
@@ -21,6 +20,7 @@ from workers.adapters.memory import (
     MemoryRejections,
     MemorySnapshotStore,
 )
+from workers.examples.domains.order import ORDER
 from workers.metrics import Metrics
 from workers.ports import Rejection
 from workers.roles.commands import CommandService
@@ -64,7 +64,7 @@ async def test_exactly_at_names_the_newest_version_when_asked_past_it(
 
 
 async def test_a_sync_refusal_lists_allowed_only_when_the_declared_transitions_decided() -> None:
-    p = pipeline(Domains([SYNC_ORDER]))
+    p = await pipeline(Domains([SYNC_ORDER]))
     early = await p.ask("order:o1", "OrderPaid", {"amount": 2})
     assert (early.status, early.body["error"]) == (409, "transition_rejected")
     assert early.body["current"] is None and early.body["allowed"] == ["OrderPlaced"]

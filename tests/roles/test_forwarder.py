@@ -7,11 +7,11 @@ from collections.abc import Sequence
 import pytest
 
 from snapshot_rules.domain import Domains, Route
-from snapshot_rules.domains.cart import CART
 from topics.catalog import TopicNames
 from topics.envelope import Event, decode, encode, kafka_headers, new_event
 from topics.errors import StreamUnavailable
 from workers.adapters.memory import MemoryProducer, partition_for
+from workers.examples.domains.cart import CART
 from workers.metrics import Metrics
 from workers.ports import Record
 from workers.roles.deadletter import DeadLetters

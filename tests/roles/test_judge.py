@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from snapshot_rules.domain import NEW
-from snapshot_rules.domains.order import ORDER
 from topics.envelope import NEW_AGGREGATE, Event, new_event
+from workers.examples.domains.order import ORDER
 from workers.ports import Head, Record
 from workers.roles.judge import TRANSITION_REJECTED, Waiting, judge, missing_predecessors
 

@@ -6,14 +6,16 @@ import asyncio
 import itertools
 from datetime import timedelta
 
-from snapshot_rules.domains import all_domains
-from snapshot_rules.domains.game import SNAPSHOT_EVERY_S
 from topics.envelope import new_event
 from workers.adapters.memory import MemoryRuleStates
-from workers.cqrs.dispatcher import Dispatcher
+from workers.cqrs.dispatcher import Dispatcher, register_aggregate
 from workers.cqrs.handlers import Publisher
 from workers.cqrs.repository import Repository
-from workers.cqrs.trading import PlaceOrder, register_trading
+from workers.examples.cqrs.trading import COMMANDS as TRADING_COMMANDS
+from workers.examples.cqrs.trading import PlaceOrder
+from workers.examples.domains import all_domains
+from workers.examples.domains.game import SNAPSHOT_EVERY_S
+from workers.examples.domains.trading import ORDER_BOOK
 from workers.metrics import create_metrics
 from workers.roles.outbox import Outbox
 from workers.roles.snapshotter import Snapshotter
@@ -23,7 +25,7 @@ from .support import T0
 
 
 async def test_a_cart_is_filled_checked_out_and_closed() -> None:
-    p = pipeline(all_domains())
+    p = await pipeline(all_domains())
     assert (await p.ask("cart:c1", "CartOpened", {"customer_id": "ann"})).status == 202
     await p.flush()  # a refusal is answered once the store holds what it follows
     early = await p.ask("cart:c1", "CartCheckedOut")
@@ -44,7 +46,7 @@ async def test_a_cart_is_filled_checked_out_and_closed() -> None:
 
 
 async def test_an_order_book_over_http_refuses_what_its_rulebook_refuses() -> None:
-    p = pipeline(all_domains())
+    p = await pipeline(all_domains())
 
     async def ask(kind: str, **data: object) -> tuple[int, str]:
         answer = await p.ask("order_book:ACME", kind, data)
@@ -65,11 +67,14 @@ async def test_an_order_book_over_http_refuses_what_its_rulebook_refuses() -> No
 
 
 async def test_place_order_stores_an_order_and_its_trades_in_one_append() -> None:
-    p = pipeline(all_domains())
+    p = await pipeline(all_domains())
     assert (await p.ask("order_book:XYZ", "InstrumentListed", {"tick": 1})).status == 201
     outbox = Outbox(p.store, p.producer, topic=STORED, metrics=p.metrics, mode="sync")
     dispatcher = Dispatcher()
-    register_trading(dispatcher, repository=Repository(p.loader), publisher=Publisher(outbox))
+    register_aggregate(
+        dispatcher, ORDER_BOOK, TRADING_COMMANDS, repository=Repository(p.loader),
+        publisher=Publisher(outbox),
+    )  # fmt: skip
 
     def order(oid: str, side: str, price: int, qty: int, trader: str) -> PlaceOrder:
         return PlaceOrder(aggregate_id="XYZ", order_id=oid, trader_id=trader, side=side,
@@ -95,7 +100,7 @@ async def test_place_order_stores_an_order_and_its_trades_in_one_append() -> Non
 
 
 async def test_a_long_match_is_snapshotted_by_play_time() -> None:
-    p = pipeline(all_domains())
+    p = await pipeline(all_domains())
     snapshotter = Snapshotter(
         loader=p.loader, domains=p.domains, metrics=create_metrics(), concurrency=2,
         rule_states=MemoryRuleStates(),

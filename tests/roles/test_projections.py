@@ -9,13 +9,13 @@ from dataclasses import replace
 
 import pytest
 
-from snapshot_rules.domains.chat_room import CHAT_MESSAGES
 from snapshot_rules.replay import ReplayGap
 from topics.envelope import new_event
 from topics.errors import StoreError, StoreUnavailable
 from workers.adapters.memory import (
     MemoryViewStore,
 )
+from workers.examples.domains.chat_room import CHAT_MESSAGES
 from workers.ports import ViewDoc
 from workers.roles.projections import MAX_CONFLICTS, Applied, ViewContention
 

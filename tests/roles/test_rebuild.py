@@ -10,11 +10,11 @@ from dataclasses import replace
 
 import pytest
 
-from snapshot_rules.domains.chat_room import CHAT_MESSAGES
 from snapshot_rules.replay import ReplayGap
 from tests.waiting import wait_for
 from topics.errors import StoreError, StoreUnavailable
 from workers.adapters.memory import MemoryViewStaging
+from workers.examples.domains.chat_room import CHAT_MESSAGES
 from workers.ports import ViewDoc
 from workers.roles.projections import rebuild_views
 

@@ -34,7 +34,7 @@ SHELF = Domain(
 
 
 async def test_an_event_declared_without_after_is_accepted_stored_and_audited() -> None:
-    p = pipeline(Domains([NOTEBOOK, SHELF]))
+    p = await pipeline(Domains([NOTEBOOK, SHELF]))
     first = await p.ask("notebook:n-1", "NoteWritten", {"text": "hello"})
     assert first.status == 202, first.body  # a new aggregate, no predecessor check
     assert (await p.ask("notebook:n-1", "Pinned")).status == 202
@@ -51,7 +51,7 @@ async def test_an_event_declared_without_after_is_accepted_stored_and_audited() 
 
 
 async def test_a_checked_event_after_an_unchecked_one_is_still_refused_where_it_does_not_fit() -> None:
-    p = pipeline(Domains([NOTEBOOK, SHELF]))
+    p = await pipeline(Domains([NOTEBOOK, SHELF]))
     assert (await p.ask("notebook:n-2", "Pinned")).status == 202
     await p.flush()  # a refusal is answered once the store holds what it follows
     refused = await p.ask("notebook:n-2", "Archived")
@@ -62,7 +62,7 @@ async def test_a_checked_event_after_an_unchecked_one_is_still_refused_where_it_
 
 
 async def test_a_sync_domain_without_a_validator_appends_and_checks_its_transitions() -> None:
-    p = pipeline(Domains([NOTEBOOK, SHELF]))
+    p = await pipeline(Domains([NOTEBOOK, SHELF]))
     built = await p.ask("shelf:s-1", "Built")
     added = await p.ask("shelf:s-1", "BookAdded", {"title": "Dune"})
     assert (built.status, added.status) == (201, 201), (built.body, added.body)

@@ -12,7 +12,7 @@ import sys
 
 from bson import json_util
 
-from workers.adapters.mongo import connect, database
+from workers.adapters.mongo import MongoDocuments, connect, database
 from workers.storage import EventSourcedStorage, FaultPoint
 
 
@@ -25,7 +25,7 @@ async def main(url: str, name: str, transactions: bool, point: str) -> None:
 
     client = connect(url, timeout_ms=10_000)
     games = EventSourcedStorage(
-        database(client, name), "games", transactions=transactions, fault_hook=die
+        MongoDocuments(database(client, name), "games", transactions=transactions, fault_hook=die)
     )
     await games.find_one_and_update("g1", lambda g: {**g, "gold": g["gold"] + 1}, client_id="child")
     print("the change completed: the fault point was never reached", flush=True)

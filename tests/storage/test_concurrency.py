@@ -9,6 +9,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.storage.helpers import Document, canonical, content, raw_doc, rebuild
 from topics.errors import ConcurrencyConflict
+from workers.adapters.mongo import MongoDocuments
 from workers.storage import EventSourcedStorage, apply_patch
 
 TASKS, INCREMENTS = 20, 5
@@ -18,7 +19,9 @@ TASKS, INCREMENTS = 20, 5
 async def test_concurrent_edits_are_each_applied_once_with_one_event_per_version(
     db: AsyncDatabase[Document], transactions: bool
 ) -> None:
-    games = EventSourcedStorage(db, "games", transactions=transactions, max_retries=1_000)
+    games = EventSourcedStorage(
+        MongoDocuments(db, "games", transactions=transactions), max_retries=1_000
+    )
     await games.find_one_and_upsert(
         {"_id": "g1", "gold": 0, "log": [], "by": {}}, client_id="game-server"
     )
@@ -69,8 +72,8 @@ async def test_concurrent_edits_are_each_applied_once_with_one_event_per_version
 async def test_a_change_that_keeps_losing_gives_up_with_a_conflict_and_writes_nothing(
     db: AsyncDatabase[Document], other_db: AsyncDatabase[Document]
 ) -> None:
-    games = EventSourcedStorage(db, "games", max_retries=2)
-    rival = EventSourcedStorage(other_db, "games")
+    games = EventSourcedStorage(MongoDocuments(db, "games"), max_retries=2)
+    rival = EventSourcedStorage(MongoDocuments(other_db, "games"))
     await games.find_one_and_upsert({"_id": "g1", "gold": 0}, client_id="game-server")
     attempts = 0
 

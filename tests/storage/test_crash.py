@@ -19,6 +19,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.storage.helpers import Document, canonical, content, raw_doc, raw_events, rebuild
 from topics.errors import ConcurrencyConflict
+from workers.adapters.mongo import MongoDocuments
 from workers.storage import AFTER_DOCUMENT_WRITE, AFTER_EVENT_WRITE, EventSourcedStorage, FaultPoint
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,7 +39,7 @@ def crash_at(point: str) -> Any:
 
 
 async def _create(db: AsyncDatabase[Document], transactions: bool) -> EventSourcedStorage:
-    games = EventSourcedStorage(db, "games", transactions=transactions)
+    games = EventSourcedStorage(MongoDocuments(db, "games", transactions=transactions))
     await games.find_one_and_upsert({"_id": "g1", "gold": 10}, client_id="game-server")
     return games
 
@@ -64,14 +65,16 @@ async def test_transaction_crash_leaves_neither_change_nor_event(
     db: AsyncDatabase[Document], point: str
 ) -> None:
     await _create(db, transactions=True)
-    crashing = EventSourcedStorage(db, "games", transactions=True, fault_hook=crash_at(point))
+    crashing = EventSourcedStorage(
+        MongoDocuments(db, "games", transactions=True, fault_hook=crash_at(point))
+    )
     with pytest.raises(Crash):
         await crashing.find_one_and_update("g1", _gain, client_id="game-server")
     assert crashing.uses_transactions is True
     assert await raw_doc(db, "games", "g1") == {"_id": "g1", "version": 1, "gold": 10}
     assert len(await raw_events(db, "games", "g1")) == 1
 
-    restarted = EventSourcedStorage(db, "games", transactions=True)
+    restarted = EventSourcedStorage(MongoDocuments(db, "games", transactions=True))
     assert await restarted.recover() == 0
     await _agree(db, restarted, gold=10)
     await restarted.find_one_and_update("g1", _gain, client_id="game-server")  # not locked
@@ -83,7 +86,7 @@ async def test_intent_crash_after_the_document_write_is_completed_by_recovery(
 ) -> None:
     await _create(db, transactions=False)
     crashing = EventSourcedStorage(
-        db, "games", transactions=False, fault_hook=crash_at(AFTER_DOCUMENT_WRITE)
+        MongoDocuments(db, "games", transactions=False, fault_hook=crash_at(AFTER_DOCUMENT_WRITE))
     )
     with pytest.raises(Crash):
         await crashing.find_one_and_update("g1", _gain, client_id="game-server")
@@ -91,7 +94,7 @@ async def test_intent_crash_after_the_document_write_is_completed_by_recovery(
     assert raw is not None and raw["gold"] == 11 and raw["_pending_event"]["version"] == 2
     assert len(await raw_events(db, "games", "g1")) == 1  # the change is there, its event not yet
 
-    restarted = EventSourcedStorage(db, "games", transactions=False)
+    restarted = EventSourcedStorage(MongoDocuments(db, "games", transactions=False))
     assert await restarted.recover() == 1
     assert await restarted.recover() == 0
     await _agree(db, restarted, gold=11)
@@ -104,12 +107,12 @@ async def test_intent_crash_after_the_event_write_is_cleaned_up_once(
 ) -> None:
     await _create(db, transactions=False)
     crashing = EventSourcedStorage(
-        db, "games", transactions=False, fault_hook=crash_at(AFTER_EVENT_WRITE)
+        MongoDocuments(db, "games", transactions=False, fault_hook=crash_at(AFTER_EVENT_WRITE))
     )
     with pytest.raises(Crash):
         await crashing.find_one_and_update("g1", _gain, client_id="game-server")
     assert len(await raw_events(db, "games", "g1")) == 2
-    restarted = EventSourcedStorage(db, "games", transactions=False)
+    restarted = EventSourcedStorage(MongoDocuments(db, "games", transactions=False))
     assert await restarted.recover() == 1
     await _agree(db, restarted, gold=11)  # the event is stored once, the marker is gone
 
@@ -120,11 +123,11 @@ async def test_any_access_completes_an_interrupted_change_before_going_on(
 ) -> None:
     await _create(db, transactions=False)
     crashing = EventSourcedStorage(
-        db, "games", transactions=False, fault_hook=crash_at(AFTER_DOCUMENT_WRITE)
+        MongoDocuments(db, "games", transactions=False, fault_hook=crash_at(AFTER_DOCUMENT_WRITE))
     )
     with pytest.raises(Crash):
         await crashing.find_one_and_update("g1", _gain, client_id="game-server")
-    games = EventSourcedStorage(db, "games", transactions=False)
+    games = EventSourcedStorage(MongoDocuments(db, "games", transactions=False))
     if access == "get":
         assert (await games.get("g1"))["gold"] == 11
     elif access == "update":
@@ -164,7 +167,7 @@ async def test_killed_process_without_transactions_is_recovered(
     raw = await raw_doc(db, "games", "g1")
     assert raw is not None and raw["gold"] == 11 and "_pending_event" in raw
 
-    restarted = EventSourcedStorage(db, "games", transactions=False)
+    restarted = EventSourcedStorage(MongoDocuments(db, "games", transactions=False))
     assert await restarted.recover() == 1
     await _agree(db, restarted, gold=11)
 
@@ -178,14 +181,14 @@ async def test_killed_process_inside_a_transaction_leaves_nothing_committed(
     # Reads do not wait for the dead transaction: the document and its events are as they were.
     assert await raw_doc(db, "games", "g1") == {"_id": "g1", "version": 1, "gold": 10}
     assert len(await raw_events(db, "games", "g1")) == 1
-    impatient = EventSourcedStorage(db, "games", transactions=True, max_retries=3)
+    impatient = EventSourcedStorage(MongoDocuments(db, "games", transactions=True), max_retries=3)
     with pytest.raises(ConcurrencyConflict, match="stayed at version 1 but every write conflicted"):
         await impatient.find_one_and_update("g1", _gain, client_id="game-server")
     # The server aborts a dead client's transaction when it reaps the session (mongod:
     # transactionLifetimeLimitSeconds, 60 s); until then the document stays locked. End it now.
     await client.admin.command("killSessions", [session_id])
 
-    restarted = EventSourcedStorage(db, "games", transactions=True)
+    restarted = EventSourcedStorage(MongoDocuments(db, "games", transactions=True))
     assert await restarted.recover() == 0
     await _agree(db, restarted, gold=10)
     await restarted.find_one_and_update("g1", _gain, client_id="game-server")

@@ -5,16 +5,17 @@ from __future__ import annotations
 from pymongo.asynchronous.database import AsyncDatabase
 
 from snapshot_rules.domain import Mode
-from snapshot_rules.domains import default_domains
 from snapshot_rules.replay import Folded, replay
 from tests.storage.helpers import Document, content
+from workers.adapters.mongo import MongoDocuments
 from workers.bus import InProcessEventBus
+from workers.examples.domains import default_domains
+from workers.examples.storage.games_and_users import GAME_ID, run_game_example, run_user_example
 from workers.runtime.compose import load_domains
 from workers.storage import EventSourcedStorage
 from workers.storage.domain import TOMBSTONE
-from workers.storage.examples import GAME_ID, run_game_example, run_user_example
 
-SPEC = "workers.storage.fleet_example:domains_with_storage"
+SPEC = "workers.examples.storage.fleet:domains_with_storage"
 
 
 def test_the_defaults_plus_the_two_collections_load_as_eventfleet_domains() -> None:
@@ -34,8 +35,8 @@ async def test_the_examples_histories_replay_with_the_declared_domains(
     domains = load_domains(SPEC)
     games, users = domains.get("game_states"), domains.get("users")
 
-    game = await run_game_example(db)
-    reader = EventSourcedStorage(db, "game_states", type_prefix="GameState")
+    game = await run_game_example(lambda name: MongoDocuments(db, name))
+    reader = EventSourcedStorage(MongoDocuments(db, "game_states"), type_prefix="GameState")
     history = await reader.get_missing_events(GAME_ID, after_version=0)
     assert {e.type for e in history} == games.events.keys()
     assert replay(games.reducer, history[:3]) == Folded(content(game.updated), 3)
@@ -43,7 +44,7 @@ async def test_the_examples_histories_replay_with_the_declared_domains(
     await reader.close()
 
     bus = InProcessEventBus()
-    user = await run_user_example(db, bus)
+    user = await run_user_example(lambda name: MongoDocuments(db, name), bus)
     await bus.close()
     assert {e.type for e in user.stored_events} <= users.events.keys()
     assert replay(users.reducer, user.stored_events) == Folded(content(user.profile), 3)

@@ -10,7 +10,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 from tests.storage.helpers import Document, raw_doc, raw_events
 from topics.envelope import Event
 from topics.errors import InvalidInput
+from workers.adapters.mongo import MongoDocuments
 from workers.bus import InProcessEventBus
+from workers.examples.storage.games_and_users import (
+    GAME_ID,
+    USER_ID,
+    run_game_example,
+    run_user_example,
+)
 from workers.storage import (
     ChainMapper,
     Change,
@@ -18,7 +25,6 @@ from workers.storage import (
     EventSourcedStorage,
     FieldChangedMapper,
 )
-from workers.storage.examples import GAME_ID, USER_ID, run_game_example, run_user_example
 
 EMAIL = FieldChangedMapper("email", "UserEmailChanged", "new_email")
 
@@ -69,7 +75,9 @@ async def test_mapped_events_ride_in_the_one_stored_event_and_reach_the_bus(
         seen.append(event)
 
     await bus.subscribe("*", record)
-    users = EventSourcedStorage(db, "users", type_prefix="User", bus=bus, mapper=EMAIL)
+    users = EventSourcedStorage(
+        MongoDocuments(db, "users"), type_prefix="User", bus=bus, mapper=EMAIL
+    )
     await users.find_one_and_upsert({"_id": "u1", "email": "a@x.io"}, client_id="signup")
     await users.find_one_and_update("u1", lambda u: {**u, "email": "b@x.io"}, client_id="web")
 
@@ -104,12 +112,12 @@ class FailingMapper:
 
 
 async def test_a_failing_or_broken_mapper_writes_nothing(db: AsyncDatabase[Document]) -> None:
-    plain = EventSourcedStorage(db, "users")
+    plain = EventSourcedStorage(MongoDocuments(db, "users"))
     await plain.find_one_and_upsert({"_id": "u1", "email": "a"}, client_id="signup")
-    broken = EventSourcedStorage(db, "users", mapper=BrokenMapper())
+    broken = EventSourcedStorage(MongoDocuments(db, "users"), mapper=BrokenMapper())
     with pytest.raises(InvalidInput, match="users u1: the event mapper returned"):
         await broken.find_one_and_update("u1", lambda u: {**u, "email": "b"}, client_id="c")
-    failing = EventSourcedStorage(db, "users", mapper=FailingMapper())
+    failing = EventSourcedStorage(MongoDocuments(db, "users"), mapper=FailingMapper())
     with pytest.raises(RuntimeError, match="mapper bug"):
         await failing.find_one_and_update("u1", lambda u: {**u, "email": "b"}, client_id="c")
     assert await raw_doc(db, "users", "u1") == {"_id": "u1", "version": 1, "email": "a"}
@@ -117,7 +125,7 @@ async def test_a_failing_or_broken_mapper_writes_nothing(db: AsyncDatabase[Docum
 
 
 async def test_the_game_example(db: AsyncDatabase[Document]) -> None:
-    game = await run_game_example(db)
+    game = await run_game_example(lambda name: MongoDocuments(db, name))
     assert game.created["version"] == 1
     assert game.updated == {
         "_id": GAME_ID,
@@ -141,7 +149,7 @@ async def test_the_game_example(db: AsyncDatabase[Document]) -> None:
 
 async def test_the_user_example(db: AsyncDatabase[Document]) -> None:
     bus = InProcessEventBus()
-    user = await run_user_example(db, bus)
+    user = await run_user_example(lambda name: MongoDocuments(db, name), bus)
     assert user.profile == {
         "_id": USER_ID,
         "version": 3,

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
+from tests.kafka_topics import create_topic, read_events
 from tests.storage.helpers import Document, raw_events
-from tests.sync.wiring import create_topic, read_topic
 from topics.catalog import TopicNames
 from workers.adapters.kafka import KafkaProducer, plain
-from workers.adapters.mongo import MongoEventStore
+from workers.adapters.mongo import MongoDocuments, MongoEventStore
 from workers.bus import InProcessEventBus
 from workers.metrics import create_metrics
 from workers.roles.outbox import Outbox
@@ -23,7 +23,7 @@ from workers.storage import EventSourcedStorage
 @pytest.fixture
 async def topic(stack: Any, unique_name: str) -> str:
     name = TopicNames(prefix=f"{unique_name}.").stored
-    await create_topic(stack.urls.kafka_url, name)
+    await create_topic(stack.urls.kafka_url, name, partitions=2)
     return name
 
 
@@ -49,13 +49,13 @@ async def _pending(db: AsyncDatabase[Document]) -> list[int]:
 async def test_changes_reach_events_stored_through_the_outbox(
     stack: Any, db: AsyncDatabase[Document], producer: KafkaProducer, topic: str
 ) -> None:
-    games = EventSourcedStorage(db, "games", outbox=_outbox(db, producer, topic))
+    games = EventSourcedStorage(MongoDocuments(db, "games"), outbox=_outbox(db, producer, topic))
     await games.find_one_and_upsert({"_id": "g1", "gold": 1}, client_id="game-server")
     await games.find_one_and_update("g1", lambda g: {**g, "gold": 2}, client_id="admin-panel")
     await games.delete_one("g1", client_id="admin-panel")
 
     stored = await games.get_missing_events("g1", after_version=0)
-    assert await read_topic(stack.urls.kafka_url, topic) == stored
+    assert await read_events(stack.urls.kafka_url, topic) == stored
     assert await _pending(db) == []
 
 
@@ -69,7 +69,7 @@ async def test_with_kafka_down_the_change_commits_and_the_relay_publishes_it_lat
     down = KafkaProducer(
         plain("kafka://127.0.0.1:1", timeout_ms=200)
     )  # never started: every send raises StreamUnavailable, as with Kafka down
-    games = EventSourcedStorage(db, "games", outbox=_outbox(db, down, topic))
+    games = EventSourcedStorage(MongoDocuments(db, "games"), outbox=_outbox(db, down, topic))
     with caplog.at_level(logging.WARNING, logger="workers.storage"):
         await games.find_one_and_upsert({"_id": "g1", "gold": 1}, client_id="game-server")
         await games.find_one_and_update("g1", lambda g: {**g, "gold": 2}, client_id="c")
@@ -79,7 +79,7 @@ async def test_with_kafka_down_the_change_commits_and_the_relay_publishes_it_lat
 
     relayed = await _outbox(db, producer, topic).relay_once(older_than_s=0)
     assert relayed == 2 and await _pending(db) == []
-    assert await read_topic(stack.urls.kafka_url, topic) == await games.get_missing_events(
+    assert await read_events(stack.urls.kafka_url, topic) == await games.get_missing_events(
         "g1", after_version=0
     )
 
@@ -89,7 +89,7 @@ async def test_a_failing_bus_does_not_fail_the_change(
 ) -> None:
     bus = InProcessEventBus()
     await bus.close()  # publishing now raises BusClosed
-    games = EventSourcedStorage(db, "games", bus=bus)
+    games = EventSourcedStorage(MongoDocuments(db, "games"), bus=bus)
     with caplog.at_level(logging.WARNING, logger="workers.storage"):
         doc = await games.find_one_and_upsert({"_id": "g1", "gold": 1}, client_id="c")
     assert doc["version"] == 1

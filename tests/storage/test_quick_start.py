@@ -15,17 +15,19 @@ from tests.storage.helpers import Document, raw_events
 from tests.waiting import wait_for
 from topics.envelope import Event, Metadata
 from topics.errors import InvalidInput, NotFound, UnknownAggregateType
-from workers.bus import InProcessEventBus, NatsEventBus, RedisEventBus
+from workers.adapters.mongo import MongoDocuments
+from workers.adapters.nats import NatsEventBus
+from workers.adapters.redis import RedisEventBus
+from workers.bus import InProcessEventBus
 from workers.cqrs import (
     AggregateFactory,
     Dispatcher,
-    DocumentAggregate,
     DocumentHandler,
-    NamedCommand,
     UnknownCommand,
     new_command,
 )
 from workers.devtools.embedded import EmbeddedStack
+from workers.examples.cqrs.users import change_email, create_user
 from workers.ports import EventBus
 from workers.storage import DocumentDeleted, EventSourcedStorage, FieldChangedMapper
 
@@ -46,19 +48,9 @@ async def bus(request: pytest.FixtureRequest, stack: EmbeddedStack) -> AsyncIter
     await made.close()
 
 
-def create_user(user: DocumentAggregate, command: NamedCommand) -> Document:
-    if not user.new:
-        raise InvalidInput(f"user {user.id} exists already (version {user.version})")
-    return {**user.document, **command.payload}
-
-
-def change_email(user: DocumentAggregate, command: NamedCommand) -> Document:
-    return {**user.document, "email": command.payload["email"]}
-
-
 async def test_the_quick_start_of_seed_003(db: AsyncDatabase[Document], bus: EventBus) -> None:
     users = EventSourcedStorage(
-        db, "users", type_prefix="User", bus=bus,
+        MongoDocuments(db, "users"), type_prefix="User", bus=bus,
         mapper=FieldChangedMapper("email", "UserEmailChanged", "new_email"),
     )  # fmt: skip
     factory = AggregateFactory()
@@ -103,7 +95,7 @@ async def test_the_quick_start_of_seed_003(db: AsyncDatabase[Document], bus: Eve
 
 
 async def test_update_creates_a_missing_document_only_when_asked(db: AsyncDatabase[Document]) -> None:
-    users = EventSourcedStorage(db, "users", type_prefix="User")
+    users = EventSourcedStorage(MongoDocuments(db, "users"), type_prefix="User")
 
     def set_email(user: Document | None) -> Document:
         user = user or {"name": "John Doe"}  # seed 003: `user, ok := doc.(*User); if !ok {...}`
@@ -133,7 +125,7 @@ async def test_update_creates_a_missing_document_only_when_asked(db: AsyncDataba
 
 
 async def test_dispatching_what_nobody_handles_is_refused(db: AsyncDatabase[Document]) -> None:
-    users = EventSourcedStorage(db, "users", type_prefix="User")
+    users = EventSourcedStorage(MongoDocuments(db, "users"), type_prefix="User")
     dispatcher = Dispatcher()
     dispatcher.register("CreateUser", DocumentHandler(users, create_user, create=True,
                                                       factory=AggregateFactory()))  # fmt: skip

@@ -8,6 +8,7 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.storage.helpers import Document, canonical, content, raw_doc, rebuild
+from workers.adapters.mongo import MongoDocuments
 from workers.storage import AFTER_DOCUMENT_WRITE, EventSourcedStorage, FaultPoint
 
 
@@ -23,7 +24,7 @@ def _crash(point: FaultPoint) -> None:
 async def test_a_standalone_server_gets_the_intent_path(
     standalone_db: AsyncDatabase[Document],
 ) -> None:
-    games = EventSourcedStorage(standalone_db, "games", max_retries=500)
+    games = EventSourcedStorage(MongoDocuments(standalone_db, "games"), max_retries=500)
     await games.find_one_and_upsert({"_id": "g1", "gold": 0}, client_id="game-server")
     assert games.uses_transactions is False
 
@@ -34,7 +35,7 @@ async def test_a_standalone_server_gets_the_intent_path(
             )
 
     await asyncio.gather(*(player(n) for n in range(5)))
-    crashing = EventSourcedStorage(standalone_db, "games", fault_hook=_crash)
+    crashing = EventSourcedStorage(MongoDocuments(standalone_db, "games", fault_hook=_crash))
     with pytest.raises(Crash):
         await crashing.find_one_and_update("g1", lambda g: {**g, "gold": 100}, client_id="c")
     raw = await raw_doc(standalone_db, "games", "g1")

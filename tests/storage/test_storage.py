@@ -11,14 +11,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 from tests.storage.helpers import Document, canonical, content, raw_doc, raw_events, rebuild
 from topics.envelope import decode, encode
 from topics.errors import NotFound, StoreUnavailable
-from workers.adapters.mongo import connect, database
+from workers.adapters.mongo import MongoDocuments, connect, database
 from workers.metrics import create_metrics
 from workers.storage import DocumentDeleted, EventSourcedStorage
 
 
 @pytest.fixture
 async def games(db: AsyncDatabase[Document]) -> EventSourcedStorage:
-    storage = EventSourcedStorage(db, "game_states", type_prefix="GameState")
+    storage = EventSourcedStorage(MongoDocuments(db, "game_states"), type_prefix="GameState")
     await storage.find_one_and_upsert(
         {"_id": "g1", "gold": 100, "stats": {"hp": 10, "mp": 5}}, client_id="game-server"
     )
@@ -130,7 +130,7 @@ async def test_changes_are_counted_by_collection_and_operation(
     db: AsyncDatabase[Document],
 ) -> None:
     metrics = create_metrics(CollectorRegistry())
-    users = EventSourcedStorage(db, "users", metrics=metrics)
+    users = EventSourcedStorage(MongoDocuments(db, "users"), metrics=metrics)
     await users.find_one_and_upsert({"_id": "u1", "name": "a"}, client_id="c")
     await users.find_one_and_upsert({"_id": "u1", "name": "a"}, client_id="c")
     await users.find_one_and_update("u1", lambda u: {**u, "name": "b"}, client_id="c")
@@ -158,7 +158,7 @@ async def test_documents_are_stored_flat_without_markers(
 
 async def test_an_unreachable_store_is_a_clear_retriable_error() -> None:
     client = connect("mongodb://127.0.0.1:1/?directConnection=true", timeout_ms=200)
-    games = EventSourcedStorage(database(client, "nowhere"), "games")
+    games = EventSourcedStorage(MongoDocuments(database(client, "nowhere"), "games"))
     try:
         with pytest.raises(StoreUnavailable, match="MongoDB did not answer") as caught:
             await games.find_one_and_upsert({"_id": "g1"}, client_id="c")

@@ -11,6 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.storage.helpers import Document, raw_doc, raw_events
 from topics.errors import InvalidInput
+from workers.adapters.mongo import MongoDocuments
 from workers.runtime.settings import Settings
 from workers.storage import EventSourcedStorage
 from workers.storage.storage import DEFAULT_MAX_EVENT_BYTES
@@ -40,7 +41,7 @@ BAD_CONTENT = [
 
 @pytest.fixture
 async def users(db: AsyncDatabase[Document]) -> EventSourcedStorage:
-    storage = EventSourcedStorage(db, "users")
+    storage = EventSourcedStorage(MongoDocuments(db, "users"))
     await storage.find_one_and_upsert({"_id": "u1", "name": "Ann"}, client_id="signup")
     return storage
 
@@ -158,13 +159,13 @@ def test_bad_construction_is_refused(
 ) -> None:
     name = kwargs.pop("collection_name")
     with pytest.raises(InvalidInput, match=message):
-        EventSourcedStorage(db, name, **kwargs)
+        EventSourcedStorage(MongoDocuments(db, name), **kwargs)
 
 
 async def test_a_change_whose_event_is_too_large_for_the_stream_is_refused(
     db: AsyncDatabase[Document],
 ) -> None:
-    users = EventSourcedStorage(db, "users", max_event_bytes=2048)
+    users = EventSourcedStorage(MongoDocuments(db, "users"), max_event_bytes=2048)
     await users.find_one_and_upsert({"_id": "u1", "name": "Ann"}, client_id="signup")
     with pytest.raises(InvalidInput, match=r"would be \d+ bytes, over the 2048-byte limit"):
         await users.find_one_and_update("u1", lambda u: {**u, "bio": "x" * 3000}, client_id="c")

@@ -6,8 +6,6 @@ from dataclasses import dataclass
 
 import pytest
 
-from snapshot_rules.domains.account import ACCOUNT
-from snapshot_rules.domains.order import ORDER
 from snapshot_rules.replay import Folded
 from topics.envelope import Metadata, new_event
 from topics.errors import (
@@ -20,13 +18,14 @@ from topics.errors import (
 from workers.cqrs import (
     AggregateRoot,
     Command,
-    DepositMoney,
     Dispatcher,
     Handled,
     StateRejected,
     UnknownCommand,
-    WithdrawMoney,
 )
+from workers.examples.cqrs.account import DepositMoney, WithdrawMoney
+from workers.examples.domains.account import ACCOUNT
+from workers.examples.domains.order import ORDER
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

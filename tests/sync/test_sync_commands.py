@@ -10,24 +10,27 @@ from dataclasses import dataclass
 
 import pytest
 
-from snapshot_rules.domains.account import ACCOUNT
 from topics.envelope import Metadata
 from topics.errors import ConcurrencyConflict, InvalidEventData, UnknownEventType
 from workers.cqrs import (
     AggregateHandler,
     AggregateRoot,
-    CloseAccount,
     Command,
-    DepositMoney,
     Dispatcher,
-    OpenAccount,
     Publisher,
     StateRejected,
-    WithdrawMoney,
-    register_account,
+    register_aggregate,
 )
 from workers.cqrs.sync import SyncCommands
 from workers.devtools.embedded import EmbeddedStack
+from workers.examples.cqrs.account import COMMANDS as ACCOUNT_COMMANDS
+from workers.examples.cqrs.account import (
+    CloseAccount,
+    DepositMoney,
+    OpenAccount,
+    WithdrawMoney,
+)
+from workers.examples.domains.account import ACCOUNT
 from workers.ports import SyncResult
 
 from .wiring import SyncWiring, sync_wiring
@@ -36,7 +39,8 @@ from .wiring import SyncWiring, sync_wiring
 @pytest.fixture
 async def wired(stack: EmbeddedStack, unique_name: str) -> AsyncIterator[SyncWiring]:
     async with sync_wiring(
-        kafka_url=stack.urls.kafka_url, mongo_url=stack.urls.mongo_url, name=unique_name
+        kafka_url=stack.urls.kafka_url, mongo_url=stack.urls.mongo_url,
+        redis_url=stack.urls.redis_url, name=unique_name,
     ) as wiring:
         yield wiring
 
@@ -129,7 +133,9 @@ async def test_the_cqrs_api_directly_and_a_failing_handler_saves_nothing(
 ) -> None:
     publisher = Publisher(wired.outbox)
     dispatcher = Dispatcher()
-    register_account(dispatcher, repository=wired.repository, publisher=publisher)
+    register_aggregate(
+        dispatcher, ACCOUNT, ACCOUNT_COMMANDS, repository=wired.repository, publisher=publisher
+    )
 
     def open_with_deposit(aggregate: AggregateRoot, command: OpenWithDeposit) -> None:
         aggregate.record("AccountOpened", {"owner": command.owner})

@@ -7,14 +7,15 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from snapshot_rules.domains.account import ACCOUNT
 from tests.faults import TcpProxy
+from tests.kafka_topics import create_topic
 from tests.waiting import wait_for
 from topics.envelope import Metadata
 from topics.errors import StoreUnavailable, StreamUnavailable, Unavailable
 from workers.devtools.embedded import EmbeddedStack
+from workers.examples.domains.account import ACCOUNT
 
-from .wiring import SyncWiring, create_topic, sync_wiring
+from .wiring import PARTITIONS, SyncWiring, sync_wiring
 
 
 async def _eventually(check: Callable[[], Awaitable[bool]], *, timeout_s: float = 15.0) -> None:
@@ -39,6 +40,7 @@ async def test_kafka_down_after_storing_is_reported_and_repaired_once(
         async with sync_wiring(
             kafka_url=own.urls.kafka_url,
             mongo_url=stack.urls.mongo_url,
+            redis_url=stack.urls.redis_url,
             name=unique_name,
             kafka_timeout_ms=1000,
         ) as wired:
@@ -64,7 +66,7 @@ async def test_kafka_down_after_storing_is_reported_and_repaired_once(
             await wired.sync.drain()
 
             await kafka.start()  # back, empty: the topic is created again, as `topics ensure` would
-            await create_topic(own.urls.kafka_url, wired.topic)
+            await create_topic(own.urls.kafka_url, wired.topic, partitions=PARTITIONS)
             await _eventually(lambda: _relay(wired))
             on_stream = await wired.published()
             assert [(e.id, e.version) for e in on_stream] == [
@@ -83,6 +85,7 @@ async def test_store_down_raises_and_produces_nothing(
         async with sync_wiring(
             kafka_url=stack.urls.kafka_url,
             mongo_url=f"mongodb://{proxy.address}/?directConnection=true",
+            redis_url=stack.urls.redis_url,
             name=unique_name,
             mongo_timeout_ms=500,
         ) as wired:

@@ -1,41 +1,40 @@
-"""Real wiring of SyncCommands for tests: MongoDB store, outbox and Kafka producer, unique names."""
+"""Sync mode as the fleet wires it: a commands-role Runtime on the real stack, under unique names."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-from snapshot_rules.domains.account import ACCOUNT
-from topics.catalog import TopicNames
-from topics.envelope import Event, Metadata, decode
-from workers.adapters.kafka import KafkaProducer, plain
-from workers.adapters.mongo import PENDING, MongoEventStore, MongoSnapshotStore, connect, database
+from snapshot_rules.domain import Domains
+from tests.kafka_topics import create_topic, read_events
+from topics.envelope import Event, Metadata, utc_now
 from workers.cqrs import Repository
 from workers.cqrs.sync import SyncCommands
-from workers.metrics import Metrics, create_metrics
+from workers.examples.domains.account import ACCOUNT
+from workers.metrics import Metrics
 from workers.ports import SyncResult
 from workers.roles.outbox import Outbox
 from workers.roles.state import StateLoader
+from workers.runtime.adapters import StoredEvents
+from workers.runtime.compose import Runtime
+from workers.runtime.settings import Settings
 
 PARTITIONS = 2
 
 
 @dataclass
 class SyncWiring:
-    """One SyncCommands and the real pieces behind it."""
+    """The runtime's SyncCommands and the real pieces behind it."""
 
+    runtime: Runtime
     sync: SyncCommands
     repository: Repository
     loader: StateLoader
-    store: MongoEventStore
+    store: StoredEvents
     outbox: Outbox
-    producer: KafkaProducer
     metrics: Metrics
     topic: str
     kafka_url: str
@@ -47,11 +46,12 @@ class SyncWiring:
         return await self.store.read(("account", aggregate_id))
 
     async def pending(self) -> list[str]:
-        cursor = self.store.collection.find({PENDING: True}, projection={"_id": 1})
-        return [doc["_id"] async for doc in cursor]
+        """Ids of the stored events still flagged for publishing."""
+        later = utc_now() + timedelta(days=1)
+        return [event.id for event in await self.store.pending(older_than=later, limit=10_000)]
 
     async def published(self) -> list[Event]:
-        return await read_topic(self.kafka_url, self.topic)
+        return await read_events(self.kafka_url, self.topic)
 
 
 @asynccontextmanager
@@ -59,85 +59,38 @@ async def sync_wiring(
     *,
     kafka_url: str,
     mongo_url: str,
+    redis_url: str,
     name: str,
     kafka_timeout_ms: int = 5000,
     mongo_timeout_ms: int = 5000,
-    max_attempts: int = 5,
 ) -> AsyncIterator[SyncWiring]:
     """Everything under ``name``: database ``name``, topic ``name.events.stored``."""
-    topic = TopicNames(prefix=f"{name}.").stored
-    await create_topic(kafka_url, topic)
-    client = connect(mongo_url, timeout_ms=mongo_timeout_ms)
-    # plain(): not idempotent, as Tansu rejects InitProducerId
-    producer = KafkaProducer(plain(kafka_url, timeout_ms=kafka_timeout_ms), client_id=name)
-    try:
-        db = database(client, name)
-        store = MongoEventStore(db)
-        await store.ensure_indexes()
-        metrics = create_metrics()
-        loader = StateLoader(store, MongoSnapshotStore(db), metrics, tail_threshold=5)
-        await producer.start()
-        outbox = Outbox(store, producer, topic=topic, metrics=metrics, mode="sync")
-        repository = Repository(loader)
-        sync = SyncCommands(
-            repository=repository, outbox=outbox, metrics=metrics, max_attempts=max_attempts
-        )
-        yield SyncWiring(
-            sync, repository, loader, store, outbox, producer, metrics, topic, kafka_url
-        )
-        await sync.drain()
-        await loader.drain()
-    finally:
-        await producer.stop()
-        await client.close()
-
-
-def _bootstrap(kafka_url: str) -> str:
-    return kafka_url.removeprefix("kafka://")
-
-
-async def create_topic(kafka_url: str, topic: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=_bootstrap(kafka_url), request_timeout_ms=5000)
-    await asyncio.wait_for(admin.start(), 10)
-    try:
-        await asyncio.wait_for(
-            admin.create_topics([NewTopic(topic, num_partitions=PARTITIONS, replication_factor=1)]),
-            10,
-        )
-    finally:
-        await asyncio.wait_for(admin.close(), 10)
-
-
-async def read_topic(kafka_url: str, topic: str, *, timeout_s: float = 10.0) -> list[Event]:
-    """Every record on ``topic`` up to its current end, decoded (no consumer group: no join wait)."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=_bootstrap(kafka_url),
-        enable_auto_commit=False,
-        fetch_max_wait_ms=10,
-        request_timeout_ms=5000,
+    settings = Settings(
+        kafka_url=kafka_url,
+        mongo_url=mongo_url,
+        redis_url=redis_url,
+        mongo_database=name,
+        topic_prefix=f"{name}.",
+        group_id=name,
+        kafka_idempotence=False,  # Tansu rejects InitProducerId
+        kafka_timeout_ms=kafka_timeout_ms,
+        mongo_timeout_ms=mongo_timeout_ms,
+        snapshot_tail=5,
     )
-    await asyncio.wait_for(consumer.start(), timeout_s)
+    runtime = await Runtime.start(settings, roles=("commands",), domains=Domains([ACCOUNT]))
     try:
-        partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-        consumer.assign(partitions)
-        await asyncio.wait_for(consumer.seek_to_beginning(*partitions), timeout_s)
-        end = await asyncio.wait_for(consumer.end_offsets(partitions), timeout_s)
-        events: list[Event] = []
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while not await _reached(consumer, end):
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"{topic}: could not read up to {end} within {timeout_s} s")
-            batches = await consumer.getmany(*partitions, timeout_ms=100)
-            events.extend(
-                decode(record.value) for records in batches.values() for record in records
-            )
-        return events
+        topic = runtime.names.stored
+        await create_topic(kafka_url, topic, partitions=PARTITIONS)
+        yield SyncWiring(
+            runtime,
+            runtime.sync,
+            Repository(runtime.loader),
+            runtime.loader,
+            runtime.events,
+            runtime.outbox,
+            runtime.metrics,
+            topic,
+            kafka_url,
+        )
     finally:
-        await asyncio.wait_for(consumer.stop(), timeout_s)
-
-
-async def _reached(consumer: AIOKafkaConsumer, end: dict[TopicPartition, int]) -> bool:
-    for tp, offset in end.items():
-        if await consumer.position(tp) < offset:
-            return False
-    return True
+        await runtime.stop()

@@ -9,11 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from snapshot_rules.domain import Mode
-from snapshot_rules.domains.account import ACCOUNT, MAX_BALANCE, reduce_account, validate_account
 from snapshot_rules.replay import Folded, State, replay
 from topics.envelope import Event, new_event
 from topics.errors import InvalidEventData, TransitionRejected, UnknownEventType
 from workers.cqrs.aggregate import AggregateRoot
+from workers.examples.domains.account import ACCOUNT, MAX_BALANCE, reduce_account, validate_account
 
 
 def _event(kind: str, data: dict[str, Any] | None = None, version: int = 1) -> Event:

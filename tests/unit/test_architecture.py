@@ -1,11 +1,15 @@
-"""The rooms of ``workers/`` and the direction between them, read from the imports; no cycles.
+"""The rooms of the project and the one direction between them, read from the imports; no cycles.
 
-From the bottom up: ``topics`` ← ``snapshot_rules`` ← ``workers.ports``, ``workers.metrics`` and
-``workers.secrets``
-← ``workers.roles`` and ``workers.adapters`` ← the products ``workers.storage`` and
-``workers.bus`` ← ``workers.cqrs`` (seed 003 puts CQRS on the storage) ← ``workers.runtime``
-← ``workers.devtools`` ← ``workers.cli``. Role logic imports no driver; nothing below the CLI
-imports devtools.
+From the bottom up: ``topics`` ← ``snapshot_rules`` ← the foundation (``workers.ports``,
+``workers.metrics``, ``workers.secrets``) ← ``workers.roles`` (role logic on the ports) ←
+``workers.bus`` and ``workers.storage`` (what the buses share; EventSourcedStorage on its
+document-store port) ← ``workers.cqrs`` (on the storage) ← ``workers.adapters`` (one package per
+technology, implementing the ports of the rooms below) ← ``workers.runtime`` (composes them) ←
+``workers.devtools`` ← ``workers.cli`` ← ``workers.examples``. A module imports its own room and
+the rooms below it, nothing above: so nothing imports the examples. Two rules more, with no
+exceptions: the drivers (pymongo, bson, redis, aiokafka, nats) are imported only under
+``workers/adapters`` and ``workers/devtools``, and the runtime's libraries (faust, mode,
+aiohttp) by no room below the runtime; and only the CLI imports devtools.
 """
 
 from __future__ import annotations
@@ -18,40 +22,39 @@ import pytest
 
 from tests.unit.test_layering import ROOT, imported_modules, module_name
 
-FOUNDATION = ("topics", "snapshot_rules", "workers.ports", "workers.metrics", "workers.secrets")
-ALLOWED: dict[str, tuple[str, ...]] = {
-    "workers": FOUNDATION,
-    "topics": ("topics",),
-    "snapshot_rules": ("topics", "snapshot_rules"),
-    "workers.ports": FOUNDATION,
-    "workers.metrics": FOUNDATION,
-    "workers.roles": (*FOUNDATION, "workers.roles"),
-    "workers.adapters": (*FOUNDATION, "workers.adapters"),
-    "workers.cqrs": (*FOUNDATION, "workers.roles", "workers.storage", "workers.cqrs"),
-    "workers.bus": (*FOUNDATION, "workers.adapters", "workers.bus"),
-    "workers.storage": (*FOUNDATION, "workers.roles", "workers.adapters", "workers.storage"),
-    "workers.runtime": (
-        *FOUNDATION, "workers.roles", "workers.adapters", "workers.cqrs", "workers.bus",
-        "workers.storage", "workers.runtime",
-    ),
-    "workers.devtools": (
-        *FOUNDATION, "workers.roles", "workers.adapters", "workers.cqrs", "workers.bus",
-        "workers.storage", "workers.runtime", "workers.devtools",
-    ),
-    "workers.cli": (
-        *FOUNDATION, "workers.roles", "workers.adapters", "workers.cqrs", "workers.bus",
-        "workers.storage", "workers.runtime", "workers.devtools", "workers.cli",
-    ),
-}  # fmt: skip
-DRIVERS = ("faust", "mode", "aiokafka", "pymongo", "bson", "motor", "redis", "nats", "aiohttp")
-NO_DRIVERS = ("workers.roles", "workers.ports", "workers.cqrs")
+FLOORS: tuple[tuple[str, ...], ...] = (
+    ("topics",),
+    ("snapshot_rules",),
+    ("workers", "workers.ports", "workers.metrics", "workers.secrets"),
+    ("workers.roles",),
+    ("workers.bus", "workers.storage"),
+    ("workers.cqrs",),
+    ("workers.adapters",),
+    ("workers.runtime",),
+    ("workers.devtools",),
+    ("workers.cli",),
+    ("workers.examples",),
+)
+"""The rooms, floor by floor from the ground up; rooms on one floor do not import each other."""
+ROOMS = tuple(r for floor in FLOORS for r in floor)
+DRIVERS = ("pymongo", "bson", "motor", "redis", "aiokafka", "nats")
+DRIVER_ROOMS = ("workers.adapters", "workers.devtools")
+RUNTIME_LIBRARIES = ("faust", "mode", "aiohttp")
+
+
+def floor(room: str) -> int:
+    return next(i for i, rooms in enumerate(FLOORS) if room in rooms)
+
+
+def inside(module: str, room: str) -> bool:
+    return module == room or module.startswith(room + ".")
 
 
 def room(module: str) -> str:
     """The longest room name that ``module`` is in."""
-    found = [r for r in ALLOWED if module == r or module.startswith(r + ".")]
+    found = [r for r in ROOMS if inside(module, r)]
     if not found:
-        raise AssertionError(f"{module} is in no room: add it to ALLOWED or move it into one")
+        raise AssertionError(f"{module} is in no room: add it to FLOORS or move it into one")
     return max(found, key=len)
 
 
@@ -106,9 +109,11 @@ def test_every_module_is_in_a_room() -> None:
 
 
 def upward(module: str, targets: set[str]) -> list[str]:
-    """The imports of ``module`` its room may not make."""
-    allowed = ALLOWED[room(module)]
-    return sorted(t for t in targets if not any(t == a or t.startswith(a + ".") for a in allowed))
+    """The imports of ``module`` its room may not make: a room above it, or beside it."""
+    own = room(module)
+    return sorted(
+        t for t in targets if room(t) != own and floor(room(t)) >= floor(own)
+    )
 
 
 @pytest.mark.parametrize("module", sorted(graph()), ids=str)
@@ -117,15 +122,28 @@ def test_imports_point_down_or_sideways_within_a_room(module: str) -> None:
     assert wrong == [], f"{module} ({room(module)}) may not import {wrong}"
 
 
+def libraries(path: Path) -> set[str]:
+    """The top-level names of everything ``path`` imports."""
+    return {name.split(".")[0] for name in imported_modules(path.read_text(), module_name(path))}
+
+
 @pytest.mark.parametrize("path", source_files(), ids=lambda p: module_name(p))
-def test_role_logic_ports_and_cqrs_import_no_driver(path: Path) -> None:
-    module = module_name(path)
-    if not any(module == r or module.startswith(r + ".") for r in NO_DRIVERS):
+def test_drivers_are_imported_only_by_adapters_and_devtools(path: Path) -> None:
+    if any(inside(module_name(path), r) for r in DRIVER_ROOMS):
         return
-    drivers = sorted(
-        name for name in imported_modules(path.read_text(), module) if name.split(".")[0] in DRIVERS
+    drivers = sorted(libraries(path) & set(DRIVERS))
+    assert drivers == [], (
+        f"{module_name(path)} imports {drivers}: a driver belongs in workers/adapters/<technology>;"
+        " reach it through a port"
     )
-    assert drivers == [], f"{module} imports drivers {drivers}: it must go through a port"
+
+
+@pytest.mark.parametrize("path", source_files(), ids=lambda p: module_name(p))
+def test_the_runtime_libraries_stay_at_the_runtime_and_above(path: Path) -> None:
+    if floor(room(module_name(path))) >= floor("workers.runtime"):
+        return
+    found = sorted(libraries(path) & set(RUNTIME_LIBRARIES))
+    assert found == [], f"{module_name(path)} imports {found}: Faust and HTTP are the runtime's"
 
 
 def test_there_is_no_import_cycle() -> None:
@@ -148,8 +166,12 @@ def test_the_checks_catch_an_upward_import_and_a_cycle() -> None:
     assert upward("workers.roles.commands", {"workers.runtime.settings", "workers.ports"}) == [
         "workers.runtime.settings"
     ]
-    assert upward("workers.adapters.mongo.stores", {"workers.roles.state"}) == ["workers.roles.state"]
+    mongo = "workers.adapters.mongo"
+    assert upward("workers.storage.storage", {mongo}) == [mongo]
+    assert upward("workers.bus.common", {"workers.storage.ports"}) == ["workers.storage.ports"]
     assert upward("workers.runtime.http", {"workers.devtools.dev"}) == ["workers.devtools.dev"]
+    assert upward("workers.cli.main", {"workers.examples.domains"}) == ["workers.examples.domains"]
+    assert upward("workers.adapters.mongo.documents", {"workers.storage.ports"}) == []
     components = strongly_connected({"a": {"b"}, "b": {"a"}, "c": {"a"}})
     assert sorted(sorted(c) for c in components) == [["a", "b"], ["c"]]
 

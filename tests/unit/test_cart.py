@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from snapshot_rules.domains.cart import CART, MAX_ITEMS, price_in_cents, reduce_cart
 from snapshot_rules.replay import replay
 from topics.envelope import Event, new_event
 from topics.errors import InvalidEventData, TransitionRejected
+from workers.examples.domains.cart import CART, MAX_ITEMS, price_in_cents, reduce_cart
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 

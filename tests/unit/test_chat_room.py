@@ -10,18 +10,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from snapshot_rules.domains.chat_pages import RoomQuery
-from snapshot_rules.domains.chat_room import (
+from snapshot_rules.projection import LIVE, ViewDoc, advance
+from snapshot_rules.replay import Folded, State, replay
+from topics.envelope import Event, new_event
+from topics.errors import InvalidEventData, InvalidInput, TransitionRejected
+from workers.examples.domains.chat_pages import RoomQuery
+from workers.examples.domains.chat_room import (
     CHAT_MESSAGES,
     CHAT_ROOM,
     apply_chat_view,
     chat_room_domain,
     reduce_chat_room,
 )
-from snapshot_rules.projection import LIVE, ViewDoc, advance
-from snapshot_rules.replay import Folded, State, replay
-from topics.envelope import Event, new_event
-from topics.errors import InvalidEventData, InvalidInput, TransitionRejected
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

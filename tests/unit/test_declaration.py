@@ -7,13 +7,13 @@ from typing import Any
 import pytest
 
 from snapshot_rules.domain import ANY, NEW, Domain, Mode, Route, event
-from snapshot_rules.domains.account import ACCOUNT
 from snapshot_rules.replay import State
 from snapshot_rules.rules import every, on
 from snapshot_rules.schema import Text, fields
 from topics.envelope import Event, new_event
 from topics.errors import InvalidEventData, TransitionRejected
 from workers.cqrs.aggregate import AggregateRoot, StateRejected
+from workers.examples.domains.account import ACCOUNT
 
 
 def keep(state: State | None, e: Event) -> State:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workers.devtools.demo_verify import compare_histories
+from workers.examples.demo.verify import compare_histories
 
 ORDER = ("order", "o1")
 

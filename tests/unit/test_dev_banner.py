@@ -8,10 +8,10 @@ import shlex
 import orjson
 
 from snapshot_rules.domain import Domains
-from snapshot_rules.domains import all_domains, default_domains
 from tests.e2e.counting import domains as tally_domains
 from workers.devtools.banner import banner, example, exports, tries
-from workers.devtools.demo import chat_plan, order_plan
+from workers.examples.demo.run import chat_plan, order_plan
+from workers.examples.domains import all_domains, default_domains
 from workers.runtime.settings import Settings
 
 

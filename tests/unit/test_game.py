@@ -8,11 +8,11 @@ from typing import Any
 import orjson
 import pytest
 
-from snapshot_rules.domains.game import GAME, reduce_game
 from snapshot_rules.replay import replay
 from snapshot_rules.rules import Progress
 from topics.envelope import Event, new_event
 from topics.errors import InvalidEventData, TransitionRejected
+from workers.examples.domains.game import GAME, reduce_game
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 

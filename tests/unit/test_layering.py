@@ -76,7 +76,7 @@ def _layer_files() -> list[Path]:
 def test_the_layers_are_found() -> None:
     names = {module_name(path) for path in _layer_files()}
     assert {"topics.envelope", "topics.catalog", "snapshot_rules.replay"} <= names
-    assert "snapshot_rules.domains.order" in names
+    assert "snapshot_rules.domain" in names
 
 
 @pytest.mark.parametrize("path", _layer_files(), ids=lambda p: module_name(p))
@@ -94,8 +94,8 @@ def test_lower_layers_import_no_driver_and_nothing_above_them(path: Path) -> Non
         ("from faust import App\n", "snapshot_rules.x", ["snapshot_rules.x imports faust"]),
         (
             "from bson import ObjectId\n",
-            "snapshot_rules.domains.x",
-            ["snapshot_rules.domains.x imports bson"],
+            "snapshot_rules.schema",
+            ["snapshot_rules.schema imports bson"],
         ),
         (
             "from workers.runtime.settings import Settings\n",
@@ -135,7 +135,7 @@ def test_the_checker_catches_violations(source: str, module: str, expected: list
     [
         ("import orjson, uuid\nfrom datetime import UTC\n", "topics.envelope"),
         ("from topics.envelope import Event\n", "snapshot_rules.replay"),
-        ("from snapshot_rules.rules import every\n", "snapshot_rules.domains.order"),
+        ("from snapshot_rules.rules import every\n", "snapshot_rules.declaration"),
         ("import modern, redislike, workers_guide\n", "topics.x"),  # prefixes are not roots
         ("from . import rules\nfrom .schema import Obj\n", "snapshot_rules.domain"),
     ],
@@ -146,9 +146,9 @@ def test_the_checker_allows_what_the_layer_may_use(source: str, module: str) -> 
 
 def test_relative_imports_resolve_against_the_package() -> None:
     source = "from . import a\nfrom .b import c\nfrom .. import d\nfrom ..e import f\n"
-    assert imported_modules(source, "snapshot_rules.domains.order") == {
-        "snapshot_rules.domains",
-        "snapshot_rules.domains.b",
+    assert imported_modules(source, "snapshot_rules.sub.order") == {
+        "snapshot_rules.sub",
+        "snapshot_rules.sub.b",
         "snapshot_rules",
         "snapshot_rules.e",
     }

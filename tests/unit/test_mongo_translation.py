@@ -7,7 +7,7 @@ from bson.errors import InvalidDocument
 from pymongo.errors import DocumentTooLarge, OperationFailure, WriteError
 
 from topics.errors import StoreError, Unstorable
-from workers.adapters.mongo import translated
+from workers.adapters.mongo.client import translated
 
 
 @pytest.mark.parametrize(

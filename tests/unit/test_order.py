@@ -7,12 +7,12 @@ from typing import Any
 import pytest
 
 from snapshot_rules.domain import NEW
-from snapshot_rules.domains import default_domains
-from snapshot_rules.domains.order import ORDER, reduce_order
 from snapshot_rules.replay import State, replay
 from snapshot_rules.rules import Progress
 from topics.envelope import Event, new_event
 from topics.errors import InvalidEventData, TransitionRejected, UnknownEventType
+from workers.examples.domains import default_domains
+from workers.examples.domains.order import ORDER, reduce_order
 
 TYPES = ["OrderPlaced", "OrderPaid", "OrderShipped", "OrderDelivered", "OrderCancelled"]
 # The table of the issue: event type -> what may be marked before it (None: a new order).

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from snapshot_rules.domains.order import ORDER
 from snapshot_rules.replay import Folded, ReplayGap, State, replay
 from topics.envelope import Event, new_event
 from topics.errors import TransitionRejected
+from workers.examples.domains.order import ORDER
 
 _text = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=16)
 _price = st.integers(min_value=0, max_value=10**6) | st.floats(

@@ -150,7 +150,7 @@ def test_settings_are_immutable() -> None:
         ("EVENTFLEET_MAX_BODY_BYTES", "1k"),
         ("EVENTFLEET_KAFKA_IDEMPOTENCE", "maybe"),
         ("EVENTFLEET_KAFKA_IDEMPOTENCE", "2"),
-        ("EVENTFLEET_DOMAINS", "snapshot_rules.domains.default_domains"),
+        ("EVENTFLEET_DOMAINS", "workers.examples.domains.default_domains"),
         ("EVENTFLEET_LOG_LEVEL", "verbose"),
         ("EVENTFLEET_LOG_LEVEL", "critical"),
         ("EVENTFLEET_TOPIC_PREFIX", "bad prefix/"),

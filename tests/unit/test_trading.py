@@ -8,11 +8,11 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from snapshot_rules.domains.trading import ORDER_BOOK, crossed, match_trades
 from snapshot_rules.replay import replay
 from topics.errors import InvalidEventData, TransitionRejected
 from workers.cqrs.aggregate import AggregateRoot, StateRejected
-from workers.cqrs.trading import CancelOrder, PlaceOrder, cancel_order, place_order
+from workers.examples.cqrs.trading import CancelOrder, PlaceOrder, cancel_order, place_order
+from workers.examples.domains.trading import ORDER_BOOK, crossed, match_trades
 
 
 def listed(tick: int = 1) -> AggregateRoot:

@@ -18,7 +18,6 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from snapshot_rules.domain import ANY, Domain, Domains, Upcast, event
-from snapshot_rules.domains import all_domains
 from snapshot_rules.replay import State
 from snapshot_rules.schema import Number, Text, fields
 from tests.strategies import data_for, history
@@ -30,6 +29,7 @@ from workers.adapters.memory import (
     MemorySnapshotStore,
     MemoryViewStore,
 )
+from workers.examples.domains import all_domains
 from workers.metrics import create_metrics
 from workers.roles.audit import Auditor, AuditSources
 from workers.roles.projections import ProjectionRunner
@@ -180,8 +180,8 @@ def test_upcasters_are_checked_at_declaration() -> None:
 )
 def test_data_an_old_schema_refuses_is_refused_not_lifted(bad: Any, problem: str) -> None:
     """A cart v1 event whose ``price`` is not a price must not become a plausible v2 one."""
-    from snapshot_rules.domains.cart import CART
     from topics.errors import InvalidEventData
+    from workers.examples.domains.cart import CART
 
     old = new_event(
         "cart", "c1", "ItemAdded", {"sku": "tea", "qty": 1, "price": bad}, schema_version=1

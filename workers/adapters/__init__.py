@@ -3,4 +3,4 @@
 Public API: the packages in ``__all__`` and what each re-exports.
 """
 
-__all__ = ["kafka", "memory", "mongo", "redis"]
+__all__ = ["kafka", "memory", "mongo", "nats", "redis"]

@@ -1,11 +1,15 @@
-"""Event buses: the ``EventBus`` port over in-process calls, Redis Streams, NATS JetStream and Kafka.
+"""Event buses: the ``EventBus`` port's shared machinery and the in-process bus.
 
-| bus                 | delivery guarantee                                                       |
-|---------------------|--------------------------------------------------------------------------|
-| `InProcessEventBus` | at-most-once: handlers run inside `publish`; a failure is not retried    |
-| `RedisEventBus`     | at-least-once, durable: Redis Streams, a consumer group per subscriber   |
-| `NatsEventBus`      | at-least-once, durable: JetStream, a durable consumer per subscriber     |
-| `KafkaEventBus`     | at-least-once, durable: `events.stored`, a consumer group per subscriber |
+| bus                                        | delivery guarantee                                     |
+|--------------------------------------------|--------------------------------------------------------|
+| `InProcessEventBus` (here)                 | at-most-once: handlers run inside `publish`; a failure is not retried |
+| `workers.adapters.redis.RedisEventBus`     | at-least-once, durable: Redis Streams, a consumer group per subscriber |
+| `workers.adapters.nats.NatsEventBus`       | at-least-once, durable: JetStream, a durable consumer per subscriber |
+| `workers.adapters.kafka.KafkaEventBus`     | at-least-once, durable: `events.stored`, a consumer group per subscriber |
+
+The durable buses live with their technology's other adapters and build on this package: its
+errors (driver errors become ``BusUnavailable`` or ``BusError`` there, once), ``RetryPolicy``,
+the delivery loop and the registry of live subscriptions (``common``).
 
 Every bus accepts stored events only (``publish`` of an event without a version raises
 ``InvalidInput``). On the durable buses a failing handler is retried with backoff up to
@@ -27,9 +31,6 @@ from workers.bus.common import (
     RetryPolicy,
 )
 from workers.bus.inprocess import InProcessEventBus
-from workers.bus.kafka import KafkaBusOptions, KafkaEventBus
-from workers.bus.nats import NatsEventBus
-from workers.bus.redis import RedisEventBus
 
 __all__ = [
     "ANY_TYPE",
@@ -37,9 +38,5 @@ __all__ = [
     "BusError",
     "BusUnavailable",
     "InProcessEventBus",
-    "KafkaBusOptions",
-    "KafkaEventBus",
-    "NatsEventBus",
-    "RedisEventBus",
     "RetryPolicy",
 ]

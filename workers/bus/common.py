@@ -1,17 +1,19 @@
-"""What every bus adapter shares: errors, the retry policy, type filters and one delivery loop."""
+"""What every bus shares: errors, the retry policy, type filters, one delivery loop and the registry
+of a bus's live subscriptions. The durable buses (``workers.adapters.{redis,nats,kafka}``) build on it."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import re
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from topics.envelope import EVENT_TYPE_RE, Event, decode
 from topics.errors import ConfigError, EventfleetError, InvalidInput, Unavailable
-from workers.ports import Handler
+from workers.ports import Handler, Subscription
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -180,3 +182,51 @@ async def stop_task(task: asyncio.Task[None] | None, timeout_s: float) -> None:
     elif not task.cancelled() and task.exception() is not None:
         # a loop that died on its own is reported, not re-raised at close
         log.warning("bus task %s ended with %r", task.get_name(), task.exception())
+
+
+class Reader(Protocol):
+    """One running subscription of a durable bus: its consumer and the task that reads it."""
+
+    async def stop(self) -> None:
+        """Stop reading and let go of what it holds; bounded, never raises."""
+        ...
+
+
+class Subscriptions:
+    """The live subscriptions of one bus: each cancelled on its own, or all when the bus closes.
+
+    ``opening`` checks a new subscription's arguments and names it (a durable name, or a fresh
+    ``tmp-…`` one); ``added`` hands out its cancel; after ``close`` the bus refuses new work.
+    """
+
+    def __init__(self, bus: str) -> None:
+        self._bus = bus
+        self._readers: set[Reader] = set()
+        self.closed = False
+
+    def check_open(self) -> None:
+        if self.closed:
+            raise BusClosed(f"the {self._bus} is closed; create a new one")
+
+    def opening(self, event_type: str, durable: str | None) -> str:
+        """The name of a new subscription to ``event_type``; raises if its arguments are bad."""
+        self.check_open()
+        check_event_type(event_type)
+        check_durable(durable)
+        return durable if durable is not None else f"tmp-{uuid.uuid4().hex}"
+
+    def added(self, reader: Reader) -> Subscription:
+        """Keep ``reader`` until it is cancelled or the bus closes; its cancel stops it."""
+        self._readers.add(reader)
+
+        async def cancel() -> None:
+            self._readers.discard(reader)
+            await reader.stop()
+
+        return Subscription(cancel=cancel)
+
+    async def close(self) -> None:
+        """Refuse new work and stop every subscription, concurrently."""
+        self.closed = True
+        readers, self._readers = list(self._readers), set()
+        await asyncio.gather(*(reader.stop() for reader in readers))

@@ -16,13 +16,10 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from aiokafka.errors import KafkaError
-from pymongo.errors import PyMongoError
-from redis.exceptions import RedisError
-
 from topics.errors import ConfigError, EventfleetError
 from workers.cli.args import USAGE_EXIT, parser
 from workers.cli.commands import HANDLERS, UsageError
+from workers.runtime.failures import ours
 from workers.runtime.settings import Settings
 
 __all__ = ["main", "parser"]
@@ -85,6 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def explain(e: Exception, args: argparse.Namespace) -> str:
     """One sentence for an error that reached the top, naming the fix."""
+    e = ours(e)  # a driver's error the adapters did not see (a tool's own client)
     if isinstance(e, EventfleetError):
         return str(e)
     if isinstance(e, OSError) and e.errno == errno.EADDRINUSE:
@@ -92,21 +90,6 @@ def explain(e: Exception, args: argparse.Namespace) -> str:
             "EVENTFLEET_HTTP_PORT=N (or 0 for any free port)"
         )
         return f"a port this command listens on is already in use ({e.strerror}); pass {flag}"
-    if isinstance(e, KafkaError):
-        return (
-            f"Kafka failed: {type(e).__name__}: {e}; check EVENTFLEET_KAFKA_URL and that the "
-            "broker runs (against `eventfleet dev`, paste the export block it prints)"
-        )
-    if isinstance(e, PyMongoError):
-        return (
-            f"MongoDB failed: {type(e).__name__}: {e}; check EVENTFLEET_MONGO_URL and that "
-            "the server runs"
-        )
-    if isinstance(e, RedisError):
-        return (
-            f"Redis failed: {type(e).__name__}: {e}; check EVENTFLEET_REDIS_URL and that the "
-            "server runs"
-        )
     if isinstance(e, OSError | TimeoutError):
         return f"{type(e).__name__}: {e}; check that the services EVENTFLEET_* name are up"
     return (

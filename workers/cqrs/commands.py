@@ -31,7 +31,7 @@ class AppendEvent(Command):
     """The generic command of the sync path: "append ``event_type`` with ``data``" to a domain.
 
     The domain's schema and state validator decide; typed commands (see
-    ``workers.cqrs.account``) are the same thing with the event spelled out by the code.
+    ``workers.examples.cqrs.account``) are the same thing with the event spelled out by the code.
     """
 
     domain: Domain

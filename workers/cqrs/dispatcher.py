@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
+from snapshot_rules.domain import Domain
 from topics.errors import InvalidInput
 from workers.cqrs.commands import Command, NamedCommand
-from workers.cqrs.handlers import Handled
+from workers.cqrs.handlers import AggregateHandler, Decide, Handled, Publisher
+from workers.cqrs.repository import Repository
+from workers.metrics import Metrics
 
 C = TypeVar("C", bound=Command)
 
@@ -57,3 +60,32 @@ class Dispatcher:
                 f"Dispatcher.register({kind!r} or its class, handler)."
             )
         return await handler(command)
+
+
+def register_aggregate(
+    dispatcher: Dispatcher,
+    domain: Domain,
+    decisions: Mapping[type[Command], Decide[Any]],
+    *,
+    repository: Repository,
+    publisher: Publisher,
+    metrics: Metrics | None = None,
+    max_attempts: int = 5,
+) -> None:
+    """Register one ``AggregateHandler`` of ``domain`` per command type, deciding as given.
+
+    ``decisions`` maps each command class to its ``decide(aggregate, command)``; every handler
+    shares the repository, the publisher and the retry bound.
+    """
+    for command, decide in decisions.items():
+        dispatcher.register(
+            command,
+            AggregateHandler(
+                domain,
+                decide,
+                repository=repository,
+                publisher=publisher,
+                metrics=metrics,
+                max_attempts=max_attempts,
+            ),
+        )

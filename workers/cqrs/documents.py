@@ -2,7 +2,7 @@
 
 The quick start of seed 003, in Python::
 
-    users = EventSourcedStorage(db, "users", type_prefix="User", bus=bus)
+    users = EventSourcedStorage(MongoDocuments(db, "users"), type_prefix="User", bus=bus)
     factory = AggregateFactory()
     factory.register("users", lambda user_id: {"name": "", "email": ""})
     dispatcher = Dispatcher()
@@ -29,7 +29,7 @@ from topics.errors import UnknownAggregateType
 from workers.cqrs.commands import Command
 from workers.cqrs.handlers import Handled
 from workers.storage import documents as docs
-from workers.storage.documents import Document
+from workers.storage.ports import Document
 from workers.storage.storage import EventSourcedStorage
 
 C = TypeVar("C", bound=Command)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import importlib
 import logging
 import shutil
 import socket
@@ -21,12 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from topics.errors import ConfigError, EventfleetError
-from workers.adapters.mongo import database
 from workers.adapters.redis import connect_redis
 from workers.devtools.banner import banner
 from workers.devtools.embedded import EmbeddedStack, StackStartError
 from workers.devtools.embedded.children import SAFETY_NET
-from workers.runtime.compose import ROLES, Runtime, load_domains, store_id
+from workers.runtime.compose import ROLES, Runtime, load_domains
 from workers.runtime.fleet import Fleet
 from workers.runtime.serve import serve
 from workers.runtime.settings import Settings
@@ -184,8 +184,7 @@ async def _keys_to_forget(runtime: Runtime, stack: EmbeddedStack) -> str | None:
     """The key prefix to delete at exit: marks in a lent Redis of a store that dies with us."""
     if "redis" in stack.started or "mongo" not in stack.started:
         return None  # our own Redis dies with the run; a lasting store keeps its marks valid
-    db = database(runtime.mongo, runtime.settings.mongo_database)
-    return f"{runtime.settings.topic_prefix}{await store_id(db)}:"
+    return f"{runtime.settings.topic_prefix}{await runtime.stores.store_id()}:"
 
 
 async def _delete_keys(settings: Settings, prefix: str) -> None:
@@ -201,9 +200,14 @@ async def _delete_keys(settings: Settings, prefix: str) -> None:
             await redis.aclose()
 
 
-async def _demo_then_stop(fleet: Fleet, scale: float, outcome: dict[str, Any]) -> None:
-    from workers.devtools.demo import run_demo
+DEMO = "workers.examples.demo.run:run_demo"
+"""What ``--demo`` runs: the example domains' workload, reached by its name as the default
+``EVENTFLEET_DOMAINS`` is, so no framework module imports the examples."""
 
+
+async def _demo_then_stop(fleet: Fleet, scale: float, outcome: dict[str, Any]) -> None:
+    module, _, name = DEMO.partition(":")
+    run_demo = getattr(importlib.import_module(module), name)
     try:
         ok, outcome["summary"] = await run_demo(fleet, scale=scale)
     except Exception:

@@ -146,7 +146,8 @@ class StateLoader:
         if version is None or folded.version >= version:
             return folded
         aggregate = (domain.name, aggregate_id)
-        newest = (await self.events.last_versions([aggregate])).get(aggregate, 0)
+        head = (await self.events.heads([aggregate])).get(aggregate)
+        newest = 0 if head is None else head.version
         if newest == 0 or version <= newest:
             return folded  # no events at all (the caller's not-found), or cut short by as_of
         raise VersionNotFound(

@@ -19,7 +19,6 @@ import orjson
 from snapshot_rules.projection import Projection
 from topics.envelope import Event
 from topics.errors import InvalidInput, Unavailable
-from workers.adapters.mongo import MongoViewStore, database
 from workers.ports import Outgoing, Record
 from workers.roles.deadletter import decode_stored
 from workers.roles.outcomes import NotDone, Unknown
@@ -27,6 +26,7 @@ from workers.roles.projections import ProjectionRunner
 from workers.roles.requests import CommandRequest, parse_request
 from workers.roles.retry import until_done
 from workers.runtime.answers import Answer, answer_of, error
+from workers.runtime.faust_types import Partitions
 from workers.runtime.fleet import Fleet
 from workers.runtime.offsets import OffsetLedger
 from workers.runtime.rule_table import FaustRuleStates, rule_table
@@ -41,7 +41,7 @@ class Acks:
     records: Sequence[Record]
 
 
-Handle = Callable[[Sequence[Record]], Awaitable["Awaitable[Any] | Acks | None"]]
+Handle = Callable[[Sequence[Record]], Awaitable["Awaitable[object] | Acks | None"]]
 """A role's batch logic. It returns None (ack the batch), background work that must finish
 before the batch acks, or ``Acks`` (ack only the records it decided)."""
 Tick = Callable[[], Awaitable[Sequence[Record]]]
@@ -103,15 +103,17 @@ def batch_agent(
                 return
             await settle(stream, decided)
 
-    async def revoked(sender: Any, revoked: Any = None, **kwargs: Any) -> None:
+    async def revoked(sender: object, revoked: Partitions = None, **kwargs: object) -> None:
         # The partition's next owner reads these records again from the last commit.
         ledger.revoke({tp.partition for tp in revoked or () if tp.topic == topic})
 
-    async def assigned(sender: Any, assigned: Any = None, **kwargs: Any) -> None:
+    async def assigned(sender: object, assigned: Partitions = None, **kwargs: object) -> None:
         owned = {tp.partition for tp in assigned or () if tp.topic == topic}
         ledger.revoke(set(ledger.committable()) - owned)  # records buffered before the rebalance
 
-    async def settle_when_done(stream: Any, records: Sequence[Record], work: Awaitable[Any]) -> None:
+    async def settle_when_done(
+        stream: Any, records: Sequence[Record], work: Awaitable[object]
+    ) -> None:
         try:
             await work
             await settle(stream, records)
@@ -124,7 +126,7 @@ def batch_agent(
         ticker = asyncio.ensure_future(ticking(stream)) if tick is not None else None
         try:
             async for batch in stream.noack_take(settings.batch_size, within=within_s):
-                later: Awaitable[Any] | Acks | None = None
+                later: Awaitable[object] | Acks | None = None
                 records = [to_record(event) for event in batch]
                 for record, event in zip(records, batch, strict=True):
                     ledger.take(record.partition, record.offset, event)
@@ -153,12 +155,14 @@ def batch_agent(
 
 
 def stored_events(
-    fleet: Fleet, role: str, handle: Callable[[list[Event], Sequence[Record]], Awaitable[Any]]
+    fleet: Fleet,
+    role: str,
+    handle: Callable[[list[Event], Sequence[Record]], Awaitable[Awaitable[object] | None]],
 ) -> Handle:
     """Decode ``events.stored`` records; dead-letter what is not a stored event, handle the rest."""
     rt = fleet.runtime
 
-    async def decoded(records: Sequence[Record]) -> Any:
+    async def decoded(records: Sequence[Record]) -> Awaitable[object] | None:
         pairs, letters = decode_stored(records, max_event_bytes=rt.settings.max_event_bytes)
         if letters:
             send = partial(rt.dead_letters[role].send, letters)
@@ -179,10 +183,10 @@ def register_agents(fleet: Fleet) -> None:
         async def append(records: Sequence[Record]) -> Acks:
             return Acks(await appender.handle(records))
 
-        async def revoked(sender: Any, revoked: Any = None, **kwargs: Any) -> None:
+        async def revoked(sender: object, revoked: Partitions = None, **kwargs: object) -> None:
             appender.forget({tp.partition for tp in revoked or () if tp.topic == names.events})
 
-        async def assigned(sender: Any, assigned: Any = None, **kwargs: Any) -> None:
+        async def assigned(sender: object, assigned: Partitions = None, **kwargs: object) -> None:
             appender.forget(set())  # a new assignment: cached heads may be another's now
 
         fleet.app.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type]
@@ -207,7 +211,7 @@ def register_agents(fleet: Fleet) -> None:
         rt.snapshotter.attach(FaustRuleStates(table))
         audits = fleet.audit_loop
 
-        async def snapshot(events: list[Event], records: Sequence[Record]) -> Awaitable[Any]:
+        async def snapshot(events: list[Event], records: Sequence[Record]) -> Awaitable[object]:
             if audits is not None:
                 audits.saw([(e.aggregate_type, e.aggregate_id) for e in events])
             # Rebuilds run in the background; the batch's offsets commit once they are done.
@@ -239,7 +243,7 @@ def register_agents(fleet: Fleet) -> None:
 def register_projection(fleet: Fleet, projection: Projection) -> None:
     """One agent ``projection-<name>`` on events.stored (its own group with --role projection)."""
     rt = fleet.runtime
-    views = MongoViewStore(database(rt.mongo, rt.settings.mongo_database), projection.collection)
+    views = rt.views(projection.collection)
     runner = ProjectionRunner(
         projection,
         views=views,

@@ -9,8 +9,6 @@ from collections.abc import Sequence
 
 from topics.envelope import Event, decode
 from topics.errors import InvalidEnvelope, Unavailable
-from workers.adapters.kafka import read_topic
-from workers.adapters.mongo import MongoViewStore, database
 from workers.ports import AggregateRef, ViewStore
 from workers.roles.audit import Auditor, AuditReport, AuditSources
 from workers.runtime.compose import Runtime
@@ -22,16 +20,14 @@ async def auditor(
     runtime: Runtime, *, topics: bool = True, marks: bool = True, mark_bound_s: float = 2.0
 ) -> Auditor:
     """An auditor over every store of ``runtime``; topics and marks only when asked."""
-    db = database(runtime.mongo, runtime.settings.mongo_database)
     views: dict[str, ViewStore] = {
-        name: MongoViewStore(db, projection.collection)
+        name: runtime.views(projection.collection)
         for name, projection in runtime.domains.projections().items()
     }
-    kafka = runtime.kafka
 
     async def read(topic: str) -> list[Event]:
         events = []
-        for record in await read_topic(kafka, topic):
+        for record in await runtime.read_topic(topic):
             try:
                 events.append(decode(record.value))
             except InvalidEnvelope:
@@ -42,7 +38,7 @@ async def auditor(
         events=runtime.events,
         snapshots=runtime.snapshots,
         views=views,
-        marks=await runtime.marker_for_reads() if marks else None,
+        marks=(await runtime.marks()).marker if marks else None,
         read_topic=read if topics else None,
         topic_name=runtime.names.name,
     )

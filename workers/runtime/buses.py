@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 
-from workers.bus import NatsEventBus, RedisEventBus
+from workers.adapters.nats import NatsEventBus
+from workers.adapters.redis import RedisEventBus
 from workers.ports import EventBus
 from workers.runtime.settings import Settings
 

@@ -1,41 +1,21 @@
-"""The services of one fleet process: clients, stores, producer and the roles' logic, built once."""
+"""The services of one fleet process: its adapters and the roles' logic over them, built once."""
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import logging
-import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any, cast
-
-from pymongo import AsyncMongoClient
-from redis.asyncio import RedisCluster
+from typing import TypeVar
 
 from snapshot_rules.domain import Domains
 from topics.catalog import TopicNames
 from topics.errors import ConfigError, EventfleetError
-from workers.adapters.kafka import KafkaAppendProgress, KafkaConfig, KafkaProducer
-from workers.adapters.mongo import (
-    Document,
-    MongoEventStore,
-    MongoRejections,
-    MongoSnapshotStore,
-    connect,
-    database,
-    translated,
-)
-from workers.adapters.redis import (
-    SCRIPTS,
-    RedisBatcher,
-    RedisCommandMemory,
-    RedisMarker,
-    connect_redis,
-)
+from workers.adapters.kafka import KafkaConfig
 from workers.cqrs.repository import Repository
 from workers.cqrs.sync import SyncCommands
 from workers.metrics import Metrics, create_metrics
+from workers.ports import Record, SnapshotStore, ViewStaging, ViewStore
 from workers.roles.appender import Appender, AppenderConfig
 from workers.roles.bridge import Bridge
 from workers.roles.commands import CommandService
@@ -46,12 +26,22 @@ from workers.roles.outbox import Outbox
 from workers.roles.outcomes import Outcomes
 from workers.roles.snapshotter import Snapshotter
 from workers.roles.state import StateLoader
+from workers.runtime.adapters import (
+    Adapters,
+    Markers,
+    Marks,
+    ProducerClient,
+    Progress,
+    StoredEvents,
+    Stores,
+    real_adapters,
+)
 from workers.runtime.answers import answer_of
-from workers.runtime.buses import bridge_bus
 from workers.runtime.connections import kafka_config
 from workers.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 ROLES = ("commands", "appender", "snapshotter", "forwarder", "projection")
 """Every role; ``eventfleet dev`` and ``worker --role all`` run them all in one process."""
@@ -81,24 +71,30 @@ def load_domains(spec: str) -> Domains:
     except (ValueError, TypeError) as e:
         raise ConfigError(f"{where}: {e}") from e
     if not isinstance(domains, Domains):
-        raise ConfigError(
-            f"{where} returned {type(domains).__name__}, not Domains; {fix}."
-        )
+        raise ConfigError(f"{where} returned {type(domains).__name__}, not Domains; {fix}.")
     return domains
-
-
-async def store_id(db: Any) -> str:
-    """A random id kept in the store: marks of a store that was replaced are never read."""
-    async with translated("reading the store id"):
-        await db["meta"].update_one(
-            {"_id": "store"}, {"$setOnInsert": {"uuid": uuid.uuid4().hex[:12]}}, upsert=True
-        )
-        doc = await db["meta"].find_one({"_id": "store"})
-    return str(doc["uuid"]) if doc else "store"
 
 
 class RoleNotRunning(EventfleetError):
     """A process asked for a role it was not built to run (a wiring bug)."""
+
+
+@dataclass
+class _Parts:
+    """What the roles of one process were built with; None: this process does not run it."""
+
+    producer: ProducerClient | None = None
+    dead_letters: dict[str, DeadLetters] = field(default_factory=dict)
+    marks: Marks | None = None
+    progress: Progress | None = None
+    outbox: Outbox | None = None
+    sync: SyncCommands | None = None
+    commands: CommandService | None = None
+    outcomes: Outcomes | None = None
+    appender: Appender | None = None
+    snapshotter: Snapshotter | None = None
+    bridge: Bridge | None = None
+    forwarder: Forwarder | None = None
 
 
 @dataclass
@@ -116,11 +112,9 @@ class Runtime:
     names: TopicNames
     roles: frozenset[str]
     kafka: KafkaConfig
-    mongo: AsyncMongoClient[Document]
-    events: MongoEventStore
-    snapshots: MongoSnapshotStore
+    adapters: Adapters
     loader: StateLoader
-    parts: dict[str, Any] = field(default_factory=dict)
+    _parts: _Parts = field(default_factory=_Parts)
 
     @classmethod
     async def start(
@@ -130,17 +124,17 @@ class Runtime:
         roles: Collection[str] = ROLES,
         domains: Domains | None = None,
         metrics: Metrics | None = None,
+        adapters: Adapters | None = None,
     ) -> Runtime:
+        """Build the parts of ``roles`` on ``adapters`` (the real ones, from the settings, if None)."""
         domains = domains or load_domains(settings.domains)
         metrics = metrics or create_metrics()
         kafka = kafka_config(settings)  # a bad secret or TLS file stops us before connecting
-        mongo = connect(settings.mongo_url, timeout_ms=settings.mongo_timeout_ms)
-        db = database(mongo, settings.mongo_database)
-        events = MongoEventStore(db)
-        snapshots = MongoSnapshotStore(db)
+        adapters = adapters or real_adapters(settings, metrics)
+        stores = adapters.stores
         loader = StateLoader(
-            events,
-            snapshots,
+            stores.events,
+            stores.snapshots,
             metrics,
             tail_threshold=settings.snapshot_tail,
             query_interval_s=settings.snapshot_query_interval_ms / 1000,
@@ -152,41 +146,59 @@ class Runtime:
             names=TopicNames(settings.topic_prefix),
             roles=frozenset(roles),
             kafka=kafka,
-            mongo=mongo,
-            events=events,
-            snapshots=snapshots,
+            adapters=adapters,
             loader=loader,
         )
         try:
-            await events.ensure_indexes()
+            await stores.open()
             if runtime.roles:
-                await runtime._build_roles(db)
+                await runtime._build_roles()
         except BaseException:
             await runtime.stop()
             raise
         return runtime
 
-    async def _build_roles(self, db: Any) -> None:
-        settings, metrics, names = self.settings, self.metrics, self.names
-        producer = KafkaProducer(
-            self.kafka,
-            client_id=f"{settings.group_id}-producer",
-            max_event_bytes=settings.max_event_bytes,
-        )
-        self.parts["producer"] = producer
+    @property
+    def stores(self) -> Stores:
+        return self.adapters.stores
+
+    @property
+    def events(self) -> StoredEvents:
+        return self.adapters.stores.events
+
+    @property
+    def snapshots(self) -> SnapshotStore:
+        return self.adapters.stores.snapshots
+
+    def views(self, collection: str) -> ViewStore:
+        """The view store of the projection kept in ``collection``."""
+        return self.adapters.stores.views(collection)
+
+    def staging(self, collection: str) -> ViewStaging:
+        return self.adapters.stores.staging(collection)
+
+    async def read_topic(self, topic: str, *, timeout_s: float = 30.0) -> list[Record]:
+        """Every record of ``topic`` up to its end (audits, the dead-letter desk)."""
+        return await self.adapters.stream.read(topic, timeout_s=timeout_s)
+
+    async def _build_roles(self) -> None:
+        settings, metrics, names, parts = self.settings, self.metrics, self.names, self._parts
+        producer = self.adapters.stream.producer(client_id=f"{settings.group_id}-producer")
+        parts.producer = producer
         await producer.start()
-        self.parts["dead_letters"] = {
+        parts.dead_letters = {
             role: DeadLetters(producer, topic=names.dlq, role=role, metrics=metrics)
             for role in sorted(self.roles)
         }
         if "commands" in self.roles:
-            await self._build_commands(db, producer)
+            await self._build_commands(producer)
         if "appender" in self.roles:
-            self.parts["appender"] = Appender(
+            marks = await self.marks()
+            parts.appender = Appender(
                 store=self.events,
-                rejections=MongoRejections(db),
+                rejections=self.stores.rejections,
                 producer=producer,
-                dead_letters=self.dead_letters["appender"],
+                dead_letters=parts.dead_letters["appender"],
                 domains=self.domains,
                 metrics=metrics,
                 config=AppenderConfig(
@@ -196,184 +208,150 @@ class Runtime:
                     wait_s=settings.append_wait_ms / 1000,
                 ),
                 render=answer_of,
-                marker=await self._marker(db),
-                memory=self.parts["memory"],
+                marker=marks.marker,
+                memory=marks.memory,
             )
         if "snapshotter" in self.roles:
-            self.parts["snapshotter"] = Snapshotter(
+            parts.snapshotter = Snapshotter(
                 loader=self.loader,
                 domains=self.domains,
                 metrics=metrics,
                 concurrency=settings.snapshot_concurrency,
-                dead_letters=self.dead_letters["snapshotter"],
+                dead_letters=parts.dead_letters["snapshotter"],
                 stored_topic=names.stored,
             )
         if "bridge" in self.roles:
-            self.parts["bridge"] = Bridge(
-                bus=bridge_bus(settings),
+            parts.bridge = Bridge(
+                bus=self.adapters.bus(),
                 bus_name=settings.bridge_bus,
                 domains=self.domains,
                 metrics=metrics,
-                dead_letters=self.dead_letters["bridge"],
+                dead_letters=parts.dead_letters["bridge"],
             )
         if "forwarder" in self.roles:
-            self.parts["forwarder"] = Forwarder(
+            parts.forwarder = Forwarder(
                 producer=producer,
                 domains=self.domains,
                 names=names,
                 metrics=metrics,
-                dead_letters=self.dead_letters["forwarder"],
+                dead_letters=parts.dead_letters["forwarder"],
             )
 
-    async def marker_for_reads(self) -> RedisMarker:
-        """The Redis marker, also in a process without the commands role (the auditor)."""
-        return await self._marker(database(self.mongo, self.settings.mongo_database))
+    async def marks(self) -> Marks:
+        """The marker and command memory, one connection per process; also in a process
+        without the commands role (the auditor reads marks)."""
+        if self._parts.marks is None:
+            prefix = f"{self.settings.topic_prefix}{await self.stores.store_id()}:"
+            self._parts.marks = self.adapters.marks(prefix)
+        return self._parts.marks
 
-    async def _marker(self, db: Any) -> RedisMarker:
-        """The Redis marker and command memory, one coalescing connection per process."""
-        if "marker" in self.parts:
-            return cast(RedisMarker, self.parts["marker"])
-        settings = self.settings
-        redis = connect_redis(settings.redis_url, timeout_ms=settings.redis_timeout_ms)
-        batcher = RedisBatcher(
-            redis,
-            scripts=SCRIPTS,
-            timeout_ms=settings.redis_timeout_ms,
-            latency=self.metrics.marker_latency,
-        )
-        prefix = f"{settings.topic_prefix}{await store_id(db)}:"
-        self.parts["redis"] = redis
-        self.parts["batcher"] = batcher
-        self.parts["memory"] = RedisCommandMemory(
-            batcher, prefix=prefix, ttl_s=settings.command_ttl_s, claim_ttl_ms=settings.claim_ttl_ms
-        )
-        marker = RedisMarker(
-            batcher,
-            prefix=prefix,
-            ttl_s=settings.marker_ttl_s,
-            claim_ttl_ms=settings.claim_ttl_ms,
-            cluster=isinstance(redis, RedisCluster),  # the filter key is in another slot
-        )
-        self.parts["marker"] = marker
-        return marker
-
-    async def _build_commands(self, db: Any, producer: KafkaProducer) -> None:
-        settings, metrics = self.settings, self.metrics
-        marker = await self._marker(db)
-        outbox = Outbox(
+    async def _build_commands(self, producer: ProducerClient) -> None:
+        settings, metrics, parts = self.settings, self.metrics, self._parts
+        marks = await self.marks()
+        parts.outbox = Outbox(
             self.events, producer, topic=self.names.stored, metrics=metrics, mode="sync"
         )
-        sync = SyncCommands(
+        parts.sync = SyncCommands(
             repository=Repository(self.loader),
-            outbox=outbox,
+            outbox=parts.outbox,
             metrics=metrics,
             publish_budget_s=settings.sync_publish_budget_ms / 1000,
         )
-        self.parts |= {"outbox": outbox, "sync": sync}
-        rejections = MongoRejections(db)
-        self.parts["outcomes"] = Outcomes(
+        parts.outcomes = Outcomes(
             domains=self.domains,
             store=self.events,
-            rejections=rejections,
-            memory=self.parts["memory"],
+            rejections=self.stores.rejections,
+            memory=marks.memory,
         )
-        progress = KafkaAppendProgress(
-            self.kafka,
+        parts.progress = self.adapters.stream.progress(
             topic=self.names.events,
             partitions=settings.partitions,
             group_prefix=f"{settings.group_id}-",
         )
-        self.parts["progress"] = progress
-        self.parts["commands"] = CommandService(
+        parts.commands = CommandService(
             domains=self.domains,
-            ledger=CommandLedger(marker, self.parts["memory"]),
+            ledger=CommandLedger(marks.marker, marks.memory),
             store=self.events,
-            rejections=rejections,
+            rejections=self.stores.rejections,
             producer=producer,
-            progress=progress,
+            progress=parts.progress,
             events_topic=self.names.events,
             metrics=metrics,
-            sync=sync,
+            sync=parts.sync,
             answer_wait_s=settings.kafka_timeout_ms / 1000 * 2,
             refusal_wait_s=settings.refusal_wait_ms / 1000,
         )
 
-    def _part(self, name: str, role: str) -> Any:
-        try:
-            return self.parts[name]
-        except KeyError:
+    def _built(self, part: T | None, name: str, role: str) -> T:
+        if part is None:
             raise RoleNotRunning(
                 f"this process was built for roles {sorted(self.roles) or 'none'}; "
                 f"{name} belongs to the {role} role."
-            ) from None
+            )
+        return part
 
     @property
-    def producer(self) -> KafkaProducer:
-        return cast(KafkaProducer, self._part("producer", "any consuming"))
+    def producer(self) -> ProducerClient:
+        return self._built(self._parts.producer, "producer", "any consuming")
 
     @property
     def dead_letters(self) -> dict[str, DeadLetters]:
-        return cast(dict[str, DeadLetters], self._part("dead_letters", "any consuming"))
+        return self._built(self._parts.dead_letters or None, "dead_letters", "any consuming")
 
     @property
-    def marker(self) -> RedisMarker:
-        return cast(RedisMarker, self._part("marker", "commands"))
+    def marker(self) -> Markers:
+        return self._built(self._parts.marks, "marker", "commands").marker
 
     @property
     def outbox(self) -> Outbox:
-        return cast(Outbox, self._part("outbox", "commands"))
+        return self._built(self._parts.outbox, "outbox", "commands")
 
     @property
     def sync(self) -> SyncCommands:
-        return cast(SyncCommands, self._part("sync", "commands"))
+        return self._built(self._parts.sync, "sync", "commands")
 
     @property
     def commands(self) -> CommandService:
-        return cast(CommandService, self._part("commands", "commands"))
+        return self._built(self._parts.commands, "commands", "commands")
 
     @property
     def outcomes(self) -> Outcomes:
-        return cast(Outcomes, self._part("outcomes", "commands"))
+        return self._built(self._parts.outcomes, "outcomes", "commands")
 
     @property
     def appender(self) -> Appender:
-        return cast(Appender, self._part("appender", "appender"))
+        return self._built(self._parts.appender, "appender", "appender")
 
     @property
     def snapshotter(self) -> Snapshotter:
-        return cast(Snapshotter, self._part("snapshotter", "snapshotter"))
+        return self._built(self._parts.snapshotter, "snapshotter", "snapshotter")
 
     @property
     def bridge(self) -> Bridge:
-        return cast(Bridge, self._part("bridge", "bridge"))
+        return self._built(self._parts.bridge, "bridge", "bridge")
 
     @property
     def forwarder(self) -> Forwarder:
-        return cast(Forwarder, self._part("forwarder", "forwarder"))
+        return self._built(self._parts.forwarder, "forwarder", "forwarder")
 
     async def stop(self) -> None:
         """Drain background work, then close every client this process opened."""
-        if "snapshotter" in self.parts:
-            await self.snapshotter.drain()
+        parts = self._parts
+        if parts.snapshotter is not None:
+            await parts.snapshotter.drain()
         await self.loader.drain()
-        if "sync" in self.parts:
-            await self.sync.drain()
-        if "batcher" in self.parts:
-            await self.parts["batcher"].drain()
-        if "bridge" in self.parts:
-            await self.bridge.bus.close()
-        if "progress" in self.parts:
-            await self.parts["progress"].stop()
-        if "producer" in self.parts:
-            await self.producer.stop()
-        if "redis" in self.parts:
-            try:
-                await asyncio.wait_for(self.parts["redis"].aclose(), 2)
-            except (TimeoutError, OSError) as e:
-                log.warning("redis close: %r", e)
-        await self.mongo.close()
+        if parts.sync is not None:
+            await parts.sync.drain()
+        if parts.marks is not None:
+            await parts.marks.close()
+        if parts.bridge is not None:
+            await parts.bridge.bus.close()
+        if parts.progress is not None:
+            await parts.progress.stop()
+        if parts.producer is not None:
+            await parts.producer.stop()
+        await self.stores.close()
 
     async def ping_store(self) -> None:
-        """One MongoDB round trip (the health monitor bounds it with the store's timeout)."""
-        async with translated("pinging"):
-            await self.mongo.admin.command("ping")
+        """One store round trip (the health monitor bounds it with the store's timeout)."""
+        await self.stores.ping()

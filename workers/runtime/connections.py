@@ -9,8 +9,8 @@ from pathlib import Path
 from snapshot_rules.domain import Domains
 from topics.catalog import TopicNames, TopicSpec, catalog
 from topics.errors import ConfigError
+from workers.adapters.kafka import KafkaBusOptions
 from workers.adapters.kafka.config import KafkaConfig
-from workers.bus.kafka import KafkaBusOptions
 from workers.runtime.settings import Settings
 from workers.secrets import read_secret
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any
 
 import faust
 from faust.auth import SASLCredentials, SSLCredentials
@@ -46,10 +46,15 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):  # type: ignore[mi
         # Table recovery reads changelogs up to these: take them from a fetch (see highwaters).
         listed = await super()._highwaters(partitions)
         return await fetched_highwaters(
-            lambda: self._create_client_consumer(cast(Any, self.transport)),
+            lambda: self._create_client_consumer(self._aiokafka_transport()),
             listed,
             fetch_wait_ms=getattr(self.app, "fetch_max_wait_ms", 500),
         )
+
+    def _aiokafka_transport(self) -> faust_aiokafka.Transport:
+        transport = self.transport  # declared as the abstract TransportT; ours is aiokafka's
+        assert isinstance(transport, faust_aiokafka.Transport)
+        return transport
 
 
 class _Consumer(faust_aiokafka.Consumer):  # type: ignore[misc]

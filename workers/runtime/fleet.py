@@ -14,13 +14,14 @@ import socket
 import tempfile
 from collections.abc import Awaitable, Collection, Sequence
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from faust.types import TP
 
 from topics.catalog import TopicSpec
 from topics.errors import TopicsNotReady
-from workers.adapters.kafka import ensure_topics
+from workers.adapters.kafka import TopicReport, ensure_topics
 from workers.metrics import prime
 from workers.ports import Record
 from workers.roles.deadletter import REASONS
@@ -28,6 +29,7 @@ from workers.runtime.audit import AuditLoop
 from workers.runtime.compose import Runtime
 from workers.runtime.connections import fleet_catalog
 from workers.runtime.faust_app import FleetApp, faust_credentials
+from workers.runtime.faust_types import Partitions
 from workers.runtime.health import HealthMonitor, Ping
 from workers.runtime.lag import LAG_ROLE, LagExporter, measured_groups
 from workers.runtime.offsets import OffsetLedger
@@ -74,7 +76,7 @@ class Fleet:
         self._idle = asyncio.Event()
         self._idle.set()
         self._assigned = False
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Task[object]] = set()
         self.ledgers: dict[str, OffsetLedger[Any]] = {}  # per agent: what may be committed
         self.projections = tuple(projections)
         self.audit_loop: AuditLoop | None = None
@@ -175,10 +177,14 @@ class Fleet:
             else (),
         )
 
-    async def _on_assigned(self, sender: Any, assigned: Any = None, **kwargs: Any) -> None:
+    async def _on_assigned(
+        self, sender: object, assigned: Partitions = None, **kwargs: object
+    ) -> None:
         self._assigned = bool(assigned)
 
-    async def _on_revoked(self, sender: Any, revoked: Any = None, **kwargs: Any) -> None:
+    async def _on_revoked(
+        self, sender: object, revoked: Partitions = None, **kwargs: object
+    ) -> None:
         self._assigned = False
 
     def batch(self, role: str) -> _InFlight:
@@ -199,7 +205,7 @@ class Fleet:
         if self._inflight == 0:
             self._idle.set()
 
-    def spawn(self, work: Awaitable[Any]) -> None:
+    def spawn(self, work: Awaitable[object]) -> None:
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -353,7 +359,7 @@ async def ensure_catalog(runtime: Runtime) -> list[TopicSpec]:
     return specs
 
 
-def _found(reports: list[Any]) -> str:
+def _found(reports: list[TopicReport]) -> str:
     counts = sorted({r.detail.split()[1] for r in reports if r.status == "mismatch"})
     return " or ".join(counts)
 
@@ -401,7 +407,12 @@ class _InFlight:
             await asyncio.Future()  # parked until the app stops and cancels us
         self._fleet._enter()
 
-    async def __aexit__(self, kind: type[BaseException] | None, error: Any, tb: Any) -> None:
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self._fleet._leave()
         if isinstance(error, Exception) and self._role != "http":
             self._fleet.fatal(self._role, error)

@@ -13,18 +13,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
+TP = TypeVar("TP")
+"""A topic partition, as the consumer names it."""
 
 
 async def fetched_highwaters(
     new_consumer: Callable[[], Any],
-    listed: Mapping[Any, int | None],
+    listed: Mapping[TP, int | None],
     *,
     fetch_wait_ms: int,
     timeout_s: float = 5.0,
-) -> dict[Any, int | None]:
+) -> dict[TP, int | None]:
     """``listed`` raised to each partition's fetched high-water mark (never lowered).
 
     ``new_consumer`` builds an unstarted group-less aiokafka consumer. A partition that
@@ -36,7 +38,7 @@ async def fetched_highwaters(
         return dict(listed)
     consumer = new_consumer()
     consumer._fetch_max_wait_ms = fetch_wait_ms  # a long poll is not released early on Tansu
-    found: dict[Any, int | None] = dict(listed)
+    found: dict[TP, int | None] = dict(listed)
     try:
         await consumer.start()
         consumer.assign(wanted)

@@ -5,17 +5,15 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
 import orjson
 from aiohttp import web
-from faust.web import View
+from faust.web import Response, View
 from prometheus_client import generate_latest
 
 from snapshot_rules.queries import Query
 from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE, encode, parse_utc
 from topics.errors import EventfleetError, InvalidEnvelope, InvalidInput
-from workers.adapters.mongo import MongoViewStore, database
 from workers.roles.requests import PayloadTooLarge, parse_request
 from workers.runtime import http_errors
 from workers.runtime.answers import Answer, answer_of, error
@@ -30,7 +28,7 @@ _DIGITS = re.compile(r"[0-9]{1,18}\Z")
 PROMETHEUS_TEXT = "text/plain; version=0.0.4"  # aiohttp sets the charset itself
 
 
-def respond(view: View, answer: Answer) -> Any:
+def respond(view: View, answer: Answer) -> Response:
     return view.bytes(
         orjson.dumps(answer.body), content_type="application/json", status=answer.status
     )
@@ -50,7 +48,7 @@ def int_param(
     return value
 
 
-async def read_body(request: Any, limit: int) -> bytes:
+async def read_body(request: web.Request, limit: int) -> bytes:
     """The whole body, however it arrives (Content-Length or chunked, in any number of writes).
 
     Raises PayloadTooLarge once more than ``limit`` bytes are announced or received, with the
@@ -73,7 +71,7 @@ async def read_body(request: Any, limit: int) -> bytes:
 _COUNT_UP_TO = 16
 
 
-async def _count_rest(request: Any, size: int, limit: int) -> str:
+async def _count_rest(request: web.Request, size: int, limit: int) -> str:
     """How big the body is: read on up to a bound; never report a size that was not seen."""
     bound = _COUNT_UP_TO * limit
     while size <= bound and (chunk := await request.content.read(65536)):
@@ -181,14 +179,16 @@ def register_views(fleet: Fleet) -> None:
 
     @app.page("/v1/{aggregate_type}/{aggregate_id}/events")
     class Events(View):  # type: ignore[misc]
-        async def get(self, request: Any, aggregate_type: str, aggregate_id: str) -> Any:
+        async def get(
+            self, request: web.Request, aggregate_type: str, aggregate_id: str
+        ) -> Response:
             try:
                 ref = check_aggregate(aggregate_type, aggregate_id)
                 after = int_param(request.query, "after_version", 0, low=0, high=2**62) or 0
                 limit = int_param(request.query, "limit", 100, low=1, high=MAX_PAGE)
                 stored = await rt.events.read(ref, after_version=after, limit=limit)
                 events = [rt.domains.upcast(e) for e in stored]  # clients see the current version
-                if not events and not await rt.events.last_versions([ref]):
+                if not events and not await rt.events.heads([ref]):
                     rt.domains.get(aggregate_type)  # nothing stored: is the type itself unknown?
                     return respond(self, no_events(aggregate_type, aggregate_id, None))
             except EventfleetError as e:
@@ -199,7 +199,9 @@ def register_views(fleet: Fleet) -> None:
 
     @app.page("/v1/{aggregate_type}/{aggregate_id}/snapshot")
     class SnapshotView(View):  # type: ignore[misc]
-        async def get(self, request: Any, aggregate_type: str, aggregate_id: str) -> Any:
+        async def get(
+            self, request: web.Request, aggregate_type: str, aggregate_id: str
+        ) -> Response:
             try:
                 snapshot = await rt.snapshots.load(check_aggregate(aggregate_type, aggregate_id))
                 if snapshot is None:
@@ -223,7 +225,9 @@ def register_views(fleet: Fleet) -> None:
 
     @app.page("/v1/{aggregate_type}/{aggregate_id}/state")
     class StateView(View):  # type: ignore[misc]
-        async def get(self, request: Any, aggregate_type: str, aggregate_id: str) -> Any:
+        async def get(
+            self, request: web.Request, aggregate_type: str, aggregate_id: str
+        ) -> Response:
             try:
                 check_aggregate(aggregate_type, aggregate_id)
                 domain = rt.domains.get(aggregate_type)
@@ -246,7 +250,9 @@ def register_views(fleet: Fleet) -> None:
 
         @app.page("/v1/{aggregate_type}/{aggregate_id}/outcome")
         class Outcome(View):  # type: ignore[misc]
-            async def get(self, request: Any, aggregate_type: str, aggregate_id: str) -> Any:
+            async def get(
+                self, request: web.Request, aggregate_type: str, aggregate_id: str
+            ) -> Response:
                 try:
                     check_aggregate(aggregate_type, aggregate_id)
                     command_id = _text_param(request.query, "command_id")
@@ -268,17 +274,17 @@ def register_views(fleet: Fleet) -> None:
 
     @app.page("/healthz")
     class Health(View):  # type: ignore[misc]
-        async def get(self, request: Any) -> Any:
+        async def get(self, request: web.Request) -> Response:
             return respond(self, health_answer(fleet, verbose="verbose" in request.query))
 
     @app.page("/readyz")
     class Ready(View):  # type: ignore[misc]
-        async def get(self, request: Any) -> Any:
+        async def get(self, request: web.Request) -> Response:
             return respond(self, ready_answer(fleet))
 
     @app.page("/metrics")
     class Metrics(View):  # type: ignore[misc]
-        async def get(self, request: Any) -> Any:
+        async def get(self, request: web.Request) -> Response:
             fleet.refresh_gauges()
             return self.bytes(generate_latest(rt.metrics.registry), content_type=PROMETHEUS_TEXT)
 
@@ -288,9 +294,8 @@ def register_views(fleet: Fleet) -> None:
 def register_domain_queries(fleet: Fleet) -> None:
     """Serve every enabled domain's declared read routes (a disabled domain has none)."""
     rt = fleet.runtime
-    db = database(rt.mongo, rt.settings.mongo_database)
     views = {
-        name: MongoViewStore(db, projection.collection)
+        name: rt.views(projection.collection)
         for name, projection in rt.domains.projections().items()
     }
     context = FleetQueries(domains=rt.domains, loader=rt.loader, events=rt.events, views=views)
@@ -301,5 +306,5 @@ def register_domain_queries(fleet: Fleet) -> None:
 def _register_query(fleet: Fleet, query: Query, context: FleetQueries) -> None:
     @fleet.app.page(query.path)
     class DomainQuery(View):  # type: ignore[misc]
-        async def get(self, request: Any, **params: str) -> Any:
+        async def get(self, request: web.Request, **params: str) -> Response:
             return respond(self, await answer(query, context, params, request.query))

@@ -48,7 +48,7 @@ class FleetQueries:
         return await store.load(aggregate)
 
     async def has_events(self, aggregate: AggregateRef) -> bool:
-        return bool(await self._events.last_versions([aggregate]))
+        return bool(await self._events.heads([aggregate]))
 
     async def events_before(
         self,

@@ -9,7 +9,6 @@ from typing import TextIO
 from snapshot_rules.domain import Domains
 from snapshot_rules.projection import Projection
 from topics.errors import InvalidInput
-from workers.adapters.mongo import MongoViewStaging, MongoViewStore, database
 from workers.roles.projections import rebuild_views
 from workers.runtime.compose import Runtime, load_domains
 from workers.runtime.settings import Settings
@@ -33,12 +32,11 @@ def projection_named(domains: Domains, name: str) -> Projection:
 async def rebuild(runtime: Runtime, name: str, *, progress: Callable[[int, int], None]) -> int:
     """Rebuild projection ``name`` from the event store; returns the number of views built."""
     projection = projection_named(runtime.domains, name)
-    db = database(runtime.mongo, runtime.settings.mongo_database)
     return await rebuild_views(
         projection,
         events=runtime.events,
-        views=MongoViewStore(db, projection.collection),
-        staging=MongoViewStaging(db, projection.collection),
+        views=runtime.views(projection.collection),
+        staging=runtime.staging(projection.collection),
         metrics=runtime.metrics,
         progress=progress,
         upcast=runtime.domains.upcast,

@@ -15,7 +15,9 @@ aggregate's snapshot document is read once when it shows up again.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
+from collections.abc import MutableMapping
+
+import faust
 
 from topics.envelope import aggregate_key, parse_utc
 from topics.errors import InvalidEnvelope
@@ -25,7 +27,11 @@ TABLE = "snapshot-rules"
 MAX_ENTRIES = 200_000
 
 
-def rule_table(app: Any, *, topic: str, partitions: int) -> Any:
+Table = MutableMapping[bytes, object]
+"""The rule states as this module keeps them: the aggregate's Kafka key to a JSON value."""
+
+
+def rule_table(app: faust.App, *, topic: str, partitions: int) -> Table:
     """Declare the table on ``app`` (before it starts); ``topic`` comes from the catalog."""
     # Faust defaults to standby replicas that read other workers' changelogs: rule states are
     # cheap to rebuild, so the extra traffic is not worth it.
@@ -51,7 +57,7 @@ def rule_table(app: Any, *, topic: str, partitions: int) -> Any:
 class FaustRuleStates:
     """``RuleStates`` over a Faust table (a mapping whose writes go to its changelog)."""
 
-    def __init__(self, table: Any, *, max_entries: int = MAX_ENTRIES) -> None:
+    def __init__(self, table: Table, *, max_entries: int = MAX_ENTRIES) -> None:
         self._table = table
         self._max = max_entries
         self._recent: OrderedDict[bytes, None] = OrderedDict()
@@ -75,12 +81,12 @@ class FaustRuleStates:
                     break
 
 
-def encode_state(state: RuleState) -> dict[str, Any]:
+def encode_state(state: RuleState) -> dict[str, int | str | None]:
     when = state.event_time
     return {"v": state.version, "t": None if when is None else when.isoformat()}
 
 
-def decode_state(raw: Any) -> RuleState | None:
+def decode_state(raw: object) -> RuleState | None:
     """A changelog value as a rule state; anything unreadable counts as unknown (read again)."""
     if not isinstance(raw, dict) or isinstance(raw.get("v"), bool):
         return None

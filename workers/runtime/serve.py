@@ -8,8 +8,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Collection
-from typing import Any
+from collections.abc import Awaitable, Callable, Collection
 
 from workers.roles.newfilter import keep_filter_ready
 from workers.runtime.agents import register_agents
@@ -36,7 +35,7 @@ async def serve(
     roles: Collection[str],
     *,
     app_id: str,
-    on_started: Any = None,
+    on_started: Callable[[Fleet], Awaitable[None]] | None = None,
     projections: Collection[str] = (),
     hard_exit: bool = False,
 ) -> int:

@@ -279,7 +279,7 @@ class Settings:
         5, _int(1, 300), "how often the console samples lag and throughput (the last 120 kept)"
     )
     domains: str = _setting(
-        "snapshot_rules.domains:default_domains",
+        "workers.examples.domains:default_domains",
         _text("module:callable", lambda s: ":" in s),
         "callable returning the enabled Domains",
     )

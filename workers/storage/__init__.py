@@ -1,8 +1,10 @@
-"""EventSourcedStorage: version-checked MongoDB documents whose every change is stored as an event.
+"""EventSourcedStorage: version-checked documents whose every change is stored as an event.
 
-Public API: ``EventSourcedStorage`` and what its signatures use; the merge-patch
-helpers for clients that rebuild documents from events; ``storage_domain``, which
-declares a collection to the fleet (snapshots, routes, queries; no appends).
+Public API: ``EventSourcedStorage`` and what its signatures use, the ``DocumentStore`` port
+it keeps its documents in (``workers.adapters.mongo.MongoDocuments``, or the in-memory
+``workers.adapters.memory.MemoryDocuments``); the merge-patch helpers for clients that
+rebuild documents from events; ``storage_domain``, which declares a collection to the fleet
+(snapshots, routes, queries; no appends).
 """
 
 from __future__ import annotations
@@ -20,8 +22,14 @@ from workers.storage.mappers import (
     EventTypes,
     FieldChangedMapper,
 )
+from workers.storage.ports import (
+    AFTER_DOCUMENT_WRITE,
+    AFTER_EVENT_WRITE,
+    DocumentStore,
+    FaultHook,
+    FaultPoint,
+)
 from workers.storage.storage import Edit, EventSourcedStorage
-from workers.storage.writers import AFTER_DOCUMENT_WRITE, AFTER_EVENT_WRITE, FaultHook, FaultPoint
 
 __all__ = [
     "AFTER_DOCUMENT_WRITE",
@@ -32,6 +40,7 @@ __all__ = [
     "Changed",
     "CreateOrEdit",
     "DocumentDeleted",
+    "DocumentStore",
     "DomainEvent",
     "Edit",
     "EventMapper",

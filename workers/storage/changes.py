@@ -11,7 +11,7 @@ from topics.envelope import Event, Metadata, encode, new_event
 from topics.errors import InvalidEnvelope, InvalidInput
 from workers.storage import documents as docs
 from workers.storage.diff import Json, changed_paths, merge_diff
-from workers.storage.documents import DELETED, ID, VERSION, Document
+from workers.storage.documents import DELETED, ID, VERSION
 from workers.storage.mappers import (
     Change,
     EventMapper,
@@ -19,7 +19,7 @@ from workers.storage.mappers import (
     Operation,
     mapped_records,
 )
-from workers.storage.writers import PlannedChange
+from workers.storage.ports import Document, PlannedChange
 
 
 def plan_change(

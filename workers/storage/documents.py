@@ -3,31 +3,45 @@
 A stored document is ``{"_id", "version", **content}``. Two field names are the
 storage's own: ``_deleted`` marks a tombstone (a deleted document whose version lives
 on) and ``_pending_event`` holds the event of a change that is written but whose event
-is not yet stored (the no-transaction path, see ``writers``). Callers never see them.
+is not yet stored (the intent path of a store without transactions, see ``ports``).
+Callers never see them.
 """
 
 from __future__ import annotations
 
+import os
+import time
 from typing import Any
 
-from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE, MAX_DATA_DEPTH, validate_data
-from topics.errors import ConcurrencyConflict, InvalidEnvelope, InvalidInput, NotFound
-from workers.adapters.mongo import EVENTS, SNAPSHOTS
+from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE, MAX_DATA_DEPTH, Event, validate_data
+from topics.errors import (
+    ConcurrencyConflict,
+    InvalidEnvelope,
+    InvalidInput,
+    NotFound,
+    StoreError,
+)
 from workers.storage.diff import same
-
-Document = dict[str, Any]
+from workers.storage.ports import Document
 
 ID = "_id"
 VERSION = "version"
 DELETED = "_deleted"
 PENDING_EVENT = "_pending_event"
 RESERVED = frozenset((DELETED, PENDING_EVENT))
+FLEET_COLLECTIONS = frozenset(("events", "snapshots"))
+"""The collections of the fleet's event and snapshot stores: no storage may take their names."""
 _CONTENT_DEPTH = MAX_DATA_DEPTH - 2
 """Content travels in the event as ``data.diff.<content>``: leave room for those two levels."""
 
 
 class DocumentDeleted(NotFound):
     """The document was deleted; its tombstone keeps the version and its events remain."""
+
+
+def new_id() -> str:
+    """A fresh document id: 24 hex digits, time first, as a MongoDB ObjectId string is."""
+    return f"{int(time.time()):08x}{os.urandom(8).hex()}"
 
 
 def missing(collection: str, doc_id: str) -> NotFound:
@@ -150,7 +164,7 @@ def check_settings(collection_name: object, cache_ttl_s: object, max_retries: ob
             f"collection name {collection_name!r} is not valid: it is the events' aggregate type, "
             f"so it must match {AGGREGATE_TYPE_RE.pattern} (lower case, e.g. 'game_states')."
         )
-    if collection_name in (EVENTS, SNAPSHOTS):
+    if collection_name in FLEET_COLLECTIONS:
         raise InvalidInput(
             f"collection {collection_name!r} is the fleet's own; choose another name."
         )
@@ -177,4 +191,13 @@ def gave_up(collection: str, doc_id: str, seen: list[int | None]) -> Concurrency
         f"{where}; it stayed at version {seen[0]} but every write conflicted, so another "
         "transaction holds it (one whose client died holds it until the server ends its "
         "session). Nothing was written; try again later."
+    )
+
+
+def disagree(event: Event, doc_id: str) -> StoreError:
+    """The event store holds another event at the version of ``doc_id``'s change."""
+    return StoreError(
+        f"{event.aggregate_type} {doc_id}: the event store already holds another event at "
+        f"version {event.version}, so the collection and the event store disagree (was the "
+        "document removed or rewritten outside the storage?)."
     )

@@ -26,7 +26,7 @@ TOMBSTONE: State = {DELETED: True}
 
 
 def storage_types(collection: str, type_prefix: str | None = None) -> EventTypes:
-    """The event types ``EventSourcedStorage(db, collection, type_prefix=...)`` writes."""
+    """The event types ``EventSourcedStorage(documents of collection, type_prefix=...)`` writes."""
     return EventTypes.with_prefix(type_prefix or default_prefix(collection))
 
 

@@ -11,33 +11,20 @@ from dataclasses import replace
 from types import TracebackType
 from typing import TypeVar
 
-from bson import ObjectId
 from prometheus_client import Counter
-from pymongo import ASCENDING
-from pymongo.asynchronous.database import AsyncDatabase
 
 from topics.envelope import Event
 from topics.errors import InvalidInput
-from workers.adapters.mongo import MongoEventStore, document_to_event, translated
 from workers.metrics import Metrics
 from workers.ports import EventBus
 from workers.roles.outbox import Outbox
 from workers.storage import documents as docs
-from workers.storage.cache import CacheStats, ChangeWatcher, DocumentCache
+from workers.storage.cache import CacheStats, DocumentCache
 from workers.storage.changes import Changed, CreateOrEdit, applied, changed, plan_change
 from workers.storage.diff import Json, merge_diff
-from workers.storage.documents import PENDING_EVENT, Document
 from workers.storage.mappers import EventMapper, EventTypes, default_prefix
+from workers.storage.ports import Document, DocumentStore, PlannedChange
 from workers.storage.publish import ChangePublisher
-from workers.storage.writers import (
-    FaultHook,
-    IntentWriter,
-    PlannedChange,
-    TransactionWriter,
-    Writer,
-    complete_pending,
-    supports_transactions,
-)
 
 log = logging.getLogger(__name__)
 
@@ -52,18 +39,18 @@ _BACKOFF_CAP_S = 0.05
 
 
 class EventSourcedStorage:
-    """A MongoDB collection of documents; each change bumps ``version`` and stores one event.
+    """A collection of documents; each change bumps ``version`` and stores one event.
 
-    Events go to the fleet's ``events`` collection (aggregate type = collection name,
-    aggregate id = document id, version = the document's new version) flagged for
+    ``documents`` is where they are kept (``MongoDocuments(db, "users")``, or the in-memory
+    ``MemoryDocuments("users")``). Events go to its event store (aggregate type = collection
+    name, aggregate id = document id, version = the document's new version) flagged for
     publishing; ``outbox`` publishes them to events.stored at once (otherwise the fleet's
     outbox relay does), and ``bus`` receives them and their mapped domain events.
     """
 
     def __init__(
         self,
-        database: AsyncDatabase[Document],
-        collection_name: str,
+        documents: DocumentStore,
         *,
         bus: EventBus | None = None,
         mapper: EventMapper | None = None,
@@ -72,41 +59,32 @@ class EventSourcedStorage:
         metrics: Metrics | None = None,
         max_retries: int = 20,
         type_prefix: str | None = None,
-        transactions: bool | None = None,
         cache_max_entries: int = 10_000,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
-        fault_hook: FaultHook | None = None,
     ) -> None:
-        """``transactions``: None detects them; False forces the intent path (see writers).
-
-        ``max_event_bytes``: refuse a change whose event is larger (pass the fleet's
+        """``max_event_bytes``: refuse a change whose event is larger (pass the fleet's
         ``Settings.max_event_bytes``: consumers of events.stored dead-letter larger ones).
         """
+        collection_name = documents.name
         docs.check_settings(collection_name, cache_ttl_s, max_retries)
         self.collection_name = collection_name
         self.types = EventTypes.with_prefix(type_prefix or default_prefix(collection_name))
-        self._db = database
-        self._docs = database[collection_name]
-        self._events = MongoEventStore(database)
+        self._documents = documents
         self._publisher = ChangePublisher(outbox=outbox, bus=bus)
         self._mapper = mapper
         self._counters: dict[str, Counter] = {}
         self._metrics = metrics
         self._max_retries = max_retries
         self._max_event_bytes = max_event_bytes
-        self._transactions = transactions
-        self._fault_hook = fault_hook
-        self._writer: Writer | None = None
-        self._start_lock = asyncio.Lock()
         self._cache = (
             DocumentCache(cache_ttl_s, max_entries=cache_max_entries) if cache_ttl_s else None
         )
-        self._watcher = ChangeWatcher(self._docs, self._cache) if self._cache is not None else None
+        self._watcher = documents.watch(self._cache) if self._cache is not None else None
 
     @property
     def uses_transactions(self) -> bool | None:
         """Whether changes commit in transactions (None until the first call detects it)."""
-        return None if self._writer is None else isinstance(self._writer, TransactionWriter)
+        return self._documents.transactions
 
     async def get(self, doc_id: str) -> Document:
         """The current document; NotFound if it never existed, DocumentDeleted if deleted."""
@@ -128,7 +106,7 @@ class EventSourcedStorage:
         created again, its versions continuing after the tombstone's.
         """
         docs.check_client_id(client_id)
-        doc_id, content = docs.check_new(self.collection_name, doc, str(ObjectId()))
+        doc_id, content = docs.check_new(self.collection_name, doc, docs.new_id())
 
         async def decide(stored: Document | None) -> tuple[PlannedChange | None, Document]:
             if stored is not None and not docs.is_deleted(stored):
@@ -210,7 +188,7 @@ class EventSourcedStorage:
         docs.check_after_version(after_version)
         await self._ready()
         stored = await self._load(doc_id)  # completes a pending event first
-        events = await self._events.read(
+        events = await self._documents.events.read(
             (self.collection_name, doc_id), after_version=after_version
         )
         if stored is None and not events:
@@ -220,9 +198,7 @@ class EventSourcedStorage:
     async def recover(self) -> int:
         """Store the pending events of changes interrupted by a crash; return how many."""
         await self._ready()
-        async with translated(f"looking for interrupted changes in {self.collection_name}"):
-            cursor = self._docs.find({PENDING_EVENT: {"$exists": True}}, projection=[PENDING_EVENT])
-            pending = [(doc["_id"], document_to_event(doc[PENDING_EVENT])) async for doc in cursor]
+        pending = await self._documents.interrupted()
         for doc_id, event in pending:
             await self._complete(doc_id, event)
         if pending:
@@ -239,7 +215,7 @@ class EventSourcedStorage:
         return CacheStats(c.hits, c.misses, c.invalidations, len(c), watcher.state, watcher.resumes)
 
     async def close(self) -> None:
-        """Stop watching the change stream (the database client stays the caller's)."""
+        """Stop following the change feed (the store's client stays the caller's)."""
         if self._watcher is not None:
             await self._watcher.close()
 
@@ -257,7 +233,6 @@ class EventSourcedStorage:
 
     async def _change(self, doc_id: str, decide: _Decide[T]) -> T:
         await self._ready()
-        assert self._writer is not None
         seen: list[int | None] = []
         for attempt in range(self._max_retries + 1):
             stored = await self._load(doc_id)
@@ -265,7 +240,7 @@ class EventSourcedStorage:
             change, result = await decide(stored)
             if change is None:
                 return result
-            outcome = await self._writer.commit(change)
+            outcome = await self._documents.commit(change)
             if outcome != "conflict":
                 self._committed(change.event)
                 if outcome == "committed":  # else the reader that stored the event publishes it
@@ -307,14 +282,13 @@ class EventSourcedStorage:
 
     async def _load(self, doc_id: str) -> Document | None:
         """The stored document; an interrupted change found on the way is completed first."""
-        async with translated(f"reading {self.collection_name} {doc_id}"):
-            stored = await self._docs.find_one({"_id": doc_id})
-        if stored is not None and PENDING_EVENT in stored:
-            await self._complete(doc_id, document_to_event(stored.pop(PENDING_EVENT)))
-        return stored
+        loaded = await self._documents.load(doc_id)
+        if loaded.pending is not None:
+            await self._complete(doc_id, loaded.pending)
+        return loaded.document
 
     async def _complete(self, doc_id: str, event: Event) -> None:
-        if await complete_pending(self._docs, self._events, doc_id, event):
+        if await self._documents.complete(doc_id, event):
             self._forget(doc_id)
             await self._publisher.publish(event)
 
@@ -333,20 +307,4 @@ class EventSourcedStorage:
             self._cache.invalidate(doc_id)
 
     async def _ready(self) -> None:
-        if self._writer is not None:
-            return
-        async with self._start_lock:
-            if self._writer is not None:
-                return
-            client = self._db.client
-            if self._transactions is None:
-                self._transactions = await supports_transactions(client)
-            await self._events.ensure_indexes()
-            async with translated(f"creating the indexes of {self.collection_name}"):
-                await self._docs.create_index(
-                    [(f"{PENDING_EVENT}._id", ASCENDING)], sparse=True, name=PENDING_EVENT
-                )
-            if self._transactions:
-                self._writer = TransactionWriter(client, self._docs, self._events, self._fault_hook)
-            else:
-                self._writer = IntentWriter(self._docs, self._events, self._fault_hook)
+        await self._documents.open()

@@ -45,7 +45,7 @@ async def read_topic(
                 batches = await consumer.getmany(timeout_ms=200)
                 for tp, batch in batches.items():
                     for r in batch:
-                        headers = [(k, bytes(v)) for k, v in (r.headers or ())]
+                        headers = tuple((k, bytes(v)) for k, v in (r.headers or ()))
                         records.append(
                             Record(tp.topic, tp.partition, r.offset, r.key, r.value, headers)
                         )

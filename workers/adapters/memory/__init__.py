@@ -2,17 +2,21 @@
 
 They raise what the real adapters raise (the contract tests in ``tests/contracts`` run both),
 and a test can take any of them down, fail or hold its next calls (``Switchable``) to prove
-pause-and-retry. Nothing in production composes them.
+pause-and-retry. ``workers.runtime.adapters.memory_adapters`` composes a whole process of them
+(``fleet``); no deployed process does.
 """
 
 from __future__ import annotations
 
 from workers.adapters.memory.actions import MemoryActionLog
 from workers.adapters.memory.common import Faults, Switchable
+from workers.adapters.memory.documents import MemoryDocuments
 from workers.adapters.memory.events import MemoryEventStore
+from workers.adapters.memory.fleet import MemoryMarks, MemoryStores, MemoryStream
 from workers.adapters.memory.producer import MemoryProducer, murmur2, partition_for
 from workers.adapters.memory.progress import MemoryAppendProgress
-from workers.adapters.memory.redis import MemoryCommandMemory, MemoryMarker, MemoryRejections
+from workers.adapters.memory.redis import MemoryCommandMemory, MemoryMarker
+from workers.adapters.memory.rejections import MemoryRejections
 from workers.adapters.memory.rules import MemoryRuleStates
 from workers.adapters.memory.snapshots import MemorySnapshotStore
 from workers.adapters.memory.views import MemoryDatabase, MemoryViewStaging, MemoryViewStore
@@ -23,12 +27,16 @@ __all__ = [
     "MemoryAppendProgress",
     "MemoryCommandMemory",
     "MemoryDatabase",
+    "MemoryDocuments",
     "MemoryEventStore",
     "MemoryMarker",
+    "MemoryMarks",
     "MemoryProducer",
     "MemoryRejections",
     "MemoryRuleStates",
     "MemorySnapshotStore",
+    "MemoryStores",
+    "MemoryStream",
     "MemoryViewStaging",
     "MemoryViewStore",
     "Switchable",

@@ -1,22 +1,27 @@
-"""The in-memory event store: the MongoDB store's contract (unique id and version, ordered appends)."""
+"""The in-memory event store: the MongoDB store's contract (unique id and version, ordered appends).
+
+Events are kept in their stored form (``workers.adapters.records``: the document the MongoDB
+store writes, copied as BSON would) and read back through the same mapping.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import replace
 from datetime import datetime
 
 from topics.envelope import Event
 from topics.errors import StoreUnavailable
 from workers.adapters.memory.common import Faults, Switchable, as_stored, down_message, stored_time
-from workers.ports import (
-    AggregateRef,
-    AppendConflict,
-    EventStore,
-    Head,
-    PendingEvents,
+from workers.adapters.records import (
+    Document,
+    check_append,
+    check_read,
     check_read_back,
+    conflict,
+    document_to_event,
+    event_to_document,
 )
+from workers.ports import AggregateRef, EventStore, Head, PendingEvents
 
 SCAN_BATCH = 100
 """Events per scan round trip; like a cursor's batches, later ones see later inserts."""
@@ -24,8 +29,13 @@ SCAN_BATCH = 100
 _Position = tuple[str, str, int]
 
 
-def _position(event: Event) -> _Position:
-    return (event.aggregate_type, event.aggregate_id, event.version or 0)
+def _position(doc: Document) -> _Position:
+    return (doc["aggregate_type"], doc["aggregate_id"], doc["version"])
+
+
+def _event(doc: Document) -> Event:
+    """A fresh event for every reader, as a database gives: no one can change what is stored."""
+    return document_to_event(as_stored(doc))
 
 
 class MemoryEventStore(Switchable):
@@ -34,23 +44,21 @@ class MemoryEventStore(Switchable):
     def __init__(self, *, scan_batch: int = SCAN_BATCH) -> None:
         self.faults = Faults(lambda what: StoreUnavailable(down_message("event store", what)))
         self._scan_batch = scan_batch
-        self._by_id: dict[str, Event] = {}
-        self._by_aggregate: dict[AggregateRef, dict[int, Event]] = {}
+        self._by_id: dict[str, Document] = {}
+        self._by_aggregate: dict[AggregateRef, dict[int, Document]] = {}
         self._pending: set[str] = set()
 
     async def append(self, events: Sequence[Event], *, pending_publish: bool = False) -> None:
         if not events:
             return
-        for event in events:
-            if event.version is None:
-                raise ValueError(f"event {event.id} has no version; number it before appending")
+        check_append(events)
         await self.faults.enter("append", f"appending {len(events)} events")
         for index, event in enumerate(events):
             versions = self._by_aggregate.setdefault((event.aggregate_type, event.aggregate_id), {})
             id_taken = event.id in self._by_id
             if id_taken or (event.version or 0) in versions:
-                raise _conflict(event, index, id_taken=id_taken)
-            stored = _stored(event)
+                raise conflict(event, index, id_taken=id_taken)
+            stored = as_stored(event_to_document(event))
             self._by_id[event.id] = stored
             versions[event.version or 0] = stored
             if pending_publish:
@@ -65,18 +73,17 @@ class MemoryEventStore(Switchable):
         to_version: int | None = None,
         as_of: datetime | None = None,
     ) -> list[Event]:
-        if limit is not None and limit < 0:
-            raise ValueError(f"limit must be 0 (no limit) or more, got {limit}")
+        check_read(limit)
         await self.faults.enter("read", f"reading {aggregate[0]} {aggregate[1]}")
         until = None if as_of is None else stored_time(as_of)
         found = [
-            event
-            for version, event in sorted(self._by_aggregate.get(aggregate, {}).items())
+            doc
+            for version, doc in sorted(self._by_aggregate.get(aggregate, {}).items())
             if version > after_version
             and (to_version is None or version <= to_version)
-            and (until is None or event.occurred_at <= until)
+            and (until is None or doc["occurred_at"] <= until)
         ]
-        return [_copy(event) for event in found[: limit or None]]
+        return [_event(doc) for doc in found[: limit or None]]
 
     async def read_back(
         self,
@@ -90,26 +97,19 @@ class MemoryEventStore(Switchable):
         await self.faults.enter("read_back", f"reading {aggregate[0]} {aggregate[1]} backwards")
         wanted = None if types is None else frozenset(types)
         found = [
-            event
-            for version, event in sorted(self._by_aggregate.get(aggregate, {}).items(), reverse=True)
+            doc
+            for version, doc in sorted(self._by_aggregate.get(aggregate, {}).items(), reverse=True)
             if (before_version is None or version < before_version)
-            and (wanted is None or event.type in wanted)
+            and (wanted is None or doc["type"] in wanted)
         ]
-        return [_copy(event) for event in found[:limit]]
-
-    async def last_versions(self, aggregates: Sequence[AggregateRef]) -> dict[AggregateRef, int]:
-        refs = list(dict.fromkeys(aggregates))
-        await self.faults.enter(
-            "last_versions", f"reading the last versions of {len(refs)} aggregates"
-        )
-        return {ref: max(self._by_aggregate[ref]) for ref in refs if self._by_aggregate.get(ref)}
+        return [_event(doc) for doc in found[:limit]]
 
     async def last_event(self, aggregate: AggregateRef) -> Event | None:
         await self.faults.enter(
             "last_event", f"reading the last event of {aggregate[0]} {aggregate[1]}"
         )
         versions = self._by_aggregate.get(aggregate)
-        return _copy(versions[max(versions)]) if versions else None
+        return _event(versions[max(versions)]) if versions else None
 
     async def heads(self, aggregates: Sequence[AggregateRef]) -> dict[AggregateRef, Head]:
         refs = list(dict.fromkeys(aggregates))
@@ -119,7 +119,7 @@ class MemoryEventStore(Switchable):
             versions = self._by_aggregate.get(ref)
             if versions:
                 last = versions[max(versions)]
-                found[ref] = Head(last.version or 0, last.id, last.type)
+                found[ref] = Head(last["version"], last["_id"], last["type"])
         return found
 
     async def find(
@@ -128,7 +128,7 @@ class MemoryEventStore(Switchable):
         if not ids:
             return {}
         await self.faults.enter("find", f"looking up {len(ids)} event ids")
-        return {id: _copy(self._by_id[id]) for id in ids if id in self._by_id}
+        return {id: _event(self._by_id[id]) for id in ids if id in self._by_id}
 
     async def scan(self, aggregate_types: Sequence[str]) -> AsyncIterator[Event]:
         wanted = frozenset(aggregate_types)
@@ -136,12 +136,12 @@ class MemoryEventStore(Switchable):
         while True:
             await self.faults.enter("scan", f"reading the events of {', '.join(aggregate_types)}")
             batch = sorted(
-                (e for e in self._by_id.values() if e.aggregate_type in wanted), key=_position
+                (d for d in self._by_id.values() if d["aggregate_type"] in wanted), key=_position
             )
             if after is not None:
-                batch = [e for e in batch if _position(e) > after]
-            for event in batch[: self._scan_batch]:
-                yield _copy(event)
+                batch = [d for d in batch if _position(d) > after]
+            for doc in batch[: self._scan_batch]:
+                yield _event(doc)
             if len(batch) <= self._scan_batch:
                 return
             after = _position(batch[self._scan_batch - 1])
@@ -149,7 +149,7 @@ class MemoryEventStore(Switchable):
     async def count(self, aggregate_types: Sequence[str]) -> int:
         await self.faults.enter("count", f"counting the events of {', '.join(aggregate_types)}")
         wanted = frozenset(aggregate_types)
-        return sum(e.aggregate_type in wanted for e in self._by_id.values())
+        return sum(d["aggregate_type"] in wanted for d in self._by_id.values())
 
     async def versions(self, aggregate_types: Sequence[str]) -> dict[AggregateRef, int]:
         await self.faults.enter(
@@ -165,10 +165,10 @@ class MemoryEventStore(Switchable):
         await self.faults.enter("pending", "reading events waiting to be published")
         until = stored_time(older_than)
         flagged = sorted(
-            (self._by_id[id] for id in self._pending if self._by_id[id].occurred_at <= until),
+            (self._by_id[id] for id in self._pending if self._by_id[id]["occurred_at"] <= until),
             key=_position,
         )
-        return [_copy(event) for event in flagged[: limit or None]]
+        return [_event(doc) for doc in flagged[: limit or None]]
 
     async def pending_before(self, aggregate: AggregateRef, version: int) -> list[Event]:
         await self.faults.enter(
@@ -176,35 +176,14 @@ class MemoryEventStore(Switchable):
         )
         versions = self._by_aggregate.get(aggregate, {})
         return [
-            _copy(versions[v])
+            _event(versions[v])
             for v in sorted(versions)
-            if v < version and versions[v].id in self._pending
+            if v < version and versions[v]["_id"] in self._pending
         ]
 
     async def clear_pending(self, ids: Sequence[str]) -> None:
         await self.faults.enter("clear_pending", "clearing the publish flag")
         self._pending.difference_update(ids)
-
-
-def _conflict(event: Event, index: int, *, id_taken: bool) -> AppendConflict:
-    what = f"event {event.id}" if id_taken else f"version {event.version}"
-    return AppendConflict(
-        f"{event.aggregate_type} {event.aggregate_id}: {what} is already stored; "
-        f"{'the event was redelivered' if id_taken else 'another writer appended first'}.",
-        inserted=index,
-        failed=event,
-        id_taken=id_taken,
-    )
-
-
-def _stored(event: Event) -> Event:
-    """The event as the store keeps it (times in UTC milliseconds, data copied)."""
-    return replace(event, data=as_stored(event.data), occurred_at=stored_time(event.occurred_at))
-
-
-def _copy(event: Event) -> Event:
-    """A fresh copy for every reader, as a database gives: no one can change the stored data."""
-    return replace(event, data=as_stored(event.data))
 
 
 def _implements(store: MemoryEventStore) -> tuple[EventStore, PendingEvents]:

@@ -51,6 +51,16 @@ class MemoryProducer(Switchable):
         self._spread = itertools.count()  # keyless records: round robin
         self._cut_after: int | None = None
 
+    async def start(self) -> None:
+        """Nothing to connect: here for the lifecycle a fleet process gives every producer."""
+
+    async def stop(self) -> None:
+        """Nothing to close."""
+
+    async def ping(self) -> None:
+        """Raises the producer's unavailable error while a test holds it down."""
+        await self.faults.enter("ping", "pinging")
+
     def partitions(self, topic: str) -> int:
         return self._partitions.get(topic, self._default_partitions)
 

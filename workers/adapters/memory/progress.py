@@ -23,6 +23,9 @@ class MemoryAppendProgress(Switchable):
         self._topic = topic
         self.decided: dict[int, int] = {}
 
+    async def stop(self) -> None:
+        """Nothing to close."""
+
     def decide_all(self) -> None:
         for record in self._producer.records(self._topic):
             self.decided[record.partition] = max(

@@ -1,4 +1,4 @@
-"""In-memory marker, command memory and rejections: the Redis scripts' and the store's contracts.
+"""In-memory marker and command memory: the Redis scripts' contracts.
 
 Marks and command records expire on the adapter's ``clock`` (tests move it). Each call is one
 suspension point, as a round trip is.
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from snapshot_rules.declaration import ANY
 from topics.envelope import NEW_AGGREGATE
-from topics.errors import MarkerUnavailable, StoreUnavailable
+from topics.errors import MarkerUnavailable
 from workers.adapters.memory.common import Faults, Switchable, down_message
 from workers.ports import (
     CommandMemory,
@@ -21,8 +21,6 @@ from workers.ports import (
     Marker,
     MarkRequest,
     MarkResult,
-    Rejection,
-    Rejections,
 )
 
 
@@ -265,29 +263,6 @@ class MemoryCommandMemory:
             del self._records.by_key[key]
 
 
-class MemoryRejections(Switchable):
-    """Refused events by id; recording one again keeps the first."""
-
-    def __init__(self) -> None:
-        self.faults = Faults(lambda what: StoreUnavailable(down_message("rejections", what)))
-        self._by_id: dict[str, Rejection] = {}
-
-    async def record(self, rejections: Sequence[Rejection]) -> None:
-        if not rejections:
-            return
-        await self.faults.enter("record", f"recording {len(rejections)} rejected events")
-        for rejection in rejections:
-            self._by_id.setdefault(rejection.event_id, rejection)
-
-    async def find(self, event_ids: Sequence[str]) -> dict[str, Rejection]:
-        if not event_ids:
-            return {}
-        await self.faults.enter("find", f"looking up {len(event_ids)} rejected events")
-        return {i: self._by_id[i] for i in event_ids if i in self._by_id}
-
-
-def _implements(
-    marker: MemoryMarker, memory: MemoryCommandMemory, rejections: MemoryRejections
-) -> tuple[Marker, CommandMemory, Rejections]:
+def _implements(marker: MemoryMarker, memory: MemoryCommandMemory) -> tuple[Marker, CommandMemory]:
     """Never called: mypy checks here that the classes keep their ports' signatures."""
-    return marker, memory, rejections
+    return marker, memory

@@ -12,7 +12,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from topics.errors import StoreError
-from workers.adapters.mongo.stores import DURABLE, Document, translated
+from workers.adapters.mongo.client import DURABLE, Document, translated
 from workers.ports import OperatorAction, ReplayClaim
 
 ACTIONS = "console_audit"

@@ -1,46 +1,29 @@
-"""MongoDB adapters for the event and snapshot stores; driver errors are translated here, once."""
+"""MongoDB adapters for the event, snapshot and rejection stores, and the one event ↔ document mapping."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
-from bson.codec_options import CodecOptions
-from bson.errors import InvalidDocument
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, UpdateOne, WriteConcern
+from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import (
-    AutoReconnect,
-    BulkWriteError,
-    ConnectionFailure,
-    DuplicateKeyError,
-    ExecutionTimeout,
-    NetworkTimeout,
-    PyMongoError,
-    ServerSelectionTimeoutError,
-    WTimeoutError,
-)
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from topics.envelope import Event, Metadata
-from topics.errors import ConfigError, StoreError, StoreOutcomeUnknown, StoreUnavailable, Unstorable
-from workers.ports import (
-    AggregateRef,
-    AppendConflict,
-    Head,
-    Rejection,
-    Snapshot,
+from topics.envelope import Event
+from topics.errors import StoreError
+from workers.adapters.mongo.client import DURABLE, Document, translated
+from workers.adapters.records import (
+    check_append,
+    check_read,
     check_read_back,
+    conflict,
+    document_to_event,
+    event_to_document,
 )
-from workers.secrets import mask_url, redact
-
-Document = dict[str, Any]
-log = logging.getLogger(__name__)
+from workers.ports import AggregateRef, Head, Rejection, Snapshot
 
 EVENTS = "events"
 PENDING = "pending_publish"
@@ -48,154 +31,7 @@ PENDING = "pending_publish"
 PENDING_INDEX = "pending_publish_by_aggregate"
 SNAPSHOTS = "snapshots"
 REJECTIONS = "rejections"
-_UNAVAILABLE = (
-    AutoReconnect,
-    ConnectionFailure,
-    ExecutionTimeout,
-    NetworkTimeout,
-    ServerSelectionTimeoutError,
-    WTimeoutError,
-)
-
-
 FIND_IDS = 256  # ids per lookup: SecantusDB's $in grows superlinearly (0.08 s at 256, 1 s at 1000)
-
-def connect(url: str, *, timeout_ms: int) -> AsyncMongoClient[Document]:
-    """One client per event loop; create it inside the loop that uses it.
-
-    ``timeout_ms`` bounds one whole store call (``timeoutMS``: server selection, connection
-    and the operation together), so EVENTFLEET_MONGO_TIMEOUT_MS=5000 means 5 s, not more.
-    A malformed URL is refused here with the URL masked: it may carry a password.
-    """
-    try:
-        return AsyncMongoClient(
-            url,
-            serverSelectionTimeoutMS=timeout_ms,
-            connectTimeoutMS=timeout_ms,
-            timeoutMS=timeout_ms,
-            tz_aware=True,
-            tzinfo=UTC,
-        )
-    except (PyMongoError, ValueError, TypeError) as e:
-        raise ConfigError(
-            f"EVENTFLEET_MONGO_URL={mask_url(url)!r} is not a usable MongoDB connection string "
-            f"({redact(str(e), *_url_passwords(url))}); see the MongoDB connection string format."
-        ) from None
-
-
-def _url_passwords(url: str) -> list[str]:
-    """The password of ``url``, raw and percent-decoded, so no message repeats either."""
-    netloc = urlsplit(url).netloc
-    if "@" not in netloc or ":" not in netloc.rsplit("@", 1)[0]:
-        return []
-    raw = netloc.rsplit("@", 1)[0].split(":", 1)[1]
-    return [raw, unquote(raw)] if raw else []
-
-
-def database(client: AsyncMongoClient[Document], name: str) -> AsyncDatabase[Document]:
-    return client.get_database(name, codec_options=CodecOptions(tz_aware=True, tzinfo=UTC))
-
-
-@asynccontextmanager
-async def translated(what: str, *, write: bool = False) -> AsyncIterator[None]:
-    """Turn driver errors into ours, once: the message is a sentence, the detail goes to the log.
-
-    Unavailable errors are retriable; for a ``write`` they mean the outcome is unknown (the
-    write may have been sent and applied: StoreOutcomeUnknown). A value that cannot be
-    stored (an integer beyond 64 bits, a document over 16 MB) is Unstorable; anything else
-    the server refuses is a StoreError.
-    """
-    try:
-        yield
-    except (OverflowError, InvalidDocument) as e:  # DocumentTooLarge is an InvalidDocument
-        raise Unstorable(f"MongoDB cannot store the value while {what}: {e}.") from e
-    except _UNAVAILABLE as e:
-        log.info("MongoDB error while %s: %s", what, redact(repr(e)))
-        raise _unavailable(what, write) from e
-    except PyMongoError as e:
-        if _code(e) in _TOO_LARGE:
-            raise Unstorable(f"MongoDB cannot store the value while {what}: {_first_line(e)}") from e
-        if e.has_error_label("TransientTransactionError") or e.has_error_label(
-            "RetryableWriteError"
-        ) or getattr(e, "timeout", False):
-            log.info("MongoDB error while %s: %s", what, redact(repr(e)))
-            raise _unavailable(what, write) from e
-        raise StoreError(f"MongoDB refused {what}: {_first_line(e)}") from e
-
-
-_TOO_LARGE = frozenset({10334, 17419, 17420})
-"""Server codes for a document over the BSON limit (BSONObjectTooLarge, and an update or
-upsert whose result would be): the driver's own size check misses those it cannot see."""
-
-
-def _code(error: PyMongoError) -> int | None:
-    details = getattr(error, "details", None)
-    if isinstance(details, dict) and details.get("writeErrors"):
-        return details["writeErrors"][0].get("code")  # type: ignore[no-any-return]
-    code = getattr(error, "code", None)
-    return code if isinstance(code, int) else None
-
-
-def _unavailable(what: str, write: bool) -> StoreUnavailable:
-    if write:
-        return StoreOutcomeUnknown(
-            f"MongoDB did not answer while {what}; the write may or may not have been applied."
-        )
-    return StoreUnavailable(f"MongoDB did not answer while {what}.")
-
-
-def _first_line(error: PyMongoError) -> str:
-    """The server's own sentence (the first write error's, for a bulk write), not the driver's."""
-    details = getattr(error, "details", None)
-    if isinstance(details, dict):
-        write_errors = details.get("writeErrors") or []
-        if write_errors and write_errors[0].get("errmsg"):
-            return str(write_errors[0]["errmsg"])[:300]
-        if details.get("errmsg"):
-            return str(details["errmsg"])[:300]
-    return str(error).split(", full error:")[0].splitlines()[0][:300]
-
-
-def event_to_document(event: Event) -> Document:
-    """The one mapping between an event and its stored document (``_id`` = event id).
-
-    ``schema_version`` is stored only above 1: a document without it is version 1.
-    """
-    doc: Document = {
-        "_id": event.id,
-        "aggregate_type": event.aggregate_type,
-        "aggregate_id": event.aggregate_id,
-        "version": event.version,
-        "type": event.type,
-        "data": event.data,
-        "metadata": event.metadata.as_dict(),
-        "occurred_at": event.occurred_at,
-        "after": event.after,
-    }
-    if event.schema_version != 1:
-        doc["schema_version"] = event.schema_version
-    return doc
-
-
-def document_to_event(doc: Document) -> Event:
-    return Event(
-        id=doc["_id"],
-        aggregate_type=doc["aggregate_type"],
-        aggregate_id=doc["aggregate_id"],
-        type=doc["type"],
-        version=doc["version"],
-        data=doc["data"],
-        metadata=Metadata(**doc["metadata"]),
-        occurred_at=doc["occurred_at"].astimezone(UTC),
-        after=doc.get("after"),
-        schema_version=int(doc.get("schema_version", 1)),
-    )
-
-
-DURABLE = WriteConcern(w="majority", j=True)
-"""An append is acknowledged only once journaled: an acknowledged event survives a crash."""
-
-
 class MongoEventStore:
     """Events in one collection, unique on (aggregate_type, aggregate_id, version)."""
 
@@ -234,9 +70,7 @@ class MongoEventStore:
     ) -> None:
         if not events:
             return
-        for event in events:
-            if event.version is None:
-                raise ValueError(f"event {event.id} has no version; number it before appending")
+        check_append(events)
         docs = [event_to_document(event) for event in events]
         if pending_publish:
             for doc in docs:
@@ -252,14 +86,7 @@ class MongoEventStore:
             # Both unique indexes may fire; the server names only one. Ask for the id.
             # By id alone, on purpose: the id may be taken under another aggregate.
             id_taken = session is None and bool(await self.find([failed.id]))
-            what = f"event {failed.id}" if id_taken else f"version {failed.version}"
-            raise AppendConflict(
-                f"{failed.aggregate_type} {failed.aggregate_id}: {what} is already stored; "
-                f"{'the event was redelivered' if id_taken else 'another writer appended first'}.",
-                inserted=index,
-                failed=failed,
-                id_taken=id_taken,
-            ) from e.__cause__
+            raise conflict(failed, index, id_taken=id_taken) from e.__cause__
 
     async def read(
         self,
@@ -270,9 +97,7 @@ class MongoEventStore:
         to_version: int | None = None,
         as_of: datetime | None = None,
     ) -> list[Event]:
-        if limit is not None and limit < 0:
-            # PyMongo would read a negative limit as "abs(limit), in one batch".
-            raise ValueError(f"limit must be 0 (no limit) or more, got {limit}")
+        check_read(limit)
         version: Document = {"$gt": after_version}
         if to_version is not None:
             version["$lte"] = to_version
@@ -305,22 +130,6 @@ class MongoEventStore:
             # The (aggregate, version) index walked backwards: no sort in memory, no skip.
             cursor = self.collection.find(query, sort=[("version", DESCENDING)], limit=limit)
             return [document_to_event(doc) async for doc in cursor]
-
-    async def last_versions(self, aggregates: Sequence[AggregateRef]) -> dict[AggregateRef, int]:
-        refs = list(dict.fromkeys(aggregates))
-        async with translated(f"reading the last versions of {len(refs)} aggregates"):
-            # One indexed lookup each, all in flight at once (bounded by the driver's pool).
-            docs = await asyncio.gather(
-                *(
-                    self.collection.find_one(
-                        {"aggregate_type": aggregate_type, "aggregate_id": aggregate_id},
-                        projection={"version": 1},
-                        sort=[("version", DESCENDING)],
-                    )
-                    for aggregate_type, aggregate_id in refs
-                )
-            )
-        return {ref: int(doc["version"]) for ref, doc in zip(refs, docs, strict=True) if doc is not None}
 
     async def last_event(self, aggregate: AggregateRef) -> Event | None:
         async with translated(f"reading the last event of {aggregate[0]} {aggregate[1]}"):

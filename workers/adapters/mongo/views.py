@@ -9,7 +9,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from topics.errors import StoreError
-from workers.adapters.mongo.stores import Document, snapshot_id, translated
+from workers.adapters.mongo.client import Document, translated
+from workers.adapters.mongo.stores import snapshot_id
 from workers.ports import AggregateRef, ViewDoc, ViewStore
 
 

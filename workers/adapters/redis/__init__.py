@@ -1,19 +1,26 @@
-"""The Redis adapter: the marker (atomic check-and-mark) and the command memory, coalesced."""
+"""Redis adapters: the marker (atomic check-and-mark) and the command memory, coalesced, and the
+event bus on Redis Streams; driver errors are translated here, once."""
 
 from __future__ import annotations
 
-from workers.adapters.redis.batch import Lua, RedisBatcher
-from workers.adapters.redis.connect import RedisClient, connect_redis, describe_redis
-from workers.adapters.redis.marker import SCRIPTS, RedisCommandMemory, RedisKeys, RedisMarker
+from workers.adapters.redis.batch import RedisBatcher
+from workers.adapters.redis.bus import RedisEventBus
+from workers.adapters.redis.connect import (
+    connect_redis,
+    describe_redis,
+    escaped,
+)
+from workers.adapters.redis.marker import SCRIPTS, RedisCommandMemory, RedisMarker
+from workers.adapters.redis.marks import RedisMarks
 
 __all__ = [
     "SCRIPTS",
-    "Lua",
     "RedisBatcher",
-    "RedisClient",
     "RedisCommandMemory",
-    "RedisKeys",
+    "RedisEventBus",
     "RedisMarker",
+    "RedisMarks",
     "connect_redis",
     "describe_redis",
+    "escaped",
 ]

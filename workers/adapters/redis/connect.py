@@ -20,8 +20,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.sentinel import Sentinel
+from redis.exceptions import RedisError
 
-from topics.errors import ConfigError
+from topics.errors import ConfigError, MarkerUnavailable
 from workers.secrets import mask_url
 
 RedisClient = Redis | RedisCluster
@@ -100,3 +101,18 @@ def describe_redis(url: str) -> str:
         else "server"
     )
     return f"Redis {kind} {mask_url(url)}"
+
+
+def is_cluster(client: RedisClient) -> bool:
+    """A Redis Cluster: keys of one call must share a hash slot."""
+    return isinstance(client, RedisCluster)
+
+
+def escaped(error: BaseException) -> MarkerUnavailable | None:
+    """A driver error no adapter translated (a tool's own client), as ours; None if not Redis's."""
+    if not isinstance(error, RedisError):
+        return None
+    return MarkerUnavailable(
+        f"Redis failed: {type(error).__name__}: {error}; check EVENTFLEET_REDIS_URL and that the "
+        "server runs"
+    )

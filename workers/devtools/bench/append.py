@@ -18,7 +18,8 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from topics.envelope import NEW_AGGREGATE, Event, encode, kafka_headers, new_event
-from workers.adapters.mongo import MongoEventStore, connect, database, event_to_document
+from workers.adapters.mongo import MongoEventStore, connect, database
+from workers.adapters.records import event_to_document
 from workers.devtools.bench.measure import Measured, Table, cpu_seconds
 from workers.devtools.bench.procs import Server, alive, server
 from workers.devtools.bench.progress import Ticker, step

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from workers.adapters.kafka.reader import read_topic
-from workers.adapters.mongo import MongoActionLog, database
 from workers.ports import OperatorAction
 from workers.roles.dlq_replay import (
     DeadLetterEntry,
@@ -27,7 +25,7 @@ class DeadLetterDesk:
     def __init__(self, runtime: Runtime, *, via: str) -> None:
         self._runtime = runtime
         self._via = via
-        self.log = MongoActionLog(database(runtime.mongo, runtime.settings.mongo_database))
+        self.log = runtime.stores.actions
 
     @property
     def topic(self) -> str:
@@ -35,7 +33,7 @@ class DeadLetterDesk:
 
     async def entries(self) -> list[DeadLetterEntry]:
         """Every entry of the dead-letter topic (StreamUnavailable when Kafka does not answer)."""
-        records = await read_topic(self._runtime.kafka, self.topic, timeout_s=READ_TIMEOUT_S)
+        records = await self._runtime.read_topic(self.topic, timeout_s=READ_TIMEOUT_S)
         return entries_of(records)
 
     async def entry(self, position: str) -> DeadLetterEntry:

@@ -2,7 +2,7 @@
 
 Guarantee: at-least-once, durable -- an offset is committed only after the handler succeeded or the event was dead-lettered.
 
-``publish`` produces to ``events.stored`` through ``workers.adapters.kafka.KafkaProducer`` (keyed
+``publish`` produces to ``events.stored`` through ``KafkaProducer`` (keyed
 by aggregate, so each aggregate keeps its order). Each subscription is its own consumer
 group ``<group_id>-bus-<durable>`` (a fresh one per call when ``durable`` is None) in
 its own task, so a slow or failing handler delays only its own subscription. A failing
@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -38,14 +37,13 @@ from aiokafka.errors import KafkaError
 from topics.catalog import TopicNames
 from topics.envelope import Event
 from topics.errors import InvalidInput
-from workers.adapters.kafka import KafkaConfig, KafkaProducer, plain
+from workers.adapters.kafka.config import KafkaConfig, plain
+from workers.adapters.kafka.producer import KafkaProducer
 from workers.bus.common import (
-    BusClosed,
     BusUnavailable,
     RetryPolicy,
+    Subscriptions,
     bounded,
-    check_durable,
-    check_event_type,
     dead_letter_until_done,
     decode_bus_event,
     deliver,
@@ -105,11 +103,10 @@ class KafkaEventBus:
         self.producer = KafkaProducer(self.kafka, client_id="eventfleet-bus")
         self._producer_started = False
         self._lock = asyncio.Lock()
-        self._readers: set[_Reader] = set()
-        self._closed = False
+        self._subscriptions = Subscriptions(f"Kafka event bus on {self.topic}")
 
     async def started_producer(self) -> KafkaProducer:
-        self._check_open()
+        self._subscriptions.check_open()
         async with self._lock:
             if not self._producer_started:
                 await self.producer.start()  # raises StreamUnavailable in time
@@ -118,7 +115,6 @@ class KafkaEventBus:
 
     async def publish(self, event: Event) -> None:
         """Produce ``event`` and wait for acks=all; raises StreamUnavailable when Kafka does not ack."""
-        self._check_open()
         require_stored(event)
         producer = await self.started_producer()
         await producer.send(self.topic, Outgoing.of(event))
@@ -131,31 +127,16 @@ class KafkaEventBus:
         Returns once the group owns its partitions. With ``durable`` the group keeps
         its offsets: subscribing again under that name resumes after the last commit.
         """
-        self._check_open()
-        check_event_type(event_type)
-        check_durable(durable)
-        name = durable if durable is not None else f"tmp-{uuid.uuid4().hex}"
+        name = self._subscriptions.opening(event_type, durable)
         reader = _Reader(self, f"{self.options.group_id}-bus-{name}", event_type, handler)
         await reader.start()
-        self._readers.add(reader)
-
-        async def cancel() -> None:
-            self._readers.discard(reader)
-            await reader.stop()
-
-        return Subscription(cancel=cancel)
+        return self._subscriptions.added(reader)
 
     async def close(self) -> None:
         """Stop every subscription and the producer, each bounded by the Kafka timeout."""
-        self._closed = True
-        readers, self._readers = list(self._readers), set()
-        await asyncio.gather(*(reader.stop() for reader in readers))
+        await self._subscriptions.close()
         if self._producer_started:
             await self.producer.stop()
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise BusClosed(f"the Kafka event bus on {self.topic} is closed; create a new one")
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]

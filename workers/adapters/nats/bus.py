@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from functools import partial
@@ -40,13 +39,11 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 from topics.envelope import Event, encode
 from topics.errors import ConfigError, InvalidInput, Unavailable
 from workers.bus.common import (
-    BusClosed,
     BusError,
     BusUnavailable,
     RetryPolicy,
+    Subscriptions,
     bounded,
-    check_durable,
-    check_event_type,
     dead_letter_until_done,
     decode_bus_event,
     matches,
@@ -93,8 +90,7 @@ class NatsEventBus:
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._lock = asyncio.Lock()
-        self._readers: set[_Reader] = set()
-        self._closed = False
+        self._subscriptions = Subscriptions(f"NATS event bus on {stream}")
 
     async def call(self, what: str, call: Awaitable[T]) -> T:
         """Await one NATS call within the timeout, translating driver errors once, here."""
@@ -103,7 +99,7 @@ class NatsEventBus:
 
     async def jetstream(self) -> JetStreamContext:
         """Connect on first use and make sure both streams exist."""
-        self._check_open()
+        self._subscriptions.check_open()
         async with self._lock:
             if self._js is None:
                 nc = await self.call(f"connecting to {mask_url(self.nats_url)}", self._connect())
@@ -162,26 +158,16 @@ class NatsEventBus:
         With ``durable`` the consumer outlives the subscription: subscribing again under
         the same name resumes after the last acknowledged event.
         """
-        check_event_type(event_type)
-        check_durable(durable)
+        name = self._subscriptions.opening(event_type, durable)
         js = await self.jetstream()
-        name = durable if durable is not None else f"tmp-{uuid.uuid4().hex}"
         # Event types are single subject tokens and "*" is NATS's own one-token wildcard.
         reader = _Reader(self, js, name, f"{self.subject_prefix}.{event_type}", event_type, handler)
         await reader.bind(ephemeral=durable is None)
-        self._readers.add(reader)
-
-        async def cancel() -> None:
-            self._readers.discard(reader)
-            await reader.stop()
-
-        return Subscription(cancel=cancel)
+        return self._subscriptions.added(reader)
 
     async def close(self) -> None:
         """Stop every subscription, then the connection, each bounded by a timeout."""
-        self._closed = True
-        readers, self._readers = list(self._readers), set()
-        await asyncio.gather(*(reader.stop() for reader in readers))
+        await self._subscriptions.close()
         async with self._lock:
             nc, self._nc, self._js = self._nc, None, None
         if nc is not None:
@@ -192,10 +178,6 @@ class NatsEventBus:
             await bounded(nc.close(), self.timeout_s)
         except (TimeoutError, nats.errors.Error, OSError) as e:
             log.warning("closing the NATS bus connection failed: %r", e)
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise BusClosed(f"the NATS event bus on {self.stream} is closed; create a new one")
 
 
 class _Reader:

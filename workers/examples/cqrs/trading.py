@@ -9,18 +9,14 @@ the whole command runs again on the new book.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any
 
-from snapshot_rules.domains.trading import ORDER_BOOK, match_trades
 from workers.cqrs.aggregate import AggregateRoot
 from workers.cqrs.commands import Command
-from workers.cqrs.dispatcher import Dispatcher
-from workers.cqrs.handlers import AggregateHandler, Decide, Publisher
-from workers.cqrs.repository import Repository
-from workers.metrics import Metrics
-
-C = TypeVar("C", bound=Command)
+from workers.cqrs.handlers import Decide
+from workers.examples.domains.trading import match_trades
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -66,25 +62,8 @@ def cancel_order(aggregate: AggregateRoot, command: CancelOrder) -> None:
         aggregate.record("TradeExecuted", trade, metadata=command.metadata)
 
 
-def register_trading(
-    dispatcher: Dispatcher,
-    *,
-    repository: Repository,
-    publisher: Publisher,
-    metrics: Metrics | None = None,
-    max_attempts: int = 5,
-) -> None:
-    """Register the order book's command handlers on ``dispatcher``."""
-
-    def handler(decide: Decide[C]) -> AggregateHandler[C]:
-        return AggregateHandler(
-            ORDER_BOOK,
-            decide,
-            repository=repository,
-            publisher=publisher,
-            metrics=metrics,
-            max_attempts=max_attempts,
-        )
-
-    dispatcher.register(PlaceOrder, handler(place_order))
-    dispatcher.register(CancelOrder, handler(cancel_order))
+COMMANDS: Mapping[type[Command], Decide[Any]] = {
+    PlaceOrder: place_order,
+    CancelOrder: cancel_order,
+}
+"""Each command and how it decides: ``register_aggregate(dispatcher, ORDER_BOOK, COMMANDS, ...)``."""

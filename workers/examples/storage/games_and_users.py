@@ -1,25 +1,29 @@
 """The two examples of the seeds, runnable: a game state three clients share, a user profile.
 
-game = await run_game_example(db)          # game-server, admin-panel, a mobile client
-user = await run_user_example(db, bus)     # UserEmailChanged from the email mapper
+``collection`` gives the document store of a collection by name, on MongoDB or in memory:
+
+game = await run_game_example(lambda name: MongoDocuments(db, name))   # three clients
+user = await run_user_example(lambda name: MemoryDocuments(name), bus)  # UserEmailChanged
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-
-from pymongo.asynchronous.database import AsyncDatabase
 
 from topics.envelope import Event
 from workers.ports import EventBus
 from workers.storage.diff import apply_patch
-from workers.storage.documents import Document
 from workers.storage.mappers import FieldChangedMapper
+from workers.storage.ports import Document, DocumentStore
 from workers.storage.storage import EventSourcedStorage
 
 GAME_ID = "game-1"
 USER_ID = "user-123"
+
+Collections = Callable[[str], DocumentStore]
+"""The document store of a collection, by the collection's name."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,9 +37,9 @@ class GameExample:
     deleted_events: tuple[Event, ...]
 
 
-async def run_game_example(db: AsyncDatabase[Document]) -> GameExample:
+async def run_game_example(collection: Collections) -> GameExample:
     """The game server creates a state, two clients change it, a phone catches up from version 1."""
-    games = EventSourcedStorage(db, "game_states", type_prefix="GameState")
+    games = EventSourcedStorage(collection("game_states"), type_prefix="GameState")
     created = await games.find_one_and_upsert(
         {"_id": GAME_ID, "player": "hero", "gold": 100, "experience": 0, "level": 1},
         client_id="game-server",
@@ -77,7 +81,7 @@ class UserExample:
     email_changes: tuple[Event, ...]
 
 
-async def run_user_example(db: AsyncDatabase[Document], bus: EventBus) -> UserExample:
+async def run_user_example(collection: Collections, bus: EventBus) -> UserExample:
     """A profile whose email change also yields ``UserEmailChanged {new_email}`` on the bus."""
     received: list[Event] = []
 
@@ -86,8 +90,7 @@ async def run_user_example(db: AsyncDatabase[Document], bus: EventBus) -> UserEx
 
     subscription = await bus.subscribe("UserEmailChanged", on_email_changed)
     users = EventSourcedStorage(
-        db,
-        "users",
+        collection("users"),
         type_prefix="User",
         bus=bus,
         mapper=FieldChangedMapper("email", "UserEmailChanged", "new_email"),

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from snapshot_rules.domain import Domains
-from snapshot_rules.domains.account import ACCOUNT
-from snapshot_rules.domains.cart import CART
-from snapshot_rules.domains.chat_room import CHAT_ROOM
-from snapshot_rules.domains.game import GAME
-from snapshot_rules.domains.order import ORDER
-from snapshot_rules.domains.trading import ORDER_BOOK
+from workers.examples.domains.account import ACCOUNT
+from workers.examples.domains.cart import CART
+from workers.examples.domains.chat_room import CHAT_ROOM
+from workers.examples.domains.game import GAME
+from workers.examples.domains.order import ORDER
+from workers.examples.domains.trading import ORDER_BOOK
 
 __all__ = [
     "ACCOUNT",
@@ -29,12 +29,12 @@ def default_domains() -> Domains:
 
 
 def chat_domains() -> Domains:
-    """``EVENTFLEET_DOMAINS=snapshot_rules.domains:chat_domains``: order and chat room."""
+    """``EVENTFLEET_DOMAINS=workers.examples.domains:chat_domains``: order and chat room."""
     return Domains([ORDER, CHAT_ROOM])
 
 
 def all_domains() -> Domains:
-    """``EVENTFLEET_DOMAINS=snapshot_rules.domains:all_domains``: every example of seed 004.
+    """``EVENTFLEET_DOMAINS=workers.examples.domains:all_domains``: every example of seed 004.
 
     Order, account and chat room, plus the shopping cart (async), the order book (sync) and the
     game log (async, snapshots by time).

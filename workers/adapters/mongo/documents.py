@@ -1,67 +1,129 @@
-"""How a document change and its event commit together: one transaction, or an intent.
+"""``DocumentStore`` on MongoDB: a change and its event commit together, in a transaction or by an intent.
 
-``TransactionWriter`` (replica sets, sharded clusters): the version-checked document
-write and the event insert share one MongoDB transaction; a crash before the commit
-leaves neither.
+On a replica set or a sharded cluster (``transactions``), the version-checked document write and
+the event insert share one MongoDB transaction; a crash before the commit leaves neither.
 
-``IntentWriter`` (no transactions, e.g. a standalone server): the version-checked
-document write also stores the event in the document (``_pending_event``), atomically,
-since it is one document. Then the event is inserted and the marker cleared. A crash
-in between leaves a marked document; whoever touches it next (any read or write of the
-storage, or ``recover()``) inserts the event (idempotent by event id) and clears the
-marker. So the event is never stored without its change, and after recovery no change
-is without its event. Until then readers of the raw collection may see the change early.
+On a standalone server (no transactions), the version-checked document write also stores the
+event in the document (``_pending_event``), atomically, since it is one document. Then the event
+is inserted and the intent cleared. A crash in between leaves a marked document; whoever touches
+it next (any read or write of the storage, or ``interrupted()``) inserts the event (idempotent by
+event id) and clears the intent. So the event is never stored without its change, and after
+recovery no change is without its event. Until then readers of the raw collection may see the
+change early.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+import asyncio
+from typing import Any, Protocol
 
-from pymongo import AsyncMongoClient
+from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from topics.envelope import Event
-from topics.errors import StoreUnavailable
-from workers.adapters.mongo import MongoEventStore, StoreError, event_to_document, translated
+from topics.errors import StoreError, StoreUnavailable
+from workers.adapters.mongo.changes import ChangeWatcher
+from workers.adapters.mongo.client import translated
+from workers.adapters.mongo.stores import MongoEventStore
+from workers.adapters.records import document_to_event, event_to_document
 from workers.ports import AppendConflict
-from workers.storage.documents import ID, PENDING_EVENT, VERSION, Document
-
-Outcome = Literal["conflict", "committed", "committed_event_by_other"]
-"""``committed_event_by_other``: a concurrent reader stored (and publishes) the event first."""
-AFTER_DOCUMENT_WRITE = "after_document_write"
-AFTER_EVENT_WRITE = "after_event_write"
-
-
-@dataclass(frozen=True, slots=True)
-class FaultPoint:
-    """Where a change is when the fault hook is called: crash tests raise or die here."""
-
-    point: str
-    """AFTER_DOCUMENT_WRITE or AFTER_EVENT_WRITE."""
-    event: Event
-    session_id: Mapping[str, Any] | None
-    """The transaction's logical session id (None on the intent path)."""
+from workers.storage.documents import ID, PENDING_EVENT, VERSION, disagree
+from workers.storage.ports import (
+    AFTER_DOCUMENT_WRITE,
+    AFTER_EVENT_WRITE,
+    Document,
+    FaultHook,
+    FaultPoint,
+    Invalidations,
+    Loaded,
+    Outcome,
+    PlannedChange,
+    no_fault,
+)
 
 
-FaultHook = Callable[[FaultPoint], None]
+class MongoDocuments:
+    """A storage collection in MongoDB, its events in the fleet's ``events`` collection.
+
+    ``transactions``: None detects them once (``hello``); False forces the intent path.
+    ``fault_hook`` is called at each fault point of a change (crash tests).
+    """
+
+    def __init__(
+        self,
+        db: AsyncDatabase[Document],
+        collection: str,
+        *,
+        transactions: bool | None = None,
+        fault_hook: FaultHook | None = None,
+    ) -> None:
+        self._db = db
+        self._docs: AsyncCollection[Document] = db[collection]
+        self._events = MongoEventStore(db)
+        self._transactions = transactions
+        self._fault = fault_hook or no_fault
+        self._writer: _Writer | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def name(self) -> str:
+        return self._docs.name
+
+    @property
+    def events(self) -> MongoEventStore:
+        return self._events
+
+    @property
+    def transactions(self) -> bool | None:
+        return None if self._writer is None else isinstance(self._writer, _TransactionWriter)
+
+    async def open(self) -> None:
+        if self._writer is not None:
+            return
+        async with self._lock:
+            if self._writer is not None:
+                return
+            client = self._db.client
+            if self._transactions is None:
+                self._transactions = await supports_transactions(client)
+            await self._events.ensure_indexes()
+            async with translated(f"creating the indexes of {self.name}"):
+                await self._docs.create_index(
+                    [(f"{PENDING_EVENT}._id", ASCENDING)], sparse=True, name=PENDING_EVENT
+                )
+            if self._transactions:
+                self._writer = _TransactionWriter(client, self._docs, self._events, self._fault)
+            else:
+                self._writer = _IntentWriter(self._docs, self._events, self._fault)
+
+    async def load(self, doc_id: str) -> Loaded:
+        async with translated(f"reading {self.name} {doc_id}"):
+            stored = await self._docs.find_one({ID: doc_id})
+        if stored is None or PENDING_EVENT not in stored:
+            return Loaded(stored)
+        return Loaded(stored, document_to_event(stored.pop(PENDING_EVENT)))
+
+    async def interrupted(self) -> list[tuple[str, Event]]:
+        async with translated(f"looking for interrupted changes in {self.name}"):
+            cursor = self._docs.find({PENDING_EVENT: {"$exists": True}}, projection=[PENDING_EVENT])
+            return [(doc[ID], document_to_event(doc[PENDING_EVENT])) async for doc in cursor]
+
+    async def commit(self, change: PlannedChange) -> Outcome:
+        await self.open()
+        assert self._writer is not None
+        return await self._writer.commit(change)
+
+    async def complete(self, doc_id: str, event: Event) -> bool:
+        return await complete_pending(self._docs, self._events, doc_id, event)
+
+    def watch(self, cache: Invalidations) -> ChangeWatcher:
+        return ChangeWatcher(self._docs, cache)
 
 
-@dataclass(frozen=True, slots=True)
-class PlannedChange:
-    """One version step of one document: the version it replaces, the new document, its event."""
-
-    doc_id: str
-    expected_version: int | None
-    """None: no document with this id exists yet."""
-    replacement: Document
-    event: Event
-
-
-class Writer(Protocol):
+class _Writer(Protocol):
     """Commits a planned change and its event together."""
 
     async def commit(self, change: PlannedChange) -> Outcome:
@@ -73,10 +135,6 @@ class _Stale(Exception):
     """The version check failed inside a transaction: abort it and let the caller re-read."""
 
 
-def _no_fault(point: FaultPoint) -> None:
-    return None
-
-
 async def supports_transactions(client: AsyncMongoClient[Document]) -> bool:
     """Replica sets and mongos run multi-document transactions; a standalone server does not."""
     async with translated("asking the server whether it runs transactions"):
@@ -84,7 +142,7 @@ async def supports_transactions(client: AsyncMongoClient[Document]) -> bool:
     return bool(hello.get("setName")) or hello.get("msg") == "isdbgrid"
 
 
-class TransactionWriter:
+class _TransactionWriter:
     """Document write and event insert in one MongoDB transaction."""
 
     def __init__(
@@ -92,12 +150,12 @@ class TransactionWriter:
         client: AsyncMongoClient[Document],
         docs: AsyncCollection[Document],
         events: MongoEventStore,
-        fault_hook: FaultHook | None = None,
+        fault: FaultHook,
     ) -> None:
         self._client = client
         self._docs = docs
         self._events = events
-        self._fault = fault_hook or _no_fault
+        self._fault = fault
 
     async def commit(self, change: PlannedChange) -> Outcome:
         try:
@@ -144,18 +202,15 @@ class TransactionWriter:
         ) from error
 
 
-class IntentWriter:
+class _IntentWriter:
     """Without transactions: the document carries its pending event until the event is stored."""
 
     def __init__(
-        self,
-        docs: AsyncCollection[Document],
-        events: MongoEventStore,
-        fault_hook: FaultHook | None = None,
+        self, docs: AsyncCollection[Document], events: MongoEventStore, fault: FaultHook
     ) -> None:
         self._docs = docs
         self._events = events
-        self._fault = fault_hook or _no_fault
+        self._fault = fault
 
     async def commit(self, change: PlannedChange) -> Outcome:
         intent = {PENDING_EVENT: event_to_document(change.event)}
@@ -211,11 +266,7 @@ async def append_event(
     except AppendConflict as e:
         if e.id_taken:
             return False
-        raise StoreError(
-            f"{event.aggregate_type} {doc_id}: the event store already holds another event at "
-            f"version {event.version}, so the collection and the event store disagree (was the "
-            "document removed or rewritten outside the storage?)."
-        ) from e
+        raise disagree(event, doc_id) from e
     return True
 
 
@@ -224,7 +275,7 @@ async def complete_pending(
     events: MongoEventStore,
     doc_id: str,
     event: Event,
-    fault: FaultHook = _no_fault,
+    fault: FaultHook = no_fault,
 ) -> bool:
     """Store a marked document's pending event and clear the marker (both idempotent).
 

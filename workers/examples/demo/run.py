@@ -16,8 +16,8 @@ import time
 from collections.abc import Awaitable
 from typing import Any
 
-from workers.devtools.demo_client import DemoClient, Tally
-from workers.devtools.demo_verify import summary, verify
+from workers.examples.demo.client import DemoClient, Tally
+from workers.examples.demo.verify import summary, verify
 from workers.runtime.fleet import Fleet
 
 ITEMS = [{"sku": "tea", "qty": 2, "price": 3.5}, {"sku": "cup", "qty": 1, "price": 9.0}]

@@ -29,8 +29,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from snapshot_rules.domain import NEW, Domain, Route, Upcast, event
-from snapshot_rules.domains.chat_pages import room_messages_query
-from snapshot_rules.domains.chat_rules import (
+from snapshot_rules.projection import Projection
+from snapshot_rules.queries import Query
+from snapshot_rules.rules import every
+from snapshot_rules.schema import Text, fields, optional
+from workers.examples.domains.chat_pages import room_messages_query
+from workers.examples.domains.chat_rules import (
     DEFAULT_WINDOW,
     DELETED,
     EDITED,
@@ -42,10 +46,6 @@ from snapshot_rules.domains.chat_rules import (
     Message,
     iso,
 )
-from snapshot_rules.projection import Projection
-from snapshot_rules.queries import Query
-from snapshot_rules.rules import every
-from snapshot_rules.schema import Text, fields, optional
 
 __all__ = [
     "CHAT_MESSAGES",

@@ -46,13 +46,11 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from topics.envelope import Event, encode
 from topics.errors import ConfigError, InvalidInput, Unavailable
 from workers.bus.common import (
-    BusClosed,
     BusError,
     BusUnavailable,
     RetryPolicy,
+    Subscriptions,
     bounded,
-    check_durable,
-    check_event_type,
     dead_letter_until_done,
     decode_bus_event,
     deliver,
@@ -100,8 +98,7 @@ class RedisEventBus:
             socket_connect_timeout=self.timeout_s,
             socket_timeout=self.timeout_s + block_ms / 1000,
         )
-        self._readers: set[_Reader] = set()
-        self._closed = False
+        self._subscriptions = Subscriptions(f"Redis event bus on {stream}")
 
     async def call(self, what: str, call: Awaitable[T], *, extra_s: float = 0.0) -> T:
         """Await one Redis call within the timeout, translating driver errors once, here."""
@@ -110,7 +107,7 @@ class RedisEventBus:
 
     async def publish(self, event: Event) -> None:
         """Append ``event`` to the stream; raises BusUnavailable when Redis does not answer."""
-        self._check_open()
+        self._subscriptions.check_open()
         require_stored(event)
         fields: dict[Any, Any] = {"event": encode(event), "type": event.type}
         await self.call(
@@ -126,34 +123,19 @@ class RedisEventBus:
         With ``durable`` the consumer group outlives the subscription: subscribing again
         under the same name resumes after the last acknowledged event.
         """
-        self._check_open()
-        check_event_type(event_type)
-        check_durable(durable)
-        name = durable if durable is not None else f"tmp-{uuid.uuid4().hex}"
+        name = self._subscriptions.opening(event_type, durable)
         reader = _Reader(self, f"{self.group_prefix}.{name}", event_type, handler, durable is None)
         await reader.create_group()
         reader.start()
-        self._readers.add(reader)
-
-        async def cancel() -> None:
-            self._readers.discard(reader)
-            await reader.stop()
-
-        return Subscription(cancel=cancel)
+        return self._subscriptions.added(reader)
 
     async def close(self) -> None:
         """Stop every subscription and the connection pool, each bounded by the timeout."""
-        self._closed = True
-        readers, self._readers = list(self._readers), set()
-        await asyncio.gather(*(reader.stop() for reader in readers))
+        await self._subscriptions.close()
         try:
             await bounded(self.redis.aclose(), self.timeout_s)
         except (TimeoutError, RedisError, OSError) as e:
             log.warning("closing the Redis bus connection failed: %r", e)
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise BusClosed(f"the Redis event bus on {self.stream} is closed; create a new one")
 
 
 class _Reader:

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any
 
-from snapshot_rules.domains.account import ACCOUNT
 from workers.cqrs.aggregate import AggregateRoot
 from workers.cqrs.commands import Command
-from workers.cqrs.dispatcher import Dispatcher
-from workers.cqrs.handlers import AggregateHandler, Decide, Publisher
-from workers.cqrs.repository import Repository
-from workers.metrics import Metrics
-
-C = TypeVar("C", bound=Command)
+from workers.cqrs.handlers import Decide
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,27 +53,10 @@ def close_account(aggregate: AggregateRoot, command: CloseAccount) -> None:
     aggregate.record("AccountClosed", {}, metadata=command.metadata)
 
 
-def register_account(
-    dispatcher: Dispatcher,
-    *,
-    repository: Repository,
-    publisher: Publisher,
-    metrics: Metrics | None = None,
-    max_attempts: int = 5,
-) -> None:
-    """Register a handler for each account command on ``dispatcher``."""
-
-    def handler(decide: Decide[C]) -> AggregateHandler[C]:
-        return AggregateHandler(
-            ACCOUNT,
-            decide,
-            repository=repository,
-            publisher=publisher,
-            metrics=metrics,
-            max_attempts=max_attempts,
-        )
-
-    dispatcher.register(OpenAccount, handler(open_account))
-    dispatcher.register(DepositMoney, handler(deposit_money))
-    dispatcher.register(WithdrawMoney, handler(withdraw_money))
-    dispatcher.register(CloseAccount, handler(close_account))
+COMMANDS: Mapping[type[Command], Decide[Any]] = {
+    OpenAccount: open_account,
+    DepositMoney: deposit_money,
+    WithdrawMoney: withdraw_money,
+    CloseAccount: close_account,
+}
+"""Each command and how it decides: ``register_aggregate(dispatcher, ACCOUNT, COMMANDS, ...)``."""

@@ -8,8 +8,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from workers.adapters.mongo import MongoRejections, database
-from workers.devtools.demo_client import DemoClient, Tally
+from workers.examples.demo.client import DemoClient, Tally
 from workers.runtime.audit import auditor
 from workers.runtime.fleet import Fleet
 
@@ -162,8 +161,7 @@ async def _final_snapshots(fleet: Fleet, stored: Mapping[Aggregate, Sequence[Any
 
 async def _refused(fleet: Fleet, event_ids: list[str]) -> set[str]:
     """The event ids among ``event_ids`` that the store refused (recorded by the appender)."""
-    db = database(fleet.runtime.mongo, fleet.runtime.settings.mongo_database)
-    return set(await MongoRejections(db).find(event_ids))
+    return set(await fleet.runtime.stores.rejections.find(event_ids))
 
 
 async def _chat_check(client: DemoClient, rooms: Iterable[str]) -> list[str]:

@@ -10,7 +10,7 @@ is stored. Above all, **a trade never matches a sell without a buy at a compatib
 that rested first, for no more than either has left, and never between one trader's own
 orders. A new order may cross the book; until trades (or cancels) uncross it, no other order
 is accepted. ``match_trades`` computes those trades; the CQRS command ``PlaceOrder``
-(``workers.cqrs.trading``) records an order and its trades in one atomic append, so other
+(``workers.examples.cqrs.trading``) records an order and its trades in one atomic append, so other
 writers never see a crossed book.
 
 Prices and quantities are whole numbers (ticks of the currency's minor unit, lots), so the

@@ -21,7 +21,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from snapshot_rules.domains.chat_rules import (
+from snapshot_rules.projection import Projection
+from snapshot_rules.queries import QueryAnswer, QueryContext, QueryHandler
+from snapshot_rules.replay import Folded
+from topics.envelope import AGGREGATE_ID_RE, Event, parse_utc
+from topics.errors import InvalidEnvelope, InvalidInput, NotFound
+from workers.examples.domains.chat_rules import (
     DELETED,
     EDITED,
     SENT,
@@ -30,11 +35,6 @@ from snapshot_rules.domains.chat_rules import (
     find,
     sent_message,
 )
-from snapshot_rules.projection import Projection
-from snapshot_rules.queries import QueryAnswer, QueryContext, QueryHandler
-from snapshot_rules.replay import Folded
-from topics.envelope import AGGREGATE_ID_RE, Event, parse_utc
-from topics.errors import InvalidEnvelope, InvalidInput, NotFound
 
 DEFAULT_LIMIT = 100
 """A room query answers at most this many of the newest messages by default."""

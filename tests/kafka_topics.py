@@ -1,0 +1,43 @@
+"""Topics in tests, through the fleet's own Kafka adapter: create one, read one to its end or wait."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from topics.catalog import TopicSpec
+from topics.envelope import Event, decode
+from workers.adapters.kafka import ensure_topics, plain, read_topic
+from workers.ports import Record
+
+
+async def create_topic(kafka_url: str, topic: str, *, partitions: int) -> None:
+    """Topic ``topic`` with ``partitions`` partitions, replication 1 (fine if it exists)."""
+    await ensure_topics(plain(kafka_url), [TopicSpec(topic, partitions, 1)])
+
+
+async def read_records(kafka_url: str, topic: str, *, timeout_s: float = 10.0) -> list[Record]:
+    """Every record of ``topic`` up to its current end, by partition then offset."""
+    records = await read_topic(plain(kafka_url), topic, timeout_s=timeout_s)
+    return sorted(records, key=lambda r: (r.partition, r.offset))
+
+
+async def read_events(kafka_url: str, topic: str) -> list[Event]:
+    """Every event on ``topic`` up to its current end, decoded, in the order read."""
+    return [decode(record.value) for record in await read_topic(plain(kafka_url), topic)]
+
+
+async def read_until(
+    kafka_url: str, topic: str, *, expect: int, timeout_s: float = 30, settle_s: float = 0.5
+) -> list[Record]:
+    """The topic from its start once it holds ``expect`` records, read again after ``settle_s``
+    (so a record too many shows); what it holds at ``timeout_s`` if it never gets there."""
+    deadline = time.monotonic() + timeout_s
+    records = await read_topic(plain(kafka_url), topic, timeout_s=timeout_s)
+    while len(records) < expect and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        records = await read_topic(plain(kafka_url), topic, timeout_s=timeout_s)
+    if len(records) >= expect:
+        await asyncio.sleep(settle_s)
+        records = await read_topic(plain(kafka_url), topic, timeout_s=timeout_s)
+    return records

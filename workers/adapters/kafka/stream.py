@@ -1,0 +1,32 @@
+"""The Kafka a fleet process talks to outside Faust: its producers, the appender's progress and
+whole-topic reads."""
+
+from __future__ import annotations
+
+from workers.adapters.kafka.config import KafkaConfig
+from workers.adapters.kafka.producer import KafkaProducer
+from workers.adapters.kafka.progress import KafkaAppendProgress
+from workers.adapters.kafka.reader import read_topic
+from workers.ports import Record
+
+
+class KafkaStream:
+    """Producers (acks=all, every call bounded) and reads of a topic to its end, on one config."""
+
+    def __init__(self, kafka: KafkaConfig, *, max_event_bytes: int) -> None:
+        self.kafka = kafka
+        self._max_event_bytes = max_event_bytes
+
+    def producer(self, *, client_id: str) -> KafkaProducer:
+        """A new producer (not started: ``start()`` connects it)."""
+        return KafkaProducer(self.kafka, client_id=client_id, max_event_bytes=self._max_event_bytes)
+
+    def progress(self, *, topic: str, partitions: int, group_prefix: str) -> KafkaAppendProgress:
+        """How far the appender's group has decided ``topic`` (connects on first use)."""
+        return KafkaAppendProgress(
+            self.kafka, topic=topic, partitions=partitions, group_prefix=group_prefix
+        )
+
+    async def read(self, topic: str, *, timeout_s: float = 30.0) -> list[Record]:
+        """Every record of ``topic`` up to its end as first seen (StreamUnavailable if not)."""
+        return await read_topic(self.kafka, topic, timeout_s=timeout_s)

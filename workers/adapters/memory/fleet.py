@@ -1,0 +1,80 @@
+"""A fleet process's dependencies in memory: the stores, the marks and the stream, for tests."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from workers.adapters.memory.actions import MemoryActionLog
+from workers.adapters.memory.events import MemoryEventStore
+from workers.adapters.memory.producer import MemoryProducer
+from workers.adapters.memory.progress import MemoryAppendProgress
+from workers.adapters.memory.redis import MemoryCommandMemory, MemoryMarker
+from workers.adapters.memory.rejections import MemoryRejections
+from workers.adapters.memory.snapshots import MemorySnapshotStore
+from workers.adapters.memory.views import MemoryDatabase, MemoryViewStaging, MemoryViewStore
+from workers.ports import Record
+
+
+class MemoryStores:
+    """The event, snapshot, rejection, view and operator-action stores of one memory database."""
+
+    def __init__(self) -> None:
+        self.events = MemoryEventStore()
+        self.snapshots = MemorySnapshotStore()
+        self.rejections = MemoryRejections()
+        self.actions = MemoryActionLog()
+        self.db = MemoryDatabase()
+
+    def views(self, collection: str) -> MemoryViewStore:
+        return MemoryViewStore(self.db, collection)
+
+    def staging(self, collection: str) -> MemoryViewStaging:
+        return MemoryViewStaging(self.db, collection)
+
+    async def open(self) -> None:
+        """Nothing to prepare."""
+
+    async def ping(self) -> None:
+        """Raises while a test holds the event store down."""
+        await self.events.faults.enter("ping", "pinging")
+
+    async def store_id(self) -> str:
+        return "memory"
+
+    async def close(self) -> None:
+        """Nothing to close."""
+
+
+class MemoryMarks:
+    """The marker and the command memory, in memory."""
+
+    def __init__(self) -> None:
+        self.marker = MemoryMarker()
+        self.memory = MemoryCommandMemory(records=self.marker.records)  # one memory, as one Redis
+
+    async def close(self) -> None:
+        """Nothing to close."""
+
+
+class MemoryStream:
+    """One in-memory producer every part of the process shares, reads of what it holds, and
+    the appender's progress over it (a test says how far the appender has decided)."""
+
+    def __init__(self, *, partitions: Mapping[str, int] | None = None) -> None:
+        self.produced = MemoryProducer(partitions=partitions, default_partitions=1)
+        self._progress: dict[str, MemoryAppendProgress] = {}
+
+    def producer(self, *, client_id: str) -> MemoryProducer:
+        return self.produced
+
+    def progress(self, *, topic: str, partitions: int, group_prefix: str) -> MemoryAppendProgress:
+        return self.progress_of(topic)
+
+    def progress_of(self, topic: str) -> MemoryAppendProgress:
+        """The appender's progress on ``topic`` (one per topic, shared by whoever asks)."""
+        if topic not in self._progress:
+            self._progress[topic] = MemoryAppendProgress(self.produced, topic)
+        return self._progress[topic]
+
+    async def read(self, topic: str, *, timeout_s: float = 30.0) -> list[Record]:
+        return self.produced.records(topic)

@@ -1,0 +1,55 @@
+"""The fleet's stores in one MongoDB database, on one client of this event loop."""
+
+from __future__ import annotations
+
+import uuid
+
+from workers.adapters.mongo.actions import MongoActionLog
+from workers.adapters.mongo.client import MongoClient, connect, database, translated
+from workers.adapters.mongo.stores import MongoEventStore, MongoRejections, MongoSnapshotStore
+from workers.adapters.mongo.views import MongoViewStaging, MongoViewStore
+
+
+class MongoStores:
+    """The event, snapshot, rejection, view and operator-action stores of one database.
+
+    One client per event loop (PyMongo's rule): build it inside the loop that uses it.
+    """
+
+    def __init__(self, url: str, name: str, *, timeout_ms: int) -> None:
+        self.client: MongoClient = connect(url, timeout_ms=timeout_ms)
+        self.db = database(self.client, name)
+        self.events = MongoEventStore(self.db)
+        self.snapshots = MongoSnapshotStore(self.db)
+        self.rejections = MongoRejections(self.db)
+        self.actions = MongoActionLog(self.db)
+
+    def views(self, collection: str) -> MongoViewStore:
+        """The view documents of the projection kept in ``collection``."""
+        return MongoViewStore(self.db, collection)
+
+    def staging(self, collection: str) -> MongoViewStaging:
+        """Where a rebuild of ``collection`` builds its views before it swaps them in."""
+        return MongoViewStaging(self.db, collection)
+
+    async def open(self) -> None:
+        """Create the indexes the stores rely on (idempotent)."""
+        await self.events.ensure_indexes()
+
+    async def ping(self) -> None:
+        """One round trip (the health monitor bounds it with the store's timeout)."""
+        async with translated("pinging"):
+            await self.client.admin.command("ping")
+
+    async def store_id(self) -> str:
+        """A random id kept in the store: marks of a store that was replaced are never read."""
+        meta = self.db["meta"]
+        async with translated("reading the store id"):
+            await meta.update_one(
+                {"_id": "store"}, {"$setOnInsert": {"uuid": uuid.uuid4().hex[:12]}}, upsert=True
+            )
+            doc = await meta.find_one({"_id": "store"})
+        return str(doc["uuid"]) if doc else "store"
+
+    async def close(self) -> None:
+        await self.client.close()

@@ -1,0 +1,89 @@
+"""What every event-store adapter shares: the one stored form of an event and the checks and
+conflicts every backend applies alike.
+
+An event is kept as a document ``{"_id": <event id>, "aggregate_type", "aggregate_id",
+"version", "type", "data", "metadata", "occurred_at", "after"[, "schema_version"]}``: the MongoDB
+store writes it, the in-memory store keeps it (copied as BSON would), and both read events back
+through ``document_to_event``, so a round trip is the same whichever backend made it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC
+from typing import Any
+
+from topics.envelope import Event, Metadata
+from workers.ports import AppendConflict
+
+Document = dict[str, Any]
+
+
+def event_to_document(event: Event) -> Document:
+    """The one mapping between an event and its stored document (``_id`` = event id).
+
+    ``schema_version`` is stored only above 1: a document without it is version 1.
+    """
+    doc: Document = {
+        "_id": event.id,
+        "aggregate_type": event.aggregate_type,
+        "aggregate_id": event.aggregate_id,
+        "version": event.version,
+        "type": event.type,
+        "data": event.data,
+        "metadata": event.metadata.as_dict(),
+        "occurred_at": event.occurred_at,
+        "after": event.after,
+    }
+    if event.schema_version != 1:
+        doc["schema_version"] = event.schema_version
+    return doc
+
+
+def document_to_event(doc: Document) -> Event:
+    return Event(
+        id=doc["_id"],
+        aggregate_type=doc["aggregate_type"],
+        aggregate_id=doc["aggregate_id"],
+        type=doc["type"],
+        version=doc["version"],
+        data=doc["data"],
+        metadata=Metadata(**doc["metadata"]),
+        occurred_at=doc["occurred_at"].astimezone(UTC),
+        after=doc.get("after"),
+        schema_version=int(doc.get("schema_version", 1)),
+    )
+
+
+def check_append(events: Sequence[Event]) -> None:
+    """Only numbered events are stored."""
+    for event in events:
+        if event.version is None:
+            raise ValueError(f"event {event.id} has no version; number it before appending")
+
+
+def check_read(limit: int | None) -> None:
+    """The arguments of ``EventStore.read`` every backend refuses alike."""
+    if limit is not None and limit < 0:
+        # PyMongo would read a negative limit as "abs(limit), in one batch".
+        raise ValueError(f"limit must be 0 (no limit) or more, got {limit}")
+
+
+def check_read_back(limit: int, types: Sequence[str] | None) -> None:
+    """The arguments of ``EventStore.read_back`` every backend refuses alike."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"read_back needs a limit of 1 or more, got {limit!r}")
+    if isinstance(types, str):
+        raise ValueError(f"types must be a list of event types, got the string {types!r}")
+
+
+def conflict(failed: Event, inserted: int, *, id_taken: bool) -> AppendConflict:
+    """An ordered append stopped at ``failed`` (``inserted`` events before it were stored)."""
+    what = f"event {failed.id}" if id_taken else f"version {failed.version}"
+    return AppendConflict(
+        f"{failed.aggregate_type} {failed.aggregate_id}: {what} is already stored; "
+        f"{'the event was redelivered' if id_taken else 'another writer appended first'}.",
+        inserted=inserted,
+        failed=failed,
+        id_taken=id_taken,
+    )

@@ -1,0 +1,15 @@
+"""Examples built on eventfleet: the seeds' domains, their commands, storage runs and the demo.
+
+This room imports the framework and the framework never imports it (the architecture test
+holds both); the fleet reaches it only by name, through the default ``EVENTFLEET_DOMAINS``
+(``workers.examples.domains:default_domains``) and the workload ``eventfleet dev --demo`` runs.
+
+- ``domains``: order, account, chat room, shopping cart, order book and game log, each with its
+  read side (views, query routes).
+- ``cqrs``: typed commands of the account and the order book on the CQRS command side.
+- ``storage``: seed 002's game state and user profile on ``EventSourcedStorage``, and those
+  collections declared as fleet domains.
+- ``demo``: the mixed workload of ``eventfleet dev --demo`` and its verification.
+"""
+
+__all__ = ["cqrs", "demo", "domains", "storage"]

@@ -1,0 +1,175 @@
+"""What a fleet process connects to, as typed ports: the real services, or their in-memory twins.
+
+``Adapters`` groups them by technology: the stores (MongoDB), the stream (Kafka), the marks
+(Redis) and the bridge's bus (Redis Streams or NATS). ``real_adapters`` builds them from the
+settings, ``memory_adapters`` in memory; ``Runtime.start`` takes either, and builds from it only
+what the roles of its process need.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from workers.adapters.kafka import KafkaStream
+from workers.adapters.memory import MemoryMarks, MemoryStores, MemoryStream
+from workers.adapters.mongo import MongoStores
+from workers.adapters.redis import RedisMarks
+from workers.bus import InProcessEventBus
+from workers.metrics import Metrics
+from workers.ports import (
+    ActionLog,
+    AppendProgress,
+    CommandMemory,
+    EventBus,
+    EventStore,
+    Marker,
+    PendingEvents,
+    Producer,
+    Record,
+    Rejections,
+    SnapshotStore,
+    ViewStaging,
+    ViewStore,
+)
+from workers.roles.audit import MarkPeek
+from workers.runtime.buses import bridge_bus
+from workers.runtime.connections import kafka_config
+from workers.runtime.settings import Settings
+
+
+class StoredEvents(EventStore, PendingEvents, Protocol):
+    """The event store with its publish flags: what every store adapter implements."""
+
+
+class Stores(Protocol):
+    """The fleet's database: every store port, and the connection they share."""
+
+    @property
+    def events(self) -> StoredEvents: ...
+
+    @property
+    def snapshots(self) -> SnapshotStore: ...
+
+    @property
+    def rejections(self) -> Rejections: ...
+
+    @property
+    def actions(self) -> ActionLog: ...
+
+    def views(self, collection: str) -> ViewStore: ...
+
+    def staging(self, collection: str) -> ViewStaging: ...
+
+    async def open(self) -> None: ...
+
+    async def ping(self) -> None: ...
+
+    async def store_id(self) -> str: ...
+
+    async def close(self) -> None: ...
+
+
+class ProducerClient(Producer, Protocol):
+    """A producer with the lifecycle of the process that owns it."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def ping(self) -> None: ...
+
+
+class Progress(AppendProgress, Protocol):
+    """The appender's progress, with the lifecycle of the process that asks it."""
+
+    async def stop(self) -> None: ...
+
+
+class Stream(Protocol):
+    """The event stream outside Faust: producers, the appender's progress, and whole-topic
+    reads (audits, dead letters)."""
+
+    def producer(self, *, client_id: str) -> ProducerClient: ...
+
+    def progress(self, *, topic: str, partitions: int, group_prefix: str) -> Progress:
+        """How far the appender (a group named ``<group_prefix>…``) has decided ``topic``."""
+        ...
+
+    async def read(self, topic: str, *, timeout_s: float = 30.0) -> list[Record]: ...
+
+
+class Markers(Marker, MarkPeek, Protocol):
+    """The marker, which the auditor also reads."""
+
+
+class Marks(Protocol):
+    """The marker and the command memory on one connection."""
+
+    @property
+    def marker(self) -> Markers: ...
+
+    @property
+    def memory(self) -> CommandMemory: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Adapters:
+    """One process's dependencies: the stores (open from the start), how to make the rest.
+
+    ``marks(prefix)`` connects the marker under a key prefix (the runtime adds the store id);
+    ``bus()`` is the bridge role's bus. Both are called only by a process that needs them.
+    """
+
+    stores: Stores
+    stream: Stream
+    marks: Callable[[str], Marks]
+    bus: Callable[[], EventBus]
+
+
+def real_adapters(settings: Settings, metrics: Metrics) -> Adapters:
+    """MongoDB, Kafka, Redis and the configured bus, as the settings name them."""
+    kafka = kafka_config(settings)  # a bad secret or TLS file stops us before connecting
+
+    def marks(prefix: str) -> RedisMarks:
+        return RedisMarks(
+            settings.redis_url,
+            prefix=prefix,
+            timeout_ms=settings.redis_timeout_ms,
+            marker_ttl_s=settings.marker_ttl_s,
+            command_ttl_s=settings.command_ttl_s,
+            claim_ttl_ms=settings.claim_ttl_ms,
+            latency=metrics.marker_latency,
+        )
+
+    return Adapters(
+        stores=MongoStores(
+            settings.mongo_url, settings.mongo_database, timeout_ms=settings.mongo_timeout_ms
+        ),
+        stream=KafkaStream(kafka, max_event_bytes=settings.max_event_bytes),
+        marks=marks,
+        bus=lambda: bridge_bus(settings),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryAdapters:
+    """``memory_adapters()``: the adapters, and their in-memory classes for a test's switches."""
+
+    stores: MemoryStores
+    stream: MemoryStream
+    marks: MemoryMarks
+    bus: InProcessEventBus
+
+    def adapters(self) -> Adapters:
+        return Adapters(self.stores, self.stream, lambda prefix: self.marks, lambda: self.bus)
+
+
+def memory_adapters(*, partitions: Mapping[str, int] | None = None) -> MemoryAdapters:
+    """Every dependency in memory: a whole process's roles with no server (tests)."""
+    return MemoryAdapters(
+        MemoryStores(), MemoryStream(partitions=partitions), MemoryMarks(), InProcessEventBus()
+    )
