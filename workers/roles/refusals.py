@@ -2,8 +2,9 @@
 
 The mark may name an event that is still in flight, one the store refused, a phantom whose
 produce never reached Kafka, or be missing altogether after Redis lost its state; the store's
-head may trail events in flight. So a refusal is answered at once only when the mark names the
-store's head (or a ready filter says the aggregate is new and the store agrees). Otherwise the
+head may trail events in flight, and a filter rebuilt after Redis lost its state misses the
+creations still in flight. So a refusal is answered at once only when the mark names the
+store's head. Otherwise the
 aggregate is judged on the store's *settled* head: once the appender has decided every event
 its partition held (``AppendProgress``), the head is the truth; the event is refused against
 it, or marked over the stale view and accepted. If the appender does not catch up within the
@@ -17,7 +18,7 @@ from dataclasses import replace
 from snapshot_rules.domain import Domain
 from topics.envelope import NEW_AGGREGATE, Event
 from topics.errors import TransitionRejected
-from workers.ports import UNKNOWN, AppendProgress, EventStore, MarkRequest, MarkResult
+from workers.ports import AppendProgress, EventStore, MarkRequest, MarkResult
 from workers.roles.ledger import CommandLedger
 from workers.roles.outcomes import NotDone, Outcome, Refused
 
@@ -55,14 +56,13 @@ class RefusalCheck:
         ref = (domain.name, aggregate_id)
         for _ in range(ROUNDS):
             head = await self._store.last_event(ref)
-            agreed = result.previous and head is not None and head.id == result.after
-            certainly_new = not result.previous and mark.fallback == UNKNOWN and head is None
-            if agreed or certainly_new:  # the mark names the head; or new, and the store agrees
-                refused = judge(domain, aggregate_id, head, mark.event_type)
+            if result.previous and head is not None and head.id == result.after:
+                refused = judge(domain, aggregate_id, head, mark.event_type)  # the mark is the head
                 if refused is not None:
                     return refused
-            # In flight, refused at the store, a phantom, a wrong filter, or a store head that
-            # may trail the stream: the settled head decides.
+            # In flight, refused at the store, a phantom, a store head that may trail the
+            # stream, or the filter's "new" (rebuilt after Redis lost it, it misses creations
+            # still in flight): the settled head decides.
             stale = result.previous
             settled = await self._settled_head(domain, aggregate_id, mark)
             if not isinstance(settled, _Head):

@@ -1,7 +1,9 @@
 """How far the appender has decided the events topic, read from the brokers (``AppendProgress``).
 
 A key's partition is where the default partitioner puts it (murmur2, as every Kafka client);
-its end offset is read once per question, then the committed offsets of the fleet's groups
+its end offset is read once per question — from a fetch response's high-water mark, since
+Tansu answers ListOffsets with the end of all but the last batch (a short answer would make a
+stale head look settled) — then the committed offsets of the fleet's groups
 (whatever name the appender runs under: ``<group>-appender``, ``-all``, ``-dev``, …) are polled
 until one of them has passed it. The offset ledger guarantees a committed offset never passes
 an undecided record, so "committed past the end offset" means "every record there is decided".
@@ -45,6 +47,7 @@ class KafkaAppendProgress:
         self._groups: list[str] = []
         self._groups_at = 0.0
         self._lock = asyncio.Lock()
+        self._fetching = asyncio.Lock()
 
     async def caught_up(self, aggregate_key: bytes, *, within_s: float) -> bool:
         every = list(range(self._partitions))
@@ -53,7 +56,7 @@ class KafkaAppendProgress:
         try:
             admin, offsets = await self._clients()
             async with asyncio.timeout(self._timeout_s):
-                end = (await offsets.end_offsets([tp]))[tp]
+                end = await self._end(offsets, tp)
             if end == 0:
                 return True  # nothing was ever produced there
             while True:
@@ -73,6 +76,16 @@ class KafkaAppendProgress:
                 f"({type(e).__name__})."
             ) from e
 
+    async def _end(self, offsets: AIOKafkaConsumer, tp: TopicPartition) -> int:
+        """The partition's end: listed, then raised to the high-water mark a fetch reports."""
+        async with self._fetching:  # one assignment at a time on the shared consumer
+            listed = (await offsets.end_offsets([tp]))[tp]
+            offsets.assign([tp])
+            offsets.seek(tp, max(listed - 1, 0))  # a record to fetch, so the fetch returns at once
+            while offsets.highwater(tp) is None:
+                await offsets.getmany(tp, timeout_ms=100)
+            return int(max(listed, offsets.highwater(tp) or 0))
+
     async def _consumers(self, admin: AIOKafkaAdminClient) -> list[str]:
         """The fleet's groups, listed again after GROUPS_TTL_S (GROUPS_RETRY_S while there are
         none yet: a fleet just started)."""
@@ -89,7 +102,8 @@ class KafkaAppendProgress:
                 kwargs = self._kafka.client_kwargs()
                 admin = AIOKafkaAdminClient(**kwargs, client_id="eventfleet-progress")
                 offsets = AIOKafkaConsumer(
-                    **kwargs, client_id="eventfleet-progress", enable_auto_commit=False
+                    **kwargs, client_id="eventfleet-progress", enable_auto_commit=False,
+                    fetch_max_wait_ms=10,  # an empty partition answers at once (Tansu: long polls hold)
                 )
                 self._admin, self._offsets = admin, offsets
                 try:
