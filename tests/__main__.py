@@ -1,7 +1,7 @@
 """The whole test command: ruff, mypy (strict) and pytest; pytest's "no tests" counts as failure.
 
 System tools the tests need (promtool, from Debian's prometheus package; chromium and
-chromium-driver for the console's browser tests) are installed first when missing and this
+chromium-driver for the console's browser tests; wrk for the bench's HTTP rows) are installed first when missing and this
 user may; otherwise one line says how, and the tests that need them fail.
 """
 
@@ -24,6 +24,7 @@ SYSTEM_TOOLS = (
     # (command, Debian packages, the tests that need it)
     ("promtool", ("prometheus",), "the alert tests"),
     ("chromedriver", ("chromium", "chromium-driver"), "the console's browser tests"),
+    ("wrk", ("wrk",), "the bench's HTTP rows (eventfleet bench commands)"),
 )
 
 

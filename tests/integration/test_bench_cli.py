@@ -38,6 +38,35 @@ async def test_bench_says_each_step_on_stderr_and_prints_only_tables(
     assert leftovers(tmp_path) == []  # its run directory is gone
 
 
+async def test_the_command_rows_are_driven_by_wrk_in_interleaved_rounds(
+    stack: EmbeddedStack, tmp_path: Path
+) -> None:
+    env = {
+        "TMPDIR": str(tmp_path),
+        "EVENTFLEET_KAFKA_URL": stack.urls.kafka_url,
+        "EVENTFLEET_MONGO_URL": stack.urls.mongo_url,
+        "EVENTFLEET_REDIS_URL": stack.urls.redis_url,
+        "EVENTFLEET_KAFKA_IDEMPOTENCE": "false",
+    }
+    code, out, err = await eventfleet(
+        "bench", "commands", "--json", "--events", "200", "--rounds", "2", env=env
+    )
+    assert code == 0, err
+    (table,) = [orjson.loads(line) for line in out.splitlines()]
+    assert "2 interleaved rounds, alternating order; wrk; load " in table["table"]
+    rows = table["rows"]
+    assert [(r["row"].split(", ", 1)[1], r["rounds"]) for r in rows] == [
+        ("64 conn, OrderPaid", 2), ("1 conn, OrderPaid", 2),
+        ("64 conn, OrderPlaced (new)", 2), ("1 conn, OrderPlaced (new)", 2),
+    ]  # fmt: skip
+    for row in rows:
+        assert row["rate"] > 0 and row["baseline_rate"] > 0 and row["cpu_per_item_ms"] > 0
+        spread = row["ratio"]
+        assert spread["min"] <= spread["median"] <= spread["max"]
+    rounds = [s for s in err.splitlines() if "commands: 64 conn, paid, round" in s]
+    assert len(rounds) == 2
+
+
 async def test_the_bench_deletes_its_keys_from_a_lent_redis_and_only_those(
     stack: EmbeddedStack,
 ) -> None:
@@ -72,7 +101,7 @@ async def test_a_terminated_bench_stops_what_it_started_and_removes_its_director
     assert process.stderr is not None
     said = b""
     async with asyncio.timeout(120):  # until its stack and a worker process run
-        while b"the raw pipeline" not in said:
+        while b"append round 1 of" not in said:
             line = await process.stderr.readline()
             assert line, said.decode()
             said += line

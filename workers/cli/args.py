@@ -233,6 +233,11 @@ def _bench(commands: argparse._SubParsersAction[Parser]) -> None:
     )
     bench.add_argument("--json", action="store_true", help="print each table as a JSON line")
     bench.add_argument(
+        "--rounds", type=at_least(1), default=3,
+        help="interleaved rounds per row, alternating which side goes first (default 3; "
+        "the median and the min/max of the ratios are printed)",
+    )  # fmt: skip
+    bench.add_argument(
         "--events", type=at_least(2), default=20_000,
         help="events or commands per measurement (at least 2: latencies need two samples); "
         "state: rooms of 50 events, events/50 of them, 2 to 200",

@@ -155,7 +155,9 @@ async def run_audit(settings: Settings, args: Any) -> int:
 async def run_bench(settings: Settings, args: Any) -> int:
     from workers.devtools.bench import bench
 
-    return await bench(settings, path=args.path, events=args.events, as_json=args.json)
+    return await bench(
+        settings, path=args.path, events=args.events, as_json=args.json, rounds=args.rounds
+    )
 
 
 HANDLERS: dict[str, Handler] = {

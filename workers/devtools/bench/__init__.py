@@ -7,19 +7,22 @@ shared 2-core machine and on SecantusDB (a surrogate for mongod) mean little alo
 
 from __future__ import annotations
 
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable
 
 import orjson
 
+from topics.catalog import TopicSpec
 from workers.adapters.kafka import ensure_topics
 from workers.adapters.redis import connect_redis
 from workers.devtools.bench.append import bench_append
 from workers.devtools.bench.commands import bench_http_commands
-from workers.devtools.bench.measure import Table
+from workers.devtools.bench.measure import Table, load_average
 from workers.devtools.bench.progress import step
 from workers.devtools.bench.state import bench_state
+from workers.devtools.bench.wrk import WrkMissing, wrk_path
 from workers.devtools.dev import dev_settings, embedded_stack, run_directory
 from workers.devtools.embedded import free_port
 from workers.runtime.compose import Runtime
@@ -49,7 +52,9 @@ def worker_env(settings: Settings) -> dict[str, str]:
                   "TMPDIR": tempfile.gettempdir()}  # fmt: skip
 
 
-async def bench(settings: Settings, *, path: str, events: int, as_json: bool = False) -> int:
+async def bench(
+    settings: Settings, *, path: str, events: int, as_json: bool = False, rounds: int = 3
+) -> int:
     """Run the benchmarks of ``path`` on the embedded stack (or the services in the environment).
 
     Its own Redis unless EVENTFLEET_REDIS_URL names one; there, every key it wrote (all under
@@ -69,14 +74,27 @@ async def bench(settings: Settings, *, path: str, events: int, as_json: bool = F
             flush=True,
         )
 
+    if path in ("commands", "all"):
+        try:
+            wrk_path()
+        except WrkMissing as e:
+            print(e, file=sys.stderr, flush=True)
+            return 1
+    step(load_average())
     async with run_directory():  # the stack's data, the workers' and their logs: removed after
-        await _measure(settings, path=path, events=events, run=run, emit=emit)
+        await _measure(settings, path=path, events=events, rounds=rounds, run=run, emit=emit)
     step("done")
     return 0
 
 
 async def _measure(
-    settings: Settings, *, path: str, events: int, run: str, emit: Callable[[Table], None]
+    settings: Settings,
+    *,
+    path: str,
+    events: int,
+    rounds: int,
+    run: str,
+    emit: Callable[[Table], None],
 ) -> None:
     stack = embedded_stack(settings)
     step("starting the embedded stack")
@@ -91,7 +109,10 @@ async def _measure(
         runtime = await Runtime.start(settings, roles=())
         try:
             step("creating the topics")
-            await ensure_topics(runtime.kafka, fleet_catalog(settings, runtime.domains))
+            baseline_topic = f"{settings.topic_prefix}bench-baseline"
+            # The baseline's topic has as many partitions as ours: the same produce work.
+            same = TopicSpec(baseline_topic, settings.partitions, settings.replication)
+            await ensure_topics(runtime.kafka, [*fleet_catalog(settings, runtime.domains), same])
             env = worker_env(settings)
             if path in ("commands", "all"):
                 emit(
@@ -99,17 +120,21 @@ async def _measure(
                         env,
                         kafka=",".join(settings.kafka_bootstrap),
                         redis=settings.redis_url,
-                        topic=f"{settings.topic_prefix}bench-baseline",
+                        topic=baseline_topic,
                         count=events,
+                        rounds=rounds,
                     )
                 )
             if path in ("append", "scale", "all"):
                 scale = path in ("scale", "all")
-                emit(await bench_append(settings, env, events, scale=scale))
+                emit(await bench_append(settings, env, events, scale=scale, rounds=rounds))
             if path in ("state", "all"):
                 rooms = max(2, min(200, events // 50))  # 200 rooms at the default 20000
                 step(f"state query: {rooms} rooms of 50 events")
-                emit(await bench_state(runtime, aggregates=rooms))
+                store_pid = stack.process("mongo").pid if "mongo" in stack.started else None
+                emit(
+                    await bench_state(runtime, aggregates=rooms, store_pid=store_pid, rounds=rounds)
+                )
         finally:
             step("stopping")
             await runtime.stop()

@@ -15,15 +15,18 @@ from typing import Any
 
 import aiohttp
 import orjson
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from topics.catalog import TopicSpec
 from topics.envelope import NEW_AGGREGATE, Event, encode, kafka_headers, new_event
+from workers.adapters.kafka import ensure_topics
 from workers.adapters.mongo import MongoEventStore, connect, database
 from workers.adapters.records import event_to_document
-from workers.devtools.bench.measure import Measured, Table, cpu_seconds
+from workers.devtools.bench.measure import Measured, Table, cpu_seconds, load_average, median
 from workers.devtools.bench.procs import Server, alive, server
 from workers.devtools.bench.progress import Ticker, step
 from workers.devtools.embedded import free_port
+from workers.runtime.connections import kafka_config
 from workers.runtime.settings import Settings
 
 
@@ -63,22 +66,27 @@ async def raw_store(settings: Settings, events: list[Event]) -> Measured:
     )
     await scratch.ensure_indexes()
     docs = [event_to_document(e.with_version(i + 1)) for i, e in enumerate(events)]
-    cpu, started = time.process_time(), time.perf_counter()
+    started = time.perf_counter()
     for i in range(0, len(docs), settings.batch_size):
         await scratch.collection.insert_many(docs[i : i + settings.batch_size], ordered=True)
+    # No CPU: the work is the store's, and this process only waits for it.
     measured = Measured(
-        "raw insert_many (same indexes)", len(events), time.perf_counter() - started,
-        cpu_s=time.process_time() - cpu,
-    )  # fmt: skip
+        "raw insert_many (same indexes)", len(events), time.perf_counter() - started
+    )
     await client.close()
     return measured
 
 
-async def raw_pipeline(settings: Settings, topic: str, count: int) -> Measured:
-    """getmany → insert_many → produce the batch → commit, as its own process."""
-    out = f"{topic}.raw-out"
+async def raw_pipeline(
+    settings: Settings, topic: str, count: int, run: str, *, judged: bool
+) -> Measured:
+    """getmany → [decode → judge →] insert_many → produce the batch → commit, as its own process.
+
+    Its rate comes from the timestamps of what it published, as ours does.
+    """
+    out = f"{topic}.out"
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "workers.devtools.bench.baseline", "append",
+        sys.executable, "-m", "workers.devtools.bench.baseline", "judged" if judged else "append",
         ",".join(settings.kafka_bootstrap), settings.mongo_url, settings.mongo_database, topic, out,
         str(count), str(settings.batch_size), stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
@@ -89,19 +97,52 @@ async def raw_pipeline(settings: Settings, topic: str, count: int) -> Measured:
     cpu = cpu_seconds(process.pid) - cpu_before
     await process.wait()
     result = orjson.loads(line)
-    return Measured(
-        "raw getmany→insert_many→produce→commit", result["count"], result["seconds"], cpu_s=cpu
-    )
+    if result["refused"]:
+        raise RuntimeError(f"the judged baseline refused {result['refused']} valid events")
+    seconds = await published_span(settings.kafka_bootstrap, out, run, result["count"])
+    name = ("judged: getmany→decode→judge→insert_many→produce→commit" if judged
+            else "bare: getmany→insert_many→produce→commit")  # fmt: skip
+    return Measured(name, result["count"], seconds, cpu_s=cpu)
+
+
+async def published_span(bootstrap: list[str], topic: str, run: str, count: int) -> float:
+    """Seconds between the first and the last of ``count`` records of ``run`` on ``topic``,
+    scaled to ``count`` records (the first one's own work is before its timestamp).
+
+    Read after the measurement from the records' timestamps, so watching costs the measured
+    process nothing and the rate does not depend on how often progress was read.
+    """
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
+        enable_auto_commit=False, fetch_max_wait_ms=10,
+    )  # fmt: skip
+    marker = run.encode()
+    stamps: list[int] = []
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + 120
+        while len(stamps) < count:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"read {len(stamps)} of {count} published records of {topic}")
+            batches = await consumer.getmany(timeout_ms=500, max_records=5000)
+            stamps += [
+                r.timestamp for rs in batches.values() for r in rs if marker in (r.key or b"")
+            ]
+    finally:
+        await consumer.stop()
+    span_s = (max(stamps) - min(stamps)) / 1000
+    return span_s * count / (count - 1) if count > 1 and span_s > 0 else max(span_s, 1e-3)
 
 
 async def appenders(
-    settings: Settings, env: Mapping[str, str], processes: int, count: int, name: str
+    settings: Settings, env: Mapping[str, str], processes: int, count: int, name: str, run: str
 ) -> Measured:
-    """``processes`` appender workers of one group on the events topic; first stored to last.
+    """``processes`` appender workers of one group on the events topic.
 
-    Progress is read from the workers' own counters (``/metrics``), not by counting the
-    collection: a count on SecantusDB decodes every document (0.36 s at 20,000), and polling
-    it would load the store the appender is measured against.
+    Progress is read from the workers' own counters (``/metrics``) once a second, not by
+    counting the collection: a count on SecantusDB decodes every document. The rate comes from
+    the timestamps of what they published (``events.stored``), read afterwards; CPU is counted
+    from the first event seen published, per event published after it.
     """
     client = connect(settings.mongo_url, timeout_ms=settings.mongo_timeout_ms)
     events = database(client, settings.mongo_database)["events"]
@@ -121,13 +162,13 @@ async def appenders(
         connector = aiohttp.TCPConnector(force_close=True)
         async with aiohttp.ClientSession(connector=connector) as session:
             # The group's first assignment: bounded, so a group that never settles says so.
-            await _published_at_least(session, running, 1, timeout_s=120, what="a first event")
-            started = time.perf_counter()
+            first = await _published_at_least(
+                session, running, 1, timeout_s=120, what="a first event"
+            )
             cpu_before = sum(cpu_seconds(s.pid) for s in running)
-            await _published_at_least(session, running, count, ticker=Ticker("stored"))
-            seconds = time.perf_counter() - started
+            done = await _published_at_least(session, running, count, ticker=Ticker("stored"))
             cpu = sum(cpu_seconds(s.pid) for s in running) - cpu_before
-            step(f"{count} events published in {seconds:.1f} s")
+            step(f"{count} events published")
         # Published may count a redelivered event twice: the store says when all are in.
         step("checking the store holds each event once")
         deadline = time.monotonic() + 120
@@ -135,7 +176,7 @@ async def appenders(
             alive(running)
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the appenders stored {stored} of {count} events in time")
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(1)
         if stored != count:
             raise RuntimeError(f"the appenders stored {stored} events, not {count}")
     finally:
@@ -143,7 +184,11 @@ async def appenders(
         for ctx, _ in reversed(servers):
             await ctx.__aexit__(None, None, None)
         await client.close()
-    return Measured(name, count, seconds, cpu_s=cpu)
+    seconds = await published_span(
+        settings.kafka_bootstrap, f"{settings.topic_prefix}events.stored", run, count
+    )
+    cpu_per_event = cpu / max(1, done - first)
+    return Measured(name, count, seconds, cpu_s=cpu_per_event * count)
 
 
 PUBLISHED = 'eventfleet_events_published_total{mode="async"} '
@@ -157,7 +202,8 @@ async def _published_at_least(
     timeout_s: float = 900,
     ticker: Ticker | None = None,
     what: str = "",
-) -> None:
+) -> int:
+    """Poll the workers' published counters once a second until ``count``; the total seen."""
     deadline = time.monotonic() + timeout_s
     while True:
         alive(running)
@@ -180,43 +226,61 @@ async def _published_at_least(
         if published >= count:
             if ticker is not None:
                 ticker.done(count)
-            return
+            return published
         if time.monotonic() > deadline:
             raise RuntimeError(
                 f"{len(running)} appender process(es) did not store {what or f'{count} events'} "
                 f"in {timeout_s:g} s (their group may not have settled: see /healthz?verbose)"
             )
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(1)  # progress at most once a second: watching costs them little
 
 
 async def bench_append(
-    settings: Settings, env: Mapping[str, str], count: int, *, scale: bool
+    settings: Settings, env: Mapping[str, str], count: int, *, scale: bool, rounds: int = 3
 ) -> Table:
-    run = uuid.uuid4().hex[:6]
-    events = chains(count, max(1, count // 20), run)
-    table = Table(f"append path: {count} chained events, batch {settings.batch_size}")
-    step(f"append: raw insert_many of {count} events")
-    store = await raw_store(settings, events)
-    raw_topic = f"{settings.topic_prefix}bench-raw-{run}"
-    step(f"append: producing {count} events for the raw pipeline")
-    await produce(settings.kafka_bootstrap, raw_topic, events)
-    step("append: the raw pipeline (getmany → insert_many → produce → commit)")
-    raw = await raw_pipeline(settings, raw_topic, count)
-    step(f"append: producing {count} events for the appender")
-    await produce(settings.kafka_bootstrap, f"{settings.topic_prefix}events", events)
-    step("append: eventfleet's appender")
-    ours = await appenders(
-        settings, env, 1, count, "eventfleet appender (judged, stored, published)"
+    """Ours beside the judged and the bare pipeline, interleaved, alternating order per round."""
+    table = Table(
+        f"append path: {count} chained events, batch {settings.batch_size}, {settings.partitions} "
+        f"partitions, w=majority j=true on both sides; {rounds} interleaved rounds; {load_average()}"
     )
-    table.add(ours, raw, "cpu/event <= 1.25x")
-    table.add(ours, store, "(the store's own speed)")
+    events_topic = f"{settings.topic_prefix}events"
+    sides: dict[str, list[Measured]] = {"ours": [], "judged": [], "bare": []}
+    store: list[Measured] = []
+    for r in range(rounds):
+        order = ("bare", "judged", "ours") if r % 2 == 0 else ("ours", "judged", "bare")
+        for side in order:
+            run = uuid.uuid4().hex[:6]
+            events = chains(count, max(1, count // 20), run)
+            step(f"append round {r + 1} of {rounds}: {side} (producing {count} events first)")
+            if side == "ours":
+                await produce(settings.kafka_bootstrap, events_topic, events)
+                measured = await appenders(
+                    settings, env, 1, count, "eventfleet appender (judged, stored, published)", run
+                )
+            else:
+                topic = f"{settings.topic_prefix}bench-raw-{run}"
+                await _create(settings, [topic, f"{topic}.out"])
+                await produce(settings.kafka_bootstrap, topic, events)
+                measured = await raw_pipeline(settings, topic, count, run, judged=side == "judged")
+            sides[side].append(measured)
+        store.append(await raw_store(settings, chains(count, max(1, count // 20), "s" + run)))
+    table.add(sides["ours"], sides["judged"], "cpu/event <= 1.3x")
+    table.add(sides["ours"], sides["bare"], "cpu/event <= 2x")
+    table.add(sides["ours"], store, "(the store's own speed)")
     if scale:
         for processes in (2, 4):
-            more = chains(count, max(1, count // 20), f"{run}s{processes}")
+            run = uuid.uuid4().hex[:6]
+            more = chains(count, max(1, count // 20), run)
             step(f"scale: {processes} appender processes")
-            await produce(settings.kafka_bootstrap, f"{settings.topic_prefix}events", more)
+            await produce(settings.kafka_bootstrap, events_topic, more)
             measured = await appenders(
-                settings, env, processes, count, f"{processes} appender processes"
+                settings, env, processes, count, f"{processes} appender processes", run
             )
-            table.add(measured, ours, "cpu/event flat")
+            table.add(measured, median(sides["ours"]), "cpu/event flat (<= 1.15x)")
     return table
+
+
+async def _create(settings: Settings, topics: list[str]) -> None:
+    """Topics with as many partitions as the fleet's: the baseline's produce is the same work."""
+    specs = [TopicSpec(t, settings.partitions, settings.replication) for t in topics]
+    await ensure_topics(kafka_config(settings), specs)

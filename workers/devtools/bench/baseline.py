@@ -5,9 +5,12 @@
 check-and-set of the aggregate's mark in Redis (``coalesced``: every call of a loop tick in
 one pipeline; ``naive``: one EVALSHA per request), one acks=all produce, answer 202.
 
-``python -m workers.devtools.bench.baseline append KAFKA MONGO DATABASE TOPIC OUT COUNT BATCH``
-runs the raw append pipeline: getmany → insert_many → produce the batch → commit, and prints
-``{"count", "seconds"}`` once COUNT events are stored and published.
+``python -m workers.devtools.bench.baseline append|judged KAFKA MONGO DATABASE TOPIC OUT COUNT
+BATCH`` runs the raw append pipeline: getmany → insert_many → produce the batch → commit
+(``judged`` also checks each event before storing it: decoded, chained to the aggregate's last
+event, a transition its type allows, its data of the declared shape), with the store's write
+concern the appender uses, and prints ``{"count", "seconds", "refused"}`` once COUNT events
+are stored and published.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, WriteConcern
 from redis.asyncio import Redis
 
 CAS = """
@@ -103,11 +106,50 @@ async def serve(mode: str, port: int, kafka: str, redis_url: str, topic: str) ->
     await asyncio.Future()
 
 
+# The chat room's transitions and data shape, written out as a hand-made pipeline would.
+FOLLOWS = {"MessageSent": {None, "MessageSent", "MessageEdited", "MessageDeleted"}}
+SHAPE = {"MessageSent": (("message_id", str), ("sender_id", str), ("content", str))}
+
+
+def judge(events: list[dict[str, Any]], heads: dict[str, tuple[str, str, int]]) -> list[bool]:
+    """Each event chained to its aggregate's head, of a type that may follow it, of its shape.
+
+    ``heads``: aggregate key → (last event id, last type, version), advanced by each accepted one.
+    """
+    verdicts = []
+    for event in events:
+        key = f"{event['aggregate_type']}:{event['aggregate_id']}"
+        head_id, head_type, version = heads.get(key, ("-", None, 0))
+        data = event["data"]
+        ok = (
+            event.get("after") == head_id
+            and head_type in FOLLOWS.get(event["type"], ())
+            and isinstance(data, dict)
+            and all(isinstance(data.get(k), t) for k, t in SHAPE.get(event["type"], ()))
+        )
+        if ok:
+            heads[key] = (event["id"], event["type"], version + 1)
+            event["version"] = version + 1
+        verdicts.append(ok)
+    return verdicts
+
+
 async def append_pipeline(
-    kafka: str, mongo: str, db_name: str, topic: str, out: str, count: int, batch: int
+    kafka: str,
+    mongo: str,
+    db_name: str,
+    topic: str,
+    out: str,
+    count: int,
+    batch: int,
+    *,
+    judged: bool = False,
 ) -> None:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo)
-    collection = client[db_name]["raw_events"]
+    # The appender's write concern (workers/adapters/mongo/client.py DURABLE): the same wait.
+    collection = client[db_name].get_collection(
+        f"raw_events_{uuid.uuid4().hex[:6]}", write_concern=WriteConcern(w="majority", j=True)
+    )
     await collection.create_index(
         [("aggregate_type", 1), ("aggregate_id", 1), ("version", 1)], unique=True
     )
@@ -120,7 +162,8 @@ async def append_pipeline(
     await consumer.start()
     await producer.start()
     versions: dict[str, int] = {}
-    done = 0
+    heads: dict[str, tuple[str, str, int]] = {}
+    done = refused = 0
     first = 0.0
     print("ready", flush=True)
     while done < count:
@@ -133,12 +176,20 @@ async def append_pipeline(
             continue
         first = first or time.perf_counter()
         docs = []
-        for record in records:
-            event = orjson.loads(record.value)
-            key = f"{event['aggregate_type']}:{event['aggregate_id']}"
-            versions[key] = versions.get(key, 0) + 1
-            docs.append({**event, "_id": event["id"], "version": versions[key]})
-        await collection.insert_many(docs, ordered=True)
+        if judged:
+            events = [orjson.loads(record.value) for record in records]
+            verdicts = judge(events, heads)
+            refused += verdicts.count(False)
+            docs = [{**e, "_id": e["id"]} for e, ok in zip(events, verdicts, strict=True) if ok]
+            records = [r for r, ok in zip(records, verdicts, strict=True) if ok]
+        else:
+            for record in records:
+                event = orjson.loads(record.value)
+                key = f"{event['aggregate_type']}:{event['aggregate_id']}"
+                versions[key] = versions.get(key, 0) + 1
+                docs.append({**event, "_id": event["id"], "version": versions[key]})
+        if docs:
+            await collection.insert_many(docs, ordered=True)
         futures = [
             await producer.send(out, orjson.dumps(d), key=r.key)
             for d, r in zip(docs, records, strict=True)
@@ -146,8 +197,11 @@ async def append_pipeline(
         await asyncio.gather(*futures)
         await consumer.commit()
         done += len(records)
+        if done + refused >= count:
+            break
+    seconds = time.perf_counter() - first
     print(
-        orjson.dumps({"count": done, "seconds": time.perf_counter() - first}).decode(), flush=True
+        orjson.dumps({"count": done, "seconds": seconds, "refused": refused}).decode(), flush=True
     )
     await consumer.stop()
     await producer.stop()
@@ -156,9 +210,13 @@ async def append_pipeline(
 
 if __name__ == "__main__":
     mode, *rest = sys.argv[1:]
-    if mode == "append":
+    if mode in ("append", "judged"):
         kafka, mongo, db, topic, out, count, batch = rest
-        asyncio.run(append_pipeline(kafka, mongo, db, topic, out, int(count), int(batch)))
+        asyncio.run(
+            append_pipeline(
+                kafka, mongo, db, topic, out, int(count), int(batch), judged=mode == "judged"
+            )
+        )
     else:
         port, kafka, redis_url, topic = rest
         asyncio.run(serve(mode, int(port), kafka, redis_url, topic))

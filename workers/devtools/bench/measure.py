@@ -1,4 +1,8 @@
-"""Measuring for the benchmarks: rates, latency percentiles, CPU time of a process, ratio tables."""
+"""Measuring for the benchmarks: rates, latency percentiles, CPU time of a process, ratio tables.
+
+A row holds every interleaved round of both sides; it prints the median round of each and the
+ratios of the rounds paired as they ran (min / median / max), so a spread is never hidden.
+"""
 
 from __future__ import annotations
 
@@ -17,9 +21,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS_PER_S
 
 
+def load_average() -> str:
+    """The machine's 1/5/15-minute load, printed beside figures measured on a shared machine."""
+    one, five, fifteen = os.getloadavg()
+    return f"load {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
+
+
 @dataclass(frozen=True, slots=True)
 class Measured:
-    """One measurement: work done, wall time, latencies (ms) and the server's CPU seconds."""
+    """One measurement: work done, wall time, latencies (ms) and the measured CPU seconds."""
 
     name: str
     count: int
@@ -52,53 +62,121 @@ def median(runs: Sequence[Measured]) -> Measured:
     return ordered[len(ordered) // 2]
 
 
+@dataclass(frozen=True, slots=True)
+class Spread:
+    """Min, median and max of one ratio over the rounds."""
+
+    low: float
+    mid: float
+    high: float
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Spread | None:
+        if not values:
+            return None
+        ordered = sorted(values)
+        return cls(ordered[0], statistics.median(ordered), ordered[-1])
+
+    def __str__(self) -> str:
+        if len({round(v, 2) for v in (self.low, self.mid, self.high)}) == 1:
+            return f"{self.mid:.2f}x"
+        return f"{self.low:.2f}/{self.mid:.2f}/{self.high:.2f}x"
+
+    def as_dict(self) -> dict[str, float]:
+        return {"min": round(self.low, 3), "median": round(self.mid, 3), "max": round(self.high, 3)}
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """Every round of one row: ours and, paired round by round, the baseline's."""
+
+    ours: tuple[Measured, ...]
+    theirs: tuple[Measured, ...]
+    target: str
+
+    @property
+    def rate_ratio(self) -> Spread | None:
+        return Spread.of(
+            [o.rate / t.rate for o, t in zip(self.ours, self.theirs, strict=False) if t.rate]
+        )
+
+    @property
+    def cpu_ratio(self) -> Spread | None:
+        pairs = zip(self.ours, self.theirs, strict=False)
+        return Spread.of(
+            [o.cpu_per_item_ms / t.cpu_per_item_ms for o, t in pairs
+             if o.cpu_per_item_ms and t.cpu_per_item_ms]
+        )  # fmt: skip
+
+    @property
+    def p99_ratio(self) -> Spread | None:
+        pairs = zip(self.ours, self.theirs, strict=False)
+        return Spread.of([o.p99_ms / t.p99_ms for o, t in pairs if o.p99_ms and t.p99_ms])
+
+
+def _rounds(m: Measured | Sequence[Measured] | None) -> tuple[Measured, ...]:
+    if m is None:
+        return ()
+    return (m,) if isinstance(m, Measured) else tuple(m)
+
+
 @dataclass(slots=True)
 class Table:
-    """Rows of (ours, baseline) printed with their ratios."""
+    """Rows of (ours, baseline) printed with their ratios, over one or more rounds."""
 
     title: str
-    rows: list[tuple[Measured, Measured | None, str]] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)
 
-    def add(self, ours: Measured, baseline: Measured | None = None, target: str = "") -> None:
-        self.rows.append((ours, baseline, target))
+    def add(
+        self,
+        ours: Measured | Sequence[Measured],
+        baseline: Measured | Sequence[Measured] | None = None,
+        target: str = "",
+    ) -> None:
+        self.rows.append(Row(_rounds(ours), _rounds(baseline), target))
 
     def render(self) -> str:
         lines = [self.title]
-        header = (
-            f"  {'row':<52}{'rate':>11}{'p50':>9}{'p99':>9}{'cpu/item':>10}{'ratio':>8}  target"
+        lines.append(
+            f"  {'row':<52}{'rate':>11}{'p50':>9}{'p99':>9}{'cpu/item':>10}"
+            f"{'rate x (min/med/max)':>22}{'cpu x':>18}  target"
         )
-        lines.append(header)
-        for ours, baseline, target in self.rows:
-            lines.append(_line(ours, baseline, target))
-            if baseline is not None:
-                lines.append(_line(baseline, None, "", indent="    baseline: "))
+        for row in self.rows:
+            lines.append(_line(median(row.ours), row, row.target))
+            if row.theirs:
+                lines.append(_line(median(row.theirs), None, "", indent="    baseline: "))
         return "\n".join(lines)
 
     def as_dicts(self) -> list[dict[str, object]]:
         out = []
-        for ours, baseline, target in self.rows:
+        for row in self.rows:
+            ours = median(row.ours)
+            baseline = median(row.theirs) if row.theirs else None
+            rate_x, cpu_x, p99_x = row.rate_ratio, row.cpu_ratio, row.p99_ratio
             out.append({
-                "row": ours.name, "rate": round(ours.rate, 1), "p50_ms": ours.p50_ms,
-                "p99_ms": ours.p99_ms, "cpu_per_item_ms": ours.cpu_per_item_ms,
+                "row": ours.name, "rounds": len(row.ours), "rate": round(ours.rate, 1),
+                "p50_ms": ours.p50_ms, "p99_ms": ours.p99_ms,
+                "cpu_per_item_ms": ours.cpu_per_item_ms,
                 "baseline": baseline.name if baseline else None,
                 "baseline_rate": round(baseline.rate, 1) if baseline else None,
                 "baseline_p99_ms": baseline.p99_ms if baseline else None,
                 "baseline_cpu_per_item_ms": baseline.cpu_per_item_ms if baseline else None,
-                "ratio": round(ours.rate / baseline.rate, 3) if baseline and baseline.rate else None,
-                "cpu_ratio": round(ours.cpu_per_item_ms / baseline.cpu_per_item_ms, 3)
-                if baseline and ours.cpu_per_item_ms and baseline.cpu_per_item_ms else None,
-                "target": target,
+                "ratio": rate_x.as_dict() if rate_x else None,
+                "cpu_ratio": cpu_x.as_dict() if cpu_x else None,
+                "p99_ratio": p99_x.as_dict() if p99_x else None,
+                "target": row.target,
             })  # fmt: skip
         return out
 
 
-def _line(m: Measured, baseline: Measured | None, target: str, *, indent: str = "  ") -> str:
+def _line(m: Measured, row: Row | None, target: str, *, indent: str = "  ") -> str:
     p50 = f"{m.p50_ms:7.2f}ms" if m.p50_ms is not None else " " * 9
     p99 = f"{m.p99_ms:7.2f}ms" if m.p99_ms is not None else " " * 9
     cpu = f"{m.cpu_per_item_ms:8.3f}ms" if m.cpu_per_item_ms is not None else " " * 10
-    ratio = f"{m.rate / baseline.rate:7.2f}x" if baseline and baseline.rate else " " * 8
-    cpu_x = " " * 7
-    if baseline and m.cpu_per_item_ms and baseline.cpu_per_item_ms:
-        cpu_x = f"{m.cpu_per_item_ms / baseline.cpu_per_item_ms:6.2f}x"
+    rate_x = row.rate_ratio if row else None
+    cpu_x = row.cpu_ratio if row else None
     name = (indent + m.name)[:54]
-    return f"{name:<54}{m.rate:>9,.0f}/s{p50}{p99}{cpu}{ratio}{cpu_x}  {target}".rstrip()
+    return (
+        f"{name:<54}{m.rate:>9,.0f}/s{p50}{p99}{cpu}"
+        f"{str(rate_x) if rate_x else '':>22}{str(cpu_x) if cpu_x else '':>18}  {target}"
+    ).rstrip()

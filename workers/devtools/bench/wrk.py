@@ -1,0 +1,89 @@
+"""wrk, a compiled load generator, drives the HTTP rows: its CPU per request is a tenth of a
+Python client's, so on a 2-core machine the load is not what caps the baseline.
+
+One wrk thread per run; a Lua script names a fresh order per request (``<run>-<n>``), counts
+the answers and ends the run (SIGINT to wrk itself) once ``count`` have come back, so a run is
+about ``count`` requests, not a fixed duration. wrk notices the stop within 100 ms, so a few
+more are answered: the result counts every answer over wrk's whole run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from pathlib import Path
+
+import orjson
+
+INSTALL = "wrk is missing: run `apt-get install -y wrk` as root (`python -m tests` does it)"
+
+SCRIPT = r"""
+local ffi = require("ffi")
+ffi.cdef[[ int getpid(void); int kill(int pid, int sig); ]]
+local run, limit, body = "", 0, ""
+local counter, answered = 0, 0
+local headers = { ["Content-Type"] = "application/json" }
+function init(args)
+  run, limit = args[1], tonumber(args[2])
+  local f = assert(io.open(args[3], "rb")); body = f:read("*a"); f:close()
+end
+function request()
+  counter = counter + 1
+  return wrk.format("POST", "/v1/order/" .. run .. "-" .. counter .. "/events", headers, body)
+end
+function response(status, h, b)
+  answered = answered + 1
+  if answered == limit then ffi.C.kill(ffi.C.getpid(), 2) end
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '{"count":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,"status":%d,"socket":%d}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.status, e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+
+class WrkMissing(RuntimeError):
+    """wrk is not installed; the message says how to install it."""
+
+
+def wrk_path() -> str:
+    found = shutil.which("wrk")
+    if found is None:
+        raise WrkMissing(INSTALL)
+    return found
+
+
+async def wrk(url: str, *, connections: int, count: int, run: str, body: bytes) -> dict[str, float]:
+    """POST ``body`` to ``count`` fresh orders over ``connections`` connections; wrk's summary.
+
+    Raises when any answer was not 2xx or a socket failed: a rate of errors is no rate.
+    """
+    with tempfile.TemporaryDirectory(prefix="eventfleet-wrk-") as tmp:
+        script, payload = Path(tmp, "post.lua"), Path(tmp, "body.json")
+        _write(script, SCRIPT.encode())
+        _write(payload, body)
+        process = await asyncio.create_subprocess_exec(
+            wrk_path(), "-t1", f"-c{connections}", "-d600s", "--timeout", "30s",
+            "-s", str(script), url, "--", run, str(count), str(payload),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await process.communicate()
+    lines = [line for line in out.decode().splitlines() if line.startswith("{")]
+    if process.returncode != 0 or not lines:
+        raise RuntimeError(f"wrk failed ({process.returncode}): {err.decode().strip() or out!r}")
+    result: dict[str, float] = orjson.loads(lines[-1])
+    if result["status"] or result["socket"]:
+        raise RuntimeError(
+            f"{url} answered {result['status']} of {result['count']} requests with a non-2xx "
+            f"status and {result['socket']} failed on the socket: a rate of errors is no rate"
+        )
+    return result
+
+
+def _write(path: Path, data: bytes) -> None:
+    """A few hundred bytes to a fresh temporary file: nothing the loop waits on."""
+    path.write_bytes(data)
