@@ -38,7 +38,9 @@ class Side:
 
 
 @pytest.fixture(params=["memory", "redis"])
-async def side(request: pytest.FixtureRequest, stack: EmbeddedStack, unique_name: str) -> AsyncIterator[Side]:
+async def side(
+    request: pytest.FixtureRequest, stack: EmbeddedStack, unique_name: str
+) -> AsyncIterator[Side]:
     if request.param == "memory":
         marker = MemoryMarker()
         yield Side(marker, MemoryCommandMemory(records=marker.records), None)
@@ -101,7 +103,9 @@ async def test_repair_replaces_only_a_mark_that_names_the_refused_event(side: Si
     assert (after.status, after.after) == ("marked", "h1")
 
 
-async def test_a_stale_mark_is_replaced_only_while_it_is_still_the_one_shown_stale(side: Side) -> None:
+async def test_a_stale_mark_is_replaced_only_while_it_is_still_the_one_shown_stale(
+    side: Side,
+) -> None:
     phantom = mark("OrderCancelled", ["*"], key="order:s1", fallback=NEW_AGGREGATE)
     await side.marker.check_and_mark(phantom)
     refused = await side.marker.check_and_mark(mark("OrderPaid", ["OrderPlaced"], key="order:s1"))
@@ -115,7 +119,9 @@ async def test_a_stale_mark_is_replaced_only_while_it_is_still_the_one_shown_sta
     assert (await side.marker.check_and_mark(late)).status == "rejected"  # the mark moved on
 
 
-async def test_claim_and_mark_is_one_call_and_a_recorded_outcome_answers_instead(side: Side) -> None:
+async def test_claim_and_mark_is_one_call_and_a_recorded_outcome_answers_instead(
+    side: Side,
+) -> None:
     first = mark("OrderPlaced", ["none"], fallback=NEW_AGGREGATE, command_id="c1", token="t1")
     assert (await side.marker.check_and_mark(first)).status == "marked"
     other = MarkRequest(first.aggregate_key, first.event_type, first.event_id, first.allowed,
@@ -182,7 +188,9 @@ async def test_release_forgets_only_the_claim_of_its_own_request(side: Side) -> 
 async def test_the_filter_answers_new_only_when_ready_and_never_for_a_noted_aggregate(
     side: Side,
 ) -> None:
-    assert (await side.marker.check_and_mark(mark("OrderPlaced", ["none"], key="order:f1"))).status == "missing"
+    assert (
+        await side.marker.check_and_mark(mark("OrderPlaced", ["none"], key="order:f1"))
+    ).status == "missing"
     await side.marker.note_aggregates(["order:f2"])
     await side.settled()
     await side.marker.mark_filter_ready()
@@ -203,3 +211,17 @@ async def test_peek_reads_the_mark_without_changing_it(side: Side) -> None:
     await side.marker.check_and_mark(placed)
     assert await side.marker.peek("order:k1") == ("OrderPlaced", placed.event_id)
     assert await side.marker.ping()
+
+
+async def test_a_type_that_cannot_start_an_aggregate_asks_the_store_whatever_the_filter(
+    side: Side,
+) -> None:
+    """The filter only ever says "new", which for such a type is a refusal the store must
+    confirm anyway: with no mark it answers missing, ready filter or not."""
+    await side.marker.mark_filter_ready()
+    paid = await side.marker.check_and_mark(mark("OrderPaid", ["OrderPlaced"], key="order:g1"))
+    assert paid.status == "missing"
+    placed = await side.marker.check_and_mark(mark("OrderPlaced", ["none"], key="order:g2"))
+    assert (placed.status, placed.after) == ("marked", NEW_AGGREGATE)
+    anything = await side.marker.check_and_mark(mark("Noted", ["*"], key="order:g3"))
+    assert (anything.status, anything.after) == ("marked", NEW_AGGREGATE)

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from snapshot_rules.declaration import ANY
+from snapshot_rules.declaration import ANY, NEW
 from topics.envelope import NEW_AGGREGATE
 from topics.errors import MarkerUnavailable
 from workers.adapters.memory.common import Faults, Switchable, down_message
@@ -111,7 +111,11 @@ class MemoryMarker(Switchable):
                 return MarkResult("mine", mark.after, mark.event_type, previous, takeover=takeover)
             current, after = mark.event_type, mark.event_id
         elif request.fallback == "?":
-            if not self._ready or request.aggregate_key in self._noted:
+            if (
+                not self._ready
+                or request.aggregate_key in self._noted
+                or not (NEW in request.allowed or ANY in request.allowed)
+            ):  # as Redis: the filter is asked only for a type that may start an aggregate
                 return MarkResult("missing", previous=previous, takeover=takeover)
             current, after = "none", NEW_AGGREGATE  # certainly new: no store read
         elif request.fallback == NEW_AGGREGATE:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
+from snapshot_rules.declaration import ANY, NEW
 from topics.envelope import NEW_AGGREGATE
 from topics.errors import MarkerUnavailable
 from workers.adapters.redis.batch import Lua, RedisBatcher, text
@@ -123,6 +124,11 @@ def filter_positions(aggregate_key: str, bits: int = FILTER_BITS) -> list[int]:
     ]
 
 
+def may_start(allowed: Sequence[str]) -> bool:
+    """Whether an event type allowed after these may be an aggregate's first event."""
+    return NEW in allowed or ANY in allowed
+
+
 SCRIPTS = (CLAIM_AND_MARK, RESTORE, REPAIR, CLAIM, MARK_UNKNOWN, RELEASE)
 
 
@@ -177,7 +183,9 @@ class RedisMarker:
         if request.command_id is not None:
             keys.append(self._keys.command(request.aggregate_key, request.command_id))
         positions: list[int] = []
-        if fallback == UNKNOWN:
+        # The filter only ever answers "new": worth its hashes (and five Lua arguments) only
+        # for a type that may start an aggregate. Another one with no mark asks the store.
+        if fallback == UNKNOWN and may_start(request.allowed):
             if self._cluster:
                 if await self._certainly_new(request.aggregate_key):
                     fallback = NEW_AGGREGATE
@@ -300,7 +308,9 @@ class RedisCommandMemory:
         return None if found is None else _record(found)
 
     async def recall(self, aggregate_key: str, command_id: str) -> CommandRecord | None:
-        found = await self._batcher.call("GET", (self._keys.command(aggregate_key, command_id),), ())
+        found = await self._batcher.call(
+            "GET", (self._keys.command(aggregate_key, command_id),), ()
+        )
         return None if found is None else _record(found)
 
     async def recall_event(self, aggregate_key: str, event_id: str) -> CommandRecord | None:
