@@ -233,6 +233,11 @@ def _bench(commands: argparse._SubParsersAction[Parser]) -> None:
     )
     bench.add_argument("--json", action="store_true", help="print each table as a JSON line")
     bench.add_argument(
+        "--plot", default="eventfleet-bench-scale.svg", metavar="PATH",
+        help="scale, all: where to write the SVG plot of rate and CPU per event against "
+        "processes (default: eventfleet-bench-scale.svg)",
+    )  # fmt: skip
+    bench.add_argument(
         "--rounds", type=at_least(1), default=3,
         help="interleaved rounds per row, alternating which side goes first (default 3; "
         "the median and the min/max of the ratios are printed)",

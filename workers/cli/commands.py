@@ -76,7 +76,8 @@ async def run_topics(settings: Settings, args: Any) -> int:
         print(
             f"eventfleet: {len(bad)} topic(s) differ from the catalog "
             f"(EVENTFLEET_PARTITIONS={settings.partitions}); set EVENTFLEET_PARTITIONS to the "
-            "broker's count or recreate them" + (", or run `eventfleet topics ensure`" if not create else ""),
+            "broker's count or recreate them"
+            + (", or run `eventfleet topics ensure`" if not create else ""),
             file=sys.stderr,
         )
     return 1 if bad else 0
@@ -156,8 +157,9 @@ async def run_bench(settings: Settings, args: Any) -> int:
     from workers.devtools.bench import bench
 
     return await bench(
-        settings, path=args.path, events=args.events, as_json=args.json, rounds=args.rounds
-    )
+        settings, path=args.path, events=args.events, as_json=args.json, rounds=args.rounds,
+        plot=args.plot,
+    )  # fmt: skip
 
 
 HANDLERS: dict[str, Handler] = {

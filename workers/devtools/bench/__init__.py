@@ -7,19 +7,24 @@ shared 2-core machine and on SecantusDB (a surrogate for mongod) mean little alo
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import uuid
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import orjson
 
 from topics.catalog import TopicSpec
 from workers.adapters.kafka import ensure_topics
 from workers.adapters.redis import connect_redis
-from workers.devtools.bench.append import bench_append
+from workers.devtools.bench.append import Point, bench_append
+from workers.devtools.bench.capacity import TARGETS, Costs, measured, plan, render
 from workers.devtools.bench.commands import bench_http_commands
 from workers.devtools.bench.measure import Table, load_average
+from workers.devtools.bench.plot import scale_svg
 from workers.devtools.bench.progress import step
 from workers.devtools.bench.state import bench_state
 from workers.devtools.bench.wrk import WrkMissing, wrk_path
@@ -53,7 +58,13 @@ def worker_env(settings: Settings) -> dict[str, str]:
 
 
 async def bench(
-    settings: Settings, *, path: str, events: int, as_json: bool = False, rounds: int = 3
+    settings: Settings,
+    *,
+    path: str,
+    events: int,
+    as_json: bool = False,
+    rounds: int = 3,
+    plot: str = "eventfleet-bench-scale.svg",
 ) -> int:
     """Run the benchmarks of ``path`` on the embedded stack (or the services in the environment).
 
@@ -66,7 +77,10 @@ async def bench(
         partitions=8,
     )  # fmt: skip
 
-    def emit(table: Table) -> None:  # as soon as measured: a later failure loses none
+    def emit(table: Table | Capacity) -> None:  # as soon as measured: a later failure loses none
+        if isinstance(table, Capacity):
+            print(orjson.dumps(table.as_dict()).decode() if as_json else table.text, flush=True)
+            return
         print(
             orjson.dumps({"table": table.title, "rows": table.as_dicts()}).decode()
             if as_json
@@ -82,7 +96,9 @@ async def bench(
             return 1
     step(load_average())
     async with run_directory():  # the stack's data, the workers' and their logs: removed after
-        await _measure(settings, path=path, events=events, rounds=rounds, run=run, emit=emit)
+        await _measure(
+            settings, path=path, events=events, rounds=rounds, run=run, emit=emit, plot=plot
+        )
     step("done")
     return 0
 
@@ -94,7 +110,8 @@ async def _measure(
     events: int,
     rounds: int,
     run: str,
-    emit: Callable[[Table], None],
+    emit: Callable[[Table | Capacity], None],
+    plot: str,
 ) -> None:
     stack = embedded_stack(settings)
     step("starting the embedded stack")
@@ -114,20 +131,26 @@ async def _measure(
             same = TopicSpec(baseline_topic, settings.partitions, settings.replication)
             await ensure_topics(runtime.kafka, [*fleet_catalog(settings, runtime.domains), same])
             env = worker_env(settings)
+            commands_cpu_ms: float | None = None
             if path in ("commands", "all"):
-                emit(
-                    await bench_http_commands(
-                        env,
-                        kafka=",".join(settings.kafka_bootstrap),
-                        redis=settings.redis_url,
-                        topic=baseline_topic,
-                        count=events,
-                        rounds=rounds,
-                    )
+                commands = await bench_http_commands(
+                    env,
+                    kafka=",".join(settings.kafka_bootstrap),
+                    redis=settings.redis_url,
+                    topic=baseline_topic,
+                    count=events,
+                    rounds=rounds,
                 )
+                emit(commands)
+                commands_cpu_ms = commands.rows[0].median_cpu_ms
             if path in ("append", "scale", "all"):
                 scale = path in ("scale", "all")
-                emit(await bench_append(settings, env, events, scale=scale, rounds=rounds))
+                table, points = await bench_append(
+                    settings, env, events, scale=scale, rounds=rounds
+                )
+                emit(table)
+                if scale:
+                    emit(_capacity(points, commands_cpu_ms, plot))
             if path in ("state", "all"):
                 rooms = max(2, min(200, events // 50))  # 200 rooms at the default 20000
                 step(f"state query: {rooms} rooms of 50 events")
@@ -142,6 +165,46 @@ async def _measure(
                 await forget_keys(settings, f"bench-{run}.")
     finally:
         await stack.stop()
+
+
+@dataclass(frozen=True, slots=True)
+class Capacity:
+    """The capacity model computed from this run's costs, and where its plot was written."""
+
+    costs: Costs
+    points: list[Point]
+    plot: str
+
+    @property
+    def text(self) -> str:
+        measured = ", ".join(
+            f"{p.processes}: {p.rate:,.0f}/s at {p.cpu_ms:.3f} ms CPU/event" for p in self.points
+        )
+        return (
+            f"scale-out measured (appender processes: rate, CPU per event): {measured}\n"
+            f"{render(self.costs)}\n  plot: {self.plot}"
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "capacity": [asdict(plan(rate, self.costs)) for rate in TARGETS],
+            "costs": asdict(self.costs),
+            "points": [asdict(p) for p in self.points],
+            "plot": self.plot,
+        }
+
+
+def _capacity(points: list[Point], commands_cpu_ms: float | None, plot: str) -> Capacity:
+    costs = measured(
+        Costs(), appender_cpu_ms=points[0].cpu_ms or None, commands_cpu_ms=commands_cpu_ms
+    )
+    svg = scale_svg(
+        [(p.processes, p.rate, p.cpu_ms) for p in points],
+        f"append scale-out on {os.cpu_count()} cores, 8 partitions",
+    )
+    Path(plot).write_text(svg)
+    step(f"wrote the scale-out plot to {plot}")
+    return Capacity(costs, points, plot)
 
 
 async def forget_keys(settings: Settings, prefix: str) -> None:

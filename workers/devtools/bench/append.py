@@ -11,6 +11,7 @@ import sys
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -237,7 +238,7 @@ async def _published_at_least(
 
 async def bench_append(
     settings: Settings, env: Mapping[str, str], count: int, *, scale: bool, rounds: int = 3
-) -> Table:
+) -> tuple[Table, list[Point]]:
     """Ours beside the judged and the bare pipeline, interleaved, alternating order per round."""
     table = Table(
         f"append path: {count} chained events, batch {settings.batch_size}, {settings.partitions} "
@@ -267,6 +268,8 @@ async def bench_append(
     table.add(sides["ours"], sides["judged"], "cpu/event <= 1.3x")
     table.add(sides["ours"], sides["bare"], "cpu/event <= 2x")
     table.add(sides["ours"], store, "(the store's own speed)")
+    one = median(sides["ours"])
+    points = [Point(1, one.rate, one.cpu_per_item_ms or 0.0)]
     if scale:
         for processes in (2, 4):
             run = uuid.uuid4().hex[:6]
@@ -276,8 +279,18 @@ async def bench_append(
             measured = await appenders(
                 settings, env, processes, count, f"{processes} appender processes", run
             )
-            table.add(measured, median(sides["ours"]), "cpu/event flat (<= 1.15x)")
-    return table
+            table.add(measured, one, "cpu/event flat (<= 1.15x)")
+            points.append(Point(processes, measured.rate, measured.cpu_per_item_ms or 0.0))
+    return table, points
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One scale-out measurement: processes, events/s, CPU ms per event."""
+
+    processes: int
+    rate: float
+    cpu_ms: float
 
 
 async def _create(settings: Settings, topics: list[str]) -> None:

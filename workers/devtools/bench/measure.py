@@ -95,6 +95,11 @@ class Row:
     target: str
 
     @property
+    def median_cpu_ms(self) -> float | None:
+        """CPU per item of our median round."""
+        return median(self.ours).cpu_per_item_ms if self.ours else None
+
+    @property
     def rate_ratio(self) -> Spread | None:
         return Spread.of(
             [o.rate / t.rate for o, t in zip(self.ours, self.theirs, strict=False) if t.rate]
