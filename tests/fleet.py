@@ -18,6 +18,7 @@ import aiohttp
 import orjson
 import pytest
 
+from tests.tokens import TESTER, TESTER_ROLES, bearer, shared_issuer
 from tests.waiting import wait_for
 from workers.devtools.embedded import EmbeddedStack, free_port
 
@@ -52,6 +53,7 @@ class FleetProcess:
             "EVENTFLEET_PARTITIONS": "4",
             "EVENTFLEET_TOPICS_AUTO_CREATE": "true",
             "EVENTFLEET_LOG_LEVEL": "info",
+            **shared_issuer().env(),  # the door is shut: every request below sends a token
         }
         env.update(extra)
         return cls(env=env, roles=roles)
@@ -125,24 +127,46 @@ class FleetProcess:
             return "(no log)"
 
     async def request(
-        self, method: str, path: str, body: Any = None, raw: bytes | None = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        raw: bytes | None = None,
+        *,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
+        """One request, with ``token`` (default: the test principal's) unless ``headers``
+        say otherwise."""
         data = raw if raw is not None else (orjson.dumps(body) if body is not None else None)
+        sent = bearer(token or self.token()) if headers is None else headers
         async with aiohttp.ClientSession() as session:
             async with session.request(
-                method, self.url + path, data=data, timeout=aiohttp.ClientTimeout(total=30)
-            ) as r:
+                method, self.url + path, data=data, headers=sent,
+                timeout=aiohttp.ClientTimeout(total=30),
+            ) as r:  # fmt: skip
                 text = await r.read()
                 try:
                     return r.status, orjson.loads(text)
                 except orjson.JSONDecodeError:
                     return r.status, text.decode(errors="replace")
 
-    async def get(self, path: str) -> tuple[int, Any]:
-        return await self.request("GET", path)
+    async def get(self, path: str, *, token: str | None = None) -> tuple[int, Any]:
+        return await self.request("GET", path, token=token)
 
-    async def post(self, path: str, body: Any = None, raw: bytes | None = None) -> tuple[int, Any]:
-        return await self.request("POST", path, body, raw)
+    async def post(
+        self, path: str, body: Any = None, raw: bytes | None = None, *, token: str | None = None
+    ) -> tuple[int, Any]:
+        return await self.request("POST", path, body, raw, token=token)
+
+    def token(self, sub: str = TESTER, roles: Sequence[str] = TESTER_ROLES) -> str:
+        """A valid token of this fleet's issuer for ``sub`` with ``roles``."""
+        return shared_issuer().token(sub, roles)
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        """The test principal's Authorization header, for tests with their own client."""
+        return bearer(self.token())
 
 
 @asynccontextmanager
