@@ -18,7 +18,7 @@ import aiohttp
 import orjson
 import pytest
 
-from tests.tokens import TESTER, TESTER_ROLES, bearer, shared_issuer
+from tests.tokens import TESTER, TESTER_ROLES, Issuer, bearer, shared_issuer
 from tests.waiting import wait_for
 from workers.devtools.embedded import EmbeddedStack, free_port
 
@@ -33,12 +33,21 @@ class FleetProcess:
     log_path: Path = field(
         default_factory=lambda: Path(f"/tmp/eventfleet-test-{uuid.uuid4().hex[:8]}.log")
     )
+    issuer: Issuer = field(default_factory=shared_issuer)
+    """Who signs the tokens this process trusts and the tests send."""
 
     @classmethod
     def for_stack(
-        cls, stack: EmbeddedStack, name: str, *, roles: str = "all", **extra: str
+        cls,
+        stack: EmbeddedStack,
+        name: str,
+        *,
+        roles: str = "all",
+        issuer: Issuer | None = None,
+        **extra: str,
     ) -> FleetProcess:
         urls = stack.urls
+        issuer = issuer or shared_issuer()
         env = {
             "EVENTFLEET_KAFKA_URL": urls.kafka_url,
             "EVENTFLEET_MONGO_URL": urls.mongo_url,
@@ -53,10 +62,10 @@ class FleetProcess:
             "EVENTFLEET_PARTITIONS": "4",
             "EVENTFLEET_TOPICS_AUTO_CREATE": "true",
             "EVENTFLEET_LOG_LEVEL": "info",
-            **shared_issuer().env(),  # the door is shut: every request below sends a token
+            **issuer.env(),  # the door is shut: every request below sends a token
         }
         env.update(extra)
-        return cls(env=env, roles=roles)
+        return cls(env=env, roles=roles, issuer=issuer)
 
     @property
     def url(self) -> str:
@@ -161,7 +170,7 @@ class FleetProcess:
 
     def token(self, sub: str = TESTER, roles: Sequence[str] = TESTER_ROLES) -> str:
         """A valid token of this fleet's issuer for ``sub`` with ``roles``."""
-        return shared_issuer().token(sub, roles)
+        return self.issuer.token(sub, roles)
 
     @property
     def auth_headers(self) -> dict[str, str]:
@@ -171,13 +180,18 @@ class FleetProcess:
 
 @asynccontextmanager
 async def running_fleet(
-    stack: EmbeddedStack, name: str, *, roles: str = "all", **env: str
+    stack: EmbeddedStack,
+    name: str,
+    *,
+    roles: str = "all",
+    issuer: Issuer | None = None,
+    **env: str,
 ) -> AsyncIterator[FleetProcess]:
     """A fleet process for the block: started ready, drained after it (SIGTERM).
 
     However the block ends, the process stops; a block that succeeded also needs a clean exit.
     """
-    process = await FleetProcess.for_stack(stack, name, roles=roles, **env).start()
+    process = await FleetProcess.for_stack(stack, name, roles=roles, issuer=issuer, **env).start()
     try:
         yield process
     finally:
