@@ -217,10 +217,13 @@ class Door:
             raise web.HTTPFound("/console")  # Faust's own index is not served
         if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
             return await handler(request)
+        credentials = credentials_of(request)
         try:
-            actor = await self.authenticator.authenticate(credentials_of(request))
+            actor = await self.authenticator.authenticate(credentials)
         except Unauthenticated as e:
-            if e.reason == "missing_token" and _browsing_console(request):
+            if _browsing_console(request) and not credentials.authorization and self.mode == "jwt":
+                # A browser without a session, or with one that expired: sign in again.
+                self.count_unauthenticated(e.reason)
                 raise web.HTTPSeeOther(f"/console/login?next={quote(request.path_qs)}") from None
             return self.unauthenticated(e)
         request[ACTOR_KEY] = actor
@@ -231,8 +234,11 @@ class Door:
         except Forbidden as e:
             return self.forbidden(e)
 
+    def count_unauthenticated(self, reason: str) -> None:
+        self._metrics.auth_refusals.labels("401", reason).inc()
+
     def unauthenticated(self, e: Unauthenticated) -> web.Response:
-        self._metrics.auth_refusals.labels("401", e.reason).inc()
+        self.count_unauthenticated(e.reason)
         challenge = self.authenticator.challenge
         if e.reason != "missing_token":
             challenge += f', error="invalid_token", error_description="{e.reason}"'
