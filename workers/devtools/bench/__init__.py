@@ -53,8 +53,10 @@ def worker_env(settings: Settings) -> dict[str, str]:
     env = {env_name(name): str(getattr(settings, name)).lower() if isinstance(getattr(settings, name), bool)
            else str(getattr(settings, name)) for name in _WORKER_SETTINGS}  # fmt: skip
     # TMPDIR: the workers' Faust data directories go into the bench's run directory.
+    # AUTH none: the baselines check no identity either (a token check is its own cost, not
+    # measured here); the bench's workers listen on loopback only.
     return env | {"EVENTFLEET_LOG_LEVEL": "warning", "EVENTFLEET_AUDIT_INTERVAL_S": "0",
-                  "TMPDIR": tempfile.gettempdir()}  # fmt: skip
+                  "EVENTFLEET_AUTH": "none", "TMPDIR": tempfile.gettempdir()}  # fmt: skip
 
 
 async def bench(
