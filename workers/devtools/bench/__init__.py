@@ -12,7 +12,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import orjson
@@ -147,8 +147,15 @@ async def _measure(
                 commands_cpu_ms = commands.rows[0].median_cpu_ms
             if path in ("append", "scale", "all"):
                 scale = path in ("scale", "all")
+                # Topics of its own: the command rows left their events on the fleet's topic.
+                appending = replace(
+                    settings,
+                    topic_prefix=f"{settings.topic_prefix}append.",
+                    group_id=f"{settings.group_id}-append",
+                )
+                await ensure_topics(runtime.kafka, fleet_catalog(appending, runtime.domains))
                 table, points = await bench_append(
-                    settings, env, events, scale=scale, rounds=rounds
+                    appending, worker_env(appending), events, scale=scale, rounds=rounds
                 )
                 emit(table)
                 if scale:
