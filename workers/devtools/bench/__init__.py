@@ -20,7 +20,7 @@ import orjson
 from topics.catalog import TopicSpec
 from workers.adapters.kafka import ensure_topics
 from workers.adapters.redis import connect_redis
-from workers.devtools.bench.append import Point, bench_append
+from workers.devtools.bench.append import Point, bench_append, bench_scale
 from workers.devtools.bench.capacity import TARGETS, Costs, measured, plan, render
 from workers.devtools.bench.commands import bench_http_commands
 from workers.devtools.bench.measure import Table, load_average
@@ -154,11 +154,13 @@ async def _measure(
                     group_id=f"{settings.group_id}-append",
                 )
                 await ensure_topics(runtime.kafka, fleet_catalog(appending, runtime.domains))
-                table, points = await bench_append(
-                    appending, worker_env(appending), events, scale=scale, rounds=rounds
+                table, one = await bench_append(
+                    appending, worker_env(appending), events, rounds=rounds
                 )
                 emit(table)
                 if scale:
+                    table, points = await bench_scale(appending, worker_env(appending), events, one)
+                    emit(table)
                     emit(_capacity(points, commands_cpu_ms, plot))
             if path in ("state", "all"):
                 rooms = max(2, min(200, events // 50))  # 200 rooms at the default 20000

@@ -7,12 +7,12 @@ previous event), so the appender takes its common path: no lookups, judged on th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 import orjson
@@ -147,8 +147,10 @@ async def appenders(
     """
     client = connect(settings.mongo_url, timeout_ms=settings.mongo_timeout_ms)
     events = database(client, settings.mongo_database)["events"]
-    servers: list[tuple[Any, Server]] = []
+    servers = contextlib.AsyncExitStack()  # a failure reaches each server: it shows its log
+    running: list[Server] = []
     try:
+        await servers.__aenter__()
         base = await events.count_documents({})
         for _ in range(processes):
             port = free_port()
@@ -157,8 +159,7 @@ async def appenders(
                 url=f"http://127.0.0.1:{port}", env={**env, "EVENTFLEET_HTTP_PORT": str(port)},
                 ready_path="/healthz",
             )  # fmt: skip
-            servers.append((ctx, await ctx.__aenter__()))
-        running = [s for _, s in servers]
+            running.append(await servers.enter_async_context(ctx))
         # One connection per scrape: nothing kept open to close while the workers are busy.
         connector = aiohttp.TCPConnector(force_close=True)
         async with aiohttp.ClientSession(connector=connector) as session:
@@ -181,9 +182,8 @@ async def appenders(
         if stored != count:
             raise RuntimeError(f"the appenders stored {stored} events, not {count}")
     finally:
-        step(f"stopping {len(servers)} appender process(es)")
-        for ctx, _ in reversed(servers):
-            await ctx.__aexit__(None, None, None)
+        step(f"stopping {len(running)} appender process(es)")
+        await servers.__aexit__(*sys.exc_info())
         await client.close()
     seconds = await published_span(
         settings.kafka_bootstrap, f"{settings.topic_prefix}events.stored", run, count
@@ -214,8 +214,9 @@ async def _published_at_least(
                 async with session.get(f"{s.url}/metrics") as answer:
                     text = await answer.text()
             except aiohttp.ClientError:
-                await asyncio.sleep(1)  # an appender that stopped answering: exited?
-                alive(running)
+                for _ in range(10):  # an appender that stopped answering: exited? say how
+                    await asyncio.sleep(0.5)
+                    alive(running)
                 raise
             published += sum(
                 int(float(line.removeprefix(PUBLISHED)))
@@ -237,8 +238,8 @@ async def _published_at_least(
 
 
 async def bench_append(
-    settings: Settings, env: Mapping[str, str], count: int, *, scale: bool, rounds: int = 3
-) -> tuple[Table, list[Point]]:
+    settings: Settings, env: Mapping[str, str], count: int, *, rounds: int = 3
+) -> tuple[Table, Measured]:
     """Ours beside the judged and the bare pipeline, interleaved, alternating order per round."""
     table = Table(
         f"append path: {count} chained events, batch {settings.batch_size}, {settings.partitions} "
@@ -268,19 +269,26 @@ async def bench_append(
     table.add(sides["ours"], sides["judged"], "cpu/event <= 1.3x")
     table.add(sides["ours"], sides["bare"], "cpu/event <= 2x")
     table.add(sides["ours"], store, "(the store's own speed)")
-    one = median(sides["ours"])
+    return table, median(sides["ours"])
+
+
+async def bench_scale(
+    settings: Settings, env: Mapping[str, str], count: int, one: Measured
+) -> tuple[Table, list[Point]]:
+    """2 and 4 appender processes of one group beside the single one measured before."""
+    table = Table(f"append scale-out: {count} chained events, {settings.partitions} partitions; "
+                  f"{load_average()}")  # fmt: skip
     points = [Point(1, one.rate, one.cpu_per_item_ms or 0.0)]
-    if scale:
-        for processes in (2, 4):
-            run = uuid.uuid4().hex[:6]
-            more = chains(count, max(1, count // 20), run)
-            step(f"scale: {processes} appender processes")
-            await produce(settings.kafka_bootstrap, events_topic, more)
-            measured = await appenders(
-                settings, env, processes, count, f"{processes} appender processes", run
-            )
-            table.add(measured, one, "cpu/event flat (<= 1.15x)")
-            points.append(Point(processes, measured.rate, measured.cpu_per_item_ms or 0.0))
+    for processes in (2, 4):
+        run = uuid.uuid4().hex[:6]
+        more = chains(count, max(1, count // 20), run)
+        step(f"scale: {processes} appender processes")
+        await produce(settings.kafka_bootstrap, f"{settings.topic_prefix}events", more)
+        measured = await appenders(
+            settings, env, processes, count, f"{processes} appender processes", run
+        )
+        table.add(measured, one, "cpu/event flat (<= 1.15x)")
+        points.append(Point(processes, measured.rate, measured.cpu_per_item_ms or 0.0))
     return table, points
 
 
