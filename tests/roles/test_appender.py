@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,6 +11,7 @@ import orjson
 import pytest
 
 from snapshot_rules.domain import Domains
+from tests.waiting import wait_for
 from topics.envelope import NEW_AGGREGATE, Event, Metadata, decode, encode, kafka_headers, new_event
 from topics.errors import StoreUnavailable
 from workers.adapters.memory import (
@@ -259,6 +261,33 @@ async def test_revoked_partitions_drop_their_waiting_events(rig: Rig) -> None:
     assert rig.appender.waiting() == 0  # the partition's next owner gets the record again
 
 
+async def test_a_revocation_while_a_batch_is_decided_applies_after_the_batch(rig: Rig) -> None:
+    """A rebalance comes at any await: the batch in flight finishes on its own state (dropping
+    its queues under it failed it with a KeyError and stopped the process), then the revoked
+    partition's waiting events go."""
+    placed, paid, shipped = chain("OrderPlaced", "OrderPaid", "OrderShipped")
+    other_placed, _other_paid, other_shipped = chain(
+        "OrderPlaced", "OrderPaid", "OrderShipped", oid="o2"
+    )
+    await rig.take([placed, other_placed])
+    rig.appender.forget(set())  # a new assignment: the next batch reads the heads again
+    reads = rig.store.faults.calls["heads"]
+    rig.store.hold(on="heads")
+    batch = asyncio.create_task(
+        rig.appender.handle(rig.records([paid, other_shipped], partition=2))
+    )
+    await wait_for(lambda: rig.store.faults.calls["heads"] > reads, timeout_s=5,
+                   what="the batch reading heads")  # fmt: skip
+    rig.appender.forget({2})  # revoked while the batch waits on the store
+    rig.store.release()
+    decided = await asyncio.wait_for(batch, 5)
+    assert [r.offset for r in decided] == [2]  # stored; o2's successor still waited
+    assert await rig.history() == [("OrderPlaced", 1), ("OrderPaid", 2)]
+    assert rig.appender.waiting() == 0  # then the revocation: its next owner reads it again
+    await rig.take([shipped])
+    assert await rig.history() == [("OrderPlaced", 1), ("OrderPaid", 2), ("OrderShipped", 3)]
+
+
 async def test_a_batch_retried_after_publishing_failed_republishes_what_it_stored(rig: Rig) -> None:
     placed, paid = chain("OrderPlaced", "OrderPaid")
     records = rig.records([placed, paid])
@@ -298,13 +327,18 @@ async def test_a_refusal_becomes_visible_only_after_the_mark_names_the_stored_he
     """A client that reads the refusal (outcome, reply) and sends the next event must be
     checked against the stored head, not against the mark of the event just refused."""
     placed = order("OrderPlaced", NEW_AGGREGATE)
-    await rig.marker.check_and_mark(MarkRequest("order:o1", "OrderPlaced", placed.id, ["none"], fallback="-"))
+    await rig.marker.check_and_mark(
+        MarkRequest("order:o1", "OrderPlaced", placed.id, ["none"], fallback="-")
+    )
     await rig.take([placed])
     shipped = order("OrderShipped", placed.id)  # a racing view let it through the marker
     marked = await rig.marker.check_and_mark(
         MarkRequest("order:o1", "OrderShipped", shipped.id, ["OrderPlaced"], fallback="-")
     )
-    assert marked.status == "marked" and await rig.marker.peek("order:o1") == ("OrderShipped", shipped.id)
+    assert marked.status == "marked" and await rig.marker.peek("order:o1") == (
+        "OrderShipped",
+        shipped.id,
+    )
     seen_when_recorded: list[tuple[str, str] | None] = []
     record = rig.rejections.record
 

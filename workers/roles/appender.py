@@ -16,10 +16,11 @@ leaves the batch to be retried whole.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 
 from snapshot_rules.domain import Domains, Mode
@@ -134,6 +135,8 @@ class Appender:
         self._refused = _Recent()
         self._unfinished: tuple[_Round, list[DeadLetter]] | None = None
         self._lock = asyncio.Lock()
+        # Revocations that came while a batch or a tick held the lock: applied when it ends.
+        self._revoked_meanwhile: list[Collection[int] | None] = []
 
     # --- the agent's entry points ----------------------------------------------------------
 
@@ -145,7 +148,7 @@ class Appender:
         is returned only once its event is stored, refused or dead-lettered.
         """
         started = time.perf_counter()
-        async with self._lock:
+        async with self._turn():
             decided = await self._finish_unfinished()
             finished = {(r.partition, r.offset) for r in decided}
             records = [r for r in records if (r.partition, r.offset) not in finished]
@@ -167,7 +170,7 @@ class Appender:
 
     async def expire(self) -> list[Record]:
         """Judge the events whose wait is over (called on a timer); return the records decided."""
-        async with self._lock:
+        async with self._turn():
             decided = await self._finish_unfinished()
             now = self._clock()
             due = [ref for ref, queue in self._waiting.items() if min_deadline(queue) <= now]
@@ -184,13 +187,32 @@ class Appender:
     def waiting(self) -> int:
         return sum(len(queue) for queue in self._waiting.values())
 
+    @contextlib.asynccontextmanager
+    async def _turn(self) -> AsyncIterator[None]:
+        """One batch or tick at a time; a revocation that came meanwhile applies at its end."""
+        async with self._lock:
+            try:
+                yield
+            finally:
+                while self._revoked_meanwhile:
+                    self._forget_now(self._revoked_meanwhile.pop(0))
+
     def forget(self, partitions: Collection[int] | None = None) -> None:
         """Partitions were revoked (None: all): drop their waiting records and every head.
 
         Their records stay unacked and go to the partition's next owner, which may write
         to the same aggregates, so no cached head can be trusted any longer. An event also
-        carried by a record of a partition kept here stays, held by that record.
+        carried by a record of a partition kept here stays, held by that record. While a
+        batch is being decided (a rebalance comes at any await), the batch's own state is
+        left alone and the revocation is applied when the batch ends: dropping its waiting
+        queues under it would fail it (KeyError) and stop the process.
         """
+        if self._lock.locked():
+            self._revoked_meanwhile.append(None if partitions is None else set(partitions))
+            return
+        self._forget_now(partitions)
+
+    def _forget_now(self, partitions: Collection[int] | None) -> None:
         self._heads.clear()
         for ref in list(self._waiting):
             kept = []
