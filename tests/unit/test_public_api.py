@@ -27,7 +27,7 @@ PUBLIC = {
     ],
     "workers.roles": [
         "appender", "audit", "commands", "deadletter", "dlq_replay", "forwarder", "judge", "newfilter",
-        "outbox", "projections", "requests", "retry", "snapshotter", "state",
+        "outbox", "paging", "projections", "requests", "retry", "snapshotter", "state",
     ],
     "workers.runtime": ["adapters", "compose", "serve", "settings"],
     "workers.adapters": ["kafka", "memory", "mongo", "nats", "redis"],

@@ -216,6 +216,15 @@ def _replay(commands: argparse._SubParsersAction[Parser]) -> None:
         "--at-version", type=at_least(1), default=None,
         help="replay only up to this version (1 or more; default: the latest)",
     )  # fmt: skip
+    replay.add_argument(
+        "--after-version", type=at_least(0), default=0,
+        help="print the events after this version (the next page's start; default: 0)",
+    )  # fmt: skip
+    replay.add_argument(
+        "--limit", type=at_least(1), default=None,
+        help="print at most this many events and say where the next page starts (default: all, "
+        "read from the store in pages)",
+    )  # fmt: skip
     replay.add_argument("--json", action="store_true", help="print events and state as JSON")
 
 

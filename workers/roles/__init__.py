@@ -13,6 +13,7 @@ __all__ = [
     "judge",
     "newfilter",
     "outbox",
+    "paging",
     "projections",
     "requests",
     "retry",

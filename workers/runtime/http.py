@@ -14,6 +14,7 @@ from prometheus_client import generate_latest
 from snapshot_rules.queries import Query
 from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE, encode, parse_utc
 from topics.errors import EventfleetError, InvalidEnvelope, InvalidInput
+from workers.roles.paging import DEFAULT_PAGE, MAX_PAGE, next_link, read_page
 from workers.roles.requests import PayloadTooLarge, parse_request
 from workers.runtime import http_errors
 from workers.runtime.answers import Answer, answer_of, error
@@ -21,9 +22,8 @@ from workers.runtime.console import register_console
 from workers.runtime.fleet import Fleet
 from workers.runtime.http_errors import json_response
 from workers.runtime.probes import health_answer, ready_answer
-from workers.runtime.queries import FleetQueries, answer, check_plus_signs, failure
+from workers.runtime.queries import FleetQueries, answer_page, check_plus_signs, failure
 
-MAX_PAGE = 1000
 _DIGITS = re.compile(r"[0-9]{1,18}\Z")
 PROMETHEUS_TEXT = "text/plain; version=0.0.4"  # aiohttp sets the charset itself
 
@@ -185,17 +185,34 @@ def register_views(fleet: Fleet) -> None:
             try:
                 ref = check_aggregate(aggregate_type, aggregate_id)
                 after = int_param(request.query, "after_version", 0, low=0, high=2**62) or 0
-                limit = int_param(request.query, "limit", 100, low=1, high=MAX_PAGE)
-                stored = await rt.events.read(ref, after_version=after, limit=limit)
-                events = [rt.domains.upcast(e) for e in stored]  # clients see the current version
+                limit = int_param(request.query, "limit", DEFAULT_PAGE, low=1, high=MAX_PAGE)
+                assert limit is not None
+                page = await read_page(rt.events, ref, after_version=after, limit=limit)
+                # clients see the current schema version
+                events = [rt.domains.upcast(e) for e in page.events]
                 if not events and not await rt.events.heads([ref]):
                     rt.domains.get(aggregate_type)  # nothing stored: is the type itself unknown?
                     return respond(self, no_events(aggregate_type, aggregate_id, None))
             except EventfleetError as e:
                 return respond(self, failure(e))
             # The envelope bytes are spliced in as they are: no decode/encode round trip per event.
-            body = b'{"events":[' + b",".join(encode(e) for e in events) + b"]}"
-            return self.bytes(body, content_type="application/json")
+            body = (
+                b'{"events":['
+                + b",".join(encode(e) for e in events)
+                + b'],"more":'
+                + (b"true" if page.more else b"false")
+                + b',"next_after_version":'
+                + str(page.next_after_version).encode()
+                + b"}"
+            )
+            headers = {}
+            if page.more:
+                params: dict[str, str | int] = {
+                    "after_version": page.next_after_version,
+                    "limit": limit,
+                }
+                headers["Link"] = next_link(request.path, params)
+            return self.bytes(body, content_type="application/json", headers=headers)
 
     @app.page("/v1/{aggregate_type}/{aggregate_id}/snapshot")
     class SnapshotView(View):  # type: ignore[misc]
@@ -307,4 +324,11 @@ def _register_query(fleet: Fleet, query: Query, context: FleetQueries) -> None:
     @fleet.app.page(query.path)
     class DomainQuery(View):  # type: ignore[misc]
         async def get(self, request: web.Request, **params: str) -> Response:
-            return respond(self, await answer(query, context, params, request.query))
+            found, next_page = await answer_page(query, context, params, request.query)
+            headers = {}
+            if next_page is not None:
+                headers["Link"] = next_link(request.path, dict(next_page))
+            body = orjson.dumps(found.body)
+            return self.bytes(
+                body, content_type="application/json", status=found.status, headers=headers
+            )
