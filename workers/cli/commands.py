@@ -14,7 +14,7 @@ import orjson
 
 from topics.envelope import Event
 from topics.errors import EventfleetError
-from workers.cli import dlq
+from workers.cli import dlq, erase
 from workers.ports import AggregateRef, EventStore
 from workers.roles.paging import read_all, read_page
 from workers.runtime.compose import ROLES, Runtime, load_domains
@@ -105,6 +105,8 @@ async def run_replay(settings: Settings, args: Any) -> int:
             )
         folded = await runtime.loader.at(domain, args.aggregate_id, version=args.at_version)
         events, more = await _replayed_events(runtime.events, ref, args, folded.version)
+        events = await runtime.shredder.open_events(events)
+        state = await runtime.shredder.open(folded.state)
     finally:
         await runtime.stop()
     next_after = events[-1].version or 0 if events else args.after_version
@@ -112,7 +114,7 @@ async def run_replay(settings: Settings, args: Any) -> int:
         print(
             orjson.dumps({
                 "aggregate_type": domain.name, "aggregate_id": args.aggregate_id,
-                "version": folded.version, "state": folded.state,
+                "version": folded.version, "state": state,
                 "events": [
                     {"version": e.version, "occurred_at": e.occurred_at.isoformat(),
                      "type": e.type, "id": e.id, "data": e.data}
@@ -127,8 +129,8 @@ async def run_replay(settings: Settings, args: Any) -> int:
         print(f"v{e.version:<5} {e.occurred_at.isoformat()} {e.type} {data}")
     if more:
         print(f"more events: --after-version {next_after} continues", file=sys.stderr)
-    state = {"version": folded.version, "state": folded.state}
-    print(orjson.dumps(state, option=orjson.OPT_INDENT_2).decode())
+    answer = {"version": folded.version, "state": state}
+    print(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode())
     return 0
 
 
@@ -189,4 +191,5 @@ HANDLERS: dict[str, Handler] = {
     "projections": run_projections,
     "bench": run_bench,
     "dlq": dlq.run_dlq,  # workers/cli/dlq.py
+    "erase": erase.run_erase,  # workers/cli/erase.py
 }

@@ -14,6 +14,7 @@ __all__ = [
     "newfilter",
     "outbox",
     "paging",
+    "personal",
     "projections",
     "requests",
     "retry",

@@ -23,6 +23,7 @@ from workers.runtime.fleet import Fleet
 from workers.runtime.http_errors import json_response
 from workers.runtime.probes import health_answer, ready_answer
 from workers.runtime.queries import FleetQueries, answer_page, check_plus_signs, failure
+from workers.runtime.subjects import register_erase
 
 _DIGITS = re.compile(r"[0-9]{1,18}\Z")
 PROMETHEUS_TEXT = "text/plain; version=0.0.4"  # aiohttp sets the charset itself
@@ -176,6 +177,7 @@ def register_views(fleet: Fleet) -> None:
 
     if "commands" in fleet.roles:
         register_append(fleet)
+    register_erase(fleet)
 
     @app.page("/v1/{aggregate_type}/{aggregate_id}/events")
     class Events(View):  # type: ignore[misc]
@@ -189,7 +191,7 @@ def register_views(fleet: Fleet) -> None:
                 assert limit is not None
                 page = await read_page(rt.events, ref, after_version=after, limit=limit)
                 # clients see the current schema version
-                events = [rt.domains.upcast(e) for e in page.events]
+                events = await rt.shredder.open_events([rt.domains.upcast(e) for e in page.events])
                 if not events and not await rt.events.heads([ref]):
                     rt.domains.get(aggregate_type)  # nothing stored: is the type itself unknown?
                     return respond(self, no_events(aggregate_type, aggregate_id, None))
@@ -231,11 +233,11 @@ def register_views(fleet: Fleet) -> None:
                     "answers its state either way."
                 )
                 return respond(self, error(404, "not_found", message))
-            body = {
-                "version": snapshot.version,
-                "state": snapshot.state,
-                "taken_at": snapshot.taken_at,
-            }
+            try:
+                state = await rt.shredder.open(snapshot.state)
+            except EventfleetError as e:
+                return respond(self, failure(e))
+            body = {"version": snapshot.version, "state": state, "taken_at": snapshot.taken_at}
             return self.bytes(
                 orjson.dumps(body, option=orjson.OPT_UTC_Z), content_type="application/json"
             )
@@ -255,11 +257,12 @@ def register_views(fleet: Fleet) -> None:
                     folded = await rt.loader.exactly_at(
                         domain, aggregate_id, version=version, as_of=as_of
                     )
+                if folded.version == 0:
+                    return respond(self, no_events(aggregate_type, aggregate_id, as_of))
+                state = await rt.shredder.open(folded.state)
             except EventfleetError as e:
                 return respond(self, failure(e))
-            if folded.version == 0:
-                return respond(self, no_events(aggregate_type, aggregate_id, as_of))
-            return respond(self, Answer(200, {"version": folded.version, "state": folded.state}))
+            return respond(self, Answer(200, {"version": folded.version, "state": state}))
 
     register_domain_queries(fleet)
     if "commands" in fleet.roles:
@@ -321,10 +324,17 @@ def register_domain_queries(fleet: Fleet) -> None:
 
 
 def _register_query(fleet: Fleet, query: Query, context: FleetQueries) -> None:
+    shredder = fleet.runtime.shredder
+
     @fleet.app.page(query.path)
     class DomainQuery(View):  # type: ignore[misc]
         async def get(self, request: web.Request, **params: str) -> Response:
             found, next_page = await answer_page(query, context, params, request.query)
+            if found.status < 300:  # a view or replayed state: its personal fields opened
+                try:
+                    found = Answer(found.status, await shredder.open(found.body))
+                except EventfleetError as e:
+                    found, next_page = failure(e), None
             headers = {}
             if next_page is not None:
                 headers["Link"] = next_link(request.path, dict(next_page))

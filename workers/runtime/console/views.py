@@ -59,7 +59,7 @@ class Console:
                     403, "console_read_only", READ_ONLY, setting="EVENTFLEET_CONSOLE_ACTIONS"
                 )
                 return web.json_response(refused.body, status=403, dumps=_dumps)
-            if action and not _same_origin(request):
+            if action and not same_origin(request):
                 # A page elsewhere could post a form here from an operator's browser.
                 refused = error(403, "cross_origin", CROSS_ORIGIN)
                 return web.json_response(refused.body, status=403, dumps=_dumps)
@@ -119,7 +119,8 @@ class Console:
         ref = (domain.name, aggregate_id)
         after = _after(request.query.get("after_version"))
         page = await read_page(self.rt.events, ref, after_version=after, limit=TIMELINE_LIMIT)
-        events = [domain.upcast(e) for e in page.events]
+        stored = [domain.upcast(e) for e in page.events]
+        events = await self.rt.shredder.open_events(stored)  # shown with personal fields opened
         if not events and not await self.rt.events.heads([ref]):
             raise InvalidInput(f"{domain.name} {aggregate_id} has no events.")
         point = at_version is not None or as_of is not None
@@ -146,9 +147,10 @@ class Console:
             + f"<h2>Timeline</h2><p>{_timeline_caption(after, events)}</p>"
             + table(("version", "occurred at", "type", "event id", "data"), rows, css_id="timeline")
             + _timeline_pages(request, after, page)
-            + f'<h2>{esc(state_title)}</h2><div id="state">{json_block(folded.state)}</div>'
+            + f'<h2>{esc(state_title)}</h2><div id="state">'
+            + f"{json_block(await self.rt.shredder.open(folded.state))}</div>"
             # the comparison replays from version 1: only a first page holds that prefix
-            + await self._snapshot_section(domain, aggregate_id, events if after == 0 else [])
+            + await self._snapshot_section(domain, aggregate_id, stored if after == 0 else [])
         )
         return self.html(f"{domain.name} {aggregate_id}", body)
 
@@ -167,11 +169,12 @@ class Console:
                 '<span class="good">equals the state replayed from scratch to that version</span>'
                 if same
                 else '<span class="bad">DIFFERS from the state replayed from scratch</span>'
-                + json_block(scratch.state)
+                + json_block(await self.rt.shredder.open(scratch.state))
             )
+        shown = json_block(await self.rt.shredder.open(snapshot.state))
         return (
             f'<h2>Snapshot</h2><div id="snapshot"><p>version {esc(snapshot.version)}, taken '
-            f"{esc(snapshot.taken_at.isoformat())}: {verdict}</p>{json_block(snapshot.state)}</div>"
+            f"{esc(snapshot.taken_at.isoformat())}: {verdict}</p>{shown}</div>"
         )
 
     # --- charts ---------------------------------------------------------------------------------
@@ -192,7 +195,7 @@ class Console:
         return self.html("Lag & throughput", body)
 
 
-def _same_origin(request: web.Request) -> bool:
+def same_origin(request: web.Request) -> bool:
     """No Origin header (curl, old browsers), or one naming this host; and not cross-site."""
     if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
         return False
