@@ -48,13 +48,13 @@ async def run_erase(
     operator = args.operator or _user()
     if not AGGREGATE_ID_RE.match(args.subject) or not operator or len(operator) > 100:
         print(
-            f"eventfleet erase: subject must match {AGGREGATE_ID_RE.pattern} and the operator "
+            f"eventfleet: error: subject must match {AGGREGATE_ID_RE.pattern} and the operator "
             "be a name of 1 to 100 characters (--operator NAME).",
             file=sys.stderr,
         )
         return USAGE
     if not args.yes and not _confirmed(ask, args.subject):
-        print("eventfleet erase: not confirmed; nothing was erased.", file=sys.stderr)
+        print("eventfleet: error: not confirmed; nothing was erased.", file=sys.stderr)
         return FAILURE
     runtime = await Runtime.start(settings, roles=())  # the store only: no Kafka, no Redis
     try:
@@ -63,12 +63,12 @@ async def run_erase(
             via="cli", cache_ttl_s=settings.key_cache_ttl_s,
         )  # fmt: skip
     except EventfleetError as e:
-        print(f"eventfleet erase: {e}", file=sys.stderr)
+        print(f"eventfleet: error: {e}", file=sys.stderr)
         return FAILURE
     finally:
         await runtime.stop()
     if answer.status != 200:
-        print(f"eventfleet erase: {answer.body['message']}", file=sys.stderr)
+        print(f"eventfleet: error: {answer.body['message']}", file=sys.stderr)
         return FAILURE
     if args.json:
         out.write(orjson.dumps(answer.body).decode() + "\n")

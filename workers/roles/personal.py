@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import logging
 import os
 import time
@@ -147,16 +148,25 @@ class Shredder:
     async def erase(self, subject: str, *, by: str, at: datetime) -> Erasure | None:
         """Destroy the subject's keys (``KeyStore.erase``) and forget them in this process."""
         erasure = await self._keys.erase(subject, by=by, at=at)
+        _cipher.cache_clear()
         self._by_subject.pop(subject, None)
         for key_id in [i for i, c in self._by_id.items() if c.key and c.key.subject == subject]:
             self._by_id[key_id] = _Cached(None, self._clock() + self._ttl)
         return erasure
 
 
+@functools.lru_cache(maxsize=1024)
+def _cipher(key_id: str, secret: bytes) -> AESGCM:
+    """A key's cipher, built once (its key schedule costs more than sealing a short value). Only
+    a caller holding the secret (from a live cache entry) reaches it; an erasure clears it."""
+    return AESGCM(secret)
+
+
 def seal_value(key: DataKey, value: Any) -> str:
     """One value sealed with ``key``: a fresh nonce, the key id as associated data."""
     nonce = os.urandom(_NONCE)
-    sealed = AESGCM(key.secret).encrypt(nonce, orjson.dumps(value), key.key_id.encode())
+    cipher = _cipher(key.key_id, key.secret)
+    sealed = cipher.encrypt(nonce, orjson.dumps(value), key.key_id.encode())
     blob = base64.urlsafe_b64encode(nonce + sealed).rstrip(b"=").decode()
     return f"{SEALED_PREFIX}{key.key_id}:{blob}"
 
@@ -170,7 +180,8 @@ def open_value(key: DataKey, sealed: str) -> Any:
     blob = sealed[len(SEALED_PREFIX) :].split(":", 1)[1]
     try:
         raw = base64.urlsafe_b64decode(blob + "=" * (-len(blob) % 4))
-        plain = AESGCM(key.secret).decrypt(raw[:_NONCE], raw[_NONCE:], key.key_id.encode())
+        cipher = _cipher(key.key_id, key.secret)
+        plain = cipher.decrypt(raw[:_NONCE], raw[_NONCE:], key.key_id.encode())
     except (InvalidTag, binascii.Error, ValueError) as e:
         raise ValueError(f"a value sealed with key {key.key_id} does not open: {e!r}") from e
     return orjson.loads(plain)
