@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from snapshot_rules.access import OPEN, Access
 from snapshot_rules.declaration import ANY, NEW, after_names, check_domain
 from snapshot_rules.personal import Personal, as_stored
 from snapshot_rules.projection import Projection
@@ -113,8 +114,13 @@ class Domain:
     """The types ``derive`` may yield (routes may name them)."""
     personal: Personal | None = None
     """The personal fields of its events and whose they are (sealed on the command side)."""
+    access: Access = OPEN
+    """Who may send each event type and read the aggregates and views (``snapshot_rules.access``)."""
 
     def __post_init__(self) -> None:
+        unknown = sorted(set(self.access.send) - set(self.events))
+        if unknown:
+            raise ValueError(f"{self.name}: access names {unknown[0]!r}, which is no event type")
         if not AGGREGATE_TYPE_RE.match(self.name):
             raise ValueError(f"domain name {self.name!r} must match {AGGREGATE_TYPE_RE.pattern}")
         if self.validator is not None and not callable(self.validator):

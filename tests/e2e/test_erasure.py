@@ -17,18 +17,21 @@ from pymongo import AsyncMongoClient
 
 from tests.fleet import FleetProcess, running_fleet, wait_for
 from tests.kafka_topics import read_records
+from tests.tokens import OPERATOR, VIEWER, bearer
 from workers.devtools.embedded import EmbeddedStack
 
 
 @pytest.fixture(scope="module")
-async def operators_fleet(stack: EmbeddedStack) -> AsyncIterator[FleetProcess]:
-    """A fleet whose operators may erase over HTTP (operator actions on)."""
+async def open_fleet(stack: EmbeddedStack) -> AsyncIterator[FleetProcess]:
+    """A fleet with its door open (no identity) and operator actions on."""
     name = f"erase_{uuid.uuid4().hex[:8]}"
-    async with running_fleet(stack, name, EVENTFLEET_CONSOLE_ACTIONS="true") as process:
+    env = {"EVENTFLEET_AUTH": "none", "EVENTFLEET_CONSOLE_ACTIONS": "true"}
+    async with running_fleet(stack, name, **env) as process:
         yield process
 
 
 async def post(fleet: FleetProcess, path: str, body: Any = None, **headers: str) -> tuple[int, Any]:
+    """A POST with exactly ``headers``: no token unless they carry one."""
     async with aiohttp.ClientSession() as session:
         data = orjson.dumps(body) if body is not None else None
         async with session.post(fleet.url + path, data=data, headers=headers) as r:
@@ -40,7 +43,9 @@ async def say(fleet: FleetProcess, room: str, sender: str, mid: str, content: st
         "type": "MessageSent",
         "data": {"message_id": mid, "sender_id": sender, "content": content},
     }
-    status, answer = await fleet.post(f"/v1/chat_room/{room}/events", body)
+    status, answer = await fleet.post(
+        f"/v1/chat_room/{room}/events", body, token=fleet.token(sender)
+    )
     assert status == 202, answer
 
 
@@ -84,9 +89,10 @@ async def scan(stack: EmbeddedStack, fleet: FleetProcess, marker: bytes) -> dict
 
 
 async def test_an_erased_sender_is_unreadable_in_every_copy_and_others_read_whole(
-    operators_fleet: FleetProcess, stack: EmbeddedStack
+    fleet: FleetProcess, stack: EmbeddedStack
 ) -> None:
-    fleet, run = operators_fleet, uuid.uuid4().hex[:8]
+    run = uuid.uuid4().hex[:8]
+    operator = bearer(fleet.token("dpo", [OPERATOR]))  # the principal, whatever the body says
     room, ann, bob = f"audit-{run}", f"ann-{run}", f"bob-{run}"
     marker, other = f"MARK{run}ann", f"MARK{run}bob"
     for i in range(6):
@@ -103,7 +109,8 @@ async def test_an_erased_sender_is_unreadable_in_every_copy_and_others_read_whol
 
     in_flight = [say(fleet, room, ann, f"late{i}", f"{marker} late {i}") for i in range(10)]
     (status, erased), *_ = await asyncio.gather(
-        post(fleet, f"/v1/subjects/{ann}/erase", {"operator": "dpo"}), *in_flight
+        post(fleet, f"/v1/subjects/{ann}/erase", {"operator": "mallory"}, **operator),
+        *in_flight,
     )
     assert status == 200, erased
     assert erased["subject"] == ann and erased["by"] == "dpo" and erased["keys_destroyed"] == 1
@@ -133,35 +140,42 @@ async def test_an_erased_sender_is_unreadable_in_every_copy_and_others_read_whol
     # bob's words never sat in plain text either: sealed before anything was produced
     assert (await scan(stack, fleet, other.encode()))["hits"] == 0
 
-    status, again = await post(fleet, f"/v1/subjects/{ann}/erase", {"operator": "someone"})
-    assert status == 200 and again["by"] == "dpo"
-    assert again["already_erased"] is True or again["keys_destroyed"] == 1  # a late key, if any
-    status, unknown = await post(fleet, f"/v1/subjects/nobody-{run}/erase")
+    status, again = await post(fleet, f"/v1/subjects/{ann}/erase", **fleet.auth_headers)
+    assert status == 200
+    if again["already_erased"]:
+        assert (again["by"], again["keys_destroyed"]) == ("dpo", 0)
+    else:  # a late message was sealed with a new key after the first erasure: that one goes
+        assert (again["by"], again["keys_destroyed"]) == ("tester", 1)
+    status, unknown = await post(fleet, f"/v1/subjects/nobody-{run}/erase", **operator)
     assert status == 404 and unknown["error"] == "not_found"
     status, audit = await fleet.get("/console/audit")
-    assert status == 200 and ann in str(audit)
+    assert status == 200 and ann in str(audit) and "dpo" in str(audit)
 
 
-async def test_erasing_is_refused_to_a_page_of_another_site_and_to_bad_input(
-    operators_fleet: FleetProcess,
-) -> None:
-    status, body = await post(operators_fleet, "/v1/subjects/x/erase", Origin="http://evil.example")
-    assert status == 403 and body["error"] == "cross_origin"
-    status, body = await post(
-        operators_fleet, "/v1/subjects/x/erase", **{"Sec-Fetch-Site": "cross-site"}
-    )
-    assert status == 403 and body["error"] == "cross_origin"
-    status, body = await post(operators_fleet, "/v1/subjects/x/erase", ["not", "an", "object"])
-    assert status == 400 and body["error"] == "bad_request"
-    status, body = await post(operators_fleet, "/v1/subjects/x/erase", {"operator": ""})
-    assert status == 400
-    status, body = await post(operators_fleet, "/v1/subjects/a%20b/erase")
+async def test_erasing_needs_the_operator_role_and_a_token(fleet: FleetProcess) -> None:
+    viewer = bearer(fleet.token("vera", [VIEWER]))
+    status, body = await post(fleet, "/v1/subjects/anyone/erase", {"operator": "dpo"}, **viewer)
+    assert status == 403 and body["error"] == "forbidden" and body["reason"] == "role_required"
+    status, body = await post(fleet, "/v1/subjects/anyone/erase", {"operator": "dpo"})
+    assert status == 401 and body["error"] == "unauthenticated"
+    status, body = await post(fleet, "/v1/subjects/a%20b/erase", **fleet.auth_headers)
     assert status == 400 and "subject" in body["message"]
 
 
-async def test_erasing_is_off_on_a_fleet_without_operator_actions(fleet: FleetProcess) -> None:
-    status, body = await post(fleet, "/v1/subjects/anyone/erase", {"operator": "mallory"})
-    assert status == 403 and body["error"] == "console_read_only"
+async def test_with_the_door_open_erasing_is_refused_to_another_site_and_to_bad_input(
+    open_fleet: FleetProcess,
+) -> None:
+    erase = "/v1/subjects/x/erase"
+    status, body = await post(open_fleet, erase, Origin="http://evil.example")
+    assert status == 403 and body["error"] == "cross_origin"
+    status, body = await post(open_fleet, erase, **{"Sec-Fetch-Site": "cross-site"})
+    assert status == 403 and body["error"] == "cross_origin"
+    status, body = await post(open_fleet, erase, ["not", "an", "object"])
+    assert status == 400 and body["error"] == "bad_request"
+    status, body = await post(open_fleet, erase, {"operator": ""})
+    assert status == 400
+    status, body = await post(open_fleet, erase, {"operator": "dpo"})
+    assert status == 404 and body["error"] == "not_found"  # allowed: nothing of x to erase
 
 
 async def _count(fleet: FleetProcess, room: str, n: int) -> bool:

@@ -9,13 +9,14 @@ import aiohttp
 import orjson
 
 from tests.fleet import FleetProcess, wait_for
+from tests.tokens import TESTER
 
 SENT = 130  # more than the default page of 100
 
 
 async def get(fleet: FleetProcess, path: str) -> tuple[int, Any, str | None]:
     async with aiohttp.ClientSession() as session:
-        async with session.get(fleet.url + path) as r:
+        async with session.get(fleet.url + path, headers=fleet.auth_headers) as r:
             return r.status, orjson.loads(await r.read()), r.headers.get("Link")
 
 
@@ -26,7 +27,7 @@ def next_path(link: str) -> str:
 
 async def send(fleet: FleetProcess, room: str, n: int, start: int = 0) -> None:
     for i in range(start, start + n):
-        body = {"type": "MessageSent", "data": {"message_id": f"m{i}", "sender_id": "u1",
+        body = {"type": "MessageSent", "data": {"message_id": f"m{i}", "sender_id": TESTER,
                                                  "content": f"hello {i}"}}  # fmt: skip
         status, answer = await fleet.post(f"/v1/chat_room/{room}/events", body)
         assert status == 202, answer

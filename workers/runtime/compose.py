@@ -286,6 +286,7 @@ class Runtime:
             metrics=metrics,
             sync=parts.sync,
             shredder=self.shredder,
+            loader=self.loader,
             answer_wait_s=settings.kafka_timeout_ms / 1000 * 2,
             refusal_wait_s=settings.refusal_wait_ms / 1000,
         )

@@ -1,9 +1,11 @@
 """``POST /v1/subjects/{subject}/erase``: crypto-shred one subject's personal data (operators).
 
-An operator action. Until identity and access reach this route, ``operator_of`` is its one
-hook: it answers who acts, or refuses; today it allows the action only on a process with
-operator actions on (``EVENTFLEET_CONSOLE_ACTIONS=true``), never from another site's page, and
-takes the operator's name from the body (``{"operator": "alice"}``), as the console does.
+An operator action. With identity on (``EVENTFLEET_AUTH=jwt|proxy``) the caller must hold the
+operator role (``EVENTFLEET_AUTH_OPERATOR_ROLE``) and is recorded as the principal its token
+names, whatever the body says. With the door open (``EVENTFLEET_AUTH=none``) it is allowed only
+on a process with operator actions on (``EVENTFLEET_CONSOLE_ACTIONS=true``), never from another
+site's page, and the operator's name is the one typed (``{"operator": "alice"}``), as in the
+console. ``operator_of`` is that decision, in one place.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ import orjson
 from aiohttp import web
 
 from topics.envelope import AGGREGATE_ID_RE
-from topics.errors import EventfleetError
+from topics.errors import EventfleetError, Forbidden
 from workers.roles.personal import erase_subject
 from workers.runtime.answers import Answer, error
-from workers.runtime.console.views import CROSS_ORIGIN, same_origin
+from workers.runtime.console.session import same_origin
+from workers.runtime.console.views import CROSS_ORIGIN
 from workers.runtime.fleet import Fleet
 from workers.runtime.http_errors import json_response
 from workers.runtime.queries import failure
@@ -30,7 +33,16 @@ OFF = (
 
 
 def operator_of(fleet: Fleet, request: web.Request, body: dict[str, Any]) -> str | Answer:
-    """Who erases, or the refusal: the access hook of this route (see the module's note)."""
+    """Who erases, or the refusal: the access decision of this route (see the module's note)."""
+    actor = fleet.door.actor(request)
+    if actor is not None:
+        role = fleet.runtime.settings.auth_operator_role
+        if not actor.has(role):
+            refusal = Forbidden(
+                "role_required", f"{actor.principal} needs the role {role} to erase a subject."
+            )
+            return fleet.door.refused(refusal)
+        return actor.principal
     if not fleet.runtime.settings.console_actions:
         return error(403, "console_read_only", OFF, setting="EVENTFLEET_CONSOLE_ACTIONS")
     if not same_origin(request):
