@@ -133,6 +133,9 @@ async def test_an_erased_sender_is_unreadable_in_every_copy_and_others_read_whol
     assert shown["a0"]["content"] is None and shown["a0"]["erased"] is True
     assert shown["b0"]["content"] == f"{other} says 0"
 
+    status, console = await fleet.get(f"/console/aggregates/chat_room/{room}")
+    assert status == 200 and f"{other} says 0" in console and f"{marker} says" not in console
+
     found = await scan(stack, fleet, marker.encode())
     print(f"erasure scan: {found}")
     assert found["hits"] == 0, found

@@ -212,3 +212,19 @@ async def test_the_runtime_builds_the_shredder_from_the_settings() -> None:
         assert runtime.shredder.enabled is False
     finally:
         await runtime.stop()
+
+
+async def test_a_sync_domain_stores_the_holder_sealed_and_its_rules_still_decide() -> None:
+    pipe = await pipeline(Domains([ACCOUNT]))
+    opened = await pipe.ask("account:acc-1", "AccountOpened", {"owner": f"Ann {MARKER}"})
+    assert opened.status == 201, opened.body
+    [stored] = await pipe.store.read(("account", "acc-1"))
+    assert stored.data["owner"].startswith(SEALED_PREFIX) and MARKER not in stored.data["owner"]
+    again = await pipe.ask("account:acc-1", "AccountOpened", {"owner": "Someone"})
+    assert again.status == 409  # the state's rule decides on a sealed owner as before
+    assert MARKER not in repr(again.body)
+    assert (await pipe.ask("account:acc-1", "MoneyDeposited", {"amount": 5})).status == 201
+    await pipe.shredder.erase("acc-1", by="dpo", at=_now())
+    state = await pipe.shredder.open((await pipe.loader.latest(ACCOUNT, "acc-1")).state)
+    assert state["owner"] is None and state[ERASED] is True and state["balance"] == 5
+    assert (await pipe.ask("account:acc-1", "MoneyWithdrawn", {"amount": 2})).status == 201
