@@ -29,6 +29,7 @@ __all__ = [
     "AggregateRef",
     "AppendConflict",
     "AppendProgress",
+    "ArchivableEvents",
     "CommandMemory",
     "CommandRecord",
     "DataKey",
@@ -216,6 +217,19 @@ class EventStore(Protocol):
 
     async def versions(self, aggregate_types: Sequence[str]) -> dict[AggregateRef, int]:
         """The newest version of every aggregate of these types."""
+        ...
+
+
+class ArchivableEvents(EventStore, Protocol):
+    """An event store events move out of (the hot one) or into (the archive)."""
+
+    async def insert_missing(self, events: Sequence[Event]) -> int:
+        """Insert those of ``events`` (versioned) whose ids are not stored yet; how many were.
+        Idempotent: a move that stopped half-way is simply done again."""
+        ...
+
+    async def remove_through(self, aggregate: AggregateRef, version: int) -> int:
+        """Delete the aggregate's events up to ``version``; how many were deleted."""
         ...
 
 

@@ -26,7 +26,7 @@ PUBLIC = {
         "storage",
     ],
     "workers.roles": [
-        "appender", "audit", "commands", "deadletter", "dlq_replay", "forwarder", "judge", "newfilter",
+        "appender", "archive", "audit", "commands", "deadletter", "dlq_replay", "forwarder", "judge", "newfilter",
         "outbox", "paging", "personal", "projections", "requests", "retry", "snapshotter", "state",
     ],
     "workers.runtime": ["adapters", "compose", "serve", "settings"],
@@ -38,7 +38,7 @@ PUBLIC = {
         "read_topic",
     ],
     "workers.adapters.mongo": [
-        "ACTIONS", "DATA_KEYS", "ERASURES", "EVENTS", "REJECTIONS", "SNAPSHOTS", "Document", "MongoActionLog", "MongoClient",
+        "ACTIONS", "DATA_KEYS", "ERASURES", "EVENTS", "EVENTS_ARCHIVE", "REJECTIONS", "SNAPSHOTS", "Document", "MongoActionLog", "MongoClient",
         "MongoDocuments", "MongoEventStore", "MongoKeyStore", "MongoRejections", "MongoSnapshotStore", "MongoStores",
         "MongoViewStaging", "MongoViewStore", "connect", "database", "escaped",
     ],
@@ -76,7 +76,7 @@ PUBLIC = {
     ],
     "workers.cli": ["main", "parser"],
     "workers.ports": [
-        "LIVE", "NEW_AGGREGATE", "UNKNOWN", "ActionLog", "AggregateRef", "AppendConflict", "AppendProgress", "CommandMemory",
+        "LIVE", "NEW_AGGREGATE", "UNKNOWN", "ActionLog", "AggregateRef", "AppendConflict", "AppendProgress", "ArchivableEvents", "CommandMemory",
         "CommandRecord", "DataKey", "Delivery", "Erasure", "EventBus", "EventStore", "Handler", "Head", "KeyStore", "MarkRequest",
         "MarkResult", "Marker", "OperatorAction", "Outgoing", "PendingEvents", "Producer", "Record", "Rejection", "ReplayClaim",
         "Rejections", "RuleState", "RuleStates", "Snapshot", "SnapshotStore", "Subscription", "SyncAppender", "SyncResult",

@@ -21,9 +21,9 @@ from workers.metrics import Metrics
 from workers.ports import (
     ActionLog,
     AppendProgress,
+    ArchivableEvents,
     CommandMemory,
     EventBus,
-    EventStore,
     KeyStore,
     Marker,
     PendingEvents,
@@ -40,8 +40,8 @@ from workers.runtime.connections import kafka_config, master_key
 from workers.runtime.settings import Settings
 
 
-class StoredEvents(EventStore, PendingEvents, Protocol):
-    """The event store with its publish flags: what every store adapter implements."""
+class StoredEvents(ArchivableEvents, PendingEvents, Protocol):
+    """The event store with its publish flags and moves: what every store adapter implements."""
 
 
 class Stores(Protocol):
@@ -49,6 +49,11 @@ class Stores(Protocol):
 
     @property
     def events(self) -> StoredEvents: ...
+
+    @property
+    def archive(self) -> ArchivableEvents:
+        """Where events past a domain's retention are kept (same documents, same ids)."""
+        ...
 
     @property
     def snapshots(self) -> SnapshotStore: ...

@@ -21,6 +21,7 @@ class MemoryStores:
 
     def __init__(self) -> None:
         self.events = MemoryEventStore()
+        self.archive = MemoryEventStore()
         self.snapshots = MemorySnapshotStore()
         self.rejections = MemoryRejections()
         self.actions = MemoryActionLog()

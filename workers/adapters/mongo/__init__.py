@@ -16,6 +16,7 @@ from workers.adapters.mongo.fleet import MongoStores
 from workers.adapters.mongo.keys import DATA_KEYS, ERASURES, MongoKeyStore
 from workers.adapters.mongo.stores import (
     EVENTS,
+    EVENTS_ARCHIVE,
     REJECTIONS,
     SNAPSHOTS,
     MongoEventStore,
@@ -32,6 +33,7 @@ __all__ = [
     "DATA_KEYS",
     "ERASURES",
     "EVENTS",
+    "EVENTS_ARCHIVE",
     "REJECTIONS",
     "SNAPSHOTS",
     "Document",
