@@ -54,6 +54,7 @@ __all__ = [
     "RuleState",
     "RuleStates",
     "Snapshot",
+    "SnapshotLadder",
     "SnapshotStore",
     "Subscription",
     "SyncAppender",
@@ -120,6 +121,22 @@ class Snapshot:
     version: int
     state: dict[str, Any]
     taken_at: datetime
+
+
+class SnapshotLadder(Protocol):
+    """Dated snapshots kept at intervals along an aggregate's history (rungs), so a state at a
+    past version or moment replays from the nearest rung below it, not from the start."""
+
+    async def add(self, rung: Snapshot, *, last_at: datetime) -> None:
+        """Keep ``rung``; ``last_at`` is when its last folded event occurred (idempotent per
+        aggregate and version)."""
+        ...
+
+    async def below(
+        self, aggregate: AggregateRef, *, version: int | None = None, as_of: datetime | None = None
+    ) -> Snapshot | None:
+        """The newest rung at or below ``version`` whose last event occurred by ``as_of``."""
+        ...
 
 
 class AppendConflict(ConcurrencyConflict):

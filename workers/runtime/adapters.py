@@ -30,6 +30,7 @@ from workers.ports import (
     Producer,
     Record,
     Rejections,
+    SnapshotLadder,
     SnapshotStore,
     ViewStaging,
     ViewStore,
@@ -57,6 +58,9 @@ class Stores(Protocol):
 
     @property
     def snapshots(self) -> SnapshotStore: ...
+
+    @property
+    def ladder(self) -> SnapshotLadder: ...
 
     @property
     def rejections(self) -> Rejections: ...

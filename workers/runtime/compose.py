@@ -142,6 +142,8 @@ class Runtime:
             metrics,
             tail_threshold=settings.snapshot_tail,
             query_interval_s=settings.snapshot_query_interval_ms / 1000,
+            ladder=stores.ladder,
+            ladder_step=settings.snapshot_ladder_step,
         )
         runtime = cls(
             settings=settings,

@@ -14,6 +14,7 @@ from workers.adapters.mongo.client import (
 from workers.adapters.mongo.documents import MongoDocuments
 from workers.adapters.mongo.fleet import MongoStores
 from workers.adapters.mongo.keys import DATA_KEYS, ERASURES, MongoKeyStore
+from workers.adapters.mongo.ladder import SNAPSHOT_LADDER, MongoSnapshotLadder
 from workers.adapters.mongo.stores import (
     EVENTS,
     EVENTS_ARCHIVE,
@@ -36,6 +37,7 @@ __all__ = [
     "EVENTS_ARCHIVE",
     "REJECTIONS",
     "SNAPSHOTS",
+    "SNAPSHOT_LADDER",
     "Document",
     "MongoActionLog",
     "MongoClient",
@@ -43,6 +45,7 @@ __all__ = [
     "MongoEventStore",
     "MongoKeyStore",
     "MongoRejections",
+    "MongoSnapshotLadder",
     "MongoSnapshotStore",
     "MongoStores",
     "MongoViewStaging",

@@ -8,6 +8,7 @@ import uuid
 from workers.adapters.mongo.actions import MongoActionLog
 from workers.adapters.mongo.client import MongoClient, connect, database, translated
 from workers.adapters.mongo.keys import MongoKeyStore
+from workers.adapters.mongo.ladder import MongoSnapshotLadder
 from workers.adapters.mongo.stores import (
     EVENTS_ARCHIVE,
     MongoEventStore,
@@ -34,6 +35,7 @@ class MongoStores:
         self.db = database(self.client, name)
         self.events = MongoEventStore(self.db)
         self.archive = MongoEventStore(self.db, collection=EVENTS_ARCHIVE)
+        self.ladder = MongoSnapshotLadder(self.db)
         self.snapshots = MongoSnapshotStore(self.db)
         self.rejections = MongoRejections(self.db)
         self.actions = MongoActionLog(self.db)
@@ -56,6 +58,7 @@ class MongoStores:
         """Create the indexes the stores rely on (idempotent)."""
         await self.events.ensure_indexes()
         await self.archive.ensure_indexes()
+        await self.ladder.ensure_indexes()
         await self.keys.ensure_indexes()
 
     async def ping(self) -> None:
