@@ -155,9 +155,11 @@ class Console:
             after = (at_version is not None and (e.version or 0) > at_version) or (
                 as_of is not None and e.occurred_at > as_of
             )
+            actor = e.metadata.actor
             cells = (
                 esc(e.version), esc(e.occurred_at.isoformat()), esc(e.type),
                 f"<code>{esc(e.id)}</code>", json_block(e.data),
+                esc(f"{actor.principal} ({', '.join(actor.roles) or 'no roles'})" if actor else "—"),
             )  # fmt: skip
             rows.append(
                 cells if not after else tuple(f'<span class="muted">{c}</span>' for c in cells)
@@ -173,7 +175,10 @@ class Console:
             + f"<h2>Timeline</h2><p>{len(events)} events"
             + (f" (the first {TIMELINE_LIMIT})" if len(events) == TIMELINE_LIMIT else "")
             + "</p>"
-            + table(("version", "occurred at", "type", "event id", "data"), rows, css_id="timeline")
+            + table(
+                ("version", "occurred at", "type", "event id", "data", "actor"), rows,
+                css_id="timeline",
+            )
             + f'<h2>{esc(state_title)}</h2><div id="state">{json_block(folded.state)}</div>'
             + await self._snapshot_section(domain, aggregate_id, events)
         )
