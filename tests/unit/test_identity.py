@@ -251,3 +251,26 @@ async def test_a_key_set_that_cannot_be_read_stops_the_start(tmp_path: Any) -> N
             Settings.from_env({**missing, "EVENTFLEET_AUTH_HS256_SECRET_FILE": str(short)}),
             required=True,
         )
+
+
+async def test_a_remembered_token_is_verified_again_once_its_key_is_gone(issuer: Issuer) -> None:
+    now = [0.0]
+    served = [issuer.jwks()]
+
+    async def load() -> bytes:
+        return served[0]
+
+    keys = KeySet(load, refresh_s=1, max_age_s=10, clock=lambda: now[0])
+    await keys.start()
+    auth = JwtAuthenticator(
+        keys=keys, secret=None, issuer=ISSUER, audience=AUDIENCE, roles_claim="roles", leeway_s=0
+    )
+    token = Credentials(authorization=(f"Bearer {issuer.token('ann', [], kid='ec-1')}",))
+    assert (await auth.authenticate(token)).principal == "ann"
+    assert (await auth.authenticate(token)).principal == "ann"  # remembered
+    served[0] = issuer.jwks(["rsa-1"])  # ec-1 removed from the key set
+    now[0] = 11.0  # the cache is older than max_age: refetched on the next lookup
+    await keys.key("rsa-1")
+    with pytest.raises(Unauthenticated) as refused:
+        await auth.authenticate(token)
+    assert refused.value.reason == "unknown_key"
