@@ -44,7 +44,7 @@ PUBLIC = {
     ],
     "workers.adapters.nats": ["NatsEventBus"],
     "workers.adapters.redis": [
-        "SCRIPTS", "RedisBatcher", "RedisCommandMemory", "RedisEventBus", "RedisMarker",
+        "SCRIPTS", "RedisBatcher", "RedisCommandMemory", "RedisEventBus", "RedisLiveFeed", "RedisMarker",
         "RedisMarks", "connect_redis", "describe_redis", "escaped",
     ],
     "workers.bus": [
@@ -64,7 +64,7 @@ PUBLIC = {
     ],
     "workers.adapters.memory": [
         "Faults", "MemoryActionLog", "MemoryAppendProgress", "MemoryCommandMemory", "MemoryDatabase",
-        "MemoryDocuments", "MemoryEventStore", "MemoryMarker", "MemoryMarks", "MemoryProducer",
+        "MemoryDocuments", "MemoryEventStore", "MemoryLiveFeed", "MemoryMarker", "MemoryMarks", "MemoryProducer",
         "MemoryRejections", "MemoryRuleStates", "MemorySnapshotStore", "MemoryStores",
         "MemoryStream", "MemoryViewStaging", "MemoryViewStore", "Switchable", "murmur2",
         "partition_for",
@@ -77,7 +77,8 @@ PUBLIC = {
     "workers.cli": ["main", "parser"],
     "workers.ports": [
         "LIVE", "NEW_AGGREGATE", "UNKNOWN", "ActionLog", "AggregateRef", "AppendConflict", "AppendProgress", "CommandMemory",
-        "CommandRecord", "Delivery", "EventBus", "EventStore", "Handler", "Head", "MarkRequest",
+        "CommandRecord", "Delivery", "EventBus", "EventStore", "Handler", "Head", "Listening", "LiveChannel", "LiveDeliver", "LiveFeed",
+        "MarkRequest",
         "MarkResult", "Marker", "OperatorAction", "Outgoing", "PendingEvents", "Producer", "Record", "Rejection", "ReplayClaim",
         "Rejections", "RuleState", "RuleStates", "Snapshot", "SnapshotStore", "Subscription", "SyncAppender", "SyncResult",
         "ViewDoc", "ViewStaging", "ViewStore",

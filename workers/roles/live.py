@@ -1,0 +1,206 @@
+"""Live subscriptions: an aggregate's stored events after a version, then the live ones, each
+exactly once and in version order on one connection, whatever the live feed loses.
+
+The feed (``LiveFeed``, Redis Pub/Sub) only makes delivery fast. A subscription starts
+listening *before* it reads the store, keeps its position (the last version it gave out) and
+takes a live event only when it is the next version; anything else (a version past a gap, a
+feed that says it may have missed messages, a quiet heartbeat interval) makes it read the
+store after its position, in pages. Older versions are dropped as repeats. What waits for a
+slow client is bounded: past ``buffer_events`` the subscription ends with ``SlowSubscriber``,
+which names the position to resume from; nothing is skipped and memory never grows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+from topics.envelope import Event
+from topics.errors import EventfleetError
+from workers.ports import AggregateRef, EventStore, LiveChannel, LiveFeed
+
+
+@dataclass(frozen=True, slots=True)
+class LiveLimits:
+    """How one process serves live subscribers."""
+
+    buffer_events: int = 1000
+    """Live events one connection may hold unsent; past it, the slow client is closed."""
+    heartbeat_s: float = 15.0
+    """A quiet connection gets a heartbeat this often, and its position is checked against
+    the store (a lost announcement of the last event is found here)."""
+    page: int = 500
+    """Events read from the store at a time."""
+    max_connections: int = 10_000
+    max_per_principal: int = 100
+
+
+class SlowSubscriber(EventfleetError):
+    """A client read slower than its events came; it resumes after ``after_version``."""
+
+    retriable = True
+
+    def __init__(self, message: str, *, after_version: int) -> None:
+        super().__init__(message)
+        self.after_version = after_version
+
+
+class TooManySubscriptions(EventfleetError):
+    """A connection limit is reached; ``limit`` names which (process or principal)."""
+
+    retriable = True
+
+    def __init__(self, message: str, *, limit: str) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
+def _same(event: Event) -> Event:
+    return event
+
+
+class AggregateSubscription:
+    """One connection's catch-up subscription to one aggregate."""
+
+    def __init__(
+        self,
+        *,
+        feed: LiveFeed,
+        store: EventStore,
+        aggregate: AggregateRef,
+        after_version: int,
+        limits: LiveLimits,
+        upcast: Callable[[Event], Event] = _same,
+        on_gap: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.aggregate = aggregate
+        self.position = after_version
+        """The last version given out: the client resumes after it."""
+        self._feed = feed
+        self._store = store
+        self._limits = limits
+        self._upcast = upcast
+        self._on_gap = on_gap
+        self._pending: list[Event] = []
+        self._resync = False
+        self._overflow = False
+        self._more_stored = True  # read the store first: the catch-up
+        self._wake = asyncio.Event()
+
+    def _deliver(self, event: Event | None) -> None:
+        if event is None:
+            self._resync = True
+        elif len(self._pending) >= self._limits.buffer_events:
+            self._overflow = True
+        else:
+            self._pending.append(event)
+        self._wake.set()
+
+    async def batches(self) -> AsyncIterator[list[Event]]:
+        """Batches of events in version order; an empty batch is a quiet heartbeat interval.
+
+        Raises SlowSubscriber when the client fell more than ``buffer_events`` behind, and
+        StoreUnavailable when the store does not answer (the client resumes from
+        ``position``).
+        """
+        kind_type, kind_id = self.aggregate
+        listening = await self._feed.listen(LiveChannel(kind_type, kind_id), self._deliver)
+        try:
+            while True:
+                if self._more_stored or self._resync:
+                    yield await self._read_store()
+                    continue
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self._limits.heartbeat_s)
+                except TimeoutError:
+                    self._more_stored = True  # the safety net: a lost last announcement
+                    continue
+                self._wake.clear()
+                if self._overflow:
+                    raise SlowSubscriber(
+                        f"{kind_type} {kind_id}: the client fell more than "
+                        f"{self._limits.buffer_events} events behind; resume with "
+                        f"after_version={self.position}.",
+                        after_version=self.position,
+                    )
+                events = self._take_live()
+                if events:
+                    yield events
+        finally:
+            await listening.stop()
+
+    def _take_live(self) -> list[Event]:
+        """The pending live events that continue the position; a gap makes a store read."""
+        pending, self._pending = sorted(self._pending, key=_version), []
+        taken: list[Event] = []
+        for event in pending:
+            version = _version(event)
+            if version <= self.position:
+                continue  # a repeat, or already read from the store
+            if version != self.position + 1:
+                self._more_stored = True  # a gap: read it before anything newer
+                self._on_gap()
+                break
+            taken.append(self._upcast(event))
+            self.position = version
+        return taken
+
+    async def _read_store(self) -> list[Event]:
+        """One page after the position; the catch-up goes on until a page is short."""
+        self._resync = False
+        stored = await self._store.read(
+            self.aggregate, after_version=self.position, limit=self._limits.page
+        )
+        self._more_stored = len(stored) >= self._limits.page
+        if stored:
+            self.position = _version(stored[-1])
+        if self._overflow:  # fell behind while catching up: what it missed is in the store
+            self._overflow = False
+            self._pending = []
+            self._more_stored = True
+        else:
+            self._pending = [e for e in self._pending if _version(e) > self.position]
+        return [self._upcast(e) for e in stored]
+
+
+def _version(event: Event) -> int:
+    return event.version or 0
+
+
+class Limiter:
+    """Connections per process and per principal: ``acquire`` before serving, ``release`` after."""
+
+    def __init__(self, *, per_process: int, per_principal: int) -> None:
+        self._per_process = per_process
+        self._per_principal = per_principal
+        self._open: dict[str, int] = {}
+        self.total = 0
+
+    def acquire(self, principal: str) -> None:
+        """Count one more connection of ``principal``; TooManySubscriptions past a limit."""
+        if self.total >= self._per_process:
+            raise TooManySubscriptions(
+                f"this process serves {self.total} live subscriptions, its limit "
+                "(EVENTFLEET_LIVE_MAX_CONNECTIONS); retry on another process or later.",
+                limit="process",
+            )
+        held = self._open.get(principal, 0)
+        if held >= self._per_principal:
+            raise TooManySubscriptions(
+                f"{principal} holds {held} live subscriptions on this process, its limit "
+                "(EVENTFLEET_LIVE_MAX_PER_PRINCIPAL); close one first.",
+                limit="principal",
+            )
+        self._open[principal] = held + 1
+        self.total += 1
+
+    def release(self, principal: str) -> None:
+        held = self._open.get(principal, 0)
+        if held == 0:
+            return  # never acquired: nothing to give back
+        if held == 1:
+            del self._open[principal]
+        else:
+            self._open[principal] = held - 1
+        self.total -= 1
