@@ -13,7 +13,7 @@ which names the position to resume from; nothing is skipped and memory never gro
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 
 from topics.envelope import Event
@@ -86,6 +86,10 @@ class AggregateSubscription:
         self._resync = False
         self._overflow = False
         self._more_stored = True  # read the store first: the catch-up
+        self.caught_up = False
+        """The catch-up is over: every stored event up to a moment ago was given out."""
+        self.live = False
+        """The last batch was live (not catch-up): its store-to-client latency is meaningful."""
         self._wake = asyncio.Event()
 
     def _deliver(self, event: Event | None) -> None:
@@ -97,7 +101,7 @@ class AggregateSubscription:
             self._pending.append(event)
         self._wake.set()
 
-    async def batches(self) -> AsyncIterator[list[Event]]:
+    async def batches(self) -> AsyncGenerator[list[Event], None]:
         """Batches of events in version order; an empty batch is a quiet heartbeat interval.
 
         Raises SlowSubscriber when the client fell more than ``buffer_events`` behind, and
@@ -134,6 +138,7 @@ class AggregateSubscription:
         """The pending live events that continue the position; a gap makes a store read."""
         pending, self._pending = sorted(self._pending, key=_version), []
         taken: list[Event] = []
+        self.live = True
         for event in pending:
             version = _version(event)
             if version <= self.position:
@@ -152,7 +157,9 @@ class AggregateSubscription:
         stored = await self._store.read(
             self.aggregate, after_version=self.position, limit=self._limits.page
         )
+        self.live = self.caught_up
         self._more_stored = len(stored) >= self._limits.page
+        self.caught_up = self.caught_up or not self._more_stored
         if stored:
             self.position = _version(stored[-1])
         if self._overflow:  # fell behind while catching up: what it missed is in the store

@@ -1,0 +1,173 @@
+"""Live subscriptions end to end: two fleet processes on one stack, events written through one
+and streamed by the other (SSE and WebSocket), catch-up then live, resumed by Last-Event-ID,
+each exactly as ``/events`` returns it; the refusals a client can provoke."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.e2e.live_clients import sse, websocket
+from tests.fleet import FleetProcess, running_fleet
+from tests.waiting import wait_for
+from workers.devtools.embedded import EmbeddedStack
+
+
+@pytest.fixture(scope="module")
+async def pair(stack: EmbeddedStack) -> AsyncIterator[tuple[FleetProcess, FleetProcess]]:
+    """``writer`` runs every role; ``reader`` only takes commands and serves reads, with low
+    live limits, on the same topics and database."""
+    name = f"live_{uuid.uuid4().hex[:8]}"
+    async with running_fleet(stack, name) as writer:
+        async with running_fleet(
+            stack, name, roles="commands",
+            EVENTFLEET_LIVE_MAX_PER_PRINCIPAL="3", EVENTFLEET_LIVE_HEARTBEAT_S="1",
+        ) as reader:  # fmt: skip
+            yield writer, reader
+
+
+async def say(process: FleetProcess, room: str, n: int) -> None:
+    status, body = await process.post(f"/v1/chat_room/{room}/events", {
+        "type": "MessageSent",
+        "data": {"message_id": f"m{n}", "sender_id": "ann", "content": f"hello {n}"},
+    })  # fmt: skip
+    assert status == 202, body
+
+
+async def stored(process: FleetProcess, room: str, count: int) -> list[Any]:
+    async def enough() -> bool:
+        status, body = await process.get(f"/v1/chat_room/{room}/events")
+        return status == 200 and len(body["events"]) >= count
+
+    await wait_for(enough, timeout_s=30, what=f"{count} events stored in {room}")
+    return list((await process.get(f"/v1/chat_room/{room}/events"))[1]["events"])
+
+
+async def open_connections(process: FleetProcess, expected: int = 0) -> bool:
+    """Whether ``process`` serves ``expected`` live connections (a left client is noticed at
+    its next write, the heartbeat at the latest)."""
+    metrics = (await process.get("/metrics"))[1]
+    gauges = [line for line in metrics.splitlines() if line.startswith("eventfleet_live_connections{")]
+    return sum(float(line.split()[-1]) for line in gauges) == expected
+
+
+async def test_sse_catches_up_then_streams_what_another_process_stores(
+    pair: tuple[FleetProcess, FleetProcess],
+) -> None:
+    writer, reader = pair
+    room = f"r-{uuid.uuid4().hex[:6]}"
+    for n in range(1, 4):
+        await say(writer, room, n)
+    await stored(writer, room, 3)
+    client = await sse(f"{reader.url}/v1/chat_room/{room}/subscribe?after_version=1")
+    try:
+        assert client.status == 200
+        await wait_for(lambda: client.versions() == [2, 3], timeout_s=10, what="the catch-up")
+        for n in range(4, 7):
+            await say(writer, room, n)
+        await wait_for(lambda: len(client.versions()) == 5, timeout_s=30, what="live events")
+        assert client.versions() == [2, 3, 4, 5, 6]
+        assert [m.id for m in client.messages] == ["2", "3", "4", "5", "6"]
+        as_read = await stored(writer, room, 6)
+        assert [m.data for m in client.messages] == as_read[1:]  # exactly as /events has them
+    finally:
+        await client.close()
+
+
+async def test_last_event_id_resumes_after_the_last_event_seen(
+    pair: tuple[FleetProcess, FleetProcess],
+) -> None:
+    writer, reader = pair
+    room = f"r-{uuid.uuid4().hex[:6]}"
+    for n in range(1, 5):
+        await say(writer, room, n)
+    await stored(writer, room, 4)
+    url = f"{reader.url}/v1/chat_room/{room}/subscribe?after_version=0"
+    client = await sse(url, headers={"Last-Event-ID": "2"})  # the header wins over the query
+    try:
+        await wait_for(lambda: client.versions() == [3, 4], timeout_s=10, what="the resume")
+        await wait_for(lambda: client.comments >= 2, timeout_s=10, what="heartbeats")
+        assert client.versions() == [3, 4]  # heartbeats repeat nothing
+    finally:
+        await client.close()
+
+
+async def test_a_websocket_streams_the_same_events(pair: tuple[FleetProcess, FleetProcess]) -> None:
+    writer, reader = pair
+    room = f"r-{uuid.uuid4().hex[:6]}"
+    await say(writer, room, 1)
+    await stored(writer, room, 1)
+    ws_url = reader.url.replace("http://", "ws://")
+    client = await websocket(f"{ws_url}/v1/chat_room/{room}/subscribe")
+    try:
+        assert client.status == 101
+        await wait_for(lambda: client.versions() == [1], timeout_s=10, what="the catch-up")
+        await say(reader, room, 2)  # written through the subscriber's own process too
+        await wait_for(lambda: client.versions() == [1, 2], timeout_s=30, what="a live event")
+        as_read = await stored(reader, room, 2)
+        assert [m.data for m in client.messages] == as_read
+    finally:
+        await client.close()
+
+
+async def test_what_a_client_can_get_wrong_is_refused_with_a_json_error(
+    pair: tuple[FleetProcess, FleetProcess],
+) -> None:
+    _, reader = pair
+    cases = {
+        "/v1/nope/x/subscribe": (404, "unknown_aggregate_type"),
+        "/v1/chat_room/x/subscribe?after_version=-1": (400, "bad_request"),
+        "/v1/chat_room/x/subscribe?after_version=1e3": (400, "bad_request"),
+        "/v1/chat_room/b%20ad/subscribe": (400, "bad_request"),
+    }
+    for path, (status, code) in cases.items():
+        client = await sse(f"{reader.url}{path}")
+        await client.close()
+        assert (client.status, client.body["error"]) == (status, code), path
+    bad_resume = await sse(f"{reader.url}/v1/chat_room/x/subscribe",
+                           headers={"Last-Event-ID": "abc"})  # fmt: skip
+    await bad_resume.close()
+    assert (bad_resume.status, bad_resume.body["error"]) == (400, "bad_request")
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{reader.url}/v1/chat_room/x/subscribe",
+                               headers={"Accept": "application/json"}) as response:  # fmt: skip
+            assert response.status == 406
+            assert (await response.json())["error"] == "not_acceptable"
+
+
+async def test_a_client_past_its_limit_gets_429_and_its_others_keep_streaming(
+    pair: tuple[FleetProcess, FleetProcess],
+) -> None:
+    writer, reader = pair
+    room = f"r-{uuid.uuid4().hex[:6]}"
+    await wait_for(lambda: open_connections(reader), timeout_s=10,
+                   what="the earlier tests' connections to be closed")  # fmt: skip
+    held = [await sse(f"{reader.url}/v1/chat_room/{room}/subscribe") for _ in range(3)]
+    try:
+        assert [c.status for c in held] == [200, 200, 200]
+        refused = await sse(f"{reader.url}/v1/chat_room/{room}/subscribe")
+        await refused.close()
+        assert refused.status == 429
+        assert refused.body["error"] == "too_many_subscriptions"
+        assert refused.body["limit"] == "principal"
+        await say(writer, room, 1)
+        await wait_for(lambda: all(c.versions() == [1] for c in held), timeout_s=30,
+                       what="every held subscription to get the event")  # fmt: skip
+    finally:
+        for client in held:
+            await client.close()
+    await wait_for(lambda: open_connections(reader), timeout_s=10, what="closed ones released")
+    again = await sse(f"{reader.url}/v1/chat_room/{room}/subscribe")  # released on close
+    try:
+        await wait_for(lambda: again.versions() == [1], timeout_s=10, what="a new subscription")
+    finally:
+        await again.close()
+    metrics = (await reader.get("/metrics"))[1]
+    assert 'eventfleet_live_refused_total{limit="principal"} 1.0' in metrics
+    sent = [line for line in metrics.splitlines()
+            if line.startswith('eventfleet_live_events_sent_total{kind="aggregate"}')]  # fmt: skip
+    assert sent and float(sent[0].split()[-1]) >= 4

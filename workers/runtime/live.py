@@ -1,0 +1,265 @@
+"""Live subscriptions over HTTP: ``GET /v1/{type}/{id}/subscribe`` as Server-Sent Events or a
+WebSocket, each message an event exactly as ``/events`` returns it.
+
+The subscription logic is ``workers.roles.live``; this module speaks the two transports, holds
+the connection limits, counts, and closes every connection when the process drains.
+``after_version`` (query) or ``Last-Event-ID`` (header, which wins: a browser's EventSource
+sends it on reconnect) says where to start; the SSE ``id`` of each event is its version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from aiohttp import WSMsgType, web
+
+from topics.envelope import Event, encode
+from topics.errors import EventfleetError, InvalidInput
+from workers.metrics import LiveMetrics, create_live_metrics
+from workers.ports import AggregateRef
+from workers.roles.live import (
+    AggregateSubscription,
+    Limiter,
+    LiveLimits,
+    SlowSubscriber,
+    TooManySubscriptions,
+)
+from workers.runtime.answers import Answer, error
+from workers.runtime.fleet import Fleet
+from workers.runtime.http import check_aggregate, int_param
+from workers.runtime.http_errors import json_response
+from workers.runtime.queries import failure
+
+log = logging.getLogger(__name__)
+SSE = "text/event-stream"
+WS_TRY_AGAIN_LATER = 1013
+
+
+def principal_of(request: web.Request) -> str:
+    """Who holds the connection, for the per-principal limit.
+
+    AUTH HOOK: until the HTTP layer authenticates (issue "Identity and access"), the client's
+    address; with authentication, the authenticated principal's name.
+    """
+    principal = request.get("principal")
+    name = getattr(principal, "name", None)
+    if isinstance(name, str):
+        return name
+    return request.remote or "unknown"
+
+
+def authorize_read(request: web.Request, aggregate: AggregateRef) -> None:
+    """AUTH HOOK: a subscription is a read; raise as the read routes do when it is not allowed.
+
+    Nothing is checked yet: every read route is open until authentication lands.
+    """
+
+
+def start_position(request: web.Request) -> int:
+    """``Last-Event-ID`` when sent (a resume), else ``after_version``, else 0."""
+    resumed = request.headers.get("Last-Event-ID")
+    if resumed is not None:
+        return int_param({"Last-Event-ID": resumed.strip()}, "Last-Event-ID", 0,
+                         low=0, high=2**62) or 0  # fmt: skip
+    return int_param(request.query, "after_version", 0, low=0, high=2**62) or 0
+
+
+def transport(request: web.Request) -> str:
+    """``websocket`` for an upgrade, ``sse`` when the client accepts an event stream."""
+    if request.headers.get("Upgrade", "").lower() == "websocket":
+        return "websocket"
+    accept = request.headers.get("Accept", "*/*")
+    if SSE in accept or "*/*" in accept or "text/*" in accept:
+        return "sse"
+    raise NotAcceptable(
+        f"this route streams events: send 'Accept: {SSE}' or open a WebSocket (Accept was "
+        f"{accept!r})."
+    )
+
+
+class NotAcceptable(InvalidInput):
+    """Neither an event stream nor a WebSocket was asked for."""
+
+
+def refusal(e: EventfleetError) -> Answer:
+    if isinstance(e, TooManySubscriptions):
+        return error(429, "too_many_subscriptions", str(e), limit=e.limit, retry_after_s=5)
+    if isinstance(e, NotAcceptable):
+        return error(406, "not_acceptable", str(e))
+    return failure(e)
+
+
+class LiveServer:
+    """Serves the live routes of one process."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        self._fleet = fleet
+        self._rt = fleet.runtime
+        settings = self._rt.settings
+        self.limits = LiveLimits(
+            buffer_events=settings.live_buffer_events,
+            heartbeat_s=settings.live_heartbeat_s,
+            max_connections=settings.live_max_connections,
+            max_per_principal=settings.live_max_per_principal,
+        )
+        self.limiter = Limiter(
+            per_process=self.limits.max_connections, per_principal=self.limits.max_per_principal
+        )
+        self.metrics: LiveMetrics = create_live_metrics(self._rt.metrics.registry)
+        for via in ("sse", "websocket"):
+            self.metrics.connections.labels("aggregate", via)
+        self._open: set[asyncio.Task[Any]] = set()
+
+    def register(self) -> None:
+        web_app: web.Application = self._fleet.app.web.web_app  # type: ignore[attr-defined]
+        web_app.router.add_get("/v1/{aggregate_type}/{aggregate_id}/subscribe", self.aggregate)
+        web_app.on_shutdown.append(self._close_all)
+
+    async def _close_all(self, _app: web.Application) -> None:
+        """The process drains: end every live connection (clients resume elsewhere)."""
+        for task in tuple(self._open):
+            task.cancel()
+
+    async def aggregate(self, request: web.Request) -> web.StreamResponse:
+        match = request.match_info
+        try:
+            ref = check_aggregate(match["aggregate_type"], match["aggregate_id"])
+            self._rt.domains.get(ref[0])  # an unknown type is a 404 before anything streams
+            after = start_position(request)
+            authorize_read(request, ref)
+            via = transport(request)
+            principal = principal_of(request)
+            self.limiter.acquire(principal)
+        except TooManySubscriptions as e:
+            self.metrics.refused.labels(e.limit).inc()
+            return json_response(refusal(e), headers={"Retry-After": "5"})
+        except EventfleetError as e:
+            return json_response(refusal(e))
+        task = asyncio.current_task()
+        if task is not None:
+            self._open.add(task)
+        gauge = self.metrics.connections.labels("aggregate", via)
+        gauge.inc()
+        try:
+            subscription = AggregateSubscription(
+                feed=await self._rt.live_feed(),
+                store=self._rt.events,
+                aggregate=ref,
+                after_version=after,
+                limits=self.limits,
+                upcast=self._rt.domains.upcast,
+                on_gap=self.metrics.gaps_filled.labels("aggregate").inc,
+            )
+            if via == "websocket":
+                return await self._websocket(request, subscription)
+            return await self._sse(request, subscription)
+        finally:
+            gauge.dec()
+            self.limiter.release(principal)
+            if task is not None:
+                self._open.discard(task)
+
+    def _sent(self, subscription: AggregateSubscription, events: Sequence[Event]) -> None:
+        self.metrics.events_sent.labels("aggregate").inc(len(events))
+        if subscription.live:
+            now = time.time()
+            for event in events:
+                self.metrics.latency.observe(max(0.0, now - event.occurred_at.timestamp()))
+
+    async def _write(self, response: web.StreamResponse, data: bytes) -> None:
+        """One write, bounded: a client that takes nothing for two heartbeats is gone or stuck."""
+        await asyncio.wait_for(response.write(data), self.limits.heartbeat_s * 2)
+
+    async def _sse(
+        self, request: web.Request, subscription: AggregateSubscription
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": f"{SSE}; charset=utf-8",
+                "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no",  # proxies must not hold the stream back
+            }
+        )
+        await response.prepare(request)
+        batches = subscription.batches()
+        try:
+            await self._write(response, b"retry: 1000\n\n")
+            async for batch in batches:
+                if not batch:
+                    await self._write(response, b": heartbeat\n\n")
+                    continue
+                await self._write(response, b"".join(_sse_event(e) for e in batch))
+                self._sent(subscription, batch)
+        except SlowSubscriber as e:
+            self.metrics.slow_closes.labels("aggregate").inc()
+            notice = {"error": "slow_client", "message": str(e), "after_version": e.after_version}
+            with contextlib.suppress(Exception):
+                await self._write(response, b"event: slow_client\ndata: " + orjson.dumps(notice)
+                                  + b"\n\n")  # fmt: skip
+        except EventfleetError as e:
+            with contextlib.suppress(Exception):
+                body = {**refusal(e).body, "after_version": subscription.position}
+                await self._write(response, b"event: error\ndata: " + orjson.dumps(body) + b"\n\n")
+        except (ConnectionError, TimeoutError):
+            pass  # the client left or stopped reading: it resumes with Last-Event-ID
+        finally:
+            await batches.aclose()
+        return response
+
+    async def _websocket(
+        self, request: web.Request, subscription: AggregateSubscription
+    ) -> web.StreamResponse:
+        ws = web.WebSocketResponse(heartbeat=float(self.limits.heartbeat_s))
+        await ws.prepare(request)
+        writer = asyncio.create_task(self._ws_write(ws, subscription))
+        try:
+            async for message in ws:  # control frames are handled while reading
+                if message.type == WSMsgType.ERROR:
+                    break
+        finally:
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+            await ws.close()
+        return ws
+
+    async def _ws_write(self, ws: web.WebSocketResponse, subscription: AggregateSubscription) -> None:
+        batches = subscription.batches()
+        try:
+            async for batch in batches:
+                for event in batch:
+                    await asyncio.wait_for(
+                        ws.send_str(encode(event).decode()), self.limits.heartbeat_s * 2
+                    )
+                self._sent(subscription, batch)
+        except SlowSubscriber as e:
+            self.metrics.slow_closes.labels("aggregate").inc()
+            notice = {"error": "slow_client", "message": str(e), "after_version": e.after_version}
+            with contextlib.suppress(Exception):
+                await ws.send_str(orjson.dumps(notice).decode())
+            await ws.close(code=WS_TRY_AGAIN_LATER, message=b"slow_client")
+        except EventfleetError as e:
+            with contextlib.suppress(Exception):
+                body = {**refusal(e).body, "after_version": subscription.position}
+                await ws.send_str(orjson.dumps(body).decode())
+            await ws.close(code=WS_TRY_AGAIN_LATER, message=b"error")
+        except (ConnectionError, TimeoutError):
+            await ws.close()
+        finally:
+            await batches.aclose()
+
+
+def _sse_event(event: Event) -> bytes:
+    return b"id: %d\ndata: %s\n\n" % (event.version or 0, encode(event))
+
+
+def register_live(fleet: Fleet) -> LiveServer:
+    """Serve the live routes on ``fleet``'s web server."""
+    server = LiveServer(fleet)
+    server.register()
+    return server
