@@ -183,6 +183,7 @@ def room_messages_query(rules: ChatRules, projection: Projection) -> QueryHandle
             "version": version,
             "messages": page.messages,
             "before_version": page.before_version,
+            "reads": room.get("reads", {}),  # each reader's receipt and unread count
         }
         return QueryAnswer(200, body)
 
