@@ -102,3 +102,47 @@ async def websocket(url: str) -> LiveReader:
 
     reader.task = asyncio.create_task(read())
     return reader
+
+
+@dataclass
+class ChatClient:
+    """A chat socket: ``send`` a command, ``received`` collects every message in order."""
+
+    ws: aiohttp.ClientWebSocketResponse
+    session: aiohttp.ClientSession
+    received: list[dict[str, Any]] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
+
+    async def send(self, command: Mapping[str, Any]) -> None:
+        await self.ws.send_str(orjson.dumps(command).decode())
+
+    def of_kind(self, kind: str) -> list[dict[str, Any]]:
+        return [m for m in self.received if m.get("kind") == kind]
+
+    def answer(self, command_id: str | None) -> dict[str, Any] | None:
+        found = [m for m in self.of_kind("answer") if m["command_id"] == command_id]
+        return found[0] if found else None
+
+    def versions(self) -> list[int]:
+        return [m["event"]["version"] for m in self.of_kind("event")]
+
+    async def close(self) -> None:
+        await self.ws.close()
+        if self.task is not None:
+            with contextlib.suppress(BaseException):
+                await self.task
+        await self.session.close()
+
+
+async def chat(url: str) -> ChatClient:
+    session = aiohttp.ClientSession()
+    ws = await session.ws_connect(url)
+    client = ChatClient(ws, session)
+
+    async def read() -> None:
+        async for message in ws:
+            if message.type == aiohttp.WSMsgType.TEXT:
+                client.received.append(orjson.loads(message.data))
+
+    client.task = asyncio.create_task(read())
+    return client

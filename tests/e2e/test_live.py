@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.e2e.live_clients import sse, websocket
+from tests.e2e.live_clients import chat, sse, websocket
 from tests.fleet import FleetProcess, running_fleet
 from tests.waiting import wait_for
 from workers.devtools.embedded import EmbeddedStack
@@ -171,3 +171,88 @@ async def test_a_client_past_its_limit_gets_429_and_its_others_keep_streaming(
     sent = [line for line in metrics.splitlines()
             if line.startswith('eventfleet_live_events_sent_total{kind="aggregate"}')]  # fmt: skip
     assert sent and float(sent[0].split()[-1]) >= 4
+
+
+def sent_command(command_id: str, message_id: str, sender: str, text: str) -> dict[str, Any]:
+    return {"command_id": command_id, "type": "MessageSent",
+            "data": {"message_id": message_id, "sender_id": sender, "content": text}}  # fmt: skip
+
+
+async def test_chat_over_websockets_on_two_processes_answers_and_streams_every_event(
+    pair: tuple[FleetProcess, FleetProcess],
+) -> None:
+    writer, reader = pair
+    room = f"r-{uuid.uuid4().hex[:6]}"
+    ann = await chat(f"{writer.url.replace('http', 'ws')}/v1/rooms/{room}/ws")
+    bob = await chat(f"{reader.url.replace('http', 'ws')}/v1/rooms/{room}/ws")
+    try:
+        await ann.send(sent_command("c1", "m1", "ann", "hello bob"))
+        await wait_for(lambda: ann.answer("c1") is not None, timeout_s=10, what="ann's answer")
+        assert ann.answer("c1")["status"] == 202  # type: ignore[index]
+        await wait_for(lambda: bob.versions() == [1], timeout_s=30, what="bob to see m1")
+        await bob.send({"command_id": "c2", "type": "MessageRead",
+                        "data": {"reader_id": "bob", "up_to_message_id": "m1"}})  # fmt: skip
+        await bob.send({"command_id": "c3", "type": "MessageEdited",
+                        "data": {"message_id": "m1", "sender_id": "ann", "content": "hi bob"}})  # fmt: skip
+        await bob.send({"command_id": "c4", "type": "MessageDeleted",
+                        "data": {"message_id": "m1", "sender_id": "ann"}})  # fmt: skip
+        for client in (ann, bob):
+            await wait_for(lambda c=client: c.versions() == [1, 2, 3, 4], timeout_s=30,  # type: ignore[misc]
+                           what="both to see all four events")  # fmt: skip
+        types = [m["event"]["type"] for m in ann.of_kind("event")]
+        assert types == ["MessageSent", "MessageRead", "MessageEdited", "MessageDeleted"]
+        assert [m["command_id"] for m in ann.of_kind("stored")] == ["c1"]
+        await wait_for(lambda: len(bob.of_kind("stored")) == 3, timeout_s=10, what="bob's notes")
+        assert [(m["command_id"], m["version"]) for m in bob.of_kind("stored")] == [
+            ("c2", 2), ("c3", 3), ("c4", 4)
+        ]
+        assert bob.of_kind("event")[0]["event"] == (await stored(writer, room, 4))[0]
+
+        async def receipt_in_view() -> bool:
+            status, body = await reader.get(f"/v1/rooms/{room}/messages")
+            return status == 200 and body["reads"].get("bob", {}).get("up_to_message_id") == "m1"
+
+        await wait_for(receipt_in_view, timeout_s=30, what="bob's receipt in the room's view")
+    finally:
+        await ann.close()
+        await bob.close()
+
+
+async def test_a_chat_socket_refuses_bad_commands_with_http_codes_and_keeps_serving(
+    pair: tuple[FleetProcess, FleetProcess],
+) -> None:
+    _, reader = pair
+    room = f"r-{uuid.uuid4().hex[:6]}"
+    client = await chat(f"{reader.url.replace('http', 'ws')}/v1/rooms/{room}/ws")
+    try:
+        await client.send({"type": "MessageSent", "data": {}})  # no command_id
+        await client.send({"command_id": "x1", "type": "OrderPlaced", "data": {}})
+        await client.send({"command_id": "x2", "type": "MessageSent", "data": {"message_id": "m"}})
+        await client.send({"command_id": "x3", "type": "MessageEdited", "data": {
+            "message_id": "m1", "sender_id": "ann", "content": "too early"}})  # fmt: skip
+        await client.ws.send_str("not json")
+        await client.ws.send_bytes(b"\x00")
+        await client.send(sent_command("x4", "m1", "ann", "still here"))
+        await wait_for(lambda: len(client.of_kind("answer")) == 7, timeout_s=30, what="7 answers")
+        got = [(m["command_id"], m["status"], m["body"].get("error"))
+               for m in client.of_kind("answer")]  # fmt: skip
+        assert got == [
+            (None, 400, "bad_request"),
+            ("x1", 400, "bad_request"),
+            ("x2", 422, "invalid_data"),
+            ("x3", 409, "transition_rejected"),
+            (None, 400, "bad_request"),
+            (None, 400, "bad_request"),
+            ("x4", 202, None),
+        ]
+        await wait_for(lambda: client.versions() == [1], timeout_s=30, what="the one stored event")
+    finally:
+        await client.close()
+    resumed = await chat(f"{reader.url.replace('http', 'ws')}/v1/rooms/{room}/ws?after_version=1")
+    try:
+        await resumed.send(sent_command("x5", "m2", "ann", "again"))
+        await wait_for(lambda: resumed.versions() == [2], timeout_s=30, what="only what follows")
+    finally:
+        await resumed.close()
+    status, body = await reader.get(f"/v1/rooms/{room}/ws")  # no upgrade
+    assert (status, body["error"]) == (406, "not_acceptable")

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import orjson
@@ -112,8 +112,8 @@ class LiveServer:
             per_process=self.limits.max_connections, per_principal=self.limits.max_per_principal
         )
         self.metrics: LiveMetrics = create_live_metrics(self._rt.metrics.registry)
-        for via in ("sse", "websocket"):
-            self.metrics.connections.labels("aggregate", via)
+        for kind, via in (("aggregate", "sse"), ("aggregate", "websocket"), ("room", "websocket")):
+            self.metrics.connections.labels(kind, via)
         self._open: set[asyncio.Task[Any]] = set()
 
     def register(self) -> None:
@@ -126,6 +126,45 @@ class LiveServer:
         for task in tuple(self._open):
             task.cancel()
 
+    @contextlib.asynccontextmanager
+    async def connection(self, kind: str, via: str, principal: str) -> AsyncIterator[None]:
+        """One open connection: counted against the limits (TooManySubscriptions past one),
+        in the gauge, and closed when the process drains."""
+        try:
+            self.limiter.acquire(principal)
+        except TooManySubscriptions as e:
+            self.metrics.refused.labels(e.limit).inc()
+            raise
+        task = asyncio.current_task()
+        if task is not None:
+            self._open.add(task)
+        gauge = self.metrics.connections.labels(kind, via)
+        gauge.inc()
+        try:
+            yield
+        finally:
+            gauge.dec()
+            self.limiter.release(principal)
+            if task is not None:
+                self._open.discard(task)
+
+    async def subscription(
+        self, aggregate: AggregateRef, after_version: int, *, kind: str
+    ) -> AggregateSubscription:
+        return AggregateSubscription(
+            feed=await self._rt.live_feed(),
+            store=self._rt.events,
+            aggregate=aggregate,
+            after_version=after_version,
+            limits=self.limits,
+            upcast=self._rt.domains.upcast,
+            on_gap=self.metrics.gaps_filled.labels(kind).inc,
+        )
+
+    @property
+    def max_message_bytes(self) -> int:
+        return self._rt.settings.max_body_bytes
+
     async def aggregate(self, request: web.Request) -> web.StreamResponse:
         match = request.match_info
         try:
@@ -135,38 +174,19 @@ class LiveServer:
             authorize_read(request, ref)
             via = transport(request)
             principal = principal_of(request)
-            self.limiter.acquire(principal)
-        except TooManySubscriptions as e:
-            self.metrics.refused.labels(e.limit).inc()
-            return json_response(refusal(e), headers={"Retry-After": "5"})
         except EventfleetError as e:
             return json_response(refusal(e))
-        task = asyncio.current_task()
-        if task is not None:
-            self._open.add(task)
-        gauge = self.metrics.connections.labels("aggregate", via)
-        gauge.inc()
         try:
-            subscription = AggregateSubscription(
-                feed=await self._rt.live_feed(),
-                store=self._rt.events,
-                aggregate=ref,
-                after_version=after,
-                limits=self.limits,
-                upcast=self._rt.domains.upcast,
-                on_gap=self.metrics.gaps_filled.labels("aggregate").inc,
-            )
-            if via == "websocket":
-                return await self._websocket(request, subscription)
-            return await self._sse(request, subscription)
-        finally:
-            gauge.dec()
-            self.limiter.release(principal)
-            if task is not None:
-                self._open.discard(task)
+            async with self.connection("aggregate", via, principal):
+                subscription = await self.subscription(ref, after, kind="aggregate")
+                if via == "websocket":
+                    return await self._websocket(request, subscription)
+                return await self._sse(request, subscription)
+        except TooManySubscriptions as e:
+            return json_response(refusal(e), headers={"Retry-After": "5"})
 
-    def _sent(self, subscription: AggregateSubscription, events: Sequence[Event]) -> None:
-        self.metrics.events_sent.labels("aggregate").inc(len(events))
+    def sent(self, kind: str, subscription: AggregateSubscription, events: Sequence[Event]) -> None:
+        self.metrics.events_sent.labels(kind).inc(len(events))
         if subscription.live:
             now = time.time()
             for event in events:
@@ -195,7 +215,7 @@ class LiveServer:
                     await self._write(response, b": heartbeat\n\n")
                     continue
                 await self._write(response, b"".join(_sse_event(e) for e in batch))
-                self._sent(subscription, batch)
+                self.sent("aggregate", subscription, batch)
         except SlowSubscriber as e:
             self.metrics.slow_closes.labels("aggregate").inc()
             notice = {"error": "slow_client", "message": str(e), "after_version": e.after_version}
@@ -236,7 +256,7 @@ class LiveServer:
                     await asyncio.wait_for(
                         ws.send_str(encode(event).decode()), self.limits.heartbeat_s * 2
                     )
-                self._sent(subscription, batch)
+                self.sent("aggregate", subscription, batch)
         except SlowSubscriber as e:
             self.metrics.slow_closes.labels("aggregate").inc()
             notice = {"error": "slow_client", "message": str(e), "after_version": e.after_version}
@@ -259,7 +279,7 @@ def _sse_event(event: Event) -> bytes:
 
 
 def register_live(fleet: Fleet) -> LiveServer:
-    """Serve the live routes on ``fleet``'s web server."""
+    """Serve the live routes on ``fleet``'s web server (the chat socket: ``live_chat``)."""
     server = LiveServer(fleet)
     server.register()
     return server

@@ -17,6 +17,7 @@ from workers.runtime.fleet import EXIT_DRAIN_TIMEOUT, Fleet, ensure_catalog
 from workers.runtime.http import register_views
 from workers.runtime.lag import LAG_ROLE
 from workers.runtime.live import register_live
+from workers.runtime.live_chat import register_chat
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ def build_fleet(
     fleet = Fleet(runtime, roles, app_id=app_id, projections=projections)
     register_agents(fleet)
     register_views(fleet)
-    register_live(fleet)
+    register_chat(fleet, register_live(fleet))
     return fleet
 
 
