@@ -78,13 +78,13 @@ async def sse(url: str, *, headers: Mapping[str, str] | None = None) -> LiveRead
     return reader
 
 
-async def websocket(url: str) -> LiveReader:
+async def websocket(url: str, *, headers: Mapping[str, str] | None = None) -> LiveReader:
     """Open a WebSocket subscription; every text message is kept as an SseMessage (no id)."""
     reader = LiveReader()
     session = aiohttp.ClientSession()
     reader._session = session
     try:
-        ws = await session.ws_connect(url)
+        ws = await session.ws_connect(url, headers=headers)
     except aiohttp.WSServerHandshakeError as e:
         reader.status = e.status
         return reader
@@ -134,9 +134,13 @@ class ChatClient:
         await self.session.close()
 
 
-async def chat(url: str) -> ChatClient:
+async def chat(url: str, *, headers: Mapping[str, str] | None = None) -> ChatClient:
     session = aiohttp.ClientSession()
-    ws = await session.ws_connect(url)
+    try:
+        ws = await session.ws_connect(url, headers=headers)
+    except BaseException:
+        await session.close()
+        raise
     client = ChatClient(ws, session)
 
     async def read() -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from tests.e2e.live_clients import chat, sse, websocket
 from tests.fleet import FleetProcess, running_fleet
+from tests.tokens import bearer
 from tests.waiting import wait_for
 from workers.devtools.embedded import EmbeddedStack
 
@@ -34,7 +35,7 @@ async def say(process: FleetProcess, room: str, n: int) -> None:
     status, body = await process.post(f"/v1/chat_room/{room}/events", {
         "type": "MessageSent",
         "data": {"message_id": f"m{n}", "sender_id": "ann", "content": f"hello {n}"},
-    })  # fmt: skip
+    }, token=process.token("ann"))  # fmt: skip
     assert status == 202, body
 
 
@@ -63,7 +64,8 @@ async def test_sse_catches_up_then_streams_what_another_process_stores(
     for n in range(1, 4):
         await say(writer, room, n)
     await stored(writer, room, 3)
-    client = await sse(f"{reader.url}/v1/chat_room/{room}/subscribe?after_version=1")
+    client = await sse(f"{reader.url}/v1/chat_room/{room}/subscribe?after_version=1",
+                       headers=reader.auth_headers)  # fmt: skip
     try:
         assert client.status == 200
         await wait_for(lambda: client.versions() == [2, 3], timeout_s=10, what="the catch-up")
@@ -87,7 +89,7 @@ async def test_last_event_id_resumes_after_the_last_event_seen(
         await say(writer, room, n)
     await stored(writer, room, 4)
     url = f"{reader.url}/v1/chat_room/{room}/subscribe?after_version=0"
-    client = await sse(url, headers={"Last-Event-ID": "2"})  # the header wins over the query
+    client = await sse(url, headers={"Last-Event-ID": "2", **reader.auth_headers})  # the header wins over the query
     try:
         await wait_for(lambda: client.versions() == [3, 4], timeout_s=10, what="the resume")
         await wait_for(lambda: client.comments >= 2, timeout_s=10, what="heartbeats")
@@ -102,7 +104,8 @@ async def test_a_websocket_streams_the_same_events(pair: tuple[FleetProcess, Fle
     await say(writer, room, 1)
     await stored(writer, room, 1)
     ws_url = reader.url.replace("http://", "ws://")
-    client = await websocket(f"{ws_url}/v1/chat_room/{room}/subscribe")
+    client = await websocket(f"{ws_url}/v1/chat_room/{room}/subscribe",
+                             headers=reader.auth_headers)  # fmt: skip
     try:
         assert client.status == 101
         await wait_for(lambda: client.versions() == [1], timeout_s=10, what="the catch-up")
@@ -125,16 +128,17 @@ async def test_what_a_client_can_get_wrong_is_refused_with_a_json_error(
         "/v1/chat_room/b%20ad/subscribe": (400, "bad_request"),
     }
     for path, (status, code) in cases.items():
-        client = await sse(f"{reader.url}{path}")
+        client = await sse(f"{reader.url}{path}", headers=reader.auth_headers)
         await client.close()
         assert (client.status, client.body["error"]) == (status, code), path
     bad_resume = await sse(f"{reader.url}/v1/chat_room/x/subscribe",
-                           headers={"Last-Event-ID": "abc"})  # fmt: skip
+                           headers={"Last-Event-ID": "abc", **reader.auth_headers})  # fmt: skip
     await bad_resume.close()
     assert (bad_resume.status, bad_resume.body["error"]) == (400, "bad_request")
     async with aiohttp.ClientSession() as session:
         async with session.get(f"{reader.url}/v1/chat_room/x/subscribe",
-                               headers={"Accept": "application/json"}) as response:  # fmt: skip
+                               headers={"Accept": "application/json", **reader.auth_headers},
+                               ) as response:  # fmt: skip
             assert response.status == 406
             assert (await response.json())["error"] == "not_acceptable"
 
@@ -146,10 +150,11 @@ async def test_a_client_past_its_limit_gets_429_and_its_others_keep_streaming(
     room = f"r-{uuid.uuid4().hex[:6]}"
     await wait_for(lambda: open_connections(reader), timeout_s=10,
                    what="the earlier tests' connections to be closed")  # fmt: skip
-    held = [await sse(f"{reader.url}/v1/chat_room/{room}/subscribe") for _ in range(3)]
+    url = f"{reader.url}/v1/chat_room/{room}/subscribe"
+    held = [await sse(url, headers=reader.auth_headers) for _ in range(3)]
     try:
         assert [c.status for c in held] == [200, 200, 200]
-        refused = await sse(f"{reader.url}/v1/chat_room/{room}/subscribe")
+        refused = await sse(url, headers=reader.auth_headers)
         await refused.close()
         assert refused.status == 429
         assert refused.body["error"] == "too_many_subscriptions"
@@ -161,7 +166,7 @@ async def test_a_client_past_its_limit_gets_429_and_its_others_keep_streaming(
         for client in held:
             await client.close()
     await wait_for(lambda: open_connections(reader), timeout_s=10, what="closed ones released")
-    again = await sse(f"{reader.url}/v1/chat_room/{room}/subscribe")  # released on close
+    again = await sse(url, headers=reader.auth_headers)  # released on close
     try:
         await wait_for(lambda: again.versions() == [1], timeout_s=10, what="a new subscription")
     finally:
@@ -183,8 +188,10 @@ async def test_chat_over_websockets_on_two_processes_answers_and_streams_every_e
 ) -> None:
     writer, reader = pair
     room = f"r-{uuid.uuid4().hex[:6]}"
-    ann = await chat(f"{writer.url.replace('http', 'ws')}/v1/rooms/{room}/ws")
-    bob = await chat(f"{reader.url.replace('http', 'ws')}/v1/rooms/{room}/ws")
+    ann = await chat(f"{writer.url.replace('http', 'ws')}/v1/rooms/{room}/ws",
+                     headers=bearer(writer.token("ann")))  # fmt: skip
+    bob = await chat(f"{reader.url.replace('http', 'ws')}/v1/rooms/{room}/ws",
+                     headers=bearer(reader.token("bob")))  # fmt: skip
     try:
         await ann.send(sent_command("c1", "m1", "ann", "hello bob"))
         await wait_for(lambda: ann.answer("c1") is not None, timeout_s=10, what="ann's answer")
@@ -192,20 +199,30 @@ async def test_chat_over_websockets_on_two_processes_answers_and_streams_every_e
         await wait_for(lambda: bob.versions() == [1], timeout_s=30, what="bob to see m1")
         await bob.send({"command_id": "c2", "type": "MessageRead",
                         "data": {"reader_id": "bob", "up_to_message_id": "m1"}})  # fmt: skip
-        await bob.send({"command_id": "c3", "type": "MessageEdited",
-                        "data": {"message_id": "m1", "sender_id": "ann", "content": "hi bob"}})  # fmt: skip
-        await bob.send({"command_id": "c4", "type": "MessageDeleted",
-                        "data": {"message_id": "m1", "sender_id": "ann"}})  # fmt: skip
+        await bob.send({"command_id": "b1", "type": "MessageEdited",
+                        "data": {"message_id": "m1", "content": "not mine"}})  # fmt: skip
+        await wait_for(lambda: bob.answer("c2") is not None and bob.answer("b1") is not None,
+                       timeout_s=10, what="bob's answers")  # fmt: skip
+        assert bob.answer("c2")["status"] == 202  # type: ignore[index]
+        refused = bob.answer("b1")
+        assert refused is not None and (refused["status"], refused["body"]["error"]) == (
+            403, "forbidden"
+        )  # the token's principal, as on HTTP
+        await ann.send({"command_id": "c3", "type": "MessageEdited",
+                        "data": {"message_id": "m1", "content": "hi bob"}})  # fmt: skip
+        await wait_for(lambda: ann.versions()[-1:] == [3], timeout_s=30, what="the edit")
+        await ann.send({"command_id": "c4", "type": "MessageDeleted",
+                        "data": {"message_id": "m1"}})  # fmt: skip
         for client in (ann, bob):
             await wait_for(lambda c=client: c.versions() == [1, 2, 3, 4], timeout_s=30,  # type: ignore[misc]
                            what="both to see all four events")  # fmt: skip
         types = [m["event"]["type"] for m in ann.of_kind("event")]
         assert types == ["MessageSent", "MessageRead", "MessageEdited", "MessageDeleted"]
-        assert [m["command_id"] for m in ann.of_kind("stored")] == ["c1"]
-        await wait_for(lambda: len(bob.of_kind("stored")) == 3, timeout_s=10, what="bob's notes")
-        assert [(m["command_id"], m["version"]) for m in bob.of_kind("stored")] == [
-            ("c2", 2), ("c3", 3), ("c4", 4)
+        await wait_for(lambda: len(ann.of_kind("stored")) == 3, timeout_s=10, what="ann's notes")
+        assert [(m["command_id"], m["version"]) for m in ann.of_kind("stored")] == [
+            ("c1", 1), ("c3", 3), ("c4", 4)
         ]
+        assert [(m["command_id"], m["version"]) for m in bob.of_kind("stored")] == [("c2", 2)]
         assert bob.of_kind("event")[0]["event"] == (await stored(writer, room, 4))[0]
 
         async def receipt_in_view() -> bool:
@@ -223,7 +240,8 @@ async def test_a_chat_socket_refuses_bad_commands_with_http_codes_and_keeps_serv
 ) -> None:
     _, reader = pair
     room = f"r-{uuid.uuid4().hex[:6]}"
-    client = await chat(f"{reader.url.replace('http', 'ws')}/v1/rooms/{room}/ws")
+    ann = bearer(reader.token("ann"))
+    client = await chat(f"{reader.url.replace('http', 'ws')}/v1/rooms/{room}/ws", headers=ann)
     try:
         await client.send({"type": "MessageSent", "data": {}})  # no command_id
         await client.send({"command_id": "x1", "type": "OrderPlaced", "data": {}})
@@ -248,7 +266,8 @@ async def test_a_chat_socket_refuses_bad_commands_with_http_codes_and_keeps_serv
         await wait_for(lambda: client.versions() == [1], timeout_s=30, what="the one stored event")
     finally:
         await client.close()
-    resumed = await chat(f"{reader.url.replace('http', 'ws')}/v1/rooms/{room}/ws?after_version=1")
+    resumed = await chat(f"{reader.url.replace('http', 'ws')}/v1/rooms/{room}/ws?after_version=1",
+                         headers=ann)  # fmt: skip
     try:
         await resumed.send(sent_command("x5", "m2", "ann", "again"))
         await wait_for(lambda: resumed.versions() == [2], timeout_s=30, what="only what follows")
@@ -256,3 +275,9 @@ async def test_a_chat_socket_refuses_bad_commands_with_http_codes_and_keeps_serv
         await resumed.close()
     status, body = await reader.get(f"/v1/rooms/{room}/ws")  # no upgrade
     assert (status, body["error"]) == (406, "not_acceptable")
+    with pytest.raises(aiohttp.WSServerHandshakeError) as anonymous:
+        await chat(f"{reader.url.replace('http', 'ws')}/v1/rooms/{room}/ws")  # no token
+    assert anonymous.value.status == 401
+    nobody = await sse(f"{reader.url}/v1/chat_room/{room}/subscribe")
+    await nobody.close()
+    assert (nobody.status, nobody.body["error"]) == (401, "unauthenticated")

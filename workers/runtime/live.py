@@ -20,7 +20,7 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from topics.envelope import Event, encode
-from topics.errors import EventfleetError, InvalidInput
+from topics.errors import EventfleetError, Forbidden, InvalidInput
 from workers.metrics import LiveMetrics, create_live_metrics
 from workers.ports import AggregateRef
 from workers.roles.live import (
@@ -41,24 +41,29 @@ SSE = "text/event-stream"
 WS_TRY_AGAIN_LATER = 1013
 
 
-def principal_of(request: web.Request) -> str:
-    """Who holds the connection, for the per-principal limit.
-
-    AUTH HOOK: until the HTTP layer authenticates (issue "Identity and access"), the client's
-    address; with authentication, the authenticated principal's name.
-    """
-    principal = request.get("principal")
-    name = getattr(principal, "name", None)
-    if isinstance(name, str):
-        return name
+def principal_of(fleet: Fleet, request: web.Request) -> str:
+    """Who holds the connection, for the per-principal limit: the authenticated principal,
+    or the client's address when the door is open (``EVENTFLEET_AUTH=none``)."""
+    actor = fleet.door.actor(request)
+    if actor is not None:
+        return actor.principal
     return request.remote or "unknown"
 
 
-def authorize_read(request: web.Request, aggregate: AggregateRef) -> None:
-    """AUTH HOOK: a subscription is a read; raise as the read routes do when it is not allowed.
+def authorize_read(fleet: Fleet, request: web.Request, aggregate: AggregateRef) -> None:
+    """A subscription is a read: the domain's read rule for the caller, as on ``/events``.
 
-    Nothing is checked yet: every read route is open until authentication lands.
+    Raises Forbidden. (The door checks the routes it can place by their aggregate type; a
+    room's socket names its aggregate only by its room id, so every live route asks here.)
     """
+    actor = fleet.door.actor(request)
+    domains = fleet.runtime.domains
+    if actor is None or aggregate[0] not in domains:
+        return
+    if not domains.get(aggregate[0]).access.may_read(actor, aggregate[1]):
+        raise Forbidden(
+            "read_refused", f"{actor.principal} may not read {aggregate[0]} aggregates."
+        )
 
 
 def start_position(request: web.Request) -> int:
@@ -88,6 +93,8 @@ class NotAcceptable(InvalidInput):
 
 
 def refusal(e: EventfleetError) -> Answer:
+    if isinstance(e, Forbidden):
+        return error(403, "forbidden", str(e), reason=e.reason)
     if isinstance(e, TooManySubscriptions):
         return error(429, "too_many_subscriptions", str(e), limit=e.limit, retry_after_s=5)
     if isinstance(e, NotAcceptable):
@@ -171,9 +178,11 @@ class LiveServer:
             ref = check_aggregate(match["aggregate_type"], match["aggregate_id"])
             self._rt.domains.get(ref[0])  # an unknown type is a 404 before anything streams
             after = start_position(request)
-            authorize_read(request, ref)
+            authorize_read(self._fleet, request, ref)
             via = transport(request)
-            principal = principal_of(request)
+            principal = principal_of(self._fleet, request)
+        except Forbidden as e:
+            return self._fleet.door.forbidden(e)
         except EventfleetError as e:
             return json_response(refusal(e))
         try:

@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import replace
 from typing import Any
 
 import orjson
 from aiohttp import WSMsgType, web
 
-from topics.envelope import AGGREGATE_ID_RE, Event, encode
-from topics.errors import EventfleetError, InvalidInput
+from topics.envelope import AGGREGATE_ID_RE, Actor, Event, encode
+from topics.errors import EventfleetError, Forbidden, InvalidInput
 from workers.roles.live import AggregateSubscription, SlowSubscriber, TooManySubscriptions
+from workers.roles.outcomes import Refused
 from workers.roles.requests import parse_request
 from workers.runtime.answers import Answer, answer_of, error
 from workers.runtime.fleet import Fleet
@@ -50,8 +52,9 @@ is forgotten past it (its event still arrives)."""
 class ChatSocket:
     """One client's chat connection to one room."""
 
-    def __init__(self, fleet: Fleet, live: LiveServer, room_id: str) -> None:
+    def __init__(self, fleet: Fleet, live: LiveServer, room_id: str, actor: Actor | None) -> None:
         self._fleet = fleet
+        self._actor = actor  # from the upgrade request's credentials, never from a message
         self._live = live
         self._room_id = room_id
         self._mine: dict[str, str] = {}  # command_id -> event_id, until stored
@@ -88,7 +91,10 @@ class ChatSocket:
             await self.answer(ws, command_id, answer)
             return
         async with self._fleet.batch("http"):
-            answer = answer_of(await self._fleet.runtime.commands.handle(request))
+            outcome = await self._fleet.runtime.commands.handle(replace(request, actor=self._actor))
+        if isinstance(outcome, Refused) and outcome.code == "forbidden":
+            self._fleet.door.count_forbidden(str(outcome.details.get("reason", "domain_rule")))
+        answer = answer_of(outcome)
         if answer.status < 300 and isinstance(answer.body.get("event_id"), str):
             if len(self._mine) >= MAX_UNSTORED:
                 self._mine.pop(next(iter(self._mine)))
@@ -151,13 +157,15 @@ def register_chat(fleet: Fleet, live: LiveServer) -> None:
                     406, "not_acceptable", "this route is a WebSocket: open it with an upgrade."
                 ))  # fmt: skip
             after = start_position(request)
-            authorize_read(request, (ROOM_TYPE, room_id))
-            principal = principal_of(request)
+            authorize_read(fleet, request, (ROOM_TYPE, room_id))
+            principal = principal_of(fleet, request)
+        except Forbidden as e:
+            return fleet.door.forbidden(e)
         except EventfleetError as e:
             return json_response(refusal(e))
         try:
             async with live.connection("room", "websocket", principal):
-                socket = ChatSocket(fleet, live, room_id)
+                socket = ChatSocket(fleet, live, room_id, fleet.door.actor(request))
                 subscription = await live.subscription((ROOM_TYPE, room_id), after, kind="room")
                 return await serve(request, socket, subscription, live)
         except TooManySubscriptions as e:
