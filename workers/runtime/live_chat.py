@@ -30,6 +30,7 @@ from workers.roles.live import AggregateSubscription, SlowSubscriber, TooManySub
 from workers.roles.outcomes import Refused
 from workers.roles.requests import parse_request
 from workers.runtime.answers import Answer, answer_of, error
+from workers.runtime.chat_page import register_chat_page
 from workers.runtime.fleet import Fleet
 from workers.runtime.http_errors import json_response
 from workers.runtime.live import (
@@ -173,6 +174,7 @@ def register_chat(fleet: Fleet, live: LiveServer) -> None:
 
     web_app: web.Application = fleet.app.web.web_app  # type: ignore[attr-defined]
     web_app.router.add_get("/v1/rooms/{room_id}/ws", chat)
+    register_chat_page(fleet)
 
 
 async def serve(
