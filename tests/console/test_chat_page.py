@@ -51,13 +51,25 @@ def two() -> Iterator[tuple[Any, Any]]:
         first.quit()
 
 
+# Read and click in one script each: the page re-renders its lists on every event, so an
+# element found in one WebDriver call may be gone by the next.
 def lines(browser: Any) -> list[str]:
-    return [e.text.replace(" edit delete", "") for e in
-            browser.find_elements("css selector", "#messages li")]  # fmt: skip
+    texts: list[str] = browser.execute_script(
+        "return [...document.querySelectorAll('#messages li')].map("
+        "li => li.querySelector('b').textContent + ': ' + li.querySelector('.content').textContent)"
+    )
+    return texts
 
 
 def reads(browser: Any) -> list[str]:
-    return [e.text for e in browser.find_elements("css selector", "#reads li")]
+    texts: list[str] = browser.execute_script(
+        "return [...document.querySelectorAll('#reads li')].map(li => li.textContent)"
+    )
+    return texts
+
+
+def click(browser: Any, css: str) -> None:
+    browser.execute_script(f"document.querySelector({css!r}).click()")
 
 
 def join(browser: Any, url: str, name: str) -> None:
@@ -96,7 +108,7 @@ async def test_two_browsers_chat_live_and_a_reload_resumes_exactly(
     await wait_for(lambda: any(r.startswith("bob read up to") for r in reads(ann)), timeout_s=30,
                    what="bob's read receipt on ann's page")  # fmt: skip
 
-    ann.find_element("css selector", "#messages li button.edit").click()
+    click(ann, "#messages li button.edit")
     say(ann, "hello again")
     for browser in (ann, bob):
         await wait_for(lambda b=browser: lines(b) == ["ann: hello again (edited)"], timeout_s=30,  # type: ignore[misc]
@@ -105,7 +117,7 @@ async def test_two_browsers_chat_live_and_a_reload_resumes_exactly(
     say(bob, "hi ann")
     await wait_for(lambda: lines(ann) == ["ann: hello again (edited)", "bob: hi ann"],
                    timeout_s=30, what="bob's message on ann's page")  # fmt: skip
-    ann.find_element("css selector", "#messages li button.delete").click()
+    click(ann, "#messages li button.delete")
     for browser in (ann, bob):
         await wait_for(lambda b=browser: lines(b) == ["bob: hi ann"], timeout_s=30,  # type: ignore[misc]
                        what="the delete on both pages")  # fmt: skip

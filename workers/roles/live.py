@@ -13,7 +13,7 @@ which names the position to resume from; nothing is skipped and memory never gro
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from topics.envelope import Event
@@ -60,6 +60,10 @@ def _same(event: Event) -> Event:
     return event
 
 
+async def _as_they_are(events: Sequence[Event]) -> list[Event]:
+    return list(events)
+
+
 class AggregateSubscription:
     """One connection's catch-up subscription to one aggregate."""
 
@@ -72,6 +76,7 @@ class AggregateSubscription:
         after_version: int,
         limits: LiveLimits,
         upcast: Callable[[Event], Event] = _same,
+        open_events: Callable[[Sequence[Event]], Awaitable[list[Event]]] = _as_they_are,
         on_gap: Callable[[], None] = lambda: None,
     ) -> None:
         self.aggregate = aggregate
@@ -81,6 +86,7 @@ class AggregateSubscription:
         self._store = store
         self._limits = limits
         self._upcast = upcast
+        self._open = open_events  # what readers see: personal fields opened, as on /events
         self._on_gap = on_gap
         self._pending: list[Event] = []
         self._resync = False
@@ -113,7 +119,7 @@ class AggregateSubscription:
         try:
             while True:
                 if self._more_stored or self._resync:
-                    yield await self._read_store()
+                    yield await self._open(await self._read_store())
                     continue
                 try:
                     await asyncio.wait_for(self._wake.wait(), self._limits.heartbeat_s)
@@ -130,7 +136,7 @@ class AggregateSubscription:
                     )
                 events = self._take_live()
                 if events:
-                    yield events
+                    yield await self._open(events)
         finally:
             await listening.stop()
 

@@ -165,6 +165,7 @@ class LiveServer:
             after_version=after_version,
             limits=self.limits,
             upcast=self._rt.domains.upcast,
+            open_events=self._rt.shredder.open_events,
             on_gap=self.metrics.gaps_filled.labels(kind).inc,
         )
 
