@@ -281,3 +281,43 @@ async def test_a_chat_socket_refuses_bad_commands_with_http_codes_and_keeps_serv
     nobody = await sse(f"{reader.url}/v1/chat_room/{room}/subscribe")
     await nobody.close()
     assert (nobody.status, nobody.body["error"]) == (401, "unauthenticated")
+
+
+async def test_a_room_view_streams_its_messages_as_they_change_from_a_position(
+    pair: tuple[FleetProcess, FleetProcess],
+) -> None:
+    writer, reader = pair
+    room = f"r-{uuid.uuid4().hex[:6]}"
+    for n in (1, 2):
+        await say(writer, room, n)
+    await stored(writer, room, 2)
+    client = await sse(f"{reader.url}/v1/rooms/{room}/subscribe?after_version=1",
+                       headers=reader.auth_headers)  # fmt: skip
+    ann = writer.token("ann")
+    try:
+        assert client.status == 200
+        await wait_for(lambda: len(client.messages) == 1, timeout_s=10, what="the catch-up")
+        first = client.messages[0]
+        assert first.id == "2" and [m["message_id"] for m in first.data["changed"]] == ["m2"]
+        for body in (
+            {"type": "MessageEdited", "data": {"message_id": "m1", "content": "changed"}},
+            {"type": "MessageDeleted", "data": {"message_id": "m2"}},
+        ):
+            status, answer = await writer.post(f"/v1/chat_room/{room}/events", body, token=ann)
+            assert status == 202, answer
+        status, answer = await writer.post(f"/v1/chat_room/{room}/events", {
+            "type": "MessageRead", "data": {"up_to_message_id": "m1"}
+        }, token=writer.token("bob"))  # fmt: skip
+        assert status == 202, answer
+        await wait_for(lambda: len(client.messages) == 4, timeout_s=30, what="three changes")
+        edit, delete, receipt = (m.data for m in client.messages[1:])
+        assert edit["changed"][0]["content"] == "changed" and edit["changed"][0]["edited"]
+        assert delete["removed"] == ["m2"] and delete["changed"] == []
+        assert receipt["reads"]["bob"]["up_to_message_id"] == "m1"
+        assert [m.id for m in client.messages] == ["2", "3", "4", "5"]
+    finally:
+        await client.close()
+    too_far = await sse(f"{reader.url}/v1/rooms/{room}/subscribe?after_version=99",
+                        headers=reader.auth_headers)  # fmt: skip
+    await too_far.close()
+    assert (too_far.status, too_far.body["error"]) == (404, "version_not_found")

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import orjson
@@ -88,6 +88,15 @@ def transport(request: web.Request) -> str:
     )
 
 
+Render = Callable[[Sequence[Event]], list[tuple[int, bytes]]]
+"""What a subscriber gets for a batch of events: ``(version, JSON message)`` pairs."""
+
+
+def as_events(events: Sequence[Event]) -> list[tuple[int, bytes]]:
+    """Each event exactly as ``/events`` returns it."""
+    return [(event.version or 0, encode(event)) for event in events]
+
+
 class NotAcceptable(InvalidInput):
     """Neither an event stream nor a WebSocket was asked for."""
 
@@ -119,11 +128,13 @@ class LiveServer:
             per_process=self.limits.max_connections, per_principal=self.limits.max_per_principal
         )
         self.metrics: LiveMetrics = create_live_metrics(self._rt.metrics.registry)
-        for kind, via in (("aggregate", "sse"), ("aggregate", "websocket"), ("room", "websocket")):
+        for kind, via in (("aggregate", "sse"), ("aggregate", "websocket"), ("view", "sse"),
+                          ("view", "websocket"), ("room", "websocket")):  # fmt: skip
             self.metrics.connections.labels(kind, via)
         self._open: set[asyncio.Task[Any]] = set()
 
     def register(self) -> None:
+        """The generic route; register more specific ``/v1/<word>/{id}/subscribe`` ones first."""
         web_app: web.Application = self._fleet.app.web.web_app  # type: ignore[attr-defined]
         web_app.router.add_get("/v1/{aggregate_type}/{aggregate_id}/subscribe", self.aggregate)
         web_app.on_shutdown.append(self._close_all)
@@ -189,9 +200,7 @@ class LiveServer:
         try:
             async with self.connection("aggregate", via, principal):
                 subscription = await self.subscription(ref, after, kind="aggregate")
-                if via == "websocket":
-                    return await self._websocket(request, subscription)
-                return await self._sse(request, subscription)
+                return await self.stream(request, subscription, via)
         except TooManySubscriptions as e:
             return json_response(refusal(e), headers={"Retry-After": "5"})
 
@@ -206,8 +215,22 @@ class LiveServer:
         """One write, bounded: a client that takes nothing for two heartbeats is gone or stuck."""
         await asyncio.wait_for(response.write(data), self.limits.heartbeat_s * 2)
 
+    async def stream(
+        self,
+        request: web.Request,
+        subscription: AggregateSubscription,
+        via: str,
+        *,
+        kind: str = "aggregate",
+        render: Render = as_events,
+    ) -> web.StreamResponse:
+        """Serve ``subscription`` over ``via``, each event rendered as ``(version, JSON)``."""
+        if via == "websocket":
+            return await self._websocket(request, subscription, kind, render)
+        return await self._sse(request, subscription, kind, render)
+
     async def _sse(
-        self, request: web.Request, subscription: AggregateSubscription
+        self, request: web.Request, subscription: AggregateSubscription, kind: str, render: Render
     ) -> web.StreamResponse:
         response = web.StreamResponse(
             headers={
@@ -224,10 +247,12 @@ class LiveServer:
                 if not batch:
                     await self._write(response, b": heartbeat\n\n")
                     continue
-                await self._write(response, b"".join(_sse_event(e) for e in batch))
-                self.sent("aggregate", subscription, batch)
+                await self._write(response, b"".join(
+                    b"id: %d\ndata: %s\n\n" % item for item in render(batch)
+                ))  # fmt: skip
+                self.sent(kind, subscription, batch)
         except SlowSubscriber as e:
-            self.metrics.slow_closes.labels("aggregate").inc()
+            self.metrics.slow_closes.labels(kind).inc()
             notice = {"error": "slow_client", "message": str(e), "after_version": e.after_version}
             with contextlib.suppress(Exception):
                 await self._write(response, b"event: slow_client\ndata: " + orjson.dumps(notice)
@@ -243,11 +268,11 @@ class LiveServer:
         return response
 
     async def _websocket(
-        self, request: web.Request, subscription: AggregateSubscription
+        self, request: web.Request, subscription: AggregateSubscription, kind: str, render: Render
     ) -> web.StreamResponse:
         ws = web.WebSocketResponse(heartbeat=float(self.limits.heartbeat_s))
         await ws.prepare(request)
-        writer = asyncio.create_task(self._ws_write(ws, subscription))
+        writer = asyncio.create_task(self._ws_write(ws, subscription, kind, render))
         try:
             async for message in ws:  # control frames are handled while reading
                 if message.type == WSMsgType.ERROR:
@@ -258,17 +283,21 @@ class LiveServer:
             await ws.close()
         return ws
 
-    async def _ws_write(self, ws: web.WebSocketResponse, subscription: AggregateSubscription) -> None:
+    async def _ws_write(
+        self,
+        ws: web.WebSocketResponse,
+        subscription: AggregateSubscription,
+        kind: str,
+        render: Render,
+    ) -> None:
         batches = subscription.batches()
         try:
             async for batch in batches:
-                for event in batch:
-                    await asyncio.wait_for(
-                        ws.send_str(encode(event).decode()), self.limits.heartbeat_s * 2
-                    )
-                self.sent("aggregate", subscription, batch)
+                for _, data in render(batch):
+                    await asyncio.wait_for(ws.send_str(data.decode()), self.limits.heartbeat_s * 2)
+                self.sent(kind, subscription, batch)
         except SlowSubscriber as e:
-            self.metrics.slow_closes.labels("aggregate").inc()
+            self.metrics.slow_closes.labels(kind).inc()
             notice = {"error": "slow_client", "message": str(e), "after_version": e.after_version}
             with contextlib.suppress(Exception):
                 await ws.send_str(orjson.dumps(notice).decode())
@@ -282,14 +311,3 @@ class LiveServer:
             await ws.close()
         finally:
             await batches.aclose()
-
-
-def _sse_event(event: Event) -> bytes:
-    return b"id: %d\ndata: %s\n\n" % (event.version or 0, encode(event))
-
-
-def register_live(fleet: Fleet) -> LiveServer:
-    """Serve the live routes on ``fleet``'s web server (the chat socket: ``live_chat``)."""
-    server = LiveServer(fleet)
-    server.register()
-    return server

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -40,6 +41,7 @@ from workers.runtime.live import (
     principal_of,
     refusal,
     start_position,
+    transport,
 )
 from workers.runtime.queries import failure
 
@@ -142,10 +144,82 @@ class ChatSocket:
             await self.send(ws, note)
 
 
-def register_chat(fleet: Fleet, live: LiveServer) -> None:
-    """Serve ``/v1/rooms/{room_id}/ws`` on a process that takes commands for chat rooms."""
+class RoomChanges:
+    """The room's messages as they change: each event folded onto the room's view by the
+    projection's own pure ``apply``, sent as what it changed (``changed`` messages, ``removed``
+    message ids, and ``reads`` when a receipt moved), with the event's version."""
+
+    def __init__(self, apply: Callable[[Any, Event], Any], start: Any) -> None:
+        self._apply = apply
+        self.view = start
+
+    def render(self, events: Sequence[Event]) -> list[tuple[int, bytes]]:
+        out = []
+        for event in events:
+            before, self.view = self.view, self._apply(self.view, event)
+            old = {m["message_id"]: m for m in (before or {}).get("messages", [])}
+            new = {m["message_id"]: m for m in self.view.get("messages", [])}
+            body: dict[str, Any] = {
+                "version": event.version,
+                "type": event.type,
+                "changed": [m for key, m in new.items() if old.get(key) != m],
+                "removed": [key for key in old if key not in new],
+            }
+            if (before or {}).get("reads") != self.view.get("reads"):
+                body["reads"] = self.view.get("reads", {})
+            out.append((event.version or 0, orjson.dumps(body)))
+        return out
+
+
+def register_room_view(fleet: Fleet, live: LiveServer) -> None:
+    """``GET /v1/rooms/{room_id}/subscribe``: the room's messages as they change (SSE or a
+    WebSocket), from ``after_version`` (the view at that version is the starting point)."""
     rt = fleet.runtime
-    if "commands" not in fleet.roles or ROOM_TYPE not in rt.domains:
+    projection = next((p for p in rt.domains.projections().values()
+                       if ROOM_TYPE in p.aggregate_types), None)  # fmt: skip
+    if projection is None:
+        return
+    domain = rt.domains.get(ROOM_TYPE)
+    apply = projection.apply
+
+    async def room_view(request: web.Request) -> web.StreamResponse:
+        room_id = request.match_info["room_id"]
+        try:
+            if not AGGREGATE_ID_RE.match(room_id):
+                raise InvalidInput(f"room id {room_id!r} must match {AGGREGATE_ID_RE.pattern}.")
+            after = start_position(request)
+            authorize_read(fleet, request, (ROOM_TYPE, room_id))
+            via = transport(request)
+            principal = principal_of(fleet, request)
+            start = None
+            if after > 0:  # the room as of the client's position, opened as readers see it
+                folded = await rt.loader.exactly_at(domain, room_id, version=after)
+                start = await rt.shredder.open(folded.state)
+        except Forbidden as e:
+            return fleet.door.forbidden(e)
+        except EventfleetError as e:
+            return json_response(refusal(e))
+        try:
+            async with live.connection("view", via, principal):
+                subscription = await live.subscription((ROOM_TYPE, room_id), after, kind="view")
+                changes = RoomChanges(apply, start)
+                return await live.stream(request, subscription, via, kind="view",
+                                         render=changes.render)  # fmt: skip
+        except TooManySubscriptions as e:
+            return json_response(refusal(e), headers={"Retry-After": "5"})
+
+    web_app: web.Application = fleet.app.web.web_app  # type: ignore[attr-defined]
+    web_app.router.add_get("/v1/rooms/{room_id}/subscribe", room_view)
+
+
+def register_chat(fleet: Fleet, live: LiveServer) -> None:
+    """Serve the room's live view everywhere, and ``/v1/rooms/{room_id}/ws`` and the chat page
+    on a process that takes commands."""
+    rt = fleet.runtime
+    if ROOM_TYPE not in rt.domains:
+        return
+    register_room_view(fleet, live)
+    if "commands" not in fleet.roles:
         return
 
     async def chat(request: web.Request) -> web.StreamResponse:
