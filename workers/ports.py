@@ -61,6 +61,7 @@ __all__ = [
     "Subscription",
     "SyncAppender",
     "SyncResult",
+    "TopicTail",
     "ViewDoc",
     "ViewStaging",
     "ViewStore",
@@ -343,6 +344,20 @@ class Producer(Protocol):
     async def send_many(self, topic: str, messages: Sequence[Outgoing]) -> list[Delivery]:
         """Produce all, keeping their order per key, and wait for every acknowledgement."""
         ...
+
+
+class TopicTail(Protocol):
+    """Reads a topic from positions on, and keeps reading as records arrive (no group).
+
+    ``after`` maps a partition to the next offset to read (a partition not named starts at
+    its beginning). Each yield is the records that arrived, in offset order per partition;
+    an empty list means nothing came for ``idle_s``. StreamUnavailable when Kafka does not
+    answer.
+    """
+
+    def follow(
+        self, topic: str, *, after: Mapping[int, int], idle_s: float
+    ) -> AsyncIterator[list[Record]]: ...
 
 
 class AppendProgress(Protocol):

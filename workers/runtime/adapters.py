@@ -32,6 +32,7 @@ from workers.ports import (
     Record,
     Rejections,
     SnapshotStore,
+    TopicTail,
     ViewStaging,
     ViewStore,
 )
@@ -92,7 +93,7 @@ class Progress(AppendProgress, Protocol):
     async def stop(self) -> None: ...
 
 
-class Stream(Protocol):
+class Stream(TopicTail, Protocol):
     """The event stream outside Faust: producers, the appender's progress, and whole-topic
     reads (audits, dead letters)."""
 
