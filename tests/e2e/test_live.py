@@ -321,3 +321,46 @@ async def test_a_room_view_streams_its_messages_as_they_change_from_a_position(
                         headers=reader.auth_headers)  # fmt: skip
     await too_far.close()
     assert (too_far.status, too_far.body["error"]) == (404, "version_not_found")
+
+
+async def test_a_whole_type_streams_every_rooms_events_and_resumes_from_its_position(
+    pair: tuple[FleetProcess, FleetProcess],
+) -> None:
+    writer, reader = pair
+    rooms = [f"t-{uuid.uuid4().hex[:6]}" for _ in range(3)]
+    for room in rooms:
+        await say(writer, room, 1)
+    for room in rooms:
+        await stored(writer, room, 1)
+    url = f"{reader.url}/v1/chat_room/subscribe"
+    await wait_for(lambda: open_connections(reader), timeout_s=10, what="earlier ones released")
+    client = await sse(url, headers=reader.auth_headers)
+    try:
+        assert client.status == 200
+
+        def mine() -> list[tuple[str, int]]:
+            return [(m.data["aggregate_id"], m.data["version"]) for m in client.messages
+                    if m.data.get("aggregate_id") in rooms]  # fmt: skip
+
+        await wait_for(lambda: len(mine()) == 3, timeout_s=30, what="the catch-up of three rooms")
+        for room in rooms:
+            await say(writer, room, 2)
+        await wait_for(lambda: len(mine()) == 6, timeout_s=30, what="three live events")
+        assert sorted(mine()) == sorted((r, v) for r in rooms for v in (1, 2))
+        resume_from = next(m.id for m in client.messages if m.data.get("aggregate_id") in rooms)
+    finally:
+        await client.close()
+    await wait_for(lambda: open_connections(reader), timeout_s=10, what="closed ones released")
+    resumed = await sse(url, headers={"Last-Event-ID": str(resume_from), **reader.auth_headers})
+    try:
+        assert resumed.status == 200, resumed.body
+        await wait_for(lambda: resumed.comments >= 2, timeout_s=30, what="the resume caught up")
+        again = [(m.data["aggregate_id"], m.data["version"]) for m in resumed.messages
+                 if m.data.get("aggregate_id") in rooms]  # fmt: skip
+        assert len(again) == 5 and len(set(again)) == 5  # all but the first, each once
+    finally:
+        await resumed.close()
+    for bad in ("0:1,0:2", "x"):
+        refused = await sse(f"{url}?after={bad}", headers=reader.auth_headers)
+        await refused.close()
+        assert (refused.status, refused.body["error"]) == (400, "bad_request")

@@ -10,7 +10,8 @@ import pytest
 
 from tests.waiting import wait_for
 from topics.envelope import Event, new_event
-from workers.adapters.memory import MemoryEventStore, MemoryLiveFeed
+from topics.errors import InvalidInput
+from workers.adapters.memory import MemoryEventStore, MemoryLiveFeed, MemoryStream
 from workers.ports import Outgoing
 from workers.roles.live import (
     AggregateSubscription,
@@ -18,6 +19,9 @@ from workers.roles.live import (
     LiveLimits,
     SlowSubscriber,
     TooManySubscriptions,
+    TypeSubscription,
+    parse_position,
+    position_token,
 )
 
 REF = ("order", "o1")
@@ -194,3 +198,55 @@ def test_the_limiter_counts_per_process_and_per_principal() -> None:
     limiter.acquire("cid")
     limiter.release("nobody")  # a release without an acquire never goes negative
     assert limiter.total == 3
+
+
+def stored_record(aggregate_type: str, aggregate_id: str, version: int) -> Outgoing:
+    return Outgoing.of(
+        new_event(aggregate_type, aggregate_id, "Noted", {"n": version}, version=version)
+    )
+
+
+async def test_a_type_subscription_gives_the_types_events_once_and_resumes_from_its_ids() -> None:
+    stream = MemoryStream(partitions={"stored": 3})
+    await stream.produced.send_many("stored", [
+        stored_record("order", "o1", 1), stored_record("cart", "c1", 1),
+        stored_record("order", "o2", 1), stored_record("order", "o1", 2),
+        stored_record("order", "o1", 2),  # a repeated copy (a republish)
+        Outgoing(b"order:o3", b"not an envelope"),
+    ])  # fmt: skip
+    subscription = TypeSubscription(
+        tail=stream, topic="stored", aggregate_type="order", after={},
+        limits=LiveLimits(heartbeat_s=0.05),
+    )  # fmt: skip
+    batches = subscription.batches()
+    got: list[tuple[str, int | None, str]] = []
+    while len(got) < 3:
+        got.extend((e.aggregate_id, e.version, subscription.tokens[e.id]) for e in await anext(batches))
+    assert await anext(batches) == [] and subscription.live  # caught up: quiet
+    await batches.aclose()
+    assert sorted((a, v) for a, v, _ in got) == [("o1", 1), ("o1", 2), ("o2", 1)]
+    resume_at = next(token for a, v, token in got if (a, v) == ("o1", 1))
+    resumed = TypeSubscription(
+        tail=stream, topic="stored", aggregate_type="order", after=parse_position(resume_at),
+        limits=LiveLimits(heartbeat_s=0.05),
+    )  # fmt: skip
+    more = resumed.batches()
+    later: list[tuple[str, int | None]] = []
+    for _ in range(20):
+        batch = await anext(more)
+        if not batch:
+            break
+        later.extend((e.aggregate_id, e.version) for e in batch)
+    await more.aclose()
+    assert ("o1", 1) not in later and ("o1", 2) in later  # what follows o1 v1 in its partition
+
+
+@pytest.mark.parametrize("raw", ["x", "0:", ":1", "0:1,0:2", "0:-1", "0:1;1:2", "1:" + "9" * 19])
+def test_a_malformed_position_is_refused_with_its_form(raw: str) -> None:
+    with pytest.raises(InvalidInput, match="<partition>:<next offset>"):
+        parse_position(raw)
+
+
+def test_a_position_round_trips_through_its_token() -> None:
+    assert parse_position(position_token({2: 7, 0: 15})) == {0: 15, 2: 7}
+    assert parse_position("") == {} and position_token({}) == ""

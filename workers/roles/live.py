@@ -13,12 +13,13 @@ which names the position to resume from; nothing is skipped and memory never gro
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from topics.envelope import Event
-from topics.errors import EventfleetError
-from workers.ports import AggregateRef, EventStore, LiveChannel, LiveFeed
+from topics.envelope import Event, decode
+from topics.errors import EventfleetError, InvalidEnvelope, InvalidInput
+from workers.ports import AggregateRef, EventStore, LiveChannel, LiveFeed, TopicTail
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +99,11 @@ class AggregateSubscription:
         """The last batch was live (not catch-up): its store-to-client latency is meaningful."""
         self._wake = asyncio.Event()
 
+    @property
+    def resume(self) -> dict[str, object]:
+        """Where a client resumes: the query parameter to reconnect with."""
+        return {"after_version": self.position}
+
     def _deliver(self, event: Event | None) -> None:
         if event is None:
             self._resync = True
@@ -175,6 +181,100 @@ class AggregateSubscription:
         else:
             self._pending = [e for e in self._pending if _version(e) > self.position]
         return [self._upcast(e) for e in stored]
+
+
+class TypeSubscription:
+    """Every stored event of one aggregate type, from a position per partition of
+    events.stored (the next offset to read there), as they are stored; no consumer group.
+
+    Pull-based: events.stored is read only as fast as the client takes them, so a slow client
+    holds nothing. A repeated copy of an event on the topic (a republish after a crash) is
+    dropped by its aggregate's version, within the connection (the newest
+    ``remembered`` aggregates).
+    """
+
+    def __init__(
+        self,
+        *,
+        tail: TopicTail,
+        topic: str,
+        aggregate_type: str,
+        after: Mapping[int, int],
+        limits: LiveLimits,
+        upcast: Callable[[Event], Event] = _same,
+        open_events: Callable[[Sequence[Event]], Awaitable[list[Event]]] = _as_they_are,
+        remembered: int = 100_000,
+    ) -> None:
+        self.aggregate_type = aggregate_type
+        self.position: dict[int, int] = dict(after)
+        self.tokens: dict[str, str] = {}
+        """The position after each event of the last batch, by event id (the SSE id)."""
+        self.live = False  # until the first quiet interval: catching up
+        self._tail, self._topic, self._limits = tail, topic, limits
+        self._upcast, self._open = upcast, open_events
+        self._seen: OrderedDict[AggregateRef, int] = OrderedDict()
+        self._remembered = remembered
+
+    @property
+    def resume(self) -> dict[str, object]:
+        return {"after": position_token(self.position)}
+
+    async def batches(self) -> AsyncGenerator[list[Event], None]:
+        """Batches of the type's events in topic order; [] after a quiet heartbeat interval."""
+        follow = self._tail.follow(self._topic, after=self.position, idle_s=self._limits.heartbeat_s)
+        try:
+            async for records in follow:
+                events: list[Event] = []
+                self.tokens = {}
+                for record in records:
+                    self.position[record.partition] = record.offset + 1
+                    event = self._wanted(record.value)
+                    if event is not None:
+                        events.append(self._upcast(event))
+                        self.tokens[event.id] = position_token(self.position)
+                if not records:
+                    self.live = True
+                yield await self._open(events) if events else []
+        finally:
+            await follow.aclose()  # type: ignore[attr-defined]
+
+    def _wanted(self, value: bytes) -> Event | None:
+        try:
+            event = decode(value)
+        except InvalidEnvelope:
+            return None  # not ours to judge: the topic's consumers dead-letter it
+        if event.aggregate_type != self.aggregate_type or event.version is None:
+            return None
+        ref = (event.aggregate_type, event.aggregate_id)
+        if self._seen.get(ref, 0) >= event.version:
+            return None  # a repeated copy
+        self._seen[ref] = event.version
+        self._seen.move_to_end(ref)
+        if len(self._seen) > self._remembered:
+            self._seen.popitem(last=False)
+        return event
+
+
+def position_token(position: Mapping[int, int]) -> str:
+    """``0:15,1:7``: the next offset per partition (the SSE id of a type subscription)."""
+    return ",".join(f"{p}:{o}" for p, o in sorted(position.items()))
+
+
+def parse_position(raw: str) -> dict[int, int]:
+    """The position a client sends back (``after`` or ``Last-Event-ID``); InvalidInput if bad."""
+    found: dict[int, int] = {}
+    if raw.strip() == "":
+        return found
+    for part in raw.split(","):
+        partition, sep, offset = part.strip().partition(":")
+        if not sep or not partition.isdigit() or not offset.isdigit() or len(offset) > 18 \
+                or len(partition) > 6 or int(partition) in found:  # fmt: skip
+            raise InvalidInput(
+                f"position {raw!r} must be <partition>:<next offset> pairs separated by commas, "
+                "each partition once, as the stream's ids give it (e.g. 0:15,1:7)."
+            )
+        found[int(partition)] = int(offset)
+    return found
 
 
 def _version(event: Event) -> int:

@@ -13,8 +13,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from typing import Any, Protocol
 
 import orjson
 from aiohttp import WSMsgType, web
@@ -29,6 +29,8 @@ from workers.roles.live import (
     LiveLimits,
     SlowSubscriber,
     TooManySubscriptions,
+    TypeSubscription,
+    parse_position,
 )
 from workers.runtime.answers import Answer, error
 from workers.runtime.fleet import Fleet
@@ -50,7 +52,9 @@ def principal_of(fleet: Fleet, request: web.Request) -> str:
     return request.remote or "unknown"
 
 
-def authorize_read(fleet: Fleet, request: web.Request, aggregate: AggregateRef) -> None:
+def authorize_read(
+    fleet: Fleet, request: web.Request, aggregate_type: str, aggregate_id: str | None
+) -> None:
     """A subscription is a read: the domain's read rule for the caller, as on ``/events``.
 
     Raises Forbidden. (The door checks the routes it can place by their aggregate type; a
@@ -58,11 +62,11 @@ def authorize_read(fleet: Fleet, request: web.Request, aggregate: AggregateRef) 
     """
     actor = fleet.door.actor(request)
     domains = fleet.runtime.domains
-    if actor is None or aggregate[0] not in domains:
+    if actor is None or aggregate_type not in domains:
         return
-    if not domains.get(aggregate[0]).access.may_read(actor, aggregate[1]):
+    if not domains.get(aggregate_type).access.may_read(actor, aggregate_id):
         raise Forbidden(
-            "read_refused", f"{actor.principal} may not read {aggregate[0]} aggregates."
+            "read_refused", f"{actor.principal} may not read {aggregate_type} aggregates."
         )
 
 
@@ -88,13 +92,24 @@ def transport(request: web.Request) -> str:
     )
 
 
-Render = Callable[[Sequence[Event]], list[tuple[int, bytes]]]
-"""What a subscriber gets for a batch of events: ``(version, JSON message)`` pairs."""
+Render = Callable[[Sequence[Event]], list[tuple[bytes, bytes]]]
+"""What a subscriber gets for a batch of events: ``(SSE id, JSON message)`` pairs."""
 
 
-def as_events(events: Sequence[Event]) -> list[tuple[int, bytes]]:
-    """Each event exactly as ``/events`` returns it."""
-    return [(event.version or 0, encode(event)) for event in events]
+def as_events(events: Sequence[Event]) -> list[tuple[bytes, bytes]]:
+    """Each event exactly as ``/events`` returns it; its id is its version."""
+    return [(b"%d" % (event.version or 0), encode(event)) for event in events]
+
+
+class Subscription(Protocol):
+    """What the transports serve: batches of events ([]: a quiet heartbeat interval)."""
+
+    live: bool
+
+    @property
+    def resume(self) -> dict[str, object]: ...
+
+    def batches(self) -> AsyncGenerator[list[Event], None]: ...
 
 
 class NotAcceptable(InvalidInput):
@@ -129,7 +144,8 @@ class LiveServer:
         )
         self.metrics: LiveMetrics = create_live_metrics(self._rt.metrics.registry)
         for kind, via in (("aggregate", "sse"), ("aggregate", "websocket"), ("view", "sse"),
-                          ("view", "websocket"), ("room", "websocket")):  # fmt: skip
+                          ("view", "websocket"), ("room", "websocket"), ("type", "sse"),
+                          ("type", "websocket")):  # fmt: skip
             self.metrics.connections.labels(kind, via)
         self._open: set[asyncio.Task[Any]] = set()
 
@@ -137,6 +153,7 @@ class LiveServer:
         """The generic route; register more specific ``/v1/<word>/{id}/subscribe`` ones first."""
         web_app: web.Application = self._fleet.app.web.web_app  # type: ignore[attr-defined]
         web_app.router.add_get("/v1/{aggregate_type}/{aggregate_id}/subscribe", self.aggregate)
+        web_app.router.add_get("/v1/{aggregate_type}/subscribe", self.whole_type)
         web_app.on_shutdown.append(self._close_all)
 
     async def _close_all(self, _app: web.Application) -> None:
@@ -190,7 +207,7 @@ class LiveServer:
             ref = check_aggregate(match["aggregate_type"], match["aggregate_id"])
             self._rt.domains.get(ref[0])  # an unknown type is a 404 before anything streams
             after = start_position(request)
-            authorize_read(self._fleet, request, ref)
+            authorize_read(self._fleet, request, *ref)
             via = transport(request)
             principal = principal_of(self._fleet, request)
         except Forbidden as e:
@@ -204,7 +221,43 @@ class LiveServer:
         except TooManySubscriptions as e:
             return json_response(refusal(e), headers={"Retry-After": "5"})
 
-    def sent(self, kind: str, subscription: AggregateSubscription, events: Sequence[Event]) -> None:
+    async def whole_type(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/{type}/subscribe?after=<partition>:<offset>,...``: every stored event of a
+        type, from a position per partition of events.stored; each SSE id is the position
+        after its event, so ``Last-Event-ID`` resumes."""
+        aggregate_type = request.match_info["aggregate_type"]
+        try:
+            check_aggregate(aggregate_type, "all")
+            self._rt.domains.get(aggregate_type)
+            raw = request.headers.get("Last-Event-ID", request.query.get("after", ""))
+            after = parse_position(raw)
+            authorize_read(self._fleet, request, aggregate_type, None)
+            via = transport(request)
+            principal = principal_of(self._fleet, request)
+        except Forbidden as e:
+            return self._fleet.door.forbidden(e)
+        except EventfleetError as e:
+            return json_response(refusal(e))
+        subscription = TypeSubscription(
+            tail=self._rt.adapters.stream,
+            topic=self._rt.names.stored,
+            aggregate_type=aggregate_type,
+            after=after,
+            limits=self.limits,
+            upcast=self._rt.domains.upcast,
+            open_events=self._rt.shredder.open_events,
+        )
+
+        def render(events: Sequence[Event]) -> list[tuple[bytes, bytes]]:
+            return [(subscription.tokens[e.id].encode(), encode(e)) for e in events]
+
+        try:
+            async with self.connection("type", via, principal):
+                return await self.stream(request, subscription, via, kind="type", render=render)
+        except TooManySubscriptions as e:
+            return json_response(refusal(e), headers={"Retry-After": "5"})
+
+    def sent(self, kind: str, subscription: Subscription, events: Sequence[Event]) -> None:
         self.metrics.events_sent.labels(kind).inc(len(events))
         if subscription.live:
             now = time.time()
@@ -218,7 +271,7 @@ class LiveServer:
     async def stream(
         self,
         request: web.Request,
-        subscription: AggregateSubscription,
+        subscription: Subscription,
         via: str,
         *,
         kind: str = "aggregate",
@@ -230,7 +283,7 @@ class LiveServer:
         return await self._sse(request, subscription, kind, render)
 
     async def _sse(
-        self, request: web.Request, subscription: AggregateSubscription, kind: str, render: Render
+        self, request: web.Request, subscription: Subscription, kind: str, render: Render
     ) -> web.StreamResponse:
         response = web.StreamResponse(
             headers={
@@ -248,18 +301,18 @@ class LiveServer:
                     await self._write(response, b": heartbeat\n\n")
                     continue
                 await self._write(response, b"".join(
-                    b"id: %d\ndata: %s\n\n" % item for item in render(batch)
+                    b"id: %s\ndata: %s\n\n" % item for item in render(batch)
                 ))  # fmt: skip
                 self.sent(kind, subscription, batch)
         except SlowSubscriber as e:
             self.metrics.slow_closes.labels(kind).inc()
-            notice = {"error": "slow_client", "message": str(e), "after_version": e.after_version}
+            notice = {"error": "slow_client", "message": str(e), **subscription.resume}
             with contextlib.suppress(Exception):
                 await self._write(response, b"event: slow_client\ndata: " + orjson.dumps(notice)
                                   + b"\n\n")  # fmt: skip
         except EventfleetError as e:
             with contextlib.suppress(Exception):
-                body = {**refusal(e).body, "after_version": subscription.position}
+                body = {**refusal(e).body, **subscription.resume}
                 await self._write(response, b"event: error\ndata: " + orjson.dumps(body) + b"\n\n")
         except (ConnectionError, TimeoutError):
             pass  # the client left or stopped reading: it resumes with Last-Event-ID
@@ -268,7 +321,7 @@ class LiveServer:
         return response
 
     async def _websocket(
-        self, request: web.Request, subscription: AggregateSubscription, kind: str, render: Render
+        self, request: web.Request, subscription: Subscription, kind: str, render: Render
     ) -> web.StreamResponse:
         ws = web.WebSocketResponse(heartbeat=float(self.limits.heartbeat_s))
         await ws.prepare(request)
@@ -286,7 +339,7 @@ class LiveServer:
     async def _ws_write(
         self,
         ws: web.WebSocketResponse,
-        subscription: AggregateSubscription,
+        subscription: Subscription,
         kind: str,
         render: Render,
     ) -> None:
@@ -298,13 +351,13 @@ class LiveServer:
                 self.sent(kind, subscription, batch)
         except SlowSubscriber as e:
             self.metrics.slow_closes.labels(kind).inc()
-            notice = {"error": "slow_client", "message": str(e), "after_version": e.after_version}
+            notice = {"error": "slow_client", "message": str(e), **subscription.resume}
             with contextlib.suppress(Exception):
                 await ws.send_str(orjson.dumps(notice).decode())
             await ws.close(code=WS_TRY_AGAIN_LATER, message=b"slow_client")
         except EventfleetError as e:
             with contextlib.suppress(Exception):
-                body = {**refusal(e).body, "after_version": subscription.position}
+                body = {**refusal(e).body, **subscription.resume}
                 await ws.send_str(orjson.dumps(body).decode())
             await ws.close(code=WS_TRY_AGAIN_LATER, message=b"error")
         except (ConnectionError, TimeoutError):

@@ -153,7 +153,7 @@ class RoomChanges:
         self._apply = apply
         self.view = start
 
-    def render(self, events: Sequence[Event]) -> list[tuple[int, bytes]]:
+    def render(self, events: Sequence[Event]) -> list[tuple[bytes, bytes]]:
         out = []
         for event in events:
             before, self.view = self.view, self._apply(self.view, event)
@@ -167,7 +167,7 @@ class RoomChanges:
             }
             if (before or {}).get("reads") != self.view.get("reads"):
                 body["reads"] = self.view.get("reads", {})
-            out.append((event.version or 0, orjson.dumps(body)))
+            out.append((b"%d" % (event.version or 0), orjson.dumps(body)))
         return out
 
 
@@ -188,7 +188,7 @@ def register_room_view(fleet: Fleet, live: LiveServer) -> None:
             if not AGGREGATE_ID_RE.match(room_id):
                 raise InvalidInput(f"room id {room_id!r} must match {AGGREGATE_ID_RE.pattern}.")
             after = start_position(request)
-            authorize_read(fleet, request, (ROOM_TYPE, room_id))
+            authorize_read(fleet, request, ROOM_TYPE, room_id)
             via = transport(request)
             principal = principal_of(fleet, request)
             start = None
@@ -232,7 +232,7 @@ def register_chat(fleet: Fleet, live: LiveServer) -> None:
                     406, "not_acceptable", "this route is a WebSocket: open it with an upgrade."
                 ))  # fmt: skip
             after = start_position(request)
-            authorize_read(fleet, request, (ROOM_TYPE, room_id))
+            authorize_read(fleet, request, ROOM_TYPE, room_id)
             principal = principal_of(fleet, request)
         except Forbidden as e:
             return fleet.door.forbidden(e)
