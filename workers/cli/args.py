@@ -8,7 +8,7 @@ from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import NoReturn
 
-from workers.cli import dlq, erase
+from workers.cli import archive, dlq, erase
 from workers.runtime.compose import OPTIONAL_ROLES, ROLES
 from workers.runtime.lag import LAG_ROLE
 from workers.runtime.settings import documented
@@ -105,6 +105,7 @@ def parser() -> Parser:
     _bench(commands)
     dlq.add_parser(commands, Formatter)  # `eventfleet dlq list|replay` (workers/cli/dlq.py)
     erase.add_parser(commands, Formatter)  # `eventfleet erase SUBJECT` (workers/cli/erase.py)
+    archive.add_parser(commands, Formatter)  # `eventfleet archive` (workers/cli/archive.py)
     return top
 
 

@@ -21,9 +21,9 @@ from workers.metrics import Metrics
 from workers.ports import (
     ActionLog,
     AppendProgress,
+    ArchivableEvents,
     CommandMemory,
     EventBus,
-    EventStore,
     KeyStore,
     LiveFeed,
     Marker,
@@ -31,6 +31,7 @@ from workers.ports import (
     Producer,
     Record,
     Rejections,
+    SnapshotLadder,
     SnapshotStore,
     TopicTail,
     ViewStaging,
@@ -42,8 +43,8 @@ from workers.runtime.connections import kafka_config, master_key
 from workers.runtime.settings import Settings
 
 
-class StoredEvents(EventStore, PendingEvents, Protocol):
-    """The event store with its publish flags: what every store adapter implements."""
+class StoredEvents(ArchivableEvents, PendingEvents, Protocol):
+    """The event store with its publish flags and moves: what every store adapter implements."""
 
 
 class Stores(Protocol):
@@ -53,7 +54,15 @@ class Stores(Protocol):
     def events(self) -> StoredEvents: ...
 
     @property
+    def archive(self) -> ArchivableEvents:
+        """Where events past a domain's retention are kept (same documents, same ids)."""
+        ...
+
+    @property
     def snapshots(self) -> SnapshotStore: ...
+
+    @property
+    def ladder(self) -> SnapshotLadder: ...
 
     @property
     def rejections(self) -> Rejections: ...
