@@ -29,13 +29,21 @@ __all__ = [
     "AggregateRef",
     "AppendConflict",
     "AppendProgress",
+    "ArchivableEvents",
     "CommandMemory",
     "CommandRecord",
+    "DataKey",
     "Delivery",
+    "Erasure",
     "EventBus",
     "EventStore",
     "Handler",
     "Head",
+    "KeyStore",
+    "Listening",
+    "LiveChannel",
+    "LiveDeliver",
+    "LiveFeed",
     "MarkRequest",
     "MarkResult",
     "Marker",
@@ -50,10 +58,12 @@ __all__ = [
     "RuleState",
     "RuleStates",
     "Snapshot",
+    "SnapshotLadder",
     "SnapshotStore",
     "Subscription",
     "SyncAppender",
     "SyncResult",
+    "TopicTail",
     "ViewDoc",
     "ViewStaging",
     "ViewStore",
@@ -116,6 +126,22 @@ class Snapshot:
     version: int
     state: dict[str, Any]
     taken_at: datetime
+
+
+class SnapshotLadder(Protocol):
+    """Dated snapshots kept at intervals along an aggregate's history (rungs), so a state at a
+    past version or moment replays from the nearest rung below it, not from the start."""
+
+    async def add(self, rung: Snapshot, *, last_at: datetime) -> None:
+        """Keep ``rung``; ``last_at`` is when its last folded event occurred (idempotent per
+        aggregate and version)."""
+        ...
+
+    async def below(
+        self, aggregate: AggregateRef, *, version: int | None = None, as_of: datetime | None = None
+    ) -> Snapshot | None:
+        """The newest rung at or below ``version`` whose last event occurred by ``as_of``."""
+        ...
 
 
 class AppendConflict(ConcurrencyConflict):
@@ -213,6 +239,19 @@ class EventStore(Protocol):
 
     async def versions(self, aggregate_types: Sequence[str]) -> dict[AggregateRef, int]:
         """The newest version of every aggregate of these types."""
+        ...
+
+
+class ArchivableEvents(EventStore, Protocol):
+    """An event store events move out of (the hot one) or into (the archive)."""
+
+    async def insert_missing(self, events: Sequence[Event]) -> int:
+        """Insert those of ``events`` (versioned) whose ids are not stored yet; how many were.
+        Idempotent: a move that stopped half-way is simply done again."""
+        ...
+
+    async def remove_through(self, aggregate: AggregateRef, version: int) -> int:
+        """Delete the aggregate's events up to ``version``; how many were deleted."""
         ...
 
 
@@ -336,6 +375,20 @@ class Producer(Protocol):
     async def send_many(self, topic: str, messages: Sequence[Outgoing]) -> list[Delivery]:
         """Produce all, keeping their order per key, and wait for every acknowledgement."""
         ...
+
+
+class TopicTail(Protocol):
+    """Reads a topic from positions on, and keeps reading as records arrive (no group).
+
+    ``after`` maps a partition to the next offset to read (a partition not named starts at
+    its beginning). Each yield is the records that arrived, in offset order per partition;
+    an empty list means nothing came for ``idle_s``. StreamUnavailable when Kafka does not
+    answer.
+    """
+
+    def follow(
+        self, topic: str, *, after: Mapping[int, int], idle_s: float
+    ) -> AsyncIterator[list[Record]]: ...
 
 
 class AppendProgress(Protocol):
@@ -608,6 +661,50 @@ class EventBus(Protocol):
     async def close(self) -> None: ...
 
 
+# --- the live feed (catch-up subscriptions) -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LiveChannel:
+    """What a live listener hears: one aggregate's stored events, or (``aggregate_id`` None)
+    every stored event of one aggregate type."""
+
+    aggregate_type: str
+    aggregate_id: str | None = None
+
+
+LiveDeliver = Callable[[Event | None], None]
+"""Called with each announced event heard on a channel, in the order heard; with None when
+the listener may have missed announcements (a reconnect), so it must read the store."""
+
+
+@dataclass(frozen=True, slots=True)
+class Listening:
+    """A handle to stop one live listener."""
+
+    stop: Callable[[], Awaitable[None]]
+
+
+class LiveFeed(Protocol):
+    """Stored events announced to every process that serves live subscriptions.
+
+    At most once and best effort, on purpose (Pub/Sub): an announcement may be lost, repeated
+    or come late; ``announce`` never raises and never waits for the feed. A subscriber keeps
+    its own position and reads every gap from the event store by version, so the feed only
+    makes delivery fast, never correct. A listener told None must read the store.
+    """
+
+    def announce(self, records: Sequence[Outgoing]) -> None:
+        """Announce stored events as produced to events.stored (key ``type:id``, envelope)."""
+        ...
+
+    async def listen(self, channel: LiveChannel, deliver: LiveDeliver) -> Listening:
+        """Call ``deliver`` for every event announced on ``channel`` from now on."""
+        ...
+
+    async def close(self) -> None: ...
+
+
 # --- operator actions (the console's audit trail) -------------------------------------------
 
 
@@ -664,4 +761,52 @@ class ActionLog(Protocol):
     async def abandon_replay(self, claim: ReplayClaim) -> None:
         """The first replay wrote nothing (refused, or nothing sent): the entry may be
         replayed again, with a corrected fix. Only this claim is removed."""
+        ...
+
+
+# --- personal data ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DataKey:
+    """One subject's data key (256-bit AES-GCM), named by ``key_id`` in every value it sealed."""
+
+    key_id: str
+    subject: str
+    secret: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    """A subject's erasure: when, by whom, how many keys it destroyed; ``already`` when the
+    subject had been erased before and held no key since (the first erasure is answered)."""
+
+    subject: str
+    erased_at: datetime
+    by: str
+    keys_destroyed: int
+    already: bool = False
+
+
+class KeyStore(Protocol):
+    """Data keys per subject, and their destruction (crypto-shredding).
+
+    A key's secret is kept wrapped by a master key the adapter holds (MongoDB: from a file or
+    an environment secret; a Vault or cloud KMS adapter would wrap and unwrap through its API).
+    StoreUnavailable when the store does not answer.
+    """
+
+    async def key_for(self, subject: str) -> DataKey:
+        """The subject's current key, created on first use: concurrent callers get one key.
+        After an erasure a new key is made: what was sealed before stays unreadable."""
+        ...
+
+    async def find(self, key_ids: Sequence[str]) -> dict[str, DataKey]:
+        """The keys of these ids; an unknown or destroyed key is absent."""
+        ...
+
+    async def erase(self, subject: str, *, by: str, at: datetime) -> Erasure | None:
+        """Destroy every key of the subject and record the erasure. Erasing again answers the
+        first erasure with ``already`` (nothing was left to destroy); None for a subject with
+        neither a key nor an erasure (nothing of it was ever sealed)."""
         ...

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -75,9 +76,10 @@ async def test_the_domain_tutorial_runs_as_written(tmp_path: Path) -> None:
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True,
     )  # fmt: skip
     try:
-        await _until_serving(dev)
+        token = await _until_serving(dev)
         for command, expected in pairs(found["try"][1]):
-            await _answers(command.replace("127.0.0.1:8080", f"127.0.0.1:{port}"), expected)
+            command = command.replace("127.0.0.1:8080", f"127.0.0.1:{port}")
+            await _answers(command, expected, {**env, "EVENTFLEET_TOKEN": token})
     finally:
         if dev.returncode is None:
             os.killpg(dev.pid, signal.SIGINT)
@@ -85,13 +87,13 @@ async def test_the_domain_tutorial_runs_as_written(tmp_path: Path) -> None:
     assert dev.returncode == 0, err.decode()[-2000:]
 
 
-async def _answers(command: str, expected: str) -> None:
+async def _answers(command: str, expected: str, env: dict[str, str]) -> None:
     """A read is asked again until it matches (async appends land a moment later); a POST once."""
     seen: list[str] = []
 
     async def answered() -> bool:
         process = await asyncio.create_subprocess_exec(
-            "bash", "-c", command, stdout=asyncio.subprocess.PIPE
+            "bash", "-c", command, stdout=asyncio.subprocess.PIPE, env=env
         )
         out, _ = await process.communicate()
         seen.append(out.decode())
@@ -104,13 +106,14 @@ async def _answers(command: str, expected: str) -> None:
         raise AssertionError(f"{command}\nexpected: {expected}\nlast answer: {seen[-1]}") from None
 
 
-async def _until_serving(dev: asyncio.subprocess.Process) -> None:
+async def _until_serving(dev: asyncio.subprocess.Process) -> str:
+    """Wait for the banner; the token its export block prints (the tutorial's shell has it)."""
     assert dev.stdout is not None
     while True:
         line = (await asyncio.wait_for(dev.stdout.readline(), 120)).decode()
         assert line, "eventfleet dev ended before serving"
-        if line.startswith("eventfleet dev is running"):
-            return
+        if line.startswith("  export EVENTFLEET_TOKEN="):
+            return shlex.split(line)[1].partition("=")[2]
 
 
 def test_an_answer_must_match_all_but_its_wildcards() -> None:

@@ -14,7 +14,7 @@ import pytest
 PUBLIC = {
     "topics": ["catalog", "envelope", "errors"],
     "snapshot_rules": [
-        "declaration", "domain", "projection", "queries", "replay", "rules", "schema", "upcasting",
+        "declaration", "domain", "personal", "projection", "queries", "replay", "rules", "schema", "upcasting",
     ],
     "workers.examples": ["cqrs", "demo", "domains", "storage"],
     "workers.examples.domains": [
@@ -26,8 +26,8 @@ PUBLIC = {
         "storage",
     ],
     "workers.roles": [
-        "appender", "audit", "commands", "deadletter", "dlq_replay", "forwarder", "judge", "newfilter",
-        "outbox", "projections", "requests", "retry", "snapshotter", "state",
+        "appender", "archive", "audit", "commands", "deadletter", "dlq_replay", "forwarder", "judge", "newfilter",
+        "outbox", "paging", "personal", "projections", "requests", "retry", "snapshotter", "state",
     ],
     "workers.runtime": ["adapters", "compose", "serve", "settings"],
     "workers.adapters": ["kafka", "memory", "mongo", "nats", "redis"],
@@ -38,13 +38,13 @@ PUBLIC = {
         "read_topic",
     ],
     "workers.adapters.mongo": [
-        "ACTIONS", "EVENTS", "REJECTIONS", "SNAPSHOTS", "Document", "MongoActionLog", "MongoClient",
-        "MongoDocuments", "MongoEventStore", "MongoRejections", "MongoSnapshotStore", "MongoStores",
+        "ACTIONS", "DATA_KEYS", "ERASURES", "EVENTS", "EVENTS_ARCHIVE", "REJECTIONS", "SNAPSHOTS", "SNAPSHOT_LADDER", "Document", "MongoActionLog", "MongoClient",
+        "MongoDocuments", "MongoEventStore", "MongoKeyStore", "MongoRejections", "MongoSnapshotLadder", "MongoSnapshotStore", "MongoStores",
         "MongoViewStaging", "MongoViewStore", "connect", "database", "escaped",
     ],
     "workers.adapters.nats": ["NatsEventBus"],
     "workers.adapters.redis": [
-        "SCRIPTS", "RedisBatcher", "RedisCommandMemory", "RedisEventBus", "RedisMarker",
+        "SCRIPTS", "RedisBatcher", "RedisCommandMemory", "RedisEventBus", "RedisLiveFeed", "RedisMarker",
         "RedisMarks", "connect_redis", "describe_redis", "escaped",
     ],
     "workers.bus": [
@@ -64,8 +64,8 @@ PUBLIC = {
     ],
     "workers.adapters.memory": [
         "Faults", "MemoryActionLog", "MemoryAppendProgress", "MemoryCommandMemory", "MemoryDatabase",
-        "MemoryDocuments", "MemoryEventStore", "MemoryMarker", "MemoryMarks", "MemoryProducer",
-        "MemoryRejections", "MemoryRuleStates", "MemorySnapshotStore", "MemoryStores",
+        "MemoryDocuments", "MemoryEventStore", "MemoryKeyStore", "MemoryLiveFeed", "MemoryMarker", "MemoryMarks", "MemoryProducer",
+        "MemoryRejections", "MemoryRuleStates", "MemorySnapshotLadder", "MemorySnapshotStore", "MemoryStores",
         "MemoryStream", "MemoryViewStaging", "MemoryViewStore", "Switchable", "murmur2",
         "partition_for",
     ],
@@ -76,10 +76,11 @@ PUBLIC = {
     ],
     "workers.cli": ["main", "parser"],
     "workers.ports": [
-        "LIVE", "NEW_AGGREGATE", "UNKNOWN", "ActionLog", "AggregateRef", "AppendConflict", "AppendProgress", "CommandMemory",
-        "CommandRecord", "Delivery", "EventBus", "EventStore", "Handler", "Head", "MarkRequest",
+        "LIVE", "NEW_AGGREGATE", "UNKNOWN", "ActionLog", "AggregateRef", "AppendConflict", "AppendProgress", "ArchivableEvents", "CommandMemory",
+        "CommandRecord", "DataKey", "Delivery", "Erasure", "EventBus", "EventStore", "Handler", "Head", "KeyStore",
+        "Listening", "LiveChannel", "LiveDeliver", "LiveFeed", "MarkRequest",
         "MarkResult", "Marker", "OperatorAction", "Outgoing", "PendingEvents", "Producer", "Record", "Rejection", "ReplayClaim",
-        "Rejections", "RuleState", "RuleStates", "Snapshot", "SnapshotStore", "Subscription", "SyncAppender", "SyncResult",
+        "Rejections", "RuleState", "RuleStates", "Snapshot", "SnapshotLadder", "SnapshotStore", "Subscription", "SyncAppender", "SyncResult", "TopicTail",
         "ViewDoc", "ViewStaging", "ViewStore",
     ],
 }  # fmt: skip

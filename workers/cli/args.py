@@ -8,7 +8,7 @@ from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import NoReturn
 
-from workers.cli import dlq
+from workers.cli import archive, dlq, erase
 from workers.runtime.compose import OPTIONAL_ROLES, ROLES
 from workers.runtime.lag import LAG_ROLE
 from workers.runtime.settings import documented
@@ -104,6 +104,8 @@ def parser() -> Parser:
     _replay(commands)
     _bench(commands)
     dlq.add_parser(commands, Formatter)  # `eventfleet dlq list|replay` (workers/cli/dlq.py)
+    erase.add_parser(commands, Formatter)  # `eventfleet erase SUBJECT` (workers/cli/erase.py)
+    archive.add_parser(commands, Formatter)  # `eventfleet archive` (workers/cli/archive.py)
     return top
 
 
@@ -216,6 +218,15 @@ def _replay(commands: argparse._SubParsersAction[Parser]) -> None:
         "--at-version", type=at_least(1), default=None,
         help="replay only up to this version (1 or more; default: the latest)",
     )  # fmt: skip
+    replay.add_argument(
+        "--after-version", type=at_least(0), default=0,
+        help="print the events after this version (the next page's start; default: 0)",
+    )  # fmt: skip
+    replay.add_argument(
+        "--limit", type=at_least(1), default=None,
+        help="print at most this many events and say where the next page starts (default: all, "
+        "read from the store in pages)",
+    )  # fmt: skip
     replay.add_argument("--json", action="store_true", help="print events and state as JSON")
 
 
@@ -228,8 +239,9 @@ def _bench(commands: argparse._SubParsersAction[Parser]) -> None:
     )  # fmt: skip
     bench.add_argument(
         "path",
-        choices=("commands", "append", "state", "scale", "all"),
-        help="which path: the command path over HTTP, append, state query, append scale-out",
+        choices=("commands", "append", "state", "scale", "live", "all"),
+        help="which path: the command path over HTTP, append, state query, append scale-out, "
+        "live subscriptions (1000 subscribers, 100 rooms, up to 10000 messages)",
     )
     bench.add_argument("--json", action="store_true", help="print each table as a JSON line")
     bench.add_argument(

@@ -13,34 +13,38 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from workers.adapters.kafka import KafkaStream
-from workers.adapters.memory import MemoryMarks, MemoryStores, MemoryStream
+from workers.adapters.memory import MemoryLiveFeed, MemoryMarks, MemoryStores, MemoryStream
 from workers.adapters.mongo import MongoStores
-from workers.adapters.redis import RedisMarks
+from workers.adapters.redis import RedisLiveFeed, RedisMarks
 from workers.bus import InProcessEventBus
 from workers.metrics import Metrics
 from workers.ports import (
     ActionLog,
     AppendProgress,
+    ArchivableEvents,
     CommandMemory,
     EventBus,
-    EventStore,
+    KeyStore,
+    LiveFeed,
     Marker,
     PendingEvents,
     Producer,
     Record,
     Rejections,
+    SnapshotLadder,
     SnapshotStore,
+    TopicTail,
     ViewStaging,
     ViewStore,
 )
 from workers.roles.audit import MarkPeek
 from workers.runtime.buses import bridge_bus
-from workers.runtime.connections import kafka_config
+from workers.runtime.connections import kafka_config, master_key
 from workers.runtime.settings import Settings
 
 
-class StoredEvents(EventStore, PendingEvents, Protocol):
-    """The event store with its publish flags: what every store adapter implements."""
+class StoredEvents(ArchivableEvents, PendingEvents, Protocol):
+    """The event store with its publish flags and moves: what every store adapter implements."""
 
 
 class Stores(Protocol):
@@ -50,13 +54,24 @@ class Stores(Protocol):
     def events(self) -> StoredEvents: ...
 
     @property
+    def archive(self) -> ArchivableEvents:
+        """Where events past a domain's retention are kept (same documents, same ids)."""
+        ...
+
+    @property
     def snapshots(self) -> SnapshotStore: ...
+
+    @property
+    def ladder(self) -> SnapshotLadder: ...
 
     @property
     def rejections(self) -> Rejections: ...
 
     @property
     def actions(self) -> ActionLog: ...
+
+    @property
+    def keys(self) -> KeyStore: ...
 
     def views(self, collection: str) -> ViewStore: ...
 
@@ -87,7 +102,7 @@ class Progress(AppendProgress, Protocol):
     async def stop(self) -> None: ...
 
 
-class Stream(Protocol):
+class Stream(TopicTail, Protocol):
     """The event stream outside Faust: producers, the appender's progress, and whole-topic
     reads (audits, dead letters)."""
 
@@ -121,13 +136,16 @@ class Adapters:
     """One process's dependencies: the stores (open from the start), how to make the rest.
 
     ``marks(prefix)`` connects the marker under a key prefix (the runtime adds the store id);
-    ``bus()`` is the bridge role's bus. Both are called only by a process that needs them.
+    ``bus()`` is the bridge role's bus; ``live(prefix)`` the live feed (Redis Pub/Sub) that
+    processes storing events announce on and processes serving subscribers listen to. Each is
+    called only by a process that needs it.
     """
 
     stores: Stores
     stream: Stream
     marks: Callable[[str], Marks]
     bus: Callable[[], EventBus]
+    live: Callable[[str], LiveFeed]
 
 
 def real_adapters(settings: Settings, metrics: Metrics) -> Adapters:
@@ -147,11 +165,17 @@ def real_adapters(settings: Settings, metrics: Metrics) -> Adapters:
 
     return Adapters(
         stores=MongoStores(
-            settings.mongo_url, settings.mongo_database, timeout_ms=settings.mongo_timeout_ms
+            settings.mongo_url,
+            settings.mongo_database,
+            timeout_ms=settings.mongo_timeout_ms,
+            master_key=master_key(settings),
         ),
         stream=KafkaStream(kafka, max_event_bytes=settings.max_event_bytes),
         marks=marks,
         bus=lambda: bridge_bus(settings),
+        live=lambda prefix: RedisLiveFeed(
+            settings.redis_url, prefix=prefix, timeout_ms=settings.redis_timeout_ms
+        ),
     )
 
 
@@ -163,13 +187,24 @@ class MemoryAdapters:
     stream: MemoryStream
     marks: MemoryMarks
     bus: InProcessEventBus
+    live: MemoryLiveFeed
 
     def adapters(self) -> Adapters:
-        return Adapters(self.stores, self.stream, lambda prefix: self.marks, lambda: self.bus)
+        return Adapters(
+            self.stores,
+            self.stream,
+            lambda prefix: self.marks,
+            lambda: self.bus,
+            lambda prefix: self.live,
+        )
 
 
 def memory_adapters(*, partitions: Mapping[str, int] | None = None) -> MemoryAdapters:
     """Every dependency in memory: a whole process's roles with no server (tests)."""
     return MemoryAdapters(
-        MemoryStores(), MemoryStream(partitions=partitions), MemoryMarks(), InProcessEventBus()
+        MemoryStores(),
+        MemoryStream(partitions=partitions),
+        MemoryMarks(),
+        InProcessEventBus(),
+        MemoryLiveFeed(),
     )

@@ -104,8 +104,10 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
     ),
     ErrorCode(
         "console_read_only", 403,
-        "a console action (a dead-letter replay) on a fleet whose console is read-only",
-        "set `EVENTFLEET_CONSOLE_ACTIONS=true` on the process serving the console",
+        "an operator action (a dead-letter replay in the console, erasing a subject) on a "
+        "process whose operator actions are off",
+        "set `EVENTFLEET_CONSOLE_ACTIONS=true` on the process operators use (or `eventfleet "
+        "erase`)",
     ),
     ErrorCode(
         "cross_origin", 403,
@@ -146,6 +148,18 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
         "the body is over `EVENTFLEET_MAX_BODY_BYTES`; the message gives its size (or says "
         "it is more than a bound it read up to)",
         "send a smaller body, or raise the limit",
+    ),
+    ErrorCode(
+        "not_acceptable", 406,
+        "a live subscription asked for neither Server-Sent Events (`Accept: text/event-stream`) "
+        "nor a WebSocket upgrade",
+        "send `Accept: text/event-stream`, or open a WebSocket",
+    ),
+    ErrorCode(
+        "too_many_subscriptions", 429,
+        "the process serves `EVENTFLEET_LIVE_MAX_CONNECTIONS` live subscriptions, or the client "
+        "holds `EVENTFLEET_LIVE_MAX_PER_PRINCIPAL` of them (`limit` says which)",
+        "close a subscription, or retry later or on another process (`retry_after_s`)",
     ),
     ErrorCode(
         "unknown_event_type", 422,

@@ -15,8 +15,9 @@ from workers.adapters.kafka import KafkaConfig
 from workers.cqrs.repository import Repository
 from workers.cqrs.sync import SyncCommands
 from workers.metrics import Metrics, create_metrics
-from workers.ports import Record, SnapshotStore, ViewStaging, ViewStore
+from workers.ports import LiveFeed, Record, SnapshotStore, ViewStaging, ViewStore
 from workers.roles.appender import Appender, AppenderConfig
+from workers.roles.archive import TieredEvents
 from workers.roles.bridge import Bridge
 from workers.roles.commands import CommandService
 from workers.roles.deadletter import DeadLetters
@@ -24,6 +25,7 @@ from workers.roles.forwarder import Forwarder
 from workers.roles.ledger import CommandLedger
 from workers.roles.outbox import Outbox
 from workers.roles.outcomes import Outcomes
+from workers.roles.personal import Shredder
 from workers.roles.snapshotter import Snapshotter
 from workers.roles.state import StateLoader
 from workers.runtime.adapters import (
@@ -32,10 +34,10 @@ from workers.runtime.adapters import (
     Marks,
     ProducerClient,
     Progress,
-    StoredEvents,
     Stores,
     real_adapters,
 )
+from workers.runtime.announcing import AnnouncingProducer
 from workers.runtime.answers import answer_of
 from workers.runtime.connections import kafka_config
 from workers.runtime.settings import Settings
@@ -86,6 +88,7 @@ class _Parts:
     producer: ProducerClient | None = None
     dead_letters: dict[str, DeadLetters] = field(default_factory=dict)
     marks: Marks | None = None
+    live: LiveFeed | None = None
     progress: Progress | None = None
     outbox: Outbox | None = None
     sync: SyncCommands | None = None
@@ -114,6 +117,8 @@ class Runtime:
     kafka: KafkaConfig
     adapters: Adapters
     loader: StateLoader
+    tiered: TieredEvents
+    shredder: Shredder
     _parts: _Parts = field(default_factory=_Parts)
 
     @classmethod
@@ -132,12 +137,15 @@ class Runtime:
         kafka = kafka_config(settings)  # a bad secret or TLS file stops us before connecting
         adapters = adapters or real_adapters(settings, metrics)
         stores = adapters.stores
+        events = TieredEvents(stores.events, stores.archive)
         loader = StateLoader(
-            stores.events,
+            events,
             stores.snapshots,
             metrics,
             tail_threshold=settings.snapshot_tail,
             query_interval_s=settings.snapshot_query_interval_ms / 1000,
+            ladder=stores.ladder,
+            ladder_step=settings.snapshot_ladder_step,
         )
         runtime = cls(
             settings=settings,
@@ -148,6 +156,12 @@ class Runtime:
             kafka=kafka,
             adapters=adapters,
             loader=loader,
+            tiered=events,
+            shredder=Shredder(
+                stores.keys,
+                enabled=settings.personal_data_encryption,
+                cache_ttl_s=settings.key_cache_ttl_s,
+            ),
         )
         try:
             await stores.open()
@@ -163,8 +177,9 @@ class Runtime:
         return self.adapters.stores
 
     @property
-    def events(self) -> StoredEvents:
-        return self.adapters.stores.events
+    def events(self) -> TieredEvents:
+        """Every event, hot or archived, read as one history (appends go to the hot store)."""
+        return self.tiered
 
     @property
     def snapshots(self) -> SnapshotStore:
@@ -183,7 +198,12 @@ class Runtime:
 
     async def _build_roles(self) -> None:
         settings, metrics, names, parts = self.settings, self.metrics, self.names, self._parts
-        producer = self.adapters.stream.producer(client_id=f"{settings.group_id}-producer")
+        producer: ProducerClient = self.adapters.stream.producer(
+            client_id=f"{settings.group_id}-producer"
+        )
+        if self.roles & {"commands", "appender"}:  # the writers of events.stored announce them
+            feed = await self.live_feed()
+            producer = AnnouncingProducer(producer, stored_topic=names.stored, feed=feed)
         parts.producer = producer
         await producer.start()
         parts.dead_letters = {
@@ -245,6 +265,13 @@ class Runtime:
             self._parts.marks = self.adapters.marks(prefix)
         return self._parts.marks
 
+    async def live_feed(self) -> LiveFeed:
+        """The live feed, one per process: writers announce on it, subscriptions listen."""
+        if self._parts.live is None:
+            prefix = f"{self.settings.topic_prefix}{await self.stores.store_id()}:live:"
+            self._parts.live = self.adapters.live(prefix)
+        return self._parts.live
+
     async def _build_commands(self, producer: ProducerClient) -> None:
         settings, metrics, parts = self.settings, self.metrics, self._parts
         marks = await self.marks()
@@ -278,6 +305,7 @@ class Runtime:
             events_topic=self.names.events,
             metrics=metrics,
             sync=parts.sync,
+            shredder=self.shredder,
             loader=self.loader,
             answer_wait_s=settings.kafka_timeout_ms / 1000 * 2,
             refusal_wait_s=settings.refusal_wait_ms / 1000,
@@ -345,6 +373,8 @@ class Runtime:
             await parts.sync.drain()
         if parts.marks is not None:
             await parts.marks.close()
+        if parts.live is not None:
+            await parts.live.close()
         if parts.bridge is not None:
             await parts.bridge.bus.close()
         if parts.progress is not None:

@@ -124,9 +124,20 @@ async def answer(
     query_params: Mapping[str, str],
 ) -> Answer:
     """Run a domain's query handler; its errors become the HTTP answers ``failure`` names."""
+    found, _ = await answer_page(query, context, params, query_params)
+    return found
+
+
+async def answer_page(
+    query: Query,
+    context: FleetQueries,
+    params: Mapping[str, str],
+    query_params: Mapping[str, str],
+) -> tuple[Answer, Mapping[str, str] | None]:
+    """``answer``, and the query parameters of the next page when the handler names one."""
     try:
         check_plus_signs(query_params)
         found: QueryAnswer = await query.handler(context, params, query_params)
     except EventfleetError as e:
-        return failure(e)
-    return Answer(found.status, found.body)
+        return failure(e), None
+    return Answer(found.status, found.body), found.next_page

@@ -318,8 +318,46 @@ class Settings:
         _bool,
         "the console (/console) may re-submit dead letters; off: read-only, its POSTs get 403",
     )
+    snapshot_ladder_step: int = _setting(
+        1000,
+        _int(0, 10**9),
+        "keep a dated snapshot (a rung) every this many versions, so a state at a past version "
+        "or time replays at most about this many events; 0: no ladder",
+    )
+    personal_data_encryption: bool = _setting(
+        True,
+        _bool,
+        "seal the personal fields domains declare (AES-GCM, one key per subject) before "
+        "anything is produced; off: new events carry them in plain text (sealed ones still open)",
+    )
+    master_key_file: str = _setting(
+        "", _path, "file holding the master key (32 bytes, base64) that wraps the data keys"
+    )
+    master_key_env: str = _setting(
+        "", _env_name_ok, "name of the environment variable holding the master key (base64)"
+    )
+    key_cache_ttl_s: int = _setting(
+        60,
+        _int(1, 3600),
+        "how long a process keeps a data key: an erasure is complete everywhere after this",
+    )
     console_sample_interval_s: int = _setting(
         5, _int(1, 300), "how often the console samples lag and throughput (the last 120 kept)"
+    )
+    live_buffer_events: int = _setting(
+        1000,
+        _int(1, 1_000_000),
+        "live events one subscriber may hold unsent; past it the slow client is closed with its "
+        "position",
+    )
+    live_heartbeat_s: int = _setting(
+        15, _int(1, 3600), "a quiet live subscription gets a heartbeat and a store check this often"
+    )
+    live_max_connections: int = _setting(
+        10_000, _int(0, 10_000_000), "live subscriptions one process serves at once (429 above)"
+    )
+    live_max_per_principal: int = _setting(
+        100, _int(1, 1_000_000), "live subscriptions one client holds on one process (429 above)"
     )
     domains: str = _setting(
         "workers.examples.domains:default_domains",

@@ -13,6 +13,9 @@ from workers.adapters.memory.common import Faults, Switchable
 from workers.adapters.memory.documents import MemoryDocuments
 from workers.adapters.memory.events import MemoryEventStore
 from workers.adapters.memory.fleet import MemoryMarks, MemoryStores, MemoryStream
+from workers.adapters.memory.keys import MemoryKeyStore
+from workers.adapters.memory.ladder import MemorySnapshotLadder
+from workers.adapters.memory.live import MemoryLiveFeed
 from workers.adapters.memory.producer import MemoryProducer, murmur2, partition_for
 from workers.adapters.memory.progress import MemoryAppendProgress
 from workers.adapters.memory.redis import MemoryCommandMemory, MemoryMarker
@@ -29,11 +32,14 @@ __all__ = [
     "MemoryDatabase",
     "MemoryDocuments",
     "MemoryEventStore",
+    "MemoryKeyStore",
+    "MemoryLiveFeed",
     "MemoryMarker",
     "MemoryMarks",
     "MemoryProducer",
     "MemoryRejections",
     "MemoryRuleStates",
+    "MemorySnapshotLadder",
     "MemorySnapshotStore",
     "MemoryStores",
     "MemoryStream",

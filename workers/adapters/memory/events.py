@@ -21,7 +21,7 @@ from workers.adapters.records import (
     document_to_event,
     event_to_document,
 )
-from workers.ports import AggregateRef, EventStore, Head, PendingEvents
+from workers.ports import AggregateRef, ArchivableEvents, EventStore, Head, PendingEvents
 
 SCAN_BATCH = 100
 """Events per scan round trip; like a cursor's batches, later ones see later inserts."""
@@ -185,7 +185,23 @@ class MemoryEventStore(Switchable):
         await self.faults.enter("clear_pending", "clearing the publish flag")
         self._pending.difference_update(ids)
 
+    async def insert_missing(self, events: Sequence[Event]) -> int:
+        await self.faults.enter("insert_missing", f"archiving {len(events)} events")
+        missing = [e for e in events if e.id not in self._by_id]
+        await self.append(missing)
+        return len(missing)
 
-def _implements(store: MemoryEventStore) -> tuple[EventStore, PendingEvents]:
-    """Never called: mypy checks here that the class keeps both ports' signatures."""
-    return store, store
+    async def remove_through(self, aggregate: AggregateRef, version: int) -> int:
+        await self.faults.enter("remove_through", f"removing {aggregate[0]} {aggregate[1]}")
+        versions = self._by_aggregate.get(aggregate, {})
+        gone = [v for v in versions if v <= version]
+        for v in gone:
+            doc = versions.pop(v)
+            del self._by_id[doc["_id"]]
+            self._pending.discard(doc["_id"])
+        return len(gone)
+
+
+def _implements(store: MemoryEventStore) -> tuple[EventStore, PendingEvents, ArchivableEvents]:
+    """Never called: mypy checks here that the class keeps the ports' signatures."""
+    return store, store, store

@@ -13,8 +13,11 @@ from workers.adapters.mongo.client import (
 )
 from workers.adapters.mongo.documents import MongoDocuments
 from workers.adapters.mongo.fleet import MongoStores
+from workers.adapters.mongo.keys import DATA_KEYS, ERASURES, MongoKeyStore
+from workers.adapters.mongo.ladder import SNAPSHOT_LADDER, MongoSnapshotLadder
 from workers.adapters.mongo.stores import (
     EVENTS,
+    EVENTS_ARCHIVE,
     REJECTIONS,
     SNAPSHOTS,
     MongoEventStore,
@@ -28,15 +31,21 @@ from workers.adapters.mongo.views import (
 
 __all__ = [
     "ACTIONS",
+    "DATA_KEYS",
+    "ERASURES",
     "EVENTS",
+    "EVENTS_ARCHIVE",
     "REJECTIONS",
     "SNAPSHOTS",
+    "SNAPSHOT_LADDER",
     "Document",
     "MongoActionLog",
     "MongoClient",
     "MongoDocuments",
     "MongoEventStore",
+    "MongoKeyStore",
     "MongoRejections",
+    "MongoSnapshotLadder",
     "MongoSnapshotStore",
     "MongoStores",
     "MongoViewStaging",

@@ -23,6 +23,7 @@ from workers.adapters.redis import connect_redis
 from workers.devtools.bench.append import Point, bench_append, bench_scale
 from workers.devtools.bench.capacity import TARGETS, Costs, measured, plan, render
 from workers.devtools.bench.commands import bench_http_commands
+from workers.devtools.bench.live import bench_live
 from workers.devtools.bench.measure import Table, load_average
 from workers.devtools.bench.plot import scale_svg
 from workers.devtools.bench.progress import step
@@ -36,7 +37,7 @@ from workers.runtime.settings import Settings, env_name
 
 __all__ = ["PATHS", "bench", "forget_keys"]
 
-PATHS = ("commands", "append", "state", "scale", "all")
+PATHS = ("commands", "append", "state", "scale", "live", "all")
 _WORKER_SETTINGS = (
     "kafka_url", "mongo_url", "mongo_database", "redis_url", "topic_prefix", "group_id",
     "kafka_idempotence", "kafka_session_timeout_ms", "partitions",
@@ -162,6 +163,11 @@ async def _measure(
                     table, points = await bench_scale(appending, worker_env(appending), events, one)
                     emit(table)
                     emit(_capacity(points, commands_cpu_ms, plot))
+            if path in ("live", "all"):
+                messages = min(events, 10_000)
+                step(f"live: 1000 subscribers over 100 rooms, {messages} messages")
+                emit(await bench_live(env, redis_url=settings.redis_url, subscribers=1000,
+                                      rooms=100, messages=messages))  # fmt: skip
             if path in ("state", "all"):
                 rooms = max(2, min(200, events // 50))  # 200 rooms at the default 20000
                 step(f"state query: {rooms} rooms of 50 events")

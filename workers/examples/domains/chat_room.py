@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from snapshot_rules.domain import NEW, Domain, Route, Upcast, event
+from snapshot_rules.personal import personal
 from snapshot_rules.projection import Projection
 from snapshot_rules.queries import Query
 from snapshot_rules.rules import every
@@ -42,6 +43,7 @@ from workers.examples.domains.chat_rules import (
     LEGACY_ACTOR,
     MAX_CONTENT,
     MAX_WINDOW,
+    READ,
     SENT,
     ChatRules,
     Message,
@@ -56,6 +58,7 @@ __all__ = [
     "DELETED",
     "EDITED",
     "LEGACY_ACTOR",
+    "READ",
     "ROOM_MESSAGES",
     "SENT",
     "ChatRules",
@@ -82,7 +85,7 @@ def chat_room_domain(
     rules = ChatRules(window, roles)
     messages = Projection("chat_messages", "chat_messages", frozenset(["chat_room"]), rules.apply_view)
     text = fields(closed=True, message_id=_ID, sender_id=_ID, content=Text(MAX_CONTENT))
-    chat = [SENT, EDITED, DELETED]
+    chat = [SENT, EDITED, DELETED, READ]
     return Domain(
         name="chat_room",
         events={
@@ -101,6 +104,8 @@ def chat_room_domain(
                 after=chat,
                 upcasts=[Upcast(fields(closed=True, message_id=_ID), rules.lift_delete)],
             ),
+            # A read receipt: every message up to this one is read by reader_id.
+            READ: event(fields(closed=True, reader_id=_ID, up_to_message_id=_ID), after=chat),
         },
         reducer=rules.reduce,
         # The state is bounded, so a snapshot stays small; every 100 events bounds any replay.
@@ -109,6 +114,8 @@ def chat_room_domain(
         projections=(messages,),
         queries=(Query("/v1/rooms/{room_id}/messages", room_messages_query(rules, messages)),),
         access=chat_access(rules),
+        # A message's words are its sender's: sealed with the sender's key, erased with it.
+        personal=personal("content", subject="sender_id"),
     )
 
 
