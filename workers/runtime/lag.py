@@ -42,14 +42,28 @@ def measured_groups(settings: Settings, domains: Domains) -> dict[str, list[str]
 
 
 class LagExporter:
-    """Reads group lag every ``interval_s`` into ``eventfleet_group_lag_events``."""
+    """Reads group lag every ``interval_s`` into ``eventfleet_group_lag_events``.
+
+    Besides the named ``groups``, every broker group whose id starts with ``group_prefix`` is
+    measured on the topics under ``topic_prefix`` it has committed: ``eventfleet dev``'s
+    ``<group_id>-dev``, a role added later, a group renamed by a deployment.
+    """
 
     def __init__(
-        self, kafka: KafkaConfig, metrics: Metrics, groups: dict[str, list[str]], interval_s: float
+        self,
+        kafka: KafkaConfig,
+        metrics: Metrics,
+        groups: dict[str, list[str]],
+        interval_s: float,
+        *,
+        group_prefix: str | None = None,
+        topic_prefix: str = "",
     ) -> None:
         self._reader = KafkaLagReader(kafka)
         self._metrics = metrics
         self._groups = groups
+        self._group_prefix = group_prefix
+        self._topic_prefix = topic_prefix
         self._interval_s = interval_s
         self._series: set[tuple[str, str, str]] = set()
         self._task: asyncio.Task[None] | None = None
@@ -67,7 +81,7 @@ class LagExporter:
 
     async def read_once(self) -> None:
         """One read of every group; series of partitions no longer found are removed."""
-        lags = await self._reader.read(self._groups)
+        lags = await self._reader.read(self._groups, discovered=await self._discovered())
         gauge = self._metrics.group_lag
         current = set()
         for lag in lags:
@@ -78,6 +92,16 @@ class LagExporter:
             gauge.remove(*labels)
         self._series = current
         self._metrics.lag_read_time.set(time.time())
+
+    async def _discovered(self) -> dict[str, list[str]]:
+        if self._group_prefix is None:
+            return {}
+        found = await self._reader.groups(prefix=self._group_prefix)
+        unnamed = [group for group in found if group not in self._groups]
+        if not unnamed:
+            return {}
+        topics = await self._reader.topics(prefix=self._topic_prefix)
+        return {group: topics for group in unnamed}
 
     async def _run(self) -> None:
         started = False
