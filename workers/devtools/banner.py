@@ -63,8 +63,9 @@ def tries(api: str, domains: Domains) -> list[str]:
         body = orjson.dumps({"type": "AccountOpened", "data": {"owner": "ada"}}).decode()
         lines.append(f"curl -s -XPOST {api}/v1/account/a-1/events -d '{body}'")
     if lines:
-        return [*lines, f"curl -s {api}/v1/order/o-1/state" if "order" in domains else
-                f"curl -s {api}/v1/account/a-1/state"]  # fmt: skip
+        return [*lines, f"curl -s '{api}/v1/order/o-1/state?min_version=1&wait_ms=2000'"
+                if "order" in domains else
+                f"curl -s '{api}/v1/account/a-1/state?min_version=1&wait_ms=2000'"]  # fmt: skip
     for domain in domains:
         opening = _opening(domain)
         if opening is None:
@@ -72,7 +73,7 @@ def tries(api: str, domains: Domains) -> list[str]:
         body = orjson.dumps({"type": opening[0], "data": opening[1]}).decode().replace("'", "")
         return [
             f"curl -s -XPOST {api}/v1/{domain.name}/{domain.name}-1/events -d '{body}'",
-            f"curl -s {api}/v1/{domain.name}/{domain.name}-1/state",
+            f"curl -s '{api}/v1/{domain.name}/{domain.name}-1/state?min_version=1&wait_ms=2000'",
         ]
     return []
 

@@ -22,6 +22,7 @@ from workers.runtime.fleet import Fleet
 from workers.runtime.http_errors import json_response
 from workers.runtime.probes import health_answer, ready_answer
 from workers.runtime.queries import FleetQueries, answer, check_plus_signs, failure
+from workers.runtime.read_your_writes import ReadAfter, WriteWaiter
 
 MAX_PAGE = 1000
 _DIGITS = re.compile(r"[0-9]{1,18}\Z")
@@ -176,6 +177,7 @@ def register_views(fleet: Fleet) -> None:
 
     if "commands" in fleet.roles:
         register_append(fleet)
+    waiter = write_waiter(fleet)
 
     @app.page("/v1/{aggregate_type}/{aggregate_id}/events")
     class Events(View):  # type: ignore[misc]
@@ -184,6 +186,7 @@ def register_views(fleet: Fleet) -> None:
         ) -> Response:
             try:
                 ref = check_aggregate(aggregate_type, aggregate_id)
+                await read_after(waiter, ref, request.query)
                 after = int_param(request.query, "after_version", 0, low=0, high=2**62) or 0
                 limit = int_param(request.query, "limit", 100, low=1, high=MAX_PAGE)
                 stored = await rt.events.read(ref, after_version=after, limit=limit)
@@ -229,9 +232,10 @@ def register_views(fleet: Fleet) -> None:
             self, request: web.Request, aggregate_type: str, aggregate_id: str
         ) -> Response:
             try:
-                check_aggregate(aggregate_type, aggregate_id)
+                ref = check_aggregate(aggregate_type, aggregate_id)
                 domain = rt.domains.get(aggregate_type)
                 version, as_of = history_point(request.query)
+                await read_after(waiter, ref, request.query)
                 if version is None and as_of is None:
                     folded = await rt.loader.latest(domain, aggregate_id)
                 else:
@@ -299,12 +303,26 @@ def register_domain_queries(fleet: Fleet) -> None:
         for name, projection in rt.domains.projections().items()
     }
     context = FleetQueries(domains=rt.domains, loader=rt.loader, events=rt.events, views=views)
+    waiter = write_waiter(fleet)
     for query in rt.domains.queries():
-        _register_query(fleet, query, context)
+        _register_query(fleet, query, context, waiter)
 
 
-def _register_query(fleet: Fleet, query: Query, context: FleetQueries) -> None:
+def _register_query(fleet: Fleet, query: Query, context: FleetQueries, waiter: WriteWaiter) -> None:
     @fleet.app.page(query.path)
     class DomainQuery(View):  # type: ignore[misc]
         async def get(self, request: web.Request, **params: str) -> Response:
-            return respond(self, await answer(query, context, params, request.query))
+            return respond(self, await answer(query, context, params, request.query, waiter))
+
+
+def write_waiter(fleet: Fleet) -> WriteWaiter:
+    """What makes a read wait for its writes (``min_version``/``command_id`` + ``wait_ms``)."""
+    rt = fleet.runtime
+    return WriteWaiter(domains=rt.domains, events=rt.events, rejections=rt.stores.rejections)
+
+
+async def read_after(waiter: WriteWaiter, ref: tuple[str, str], query: Mapping[str, str]) -> None:
+    """Wait until what the query names is stored (nothing named: return at once)."""
+    after = ReadAfter.parse(query)
+    if after is not None:
+        await waiter.stored(ref, after)
