@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from snapshot_rules.declaration import ANY, NEW, after_names, check_domain
+from snapshot_rules.declaration import ANY, NEW, after_names, check_domain, did_you_mean
 from snapshot_rules.projection import Projection
 from snapshot_rules.queries import Query
 from snapshot_rules.replay import Reducer, State
@@ -211,7 +211,8 @@ class Domains:
             return self._by_name[name]
         except KeyError:
             raise UnknownAggregateType(
-                f"no domain is declared for aggregate type {name!r}; "
+                f"no domain is declared for aggregate type {name!r}"
+                f"{did_you_mean(name, self._by_name)}; "
                 f"enabled: {', '.join(sorted(self._by_name)) or 'none'}."
             ) from None
 

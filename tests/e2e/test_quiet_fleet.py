@@ -79,4 +79,4 @@ async def test_an_idle_fleet_past_the_livelock_timeout_logs_no_error_or_warning(
     counted = levels(log)
     assert counted["INFO"] > 0, log.read_text()  # the counting sees the log's lines
     assert counted["ERROR"] == 0 and counted["WARNING"] == 0, log.read_text()
-    assert code in (0, 130)
+    assert code == 130  # stopped with Ctrl-C

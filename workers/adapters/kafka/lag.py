@@ -154,5 +154,5 @@ class KafkaLagReader:
         }
 
     def _unavailable(self, what: str, e: BaseException) -> StreamUnavailable:
-        log.info("lag reader: Kafka %s: %r", what, e)
+        log.debug("lag reader: Kafka %s: %r", what, e)
         return StreamUnavailable(f"Kafka at {self._kafka.describe()} {what} ({type(e).__name__}).")
