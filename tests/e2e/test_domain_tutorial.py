@@ -75,9 +75,18 @@ async def test_the_domain_tutorial_runs_as_written(tmp_path: Path) -> None:
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True,
     )  # fmt: skip
     try:
-        await _until_serving(dev)
+        exported = await _until_serving(dev)
         for command, expected in pairs(found["try"][1]):
             await _answers(command.replace("127.0.0.1:8080", f"127.0.0.1:{port}"), expected)
+        # The banner's export block, pasted into a shell elsewhere, reaches the sensors module.
+        replay = await asyncio.create_subprocess_exec(
+            "bash", "-c", "\n".join([*exported, f"{sys.prefix}/bin/eventfleet replay sensor s-1"]),
+            cwd="/", env={k: v for k, v in env.items() if k != "PYTHONPATH"},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(replay.communicate(), 60)
+        assert replay.returncode == 0, err.decode()
+        assert '"status": "retired"' in out.decode()
     finally:
         if dev.returncode is None:
             os.killpg(dev.pid, signal.SIGINT)
@@ -104,13 +113,17 @@ async def _answers(command: str, expected: str) -> None:
         raise AssertionError(f"{command}\nexpected: {expected}\nlast answer: {seen[-1]}") from None
 
 
-async def _until_serving(dev: asyncio.subprocess.Process) -> None:
+async def _until_serving(dev: asyncio.subprocess.Process) -> list[str]:
+    """Read the banner up to its export block's last line; the block's lines."""
     assert dev.stdout is not None
+    exported: list[str] = []
     while True:
         line = (await asyncio.wait_for(dev.stdout.readline(), 120)).decode()
         assert line, "eventfleet dev ended before serving"
-        if line.startswith("eventfleet dev is running"):
-            return
+        if line.strip().startswith("export "):
+            exported.append(line.strip())
+        if line.strip().startswith("export EVENTFLEET_DOMAINS="):
+            return exported
 
 
 def test_an_answer_must_match_all_but_its_wildcards() -> None:

@@ -130,8 +130,10 @@ def _dev(commands: argparse._SubParsersAction[Parser]) -> None:
         commands, "dev", "start the embedded stack and every role in one process",
         "Starts Kafka (Tansu), MongoDB (SecantusDB) and its own Redis on free loopback ports, "
         "unless EVENTFLEET_KAFKA_URL, _MONGO_URL or _REDIS_URL (or --redis) name them, then "
-        "every role and the HTTP API. It prints an `export ...` block that points every other "
-        "command at this stack. Everything it started or wrote goes away when it stops.",
+        "every role, the HTTP API and the operator console (http://127.0.0.1:PORT/console: "
+        "aggregates, timelines, dead letters, lag). It prints an `export ...` block that points "
+        "every other command at this stack. Ctrl-C drains and stops it (exit 130); everything "
+        "it started or wrote goes away when it stops.",
     )  # fmt: skip
     dev.add_argument(
         "--port", type=port, default=None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 from typing import Any
 
@@ -21,9 +22,16 @@ EXPORTED = (
 _ORDER_PLACED = {"type": "OrderPlaced", "data": {"items": [{"sku": "tea", "qty": 2, "price": 3.5}]}}
 
 
-def exports(settings: Settings) -> list[str]:
-    """``export EVENTFLEET_…=…`` lines that point any shell at this stack, ready to paste."""
+def exports(settings: Settings, python_path: str | None = None) -> list[str]:
+    """``export EVENTFLEET_…=…`` lines that point any shell at this stack, ready to paste.
+
+    ``python_path`` (dev's own ``PYTHONPATH``) comes first, absolute: the domains module of
+    ``EVENTFLEET_DOMAINS`` may only be importable through it (the tutorial's ``PYTHONPATH=.``).
+    """
     lines = []
+    if python_path:
+        absolute = os.pathsep.join(os.path.abspath(p) for p in python_path.split(os.pathsep) if p)
+        lines.append(f"export PYTHONPATH={shlex.quote(absolute)}")
     for name in EXPORTED:
         value = getattr(settings, name)
         text = str(value).lower() if isinstance(value, bool) else settings.masked(name)
@@ -87,6 +95,7 @@ def banner(settings: Settings, domains: Domains, started: tuple[str, ...]) -> st
         "eventfleet dev is running (Ctrl-C stops it and everything it started).",
         "",
         f"  domains   {', '.join(domains.names())}",
+        f"  console   {api}/console   (events, dead letters, lag; {api}/ leads there)",
         f"  API       {api}/v1/{{aggregate_type}}/{{aggregate_id}}/events",
         f"  health    {api}/healthz   ready: {api}/readyz",
         f"  metrics   {api}/metrics",
@@ -103,7 +112,7 @@ def banner(settings: Settings, domains: Domains, started: tuple[str, ...]) -> st
         "",
         "Every other command against this stack (replay, audit, topics check, projections "
         "rebuild): paste into another shell",
-        *(f"  {line}" for line in exports(settings)),
+        *(f"  {line}" for line in exports(settings, os.environ.get("PYTHONPATH"))),
         "",
     ]
     return "\n".join(lines)

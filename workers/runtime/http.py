@@ -17,6 +17,7 @@ from topics.errors import EventfleetError, InvalidEnvelope, InvalidInput
 from workers.roles.requests import PayloadTooLarge, parse_request
 from workers.runtime import http_errors
 from workers.runtime.answers import Answer, answer_of, error
+from workers.runtime.console import entry as console_entry
 from workers.runtime.console import register_console
 from workers.runtime.fleet import Fleet
 from workers.runtime.http_errors import json_response
@@ -293,6 +294,7 @@ def register_views(fleet: Fleet) -> None:
             return self.bytes(generate_latest(rt.metrics.registry), content_type=PROMETHEUS_TEXT)
 
     register_console(fleet)  # the operator console (workers/runtime/console), under /console
+    console_entry.install(app.web.web_app)  # type: ignore[attr-defined]
 
 
 def register_domain_queries(fleet: Fleet) -> None:
