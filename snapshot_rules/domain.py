@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from snapshot_rules.access import OPEN, Access
 from snapshot_rules.declaration import ANY, NEW, after_names, check_domain, did_you_mean
 from snapshot_rules.projection import Projection
 from snapshot_rules.queries import Query
@@ -110,8 +111,13 @@ class Domain:
     derive: Derive | None = None
     derived_types: frozenset[str] = frozenset()
     """The types ``derive`` may yield (routes may name them)."""
+    access: Access = OPEN
+    """Who may send each event type and read the aggregates and views (``snapshot_rules.access``)."""
 
     def __post_init__(self) -> None:
+        unknown = sorted(set(self.access.send) - set(self.events))
+        if unknown:
+            raise ValueError(f"{self.name}: access names {unknown[0]!r}, which is no event type")
         if not AGGREGATE_TYPE_RE.match(self.name):
             raise ValueError(f"domain name {self.name!r} must match {AGGREGATE_TYPE_RE.pattern}")
         if self.validator is not None and not callable(self.validator):

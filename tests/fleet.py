@@ -18,6 +18,7 @@ import aiohttp
 import orjson
 import pytest
 
+from tests.tokens import TESTER, TESTER_ROLES, Issuer, bearer, shared_issuer
 from tests.waiting import wait_for
 from workers.devtools.embedded import EmbeddedStack, free_port
 
@@ -32,12 +33,21 @@ class FleetProcess:
     log_path: Path = field(
         default_factory=lambda: Path(f"/tmp/eventfleet-test-{uuid.uuid4().hex[:8]}.log")
     )
+    issuer: Issuer = field(default_factory=shared_issuer)
+    """Who signs the tokens this process trusts and the tests send."""
 
     @classmethod
     def for_stack(
-        cls, stack: EmbeddedStack, name: str, *, roles: str = "all", **extra: str
+        cls,
+        stack: EmbeddedStack,
+        name: str,
+        *,
+        roles: str = "all",
+        issuer: Issuer | None = None,
+        **extra: str,
     ) -> FleetProcess:
         urls = stack.urls
+        issuer = issuer or shared_issuer()
         env = {
             "EVENTFLEET_KAFKA_URL": urls.kafka_url,
             "EVENTFLEET_MONGO_URL": urls.mongo_url,
@@ -52,9 +62,10 @@ class FleetProcess:
             "EVENTFLEET_PARTITIONS": "4",
             "EVENTFLEET_TOPICS_AUTO_CREATE": "true",
             "EVENTFLEET_LOG_LEVEL": "info",
+            **issuer.env(),  # the door is shut: every request below sends a token
         }
         env.update(extra)
-        return cls(env=env, roles=roles)
+        return cls(env=env, roles=roles, issuer=issuer)
 
     @property
     def url(self) -> str:
@@ -125,35 +136,62 @@ class FleetProcess:
             return "(no log)"
 
     async def request(
-        self, method: str, path: str, body: Any = None, raw: bytes | None = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        raw: bytes | None = None,
+        *,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
+        """One request, with ``token`` (default: the test principal's) unless ``headers``
+        say otherwise."""
         data = raw if raw is not None else (orjson.dumps(body) if body is not None else None)
+        sent = bearer(token or self.token()) if headers is None else headers
         async with aiohttp.ClientSession() as session:
             async with session.request(
-                method, self.url + path, data=data, timeout=aiohttp.ClientTimeout(total=30)
-            ) as r:
+                method, self.url + path, data=data, headers=sent,
+                timeout=aiohttp.ClientTimeout(total=30),
+            ) as r:  # fmt: skip
                 text = await r.read()
                 try:
                     return r.status, orjson.loads(text)
                 except orjson.JSONDecodeError:
                     return r.status, text.decode(errors="replace")
 
-    async def get(self, path: str) -> tuple[int, Any]:
-        return await self.request("GET", path)
+    async def get(self, path: str, *, token: str | None = None) -> tuple[int, Any]:
+        return await self.request("GET", path, token=token)
 
-    async def post(self, path: str, body: Any = None, raw: bytes | None = None) -> tuple[int, Any]:
-        return await self.request("POST", path, body, raw)
+    async def post(
+        self, path: str, body: Any = None, raw: bytes | None = None, *, token: str | None = None
+    ) -> tuple[int, Any]:
+        return await self.request("POST", path, body, raw, token=token)
+
+    def token(self, sub: str = TESTER, roles: Sequence[str] = TESTER_ROLES) -> str:
+        """A valid token of this fleet's issuer for ``sub`` with ``roles``."""
+        return self.issuer.token(sub, roles)
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        """The test principal's Authorization header, for tests with their own client."""
+        return bearer(self.token())
 
 
 @asynccontextmanager
 async def running_fleet(
-    stack: EmbeddedStack, name: str, *, roles: str = "all", **env: str
+    stack: EmbeddedStack,
+    name: str,
+    *,
+    roles: str = "all",
+    issuer: Issuer | None = None,
+    **env: str,
 ) -> AsyncIterator[FleetProcess]:
     """A fleet process for the block: started ready, drained after it (SIGTERM).
 
     However the block ends, the process stops; a block that succeeded also needs a clean exit.
     """
-    process = await FleetProcess.for_stack(stack, name, roles=roles, **env).start()
+    process = await FleetProcess.for_stack(stack, name, roles=roles, issuer=issuer, **env).start()
     try:
         yield process
     finally:

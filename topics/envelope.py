@@ -33,6 +33,27 @@ _COMMAND_IDS = uuid.UUID("6f0c3c52-5c1e-4a8a-9d0e-2f2d8b9c1a10")
 """Namespace of event ids derived from command ids (name-based UUIDs, RFC 4122 version 5)."""
 
 
+MAX_ACTOR_ROLES = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """The authenticated principal who asked for an event, with the roles its token carried.
+
+    Set only from a verified token or a trusted proxy's headers, never from a request body.
+    """
+
+    principal: str
+    roles: tuple[str, ...] = ()
+
+    def has(self, *roles: str) -> bool:
+        """Whether the actor holds any of ``roles``."""
+        return any(role in self.roles for role in roles)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"principal": self.principal, "roles": list(self.roles)}
+
+
 @dataclass(frozen=True, slots=True)
 class Metadata:
     """Who asked for the event and which conversation it belongs to."""
@@ -41,9 +62,14 @@ class Metadata:
     command_id: str | None = None
     correlation_id: str | None = None
     causation_id: str | None = None
+    actor: Actor | None = None
+    """Who asked, authenticated (absent when the fleet runs with EVENTFLEET_AUTH=none)."""
 
-    def as_dict(self) -> dict[str, str | None]:
-        return {name: getattr(self, name) for name in _METADATA_FIELDS}
+    def as_dict(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {name: getattr(self, name) for name in _METADATA_FIELDS}
+        if self.actor is not None:  # absent, envelopes look as they did before actors
+            fields["actor"] = self.actor.as_dict()
+        return fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +226,7 @@ def from_dict(obj: Any) -> Event:
         type=_matching(obj["type"], "type", EVENT_TYPE_RE),
         version=_version(obj["version"]),
         data=validate_data(obj["data"], "data"),
-        metadata=_metadata(obj["metadata"]),
+        metadata=metadata_of(obj["metadata"]),
         occurred_at=parse_utc(obj["occurred_at"], "occurred_at"),
         after=_after(obj.get("after")),
         schema_version=_schema_version(obj.get("schema_version", 1)),
@@ -307,19 +333,39 @@ def _version(value: Any) -> int | None:
     return value
 
 
-def _metadata(value: Any) -> Metadata:
+def metadata_of(value: Any) -> Metadata:
+    """Metadata from its JSON form, strictly; raises InvalidEnvelope naming the field."""
     if not isinstance(value, dict):
         raise InvalidEnvelope("metadata", f"expected a JSON object, got {_kind(value)}")
-    unknown = value.keys() - set(_METADATA_FIELDS)
+    unknown = value.keys() - {*_METADATA_FIELDS, "actor"}
     if unknown:
         raise InvalidEnvelope(f"metadata.{sorted(unknown)[0]}", "unknown field")
     fields: dict[str, str | None] = {}
     for name in _METADATA_FIELDS:
         item = value.get(name)
-        if item is not None and not (isinstance(item, str) and 0 < len(item) <= 256):
+        if item is not None and not _short_text(item):
             raise InvalidEnvelope(f"metadata.{name}", "expected null or a string of 1-256 chars")
         fields[name] = item
-    return Metadata(**fields)
+    return Metadata(**fields, actor=_actor(value.get("actor")))
+
+
+def _short_text(item: Any) -> bool:
+    return isinstance(item, str) and 0 < len(item) <= 256
+
+
+def _actor(value: Any) -> Actor | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or value.keys() != {"principal", "roles"}:
+        raise InvalidEnvelope("metadata.actor", "expected null or {principal, roles}")
+    roles = value["roles"]
+    if not _short_text(value["principal"]):
+        raise InvalidEnvelope("metadata.actor.principal", "expected a string of 1-256 chars")
+    if not isinstance(roles, list) or len(roles) > MAX_ACTOR_ROLES:
+        raise InvalidEnvelope("metadata.actor.roles", f"expected at most {MAX_ACTOR_ROLES} roles")
+    if not all(_short_text(role) for role in roles):
+        raise InvalidEnvelope("metadata.actor.roles", "expected strings of 1-256 chars")
+    return Actor(value["principal"], tuple(roles))
 
 
 def _kind(value: Any) -> str:

@@ -123,3 +123,22 @@ class StoreError(EventfleetError):
 
 class NotFound(EventfleetError):
     """The aggregate, snapshot or document does not exist."""
+
+
+class Unauthenticated(EventfleetError):
+    """The request names no principal the fleet can verify; ``reason`` is one short word."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class Forbidden(EventfleetError):
+    """The authenticated principal may not do this: the domain's or the console's rule says no.
+
+    ``reason`` is one short word (``not_your_message``, ``role_required``, ...).
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason

@@ -59,6 +59,7 @@ class Metrics:
     commit_failures: Counter
     group_lag: Gauge
     lag_read_time: Gauge
+    auth_refusals: Counter
 
 
 def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
@@ -283,6 +284,13 @@ def _operations_metrics(registry: CollectorRegistry) -> dict[str, Any]:
         "lag_read_time": Gauge(
             "eventfleet_lag_read_timestamp_seconds",
             "Unix time of the lag role's last complete read of group offsets.",
+            registry=registry,
+        ),
+        "auth_refusals": Counter(
+            "eventfleet_auth_refusals_total",
+            "HTTP requests refused at the door: 401 unauthenticated or 403 forbidden, by reason "
+            "(a fixed vocabulary: expired, unknown_key, role_required, csrf, ...).",
+            ["status", "reason"],
             registry=registry,
         ),
     }

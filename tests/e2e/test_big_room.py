@@ -48,8 +48,11 @@ async def store_directly(stack: EmbeddedStack, name: str, events: Sequence[Event
         await client.close()
 
 
-async def posted(fleet: FleetProcess, path: str, kind: str, data: dict[str, Any]) -> None:
-    status, body = await fleet.post(path, {"type": kind, "data": data})
+async def posted(
+    fleet: FleetProcess, path: str, kind: str, data: dict[str, Any], *roles: str
+) -> None:
+    token = fleet.token(data["sender_id"], roles)  # sent as its sender, roles from the token
+    status, body = await fleet.post(path, {"type": kind, "data": data}, token=token)
     assert status == 202, body
 
 
@@ -66,7 +69,7 @@ async def test_a_room_of_20000_messages_of_4kb(stack: EmbeddedStack, unique_name
         path = "/v1/chat_room/big/events"
         await posted(fleet, path, "MessageSent", {"message_id": "m20001", "sender_id": "cy", "content": "new"})
         await posted(fleet, path, "MessageEdited", {"message_id": "m5", "sender_id": "ann", "content": "fixed"})
-        await posted(fleet, path, "MessageDeleted", {"message_id": "m6", "sender_id": "zoe", "role": "moderator"})
+        await posted(fleet, path, "MessageDeleted", {"message_id": "m6", "sender_id": "zoe"}, "moderator")
         await posted(fleet, path, "MessageDeleted", {"message_id": "m7", "sender_id": "bob"})  # not bob's
 
         async def view_at_head() -> bool:

@@ -24,7 +24,7 @@ CODES = {entry.code: entry.status for entry in ERROR_CODES}
 async def call(fleet: FleetProcess, method: str, path: str) -> tuple[int, dict[str, str], Any]:
     """One request; the status, the headers and the body, which must be JSON."""
     async with aiohttp.ClientSession() as session:
-        async with session.request(method, fleet.url + path) as r:
+        async with session.request(method, fleet.url + path, headers=fleet.auth_headers) as r:
             raw = await r.read()
             assert r.content_type == "application/json", (method, path, r.status, raw)
             return r.status, dict(r.headers), orjson.loads(raw)

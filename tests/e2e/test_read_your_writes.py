@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from tests.e2e.test_projections import conversation
+from tests.e2e.test_projections import conversation, post_all
 from tests.fleet import LIFECYCLE, FleetProcess
 
 
@@ -70,9 +70,7 @@ async def test_an_aggregate_with_nothing_stored_waits_then_504s(fleet: FleetProc
 async def test_a_view_route_waits_until_its_view_folded_the_version(fleet: FleetProcess) -> None:
     room = f"ryw-room-{uuid.uuid4().hex[:6]}"
     steps = conversation("r", 6)
-    for kind, data in steps:
-        status, _ = await fleet.post(f"/v1/chat_room/{room}/events", {"type": kind, "data": data})
-        assert status == 202
+    await post_all(fleet, room, steps)  # each message sent with its sender's token
     wanted = len(steps)
     status, body = await fleet.get(
         f"/v1/rooms/{room}/messages?limit=2&min_version={wanted}&wait_ms=20000"

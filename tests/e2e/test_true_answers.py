@@ -12,6 +12,7 @@ from tests.e2e.fragile import domains as fragile_domains
 from tests.e2e.test_failures import produce_events
 from tests.fleet import FleetProcess, order_items, running_fleet, wait_for
 from tests.kafka_topics import read_until
+from tests.tokens import shared_issuer
 from topics.envelope import decode
 from workers.devtools.embedded import EmbeddedStack
 
@@ -45,7 +46,10 @@ def chunked(*chunks: bytes) -> list[bytes]:
 
 
 def post_head(path: str, **headers: str) -> bytes:
+    """A POST's head, with the test principal's token (fleets here run with auth on)."""
+    token = f"Bearer {shared_issuer().token()}"
     lines = [f"POST {path} HTTP/1.1", "Host: x", "Content-Type: application/json"]
+    lines.append(f"Authorization: {token}")
     lines += [f"{k.replace('_', '-')}: {v}" for k, v in headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 

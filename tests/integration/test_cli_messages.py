@@ -73,6 +73,7 @@ async def test_a_served_role_logs_the_drivers_detail_only_at_debug() -> None:
         "EVENTFLEET_KAFKA_URL": f"kafka://127.0.0.1:{free_port()}",
         "EVENTFLEET_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
         "EVENTFLEET_HTTP_PORT": "0",
+        "EVENTFLEET_AUTH": "none",
     }
     code, _, err = await eventfleet("worker", "--role", "appender", env=env)
     assert code == 1

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC
 from typing import Any
 
-from topics.envelope import Event, Metadata
+from topics.envelope import Event, metadata_of
 from workers.ports import AppendConflict
 
 Document = dict[str, Any]
@@ -48,7 +48,7 @@ def document_to_event(doc: Document) -> Event:
         type=doc["type"],
         version=doc["version"],
         data=doc["data"],
-        metadata=Metadata(**doc["metadata"]),
+        metadata=metadata_of(doc["metadata"]),
         occurred_at=doc["occurred_at"].astimezone(UTC),
         after=doc.get("after"),
         schema_version=int(doc.get("schema_version", 1)),

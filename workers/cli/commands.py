@@ -37,6 +37,7 @@ async def run_dev(settings: Settings, args: Any) -> int:
 
 
 async def run_worker(settings: Settings, args: Any) -> int:
+    from workers.runtime.auth import make_authenticator
     from workers.runtime.rebuild import projection_named
     from workers.runtime.serve import serve
 
@@ -45,6 +46,8 @@ async def run_worker(settings: Settings, args: Any) -> int:
     domains = load_domains(settings.domains)  # a bad domain set fails before any connection
     if args.projection:
         projection_named(domains, args.projection)
+    # No explicit, working choice of who may call: refuse before any connection.
+    authenticator = await make_authenticator(settings, required=True)
     roles = ROLES if args.role == "all" else (args.role,)
     runtime = await Runtime.start(settings, roles=roles, domains=domains)
     suffix = f"projection-{args.projection}" if args.role == "projection" else args.role
@@ -55,6 +58,7 @@ async def run_worker(settings: Settings, args: Any) -> int:
         app_id=f"{settings.group_id}-{suffix}",
         projections=projections,
         hard_exit=True,
+        authenticator=authenticator,
     )
 
 

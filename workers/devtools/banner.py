@@ -95,10 +95,10 @@ def banner(settings: Settings, domains: Domains, started: tuple[str, ...]) -> st
         "eventfleet dev is running (Ctrl-C stops it and everything it started).",
         "",
         f"  domains   {', '.join(domains.names())}",
-        f"  console   {api}/console   (events, dead letters, lag; {api}/ leads there)",
         f"  API       {api}/v1/{{aggregate_type}}/{{aggregate_id}}/events",
         f"  health    {api}/healthz   ready: {api}/readyz",
         f"  metrics   {api}/metrics",
+        f"  console   {api}/console   (events, dead letters, lag; {api}/ leads there)",
         f"  kafka     {settings.masked('kafka_url')}   {settings.partitions} partitions each: "
         f"{topics}",
         f"  mongodb   {settings.masked('mongo_url')}   database: {settings.mongo_database}",

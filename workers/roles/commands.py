@@ -15,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from snapshot_rules.domain import Domain, Domains, EventSpec, Mode
-from topics.envelope import NEW_AGGREGATE, Event, Metadata, derived_event_id, utc_now
+from topics.envelope import NEW_AGGREGATE, Actor, Event, Metadata, derived_event_id, utc_now
 from topics.errors import (
     ConcurrencyConflict,
+    Forbidden,
     InvalidEventData,
     OutcomeUnknown,
     ReplayFailed,
@@ -57,6 +58,7 @@ from workers.roles.outcomes import (
 )
 from workers.roles.refusals import RefusalCheck, transition_refused
 from workers.roles.requests import CommandRequest
+from workers.roles.state import StateLoader
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +92,7 @@ class Command:
             command_id=r.command_id,
             correlation_id=r.correlation_id or r.command_id or self.event_id,
             causation_id=r.causation_id,
+            actor=r.actor,
         )
 
 
@@ -108,6 +111,7 @@ class CommandService:
         events_topic: str,
         metrics: Metrics,
         sync: SyncAppender | None = None,
+        loader: StateLoader | None = None,
         answer_wait_s: float = 10.0,
         refusal_wait_s: float = 3.0,
     ) -> None:
@@ -119,6 +123,7 @@ class CommandService:
         self._events_topic = events_topic
         self._metrics = metrics
         self._sync = sync
+        self._loader = loader
         self._answer_wait_s = answer_wait_s
         self._refusals = RefusalCheck(
             ledger=ledger, store=store, progress=progress, wait_s=refusal_wait_s
@@ -155,6 +160,8 @@ class CommandService:
             domain = self._domains.get(request.aggregate_type)
             if domain.mode is Mode.STORAGE:  # an appended event would change no document
                 return Refused("read_only", _read_only(domain))
+            if request.actor is not None:
+                request = await self._admitted(domain, request, request.actor)
             command = self._resolve(domain, request)
             if command.domain.mode is Mode.SYNC:
                 return await self._append_sync(command)
@@ -163,6 +170,8 @@ class CommandService:
             return Refused("unknown_aggregate_type", str(e))
         except UnknownEventType as e:
             return Refused("unknown_event_type", str(e))
+        except Forbidden as e:
+            return Refused("forbidden", str(e), {"reason": e.reason})
         except InvalidEventData as e:
             return Refused("invalid_data", str(e))
         except TransitionRejected as e:
@@ -173,6 +182,22 @@ class CommandService:
             return NotDone(f"{e.service}_unavailable", f"{e} Nothing was written; retry.", e.service)
         except ReplayFailed as e:
             return Refused("replay_failed", str(e))
+
+    async def _admitted(
+        self, domain: Domain, request: CommandRequest, actor: Actor
+    ) -> CommandRequest:
+        """The request as the domain's access rule admits it for ``actor`` (data possibly
+        filled from the actor); raises Forbidden before anything is marked or produced."""
+        domain.spec(request.type)  # an unknown type is a 422 before it is a 403
+        rule = domain.access.rule(request.type)
+        state = None
+        if rule.needs_state:
+            if self._loader is None:
+                raise RuntimeError(f"{domain.name}: an access rule needs state and no loader")
+            folded = await self._loader.latest(domain, request.aggregate_id, save=False)
+            state = folded.state if folded.version else None
+        data = rule.check(actor, request.data, state)
+        return request if data is request.data else replace(request, data=data)
 
     def _resolve(self, domain: Domain, request: CommandRequest) -> Command:
         """The event type's spec and the ids, resolved once; the data checked once."""

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from topics.envelope import AGGREGATE_ID_RE, aggregate_key, loads, validate_data
+from topics.envelope import AGGREGATE_ID_RE, Actor, aggregate_key, loads, validate_data
 from topics.errors import InvalidEnvelope, InvalidEventData, InvalidInput, ValueOutOfRange
 
 _BODY_FIELDS = frozenset(
@@ -30,6 +30,9 @@ class CommandRequest:
     command_id: str | None = None
     correlation_id: str | None = None
     causation_id: str | None = None
+    actor: Actor | None = None
+    """Who asks, authenticated at the door (None: an unauthenticated transport, e.g. the
+    commands topic, or a fleet running with EVENTFLEET_AUTH=none)."""
 
     @property
     def key(self) -> str:

@@ -278,6 +278,7 @@ class Runtime:
             events_topic=self.names.events,
             metrics=metrics,
             sync=parts.sync,
+            loader=self.loader,
             answer_wait_s=settings.kafka_timeout_ms / 1000 * 2,
             refusal_wait_s=settings.refusal_wait_ms / 1000,
         )

@@ -26,17 +26,20 @@ from workers.metrics import prime
 from workers.ports import Record
 from workers.roles.deadletter import REASONS
 from workers.runtime.audit import AuditLoop
+from workers.runtime.auth import Door
 from workers.runtime.compose import Runtime
 from workers.runtime.connections import fleet_catalog
 from workers.runtime.faust_app import FleetApp, faust_credentials
 from workers.runtime.faust_types import Partitions
 from workers.runtime.health import HealthMonitor, Ping
+from workers.runtime.identity import Authenticator
 from workers.runtime.lag import LAG_ROLE, LagExporter, measured_groups
 from workers.runtime.offsets import OffsetLedger
 
 log = logging.getLogger(__name__)
 
 EXIT_FATAL = 70
+MAX_HEADER_BYTES = 128 * 1024
 EXIT_DRAIN_TIMEOUT = 75
 """The drain outlasted EVENTFLEET_DRAIN_TIMEOUT_S: unfinished work was left uncommitted."""
 CONSUMER_ROLES = frozenset(
@@ -64,8 +67,11 @@ class Fleet:
         *,
         app_id: str,
         projections: Collection[str] = (),
+        authenticator: Authenticator | None = None,
     ) -> None:
         self.runtime = runtime
+        # Who may call: the door every HTTP request but the probes passes (open if not given).
+        self.door = Door(authenticator or Authenticator(), runtime.metrics)
         self.roles = frozenset(roles)
         self.draining = False
         self.started = False
@@ -123,6 +129,12 @@ class Fleet:
             store="memory://",
             datadir=datadir,
             web_enabled=True,
+            # Faust's own pages (/router, /table, its index) carry table data: never served.
+            web_router_enabled=False,
+            web_tables_enabled=False,
+            # Header lines up to 128 KiB reach the door, so an oversized token is answered
+            # 401 token_too_large in JSON rather than by aiohttp's parser in plain text.
+            web_application_options={"handler_args": {"max_field_size": MAX_HEADER_BYTES}},
             web_host=settings.http_host,
             web_bind=settings.http_host,
             web_port=self.http_port,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
 
 import orjson
@@ -12,12 +13,12 @@ from faust.web import Response, View
 from prometheus_client import generate_latest
 
 from snapshot_rules.queries import Query
-from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE, encode, parse_utc
-from topics.errors import EventfleetError, InvalidEnvelope, InvalidInput
+from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE, Actor, encode, parse_utc
+from topics.errors import EventfleetError, Forbidden, InvalidEnvelope, InvalidInput
+from workers.roles.outcomes import Refused
 from workers.roles.requests import PayloadTooLarge, parse_request
 from workers.runtime import http_errors
 from workers.runtime.answers import Answer, answer_of, error
-from workers.runtime.console import entry as console_entry
 from workers.runtime.console import register_console
 from workers.runtime.fleet import Fleet
 from workers.runtime.http_errors import json_response
@@ -154,6 +155,8 @@ def register_append(fleet: Fleet) -> None:
     commands, limit = fleet.runtime.commands, fleet.runtime.settings.max_body_bytes
     draining = error(503, "shutting_down", "this worker is draining; retry on another.")
 
+    door = fleet.door
+
     async def append(request: web.Request) -> web.Response:
         if fleet.draining:
             return json_response(draining)
@@ -166,7 +169,11 @@ def register_append(fleet: Fleet) -> None:
                 )
             except EventfleetError as e:
                 return json_response(failure(e))
-            return json_response(answer_of(await commands.handle(command)))
+            actor = door.actor(request)  # from the token only, never from the body
+            outcome = await commands.handle(replace(command, actor=actor))
+            if isinstance(outcome, Refused) and outcome.code == "forbidden":
+                door.count_forbidden(str(outcome.details.get("reason", "domain_rule")))
+            return json_response(answer_of(outcome))
 
     web_app: web.Application = fleet.app.web.web_app  # type: ignore[attr-defined]
     web_app.router.add_post("/v1/{aggregate_type}/{aggregate_id}/events", append)
@@ -175,6 +182,8 @@ def register_append(fleet: Fleet) -> None:
 def register_views(fleet: Fleet) -> None:
     app, rt = fleet.app, fleet.runtime
     http_errors.install(app.web.web_app)  # type: ignore[attr-defined]
+    fleet.door.install(app.web.web_app)  # type: ignore[attr-defined]
+    fleet.door.authorize = read_access(fleet)
 
     if "commands" in fleet.roles:
         register_append(fleet)
@@ -294,7 +303,28 @@ def register_views(fleet: Fleet) -> None:
             return self.bytes(generate_latest(rt.metrics.registry), content_type=PROMETHEUS_TEXT)
 
     register_console(fleet)  # the operator console (workers/runtime/console), under /console
-    console_entry.install(app.web.web_app)  # type: ignore[attr-defined]
+
+
+def read_access(fleet: Fleet) -> Callable[[web.Request, Actor], None]:
+    """The read rule of the domain a GET names (by its aggregate type or its declared route)."""
+    domains = fleet.runtime.domains
+    by_route = {query.path: domain for domain in domains for query in domain.queries}
+
+    def authorize(request: web.Request, actor: Actor) -> None:
+        if request.method not in ("GET", "HEAD"):
+            return  # appends are judged by the domain's send rules
+        match = request.match_info
+        domain = by_route.get(match.route.resource.canonical if match.route.resource else "")
+        aggregate_id = match.get("aggregate_id")
+        aggregate_type = match.get("aggregate_type")
+        if domain is None and aggregate_type is not None and aggregate_type in domains:
+            domain = domains.get(aggregate_type)
+        if domain is not None and not domain.access.may_read(actor, aggregate_id):
+            raise Forbidden(
+                "read_refused", f"{actor.principal} may not read {domain.name} aggregates."
+            )
+
+    return authorize
 
 
 def register_domain_queries(fleet: Fleet) -> None:

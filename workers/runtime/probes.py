@@ -20,6 +20,8 @@ def health_answer(fleet: Fleet, *, verbose: bool = False) -> Answer:
     if verbose:
         body["dependencies"] = fleet.health.snapshot()
         body["ready"] = fleet.readiness()
+        # Who may call: "none" here means the API and the console are open to anyone.
+        body["auth"] = fleet.door.mode
     return Answer(200 if alive else 503, body)
 
 

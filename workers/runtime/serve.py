@@ -12,19 +12,28 @@ from collections.abc import Awaitable, Callable, Collection
 
 from workers.roles.newfilter import keep_filter_ready
 from workers.runtime.agents import register_agents
+from workers.runtime.auth import make_authenticator
 from workers.runtime.compose import Runtime
 from workers.runtime.fleet import EXIT_DRAIN_TIMEOUT, Fleet, ensure_catalog
 from workers.runtime.http import register_views
+from workers.runtime.identity import Authenticator
 from workers.runtime.lag import LAG_ROLE
 
 log = logging.getLogger(__name__)
 
 
 def build_fleet(
-    runtime: Runtime, roles: Collection[str], *, app_id: str, projections: Collection[str] = ()
+    runtime: Runtime,
+    roles: Collection[str],
+    *,
+    app_id: str,
+    projections: Collection[str] = (),
+    authenticator: Authenticator | None = None,
 ) -> Fleet:
     """The fleet of one process with the agents and HTTP views of ``roles``."""
-    fleet = Fleet(runtime, roles, app_id=app_id, projections=projections)
+    fleet = Fleet(
+        runtime, roles, app_id=app_id, projections=projections, authenticator=authenticator
+    )
     register_agents(fleet)
     register_views(fleet)
     return fleet
@@ -38,19 +47,26 @@ async def serve(
     on_started: Callable[[Fleet], Awaitable[None]] | None = None,
     projections: Collection[str] = (),
     hard_exit: bool = False,
+    authenticator: Authenticator | None = None,
 ) -> int:
     """Run the roles until SIGTERM/SIGINT (or ``fleet.stop()``), then drain; return the exit code.
 
     ``hard_exit`` (the worker process): if the process is still alive shortly after the drain
-    deadline, end it there, whatever a library's thread is waiting for.
+    deadline, end it there, whatever a library's thread is waiting for. ``authenticator``:
+    who may call (``eventfleet worker`` passes the one its settings require); without it, the
+    one ``EVENTFLEET_AUTH`` describes, open when unset.
     """
     try:
+        if authenticator is None:
+            authenticator = await make_authenticator(runtime.settings, required=False)
         if set(roles) - {LAG_ROLE}:  # the lag role reads whatever topics exist
             await ensure_catalog(runtime)
     except BaseException:
         await runtime.stop()
         raise
-    fleet = build_fleet(runtime, roles, app_id=app_id, projections=projections)
+    fleet = build_fleet(
+        runtime, roles, app_id=app_id, projections=projections, authenticator=authenticator
+    )
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, _stop_on, fleet, signum)

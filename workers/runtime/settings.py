@@ -166,6 +166,49 @@ class Settings:
         "127.0.0.1", _text("a host name or address", bool), "address the HTTP API binds"
     )
     http_port: int = _setting(8080, _int(0, 65535), "port of the HTTP API (0: any free port)")
+    auth: str = _setting(
+        "",
+        _text("jwt, proxy or none", lambda s: s in ("jwt", "proxy", "none")),
+        "who may call the HTTP API and the console: jwt (bearer tokens), proxy (an "
+        "authenticating proxy's headers) or none (open: development only); a worker needs one",
+    )
+    auth_jwks: str = _setting(
+        "",
+        _text("a file path or an https URL", bool),
+        "jwt: the signing keys, a JWKS file or https URL (cached; refetched on an unknown kid)",
+    )
+    auth_issuer: str = _setting("", _text("an issuer", bool), "jwt: the required iss claim")
+    auth_audience: str = _setting(
+        "", _text("an audience", bool), "jwt: the required aud claim (this API's client id)"
+    )
+    auth_hs256_secret_file: str = _setting(
+        "", _path, "jwt: file holding an HS256 shared secret (instead of, or beside, the JWKS)"
+    )
+    auth_roles_claim: str = _setting(
+        "roles",
+        _text("a claim name or dotted path", lambda s: all(p for p in s.split("."))),
+        "jwt: the claim holding the roles; a dotted path reads nested claims (realm_access.roles)",
+    )
+    auth_trusted_proxies: str = _setting(
+        "",
+        _text("comma-separated CIDRs", bool),
+        "proxy: CIDRs whose X-Forwarded-User/-Groups are trusted (e.g. 10.0.0.0/8,127.0.0.1/32)",
+    )
+    auth_leeway_s: int = _setting(
+        30, _int(0, 300), "jwt: clock skew allowed on exp, nbf and iat"
+    )
+    auth_jwks_refresh_s: int = _setting(
+        30, _int(1, 86_400), "jwt: a token with an unknown kid refetches the JWKS at most this often"
+    )
+    auth_jwks_max_age_s: int = _setting(
+        300, _int(1, 86_400), "jwt: the cached JWKS is refetched when older (removed keys stop)"
+    )
+    auth_viewer_role: str = _setting(
+        "eventfleet-viewer", _name_ok, "role that may read the console (the operator role may too)"
+    )
+    auth_operator_role: str = _setting(
+        "eventfleet-operator", _name_ok, "role that may replay dead letters in the console"
+    )
     kafka_security_protocol: str = _setting(
         "PLAINTEXT",
         _choice("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),

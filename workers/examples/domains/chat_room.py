@@ -8,9 +8,9 @@ in it; older pages come from the event store, by version, walking backwards over
 (``chat_pages``), never by folding the whole room.
 
 **Who may change a message.** Every event carries the actor (``sender_id``; seed 004 puts
-``senderId`` on every chat event). Only the sender may edit a message; the sender or a
-declared moderator role (``role`` on the delete) may delete it; a deleted message stays
-deleted. The marker cannot enforce this: it keeps only the room's last event *type* and id,
+``senderId`` on every chat event), which ``chat_access`` takes from the token, never from the
+body. The sender or a declared moderator role (``role`` on the edit or delete, written from
+the token's roles) may edit or delete it; a deleted message stays deleted. The marker cannot enforce this: it keeps only the room's last event *type* and id,
 while the sender of message m is in m's ``MessageSent``, possibly thousands of events back,
 and reading it per request would make every chat request a store read. So the fold enforces
 it, wherever the message is known: ``step`` here (the replayed window and the
@@ -33,6 +33,7 @@ from snapshot_rules.projection import Projection
 from snapshot_rules.queries import Query
 from snapshot_rules.rules import every
 from snapshot_rules.schema import Text, fields, optional
+from workers.examples.domains.chat_access import chat_access
 from workers.examples.domains.chat_pages import room_messages_query
 from workers.examples.domains.chat_rules import (
     DEFAULT_WINDOW,
@@ -86,8 +87,15 @@ def chat_room_domain(
         name="chat_room",
         events={
             SENT: event(text, after=[NEW, *chat]),
-            # sender_id on an edit or delete: who asks, compared with the message's sender.
-            EDITED: event(text, after=chat),
+            # sender_id on an edit or delete: who asks, compared with the message's sender;
+            # role: the moderator role of the asker's token (written by chat_access, never sent).
+            EDITED: event(
+                fields(
+                    closed=True, message_id=_ID, sender_id=_ID, content=Text(MAX_CONTENT),
+                    role=optional(_ID),
+                ),
+                after=chat,
+            ),
             DELETED: event(
                 fields(closed=True, message_id=_ID, sender_id=_ID, role=optional(_ID)),
                 after=chat,
@@ -100,6 +108,7 @@ def chat_room_domain(
         routes=(Route("chat"),),
         projections=(messages,),
         queries=(Query("/v1/rooms/{room_id}/messages", room_messages_query(rules, messages)),),
+        access=chat_access(rules),
     )
 
 

@@ -68,8 +68,9 @@ class ChatRules:
         """``message`` after an edit or delete: the new message, None (deleted) or "ignored"."""
         data = event.data
         if event.type == EDITED:
-            if data.get("sender_id") != message["sender_id"]:
-                return "ignored"  # only the sender may edit a message
+            own = data.get("sender_id") == message["sender_id"]
+            if not own and data.get("role") not in self.moderator_roles:
+                return "ignored"  # only the sender or a moderator may edit a message
             return {**message, "content": data["content"], "edited": True,
                     "edited_at": iso(event.occurred_at)}  # fmt: skip
         if event.type == DELETED:

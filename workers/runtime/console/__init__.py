@@ -12,7 +12,9 @@ from typing import Any
 from aiohttp import web
 
 from workers.runtime.console.dead_letters import DeadLetterPages
+from workers.runtime.console.html import SECURITY_HEADERS, STYLE, STYLESHEET
 from workers.runtime.console.samples import Sampler, counter_total, gauge_total
+from workers.runtime.console.session import Login
 from workers.runtime.console.views import Console
 from workers.runtime.fleet import Fleet
 
@@ -59,4 +61,22 @@ def register_console(fleet: Fleet) -> Console:
     post("/console/dlq/{partition}/{offset}/replay", guard(letters.replay, action=True))
     get("/console/audit", guard(letters.audit))
     get("/console/lag", guard(console.lag))
+    login = Login(fleet.door)
+    get("/console/login", login.show)
+    post("/console/login", login.sign_in)
+    post("/console/logout", login.sign_out)
+    get(STYLESHEET, stylesheet)
+    web_app.on_response_prepare.append(security_headers)
     return console
+
+
+async def stylesheet(request: web.Request) -> web.Response:
+    return web.Response(
+        text=STYLE, content_type="text/css", headers={"Cache-Control": "max-age=3600"}
+    )
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Every answer: no framing, no sniffing, no referrer, no script (console and API alike)."""
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)

@@ -6,10 +6,11 @@ import orjson
 from aiohttp import web
 
 from topics.errors import InvalidInput
-from workers.roles.dlq_replay import check_operator, draft, parse_submission
+from workers.roles.dlq_replay import draft, parse_submission
 from workers.roles.requests import CommandRequest
 from workers.runtime.console.desk import DeadLetterDesk
 from workers.runtime.console.html import esc, hidden, json_block, link, path, table
+from workers.runtime.console.session import csrf_field
 from workers.runtime.console.views import READ_ONLY, Console
 
 
@@ -65,11 +66,11 @@ class DeadLetterPages:
             target = path("dlq", str(entry.partition), str(entry.offset), "confirm")
             form = (
                 f'<h2>Fix and re-submit</h2><form method="post" action="{esc(target)}">'
-                "<p><label>Submission (edit the fix):<br>"
+                + csrf_field(request)
+                + "<p><label>Submission (edit the fix):<br>"
                 f'<textarea name="submission" id="submission">{esc(draft_json)}</textarea>'
-                "</label></p><p><label>Operator: "
-                '<input name="operator" id="operator" maxlength="64" required></label></p>'
-                '<p><button type="submit" id="review">Review</button></p></form>'
+                "</label></p>" + self._operator_field(request)
+                + '<p><button type="submit" id="review">Review</button></p></form>'
             )
         return self.console.html(f"Dead letter {entry.position}", info + form)
 
@@ -77,7 +78,7 @@ class DeadLetterPages:
         entry = await self.desk.entry(_position(request))
         form = await request.post()
         submission = parse_submission(str(form.get("submission", "")), max_bytes=self._limit())
-        operator = check_operator(str(form.get("operator", "")))
+        operator = self.console.operator(request, str(form.get("operator", "")))
         command = self.desk.replayer().command(entry, submission)
         request_body = {
             "type": command.type, "data": command.data, "command_id": command.command_id,
@@ -90,6 +91,7 @@ class DeadLetterPages:
             f'<p><code id="route">POST {esc(_events_path(command))}</code></p>'
             f'<div id="preview">{json_block(request_body)}</div>'
             f'<form method="post" action="{esc(target)}">'
+            + csrf_field(request)
             + hidden("submission", orjson.dumps(submission).decode())
             + hidden("operator", operator)
             + hidden("confirm", "yes")
@@ -105,7 +107,9 @@ class DeadLetterPages:
         if form.get("confirm") != "yes":
             raise InvalidInput("a replay needs the confirm step: review it first, then confirm.")
         submission = parse_submission(str(form.get("submission", "")), max_bytes=self._limit())
-        action = await self.desk.replay(entry, submission, operator=str(form.get("operator", "")))
+        operator = self.console.operator(request, str(form.get("operator", "")))
+        actor = self.console.fleet.door.actor(request)  # the event records who replayed it
+        action = await self.desk.replay(entry, submission, operator=operator, actor=actor)
         ok = action.status < 300
         body = (
             f'<p id="outcome" class="{"good" if ok else "bad"}">status {action.status}: '
@@ -113,6 +117,16 @@ class DeadLetterPages:
             f"<p>Recorded in the {link('/console/audit', 'audit trail')} as {esc(action.id)}.</p>"
         )
         return self.console.html(f"Replayed {entry.position}", body, 200)
+
+    def _operator_field(self, request: web.Request) -> str:
+        """Who replays: the signed-in principal; a typed name only when the door is open."""
+        actor = self.console.fleet.door.actor(request)
+        if actor is not None:
+            return f'<p id="operator">as <strong>{esc(actor.principal)}</strong></p>'
+        return (
+            '<p><label>Operator: <input name="operator" id="operator" maxlength="64" required>'
+            "</label></p>"
+        )
 
     def _limit(self) -> int:
         return self.console.rt.settings.max_body_bytes

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
+from topics.envelope import Actor
 from workers.ports import OperatorAction
 from workers.roles.dlq_replay import (
     DeadLetterEntry,
@@ -40,13 +42,14 @@ class DeadLetterDesk:
         """The entry at ``<partition>/<offset>``: InvalidInput for a bad name, NotFound if none."""
         return find_entry(await self.entries(), position)
 
-    def replayer(self) -> DeadLetterReplayer:
-        """Raises RoleNotRunning in a process without the commands role."""
+    def replayer(self, actor: Actor | None = None) -> DeadLetterReplayer:
+        """Raises RoleNotRunning in a process without the commands role. ``actor``: who
+        replays, authenticated; the re-submitted event records it and its rules judge it."""
         rt = self._runtime
         commands = rt.commands
 
         async def submit(request: CommandRequest) -> Answer:
-            return answer_of(await commands.handle(request))
+            return answer_of(await commands.handle(replace(request, actor=actor)))
 
         return DeadLetterReplayer(
             submit=submit,
@@ -58,9 +61,14 @@ class DeadLetterDesk:
         )
 
     async def replay(
-        self, entry: DeadLetterEntry, submission: Mapping[str, Any], *, operator: str
+        self,
+        entry: DeadLetterEntry,
+        submission: Mapping[str, Any],
+        *,
+        operator: str,
+        actor: Actor | None = None,
     ) -> OperatorAction:
-        return await self.replayer().replay(entry, submission, operator=operator)
+        return await self.replayer(actor).replay(entry, submission, operator=operator)
 
     async def actions(self, *, limit: int = 100) -> list[OperatorAction]:
         return await self.log.recent(limit=limit)

@@ -13,6 +13,7 @@ STYLE = """
 body{font-family:system-ui,sans-serif;margin:0;color:#222}
 header{background:#1d3557;color:#fff;padding:.6em 1em}
 header a{color:#fff;margin-right:1.2em;text-decoration:none}
+header form{display:inline;margin-left:1em}
 main{padding:1em}
 table{border-collapse:collapse;margin:.5em 0}
 td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}
@@ -40,14 +41,38 @@ def path(*parts: str) -> str:
     return "/console/" + "/".join(quote(p, safe="") for p in parts)
 
 
-def page(title: str, body: str, *, actions: bool) -> str:
+STYLESHEET = "/console/static/console.css"
+"""The one stylesheet, served as a file: the Content-Security-Policy allows no inline style."""
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+"""Sent with every answer of the HTTP server, console pages and API alike."""
+
+
+def page(title: str, body: str, *, actions: bool, who: str = "", auth: str = "") -> str:
+    """``who``: the signed-in principal (with a sign-out form holding ``who``'s CSRF field)."""
     nav = "".join(f'<a href="{href}">{esc(name)}</a>' for href, name in NAV)
     mode = "actions enabled" if actions else "read-only"
+    open_door = (
+        '<p class="note bad" id="auth-none">EVENTFLEET_AUTH=none: this console and the API are '
+        "open to anyone who reaches the port.</p>"
+        if auth == "none"
+        else ""
+    )
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        f"<title>{esc(title)} · eventfleet console</title><style>{STYLE}</style></head>"
+        f"<title>{esc(title)} · eventfleet console</title>"
+        f'<link rel="stylesheet" href="{STYLESHEET}"></head>'
         f'<body><header><strong>eventfleet console</strong> <span class="muted">({mode})</span>'
-        f" &nbsp; {nav}</header><main><h1>{esc(title)}</h1>{body}</main></body></html>"
+        f' &nbsp; {nav}<span id="who">{who}</span></header>'
+        f"<main>{open_door}<h1>{esc(title)}</h1>{body}</main></body></html>"
     )
 
 

@@ -6,17 +6,24 @@ import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 from aiohttp import web
 
 from snapshot_rules.replay import replay
-from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE, parse_utc
-from topics.errors import EventfleetError, InvalidEnvelope, InvalidInput
+from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE, Actor, parse_utc
+from topics.errors import EventfleetError, Forbidden, InvalidEnvelope, InvalidInput
+from workers.roles.dlq_replay import check_operator
 from workers.runtime.answers import error
 from workers.runtime.console.html import esc, json_block, link, page, path, table
 from workers.runtime.console.samples import Sampler, charts
+from workers.runtime.console.session import (
+    HEADER,
+    check_csrf,
+    csrf_field,
+    keep_csrf,
+    same_origin,
+)
 from workers.runtime.fleet import Fleet
 from workers.runtime.queries import failure
 
@@ -45,30 +52,53 @@ class Console:
         self.throughput_unit = throughput_unit
 
     def html(self, title: str, body: str, status: int = 200) -> web.Response:
-        return web.Response(
-            text=page(title, body, actions=self.actions), status=status, content_type="text/html"
+        text = page(
+            title, body, actions=self.actions, who=HEADER.get(), auth=self.fleet.door.mode
         )
+        return web.Response(text=text, status=status, content_type="text/html")
+
+    def operator(self, request: web.Request, typed: str) -> str:
+        """Who acts: the authenticated principal; the typed name only when the door is open."""
+        actor = self.fleet.door.actor(request)
+        return actor.principal if actor is not None else check_operator(typed)
 
     def guarded(self, handler: Handler, *, action: bool = False) -> Handler:
-        """Errors become an HTML page with their status; actions are refused when read-only."""
+        """Roles checked (viewer to read, operator to act), then CSRF and Origin on actions;
+        errors become an HTML page with their status; actions are refused when read-only."""
+        settings = self.rt.settings
+        viewer, operator = settings.auth_viewer_role, settings.auth_operator_role
 
         async def run(request: web.Request) -> web.Response:
+            actor = self.fleet.door.actor(request)
+            if actor is not None:  # Forbidden goes to the door: 403 JSON, counted
+                needed = (operator,) if action else (viewer, operator)
+                if not actor.has(*needed):
+                    raise Forbidden(
+                        "role_required",
+                        f"{actor.principal} needs the role {' or '.join(needed)} to "
+                        f"{'act in' if action else 'read'} the console.",
+                    )
             if action and not self.actions:
                 refused = error(
                     403, "console_read_only", READ_ONLY, setting="EVENTFLEET_CONSOLE_ACTIONS"
                 )
                 return web.json_response(refused.body, status=403, dumps=_dumps)
-            if action and not _same_origin(request):
+            if action and not same_origin(request):
                 # A page elsewhere could post a form here from an operator's browser.
                 refused = error(403, "cross_origin", CROSS_ORIGIN)
                 return web.json_response(refused.body, status=403, dumps=_dumps)
+            if action:
+                check_csrf(request, await request.post())
+            HEADER.set(_signed_in(request, actor))
             self.sampler.start()
             try:
-                return await handler(request)
+                response = await handler(request)
             except EventfleetError as e:
                 answer = failure(e)
                 body = f'<p class="bad" id="error">{esc(answer.body["message"])}</p>'
-                return self.html(f"Error {answer.status}", body, answer.status)
+                response = self.html(f"Error {answer.status}", body, answer.status)
+            keep_csrf(request, response)
+            return response
 
         return run
 
@@ -189,12 +219,15 @@ class Console:
         return self.html("Lag & throughput", body)
 
 
-def _same_origin(request: web.Request) -> bool:
-    """No Origin header (curl, old browsers), or one naming this host; and not cross-site."""
-    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
-        return False
-    origin = request.headers.get("Origin")
-    return origin is None or urlsplit(origin).netloc == request.host
+def _signed_in(request: web.Request, actor: Actor | None) -> str:
+    """The header's principal and its sign-out form (nothing when the door is open)."""
+    if actor is None:
+        return ""
+    return (
+        f' &nbsp; signed in as <strong>{esc(actor.principal)}</strong>'
+        '<form method="post" action="/console/logout">'
+        f'{csrf_field(request)}<button type="submit" id="sign-out">sign out</button></form>'
+    )
 
 
 def _dumps(value: Any) -> str:

@@ -1,0 +1,209 @@
+"""The verifier alone: every hostile token refused with its reason, keys pinned, JWKS refetch bounded."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from typing import Any
+
+import jwt
+import orjson
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from tests.tokens import AUDIENCE, ISSUER, Issuer
+from topics.envelope import Actor
+from topics.errors import ConfigError, Unauthenticated
+from workers.runtime.identity import (
+    Credentials,
+    JwtAuthenticator,
+    KeySet,
+    ProxyAuthenticator,
+    parse_jwks,
+    trusted_networks,
+)
+
+
+def b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def unsigned(claims: dict[str, Any], kid: str = "rsa-1") -> str:
+    header = b64(orjson.dumps({"alg": "none", "typ": "JWT", "kid": kid}))
+    return f"{header}.{b64(orjson.dumps(claims))}."
+
+
+def hs256_with_public_key(issuer: Issuer, claims: dict[str, Any]) -> str:
+    """The classic confusion attack: HMAC keyed with the RSA public key's PEM."""
+    pem = (
+        issuer.keys["rsa-1"]
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    signing_input = (
+        b64(orjson.dumps({"alg": "HS256", "typ": "JWT", "kid": "rsa-1"}))
+        + "."
+        + b64(orjson.dumps(claims))
+    )
+    signature = hmac.new(pem, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64(signature)}"
+
+
+def tampered(token: str) -> str:
+    header, payload, signature = token.split(".")
+    claims = orjson.loads(base64.urlsafe_b64decode(payload + "=="))
+    claims["roles"] = ["moderator", "eventfleet-operator"]
+    return f"{header}.{b64(orjson.dumps(claims))}.{signature}"
+
+
+@pytest.fixture(scope="module")
+def issuer() -> Issuer:
+    issuer = Issuer()
+    issuer.add_key("ec-1", kind="ec")
+    return issuer
+
+
+async def verifier(issuer: Issuer, *, secret: bytes | None = None) -> JwtAuthenticator:
+    jwks = issuer.jwks()
+
+    async def load() -> bytes:
+        return jwks
+
+    keys = KeySet(load, refresh_s=60)
+    await keys.start()
+    return JwtAuthenticator(
+        keys=keys, secret=secret, issuer=ISSUER, audience=AUDIENCE,
+        roles_claim="realm_access.roles", leeway_s=30,
+    )  # fmt: skip
+
+
+def hostile(issuer: Issuer) -> dict[str, tuple[str, ...]]:
+    """Each hostile request's Authorization headers, by the reason it must be refused with."""
+    now = int(time.time())
+    stranger = Issuer()  # a key the JWKS does not hold
+    stranger.default_kid = "rsa-1"
+    return {
+        "expired": (f"Bearer {issuer.token(exp=now - 3600, iat=now - 7200, nbf=now - 7200)}",),
+        "not_yet_valid": (f"Bearer {issuer.token(nbf=now + 3600)}",),
+        "wrong_issuer": (f"Bearer {issuer.token(iss='https://evil.example')}",),
+        "wrong_audience": (f"Bearer {issuer.token(aud='another-api')}",),
+        "unknown_key": (f"Bearer {stranger.token(headers={'kid': 'stranger'})}",),
+        "algorithm_not_allowed": (f"Bearer {unsigned(issuer.claims('eve', []))}",),
+        "bad_signature": (f"Bearer {tampered(issuer.token())}",),
+        "missing_subject": (f"Bearer {issuer.token(sub=None)}",),
+        "token_too_large": ("Bearer " + "a" * 100_000,),
+        "malformed_token": ("Bearer garbage",),
+        "multiple_authorization_headers": (
+            f"Bearer {issuer.token()}",
+            f"Bearer {issuer.token('eve')}",
+        ),
+        "missing_token": (),
+    }
+
+
+async def test_every_hostile_token_is_refused_with_its_reason(issuer: Issuer) -> None:
+    auth = await verifier(issuer)
+    for reason, headers in hostile(issuer).items():
+        with pytest.raises(Unauthenticated) as refused:
+            await auth.authenticate(Credentials(authorization=headers))
+        assert refused.value.reason == reason, (reason, str(refused.value))
+
+
+async def test_hs256_signed_with_the_rsa_public_key_is_refused_even_with_a_secret_set(
+    issuer: Issuer,
+) -> None:
+    for secret in (None, b"s" * 40):
+        auth = await verifier(issuer, secret=secret)
+        token = hs256_with_public_key(issuer, issuer.claims("eve", ["moderator"]))
+        with pytest.raises(Unauthenticated) as refused:
+            await auth.authenticate(Credentials(authorization=(f"Bearer {token}",)))
+        assert refused.value.reason in ("algorithm_not_allowed", "bad_signature")
+
+
+async def test_a_token_naming_another_algorithm_than_its_key_is_refused(issuer: Issuer) -> None:
+    auth = await verifier(issuer)
+    # An RS256 key asked to verify a token claiming ES256 (a valid ES256 signature by ec-1).
+    token = jwt.encode(
+        issuer.claims("eve", []), issuer.keys["ec-1"], algorithm="ES256",
+        headers={"kid": "rsa-1"},
+    )  # fmt: skip
+    with pytest.raises(Unauthenticated) as refused:
+        await auth.authenticate(Credentials(authorization=(f"Bearer {token}",)))
+    assert refused.value.reason == "algorithm_not_allowed"
+
+
+async def test_valid_tokens_name_their_subject_and_nested_roles(issuer: Issuer) -> None:
+    auth = await verifier(issuer)
+    for kid in ("rsa-1", "ec-1"):
+        token = issuer.token("alice", [], kid=kid, realm_access={"roles": ["moderator", "x"]})
+        actor = await auth.authenticate(Credentials(authorization=(f"Bearer {token}",)))
+        assert actor == Actor("alice", ("moderator", "x"))
+
+
+async def test_hs256_tokens_verify_only_with_the_secret_file() -> None:
+    secret = b"k" * 48
+    auth = JwtAuthenticator(
+        keys=None, secret=secret, issuer=ISSUER, audience=AUDIENCE, roles_claim="roles",
+        leeway_s=0,
+    )  # fmt: skip
+    claims = Issuer.claims(Issuer.__new__(Issuer), "svc", ["r"])
+    good = jwt.encode(claims, secret, algorithm="HS256")
+    assert (await auth.authenticate(Credentials(authorization=(f"Bearer {good}",)))).principal == "svc"
+    bad = jwt.encode(claims, b"x" * 48, algorithm="HS256")
+    with pytest.raises(Unauthenticated) as refused:
+        await auth.authenticate(Credentials(authorization=(f"Bearer {bad}",)))
+    assert refused.value.reason == "bad_signature"
+
+
+async def test_an_unknown_kid_refetches_the_jwks_at_most_once_per_interval(issuer: Issuer) -> None:
+    now = [0.0]
+    served = [Issuer().jwks()]  # first: a key set without the issuer's keys
+
+    async def load() -> bytes:
+        return served[0]
+
+    keys = KeySet(load, refresh_s=10, max_age_s=1000, clock=lambda: now[0])
+    await keys.start()
+    assert await keys.key("ec-1") is None  # within the interval: no refetch
+    served[0] = issuer.jwks()
+    for _ in range(50):
+        assert await keys.key("ec-1") is None
+    assert keys.fetches == 1
+    now[0] = 10.0
+    assert await keys.key("ec-1") is not None
+    assert await keys.key("nope") is None and keys.fetches == 2  # rate bound again
+    now[0] = 2000.0  # too old: refetched even for a known kid, so removed keys stop
+    served[0] = issuer.jwks(["rsa-1"])
+    assert await keys.key("ec-1") is None and keys.fetches == 3
+
+
+@pytest.mark.parametrize(
+    ("jwks", "words"),
+    [
+        (b"not json", "not a JWKS"),
+        (orjson.dumps({"keys": [{"kty": "oct", "k": "c2VjcmV0", "kid": "h"}]}), "kty 'oct'"),
+        (orjson.dumps({"keys": [{"kty": "RSA", "alg": "HS256", "n": "x", "e": "AQAB"}]}), "HS256"),
+    ],
+)
+def test_a_key_set_that_could_confuse_algorithms_is_refused(jwks: bytes, words: str) -> None:
+    with pytest.raises(ConfigError, match=words):
+        parse_jwks(jwks)
+
+
+async def test_proxy_headers_count_only_from_trusted_addresses() -> None:
+    auth = ProxyAuthenticator(trusted_networks("10.0.0.0/8, 127.0.0.1/32"))
+    trusted = Credentials(forwarded_user=("alice",), forwarded_groups=("a,b",), peer="10.1.2.3")
+    assert await auth.authenticate(trusted) == Actor("alice", ("a", "b"))
+    for peer, users, reason in (
+        ("192.168.1.1", ("alice",), "untrusted_proxy"),
+        (None, ("alice",), "untrusted_proxy"),
+        ("10.1.2.3", (), "missing_identity"),
+        ("10.1.2.3", ("alice", "bob"), "missing_identity"),
+    ):
+        with pytest.raises(Unauthenticated) as refused:
+            await auth.authenticate(Credentials(forwarded_user=users, peer=peer))
+        assert refused.value.reason == reason
+    with pytest.raises(ConfigError, match="no CIDR"):
+        trusted_networks("10.0.0.1/8")

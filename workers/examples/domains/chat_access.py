@@ -1,0 +1,59 @@
+"""Who may do what in a chat room: the actor is the token's subject, never a field of the body.
+
+``MessageSent.sender_id`` is the principal (filled from it when absent, ``403`` when it names
+someone else). An edit or delete is the message's sender's, or a moderator's: a principal
+whose *token* carries a moderator role; a ``role`` in the body is refused, and the rule writes
+the token's role into the stored event, where the fold reads it. The check runs on the room's
+replayed window before anything is marked or produced; a message beyond the window (an old
+page) is judged by the fold, which ignores a change by anyone else (``chat_rules``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from snapshot_rules.access import Access, SendRule
+from topics.envelope import Actor
+from topics.errors import Forbidden
+from workers.examples.domains.chat_rules import DELETED, EDITED, SENT, ChatRules, find
+
+
+def _as_sender(actor: Actor, data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` with ``sender_id`` the actor's: filled when absent, refused when another's."""
+    sender = data.get("sender_id")
+    if sender is not None and sender != actor.principal:
+        raise Forbidden(
+            "not_your_identity",
+            f"sender_id {sender!r} is not you ({actor.principal}); leave sender_id out, it is "
+            "taken from your token.",
+        )
+    return {**data, "sender_id": actor.principal}
+
+
+def chat_access(rules: ChatRules) -> Access:
+    """The chat room's access rules for ``rules``' moderator roles."""
+
+    def send(actor: Actor, data: Mapping[str, Any], state: Any) -> Mapping[str, Any]:
+        return _as_sender(actor, data)
+
+    def change(actor: Actor, data: Mapping[str, Any], state: Any) -> Mapping[str, Any]:
+        if "role" in data:
+            raise Forbidden(
+                "role_from_token",
+                "a role is never taken from the body; a moderator's role comes from the token.",
+            )
+        checked = _as_sender(actor, data)
+        moderating = sorted(set(actor.roles) & rules.moderator_roles)
+        messages = (state or {}).get("messages", [])
+        found = find(messages, data.get("message_id"))
+        if found is not None and messages[found]["sender_id"] != actor.principal and not moderating:
+            raise Forbidden(
+                "not_your_message",
+                f"message {data.get('message_id')!r} is {messages[found]['sender_id']}'s; only its "
+                f"sender or a moderator ({', '.join(sorted(rules.moderator_roles))}) may change it.",
+            )
+        return {**checked, "role": moderating[0]} if moderating else checked
+
+    changing = SendRule(change, needs_state=True)
+    return Access(send={SENT: SendRule(send), EDITED: changing, DELETED: changing})

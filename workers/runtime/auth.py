@@ -1,0 +1,263 @@
+"""The door of the HTTP server: every request but health, readiness and metrics names its caller.
+
+An aiohttp middleware asks the process's ``Authenticator`` (``workers.runtime.identity``) who
+calls, keeps the ``Actor`` on the request for the views, and answers a refusal itself: ``401
+unauthenticated`` with ``WWW-Authenticate``, or ``403 forbidden``, JSON with one reason, counted
+in ``eventfleet_auth_refusals_total``. Faust's own pages are not served: ``/`` leads to the
+console, and the router and table blueprints are never registered (``workers.runtime.fleet``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import aiohttp
+from aiohttp import web
+
+from topics.envelope import Actor
+from topics.errors import ConfigError, Forbidden, Unauthenticated
+from workers.metrics import Metrics
+from workers.runtime.answers import Answer, error
+from workers.runtime.http_errors import json_response
+from workers.runtime.identity import (
+    Authenticator,
+    Credentials,
+    JwtAuthenticator,
+    KeySet,
+    ProxyAuthenticator,
+    trusted_networks,
+)
+from workers.runtime.settings import Settings
+
+log = logging.getLogger(__name__)
+
+OPEN_PATHS = frozenset(("/healthz", "/readyz", "/metrics", "/console/login"))
+"""Served to anyone: they carry no domain data (the login page only takes a token)."""
+OPEN_PREFIXES = ("/console/static/",)
+SESSION_COOKIE = "eventfleet_session"
+"""The console's login cookie: the bearer token, HttpOnly, SameSite=Strict, Path=/console."""
+ACTOR_KEY = "eventfleet.actor"
+JWKS_MAX_BYTES = 1024 * 1024
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_CHOOSE = (
+    "choose EVENTFLEET_AUTH=jwt (with EVENTFLEET_AUTH_JWKS or EVENTFLEET_AUTH_HS256_SECRET_FILE, "
+    "EVENTFLEET_AUTH_ISSUER and EVENTFLEET_AUTH_AUDIENCE), proxy (with "
+    "EVENTFLEET_AUTH_TRUSTED_PROXIES) or none (open to anyone who reaches the port: "
+    "development only)"
+)
+
+
+def auth_problem(settings: Settings) -> str | None:
+    """Why these settings give no working authentication (one line naming them), or None."""
+    mode = settings.auth
+    if mode == "":
+        return f"EVENTFLEET_AUTH is not set: {_CHOOSE}."
+    if mode == "jwt":
+        missing = [
+            name
+            for name, value in (
+                ("EVENTFLEET_AUTH_JWKS or EVENTFLEET_AUTH_HS256_SECRET_FILE",
+                 settings.auth_jwks or settings.auth_hs256_secret_file),
+                ("EVENTFLEET_AUTH_ISSUER", settings.auth_issuer),
+                ("EVENTFLEET_AUTH_AUDIENCE", settings.auth_audience),
+            )
+            if not value
+        ]  # fmt: skip
+        if missing:
+            return f"EVENTFLEET_AUTH=jwt needs {', '.join(missing)}."
+    if mode == "proxy" and not settings.auth_trusted_proxies:
+        return (
+            "EVENTFLEET_AUTH=proxy needs EVENTFLEET_AUTH_TRUSTED_PROXIES (the proxy's CIDRs); "
+            "without it no request could be trusted."
+        )
+    return None
+
+
+async def make_authenticator(settings: Settings, *, required: bool) -> Authenticator:
+    """The authenticator the settings describe, its keys loaded; ConfigError if it cannot work.
+
+    ``required`` (``eventfleet worker``): no choice is a ConfigError; otherwise (embedded uses
+    such as the benchmarks) no choice means open, with a warning.
+    """
+    problem = auth_problem(settings)
+    if problem is not None and (required or settings.auth != ""):
+        raise ConfigError(problem)
+    if settings.auth in ("", "none"):
+        log.warning(
+            "EVENTFLEET_AUTH=%s: the HTTP API and the console are open to anyone who reaches "
+            "port %s; use jwt or proxy outside development.",
+            settings.auth or "(unset)",
+            settings.http_port,
+        )
+        return Authenticator()
+    if settings.auth == "proxy":
+        return ProxyAuthenticator(trusted_networks(settings.auth_trusted_proxies))
+    keys = None
+    if settings.auth_jwks:
+        keys = KeySet(
+            jwks_loader(settings.auth_jwks),
+            refresh_s=settings.auth_jwks_refresh_s,
+            max_age_s=settings.auth_jwks_max_age_s,
+        )
+        try:
+            await keys.start()
+        except (OSError, TimeoutError) as e:
+            raise ConfigError(
+                f"EVENTFLEET_AUTH_JWKS={settings.auth_jwks!r} could not be read: {e}"
+            ) from None
+    secret = None
+    if settings.auth_hs256_secret_file:
+        secret = _read_secret(settings.auth_hs256_secret_file)
+    return JwtAuthenticator(
+        keys=keys,
+        secret=secret,
+        issuer=settings.auth_issuer,
+        audience=settings.auth_audience,
+        roles_claim=settings.auth_roles_claim,
+        leeway_s=settings.auth_leeway_s,
+    )
+
+
+def _read_secret(path: str) -> bytes:
+    try:
+        secret = Path(path).read_bytes().strip()
+    except OSError as e:
+        raise ConfigError(f"EVENTFLEET_AUTH_HS256_SECRET_FILE={path!r}: {e.strerror}") from None
+    if len(secret) < 32:
+        raise ConfigError(
+            f"EVENTFLEET_AUTH_HS256_SECRET_FILE={path!r} holds {len(secret)} bytes; an HS256 "
+            "secret needs at least 32 random bytes."
+        )
+    return secret
+
+
+def jwks_loader(source: str, *, timeout_s: float = 5.0) -> Callable[[], Awaitable[bytes]]:
+    """Read the JWKS from a file, or fetch it over https (http only from this machine)."""
+    parts = urlsplit(source)
+    if parts.scheme not in ("https", "http"):
+
+        async def read() -> bytes:
+            return await asyncio.to_thread(Path(source).read_bytes)
+
+        return read
+    if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        raise ConfigError(
+            f"EVENTFLEET_AUTH_JWKS={source!r}: fetch keys over https (plain http is accepted "
+            "from this machine only)."
+        )
+
+    async def fetch() -> bytes:
+        try:
+            timeout = aiohttp.ClientTimeout(total=timeout_s)
+            async with aiohttp.ClientSession(timeout=timeout) as session:
+                async with session.get(source, allow_redirects=False) as response:
+                    if response.status != 200:
+                        raise OSError(f"{source} answered {response.status}")
+                    body = await response.content.read(JWKS_MAX_BYTES + 1)
+        except aiohttp.ClientError as e:
+            raise OSError(f"{source}: {e}") from None
+        if len(body) > JWKS_MAX_BYTES:
+            raise OSError(f"{source} sent more than {JWKS_MAX_BYTES} bytes")
+        return body
+
+    return fetch
+
+
+def actor_of(request: web.Request) -> Actor | None:
+    """The caller the door let in (None only on the open paths)."""
+    actor: Actor | None = request.get(ACTOR_KEY)
+    return actor
+
+
+def credentials_of(request: web.Request) -> Credentials:
+    console = request.path == "/console" or request.path.startswith("/console/")
+    return Credentials(
+        authorization=tuple(request.headers.getall("Authorization", ())),
+        cookie_token=request.cookies.get(SESSION_COOKIE) if console else None,
+        forwarded_user=tuple(request.headers.getall("X-Forwarded-User", ())),
+        forwarded_groups=tuple(request.headers.getall("X-Forwarded-Groups", ())),
+        peer=request.remote,
+    )
+
+
+class Door:
+    """The middleware and the one place refusals are answered and counted."""
+
+    def __init__(self, authenticator: Authenticator, metrics: Metrics) -> None:
+        self.authenticator = authenticator
+        self._metrics = metrics
+        self.authorize: Callable[[web.Request, Actor], None] | None = None
+        """Checks the route's access rule (raises Forbidden); set by the HTTP views."""
+
+    @property
+    def open(self) -> bool:
+        """EVENTFLEET_AUTH=none: every caller is the anonymous principal, no rule applies."""
+        return self.authenticator.mode == "none"
+
+    def actor(self, request: web.Request) -> Actor | None:
+        """Who calls, for the record and the rules: None when the door is open."""
+        return None if self.open else actor_of(request)
+
+    @property
+    def mode(self) -> str:
+        return self.authenticator.mode
+
+    def install(self, web_app: web.Application) -> None:
+        web_app.middlewares.append(self.middleware)
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        path = request.path
+        if path == "/":
+            raise web.HTTPFound("/console")  # Faust's own index is not served
+        if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
+            return await handler(request)
+        credentials = credentials_of(request)
+        try:
+            actor = await self.authenticator.authenticate(credentials)
+        except Unauthenticated as e:
+            if _browsing_console(request) and not credentials.authorization and self.mode == "jwt":
+                # A browser without a session, or with one that expired: sign in again.
+                self.count_unauthenticated(e.reason)
+                raise web.HTTPSeeOther(f"/console/login?next={quote(request.path_qs)}") from None
+            return self.unauthenticated(e)
+        request[ACTOR_KEY] = actor
+        try:
+            if self.authorize is not None and not self.open:
+                self.authorize(request, actor)
+            return await handler(request)
+        except Forbidden as e:
+            return self.forbidden(e)
+
+    def count_unauthenticated(self, reason: str) -> None:
+        self._metrics.auth_refusals.labels("401", reason).inc()
+
+    def unauthenticated(self, e: Unauthenticated) -> web.Response:
+        self.count_unauthenticated(e.reason)
+        challenge = self.authenticator.challenge
+        if e.reason != "missing_token":
+            challenge += f', error="invalid_token", error_description="{e.reason}"'
+        answer = error(401, "unauthenticated", str(e), reason=e.reason)
+        return json_response(answer, headers={"WWW-Authenticate": challenge})
+
+    def count_forbidden(self, reason: str) -> None:
+        self._metrics.auth_refusals.labels("403", reason).inc()
+
+    def forbidden(self, e: Forbidden) -> web.Response:
+        return json_response(self.refused(e))
+
+    def refused(self, e: Forbidden) -> Answer:
+        """The 403 answer of ``e``, counted."""
+        self.count_forbidden(e.reason)
+        return error(403, "forbidden", str(e), reason=e.reason)
+
+
+def _browsing_console(request: web.Request) -> bool:
+    return request.method == "GET" and (
+        request.path == "/console" or request.path.startswith("/console/")
+    )

@@ -1,0 +1,141 @@
+"""The console's sign-in and form protection: the login page, the session cookie, CSRF tokens.
+
+Signing in puts the bearer token in an HttpOnly, SameSite=Strict cookie scoped to
+``/console`` (Secure when the request came over TLS); the door reads it there only. Every POST
+form carries a CSRF token that must equal the ``eventfleet_csrf`` cookie (double submit: it
+holds across console replicas without a shared secret), besides the Origin check.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Mapping
+from contextvars import ContextVar
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from topics.errors import Forbidden, Unauthenticated
+from workers.runtime.auth import SESSION_COOKIE, Door
+from workers.runtime.console.html import esc, hidden, page
+from workers.runtime.identity import Credentials
+
+CSRF_COOKIE = "eventfleet_csrf"
+CSRF_FIELD = "csrf"
+_CSRF_KEY = "eventfleet.csrf"
+HEADER: ContextVar[str] = ContextVar("console_header", default="")
+"""The signed-in principal and its sign-out form, for the page being rendered."""
+
+
+def csrf_token(request: web.Request) -> str:
+    """This browser's CSRF token (made on its first console page)."""
+    token: str | None = request.get(_CSRF_KEY)
+    if token is None:
+        token = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
+        request[_CSRF_KEY] = token
+    return token
+
+
+def csrf_field(request: web.Request) -> str:
+    return hidden(CSRF_FIELD, csrf_token(request))
+
+
+def check_csrf(request: web.Request, form: Mapping[str, Any]) -> None:
+    """Raises Forbidden unless the form's CSRF token equals the browser's cookie."""
+    cookie = request.cookies.get(CSRF_COOKIE, "")
+    sent = str(form.get(CSRF_FIELD, ""))
+    if not cookie or not sent or not hmac.compare_digest(cookie.encode(), sent.encode()):
+        raise Forbidden(
+            "csrf_token",
+            "the form's CSRF token is missing or wrong; reload the console page and submit again.",
+        )
+
+
+def tls(request: web.Request) -> bool:
+    return request.secure or request.headers.get("X-Forwarded-Proto", "") == "https"
+
+
+def keep_csrf(request: web.Request, response: web.StreamResponse) -> None:
+    """Set the CSRF cookie when this request made the token."""
+    token = request.get(_CSRF_KEY)
+    if token is not None and request.cookies.get(CSRF_COOKIE) != token:
+        response.set_cookie(
+            CSRF_COOKIE, token, path="/console", httponly=True, samesite="Strict", secure=tls(request)
+        )
+
+
+def same_origin(request: web.Request) -> bool:
+    """No Origin header (curl, old browsers), or one naming this host; and not cross-site."""
+    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+        return False
+    origin = request.headers.get("Origin")
+    return origin is None or urlsplit(origin).netloc == request.host
+
+
+def _next(raw: str) -> str:
+    """Where to go after signing in: a console path only (no open redirect)."""
+    if raw.startswith("/console") and not raw.startswith("//") and "\\" not in raw:
+        return raw
+    return "/console"
+
+
+class Login:
+    """``/console/login`` (open), ``/console/logout``."""
+
+    def __init__(self, door: Door) -> None:
+        self.door = door
+
+    def _page(self, request: web.Request, message: str = "", status: int = 200) -> web.Response:
+        if self.door.mode == "jwt":
+            form = (
+                '<form method="post" action="/console/login" id="login">'
+                + csrf_field(request)
+                + hidden("next", _next(request.query.get("next", "/console")))
+                + "<p><label>Bearer token (from your identity provider):<br>"
+                '<textarea name="token" id="token" required></textarea></label></p>'
+                '<p><button type="submit" id="sign-in">Sign in</button></p></form>'
+            )
+        else:
+            form = (
+                "<p>This fleet takes your identity from the authenticating proxy in front of it "
+                '(EVENTFLEET_AUTH=proxy) or lets anyone in (none): <a href="/console">open the '
+                "console</a>.</p>"
+            )
+        error = f'<p class="bad" id="error">{esc(message)}</p>' if message else ""
+        text = page("Sign in", error + form, actions=False, auth=self.door.mode)
+        response = web.Response(text=text, status=status, content_type="text/html")
+        keep_csrf(request, response)
+        return response
+
+    async def show(self, request: web.Request) -> web.Response:
+        return self._page(request)
+
+    async def sign_in(self, request: web.Request) -> web.StreamResponse:
+        if self.door.mode != "jwt":
+            return self._page(request)
+        form = await request.post()
+        if not same_origin(request):
+            raise Forbidden("cross_origin", "sign in from the console's own login page.")
+        check_csrf(request, form)
+        token = str(form.get("token", "")).strip()
+        try:
+            await self.door.authenticator.authenticate(
+                Credentials(authorization=(f"Bearer {token}",))
+            )
+        except Unauthenticated as e:
+            self.door.count_unauthenticated(e.reason)
+            return self._page(request, f"not signed in ({e.reason}): {e}", 401)
+        response = web.HTTPSeeOther(_next(str(form.get("next", "/console"))))
+        response.set_cookie(
+            SESSION_COOKIE, token, path="/console", httponly=True, samesite="Strict",
+            secure=tls(request),
+        )  # fmt: skip
+        return response
+
+    async def sign_out(self, request: web.Request) -> web.StreamResponse:
+        check_csrf(request, await request.post())
+        response = web.HTTPSeeOther("/console/login")
+        response.del_cookie(SESSION_COOKIE, path="/console")
+        return response
