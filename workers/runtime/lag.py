@@ -15,8 +15,8 @@ from snapshot_rules.domain import Domains
 from topics.catalog import TopicNames
 from topics.errors import Unavailable
 from workers.adapters.kafka.config import KafkaConfig
-from workers.adapters.kafka.lag import KafkaLagReader
-from workers.metrics import Metrics
+from workers.adapters.kafka.lag import KafkaLagReader, PartitionLag
+from workers.metrics import Metrics, create_metrics
 from workers.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,9 @@ class LagExporter:
         self._series: set[tuple[str, str, str]] = set()
         self._task: asyncio.Task[None] | None = None
         self.last_error = ""
+        self.last: list[PartitionLag] = []
+        """The partitions of the last read (the console's groups page shows them)."""
+        self.last_at: float | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="eventfleet-lag")
@@ -81,7 +84,8 @@ class LagExporter:
 
     async def read_once(self) -> None:
         """One read of every group; series of partitions no longer found are removed."""
-        lags = await self._reader.read(self._groups, discovered=await self._discovered())
+        lags = await self.read()
+        self.last, self.last_at = lags, time.time()
         gauge = self._metrics.group_lag
         current = set()
         for lag in lags:
@@ -92,6 +96,13 @@ class LagExporter:
             gauge.remove(*labels)
         self._series = current
         self._metrics.lag_read_time.set(time.time())
+
+    async def connect(self) -> None:
+        await self._reader.start()
+
+    async def read(self) -> list[PartitionLag]:
+        """Every measured group's partitions, read now (nothing exported)."""
+        return await self._reader.read(self._groups, discovered=await self._discovered())
 
     async def _discovered(self) -> dict[str, list[str]]:
         if self._group_prefix is None:
@@ -108,7 +119,7 @@ class LagExporter:
         while True:
             try:
                 if not started:
-                    await self._reader.start()
+                    await self.connect()
                     started = True
                 await self.read_once()
                 self.last_error = ""
@@ -118,3 +129,22 @@ class LagExporter:
                     log.warning("%s", e)
                 self.last_error = str(e)
             await asyncio.sleep(self._interval_s)
+
+
+async def read_lag_once(
+    kafka: KafkaConfig, settings: Settings, domains: Domains
+) -> list[PartitionLag]:
+    """One read of every group the lag role would measure, for a process that does not run it."""
+    exporter = LagExporter(
+        kafka,
+        create_metrics(),  # a registry of its own: nothing is exported
+        measured_groups(settings, domains),
+        settings.lag_interval_s,
+        group_prefix=f"{settings.group_id}-",
+        topic_prefix=settings.topic_prefix,
+    )
+    try:
+        await exporter.connect()
+        return await exporter.read()
+    finally:
+        await exporter.stop()

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from workers.runtime.console.dead_letters import DeadLetterPages
 from workers.runtime.console.html import SECURITY_HEADERS, STYLE, STYLESHEET
+from workers.runtime.console.operator import OperatorPages
 from workers.runtime.console.samples import Sampler, counter_total, gauge_total
 from workers.runtime.console.session import Login
 from workers.runtime.console.views import Console
@@ -66,6 +67,9 @@ def register_console(fleet: Fleet) -> Console:
     post("/console/login", login.sign_in)
     post("/console/logout", login.sign_out)
     get(STYLESHEET, stylesheet)
+    operator = OperatorPages(console)  # workers/runtime/console/operator.py
+    get("/console/groups", guard(operator.groups))
+    get("/console/{unknown:.*}", guard(operator.not_found))  # last: any other console path
     web_app.on_response_prepare.append(security_headers)
     return console
 

@@ -29,6 +29,7 @@ NAV = (
     ("/console/dlq", "Dead letters"),
     ("/console/audit", "Audit trail"),
     ("/console/lag", "Lag & throughput"),
+    ("/console/groups", "Groups & partitions"),
 )
 
 

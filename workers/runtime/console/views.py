@@ -12,7 +12,7 @@ from aiohttp import web
 
 from snapshot_rules.replay import replay
 from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE, Actor, parse_utc
-from topics.errors import EventfleetError, Forbidden, InvalidEnvelope, InvalidInput
+from topics.errors import EventfleetError, Forbidden, InvalidEnvelope, InvalidInput, NotFound
 from workers.roles.dlq_replay import check_operator
 from workers.runtime.answers import error
 from workers.runtime.console.html import esc, json_block, link, page, path, table
@@ -127,14 +127,16 @@ class Console:
     async def aggregates(self, request: web.Request) -> web.Response:
         domain = self.rt.domains.get(request.match_info["aggregate_type"])
         versions = await self.rt.events.versions([domain.name])
-        shown = sorted(versions.items())[:AGGREGATES_SHOWN]
+        ordered = sorted(versions.items(), key=lambda item: natural_key(item[0][1]))
+        page_no = _page(request.query.get("page"))
+        start = (page_no - 1) * AGGREGATES_SHOWN
+        shown = ordered[start : start + AGGREGATES_SHOWN]
+        if page_no > 1 and not shown:
+            raise NotFound(f"{domain.name} has {len(ordered)} aggregates: no page {page_no}.")
         rows = [(link(path("aggregates", t, i), i), esc(v)) for (t, i), v in shown]
-        more = (
-            f'<p class="muted">showing {len(shown)} of {len(versions)}</p>'
-            if len(versions) > len(shown)
-            else ""
+        body = table(("aggregate id", "version"), rows, css_id="aggregates") + _pager(
+            page_no, start, len(shown), len(ordered)
         )
-        body = table(("aggregate id", "version"), rows, css_id="aggregates") + more
         return self.html(f"{domain.name} aggregates", body)
 
     async def aggregate(self, request: web.Request) -> web.Response:
@@ -148,7 +150,7 @@ class Console:
         ref = (domain.name, aggregate_id)
         events = [domain.upcast(e) for e in await self.rt.events.read(ref, limit=TIMELINE_LIMIT)]
         if not events:
-            raise InvalidInput(f"{domain.name} {aggregate_id} has no events.")
+            raise NotFound(f"{domain.name} {aggregate_id} has no events.")
         point = at_version is not None or as_of is not None
         rows = []
         for e in events:
@@ -164,7 +166,10 @@ class Console:
             )
         state_title = "Replayed state (latest)"
         if point:
-            folded = await self.rt.loader.at(domain, aggregate_id, version=at_version, as_of=as_of)
+            # As the API: a version past the newest is 404 version_not_found, never clamped.
+            folded = await self.rt.loader.exactly_at(
+                domain, aggregate_id, version=at_version, as_of=as_of
+            )
             state_title = f"Replayed state at version {folded.version}"
         else:
             folded = await self.rt.loader.latest(domain, aggregate_id, save=False)
@@ -232,6 +237,42 @@ def _signed_in(request: web.Request, actor: Actor | None) -> str:
 
 def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
+
+
+_RUNS = re.compile(r"(\d+)")
+
+
+def natural_key(text: str) -> tuple[tuple[int, int, str], ...]:
+    """Sort ``o2`` before ``o10``: digit runs compare as numbers, the rest as text."""
+    return tuple(
+        (1, int(part), part) if part.isdigit() else (0, 0, part)
+        for part in _RUNS.split(text)
+        if part
+    )
+
+
+def _page(raw: str | None) -> int:
+    if raw is None or raw == "":
+        return 1
+    if not _DIGITS.match(raw) or int(raw) < 1:
+        raise InvalidInput(f"page={raw!r} must be a whole number from 1.")
+    return int(raw)
+
+
+def _pager(page_no: int, start: int, shown: int, total: int) -> str:
+    """``showing 501 to 1000 of 1234`` with links to the pages before and after."""
+    if total <= shown and page_no == 1:
+        return ""
+    links = []
+    if page_no > 1:
+        links.append(f'<a id="previous" href="?page={page_no - 1}">previous</a>')
+    if start + shown < total:
+        links.append(f'<a id="next" href="?page={page_no + 1}">next</a>')
+    return (
+        f'<p class="muted" id="pager">showing {start + 1} to {start + shown} of {total} '
+        + " ".join(links)
+        + "</p>"
+    )
 
 
 def _version(raw: str | None) -> int | None:
