@@ -6,6 +6,7 @@ Public API: the modules listed in ``__all__``; the example domains are in ``work
 __all__ = [
     "declaration",
     "domain",
+    "personal",
     "projection",
     "queries",
     "replay",

@@ -9,6 +9,7 @@ from typing import Any
 
 from snapshot_rules.access import OPEN, Access
 from snapshot_rules.declaration import ANY, NEW, after_names, check_domain, did_you_mean
+from snapshot_rules.personal import Personal, as_stored
 from snapshot_rules.projection import Projection
 from snapshot_rules.queries import Query
 from snapshot_rules.replay import Reducer, State
@@ -111,6 +112,8 @@ class Domain:
     derive: Derive | None = None
     derived_types: frozenset[str] = frozenset()
     """The types ``derive`` may yield (routes may name them)."""
+    personal: Personal | None = None
+    """The personal fields of its events and whose they are (sealed on the command side)."""
     access: Access = OPEN
     """Who may send each event type and read the aggregates and views (``snapshot_rules.access``)."""
 
@@ -129,6 +132,17 @@ class Domain:
             routes=[(route.topic, route.types) for route in self.routes],
             derived_types=self.derived_types,
         )
+        if self.personal is not None:
+            self._check_personal(self.personal)
+
+    def _check_personal(self, personal: Personal) -> None:
+        named = {n for spec in self.events.values() for n in spec.schema.fields}
+        for name in sorted(personal.fields | {personal.subject or ""} - {""}):
+            if name not in named:
+                raise ValueError(
+                    f"{self.name}: personal field {name!r} is in no event type's schema; name "
+                    f"fields of {', '.join(sorted(named)) or 'its events'}."
+                )
 
     def spec(self, event_type: str) -> EventSpec:
         try:
@@ -150,10 +164,14 @@ class Domain:
         written = event.schema_version
         if 1 <= written <= len(spec.upcasts):
             version = f"{event.type} (schema version {written})"
-            check(spec.upcasts[written - 1].schema, version, event.data)
+            check(self._as_stored(spec.upcasts[written - 1].schema), version, event.data)
         current = self.upcast(event)
-        check(spec.schema, event.type, current.data)
+        check(self._as_stored(spec.schema), event.type, current.data)
         return current
+
+    def _as_stored(self, schema: Obj) -> Obj:
+        """Personal fields arrive sealed; their plaintext was checked before it was sealed."""
+        return schema if self.personal is None else as_stored(schema, self.personal.fields)
 
     def check_transition(self, aggregate_id: str, current: str | None, requested: str) -> None:
         """May ``requested`` follow ``current`` (None: a new aggregate)? ``after=ANY``: always."""

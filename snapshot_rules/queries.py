@@ -57,10 +57,12 @@ class QueryContext(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class QueryAnswer:
-    """A successful answer: HTTP status and JSON body."""
+    """A successful answer: HTTP status and JSON body, and the query parameters of the next page
+    when the answer is one page of more (the runtime makes them a ``Link: <…>; rel="next"``)."""
 
     status: int
     body: Mapping[str, Any]
+    next_page: Mapping[str, str] | None = None
 
 
 QueryHandler = Callable[[QueryContext, Mapping[str, str], Mapping[str, str]], Awaitable[QueryAnswer]]

@@ -31,11 +31,14 @@ __all__ = [
     "AppendProgress",
     "CommandMemory",
     "CommandRecord",
+    "DataKey",
     "Delivery",
+    "Erasure",
     "EventBus",
     "EventStore",
     "Handler",
     "Head",
+    "KeyStore",
     "MarkRequest",
     "MarkResult",
     "Marker",
@@ -664,4 +667,52 @@ class ActionLog(Protocol):
     async def abandon_replay(self, claim: ReplayClaim) -> None:
         """The first replay wrote nothing (refused, or nothing sent): the entry may be
         replayed again, with a corrected fix. Only this claim is removed."""
+        ...
+
+
+# --- personal data ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DataKey:
+    """One subject's data key (256-bit AES-GCM), named by ``key_id`` in every value it sealed."""
+
+    key_id: str
+    subject: str
+    secret: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    """A subject's erasure: when, by whom, how many keys it destroyed; ``already`` when the
+    subject had been erased before and held no key since (the first erasure is answered)."""
+
+    subject: str
+    erased_at: datetime
+    by: str
+    keys_destroyed: int
+    already: bool = False
+
+
+class KeyStore(Protocol):
+    """Data keys per subject, and their destruction (crypto-shredding).
+
+    A key's secret is kept wrapped by a master key the adapter holds (MongoDB: from a file or
+    an environment secret; a Vault or cloud KMS adapter would wrap and unwrap through its API).
+    StoreUnavailable when the store does not answer.
+    """
+
+    async def key_for(self, subject: str) -> DataKey:
+        """The subject's current key, created on first use: concurrent callers get one key.
+        After an erasure a new key is made: what was sealed before stays unreadable."""
+        ...
+
+    async def find(self, key_ids: Sequence[str]) -> dict[str, DataKey]:
+        """The keys of these ids; an unknown or destroyed key is absent."""
+        ...
+
+    async def erase(self, subject: str, *, by: str, at: datetime) -> Erasure | None:
+        """Destroy every key of the subject and record the erasure. Erasing again answers the
+        first erasure with ``already`` (nothing was left to destroy); None for a subject with
+        neither a key nor an erasure (nothing of it was ever sealed)."""
         ...

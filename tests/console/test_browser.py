@@ -15,6 +15,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.console.conftest import dead_letter_of, poison_order, stored
 from tests.fleet import LIFECYCLE, FleetProcess, order_items
+from tests.tokens import OPERATOR, TESTER, TESTER_ROLES
 from tests.waiting import wait_for
 
 
@@ -39,6 +40,19 @@ def after_submit(browser: Any, *ids: str) -> Any:
     )
 
 
+def sign_in(browser: Any, fleet: FleetProcess, sub: str = TESTER, roles: Any = TESTER_ROLES) -> None:
+    """Sign in through the login form: the token goes into the session cookie."""
+    browser.get(fleet.url + "/console/login")  # cookies are cleared per site: be on it
+    browser.delete_all_cookies()
+    browser.get(fleet.url + "/console")
+    assert "/console/login" in browser.current_url, "a browser without a session signs in"
+    browser.find_element("id", "token").send_keys(fleet.token(sub, roles))
+    browser.find_element("id", "sign-in").click()
+    WebDriverWait(browser, 30).until(
+        lambda d: "/console/login" not in d.current_url, message=f"not signed in: {browser.page_source}"
+    )
+
+
 def texts(browser: Any, css: str) -> list[str]:
     return [e.text for e in browser.find_elements("css selector", css)]
 
@@ -54,8 +68,11 @@ async def test_pages_load_and_a_timeline_shows_its_events(
         assert status == 202, body
     await wait_for(lambda: _count(fleet, order_id, 4), timeout_s=60, what="the lifecycle stored")
 
+    sign_in(browser, fleet)
     browser.get(fleet.url + "/console")
     assert "eventfleet console" in browser.title
+    assert "signed in as tester" in browser.find_element("id", "who").text
+    assert "<script" not in browser.page_source and "<style" not in browser.page_source
     assert "order" in texts(browser, "#types td a")
     browser.find_element("link text", "order").click()
     after_submit(browser, "aggregates")
@@ -112,14 +129,16 @@ async def test_a_fixed_dead_letter_is_stored_once_however_often_it_is_replayed(
     entry = await dead_letter_of(fleet, event_id)
     assert entry.reason == "invalid_data"
 
+    sign_in(browser, fleet)
     browser.get(fleet.url + "/console/dlq")
     assert browser.find_elements("link text", entry.position), "the entry is listed"
     fixed = {"aggregate_type": "order", "aggregate_id": order_id, "type": "OrderPlaced",
              "data": {"items": order_items(1)}}  # fmt: skip
     for operator in ("alice", "bob"):  # the second replay must change nothing
+        sign_in(browser, fleet, operator, [OPERATOR])
         browser.get(f"{fleet.url}/console/dlq/{entry.position}")
+        assert f"as {operator}" in browser.find_element("id", "operator").text
         _replace(browser.find_element("id", "submission"), fixed)
-        browser.find_element("id", "operator").send_keys(operator)
         browser.find_element("id", "review").click()
         preview = after_submit(browser, "preview", "error").text
         assert '"sku-0"' in preview and f"dlq-replay:{event_id}" in preview
@@ -138,6 +157,7 @@ async def test_a_fixed_dead_letter_is_stored_once_however_often_it_is_replayed(
     events = await stored(fleet, "order", order_id)
     assert [(e["version"], e["type"]) for e in events] == [(1, "OrderPlaced"), (2, "OrderPaid")]
     assert events[0]["data"] == fixed["data"]
+    assert events[0]["metadata"]["actor"] == {"principal": "alice", "roles": [OPERATOR]}
 
     browser.get(fleet.url + "/console/audit")
     rows = [r.text for r in browser.find_elements("css selector", "#audit tbody tr")]
@@ -150,19 +170,20 @@ async def test_a_bad_fix_is_refused_on_review_and_nothing_is_submitted(
 ) -> None:
     entry = await dead_letter_of(fleet, await poison_order(fleet, f"bad-fix-{uuid.uuid4().hex[:8]}"))
     position = entry.position
+    sign_in(browser, fleet, "carol", [OPERATOR])
     browser.get(f"{fleet.url}/console/dlq/{position}")
     _replace(browser.find_element("id", "submission"), {"type": "OrderPlaced"})
-    browser.find_element("id", "operator").send_keys("carol")
     browser.find_element("id", "review").click()
     # Wait for the next page: reading the old one before it loads is a race.
     assert "missing fields aggregate_type, aggregate_id, data" in after_submit(browser, "error").text
-    status, _ = await fleet.request("POST", f"/console/dlq/{position}/replay", raw=b"operator=x")
-    assert status == 400  # no confirm step: refused
-    form = {"submission": "{}", "operator": "mallory", "confirm": "yes"}
+    status, body = await fleet.request("POST", f"/console/dlq/{position}/replay", raw=b"operator=x")
+    assert (status, body["reason"]) == (403, "csrf_token")  # no form token: refused first
+    form = {"submission": "{}", "operator": "mallory", "confirm": "yes", "csrf": "t"}
     for headers in ({"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
         async with aiohttp.ClientSession() as session:
             url = f"{fleet.url}/console/dlq/{position}/replay"
-            async with session.post(url, data=form, headers=headers) as answer:
+            sent = {**headers, **fleet.auth_headers, "Cookie": "eventfleet_csrf=t"}
+            async with session.post(url, data=form, headers=sent) as answer:
                 assert answer.status == 403
                 assert (await answer.json())["error"] == "cross_origin"
     status, page = await fleet.get("/console/audit")

@@ -21,7 +21,8 @@ async def test_the_demo_verifies_itself_and_exits_zero(stack: EmbeddedStack) -> 
     out, err = await asyncio.wait_for(process.communicate(), 180)
     text = out.decode()
     assert process.returncode == 0, f"{text}\n{err.decode()[-3000:]}"
-    assert "curl -s -XPOST" in text and "/metrics" in text  # what a newcomer needs
+    assert "-XPOST" in text and "/metrics" in text  # what a newcomer needs
+    assert "export EVENTFLEET_TOKEN=" in text  # dev shuts its door and prints the key
     assert "verified:" in text and "VERIFICATION FAILED" not in text
     for row in ("accepted", "events stored", "snapshots", "downstream events", "p50 / p99"):
         assert row in text, row

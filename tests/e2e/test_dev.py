@@ -103,9 +103,11 @@ async def keys(url: str, pattern: str) -> list[bytes]:
         await client.aclose()
 
 
-async def post(api: str, path: str, body: dict[str, object]) -> int:
+async def post(dev: Dev, path: str, body: dict[str, object], *, token: bool = True) -> int:
+    """POST with the token dev's banner printed (dev runs with its own signing key)."""
+    headers = {"Authorization": f"Bearer {dev.exports['EVENTFLEET_TOKEN']}"} if token else {}
     async with aiohttp.ClientSession() as session, session.post(
-        f"{api}{path}", data=orjson.dumps(body)
+        f"{dev.api}{path}", data=orjson.dumps(body), headers=headers
     ) as response:
         return response.status
 
@@ -123,9 +125,18 @@ async def dev(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Dev]:
 
 async def test_the_banner_names_the_default_domains_and_their_curl_lines(dev: Dev) -> None:
     assert "domains   account, chat_room, order" in dev.banner
-    assert "curl -s -XPOST" in dev.banner and "/v1/order/o-1/events" in dev.banner
+    assert "-XPOST" in dev.banner and "/v1/order/o-1/events" in dev.banner
     assert f"{PREFIX}orders" in dev.banner
     assert ":0/" not in dev.api and dev.api.rsplit(":", 1)[1] != "0"  # the real port
+
+
+async def test_dev_shuts_its_door_and_prints_a_token_that_opens_it(dev: Dev) -> None:
+    placed = {"type": "OrderPlaced", "data": {"items": [{"sku": "a", "qty": 1, "price": 1}]}}
+    assert await post(dev, "/v1/order/door-1/events", placed, token=False) == 401
+    assert await post(dev, "/v1/order/door-1/events", placed) == 202
+    assert 'curl -s -H "Authorization: Bearer $EVENTFLEET_TOKEN" -XPOST' in dev.banner
+    exports = dev.exports
+    assert exports["EVENTFLEET_AUTH"] == "jwt" and exports["EVENTFLEET_AUTH_JWKS"].endswith(".json")
 
 
 async def test_the_export_block_points_replay_and_topics_check_at_dev(dev: Dev) -> None:
@@ -134,7 +145,7 @@ async def test_the_export_block_points_replay_and_topics_check_at_dev(dev: Dev) 
     assert exports["EVENTFLEET_PARTITIONS"] == "4"
     assert {"EVENTFLEET_KAFKA_URL", "EVENTFLEET_MONGO_URL", "EVENTFLEET_REDIS_URL"} <= set(exports)
     placed = {"type": "OrderPlaced", "data": {"items": [{"sku": "tea", "qty": 2, "price": 3.5}]}}
-    assert await post(dev.api, "/v1/order/export-1/events", placed) == 202
+    assert await post(dev, "/v1/order/export-1/events", placed) == 202
 
     async def replayed() -> bool:
         code, out, _ = await eventfleet("replay", "order", "export-1", "--json", env=exports)
@@ -149,7 +160,7 @@ async def test_the_export_block_points_replay_and_topics_check_at_dev(dev: Dev) 
 async def test_replay_starts_no_producer(dev: Dev) -> None:
     # With Kafka unreachable, anything that started a producer (or any Kafka client) would fail.
     placed = {"type": "OrderPlaced", "data": {"items": [{"sku": "cup", "qty": 1, "price": 9.0}]}}
-    assert await post(dev.api, "/v1/order/nokafka-1/events", placed) == 202
+    assert await post(dev, "/v1/order/nokafka-1/events", placed) == 202
     env = {**dev.exports, "EVENTFLEET_KAFKA_URL": "kafka://127.0.0.1:1"}
 
     async def replayed() -> bool:
@@ -166,7 +177,7 @@ async def test_dev_keeps_its_keys_in_its_own_redis_not_the_users(
     ours = dev.exports["EVENTFLEET_REDIS_URL"]
     assert ours != stack.urls.redis_url
     placed = {"type": "OrderPlaced", "data": {"items": [{"sku": "tea", "qty": 1, "price": 3.5}]}}
-    assert await post(dev.api, "/v1/order/own-1/events", placed) == 202
+    assert await post(dev, "/v1/order/own-1/events", placed) == 202
     await wait_for(
         lambda: keys(ours, f"{PREFIX}*mark:*"), timeout_s=10, what="the mark in dev's Redis"
     )
@@ -187,7 +198,7 @@ async def test_a_lent_redis_and_a_custom_domain_set_leave_nothing_behind(
         assert "/v1/order" not in lent.banner and "account" not in lent.banner
         assert "/v1/tally/tally-1/events -d '{\"type\":\"Counted\",\"data\":{}}'" in lent.banner
         assert lent.exports["EVENTFLEET_REDIS_URL"] == stack.urls.redis_url
-        assert await post(lent.api, "/v1/tally/t-1/events", {"type": "Counted", "data": {}}) == 202
+        assert await post(lent, "/v1/tally/t-1/events", {"type": "Counted", "data": {}}) == 202
         await wait_for(
             lambda: keys(stack.urls.redis_url, f"{prefix}*mark:*"),
             timeout_s=10,

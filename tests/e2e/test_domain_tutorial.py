@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shlex
 import signal
 import sys
 from pathlib import Path
@@ -76,8 +77,14 @@ async def test_the_domain_tutorial_runs_as_written(tmp_path: Path) -> None:
     )  # fmt: skip
     try:
         exported = await _until_serving(dev)
+        token = next(
+            shlex.split(line)[1].partition("=")[2]
+            for line in exported
+            if line.startswith("export EVENTFLEET_TOKEN=")
+        )
         for command, expected in pairs(found["try"][1]):
-            await _answers(command.replace("127.0.0.1:8080", f"127.0.0.1:{port}"), expected)
+            command = command.replace("127.0.0.1:8080", f"127.0.0.1:{port}")
+            await _answers(command, expected, {**env, "EVENTFLEET_TOKEN": token})
         # The banner's export block, pasted into a shell elsewhere, reaches the sensors module.
         replay = await asyncio.create_subprocess_exec(
             "bash", "-c", "\n".join([*exported, f"{sys.prefix}/bin/eventfleet replay sensor s-1"]),
@@ -94,14 +101,14 @@ async def test_the_domain_tutorial_runs_as_written(tmp_path: Path) -> None:
     assert dev.returncode == 130, err.decode()[-2000:]  # stopped with Ctrl-C
 
 
-async def _answers(command: str, expected: str) -> None:
+async def _answers(command: str, expected: str, env: dict[str, str]) -> None:
     """Each request is sent once: a read right after the appends says what it must see
     (``min_version``), so it is answered as printed the first time."""
     seen: list[str] = []
 
     async def answered() -> bool:
         process = await asyncio.create_subprocess_exec(
-            "bash", "-c", command, stdout=asyncio.subprocess.PIPE
+            "bash", "-c", command, stdout=asyncio.subprocess.PIPE, env=env
         )
         out, _ = await process.communicate()
         seen.append(out.decode())

@@ -259,3 +259,77 @@ async def test_topics_check_creates_nothing_and_reports_missing_topics_as_json(
     assert code == 0 and {r["status"] for r in json.loads(out)} == {"created"}
     code, out, err = await eventfleet("topics", "check", env=env)
     assert code == 0 and err == "" and out.count("ok ") == len(reports)
+
+
+async def test_replay_pages_by_version_and_says_where_the_next_page_starts(
+    stack: EmbeddedStack, unique_name: str
+) -> None:
+    from tests.integration.test_projection_store import room_events
+    from workers.adapters.mongo import MongoEventStore, connect, database
+
+    client = connect(stack.urls.mongo_url, timeout_ms=5000)
+    try:
+        store = MongoEventStore(database(client, unique_name))
+        await store.ensure_indexes()
+        await store.append(room_events("r1", [("MessageSent", f"m{i}", "ann") for i in range(7)]))
+    finally:
+        await client.close()
+    env = {"EVENTFLEET_MONGO_URL": stack.urls.mongo_url, "EVENTFLEET_MONGO_DATABASE": unique_name}
+    seen: list[int] = []
+    after = 0
+    while True:
+        code, out, err = await eventfleet(
+            "replay", "chat_room", "r1", "--after-version", str(after), "--limit", "3", "--json",
+            env=env,
+        )  # fmt: skip
+        assert code == 0, err
+        page = json.loads(out)
+        seen += [e["version"] for e in page["events"]]
+        assert page["version"] == 7  # the state is always the whole history's
+        if not page["more"]:
+            break
+        after = page["next_after_version"]
+    assert seen == list(range(1, 8))
+    code, out, err = await eventfleet("replay", "chat_room", "r1", "--limit", "2", env=env)
+    assert code == 0 and "--after-version 2 continues" in err
+    code, out, _ = await eventfleet("replay", "chat_room", "r1", "--at-version", "5", "--json", env=env)
+    whole = json.loads(out)
+    assert [e["version"] for e in whole["events"]] == [1, 2, 3, 4, 5] and not whole["more"]
+    code, _, err = await eventfleet("replay", "chat_room", "r1", "--limit", "0", env=env)
+    assert code == 2 and "must be at least 1" in err
+
+
+async def test_erase_destroys_the_key_once_audits_it_and_names_every_failure(
+    stack: EmbeddedStack, unique_name: str
+) -> None:
+    from workers.adapters.mongo import MongoStores
+
+    stores = MongoStores(stack.urls.mongo_url, unique_name, timeout_ms=5000)
+    try:
+        await stores.open()
+        ann = await stores.keys.key_for("ann")
+    finally:
+        await stores.close()
+    env = {"EVENTFLEET_MONGO_URL": stack.urls.mongo_url, "EVENTFLEET_MONGO_DATABASE": unique_name}
+    code, out, err = await eventfleet("erase", "ann", "--operator", "dpo", env=env)  # no terminal
+    assert code == 1 and "not confirmed" in err
+    code, out, err = await eventfleet("erase", "ann", "--operator", "dpo", "--yes", "--json", env=env)
+    assert code == 0, err
+    answer = json.loads(out)
+    assert (answer["subject"], answer["by"], answer["keys_destroyed"]) == ("ann", "dpo", 1)
+    code, out, err = await eventfleet("erase", "ann", "--operator", "eve", "--yes", env=env)
+    assert code == 0 and "erased before" in out and "by dpo" in out
+    code, _, err = await eventfleet("erase", "nobody", "--yes", env=env)
+    assert code == 1 and "no personal data of subject 'nobody'" in err
+    assert_one_line(err)
+    code, _, err = await eventfleet("erase", "a b", "--yes", env=env)
+    assert code == 2 and "subject must match" in err
+    stores = MongoStores(stack.urls.mongo_url, unique_name, timeout_ms=5000)
+    try:
+        assert await stores.keys.find([ann.key_id]) == {}
+        trail = await stores.actions.recent(limit=10)
+        assert [(a.action, a.target, a.operator, a.via) for a in trail][-1] == (
+            "erase", "ann", "dpo", "cli",
+        )  # fmt: skip
+    finally:
+        await stores.close()

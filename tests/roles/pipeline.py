@@ -20,6 +20,7 @@ from workers.metrics import Metrics, create_metrics
 from workers.roles.appender import Appender
 from workers.roles.audit import Auditor, AuditReport, AuditSources
 from workers.roles.commands import CommandService
+from workers.roles.personal import Shredder
 from workers.roles.requests import CommandRequest
 from workers.roles.snapshotter import Snapshotter
 from workers.roles.state import StateLoader
@@ -45,6 +46,7 @@ class Pipeline:
     producer: MemoryProducer
     progress: MemoryAppendProgress
     metrics: Metrics
+    shredder: Shredder
     taken: int = field(default=0)
     handed: int = field(default=0)
 
@@ -101,4 +103,5 @@ async def pipeline(domains: Domains, *, metrics: Metrics | None = None) -> Pipel
         memory.stream.produced,
         memory.stream.progress_of(EVENTS),
         runtime.metrics,
+        runtime.shredder,
     )

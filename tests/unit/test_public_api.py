@@ -14,7 +14,7 @@ import pytest
 PUBLIC = {
     "topics": ["catalog", "envelope", "errors"],
     "snapshot_rules": [
-        "declaration", "domain", "projection", "queries", "replay", "rules", "schema", "upcasting",
+        "declaration", "domain", "personal", "projection", "queries", "replay", "rules", "schema", "upcasting",
     ],
     "workers.examples": ["cqrs", "demo", "domains", "storage"],
     "workers.examples.domains": [
@@ -27,7 +27,7 @@ PUBLIC = {
     ],
     "workers.roles": [
         "appender", "audit", "commands", "deadletter", "dlq_replay", "forwarder", "judge", "newfilter",
-        "outbox", "projections", "requests", "retry", "snapshotter", "state",
+        "outbox", "paging", "personal", "projections", "requests", "retry", "snapshotter", "state",
     ],
     "workers.runtime": ["adapters", "compose", "serve", "settings"],
     "workers.adapters": ["kafka", "memory", "mongo", "nats", "redis"],
@@ -38,8 +38,8 @@ PUBLIC = {
         "read_topic",
     ],
     "workers.adapters.mongo": [
-        "ACTIONS", "EVENTS", "REJECTIONS", "SNAPSHOTS", "Document", "MongoActionLog", "MongoClient",
-        "MongoDocuments", "MongoEventStore", "MongoRejections", "MongoSnapshotStore", "MongoStores",
+        "ACTIONS", "DATA_KEYS", "ERASURES", "EVENTS", "REJECTIONS", "SNAPSHOTS", "Document", "MongoActionLog", "MongoClient",
+        "MongoDocuments", "MongoEventStore", "MongoKeyStore", "MongoRejections", "MongoSnapshotStore", "MongoStores",
         "MongoViewStaging", "MongoViewStore", "connect", "database", "escaped",
     ],
     "workers.adapters.nats": ["NatsEventBus"],
@@ -64,7 +64,7 @@ PUBLIC = {
     ],
     "workers.adapters.memory": [
         "Faults", "MemoryActionLog", "MemoryAppendProgress", "MemoryCommandMemory", "MemoryDatabase",
-        "MemoryDocuments", "MemoryEventStore", "MemoryMarker", "MemoryMarks", "MemoryProducer",
+        "MemoryDocuments", "MemoryEventStore", "MemoryKeyStore", "MemoryMarker", "MemoryMarks", "MemoryProducer",
         "MemoryRejections", "MemoryRuleStates", "MemorySnapshotStore", "MemoryStores",
         "MemoryStream", "MemoryViewStaging", "MemoryViewStore", "Switchable", "murmur2",
         "partition_for",
@@ -77,7 +77,7 @@ PUBLIC = {
     "workers.cli": ["main", "parser"],
     "workers.ports": [
         "LIVE", "NEW_AGGREGATE", "UNKNOWN", "ActionLog", "AggregateRef", "AppendConflict", "AppendProgress", "CommandMemory",
-        "CommandRecord", "Delivery", "EventBus", "EventStore", "Handler", "Head", "MarkRequest",
+        "CommandRecord", "DataKey", "Delivery", "Erasure", "EventBus", "EventStore", "Handler", "Head", "KeyStore", "MarkRequest",
         "MarkResult", "Marker", "OperatorAction", "Outgoing", "PendingEvents", "Producer", "Record", "Rejection", "ReplayClaim",
         "Rejections", "RuleState", "RuleStates", "Snapshot", "SnapshotStore", "Subscription", "SyncAppender", "SyncResult",
         "ViewDoc", "ViewStaging", "ViewStore",

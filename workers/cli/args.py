@@ -10,7 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import NoReturn
 
 from snapshot_rules.declaration import did_you_mean
-from workers.cli import dlq
+from workers.cli import dlq, erase
 from workers.runtime.compose import OPTIONAL_ROLES, ROLES
 from workers.runtime.lag import LAG_ROLE
 from workers.runtime.settings import documented
@@ -122,6 +122,7 @@ def parser() -> Parser:
     _replay(commands)
     _bench(commands)
     dlq.add_parser(commands, Formatter)  # `eventfleet dlq list|replay` (workers/cli/dlq.py)
+    erase.add_parser(commands, Formatter)  # `eventfleet erase SUBJECT` (workers/cli/erase.py)
     return top
 
 
@@ -235,6 +236,15 @@ def _replay(commands: argparse._SubParsersAction[Parser]) -> None:
     replay.add_argument(
         "--at-version", type=at_least(1), default=None,
         help="replay only up to this version (1 or more; default: the latest)",
+    )  # fmt: skip
+    replay.add_argument(
+        "--after-version", type=at_least(0), default=0,
+        help="print the events after this version (the next page's start; default: 0)",
+    )  # fmt: skip
+    replay.add_argument(
+        "--limit", type=at_least(1), default=None,
+        help="print at most this many events and say where the next page starts (default: all, "
+        "read from the store in pages)",
     )  # fmt: skip
     replay.add_argument("--json", action="store_true", help="print events and state as JSON")
 

@@ -12,8 +12,11 @@ from typing import Any
 
 import orjson
 
+from topics.envelope import Event
 from topics.errors import EventfleetError
-from workers.cli import dlq
+from workers.cli import dlq, erase
+from workers.ports import AggregateRef, EventStore
+from workers.roles.paging import read_all, read_page
 from workers.runtime.compose import ROLES, Runtime, load_domains
 from workers.runtime.settings import Settings
 
@@ -97,37 +100,58 @@ async def run_replay(settings: Settings, args: Any) -> int:
     domain = domains.get(args.aggregate_type)  # an unknown type fails before any connection
     runtime = await Runtime.start(settings, roles=(), domains=domains)  # no producer, no Redis
     try:
-        events = await runtime.events.read(
-            (domain.name, args.aggregate_id), to_version=args.at_version
-        )
-        if not events:
+        ref = (domain.name, args.aggregate_id)
+        if not await runtime.events.heads([ref]):
             raise CommandFailed(
                 f"{domain.name} {args.aggregate_id} has no events in the store "
                 f"{settings.mongo_database} at {settings.masked('mongo_url')}; check the id, "
                 "or point EVENTFLEET_MONGO_URL at the store that holds it"
             )
         folded = await runtime.loader.at(domain, args.aggregate_id, version=args.at_version)
+        events, more = await _replayed_events(runtime.events, ref, args, folded.version)
+        events = await runtime.shredder.open_events(events)
+        state = await runtime.shredder.open(folded.state)
     finally:
         await runtime.stop()
+    next_after = events[-1].version or 0 if events else args.after_version
     if args.json:
         print(
             orjson.dumps({
                 "aggregate_type": domain.name, "aggregate_id": args.aggregate_id,
-                "version": folded.version, "state": folded.state,
+                "version": folded.version, "state": state,
                 "events": [
                     {"version": e.version, "occurred_at": e.occurred_at.isoformat(),
                      "type": e.type, "id": e.id, "data": e.data}
                     for e in events
                 ],
+                "more": more, "next_after_version": next_after,
             }).decode()
         )  # fmt: skip
         return 0
     for e in events:
         data = orjson.dumps(e.data).decode()
         print(f"v{e.version:<5} {e.occurred_at.isoformat()} {e.type} {data}")
-    state = {"version": folded.version, "state": folded.state}
-    print(orjson.dumps(state, option=orjson.OPT_INDENT_2).decode())
+    if more:
+        print(f"more events: --after-version {next_after} continues", file=sys.stderr)
+    answer = {"version": folded.version, "state": state}
+    print(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode())
     return 0
+
+
+async def _replayed_events(
+    store: EventStore, ref: AggregateRef, args: Any, up_to: int
+) -> tuple[list[Event], bool]:
+    """The events to print up to version ``up_to`` (one page of ``--limit``, or all of them,
+    read in bounded pages), and whether more follow (versions are contiguous, so the last one
+    printed says it)."""
+    if args.limit is None:
+        found = [e async for e in read_all(store, ref, after_version=args.after_version)]
+    else:
+        page = await read_page(store, ref, after_version=args.after_version, limit=args.limit)
+        found = page.events
+    shown = [e for e in found if (e.version or 0) <= up_to]
+    last = shown[-1].version or 0 if shown else args.after_version
+    return shown, last < up_to
 
 
 async def run_audit(settings: Settings, args: Any) -> int:
@@ -171,4 +195,5 @@ HANDLERS: dict[str, Handler] = {
     "projections": run_projections,
     "bench": run_bench,
     "dlq": dlq.run_dlq,  # workers/cli/dlq.py
+    "erase": erase.run_erase,  # workers/cli/erase.py
 }

@@ -22,21 +22,38 @@ EXPORTED = (
 _ORDER_PLACED = {"type": "OrderPlaced", "data": {"items": [{"sku": "tea", "qty": 2, "price": 3.5}]}}
 
 
-def exports(settings: Settings, python_path: str | None = None) -> list[str]:
+AUTH_EXPORTED = ("auth", "auth_jwks", "auth_issuer", "auth_audience")
+"""With dev's own key: what a worker started from the export block needs to trust it."""
+TOKEN_ENV = "EVENTFLEET_TOKEN"
+"""Not a setting: the dev token, for the curl lines (``-H "Authorization: Bearer $…"``)."""
+
+
+def exports(
+    settings: Settings, token: str | None = None, *, python_path: str | None = None
+) -> list[str]:
     """``export EVENTFLEET_…=…`` lines that point any shell at this stack, ready to paste.
 
     ``python_path`` (dev's own ``PYTHONPATH``) comes first, absolute: the domains module of
     ``EVENTFLEET_DOMAINS`` may only be importable through it (the tutorial's ``PYTHONPATH=.``).
     """
-    lines = []
+    lines = [] if token is None else [f"export {TOKEN_ENV}={shlex.quote(token)}"]
     if python_path:
         absolute = os.pathsep.join(os.path.abspath(p) for p in python_path.split(os.pathsep) if p)
         lines.append(f"export PYTHONPATH={shlex.quote(absolute)}")
-    for name in EXPORTED:
+    auth = AUTH_EXPORTED if settings.auth == "jwt" else ("auth",) if settings.auth else ()
+    for name in (*auth, *EXPORTED):  # EVENTFLEET_DOMAINS stays the block's last line
         value = getattr(settings, name)
         text = str(value).lower() if isinstance(value, bool) else settings.masked(name)
         lines.append(f"export {env_name(name)}={shlex.quote(text)}")
     return lines
+
+
+def authorized(lines: list[str], token: str | None) -> list[str]:
+    """curl lines sending the dev token."""
+    if token is None:
+        return lines
+    header = f'-H "Authorization: Bearer ${TOKEN_ENV}" '
+    return [line.replace("curl -s ", "curl -s " + header, 1) for line in lines]
 
 
 def example(kind: Kind) -> Any:
@@ -86,7 +103,9 @@ def tries(api: str, domains: Domains) -> list[str]:
     return []
 
 
-def banner(settings: Settings, domains: Domains, started: tuple[str, ...]) -> str:
+def banner(
+    settings: Settings, domains: Domains, started: tuple[str, ...], token: str | None = None
+) -> str:
     api = f"http://{settings.http_host}:{settings.http_port}"
     topics = ", ".join(spec.name for spec in fleet_catalog(settings, domains))
     embedded = ", ".join(started) or "none (all services from the environment)"
@@ -104,15 +123,29 @@ def banner(settings: Settings, domains: Domains, started: tuple[str, ...]) -> st
         f"  mongodb   {settings.masked('mongo_url')}   database: {settings.mongo_database}",
         f"  redis     {settings.masked('redis_url')}",
         f"  embedded  {embedded} (removed at exit)",
+        f"  auth      {_auth(settings, token)}",
     ]
-    curls = tries(api, domains)
+    curls = authorized(tries(api, domains), token)
     if curls:
-        lines += ["", "Try it:", *(f"  {line}" for line in curls)]
+        lines += ["", "Try it (after the export block below):" if token else "Try it:",
+                  *(f"  {line}" for line in curls)]  # fmt: skip
     lines += [
         "",
         "Every other command against this stack (replay, audit, topics check, projections "
         "rebuild): paste into another shell",
-        *(f"  {line}" for line in exports(settings, os.environ.get("PYTHONPATH"))),
+        *(f"  {line}" for line in exports(settings, token, python_path=os.environ.get("PYTHONPATH"))),
         "",
     ]
     return "\n".join(lines)
+
+
+def _auth(settings: Settings, token: str | None) -> str:
+    if settings.auth == "none":
+        return "none: the API and the console are open to anyone who reaches the port"
+    if token is not None:
+        return (
+            f"jwt, signed by a key made for this run (issuer {settings.auth_issuer}); "
+            f"${TOKEN_ENV} below is a 24-hour token of principal 'dev' with the console's "
+            "roles and moderator; the console's login page takes it"
+        )
+    return f"{settings.auth} (from the environment)"

@@ -24,6 +24,7 @@ from typing import Any
 from topics.errors import ConfigError, EventfleetError
 from workers.adapters.redis import connect_redis
 from workers.devtools.banner import banner
+from workers.devtools.dev_identity import dev_identity
 from workers.devtools.embedded import EmbeddedStack, StackStartError
 from workers.devtools.embedded.children import SAFETY_NET
 from workers.runtime.compose import ROLES, Runtime, load_domains
@@ -143,7 +144,10 @@ async def dev(
     if lent is not None:
         await check_lent_redis(settings, lent)
         settings = replace(settings, redis_url=lent)
-    async with run_directory():
+    async with run_directory() as directory:
+        identity = dev_identity(directory, settings)
+        if identity is not None:  # the door is shut in dev too; the banner prints a token
+            settings = identity.settings(settings)
         stack = embedded_stack(settings, redis_url=lent)
         try:
             say("starting the services on loopback (Kafka: Tansu, MongoDB: SecantusDB, Redis)")
@@ -162,9 +166,11 @@ async def dev(
             outcome: dict[str, Any] = {}
 
             async def started(fleet: Fleet) -> None:
-                print(banner(settings, domains, stack.started), file=sys.stdout, flush=True)
+                token = identity.token() if identity is not None else None
+                print(banner(settings, domains, stack.started, token), file=sys.stdout, flush=True)
                 if demo:
-                    fleet.spawn(_demo_then_stop(fleet, demo_scale, outcome))
+                    token_for = identity.token if identity is not None else None
+                    fleet.spawn(_demo_then_stop(fleet, demo_scale, outcome, token_for))
 
             try:
                 code = await serve(
@@ -205,11 +211,13 @@ DEMO = "workers.examples.demo.run:run_demo"
 ``EVENTFLEET_DOMAINS`` is, so no framework module imports the examples."""
 
 
-async def _demo_then_stop(fleet: Fleet, scale: float, outcome: dict[str, Any]) -> None:
+async def _demo_then_stop(
+    fleet: Fleet, scale: float, outcome: dict[str, Any], token_for: Any = None
+) -> None:
     module, _, name = DEMO.partition(":")
     run_demo = getattr(importlib.import_module(module), name)
     try:
-        ok, outcome["summary"] = await run_demo(fleet, scale=scale)
+        ok, outcome["summary"] = await run_demo(fleet, scale=scale, token_for=token_for)
     except Exception:
         log.exception("the demo failed")
         ok = False

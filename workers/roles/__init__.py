@@ -13,6 +13,8 @@ __all__ = [
     "judge",
     "newfilter",
     "outbox",
+    "paging",
+    "personal",
     "projections",
     "requests",
     "retry",

@@ -56,6 +56,7 @@ from workers.roles.outcomes import (
     label,
     refusal_at_store,
 )
+from workers.roles.personal import Shredder
 from workers.roles.refusals import RefusalCheck, transition_refused
 from workers.roles.requests import CommandRequest
 from workers.roles.state import StateLoader
@@ -111,6 +112,7 @@ class CommandService:
         events_topic: str,
         metrics: Metrics,
         sync: SyncAppender | None = None,
+        shredder: Shredder | None = None,
         loader: StateLoader | None = None,
         answer_wait_s: float = 10.0,
         refusal_wait_s: float = 3.0,
@@ -123,6 +125,7 @@ class CommandService:
         self._events_topic = events_topic
         self._metrics = metrics
         self._sync = sync
+        self._shredder = shredder
         self._loader = loader
         self._answer_wait_s = answer_wait_s
         self._refusals = RefusalCheck(
@@ -162,7 +165,7 @@ class CommandService:
                 return Refused("read_only", _read_only(domain))
             if request.actor is not None:
                 request = await self._admitted(domain, request, request.actor)
-            command = self._resolve(domain, request)
+            command = await self._sealed(self._resolve(domain, request))
             if command.domain.mode is Mode.SYNC:
                 return await self._append_sync(command)
             return await self._append_async(command)
@@ -208,6 +211,16 @@ class CommandService:
         else:
             event_id = derived_event_id(domain.name, request.aggregate_id, request.command_id)
         return Command(request, domain, spec, event_id, new_token())
+
+    async def _sealed(self, c: Command) -> Command:
+        """The command with its personal fields sealed: nothing after this sees the plaintext
+        (checked above), not the topics, the store, the replies nor the dead letters."""
+        if self._shredder is None or c.domain.personal is None:
+            return c
+        data = await self._shredder.seal(c.domain, c.request.aggregate_id, c.request.data)
+        if data is c.request.data:
+            return c
+        return replace(c, request=replace(c.request, data=data))
 
     # --- async mode --------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from workers.ports import (
     CommandMemory,
     EventBus,
     EventStore,
+    KeyStore,
     Marker,
     PendingEvents,
     Producer,
@@ -35,7 +36,7 @@ from workers.ports import (
 )
 from workers.roles.audit import MarkPeek
 from workers.runtime.buses import bridge_bus
-from workers.runtime.connections import kafka_config
+from workers.runtime.connections import kafka_config, master_key
 from workers.runtime.settings import Settings
 
 
@@ -57,6 +58,9 @@ class Stores(Protocol):
 
     @property
     def actions(self) -> ActionLog: ...
+
+    @property
+    def keys(self) -> KeyStore: ...
 
     def views(self, collection: str) -> ViewStore: ...
 
@@ -147,7 +151,10 @@ def real_adapters(settings: Settings, metrics: Metrics) -> Adapters:
 
     return Adapters(
         stores=MongoStores(
-            settings.mongo_url, settings.mongo_database, timeout_ms=settings.mongo_timeout_ms
+            settings.mongo_url,
+            settings.mongo_database,
+            timeout_ms=settings.mongo_timeout_ms,
+            master_key=master_key(settings),
         ),
         stream=KafkaStream(kafka, max_event_bytes=settings.max_event_bytes),
         marks=marks,

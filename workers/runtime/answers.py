@@ -104,8 +104,10 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
     ),
     ErrorCode(
         "console_read_only", 403,
-        "a console action (a dead-letter replay) on a fleet whose console is read-only",
-        "set `EVENTFLEET_CONSOLE_ACTIONS=true` on the process serving the console",
+        "an operator action (a dead-letter replay in the console, erasing a subject) on a "
+        "process whose operator actions are off",
+        "set `EVENTFLEET_CONSOLE_ACTIONS=true` on the process operators use (or `eventfleet "
+        "erase`)",
     ),
     ErrorCode(
         "cross_origin", 403,

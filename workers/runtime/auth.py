@@ -216,7 +216,10 @@ class Door:
         if path == "/":
             raise web.HTTPFound("/console")  # Faust's own index is not served
         if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
-            return await handler(request)
+            try:
+                return await handler(request)
+            except Forbidden as e:  # the login form's CSRF or Origin check
+                return self.forbidden(e)
         credentials = credentials_of(request)
         try:
             actor = await self.authenticator.authenticate(credentials)

@@ -24,6 +24,7 @@ from workers.roles.forwarder import Forwarder
 from workers.roles.ledger import CommandLedger
 from workers.roles.outbox import Outbox
 from workers.roles.outcomes import Outcomes
+from workers.roles.personal import Shredder
 from workers.roles.snapshotter import Snapshotter
 from workers.roles.state import StateLoader
 from workers.runtime.adapters import (
@@ -114,6 +115,7 @@ class Runtime:
     kafka: KafkaConfig
     adapters: Adapters
     loader: StateLoader
+    shredder: Shredder
     _parts: _Parts = field(default_factory=_Parts)
 
     @classmethod
@@ -148,6 +150,11 @@ class Runtime:
             kafka=kafka,
             adapters=adapters,
             loader=loader,
+            shredder=Shredder(
+                stores.keys,
+                enabled=settings.personal_data_encryption,
+                cache_ttl_s=settings.key_cache_ttl_s,
+            ),
         )
         try:
             await stores.open()
@@ -278,6 +285,7 @@ class Runtime:
             events_topic=self.names.events,
             metrics=metrics,
             sync=parts.sync,
+            shredder=self.shredder,
             loader=self.loader,
             answer_wait_s=settings.kafka_timeout_ms / 1000 * 2,
             refusal_wait_s=settings.refusal_wait_ms / 1000,

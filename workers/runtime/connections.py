@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -78,3 +80,29 @@ def fleet_catalog(settings: Settings, domains: Domains) -> list[TopicSpec]:
             f"EVENTFLEET_MIN_INSYNC_REPLICAS={settings.min_insync_replicas} does not fit "
             f"EVENTFLEET_REPLICATION={settings.replication}: {e}"
         ) from None
+
+
+def master_key(settings: Settings, environ: Mapping[str, str] | None = None) -> bytes | None:
+    """The master key that wraps the data keys (32 bytes, base64 in its file or variable);
+    None when neither names one (the adapter's development key: never for real data)."""
+    secret = read_secret(
+        "master key",
+        file=settings.master_key_file,
+        env=settings.master_key_env,
+        file_variable="EVENTFLEET_MASTER_KEY_FILE",
+        env_variable="EVENTFLEET_MASTER_KEY_ENV",
+        environ=os.environ if environ is None else environ,
+    )
+    if secret is None:
+        return None
+    try:
+        key = base64.b64decode(secret.reveal().strip(), validate=True)
+    except binascii.Error:
+        key = b""
+    if len(key) != 32:
+        named = "EVENTFLEET_MASTER_KEY_FILE" if settings.master_key_file else "EVENTFLEET_MASTER_KEY_ENV"
+        raise ConfigError(
+            f"the master key {named} names is not 32 bytes in base64; make one with "
+            "`head -c 32 /dev/urandom | base64`."
+        )
+    return key

@@ -16,6 +16,7 @@ from snapshot_rules.queries import Query
 from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE, Actor, encode, parse_utc
 from topics.errors import EventfleetError, Forbidden, InvalidEnvelope, InvalidInput
 from workers.roles.outcomes import Refused
+from workers.roles.paging import DEFAULT_PAGE, MAX_PAGE, next_link, read_page
 from workers.roles.requests import PayloadTooLarge, parse_request
 from workers.runtime import http_errors
 from workers.runtime.answers import Answer, answer_of, error
@@ -23,10 +24,10 @@ from workers.runtime.console import register_console
 from workers.runtime.fleet import Fleet
 from workers.runtime.http_errors import json_response
 from workers.runtime.probes import health_answer, ready_answer
-from workers.runtime.queries import FleetQueries, answer, check_plus_signs, failure
+from workers.runtime.queries import FleetQueries, answer_page, check_plus_signs, failure
 from workers.runtime.read_your_writes import ReadAfter, WriteWaiter
+from workers.runtime.subjects import register_erase
 
-MAX_PAGE = 1000
 _DIGITS = re.compile(r"[0-9]{1,18}\Z")
 PROMETHEUS_TEXT = "text/plain; version=0.0.4"  # aiohttp sets the charset itself
 
@@ -188,6 +189,7 @@ def register_views(fleet: Fleet) -> None:
     if "commands" in fleet.roles:
         register_append(fleet)
     waiter = write_waiter(fleet)
+    register_erase(fleet)
 
     @app.page("/v1/{aggregate_type}/{aggregate_id}/events")
     class Events(View):  # type: ignore[misc]
@@ -198,17 +200,34 @@ def register_views(fleet: Fleet) -> None:
                 ref = check_aggregate(aggregate_type, aggregate_id)
                 await read_after(waiter, ref, request.query)
                 after = int_param(request.query, "after_version", 0, low=0, high=2**62) or 0
-                limit = int_param(request.query, "limit", 100, low=1, high=MAX_PAGE)
-                stored = await rt.events.read(ref, after_version=after, limit=limit)
-                events = [rt.domains.upcast(e) for e in stored]  # clients see the current version
+                limit = int_param(request.query, "limit", DEFAULT_PAGE, low=1, high=MAX_PAGE)
+                assert limit is not None
+                page = await read_page(rt.events, ref, after_version=after, limit=limit)
+                # clients see the current schema version
+                events = await rt.shredder.open_events([rt.domains.upcast(e) for e in page.events])
                 if not events and not await rt.events.heads([ref]):
                     rt.domains.get(aggregate_type)  # nothing stored: is the type itself unknown?
                     return respond(self, no_events(aggregate_type, aggregate_id, None))
             except EventfleetError as e:
                 return respond(self, failure(e))
             # The envelope bytes are spliced in as they are: no decode/encode round trip per event.
-            body = b'{"events":[' + b",".join(encode(e) for e in events) + b"]}"
-            return self.bytes(body, content_type="application/json")
+            body = (
+                b'{"events":['
+                + b",".join(encode(e) for e in events)
+                + b'],"more":'
+                + (b"true" if page.more else b"false")
+                + b',"next_after_version":'
+                + str(page.next_after_version).encode()
+                + b"}"
+            )
+            headers = {}
+            if page.more:
+                params: dict[str, str | int] = {
+                    "after_version": page.next_after_version,
+                    "limit": limit,
+                }
+                headers["Link"] = next_link(request.path, params)
+            return self.bytes(body, content_type="application/json", headers=headers)
 
     @app.page("/v1/{aggregate_type}/{aggregate_id}/snapshot")
     class SnapshotView(View):  # type: ignore[misc]
@@ -227,11 +246,11 @@ def register_views(fleet: Fleet) -> None:
                     "answers its state either way."
                 )
                 return respond(self, error(404, "not_found", message))
-            body = {
-                "version": snapshot.version,
-                "state": snapshot.state,
-                "taken_at": snapshot.taken_at,
-            }
+            try:
+                state = await rt.shredder.open(snapshot.state)
+            except EventfleetError as e:
+                return respond(self, failure(e))
+            body = {"version": snapshot.version, "state": state, "taken_at": snapshot.taken_at}
             return self.bytes(
                 orjson.dumps(body, option=orjson.OPT_UTC_Z), content_type="application/json"
             )
@@ -252,11 +271,12 @@ def register_views(fleet: Fleet) -> None:
                     folded = await rt.loader.exactly_at(
                         domain, aggregate_id, version=version, as_of=as_of
                     )
+                if folded.version == 0:
+                    return respond(self, no_events(aggregate_type, aggregate_id, as_of))
+                state = await rt.shredder.open(folded.state)
             except EventfleetError as e:
                 return respond(self, failure(e))
-            if folded.version == 0:
-                return respond(self, no_events(aggregate_type, aggregate_id, as_of))
-            return respond(self, Answer(200, {"version": folded.version, "state": folded.state}))
+            return respond(self, Answer(200, {"version": folded.version, "state": state}))
 
     register_domain_queries(fleet)
     if "commands" in fleet.roles:
@@ -340,11 +360,29 @@ def register_domain_queries(fleet: Fleet) -> None:
         _register_query(fleet, query, context, waiter)
 
 
-def _register_query(fleet: Fleet, query: Query, context: FleetQueries, waiter: WriteWaiter) -> None:
+def _register_query(
+    fleet: Fleet, query: Query, context: FleetQueries, waiter: WriteWaiter
+) -> None:
+    shredder = fleet.runtime.shredder
+
     @fleet.app.page(query.path)
     class DomainQuery(View):  # type: ignore[misc]
         async def get(self, request: web.Request, **params: str) -> Response:
-            return respond(self, await answer(query, context, params, request.query, waiter))
+            found, next_page = await answer_page(
+                query, context, params, request.query, waiter
+            )
+            if found.status < 300:  # a view or replayed state: its personal fields opened
+                try:
+                    found = Answer(found.status, await shredder.open(found.body))
+                except EventfleetError as e:
+                    found, next_page = failure(e), None
+            headers = {}
+            if next_page is not None:
+                headers["Link"] = next_link(request.path, dict(next_page))
+            body = orjson.dumps(found.body)
+            return self.bytes(
+                body, content_type="application/json", status=found.status, headers=headers
+            )
 
 
 def write_waiter(fleet: Fleet) -> WriteWaiter:

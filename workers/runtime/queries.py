@@ -141,14 +141,26 @@ async def answer(
 
     With ``waiter``, ``min_version``/``command_id`` and ``wait_ms`` make it read its writes.
     """
+    found, _ = await answer_page(query, context, params, query_params, waiter)
+    return found
+
+
+async def answer_page(
+    query: Query,
+    context: FleetQueries,
+    params: Mapping[str, str],
+    query_params: Mapping[str, str],
+    waiter: WriteWaiter | None = None,
+) -> tuple[Answer, Mapping[str, str] | None]:
+    """``answer``, and the query parameters of the next page when the handler names one."""
     try:
         check_plus_signs(query_params)
         after = ReadAfter.parse(query_params) if waiter is not None else None
         ctx = context if after is None or waiter is None else WaitingContext(context, waiter, after)
         found: QueryAnswer = await query.handler(ctx, params, _without_wait(query_params))
     except EventfleetError as e:
-        return failure(e)
-    return Answer(found.status, found.body)
+        return failure(e), None
+    return Answer(found.status, found.body), found.next_page
 
 
 _WAIT_PARAMS = frozenset({"min_version", "command_id", "wait_ms"})

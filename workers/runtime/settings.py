@@ -318,6 +318,23 @@ class Settings:
         _bool,
         "the console (/console) may re-submit dead letters; off: read-only, its POSTs get 403",
     )
+    personal_data_encryption: bool = _setting(
+        True,
+        _bool,
+        "seal the personal fields domains declare (AES-GCM, one key per subject) before "
+        "anything is produced; off: new events carry them in plain text (sealed ones still open)",
+    )
+    master_key_file: str = _setting(
+        "", _path, "file holding the master key (32 bytes, base64) that wraps the data keys"
+    )
+    master_key_env: str = _setting(
+        "", _env_name_ok, "name of the environment variable holding the master key (base64)"
+    )
+    key_cache_ttl_s: int = _setting(
+        60,
+        _int(1, 3600),
+        "how long a process keeps a data key: an erasure is complete everywhere after this",
+    )
     console_sample_interval_s: int = _setting(
         5, _int(1, 300), "how often the console samples lag and throughput (the last 120 kept)"
     )

@@ -13,6 +13,7 @@ from workers.adapters.memory.common import Faults, Switchable
 from workers.adapters.memory.documents import MemoryDocuments
 from workers.adapters.memory.events import MemoryEventStore
 from workers.adapters.memory.fleet import MemoryMarks, MemoryStores, MemoryStream
+from workers.adapters.memory.keys import MemoryKeyStore
 from workers.adapters.memory.producer import MemoryProducer, murmur2, partition_for
 from workers.adapters.memory.progress import MemoryAppendProgress
 from workers.adapters.memory.redis import MemoryCommandMemory, MemoryMarker
@@ -29,6 +30,7 @@ __all__ = [
     "MemoryDatabase",
     "MemoryDocuments",
     "MemoryEventStore",
+    "MemoryKeyStore",
     "MemoryMarker",
     "MemoryMarks",
     "MemoryProducer",

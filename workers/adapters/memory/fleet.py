@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from workers.adapters.memory.actions import MemoryActionLog
 from workers.adapters.memory.events import MemoryEventStore
+from workers.adapters.memory.keys import MemoryKeyStore
 from workers.adapters.memory.producer import MemoryProducer
 from workers.adapters.memory.progress import MemoryAppendProgress
 from workers.adapters.memory.redis import MemoryCommandMemory, MemoryMarker
@@ -23,6 +24,7 @@ class MemoryStores:
         self.snapshots = MemorySnapshotStore()
         self.rejections = MemoryRejections()
         self.actions = MemoryActionLog()
+        self.keys = MemoryKeyStore()
         self.db = MemoryDatabase()
 
     def views(self, collection: str) -> MemoryViewStore:

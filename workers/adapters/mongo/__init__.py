@@ -13,6 +13,7 @@ from workers.adapters.mongo.client import (
 )
 from workers.adapters.mongo.documents import MongoDocuments
 from workers.adapters.mongo.fleet import MongoStores
+from workers.adapters.mongo.keys import DATA_KEYS, ERASURES, MongoKeyStore
 from workers.adapters.mongo.stores import (
     EVENTS,
     REJECTIONS,
@@ -28,6 +29,8 @@ from workers.adapters.mongo.views import (
 
 __all__ = [
     "ACTIONS",
+    "DATA_KEYS",
+    "ERASURES",
     "EVENTS",
     "REJECTIONS",
     "SNAPSHOTS",
@@ -36,6 +39,7 @@ __all__ = [
     "MongoClient",
     "MongoDocuments",
     "MongoEventStore",
+    "MongoKeyStore",
     "MongoRejections",
     "MongoSnapshotStore",
     "MongoStores",

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 from workers.adapters.mongo.actions import MongoActionLog
 from workers.adapters.mongo.client import MongoClient, connect, database, translated
+from workers.adapters.mongo.keys import MongoKeyStore
 from workers.adapters.mongo.stores import MongoEventStore, MongoRejections, MongoSnapshotStore
 from workers.adapters.mongo.views import MongoViewStaging, MongoViewStore
+
+log = logging.getLogger(__name__)
+DEV_MASTER_KEY = b"eventfleet development master!!!"
+"""Wraps data keys when no master key is configured: for the embedded stack and tests only."""
 
 
 class MongoStores:
@@ -16,13 +22,21 @@ class MongoStores:
     One client per event loop (PyMongo's rule): build it inside the loop that uses it.
     """
 
-    def __init__(self, url: str, name: str, *, timeout_ms: int) -> None:
+    def __init__(
+        self, url: str, name: str, *, timeout_ms: int, master_key: bytes | None = None
+    ) -> None:
         self.client: MongoClient = connect(url, timeout_ms=timeout_ms)
         self.db = database(self.client, name)
         self.events = MongoEventStore(self.db)
         self.snapshots = MongoSnapshotStore(self.db)
         self.rejections = MongoRejections(self.db)
         self.actions = MongoActionLog(self.db)
+        if master_key is None:
+            log.warning(
+                "data keys are wrapped with the development master key: set "
+                "EVENTFLEET_MASTER_KEY_FILE or EVENTFLEET_MASTER_KEY_ENV for real personal data"
+            )
+        self.keys = MongoKeyStore(self.db, master_key or DEV_MASTER_KEY)
 
     def views(self, collection: str) -> MongoViewStore:
         """The view documents of the projection kept in ``collection``."""
@@ -35,6 +49,7 @@ class MongoStores:
     async def open(self) -> None:
         """Create the indexes the stores rely on (idempotent)."""
         await self.events.ensure_indexes()
+        await self.keys.ensure_indexes()
 
     async def ping(self) -> None:
         """One round trip (the health monitor bounds it with the store's timeout)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,18 +37,31 @@ class Tally:
 class DemoClient:
     """A small HTTP client that records every answer in the tally."""
 
-    def __init__(self, base_url: str, tally: Tally) -> None:
+    def __init__(
+        self, base_url: str, tally: Tally, token_for: Callable[[str], str] | None = None
+    ) -> None:
         self.base_url = base_url
         self.tally = tally
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        self._token_for = token_for
+        self._tokens: dict[str, dict[str, str]] = {}
+
+    def _as(self, principal: str) -> dict[str, str]:
+        """The Authorization header of ``principal`` (none when the fleet's door is open)."""
+        if self._token_for is None:
+            return {}
+        if principal not in self._tokens:
+            self._tokens[principal] = {"Authorization": f"Bearer {self._token_for(principal)}"}
+        return self._tokens[principal]
 
     async def append(
         self, aggregate_type: str, aggregate_id: str, event_type: str, data: dict[str, Any]
     ) -> int:
         started = time.perf_counter()
         url = f"{self.base_url}/v1/{aggregate_type}/{aggregate_id}/events"
+        who = self._as(str(data.get("sender_id", "demo")))  # a chat message as its sender
         async with self.session.post(
-            url, data=orjson.dumps({"type": event_type, "data": data})
+            url, data=orjson.dumps({"type": event_type, "data": data}), headers=who
         ) as response:
             body = orjson.loads(await response.read())
         self.tally.latencies_s.append(time.perf_counter() - started)
@@ -55,7 +69,7 @@ class DemoClient:
         return response.status
 
     async def get(self, path: str) -> tuple[int, Any]:
-        async with self.session.get(self.base_url + path) as response:
+        async with self.session.get(self.base_url + path, headers=self._as("demo")) as response:
             return response.status, orjson.loads(await response.read())
 
     async def close(self) -> None:

@@ -13,7 +13,7 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from workers.examples.demo.client import DemoClient, Tally
@@ -98,12 +98,21 @@ async def progress(tally: Tally, planned: int, stop: asyncio.Event) -> None:
         line.done(text())
 
 
-async def run_demo(fleet: Fleet, *, scale: float = 1.0, seed: int = 7) -> tuple[bool, str]:
-    """Drive the workload, wait for the pipeline to catch up, verify; (verified, summary)."""
+async def run_demo(
+    fleet: Fleet,
+    *,
+    scale: float = 1.0,
+    seed: int = 7,
+    token_for: Callable[[str], str] | None = None,
+) -> tuple[bool, str]:
+    """Drive the workload, wait for the pipeline to catch up, verify; (verified, summary).
+
+    ``token_for(principal)``: a token the fleet trusts (each chat message is sent as its
+    sender); None when the fleet's door is open."""
     rng = random.Random(seed)
     settings = fleet.runtime.settings
     tally = Tally()
-    client = DemoClient(f"http://{settings.http_host}:{settings.http_port}", tally)
+    client = DemoClient(f"http://{settings.http_host}:{settings.http_port}", tally, token_for)
     run = f"{int(time.time()) % 100000:05d}"
     orders = {f"demo-{run}-o{i}": order_plan(rng) for i in range(max(4, int(60 * scale)))}
     accounts = [f"demo-{run}-a{i}" for i in range(max(2, int(12 * scale)))]

@@ -7,6 +7,7 @@ replay exact, so "balance 0" (required to close) is reachable and never off by a
 from __future__ import annotations
 
 from snapshot_rules.domain import Domain, Mode, Route, event
+from snapshot_rules.personal import personal
 from snapshot_rules.replay import State
 from snapshot_rules.rules import every, on
 from snapshot_rules.schema import Number, Text, fields
@@ -71,4 +72,5 @@ ACCOUNT = Domain(
     validator=validate_account,
     snapshot_rule=every(20) | on("AccountClosed"),
     routes=(Route("accounts"),),
+    personal=personal("owner"),  # the holder's name; the subject is the account (its id)
 )

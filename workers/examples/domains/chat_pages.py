@@ -183,10 +183,23 @@ def room_messages_query(rules: ChatRules, projection: Projection) -> QueryHandle
             "version": version,
             "messages": page.messages,
             "before_version": page.before_version,
+            "more": page.before_version is not None,
         }
-        return QueryAnswer(200, body)
+        return QueryAnswer(200, body, next_page=_next_page(parsed, page))
 
     return room_messages
+
+
+def _next_page(parsed: RoomQuery, page: Page) -> dict[str, str] | None:
+    """The query of the next older page, keeping the reader's choices; None on the last page."""
+    if page.before_version is None:
+        return None
+    query = {"before_version": str(page.before_version), "limit": str(parsed.limit)}
+    if parsed.as_of is not None:
+        query["as_of"] = parsed.as_of
+    if parsed.source != ("replay" if parsed.as_of else "view"):
+        query["source"] = parsed.source
+    return query
 
 
 async def _page(

@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from snapshot_rules.domain import NEW, Domain, Route, Upcast, event
+from snapshot_rules.personal import personal
 from snapshot_rules.projection import Projection
 from snapshot_rules.queries import Query
 from snapshot_rules.rules import every
@@ -109,6 +110,8 @@ def chat_room_domain(
         projections=(messages,),
         queries=(Query("/v1/rooms/{room_id}/messages", room_messages_query(rules, messages)),),
         access=chat_access(rules),
+        # A message's words are its sender's: sealed with the sender's key, erased with it.
+        personal=personal("content", subject="sender_id"),
     )
 
 

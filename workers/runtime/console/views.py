@@ -6,6 +6,7 @@ import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 from aiohttp import web
@@ -14,6 +15,7 @@ from snapshot_rules.replay import replay
 from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE, Actor, parse_utc
 from topics.errors import EventfleetError, Forbidden, InvalidEnvelope, InvalidInput, NotFound
 from workers.roles.dlq_replay import check_operator
+from workers.roles.paging import EventPage, read_page
 from workers.runtime.answers import error
 from workers.runtime.console.html import esc, json_block, link, page, path, table
 from workers.runtime.console.samples import Sampler, charts
@@ -148,8 +150,11 @@ class Console:
         at_version = _version(request.query.get("at_version"))
         as_of = _moment(request.query.get("as_of"))
         ref = (domain.name, aggregate_id)
-        events = [domain.upcast(e) for e in await self.rt.events.read(ref, limit=TIMELINE_LIMIT)]
-        if not events:
+        after = _after(request.query.get("after_version"))
+        page = await read_page(self.rt.events, ref, after_version=after, limit=TIMELINE_LIMIT)
+        stored = [domain.upcast(e) for e in page.events]
+        events = await self.rt.shredder.open_events(stored)  # shown with personal fields opened
+        if not events and not await self.rt.events.heads([ref]):
             raise NotFound(f"{domain.name} {aggregate_id} has no events.")
         point = at_version is not None or as_of is not None
         rows = []
@@ -175,12 +180,13 @@ class Console:
             folded = await self.rt.loader.latest(domain, aggregate_id, save=False)
         body = (
             _time_travel_form(at_version, as_of)
-            + f"<h2>Timeline</h2><p>{len(events)} events"
-            + (f" (the first {TIMELINE_LIMIT})" if len(events) == TIMELINE_LIMIT else "")
-            + "</p>"
+            + f"<h2>Timeline</h2><p>{_timeline_caption(after, events)}</p>"
             + table(("version", "occurred at", "type", "event id", "data"), rows, css_id="timeline")
-            + f'<h2>{esc(state_title)}</h2><div id="state">{json_block(folded.state)}</div>'
-            + await self._snapshot_section(domain, aggregate_id, events)
+            + _timeline_pages(request, after, page)
+            + f'<h2>{esc(state_title)}</h2><div id="state">'
+            + f"{json_block(await self.rt.shredder.open(folded.state))}</div>"
+            # the comparison replays from version 1: only a first page holds that prefix
+            + await self._snapshot_section(domain, aggregate_id, stored if after == 0 else [])
         )
         return self.html(f"{domain.name} {aggregate_id}", body)
 
@@ -199,11 +205,12 @@ class Console:
                 '<span class="good">equals the state replayed from scratch to that version</span>'
                 if same
                 else '<span class="bad">DIFFERS from the state replayed from scratch</span>'
-                + json_block(scratch.state)
+                + json_block(await self.rt.shredder.open(scratch.state))
             )
+        shown = json_block(await self.rt.shredder.open(snapshot.state))
         return (
             f'<h2>Snapshot</h2><div id="snapshot"><p>version {esc(snapshot.version)}, taken '
-            f"{esc(snapshot.taken_at.isoformat())}: {verdict}</p>{json_block(snapshot.state)}</div>"
+            f"{esc(snapshot.taken_at.isoformat())}: {verdict}</p>{shown}</div>"
         )
 
     # --- charts ---------------------------------------------------------------------------------
@@ -273,6 +280,38 @@ def _pager(page_no: int, start: int, shown: int, total: int) -> str:
         + " ".join(links)
         + "</p>"
     )
+
+
+def _after(raw: str | None) -> int:
+    if raw is None or raw == "":
+        return 0
+    if not _DIGITS.match(raw):
+        raise InvalidInput(f"after_version={raw!r} must be a whole number from 0.")
+    return int(raw)
+
+
+def _timeline_caption(after: int, events: list[Any]) -> str:
+    if not events:
+        return f"no events after version {after}"
+    return f"events {esc(events[0].version)} to {esc(events[-1].version)}"
+
+
+def _timeline_pages(request: web.Request, after: int, page: EventPage) -> str:
+    """Links to the first and the next page of the timeline (every event is on exactly one)."""
+    links = []
+    if after > 0:
+        links.append(link(_with_query(request, after_version=None), "first page"))
+    if page.more:
+        links.append(
+            link(_with_query(request, after_version=str(page.next_after_version)), "next page")
+        )
+    return f'<p id="timeline-pages">{" · ".join(links)}</p>' if links else ""
+
+
+def _with_query(request: web.Request, **changes: str | None) -> str:
+    query = {k: v for k, v in request.query.items() if k not in changes}
+    query.update({k: v for k, v in changes.items() if v is not None})
+    return request.path + ("?" + urlencode(query) if query else "")
 
 
 def _version(raw: str | None) -> int | None:

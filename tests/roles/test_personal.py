@@ -1,0 +1,230 @@
+"""Crypto-shredding on the memory adapters: sealed before produce, opened by readers, erased."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from snapshot_rules.domain import Domains
+from snapshot_rules.personal import SEALED_PREFIX, personal
+from tests.roles.pipeline import EVENTS, SETTINGS, Pipeline, pipeline
+from topics.envelope import decode, new_event
+from topics.errors import InvalidEventData
+from workers.adapters.memory import MemoryActionLog, MemoryKeyStore
+from workers.examples.domains.account import ACCOUNT
+from workers.examples.domains.chat_room import CHAT_ROOM, MAX_CONTENT
+from workers.roles.personal import ERASED, Shredder, erase_subject, open_value, seal_value
+from workers.runtime.adapters import memory_adapters
+from workers.runtime.compose import Runtime
+
+MARKER = "zq-marker-7f3a"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def sent(mid: str, sender: str, content: str) -> dict[str, Any]:
+    return {"message_id": mid, "sender_id": sender, "content": content}
+
+
+async def chat_pipeline() -> tuple[Pipeline, Shredder]:
+    pipe = await pipeline(Domains([CHAT_ROOM]))
+    return pipe, pipe.shredder
+
+
+async def test_the_command_side_seals_before_anything_is_produced() -> None:
+    pipe, shredder = await chat_pipeline()
+    answer = await pipe.ask("chat_room:r1", "MessageSent", sent("m1", "ann", f"hi {MARKER}"))
+    assert answer.status == 202, answer.body
+    [record] = pipe.producer.records(EVENTS)
+    assert MARKER.encode() not in record.value  # the events topic holds ciphertext only
+    produced = decode(record.value)
+    assert produced.data["content"].startswith(SEALED_PREFIX)
+    assert produced.data["sender_id"] == "ann"  # the subject's id names the key: readable
+    await pipe.flush()
+    [stored] = await pipe.store.read(("chat_room", "r1"))
+    assert stored.data["content"] == produced.data["content"]  # the store judged it sealed
+    [opened] = await shredder.open_events([stored])
+    assert opened.data == sent("m1", "ann", f"hi {MARKER}")
+    state = await shredder.open((await pipe.loader.latest(CHAT_ROOM, "r1")).state)
+    assert state["messages"][0]["content"] == f"hi {MARKER}"
+
+
+async def test_plaintext_is_validated_before_it_is_sealed() -> None:
+    pipe, _ = await chat_pipeline()
+    answer = await pipe.ask(
+        "chat_room:r1", "MessageSent", sent("m1", "ann", "x" * (MAX_CONTENT + 1))
+    )
+    assert answer.status == 422 and "content" in answer.body["message"]
+    assert pipe.producer.records(EVENTS) == []
+    # A sealed value is longer than its plaintext: the store's check accepts it as sealed.
+    key = await MemoryKeyStore().key_for("ann")
+    long_sealed = seal_value(key, "y" * MAX_CONTENT)
+    event = new_event("chat_room", "r1", "MessageSent", sent("m1", "ann", long_sealed), version=1)
+    CHAT_ROOM.check_as_written(event)
+    with pytest.raises(InvalidEventData):  # but a plain value is still held to the schema
+        CHAT_ROOM.check_as_written(
+            new_event("chat_room", "r1", "MessageSent", sent("m1", "ann", "y" * (MAX_CONTENT + 1)))
+        )
+
+
+async def test_erasing_a_sender_erases_their_messages_only_and_transitions_keep_working() -> None:
+    pipe, shredder = await chat_pipeline()
+    await pipe.ask("chat_room:r1", "MessageSent", sent("m1", "ann", f"ann {MARKER}"))
+    await pipe.ask("chat_room:r1", "MessageSent", sent("m2", "bob", "bob whole"))
+    await pipe.flush()
+    log = MemoryActionLog()
+    answer = await erase_subject(shredder, log, "ann", operator="dpo", via="test", cache_ttl_s=60)
+    assert answer.status == 200 and answer.body["keys_destroyed"] == 1
+    assert answer.body["already_erased"] is False and answer.body["by"] == "dpo"
+    events = await shredder.open_events(await pipe.store.read(("chat_room", "r1")))
+    assert events[0].data == {"message_id": "m1", "sender_id": "ann", "content": None, ERASED: True}
+    assert events[1].data == sent("m2", "bob", "bob whole")
+    state = await shredder.open((await pipe.loader.latest(CHAT_ROOM, "r1")).state)
+    assert [m["content"] for m in state["messages"]] == [None, "bob whole"]
+    assert state["messages"][0][ERASED] is True
+    # The room goes on: ann edits her erased message (a new key), bob deletes his.
+    assert (
+        await pipe.ask("chat_room:r1", "MessageEdited", sent("m1", "ann", "new words"))
+    ).status == 202
+    assert (await pipe.ask("chat_room:r1", "MessageDeleted",
+                           {"message_id": "m2", "sender_id": "bob"})).status == 202  # fmt: skip
+    await pipe.flush()
+    assert pipe.dead_letters() == []
+    state = await shredder.open((await pipe.loader.latest(CHAT_ROOM, "r1")).state)
+    assert [(m["message_id"], m["content"]) for m in state["messages"]] == [("m1", "new words")]
+    [action] = await log.recent(limit=5)
+    assert (action.action, action.target, action.operator, action.status) == (
+        "erase",
+        "ann",
+        "dpo",
+        200,
+    )
+
+
+async def test_erasing_twice_answers_the_first_erasure_and_an_unknown_subject_is_404() -> None:
+    shredder = Shredder(MemoryKeyStore())
+    log = MemoryActionLog()
+    await shredder.seal(CHAT_ROOM, "r1", sent("m1", "ann", "x"))
+    first = await erase_subject(shredder, log, "ann", operator="a", via="t", cache_ttl_s=60)
+    again = await erase_subject(shredder, log, "ann", operator="b", via="t", cache_ttl_s=60)
+    assert again.status == 200 and again.body["already_erased"] is True
+    assert again.body["keys_destroyed"] == 0
+    assert (again.body["by"], again.body["erased_at"]) == (
+        first.body["by"],
+        first.body["erased_at"],
+    )
+    unknown = await erase_subject(shredder, log, "nobody", operator="a", via="t", cache_ttl_s=60)
+    assert unknown.status == 404 and unknown.body["error"] == "not_found"
+    assert [a.status for a in await log.recent(limit=5)] == [404, 200, 200]  # all audited
+
+
+async def test_another_process_forgets_an_erased_key_within_its_cache_lifetime() -> None:
+    keys, clock = MemoryKeyStore(), Clock()
+    writer = Shredder(keys, cache_ttl_s=30, clock=clock)
+    reader = Shredder(keys, cache_ttl_s=30, clock=clock)
+    data = await writer.seal(CHAT_ROOM, "r1", sent("m1", "ann", "secret words"))
+    assert (await reader.open(data))["content"] == "secret words"  # now cached in the reader
+    await writer.erase("ann", by="dpo", at=_now())
+    assert (await writer.open(data))[ERASED] is True  # the erasing process: at once
+    clock.now = 29.0
+    assert (await reader.open(data))["content"] == "secret words"  # within the stated bound
+    clock.now = 30.5
+    assert (await reader.open(data)) == {**data, "content": None, ERASED: True}
+
+
+async def test_sealing_while_erasing_never_leaks_plaintext() -> None:
+    keys = MemoryKeyStore()
+    shredder = Shredder(keys, cache_ttl_s=0.000001)
+    sealed = await asyncio.gather(
+        *(shredder.seal(CHAT_ROOM, "r1", sent(f"m{i}", "ann", f"{MARKER}{i}")) for i in range(50)),
+        shredder.erase("ann", by="dpo", at=_now()),
+        *(shredder.seal(CHAT_ROOM, "r1", sent(f"n{i}", "ann", f"{MARKER}{i}")) for i in range(50)),
+    )
+    for data in sealed:
+        if isinstance(data, dict):
+            assert MARKER not in repr(data) and data["content"].startswith(SEALED_PREFIX)
+
+
+async def test_encryption_off_leaves_new_data_plain_and_still_opens_sealed_data() -> None:
+    keys = MemoryKeyStore()
+    on, off = Shredder(keys), Shredder(keys, enabled=False)
+    sealed = await on.seal(CHAT_ROOM, "r1", sent("m1", "ann", "words"))
+    assert await off.seal(CHAT_ROOM, "r1", sent("m2", "ann", "plain")) == sent("m2", "ann", "plain")
+    assert (await off.open(sealed))["content"] == "words"
+
+
+async def test_the_account_holder_is_sealed_under_the_account_id() -> None:
+    shredder = Shredder(MemoryKeyStore())
+    data = await shredder.seal(ACCOUNT, "acc-1", {"owner": "Ann Example"})
+    assert data["owner"].startswith(SEALED_PREFIX)
+    assert await shredder.open(data) == {"owner": "Ann Example"}
+    await shredder.erase("acc-1", by="dpo", at=_now())
+    assert await shredder.open({"state": data}) == {"state": {"owner": None, ERASED: True}}
+
+
+async def test_a_tampered_or_foreign_value_does_not_open() -> None:
+    keys = MemoryKeyStore()
+    ann, bob = await keys.key_for("ann"), await keys.key_for("bob")
+    sealed = seal_value(ann, {"nested": [1, "two"]})
+    assert open_value(ann, sealed) == {"nested": [1, "two"]}
+    with pytest.raises(ValueError):
+        open_value(bob, sealed)
+    tampered = sealed[:-4] + ("AAAA" if not sealed.endswith("AAAA") else "BBBB")
+    assert (await Shredder(keys).open({"content": tampered}))[ERASED] is True
+
+
+def test_declaring_personal_fields_checks_them() -> None:
+    with pytest.raises(ValueError, match="in no event type's schema"):
+        CHAT_ROOM.__class__(
+            **{**_fields(CHAT_ROOM), "personal": personal("contnet", subject="sender_id")}
+        )
+    with pytest.raises(ValueError, match="cannot itself be personal"):
+        personal("sender_id", subject="sender_id")
+    with pytest.raises(ValueError, match="at least one field"):
+        personal(subject="sender_id")
+
+
+def _fields(domain: Any) -> dict[str, Any]:
+    return {name: getattr(domain, name) for name in domain.__slots__ if not name.startswith("_")}
+
+
+def _now() -> Any:
+    from topics.envelope import utc_now
+
+    return utc_now()
+
+
+async def test_the_runtime_builds_the_shredder_from_the_settings() -> None:
+    memory = memory_adapters()
+    settings = SETTINGS.with_defaults(personal_data_encryption=False, key_cache_ttl_s=5)
+    runtime = await Runtime.start(
+        settings, roles=(), domains=Domains([CHAT_ROOM]), adapters=memory.adapters()
+    )
+    try:
+        assert runtime.shredder.enabled is False
+    finally:
+        await runtime.stop()
+
+
+async def test_a_sync_domain_stores_the_holder_sealed_and_its_rules_still_decide() -> None:
+    pipe = await pipeline(Domains([ACCOUNT]))
+    opened = await pipe.ask("account:acc-1", "AccountOpened", {"owner": f"Ann {MARKER}"})
+    assert opened.status == 201, opened.body
+    [stored] = await pipe.store.read(("account", "acc-1"))
+    assert stored.data["owner"].startswith(SEALED_PREFIX) and MARKER not in stored.data["owner"]
+    again = await pipe.ask("account:acc-1", "AccountOpened", {"owner": "Someone"})
+    assert again.status == 409  # the state's rule decides on a sealed owner as before
+    assert MARKER not in repr(again.body)
+    assert (await pipe.ask("account:acc-1", "MoneyDeposited", {"amount": 5})).status == 201
+    await pipe.shredder.erase("acc-1", by="dpo", at=_now())
+    state = await pipe.shredder.open((await pipe.loader.latest(ACCOUNT, "acc-1")).state)
+    assert state["owner"] is None and state[ERASED] is True and state["balance"] == 5
+    assert (await pipe.ask("account:acc-1", "MoneyWithdrawn", {"amount": 2})).status == 201

@@ -1,0 +1,98 @@
+"""Data keys in MongoDB, each wrapped by the master key (AES-GCM); erasures kept beside them.
+
+``data_keys``: one document per subject, ``{_id: subject, key_id, wrapped, created_at}``, the
+wrapped secret being nonce + AES-GCM(master key, secret, associated data = key id): a copy of
+the collection alone reveals no key. Erasing deletes the document (the only copy of the key)
+and records ``{_id: subject, erased_at, by, keys_destroyed}`` in ``erasures``.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from bson import Binary
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pymongo import ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+
+from topics.envelope import utc_now
+from topics.errors import StoreError
+from workers.adapters.mongo.client import DURABLE, Document, translated
+from workers.ports import DataKey, Erasure
+
+DATA_KEYS = "data_keys"
+ERASURES = "erasures"
+_NONCE = 12
+
+
+class MongoKeyStore:
+    """``KeyStore`` on two collections; the master key never leaves this process."""
+
+    def __init__(
+        self,
+        db: AsyncDatabase[Document],
+        master_key: bytes,
+        *,
+        keys: str = DATA_KEYS,
+        erasures: str = ERASURES,
+    ) -> None:
+        self._master = AESGCM(master_key)
+        self.keys: AsyncCollection[Document] = db.get_collection(keys, write_concern=DURABLE)
+        self.erasures: AsyncCollection[Document] = db.get_collection(
+            erasures, write_concern=DURABLE
+        )
+
+    async def ensure_indexes(self) -> None:
+        async with translated("creating the data key index"):
+            await self.keys.create_index("key_id", unique=True, name="key_id")
+
+    async def key_for(self, subject: str) -> DataKey:
+        key_id, secret = uuid.uuid4().hex, os.urandom(32)
+        fresh = {"key_id": key_id, "wrapped": self._wrap(key_id, secret), "created_at": utc_now()}
+        async with translated(f"reading the data key of subject {subject}", write=True):
+            doc = await self.keys.find_one_and_update(
+                {"_id": subject}, {"$setOnInsert": fresh}, upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )  # fmt: skip
+        return self._unwrapped(doc)
+
+    async def find(self, key_ids: Sequence[str]) -> dict[str, DataKey]:
+        if not key_ids:
+            return {}
+        async with translated(f"reading {len(key_ids)} data keys"):
+            docs = [d async for d in self.keys.find({"key_id": {"$in": list(set(key_ids))}})]
+        return {d["key_id"]: self._unwrapped(d) for d in docs}
+
+    async def erase(self, subject: str, *, by: str, at: datetime) -> Erasure | None:
+        async with translated(f"erasing subject {subject}", write=True):
+            deleted = await self.keys.delete_one({"_id": subject})
+            if deleted.deleted_count == 0:
+                first = await self.erasures.find_one({"_id": subject})
+                if first is None:
+                    return None
+                return Erasure(subject, first["erased_at"], first["by"], 0, already=True)
+            record = {"erased_at": at, "by": by, "keys_destroyed": deleted.deleted_count}
+            await self.erasures.update_one({"_id": subject}, {"$set": record}, upsert=True)
+        return Erasure(subject, at, by, deleted.deleted_count)
+
+    def _wrap(self, key_id: str, secret: bytes) -> Binary:
+        nonce = os.urandom(_NONCE)
+        return Binary(nonce + self._master.encrypt(nonce, secret, key_id.encode()))
+
+    def _unwrapped(self, doc: Document | None) -> DataKey:
+        if doc is None:  # an upsert always answers a document
+            raise StoreError("the data key store answered no key for an upsert.")
+        wrapped = bytes(doc["wrapped"])
+        try:
+            secret = self._master.decrypt(wrapped[:_NONCE], wrapped[_NONCE:], doc["key_id"].encode())
+        except InvalidTag:
+            raise StoreError(
+                f"the data key of subject {doc['_id']} does not open with this master key: "
+                "EVENTFLEET_MASTER_KEY_FILE or _ENV names another key than the one that wrapped it."
+            ) from None
+        return DataKey(doc["key_id"], doc["_id"], secret)

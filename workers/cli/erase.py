@@ -1,0 +1,98 @@
+"""``eventfleet erase SUBJECT``: destroy a subject's data key, so every copy of its personal
+data is unreadable (crypto-shredding), and record who did it in the operator trail.
+
+Exit codes: 0 erased (or erased before), 1 failure (unknown subject, not confirmed, the store
+down), 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from collections.abc import Callable
+from typing import Any, TextIO
+
+import orjson
+
+from topics.envelope import AGGREGATE_ID_RE
+from topics.errors import EventfleetError
+from workers.runtime.settings import Settings
+
+USAGE, FAILURE = 2, 1
+
+
+def add_parser(commands: Any, formatter: type[argparse.HelpFormatter]) -> None:
+    erase = commands.add_parser(
+        "erase",
+        help="erase a subject's personal data everywhere (destroys its key; audited)",
+        description="Destroys the subject's data key: its personal fields become unreadable in "
+        "the store, snapshots, views, dead letters and every topic (shown as null with "
+        '"erased": true). Other processes forget the key within EVENTFLEET_KEY_CACHE_TTL_S. '
+        "Asks to confirm (--yes skips). Exit 0 erased, 1 failure or unknown subject, 2 usage.",
+        formatter_class=formatter,
+    )
+    erase.add_argument("subject", help="whose data: a chat sender_id, an account id, ...")
+    erase.add_argument("--operator", help="who erases, for the audit trail (default: $USER)")
+    erase.add_argument("--yes", action="store_true", help="do not ask to confirm")
+    erase.add_argument("--json", action="store_true", help="print the answer as JSON")
+
+
+async def run_erase(
+    settings: Settings, args: Any, *, out: TextIO | None = None, ask: Callable[[str], str] = input
+) -> int:
+    from workers.roles.personal import erase_subject
+    from workers.runtime.compose import Runtime
+
+    out = out or sys.stdout
+    operator = args.operator or _user()
+    if not AGGREGATE_ID_RE.match(args.subject) or not operator or len(operator) > 100:
+        print(
+            f"eventfleet: error: subject must match {AGGREGATE_ID_RE.pattern} and the operator "
+            "be a name of 1 to 100 characters (--operator NAME).",
+            file=sys.stderr,
+        )
+        return USAGE
+    if not args.yes and not _confirmed(ask, args.subject):
+        print("eventfleet: error: not confirmed; nothing was erased.", file=sys.stderr)
+        return FAILURE
+    runtime = await Runtime.start(settings, roles=())  # the store only: no Kafka, no Redis
+    try:
+        answer = await erase_subject(
+            runtime.shredder, runtime.stores.actions, args.subject, operator=operator,
+            via="cli", cache_ttl_s=settings.key_cache_ttl_s,
+        )  # fmt: skip
+    except EventfleetError as e:
+        print(f"eventfleet: error: {e}", file=sys.stderr)
+        return FAILURE
+    finally:
+        await runtime.stop()
+    if answer.status != 200:
+        print(f"eventfleet: error: {answer.body['message']}", file=sys.stderr)
+        return FAILURE
+    if args.json:
+        out.write(orjson.dumps(answer.body).decode() + "\n")
+    else:
+        b = answer.body
+        again = " (it had been erased before; nothing was left)" if b["already_erased"] else ""
+        out.write(
+            f"erased subject {b['subject']} at {b['erased_at']} by {b['by']}{again}: "
+            f"{b['keys_destroyed']} key(s) destroyed; every copy is unreadable within "
+            f"{b['unreadable_everywhere_within_s']} s.\n"
+        )
+    return 0
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return ""
+
+
+def _confirmed(ask: Callable[[str], str], subject: str) -> bool:
+    try:
+        answer = ask(f"erase every personal field of subject {subject}, for good? [y/N] ")
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")

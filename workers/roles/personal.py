@@ -1,0 +1,281 @@
+"""Crypto-shredding: personal fields sealed per subject before anything is produced, opened by
+every reader, unreadable everywhere once the subject's key is destroyed.
+
+``seal`` replaces each declared personal field of an event's data with
+``sealed:v1:<key id>:<base64url(nonce + AES-GCM ciphertext)>`` (the plaintext is the field's
+JSON; the associated data is the key id). Everything downstream of the command side carries
+that string: topics, the store, snapshots, views, dead letters. ``open`` walks any answer
+(events, states, views) and opens the sealed strings it finds; a value whose key was destroyed
+becomes null and its object says ``"erased": true``.
+
+Keys are cached per process for ``cache_ttl_s``: after an erasure in another process, this one
+may still open (and seal with) the destroyed key for at most that long; the erasing process
+forgets it at once. That bound is the erasure's promise.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+import orjson
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from snapshot_rules.domain import Domain
+from snapshot_rules.personal import SEALED_PREFIX, is_sealed
+from topics.envelope import Event, utc_now
+from workers.ports import ActionLog, DataKey, Erasure, KeyStore, OperatorAction
+
+log = logging.getLogger(__name__)
+
+ERASED = "erased"
+"""The flag an object gets when one of its personal fields was erased."""
+MAX_CACHED = 100_000
+_NONCE = 12
+
+
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    key: DataKey | None  # None: the key is unknown or destroyed
+    until: float
+
+
+class Shredder:
+    """Seals and opens personal fields with per-subject keys from a ``KeyStore``, and erases."""
+
+    def __init__(
+        self,
+        keys: KeyStore,
+        *,
+        enabled: bool = True,
+        cache_ttl_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._keys = keys
+        self.enabled = enabled
+        self._ttl = cache_ttl_s
+        self._clock = clock
+        self._by_subject: dict[str, _Cached] = {}
+        self._by_id: dict[str, _Cached] = {}
+
+    # --- sealing (the command side) ------------------------------------------------------------
+
+    async def seal(
+        self, domain: Domain, aggregate_id: str, data: Mapping[str, Any]
+    ) -> Mapping[str, Any]:
+        """``data`` with the domain's personal fields sealed (unchanged when it has none)."""
+        personal = domain.personal
+        if personal is None or not self.enabled or not personal.fields & data.keys():
+            return data
+        subject = personal.subject_of(aggregate_id, data)
+        if subject is None:
+            return data
+        key = await self._key_for(subject)
+        return {
+            name: seal_value(key, value) if name in personal.fields and not is_sealed(value)
+            else value
+            for name, value in data.items()
+        }  # fmt: skip
+
+    async def _key_for(self, subject: str) -> DataKey:
+        now = self._clock()
+        cached = self._by_subject.get(subject)
+        if cached is not None and cached.key is not None and cached.until > now:
+            return cached.key
+        key = await self._keys.key_for(subject)
+        self._remember(self._by_subject, subject, key, now)
+        self._remember(self._by_id, key.key_id, key, now)
+        return key
+
+    # --- opening (every reader) ----------------------------------------------------------------
+
+    async def open(self, value: Any) -> Any:
+        """``value`` (any JSON-like answer) with every sealed string opened or marked erased."""
+        ids: set[str] = set()
+        _collect(value, ids)
+        if not ids:
+            return value
+        opened = _opened(value, await self._find(ids))
+        return None if opened is _GONE else opened
+
+    async def open_events(self, events: Sequence[Event]) -> list[Event]:
+        """The events with their data opened (one key lookup for the whole page)."""
+        ids: set[str] = set()
+        for e in events:
+            _collect(e.data, ids)
+        if not ids:
+            return list(events)
+        keys = await self._find(ids)
+        return [replace(e, data=_opened(e.data, keys)) for e in events]
+
+    async def _find(self, ids: set[str]) -> dict[str, DataKey]:
+        now = self._clock()
+        found: dict[str, DataKey] = {}
+        missing = []
+        for key_id in ids:
+            cached = self._by_id.get(key_id)
+            if cached is None or cached.until <= now:
+                missing.append(key_id)
+            elif cached.key is not None:
+                found[key_id] = cached.key
+        if missing:
+            fetched = await self._keys.find(missing)
+            for key_id in missing:
+                self._remember(self._by_id, key_id, fetched.get(key_id), now)
+            found.update(fetched)
+        return found
+
+    def _remember(self, cache: dict[str, _Cached], name: str, key: DataKey | None, now: float) -> None:
+        if len(cache) >= MAX_CACHED:  # bounded in size too: drop what expired, else everything
+            for stale in [n for n, c in cache.items() if c.until <= now]:
+                del cache[stale]
+            if len(cache) >= MAX_CACHED:
+                cache.clear()
+        cache[name] = _Cached(key, now + self._ttl)
+
+    # --- erasing -------------------------------------------------------------------------------
+
+    async def erase(self, subject: str, *, by: str, at: datetime) -> Erasure | None:
+        """Destroy the subject's keys (``KeyStore.erase``) and forget them in this process."""
+        erasure = await self._keys.erase(subject, by=by, at=at)
+        _cipher.cache_clear()
+        self._by_subject.pop(subject, None)
+        for key_id in [i for i, c in self._by_id.items() if c.key and c.key.subject == subject]:
+            self._by_id[key_id] = _Cached(None, self._clock() + self._ttl)
+        return erasure
+
+
+@functools.lru_cache(maxsize=1024)
+def _cipher(key_id: str, secret: bytes) -> AESGCM:
+    """A key's cipher, built once (its key schedule costs more than sealing a short value). Only
+    a caller holding the secret (from a live cache entry) reaches it; an erasure clears it."""
+    return AESGCM(secret)
+
+
+def seal_value(key: DataKey, value: Any) -> str:
+    """One value sealed with ``key``: a fresh nonce, the key id as associated data."""
+    nonce = os.urandom(_NONCE)
+    cipher = _cipher(key.key_id, key.secret)
+    sealed = cipher.encrypt(nonce, orjson.dumps(value), key.key_id.encode())
+    blob = base64.urlsafe_b64encode(nonce + sealed).rstrip(b"=").decode()
+    return f"{SEALED_PREFIX}{key.key_id}:{blob}"
+
+
+def key_id_of(sealed: str) -> str:
+    return sealed[len(SEALED_PREFIX) :].split(":", 1)[0]
+
+
+def open_value(key: DataKey, sealed: str) -> Any:
+    """The value ``sealed`` holds. ValueError when it is not one sealed with ``key``."""
+    blob = sealed[len(SEALED_PREFIX) :].split(":", 1)[1]
+    try:
+        raw = base64.urlsafe_b64decode(blob + "=" * (-len(blob) % 4))
+        cipher = _cipher(key.key_id, key.secret)
+        plain = cipher.decrypt(raw[:_NONCE], raw[_NONCE:], key.key_id.encode())
+    except (InvalidTag, binascii.Error, ValueError) as e:
+        raise ValueError(f"a value sealed with key {key.key_id} does not open: {e!r}") from e
+    return orjson.loads(plain)
+
+
+def _collect(value: Any, ids: set[str]) -> None:
+    if isinstance(value, str):
+        if is_sealed(value):
+            ids.add(key_id_of(value))
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            _collect(item, ids)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _collect(item, ids)
+
+
+def _opened(value: Any, keys: Mapping[str, DataKey]) -> Any:
+    if isinstance(value, str):
+        return _open_one(value, keys) if is_sealed(value) else value
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        erased = False
+        for name, item in value.items():
+            if isinstance(item, str) and is_sealed(item):
+                out[name] = _open_one(item, keys)
+                erased = erased or out[name] is _GONE
+                if out[name] is _GONE:
+                    out[name] = None
+            else:
+                out[name] = _opened(item, keys)
+        if erased:
+            out[ERASED] = True
+        return out
+    if isinstance(value, list | tuple):
+        return [None if (o := _opened(i, keys)) is _GONE else o for i in value]
+    return value
+
+
+_GONE = object()
+"""A sealed value whose key is gone (erased), or that does not open with it."""
+
+
+def _open_one(sealed: str, keys: Mapping[str, DataKey]) -> Any:
+    key = keys.get(key_id_of(sealed))
+    if key is None:
+        return _GONE
+    try:
+        return open_value(key, sealed)
+    except ValueError:
+        log.warning("a sealed value under key %s does not open; shown as erased", key.key_id)
+        return _GONE
+
+
+@dataclass(frozen=True, slots=True)
+class ErasureAnswer:
+    """What an erase request is told: a status and a JSON body (also what the audit keeps)."""
+
+    status: int
+    body: Mapping[str, Any]
+
+
+async def erase_subject(
+    shredder: Shredder, log_: ActionLog, subject: str, *, operator: str, via: str, cache_ttl_s: float
+) -> ErasureAnswer:
+    """Erase ``subject`` and record who did it, when, and the answer, in the operator trail.
+
+    200 with the erasure (``already_erased`` when it had been erased before and nothing was
+    left to destroy); 404 when nothing of the subject was ever sealed. Every copy is unreadable
+    here at once, everywhere within ``cache_ttl_s`` (other processes' key caches).
+    """
+    at = utc_now()
+    erasure = await shredder.erase(subject, by=operator, at=at)
+    if erasure is None:
+        answer = ErasureAnswer(404, {
+            "error": "not_found",
+            "message": f"no personal data of subject {subject!r} was ever sealed here (no key "
+            "and no erasure); check the id: a chat sender's is its sender_id, an account's its "
+            "account id.",
+        })  # fmt: skip
+    else:
+        answer = ErasureAnswer(200, {
+            "subject": subject,
+            "erased_at": erasure.erased_at.isoformat().replace("+00:00", "Z"),
+            "by": erasure.by,
+            "keys_destroyed": erasure.keys_destroyed,
+            "already_erased": erasure.already,
+            "unreadable_everywhere_within_s": cache_ttl_s,
+        })  # fmt: skip
+    await log_.record(
+        OperatorAction(
+            id=str(uuid.uuid4()), at=at, operator=operator, via=via, action="erase",
+            target=subject, submitted={"subject": subject}, status=answer.status,
+            result=dict(answer.body),
+        )
+    )  # fmt: skip
+    return answer
