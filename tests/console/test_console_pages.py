@@ -10,6 +10,7 @@ import uuid
 import aiohttp
 
 from tests.fleet import FleetProcess, order_items
+from tests.tokens import TESTER
 from tests.waiting import wait_for
 
 
@@ -118,3 +119,28 @@ async def test_the_groups_page_shows_each_groups_partitions_and_offsets(
     assert 'id="partitions"' in body and "committed offset" in body and "end offset" in body
     assert "no lag role runs in this process" in body
     assert 'href="/console/groups"' in body  # in the navigation
+
+
+async def test_the_timeline_shows_each_events_metadata_and_actor(
+    console_fleet: FleetProcess,
+) -> None:
+    order = f"meta-{uuid.uuid4().hex[:6]}"
+    body = {
+        "type": "OrderPlaced", "data": {"items": order_items()},
+        "command_id": f"cmd-{order}", "correlation_id": f"corr-{order}",
+    }  # fmt: skip
+    status, answer = await console_fleet.post(
+        f"/v1/order/{order}/events", body, token=console_fleet.token()
+    )
+    assert status == 202, answer
+    status, _ = await console_fleet.get(
+        f"/v1/order/{order}/state?command_id=cmd-{order}&wait_ms=20000",
+        token=console_fleet.token(),
+    )
+    assert status == 200
+    status, _, page = await fetch(console_fleet, f"/console/aggregates/order/{order}")
+    assert status == 200
+    timeline = page[page.index('id="timeline"') :]
+    assert "<th>metadata</th>" in page
+    for shown in (f"cmd-{order}", f"corr-{order}", "schema", "v1", TESTER):
+        assert shown in timeline, shown

@@ -164,7 +164,7 @@ class Console:
             )
             cells = (
                 esc(e.version), esc(e.occurred_at.isoformat()), esc(e.type),
-                f"<code>{esc(e.id)}</code>", json_block(e.data),
+                f"<code>{esc(e.id)}</code>", json_block(e.data), event_metadata(e),
             )  # fmt: skip
             rows.append(
                 cells if not after else tuple(f'<span class="muted">{c}</span>' for c in cells)
@@ -181,7 +181,7 @@ class Console:
         body = (
             _time_travel_form(at_version, as_of)
             + f"<h2>Timeline</h2><p>{_timeline_caption(after, events)}</p>"
-            + table(("version", "occurred at", "type", "event id", "data"), rows, css_id="timeline")
+            + table(TIMELINE_HEADINGS, rows, css_id="timeline")
             + _timeline_pages(request, after, page)
             + f'<h2>{esc(state_title)}</h2><div id="state">'
             + f"{json_block(await self.rt.shredder.open(folded.state))}</div>"
@@ -229,6 +229,29 @@ class Console:
             + table(("sampled at", "lag (events)", "throughput (/s)"), rows, css_id="samples")
         )
         return self.html("Lag & throughput", body)
+
+
+TIMELINE_HEADINGS = ("version", "occurred at", "type", "event id", "data", "metadata")
+
+
+def event_metadata(event: Any) -> str:
+    """Who and which conversation: actor, command, correlation and causation ids, schema
+    version; only what the event carries."""
+    meta = event.metadata
+    found = [
+        ("actor", meta.actor.principal if meta.actor is not None else None),
+        ("command", meta.command_id),
+        ("correlation", meta.correlation_id),
+        ("causation", meta.causation_id),
+        ("client", meta.client_id),
+        ("schema", f"v{event.schema_version}"),
+    ]
+    items = "".join(
+        f"<div><span class=\"muted\">{esc(name)}</span> <code>{esc(value)}</code></div>"
+        for name, value in found
+        if value is not None
+    )
+    return f'<div class="meta">{items}</div>'
 
 
 def _signed_in(request: web.Request, actor: Actor | None) -> str:
