@@ -144,3 +144,82 @@ async def test_the_timeline_shows_each_events_metadata_and_actor(
     assert "<th>metadata</th>" in page
     for shown in (f"cmd-{order}", f"corr-{order}", "schema", "v1", TESTER):
         assert shown in timeline, shown
+
+
+async def test_search_by_prefix_type_command_and_time_pages_newest_first(
+    console_fleet: FleetProcess,
+) -> None:
+    run = uuid.uuid4().hex[:6]
+    token = console_fleet.token()
+    for n in range(3):
+        body = {
+            "type": "OrderPlaced", "data": {"items": order_items()},
+            "command_id": f"sc-{run}-{n}", "correlation_id": f"sk-{run}",
+        }  # fmt: skip
+        status, _ = await console_fleet.post(f"/v1/order/srch{run}-{n}/events", body, token=token)
+        assert status == 202
+    for n in range(3):
+        status, _ = await console_fleet.get(
+            f"/v1/order/srch{run}-{n}/state?command_id=sc-{run}-{n}&wait_ms=20000", token=token
+        )
+        assert status == 200
+
+    status, kind, page = await fetch(console_fleet, f"/console/search?type=order&prefix=srch{run}")
+    assert (status, kind) == (200, "text/html")
+    results = page[page.index('id="results"') :]
+    found = re.findall(rf"order (srch{run}-\d)</a>", results)
+    assert found == [f"srch{run}-2", f"srch{run}-1", f"srch{run}-0"]  # newest first
+    assert f'href="/console/aggregates/order/srch{run}-0"' in results
+
+    _, _, page = await fetch(console_fleet, f"/console/search?command_id=sc-{run}-1")
+    assert re.findall(rf"order (srch{run}-\d)</a>", page) == [f"srch{run}-1"]
+    _, _, page = await fetch(console_fleet, f"/console/search?correlation_id=sk-{run}")
+    assert len(re.findall(rf"order (srch{run}-\d)</a>", page)) == 3
+    _, _, page = await fetch(
+        console_fleet,
+        f"/console/search?prefix=srch{run}&since=2000-01-01T00:00:00Z&until=2001-01-01T00:00:00Z",
+    )
+    assert f"srch{run}" not in page[page.index('id="results"') :]
+    _, _, page = await fetch(
+        console_fleet, f"/console/search?prefix=srch{run}&event_type=OrderPaid"
+    )
+    assert f"srch{run}" not in page[page.index('id="results"') :]
+
+
+async def test_search_pages_past_its_page_size(console_fleet: FleetProcess) -> None:
+    run = uuid.uuid4().hex[:6]
+    opened = {"type": "AccountOpened", "data": {"owner": "ada"}}
+    token = console_fleet.token()
+    for start in range(0, 130, 26):
+        answers = await asyncio.gather(*(
+            console_fleet.post(f"/v1/account/pg{run}-{n}/events", opened, token=token)
+            for n in range(start, start + 26)
+        ))  # fmt: skip
+        assert all(status == 201 for status, _ in answers), answers
+    seen: list[str] = []
+    query = f"/console/search?prefix=pg{run}"
+    while True:
+        status, _, page = await fetch(console_fleet, query)
+        assert status == 200
+        seen += re.findall(rf"account (pg{run}-\d+)</a>", page)
+        older = re.search(r'<a href="(\?[^"]*before=[^"]*)">older</a>', page)
+        if older is None:
+            break
+        query = "/console/search" + older.group(1).replace("&amp;", "&")
+    assert sorted(seen) == sorted(f"pg{run}-{n}" for n in range(130))
+
+
+async def test_bad_search_input_is_a_console_page_with_its_status(
+    console_fleet: FleetProcess,
+) -> None:
+    for query, status, named in [
+        ("since=yesterday", 400, "since"),
+        ("type=nope", 404, "nope"),
+        ("prefix=" + "x" * 201, 400, "longer than 200"),
+        ("prefix=a&before=garbage", 400, "page cursor"),
+    ]:
+        got, kind, page = await fetch(console_fleet, f"/console/search?{query}")
+        assert (got, kind) == (status, "text/html"), (query, page)
+        assert 'id="error"' in page and named in page, (query, page)
+    status, _, page = await fetch(console_fleet, "/console/search?prefix=%3Cscript%3E")
+    assert status == 200 and "<script>" not in page and "&lt;script&gt;" in page

@@ -23,6 +23,7 @@ from workers.ports import (
     AppendProgress,
     CommandMemory,
     EventBus,
+    EventSearch,
     EventStore,
     KeyStore,
     Marker,
@@ -40,7 +41,7 @@ from workers.runtime.connections import kafka_config, master_key
 from workers.runtime.settings import Settings
 
 
-class StoredEvents(EventStore, PendingEvents, Protocol):
+class StoredEvents(EventStore, PendingEvents, EventSearch, Protocol):
     """The event store with its publish flags: what every store adapter implements."""
 
 

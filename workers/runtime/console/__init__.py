@@ -69,6 +69,7 @@ def register_console(fleet: Fleet) -> Console:
     get(STYLESHEET, stylesheet)
     operator = OperatorPages(console)  # workers/runtime/console/operator.py
     get("/console/groups", guard(operator.groups))
+    get("/console/search", guard(operator.search))
     get("/console/{unknown:.*}", guard(operator.not_found))  # last: any other console path
     web_app.on_response_prepare.append(security_headers)
     return console
