@@ -76,6 +76,8 @@ class Record:
     key: bytes | None
     value: bytes
     headers: Sequence[tuple[str, bytes]] = ()
+    timestamp_ms: int | None = None
+    """The record's Kafka timestamp, where the reader kept it."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ import uuid
 
 import aiohttp
 
+from tests.console.conftest import dead_letter_of, poison_order
 from tests.fleet import FleetProcess, order_items
 from tests.tokens import TESTER
 from tests.waiting import wait_for
@@ -223,3 +224,25 @@ async def test_bad_search_input_is_a_console_page_with_its_status(
         assert 'id="error"' in page and named in page, (query, page)
     status, _, page = await fetch(console_fleet, "/console/search?prefix=%3Cscript%3E")
     assert status == 200 and "<script>" not in page and "&lt;script&gt;" in page
+
+
+async def test_dead_letters_newest_first_with_time_state_and_aggregate(
+    console_fleet: FleetProcess,
+) -> None:
+    older, newer = (f"dlqt-{uuid.uuid4().hex[:6]}" for _ in range(2))
+    first = await dead_letter_of(console_fleet, await poison_order(console_fleet, older))
+    second = await dead_letter_of(console_fleet, await poison_order(console_fleet, newer))
+    status, _, page = await fetch(console_fleet, "/console/dlq")
+    assert status == 200 and "<th>dead-lettered at</th>" in page
+    assert page.index(f">{second.position}<") < page.index(f">{first.position}<")  # by time
+    assert f'href="/console/aggregates/order/{newer}"' in page
+    status, _, page = await fetch(console_fleet, "/console/dlq?state=new&reason=invalid_data")
+    assert status == 200 and f">{second.position}<" in page
+    status, _, page = await fetch(console_fleet, "/console/dlq?state=lost")
+    assert status == 400 and 'id="error"' in page
+    status, _, page = await fetch(console_fleet, f"/console/dlq/{second.position}")
+    entry = page[page.index('id="entry"') :]
+    at = entry.find(">None<")
+    assert at < 0, entry[max(0, at - 300) : at + 20]
+    assert "<td>at</td>" in entry  # when it was dead-lettered
+    assert "&quot;aggregate_id&quot;: &quot;" in entry  # the value as pretty JSON, not a string
