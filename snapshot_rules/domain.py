@@ -27,6 +27,7 @@ __all__ = [
     "Domains",
     "EventSpec",
     "Mode",
+    "Retention",
     "Route",
     "StateValidator",
     "Upcast",
@@ -86,6 +87,28 @@ def event(
 
 
 @dataclass(frozen=True, slots=True)
+class Retention:
+    """How much history stays in the hot collection; older events move to the archive.
+
+    An event moves once it is covered by the aggregate's snapshot, is not the aggregate's
+    newest, and is older than ``keep_s`` seconds or beyond the newest ``keep_last`` events
+    (whichever is given; both: it must be past both). Reads never notice: before the archive
+    horizon they read the archive.
+    """
+
+    keep_s: float | None = None
+    keep_last: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.keep_s is None and self.keep_last is None:
+            raise ValueError("retention needs keep_s (an age) or keep_last (a count), or both")
+        if self.keep_s is not None and self.keep_s < 0:
+            raise ValueError(f"retention keep_s must be 0 or more, not {self.keep_s}")
+        if self.keep_last is not None and self.keep_last < 1:
+            raise ValueError(f"retention keep_last must be 1 or more, not {self.keep_last}")
+
+
+@dataclass(frozen=True, slots=True)
 class Route:
     """Forward stored events to ``topic`` (prefixed), optionally only some event types."""
 
@@ -114,6 +137,8 @@ class Domain:
     """The types ``derive`` may yield (routes may name them)."""
     personal: Personal | None = None
     """The personal fields of its events and whose they are (sealed on the command side)."""
+    retention: Retention | None = None
+    """How much history stays hot; None: every event stays in the hot collection."""
     access: Access = OPEN
     """Who may send each event type and read the aggregates and views (``snapshot_rules.access``)."""
 

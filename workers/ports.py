@@ -29,6 +29,7 @@ __all__ = [
     "AggregateRef",
     "AppendConflict",
     "AppendProgress",
+    "ArchivableEvents",
     "CommandMemory",
     "CommandRecord",
     "DataKey",
@@ -53,6 +54,7 @@ __all__ = [
     "RuleState",
     "RuleStates",
     "Snapshot",
+    "SnapshotLadder",
     "SnapshotStore",
     "Subscription",
     "SyncAppender",
@@ -121,6 +123,22 @@ class Snapshot:
     version: int
     state: dict[str, Any]
     taken_at: datetime
+
+
+class SnapshotLadder(Protocol):
+    """Dated snapshots kept at intervals along an aggregate's history (rungs), so a state at a
+    past version or moment replays from the nearest rung below it, not from the start."""
+
+    async def add(self, rung: Snapshot, *, last_at: datetime) -> None:
+        """Keep ``rung``; ``last_at`` is when its last folded event occurred (idempotent per
+        aggregate and version)."""
+        ...
+
+    async def below(
+        self, aggregate: AggregateRef, *, version: int | None = None, as_of: datetime | None = None
+    ) -> Snapshot | None:
+        """The newest rung at or below ``version`` whose last event occurred by ``as_of``."""
+        ...
 
 
 class AppendConflict(ConcurrencyConflict):
@@ -249,6 +267,19 @@ class EventSearch(Protocol):
     ) -> list[Event]:
         """Up to ``limit`` matching events, newest first (occurred_at, then id, descending);
         ``before``: only those after that position in this order (the next page)."""
+        ...
+
+
+class ArchivableEvents(EventStore, Protocol):
+    """An event store events move out of (the hot one) or into (the archive)."""
+
+    async def insert_missing(self, events: Sequence[Event]) -> int:
+        """Insert those of ``events`` (versioned) whose ids are not stored yet; how many were.
+        Idempotent: a move that stopped half-way is simply done again."""
+        ...
+
+    async def remove_through(self, aggregate: AggregateRef, version: int) -> int:
+        """Delete the aggregate's events up to ``version``; how many were deleted."""
         ...
 
 

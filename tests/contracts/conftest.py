@@ -50,7 +50,7 @@ from workers.adapters.mongo import (
 )
 from workers.devtools.embedded import EmbeddedStack
 from workers.ports import (
-    EventStore,
+    ArchivableEvents,
     PendingEvents,
     Producer,
     Record,
@@ -67,8 +67,8 @@ OUTAGE_TIMEOUT_MS = 300
 """How long the real adapters wait for a dropped MongoDB or a paused Kafka before giving up."""
 
 
-class Events(EventStore, PendingEvents, Protocol):
-    """Both ports the event store adapters implement."""
+class Events(ArchivableEvents, PendingEvents, Protocol):
+    """The ports the event store adapters implement."""
 
 
 @dataclass

@@ -333,3 +333,22 @@ async def test_schema_versions_round_trip_and_absent_means_one(stores: Stores) -
     assert back == [v1, v2]
     assert (await stores.events.find([v2.id]))[v2.id].schema_version == 2
     assert [e.schema_version for e in await stores.events.read_back(("chat_room", "s1"), limit=2)] == [2, 1]
+
+
+async def test_moving_out_inserts_what_is_missing_and_removes_a_prefix(stores: Stores) -> None:
+    events = stores.events
+    written = history("mv", 10)
+    assert await events.insert_missing(written[:4]) == 4
+    assert await events.insert_missing(written) == 6  # again, half done before: the rest only
+    assert await events.insert_missing(written) == 0
+    assert await events.insert_missing([]) == 0
+    assert await events.read(("order", "mv")) == written
+    await events.append(history("other", 3))
+    assert await events.remove_through(("order", "mv"), 6) == 6
+    assert await events.read(("order", "mv")) == written[6:]
+    assert await events.remove_through(("order", "mv"), 6) == 0
+    assert len(await events.read(("order", "other"))) == 3  # another aggregate is untouched
+    assert await events.find([written[0].id, written[9].id]) == {written[9].id: written[9]}
+    async with stores.outage() as down:
+        with pytest.raises(StoreUnavailable):
+            await down.events.remove_through(("order", "mv"), 9)

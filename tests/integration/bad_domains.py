@@ -1,4 +1,4 @@
-"""Domain sets with the mistakes newcomers make, for the CLI's one-line errors."""
+"""Domain sets for the CLI: the mistakes newcomers make (one-line errors), and a retention."""
 
 from __future__ import annotations
 
@@ -26,3 +26,13 @@ def typo_in_after() -> Domains:
 
 def not_domains() -> list[str]:
     return ["sensor"]
+
+
+def retained_chat() -> Domains:
+    """The chat room keeping its newest 10 events hot (``eventfleet archive``'s tests)."""
+    from dataclasses import replace
+
+    from snapshot_rules.domain import Retention
+    from workers.examples.domains.chat_room import CHAT_ROOM
+
+    return Domains([replace(CHAT_ROOM, retention=Retention(keep_last=10))])

@@ -7,6 +7,7 @@ import json
 import os
 import socket
 import sys
+from datetime import UTC, datetime
 from importlib.metadata import version
 
 import pytest
@@ -250,7 +251,10 @@ async def test_replay_with_the_store_down_is_one_line() -> None:
 async def test_topics_check_creates_nothing_and_reports_missing_topics_as_json(
     stack: EmbeddedStack, unique_name: str
 ) -> None:
-    env = {"EVENTFLEET_KAFKA_URL": stack.urls.kafka_url, "EVENTFLEET_TOPIC_PREFIX": f"{unique_name}."}
+    env = {
+        "EVENTFLEET_KAFKA_URL": stack.urls.kafka_url,
+        "EVENTFLEET_TOPIC_PREFIX": f"{unique_name}.",
+    }
     code, out, _ = await eventfleet("topics", "check", "--json", env=env)
     assert code == 1
     reports = json.loads(out)
@@ -292,7 +296,9 @@ async def test_replay_pages_by_version_and_says_where_the_next_page_starts(
     assert seen == list(range(1, 8))
     code, out, err = await eventfleet("replay", "chat_room", "r1", "--limit", "2", env=env)
     assert code == 0 and "--after-version 2 continues" in err
-    code, out, _ = await eventfleet("replay", "chat_room", "r1", "--at-version", "5", "--json", env=env)
+    code, out, _ = await eventfleet(
+        "replay", "chat_room", "r1", "--at-version", "5", "--json", env=env
+    )
     whole = json.loads(out)
     assert [e["version"] for e in whole["events"]] == [1, 2, 3, 4, 5] and not whole["more"]
     code, _, err = await eventfleet("replay", "chat_room", "r1", "--limit", "0", env=env)
@@ -313,7 +319,9 @@ async def test_erase_destroys_the_key_once_audits_it_and_names_every_failure(
     env = {"EVENTFLEET_MONGO_URL": stack.urls.mongo_url, "EVENTFLEET_MONGO_DATABASE": unique_name}
     code, out, err = await eventfleet("erase", "ann", "--operator", "dpo", env=env)  # no terminal
     assert code == 1 and "not confirmed" in err
-    code, out, err = await eventfleet("erase", "ann", "--operator", "dpo", "--yes", "--json", env=env)
+    code, out, err = await eventfleet(
+        "erase", "ann", "--operator", "dpo", "--yes", "--json", env=env
+    )
     assert code == 0, err
     answer = json.loads(out)
     assert (answer["subject"], answer["by"], answer["keys_destroyed"]) == ("ann", "dpo", 1)
@@ -333,3 +341,54 @@ async def test_erase_destroys_the_key_once_audits_it_and_names_every_failure(
         )  # fmt: skip
     finally:
         await stores.close()
+
+
+async def test_archive_says_what_would_move_then_moves_it_and_every_read_stays(
+    stack: EmbeddedStack, unique_name: str
+) -> None:
+    from snapshot_rules.replay import replay
+    from tests.integration.test_projection_store import room_events
+    from workers.adapters.mongo import MongoStores
+    from workers.examples.domains.chat_room import CHAT_ROOM
+    from workers.ports import Snapshot
+
+    stores = MongoStores(stack.urls.mongo_url, unique_name, timeout_ms=5000)
+    try:
+        await stores.open()
+        written = room_events("r1", [("MessageSent", f"m{i}", "ann") for i in range(30)])
+        await stores.events.append(written)
+        folded = replay(CHAT_ROOM.reducer, written[:25]).state
+        assert folded is not None
+        taken = datetime.now(UTC)
+        await stores.snapshots.save(Snapshot("chat_room", "r1", 25, folded, taken))
+    finally:
+        await stores.close()
+    env = {"EVENTFLEET_MONGO_URL": stack.urls.mongo_url, "EVENTFLEET_MONGO_DATABASE": unique_name,
+           "EVENTFLEET_DOMAINS": "tests.integration.bad_domains:retained_chat"}  # fmt: skip
+    code, before, err = await eventfleet("replay", "chat_room", "r1", "--json", env=env)
+    assert code == 0, err
+    code, out, err = await eventfleet("archive", "--dry-run", "--json", env=env)
+    assert code == 0, err
+    [move] = json.loads(out)["moves"]
+    assert (move["aggregate_id"], move["from_version"], move["through_version"]) == ("r1", 1, 20)
+    code, out, err = await eventfleet("archive", "--batch", "7", env=env)
+    assert code == 0 and "moved 20 events of 1 aggregates" in out, (out, err)
+    code, after, err = await eventfleet("replay", "chat_room", "r1", "--json", env=env)
+    assert code == 0 and json.loads(after) == json.loads(before)
+    code, out, _ = await eventfleet("archive", "--dry-run", env=env)
+    assert "would move 0 events" in out
+    code, out, err = await eventfleet(
+        "audit", "chat_room", "--skip-topics", "--skip-marks", env=env
+    )
+    # the auditor reads hot + archive as one history: all 30, contiguous; no view was built here
+    assert "30 events" in out, out + err
+    errors = [line for line in out.splitlines() if line.startswith("error")]
+    assert [line.split()[1] for line in errors] == ["view_missing"], out
+    stores = MongoStores(stack.urls.mongo_url, unique_name, timeout_ms=5000)
+    try:
+        assert await stores.events.count(["chat_room"]) == 10
+        assert await stores.archive.count(["chat_room"]) == 20
+    finally:
+        await stores.close()
+    code, _, err = await eventfleet("archive", "--batch", "0", env=env)
+    assert code == 2

@@ -26,7 +26,7 @@ PUBLIC = {
         "storage",
     ],
     "workers.roles": [
-        "appender", "audit", "commands", "deadletter", "dlq_replay", "forwarder", "judge", "newfilter",
+        "appender", "archive", "audit", "commands", "deadletter", "dlq_replay", "forwarder", "judge", "newfilter",
         "outbox", "paging", "personal", "projections", "requests", "retry", "snapshotter", "state",
     ],
     "workers.runtime": ["adapters", "compose", "serve", "settings"],
@@ -38,8 +38,8 @@ PUBLIC = {
         "read_topic",
     ],
     "workers.adapters.mongo": [
-        "ACTIONS", "DATA_KEYS", "ERASURES", "EVENTS", "REJECTIONS", "SNAPSHOTS", "Document", "MongoActionLog", "MongoClient",
-        "MongoDocuments", "MongoEventStore", "MongoKeyStore", "MongoRejections", "MongoSnapshotStore", "MongoStores",
+        "ACTIONS", "DATA_KEYS", "ERASURES", "EVENTS", "EVENTS_ARCHIVE", "REJECTIONS", "SNAPSHOTS", "SNAPSHOT_LADDER", "Document", "MongoActionLog", "MongoClient",
+        "MongoDocuments", "MongoEventStore", "MongoKeyStore", "MongoRejections", "MongoSnapshotLadder", "MongoSnapshotStore", "MongoStores",
         "MongoViewStaging", "MongoViewStore", "connect", "database", "escaped",
     ],
     "workers.adapters.nats": ["NatsEventBus"],
@@ -65,7 +65,7 @@ PUBLIC = {
     "workers.adapters.memory": [
         "Faults", "MemoryActionLog", "MemoryAppendProgress", "MemoryCommandMemory", "MemoryDatabase",
         "MemoryDocuments", "MemoryEventStore", "MemoryKeyStore", "MemoryMarker", "MemoryMarks", "MemoryProducer",
-        "MemoryRejections", "MemoryRuleStates", "MemorySnapshotStore", "MemoryStores",
+        "MemoryRejections", "MemoryRuleStates", "MemorySnapshotLadder", "MemorySnapshotStore", "MemoryStores",
         "MemoryStream", "MemoryViewStaging", "MemoryViewStore", "Switchable", "murmur2",
         "partition_for",
     ],
@@ -76,10 +76,10 @@ PUBLIC = {
     ],
     "workers.cli": ["main", "parser"],
     "workers.ports": [
-        "LIVE", "NEW_AGGREGATE", "UNKNOWN", "ActionLog", "AggregateRef", "AppendConflict", "AppendProgress", "CommandMemory",
+        "LIVE", "NEW_AGGREGATE", "UNKNOWN", "ActionLog", "AggregateRef", "AppendConflict", "AppendProgress", "ArchivableEvents", "CommandMemory",
         "CommandRecord", "DataKey", "Delivery", "Erasure", "EventBus", "EventStore", "Handler", "Head", "KeyStore", "MarkRequest",
         "MarkResult", "Marker", "OperatorAction", "Outgoing", "PendingEvents", "Producer", "Record", "Rejection", "ReplayClaim",
-        "Rejections", "RuleState", "RuleStates", "Snapshot", "SnapshotStore", "Subscription", "SyncAppender", "SyncResult",
+        "Rejections", "RuleState", "RuleStates", "Snapshot", "SnapshotLadder", "SnapshotStore", "Subscription", "SyncAppender", "SyncResult",
         "ViewDoc", "ViewStaging", "ViewStore",
     ],
 }  # fmt: skip

@@ -10,7 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import NoReturn
 
 from snapshot_rules.declaration import did_you_mean
-from workers.cli import dlq, erase
+from workers.cli import archive, dlq, erase
 from workers.runtime.compose import OPTIONAL_ROLES, ROLES
 from workers.runtime.lag import LAG_ROLE
 from workers.runtime.settings import documented
@@ -123,6 +123,7 @@ def parser() -> Parser:
     _bench(commands)
     dlq.add_parser(commands, Formatter)  # `eventfleet dlq list|replay` (workers/cli/dlq.py)
     erase.add_parser(commands, Formatter)  # `eventfleet erase SUBJECT` (workers/cli/erase.py)
+    archive.add_parser(commands, Formatter)  # `eventfleet archive` (workers/cli/archive.py)
     return top
 
 

@@ -5,6 +5,7 @@ Public API: the modules in ``__all__``; the runtime composes them, tests drive t
 
 __all__ = [
     "appender",
+    "archive",
     "audit",
     "commands",
     "deadletter",

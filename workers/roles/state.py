@@ -23,7 +23,7 @@ from snapshot_rules.replay import Folded, replay
 from topics.envelope import Event, utc_now
 from topics.errors import NotFound, StoreError, Unavailable, Unstorable
 from workers.metrics import Metrics
-from workers.ports import AggregateRef, EventStore, Snapshot, SnapshotStore
+from workers.ports import AggregateRef, EventStore, Snapshot, SnapshotLadder, SnapshotStore
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +62,13 @@ class StateLoader:
         *,
         tail_threshold: int = 100,
         query_interval_s: float = 1.0,
+        ladder: SnapshotLadder | None = None,
+        ladder_step: int = 1000,
     ) -> None:
         self.events = events
         self.snapshots = snapshots
+        self.ladder = ladder if ladder_step > 0 else None
+        self._ladder_step = ladder_step
         self._metrics = metrics
         self.policy = QuerySnapshots(interval_s=query_interval_s, long_tail=tail_threshold)
         self._background: set[asyncio.Task[Snapshot | None]] = set()
@@ -121,6 +125,10 @@ class StateLoader:
             )
             usable = bool(last) and last[0].occurred_at <= as_of
         start = Folded(snapshot.state, snapshot.version) if usable and snapshot else Folded(None, 0)
+        if self.ladder is not None and (version is not None or as_of is not None):
+            rung = await self._rung_below(aggregate, version=version, as_of=as_of)
+            if rung is not None and rung.version > start.version:  # nearer than the snapshot
+                start = Folded(rung.state, rung.version)
         tail = await self.events.read(
             aggregate, after_version=start.version, to_version=version, as_of=as_of
         )
@@ -196,7 +204,36 @@ class StateLoader:
         if not saved:
             return None
         self._metrics.snapshots_written.labels(domain.name, trigger).inc()
+        await self._climb(snapshot)
         return snapshot
+
+    async def _rung_below(
+        self, aggregate: AggregateRef, *, version: int | None, as_of: datetime | None
+    ) -> Snapshot | None:
+        assert self.ladder is not None
+        try:
+            return await self.ladder.below(aggregate, version=version, as_of=as_of)
+        except (Unavailable, StoreError) as e:  # the ladder only saves time: replay further
+            log.warning("snapshot ladder of %s %s not read: %s", aggregate[0], aggregate[1], e)
+            return None
+
+    async def _climb(self, snapshot: Snapshot) -> None:
+        """Keep ``snapshot`` as a rung when it is ``ladder_step`` versions past the newest rung:
+        a state at any past point then replays at most about that many events."""
+        if self.ladder is None:
+            return
+        aggregate = (snapshot.aggregate_type, snapshot.aggregate_id)
+        try:
+            newest = await self.ladder.below(aggregate)
+            if newest is not None and snapshot.version - newest.version < self._ladder_step:
+                return
+            last = await self.events.read(
+                aggregate, after_version=snapshot.version - 1, to_version=snapshot.version
+            )
+            if last:
+                await self.ladder.add(snapshot, last_at=last[0].occurred_at)
+        except (Unavailable, StoreError) as e:
+            log.warning("rung of %s %s not kept: %s", aggregate[0], aggregate[1], e)
 
     async def drain(self) -> None:
         """Wait for background snapshot saves (on shutdown)."""

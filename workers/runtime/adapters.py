@@ -21,28 +21,30 @@ from workers.metrics import Metrics
 from workers.ports import (
     ActionLog,
     AppendProgress,
+    ArchivableEvents,
     CommandMemory,
     EventBus,
     EventSearch,
-    EventStore,
     KeyStore,
     Marker,
     PendingEvents,
     Producer,
     Record,
     Rejections,
+    SnapshotLadder,
     SnapshotStore,
     ViewStaging,
     ViewStore,
 )
+from workers.roles.archive import ArchiveEvents
 from workers.roles.audit import MarkPeek
 from workers.runtime.buses import bridge_bus
 from workers.runtime.connections import kafka_config, master_key
 from workers.runtime.settings import Settings
 
 
-class StoredEvents(EventStore, PendingEvents, EventSearch, Protocol):
-    """The event store with its publish flags: what every store adapter implements."""
+class StoredEvents(ArchivableEvents, PendingEvents, EventSearch, Protocol):
+    """The event store with its publish flags and moves: what every store adapter implements."""
 
 
 class Stores(Protocol):
@@ -52,7 +54,15 @@ class Stores(Protocol):
     def events(self) -> StoredEvents: ...
 
     @property
+    def archive(self) -> ArchiveEvents:
+        """Where events past a domain's retention are kept (same documents, same ids)."""
+        ...
+
+    @property
     def snapshots(self) -> SnapshotStore: ...
+
+    @property
+    def ladder(self) -> SnapshotLadder: ...
 
     @property
     def rejections(self) -> Rejections: ...

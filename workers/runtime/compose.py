@@ -17,6 +17,7 @@ from workers.cqrs.sync import SyncCommands
 from workers.metrics import Metrics, create_metrics
 from workers.ports import Record, SnapshotStore, ViewStaging, ViewStore
 from workers.roles.appender import Appender, AppenderConfig
+from workers.roles.archive import TieredEvents
 from workers.roles.bridge import Bridge
 from workers.roles.commands import CommandService
 from workers.roles.deadletter import DeadLetters
@@ -33,7 +34,6 @@ from workers.runtime.adapters import (
     Marks,
     ProducerClient,
     Progress,
-    StoredEvents,
     Stores,
     real_adapters,
 )
@@ -115,6 +115,7 @@ class Runtime:
     kafka: KafkaConfig
     adapters: Adapters
     loader: StateLoader
+    tiered: TieredEvents
     shredder: Shredder
     _parts: _Parts = field(default_factory=_Parts)
 
@@ -134,12 +135,15 @@ class Runtime:
         kafka = kafka_config(settings)  # a bad secret or TLS file stops us before connecting
         adapters = adapters or real_adapters(settings, metrics)
         stores = adapters.stores
+        events = TieredEvents(stores.events, stores.archive)
         loader = StateLoader(
-            stores.events,
+            events,
             stores.snapshots,
             metrics,
             tail_threshold=settings.snapshot_tail,
             query_interval_s=settings.snapshot_query_interval_ms / 1000,
+            ladder=stores.ladder,
+            ladder_step=settings.snapshot_ladder_step,
         )
         runtime = cls(
             settings=settings,
@@ -150,6 +154,7 @@ class Runtime:
             kafka=kafka,
             adapters=adapters,
             loader=loader,
+            tiered=events,
             shredder=Shredder(
                 stores.keys,
                 enabled=settings.personal_data_encryption,
@@ -170,8 +175,9 @@ class Runtime:
         return self.adapters.stores
 
     @property
-    def events(self) -> StoredEvents:
-        return self.adapters.stores.events
+    def events(self) -> TieredEvents:
+        """Every event, hot or archived, read as one history (appends go to the hot store)."""
+        return self.tiered
 
     @property
     def snapshots(self) -> SnapshotStore:

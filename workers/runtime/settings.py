@@ -318,6 +318,12 @@ class Settings:
         _bool,
         "the console (/console) may re-submit dead letters; off: read-only, its POSTs get 403",
     )
+    snapshot_ladder_step: int = _setting(
+        1000,
+        _int(0, 10**9),
+        "keep a dated snapshot (a rung) every this many versions, so a state at a past version "
+        "or time replays at most about this many events; 0: no ladder",
+    )
     personal_data_encryption: bool = _setting(
         True,
         _bool,

@@ -14,6 +14,7 @@ from workers.adapters.memory.documents import MemoryDocuments
 from workers.adapters.memory.events import MemoryEventStore
 from workers.adapters.memory.fleet import MemoryMarks, MemoryStores, MemoryStream
 from workers.adapters.memory.keys import MemoryKeyStore
+from workers.adapters.memory.ladder import MemorySnapshotLadder
 from workers.adapters.memory.producer import MemoryProducer, murmur2, partition_for
 from workers.adapters.memory.progress import MemoryAppendProgress
 from workers.adapters.memory.redis import MemoryCommandMemory, MemoryMarker
@@ -36,6 +37,7 @@ __all__ = [
     "MemoryProducer",
     "MemoryRejections",
     "MemoryRuleStates",
+    "MemorySnapshotLadder",
     "MemorySnapshotStore",
     "MemoryStores",
     "MemoryStream",

@@ -23,6 +23,7 @@ from workers.adapters.records import (
 )
 from workers.ports import (
     AggregateRef,
+    ArchivableEvents,
     EventQuery,
     EventSearch,
     EventStore,
@@ -208,6 +209,22 @@ class MemoryEventStore(Switchable):
         await self.faults.enter("clear_pending", "clearing the publish flag")
         self._pending.difference_update(ids)
 
+    async def insert_missing(self, events: Sequence[Event]) -> int:
+        await self.faults.enter("insert_missing", f"archiving {len(events)} events")
+        missing = [e for e in events if e.id not in self._by_id]
+        await self.append(missing)
+        return len(missing)
+
+    async def remove_through(self, aggregate: AggregateRef, version: int) -> int:
+        await self.faults.enter("remove_through", f"removing {aggregate[0]} {aggregate[1]}")
+        versions = self._by_aggregate.get(aggregate, {})
+        gone = [v for v in versions if v <= version]
+        for v in gone:
+            doc = versions.pop(v)
+            del self._by_id[doc["_id"]]
+            self._pending.discard(doc["_id"])
+        return len(gone)
+
 
 def _matches(doc: Document, query: EventQuery) -> bool:
     meta = doc["metadata"]
@@ -222,6 +239,8 @@ def _matches(doc: Document, query: EventQuery) -> bool:
     )
 
 
-def _implements(store: MemoryEventStore) -> tuple[EventStore, PendingEvents, EventSearch]:
+def _implements(
+    store: MemoryEventStore,
+) -> tuple[EventStore, PendingEvents, ArchivableEvents, EventSearch]:
     """Never called: mypy checks here that the class keeps the ports' signatures."""
-    return store, store, store
+    return store, store, store, store

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from workers.adapters.memory.actions import MemoryActionLog
 from workers.adapters.memory.events import MemoryEventStore
 from workers.adapters.memory.keys import MemoryKeyStore
+from workers.adapters.memory.ladder import MemorySnapshotLadder
 from workers.adapters.memory.producer import MemoryProducer
 from workers.adapters.memory.progress import MemoryAppendProgress
 from workers.adapters.memory.redis import MemoryCommandMemory, MemoryMarker
@@ -21,6 +22,8 @@ class MemoryStores:
 
     def __init__(self) -> None:
         self.events = MemoryEventStore()
+        self.archive = MemoryEventStore()
+        self.ladder = MemorySnapshotLadder()
         self.snapshots = MemorySnapshotStore()
         self.rejections = MemoryRejections()
         self.actions = MemoryActionLog()

@@ -14,8 +14,10 @@ from workers.adapters.mongo.client import (
 from workers.adapters.mongo.documents import MongoDocuments
 from workers.adapters.mongo.fleet import MongoStores
 from workers.adapters.mongo.keys import DATA_KEYS, ERASURES, MongoKeyStore
+from workers.adapters.mongo.ladder import SNAPSHOT_LADDER, MongoSnapshotLadder
 from workers.adapters.mongo.stores import (
     EVENTS,
+    EVENTS_ARCHIVE,
     REJECTIONS,
     SNAPSHOTS,
     MongoEventStore,
@@ -32,8 +34,10 @@ __all__ = [
     "DATA_KEYS",
     "ERASURES",
     "EVENTS",
+    "EVENTS_ARCHIVE",
     "REJECTIONS",
     "SNAPSHOTS",
+    "SNAPSHOT_LADDER",
     "Document",
     "MongoActionLog",
     "MongoClient",
@@ -41,6 +45,7 @@ __all__ = [
     "MongoEventStore",
     "MongoKeyStore",
     "MongoRejections",
+    "MongoSnapshotLadder",
     "MongoSnapshotStore",
     "MongoStores",
     "MongoViewStaging",

@@ -8,7 +8,13 @@ import uuid
 from workers.adapters.mongo.actions import MongoActionLog
 from workers.adapters.mongo.client import MongoClient, connect, database, translated
 from workers.adapters.mongo.keys import MongoKeyStore
-from workers.adapters.mongo.stores import MongoEventStore, MongoRejections, MongoSnapshotStore
+from workers.adapters.mongo.ladder import MongoSnapshotLadder
+from workers.adapters.mongo.stores import (
+    EVENTS_ARCHIVE,
+    MongoEventStore,
+    MongoRejections,
+    MongoSnapshotStore,
+)
 from workers.adapters.mongo.views import MongoViewStaging, MongoViewStore
 
 log = logging.getLogger(__name__)
@@ -28,6 +34,8 @@ class MongoStores:
         self.client: MongoClient = connect(url, timeout_ms=timeout_ms)
         self.db = database(self.client, name)
         self.events = MongoEventStore(self.db)
+        self.archive = MongoEventStore(self.db, collection=EVENTS_ARCHIVE)
+        self.ladder = MongoSnapshotLadder(self.db)
         self.snapshots = MongoSnapshotStore(self.db)
         self.rejections = MongoRejections(self.db)
         self.actions = MongoActionLog(self.db)
@@ -49,6 +57,8 @@ class MongoStores:
     async def open(self) -> None:
         """Create the indexes the stores rely on (idempotent)."""
         await self.events.ensure_indexes()
+        await self.archive.ensure_indexes()
+        await self.ladder.ensure_indexes()
         await self.keys.ensure_indexes()
 
     async def ping(self) -> None:

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from topics.envelope import utc_now
 from topics.errors import StoreError
@@ -54,11 +55,19 @@ class MongoKeyStore:
     async def key_for(self, subject: str) -> DataKey:
         key_id, secret = uuid.uuid4().hex, os.urandom(32)
         fresh = {"key_id": key_id, "wrapped": self._wrap(key_id, secret), "created_at": utc_now()}
-        async with translated(f"reading the data key of subject {subject}", write=True):
-            doc = await self.keys.find_one_and_update(
-                {"_id": subject}, {"$setOnInsert": fresh}, upsert=True,
-                return_document=ReturnDocument.AFTER,
-            )  # fmt: skip
+        doc: Document | None = None
+        try:
+            async with translated(f"reading the data key of subject {subject}", write=True):
+                doc = await self.keys.find_one_and_update(
+                    {"_id": subject}, {"$setOnInsert": fresh}, upsert=True,
+                    return_document=ReturnDocument.AFTER,
+                )  # fmt: skip
+        except StoreError as e:  # a racing first key for the subject won the insert
+            if not isinstance(e.__cause__, DuplicateKeyError):
+                raise
+        if doc is None:  # the race's loser (some servers answer no document): read the winner
+            async with translated(f"reading the data key of subject {subject}"):
+                doc = await self.keys.find_one({"_id": subject})
         return self._unwrapped(doc)
 
     async def find(self, key_ids: Sequence[str]) -> dict[str, DataKey]:
@@ -85,7 +94,7 @@ class MongoKeyStore:
         return Binary(nonce + self._master.encrypt(nonce, secret, key_id.encode()))
 
     def _unwrapped(self, doc: Document | None) -> DataKey:
-        if doc is None:  # an upsert always answers a document
+        if doc is None:  # erased between the upsert and the read that followed a lost race
             raise StoreError("the data key store answered no key for an upsert.")
         wrapped = bytes(doc["wrapped"])
         try:

@@ -26,6 +26,8 @@ from workers.adapters.records import (
 from workers.ports import AggregateRef, EventQuery, Head, Rejection, SearchPosition, Snapshot
 
 EVENTS = "events"
+EVENTS_ARCHIVE = "events_archive"
+"""Events moved out of the hot collection past a domain's retention: same documents and ids."""
 PENDING = "pending_publish"
 """Set on events stored before they reach events.stored (sync mode, storage); see outbox."""
 PENDING_INDEX = "pending_publish_by_aggregate"
@@ -223,6 +225,20 @@ class MongoEventStore:
             cursor = await self.collection.aggregate([{"$match": query}, {"$group": group}])
             return {(d["_id"]["t"], d["_id"]["i"]): int(d["v"]) async for d in cursor}
 
+    async def insert_missing(self, events: Sequence[Event]) -> int:
+        if not events:
+            return 0
+        have = await self.find([e.id for e in events], aggregates=_refs(events))
+        missing = [e for e in events if e.id not in have]
+        await self.append(missing)
+        return len(missing)
+
+    async def remove_through(self, aggregate: AggregateRef, version: int) -> int:
+        query = {"aggregate_type": aggregate[0], "aggregate_id": aggregate[1],
+                 "version": {"$lte": version}}  # fmt: skip
+        async with translated(f"removing {aggregate[0]} {aggregate[1]} through {version}", write=True):
+            return (await self.collection.delete_many(query)).deleted_count
+
     async def pending(self, *, older_than: datetime, limit: int) -> list[Event]:
         query = {PENDING: True, "occurred_at": {"$lte": older_than}}
         async with translated("reading events waiting to be published"):
@@ -380,3 +396,7 @@ def _to_rejection(doc: Document) -> Rejection:
         command_id=doc.get("command_id"),
         rejected_at=doc["rejected_at"].astimezone(UTC),
     )
+
+
+def _refs(events: Sequence[Event]) -> list[AggregateRef]:
+    return list(dict.fromkeys((e.aggregate_type, e.aggregate_id) for e in events))

@@ -1,0 +1,55 @@
+"""Snapshot ladders in MongoDB: one document per rung, found by the newest at or below a point."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pymongo import DESCENDING
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+
+from workers.adapters.mongo.client import Document, translated
+from workers.ports import AggregateRef, Snapshot
+
+SNAPSHOT_LADDER = "snapshot_ladder"
+
+
+class MongoSnapshotLadder:
+    """``SnapshotLadder`` on one collection, ``_id`` = aggregate and zero-padded version."""
+
+    def __init__(self, db: AsyncDatabase[Document], *, collection: str = SNAPSHOT_LADDER) -> None:
+        self.collection: AsyncCollection[Document] = db.get_collection(collection)
+
+    async def ensure_indexes(self) -> None:
+        async with translated("creating the snapshot ladder index"):
+            await self.collection.create_index(
+                [("aggregate_type", 1), ("aggregate_id", 1), ("version", DESCENDING)],
+                name="aggregate_rungs",
+            )
+
+    async def add(self, rung: Snapshot, *, last_at: datetime) -> None:
+        doc = {
+            "aggregate_type": rung.aggregate_type, "aggregate_id": rung.aggregate_id,
+            "version": rung.version, "state": rung.state, "taken_at": rung.taken_at,
+            "last_at": last_at,
+        }  # fmt: skip
+        rung_id = f"{rung.aggregate_type}|{rung.aggregate_id}|{rung.version:020d}"
+        async with translated(f"adding a rung of {rung.aggregate_type} {rung.aggregate_id}"):
+            await self.collection.update_one({"_id": rung_id}, {"$setOnInsert": doc}, upsert=True)
+
+    async def below(
+        self, aggregate: AggregateRef, *, version: int | None = None, as_of: datetime | None = None
+    ) -> Snapshot | None:
+        query: Document = {"aggregate_type": aggregate[0], "aggregate_id": aggregate[1]}
+        if version is not None:
+            query["version"] = {"$lte": version}
+        if as_of is not None:
+            query["last_at"] = {"$lte": as_of}
+        async with translated(f"reading the ladder of {aggregate[0]} {aggregate[1]}"):
+            doc = await self.collection.find_one(query, sort=[("version", DESCENDING)])
+        if doc is None:
+            return None
+        return Snapshot(
+            doc["aggregate_type"], doc["aggregate_id"], int(doc["version"]), doc["state"],
+            doc["taken_at"].astimezone(UTC),
+        )  # fmt: skip
