@@ -56,3 +56,19 @@ async def test_search_filters_and_pages_newest_first(stores: Stores) -> None:
             break
         before = (page[-1].occurred_at, page[-1].id)
     assert paged == everything  # every event once, in order, across equal timestamps
+
+
+async def test_the_tiered_store_searches_hot_and_archive_merged_newest_first() -> None:
+    from workers.adapters.memory.events import MemoryEventStore
+    from workers.roles.archive import TieredEvents
+
+    hot, archive = MemoryEventStore(), MemoryEventStore()
+    await archive.append([stored("a-1", 1, "OrderPlaced", 0), stored("a-1", 2, "OrderPaid", 2)])
+    await hot.append([stored("a-1", 3, "OrderPaid", 3), stored("a-2", 1, "OrderPlaced", 1)])
+    tiered = TieredEvents(hot, archive)
+    found = await tiered.search(EventQuery(id_prefix="a-"), limit=3)
+    assert [(e.aggregate_id, e.version) for e in found] == [("a-1", 3), ("a-1", 2), ("a-2", 1)]
+    rest = await tiered.search(
+        EventQuery(id_prefix="a-"), limit=3, before=(found[-1].occurred_at, found[-1].id)
+    )
+    assert [(e.aggregate_id, e.version) for e in rest] == [("a-1", 1)]
