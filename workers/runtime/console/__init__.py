@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from workers.runtime.console.browse import BrowsePages
 from workers.runtime.console.dead_letters import DeadLetterPages
 from workers.runtime.console.html import SECURITY_HEADERS, STYLE, STYLESHEET
 from workers.runtime.console.operator import OperatorPages
@@ -70,6 +71,10 @@ def register_console(fleet: Fleet) -> Console:
     operator = OperatorPages(console)  # workers/runtime/console/operator.py
     get("/console/groups", guard(operator.groups))
     get("/console/search", guard(operator.search))
+    browse = BrowsePages(console)  # workers/runtime/console/browse.py
+    get("/console/topics", guard(browse.topics))
+    get("/console/topics/{topic}", guard(browse.topic))
+    get("/console/aggregates/{aggregate_type}/{aggregate_id}/diff", guard(browse.diff))
     get("/console/{unknown:.*}", guard(operator.not_found))  # last: any other console path
     web_app.on_response_prepare.append(security_headers)
     return console

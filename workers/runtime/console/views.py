@@ -53,10 +53,13 @@ class Console:
         self.sampler = sampler
         self.throughput_unit = throughput_unit
 
-    def html(self, title: str, body: str, status: int = 200) -> web.Response:
+    def html(
+        self, title: str, body: str, status: int = 200, *, refresh_s: int | None = None
+    ) -> web.Response:
         text = page(
-            title, body, actions=self.actions, who=HEADER.get(), auth=self.fleet.door.mode
-        )
+            title, body, actions=self.actions, who=HEADER.get(), auth=self.fleet.door.mode,
+            refresh_s=refresh_s,
+        )  # fmt: skip
         return web.Response(text=text, status=status, content_type="text/html")
 
     def operator(self, request: web.Request, typed: str) -> str:
@@ -187,6 +190,7 @@ class Console:
             + f"{json_block(await self.rt.shredder.open(folded.state))}</div>"
             # the comparison replays from version 1: only a first page holds that prefix
             + await self._snapshot_section(domain, aggregate_id, stored if after == 0 else [])
+            + _diff_links(domain.name, aggregate_id, events)
         )
         return self.html(f"{domain.name} {aggregate_id}", body)
 
@@ -228,7 +232,25 @@ class Console:
             + charts(self.sampler.samples)
             + table(("sampled at", "lag (events)", "throughput (/s)"), rows, css_id="samples")
         )
-        return self.html("Lag & throughput", body)
+        # The page follows the sampler: reloaded every sample interval (at least 2 s).
+        return self.html(
+            "Lag & throughput", body, refresh_s=max(2, int(self.sampler.interval_s))
+        )
+
+
+def _diff_links(aggregate_type: str, aggregate_id: str, events: list[Any]) -> str:
+    """The diff pages: the snapshot against replay, and the last event's change."""
+    target = path("aggregates", aggregate_type, aggregate_id, "diff")
+    links = [link(target, "snapshot against replay")]
+    newest = max((e.version or 0 for e in events), default=0)
+    if newest >= 2:
+        links.append(link(f"{target}?from={newest - 1}&to={newest}", "the last event's change"))
+    form = (
+        f'<form method="get" action="{esc(target)}" id="diff-versions">state at version '
+        '<input name="from" size="5"> against version <input name="to" size="5"> '
+        '<button type="submit">diff</button></form>'
+    )
+    return '<h2>Diff</h2><p id="diffs">' + " · ".join(links) + "</p>" + form
 
 
 TIMELINE_HEADINGS = ("version", "occurred at", "type", "event id", "data", "metadata")
