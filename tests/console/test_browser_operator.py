@@ -1,0 +1,57 @@
+"""The operator pages in headless Chromium: search with its form and paging, groups and
+partitions, the topic browser, and a diff between versions reached from the timeline."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from tests.console.test_browser import after_submit, sign_in, texts
+from tests.fleet import FleetProcess, order_items
+
+
+@pytest.fixture
+def fleet(console_fleet: FleetProcess) -> FleetProcess:
+    return console_fleet
+
+
+async def test_an_operator_searches_browses_topics_groups_and_diffs(
+    fleet: FleetProcess, browser: Any
+) -> None:
+    token = fleet.token()
+    order = f"op{uuid.uuid4().hex[:6]}-1"
+    placed = {"type": "OrderPlaced", "data": {"items": order_items()}, "command_id": f"c-{order}"}
+    assert (await fleet.post(f"/v1/order/{order}/events", placed, token=token))[0] == 202
+    paid = {"type": "OrderPaid", "data": {"amount": 5}}
+    assert (await fleet.post(f"/v1/order/{order}/events", paid, token=token))[0] == 202
+    status, _ = await fleet.get(f"/v1/order/{order}/state?min_version=2&wait_ms=20000", token=token)
+    assert status == 200
+
+    sign_in(browser, fleet)
+    browser.get(fleet.url + "/console")
+    browser.find_element("link text", "Search").click()
+    after_submit(browser, "search")
+    browser.find_element("name", "prefix").send_keys(order[:8])
+    browser.find_element("css selector", "#search button").click()
+    results = after_submit(browser, "results")
+    assert texts(browser, "#results tbody tr td:nth-child(4)") == ["OrderPaid", "OrderPlaced"]
+    assert f"c-{order}" in results.text  # the command id in the metadata
+
+    browser.find_element("link text", f"order {order}").click()  # to the aggregate
+    after_submit(browser, "timeline")
+    browser.find_element("link text", "the last event's change").click()
+    assert "differences" in after_submit(browser, "verdict").text
+    assert any(cell.startswith("$.status") for cell in texts(browser, "#diff td:first-child"))
+
+    browser.find_element("link text", "Groups & partitions").click()
+    after_submit(browser, "partitions")
+    assert f"{fleet.env['EVENTFLEET_GROUP_ID']}-all" in texts(browser, "#groups td:first-child")
+
+    browser.find_element("link text", "Topics").click()
+    stored = f"{fleet.prefix}events.stored"
+    after_submit(browser, "topics")
+    browser.find_element("link text", stored).click()
+    records = after_submit(browser, "records")
+    assert f"order:{order}" in records.text
