@@ -10,6 +10,8 @@ import pytest
 
 from tests.console.test_browser import after_submit, sign_in, texts
 from tests.fleet import FleetProcess, order_items
+from tests.tokens import OPERATOR, VIEWER
+from tests.waiting import wait_for
 
 
 @pytest.fixture
@@ -55,3 +57,35 @@ async def test_an_operator_searches_browses_topics_groups_and_diffs(
     browser.find_element("link text", stored).click()
     records = after_submit(browser, "records")
     assert f"order:{order}" in records.text
+
+
+async def test_an_operator_rebuilds_a_projection_and_follows_it(
+    fleet: FleetProcess, browser: Any
+) -> None:
+    sign_in(browser, fleet, "olga", [OPERATOR])
+    browser.get(fleet.url + "/console/projections")
+    row = browser.find_element("xpath", "//table[@id='projections']//td[text()='chat_messages']/..")
+    assert "chat_room" in row.text and "running here" in row.text
+    browser.find_element("id", "rebuild-chat_messages").click()
+    assert "started" in after_submit(browser, "outcome", "error").text
+
+    def rebuilt() -> bool:
+        browser.get(fleet.url + "/console/projections")
+        cell = browser.find_element(
+            "xpath", "//table[@id='projections']//td[text()='chat_messages']/.."
+        )
+        return "rebuilt" in cell.text and "by olga" in cell.text
+
+    await wait_for(rebuilt, timeout_s=60, what="the rebuild to finish", interval_s=0.5)
+
+
+async def test_a_viewer_sees_projections_but_cannot_rebuild(
+    fleet: FleetProcess, browser: Any
+) -> None:
+    sign_in(browser, fleet, "vera", [VIEWER])
+    browser.get(fleet.url + "/console/projections")
+    assert browser.find_elements("id", "projections")
+    status, _ = await fleet.post(
+        "/console/projections/chat_messages/rebuild", token=fleet.token("vera", [VIEWER])
+    )
+    assert status == 403

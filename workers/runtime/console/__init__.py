@@ -15,6 +15,7 @@ from workers.runtime.console.browse import BrowsePages
 from workers.runtime.console.dead_letters import DeadLetterPages
 from workers.runtime.console.html import SECURITY_HEADERS, STYLE, STYLESHEET
 from workers.runtime.console.operator import OperatorPages
+from workers.runtime.console.projections import ProjectionPages
 from workers.runtime.console.samples import Sampler, counter_total, gauge_total
 from workers.runtime.console.session import Login
 from workers.runtime.console.views import Console
@@ -71,6 +72,9 @@ def register_console(fleet: Fleet) -> Console:
     operator = OperatorPages(console)  # workers/runtime/console/operator.py
     get("/console/groups", guard(operator.groups))
     get("/console/search", guard(operator.search))
+    projections = ProjectionPages(console)  # workers/runtime/console/projections.py
+    get("/console/projections", guard(projections.projections))
+    post("/console/projections/{name}/rebuild", guard(projections.rebuild, action=True))
     browse = BrowsePages(console)  # workers/runtime/console/browse.py
     get("/console/topics", guard(browse.topics))
     get("/console/topics/{topic}", guard(browse.topic))

@@ -32,6 +32,7 @@ NAV = (
     ("/console/lag", "Lag & throughput"),
     ("/console/groups", "Groups & partitions"),
     ("/console/topics", "Topics"),
+    ("/console/projections", "Projections"),
 )
 
 
