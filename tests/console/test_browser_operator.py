@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.console.conftest import dead_letter_of, poison_order
 from tests.console.test_browser import after_submit, sign_in, texts
 from tests.fleet import FleetProcess, order_items
 from tests.tokens import OPERATOR, VIEWER
@@ -89,3 +90,40 @@ async def test_a_viewer_sees_projections_but_cannot_rebuild(
         "/console/projections/chat_messages/rebuild", token=fleet.token("vera", [VIEWER])
     )
     assert status == 403
+
+
+async def test_bulk_skip_is_reviewed_then_confirmed_and_states_follow(
+    fleet: FleetProcess, browser: Any
+) -> None:
+    letters = [
+        await dead_letter_of(fleet, await poison_order(fleet, f"bulk-{uuid.uuid4().hex[:6]}"))
+        for _ in range(2)
+    ]
+    single = await dead_letter_of(fleet, await poison_order(fleet, f"one-{uuid.uuid4().hex[:6]}"))
+    sign_in(browser, fleet, "olga", [OPERATOR])
+    browser.get(fleet.url + "/console/dlq?state=new")
+    for entry in letters:
+        browser.find_element("css selector", f"input[name=entry][value='{entry.position}']").click()
+    browser.find_element("css selector", "select[name=action] option[value=skip]").click()
+    browser.find_element("id", "bulk-review").click()
+    review = after_submit(browser, "review", "error")
+    assert sorted(texts(browser, "#review tbody td:first-child")) == sorted(
+        e.position for e in letters
+    ), review.text
+    browser.get(fleet.url + "/console/dlq?state=skipped")  # nothing happens before the confirm
+    assert not any(browser.find_elements("link text", e.position) for e in letters)
+    browser.back()
+    after_submit(browser, "confirm").click()
+    outcome = after_submit(browser, "bulk-outcome", "error")
+    assert outcome.text.count("skipped") == 2
+
+    browser.get(f"{fleet.url}/console/dlq/{single.position}")
+    browser.find_element("id", "skip").click()
+    assert "skipped by olga" in after_submit(browser, "outcome", "error").text
+
+    browser.get(fleet.url + "/console/dlq?state=skipped")
+    for entry in [*letters, single]:
+        row = browser.find_element("link text", entry.position).find_element("xpath", "../..")
+        assert "skipped by olga" in row.text
+    browser.get(fleet.url + "/console/dlq?state=new")
+    assert not any(browser.find_elements("link text", e.position) for e in [*letters, single])

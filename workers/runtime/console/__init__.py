@@ -13,6 +13,7 @@ from aiohttp import web
 
 from workers.runtime.console.browse import BrowsePages
 from workers.runtime.console.dead_letters import DeadLetterPages
+from workers.runtime.console.dlq_bulk import BulkPages
 from workers.runtime.console.html import SECURITY_HEADERS, STYLE, STYLESHEET
 from workers.runtime.console.operator import OperatorPages
 from workers.runtime.console.projections import ProjectionPages
@@ -62,6 +63,10 @@ def register_console(fleet: Fleet) -> Console:
     get("/console/dlq/{partition}/{offset}", guard(letters.dead_letter))
     post("/console/dlq/{partition}/{offset}/confirm", guard(letters.confirm, action=True))
     post("/console/dlq/{partition}/{offset}/replay", guard(letters.replay, action=True))
+    bulk = BulkPages(letters)  # workers/runtime/console/dlq_bulk.py
+    post("/console/dlq/{partition}/{offset}/skip", guard(bulk.skip, action=True))
+    post("/console/dlq/bulk/review", guard(bulk.review, action=True))
+    post("/console/dlq/bulk/confirm", guard(bulk.confirm, action=True))
     get("/console/audit", guard(letters.audit))
     get("/console/lag", guard(console.lag))
     login = Login(fleet.door)

@@ -53,10 +53,25 @@ class DeadLetterPages:
             "dead-lettered at", "entry", "state", "reason", "detail", "source", "role",
             "aggregate", "event type",
         )  # fmt: skip
+        listed = table(headings, rows, css_id="dead-letters")
+        if self.console.actions:  # tick entries, then review one action on all of them
+            ticks = [
+                f'<input type="checkbox" name="entry" value="{esc(e.position)}">' for e in entries
+            ]
+            ticked = [(t, *r) for t, r in zip(ticks, rows, strict=True)]
+            listed = (
+                '<form method="post" action="/console/dlq/bulk/review" id="bulk">'
+                + csrf_field(request)
+                + table(("", *headings), ticked, css_id="dead-letters")
+                + '<p><label>with the ticked entries: <select name="action">'
+                '<option value="replay">replay as they were</option>'
+                '<option value="skip">skip</option></select></label> '
+                '<button type="submit" id="bulk-review">Review</button></p></form>'
+            )
         body = (
             f"<p>topic <code>{esc(self.desk.topic)}</code>, newest first</p>"
             + _filters(reason, state)
-            + table(headings, rows, css_id="dead-letters")
+            + listed
         )
         return self.console.html("Dead letters", body)
 
@@ -64,11 +79,13 @@ class DeadLetterPages:
         """Each replayed entry's state from the audit trail (the first successful replay)."""
         found: dict[str, EntryState] = {}
         for action in reversed(await self.desk.actions(limit=1000)):  # oldest first
-            if action.action == "dlq_replay" and action.status < 300:
-                found.setdefault(
-                    action.target,
-                    EntryState("replayed", action.operator, action.at, dict(action.submitted)),
+            replayed = found.get(action.target, NEW).state == "replayed"
+            if action.action == "dlq_replay" and action.status < 300 and not replayed:
+                found[action.target] = EntryState(
+                    "replayed", action.operator, action.at, dict(action.submitted)
                 )
+            elif action.action == SKIP and not replayed:
+                found[action.target] = EntryState("skipped", action.operator, action.at)
         return found
 
     async def dead_letter(self, request: web.Request) -> web.Response:
@@ -111,6 +128,12 @@ class DeadLetterPages:
                 + self._operator_field(request)
                 + '<p><button type="submit" id="review">Review</button></p></form>'
             )
+            if state.state == "new":
+                target = path("dlq", str(entry.partition), str(entry.offset), "skip")
+                form += (
+                    f'<form method="post" action="{esc(target)}">{csrf_field(request)}'
+                    '<button type="submit" id="skip">Skip (needs nothing)</button></form>'
+                )
         return self.console.html(f"Dead letter {entry.position}", info + form)
 
     async def confirm(self, request: web.Request) -> web.Response:
@@ -185,7 +208,9 @@ class DeadLetterPages:
         return self.console.html("Audit trail", table(headings, rows, css_id="audit"))
 
 
-STATES = ("new", "replayed")
+STATES = ("new", "replayed", "skipped")
+SKIP = "dlq_skip"
+"""The audit trail's action of an operator who decided a dead letter needs nothing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +225,8 @@ class EntryState:
     def html(self) -> str:
         if self.state == "new":
             return '<span class="bad">new</span>'
+        if self.state == "skipped":
+            return f'<span class="muted">skipped</span> by {esc(self.who)} at {esc(_when(self.at))}'
         return f'<span class="good">{esc(self.state)}</span> by {esc(self.who)} at {esc(_when(self.at))}'
 
 
