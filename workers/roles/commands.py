@@ -197,7 +197,7 @@ class CommandService:
         if rule.needs_state:
             if self._loader is None:
                 raise RuntimeError(f"{domain.name}: an access rule needs state and no loader")
-            folded = await self._loader.latest(domain, request.aggregate_id, save=False)
+            folded = await self._loader.latest(domain, request.aggregate_id, trigger="validation")
             state = folded.state if folded.version else None
         data = rule.check(actor, request.data, state)
         return request if data is request.data else replace(request, data=data)

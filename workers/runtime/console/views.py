@@ -157,15 +157,18 @@ class Console:
         point = at_version is not None or as_of is not None
         rows = []
         for e in events:
-            after = (at_version is not None and (e.version or 0) > at_version) or (
+            # Not ``after``: that name is the page's start, used below for captions and links.
+            later = (at_version is not None and (e.version or 0) > at_version) or (
                 as_of is not None and e.occurred_at > as_of
             )
+            actor = e.metadata.actor
             cells = (
                 esc(e.version), esc(e.occurred_at.isoformat()), esc(e.type),
                 f"<code>{esc(e.id)}</code>", json_block(e.data),
+                esc(f"{actor.principal} ({', '.join(actor.roles) or 'no roles'})" if actor else "—"),
             )  # fmt: skip
             rows.append(
-                cells if not after else tuple(f'<span class="muted">{c}</span>' for c in cells)
+                cells if not later else tuple(f'<span class="muted">{c}</span>' for c in cells)
             )
         state_title = "Replayed state (latest)"
         if point:
@@ -176,7 +179,10 @@ class Console:
         body = (
             _time_travel_form(at_version, as_of)
             + f"<h2>Timeline</h2><p>{_timeline_caption(after, events)}</p>"
-            + table(("version", "occurred at", "type", "event id", "data"), rows, css_id="timeline")
+            + table(
+                ("version", "occurred at", "type", "event id", "data", "actor"), rows,
+                css_id="timeline",
+            )
             + _timeline_pages(request, after, page)
             + f'<h2>{esc(state_title)}</h2><div id="state">'
             + f"{json_block(await self.rt.shredder.open(folded.state))}</div>"
