@@ -337,3 +337,58 @@ def prime(
             metrics.projection_events.labels(projection, outcome)
     for topic in downstream_topics:
         metrics.events_forwarded.labels(topic)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveMetrics:
+    """The live subscriptions' metrics (``kind``: aggregate, type, room; ``via``: sse, websocket)."""
+
+    connections: Gauge
+    events_sent: Counter
+    gaps_filled: Counter
+    slow_closes: Counter
+    refused: Counter
+    latency: Histogram
+
+
+def create_live_metrics(registry: CollectorRegistry) -> LiveMetrics:
+    """Declared apart from ``Metrics`` so that only processes that serve subscribers carry them."""
+    return LiveMetrics(
+        connections=Gauge(
+            "eventfleet_live_connections",
+            "Open live subscriptions by kind and transport.",
+            ["kind", "via"],
+            registry=registry,
+        ),
+        events_sent=Counter(
+            "eventfleet_live_events_sent_total",
+            "Events written to live subscribers, by kind.",
+            ["kind"],
+            registry=registry,
+        ),
+        gaps_filled=Counter(
+            "eventfleet_live_gaps_filled_total",
+            "Times a live subscription read missed events from the store (a lost announcement, "
+            "a feed reconnect), by kind.",
+            ["kind"],
+            registry=registry,
+        ),
+        slow_closes=Counter(
+            "eventfleet_live_slow_closes_total",
+            "Live subscriptions closed because the client read slower than events came, by kind.",
+            ["kind"],
+            registry=registry,
+        ),
+        refused=Counter(
+            "eventfleet_live_refused_total",
+            "Live subscriptions refused by limit (process, principal).",
+            ["limit"],
+            registry=registry,
+        ),
+        latency=Histogram(
+            "eventfleet_live_delivery_seconds",
+            "From an event being stored (its occurred_at) to being written to a live subscriber.",
+            buckets=LATENCY_BUCKETS_S,
+            registry=registry,
+        ),
+    )

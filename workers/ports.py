@@ -40,6 +40,10 @@ __all__ = [
     "Handler",
     "Head",
     "KeyStore",
+    "Listening",
+    "LiveChannel",
+    "LiveDeliver",
+    "LiveFeed",
     "MarkRequest",
     "MarkResult",
     "Marker",
@@ -59,6 +63,7 @@ __all__ = [
     "Subscription",
     "SyncAppender",
     "SyncResult",
+    "TopicTail",
     "ViewDoc",
     "ViewStaging",
     "ViewStore",
@@ -405,6 +410,20 @@ class Producer(Protocol):
         ...
 
 
+class TopicTail(Protocol):
+    """Reads a topic from positions on, and keeps reading as records arrive (no group).
+
+    ``after`` maps a partition to the next offset to read (a partition not named starts at
+    its beginning). Each yield is the records that arrived, in offset order per partition;
+    an empty list means nothing came for ``idle_s``. StreamUnavailable when Kafka does not
+    answer.
+    """
+
+    def follow(
+        self, topic: str, *, after: Mapping[int, int], idle_s: float
+    ) -> AsyncIterator[list[Record]]: ...
+
+
 class AppendProgress(Protocol):
     """How far the appender has decided the events topic: the evidence behind a refusal.
 
@@ -671,6 +690,50 @@ class EventBus(Protocol):
     async def publish(self, event: Event) -> None: ...
 
     async def subscribe(self, event_type: str, handler: Handler) -> Subscription: ...
+
+    async def close(self) -> None: ...
+
+
+# --- the live feed (catch-up subscriptions) -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LiveChannel:
+    """What a live listener hears: one aggregate's stored events, or (``aggregate_id`` None)
+    every stored event of one aggregate type."""
+
+    aggregate_type: str
+    aggregate_id: str | None = None
+
+
+LiveDeliver = Callable[[Event | None], None]
+"""Called with each announced event heard on a channel, in the order heard; with None when
+the listener may have missed announcements (a reconnect), so it must read the store."""
+
+
+@dataclass(frozen=True, slots=True)
+class Listening:
+    """A handle to stop one live listener."""
+
+    stop: Callable[[], Awaitable[None]]
+
+
+class LiveFeed(Protocol):
+    """Stored events announced to every process that serves live subscriptions.
+
+    At most once and best effort, on purpose (Pub/Sub): an announcement may be lost, repeated
+    or come late; ``announce`` never raises and never waits for the feed. A subscriber keeps
+    its own position and reads every gap from the event store by version, so the feed only
+    makes delivery fast, never correct. A listener told None must read the store.
+    """
+
+    def announce(self, records: Sequence[Outgoing]) -> None:
+        """Announce stored events as produced to events.stored (key ``type:id``, envelope)."""
+        ...
+
+    async def listen(self, channel: LiveChannel, deliver: LiveDeliver) -> Listening:
+        """Call ``deliver`` for every event announced on ``channel`` from now on."""
+        ...
 
     async def close(self) -> None: ...
 

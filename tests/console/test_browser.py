@@ -84,6 +84,7 @@ async def test_pages_load_and_a_timeline_shows_its_events(
         (str(v), t) for v, (t, _) in enumerate(LIFECYCLE, start=1)
     ]
     assert '"sku-0"' in cells[0][4].text  # the payload
+    assert all(c[5].text.startswith(f"{TESTER} (") for c in cells)  # metadata.actor
     assert '"status": "delivered"' in browser.find_element("id", "state").text
 
     async def snapshot_taken() -> bool:  # OrderDelivered asks the snapshotter for one

@@ -44,7 +44,7 @@ PUBLIC = {
     ],
     "workers.adapters.nats": ["NatsEventBus"],
     "workers.adapters.redis": [
-        "SCRIPTS", "RedisBatcher", "RedisCommandMemory", "RedisEventBus", "RedisMarker",
+        "SCRIPTS", "RedisBatcher", "RedisCommandMemory", "RedisEventBus", "RedisLiveFeed", "RedisMarker",
         "RedisMarks", "connect_redis", "describe_redis", "escaped",
     ],
     "workers.bus": [
@@ -64,7 +64,7 @@ PUBLIC = {
     ],
     "workers.adapters.memory": [
         "Faults", "MemoryActionLog", "MemoryAppendProgress", "MemoryCommandMemory", "MemoryDatabase",
-        "MemoryDocuments", "MemoryEventStore", "MemoryKeyStore", "MemoryMarker", "MemoryMarks", "MemoryProducer",
+        "MemoryDocuments", "MemoryEventStore", "MemoryKeyStore", "MemoryLiveFeed", "MemoryMarker", "MemoryMarks", "MemoryProducer",
         "MemoryRejections", "MemoryRuleStates", "MemorySnapshotLadder", "MemorySnapshotStore", "MemoryStores",
         "MemoryStream", "MemoryViewStaging", "MemoryViewStore", "Switchable", "murmur2",
         "partition_for",
@@ -77,9 +77,10 @@ PUBLIC = {
     "workers.cli": ["main", "parser"],
     "workers.ports": [
         "LIVE", "NEW_AGGREGATE", "UNKNOWN", "ActionLog", "AggregateRef", "AppendConflict", "AppendProgress", "ArchivableEvents", "CommandMemory",
-        "CommandRecord", "DataKey", "Delivery", "Erasure", "EventBus", "EventStore", "Handler", "Head", "KeyStore", "MarkRequest",
+        "CommandRecord", "DataKey", "Delivery", "Erasure", "EventBus", "EventStore", "Handler", "Head", "KeyStore",
+        "Listening", "LiveChannel", "LiveDeliver", "LiveFeed", "MarkRequest",
         "MarkResult", "Marker", "OperatorAction", "Outgoing", "PendingEvents", "Producer", "Record", "Rejection", "ReplayClaim",
-        "Rejections", "RuleState", "RuleStates", "Snapshot", "SnapshotLadder", "SnapshotStore", "Subscription", "SyncAppender", "SyncResult",
+        "Rejections", "RuleState", "RuleStates", "Snapshot", "SnapshotLadder", "SnapshotStore", "Subscription", "SyncAppender", "SyncResult", "TopicTail",
         "ViewDoc", "ViewStaging", "ViewStore",
     ],
 }  # fmt: skip

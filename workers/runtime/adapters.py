@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from workers.adapters.kafka import KafkaStream
-from workers.adapters.memory import MemoryMarks, MemoryStores, MemoryStream
+from workers.adapters.memory import MemoryLiveFeed, MemoryMarks, MemoryStores, MemoryStream
 from workers.adapters.mongo import MongoStores
-from workers.adapters.redis import RedisMarks
+from workers.adapters.redis import RedisLiveFeed, RedisMarks
 from workers.bus import InProcessEventBus
 from workers.metrics import Metrics
 from workers.ports import (
@@ -26,6 +26,7 @@ from workers.ports import (
     EventBus,
     EventSearch,
     KeyStore,
+    LiveFeed,
     Marker,
     PendingEvents,
     Producer,
@@ -33,6 +34,7 @@ from workers.ports import (
     Rejections,
     SnapshotLadder,
     SnapshotStore,
+    TopicTail,
     ViewStaging,
     ViewStore,
 )
@@ -102,7 +104,7 @@ class Progress(AppendProgress, Protocol):
     async def stop(self) -> None: ...
 
 
-class Stream(Protocol):
+class Stream(TopicTail, Protocol):
     """The event stream outside Faust: producers, the appender's progress, and whole-topic
     reads (audits, dead letters)."""
 
@@ -136,13 +138,16 @@ class Adapters:
     """One process's dependencies: the stores (open from the start), how to make the rest.
 
     ``marks(prefix)`` connects the marker under a key prefix (the runtime adds the store id);
-    ``bus()`` is the bridge role's bus. Both are called only by a process that needs them.
+    ``bus()`` is the bridge role's bus; ``live(prefix)`` the live feed (Redis Pub/Sub) that
+    processes storing events announce on and processes serving subscribers listen to. Each is
+    called only by a process that needs it.
     """
 
     stores: Stores
     stream: Stream
     marks: Callable[[str], Marks]
     bus: Callable[[], EventBus]
+    live: Callable[[str], LiveFeed]
 
 
 def real_adapters(settings: Settings, metrics: Metrics) -> Adapters:
@@ -170,6 +175,9 @@ def real_adapters(settings: Settings, metrics: Metrics) -> Adapters:
         stream=KafkaStream(kafka, max_event_bytes=settings.max_event_bytes),
         marks=marks,
         bus=lambda: bridge_bus(settings),
+        live=lambda prefix: RedisLiveFeed(
+            settings.redis_url, prefix=prefix, timeout_ms=settings.redis_timeout_ms
+        ),
     )
 
 
@@ -181,13 +189,24 @@ class MemoryAdapters:
     stream: MemoryStream
     marks: MemoryMarks
     bus: InProcessEventBus
+    live: MemoryLiveFeed
 
     def adapters(self) -> Adapters:
-        return Adapters(self.stores, self.stream, lambda prefix: self.marks, lambda: self.bus)
+        return Adapters(
+            self.stores,
+            self.stream,
+            lambda prefix: self.marks,
+            lambda: self.bus,
+            lambda prefix: self.live,
+        )
 
 
 def memory_adapters(*, partitions: Mapping[str, int] | None = None) -> MemoryAdapters:
     """Every dependency in memory: a whole process's roles with no server (tests)."""
     return MemoryAdapters(
-        MemoryStores(), MemoryStream(partitions=partitions), MemoryMarks(), InProcessEventBus()
+        MemoryStores(),
+        MemoryStream(partitions=partitions),
+        MemoryMarks(),
+        InProcessEventBus(),
+        MemoryLiveFeed(),
     )

@@ -156,6 +156,18 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
         "send a smaller body, or raise the limit",
     ),
     ErrorCode(
+        "not_acceptable", 406,
+        "a live subscription asked for neither Server-Sent Events (`Accept: text/event-stream`) "
+        "nor a WebSocket upgrade",
+        "send `Accept: text/event-stream`, or open a WebSocket",
+    ),
+    ErrorCode(
+        "too_many_subscriptions", 429,
+        "the process serves `EVENTFLEET_LIVE_MAX_CONNECTIONS` live subscriptions, or the client "
+        "holds `EVENTFLEET_LIVE_MAX_PER_PRINCIPAL` of them (`limit` says which)",
+        "close a subscription, or retry later or on another process (`retry_after_s`)",
+    ),
+    ErrorCode(
         "unknown_event_type", 422,
         "the domain has no such event type",
         "use one of the types the message lists",

@@ -15,7 +15,7 @@ from workers.adapters.kafka import KafkaConfig
 from workers.cqrs.repository import Repository
 from workers.cqrs.sync import SyncCommands
 from workers.metrics import Metrics, create_metrics
-from workers.ports import Record, SnapshotStore, ViewStaging, ViewStore
+from workers.ports import LiveFeed, Record, SnapshotStore, ViewStaging, ViewStore
 from workers.roles.appender import Appender, AppenderConfig
 from workers.roles.archive import TieredEvents
 from workers.roles.bridge import Bridge
@@ -37,6 +37,7 @@ from workers.runtime.adapters import (
     Stores,
     real_adapters,
 )
+from workers.runtime.announcing import AnnouncingProducer
 from workers.runtime.answers import answer_of
 from workers.runtime.connections import kafka_config
 from workers.runtime.settings import Settings
@@ -87,6 +88,7 @@ class _Parts:
     producer: ProducerClient | None = None
     dead_letters: dict[str, DeadLetters] = field(default_factory=dict)
     marks: Marks | None = None
+    live: LiveFeed | None = None
     progress: Progress | None = None
     outbox: Outbox | None = None
     sync: SyncCommands | None = None
@@ -196,7 +198,12 @@ class Runtime:
 
     async def _build_roles(self) -> None:
         settings, metrics, names, parts = self.settings, self.metrics, self.names, self._parts
-        producer = self.adapters.stream.producer(client_id=f"{settings.group_id}-producer")
+        producer: ProducerClient = self.adapters.stream.producer(
+            client_id=f"{settings.group_id}-producer"
+        )
+        if self.roles & {"commands", "appender"}:  # the writers of events.stored announce them
+            feed = await self.live_feed()
+            producer = AnnouncingProducer(producer, stored_topic=names.stored, feed=feed)
         parts.producer = producer
         await producer.start()
         parts.dead_letters = {
@@ -257,6 +264,13 @@ class Runtime:
             prefix = f"{self.settings.topic_prefix}{await self.stores.store_id()}:"
             self._parts.marks = self.adapters.marks(prefix)
         return self._parts.marks
+
+    async def live_feed(self) -> LiveFeed:
+        """The live feed, one per process: writers announce on it, subscriptions listen."""
+        if self._parts.live is None:
+            prefix = f"{self.settings.topic_prefix}{await self.stores.store_id()}:live:"
+            self._parts.live = self.adapters.live(prefix)
+        return self._parts.live
 
     async def _build_commands(self, producer: ProducerClient) -> None:
         settings, metrics, parts = self.settings, self.metrics, self._parts
@@ -359,6 +373,8 @@ class Runtime:
             await parts.sync.drain()
         if parts.marks is not None:
             await parts.marks.close()
+        if parts.live is not None:
+            await parts.live.close()
         if parts.bridge is not None:
             await parts.bridge.bus.close()
         if parts.progress is not None:

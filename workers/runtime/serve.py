@@ -18,6 +18,8 @@ from workers.runtime.fleet import EXIT_DRAIN_TIMEOUT, Fleet, ensure_catalog
 from workers.runtime.http import register_views
 from workers.runtime.identity import Authenticator
 from workers.runtime.lag import LAG_ROLE
+from workers.runtime.live import LiveServer
+from workers.runtime.live_chat import register_chat
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,9 @@ def build_fleet(
     )
     register_agents(fleet)
     register_views(fleet)
+    live = LiveServer(fleet)
+    register_chat(fleet, live)  # /v1/rooms/... before the generic /v1/{type}/{id}/subscribe
+    live.register()
     return fleet
 
 

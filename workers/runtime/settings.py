@@ -344,6 +344,21 @@ class Settings:
     console_sample_interval_s: int = _setting(
         5, _int(1, 300), "how often the console samples lag and throughput (the last 120 kept)"
     )
+    live_buffer_events: int = _setting(
+        1000,
+        _int(1, 1_000_000),
+        "live events one subscriber may hold unsent; past it the slow client is closed with its "
+        "position",
+    )
+    live_heartbeat_s: int = _setting(
+        15, _int(1, 3600), "a quiet live subscription gets a heartbeat and a store check this often"
+    )
+    live_max_connections: int = _setting(
+        10_000, _int(0, 10_000_000), "live subscriptions one process serves at once (429 above)"
+    )
+    live_max_per_principal: int = _setting(
+        100, _int(1, 1_000_000), "live subscriptions one client holds on one process (429 above)"
+    )
     domains: str = _setting(
         "workers.examples.domains:default_domains",
         _text("module:callable", lambda s: ":" in s),

@@ -1,8 +1,10 @@
-"""Reading a whole topic once, from its start to the end it had when reading began (audits)."""
+"""Reading a topic: whole, once, to the end it had when reading began (audits); or followed
+from positions on, as records arrive (type subscriptions)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Mapping
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -64,3 +66,54 @@ async def read_topic(
 async def _at_end(consumer: AIOKafkaConsumer, tp: TopicPartition) -> bool:
     highwater = consumer.highwater(tp)
     return highwater is not None and await consumer.position(tp) >= highwater
+
+
+async def follow_topic(
+    kafka: KafkaConfig,
+    topic: str,
+    *,
+    after: Mapping[int, int],
+    idle_s: float,
+    timeout_s: float = 30.0,
+) -> AsyncIterator[list[Record]]:
+    """Every record of ``topic`` from the offsets ``after`` names (others: the beginning), as
+    they arrive; ``[]`` after ``idle_s`` without one. Assigned, never in a group: nothing is
+    committed. StreamUnavailable when Kafka does not answer."""
+    consumer = AIOKafkaConsumer(
+        **kafka.client_kwargs(), enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    try:
+        try:
+            async with asyncio.timeout(timeout_s):
+                await consumer.start()
+                partitions = consumer.partitions_for_topic(topic)
+                if partitions is None:
+                    await consumer.topics()
+                    partitions = consumer.partitions_for_topic(topic) or set()
+                tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+                consumer.assign(tps)
+                for tp in tps:
+                    if tp.partition in after:
+                        consumer.seek(tp, after[tp.partition])
+                    else:
+                        await consumer.seek_to_beginning(tp)
+        except (TimeoutError, KafkaError, OSError) as e:
+            raise StreamUnavailable(f"Kafka did not let {topic} be followed: {e!r}") from e
+        while True:
+            try:
+                batches = await consumer.getmany(timeout_ms=int(idle_s * 1000))
+            except (KafkaError, OSError) as e:
+                raise StreamUnavailable(f"Kafka stopped answering while following {topic}: {e!r}") from e
+            records = [
+                Record(tp.topic, tp.partition, r.offset, r.key, r.value,
+                       tuple((k, bytes(v)) for k, v in (r.headers or ())))
+                for tp, batch in sorted(batches.items(), key=lambda item: item[0].partition)
+                for r in batch
+            ]  # fmt: skip
+            yield records
+    finally:
+        try:
+            async with asyncio.timeout(5):
+                await consumer.stop()
+        except (TimeoutError, KafkaError, OSError):
+            pass

@@ -3,10 +3,12 @@ whole-topic reads."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Mapping
+
 from workers.adapters.kafka.config import KafkaConfig
 from workers.adapters.kafka.producer import KafkaProducer
 from workers.adapters.kafka.progress import KafkaAppendProgress
-from workers.adapters.kafka.reader import read_topic
+from workers.adapters.kafka.reader import follow_topic, read_topic
 from workers.ports import Record
 
 
@@ -30,3 +32,9 @@ class KafkaStream:
     async def read(self, topic: str, *, timeout_s: float = 30.0) -> list[Record]:
         """Every record of ``topic`` up to its end as first seen (StreamUnavailable if not)."""
         return await read_topic(self.kafka, topic, timeout_s=timeout_s)
+
+    def follow(
+        self, topic: str, *, after: Mapping[int, int], idle_s: float
+    ) -> AsyncIterator[list[Record]]:
+        """``topic`` from the offsets ``after`` names, as records arrive (``TopicTail``)."""
+        return follow_topic(self.kafka, topic, after=after, idle_s=idle_s)

@@ -15,6 +15,7 @@ from workers.adapters.memory.events import MemoryEventStore
 from workers.adapters.memory.fleet import MemoryMarks, MemoryStores, MemoryStream
 from workers.adapters.memory.keys import MemoryKeyStore
 from workers.adapters.memory.ladder import MemorySnapshotLadder
+from workers.adapters.memory.live import MemoryLiveFeed
 from workers.adapters.memory.producer import MemoryProducer, murmur2, partition_for
 from workers.adapters.memory.progress import MemoryAppendProgress
 from workers.adapters.memory.redis import MemoryCommandMemory, MemoryMarker
@@ -32,6 +33,7 @@ __all__ = [
     "MemoryDocuments",
     "MemoryEventStore",
     "MemoryKeyStore",
+    "MemoryLiveFeed",
     "MemoryMarker",
     "MemoryMarks",
     "MemoryProducer",

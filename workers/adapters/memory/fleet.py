@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import AsyncIterator, Mapping
 
 from workers.adapters.memory.actions import MemoryActionLog
 from workers.adapters.memory.events import MemoryEventStore
@@ -74,6 +75,26 @@ class MemoryStream:
 
     def progress(self, *, topic: str, partitions: int, group_prefix: str) -> MemoryAppendProgress:
         return self.progress_of(topic)
+
+    async def follow(
+        self, topic: str, *, after: Mapping[int, int], idle_s: float
+    ) -> AsyncIterator[list[Record]]:
+        """``topic`` from the offsets ``after`` names, as records are produced (``TopicTail``)."""
+        positions = dict(after)
+        loop = asyncio.get_running_loop()
+        while True:
+            await self.produced.faults.enter("follow", f"following {topic}")
+            deadline = loop.time() + idle_s
+            found: list[Record] = []
+            while not found and loop.time() < deadline:
+                found = [r for r in self.produced.records(topic)
+                         if r.offset >= positions.get(r.partition, 0)]  # fmt: skip
+                if not found:
+                    await asyncio.sleep(0.005)  # polling memory: a test double's pace
+            found.sort(key=lambda r: (r.partition, r.offset))
+            for record in found:
+                positions[record.partition] = record.offset + 1
+            yield found
 
     def progress_of(self, topic: str) -> MemoryAppendProgress:
         """The appender's progress on ``topic`` (one per topic, shared by whoever asks)."""

@@ -10,6 +10,7 @@ from workers.adapters.redis.connect import (
     describe_redis,
     escaped,
 )
+from workers.adapters.redis.live import RedisLiveFeed
 from workers.adapters.redis.marker import SCRIPTS, RedisCommandMemory, RedisMarker
 from workers.adapters.redis.marks import RedisMarks
 
@@ -18,6 +19,7 @@ __all__ = [
     "RedisBatcher",
     "RedisCommandMemory",
     "RedisEventBus",
+    "RedisLiveFeed",
     "RedisMarker",
     "RedisMarks",
     "connect_redis",

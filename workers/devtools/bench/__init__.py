@@ -17,6 +17,7 @@ from workers.adapters.kafka import ensure_topics
 from workers.adapters.redis import connect_redis
 from workers.devtools.bench.append import bench_append
 from workers.devtools.bench.commands import bench_http_commands
+from workers.devtools.bench.live import bench_live
 from workers.devtools.bench.measure import Table
 from workers.devtools.bench.progress import step
 from workers.devtools.bench.state import bench_state
@@ -28,7 +29,7 @@ from workers.runtime.settings import Settings, env_name
 
 __all__ = ["PATHS", "bench", "forget_keys"]
 
-PATHS = ("commands", "append", "state", "scale", "all")
+PATHS = ("commands", "append", "state", "scale", "live", "all")
 _WORKER_SETTINGS = (
     "kafka_url", "mongo_url", "mongo_database", "redis_url", "topic_prefix", "group_id",
     "kafka_idempotence", "kafka_session_timeout_ms", "partitions",
@@ -106,6 +107,11 @@ async def _measure(
             if path in ("append", "scale", "all"):
                 scale = path in ("scale", "all")
                 emit(await bench_append(settings, env, events, scale=scale))
+            if path in ("live", "all"):
+                messages = min(events, 10_000)
+                step(f"live: 1000 subscribers over 100 rooms, {messages} messages")
+                emit(await bench_live(env, redis_url=settings.redis_url, subscribers=1000,
+                                      rooms=100, messages=messages))  # fmt: skip
             if path in ("state", "all"):
                 rooms = max(2, min(200, events // 50))  # 200 rooms at the default 20000
                 step(f"state query: {rooms} rooms of 50 events")

@@ -16,7 +16,7 @@ from typing import Any
 from snapshot_rules.access import Access, SendRule
 from topics.envelope import Actor
 from topics.errors import Forbidden
-from workers.examples.domains.chat_rules import DELETED, EDITED, SENT, ChatRules, find
+from workers.examples.domains.chat_rules import DELETED, EDITED, READ, SENT, ChatRules, find
 
 
 def _as_sender(actor: Actor, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -55,5 +55,17 @@ def chat_access(rules: ChatRules) -> Access:
             )
         return {**checked, "role": moderating[0]} if moderating else checked
 
+    def receipt(actor: Actor, data: Mapping[str, Any], state: Any) -> Mapping[str, Any]:
+        reader = data.get("reader_id")
+        if reader is not None and reader != actor.principal:
+            raise Forbidden(
+                "not_your_identity",
+                f"reader_id {reader!r} is not you ({actor.principal}); leave reader_id out, it "
+                "is taken from your token.",
+            )
+        return {**data, "reader_id": actor.principal}
+
     changing = SendRule(change, needs_state=True)
-    return Access(send={SENT: SendRule(send), EDITED: changing, DELETED: changing})
+    return Access(
+        send={SENT: SendRule(send), EDITED: changing, DELETED: changing, READ: SendRule(receipt)}
+    )

@@ -184,6 +184,7 @@ def room_messages_query(rules: ChatRules, projection: Projection) -> QueryHandle
             "messages": page.messages,
             "before_version": page.before_version,
             "more": page.before_version is not None,
+            "reads": room.get("reads", {}),  # each reader's receipt and unread count
         }
         return QueryAnswer(200, body, next_page=_next_page(parsed, page))
 

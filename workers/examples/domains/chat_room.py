@@ -43,6 +43,7 @@ from workers.examples.domains.chat_rules import (
     LEGACY_ACTOR,
     MAX_CONTENT,
     MAX_WINDOW,
+    READ,
     SENT,
     ChatRules,
     Message,
@@ -57,6 +58,7 @@ __all__ = [
     "DELETED",
     "EDITED",
     "LEGACY_ACTOR",
+    "READ",
     "ROOM_MESSAGES",
     "SENT",
     "ChatRules",
@@ -83,7 +85,7 @@ def chat_room_domain(
     rules = ChatRules(window, roles)
     messages = Projection("chat_messages", "chat_messages", frozenset(["chat_room"]), rules.apply_view)
     text = fields(closed=True, message_id=_ID, sender_id=_ID, content=Text(MAX_CONTENT))
-    chat = [SENT, EDITED, DELETED]
+    chat = [SENT, EDITED, DELETED, READ]
     return Domain(
         name="chat_room",
         events={
@@ -102,6 +104,8 @@ def chat_room_domain(
                 after=chat,
                 upcasts=[Upcast(fields(closed=True, message_id=_ID), rules.lift_delete)],
             ),
+            # A read receipt: every message up to this one is read by reader_id.
+            READ: event(fields(closed=True, reader_id=_ID, up_to_message_id=_ID), after=chat),
         },
         reducer=rules.reduce,
         # The state is bounded, so a snapshot stays small; every 100 events bounds any replay.

@@ -17,6 +17,8 @@ from snapshot_rules.replay import State
 from topics.envelope import Event
 
 SENT, EDITED, DELETED = "MessageSent", "MessageEdited", "MessageDeleted"
+READ = "MessageRead"
+"""A read receipt: ``reader_id`` has read every message up to ``up_to_message_id``."""
 MAX_CONTENT = 4000
 DEFAULT_WINDOW = 100
 """Messages a room's state keeps (the seed's "last 100 messages")."""
@@ -26,6 +28,11 @@ LEGACY_ACTOR = "unknown"
 OUTCOMES = ("sent", "edited", "deleted", "ignored", "outside_window")
 """Counts in the state: ``outside_window`` are edits and deletes of messages the window does
 not hold (older ones, whose pages apply them, or unknown ones)."""
+
+Read = dict[str, Any]
+"""One member's receipt in ``room["reads"][reader_id]``: ``{up_to_message_id, up_to_version,
+unread}``; ``unread`` counts the live messages of others in the window after it. The key
+``reads`` appears with the room's first receipt."""
 
 Message = dict[str, Any]
 """``{message_id, sender_id, content, sent_at, edited, edited_at, version}``; times are
@@ -101,10 +108,28 @@ class ChatRules:
 
     def fold(self, room: State | None, event: Event) -> State:
         current = room or empty_room()
-        after, outcome = self.step(current, event)
+        if event.type == READ:
+            after, outcome = self.receipt(current, event)
+        else:
+            after, outcome = self.step(current, event)
         counts = dict(current["counts"])
-        counts[outcome] += 1
+        counts[outcome] = counts.get(outcome, 0) + 1
+        if "reads" in after:
+            after = {**after, "reads": unread_counts(after["messages"], after["reads"])}
         return {**after, "counts": counts}
+
+    def receipt(self, room: State, event: Event) -> tuple[State, str]:
+        """A read receipt moves its reader forward to a message the window holds, never back."""
+        reader, message_id = event.data["reader_id"], event.data["up_to_message_id"]
+        found = find(room["messages"], message_id)
+        if found is None:
+            return room, "outside_window"
+        version = room["messages"][found]["version"]
+        reads: dict[str, Read] = dict(room.get("reads", {}))
+        if reads.get(reader, {}).get("up_to_version", 0) >= version:
+            return room, "ignored"  # a receipt never moves backwards
+        reads[reader] = {"up_to_message_id": message_id, "up_to_version": version, "unread": 0}
+        return {**room, "reads": reads}, "read"
 
     def reduce(self, state: State | None, event: Event) -> State:
         """The replay reducer: the bounded window, the horizon and the counts."""
@@ -117,6 +142,21 @@ class ChatRules:
     def lift_delete(self, data: Mapping[str, Any]) -> dict[str, Any]:
         """Schema version 1 -> 2 of MessageDeleted: an old delete was a moderator's act."""
         return {**data, "sender_id": LEGACY_ACTOR, "role": min(self.moderator_roles)}
+
+
+def unread_counts(messages: Sequence[Message], reads: Mapping[str, Read]) -> dict[str, Read]:
+    """Each reader's unread count: the live messages of others in the window after its receipt."""
+    return {
+        reader: {
+            **read,
+            "unread": sum(
+                1
+                for m in messages
+                if m["version"] > read["up_to_version"] and m["sender_id"] != reader
+            ),
+        }
+        for reader, read in reads.items()
+    }
 
 
 def empty_room() -> State:

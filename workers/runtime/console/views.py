@@ -162,15 +162,19 @@ class Console:
         point = at_version is not None or as_of is not None
         rows = []
         for e in events:
-            after = (at_version is not None and (e.version or 0) > at_version) or (
+            # Not ``after``: that name is the page's start, used below for captions and links.
+            later = (at_version is not None and (e.version or 0) > at_version) or (
                 as_of is not None and e.occurred_at > as_of
             )
+            actor = e.metadata.actor
             cells = (
                 esc(e.version), esc(e.occurred_at.isoformat()), esc(e.type),
-                f"<code>{esc(e.id)}</code>", json_block(e.data), event_metadata(e),
+                f"<code>{esc(e.id)}</code>", json_block(e.data),
+                esc(f"{actor.principal} ({', '.join(actor.roles) or 'no roles'})" if actor else "—"),
+                event_metadata(e),
             )  # fmt: skip
             rows.append(
-                cells if not after else tuple(f'<span class="muted">{c}</span>' for c in cells)
+                cells if not later else tuple(f'<span class="muted">{c}</span>' for c in cells)
             )
         state_title = "Replayed state (latest)"
         if point:
@@ -253,15 +257,14 @@ def _diff_links(aggregate_type: str, aggregate_id: str, events: list[Any]) -> st
     return '<h2>Diff</h2><p id="diffs">' + " · ".join(links) + "</p>" + form
 
 
-TIMELINE_HEADINGS = ("version", "occurred at", "type", "event id", "data", "metadata")
+TIMELINE_HEADINGS = ("version", "occurred at", "type", "event id", "data", "actor", "metadata")
 
 
 def event_metadata(event: Any) -> str:
-    """Who and which conversation: actor, command, correlation and causation ids, schema
-    version; only what the event carries."""
+    """Which conversation: command, correlation and causation ids, client, schema version;
+    only what the event carries (the actor has its own column)."""
     meta = event.metadata
     found = [
-        ("actor", meta.actor.principal if meta.actor is not None else None),
         ("command", meta.command_id),
         ("correlation", meta.correlation_id),
         ("causation", meta.causation_id),

@@ -1,0 +1,94 @@
+"""The live feed: one contract, run on the in-memory twin and on real Redis Pub/Sub.
+
+An announced stored event reaches every listener of its aggregate and of its type, decoded,
+in the order announced; nobody else hears it; a stopped listener hears nothing more;
+announcing never raises, also with nobody listening.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.waiting import wait_for
+from topics.envelope import Event, new_event
+from workers.adapters.memory import MemoryLiveFeed
+from workers.adapters.redis import RedisLiveFeed
+from workers.devtools.embedded import EmbeddedStack
+from workers.ports import LiveChannel, LiveFeed, Outgoing
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def feed(request: pytest.FixtureRequest, stack: EmbeddedStack) -> AsyncIterator[LiveFeed]:
+    if request.param == "memory":
+        made: LiveFeed = MemoryLiveFeed()
+    else:
+        made = RedisLiveFeed(stack.urls.redis_url, prefix=f"test-{uuid.uuid4().hex}:live:")
+    yield made
+    await made.close()
+
+
+def stored(aggregate_id: str, version: int, aggregate_type: str = "order") -> Outgoing:
+    return Outgoing.of(
+        new_event(aggregate_type, aggregate_id, "OrderPlaced", {"n": version}, version=version)
+    )
+
+
+class Heard:
+    def __init__(self) -> None:
+        self.items: list[Event | None] = []
+
+    def __call__(self, event: Event | None) -> None:
+        self.items.append(event)
+
+    def versions(self) -> list[int | None]:
+        return [e.version if e is not None else None for e in self.items]
+
+
+async def test_an_announced_event_reaches_its_aggregate_and_type_listeners_in_order(
+    feed: LiveFeed,
+) -> None:
+    mine, type_wide, other = Heard(), Heard(), Heard()
+    await feed.listen(LiveChannel("order", "o1"), mine)
+    await feed.listen(LiveChannel("order"), type_wide)
+    await feed.listen(LiveChannel("order", "o2"), other)
+    await feed.listen(LiveChannel("orders", "o1"), other)  # a type whose name starts alike
+    sent = [stored("o1", v) for v in (1, 2, 3)]
+    feed.announce(sent)
+    await wait_for(lambda: len(mine.items) == 3 and len(type_wide.items) == 3, timeout_s=5,
+                   what="both listeners to hear three events")  # fmt: skip
+    assert mine.versions() == [1, 2, 3] == type_wide.versions()
+    first = mine.items[0]
+    assert first is not None and first.aggregate_id == "o1" and first.data == {"n": 1}
+    feed.announce([stored("o9", 1)])  # heard by the type listener only: proves the others idle
+    await wait_for(lambda: len(type_wide.items) == 4, timeout_s=5, what="the type listener")
+    assert other.items == [] and len(mine.items) == 3
+
+
+async def test_a_stopped_listener_hears_nothing_more(feed: LiveFeed) -> None:
+    stopped, kept = Heard(), Heard()
+    listening = await feed.listen(LiveChannel("order", "o1"), stopped)
+    await feed.listen(LiveChannel("order", "o1"), kept)
+    feed.announce([stored("o1", 1)])
+    await wait_for(lambda: len(stopped.items) == 1 and len(kept.items) == 1, timeout_s=5)
+    await listening.stop()
+    await listening.stop()  # twice is harmless
+    feed.announce([stored("o1", 2)])
+    await wait_for(lambda: len(kept.items) == 2, timeout_s=5, what="the kept listener")
+    assert stopped.versions() == [1]
+
+
+async def test_announcing_to_nobody_or_without_a_key_does_not_raise(feed: LiveFeed) -> None:
+    feed.announce([stored("nobody", 1), Outgoing(None, b"not an envelope")])
+    heard = Heard()
+    await feed.listen(LiveChannel("order", "later"), heard)
+    feed.announce([stored("later", 1)])
+    await wait_for(lambda: len(heard.items) == 1, timeout_s=5)
+    assert heard.versions() == [1]
+
+
+async def test_a_closed_feed_takes_announcements_without_raising(feed: LiveFeed) -> None:
+    await feed.close()
+    feed.announce([stored("o1", 1)])

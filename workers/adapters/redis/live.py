@@ -1,0 +1,241 @@
+"""The live feed on Redis Pub/Sub: stored events announced to every process serving subscribers.
+
+Announcing never waits: records go to a bounded queue that one task publishes in pipelined
+batches (one ``PUBLISH`` per record, on the channel ``<prefix>a:<type>:<id>``); when Redis is
+slow or down the batch is dropped and counted. Listening shares one subscriber connection per
+process: a channel is subscribed while a listener wants it, a whole type through the pattern
+``<prefix>a:<type>:*``. When that connection fails, every listener hears None (it may have
+missed messages) and again once the connection is back and resubscribed, so each subscriber
+reads its gap from the store. Pub/Sub is at most once by design; the store makes it exact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from topics.envelope import decode
+from topics.errors import InvalidEnvelope
+from workers.ports import Listening, LiveChannel, LiveDeliver, Outgoing
+
+log = logging.getLogger(__name__)
+_BATCH = 500
+
+
+class RedisLiveFeed:
+    """Announces on Redis Pub/Sub and fans what it hears out to this process's listeners."""
+
+    def __init__(
+        self,
+        redis_url: str,
+        *,
+        prefix: str,
+        timeout_ms: int = 2000,
+        queue_limit: int = 10_000,
+        health_check_s: float = 5.0,
+    ) -> None:
+        self._prefix = prefix
+        self._timeout_s = timeout_ms / 1000
+        self._queue: deque[tuple[str, bytes]] = deque()
+        self._queue_limit = queue_limit
+        no_retry = Retry(NoBackoff(), 0)  # a reconnect must be seen here: listeners resync
+        self._publisher = Redis.from_url(
+            redis_url,
+            socket_timeout=self._timeout_s,
+            socket_connect_timeout=self._timeout_s,
+            retry=no_retry,
+        )
+        self._subscriber = Redis.from_url(
+            redis_url,
+            socket_connect_timeout=self._timeout_s,
+            health_check_interval=health_check_s,
+            retry=no_retry,
+        )
+        self._listeners: dict[str, list[LiveDeliver]] = {}
+        self._confirmed: dict[str, asyncio.Event] = {}  # Redis confirmed the subscription
+        self._pubsub: PubSub | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._wake = asyncio.Event()
+        self._closed = False
+        self.dropped = 0
+        """Announcements dropped: the queue was full or Redis did not take them."""
+        self.resyncs = 0
+        """Times every listener was told it may have missed messages."""
+
+    def _channel(self, channel: LiveChannel) -> str:
+        if channel.aggregate_id is None:
+            return f"{self._prefix}a:{channel.aggregate_type}:*"
+        return f"{self._prefix}a:{channel.aggregate_type}:{channel.aggregate_id}"
+
+    def announce(self, records: Sequence[Outgoing]) -> None:
+        if self._closed:
+            return
+        self._start()
+        for record in records:
+            if record.key is None:
+                continue
+            if len(self._queue) >= self._queue_limit:
+                self.dropped += 1  # subscribers read it from the store
+                continue
+            self._queue.append((f"{self._prefix}a:{record.key.decode()}", record.value))
+        self._wake.set()
+
+    async def listen(self, channel: LiveChannel, deliver: LiveDeliver) -> Listening:
+        name = self._channel(channel)
+        self._start()
+        listeners = self._listeners.setdefault(name, [])
+        listeners.append(deliver)
+        confirmed = self._confirmed.setdefault(name, asyncio.Event())
+        if len(listeners) == 1 and self._pubsub is not None:
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                # Failing here, the reader fails too and resubscribes every channel.
+                await asyncio.wait_for(self._subscribe(self._pubsub, [name]), self._timeout_s)
+        # From now on, as the contract says (until then the subscriber's store read covers it).
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(confirmed.wait(), self._timeout_s)
+
+        async def stop() -> None:
+            found = self._listeners.get(name, [])
+            if deliver in found:
+                found.remove(deliver)
+            if found or name not in self._listeners:
+                return
+            del self._listeners[name]
+            self._confirmed.pop(name, None)
+            if self._pubsub is not None:
+                with contextlib.suppress(RedisError, OSError, TimeoutError):
+                    unsubscribe = (
+                        self._pubsub.punsubscribe
+                        if name.endswith("*")
+                        else self._pubsub.unsubscribe
+                    )
+                    await asyncio.wait_for(unsubscribe(name), self._timeout_s)
+
+        return Listening(stop)
+
+    def _start(self) -> None:
+        if not self._tasks and not self._closed:
+            self._tasks = [
+                asyncio.create_task(self._publish_loop(), name="live-publish"),
+                asyncio.create_task(self._listen_loop(), name="live-listen"),
+            ]
+
+    async def _publish_loop(self) -> None:
+        failing = False
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                batch = [self._queue.popleft() for _ in range(min(_BATCH, len(self._queue)))]
+                pipe = self._publisher.pipeline(transaction=False)
+                for channel, value in batch:
+                    pipe.publish(channel, value)
+                try:
+                    await asyncio.wait_for(pipe.execute(), self._timeout_s)
+                    failing = False
+                except (RedisError, OSError, TimeoutError) as e:
+                    self.dropped += len(batch)
+                    if not failing:
+                        log.warning(
+                            "live feed: Redis did not take %d announcements: %r", len(batch), e
+                        )
+                    failing = True
+
+    async def _subscribe(self, pubsub: PubSub, names: Sequence[str]) -> None:
+        channels = [n for n in names if not n.endswith("*")]
+        patterns = [n for n in names if n.endswith("*")]
+        if channels:
+            await pubsub.subscribe(*channels)
+        if patterns:
+            await pubsub.psubscribe(*patterns)
+
+    async def _listen_loop(self) -> None:
+        backoff_s = 0.05
+        lost = False
+        while True:
+            pubsub = self._subscriber.pubsub()
+            try:
+                # A channel of our own keeps the connection subscribed with no listener.
+                await asyncio.wait_for(
+                    self._subscribe(pubsub, [f"{self._prefix}hello"]), self._timeout_s
+                )
+                for confirmed in self._confirmed.values():
+                    confirmed.clear()
+                self._pubsub = pubsub  # from here on, a new listener subscribes itself
+                if self._listeners:
+                    await asyncio.wait_for(
+                        self._subscribe(pubsub, list(self._listeners)), self._timeout_s
+                    )
+                if lost:
+                    self._resync()  # resubscribed: what was stored meanwhile is in the store
+                    lost = False
+                backoff_s = 0.05
+                while True:
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is not None:
+                        self._dispatch(message)
+            except (RedisError, OSError, TimeoutError) as e:
+                if not lost:
+                    log.warning("live feed: the subscriber connection failed: %r", e)
+                lost = True
+                self._pubsub = None
+                self._resync()
+            finally:
+                self._pubsub = None
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(pubsub.aclose(), self._timeout_s)  # type: ignore[no-untyped-call]
+            await asyncio.sleep(backoff_s)
+            backoff_s = min(backoff_s * 2, 2.0)
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        key = message.get("pattern") if kind == "pmessage" else message.get("channel")
+        if key is None:
+            return
+        if kind in ("subscribe", "psubscribe"):
+            confirmed = self._confirmed.get(key.decode() if isinstance(key, bytes) else str(key))
+            if confirmed is not None:
+                confirmed.set()
+            return
+        if kind not in ("message", "pmessage"):
+            return
+        name = key.decode() if isinstance(key, bytes) else str(key)
+        listeners = self._listeners.get(name)
+        if not listeners:
+            return
+        try:
+            event = decode(message["data"])
+        except InvalidEnvelope:
+            log.warning("live feed: an announcement on %s is not an event envelope", name)
+            return
+        for deliver in tuple(listeners):
+            deliver(event)
+
+    def _resync(self) -> None:
+        self.resyncs += 1
+        for listeners in tuple(self._listeners.values()):
+            for deliver in tuple(listeners):
+                deliver(None)
+
+    async def close(self) -> None:
+        self._closed = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        self._tasks = []
+        self._listeners.clear()
+        for client in (self._publisher, self._subscriber):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.aclose(), self._timeout_s)

@@ -1,0 +1,281 @@
+"""Chat over a WebSocket, as seed 004 draws it: ``GET /v1/rooms/{room_id}/ws``.
+
+The client sends chat commands (``MessageSent``, ``MessageEdited``, ``MessageDeleted``,
+``MessageRead``) as the body of ``POST /v1/chat_room/{room_id}/events`` would carry them,
+with a ``command_id``; they take the very same command path (marker, store judge, the
+command memory's true answers). On the same socket it gets, as JSON text messages:
+
+- ``{"kind": "answer", "command_id", "status", "body"}``: the HTTP answer to each command
+  (202 accepted, or the refusal with HTTP's status and error code);
+- ``{"kind": "event", "event"}``: every event of the room as it is stored, exactly as
+  ``/events`` returns it, catch-up first (``after_version``), each once and in order;
+- ``{"kind": "stored", "command_id", "event_id", "version"}``: one of its commands is stored;
+- ``{"kind": "error", ...}`` then a close (1013) when it read too slowly: resume with
+  ``after_version``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+import orjson
+from aiohttp import WSMsgType, web
+
+from topics.envelope import AGGREGATE_ID_RE, Actor, Event, encode
+from topics.errors import EventfleetError, Forbidden, InvalidInput
+from workers.roles.live import AggregateSubscription, SlowSubscriber, TooManySubscriptions
+from workers.roles.outcomes import Refused
+from workers.roles.requests import parse_request
+from workers.runtime.answers import Answer, answer_of, error
+from workers.runtime.chat_page import register_chat_page
+from workers.runtime.fleet import Fleet
+from workers.runtime.http_errors import json_response
+from workers.runtime.live import (
+    WS_TRY_AGAIN_LATER,
+    LiveServer,
+    authorize_read,
+    principal_of,
+    refusal,
+    start_position,
+    transport,
+)
+from workers.runtime.queries import failure
+
+ROOM_TYPE = "chat_room"
+CHAT_COMMANDS = frozenset({"MessageSent", "MessageEdited", "MessageDeleted", "MessageRead"})
+MAX_UNSTORED = 1000
+"""Commands of one socket remembered until stored (their ``stored`` message); the oldest
+is forgotten past it (its event still arrives)."""
+
+
+class ChatSocket:
+    """One client's chat connection to one room."""
+
+    def __init__(self, fleet: Fleet, live: LiveServer, room_id: str, actor: Actor | None) -> None:
+        self._fleet = fleet
+        self._actor = actor  # from the upgrade request's credentials, never from a message
+        self._live = live
+        self._room_id = room_id
+        self._mine: dict[str, str] = {}  # command_id -> event_id, until stored
+        self._sending = asyncio.Lock()
+
+    async def send(self, ws: web.WebSocketResponse, message: dict[str, Any] | bytes) -> None:
+        text = message if isinstance(message, bytes) else orjson.dumps(message)
+        async with self._sending:
+            await asyncio.wait_for(ws.send_str(text.decode()), self._live.limits.heartbeat_s * 2)
+
+    async def command(self, ws: web.WebSocketResponse, raw: str) -> None:
+        """Run one command through the command path; answer it on the socket."""
+        command_id: Any = None
+        try:
+            body = raw.encode()
+            limit = self._fleet.runtime.settings.max_body_bytes
+            request = parse_request(ROOM_TYPE, self._room_id, body, max_bytes=limit)
+            command_id = request.command_id
+            if not command_id:
+                raise InvalidInput(
+                    "field 'command_id' is required on the socket: its answer and its stored "
+                    "event are matched by it."
+                )
+            if request.type not in CHAT_COMMANDS:
+                raise InvalidInput(
+                    f"type {request.type!r} is not a chat command here; send one of "
+                    f"{', '.join(sorted(CHAT_COMMANDS))}."
+                )
+        except EventfleetError as e:
+            await self.answer(ws, command_id, failure(e))
+            return
+        if self._fleet.draining:
+            answer = error(503, "shutting_down", "this worker is draining; retry on another.")
+            await self.answer(ws, command_id, answer)
+            return
+        async with self._fleet.batch("http"):
+            outcome = await self._fleet.runtime.commands.handle(replace(request, actor=self._actor))
+        if isinstance(outcome, Refused) and outcome.code == "forbidden":
+            self._fleet.door.count_forbidden(str(outcome.details.get("reason", "domain_rule")))
+        answer = answer_of(outcome)
+        if answer.status < 300 and isinstance(answer.body.get("event_id"), str):
+            if len(self._mine) >= MAX_UNSTORED:
+                self._mine.pop(next(iter(self._mine)))
+            self._mine[command_id] = answer.body["event_id"]
+        await self.answer(ws, command_id, answer)
+
+    async def answer(self, ws: web.WebSocketResponse, command_id: Any, answer: Answer) -> None:
+        message = {"kind": "answer", "command_id": command_id, "status": answer.status,
+                   "body": answer.body}  # fmt: skip
+        await self.send(ws, message)
+
+    async def stream(self, ws: web.WebSocketResponse, subscription: AggregateSubscription) -> None:
+        """Every stored event of the room, and a ``stored`` note for this socket's own."""
+        batches = subscription.batches()
+        try:
+            async for batch in batches:
+                for event in batch:
+                    await self.send(ws, b'{"kind":"event","event":' + encode(event) + b"}")
+                    await self._note_stored(ws, event)
+                self._live.sent("room", subscription, batch)
+        except SlowSubscriber as e:
+            self._live.metrics.slow_closes.labels("room").inc()
+            notice = {"kind": "error", "error": "slow_client", "message": str(e),
+                      "after_version": e.after_version}  # fmt: skip
+            with contextlib.suppress(Exception):
+                await ws.send_str(orjson.dumps(notice).decode())
+            await ws.close(code=WS_TRY_AGAIN_LATER, message=b"slow_client")
+        except EventfleetError as e:
+            body = {"kind": "error", **refusal(e).body, "after_version": subscription.position}
+            with contextlib.suppress(Exception):
+                await ws.send_str(orjson.dumps(body).decode())
+            await ws.close(code=WS_TRY_AGAIN_LATER, message=b"error")
+        except (ConnectionError, TimeoutError):
+            await ws.close()
+        finally:
+            await batches.aclose()
+
+    async def _note_stored(self, ws: web.WebSocketResponse, event: Event) -> None:
+        command_id = event.metadata.command_id
+        if command_id is not None and self._mine.get(command_id) == event.id:
+            del self._mine[command_id]
+            note = {"kind": "stored", "command_id": command_id, "event_id": event.id,
+                    "version": event.version}  # fmt: skip
+            await self.send(ws, note)
+
+
+class RoomChanges:
+    """The room's messages as they change: each event folded onto the room's view by the
+    projection's own pure ``apply``, sent as what it changed (``changed`` messages, ``removed``
+    message ids, and ``reads`` when a receipt moved), with the event's version."""
+
+    def __init__(self, apply: Callable[[Any, Event], Any], start: Any) -> None:
+        self._apply = apply
+        self.view = start
+
+    def render(self, events: Sequence[Event]) -> list[tuple[bytes, bytes]]:
+        out = []
+        for event in events:
+            before, self.view = self.view, self._apply(self.view, event)
+            old = {m["message_id"]: m for m in (before or {}).get("messages", [])}
+            new = {m["message_id"]: m for m in self.view.get("messages", [])}
+            body: dict[str, Any] = {
+                "version": event.version,
+                "type": event.type,
+                "changed": [m for key, m in new.items() if old.get(key) != m],
+                "removed": [key for key in old if key not in new],
+            }
+            if (before or {}).get("reads") != self.view.get("reads"):
+                body["reads"] = self.view.get("reads", {})
+            out.append((b"%d" % (event.version or 0), orjson.dumps(body)))
+        return out
+
+
+def register_room_view(fleet: Fleet, live: LiveServer) -> None:
+    """``GET /v1/rooms/{room_id}/subscribe``: the room's messages as they change (SSE or a
+    WebSocket), from ``after_version`` (the view at that version is the starting point)."""
+    rt = fleet.runtime
+    projection = next((p for p in rt.domains.projections().values()
+                       if ROOM_TYPE in p.aggregate_types), None)  # fmt: skip
+    if projection is None:
+        return
+    domain = rt.domains.get(ROOM_TYPE)
+    apply = projection.apply
+
+    async def room_view(request: web.Request) -> web.StreamResponse:
+        room_id = request.match_info["room_id"]
+        try:
+            if not AGGREGATE_ID_RE.match(room_id):
+                raise InvalidInput(f"room id {room_id!r} must match {AGGREGATE_ID_RE.pattern}.")
+            after = start_position(request)
+            authorize_read(fleet, request, ROOM_TYPE, room_id)
+            via = transport(request)
+            principal = principal_of(fleet, request)
+            start = None
+            if after > 0:  # the room as of the client's position, opened as readers see it
+                folded = await rt.loader.exactly_at(domain, room_id, version=after)
+                start = await rt.shredder.open(folded.state)
+        except Forbidden as e:
+            return fleet.door.forbidden(e)
+        except EventfleetError as e:
+            return json_response(refusal(e))
+        try:
+            async with live.connection("view", via, principal):
+                subscription = await live.subscription((ROOM_TYPE, room_id), after, kind="view")
+                changes = RoomChanges(apply, start)
+                return await live.stream(request, subscription, via, kind="view",
+                                         render=changes.render)  # fmt: skip
+        except TooManySubscriptions as e:
+            return json_response(refusal(e), headers={"Retry-After": "5"})
+
+    web_app: web.Application = fleet.app.web.web_app  # type: ignore[attr-defined]
+    web_app.router.add_get("/v1/rooms/{room_id}/subscribe", room_view)
+
+
+def register_chat(fleet: Fleet, live: LiveServer) -> None:
+    """Serve the room's live view everywhere, and ``/v1/rooms/{room_id}/ws`` and the chat page
+    on a process that takes commands."""
+    rt = fleet.runtime
+    if ROOM_TYPE not in rt.domains:
+        return
+    register_room_view(fleet, live)
+    if "commands" not in fleet.roles:
+        return
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        room_id = request.match_info["room_id"]
+        try:
+            if not AGGREGATE_ID_RE.match(room_id):
+                raise InvalidInput(f"room id {room_id!r} must match {AGGREGATE_ID_RE.pattern}.")
+            if request.headers.get("Upgrade", "").lower() != "websocket":
+                return json_response(error(
+                    406, "not_acceptable", "this route is a WebSocket: open it with an upgrade."
+                ))  # fmt: skip
+            after = start_position(request)
+            authorize_read(fleet, request, ROOM_TYPE, room_id)
+            principal = principal_of(fleet, request)
+        except Forbidden as e:
+            return fleet.door.forbidden(e)
+        except EventfleetError as e:
+            return json_response(refusal(e))
+        try:
+            async with live.connection("room", "websocket", principal):
+                socket = ChatSocket(fleet, live, room_id, fleet.door.actor(request))
+                subscription = await live.subscription((ROOM_TYPE, room_id), after, kind="room")
+                return await serve(request, socket, subscription, live)
+        except TooManySubscriptions as e:
+            return json_response(refusal(e), headers={"Retry-After": "5"})
+
+    web_app: web.Application = fleet.app.web.web_app  # type: ignore[attr-defined]
+    web_app.router.add_get("/v1/rooms/{room_id}/ws", chat)
+    register_chat_page(fleet)
+
+
+async def serve(
+    request: web.Request,
+    socket: ChatSocket,
+    subscription: AggregateSubscription,
+    live: LiveServer,
+) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse(
+        heartbeat=float(live.limits.heartbeat_s), max_msg_size=live.max_message_bytes
+    )
+    await ws.prepare(request)
+    streaming = asyncio.create_task(socket.stream(ws, subscription))
+    try:
+        async for message in ws:
+            if message.type == WSMsgType.TEXT:
+                await socket.command(ws, message.data)
+            elif message.type == WSMsgType.BINARY:
+                await socket.answer(ws, None, error(
+                    400, "bad_request", "send commands as JSON text messages, not binary ones."
+                ))  # fmt: skip
+            elif message.type == WSMsgType.ERROR:
+                break
+    except (ConnectionError, TimeoutError):
+        pass
+    finally:
+        streaming.cancel()
+        await asyncio.gather(streaming, return_exceptions=True)
+        await ws.close()
+    return ws
