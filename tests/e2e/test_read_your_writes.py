@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from tests.e2e.test_projections import conversation, post_all
+from tests.e2e.test_projections import post_all
 from tests.fleet import LIFECYCLE, FleetProcess
 
 
@@ -69,7 +69,11 @@ async def test_an_aggregate_with_nothing_stored_waits_then_504s(fleet: FleetProc
 
 async def test_a_view_route_waits_until_its_view_folded_the_version(fleet: FleetProcess) -> None:
     room = f"ryw-room-{uuid.uuid4().hex[:6]}"
-    steps = conversation("r", 6)
+    steps = [
+        ("MessageSent", {"message_id": f"r{n}", "sender_id": "ann" if n % 2 else "bob",
+                         "content": f"hi {n}"})
+        for n in range(6)
+    ]  # fmt: skip
     await post_all(fleet, room, steps)  # each message sent with its sender's token
     wanted = len(steps)
     status, body = await fleet.get(
