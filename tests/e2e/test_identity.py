@@ -135,6 +135,8 @@ async def test_probes_and_metrics_are_open_and_faust_pages_are_not_served(
     for path in ("/healthz", "/readyz", "/metrics"):
         status, _, _ = await call(door, "GET", path)
         assert status == 200, path
+    status, verbose, _ = await call(door, "GET", "/healthz?verbose")
+    assert status == 200 and verbose["auth"] == "jwt"
     status, _, headers = await call(door, "GET", "/")
     assert status == 302 and headers["Location"] == "/console"
     for path in ("/router/", "/table/", "/v1/order/o-1/state", "/nope"):

@@ -141,7 +141,7 @@ async def test_catch_up_serves_the_storages_events(games: Games) -> None:
     assert served == await games.storage.get_missing_events(games.alive, after_version=1)
     assert [e.version for e in served] == [2, 3, 4, 5, 6]
     status, body = await fleet.get(f"/v1/game_states/{games.alive}/events?after_version=6")
-    assert (status, body) == (200, {"events": []})
+    assert (status, body) == (200, {"events": [], "more": False, "next_after_version": 6})
     status, body = await fleet.get(f"/v1/game_states/never-{uuid.uuid4().hex[:6]}/events")
     assert status == 404 and body["error"] == "not_found"
 

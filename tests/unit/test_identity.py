@@ -16,6 +16,8 @@ from cryptography.hazmat.primitives import serialization
 from tests.tokens import AUDIENCE, ISSUER, Issuer
 from topics.envelope import Actor
 from topics.errors import ConfigError, Unauthenticated
+from workers.runtime.auth import make_authenticator
+from workers.runtime.console.html import page
 from workers.runtime.identity import (
     Credentials,
     JwtAuthenticator,
@@ -24,6 +26,7 @@ from workers.runtime.identity import (
     parse_jwks,
     trusted_networks,
 )
+from workers.runtime.settings import Settings
 
 
 def b64(raw: bytes) -> str:
@@ -207,3 +210,67 @@ async def test_proxy_headers_count_only_from_trusted_addresses() -> None:
         assert refused.value.reason == reason
     with pytest.raises(ConfigError, match="no CIDR"):
         trusted_networks("10.0.0.1/8")
+
+
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({}, "EVENTFLEET_AUTH is not set"),
+        ({"EVENTFLEET_AUTH": "jwt"}, "EVENTFLEET_AUTH_JWKS or EVENTFLEET_AUTH_HS256_SECRET_FILE"),
+        ({"EVENTFLEET_AUTH": "jwt", "EVENTFLEET_AUTH_JWKS": "/k.json"}, "EVENTFLEET_AUTH_ISSUER"),
+        ({"EVENTFLEET_AUTH": "proxy"}, "EVENTFLEET_AUTH_TRUSTED_PROXIES"),
+    ],
+)
+async def test_a_worker_needs_a_choice_that_works(env: dict[str, str], words: str) -> None:
+    settings = Settings.from_env(env)
+    with pytest.raises(ConfigError, match=words):
+        await make_authenticator(settings, required=True)
+
+
+async def test_none_is_open_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    auth = await make_authenticator(Settings.from_env({"EVENTFLEET_AUTH": "none"}), required=True)
+    assert auth.mode == "none" and "open to anyone" in caplog.text
+    assert await auth.authenticate(Credentials()) == Actor("anonymous", ())
+    assert 'id="auth-none"' in page("x", "", actions=False, auth="none")
+    assert 'id="auth-none"' not in page("x", "", actions=False, auth="jwt")
+
+
+async def test_a_key_set_that_cannot_be_read_stops_the_start(tmp_path: Any) -> None:
+    missing = {"EVENTFLEET_AUTH": "jwt", "EVENTFLEET_AUTH_ISSUER": ISSUER,
+               "EVENTFLEET_AUTH_AUDIENCE": AUDIENCE}  # fmt: skip
+    for jwks, words in ((str(tmp_path / "nope.json"), "could not be read"),
+                        ("http://example.com/jwks", "https")):  # fmt: skip
+        with pytest.raises(ConfigError, match=words):
+            await make_authenticator(
+                Settings.from_env({**missing, "EVENTFLEET_AUTH_JWKS": jwks}), required=True
+            )
+    short = tmp_path / "secret"
+    short.write_bytes(b"too short")
+    with pytest.raises(ConfigError, match="at least 32"):
+        await make_authenticator(
+            Settings.from_env({**missing, "EVENTFLEET_AUTH_HS256_SECRET_FILE": str(short)}),
+            required=True,
+        )
+
+
+async def test_a_remembered_token_is_verified_again_once_its_key_is_gone(issuer: Issuer) -> None:
+    now = [0.0]
+    served = [issuer.jwks()]
+
+    async def load() -> bytes:
+        return served[0]
+
+    keys = KeySet(load, refresh_s=1, max_age_s=10, clock=lambda: now[0])
+    await keys.start()
+    auth = JwtAuthenticator(
+        keys=keys, secret=None, issuer=ISSUER, audience=AUDIENCE, roles_claim="roles", leeway_s=0
+    )
+    token = Credentials(authorization=(f"Bearer {issuer.token('ann', [], kid='ec-1')}",))
+    assert (await auth.authenticate(token)).principal == "ann"
+    assert (await auth.authenticate(token)).principal == "ann"  # remembered
+    served[0] = issuer.jwks(["rsa-1"])  # ec-1 removed from the key set
+    now[0] = 11.0  # the cache is older than max_age: refetched on the next lookup
+    await keys.key("rsa-1")
+    with pytest.raises(Unauthenticated) as refused:
+        await auth.authenticate(token)
+    assert refused.value.reason == "unknown_key"

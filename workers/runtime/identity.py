@@ -15,6 +15,7 @@ import asyncio
 import ipaddress
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,10 @@ from topics.errors import ConfigError, Unauthenticated
 
 log = logging.getLogger(__name__)
 
+VERIFIED_FOR_S = 60.0
+"""A verified token is believed this long (at most until its exp) without verifying it again."""
+VERIFIED_TOKENS = 10_000
+"""Tokens remembered as verified, the least recently used forgotten first."""
 MAX_TOKEN_BYTES = 16 * 1024
 """A bigger bearer token is refused unread (real ID-provider tokens are a few KB)."""
 ANONYMOUS = Actor("anonymous", ())
@@ -141,6 +146,7 @@ class KeySet:
         self._loaded_at: float | None = None
         self._lock = asyncio.Lock()
         self.fetches = 0
+        self.generation = 0
 
     async def start(self) -> None:
         """The first load: a key set that cannot be read stops the process at start."""
@@ -149,7 +155,10 @@ class KeySet:
     async def _refresh(self) -> None:
         self.fetches += 1
         self._loaded_at = self._clock()
-        self._keys = parse_jwks(await self._load())
+        keys = parse_jwks(await self._load())
+        if keys.keys() != self._keys.keys():
+            self.generation += 1  # tokens verified by an earlier key set are verified again
+        self._keys = keys
 
     async def key(self, kid: str | None) -> Key | None:
         """The key named ``kid``: refetched when unknown (at most once per ``refresh_s``) and
@@ -170,6 +179,12 @@ class KeySet:
                     return found
                 found = self._lookup(kid)
         return found
+
+    async def current(self) -> int:
+        """The key set's generation, after refetching it if older than ``max_age_s``."""
+        if self._older_than(self._max_age_s):
+            await self.key(None)  # refetches under the lock (None: no kid is looked up)
+        return self.generation
 
     def _older_than(self, seconds: float) -> bool:
         return self._loaded_at is None or self._clock() - self._loaded_at >= seconds
@@ -204,9 +219,27 @@ class JwtAuthenticator(Authenticator):
         self._audience = audience
         self._roles_path = roles_claim.split(".")
         self._leeway_s = leeway_s
+        self._verified: OrderedDict[str, tuple[Actor, float, int]] = OrderedDict()
 
     async def authenticate(self, credentials: Credentials) -> Actor:
         token = bearer_token(credentials)
+        generation = await self._keys.current() if self._keys is not None else 0
+        cached = self._verified.get(token)
+        if cached is not None:
+            actor, until, verified_by = cached
+            if verified_by == generation and time.time() < until:
+                self._verified.move_to_end(token)
+                return actor
+            del self._verified[token]
+        actor, expires = await self._verify(token)
+        # A client sends the same token for its lifetime: verify it once, for a while (never
+        # past its exp, and again once the key set changed, so a removed key stops at once).
+        self._verified[token] = (actor, min(expires, time.time() + VERIFIED_FOR_S), generation)
+        if len(self._verified) > VERIFIED_TOKENS:
+            self._verified.popitem(last=False)
+        return actor
+
+    async def _verify(self, token: str) -> tuple[Actor, float]:
         header = _header(token)
         algorithm, kid = header.get("alg"), header.get("kid")
         if not isinstance(algorithm, str) or algorithm.lower() == "none":
@@ -220,7 +253,7 @@ class JwtAuthenticator(Authenticator):
                 f"the token is signed with {algorithm} but its key verifies {key.algorithm} only.",
             )
         claims = self._decode(token, key)
-        return self._actor(claims)
+        return self._actor(claims), float(claims["exp"])
 
     async def _key(self, algorithm: str, kid: str | None) -> Key:
         if algorithm == "HS256":
