@@ -220,7 +220,13 @@ class CommandService:
         data = await self._shredder.seal(c.domain, c.request.aggregate_id, c.request.data)
         if data is c.request.data:
             return c
-        return replace(c, request=replace(c.request, data=data))
+        r = c.request  # built directly: dataclasses.replace and copy cost ~10 µs here
+        request = CommandRequest(
+            r.aggregate_type, r.aggregate_id, r.type, data, client_id=r.client_id,
+            command_id=r.command_id, correlation_id=r.correlation_id,
+            causation_id=r.causation_id, actor=r.actor,
+        )  # fmt: skip
+        return Command(request, c.domain, c.spec, c.event_id, c.token)
 
     # --- async mode --------------------------------------------------------------------------
 
