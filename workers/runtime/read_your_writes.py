@@ -203,9 +203,9 @@ class WriteWaiter:
     ) -> int | None:
         """``check()`` until it gives a version or the deadline passes (then None).
 
-        With a feed: listen first (nothing stored after the first check is missed), check
-        again on each announcement for ``ref``, once the subscription is confirmed, every
-        ``safety_poll_s`` (a lost announcement) and once more at the bound.
+        With a feed: check at once while subscribing, and again once the subscription is
+        confirmed (what was stored in between is not missed), on each announcement for
+        ``ref``, every ``safety_poll_s`` (a lost announcement) and once more at the bound.
         """
         wake = asyncio.Event()
         subscribing: asyncio.Task[Listening] | None = None
