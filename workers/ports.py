@@ -64,6 +64,7 @@ __all__ = [
     "SyncAppender",
     "SyncResult",
     "TopicTail",
+    "TopicWindow",
     "ViewDoc",
     "ViewStaging",
     "ViewStore",
@@ -85,6 +86,23 @@ class Record:
     headers: Sequence[tuple[str, bytes]] = ()
     timestamp_ms: int | None = None
     """The record's Kafka timestamp, where the reader kept it."""
+
+
+@dataclass(frozen=True, slots=True)
+class TopicWindow:
+    """A window of one partition read backwards from a cursor: ``records`` are the newest
+    (at most the limit asked) below it, in offset order; older ones start below ``start``."""
+
+    partition: int
+    earliest: int  # the partition's first offset still kept
+    end: int  # the offset the next record will get (the high-water mark)
+    start: int  # the window's lowest offset asked: read before it for older records
+    records: Sequence[Record] = ()
+
+    @property
+    def older(self) -> bool:
+        """Records older than this window remain."""
+        return self.start > self.earliest
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,6 +58,15 @@ async def test_an_operator_searches_browses_topics_groups_and_diffs(
     browser.find_element("link text", stored).click()
     records = after_submit(browser, "records")
     assert f"order:{order}" in records.text
+    row = records.find_element("xpath", f".//td[text()='order:{order}']/..")
+    partition = row.find_element("css selector", "td").text
+    browser.get(browser.current_url + "?limit=1")  # one record a page: older pages exist
+    after_submit(browser, "records")
+    browser.find_element("link text", f"older in partition {partition}").click()
+    after_submit(browser, "records")
+    assert texts(browser, "#records tbody td:first-child") == [partition]  # that partition only
+    browser.find_element("link text", "newest of every partition").click()
+    after_submit(browser, "records")
 
 
 async def test_an_operator_rebuilds_a_projection_and_follows_it(

@@ -80,7 +80,7 @@ PUBLIC = {
         "CommandRecord", "DataKey", "Delivery", "Erasure", "EventBus", "EventStore", "Handler", "Head", "KeyStore",
         "Listening", "LiveChannel", "LiveDeliver", "LiveFeed", "MarkRequest",
         "MarkResult", "Marker", "OperatorAction", "Outgoing", "PendingEvents", "Producer", "Record", "Rejection", "ReplayClaim",
-        "Rejections", "RuleState", "RuleStates", "Snapshot", "SnapshotLadder", "SnapshotStore", "Subscription", "SyncAppender", "SyncResult", "TopicTail",
+        "Rejections", "RuleState", "RuleStates", "Snapshot", "SnapshotLadder", "SnapshotStore", "Subscription", "SyncAppender", "SyncResult", "TopicTail", "TopicWindow",
         "ViewDoc", "ViewStaging", "ViewStore",
     ],
 }  # fmt: skip

@@ -35,6 +35,7 @@ from workers.ports import (
     SnapshotLadder,
     SnapshotStore,
     TopicTail,
+    TopicWindow,
     ViewStaging,
     ViewStore,
 )
@@ -115,6 +116,20 @@ class Stream(TopicTail, Protocol):
         ...
 
     async def read(self, topic: str, *, timeout_s: float = 30.0) -> list[Record]: ...
+
+    async def read_window(
+        self,
+        topic: str,
+        *,
+        limit: int,
+        partition: int | None = None,
+        before_offset: int | None = None,
+        timeout_s: float = 10.0,
+    ) -> list[TopicWindow]:
+        """The newest ``limit`` records before ``before_offset`` (None: the end) of each
+        partition (or only ``partition``), reading only that window; one ``TopicWindow`` per
+        partition the topic has (none for a partition or topic it has not)."""
+        ...
 
 
 class Markers(Marker, MarkPeek, Protocol):

@@ -15,7 +15,14 @@ from workers.adapters.kafka import KafkaConfig
 from workers.cqrs.repository import Repository
 from workers.cqrs.sync import SyncCommands
 from workers.metrics import Metrics, create_metrics
-from workers.ports import LiveFeed, Record, SnapshotStore, ViewStaging, ViewStore
+from workers.ports import (
+    LiveFeed,
+    Record,
+    SnapshotStore,
+    TopicWindow,
+    ViewStaging,
+    ViewStore,
+)
 from workers.roles.appender import Appender, AppenderConfig
 from workers.roles.archive import TieredEvents
 from workers.roles.bridge import Bridge
@@ -195,6 +202,24 @@ class Runtime:
     async def read_topic(self, topic: str, *, timeout_s: float = 30.0) -> list[Record]:
         """Every record of ``topic`` up to its end (audits, the dead-letter desk)."""
         return await self.adapters.stream.read(topic, timeout_s=timeout_s)
+
+    async def read_window(
+        self,
+        topic: str,
+        *,
+        limit: int,
+        partition: int | None = None,
+        before_offset: int | None = None,
+        timeout_s: float = 10.0,
+    ) -> list[TopicWindow]:
+        """The newest ``limit`` records before a cursor, per partition (the topic browser)."""
+        return await self.adapters.stream.read_window(
+            topic,
+            limit=limit,
+            partition=partition,
+            before_offset=before_offset,
+            timeout_s=timeout_s,
+        )
 
     async def _build_roles(self) -> None:
         settings, metrics, names, parts = self.settings, self.metrics, self.names, self._parts

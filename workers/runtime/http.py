@@ -388,7 +388,12 @@ def _register_query(
 def write_waiter(fleet: Fleet) -> WriteWaiter:
     """What makes a read wait for its writes (``min_version``/``command_id`` + ``wait_ms``)."""
     rt = fleet.runtime
-    return WriteWaiter(domains=rt.domains, events=rt.events, rejections=rt.stores.rejections)
+    return WriteWaiter(
+        domains=rt.domains,
+        events=rt.events,
+        rejections=rt.stores.rejections,
+        feed=rt.live_feed,  # woken by the appender's announcements, in any process
+    )
 
 
 async def read_after(waiter: WriteWaiter, ref: tuple[str, str], query: Mapping[str, str]) -> None:

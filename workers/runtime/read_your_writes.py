@@ -4,13 +4,20 @@
 ``command_id`` of an accepted command) and ``wait_ms``. An async append is answered ``202``
 before the appender stores it; a client that reads right after asks "answer once version N
 (my command's event) is stored": ``200`` with it, ``409 refused`` with the store's refusal, or
-``504 not_yet_stored`` when ``wait_ms`` ran out. The wait polls the store (and, for a view,
-the view) with a short backoff: the appender may run in another process.
+``504 not_yet_stored`` when ``wait_ms`` ran out.
+
+The wait for the store is event-driven: it listens on the live feed for the aggregate (the
+appender, in any process, announces what it stored) and re-checks the store on each
+announcement, once the subscription is confirmed, and once more at the bound. The feed is at
+most once, so a slow poll (``SAFETY_POLL_S``) is the safety net for a lost announcement.
+Without a feed the store is polled with a short backoff. A view has no announcement of its
+own (its projection folds after the store): it is polled with the short backoff.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,12 +29,14 @@ from snapshot_rules.queries import QueryContext
 from snapshot_rules.replay import Folded
 from topics.envelope import Event, derived_event_id
 from topics.errors import EventfleetError, InvalidInput
-from workers.ports import AggregateRef, EventStore, Rejections
+from workers.ports import AggregateRef, EventStore, Listening, LiveChannel, LiveFeed, Rejections
 
 DEFAULT_WAIT_MS = 1000
 MAX_WAIT_MS = 30_000
 FIRST_POLL_S = 0.002
 LAST_POLL_S = 0.05
+SAFETY_POLL_S = 0.25
+"""With a live feed: how often the store is re-checked without an announcement."""
 _ID_MAX = 200
 _STORE = ""  # no projection has an empty name
 
@@ -95,10 +104,20 @@ def _whole(query: Mapping[str, str], name: str, *, low: int, high: int) -> int |
 class WriteWaiter:
     """Waits until a read's ``ReadAfter`` holds, for the store and for a view."""
 
-    def __init__(self, *, domains: Domains, events: EventStore, rejections: Rejections) -> None:
+    def __init__(
+        self,
+        *,
+        domains: Domains,
+        events: EventStore,
+        rejections: Rejections,
+        feed: Callable[[], Awaitable[LiveFeed]] | None = None,
+        safety_poll_s: float = SAFETY_POLL_S,
+    ) -> None:
         self._domains = domains
         self._events = events
         self._rejections = rejections
+        self._feed = feed  # made on first use: a process that never waits never subscribes
+        self._safety_poll_s = safety_poll_s
 
     async def stored(self, ref: AggregateRef, after: ReadAfter) -> None:
         """Return once the store holds what ``after`` names; raise RefusedAtStore/NotYetStored."""
@@ -125,17 +144,22 @@ class WriteWaiter:
         """The version the read must see, once it is stored."""
         if after.command_id is not None:
             return await self._command(ref, after.command_id, after.wait_ms, deadline)
-        assert after.min_version is not None
-        seen = await _poll(lambda: self._head(ref), after.min_version, deadline)
-        if seen < after.min_version:
+        wanted = after.min_version
+        assert wanted is not None
+
+        async def reached() -> int | None:
+            return wanted if await self._head(ref) >= wanted else None
+
+        if await self._until_stored(ref, reached, deadline) is None:
+            seen = await self._head(ref)
             raise NotYetStored(
-                f"{ref[0]} {ref[1]} has version {seen} stored, not yet {after.min_version}, "
+                f"{ref[0]} {ref[1]} has version {seen} stored, not yet {wanted}, "
                 f"within wait_ms={after.wait_ms}. Ask again (an accepted event is stored "
                 f"moments later), or with a longer wait_ms (at most {MAX_WAIT_MS}).",
                 stored_version=seen,
-                wanted_version=after.min_version,
+                wanted_version=wanted,
             )
-        return after.min_version
+        return wanted
 
     async def _head(self, ref: AggregateRef) -> int:
         head = (await self._events.heads([ref])).get(ref)
@@ -146,8 +170,8 @@ class WriteWaiter:
     ) -> int:
         domain = self._domains.get(ref[0])
         event_id = derived_event_id(domain.name, ref[1], command_id)
-        delay = FIRST_POLL_S
-        while True:
+
+        async def settled() -> int | None:
             found = (await self._events.find([event_id], aggregates=[ref])).get(event_id)
             if found is not None and found.version is not None:
                 return found.version
@@ -160,16 +184,87 @@ class WriteWaiter:
                     event_id=event_id,
                     command_id=command_id,
                 )
-            if time.monotonic() >= deadline:
-                raise NotYetStored(
-                    f"{ref[0]} {ref[1]}: the event of command {command_id} is not stored within "
-                    f"wait_ms={wait_ms}: it is on its way, or was never accepted here (GET "
-                    f"…/outcome?command_id={command_id} says which). Ask again, or with a "
-                    f"longer wait_ms (at most {MAX_WAIT_MS}).",
-                    stored_version=await self._head(ref),
-                    wanted_version=None,
-                )
-            delay = await _pause(delay, deadline)
+            return None
+
+        version = await self._until_stored(ref, settled, deadline)
+        if version is None:
+            raise NotYetStored(
+                f"{ref[0]} {ref[1]}: the event of command {command_id} is not stored within "
+                f"wait_ms={wait_ms}: it is on its way, or was never accepted here (GET "
+                f"…/outcome?command_id={command_id} says which). Ask again, or with a "
+                f"longer wait_ms (at most {MAX_WAIT_MS}).",
+                stored_version=await self._head(ref),
+                wanted_version=None,
+            )
+        return version
+
+    async def _until_stored(
+        self, ref: AggregateRef, check: Callable[[], Awaitable[int | None]], deadline: float
+    ) -> int | None:
+        """``check()`` until it gives a version or the deadline passes (then None).
+
+        With a feed: check at once while subscribing, and again once the subscription is
+        confirmed (what was stored in between is not missed), on each announcement for
+        ``ref``, every ``safety_poll_s`` (a lost announcement) and once more at the bound.
+        """
+        wake = asyncio.Event()
+        subscribing: asyncio.Task[Listening] | None = None
+        if self._feed is not None:
+            subscribing = asyncio.create_task(_listen(self._feed, ref, wake))
+            subscribing.add_done_callback(lambda _: wake.set())  # confirmed: check again
+        delay = FIRST_POLL_S
+        try:
+            while True:
+                wake.clear()
+                found = await check()
+                left = deadline - time.monotonic()
+                if found is not None or left <= 0:
+                    return found
+                pause = self._safety_poll_s if _listening(subscribing) else delay
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), min(pause, left))
+                delay = min(delay * 2, LAST_POLL_S)
+        finally:
+            if subscribing is not None:
+                await _stop_listening(subscribing)
+
+
+async def _listen(
+    feed: Callable[[], Awaitable[LiveFeed]], ref: AggregateRef, wake: asyncio.Event
+) -> Listening:
+    def heard(_: Event | None) -> None:  # an event of ref, or "you may have missed some"
+        wake.set()
+
+    return await (await feed()).listen(LiveChannel(ref[0], ref[1]), heard)
+
+
+def _listening(subscribing: asyncio.Task[Listening] | None) -> bool:
+    """A feed wakes this wait (still subscribing counts: a failure falls back to polling)."""
+    if subscribing is None:
+        return False
+    return not subscribing.done() or (
+        not subscribing.cancelled() and subscribing.exception() is None
+    )
+
+
+_STOPPING: set[asyncio.Task[None]] = set()
+
+
+async def _stop_listening(subscribing: asyncio.Task[Listening]) -> None:
+    """Stop the wait's listener; one still subscribing is stopped once it is subscribed
+    (cancelling it could leave its listener registered), without holding the answer back."""
+    if subscribing.done():
+        if not subscribing.cancelled() and subscribing.exception() is None:
+            await subscribing.result().stop()
+        return
+
+    async def later() -> None:
+        with contextlib.suppress(Exception):
+            await (await subscribing).stop()
+
+    task = asyncio.create_task(later())
+    _STOPPING.add(task)
+    task.add_done_callback(_STOPPING.discard)
 
 
 async def _poll(version_of: Callable[[], Awaitable[int]], wanted: int, deadline: float) -> int:

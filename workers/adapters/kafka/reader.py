@@ -11,7 +11,7 @@ from aiokafka.errors import KafkaError
 
 from topics.errors import StreamUnavailable
 from workers.adapters.kafka.config import KafkaConfig
-from workers.ports import Record
+from workers.ports import Record, TopicWindow
 
 
 async def read_topic(
@@ -61,6 +61,98 @@ async def read_topic(
                 await consumer.stop()
         except (TimeoutError, KafkaError, OSError):
             pass
+
+
+async def read_window(
+    kafka: KafkaConfig,
+    topic: str,
+    *,
+    limit: int,
+    partition: int | None = None,
+    before_offset: int | None = None,
+    timeout_s: float = 10.0,
+) -> list[TopicWindow]:
+    """The newest ``limit`` records before ``before_offset`` (None: the end) of each partition
+    (or only ``partition``): each partition is sought to its window and read to its top, so a
+    page costs its own records, never the topic. No window for a partition the topic has not;
+    StreamUnavailable when Kafka does not answer within ``timeout_s``."""
+    if limit < 1:
+        raise ValueError(f"read_window needs limit >= 1, got {limit}")
+    consumer = AIOKafkaConsumer(
+        **kafka.client_kwargs(),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=50,
+    )
+    try:
+        async with asyncio.timeout(timeout_s):
+            await consumer.start()
+            partitions = consumer.partitions_for_topic(topic)
+            if partitions is None:
+                await consumer.topics()  # refresh the metadata once
+                partitions = consumer.partitions_for_topic(topic) or set()
+            tps = [
+                TopicPartition(topic, p)
+                for p in sorted(partitions)
+                if partition is None or p == partition
+            ]
+            if not tps:
+                return []
+            consumer.assign(tps)
+            firsts = await consumer.beginning_offsets(tps)
+            ends = await consumer.end_offsets(tps)
+            # The embedded broker's ListOffsets answer (end_offsets) can lag the records: the
+            # end is the high-water mark the fetches report; a cursor is taken as given.
+            tops = {tp: ends[tp] if before_offset is None else before_offset for tp in tps}
+            starts = {tp: max(firsts[tp], tops[tp] - limit) for tp in tps}
+            for tp in tps:
+                consumer.seek(tp, starts[tp])
+            got: dict[TopicPartition, list[Record]] = {tp: [] for tp in tps}
+            pending = list(tps)
+            while pending:
+                batches = await consumer.getmany(*pending, timeout_ms=200)
+                for tp, batch in batches.items():
+                    for r in batch:
+                        headers = tuple((k, bytes(v)) for k, v in (r.headers or ()))
+                        got[tp].append(
+                            Record(tp.topic, tp.partition, r.offset, r.key, r.value, headers,
+                                   r.timestamp)
+                        )  # fmt: skip
+                for tp in list(pending):
+                    highwater = consumer.highwater(tp)
+                    if highwater is None:
+                        continue  # not fetched yet: the end is not known
+                    ends[tp] = max(ends[tp], highwater)
+                    if before_offset is None:
+                        tops[tp] = ends[tp]
+                    position = await consumer.position(tp)
+                    if position >= min(tops[tp], ends[tp]):
+                        pending.remove(tp)
+            windows = []
+            for tp in tps:
+                top = min(tops[tp], ends[tp])
+                shown = [r for r in got[tp] if r.offset < top][-limit:]
+                start = max(firsts[tp], min(starts[tp], top), top - limit)
+                windows.append(TopicWindow(tp.partition, firsts[tp], ends[tp], start, shown))
+            return windows
+    except (TimeoutError, KafkaError, OSError) as e:
+        raise StreamUnavailable(f"Kafka did not let a window of {topic} be read: {e!r}") from e
+    finally:
+        await _stop(consumer)
+
+
+async def _stop(consumer: AIOKafkaConsumer) -> None:
+    """Stop a consumer. One stopped at once after starting raises CancelledError from its
+    never-run coordinator task (aiokafka): that one is no cancellation of ours."""
+    try:
+        async with asyncio.timeout(5):
+            await consumer.stop()
+    except (TimeoutError, KafkaError, OSError):
+        pass
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
 
 
 async def _at_end(consumer: AIOKafkaConsumer, tp: TopicPartition) -> bool:

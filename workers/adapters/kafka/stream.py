@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator, Mapping
 from workers.adapters.kafka.config import KafkaConfig
 from workers.adapters.kafka.producer import KafkaProducer
 from workers.adapters.kafka.progress import KafkaAppendProgress
-from workers.adapters.kafka.reader import follow_topic, read_topic
-from workers.ports import Record
+from workers.adapters.kafka.reader import follow_topic, read_topic, read_window
+from workers.ports import Record, TopicWindow
 
 
 class KafkaStream:
@@ -32,6 +32,25 @@ class KafkaStream:
     async def read(self, topic: str, *, timeout_s: float = 30.0) -> list[Record]:
         """Every record of ``topic`` up to its end as first seen (StreamUnavailable if not)."""
         return await read_topic(self.kafka, topic, timeout_s=timeout_s)
+
+    async def read_window(
+        self,
+        topic: str,
+        *,
+        limit: int,
+        partition: int | None = None,
+        before_offset: int | None = None,
+        timeout_s: float = 10.0,
+    ) -> list[TopicWindow]:
+        """The newest ``limit`` records before a cursor per partition, reading only them."""
+        return await read_window(
+            self.kafka,
+            topic,
+            limit=limit,
+            partition=partition,
+            before_offset=before_offset,
+            timeout_s=timeout_s,
+        )
 
     def follow(
         self, topic: str, *, after: Mapping[int, int], idle_s: float

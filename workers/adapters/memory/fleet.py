@@ -15,7 +15,7 @@ from workers.adapters.memory.redis import MemoryCommandMemory, MemoryMarker
 from workers.adapters.memory.rejections import MemoryRejections
 from workers.adapters.memory.snapshots import MemorySnapshotStore
 from workers.adapters.memory.views import MemoryDatabase, MemoryViewStaging, MemoryViewStore
-from workers.ports import Record
+from workers.ports import Record, TopicWindow
 
 
 class MemoryStores:
@@ -104,3 +104,28 @@ class MemoryStream:
 
     async def read(self, topic: str, *, timeout_s: float = 30.0) -> list[Record]:
         return self.produced.records(topic)
+
+    async def read_window(
+        self,
+        topic: str,
+        *,
+        limit: int,
+        partition: int | None = None,
+        before_offset: int | None = None,
+        timeout_s: float = 10.0,
+    ) -> list[TopicWindow]:
+        if limit < 1:
+            raise ValueError(f"read_window needs limit >= 1, got {limit}")
+        if topic not in self.produced.topics():
+            return []  # as on Kafka: a topic nobody wrote does not exist
+        windows = []
+        for p in range(self.produced.partitions(topic)):
+            if partition is not None and p != partition:
+                continue
+            kept = self.produced.records(topic, partition=p)
+            end = kept[-1].offset + 1 if kept else 0
+            top = end if before_offset is None else min(before_offset, end)
+            start = max(0, top - limit)
+            shown = [r for r in kept if start <= r.offset < top]
+            windows.append(TopicWindow(p, 0, end, start, shown))
+        return windows

@@ -11,12 +11,13 @@ import orjson
 from aiohttp import web
 
 from topics.errors import InvalidInput, NotFound
-from workers.ports import Record
+from workers.ports import Record, TopicWindow
 from workers.runtime.connections import fleet_catalog
 from workers.runtime.console.html import esc, json_block, link, path, table
 from workers.runtime.console.views import Console
 
 TOPIC_PAGE = 100
+TOPIC_PAGE_MAX = 500
 READ_TIMEOUT_S = 10.0
 Flat = dict[str, Any]
 
@@ -36,23 +37,45 @@ class BrowsePages:
         return self.console.html("Topics", table(("topic",), rows, css_id="topics"))
 
     async def topic(self, request: web.Request) -> web.Response:
+        """Newest first. Without ``partition``: the newest records of every partition, by
+        time. With ``partition=P``: that partition by offset, older pages by ``before_offset``.
+        Only the window shown is read, never the topic."""
         name = request.match_info["topic"]
         if name not in self._topics():
             raise NotFound(f"the fleet writes no topic {name!r}; the topics page lists them.")
         partition = _whole(request.query.get("partition"), "partition")
-        records = await self.console.rt.read_topic(name, timeout_s=READ_TIMEOUT_S)
-        shown = [r for r in records if partition is None or r.partition == partition]
-        shown.sort(key=lambda r: (r.timestamp_ms or 0, r.partition, r.offset), reverse=True)
+        before = _whole(request.query.get("before_offset"), "before_offset")
+        limit = _whole(request.query.get("limit"), "limit")
+        limit = TOPIC_PAGE if limit is None else limit
+        if not 0 < limit <= TOPIC_PAGE_MAX:
+            raise InvalidInput(f"limit={limit} must be between 1 and {TOPIC_PAGE_MAX}.")
+        if before is not None and partition is None:
+            raise InvalidInput("before_offset pages one partition: give partition=P with it.")
+        windows = await self.console.rt.read_window(
+            name, limit=limit, partition=partition, before_offset=before,
+            timeout_s=READ_TIMEOUT_S,
+        )  # fmt: skip
+        if partition is not None and not windows:
+            raise InvalidInput(f"{name} has no partition {partition}.")
+        shown = [r for w in windows for r in w.records]
+        if partition is None:
+            shown.sort(key=lambda r: (r.timestamp_ms or 0, r.partition, r.offset), reverse=True)
+        else:
+            shown.sort(key=lambda r: r.offset, reverse=True)
+        shown = shown[:limit]
         rows = [
             (esc(r.partition), esc(r.offset), esc(_when(r.timestamp_ms)),
              esc((r.key or b"").decode(errors="replace")), _decoded(r.value), _headers(r))
-            for r in shown[:TOPIC_PAGE]
+            for r in shown
         ]  # fmt: skip
         headings = ("partition", "offset", "timestamp", "key", "value", "headers")
+        if partition is None:
+            count = f"the newest {len(shown)} records of {len(windows)} partitions, newest first"
+        else:
+            count = f"{len(shown)} records of partition {partition}, newest offset first"
         body = (
-            f'<p id="count">{len(shown)} records'
-            + (f", the newest {TOPIC_PAGE} shown" if len(shown) > TOPIC_PAGE else "")
-            + ", newest first</p>"
+            f'<p id="count">{esc(count)}</p>'
+            + _pager(name, partition, windows, shown, limit)
             + table(headings, rows, css_id="records")
         )
         return self.console.html(f"Topic {name}", body)
@@ -93,6 +116,32 @@ class BrowsePages:
             + table(("path", "change", "before", "after"), rows, css_id="diff")
         )
         return self.console.html(f"Diff {domain.name} {aggregate_id}", body)
+
+
+def _pager(
+    topic: str, partition: int | None, windows: list[TopicWindow], shown: list[Record], limit: int
+) -> str:
+    """Links to each partition's older records (the cursor: the lowest offset shown of it),
+    to the newest page and to every partition."""
+    links = []
+    size = "" if limit == TOPIC_PAGE else f"&limit={limit}"
+    lowest: dict[int, int] = {}
+    for r in shown:
+        lowest[r.partition] = min(r.offset, lowest.get(r.partition, r.offset))
+    for w in windows:
+        cursor = lowest.get(w.partition, w.start if partition is not None else w.end)
+        if cursor > w.earliest:
+            href = (
+                f"{path('topics', topic)}?partition={w.partition}&before_offset={cursor}{size}"
+            )
+            links.append(
+                f'<a class="older" href="{esc(href)}">older in partition {w.partition}</a>'
+            )
+    if partition is not None:
+        links.append(link(path("topics", topic), "newest of every partition"))
+        newest = f"{path('topics', topic)}?partition={partition}{size}"
+        links.append(link(newest, "newest of this partition"))
+    return f'<p id="pages">{" · ".join(links) or "no older records"}</p>'
 
 
 def diff(left: Any, right: Any) -> list[tuple[str, str, Any, Any]]:
