@@ -372,7 +372,7 @@ class Appender:
             return None
         assert self._loader is not None  # checked at construction
         for _ in range(2):
-            folded = await self._loader.latest(domain, ref[1], save=False)
+            folded = await self._loader.latest(domain, ref[1], trigger="validation")
             head = self._heads.get(ref)
             if folded.version == (head.version if head else 0):
                 return folded
