@@ -6,6 +6,12 @@ send rule sees the authenticated ``Actor``, the request's data and, when it asks
 field from the actor, e.g. the chat's ``sender_id``) or raises ``Forbidden`` with one reason.
 A read rule sees the actor and the aggregate id (``None`` for a route that is not about one
 aggregate). The actor comes from a verified token or a trusted proxy, never from a body.
+
+A send rule may also declare ``at_store``: the check the store repeats on the event as stored
+(its data as the command side wrote it, the actor from ``metadata.actor``, the state at the
+event's predecessor), so an event that reached the events topic without passing the door, or
+was admitted on a stale view, is refused there. An event without an actor is refused by such a
+rule (it was produced outside the HTTP door).
 """
 
 from __future__ import annotations
@@ -28,6 +34,9 @@ class SendRule:
     check: Callable[[Actor, Data, State | None], Data]
     needs_state: bool = False
     """Ask for the aggregate's replayed state (a store read per request: only where needed)."""
+    at_store: Callable[[Actor, Data, State | None], None] | None = None
+    """``at_store(actor, stored data, state at its predecessor)``: raises Forbidden to refuse
+    the event at the store; None: the store does not judge who sent it."""
 
 
 ReadRule = Callable[[Actor, str | None], bool]
@@ -84,6 +93,26 @@ class Access:
     def admit(self, actor: Actor, event_type: str, data: Data, state: State | None) -> Data:
         """The data to store for ``actor`` sending ``event_type``; raises Forbidden."""
         return self.rule(event_type).check(actor, data, state)
+
+    def judged_at_store(self, event_type: str) -> bool:
+        """Whether the store judges who sent ``event_type`` (its rule declares ``at_store``)."""
+        return self.rule(event_type).at_store is not None
+
+    def judge_at_store(
+        self, actor: Actor | None, event_type: str, data: Data, state: State | None
+    ) -> None:
+        """Raise Forbidden when the store must refuse ``event_type`` stored with ``data`` by
+        ``actor`` (None: produced outside the HTTP door) after ``state``."""
+        check = self.rule(event_type).at_store
+        if check is None:
+            return
+        if actor is None:
+            raise Forbidden(
+                "no_actor",
+                f"{event_type} carries no metadata.actor: it was produced outside the HTTP door, "
+                "and who may send it depends on who asks; send it through the HTTP API.",
+            )
+        check(actor, data, state)
 
     def may_read(self, actor: Actor, aggregate_id: str | None) -> bool:
         return self.read(actor, aggregate_id)

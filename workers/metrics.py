@@ -125,7 +125,7 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
         store_rejections=Counter(
             "eventfleet_store_rejections_total",
             "Accepted events the store refused (the store is the judge), by aggregate type "
-            "and reason (transition_rejected_at_store, invalid_data).",
+            "and reason (transition_rejected_at_store, forbidden_at_store, invalid_data).",
             ["aggregate_type", "reason"],
             registry=registry,
         ),

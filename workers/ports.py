@@ -636,7 +636,7 @@ class Rejection:
     aggregate_type: str
     aggregate_id: str
     event_type: str
-    reason: str  # transition_rejected_at_store, invalid_data
+    reason: str  # transition_rejected_at_store, forbidden_at_store, invalid_data
     message: str
     command_id: str | None
     rejected_at: datetime

@@ -17,13 +17,17 @@ import aiohttp
 import orjson
 import pytest
 from aiohttp import web
+from aiokafka import AIOKafkaProducer
 from multidict import CIMultiDict
 
 from tests.fleet import FleetProcess, order_items, running_fleet
+from tests.kafka_topics import read_until
 from tests.tokens import Issuer
 from tests.unit.test_identity import hostile, hs256_with_public_key
 from tests.waiting import wait_for
+from topics.envelope import Actor, Event, Metadata, decode, encode, kafka_headers, new_event
 from workers.devtools.embedded import EmbeddedStack, free_port
+from workers.examples.domains.chat_room import CHAT_ROOM
 
 PLACED = {"type": "OrderPlaced", "data": {"items": order_items()}}
 
@@ -217,6 +221,66 @@ async def test_chat_rules_follow_the_token_never_the_body(
     _, state = await door.get(room.removesuffix("/events") + "/state")
     assert [m["message_id"] for m in state["state"]["messages"]] == ["m1"]
     assert state["state"]["messages"][0]["content"] == "hello"
+
+
+async def test_the_store_refuses_a_chat_change_produced_past_the_door(
+    door: FleetProcess, idp: JwksServer
+) -> None:
+    """Straight to the events topic: another's actor, or none, is refused at the store."""
+    room_id = f"r-{uuid.uuid4().hex[:8]}"
+    room = f"/v1/chat_room/{room_id}"
+    data = {"message_id": "m1", "content": "hi"}
+    status, body = await door.post(
+        room + "/events", {"type": "MessageSent", "data": data}, token=as_(idp, "ada")
+    )
+    assert status == 202, body
+
+    async def stored(count: int) -> bool:
+        status, body = await door.get(room + "/events")
+        return status == 200 and len(body["events"]) >= count
+
+    await wait_for(lambda: stored(1), timeout_s=20, what="the send stored")
+    deleted = CHAT_ROOM.schema_version("MessageDeleted")
+
+    def change(kind: str, data: dict[str, Any], actor: Actor | None) -> Event:
+        version = deleted if kind == "MessageDeleted" else 1
+        metadata = Metadata(actor=actor)
+        return new_event("chat_room", room_id, kind, data, metadata=metadata, schema_version=version)
+
+    forged = change("MessageDeleted", {"message_id": "m1", "sender_id": "bob"}, Actor("bob"))
+    anonymous = change("MessageDeleted", {"message_id": "m1", "sender_id": "ada"}, None)
+    edit = {"message_id": "m1", "sender_id": "ada", "content": "mine"}
+    legitimate = change("MessageEdited", edit, Actor("ada"))
+    kafka = door.env["EVENTFLEET_KAFKA_URL"]
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.removeprefix("kafka://"), acks="all")
+    await producer.start()
+    try:
+        for event in (forged, anonymous, legitimate):
+            await producer.send_and_wait(
+                f"{door.prefix}events", encode(event), key=event.key, headers=kafka_headers(event)
+            )
+    finally:
+        await producer.stop()
+
+    await wait_for(lambda: stored(2), timeout_s=30, what="the legitimate edit stored")
+    _, body = await door.get(room + "/events")
+    assert [e["id"] for e in body["events"]][1:] == [legitimate.id]
+    for refused, why in ((forged, "not_your_message"), (anonymous, "no_actor")):
+        status, answer = await door.get(f"{room}/outcome?event_id={refused.id}")
+        assert (status, answer["outcome"], answer["reason"]) == (
+            200, "rejected", "forbidden_at_store"
+        ), answer  # fmt: skip
+        assert why in answer["message"]
+    letters = await read_until(kafka, f"{door.prefix}events.dlq", expect=2, settle_s=0.2)
+    ours = {
+        decode(r.value).id: dict(r.headers)["dlq_reason"]
+        for r in letters
+        if r.key is not None and room_id.encode() in r.key
+    }
+    assert ours == {forged.id: b"forbidden_at_store", anonymous.id: b"forbidden_at_store"}
+    _, state = await door.get(room + "/state")
+    [message] = state["state"]["messages"]  # m1 stays, edited by its sender only
+    assert (message["message_id"], message["edited"]) == ("m1", True)
 
 
 async def test_actor_is_the_token_subject_on_every_stored_event(

@@ -68,7 +68,11 @@ def computed_codes() -> set[str]:
         for _, cls in inspect.getmembers(errors, inspect.isclass)
         if issubclass(cls, errors.Unavailable)
     }
-    return {f"{s}_unavailable" for s in services} | {judge.TRANSITION_REJECTED, judge.INVALID_DATA}
+    return {f"{s}_unavailable" for s in services} | {
+        judge.TRANSITION_REJECTED,
+        judge.INVALID_DATA,
+        judge.FORBIDDEN_AT_STORE,
+    }
 
 
 def test_the_readme_table_is_the_registry_row_for_row() -> None:

@@ -2,8 +2,9 @@
 
 Called by the appender agent with batches of ``events`` records. Each event is checked
 against its domain (data schema) and against the aggregate's last *stored* event with the
-same transition table the command side uses (``workers.roles.judge``); one that does not fit
-is refused: dead-lettered with its reason, recorded for ``GET .../outcome``, answered on
+same transition table the command side uses (``workers.roles.judge``) and, with identity on
+(``judge_access``), against the domain's access rules that declare a store check, with the
+event's ``metadata.actor`` and the state at its predecessor; one that does not fit is refused: dead-lettered with its reason, recorded for ``GET .../outcome``, answered on
 ``commands.replies``, and its mark repaired. Events are stored in the order they were
 validated; an event whose predecessor is still on its way waits for it, up to a bound.
 
@@ -23,7 +24,8 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 
-from snapshot_rules.domain import Domains, Mode
+from snapshot_rules.domain import Domain, Domains, Mode
+from snapshot_rules.replay import Folded
 from topics.envelope import NEW_AGGREGATE, Event, utc_now
 from topics.errors import InvalidEventData, ReplayFailed, StoreUnavailable, Unavailable
 from workers.metrics import Metrics
@@ -43,6 +45,7 @@ from workers.ports import (
 from workers.roles.deadletter import DeadLetter, DeadLetters, decode_record
 from workers.roles.judge import INVALID_DATA, Refusal, Waiting, judge, missing_predecessors
 from workers.roles.outcomes import Answer, Refused, encode, refusal_at_store
+from workers.roles.state import StateLoader
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,9 @@ class AppenderConfig:
     replies_topic: str
     max_event_bytes: int
     wait_s: float = 2.0  # longest an event waits for the event it was validated after
+    judge_access: bool = False
+    """Judge who sent each event (access rules with a store check; needs a loader): on
+    whenever the HTTP door names actors (EVENTFLEET_AUTH jwt or proxy)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,8 +122,11 @@ class Appender:
         render: Callable[[Refused], Answer],
         marker: Marker | None = None,
         memory: CommandMemory | None = None,
+        loader: StateLoader | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if config.judge_access and loader is None:
+            raise ValueError("the appender judges access at the store only with a state loader")
         self._store = store
         self._rejections = rejections
         self._producer = producer
@@ -128,6 +137,7 @@ class Appender:
         self._render = render  # the runtime's answer for a refusal (commands.replies)
         self._marker = marker
         self._memory = memory
+        self._loader = loader
         self._clock = clock
         self._heads: OrderedDict[AggregateRef, Head] = OrderedDict()
         self._waiting: dict[AggregateRef, list[Waiting]] = {}
@@ -347,6 +357,7 @@ class Appender:
                 if not queue:
                     continue
                 domain = self._domains.get(ref[0])
+                state = await self._state_at_head(domain, ref, queue)
                 verdicts = judge(
                     domain,
                     self._heads.get(ref),
@@ -354,6 +365,7 @@ class Appender:
                     now=now,
                     stored=_Either(stored_ids, self._stored),
                     refused=_Either(refused_ids, self._refused),
+                    state=state,
                 )
                 self._count_waits(queue, verdicts.wait, now)
                 done.refused += verdicts.refuse
@@ -366,6 +378,31 @@ class Appender:
         raise StoreUnavailable(
             f"gave up after {MAX_CONFLICT_ROUNDS} version conflicts in one batch; "
             "another writer keeps appending to the same aggregates."
+        )
+
+    async def _state_at_head(
+        self, domain: Domain, ref: AggregateRef, queue: Sequence[Waiting]
+    ) -> Folded | None:
+        """The state at the head when an event waiting here is judged on who sent it, else None.
+
+        Only event types whose access rule declares a store check cost this read (the chat's
+        edits and deletes): snapshot + the events after it, as the command side reads it.
+        """
+        if not self._config.judge_access or not any(
+            domain.access.judged_at_store(w.event.type) for w in queue
+        ):
+            return None
+        assert self._loader is not None  # checked at construction
+        for _ in range(2):
+            folded = await self._loader.latest(domain, ref[1], trigger="validation")
+            head = self._heads.get(ref)
+            if folded.version == (head.version if head else 0):
+                return folded
+            self._heads.pop(ref, None)  # another writer appended: read the head again
+            await self._load_heads([ref])
+        raise StoreUnavailable(
+            f"{domain.name} {ref[1]}: its state and its head disagree twice in a row; another "
+            "writer keeps appending to it. The events wait and are judged again."
         )
 
     async def _load_heads(self, refs: list[AggregateRef]) -> None:

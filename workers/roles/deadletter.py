@@ -21,6 +21,7 @@ REASONS = frozenset(
         "unknown_schema_version",  # written by newer code than the appender runs
         "handler_failed",  # the durable event buses, after their retry bound
         "transition_rejected_at_store",  # the store is the judge
+        "forbidden_at_store",  # its actor may not send it (the domain's access rules)
         "invalid_data",
         "snapshot_failed",  # the reducer or the store cannot take this aggregate's state
         "projection_failed",

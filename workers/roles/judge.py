@@ -5,7 +5,10 @@ names the event it was validated after (``Event.after``). An event whose predece
 stored head goes next; one whose predecessor is still on its way waits, up to its deadline;
 one validated against a stale view (its predecessor is stored but not the head, was refused,
 or never comes) is judged against the real head. Judging is the same transition table the
-command side uses: an event that does not fit is refused, never stored.
+command side uses: an event that does not fit is refused, never stored. Given the state at
+the head (``state``), the judge also applies the domain's access rules that declare a store
+check (``Access.judge_at_store``) with the event's ``metadata.actor``, folding each event it
+stores so the next one is judged on the state at its own predecessor.
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
 
 from snapshot_rules.domain import Domain
+from snapshot_rules.replay import Folded
 from topics.envelope import NEW_AGGREGATE, Event
-from topics.errors import TransitionRejected
+from topics.errors import Forbidden, TransitionRejected
 from workers.ports import Head, Record
 
 TRANSITION_REJECTED = "transition_rejected_at_store"
 INVALID_DATA = "invalid_data"
+FORBIDDEN_AT_STORE = "forbidden_at_store"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,11 +69,13 @@ def judge(
     now: float,
     stored: Container[str] = (),
     refused: Container[str] = (),
+    state: Folded | None = None,
 ) -> Verdicts:
     """Decide for one aggregate's waiting events (in arrival order).
 
     ``stored``: ids known to be stored (not the head); ``refused``: ids known refused. Both
     mean "whoever was validated after it saw a stale state": judge it on the head now.
+    ``state``: the aggregate's state at the head; given, who sent each event is judged too.
     """
     verdicts = Verdicts(head=head)
     pending = list(queue)
@@ -85,11 +92,31 @@ def judge(
             verdicts.refuse.append(Refusal(chosen, TRANSITION_REJECTED, f"{e} (checked at the store)"))
             gone.extra.add(chosen.event.id)
             continue
+        if state is not None:
+            refusal, state = _judge_access(domain, chosen, state)
+            if refusal is not None:
+                verdicts.refuse.append(refusal)
+                gone.extra.add(chosen.event.id)
+                continue
         verdicts.store.append(chosen)
         version = (verdicts.head.version if verdicts.head else 0) + 1
         verdicts.head = Head(version, chosen.event.id, chosen.event.type)
     verdicts.wait = pending
     return verdicts
+
+
+def _judge_access(
+    domain: Domain, chosen: Waiting, state: Folded
+) -> tuple[Refusal | None, Folded]:
+    """Refuse ``chosen`` if its actor may not send it after ``state``; else the state after it."""
+    event = domain.upcast(chosen.event)
+    try:
+        domain.access.judge_at_store(event.metadata.actor, event.type, event.data, state.state)
+    except Forbidden as e:
+        message = f"{domain.name} {event.aggregate_id}: {e} ({e.reason}, checked at the store)"
+        return Refusal(chosen, FORBIDDEN_AT_STORE, message), state
+    version = state.version + 1
+    return None, Folded(domain.reducer(state.state, event.with_version(version)), version)
 
 
 def _next_ready(

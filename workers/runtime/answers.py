@@ -128,6 +128,14 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
         "re-read the aggregate and send the event that fits now",
     ),
     ErrorCode(
+        "forbidden_at_store", 403,
+        "the event reached the store but its actor (`metadata.actor`) may not send it after "
+        "the state at its predecessor: a chat edit or delete of another's message, a "
+        "`sender_id` or `role` its token does not hold, or no actor at all (produced to a "
+        "topic outside the HTTP door); nothing was stored, and a retry of the command is told so",
+        "send it through the HTTP API as a principal the domain's rule allows",
+    ),
+    ErrorCode(
         "already_replayed", 409,
         "the dead letter was replayed before with other fields (another aggregate, type or "
         "data); a dead letter is replayed once, so nothing was applied",

@@ -251,10 +251,12 @@ class Runtime:
                     replies_topic=names.command_replies,
                     max_event_bytes=settings.max_event_bytes,
                     wait_s=settings.append_wait_ms / 1000,
+                    judge_access=settings.auth in ("jwt", "proxy"),
                 ),
                 render=answer_of,
                 marker=marks.marker,
                 memory=marks.memory,
+                loader=self.loader,
             )
         if "snapshotter" in self.roles:
             parts.snapshotter = Snapshotter(

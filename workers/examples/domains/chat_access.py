@@ -6,6 +6,11 @@ whose *token* carries a moderator role; a ``role`` in the body is refused, and t
 the token's role into the stored event, where the fold reads it. The check runs on the room's
 replayed window before anything is marked or produced; a message beyond the window (an old
 page) is judged by the fold, which ignores a change by anyone else (``chat_rules``).
+
+The store repeats the edit and delete check (``at_store``) on the event as stored, with the
+actor of its ``metadata.actor`` and the window at its predecessor: a change produced straight
+to a topic, with another's actor, a ``sender_id`` or ``role`` its actor does not hold, or no
+actor at all, is refused there and never stored.
 """
 
 from __future__ import annotations
@@ -55,6 +60,28 @@ def chat_access(rules: ChatRules) -> Access:
             )
         return {**checked, "role": moderating[0]} if moderating else checked
 
+    def change_at_store(actor: Actor, data: Mapping[str, Any], state: Any) -> None:
+        if data.get("sender_id") != actor.principal:
+            raise Forbidden(
+                "not_your_identity",
+                f"sender_id {data.get('sender_id')!r} is not its actor ({actor.principal}).",
+            )
+        role = data.get("role")
+        if role is not None and (role not in actor.roles or role not in rules.moderator_roles):
+            raise Forbidden(
+                "role_from_token",
+                f"role {role!r} is not a moderator role of its actor's token "
+                f"({', '.join(actor.roles) or 'no roles'}).",
+            )
+        messages = (state or {}).get("messages", [])
+        found = find(messages, data.get("message_id"))
+        if found is not None and messages[found]["sender_id"] != actor.principal and role is None:
+            raise Forbidden(
+                "not_your_message",
+                f"message {data.get('message_id')!r} is {messages[found]['sender_id']}'s; "
+                f"{actor.principal} is neither its sender nor a moderator.",
+            )
+
     def receipt(actor: Actor, data: Mapping[str, Any], state: Any) -> Mapping[str, Any]:
         reader = data.get("reader_id")
         if reader is not None and reader != actor.principal:
@@ -65,7 +92,7 @@ def chat_access(rules: ChatRules) -> Access:
             )
         return {**data, "reader_id": actor.principal}
 
-    changing = SendRule(change, needs_state=True)
+    changing = SendRule(change, needs_state=True, at_store=change_at_store)
     return Access(
         send={SENT: SendRule(send), EDITED: changing, DELETED: changing, READ: SendRule(receipt)}
     )

@@ -15,8 +15,10 @@ while the sender of message m is in m's ``MessageSent``, possibly thousands of e
 and reading it per request would make every chat request a store read. So the fold enforces
 it, wherever the message is known: ``step`` here (the replayed window and the
 ``chat_messages`` view) and the backwards pages (``chat_pages``) run the same rule and
-*ignore* an event that breaks it. The event stays in the store (it was requested and
-accepted), but it changes no message, in the view and in replay alike. Message ids are unique
+*ignore* an event that breaks it. With identity on, the door and the store
+(``chat_access``'s store check) refuse such a change for a message the window holds; one
+stored anyway (beyond the window, with the door open, or before the store judged access)
+changes no message, in the view and in replay alike. Message ids are unique
 per room (clients use UUIDs); a repeated id is ignored while the first is in the window.
 
 **Schema versions.** ``MessageDeleted`` carried no actor before issue 14 (schema version 1:
