@@ -8,7 +8,7 @@ from aiokafka.partitioner import murmur2
 from tests.waiting import wait_for
 from topics.errors import StreamUnavailable
 from workers.adapters.memory import partition_for
-from workers.ports import Delivery, Outgoing, Record
+from workers.ports import Delivery, Outgoing
 
 from .conftest import PARTITIONS, Topics
 
