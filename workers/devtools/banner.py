@@ -31,7 +31,8 @@ def exports(settings: Settings, token: str | None = None) -> list[str]:
     """``export EVENTFLEET_…=…`` lines that point any shell at this stack, ready to paste."""
     lines = [] if token is None else [f"export {TOKEN_ENV}={shlex.quote(token)}"]
     auth = AUTH_EXPORTED if settings.auth == "jwt" else ("auth",) if settings.auth else ()
-    for name in (*auth, *EXPORTED):  # EVENTFLEET_DOMAINS stays the block's last line
+    key = ("master_key_file",) if settings.master_key_file else ()
+    for name in (*auth, *key, *EXPORTED):  # EVENTFLEET_DOMAINS stays the block's last line
         value = getattr(settings, name)
         text = str(value).lower() if isinstance(value, bool) else settings.masked(name)
         lines.append(f"export {env_name(name)}={shlex.quote(text)}")
