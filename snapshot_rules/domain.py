@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from snapshot_rules.access import OPEN, Access
-from snapshot_rules.declaration import ANY, NEW, after_names, check_domain
+from snapshot_rules.declaration import ANY, NEW, after_names, check_domain, did_you_mean
 from snapshot_rules.personal import Personal, as_stored
 from snapshot_rules.projection import Projection
 from snapshot_rules.queries import Query
@@ -260,7 +260,8 @@ class Domains:
             return self._by_name[name]
         except KeyError:
             raise UnknownAggregateType(
-                f"no domain is declared for aggregate type {name!r}; "
+                f"no domain is declared for aggregate type {name!r}"
+                f"{did_you_mean(name, self._by_name)}; "
                 f"enabled: {', '.join(sorted(self._by_name)) or 'none'}."
             ) from None
 

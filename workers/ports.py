@@ -83,6 +83,8 @@ class Record:
     key: bytes | None
     value: bytes
     headers: Sequence[tuple[str, bytes]] = ()
+    timestamp_ms: int | None = None
+    """The record's Kafka timestamp, where the reader kept it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +249,37 @@ class EventStore(Protocol):
 
     async def versions(self, aggregate_types: Sequence[str]) -> dict[AggregateRef, int]:
         """The newest version of every aggregate of these types."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class EventQuery:
+    """What an operator searches the store for: every field given must match."""
+
+    aggregate_type: str | None = None
+    id_prefix: str | None = None
+    """Aggregate ids starting with this text."""
+    event_type: str | None = None
+    since: datetime | None = None
+    """Occurred at or after this moment (UTC)."""
+    until: datetime | None = None
+    """Occurred before this moment (UTC)."""
+    command_id: str | None = None
+    correlation_id: str | None = None
+
+
+SearchPosition = tuple[datetime, str]
+"""Where a search page ended: the last event's (occurred_at, id)."""
+
+
+class EventSearch(Protocol):
+    """The console's search over every stored event."""
+
+    async def search(
+        self, query: EventQuery, *, limit: int, before: SearchPosition | None = None
+    ) -> list[Event]:
+        """Up to ``limit`` matching events, newest first (occurred_at, then id, descending);
+        ``before``: only those after that position in this order (the next page)."""
         ...
 
 

@@ -68,7 +68,7 @@ async def test_the_role_matrix_of_every_console_page_and_action(
             if who in ("no role", "viewer"):
                 assert '"reason":"role_required"' in body, (who, step, body)
     for path in pages:
-        expected_read = 400 if path.endswith("/none") else 200  # no such order: its error page
+        expected_read = 404 if path.endswith("/none") else 200  # no such order: its 404 page
         assert matrix[path] == {
             "no token": 303, "no role": 403, "viewer": expected_read, "operator": expected_read,
         }, (path, matrix[path])  # fmt: skip  (a browser without a session: to the login page)

@@ -149,6 +149,16 @@ async def test_a_fixed_dead_letter_is_stored_once_however_often_it_is_replayed(
         assert outcome.startswith("status 202"), outcome
         await wait_for(lambda: _count(fleet, order_id, 1), timeout_s=60, what="the fix stored")
 
+    # The list says it: replayed, by whom and when; the entry shows what was replayed.
+    browser.get(fleet.url + "/console/dlq?state=replayed")
+    row = browser.find_element("link text", entry.position).find_element("xpath", "../..")
+    assert "replayed by alice" in row.text and order_id in row.text
+    browser.get(fleet.url + "/console/dlq?state=new")
+    assert not browser.find_elements("link text", entry.position)
+    browser.get(f"{fleet.url}/console/dlq/{entry.position}")
+    assert "Replayed by alice" in browser.find_element("id", "replayed").text
+    assert '"sku-0"' in (browser.find_element("id", "submission").get_attribute("value") or "")
+
     # A later command on the same aggregate is stored after anything the replays produced.
     status, _ = await fleet.post(
         f"/v1/order/{order_id}/events", {"type": "OrderPaid", "data": {"amount": 2.5}}

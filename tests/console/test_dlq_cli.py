@@ -170,7 +170,7 @@ def test_list_without_kafka_fails_in_one_line(
         code=1,
         keep=frozenset({"EVENTFLEET_KAFKA_URL"}),
     )
-    assert err.startswith("eventfleet dlq: Kafka did not let") and "events.dlq" in err
+    assert err.startswith("eventfleet: error: Kafka did not let") and "events.dlq" in err
 
 
 async def in_thread(
@@ -203,5 +203,5 @@ def in_process(
     got = main(list(argv))
     err = capsys.readouterr().err
     assert (got, len(err.strip().splitlines())) == (code, 1), err
-    assert err.startswith("eventfleet dlq: "), err
+    assert err.startswith("eventfleet: error: "), err
     return err

@@ -82,8 +82,15 @@ def test_bytes_that_are_no_event_are_an_entry_named_by_their_source() -> None:
     entry = entry_of(letter(b"\x00garbage", reason="undecodable"))
     assert entry.event is None
     assert entry.command_id == "dlq-replay:t.events/1/7"
-    assert draft(entry) == {"aggregate_type": "", "aggregate_id": "", "type": "", "data": {}}
+    # Its key still names the aggregate: the template starts from it.
+    assert draft(entry) == {
+        "aggregate_type": "order",
+        "aggregate_id": "o-1",
+        "type": "",
+        "data": {},
+    }
     bare = entry_of(Record("t.events.dlq", 2, 9, None, b"x"))  # no headers at all
+    assert draft(bare) == {"aggregate_type": "", "aggregate_id": "", "type": "", "data": {}}
     assert (bare.reason, bare.command_id) == ("unknown", "dlq-replay:2/9")
 
 
@@ -184,18 +191,27 @@ async def test_what_cannot_be_a_command_is_refused_before_anything_is_submitted(
     assert commands.requests == [] and await log.recent(limit=10) == []
 
 
-async def test_a_dead_letter_replayed_again_differently_applies_nothing_and_names_the_first() -> None:
+async def test_a_dead_letter_replayed_again_differently_applies_nothing_and_names_the_first() -> (
+    None
+):
     """Its identity is its entry: aimed at another aggregate, or with other data, nothing more."""
     commands, log = Commands(), MemoryActionLog()
     entry = entry_of(letter(encode(EVENT)))
     fixed = {**draft(entry), "data": {"items": [{"sku": "a", "qty": 1, "price": 1.0}]}}
     first = await replayer(commands, log).replay(entry, fixed, operator="alice")
     assert first.status == 202
-    for change in ({"aggregate_id": "o-2"}, {"data": {"items": [{"sku": "b", "qty": 2, "price": 1.0}]}}):
+    for change in (
+        {"aggregate_id": "o-2"},
+        {"data": {"items": [{"sku": "b", "qty": 2, "price": 1.0}]}},
+    ):
         other = await replayer(commands, log).replay(entry, {**fixed, **change}, operator="bob")
         assert (other.status, other.result["error"]) == (409, "already_replayed")
         told = other.result["first_replay"]
-        assert (told["operator"], told["status"], told["result"]) == ("alice", 202, {"event_id": "e"})
+        assert (told["operator"], told["status"], told["result"]) == (
+            "alice",
+            202,
+            {"event_id": "e"},
+        )
         assert "replayed by alice" in other.result["message"]
     assert len(commands.requests) == 1  # only the first reached the command path
     same = await replayer(commands, log).replay(entry, fixed, operator="carol")
@@ -220,7 +236,9 @@ async def test_a_refused_replay_leaves_the_entry_free_for_a_corrected_fix() -> N
     refused = Answer(422, {"error": "invalid_data", "message": "items must not be empty"})
     commands, log = Commands(refused), MemoryActionLog()
     entry = entry_of(letter(encode(EVENT)))
-    assert (await replayer(commands, log).replay(entry, draft(entry), operator="alice")).status == 422
+    assert (
+        await replayer(commands, log).replay(entry, draft(entry), operator="alice")
+    ).status == 422
     commands.answer = Answer(202, {"event_id": "e"})
     fixed = {**draft(entry), "data": {"items": [{"sku": "a", "qty": 1, "price": 1.0}]}}
     assert (await replayer(commands, log).replay(entry, fixed, operator="alice")).status == 202

@@ -69,7 +69,7 @@ async def test_an_unknown_projection_fails_before_connecting() -> None:
         "nope",
         env={"EVENTFLEET_KAFKA_URL": "kafka://127.0.0.1:1"},
     )
-    assert code == 1 and "nope" in err
+    assert code == 2 and "nope" in err  # a usage mistake
     assert_one_line(err)
 
 
@@ -235,7 +235,7 @@ async def test_replay_of_an_unknown_type_fails_before_connecting() -> None:
     code, _, err = await eventfleet(
         "replay", "ordr", "o-1", env={"EVENTFLEET_MONGO_URL": "mongodb://127.0.0.1:1"}
     )
-    assert code == 1
+    assert code == 2  # a usage mistake (the issue: "replay ordr o-1" exited 1)
     assert_one_line(err)
     assert "'ordr'" in err and "order" in err
 

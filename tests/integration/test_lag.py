@@ -98,3 +98,54 @@ async def test_the_lag_role_serves_group_lag_and_probes(
         assert status == 200 and body["checks"] == {"started": True, "running": True}
     finally:
         assert await fleet.stop() == 0
+
+
+async def test_the_reader_discovers_the_fleets_groups_by_prefix(
+    stack: EmbeddedStack, unique_name: str
+) -> None:
+    bootstrap = stack.urls.kafka_url.removeprefix("kafka://")
+    topic = f"{unique_name}.events"
+    await prepare(bootstrap, topic, f"{unique_name}-dev", records=6, commit={0: 1, 1: 2})
+    await prepare(
+        bootstrap, f"{unique_name}.other", f"x{unique_name}-dev", records=2, commit={0: 1}
+    )
+    reader = KafkaLagReader(plain(bootstrap))
+    await reader.start()
+    try:
+        found = await reader.groups(prefix=f"{unique_name}-")
+        assert found == [f"{unique_name}-dev"]  # not x<name>-dev, which only contains the prefix
+        topics = await reader.topics(prefix=f"{unique_name}.")
+        assert topics == [topic, f"{unique_name}.other"]
+        # .other was never read by the group: a discovered group reports what it committed.
+        lags = await reader.read({}, discovered={found[0]: topics})
+    finally:
+        await reader.stop()
+    assert sorted((lag.topic, lag.partition, lag.committed, lag.high_water) for lag in lags) == [
+        (topic, 0, 1, 3),
+        (topic, 1, 2, 3),
+    ]
+
+
+async def test_the_lag_role_measures_a_discovered_group_and_logs_no_error(
+    stack: EmbeddedStack, unique_name: str
+) -> None:
+    fleet = FleetProcess.for_stack(stack, unique_name, roles="lag", EVENTFLEET_LAG_INTERVAL_S="1")
+    bootstrap = stack.urls.kafka_url.removeprefix("kafka://")
+    # What `eventfleet dev` runs as: <group_id>-dev, a name no role has.
+    await prepare(
+        bootstrap, f"{unique_name}.events", f"{unique_name}-dev", records=4, commit={1: 1}
+    )
+    await fleet.start()
+    try:
+
+        async def exported() -> bool:
+            _, text = await fleet.get("/metrics")
+            return f'group="{unique_name}-dev",partition="1",topic="{unique_name}.events"' in text
+
+        await wait_for(exported, timeout_s=30, what="the lag role to export dev's group lag")
+        log = fleet.log_path.read_text(errors="replace")
+    finally:
+        assert await fleet.stop() == 0
+    assert "Traceback" not in log and "TypeError" not in log, log
+    assert " ERROR " not in log, log
+    assert " WARNING " not in log, log  # the test fleet has its master key: nothing to warn

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import random
 import shlex
+from pathlib import Path
 
 import orjson
 
@@ -68,3 +70,18 @@ def test_the_demo_plans_are_fixed_by_the_seed_and_only_edit_what_was_sent() -> N
             assert data["message_id"] in sent - deleted, (event_type, data)
             if event_type == "MessageDeleted":
                 deleted.add(data["message_id"])
+
+
+def test_the_export_block_carries_devs_python_path_as_absolute_paths(tmp_path: Path) -> None:
+    settings = Settings.from_env({})
+    lines = exports(settings, python_path=f".{os.pathsep}{tmp_path}")
+    name, value = shlex.split(lines[0])[1].split("=", 1)
+    assert name == "PYTHONPATH"
+    assert value.split(os.pathsep) == [os.getcwd(), str(tmp_path)]
+    assert not any(line.startswith("export PYTHONPATH") for line in exports(settings))
+
+
+def test_the_banner_names_the_console() -> None:
+    settings = Settings.from_env({"EVENTFLEET_HTTP_PORT": "8080"})
+    shown = banner(settings, default_domains(), ())
+    assert "console   http://127.0.0.1:8080/console" in shown

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from typing import NoReturn
 
+from snapshot_rules.declaration import did_you_mean
 from workers.cli import archive, dlq, erase
 from workers.runtime.compose import OPTIONAL_ROLES, ROLES
 from workers.runtime.lag import LAG_ROLE
@@ -29,10 +31,26 @@ class Parser(argparse.ArgumentParser):
     """A usage error is one line naming the fix, not the whole usage block."""
 
     def error(self, message: str) -> NoReturn:
+        message = _with_suggestion(message)
         command = self.prog.removeprefix("eventfleet").strip()
         where = f"{command}: " if command else ""
         print(f"eventfleet: error: {where}{message}; see '{self.prog} --help'", file=sys.stderr)
         raise SystemExit(USAGE_EXIT)
+
+
+_INVALID_CHOICE = re.compile(r"invalid choice: '([^']*)' \(choose from (.*)\)\Z")
+
+
+def _with_suggestion(message: str) -> str:
+    """argparse's "invalid choice" with the near name, when there is one."""
+    found = _INVALID_CHOICE.search(message)
+    if found is None:
+        return message
+    choices = re.findall(r"'([^']*)'", found.group(2))
+    hint = did_you_mean(found.group(1), choices)
+    return message[: found.start()] + f"invalid choice: {found.group(1)!r}{hint} " + (
+        f"(choose from {found.group(2)})"
+    )
 
 
 def at_least(minimum: int) -> Callable[[str], int]:
@@ -114,8 +132,10 @@ def _dev(commands: argparse._SubParsersAction[Parser]) -> None:
         commands, "dev", "start the embedded stack and every role in one process",
         "Starts Kafka (Tansu), MongoDB (SecantusDB) and its own Redis on free loopback ports, "
         "unless EVENTFLEET_KAFKA_URL, _MONGO_URL or _REDIS_URL (or --redis) name them, then "
-        "every role and the HTTP API. It prints an `export ...` block that points every other "
-        "command at this stack. Everything it started or wrote goes away when it stops.",
+        "every role, the HTTP API and the operator console (http://127.0.0.1:PORT/console: "
+        "aggregates, timelines, dead letters, lag). It prints an `export ...` block that points "
+        "every other command at this stack. Ctrl-C drains and stops it (exit 130); everything "
+        "it started or wrote goes away when it stops.",
     )  # fmt: skip
     dev.add_argument(
         "--port", type=port, default=None,

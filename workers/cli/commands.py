@@ -83,7 +83,7 @@ async def run_topics(settings: Settings, args: Any) -> int:
     bad = [r for r in reports if r.status in ("mismatch", "missing")]
     if bad and not args.json:
         print(
-            f"eventfleet: {len(bad)} topic(s) differ from the catalog "
+            f"eventfleet: error: {len(bad)} topic(s) differ from the catalog "
             f"(EVENTFLEET_PARTITIONS={settings.partitions}); set EVENTFLEET_PARTITIONS to the "
             "broker's count or recreate them" + (", or run `eventfleet topics ensure`" if not create else ""),
             file=sys.stderr,

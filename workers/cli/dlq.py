@@ -74,7 +74,7 @@ async def run_dlq(settings: Settings, args: Any) -> int:
             return await run_list(settings, args)
         return await run_replay(settings, args)
     except EventfleetError as e:
-        print(f"eventfleet dlq: {e}", file=sys.stderr)
+        _error(str(e))
         return FAILURE
 
 
@@ -134,7 +134,7 @@ async def run_replay(
         parse_position(args.entry)
         operator = check_operator(args.operator or _user())
     except InvalidInput as e:
-        print(f"eventfleet dlq: {e}", file=sys.stderr)
+        _error(str(e))
         return USAGE
     runtime = await Runtime.start(settings, roles=("commands",))
     try:
@@ -143,7 +143,7 @@ async def run_replay(
         try:
             submission = _submission(entry, args, settings.max_body_bytes)
         except InvalidInput as e:
-            print(f"eventfleet dlq: {e}", file=sys.stderr)
+            _error(str(e))
             return USAGE
         command = desk.replayer().command(entry, submission)
         out.write(
@@ -155,17 +155,22 @@ async def run_replay(
             + "\n"
         )
         if not args.yes and not _confirmed(ask):
-            print("eventfleet dlq: not confirmed; nothing was re-submitted.", file=sys.stderr)
+            _error("not confirmed; nothing was re-submitted.")
             return FAILURE
         action = await desk.replay(entry, submission, operator=operator)
     except EventfleetError as e:
-        print(f"eventfleet dlq: {e}", file=sys.stderr)
+        _error(str(e))
         return FAILURE
     finally:
         await runtime.stop()
     out.write(f"{action.status} {orjson.dumps(action.result).decode()}\n")
     out.write(f"audited as {action.id}\n")
     return 0 if action.status < 300 else FAILURE
+
+
+def _error(message: str) -> None:
+    """The CLI's one failure line (as ``workers.cli.main.fail`` prints it)."""
+    print(f"eventfleet: error: {' '.join(message.split())}", file=sys.stderr, flush=True)
 
 
 def _user() -> str:

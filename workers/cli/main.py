@@ -16,11 +16,11 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from topics.errors import ConfigError, EventfleetError
+from topics.errors import ConfigError, EventfleetError, Unavailable, UnknownAggregateType
 from workers.cli.args import USAGE_EXIT, parser
 from workers.cli.commands import HANDLERS, UsageError
 from workers.runtime.failures import ours
-from workers.runtime.settings import Settings
+from workers.runtime.settings import Settings, env_name
 
 __all__ = ["main", "parser"]
 
@@ -74,10 +74,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         if settings.log_level == "debug":
             logging.getLogger("eventfleet").exception("the command failed")
         # A configuration mistake (EVENTFLEET_DOMAINS, a TLS file) is the caller's to fix: 2.
-        return fail(explain(e, args), USAGE_EXIT if isinstance(e, ConfigError | UsageError) else FAILURE_EXIT)
+        return fail(
+            where(explain(e, args), e, settings), USAGE_EXIT if is_usage(e) else FAILURE_EXIT
+        )
     finally:
         if previous is not None:  # main() called in a process that keeps running (tests)
             signal.signal(signal.SIGTERM, previous)
+
+
+SERVICE_SETTINGS = {"store": "mongo_url", "marker": "redis_url", "stream": "kafka_url"}
+"""The setting that names each service, for a connection error to point at."""
+
+
+def where(message: str, e: Exception, settings: Settings) -> str:
+    """A service that did not answer is named by its (masked) URL and the setting to check."""
+    e = ours(e)
+    name = SERVICE_SETTINGS.get(e.service) if isinstance(e, Unavailable) else None
+    if name is None:
+        return message
+    url = settings.masked(name)
+    if url in message:
+        return message
+    return (
+        f"{message.rstrip('.')} at {url}; check that {env_name(name)} names a running service "
+        "reachable from here (EVENTFLEET_LOG_LEVEL=debug shows the driver's error)."
+    )
+
+
+def is_usage(e: Exception) -> bool:
+    """A mistake in the command line or the configuration (exit 2), not a failure (exit 1)."""
+    from workers.runtime.rebuild import UnknownProjection
+
+    return isinstance(e, ConfigError | UsageError | UnknownAggregateType | UnknownProjection)
 
 
 def explain(e: Exception, args: argparse.Namespace) -> str:
@@ -86,8 +114,10 @@ def explain(e: Exception, args: argparse.Namespace) -> str:
     if isinstance(e, EventfleetError):
         return str(e)
     if isinstance(e, OSError) and e.errno == errno.EADDRINUSE:
-        flag = "--port N (or --port 0 for any free port)" if args.command == "dev" else (
-            "EVENTFLEET_HTTP_PORT=N (or 0 for any free port)"
+        flag = (
+            "--port N (or --port 0 for any free port)"
+            if args.command == "dev"
+            else ("EVENTFLEET_HTTP_PORT=N (or 0 for any free port)")
         )
         return f"a port this command listens on is already in use ({e.strerror}); pass {flag}"
     if isinstance(e, OSError | TimeoutError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 from typing import Any
 
@@ -27,9 +28,18 @@ TOKEN_ENV = "EVENTFLEET_TOKEN"
 """Not a setting: the dev token, for the curl lines (``-H "Authorization: Bearer $…"``)."""
 
 
-def exports(settings: Settings, token: str | None = None) -> list[str]:
-    """``export EVENTFLEET_…=…`` lines that point any shell at this stack, ready to paste."""
+def exports(
+    settings: Settings, token: str | None = None, *, python_path: str | None = None
+) -> list[str]:
+    """``export EVENTFLEET_…=…`` lines that point any shell at this stack, ready to paste.
+
+    ``python_path`` (dev's own ``PYTHONPATH``) comes first, absolute: the domains module of
+    ``EVENTFLEET_DOMAINS`` may only be importable through it (the tutorial's ``PYTHONPATH=.``).
+    """
     lines = [] if token is None else [f"export {TOKEN_ENV}={shlex.quote(token)}"]
+    if python_path:
+        absolute = os.pathsep.join(os.path.abspath(p) for p in python_path.split(os.pathsep) if p)
+        lines.append(f"export PYTHONPATH={shlex.quote(absolute)}")
     auth = AUTH_EXPORTED if settings.auth == "jwt" else ("auth",) if settings.auth else ()
     key = ("master_key_file",) if settings.master_key_file else ()
     for name in (*auth, *key, *EXPORTED):  # EVENTFLEET_DOMAINS stays the block's last line
@@ -79,8 +89,9 @@ def tries(api: str, domains: Domains) -> list[str]:
         body = orjson.dumps({"type": "AccountOpened", "data": {"owner": "ada"}}).decode()
         lines.append(f"curl -s -XPOST {api}/v1/account/a-1/events -d '{body}'")
     if lines:
-        return [*lines, f"curl -s {api}/v1/order/o-1/state" if "order" in domains else
-                f"curl -s {api}/v1/account/a-1/state"]  # fmt: skip
+        return [*lines, f"curl -s '{api}/v1/order/o-1/state?min_version=1&wait_ms=2000'"
+                if "order" in domains else
+                f"curl -s '{api}/v1/account/a-1/state?min_version=1&wait_ms=2000'"]  # fmt: skip
     for domain in domains:
         opening = _opening(domain)
         if opening is None:
@@ -88,7 +99,7 @@ def tries(api: str, domains: Domains) -> list[str]:
         body = orjson.dumps({"type": opening[0], "data": opening[1]}).decode().replace("'", "")
         return [
             f"curl -s -XPOST {api}/v1/{domain.name}/{domain.name}-1/events -d '{body}'",
-            f"curl -s {api}/v1/{domain.name}/{domain.name}-1/state",
+            f"curl -s '{api}/v1/{domain.name}/{domain.name}-1/state?min_version=1&wait_ms=2000'",
         ]
     return []
 
@@ -107,6 +118,7 @@ def banner(
         f"  API       {api}/v1/{{aggregate_type}}/{{aggregate_id}}/events",
         f"  health    {api}/healthz   ready: {api}/readyz",
         f"  metrics   {api}/metrics",
+        f"  console   {api}/console   (events, dead letters, lag; {api}/ leads there)",
         f"  kafka     {settings.masked('kafka_url')}   {settings.partitions} partitions each: "
         f"{topics}",
         f"  mongodb   {settings.masked('mongo_url')}   database: {settings.mongo_database}",
@@ -122,7 +134,7 @@ def banner(
         "",
         "Every other command against this stack (replay, audit, topics check, projections "
         "rebuild): paste into another shell",
-        *(f"  {line}" for line in exports(settings, token)),
+        *(f"  {line}" for line in exports(settings, token, python_path=os.environ.get("PYTHONPATH"))),
         "",
     ]
     return "\n".join(lines)

@@ -202,7 +202,7 @@ async def _delete_keys(settings: Settings, prefix: str) -> None:
         for i in range(0, len(keys), 500):
             await redis.unlink(*keys[i : i + 500])
     except Exception as e:  # cleanup must not hide the run's own outcome
-        print(f"eventfleet: could not delete {prefix}* from the Redis: {e!r}", file=sys.stderr)
+        print(f"eventfleet: error: could not delete {prefix}* from the Redis: {e!r}", file=sys.stderr)
     finally:
         with suppress(Exception):
             await redis.aclose()

@@ -20,11 +20,24 @@ from typing import Protocol
 
 from snapshot_rules.domain import Domain, Domains
 from topics.envelope import Event, utc_now
-from workers.ports import AggregateRef, ArchivableEvents, Head, PendingEvents, SnapshotStore
+from workers.ports import (
+    AggregateRef,
+    ArchivableEvents,
+    EventQuery,
+    EventSearch,
+    Head,
+    PendingEvents,
+    SearchPosition,
+    SnapshotStore,
+)
 
 
-class HotEvents(ArchivableEvents, PendingEvents, Protocol):
-    """The hot store: archivable, with its publish flags."""
+class HotEvents(ArchivableEvents, PendingEvents, EventSearch, Protocol):
+    """The hot store: archivable, searchable, with its publish flags."""
+
+
+class ArchiveEvents(ArchivableEvents, EventSearch, Protocol):
+    """The archive: events move into it, and the console's search reads it too."""
 
 
 class TieredEvents:
@@ -33,7 +46,7 @@ class TieredEvents:
     def __init__(
         self,
         hot: HotEvents,
-        archive: ArchivableEvents,
+        archive: ArchiveEvents,
         *,
         recheck_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
@@ -51,6 +64,15 @@ class TieredEvents:
             return True
         self._archive_empty_until = self._clock() + self._recheck_s
         return False
+
+    async def search(
+        self, query: EventQuery, *, limit: int, before: SearchPosition | None = None
+    ) -> list[Event]:
+        """Both tiers, merged newest first (an event is in exactly one of them)."""
+        found = await self.hot.search(query, limit=limit, before=before)
+        found += await self.archive.search(query, limit=limit, before=before)
+        found.sort(key=lambda e: (e.occurred_at, e.id), reverse=True)
+        return found[:limit]
 
     def archived(self) -> None:
         """A move happened in this process: the archive is in use from now on."""

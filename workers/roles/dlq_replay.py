@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -41,6 +41,7 @@ class DeadLetterEntry:
     source: str  # "<topic>/<partition>/<offset>" of the record that was dead-lettered
     role: str
     event: Event | None  # the dead-lettered envelope, when its bytes are one
+    at: datetime | None = None  # when it was dead-lettered (the record's Kafka timestamp)
 
     @property
     def position(self) -> str:
@@ -70,6 +71,7 @@ class DeadLetterEntry:
             "aggregate_type": event.aggregate_type if event else None,
             "aggregate_id": event.aggregate_id if event else None,
             "type": event.type if event else None,
+            "at": self.at.isoformat() if self.at is not None else None,
             "value": self.value.decode(errors="replace"),
         }
 
@@ -95,6 +97,11 @@ def entry_of(record: Record) -> DeadLetterEntry:
         source=header("dlq_source"),
         role=header("dlq_role"),
         event=event,
+        at=(
+            datetime.fromtimestamp(record.timestamp_ms / 1000, UTC)
+            if record.timestamp_ms is not None and record.timestamp_ms >= 0
+            else None
+        ),
     )
 
 
@@ -125,8 +132,10 @@ def find_entry(entries: Sequence[DeadLetterEntry], position: str) -> DeadLetterE
 def draft(entry: DeadLetterEntry) -> dict[str, Any]:
     """The submission an operator starts from: the dead-lettered event's own fields."""
     event = entry.event
-    if event is None:
-        return {"aggregate_type": "", "aggregate_id": "", "type": "", "data": {}}
+    if event is None:  # undecodable: the record's key still names its aggregate
+        aggregate_type, _, aggregate_id = (entry.key or b"").decode(errors="replace").partition(":")
+        return {"aggregate_type": aggregate_type, "aggregate_id": aggregate_id, "type": "",
+                "data": {}}  # fmt: skip
     return {
         "aggregate_type": event.aggregate_type,
         "aggregate_id": event.aggregate_id,

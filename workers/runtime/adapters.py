@@ -24,6 +24,7 @@ from workers.ports import (
     ArchivableEvents,
     CommandMemory,
     EventBus,
+    EventSearch,
     KeyStore,
     LiveFeed,
     Marker,
@@ -37,13 +38,14 @@ from workers.ports import (
     ViewStaging,
     ViewStore,
 )
+from workers.roles.archive import ArchiveEvents
 from workers.roles.audit import MarkPeek
 from workers.runtime.buses import bridge_bus
 from workers.runtime.connections import kafka_config, master_key
 from workers.runtime.settings import Settings
 
 
-class StoredEvents(ArchivableEvents, PendingEvents, Protocol):
+class StoredEvents(ArchivableEvents, PendingEvents, EventSearch, Protocol):
     """The event store with its publish flags and moves: what every store adapter implements."""
 
 
@@ -54,7 +56,7 @@ class Stores(Protocol):
     def events(self) -> StoredEvents: ...
 
     @property
-    def archive(self) -> ArchivableEvents:
+    def archive(self) -> ArchiveEvents:
         """Where events past a domain's retention are kept (same documents, same ids)."""
         ...
 

@@ -144,6 +144,12 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
         "retry after a moment with the same `command_id`",
     ),
     ErrorCode(
+        "refused", 409,
+        "a read waited for a command's event (`command_id`) that the store refused; it will "
+        "never be stored (`reason` says why)",
+        "re-read the aggregate and send the event that fits now",
+    ),
+    ErrorCode(
         "payload_too_large", 413,
         "the body is over `EVENTFLEET_MAX_BODY_BYTES`; the message gives its size (or says "
         "it is more than a bound it read up to)",
@@ -218,6 +224,12 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
         "shutting_down", 503,
         "this worker is draining",
         "retry on another worker",
+    ),
+    ErrorCode(
+        "not_yet_stored", 504,
+        "a read asked for `min_version` (or a `command_id`'s event) that was not stored, or not "
+        "yet in the view, within its `wait_ms`; `stored_version` says what is",
+        "ask again, or with a longer `wait_ms` (at most 30000)",
     ),
 )  # fmt: skip
 """Every code an error answer can carry, in the README's order (a unit test compares both)."""

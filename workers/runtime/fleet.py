@@ -101,7 +101,14 @@ class Fleet:
         if LAG_ROLE in self.roles:
             settings = runtime.settings
             groups = measured_groups(settings, runtime.domains)
-            self.lag = LagExporter(runtime.kafka, runtime.metrics, groups, settings.lag_interval_s)
+            self.lag = LagExporter(
+                runtime.kafka,
+                runtime.metrics,
+                groups,
+                settings.lag_interval_s,
+                group_prefix=f"{settings.group_id}-",
+                topic_prefix=settings.topic_prefix,
+            )
         self._prime_metrics()
 
     def _make_app(self, app_id: str) -> FleetApp:
@@ -143,6 +150,10 @@ class Fleet:
             producer_acks=-1,
             stream_wait_empty=False,
         )
+        if not self.roles & CONSUMER_ROLES:
+            # No agent (the lag role): a consumer would subscribe to nothing, which aiokafka
+            # refuses with a TypeError that crashes Faust's conductor. Start none.
+            app.boot_strategy = app.BootStrategy(app, enable_kafka_consumer=False)
         app.fetch_max_wait_ms = settings.kafka_fetch_max_wait_ms
         app.fleet_metrics = self.runtime.metrics
         app.role_label = self.role_label

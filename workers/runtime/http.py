@@ -25,6 +25,7 @@ from workers.runtime.fleet import Fleet
 from workers.runtime.http_errors import json_response
 from workers.runtime.probes import health_answer, ready_answer
 from workers.runtime.queries import FleetQueries, answer_page, check_plus_signs, failure
+from workers.runtime.read_your_writes import ReadAfter, WriteWaiter
 from workers.runtime.subjects import register_erase
 
 _DIGITS = re.compile(r"[0-9]{1,18}\Z")
@@ -187,6 +188,7 @@ def register_views(fleet: Fleet) -> None:
 
     if "commands" in fleet.roles:
         register_append(fleet)
+    waiter = write_waiter(fleet)
     register_erase(fleet)
 
     @app.page("/v1/{aggregate_type}/{aggregate_id}/events")
@@ -196,6 +198,7 @@ def register_views(fleet: Fleet) -> None:
         ) -> Response:
             try:
                 ref = check_aggregate(aggregate_type, aggregate_id)
+                await read_after(waiter, ref, request.query)
                 after = int_param(request.query, "after_version", 0, low=0, high=2**62) or 0
                 limit = int_param(request.query, "limit", DEFAULT_PAGE, low=1, high=MAX_PAGE)
                 assert limit is not None
@@ -258,9 +261,10 @@ def register_views(fleet: Fleet) -> None:
             self, request: web.Request, aggregate_type: str, aggregate_id: str
         ) -> Response:
             try:
-                check_aggregate(aggregate_type, aggregate_id)
+                ref = check_aggregate(aggregate_type, aggregate_id)
                 domain = rt.domains.get(aggregate_type)
                 version, as_of = history_point(request.query)
+                await read_after(waiter, ref, request.query)
                 if version is None and as_of is None:
                     folded = await rt.loader.latest(domain, aggregate_id)
                 else:
@@ -351,17 +355,22 @@ def register_domain_queries(fleet: Fleet) -> None:
         for name, projection in rt.domains.projections().items()
     }
     context = FleetQueries(domains=rt.domains, loader=rt.loader, events=rt.events, views=views)
+    waiter = write_waiter(fleet)
     for query in rt.domains.queries():
-        _register_query(fleet, query, context)
+        _register_query(fleet, query, context, waiter)
 
 
-def _register_query(fleet: Fleet, query: Query, context: FleetQueries) -> None:
+def _register_query(
+    fleet: Fleet, query: Query, context: FleetQueries, waiter: WriteWaiter
+) -> None:
     shredder = fleet.runtime.shredder
 
     @fleet.app.page(query.path)
     class DomainQuery(View):  # type: ignore[misc]
         async def get(self, request: web.Request, **params: str) -> Response:
-            found, next_page = await answer_page(query, context, params, request.query)
+            found, next_page = await answer_page(
+                query, context, params, request.query, waiter
+            )
             if found.status < 300:  # a view or replayed state: its personal fields opened
                 try:
                     found = Answer(found.status, await shredder.open(found.body))
@@ -374,3 +383,16 @@ def _register_query(fleet: Fleet, query: Query, context: FleetQueries) -> None:
             return self.bytes(
                 body, content_type="application/json", status=found.status, headers=headers
             )
+
+
+def write_waiter(fleet: Fleet) -> WriteWaiter:
+    """What makes a read wait for its writes (``min_version``/``command_id`` + ``wait_ms``)."""
+    rt = fleet.runtime
+    return WriteWaiter(domains=rt.domains, events=rt.events, rejections=rt.stores.rejections)
+
+
+async def read_after(waiter: WriteWaiter, ref: tuple[str, str], query: Mapping[str, str]) -> None:
+    """Wait until what the query names is stored (nothing named: return at once)."""
+    after = ReadAfter.parse(query)
+    if after is not None:
+        await waiter.stored(ref, after)

@@ -23,6 +23,13 @@ from workers.ports import AggregateRef, EventStore, ViewStore
 from workers.roles.requests import PayloadTooLarge
 from workers.roles.state import StateLoader, VersionNotFound
 from workers.runtime.answers import Answer, error
+from workers.runtime.read_your_writes import (
+    NotYetStored,
+    ReadAfter,
+    RefusedAtStore,
+    WaitingContext,
+    WriteWaiter,
+)
 
 
 class FleetQueries:
@@ -108,6 +115,12 @@ def failure(e: EventfleetError) -> Answer:
         return error(404, "version_not_found", str(e), newest_version=e.newest)
     if isinstance(e, NotFound):
         return error(404, "not_found", str(e))
+    if isinstance(e, RefusedAtStore):
+        return error(409, "refused", str(e), reason=e.reason, event_id=e.event_id,
+                     command_id=e.command_id)  # fmt: skip
+    if isinstance(e, NotYetStored):
+        return error(504, "not_yet_stored", str(e), stored_version=e.stored_version,
+                     wanted_version=e.wanted_version)  # fmt: skip
     if isinstance(e, InvalidInput):
         return error(400, "bad_request", str(e))
     if isinstance(e, Unavailable):
@@ -122,9 +135,13 @@ async def answer(
     context: FleetQueries,
     params: Mapping[str, str],
     query_params: Mapping[str, str],
+    waiter: WriteWaiter | None = None,
 ) -> Answer:
-    """Run a domain's query handler; its errors become the HTTP answers ``failure`` names."""
-    found, _ = await answer_page(query, context, params, query_params)
+    """Run a domain's query handler; its errors become the HTTP answers ``failure`` names.
+
+    With ``waiter``, ``min_version``/``command_id`` and ``wait_ms`` make it read its writes.
+    """
+    found, _ = await answer_page(query, context, params, query_params, waiter)
     return found
 
 
@@ -133,11 +150,24 @@ async def answer_page(
     context: FleetQueries,
     params: Mapping[str, str],
     query_params: Mapping[str, str],
+    waiter: WriteWaiter | None = None,
 ) -> tuple[Answer, Mapping[str, str] | None]:
     """``answer``, and the query parameters of the next page when the handler names one."""
     try:
         check_plus_signs(query_params)
-        found: QueryAnswer = await query.handler(context, params, query_params)
+        after = ReadAfter.parse(query_params) if waiter is not None else None
+        ctx = context if after is None or waiter is None else WaitingContext(context, waiter, after)
+        found: QueryAnswer = await query.handler(ctx, params, _without_wait(query_params))
     except EventfleetError as e:
         return failure(e), None
     return Answer(found.status, found.body), found.next_page
+
+
+_WAIT_PARAMS = frozenset({"min_version", "command_id", "wait_ms"})
+
+
+def _without_wait(query: Mapping[str, str]) -> Mapping[str, str]:
+    """The query a handler sees: the read-your-writes parameters are the fleet's, not its own."""
+    if not _WAIT_PARAMS & query.keys():
+        return query
+    return {name: value for name, value in query.items() if name not in _WAIT_PARAMS}

@@ -6,6 +6,7 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
+from snapshot_rules.declaration import did_you_mean
 from snapshot_rules.domain import Domains
 from snapshot_rules.projection import Projection
 from topics.errors import InvalidInput
@@ -24,7 +25,7 @@ def projection_named(domains: Domains, name: str) -> Projection:
         return projections[name]
     except KeyError:
         raise UnknownProjection(
-            f"no projection is named {name!r}; known: "
+            f"no projection is named {name!r}{did_you_mean(name, projections)}; known: "
             f"{', '.join(sorted(projections)) or 'none (no enabled domain declares one)'}."
         ) from None
 

@@ -43,6 +43,10 @@ def rule_table(app: faust.App, *, topic: str, partitions: int) -> Table:
         partitions=partitions,
         compacting=True,
         deleting=False,
+        # As Faust's own changelogs: no stream reads it, so it must not count as an acking
+        # topic. Faust's livelock check would otherwise call every changelog partition with a
+        # write "not processing" once stream_processing_timeout passed (an ERROR each tick).
+        acks=False,
     )
     return app.Table(
         TABLE,

@@ -74,7 +74,7 @@ async def serve(
     )
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, fleet.stop)
+        loop.add_signal_handler(signum, _stop_on, fleet, signum)
     fleet.health.start()
     await fleet.app.start()
     background: list[asyncio.Task[None]] = []
@@ -104,6 +104,16 @@ async def serve(
     if watchdog is not None:
         watchdog.exit_code = fleet.exit_code
     return fleet.exit_code
+
+
+EXIT_INTERRUPTED = 130
+"""Ctrl-C (SIGINT): the shell's code for "ended by the user", after the same drain as SIGTERM."""
+
+
+def _stop_on(fleet: Fleet, signum: int) -> None:
+    if signum == signal.SIGINT and fleet.exit_code == 0:
+        fleet.exit_code = EXIT_INTERRUPTED
+    fleet.stop()
 
 
 WATCHDOG_GRACE_S = 1.0

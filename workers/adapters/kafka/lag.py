@@ -74,50 +74,85 @@ class KafkaLagReader:
             except (TimeoutError, KafkaError, OSError):
                 pass  # stopping must not hang while Kafka is down
 
-    async def read(self, groups: Mapping[str, Sequence[str]]) -> list[PartitionLag]:
-        """Lag of each group on each of its topics; a group that never committed is left out."""
-        if self._admin is None or self._offsets is None:
-            raise StreamUnavailable("the lag reader is not connected; start() it first.")
+    async def groups(self, *, prefix: str) -> list[str]:
+        """The broker's consumer groups whose id starts with ``prefix``, sorted."""
+        admin = self._connected()[0]
         try:
             async with asyncio.timeout(self._timeout_s * 2):
-                partitions = await self._partitions({t for ts in groups.values() for t in ts})
-                high_water = await self._offsets.end_offsets(
-                    [tp for tps in partitions.values() for tp in tps]
-                )
-                found: list[PartitionLag] = []
-                for group, topics in groups.items():
-                    wanted = [tp for topic in topics for tp in partitions.get(topic, [])]
-                    found += await self._group(group, wanted, high_water)
-                return found
+                listed = await admin.list_consumer_groups()
+        except (TimeoutError, KafkaError, OSError) as e:
+            raise self._unavailable("did not list its consumer groups in time", e) from e
+        return sorted({str(entry[0]) for entry in listed if str(entry[0]).startswith(prefix)})
+
+    async def topics(self, *, prefix: str) -> list[str]:
+        """The broker's topics whose name starts with ``prefix``, sorted."""
+        admin = self._connected()[0]
+        try:
+            async with asyncio.timeout(self._timeout_s * 2):
+                listed = await admin.list_topics()
+        except (TimeoutError, KafkaError, OSError) as e:
+            raise self._unavailable("did not list its topics in time", e) from e
+        return sorted(str(topic) for topic in listed if str(topic).startswith(prefix))
+
+    async def read(
+        self,
+        groups: Mapping[str, Sequence[str]],
+        *,
+        discovered: Mapping[str, Sequence[str]] | None = None,
+    ) -> list[PartitionLag]:
+        """Lag of each group on each of its topics; a group that never committed is left out.
+
+        A ``discovered`` group is measured only on the partitions it has committed (it may not
+        read every topic it is asked about).
+        """
+        self._connected()
+        try:
+            async with asyncio.timeout(self._timeout_s * 2):
+                committed = await self._committed(groups)
+                for group, by_tp in (await self._committed(discovered or {})).items():
+                    committed[group] = {tp: o for tp, o in by_tp.items() if o >= 0}
+                offsets = self._connected()[1]
+                wanted = sorted({tp for by_tp in committed.values() for tp in by_tp})
+                high_water = await offsets.end_offsets(wanted) if wanted else {}
         except (TimeoutError, KafkaError, OSError) as e:
             raise self._unavailable("did not answer the lag reader in time", e) from e
+        return [
+            PartitionLag(group, tp.topic, tp.partition, max(0, offset), high_water.get(tp, 0))
+            for group, by_tp in committed.items()
+            for tp, offset in sorted(by_tp.items())
+        ]
+
+    def _connected(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
+        if self._admin is None or self._offsets is None:
+            raise StreamUnavailable("the lag reader is not connected; start() it first.")
+        return self._admin, self._offsets
+
+    async def _committed(
+        self, groups: Mapping[str, Sequence[str]]
+    ) -> dict[str, dict[TopicPartition, int]]:
+        admin = self._connected()[0]
+        partitions = await self._partitions({t for ts in groups.values() for t in ts})
+        found: dict[str, dict[TopicPartition, int]] = {}
+        for group, topics in groups.items():
+            wanted = [tp for topic in topics for tp in partitions.get(topic, [])]
+            if not wanted:
+                continue  # its topics do not exist (yet)
+            listed = await admin.list_consumer_group_offsets(group, partitions=wanted)
+            by_tp = {tp: meta.offset for tp, meta in listed.items()}
+            if any(offset >= 0 for offset in by_tp.values()):
+                found[group] = by_tp  # else never committed: not deployed, or not started yet
+        return found
 
     async def _partitions(self, topics: set[str]) -> dict[str, list[TopicPartition]]:
-        assert self._admin is not None
-        described = await self._admin.describe_topics(sorted(topics))
+        if not topics:
+            return {}
+        described = await self._connected()[0].describe_topics(sorted(topics))
         return {
             d["topic"]: [TopicPartition(d["topic"], p["partition"]) for p in d["partitions"]]
             for d in described
             if d.get("partitions")
         }
 
-    async def _group(
-        self, group: str, wanted: list[TopicPartition], high_water: Mapping[TopicPartition, int]
-    ) -> list[PartitionLag]:
-        if not wanted:
-            return []
-        assert self._admin is not None
-        committed = await self._admin.list_consumer_group_offsets(group, partitions=wanted)
-        offsets = {tp: meta.offset for tp, meta in committed.items()}
-        if all(offset < 0 for offset in offsets.values()):
-            return []  # never committed: not deployed, or not started yet
-        return [
-            PartitionLag(
-                group, tp.topic, tp.partition, max(0, offsets.get(tp, -1)), high_water.get(tp, 0)
-            )
-            for tp in wanted
-        ]
-
     def _unavailable(self, what: str, e: BaseException) -> StreamUnavailable:
-        log.info("lag reader: Kafka %s: %r", what, e)
+        log.debug("lag reader: Kafka %s: %r", what, e)
         return StreamUnavailable(f"Kafka at {self._kafka.describe()} {what} ({type(e).__name__}).")

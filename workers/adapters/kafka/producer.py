@@ -124,7 +124,7 @@ class KafkaProducer:
         return [Delivery(r.topic, r.partition, r.offset) for r in results]
 
     def _failure(self, topic: str, error: BaseException, *, handed: bool) -> StreamUnavailable:
-        log.info("Kafka error on %s: %r", topic, error)
+        log.debug("Kafka error on %s: %r", topic, error)
         if handed:
             return StreamOutcomeUnknown(
                 f"Kafka did not acknowledge a record for {topic} within "

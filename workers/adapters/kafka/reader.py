@@ -48,8 +48,9 @@ async def read_topic(
                 for tp, batch in batches.items():
                     for r in batch:
                         headers = tuple((k, bytes(v)) for k, v in (r.headers or ()))
+                        at = r.timestamp
                         records.append(
-                            Record(tp.topic, tp.partition, r.offset, r.key, r.value, headers)
+                            Record(tp.topic, tp.partition, r.offset, r.key, r.value, headers, at)
                         )
             return records
     except (TimeoutError, KafkaError, OSError) as e:

@@ -21,7 +21,16 @@ from workers.adapters.records import (
     document_to_event,
     event_to_document,
 )
-from workers.ports import AggregateRef, ArchivableEvents, EventStore, Head, PendingEvents
+from workers.ports import (
+    AggregateRef,
+    ArchivableEvents,
+    EventQuery,
+    EventSearch,
+    EventStore,
+    Head,
+    PendingEvents,
+    SearchPosition,
+)
 
 SCAN_BATCH = 100
 """Events per scan round trip; like a cursor's batches, later ones see later inserts."""
@@ -151,6 +160,21 @@ class MemoryEventStore(Switchable):
         wanted = frozenset(aggregate_types)
         return sum(d["aggregate_type"] in wanted for d in self._by_id.values())
 
+    async def search(
+        self, query: EventQuery, *, limit: int, before: SearchPosition | None = None
+    ) -> list[Event]:
+        check_read(limit)
+        await self.faults.enter("search", "searching the events")
+        found = sorted(
+            (d for d in self._by_id.values() if _matches(d, query)),
+            key=lambda d: (d["occurred_at"], d["_id"]),
+            reverse=True,
+        )
+        if before is not None:
+            at, event_id = stored_time(before[0]), before[1]
+            found = [d for d in found if (d["occurred_at"], d["_id"]) < (at, event_id)]
+        return [_event(doc) for doc in found[:limit]]
+
     async def versions(self, aggregate_types: Sequence[str]) -> dict[AggregateRef, int]:
         await self.faults.enter(
             "versions", f"reading the last version of every {', '.join(aggregate_types)}"
@@ -202,6 +226,21 @@ class MemoryEventStore(Switchable):
         return len(gone)
 
 
-def _implements(store: MemoryEventStore) -> tuple[EventStore, PendingEvents, ArchivableEvents]:
+def _matches(doc: Document, query: EventQuery) -> bool:
+    meta = doc["metadata"]
+    return (
+        (query.aggregate_type is None or doc["aggregate_type"] == query.aggregate_type)
+        and (not query.id_prefix or doc["aggregate_id"].startswith(query.id_prefix))
+        and (query.event_type is None or doc["type"] == query.event_type)
+        and (query.since is None or doc["occurred_at"] >= stored_time(query.since))
+        and (query.until is None or doc["occurred_at"] < stored_time(query.until))
+        and (query.command_id is None or meta.get("command_id") == query.command_id)
+        and (query.correlation_id is None or meta.get("correlation_id") == query.correlation_id)
+    )
+
+
+def _implements(
+    store: MemoryEventStore,
+) -> tuple[EventStore, PendingEvents, ArchivableEvents, EventSearch]:
     """Never called: mypy checks here that the class keeps the ports' signatures."""
-    return store, store, store
+    return store, store, store, store

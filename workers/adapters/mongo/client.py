@@ -93,7 +93,7 @@ async def translated(what: str, *, write: bool = False) -> AsyncIterator[None]:
     except (OverflowError, InvalidDocument) as e:  # DocumentTooLarge is an InvalidDocument
         raise Unstorable(f"MongoDB cannot store the value while {what}: {e}.") from e
     except _UNAVAILABLE as e:
-        log.info("MongoDB error while %s: %s", what, redact(repr(e)))
+        log.debug("MongoDB error while %s: %s", what, redact(repr(e)))
         raise _unavailable(what, write) from e
     except PyMongoError as e:
         if _code(e) in _TOO_LARGE:
@@ -105,7 +105,7 @@ async def translated(what: str, *, write: bool = False) -> AsyncIterator[None]:
             or e.has_error_label("RetryableWriteError")
             or getattr(e, "timeout", False)
         ):
-            log.info("MongoDB error while %s: %s", what, redact(repr(e)))
+            log.debug("MongoDB error while %s: %s", what, redact(repr(e)))
             raise _unavailable(what, write) from e
         raise StoreError(f"MongoDB refused {what}: {_first_line(e)}") from e
 

@@ -23,7 +23,7 @@ from workers.adapters.records import (
     document_to_event,
     event_to_document,
 )
-from workers.ports import AggregateRef, Head, Rejection, Snapshot
+from workers.ports import AggregateRef, EventQuery, Head, Rejection, SearchPosition, Snapshot
 
 EVENTS = "events"
 EVENTS_ARCHIVE = "events_archive"
@@ -180,6 +180,38 @@ class MongoEventStore:
         async with translated(f"reading the events of {', '.join(aggregate_types)}"):
             async for doc in self.collection.find(query, sort=_BY_AGGREGATE):
                 yield document_to_event(doc)
+
+    async def search(
+        self, query: EventQuery, *, limit: int, before: SearchPosition | None = None
+    ) -> list[Event]:
+        check_read(limit)
+        found: Document = {}
+        if query.aggregate_type is not None:
+            found["aggregate_type"] = query.aggregate_type
+        if query.id_prefix:  # a range, not a regex: the prefix is data, never a pattern
+            found["aggregate_id"] = {"$gte": query.id_prefix, "$lt": query.id_prefix + "\U0010ffff"}
+        if query.event_type is not None:
+            found["type"] = query.event_type
+        moment: Document = {}
+        if query.since is not None:
+            moment["$gte"] = query.since
+        if query.until is not None:
+            moment["$lt"] = query.until
+        if moment:
+            found["occurred_at"] = moment
+        if query.command_id is not None:
+            found["metadata.command_id"] = query.command_id
+        if query.correlation_id is not None:
+            found["metadata.correlation_id"] = query.correlation_id
+        if before is not None:
+            at, event_id = before
+            found = {"$and": [found, {"$or": [
+                {"occurred_at": {"$lt": at}}, {"occurred_at": at, "_id": {"$lt": event_id}},
+            ]}]}  # fmt: skip
+        newest_first = [("occurred_at", DESCENDING), ("_id", DESCENDING)]
+        async with translated("searching the events"):
+            cursor = self.collection.find(found, sort=newest_first, limit=limit)
+            return [document_to_event(doc) async for doc in cursor]
 
     async def count(self, aggregate_types: Sequence[str]) -> int:
         query = {"aggregate_type": {"$in": sorted(aggregate_types)}}

@@ -112,8 +112,8 @@ async def _measure(
             if path in ("live", "all"):
                 messages = min(events, 10_000)
                 step(f"live: 1000 subscribers over 100 rooms, {messages} messages")
-                emit(await bench_live(env, redis_url=settings.redis_url, subscribers=1000,
-                                      rooms=100, messages=messages))  # fmt: skip
+                emit(await bench_live(env, runtime=runtime, redis_url=settings.redis_url,
+                                      subscribers=1000, rooms=100, messages=messages))  # fmt: skip
             if path in ("state", "all"):
                 rooms = max(2, min(200, events // 50))  # 200 rooms at the default 20000
                 step(f"state query: {rooms} rooms of 50 events")

@@ -21,10 +21,12 @@ import aiohttp
 import orjson
 from redis.asyncio import Redis
 
+from topics.envelope import encode, new_event
 from workers.devtools.bench.measure import Measured, Table, cpu_seconds, latencies_ms
 from workers.devtools.bench.procs import Server, server
 from workers.devtools.bench.progress import step
 from workers.devtools.embedded import free_port
+from workers.runtime.compose import Runtime
 
 
 @dataclass
@@ -33,6 +35,7 @@ class Subscriber:
     got: list[int] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
     broken: str | None = None
+    resumed: int = 0
 
 
 def rss_kb(pid: int) -> int:
@@ -45,7 +48,29 @@ def rss_kb(pid: int) -> int:
 async def read_sse(
     session: aiohttp.ClientSession, url: str, sub: Subscriber, ready: asyncio.Event, *, ours: bool
 ) -> None:
-    async with session.get(url, headers={"Accept": "text/event-stream"}) as response:
+    """Read one subscription; ours resumes with Last-Event-ID when the server closes it (as a
+    browser's EventSource does), and the count must still come out exactly once, in order."""
+    while True:
+        headers = {"Accept": "text/event-stream"}
+        if ours and sub.got:
+            headers["Last-Event-ID"] = str(sub.got[-1])
+            sub.resumed += 1
+        try:
+            await _read_once(session, url, sub, ready, headers, ours=ours)
+        except (aiohttp.ClientError, ConnectionError):
+            pass
+        if not ours or sub.broken is not None:
+            return
+        await asyncio.sleep(0.2)
+
+
+async def _read_once(session: aiohttp.ClientSession, url: str, sub: Subscriber,
+                     ready: asyncio.Event, headers: dict[str, str], *, ours: bool) -> None:  # fmt: skip
+    async with session.get(url, headers=headers) as response:
+        if response.status != 200:
+            sub.broken = f"answered {response.status}: {await response.text()}"
+            ready.set()
+            return
         async for raw in response.content:
             line = raw.rstrip(b"\n")
             if line.startswith(b":") or line.startswith(b"retry"):
@@ -53,6 +78,8 @@ async def read_sse(
             if not line.startswith(b"data: "):
                 continue
             data = orjson.loads(line[6:])
+            if "error" in data:
+                continue  # a slow_client notice: the loop resumes
             now = time.time()
             if ours:
                 version, made = data["version"], datetime.fromisoformat(data["occurred_at"])
@@ -77,6 +104,8 @@ async def _subscribe_all(
         subs.append(sub)
         tasks.append(asyncio.create_task(read_sse(session, url, sub, ready, ours=ours)))
         await asyncio.wait_for(ready.wait(), 30)
+        if sub.broken is not None:
+            raise RuntimeError(f"a subscription was refused: {sub.broken}")
     return session, subs, tasks
 
 
@@ -99,12 +128,19 @@ def _checked(name: str, subs: list[Subscriber], expected: Mapping[str, int], sec
                            f"{broken[0].broken or broken[0].got[:10]}")  # fmt: skip
     samples = [x for s in subs for x in s.latencies]
     p50, p99 = latencies_ms(samples)
-    label = f"{name}, {rss // max(1, len(subs))} KB/conn"
+    resumed = sum(s.resumed for s in subs)
+    label = f"{name}, {rss // max(1, len(subs))} KB/conn, {resumed} resumes"
     return Measured(label, len(samples), seconds, p50, p99, cpu)
 
 
 async def bench_live(
-    env: Mapping[str, str], *, redis_url: str, subscribers: int, rooms: int, messages: int
+    env: Mapping[str, str],
+    *,
+    runtime: Runtime,
+    redis_url: str,
+    subscribers: int,
+    rooms: int,
+    messages: int,
 ) -> Table:
     """Ours and the bare fan-out, each delivering ``messages`` to ``subscribers``."""
     room_ids = [f"live-{i}" for i in range(rooms)]
@@ -120,17 +156,55 @@ async def bench_live(
         server("eventfleet", ["workers.cli", "worker", "--role", "all"],
                url=f"http://127.0.0.1:{port}", ready_path="/readyz",
                env={**env, "EVENTFLEET_HTTP_PORT": str(port), "EVENTFLEET_AUTH": "none",
-                    "EVENTFLEET_LIVE_MAX_PER_PRINCIPAL": str(subscribers + 10)}) as ours,
+                    # the closed connections of one row are released at their next heartbeat
+                    "EVENTFLEET_LIVE_MAX_PER_PRINCIPAL": str(3 * subscribers),
+                    "EVENTFLEET_LIVE_MAX_CONNECTIONS": str(3 * subscribers)}) as ours,
         server("bare aiohttp + Redis Pub/Sub", ["workers.devtools.bench.live_baseline",
                str(base_port), redis_url, "bench-live:"],
                url=f"http://127.0.0.1:{base_port}", env={}, ready_path=None) as bare,
     ):  # fmt: skip
+        bare_row = await _bare(bare, redis_url, room_ids, subscribers, expected)
+        feed_rooms = [f"feed-{r}" for r in room_ids]
+        feed_expected = {f"feed-{r}": n for r, n in expected.items()}
         table.add(
-            await _ours(ours, room_ids, subscribers, expected),
-            await _bare(bare, redis_url, room_ids, subscribers, expected),
+            await _feed_only(ours, runtime, redis_url, feed_rooms, subscribers, feed_expected),
+            bare_row,
             "≥ 0.8x rate, ≤ 1.25x CPU/event",
         )
+        table.add(await _ours(ours, room_ids, subscribers, expected), bare_row, "(whole path)")
     return table
+
+
+async def _feed_only(target: Server, runtime: Runtime, redis_url: str, rooms: list[str],
+                     count: int, expected: Mapping[str, int]) -> Measured:  # fmt: skip
+    """Our fan-out alone: events stored straight into the store and announced on our feed's
+    channels by this process, as the appender would, without the command path."""
+    step(f"live: {count} subscribers on the fleet, fed by the feed alone")
+    rss_before = rss_kb(target.pid)
+    urls = [(rooms[i % len(rooms)], f"{target.url}/v1/chat_room/{rooms[i % len(rooms)]}/subscribe")
+            for i in range(count)]  # fmt: skip
+    session, subs, tasks = await _subscribe_all(urls, ours=True)
+    rss = rss_kb(target.pid) - rss_before
+    prefix = f"{runtime.settings.topic_prefix}{await runtime.stores.store_id()}:live:a:"
+    redis = Redis.from_url(redis_url)
+    cpu_before = cpu_seconds(target.pid)
+    start = time.monotonic()
+    try:
+        for version in range(1, max(expected.values()) + 1):
+            batch = [new_event("chat_room", room, "MessageSent", {
+                "message_id": f"m{version}", "sender_id": "b", "content": "hello"}, version=version)
+                for room, n in expected.items() if version <= n]  # fmt: skip
+            await runtime.events.append(batch)
+            pipe = redis.pipeline(transaction=False)
+            for event in batch:
+                pipe.publish(f"{prefix}chat_room:{event.aggregate_id}", encode(event))
+            await pipe.execute()
+        await _delivered(subs, expected, 300)
+    finally:
+        await redis.aclose()
+    seconds, cpu = time.monotonic() - start, cpu_seconds(target.pid) - cpu_before
+    await _close(session, tasks)
+    return _checked("eventfleet: store + feed to SSE", subs, expected, seconds, cpu, rss)
 
 
 async def _ours(target: Server, rooms: list[str], count: int, expected: Mapping[str, int]) -> Measured:

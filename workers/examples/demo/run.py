@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from workers.examples.demo.client import DemoClient, Tally
+from workers.examples.demo.progress import ProgressLine
 from workers.examples.demo.verify import summary, verify
 from workers.runtime.fleet import Fleet
 
@@ -56,14 +57,18 @@ def chat_plan(room_id: str, rng: random.Random) -> list[Step]:
                                             "sender_id": edited_sender, "content": f"edited {i}"}))  # fmt: skip
         if rng.random() < 0.2:
             deleted_id, deleted_sender = messages.pop(0)
-            steps.append(("MessageDeleted", {"message_id": deleted_id, "sender_id": deleted_sender}))
+            steps.append(
+                ("MessageDeleted", {"message_id": deleted_id, "sender_id": deleted_sender})
+            )
     return steps
 
 
 ACCOUNT_REQUESTS = 8  # opened, deposited, six racing withdrawals
 
 
-async def story(client: DemoClient, aggregate_type: str, aggregate_id: str, steps: list[Step]) -> None:
+async def story(
+    client: DemoClient, aggregate_type: str, aggregate_id: str, steps: list[Step]
+) -> None:
     for event_type, data in steps:
         await client.append(aggregate_type, aggregate_id, event_type, data)
 
@@ -80,18 +85,17 @@ async def account_story(client: DemoClient, account_id: str, rng: random.Random)
 
 
 async def progress(tally: Tally, planned: int, stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        print(
-            f"\r  demo: {tally.done} of {planned} requests answered",
-            end="",
-            file=sys.stderr,
-            flush=True,
-        )
-        try:
-            await asyncio.wait_for(stop.wait(), 1.0)
-        except TimeoutError:
-            pass
-    print(f"\r  demo: {tally.done} of {planned} requests answered", file=sys.stderr, flush=True)
+    def text() -> str:
+        return f"  demo: {tally.done} of {planned} requests answered"
+
+    with ProgressLine(sys.stderr) as line:
+        while not stop.is_set():
+            line.show(text())
+            try:
+                await asyncio.wait_for(stop.wait(), 1.0)
+            except TimeoutError:
+                pass
+        line.done(text())
 
 
 async def run_demo(

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
 import orjson
 from aiohttp import web
 
 from topics.errors import InvalidInput
-from workers.roles.dlq_replay import draft, parse_submission
+from workers.roles.dlq_replay import DeadLetterEntry, draft, parse_submission
 from workers.roles.requests import CommandRequest
 from workers.runtime.console.desk import DeadLetterDesk
 from workers.runtime.console.html import esc, hidden, json_block, link, path, table
@@ -24,36 +28,78 @@ class DeadLetterPages:
     # --- dead letters -------------------------------------------------------------------------
 
     async def dead_letters(self, request: web.Request) -> web.Response:
-        reason = request.query.get("reason")
+        reason = request.query.get("reason") or None
+        state = request.query.get("state") or None
+        if state not in (None, *STATES):
+            raise InvalidInput(f"state={state!r} must be one of {', '.join(STATES)}.")
+        states = await self._states()
         entries = [
-            e for e in reversed(await self.desk.entries()) if reason is None or e.reason == reason
-        ]
+            e for e in _newest_first(await self.desk.entries())
+            if (reason is None or e.reason == reason)
+            and (state is None or states.get(e.position, NEW).state == state)
+        ]  # fmt: skip
         rows = [
             (
+                esc(_when(e.at)),
                 link(path("dlq", str(e.partition), str(e.offset)), e.position),
+                states.get(e.position, NEW).html(),
                 esc(e.reason), esc(e.detail[:200]), esc(e.source), esc(e.role),
-                esc(f"{e.event.aggregate_type} {e.event.aggregate_id}" if e.event else "—"),
+                _aggregate_link(e),
                 esc(e.event.type if e.event else "—"),
             )
             for e in entries
         ]  # fmt: skip
-        headings = ("entry", "reason", "detail", "source", "role", "aggregate", "event type")
-        body = f"<p>topic <code>{esc(self.desk.topic)}</code>, newest first</p>" + table(
-            headings, rows, css_id="dead-letters"
+        headings = (
+            "dead-lettered at", "entry", "state", "reason", "detail", "source", "role",
+            "aggregate", "event type",
+        )  # fmt: skip
+        listed = table(headings, rows, css_id="dead-letters")
+        if self.console.actions:  # tick entries, then review one action on all of them
+            ticks = [
+                f'<input type="checkbox" name="entry" value="{esc(e.position)}">' for e in entries
+            ]
+            ticked = [(t, *r) for t, r in zip(ticks, rows, strict=True)]
+            listed = (
+                '<form method="post" action="/console/dlq/bulk/review" id="bulk">'
+                + csrf_field(request)
+                + table(("", *headings), ticked, css_id="dead-letters")
+                + '<p><label>with the ticked entries: <select name="action">'
+                '<option value="replay">replay as they were</option>'
+                '<option value="skip">skip</option></select></label> '
+                '<button type="submit" id="bulk-review">Review</button></p></form>'
+            )
+        body = (
+            f"<p>topic <code>{esc(self.desk.topic)}</code>, newest first</p>"
+            + _filters(reason, state)
+            + listed
         )
         return self.console.html("Dead letters", body)
+
+    async def _states(self) -> dict[str, EntryState]:
+        """Each replayed entry's state from the audit trail (the first successful replay)."""
+        found: dict[str, EntryState] = {}
+        for action in reversed(await self.desk.actions(limit=1000)):  # oldest first
+            replayed = found.get(action.target, NEW).state == "replayed"
+            if action.action == "dlq_replay" and action.status < 300 and not replayed:
+                found[action.target] = EntryState(
+                    "replayed", action.operator, action.at, dict(action.submitted)
+                )
+            elif action.action == SKIP and not replayed:
+                found[action.target] = EntryState("skipped", action.operator, action.at)
+        return found
 
     async def dead_letter(self, request: web.Request) -> web.Response:
         entry = await self.desk.entry(_position(request))
         already = entry.source_topic == self.console.rt.names.stored
         info = table(
             ("field", "value"),
-            [
-                (esc(k), json_block(v) if k == "value" else esc(v))
-                for k, v in entry.as_dict().items()
-            ],
+            [(esc(k), _shown(k, v)) for k, v in entry.as_dict().items()],
             css_id="entry",
         )
+        state = (await self._states()).get(entry.position, NEW)
+        info = f'<p id="state">{state.html()}</p>' + info
+        if entry.event is not None:
+            info += "<p>" + _aggregate_link(entry) + "</p>"
         if already:
             form = (
                 '<p class="note">This event was already stored; fix the reducer or projection '
@@ -62,16 +108,32 @@ class DeadLetterPages:
         elif not self.console.actions:
             form = f'<p class="note" id="read-only">{esc(READ_ONLY)}</p>'
         else:
-            draft_json = orjson.dumps(draft(entry), option=orjson.OPT_INDENT_2).decode()
+            # A replayed entry shows what was replayed: sending it again changes nothing, and
+            # other data is refused (already_replayed) with nothing applied.
+            start = state.submitted if state.submitted is not None else draft(entry)
+            draft_json = orjson.dumps(start, option=orjson.OPT_INDENT_2).decode()
             target = path("dlq", str(entry.partition), str(entry.offset), "confirm")
             form = (
-                f'<h2>Fix and re-submit</h2><form method="post" action="{esc(target)}">'
+                (
+                    f'<p class="note" id="replayed">Replayed by {esc(state.who)} at '
+                    f"{esc(_when(state.at))}; below is what was submitted.</p>"
+                    if state.state != "new"
+                    else ""
+                )
+                + f'<h2>Fix and re-submit</h2><form method="post" action="{esc(target)}">'
                 + csrf_field(request)
                 + "<p><label>Submission (edit the fix):<br>"
                 f'<textarea name="submission" id="submission">{esc(draft_json)}</textarea>'
-                "</label></p>" + self._operator_field(request)
+                "</label></p>"
+                + self._operator_field(request)
                 + '<p><button type="submit" id="review">Review</button></p></form>'
             )
+            if state.state == "new":
+                target = path("dlq", str(entry.partition), str(entry.offset), "skip")
+                form += (
+                    f'<form method="post" action="{esc(target)}">{csrf_field(request)}'
+                    '<button type="submit" id="skip">Skip (needs nothing)</button></form>'
+                )
         return self.console.html(f"Dead letter {entry.position}", info + form)
 
     async def confirm(self, request: web.Request) -> web.Response:
@@ -144,6 +206,75 @@ class DeadLetterPages:
         ]  # fmt: skip
         headings = ("when", "who", "via", "action", "dead letter", "what", "status", "result")
         return self.console.html("Audit trail", table(headings, rows, css_id="audit"))
+
+
+STATES = ("new", "replayed", "skipped")
+SKIP = "dlq_skip"
+"""The audit trail's action of an operator who decided a dead letter needs nothing."""
+
+
+@dataclass(frozen=True, slots=True)
+class EntryState:
+    """Where a dead letter stands: new, or replayed (by whom, when)."""
+
+    state: str
+    who: str = ""
+    at: datetime | None = None
+    submitted: dict[str, Any] | None = None
+
+    def html(self) -> str:
+        if self.state == "new":
+            return '<span class="bad">new</span>'
+        if self.state == "skipped":
+            return f'<span class="muted">skipped</span> by {esc(self.who)} at {esc(_when(self.at))}'
+        return f'<span class="good">{esc(self.state)}</span> by {esc(self.who)} at {esc(_when(self.at))}'
+
+
+NEW = EntryState("new")
+
+
+def _newest_first(entries: list[DeadLetterEntry]) -> list[DeadLetterEntry]:
+    oldest = datetime.min.replace(tzinfo=UTC)
+    return sorted(entries, key=lambda e: (e.at or oldest, e.partition, e.offset), reverse=True)
+
+
+def _when(at: datetime | None) -> str:
+    return at.isoformat(timespec="seconds") if at is not None else "—"
+
+
+def _aggregate_link(entry: DeadLetterEntry) -> str:
+    event = entry.event
+    if event is None:
+        return "—"
+    return link(
+        path("aggregates", event.aggregate_type, event.aggregate_id),
+        f"{event.aggregate_type} {event.aggregate_id}",
+    )
+
+
+def _shown(name: str, value: Any) -> str:
+    """A field of the entry: ``—`` for nothing, the value's JSON pretty-printed."""
+    if value is None or value == "":
+        return "—"
+    if name == "value":
+        try:
+            return json_block(orjson.loads(value))
+        except orjson.JSONDecodeError:
+            return f"<pre>{esc(value)}</pre>"
+    return esc(value)
+
+
+def _filters(reason: str | None, state: str | None) -> str:
+    options = "".join(
+        f'<option value="{s}"{" selected" if state == s else ""}>{s or "any"}</option>'
+        for s in ("", *STATES)
+    )
+    return (
+        '<form method="get" id="filters"><label>state <select name="state">'
+        f"{options}</select></label> <label>reason "
+        f'<input name="reason" value="{esc(reason or "")}" size="28"></label> '
+        '<button type="submit">filter</button></form>'
+    )
 
 
 def _events_path(command: CommandRequest) -> str:

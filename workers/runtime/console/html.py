@@ -26,9 +26,13 @@ textarea{width:60em;max-width:100%;height:12em;font-family:monospace}
 
 NAV = (
     ("/console", "Overview"),
+    ("/console/search", "Search"),
     ("/console/dlq", "Dead letters"),
     ("/console/audit", "Audit trail"),
     ("/console/lag", "Lag & throughput"),
+    ("/console/groups", "Groups & partitions"),
+    ("/console/topics", "Topics"),
+    ("/console/projections", "Projections"),
 )
 
 
@@ -56,8 +60,18 @@ SECURITY_HEADERS = {
 """Sent with every answer of the HTTP server, console pages and API alike."""
 
 
-def page(title: str, body: str, *, actions: bool, who: str = "", auth: str = "") -> str:
-    """``who``: the signed-in principal (with a sign-out form holding ``who``'s CSRF field)."""
+def page(
+    title: str,
+    body: str,
+    *,
+    actions: bool,
+    who: str = "",
+    auth: str = "",
+    refresh_s: int | None = None,
+) -> str:
+    """``who``: the signed-in principal (with a sign-out form holding ``who``'s CSRF field);
+    ``refresh_s``: the browser reloads the page that often (charts that follow; no script)."""
+    refresh = f'<meta http-equiv="refresh" content="{int(refresh_s)}">' if refresh_s else ""
     nav = "".join(f'<a href="{href}">{esc(name)}</a>' for href, name in NAV)
     mode = "actions enabled" if actions else "read-only"
     open_door = (
@@ -68,7 +82,7 @@ def page(title: str, body: str, *, actions: bool, who: str = "", auth: str = "")
     )
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        f"<title>{esc(title)} · eventfleet console</title>"
+        f"{refresh}<title>{esc(title)} · eventfleet console</title>"
         f'<link rel="stylesheet" href="{STYLESHEET}"></head>'
         f'<body><header><strong>eventfleet console</strong> <span class="muted">({mode})</span>'
         f' &nbsp; {nav}<span id="who">{who}</span></header>'

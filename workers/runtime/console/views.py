@@ -13,7 +13,7 @@ from aiohttp import web
 
 from snapshot_rules.replay import replay
 from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE, Actor, parse_utc
-from topics.errors import EventfleetError, Forbidden, InvalidEnvelope, InvalidInput
+from topics.errors import EventfleetError, Forbidden, InvalidEnvelope, InvalidInput, NotFound
 from workers.roles.dlq_replay import check_operator
 from workers.roles.paging import EventPage, read_page
 from workers.runtime.answers import error
@@ -53,10 +53,13 @@ class Console:
         self.sampler = sampler
         self.throughput_unit = throughput_unit
 
-    def html(self, title: str, body: str, status: int = 200) -> web.Response:
+    def html(
+        self, title: str, body: str, status: int = 200, *, refresh_s: int | None = None
+    ) -> web.Response:
         text = page(
-            title, body, actions=self.actions, who=HEADER.get(), auth=self.fleet.door.mode
-        )
+            title, body, actions=self.actions, who=HEADER.get(), auth=self.fleet.door.mode,
+            refresh_s=refresh_s,
+        )  # fmt: skip
         return web.Response(text=text, status=status, content_type="text/html")
 
     def operator(self, request: web.Request, typed: str) -> str:
@@ -129,14 +132,16 @@ class Console:
     async def aggregates(self, request: web.Request) -> web.Response:
         domain = self.rt.domains.get(request.match_info["aggregate_type"])
         versions = await self.rt.events.versions([domain.name])
-        shown = sorted(versions.items())[:AGGREGATES_SHOWN]
+        ordered = sorted(versions.items(), key=lambda item: natural_key(item[0][1]))
+        page_no = _page(request.query.get("page"))
+        start = (page_no - 1) * AGGREGATES_SHOWN
+        shown = ordered[start : start + AGGREGATES_SHOWN]
+        if page_no > 1 and not shown:
+            raise NotFound(f"{domain.name} has {len(ordered)} aggregates: no page {page_no}.")
         rows = [(link(path("aggregates", t, i), i), esc(v)) for (t, i), v in shown]
-        more = (
-            f'<p class="muted">showing {len(shown)} of {len(versions)}</p>'
-            if len(versions) > len(shown)
-            else ""
+        body = table(("aggregate id", "version"), rows, css_id="aggregates") + _pager(
+            page_no, start, len(shown), len(ordered)
         )
-        body = table(("aggregate id", "version"), rows, css_id="aggregates") + more
         return self.html(f"{domain.name} aggregates", body)
 
     async def aggregate(self, request: web.Request) -> web.Response:
@@ -153,7 +158,7 @@ class Console:
         stored = [domain.upcast(e) for e in page.events]
         events = await self.rt.shredder.open_events(stored)  # shown with personal fields opened
         if not events and not await self.rt.events.heads([ref]):
-            raise InvalidInput(f"{domain.name} {aggregate_id} has no events.")
+            raise NotFound(f"{domain.name} {aggregate_id} has no events.")
         point = at_version is not None or as_of is not None
         rows = []
         for e in events:
@@ -166,28 +171,30 @@ class Console:
                 esc(e.version), esc(e.occurred_at.isoformat()), esc(e.type),
                 f"<code>{esc(e.id)}</code>", json_block(e.data),
                 esc(f"{actor.principal} ({', '.join(actor.roles) or 'no roles'})" if actor else "—"),
+                event_metadata(e),
             )  # fmt: skip
             rows.append(
                 cells if not later else tuple(f'<span class="muted">{c}</span>' for c in cells)
             )
         state_title = "Replayed state (latest)"
         if point:
-            folded = await self.rt.loader.at(domain, aggregate_id, version=at_version, as_of=as_of)
+            # As the API: a version past the newest is 404 version_not_found, never clamped.
+            folded = await self.rt.loader.exactly_at(
+                domain, aggregate_id, version=at_version, as_of=as_of
+            )
             state_title = f"Replayed state at version {folded.version}"
         else:
             folded = await self.rt.loader.latest(domain, aggregate_id, save=False)
         body = (
             _time_travel_form(at_version, as_of)
             + f"<h2>Timeline</h2><p>{_timeline_caption(after, events)}</p>"
-            + table(
-                ("version", "occurred at", "type", "event id", "data", "actor"), rows,
-                css_id="timeline",
-            )
+            + table(TIMELINE_HEADINGS, rows, css_id="timeline")
             + _timeline_pages(request, after, page)
             + f'<h2>{esc(state_title)}</h2><div id="state">'
             + f"{json_block(await self.rt.shredder.open(folded.state))}</div>"
             # the comparison replays from version 1: only a first page holds that prefix
             + await self._snapshot_section(domain, aggregate_id, stored if after == 0 else [])
+            + _diff_links(domain.name, aggregate_id, events)
         )
         return self.html(f"{domain.name} {aggregate_id}", body)
 
@@ -229,7 +236,47 @@ class Console:
             + charts(self.sampler.samples)
             + table(("sampled at", "lag (events)", "throughput (/s)"), rows, css_id="samples")
         )
-        return self.html("Lag & throughput", body)
+        # The page follows the sampler: reloaded every sample interval (at least 2 s).
+        return self.html(
+            "Lag & throughput", body, refresh_s=max(2, int(self.sampler.interval_s))
+        )
+
+
+def _diff_links(aggregate_type: str, aggregate_id: str, events: list[Any]) -> str:
+    """The diff pages: the snapshot against replay, and the last event's change."""
+    target = path("aggregates", aggregate_type, aggregate_id, "diff")
+    links = [link(target, "snapshot against replay")]
+    newest = max((e.version or 0 for e in events), default=0)
+    if newest >= 2:
+        links.append(link(f"{target}?from={newest - 1}&to={newest}", "the last event's change"))
+    form = (
+        f'<form method="get" action="{esc(target)}" id="diff-versions">state at version '
+        '<input name="from" size="5"> against version <input name="to" size="5"> '
+        '<button type="submit">diff</button></form>'
+    )
+    return '<h2>Diff</h2><p id="diffs">' + " · ".join(links) + "</p>" + form
+
+
+TIMELINE_HEADINGS = ("version", "occurred at", "type", "event id", "data", "actor", "metadata")
+
+
+def event_metadata(event: Any) -> str:
+    """Which conversation: command, correlation and causation ids, client, schema version;
+    only what the event carries (the actor has its own column)."""
+    meta = event.metadata
+    found = [
+        ("command", meta.command_id),
+        ("correlation", meta.correlation_id),
+        ("causation", meta.causation_id),
+        ("client", meta.client_id),
+        ("schema", f"v{event.schema_version}"),
+    ]
+    items = "".join(
+        f"<div><span class=\"muted\">{esc(name)}</span> <code>{esc(value)}</code></div>"
+        for name, value in found
+        if value is not None
+    )
+    return f'<div class="meta">{items}</div>'
 
 
 def _signed_in(request: web.Request, actor: Actor | None) -> str:
@@ -245,6 +292,42 @@ def _signed_in(request: web.Request, actor: Actor | None) -> str:
 
 def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
+
+
+_RUNS = re.compile(r"(\d+)")
+
+
+def natural_key(text: str) -> tuple[tuple[int, int, str], ...]:
+    """Sort ``o2`` before ``o10``: digit runs compare as numbers, the rest as text."""
+    return tuple(
+        (1, int(part), part) if part.isdigit() else (0, 0, part)
+        for part in _RUNS.split(text)
+        if part
+    )
+
+
+def _page(raw: str | None) -> int:
+    if raw is None or raw == "":
+        return 1
+    if not _DIGITS.match(raw) or int(raw) < 1:
+        raise InvalidInput(f"page={raw!r} must be a whole number from 1.")
+    return int(raw)
+
+
+def _pager(page_no: int, start: int, shown: int, total: int) -> str:
+    """``showing 501 to 1000 of 1234`` with links to the pages before and after."""
+    if total <= shown and page_no == 1:
+        return ""
+    links = []
+    if page_no > 1:
+        links.append(f'<a id="previous" href="?page={page_no - 1}">previous</a>')
+    if start + shown < total:
+        links.append(f'<a id="next" href="?page={page_no + 1}">next</a>')
+    return (
+        f'<p class="muted" id="pager">showing {start + 1} to {start + shown} of {total} '
+        + " ".join(links)
+        + "</p>"
+    )
 
 
 def _after(raw: str | None) -> int:

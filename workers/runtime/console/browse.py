@@ -1,0 +1,154 @@
+"""The console's topic browser (the topics the fleet writes, newest first, decoded, with headers)
+and its diffs (the snapshot against replay, and the state between two versions)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from topics.errors import InvalidInput, NotFound
+from workers.ports import Record
+from workers.runtime.connections import fleet_catalog
+from workers.runtime.console.html import esc, json_block, link, path, table
+from workers.runtime.console.views import Console
+
+TOPIC_PAGE = 100
+READ_TIMEOUT_S = 10.0
+Flat = dict[str, Any]
+
+
+class BrowsePages:
+    """Topics and diffs: read-only pages."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def _topics(self) -> list[str]:
+        rt = self.console.rt
+        return [spec.name for spec in fleet_catalog(rt.settings, rt.domains)]
+
+    async def topics(self, request: web.Request) -> web.Response:
+        rows = [(link(path("topics", name), name),) for name in self._topics()]
+        return self.console.html("Topics", table(("topic",), rows, css_id="topics"))
+
+    async def topic(self, request: web.Request) -> web.Response:
+        name = request.match_info["topic"]
+        if name not in self._topics():
+            raise NotFound(f"the fleet writes no topic {name!r}; the topics page lists them.")
+        partition = _whole(request.query.get("partition"), "partition")
+        records = await self.console.rt.read_topic(name, timeout_s=READ_TIMEOUT_S)
+        shown = [r for r in records if partition is None or r.partition == partition]
+        shown.sort(key=lambda r: (r.timestamp_ms or 0, r.partition, r.offset), reverse=True)
+        rows = [
+            (esc(r.partition), esc(r.offset), esc(_when(r.timestamp_ms)),
+             esc((r.key or b"").decode(errors="replace")), _decoded(r.value), _headers(r))
+            for r in shown[:TOPIC_PAGE]
+        ]  # fmt: skip
+        headings = ("partition", "offset", "timestamp", "key", "value", "headers")
+        body = (
+            f'<p id="count">{len(shown)} records'
+            + (f", the newest {TOPIC_PAGE} shown" if len(shown) > TOPIC_PAGE else "")
+            + ", newest first</p>"
+            + table(headings, rows, css_id="records")
+        )
+        return self.console.html(f"Topic {name}", body)
+
+    async def diff(self, request: web.Request) -> web.Response:
+        """``?from=N&to=M``: the state at N against the state at M; without: the snapshot
+        against the state replayed from scratch to the snapshot's version."""
+        rt = self.console.rt
+        domain = rt.domains.get(request.match_info["aggregate_type"])
+        aggregate_id = request.match_info["aggregate_id"]
+        low = _whole(request.query.get("from"), "from")
+        high = _whole(request.query.get("to"), "to")
+        if (low is None) != (high is None):
+            raise InvalidInput("give both from=N and to=M, or neither (snapshot against replay).")
+        if low is not None and high is not None:
+            before = await rt.loader.exactly_at(domain, aggregate_id, version=low)
+            after = await rt.loader.exactly_at(domain, aggregate_id, version=high)
+            title, left, right = f"version {low} → {high}", before.state, after.state
+        else:
+            snapshot = await rt.snapshots.load((domain.name, aggregate_id))
+            if snapshot is None:
+                raise NotFound(f"{domain.name} {aggregate_id} has no snapshot to compare.")
+            scratch = await rt.loader.exactly_at(domain, aggregate_id, version=snapshot.version)
+            title = f"snapshot (version {snapshot.version}) → replay from scratch"
+            left, right = snapshot.state, scratch.state
+        changes = diff(left, right)
+        rows = [(f"<code>{esc(p)}</code>", esc(kind), json_block(a), json_block(b))
+                for p, kind, a, b in changes]  # fmt: skip
+        verdict = (
+            '<p id="verdict" class="good">identical</p>'
+            if not changes
+            else f'<p id="verdict" class="bad">{len(changes)} differences</p>'
+        )
+        back = link(path("aggregates", domain.name, aggregate_id), f"{domain.name} {aggregate_id}")
+        body = (
+            f"<p>{back}: {esc(title)}</p>"
+            + verdict
+            + table(("path", "change", "before", "after"), rows, css_id="diff")
+        )
+        return self.console.html(f"Diff {domain.name} {aggregate_id}", body)
+
+
+def diff(left: Any, right: Any) -> list[tuple[str, str, Any, Any]]:
+    """Every leaf that differs, as (path, added | removed | changed, before, after)."""
+    a, b = _flatten(left), _flatten(right)
+    out: list[tuple[str, str, Any, Any]] = []
+    for key in sorted(a.keys() | b.keys()):
+        if key not in a:
+            out.append((key, "added", None, b[key]))
+        elif key not in b:
+            out.append((key, "removed", a[key], None))
+        elif orjson.dumps(a[key], default=str) != orjson.dumps(b[key], default=str):
+            out.append((key, "changed", a[key], b[key]))
+    return out
+
+
+def _flatten(value: Any, prefix: str = "$") -> Flat:
+    if isinstance(value, Mapping) and value:
+        flat: Flat = {}
+        for key, item in value.items():
+            flat.update(_flatten(item, f"{prefix}.{key}"))
+        return flat
+    if isinstance(value, list) and value:
+        flat = {}
+        for index, item in enumerate(value):
+            flat.update(_flatten(item, f"{prefix}[{index}]"))
+        return flat
+    return {prefix: value}
+
+
+def _whole(raw: str | None, name: str) -> int | None:
+    if raw is None or raw == "":
+        return None
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        raise InvalidInput(f"{name}={raw!r} must be a whole number.")
+    return int(raw)
+
+
+def _when(timestamp_ms: int | None) -> str:
+    if timestamp_ms is None or timestamp_ms < 0:
+        return "—"
+    return datetime.fromtimestamp(timestamp_ms / 1000, UTC).isoformat(timespec="milliseconds")
+
+
+def _decoded(value: bytes) -> str:
+    """JSON pretty-printed; anything else as (escaped) text."""
+    try:
+        return json_block(orjson.loads(value))
+    except orjson.JSONDecodeError:
+        return f"<pre>{esc(value.decode(errors='replace')[:2000])}</pre>"
+
+
+def _headers(record: Record) -> str:
+    if not record.headers:
+        return "—"
+    return "".join(
+        f"<div><code>{esc(k)}</code>: {esc(v.decode(errors='replace'))}</div>"
+        for k, v in record.headers
+    )

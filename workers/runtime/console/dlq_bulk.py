@@ -1,0 +1,117 @@
+"""Skipping dead letters, and acting on many at once with a review step.
+
+A skip is an audited decision that an entry needs nothing (its state becomes ``skipped``, by
+whom, when). Bulk actions take the entries ticked on the list: the review page shows exactly
+what each will do (replay the event as it was, or skip); only its confirm acts, each entry
+through the same path as a single one (a replay is still once per entry).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from aiohttp import web
+from multidict import MultiDictProxy
+
+from topics.envelope import utc_now
+from topics.errors import InvalidInput
+from workers.ports import OperatorAction
+from workers.roles.dlq_replay import DeadLetterEntry, draft, find_entry
+from workers.runtime.console.dead_letters import SKIP, DeadLetterPages
+from workers.runtime.console.html import esc, hidden, json_block, link, table
+from workers.runtime.console.session import csrf_field
+
+BULK_ACTIONS = ("replay", "skip")
+BULK_MAX = 200
+
+
+class BulkPages:
+    """Skip one entry; review and confirm an action on many."""
+
+    def __init__(self, letters: DeadLetterPages) -> None:
+        self.letters = letters
+        self.console = letters.console
+
+    async def skip(self, request: web.Request) -> web.Response:
+        entry = await self.letters.desk.entry(_at(request))
+        action = await self._skip(request, entry)
+        body = f'<p id="outcome" class="good">{esc(entry.position)} skipped by {esc(action.operator)}</p>'
+        return self.console.html(f"Skipped {entry.position}", body)
+
+    async def _skip(self, request: web.Request, entry: DeadLetterEntry) -> OperatorAction:
+        operator = self.console.operator(request, "")
+        action = OperatorAction(
+            id=str(uuid.uuid4()), at=utc_now(), operator=operator, via="console", action=SKIP,
+            target=entry.position, submitted={}, status=200, result={"skipped": True},
+        )  # fmt: skip
+        await self.letters.desk.log.record(action)
+        return action
+
+    async def review(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        what, entries = await self._chosen(form)
+        rows = [
+            (esc(e.position), esc(e.reason), esc(what),
+             json_block(draft(e)) if what == "replay" else "—")
+            for e in entries
+        ]  # fmt: skip
+        confirm = (
+            '<form method="post" action="/console/dlq/bulk/confirm">'
+            + csrf_field(request)
+            + hidden("action", what)
+            + "".join(hidden("entry", e.position) for e in entries)
+            + f'<button type="submit" id="confirm">Confirm: {esc(what)} {len(entries)} '
+            "entries</button> " + link("/console/dlq", "cancel") + "</form>"
+        )
+        body = (
+            f"<p>Exactly this will happen, as <strong>"
+            f"{esc(self.console.operator(request, ''))}</strong>:</p>"
+            + table(("entry", "reason", "action", "submitted"), rows, css_id="review")
+            + confirm
+        )
+        return self.console.html("Review the bulk action", body)
+
+    async def confirm(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        what, entries = await self._chosen(form)
+        rows = []
+        for entry in entries:
+            if what == "skip":
+                await self._skip(request, entry)
+                rows.append((esc(entry.position), '<span class="good">skipped</span>'))
+                continue
+            operator = self.console.operator(request, "")
+            actor = self.console.fleet.door.actor(request)
+            done = await self.letters.desk.replay(
+                entry, draft(entry), operator=operator, actor=actor
+            )
+            css = "good" if done.status < 300 else "bad"
+            rows.append((esc(entry.position), f'<span class="{css}">status {done.status}</span>'))
+        body = table(("entry", "outcome"), rows, css_id="bulk-outcome") + (
+            f"<p>Recorded in the {link('/console/audit', 'audit trail')}.</p>"
+        )
+        return self.console.html(f"Bulk {what}", body)
+
+    async def _chosen(self, form: MultiDictProxy[Any]) -> tuple[str, list[DeadLetterEntry]]:
+        what = str(form.get("action", ""))
+        if what not in BULK_ACTIONS:
+            raise InvalidInput(f"action must be one of {', '.join(BULK_ACTIONS)}.")
+        positions = list(dict.fromkeys(str(p) for p in form.getall("entry", [])))
+        if not positions:
+            raise InvalidInput("tick at least one dead letter on the list.")
+        if len(positions) > BULK_MAX:
+            raise InvalidInput(f"at most {BULK_MAX} entries at once.")
+        every = await self.letters.desk.entries()
+        entries = [find_entry(every, position) for position in positions]
+        if what == "replay":
+            for entry in entries:
+                if entry.event is None:
+                    raise InvalidInput(
+                        f"dead letter {entry.position} holds no event: fix and replay it alone."
+                    )
+        return what, entries
+
+
+def _at(request: web.Request) -> str:
+    return f"{request.match_info['partition']}/{request.match_info['offset']}"
