@@ -162,6 +162,7 @@ FILE_SETTINGS = (
     "kafka_ssl_cafile",
     "kafka_ssl_certfile",
     "kafka_ssl_keyfile",
+    "master_key_file",
 )
 
 

@@ -7,8 +7,9 @@ from collections.abc import Callable
 import pytest
 
 from workers.cli.args import parser
+from workers.runtime.compose import load_domains
 
-from .k8s_invariants import manifest_problems
+from .k8s_invariants import config, manifest_problems
 from .k8s_schema import schema_problems
 from .kustomize import Obj, pod_containers
 from .test_manifests import TREES, find, rendered
@@ -62,3 +63,23 @@ def test_a_misspelt_cronjob_field_fails_the_schema() -> None:
     cron = archive(rendered("base"))
     cron["spec"]["concurrencyPolicyy"] = "Forbid"
     assert schema_problems([cron]) != []
+
+
+@pytest.mark.parametrize("tree", TREES)
+def test_every_pod_mounts_the_master_key_the_personal_fields_need(tree: str) -> None:
+    objects = rendered(tree)
+    settings = config(objects)
+    assert settings.master_key_file.startswith("/etc/eventfleet/master-key/")
+    assert any(d.personal is not None for d in load_domains(settings.domains))
+    pods = [o for o in objects if o["kind"] in ("Deployment", "Job", "CronJob")]
+    for pod in pods:
+        (container,) = pod_containers(pod)
+        mounts = {m["mountPath"] for m in container.get("volumeMounts", [])}
+        assert "/etc/eventfleet/master-key" in mounts, pod["metadata"]["name"]
+    commands = find(objects, "Deployment", "eventfleet-commands")
+    unmounted = commands["spec"]["template"]["spec"]["containers"][0]
+    unmounted["volumeMounts"] = [m for m in unmounted["volumeMounts"] if m["name"] != "master-key"]
+    assert any(
+        "Deployment/eventfleet-commands: EVENTFLEET_MASTER_KEY_FILE" in p
+        for p in manifest_problems(objects)
+    )
