@@ -18,6 +18,7 @@ import aiohttp
 import orjson
 import pytest
 
+from tests.keys import master_key_env
 from tests.tokens import TESTER, TESTER_ROLES, Issuer, bearer, shared_issuer
 from tests.waiting import wait_for
 from workers.devtools.embedded import EmbeddedStack, free_port
@@ -63,6 +64,7 @@ class FleetProcess:
             "EVENTFLEET_TOPICS_AUTO_CREATE": "true",
             "EVENTFLEET_LOG_LEVEL": "info",
             **issuer.env(),  # the door is shut: every request below sends a token
+            **master_key_env(),  # personal fields are sealed: the session's master key
         }
         env.update(extra)
         return cls(env=env, roles=roles, issuer=issuer)

@@ -163,6 +163,14 @@ class SnapshotLadder(Protocol):
         """The newest rung at or below ``version`` whose last event occurred by ``as_of``."""
         ...
 
+    async def versions(self, aggregate: AggregateRef) -> list[int]:
+        """The versions of the aggregate's rungs, ascending (few: the ladder is thinned)."""
+        ...
+
+    async def remove(self, aggregate: AggregateRef, versions: Sequence[int]) -> None:
+        """Drop these rungs of the aggregate (absent ones are ignored: idempotent)."""
+        ...
+
 
 class AppendConflict(ConcurrencyConflict):
     """An ordered bulk append stopped at ``failed``: its id or its version is already taken.

@@ -48,6 +48,15 @@ async def compare(events: Any, rungs: Any, n: int, step: int, *, points: int) ->
     for v in range(100, n + 1, 100):  # what the snapshot rule every(100) takes
         await ladder.save(COUNTER, "c1", await ladder.at(COUNTER, "c1", version=v), trigger="rule")
     chosen = random.Random(7).sample(range(1, n + 1), points)
+    kept = await rungs.versions(("counter", "c1"))
+    print(f"rungs kept: {len(kept)} (evenly spaced: {n // step}); nearest the head "
+          f"{kept[-4:]}, furthest back {kept[:3]}")  # fmt: skip
+    worst = 0.0
+    for v in chosen:  # events one query replays, against its distance from the head
+        before = _replayed(ladder)
+        await ladder.at(COUNTER, "c1", version=v)
+        worst = max(worst, (_replayed(ladder) - before) / max(step, n - v))
+    print(f"most events replayed per version of distance from the head: {worst:.2f}")
     rows = []
     for name, loader in (("ladder", ladder), ("from the start", plain), ("ladder", ladder)):
         started = time.perf_counter()

@@ -57,3 +57,19 @@ async def test_adding_a_rung_twice_keeps_the_first(ladder: SnapshotLadder) -> No
     await ladder.add(Snapshot("counter", "c1", 1000, {"total": -1}, T0), last_at=T0)
     found = await ladder.below(("counter", "c1"))
     assert found is not None and found.state == {"total": 1000}
+
+
+async def test_versions_lists_the_rungs_and_remove_drops_only_those_named(
+    ladder: SnapshotLadder,
+) -> None:
+    for v in (3000, 1000, 2000):
+        await ladder.add(rung(v), last_at=T0 + timedelta(seconds=v))
+    await ladder.add(rung(1000, "other"), last_at=T0)
+    ref = ("counter", "c1")
+    assert await ladder.versions(ref) == [1000, 2000, 3000]
+    assert await ladder.versions(("counter", "nobody")) == []
+    await ladder.remove(ref, [2000, 4000])  # 4000 was never there: ignored
+    await ladder.remove(ref, [])
+    assert await ladder.versions(ref) == [1000, 3000]
+    assert (await ladder.below(ref, version=2999)) == rung(1000)
+    assert await ladder.versions(("counter", "other")) == [1000]  # another aggregate untouched

@@ -162,6 +162,7 @@ FILE_SETTINGS = (
     "kafka_ssl_cafile",
     "kafka_ssl_certfile",
     "kafka_ssl_keyfile",
+    "master_key_file",
 )
 
 
@@ -294,7 +295,7 @@ def manifest_problems(objects: list[Obj]) -> list[str]:
     for dep in _of(objects, "Deployment"):
         problems += deployment_problems(dep, settings)
         problems += file_mount_problems(dep, settings)
-    for job in _of(objects, "Job"):
+    for job in (*_of(objects, "Job"), *_of(objects, "CronJob")):
         problems += container_problems(job)
         problems += file_mount_problems(job, settings)
     problems += autoscaler_problems(objects, settings)

@@ -224,10 +224,11 @@ def apply_json6902(obj: Obj, op: Obj) -> None:
 
 
 def pod_containers(obj: Obj) -> Iterator[Obj]:
-    """Containers and init containers of a Deployment's or Job's pod template."""
-    if obj["kind"] not in ("Deployment", "Job"):
+    """Containers and init containers of a Deployment's, Job's or CronJob's pod template."""
+    if obj["kind"] not in ("Deployment", "Job", "CronJob"):
         return
-    pod = obj["spec"]["template"]["spec"]
+    spec = obj["spec"]["jobTemplate"]["spec"] if obj["kind"] == "CronJob" else obj["spec"]
+    pod = spec["template"]["spec"]
     yield from pod.get("initContainers", [])
     yield from pod.get("containers", [])
 

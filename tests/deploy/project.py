@@ -22,7 +22,7 @@ ROLES = frozenset(RUNTIME_ROLES) | {LAG_ROLE}
 UNSCALED_ROLES = frozenset({LAG_ROLE})
 PROJECTIONS = frozenset({"chat_messages"})
 # Every other command the entry point offers that deploy/ uses.
-COMMANDS = frozenset({("topics", "ensure")})
+COMMANDS = frozenset({("topics", "ensure"), ("archive", "--batch", "500")})
 
 # Sample suffixes per metric family type, as prometheus_client exposes them.
 _SUFFIXES = {

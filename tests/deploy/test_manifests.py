@@ -245,7 +245,11 @@ BREAKAGES: list[tuple[str, Callable[[list[Obj]], None], str]] = [
     ),
     (
         "password file not mounted",
-        lambda o: _container(o)["volumeMounts"].pop(),
+        lambda o: _container(o).update(
+            volumeMounts=[
+                m for m in _container(o)["volumeMounts"] if m["name"] != "kafka-credentials"
+            ]
+        ),
         "EVENTFLEET_KAFKA_SASL_PASSWORD_FILE=/etc/eventfleet/kafka/password is in no mounted volume",
     ),
     (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import shlex
 import signal
@@ -220,3 +221,23 @@ async def test_dev_with_an_unreachable_lent_redis_is_one_line(tmp_path: Path) ->
     assert_one_line(err)
     assert "redis://127.0.0.1:1/0" in err and "did not answer" in err
     assert leftovers(tmp_path) == []
+
+
+async def test_dev_seals_with_its_own_master_key_and_the_export_block_opens_it(dev: Dev) -> None:
+    exports = dev.exports
+    key_file = Path(exports["EVENTFLEET_MASTER_KEY_FILE"])
+    assert key_file.is_relative_to(dev.workdir) and len(base64.b64decode(text(key_file))) == 32
+    opened = {"type": "AccountOpened", "data": {"owner": "Ann Devkey"}}
+    assert await post(dev, "/v1/account/devkey-1/events", opened) == 201  # a sync domain
+
+    async def replayed() -> bool:  # another process, the exported key: the holder reads back
+        code, out, _ = await eventfleet("replay", "account", "devkey-1", "--json", env=exports)
+        return code == 0 and orjson.loads(out)["state"]["owner"] == "Ann Devkey"
+
+    await wait_for(replayed, timeout_s=30, what="replay to open the sealed holder")
+    log = text(dev.workdir.parent / f"{dev.workdir.name}.log")
+    assert "master key" not in log  # a healthy dev says nothing about keys
+
+
+def text(path: Path) -> str:
+    return path.read_text(errors="replace")

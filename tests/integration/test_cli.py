@@ -13,6 +13,7 @@ from importlib.metadata import version
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from tests.keys import TEST_MASTER_KEY
 from topics.catalog import TopicNames
 from workers.adapters.kafka import ensure_topics
 from workers.cli import main, parser
@@ -310,7 +311,9 @@ async def test_erase_destroys_the_key_once_audits_it_and_names_every_failure(
 ) -> None:
     from workers.adapters.mongo import MongoStores
 
-    stores = MongoStores(stack.urls.mongo_url, unique_name, timeout_ms=5000)
+    stores = MongoStores(
+        stack.urls.mongo_url, unique_name, timeout_ms=5000, master_key=TEST_MASTER_KEY
+    )
     try:
         await stores.open()
         ann = await stores.keys.key_for("ann")
@@ -332,7 +335,9 @@ async def test_erase_destroys_the_key_once_audits_it_and_names_every_failure(
     assert_one_line(err)
     code, _, err = await eventfleet("erase", "a b", "--yes", env=env)
     assert code == 2 and "subject must match" in err
-    stores = MongoStores(stack.urls.mongo_url, unique_name, timeout_ms=5000)
+    stores = MongoStores(
+        stack.urls.mongo_url, unique_name, timeout_ms=5000, master_key=TEST_MASTER_KEY
+    )
     try:
         assert await stores.keys.find([ann.key_id]) == {}
         trail = await stores.actions.recent(limit=10)
@@ -352,7 +357,9 @@ async def test_archive_says_what_would_move_then_moves_it_and_every_read_stays(
     from workers.examples.domains.chat_room import CHAT_ROOM
     from workers.ports import Snapshot
 
-    stores = MongoStores(stack.urls.mongo_url, unique_name, timeout_ms=5000)
+    stores = MongoStores(
+        stack.urls.mongo_url, unique_name, timeout_ms=5000, master_key=TEST_MASTER_KEY
+    )
     try:
         await stores.open()
         written = room_events("r1", [("MessageSent", f"m{i}", "ann") for i in range(30)])
@@ -384,7 +391,9 @@ async def test_archive_says_what_would_move_then_moves_it_and_every_read_stays(
     assert "30 events" in out, out + err
     errors = [line for line in out.splitlines() if line.startswith("error")]
     assert [line.split()[1] for line in errors] == ["view_missing"], out
-    stores = MongoStores(stack.urls.mongo_url, unique_name, timeout_ms=5000)
+    stores = MongoStores(
+        stack.urls.mongo_url, unique_name, timeout_ms=5000, master_key=TEST_MASTER_KEY
+    )
     try:
         assert await stores.events.count(["chat_room"]) == 10
         assert await stores.archive.count(["chat_room"]) == 20

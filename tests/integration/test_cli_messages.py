@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.integration.test_cli import assert_one_line, eventfleet
+from tests.keys import master_key_env
 from workers.cli.main import main
 from workers.devtools.embedded import free_port
 
@@ -74,6 +75,7 @@ async def test_a_served_role_logs_the_drivers_detail_only_at_debug() -> None:
         "EVENTFLEET_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
         "EVENTFLEET_HTTP_PORT": "0",
         "EVENTFLEET_AUTH": "none",
+        **master_key_env(),
     }
     code, _, err = await eventfleet("worker", "--role", "appender", env=env)
     assert code == 1

@@ -10,6 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from tests.integration.test_cli import eventfleet
+from tests.keys import master_key_env
 from topics.catalog import TopicNames
 from workers.devtools.embedded import EmbeddedStack, free_port
 
@@ -26,6 +27,7 @@ def worker_env(stack: EmbeddedStack, name: str, **extra: str) -> dict[str, str]:
         "EVENTFLEET_KAFKA_IDEMPOTENCE": "false",
         "EVENTFLEET_PARTITIONS": "3",
         "EVENTFLEET_AUTH": "none",  # these workers stop over topics, before any request
+        **master_key_env(),
         **extra,
     }
 

@@ -3,6 +3,7 @@ a replay from the start."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 
 from snapshot_rules.replay import replay
@@ -50,3 +51,16 @@ async def test_a_ladder_that_is_down_only_costs_a_longer_replay() -> None:
     await laddered.events.append(added("c1", [1001]))
     folded = await laddered.at(COUNTER, "c1", version=1001)
     assert await laddered.save(COUNTER, "c1", folded, trigger="rule") is not None  # no rung
+
+
+async def test_a_long_ladder_is_thinned_to_increasing_distances_and_still_exact() -> None:
+    laddered, plain, ladder = await loaders(10_000, step=100)  # 100 rungs climbed
+    versions = await ladder.versions(("counter", "c1"))
+    assert len(versions) <= 30 and versions[-4:] == [9_700, 9_800, 9_900, 10_000]
+    gaps = [b - a for a, b in itertools.pairwise(versions)]
+    assert gaps[-1] == 100 and gaps[0] >= 8 * 100  # sparser further back, denser near the head
+    all_events = await laddered.events.read(("counter", "c1"))
+    for version in (1, 150, 5_001, 7_345, 9_999):
+        expected = replay(COUNTER.reducer, all_events[:version])
+        assert await laddered.at(COUNTER, "c1", version=version) == expected
+        assert await plain.at(COUNTER, "c1", version=version) == expected

@@ -10,6 +10,7 @@ from typing import Any
 
 from snapshot_rules.domain import Domains
 from tests.kafka_topics import create_topic, read_events
+from tests.keys import TEST_MASTER_KEY_VARIABLE
 from topics.envelope import Event, Metadata, utc_now
 from workers.cqrs import Repository
 from workers.cqrs.sync import SyncCommands
@@ -76,6 +77,7 @@ async def sync_wiring(
         kafka_timeout_ms=kafka_timeout_ms,
         mongo_timeout_ms=mongo_timeout_ms,
         snapshot_tail=5,
+        master_key_env=TEST_MASTER_KEY_VARIABLE,  # the account's holder is sealed
     )
     runtime = await Runtime.start(settings, roles=("commands",), domains=Domains([ACCOUNT]))
     try:

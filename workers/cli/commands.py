@@ -41,6 +41,7 @@ async def run_dev(settings: Settings, args: Any) -> int:
 
 async def run_worker(settings: Settings, args: Any) -> int:
     from workers.runtime.auth import make_authenticator
+    from workers.runtime.connections import required_master_key
     from workers.runtime.rebuild import projection_named
     from workers.runtime.serve import serve
 
@@ -51,6 +52,7 @@ async def run_worker(settings: Settings, args: Any) -> int:
         projection_named(domains, args.projection)
     # No explicit, working choice of who may call: refuse before any connection.
     authenticator = await make_authenticator(settings, required=True)
+    required_master_key(settings, domains)  # personal data and no master key: refuse as well
     roles = ROLES if args.role == "all" else (args.role,)
     runtime = await Runtime.start(settings, roles=roles, domains=domains)
     suffix = f"projection-{args.projection}" if args.role == "projection" else args.role

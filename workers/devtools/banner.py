@@ -41,7 +41,8 @@ def exports(
         absolute = os.pathsep.join(os.path.abspath(p) for p in python_path.split(os.pathsep) if p)
         lines.append(f"export PYTHONPATH={shlex.quote(absolute)}")
     auth = AUTH_EXPORTED if settings.auth == "jwt" else ("auth",) if settings.auth else ()
-    for name in (*auth, *EXPORTED):  # EVENTFLEET_DOMAINS stays the block's last line
+    key = ("master_key_file",) if settings.master_key_file else ()
+    for name in (*auth, *key, *EXPORTED):  # EVENTFLEET_DOMAINS stays the block's last line
         value = getattr(settings, name)
         text = str(value).lower() if isinstance(value, bool) else settings.masked(name)
         lines.append(f"export {env_name(name)}={shlex.quote(text)}")

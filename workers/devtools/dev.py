@@ -25,6 +25,7 @@ from topics.errors import ConfigError, EventfleetError
 from workers.adapters.redis import connect_redis
 from workers.devtools.banner import banner
 from workers.devtools.dev_identity import dev_identity
+from workers.devtools.dev_keys import dev_master_key
 from workers.devtools.embedded import EmbeddedStack, StackStartError
 from workers.devtools.embedded.children import SAFETY_NET
 from workers.runtime.compose import ROLES, Runtime, load_domains
@@ -145,6 +146,7 @@ async def dev(
         await check_lent_redis(settings, lent)
         settings = replace(settings, redis_url=lent)
     async with run_directory() as directory:
+        settings = dev_master_key(directory, settings)  # personal fields are sealed in dev too
         identity = dev_identity(directory, settings)
         if identity is not None:  # the door is shut in dev too; the banner prints a token
             settings = identity.settings(settings)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from snapshot_rules.domain import Domain
+from snapshot_rules.ladder import kept_rungs
 from snapshot_rules.replay import Folded, replay
 from topics.envelope import Event, utc_now
 from topics.errors import NotFound, StoreError, Unavailable, Unstorable
@@ -218,8 +219,8 @@ class StateLoader:
             return None
 
     async def _climb(self, snapshot: Snapshot) -> None:
-        """Keep ``snapshot`` as a rung when it is ``ladder_step`` versions past the newest rung:
-        a state at any past point then replays at most about that many events."""
+        """Keep ``snapshot`` as a rung when it is ``ladder_step`` versions past the newest rung,
+        then thin the older rungs to increasing distances (``snapshot_rules.ladder``)."""
         if self.ladder is None:
             return
         aggregate = (snapshot.aggregate_type, snapshot.aggregate_id)
@@ -232,6 +233,9 @@ class StateLoader:
             )
             if last:
                 await self.ladder.add(snapshot, last_at=last[0].occurred_at)
+                versions = await self.ladder.versions(aggregate)
+                kept = set(kept_rungs(versions, step=self._ladder_step))
+                await self.ladder.remove(aggregate, [v for v in versions if v not in kept])
         except (Unavailable, StoreError) as e:
             log.warning("rung of %s %s not kept: %s", aggregate[0], aggregate[1], e)
 

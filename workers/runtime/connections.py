@@ -84,7 +84,7 @@ def fleet_catalog(settings: Settings, domains: Domains) -> list[TopicSpec]:
 
 def master_key(settings: Settings, environ: Mapping[str, str] | None = None) -> bytes | None:
     """The master key that wraps the data keys (32 bytes, base64 in its file or variable);
-    None when neither names one (the adapter's development key: never for real data)."""
+    None when neither names one (then no data key can be made or opened)."""
     secret = read_secret(
         "master key",
         file=settings.master_key_file,
@@ -103,6 +103,26 @@ def master_key(settings: Settings, environ: Mapping[str, str] | None = None) -> 
         named = "EVENTFLEET_MASTER_KEY_FILE" if settings.master_key_file else "EVENTFLEET_MASTER_KEY_ENV"
         raise ConfigError(
             f"the master key {named} names is not 32 bytes in base64; make one with "
+            "`head -c 32 /dev/urandom | base64`."
+        )
+    return key
+
+
+def required_master_key(
+    settings: Settings, domains: Domains, environ: Mapping[str, str] | None = None
+) -> bytes | None:
+    """``master_key``, refused as missing when an enabled domain declares personal fields.
+
+    ``eventfleet worker`` asks this before any connection: a fleet that would seal personal data
+    has no fixed key to fall back on.
+    """
+    key = master_key(settings, environ)
+    personal = [domain.name for domain in domains if domain.personal is not None]
+    if key is None and personal:
+        raise ConfigError(
+            f"no master key: domain {', '.join(personal)} declares personal fields; set "
+            "EVENTFLEET_MASTER_KEY_FILE (a file holding 32 bytes in base64) or "
+            "EVENTFLEET_MASTER_KEY_ENV (the name of a variable holding them); make one with "
             "`head -c 32 /dev/urandom | base64`."
         )
     return key

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -35,3 +36,13 @@ class MemorySnapshotLadder(Switchable):
             return None
         best = max(fitting, key=lambda r: r.version)
         return replace(best, state=as_stored(best.state))
+
+    async def versions(self, aggregate: AggregateRef) -> list[int]:
+        await self.faults.enter("versions", f"reading the ladder of {aggregate[0]} {aggregate[1]}")
+        return sorted(self._rungs.get(aggregate, {}))
+
+    async def remove(self, aggregate: AggregateRef, versions: Sequence[int]) -> None:
+        await self.faults.enter("remove", f"thinning the ladder of {aggregate[0]} {aggregate[1]}")
+        rungs = self._rungs.get(aggregate, {})
+        for version in versions:
+            rungs.pop(version, None)

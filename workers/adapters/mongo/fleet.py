@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import uuid
 
 from workers.adapters.mongo.actions import MongoActionLog
@@ -17,15 +16,12 @@ from workers.adapters.mongo.stores import (
 )
 from workers.adapters.mongo.views import MongoViewStaging, MongoViewStore
 
-log = logging.getLogger(__name__)
-DEV_MASTER_KEY = b"eventfleet development master!!!"
-"""Wraps data keys when no master key is configured: for the embedded stack and tests only."""
-
 
 class MongoStores:
     """The event, snapshot, rejection, view and operator-action stores of one database.
 
-    One client per event loop (PyMongo's rule): build it inside the loop that uses it.
+    One client per event loop (PyMongo's rule): build it inside the loop that uses it. Without a
+    master key the data keys can be neither made nor opened (``ConfigError`` when asked).
     """
 
     def __init__(
@@ -39,12 +35,7 @@ class MongoStores:
         self.snapshots = MongoSnapshotStore(self.db)
         self.rejections = MongoRejections(self.db)
         self.actions = MongoActionLog(self.db)
-        if master_key is None:
-            log.warning(
-                "data keys are wrapped with the development master key: set "
-                "EVENTFLEET_MASTER_KEY_FILE or EVENTFLEET_MASTER_KEY_ENV for real personal data"
-            )
-        self.keys = MongoKeyStore(self.db, master_key or DEV_MASTER_KEY)
+        self.keys = MongoKeyStore(self.db, master_key)
 
     def views(self, collection: str) -> MongoViewStore:
         """The view documents of the projection kept in ``collection``."""

@@ -22,13 +22,17 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from topics.envelope import utc_now
-from topics.errors import StoreError
+from topics.errors import ConfigError, StoreError
 from workers.adapters.mongo.client import DURABLE, Document, translated
 from workers.ports import DataKey, Erasure
 
 DATA_KEYS = "data_keys"
 ERASURES = "erasures"
 _NONCE = 12
+NO_MASTER_KEY = (
+    "no master key wraps the data keys: set EVENTFLEET_MASTER_KEY_FILE or "
+    "EVENTFLEET_MASTER_KEY_ENV (32 bytes in base64)."
+)
 
 
 class MongoKeyStore:
@@ -37,12 +41,12 @@ class MongoKeyStore:
     def __init__(
         self,
         db: AsyncDatabase[Document],
-        master_key: bytes,
+        master_key: bytes | None,
         *,
         keys: str = DATA_KEYS,
         erasures: str = ERASURES,
     ) -> None:
-        self._master = AESGCM(master_key)
+        self._cipher = None if master_key is None else AESGCM(master_key)
         self.keys: AsyncCollection[Document] = db.get_collection(keys, write_concern=DURABLE)
         self.erasures: AsyncCollection[Document] = db.get_collection(
             erasures, write_concern=DURABLE
@@ -88,6 +92,12 @@ class MongoKeyStore:
             record = {"erased_at": at, "by": by, "keys_destroyed": deleted.deleted_count}
             await self.erasures.update_one({"_id": subject}, {"$set": record}, upsert=True)
         return Erasure(subject, at, by, deleted.deleted_count)
+
+    @property
+    def _master(self) -> AESGCM:
+        if self._cipher is None:  # erasing needs no master key: only making and opening keys
+            raise ConfigError(NO_MASTER_KEY)
+        return self._cipher
 
     def _wrap(self, key_id: str, secret: bytes) -> Binary:
         nonce = os.urandom(_NONCE)

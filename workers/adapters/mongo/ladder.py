@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from pymongo import DESCENDING
@@ -33,7 +34,7 @@ class MongoSnapshotLadder:
             "version": rung.version, "state": rung.state, "taken_at": rung.taken_at,
             "last_at": last_at,
         }  # fmt: skip
-        rung_id = f"{rung.aggregate_type}|{rung.aggregate_id}|{rung.version:020d}"
+        rung_id = _rung_id((rung.aggregate_type, rung.aggregate_id), rung.version)
         async with translated(f"adding a rung of {rung.aggregate_type} {rung.aggregate_id}"):
             await self.collection.update_one({"_id": rung_id}, {"$setOnInsert": doc}, upsert=True)
 
@@ -53,3 +54,20 @@ class MongoSnapshotLadder:
             doc["aggregate_type"], doc["aggregate_id"], int(doc["version"]), doc["state"],
             doc["taken_at"].astimezone(UTC),
         )  # fmt: skip
+
+    async def versions(self, aggregate: AggregateRef) -> list[int]:
+        query = {"aggregate_type": aggregate[0], "aggregate_id": aggregate[1]}
+        async with translated(f"reading the ladder of {aggregate[0]} {aggregate[1]}"):
+            docs = self.collection.find(query, {"version": 1, "_id": 0}, sort=[("version", 1)])
+            return [int(d["version"]) async for d in docs]
+
+    async def remove(self, aggregate: AggregateRef, versions: Sequence[int]) -> None:
+        if not versions:
+            return
+        ids = [_rung_id(aggregate, v) for v in versions]
+        async with translated(f"thinning the ladder of {aggregate[0]} {aggregate[1]}"):
+            await self.collection.delete_many({"_id": {"$in": ids}})
+
+
+def _rung_id(aggregate: AggregateRef, version: int) -> str:
+    return f"{aggregate[0]}|{aggregate[1]}|{version:020d}"

@@ -30,6 +30,7 @@ from workers.devtools.bench.progress import step
 from workers.devtools.bench.state import bench_state
 from workers.devtools.bench.wrk import WrkMissing, wrk_path
 from workers.devtools.dev import dev_settings, embedded_stack, run_directory
+from workers.devtools.dev_keys import dev_master_key
 from workers.devtools.embedded import free_port
 from workers.runtime.compose import Runtime
 from workers.runtime.connections import fleet_catalog
@@ -41,7 +42,7 @@ PATHS = ("commands", "append", "state", "scale", "live", "all")
 _WORKER_SETTINGS = (
     "kafka_url", "mongo_url", "mongo_database", "redis_url", "topic_prefix", "group_id",
     "kafka_idempotence", "kafka_session_timeout_ms", "partitions",
-    "batch_size", "batch_within_ms",
+    "batch_size", "batch_within_ms", "master_key_file",
 )  # fmt: skip
 
 
@@ -98,7 +99,8 @@ async def bench(
             print(e, file=sys.stderr, flush=True)
             return 1
     step(load_average())
-    async with run_directory():  # the stack's data, the workers' and their logs: removed after
+    async with run_directory() as directory:  # the stack's data, the workers' and their logs
+        settings = dev_master_key(directory, settings)
         await _measure(
             settings, path=path, events=events, rounds=rounds, run=run, emit=emit, plot=plot
         )
