@@ -81,7 +81,7 @@ async def scan(stack: EmbeddedStack, fleet: FleetProcess, marker: bytes) -> dict
     for topic in topics:
         found["topics"] += 1
         for record in await read_records(stack.urls.kafka_url, topic, timeout_s=30):
-            parts = [record.key or b"", record.value, *(v for _, v in record.headers)]
+            parts = [record.key or b"", record.value or b"", *(v or b"" for _, v in record.headers)]  # a tombstone has no value
             found["records"] += 1
             found["bytes"] += sum(len(p) for p in parts)
             found["hits"] += sum(p.count(marker) for p in parts)
