@@ -70,11 +70,19 @@ class RedisBatcher:
     async def call(self, op: Lua | str, keys: tuple[str, ...], args: tuple[str | bytes, ...]) -> Any:
         """Send with the current round trip; raises MarkerUnavailable if Redis does not answer."""
         future = self._queue(op, keys, args)
-        if not self._flushing:
-            # No round trip in flight: this caller sends the queue itself (no extra task).
-            self._flushing = True
-            await self._flush_all()
-        return await future
+        try:
+            if not self._flushing:
+                # No round trip in flight: this caller sends the queue itself (no extra task).
+                self._flushing = True
+                await self._flush_all()
+            return await future
+        except asyncio.CancelledError:
+            # The caller is gone (a client hung up, a drain): nobody will read its answer.
+            if future.done() and not future.cancelled():
+                future.exception()  # retrieved here, not logged as "never retrieved"
+            else:
+                future.cancel()
+            raise
 
     def submit(self, op: Lua | str, keys: tuple[str, ...], args: tuple[str | bytes, ...]) -> None:
         """Send with the next round trip without waiting for it; a failure is only logged.
