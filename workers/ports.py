@@ -8,7 +8,7 @@ suite runs against both. No driver type appears in a signature here.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -50,6 +50,7 @@ __all__ = [
     "OperatorAction",
     "Outgoing",
     "PendingEvents",
+    "Positions",
     "Producer",
     "Record",
     "Rejection",
@@ -448,6 +449,28 @@ class TopicTail(Protocol):
     def follow(
         self, topic: str, *, after: Mapping[int, int], idle_s: float
     ) -> AsyncIterator[list[Record]]: ...
+
+
+class Positions(Protocol):
+    """Where a consumer group stands on a topic, and which offsets of a partition hold records:
+    what an agent asks before it lets a commit pass an offset it never saw
+    (``workers.runtime.offsets``). Every call raises StreamUnavailable when Kafka does not
+    answer in time."""
+
+    async def committed(
+        self, group: str, topic: str, partitions: Collection[int]
+    ) -> dict[int, int | None]:
+        """The next offset ``group`` reads on each partition; None where it never committed."""
+        ...
+
+    async def earliest(self, topic: str, partitions: Collection[int]) -> dict[int, int]:
+        """The first offset each partition still keeps (where a group without a commit starts)."""
+        ...
+
+    async def offsets_between(self, topic: str, partition: int, start: int, end: int) -> list[int]:
+        """The offsets in ``[start, end)`` that hold records a consumer is given, in order; []
+        when none do (transaction markers, records compacted away)."""
+        ...
 
 
 class AppendProgress(Protocol):

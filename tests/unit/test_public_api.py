@@ -32,7 +32,7 @@ PUBLIC = {
     "workers.runtime": ["adapters", "compose", "serve", "settings"],
     "workers.adapters": ["kafka", "memory", "mongo", "nats", "redis"],
     "workers.adapters.kafka": [
-        "KafkaAppendProgress", "KafkaBusOptions", "KafkaConfig", "KafkaEventBus", "KafkaLagReader",
+        "KafkaAppendProgress", "KafkaBusOptions", "KafkaConfig", "KafkaEventBus", "KafkaLagReader", "KafkaPositions",
         "KafkaProducer",
         "KafkaStream", "PartitionLag", "TopicReport", "ensure_topics", "escaped", "plain",
         "read_topic",
@@ -64,7 +64,7 @@ PUBLIC = {
     ],
     "workers.adapters.memory": [
         "Faults", "MemoryActionLog", "MemoryAppendProgress", "MemoryCommandMemory", "MemoryDatabase",
-        "MemoryDocuments", "MemoryEventStore", "MemoryKeyStore", "MemoryLiveFeed", "MemoryMarker", "MemoryMarks", "MemoryProducer",
+        "MemoryDocuments", "MemoryEventStore", "MemoryKeyStore", "MemoryLiveFeed", "MemoryMarker", "MemoryMarks", "MemoryPositions", "MemoryProducer",
         "MemoryRejections", "MemoryRuleStates", "MemorySnapshotLadder", "MemorySnapshotStore", "MemoryStores",
         "MemoryStream", "MemoryViewStaging", "MemoryViewStore", "Switchable", "murmur2",
         "partition_for",
@@ -79,7 +79,7 @@ PUBLIC = {
         "LIVE", "NEW_AGGREGATE", "UNKNOWN", "ActionLog", "AggregateRef", "AppendConflict", "AppendProgress", "ArchivableEvents", "CommandMemory",
         "CommandRecord", "DataKey", "Delivery", "Erasure", "EventBus", "EventStore", "Handler", "Head", "KeyStore",
         "Listening", "LiveChannel", "LiveDeliver", "LiveFeed", "MarkRequest",
-        "MarkResult", "Marker", "OperatorAction", "Outgoing", "PendingEvents", "Producer", "Record", "Rejection", "ReplayClaim",
+        "MarkResult", "Marker", "OperatorAction", "Outgoing", "PendingEvents", "Positions", "Producer", "Record", "Rejection", "ReplayClaim",
         "Rejections", "RuleState", "RuleStates", "Snapshot", "SnapshotLadder", "SnapshotStore", "Subscription", "SyncAppender", "SyncResult", "TopicTail", "TopicWindow",
         "ViewDoc", "ViewStaging", "ViewStore",
     ],

@@ -29,6 +29,7 @@ from workers.ports import (
     LiveFeed,
     Marker,
     PendingEvents,
+    Positions,
     Producer,
     Record,
     Rejections,
@@ -105,6 +106,12 @@ class Progress(AppendProgress, Protocol):
     async def stop(self) -> None: ...
 
 
+class PositionsClient(Positions, Protocol):
+    """Positions, with the lifecycle of the process that asks them."""
+
+    async def stop(self) -> None: ...
+
+
 class Stream(TopicTail, Protocol):
     """The event stream outside Faust: producers, the appender's progress, and whole-topic
     reads (audits, dead letters)."""
@@ -113,6 +120,10 @@ class Stream(TopicTail, Protocol):
 
     def progress(self, *, topic: str, partitions: int, group_prefix: str) -> Progress:
         """How far the appender (a group named ``<group_prefix>…``) has decided ``topic``."""
+        ...
+
+    def positions(self, *, fetch_max_wait_ms: int = 50) -> PositionsClient:
+        """Where consumer groups stand and which offsets hold records (for the agents)."""
         ...
 
     async def read(self, topic: str, *, timeout_s: float = 30.0) -> list[Record]: ...

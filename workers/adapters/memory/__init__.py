@@ -16,6 +16,7 @@ from workers.adapters.memory.fleet import MemoryMarks, MemoryStores, MemoryStrea
 from workers.adapters.memory.keys import MemoryKeyStore
 from workers.adapters.memory.ladder import MemorySnapshotLadder
 from workers.adapters.memory.live import MemoryLiveFeed
+from workers.adapters.memory.positions import MemoryPositions
 from workers.adapters.memory.producer import MemoryProducer, murmur2, partition_for
 from workers.adapters.memory.progress import MemoryAppendProgress
 from workers.adapters.memory.redis import MemoryCommandMemory, MemoryMarker
@@ -36,6 +37,7 @@ __all__ = [
     "MemoryLiveFeed",
     "MemoryMarker",
     "MemoryMarks",
+    "MemoryPositions",
     "MemoryProducer",
     "MemoryRejections",
     "MemoryRuleStates",

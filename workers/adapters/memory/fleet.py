@@ -9,6 +9,7 @@ from workers.adapters.memory.actions import MemoryActionLog
 from workers.adapters.memory.events import MemoryEventStore
 from workers.adapters.memory.keys import MemoryKeyStore
 from workers.adapters.memory.ladder import MemorySnapshotLadder
+from workers.adapters.memory.positions import MemoryPositions
 from workers.adapters.memory.producer import MemoryProducer
 from workers.adapters.memory.progress import MemoryAppendProgress
 from workers.adapters.memory.redis import MemoryCommandMemory, MemoryMarker
@@ -69,12 +70,16 @@ class MemoryStream:
     def __init__(self, *, partitions: Mapping[str, int] | None = None) -> None:
         self.produced = MemoryProducer(partitions=partitions, default_partitions=1)
         self._progress: dict[str, MemoryAppendProgress] = {}
+        self.positioned = MemoryPositions(self.produced)
 
     def producer(self, *, client_id: str) -> MemoryProducer:
         return self.produced
 
     def progress(self, *, topic: str, partitions: int, group_prefix: str) -> MemoryAppendProgress:
         return self.progress_of(topic)
+
+    def positions(self, *, fetch_max_wait_ms: int = 50) -> MemoryPositions:
+        return self.positioned
 
     async def follow(
         self, topic: str, *, after: Mapping[int, int], idle_s: float
