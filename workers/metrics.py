@@ -50,6 +50,7 @@ class Metrics:
     projection_lag: Gauge
     consumer_lag: Gauge
     dependency_retries: Counter
+    offset_gaps: Counter
     role_ready: Gauge
     storage_changes: Counter
     dependency_up: Gauge
@@ -222,6 +223,14 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
             ["role", "service"],
             registry=registry,
         ),
+        offset_gaps=Counter(
+            "eventfleet_offset_gaps_total",
+            "Offsets a consumer role never received before a later one (records dropped between "
+            "the broker and the agent, e.g. around a rebalance), by how they were closed: "
+            "redelivered (sought back) or skipped (they held no record).",
+            ["role", "outcome"],
+            registry=registry,
+        ),
         role_ready=Gauge(
             "eventfleet_role_ready",
             "1 when the process can take the work it owns: started, not draining and, for "
@@ -319,6 +328,8 @@ def prime(
             metrics.dead_lettered.labels(name, reason)
         for service in SERVICES:
             metrics.dependency_retries.labels(name, service)
+        for outcome in ("redelivered", "skipped"):
+            metrics.offset_gaps.labels(name, outcome)
     for service in SERVICES:
         metrics.dependency_up.labels(role, service)
     metrics.rebalances.labels(role)

@@ -19,11 +19,12 @@ import aiohttp
 import pytest
 
 from tests.auditing import audit
-from tests.e2e.committed import commits_past_undecided, committed, decided_ids
+from tests.e2e.committed import commits_past_undecided, committed, decided_ids, positions
 from tests.e2e.test_failures import produce_events
 from tests.fleet import FleetProcess, order_items
 from tests.waiting import wait_for
 from workers.adapters.mongo import MongoSnapshotStore, connect, database
+from workers.devtools.bench.append import chains, produce
 from workers.devtools.embedded import EmbeddedStack
 
 DRAIN_S = 6
@@ -149,6 +150,62 @@ async def test_an_appender_stopped_while_the_store_is_frozen_commits_nothing_it_
     finally:
         appender.kill()
         await commands.stop()
+
+
+async def test_records_faust_drops_at_a_rebalance_are_redelivered_and_no_commit_passes_them(
+    stack: EmbeddedStack, unique_name: str
+) -> None:
+    """Faust clears its stream queues when a rebalance's recovery resumes them, dropping records
+    fetched since its seek to the committed offsets (``tests.e2e.leaky`` makes that window
+    wide). The agent sees the hole before the next record it gets, or past the last one once
+    idle, and seeks back: every event is stored, the group commits exactly to the end."""
+    urls = stack.urls
+    bootstrap = [urls.kafka_url.removeprefix("kafka://")]
+    group, topic = f"{unique_name}-all", f"{unique_name}.events"
+    warm_up, backlog = chains(40, 30, "warm"), chains(1500, 30, "backlog")
+
+    async def committed_through(count: int) -> bool:
+        return sum(max(0, o) for o in (await committed(urls.kafka_url, group, topic)).values()) == count
+
+    # Every role (the rule table's recovery is what opens Faust's window), and a commit on each
+    # partition: a group without one resets its position later, after the window.
+    first = await FleetProcess.for_stack(stack, unique_name, roles="all").start()
+    await produce(bootstrap, topic, warm_up)
+    await wait_for(lambda: committed_through(len(warm_up)), timeout_s=60, what="the warm-up committed")
+    assert await first.stop() == 0
+    await produce(bootstrap, topic, backlog)  # waits for the next owner
+    leaky = await FleetProcess.for_stack(
+        stack, unique_name, roles="all", EVENTFLEET_DOMAINS="tests.e2e.leaky:domains",
+        EVENTFLEET_BATCH_SIZE="50",
+    ).start()  # fmt: skip
+    try:
+        events = warm_up + backlog
+        await wait_for(
+            lambda: _stored(stack, unique_name, {e.id for e in events}),
+            timeout_s=90, what=f"{len(events)} events stored by the leaky worker",
+        )  # fmt: skip
+
+        async def every_topic_committed_to_its_end() -> bool:
+            for name in (topic, f"{unique_name}.events.stored"):
+                ends = {p.partition: p.offset + 1 for p in await positions(urls.kafka_url, name)}
+                done = await committed(urls.kafka_url, group, name)
+                if any(done.get(p, -1) < end for p, end in ends.items()):
+                    return False
+            return True
+
+        await wait_for(every_topic_committed_to_its_end, timeout_s=60,
+                       what="every role of the group committed to the end of its topic")  # fmt: skip
+        assert await commits_past_undecided(
+            urls.kafka_url, urls.mongo_url, group=group, topic=topic, db_name=unique_name
+        ) == []
+        _, page = await leaky.get("/metrics")
+        redelivered = sum(
+            float(line.rsplit(" ", 1)[1]) for line in page.splitlines()
+            if line.startswith("eventfleet_offset_gaps_total{") and 'outcome="redelivered"' in line
+        )  # fmt: skip
+        assert redelivered > 0, "no record was dropped: the test proved nothing"
+    finally:
+        assert await leaky.stop() == 0
 
 
 async def _stored(stack: EmbeddedStack, db: str, ids: set[str]) -> bool:

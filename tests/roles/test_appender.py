@@ -168,6 +168,30 @@ async def test_a_successor_of_a_predecessor_that_never_comes_is_refused_at_its_d
     assert await rig.marker.peek("order:o1") == ("OrderPlaced", placed.id)
 
 
+async def test_a_successor_past_offsets_not_yet_received_waits_for_them_past_its_deadline(
+    rig: Rig,
+) -> None:
+    """Its predecessor was dropped on the way to the agent and is being redelivered: judged on
+    the head at its deadline, the successor would be refused although the history is valid."""
+    placed, paid = chain("OrderPlaced", "OrderPaid")
+    received = {0}  # offsets that reached the agent; 1 (paid) was dropped on its way
+    rig.appender.hold_past_gaps(lambda partition, offset: any(o not in received for o in range(offset)))
+    [placed_record, paid_record] = rig.records([placed, paid])
+    shipped = new_event("order", "o1", "OrderShipped", DATA["OrderShipped"], after=paid.id)
+    [shipped_record] = rig.records([shipped])
+    await rig.appender.handle([placed_record])
+    received.add(2)
+    assert await rig.appender.handle([shipped_record]) == []
+    for _ in range(3):  # long past its deadline: still waiting, nothing refused
+        rig.clock.now += WAIT_S
+        assert await rig.appender.expire() == []
+    assert await rig.rejections.find([shipped.id]) == {}
+    received.add(1)  # the gap closes: the predecessor is redelivered
+    decided = await rig.appender.handle([paid_record])
+    assert sorted(r.offset for r in decided) == [1, 2]
+    assert await rig.history() == [("OrderPlaced", 1), ("OrderPaid", 2), ("OrderShipped", 3)]
+
+
 async def test_data_the_domain_refuses_is_never_stored(rig: Rig) -> None:
     empty = new_event("order", "o1", "OrderPlaced", {}, after=NEW_AGGREGATE)
     decided = await rig.take([empty])

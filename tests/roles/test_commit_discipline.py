@@ -73,9 +73,10 @@ class Harness:
         return out
 
     async def deliver(self, records: list[Record]) -> None:
-        for record in records:
-            self.ledger.take(record.partition, record.offset, record)
-        await self._call(records)
+        """As the agent does: only a record not held yet, nor released, is handed on."""
+        fresh = [r for r in records if self.ledger.take(r.partition, r.offset, r) == "new"]
+        if fresh:
+            await self._call(fresh)
 
     async def _call(self, records: list[Record]) -> None:
         try:
@@ -96,10 +97,25 @@ class Harness:
         except Unavailable:
             pass
 
+    async def close_gaps(self) -> None:
+        """The agent's gap closer: a partition starts at its commit; a hole is redelivered, and
+        so is a lost tail (the agent is idle in this harness whenever it is not called)."""
+        for partition in self.ledger.unknown():
+            self.ledger.start(partition, self.committed.get(partition, 0))
+        for gap in self.ledger.gaps():
+            assert gap.floor is not None
+            await self.deliver(self.topic[gap.partition][gap.floor : gap.first])
+        for partition, records in self.topic.items():
+            expected = self.ledger.expected(partition)
+            if expected is not None and expected < len(records):
+                await self.deliver(records[expected:])
+        self._settle([])
+
     def revoke(self, partition: int) -> None:
         """A rebalance: the partition's next owner (this process again) reads from the commit."""
         self.appender.forget({partition})
         self.ledger.revoke([partition])
+        self.ledger.expect([partition])  # assigned again: its start is read anew
         self.retry = [[r for r in b if r.partition != partition] for b in self.retry]
         self.retry = [b for b in self.retry if b]
 
@@ -159,7 +175,9 @@ def harness() -> Harness:
         render=answer_of,
         clock=clock,
     )
-    return Harness(appender, store, rejections, producer, clock)
+    h = Harness(appender, store, rejections, producer, clock)
+    h.ledger.expect([0, 1])  # both partitions assigned to this agent
+    return h
 
 
 def requested(rng: random.Random, orders: dict[str, list[Event]], oid: str) -> Event:
@@ -194,6 +212,8 @@ steps = st.lists(
             "tick",
             "time_passes",
             "revoke",
+            "dropped",
+            "close_gaps",
         ]
     ),
     min_size=5,
@@ -218,6 +238,12 @@ async def _run(plan: list[str], seed: int) -> None:
             if step == "reordered":
                 events.reverse()  # a successor arrives before its predecessor
             await h.deliver(h.produce(events, partition))
+        elif step == "dropped":  # fetched, then lost before the agent (Faust's queue cleared)
+            events = [requested(rng, orders, f"o{rng.randrange(4)}") for _ in range(rng.randint(2, 4))]
+            records = h.produce(events, partition)
+            await h.deliver([r for r in records if rng.random() < 0.5])
+        elif step == "close_gaps":
+            await h.close_gaps()
         elif step == "duplicate" and orders:
             chain = orders[rng.choice(sorted(orders))]
             await h.deliver(h.produce([rng.choice(chain)], partition))  # a producer retried
@@ -247,9 +273,13 @@ async def _run(plan: list[str], seed: int) -> None:
             await h.redeliver(partition)
         for record in h.released:
             assert await h.accounted(record), f"released before its fate was written: {record}"
+        for partition, committed in h.committed.items():  # a commit passes nothing undecided,
+            for record in h.topic[partition][:committed]:  # nor a record that never arrived
+                assert await h.accounted(record), f"committed past {record}"
     # The faults end: every record is decided and released, none is stuck.
     h.store.up()
     for _ in range(len(plan) + 4):  # each round may use up one of the failures still planted
+        await h.close_gaps()
         await h.retry_failed()
         h.clock.now += WAIT_S + 0.1
         await h.tick()

@@ -53,6 +53,7 @@ MAX_CONFLICT_ROUNDS = 20
 CACHE_SIZE = 100_000
 LOOKUP_IDS = 256  # ids per store lookup: a bounded call, whatever the backlog
 LOOKUPS_IN_FLIGHT = 16
+GAP_HOLD_S = 0.1  # how much longer an event past a gap waits before it is looked at again
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +145,7 @@ class Appender:
         self._stored = _Recent()
         self._refused = _Recent()
         self._unfinished: tuple[_Round, list[DeadLetter]] | None = None
+        self._gap_below: Callable[[int, int], bool] = lambda partition, offset: False
         self._lock = asyncio.Lock()
         # Revocations that came while a batch or a tick held the lock: applied when it ends.
         self._revoked_meanwhile: list[Collection[int] | None] = []
@@ -189,6 +191,13 @@ class Appender:
             done = await self._decide(due, now)
             await self._finish(done, [])
         return decided + done.decided
+
+    def hold_past_gaps(self, gap_below: Callable[[int, int], bool]) -> None:
+        """``gap_below(partition, offset)``: an offset below it has not reached this process yet
+        (dropped on the way, and being redelivered). An event whose record lies past such a
+        gap waits on after its deadline: its predecessor may be in the gap, and judging it on
+        the head without it would refuse, or reorder, a valid event."""
+        self._gap_below = gap_below
 
     def next_deadline(self) -> float | None:
         """When the earliest waiting event is due, or None when nothing waits."""
@@ -334,6 +343,7 @@ class Appender:
         that was inserted meanwhile is found stored by the next attempt): no record is ever
         dropped without a decision.
         """
+        self._hold_past_gaps(refs, now)
         before = {ref: list(self._waiting.get(ref, ())) for ref in refs}
         try:
             return await self._decide_rounds(refs, now)
@@ -342,6 +352,19 @@ class Appender:
                 self._set_waiting(ref, queue)
             self._heads.clear()  # what was stored meanwhile is read again
             raise
+
+    def _hold_past_gaps(self, refs: list[AggregateRef], now: float) -> None:
+        """Events due now whose records lie past a gap wait a little longer (``hold_past_gaps``)."""
+        for ref in refs:
+            queue = self._waiting.get(ref)
+            if not queue or all(w.deadline > now for w in queue):
+                continue
+            self._waiting[ref] = [
+                Waiting(w.event, w.record, now + GAP_HOLD_S, w.copies)
+                if w.deadline <= now and self._gap_below(w.record.partition, w.record.offset)
+                else w
+                for w in queue
+            ]
 
     async def _decide_rounds(self, refs: list[AggregateRef], now: float) -> _Round:
         done = _Round()

@@ -9,16 +9,20 @@ redelivered to a healthy worker instead of silently stalling the partition (faus
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 import orjson
+from faust.types import TP
 
 from snapshot_rules.projection import Projection
 from topics.envelope import Event
-from topics.errors import InvalidInput, Unavailable
+from topics.errors import InvalidInput, StreamUnavailable, Unavailable
 from workers.ports import Outgoing, Record
 from workers.roles.deadletter import decode_stored
 from workers.roles.outcomes import NotDone, Unknown
@@ -28,11 +32,19 @@ from workers.roles.retry import until_done
 from workers.runtime.answers import Answer, answer_of, error
 from workers.runtime.faust_types import Partitions
 from workers.runtime.fleet import Fleet
+from workers.runtime.gaps import GapCloser
 from workers.runtime.offsets import OffsetLedger
 from workers.runtime.rule_table import FaustRuleStates, rule_table
 
+log = logging.getLogger(__name__)
+
 MAX_UNACKED_BATCHES = 16
 """Batches whose background work (snapshot rebuilds) may still be running before the agent waits."""
+GAP_RETRY_S = 0.25
+"""How soon an agent looks at a gap again that it could not close (a redelivery on its way,
+or Kafka not answering)."""
+TAIL_IDLE_S = 1.0
+"""How long an agent is idle before it checks that nothing past what it received was lost."""
 
 @dataclass(frozen=True, slots=True)
 class Acks:
@@ -72,8 +84,9 @@ def batch_agent(
     handle: Handle,
     tick: Tick | None = None,
     tick_s: float = 0.05,
-) -> None:
-    """Declare agent ``name`` on ``topic``: every batch through ``handle``, acked after it.
+) -> OffsetLedger[Any]:
+    """Declare agent ``name`` on ``topic``: every batch through ``handle``, acked after it;
+    returns the agent's offset ledger.
 
     Whatever the mode, records are acked through one ``OffsetLedger``: only a partition's
     prefix of decided records is acked, so no commit (periodic, rebalance, drain, shutdown)
@@ -84,12 +97,52 @@ def batch_agent(
     unacked = asyncio.Semaphore(MAX_UNACKED_BATCHES)
     ledger: OffsetLedger[Any] = OffsetLedger()  # Faust events, held until they may be acked
     fleet.ledgers[name] = ledger
+    activity = _Activity()
+    gaps = GapCloser(
+        positions=fleet.positions, group=app.conf.id, topic=topic, role=role,
+        metrics=rt.metrics, seek=partial(_seek_back, fleet, topic),
+        skip=partial(_skip_hole, fleet, topic), end=partial(_log_end, fleet, topic),
+        quiet=activity.idle_for,
+    )  # fmt: skip
+    gap_seen = asyncio.Event()
+
+    async def release(stream: Any) -> None:
+        for event in ledger.release():
+            await stream.ack(event)
+        if ledger.gaps():
+            gap_seen.set()
 
     async def settle(stream: Any, records: Sequence[Record]) -> None:
         for record in records:
             ledger.decide(record.partition, record.offset)
-        for event in ledger.release():
-            await stream.ack(event)
+        await release(stream)
+
+    async def closing(stream: Any) -> None:
+        """Close the ledger's gaps as they appear (what lies past a gap waits for it) and, while
+        the agent is idle after a rebalance, check that no record past what it received was
+        lost."""
+        tail_checked = -1
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(gap_seen.wait(), TAIL_IDLE_S)
+            gap_seen.clear()
+            try:
+                left = await gaps.close(ledger)
+                generation = app.rebalance_generation
+                if (
+                    tail_checked != generation
+                    and activity.idle_for(TAIL_IDLE_S)
+                    and app.settled_for(TAIL_IDLE_S)
+                    and not await gaps.check_tail(ledger)
+                ):
+                    tail_checked = generation  # once per rebalance: it drops records only then
+            except Unavailable as e:
+                log.warning("%s: a gap in the offsets stays open for now: %s", name, e)
+                left = 1
+            await release(stream)
+            if left:
+                await asyncio.sleep(GAP_RETRY_S)
+                gap_seen.set()
 
     async def ticking(stream: Any) -> None:
         assert tick is not None
@@ -105,11 +158,17 @@ def batch_agent(
 
     async def revoked(sender: object, revoked: Partitions = None, **kwargs: object) -> None:
         # The partition's next owner reads these records again from the last commit.
-        ledger.revoke({tp.partition for tp in revoked or () if tp.topic == topic})
+        partitions = {tp.partition for tp in revoked or () if tp.topic == topic}
+        ledger.revoke(partitions)
+        gaps.forget(partitions)
 
     async def assigned(sender: object, assigned: Partitions = None, **kwargs: object) -> None:
         owned = {tp.partition for tp in assigned or () if tp.topic == topic}
-        ledger.revoke(set(ledger.committable()) - owned)  # records buffered before the rebalance
+        stale = ledger.partitions() - owned  # records buffered before the rebalance
+        ledger.revoke(stale)
+        gaps.forget(stale)
+        ledger.expect(owned)  # their starts are read at once: a first fetch may be lost too
+        gap_seen.set()
 
     async def settle_when_done(
         stream: Any, records: Sequence[Record], work: Awaitable[object]
@@ -124,14 +183,24 @@ def batch_agent(
 
     async def agent(stream: Any) -> None:
         ticker = asyncio.ensure_future(ticking(stream)) if tick is not None else None
+        closer = asyncio.ensure_future(closing(stream))
         try:
             async for batch in stream.noack_take(settings.batch_size, within=within_s):
                 later: Awaitable[object] | Acks | None = None
-                records = [to_record(event) for event in batch]
-                for record, event in zip(records, batch, strict=True):
-                    ledger.take(record.partition, record.offset, event)
+                records = []
+                for event in batch:
+                    record = to_record(event)
+                    taken = ledger.take(record.partition, record.offset, event)
+                    if taken == "new":
+                        records.append(record)
+                    elif taken == "done":  # delivered again after a seek: decided long ago
+                        await stream.ack(event)
+                if ledger.gaps():
+                    gap_seen.set()  # closed beside the batch: only its acks wait for it
+                if not records:
+                    continue
                 try:
-                    async with fleet.batch(role):
+                    async with fleet.batch(role), activity:
                         later = await until_done(
                             partial(handle, records), role=role, metrics=rt.metrics
                         )
@@ -146,12 +215,59 @@ def batch_agent(
                     await unacked.acquire()
                     fleet.spawn(settle_when_done(stream, records, later))
         finally:
+            closer.cancel()
             if ticker is not None:
                 ticker.cancel()
 
     app.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type]
     app.on_partitions_assigned.connect(assigned)  # type: ignore[arg-type]
     app.agent(app.topic(topic, value_serializer="raw", key_serializer="raw"), name=name)(agent)
+    return ledger
+
+
+async def _seek_back(fleet: Fleet, topic: str, partition: int, offset: int) -> None:
+    """Seek the consumer's ``partition`` of ``topic`` back to ``offset``, so its records are
+    fetched and delivered again (in the consumer's own thread, bounded)."""
+    consumer: Any = fleet.app.consumer
+    timeout_s = fleet.runtime.settings.kafka_timeout_ms / 1000 * 2
+    try:
+        await asyncio.wait_for(consumer.seek_back(TP(topic, partition), offset), timeout_s)
+    except Exception as e:  # the consumer is rebalancing, or Kafka is away (TimeoutError too)
+        raise StreamUnavailable(f"seeking {topic}/{partition} back to {offset} failed: {e!r}") from e
+
+
+def _log_end(fleet: Fleet, topic: str, partition: int) -> int | None:
+    """The partition's end as the consumer's last fetch saw it (None: not fetched yet)."""
+    consumer: Any = fleet.app.consumer
+    try:
+        end = consumer.highwater(TP(topic, partition))
+    except Exception:  # not assigned (a rebalance), or the consumer not started
+        return None
+    return int(end) if end is not None else None
+
+
+class _Activity:
+    """``async with activity``: a batch is being handled; ``idle_for`` says how long none was."""
+
+    def __init__(self) -> None:
+        self._busy = 0
+        self._since = time.monotonic()
+
+    async def __aenter__(self) -> None:
+        self._busy += 1
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._busy -= 1
+        self._since = time.monotonic()
+
+    def idle_for(self, seconds: float) -> bool:
+        return self._busy == 0 and time.monotonic() - self._since >= seconds
+
+
+async def _skip_hole(fleet: Fleet, topic: str, partition: int, start: int, end: int) -> None:
+    """Tell the consumer that ``[start, end)`` of the partition holds no record."""
+    consumer: Any = fleet.app.consumer
+    await consumer.skip_offsets(TP(topic, partition), start, end)
 
 
 def stored_events(
@@ -191,7 +307,7 @@ def register_agents(fleet: Fleet) -> None:
 
         fleet.app.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type]
         fleet.app.on_partitions_assigned.connect(assigned)  # type: ignore[arg-type]
-        batch_agent(
+        ledger = batch_agent(
             fleet,
             name="appender",
             role="appender",
@@ -199,6 +315,7 @@ def register_agents(fleet: Fleet) -> None:
             handle=append,
             tick=appender.expire,
         )
+        appender.hold_past_gaps(ledger.open_below)
     if "forwarder" in fleet.roles:
 
         async def forward(events: list[Event], records: Sequence[Record]) -> None:

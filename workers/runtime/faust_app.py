@@ -57,9 +57,59 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):  # type: ignore[mi
         return transport
 
 
+class _ReadOffsets(dict[Any, "int | None"]):
+    """Faust's ``_read_offset`` (the last offset read per partition), which it uses to drop any
+    record below it: after ``fence(tp)`` it answers None for ``tp`` (drop nothing) until the next
+    rebalance seeks every partition, so the records of a seek back reach the agents even when
+    records fetched before the seek were read after it (the offset ledger drops the repeats)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._fenced: set[Any] = set()
+
+    def fence(self, tp: Any) -> None:
+        self._fenced.add(tp)
+
+    def __missing__(self, tp: Any) -> None:
+        return None
+
+    def __getitem__(self, tp: Any) -> int | None:
+        if tp in self._fenced:
+            return None
+        return super().__getitem__(tp)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:  # perform_seek: a rebalance
+        self._fenced.clear()
+        super().update(*args, **kwargs)
+
+    def pop(self, tp: Any, *default: Any) -> Any:  # a partition revoked
+        self._fenced.discard(tp)
+        return super().pop(tp, *default)
+
+
 class _Consumer(faust_aiokafka.Consumer):  # type: ignore[misc]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._read_offsets = _ReadOffsets()
+        self._read_offset = self._read_offsets
+
     def _new_consumer_thread(self) -> Any:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def seek_back(self, tp: Any, offset: int) -> None:
+        """Fetch ``tp`` again from ``offset``; every record from there reaches the agents."""
+        self._read_offsets.fence(tp)
+        await self.seek_wait({tp: offset})
+
+    async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
+        """Faust's guess, from a jump in the offsets it reads, that the skipped offsets (and the
+        record read, too) are done: it would commit past records that never reached an agent.
+        Here only the agents' offset ledgers decide that (``workers.runtime.offsets``)."""
+
+    async def skip_offsets(self, tp: Any, start: int, end: int) -> None:
+        """``[start, end)`` of ``tp`` holds no record (checked with Kafka): commits may pass it."""
+        if end > start:
+            await super()._add_gap(tp, start, end - 1)
 
     async def _commit(self, offsets: Mapping[Any, int]) -> bool:
         app: Any = self.app  # our FleetApp
@@ -84,6 +134,9 @@ class FleetApp(faust.App):  # type: ignore[misc]
     fleet_metrics: Metrics | None = None
     role_label: str = "all"
     _rebalance_started: float | None = None
+    rebalance_generation: int = 0
+    """Rebalances begun so far (the first assignment included)."""
+    _rebalance_ended: float | None = None
 
     def _new_transport(self) -> Any:
         return _Transport(self.conf.broker_consumer, self)
@@ -91,16 +144,24 @@ class FleetApp(faust.App):  # type: ignore[misc]
     def on_rebalance_start(self) -> None:
         super().on_rebalance_start()
         self._rebalance_started = time.perf_counter()
+        self._rebalance_ended = None
+        self.rebalance_generation += 1
         if self.fleet_metrics is not None:
             self.fleet_metrics.rebalances.labels(self.role_label).inc()
 
     def on_rebalance_end(self) -> None:
         super().on_rebalance_end()
         started, self._rebalance_started = self._rebalance_started, None
+        self._rebalance_ended = time.perf_counter()
         if self.fleet_metrics is not None and started is not None:
             self.fleet_metrics.rebalance_duration.labels(self.role_label).observe(
                 time.perf_counter() - started
             )
+
+    def settled_for(self, seconds: float) -> bool:
+        """The last rebalance ended (streams resumed) at least ``seconds`` ago."""
+        ended = self._rebalance_ended
+        return ended is not None and time.perf_counter() - ended >= seconds
 
     def committed(self, seconds: float, *, ok: bool) -> None:
         """One offset commit round trip ended (``ok``: Kafka accepted it)."""

@@ -96,6 +96,10 @@ class Fleet:
             self.role_label = next(iter(self.roles)) if len(self.roles) == 1 else "all"
         self.app = self._make_app(app_id)
         self.consumes = bool(self.roles & CONSUMER_ROLES)
+        # Where the groups stand and which offsets hold records: the agents' gap closing.
+        self.positions = runtime.adapters.stream.positions(
+            fetch_max_wait_ms=runtime.settings.kafka_fetch_max_wait_ms
+        )
         self.health = self._make_health()
         self.lag: LagExporter | None = None
         if LAG_ROLE in self.roles:
@@ -331,6 +335,7 @@ class Fleet:
             ("health checks", self.health.stop),
             ("lag exporter", self.lag.stop if self.lag is not None else None),
             ("Faust app", self.app.stop),
+            ("positions", self.positions.stop),
             ("clients", self.runtime.stop),
         ):
             if stop is None:
