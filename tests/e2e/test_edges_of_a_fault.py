@@ -21,7 +21,7 @@ import pytest
 from tests.auditing import audit
 from tests.e2e.committed import commits_past_undecided, committed, decided_ids, positions
 from tests.e2e.test_failures import produce_events
-from tests.fleet import FleetProcess, order_items
+from tests.fleet import FleetProcess, order_items, start_together
 from tests.waiting import wait_for
 from workers.adapters.mongo import MongoSnapshotStore, connect, database
 from workers.devtools.bench.append import chains, produce
@@ -59,12 +59,9 @@ async def test_an_appender_stopped_while_the_store_is_frozen_commits_nothing_it_
         "EVENTFLEET_MONGO_TIMEOUT_MS": "1000",
         "EVENTFLEET_HEALTH_INTERVAL_S": "1",
     }
-    commands = await FleetProcess.for_stack(
-        private_stack, unique_name, roles="commands", **common
-    ).start()
-    appender = await FleetProcess.for_stack(
-        private_stack, unique_name, roles="appender", **common
-    ).start()
+    commands = FleetProcess.for_stack(private_stack, unique_name, roles="commands", **common)
+    appender = FleetProcess.for_stack(private_stack, unique_name, roles="appender", **common)
+    await start_together(commands, appender)
     group, topic = f"{unique_name}-appender", f"{unique_name}.events"
 
     async def check_commits(when: str, decided: set[str] | None = None) -> None:
@@ -111,13 +108,13 @@ async def test_an_appender_stopped_while_the_store_is_frozen_commits_nothing_it_
                 lambda: _retrying(appender), timeout_s=30, what="the appender retrying the frozen store"
             )
             # Periodic commits (every second) pass while the store is frozen: none may cover
-            # them. Four more retries of a 1 s store call outlast several commit intervals.
+            # them. Two more retries of a 1 s store call outlast two commit intervals.
             before = await committed(urls.kafka_url, group, topic)
             first = await retries(appender, "appender", "store")
             await wait_for(
-                lambda: _retried(appender, more_than=first + 3),
+                lambda: _retried(appender, more_than=first + 1),
                 timeout_s=60,
-                what="four more store retries during the freeze",
+                what="two more store retries during the freeze",
             )
             after = await committed(urls.kafka_url, group, topic)
             assert after == before, "an offset moved while nothing could be stored"
@@ -162,7 +159,7 @@ async def test_records_faust_drops_at_a_rebalance_are_redelivered_and_no_commit_
     urls = stack.urls
     bootstrap = [urls.kafka_url.removeprefix("kafka://")]
     group, topic = f"{unique_name}-all", f"{unique_name}.events"
-    warm_up, backlog = chains(40, 30, "warm"), chains(1500, 30, "backlog")
+    warm_up, backlog = chains(40, 30, "warm"), chains(600, 30, "backlog")
 
     async def committed_through(count: int) -> bool:
         return sum(max(0, o) for o in (await committed(urls.kafka_url, group, topic)).values()) == count
@@ -296,9 +293,9 @@ async def test_a_rolling_restart_of_every_role_under_load_loses_nothing_and_ever
     common = {"EVENTFLEET_DRAIN_TIMEOUT_S": str(DRAIN_S)}
     roles = ("commands", "commands", "appender", "snapshotter", "forwarder")
     processes = [
-        await FleetProcess.for_stack(private_stack, unique_name, roles=role, **common).start()
-        for role in roles
+        FleetProcess.for_stack(private_stack, unique_name, roles=role, **common) for role in roles
     ]
+    await start_together(*processes)
     commands = processes[:2]
     try:
         run = uuid.uuid4().hex[:6]

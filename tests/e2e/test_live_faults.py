@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.e2e.live_clients import LiveReader, sse
-from tests.fleet import FleetProcess, running_fleet
+from tests.fleet import FleetProcess, running_fleet, start_together
 from tests.waiting import wait_for
 from workers.devtools.embedded import EmbeddedStack
 
@@ -64,9 +64,10 @@ async def test_nothing_is_lost_repeated_or_reordered_across_a_killed_writer_a_pa
     name, room = f"livefault_{uuid.uuid4().hex[:8]}", f"r-{uuid.uuid4().hex[:6]}"
     fast = {"EVENTFLEET_REDIS_TIMEOUT_MS": "500", "EVENTFLEET_LIVE_HEARTBEAT_S": "1"}
     async with running_fleet(own_redis, name, roles="commands", **fast) as front:
-        writer = await FleetProcess.for_stack(own_redis, name, **fast).start()
+        writer = FleetProcess.for_stack(own_redis, name, **fast)
         # A second writer in the same groups: the survivor takes the killed one's partitions.
-        survivor = await FleetProcess.for_stack(own_redis, name, **fast).start()
+        survivor = FleetProcess.for_stack(own_redis, name, **fast)
+        await start_together(writer, survivor)
         talker = Talker(front, room)
         url = f"{front.url}/v1/chat_room/{room}/subscribe"
         steady = await sse(url, headers=front.auth_headers)
