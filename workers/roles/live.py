@@ -128,7 +128,8 @@ class AggregateSubscription:
                     yield await self._open(await self._read_store())
                     continue
                 try:
-                    await asyncio.wait_for(self._wake.wait(), self._limits.heartbeat_s)
+                    async with asyncio.timeout(self._limits.heartbeat_s):  # no task per wait
+                        await self._wake.wait()
                 except TimeoutError:
                     self._more_stored = True  # the safety net: a lost last announcement
                     continue

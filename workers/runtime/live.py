@@ -13,7 +13,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
@@ -96,9 +98,65 @@ Render = Callable[[Sequence[Event]], list[tuple[bytes, bytes]]]
 """What a subscriber gets for a batch of events: ``(SSE id, JSON message)`` pairs."""
 
 
-def as_events(events: Sequence[Event]) -> list[tuple[bytes, bytes]]:
-    """Each event exactly as ``/events`` returns it; its id is its version."""
-    return [(b"%d" % (event.version or 0), encode(event)) for event in events]
+class SharedEvents:
+    """Events opened and encoded once per process, for every subscriber that gets them.
+
+    A room's event reaches each of its subscribers; opening its personal fields and encoding
+    it once, not once per connection, is most of what a delivery costs. An entry lives
+    ``ttl_s`` (far inside the key cache's erasure bound, ``EVENTFLEET_KEY_CACHE_TTL_S``) and
+    at most ``size`` are kept.
+    """
+
+    def __init__(
+        self,
+        open_events: Callable[[Sequence[Event]], Awaitable[list[Event]]],
+        *,
+        ttl_s: float = 1.0,
+        size: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._open_events = open_events
+        self._ttl_s = ttl_s
+        self._size = size
+        self._clock = clock
+        self._entries: OrderedDict[tuple[str, int | None], _Shared] = OrderedDict()
+
+    async def open(self, events: Sequence[Event]) -> list[Event]:
+        """``events`` with their data opened, as ``open_events`` gives them."""
+        now = self._clock()
+        while self._entries and next(iter(self._entries.values())).until <= now:
+            self._entries.popitem(last=False)  # the oldest expire first
+        entries = self._entries
+        missing = [e for e in events if (e.id, e.version) not in entries]
+        if missing:
+            until = now + self._ttl_s
+            for event in await self._open_events(missing):
+                entries[(event.id, event.version)] = _Shared(event, until)
+            while len(entries) > self._size:
+                entries.popitem(last=False)
+        return [entries[(e.id, e.version)].event if (e.id, e.version) in entries else e
+                for e in events]  # fmt: skip
+
+    def render(self, events: Sequence[Event]) -> list[tuple[bytes, bytes]]:
+        """Each event exactly as ``/events`` returns it, its id its version; encoded once while
+        it is shared."""
+        rendered = []
+        for event in events:
+            shared = self._entries.get((event.id, event.version))
+            if shared is None or shared.event is not event:
+                rendered.append((b"%d" % (event.version or 0), encode(event)))
+                continue
+            if shared.json is None:
+                shared.json = encode(event)
+            rendered.append((b"%d" % (event.version or 0), shared.json))
+        return rendered
+
+
+@dataclass(slots=True)
+class _Shared:
+    event: Event
+    until: float
+    json: bytes | None = None
 
 
 class Subscription(Protocol):
@@ -148,6 +206,9 @@ class LiveServer:
                           ("type", "websocket")):  # fmt: skip
             self.metrics.connections.labels(kind, via)
         self._open: set[asyncio.Task[Any]] = set()
+        self.shared = SharedEvents(self._rt.shredder.open_events)
+        self._sent = {kind: self.metrics.events_sent.labels(kind)
+                      for kind in ("aggregate", "view", "room", "type")}  # fmt: skip
 
     def register(self) -> None:
         """The generic route; register more specific ``/v1/<word>/{id}/subscribe`` ones first."""
@@ -193,7 +254,7 @@ class LiveServer:
             after_version=after_version,
             limits=self.limits,
             upcast=self._rt.domains.upcast,
-            open_events=self._rt.shredder.open_events,
+            open_events=self.shared.open,
             on_gap=self.metrics.gaps_filled.labels(kind).inc,
         )
 
@@ -258,7 +319,8 @@ class LiveServer:
             return json_response(refusal(e), headers={"Retry-After": "5"})
 
     def sent(self, kind: str, subscription: Subscription, events: Sequence[Event]) -> None:
-        self.metrics.events_sent.labels(kind).inc(len(events))
+        counter = self._sent.get(kind) or self.metrics.events_sent.labels(kind)
+        counter.inc(len(events))
         if subscription.live:
             now = time.time()
             for event in events:
@@ -266,7 +328,8 @@ class LiveServer:
 
     async def _write(self, response: web.StreamResponse, data: bytes) -> None:
         """One write, bounded: a client that takes nothing for two heartbeats is gone or stuck."""
-        await asyncio.wait_for(response.write(data), self.limits.heartbeat_s * 2)
+        async with asyncio.timeout(self.limits.heartbeat_s * 2):
+            await response.write(data)
 
     async def stream(
         self,
@@ -275,9 +338,10 @@ class LiveServer:
         via: str,
         *,
         kind: str = "aggregate",
-        render: Render = as_events,
+        render: Render | None = None,
     ) -> web.StreamResponse:
         """Serve ``subscription`` over ``via``, each event rendered as ``(version, JSON)``."""
+        render = render or self.shared.render
         if via == "websocket":
             return await self._websocket(request, subscription, kind, render)
         return await self._sse(request, subscription, kind, render)
