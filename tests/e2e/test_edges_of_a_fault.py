@@ -201,6 +201,9 @@ async def test_records_faust_drops_at_a_rebalance_are_redelivered_and_no_commit_
             if line.startswith("eventfleet_offset_gaps_total{") and 'outcome="redelivered"' in line
         )  # fmt: skip
         assert redelivered > 0, "no record was dropped: the test proved nothing"
+        how = [line.split("lost on purpose: ", 1)[1] for line in
+               leaky.log_path.read_text(errors="replace").splitlines() if "lost on purpose: " in line]  # fmt: skip
+        print(f"records lost at the rebalance ({'; '.join(how)}): {redelivered:.0f} gaps redelivered")
     finally:
         assert await leaky.stop() == 0
 
