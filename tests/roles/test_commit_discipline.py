@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from snapshot_rules.domain import Domains
@@ -223,6 +223,9 @@ steps = st.lists(
 
 @settings(max_examples=120, deadline=None)
 @given(steps, st.integers(0, 2**32))
+# Found under load: a call that finished an earlier failed round and then failed itself never
+# returned that round's records, and their partition's commits stopped at them for good.
+@example(plan=["dropped", "batch", "batch", "publish_fails_once", "store_fails_once"], seed=1)
 def test_no_record_is_released_before_its_fate_is_written_down(plan: list[str], seed: int) -> None:
     asyncio.run(_run(plan, seed))
 

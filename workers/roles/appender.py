@@ -145,6 +145,7 @@ class Appender:
         self._stored = _Recent()
         self._refused = _Recent()
         self._unfinished: tuple[_Round, list[DeadLetter]] | None = None
+        self._ready: list[Record] = []  # decided, not yet returned (see _take_ready)
         self._gap_below: Callable[[int, int], bool] = lambda partition, offset: False
         self._lock = asyncio.Lock()
         # Revocations that came while a batch or a tick held the lock: applied when it ends.
@@ -161,8 +162,8 @@ class Appender:
         """
         started = time.perf_counter()
         async with self._turn():
-            decided = await self._finish_unfinished()
-            finished = {(r.partition, r.offset) for r in decided}
+            await self._finish_unfinished()
+            finished = {(r.partition, r.offset) for r in self._ready}
             records = [r for r in records if (r.partition, r.offset) not in finished]
             letters, refused, fresh, copies = self._decode(records)
             now = self._clock()
@@ -176,6 +177,7 @@ class Appender:
             done = await self._decide(list(dict.fromkeys(refs)), now)
             done.refused += refused
             await self._finish(done, letters)
+            decided = self._take_ready()
         self._metrics.append_batch_size.observe(len(records))
         self._metrics.append_latency.observe(time.perf_counter() - started)
         return decided + [letter.record for letter in letters] + done.decided
@@ -183,14 +185,14 @@ class Appender:
     async def expire(self) -> list[Record]:
         """Judge the events whose wait is over (called on a timer); return the records decided."""
         async with self._turn():
-            decided = await self._finish_unfinished()
+            await self._finish_unfinished()
             now = self._clock()
             due = [ref for ref, queue in self._waiting.items() if min_deadline(queue) <= now]
             if not due:
-                return decided
+                return self._take_ready()
             done = await self._decide(due, now)
             await self._finish(done, [])
-        return decided + done.decided
+            return self._take_ready() + done.decided
 
     def hold_past_gaps(self, gap_below: Callable[[int, int], bool]) -> None:
         """``gap_below(partition, offset)``: an offset below it has not reached this process yet
@@ -600,14 +602,22 @@ class Appender:
             raise
         done.decided += [r for refusal in done.refused for r in refusal.waiting.records]
 
-    async def _finish_unfinished(self) -> list[Record]:
-        """Finish the effects of a round that failed last time; return its records."""
+    async def _finish_unfinished(self) -> None:
+        """Finish the effects of a round that failed last time; its records are ready to be
+        returned (``_take_ready``)."""
         if self._unfinished is None:
-            return []
+            return
         done, letters = self._unfinished
         self._unfinished = None
         await self._finish(done, letters)
-        return [letter.record for letter in letters] + done.decided
+        self._ready += [letter.record for letter in letters] + done.decided
+
+    def _take_ready(self) -> list[Record]:
+        """Records decided by an earlier call that could not return them (it failed after
+        finishing a round): they are returned by the next call that succeeds, never lost, or
+        their partition's commits would stop at them for good."""
+        ready, self._ready = self._ready, []
+        return ready
 
     async def _refuse(self, refusals: list[Refusal]) -> None:
         """Repair marks that name them, then record, dead-letter and answer each refusal.
