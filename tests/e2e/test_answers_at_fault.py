@@ -233,8 +233,11 @@ async def test_redis_flushed_and_restarted_mid_run_never_refuses_what_the_store_
             finally:
                 await flusher.aclose()
             # The store's heads trail what was accepted: refusing now would be false.
-            await wait_for(lambda: figures.told["503 store_catching_up"] >= 5, timeout_s=60,
-                           what="requests told to retry while the store catches up")  # fmt: skip
+            try:
+                await wait_for(lambda: figures.told["503 store_catching_up"] >= 5, timeout_s=60,
+                               what="requests told to retry while the store catches up")  # fmt: skip
+            except AssertionError as e:
+                raise AssertionError(f"{e}; answers so far: {dict(figures.told)}") from e
         finally:
             appender.process.send_signal(18)  # type: ignore[union-attr]  # SIGCONT
         await wait_for(lambda: len(figures.accepted) >= 70, timeout_s=60, what="more traffic")
