@@ -23,6 +23,7 @@ from redis.asyncio.sentinel import Sentinel
 from redis.exceptions import RedisError
 
 from topics.errors import ConfigError, MarkerUnavailable
+from workers.adapters.redis.packing import fast_packing
 from workers.secrets import mask_url
 
 RedisClient = Redis | RedisCluster
@@ -35,9 +36,8 @@ def connect_redis(url: str, *, timeout_ms: int) -> RedisClient:
     timeout_s = timeout_ms / 1000
     timeouts: dict[str, Any] = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
     parts = urlsplit(url)
-    if parts.scheme in SENTINEL_SCHEMES:
-        return _sentinel_master(url, timeouts)
     if parts.scheme in CLUSTER_SCHEMES:
+        # A cluster builds its nodes' connections itself: they keep redis-py's packer.
         return RedisCluster(
             startup_nodes=[ClusterNode(host, port) for host, port in _hosts(url, 6379)],
             username=unquote(parts.username) if parts.username else None,
@@ -45,7 +45,14 @@ def connect_redis(url: str, *, timeout_ms: int) -> RedisClient:
             ssl=parts.scheme.startswith("rediss"),
             **timeouts,
         )
-    return Redis.from_url(url, **timeouts)
+    client = (
+        _sentinel_master(url, timeouts)
+        if parts.scheme in SENTINEL_SCHEMES
+        else Redis.from_url(url, **timeouts)
+    )
+    pool = client.connection_pool  # no connection made yet: every one packs through hiredis
+    pool.connection_class = fast_packing(pool.connection_class)
+    return client
 
 
 def _sentinel_master(url: str, timeouts: dict[str, Any]) -> Redis:
