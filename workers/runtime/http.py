@@ -171,7 +171,9 @@ def register_append(fleet: Fleet) -> None:
             except EventfleetError as e:
                 return json_response(failure(e))
             actor = door.actor(request)  # from the token only, never from the body
-            outcome = await commands.handle(replace(command, actor=actor))
+            if actor is not None:
+                command = replace(command, actor=actor)
+            outcome = await commands.handle(command)
             if isinstance(outcome, Refused) and outcome.code == "forbidden":
                 door.count_forbidden(str(outcome.details.get("reason", "domain_rule")))
             return json_response(answer_of(outcome))
