@@ -64,3 +64,30 @@ async def test_a_long_ladder_is_thinned_to_increasing_distances_and_still_exact(
         expected = replay(COUNTER.reducer, all_events[:version])
         assert await laddered.at(COUNTER, "c1", version=version) == expected
         assert await plain.at(COUNTER, "c1", version=version) == expected
+
+
+async def test_a_save_reads_the_ladder_only_when_a_rung_may_be_due() -> None:
+    events, ladder = MemoryEventStore(), MemorySnapshotLadder()
+    await events.append(added("c1", range(1, 5001)))
+    laddered = StateLoader(events, MemorySnapshotStore(), create_metrics(), ladder=ladder,
+                           ladder_step=1000)  # fmt: skip
+    plain = StateLoader(events, MemorySnapshotStore(), create_metrics(), ladder_step=0)
+    for v in range(100, 5001, 100):  # 50 saves
+        await laddered.save(COUNTER, "c1", await plain.at(COUNTER, "c1", version=v), trigger="rule")
+    # The first save of the aggregate reads the ladder; later ones only when 1000 versions
+    # have passed since the rung this process remembers (it was 50 reads).
+    assert ladder.faults.calls["below"] == 5, ladder.faults.calls
+    assert await ladder.versions(("counter", "c1")) == [100, 1100, 2100, 3100, 4100]
+
+
+async def test_a_rung_another_process_added_is_read_before_one_is_added_again() -> None:
+    events, ladder = MemoryEventStore(), MemorySnapshotLadder()
+    await events.append(added("c1", range(1, 2201)))
+    one, other = (StateLoader(events, MemorySnapshotStore(), create_metrics(), ladder=ladder,
+                              ladder_step=1000) for _ in range(2))  # fmt: skip
+    for loader, version in ((one, 100), (other, 1100), (other, 1500), (one, 1200), (one, 2100)):
+        await loader.save(COUNTER, "c1", await loader.at(COUNTER, "c1", version=version),
+                          trigger="rule")  # fmt: skip
+    # one remembered 100; at 1200 it read the ladder, found other's 1100 and added nothing;
+    # at 2100 its memory (1100) says a rung is due again.
+    assert await ladder.versions(("counter", "c1")) == [100, 1100, 2100]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,6 +26,9 @@ from topics.envelope import Event, utc_now
 from topics.errors import NotFound, StoreError, Unavailable, Unstorable
 from workers.metrics import Metrics
 from workers.ports import AggregateRef, EventStore, Snapshot, SnapshotLadder, SnapshotStore
+
+RUNG_CACHE_SIZE = 100_000
+"""Aggregates whose newest rung a process remembers."""
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +80,7 @@ class StateLoader:
         self._saving: set[AggregateRef] = set()
         # Aggregates whose snapshot the store cannot take (over 16 MB, ...): reads stop trying.
         self._unsavable: set[AggregateRef] = set()
+        self._newest_rung: OrderedDict[AggregateRef, int] = OrderedDict()
 
     async def latest(
         self, domain: Domain, aggregate_id: str, *, save: bool = True, trigger: str = "query"
@@ -224,20 +229,34 @@ class StateLoader:
         if self.ladder is None:
             return
         aggregate = (snapshot.aggregate_type, snapshot.aggregate_id)
+        known = self._newest_rung.get(aggregate)
+        if known is not None and snapshot.version - known < self._ladder_step:
+            return  # remembered: no rung is due yet, nothing to read
         try:
             newest = await self.ladder.below(aggregate)
             if newest is not None and snapshot.version - newest.version < self._ladder_step:
+                self._remember_rung(aggregate, newest.version)
                 return
             last = await self.events.read(
                 aggregate, after_version=snapshot.version - 1, to_version=snapshot.version
             )
             if last:
                 await self.ladder.add(snapshot, last_at=last[0].occurred_at)
+                self._remember_rung(aggregate, snapshot.version)
                 versions = await self.ladder.versions(aggregate)
                 kept = set(kept_rungs(versions, step=self._ladder_step))
                 await self.ladder.remove(aggregate, [v for v in versions if v not in kept])
         except (Unavailable, StoreError) as e:
             log.warning("rung of %s %s not kept: %s", aggregate[0], aggregate[1], e)
+
+    def _remember_rung(self, aggregate: AggregateRef, version: int) -> None:
+        """The newest rung's version, so most saves decide without reading the ladder. Another
+        process may have added a newer rung: then the next save that seems due reads it."""
+        rungs = self._newest_rung
+        rungs[aggregate] = version
+        rungs.move_to_end(aggregate)
+        while len(rungs) > RUNG_CACHE_SIZE:
+            rungs.popitem(last=False)
 
     async def drain(self) -> None:
         """Wait for background snapshot saves (on shutdown)."""
