@@ -24,13 +24,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.faults import TcpProxy
 from tests.kafka_topics import create_topic, read_records
-from workers.adapters.kafka import KafkaProducer, plain
+from workers.adapters.kafka import KafkaProducer, KafkaStream, plain
 from workers.adapters.memory import (
     MemoryDatabase,
     MemoryEventStore,
     MemoryProducer,
     MemoryRejections,
     MemorySnapshotStore,
+    MemoryStream,
     MemoryViewStaging,
     MemoryViewStore,
 )
@@ -59,6 +60,7 @@ from workers.ports import (
     ViewStaging,
     ViewStore,
 )
+from workers.runtime.adapters import Stream
 
 STORES = ("memory", "mongo")
 PRODUCERS = ("memory", "kafka")
@@ -245,3 +247,28 @@ def paused_kafka(stack: EmbeddedStack) -> Callable[[], AbstractAsyncContextManag
                     kafka.resume()
 
     return outage
+
+
+@dataclass
+class Streamed:
+    """A topic of the test's own on one stream adapter, and a producer writing to it."""
+
+    stream: Stream
+    producer: Producer
+    topic: str
+
+
+@pytest.fixture(params=["memory", "kafka"])
+async def streamed(
+    request: pytest.FixtureRequest, stack: EmbeddedStack, unique_name: str
+) -> AsyncIterator[Streamed]:
+    """The topic on the in-memory stream, and on Kafka (the topic tail and window contracts)."""
+    topic = f"{unique_name}.stream"
+    if request.param == "memory":
+        stream = MemoryStream(partitions={topic: PARTITIONS})
+        yield Streamed(stream, stream.produced, topic)
+        return
+    url = stack.urls.kafka_url
+    await create_topic(url, topic, partitions=PARTITIONS)
+    async with started_producer(url, unique_name) as producer:
+        yield Streamed(KafkaStream(plain(url), max_event_bytes=1 << 20), producer, topic)
