@@ -1,18 +1,23 @@
-"""The Redis batcher when its caller goes away mid round trip: the calls queued meanwhile still
+"""The Redis batcher: when its caller goes away mid round trip, the calls queued meanwhile still
 get an answer within the timeout (here: unavailable), and nothing is left for asyncio to report
-as an exception never retrieved."""
+as an exception never retrieved; a forgotten script is loaded again and a refused call fails
+alone, whether it went alone or in a pipeline."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
 import logging
+import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import pytest
 
 from topics.errors import MarkerUnavailable
 from workers.adapters.redis import SCRIPTS, RedisBatcher, connect_redis
+from workers.adapters.redis.batch import Lua
+from workers.devtools.embedded import EmbeddedStack
 from workers.metrics import create_metrics
 
 
@@ -55,3 +60,53 @@ async def test_a_caller_cancelled_mid_round_trip_leaves_no_unread_error_and_the_
         await asyncio.sleep(0)
     assert "never retrieved" not in caplog.text
     await client.aclose()
+
+
+@dataclass
+class Batching:
+    batcher: RedisBatcher
+    script: Lua
+    """A script no Redis has seen before this test: its first call meets NOSCRIPT, as after a
+    restart or a failover (a SCRIPT FLUSH would do that to every test sharing the server)."""
+
+
+@pytest.fixture
+async def batching(stack: EmbeddedStack) -> AsyncIterator[Batching]:
+    client = connect_redis(stack.urls.redis_url, timeout_ms=2000)
+    script = Lua(f"-- {uuid.uuid4()}\nreturn ARGV[1] .. KEYS[1]")
+    latency = create_metrics().marker_latency
+    yield Batching(
+        RedisBatcher(client, scripts=(script,), timeout_ms=2000, latency=latency), script
+    )
+    await client.aclose()
+
+
+@pytest.mark.parametrize("together", [1, 3], ids=["alone", "pipelined"])
+async def test_a_script_redis_does_not_know_is_loaded_and_sent_again(
+    batching: Batching, together: int
+) -> None:
+    """One call goes as it is, several in a pipeline: either way a script Redis does not know
+    costs one reload, not an error."""
+    key = f"batch-{uuid.uuid4().hex}"
+    batcher, script = batching.batcher, batching.script
+    answers = await asyncio.gather(
+        *(batcher.call(script, (key,), (str(n),)) for n in range(together))
+    )
+    assert answers == [f"{n}{key}".encode() for n in range(together)]
+
+
+@pytest.mark.parametrize("together", [1, 3], ids=["alone", "pipelined"])
+async def test_a_call_redis_refuses_fails_alone_and_the_batcher_goes_on(
+    batching: Batching, together: int
+) -> None:
+    batcher = batching.batcher
+    key = f"batch-{uuid.uuid4().hex}"
+    await batcher.redis.set(key, "not a number")
+    calls = [batcher.call("INCR", (key,), ())] + [
+        batcher.call("GET", (key,), ()) for _ in range(together - 1)
+    ]
+    answers = await asyncio.gather(*calls, return_exceptions=True)
+    assert isinstance(answers[0], MarkerUnavailable) and "refused" in str(answers[0])
+    assert answers[1:] == [b"not a number"] * (together - 1)
+    assert await batcher.call("GET", (key,), ()) == b"not a number"
+    await batcher.redis.delete(key)

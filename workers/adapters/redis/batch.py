@@ -16,7 +16,7 @@ from typing import Any
 
 from prometheus_client import Histogram
 from redis.asyncio import Redis, RedisCluster
-from redis.exceptions import NoScriptError, RedisClusterException, RedisError
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError, ResponseError
 
 from topics.errors import MarkerUnavailable
 from workers.secrets import redact
@@ -67,7 +67,9 @@ class RedisBatcher:
         self._linger_s = linger_ms / 1000
         self._timer: asyncio.TimerHandle | None = None
 
-    async def call(self, op: Lua | str, keys: tuple[str, ...], args: tuple[str | bytes, ...]) -> Any:
+    async def call(
+        self, op: Lua | str, keys: tuple[str, ...], args: tuple[str | bytes, ...]
+    ) -> Any:
         """Send with the current round trip; raises MarkerUnavailable if Redis does not answer."""
         future = self._queue(op, keys, args)
         try:
@@ -145,6 +147,19 @@ class RedisBatcher:
                 self._flushing = False
 
     async def _execute(self, batch: list[_Call]) -> list[Any]:
+        if len(batch) == 1 and not isinstance(self.redis, RedisCluster):
+            # One call (light load): sent as it is; a pipeline of one costs ~18 µs more CPU.
+            call = batch[0]
+            op: tuple[str | int, ...] = (
+                ("EVALSHA", call.op.sha, len(call.keys)) if isinstance(call.op, Lua) else (call.op,)
+            )
+            try:
+                result = await self.redis.execute_command(  # type: ignore[no-untyped-call]
+                    *op, *call.keys, *call.args
+                )
+                return [result]
+            except ResponseError as e:  # as the pipeline answers it: the call's own result
+                return [e]
         pipe = self.redis.pipeline(transaction=False)
         for call in batch:
             if isinstance(call.op, Lua):
