@@ -37,6 +37,7 @@ from workers.runtime.fleet import Fleet
 from workers.runtime.http import check_aggregate, int_param
 from workers.runtime.http_errors import json_response
 from workers.runtime.live_connections import Connection, Connections
+from workers.runtime.live_push import Outbox, Sink
 from workers.runtime.live_shared import SharedEvents
 from workers.runtime.queries import failure
 
@@ -145,6 +146,7 @@ class LiveServer:
                           ("type", "websocket")):  # fmt: skip
             self.metrics.connections.labels(kind, via)
         self.connections = Connections(stuck_after_s=self.limits.heartbeat_s * 2)
+        self.outbox = Outbox()
         shredder = self._rt.shredder
         self.shared = SharedEvents(
             shredder.open_events, upcast=self._rt.domains.upcast, open_now=shredder.open_events_now
@@ -308,10 +310,13 @@ class LiveServer:
         )
         await response.prepare(request)
         batches = subscription.batches()
+        sink = None
         try:
             await connection.write(response.write(b"retry: 1000\n\n"))
             if pushes and isinstance(subscription, AggregateSubscription):
-                subscription.push = self._sse_push(request, response, kind)
+                sink = subscription.push = connection.sink = self._sink(
+                    request, kind, response=response
+                )
             async for batch in batches:
                 if not batch:
                     await connection.write(response.write(b": heartbeat\n\n"))
@@ -335,31 +340,35 @@ class LiveServer:
             pass  # the client left or stopped reading: it resumes with Last-Event-ID
         finally:
             await batches.aclose()
+            if sink is not None:
+                sink.close()  # before the response's end
         return response
 
-    def _sse_push(
-        self, request: web.Request, response: web.StreamResponse, kind: str
-    ) -> Callable[[Event], bool] | None:
-        """Write a live event straight to the connection, as a chunk of the response's body
-        (the headers are out), while the socket's buffer is under its high-water mark: the
-        bound a write would wait on. Else False: the subscription's batches carry it."""
+    def _sink(
+        self, request: web.Request, kind: str, *, ws: web.WebSocketResponse | None = None,
+        response: web.StreamResponse | None = None,
+    ) -> Sink | None:  # fmt: skip
+        """Live events pushed straight to the connection: SSE chunks of the response's body
+        (its headers are out), or WebSocket text frames (not when the client negotiated
+        compression). None when the connection cannot take them so."""
         transport = request.transport
-        if transport is None or response.compression:
+        if transport is None or (ws is not None and ws.compress):
             return None
-        chunked = response.headers.get("Transfer-Encoding", "").lower() == "chunked"
-        high = transport.get_write_buffer_limits()[1]
-        ready, counted, latency = self.shared.ready, self._sent[kind], self.metrics.latency
-
-        def push(event: Event) -> bool:
-            entry = ready(event)
-            if entry is None or transport.is_closing() or transport.get_write_buffer_size() > high:
-                return False
-            transport.write(entry.sse_frame(chunked=chunked))
-            counted.inc()
-            latency.observe(max(0.0, time.time() - entry.made()))
-            return True
-
-        return push
+        if response is not None and response.compression:
+            return None
+        chunked = response is not None and (
+            response.headers.get("Transfer-Encoding", "").lower() == "chunked"
+        )
+        return Sink(
+            transport,  # type: ignore[arg-type]
+            outbox=self.outbox,
+            ready=self.shared.ready,
+            counted=self._sent[kind],
+            latency=self.metrics.latency,
+            websocket=ws is not None,
+            chunked=chunked,
+            is_closed=(lambda: ws.closed) if ws is not None else (lambda: False),
+        )
 
     async def _websocket(
         self,
@@ -372,8 +381,9 @@ class LiveServer:
     ) -> web.StreamResponse:
         ws = web.WebSocketResponse(heartbeat=float(self.limits.heartbeat_s))
         await ws.prepare(request)
+        sink = None
         if pushes and isinstance(subscription, AggregateSubscription):
-            subscription.push = self._ws_push(request, ws, kind)
+            sink = subscription.push = connection.sink = self._sink(request, kind, ws=ws)
         writer = asyncio.create_task(self._ws_write(ws, connection, subscription, kind, render))
         try:
             async for message in ws:  # control frames are handled while reading
@@ -382,32 +392,10 @@ class LiveServer:
         finally:
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
+            if sink is not None:
+                sink.close()  # before the close frame
             await ws.close()
         return ws
-
-    def _ws_push(
-        self, request: web.Request, ws: web.WebSocketResponse, kind: str
-    ) -> Callable[[Event], bool] | None:
-        """Write a live event straight to the connection as one text frame (not when the
-        client negotiated compression), while the socket's buffer is under its high-water
-        mark. Else False: the subscription's batches carry it."""
-        transport = request.transport
-        if transport is None or ws.compress:
-            return None
-        high = transport.get_write_buffer_limits()[1]
-        ready, counted, latency = self.shared.ready, self._sent[kind], self.metrics.latency
-
-        def push(event: Event) -> bool:
-            entry = ready(event)
-            if (entry is None or ws.closed or transport.is_closing()
-                    or transport.get_write_buffer_size() > high):  # fmt: skip
-                return False
-            transport.write(entry.websocket_frame())
-            counted.inc()
-            latency.observe(max(0.0, time.time() - entry.made()))
-            return True
-
-        return push
 
     async def _ws_write(
         self,
@@ -427,14 +415,17 @@ class LiveServer:
             self.metrics.slow_closes.labels(kind).inc()
             notice = {"error": "slow_client", "message": str(e), **subscription.resume}
             with contextlib.suppress(Exception):
-                await ws.send_str(orjson.dumps(notice).decode())
+                await connection.write(ws.send_frame(orjson.dumps(notice), WSMsgType.TEXT))
+            connection.close_sink()
             await ws.close(code=WS_TRY_AGAIN_LATER, message=b"slow_client")
         except EventfleetError as e:
             with contextlib.suppress(Exception):
                 body = {**refusal(e).body, **subscription.resume}
-                await ws.send_str(orjson.dumps(body).decode())
+                await connection.write(ws.send_frame(orjson.dumps(body), WSMsgType.TEXT))
+            connection.close_sink()
             await ws.close(code=WS_TRY_AGAIN_LATER, message=b"error")
         except (ConnectionError, TimeoutError):
+            connection.close_sink()
             await ws.close()
         finally:
             await batches.aclose()

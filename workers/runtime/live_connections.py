@@ -13,27 +13,46 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from aiohttp import web
 
 
-class Connection:
-    """One open connection: its handler's task, its request, and since when it writes."""
+class Sink(Protocol):
+    """What was pushed to a connection and not yet written (``workers.runtime.live_push``)."""
 
-    __slots__ = ("request", "task", "writing_since")
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Connection:
+    """One open connection: its handler's task, its request, since when it writes, and what
+    was pushed to it and goes before anything its task writes."""
+
+    __slots__ = ("request", "sink", "task", "writing_since")
 
     def __init__(self, request: web.Request, task: asyncio.Task[object] | None) -> None:
         self.request = request
         self.task = task
         self.writing_since: float | None = None
+        self.sink: Sink | None = None
 
     async def write(self, writing: Awaitable[None]) -> None:
-        """Await one write, watched: past ``stuck_after_s`` the connection is aborted."""
+        """Await one write (after what was pushed), watched: past ``stuck_after_s`` the
+        connection is aborted."""
+        if self.sink is not None:
+            self.sink.flush()
         self.writing_since = time.monotonic()
         try:
             await writing
         finally:
             self.writing_since = None
+
+    def close_sink(self) -> None:
+        """Write what was pushed, then take no more pushes (before the connection ends)."""
+        if self.sink is not None:
+            self.sink.close()
 
     def gone(self) -> bool:
         """The client closed the connection (or it was lost)."""
