@@ -109,6 +109,7 @@ class AggregateSubscription:
         self._quiet_since = 0.0  # loop time of the last event given out (or of the start)
         self._heartbeat: asyncio.TimerHandle | None = None  # one timer, moved lazily
         self._heartbeat_due = False
+        self._pushed = False
 
     @property
     def resume(self) -> dict[str, object]:
@@ -127,7 +128,7 @@ class AggregateSubscription:
                     and not waiter.done() and not self._pending and not self._resync
                     and not self._overflow and self.push(self._upcast(event))):  # fmt: skip
                 self.position = version
-                self._quiet_since = waiter.get_loop().time()
+                self._pushed = True  # not quiet: the heartbeat moves on when it comes
                 return
             if len(self._pending) >= self._limits.buffer_events:
                 self._overflow = True
@@ -193,8 +194,11 @@ class AggregateSubscription:
             self._waiter = None
 
     def _on_heartbeat(self) -> None:
-        due = self._quiet_since + self._limits.heartbeat_s
         loop = asyncio.get_running_loop()
+        if self._pushed:  # given out since the timer was set: quiet from now at the earliest
+            self._pushed = False
+            self._quiet_since = loop.time()
+        due = self._quiet_since + self._limits.heartbeat_s
         if loop.time() < due:
             self._heartbeat = loop.call_at(due, self._on_heartbeat)
             return

@@ -45,7 +45,7 @@ class Sink:
     """One connection's pushed events: SSE chunks (``websocket`` False) or WebSocket frames."""
 
     __slots__ = ("_chunked", "_closed", "_counted", "_entries", "_high", "_latency", "_outbox",
-                 "_ready", "_size", "_transport", "_websocket", "is_closed")  # fmt: skip
+                 "_ready", "_room", "_size", "_transport", "_websocket", "is_closed")  # fmt: skip
 
     def __init__(
         self,
@@ -66,30 +66,36 @@ class Sink:
         self._latency = latency
         self._websocket = websocket
         self._chunked = chunked
-        self.is_closed = is_closed  # the WebSocket was closed: nothing may follow its close
+        self.is_closed = is_closed  # a WebSocket closed: nothing may follow its close frame
         self._high = transport.get_write_buffer_limits()[1]
         self._entries: list[Shared] = []
         self._size = 0
+        self._room = 0  # what the socket may take this turn, beyond what it holds
         self._closed = False
 
     def __call__(self, event: Event) -> bool:
+        if self._closed:
+            return False
         entry = self._ready(event)
-        if entry is None or self._closed or self._transport.is_closing() or self.is_closed():
+        if entry is None:
             return False
         frame = entry.websocket_frame() if self._websocket else entry.sse_frame(chunked=False)
-        if self._transport.get_write_buffer_size() + self._size + len(frame) > self._high:
+        if not self._entries:  # the first this turn: what the socket may still take
+            transport = self._transport
+            if transport.is_closing():
+                return False
+            self._room = self._high - transport.get_write_buffer_size()
+        if self._size + len(frame) > self._room:
             return False
         if not self._entries:
             self._outbox.mark(self)
         self._entries.append(entry)
         self._size += len(frame)
-        self._counted.inc()
-        self._latency.observe(max(0.0, time.time() - entry.made()))
         return True
 
     def flush(self) -> None:
-        """Write what this turn pushed, in one write (dropped if the client is gone: it
-        resumes from the last event it read)."""
+        """Write what this turn pushed, in one write (dropped if the client is gone, or the
+        WebSocket closed meanwhile: it resumes from the last event it read)."""
         entries, self._entries, self._size = self._entries, [], 0
         if not entries or self._transport.is_closing() or self.is_closed():
             return
@@ -101,6 +107,10 @@ class Sink:
             body = b"".join(e.sse_frame(chunked=False) for e in entries)
             data = b"%x\r\n%s\r\n" % (len(body), body) if self._chunked else body
         self._transport.write(data)
+        self._counted.inc(len(entries))
+        now, observe = time.time(), self._latency.observe
+        for entry in entries:
+            observe(max(0.0, now - entry.made()))
 
     def close(self) -> None:
         """Write what is pushed and take nothing more: the connection ends."""
