@@ -128,3 +128,11 @@ async def test_what_readers_see_is_upcast_before_it_is_opened() -> None:
     ready = shared.ready(event(2))
     assert opened.version == 10 and ready is not None and ready.event.version == 20
     assert seen == [1, 2]
+
+
+def test_an_upcaster_that_fails_leaves_the_event_to_the_subscriptions_own_path() -> None:
+    def failing(e: Event) -> Event:
+        raise ValueError("this upcaster is broken")
+
+    shared = SharedEvents(Opener(), upcast=failing, open_now=OpenNow())
+    assert shared.ready(event(1)) is None  # never raises where the feed dispatches

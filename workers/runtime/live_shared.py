@@ -125,7 +125,8 @@ class SharedEvents:
 
     def ready(self, event: Event) -> Shared | None:
         """``event`` as readers see it, without waiting: shared, or made now; None when that
-        needs a key fetched (``open`` does it)."""
+        needs a key fetched (``open`` does it) or fails. Called while the feed dispatches an
+        event to its listeners: it never raises."""
         key = (event.id, event.version)
         now = self._clock()
         entry = self._entries.get(key)
@@ -133,7 +134,10 @@ class SharedEvents:
             return entry
         if self._open_now is None:
             return None
-        opened = self._open_now([self._upcast(event)])
+        try:
+            opened = self._open_now([self._upcast(event)])
+        except Exception:  # an upcaster that fails: the subscription's own path meets it
+            return None
         if opened is None:
             return None
         self._expire(now)

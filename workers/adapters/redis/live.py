@@ -259,7 +259,10 @@ class RedisLiveFeed:
             log.warning("live feed: an announcement on %s is not an event envelope", name)
             return
         for deliver in tuple(listeners):
-            deliver(event)
+            try:
+                deliver(event)
+            except Exception:  # one listener's fault must not stop the feed for all
+                log.exception("live feed: a listener of %s failed on an event", name)
 
     def _resync(self) -> None:
         self.resyncs += 1
