@@ -92,3 +92,51 @@ async def test_announcing_to_nobody_or_without_a_key_does_not_raise(feed: LiveFe
 async def test_a_closed_feed_takes_announcements_without_raising(feed: LiveFeed) -> None:
     await feed.close()
     feed.announce([stored("o1", 1)])
+
+
+@pytest.fixture
+async def own_redis(stack: EmbeddedStack) -> AsyncIterator[EmbeddedStack]:
+    """A redis-server of this test's own, which it may pause."""
+    async with EmbeddedStack(
+        kafka_url=stack.urls.kafka_url, mongo_url=stack.urls.mongo_url, start_redis=True
+    ) as own:
+        yield own
+
+
+async def test_a_paused_redis_is_noticed_and_every_listener_told_then_told_again(
+    own_redis: EmbeddedStack,
+) -> None:
+    """Redis paused keeps the connection open: only the unanswered ping shows it is gone."""
+    feed = RedisLiveFeed(own_redis.urls.redis_url, prefix=f"test-{uuid.uuid4().hex}:live:",
+                         timeout_ms=300, health_check_s=0.2)  # fmt: skip
+    heard = Heard()
+    try:
+        await feed.listen(LiveChannel("order", "o1"), heard)
+        feed.announce([stored("o1", 1)])
+        await wait_for(lambda: heard.versions() == [1], timeout_s=5, what="the first event")
+        redis = own_redis.process("redis")
+        redis.pause()
+        try:
+            await wait_for(lambda: None in heard.items, timeout_s=10, what="the feed to notice")
+        finally:
+            redis.resume()
+        await wait_for(lambda: heard.items.count(None) >= 2, timeout_s=10,
+                       what="resubscribed: told again")  # fmt: skip
+        feed.announce([stored("o1", 2)])
+        await wait_for(lambda: heard.versions()[-1:] == [2], timeout_s=10, what="events again")
+    finally:
+        await feed.close()
+
+
+async def test_a_quiet_feed_is_kept_not_dropped(stack: EmbeddedStack) -> None:
+    """Nothing announced for several health-check intervals: the pings keep it, no resync."""
+    feed = RedisLiveFeed(stack.urls.redis_url, prefix=f"test-{uuid.uuid4().hex}:live:",
+                         health_check_s=0.05)  # fmt: skip
+    heard = Heard()
+    try:
+        await feed.listen(LiveChannel("order", "o1"), heard)
+        resyncs, pings_seen = feed.resyncs, feed.pings
+        await wait_for(lambda: feed.pings >= pings_seen + 5, timeout_s=10, what="five pings")
+        assert feed.resyncs == resyncs and heard.items == []
+    finally:
+        await feed.close()

@@ -250,3 +250,109 @@ def test_a_malformed_position_is_refused_with_its_form(raw: str) -> None:
 def test_a_position_round_trips_through_its_token() -> None:
     assert parse_position(position_token({2: 7, 0: 15})) == {0: 15, 2: 7}
     assert parse_position("") == {} and position_token({}) == ""
+
+
+class Pushes:
+    """A transport's push: takes what it is offered until told to refuse (a full socket)."""
+
+    def __init__(self) -> None:
+        self.taken: list[int] = []
+        self.refusing = False
+
+    def __call__(self, event: Event) -> bool:
+        if self.refusing:
+            return False
+        self.taken.append(event.version or 0)
+        return True
+
+
+async def test_an_idle_subscription_hands_the_next_live_events_to_its_push(
+    setup: tuple[MemoryEventStore, MemoryLiveFeed],
+) -> None:
+    store, feed = setup
+    await store_and_announce(store, feed, range(1, 3))
+    subscription = subscribe(store, feed)
+    pushes = subscription.push = Pushes()
+    client = Client(subscription)
+    await wait_for(lambda: client.got == [1, 2], timeout_s=5, what="the catch-up by batches")
+    await wait_for(lambda: subscription._waiter is not None, timeout_s=5, what="it to idle")
+    await store_and_announce(store, feed, range(3, 6))
+    feed.announce([Outgoing.of(event(4))])  # a repeat is dropped, not pushed
+    assert pushes.taken == [3, 4, 5] and subscription.position == 5
+    assert client.got == [1, 2]  # none of them went through the batches
+    await client.stop()
+
+
+async def test_a_refused_push_leaves_the_event_to_the_batches_and_the_order_holds(
+    setup: tuple[MemoryEventStore, MemoryLiveFeed],
+) -> None:
+    store, feed = setup
+    subscription = subscribe(store, feed)
+    pushes = subscription.push = Pushes()
+    client = Client(subscription)
+    await wait_for(lambda: subscription._waiter is not None, timeout_s=5, what="it to idle")
+    await store_and_announce(store, feed, range(1, 2))
+    pushes.refusing = True
+    await store_and_announce(store, feed, range(2, 3))
+    assert pushes.taken == [1] and [e.version for e in subscription._pending] == [2]  # waits
+    pushes.refusing = False
+    feed.announce([Outgoing.of(event(3))])  # heard before the batches ran: waits behind 2
+    assert pushes.taken == [1] and [e.version for e in subscription._pending] == [2, 3]
+    await wait_for(lambda: client.got == [2, 3], timeout_s=5, what="2 and 3 by the batches")
+    await wait_for(lambda: subscription._waiter is not None, timeout_s=5, what="idle again")
+    await store_and_announce(store, feed, range(4, 5))
+    assert pushes.taken == [1, 4] and client.got == [2, 3]
+    await client.stop()
+
+
+async def test_a_gap_is_read_from_the_store_before_push_takes_anything_newer(
+    setup: tuple[MemoryEventStore, MemoryLiveFeed],
+) -> None:
+    store, feed = setup
+    subscription = subscribe(store, feed)
+    pushes = subscription.push = Pushes()
+    client = Client(subscription)
+    await wait_for(lambda: subscription._waiter is not None, timeout_s=5, what="it to idle")
+    await store_and_announce(store, feed, range(1, 2))
+    feed.lose_next(1)
+    await store_and_announce(store, feed, range(2, 4))  # 2 lost: 3 shows the gap
+    await wait_for(lambda: client.got == [2, 3], timeout_s=5, what="the gap read")
+    await wait_for(lambda: subscription._waiter is not None, timeout_s=5, what="idle again")
+    await store_and_announce(store, feed, range(4, 5))
+    assert pushes.taken == [1, 4] and client.got == [2, 3]
+    await client.stop()
+
+
+async def test_a_client_that_takes_no_pushes_is_closed_past_its_buffer_at_the_last_given(
+    setup: tuple[MemoryEventStore, MemoryLiveFeed],
+) -> None:
+    store, feed = setup
+    subscription = subscribe(store, feed, buffer_events=3)
+    pushes = subscription.push = Pushes()
+    batches = subscription.batches()
+    assert await anext(batches) == []  # caught up
+    waiting = asyncio.ensure_future(anext(batches))
+    await wait_for(lambda: subscription._waiter is not None, timeout_s=5, what="it to idle")
+    await store_and_announce(store, feed, range(1, 3))
+    pushes.refusing = True  # its socket is full from here on
+    feed.announce([Outgoing.of(event(v)) for v in range(3, 8)])  # 3 wait, then it is full
+    with pytest.raises(SlowSubscriber) as raised:
+        await waiting
+    assert raised.value.after_version == 2 and pushes.taken == [1, 2]  # 3.. are in the store
+    await batches.aclose()
+    assert feed.listeners() == 0
+
+
+async def test_a_quiet_subscription_with_a_push_still_gets_its_heartbeat(
+    setup: tuple[MemoryEventStore, MemoryLiveFeed],
+) -> None:
+    store, feed = setup
+    subscription = subscribe(store, feed, heartbeat_s=0.05)
+    subscription.push = Pushes()
+    client = Client(subscription)
+    await wait_for(lambda: subscription._waiter is not None, timeout_s=5, what="it to idle")
+    feed.lose_next(1)
+    await store_and_announce(store, feed, range(1, 2))  # lost, and nothing follows it
+    await wait_for(lambda: client.got == [1], timeout_s=5, what="the heartbeat's store read")
+    assert client.heartbeats >= 1
+    await client.stop()

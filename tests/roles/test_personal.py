@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -138,6 +139,25 @@ async def test_another_process_forgets_an_erased_key_within_its_cache_lifetime()
     assert (await reader.open(data))["content"] == "secret words"  # within the stated bound
     clock.now = 30.5
     assert (await reader.open(data)) == {**data, "content": None, ERASED: True}
+
+
+async def test_opening_without_waiting_uses_only_the_keys_held_and_their_erasure_bound() -> None:
+    keys, clock = MemoryKeyStore(), Clock()
+    writer = Shredder(keys, cache_ttl_s=30, clock=clock)
+    reader = Shredder(keys, cache_ttl_s=30, clock=clock)
+    data = await writer.seal(CHAT_ROOM, "r1", sent("m1", "ann", "secret words"))
+    stored = new_event("chat_room", "r1", "MessageSent", data, version=1)
+    plain = new_event("chat_room", "r2", "MessageSent", sent("m1", "bob", "plain"), version=1)
+    assert reader.open_events_now([plain]) == [plain]  # nothing sealed: nothing to fetch
+    assert reader.open_events_now([stored]) is None  # the key is not held: open_events fetches
+    [opened] = await reader.open_events([stored])
+    assert reader.open_events_now([stored]) == [opened]  # now held: the same, without waiting
+    await writer.erase("ann", by="dpo", at=_now())
+    assert writer.open_events_now([stored]) == [
+        replace(stored, data={**data, "content": None, ERASED: True})
+    ]  # the erasing process: at once
+    clock.now = 30.5
+    assert reader.open_events_now([stored]) is None  # past the bound: asked again, never reused
 
 
 async def test_sealing_while_erasing_never_leaks_plaintext() -> None:

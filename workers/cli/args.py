@@ -261,7 +261,8 @@ def _bench(commands: argparse._SubParsersAction[Parser]) -> None:
         "path",
         choices=("commands", "append", "state", "scale", "live", "all"),
         help="which path: the command path over HTTP, append, state query, append scale-out, "
-        "live subscriptions (1000 subscribers, 100 rooms, up to 10000 messages)",
+        "live subscriptions (1000 subscribers, 100 rooms, up to 10000 events per row, SSE and "
+        "WebSocket)",
     )
     bench.add_argument("--json", action="store_true", help="print each table as a JSON line")
     bench.add_argument(

@@ -66,7 +66,14 @@ async def _as_they_are(events: Sequence[Event]) -> list[Event]:
 
 
 class AggregateSubscription:
-    """One connection's catch-up subscription to one aggregate."""
+    """One connection's catch-up subscription to one aggregate.
+
+    ``push``, when a transport sets it, takes live events without a task switch: a live event
+    that is the next version, heard while the subscription is idle (caught up, nothing pending,
+    no store read due, waiting), is offered to ``push`` as the feed delivered it, synchronously;
+    when ``push`` returns True the event counts as given out, else it waits in the buffer as
+    any other and ``batches`` yields it. So the order and the buffer's bound hold either way.
+    """
 
     def __init__(
         self,
@@ -83,6 +90,7 @@ class AggregateSubscription:
         self.aggregate = aggregate
         self.position = after_version
         """The last version given out: the client resumes after it."""
+        self.push: Callable[[Event], bool] | None = None
         self._feed = feed
         self._store = store
         self._limits = limits
@@ -97,7 +105,11 @@ class AggregateSubscription:
         """The catch-up is over: every stored event up to a moment ago was given out."""
         self.live = False
         """The last batch was live (not catch-up): its store-to-client latency is meaningful."""
-        self._wake = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None  # set while idle, resolved to wake
+        self._quiet_since = 0.0  # loop time of the last event given out (or of the start)
+        self._heartbeat: asyncio.TimerHandle | None = None  # one timer, moved lazily
+        self._heartbeat_due = False
+        self._pushed = False
 
     @property
     def resume(self) -> dict[str, object]:
@@ -107,11 +119,27 @@ class AggregateSubscription:
     def _deliver(self, event: Event | None) -> None:
         if event is None:
             self._resync = True
-        elif len(self._pending) >= self._limits.buffer_events:
-            self._overflow = True
         else:
-            self._pending.append(event)
-        self._wake.set()
+            version = event.version or 0
+            if version <= self.position:
+                return  # a repeat, or already read from the store
+            waiter = self._waiter
+            if (version == self.position + 1 and self.push is not None and waiter is not None
+                    and not waiter.done() and not self._pending and not self._resync
+                    and not self._overflow and self.push(self._upcast(event))):  # fmt: skip
+                self.position = version
+                self._pushed = True  # not quiet: the heartbeat moves on when it comes
+                return
+            if len(self._pending) >= self._limits.buffer_events:
+                self._overflow = True
+            else:
+                self._pending.append(event)
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def batches(self) -> AsyncGenerator[list[Event], None]:
         """Batches of events in version order; an empty batch is a quiet heartbeat interval.
@@ -121,19 +149,22 @@ class AggregateSubscription:
         ``position``).
         """
         kind_type, kind_id = self.aggregate
+        loop = asyncio.get_running_loop()
+        self._quiet_since = loop.time()
         listening = await self._feed.listen(LiveChannel(kind_type, kind_id), self._deliver)
         try:
             while True:
                 if self._more_stored or self._resync:
                     yield await self._open(await self._read_store())
+                    self._quiet_since = loop.time()
                     continue
-                try:
-                    async with asyncio.timeout(self._limits.heartbeat_s):  # no task per wait
-                        await self._wake.wait()
-                except TimeoutError:
-                    self._more_stored = True  # the safety net: a lost last announcement
-                    continue
-                self._wake.clear()
+                if not (self._pending or self._overflow or self._heartbeat_due):
+                    await self._idle(loop)
+                if self._heartbeat_due:
+                    self._heartbeat_due = False
+                    if not (self._pending or self._overflow):
+                        self._more_stored = True  # the safety net: a lost last announcement
+                        continue
                 if self._overflow:
                     raise SlowSubscriber(
                         f"{kind_type} {kind_id}: the client fell more than "
@@ -144,8 +175,36 @@ class AggregateSubscription:
                 events = self._take_live()
                 if events:
                     yield await self._open(events)
+                    self._quiet_since = loop.time()
         finally:
+            if self._heartbeat is not None:
+                self._heartbeat.cancel()
             await listening.stop()
+
+    async def _idle(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Wait for a live event (one ``push`` did not take) or a quiet heartbeat interval."""
+        if self._heartbeat is None:  # no timer per wait: one, moved on when it fires early
+            self._heartbeat = loop.call_at(
+                self._quiet_since + self._limits.heartbeat_s, self._on_heartbeat
+            )
+        self._waiter = loop.create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+    def _on_heartbeat(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._pushed:  # given out since the timer was set: quiet from now at the earliest
+            self._pushed = False
+            self._quiet_since = loop.time()
+        due = self._quiet_since + self._limits.heartbeat_s
+        if loop.time() < due:
+            self._heartbeat = loop.call_at(due, self._on_heartbeat)
+            return
+        self._heartbeat = None
+        self._heartbeat_due = True
+        self._wake()
 
     def _take_live(self) -> list[Event]:
         """The pending live events that continue the position; a gap makes a store read."""

@@ -118,6 +118,24 @@ class Shredder:
         keys = await self._find(ids)
         return [replace(e, data=_opened(e.data, keys)) for e in events]
 
+    def open_events_now(self, events: Sequence[Event]) -> list[Event] | None:
+        """``open_events`` without waiting: the events opened with the keys this process holds
+        now (as ``open_events`` would open them), or None when one must be fetched first."""
+        ids: set[str] = set()
+        for e in events:
+            _collect(e.data, ids)
+        if not ids:
+            return list(events)
+        now = self._clock()
+        keys: dict[str, DataKey] = {}
+        for key_id in ids:
+            cached = self._by_id.get(key_id)
+            if cached is None or cached.until <= now:
+                return None
+            if cached.key is not None:
+                keys[key_id] = cached.key
+        return [replace(e, data=_opened(e.data, keys)) for e in events]
+
     async def _find(self, ids: set[str]) -> dict[str, DataKey]:
         now = self._clock()
         found: dict[str, DataKey] = {}

@@ -13,10 +13,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import OrderedDict
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from typing import Protocol
 
 import orjson
 from aiohttp import WSMsgType, web
@@ -38,6 +36,9 @@ from workers.runtime.answers import Answer, error
 from workers.runtime.fleet import Fleet
 from workers.runtime.http import check_aggregate, int_param
 from workers.runtime.http_errors import json_response
+from workers.runtime.live_connections import Connection, Connections
+from workers.runtime.live_push import Outbox, Sink
+from workers.runtime.live_shared import SharedEvents
 from workers.runtime.queries import failure
 
 log = logging.getLogger(__name__)
@@ -98,67 +99,6 @@ Render = Callable[[Sequence[Event]], list[tuple[bytes, bytes]]]
 """What a subscriber gets for a batch of events: ``(SSE id, JSON message)`` pairs."""
 
 
-class SharedEvents:
-    """Events opened and encoded once per process, for every subscriber that gets them.
-
-    A room's event reaches each of its subscribers; opening its personal fields and encoding
-    it once, not once per connection, is most of what a delivery costs. An entry lives
-    ``ttl_s`` (far inside the key cache's erasure bound, ``EVENTFLEET_KEY_CACHE_TTL_S``) and
-    at most ``size`` are kept.
-    """
-
-    def __init__(
-        self,
-        open_events: Callable[[Sequence[Event]], Awaitable[list[Event]]],
-        *,
-        ttl_s: float = 1.0,
-        size: int = 10_000,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._open_events = open_events
-        self._ttl_s = ttl_s
-        self._size = size
-        self._clock = clock
-        self._entries: OrderedDict[tuple[str, int | None], _Shared] = OrderedDict()
-
-    async def open(self, events: Sequence[Event]) -> list[Event]:
-        """``events`` with their data opened, as ``open_events`` gives them."""
-        now = self._clock()
-        while self._entries and next(iter(self._entries.values())).until <= now:
-            self._entries.popitem(last=False)  # the oldest expire first
-        entries = self._entries
-        missing = [e for e in events if (e.id, e.version) not in entries]
-        if missing:
-            until = now + self._ttl_s
-            for event in await self._open_events(missing):
-                entries[(event.id, event.version)] = _Shared(event, until)
-            while len(entries) > self._size:
-                entries.popitem(last=False)
-        return [entries[(e.id, e.version)].event if (e.id, e.version) in entries else e
-                for e in events]  # fmt: skip
-
-    def render(self, events: Sequence[Event]) -> list[tuple[bytes, bytes]]:
-        """Each event exactly as ``/events`` returns it, its id its version; encoded once while
-        it is shared."""
-        rendered = []
-        for event in events:
-            shared = self._entries.get((event.id, event.version))
-            if shared is None or shared.event is not event:
-                rendered.append((b"%d" % (event.version or 0), encode(event)))
-                continue
-            if shared.json is None:
-                shared.json = encode(event)
-            rendered.append((b"%d" % (event.version or 0), shared.json))
-        return rendered
-
-
-@dataclass(slots=True)
-class _Shared:
-    event: Event
-    until: float
-    json: bytes | None = None
-
-
 class Subscription(Protocol):
     """What the transports serve: batches of events ([]: a quiet heartbeat interval)."""
 
@@ -205,8 +145,12 @@ class LiveServer:
                           ("view", "websocket"), ("room", "websocket"), ("type", "sse"),
                           ("type", "websocket")):  # fmt: skip
             self.metrics.connections.labels(kind, via)
-        self._open: set[asyncio.Task[Any]] = set()
-        self.shared = SharedEvents(self._rt.shredder.open_events)
+        self.connections = Connections(stuck_after_s=self.limits.heartbeat_s * 2)
+        self.outbox = Outbox()
+        shredder = self._rt.shredder
+        self.shared = SharedEvents(
+            shredder.open_events, upcast=self._rt.domains.upcast, open_now=shredder.open_events_now
+        )
         self._sent = {kind: self.metrics.events_sent.labels(kind)
                       for kind in ("aggregate", "view", "room", "type")}  # fmt: skip
 
@@ -219,41 +163,40 @@ class LiveServer:
 
     async def _close_all(self, _app: web.Application) -> None:
         """The process drains: end every live connection (clients resume elsewhere)."""
-        for task in tuple(self._open):
-            task.cancel()
+        self.connections.close_all()
 
     @contextlib.asynccontextmanager
-    async def connection(self, kind: str, via: str, principal: str) -> AsyncIterator[None]:
+    async def connection(
+        self, kind: str, via: str, principal: str, request: web.Request
+    ) -> AsyncIterator[Connection]:
         """One open connection: counted against the limits (TooManySubscriptions past one),
-        in the gauge, and closed when the process drains."""
+        in the gauge, ended when its client leaves or stops reading, and when the process
+        drains."""
         try:
             self.limiter.acquire(principal)
         except TooManySubscriptions as e:
             self.metrics.refused.labels(e.limit).inc()
             raise
-        task = asyncio.current_task()
-        if task is not None:
-            self._open.add(task)
+        connection = self.connections.add(request)
         gauge = self.metrics.connections.labels(kind, via)
         gauge.inc()
         try:
-            yield
+            yield connection
         finally:
             gauge.dec()
             self.limiter.release(principal)
-            if task is not None:
-                self._open.discard(task)
+            self.connections.discard(connection)
 
     async def subscription(
         self, aggregate: AggregateRef, after_version: int, *, kind: str
     ) -> AggregateSubscription:
+        """What readers see: upcast and opened by ``shared``, once per process."""
         return AggregateSubscription(
             feed=await self._rt.live_feed(),
             store=self._rt.events,
             aggregate=aggregate,
             after_version=after_version,
             limits=self.limits,
-            upcast=self._rt.domains.upcast,
             open_events=self.shared.open,
             on_gap=self.metrics.gaps_filled.labels(kind).inc,
         )
@@ -276,9 +219,9 @@ class LiveServer:
         except EventfleetError as e:
             return json_response(refusal(e))
         try:
-            async with self.connection("aggregate", via, principal):
+            async with self.connection("aggregate", via, principal, request) as connection:
                 subscription = await self.subscription(ref, after, kind="aggregate")
-                return await self.stream(request, subscription, via)
+                return await self.stream(request, connection, subscription, via)
         except TooManySubscriptions as e:
             return json_response(refusal(e), headers={"Retry-After": "5"})
 
@@ -313,8 +256,10 @@ class LiveServer:
             return [(subscription.tokens[e.id].encode(), encode(e)) for e in events]
 
         try:
-            async with self.connection("type", via, principal):
-                return await self.stream(request, subscription, via, kind="type", render=render)
+            async with self.connection("type", via, principal, request) as connection:
+                return await self.stream(
+                    request, connection, subscription, via, kind="type", render=render
+                )
         except TooManySubscriptions as e:
             return json_response(refusal(e), headers={"Retry-After": "5"})
 
@@ -324,30 +269,37 @@ class LiveServer:
         if subscription.live:
             now = time.time()
             for event in events:
-                self.metrics.latency.observe(max(0.0, now - event.occurred_at.timestamp()))
-
-    async def _write(self, response: web.StreamResponse, data: bytes) -> None:
-        """One write, bounded: a client that takes nothing for two heartbeats is gone or stuck."""
-        async with asyncio.timeout(self.limits.heartbeat_s * 2):
-            await response.write(data)
+                entry = self.shared.shared(event)
+                made = entry.made() if entry is not None else event.occurred_at.timestamp()
+                self.metrics.latency.observe(max(0.0, now - made))
 
     async def stream(
         self,
         request: web.Request,
+        connection: Connection,
         subscription: Subscription,
         via: str,
         *,
         kind: str = "aggregate",
         render: Render | None = None,
     ) -> web.StreamResponse:
-        """Serve ``subscription`` over ``via``, each event rendered as ``(version, JSON)``."""
+        """Serve ``subscription`` over ``via``, each event rendered as ``(version, JSON)``;
+        without ``render``, as ``/events`` has it, shared by the process's subscribers, and an
+        aggregate subscription's live events written as they are heard (its ``push``)."""
+        pushes = render is None and isinstance(subscription, AggregateSubscription)
         render = render or self.shared.render
         if via == "websocket":
-            return await self._websocket(request, subscription, kind, render)
-        return await self._sse(request, subscription, kind, render)
+            return await self._websocket(request, connection, subscription, kind, render, pushes)
+        return await self._sse(request, connection, subscription, kind, render, pushes)
 
     async def _sse(
-        self, request: web.Request, subscription: Subscription, kind: str, render: Render
+        self,
+        request: web.Request,
+        connection: Connection,
+        subscription: Subscription,
+        kind: str,
+        render: Render,
+        pushes: bool,
     ) -> web.StreamResponse:
         response = web.StreamResponse(
             headers={
@@ -358,38 +310,81 @@ class LiveServer:
         )
         await response.prepare(request)
         batches = subscription.batches()
+        sink = None
         try:
-            await self._write(response, b"retry: 1000\n\n")
+            await connection.write(response.write(b"retry: 1000\n\n"))
+            if pushes and isinstance(subscription, AggregateSubscription):
+                sink = subscription.push = connection.sink = self._sink(
+                    request, kind, response=response
+                )
             async for batch in batches:
                 if not batch:
-                    await self._write(response, b": heartbeat\n\n")
+                    await connection.write(response.write(b": heartbeat\n\n"))
                     continue
-                await self._write(response, b"".join(
+                await connection.write(response.write(b"".join(
                     b"id: %s\ndata: %s\n\n" % item for item in render(batch)
-                ))  # fmt: skip
+                )))  # fmt: skip
                 self.sent(kind, subscription, batch)
         except SlowSubscriber as e:
             self.metrics.slow_closes.labels(kind).inc()
             notice = {"error": "slow_client", "message": str(e), **subscription.resume}
             with contextlib.suppress(Exception):
-                await self._write(response, b"event: slow_client\ndata: " + orjson.dumps(notice)
-                                  + b"\n\n")  # fmt: skip
+                notice_frame = b"event: slow_client\ndata: " + orjson.dumps(notice) + b"\n\n"
+                await connection.write(response.write(notice_frame))
         except EventfleetError as e:
             with contextlib.suppress(Exception):
                 body = {**refusal(e).body, **subscription.resume}
-                await self._write(response, b"event: error\ndata: " + orjson.dumps(body) + b"\n\n")
+                error_frame = b"event: error\ndata: " + orjson.dumps(body) + b"\n\n"
+                await connection.write(response.write(error_frame))
         except (ConnectionError, TimeoutError):
             pass  # the client left or stopped reading: it resumes with Last-Event-ID
         finally:
             await batches.aclose()
+            if sink is not None:
+                sink.close()  # before the response's end
         return response
 
+    def _sink(
+        self, request: web.Request, kind: str, *, ws: web.WebSocketResponse | None = None,
+        response: web.StreamResponse | None = None,
+    ) -> Sink | None:  # fmt: skip
+        """Live events pushed straight to the connection: SSE chunks of the response's body
+        (its headers are out), or WebSocket text frames (not when the client negotiated
+        compression). None when the connection cannot take them so."""
+        transport = request.transport
+        if transport is None or (ws is not None and ws.compress):
+            return None
+        if response is not None and response.compression:
+            return None
+        chunked = response is not None and (
+            response.headers.get("Transfer-Encoding", "").lower() == "chunked"
+        )
+        return Sink(
+            transport,  # type: ignore[arg-type]
+            outbox=self.outbox,
+            ready=self.shared.ready,
+            counted=self._sent[kind],
+            latency=self.metrics.latency,
+            websocket=ws is not None,
+            chunked=chunked,
+            is_closed=(lambda: ws.closed) if ws is not None else (lambda: False),
+        )
+
     async def _websocket(
-        self, request: web.Request, subscription: Subscription, kind: str, render: Render
+        self,
+        request: web.Request,
+        connection: Connection,
+        subscription: Subscription,
+        kind: str,
+        render: Render,
+        pushes: bool,
     ) -> web.StreamResponse:
         ws = web.WebSocketResponse(heartbeat=float(self.limits.heartbeat_s))
         await ws.prepare(request)
-        writer = asyncio.create_task(self._ws_write(ws, subscription, kind, render))
+        sink = None
+        if pushes and isinstance(subscription, AggregateSubscription):
+            sink = subscription.push = connection.sink = self._sink(request, kind, ws=ws)
+        writer = asyncio.create_task(self._ws_write(ws, connection, subscription, kind, render))
         try:
             async for message in ws:  # control frames are handled while reading
                 if message.type == WSMsgType.ERROR:
@@ -397,12 +392,15 @@ class LiveServer:
         finally:
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
+            if sink is not None:
+                sink.close()  # before the close frame
             await ws.close()
         return ws
 
     async def _ws_write(
         self,
         ws: web.WebSocketResponse,
+        connection: Connection,
         subscription: Subscription,
         kind: str,
         render: Render,
@@ -411,20 +409,23 @@ class LiveServer:
         try:
             async for batch in batches:
                 for _, data in render(batch):
-                    await asyncio.wait_for(ws.send_str(data.decode()), self.limits.heartbeat_s * 2)
+                    await connection.write(ws.send_frame(data, WSMsgType.TEXT))
                 self.sent(kind, subscription, batch)
         except SlowSubscriber as e:
             self.metrics.slow_closes.labels(kind).inc()
             notice = {"error": "slow_client", "message": str(e), **subscription.resume}
             with contextlib.suppress(Exception):
-                await ws.send_str(orjson.dumps(notice).decode())
+                await connection.write(ws.send_frame(orjson.dumps(notice), WSMsgType.TEXT))
+            connection.close_sink()
             await ws.close(code=WS_TRY_AGAIN_LATER, message=b"slow_client")
         except EventfleetError as e:
             with contextlib.suppress(Exception):
                 body = {**refusal(e).body, **subscription.resume}
-                await ws.send_str(orjson.dumps(body).decode())
+                await connection.write(ws.send_frame(orjson.dumps(body), WSMsgType.TEXT))
+            connection.close_sink()
             await ws.close(code=WS_TRY_AGAIN_LATER, message=b"error")
         except (ConnectionError, TimeoutError):
+            connection.close_sink()
             await ws.close()
         finally:
             await batches.aclose()

@@ -43,6 +43,7 @@ from workers.runtime.live import (
     start_position,
     transport,
 )
+from workers.runtime.live_connections import Connection
 from workers.runtime.queries import failure
 
 ROOM_TYPE = "chat_room"
@@ -55,18 +56,26 @@ is forgotten past it (its event still arrives)."""
 class ChatSocket:
     """One client's chat connection to one room."""
 
-    def __init__(self, fleet: Fleet, live: LiveServer, room_id: str, actor: Actor | None) -> None:
+    def __init__(
+        self,
+        fleet: Fleet,
+        live: LiveServer,
+        room_id: str,
+        actor: Actor | None,
+        connection: Connection,
+    ) -> None:
         self._fleet = fleet
         self._actor = actor  # from the upgrade request's credentials, never from a message
         self._live = live
         self._room_id = room_id
+        self._connection = connection  # a write stuck past two heartbeats ends it
         self._mine: dict[str, str] = {}  # command_id -> event_id, until stored
         self._sending = asyncio.Lock()
 
     async def send(self, ws: web.WebSocketResponse, message: dict[str, Any] | bytes) -> None:
         text = message if isinstance(message, bytes) else orjson.dumps(message)
         async with self._sending:
-            await asyncio.wait_for(ws.send_str(text.decode()), self._live.limits.heartbeat_s * 2)
+            await self._connection.write(ws.send_frame(text, WSMsgType.TEXT))
 
     async def command(self, ws: web.WebSocketResponse, raw: str) -> None:
         """Run one command through the command path; answer it on the socket."""
@@ -200,10 +209,10 @@ def register_room_view(fleet: Fleet, live: LiveServer) -> None:
         except EventfleetError as e:
             return json_response(refusal(e))
         try:
-            async with live.connection("view", via, principal):
+            async with live.connection("view", via, principal, request) as connection:
                 subscription = await live.subscription((ROOM_TYPE, room_id), after, kind="view")
                 changes = RoomChanges(apply, start)
-                return await live.stream(request, subscription, via, kind="view",
+                return await live.stream(request, connection, subscription, via, kind="view",
                                          render=changes.render)  # fmt: skip
         except TooManySubscriptions as e:
             return json_response(refusal(e), headers={"Retry-After": "5"})
@@ -239,8 +248,8 @@ def register_chat(fleet: Fleet, live: LiveServer) -> None:
         except EventfleetError as e:
             return json_response(refusal(e))
         try:
-            async with live.connection("room", "websocket", principal):
-                socket = ChatSocket(fleet, live, room_id, fleet.door.actor(request))
+            async with live.connection("room", "websocket", principal, request) as connection:
+                socket = ChatSocket(fleet, live, room_id, fleet.door.actor(request), connection)
                 subscription = await live.subscription((ROOM_TYPE, room_id), after, kind="room")
                 return await serve(request, socket, subscription, live)
         except TooManySubscriptions as e:

@@ -351,7 +351,11 @@ class Settings:
         "position",
     )
     live_heartbeat_s: int = _setting(
-        15, _int(1, 3600), "a quiet live subscription gets a heartbeat and a store check this often"
+        15,
+        _int(1, 3600),
+        "a quiet live subscription gets a heartbeat and a store check this often (at most twice "
+        "this after the last event it was handed); a write waiting twice this long ends the "
+        "connection",
     )
     live_max_connections: int = _setting(
         10_000, _int(0, 10_000_000), "live subscriptions one process serves at once (429 above)"

@@ -7,6 +7,11 @@ process: a channel is subscribed while a listener wants it, a whole type through
 ``<prefix>a:<type>:*``. When that connection fails, every listener hears None (it may have
 missed messages) and again once the connection is back and resubscribed, so each subscriber
 reads its gap from the store. Pub/Sub is at most once by design; the store makes it exact.
+
+The subscriber reads without a timeout (a timer per message cost a fifth of a message's
+handling); a keeper pings the connection when it has been quiet ``health_check_s`` and, if
+nothing (not even the answer) comes within as long again, takes it as lost: a Redis that is
+paused or cut off without a reset is noticed, not only one that closes the connection.
 """
 
 from __future__ import annotations
@@ -64,6 +69,8 @@ class RedisLiveFeed:
         self._listeners: dict[str, list[LiveDeliver]] = {}
         self._confirmed: dict[str, asyncio.Event] = {}  # Redis confirmed the subscription
         self._pubsub: PubSub | None = None
+        self._health_check_s = health_check_s
+        self._heard_at = 0.0  # loop time the subscriber connection last brought anything
         self._tasks: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
         self._closed = False
@@ -71,6 +78,8 @@ class RedisLiveFeed:
         """Announcements dropped: the queue was full or Redis did not take them."""
         self.resyncs = 0
         """Times every listener was told it may have missed messages."""
+        self.pings = 0
+        """Pings sent on a quiet subscriber connection."""
 
     def _channel(self, channel: LiveChannel) -> str:
         if channel.aggregate_id is None:
@@ -180,10 +189,7 @@ class RedisLiveFeed:
                     self._resync()  # resubscribed: what was stored meanwhile is in the store
                     lost = False
                 backoff_s = 0.05
-                while True:
-                    message = await pubsub.get_message(timeout=1.0)
-                    if message is not None:
-                        self._dispatch(message)
+                await self._read_while_alive(pubsub)
             except (RedisError, OSError, TimeoutError) as e:
                 if not lost:
                     log.warning("live feed: the subscriber connection failed: %r", e)
@@ -196,6 +202,40 @@ class RedisLiveFeed:
                     await asyncio.wait_for(pubsub.aclose(), self._timeout_s)  # type: ignore[no-untyped-call]
             await asyncio.sleep(backoff_s)
             backoff_s = min(backoff_s * 2, 2.0)
+
+    async def _read_while_alive(self, pubsub: PubSub) -> None:
+        """Read and dispatch until the connection fails or goes silent (raises)."""
+        loop = asyncio.get_running_loop()
+        self._heard_at = loop.time()
+        reading = asyncio.create_task(self._read(pubsub, loop), name="live-read")
+        keeping = asyncio.create_task(self._keep(pubsub, loop), name="live-keep")
+        try:
+            done, _ = await asyncio.wait((reading, keeping), return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # raises what ended it
+        finally:
+            for task in (reading, keeping):
+                task.cancel()
+            await asyncio.gather(reading, keeping, return_exceptions=True)
+
+    async def _read(self, pubsub: PubSub, loop: asyncio.AbstractEventLoop) -> None:
+        while True:
+            message = await pubsub.get_message(timeout=None)  # None: a health check's answer
+            self._heard_at = loop.time()
+            if message is not None:
+                self._dispatch(message)
+
+    async def _keep(self, pubsub: PubSub, loop: asyncio.AbstractEventLoop) -> None:
+        """Ping a quiet connection; raise TimeoutError when nothing answers in time."""
+        interval = self._health_check_s
+        while True:
+            await asyncio.sleep(interval)
+            quiet_s = loop.time() - self._heard_at
+            if quiet_s >= 2 * interval:
+                raise TimeoutError(f"the subscriber connection was silent for {quiet_s:.1f} s")
+            if quiet_s >= interval:
+                await asyncio.wait_for(pubsub.ping(), self._timeout_s)
+                self.pings += 1
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
@@ -219,7 +259,10 @@ class RedisLiveFeed:
             log.warning("live feed: an announcement on %s is not an event envelope", name)
             return
         for deliver in tuple(listeners):
-            deliver(event)
+            try:
+                deliver(event)
+            except Exception:  # one listener's fault must not stop the feed for all
+                log.exception("live feed: a listener of %s failed on an event", name)
 
     def _resync(self) -> None:
         self.resyncs += 1

@@ -167,9 +167,10 @@ async def _measure(
                     emit(_capacity(points, commands_cpu_ms, plot))
             if path in ("live", "all"):
                 messages = min(events, 10_000)
-                step(f"live: 1000 subscribers over 100 rooms, {messages} messages")
+                step(f"live: 1000 subscribers over 100 rooms, {messages} messages per row")
                 emit(await bench_live(env, runtime=runtime, redis_url=settings.redis_url,
-                                      subscribers=1000, rooms=100, messages=messages))  # fmt: skip
+                                      subscribers=1000, rooms=100, messages=messages,
+                                      rounds=rounds))  # fmt: skip
             if path in ("state", "all"):
                 rooms = max(2, min(200, events // 50))  # 200 rooms at the default 20000
                 step(f"state query: {rooms} rooms of 50 events")

@@ -1,136 +1,77 @@
-"""``eventfleet bench live``: subscribers over rooms receiving messages sent through the command
-path, next to a bare aiohttp + Redis Pub/Sub fan-out delivering the same messages, in one run.
+"""``eventfleet bench live``: subscribers over rooms receiving stored events, next to a bare
+aiohttp + Redis Pub/Sub fan-out delivering the same events, in one run, over SSE and WebSocket.
 
-Every subscriber counts what it gets and checks it: each of its room's events exactly once,
-in version order (ours) or in publish order (the baseline). Latency is from the event being
-made (its ``occurred_at``; the baseline's publish time) to being read by the subscriber; the
-servers' CPU is measured over the delivery only, per delivered event; memory per connection is
-the server's RSS growth over the connections, divided by their number.
+Rows (each subscriber checks it gets each event of its room exactly once, in version order):
+
+- *store + feed*, per transport: the fan-out alone. The bench stores each chunk of events (not
+  measured), then announces them on our feed's channels, one pipelined ``PUBLISH`` batch per
+  version, as the appender would; the bare server gets the same bytes the same way. Measured
+  from the first announcement of a chunk to the last subscriber reading its last event.
+  Interleaved rounds, alternating which side goes first.
+- *paced*, per transport: the same at ``PACE`` versions a second, for the latency of a
+  delivery when neither side is saturated (CPU per delivered event there includes the fleet's
+  idle work, which a slow rate spreads over fewer events).
+- *command path* (SSE, one round): ``MessageSent`` commands over HTTP (marker, Kafka, appender,
+  snapshots and projection on the same process); its latency is from the command's acceptance.
+
+Latency of a fan-out row is from an event's announcement (after it was stored) to its being
+read; CPU is the server process's over the measured windows, per delivered event; memory per
+connection is the server's RSS growth over ``subscribers`` listening connections of each
+transport, held open together, divided by their number.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import aiohttp
-import orjson
 from redis.asyncio import Redis
 
-from topics.envelope import encode, new_event
+from topics.envelope import Event, encode, new_event
+from workers.devtools.bench.live_clients import Subscriber, close, connect, delivered
 from workers.devtools.bench.measure import Measured, Table, cpu_seconds, latencies_ms
 from workers.devtools.bench.procs import Server, server
 from workers.devtools.bench.progress import step
 from workers.devtools.embedded import free_port
 from workers.runtime.compose import Runtime
 
-
-@dataclass
-class Subscriber:
-    room: str
-    got: list[int] = field(default_factory=list)
-    latencies: list[float] = field(default_factory=list)
-    broken: str | None = None
-    resumed: int = 0
+TRANSPORTS = ("sse", "websocket")
+PACE = 10.0
+"""Versions a second in the paced rows: with 1,000 subscribers over 100 rooms, 10,000
+deliveries a second, which both sides keep up with: their latency is a delivery's, not a
+queue's."""
+PACED_VERSIONS = 30
+DELIVERIES_PER_CHUNK = 50_000
+"""Events stored, then announced and measured, at a time (far inside a heartbeat's store read)."""
 
 
 def rss_kb(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
     return 0
 
 
-async def read_sse(
-    session: aiohttp.ClientSession, url: str, sub: Subscriber, ready: asyncio.Event, *, ours: bool
-) -> None:
-    """Read one subscription; ours resumes with Last-Event-ID when the server closes it (as a
-    browser's EventSource does), and the count must still come out exactly once, in order."""
-    while True:
-        headers = {"Accept": "text/event-stream"}
-        if ours and sub.got:
-            headers["Last-Event-ID"] = str(sub.got[-1])
-            sub.resumed += 1
-        try:
-            await _read_once(session, url, sub, ready, headers, ours=ours)
-        except (aiohttp.ClientError, ConnectionError):
-            pass
-        if not ours or sub.broken is not None:
-            return
-        await asyncio.sleep(0.2)
+@dataclass
+class Side:
+    """One server under measurement: where its subscribers connect and how it is fed."""
 
+    name: str
+    target: Server
+    channel: str  # the Pub/Sub channel of a room, with {room}
+    ours: bool
 
-async def _read_once(session: aiohttp.ClientSession, url: str, sub: Subscriber,
-                     ready: asyncio.Event, headers: dict[str, str], *, ours: bool) -> None:  # fmt: skip
-    async with session.get(url, headers=headers) as response:
-        if response.status != 200:
-            sub.broken = f"answered {response.status}: {await response.text()}"
-            ready.set()
-            return
-        async for raw in response.content:
-            line = raw.rstrip(b"\n")
-            if line.startswith(b":") or line.startswith(b"retry"):
-                ready.set()
-            if not line.startswith(b"data: "):
-                continue
-            data = orjson.loads(line[6:])
-            if "error" in data:
-                continue  # a slow_client notice: the loop resumes
-            now = time.time()
-            if ours:
-                version, made = data["version"], datetime.fromisoformat(data["occurred_at"])
-                made_s = made.timestamp()
-            else:
-                version, made_s = data["n"], data["at"]
-            if version != len(sub.got) + 1 and sub.broken is None:
-                sub.broken = f"got {version} after {len(sub.got)}"
-            sub.got.append(version)
-            sub.latencies.append(now - made_s)
-
-
-async def _subscribe_all(
-    urls: list[tuple[str, str]], *, ours: bool
-) -> tuple[aiohttp.ClientSession, list[Subscriber], list[asyncio.Task[None]]]:
-    session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=None)
-    )
-    subs, tasks = [], []
-    for room, url in urls:
-        sub, ready = Subscriber(room), asyncio.Event()
-        subs.append(sub)
-        tasks.append(asyncio.create_task(read_sse(session, url, sub, ready, ours=ours)))
-        await asyncio.wait_for(ready.wait(), 30)
-        if sub.broken is not None:
-            raise RuntimeError(f"a subscription was refused: {sub.broken}")
-    return session, subs, tasks
-
-
-async def _delivered(subs: list[Subscriber], expected: Mapping[str, int], timeout_s: float) -> float:
-    """Wait until every subscriber has its room's count; the time it took."""
-    start = time.monotonic()
-    while any(len(s.got) < expected[s.room] for s in subs):
-        if time.monotonic() - start > timeout_s:
-            short = sum(1 for s in subs if len(s.got) < expected[s.room])
-            raise RuntimeError(f"{short} subscribers did not get every event in {timeout_s}s")
-        await asyncio.sleep(0.05)
-    return time.monotonic() - start
-
-
-def _checked(name: str, subs: list[Subscriber], expected: Mapping[str, int], seconds: float,
-             cpu: float, rss: int) -> Measured:  # fmt: skip
-    broken = [s for s in subs if s.broken or s.got != list(range(1, expected[s.room] + 1))]
-    if broken:
-        raise RuntimeError(f"{name}: {len(broken)} subscribers saw a loss, repeat or reorder: "
-                           f"{broken[0].broken or broken[0].got[:10]}")  # fmt: skip
-    samples = [x for s in subs for x in s.latencies]
-    p50, p99 = latencies_ms(samples)
-    resumed = sum(s.resumed for s in subs)
-    label = f"{name}, {rss // max(1, len(subs))} KB/conn, {resumed} resumes"
-    return Measured(label, len(samples), seconds, p50, p99, cpu)
+    def url(self, room: str, via: str) -> str:
+        base = (
+            self.target.url.replace("http://", "ws://") if via == "websocket" else self.target.url
+        )
+        if self.ours:
+            return f"{base}/v1/chat_room/{room}/subscribe"
+        return f"{base}/{'ws' if via == 'websocket' else 'sub'}/{room}"
 
 
 async def bench_live(
@@ -141,130 +82,217 @@ async def bench_live(
     subscribers: int,
     rooms: int,
     messages: int,
+    rounds: int = 3,
 ) -> Table:
-    """Ours and the bare fan-out, each delivering ``messages`` to ``subscribers``."""
-    room_ids = [f"live-{i}" for i in range(rooms)]
-    expected = {r: messages // rooms + (1 if i < messages % rooms else 0)
-                for i, r in enumerate(room_ids)}  # fmt: skip
+    """Ours and the bare fan-out, each delivering ``messages`` to ``subscribers``, per transport."""
+    versions = max(1, messages // rooms)
     table = Table(
-        f"live delivery ({subscribers} SSE subscribers over {rooms} rooms, {messages} messages; "
-        "each subscriber checked: every event once, in order)"
+        f"live delivery ({subscribers} subscribers over {rooms} rooms, {versions * rooms} events "
+        f"per row, {rounds} rounds; each subscriber checked: every event once, in order)"
     )
     port, base_port = free_port(), free_port()
+    connections = subscribers * (4 * rounds + 6)  # closed ones are let go at their next write
     step("live: starting a fleet process (every role) and the bare fan-out server")
     async with (
         server("eventfleet", ["workers.cli", "worker", "--role", "all"],
                url=f"http://127.0.0.1:{port}", ready_path="/readyz",
                env={**env, "EVENTFLEET_HTTP_PORT": str(port), "EVENTFLEET_AUTH": "none",
-                    # the closed connections of one row are released at their next heartbeat
-                    "EVENTFLEET_LIVE_MAX_PER_PRINCIPAL": str(3 * subscribers),
-                    "EVENTFLEET_LIVE_MAX_CONNECTIONS": str(3 * subscribers)}) as ours,
+                    "EVENTFLEET_LIVE_MAX_PER_PRINCIPAL": str(connections),
+                    "EVENTFLEET_LIVE_MAX_CONNECTIONS": str(connections)}) as fleet,
         server("bare aiohttp + Redis Pub/Sub", ["workers.devtools.bench.live_baseline",
                str(base_port), redis_url, "bench-live:"],
                url=f"http://127.0.0.1:{base_port}", env={}, ready_path=None) as bare,
     ):  # fmt: skip
-        bare_row = await _bare(bare, redis_url, room_ids, subscribers, expected)
-        feed_rooms = [f"feed-{r}" for r in room_ids]
-        feed_expected = {f"feed-{r}": n for r, n in expected.items()}
-        table.add(
-            await _feed_only(ours, runtime, redis_url, feed_rooms, subscribers, feed_expected),
-            bare_row,
-            "≥ 0.8x rate, ≤ 1.25x CPU/event",
-        )
-        table.add(await _ours(ours, room_ids, subscribers, expected), bare_row, "(whole path)")
+        feed_prefix = f"{runtime.settings.topic_prefix}{await runtime.stores.store_id()}:live:a:"
+        ours = Side("ours: store + feed", fleet, feed_prefix + "chat_room:{room}", True)
+        theirs = Side("bare fan-out", bare, "bench-live:{room}", False)
+        await _idle(fleet)
+        redis = Redis.from_url(redis_url)
+        try:
+            memory = {side.name: await _memory(side, runtime, redis, rooms, subscribers)
+                      for side in (theirs, ours)}  # fmt: skip
+            bare_sse: list[Measured] = []
+            for via, pace in [(via, pace) for via in TRANSPORTS for pace in (None, PACE)]:
+                mine: list[Measured] = []
+                baseline: list[Measured] = []
+                for n in range(rounds):
+                    order = (theirs, ours) if n % 2 == 0 else (ours, theirs)
+                    for side in order:
+                        room_ids = [f"{via}-{pace}-{n}-{i}" for i in range(rooms)]
+                        name = f"{side.name} → {via}, {memory[side.name][via]:.1f} KB/conn"
+                        if pace is not None:
+                            name = f"{side.name} → {via}, paced"
+                        measured = await _fan_out(
+                            side, via, runtime, redis, room_ids, subscribers,
+                            PACED_VERSIONS if pace else versions, name=name, pace=pace,
+                        )  # fmt: skip
+                        (mine if side.ours else baseline).append(measured)
+                if pace is None:
+                    table.add(mine, baseline, "≥ 0.8x rate, ≤ 1.25x CPU/event")
+                else:
+                    table.add(mine, baseline, f"(latency at {PACE:g} versions/s)")
+                bare_sse = bare_sse or baseline
+            room_ids = [f"cmd-{i}" for i in range(rooms)]
+            command_path = await _commands(fleet, room_ids, subscribers, versions)
+            table.add(command_path, bare_sse, "(whole path: latency from acceptance)")
+        finally:
+            await redis.aclose()
     return table
 
 
-async def _feed_only(target: Server, runtime: Runtime, redis_url: str, rooms: list[str],
-                     count: int, expected: Mapping[str, int]) -> Measured:  # fmt: skip
-    """Our fan-out alone: events stored straight into the store and announced on our feed's
-    channels by this process, as the appender would, without the command path."""
-    step(f"live: {count} subscribers on the fleet, fed by the feed alone")
-    rss_before = rss_kb(target.pid)
-    urls = [(rooms[i % len(rooms)], f"{target.url}/v1/chat_room/{rooms[i % len(rooms)]}/subscribe")
-            for i in range(count)]  # fmt: skip
-    session, subs, tasks = await _subscribe_all(urls, ours=True)
-    rss = rss_kb(target.pid) - rss_before
-    prefix = f"{runtime.settings.topic_prefix}{await runtime.stores.store_id()}:live:a:"
-    redis = Redis.from_url(redis_url)
-    cpu_before = cpu_seconds(target.pid)
-    start = time.monotonic()
+async def _idle(fleet: Server) -> None:
+    before = cpu_seconds(fleet.pid)
+    await asyncio.sleep(2.0)
+    step(f"live: the fleet process idles at {(cpu_seconds(fleet.pid) - before) / 2 * 100:.1f}% "
+         "of a core (every role; counted in its CPU per delivered event)")  # fmt: skip
+
+
+async def _memory(
+    side: Side, runtime: Runtime, redis: Redis, rooms: int, count: int
+) -> dict[str, float]:
+    """The server's RSS growth per connection, per transport: ``count`` subscribers of each,
+    listening (each read a first event), all held open until both are measured, so no memory
+    a closed connection gave back is reused unseen."""
+    held, kb = [], {}
     try:
-        for version in range(1, max(expected.values()) + 1):
-            batch = [new_event("chat_room", room, "MessageSent", {
-                "message_id": f"m{version}", "sender_id": "b", "content": "hello"}, version=version)
-                for room, n in expected.items() if version <= n]  # fmt: skip
-            await runtime.events.append(batch)
-            pipe = redis.pipeline(transaction=False)
-            for event in batch:
-                pipe.publish(f"{prefix}chat_room:{event.aggregate_id}", encode(event))
-            await pipe.execute()
-        await _delivered(subs, expected, 300)
+        # A tenth as many first, held too: what the first connections of a process allocate
+        # once (imports, pools, caches) is not counted per connection.
+        for n, via in [(count // 10, via) for via in TRANSPORTS] + [(count, v) for v in TRANSPORTS]:
+            step(f"live: memory of {n} {via} connections on {side.name}")
+            room_ids = [f"mem-{n}-{via}-{i}" for i in range(rooms)]
+            subs = [Subscriber(room, side.url(room, via))
+                    for room in (room_ids[i % rooms] for i in range(n))]  # fmt: skip
+            before = rss_kb(side.target.pid)
+            held.append(await connect(subs, via, resume=side.ours))
+            await _feed(side, runtime, redis, room_ids, range(1, 2), stamps={})
+            await delivered(subs, dict.fromkeys(room_ids, 1), 120)
+            kb[via] = (rss_kb(side.target.pid) - before) / n
     finally:
-        await redis.aclose()
-    seconds, cpu = time.monotonic() - start, cpu_seconds(target.pid) - cpu_before
-    await _close(session, tasks)
-    return _checked("eventfleet: store + feed to SSE", subs, expected, seconds, cpu, rss)
+        for session, tasks in held:
+            await close(session, tasks)
+    return kb
 
 
-async def _ours(target: Server, rooms: list[str], count: int, expected: Mapping[str, int]) -> Measured:
-    step(f"live: {count} subscribers on the fleet")
-    rss_before = rss_kb(target.pid)
-    urls = [(rooms[i % len(rooms)], f"{target.url}/v1/chat_room/{rooms[i % len(rooms)]}/subscribe")
-            for i in range(count)]  # fmt: skip
-    session, subs, tasks = await _subscribe_all(urls, ours=True)
-    rss = rss_kb(target.pid) - rss_before
-    step(f"live: {sum(expected.values())} messages through the command path")
-    cpu_before = cpu_seconds(target.pid)
-    start = time.monotonic()
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as http:
-        queue: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
-        for room, n in expected.items():
-            for i in range(n):
-                queue.put_nowait((room, i))
-
-        async def sender() -> None:
-            while not queue.empty():
-                room, i = queue.get_nowait()
-                body = {"type": "MessageSent", "data": {"message_id": f"m{i}", "sender_id": "b",
-                                                         "content": "hello"}}  # fmt: skip
-                async with http.post(f"{target.url}/v1/chat_room/{room}/events", json=body) as r:
-                    if r.status != 202:
-                        raise RuntimeError(f"a command was answered {r.status}: {await r.text()}")
-
-        # One sender per room at a time keeps each room's order; 64 rooms in parallel.
-        await asyncio.gather(*(sender() for _ in range(min(64, len(rooms)))))
-    await _delivered(subs, expected, 300)
-    seconds, cpu = time.monotonic() - start, cpu_seconds(target.pid) - cpu_before
-    await _close(session, tasks)
-    return _checked("eventfleet: command path to SSE", subs, expected, seconds, cpu, rss)
-
-
-async def _bare(target: Server, redis_url: str, rooms: list[str], count: int,
-                expected: Mapping[str, int]) -> Measured:  # fmt: skip
-    step(f"live: {count} subscribers on the bare fan-out")
-    rss_before = rss_kb(target.pid)
-    urls = [(rooms[i % len(rooms)], f"{target.url}/sub/{rooms[i % len(rooms)]}")
-            for i in range(count)]  # fmt: skip
-    session, subs, tasks = await _subscribe_all(urls, ours=False)
-    rss = rss_kb(target.pid) - rss_before
-    redis = Redis.from_url(redis_url)
-    cpu_before = cpu_seconds(target.pid)
-    start = time.monotonic()
+async def _fan_out(
+    side: Side,
+    via: str,
+    runtime: Runtime,
+    redis: Redis,
+    rooms: list[str],
+    count: int,
+    versions: int,
+    *,
+    name: str,
+    pace: float | None = None,
+) -> Measured:
+    """``count`` subscribers over ``rooms`` on ``side``, fed ``versions`` events per room: as
+    fast as Redis takes them, or ``pace`` versions a second."""
+    step(f"live: {count} {via} subscribers on {side.name}")
+    subs = [Subscriber(room, side.url(room, via))
+            for room in (rooms[i % len(rooms)] for i in range(count))]  # fmt: skip
+    session, tasks = await connect(subs, via, resume=side.ours)
     try:
-        for room, n in expected.items():
-            for i in range(1, n + 1):
-                await redis.publish(f"bench-live:{room}", orjson.dumps({"n": i, "at": time.time()}))
-        await _delivered(subs, expected, 300)
+        # A first event that every subscriber reads says it is listening; not measured.
+        await _feed(side, runtime, redis, rooms, range(1, 2), stamps={})
+        await delivered(subs, dict.fromkeys(rooms, 1), 120)
+        stamps: dict[int, float] = {}
+        seconds = cpu = 0.0
+        per_chunk = max(1, DELIVERIES_PER_CHUNK // count)
+        for first in range(2, versions + 2, per_chunk):
+            chunk = range(first, min(first + per_chunk, versions + 2))
+            events = await _store(side, runtime, rooms, chunk)
+            cpu_before, start = cpu_seconds(side.target.pid), time.monotonic()
+            await _announce(side, redis, rooms, chunk, events, stamps, pace=pace)
+            await delivered(subs, dict.fromkeys(rooms, chunk[-1]), 300)
+            cpu += cpu_seconds(side.target.pid) - cpu_before
+            seconds += max(s.last for s in subs) - start
     finally:
-        await redis.aclose()
-    seconds, cpu = time.monotonic() - start, cpu_seconds(target.pid) - cpu_before
-    await _close(session, tasks)
-    return _checked("bare aiohttp + Pub/Sub fan-out", subs, expected, seconds, cpu, rss)
+        await close(session, tasks)
+    return _checked(name, subs, versions + 1, seconds, cpu, stamps)
 
 
-async def _close(session: aiohttp.ClientSession, tasks: list[asyncio.Task[None]]) -> None:
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    await session.close()
+async def _feed(side: Side, runtime: Runtime, redis: Redis, rooms: list[str], chunk: range,
+                stamps: dict[int, float]) -> None:  # fmt: skip
+    events = await _store(side, runtime, rooms, chunk)
+    await _announce(side, redis, rooms, chunk, events, stamps)
+
+
+async def _store(
+    side: Side, runtime: Runtime, rooms: list[str], chunk: range
+) -> dict[int, list[Event]]:
+    """The chunk's events by version; ours are stored first (not measured), as the appender
+    stores before it announces."""
+    events = {
+        version: [new_event("chat_room", room, "MessageSent", {
+            "message_id": f"m{version}", "sender_id": "b", "content": "hello"}, version=version)
+            for room in rooms]
+        for version in chunk
+    }  # fmt: skip
+    if side.ours:
+        flat = [event for version in chunk for event in events[version]]
+        for start in range(0, len(flat), 1000):
+            await runtime.events.append(flat[start : start + 1000])
+    return events
+
+
+async def _announce(side: Side, redis: Redis, rooms: list[str], chunk: range,
+                    events: Mapping[int, Sequence[Event]], stamps: dict[int, float], *,
+                    pace: float | None = None) -> None:  # fmt: skip
+    start = time.monotonic()
+    for n, version in enumerate(chunk):
+        if pace is not None:
+            await asyncio.sleep(max(0.0, start + n / pace - time.monotonic()))
+        pipe = redis.pipeline(transaction=False)
+        for room, event in zip(rooms, events[version], strict=True):
+            pipe.publish(side.channel.format(room=room), encode(event))
+        stamps[version] = time.time()
+        await pipe.execute()
+
+
+async def _commands(fleet: Server, rooms: list[str], count: int, versions: int) -> Measured:
+    step(f"live: {count} SSE subscribers on the fleet, {versions * len(rooms)} commands")
+    subs = [Subscriber(room, f"{fleet.url}/v1/chat_room/{room}/subscribe")
+            for room in (rooms[i % len(rooms)] for i in range(count))]  # fmt: skip
+    session, tasks = await connect(subs, "sse", resume=True, made=True)
+    cpu_before, start = cpu_seconds(fleet.pid), time.monotonic()
+    try:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as http:
+            queue = [(room, i) for i in range(versions) for room in rooms]
+
+            async def sender() -> None:
+                while queue:
+                    room, i = queue.pop()
+                    body = {"type": "MessageSent", "data": {
+                        "message_id": f"m{i}", "sender_id": "b", "content": "hello"}}  # fmt: skip
+                    async with http.post(f"{fleet.url}/v1/chat_room/{room}/events", json=body) as r:
+                        if r.status != 202:
+                            raise RuntimeError(
+                                f"a command was answered {r.status}: {await r.text()}"
+                            )
+
+            await asyncio.gather(*(sender() for _ in range(min(64, len(rooms)))))
+        await delivered(subs, dict.fromkeys(rooms, versions), 600)
+        seconds, cpu = max(s.last for s in subs) - start, cpu_seconds(fleet.pid) - cpu_before
+    finally:
+        await close(session, tasks)
+    samples = [got - made for s in subs for got, made in zip(s.received, s.made, strict=True)]
+    return _measured("ours: command path → sse", subs, versions, seconds, cpu, samples)
+
+
+def _checked(name: str, subs: list[Subscriber], versions: int, seconds: float, cpu: float,
+             stamps: Mapping[int, float]) -> Measured:  # fmt: skip
+    """The row's figures over the measured versions (the first one only said "listening")."""
+    samples = [at - stamps[v] for s in subs for v, at in zip(s.got, s.received, strict=True)
+               if v in stamps]  # fmt: skip
+    return _measured(name, subs, versions, seconds, cpu, samples, first=2)
+
+
+def _measured(name: str, subs: list[Subscriber], versions: int, seconds: float, cpu: float,
+              samples: list[float], *, first: int = 1) -> Measured:  # fmt: skip
+    broken = [s for s in subs if s.broken or s.got != list(range(1, versions + 1))]
+    if broken:
+        raise RuntimeError(f"{name}: {len(broken)} subscribers saw a loss, repeat or reorder: "
+                           f"{broken[0].broken or broken[0].got[:10]}")  # fmt: skip
+    p50, p99 = latencies_ms(samples)
+    label = f"{name}, {sum(s.resumed for s in subs)} resumes"
+    return Measured(label, len(subs) * (versions - first + 1), seconds, p50, p99, cpu)

@@ -1,8 +1,10 @@
 """The baseline of ``eventfleet bench live``: a bare aiohttp server fanning Redis Pub/Sub out to
-SSE subscribers, the least a live fan-out can do (no store, no positions, no gap filling).
+SSE and WebSocket subscribers, the least a live fan-out can do (no store, no positions, no gap
+filling, no limits, no heartbeats, no metrics).
 
 ``python -m workers.devtools.bench.live_baseline PORT REDIS_URL PREFIX``: ``GET /sub/{room}``
-streams every message published on ``PREFIX{room}`` as an SSE ``data:`` line; prints ``ready``.
+streams every message published on ``PREFIX{room}`` as an SSE ``data:`` line, ``GET /ws/{room}``
+sends each as a WebSocket text message; prints ``ready``.
 """
 
 from __future__ import annotations
@@ -44,8 +46,30 @@ async def main(port: int, redis_url: str, prefix: str) -> None:
             listeners[room].discard(queue)
         return response
 
+    async def websocket(request: web.Request) -> web.StreamResponse:
+        room = request.match_info["room"]
+        queue: asyncio.Queue[bytes] = asyncio.Queue()
+        listeners.setdefault(room, set()).add(queue)
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+
+        async def send() -> None:
+            while True:
+                data = await queue.get()
+                await ws.send_str(data.decode())
+
+        sender = asyncio.create_task(send())
+        try:
+            async for _ in ws:  # control frames are handled while reading
+                pass
+        finally:
+            listeners[room].discard(queue)
+            sender.cancel()
+        return ws
+
     app = web.Application()
     app.router.add_get("/sub/{room}", subscribe)
+    app.router.add_get("/ws/{room}", websocket)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
