@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from topics.catalog import TopicSpec
 from topics.envelope import Event, decode
@@ -28,16 +29,29 @@ async def read_events(kafka_url: str, topic: str) -> list[Event]:
 
 
 async def read_until(
-    kafka_url: str, topic: str, *, expect: int, timeout_s: float = 30, settle_s: float = 0.5
+    kafka_url: str,
+    topic: str,
+    *,
+    expect: int,
+    where: Callable[[Record], bool] = lambda record: True,
+    timeout_s: float = 30,
+    settle_s: float = 0.5,
 ) -> list[Record]:
-    """The topic from its start once it holds ``expect`` records, read again after ``settle_s``
-    (so a record too many shows); what it holds at ``timeout_s`` if it never gets there."""
+    """The topic from its start once ``expect`` of its records match ``where``, read again
+    after ``settle_s`` (so a record too many shows); what it holds at ``timeout_s`` if it
+    never gets there. On a topic other tests share, ``where`` picks this test's records:
+    counting every record would return before this test's own have all arrived."""
     deadline = time.monotonic() + timeout_s
-    records = await read_topic(plain(kafka_url), topic, timeout_s=timeout_s)
-    while len(records) < expect and time.monotonic() < deadline:
+
+    async def matching() -> tuple[list[Record], int]:
+        records = await read_topic(plain(kafka_url), topic, timeout_s=timeout_s)
+        return records, sum(1 for record in records if where(record))
+
+    records, found = await matching()
+    while found < expect and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
-        records = await read_topic(plain(kafka_url), topic, timeout_s=timeout_s)
-    if len(records) >= expect:
+        records, found = await matching()
+    if found >= expect:
         await asyncio.sleep(settle_s)
-        records = await read_topic(plain(kafka_url), topic, timeout_s=timeout_s)
+        records, _ = await matching()
     return records

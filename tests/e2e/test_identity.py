@@ -271,7 +271,13 @@ async def test_the_store_refuses_a_chat_change_produced_past_the_door(
             200, "rejected", "forbidden_at_store"
         ), answer  # fmt: skip
         assert why in answer["message"]
-    letters = await read_until(kafka, f"{door.prefix}events.dlq", expect=2, settle_s=0.2)
+    letters = await read_until(
+        kafka,
+        f"{door.prefix}events.dlq",
+        expect=2,
+        where=lambda r: r.key is not None and room_id.encode() in r.key,
+        settle_s=0.2,
+    )
     ours = {
         decode(r.value).id: dict(r.headers)["dlq_reason"]
         for r in letters

@@ -227,7 +227,13 @@ async def test_poison_events_go_to_the_dead_letter_topic(fleet: FleetProcess) ->
     assert status == 202
     await wait_stored(fleet, "order", {order_id: 1})
 
-    records = await read_until(kafka, f"{fleet.prefix}events.dlq", expect=2, settle_s=0.2)
+    records = await read_until(
+        kafka,
+        f"{fleet.prefix}events.dlq",
+        expect=2,
+        where=lambda r: marker.encode() in r.value,
+        settle_s=0.2,
+    )
     ours = [r for r in records if marker.encode() in r.value]
     reasons = sorted(dict(r.headers)["dlq_reason"].decode() for r in ours)
     assert reasons == ["undecodable", "unknown_aggregate_type"]
@@ -273,7 +279,13 @@ async def test_commands_from_the_commands_topic_are_answered_on_replies(
     finally:
         await producer.stop()
     await wait_stored(fleet, "order", {order_id: 1})
-    replies = await read_until(kafka, f"{fleet.prefix}commands.replies", expect=3, settle_s=0.3)
+    replies = await read_until(
+        kafka,
+        f"{fleet.prefix}commands.replies",
+        expect=3,
+        where=lambda r: r.key == key,
+        settle_s=0.3,
+    )
     ours = [orjson.loads(r.value) for r in replies if r.key == key]
     assert [reply["status"] for reply in ours] == [202, 409, 400]
     [stored] = await stored_events(fleet, "order", order_id)

@@ -202,7 +202,13 @@ async def test_the_appender_dead_letters_a_storage_event_on_the_events_topic(gam
         finally:
             await producer.stop()
 
-    letters = await read_until(kafka_url, f"{fleet.prefix}events.dlq", expect=1, settle_s=0.2)
+    letters = await read_until(
+        kafka_url,
+        f"{fleet.prefix}events.dlq",
+        expect=1,
+        where=lambda r: decode(r.value).id == forged.id,
+        settle_s=0.2,
+    )
     [letter] = [r for r in letters if decode(r.value).id == forged.id]
     headers = dict(letter.headers)
     assert headers["dlq_reason"] == b"invalid"
