@@ -7,6 +7,9 @@ announcing never raises, also with nobody listening.
 
 from __future__ import annotations
 
+import asyncio
+import random
+import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -128,15 +131,31 @@ async def test_a_paused_redis_is_noticed_and_every_listener_told_then_told_again
         await feed.close()
 
 
-async def test_a_quiet_feed_is_kept_not_dropped(stack: EmbeddedStack) -> None:
-    """Nothing announced for several health-check intervals: the pings keep it, no resync."""
+async def test_a_quiet_feed_is_kept_not_dropped_even_when_its_loop_is_busy(
+    stack: EmbeddedStack,
+) -> None:
+    """Nothing announced for 40 health-check intervals while the event loop is busy at random
+    (timers fire late, as in a loaded process): the pings keep the connection, no resync. A
+    keeper that checked on a fixed beat skipped a ping when an answer came just after a beat,
+    and then took the connection as lost (6 resyncs in this test)."""
     feed = RedisLiveFeed(stack.urls.redis_url, prefix=f"test-{uuid.uuid4().hex}:live:",
                          health_check_s=0.05)  # fmt: skip
     heard = Heard()
+    busy = asyncio.create_task(keep_the_loop_busy(random.Random(7)))
     try:
         await feed.listen(LiveChannel("order", "o1"), heard)
         resyncs, pings_seen = feed.resyncs, feed.pings
-        await wait_for(lambda: feed.pings >= pings_seen + 5, timeout_s=10, what="five pings")
+        await wait_for(lambda: feed.pings >= pings_seen + 40, timeout_s=30, what="forty pings")
         assert feed.resyncs == resyncs and heard.items == []
     finally:
+        busy.cancel()
         await feed.close()
+
+
+async def keep_the_loop_busy(rng: random.Random) -> None:
+    """Hold the event loop for up to 30 ms at a time, then let it run for up to as long."""
+    while True:
+        until = time.perf_counter() + rng.uniform(0, 0.03)
+        while time.perf_counter() < until:
+            pass
+        await asyncio.sleep(rng.uniform(0, 0.03))

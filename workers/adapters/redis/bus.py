@@ -38,13 +38,13 @@ from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any, TypeVar
 
-from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from topics.envelope import Event, encode
 from topics.errors import ConfigError, InvalidInput, Unavailable
+from workers.adapters.redis.connect import RedisClient, connect_redis
 from workers.bus.common import (
     BusError,
     BusUnavailable,
@@ -93,10 +93,9 @@ class RedisEventBus:
         self.batch_size = batch_size
         self.timeout_s = timeout_ms / 1000
         # The socket timeout must outlast a blocking XREADGROUP, or idle reads would fail.
-        self.redis: Redis = Redis.from_url(
-            redis_url,
-            socket_connect_timeout=self.timeout_s,
-            socket_timeout=self.timeout_s + block_ms / 1000,
+        # A server, a Sentinel-managed master or a Cluster, as the marker's URL may name.
+        self.redis: RedisClient = connect_redis(
+            redis_url, timeout_ms=timeout_ms, socket_timeout_ms=timeout_ms + block_ms
         )
         self._subscriptions = Subscriptions(f"Redis event bus on {stream}")
 

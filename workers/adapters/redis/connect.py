@@ -14,6 +14,8 @@ scripts and pipelines work on a cluster unchanged.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -31,10 +33,14 @@ SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 
 
-def connect_redis(url: str, *, timeout_ms: int) -> RedisClient:
-    """A client for ``url``; every call bounded by ``timeout_ms`` at the socket."""
+def connect_redis(
+    url: str, *, timeout_ms: int, socket_timeout_ms: int | None = None
+) -> RedisClient:
+    """A client for ``url``; every call bounded by ``timeout_ms`` at the socket (or by
+    ``socket_timeout_ms`` once connected, for a client whose calls block longer on purpose)."""
     timeout_s = timeout_ms / 1000
-    timeouts: dict[str, Any] = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
+    read_s = timeout_s if socket_timeout_ms is None else socket_timeout_ms / 1000
+    timeouts: dict[str, Any] = {"socket_timeout": read_s, "socket_connect_timeout": timeout_s}
     parts = urlsplit(url)
     if parts.scheme in CLUSTER_SCHEMES:
         # A cluster builds its nodes' connections itself: they keep redis-py's packer.
@@ -55,7 +61,35 @@ def connect_redis(url: str, *, timeout_ms: int) -> RedisClient:
     return client
 
 
-def _sentinel_master(url: str, timeouts: dict[str, Any]) -> Redis:
+def pubsub_nodes(url: str, *, timeout_ms: int, **options: Any) -> list[Callable[[], Redis]]:
+    """Ways to reach one node that carries ``url``'s Pub/Sub, in the order to try them.
+
+    A server is itself; behind Sentinels, the master they name (asked again on every new
+    connection, so a failover is followed); in a Cluster, each node the URL names, since a
+    message published on any node of a cluster reaches the subscribers of every node. Calls to
+    the Sentinels are bounded by ``timeout_ms``; ``options`` go to the node's client (its socket
+    timeouts, health checks, retry).
+    """
+    parts = urlsplit(url)
+    if parts.scheme in CLUSTER_SCHEMES:
+        auth: dict[str, Any] = {
+            "username": unquote(parts.username) if parts.username else None,
+            "password": unquote(parts.password) if parts.password else None,
+            "ssl": parts.scheme.startswith("rediss"),
+        }
+        return [partial(Redis, host=h, port=p, **auth, **options) for h, p in _hosts(url, 6379)]
+    if parts.scheme in SENTINEL_SCHEMES:
+        timeout_s = timeout_ms / 1000
+        bounded = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
+        return [partial(_sentinel_master, url, bounded, options)]
+    return [partial(Redis.from_url, url, **options)]
+
+
+def _sentinel_master(
+    url: str, timeouts: dict[str, Any], client_options: dict[str, Any] | None = None
+) -> Redis:
+    """The master the Sentinels of ``url`` name; ``timeouts`` bound the calls to the Sentinels
+    and, unless ``client_options`` are given, the master's own."""
     parts = urlsplit(url)
     path = [p for p in parts.path.split("/") if p]
     if not path:
@@ -83,7 +117,7 @@ def _sentinel_master(url: str, timeouts: dict[str, Any]) -> Redis:
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
         ssl=parts.scheme.startswith("rediss"),
-        **timeouts,
+        **(timeouts if client_options is None else client_options),
     )
     return master
 

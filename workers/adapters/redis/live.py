@@ -10,7 +10,7 @@ reads its gap from the store. Pub/Sub is at most once by design; the store makes
 
 The subscriber reads without a timeout (a timer per message cost a fifth of a message's
 handling); a keeper pings the connection when it has been quiet ``health_check_s`` and, if
-nothing (not even the answer) comes within as long again, takes it as lost: a Redis that is
+nothing (not even the answer) comes within as long again after the ping, takes it as lost: a Redis that is
 paused or cut off without a reset is noticed, not only one that closes the connection.
 """
 
@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -31,6 +31,7 @@ from redis.exceptions import RedisError
 
 from topics.envelope import decode
 from topics.errors import InvalidEnvelope
+from workers.adapters.redis.connect import pubsub_nodes
 from workers.ports import Listening, LiveChannel, LiveDeliver, Outgoing
 
 log = logging.getLogger(__name__)
@@ -54,18 +55,15 @@ class RedisLiveFeed:
         self._queue: deque[tuple[str, bytes]] = deque()
         self._queue_limit = queue_limit
         no_retry = Retry(NoBackoff(), 0)  # a reconnect must be seen here: listeners resync
-        self._publisher = Redis.from_url(
-            redis_url,
-            socket_timeout=self._timeout_s,
-            socket_connect_timeout=self._timeout_s,
+        self._publishers = _Nodes(pubsub_nodes(
+            redis_url, timeout_ms=timeout_ms, socket_timeout=self._timeout_s,
+            socket_connect_timeout=self._timeout_s, retry=no_retry,
+        ))  # fmt: skip
+        self._subscribers = _Nodes(pubsub_nodes(
+            redis_url, timeout_ms=timeout_ms, socket_timeout=None,
+            socket_connect_timeout=self._timeout_s, health_check_interval=health_check_s,
             retry=no_retry,
-        )
-        self._subscriber = Redis.from_url(
-            redis_url,
-            socket_connect_timeout=self._timeout_s,
-            health_check_interval=health_check_s,
-            retry=no_retry,
-        )
+        ))  # fmt: skip
         self._listeners: dict[str, list[LiveDeliver]] = {}
         self._confirmed: dict[str, asyncio.Event] = {}  # Redis confirmed the subscription
         self._pubsub: PubSub | None = None
@@ -80,6 +78,9 @@ class RedisLiveFeed:
         """Times every listener was told it may have missed messages."""
         self.pings = 0
         """Pings sent on a quiet subscriber connection."""
+        self.reconnects = 0
+        """Times the subscriber connection came back (on the same node or the next) and every
+        channel was subscribed again."""
 
     def _channel(self, channel: LiveChannel) -> str:
         if channel.aggregate_id is None:
@@ -108,10 +109,12 @@ class RedisLiveFeed:
         if len(listeners) == 1 and self._pubsub is not None:
             with contextlib.suppress(RedisError, OSError, TimeoutError):
                 # Failing here, the reader fails too and resubscribes every channel.
-                await asyncio.wait_for(self._subscribe(self._pubsub, [name]), self._timeout_s)
+                async with asyncio.timeout(self._timeout_s):
+                    await self._subscribe(self._pubsub, [name])
         # From now on, as the contract says (until then the subscriber's store read covers it).
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(confirmed.wait(), self._timeout_s)
+            async with asyncio.timeout(self._timeout_s):
+                await confirmed.wait()
 
         async def stop() -> None:
             found = self._listeners.get(name, [])
@@ -128,7 +131,8 @@ class RedisLiveFeed:
                         if name.endswith("*")
                         else self._pubsub.unsubscribe
                     )
-                    await asyncio.wait_for(unsubscribe(name), self._timeout_s)
+                    async with asyncio.timeout(self._timeout_s):
+                        await unsubscribe(name)
 
         return Listening(stop)
 
@@ -141,16 +145,17 @@ class RedisLiveFeed:
 
     async def _publish_loop(self) -> None:
         failing = False
-        while True:
+        while not self._closed:
             await self._wake.wait()
             self._wake.clear()
             while self._queue:
                 batch = [self._queue.popleft() for _ in range(min(_BATCH, len(self._queue)))]
-                pipe = self._publisher.pipeline(transaction=False)
+                pipe = self._publishers.client.pipeline(transaction=False)
                 for channel, value in batch:
                     pipe.publish(channel, value)
                 try:
-                    await asyncio.wait_for(pipe.execute(), self._timeout_s)
+                    async with asyncio.timeout(self._timeout_s):
+                        await pipe.execute()
                     failing = False
                 except (RedisError, OSError, TimeoutError) as e:
                     self.dropped += len(batch)
@@ -159,6 +164,7 @@ class RedisLiveFeed:
                             "live feed: Redis did not take %d announcements: %r", len(batch), e
                         )
                     failing = True
+                    await self._publishers.move_on(self._timeout_s)
 
     async def _subscribe(self, pubsub: PubSub, names: Sequence[str]) -> None:
         channels = [n for n in names if not n.endswith("*")]
@@ -171,22 +177,22 @@ class RedisLiveFeed:
     async def _listen_loop(self) -> None:
         backoff_s = 0.05
         lost = False
-        while True:
-            pubsub = self._subscriber.pubsub()
+        while not self._closed:
+            pubsub = self._subscribers.client.pubsub()
+            moving = False
             try:
                 # A channel of our own keeps the connection subscribed with no listener.
-                await asyncio.wait_for(
-                    self._subscribe(pubsub, [f"{self._prefix}hello"]), self._timeout_s
-                )
+                async with asyncio.timeout(self._timeout_s):
+                    await self._subscribe(pubsub, [f"{self._prefix}hello"])
                 for confirmed in self._confirmed.values():
                     confirmed.clear()
                 self._pubsub = pubsub  # from here on, a new listener subscribes itself
                 if self._listeners:
-                    await asyncio.wait_for(
-                        self._subscribe(pubsub, list(self._listeners)), self._timeout_s
-                    )
+                    async with asyncio.timeout(self._timeout_s):
+                        await self._subscribe(pubsub, list(self._listeners))
                 if lost:
                     self._resync()  # resubscribed: what was stored meanwhile is in the store
+                    self.reconnects += 1
                     lost = False
                 backoff_s = 0.05
                 await self._read_while_alive(pubsub)
@@ -196,10 +202,14 @@ class RedisLiveFeed:
                 lost = True
                 self._pubsub = None
                 self._resync()
+                moving = True
             finally:
                 self._pubsub = None
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(pubsub.aclose(), self._timeout_s)  # type: ignore[no-untyped-call]
+                    async with asyncio.timeout(self._timeout_s):
+                        await pubsub.aclose()  # type: ignore[no-untyped-call]
+                if moving:
+                    await self._subscribers.move_on(self._timeout_s)
             await asyncio.sleep(backoff_s)
             backoff_s = min(backoff_s * 2, 2.0)
 
@@ -226,16 +236,25 @@ class RedisLiveFeed:
                 self._dispatch(message)
 
     async def _keep(self, pubsub: PubSub, loop: asyncio.AbstractEventLoop) -> None:
-        """Ping a quiet connection; raise TimeoutError when nothing answers in time."""
+        """Ping a connection quiet for ``health_check_s``; raise TimeoutError when nothing comes
+        back within as long again after the ping (a paused or cut-off Redis)."""
         interval = self._health_check_s
         while True:
+            # Wake when the connection will have been quiet for the interval (a message heard
+            # meanwhile moves that on): a ping is due then, never skipped by a timer's jitter.
+            await asyncio.sleep(max(0.0, self._heard_at + interval - loop.time()))
+            if loop.time() - self._heard_at < interval:
+                continue
+            pinged_at = loop.time()
+            async with asyncio.timeout(self._timeout_s):
+                await pubsub.ping()
+            self.pings += 1
             await asyncio.sleep(interval)
-            quiet_s = loop.time() - self._heard_at
-            if quiet_s >= 2 * interval:
-                raise TimeoutError(f"the subscriber connection was silent for {quiet_s:.1f} s")
-            if quiet_s >= interval:
-                await asyncio.wait_for(pubsub.ping(), self._timeout_s)
-                self.pings += 1
+            if self._heard_at < pinged_at:
+                quiet_s = loop.time() - self._heard_at
+                raise TimeoutError(
+                    f"the subscriber connection was silent for {quiet_s:.1f} s, a ping unanswered"
+                )
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
@@ -274,11 +293,39 @@ class RedisLiveFeed:
         self._closed = True
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(BaseException):
-                await task
-        self._tasks = []
+        self._wake.set()  # a loop that missed its cancellation sees the feed closed
         self._listeners.clear()
-        for client in (self._publisher, self._subscriber):
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(client.aclose(), self._timeout_s)
+        for nodes in (self._publishers, self._subscribers):
+            await nodes.close(self._timeout_s)  # a read the cancellation missed fails now
+        if self._tasks:
+            done, _ = await asyncio.wait(self._tasks, timeout=self._timeout_s)
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    log.warning("live feed: %s ended with %r", task.get_name(), task.exception())
+        self._tasks = []
+
+
+class _Nodes:
+    """One side's client (publishing or listening), on one node at a time."""
+
+    def __init__(self, nodes: list[Callable[[], Redis]]) -> None:
+        self._nodes = nodes
+        self._at = 0
+        self.client = nodes[0]()
+
+    async def move_on(self, timeout_s: float) -> None:
+        """After a failure: the next node's client (a cluster's next node; a lone server or a
+        Sentinel master stays, its pool connecting anew, to the new master after a failover)."""
+        if len(self._nodes) == 1:
+            return
+        left = self.client
+        self._at = (self._at + 1) % len(self._nodes)
+        self.client = self._nodes[self._at]()
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(timeout_s):
+                await left.aclose()
+
+    async def close(self, timeout_s: float) -> None:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(timeout_s):
+                await self.client.aclose()
