@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -23,7 +25,7 @@ from topics.envelope import (
     new_event,
     validate_data,
 )
-from topics.errors import InvalidEnvelope, InvalidInput
+from topics.errors import InvalidEnvelope, InvalidInput, ValueOutOfRange
 
 # --- strategies -----------------------------------------------------------------------
 
@@ -338,3 +340,90 @@ def test_schema_version_is_encoded_only_above_one() -> None:
 @pytest.mark.parametrize("value", [0, -1, 10_001, "2", True, None, 1.5])
 def test_a_bad_schema_version_is_named(value: Any) -> None:
     assert _field_of({**_valid(), "schema_version": value}) == "schema_version"
+
+
+# --- numbers beyond 64 bits: orjson makes floats of them, decode parses such a document again
+
+
+def _raw_with(field: str, literal: str) -> bytes:
+    """A valid envelope's JSON with ``"<field>": <literal>`` written as it is."""
+    return orjson.dumps({**_valid(), field: "HERE"}).replace(b'"HERE"', literal.encode())
+
+
+@pytest.mark.parametrize(
+    "literal", ["18446744073709551616", "18446744073709551617", "-9223372036854775809",
+                "100000000000000000000000000"],
+)  # fmt: skip
+def test_an_integer_beyond_64_bits_in_data_is_refused_as_one(literal: str) -> None:
+    raw = _raw_with("data", f'{{"ok": 1, "n": {literal}}}')
+    with pytest.raises(ValueOutOfRange) as caught:
+        decode(raw)
+    assert caught.value.field == "data.n"
+    assert literal in str(caught.value)
+
+
+@pytest.mark.parametrize("literal", ["1e300", "-1.5e19", "12345678901234567890.5"])
+def test_a_large_float_in_data_stays_a_float(literal: str) -> None:
+    raw = _raw_with("data", f'{{"f": {literal}}}')
+    assert decode(raw).data == {"f": float(literal)}
+
+
+def test_a_version_beyond_64_bits_is_read_exactly_as_before() -> None:
+    raw = _raw_with("version", "18446744073709551617")
+    assert decode(raw).version == 18446744073709551617  # what an exact parse reads
+    with pytest.raises(InvalidEnvelope) as caught:
+        decode(_raw_with("schema_version", "18446744073709551617"))
+    assert caught.value.field == "schema_version"
+
+
+def test_a_document_that_is_not_json_is_refused_before_its_numbers_are_looked_at() -> None:
+    raw = _raw_with("data", '{"n": 18446744073709551617}') + b"}"
+    with pytest.raises(InvalidEnvelope) as caught:
+        decode(raw)
+    assert caught.value.field == "envelope"
+
+
+_wild_keys = st.text(max_size=6) | st.sampled_from(["$set", "a.b", "", "nul\x00", "ok"])
+_wild_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8)
+)
+_wild_json = st.recursive(
+    _wild_scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_wild_keys, inner, max_size=3),
+    max_leaves=12,
+)
+
+
+def _outcome(decoding: Any) -> Any:
+    try:
+        return decoding()
+    except InvalidEnvelope as e:
+        return (type(e), e.field, str(e))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_wild_keys, _wild_json, max_size=4) | _wild_json)
+def test_decode_judges_data_as_an_exact_parse_does(data: Any) -> None:
+    """orjson first, the standard library only when needed: the same event, or the same
+    error on the same field, as a strict exact parse of the document."""
+    raw = json.dumps({**_valid(), "data": data}).encode()
+    assert _outcome(lambda: decode(raw)) == _outcome(lambda: from_dict(json.loads(raw)))
+
+
+@settings(max_examples=100, deadline=None)
+@given(_events, st.integers(min_value=1, max_value=2**62))
+def test_with_version_changes_the_version_and_nothing_else(event: Event, version: int) -> None:
+    numbered = event.with_version(version)
+    assert numbered == dataclasses.replace(event, version=version)
+    assert event.version != version or numbered == event
+
+
+def test_headers_of_an_event_without_ids_name_only_the_event() -> None:
+    event = decode(orjson.dumps({**_valid(), "metadata": {}}))
+    assert kafka_headers(event) == [
+        ("event_id", event.id.encode()), ("event_type", event.type.encode()),
+    ]  # fmt: skip

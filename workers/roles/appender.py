@@ -30,6 +30,7 @@ from topics.envelope import NEW_AGGREGATE, Event, utc_now
 from topics.errors import InvalidEventData, ReplayFailed, StoreUnavailable, Unavailable
 from workers.metrics import Metrics
 from workers.ports import (
+    STORE_VERDICTS,
     AggregateRef,
     AppendConflict,
     CommandMemory,
@@ -43,6 +44,7 @@ from workers.ports import (
     Rejections,
 )
 from workers.roles.deadletter import DeadLetter, DeadLetters, decode_record
+from workers.roles.fates import DeadLetterFates
 from workers.roles.judge import INVALID_DATA, Refusal, Waiting, judge, missing_predecessors
 from workers.roles.outcomes import Answer, Refused, encode, refusal_at_store
 from workers.roles.state import StateLoader
@@ -124,6 +126,7 @@ class Appender:
         marker: Marker | None = None,
         memory: CommandMemory | None = None,
         loader: StateLoader | None = None,
+        fates: DeadLetterFates | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if config.judge_access and loader is None:
@@ -139,6 +142,7 @@ class Appender:
         self._marker = marker
         self._memory = memory
         self._loader = loader
+        self._fates = fates  # an accepted event dead-lettered here: its command is told so
         self._clock = clock
         self._heads: OrderedDict[AggregateRef, Head] = OrderedDict()
         self._waiting: dict[AggregateRef, list[Waiting]] = {}
@@ -507,7 +511,9 @@ class Appender:
         refused: dict[str, Rejection] = {}
         for i in range(0, len(ids), LOOKUP_IDS):
             refused.update(await self._rejections.find(ids[i : i + LOOKUP_IDS]))
-        return refused
+        # A dead-lettered copy's fate (workers.roles.fates) is no verdict on the event: a
+        # readable copy, redelivered from before it, is judged.
+        return {i: r for i, r in refused.items() if r.reason in STORE_VERDICTS}
 
     async def _insert(self, to_store: list[Waiting], done: _Round) -> list[AggregateRef]:
         """Number and insert; returns aggregates whose version another writer took first."""
@@ -589,6 +595,9 @@ class Appender:
             if done.refused:
                 await self._refuse(done.refused)
             if letters:
+                if self._fates is not None:
+                    held = {w.event.id for queue in self._waiting.values() for w in queue}
+                    await self._fates.record(letters, held=held)
                 await self._dead_letters.send(letters)
             if done.published:
                 published = sorted(done.published, key=_position)

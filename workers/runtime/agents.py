@@ -1,7 +1,8 @@
 """The Faust agents, kept thin: one batch loop for every role (take, decode, retry, ack).
 
-Each agent takes batches without acking (``noack_take``), hands the records to its role's
-logic, retries while a dependency is unavailable, and acks only once the batch is done. An
+Each agent takes whole fetched batches (``workers.runtime.fetched``: no Faust stream per
+record), hands the records to its role's logic, retries while a dependency is unavailable,
+and acks only the records its offset ledger releases once they are decided. An
 error no retry can fix stops the process with the batch unacked (``Fleet.fatal``), so it is
 redelivered to a healthy worker instead of silently stalling the partition (faust#175).
 """
@@ -31,6 +32,7 @@ from workers.roles.requests import CommandRequest, parse_request
 from workers.roles.retry import until_done
 from workers.runtime.answers import Answer, answer_of, error
 from workers.runtime.faust_types import Partitions
+from workers.runtime.fetched import BatchTopic, ack, fetched
 from workers.runtime.fleet import Fleet
 from workers.runtime.gaps import GapCloser
 from workers.runtime.offsets import OffsetLedger
@@ -60,8 +62,8 @@ Tick = Callable[[], Awaitable[Sequence[Record]]]
 """Called on a timer between batches; returns records decided meanwhile (to ack)."""
 
 
-def to_record(event: Any) -> Record:
-    message = event.message
+def to_record(message: Any) -> Record:
+    """A fetched Faust ``Message`` as the roles see it."""
     headers = message.headers or []
     if isinstance(headers, dict):
         headers = list(headers.items())
@@ -95,7 +97,7 @@ def batch_agent(
     app, rt, settings = fleet.app, fleet.runtime, fleet.runtime.settings
     within_s = settings.batch_within_ms / 1000
     unacked = asyncio.Semaphore(MAX_UNACKED_BATCHES)
-    ledger: OffsetLedger[Any] = OffsetLedger()  # Faust events, held until they may be acked
+    ledger: OffsetLedger[Any] = OffsetLedger()  # Faust messages, held until they may be acked
     fleet.ledgers[name] = ledger
     activity = _Activity()
     gaps = GapCloser(
@@ -106,18 +108,17 @@ def batch_agent(
     )  # fmt: skip
     gap_seen = asyncio.Event()
 
-    async def release(stream: Any) -> None:
-        for event in ledger.release():
-            await stream.ack(event)
+    def release() -> None:
+        ack(app.consumer, ledger.release())
         if ledger.gaps():
             gap_seen.set()
 
-    async def settle(stream: Any, records: Sequence[Record]) -> None:
+    def settle(records: Sequence[Record]) -> None:
         for record in records:
             ledger.decide(record.partition, record.offset)
-        await release(stream)
+        release()
 
-    async def closing(stream: Any) -> None:
+    async def closing() -> None:
         """Close the ledger's gaps as they appear (what lies past a gap waits for it) and, while
         the agent is idle after a rebalance, check that no record past what it received was
         lost."""
@@ -139,12 +140,12 @@ def batch_agent(
             except Unavailable as e:
                 log.warning("%s: a gap in the offsets stays open for now: %s", name, e)
                 left = 1
-            await release(stream)
+            release()
             if left:
                 await asyncio.sleep(GAP_RETRY_S)
                 gap_seen.set()
 
-    async def ticking(stream: Any) -> None:
+    async def ticking() -> None:
         assert tick is not None
         while True:
             await asyncio.sleep(tick_s)
@@ -154,7 +155,7 @@ def batch_agent(
             except Exception as e:
                 fleet.fatal(name, e)
                 return
-            await settle(stream, decided)
+            settle(decided)
 
     async def revoked(sender: object, revoked: Partitions = None, **kwargs: object) -> None:
         # The partition's next owner reads these records again from the last commit.
@@ -170,31 +171,34 @@ def batch_agent(
         ledger.expect(owned)  # their starts are read at once: a first fetch may be lost too
         gap_seen.set()
 
-    async def settle_when_done(
-        stream: Any, records: Sequence[Record], work: Awaitable[object]
-    ) -> None:
+    async def settle_when_done(records: Sequence[Record], work: Awaitable[object]) -> None:
         try:
             await work
-            await settle(stream, records)
+            settle(records)
         except Exception as e:  # background work no retry can fix: stop, batch unacked
             fleet.fatal(name, e)
         finally:
             unacked.release()
 
     async def agent(stream: Any) -> None:
-        ticker = asyncio.ensure_future(ticking(stream)) if tick is not None else None
-        closer = asyncio.ensure_future(closing(stream))
+        batches = fetched(stream)
+        ticker = asyncio.ensure_future(ticking()) if tick is not None else None
+        closer = asyncio.ensure_future(closing())
         try:
-            async for batch in stream.noack_take(settings.batch_size, within=within_s):
+            while True:
+                try:
+                    batch = await batches.take(settings.batch_size, within_s)
+                except StopAsyncIteration:  # Faust stops the agent: its stream ends
+                    return
                 later: Awaitable[object] | Acks | None = None
                 records = []
-                for event in batch:
-                    record = to_record(event)
-                    taken = ledger.take(record.partition, record.offset, event)
+                for message in batch:
+                    record = to_record(message)
+                    taken = ledger.take(record.partition, record.offset, message)
                     if taken == "new":
                         records.append(record)
                     elif taken == "done":  # delivered again after a seek: decided long ago
-                        await stream.ack(event)
+                        ack(app.consumer, (message,))
                 if ledger.gaps():
                     gap_seen.set()  # closed beside the batch: only its acks wait for it
                 if not records:
@@ -208,12 +212,12 @@ def batch_agent(
                     fleet.fatal(name, e)
                     await asyncio.Future()  # unacked: parked until the draining app cancels us
                 if isinstance(later, Acks):
-                    await settle(stream, later.records)
+                    settle(later.records)
                 elif later is None:
-                    await settle(stream, records)
+                    settle(records)
                 else:
                     await unacked.acquire()
-                    fleet.spawn(settle_when_done(stream, records, later))
+                    fleet.spawn(settle_when_done(records, later))
         finally:
             closer.cancel()
             if ticker is not None:
@@ -221,7 +225,8 @@ def batch_agent(
 
     app.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type]
     app.on_partitions_assigned.connect(assigned)  # type: ignore[arg-type]
-    app.agent(app.topic(topic, value_serializer="raw", key_serializer="raw"), name=name)(agent)
+    channel = BatchTopic(app, topics=[topic], value_serializer="raw", key_serializer="raw")
+    app.agent(channel, name=name)(agent)
     return ledger
 
 

@@ -1,4 +1,5 @@
-"""A Faust app whose consumers honour our fetch wait, connect like every other client, and count.
+"""A Faust app whose consumers honour our fetch wait, connect like every other client, hand the
+batch agents whole fetches (``fetched``), and count.
 
 Faust hardcodes a 1500 ms fetch wait; Tansu does not release a long poll when data arrives,
 so end-to-end latency equals the consumer's ``fetch_max_wait_ms``
@@ -18,6 +19,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from workers.adapters.kafka.config import KafkaConfig
 from workers.metrics import Metrics
+from workers.runtime.fetched import drain
 from workers.runtime.highwaters import fetched_highwaters
 
 
@@ -95,6 +97,10 @@ class _Consumer(faust_aiokafka.Consumer):  # type: ignore[misc]
 
     def _new_consumer_thread(self) -> Any:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def _drain_messages(self, fetcher: Any) -> None:
+        # The batch agents' topics are handed over a fetched partition at a time (fetched.py).
+        await drain(self, fetcher)
 
     async def seek_back(self, tp: Any, offset: int) -> None:
         """Fetch ``tp`` again from ``offset``; every record from there reaches the agents."""

@@ -1,0 +1,50 @@
+"""A worker's cyclic garbage collector (``workers.runtime.serve.collect_less``)."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+
+import pytest
+
+from workers.runtime.serve import collect_less
+
+
+@pytest.fixture
+def restored_gc() -> Iterator[None]:
+    """The test process's collector as it was, whatever the test did to it."""
+    threshold = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*threshold)
+
+
+def test_a_worker_freezes_its_startup_and_collects_less_often(restored_gc: None) -> None:
+    older = gc.get_threshold()[1:]
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    collect_less(50_000)
+    assert gc.get_threshold() == (50_000, *older)
+    assert gc.get_freeze_count() > 0
+    gc.collect()
+    assert gc.get_freeze_count() > 0  # frozen objects stay out of every collection
+
+
+def test_zero_keeps_pythons_defaults(restored_gc: None) -> None:
+    gc.unfreeze()
+    gc.set_threshold(700, 10, 10)
+    collect_less(0)
+    assert gc.get_threshold() == (700, 10, 10)
+    assert gc.get_freeze_count() == 0
+
+
+def test_a_cycle_made_after_the_freeze_is_still_collected(restored_gc: None) -> None:
+    collect_less(50_000)
+
+    class Node:
+        other: object = None
+
+    a, b = Node(), Node()
+    a.other, b.other = b, a
+    del a, b
+    assert gc.collect() >= 2
