@@ -17,6 +17,7 @@ from aiokafka.consumer.group_coordinator import GroupCoordinator
 from faust.app.base import App
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import Message
 from prometheus_client import CollectorRegistry, Counter
 
 # (package, owner, attribute, where we use it, why)
@@ -35,6 +36,26 @@ USES = [
      "workers/runtime/fleet.py", "read to reach the aiokafka consumer for readiness"),
     ("faust-streaming", faust_consumer.Consumer, "_committed_offset",
      "workers/runtime/fleet.py", "read for the per-partition lag gauge"),
+    ("faust-streaming", faust_consumer.Consumer, "_drain_messages",
+     "workers/runtime/faust_app.py", "overridden: batch topics are handed whole fetches"),
+    ("faust-streaming", faust_consumer.Consumer, "_wait_next_records",
+     "workers/runtime/fetched.py", "called for each fetch, as Faust's getmany does"),
+    ("faust-streaming", faust_consumer.Consumer, "_read_offset",
+     "workers/runtime/fetched.py", "read and set: records below it are dropped, as Faust does"),
+    ("faust-streaming", faust_aiokafka.Consumer, "_to_message",
+     "workers/runtime/fetched.py", "a fetched record as the Message an agent acks"),
+    ("faust-streaming", faust_consumer.Consumer, "_commit_every",
+     "workers/runtime/fetched.py", "a commit after so many acks, as Faust's fetch loop"),
+    ("faust-streaming", faust_consumer.Consumer, "_n_acked",
+     "workers/runtime/fetched.py", "a commit after so many acks, as Faust's fetch loop"),
+    ("faust-streaming", faust_consumer.Consumer, "_buffered_partitions",
+     "workers/runtime/fetched.py", "partitions paused for buffer pressure still deliver"),
+    ("faust-streaming", faust_consumer.Consumer, "_stopped",
+     "workers/runtime/fetched.py", "the fetch loop ends when the consumer stops"),
+    ("faust-streaming", faust_consumer.Consumer, "_add_gap",
+     "workers/runtime/faust_app.py", "overridden: only the agents' ledgers say what is done"),
+    ("faust-streaming", Message, "refcount",
+     "workers/runtime/fetched.py", "set to the number of batch readers of a record"),
     ("aiokafka", aiokafka.AIOKafkaConsumer, "_fetch_max_wait_ms",
      "workers/runtime/faust_app.py", "set: Faust hard-codes 1500 ms"),
     ("aiokafka", aiokafka.AIOKafkaConsumer, "_coordinator",

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Collection
+from typing import NoReturn
 
 from workers.roles.newfilter import keep_filter_ready
 from workers.runtime.agents import register_agents
@@ -57,7 +61,8 @@ async def serve(
     """Run the roles until SIGTERM/SIGINT (or ``fleet.stop()``), then drain; return the exit code.
 
     ``hard_exit`` (the worker process): if the process is still alive shortly after the drain
-    deadline, end it there, whatever a library's thread is waiting for. ``authenticator``:
+    deadline, end it there, whatever a library's thread is waiting for; once drained, end it at
+    once (``exit_now``). ``authenticator``:
     who may call (``eventfleet worker`` passes the one its settings require); without it, the
     one ``EVENTFLEET_AUTH`` describes, open when unset.
     """
@@ -77,6 +82,8 @@ async def serve(
         loop.add_signal_handler(signum, _stop_on, fleet, signum)
     fleet.health.start()
     await fleet.app.start()
+    if hard_exit:
+        collect_less(runtime.settings.gc_threshold)
     background: list[asyncio.Task[None]] = []
     if "commands" in fleet.roles:
         # Sync mode and storage writers store before they publish: repair what Kafka missed.
@@ -93,6 +100,7 @@ async def serve(
         await on_started(fleet)
     await fleet.stopped.wait()
     log.info("draining %s", ", ".join(sorted(fleet.roles)))
+    began = time.monotonic()
     watchdog = Watchdog(runtime.settings.drain_timeout_s + WATCHDOG_GRACE_S) if hard_exit else None
     for task in background:
         task.cancel()
@@ -103,7 +111,39 @@ async def serve(
         fleet.exit_code = EXIT_DRAIN_TIMEOUT
     if watchdog is not None:
         watchdog.exit_code = fleet.exit_code
+        exit_now(fleet.exit_code, drained_s=time.monotonic() - began)
     return fleet.exit_code
+
+
+def collect_less(threshold: int) -> None:
+    """Python's cyclic garbage collector, tuned for a worker that allocates per record.
+
+    With Python's defaults (a collection every 700 allocations of container objects, every
+    tenth of them older too) an appender spent ~10% of its CPU collecting under py-spy, and
+    each full collection walked every object of the process: modules, the Faust app, the
+    clients, its caches of heads and ids. What the process built to start is frozen out of
+    collections (it lives as long as the process), and a collection comes every
+    ``threshold`` allocations; most of a batch's garbage has no cycles and is freed at once
+    by reference counting anyway. 0 keeps Python's defaults.
+    """
+    if threshold <= 0:
+        return
+    gc.collect()  # what start-up left as garbage is not frozen with the rest
+    gc.freeze()
+    gc.set_threshold(threshold, *gc.get_threshold()[1:])
+
+
+def exit_now(code: int, *, drained_s: float) -> NoReturn:
+    """End the worker process as soon as it has drained: its clients are stopped and what it
+    decided is committed, so nothing in the interpreter's own teardown matters, and that
+    teardown of a worker's heap took 2-3 s with both cores busy (measured after the drain of a
+    snapshotter and a forwarder), past the drain deadline and out of the watchdog's reach."""
+    log.info("drained in %.1fs; exiting with %d", drained_s, code)
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 EXIT_INTERRUPTED = 130

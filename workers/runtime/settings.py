@@ -128,7 +128,7 @@ class Settings:
             "redis+cluster",
             "rediss+cluster",
         ),
-        "Redis for the marker and the command answers; redis+sentinel://h1:26379,h2:26379/<master>/<db> "
+        "Redis for the marker, the command answers, the live feed and the bridge's Redis bus; redis+sentinel://h1:26379,h2:26379/<master>/<db> "
         "for Sentinel, redis+cluster://h1:6379,h2:6379 for Cluster",
     )
     nats_url: str = _setting(
@@ -312,6 +312,12 @@ class Settings:
     )
     drain_timeout_s: int = _setting(
         20, _int(1, 3600), "on SIGTERM: longest wait for the in-flight batch"
+    )
+    gc_threshold: int = _setting(
+        50_000,
+        _int(0, 10_000_000),
+        "allocations between two of Python's youngest cyclic collections in a worker, whose "
+        "startup objects are frozen out of them (0: Python's defaults, nothing frozen)",
     )
     console_actions: bool = _setting(
         False,
