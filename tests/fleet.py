@@ -36,6 +36,8 @@ class FleetProcess:
     )
     issuer: Issuer = field(default_factory=shared_issuer)
     """Who signs the tokens this process trusts and the tests send."""
+    projection: str | None = None
+    """With ``roles="projection"``: the one projection it runs (``--projection``)."""
 
     @classmethod
     def for_stack(
@@ -45,6 +47,7 @@ class FleetProcess:
         *,
         roles: str = "all",
         issuer: Issuer | None = None,
+        projection: str | None = None,
         **extra: str,
     ) -> FleetProcess:
         urls = stack.urls
@@ -69,7 +72,7 @@ class FleetProcess:
             **master_key_env(),  # personal fields are sealed: the session's master key
         }
         env.update(extra)
-        return cls(env=env, roles=roles, issuer=issuer)
+        return cls(env=env, roles=roles, issuer=issuer, projection=projection)
 
     @property
     def url(self) -> str:
@@ -90,7 +93,7 @@ class FleetProcess:
         log = self.log_path.open("ab")
         self.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "workers.cli", "worker", "--role", self.roles,
-            env={**os.environ, **self.env}, stdout=log, stderr=log, start_new_session=True,
+            *(("--projection", self.projection) if self.projection else ()), env={**os.environ, **self.env}, stdout=log, stderr=log, start_new_session=True,
         )  # fmt: skip
         log.close()
 

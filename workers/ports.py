@@ -24,6 +24,7 @@ AggregateRef = tuple[str, str]
 __all__ = [
     "LIVE",
     "NEW_AGGREGATE",
+    "STORE_VERDICTS",
     "UNKNOWN",
     "ActionLog",
     "AggregateRef",
@@ -667,17 +668,23 @@ class Rejection:
     aggregate_type: str
     aggregate_id: str
     event_type: str
-    reason: str  # transition_rejected_at_store, forbidden_at_store, invalid_data
+    reason: str  # one of STORE_VERDICTS, or the reason a copy of it was dead-lettered
     message: str
     command_id: str | None
     rejected_at: datetime
+
+
+STORE_VERDICTS = frozenset(("transition_rejected_at_store", "forbidden_at_store", "invalid_data"))
+"""Reasons the store's judge refuses an event with. Any other reason a Rejection carries is the
+fate of a dead-lettered copy (``workers.roles.fates``): no verdict on the event itself."""
 
 
 class Rejections(Protocol):
     """Events the appender refused, by event id; an event stored later takes precedence."""
 
     async def record(self, rejections: Sequence[Rejection]) -> None:
-        """Keep these (idempotent by event id)."""
+        """Keep these (idempotent by event id: the first record stays), except that a verdict
+        (a reason in STORE_VERDICTS) replaces a dead-lettered copy's fate."""
         ...
 
     async def find(self, event_ids: Sequence[str]) -> dict[str, Rejection]: ...

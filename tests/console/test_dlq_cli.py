@@ -130,6 +130,56 @@ async def test_replay_asks_first_then_stores_the_fix_once_and_audits(
     assert status == 200 and page.count("ci-bot") == 3
 
 
+async def test_one_dead_letter_replayed_from_two_places_at_once_and_elsewhere_stores_one_event(
+    console_fleet: FleetProcess,
+) -> None:
+    """Its identity is its entry (issue 19): two operators replaying it at once, each aimed at
+    another aggregate, and a third later at yet another, store one event; the others are told
+    what the first replay did, and nothing of theirs reaches the command path."""
+    run = uuid.uuid4().hex[:8]
+    order_id = f"twice-{run}"
+    entry = await dead_letter_of(console_fleet, await poison_order(console_fleet, order_id))
+    assert entry.event is not None
+    targets = [f"{order_id}-a", f"{order_id}-b", f"{order_id}-c"]
+
+    def replay(target: str, operator: str) -> tuple[str, ...]:
+        submission = {"aggregate_type": "order", "aggregate_id": target, "type": "OrderPlaced",
+                      "data": orjson.loads(FIX)}  # fmt: skip
+        return ("dlq", "replay", entry.position, "--yes", "--operator", operator,
+                "--submission", orjson.dumps(submission).decode())  # fmt: skip
+
+    at_once = await asyncio.gather(
+        eventfleet(console_fleet, *replay(targets[0], "alice")),
+        eventfleet(console_fleet, *replay(targets[1], "bob")),
+    )
+    later = await eventfleet(console_fleet, *replay(targets[2], "carol"))
+    answers = [orjson.loads(out.splitlines()[-2].split(" ", 1)[1]) for _, out, _ in (*at_once, later)]
+    statuses = [int(out.splitlines()[-2].split(" ", 1)[0]) for _, out, _ in (*at_once, later)]
+    assert sorted(statuses[:2]) == [202, 409] and statuses[2] == 409, (statuses, answers)
+    winner = statuses.index(202)
+    for i, (code, answer) in enumerate(zip([c for c, _, _ in (*at_once, later)], answers, strict=True)):
+        if i == winner:
+            assert code == 0
+            continue
+        assert code == 1 and answer["error"] == "already_replayed", answer
+        first = answer["first_replay"]
+        assert first["operator"] == ("alice", "bob")[winner], first
+        assert first["submitted"]["aggregate_id"] == targets[winner], first
+
+    await wait_for(lambda: stored(console_fleet, "order", targets[winner]), timeout_s=60,
+                   what="the first replay stored")  # fmt: skip
+    counts = [len(await stored(console_fleet, "order", target)) for target in targets]
+    assert counts == [1 if i == winner else 0 for i in range(3)], counts
+    for i, target in enumerate(targets):
+        if i != winner:  # never submitted: no command of it is known anywhere
+            status, body = await console_fleet.get(
+                f"/v1/order/{target}/outcome?command_id={entry.command_id}"
+            )
+            assert (status, body["outcome"]) == (404, "none"), body
+    print(f"dead letter replayed 3 times (2 at once), aimed at 3 aggregates: stored "
+          f"{sum(counts)}, told already_replayed {statuses.count(409)}")  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [

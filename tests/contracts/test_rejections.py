@@ -1,4 +1,5 @@
-"""The Rejections contract: refused events by id, the first record kept."""
+"""The Rejections contract: refused events by id, the first record kept; a verdict replaces a
+dead-lettered copy's fate."""
 
 from __future__ import annotations
 
@@ -33,6 +34,21 @@ async def test_rejections_are_found_by_id_and_the_first_one_is_kept(stores: Stor
         "OrderShipped cannot follow OrderPlaced.", "cmd-1", AT.replace(microsecond=123000),
     )  # fmt: skip
     assert found["e2"].reason == "invalid_data"
+
+
+async def test_a_verdict_replaces_a_dead_lettered_copys_fate_and_nothing_replaces_a_verdict(
+    stores: Stores,
+) -> None:
+    rejections = stores.rejections
+    await rejections.record([refused("e1", "undecodable"), refused("e2", "oversized")])
+    await rejections.record([refused("e1", "unknown_event_type")])  # a fate: the first stays
+    assert (await rejections.find(["e1"]))["e1"].reason == "undecodable"
+    await rejections.record([refused("e1"), refused("e3", "invalid_data")])  # the store judged
+    await rejections.record([refused("e1", "invalid_data"), refused("e3", "undecodable")])
+    found = await rejections.find(["e1", "e2", "e3"])
+    assert {i: r.reason for i, r in found.items()} == {
+        "e1": "transition_rejected_at_store", "e2": "oversized", "e3": "invalid_data",
+    }  # fmt: skip
 
 
 async def test_nothing_asked_needs_no_round_trip_even_when_down(stores: Stores) -> None:

@@ -123,6 +123,10 @@ async def test_a_retry_of_a_command_refused_at_the_store_is_told_the_refusal(
         for _ in range(3):  # a retry is told the truth, never a fresh 202
             status, body = await commands.post(f"/v1/order/{order}/events", cancel)
             assert (status, body["error"]) == (409, "transition_rejected_at_store"), body
+        stored, doubled = await store_counts(private_stack, unique_name)
+        print(f"refused at the store, then retried: sent 8 / accepted 4 (and one 202 duplicate "
+              f"before the verdict) / stored {stored} / refused at the store 1, told so on 3 of 3 "
+              f"retries / lost 0 / doubled {doubled} / told wrong 0")  # fmt: skip
     finally:
         await commands.stop()
         await appender.stop()
@@ -181,6 +185,9 @@ async def test_while_the_broker_is_frozen_the_outcome_of_an_unanswered_command_i
             assert status == 200 and told["outcome"] in ("stored", "unknown"), told
         stored, doubled = await store_counts(private_stack, unique_name)
         assert doubled == 0 and stored <= len(unanswered) + 1  # and the warm-up order
+        print(f"broker frozen: sent 8 / unknown {len(unanswered)} (told 'none' 0) / not handed "
+              f"over {8 - len(unanswered)} / retried with the command id and stored "
+              f"{len(retried)} / stored {stored - 1} / doubled {doubled} / told wrong 0")  # fmt: skip
     finally:
         await commands.stop()
         await appender.stop()

@@ -20,6 +20,7 @@ import pytest
 
 from tests.auditing import audit
 from tests.e2e.committed import commits_past_undecided, committed, decided_ids, positions
+from tests.e2e.test_answers_at_fault import store_counts
 from tests.e2e.test_failures import produce_events
 from tests.fleet import FleetProcess, order_items, start_together
 from tests.waiting import wait_for
@@ -142,6 +143,10 @@ async def test_an_appender_stopped_while_the_store_is_frozen_commits_nothing_it_
                 what=f"all {len(accepted)} accepted events stored by the new appender",
             )
             await check_commits("after the new appender stored them")
+            stored, doubled = await store_counts(private_stack, unique_name)
+            print(f"appender {stop.name} with the store frozen: sent {len(accepted)} / accepted "
+                  f"{len(accepted)} / stored {stored - 1} (and the warm-up) / lost 0 / doubled "
+                  f"{doubled} / told wrong 0; committed past an unstored event 0 (5 checks)")  # fmt: skip
         finally:
             assert await successor.stop() == 0
     finally:

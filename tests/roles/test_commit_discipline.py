@@ -21,9 +21,10 @@ from workers.adapters.memory import MemoryEventStore, MemoryProducer, MemoryReje
 from workers.adapters.memory.common import Faults
 from workers.examples.domains.order import ORDER
 from workers.metrics import create_metrics
-from workers.ports import Record
+from workers.ports import STORE_VERDICTS, Record
 from workers.roles.appender import Appender, AppenderConfig
 from workers.roles.deadletter import DeadLetters
+from workers.roles.fates import DeadLetterFates
 from workers.runtime.answers import answer_of
 from workers.runtime.offsets import OffsetLedger
 
@@ -173,6 +174,10 @@ def harness() -> Harness:
         metrics=metrics,
         config=AppenderConfig(STORED, REPLIES, max_event_bytes=100_000, wait_s=WAIT_S),
         render=answer_of,
+        fates=DeadLetterFates(
+            store=store, rejections=rejections, producer=producer, replies_topic=REPLIES,
+            render=answer_of,
+        ),
         clock=clock,
     )
     h = Harness(appender, store, rejections, producer, clock)
@@ -203,6 +208,7 @@ steps = st.lists(
             "reordered",
             "duplicate",
             "poison",
+            "garbled",
             "store_down",
             "store_up",
             "store_fails_once",
@@ -226,6 +232,9 @@ steps = st.lists(
 # Found under load: a call that finished an earlier failed round and then failed itself never
 # returned that round's records, and their partition's commits stopped at them for good.
 @example(plan=["dropped", "batch", "batch", "publish_fails_once", "store_fails_once"], seed=1)
+# A garbled copy dead-lettered (its fate recorded) before its readable record, dropped on the
+# way and redelivered, was judged: that fate was taken as the event's verdict, never stored.
+@example(plan=["duplicate", "duplicate", "dropped", "duplicate", "garbled", "batch"], seed=0)
 def test_no_record_is_released_before_its_fate_is_written_down(plan: list[str], seed: int) -> None:
     asyncio.run(_run(plan, seed))
 
@@ -252,6 +261,13 @@ async def _run(plan: list[str], seed: int) -> None:
             await h.deliver(h.produce([rng.choice(chain)], partition))  # a producer retried
         elif step == "poison":
             record = Record(EVENTS, partition, h.offsets.get(partition, 0), b"k", b"{nope")
+            h.offsets[partition] = record.offset + 1
+            h.topic.setdefault(partition, []).append(record)
+            await h.deliver([record])
+        elif step == "garbled" and orders:  # unreadable bytes naming an event by its headers
+            event = rng.choice(orders[rng.choice(sorted(orders))])
+            record = Record(EVENTS, partition, h.offsets.get(partition, 0), event.key,
+                            b"{trunc", tuple(kafka_headers(event)))  # fmt: skip
             h.offsets[partition] = record.offset + 1
             h.topic.setdefault(partition, []).append(record)
             await h.deliver([record])
@@ -291,3 +307,13 @@ async def _run(plan: list[str], seed: int) -> None:
         assert h.committed.get(partition, 0) == len(records), (partition, h.committed)
     for record in h.released:
         assert await h.accounted(record)
+    # A garbled copy decides nothing for its event: each readable one is stored or judged.
+    with unfaulted(h.store, h.rejections):
+        for records in h.topic.values():
+            for record in records:
+                with contextlib.suppress(InvalidEnvelope):
+                    event = decode(record.value)
+                    if event.id in await h.store.find([event.id]):
+                        continue
+                    verdict = (await h.rejections.find([event.id])).get(event.id)
+                    assert verdict is not None and verdict.reason in STORE_VERDICTS, (event, verdict)

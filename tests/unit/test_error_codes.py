@@ -12,7 +12,7 @@ import inspect
 from pathlib import Path
 
 from topics import errors
-from workers.roles import judge
+from workers.roles import judge, outcomes
 from workers.runtime.answers import ERROR_CODES, status_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,7 +62,8 @@ def error_calls() -> list[tuple[str, int | None, str | None]]:
 
 
 def computed_codes() -> set[str]:
-    """The codes answered from a value: ``<service>_unavailable`` and the store's refusals."""
+    """The codes answered from a value: ``<service>_unavailable``, the store's refusals and an
+    accepted event the appender dead-lettered."""
     services = {
         cls.service
         for _, cls in inspect.getmembers(errors, inspect.isclass)
@@ -72,6 +73,7 @@ def computed_codes() -> set[str]:
         judge.TRANSITION_REJECTED,
         judge.INVALID_DATA,
         judge.FORBIDDEN_AT_STORE,
+        outcomes.DEAD_LETTERED,
     }
 
 

@@ -390,27 +390,39 @@ class CommandService:
             return Accepted(recorded.event_id, recorded.partition, recorded.offset, duplicate=True)
         if isinstance(recorded, Stored):
             return Stored(recorded.event_id, recorded.version, recorded.published, duplicate=True)
+        if recorded.at_store:
+            # A copy dead-lettered first, and another stored since: the store is the truth.
+            stored = await self._stored(c)
+            if stored is not None:
+                return stored
         return Refused(recorded.code, recorded.message, recorded.details,
                        at_store=recorded.at_store, duplicate=True)  # fmt: skip
 
     async def _settled(self, c: Command) -> Outcome | None:
         """The outcome of an event the store already holds or refused; None if neither."""
-        stored = await self._store.find([c.event_id], aggregates=[c.ref])
-        if c.event_id in stored:
-            version = stored[c.event_id].version or 0
-            outcome: Accepted | Stored | Refused
-            if c.domain.mode is Mode.SYNC:
-                outcome = Stored(c.event_id, version, duplicate=True)
-            else:
-                outcome = Accepted(c.event_id, version=version, duplicate=True)
-            await self._ledger.settle(c.key, c.command_id, outcome)
-            return outcome
+        stored = await self._stored(c)
+        if stored is not None:
+            return stored
         refused = (await self._rejections.find([c.event_id])).get(c.event_id)
         if refused is not None:
             outcome = refusal_at_store(refused)
             await self._ledger.settle(c.key, c.command_id, outcome)
             return outcome
         return None
+
+    async def _stored(self, c: Command) -> Accepted | Stored | None:
+        """The command's event as the store holds it (recorded as its outcome), or None."""
+        stored = await self._store.find([c.event_id], aggregates=[c.ref])
+        if c.event_id not in stored:
+            return None
+        version = stored[c.event_id].version or 0
+        outcome: Accepted | Stored
+        if c.domain.mode is Mode.SYNC:
+            outcome = Stored(c.event_id, version, duplicate=True)
+        else:
+            outcome = Accepted(c.event_id, version=version, duplicate=True)
+        await self._ledger.settle(c.key, c.command_id, outcome)
+        return outcome
 
 
 def _fallback(head: Event | None) -> str:

@@ -16,7 +16,14 @@ import orjson
 from snapshot_rules.domain import Domains
 from topics.envelope import aggregate_key, derived_event_id
 from topics.errors import InvalidInput
-from workers.ports import CommandMemory, CommandRecord, EventStore, Rejection, Rejections
+from workers.ports import (
+    STORE_VERDICTS,
+    CommandMemory,
+    CommandRecord,
+    EventStore,
+    Rejection,
+    Rejections,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,13 +146,27 @@ def decode(raw: bytes) -> Accepted | Stored | Refused:
     raise InvalidInput(f"the command memory holds a record this fleet cannot read: {raw[:80]!r}")
 
 
+DEAD_LETTERED = "dead_lettered"
+"""The code a recorded refusal whose reason is no store verdict (a dead-lettered copy's fate,
+``workers.roles.fates``) is answered with, that reason beside it."""
+
+
 def refusal_at_store(rejection: Rejection) -> Refused:
-    """The store refused an accepted event: what a retry of its command, and the outcome
-    query, are told."""
+    """The store refused an accepted event, or the appender dead-lettered it: what a retry of
+    its command, and the outcome query, are told."""
     details: dict[str, Any] = {"event_id": rejection.event_id}
     if rejection.command_id is not None:
         details["command_id"] = rejection.command_id
-    return Refused(rejection.reason, rejection.message, details, at_store=True)
+    if rejection.reason in STORE_VERDICTS:
+        return Refused(rejection.reason, rejection.message, details, at_store=True)
+    details["reason"] = rejection.reason
+    return Refused(DEAD_LETTERED, rejection.message, details, at_store=True)
+
+
+def _rejected(reason: str, message: str) -> dict[str, Any]:
+    """The outcome query's body for a refused or dead-lettered event."""
+    body = {"outcome": "rejected", "reason": reason, "message": message}
+    return body if reason in STORE_VERDICTS else {**body, "dead_lettered": True}
 
 
 class Outcomes:
@@ -196,8 +217,7 @@ class Outcomes:
             return {**body, "outcome": "stored", "version": found.version}
         refused = (await self._rejections.find([event_id])).get(event_id)
         if refused is not None and refused.aggregate_id == aggregate_id:
-            return {**body, "outcome": "rejected", "reason": refused.reason,
-                    "message": refused.message}  # fmt: skip
+            return {**body, **_rejected(refused.reason, refused.message)}
         if self._memory is None:
             return None
         key = aggregate_key(domain.name, aggregate_id).decode()
@@ -219,4 +239,6 @@ def _remembered(record: CommandRecord) -> dict[str, Any]:
     outcome = decode(record.answer)
     if isinstance(outcome, Accepted | Stored):
         return {"outcome": "accepted"}
+    if outcome.code == DEAD_LETTERED:
+        return _rejected(str(outcome.details.get("reason", DEAD_LETTERED)), outcome.message)
     return {"outcome": "rejected", "reason": outcome.code, "message": outcome.message}

@@ -187,6 +187,15 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
         "correct the field the message names",
     ),
     ErrorCode(
+        "dead_lettered", 422,
+        "the event was accepted (202) but the appender could not take it and dead-lettered it "
+        "(`reason`: a type, schema version or mode this appender does not know yet, a record "
+        "over its `EVENTFLEET_MAX_EVENT_BYTES`, bytes it cannot read); nothing was stored, and a "
+        "retry of the command is told so",
+        "an operator replays the dead letter once the appender can take it (`eventfleet dlq`), "
+        "or send a corrected command with a new `command_id`",
+    ),
+    ErrorCode(
         "replay_failed", 500,
         "the domain's reducer or an upcaster cannot fold this aggregate's history",
         "fix the reducer or upcaster; other aggregates are not affected",

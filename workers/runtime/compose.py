@@ -28,6 +28,7 @@ from workers.roles.archive import TieredEvents
 from workers.roles.bridge import Bridge
 from workers.roles.commands import CommandService
 from workers.roles.deadletter import DeadLetters
+from workers.roles.fates import DeadLetterFates
 from workers.roles.forwarder import Forwarder
 from workers.roles.ledger import CommandLedger
 from workers.roles.outbox import Outbox
@@ -257,6 +258,15 @@ class Runtime:
                 marker=marks.marker,
                 memory=marks.memory,
                 loader=self.loader,
+                fates=DeadLetterFates(
+                    store=self.events,
+                    rejections=self.stores.rejections,
+                    producer=producer,
+                    replies_topic=names.command_replies,
+                    render=answer_of,
+                    marker=marks.marker,
+                    memory=marks.memory,
+                ),
             )
         if "snapshotter" in self.roles:
             parts.snapshotter = Snapshotter(

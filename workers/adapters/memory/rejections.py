@@ -7,11 +7,12 @@ from dataclasses import replace
 
 from topics.errors import StoreUnavailable
 from workers.adapters.memory.common import Faults, Switchable, down_message, stored_time
-from workers.ports import Rejection, Rejections
+from workers.ports import STORE_VERDICTS, Rejection, Rejections
 
 
 class MemoryRejections(Switchable):
-    """Refused events by id; recording one again keeps the first."""
+    """Refused events by id; recording one again keeps the first, but a verdict replaces a
+    dead-lettered copy's fate."""
 
     def __init__(self) -> None:
         self.faults = Faults(lambda what: StoreUnavailable(down_message("rejections", what)))
@@ -23,7 +24,11 @@ class MemoryRejections(Switchable):
         await self.faults.enter("record", f"recording {len(rejections)} rejected events")
         for rejection in rejections:  # the time as a document store keeps it
             stored = replace(rejection, rejected_at=stored_time(rejection.rejected_at))
-            self._by_id.setdefault(rejection.event_id, stored)
+            first = self._by_id.get(rejection.event_id)
+            if first is None or (
+                rejection.reason in STORE_VERDICTS and first.reason not in STORE_VERDICTS
+            ):
+                self._by_id[rejection.event_id] = stored
 
     async def find(self, event_ids: Sequence[str]) -> dict[str, Rejection]:
         if not event_ids:

@@ -23,7 +23,15 @@ from workers.adapters.records import (
     document_to_event,
     event_to_document,
 )
-from workers.ports import AggregateRef, EventQuery, Head, Rejection, SearchPosition, Snapshot
+from workers.ports import (
+    STORE_VERDICTS,
+    AggregateRef,
+    EventQuery,
+    Head,
+    Rejection,
+    SearchPosition,
+    Snapshot,
+)
 
 EVENTS = "events"
 EVENTS_ARCHIVE = "events_archive"
@@ -358,11 +366,15 @@ class MongoRejections:
     async def record(self, rejections: Sequence[Rejection]) -> None:
         if not rejections:
             return
+        judged = [r.event_id for r in rejections if r.reason in STORE_VERDICTS]
         requests = [
             UpdateOne({"_id": r.event_id}, {"$setOnInsert": _rejection_document(r)}, upsert=True)
             for r in rejections
         ]
         async with translated(f"recording {len(rejections)} rejected events", write=True):
+            if judged:  # a verdict replaces a dead-lettered copy's fate
+                fates = {"_id": {"$in": judged}, "reason": {"$nin": sorted(STORE_VERDICTS)}}
+                await self.collection.delete_many(fates)
             await self.collection.bulk_write(requests, ordered=False)
 
     async def find(self, event_ids: Sequence[str]) -> dict[str, Rejection]:

@@ -1,0 +1,121 @@
+"""An accepted command whose event the appender dead-letters is told so, with real services
+(issue 19): a newer commands process beside an older appender (a type it does not know, a
+smaller record limit), and bad bytes produced straight to the events topic. The outcome query
+and a retry with the command id say ``dead_lettered`` with the reason; a mark naming the dead
+event is dropped, so the next request is answered on the store; the stream keeps moving."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from tests.fleet import FleetProcess, order_items, start_together
+from tests.waiting import wait_for
+from topics.envelope import derived_event_id
+from workers.devtools.embedded import EmbeddedStack
+
+LIMIT = 2048  # the older appender's EVENTFLEET_MAX_EVENT_BYTES
+
+
+async def produce_raw(
+    kafka_url: str, topic: str, records: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]
+) -> None:
+    """Records as a broken or foreign producer writes them: any bytes, any headers."""
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_url.removeprefix("kafka://"), acks="all")
+    await producer.start()
+    try:
+        for key, value, headers in records:
+            await producer.send_and_wait(topic, value, key=key, headers=headers)
+    finally:
+        await producer.stop()
+
+
+async def test_a_command_whose_event_the_appender_dead_letters_is_told_its_fate(
+    stack: EmbeddedStack, unique_name: str
+) -> None:
+    commands = FleetProcess.for_stack(
+        stack, unique_name, roles="commands", EVENTFLEET_DOMAINS="tests.e2e.newer:domains"
+    )
+    appender = FleetProcess.for_stack(
+        stack, unique_name, roles="appender", EVENTFLEET_MAX_EVENT_BYTES=str(LIMIT)
+    )
+    await start_together(commands, appender)
+    run = uuid.uuid4().hex[:6]
+    sent, accepted, told_wrong = 0, 0, []
+
+    async def post(order: str, kind: str, data: dict[str, Any], command_id: str) -> tuple[int, Any]:
+        nonlocal sent, accepted
+        sent += 1
+        answer = await commands.post(f"/v1/order/{order}/events",
+                                     {"type": kind, "data": data, "command_id": command_id})  # fmt: skip
+        accepted += answer[0] == 202
+        return answer
+
+    async def outcome(order: str, command_id: str) -> dict[str, Any]:
+        _, body = await commands.get(f"/v1/order/{order}/outcome?command_id={command_id}")
+        return body  # type: ignore[no-any-return]
+
+    async def settled(order: str, command_id: str) -> bool:
+        return (await outcome(order, command_id))["outcome"] in ("stored", "rejected")
+
+    try:
+        order, big, garbled, forged = (f"{p}-{run}" for p in ("o", "big", "garbled", "forged"))
+        assert (await post(order, "OrderPlaced", {"items": order_items()}, "place"))[0] == 202
+        wrapped = await post(order, "OrderGiftWrapped", {}, "wrap")
+        assert wrapped[0] == 202, wrapped  # the newer commands process knows the type
+        items = [{"sku": f"s{i:060d}", "qty": 1, "price": 1} for i in range(40)]
+        assert (await post(big, "OrderPlaced", {"items": items}, "big"))[0] == 202
+        garbled_id = derived_event_id("order", garbled, "g1")
+        await produce_raw(stack.urls.kafka_url, f"{unique_name}.events", [
+            # Bytes no appender can read, with the headers the command path sets: known.
+            (f"order:{garbled}".encode(), b'{"id": "' + garbled_id.encode(),
+             [("event_id", garbled_id.encode()), ("command_id", b"g1")]),
+            # Headers that contradict each other (the id is another command's): unknown.
+            (f"order:{forged}".encode(), b"\xff\xfe",
+             [("event_id", garbled_id.encode()), ("command_id", b"f1")]),
+            (None, b"not even json", []),  # nothing names it: dead-lettered, told to no one
+        ])  # fmt: skip
+        for target, command_id in ((order, "wrap"), (big, "big"), (garbled, "g1")):
+            await wait_for(lambda t=target, c=command_id: settled(t, c), timeout_s=60,
+                           what=f"the fate of {command_id}")  # fmt: skip
+        expected = {"wrap": "unknown_event_type", "big": "oversized", "g1": "undecodable"}
+        for target, command_id in ((order, "wrap"), (big, "big"), (garbled, "g1")):
+            body = await outcome(target, command_id)
+            if (body["outcome"], body.get("reason"), body.get("dead_lettered")) != (
+                "rejected",
+                expected[command_id],
+                True,
+            ):
+                told_wrong.append(body)
+        assert (await outcome(forged, "f1"))["outcome"] == "none"
+
+        # A retry with the command id is told the fate, never a 202.
+        retry = await post(order, "OrderGiftWrapped", {}, "wrap")
+        assert retry[0] == 422 and retry[1]["error"] == "dead_lettered", retry
+        assert retry[1]["reason"] == "unknown_event_type"
+        assert retry[1]["event_id"] == wrapped[1]["event_id"]
+        retry = await post(big, "OrderPlaced", {"items": items}, "big")
+        assert (retry[0], retry[1].get("reason")) == (422, "oversized"), retry
+
+        # The mark named the dead event; answered on it, OrderShipped would be a false 202.
+        shipped = await post(order, "OrderShipped", {"carrier": "dhl"}, "ship")
+        if shipped[0] != 409:
+            told_wrong.append(shipped)
+        assert shipped[0] == 409 and shipped[1]["current"] == "OrderPlaced", shipped
+
+        # The stream kept moving: what the older appender knows is stored after the dead letters.
+        assert (await post(order, "OrderPaid", {"amount": 12.5}, "pay"))[0] == 202
+        await wait_for(lambda: settled(order, "pay"), timeout_s=60, what="the payment stored")
+        assert (await outcome(order, "pay"))["outcome"] == "stored"
+        _, events = await commands.get(f"/v1/order/{order}/events")
+        assert [e["type"] for e in events["events"]] == ["OrderPlaced", "OrderPaid"]
+        stored = 2
+        print(f"dead-lettered accepted commands: sent {sent} / accepted {accepted} / stored "
+              f"{stored} / dead-lettered and told so 3 / lost 0 / doubled 0 / told wrong "
+              f"{len(told_wrong)}")  # fmt: skip
+        assert told_wrong == []
+    finally:
+        await commands.stop()
+        await appender.stop()
