@@ -66,8 +66,18 @@ class SealedOr(Kind):
 
 
 def as_stored(schema: Obj, fields: frozenset[str]) -> Obj:
-    """``schema`` with its personal fields accepting sealed values."""
-    if not fields & schema.fields.keys():
-        return schema
-    kinds = {n: SealedOr(k) if n in fields else k for n, k in schema.fields.items()}
-    return Obj(kinds, schema.closed)
+    """``schema`` with its personal fields accepting sealed values (built once per schema:
+    the appender asks for every event it judges)."""
+    key = (id(schema), fields)
+    known = _AS_STORED.get(key)
+    if known is not None and known[0] is schema:
+        return known[1]
+    stored = schema
+    if fields & schema.fields.keys():
+        kinds = {n: SealedOr(k) if n in fields else k for n, k in schema.fields.items()}
+        stored = Obj(kinds, schema.closed)
+    _AS_STORED[key] = (schema, stored)  # holding ``schema`` keeps its id from being reused
+    return stored
+
+
+_AS_STORED: dict[tuple[int, frozenset[str]], tuple[Obj, Obj]] = {}
