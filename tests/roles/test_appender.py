@@ -168,6 +168,32 @@ async def test_a_successor_of_a_predecessor_that_never_comes_is_refused_at_its_d
     assert await rig.marker.peek("order:o1") == ("OrderPlaced", placed.id)
 
 
+async def test_ticks_have_work_only_while_something_waits_or_a_round_is_unfinished(
+    rig: Rig,
+) -> None:
+    """An idle appender skips its ticks (``holds_work``): one that skipped them while an event
+    waited would never judge it; one that skipped them after a failed round would keep its
+    records from the ledger."""
+    assert not rig.appender.holds_work()
+    placed, paid, shipped = chain("OrderPlaced", "OrderPaid", "OrderShipped")
+    await rig.take([placed])
+    assert not rig.appender.holds_work()
+    assert await rig.take([shipped]) == []  # waits for its predecessor
+    assert rig.appender.holds_work()
+    rig.clock.now += WAIT_S + 0.01
+    assert len(await rig.appender.expire()) == 1
+    assert not rig.appender.holds_work()
+    letter = order("OrderPaid", placed.id)
+    rig.producer.fail_next(1, on=STORED)  # stored, then events.stored does not acknowledge
+    with pytest.raises(Exception, match="did not answer"):
+        await rig.appender.handle(rig.records([letter]))
+    assert await rig.history() == [("OrderPlaced", 1), ("OrderPaid", 2)]
+    assert rig.appender.holds_work()  # the round's publishing is unfinished
+    assert [r.offset for r in await rig.appender.expire()] == [2]  # a tick finishes it
+    assert rig.published()[-1] == ("OrderPaid", 2)
+    assert not rig.appender.holds_work()
+
+
 async def test_a_successor_past_offsets_not_yet_received_waits_for_them_past_its_deadline(
     rig: Rig,
 ) -> None:

@@ -205,6 +205,11 @@ class Appender:
         the head without it would refuse, or reorder, a valid event."""
         self._gap_below = gap_below
 
+    def holds_work(self) -> bool:
+        """Whether a tick (``expire``) may have anything to do: an event waiting, a failed
+        round to finish, or decided records not yet returned. An idle appender skips its ticks."""
+        return bool(self._waiting) or self._unfinished is not None or bool(self._ready)
+
     def next_deadline(self) -> float | None:
         """When the earliest waiting event is due, or None when nothing waits."""
         return min((min_deadline(q) for q in self._waiting.values()), default=None)

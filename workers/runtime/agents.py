@@ -86,9 +86,10 @@ def batch_agent(
     handle: Handle,
     tick: Tick | None = None,
     tick_s: float = 0.05,
+    tick_when: Callable[[], bool] = lambda: True,
 ) -> OffsetLedger[Any]:
     """Declare agent ``name`` on ``topic``: every batch through ``handle``, acked after it;
-    returns the agent's offset ledger.
+    returns the agent's offset ledger. ``tick`` runs every ``tick_s`` while ``tick_when()``.
 
     Whatever the mode, records are acked through one ``OffsetLedger``: only a partition's
     prefix of decided records is acked, so no commit (periodic, rebalance, drain, shutdown)
@@ -149,6 +150,8 @@ def batch_agent(
         assert tick is not None
         while True:
             await asyncio.sleep(tick_s)
+            if not tick_when():
+                continue
             try:
                 async with fleet.batch(role):
                     decided = await until_done(tick, role=role, metrics=rt.metrics)
@@ -319,6 +322,7 @@ def register_agents(fleet: Fleet) -> None:
             topic=names.events,
             handle=append,
             tick=appender.expire,
+            tick_when=appender.holds_work,
         )
         appender.hold_past_gaps(ledger.open_below)
     if "forwarder" in fleet.roles:
