@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 NO_TESTS_COLLECTED = 5
 
@@ -62,8 +63,22 @@ def parallel(argv: list[str]) -> list[str]:
     return ["-n", str(min(4, os.cpu_count() or 1)), "--dist", "loadfile"]
 
 
+def compile_once() -> None:
+    """Our packages' bytecode, written once before the run.
+
+    Where PYTHONDONTWRITEBYTECODE is set (as on our CI machines), every process the tests start
+    (each worker of a fleet, each CLI call: hundreds in a run) would compile our ~200 modules
+    from source again: about 0.4 s of CPU each. Python still reads bytecode that is there, and
+    checks it against its source's modification time, so an edit during a run is never missed.
+    """
+    root = Path(__file__).resolve().parent.parent
+    packages = [str(root / name) for name in ("topics", "snapshot_rules", "workers", "tests")]
+    subprocess.call([sys.executable, "-m", "compileall", "-q", "-j", "0", *packages], stdout=subprocess.DEVNULL)
+
+
 def main() -> int:
     ensure_system_tools()
+    compile_once()
     failed = []
     if run("ruff", "check", "topics", "snapshot_rules", "workers", "tests") != 0:
         failed.append("ruff")

@@ -175,7 +175,7 @@ async def test_ticks_have_work_only_while_something_waits_or_a_round_is_unfinish
     waited would never judge it; one that skipped them after a failed round would keep its
     records from the ledger."""
     assert not rig.appender.holds_work()
-    placed, paid, shipped = chain("OrderPlaced", "OrderPaid", "OrderShipped")
+    placed, _paid, shipped = chain("OrderPlaced", "OrderPaid", "OrderShipped")
     await rig.take([placed])
     assert not rig.appender.holds_work()
     assert await rig.take([shipped]) == []  # waits for its predecessor
