@@ -11,24 +11,15 @@ from tests.faults import TcpProxy
 from tests.kafka_topics import create_topic
 from tests.waiting import wait_for
 from topics.envelope import Metadata
-from topics.errors import StoreUnavailable, StreamUnavailable, Unavailable
+from topics.errors import StoreUnavailable, StreamUnavailable
 from workers.devtools.embedded import EmbeddedStack
 from workers.examples.domains.account import ACCOUNT
 
-from .wiring import PARTITIONS, SyncWiring, sync_wiring
+from .wiring import PARTITIONS, sync_wiring
 
 
 async def _eventually(check: Callable[[], Awaitable[bool]], *, timeout_s: float = 15.0) -> None:
     await wait_for(check, timeout_s=timeout_s, interval_s=0.05)
-
-
-async def _relay(wired: SyncWiring) -> bool:
-    """One relay round as the relay loop runs it; True once nothing waits to be published."""
-    try:
-        await wired.outbox.relay_once(older_than_s=0)
-    except Unavailable:
-        return False  # Kafka is still coming back; the loop tries again
-    return not await wired.pending()
 
 
 async def test_kafka_down_after_storing_is_reported_and_repaired_once(
@@ -67,7 +58,7 @@ async def test_kafka_down_after_storing_is_reported_and_repaired_once(
 
             await kafka.start()  # back, empty: the topic is created again, as `topics ensure` would
             await create_topic(own.urls.kafka_url, wired.topic, partitions=PARTITIONS)
-            await _eventually(lambda: _relay(wired))
+            await _eventually(wired.relayed)
             on_stream = await wired.published()
             assert [(e.id, e.version) for e in on_stream] == [
                 (deposit.event.id, 2),

@@ -12,6 +12,7 @@ from snapshot_rules.domain import Domains
 from tests.kafka_topics import create_topic, read_events
 from tests.keys import TEST_MASTER_KEY_VARIABLE
 from topics.envelope import Event, Metadata, utc_now
+from topics.errors import Unavailable
 from workers.cqrs import Repository
 from workers.cqrs.sync import SyncCommands
 from workers.examples.domains.account import ACCOUNT
@@ -53,6 +54,14 @@ class SyncWiring:
 
     async def published(self) -> list[Event]:
         return await read_events(self.kafka_url, self.topic)
+
+    async def relayed(self) -> bool:
+        """One relay round as the relay loop runs it; True once nothing waits to be published."""
+        try:
+            await self.outbox.relay_once(older_than_s=0)
+        except Unavailable:
+            return False  # Kafka is slow or still coming back; the loop tries again
+        return not await self.pending()
 
 
 @asynccontextmanager
