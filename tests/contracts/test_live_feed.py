@@ -159,3 +159,26 @@ async def keep_the_loop_busy(rng: random.Random) -> None:
         while time.perf_counter() < until:
             pass
         await asyncio.sleep(rng.uniform(0, 0.03))
+
+
+async def test_many_batches_after_the_script_cache_is_flushed_arrive_whole_and_in_order(
+    own_redis: EmbeddedStack,
+) -> None:
+    """The feed publishes a batch as one script call: a Redis that lost its scripts (SCRIPT
+    FLUSH, a restart, a failover to a replica that never ran it) gets the script again and
+    drops nothing; more than one batch (500) keeps the order announced."""
+    from redis.asyncio import Redis
+
+    feed = RedisLiveFeed(own_redis.urls.redis_url, prefix=f"test-{uuid.uuid4().hex}:live:")
+    heard, admin = Heard(), Redis.from_url(own_redis.urls.redis_url)
+    try:
+        await feed.listen(LiveChannel("order", "o1"), heard)
+        feed.announce([stored("o1", 1)])
+        await wait_for(lambda: heard.versions() == [1], timeout_s=5, what="the first event")
+        assert await admin.script_flush() is True
+        feed.announce([stored("o1", v) for v in range(2, 1202)])
+        await wait_for(lambda: len(heard.items) == 1201, timeout_s=10, what="1,201 events")
+        assert heard.versions() == list(range(1, 1202)) and feed.dropped == 0
+    finally:
+        await admin.aclose()
+        await feed.close()
