@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from aiokafka.partitioner import murmur2
 
-from tests.waiting import wait_for
 from topics.errors import StreamUnavailable
 from workers.adapters.memory import partition_for
 from workers.ports import Delivery, Outgoing
@@ -98,14 +97,28 @@ async def test_what_is_not_bytes_is_refused_where_it_stands(topics: Topics) -> N
     for bad in (text_value, text_header):
         with pytest.raises(TypeError):
             await producer.send(topic, bad)
-    # In a batch, the records before the bad one are already on their way, as Kafka's are.
-    with pytest.raises(TypeError):
-        await producer.send_many(topic, [Outgoing(b"k", b"first"), text_value])
+    # In a batch, one bad record anywhere sends nothing: not the records before it either.
+    for bad in (text_value, text_header):
+        with pytest.raises(TypeError):
+            await producer.send_many(topic, [Outgoing(b"k", b"first"), Outgoing(b"j", b"2"), bad])
+    delivery = await producer.send(topic, Outgoing(b"k", b"after"))
+    assert [(r.value, r.offset) for r in await topics.produced()] == [(b"after", delivery.offset)]
 
-    async def arrived() -> bool:
-        return [r.value for r in await topics.produced()] == [b"first"]
 
-    await wait_for(arrived, timeout_s=10, what="the record before the bad one")
+async def test_a_batch_larger_than_kafkas_batches_arrives_whole_with_its_offsets(
+    topics: Topics,
+) -> None:
+    """Records over several of the client's batches per partition (16 KB each), one record
+    larger than a batch among them: every delivery names the offset its record has."""
+    producer, topic = topics.producer, topics.topic
+    sent = [message(f"order:o{n % 5}", n) for n in range(400)]
+    sent[123] = Outgoing(b"order:o3", b"x" * 40_000)  # larger than a batch of its own
+    deliveries = await producer.send_many(topic, sent)
+    by_place = {(r.partition, r.offset): r for r in await topics.produced()}
+    assert len(by_place) == len(sent)
+    for outgoing, delivery in zip(sent, deliveries, strict=True):
+        record = by_place[(delivery.partition, delivery.offset)]
+        assert (record.key, record.value) == (outgoing.key, outgoing.value)
 
 
 async def test_sending_while_kafka_is_down_raises_stream_unavailable(topics: Topics) -> None:

@@ -13,6 +13,7 @@ from importlib.metadata import version
 
 import aiokafka
 import pytest
+from aiokafka.client import AIOKafkaClient
 from aiokafka.consumer.group_coordinator import GroupCoordinator
 from faust.app.base import App
 from faust.transport import consumer as faust_consumer
@@ -62,6 +63,10 @@ USES = [
      "workers/runtime/fleet.py", "read: a dead coordinator makes a consumer unready"),
     ("aiokafka", GroupCoordinator, "coordinator_id",
      "workers/runtime/fleet.py", "read: None once the coordinator is marked dead"),
+    ("aiokafka", aiokafka.AIOKafkaProducer, "_partition",
+     "workers/adapters/kafka/producer.py", "called: the partition of each record of a batch"),
+    ("aiokafka", AIOKafkaClient, "_wait_on_metadata",
+     "workers/adapters/kafka/producer.py", "called: a topic's partitions before batching"),
     ("prometheus-client", CollectorRegistry, "_names_to_collectors",
      "tests/deploy/project.py", "read for the label names of declared metrics"),
     ("prometheus-client", Counter, "_value",

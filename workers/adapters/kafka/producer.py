@@ -126,28 +126,62 @@ class KafkaProducer:
     async def send_many(self, topic: str, messages: Sequence[Outgoing]) -> list[Delivery]:
         """Produce many records, keeping their order per key, and wait for every ack.
 
-        One timeout bounds the whole batch. StreamUnavailable if none was handed over;
-        StreamOutcomeUnknown once any was (it may be appended).
+        Records are packed into one aiokafka batch per partition (more when one fills), not
+        sent one by one: a record costs an append to a batch instead of a ``send`` with its
+        own metadata wait, future and accumulator call (the appender's publishing was ~16% of
+        its CPU). Every record is checked first: one that is not bytes raises TypeError and
+        nothing is sent. One timeout bounds the whole call. StreamUnavailable if no batch was
+        handed over; StreamOutcomeUnknown once any was (it may be appended).
         """
         if not self._started:
             raise StreamUnavailable("the Kafka producer is not running.")
-        futures: list[asyncio.Future[Any]] = []
+        if not messages:
+            return []
+        for message in messages:
+            _check_bytes(message)
+        producer = self._producer
+        sent: list[tuple[int, list[int], asyncio.Future[Any]]] = []  # partition, indices, ack
         try:
             async with asyncio.timeout(self._timeout_s * 1.5):
-                for message in messages:
-                    futures.append(
-                        await self._producer.send(
-                            topic,
-                            value=message.value,
-                            key=message.key,
-                            headers=list(message.headers),
-                        )
+                await producer.client._wait_on_metadata(topic)
+                by_partition: dict[int, list[int]] = {}
+                for i, message in enumerate(messages):
+                    key = message.key
+                    partition = producer._partition(
+                        topic, None, key, message.value, key, message.value
                     )
+                    by_partition.setdefault(partition, []).append(i)
+                for partition, indices in by_partition.items():
+                    batch = producer.create_batch()
+                    taken: list[int] = []
+                    for i in indices:
+                        m = messages[i]
+                        headers = list(m.headers)
+                        if (
+                            batch.append(key=m.key, value=m.value, timestamp=None, headers=headers)
+                            is None
+                        ):
+                            sent.append(
+                                (partition, taken, await self._send_batch(batch, topic, partition))
+                            )
+                            batch, taken = producer.create_batch(), []
+                            # An empty batch takes any one record, whatever its size.
+                            batch.append(key=m.key, value=m.value, timestamp=None, headers=headers)
+                        taken.append(i)
+                    sent.append((partition, taken, await self._send_batch(batch, topic, partition)))
                 # Shielded: a timeout must not cancel records inside aiokafka.
-                results = await asyncio.shield(asyncio.gather(*futures))
+                acks = await asyncio.shield(asyncio.gather(*(ack for _, _, ack in sent)))
         except (TimeoutError, KafkaError, OSError) as e:
-            raise self._failure(topic, e, handed=bool(futures)) from e
-        return [Delivery(r.topic, r.partition, r.offset) for r in results]
+            raise self._failure(topic, e, handed=bool(sent)) from e
+        deliveries: list[Delivery] = [None] * len(messages)  # type: ignore[list-item]
+        for (partition, taken, _), metadata in zip(sent, acks, strict=True):
+            for position, i in enumerate(taken):  # a batch's records take consecutive offsets
+                deliveries[i] = Delivery(topic, partition, metadata.offset + position)
+        return deliveries
+
+    async def _send_batch(self, batch: Any, topic: str, partition: int) -> asyncio.Future[Any]:
+        batch.close()
+        return await self._producer.send_batch(batch, topic, partition=partition)  # type: ignore[no-any-return]
 
     def _failure(self, topic: str, error: BaseException, *, handed: bool) -> StreamUnavailable:
         log.debug("Kafka error on %s: %r", topic, error)
@@ -165,3 +199,15 @@ class KafkaProducer:
             raise ValueError(
                 f"{topic} has partitions 0 to {len(known) - 1}; there is no partition {partition}"
             )
+
+
+def _check_bytes(message: Outgoing) -> None:
+    """A record's key, value and header values must be bytes (aiokafka would refuse it only
+    once part of the call was on its way)."""
+    if not isinstance(message.value, bytes) or not (
+        message.key is None or isinstance(message.key, bytes)
+    ):
+        raise TypeError(f"a record's key and value must be bytes, got {message!r:.200}")
+    for name, value in message.headers:
+        if not isinstance(value, bytes):
+            raise TypeError(f"header {name!r} must be bytes, got {type(value).__name__}")

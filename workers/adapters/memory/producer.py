@@ -102,11 +102,9 @@ class MemoryProducer(Switchable):
             "send", f"producing {len(messages)} records to {topic}", target=topic
         )
         cut, self._cut_after = self._cut_after, None
-        deliveries = []
-        for message in messages[:cut]:
-            # Like Kafka's clients: the records before a bad one are already on their way.
+        for message in messages:  # one record that is not bytes: nothing is sent
             _check_bytes(message)
-            deliveries.append(self._append(topic, message, partition, count))
+        deliveries = [self._append(topic, message, partition, count) for message in messages[:cut]]
         if cut is not None:
             raise StreamUnavailable(
                 f"Kafka did not acknowledge every record for {topic}: "
