@@ -60,7 +60,8 @@ def parallel(argv: list[str]) -> list[str]:
     fleet and fixtures stay in one process; ``-n 0`` (or any ``-n``) given by the caller wins.
 
     Two per core because the fault scenarios mostly wait (a frozen store, a drain, a rebalance):
-    on 2 cores, 2 workers kept them 72% busy and took 647 s, 3 took 565 s, 4 took 492 s."""
+    on 2 cores, 2 workers kept the cores 72% busy and took 647 s (without the browser tests),
+    3 took 565 s and 4 took 492 s (with them)."""
     if any(arg == "-n" or arg.startswith(("-n", "--numprocesses")) for arg in argv):
         return []
     return ["-n", str(min(4, 2 * (os.cpu_count() or 1))), "--dist", "loadfile"]
