@@ -120,6 +120,17 @@ class Outgoing:
         """An event as a record: keyed by aggregate, correlation ids as headers."""
         return cls(event.key, encode(event), kafka_headers(event))
 
+    def check_bytes(self) -> None:
+        """TypeError unless its key, value and header values are bytes: what every producer
+        checks of every record of a call before it sends any."""
+        if not isinstance(self.value, bytes) or not (
+            self.key is None or isinstance(self.key, bytes)
+        ):
+            raise TypeError(f"a record's key and value must be bytes, got {self!r:.200}")
+        for name, value in self.headers:
+            if not isinstance(value, bytes):
+                raise TypeError(f"header {name!r} must be bytes, got {type(value).__name__}")
+
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
@@ -360,7 +371,6 @@ class RuleStates(Protocol):
     def put(self, aggregate: AggregateRef, state: RuleState) -> None: ...
 
 
-
 class SnapshotStore(Protocol):
     """Latest snapshot per aggregate, guarded so it never moves backwards."""
 
@@ -430,8 +440,9 @@ class Producer(Protocol):
     StreamUnavailable when Kafka did not acknowledge.
     """
 
-    async def send(self, topic: str, message: Outgoing, *, partition: int | None = None) -> Delivery:
-        ...
+    async def send(
+        self, topic: str, message: Outgoing, *, partition: int | None = None
+    ) -> Delivery: ...
 
     async def send_many(self, topic: str, messages: Sequence[Outgoing]) -> list[Delivery]:
         """Produce all, keeping their order per key, and wait for every acknowledgement."""

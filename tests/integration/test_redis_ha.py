@@ -11,7 +11,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 
 import pytest
 from redis.asyncio import RedisCluster
@@ -21,8 +20,6 @@ from tests.redis_topologies import (
     ClusterSet,
     SentinelSet,
     _call,
-    start_cluster,
-    start_sentinel_set,
 )
 from tests.waiting import wait_for
 from topics.envelope import NEW_AGGREGATE
@@ -40,20 +37,6 @@ from workers.metrics import create_metrics
 from workers.ports import MarkRequest
 
 TIMEOUT_MS = 500
-
-
-@pytest.fixture
-async def sentinel_set(tmp_path: Path) -> AsyncIterator[SentinelSet]:
-    topology = await start_sentinel_set(tmp_path)
-    yield topology
-    topology.kill()
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[ClusterSet]:
-    topology = await start_cluster(tmp_path)
-    yield topology
-    topology.kill()
 
 
 def batcher_for(client: RedisClient, timeout_ms: int = TIMEOUT_MS) -> RedisBatcher:

@@ -11,31 +11,15 @@ cluster.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
-from tests.redis_topologies import ClusterSet, SentinelSet, start_cluster, start_sentinel_set
+from tests.redis_topologies import ClusterSet, SentinelSet
 from tests.waiting import wait_for
 from topics.envelope import Event, new_event
 from topics.errors import ConfigError
 from workers.adapters.redis import RedisEventBus, RedisLiveFeed
 from workers.ports import LiveChannel, Outgoing
-
-
-@pytest.fixture
-async def sentinel_set(tmp_path: Path) -> AsyncIterator[SentinelSet]:
-    topology = await start_sentinel_set(tmp_path)
-    yield topology
-    topology.kill()
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[ClusterSet]:
-    topology = await start_cluster(tmp_path)
-    yield topology
-    topology.kill()
 
 
 def stored(aggregate_id: str, version: int) -> Event:

@@ -138,7 +138,7 @@ class KafkaProducer:
         if not messages:
             return []
         for message in messages:
-            _check_bytes(message)
+            message.check_bytes()
         producer = self._producer
         sent: list[tuple[int, list[int], asyncio.Future[Any]]] = []  # partition, indices, ack
         try:
@@ -199,15 +199,3 @@ class KafkaProducer:
             raise ValueError(
                 f"{topic} has partitions 0 to {len(known) - 1}; there is no partition {partition}"
             )
-
-
-def _check_bytes(message: Outgoing) -> None:
-    """A record's key, value and header values must be bytes (aiokafka would refuse it only
-    once part of the call was on its way)."""
-    if not isinstance(message.value, bytes) or not (
-        message.key is None or isinstance(message.key, bytes)
-    ):
-        raise TypeError(f"a record's key and value must be bytes, got {message!r:.200}")
-    for name, value in message.headers:
-        if not isinstance(value, bytes):
-            raise TypeError(f"header {name!r} must be bytes, got {type(value).__name__}")

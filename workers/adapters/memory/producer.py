@@ -103,7 +103,7 @@ class MemoryProducer(Switchable):
         )
         cut, self._cut_after = self._cut_after, None
         for message in messages:  # one record that is not bytes: nothing is sent
-            _check_bytes(message)
+            message.check_bytes()
         deliveries = [self._append(topic, message, partition, count) for message in messages[:cut]]
         if cut is not None:
             raise StreamUnavailable(
@@ -123,17 +123,6 @@ class MemoryProducer(Switchable):
         )
         self._records.setdefault(topic, []).append(record)
         return Delivery(topic, partition, offset)
-
-
-def _check_bytes(message: Outgoing) -> None:
-    """Kafka's clients refuse a record that is not bytes when it is enqueued; so does this one."""
-    if not isinstance(message.value, bytes) or not (
-        message.key is None or isinstance(message.key, bytes)
-    ):
-        raise TypeError(f"a record's key and value must be bytes, got {message!r:.200}")
-    for name, value in message.headers:
-        if not isinstance(value, bytes):
-            raise TypeError(f"header {name!r} must be bytes, got {type(value).__name__}")
 
 
 def _implements(producer: MemoryProducer) -> Producer:
