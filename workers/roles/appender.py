@@ -543,12 +543,19 @@ class Appender:
         return []
 
     def _number(self, to_store: list[Waiting]) -> list[Event]:
-        versions = {ref: head.version for ref, head in self._heads.items()}
+        """Each event the next version of its aggregate: after its cached head, or 1. Only the
+        batch's aggregates are looked up (copying every cached head, up to CACHE_SIZE, cost
+        each batch as much as the cache held)."""
+        versions: dict[AggregateRef, int] = {}
         numbered = []
         for w in to_store:
             ref = (w.event.aggregate_type, w.event.aggregate_id)
-            versions[ref] = versions.get(ref, 0) + 1
-            numbered.append(w.event.with_version(versions[ref]))
+            version = versions.get(ref)
+            if version is None:
+                head = self._heads.get(ref)
+                version = head.version if head is not None else 0
+            versions[ref] = version + 1
+            numbered.append(w.event.with_version(version + 1))
         return numbered
 
     def _stored_now(self, events: list[Event], waiting: list[Waiting], done: _Round) -> None:
