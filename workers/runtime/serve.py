@@ -81,23 +81,25 @@ async def serve(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, _stop_on, fleet, signum)
     fleet.health.start()
-    await fleet.app.start()
-    if hard_exit:
-        collect_less(runtime.settings.gc_threshold)
     background: list[asyncio.Task[None]] = []
-    if "commands" in fleet.roles:
-        # Sync mode and storage writers store before they publish: repair what Kafka missed.
-        relay_age_s = runtime.settings.kafka_timeout_ms / 1000 * 1.5 + 1
-        background.append(asyncio.create_task(runtime.outbox.run(older_than_s=relay_age_s)))
-        filter_kept = keep_filter_ready(runtime.marker, runtime.events, runtime.domains)
-        background.append(asyncio.create_task(filter_kept))
-    if fleet.audit_loop is not None:
-        background.append(asyncio.create_task(fleet.audit_loop.run()))
-    if fleet.lag is not None:
-        fleet.lag.start()
-    fleet.started = True
-    if on_started is not None:
-        await on_started(fleet)
+    if await _start_unless_stopped(fleet):
+        if hard_exit:
+            collect_less(runtime.settings.gc_threshold)
+        if "commands" in fleet.roles:
+            # Sync mode and storage writers store before they publish: repair what Kafka missed.
+            relay_age_s = runtime.settings.kafka_timeout_ms / 1000 * 1.5 + 1
+            background.append(asyncio.create_task(runtime.outbox.run(older_than_s=relay_age_s)))
+            filter_kept = keep_filter_ready(runtime.marker, runtime.events, runtime.domains)
+            background.append(asyncio.create_task(filter_kept))
+        if fleet.audit_loop is not None:
+            background.append(asyncio.create_task(fleet.audit_loop.run()))
+        if fleet.lag is not None:
+            fleet.lag.start()
+        fleet.started = True
+        if on_started is not None:
+            await on_started(fleet)
+    else:
+        log.warning("stopped while starting: no work was taken, nothing is committed")
     await fleet.stopped.wait()
     log.info("draining %s", ", ".join(sorted(fleet.roles)))
     began = time.monotonic()
@@ -113,6 +115,26 @@ async def serve(
         watchdog.exit_code = fleet.exit_code
         exit_now(fleet.exit_code, drained_s=time.monotonic() - began)
     return fleet.exit_code
+
+
+async def _start_unless_stopped(fleet: Fleet) -> bool:
+    """Start the Faust app; False when a stop (SIGTERM) came first.
+
+    A start can wait as long as the brokers, the group's join or a table's recovery take (four
+    appenders joining at once on a loaded machine were still starting minutes later); a stop
+    must not wait for it: it leaves within its drain timeout like any other.
+    """
+    starting = asyncio.ensure_future(fleet.app.start())
+    stopping = asyncio.ensure_future(fleet.stopped.wait())
+    try:
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if starting.done():
+        starting.result()  # a start that failed fails the process, as before
+        return True
+    starting.cancel()  # not awaited: a start stuck on a frozen broker may not end; the drain is bounded
+    return False
 
 
 def collect_less(threshold: int) -> None:
