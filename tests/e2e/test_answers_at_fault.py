@@ -54,12 +54,18 @@ async def store_counts(stack: EmbeddedStack, db_name: str) -> tuple[int, int]:
     return len(ids), len(ids) - len(set(ids))
 
 
-async def lifecycles(commands: FleetProcess, orders: list[str], figures: Figures) -> None:
+async def lifecycles(
+    commands: FleetProcess, orders: list[str], figures: Figures, *, gate: asyncio.Event | None = None
+) -> None:
     """Each order placed, paid, shipped, delivered: every request valid, so a 409 is a lie.
-    A 503 (nothing written, or unknown) is retried with the same command id, as a client does."""
+    A 503 (nothing written, or unknown) is retried with the same command id, as a client does.
+    ``gate``: each order is shipped only once it is set (the traffic a fault must meet is still
+    to come, however fast the first half went)."""
 
     async def one(order: str) -> None:
         for step, (kind, data) in enumerate(STEPS):
+            if gate is not None and kind == "OrderShipped":
+                await gate.wait()
             command_id = f"{order}-{step}"
             body = {"type": kind, "data": data, "command_id": command_id}
             for _ in range(400):
@@ -227,10 +233,11 @@ async def test_redis_flushed_and_restarted_mid_run_never_refuses_what_the_store_
     try:
         run = uuid.uuid4().hex[:6]
         orders = [f"r-{run}-{i}" for i in range(30)]
-        figures = Figures()
-        load = asyncio.create_task(lifecycles(commands, orders, figures))
+        figures, gate = Figures(), asyncio.Event()
+        load = asyncio.create_task(lifecycles(commands, orders, figures, gate=gate))
         await wait_for(lambda: len(figures.accepted) >= 30, timeout_s=60, what="traffic")
-        # Events in flight when the marks go: the appender stalls, Redis is flushed.
+        # Events in flight when the marks go: the appender stalls, Redis is flushed. Half of
+        # the traffic waits for the flush (on a quiet machine it had all been accepted before).
         appender.process.send_signal(19)  # type: ignore[union-attr]  # SIGSTOP
         try:
             await wait_for(lambda: len(figures.accepted) >= 45, timeout_s=60, what="events in flight")
@@ -239,6 +246,7 @@ async def test_redis_flushed_and_restarted_mid_run_never_refuses_what_the_store_
                 await flusher.flushall()  # marks, claims and the filter gone at once
             finally:
                 await flusher.aclose()
+            gate.set()
             # The store's heads trail what was accepted: refusing now would be false.
             try:
                 await wait_for(lambda: figures.told["503 store_catching_up"] >= 5, timeout_s=60,
