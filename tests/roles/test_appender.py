@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from snapshot_rules.domain import Domains
+from tests.clock import Clock
 from tests.waiting import wait_for
 from topics.envelope import NEW_AGGREGATE, Event, Metadata, decode, encode, kafka_headers, new_event
 from topics.errors import StoreUnavailable
@@ -34,16 +35,6 @@ EVENTS, STORED, REPLIES, DLQ = "t.events", "t.events.stored", "t.commands.replie
 WAIT_S = 2.0
 ITEMS = {"items": [{"sku": "tea", "qty": 1, "price": 2}]}
 DATA = {"OrderPlaced": ITEMS, "OrderPaid": {"amount": 2}, "OrderShipped": {"carrier": "dhl"}}
-
-
-class Clock:
-    """Time the test moves: deadlines pass when the test says so, not when the machine is slow."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass

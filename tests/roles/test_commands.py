@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from snapshot_rules.domain import Domains
+from tests.clock import Clock
 from topics.envelope import NEW_AGGREGATE, decode, derived_event_id, new_event, utc_now
 from topics.errors import StoreOutcomeUnknown, StreamOutcomeUnknown
 from workers.adapters.memory import (
@@ -36,14 +37,6 @@ from workers.runtime.answers import Answer, answer_of
 
 EVENTS, STORED = "t.events", "t.events.stored"
 ITEMS = {"items": [{"sku": "tea", "qty": 1, "price": 2}]}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass

@@ -15,6 +15,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from snapshot_rules.domain import Domains
+from tests.clock import Clock
 from topics.envelope import NEW_AGGREGATE, Event, decode, encode, kafka_headers, new_event
 from topics.errors import InvalidEnvelope, Unavailable
 from workers.adapters.memory import MemoryEventStore, MemoryProducer, MemoryRejections
@@ -37,14 +38,6 @@ DATA = {
     "OrderCancelled": {},
 }
 LIFECYCLE = ("OrderPlaced", "OrderPaid", "OrderShipped")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass

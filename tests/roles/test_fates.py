@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from snapshot_rules.domain import Domains, event
+from tests.clock import Clock
 from topics.envelope import (
     NEW_AGGREGATE,
     Metadata,
@@ -47,14 +48,6 @@ LIMIT = 1024  # the older appender's EVENTFLEET_MAX_EVENT_BYTES
 NEWER_ORDER = replace(
     ORDER, events={**ORDER.events, "OrderGiftWrapped": event(after=["OrderPlaced"])}
 )
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass
