@@ -374,11 +374,18 @@ async def test_a_commands_process_stopped_while_kafka_is_frozen_leaves_in_time_a
         took = time.monotonic() - started
         assert took <= DRAIN_S + 1.5, f"commands took {took:.1f}s to leave (drain {DRAIN_S}s)"
         assert code in (0, 75), code
-        status, body = await pending
-        # Whatever it reached, the answer is true: unknown, not handed over, or not taken.
-        assert status == 503 and body["error"] in (
-            "outcome_unknown", "stream_unavailable", "shutting_down"
-        ), body
+        try:
+            status, body = await pending
+        except aiohttp.ClientOSError as e:
+            # Under load the SIGTERM may come before the request reached the server: its
+            # listener closed while the body was being written, so nothing was taken (a client
+            # retries). A request the server read and then dropped would not end here.
+            assert "write request body" in str(e) or "closing transport" in str(e), e
+        else:
+            # Whatever it reached, the answer is true: unknown, not handed over, or not taken.
+            assert status == 503 and body["error"] in (
+                "outcome_unknown", "stream_unavailable", "shutting_down"
+            ), body
     except BaseException:
         commands.kill()
         raise
