@@ -13,6 +13,7 @@ from aiokafka.errors import KafkaError
 from topics.errors import StreamOutcomeUnknown, StreamUnavailable
 from workers.adapters.kafka.config import KafkaConfig
 from workers.adapters.kafka.deadlines import SharedDeadlines
+from workers.adapters.partitions import CachedPartitioner
 from workers.ports import Delivery, Outgoing
 from workers.secrets import redact
 
@@ -31,6 +32,7 @@ class KafkaProducer:
     ) -> None:
         self._kafka = kafka
         self._timeout_s = kafka.timeout_ms / 1000
+        self._partitioner = CachedPartitioner()
         # A record not acknowledged within request_timeout_ms fails inside aiokafka, but it
         # may already sit in a stalled broker's socket and be appended when it resumes: once
         # handed over, a failure is an unknown outcome (StreamOutcomeUnknown), never "not sent".
@@ -40,6 +42,7 @@ class KafkaProducer:
             acks="all",
             enable_idempotence=kafka.idempotence,
             linger_ms=0,
+            partitioner=self._partitioner,
             max_request_size=max(max_event_bytes * 2, 1024 * 1024),
         )
         self._started = False
@@ -144,12 +147,17 @@ class KafkaProducer:
         try:
             async with asyncio.timeout(self._timeout_s * 1.5):
                 await producer.client._wait_on_metadata(topic)
+                partitions = sorted(producer.client.cluster.partitions_for_topic(topic))
+                hashed = self._partitioner.hash
                 by_partition: dict[int, list[int]] = {}
                 for i, message in enumerate(messages):
                     key = message.key
-                    partition = producer._partition(
-                        topic, None, key, message.value, key, message.value
-                    )
+                    if key is None:
+                        partition = producer._partition(
+                            topic, None, key, message.value, key, message.value
+                        )
+                    else:  # what the partitioner answers, without aiokafka's lists per record
+                        partition = partitions[hashed(key) % len(partitions)]
                     by_partition.setdefault(partition, []).append(i)
                 for partition, indices in by_partition.items():
                     batch = producer.create_batch()

@@ -18,14 +18,13 @@ import time
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import DefaultPartitioner
 
 from topics.errors import StreamUnavailable
 from workers.adapters.kafka.config import KafkaConfig
+from workers.adapters.partitions import partition_for
 
 log = logging.getLogger(__name__)
 
-_PARTITIONER = DefaultPartitioner()  # the producer's own: murmur2 of the key
 GROUPS_TTL_S = 30.0
 GROUPS_RETRY_S = 1.0  # while no group has passed the end offset, list the groups again this often
 POLL_S = 0.1
@@ -50,8 +49,7 @@ class KafkaAppendProgress:
         self._fetching = asyncio.Lock()
 
     async def caught_up(self, aggregate_key: bytes, *, within_s: float) -> bool:
-        every = list(range(self._partitions))
-        tp = TopicPartition(self._topic, _PARTITIONER(aggregate_key, every, every))
+        tp = TopicPartition(self._topic, partition_for(aggregate_key, self._partitions))
         deadline = time.monotonic() + within_s
         try:
             admin, offsets = await self._clients()
@@ -102,7 +100,9 @@ class KafkaAppendProgress:
                 kwargs = self._kafka.client_kwargs()
                 admin = AIOKafkaAdminClient(**kwargs, client_id="eventfleet-progress")
                 offsets = AIOKafkaConsumer(
-                    **kwargs, client_id="eventfleet-progress", enable_auto_commit=False,
+                    **kwargs,
+                    client_id="eventfleet-progress",
+                    enable_auto_commit=False,
                     fetch_max_wait_ms=10,  # an empty partition answers at once (Tansu: long polls hold)
                 )
                 self._admin, self._offsets = admin, offsets

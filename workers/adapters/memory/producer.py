@@ -7,29 +7,10 @@ from collections.abc import Mapping, Sequence
 
 from topics.errors import StreamUnavailable
 from workers.adapters.memory.common import Faults, Switchable, down_message
+from workers.adapters.partitions import murmur2, partition_for
 from workers.ports import Delivery, Outgoing, Producer, Record
 
-
-def murmur2(data: bytes) -> int:
-    """Kafka's key hash (the Java client's ``Utils.murmur2``), so keys land where Kafka puts them."""
-    m, mask = 0x5BD1E995, 0xFFFFFFFF
-    h = (0x9747B28C ^ len(data)) & mask
-    whole = len(data) - len(data) % 4
-    for i in range(0, whole, 4):
-        k = (int.from_bytes(data[i : i + 4], "little") * m) & mask
-        k = ((k ^ (k >> 24)) * m) & mask
-        h = ((h * m) & mask) ^ k
-    tail = data[whole:]
-    if tail:
-        h ^= int.from_bytes(tail, "little")
-        h = (h * m) & mask
-    h = ((h ^ (h >> 13)) * m) & mask
-    return h ^ (h >> 15)
-
-
-def partition_for(key: bytes, partitions: int) -> int:
-    """The partition the default partitioner of Kafka's clients (aiokafka's too) picks for ``key``."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+__all__ = ["MemoryProducer", "murmur2", "partition_for"]
 
 
 class MemoryProducer(Switchable):
