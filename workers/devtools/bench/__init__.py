@@ -162,7 +162,12 @@ async def _measure(
                 )
                 emit(table)
                 if scale:
-                    table, points = await bench_scale(appending, worker_env(appending), events, one)
+
+                    async def fresh(row: Settings) -> dict[str, str]:
+                        await ensure_topics(runtime.kafka, fleet_catalog(row, runtime.domains))
+                        return worker_env(row)
+
+                    table, points = await bench_scale(appending, fresh, events, one)
                     emit(table)
                     emit(_capacity(points, commands_cpu_ms, plot))
             if path in ("live", "all"):
