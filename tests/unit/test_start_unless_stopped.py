@@ -64,3 +64,26 @@ async def test_a_start_that_fails_raises_its_error() -> None:
     with pytest.raises(RuntimeError, match="no brokers"):
         async with asyncio.timeout(5):
             await _start_unless_stopped(fleet)
+
+
+async def test_a_start_still_under_way_says_so_in_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    fleet = fleet_of(App())
+    starting = asyncio.create_task(_start_unless_stopped(fleet, warn_every_s=0.05))
+
+    def warned() -> bool:
+        return any("still starting after" in r.getMessage() for r in caplog.records)
+
+    await wait_for(warned, timeout_s=5, what="a warning that the start is still under way")
+    assert not starting.done()  # warned, still waiting: a warning is no verdict
+    fleet.stopped.set()
+    async with asyncio.timeout(5):
+        assert await starting is False
+    assert all(r.levelname == "WARNING" for r in caplog.records if "still starting" in r.getMessage())
+
+
+async def test_a_start_that_ends_in_time_warns_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    fleet = fleet_of(App())
+    fleet.app.started.set()
+    async with asyncio.timeout(5):
+        assert await _start_unless_stopped(fleet, warn_every_s=0.05) is True
+    assert not [r for r in caplog.records if "still starting" in r.getMessage()]

@@ -117,17 +117,30 @@ async def serve(
     return fleet.exit_code
 
 
-async def _start_unless_stopped(fleet: Fleet) -> bool:
+async def _start_unless_stopped(fleet: Fleet, *, warn_every_s: float = 60.0) -> bool:
     """Start the Faust app; False when a stop (SIGTERM) came first.
 
     A start can wait as long as the brokers, the group's join or a table's recovery take (four
-    appenders joining at once on a loaded machine were still starting minutes later); a stop
-    must not wait for it: it leaves within its drain timeout like any other.
+    appenders joining a group the embedded broker left without a leader waited for ever); a
+    stop must not wait for it: it leaves within its drain timeout like any other. A start
+    still under way says so in the log every ``warn_every_s``: readyz alone does not say why.
     """
     starting = asyncio.ensure_future(fleet.app.start())
     stopping = asyncio.ensure_future(fleet.stopped.wait())
+    began = time.monotonic()
     try:
-        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        while not (starting.done() or stopping.done()):
+            await asyncio.wait(
+                {starting, stopping}, timeout=warn_every_s, return_when=asyncio.FIRST_COMPLETED
+            )
+            if not (starting.done() or stopping.done()):
+                log.warning(
+                    "still starting after %.0f s: waiting for the brokers, the consumer group's "
+                    "first assignment or a table's recovery (on the embedded broker, a group "
+                    "whose leader left while it re-formed never assigns: see README, Known "
+                    "limitations)",
+                    time.monotonic() - began,
+                )
     finally:
         stopping.cancel()
     if starting.done():
