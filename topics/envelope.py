@@ -289,6 +289,7 @@ def validate_data(value: Any, path: str) -> dict[str, Any]:
 
 def _validate_data(value: Any, path: str, *, exact: bool) -> dict[str, Any]:
     if not isinstance(value, dict):
+        _exact(value, exact)  # beyond 64 bits: parsed again, named an int, not orjson's float
         raise InvalidEnvelope(path, f"expected a JSON object, got {_kind(value)}")
     if not _safe_json(value, 0, exact):
         _check_json(value, path, 0)  # names the first problem (or finds none: a dict subclass)
