@@ -106,9 +106,11 @@ async def test_concurrent_withdrawals_never_overdraw(
     assert all(isinstance(r, StateRejected | ConcurrencyConflict) for r in refused), refused
     assert accepted and refused  # 20 withdrawals of 10..30 cannot all fit in 100
     # Stored is what an accepted write promises; one whose publish the broker was too slow to
-    # acknowledge says so and waits in the outbox, which publishes it once.
-    unpublished = sorted(r.event.id for r in accepted if not r.published)
-    assert sorted(await wired.pending()) == unpublished
+    # acknowledge says so and waits in the outbox, which publishes it once: the relay, or the
+    # next writer of the account, which sends still-flagged earlier versions ahead of its own
+    # (seen in a full run on a loaded machine). A write told "published" never waits there.
+    unpublished = {r.event.id for r in accepted if not r.published}
+    assert set(await wired.pending()) <= unpublished
     await wait_for(wired.relayed, timeout_s=30, what="the outbox to publish what waits")
 
     stored = await wired.stored("acc")
