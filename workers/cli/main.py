@@ -14,7 +14,8 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar
 
 from topics.errors import ConfigError, EventfleetError, Unavailable, UnknownAggregateType
 from workers.cli.args import USAGE_EXIT, parser
@@ -26,6 +27,9 @@ __all__ = ["main", "parser"]
 
 FAILURE_EXIT = 1
 INTERRUPTED_EXIT = 130
+T = TypeVar("T")
+SERVING = ("worker", "dev")
+"""The commands that serve until stopped: they run on ``EVENTFLEET_EVENT_LOOP``."""
 _NOISY = ("faust", "mode", "aiokafka", "aiohttp", "pymongo", "kafka")
 
 
@@ -54,6 +58,16 @@ def fail(message: str, code: int = FAILURE_EXIT) -> int:
     return code
 
 
+def run(main: Coroutine[Any, Any, T], *, loop: str) -> T:
+    """``asyncio.run(main)``, on uvloop's loop when ``loop`` is ``uvloop``: the same semantics
+    (a new loop, async generators and the default executor shut down), libuv underneath."""
+    if loop == "uvloop":
+        import uvloop  # here, not at the top: one-shot commands never pay for the import
+
+        return uvloop.run(main)
+    return asyncio.run(main)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
@@ -67,7 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if main_thread else None
     try:
-        return asyncio.run(HANDLERS[args.command](settings, args))
+        loop = settings.event_loop if args.command in SERVING else "asyncio"
+        return run(HANDLERS[args.command](settings, args), loop=loop)
     except KeyboardInterrupt:
         return INTERRUPTED_EXIT
     except Exception as e:

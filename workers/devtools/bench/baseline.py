@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import sys
 import time
 import uuid
+from collections.abc import Coroutine
 from typing import Any
 
 import orjson
@@ -208,15 +210,26 @@ async def append_pipeline(
     await client.close()
 
 
+def same_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` on the loop the measured workers run on (EVENTFLEET_EVENT_LOOP): a
+    baseline on a slower loop would flatter the fleet."""
+    if os.environ.get("EVENTFLEET_EVENT_LOOP", "uvloop") == "uvloop":
+        import uvloop
+
+        uvloop.run(main)
+    else:
+        asyncio.run(main)
+
+
 if __name__ == "__main__":
     mode, *rest = sys.argv[1:]
     if mode in ("append", "judged"):
         kafka, mongo, db, topic, out, count, batch = rest
-        asyncio.run(
+        same_loop(
             append_pipeline(
                 kafka, mongo, db, topic, out, int(count), int(batch), judged=mode == "judged"
             )
         )
     else:
         port, kafka, redis_url, topic = rest
-        asyncio.run(serve(mode, int(port), kafka, redis_url, topic))
+        same_loop(serve(mode, int(port), kafka, redis_url, topic))

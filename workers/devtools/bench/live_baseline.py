@@ -15,6 +15,8 @@ import sys
 from aiohttp import web
 from redis.asyncio import Redis
 
+from workers.devtools.bench.baseline import same_loop
+
 
 async def main(port: int, redis_url: str, prefix: str) -> None:
     listeners: dict[str, set[asyncio.Queue[bytes]]] = {}
@@ -82,4 +84,4 @@ async def main(port: int, redis_url: str, prefix: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]), sys.argv[2], sys.argv[3]))
+    same_loop(main(int(sys.argv[1]), sys.argv[2], sys.argv[3]))
