@@ -376,6 +376,8 @@ async def test_a_commands_process_stopped_while_kafka_is_frozen_leaves_in_time_a
         assert code in (0, 75), code
         try:
             status, body = await pending
+        except aiohttp.ClientConnectorError:
+            pass  # under stress-ng the SIGTERM came first: the listener was closed, not taken
         except aiohttp.ClientOSError as e:
             # Under load the SIGTERM may come before the request reached the server: its
             # listener closed while the body was being written, so nothing was taken (a client
