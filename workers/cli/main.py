@@ -8,26 +8,24 @@ is shown only with ``EVENTFLEET_LOG_LEVEL=debug``.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import errno
 import logging
 import signal
 import sys
 import threading
-from collections.abc import Coroutine, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
 
 from topics.errors import ConfigError, EventfleetError, Unavailable, UnknownAggregateType
 from workers.cli.args import USAGE_EXIT, parser
 from workers.cli.commands import HANDLERS, UsageError
 from workers.runtime.failures import ours
+from workers.runtime.serve import run
 from workers.runtime.settings import Settings, env_name
 
 __all__ = ["main", "parser"]
 
 FAILURE_EXIT = 1
 INTERRUPTED_EXIT = 130
-T = TypeVar("T")
 SERVING = ("worker", "dev")
 """The commands that serve until stopped: they run on ``EVENTFLEET_EVENT_LOOP``."""
 _NOISY = ("faust", "mode", "aiokafka", "aiohttp", "pymongo", "kafka")
@@ -56,16 +54,6 @@ def fail(message: str, code: int = FAILURE_EXIT) -> int:
     """Print the one line of a failure; return its exit code."""
     print(f"eventfleet: error: {' '.join(message.split())}", file=sys.stderr, flush=True)
     return code
-
-
-def run(main: Coroutine[Any, Any, T], *, loop: str) -> T:
-    """``asyncio.run(main)``, on uvloop's loop when ``loop`` is ``uvloop``: the same semantics
-    (a new loop, async generators and the default executor shut down), libuv underneath."""
-    if loop == "uvloop":
-        import uvloop  # here, not at the top: one-shot commands never pay for the import
-
-        return uvloop.run(main)
-    return asyncio.run(main)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

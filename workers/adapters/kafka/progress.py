@@ -100,9 +100,7 @@ class KafkaAppendProgress:
                 kwargs = self._kafka.client_kwargs()
                 admin = AIOKafkaAdminClient(**kwargs, client_id="eventfleet-progress")
                 offsets = AIOKafkaConsumer(
-                    **kwargs,
-                    client_id="eventfleet-progress",
-                    enable_auto_commit=False,
+                    **kwargs, client_id="eventfleet-progress", enable_auto_commit=False,
                     fetch_max_wait_ms=10,  # an empty partition answers at once (Tansu: long polls hold)
                 )
                 self._admin, self._offsets = admin, offsets

@@ -30,6 +30,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pymongo import AsyncMongoClient, WriteConcern
 from redis.asyncio import Redis
 
+from workers.runtime.serve import run
+
 CAS = """
 local mark = redis.call('GET', KEYS[1])
 local current = 'none'
@@ -213,13 +215,7 @@ async def append_pipeline(
 def same_loop(main: Coroutine[Any, Any, None]) -> None:
     """Run ``main`` on the loop the measured workers run on (EVENTFLEET_EVENT_LOOP): a
     baseline on a slower loop would flatter the fleet."""
-    if os.environ.get("EVENTFLEET_EVENT_LOOP", "uvloop") == "uvloop":
-        import uvloop
-
-        uvloop.run(main)
-    else:
-        asyncio.run(main)
-
+    run(main, loop=os.environ.get("EVENTFLEET_EVENT_LOOP", "uvloop"))
 
 if __name__ == "__main__":
     mode, *rest = sys.argv[1:]
