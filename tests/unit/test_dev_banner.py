@@ -85,3 +85,21 @@ def test_the_banner_names_the_console() -> None:
     settings = Settings.from_env({"EVENTFLEET_HTTP_PORT": "8080"})
     shown = banner(settings, default_domains(), ())
     assert "console   http://127.0.0.1:8080/console" in shown
+
+
+def test_dev_turns_the_consoles_actions_on_unless_told_read_only() -> None:
+    from workers.devtools.dev import dev_settings
+
+    plain = Settings.from_env({})
+    assert plain.console_actions is False  # a worker stays read-only unless told
+    on = dev_settings(plain, port=8080)
+    assert on.console_actions is True
+    assert "operator actions on" in banner(on, default_domains(), ())
+    off = dev_settings(plain, port=8080, read_only=True)
+    assert off.console_actions is False
+    assert "read-only" in banner(off, default_domains(), ())
+    told = Settings.from_env({"EVENTFLEET_CONSOLE_ACTIONS": "false"})
+    assert dev_settings(told, port=8080).console_actions is False  # the environment wins
+    # --read-only wins over an environment that turned them on
+    told_on = Settings.from_env({"EVENTFLEET_CONSOLE_ACTIONS": "true"})
+    assert dev_settings(told_on, port=8080, read_only=True).console_actions is False

@@ -152,6 +152,11 @@ def _dev(commands: argparse._SubParsersAction[Parser]) -> None:
     dev.add_argument(
         "--demo-scale", type=positive_float, default=1.0, help="demo size factor (0.1: quick)"
     )
+    dev.add_argument(
+        "--read-only", action="store_true",
+        help="the console's operator actions off (dead-letter replay, erasure); dev turns them "
+        "on by default, unlike a worker",
+    )  # fmt: skip
 
 
 def _worker(commands: argparse._SubParsersAction[Parser]) -> None:

@@ -35,7 +35,12 @@ async def run_dev(settings: Settings, args: Any) -> int:
     from workers.devtools.dev import dev
 
     return await dev(
-        settings, port=args.port, redis_url=args.redis, demo=args.demo, demo_scale=args.demo_scale
+        settings,
+        port=args.port,
+        redis_url=args.redis,
+        demo=args.demo,
+        demo_scale=args.demo_scale,
+        read_only=args.read_only,
     )
 
 

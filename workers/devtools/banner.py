@@ -118,7 +118,8 @@ def banner(
         f"  API       {api}/v1/{{aggregate_type}}/{{aggregate_id}}/events",
         f"  health    {api}/healthz   ready: {api}/readyz",
         f"  metrics   {api}/metrics",
-        f"  console   {api}/console   (events, dead letters, lag; {api}/ leads there)",
+        f"  console   {api}/console   (events, dead letters, lag; {api}/ leads there; "
+        f"{_actions(settings)})",
         f"  kafka     {settings.masked('kafka_url')}   {settings.partitions} partitions each: "
         f"{topics}",
         f"  mongodb   {settings.masked('mongo_url')}   database: {settings.mongo_database}",
@@ -150,3 +151,9 @@ def _auth(settings: Settings, token: str | None) -> str:
             "roles and moderator; the console's login page takes it"
         )
     return f"{settings.auth} (from the environment)"
+
+
+def _actions(settings: Settings) -> str:
+    if settings.console_actions:
+        return "operator actions on: replay, erase; --read-only turns them off"
+    return "read-only: dead-letter replay and erasure off"

@@ -42,14 +42,20 @@ class PortTaken(EventfleetError):
     """The HTTP port dev was asked for is held by another process."""
 
 
-def dev_settings(settings: Settings, *, port: int) -> Settings:
-    """Latency-friendly defaults for the embedded broker (the environment still wins), on ``port``."""
-    return replace(settings, http_port=port).with_defaults(
+def dev_settings(settings: Settings, *, port: int, read_only: bool = False) -> Settings:
+    """Latency-friendly defaults for the embedded broker (the environment still wins), on ``port``.
+
+    dev is for trying things: the console's operator actions (dead-letter replay, erasure) are on
+    unless ``--read-only`` (or EVENTFLEET_CONSOLE_ACTIONS) says otherwise; the flag wins over both.
+    """
+    settings = replace(settings, http_port=port).with_defaults(
         kafka_fetch_max_wait_ms=10,
         kafka_session_timeout_ms=3000,
         partitions=4,
         topics_auto_create=True,  # the embedded broker starts empty
+        console_actions=True,
     )
+    return replace(settings, console_actions=False) if read_only else settings
 
 
 def embedded_stack(settings: Settings, *, redis_url: str | None = None) -> EmbeddedStack:
@@ -138,10 +144,11 @@ async def dev(
     redis_url: str | None = None,
     demo: bool = False,
     demo_scale: float = 1.0,
+    read_only: bool = False,
 ) -> int:
     domains = load_domains(settings.domains)  # a bad domain set fails before anything starts
     lent = lent_redis(settings, redis_url)
-    settings = dev_settings(settings, port=http_port(settings, port))
+    settings = dev_settings(settings, port=http_port(settings, port), read_only=read_only)
     if lent is not None:
         await check_lent_redis(settings, lent)
         settings = replace(settings, redis_url=lent)
