@@ -466,7 +466,7 @@ class TopicTail(Protocol):
 class Positions(Protocol):
     """Where a consumer group stands on a topic, and which offsets of a partition hold records:
     what an agent asks before it lets a commit pass an offset it never saw
-    (``workers.runtime.offsets``). Every call raises StreamUnavailable when Kafka does not
+    (``workers.stream.offsets``). Every call raises StreamUnavailable when Kafka does not
     answer in time."""
 
     async def committed(

@@ -18,7 +18,7 @@ from tests.kafka_topics import create_topic
 from workers.adapters.memory import MemoryRuleStates
 from workers.devtools.embedded import EmbeddedStack
 from workers.ports import RuleState, RuleStates
-from workers.runtime.rule_table import FaustRuleStates, rule_table
+from workers.stream.rule_table import FaustRuleStates, rule_table
 
 PARTITIONS = 2
 Make = Callable[[int], RuleStates]

@@ -27,7 +27,7 @@ from workers.roles.appender import Appender, AppenderConfig
 from workers.roles.deadletter import DeadLetters
 from workers.roles.fates import DeadLetterFates
 from workers.runtime.answers import answer_of
-from workers.runtime.offsets import OffsetLedger
+from workers.stream.offsets import OffsetLedger
 
 EVENTS, STORED, REPLIES, DLQ = "t.events", "t.events.stored", "t.commands.replies", "t.events.dlq"
 WAIT_S = 2.0

@@ -4,12 +4,13 @@ From the bottom up: ``topics`` ← ``snapshot_rules`` ← the foundation (``work
 ``workers.metrics``, ``workers.secrets``) ← ``workers.roles`` (role logic on the ports) ←
 ``workers.bus`` and ``workers.storage`` (what the buses share; EventSourcedStorage on its
 document-store port) ← ``workers.cqrs`` (on the storage) ← ``workers.adapters`` (one package per
-technology, implementing the ports of the rooms below) ← ``workers.runtime`` (composes them) ←
+technology, implementing the ports of the rooms below) ← ``workers.stream`` (the Faust app and its
+consumer plumbing: the one home of their internals) ← ``workers.runtime`` (composes them) ←
 ``workers.devtools`` ← ``workers.cli`` ← ``workers.examples``. A module imports its own room and
 the rooms below it, nothing above: so nothing imports the examples. Two rules more, with no
 exceptions: the drivers (pymongo, bson, redis, aiokafka, nats) are imported only under
 ``workers/adapters`` and ``workers/devtools``, and the runtime's libraries (faust, mode,
-aiohttp) by no room below the runtime; and only the CLI imports devtools.
+aiohttp) by no room below the stream room; and only the CLI imports devtools.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("workers.bus", "workers.storage"),
     ("workers.cqrs",),
     ("workers.adapters",),
+    ("workers.stream",),
     ("workers.runtime",),
     ("workers.devtools",),
     ("workers.cli",),
@@ -140,7 +142,7 @@ def test_drivers_are_imported_only_by_adapters_and_devtools(path: Path) -> None:
 
 @pytest.mark.parametrize("path", source_files(), ids=lambda p: module_name(p))
 def test_the_runtime_libraries_stay_at_the_runtime_and_above(path: Path) -> None:
-    if floor(room(module_name(path))) >= floor("workers.runtime"):
+    if floor(room(module_name(path))) >= floor("workers.stream"):
         return
     found = sorted(libraries(path) & set(RUNTIME_LIBRARIES))
     assert found == [], f"{module_name(path)} imports {found}: Faust and HTTP are the runtime's"
@@ -170,6 +172,8 @@ def test_the_checks_catch_an_upward_import_and_a_cycle() -> None:
     assert upward("workers.storage.storage", {mongo}) == [mongo]
     assert upward("workers.bus.common", {"workers.storage.ports"}) == ["workers.storage.ports"]
     assert upward("workers.runtime.http", {"workers.devtools.dev"}) == ["workers.devtools.dev"]
+    assert upward("workers.stream.offsets", {"workers.runtime.fleet"}) == ["workers.runtime.fleet"]
+    assert upward("workers.runtime.fleet", {"workers.stream.offsets"}) == []
     assert upward("workers.cli.main", {"workers.examples.domains"}) == ["workers.examples.domains"]
     assert upward("workers.adapters.mongo.documents", {"workers.storage.ports"}) == []
     components = strongly_connected({"a": {"b"}, "b": {"a"}, "c": {"a"}})

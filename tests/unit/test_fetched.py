@@ -1,4 +1,4 @@
-"""A batch agent's fetched records (``workers.runtime.fetched.FetchedBatches``): what it takes,
+"""A batch agent's fetched records (``workers.stream.fetched.FetchedBatches``): what it takes,
 in which order, and what it drops, on Faust's real flow control and messages."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 from faust.types import TP, ConsumerMessage
 from mode.utils.queues import FlowControlEvent
 
-from workers.runtime.fetched import FetchedBatches, ack
+from workers.stream.fetched import FetchedBatches, ack
 
 pytestmark = pytest.mark.asyncio
 

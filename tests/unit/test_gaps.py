@@ -11,8 +11,8 @@ from topics.errors import StreamUnavailable
 from workers.adapters.memory import MemoryPositions, MemoryProducer
 from workers.metrics import create_metrics
 from workers.ports import Outgoing
-from workers.runtime.gaps import GapCloser
-from workers.runtime.offsets import Gap, OffsetLedger
+from workers.stream.gaps import GapCloser
+from workers.stream.offsets import Gap, OffsetLedger
 
 TOPIC, GROUP = "t.events", "g-appender"
 

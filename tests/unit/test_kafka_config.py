@@ -13,9 +13,9 @@ from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from topics.errors import ConfigError
 from workers.adapters.kafka import KafkaConfig, plain
 from workers.runtime.connections import kafka_config
-from workers.runtime.faust_app import faust_credentials
 from workers.runtime.settings import Settings
 from workers.secrets import Secret
+from workers.stream.faust_app import faust_credentials
 
 
 @pytest.fixture(scope="module")

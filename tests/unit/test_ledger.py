@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workers.runtime.offsets import Gap, OffsetLedger
+from workers.stream.offsets import Gap, OffsetLedger
 
 
 def test_nothing_is_released_past_a_record_still_undecided() -> None:

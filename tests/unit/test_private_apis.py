@@ -10,6 +10,8 @@ from __future__ import annotations
 import inspect
 import re
 from importlib.metadata import version
+from pathlib import Path
+from typing import Any
 
 import aiokafka
 import pytest
@@ -21,48 +23,50 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import Message
 from prometheus_client import CollectorRegistry, Counter
 
+ROOT = Path(__file__).resolve().parents[2]
+
 # (package, owner, attribute, where we use it, why)
 USES = [
     ("faust-streaming", faust_aiokafka.AIOKafkaConsumerThread, "_create_worker_consumer",
-     "workers/runtime/faust_app.py", "overridden to set the consumer's fetch wait"),
+     "workers/stream/faust_app.py", "overridden to set the consumer's fetch wait"),
     ("faust-streaming", faust_aiokafka.Consumer, "_new_consumer_thread",
-     "workers/runtime/faust_app.py", "overridden to use our consumer thread"),
+     "workers/stream/faust_app.py", "overridden to use our consumer thread"),
     ("faust-streaming", App, "_new_transport",
-     "workers/runtime/faust_app.py", "overridden to use our transport"),
+     "workers/stream/faust_app.py", "overridden to use our transport"),
     ("faust-streaming", faust_consumer.ThreadDelegateConsumer, "_commit",
-     "workers/runtime/faust_app.py", "wrapped to time offset commits"),
+     "workers/stream/faust_app.py", "wrapped to time offset commits"),
     ("faust-streaming", faust_consumer.ThreadDelegateConsumer, "_thread",
-     "workers/runtime/fleet.py", "read to reach the aiokafka consumer for readiness"),
+     "workers/stream/faust_app.py", "read to reach the aiokafka consumer for readiness"),
     ("faust-streaming", faust_aiokafka.AIOKafkaConsumerThread, "_consumer",
-     "workers/runtime/fleet.py", "read to reach the aiokafka consumer for readiness"),
+     "workers/stream/faust_app.py", "read to reach the aiokafka consumer for readiness"),
     ("faust-streaming", faust_consumer.Consumer, "_committed_offset",
-     "workers/runtime/fleet.py", "read for the per-partition lag gauge"),
+     "workers/stream/faust_app.py", "read for the per-partition lag gauge"),
     ("faust-streaming", faust_consumer.Consumer, "_drain_messages",
-     "workers/runtime/faust_app.py", "overridden: batch topics are handed whole fetches"),
+     "workers/stream/faust_app.py", "overridden: batch topics are handed whole fetches"),
     ("faust-streaming", faust_consumer.Consumer, "_wait_next_records",
-     "workers/runtime/fetched.py", "called for each fetch, as Faust's getmany does"),
+     "workers/stream/fetched.py", "called for each fetch, as Faust's getmany does"),
     ("faust-streaming", faust_consumer.Consumer, "_read_offset",
-     "workers/runtime/fetched.py", "read and set: records below it are dropped, as Faust does"),
+     "workers/stream/fetched.py", "read and set: records below it are dropped, as Faust does"),
     ("faust-streaming", faust_aiokafka.Consumer, "_to_message",
-     "workers/runtime/fetched.py", "a fetched record as the Message an agent acks"),
+     "workers/stream/fetched.py", "a fetched record as the Message an agent acks"),
     ("faust-streaming", faust_consumer.Consumer, "_commit_every",
-     "workers/runtime/fetched.py", "a commit after so many acks, as Faust's fetch loop"),
+     "workers/stream/fetched.py", "a commit after so many acks, as Faust's fetch loop"),
     ("faust-streaming", faust_consumer.Consumer, "_n_acked",
-     "workers/runtime/fetched.py", "a commit after so many acks, as Faust's fetch loop"),
+     "workers/stream/fetched.py", "a commit after so many acks, as Faust's fetch loop"),
     ("faust-streaming", faust_consumer.Consumer, "_buffered_partitions",
-     "workers/runtime/fetched.py", "partitions paused for buffer pressure still deliver"),
+     "workers/stream/fetched.py", "partitions paused for buffer pressure still deliver"),
     ("faust-streaming", faust_consumer.Consumer, "_stopped",
-     "workers/runtime/fetched.py", "the fetch loop ends when the consumer stops"),
+     "workers/stream/fetched.py", "the fetch loop ends when the consumer stops"),
     ("faust-streaming", faust_consumer.Consumer, "_add_gap",
-     "workers/runtime/faust_app.py", "overridden: only the agents' ledgers say what is done"),
+     "workers/stream/faust_app.py", "overridden: only the agents' ledgers say what is done"),
     ("faust-streaming", Message, "refcount",
-     "workers/runtime/fetched.py", "set to the number of batch readers of a record"),
+     "workers/stream/fetched.py", "set to the number of batch readers of a record"),
     ("aiokafka", aiokafka.AIOKafkaConsumer, "_fetch_max_wait_ms",
-     "workers/runtime/faust_app.py", "set: Faust hard-codes 1500 ms"),
+     "workers/stream/faust_app.py", "set: Faust hard-codes 1500 ms"),
     ("aiokafka", aiokafka.AIOKafkaConsumer, "_coordinator",
-     "workers/runtime/fleet.py", "read: a dead coordinator makes a consumer unready"),
+     "workers/stream/faust_app.py", "read: a dead coordinator makes a consumer unready"),
     ("aiokafka", GroupCoordinator, "coordinator_id",
-     "workers/runtime/fleet.py", "read: None once the coordinator is marked dead"),
+     "workers/stream/faust_app.py", "read: None once the coordinator is marked dead"),
     ("aiokafka", aiokafka.AIOKafkaProducer, "_partition",
      "workers/adapters/kafka/producer.py", "called: the partition of each record of a batch"),
     ("aiokafka", AIOKafkaClient, "_wait_on_metadata",
@@ -109,3 +113,30 @@ def test_a_private_attribute_we_rely_on_is_still_there(
 def test_the_checker_notices_a_missing_attribute() -> None:
     assert not has(faust_aiokafka.AIOKafkaConsumerThread, "_create_worker_consumer_v2")
     assert not has(aiokafka.AIOKafkaConsumer, "_fetch_max_wait")
+
+
+HOMES = ("workers/stream/", "workers/adapters/kafka/", "workers/devtools/", "tests/")
+"""Where a dependency's internals may be reached: Faust's in the stream room, aiokafka's
+producer internals in its adapter, the rest in tools and tests; nowhere else."""
+FAUST_INTERNALS = ("_thread._consumer", "_committed_offset", "_coordinator.coordinator_id",
+                   "_read_offset", "_drain_messages", "_wait_next_records", "_add_gap")  # fmt: skip
+
+
+@pytest.mark.parametrize("use", USES, ids=[f"{u[1].__name__}.{u[2]}" for u in USES])
+def test_each_internal_is_used_where_it_is_listed_and_only_in_its_home(use: tuple[Any, ...]) -> None:
+    _, _, attribute, user, _ = use
+    assert user.startswith(HOMES), f"{user} reaches {attribute}: move that use into {HOMES[0]}"
+    path = ROOT / user
+    if path.exists():  # the bench's counter read is listed by its package's old name
+        assert attribute in path.read_text(), f"{user} no longer uses {attribute}: drop the entry"
+
+
+def test_no_module_outside_the_stream_room_reaches_fausts_internals() -> None:
+    found = [
+        f"{path.relative_to(ROOT)}: {name}"
+        for path in sorted((ROOT / "workers").rglob("*.py"))
+        if not str(path.relative_to(ROOT)).startswith(HOMES)
+        for name in FAUST_INTERNALS
+        if name in path.read_text()
+    ]
+    assert found == [], f"Faust's internals reached outside workers/stream: {found}"

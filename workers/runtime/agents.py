@@ -1,6 +1,6 @@
 """The Faust agents, kept thin: one batch loop for every role (take, decode, retry, ack).
 
-Each agent takes whole fetched batches (``workers.runtime.fetched``: no Faust stream per
+Each agent takes whole fetched batches (``workers.stream.fetched``: no Faust stream per
 record), hands the records to its role's logic, retries while a dependency is unavailable,
 and acks only the records its offset ledger releases once they are decided. An
 error no retry can fix stops the process with the batch unacked (``Fleet.fatal``), so it is
@@ -31,12 +31,12 @@ from workers.roles.projections import ProjectionRunner
 from workers.roles.requests import CommandRequest, parse_request
 from workers.roles.retry import until_done
 from workers.runtime.answers import Answer, answer_of, error
-from workers.runtime.faust_types import Partitions
-from workers.runtime.fetched import BatchTopic, ack, fetched
 from workers.runtime.fleet import Fleet
-from workers.runtime.gaps import GapCloser
-from workers.runtime.offsets import OffsetLedger
-from workers.runtime.rule_table import FaustRuleStates, rule_table
+from workers.stream.faust_types import Partitions
+from workers.stream.fetched import BatchTopic, ack, fetched
+from workers.stream.gaps import GapCloser
+from workers.stream.offsets import OffsetLedger
+from workers.stream.rule_table import FaustRuleStates, rule_table
 
 log = logging.getLogger(__name__)
 

@@ -29,12 +29,17 @@ from workers.runtime.audit import AuditLoop
 from workers.runtime.auth import Door
 from workers.runtime.compose import Runtime
 from workers.runtime.connections import fleet_catalog
-from workers.runtime.faust_app import FleetApp, faust_credentials
-from workers.runtime.faust_types import Partitions
 from workers.runtime.health import HealthMonitor, Ping
 from workers.runtime.identity import Authenticator
 from workers.runtime.lag import LAG_ROLE, LagExporter, measured_groups
-from workers.runtime.offsets import OffsetLedger
+from workers.stream.faust_app import (
+    FleetApp,
+    committed_position,
+    faust_credentials,
+    knows_its_coordinator,
+)
+from workers.stream.faust_types import Partitions
+from workers.stream.offsets import OffsetLedger
 
 log = logging.getLogger(__name__)
 
@@ -260,17 +265,8 @@ class Fleet:
         return checks
 
     def _group_member(self) -> bool:
-        """The consumer knows its group coordinator: with Kafka gone it is marked dead.
-
-        aiokafka keeps an assignment while the broker is unreachable; it marks the coordinator
-        dead when a request to it fails or the session expires, and finds it again after.
-        """
-        app: Any = self.app
-        try:
-            consumer = app.consumer._thread._consumer
-            return consumer is not None and consumer._coordinator.coordinator_id is not None
-        except AttributeError:  # not started yet
-            return False
+        """The consumer knows its group coordinator: with Kafka gone it is marked dead."""
+        return knows_its_coordinator(self.app)
 
     def refresh_gauges(self) -> None:
         """Consumer lag per assigned partition (the autoscaler's signal); revoked ones vanish."""
@@ -288,7 +284,7 @@ class Fleet:
             if tp.topic in changelogs:
                 continue
             labels = (self.role_label, tp.topic, str(tp.partition))
-            position = consumer._committed_offset.get(tp) or 0  # the next offset to read
+            position = committed_position(self.app, tp)  # the next offset to read
             gauge.labels(*labels).set(max(0, (consumer.highwater(tp) or 0) - position))
             current.add(labels)
         for labels in self._lag_series - current:

@@ -19,8 +19,8 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from workers.adapters.kafka.config import KafkaConfig
 from workers.metrics import Metrics
-from workers.runtime.fetched import drain
-from workers.runtime.highwaters import fetched_highwaters
+from workers.stream.fetched import drain
+from workers.stream.highwaters import fetched_highwaters
 
 
 def faust_credentials(kafka: KafkaConfig) -> Any:
@@ -110,7 +110,7 @@ class _Consumer(faust_aiokafka.Consumer):  # type: ignore[misc]
     async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
         """Faust's guess, from a jump in the offsets it reads, that the skipped offsets (and the
         record read, too) are done: it would commit past records that never reached an agent.
-        Here only the agents' offset ledgers decide that (``workers.runtime.offsets``)."""
+        Here only the agents' offset ledgers decide that (``workers.stream.offsets``)."""
 
     async def skip_offsets(self, tp: Any, start: int, end: int) -> None:
         """``[start, end)`` of ``tp`` holds no record (checked with Kafka): commits may pass it."""
@@ -176,3 +176,23 @@ class FleetApp(faust.App):  # type: ignore[misc]
         self.fleet_metrics.commit_latency.labels(self.role_label).observe(seconds)
         if not ok:
             self.fleet_metrics.commit_failures.labels(self.role_label).inc()
+
+
+def knows_its_coordinator(app: FleetApp) -> bool:
+    """The app's consumer knows its group coordinator: with Kafka gone it is marked dead.
+
+    aiokafka keeps an assignment while the broker is unreachable; it marks the coordinator
+    dead when a request to it fails or the session expires, and finds it again after.
+    """
+    reached: Any = app
+    try:
+        consumer = reached.consumer._thread._consumer
+        return consumer is not None and consumer._coordinator.coordinator_id is not None
+    except AttributeError:  # not started yet
+        return False
+
+
+def committed_position(app: FleetApp, tp: Any) -> int:
+    """The next offset the app's consumer will commit from on ``tp`` (0 before any commit)."""
+    consumer: Any = app.consumer
+    return int(consumer._committed_offset.get(tp) or 0)

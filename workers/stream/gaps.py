@@ -1,5 +1,5 @@
 """Closing the holes an agent's offset ledger finds, so that no commit passes a record the agent
-never received (``workers.runtime.offsets``).
+never received (``workers.stream.offsets``).
 
 A partition whose start is unknown (just assigned) starts at the group's committed offset (or
 the partition's first offset, if the group never committed). A hole below the lowest record held
@@ -24,7 +24,7 @@ from typing import Any
 
 from workers.metrics import Metrics
 from workers.ports import Positions
-from workers.runtime.offsets import OffsetLedger
+from workers.stream.offsets import OffsetLedger
 
 log = logging.getLogger(__name__)
 

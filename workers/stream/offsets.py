@@ -13,7 +13,7 @@ Records do go missing between the broker and an agent: Faust clears its stream q
 resumes flow at the end of a rebalance's recovery, dropping records fetched since the seek to the
 committed offsets while the fetch position has already moved past them. A hole at the head of a
 partition (the floor not yet known, or the lowest record held above it) is a ``Gap``; the agent
-closes it (``workers.runtime.gaps``): it reads the committed offset, asks Kafka which offsets
+closes it (``workers.stream.gaps``): it reads the committed offset, asks Kafka which offsets
 of the hole hold records, and either seeks back to redeliver them or, when none do (transaction
 markers, compaction), moves the floor past the hole.
 
