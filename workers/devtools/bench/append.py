@@ -24,7 +24,14 @@ from topics.envelope import NEW_AGGREGATE, Event, encode, kafka_headers, new_eve
 from workers.adapters.kafka import ensure_topics
 from workers.adapters.mongo import MongoEventStore, connect, database
 from workers.adapters.records import event_to_document
-from workers.devtools.bench.measure import Measured, Table, cpu_seconds, load_average, median
+from workers.devtools.bench.measure import (
+    Measured,
+    Table,
+    Target,
+    cpu_seconds,
+    load_average,
+    median,
+)
 from workers.devtools.bench.procs import Server, alive, server
 from workers.devtools.bench.progress import Ticker, step
 from workers.devtools.embedded import free_port
@@ -299,8 +306,8 @@ async def bench_append(
                 measured = await raw_pipeline(settings, topic, count, run, judged=side == "judged")
             sides[side].append(measured)
         store.append(await raw_store(settings, chains(count, max(1, count // 20), "s" + run)))
-    table.add(sides["ours"], sides["judged"], "cpu/event <= 1.3x")
-    table.add(sides["ours"], sides["bare"], "cpu/event <= 2x")
+    table.add(sides["ours"], sides["judged"], Target(cpu_at_most=1.2))
+    table.add(sides["ours"], sides["bare"], Target(rate_at_least=0.8, cpu_at_most=1.3))
     table.add(sides["ours"], store, "(the store's own speed)")
     return table, median(sides["ours"])
 
@@ -335,7 +342,7 @@ async def bench_scale(
         measured = await appenders(
             row, env, processes, count, f"{processes} appender processes", run
         )
-        table.add(measured, one, "cpu/event flat (<= 1.15x)")
+        table.add(measured, one, Target(cpu_at_most=1.15))
         points.append(Point(processes, measured.rate, measured.cpu_per_item_ms or 0.0))
     return table, points
 

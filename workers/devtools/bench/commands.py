@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 
-from workers.devtools.bench.measure import Measured, Table, load_average
+from workers.devtools.bench.measure import Measured, Table, Target, load_average
 from workers.devtools.bench.procs import Server, load, server
 from workers.devtools.bench.progress import step
 from workers.devtools.embedded import free_port
@@ -72,7 +72,11 @@ async def bench_http_commands(
                 for side in order:
                     measured = await _run(side, clients, n, kind)
                     (mine if side is ours else theirs).append(measured)
-            target = "rate >= 0.8x, cpu <= 1.3x, p99 <= 1.5x" if clients > 1 else "rate >= 0.9x"
+            target = (
+                Target(rate_at_least=0.8, cpu_at_most=1.3, p99_at_most=1.5)
+                if clients > 1
+                else Target(rate_at_least=0.9)
+            )
             table.add(mine, theirs, target)
     return table
 

@@ -32,7 +32,7 @@ from redis.asyncio import Redis
 
 from topics.envelope import Event, encode, new_event
 from workers.devtools.bench.live_clients import Subscriber, close, connect, delivered
-from workers.devtools.bench.measure import Measured, Table, cpu_seconds, latencies_ms
+from workers.devtools.bench.measure import Measured, Table, Target, cpu_seconds, latencies_ms
 from workers.devtools.bench.procs import Server, server
 from workers.devtools.bench.progress import step
 from workers.devtools.embedded import free_port
@@ -128,7 +128,7 @@ async def bench_live(
                         )  # fmt: skip
                         (mine if side.ours else baseline).append(measured)
                 if pace is None:
-                    table.add(mine, baseline, "≥ 0.8x rate, ≤ 1.25x CPU/event")
+                    table.add(mine, baseline, Target(rate_at_least=0.8, cpu_at_most=1.25))
                 else:
                     table.add(mine, baseline, f"(latency at {PACE:g} versions/s)")
                 bare_sse = bare_sse or baseline

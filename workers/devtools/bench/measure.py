@@ -87,12 +87,57 @@ class Spread:
 
 
 @dataclass(frozen=True, slots=True)
+class Target:
+    """What a row must show against its baseline, judged on the median of its paired ratios;
+    a row with only a ``note`` (a reference figure) has no verdict."""
+
+    rate_at_least: float | None = None
+    cpu_at_most: float | None = None
+    p99_at_most: float | None = None
+    note: str = ""
+
+    def __str__(self) -> str:
+        parts = []
+        if self.rate_at_least is not None:
+            parts.append(f"rate >= {self.rate_at_least:g}x")
+        if self.cpu_at_most is not None:
+            parts.append(f"cpu <= {self.cpu_at_most:g}x")
+        if self.p99_at_most is not None:
+            parts.append(f"p99 <= {self.p99_at_most:g}x")
+        return ", ".join(parts) or self.note
+
+    @property
+    def judged(self) -> bool:
+        return (self.rate_at_least, self.cpu_at_most, self.p99_at_most) != (None, None, None)
+
+
+@dataclass(frozen=True, slots=True)
 class Row:
     """Every round of one row: ours and, paired round by round, the baseline's."""
 
     ours: tuple[Measured, ...]
     theirs: tuple[Measured, ...]
-    target: str
+    target: Target
+
+    @property
+    def met(self) -> bool | None:
+        """Whether the median ratios meet the target; None without a target or a ratio."""
+        if not self.target.judged:
+            return None
+        checks = (  # (wanted, measured, whether more is better)
+            (self.target.rate_at_least, self.rate_ratio, True),
+            (self.target.cpu_at_most, self.cpu_ratio, False),
+            (self.target.p99_at_most, self.p99_ratio, False),
+        )
+        verdict = True
+        for wanted, spread, more_is_better in checks:
+            if wanted is None:
+                continue
+            if spread is None:
+                return None  # nothing measured to judge by
+            holds = spread.mid >= wanted if more_is_better else spread.mid <= wanted
+            verdict = verdict and holds
+        return verdict
 
     @property
     def median_cpu_ms(self) -> float | None:
@@ -136,20 +181,31 @@ class Table:
         self,
         ours: Measured | Sequence[Measured],
         baseline: Measured | Sequence[Measured] | None = None,
-        target: str = "",
+        target: Target | str = "",
     ) -> None:
-        self.rows.append(Row(_rounds(ours), _rounds(baseline), target))
+        judged = target if isinstance(target, Target) else Target(note=target)
+        self.rows.append(Row(_rounds(ours), _rounds(baseline), judged))
 
     def render(self) -> str:
+        """The table, each name whole (the name column is as wide as the longest), each row
+        ending with its target and whether it is met."""
+        names = [
+            indent + m.name
+            for row in self.rows
+            for indent, m in (("  ", median(row.ours)),)
+            + ((("    baseline: ", median(row.theirs)),) if row.theirs else ())
+        ]
+        width = max([len(n) for n in names] + [len("  row")]) + 2
         lines = [self.title]
         lines.append(
-            f"  {'row':<52}{'rate':>11}{'p50':>9}{'p99':>9}{'cpu/item':>10}"
+            f"{'  row':<{width}}{'rate':>11}{'p50':>9}{'p99':>9}{'cpu/item':>10}"
             f"{'rate x (min/med/max)':>22}{'cpu x':>18}  target"
         )
         for row in self.rows:
-            lines.append(_line(median(row.ours), row, row.target))
+            lines.append(_line(median(row.ours), row, _verdict(row), width=width))
             if row.theirs:
-                lines.append(_line(median(row.theirs), None, "", indent="    baseline: "))
+                baseline = median(row.theirs)
+                lines.append(_line(baseline, None, "", indent="    baseline: ", width=width))
         return "\n".join(lines)
 
     def as_dicts(self) -> list[dict[str, object]]:
@@ -169,19 +225,28 @@ class Table:
                 "ratio": rate_x.as_dict() if rate_x else None,
                 "cpu_ratio": cpu_x.as_dict() if cpu_x else None,
                 "p99_ratio": p99_x.as_dict() if p99_x else None,
-                "target": row.target,
+                "target": str(row.target), "target_met": row.met,
             })  # fmt: skip
         return out
 
 
-def _line(m: Measured, row: Row | None, target: str, *, indent: str = "  ") -> str:
+def _verdict(row: Row) -> str:
+    met = row.met
+    if met is None:
+        return str(row.target)
+    return f"{row.target}: {'met' if met else 'NOT met'}"
+
+
+def _line(
+    m: Measured, row: Row | None, target: str, *, indent: str = "  ", width: int = 54
+) -> str:
     p50 = f"{m.p50_ms:7.2f}ms" if m.p50_ms is not None else " " * 9
     p99 = f"{m.p99_ms:7.2f}ms" if m.p99_ms is not None else " " * 9
     cpu = f"{m.cpu_per_item_ms:8.3f}ms" if m.cpu_per_item_ms is not None else " " * 10
     rate_x = row.rate_ratio if row else None
     cpu_x = row.cpu_ratio if row else None
-    name = (indent + m.name)[:54]
+    name = indent + m.name
     return (
-        f"{name:<54}{m.rate:>9,.0f}/s{p50}{p99}{cpu}"
+        f"{name:<{width}}{m.rate:>9,.0f}/s{p50}{p99}{cpu}"
         f"{str(rate_x) if rate_x else '':>22}{str(cpu_x) if cpu_x else '':>18}  {target}"
     ).rstrip()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import signal
 import sys
@@ -98,9 +99,14 @@ async def load(target: Server, clients: int, count: int, run: str, kind: str) ->
     every answer wrk got, over wrk's whole run, and the CPU over the same run.
     """
     if kind == "paid":
-        # wrk notices its stop within 100 ms: the requests of that tail need placed orders too
-        # (100 ms of the fastest server measured here, with room to spare).
-        tail = 2 * clients + (800 if clients > 1 else 150)
+        # wrk notices its stop within 100 ms: the requests of that tail need placed orders too,
+        # sized to this server's own rate (a second of it, ten times the stop's delay) as a
+        # first placing run of other orders measured it, so a fast server never runs past the
+        # placed orders into answers that are not 2xx.
+        calibration = await wrk(
+            target.url, connections=clients, count=count, run=f"{run}c", body=PLACED
+        )
+        tail = paid_tail(calibration, clients)
         await wrk(target.url, connections=clients, count=count + tail, run=run, body=PLACED)
     cpu_before = cpu_seconds(target.pid)
     result = await wrk(
@@ -116,6 +122,17 @@ async def load(target: Server, clients: int, count: int, run: str, kind: str) ->
         label, int(result["count"]), result["duration_us"] / 1e6,
         result["p50_us"] / 1000, result["p99_us"] / 1000, cpu,
     )  # fmt: skip
+
+
+def paid_tail(placed: Mapping[str, float], clients: int) -> int:
+    """Orders to place past the measured count: a second of the rate placing them ran at, and
+    every connection's request in flight twice over."""
+    seconds = placed["duration_us"] / 1e6
+    rate = placed["count"] / seconds if seconds > 0 else 0.0
+    return math.ceil(rate * PAID_TAIL_S) + 2 * clients
+
+
+PAID_TAIL_S = 1.0
 
 
 def alive(servers: list[Server]) -> None:

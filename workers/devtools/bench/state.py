@@ -10,7 +10,7 @@ from pymongo import ASCENDING
 from workers.adapters.mongo import MongoStores
 from workers.adapters.records import document_to_event
 from workers.devtools.bench.append import chains
-from workers.devtools.bench.measure import Measured, Table, cpu_seconds, load_average
+from workers.devtools.bench.measure import Measured, Table, Target, cpu_seconds, load_average
 from workers.runtime.compose import Runtime
 
 
@@ -76,5 +76,5 @@ async def bench_state(
                 )
     finally:
         await bare_store.close()
-    table.add(results["eventfleet state query"], results["bare fetch + fold"], "cpu <= 1.25x")
+    table.add(results["eventfleet state query"], results["bare fetch + fold"], Target(cpu_at_most=1.2))
     return table

@@ -58,7 +58,8 @@ def wrk_path() -> str:
 
 
 async def wrk(url: str, *, connections: int, count: int, run: str, body: bytes) -> dict[str, float]:
-    """POST ``body`` to ``count`` fresh orders over ``connections`` connections; wrk's summary.
+    """POST ``body`` to ``count`` orders (``<run>-1``, ``<run>-2``, …) over ``connections``
+    connections; wrk's summary.
 
     Raises when any answer was not 2xx or a socket failed: a rate of errors is no rate.
     """

@@ -1,0 +1,53 @@
+"""The bench's table: every name whole, each judged row says whether its target is met."""
+
+from __future__ import annotations
+
+from workers.devtools.bench.measure import Measured, Table, Target
+
+
+def measured(name: str, rate: float, cpu_ms: float, p99_ms: float = 1.0) -> Measured:
+    count = 1000
+    return Measured(name, count, count / rate, 0.5, p99_ms, cpu_ms * count / 1000)
+
+
+def test_a_long_row_name_is_printed_whole() -> None:
+    table = Table("t")
+    long = "eventfleet commands, 64 conn, OrderPlaced (new), every guarantee on, uvloop"
+    table.add(measured(long, 100, 1.0), measured("aiohttp coalesced baseline " * 3, 100, 1.0))
+    text = table.render()
+    assert long in text
+    assert ("aiohttp coalesced baseline " * 3).rstrip() in text
+
+
+def test_a_target_is_judged_on_the_median_ratios() -> None:
+    table = Table("t")
+    ours = [measured("ours", r, c) for r, c in ((80, 1.2), (90, 1.25), (70, 1.4))]
+    theirs = [measured("base", 100, 1.0)] * 3
+    table.add(ours, theirs, Target(rate_at_least=0.8, cpu_at_most=1.3))
+    table.add(ours, theirs, Target(rate_at_least=0.85))
+    table.add(ours, theirs, "(the store's own speed)")
+    met, missed, note = table.as_dicts()
+    assert met["target_met"] is True  # medians 0.8x rate, 1.25x CPU
+    assert missed["target_met"] is False
+    assert note["target_met"] is None
+    lines = table.render().splitlines()
+    assert lines[2].endswith("rate >= 0.8x, cpu <= 1.3x: met")
+    assert lines[4].endswith("rate >= 0.85x: NOT met")
+    assert lines[6].endswith("(the store's own speed)")
+
+
+def test_a_target_without_a_measured_ratio_has_no_verdict() -> None:
+    table = Table("t")
+    table.add(measured("ours", 100, 1.0), None, Target(cpu_at_most=1.2))
+    assert table.as_dicts()[0]["target_met"] is None
+    assert table.render().splitlines()[-1].endswith("cpu <= 1.2x")
+
+
+def test_the_paid_rows_place_a_tail_sized_to_the_servers_rate() -> None:
+    from workers.devtools.bench.procs import paid_tail
+
+    slow = {"count": 2_000, "duration_us": 1_000_000}  # 2,000/s
+    fast = {"count": 30_000, "duration_us": 1_000_000}  # 30,000/s: ran past a fixed tail
+    assert paid_tail(slow, 64) == 2_000 + 128
+    assert paid_tail(fast, 64) == 30_000 + 128
+    assert paid_tail({"count": 0, "duration_us": 0}, 1) == 2
