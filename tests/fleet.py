@@ -61,6 +61,7 @@ class FleetProcess:
             "EVENTFLEET_GROUP_ID": name,
             "EVENTFLEET_HTTP_PORT": str(free_port()),
             "EVENTFLEET_KAFKA_IDEMPOTENCE": "false",
+            "EVENTFLEET_DOMAINS": "workers.examples.domains:default_domains",
             # Tansu answers a long poll only at its end: 25 ms bounds each hop's latency and
             # keeps an idle process's fetching (and the broker's answers) cheap.
             "EVENTFLEET_KAFKA_FETCH_MAX_WAIT_MS": "25",

@@ -22,11 +22,17 @@ from workers.runtime.compose import load_domains
 from workers.runtime.connections import fleet_catalog, kafka_config
 from workers.runtime.settings import Settings
 
+EXAMPLES = {"EVENTFLEET_DOMAINS": "workers.examples.domains:default_domains"}
+"""The domains every CLI call here runs unless it names its own (a worker never guesses)."""
 
-async def eventfleet(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+
+async def eventfleet(
+    *args: str, env: dict[str, str] | None = None, domains: bool = True
+) -> tuple[int, str, str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("EVENTFLEET_")}
+    chosen = EXAMPLES if domains else {}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "workers.cli", *args, env={**clean, **(env or {})},
+        sys.executable, "-m", "workers.cli", *args, env={**clean, **chosen, **(env or {})},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await asyncio.wait_for(process.communicate(), 60)
@@ -80,6 +86,7 @@ async def test_topics_ensure_creates_missing_topics_and_reports_mismatches(
         "EVENTFLEET_KAFKA_URL": stack.urls.kafka_url,
         "EVENTFLEET_TOPIC_PREFIX": f"{unique_name}.",
         "EVENTFLEET_PARTITIONS": "3",
+        **EXAMPLES,
     }
     settings = Settings.from_env(env)
     names = TopicNames(settings.topic_prefix)
@@ -192,6 +199,22 @@ async def test_a_bad_domain_set_is_one_line_naming_the_fix(domains: str, named: 
     assert code == 2, err
     assert_one_line(err)
     assert named in err and "EVENTFLEET_DOMAINS" in err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("worker", "--role", "commands"), ("replay", "order", "o-1"), ("audit",), ("topics", "check")],
+    ids=lambda c: c[0],
+)
+async def test_without_domains_a_worker_and_every_store_command_refuse_in_one_line(
+    command: tuple[str, ...],
+) -> None:
+    """No silent demo in production: the examples run only under `eventfleet dev`."""
+    env = {"EVENTFLEET_MONGO_URL": "mongodb://127.0.0.1:1", "EVENTFLEET_AUTH": "none"}
+    code, _, err = await eventfleet(*command, env=env, domains=False)
+    assert code == 2, err
+    assert_one_line(err)
+    assert "EVENTFLEET_DOMAINS is not set" in err and "myapp.domains:enabled" in err
 
 
 async def test_dev_with_a_bad_domain_set_fails_before_starting_anything() -> None:

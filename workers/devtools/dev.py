@@ -36,6 +36,9 @@ from workers.secrets import mask_url
 
 log = logging.getLogger(__name__)
 DEFAULT_PORT = 8080
+EXAMPLE_DOMAINS = "workers.examples.domains:default_domains"
+"""What dev (and the bench) run when EVENTFLEET_DOMAINS is unset: the examples, reached by
+name so that no framework module imports them; a worker never guesses."""
 
 
 class PortTaken(EventfleetError):
@@ -54,6 +57,7 @@ def dev_settings(settings: Settings, *, port: int, read_only: bool = False) -> S
         partitions=4,
         topics_auto_create=True,  # the embedded broker starts empty
         console_actions=True,
+        domains=EXAMPLE_DOMAINS,
     )
     return replace(settings, console_actions=False) if read_only else settings
 
@@ -146,9 +150,9 @@ async def dev(
     demo_scale: float = 1.0,
     read_only: bool = False,
 ) -> int:
-    domains = load_domains(settings.domains)  # a bad domain set fails before anything starts
     lent = lent_redis(settings, redis_url)
     settings = dev_settings(settings, port=http_port(settings, port), read_only=read_only)
+    domains = load_domains(settings.domains)  # a bad domain set fails before anything starts
     if lent is not None:
         await check_lent_redis(settings, lent)
         settings = replace(settings, redis_url=lent)

@@ -1,8 +1,9 @@
 """Examples built on eventfleet: the seeds' domains, their commands, storage runs and the demo.
 
 This room imports the framework and the framework never imports it (the architecture test
-holds both); the fleet reaches it only by name, through the default ``EVENTFLEET_DOMAINS``
-(``workers.examples.domains:default_domains``) and the workload ``eventfleet dev --demo`` runs.
+holds both); only ``eventfleet dev`` reaches it, by name, when ``EVENTFLEET_DOMAINS`` is unset
+(``workers.examples.domains:default_domains``) and for the workload ``eventfleet dev --demo``
+runs; a worker never falls back on it.
 
 - ``domains``: order, account, chat room, shopping cart, order book and game log, each with its
   read side (views, query routes).

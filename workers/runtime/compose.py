@@ -65,9 +65,14 @@ def load_domains(spec: str) -> Domains:
     Every mistake (a missing module, a Domain named instead of a function, a declaration
     error such as a typo in ``after=``) is one ConfigError naming the variable and the fix.
     """
+    fix = "point it at a function returning Domains(...), e.g. 'myapp.domains:enabled'"
+    if not spec:
+        raise ConfigError(
+            f"EVENTFLEET_DOMAINS is not set: {fix} (`eventfleet dev` runs the example domains "
+            f"when it is unset; the others never guess)."
+        )
     module_name, _, attribute = spec.partition(":")
     where = f"EVENTFLEET_DOMAINS={spec!r}"
-    fix = "point it at a function returning Domains(...), e.g. 'myapp.domains:enabled'"
     try:
         factory = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as e:

@@ -370,9 +370,11 @@ class Settings:
         100, _int(1, 1_000_000), "live subscriptions one client holds on one process (429 above)"
     )
     domains: str = _setting(
-        "workers.examples.domains:default_domains",
+        "",
         _text("module:callable", lambda s: ":" in s),
-        "callable returning the enabled Domains",
+        "callable returning the enabled Domains (required: a worker and every command that "
+        "reads the store refuse to start without it; `eventfleet dev` runs the examples, "
+        "workers.examples.domains:default_domains, when it is unset)",
     )
     event_loop: str = _setting(
         "uvloop",

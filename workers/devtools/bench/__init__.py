@@ -42,7 +42,7 @@ PATHS = ("commands", "append", "state", "scale", "live", "all")
 _WORKER_SETTINGS = (
     "kafka_url", "mongo_url", "mongo_database", "redis_url", "topic_prefix", "group_id",
     "kafka_idempotence", "kafka_session_timeout_ms", "partitions",
-    "batch_size", "batch_within_ms", "master_key_file",
+    "batch_size", "batch_within_ms", "master_key_file", "domains",
 )  # fmt: skip
 
 
