@@ -328,23 +328,33 @@ def register_views(fleet: Fleet) -> None:
 
 
 def read_access(fleet: Fleet) -> Callable[[web.Request, Actor], None]:
-    """The read rule of the domain a GET names (by its aggregate type or its declared route)."""
+    """The read rule of the aggregate a GET names, resolved from its route's declaration: a
+    domain query's ``aggregate_param``, else the ``{aggregate_type}/{aggregate_id}`` of the
+    fleet's own routes. The rule sees None only for a route about no single aggregate (a
+    whole type's subscription, a query declared ``aggregate_param=None``)."""
     domains = fleet.runtime.domains
-    by_route = {query.path: domain for domain in domains for query in domain.queries}
+    by_route = {
+        query.path: (domain, query.aggregate_param)
+        for domain in domains
+        for query in domain.queries
+    }
 
     def authorize(request: web.Request, actor: Actor) -> None:
         if request.method not in ("GET", "HEAD"):
             return  # appends are judged by the domain's send rules
         match = request.match_info
-        domain = by_route.get(match.route.resource.canonical if match.route.resource else "")
-        aggregate_id = match.get("aggregate_id")
-        aggregate_type = match.get("aggregate_type")
-        if domain is None and aggregate_type is not None and aggregate_type in domains:
-            domain = domains.get(aggregate_type)
-        if domain is not None and not domain.access.may_read(actor, aggregate_id):
-            raise Forbidden(
-                "read_refused", f"{actor.principal} may not read {domain.name} aggregates."
-            )
+        declared = by_route.get(match.route.resource.canonical if match.route.resource else "")
+        if declared is not None:
+            domain, param = declared
+            aggregate_id = None if param is None else match[param]
+        else:
+            aggregate_type = match.get("aggregate_type")
+            if aggregate_type is None or aggregate_type not in domains:
+                return  # not a domain's route (live chat routes ask the rule themselves)
+            domain, aggregate_id = domains.get(aggregate_type), match.get("aggregate_id")
+        if not domain.access.may_read(actor, aggregate_id):
+            what = "aggregates" if aggregate_id is None else aggregate_id
+            raise Forbidden("read_refused", f"{actor.principal} may not read {domain.name} {what}.")
 
     return authorize
 
