@@ -667,6 +667,19 @@ class CommandMemory(Protocol):
         """Nothing was written: forget the claim of request ``token`` (only if still its)."""
         ...
 
+    async def refused(self, aggregate_key: str, command_id: str, answer: bytes) -> None:
+        """The command was refused at the door (nothing written; its claim is released, so a
+        retry is judged again): keep ``answer`` for the command TTL, apart from its claim,
+        for the outcome query. The newest refusal replaces an older one.
+
+        May return before Redis applied it: a lost refusal only makes the query answer none.
+        """
+        ...
+
+    async def recall_refusal(self, aggregate_key: str, command_id: str) -> bytes | None:
+        """The command's last refusal at the door (``refused``), or None."""
+        ...
+
 
 # --- outcomes -------------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""The chat room with a per-aggregate read rule: "rooms named ``alice-…`` are alice's".
+"""The chat room with a per-aggregate read rule: "rooms named ``alice-…`` are alice's"; beside
+it the open order (async) and account (sync) domains.
 
 The rule is strict: it refuses ``None`` (a read of no single aggregate), so a route that passes
 None instead of the room's id refuses alice her own room. Every call is appended to the file
@@ -14,7 +15,9 @@ from dataclasses import replace
 from snapshot_rules.access import Access
 from snapshot_rules.domain import Domains
 from topics.envelope import Actor
+from workers.examples.domains.account import ACCOUNT
 from workers.examples.domains.chat_room import CHAT_ROOM
+from workers.examples.domains.order import ORDER
 
 LOG_ENV = "OWNED_ROOMS_LOG"
 
@@ -35,4 +38,5 @@ OWNED_ROOM = replace(
 
 
 def domains() -> Domains:
-    return Domains([OWNED_ROOM])
+    """The owned chat room, and the open order (async) and account (sync) domains."""
+    return Domains([OWNED_ROOM, ORDER, ACCOUNT])

@@ -200,7 +200,7 @@ def register_views(fleet: Fleet) -> None:
         ) -> Response:
             try:
                 ref = check_aggregate(aggregate_type, aggregate_id)
-                await read_after(waiter, ref, request.query)
+                await read_after(waiter, ref, request.query, fleet.door.actor(request))
                 after = int_param(request.query, "after_version", 0, low=0, high=2**62) or 0
                 limit = int_param(request.query, "limit", DEFAULT_PAGE, low=1, high=MAX_PAGE)
                 assert limit is not None
@@ -266,7 +266,7 @@ def register_views(fleet: Fleet) -> None:
                 ref = check_aggregate(aggregate_type, aggregate_id)
                 domain = rt.domains.get(aggregate_type)
                 version, as_of = history_point(request.query)
-                await read_after(waiter, ref, request.query)
+                await read_after(waiter, ref, request.query, fleet.door.actor(request))
                 if version is None and as_of is None:
                     folded = await rt.loader.latest(domain, aggregate_id)
                 else:
@@ -294,8 +294,9 @@ def register_views(fleet: Fleet) -> None:
                     command_id = _text_param(request.query, "command_id")
                     event_id = _text_param(request.query, "event_id")
                     found = await outcomes.ask(
-                        aggregate_type, aggregate_id, command_id=command_id, event_id=event_id
-                    )
+                        aggregate_type, aggregate_id, command_id=command_id, event_id=event_id,
+                        actor=fleet.door.actor(request),  # a command id is its sender's own
+                    )  # fmt: skip
                 except EventfleetError as e:
                     return respond(self, failure(e))
                 if found is not None:
@@ -381,7 +382,7 @@ def _register_query(
     class DomainQuery(View):  # type: ignore[misc]
         async def get(self, request: web.Request, **params: str) -> Response:
             found, next_page = await answer_page(
-                query, context, params, request.query, waiter
+                query, context, params, request.query, waiter, actor=fleet.door.actor(request)
             )
             if found.status < 300:  # a view or replayed state: its personal fields opened
                 try:
@@ -408,8 +409,14 @@ def write_waiter(fleet: Fleet) -> WriteWaiter:
     )
 
 
-async def read_after(waiter: WriteWaiter, ref: tuple[str, str], query: Mapping[str, str]) -> None:
-    """Wait until what the query names is stored (nothing named: return at once)."""
+async def read_after(
+    waiter: WriteWaiter,
+    ref: tuple[str, str],
+    query: Mapping[str, str],
+    actor: Actor | None = None,
+) -> None:
+    """Wait until what the query names is stored (nothing named: return at once); a
+    ``command_id`` is ``actor``'s own."""
     after = ReadAfter.parse(query)
     if after is not None:
-        await waiter.stored(ref, after)
+        await waiter.stored(ref, replace(after, actor=actor))
