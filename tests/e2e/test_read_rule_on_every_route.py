@@ -190,6 +190,10 @@ async def test_every_read_route_hands_the_rule_its_aggregate(
                 problems.append(f"{kind} {path} reads alice's room, yet bob got {seen_bob}")
             if room not in mine[2]:
                 problems.append(f"{kind} {path} reads alice's room without asking the rule")
+    print(
+        f"read rule walk: {len(routes)} GET routes, each plain and as a socket; "
+        f"{len(reading)} read alice's room, bob refused on all of them; problems {len(problems)}"
+    )
     assert not problems, "\n".join(problems)
     # The oracle itself works: the routes every fleet serves for one room showed the canary.
     for expected in (
