@@ -629,6 +629,9 @@ class Marker(Protocol):
 class CommandMemory(Protocol):
     """Remembers each command id's outcome, so a repeated request learns what became of it.
 
+    Command ids arrive in their sender's scope (``topics.envelope.command_scope``): two
+    principals' equal ids are two keys.
+
     A claim is held for a short bound only; an outcome is kept for the command TTL. Raises
     MarkerUnavailable when Redis does not answer.
     """
