@@ -4,8 +4,11 @@ A domain's ``Access`` names a rule per event type (and one for the rest) and one
 send rule sees the authenticated ``Actor``, the request's data and, when it asks for it
 (``needs_state``), the aggregate's replayed state; it answers the data to store (it may fill a
 field from the actor, e.g. the chat's ``sender_id``) or raises ``Forbidden`` with one reason.
-A read rule sees the actor and the aggregate id (``None`` for a route that is not about one
-aggregate). The actor comes from a verified token or a trusted proxy, never from a body.
+A read rule sees the actor and the id of the aggregate the route reads: every route about one
+aggregate passes its id (a domain query names the parameter that holds it,
+``Query.aggregate_param``). ``None`` means a read of no single aggregate (a whole type's
+subscription, a query declared ``aggregate_param=None``): a per-aggregate rule should refuse
+it, never read it as "any aggregate". The actor comes from a verified token or a trusted proxy, never from a body.
 
 A send rule may also declare ``at_store``: the check the store repeats on the event as stored
 (its data as the command side wrote it, the actor from ``metadata.actor``, the state at the
@@ -40,7 +43,7 @@ class SendRule:
 
 
 ReadRule = Callable[[Actor, str | None], bool]
-"""``(actor, aggregate id or None) -> allowed``."""
+"""``(actor, aggregate id or None) -> allowed``; None: a read of no single aggregate."""
 
 
 def _anyone(actor: Actor, data: Data, state: State | None) -> Data:

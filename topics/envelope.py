@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import uuid
@@ -130,8 +131,26 @@ class Event:
 
 
 def derived_event_id(aggregate_type: str, aggregate_id: str, command_id: str) -> str:
-    """The event id of a command: the same for every retry, so the store keeps one copy."""
+    """The event id of a command: the same for every retry, so the store keeps one copy.
+
+    ``command_id`` is the command's scoped name (``command_scope``): two principals sending
+    the same command id send two commands, with two event ids."""
     return str(uuid.uuid5(_COMMAND_IDS, f"{aggregate_type}\x00{aggregate_id}\x00{command_id}"))
+
+
+def command_scope(command_id: str, actor: Actor | None) -> str:
+    """The name a command id is remembered and its event id derived under: its sender's own.
+
+    A command id belongs to the principal that sent it: another principal's equal id names
+    another command (no answer, event id or version of the first ever reaches it). Without an
+    actor (``EVENTFLEET_AUTH=none``: one anonymous principal; the ``commands`` topic) the id
+    is its own scope, as before scoping. The principal enters as a hash: no user name in a
+    Redis key, and a fixed width, so no principal and id pair reads as another.
+    """
+    if actor is None:
+        return command_id
+    digest = hashlib.blake2b(actor.principal.encode(), digest_size=8).hexdigest()
+    return f"\x1f{digest}\x1f{command_id}"
 
 
 def new_event(
@@ -183,6 +202,10 @@ def kafka_headers(event: Event) -> list[tuple[str, bytes]]:
         value = getattr(metadata, name)
         if value is not None:
             headers.append((name, value.encode()))
+    if metadata.command_id is not None and metadata.actor is not None:
+        # The name its event id derives from: a record nobody can decode still names its command.
+        scope = command_scope(metadata.command_id, metadata.actor)
+        headers.append(("command_scope", scope.encode()))
     return headers
 
 

@@ -629,6 +629,9 @@ class Marker(Protocol):
 class CommandMemory(Protocol):
     """Remembers each command id's outcome, so a repeated request learns what became of it.
 
+    Command ids arrive in their sender's scope (``topics.envelope.command_scope``): two
+    principals' equal ids are two keys.
+
     A claim is held for a short bound only; an outcome is kept for the command TTL. Raises
     MarkerUnavailable when Redis does not answer.
     """
@@ -665,6 +668,19 @@ class CommandMemory(Protocol):
 
     async def release(self, aggregate_key: str, command_id: str, token: str) -> None:
         """Nothing was written: forget the claim of request ``token`` (only if still its)."""
+        ...
+
+    async def refused(self, aggregate_key: str, command_id: str, answer: bytes) -> None:
+        """The command was refused at the door (nothing written; its claim is released, so a
+        retry is judged again): keep ``answer`` for the command TTL, apart from its claim,
+        for the outcome query. The newest refusal replaces an older one.
+
+        May return before Redis applied it: a lost refusal only makes the query answer none.
+        """
+        ...
+
+    async def recall_refusal(self, aggregate_key: str, command_id: str) -> bytes | None:
+        """The command's last refusal at the door (``refused``), or None."""
         ...
 
 

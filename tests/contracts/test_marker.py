@@ -225,3 +225,16 @@ async def test_a_type_that_cannot_start_an_aggregate_asks_the_store_whatever_the
     assert (placed.status, placed.after) == ("marked", NEW_AGGREGATE)
     anything = await side.marker.check_and_mark(mark("Noted", ["*"], key="order:g3"))
     assert (anything.status, anything.after) == ("marked", NEW_AGGREGATE)
+
+
+async def test_a_refusal_at_the_door_is_kept_apart_from_the_claim(side: Side) -> None:
+    """``refused`` keeps the newest refusal by command id; the claim stays free for a retry."""
+    assert await side.memory.recall_refusal("order:r1", "c-1") is None
+    await side.memory.refused("order:r1", "c-1", b'{"o": "refused", "code": "a"}')
+    await side.memory.refused("order:r1", "c-1", b'{"o": "refused", "code": "b"}')
+    await side.settled()
+    assert await side.memory.recall_refusal("order:r1", "c-1") == b'{"o": "refused", "code": "b"}'
+    assert await side.memory.recall("order:r1", "c-1") is None  # no recorded answer: judged again
+    assert await side.memory.claim("order:r1", "c-1", "e1", "t1") is None
+    assert await side.memory.recall_refusal("order:r1", "c-2") is None  # another command
+    assert await side.memory.recall_refusal("order:r2", "c-1") is None  # another aggregate

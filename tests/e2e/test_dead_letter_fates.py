@@ -12,8 +12,9 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from tests.fleet import FleetProcess, order_items, start_together
+from tests.tokens import TESTER
 from tests.waiting import wait_for
-from topics.envelope import derived_event_id
+from topics.envelope import Actor, command_scope, derived_event_id
 from workers.devtools.embedded import EmbeddedStack
 
 LIMIT = 2048  # the older appender's EVENTFLEET_MAX_EVENT_BYTES
@@ -67,11 +68,14 @@ async def test_a_command_whose_event_the_appender_dead_letters_is_told_its_fate(
         assert wrapped[0] == 202, wrapped  # the newer commands process knows the type
         items = [{"sku": f"s{i:060d}", "qty": 1, "price": 1} for i in range(40)]
         assert (await post(big, "OrderPlaced", {"items": items}, "big"))[0] == 202
-        garbled_id = derived_event_id("order", garbled, "g1")
+        # The command id is the test principal's own: its scope names it in the headers.
+        scope = command_scope("g1", Actor(TESTER))
+        garbled_id = derived_event_id("order", garbled, scope)
         await produce_raw(stack.urls.kafka_url, f"{unique_name}.events", [
             # Bytes no appender can read, with the headers the command path sets: known.
             (f"order:{garbled}".encode(), b'{"id": "' + garbled_id.encode(),
-             [("event_id", garbled_id.encode()), ("command_id", b"g1")]),
+             [("event_id", garbled_id.encode()), ("command_id", b"g1"),
+              ("command_scope", scope.encode())]),
             # Headers that contradict each other (the id is another command's): unknown.
             (f"order:{forged}".encode(), b"\xff\xfe",
              [("event_id", garbled_id.encode()), ("command_id", b"f1")]),

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 import pytest
 
 from snapshot_rules.domain import Domains
 from tests.clock import Clock
-from topics.envelope import NEW_AGGREGATE, decode, derived_event_id, new_event, utc_now
+from topics.envelope import (
+    NEW_AGGREGATE,
+    Actor,
+    command_scope,
+    decode,
+    derived_event_id,
+    new_event,
+    utc_now,
+)
 from topics.errors import StoreOutcomeUnknown, StreamOutcomeUnknown
 from workers.adapters.memory import (
     MemoryAppendProgress,
@@ -446,3 +456,76 @@ async def test_a_filter_built_on_another_run_of_redis_is_not_trusted(side: Side)
     assert await side.marker.filter_ready()
     side.marker.restart()  # restarted from a dump: notes after the dump are missing
     assert not await side.marker.filter_ready()
+
+
+CAROL, BOB = Actor("carol"), Actor("bob")
+
+
+async def send_as(
+    side: Side,
+    actor: Actor | None,
+    aggregate: str,
+    kind: str,
+    data: Mapping[str, Any],
+    command_id: str,
+) -> Answer:
+    aggregate_type, aggregate_id = aggregate.split(":")
+    request = CommandRequest(
+        aggregate_type, aggregate_id, kind, data, command_id=command_id, actor=actor
+    )
+    return answer_of(await side.service.handle(request))
+
+
+async def test_a_command_id_is_its_senders_own_in_async_and_sync_mode(side: Side) -> None:
+    carols = await send_as(side, CAROL, "order:o1", "OrderPlaced", ITEMS, "c-1")
+    bobs = await send_as(side, BOB, "order:o1", "OrderPaid", {"amount": 2}, "c-1")
+    assert (carols.status, bobs.status) == (202, 202) and "duplicate" not in bobs.body
+    assert bobs.body["event_id"] != carols.body["event_id"]
+    again = await send_as(side, CAROL, "order:o1", "OrderPlaced", ITEMS, "c-1")
+    assert again.body == {**carols.body, "duplicate": True}
+
+    opened = await send_as(side, CAROL, "account:a1", "AccountOpened", {"owner": "c"}, "s-1")
+    deposit = await send_as(side, BOB, "account:a1", "MoneyDeposited", {"amount": 3}, "s-1")
+    assert (opened.status, opened.body["version"]) == (201, 1)
+    assert (deposit.status, deposit.body["version"]) == (201, 2), deposit.body
+    retry = await send_as(side, CAROL, "account:a1", "AccountOpened", {"owner": "c"}, "s-1")
+    assert (retry.body["event_id"], retry.body["version"]) == (opened.body["event_id"], 1)
+    for who, version in ((CAROL, 1), (BOB, 2)):
+        found = await side.outcomes.ask("account", "a1", command_id="s-1", actor=who)
+        assert found is not None and (found["outcome"], found["version"]) == ("stored", version)
+    assert await side.outcomes.ask("account", "a1", command_id="s-1", actor=Actor("dave")) is None
+
+
+async def test_a_refusal_at_the_door_is_its_senders_outcome_and_a_retry_is_judged_again(
+    side: Side,
+) -> None:
+    refused = await send_as(side, CAROL, "order:o2", "OrderPaid", {"amount": 2}, "c-1")
+    assert (refused.status, refused.body["error"]) == (409, "transition_rejected")
+    found = await side.outcomes.ask("order", "o2", command_id="c-1", actor=CAROL)
+    assert found is not None and found["outcome"] == "rejected", found
+    assert (found["reason"], found["message"]) == ("transition_rejected", refused.body["message"])
+    assert await side.outcomes.ask("order", "o2", command_id="c-1", actor=BOB) is None
+    assert await side.outcomes.ask("order", "o2", command_id="c-1") is None  # unscoped: another
+
+    await send_as(side, CAROL, "order:o2", "OrderPlaced", ITEMS, "c-0")
+    await side.stored_as_produced()
+    retry = await send_as(side, CAROL, "order:o2", "OrderPaid", {"amount": 2}, "c-1")
+    assert retry.status == 202 and "duplicate" not in retry.body, retry.body
+    found = await side.outcomes.ask("order", "o2", command_id="c-1", actor=CAROL)
+    assert found is not None and found["outcome"] == "accepted", found
+
+
+async def test_no_refusal_is_remembered_for_a_command_in_progress_and_a_lost_one_is_no_error(
+    side: Side,
+) -> None:
+    scoped = command_scope("c-9", CAROL)
+    event_id = derived_event_id("order", "o3", scoped)
+    assert await side.memory.claim("order:o3", scoped, event_id, "another-request") is None
+    busy = await send_as(side, CAROL, "order:o3", "OrderPlaced", ITEMS, "c-9")
+    assert (busy.status, busy.body["error"]) == (409, "command_in_progress")
+    assert await side.memory.recall_refusal("order:o3", scoped) is None
+
+    side.memory.faults.fail_next(1, on="refused")  # Redis lost the refusal: the answer stands
+    refused = await send_as(side, CAROL, "order:o4", "OrderShipped", {"carrier": "x"}, "c-8")
+    assert (refused.status, refused.body["error"]) == (409, "transition_rejected")
+    assert await side.outcomes.ask("order", "o4", command_id="c-8", actor=CAROL) is None

@@ -14,7 +14,9 @@ from snapshot_rules.domain import Domains, event
 from tests.clock import Clock
 from topics.envelope import (
     NEW_AGGREGATE,
+    Actor,
     Metadata,
+    command_scope,
     decode,
     derived_event_id,
     encode,
@@ -249,3 +251,33 @@ async def test_a_readable_copy_stored_after_a_garbled_one_makes_the_command_stor
     assert asked is not None and asked["outcome"] == "stored"
     retry = await fleet.send("OrderPlaced", ITEMS, command_id="place")
     assert retry.status == 202 and retry.body["duplicate"] and retry.body["version"] == 1, retry
+
+
+async def test_a_principals_command_is_told_its_fate_by_its_scope_and_only_to_it(
+    fleet: Fleet,
+) -> None:
+    """An authenticated sender's command id is scoped (topics.envelope.command_scope): the
+    fate of its dead-lettered event is found by that scope, from the event or its headers."""
+    carol = Actor("carol")
+    assert (await fleet.send("OrderPlaced", ITEMS, command_id="p5", oid="o5")).status == 202
+    await fleet.appender.handle(fleet.produced())
+    request = CommandRequest("order", "o5", "OrderGiftWrapped", {}, command_id="w1", actor=carol)
+    assert answer_of(await fleet.commands.handle(request)).status == 202
+    (record,) = fleet.produced()
+    assert dict(record.headers)["command_scope"] == command_scope("w1", carol).encode()
+    scope = command_scope("g1", carol)
+    garbled_id = derived_event_id("order", "o6", scope)
+    headers = [("event_id", garbled_id.encode()), ("command_id", b"g1")]
+    unreadable = garbled("o6", [*headers, ("command_scope", scope.encode())])
+    mismatched = garbled("o9", [*headers, ("command_scope", command_scope("x", carol).encode())])
+    await fleet.appender.handle([record, unreadable, mismatched])
+    for oid, command_id, reason in (("o5", "w1", "unknown_event_type"), ("o6", "g1", "undecodable")):
+        asked = await fleet.outcomes.ask("order", oid, command_id=command_id, actor=carol)
+        assert asked is not None and (asked["outcome"], asked["reason"]) == ("rejected", reason)
+        assert await fleet.outcomes.ask("order", oid, command_id=command_id) is None  # not carol
+        bob = Actor("bob")
+        assert await fleet.outcomes.ask("order", oid, command_id=command_id, actor=bob) is None
+    retry = answer_of(await fleet.commands.handle(request))  # the memory learned the fate
+    assert (retry.status, retry.body["error"]) == (422, "dead_lettered"), retry.body
+    # A scope that is not the command id's names no command for sure: told to no one.
+    assert await fleet.outcomes.ask("order", "o9", command_id="g1", actor=carol) is None

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 
 from snapshot_rules.domain import Domain, Domains, Mode
 from snapshot_rules.replay import Folded
-from topics.envelope import NEW_AGGREGATE, Event, utc_now
+from topics.envelope import NEW_AGGREGATE, Event, command_scope, utc_now
 from topics.errors import InvalidEventData, ReplayFailed, StoreUnavailable, Unavailable
 from workers.metrics import Metrics
 from workers.ports import (
@@ -685,7 +685,8 @@ class Appender:
         if self._memory is None or command_id is None:
             return
         try:
-            await self._memory.settle(event.key.decode(), command_id, encode(outcome))
+            scoped = command_scope(command_id, event.metadata.actor)  # its sender's command
+            await self._memory.settle(event.key.decode(), scoped, encode(outcome))
         except Unavailable as e:
             log.warning("refusal of command %s not recorded in the memory: %s", command_id, e)
 

@@ -19,7 +19,15 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from snapshot_rules.domain import Domain, Domains, EventSpec, Mode
-from topics.envelope import NEW_AGGREGATE, Actor, Event, Metadata, derived_event_id, utc_now
+from topics.envelope import (
+    NEW_AGGREGATE,
+    Actor,
+    Event,
+    Metadata,
+    command_scope,
+    derived_event_id,
+    utc_now,
+)
 from topics.errors import (
     ConcurrencyConflict,
     Forbidden,
@@ -82,7 +90,15 @@ class Command:
 
     @property
     def command_id(self) -> str | None:
+        """The command id as the client sent it (answers and metadata carry it)."""
         return self.request.command_id
+
+    @property
+    def memory_id(self) -> str | None:
+        """The command id in its sender's scope: what the memory keys and the event id derives
+        from, so another principal's equal command id is another command."""
+        r = self.request
+        return None if r.command_id is None else command_scope(r.command_id, r.actor)
 
     def metadata(self) -> Metadata:
         """Who asked; a request without a correlation id starts a conversation named by its
@@ -136,10 +152,27 @@ class CommandService:
     async def handle(self, request: CommandRequest) -> Outcome:
         started = time.perf_counter()
         outcome = await self._outcome(request)
+        if isinstance(outcome, Refused) and request.command_id is not None:
+            await self._remember_refusal(request, request.command_id, outcome)
         requests, latency = self._children(request, label(outcome))
         requests.inc()
         latency.observe(time.perf_counter() - started)
         return outcome
+
+    async def _remember_refusal(
+        self, request: CommandRequest, command_id: str, outcome: Refused
+    ) -> None:
+        """A refusal at the door, kept under the sender's command id for the outcome query.
+
+        Not a retry told a recorded answer, a refusal at the store (the appender records it),
+        a command still in progress, nor a replay failure (nothing the caller did: a retry may
+        pass), nor a type this fleet does not serve (no aggregate to ask about).
+        """
+        if outcome.duplicate or outcome.at_store or outcome.code in _NOT_REMEMBERED:
+            return
+        if request.aggregate_type not in self._domains:
+            return
+        await self._ledger.refused(request.key, command_scope(command_id, request.actor), outcome)
 
     def _children(self, request: CommandRequest, outcome: str) -> tuple[Any, Any]:
         """The metric children of one (domain, event type, outcome), cached: labels() is slow."""
@@ -209,7 +242,8 @@ class CommandService:
         if request.command_id is None:
             event_id = str(uuid.uuid4())
         else:
-            event_id = derived_event_id(domain.name, request.aggregate_id, request.command_id)
+            scoped = command_scope(request.command_id, request.actor)
+            event_id = derived_event_id(domain.name, request.aggregate_id, scoped)
         return Command(request, domain, spec, event_id, new_token())
 
     async def _sealed(self, c: Command) -> Command:
@@ -233,7 +267,7 @@ class CommandService:
     async def _append_async(self, c: Command) -> Outcome:
         mark = MarkRequest(
             c.key, c.request.type, c.event_id, sorted(c.spec.after),
-            command_id=c.command_id, token=c.token,
+            command_id=c.memory_id, token=c.token,
         )  # fmt: skip
         deadline = time.monotonic() + self._answer_wait_s
         delay = 0.005
@@ -244,11 +278,11 @@ class CommandService:
                     head = await self._store.last_event(c.ref)
                     mark = MarkRequest(
                         mark.aggregate_key, mark.event_type, mark.event_id, mark.allowed,
-                        fallback=_fallback(head), command_id=c.command_id, token=c.token,
+                        fallback=_fallback(head), command_id=c.memory_id, token=c.token,
                     )  # fmt: skip
                     result = await self._ledger.claim_and_mark(mark)
             except Unavailable:
-                await self._ledger.release(c.key, c.command_id, c.token)
+                await self._ledger.release(c.key, c.memory_id, c.token)
                 raise
             if result.status != "busy":
                 break
@@ -285,15 +319,15 @@ class CommandService:
                 f"an earlier attempt of command {c.command_id} was sent without an answer and "
                 "may still be stored."
             )
-            await self._ledger.unknown(c.key, c.command_id, c.event_id)
+            await self._ledger.unknown(c.key, c.memory_id, c.event_id)
             return Unknown(c.event_id, c.command_id, message)
         try:
             checked = await self._refusals.verify(c.domain, c.request.aggregate_id, mark, result)
         except Unavailable:
-            await self._ledger.release(c.key, c.command_id, c.token)
+            await self._ledger.release(c.key, c.memory_id, c.token)
             raise
         if not isinstance(checked, tuple):
-            await self._ledger.release(c.key, c.command_id, c.token)
+            await self._ledger.release(c.key, c.memory_id, c.token)
         return checked
 
     async def _produce(self, c: Command, mark: MarkRequest, result: MarkResult) -> Outcome:
@@ -312,14 +346,14 @@ class CommandService:
             delivery = await self._producer.send(self._events_topic, Outgoing.of(event))
         except OutcomeUnknown as e:
             # Sent, not acknowledged: it may still be stored; the mark stays until we know.
-            await self._ledger.unknown(c.key, c.command_id, c.event_id)
+            await self._ledger.unknown(c.key, c.memory_id, c.event_id)
             return Unknown(c.event_id, c.command_id, str(e), e.service)
         except StreamUnavailable:
             await self._ledger.restore(mark, result)
-            await self._ledger.release(c.key, c.command_id, c.token)
+            await self._ledger.release(c.key, c.memory_id, c.token)
             raise
         outcome = Accepted(event.id, delivery.partition, delivery.offset)
-        await self._ledger.settle(c.key, c.command_id, outcome)
+        await self._ledger.settle(c.key, c.memory_id, outcome)
         return outcome
 
     # --- sync mode ---------------------------------------------------------------------------
@@ -330,8 +364,8 @@ class CommandService:
                 f"{c.domain.name} is a sync domain; this process has no sync service."
             )
         takeover = False
-        if c.command_id is not None:
-            found = await self._ledger.claim(c.key, c.command_id, c.event_id, c.token)
+        if c.memory_id is not None:
+            found = await self._ledger.claim(c.key, c.memory_id, c.event_id, c.token)
             if found is not None and found.state == "answered":
                 return await self._recorded(c, decode(found.answer))
             if found is not None and found.state == "pending":
@@ -348,29 +382,30 @@ class CommandService:
                 if settled is not None:
                     return settled
                 if takeover:
-                    await self._ledger.unknown(c.key, c.command_id, c.event_id)
+                    await self._ledger.unknown(c.key, c.memory_id, c.event_id)
                     raise
-            await self._ledger.release(c.key, c.command_id, c.token)
+            await self._ledger.release(c.key, c.memory_id, c.token)
             raise
         except OutcomeUnknown as e:
-            await self._ledger.unknown(c.key, c.command_id, c.event_id)
+            await self._ledger.unknown(c.key, c.memory_id, c.event_id)
             return Unknown(c.event_id, c.command_id, str(e), e.service)
         except BaseException:
-            await self._ledger.release(c.key, c.command_id, c.token)
+            await self._ledger.release(c.key, c.memory_id, c.token)
             raise
         version = result.event.version or 0
         stored = Stored(result.event.id, version, result.published, result.duplicate)
-        await self._ledger.settle(c.key, c.command_id, stored)
+        await self._ledger.settle(c.key, c.memory_id, stored)
         return stored
 
     async def _wait_for_sync_claim(self, c: Command) -> Outcome:
-        assert c.command_id is not None
+        memory_id = c.memory_id
+        assert memory_id is not None
         deadline = time.monotonic() + self._answer_wait_s
         delay = 0.005
         while time.monotonic() <= deadline:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.1)
-            found = await self._ledger.claim(c.key, c.command_id, c.event_id, c.token)
+            found = await self._ledger.claim(c.key, memory_id, c.event_id, c.token)
             if found is None or found.state == "unknown":
                 return await self._append_sync(c)  # the claim is ours now
             if found.state == "answered":
@@ -406,7 +441,7 @@ class CommandService:
         refused = (await self._rejections.find([c.event_id])).get(c.event_id)
         if refused is not None:
             outcome = refusal_at_store(refused)
-            await self._ledger.settle(c.key, c.command_id, outcome)
+            await self._ledger.settle(c.key, c.memory_id, outcome)
             return outcome
         return None
 
@@ -421,8 +456,11 @@ class CommandService:
             outcome = Stored(c.event_id, version, duplicate=True)
         else:
             outcome = Accepted(c.event_id, version=version, duplicate=True)
-        await self._ledger.settle(c.key, c.command_id, outcome)
+        await self._ledger.settle(c.key, c.memory_id, outcome)
         return outcome
+
+
+_NOT_REMEMBERED = frozenset({"command_in_progress", "replay_failed"})
 
 
 def _fallback(head: Event | None) -> str:

@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
-from topics.envelope import aggregate_key, decode, derived_event_id, utc_now
+from topics.envelope import Actor, aggregate_key, command_scope, decode, derived_event_id, utc_now
 from topics.errors import InvalidEnvelope, Unavailable
 from workers.ports import (
     CommandMemory,
@@ -47,6 +47,7 @@ class Fate:
     letter: DeadLetter
     rejection: Rejection
     derived: bool  # the event id derives from (aggregate, command id): the memory may learn it
+    memory_id: str | None = None  # the command id in its sender's scope (what the memory keys)
 
 
 def fate_of(letter: DeadLetter) -> Fate | None:
@@ -57,9 +58,12 @@ def fate_of(letter: DeadLetter) -> Fate | None:
         event = decode(record.value)
     except InvalidEnvelope:
         event = None
+    actor: Actor | None = None
+    scope: str | None = None
     if event is not None:
         event_id, aggregate_type, aggregate_id = event.id, event.aggregate_type, event.aggregate_id
         event_type, command_id = event.type, event.metadata.command_id
+        actor = event.metadata.actor
     else:
         headers = {name: value for name, value in record.headers}
         raw_id, key = headers.get("event_id"), record.key
@@ -70,15 +74,24 @@ def fate_of(letter: DeadLetter) -> Fate | None:
             event_id = raw_id.decode()
             event_type = headers.get("event_type", b"").decode()
             command_id = headers["command_id"].decode() if "command_id" in headers else None
+            scope = headers["command_scope"].decode() if "command_scope" in headers else None
         except UnicodeDecodeError:
             return None
-        if (
-            command_id is not None
-            and derived_event_id(aggregate_type, aggregate_id, command_id) != event_id
+        if command_id is not None and (
+            (scope is not None and not scope.endswith(f"\x1f{command_id}"))
+            or derived_event_id(aggregate_type, aggregate_id, scope or command_id) != event_id
         ):
             return None  # headers that do not agree name no command for sure
-    derived = command_id is not None and (
-        derived_event_id(aggregate_type, aggregate_id, command_id) == event_id
+    # A decoded event names its sender (metadata.actor), a record's headers its scope: the
+    # command id is its sender's (topics.envelope.command_scope).
+    if command_id is None:
+        memory_id = None
+    elif event is None:
+        memory_id = scope or command_id
+    else:
+        memory_id = command_scope(command_id, actor)
+    derived = memory_id is not None and (
+        derived_event_id(aggregate_type, aggregate_id, memory_id) == event_id
     )
     message = (
         f"the appender dead-lettered this event ({letter.reason}: {letter.detail[:MAX_DETAIL]}); "
@@ -95,7 +108,7 @@ def fate_of(letter: DeadLetter) -> Fate | None:
         command_id=command_id if derived else None,
         rejected_at=utc_now(),
     )
-    return Fate(letter, rejection, derived)
+    return Fate(letter, rejection, derived, memory_id if derived else None)
 
 
 class DeadLetterFates:
@@ -178,10 +191,10 @@ class DeadLetterFates:
     async def _remember(self, fate: Fate, outcome: Refused) -> None:
         """Best effort: a retry that finds no record asks the rejections anyway."""
         r = fate.rejection
-        if self._memory is None or not fate.derived or r.command_id is None:
+        if self._memory is None or not fate.derived or fate.memory_id is None:
             return
         try:
-            await self._memory.settle(_key(r), r.command_id, encode(outcome))
+            await self._memory.settle(_key(r), fate.memory_id, encode(outcome))
         except Unavailable as e:
             log.warning("dead letter of command %s not recorded in the memory: %s", r.command_id, e)
 

@@ -74,6 +74,14 @@ class CommandLedger:
                 f"command {command_id} not released (its claim expires by itself)",
             )
 
+    async def refused(self, aggregate_key: str, command_id: str, outcome: Refused) -> None:
+        """Keep a refusal at the door for the outcome query (the command TTL), apart from the
+        claim: a retry with the command id is judged again."""
+        await _best_effort(
+            self.memory.refused(aggregate_key, command_id, encode(outcome)),
+            f"refusal of command {command_id} not recorded",
+        )
+
     async def restore(self, request: MarkRequest, marked: MarkResult) -> None:
         """The produce failed before Kafka took the event: put the previous mark back."""
         if marked.status == "marked":

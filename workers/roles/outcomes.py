@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from snapshot_rules.domain import Domains
-from topics.envelope import aggregate_key, derived_event_id
+from topics.envelope import Actor, aggregate_key, command_scope, derived_event_id
 from topics.errors import InvalidInput
 from workers.ports import (
     STORE_VERDICTS,
@@ -197,14 +197,20 @@ class Outcomes:
         *,
         command_id: str | None = None,
         event_id: str | None = None,
+        actor: Actor | None = None,
     ) -> dict[str, Any] | None:
         """``{"outcome": stored | rejected | accepted | in_progress | unknown, ...}``, or None
-        when nothing is known of it."""
+        when nothing is known of it.
+
+        A command id is ``actor``'s own (``command_scope``): another principal's command of
+        the same id is answered None, exactly as a command never sent.
+        """
         domain = self._domains.get(aggregate_type)
         if (command_id is None) == (event_id is None):
             raise InvalidInput("give exactly one of the query parameters command_id or event_id.")
-        if command_id is not None:
-            event_id = derived_event_id(domain.name, aggregate_id, command_id)
+        scoped = None if command_id is None else command_scope(command_id, actor)
+        if scoped is not None:
+            event_id = derived_event_id(domain.name, aggregate_id, scoped)
         assert event_id is not None
         body: dict[str, Any] = {"event_id": event_id, "command_id": command_id}
         found = (await self._store.find([event_id], aggregates=[(domain.name, aggregate_id)])).get(
@@ -221,9 +227,12 @@ class Outcomes:
         if self._memory is None:
             return None
         key = aggregate_key(domain.name, aggregate_id).decode()
-        record = await self._memory.recall(key, command_id) if command_id else None
+        record = await self._memory.recall(key, scoped) if scoped else None
         if record is None:
             record = await self._memory.recall_event(key, event_id)
+        if record is None and scoped is not None:  # refused at the door, nothing written
+            refusal = await self._memory.recall_refusal(key, scoped)
+            record = None if refusal is None else CommandRecord("answered", answer=refusal)
         return None if record is None else {**body, **_remembered(record)}
 
 

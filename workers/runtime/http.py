@@ -200,7 +200,7 @@ def register_views(fleet: Fleet) -> None:
         ) -> Response:
             try:
                 ref = check_aggregate(aggregate_type, aggregate_id)
-                await read_after(waiter, ref, request.query)
+                await read_after(waiter, ref, request.query, fleet.door.actor(request))
                 after = int_param(request.query, "after_version", 0, low=0, high=2**62) or 0
                 limit = int_param(request.query, "limit", DEFAULT_PAGE, low=1, high=MAX_PAGE)
                 assert limit is not None
@@ -266,7 +266,7 @@ def register_views(fleet: Fleet) -> None:
                 ref = check_aggregate(aggregate_type, aggregate_id)
                 domain = rt.domains.get(aggregate_type)
                 version, as_of = history_point(request.query)
-                await read_after(waiter, ref, request.query)
+                await read_after(waiter, ref, request.query, fleet.door.actor(request))
                 if version is None and as_of is None:
                     folded = await rt.loader.latest(domain, aggregate_id)
                 else:
@@ -294,8 +294,9 @@ def register_views(fleet: Fleet) -> None:
                     command_id = _text_param(request.query, "command_id")
                     event_id = _text_param(request.query, "event_id")
                     found = await outcomes.ask(
-                        aggregate_type, aggregate_id, command_id=command_id, event_id=event_id
-                    )
+                        aggregate_type, aggregate_id, command_id=command_id, event_id=event_id,
+                        actor=fleet.door.actor(request),  # a command id is its sender's own
+                    )  # fmt: skip
                 except EventfleetError as e:
                     return respond(self, failure(e))
                 if found is not None:
@@ -328,23 +329,33 @@ def register_views(fleet: Fleet) -> None:
 
 
 def read_access(fleet: Fleet) -> Callable[[web.Request, Actor], None]:
-    """The read rule of the domain a GET names (by its aggregate type or its declared route)."""
+    """The read rule of the aggregate a GET names, resolved from its route's declaration: a
+    domain query's ``aggregate_param``, else the ``{aggregate_type}/{aggregate_id}`` of the
+    fleet's own routes. The rule sees None only for a route about no single aggregate (a
+    whole type's subscription, a query declared ``aggregate_param=None``)."""
     domains = fleet.runtime.domains
-    by_route = {query.path: domain for domain in domains for query in domain.queries}
+    by_route = {
+        query.path: (domain, query.aggregate_param)
+        for domain in domains
+        for query in domain.queries
+    }
 
     def authorize(request: web.Request, actor: Actor) -> None:
         if request.method not in ("GET", "HEAD"):
             return  # appends are judged by the domain's send rules
         match = request.match_info
-        domain = by_route.get(match.route.resource.canonical if match.route.resource else "")
-        aggregate_id = match.get("aggregate_id")
-        aggregate_type = match.get("aggregate_type")
-        if domain is None and aggregate_type is not None and aggregate_type in domains:
-            domain = domains.get(aggregate_type)
-        if domain is not None and not domain.access.may_read(actor, aggregate_id):
-            raise Forbidden(
-                "read_refused", f"{actor.principal} may not read {domain.name} aggregates."
-            )
+        declared = by_route.get(match.route.resource.canonical if match.route.resource else "")
+        if declared is not None:
+            domain, param = declared
+            aggregate_id = None if param is None else match[param]
+        else:
+            aggregate_type = match.get("aggregate_type")
+            if aggregate_type is None or aggregate_type not in domains:
+                return  # not a domain's route (live chat routes ask the rule themselves)
+            domain, aggregate_id = domains.get(aggregate_type), match.get("aggregate_id")
+        if not domain.access.may_read(actor, aggregate_id):
+            what = "aggregates" if aggregate_id is None else aggregate_id
+            raise Forbidden("read_refused", f"{actor.principal} may not read {domain.name} {what}.")
 
     return authorize
 
@@ -371,7 +382,7 @@ def _register_query(
     class DomainQuery(View):  # type: ignore[misc]
         async def get(self, request: web.Request, **params: str) -> Response:
             found, next_page = await answer_page(
-                query, context, params, request.query, waiter
+                query, context, params, request.query, waiter, actor=fleet.door.actor(request)
             )
             if found.status < 300:  # a view or replayed state: its personal fields opened
                 try:
@@ -398,8 +409,14 @@ def write_waiter(fleet: Fleet) -> WriteWaiter:
     )
 
 
-async def read_after(waiter: WriteWaiter, ref: tuple[str, str], query: Mapping[str, str]) -> None:
-    """Wait until what the query names is stored (nothing named: return at once)."""
+async def read_after(
+    waiter: WriteWaiter,
+    ref: tuple[str, str],
+    query: Mapping[str, str],
+    actor: Actor | None = None,
+) -> None:
+    """Wait until what the query names is stored (nothing named: return at once); a
+    ``command_id`` is ``actor``'s own."""
     after = ReadAfter.parse(query)
     if after is not None:
-        await waiter.stored(ref, after)
+        await waiter.stored(ref, replace(after, actor=actor))

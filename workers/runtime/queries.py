@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from snapshot_rules.domain import Domains
 from snapshot_rules.projection import ViewDoc
 from snapshot_rules.queries import Query, QueryAnswer
 from snapshot_rules.replay import Folded
-from topics.envelope import Event
+from topics.envelope import Actor, Event
 from topics.errors import (
     EventfleetError,
     InvalidInput,
@@ -151,11 +152,16 @@ async def answer_page(
     params: Mapping[str, str],
     query_params: Mapping[str, str],
     waiter: WriteWaiter | None = None,
+    *,
+    actor: Actor | None = None,
 ) -> tuple[Answer, Mapping[str, str] | None]:
-    """``answer``, and the query parameters of the next page when the handler names one."""
+    """``answer``, and the query parameters of the next page when the handler names one
+    (a ``command_id`` to wait for is ``actor``'s own)."""
     try:
         check_plus_signs(query_params)
         after = ReadAfter.parse(query_params) if waiter is not None else None
+        if after is not None:
+            after = replace(after, actor=actor)
         ctx = context if after is None or waiter is None else WaitingContext(context, waiter, after)
         found: QueryAnswer = await query.handler(ctx, params, _without_wait(query_params))
     except EventfleetError as e:

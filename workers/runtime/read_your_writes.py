@@ -27,7 +27,7 @@ from snapshot_rules.domain import Domains
 from snapshot_rules.projection import ViewDoc
 from snapshot_rules.queries import QueryContext
 from snapshot_rules.replay import Folded
-from topics.envelope import Event, derived_event_id
+from topics.envelope import Actor, Event, command_scope, derived_event_id
 from topics.errors import EventfleetError, InvalidInput
 from workers.ports import AggregateRef, EventStore, Listening, LiveChannel, LiveFeed, Rejections
 
@@ -69,6 +69,8 @@ class ReadAfter:
     min_version: int | None
     command_id: str | None
     wait_ms: int
+    actor: Actor | None = None
+    """Who reads: a ``command_id`` is theirs (``command_scope``), as on the append."""
 
     @classmethod
     def parse(cls, query: Mapping[str, str]) -> ReadAfter | None:
@@ -143,7 +145,9 @@ class WriteWaiter:
     async def _wanted(self, ref: AggregateRef, after: ReadAfter, deadline: float) -> int:
         """The version the read must see, once it is stored."""
         if after.command_id is not None:
-            return await self._command(ref, after.command_id, after.wait_ms, deadline)
+            return await self._command(
+                ref, after.command_id, after.wait_ms, deadline, actor=after.actor
+            )
         wanted = after.min_version
         assert wanted is not None
 
@@ -166,10 +170,16 @@ class WriteWaiter:
         return 0 if head is None else head.version
 
     async def _command(
-        self, ref: AggregateRef, command_id: str, wait_ms: int, deadline: float
+        self,
+        ref: AggregateRef,
+        command_id: str,
+        wait_ms: int,
+        deadline: float,
+        *,
+        actor: Actor | None = None,
     ) -> int:
         domain = self._domains.get(ref[0])
-        event_id = derived_event_id(domain.name, ref[1], command_id)
+        event_id = derived_event_id(domain.name, ref[1], command_scope(command_id, actor))
 
         async def settled() -> int | None:
             found = (await self._events.find([event_id], aggregates=[ref])).get(event_id)

@@ -260,7 +260,9 @@ class Settings:
         86_400, _int(1), "lifetime of an aggregate's mark; the store is the truth after it"
     )
     command_ttl_s: int = _setting(
-        86_400, _int(1), "how long a command_id's first answer is remembered"
+        86_400,
+        _int(1),
+        "how long a command_id's first answer (or its last refusal at the door) is remembered",
     )
     max_body_bytes: int = _setting(
         64 * 1024, _int(256), "largest accepted HTTP request body (413 above)"

@@ -266,6 +266,16 @@ class MemoryCommandMemory:
         if found is not None and (found.state, found.token) == ("pending", token):
             del self._records.by_key[key]
 
+    async def refused(self, aggregate_key: str, command_id: str, answer: bytes) -> None:
+        await self.faults.enter("refused", f"recording the refusal of {command_id}")
+        record = CommandRecord("answered", answer=answer)
+        self._records.put((aggregate_key, f"rej:{command_id}"), record, self._ttl_s)
+
+    async def recall_refusal(self, aggregate_key: str, command_id: str) -> bytes | None:
+        await self.faults.enter("recall_refusal", f"reading the refusal of {command_id}")
+        found = self._records.get((aggregate_key, f"rej:{command_id}"))
+        return None if found is None else found.answer
+
 
 def _implements(marker: MemoryMarker, memory: MemoryCommandMemory) -> tuple[Marker, CommandMemory]:
     """Never called: mypy checks here that the classes keep their ports' signatures."""

@@ -6,7 +6,9 @@ script with the marker TTL. It is rolled back only when its event is known not t
 re-mark over a value the store showed to be stale). Command records are
 ``pending|<event id>|<request token>``, ``unknown|<event id>`` or the recorded outcome; an
 event sent without an answer is also recorded by its id (``evt:`` keys), so the outcome query
-answers "unknown" for it whether or not it had a command id.
+answers "unknown" for it whether or not it had a command id; a command refused at the door
+keeps its refusal apart from its claim (``rej:`` keys), so a retry is judged again. Command
+ids arrive scoped by their sender (``topics.envelope.command_scope``).
 """
 
 from __future__ import annotations
@@ -143,6 +145,10 @@ class RedisKeys:
 
     def command(self, aggregate_key: str, command_id: str) -> str:
         return f"{self.prefix}cmd:{{{aggregate_key}}}:{command_id}"
+
+    def refusal(self, aggregate_key: str, command_id: str) -> str:
+        """A command's last refusal at the door, apart from its claim (same slot)."""
+        return f"{self.prefix}rej:{{{aggregate_key}}}:{command_id}"
 
     def event(self, aggregate_key: str, event_id: str) -> str:
         """An event sent without an answer, by its id (same slot as the aggregate's mark)."""
@@ -331,6 +337,19 @@ class RedisCommandMemory:
     async def release(self, aggregate_key: str, command_id: str, token: str) -> None:
         key = self._keys.command(aggregate_key, command_id)
         await self._batcher.call(RELEASE, (key,), (token,))
+
+    async def refused(self, aggregate_key: str, command_id: str, answer: bytes) -> None:
+        """Rides with the next round trip, unawaited: a lost refusal only makes the outcome
+        query answer none."""
+        key = self._keys.refusal(aggregate_key, command_id)
+        self._batcher.submit("SET", (key,), (answer, "PX", self._ttl_ms))
+
+    async def recall_refusal(self, aggregate_key: str, command_id: str) -> bytes | None:
+        key = self._keys.refusal(aggregate_key, command_id)
+        found = await self._batcher.call("GET", (key,), ())
+        if found is None:
+            return None
+        return found if isinstance(found, bytes) else str(found).encode()
 
 
 def _record(raw: bytes | str) -> CommandRecord:

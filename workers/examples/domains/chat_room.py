@@ -114,7 +114,13 @@ def chat_room_domain(
         snapshot_rule=every(100),
         routes=(Route("chat"),),
         projections=(messages,),
-        queries=(Query("/v1/rooms/{room_id}/messages", room_messages_query(rules, messages)),),
+        queries=(
+            Query(
+                "/v1/rooms/{room_id}/messages",
+                room_messages_query(rules, messages),
+                aggregate_param="room_id",  # the read rule sees the room's id
+            ),
+        ),
         access=chat_access(rules),
         # A message's words are its sender's: sealed with the sender's key, erased with it.
         personal=personal("content", subject="sender_id"),
