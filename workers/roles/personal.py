@@ -99,6 +99,8 @@ class Shredder:
         cached = self._by_subject.get(subject)
         if cached is not None and cached.key_id == live:
             return cached
+        if cached is not None:  # destroyed (a key id is never live again): no longer opened here
+            self._by_id[cached.key_id] = _Cached(None, self._clock() + self._ttl)
         key = await self._keys.key_for(subject)
         if len(self._by_subject) >= MAX_CACHED:
             self._by_subject.clear()
