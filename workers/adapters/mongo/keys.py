@@ -43,7 +43,7 @@ NO_MASTER_KEY = (
 
 
 class MongoKeyStore:
-    """``KeyStore`` on ``data_keys`` (keys and tombstones); the master key never leaves this process."""
+    """``KeyStore`` on ``data_keys`` (keys, tombstones); the master key never leaves here."""
 
     def __init__(
         self,
