@@ -17,6 +17,7 @@ from topics.errors import InvalidEventData, StoreUnavailable
 from workers.adapters.memory import MemoryActionLog, MemoryKeyStore
 from workers.examples.domains.account import ACCOUNT
 from workers.examples.domains.chat_room import CHAT_ROOM, MAX_CONTENT
+from workers.metrics import create_metrics
 from workers.roles.personal import (
     ERASED,
     Shredder,
@@ -25,7 +26,9 @@ from workers.roles.personal import (
     open_value,
     seal_value,
 )
+from workers.roles.requests import CommandRequest
 from workers.runtime.adapters import memory_adapters
+from workers.runtime.answers import answer_of
 from workers.runtime.compose import Runtime
 
 MARKER = "zq-marker-7f3a"
@@ -200,6 +203,26 @@ async def test_sealing_with_the_key_store_down_is_unavailable_and_seals_nothing(
     assert (await shredder.seal(CHAT_ROOM, "r1", sent("m3", "ann", "x")))["content"].startswith(
         SEALED_PREFIX
     )
+
+
+async def test_a_personal_command_with_the_key_store_down_is_503_and_nothing_is_produced() -> None:
+    memory = memory_adapters()
+    rt = await Runtime.start(
+        SETTINGS, roles=("commands",), domains=Domains([CHAT_ROOM]), metrics=create_metrics(),
+        adapters=memory.adapters(),
+    )  # fmt: skip
+    try:
+        ask = rt.commands.handle
+        first = CommandRequest("chat_room", "r1", "MessageSent", sent("m1", "ann", "hi"))
+        assert answer_of(await ask(first)).status == 202  # ann's key is cached now
+        produced = len(memory.stream.produced.records(EVENTS))
+        memory.stores.keys.down()
+        again = CommandRequest("chat_room", "r1", "MessageSent", sent("m2", "ann", "hi"))
+        answer = answer_of(await ask(again))
+        assert answer.status == 503 and answer.body["error"] == "store_unavailable", answer.body
+        assert len(memory.stream.produced.records(EVENTS)) == produced  # nothing written
+    finally:
+        await rt.stop()
 
 
 async def test_opening_without_waiting_uses_only_the_keys_held_and_their_erasure_bound() -> None:
