@@ -909,12 +909,21 @@ class KeyStore(Protocol):
 
     A key's secret is kept wrapped by a master key the adapter holds (MongoDB: from a file or
     an environment secret; a Vault or cloud KMS adapter would wrap and unwrap through its API).
-    StoreUnavailable when the store does not answer.
+    A subject has at most one live key; erasing replaces it by a tombstone (who, when) in one
+    atomic step. StoreUnavailable when the store does not answer.
     """
 
     async def key_for(self, subject: str) -> DataKey:
-        """The subject's current key, created on first use: concurrent callers get one key.
-        After an erasure a new key is made: what was sealed before stays unreadable."""
+        """The subject's live key, created on first use: concurrent callers get one key.
+        After an erasure a new key is made (the subject may come back): what was sealed
+        before stays unreadable."""
+        ...
+
+    async def live(self, subjects: Sequence[str]) -> dict[str, str]:
+        """The key id of each subject's live key, in one read; a subject without one (never
+        sealed, or erased since) is absent. Linearized with ``erase``: a call that starts after
+        an ``erase`` returned never names the key it destroyed. The sealing side checks its
+        cached keys with it before it seals."""
         ...
 
     async def find(self, key_ids: Sequence[str]) -> dict[str, DataKey]:
@@ -922,7 +931,9 @@ class KeyStore(Protocol):
         ...
 
     async def erase(self, subject: str, *, by: str, at: datetime) -> Erasure | None:
-        """Destroy every key of the subject and record the erasure. Erasing again answers the
-        first erasure with ``already`` (nothing was left to destroy); None for a subject with
-        neither a key nor an erasure (nothing of it was ever sealed)."""
+        """Destroy the subject's live key and record the erasure in its place, atomically: of
+        concurrent callers exactly one destroys it (``keys_destroyed`` 1); every other one,
+        and any later one while no new key was made, is answered that erasure with
+        ``already``. None for a subject with neither a key nor an erasure (nothing of it was
+        ever sealed)."""
         ...

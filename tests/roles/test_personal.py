@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -12,12 +13,22 @@ from snapshot_rules.domain import Domains
 from snapshot_rules.personal import SEALED_PREFIX, personal
 from tests.roles.pipeline import EVENTS, SETTINGS, Pipeline, pipeline
 from topics.envelope import decode, new_event
-from topics.errors import InvalidEventData
+from topics.errors import InvalidEventData, StoreUnavailable
 from workers.adapters.memory import MemoryActionLog, MemoryKeyStore
 from workers.examples.domains.account import ACCOUNT
 from workers.examples.domains.chat_room import CHAT_ROOM, MAX_CONTENT
-from workers.roles.personal import ERASED, Shredder, erase_subject, open_value, seal_value
+from workers.metrics import create_metrics
+from workers.roles.personal import (
+    ERASED,
+    Shredder,
+    erase_subject,
+    key_id_of,
+    open_value,
+    seal_value,
+)
+from workers.roles.requests import CommandRequest
 from workers.runtime.adapters import memory_adapters
+from workers.runtime.answers import answer_of
 from workers.runtime.compose import Runtime
 
 MARKER = "zq-marker-7f3a"
@@ -124,7 +135,8 @@ async def test_erasing_twice_answers_the_first_erasure_and_an_unknown_subject_is
     )
     unknown = await erase_subject(shredder, log, "nobody", operator="a", via="t", cache_ttl_s=60)
     assert unknown.status == 404 and unknown.body["error"] == "not_found"
-    assert [a.status for a in await log.recent(limit=5)] == [404, 200, 200]  # all audited
+    [audited] = await log.recent(limit=5)  # the erasure, once: a repeat or a 404 changes nothing
+    assert (audited.status, audited.operator, audited.result["already_erased"]) == (200, "a", False)
 
 
 async def test_another_process_forgets_an_erased_key_within_its_cache_lifetime() -> None:
@@ -139,6 +151,78 @@ async def test_another_process_forgets_an_erased_key_within_its_cache_lifetime()
     assert (await reader.open(data))["content"] == "secret words"  # within the stated bound
     clock.now = 30.5
     assert (await reader.open(data)) == {**data, "content": None, ERASED: True}
+
+
+async def test_another_process_never_seals_with_a_key_erased_elsewhere() -> None:
+    keys = MemoryKeyStore()
+    eraser, writer = Shredder(keys, cache_ttl_s=3600), Shredder(keys, cache_ttl_s=3600)
+    before = await writer.seal(CHAT_ROOM, "r1", sent("m1", "ann", "before"))  # key cached
+    await eraser.erase("ann", by="dpo", at=_now())
+    after = await writer.seal(CHAT_ROOM, "r1", sent("m2", "ann", "after"))  # cache far from stale
+    assert key_id_of(after["content"]) != key_id_of(before["content"])  # a new key at once
+    assert (await eraser.open(after))["content"] == "after"  # readable: accepted, never lost
+    assert (await eraser.open(before))[ERASED] is True
+
+
+class CountingKeys(MemoryKeyStore):
+    """The memory key store, counting the sealing side's checks (a fake, not a mock)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.checks: list[list[str]] = []
+
+    async def live(self, subjects: Sequence[str]) -> dict[str, str]:
+        self.checks.append(sorted(subjects))
+        return await super().live(subjects)
+
+
+async def test_concurrent_seals_share_one_check_sent_after_each_of_them() -> None:
+    keys = CountingKeys()
+    shredder = Shredder(keys)
+    people = [f"p{i}" for i in range(5)]
+    await asyncio.gather(*(shredder.seal(CHAT_ROOM, "r", sent("m", p, "hi")) for p in people))
+    keys.checks.clear()
+    sealed = await asyncio.gather(
+        *(shredder.seal(CHAT_ROOM, "r", sent(f"m{i}", p, "hi")) for i in range(4) for p in people)
+    )
+    assert keys.checks == [people]  # 20 seals, one read
+    await keys.erase("p0", by="dpo", at=_now())  # as another process would: no local forgetting
+    again = await shredder.seal(CHAT_ROOM, "r", sent("m9", "p0", "back"))
+    assert key_id_of(again["content"]) not in {key_id_of(d["content"]) for d in sealed}
+    assert keys.checks[-1] == ["p0"]
+
+
+async def test_sealing_with_the_key_store_down_is_unavailable_and_seals_nothing() -> None:
+    keys = MemoryKeyStore()
+    shredder = Shredder(keys)
+    await shredder.seal(CHAT_ROOM, "r1", sent("m1", "ann", "cached"))
+    keys.down()
+    with pytest.raises(StoreUnavailable):  # the cached key is not used unchecked
+        await shredder.seal(CHAT_ROOM, "r1", sent("m2", "ann", "words"))
+    keys.up()
+    assert (await shredder.seal(CHAT_ROOM, "r1", sent("m3", "ann", "x")))["content"].startswith(
+        SEALED_PREFIX
+    )
+
+
+async def test_a_personal_command_with_the_key_store_down_is_503_and_nothing_is_produced() -> None:
+    memory = memory_adapters()
+    rt = await Runtime.start(
+        SETTINGS, roles=("commands",), domains=Domains([CHAT_ROOM]), metrics=create_metrics(),
+        adapters=memory.adapters(),
+    )  # fmt: skip
+    try:
+        ask = rt.commands.handle
+        first = CommandRequest("chat_room", "r1", "MessageSent", sent("m1", "ann", "hi"))
+        assert answer_of(await ask(first)).status == 202  # ann's key is cached now
+        produced = len(memory.stream.produced.records(EVENTS))
+        memory.stores.keys.down()
+        again = CommandRequest("chat_room", "r1", "MessageSent", sent("m2", "ann", "hi"))
+        answer = answer_of(await ask(again))
+        assert answer.status == 503 and answer.body["error"] == "store_unavailable", answer.body
+        assert len(memory.stream.produced.records(EVENTS)) == produced  # nothing written
+    finally:
+        await rt.stop()
 
 
 async def test_opening_without_waiting_uses_only_the_keys_held_and_their_erasure_bound() -> None:

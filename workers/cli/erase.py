@@ -28,8 +28,10 @@ def add_parser(commands: Any, formatter: type[argparse.HelpFormatter]) -> None:
         help="erase a subject's personal data everywhere (destroys its key; audited)",
         description="Destroys the subject's data key: its personal fields become unreadable in "
         "the store, snapshots, views, dead letters and every topic (shown as null with "
-        '"erased": true). Other processes forget the key within EVENTFLEET_KEY_CACHE_TTL_S. '
-        "Asks to confirm (--yes skips). Exit 0 erased, 1 failure or unknown subject, 2 usage.",
+        '"erased": true). No process seals with it again; others stop opening it within '
+        "EVENTFLEET_KEY_CACHE_TTL_S. Erased before, or by a concurrent erase: that erasure is "
+        "answered (already erased). Asks to confirm (--yes skips). Exit 0 erased (now or "
+        "before), 1 failure or unknown subject, 2 usage.",
         formatter_class=formatter,
     )
     erase.add_argument("subject", help="whose data: a chat sender_id, an account id, ...")
@@ -77,8 +79,8 @@ async def run_erase(
         again = " (it had been erased before; nothing was left)" if b["already_erased"] else ""
         out.write(
             f"erased subject {b['subject']} at {b['erased_at']} by {b['by']}{again}: "
-            f"{b['keys_destroyed']} key(s) destroyed; every copy is unreadable within "
-            f"{b['unreadable_everywhere_within_s']} s.\n"
+            f"{b['keys_destroyed']} key(s) destroyed; nothing is sealed with it again and "
+            f"every copy is unreadable within {b['unreadable_everywhere_within_s']} s.\n"
         )
     return 0
 

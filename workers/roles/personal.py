@@ -8,13 +8,17 @@ that string: topics, the store, snapshots, views, dead letters. ``open`` walks a
 (events, states, views) and opens the sealed strings it finds; a value whose key was destroyed
 becomes null and its object says ``"erased": true``.
 
-Keys are cached per process for ``cache_ttl_s``: after an erasure in another process, this one
-may still open (and seal with) the destroyed key for at most that long; the erasing process
-forgets it at once. That bound is the erasure's promise.
+Sealing never uses a destroyed key once its erasure was answered: before each seal the cached
+key is checked against the store (``KeyStore.live``, one read for every seal waiting in the
+same turn of the event loop, sent after each of them began), and a key that is no longer live
+is replaced by the subject's new one. Opening keys are cached per process for
+``cache_ttl_s``: after an erasure in another process, this one may still open the destroyed
+key's values for at most that long; the erasing process forgets it at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import functools
@@ -65,8 +69,9 @@ class Shredder:
         self.enabled = enabled
         self._ttl = cache_ttl_s
         self._clock = clock
-        self._by_subject: dict[str, _Cached] = {}
+        self._by_subject: dict[str, DataKey] = {}
         self._by_id: dict[str, _Cached] = {}
+        self._checks = _LiveChecks(keys)
 
     # --- sealing (the command side) ------------------------------------------------------------
 
@@ -88,13 +93,19 @@ class Shredder:
         }  # fmt: skip
 
     async def _key_for(self, subject: str) -> DataKey:
-        now = self._clock()
+        """The subject's live key: the cached one if the store, asked after this call began,
+        still names it; else the store's (a new one after an erasure)."""
+        live = await self._checks.key_id(subject)
         cached = self._by_subject.get(subject)
-        if cached is not None and cached.key is not None and cached.until > now:
-            return cached.key
+        if cached is not None and cached.key_id == live:
+            return cached
+        if cached is not None:  # destroyed (a key id is never live again): no longer opened here
+            self._by_id[cached.key_id] = _Cached(None, self._clock() + self._ttl)
         key = await self._keys.key_for(subject)
-        self._remember(self._by_subject, subject, key, now)
-        self._remember(self._by_id, key.key_id, key, now)
+        if len(self._by_subject) >= MAX_CACHED:
+            self._by_subject.clear()
+        self._by_subject[subject] = key
+        self._remember(self._by_id, key.key_id, key, self._clock())
         return key
 
     # --- opening (every reader) ----------------------------------------------------------------
@@ -171,6 +182,49 @@ class Shredder:
         for key_id in [i for i, c in self._by_id.items() if c.key and c.key.subject == subject]:
             self._by_id[key_id] = _Cached(None, self._clock() + self._ttl)
         return erasure
+
+
+class _LiveChecks:
+    """``KeyStore.live`` for many sealers at once: the subjects asked for in one turn of the
+    event loop go in one read, sent after each of them was asked (never an earlier read's
+    answer: that one may predate an erasure the caller was told of)."""
+
+    def __init__(self, keys: KeyStore) -> None:
+        self._keys = keys
+        self._waiting: dict[str, list[asyncio.Future[str | None]]] = {}
+        self._reads: set[asyncio.Task[None]] = set()
+
+    async def key_id(self, subject: str) -> str | None:
+        loop = asyncio.get_running_loop()
+        if not self._waiting:
+            loop.call_soon(self._send)
+        future: asyncio.Future[str | None] = loop.create_future()
+        self._waiting.setdefault(subject, []).append(future)
+        return await future
+
+    def _send(self) -> None:
+        batch, self._waiting = self._waiting, {}
+        task = asyncio.get_running_loop().create_task(self._read(batch))
+        self._reads.add(task)  # held until done: the loop keeps only weak references
+        task.add_done_callback(self._reads.discard)
+
+    async def _read(self, batch: dict[str, list[asyncio.Future[str | None]]]) -> None:
+        futures = [f for waiting in batch.values() for f in waiting]
+        try:
+            live = await self._keys.live(list(batch))
+        except asyncio.CancelledError:
+            for future in futures:
+                future.cancel()
+            raise
+        except Exception as e:  # every waiter gets the store's error (StoreUnavailable: 503)
+            for future in futures:
+                if not future.done():
+                    future.set_exception(e)
+            return
+        for subject, waiting in batch.items():
+            for future in waiting:
+                if not future.done():
+                    future.set_result(live.get(subject))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -268,32 +322,35 @@ async def erase_subject(
     """Erase ``subject`` and record who did it, when, and the answer, in the operator trail.
 
     200 with the erasure (``already_erased`` when it had been erased before and nothing was
-    left to destroy); 404 when nothing of the subject was ever sealed. Every copy is unreadable
-    here at once, everywhere within ``cache_ttl_s`` (other processes' key caches).
+    left to destroy, e.g. by a concurrent request: the store decides in one atomic step); 404
+    when nothing of the subject was ever sealed. The trail records each erasure once, by the
+    call that destroyed the key: a repeat or an unknown subject changes nothing and is only
+    answered. Every copy is unreadable here at once, everywhere within ``cache_ttl_s`` (other
+    processes' opening caches); no process seals with the destroyed key once this returns.
     """
     at = utc_now()
     erasure = await shredder.erase(subject, by=operator, at=at)
     if erasure is None:
-        answer = ErasureAnswer(404, {
+        return ErasureAnswer(404, {
             "error": "not_found",
             "message": f"no personal data of subject {subject!r} was ever sealed here (no key "
             "and no erasure); check the id: a chat sender's is its sender_id, an account's its "
             "account id.",
         })  # fmt: skip
-    else:
-        answer = ErasureAnswer(200, {
-            "subject": subject,
-            "erased_at": erasure.erased_at.isoformat().replace("+00:00", "Z"),
-            "by": erasure.by,
-            "keys_destroyed": erasure.keys_destroyed,
-            "already_erased": erasure.already,
-            "unreadable_everywhere_within_s": cache_ttl_s,
-        })  # fmt: skip
-    await log_.record(
-        OperatorAction(
-            id=str(uuid.uuid4()), at=at, operator=operator, via=via, action="erase",
-            target=subject, submitted={"subject": subject}, status=answer.status,
-            result=dict(answer.body),
-        )
-    )  # fmt: skip
+    answer = ErasureAnswer(200, {
+        "subject": subject,
+        "erased_at": erasure.erased_at.isoformat().replace("+00:00", "Z"),
+        "by": erasure.by,
+        "keys_destroyed": erasure.keys_destroyed,
+        "already_erased": erasure.already,
+        "unreadable_everywhere_within_s": cache_ttl_s,
+    })  # fmt: skip
+    if not erasure.already:
+        await log_.record(
+            OperatorAction(
+                id=str(uuid.uuid4()), at=at, operator=operator, via=via, action="erase",
+                target=subject, submitted={"subject": subject}, status=answer.status,
+                result=dict(answer.body),
+            )
+        )  # fmt: skip
     return answer

@@ -347,7 +347,8 @@ class Settings:
     key_cache_ttl_s: int = _setting(
         60,
         _int(1, 3600),
-        "how long a process keeps a data key: an erasure is complete everywhere after this",
+        "how long a process keeps a data key to open values: an erasure is unreadable "
+        "everywhere after this (sealing asks the key store every time)",
     )
     console_sample_interval_s: int = _setting(
         5, _int(1, 300), "how often the console samples lag and throughput (the last 120 kept)"

@@ -14,7 +14,8 @@ from workers.ports import DataKey, Erasure
 
 
 class MemoryKeyStore(Switchable):
-    """One current key per subject; an erased key is gone, its erasure kept."""
+    """One live key per subject; an erased key is gone, its erasure kept in its place (each
+    call is one step of the event loop, so erasing is atomic as in MongoDB)."""
 
     def __init__(self) -> None:
         self.faults = Faults(lambda what: StoreUnavailable(down_message("key store", what)))
@@ -25,11 +26,15 @@ class MemoryKeyStore(Switchable):
     async def key_for(self, subject: str) -> DataKey:
         await self.faults.enter("key_for", f"reading the data key of subject {subject}")
         key = self._by_subject.get(subject)
-        if key is None:
+        if key is None:  # never sealed, or erased: a new key (the erasure is kept apart)
             key = DataKey(uuid.uuid4().hex, subject, os.urandom(32))
             self._by_subject[subject] = key
             self._by_id[key.key_id] = key
         return key
+
+    async def live(self, subjects: Sequence[str]) -> dict[str, str]:
+        await self.faults.enter("live", f"checking the data keys of {len(subjects)} subjects")
+        return {s: self._by_subject[s].key_id for s in subjects if s in self._by_subject}
 
     async def find(self, key_ids: Sequence[str]) -> dict[str, DataKey]:
         await self.faults.enter("find", f"reading {len(key_ids)} data keys")

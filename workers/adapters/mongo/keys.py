@@ -1,9 +1,12 @@
-"""Data keys in MongoDB, each wrapped by the master key (AES-GCM); erasures kept beside them.
+"""Data keys in MongoDB, each wrapped by the master key (AES-GCM); an erasure in its key's place.
 
-``data_keys``: one document per subject, ``{_id: subject, key_id, wrapped, created_at}``, the
-wrapped secret being nonce + AES-GCM(master key, secret, associated data = key id): a copy of
-the collection alone reveals no key. Erasing deletes the document (the only copy of the key)
-and records ``{_id: subject, erased_at, by, keys_destroyed}`` in ``erasures``.
+``data_keys``: one document per subject. Live: ``{_id: subject, key_id, wrapped, created_at}``,
+the wrapped secret being nonce + AES-GCM(master key, secret, associated data = key id): a copy
+of the collection alone reveals no key. Erased: the same document with ``wrapped`` (the only
+copy of the key) removed and ``{erased_at, by, keys_destroyed}`` set, in one
+``find_one_and_update`` that returns the document as it was, so exactly one of concurrent
+erasers finds the key; ``key_id`` stays, naming the destroyed key. A new key for the subject
+overwrites the tombstone. ``erasures`` holds erasures made before tombstones (read only).
 """
 
 from __future__ import annotations
@@ -29,6 +32,10 @@ from workers.ports import DataKey, Erasure
 DATA_KEYS = "data_keys"
 ERASURES = "erasures"
 _NONCE = 12
+_LIVE = {"wrapped": {"$exists": True}}
+_GONE = {"wrapped": {"$exists": False}}
+_ERASURE = {"erased_at": "", "by": "", "keys_destroyed": ""}
+_ERASE_ATTEMPTS = 5
 NO_MASTER_KEY = (
     "no master key wraps the data keys: set EVENTFLEET_MASTER_KEY_FILE or "
     "EVENTFLEET_MASTER_KEY_ENV (32 bytes in base64)."
@@ -36,7 +43,7 @@ NO_MASTER_KEY = (
 
 
 class MongoKeyStore:
-    """``KeyStore`` on two collections; the master key never leaves this process."""
+    """``KeyStore`` on ``data_keys`` (keys, tombstones); the master key never leaves here."""
 
     def __init__(
         self,
@@ -57,41 +64,63 @@ class MongoKeyStore:
             await self.keys.create_index("key_id", unique=True, name="key_id")
 
     async def key_for(self, subject: str) -> DataKey:
+        async with translated(f"reading the data key of subject {subject}"):
+            doc = await self.keys.find_one({"_id": subject, **_LIVE})
+        if doc is not None:
+            return self._unwrapped(doc)
         key_id, secret = uuid.uuid4().hex, os.urandom(32)
         fresh = {"key_id": key_id, "wrapped": self._wrap(key_id, secret), "created_at": utc_now()}
-        doc: Document | None = None
-        try:
-            async with translated(f"reading the data key of subject {subject}", write=True):
+        try:  # no document, or a tombstone: the new key takes its place
+            async with translated(f"making a data key for subject {subject}", write=True):
                 doc = await self.keys.find_one_and_update(
-                    {"_id": subject}, {"$setOnInsert": fresh}, upsert=True,
-                    return_document=ReturnDocument.AFTER,
+                    {"_id": subject, **_GONE}, {"$set": fresh, "$unset": _ERASURE},
+                    upsert=True, return_document=ReturnDocument.AFTER,
                 )  # fmt: skip
         except StoreError as e:  # a racing first key for the subject won the insert
             if not isinstance(e.__cause__, DuplicateKeyError):
                 raise
         if doc is None:  # the race's loser (some servers answer no document): read the winner
             async with translated(f"reading the data key of subject {subject}"):
-                doc = await self.keys.find_one({"_id": subject})
+                doc = await self.keys.find_one({"_id": subject, **_LIVE})
         return self._unwrapped(doc)
+
+    async def live(self, subjects: Sequence[str]) -> dict[str, str]:
+        if not subjects:
+            return {}
+        query = {"_id": {"$in": list(set(subjects))}, **_LIVE}
+        async with translated(f"checking the data keys of {len(subjects)} subjects"):
+            return {d["_id"]: d["key_id"] async for d in self.keys.find(query, {"key_id": 1})}
 
     async def find(self, key_ids: Sequence[str]) -> dict[str, DataKey]:
         if not key_ids:
             return {}
         async with translated(f"reading {len(key_ids)} data keys"):
-            docs = [d async for d in self.keys.find({"key_id": {"$in": list(set(key_ids))}})]
+            query = {"key_id": {"$in": list(set(key_ids))}, **_LIVE}
+            docs = [d async for d in self.keys.find(query)]
         return {d["key_id"]: self._unwrapped(d) for d in docs}
 
     async def erase(self, subject: str, *, by: str, at: datetime) -> Erasure | None:
-        async with translated(f"erasing subject {subject}", write=True):
-            deleted = await self.keys.delete_one({"_id": subject})
-            if deleted.deleted_count == 0:
-                first = await self.erasures.find_one({"_id": subject})
-                if first is None:
-                    return None
-                return Erasure(subject, first["erased_at"], first["by"], 0, already=True)
-            record = {"erased_at": at, "by": by, "keys_destroyed": deleted.deleted_count}
-            await self.erasures.update_one({"_id": subject}, {"$set": record}, upsert=True)
-        return Erasure(subject, at, by, deleted.deleted_count)
+        tombstone = {"$set": {"erased_at": at, "by": by, "keys_destroyed": 1},
+                     "$unset": {"wrapped": "", "created_at": ""}}  # fmt: skip
+        for _ in range(_ERASE_ATTEMPTS):
+            async with translated(f"erasing subject {subject}", write=True):
+                was = await self.keys.find_one_and_update(
+                    {"_id": subject, **_LIVE}, tombstone, return_document=ReturnDocument.BEFORE
+                )
+                if was is not None:  # this call destroyed the key
+                    return Erasure(subject, at, by, 1)
+                doc = await self.keys.find_one({"_id": subject})
+                if doc is None:  # never sealed here, or erased before tombstones were kept
+                    doc = await self.erasures.find_one({"_id": subject})
+                    if doc is None:
+                        return None
+            if "erased_at" in doc:
+                return Erasure(subject, doc["erased_at"], doc["by"], 0, already=True)
+            # a new key was made between the two reads: destroy that one
+        raise StoreError(
+            f"subject {subject} got a new data key each time it was erased "
+            f"({_ERASE_ATTEMPTS} times); its writers are busy: erase it again."
+        )
 
     @property
     def _master(self) -> AESGCM:
