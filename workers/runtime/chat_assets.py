@@ -207,6 +207,7 @@ SCRIPT = r"""'use strict';
   function signedOut() {
     body.dataset.signedIn = '';
     $('signin').hidden = false;
+    $('chat').hidden = true;
     $('who').textContent = '';
     status('signed out', 'bad');
   }
@@ -226,6 +227,7 @@ SCRIPT = r"""'use strict';
     if (t === null) { signedOut(); return; }
     if (!open && me !== t.principal) { me = t.principal; load(); render(); }
     $('signin').hidden = true;
+    $('chat').hidden = false;
     body.dataset.signedIn = '1';
     $('who').textContent = open ? '' : 'signed in as ' + me;
     const scheme = location.protocol === 'https:' ? 'wss://' : 'ws://';
@@ -261,6 +263,7 @@ main{flex:1;width:100%;max-width:46em;margin:0 auto;padding:1em}
 .open-door{background:#fff6d5;border:1px solid #e6c200;padding:.5em .8em;border-radius:.4em}
 #signin{background:#fff;border:1px solid #d0d7de;border-radius:.6em;padding:1em 1.2em}
 #signin a{font-weight:600;color:#1d3557}
+#signin p{margin:0}
 .notice{background:#fdecea;border:1px solid #e76f51;color:#8a2b16;padding:.5em .8em;
   border-radius:.4em}
 #messages{list-style:none;margin:0;padding:0;display:flex;flex-direction:column;gap:.6em}

@@ -59,6 +59,7 @@ def chat_page(room_id: str, *, auth: str) -> str:
         f'<section id="signin" hidden><p>Sign in to chat: <a id="sign-in" href="{sign_in}">'
         "sign in</a> with your token (the console's sign-in); it brings you back here.</p>"
         "</section>"
+        '<div id="chat" hidden>'
         f"{name}"
         '<p id="notice" class="notice" role="alert" hidden></p>'
         '<ol id="messages"></ol><p id="empty" class="muted">No messages yet: say hello.</p>'
@@ -67,7 +68,7 @@ def chat_page(room_id: str, *, auth: str) -> str:
         '<input id="text" autocomplete="off" maxlength="4000" placeholder="Write a message">'
         '<button type="submit" id="submit">Send</button></form>'
         '<section class="receipts"><h2>Read receipts</h2><ul id="reads"></ul></section>'
-        "</main></body></html>"
+        "</div></main></body></html>"
     )
 
 
