@@ -71,7 +71,8 @@ async def test_redis_keys_expire_and_hold_no_ticket(stack: EmbeddedStack, unique
         store = RedisTicketStore(redis, prefix=f"{unique_name}:")
         await store.put("abc", b"r", keep_s=60)
         await store.spend("abc", keep_s=60)
-        keys = sorted(k.decode() for k in await redis.keys(f"{unique_name}:*"))
+        keys = sorted(str(k, "utf-8") if isinstance(k, bytes) else k
+                      for k in await redis.keys(f"{unique_name}:*"))  # fmt: skip
         assert keys == [f"{unique_name}:ticket-spent:abc", f"{unique_name}:ticket:abc"]
         ttls = [await redis.ttl(k) for k in keys]
         assert all(0 < ttl <= 60 for ttl in ttls), ttls

@@ -35,8 +35,8 @@ async def pair(stack: EmbeddedStack) -> AsyncIterator[tuple[FleetProcess, FleetP
     name = f"tickets_{uuid.uuid4().hex[:8]}"
     env = {"EVENTFLEET_AUTH_LEEWAY_S": "0", "EVENTFLEET_LOG_LEVEL": "debug",
            "EVENTFLEET_LIVE_HEARTBEAT_S": "1"}  # fmt: skip
-    async with running_fleet(stack, name, **env) as a:
-        async with running_fleet(stack, name, roles="commands", **env) as b:
+    async with running_fleet(stack, name, issuer=None, **env) as a:
+        async with running_fleet(stack, name, roles="commands", issuer=None, **env) as b:
             yield a, b
             for process in (a, b):  # the log is removed at a clean stop: read it before
                 text = process.log_path.read_text(errors="replace")

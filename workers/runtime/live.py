@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -104,7 +104,7 @@ def expired_notice(e: CredentialExpired, resume: dict[str, object]) -> dict[str,
     return {"error": "credential_expired", "message": str(e), **resume}
 
 
-def close_reason(resume: dict[str, object]) -> bytes:
+def close_reason(resume: Mapping[str, object]) -> bytes:
     """``credential_expired after_version=N``: a WebSocket close reason (123 bytes at most)."""
     reason = ("credential_expired " + " ".join(f"{k}={v}" for k, v in resume.items())).encode()
     return reason if len(reason) <= 123 else b"credential_expired"
