@@ -9,6 +9,7 @@ go to /tmp/chat-*.png."""
 from __future__ import annotations
 
 import shutil
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -22,7 +23,8 @@ from workers.devtools.embedded import EmbeddedStack
 
 @pytest.fixture(scope="module")
 async def fleet(stack: EmbeddedStack) -> AsyncIterator[FleetProcess]:
-    async with running_fleet(stack, f"chat_{uuid.uuid4().hex[:8]}") as p:
+    name = f"chat_{uuid.uuid4().hex[:8]}"
+    async with running_fleet(stack, name, EVENTFLEET_AUTH_LEEWAY_S="0") as p:
         assert p.env["EVENTFLEET_AUTH"] == "jwt"
         yield p
 
@@ -187,3 +189,36 @@ async def test_two_signed_in_browsers_chat_edit_are_refused_delete_and_resume(
         # No CSP violation, no script error (the 401s: the page signed out, and the console's
         # login page, whose browser asks for a favicon before the session exists).
         assert not errors, errors
+
+
+async def test_when_the_sign_in_expires_the_page_says_so_and_signing_in_again_resumes(
+    fleet: FleetProcess, two: tuple[Any, Any]
+) -> None:
+    _, carol = two
+    url = f"{fleet.url}/chat/room-{uuid.uuid4().hex[:6]}"
+    carol.get(f"{fleet.url}/console/login")  # where the session cookie is scoped
+    carol.delete_all_cookies()  # a new person on this browser
+    exp = int(time.time()) + 12
+    await sign_in(carol, url, fleet.issuer.token("carol", (), exp=exp), "carol")
+    say(carol, "before the expiry")
+    await wait_for(lambda: lines(carol) == ["carol: before the expiry"], timeout_s=30,
+                   what="carol's message")  # fmt: skip
+    # The socket closes at exp (4401); the page asks for a new ticket with the expired session
+    # cookie, is refused, and offers the sign-in again; what it showed stays.
+    await wait_for(lambda: text_of(carol, "signin") != "", timeout_s=40,
+                   what="the page offering the sign-in after the expiry")  # fmt: skip
+    assert time.time() >= exp - 1 and carol.find_element("id", "status").text == "signed out"
+    assert text_of(carol, "signin").startswith("Your sign-in expired, carol: sign in")
+    assert lines(carol) == ["carol: before the expiry"] and text_of(carol, "send") == ""
+    carol.save_screenshot("/tmp/chat-carol-expired.png")
+    click(carol, "#sign-in")
+    await wait_for(lambda: "/console/login" in carol.current_url, timeout_s=30,
+                   what="the console's sign-in")  # fmt: skip
+    carol.find_element("id", "token").send_keys(fleet.token("carol", ()))
+    carol.find_element("id", "sign-in").click()
+    await wait_for(lambda: carol.current_url == url, timeout_s=30, what="back in the room")
+    await connected(carol)
+    say(carol, "after signing in again")
+    await wait_for(lambda: lines(carol) == ["carol: before the expiry",
+                                            "carol: after signing in again"],
+                   timeout_s=30, what="the room resumed, nothing repeated")  # fmt: skip

@@ -204,10 +204,12 @@ SCRIPT = r"""'use strict';
     if (!r.ok) throw new Error(answer.message || ('the fleet answered ' + r.status));
     return answer;
   }
-  function signedOut() {
+  function signedOut() {  // what was shown stays readable; nothing can be sent
     body.dataset.signedIn = '';
     $('signin').hidden = false;
-    $('chat').hidden = true;
+    $('signin-why').textContent = me ? 'Your sign-in expired, ' + me + ': ' : 'Sign in to chat: ';
+    $('chat').hidden = !me;
+    $('send').hidden = true;
     $('who').textContent = '';
     status('signed out', 'bad');
   }
@@ -228,6 +230,7 @@ SCRIPT = r"""'use strict';
     if (!open && me !== t.principal) { me = t.principal; load(); render(); }
     $('signin').hidden = true;
     $('chat').hidden = false;
+    $('send').hidden = false;
     body.dataset.signedIn = '1';
     $('who').textContent = open ? '' : 'signed in as ' + me;
     const scheme = location.protocol === 'https:' ? 'wss://' : 'ws://';

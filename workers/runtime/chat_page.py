@@ -56,7 +56,8 @@ def chat_page(room_id: str, *, auth: str) -> str:
         f'<body data-room="{room}" data-auth="{html.escape(auth, quote=True)}">'
         f'<header><h1>#{room}</h1><span id="who"></span><span id="status">connecting</span>'
         "</header><main>"
-        f'<section id="signin" hidden><p>Sign in to chat: <a id="sign-in" href="{sign_in}">'
+        '<section id="signin" hidden><p><span id="signin-why">Sign in to chat: </span>'
+        f'<a id="sign-in" href="{sign_in}">'
         "sign in</a> with your token (the console's sign-in); it brings you back here.</p>"
         "</section>"
         '<div id="chat" hidden>'
