@@ -148,7 +148,7 @@ def _chat_line(api: str, settings: Settings, domains: Domains) -> list[str]:
     how = (
         "the door is open: type a name"
         if settings.auth == "none"
-        else "signs in through the console's sign-in: paste a token there"
+        else "signs in through the console sign-in page: paste a token there"
     )
     return [f"  chat      {api}/chat/lobby   ({how}; any room name)"]
 
