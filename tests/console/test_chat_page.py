@@ -3,8 +3,9 @@
 console's sign-in and comes back, chats as its token's principal (no name field), edits its
 own message, is refused editing the other's (the page says so), deletes, sees read receipts by
 name, and a reload resumes without losing or repeating a message. The page runs under its
-Content-Security-Policy (no inline script or style), styled by its own stylesheet. Screenshots
-go to /tmp/chat-*.png."""
+Content-Security-Policy (no inline script or style), styled by its own stylesheet. An expired
+sign-in is said so and signing in again resumes; with the door open (``none``) a typed name
+chats. Screenshots go to /tmp/chat-*.png."""
 
 from __future__ import annotations
 
@@ -222,3 +223,27 @@ async def test_when_the_sign_in_expires_the_page_says_so_and_signing_in_again_re
     await wait_for(lambda: lines(carol) == ["carol: before the expiry",
                                             "carol: after signing in again"],
                    timeout_s=30, what="the room resumed, nothing repeated")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+async def open_fleet(stack: EmbeddedStack) -> AsyncIterator[FleetProcess]:
+    async with running_fleet(stack, f"chat_{uuid.uuid4().hex[:8]}", EVENTFLEET_AUTH="none") as p:
+        yield p
+
+
+async def test_with_the_door_open_the_page_asks_for_a_name_and_chats(
+    open_fleet: FleetProcess, two: tuple[Any, Any]
+) -> None:
+    ann, bob = two
+    url = f"{open_fleet.url}/chat/room-{uuid.uuid4().hex[:6]}"
+    for browser, name in ((ann, "ann"), (bob, "bob")):
+        browser.get(url)
+        await connected(browser)
+        assert "names are not checked" in browser.find_element("tag name", "body").text
+        browser.find_element("id", "me").send_keys(name)
+    say(ann, "open hello")
+    for browser in (ann, bob):
+        await wait_for(lambda b=browser: lines(b) == ["ann: open hello"], timeout_s=30,  # type: ignore[misc]
+                       what="ann's message on both pages")  # fmt: skip
+    await wait_for(lambda: "bob has read up to “open hello”" in reads(ann), timeout_s=30,
+                   what="bob's receipt")  # fmt: skip
