@@ -65,6 +65,7 @@ __all__ = [
     "Subscription",
     "SyncAppender",
     "SyncResult",
+    "TicketStore",
     "TopicTail",
     "TopicWindow",
     "ViewDoc",
@@ -936,4 +937,29 @@ class KeyStore(Protocol):
         and any later one while no new key was made, is answered that erasure with
         ``already``. None for a subject with neither a key nor an erasure (nothing of it was
         ever sealed)."""
+        ...
+
+
+# --- tickets: single-use credentials for browsers on live routes ----------------------------
+
+
+class TicketStore(Protocol):
+    """Ticket records by digest, shared by every process of a fleet (a ticket asked at one
+    process opens a connection at any other), each spent at most once fleet-wide.
+
+    Moves records only (``workers.runtime.tickets`` makes and reads them). Raises
+    MarkerUnavailable when the backend does not answer.
+    """
+
+    async def put(self, digest: str, record: bytes, *, keep_s: int) -> None:
+        """Keep ``record`` under ``digest`` for ``keep_s`` seconds."""
+        ...
+
+    async def find(self, digest: str) -> bytes | None:
+        """The record kept under ``digest``; None when none is (never put, or forgotten)."""
+        ...
+
+    async def spend(self, digest: str, *, keep_s: int) -> bool:
+        """Mark ``digest`` spent: True for the first call fleet-wide (atomic), False for every
+        later one while the mark is kept (``keep_s`` seconds)."""
         ...

@@ -4,7 +4,7 @@ order, whatever the feed loses, repeats or reorders; slow clients closed with th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
@@ -356,3 +356,31 @@ async def test_a_quiet_subscription_with_a_push_still_gets_its_heartbeat(
     await wait_for(lambda: client.got == [1], timeout_s=5, what="the heartbeat's store read")
     assert client.heartbeats >= 1
     await client.stop()
+
+
+async def test_a_batch_cut_short_before_it_is_given_out_is_not_in_the_resume_position(
+    setup: tuple[MemoryEventStore, MemoryLiveFeed],
+) -> None:
+    """The position a client is told to resume from counts only what was yielded (or pushed):
+    a read cancelled while its events were being opened (a credential's expiry) gives none."""
+    store, feed = setup
+    await store_and_announce(store, feed, range(1, 4), announce=False)
+    opening = asyncio.Event()
+    hold = asyncio.Event()
+
+    async def slow_open(events: Sequence[Event]) -> list[Event]:
+        opening.set()
+        await hold.wait()
+        return list(events)
+
+    subscription = AggregateSubscription(
+        feed=feed, store=store, aggregate=REF, after_version=1,
+        limits=LiveLimits(buffer_events=10, heartbeat_s=60), open_events=slow_open,
+    )  # fmt: skip
+    batches = subscription.batches()
+    reading = asyncio.create_task(batches.__anext__())
+    await opening.wait()
+    reading.cancel()
+    await asyncio.gather(reading, return_exceptions=True)
+    assert subscription.position == 3 and subscription.resume == {"after_version": 1}
+    await batches.aclose()

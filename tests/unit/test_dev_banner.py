@@ -103,3 +103,14 @@ def test_dev_turns_the_consoles_actions_on_unless_told_read_only() -> None:
     # --read-only wins over an environment that turned them on
     told_on = Settings.from_env({"EVENTFLEET_CONSOLE_ACTIONS": "true"})
     assert dev_settings(told_on, port=8080, read_only=True).console_actions is False
+
+
+def test_the_banner_names_the_chat_page_when_the_chat_room_is_enabled() -> None:
+    jwt = Settings.from_env({"EVENTFLEET_AUTH": "jwt"})
+    shown = banner(jwt, all_domains(), ())
+    assert "chat      http://127.0.0.1:8080/chat/lobby" in shown.replace("0.0.0.0", "127.0.0.1")
+    assert "console sign-in page" in shown
+    for line in shown.splitlines():  # a shell reads every line of it (the export block's way)
+        shlex.split(line)
+    assert "/chat/" not in banner(jwt, tally_domains(), ())
+    assert "type a name" in banner(Settings.from_env({"EVENTFLEET_AUTH": "none"}), all_domains(), ())

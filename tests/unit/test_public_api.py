@@ -45,7 +45,7 @@ PUBLIC = {
     "workers.adapters.nats": ["NatsEventBus"],
     "workers.adapters.redis": [
         "SCRIPTS", "RedisBatcher", "RedisCommandMemory", "RedisEventBus", "RedisLiveFeed", "RedisMarker",
-        "RedisMarks", "connect_redis", "describe_redis", "escaped",
+        "RedisMarks", "RedisTicketStore", "connect_redis", "describe_redis", "escaped",
     ],
     "workers.bus": [
         "ANY_TYPE", "BusClosed", "BusError", "BusUnavailable", "InProcessEventBus", "RetryPolicy",
@@ -66,7 +66,7 @@ PUBLIC = {
         "Faults", "MemoryActionLog", "MemoryAppendProgress", "MemoryCommandMemory", "MemoryDatabase",
         "MemoryDocuments", "MemoryEventStore", "MemoryKeyStore", "MemoryLiveFeed", "MemoryMarker", "MemoryMarks", "MemoryPositions", "MemoryProducer",
         "MemoryRejections", "MemoryRuleStates", "MemorySnapshotLadder", "MemorySnapshotStore", "MemoryStores",
-        "MemoryStream", "MemoryViewStaging", "MemoryViewStore", "Switchable", "murmur2",
+        "MemoryStream", "MemoryTicketStore", "MemoryViewStaging", "MemoryViewStore", "Switchable", "murmur2",
         "partition_for",
     ],
     "workers.devtools": ["embedded"],
@@ -80,7 +80,7 @@ PUBLIC = {
         "CommandRecord", "DataKey", "Delivery", "Erasure", "EventBus", "EventStore", "Handler", "Head", "KeyStore",
         "Listening", "LiveChannel", "LiveDeliver", "LiveFeed", "MarkRequest",
         "MarkResult", "Marker", "OperatorAction", "Outgoing", "PendingEvents", "Positions", "Producer", "Record", "Rejection", "ReplayClaim",
-        "Rejections", "RuleState", "RuleStates", "Snapshot", "SnapshotLadder", "SnapshotStore", "Subscription", "SyncAppender", "SyncResult", "TopicTail", "TopicWindow",
+        "Rejections", "RuleState", "RuleStates", "Snapshot", "SnapshotLadder", "SnapshotStore", "Subscription", "SyncAppender", "SyncResult", "TicketStore", "TopicTail", "TopicWindow",
         "ViewDoc", "ViewStaging", "ViewStore",
     ],
 }  # fmt: skip

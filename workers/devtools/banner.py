@@ -120,6 +120,7 @@ def banner(
         f"  metrics   {api}/metrics",
         f"  console   {api}/console   (events, dead letters, lag; {api}/ leads there; "
         f"{_actions(settings)})",
+        *_chat_line(api, settings, domains),
         f"  kafka     {settings.masked('kafka_url')}   {settings.partitions} partitions each: "
         f"{topics}",
         f"  mongodb   {settings.masked('mongo_url')}   database: {settings.mongo_database}",
@@ -139,6 +140,18 @@ def banner(
         "",
     ]
     return "\n".join(lines)
+
+
+def _chat_line(api: str, settings: Settings, domains: Domains) -> list[str]:
+    """The chat page (seed 004's chat in a browser), when the chat room is enabled."""
+    if "chat_room" not in domains:
+        return []
+    how = (
+        "the door is open: type a name"
+        if settings.auth == "none"
+        else "signs in through the console sign-in page: paste a token there"
+    )
+    return [f"  chat      {api}/chat/lobby   ({how}; any room name)"]
 
 
 def _auth(settings: Settings, token: str | None) -> str:

@@ -89,7 +89,9 @@ class AggregateSubscription:
     ) -> None:
         self.aggregate = aggregate
         self.position = after_version
-        """The last version given out: the client resumes after it."""
+        """The last version taken from the feed or the store (given out once yielded)."""
+        self.given_out = after_version
+        """The last version given out (yielded, or pushed): the client resumes after it."""
         self.push: Callable[[Event], bool] | None = None
         self._feed = feed
         self._store = store
@@ -114,7 +116,7 @@ class AggregateSubscription:
     @property
     def resume(self) -> dict[str, object]:
         """Where a client resumes: the query parameter to reconnect with."""
-        return {"after_version": self.position}
+        return {"after_version": self.given_out}
 
     def _deliver(self, event: Event | None) -> None:
         if event is None:
@@ -127,7 +129,7 @@ class AggregateSubscription:
             if (version == self.position + 1 and self.push is not None and waiter is not None
                     and not waiter.done() and not self._pending and not self._resync
                     and not self._overflow and self.push(self._upcast(event))):  # fmt: skip
-                self.position = version
+                self.position = self.given_out = version
                 self._pushed = True  # not quiet: the heartbeat moves on when it comes
                 return
             if len(self._pending) >= self._limits.buffer_events:
@@ -155,7 +157,9 @@ class AggregateSubscription:
         try:
             while True:
                 if self._more_stored or self._resync:
-                    yield await self._open(await self._read_store())
+                    batch = await self._open(await self._read_store())
+                    self.given_out = self.position  # not before: a batch cut short is not out
+                    yield batch
                     self._quiet_since = loop.time()
                     continue
                 if not (self._pending or self._overflow or self._heartbeat_due):
@@ -174,7 +178,9 @@ class AggregateSubscription:
                     )
                 events = self._take_live()
                 if events:
-                    yield await self._open(events)
+                    batch = await self._open(events)
+                    self.given_out = self.position
+                    yield batch
                     self._quiet_since = loop.time()
         finally:
             if self._heartbeat is not None:
@@ -269,6 +275,8 @@ class TypeSubscription:
         self.position: dict[int, int] = dict(after)
         self.tokens: dict[str, str] = {}
         """The position after each event of the last batch, by event id (the SSE id)."""
+        self.given_out = position_token(self.position)
+        """The position after the last batch given out: the client resumes there."""
         self.live = False  # until the first quiet interval: catching up
         self._tail, self._topic, self._limits = tail, topic, limits
         self._upcast, self._open = upcast, open_events
@@ -277,7 +285,7 @@ class TypeSubscription:
 
     @property
     def resume(self) -> dict[str, object]:
-        return {"after": position_token(self.position)}
+        return {"after": self.given_out}
 
     async def batches(self) -> AsyncGenerator[list[Event], None]:
         """Batches of the type's events in topic order; [] after a quiet heartbeat interval."""
@@ -294,7 +302,9 @@ class TypeSubscription:
                         self.tokens[event.id] = position_token(self.position)
                 if not records:
                     self.live = True
-                yield await self._open(events) if events else []
+                batch = await self._open(events) if events else []
+                self.given_out = position_token(self.position)
+                yield batch
         finally:
             await follow.aclose()  # type: ignore[attr-defined]
 

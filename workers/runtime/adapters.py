@@ -35,6 +35,7 @@ from workers.ports import (
     Rejections,
     SnapshotLadder,
     SnapshotStore,
+    TicketStore,
     TopicTail,
     TopicWindow,
     ViewStaging,
@@ -148,13 +149,16 @@ class Markers(Marker, MarkPeek, Protocol):
 
 
 class Marks(Protocol):
-    """The marker and the command memory on one connection."""
+    """The marker, the command memory and the tickets on one connection."""
 
     @property
     def marker(self) -> Markers: ...
 
     @property
     def memory(self) -> CommandMemory: ...
+
+    @property
+    def tickets(self) -> TicketStore: ...
 
     async def close(self) -> None: ...
 

@@ -88,8 +88,9 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
         "the request names no principal the fleet can verify: no token, or one that is "
         "expired, not yet valid, for another issuer or audience, signed by an unknown key or "
         "algorithm, tampered with, without `sub`, too large or malformed; two `Authorization` "
-        "headers; proxy headers from an address not in `EVENTFLEET_AUTH_TRUSTED_PROXIES` "
-        "(`reason` says which; `WWW-Authenticate` is set)",
+        "headers; proxy headers from an address not in `EVENTFLEET_AUTH_TRUSTED_PROXIES`; a "
+        "`?ticket=` that is empty, malformed, too large, unknown, expired or used (`reason` says "
+        "which; `WWW-Authenticate` is set)",
         "send `Authorization: Bearer <token>` with a valid token from the configured issuer "
         "(or log in to the console)",
     ),
@@ -98,7 +99,8 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
         "the authenticated principal may not do this: the domain's access rule refuses the "
         "event type or the read, the body names another principal or a role, the message is "
         "someone else's, the console action needs the operator role, or a console form's "
-        "CSRF token is missing or wrong (`reason` says which); nothing was written",
+        "CSRF token is missing or wrong, or a ticket is for another route or principal "
+        "(`reason` says which); nothing was written",
         "act as a principal the rule allows (roles come from the token), or reload the console "
         "page and submit again",
     ),

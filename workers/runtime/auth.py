@@ -38,10 +38,15 @@ log = logging.getLogger(__name__)
 
 OPEN_PATHS = frozenset(("/healthz", "/readyz", "/metrics", "/console/login"))
 """Served to anyone: they carry no domain data (the login page only takes a token)."""
-OPEN_PREFIXES = ("/console/static/",)
+OPEN_PREFIXES = ("/console/static/", "/chat/")
+"""The console's stylesheet; the chat page and its script and stylesheet (no data: the page
+signs in through the console and opens its socket with a ticket, ``workers.runtime.tickets``)."""
 SESSION_COOKIE = "eventfleet_session"
 """The console's login cookie: the bearer token, HttpOnly, SameSite=Strict, Path=/console."""
 ACTOR_KEY = "eventfleet.actor"
+EXPIRES_KEY = "eventfleet.expires"
+TICKET_PARAM = "ticket"
+"""The query parameter a browser's live connection carries its ticket in."""
 JWKS_MAX_BYTES = 1024 * 1024
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -175,6 +180,16 @@ def actor_of(request: web.Request) -> Actor | None:
     return actor
 
 
+def credential_expiry(request: web.Request) -> float | None:
+    """Until when (seconds since the epoch) the caller's credential is accepted: its token's
+    exp plus the leeway, or its ticket's token's; None when it does not expire."""
+    expires: float | None = request.get(EXPIRES_KEY)
+    return expires
+
+
+RedeemTicket = Callable[[web.Request, Credentials], Awaitable[tuple[Actor, float | None]]]
+
+
 def credentials_of(request: web.Request, mode: str | None = None) -> Credentials:
     """What ``request`` presents; with ``mode``, only what that mode's authenticator reads
     (a token for jwt, the proxy's headers and address for proxy), since every request pays
@@ -212,6 +227,8 @@ class Door:
         self._metrics = metrics
         self.authorize: Callable[[web.Request, Actor], None] | None = None
         """Checks the route's access rule (raises Forbidden); set by the HTTP views."""
+        self.redeem_ticket: RedeemTicket | None = None
+        """Reads a request's ``?ticket=`` instead of its credentials (``workers.runtime.tickets``)."""
 
     @property
     def open(self) -> bool:
@@ -247,7 +264,12 @@ class Door:
                 return self.forbidden(e)
         credentials = credentials_of(request, self.mode)
         try:
-            actor = await self.authenticator.authenticate(credentials)
+            if self.redeem_ticket is not None and TICKET_PARAM in request.query:
+                actor, expires = await self.redeem_ticket(request, credentials)
+            else:
+                actor, expires = await self.authenticator.identify(credentials)
+        except Forbidden as e:  # a ticket for another route or principal
+            return self.forbidden(e)
         except Unauthenticated as e:
             if _browsing_console(request) and not credentials.authorization and self.mode == "jwt":
                 # A browser without a session, or with one that expired: sign in again.
@@ -255,6 +277,7 @@ class Door:
                 raise web.HTTPSeeOther(f"/console/login?next={quote(request.path_qs)}") from None
             return self.unauthenticated(e)
         request[ACTOR_KEY] = actor
+        request[EXPIRES_KEY] = expires
         try:
             if self.authorize is not None and not self.open:
                 self.authorize(request, actor)

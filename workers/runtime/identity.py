@@ -69,7 +69,12 @@ class Authenticator:
     challenge = 'Bearer realm="eventfleet"'
 
     async def authenticate(self, credentials: Credentials) -> Actor:
-        return ANONYMOUS
+        return (await self.identify(credentials))[0]
+
+    async def identify(self, credentials: Credentials) -> tuple[Actor, float | None]:
+        """The caller, and until when (seconds since the epoch) its credential is accepted:
+        None when it does not expire (the proxy's headers, an open door)."""
+        return ANONYMOUS, None
 
 
 def refuse(reason: str, message: str) -> Unauthenticated:
@@ -219,25 +224,28 @@ class JwtAuthenticator(Authenticator):
         self._audience = audience
         self._roles_path = roles_claim.split(".")
         self._leeway_s = leeway_s
-        self._verified: OrderedDict[str, tuple[Actor, float, int]] = OrderedDict()
+        self._verified: OrderedDict[str, tuple[Actor, float, int, float]] = OrderedDict()
 
-    async def authenticate(self, credentials: Credentials) -> Actor:
+    async def identify(self, credentials: Credentials) -> tuple[Actor, float | None]:
+        """The token's principal, and its ``exp`` plus the leeway: the moment the door
+        refuses it (a live connection opened with it ends then)."""
         token = bearer_token(credentials)
         generation = await self._keys.current() if self._keys is not None else 0
         cached = self._verified.get(token)
         if cached is not None:
-            actor, until, verified_by = cached
+            actor, until, verified_by, expires = cached
             if verified_by == generation and time.time() < until:
                 self._verified.move_to_end(token)
-                return actor
+                return actor, expires + self._leeway_s
             del self._verified[token]
         actor, expires = await self._verify(token)
         # A client sends the same token for its lifetime: verify it once, for a while (never
         # past its exp, and again once the key set changed, so a removed key stops at once).
-        self._verified[token] = (actor, min(expires, time.time() + VERIFIED_FOR_S), generation)
+        until = min(expires, time.time() + VERIFIED_FOR_S)
+        self._verified[token] = (actor, until, generation, expires)
         if len(self._verified) > VERIFIED_TOKENS:
             self._verified.popitem(last=False)
-        return actor
+        return actor, expires + self._leeway_s
 
     async def _verify(self, token: str) -> tuple[Actor, float]:
         header = _header(token)
@@ -328,7 +336,11 @@ def bearer_token(credentials: Credentials) -> str:
     elif credentials.cookie_token:
         token = credentials.cookie_token
     else:
-        raise refuse("missing_token", "send Authorization: Bearer <token>.")
+        raise refuse(
+            "missing_token",
+            "send Authorization: Bearer <token> (a browser on a live route: ?ticket= from POST "
+            "/v1/tickets).",
+        )
     if len(token) > MAX_TOKEN_BYTES:
         raise refuse("token_too_large", f"the token is over {MAX_TOKEN_BYTES} bytes.")
     return token
@@ -354,7 +366,10 @@ class ProxyAuthenticator(Authenticator):
     def __init__(self, trusted: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> None:
         self._trusted = tuple(trusted)
 
-    async def authenticate(self, credentials: Credentials) -> Actor:
+    async def identify(self, credentials: Credentials) -> tuple[Actor, float | None]:
+        return await self._authenticate(credentials), None
+
+    async def _authenticate(self, credentials: Credentials) -> Actor:
         if not self._trusts(credentials.peer):
             raise refuse(
                 "untrusted_proxy",

@@ -5,6 +5,11 @@ The subscription logic is ``workers.roles.live``; this module speaks the two tra
 the connection limits, counts, and closes every connection when the process drains.
 ``after_version`` (query) or ``Last-Event-ID`` (header, which wins: a browser's EventSource
 sends it on reconnect) says where to start; the SSE ``id`` of each event is its version.
+
+A connection ends when its credential does (the bearer token's ``exp`` plus the leeway, or the
+token a ticket was bought with): between two batches, so what was given out was written, with
+the position to resume from (SSE ``event: credential_expired``; WebSocket a JSON message, then
+close code 4401).
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Protocol
 
 import orjson
@@ -33,6 +39,7 @@ from workers.roles.live import (
     parse_position,
 )
 from workers.runtime.answers import Answer, error
+from workers.runtime.auth import credential_expiry
 from workers.runtime.fleet import Fleet
 from workers.runtime.http import check_aggregate, int_param
 from workers.runtime.http_errors import json_response
@@ -40,10 +47,67 @@ from workers.runtime.live_connections import Connection, Connections
 from workers.runtime.live_push import Outbox, Sink
 from workers.runtime.live_shared import SharedEvents
 from workers.runtime.queries import failure
+from workers.runtime.tickets import register_tickets
 
 log = logging.getLogger(__name__)
 SSE = "text/event-stream"
 WS_TRY_AGAIN_LATER = 1013
+WS_CREDENTIAL_EXPIRED = 4401
+"""The close code of a WebSocket whose credential expired (4000-4999 are the application's)."""
+
+
+class CredentialExpired(EventfleetError):
+    """The connection's credential expired: its client signs in again and resumes."""
+
+
+class Expiring:
+    """A subscription's batches until ``deadline`` (seconds since the epoch; None: never).
+
+    At the deadline, while the next batch is awaited, ``CredentialExpired``: a batch handed out
+    is written whole first, and the subscription's ``resume`` names what was given out.
+    """
+
+    def __init__(self, batches: AsyncGenerator[list[Event], None], deadline: float | None) -> None:
+        self._batches = batches
+        self._deadline = deadline
+
+    def __aiter__(self) -> Expiring:
+        return self
+
+    async def __anext__(self) -> list[Event]:
+        deadline = self._deadline
+        if deadline is None:
+            return await self._batches.__anext__()
+        remaining = deadline - time.time()
+        if remaining <= 0:
+            raise CredentialExpired(_expired_at(deadline))
+        timeout = asyncio.timeout(remaining)
+        try:
+            async with timeout:
+                return await self._batches.__anext__()
+        except TimeoutError:
+            if timeout.expired():
+                raise CredentialExpired(_expired_at(deadline)) from None
+            raise
+
+
+def _expired_at(deadline: float) -> str:
+    at = datetime.fromtimestamp(deadline, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return (
+        f"the credential of this connection expired at {at}; sign in again (a new token, or a "
+        "new ticket from POST /v1/tickets) and reconnect from the position named here."
+    )
+
+
+def expired_notice(e: CredentialExpired, resume: dict[str, object]) -> dict[str, object]:
+    """The last message of a connection whose credential expired: why, and where to resume."""
+    return {"error": "credential_expired", "message": str(e), **resume}
+
+
+def close_reason(resume: Mapping[str, object]) -> bytes:
+    """``credential_expired after_version=N``: a WebSocket close reason (123 bytes at most)."""
+    reason = ("credential_expired " + " ".join(f"{k}={v}" for k, v in resume.items())).encode()
+    return reason if len(reason) <= 123 else b"credential_expired"
 
 
 def principal_of(fleet: Fleet, request: web.Request) -> str:
@@ -160,6 +224,7 @@ class LiveServer:
         web_app.router.add_get("/v1/{aggregate_type}/{aggregate_id}/subscribe", self.aggregate)
         web_app.router.add_get("/v1/{aggregate_type}/subscribe", self.whole_type)
         web_app.on_shutdown.append(self._close_all)
+        register_tickets(self._fleet)  # how a browser opens these under jwt
 
     async def _close_all(self, _app: web.Application) -> None:
         """The process drains: end every live connection (clients resume elsewhere)."""
@@ -317,7 +382,7 @@ class LiveServer:
                 sink = subscription.push = connection.sink = self._sink(
                     request, kind, response=response
                 )
-            async for batch in batches:
+            async for batch in Expiring(batches, credential_expiry(request)):
                 if not batch:
                     await connection.write(response.write(b": heartbeat\n\n"))
                     continue
@@ -325,6 +390,15 @@ class LiveServer:
                     b"id: %s\ndata: %s\n\n" % item for item in render(batch)
                 )))  # fmt: skip
                 self.sent(kind, subscription, batch)
+        except CredentialExpired as e:
+            connection.close_sink()  # what was pushed goes first: it is given out
+            resume = subscription.resume
+            last_id = str(next(iter(resume.values()))).encode()
+            with contextlib.suppress(Exception):
+                frame = b"event: credential_expired\nid: %s\ndata: %s\n\n" % (
+                    last_id, orjson.dumps(expired_notice(e, resume))
+                )
+                await connection.write(response.write(frame))
         except SlowSubscriber as e:
             self.metrics.slow_closes.labels(kind).inc()
             notice = {"error": "slow_client", "message": str(e), **subscription.resume}
@@ -407,10 +481,17 @@ class LiveServer:
     ) -> None:
         batches = subscription.batches()
         try:
-            async for batch in batches:
+            async for batch in Expiring(batches, credential_expiry(connection.request)):
                 for _, data in render(batch):
                     await connection.write(ws.send_frame(data, WSMsgType.TEXT))
                 self.sent(kind, subscription, batch)
+        except CredentialExpired as e:
+            connection.close_sink()
+            resume = subscription.resume
+            with contextlib.suppress(Exception):
+                last = orjson.dumps(expired_notice(e, resume))
+                await connection.write(ws.send_frame(last, WSMsgType.TEXT))
+            await ws.close(code=WS_CREDENTIAL_EXPIRED, message=close_reason(resume))
         except SlowSubscriber as e:
             self.metrics.slow_closes.labels(kind).inc()
             notice = {"error": "slow_client", "message": str(e), **subscription.resume}

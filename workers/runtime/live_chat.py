@@ -11,13 +11,17 @@ command memory's true answers). On the same socket it gets, as JSON text message
   ``/events`` returns it, catch-up first (``after_version``), each once and in order;
 - ``{"kind": "stored", "command_id", "event_id", "version"}``: one of its commands is stored;
 - ``{"kind": "error", ...}`` then a close (1013) when it read too slowly: resume with
-  ``after_version``.
+  ``after_version``;
+- ``{"kind": "error", "error": "credential_expired", "after_version"}`` then a close (4401)
+  when the credential it was opened with expires (from then on no command is taken): sign in
+  again and resume with ``after_version``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -31,13 +35,19 @@ from workers.roles.live import AggregateSubscription, SlowSubscriber, TooManySub
 from workers.roles.outcomes import Refused
 from workers.roles.requests import parse_request
 from workers.runtime.answers import Answer, answer_of, error
+from workers.runtime.auth import credential_expiry
 from workers.runtime.chat_page import register_chat_page
 from workers.runtime.fleet import Fleet
 from workers.runtime.http_errors import json_response
 from workers.runtime.live import (
+    WS_CREDENTIAL_EXPIRED,
     WS_TRY_AGAIN_LATER,
+    CredentialExpired,
+    Expiring,
     LiveServer,
     authorize_read,
+    close_reason,
+    expired_notice,
     principal_of,
     refusal,
     start_position,
@@ -63,9 +73,11 @@ class ChatSocket:
         room_id: str,
         actor: Actor | None,
         connection: Connection,
+        deadline: float | None = None,
     ) -> None:
         self._fleet = fleet
         self._actor = actor  # from the upgrade request's credentials, never from a message
+        self._deadline = deadline  # when those credentials expire (None: never)
         self._live = live
         self._room_id = room_id
         self._connection = connection  # a write stuck past two heartbeats ends it
@@ -98,6 +110,13 @@ class ChatSocket:
         except EventfleetError as e:
             await self.answer(ws, command_id, failure(e))
             return
+        if self._deadline is not None and time.time() >= self._deadline:
+            answer = error(
+                401, "unauthenticated", "the credential of this socket expired; sign in again "
+                "and reconnect (a new ticket) with after_version.", reason="credential_expired",
+            )  # fmt: skip
+            await self.answer(ws, command_id, answer)
+            return
         if self._fleet.draining:
             answer = error(503, "shutting_down", "this worker is draining; retry on another.")
             await self.answer(ws, command_id, answer)
@@ -122,11 +141,16 @@ class ChatSocket:
         """Every stored event of the room, and a ``stored`` note for this socket's own."""
         batches = subscription.batches()
         try:
-            async for batch in batches:
+            async for batch in Expiring(batches, self._deadline):
                 for event in batch:
                     await self.send(ws, b'{"kind":"event","event":' + encode(event) + b"}")
                     await self._note_stored(ws, event)
                 self._live.sent("room", subscription, batch)
+        except CredentialExpired as e:
+            resume = subscription.resume
+            with contextlib.suppress(Exception):
+                await self.send(ws, {"kind": "error", **expired_notice(e, resume)})
+            await ws.close(code=WS_CREDENTIAL_EXPIRED, message=close_reason(resume))
         except SlowSubscriber as e:
             self._live.metrics.slow_closes.labels("room").inc()
             notice = {"kind": "error", "error": "slow_client", "message": str(e),
@@ -135,7 +159,7 @@ class ChatSocket:
                 await ws.send_str(orjson.dumps(notice).decode())
             await ws.close(code=WS_TRY_AGAIN_LATER, message=b"slow_client")
         except EventfleetError as e:
-            body = {"kind": "error", **refusal(e).body, "after_version": subscription.position}
+            body = {"kind": "error", **refusal(e).body, **subscription.resume}
             with contextlib.suppress(Exception):
                 await ws.send_str(orjson.dumps(body).decode())
             await ws.close(code=WS_TRY_AGAIN_LATER, message=b"error")
@@ -249,7 +273,8 @@ def register_chat(fleet: Fleet, live: LiveServer) -> None:
             return json_response(refusal(e))
         try:
             async with live.connection("room", "websocket", principal, request) as connection:
-                socket = ChatSocket(fleet, live, room_id, fleet.door.actor(request), connection)
+                socket = ChatSocket(fleet, live, room_id, fleet.door.actor(request), connection,
+                                    credential_expiry(request))  # fmt: skip
                 subscription = await live.subscription((ROOM_TYPE, room_id), after, kind="room")
                 return await serve(request, socket, subscription, live)
         except TooManySubscriptions as e:

@@ -366,6 +366,11 @@ class Settings:
         "this after the last event it was handed); a write waiting twice this long ends the "
         "connection",
     )
+    ticket_ttl_s: int = _setting(
+        30,
+        _int(1, 600),
+        "a ticket (POST /v1/tickets) opens one live connection within this many seconds",
+    )
     live_max_connections: int = _setting(
         10_000, _int(0, 10_000_000), "live subscriptions one process serves at once (429 above)"
     )

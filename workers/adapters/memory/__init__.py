@@ -23,6 +23,7 @@ from workers.adapters.memory.redis import MemoryCommandMemory, MemoryMarker
 from workers.adapters.memory.rejections import MemoryRejections
 from workers.adapters.memory.rules import MemoryRuleStates
 from workers.adapters.memory.snapshots import MemorySnapshotStore
+from workers.adapters.memory.tickets import MemoryTicketStore
 from workers.adapters.memory.views import MemoryDatabase, MemoryViewStaging, MemoryViewStore
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "MemorySnapshotStore",
     "MemoryStores",
     "MemoryStream",
+    "MemoryTicketStore",
     "MemoryViewStaging",
     "MemoryViewStore",
     "Switchable",

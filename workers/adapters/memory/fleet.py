@@ -15,6 +15,7 @@ from workers.adapters.memory.progress import MemoryAppendProgress
 from workers.adapters.memory.redis import MemoryCommandMemory, MemoryMarker
 from workers.adapters.memory.rejections import MemoryRejections
 from workers.adapters.memory.snapshots import MemorySnapshotStore
+from workers.adapters.memory.tickets import MemoryTicketStore
 from workers.adapters.memory.views import MemoryDatabase, MemoryViewStaging, MemoryViewStore
 from workers.ports import Record, TopicWindow
 
@@ -58,6 +59,7 @@ class MemoryMarks:
     def __init__(self) -> None:
         self.marker = MemoryMarker()
         self.memory = MemoryCommandMemory(records=self.marker.records)  # one memory, as one Redis
+        self.tickets = MemoryTicketStore()
 
     async def close(self) -> None:
         """Nothing to close."""

@@ -1,5 +1,5 @@
-"""Redis adapters: the marker (atomic check-and-mark) and the command memory, coalesced, and the
-event bus on Redis Streams; driver errors are translated here, once."""
+"""Redis adapters: the marker (atomic check-and-mark) and the command memory, coalesced, the
+single-use tickets, and the event bus on Redis Streams; driver errors are translated here, once."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from workers.adapters.redis.connect import (
 from workers.adapters.redis.live import RedisLiveFeed
 from workers.adapters.redis.marker import SCRIPTS, RedisCommandMemory, RedisMarker
 from workers.adapters.redis.marks import RedisMarks
+from workers.adapters.redis.tickets import RedisTicketStore
 
 __all__ = [
     "SCRIPTS",
@@ -22,6 +23,7 @@ __all__ = [
     "RedisLiveFeed",
     "RedisMarker",
     "RedisMarks",
+    "RedisTicketStore",
     "connect_redis",
     "describe_redis",
     "escaped",

@@ -10,12 +10,14 @@ from prometheus_client import Histogram
 from workers.adapters.redis.batch import RedisBatcher
 from workers.adapters.redis.connect import connect_redis, is_cluster
 from workers.adapters.redis.marker import SCRIPTS, RedisCommandMemory, RedisMarker
+from workers.adapters.redis.tickets import RedisTicketStore
 
 log = logging.getLogger(__name__)
 
 
 class RedisMarks:
-    """``marker`` and ``memory`` under one key prefix; connections open on first use."""
+    """``marker``, ``memory`` and ``tickets`` under one key prefix; connections open on first
+    use."""
 
     def __init__(
         self,
@@ -42,6 +44,7 @@ class RedisMarks:
             claim_ttl_ms=claim_ttl_ms,
             cluster=is_cluster(self._redis),  # the filter key is in another slot
         )
+        self.tickets = RedisTicketStore(self._redis, prefix=prefix)
 
     async def close(self) -> None:
         """Send what the batcher still holds, then close the connections (bounded)."""

@@ -75,8 +75,8 @@ def same_origin(request: web.Request) -> bool:
 
 
 def _next(raw: str) -> str:
-    """Where to go after signing in: a console path only (no open redirect)."""
-    if raw.startswith("/console") and not raw.startswith("//") and "\\" not in raw:
+    """Where to go after signing in: a console or chat page only (no open redirect)."""
+    if raw.startswith(("/console", "/chat/")) and not raw.startswith("//") and "\\" not in raw:
         return raw
     return "/console"
 

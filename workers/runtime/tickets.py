@@ -1,0 +1,275 @@
+"""Tickets: a browser's way onto a live route under ``jwt``, where it cannot send a bearer header.
+
+``POST /v1/tickets {"route": "/v1/rooms/lobby/ws"}`` with the bearer token (or ``POST
+/console/tickets`` with the console's session cookie, from the fleet's own pages) answers
+``{ticket, expires_at, …}``; ``?ticket=…`` on that route's WebSocket or SSE URL then opens one
+connection as the ticket's principal. A ticket is random (256 bits), short-lived
+(``EVENTFLEET_TICKET_TTL_S``), bound to its principal and its route, and single-use across the
+fleet: its record is on the marker's Redis under the ticket's SHA-256 (``TicketStore``), and
+redeeming it is an atomic ``SET NX`` of its spent mark, so a ticket asked at one process opens a
+connection at any other, once. It carries its credential's expiry: a connection opened with it
+ends when the token it was bought with would (``workers.runtime.live``).
+
+A refused ticket changes nothing: one presented at the wrong route, by another principal, or
+malformed is not spent (only a redemption spends it). The ticket text is never logged: the
+door reads it from the query, and no log line of the fleet carries a query string.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import orjson
+from aiohttp import web
+
+from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE, Actor
+from topics.errors import EventfleetError, Forbidden, InvalidInput, Unauthenticated
+from workers.ports import TicketStore
+from workers.roles.requests import PayloadTooLarge
+from workers.runtime.answers import Answer, error
+from workers.runtime.auth import TICKET_PARAM, actor_of, credential_expiry
+from workers.runtime.console.session import same_origin
+from workers.runtime.fleet import Fleet
+from workers.runtime.http_errors import json_response
+from workers.runtime.identity import ANONYMOUS, Credentials
+from workers.runtime.queries import failure
+
+TICKET_BYTES = 32
+"""Random bytes of a ticket (43 characters of base64url)."""
+MAX_TICKET_CHARS = 128
+"""A longer ``ticket`` is refused unread (no store lookup)."""
+MAX_BODY_BYTES = 4096
+KEEP_AFTER_S = 300
+"""A record is kept this long past its expiry, so a late ticket is told "expired", not
+"unknown"; its spent mark as long."""
+_TICKET_RE = re.compile(r"^[A-Za-z0-9_-]+\Z")
+_CHOOSE = "ask POST /v1/tickets (or /console/tickets from the fleet's pages) for a new one"
+
+
+def live_route(route: object) -> str:
+    """``route`` if it is a live route a ticket may open (a path, no query); InvalidInput."""
+    if not isinstance(route, str) or not 0 < len(route) <= 512:
+        raise InvalidInput(
+            "field 'route' must be the path of a live route, e.g. /v1/rooms/lobby/ws or "
+            "/v1/order/o-1/subscribe (1 to 512 characters)."
+        )
+    parts = route.split("/")
+    ok = False
+    if len(parts) == 5 and parts[:2] == ["", "v1"] and parts[2] == "rooms":
+        ok = bool(AGGREGATE_ID_RE.match(parts[3])) and parts[4] in ("ws", "subscribe")
+    elif len(parts) == 5 and parts[:2] == ["", "v1"]:
+        ok = bool(AGGREGATE_TYPE_RE.match(parts[2]) and AGGREGATE_ID_RE.match(parts[3]))
+        ok = ok and parts[4] == "subscribe"
+    elif len(parts) == 4 and parts[:2] == ["", "v1"]:
+        ok = bool(AGGREGATE_TYPE_RE.match(parts[2])) and parts[3] == "subscribe"
+    if not ok:
+        raise InvalidInput(
+            f"route {route[:80]!r} is not a live route: a ticket opens GET "
+            "/v1/{type}/{id}/subscribe, /v1/{type}/subscribe, /v1/rooms/{room_id}/subscribe or "
+            "/v1/rooms/{room_id}/ws (the path only: put after_version and the ticket in the "
+            "query when you connect)."
+        )
+    return route
+
+
+@dataclass(frozen=True, slots=True)
+class TicketRecord:
+    """What a ticket stands for: who, where, until when, and until when its credential holds."""
+
+    principal: str
+    roles: tuple[str, ...]
+    route: str
+    expires_at: float
+    credential_expires_at: float | None
+
+    def dump(self) -> bytes:
+        return orjson.dumps({
+            "principal": self.principal, "roles": list(self.roles), "route": self.route,
+            "expires_at": self.expires_at, "credential_expires_at": self.credential_expires_at,
+        })  # fmt: skip
+
+    @classmethod
+    def load(cls, raw: bytes) -> TicketRecord:
+        kept = orjson.loads(raw)
+        return cls(
+            kept["principal"], tuple(kept["roles"]), kept["route"], float(kept["expires_at"]),
+            None if kept["credential_expires_at"] is None else float(kept["credential_expires_at"]),
+        )  # fmt: skip
+
+
+def digest_of(ticket: str) -> str:
+    return hashlib.sha256(ticket.encode()).hexdigest()
+
+
+class Tickets:
+    """Issues and redeems tickets over a ``TicketStore`` (opened on first use)."""
+
+    def __init__(
+        self,
+        store: Callable[[], Awaitable[TicketStore]],
+        *,
+        ttl_s: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._ttl_s = ttl_s
+        self._clock = clock
+
+    async def issue(
+        self, actor: Actor, route: str, credential_expires_at: float | None
+    ) -> tuple[str, TicketRecord]:
+        """A new ticket for ``actor`` on ``route`` (checked by ``live_route``), and its record."""
+        now = self._clock()
+        until = now + self._ttl_s
+        if credential_expires_at is not None:
+            until = min(until, credential_expires_at)
+        record = TicketRecord(
+            actor.principal, tuple(actor.roles), live_route(route), until, credential_expires_at
+        )
+        ticket = secrets.token_urlsafe(TICKET_BYTES)
+        store = await self._store()
+        await store.put(digest_of(ticket), record.dump(), keep_s=self._ttl_s + KEEP_AFTER_S)
+        return ticket, record
+
+    async def redeem(
+        self, sent: Sequence[str], *, method: str, path: str, holder: Actor | None = None
+    ) -> TicketRecord:
+        """The record of the one ticket in ``sent`` (the query's ``ticket`` values), spent now,
+        for ``method path``; ``holder``: the principal the request's own credential names.
+
+        Raises Unauthenticated (missing, malformed, too large, unknown, expired, used) or
+        Forbidden (another route, another principal); nothing is spent then.
+        """
+        ticket = _one(sent)
+        store = await self._store()
+        digest = digest_of(ticket)
+        raw = await store.find(digest)
+        if raw is None:
+            raise Unauthenticated(
+                "unknown_ticket",
+                f"this ticket was never issued (or expired long ago); {_CHOOSE}.",
+            )
+        record = TicketRecord.load(raw)
+        if method != "GET" or path != record.route:
+            raise Forbidden(
+                "ticket_other_route",
+                f"this ticket opens GET {record.route} only, not {method} {path[:200]}; {_CHOOSE} "
+                "naming this route.",
+            )
+        if holder is not None and holder.principal != record.principal:
+            raise Forbidden(
+                "ticket_other_principal",
+                "this ticket belongs to another principal than the request's own credential; send "
+                "one or the other, and only your own tickets.",
+            )
+        if self._clock() >= record.expires_at:
+            raise Unauthenticated(
+                "ticket_expired", f"this ticket expired (it is good for seconds); {_CHOOSE}."
+            )
+        if not await store.spend(digest, keep_s=self._ttl_s + KEEP_AFTER_S):
+            raise Unauthenticated(
+                "ticket_used",
+                f"this ticket was used already: each opens one connection; {_CHOOSE} for every "
+                "connection (a reconnect too).",
+            )
+        return record
+
+
+def _one(sent: Sequence[str]) -> str:
+    if len(sent) > 1:
+        raise Unauthenticated("malformed_ticket", "send one ticket query parameter, not several.")
+    ticket = sent[0] if sent else ""
+    if not ticket:
+        raise Unauthenticated("missing_ticket", f"the ticket query parameter is empty; {_CHOOSE}.")
+    if len(ticket) > MAX_TICKET_CHARS:
+        raise Unauthenticated(
+            "ticket_too_large", f"a ticket is {MAX_TICKET_CHARS} characters at most; {_CHOOSE}."
+        )
+    if not _TICKET_RE.match(ticket):
+        raise Unauthenticated(
+            "malformed_ticket", f"a ticket is base64url text (A-Z a-z 0-9 - _); {_CHOOSE}."
+        )
+    return ticket
+
+
+def _iso(moment: float | None) -> str | None:
+    if moment is None:
+        return None
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+async def read_route(request: web.Request) -> str:
+    """The ``route`` of a ticket request's JSON body, read whole (within MAX_BODY_BYTES)."""
+    kind = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if kind != "application/json":
+        raise InvalidInput(
+            'send the body as JSON with Content-Type: application/json: {"route": "/v1/…"}.'
+        )
+    body = bytearray()
+    async for chunk in request.content.iter_any():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise PayloadTooLarge(
+                f"a ticket request is {MAX_BODY_BYTES} bytes at most; send {{\"route\": …}}."
+            )
+    try:
+        parsed = orjson.loads(bytes(body))
+    except orjson.JSONDecodeError:
+        parsed = None
+    if not isinstance(parsed, dict) or set(parsed) != {"route"}:
+        raise InvalidInput('the body must be a JSON object with one field: {"route": "/v1/…"}.')
+    return live_route(parsed["route"])
+
+
+def register_tickets(fleet: Fleet) -> Tickets:
+    """``POST /v1/tickets`` and ``POST /console/tickets``, and the door's redemption hook."""
+    rt = fleet.runtime
+    door = fleet.door
+
+    async def store() -> TicketStore:
+        return (await rt.marks()).tickets
+
+    tickets = Tickets(store, ttl_s=rt.settings.ticket_ttl_s)
+
+    async def issue(request: web.Request) -> web.StreamResponse:
+        actor = actor_of(request) or ANONYMOUS
+        try:
+            route = await read_route(request)
+            ticket, record = await tickets.issue(actor, route, credential_expiry(request))
+        except EventfleetError as e:
+            return json_response(failure(e))
+        body = {
+            "ticket": ticket, "route": record.route, "principal": record.principal,
+            "expires_at": _iso(record.expires_at),
+            "credential_expires_at": _iso(record.credential_expires_at),
+        }  # fmt: skip
+        return json_response(Answer(201, body), headers={"Cache-Control": "no-store"})
+
+    async def from_console(request: web.Request) -> web.StreamResponse:
+        if not same_origin(request):
+            return json_response(error(
+                403, "cross_origin", "ask for tickets from the fleet's own pages (same origin)."
+            ))  # fmt: skip
+        return await issue(request)
+
+    async def redeem(request: web.Request, credentials: Credentials) -> tuple[Actor, float | None]:
+        holder = None
+        if credentials.authorization or credentials.forwarded_user:
+            holder = await door.authenticator.authenticate(credentials)
+        record = await tickets.redeem(
+            request.query.getall(TICKET_PARAM, []), method=request.method, path=request.path,
+            holder=holder,
+        )  # fmt: skip
+        return Actor(record.principal, record.roles), record.credential_expires_at
+
+    door.redeem_ticket = redeem
+    web_app: web.Application = fleet.app.web.web_app  # type: ignore[attr-defined]
+    web_app.router.add_post("/v1/tickets", issue)
+    web_app.router.add_post("/console/tickets", from_console)
+    return tickets
