@@ -221,7 +221,7 @@ async def erase_at(fleet: FleetProcess, subject: str, who: str = "dpo") -> tuple
 
 async def erase_by_cli(fleet: FleetProcess, subject: str, who: str) -> tuple[int, Any]:
     """``eventfleet erase --yes --json`` against the fleet's database: (exit code, answer)."""
-    names = ("EVENTFLEET_MONGO_URL", "EVENTFLEET_MONGO_DATABASE")
+    names = ("EVENTFLEET_MONGO_URL", "EVENTFLEET_MONGO_DATABASE", "EVENTFLEET_DOMAINS")
     clean = {k: v for k, v in os.environ.items() if not k.startswith("EVENTFLEET_")}
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "workers.cli", "erase", subject, "--operator", who, "--yes",

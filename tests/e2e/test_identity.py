@@ -319,7 +319,8 @@ async def test_a_worker_without_a_working_auth_choice_refuses_to_start() -> None
     ):
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "workers.cli", "worker", "--role", "commands",
-            env={**clean, "EVENTFLEET_KAFKA_URL": "kafka://127.0.0.1:1", **extra},
+            env={**clean, "EVENTFLEET_KAFKA_URL": "kafka://127.0.0.1:1",
+                 "EVENTFLEET_DOMAINS": "workers.examples.domains:default_domains", **extra},
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         _, err = await asyncio.wait_for(process.communicate(), 60)
