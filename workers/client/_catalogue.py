@@ -415,8 +415,7 @@ class StoreCatchingUpError(ApiError):
 
 
 class ShuttingDownError(ApiError):
-    """503 ``shutting_down``: this worker is draining. Fix: retry on another worker.
-    """
+    """503 ``shutting_down``: this worker is draining. Fix: retry on another worker."""
 
     code = "shutting_down"
     status = 503

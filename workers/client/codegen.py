@@ -37,6 +37,8 @@ def _docstring(entry: ErrorCode) -> str:
     text = text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"').replace("`", "``")
     text = text.replace("````", "``")  # the catalogue's `x` becomes ``x``, once
     lines = textwrap.wrap(text, width=92, break_on_hyphens=False)
+    if len(lines) == 1:
+        return f'    """{lines[0]}"""'
     return '    """' + "\n    ".join(lines) + '\n    """'
 
 

@@ -22,9 +22,7 @@ __all__ = [
 ]
 
 
-def error_from_answer(
-    status: int, body: Json, *, retry_after: str | None = None
-) -> ApiError:
+def error_from_answer(status: int, body: Json, *, retry_after: str | None = None) -> ApiError:
     """The exception for an error answer: its code's class, or ``ApiError`` for a code this
     client does not know or a body that is not the fleet's error shape (a proxy's page)."""
     fields: Mapping[str, Json] = body if isinstance(body, dict) else {}
