@@ -26,8 +26,8 @@ async def retries() -> list[Retrying]:
 @pytest.fixture
 async def client(fleet: FleetProcess, retries: list[Retrying]) -> AsyncIterator[AsyncClient]:
     # token: a function, asked before each request (a fresh token each time).
-    async with AsyncClient(fleet.url, token=fleet.token,
-                           retry=Backoff(on_retry=retries.append)) as made:  # fmt: skip
+    heard = Backoff(on_retry=retries.append)  # every retry and reconnect, for the tests to see
+    async with AsyncClient(fleet.url, token=fleet.token, retry=heard, reconnect=heard) as made:
         yield made
 
 
@@ -71,11 +71,11 @@ async def test_subscribe_catches_up_then_streams_live_events(client: AsyncClient
             await client.append("order", order, "OrderPaid", {"amount": 1})
         if event.version == 2:
             break
-    await stream.aclose()  # type: ignore[attr-defined]  # an async generator's own aclose
+    await stream.aclose()
     assert [(e.version, e.type) for e in seen] == [(1, "OrderPlaced"), (2, "OrderPaid")]
     after = client.subscribe("order", order, after_version=1)
     first = await anext(after)
-    await after.aclose()  # type: ignore[attr-defined]
+    await after.aclose()
     assert first.version == 2
 
 
@@ -162,6 +162,17 @@ async def test_each_refusal_is_its_own_exception_raised_at_once(
     assert denied.value.reason is not None
     with pytest.raises(ArgumentError):
         await client.append("order", "", "OrderPlaced", {"items": order_items()})
+    # A subscription's refusals too: raised at its first step, never reconnected.
+    for expected, stream in (
+        (errors.UnknownAggregateTypeError, client.subscribe("nosuch", order)),
+        (errors.BadRequestError, client.subscribe("order", order, after_version=-1)),
+    ):
+        with pytest.raises(expected):
+            await anext(stream)
+    async with AsyncClient(fleet.url, token="not.a.token") as stranger:
+        with pytest.raises(errors.UnauthenticatedError):
+            await anext(stranger.subscribe("order", order))
+    assert retries == []
 
 
 async def test_paging_walks_a_long_history_exactly_once_while_it_grows(client: AsyncClient) -> None:

@@ -71,6 +71,36 @@ async def test_a_subscription_resumes_across_a_drained_and_restarted_process(
             reader.kill()
 
 
+async def test_a_subscription_refused_with_429_waits_its_retry_after_then_streams(
+    stack: EmbeddedStack,
+) -> None:
+    name, account = f"client_429_{uuid.uuid4().hex[:8]}", f"a-{uuid.uuid4().hex[:6]}"
+    async with running_fleet(stack, name, roles="commands",
+                             EVENTFLEET_LIVE_MAX_PER_PRINCIPAL="1") as fleet:  # fmt: skip
+        waits: list[Retrying] = []
+        holder = AsyncClient(fleet.url, token=fleet.token)
+        second = AsyncClient(fleet.url, token=fleet.token, reconnect=Backoff(
+            attempts=5, first_s=0.05, max_s=0.1, budget_s=60, on_retry=waits.append,
+        ))  # fmt: skip
+        try:
+            await holder.append("account", account, "AccountOpened", {"owner": "Kim"})
+            first = holder.subscribe("account", account)
+            assert (await anext(first)).version == 1  # the principal's one subscription
+            queued = second.subscribe("account", account)
+            waiting = asyncio.create_task(anext(queued))
+            await wait_for(lambda: bool(waits), timeout_s=30, what="a 429, waited out")
+            refused = waits[0].error
+            assert isinstance(refused, errors.TooManySubscriptionsError)
+            assert refused.retry_after_s == 5 and waits[0].delay_s >= 5  # Retry-After, honoured
+            assert not waiting.done()
+            await first.aclose()  # the one slot frees
+            assert (await asyncio.wait_for(waiting, 30)).version == 1
+            await queued.aclose()
+        finally:
+            await holder.close()
+            await second.close()
+
+
 async def test_an_append_during_a_broker_freeze_is_retried_with_its_command_id_and_stored_once(
     private_stack: EmbeddedStack, unique_name: str
 ) -> None:

@@ -6,7 +6,7 @@ import asyncio
 import inspect
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import TypeAlias, TypeVar
 from urllib.parse import quote
@@ -184,7 +184,7 @@ class AsyncClient:
         min_version: int | None = None,
         command_id: str | None = None,
         wait_ms: int | None = None,
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         """Every event after ``after_version``, page after page until ``more`` is false: each
         exactly once, in version order, also while events are appended. The read-your-writes
         arguments apply to the first page."""
@@ -201,7 +201,7 @@ class AsyncClient:
         min_version: int | None,
         command_id: str | None,
         wait_ms: int | None,
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         page = await self.events_page(aggregate_type, aggregate_id, after_version=after,
                                       limit=page_size, min_version=min_version,
                                       command_id=command_id, wait_ms=wait_ms)  # fmt: skip
@@ -249,7 +249,7 @@ class AsyncClient:
 
     def subscribe(
         self, aggregate_type: str, aggregate_id: str, *, after_version: int = 0
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         """``GET .../subscribe`` as Server-Sent Events: the stored events after
         ``after_version``, then each as it is stored, for as long as it is iterated.
 
@@ -262,7 +262,9 @@ class AsyncClient:
         path = _path(aggregate_type, aggregate_id, "subscribe")
         return self._subscribe(path, {"after_version": str(after_version)})
 
-    def subscribe_type(self, aggregate_type: str, *, after: str = "") -> AsyncIterator[Event]:
+    def subscribe_type(
+        self, aggregate_type: str, *, after: str = ""
+    ) -> AsyncGenerator[Event, None]:
         """``GET /v1/{type}/subscribe``: every stored event of a type from ``after``
         (``partition:offset,...``; empty: each partition from its start), resumed as
         ``subscribe`` is."""
@@ -271,7 +273,7 @@ class AsyncClient:
         path = f"/v1/{quote(aggregate_type, safe='')}/subscribe"
         return self._subscribe(path, {"after": after} if after else {})
 
-    async def _subscribe(self, path: str, query: Query) -> AsyncIterator[Event]:
+    async def _subscribe(self, path: str, query: Query) -> AsyncGenerator[Event, None]:
         async for message in self._stream(path, query):
             yield Event.from_json(_object(orjson.loads(message.data)))
 
@@ -341,7 +343,7 @@ class AsyncClient:
                     policy.on_retry(Retrying(tries, e, delay_s))
                 await asyncio.sleep(delay_s)  # the backoff itself
 
-    async def _stream(self, path: str, query: Query) -> AsyncIterator[SseMessage]:
+    async def _stream(self, path: str, query: Query) -> AsyncGenerator[SseMessage, None]:
         """The SSE messages of ``path``, reconnecting with ``Last-Event-ID`` across breaks."""
         last_id: str | None = None
         policy = self.reconnect

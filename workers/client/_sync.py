@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping
+from collections.abc import AsyncGenerator, Callable, Coroutine, Iterator, Mapping
 from datetime import datetime
 from types import TracebackType
 from typing import TypeVar
@@ -22,7 +22,7 @@ class Stream(Iterator[T]):
     """A blocking iterator over one of the client's async iterators (events, a subscription);
     ``close()`` (or leaving its ``with`` block) ends it and its connection."""
 
-    def __init__(self, client: Client, source: AsyncIterator[T]) -> None:
+    def __init__(self, client: Client, source: AsyncGenerator[T, None]) -> None:
         self._client, self._source = client, source
 
     def __iter__(self) -> Stream[T]:
@@ -35,11 +35,7 @@ class Stream(Iterator[T]):
             raise StopIteration from None
 
     def close(self) -> None:
-        aclose: Callable[[], Coroutine[object, None, None]] | None = getattr(
-            self._source, "aclose", None
-        )
-        if aclose is not None:
-            self._client._run(aclose())
+        self._client._run(self._source.aclose())
 
     def __enter__(self) -> Stream[T]:
         return self
@@ -53,7 +49,7 @@ class Stream(Iterator[T]):
         self.close()
 
 
-async def _next(source: AsyncIterator[T]) -> T:
+async def _next(source: AsyncGenerator[T, None]) -> T:
     return await source.__anext__()
 
 
