@@ -88,23 +88,23 @@ def test_a_closed_sync_client_says_so_and_closing_twice_is_nothing() -> None:
 
 
 def test_what_is_retried_and_for_how_long() -> None:
-    from workers.client._async import _retry_delay  # the one rule behind every retry
+    from workers.client._transport import retry_delay  # the one rule behind every retry
     from workers.client.errors import error_from_answer
 
     policy = Backoff(attempts=3, first_s=0.1, max_s=0.4, budget_s=10)
     far = time.monotonic() + 60
     busy = error_from_answer(429, {"error": "too_many_subscriptions", "message": "m"},
                              retry_after="5")  # fmt: skip
-    assert 5 <= (_retry_delay(policy, 1, busy, far) or 0) <= 5.1  # the fleet's wait, at least
-    assert _retry_delay(policy, 1, busy, time.monotonic() + 2) is None  # past the budget: now
+    assert 5 <= (retry_delay(policy, 1, busy, far) or 0) <= 5.1  # the fleet's wait, at least
+    assert retry_delay(policy, 1, busy, time.monotonic() + 2) is None  # past the budget: now
     unknown = error_from_answer(503, {"error": "outcome_unknown", "message": "m"})
-    assert 0 <= (_retry_delay(policy, 2, unknown, far) or 0) <= 0.2
-    assert _retry_delay(policy, 3, unknown, far) is None  # the third try was the last
-    assert _retry_delay(policy, 1, TransportError("reset"), far) is not None
+    assert 0 <= (retry_delay(policy, 2, unknown, far) or 0) <= 0.2
+    assert retry_delay(policy, 3, unknown, far) is None  # the third try was the last
+    assert retry_delay(policy, 1, TransportError("reset"), far) is not None
     for never in (
         error_from_answer(504, {"error": "not_yet_stored", "message": "m"}),  # wait_ms decided
         error_from_answer(409, {"error": "transition_rejected", "message": "m"}),
         error_from_answer(401, {"error": "unauthenticated", "message": "m"}),
         ArgumentError("empty"),
     ):
-        assert _retry_delay(policy, 1, never, far) is None, never
+        assert retry_delay(policy, 1, never, far) is None, never

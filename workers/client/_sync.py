@@ -85,7 +85,12 @@ class Client:
         if self._loop.is_closed():
             work.close()
             raise RuntimeError("this Client is closed; make a new one.")
-        return asyncio.run_coroutine_threadsafe(work, self._loop).result()
+        running = asyncio.run_coroutine_threadsafe(work, self._loop)
+        try:
+            return running.result()
+        except BaseException:
+            running.cancel()  # interrupted (Ctrl-C): the work stops too; done: nothing
+            raise
 
     def close(self) -> None:
         """Close the connections and stop the loop thread (again: nothing)."""
