@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncGenerator, Mapping
 from datetime import datetime
@@ -228,8 +229,9 @@ class AsyncClient:
         When the stream ends or breaks (a deploy drains the process, a proxy cuts it, a slow
         reader is let go), it reconnects with ``Last-Event-ID`` set to the last event it
         yielded, so nothing is skipped or repeated; waits between tries follow ``reconnect``
-        (backoff with jitter, bounded: its last error is raised once spent). Break out of the
-        loop (or ``aclose()``) to end it.
+        (backoff with jitter, bounded: its last error is raised once spent). ``aclose()`` it (or
+        iterate it inside ``contextlib.aclosing``) to end the connection at once; a generator
+        only dropped is closed when it is collected.
         """
         path = _path(aggregate_type, aggregate_id, "subscribe")
         return self._subscribe(path, {"after_version": str(after_version)})
@@ -246,8 +248,9 @@ class AsyncClient:
         return self._subscribe(path, {"after": after} if after else {})
 
     async def _subscribe(self, path: str, query: Query) -> AsyncGenerator[Event, None]:
-        async for message in self._http.stream(path, query):
-            yield Event.from_json(as_object(orjson.loads(message.data)))
+        async with contextlib.aclosing(self._http.stream(path, query)) as messages:
+            async for message in messages:  # aclosing: this one's aclose() ends the connection
+                yield Event.from_json(as_object(orjson.loads(message.data)))
 
 
 def _path(aggregate_type: str, aggregate_id: str, tail: str) -> str:
