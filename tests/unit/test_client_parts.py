@@ -108,3 +108,18 @@ def test_what_is_retried_and_for_how_long() -> None:
         ArgumentError("empty"),
     ):
         assert retry_delay(policy, 1, never, far) is None, never
+
+
+def test_a_streams_closing_notice_becomes_the_error_to_reconnect_after_or_raise() -> None:
+    from workers.client import errors
+    from workers.client._transport import _notice, parse_object
+
+    slow = _notice(SseMessage("slow_client", '{"error":"slow_client","message":"m"}', "4"))
+    assert isinstance(slow, TransportError) and slow.retriable
+    gone = _notice(SseMessage("error", '{"error":"store_unavailable","message":"m"}', "4"))
+    assert isinstance(gone, errors.StoreUnavailableError) and gone.retriable
+    denied = _notice(SseMessage("error", '{"error":"forbidden","message":"m"}', None))
+    assert isinstance(denied, errors.ForbiddenError) and not denied.retriable
+    for foreign in ("not json", "[1]", "\\ud800"):
+        with pytest.raises(TransportError, match="JSON object"):
+            parse_object(foreign)

@@ -13,7 +13,7 @@ import orjson
 
 from workers.client._base import ArgumentError
 from workers.client._catalogue import NotFoundError
-from workers.client._transport import Query, TokenSource, Transport, as_object
+from workers.client._transport import Query, TokenSource, Transport, parse_object
 from workers.client.backoff import Backoff
 from workers.client.models import Appended, Erased, Event, EventPage, Outcome, State
 
@@ -250,7 +250,7 @@ class AsyncClient:
     async def _subscribe(self, path: str, query: Query) -> AsyncGenerator[Event, None]:
         async with contextlib.aclosing(self._http.stream(path, query)) as messages:
             async for message in messages:  # aclosing: this one's aclose() ends the connection
-                yield Event.from_json(as_object(orjson.loads(message.data)))
+                yield Event.from_json(parse_object(message.data))
 
 
 def _path(aggregate_type: str, aggregate_id: str, tail: str) -> str:

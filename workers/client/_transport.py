@@ -19,7 +19,7 @@ from workers.client.errors import error_from_answer
 from workers.client.models import Json, JsonObject
 from workers.client.sse import SseMessage, SseParser
 
-__all__ = ["Query", "TokenSource", "Transport", "as_object", "retry_delay"]
+__all__ = ["Query", "TokenSource", "Transport", "parse_object", "retry_delay"]
 
 T = TypeVar("T")
 TokenSource: TypeAlias = "str | Callable[[], str] | Callable[[], Awaitable[str]]"
@@ -109,6 +109,10 @@ class Transport:
             ) as response:  # fmt: skip
                 raw = await response.read()
                 status, retry_after = response.status, response.headers.get("Retry-After")
+        except aiohttp.ClientConnectorError as e:
+            raise TransportError(
+                f"{method} {path}: cannot connect to {self.base_url} ({e}); nothing was sent."
+            ) from e
         except (aiohttp.ClientError, TimeoutError, OSError) as e:
             raise TransportError(
                 f"{method} {path}: no answer from {self.base_url} within {total_s:g} s "
@@ -162,7 +166,7 @@ class Transport:
                     parser = SseParser(last_id=last_id)
                     error = TransportError(f"GET {path}: the fleet ended the stream.")
                     async for raw in response.content:
-                        message = parser.line(raw.decode().rstrip("\r\n"))
+                        message = parser.line(raw.decode(errors="replace").rstrip("\r\n"))
                         if message is None:
                             continue
                         if message.event == "message":
@@ -197,7 +201,7 @@ def retry_delay(policy: Backoff, tries: int, error: ClientError, deadline: float
 
 def _notice(message: SseMessage) -> ClientError:
     """The exception a closing notice stands for; ``slow_client`` is one to reconnect after."""
-    body = as_object(orjson.loads(message.data))
+    body = parse_object(message.data)
     code = body.get("error")
     if message.event == "slow_client" or code == "slow_client":
         text = body.get("message")
@@ -206,10 +210,14 @@ def _notice(message: SseMessage) -> ClientError:
     return error_from_answer(known.status if known is not None else 503, body)
 
 
-def as_object(value: Json) -> JsonObject:
-    """``value`` when it is a JSON object; what the fleet sends where one belongs."""
+def parse_object(text: str) -> JsonObject:
+    """The JSON object in ``text``, as the fleet sends in each SSE message."""
+    try:
+        value: Json = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        value = None
     if not isinstance(value, dict):
-        raise TransportError(f"the fleet sent {str(value)[:200]!r} where a JSON object belongs.")
+        raise TransportError(f"the fleet sent {text[:200]!r} where a JSON object belongs.")
     return value
 
 
