@@ -198,3 +198,21 @@ async def test_paging_walks_a_long_history_exactly_once_while_it_grows(client: A
         f"paging: walked {len(walked)} versions in pages of 7 while 60 were appended; "
         "each once, in order"
     )
+
+
+async def test_subscribe_type_streams_every_aggregate_of_a_type(client: AsyncClient) -> None:
+    orders = [f"o-{run_id()}" for _ in range(2)]
+    for order in orders:
+        await client.append("order", order, "OrderPlaced", {"items": order_items()})
+    seen: dict[str, int] = {}
+    stream = client.subscribe_type("order")
+    try:
+        async with asyncio.timeout(60):
+            async for event in stream:  # from each partition's start: others' orders too
+                if event.aggregate_id in orders:
+                    seen[event.aggregate_id] = seen.get(event.aggregate_id, 0) + 1
+                if len(seen) == len(orders):
+                    break
+    finally:
+        await stream.aclose()
+    assert seen == dict.fromkeys(orders, 1)
