@@ -44,7 +44,7 @@ def matches(expected: str, got: str) -> bool:
 def printed(code: str) -> list[str]:
     """What the check block says it prints: the ``# `` line after each ``print``."""
     lines = code.splitlines()
-    return [lines[i + 1].removeprefix("# ") for i, line in enumerate(lines)
+    return [lines[i + 1].strip().removeprefix("# ") for i, line in enumerate(lines)
             if line.lstrip().startswith("print(")]  # fmt: skip
 
 
@@ -55,7 +55,7 @@ def write(root: Path, where: str, code: str) -> None:
 
 async def test_the_domain_tutorial_runs_as_written(tmp_path: Path) -> None:
     found = blocks()
-    assert set(found) == {"file", "run", "try", "check"}, sorted(found)
+    assert set(found) == {"file", "run", "try", "check", "client"}, sorted(found)
     for marker in ("file", "check"):
         write(tmp_path, *found[marker])
     (tmp_path / ".venv").symlink_to(sys.prefix)  # the README runs from a clone with .venv
@@ -85,6 +85,7 @@ async def test_the_domain_tutorial_runs_as_written(tmp_path: Path) -> None:
         for command, expected in pairs(found["try"][1]):
             command = command.replace("127.0.0.1:8080", f"127.0.0.1:{port}")
             await _answers(command, expected, {**env, "EVENTFLEET_TOKEN": token})
+        await _client_block(tmp_path, *found["client"], port=port, env={**env, "EVENTFLEET_TOKEN": token})
         # The banner's export block, pasted into a shell elsewhere, reaches the sensors module.
         replay = await asyncio.create_subprocess_exec(
             "bash", "-c", "\n".join([*exported, f"{sys.prefix}/bin/eventfleet replay sensor s-1"]),
@@ -99,6 +100,21 @@ async def test_the_domain_tutorial_runs_as_written(tmp_path: Path) -> None:
             os.killpg(dev.pid, signal.SIGINT)
         _, err = await asyncio.wait_for(dev.communicate(), 60)
     assert dev.returncode == 130, err.decode()[-2000:]  # stopped with Ctrl-C
+
+
+async def _client_block(
+    root: Path, where: str, code: str, *, port: str, env: dict[str, str]
+) -> None:
+    """The tutorial's client script, run as written but for the port. ``ROOT`` joins the path:
+    this checkout's ``workers.client``, whichever checkout the virtualenv was installed from."""
+    write(root, where, code.replace("127.0.0.1:8080", f"127.0.0.1:{port}"))
+    script = await asyncio.create_subprocess_exec(
+        ".venv/bin/python", where, cwd=root, env={**env, "PYTHONPATH": f".:{ROOT}"},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(script.communicate(), 60)
+    assert script.returncode == 0, err.decode()
+    assert out.decode().splitlines() == printed(code)
 
 
 async def _answers(command: str, expected: str, env: dict[str, str]) -> None:

@@ -6,8 +6,8 @@ From the bottom up: ``topics`` ← ``snapshot_rules`` ← the foundation (``work
 document-store port) ← ``workers.cqrs`` (on the storage) ← ``workers.adapters`` (one package per
 technology, implementing the ports of the rooms below) ← ``workers.stream`` (the Faust app and its
 consumer plumbing: the one home of their internals) ← ``workers.runtime`` (composes them) ←
-``workers.devtools`` ← ``workers.cli`` ← ``workers.examples``. A module imports its own room and
-the rooms below it, nothing above: so nothing imports the examples. Two rules more, with no
+``workers.devtools`` and ``workers.client`` ← ``workers.cli`` ← ``workers.examples``. A module
+imports its own room and the rooms below it, nothing above: so nothing imports the examples. Two rules more, with no
 exceptions: the drivers (pymongo, bson, redis, aiokafka, nats) are imported only under
 ``workers/adapters`` and ``workers/devtools``, and the runtime's libraries (faust, mode,
 aiohttp) by no room below the stream room; and only the CLI imports devtools.
@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import ast
 import functools
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -33,7 +36,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("workers.adapters",),
     ("workers.stream",),
     ("workers.runtime",),
-    ("workers.devtools",),
+    ("workers.devtools", "workers.client"),
     ("workers.cli",),
     ("workers.examples",),
 )
@@ -221,3 +224,34 @@ def strongly_connected(edges: dict[str, set[str]]) -> list[list[str]]:
             elif child in on_stack:
                 low[node] = min(low[node], index[child])
     return components
+
+
+SERVER_LIBRARIES = ("faust", "mode", "pymongo", "bson", "motor", "redis", "aiokafka",
+                    "prometheus_client", "nats")  # fmt: skip
+
+
+def test_the_client_imports_nothing_of_the_server_but_its_generator_the_catalogue() -> None:
+    """``workers.client`` is what other services install to call the fleet: its modules import
+    each other only; ``codegen`` (run by hand, never at import) alone reads the catalogue."""
+    outside = {
+        module: sorted(t for t in targets if not inside(t, "workers.client"))
+        for module, targets in graph().items()
+        if inside(module, "workers.client")
+    }
+    assert outside.pop("workers.client.codegen") == ["workers.runtime.answers"]
+    assert all(not found for found in outside.values()), outside
+
+
+def test_importing_the_client_loads_no_driver_no_faust_and_no_server_module() -> None:
+    code = "import sys, workers.client, workers.client.errors; print('\\n'.join(sys.modules))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    ).stdout.split()  # fmt: skip
+    server = sorted(
+        m for m in loaded
+        if m.split(".")[0] in SERVER_LIBRARIES or m.split(".")[0] in ("topics", "snapshot_rules")
+        or (m.startswith("workers.") and not inside(m, "workers.client"))
+    )  # fmt: skip
+    assert server == [], f"importing workers.client loaded {server}"
+    assert "aiohttp" in {m.split(".")[0] for m in loaded}  # the check saw a real import

@@ -22,7 +22,7 @@ PUBLIC = {
         "chat_domains", "default_domains",
     ],
     "workers": [
-        "adapters", "bus", "cli", "cqrs", "devtools", "metrics", "ports", "roles", "runtime",
+        "adapters", "bus", "cli", "client", "cqrs", "devtools", "metrics", "ports", "roles", "runtime",
         "storage",
     ],
     "workers.roles": [
@@ -75,6 +75,11 @@ PUBLIC = {
         "ServiceProcess", "StackStartError", "StackUrls", "free_port",
     ],
     "workers.cli": ["main", "parser"],
+    "workers.client": [
+        "RECONNECT", "ApiError", "Appended", "ArgumentError", "AsyncClient", "Backoff", "Client",
+        "ClientError", "Erased", "Event", "EventPage", "Json", "JsonObject", "Outcome", "Retrying",
+        "State", "Stream", "TokenSource", "TransportError", "errors",
+    ],
     "workers.ports": [
         "LIVE", "NEW_AGGREGATE", "STORE_VERDICTS", "UNKNOWN", "ActionLog", "AggregateRef", "AppendConflict", "AppendProgress", "ArchivableEvents", "CommandMemory",
         "CommandRecord", "DataKey", "Delivery", "Erasure", "EventBus", "EventStore", "Handler", "Head", "KeyStore",
