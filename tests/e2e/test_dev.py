@@ -107,6 +107,7 @@ async def keys(url: str, pattern: str) -> list[bytes]:
 async def post(dev: Dev, path: str, body: dict[str, object], *, token: bool = True) -> int:
     """POST with the token dev's banner printed (dev runs with its own signing key)."""
     headers = {"Authorization": f"Bearer {dev.exports['EVENTFLEET_TOKEN']}"} if token else {}
+    headers["Content-Type"] = "application/json"
     async with aiohttp.ClientSession() as session, session.post(
         f"{dev.api}{path}", data=orjson.dumps(body), headers=headers
     ) as response:

@@ -32,6 +32,7 @@ from workers.runtime.identity import (
     ProxyAuthenticator,
     trusted_networks,
 )
+from workers.runtime.origins import OriginPolicy
 from workers.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -207,9 +208,13 @@ def credentials_of(request: web.Request, mode: str | None = None) -> Credentials
 class Door:
     """The middleware and the one place refusals are answered and counted."""
 
-    def __init__(self, authenticator: Authenticator, metrics: Metrics) -> None:
+    def __init__(
+        self, authenticator: Authenticator, metrics: Metrics, origins: OriginPolicy | None = None
+    ) -> None:
         self.authenticator = authenticator
         self._metrics = metrics
+        self.origins = origins or OriginPolicy()
+        """Which pages may change state here (``workers.runtime.origins``): every mode."""
         self.authorize: Callable[[web.Request, Actor], None] | None = None
         """Checks the route's access rule (raises Forbidden); set by the HTTP views."""
 
@@ -234,6 +239,9 @@ class Door:
         path = request.path
         if path == "/":
             raise web.HTTPFound("/console")  # Faust's own index is not served
+        refused = self.cross_site(request)
+        if refused is not None:
+            return refused
         if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
             try:
                 return await handler(request)
@@ -261,6 +269,16 @@ class Door:
             return await handler(request)
         except Forbidden as e:
             return self.forbidden(e)
+
+    def cross_site(self, request: web.Request) -> web.Response | None:
+        """``403 cross_origin`` for a state-changing request or WebSocket upgrade from another
+        site's page, in every auth mode and on every path (counted); None to go on."""
+        refusal = self.origins.refusal(request)
+        if refusal is None:
+            return None
+        self.count_forbidden(refusal.reason)
+        answer = error(403, "cross_origin", str(refusal), reason=refusal.reason)
+        return json_response(answer)
 
     def count_unauthenticated(self, reason: str) -> None:
         self._metrics.auth_refusals.labels("401", reason).inc()

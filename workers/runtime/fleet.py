@@ -35,6 +35,7 @@ from workers.runtime.health import HealthMonitor, Ping
 from workers.runtime.identity import Authenticator
 from workers.runtime.lag import LAG_ROLE, LagExporter, measured_groups
 from workers.runtime.offsets import OffsetLedger
+from workers.runtime.origins import OriginPolicy
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,9 @@ class Fleet:
     ) -> None:
         self.runtime = runtime
         # Who may call: the door every HTTP request but the probes passes (open if not given).
-        self.door = Door(authenticator or Authenticator(), runtime.metrics)
+        self.door = Door(
+            authenticator or Authenticator(), runtime.metrics, OriginPolicy.of(runtime.settings)
+        )
         self.roles = frozenset(roles)
         self.draining = False
         self.started = False
