@@ -169,6 +169,12 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
         "send a smaller body, or raise the limit",
     ),
     ErrorCode(
+        "request_timeout", 408,
+        "the request body was not whole `EVENTFLEET_BODY_TIMEOUT_S` after the request began (a "
+        "sender that stalled or stopped short); nothing was changed",
+        "send the whole body without pausing, as many bytes as `Content-Length` says",
+    ),
+    ErrorCode(
         "unsupported_media_type", 415,
         "a JSON route (`POST …/events`, `POST /v1/subjects/{subject}/erase`) got a body whose "
         "`Content-Type` is not `application/json` or `application/*+json` (`text/plain`, a "

@@ -9,6 +9,8 @@ multipart body without asking the fleet first (no CORS preflight), never ``appli
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 from aiohttp.http_exceptions import PayloadEncodingError
 
@@ -21,6 +23,10 @@ _COUNT_UP_TO = 16
 
 class UnsupportedMediaType(InvalidInput):
     """A JSON route got a body declared as something else (or as nothing)."""
+
+
+class BodyTimeout(InvalidInput):
+    """The body did not arrive whole in time (a stalled or truncated sender)."""
 
 
 class BodyIncomplete(InvalidInput):
@@ -37,13 +43,12 @@ def is_json(content_type: str) -> bool:
 
 
 def check_json(request: web.Request) -> None:
-    """Raises UnsupportedMediaType unless the body is declared JSON (an empty body needs no type)."""
+    """Raises UnsupportedMediaType unless the body is declared JSON; a request without a body
+    (``Content-Length: 0``, none) has no media type to judge, whatever its header says."""
     declared = request.headers.get("Content-Type")
     if declared is not None and is_json(declared):
         return
-    if declared is None and request.content_length == 0:
-        return
-    if declared is None and request.content_length is None and not request.body_exists:
+    if request.content_length == 0 or not request.body_exists:
         return
     sent = f"Content-Type: {declared[:80]}" if declared is not None else "no Content-Type"
     raise UnsupportedMediaType(
@@ -53,19 +58,21 @@ def check_json(request: web.Request) -> None:
     )
 
 
-async def json_body(request: web.Request, limit: int) -> bytes:
+async def json_body(request: web.Request, limit: int, within_s: float) -> bytes:
     """The whole body of a JSON route, its content type checked first (nothing read if wrong)."""
     check_json(request)
-    return await read_body(request, limit)
+    return await read_body(request, limit, within_s)
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
+async def read_body(request: web.Request, limit: int, within_s: float) -> bytes:
     """The whole body, however it arrives (Content-Length or chunked, in any number of writes).
 
     Raises PayloadTooLarge once more than ``limit`` bytes are announced or received, with the
     body's real size: the rest is read (and dropped) up to ``_COUNT_UP_TO`` times the limit,
     beyond which the message says "more than" that bound instead of a number it never saw.
-    BodyIncomplete if the sender closes before the body is whole.
+    BodyIncomplete if the sender closes before the body is whole; BodyTimeout if it is not whole
+    ``within_s`` seconds after the handler started reading (EVENTFLEET_BODY_TIMEOUT_S): a sender
+    that stalls holds no handler, and no drain, for longer.
     """
     announced = request.content_length
     if announced is not None and announced > limit:
@@ -73,11 +80,19 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     try:
-        while chunk := await request.content.read(CHUNK):
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(_too_large(await _count_rest(request, size, limit), limit))
-            chunks.append(chunk)
+        async with asyncio.timeout(within_s):
+            while chunk := await request.content.read(CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(
+                        _too_large(await _count_rest(request, size, limit), limit)
+                    )
+                chunks.append(chunk)
+    except TimeoutError:
+        raise BodyTimeout(
+            f"the body was not whole {within_s:g} s after the request began ({size} bytes "
+            "came); send it without pausing (EVENTFLEET_BODY_TIMEOUT_S)."
+        ) from None
     except PayloadEncodingError as e:  # a short body, or a malformed chunk
         raise BodyIncomplete(
             f"the body ended after {size} bytes, before it was whole ({type(e).__name__}); "

@@ -115,6 +115,7 @@ def register_append(fleet: Fleet) -> None:
     The hot path of every command: it skips Faust's view dispatch and is matched first.
     """
     commands, limit = fleet.runtime.commands, fleet.runtime.settings.max_body_bytes
+    within_s = fleet.runtime.settings.body_timeout_s
     draining = error(503, "shutting_down", "this worker is draining; retry on another.")
 
     door = fleet.door
@@ -124,7 +125,7 @@ def register_append(fleet: Fleet) -> None:
             return json_response(draining)
         async with fleet.batch("http"):
             try:
-                body = await json_body(request, limit)
+                body = await json_body(request, limit, within_s)
                 match = request.match_info
                 command = parse_request(
                     match["aggregate_type"], match["aggregate_id"], body, max_bytes=limit

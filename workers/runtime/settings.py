@@ -287,6 +287,9 @@ class Settings:
     max_body_bytes: int = _setting(
         64 * 1024, _int(256), "largest accepted HTTP request body (413 above)"
     )
+    body_timeout_s: int = _setting(
+        30, _int(1, 600), "a request body not whole this long after it began is refused (408)"
+    )
     max_event_bytes: int = _setting(
         1024 * 1024, _int(1024), "largest event accepted off a topic (dead-lettered above)"
     )

@@ -54,7 +54,7 @@ def register_erase(fleet: Fleet) -> None:
     async def erase(request: web.Request) -> web.Response:
         subject = request.match_info["subject"]
         try:
-            raw = await json_body(request, rt.settings.max_body_bytes)
+            raw = await json_body(request, rt.settings.max_body_bytes, rt.settings.body_timeout_s)
         except EventfleetError as e:
             return json_response(failure(e))
         try:
