@@ -1,10 +1,13 @@
 """A real browser as the attacker: headless Chromium loads a page from another origin
 (``http://localhost:<other port>``, the fleet being ``http://127.0.0.1:<port>``) that posts a
 ``text/plain`` form and a ``no-cors`` ``fetch()`` to append and to erase, and opens the chat
-WebSocket. The fleet's door is open (``EVENTFLEET_AUTH=none``, operator actions on): whoever's
-browser reaches it could act, so only the Origin check stands between the page and the store.
-Nothing may change, and the socket must be refused; the fleet's own chat page still connects and
-its own requests still write.
+WebSocket. Two fleets, operator actions on: one whose door is open (``EVENTFLEET_AUTH=none``:
+whoever's browser reaches it could act), one in ``proxy`` mode behind a small identity proxy that
+adds the signed-in operator's ``X-Forwarded-User``/``-Groups`` to every request it forwards (as
+oauth2-proxy does for a browser whose session cookie rides along: the worst case, e.g. a sibling
+subdomain, which ``SameSite`` does not stop). Only the Origin check stands between the page and
+the store. Nothing may change, and the socket must be refused; the fleet's own chat page still
+connects and its own requests still write.
 """
 
 from __future__ import annotations
@@ -14,12 +17,16 @@ import json
 import re
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
+import orjson
 import pytest
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 from tests.fleet import FleetProcess, running_fleet
+from tests.tokens import OPERATOR, VIEWER
 from tests.waiting import wait_for
 from workers.devtools.embedded import EmbeddedStack, free_port
 
@@ -31,12 +38,108 @@ REFUSED = re.compile(
 )
 
 
-@pytest.fixture(scope="module")
-async def open_fleet(stack: EmbeddedStack) -> AsyncIterator[FleetProcess]:
-    name = f"xsb_{uuid.uuid4().hex[:8]}"
-    env = {"EVENTFLEET_AUTH": "none", "EVENTFLEET_CONSOLE_ACTIONS": "true"}
-    async with running_fleet(stack, name, **env) as process:
-        yield process
+PROXY = "127.0.0.2"
+HOP = frozenset(("connection", "upgrade", "transfer-encoding", "content-length", "keep-alive",
+                 "x-forwarded-user", "x-forwarded-groups", "sec-websocket-key",
+                 "sec-websocket-version", "sec-websocket-extensions"))  # fmt: skip
+
+
+@dataclass(slots=True)
+class Front:
+    """Where the browser reaches a fleet: the fleet itself, or the identity proxy before it."""
+
+    fleet: FleetProcess
+    url: str
+    user: str = "nobody"
+    """Proxy mode: the signed-in principal the proxy names (an operator)."""
+
+    async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """A script's request (no browser headers) through the front."""
+        data = orjson.dumps(body) if body is not None else None
+        sent = {"Content-Type": "application/json"} if data is not None else {}
+        async with aiohttp.ClientSession() as session:
+            async with session.request(method, self.url + path, data=data, headers=sent) as r:
+                raw = await r.read()
+                try:
+                    return r.status, orjson.loads(raw)
+                except orjson.JSONDecodeError:
+                    return r.status, raw.decode(errors="replace")
+
+
+async def identity_proxy(front: Front) -> web.AppRunner:
+    """oauth2-proxy in miniature: forwards every request, WebSockets too, from PROXY with the
+    browser's Host, Origin and Sec-Fetch-* kept, its identity headers replaced by front.user's."""
+    upstream = front.fleet.url
+
+    def forwarded(request: web.Request) -> dict[str, str]:
+        kept = {k: v for k, v in request.headers.items() if k.lower() not in HOP}
+        return {**kept, "X-Forwarded-User": front.user,
+                "X-Forwarded-Groups": f"{OPERATOR},{VIEWER}"}  # fmt: skip
+
+    async def forward(request: web.Request) -> web.StreamResponse:
+        connector = aiohttp.TCPConnector(local_addr=(PROXY, 0))
+        async with aiohttp.ClientSession(connector=connector, auto_decompress=False) as session:
+            if request.headers.get("Upgrade", "").lower() == "websocket":
+                return await pump(request, session)
+            body = await request.read()
+            async with session.request(
+                request.method, upstream + request.path_qs, data=body or None,
+                headers=forwarded(request), allow_redirects=False,
+            ) as answer:  # fmt: skip
+                return web.Response(
+                    status=answer.status, body=await answer.read(),
+                    headers={k: v for k, v in answer.headers.items() if k.lower() not in HOP},
+                )  # fmt: skip
+
+    async def pump(request: web.Request, session: aiohttp.ClientSession) -> web.StreamResponse:
+        try:
+            inner = await session.ws_connect(
+                upstream.replace("http", "ws", 1) + request.path_qs, headers=forwarded(request)
+            )
+        except aiohttp.WSServerHandshakeError as e:
+            return web.Response(status=e.status, text="refused upstream")
+        outer = web.WebSocketResponse()
+        await outer.prepare(request)
+
+        async def down() -> None:
+            async for message in inner:
+                if message.type == WSMsgType.TEXT:
+                    await outer.send_str(message.data)
+            await outer.close()
+
+        pumping = asyncio.create_task(down())
+        async for message in outer:
+            if message.type == WSMsgType.TEXT:
+                await inner.send_str(message.data)
+        await inner.close()
+        await asyncio.gather(pumping, return_exceptions=True)
+        return outer
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", forward)
+    runner = web.AppRunner(app, shutdown_timeout=2)
+    await runner.setup()
+    port = int(front.url.rsplit(":", 1)[1])
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner
+
+
+@pytest.fixture(scope="module", params=["none", "proxy"])
+async def front(request: pytest.FixtureRequest, stack: EmbeddedStack) -> AsyncIterator[Front]:
+    mode = str(request.param)
+    env = {"EVENTFLEET_AUTH": mode, "EVENTFLEET_CONSOLE_ACTIONS": "true"}
+    if mode == "proxy":
+        env["EVENTFLEET_AUTH_TRUSTED_PROXIES"] = f"{PROXY}/32"
+    async with running_fleet(stack, f"xsb_{mode}_{uuid.uuid4().hex[:6]}", **env) as fleet:
+        if mode == "none":
+            yield Front(fleet, fleet.url)
+            return
+        reached = Front(fleet, f"http://127.0.0.1:{free_port()}")
+        runner = await identity_proxy(reached)
+        try:
+            yield reached
+        finally:
+            await runner.cleanup()
 
 
 def attack_page(fleet_url: str, room: str, subject: str) -> str:
@@ -76,23 +179,22 @@ ws.onclose = (e) => result.ws.push('close ' + e.code);
 </script></body></html>"""
 
 
-async def refused_so_far(fleet: FleetProcess) -> float:
-    status, text = await fleet.get("/metrics")
+async def refused_so_far(front: Front) -> float:
+    status, text = await front.call("GET", "/metrics")
     assert status == 200
     return sum(float(count) for count in REFUSED.findall(text))
 
 
-async def test_a_page_on_another_origin_changes_nothing(
-    open_fleet: FleetProcess, browser: Any
-) -> None:
+async def test_a_page_on_another_origin_changes_nothing(front: Front, browser: Any) -> None:
     run = uuid.uuid4().hex[:8]
     room, subject = f"xsb-{run}", f"victim-{run}"
+    front.user = subject  # the signed-in operator whose browser visits the page
     mine = {"type": "MessageSent", "data": {"message_id": "own", "sender_id": subject,
                                             "content": "sealed"}}  # fmt: skip
-    assert (await open_fleet.post(f"/v1/chat_room/own-{run}/events", mine))[0] == 202
-    before = await refused_so_far(open_fleet)
+    assert (await front.call("POST", f"/v1/chat_room/own-{run}/events", mine))[0] == 202
+    before = await refused_so_far(front)
 
-    page = attack_page(open_fleet.url, room, subject)
+    page = attack_page(front.url, room, subject)
 
     async def serve(request: web.Request) -> web.Response:
         return web.Response(text=page, content_type="text/html")
@@ -118,11 +220,11 @@ async def test_a_page_on_another_origin_changes_nothing(
         )  # fmt: skip
         assert "open" not in result()["ws"], result()  # the handshake was refused
         # Each of the five reached the door and was refused there (not only by the browser):
-        # (in our runs four by Sec-Fetch-Site, one by its Origin alone: Chromium sent that one
+        # in our runs four by Sec-Fetch-Site, one by its Origin alone (Chromium sent that one
         # without Sec-Fetch-Site).
 
         async def all_refused() -> bool:
-            return await refused_so_far(open_fleet) - before >= 5
+            return await refused_so_far(front) - before >= 5
 
         await wait_for(all_refused, timeout_s=30, what="five cross-site refusals counted")
     finally:
@@ -130,26 +232,29 @@ async def test_a_page_on_another_origin_changes_nothing(
 
     fence = {"type": "MessageSent", "data": {"message_id": "fence", "sender_id": subject,
                                              "content": "fence"}}  # fmt: skip
-    assert (await open_fleet.post(f"/v1/chat_room/{room}/events", fence))[0] == 202
-    status, body = await open_fleet.get(
-        f"/v1/chat_room/{room}/events?min_version=1&wait_ms=15000&limit=100"
+    assert (await front.call("POST", f"/v1/chat_room/{room}/events", fence))[0] == 202
+    status, body = await front.call(
+        "GET", f"/v1/chat_room/{room}/events?min_version=1&wait_ms=15000&limit=100"
     )
     assert status == 200, body
     assert [e["data"]["message_id"] for e in body["events"]] == ["fence"]
-    status, erased = await open_fleet.post(f"/v1/subjects/{subject}/erase", {"operator": "dpo"})
+    status, erased = await front.call("POST", f"/v1/subjects/{subject}/erase", {"operator": "dpo"})
     assert status == 200 and erased["already_erased"] is False, erased  # the page erased nothing
 
 
-async def test_the_fleets_own_pages_still_write(open_fleet: FleetProcess, browser: Any) -> None:
-    room = f"own-{uuid.uuid4().hex[:8]}"
-    await asyncio.to_thread(browser.get, f"{open_fleet.url}/chat/{room}")
+async def test_the_fleets_own_pages_still_write(front: Front, browser: Any) -> None:
+    run = uuid.uuid4().hex[:8]
+    room = f"own-{run}"
+    front.user = f"ann-{run}"
+    await asyncio.to_thread(browser.get, f"{front.url}/chat/{room}")
     await wait_for(
         lambda: browser.find_element("tag name", "body").get_attribute("data-live") == "1",
         timeout_s=30, what="the chat page's own socket open",
     )  # fmt: skip
-    body = {"type": "MessageSent", "data": {"message_id": "m1", "sender_id": "ann",
+    body = {"type": "MessageSent", "data": {"message_id": "m1", "sender_id": front.user,
                                             "content": "from the page"}}  # fmt: skip
-    status = browser.execute_async_script(
+    status = await asyncio.to_thread(
+        browser.execute_async_script,
         "const done = arguments[arguments.length - 1];"
         "fetch('/v1/chat_room/' + arguments[0] + '/events', {method: 'POST', body: arguments[1],"
         " headers: {'Content-Type': 'application/json'}}).then(r => done(r.status),"
@@ -157,7 +262,8 @@ async def test_the_fleets_own_pages_still_write(open_fleet: FleetProcess, browse
         room, json.dumps(body),
     )  # fmt: skip
     assert status == 202, status
-    status, events = await open_fleet.get(
-        f"/v1/chat_room/{room}/events?min_version=1&wait_ms=15000"
+    status, events = await front.call(
+        "GET", f"/v1/chat_room/{room}/events?min_version=1&wait_ms=15000"
     )
     assert status == 200 and [e["data"]["message_id"] for e in events["events"]] == ["m1"]
+    await asyncio.to_thread(browser.get, "about:blank")  # the page's socket closes with it

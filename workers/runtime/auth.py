@@ -160,12 +160,15 @@ def jwks_loader(source: str, *, timeout_s: float = 5.0) -> Callable[[], Awaitabl
                 async with session.get(source, allow_redirects=False) as response:
                     if response.status != 200:
                         raise OSError(f"{source} answered {response.status}")
-                    body = await response.content.read(JWKS_MAX_BYTES + 1)
+                    # Whole, however it arrives (one read returns what is there so far).
+                    body = bytearray()
+                    async for chunk in response.content.iter_chunked(65536):
+                        body += chunk
+                        if len(body) > JWKS_MAX_BYTES:
+                            raise OSError(f"{source} sent more than {JWKS_MAX_BYTES} bytes")
         except aiohttp.ClientError as e:
             raise OSError(f"{source}: {e}") from None
-        if len(body) > JWKS_MAX_BYTES:
-            raise OSError(f"{source} sent more than {JWKS_MAX_BYTES} bytes")
-        return body
+        return bytes(body)
 
     return fetch
 

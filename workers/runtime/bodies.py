@@ -10,14 +10,18 @@ multipart body without asking the fleet first (no CORS preflight), never ``appli
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 from aiohttp.http_exceptions import PayloadEncodingError
+from multidict import MultiDict, MultiDictProxy
 
 from topics.errors import InvalidInput
 from workers.roles.requests import PayloadTooLarge
 
 CHUNK = 65536
+FORM = "application/x-www-form-urlencoded"
+_FORM_KEY = "eventfleet.form"
 _COUNT_UP_TO = 16
 
 
@@ -62,6 +66,38 @@ async def json_body(request: web.Request, limit: int, within_s: float) -> bytes:
     """The whole body of a JSON route, its content type checked first (nothing read if wrong)."""
     check_json(request)
     return await read_body(request, limit, within_s)
+
+
+async def read_form(request: web.Request, limit: int, within_s: float) -> MultiDictProxy[str]:
+    """A console form (``application/x-www-form-urlencoded``), read whole by ``read_body`` once
+    per request and kept on it: ``posted`` gives it to the view after the CSRF check."""
+    found: MultiDictProxy[str] | None = request.get(_FORM_KEY)
+    if found is not None:
+        return found
+    if request.content_length == 0 or not request.body_exists:
+        fields: MultiDict[str] = MultiDict()
+    else:
+        declared = request.headers.get("Content-Type", "")
+        if declared.split(";", 1)[0].strip().lower() != FORM:
+            raise UnsupportedMediaType(
+                f"{request.method} {request.path} takes a form and this body was sent as "
+                f"{declared[:80] or 'nothing'}; submit the console's own form (Content-Type: "
+                f"{FORM})."
+            )
+        raw = await read_body(request, limit, within_s)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidInput("the form is not UTF-8; submit the console's own form.") from None
+        fields = MultiDict(parse_qsl(text, keep_blank_values=True))
+    request[_FORM_KEY] = found = MultiDictProxy(fields)
+    return found
+
+
+def posted(request: web.Request) -> MultiDictProxy[str]:
+    """The form ``read_form`` read for this request (empty if none was)."""
+    found: MultiDictProxy[str] | None = request.get(_FORM_KEY)
+    return found if found is not None else MultiDictProxy(MultiDict())
 
 
 async def read_body(request: web.Request, limit: int, within_s: float) -> bytes:

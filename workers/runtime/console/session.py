@@ -17,10 +17,14 @@ from typing import Any
 
 from aiohttp import web
 
-from topics.errors import Forbidden, Unauthenticated
+from topics.errors import EventfleetError, Forbidden, Unauthenticated
 from workers.runtime.auth import SESSION_COOKIE, Door
+from workers.runtime.bodies import read_form
 from workers.runtime.console.html import esc, hidden, page
+from workers.runtime.http_errors import json_response
 from workers.runtime.identity import Credentials
+from workers.runtime.queries import failure
+from workers.runtime.settings import Settings
 
 CSRF_COOKIE = "eventfleet_csrf"
 CSRF_FIELD = "csrf"
@@ -76,8 +80,9 @@ def _next(raw: str) -> str:
 class Login:
     """``/console/login`` (open), ``/console/logout``."""
 
-    def __init__(self, door: Door) -> None:
+    def __init__(self, door: Door, settings: Settings) -> None:
         self.door = door
+        self._limits = settings.max_body_bytes, settings.body_timeout_s
 
     def _page(self, request: web.Request, message: str = "", status: int = 200) -> web.Response:
         if self.door.mode == "jwt":
@@ -107,7 +112,11 @@ class Login:
     async def sign_in(self, request: web.Request) -> web.StreamResponse:
         if self.door.mode != "jwt":
             return self._page(request)
-        form = await request.post()
+        try:
+            form = await read_form(request, *self._limits)
+        except EventfleetError as e:
+            answer = failure(e)
+            return self._page(request, str(answer.body["message"]), answer.status)
         check_csrf(request, form)
         token = str(form.get("token", "")).strip()
         try:
@@ -125,7 +134,11 @@ class Login:
         return response
 
     async def sign_out(self, request: web.Request) -> web.StreamResponse:
-        check_csrf(request, await request.post())
+        try:
+            form = await read_form(request, *self._limits)
+        except EventfleetError as e:
+            return json_response(failure(e))
+        check_csrf(request, form)
         response = web.HTTPSeeOther("/console/login")
         response.del_cookie(SESSION_COOKIE, path="/console")
         return response

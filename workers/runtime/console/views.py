@@ -17,6 +17,7 @@ from topics.errors import EventfleetError, Forbidden, InvalidEnvelope, InvalidIn
 from workers.roles.dlq_replay import check_operator
 from workers.roles.paging import EventPage, read_page
 from workers.runtime.answers import error
+from workers.runtime.bodies import read_form
 from workers.runtime.console.html import esc, json_block, link, page, path, table
 from workers.runtime.console.samples import Sampler, charts
 from workers.runtime.console.session import (
@@ -84,7 +85,12 @@ class Console:
                 )
                 return web.json_response(refused.body, status=403, dumps=_dumps)
             if action:
-                check_csrf(request, await request.post())
+                try:
+                    form = await read_form(request, settings.max_body_bytes, settings.body_timeout_s)
+                except EventfleetError as e:
+                    answer = failure(e)
+                    return web.json_response(answer.body, status=answer.status, dumps=_dumps)
+                check_csrf(request, form)
             HEADER.set(_signed_in(request, actor))
             self.sampler.start()
             try:
