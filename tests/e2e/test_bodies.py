@@ -184,7 +184,9 @@ async def test_too_large_truncated_and_malformed_bodies_store_nothing(strict: Fl
         fleet, path, headers(fleet, me, **{"Transfer-Encoding": "chunked"}),
         [b"zz\r\n" + bad + b"\r\n0\r\n\r\n"],
     )  # fmt: skip
-    assert status == 400, answer
+    # aiohttp answers 400 itself when the bad chunk comes with the head; when the handler is
+    # already reading, its parser never fails the body and only the deadline ends the wait.
+    assert status in (400, 408), answer
     status, _ = await fleet.request(
         "POST", path, raw=message(me, "fence"), token=fleet.token(me)
     )

@@ -198,7 +198,8 @@ async def test_a_lent_redis_and_a_custom_domain_set_leave_nothing_behind(
     try:
         assert "domains   tally" in lent.banner
         assert "/v1/order" not in lent.banner and "account" not in lent.banner
-        assert "/v1/tally/tally-1/events -d '{\"type\":\"Counted\",\"data\":{}}'" in lent.banner
+        line = "/v1/tally/tally-1/events -H 'Content-Type: application/json' -d '{\"type\":\"Counted\",\"data\":{}}'"
+        assert line in lent.banner
         assert lent.exports["EVENTFLEET_REDIS_URL"] == stack.urls.redis_url
         assert await post(lent, "/v1/tally/t-1/events", {"type": "Counted", "data": {}}) == 202
         await wait_for(
