@@ -256,9 +256,8 @@ async def test_the_own_origin_and_scripts_still_write(target: Target) -> None:
         assert answer.status == 202, (headers, answer)
 
 
+@pytest.mark.parametrize("target", ["proxy"], indirect=True)  # the mode with a trusted proxy
 async def test_proxy_headers_name_the_origin_only_from_the_proxy(target: Target) -> None:
-    if target.mode != "proxy":
-        pytest.skip("X-Forwarded-Host is trusted only from EVENTFLEET_AUTH_TRUSTED_PROXIES")
     run = uuid.uuid4().hex[:8]
     me = f"op-{run}"
     append = f"/v1/chat_room/xp-{run}/events"
@@ -276,9 +275,8 @@ async def test_proxy_headers_name_the_origin_only_from_the_proxy(target: Target)
         assert (answer.status, answer.body["reason"]) == (403, "foreign_origin"), (origin, answer)
 
 
+@pytest.mark.parametrize("target", ["proxy", "none"], indirect=True)  # with ALLOWED set
 async def test_an_allowed_origin_may_write(target: Target) -> None:
-    if target.mode == "jwt":
-        pytest.skip("the shared jwt fleet has no EVENTFLEET_ALLOWED_ORIGINS")
     run = uuid.uuid4().hex[:8]
     me = f"op-{run}"
     headers = {**target.identity(me), **browser(ALLOWED), "Content-Type": "application/json"}
