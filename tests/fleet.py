@@ -157,6 +157,8 @@ class FleetProcess:
         say otherwise."""
         data = raw if raw is not None else (orjson.dumps(body) if body is not None else None)
         sent = bearer(token or self.token()) if headers is None else headers
+        if data is not None and "Content-Type" not in sent:
+            sent = {**sent, "Content-Type": "application/json"}
         async with aiohttp.ClientSession() as session:
             async with session.request(
                 method, self.url + path, data=data, headers=sent,
@@ -184,6 +186,11 @@ class FleetProcess:
     def auth_headers(self) -> dict[str, str]:
         """The test principal's Authorization header, for tests with their own client."""
         return bearer(self.token())
+
+
+def json_payload(raw: bytes) -> aiohttp.BytesPayload:
+    """``raw`` sent as ``Content-Type: application/json`` (aiohttp says octet-stream: 415)."""
+    return aiohttp.BytesPayload(raw, content_type="application/json")
 
 
 async def start_together(*processes: FleetProcess, timeout_s: float = 60) -> None:

@@ -138,6 +138,12 @@ def derived_event_id(aggregate_type: str, aggregate_id: str, command_id: str) ->
     return str(uuid.uuid5(_COMMAND_IDS, f"{aggregate_type}\x00{aggregate_id}\x00{command_id}"))
 
 
+DESK_COMMANDS = "dlq-replay:"
+"""The prefix of the dead-letter desk's command ids (one per dead letter): the fleet's own
+commands, refused from every client (``parse_request``) and scoped to no principal, so a
+second operator replaying the same fix is answered as the first one's duplicate."""
+
+
 def command_scope(command_id: str, actor: Actor | None) -> str:
     """The name a command id is remembered and its event id derived under: its sender's own.
 
@@ -147,7 +153,7 @@ def command_scope(command_id: str, actor: Actor | None) -> str:
     is its own scope, as before scoping. The principal enters as a hash: no user name in a
     Redis key, and a fixed width, so no principal and id pair reads as another.
     """
-    if actor is None:
+    if actor is None or command_id.startswith(DESK_COMMANDS):
         return command_id
     digest = hashlib.blake2b(actor.principal.encode(), digest_size=8).hexdigest()
     return f"\x1f{digest}\x1f{command_id}"

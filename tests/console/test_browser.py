@@ -187,7 +187,11 @@ async def test_a_bad_fix_is_refused_on_review_and_nothing_is_submitted(
     browser.find_element("id", "review").click()
     # Wait for the next page: reading the old one before it loads is a race.
     assert "missing fields aggregate_type, aggregate_id, data" in after_submit(browser, "error").text
-    status, body = await fleet.request("POST", f"/console/dlq/{position}/replay", raw=b"operator=x")
+    form_type = {"Content-Type": "application/x-www-form-urlencoded"}
+    status, body = await fleet.request(
+        "POST", f"/console/dlq/{position}/replay", raw=b"operator=x",
+        headers={**fleet.auth_headers, **form_type},
+    )  # fmt: skip
     assert (status, body["reason"]) == (403, "csrf_token")  # no form token: refused first
     form = {"submission": "{}", "operator": "mallory", "confirm": "yes", "csrf": "t"}
     for headers in ({"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):

@@ -41,6 +41,13 @@ def test_the_console_proxy_overlay_trusts_only_its_sidecar() -> None:
     proxy_args = containers["oauth2-proxy"]["args"]
     assert "--upstream=http://127.0.0.1:8080/console/" in proxy_args
     assert "--pass-user-headers=true" in proxy_args
+    cookie = {a.split("=", 1)[0]: a.split("=", 1)[1] for a in proxy_args if a.startswith("--cookie")}
+    assert cookie["--cookie-name"].startswith("__Host-")  # host-only: no sibling sets it
+    assert "--cookie-domain" not in cookie  # __Host- forbids one; a domain widens it
+    assert (cookie["--cookie-secure"], cookie["--cookie-httponly"], cookie["--cookie-samesite"]) == (
+        "true", "true", "strict"
+    )
+    assert {"--skip-auth-strip-headers=true", "--pass-host-header=true"} <= set(proxy_args)
     service = next(o for o in objects if o["kind"] == "Service" and o["metadata"]["name"] == "eventfleet-console")
     assert [p["targetPort"] for p in service["spec"]["ports"]] == ["proxy"]
     others = [o for o in objects if o["kind"] == "Deployment" and o is not console]

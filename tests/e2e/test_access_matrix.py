@@ -16,7 +16,7 @@ import aiohttp
 import orjson
 import pytest
 
-from tests.fleet import FleetProcess, order_items, running_fleet
+from tests.fleet import FleetProcess, json_payload, order_items, running_fleet
 from tests.waiting import wait_for
 from workers.devtools.embedded import EmbeddedStack
 
@@ -48,7 +48,7 @@ async def call(fleet: FleetProcess, who: str, method: str, path: str, body: Any 
     source, headers = WHO[who]
     connector = aiohttp.TCPConnector(local_addr=(source, 0))
     async with aiohttp.ClientSession(connector=connector) as session:
-        data = orjson.dumps(body) if body is not None else None
+        data = json_payload(orjson.dumps(body)) if body is not None else None
         async with session.request(
             method, fleet.url + path, data=data, headers=headers, allow_redirects=False
         ) as r:

@@ -45,6 +45,8 @@ async def post(fleet: FleetProcess, path: str, body: Any = None, **headers: str)
     """A POST with exactly ``headers``: no token unless they carry one."""
     async with aiohttp.ClientSession() as session:
         data = orjson.dumps(body) if body is not None else None
+        if data is not None:
+            headers = {"Content-Type": "application/json", **headers}
         async with session.post(fleet.url + path, data=data, headers=headers) as r:
             return r.status, orjson.loads(await r.read())
 

@@ -20,7 +20,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaProducer
 from multidict import CIMultiDict
 
-from tests.fleet import FleetProcess, order_items, running_fleet
+from tests.fleet import FleetProcess, json_payload, order_items, running_fleet
 from tests.kafka_topics import read_until
 from tests.tokens import Issuer
 from tests.unit.test_identity import hostile, hs256_with_public_key
@@ -84,7 +84,7 @@ async def door(stack: EmbeddedStack, idp: JwksServer) -> AsyncIterator[FleetProc
 async def call(
     fleet: FleetProcess, method: str, path: str, body: Any = None, *, headers: Any = None
 ) -> tuple[int, Any, CIMultiDict[str]]:
-    data = orjson.dumps(body) if body is not None else None
+    data = json_payload(orjson.dumps(body)) if body is not None else None
     async with aiohttp.ClientSession() as session:
         async with session.request(
             method, fleet.url + path, data=data, headers=headers, allow_redirects=False

@@ -84,9 +84,9 @@ def test_an_answer_becomes_its_class_with_its_fields_and_the_wait_asked_for() ->
 
 
 def test_an_unknown_code_or_a_foreign_body_is_still_a_typed_error_judged_by_its_status() -> None:
-    newer = errors.error_from_answer(415, {"error": "unsupported_media_type", "message": "JSON"})
+    newer = errors.error_from_answer(418, {"error": "a_code_from_the_future", "message": "m"})
     assert type(newer) is ApiError and (newer.code, newer.status, newer.retriable) == (
-        "unsupported_media_type", 415, False)  # fmt: skip
+        "a_code_from_the_future", 418, False)  # fmt: skip
     proxy = errors.error_from_answer(502, "<html>bad gateway</html>")
     assert type(proxy) is ApiError and proxy.code == "http_502" and "bad gateway" in proxy.message
     assert errors.error_from_answer(503, None).retriable is True

@@ -28,3 +28,27 @@ def test_no_principal_and_command_pair_reads_as_another() -> None:
     scopes = {command_scope(command, Actor(principal)) for principal, command in pairs}
     assert len(scopes) == len(pairs)
     assert "carol" not in command_scope("c", Actor("carol"))  # no user name in a Redis key
+
+
+def test_the_dead_letter_desks_commands_are_the_fleets_whoever_replays() -> None:
+    """Two operators replaying one fixed dead letter send one command: the second is told it
+    is the first's duplicate, never stored twice."""
+    from topics.envelope import DESK_COMMANDS
+
+    replay = f"{DESK_COMMANDS}e-1"
+    assert command_scope(replay, Actor("alice")) == command_scope(replay, Actor("bob")) == replay
+
+
+def test_no_client_may_send_a_command_id_in_the_desks_name() -> None:
+    import orjson
+    import pytest
+
+    from topics.errors import InvalidInput
+    from workers.roles.requests import parse_request
+
+    body = orjson.dumps({"type": "OrderPlaced", "data": {}, "command_id": "dlq-replay:e-1"})
+    with pytest.raises(InvalidInput, match="dead-letter desk"):
+        parse_request("order", "o-1", body, max_bytes=1000)
+    assert parse_request("order", "o-1", body, max_bytes=1000, desk=True).command_id == (
+        "dlq-replay:e-1"
+    )

@@ -38,6 +38,7 @@ def test_every_curl_line_sends_data_its_schema_accepts() -> None:
         for line in tries("http://h:1", Domains([domain])):
             if "-d '" not in line:
                 continue
+            assert "-H 'Content-Type: application/json'" in line, line  # else 415
             body = orjson.loads(line.split("-d '", 1)[1].rstrip("'"))
             spec = domain.events[body["type"]]
             assert spec.schema.check(body["data"], "data") is None, (domain.name, body)

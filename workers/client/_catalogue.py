@@ -33,6 +33,7 @@ __all__ = [
     "ReadOnlyError",
     "RefusedError",
     "ReplayFailedError",
+    "RequestTimeoutError",
     "RouteNotFoundError",
     "ShuttingDownError",
     "StoreCatchingUpError",
@@ -44,6 +45,7 @@ __all__ = [
     "UnauthenticatedError",
     "UnknownAggregateTypeError",
     "UnknownEventTypeError",
+    "UnsupportedMediaTypeError",
     "VersionNotFoundError",
 ]
 
@@ -177,8 +179,13 @@ class ConsoleReadOnlyError(ApiError):
 
 
 class CrossOriginError(ApiError):
-    """403 ``cross_origin``: a console action posted from another site's page (``Origin`` or
-    ``Sec-Fetch-Site``). Fix: act from the console's own pages.
+    """403 ``cross_origin``: a state-changing request (``POST``, ``PUT``, ``PATCH``, ``DELETE``) or
+    a WebSocket upgrade from another site's page, in any auth mode: ``Sec-Fetch-Site`` other
+    than ``same-origin``, or an ``Origin`` that is not the fleet's own nor in
+    ``EVENTFLEET_ALLOWED_ORIGINS`` (``reason``: ``cross_site``, ``foreign_origin`` or
+    ``opaque_origin``); nothing was read or changed. Fix: act from the fleet's own pages, call
+    from a script or server (no browser headers), or add the page's origin to
+    ``EVENTFLEET_ALLOWED_ORIGINS``.
     """
 
     code = "cross_origin"
@@ -272,6 +279,30 @@ class PayloadTooLargeError(ApiError):
 
     code = "payload_too_large"
     status = 413
+    retriable = False
+
+
+class RequestTimeoutError(ApiError):
+    """408 ``request_timeout``: the request body was not whole ``EVENTFLEET_BODY_TIMEOUT_S`` after
+    the request began (a sender that stalled or stopped short); nothing was changed. Fix: send
+    the whole body without pausing, as many bytes as ``Content-Length`` says.
+    """
+
+    code = "request_timeout"
+    status = 408
+    retriable = False
+
+
+class UnsupportedMediaTypeError(ApiError):
+    """415 ``unsupported_media_type``: a JSON route (``POST …/events``, ``POST
+    /v1/subjects/{subject}/erase``) got a body whose ``Content-Type`` is not
+    ``application/json`` or ``application/*+json`` (``text/plain``, a form, none); nothing was
+    read or changed. Fix: send ``Content-Type: application/json`` (curl: ``-H 'Content-Type:
+    application/json'`` or ``--json``).
+    """
+
+    code = "unsupported_media_type"
+    status = 415
     retriable = False
 
 
@@ -455,6 +486,8 @@ BY_CODE: dict[str, type[ApiError]] = {
     CommandInProgressError.code: CommandInProgressError,
     RefusedError.code: RefusedError,
     PayloadTooLargeError.code: PayloadTooLargeError,
+    RequestTimeoutError.code: RequestTimeoutError,
+    UnsupportedMediaTypeError.code: UnsupportedMediaTypeError,
     NotAcceptableError.code: NotAcceptableError,
     TooManySubscriptionsError.code: TooManySubscriptionsError,
     UnknownEventTypeError.code: UnknownEventTypeError,

@@ -79,15 +79,19 @@ def _opening(domain: Domain) -> tuple[str, Any] | None:
     return None
 
 
+JSON = "-H 'Content-Type: application/json'"
+"""What a POST's curl line says of its body (without it curl sends a form: 415)."""
+
+
 def tries(api: str, domains: Domains) -> list[str]:
     """curl lines that work against the enabled domains (the seeds' order/account when enabled)."""
     lines = []
     if "order" in domains:
         body = orjson.dumps(_ORDER_PLACED).decode()
-        lines.append(f"curl -s -XPOST {api}/v1/order/o-1/events -d '{body}'")
+        lines.append(f"curl -s -XPOST {api}/v1/order/o-1/events {JSON} -d '{body}'")
     if "account" in domains:
         body = orjson.dumps({"type": "AccountOpened", "data": {"owner": "ada"}}).decode()
-        lines.append(f"curl -s -XPOST {api}/v1/account/a-1/events -d '{body}'")
+        lines.append(f"curl -s -XPOST {api}/v1/account/a-1/events {JSON} -d '{body}'")
     if lines:
         return [*lines, f"curl -s '{api}/v1/order/o-1/state?min_version=1&wait_ms=2000'"
                 if "order" in domains else
@@ -98,7 +102,7 @@ def tries(api: str, domains: Domains) -> list[str]:
             continue
         body = orjson.dumps({"type": opening[0], "data": opening[1]}).decode().replace("'", "")
         return [
-            f"curl -s -XPOST {api}/v1/{domain.name}/{domain.name}-1/events -d '{body}'",
+            f"curl -s -XPOST {api}/v1/{domain.name}/{domain.name}-1/events {JSON} -d '{body}'",
             f"curl -s '{api}/v1/{domain.name}/{domain.name}-1/state?min_version=1&wait_ms=2000'",
         ]
     return []

@@ -233,7 +233,7 @@ class DeadLetterReplayer:
         )
         return parse_request(
             submission["aggregate_type"], submission["aggregate_id"], body,
-            max_bytes=self._max_bytes,
+            max_bytes=self._max_bytes, desk=True,
         )  # fmt: skip
 
     async def replay(

@@ -6,7 +6,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from topics.envelope import AGGREGATE_ID_RE, Actor, aggregate_key, loads, validate_data
+from topics.envelope import (
+    AGGREGATE_ID_RE,
+    DESK_COMMANDS,
+    Actor,
+    aggregate_key,
+    loads,
+    validate_data,
+)
 from topics.errors import InvalidEnvelope, InvalidEventData, InvalidInput, ValueOutOfRange
 
 _BODY_FIELDS = frozenset(
@@ -40,9 +47,10 @@ class CommandRequest:
 
 
 def parse_request(
-    aggregate_type: str, aggregate_id: str, body: bytes, *, max_bytes: int
+    aggregate_type: str, aggregate_id: str, body: bytes, *, max_bytes: int, desk: bool = False
 ) -> CommandRequest:
-    """Decode a request body strictly.
+    """Decode a request body strictly; ``desk``: the dead-letter desk's own replay, the only
+    sender whose command id may carry the desk's prefix (``DESK_COMMANDS``).
 
     Raises PayloadTooLarge (413), InvalidEventData (422: a number beyond 64 bits) or
     InvalidInput (400) naming the field and the fix.
@@ -69,6 +77,12 @@ def parse_request(
         value = obj.get(name)
         if value is not None and not (isinstance(value, str) and 0 < len(value) <= 256):
             raise InvalidInput(f"field {name!r} must be a string of 1 to 256 characters.")
+    command_id = obj.get("command_id")
+    if isinstance(command_id, str) and command_id.startswith(DESK_COMMANDS) and not desk:
+        raise InvalidInput(
+            f"command ids starting with {DESK_COMMANDS!r} are the dead-letter desk's own "
+            "(its replays); choose another command id."
+        )
     try:
         data = validate_data(obj.get("data", {}), "data")
     except ValueOutOfRange as e:

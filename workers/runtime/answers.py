@@ -113,8 +113,13 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
     ),
     ErrorCode(
         "cross_origin", 403,
-        "a console action posted from another site's page (`Origin` or `Sec-Fetch-Site`)",
-        "act from the console's own pages",
+        "a state-changing request (`POST`, `PUT`, `PATCH`, `DELETE`) or a WebSocket upgrade "
+        "from another site's page, in any auth mode: `Sec-Fetch-Site` other than "
+        "`same-origin`, or an `Origin` that is not the fleet's own nor in "
+        "`EVENTFLEET_ALLOWED_ORIGINS` (`reason`: `cross_site`, `foreign_origin` or "
+        "`opaque_origin`); nothing was read or changed",
+        "act from the fleet's own pages, call from a script or server (no browser headers), or "
+        "add the page's origin to `EVENTFLEET_ALLOWED_ORIGINS`",
     ),
     ErrorCode(
         "transition_rejected", 409,
@@ -164,6 +169,20 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
         "the body is over `EVENTFLEET_MAX_BODY_BYTES`; the message gives its size (or says "
         "it is more than a bound it read up to)",
         "send a smaller body, or raise the limit",
+    ),
+    ErrorCode(
+        "request_timeout", 408,
+        "the request body was not whole `EVENTFLEET_BODY_TIMEOUT_S` after the request began (a "
+        "sender that stalled or stopped short); nothing was changed",
+        "send the whole body without pausing, as many bytes as `Content-Length` says",
+    ),
+    ErrorCode(
+        "unsupported_media_type", 415,
+        "a JSON route (`POST …/events`, `POST /v1/subjects/{subject}/erase`) got a body whose "
+        "`Content-Type` is not `application/json` or `application/*+json` (`text/plain`, a "
+        "form, none); nothing was read or changed",
+        "send `Content-Type: application/json` (curl: `-H 'Content-Type: application/json'` "
+        "or `--json`)",
     ),
     ErrorCode(
         "not_acceptable", 406,

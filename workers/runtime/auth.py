@@ -32,6 +32,7 @@ from workers.runtime.identity import (
     ProxyAuthenticator,
     trusted_networks,
 )
+from workers.runtime.origins import OriginPolicy
 from workers.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -164,12 +165,15 @@ def jwks_loader(source: str, *, timeout_s: float = 5.0) -> Callable[[], Awaitabl
                 async with session.get(source, allow_redirects=False) as response:
                     if response.status != 200:
                         raise OSError(f"{source} answered {response.status}")
-                    body = await response.content.read(JWKS_MAX_BYTES + 1)
+                    # Whole, however it arrives (one read returns what is there so far).
+                    body = bytearray()
+                    async for chunk in response.content.iter_chunked(65536):
+                        body += chunk
+                        if len(body) > JWKS_MAX_BYTES:
+                            raise OSError(f"{source} sent more than {JWKS_MAX_BYTES} bytes")
         except aiohttp.ClientError as e:
             raise OSError(f"{source}: {e}") from None
-        if len(body) > JWKS_MAX_BYTES:
-            raise OSError(f"{source} sent more than {JWKS_MAX_BYTES} bytes")
-        return body
+        return bytes(body)
 
     return fetch
 
@@ -222,9 +226,13 @@ def credentials_of(request: web.Request, mode: str | None = None) -> Credentials
 class Door:
     """The middleware and the one place refusals are answered and counted."""
 
-    def __init__(self, authenticator: Authenticator, metrics: Metrics) -> None:
+    def __init__(
+        self, authenticator: Authenticator, metrics: Metrics, origins: OriginPolicy | None = None
+    ) -> None:
         self.authenticator = authenticator
         self._metrics = metrics
+        self.origins = origins or OriginPolicy()
+        """Which pages may change state here (``workers.runtime.origins``): every mode."""
         self.authorize: Callable[[web.Request, Actor], None] | None = None
         """Checks the route's access rule (raises Forbidden); set by the HTTP views."""
         self.redeem_ticket: RedeemTicket | None = None
@@ -251,6 +259,9 @@ class Door:
         path = request.path
         if path == "/":
             raise web.HTTPFound("/console")  # Faust's own index is not served
+        refused = self.cross_site(request)
+        if refused is not None:
+            return refused
         if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
             try:
                 return await handler(request)
@@ -284,6 +295,16 @@ class Door:
             return await handler(request)
         except Forbidden as e:
             return self.forbidden(e)
+
+    def cross_site(self, request: web.Request) -> web.Response | None:
+        """``403 cross_origin`` for a state-changing request or WebSocket upgrade from another
+        site's page, in every auth mode and on every path (counted); None to go on."""
+        refusal = self.origins.refusal(request)
+        if refusal is None:
+            return None
+        self.count_forbidden(refusal.reason)
+        answer = error(403, "cross_origin", str(refusal), reason=refusal.reason)
+        return json_response(answer)
 
     def count_unauthenticated(self, reason: str) -> None:
         self._metrics.auth_refusals.labels("401", reason).inc()

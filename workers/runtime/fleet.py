@@ -32,6 +32,7 @@ from workers.runtime.connections import fleet_catalog
 from workers.runtime.health import HealthMonitor, Ping
 from workers.runtime.identity import Authenticator
 from workers.runtime.lag import LAG_ROLE, LagExporter, measured_groups
+from workers.runtime.origins import OriginPolicy
 from workers.stream.faust_app import (
     FleetApp,
     committed_position,
@@ -76,7 +77,9 @@ class Fleet:
     ) -> None:
         self.runtime = runtime
         # Who may call: the door every HTTP request but the probes passes (open if not given).
-        self.door = Door(authenticator or Authenticator(), runtime.metrics)
+        self.door = Door(
+            authenticator or Authenticator(), runtime.metrics, OriginPolicy.of(runtime.settings)
+        )
         self.roles = frozenset(roles)
         self.draining = False
         self.started = False

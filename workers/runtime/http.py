@@ -17,9 +17,10 @@ from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE, Actor, encode, p
 from topics.errors import EventfleetError, Forbidden, InvalidEnvelope, InvalidInput
 from workers.roles.outcomes import Refused
 from workers.roles.paging import DEFAULT_PAGE, MAX_PAGE, next_link, read_page
-from workers.roles.requests import PayloadTooLarge, parse_request
+from workers.roles.requests import parse_request
 from workers.runtime import http_errors
 from workers.runtime.answers import Answer, answer_of, error
+from workers.runtime.bodies import json_body
 from workers.runtime.console import register_console
 from workers.runtime.fleet import Fleet
 from workers.runtime.http_errors import json_response
@@ -50,46 +51,6 @@ def int_param(
     if not low <= value <= high:
         raise InvalidInput(f"query parameter {name}={value} must be between {low} and {high}.")
     return value
-
-
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """The whole body, however it arrives (Content-Length or chunked, in any number of writes).
-
-    Raises PayloadTooLarge once more than ``limit`` bytes are announced or received, with the
-    body's real size: the rest is read (and dropped) up to ``_COUNT_UP_TO`` times the limit,
-    beyond which the message says "more than" that bound instead of a number it never saw.
-    """
-    announced = request.content_length
-    if announced is not None and announced > limit:
-        raise PayloadTooLarge(_too_large(f"has {announced} bytes", limit))
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await request.content.read(65536):
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(_too_large(await _count_rest(request, size, limit), limit))
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-_COUNT_UP_TO = 16
-
-
-async def _count_rest(request: web.Request, size: int, limit: int) -> str:
-    """How big the body is: read on up to a bound; never report a size that was not seen."""
-    bound = _COUNT_UP_TO * limit
-    while size <= bound and (chunk := await request.content.read(65536)):
-        size += len(chunk)
-    if size > bound:
-        return f"has more than {bound} bytes"
-    return f"has {size} bytes"
-
-
-def _too_large(has: str, limit: int) -> str:
-    return (
-        f"the body {has}; the limit is {limit} bytes (EVENTFLEET_MAX_BODY_BYTES): send at most "
-        f"{limit}."
-    )
 
 
 def time_param(query: Mapping[str, str], name: str) -> datetime | None:
@@ -154,6 +115,7 @@ def register_append(fleet: Fleet) -> None:
     The hot path of every command: it skips Faust's view dispatch and is matched first.
     """
     commands, limit = fleet.runtime.commands, fleet.runtime.settings.max_body_bytes
+    within_s = fleet.runtime.settings.body_timeout_s
     draining = error(503, "shutting_down", "this worker is draining; retry on another.")
 
     door = fleet.door
@@ -163,7 +125,7 @@ def register_append(fleet: Fleet) -> None:
             return json_response(draining)
         async with fleet.batch("http"):
             try:
-                body = await read_body(request, limit)
+                body = await json_body(request, limit, within_s)
                 match = request.match_info
                 command = parse_request(
                     match["aggregate_type"], match["aggregate_id"], body, max_bytes=limit

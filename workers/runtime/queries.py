@@ -24,6 +24,7 @@ from workers.ports import AggregateRef, EventStore, ViewStore
 from workers.roles.requests import PayloadTooLarge
 from workers.roles.state import StateLoader, VersionNotFound
 from workers.runtime.answers import Answer, error
+from workers.runtime.bodies import BodyTimeout, UnsupportedMediaType
 from workers.runtime.read_your_writes import (
     NotYetStored,
     ReadAfter,
@@ -110,6 +111,10 @@ def failure(e: EventfleetError) -> Answer:
     """The one mapping from our errors to HTTP answers for the query views."""
     if isinstance(e, PayloadTooLarge):
         return error(413, "payload_too_large", str(e))
+    if isinstance(e, UnsupportedMediaType):
+        return error(415, "unsupported_media_type", str(e))
+    if isinstance(e, BodyTimeout):
+        return error(408, "request_timeout", str(e))
     if isinstance(e, UnknownAggregateType):
         return error(404, "unknown_aggregate_type", str(e))
     if isinstance(e, VersionNotFound):

@@ -102,6 +102,18 @@ _name_ok = _text(
 )
 
 
+def _is_origin(raw: str) -> bool:
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return False
+    return (
+        parts.scheme in ("http", "https") and bool(parts.hostname) and parts.path in ("", "/")
+        and not (parts.query or parts.fragment or parts.username)
+    )  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Every knob of the fleet; ``EVENTFLEET_<FIELD>`` sets ``<field>``."""
@@ -192,7 +204,17 @@ class Settings:
     auth_trusted_proxies: str = _setting(
         "",
         _text("comma-separated CIDRs", bool),
-        "proxy: CIDRs whose X-Forwarded-User/-Groups are trusted (e.g. 10.0.0.0/8,127.0.0.1/32)",
+        "proxy: CIDRs whose X-Forwarded-User/-Groups are trusted (e.g. 10.0.0.0/8,127.0.0.1/32); "
+        "any mode: whose X-Forwarded-Host/-Proto name the fleet's own origin",
+    )
+    allowed_origins: str = _setting(
+        "",
+        _text(
+            "comma-separated origins like https://app.example (scheme://host[:port])",
+            lambda s: all(_is_origin(p.strip()) for p in s.split(",") if p.strip()),
+        ),
+        "origins besides the fleet's own whose pages may POST and open WebSockets here "
+        "(README Security: cross-site requests)",
     )
     auth_leeway_s: int = _setting(
         30, _int(0, 300), "jwt: clock skew allowed on exp, nbf and iat"
@@ -266,6 +288,9 @@ class Settings:
     )
     max_body_bytes: int = _setting(
         64 * 1024, _int(256), "largest accepted HTTP request body (413 above)"
+    )
+    body_timeout_s: int = _setting(
+        30, _int(1, 600), "a request body not whole this long after it began is refused (408)"
     )
     max_event_bytes: int = _setting(
         1024 * 1024, _int(1024), "largest event accepted off a topic (dead-lettered above)"

@@ -3,8 +3,7 @@
 An operator action. With identity on (``EVENTFLEET_AUTH=jwt|proxy``) the caller must hold the
 operator role (``EVENTFLEET_AUTH_OPERATOR_ROLE``) and is recorded as the principal its token
 names, whatever the body says. With the door open (``EVENTFLEET_AUTH=none``) it is allowed only
-on a process with operator actions on (``EVENTFLEET_CONSOLE_ACTIONS=true``), never from another
-site's page, and the operator's name is the one typed (``{"operator": "alice"}``), as in the
+on a process with operator actions on (``EVENTFLEET_CONSOLE_ACTIONS=true``), and the operator's name is the one typed (``{"operator": "alice"}``), as in the
 console. ``operator_of`` is that decision, in one place.
 """
 
@@ -19,13 +18,11 @@ from topics.envelope import AGGREGATE_ID_RE
 from topics.errors import EventfleetError, Forbidden
 from workers.roles.personal import erase_subject
 from workers.runtime.answers import Answer, error
-from workers.runtime.console.session import same_origin
-from workers.runtime.console.views import CROSS_ORIGIN
+from workers.runtime.bodies import json_body
 from workers.runtime.fleet import Fleet
 from workers.runtime.http_errors import json_response
 from workers.runtime.queries import failure
 
-MAX_BODY = 4096
 OFF = (
     "erasing a subject is an operator action, off on this process: set "
     "EVENTFLEET_CONSOLE_ACTIONS=true on the process operators use, or run `eventfleet erase`."
@@ -45,8 +42,6 @@ def operator_of(fleet: Fleet, request: web.Request, body: dict[str, Any]) -> str
         return actor.principal
     if not fleet.runtime.settings.console_actions:
         return error(403, "console_read_only", OFF, setting="EVENTFLEET_CONSOLE_ACTIONS")
-    if not same_origin(request):
-        return error(403, "cross_origin", CROSS_ORIGIN)
     operator = body.get("operator", "http")
     if not isinstance(operator, str) or not 0 < len(operator) <= 100:
         return error(400, "bad_request", "operator must be a name of 1 to 100 characters.")
@@ -59,11 +54,14 @@ def register_erase(fleet: Fleet) -> None:
     async def erase(request: web.Request) -> web.Response:
         subject = request.match_info["subject"]
         try:
-            raw = await request.content.read(MAX_BODY + 1)
+            raw = await json_body(request, rt.settings.max_body_bytes, rt.settings.body_timeout_s)
+        except EventfleetError as e:
+            return json_response(failure(e))
+        try:
             body = orjson.loads(raw) if raw.strip() else {}
         except orjson.JSONDecodeError:
             body = None
-        if not isinstance(body, dict) or len(raw) > MAX_BODY:
+        if not isinstance(body, dict):
             message = 'the body must be empty or a JSON object like {"operator": "alice"}.'
             return json_response(error(400, "bad_request", message))
         who = operator_of(fleet, request, body)

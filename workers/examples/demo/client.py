@@ -61,7 +61,9 @@ class DemoClient:
         url = f"{self.base_url}/v1/{aggregate_type}/{aggregate_id}/events"
         who = self._as(str(data.get("sender_id", "demo")))  # a chat message as its sender
         async with self.session.post(
-            url, data=orjson.dumps({"type": event_type, "data": data}), headers=who
+            url,
+            data=orjson.dumps({"type": event_type, "data": data}),
+            headers={**who, "Content-Type": "application/json"},
         ) as response:
             body = orjson.loads(await response.read())
         self.tally.latencies_s.append(time.perf_counter() - started)

@@ -69,7 +69,7 @@ def register_console(fleet: Fleet) -> Console:
     post("/console/dlq/bulk/confirm", guard(bulk.confirm, action=True))
     get("/console/audit", guard(letters.audit))
     get("/console/lag", guard(console.lag))
-    login = Login(fleet.door)
+    login = Login(fleet.door, fleet.runtime.settings)
     get("/console/login", login.show)
     post("/console/login", login.sign_in)
     post("/console/logout", login.sign_out)

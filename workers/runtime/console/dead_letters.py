@@ -12,6 +12,7 @@ from aiohttp import web
 from topics.errors import InvalidInput
 from workers.roles.dlq_replay import DeadLetterEntry, draft, parse_submission
 from workers.roles.requests import CommandRequest
+from workers.runtime.bodies import posted
 from workers.runtime.console.desk import DeadLetterDesk
 from workers.runtime.console.html import esc, hidden, json_block, link, path, table
 from workers.runtime.console.session import csrf_field
@@ -138,7 +139,7 @@ class DeadLetterPages:
 
     async def confirm(self, request: web.Request) -> web.Response:
         entry = await self.desk.entry(_position(request))
-        form = await request.post()
+        form = posted(request)  # read whole, CSRF checked: Console.guarded
         submission = parse_submission(str(form.get("submission", "")), max_bytes=self._limit())
         operator = self.console.operator(request, str(form.get("operator", "")))
         command = self.desk.replayer().command(entry, submission)
@@ -165,7 +166,7 @@ class DeadLetterPages:
 
     async def replay(self, request: web.Request) -> web.Response:
         entry = await self.desk.entry(_position(request))
-        form = await request.post()
+        form = posted(request)  # read whole, CSRF checked: Console.guarded
         if form.get("confirm") != "yes":
             raise InvalidInput("a replay needs the confirm step: review it first, then confirm.")
         submission = parse_submission(str(form.get("submission", "")), max_bytes=self._limit())

@@ -18,6 +18,7 @@ from topics.envelope import utc_now
 from topics.errors import InvalidInput
 from workers.ports import OperatorAction
 from workers.roles.dlq_replay import DeadLetterEntry, draft, find_entry
+from workers.runtime.bodies import posted
 from workers.runtime.console.dead_letters import SKIP, DeadLetterPages
 from workers.runtime.console.html import esc, hidden, json_block, link, table
 from workers.runtime.console.session import csrf_field
@@ -49,7 +50,7 @@ class BulkPages:
         return action
 
     async def review(self, request: web.Request) -> web.Response:
-        form = await request.post()
+        form = posted(request)  # read whole, CSRF checked: Console.guarded
         what, entries = await self._chosen(form)
         rows = [
             (esc(e.position), esc(e.reason), esc(what),
@@ -73,7 +74,7 @@ class BulkPages:
         return self.console.html("Review the bulk action", body)
 
     async def confirm(self, request: web.Request) -> web.Response:
-        form = await request.post()
+        form = posted(request)  # read whole, CSRF checked: Console.guarded
         what, entries = await self._chosen(form)
         rows = []
         for entry in entries:

@@ -3,7 +3,8 @@
 Signing in puts the bearer token in an HttpOnly, SameSite=Strict cookie scoped to
 ``/console`` (Secure when the request came over TLS); the door reads it there only. Every POST
 form carries a CSRF token that must equal the ``eventfleet_csrf`` cookie (double submit: it
-holds across console replicas without a shared secret), besides the Origin check.
+holds across console replicas without a shared secret), besides the door's Origin check
+(``workers.runtime.origins``).
 """
 
 from __future__ import annotations
@@ -13,14 +14,17 @@ import secrets
 from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from topics.errors import Forbidden, Unauthenticated
+from topics.errors import EventfleetError, Forbidden, Unauthenticated
 from workers.runtime.auth import SESSION_COOKIE, Door
+from workers.runtime.bodies import read_form
 from workers.runtime.console.html import esc, hidden, page
+from workers.runtime.http_errors import json_response
 from workers.runtime.identity import Credentials
+from workers.runtime.queries import failure
+from workers.runtime.settings import Settings
 
 CSRF_COOKIE = "eventfleet_csrf"
 CSRF_FIELD = "csrf"
@@ -66,14 +70,6 @@ def keep_csrf(request: web.Request, response: web.StreamResponse) -> None:
         )
 
 
-def same_origin(request: web.Request) -> bool:
-    """No Origin header (curl, old browsers), or one naming this host; and not cross-site."""
-    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
-        return False
-    origin = request.headers.get("Origin")
-    return origin is None or urlsplit(origin).netloc == request.host
-
-
 def _next(raw: str) -> str:
     """Where to go after signing in: a console or chat page only (no open redirect)."""
     if raw.startswith(("/console", "/chat/")) and not raw.startswith("//") and "\\" not in raw:
@@ -84,8 +80,9 @@ def _next(raw: str) -> str:
 class Login:
     """``/console/login`` (open), ``/console/logout``."""
 
-    def __init__(self, door: Door) -> None:
+    def __init__(self, door: Door, settings: Settings) -> None:
         self.door = door
+        self._limits = settings.max_body_bytes, settings.body_timeout_s
 
     def _page(self, request: web.Request, message: str = "", status: int = 200) -> web.Response:
         if self.door.mode == "jwt":
@@ -115,9 +112,11 @@ class Login:
     async def sign_in(self, request: web.Request) -> web.StreamResponse:
         if self.door.mode != "jwt":
             return self._page(request)
-        form = await request.post()
-        if not same_origin(request):
-            raise Forbidden("cross_origin", "sign in from the console's own login page.")
+        try:
+            form = await read_form(request, *self._limits)
+        except EventfleetError as e:
+            answer = failure(e)
+            return self._page(request, str(answer.body["message"]), answer.status)
         check_csrf(request, form)
         token = str(form.get("token", "")).strip()
         try:
@@ -135,7 +134,11 @@ class Login:
         return response
 
     async def sign_out(self, request: web.Request) -> web.StreamResponse:
-        check_csrf(request, await request.post())
+        try:
+            form = await read_form(request, *self._limits)
+        except EventfleetError as e:
+            return json_response(failure(e))
+        check_csrf(request, form)
         response = web.HTTPSeeOther("/console/login")
         response.del_cookie(SESSION_COOKIE, path="/console")
         return response

@@ -17,6 +17,7 @@ from topics.errors import EventfleetError, Forbidden, InvalidEnvelope, InvalidIn
 from workers.roles.dlq_replay import check_operator
 from workers.roles.paging import EventPage, read_page
 from workers.runtime.answers import error
+from workers.runtime.bodies import read_form
 from workers.runtime.console.html import esc, json_block, link, page, path, table
 from workers.runtime.console.samples import Sampler, charts
 from workers.runtime.console.session import (
@@ -24,7 +25,6 @@ from workers.runtime.console.session import (
     check_csrf,
     csrf_field,
     keep_csrf,
-    same_origin,
 )
 from workers.runtime.fleet import Fleet
 from workers.runtime.queries import failure
@@ -32,10 +32,6 @@ from workers.runtime.queries import failure
 TIMELINE_LIMIT = 1000
 AGGREGATES_SHOWN = 500
 _DIGITS = re.compile(r"[0-9]{1,18}\Z")
-CROSS_ORIGIN = (
-    "console actions are accepted only from the console's own pages; this request came from "
-    "another origin."
-)
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 READ_ONLY = (
     "the console is read-only: set EVENTFLEET_CONSOLE_ACTIONS=true on this process to let "
@@ -68,7 +64,7 @@ class Console:
         return actor.principal if actor is not None else check_operator(typed)
 
     def guarded(self, handler: Handler, *, action: bool = False) -> Handler:
-        """Roles checked (viewer to read, operator to act), then CSRF and Origin on actions;
+        """Roles checked (viewer to read, operator to act), then CSRF on actions (Origin: the door);
         errors become an HTML page with their status; actions are refused when read-only."""
         settings = self.rt.settings
         viewer, operator = settings.auth_viewer_role, settings.auth_operator_role
@@ -88,12 +84,13 @@ class Console:
                     403, "console_read_only", READ_ONLY, setting="EVENTFLEET_CONSOLE_ACTIONS"
                 )
                 return web.json_response(refused.body, status=403, dumps=_dumps)
-            if action and not same_origin(request):
-                # A page elsewhere could post a form here from an operator's browser.
-                refused = error(403, "cross_origin", CROSS_ORIGIN)
-                return web.json_response(refused.body, status=403, dumps=_dumps)
             if action:
-                check_csrf(request, await request.post())
+                try:
+                    form = await read_form(request, settings.max_body_bytes, settings.body_timeout_s)
+                except EventfleetError as e:
+                    answer = failure(e)
+                    return web.json_response(answer.body, status=answer.status, dumps=_dumps)
+                check_csrf(request, form)
             HEADER.set(_signed_in(request, actor))
             self.sampler.start()
             try:
