@@ -13,9 +13,10 @@ reads the store itself. The waiters of one aggregate share one watch: one listen
 feed (the appender, in any process, announces what it stored; an announced event that is the
 version or the command's event wakes its waiters with no store read) and one store check for
 them all, when a waiter arrives, once the feed confirmed the subscription, when the feed says
-it may have missed announcements, and every ``poll_s`` as the safety net for a lost one. One
-task per process runs those checks, the heads of every due aggregate in one call (in chunks),
-so the store sees at most one check per aggregate per ``poll_s`` however many wait on it.
+it may have missed announcements, and on the process's tick (every ``poll_s``, at least
+``poll_s`` apart) as the safety net for a lost one. One task per process runs those checks, the
+heads of every due aggregate in one call (in chunks), so the store sees at most one check per
+aggregate per ``poll_s`` however many wait on it, and every aggregate's in the same round.
 Without a feed (or while it fails) a watch is checked on a backoff from 2 ms up to ``poll_s``.
 A view has no announcement of its own (its projection folds after the store): the waiters of
 one view document share one read of it, on the same backoff. A waiter whose client left is
@@ -28,6 +29,7 @@ import asyncio
 import contextlib
 import copy
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -595,7 +597,7 @@ class _Waits:
         views = [w for w in self._views.values() if w.due or w.next_at <= now]
         for watch in (*stores, *views):
             watch.due = False
-            watch.next_at = now + self._interval(watch)
+            watch.next_at = self._next(watch, now)
         for i in range(0, len(stores), CHUNK):
             chunk = [w for w in stores[i : i + CHUNK] if w.waiters]
             if chunk:
@@ -604,14 +606,16 @@ class _Waits:
             chunk = [w for w in views[i : i + CHUNK] if w.waiters]
             await asyncio.gather(*(_failing_all([w], self._check_view(w)) for w in chunk))
 
-    def _interval(self, watch: _Watch) -> float:
-        """The feed wakes a listening watch: it is checked every ``poll_s``; any other on a
-        backoff up to it."""
+    def _next(self, watch: _Watch, now: float) -> float:
+        """When to check ``watch`` again. The feed wakes a listening watch: it is checked on
+        the process's tick (every ``poll_s``), at least ``poll_s`` from now, so every listening
+        watch is checked in the same round, one read for all; any other on a backoff up to
+        ``poll_s``."""
         if _listening(watch.listening):
-            return self._poll_s
+            return math.ceil((now + self._poll_s) / self._poll_s) * self._poll_s
         delay = watch.delay
         watch.delay = min(delay * 2, self._poll_s)
-        return delay
+        return now + delay
 
     async def _check_stores(self, watches: Sequence[_Watch]) -> None:
         """One read of the heads of ``watches``; the events and refusals of their commands."""
