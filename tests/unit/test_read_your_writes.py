@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
@@ -20,7 +21,7 @@ from workers.adapters.memory.live import MemoryLiveFeed
 from workers.adapters.memory.rejections import MemoryRejections
 from workers.examples.domains import default_domains
 from workers.metrics import create_ryw_metrics
-from workers.ports import AggregateRef, LiveFeed, Outgoing, Rejection
+from workers.ports import AggregateRef, Head, LiveFeed, Outgoing, Rejection
 from workers.runtime.queries import failure
 from workers.runtime.read_your_writes import (
     CHUNK,
@@ -194,9 +195,14 @@ async def test_a_feed_that_fails_falls_back_to_polling_the_store() -> None:
 
 
 def bounded_waiter(
-    *, max_waiters: int = 100, max_per_principal: int = 10, safety_poll_s: float = 3600
+    *,
+    max_waiters: int = 100,
+    max_per_principal: int = 10,
+    safety_poll_s: float = 3600,
+    events: MemoryEventStore | None = None,
 ) -> tuple[WriteWaiter, MemoryEventStore, MemoryLiveFeed, CollectorRegistry]:
-    events, feed, registry = MemoryEventStore(), MemoryLiveFeed(), CollectorRegistry()
+    events = events or MemoryEventStore()
+    feed, registry = MemoryLiveFeed(), CollectorRegistry()
     metrics = create_ryw_metrics(registry)
 
     async def the_feed() -> LiveFeed:
@@ -385,3 +391,34 @@ async def test_the_waiters_of_one_view_document_share_its_reads() -> None:
 def test_parse_refuses_what_is_no_bounded_whole_number(query: dict[str, str], named: str) -> None:
     with pytest.raises(InvalidInput, match=named):
         ReadAfter.parse(query)
+
+
+class CountedEvents(MemoryEventStore):
+    """The memory twin, recording how many aggregates each head lookup asks for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[int] = []
+
+    async def heads(self, aggregates: Sequence[AggregateRef]) -> dict[AggregateRef, Head]:
+        self.asked.append(len(aggregates))
+        return await super().heads(aggregates)
+
+
+async def test_the_safety_net_reads_a_bounded_number_of_aggregates_a_tick() -> None:
+    poll_s, aggregates, events = 0.05, 3 * CHUNK, CountedEvents()
+    wait, _, feed, _ = bounded_waiter(
+        max_waiters=1000, max_per_principal=1000, safety_poll_s=poll_s, events=events
+    )
+    asked = events.asked
+    of = wait.serving(Caller("alice"))
+    reads = asyncio.gather(*(
+        of.stored(("order", f"o-{n}"), ReadAfter(1, None, wait_ms=600)) for n in range(aggregates)
+    ), return_exceptions=True)  # fmt: skip
+    await wait_for(lambda: feed.listeners() == aggregates, timeout_s=10, what="all listening")
+    await wait_for(lambda: wait.idle, timeout_s=10, what="the arrivals checked")
+    before, started = len(asked), time.monotonic()
+    await reads
+    rounds, elapsed = asked[before:], time.monotonic() - started
+    assert rounds and max(rounds) <= CHUNK, rounds  # never all 192 at once
+    assert len(rounds) <= elapsed / poll_s + 2, (rounds, elapsed)

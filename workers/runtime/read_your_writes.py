@@ -16,7 +16,8 @@ them all, when a waiter arrives, once the feed confirmed the subscription, when 
 it may have missed announcements, and on the process's tick (every ``poll_s``, at least
 ``poll_s`` apart) as the safety net for a lost one. One task per process runs those checks, the
 heads of every due aggregate in one call (in chunks), so the store sees at most one check per
-aggregate per ``poll_s`` however many wait on it, and every aggregate's in the same round.
+aggregate per ``poll_s`` however many wait on it, and every aggregate's in the same round; the
+safety net reads at most ``CHUNK`` aggregates a tick (with more, each in turn).
 Without a feed (or while it fails) a watch is checked on a backoff from 2 ms up to ``poll_s``.
 A view has no announcement of its own (its projection folds after the store): the waiters of
 one view document share one read of it, on the same backoff. A waiter whose client left is
@@ -67,7 +68,8 @@ SWEEP_S = 1.0
 """How often waiters whose client left are looked for (no store read)."""
 CHUNK = 64
 """Aggregates checked in one store call: a large round is read in chunks, one after another,
-so it never takes the store's whole connection pool from other requests."""
+so it never takes the store's whole connection pool from other requests. Also the most the
+safety net checks a tick: with more aggregates waited on, each is checked in turn."""
 _ID_MAX = 200
 _STORE = ""  # no projection has an empty name
 
@@ -357,7 +359,17 @@ class _Waiter:
 class _Watch:
     """The waiters of one aggregate's store (or of one view document), checked together."""
 
-    __slots__ = ("delay", "due", "head", "listening", "next_at", "ref", "version_of", "waiters")
+    __slots__ = (
+        "checked_at",
+        "delay",
+        "due",
+        "head",
+        "listening",
+        "next_at",
+        "ref",
+        "version_of",
+        "waiters",
+    )
 
     def __init__(
         self, ref: AggregateRef, version_of: Callable[[], Awaitable[int]] | None = None
@@ -372,6 +384,7 @@ class _Watch:
         """Check at the next round (a waiter came, the feed was confirmed or may have missed
         announcements)."""
         self.next_at = 0.0
+        self.checked_at = 0.0
         self.delay = FIRST_POLL_S
 
 
@@ -595,9 +608,11 @@ class _Waits:
     async def _round(self, now: float) -> None:
         stores = [w for w in self._stores.values() if w.due or w.next_at <= now]
         views = [w for w in self._views.values() if w.due or w.next_at <= now]
+        stores = self._safety_budget(stores, now)
         for watch in (*stores, *views):
             watch.due = False
             watch.next_at = self._next(watch, now)
+            watch.checked_at = now
         for i in range(0, len(stores), CHUNK):
             chunk = [w for w in stores[i : i + CHUNK] if w.waiters]
             if chunk:
@@ -606,13 +621,30 @@ class _Waits:
             chunk = [w for w in views[i : i + CHUNK] if w.waiters]
             await asyncio.gather(*(_failing_all([w], self._check_view(w)) for w in chunk))
 
+    def _safety_budget(self, due: list[_Watch], now: float) -> list[_Watch]:
+        """``due``, with at most ``CHUNK`` of the listening watches whose only reason is the
+        safety net (those checked longest ago): with more aggregates waited on, each is checked
+        in turn, so a lost announcement costs the store a bounded read a tick, not one per
+        aggregate. The others wait for the next tick."""
+        safety = [w for w in due if not w.due and _listening(w.listening)]
+        if len(safety) <= CHUNK:
+            return due
+        safety.sort(key=lambda w: w.checked_at)
+        later = set(safety[CHUNK:])
+        for watch in later:
+            watch.next_at = self._tick_after(now)
+        return [w for w in due if w not in later]
+
+    def _tick_after(self, at: float) -> float:
+        return math.ceil((at + self._poll_s) / self._poll_s) * self._poll_s
+
     def _next(self, watch: _Watch, now: float) -> float:
         """When to check ``watch`` again. The feed wakes a listening watch: it is checked on
         the process's tick (every ``poll_s``), at least ``poll_s`` from now, so every listening
         watch is checked in the same round, one read for all; any other on a backoff up to
         ``poll_s``."""
         if _listening(watch.listening):
-            return math.ceil((now + self._poll_s) / self._poll_s) * self._poll_s
+            return self._tick_after(now)
         delay = watch.delay
         watch.delay = min(delay * 2, self._poll_s)
         return now + delay
