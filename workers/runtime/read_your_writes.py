@@ -15,9 +15,10 @@ version or the command's event wakes its waiters with no store read) and one sto
 them all, when a waiter arrives, once the feed confirmed the subscription, when the feed says
 it may have missed announcements, and on the process's tick (every ``poll_s``, at least
 ``poll_s`` apart) as the safety net for a lost one. One task per process runs those checks, the
-heads of every due aggregate in one call (in chunks), so the store sees at most one check per
-aggregate per ``poll_s`` however many wait on it, and every aggregate's in the same round; the
-safety net reads at most ``CHUNK`` aggregates a tick (with more, each in turn).
+heads of every due aggregate ``CHUNK`` at a time (other requests never queue behind many of
+its lookups), so the store sees at most one check per aggregate per ``poll_s`` however many
+wait on it, and every aggregate's in the same round; the safety net reads at most
+``SAFETY_PER_TICK`` aggregates a tick (with more, each in turn).
 Without a feed (or while it fails) a watch is checked on a backoff from 2 ms up to ``poll_s``.
 A view has no announcement of its own (its projection folds after the store): the waiters of
 one view document share one read of it, on the same backoff. A waiter whose client left is
@@ -66,10 +67,11 @@ MAX_WAITERS_PER_PRINCIPAL = 100
 RETRY_AFTER_S = 1
 SWEEP_S = 1.0
 """How often waiters whose client left are looked for (no store read)."""
-CHUNK = 64
+CHUNK = 8
 """Aggregates checked in one store call: a large round is read in chunks, one after another,
-so it never takes the store's whole connection pool from other requests. Also the most the
-safety net checks a tick: with more aggregates waited on, each is checked in turn."""
+so other requests never queue behind more than a few of its lookups."""
+SAFETY_PER_TICK = 64
+"""The most aggregates the safety net checks a tick: with more waited on, each in turn."""
 _ID_MAX = 200
 _STORE = ""  # no projection has an empty name
 
@@ -622,15 +624,15 @@ class _Waits:
             await asyncio.gather(*(_failing_all([w], self._check_view(w)) for w in chunk))
 
     def _safety_budget(self, due: list[_Watch], now: float) -> list[_Watch]:
-        """``due``, with at most ``CHUNK`` of the listening watches whose only reason is the
+        """``due``, with at most ``SAFETY_PER_TICK`` of the listening watches whose only reason is the
         safety net (those checked longest ago): with more aggregates waited on, each is checked
         in turn, so a lost announcement costs the store a bounded read a tick, not one per
         aggregate. The others wait for the next tick."""
         safety = [w for w in due if not w.due and _listening(w.listening)]
-        if len(safety) <= CHUNK:
+        if len(safety) <= SAFETY_PER_TICK:
             return due
         safety.sort(key=lambda w: w.checked_at)
-        later = set(safety[CHUNK:])
+        later = set(safety[SAFETY_PER_TICK:])
         for watch in later:
             watch.next_at = self._tick_after(now)
         return [w for w in due if w not in later]
