@@ -487,3 +487,36 @@ def create_live_metrics(registry: CollectorRegistry) -> LiveMetrics:
             registry,
         ),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class RywMetrics:
+    """Read your writes: the reads waiting for their writes, those refused, the store checks."""
+
+    waiters: Gauge
+    refused: Counter
+    checks: Counter
+
+
+def create_ryw_metrics(registry: CollectorRegistry) -> RywMetrics:
+    """Declared apart from ``Metrics``: only processes that serve reads carry them."""
+    return RywMetrics(
+        waiters=Gauge(
+            "eventfleet_ryw_waiters",
+            "Reads waiting now for their writes (min_version, command_id).",
+            registry=registry,
+        ),
+        refused=Counter(
+            "eventfleet_ryw_refused_total",
+            "Reads refused a wait by limit (process, principal).",
+            ["limit"],
+            registry=registry,
+        ),
+        checks=Counter(
+            "eventfleet_ryw_store_checks_total",
+            "Store reads made for waiting reads, by read (heads, find, rejections, view); one "
+            "read covers every waiter of a round.",
+            ["read"],
+            registry=registry,
+        ),
+    )

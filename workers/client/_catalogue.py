@@ -40,6 +40,7 @@ __all__ = [
     "StoreUnavailableError",
     "StreamUnavailableError",
     "TooManySubscriptionsError",
+    "TooManyWaitersError",
     "TransitionRejectedAtStoreError",
     "TransitionRejectedError",
     "UnauthenticatedError",
@@ -329,6 +330,19 @@ class TooManySubscriptionsError(ApiError):
     retriable = True
 
 
+class TooManyWaitersError(ApiError):
+    """429 ``too_many_waiters``: a read asked to wait for its writes (``min_version``,
+    ``command_id``) while the process has ``EVENTFLEET_RYW_MAX_WAITERS`` reads waiting, or the
+    principal ``EVENTFLEET_RYW_MAX_WAITERS_PER_PRINCIPAL`` (``limit`` says which); nothing
+    waited. Fix: let a waiting read end, or retry after ``Retry-After`` (``retry_after_s``) or
+    on another process.
+    """
+
+    code = "too_many_waiters"
+    status = 429
+    retriable = True
+
+
 class UnknownEventTypeError(ApiError):
     """422 ``unknown_event_type``: the domain has no such event type. Fix: use one of the types the
     message lists.
@@ -490,6 +504,7 @@ BY_CODE: dict[str, type[ApiError]] = {
     UnsupportedMediaTypeError.code: UnsupportedMediaTypeError,
     NotAcceptableError.code: NotAcceptableError,
     TooManySubscriptionsError.code: TooManySubscriptionsError,
+    TooManyWaitersError.code: TooManyWaitersError,
     UnknownEventTypeError.code: UnknownEventTypeError,
     InvalidDataError.code: InvalidDataError,
     DeadLetteredError.code: DeadLetteredError,

@@ -197,6 +197,14 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
         "close a subscription, or retry later or on another process (`retry_after_s`)",
     ),
     ErrorCode(
+        "too_many_waiters", 429,
+        "a read asked to wait for its writes (`min_version`, `command_id`) while the process has "
+        "`EVENTFLEET_RYW_MAX_WAITERS` reads waiting, or the principal "
+        "`EVENTFLEET_RYW_MAX_WAITERS_PER_PRINCIPAL` (`limit` says which); nothing waited",
+        "let a waiting read end, or retry after `Retry-After` (`retry_after_s`) or on another "
+        "process",
+    ),
+    ErrorCode(
         "unknown_event_type", 422,
         "the domain has no such event type",
         "use one of the types the message lists",

@@ -15,18 +15,21 @@ from prometheus_client import generate_latest
 from snapshot_rules.queries import Query
 from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE, Actor, encode, parse_utc
 from topics.errors import EventfleetError, Forbidden, InvalidEnvelope, InvalidInput
+from workers.metrics import create_ryw_metrics
 from workers.roles.outcomes import Refused
 from workers.roles.paging import DEFAULT_PAGE, MAX_PAGE, next_link, read_page
 from workers.roles.requests import parse_request
 from workers.runtime import http_errors
 from workers.runtime.answers import Answer, answer_of, error
+from workers.runtime.auth import actor_of
 from workers.runtime.bodies import json_body
 from workers.runtime.console import register_console
 from workers.runtime.fleet import Fleet
 from workers.runtime.http_errors import json_response
+from workers.runtime.identity import ANONYMOUS
 from workers.runtime.probes import health_answer, ready_answer
 from workers.runtime.queries import FleetQueries, answer_page, check_plus_signs, failure
-from workers.runtime.read_your_writes import ReadAfter, WriteWaiter
+from workers.runtime.read_your_writes import Caller, ReadAfter, WriteWaiter
 from workers.runtime.subjects import register_erase
 
 _DIGITS = re.compile(r"[0-9]{1,18}\Z")
@@ -35,8 +38,17 @@ PROMETHEUS_TEXT = "text/plain; version=0.0.4"  # aiohttp sets the charset itself
 
 def respond(view: View, answer: Answer) -> Response:
     return view.bytes(
-        orjson.dumps(answer.body), content_type="application/json", status=answer.status
+        orjson.dumps(answer.body),
+        content_type="application/json",
+        status=answer.status,
+        headers=retry_after(answer),
     )
+
+
+def retry_after(answer: Answer) -> dict[str, str]:
+    """``Retry-After`` of a ``429`` that names its ``retry_after_s``; else no header."""
+    seconds = answer.body.get("retry_after_s") if answer.status == 429 else None
+    return {"Retry-After": str(seconds)} if isinstance(seconds, int) else {}
 
 
 def int_param(
@@ -162,7 +174,7 @@ def register_views(fleet: Fleet) -> None:
         ) -> Response:
             try:
                 ref = check_aggregate(aggregate_type, aggregate_id)
-                await read_after(waiter, ref, request.query, fleet.door.actor(request))
+                await read_after(waiter, ref, request)
                 after = int_param(request.query, "after_version", 0, low=0, high=2**62) or 0
                 limit = int_param(request.query, "limit", DEFAULT_PAGE, low=1, high=MAX_PAGE)
                 assert limit is not None
@@ -228,7 +240,7 @@ def register_views(fleet: Fleet) -> None:
                 ref = check_aggregate(aggregate_type, aggregate_id)
                 domain = rt.domains.get(aggregate_type)
                 version, as_of = history_point(request.query)
-                await read_after(waiter, ref, request.query, fleet.door.actor(request))
+                await read_after(waiter, ref, request)
                 if version is None and as_of is None:
                     folded = await rt.loader.latest(domain, aggregate_id)
                 else:
@@ -242,7 +254,7 @@ def register_views(fleet: Fleet) -> None:
                 return respond(self, failure(e))
             return respond(self, Answer(200, {"version": folded.version, "state": state}))
 
-    register_domain_queries(fleet)
+    register_domain_queries(fleet, waiter)
     if "commands" in fleet.roles:
         outcomes = rt.outcomes
 
@@ -322,7 +334,7 @@ def read_access(fleet: Fleet) -> Callable[[web.Request, Actor], None]:
     return authorize
 
 
-def register_domain_queries(fleet: Fleet) -> None:
+def register_domain_queries(fleet: Fleet, waiter: WriteWaiter | None = None) -> None:
     """Serve every enabled domain's declared read routes (a disabled domain has none)."""
     rt = fleet.runtime
     views = {
@@ -330,7 +342,7 @@ def register_domain_queries(fleet: Fleet) -> None:
         for name, projection in rt.domains.projections().items()
     }
     context = FleetQueries(domains=rt.domains, loader=rt.loader, events=rt.events, views=views)
-    waiter = write_waiter(fleet)
+    waiter = waiter or write_waiter(fleet)
     for query in rt.domains.queries():
         _register_query(fleet, query, context, waiter)
 
@@ -344,14 +356,15 @@ def _register_query(
     class DomainQuery(View):  # type: ignore[misc]
         async def get(self, request: web.Request, **params: str) -> Response:
             found, next_page = await answer_page(
-                query, context, params, request.query, waiter, actor=fleet.door.actor(request)
+                query, context, params, request.query, waiter.serving(waiting_caller(request)),
+                actor=fleet.door.actor(request),
             )
             if found.status < 300:  # a view or replayed state: its personal fields opened
                 try:
                     found = Answer(found.status, await shredder.open(found.body))
                 except EventfleetError as e:
                     found, next_page = failure(e), None
-            headers = {}
+            headers = retry_after(found)
             if next_page is not None:
                 headers["Link"] = next_link(request.path, dict(next_page))
             body = orjson.dumps(found.body)
@@ -361,24 +374,37 @@ def _register_query(
 
 
 def write_waiter(fleet: Fleet) -> WriteWaiter:
-    """What makes a read wait for its writes (``min_version``/``command_id`` + ``wait_ms``)."""
+    """What makes a read wait for its writes (``min_version``/``command_id`` + ``wait_ms``):
+    one per process, so its bounds hold for every route."""
     rt = fleet.runtime
+    settings = rt.settings
     return WriteWaiter(
         domains=rt.domains,
         events=rt.events,
         rejections=rt.stores.rejections,
         feed=rt.live_feed,  # woken by the appender's announcements, in any process
+        safety_poll_s=settings.ryw_poll_ms / 1000,
+        max_waiters=settings.ryw_max_waiters,
+        max_per_principal=settings.ryw_max_waiters_per_principal,
+        metrics=create_ryw_metrics(rt.metrics.registry),
     )
 
 
-async def read_after(
-    waiter: WriteWaiter,
-    ref: tuple[str, str],
-    query: Mapping[str, str],
-    actor: Actor | None = None,
-) -> None:
+def waiting_caller(request: web.Request) -> Caller:
+    """Whose bound a read's wait counts against, and how to tell that its client left."""
+    actor = actor_of(request)
+
+    def gone() -> bool:
+        transport = request.transport
+        return transport is None or transport.is_closing()
+
+    return Caller(ANONYMOUS.principal if actor is None else actor.principal, gone)
+
+
+async def read_after(waiter: WriteWaiter, ref: tuple[str, str], request: web.Request) -> None:
     """Wait until what the query names is stored (nothing named: return at once); a
-    ``command_id`` is ``actor``'s own."""
-    after = ReadAfter.parse(query)
+    ``command_id`` is the caller's own (``command_scope``)."""
+    after = ReadAfter.parse(request.query)
     if after is not None:
-        await waiter.stored(ref, replace(after, actor=actor))
+        caller = waiter.serving(waiting_caller(request))
+        await caller.stored(ref, replace(after, actor=actor_of(request)))

@@ -29,6 +29,7 @@ from workers.runtime.read_your_writes import (
     NotYetStored,
     ReadAfter,
     RefusedAtStore,
+    TooManyWaiters,
     WaitingContext,
     WriteWaiter,
 )
@@ -124,6 +125,9 @@ def failure(e: EventfleetError) -> Answer:
     if isinstance(e, RefusedAtStore):
         return error(409, "refused", str(e), reason=e.reason, event_id=e.event_id,
                      command_id=e.command_id)  # fmt: skip
+    if isinstance(e, TooManyWaiters):
+        return error(429, "too_many_waiters", str(e), limit=e.limit,
+                     retry_after_s=e.retry_after_s)  # fmt: skip
     if isinstance(e, NotYetStored):
         return error(504, "not_yet_stored", str(e), stored_version=e.stored_version,
                      wanted_version=e.wanted_version)  # fmt: skip

@@ -402,6 +402,23 @@ class Settings:
     live_max_per_principal: int = _setting(
         100, _int(1, 1_000_000), "live subscriptions one client holds on one process (429 above)"
     )
+    ryw_max_waiters: int = _setting(
+        2000,
+        _int(0, 1_000_000),
+        "reads waiting for their writes (min_version, command_id) in one process at once (429 "
+        "above)",
+    )
+    ryw_max_waiters_per_principal: int = _setting(
+        100,
+        _int(1, 1_000_000),
+        "reads one principal has waiting for their writes on one process (429 above)",
+    )
+    ryw_poll_ms: int = _setting(
+        1000,
+        _int(10, 600_000),
+        "how often the store is checked for an aggregate reads wait on (one check for all its "
+        "waiters; the live feed wakes them at once, this catches a lost announcement)",
+    )
     domains: str = _setting(
         "",
         _text("module:callable", lambda s: ":" in s),
