@@ -21,6 +21,7 @@ from workers.roles.requests import PayloadTooLarge, parse_request
 from workers.runtime import http_errors
 from workers.runtime.answers import Answer, answer_of, error
 from workers.runtime.console import register_console
+from workers.runtime.contract import register_contract
 from workers.runtime.fleet import Fleet
 from workers.runtime.http_errors import json_response
 from workers.runtime.probes import health_answer, ready_answer
@@ -324,6 +325,7 @@ def register_views(fleet: Fleet) -> None:
             fleet.refresh_gauges()
             return self.bytes(generate_latest(rt.metrics.registry), content_type=PROMETHEUS_TEXT)
 
+    register_contract(fleet)  # /openapi.json and /v1/types (workers/runtime/contract.py)
     register_console(fleet)  # the operator console (workers/runtime/console), under /console
 
 
