@@ -58,8 +58,10 @@ APPEND = (
 LIVE = ("bad_request", "route_not_found", "not_acceptable", "too_many_subscriptions", "internal",
         *UNAVAILABLE)  # fmt: skip
 
-NOT_HTTP = frozenset({"invalid_command"})
-"""Codes no HTTP route answers (``invalid_command`` is a reply on ``commands.replies``)."""
+NOT_HTTP = frozenset({"invalid_command", "already_replayed", "method_not_allowed"})
+"""Codes no documented operation answers: ``invalid_command`` is a reply on
+``commands.replies``, ``already_replayed`` the console's dead-letter replay, and
+``method_not_allowed`` a method the document does not list for its path."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,23 +110,31 @@ def _int(low: int, high: int) -> Schema:
     return {"type": "integer", "minimum": low, "maximum": high}
 
 
+def _or_empty(schema: Schema) -> Schema:
+    """A parameter the fleet reads as absent when it is empty (``?after_version=``)."""
+    return {"anyOf": [schema, {"type": "string", "maxLength": 0}]}
+
+
 WAIT = (
     Param("min_version", _int(1, 2**62), description="wait until this version is stored"),
     Param("command_id", {**TEXT_256, "maxLength": 200}, description="wait for its event"),
     Param("wait_ms", _int(0, 30_000), description="how long to wait (default 1000)"),
 )
-PAGE = (Param("after_version", _int(0, 2**62)), Param("limit", _int(1, 1000)))
+PAGE = (Param("after_version", _or_empty(_int(0, 2**62))),
+        Param("limit", _or_empty(_int(1, 1000))))  # fmt: skip
 HISTORY = (
-    Param("at_version", _int(1, 2**62), description="the state after this event"),
-    Param("as_of", {"type": "string", "format": "date-time"}, description="not with at_version"),
-)
+    Param("at_version", _or_empty(_int(1, 2**62)), description="the state after this event"),
+    Param("as_of", _or_empty({"type": "string", "format": "date-time"}),
+          description="a moment with its UTC offset (Z, or +hh:mm written %2B); not with "
+          "at_version"),
+)  # fmt: skip
 OUTCOME = (
     Param("command_id", TEXT_256, description="exactly one of command_id and event_id"),
     Param("event_id", TEXT_256),
 )
 SSE_START = (
-    Param("after_version", _int(0, 2**62)),
-    Param("Last-Event-ID", {"type": "string", "pattern": "^[0-9]{1,18}$"}, "header",
+    Param("after_version", _or_empty(_int(0, 2**62))),
+    Param("Last-Event-ID", {"type": "string", "pattern": "^ *([0-9]{1,18})? *$"}, "header",
           "resume after this version (wins over after_version)"),
 )  # fmt: skip
 POSITION = r"^([0-9]{1,6}:[0-9]{1,18}(,[0-9]{1,6}:[0-9]{1,18})*)?$"
@@ -198,7 +208,9 @@ OPERATIONS: tuple[Operation, ...] = (
 )  # fmt: skip
 """Every documented operation; ``POST /v1/tickets`` joins it when served."""
 
-_PLACED = {code for op in OPERATIONS for code in op.errors}
+BY_MODE = ("conflict", "read_only")
+"""Placed by ``_add`` on the appends of the domains whose mode answers them."""
+_PLACED = {code for op in OPERATIONS for code in op.errors} | set(BY_MODE)
 UNPLACED = tuple(e.code for e in ERROR_CODES if e.code not in _PLACED | NOT_HTTP)
 """Codes of the catalogue no operation lists yet (a code added since): every API operation
 documents them, so the document never leaves out an answer the fleet may give."""
@@ -413,6 +425,9 @@ def _components(domains: Domains, auth: str) -> dict[str, Any]:
         "Actor": ACTOR,
         **_bodies(),
     }
+    if auth != "none":  # the operator is the token's principal; a body is read, not used
+        schemas["EraseRequest"] = {"type": "object", "description": "ignored (its operator "
+                                   "is the token's principal); empty or any JSON object"}  # fmt: skip
     for domain in domains:
         for event_type in domain.events:
             name = data_schema_name(domain, event_type)

@@ -32,6 +32,8 @@ ID_PATTERN = pattern(AGGREGATE_ID_RE.pattern)
 TYPE_PATTERN = pattern(AGGREGATE_TYPE_RE.pattern)
 EVENT_TYPE_PATTERN = pattern(EVENT_TYPE_RE.pattern)
 TEXT_256: Schema = {"type": "string", "minLength": 1, "maxLength": 256}
+NULLABLE_TEXT_256: Schema = {**TEXT_256, "type": ["string", "null"]}
+"""A metadata field of a command: null is as good as leaving it out."""
 
 
 def kind_schema(kind: Kind) -> Schema:
@@ -248,12 +250,12 @@ def command_schema(domain: Domain, event_type: str) -> Schema:
             "type": {"const": event_type},
             "data": {"$ref": f"#/components/schemas/{data_schema_name(domain, event_type)}"},
             "command_id": {
-                **TEXT_256,
+                **NULLABLE_TEXT_256,
                 "description": "makes retries safe: the same id answers the first outcome",
             },
-            "client_id": TEXT_256,
-            "correlation_id": TEXT_256,
-            "causation_id": TEXT_256,
+            "client_id": NULLABLE_TEXT_256,
+            "correlation_id": NULLABLE_TEXT_256,
+            "causation_id": NULLABLE_TEXT_256,
         },
     }
 
