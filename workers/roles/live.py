@@ -282,9 +282,7 @@ class TypeSubscription:
 
     async def batches(self) -> AsyncGenerator[list[Event], None]:
         """Batches of the type's events in topic order; [] after a quiet heartbeat interval."""
-        follow = self._tail.follow(
-            self._topic, after=self.position, idle_s=self._limits.heartbeat_s
-        )
+        follow = self._tail.follow(self._topic, after=self.position, idle_s=self._limits.heartbeat_s)
         try:
             async for records in follow:
                 events: list[Event] = []
