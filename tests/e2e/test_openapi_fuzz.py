@@ -269,7 +269,11 @@ def documented_refusals(raw: dict[str, Any]) -> set[str]:
                 body = response.get("content", {}).get("application/json", {}).get("schema", {})
                 refs = body.get("oneOf", [body])
                 if status.startswith("4"):
-                    found |= {r["$ref"].rsplit("Error_", 1)[-1] for r in refs if "$ref" in r}
+                    found |= {
+                        r["$ref"].rsplit("Error_", 1)[-1]
+                        for r in refs
+                        if "Error_" in r.get("$ref", "")
+                    }
     return found
 
 
