@@ -337,3 +337,52 @@ def held_streams(fleet: FleetProcess, headers: Any, path: str, count: int) -> It
             stack.callback(response.close)
             assert response.status_code == 200, response.text[:300]
         yield
+
+
+def test_the_documents_links_lead_from_an_append_to_its_state_events_and_outcome(
+    fuzzed: FleetProcess,
+) -> None:
+    """Each link of an append's answer, resolved as a client generated from the document
+    would (``$request.path…``, ``$response.body#/…``), answers 200 with its documented body."""
+    schema, headers = load(fuzzed)
+    tally = Tally()
+    send = sender(fuzzed, headers, tally)
+    bodies = {
+        "order": {"type": "OrderPlaced", "data": {"items": [{"sku": "a", "qty": 1, "price": 1}]}},
+        "account": {"type": "AccountOpened", "data": {"owner": "ann"}},
+    }
+    for domain, body in bodies.items():
+        path = f"/v1/{domain}/{{aggregate_id}}/events"
+        append = schema[path]["POST"].Case(
+            path_parameters={"aggregate_id": f"l-{uuid.uuid4().hex[:8]}"}, body=body
+        )
+        answer = send(append)
+        append.validate_response(answer, checks=CHECKS, headers=headers)
+        status = str(answer.status_code)
+        links = schema.raw_schema["paths"][path]["post"]["responses"][status]["links"]
+        assert set(links) == {"state", "events", "outcome"}, links
+        for name, link in links.items():
+            target = next(op for op in operations(schema) if op.definition.raw.get(
+                "operationId") == link["operationId"])  # fmt: skip
+            values = {k: resolve(v, append, answer) for k, v in link["parameters"].items()}
+            path_names = {p.name for p in target.path_parameters}
+            query = {k: v for k, v in values.items() if k not in path_names}
+            if name != "outcome":  # the append may still be on its way (async): wait for it
+                query = {"min_version": 1, "wait_ms": 5000}
+            case = target.Case(
+                path_parameters={k: v for k, v in values.items() if k in path_names}, query=query
+            )
+            response = send(case)
+            assert response.status_code == 200, (domain, name, response.text[:300])
+            case.validate_response(response, checks=CHECKS, headers=headers)
+            if name == "outcome":
+                assert response.json()["outcome"] in ("stored", "accepted"), response.text
+
+
+def resolve(expression: str, request: Case, response: Any) -> Any:
+    """A link's runtime expression, for the two forms the document uses."""
+    if expression.startswith("$request.path."):
+        return request.path_parameters[expression.removeprefix("$request.path.")]
+    pointer = expression.removeprefix("$response.body#/")
+    assert pointer != expression, expression
+    return response.json()[pointer]
