@@ -304,6 +304,8 @@ def directed(schema: Any, fleet: FleetProcess, send: Callable[..., Any], headers
         ("GET", "/v1/order/{aggregate_id}/state",
          {"path_parameters": {"aggregate_id": "a/b"}}, None, 404),
         ("GET", "/v1/order/subscribe", {"query": {"after": "0:\u00b2"}}, None, 400),
+        ("GET", "/v1/order/{aggregate_id}/subscribe",
+         {"query": {"after_version": "x"}, "headers": {"Last-Event-ID": "1"}}, None, 400),
         ("GET", "/v1/order/subscribe", {"headers": {"Last-Event-ID": "\u00b2:1"}}, None, 400),
     ]  # fmt: skip
     for method, path, parts, sent, status in cases:
