@@ -35,7 +35,7 @@ from tests.fleet import FleetProcess, running_fleet
 from workers.devtools.embedded import EmbeddedStack
 from workers.runtime.openapi import UNPLACED
 
-EXAMPLES = 6
+EXAMPLES = 5
 """Cases per operation and generation mode: the file runs well under a minute on 2 busy cores."""
 STATEFUL_EXAMPLES = 8
 TIMEOUT_S = 5.0

@@ -36,6 +36,11 @@ NULLABLE_TEXT_256: Schema = {**TEXT_256, "type": ["string", "null"]}
 """A metadata field of a command: null is as good as leaving it out."""
 
 
+def ref(name: str) -> Schema:
+    """A reference to ``components/schemas/<name>``."""
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
 def kind_schema(kind: Kind) -> Schema:
     """The JSON Schema of one declared field kind (``{}`` for a kind it cannot describe)."""
     if isinstance(kind, Optional):
