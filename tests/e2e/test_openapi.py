@@ -93,8 +93,9 @@ async def test_an_unknown_or_malformed_type_is_a_clear_4xx(fleet: FleetProcess) 
         body = orjson.loads(raw)
         assert (status, body["error"]) == (400, "bad_request"), (bad, body)
         assert "must match" in body["message"]
-    status, _, _, raw = await fetch(fleet, "/v1/types?x=1&x=2")  # one value per parameter
-    assert status == 400 and "given 2 times" in orjson.loads(raw)["message"]
+    for path in ("/v1/types?x=1&x=2", "/v1/order/o-1/state?at_version=1&at_version=2"):
+        status, _, _, raw = await fetch(fleet, path)  # one value per parameter
+        assert status == 400 and "given 2 times; give each" in orjson.loads(raw)["message"]
 
 
 async def test_the_console_renders_the_document_without_script_or_cdn(fleet: FleetProcess) -> None:
