@@ -132,3 +132,22 @@ async def test_the_cli_prints_the_document_the_fleet_serves(fleet: FleetProcess)
     out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 2 and out == b""
     assert err.decode().startswith("eventfleet: error: EVENTFLEET_DOMAINS='x:y'")
+
+
+PAGES = ("/console", "/chat/", "/static/")
+"""Routes for people (HTML and its assets), not the API: the console documents itself."""
+
+
+async def test_every_api_route_the_fleet_serves_is_in_the_document(fleet: FleetProcess) -> None:
+    """The router's own list (the message of a 404) against the document's ``x-route``s: a
+    route added without its entry in ``workers/runtime/openapi_routes.py`` fails here."""
+    status, _, _, raw = await fetch(fleet, "/no-such-route")
+    message = orjson.loads(raw)["message"]
+    assert status == 404 and "this process serves " in message, message
+    routes = message.split("this process serves ", 1)[1].rstrip(".").split(", ")
+    api = {r for r in routes if r != "/" and not r.startswith(PAGES)}
+    assert {"/v1/{aggregate_type}/{aggregate_id}/events", "/openapi.json", "/healthz"} <= api
+    doc = await served(fleet)
+    documented = {op["x-route"] for item in doc["paths"].values() for op in item.values()}
+    missing = sorted(api - documented)
+    assert not missing, f"served but not documented (add them to OPERATIONS): {missing}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import jsonschema
+import orjson
 import pytest
 from openapi_spec_validator import validate
 
@@ -206,3 +207,20 @@ def test_the_type_listing_has_event_types_transitions_and_schemas() -> None:
     closed = listing["event_types"]["TicketClosed"]["allowed_after"]
     assert closed == {"checked": True, "after": ["TicketOpened"], "opens_aggregate": False}
     assert listing["personal"] == {"fields": ["email"], "subject": None}
+
+
+def test_the_cli_writes_the_document_of_the_auth_mode_asked(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from workers.cli.main import main
+
+    target = tmp_path / "api.json"
+    assert main(["openapi", "--auth", "proxy", "--output", str(target)]) == 0
+    written = orjson.loads(target.read_bytes())
+    validate(written)
+    assert set(written["components"]["securitySchemes"]) == {"proxy"}
+    assert written == document(default_domains(), auth="proxy", version=written["info"]["version"])
+    assert "wrote" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:  # argparse: a mode that does not exist
+        main(["openapi", "--auth", "basic"])
+    assert usage.value.code == 2 and "invalid choice: 'basic'" in capsys.readouterr().err
