@@ -23,7 +23,8 @@ from tests.tokens import OPERATOR, VIEWER, bearer
 from tests.unit.test_identity import tampered
 from workers.roles.dlq_replay import DeadLetterEntry
 
-PAGES = ("/console", "/console/types/order", "/console/dlq", "/console/audit", "/console/lag")
+PAGES = ("/console", "/console/types/order", "/console/dlq", "/console/audit", "/console/lag",
+         "/console/api")  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -241,7 +241,9 @@ async def test_a_type_subscription_gives_the_types_events_once_and_resumes_from_
     assert ("o1", 1) not in later and ("o1", 2) in later  # what follows o1 v1 in its partition
 
 
-@pytest.mark.parametrize("raw", ["x", "0:", ":1", "0:1,0:2", "0:-1", "0:1;1:2", "1:" + "9" * 19])
+@pytest.mark.parametrize(
+    "raw", ["x", "0:", ":1", "0:1,0:2", "0:-1", "0:1;1:2", "1:" + "9" * 19, "0:\u00b2", "\u0663:1"]
+)
 def test_a_malformed_position_is_refused_with_its_form(raw: str) -> None:
     with pytest.raises(InvalidInput, match="<partition>:<next offset>"):
         parse_position(raw)

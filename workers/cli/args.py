@@ -10,7 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import NoReturn
 
 from snapshot_rules.declaration import did_you_mean
-from workers.cli import archive, dlq, erase
+from workers.cli import archive, dlq, erase, openapi
 from workers.runtime.compose import OPTIONAL_ROLES, ROLES
 from workers.runtime.lag import LAG_ROLE
 from workers.runtime.settings import documented
@@ -124,6 +124,7 @@ def parser() -> Parser:
     dlq.add_parser(commands, Formatter)  # `eventfleet dlq list|replay` (workers/cli/dlq.py)
     erase.add_parser(commands, Formatter)  # `eventfleet erase SUBJECT` (workers/cli/erase.py)
     archive.add_parser(commands, Formatter)  # `eventfleet archive` (workers/cli/archive.py)
+    openapi.add_parser(commands, Formatter)  # `eventfleet openapi` (workers/cli/openapi.py)
     return top
 
 

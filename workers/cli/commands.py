@@ -14,7 +14,7 @@ import orjson
 
 from topics.envelope import Event
 from topics.errors import EventfleetError
-from workers.cli import archive, dlq, erase
+from workers.cli import archive, dlq, erase, openapi
 from workers.ports import AggregateRef, EventStore
 from workers.roles.paging import read_all, read_page
 from workers.runtime.compose import ROLES, Runtime, load_domains
@@ -208,4 +208,5 @@ HANDLERS: dict[str, Handler] = {
     "dlq": dlq.run_dlq,  # workers/cli/dlq.py
     "erase": erase.run_erase,  # workers/cli/erase.py
     "archive": archive.run_archive,  # workers/cli/archive.py
+    "openapi": openapi.run_openapi,  # workers/cli/openapi.py
 }

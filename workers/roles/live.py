@@ -13,6 +13,7 @@ which names the position to resume from; nothing is skipped and memory never gro
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -330,6 +331,10 @@ def position_token(position: Mapping[int, int]) -> str:
     return ",".join(f"{p}:{o}" for p, o in sorted(position.items()))
 
 
+_DIGITS = re.compile(r"[0-9]+\Z")
+"""ASCII digits: ``str.isdigit`` also takes '²', which ``int`` then refuses (a 500, not a 400)."""
+
+
 def parse_position(raw: str) -> dict[int, int]:
     """The position a client sends back (``after`` or ``Last-Event-ID``); InvalidInput if bad."""
     found: dict[int, int] = {}
@@ -337,8 +342,8 @@ def parse_position(raw: str) -> dict[int, int]:
         return found
     for part in raw.split(","):
         partition, sep, offset = part.strip().partition(":")
-        if not sep or not partition.isdigit() or not offset.isdigit() or len(offset) > 18 \
-                or len(partition) > 6 or int(partition) in found:  # fmt: skip
+        if not sep or not _DIGITS.match(partition) or not _DIGITS.match(offset) \
+                or len(offset) > 18 or len(partition) > 6 or int(partition) in found:  # fmt: skip
             raise InvalidInput(
                 f"position {raw!r} must be <partition>:<next offset> pairs separated by commas, "
                 "each partition once, as the stream's ids give it (e.g. 0:15,1:7)."

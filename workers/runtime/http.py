@@ -24,6 +24,7 @@ from workers.runtime.answers import Answer, answer_of, error
 from workers.runtime.auth import actor_of
 from workers.runtime.bodies import json_body
 from workers.runtime.console import register_console
+from workers.runtime.contract import register_contract
 from workers.runtime.fleet import Fleet
 from workers.runtime.http_errors import json_response
 from workers.runtime.identity import ANONYMOUS
@@ -299,6 +300,7 @@ def register_views(fleet: Fleet) -> None:
             fleet.refresh_gauges()
             return self.bytes(generate_latest(rt.metrics.registry), content_type=PROMETHEUS_TEXT)
 
+    register_contract(fleet)  # /openapi.json and /v1/types (workers/runtime/contract.py)
     register_console(fleet)  # the operator console (workers/runtime/console), under /console
 
 

@@ -24,6 +24,22 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def install(web_app: web.Application) -> None:
     """Put the JSON error middleware in front of every route (before the app is frozen)."""
     web_app.middlewares.append(json_errors)
+    web_app.middlewares.append(single_query_values)
+
+
+@web.middleware
+async def single_query_values(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A query parameter given twice is refused: the views read one value, and which one a
+    proxy or a client library means by ``?a=1&a=2`` differs (parameter pollution)."""
+    query = request.query
+    if len(query) != len(set(query.keys())):
+        repeated = sorted({name for name in query if len(query.getall(name)) > 1})
+        message = (
+            f"query parameter {repeated[0]} is given {len(query.getall(repeated[0]))} times; "
+            "give each parameter once."
+        )
+        return json_response(error(400, "bad_request", message))
+    return await handler(request)
 
 
 @web.middleware

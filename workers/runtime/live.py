@@ -138,12 +138,14 @@ def authorize_read(
 
 
 def start_position(request: web.Request) -> int:
-    """``Last-Event-ID`` when sent (a resume), else ``after_version``, else 0."""
+    """``Last-Event-ID`` when sent (a resume), else ``after_version``, else 0. A malformed
+    ``after_version`` is refused even beside the header (a request is valid or refused whole)."""
+    after = int_param(request.query, "after_version", 0, low=0, high=2**62) or 0
     resumed = request.headers.get("Last-Event-ID")
     if resumed is not None:
         return int_param({"Last-Event-ID": resumed.strip()}, "Last-Event-ID", 0,
                          low=0, high=2**62) or 0  # fmt: skip
-    return int_param(request.query, "after_version", 0, low=0, high=2**62) or 0
+    return after
 
 
 def transport(request: web.Request) -> str:

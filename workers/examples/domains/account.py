@@ -40,7 +40,8 @@ def validate_account(state: State | None, requested: Event) -> str | None:
     """The account's rules on its current state: None accepts, a sentence rejects."""
     kind = requested.type
     if kind == "AccountOpened":
-        return None if state is None else f"it is already open (owner {state['owner']!r})"
+        # not its owner: a personal field, sealed in the state (its ciphertext in a refusal)
+        return None if state is None else "it is already open"
     if state is None:
         return f"it has not been opened; {kind} needs an AccountOpened first"
     if state["status"] == CLOSED:

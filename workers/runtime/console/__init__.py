@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from workers.runtime.console.api import ApiPage
 from workers.runtime.console.browse import BrowsePages
 from workers.runtime.console.dead_letters import DeadLetterPages
 from workers.runtime.console.dlq_bulk import BulkPages
@@ -20,6 +21,7 @@ from workers.runtime.console.projections import ProjectionPages
 from workers.runtime.console.samples import Sampler, counter_total, gauge_total
 from workers.runtime.console.session import Login
 from workers.runtime.console.views import Console
+from workers.runtime.contract import Contract
 from workers.runtime.fleet import Fleet
 
 __all__ = ["register_console"]
@@ -84,6 +86,9 @@ def register_console(fleet: Fleet) -> Console:
     get("/console/topics", guard(browse.topics))
     get("/console/topics/{topic}", guard(browse.topic))
     get("/console/aggregates/{aggregate_type}/{aggregate_id}/diff", guard(browse.diff))
+    api = ApiPage(console, Contract(fleet, web_app))  # workers/runtime/console/api.py
+    get("/console/api", guard(api.page))
+    get("/console/api.json", guard(api.json))
     get("/console/{unknown:.*}", guard(operator.not_found))  # last: any other console path
     web_app.on_response_prepare.append(security_headers)
     return console

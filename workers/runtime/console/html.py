@@ -33,6 +33,7 @@ NAV = (
     ("/console/groups", "Groups & partitions"),
     ("/console/topics", "Topics"),
     ("/console/projections", "Projections"),
+    ("/console/api", "API"),
 )
 
 

@@ -1,0 +1,227 @@
+"""The OpenAPI document is generated, valid, and says what the declarations say (issue 34).
+
+``workers.runtime.openapi.document`` is pure: these tests feed it domains and route tables and
+read the dict, validated with openapi-spec-validator for every auth mode and domain set.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jsonschema
+import orjson
+import pytest
+from openapi_spec_validator import validate
+
+from snapshot_rules.domain import NEW, Domain, Domains, Mode, event
+from snapshot_rules.personal import personal
+from snapshot_rules.schema import Choice, ListOf, Number, Text, fields, optional
+from workers.examples.domains import all_domains, default_domains
+from workers.runtime.answers import ERROR_CODES
+from workers.runtime.openapi import NOT_HTTP, OPERATIONS, UNPLACED, document
+from workers.runtime.openapi_schemas import INT64, type_listing
+
+ROUTES_OF_A_READER = ["/healthz", "/readyz", "/v1/{aggregate_type}/{aggregate_id}/state"]
+
+
+def ticket() -> Domain:
+    """A domain with every kind of field, a personal one, and checked transitions."""
+    return Domain(
+        name="ticket",
+        events={
+            "TicketOpened": event(
+                fields(
+                    closed=True,
+                    title=Text(max_length=80),
+                    email=Text(),
+                    seats=Number(integer=True, positive=True),
+                    price=Number(minimum=0, maximum=1000),
+                    tier=Choice(("basic", "gold")),
+                    tags=ListOf(Text(max_length=8), min_items=1, max_items=3),
+                    note=optional(Text()),
+                ),
+                after=[NEW],
+            ),
+            "TicketClosed": event(after=["TicketOpened"]),
+        },
+        reducer=lambda state, e: state,
+        personal=personal("email"),
+    )
+
+
+def doc(domains: Domains | None = None, routes: list[str] | None = None, auth: str = "jwt") -> Any:
+    found = document(domains or Domains([ticket()]), routes, auth=auth, version="1.2.3")
+    validate(found)
+    return found
+
+
+@pytest.mark.parametrize("auth", ["jwt", "proxy", "none"])
+@pytest.mark.parametrize("domains", [default_domains, all_domains])
+def test_the_document_is_valid_openapi_3_1_for_every_auth_mode(auth: str, domains: Any) -> None:
+    found = doc(domains(), auth=auth)
+    assert found["openapi"] == "3.1.0" and found["info"]["version"] == "1.2.3"
+
+
+def test_each_event_types_data_schema_is_its_declaration_with_personal_fields_marked() -> None:
+    schema = doc()["components"]["schemas"]["ticket.TicketOpened"]
+    props = schema["properties"]
+    assert schema["additionalProperties"] is False  # closed=True
+    assert schema["required"] == ["title", "email", "seats", "price", "tier", "tags"]
+    assert props["title"] == {"type": "string", "minLength": 1, "maxLength": 80}
+    assert props["email"]["x-personal"] is True and "x-personal" not in props["title"]
+    assert props["seats"] == {"type": "integer", "exclusiveMinimum": 0, "maximum": INT64[1]}
+    assert props["price"] == {"type": "number", "minimum": 0, "maximum": 1000}
+    assert props["tier"] == {"type": "string", "enum": ["basic", "gold"]}
+    assert props["tags"]["minItems"] == 1 and props["tags"]["maxItems"] == 3
+    assert "note" in props and "note" not in schema["required"]
+
+
+def test_a_data_schema_accepts_what_the_declaration_accepts_and_refuses_what_it_refuses() -> None:
+    domain = ticket()
+    schema = doc()["components"]["schemas"]["ticket.TicketOpened"]
+    good = {"title": "t", "email": "a@b", "seats": 2, "price": 9.5, "tier": "gold", "tags": ["x"]}
+    bad = [
+        {**good, "seats": 0},
+        {**good, "seats": 1.5},
+        {**good, "tier": "silver"},
+        {**good, "tags": []},
+        {**good, "title": ""},
+        {**good, "extra": 1},
+        {k: v for k, v in good.items() if k != "email"},
+    ]
+    domain.check_data("TicketOpened", good)
+    jsonschema.validate(good, schema)
+    for data in bad:
+        with pytest.raises(Exception, match="data"):
+            domain.check_data("TicketOpened", data)
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(data, schema)
+
+
+def test_the_append_body_names_each_event_type_and_links_to_state_events_and_outcome() -> None:
+    append = doc()["paths"]["/v1/ticket/{aggregate_id}/events"]["post"]
+    body = append["requestBody"]["content"]["application/json"]["schema"]
+    assert body["discriminator"]["mapping"].keys() == {"TicketOpened", "TicketClosed"}
+    links = append["responses"]["202"]["links"]
+    assert set(links) == {"state", "events", "outcome"}
+    assert links["outcome"]["parameters"]["event_id"] == "$response.body#/event_id"
+
+
+def profile() -> Domain:
+    """A storage domain: its documents change only through EventSourcedStorage."""
+    return Domain(
+        name="profile", events={"ProfileChanged": event()}, reducer=lambda state, e: state,
+        mode=Mode.STORAGE,
+    )  # fmt: skip
+
+
+def test_every_error_code_of_the_catalogue_is_in_the_document_with_its_status() -> None:
+    found = doc(Domains([*all_domains(), profile()]))
+    listed = {e["code"]: e["status"] for e in found["x-error-codes"]}
+    assert listed == {e.code: e.status for e in ERROR_CODES}
+    for entry in ERROR_CODES:
+        schema = found["components"]["schemas"][f"Error_{entry.code}"]
+        assert schema["properties"]["error"] == {"const": entry.code}
+        assert schema["x-status"] == entry.status
+    answered = {
+        ref.rsplit("Error_", 1)[-1]
+        for item in found["paths"].values()
+        for op in item.values()
+        for response in op["responses"].values()
+        for ref in _refs(response.get("content", {}).get("application/json", {}).get("schema", {}))
+    }
+    assert answered | NOT_HTTP == listed.keys()
+
+
+def _refs(schema: dict[str, Any]) -> list[str]:
+    """The error schemas an answer may carry (a 503 of /healthz carries Health, no error)."""
+    return [r["$ref"] for r in schema.get("oneOf", [schema]) if "Error_" in r.get("$ref", "")]
+
+
+def test_each_error_status_lists_only_codes_of_that_status() -> None:
+    statuses = {e.code: e.status for e in ERROR_CODES}
+    for item in doc(all_domains())["paths"].values():
+        for op in item.values():
+            for status, response in op["responses"].items():
+                schema = response.get("content", {}).get("application/json", {}).get("schema")
+                if schema is None or int(status) < 400:
+                    continue
+                for ref in _refs(schema):
+                    assert statuses[ref.rsplit("Error_", 1)[-1]] == int(status), (status, ref)
+
+
+def test_a_code_added_to_the_catalogue_flows_into_every_operation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert UNPLACED == ()  # every code of today's catalogue is placed on its operations
+    monkeypatch.setattr("workers.runtime.openapi.UNPLACED", ("payload_too_large",))
+    found = doc(routes=["/v1/types"])
+    responses = found["paths"]["/v1/types"]["get"]["responses"]
+    assert _refs(responses["413"]["content"]["application/json"]["schema"]) == [
+        "#/components/schemas/Error_payload_too_large"
+    ]
+
+
+def test_only_registered_routes_are_documented() -> None:
+    found = doc(routes=ROUTES_OF_A_READER)
+    assert sorted(found["paths"]) == ["/healthz", "/readyz", "/v1/ticket/{aggregate_id}/state"]
+    everything = doc(routes=None)
+    assert "/v1/ticket/{aggregate_id}/events" in everything["paths"]
+    assert all(op.route in {o.route for o in OPERATIONS} for op in OPERATIONS)
+
+
+def test_the_security_scheme_follows_the_auth_mode() -> None:
+    jwt = doc(auth="jwt")
+    assert jwt["components"]["securitySchemes"]["bearer"]["bearerFormat"] == "JWT"
+    assert jwt["security"] == [{"bearer": []}]
+    assert jwt["paths"]["/healthz"]["get"]["security"] == []  # open to anyone
+    assert "401" in jwt["paths"]["/v1/ticket/{aggregate_id}/state"]["get"]["responses"]
+    proxy = doc(auth="proxy")
+    assert proxy["components"]["securitySchemes"]["proxy"]["name"] == "X-Forwarded-User"
+    none = doc(auth="none")
+    assert "security" not in none and "securitySchemes" not in none["components"]
+    assert "401" not in none["paths"]["/v1/ticket/{aggregate_id}/state"]["get"]["responses"]
+
+
+def test_the_append_of_each_mode_answers_its_own_status() -> None:
+    found = doc(Domains([*all_domains(), profile()]))
+    assert "202" in found["paths"]["/v1/order/{aggregate_id}/events"]["post"]["responses"]
+    sync = found["paths"]["/v1/account/{aggregate_id}/events"]["post"]["responses"]
+    assert "201" in sync and "202" not in sync and "conflict" in sync["409"]["description"]
+    storage = found["paths"]["/v1/profile/{aggregate_id}/events"]["post"]["responses"]
+    assert "read_only" in storage["405"]["description"] and not {"201", "202"} & storage.keys()
+
+
+def test_a_domains_declared_query_routes_are_documented() -> None:
+    found = doc(default_domains())
+    query = found["paths"]["/v1/rooms/{room_id}/messages"]["get"]
+    assert [p["name"] for p in query["parameters"] if p["in"] == "path"] == ["room_id"]
+    assert query["tags"] == ["chat_room"]
+
+
+def test_the_type_listing_has_event_types_transitions_and_schemas() -> None:
+    listing = type_listing(ticket())
+    assert listing["aggregate_type"] == "ticket" and listing["mode"] == "async"
+    opened = listing["event_types"]["TicketOpened"]
+    assert opened["allowed_after"] == {"checked": True, "after": ["none"], "opens_aggregate": True}
+    closed = listing["event_types"]["TicketClosed"]["allowed_after"]
+    assert closed == {"checked": True, "after": ["TicketOpened"], "opens_aggregate": False}
+    assert listing["personal"] == {"fields": ["email"], "subject": None}
+
+
+def test_the_cli_writes_the_document_of_the_auth_mode_asked(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from workers.cli.main import main
+
+    target = tmp_path / "api.json"
+    monkeypatch.setenv("EVENTFLEET_DOMAINS", "workers.examples.domains:default_domains")
+    assert main(["openapi", "--auth", "proxy", "--output", str(target)]) == 0
+    written = orjson.loads(target.read_bytes())
+    validate(written)
+    assert set(written["components"]["securitySchemes"]) == {"proxy"}
+    assert written == document(default_domains(), auth="proxy", version=written["info"]["version"])
+    assert "wrote" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:  # argparse: a mode that does not exist
+        main(["openapi", "--auth", "basic"])
+    assert usage.value.code == 2 and "invalid choice: 'basic'" in capsys.readouterr().err

@@ -1,0 +1,328 @@
+"""The published contract: an OpenAPI 3.1 document generated from the domains and the routes.
+
+``document(domains, routes, auth=...)`` is pure: the enabled domains, the route patterns the
+process registered (``None``: every route a ``worker --role all`` serves) and the auth mode in,
+a dict out. Nothing in it is copied by hand: each event type's ``data`` schema comes from its
+declaration (``workers.runtime.openapi_schemas``), each error response from ``ERROR_CODES``
+(a code added there is in the document at once: see ``UNPLACED``), and each operation is
+listed only if its route is registered (the table: ``workers.runtime.openapi_routes``). Served
+at ``GET /openapi.json`` (``workers.runtime.contract``),
+printed by ``eventfleet openapi`` and rendered in the console (``/console/api``).
+
+Routes that name an aggregate type (``/v1/{aggregate_type}/{aggregate_id}/events`` and its
+siblings) are documented once per enabled type (``/v1/order/{aggregate_id}/events``), each with
+its own event types' bodies; ``x-route`` names the registered pattern.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from typing import Any
+
+from snapshot_rules.domain import Domain, Domains, Mode
+from workers.runtime.answers import ERROR_CODES
+from workers.runtime.openapi_routes import (
+    AUTH,
+    NOT_HTTP,
+    OPERATIONS,
+    PER_TYPE,
+    READ,
+    READ_AFTER,
+    UNPLACED,
+    WAIT,
+    Operation,
+    Param,
+    Success,
+)
+from workers.runtime.openapi_schemas import (
+    ACTOR,
+    ENVELOPE,
+    ID_PATTERN,
+    TEXT_256,
+    TYPE_PATTERN,
+    Schema,
+    command_schema,
+    data_schema,
+    data_schema_name,
+    error_schema,
+    error_schema_name,
+    error_union,
+    ref,
+)
+
+__all__ = ["NOT_HTTP", "OPERATIONS", "UNPLACED", "document"]
+
+OPENAPI_VERSION = "3.1.0"
+
+
+def document(
+    domains: Domains,
+    routes: Collection[str] | None = None,
+    *,
+    auth: str,
+    version: str = "0",
+) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of a process serving ``routes`` (aiohttp patterns) with
+    ``domains``, under auth mode ``auth`` (``jwt``, ``proxy`` or ``none``)."""
+    served = _served(domains, routes)
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        if op.route not in served:
+            continue
+        if op.route.startswith(PER_TYPE):
+            for domain in domains:
+                _add(paths, op, domain, auth)
+        elif not op.route.startswith("/v1/rooms/") or "chat_room" in domains:
+            _add(paths, op, None, auth)
+    for domain in domains:
+        for query in domain.queries:
+            if query.path in served:
+                paths.setdefault(query.path, {})["get"] = _query_operation(domain, query.path, auth)
+    found: dict[str, Any] = {
+        "openapi": OPENAPI_VERSION,
+        "info": {
+            "title": "eventfleet",
+            "version": version,
+            "description": "Generated from the enabled domains, the registered routes and the "
+            "error catalogue (ERROR_CODES). Every error body is {error, message, …details}.",
+        },
+        "paths": dict(sorted(paths.items())),
+        "components": _components(domains, auth),
+        "x-error-codes": [
+            {"code": e.code, "status": e.status, "cause": e.cause, "fix": e.fix}
+            for e in ERROR_CODES
+        ],
+    }
+    if auth != "none":
+        found["security"] = [{_scheme_name(auth): []}]
+    return found
+
+
+def _served(domains: Domains, routes: Collection[str] | None) -> set[str]:
+    if routes is not None:
+        return set(routes)
+    return {op.route for op in OPERATIONS} | {q.path for d in domains for q in d.queries}
+
+
+def _add(paths: dict[str, dict[str, Any]], op: Operation, domain: Domain | None, auth: str) -> None:
+    path = op.route if domain is None else op.route.replace(PER_TYPE, f"/v1/{domain.name}/")
+    if domain is not None and op.name == "append" and domain.mode is Mode.STORAGE:
+        ok: tuple[Success, ...] = ()
+        errors: tuple[str, ...] = ("read_only", "bad_request", "route_not_found", "internal",
+                                   *AUTH)  # fmt: skip
+    elif domain is not None and op.name == "append":
+        status = 201 if domain.mode is Mode.SYNC else 202
+        ok = tuple(s for s in op.ok if s.status == status)
+        errors = (*op.errors, *(("conflict",) if domain.mode is Mode.SYNC else ()))
+    else:
+        ok, errors = op.ok, op.errors
+    errors = (*errors, "bad_request")  # any route: a query parameter given twice
+    if op.open:
+        errors = tuple(c for c in errors if c not in AUTH)
+    elif auth == "none":
+        errors = tuple(c for c in errors if c != "unauthenticated")
+    suffix = "" if domain is None else f"_{domain.name}"
+    found: dict[str, Any] = {
+        "operationId": op.name + suffix,
+        "summary": op.summary,
+        "x-route": op.route,
+        "tags": [domain.name if domain is not None else _tag(op.route)],
+        "parameters": [*_path_params(path), *(_param(p) for p in op.query)],
+        "responses": _responses(ok, errors if op.open else (*errors, *UNPLACED)),
+    }
+    if op.open:
+        found["security"] = []
+    if op.body and domain is not None:
+        found["requestBody"] = _command_body(domain)
+    elif op.body and op.body_schema is not None:
+        found["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": op.body_schema}},
+        }
+    elif op.body:
+        found["requestBody"] = {
+            "required": False,
+            "content": {"application/json": {"schema": ref("EraseRequest")}},
+        }
+    if domain is not None and op.name == "append":
+        for success in ok:
+            found["responses"][str(success.status)]["links"] = _links(domain)
+    paths.setdefault(path, {})[op.method] = found
+
+
+def _tag(route: str) -> str:
+    if route.startswith("/v1/rooms/"):
+        return "chat_room"
+    return "fleet" if not route.startswith("/v1/") else "api"
+
+
+def _links(domain: Domain) -> dict[str, Any]:
+    """Stateful links: an append's answer leads to the aggregate's state, events and outcome."""
+    same = {"aggregate_id": "$request.path.aggregate_id"}
+    return {
+        "state": {"operationId": f"state_{domain.name}", "parameters": same},
+        "events": {"operationId": f"events_{domain.name}", "parameters": same},
+        "outcome": {
+            "operationId": f"outcome_{domain.name}",
+            "parameters": {**same, "event_id": "$response.body#/event_id"},
+        },
+    }
+
+
+def _path_params(path: str) -> list[Schema]:
+    found = []
+    for part in path.split("/"):
+        if part.startswith("{") and part.endswith("}"):
+            name = part[1:-1].split(":")[0]
+            schema = {"type": "string", "pattern": TYPE_PATTERN if name == "aggregate_type"
+                      else ID_PATTERN}  # fmt: skip
+            found.append({"name": name, "in": "path", "required": True, "schema": schema})
+    return found
+
+
+def _param(param: Param) -> Schema:
+    found: Schema = {"name": param.name, "in": param.where, "required": False,
+                     "schema": param.schema}  # fmt: skip
+    if param.description:
+        found["description"] = param.description
+    return found
+
+
+def _responses(ok: Iterable[Success], errors: Iterable[str]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for success in ok:
+        response: dict[str, Any] = {
+            "description": success.description,
+            "content": {success.media: {"schema": success.schema}},
+        }
+        if success.link:
+            response["headers"] = {"Link": {"schema": {"type": "string"},
+                                            "description": 'the next page, rel="next"'}}  # fmt: skip
+        found[str(success.status)] = response
+    by_status: dict[int, list[str]] = {}
+    statuses = {e.code: e.status for e in ERROR_CODES}
+    for code in dict.fromkeys(errors):
+        by_status.setdefault(statuses[code], []).append(code)
+    for status, codes in sorted(by_status.items()):
+        found[str(status)] = {
+            "description": ", ".join(sorted(codes)),
+            "content": {"application/json": {"schema": error_union(codes)}},
+        }
+    # aiohttp's protocol layer answers a request line or header it cannot parse (over 8190
+    # bytes, say) itself, in plain text, before any route or middleware sees the request.
+    found.setdefault("400", {"description": "", "content": {}})
+    found["400"]["description"] = ", ".join(
+        filter(None, (found["400"]["description"], "unparsable request (plain text)"))
+    )
+    found["400"]["content"]["text/plain"] = {"schema": {"type": "string"}}
+    return dict(sorted(found.items()))
+
+
+def _command_body(domain: Domain) -> dict[str, Any]:
+    commands = [ref(f"{data_schema_name(domain, t)}.command") for t in domain.events]
+    mapping = {t: f"#/components/schemas/{data_schema_name(domain, t)}.command"
+               for t in domain.events}  # fmt: skip
+    schema: Schema = (
+        commands[0] if len(commands) == 1
+        else {"oneOf": commands, "discriminator": {"propertyName": "type", "mapping": mapping}}
+    )  # fmt: skip
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _query_operation(domain: Domain, path: str, auth: str) -> dict[str, Any]:
+    errors = (*READ, *READ_AFTER, "unknown_aggregate_type", *AUTH, *UNPLACED)
+    if auth == "none":
+        errors = tuple(c for c in errors if c != "unauthenticated")
+    return {
+        "operationId": "query_" + "_".join(p.strip("{}") for p in path.split("/")[2:] if p),
+        "summary": f"A read route declared by the {domain.name} domain",
+        "x-route": path,
+        "tags": [domain.name],
+        "parameters": [*_path_params(path), *(_param(p) for p in WAIT)],
+        "responses": _responses((Success(200, {"type": "object"}, link=True),), errors),
+    }
+
+
+def _scheme_name(auth: str) -> str:
+    return "proxy" if auth == "proxy" else "bearer"
+
+
+def _security_schemes(auth: str) -> dict[str, Any]:
+    if auth == "proxy":
+        return {"proxy": {
+            "type": "apiKey", "in": "header", "name": "X-Forwarded-User",
+            "description": "set by the authenticating proxy (EVENTFLEET_AUTH_TRUSTED_PROXIES), "
+            "with X-Forwarded-Groups for roles; from any other address it is refused",
+        }}  # fmt: skip
+    if auth == "none":
+        return {}
+    return {"bearer": {
+        "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+        "description": "a token of EVENTFLEET_AUTH_ISSUER for EVENTFLEET_AUTH_AUDIENCE; `sub` "
+        "is the principal, the roles claim its roles",
+    }}  # fmt: skip
+
+
+def _components(domains: Domains, auth: str) -> dict[str, Any]:
+    schemas: dict[str, Schema] = {
+        "Envelope": ENVELOPE,
+        "Actor": ACTOR,
+        **_bodies(),
+    }
+    if auth != "none":  # the operator is the token's principal; a body is read, not used
+        schemas["EraseRequest"] = {"type": "object", "description": "ignored (its operator "
+                                   "is the token's principal); empty or any JSON object"}  # fmt: skip
+    for domain in domains:
+        for event_type in domain.events:
+            name = data_schema_name(domain, event_type)
+            schemas[name] = data_schema(domain, event_type)
+            schemas[f"{name}.command"] = command_schema(domain, event_type)
+    for entry in ERROR_CODES:
+        schemas[error_schema_name(entry.code)] = error_schema(entry)
+    found: dict[str, Any] = {"schemas": schemas}
+    schemes = _security_schemes(auth)
+    if schemes:
+        found["securitySchemes"] = schemes
+    return found
+
+
+def _bodies() -> dict[str, Schema]:
+    obj, integer, text = {"type": "object"}, {"type": "integer"}, {"type": "string"}
+    return {
+        "Accepted": {"type": "object", "required": ["event_id"], "properties": {
+            "event_id": text, "partition": integer, "offset": integer, "version": integer,
+            "duplicate": {"type": "boolean"}}},
+        "Stored": {"type": "object", "required": ["event_id", "version"], "properties": {
+            "event_id": text, "version": integer, "published": {"type": "boolean"},
+            "duplicate": {"type": "boolean"}}},
+        "EventPage": {"type": "object", "required": ["events", "more", "next_after_version"],
+                      "properties": {"events": {"type": "array", "items": ref("Envelope")},
+                                     "more": {"type": "boolean"}, "next_after_version": integer}},
+        "State": {"type": "object", "required": ["version", "state"],
+                  "properties": {"version": integer, "state": {}}},
+        "Snapshot": {"type": "object", "required": ["version", "state", "taken_at"],
+                     "properties": {"version": integer, "state": {}, "taken_at": text}},
+        "Outcome": {"type": "object", "required": ["outcome", "event_id"], "properties": {
+            "outcome": {"enum": ["stored", "rejected", "accepted", "in_progress", "unknown"]},
+            "event_id": text, "command_id": {"type": ["string", "null"]},
+            "version": integer, "reason": text, "message": text}},
+        "Erasure": {"type": "object", "required": ["subject", "erased_at", "by"], "properties": {
+            "subject": text, "erased_at": text, "by": text, "keys_destroyed": integer,
+            "already_erased": {"type": "boolean"},
+            "unreadable_everywhere_within_s": {"type": "number"}}},
+        "EraseRequest": {"type": "object", "properties": {
+            "operator": {**TEXT_256, "maxLength": 100,
+                         "description": "only with EVENTFLEET_AUTH=none: who erases"}}},
+        "Health": {"type": "object", "required": ["status", "roles"], "properties": {
+            "status": {"enum": ["alive", "failed"]}, "roles": {"type": "array"},
+            "dependencies": obj, "ready": obj, "auth": text}},
+        "Ready": {"type": "object", "required": ["ready", "checks"],
+                  "properties": {"ready": {"type": "boolean"}, "checks": obj}},
+        "TypeListing": {"type": "object",
+                        "required": ["aggregate_type", "mode", "event_types", "personal", "queries"],
+                        "properties": {"aggregate_type": text, "mode": text,
+                                       "event_types": obj, "personal": {"type": ["object", "null"]},
+                                       "queries": {"type": "array", "items": text}}},
+        "TypeList": {"type": "object", "required": ["types"], "properties": {
+            "types": {"type": "array", "items": ref("TypeListing")}}},
+    }  # fmt: skip
