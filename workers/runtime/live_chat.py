@@ -198,7 +198,9 @@ class RoomChanges:
                 "changed": [m for key, m in new.items() if old.get(key) != m],
                 "removed": [key for key in old if key not in new],
             }
-            if (before or {}).get("reads") != self.view.get("reads"):
+            # The fold replaces ``reads`` only when a receipt moves (identity, not a compare of
+            # every member's entry per event).
+            if (before or {}).get("reads") is not self.view.get("reads"):
                 body["reads"] = self.view.get("reads", {})
             out.append((b"%d" % (event.version or 0), orjson.dumps(body)))
         return out
