@@ -189,3 +189,17 @@ async def test_the_change_feed_sees_every_writer(documents: Documents) -> None:
     await wait_for(lambda: "g7" in seen.keys, timeout_s=30, what="the feed to see the other writer")
     await feed.close()
     assert feed.state == "off" and seen.clears >= 1
+
+
+async def test_the_archive_is_a_store_of_its_own_beside_the_events(documents: Documents) -> None:
+    """Where a retention moves a collection's older events: read like the events, apart."""
+    store = documents.store
+    await store.open()
+    assert await store.commit(change(1, 10)) == "committed"
+    [first] = await store.events.read(("games", "g1"))
+    assert await store.archive.read(("games", "g1")) == []
+    await store.archive.append([first])
+    assert [e.id for e in await store.archive.read(("games", "g1"))] == [first.id]
+    assert [e.id for e in await store.events.read(("games", "g1"))] == [first.id]
+    other = documents.other(None)
+    assert [e.id for e in await other.archive.read(("games", "g1"))] == [first.id]

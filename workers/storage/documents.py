@@ -39,6 +39,22 @@ class DocumentDeleted(NotFound):
     """The document was deleted; its tombstone keeps the version and its events remain."""
 
 
+class HistoryCompacted(NotFound):
+    """Events a reader asked for are in neither the hot events nor the archive (removed outside
+    the storage, or an archive that was dropped): the answer says so, never a silent gap."""
+
+    def __init__(self, collection: str, doc_id: str, after_version: int, whole_from: int) -> None:
+        super().__init__(
+            f"{collection} {doc_id}: its history is compacted before version {whole_from}, so "
+            f"the events after version {after_version} cannot all be read; fetch the document "
+            f"(get) and ask for the events after its version (those from version {whole_from} "
+            "on can be read)."
+        )
+        self.after_version = after_version
+        self.whole_from = whole_from
+        """The first version of the unbroken history that reaches the document's newest."""
+
+
 def new_id() -> str:
     """A fresh document id: 24 hex digits, time first, as a MongoDB ObjectId string is."""
     return f"{int(time.time()):08x}{os.urandom(8).hex()}"

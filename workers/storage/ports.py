@@ -119,6 +119,13 @@ class DocumentStore(Protocol):
         ...
 
     @property
+    def archive(self) -> EventStore:
+        """Where a retention moves the collection's older events (the fleet's archive,
+        ``events_archive``: ``storage_domain(..., retention=...)`` and ``eventfleet archive``);
+        the storage reads it and ``events`` as one history."""
+        ...
+
+    @property
     def transactions(self) -> bool | None:
         """Whether changes commit in transactions (None until ``open`` decided it)."""
         ...
