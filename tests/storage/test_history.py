@@ -6,6 +6,7 @@ Each test runs on both document stores (memory and MongoDB)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +22,13 @@ from workers.adapters.memory import MemoryDocuments, MemorySnapshotStore
 from workers.adapters.mongo import MongoDocuments, MongoSnapshotStore, connect, database
 from workers.ports import Snapshot, SnapshotStore
 from workers.roles.archive import Archiver, TieredEvents
-from workers.storage import EventSourcedStorage, EventTypes, HistoryCompacted, storage_domain
+from workers.storage import (
+    DocumentDeleted,
+    EventSourcedStorage,
+    EventTypes,
+    HistoryCompacted,
+    storage_domain,
+)
 from workers.storage.ports import DocumentStore
 
 NAMED = EventTypes.named(created="GameStarted", updated="GameMoved", deleted="GameEnded")
@@ -156,3 +163,40 @@ async def test_bad_after_versions_are_refused_before_anything_is_read(rig: Rig) 
     for bad in (-1, "3", 2.0, True):
         with pytest.raises(InvalidInput, match="after_version"):
             await storage.get_missing_events("g1", after_version=bad)  # type: ignore[arg-type]
+
+
+async def test_the_version_field_is_a_setting_of_the_storage(rig: Rig) -> None:
+    storage = EventSourcedStorage(rig.documents, version_field="rev", event_types=NAMED)
+    created = await storage.find_one_and_upsert({"_id": "g1", "gold": 0}, client_id="a")
+    assert created == {"_id": "g1", "rev": 1, "gold": 0}
+    updated, diff = await storage.find_one_and_update(
+        "g1", lambda d: {**d, "gold": 5}, client_id="a"
+    )
+    assert updated == {"_id": "g1", "rev": 2, "gold": 5} and diff == {"gold": 5}
+    assert "version" not in await storage.get("g1")
+    # another writer on the same document races the first: the version check reads "rev"
+    other = EventSourcedStorage(rig.documents, version_field="rev", event_types=NAMED)
+    await asyncio.gather(*(
+        s.find_one_and_update("g1", lambda d: {**d, "gold": d["gold"] + 1}, client_id="b")
+        for s in (storage, other, storage, other)
+    ))  # fmt: skip
+    assert await storage.get("g1") == {"_id": "g1", "rev": 6, "gold": 9}
+    events = await storage.get_missing_events("g1", after_version=0)
+    assert [e.version for e in events] == [1, 2, 3, 4, 5, 6]
+    assert rebuild(events) == {"gold": 9}  # the field is never part of the diffs
+    with pytest.raises(InvalidInput, match="the edit changed 'rev' from 6 to 7"):
+        await storage.find_one_and_update("g1", lambda d: {**d, "rev": 7}, client_id="a")
+    with pytest.raises(InvalidInput, match="the storage sets 'rev'"):
+        await storage.find_one_and_upsert({"_id": "g2", "rev": 3}, client_id="a")
+    assert await storage.delete_one("g1", client_id="a") is True
+    with pytest.raises(DocumentDeleted, match="deleted at version 7"):
+        await storage.get("g1")
+    # a field named "version" is content like any other when the version lives elsewhere
+    await storage.find_one_and_upsert({"_id": "g3", "version": "1.2"}, client_id="a")
+    assert await storage.get("g3") == {"_id": "g3", "rev": 1, "version": "1.2"}
+
+
+@pytest.mark.parametrize("bad", ["", "_id", "a.b", "$rev", "_deleted", "9lives", 3, None])
+def test_a_bad_version_field_is_refused_with_the_fix_named(bad: object) -> None:
+    with pytest.raises(InvalidInput, match=r"version_field .* is not valid; use a top-level"):
+        EventSourcedStorage(MemoryDocuments("games"), version_field=bad)  # type: ignore[arg-type]

@@ -61,6 +61,9 @@ class PlannedChange:
     """None: no document with this id exists yet."""
     replacement: Document
     event: Event
+    version_field: str = "version"
+    """The field of the document that holds its version (the storage's ``version_field``): the
+    store's version check reads it."""
 
 
 @dataclass(frozen=True, slots=True)

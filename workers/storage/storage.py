@@ -62,16 +62,20 @@ class EventSourcedStorage:
         cache_max_entries: int = 10_000,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         event_types: EventTypes | None = None,
+        version_field: str = docs.VERSION,
     ) -> None:
         """``max_event_bytes``: refuse a change whose event is larger (pass the fleet's
         ``Settings.max_event_bytes``: consumers of events.stored dead-letter larger ones).
         ``event_types``: the names of its events per operation (``EventTypes.named(...)``),
         instead of ``<type_prefix>Created/Updated/Deleted``; pass the same to ``storage_domain``.
+        ``version_field``: the document field that holds the version (seed 002's
+        ``VersionField``; ``version`` by default).
         """
         collection_name = documents.name
         docs.check_settings(collection_name, cache_ttl_s, max_retries)
         self.collection_name = collection_name
         self.types = storage_event_types(collection_name, type_prefix, event_types)
+        self.version_field = docs.check_version_field(collection_name, version_field)
         self._documents = documents
         self._publisher = ChangePublisher(outbox=outbox, bus=bus)
         self._mapper = mapper
@@ -109,7 +113,9 @@ class EventSourcedStorage:
         created again, its versions continuing after the tombstone's.
         """
         docs.check_client_id(client_id)
-        doc_id, content = docs.check_new(self.collection_name, doc, docs.new_id())
+        doc_id, content = docs.check_new(
+            self.collection_name, doc, docs.new_id(), self.version_field
+        )
 
         async def decide(stored: Document | None) -> tuple[PlannedChange | None, Document]:
             if stored is not None and not docs.is_deleted(stored):
@@ -148,8 +154,8 @@ class EventSourcedStorage:
                 return self._created(doc_id, client_id, stored, await applied(edit, None))
             current = self._live(doc_id, stored)
             edited = await applied(edit, copy.deepcopy(current))
-            after = docs.check_edited(self.collection_name, current, edited)
-            before = docs.content_of(current)
+            after = docs.check_edited(self.collection_name, current, edited, self.version_field)
+            before = docs.content_of(current, self.version_field)
             if merge_diff(before, after) == {}:
                 return None, Changed(current, {}, None)
             return changed(self._plan(doc_id, client_id, current, before, after))
@@ -164,7 +170,9 @@ class EventSourcedStorage:
                 f"{self.collection_name} {doc_id}: creating it, the edit returned "
                 f"{type(edited).__name__}; return the new document (a dict)."
             )
-        new_id, content = docs.check_new(self.collection_name, {"_id": doc_id, **edited}, doc_id)
+        new_id, content = docs.check_new(
+            self.collection_name, {"_id": doc_id, **edited}, doc_id, self.version_field
+        )
         if new_id != doc_id:
             raise InvalidInput(
                 f"{self.collection_name} {doc_id}: creating it, the edit returned _id "
@@ -181,7 +189,8 @@ class EventSourcedStorage:
             if stored is not None and docs.is_deleted(stored):
                 return None, False
             current = self._live(doc_id, stored)
-            return self._plan(doc_id, client_id, current, docs.content_of(current), None), True
+            before = docs.content_of(current, self.version_field)
+            return self._plan(doc_id, client_id, current, before, None), True
 
         return await self._change(doc_id, decide)
 
@@ -200,7 +209,7 @@ class EventSourcedStorage:
         stored = await self._load(doc_id)  # completes a pending event first
         ref = (self.collection_name, doc_id)
         events = await self._documents.events.read(ref, after_version=after_version)
-        head = int(stored[docs.VERSION]) if stored is not None else None
+        head = int(stored[self.version_field]) if stored is not None else None
         first_hot = (events[0].version or 0) if events else None
         starts_late = first_hot is not None and first_hot > after_version + 1
         if starts_late or (first_hot is None and head is not None and head > after_version):
@@ -257,7 +266,7 @@ class EventSourcedStorage:
         seen: list[int | None] = []
         for attempt in range(self._max_retries + 1):
             stored = await self._load(doc_id)
-            seen.append(None if stored is None else int(stored[docs.VERSION]))
+            seen.append(None if stored is None else int(stored[self.version_field]))
             change, result = await decide(stored)
             if change is None:
                 return result
@@ -292,13 +301,14 @@ class EventSourcedStorage:
             types=self.types,
             mapper=self._mapper,
             max_event_bytes=self._max_event_bytes,
+            version_field=self.version_field,
         )
 
     def _live(self, doc_id: str, stored: Document | None) -> Document:
         if stored is None:
             raise docs.missing(self.collection_name, doc_id)
         if docs.is_deleted(stored):
-            raise docs.deleted(self.collection_name, stored)
+            raise docs.deleted(self.collection_name, stored, self.version_field)
         return docs.public(stored)
 
     async def _load(self, doc_id: str) -> Document | None:

@@ -16,7 +16,7 @@ from topics.errors import StoreUnavailable
 from workers.adapters.memory.common import Faults, Switchable, as_stored, down_message
 from workers.adapters.memory.events import MemoryEventStore
 from workers.ports import AppendConflict
-from workers.storage.documents import ID, PENDING_EVENT, VERSION, disagree
+from workers.storage.documents import ID, PENDING_EVENT, disagree
 from workers.storage.ports import (
     AFTER_DOCUMENT_WRITE,
     AFTER_EVENT_WRITE,
@@ -193,7 +193,7 @@ class MemoryDocuments(Switchable):
         if change.expected_version is None:
             return found is None
         return (
-            found is not None and found[1] is None and found[0][VERSION] == change.expected_version
+            found is not None and found[1] is None and found[0].get(change.version_field) == change.expected_version
         )
 
     def _write(self, doc_id: str, doc: Document, pending: Event | None) -> None:

@@ -30,7 +30,7 @@ from workers.adapters.mongo.client import translated
 from workers.adapters.mongo.stores import EVENTS_ARCHIVE, MongoEventStore
 from workers.adapters.records import document_to_event, event_to_document
 from workers.ports import AppendConflict
-from workers.storage.documents import ID, PENDING_EVENT, VERSION, disagree
+from workers.storage.documents import ID, PENDING_EVENT, disagree
 from workers.storage.ports import (
     AFTER_DOCUMENT_WRITE,
     AFTER_EVENT_WRITE,
@@ -248,7 +248,7 @@ async def write_document(
             result = await docs.replace_one(
                 {
                     ID: change.doc_id,
-                    VERSION: change.expected_version,
+                    change.version_field: change.expected_version,
                     PENDING_EVENT: {"$exists": False},
                 },
                 new,
