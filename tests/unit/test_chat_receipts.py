@@ -260,3 +260,20 @@ def test_unread_counts_equal_a_naive_recount_under_any_order_of_events(
         assert reads_of(view) == expected
         assert list(state.get("reads", {})) == list(expected)  # least recently read first
         assert len(state.get("reads", {})) <= cap
+
+
+def test_a_room_subscription_sends_the_receipts_that_moved_and_the_members_that_left() -> None:
+    from workers.runtime.live_chat import RoomChanges
+
+    apply = chat_room_domain(readers=2).projections[0].apply
+    events = [sent("m1", "ann", "a", 1), sent("m2", "ann", "b", 2), read("r1", "m1", 3)]
+    events += [read("r2", "m1", 4), sent("m3", "bob", "c", 5), read("r1", "m2", 6)]
+    events += [read("r3", "m2", 7), edited("m3", "bob", "d", 8), read("r3", "m1", 9)]
+    bodies = [orjson.loads(body) for _, body in RoomChanges(apply, None).render(events)]
+    assert ["reads" in b for b in bodies] == [False, False, True, True, False, True, True, False,
+                                              False]  # fmt: skip
+    assert bodies[2]["reads"] == {"r1": {"up_to_message_id": "m1", "up_to_version": 1}}
+    assert bodies[5]["reads"] == {"r1": {"up_to_message_id": "m2", "up_to_version": 2}}
+    assert "readers_left" not in bodies[5]
+    assert bodies[6]["reads"] == {"r3": {"up_to_message_id": "m2", "up_to_version": 2}}
+    assert bodies[6]["readers_left"] == ["r2"]  # the cap of 2: r2 read least recently
