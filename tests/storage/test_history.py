@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from snapshot_rules.domain import Domains, Retention
 from snapshot_rules.replay import State
@@ -200,3 +202,44 @@ async def test_the_version_field_is_a_setting_of_the_storage(rig: Rig) -> None:
 def test_a_bad_version_field_is_refused_with_the_fix_named(bad: object) -> None:
     with pytest.raises(InvalidInput, match=r"version_field .* is not valid; use a top-level"):
         EventSourcedStorage(MemoryDocuments("games"), version_field=bad)  # type: ignore[arg-type]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(2, 25),
+    st.integers(1, 25),
+    st.integers(0, 25),
+    st.one_of(st.none(), st.integers(1, 25)),
+)
+def test_any_read_after_any_archive_is_the_whole_history_or_says_where_it_starts(
+    changes: int, keep_last: int, after: int, lost_through: int | None
+) -> None:
+    """Memory store: n versions, a retention keeping ``keep_last``, the archive's prefix through
+    ``lost_through`` removed outside the fleet; every read is whole or HistoryCompacted."""
+
+    async def scenario() -> None:
+        rig = Rig(MemoryDocuments("games"), MemorySnapshotStore())
+        storage = EventSourcedStorage(rig.documents)
+        await storage.find_one_and_upsert({"_id": "g1", "gold": 0}, client_id="s")
+        for gold in range(1, changes):
+            await storage.find_one_and_update(
+                "g1", lambda d, gold=gold: {**d, "gold": gold}, client_id="s"
+            )
+        await rig.snapshots.save(Snapshot("games", "g1", changes, {}, utc_now()))
+        domain = storage_domain("games", retention=Retention(keep_last=keep_last))
+        tiers = TieredEvents(rig.documents.events, rig.documents.archive)  # type: ignore[arg-type]
+        await Archiver(tiers, rig.snapshots, Domains([domain]), batch=4).run()
+        archived = max(0, min(changes - 1, changes - keep_last))
+        lost = 0 if lost_through is None else min(lost_through, archived)
+        if lost:
+            await rig.documents.archive.remove_through(("games", "g1"), lost)  # type: ignore[attr-defined]
+        start = min(after, changes)
+        if start < lost:
+            with pytest.raises(HistoryCompacted) as raised:
+                await storage.get_missing_events("g1", after_version=start)
+            assert raised.value.whole_from == lost + 1
+        else:
+            events = await storage.get_missing_events("g1", after_version=start)
+            assert versions(events) == list(range(start + 1, changes + 1))
+
+    asyncio.run(scenario())
