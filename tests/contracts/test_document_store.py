@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
@@ -189,3 +189,41 @@ async def test_the_change_feed_sees_every_writer(documents: Documents) -> None:
     await wait_for(lambda: "g7" in seen.keys, timeout_s=30, what="the feed to see the other writer")
     await feed.close()
     assert feed.state == "off" and seen.clears >= 1
+
+
+async def test_the_archive_is_a_store_of_its_own_beside_the_events(documents: Documents) -> None:
+    """Where a retention moves a collection's older events: read like the events, apart."""
+    store = documents.store
+    await store.open()
+    assert await store.commit(change(1, 10)) == "committed"
+    [first] = await store.events.read(("games", "g1"))
+    assert await store.archive.read(("games", "g1")) == []
+    await store.archive.append([first])
+    assert [e.id for e in await store.archive.read(("games", "g1"))] == [first.id]
+    assert [e.id for e in await store.events.read(("games", "g1"))] == [first.id]
+    other = documents.other(None)
+    assert [e.id for e in await other.archive.read(("games", "g1"))] == [first.id]
+
+
+def renamed(change: PlannedChange, name: str) -> PlannedChange:
+    """``change`` with its version kept in ``name`` (the storage's ``version_field``)."""
+    replacement = {k: v for k, v in change.replacement.items() if k != "version"}
+    replacement[name] = change.replacement["version"]
+    return replace(change, replacement=replacement, version_field=name)
+
+
+async def test_the_version_check_reads_the_changes_version_field(documents: Documents) -> None:
+    store = documents.store
+    await store.open()
+    assert await store.commit(renamed(change(1, 10), "rev")) == "committed"
+    assert await store.commit(renamed(change(2, 20), "rev")) == "committed"
+    assert await store.commit(renamed(change(2, 99), "rev")) == "conflict"
+    # a change that looks for the version under another field never matches this document
+    assert await store.commit(change(3, 99)) == "conflict"
+    loaded = await store.load("g1")
+    assert loaded.document == {"_id": "g1", "rev": 2, "gold": 20}
+    writers = [store, *(documents.other(None) for _ in range(3))]
+    outcomes = await asyncio.gather(*(w.commit(renamed(change(3, n), "rev")) for n, w in
+                                      enumerate(writers)))  # fmt: skip
+    assert sorted(outcomes) == ["committed", "conflict", "conflict", "conflict"]
+    assert await versions(store) == [1, 2, 3]

@@ -60,7 +60,7 @@ PUBLIC = {
         "AFTER_DOCUMENT_WRITE", "AFTER_EVENT_WRITE", "CacheStats", "ChainMapper", "Change",
         "Changed", "CreateOrEdit", "DocumentDeleted", "DocumentStore", "DomainEvent", "Edit",
         "EventMapper", "EventSourcedStorage", "EventTypes", "FaultHook", "FaultPoint",
-        "FieldChangedMapper", "apply_patch", "changed_paths", "merge_diff", "storage_domain",
+        "FieldChangedMapper", "HistoryCompacted", "apply_patch", "changed_paths", "merge_diff", "storage_domain",
     ],
     "workers.adapters.memory": [
         "Faults", "MemoryActionLog", "MemoryAppendProgress", "MemoryCommandMemory", "MemoryDatabase",

@@ -101,10 +101,11 @@ class DocumentHandler(Generic[C]):
             if current is None:  # only with create=True: the storage says it does not exist
                 start = self._factory.create(collection, command.aggregate_id) if self._factory else {}
                 return self._decide(DocumentAggregate(command.aggregate_id, 0, start), command)
-            content = docs.content_of(current)
-            aggregate = DocumentAggregate(command.aggregate_id, int(current[docs.VERSION]), content)
+            field = self._storage.version_field
+            content = docs.content_of(current, field)
+            aggregate = DocumentAggregate(command.aggregate_id, int(current[field]), content)
             decided = self._decide(aggregate, command)
-            return {**decided, docs.ID: current[docs.ID], docs.VERSION: current[docs.VERSION]}
+            return {**decided, docs.ID: current[docs.ID], field: current[field]}
 
         client = command.metadata.client_id or self._client_id
         changed = await self._storage.update(

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -180,7 +180,8 @@ class ChatSocket:
 class RoomChanges:
     """The room's messages as they change: each event folded onto the room's view by the
     projection's own pure ``apply``, sent as what it changed (``changed`` messages, ``removed``
-    message ids, and ``reads`` when a receipt moved), with the event's version."""
+    message ids, and when a receipt moved, ``reads``: the receipts that changed, and
+    ``readers_left``: members the room's cap evicted), with the event's version."""
 
     def __init__(self, apply: Callable[[Any, Event], Any], start: Any) -> None:
         self._apply = apply
@@ -198,10 +199,24 @@ class RoomChanges:
                 "changed": [m for key, m in new.items() if old.get(key) != m],
                 "removed": [key for key in old if key not in new],
             }
-            if (before or {}).get("reads") != self.view.get("reads"):
-                body["reads"] = self.view.get("reads", {})
+            # The fold replaces ``reads`` only when a receipt moves (identity, not a compare of
+            # every member's entry per event); a subscriber gets what moved, not every member.
+            old_reads, new_reads = (before or {}).get("reads"), self.view.get("reads")
+            if old_reads is not new_reads:
+                moved, left = reads_moved(old_reads or {}, new_reads or {})
+                body["reads"] = moved
+                if left:
+                    body["readers_left"] = left
             out.append((b"%d" % (event.version or 0), orjson.dumps(body)))
         return out
+
+
+def reads_moved(
+    before: Mapping[str, Any], after: Mapping[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
+    """The receipts of ``after`` that differ from ``before``'s, and the members that left."""
+    moved = {reader: read for reader, read in after.items() if before.get(reader) != read}
+    return moved, [reader for reader in before if reader not in after]
 
 
 def register_room_view(fleet: Fleet, live: LiveServer) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from workers.storage.cache import CacheStats
 from workers.storage.changes import Changed, CreateOrEdit
 from workers.storage.diff import apply_patch, changed_paths, merge_diff
-from workers.storage.documents import DocumentDeleted
+from workers.storage.documents import DocumentDeleted, HistoryCompacted
 from workers.storage.domain import storage_domain
 from workers.storage.mappers import (
     ChainMapper,
@@ -49,6 +49,7 @@ __all__ = [
     "FaultHook",
     "FaultPoint",
     "FieldChangedMapper",
+    "HistoryCompacted",
     "apply_patch",
     "changed_paths",
     "merge_diff",

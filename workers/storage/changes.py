@@ -33,6 +33,7 @@ def plan_change(
     types: EventTypes,
     mapper: EventMapper | None,
     max_event_bytes: int,
+    version_field: str = VERSION,
 ) -> PlannedChange:
     """The step from ``previous`` (stored, or None) to content ``after`` (None: delete).
 
@@ -42,7 +43,7 @@ def plan_change(
     ``after`` over the caller's fields (never ``_id`` or ``version``).
     """
     operation: Operation = "delete" if after is None else "create" if before is None else "update"
-    version = 1 if previous is None else int(previous[VERSION]) + 1
+    version = 1 if previous is None else int(previous[version_field]) + 1
     diff = merge_diff(before, after)
     paths = changed_paths(before, diff)
     data: dict[str, Any] = {"operation": operation, "diff": diff, "changed_paths": paths}
@@ -73,14 +74,15 @@ def plan_change(
             "changes, or keep large values outside the document."
         )
     if after is None:
-        replacement: Document = {ID: doc_id, VERSION: version, DELETED: True}
+        replacement: Document = {ID: doc_id, version_field: version, DELETED: True}
     else:
-        replacement = {ID: doc_id, VERSION: version, **after}
+        replacement = {ID: doc_id, version_field: version, **after}
     return PlannedChange(
         doc_id=doc_id,
-        expected_version=None if previous is None else int(previous[VERSION]),
+        expected_version=None if previous is None else int(previous[version_field]),
         replacement=replacement,
         event=event,
+        version_field=version_field,
     )
 
 

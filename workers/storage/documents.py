@@ -1,6 +1,8 @@
 """The stored shape of a document and the checks every input passes before anything is written.
 
-A stored document is ``{"_id", "version", **content}``. Two field names are the
+A stored document is ``{"_id", "version", **content}``; the version's field name is a setting of
+the storage (``version_field``, seed 002's ``VersionField``; ``version`` by default). Two field
+names are the
 storage's own: ``_deleted`` marks a tombstone (a deleted document whose version lives
 on) and ``_pending_event`` holds the event of a change that is written but whose event
 is not yet stored (the intent path of a store without transactions, see ``ports``).
@@ -10,6 +12,7 @@ Callers never see them.
 from __future__ import annotations
 
 import os
+import re
 import time
 from typing import Any
 
@@ -39,6 +42,22 @@ class DocumentDeleted(NotFound):
     """The document was deleted; its tombstone keeps the version and its events remain."""
 
 
+class HistoryCompacted(NotFound):
+    """Events a reader asked for are in neither the hot events nor the archive (removed outside
+    the storage, or an archive that was dropped): the answer says so, never a silent gap."""
+
+    def __init__(self, collection: str, doc_id: str, after_version: int, whole_from: int) -> None:
+        super().__init__(
+            f"{collection} {doc_id}: its history is compacted before version {whole_from}, so "
+            f"the events after version {after_version} cannot all be read; fetch the document "
+            f"(get) and ask for the events after its version (those from version {whole_from} "
+            "on can be read)."
+        )
+        self.after_version = after_version
+        self.whole_from = whole_from
+        """The first version of the unbroken history that reaches the document's newest."""
+
+
 def new_id() -> str:
     """A fresh document id: 24 hex digits, time first, as a MongoDB ObjectId string is."""
     return f"{int(time.time()):08x}{os.urandom(8).hex()}"
@@ -48,9 +67,9 @@ def missing(collection: str, doc_id: str) -> NotFound:
     return NotFound(f"{collection} {doc_id} does not exist; create it with find_one_and_upsert.")
 
 
-def deleted(collection: str, stored: Document) -> DocumentDeleted:
+def deleted(collection: str, stored: Document, version_field: str = VERSION) -> DocumentDeleted:
     return DocumentDeleted(
-        f"{collection} {stored[ID]} was deleted at version {stored[VERSION]}; its events "
+        f"{collection} {stored[ID]} was deleted at version {stored[version_field]}; its events "
         "remain (get_missing_events), and find_one_and_upsert creates it again."
     )
 
@@ -80,9 +99,9 @@ def check_after_version(after_version: object) -> int:
     return after_version
 
 
-def content_of(stored: Document) -> Document:
+def content_of(stored: Document, version_field: str = VERSION) -> Document:
     """The caller's fields of a stored document: everything but id, version and our markers."""
-    return {k: v for k, v in stored.items() if k not in (ID, VERSION) and k not in RESERVED}
+    return {k: v for k, v in stored.items() if k not in (ID, version_field) and k not in RESERVED}
 
 
 def public(stored: Document) -> Document:
@@ -94,35 +113,39 @@ def is_deleted(stored: Document) -> bool:
     return bool(stored.get(DELETED))
 
 
-def check_new(collection: str, doc: object, generated_id: str) -> tuple[str, Document]:
+def check_new(
+    collection: str, doc: object, generated_id: str, version_field: str = VERSION
+) -> tuple[str, Document]:
     """Validate a document to create; return its id (``generated_id`` if it has none) and content."""
     if not isinstance(doc, dict):
         raise InvalidInput(f"{collection}: a document must be a dict, got {type(doc).__name__}.")
     doc_id = check_id(collection, doc.get(ID, generated_id))
-    if doc.get(VERSION) is not None:
+    if doc.get(version_field) is not None:
         raise InvalidInput(
-            f"{collection} {doc_id}: the storage sets 'version' (1 on creation); "
+            f"{collection} {doc_id}: the storage sets {version_field!r} (1 on creation); "
             "leave it out of a new document."
         )
-    content = {k: v for k, v in doc.items() if k not in (ID, VERSION)}
+    content = {k: v for k, v in doc.items() if k not in (ID, version_field)}
     check_content(collection, doc_id, content)
     return doc_id, content
 
 
-def check_edited(collection: str, current: Document, edited: object) -> Document:
-    """Validate what an edit returned; return its content. ``_id`` and ``version`` must not move."""
+def check_edited(
+    collection: str, current: Document, edited: object, version_field: str = VERSION
+) -> Document:
+    """Validate what an edit returned; return its content. ``_id`` and the version must not move."""
     where = f"{collection} {current[ID]}"
     if not isinstance(edited, dict):
         raise InvalidInput(
             f"{where}: the edit returned {type(edited).__name__}; return the changed document."
         )
-    for name in (ID, VERSION):
+    for name in (ID, version_field):
         if name not in edited or not same(edited[name], current[name]):
             raise InvalidInput(
                 f"{where}: the edit changed {name!r} from {current[name]!r} to "
                 f"{edited.get(name)!r}; the storage owns it, leave it as it is."
             )
-    content = {k: v for k, v in edited.items() if k not in (ID, VERSION)}
+    content = {k: v for k, v in edited.items() if k not in (ID, version_field)}
     check_content(collection, current[ID], content)
     return content
 
@@ -156,6 +179,19 @@ def _check_depth_and_nulls(value: Any, path: str, depth: int) -> None:
         for index, item in enumerate(value):
             if item is not None:
                 _check_depth_and_nulls(item, f"{path}[{index}]", depth + 1)
+
+
+_FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+
+
+def check_version_field(collection: str, version_field: object) -> str:
+    """The version's field name: a plain top-level field, not ``_id`` nor the storage's own."""
+    if not isinstance(version_field, str) or not _FIELD_NAME.match(version_field):
+        raise InvalidInput(
+            f"{collection}: version_field {version_field!r} is not valid; use a top-level field "
+            "name of 1-64 letters, digits or '_' that starts with a letter (e.g. 'version')."
+        )
+    return version_field
 
 
 def check_settings(collection_name: object, cache_ttl_s: object, max_retries: object) -> None:

@@ -1,7 +1,7 @@
 """A storage collection as a fleet domain: its events snapshot, route and replay like any other.
 
 ``storage_domain("game_states", type_prefix="GameState")`` declares the collection's
-``GameStateCreated/Updated/Deleted`` events so the snapshotter, the forwarder and the
+``GameStateCreated/Updated/Deleted`` events (or the names ``event_types`` gives them) so the snapshotter, the forwarder and the
 query views act on them; the events its mapper derives travel downstream as their own records. The domain is ``Mode.STORAGE``: the command path refuses
 appends to it, because an event that changes no document would break the storage's
 one-version-one-event promise. The replayed state of a document is what the storage
@@ -13,21 +13,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from snapshot_rules.domain import Domain, EventSpec, Mode, Route, event
+from snapshot_rules.domain import Domain, EventSpec, Mode, Retention, Route, event
 from snapshot_rules.replay import State
 from snapshot_rules.rules import Rule, every
 from topics.envelope import Event
 from workers.storage.diff import apply_patch
 from workers.storage.documents import DELETED
-from workers.storage.mappers import EventTypes, default_prefix, derived_events
+from workers.storage.mappers import EventTypes, derived_events, storage_event_types
 
 TOMBSTONE: State = {DELETED: True}
 """The state of a deleted document: the stored tombstone without ``_id`` and ``version``."""
 
 
-def storage_types(collection: str, type_prefix: str | None = None) -> EventTypes:
-    """The event types ``EventSourcedStorage(documents of collection, type_prefix=...)`` writes."""
-    return EventTypes.with_prefix(type_prefix or default_prefix(collection))
+def storage_types(
+    collection: str, type_prefix: str | None = None, event_types: EventTypes | None = None
+) -> EventTypes:
+    """The event types ``EventSourcedStorage(documents of collection, type_prefix=...,
+    event_types=...)`` writes."""
+    return storage_event_types(collection, type_prefix, event_types)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,15 +57,25 @@ def storage_domain(
     snapshot_rule: Rule = every(50),
     routes: Sequence[Route] = (),
     mapped_types: Sequence[str] = (),
+    retention: Retention | None = None,
+    event_types: EventTypes | None = None,
 ) -> Domain:
     """The read-only domain of an EventSourcedStorage collection.
 
-    Pass the same ``type_prefix`` as the storage. The mapper's domain events
+    Pass the same ``type_prefix`` (or ``event_types``) as the storage. ``retention``: how much
+    of each document's history stays hot; ``eventfleet archive`` moves the rest to the archive
+    (the document's snapshot must cover it), and the storage's ``get_missing_events`` and the
+    fleet's ``/events`` read both as one history. The mapper's domain events
     (``UserEmailChanged``) ride inside the one stored event as ``data.mapped``; the forwarder
     and the bridge publish them as records of their own type, so routes may name them once
     ``mapped_types`` declares them.
     """
-    types = storage_types(collection, type_prefix)
+    if retention is not None and not isinstance(retention, Retention):
+        raise ValueError(
+            f"{collection}: retention must be a Retention(keep_s=..., keep_last=...), not "
+            f"{type(retention).__name__}."
+        )
+    types = storage_types(collection, type_prefix, event_types)
     events: dict[str, EventSpec] = {name: event() for name in _names(types)}
     known = events.keys() | set(mapped_types)
     for route in routes:
@@ -82,6 +95,7 @@ def storage_domain(
         routes=tuple(routes),
         derive=derived_events,
         derived_types=frozenset(mapped_types),
+        retention=retention,
     )
 
 

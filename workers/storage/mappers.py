@@ -1,6 +1,7 @@
 """Event names and event mappers: the domain events a change yields besides its own event.
 
-Every change is stored as exactly one event (``<Prefix>Created/Updated/Deleted``), so a
+Every change is stored as exactly one event (``<Prefix>Created/Updated/Deleted`` by default, or
+the names a collection declares, ``EventTypes.named``: seed 003's named event types), so a
 document's version and its event stream stay one to one. A mapper adds *domain*
 events (``UserEmailChanged``) derived from the change; they travel inside that one
 stored event (``data.mapped``) and are published on the bus as events of their own.
@@ -37,6 +38,24 @@ class EventTypes:
             )
         return types
 
+    @classmethod
+    def named(cls, *, created: str, updated: str, deleted: str) -> EventTypes:
+        """Per-operation names of the collection's own (``GameStarted``, ``GameMoved``,
+        ``GameEnded``): three distinct valid event types."""
+        types = cls(created, updated, deleted)
+        for operation, name in (("created", created), ("updated", updated), ("deleted", deleted)):
+            if not isinstance(name, str) or not EVENT_TYPE_RE.match(name):
+                raise InvalidInput(
+                    f"event type {operation}={name!r} is not valid; it must match "
+                    f"{EVENT_TYPE_RE.pattern} (e.g. 'GameStarted')."
+                )
+        if len({created, updated, deleted}) < 3:
+            raise InvalidInput(
+                f"event types {created!r}, {updated!r}, {deleted!r} must be three different "
+                "names: a replay tells the operations apart by them."
+            )
+        return types
+
     def of(self, operation: Operation) -> str:
         return {"create": self.created, "update": self.updated, "delete": self.deleted}[operation]
 
@@ -48,6 +67,22 @@ def default_prefix(collection: str) -> str:
     (``status``, ``addresses``), so pass ``type_prefix="GameState"`` for singular names.
     """
     return "".join(part[:1].upper() + part[1:] for part in collection.split("_") if part)
+
+
+def storage_event_types(
+    collection: str, type_prefix: str | None, event_types: EventTypes | None
+) -> EventTypes:
+    """The names a collection's events take: declared per operation, or from the prefix."""
+    if event_types is not None and type_prefix is not None:
+        raise InvalidInput(
+            f"{collection}: pass type_prefix or event_types, not both (event_types names each "
+            "operation's event itself)."
+        )
+    if event_types is not None:
+        return EventTypes.named(
+            created=event_types.created, updated=event_types.updated, deleted=event_types.deleted
+        )
+    return EventTypes.with_prefix(type_prefix or default_prefix(collection))
 
 
 @dataclass(frozen=True, slots=True)

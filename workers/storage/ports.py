@@ -61,6 +61,9 @@ class PlannedChange:
     """None: no document with this id exists yet."""
     replacement: Document
     event: Event
+    version_field: str = "version"
+    """The field of the document that holds its version (the storage's ``version_field``): the
+    store's version check reads it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +119,13 @@ class DocumentStore(Protocol):
     @property
     def events(self) -> EventStore:
         """The event store the changes' events go to."""
+        ...
+
+    @property
+    def archive(self) -> EventStore:
+        """Where a retention moves the collection's older events (the fleet's archive,
+        ``events_archive``: ``storage_domain(..., retention=...)`` and ``eventfleet archive``);
+        the storage reads it and ``events`` as one history."""
         ...
 
     @property

@@ -22,7 +22,7 @@ from workers.storage import documents as docs
 from workers.storage.cache import CacheStats, DocumentCache
 from workers.storage.changes import Changed, CreateOrEdit, applied, changed, plan_change
 from workers.storage.diff import Json, merge_diff
-from workers.storage.mappers import EventMapper, EventTypes, default_prefix
+from workers.storage.mappers import EventMapper, EventTypes, storage_event_types
 from workers.storage.ports import Document, DocumentStore, PlannedChange
 from workers.storage.publish import ChangePublisher
 
@@ -61,14 +61,21 @@ class EventSourcedStorage:
         type_prefix: str | None = None,
         cache_max_entries: int = 10_000,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+        event_types: EventTypes | None = None,
+        version_field: str = docs.VERSION,
     ) -> None:
         """``max_event_bytes``: refuse a change whose event is larger (pass the fleet's
         ``Settings.max_event_bytes``: consumers of events.stored dead-letter larger ones).
+        ``event_types``: the names of its events per operation (``EventTypes.named(...)``),
+        instead of ``<type_prefix>Created/Updated/Deleted``; pass the same to ``storage_domain``.
+        ``version_field``: the document field that holds the version (seed 002's
+        ``VersionField``; ``version`` by default).
         """
         collection_name = documents.name
         docs.check_settings(collection_name, cache_ttl_s, max_retries)
         self.collection_name = collection_name
-        self.types = EventTypes.with_prefix(type_prefix or default_prefix(collection_name))
+        self.types = storage_event_types(collection_name, type_prefix, event_types)
+        self.version_field = docs.check_version_field(collection_name, version_field)
         self._documents = documents
         self._publisher = ChangePublisher(outbox=outbox, bus=bus)
         self._mapper = mapper
@@ -106,7 +113,9 @@ class EventSourcedStorage:
         created again, its versions continuing after the tombstone's.
         """
         docs.check_client_id(client_id)
-        doc_id, content = docs.check_new(self.collection_name, doc, docs.new_id())
+        doc_id, content = docs.check_new(
+            self.collection_name, doc, docs.new_id(), self.version_field
+        )
 
         async def decide(stored: Document | None) -> tuple[PlannedChange | None, Document]:
             if stored is not None and not docs.is_deleted(stored):
@@ -145,8 +154,8 @@ class EventSourcedStorage:
                 return self._created(doc_id, client_id, stored, await applied(edit, None))
             current = self._live(doc_id, stored)
             edited = await applied(edit, copy.deepcopy(current))
-            after = docs.check_edited(self.collection_name, current, edited)
-            before = docs.content_of(current)
+            after = docs.check_edited(self.collection_name, current, edited, self.version_field)
+            before = docs.content_of(current, self.version_field)
             if merge_diff(before, after) == {}:
                 return None, Changed(current, {}, None)
             return changed(self._plan(doc_id, client_id, current, before, after))
@@ -161,7 +170,9 @@ class EventSourcedStorage:
                 f"{self.collection_name} {doc_id}: creating it, the edit returned "
                 f"{type(edited).__name__}; return the new document (a dict)."
             )
-        new_id, content = docs.check_new(self.collection_name, {"_id": doc_id, **edited}, doc_id)
+        new_id, content = docs.check_new(
+            self.collection_name, {"_id": doc_id, **edited}, doc_id, self.version_field
+        )
         if new_id != doc_id:
             raise InvalidInput(
                 f"{self.collection_name} {doc_id}: creating it, the edit returned _id "
@@ -178,21 +189,40 @@ class EventSourcedStorage:
             if stored is not None and docs.is_deleted(stored):
                 return None, False
             current = self._live(doc_id, stored)
-            return self._plan(doc_id, client_id, current, docs.content_of(current), None), True
+            before = docs.content_of(current, self.version_field)
+            return self._plan(doc_id, client_id, current, before, None), True
 
         return await self._change(doc_id, decide)
 
     async def get_missing_events(self, doc_id: str, *, after_version: int) -> list[Event]:
-        """The document's events after ``after_version``, in version order (one per version)."""
+        """The document's events after ``after_version``, in version order (one per version).
+
+        The hot events and the archive are read as one history (a retention moves the older
+        events to the archive: ``storage_domain(..., retention=...)``, ``eventfleet archive``).
+        The archive holds a prefix and is filled before the hot copies go, so reading the hot
+        part first, then the archive below it, misses nothing and repeats nothing. Events in
+        neither: ``HistoryCompacted``, naming where the whole history starts; never a gap.
+        """
         docs.check_id(self.collection_name, doc_id)
         docs.check_after_version(after_version)
         await self._ready()
         stored = await self._load(doc_id)  # completes a pending event first
-        events = await self._documents.events.read(
-            (self.collection_name, doc_id), after_version=after_version
-        )
+        ref = (self.collection_name, doc_id)
+        events = await self._documents.events.read(ref, after_version=after_version)
+        head = int(stored[self.version_field]) if stored is not None else None
+        first_hot = (events[0].version or 0) if events else None
+        starts_late = first_hot is not None and first_hot > after_version + 1
+        if starts_late or (first_hot is None and head is not None and head > after_version):
+            upper = first_hot - 1 if first_hot is not None else head
+            older = await self._documents.archive.read(
+                ref, after_version=after_version, to_version=upper
+            )
+            events = older + events
         if stored is None and not events:
             raise docs.missing(self.collection_name, doc_id)
+        whole_from = _whole_from(events, after_version, head)
+        if whole_from is not None:
+            raise docs.HistoryCompacted(self.collection_name, doc_id, after_version, whole_from)
         return events
 
     async def recover(self) -> int:
@@ -236,7 +266,7 @@ class EventSourcedStorage:
         seen: list[int | None] = []
         for attempt in range(self._max_retries + 1):
             stored = await self._load(doc_id)
-            seen.append(None if stored is None else int(stored[docs.VERSION]))
+            seen.append(None if stored is None else int(stored[self.version_field]))
             change, result = await decide(stored)
             if change is None:
                 return result
@@ -271,13 +301,14 @@ class EventSourcedStorage:
             types=self.types,
             mapper=self._mapper,
             max_event_bytes=self._max_event_bytes,
+            version_field=self.version_field,
         )
 
     def _live(self, doc_id: str, stored: Document | None) -> Document:
         if stored is None:
             raise docs.missing(self.collection_name, doc_id)
         if docs.is_deleted(stored):
-            raise docs.deleted(self.collection_name, stored)
+            raise docs.deleted(self.collection_name, stored, self.version_field)
         return docs.public(stored)
 
     async def _load(self, doc_id: str) -> Document | None:
@@ -308,3 +339,26 @@ class EventSourcedStorage:
 
     async def _ready(self) -> None:
         await self._documents.open()
+
+
+def _whole_from(events: list[Event], after_version: int, head: int | None) -> int | None:
+    """None when ``events`` are every version after ``after_version`` up to the newest; else
+    the first version of the unbroken tail that reaches the newest (head + 1: none of it)."""
+    newest = head if head is not None else ((events[-1].version or 0) if events else after_version)
+    if newest <= after_version:
+        return None
+    expected = after_version + 1
+    whole = True
+    for event in events:
+        if event.version != expected:
+            whole = False
+            break
+        expected += 1
+    if whole and expected == newest + 1:
+        return None
+    start = newest + 1
+    for event in reversed(events):
+        if event.version != start - 1:
+            break
+        start -= 1
+    return start

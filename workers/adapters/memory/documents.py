@@ -16,7 +16,7 @@ from topics.errors import StoreUnavailable
 from workers.adapters.memory.common import Faults, Switchable, as_stored, down_message
 from workers.adapters.memory.events import MemoryEventStore
 from workers.ports import AppendConflict
-from workers.storage.documents import ID, PENDING_EVENT, VERSION, disagree
+from workers.storage.documents import ID, PENDING_EVENT, disagree
 from workers.storage.ports import (
     AFTER_DOCUMENT_WRITE,
     AFTER_EVENT_WRITE,
@@ -48,7 +48,8 @@ class _Collection:
 
 
 class MemoryDocuments(Switchable):
-    """A storage collection in a dictionary, its events in a ``MemoryEventStore``.
+    """A storage collection in a dictionary, its events in a ``MemoryEventStore`` (``archive``:
+    where a retention moves older ones; pass the fleet's to share it).
 
     ``transactions=False`` takes the intent path; ``fault_hook`` is called at each fault point.
     ``handle()`` gives another writer on the same documents and events (another process).
@@ -59,6 +60,7 @@ class MemoryDocuments(Switchable):
         name: str,
         *,
         events: MemoryEventStore | None = None,
+        archive: MemoryEventStore | None = None,
         transactions: bool = True,
         fault_hook: FaultHook | None = None,
         _collection: _Collection | None = None,
@@ -66,6 +68,7 @@ class MemoryDocuments(Switchable):
         self.faults = Faults(lambda what: StoreUnavailable(down_message("document store", what)))
         self._name = name
         self._events = events if events is not None else MemoryEventStore()
+        self._archive = archive if archive is not None else MemoryEventStore()
         self._transactions = transactions
         self._fault = fault_hook or no_fault
         self._collection = _collection if _collection is not None else _Collection()
@@ -78,6 +81,7 @@ class MemoryDocuments(Switchable):
         return MemoryDocuments(
             self._name,
             events=self._events,
+            archive=self._archive,
             transactions=self._transactions if transactions is None else transactions,
             fault_hook=fault_hook,
             _collection=self._collection,
@@ -90,6 +94,10 @@ class MemoryDocuments(Switchable):
     @property
     def events(self) -> MemoryEventStore:
         return self._events
+
+    @property
+    def archive(self) -> MemoryEventStore:
+        return self._archive
 
     @property
     def transactions(self) -> bool | None:
@@ -185,7 +193,7 @@ class MemoryDocuments(Switchable):
         if change.expected_version is None:
             return found is None
         return (
-            found is not None and found[1] is None and found[0][VERSION] == change.expected_version
+            found is not None and found[1] is None and found[0].get(change.version_field) == change.expected_version
         )
 
     def _write(self, doc_id: str, doc: Document, pending: Event | None) -> None:

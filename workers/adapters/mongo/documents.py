@@ -27,10 +27,10 @@ from topics.envelope import Event
 from topics.errors import StoreError, StoreUnavailable
 from workers.adapters.mongo.changes import ChangeWatcher
 from workers.adapters.mongo.client import translated
-from workers.adapters.mongo.stores import MongoEventStore
+from workers.adapters.mongo.stores import EVENTS_ARCHIVE, MongoEventStore
 from workers.adapters.records import document_to_event, event_to_document
 from workers.ports import AppendConflict
-from workers.storage.documents import ID, PENDING_EVENT, VERSION, disagree
+from workers.storage.documents import ID, PENDING_EVENT, disagree
 from workers.storage.ports import (
     AFTER_DOCUMENT_WRITE,
     AFTER_EVENT_WRITE,
@@ -63,6 +63,7 @@ class MongoDocuments:
         self._db = db
         self._docs: AsyncCollection[Document] = db[collection]
         self._events = MongoEventStore(db)
+        self._archive = MongoEventStore(db, collection=EVENTS_ARCHIVE)
         self._transactions = transactions
         self._fault = fault_hook or no_fault
         self._writer: _Writer | None = None
@@ -75,6 +76,11 @@ class MongoDocuments:
     @property
     def events(self) -> MongoEventStore:
         return self._events
+
+    @property
+    def archive(self) -> MongoEventStore:
+        """The fleet's ``events_archive``, where a retention moves older events."""
+        return self._archive
 
     @property
     def transactions(self) -> bool | None:
@@ -90,6 +96,7 @@ class MongoDocuments:
             if self._transactions is None:
                 self._transactions = await supports_transactions(client)
             await self._events.ensure_indexes()
+            await self._archive.ensure_indexes()
             async with translated(f"creating the indexes of {self.name}"):
                 await self._docs.create_index(
                     [(f"{PENDING_EVENT}._id", ASCENDING)], sparse=True, name=PENDING_EVENT
@@ -241,7 +248,7 @@ async def write_document(
             result = await docs.replace_one(
                 {
                     ID: change.doc_id,
-                    VERSION: change.expected_version,
+                    change.version_field: change.expected_version,
                     PENDING_EVENT: {"$exists": False},
                 },
                 new,

@@ -34,6 +34,7 @@ from workers.examples.domains.chat_rules import (
     Message,
     find,
     sent_message,
+    unread_counts,
 )
 
 DEFAULT_LIMIT = 100
@@ -184,7 +185,7 @@ def room_messages_query(rules: ChatRules, projection: Projection) -> QueryHandle
             "messages": page.messages,
             "before_version": page.before_version,
             "more": page.before_version is not None,
-            "reads": room.get("reads", {}),  # each reader's receipt and unread count
+            "reads": unread_counts(room),  # each kept reader's receipt and unread count
         }
         return QueryAnswer(200, body, next_page=_next_page(parsed, page))
 

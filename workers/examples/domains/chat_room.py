@@ -2,7 +2,9 @@
 
 **Bounded by design.** A room lives for years; its state must not grow with it (a snapshot or a
 view document over 16 MB cannot be stored). The state keeps the room's newest messages only,
-at most ``window`` (declared, default 100: seed 004's "last 100 messages"), plus counts.
+at most ``window`` (declared, default 100: seed 004's "last 100 messages"), plus counts, and
+the read receipts of at most ``readers`` members (declared, default 1000; the least recently
+read leaves first: see ``chat_rules``).
 ``horizon`` says where the window starts: every live message sent at a version >= horizon is
 in it; older pages come from the event store, by version, walking backwards over the events
 (``chat_pages``), never by folding the whole room.
@@ -39,23 +41,27 @@ from snapshot_rules.schema import Text, fields, optional
 from workers.examples.domains.chat_access import chat_access
 from workers.examples.domains.chat_pages import room_messages_query
 from workers.examples.domains.chat_rules import (
+    DEFAULT_READERS,
     DEFAULT_WINDOW,
     DELETED,
     EDITED,
     LEGACY_ACTOR,
     MAX_CONTENT,
+    MAX_READERS,
     MAX_WINDOW,
     READ,
     SENT,
     ChatRules,
     Message,
     iso,
+    unread_counts,
 )
 
 __all__ = [
     "CHAT_MESSAGES",
     "CHAT_ROOM",
     "CHAT_RULES",
+    "DEFAULT_READERS",
     "DEFAULT_WINDOW",
     "DELETED",
     "EDITED",
@@ -69,22 +75,32 @@ __all__ = [
     "chat_room_domain",
     "iso",
     "reduce_chat_room",
+    "unread_counts",
 ]
 _ID = Text(max_length=128)
 
 def chat_room_domain(
-    *, window: int = DEFAULT_WINDOW, moderator_roles: Iterable[str] = ("moderator",)
+    *,
+    window: int = DEFAULT_WINDOW,
+    moderator_roles: Iterable[str] = ("moderator",),
+    readers: int = DEFAULT_READERS,
 ) -> Domain:
-    """The chat room domain keeping ``window`` messages; ``moderator_roles`` may delete any."""
+    """The chat room domain keeping ``window`` messages and the receipts of ``readers``
+    members (the least recently read leaves first); ``moderator_roles`` may delete any."""
     roles = frozenset(moderator_roles)
     if not 1 <= window <= MAX_WINDOW:
         raise ValueError(f"chat_room window must be from 1 to {MAX_WINDOW} messages, got {window}")
+    if isinstance(readers, bool) or not isinstance(readers, int) or not 1 <= readers <= MAX_READERS:
+        raise ValueError(
+            f"chat_room readers must be a whole number from 1 to {MAX_READERS} members, got "
+            f"{readers!r}: it bounds the receipts a room's state keeps."
+        )
     if not roles or any(not isinstance(r, str) or not r for r in roles):
         raise ValueError(
             "chat_room needs at least one moderator role (a non-empty string): old deletes "
             "(schema version 1, before deletes carried their actor) are read as a moderator's."
         )
-    rules = ChatRules(window, roles)
+    rules = ChatRules(window, roles, readers)
     messages = Projection("chat_messages", "chat_messages", frozenset(["chat_room"]), rules.apply_view)
     text = fields(closed=True, message_id=_ID, sender_id=_ID, content=Text(MAX_CONTENT))
     chat = [SENT, EDITED, DELETED, READ]
@@ -110,7 +126,7 @@ def chat_room_domain(
             READ: event(fields(closed=True, reader_id=_ID, up_to_message_id=_ID), after=chat),
         },
         reducer=rules.reduce,
-        # The state is bounded, so a snapshot stays small; every 100 events bounds any replay.
+        # The state is bounded (window and receipts), so a snapshot stays small; every 100 events bounds any replay.
         snapshot_rule=every(100),
         routes=(Route("chat"),),
         projections=(messages,),
