@@ -947,7 +947,7 @@ class TicketStore(Protocol):
     """Ticket records by digest, shared by every process of a fleet (a ticket asked at one
     process opens a connection at any other), each spent at most once fleet-wide.
 
-    Moves records only (``workers.runtime.tickets`` makes and reads them). Raises
+    Moves records only (``workers.http.tickets`` makes and reads them). Raises
     MarkerUnavailable when the backend does not answer.
     """
 

@@ -7,8 +7,8 @@ import re
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from tests.clock import Clock
-from workers.runtime.console.html import json_block, page, path, table
-from workers.runtime.console.samples import Sampler, counter_total, gauge_total, svg_chart
+from workers.http.console.html import json_block, page, path, table
+from workers.http.console.samples import Sampler, counter_total, gauge_total, svg_chart
 
 
 def test_throughput_is_the_counter_rate_between_samples_and_the_buffer_is_bounded() -> None:

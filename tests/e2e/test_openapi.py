@@ -17,8 +17,8 @@ from openapi_spec_validator import validate
 
 from tests.fleet import FleetProcess
 from tests.tokens import bearer
+from workers.http.console.html import CONTENT_SECURITY_POLICY
 from workers.runtime.answers import ERROR_CODES
-from workers.runtime.console.html import CONTENT_SECURITY_POLICY
 
 
 async def fetch(
@@ -140,7 +140,7 @@ PAGES = ("/console", "/chat/", "/static/")
 
 async def test_every_api_route_the_fleet_serves_is_in_the_document(fleet: FleetProcess) -> None:
     """The router's own list (the message of a 404) against the document's ``x-route``s: a
-    route added without its entry in ``workers/runtime/openapi_routes.py`` fails here."""
+    route added without its entry in ``workers/http/openapi_routes.py`` fails here."""
     status, _, _, raw = await fetch(fleet, "/no-such-route")
     message = orjson.loads(raw)["message"]
     assert status == 404 and "this process serves " in message, message

@@ -33,7 +33,7 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.fleet import FleetProcess, running_fleet
 from workers.devtools.embedded import EmbeddedStack
-from workers.runtime.openapi import UNPLACED
+from workers.http.openapi import UNPLACED
 
 EXAMPLES = 5
 """Cases per operation and generation mode: the file runs well under a minute on 2 busy cores."""

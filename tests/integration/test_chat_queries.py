@@ -30,11 +30,11 @@ from workers.examples.domains.chat_room import (
     reduce_chat_room,
 )
 from workers.examples.domains.order import ORDER
+from workers.http.queries import FleetQueries, answer
 from workers.metrics import create_metrics
 from workers.roles.projections import ProjectionRunner
 from workers.roles.state import StateLoader
 from workers.runtime.answers import Answer
-from workers.runtime.queries import FleetQueries, answer
 
 
 @dataclass

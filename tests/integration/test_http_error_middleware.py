@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from workers.runtime import http_errors
+from workers.http import errors as http_errors
 
 
 async def read_all(request: web.Request) -> web.Response:

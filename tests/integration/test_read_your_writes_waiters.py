@@ -23,8 +23,7 @@ from workers.adapters.mongo.stores import MongoRejections
 from workers.adapters.redis import RedisLiveFeed
 from workers.devtools.embedded import EmbeddedStack
 from workers.examples.domains import default_domains
-from workers.ports import AggregateRef, Head, LiveFeed, Outgoing, Rejection
-from workers.runtime.read_your_writes import (
+from workers.http.read_your_writes import (
     CHUNK,
     Caller,
     NotYetStored,
@@ -32,6 +31,7 @@ from workers.runtime.read_your_writes import (
     RefusedAtStore,
     WriteWaiter,
 )
+from workers.ports import AggregateRef, Head, LiveFeed, Outgoing, Rejection
 
 
 class CountedEvents(MongoEventStore):

@@ -22,10 +22,10 @@ from workers.adapters.memory import (
     MemoryViewStore,
 )
 from workers.examples.domains.chat_room import chat_room_domain
+from workers.http.queries import FleetQueries
 from workers.metrics import create_metrics
 from workers.roles.projections import ProjectionRunner
 from workers.roles.state import StateLoader
-from workers.runtime.queries import FleetQueries
 
 from .support import T0
 

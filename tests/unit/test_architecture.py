@@ -5,8 +5,9 @@ From the bottom up: ``topics`` ← ``snapshot_rules`` ← the foundation (``work
 ``workers.bus`` and ``workers.storage`` (what the buses share; EventSourcedStorage on its
 document-store port) ← ``workers.cqrs`` (on the storage) ← ``workers.adapters`` (one package per
 technology, implementing the ports of the rooms below) ← ``workers.stream`` (the Faust app and its
-consumer plumbing: the one home of their internals) ← ``workers.runtime`` (composes them) ←
-``workers.devtools`` and ``workers.client`` ← ``workers.cli`` ← ``workers.examples``. A module
+consumer plumbing: the one home of their internals) ← ``workers.runtime`` (composes them, owns
+the process and its door) ← ``workers.http`` (what it serves: the API, live routes, the console)
+← ``workers.devtools`` and ``workers.client`` ← ``workers.cli`` ← ``workers.examples``. A module
 imports its own room and the rooms below it, nothing above: so nothing imports the examples. Two rules more, with no
 exceptions: the drivers (pymongo, bson, redis, aiokafka, nats) are imported only under
 ``workers/adapters`` and ``workers/devtools``, and the runtime's libraries (faust, mode,
@@ -36,6 +37,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("workers.adapters",),
     ("workers.stream",),
     ("workers.runtime",),
+    ("workers.http",),
     ("workers.devtools", "workers.client"),
     ("workers.cli",),
     ("workers.examples",),
@@ -174,7 +176,9 @@ def test_the_checks_catch_an_upward_import_and_a_cycle() -> None:
     mongo = "workers.adapters.mongo"
     assert upward("workers.storage.storage", {mongo}) == [mongo]
     assert upward("workers.bus.common", {"workers.storage.ports"}) == ["workers.storage.ports"]
-    assert upward("workers.runtime.http", {"workers.devtools.dev"}) == ["workers.devtools.dev"]
+    assert upward("workers.http.routes", {"workers.devtools.dev"}) == ["workers.devtools.dev"]
+    assert upward("workers.runtime.serve", {"workers.http.routes"}) == ["workers.http.routes"]
+    assert upward("workers.http.live.chat", {"workers.runtime.fleet"}) == []
     assert upward("workers.stream.offsets", {"workers.runtime.fleet"}) == ["workers.runtime.fleet"]
     assert upward("workers.runtime.fleet", {"workers.stream.offsets"}) == []
     assert upward("workers.cli.main", {"workers.examples.domains"}) == ["workers.examples.domains"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 
-from workers.runtime.chat_assets import SCRIPT, STYLE
-from workers.runtime.chat_page import PAGE_POLICY, SCRIPT_PATH, STYLESHEET_PATH, chat_page
+from workers.http.live.chat_assets import SCRIPT, STYLE
+from workers.http.live.chat_page import PAGE_POLICY, SCRIPT_PATH, STYLESHEET_PATH, chat_page
 
 
 def test_under_jwt_there_is_no_name_to_type() -> None:

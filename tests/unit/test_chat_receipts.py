@@ -263,7 +263,7 @@ def test_unread_counts_equal_a_naive_recount_under_any_order_of_events(
 
 
 def test_a_room_subscription_sends_the_receipts_that_moved_and_the_members_that_left() -> None:
-    from workers.runtime.live_chat import RoomChanges
+    from workers.http.live.chat import RoomChanges
 
     apply = chat_room_domain(readers=2).projections[0].apply
     events = [sent("m1", "ann", "a", 1), sent("m2", "ann", "b", 2), read("r1", "m1", 3)]

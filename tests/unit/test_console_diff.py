@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workers.runtime.console.browse import diff
+from workers.http.console.browse import diff
 
 
 def test_nested_changes_additions_and_removals_are_named_by_path() -> None:

@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives import serialization
 from tests.tokens import AUDIENCE, ISSUER, Issuer
 from topics.envelope import Actor
 from topics.errors import ConfigError, Unauthenticated
+from workers.http.console.html import page
 from workers.runtime.auth import make_authenticator
-from workers.runtime.console.html import page
 from workers.runtime.identity import (
     Credentials,
     JwtAuthenticator,

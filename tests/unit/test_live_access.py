@@ -14,7 +14,7 @@ from snapshot_rules.domain import Domains
 from topics.envelope import Actor
 from topics.errors import Forbidden
 from workers.examples.domains.chat_room import CHAT_ROOM
-from workers.runtime.live import authorize_read, principal_of
+from workers.http.live.streams import authorize_read, principal_of
 
 GUARDED = replace(CHAT_ROOM, access=Access(read=read_with_roles("auditor")))
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from workers.runtime.live_connections import Connections
+from workers.http.live.connections import Connections
 
 
 class FakeTransport:

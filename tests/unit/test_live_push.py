@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from prometheus_client import CollectorRegistry
 
 from topics.envelope import Event, encode, new_event
+from workers.http.live.connections import Connection
+from workers.http.live.push import Outbox, Sink
+from workers.http.live.shared import SharedEvents
 from workers.metrics import LATENCY_BUCKETS_S, LoopCounter, LoopHistogram
-from workers.runtime.live_connections import Connection
-from workers.runtime.live_push import Outbox, Sink
-from workers.runtime.live_shared import SharedEvents
 
 
 class FakeTransport:

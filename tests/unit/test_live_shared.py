@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from topics.envelope import Event, encode, new_event
-from workers.runtime.live import SharedEvents
-from workers.runtime.live_shared import text_frame
+from workers.http.live.shared import text_frame
+from workers.http.live.streams import SharedEvents
 
 
 class Opener:

@@ -1,6 +1,6 @@
 """The OpenAPI document is generated, valid, and says what the declarations say (issue 34).
 
-``workers.runtime.openapi.document`` is pure: these tests feed it domains and route tables and
+``workers.http.openapi.document`` is pure: these tests feed it domains and route tables and
 read the dict, validated with openapi-spec-validator for every auth mode and domain set.
 """
 
@@ -17,9 +17,9 @@ from snapshot_rules.domain import NEW, Domain, Domains, Mode, event
 from snapshot_rules.personal import personal
 from snapshot_rules.schema import Choice, ListOf, Number, Text, fields, optional
 from workers.examples.domains import all_domains, default_domains
+from workers.http.openapi import NOT_HTTP, OPERATIONS, UNPLACED, document
+from workers.http.openapi_schemas import INT64, type_listing
 from workers.runtime.answers import ERROR_CODES
-from workers.runtime.openapi import NOT_HTTP, OPERATIONS, UNPLACED, document
-from workers.runtime.openapi_schemas import INT64, type_listing
 
 ROUTES_OF_A_READER = ["/healthz", "/readyz", "/v1/{aggregate_type}/{aggregate_id}/state"]
 
@@ -154,7 +154,7 @@ def test_a_code_added_to_the_catalogue_flows_into_every_operation(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     assert UNPLACED == ()  # every code of today's catalogue is placed on its operations
-    monkeypatch.setattr("workers.runtime.openapi.UNPLACED", ("payload_too_large",))
+    monkeypatch.setattr("workers.http.openapi.UNPLACED", ("payload_too_large",))
     found = doc(routes=["/v1/types"])
     responses = found["paths"]["/v1/types"]["get"]["responses"]
     assert _refs(responses["413"]["content"]["application/json"]["schema"]) == [

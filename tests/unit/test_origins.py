@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from topics.errors import ConfigError
-from workers.runtime.bodies import is_json
+from workers.http.bodies import is_json
 from workers.runtime.origins import OriginPolicy, allowed_origins, parse_origin
 from workers.runtime.settings import Settings
 

@@ -18,7 +18,7 @@ from snapshot_rules.domain import Domain, Domains, event
 from snapshot_rules.queries import Query, QueryAnswer, QueryContext
 from topics.envelope import Actor
 from topics.errors import Forbidden
-from workers.runtime.http import read_access
+from workers.http.routes import read_access
 
 
 async def nothing(

@@ -20,10 +20,8 @@ from workers.adapters.memory.events import MemoryEventStore
 from workers.adapters.memory.live import MemoryLiveFeed
 from workers.adapters.memory.rejections import MemoryRejections
 from workers.examples.domains import default_domains
-from workers.metrics import create_ryw_metrics
-from workers.ports import AggregateRef, Head, LiveFeed, Outgoing, Rejection
-from workers.runtime.queries import failure
-from workers.runtime.read_your_writes import (
+from workers.http.queries import failure
+from workers.http.read_your_writes import (
     CHUNK,
     FIRST_POLL_S,
     SAFETY_PER_TICK,
@@ -34,6 +32,8 @@ from workers.runtime.read_your_writes import (
     TooManyWaiters,
     WriteWaiter,
 )
+from workers.metrics import create_ryw_metrics
+from workers.ports import AggregateRef, Head, LiveFeed, Outgoing, Rejection
 
 REF = ("order", "o-1")
 

@@ -14,9 +14,9 @@ import pytest
 from topics.envelope import Actor
 from topics.errors import Forbidden, InvalidInput, Unauthenticated
 from workers.adapters.memory import MemoryTicketStore
+from workers.http.live.streams import CredentialExpired, Expiring, close_reason
+from workers.http.tickets import MAX_TICKET_CHARS, TicketRecord, Tickets, digest_of, live_route
 from workers.ports import TicketStore
-from workers.runtime.live import CredentialExpired, Expiring, close_reason
-from workers.runtime.tickets import MAX_TICKET_CHARS, TicketRecord, Tickets, digest_of, live_route
 
 ALICE = Actor("alice", ("moderator",))
 ROUTE = "/v1/rooms/lobby/ws"

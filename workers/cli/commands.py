@@ -45,6 +45,7 @@ async def run_dev(settings: Settings, args: Any) -> int:
 
 
 async def run_worker(settings: Settings, args: Any) -> int:
+    from workers.http import register
     from workers.runtime.auth import make_authenticator
     from workers.runtime.connections import required_master_key
     from workers.runtime.rebuild import projection_named
@@ -66,6 +67,7 @@ async def run_worker(settings: Settings, args: Any) -> int:
         runtime,
         roles,
         app_id=f"{settings.group_id}-{suffix}",
+        views=register,
         projections=projections,
         hard_exit=True,
         authenticator=authenticator,

@@ -80,8 +80,8 @@ async def run_dlq(settings: Settings, args: Any) -> int:
 
 async def run_list(settings: Settings, args: Any, out: TextIO | None = None) -> int:
     out = out or sys.stdout
+    from workers.http.console.desk import DeadLetterDesk
     from workers.runtime.compose import Runtime
-    from workers.runtime.console.desk import DeadLetterDesk
 
     runtime = await Runtime.start(settings, roles=())  # reads only: no producer, no Redis
     try:
@@ -127,8 +127,8 @@ async def run_replay(
     ask: Callable[[str], str] = input,
 ) -> int:
     out = out or sys.stdout
+    from workers.http.console.desk import DeadLetterDesk
     from workers.runtime.compose import Runtime
-    from workers.runtime.console.desk import DeadLetterDesk
 
     try:  # usage errors first, before any connection
         parse_position(args.entry)

@@ -34,9 +34,9 @@ def add_parser(commands: Any, formatter: type[argparse.HelpFormatter]) -> None:
 
 
 async def run_openapi(settings: Settings, args: Any, *, out: TextIO | None = None) -> int:
+    from workers.http.contract import package_version
+    from workers.http.openapi import document
     from workers.runtime.compose import load_domains
-    from workers.runtime.contract import package_version
-    from workers.runtime.openapi import document
 
     domains = load_domains(settings.domains)  # a ConfigError: exit 2 with its sentence
     auth = args.auth or (settings.auth if settings.auth in AUTH_MODES else "jwt")

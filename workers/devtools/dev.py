@@ -28,6 +28,7 @@ from workers.devtools.dev_identity import dev_identity
 from workers.devtools.dev_keys import dev_master_key
 from workers.devtools.embedded import EmbeddedStack, StackStartError
 from workers.devtools.embedded.children import SAFETY_NET
+from workers.http import register
 from workers.runtime.compose import ROLES, Runtime, load_domains
 from workers.runtime.fleet import Fleet
 from workers.runtime.serve import serve
@@ -187,8 +188,9 @@ async def dev(
 
             try:
                 code = await serve(
-                    runtime, ROLES, app_id=f"{settings.group_id}-dev", on_started=started
-                )
+                    runtime, ROLES, app_id=f"{settings.group_id}-dev", views=register,
+                    on_started=started,
+                )  # fmt: skip
             finally:
                 if forget is not None:
                     await _delete_keys(settings, forget)

@@ -16,13 +16,13 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import aiohttp
+import orjson
 from aiohttp import web
 
 from topics.envelope import Actor
 from topics.errors import ConfigError, Forbidden, Unauthenticated
 from workers.metrics import Metrics
 from workers.runtime.answers import Answer, error
-from workers.runtime.http_errors import json_response
 from workers.runtime.identity import (
     ANONYMOUS,
     Authenticator,
@@ -37,11 +37,22 @@ from workers.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 
+
+def json_response(answer: Answer, *, headers: dict[str, str] | None = None) -> web.Response:
+    """An answer as JSON: the door's refusals and every HTTP route's."""
+    return web.Response(
+        body=orjson.dumps(answer.body),
+        status=answer.status,
+        content_type="application/json",
+        headers=headers,
+    )
+
+
 OPEN_PATHS = frozenset(("/healthz", "/readyz", "/metrics", "/console/login"))
 """Served to anyone: they carry no domain data (the login page only takes a token)."""
 OPEN_PREFIXES = ("/console/static/", "/chat/")
 """The console's stylesheet; the chat page and its script and stylesheet (no data: the page
-signs in through the console and opens its socket with a ticket, ``workers.runtime.tickets``)."""
+signs in through the console and opens its socket with a ticket, ``workers.http.tickets``)."""
 SESSION_COOKIE = "eventfleet_session"
 """The console's login cookie: the bearer token, HttpOnly, SameSite=Strict, Path=/console."""
 ACTOR_KEY = "eventfleet.actor"
@@ -236,7 +247,7 @@ class Door:
         self.authorize: Callable[[web.Request, Actor], None] | None = None
         """Checks the route's access rule (raises Forbidden); set by the HTTP views."""
         self.redeem_ticket: RedeemTicket | None = None
-        """Reads a request's ``?ticket=`` instead of its credentials (``workers.runtime.tickets``)."""
+        """Reads a request's ``?ticket=`` instead of its credentials (``workers.http.tickets``)."""
 
     @property
     def open(self) -> bool:

@@ -19,13 +19,16 @@ from workers.runtime.agents import register_agents
 from workers.runtime.auth import make_authenticator
 from workers.runtime.compose import Runtime
 from workers.runtime.fleet import EXIT_DRAIN_TIMEOUT, Fleet, ensure_catalog
-from workers.runtime.http import register_views
 from workers.runtime.identity import Authenticator
 from workers.runtime.lag import LAG_ROLE
-from workers.runtime.live import LiveServer
-from workers.runtime.live_chat import register_chat
 
 log = logging.getLogger(__name__)
+
+
+Views = Callable[[Fleet], None]
+"""What a process serves over HTTP, registered on its fleet: ``workers.http.register`` (the
+API, the live routes and the console), handed in by the command that serves, so the runtime
+imports no view."""
 
 
 def build_fleet(
@@ -33,18 +36,16 @@ def build_fleet(
     roles: Collection[str],
     *,
     app_id: str,
+    views: Views,
     projections: Collection[str] = (),
     authenticator: Authenticator | None = None,
 ) -> Fleet:
-    """The fleet of one process with the agents and HTTP views of ``roles``."""
+    """The fleet of one process with the agents of ``roles`` and the HTTP ``views``."""
     fleet = Fleet(
         runtime, roles, app_id=app_id, projections=projections, authenticator=authenticator
     )
     register_agents(fleet)
-    register_views(fleet)
-    live = LiveServer(fleet)
-    register_chat(fleet, live)  # /v1/rooms/... before the generic /v1/{type}/{id}/subscribe
-    live.register()
+    views(fleet)
     return fleet
 
 
@@ -53,6 +54,7 @@ async def serve(
     roles: Collection[str],
     *,
     app_id: str,
+    views: Views,
     on_started: Callable[[Fleet], Awaitable[None]] | None = None,
     projections: Collection[str] = (),
     hard_exit: bool = False,
@@ -75,8 +77,9 @@ async def serve(
         await runtime.stop()
         raise
     fleet = build_fleet(
-        runtime, roles, app_id=app_id, projections=projections, authenticator=authenticator
-    )
+        runtime, roles, app_id=app_id, views=views, projections=projections,
+        authenticator=authenticator,
+    )  # fmt: skip
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, _stop_on, fleet, signum)

@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from topics.errors import EventfleetError
-from workers.runtime.console.html import esc, link, path, table
-from workers.runtime.console.session import csrf_field
-from workers.runtime.console.views import Console
+from workers.http.console.html import esc, link, path, table
+from workers.http.console.session import csrf_field
+from workers.http.console.views import Console
 from workers.runtime.rebuild import projection_named, rebuild
 
 

@@ -1,7 +1,7 @@
 """The route table of the contract: every documented operation, its parameters and answers.
 
 One ``Operation`` per method of a registered route: its success answers (status, media type,
-body schema) and the error codes of ``ERROR_CODES`` it may answer. ``workers.runtime.openapi``
+body schema) and the error codes of ``ERROR_CODES`` it may answer. ``workers.http.openapi``
 turns it into paths; a route not registered in a process is left out of its document.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from workers.http.openapi_schemas import TEXT_256, Schema, ref
 from workers.runtime.answers import ERROR_CODES
-from workers.runtime.openapi_schemas import TEXT_256, Schema, ref
 
 __all__ = [
     "AUTH", "BY_MODE", "NOT_HTTP", "OPERATIONS", "PER_TYPE", "READ", "READ_AFTER", "UNPLACED",

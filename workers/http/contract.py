@@ -15,12 +15,12 @@ from aiohttp import web
 
 from topics.envelope import AGGREGATE_TYPE_RE
 from topics.errors import EventfleetError, InvalidInput
+from workers.http.openapi import document
+from workers.http.openapi_schemas import type_listing
+from workers.http.queries import failure
 from workers.runtime.answers import Answer
+from workers.runtime.auth import json_response
 from workers.runtime.fleet import Fleet
-from workers.runtime.http_errors import json_response
-from workers.runtime.openapi import document
-from workers.runtime.openapi_schemas import type_listing
-from workers.runtime.queries import failure
 
 __all__ = ["Contract", "register_contract"]
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-import orjson
 from aiohttp import web
 
 from workers.runtime.answers import Answer, error
+from workers.runtime.auth import json_response
 
 log = logging.getLogger(__name__)
 
@@ -96,12 +96,3 @@ def _routes(app: web.Application) -> set[str]:
         for resource in app.router.resources()
         if not resource.canonical.startswith("/_")  # no internal routes in the message
     }
-
-
-def json_response(answer: Answer, *, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        body=orjson.dumps(answer.body),
-        status=answer.status,
-        content_type="application/json",
-        headers=headers,
-    )

@@ -20,12 +20,8 @@ from topics.errors import (
     Unavailable,
     UnknownAggregateType,
 )
-from workers.ports import AggregateRef, EventStore, ViewStore
-from workers.roles.requests import PayloadTooLarge
-from workers.roles.state import StateLoader, VersionNotFound
-from workers.runtime.answers import Answer, error
-from workers.runtime.bodies import BodyTimeout, UnsupportedMediaType
-from workers.runtime.read_your_writes import (
+from workers.http.bodies import BodyTimeout, UnsupportedMediaType
+from workers.http.read_your_writes import (
     NotYetStored,
     ReadAfter,
     RefusedAtStore,
@@ -33,6 +29,10 @@ from workers.runtime.read_your_writes import (
     WaitingContext,
     WriteWaiter,
 )
+from workers.ports import AggregateRef, EventStore, ViewStore
+from workers.roles.requests import PayloadTooLarge
+from workers.roles.state import StateLoader, VersionNotFound
+from workers.runtime.answers import Answer, error
 
 
 class FleetQueries:

@@ -31,15 +31,9 @@ from aiohttp import WSMsgType, web
 
 from topics.envelope import AGGREGATE_ID_RE, Actor, Event, encode
 from topics.errors import EventfleetError, Forbidden, InvalidInput
-from workers.roles.live import AggregateSubscription, SlowSubscriber, TooManySubscriptions
-from workers.roles.outcomes import Refused
-from workers.roles.requests import parse_request
-from workers.runtime.answers import Answer, answer_of, error
-from workers.runtime.auth import credential_expiry
-from workers.runtime.chat_page import register_chat_page
-from workers.runtime.fleet import Fleet
-from workers.runtime.http_errors import json_response
-from workers.runtime.live import (
+from workers.http.live.chat_page import register_chat_page
+from workers.http.live.connections import Connection
+from workers.http.live.streams import (
     WS_CREDENTIAL_EXPIRED,
     WS_TRY_AGAIN_LATER,
     CredentialExpired,
@@ -53,8 +47,13 @@ from workers.runtime.live import (
     start_position,
     transport,
 )
-from workers.runtime.live_connections import Connection
-from workers.runtime.queries import failure
+from workers.http.queries import failure
+from workers.roles.live import AggregateSubscription, SlowSubscriber, TooManySubscriptions
+from workers.roles.outcomes import Refused
+from workers.roles.requests import parse_request
+from workers.runtime.answers import Answer, answer_of, error
+from workers.runtime.auth import credential_expiry, json_response
+from workers.runtime.fleet import Fleet
 
 ROOM_TYPE = "chat_room"
 CHAT_COMMANDS = frozenset({"MessageSent", "MessageEdited", "MessageDeleted", "MessageRead"})

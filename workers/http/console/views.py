@@ -14,20 +14,20 @@ from aiohttp import web
 from snapshot_rules.replay import replay
 from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE, Actor, parse_utc
 from topics.errors import EventfleetError, Forbidden, InvalidEnvelope, InvalidInput, NotFound
-from workers.roles.dlq_replay import check_operator
-from workers.roles.paging import EventPage, read_page
-from workers.runtime.answers import error
-from workers.runtime.bodies import read_form
-from workers.runtime.console.html import esc, json_block, link, page, path, table
-from workers.runtime.console.samples import Sampler, charts
-from workers.runtime.console.session import (
+from workers.http.bodies import read_form
+from workers.http.console.html import esc, json_block, link, page, path, table
+from workers.http.console.samples import Sampler, charts
+from workers.http.console.session import (
     HEADER,
     check_csrf,
     csrf_field,
     keep_csrf,
 )
+from workers.http.queries import failure
+from workers.roles.dlq_replay import check_operator
+from workers.roles.paging import EventPage, read_page
+from workers.runtime.answers import error
 from workers.runtime.fleet import Fleet
-from workers.runtime.queries import failure
 
 TIMELINE_LIMIT = 1000
 AGGREGATES_SHOWN = 500

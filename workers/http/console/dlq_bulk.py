@@ -16,12 +16,12 @@ from multidict import MultiDictProxy
 
 from topics.envelope import utc_now
 from topics.errors import InvalidInput
+from workers.http.bodies import posted
+from workers.http.console.dead_letters import SKIP, DeadLetterPages
+from workers.http.console.html import esc, hidden, json_block, link, table
+from workers.http.console.session import csrf_field
 from workers.ports import OperatorAction
 from workers.roles.dlq_replay import DeadLetterEntry, draft, find_entry
-from workers.runtime.bodies import posted
-from workers.runtime.console.dead_letters import SKIP, DeadLetterPages
-from workers.runtime.console.html import esc, hidden, json_block, link, table
-from workers.runtime.console.session import csrf_field
 
 BULK_ACTIONS = ("replay", "skip")
 BULK_MAX = 200

@@ -10,13 +10,13 @@ import orjson
 from aiohttp import web
 
 from topics.errors import InvalidInput
+from workers.http.bodies import posted
+from workers.http.console.desk import DeadLetterDesk
+from workers.http.console.html import esc, hidden, json_block, link, path, table
+from workers.http.console.session import csrf_field
+from workers.http.console.views import READ_ONLY, Console
 from workers.roles.dlq_replay import DeadLetterEntry, draft, parse_submission
 from workers.roles.requests import CommandRequest
-from workers.runtime.bodies import posted
-from workers.runtime.console.desk import DeadLetterDesk
-from workers.runtime.console.html import esc, hidden, json_block, link, path, table
-from workers.runtime.console.session import csrf_field
-from workers.runtime.console.views import READ_ONLY, Console
 
 
 class DeadLetterPages:

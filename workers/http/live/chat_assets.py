@@ -1,4 +1,4 @@
-"""The chat page's script and stylesheet, served as files (``workers.runtime.chat_page``)."""
+"""The chat page's script and stylesheet, served as files (``workers.http.live.chat_page``)."""
 
 from __future__ import annotations
 

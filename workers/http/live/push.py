@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable
 
 from topics.envelope import Event
+from workers.http.live.shared import Shared
 from workers.metrics import LoopCount, LoopHistogram
-from workers.runtime.live_shared import Shared
 
 
 class Outbox:

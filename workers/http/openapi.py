@@ -3,10 +3,10 @@
 ``document(domains, routes, auth=...)`` is pure: the enabled domains, the route patterns the
 process registered (``None``: every route a ``worker --role all`` serves) and the auth mode in,
 a dict out. Nothing in it is copied by hand: each event type's ``data`` schema comes from its
-declaration (``workers.runtime.openapi_schemas``), each error response from ``ERROR_CODES``
+declaration (``workers.http.openapi_schemas``), each error response from ``ERROR_CODES``
 (a code added there is in the document at once: see ``UNPLACED``), and each operation is
-listed only if its route is registered (the table: ``workers.runtime.openapi_routes``). Served
-at ``GET /openapi.json`` (``workers.runtime.contract``),
+listed only if its route is registered (the table: ``workers.http.openapi_routes``). Served
+at ``GET /openapi.json`` (``workers.http.contract``),
 printed by ``eventfleet openapi`` and rendered in the console (``/console/api``).
 
 Routes that name an aggregate type (``/v1/{aggregate_type}/{aggregate_id}/events`` and its
@@ -20,8 +20,7 @@ from collections.abc import Collection, Iterable
 from typing import Any
 
 from snapshot_rules.domain import Domain, Domains, Mode
-from workers.runtime.answers import ERROR_CODES
-from workers.runtime.openapi_routes import (
+from workers.http.openapi_routes import (
     AUTH,
     NOT_HTTP,
     OPERATIONS,
@@ -34,7 +33,7 @@ from workers.runtime.openapi_routes import (
     Param,
     Success,
 )
-from workers.runtime.openapi_schemas import (
+from workers.http.openapi_schemas import (
     ACTOR,
     ENVELOPE,
     ID_PATTERN,
@@ -49,6 +48,7 @@ from workers.runtime.openapi_schemas import (
     error_union,
     ref,
 )
+from workers.runtime.answers import ERROR_CODES
 
 __all__ = ["NOT_HTTP", "OPERATIONS", "UNPLACED", "document"]
 

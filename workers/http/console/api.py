@@ -11,9 +11,9 @@ from typing import Any
 
 from aiohttp import web
 
-from workers.runtime.console.html import esc, json_block, table
-from workers.runtime.console.views import Console
-from workers.runtime.contract import Contract
+from workers.http.console.html import esc, json_block, table
+from workers.http.console.views import Console
+from workers.http.contract import Contract
 
 METHODS = ("get", "post", "put", "patch", "delete")
 HEADINGS = ("method", "path", "summary", "parameters", "answers")

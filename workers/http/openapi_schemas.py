@@ -1,7 +1,7 @@
 """JSON Schemas of the contract: a domain's declared event data, the envelope, every error code.
 
 Pure functions over the declarations (``snapshot_rules``) and the error catalogue
-(``ERROR_CODES``): what ``workers.runtime.openapi`` puts in the document's components and what
+(``ERROR_CODES``): what ``workers.http.openapi`` puts in the document's components and what
 ``GET /v1/types`` answers. A declared field's kind maps onto the JSON Schema that accepts
 exactly what its ``check`` accepts; personal fields are marked ``x-personal: true``.
 """

@@ -18,12 +18,11 @@ from typing import Any
 from aiohttp import web
 
 from topics.errors import EventfleetError, Forbidden, Unauthenticated
-from workers.runtime.auth import SESSION_COOKIE, Door
-from workers.runtime.bodies import read_form
-from workers.runtime.console.html import esc, hidden, page
-from workers.runtime.http_errors import json_response
+from workers.http.bodies import read_form
+from workers.http.console.html import esc, hidden, page
+from workers.http.queries import failure
+from workers.runtime.auth import SESSION_COOKIE, Door, json_response
 from workers.runtime.identity import Credentials
-from workers.runtime.queries import failure
 from workers.runtime.settings import Settings
 
 CSRF_COOKIE = "eventfleet_csrf"

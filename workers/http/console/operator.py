@@ -12,9 +12,9 @@ from aiohttp import web
 from topics.envelope import parse_utc
 from topics.errors import InvalidEnvelope, InvalidInput, NotFound
 from workers.adapters.kafka.lag import PartitionLag
+from workers.http.console.html import esc, json_block, link, path, table
+from workers.http.console.views import Console, event_metadata, natural_key
 from workers.ports import EventQuery, SearchPosition
-from workers.runtime.console.html import esc, json_block, link, path, table
-from workers.runtime.console.views import Console, event_metadata, natural_key
 from workers.runtime.lag import read_lag_once
 
 SEARCH_PAGE = 100

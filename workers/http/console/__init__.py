@@ -11,17 +11,17 @@ from typing import Any
 
 from aiohttp import web
 
-from workers.runtime.console.api import ApiPage
-from workers.runtime.console.browse import BrowsePages
-from workers.runtime.console.dead_letters import DeadLetterPages
-from workers.runtime.console.dlq_bulk import BulkPages
-from workers.runtime.console.html import SECURITY_HEADERS, STYLE, STYLESHEET
-from workers.runtime.console.operator import OperatorPages
-from workers.runtime.console.projections import ProjectionPages
-from workers.runtime.console.samples import Sampler, counter_total, gauge_total
-from workers.runtime.console.session import Login
-from workers.runtime.console.views import Console
-from workers.runtime.contract import Contract
+from workers.http.console.api import ApiPage
+from workers.http.console.browse import BrowsePages
+from workers.http.console.dead_letters import DeadLetterPages
+from workers.http.console.dlq_bulk import BulkPages
+from workers.http.console.html import SECURITY_HEADERS, STYLE, STYLESHEET
+from workers.http.console.operator import OperatorPages
+from workers.http.console.projections import ProjectionPages
+from workers.http.console.samples import Sampler, counter_total, gauge_total
+from workers.http.console.session import Login
+from workers.http.console.views import Console
+from workers.http.contract import Contract
 from workers.runtime.fleet import Fleet
 
 __all__ = ["register_console"]
@@ -65,7 +65,7 @@ def register_console(fleet: Fleet) -> Console:
     get("/console/dlq/{partition}/{offset}", guard(letters.dead_letter))
     post("/console/dlq/{partition}/{offset}/confirm", guard(letters.confirm, action=True))
     post("/console/dlq/{partition}/{offset}/replay", guard(letters.replay, action=True))
-    bulk = BulkPages(letters)  # workers/runtime/console/dlq_bulk.py
+    bulk = BulkPages(letters)  # workers/http/console/dlq_bulk.py
     post("/console/dlq/{partition}/{offset}/skip", guard(bulk.skip, action=True))
     post("/console/dlq/bulk/review", guard(bulk.review, action=True))
     post("/console/dlq/bulk/confirm", guard(bulk.confirm, action=True))
@@ -76,17 +76,17 @@ def register_console(fleet: Fleet) -> Console:
     post("/console/login", login.sign_in)
     post("/console/logout", login.sign_out)
     get(STYLESHEET, stylesheet)
-    operator = OperatorPages(console)  # workers/runtime/console/operator.py
+    operator = OperatorPages(console)  # workers/http/console/operator.py
     get("/console/groups", guard(operator.groups))
     get("/console/search", guard(operator.search))
-    projections = ProjectionPages(console)  # workers/runtime/console/projections.py
+    projections = ProjectionPages(console)  # workers/http/console/projections.py
     get("/console/projections", guard(projections.projections))
     post("/console/projections/{name}/rebuild", guard(projections.rebuild, action=True))
-    browse = BrowsePages(console)  # workers/runtime/console/browse.py
+    browse = BrowsePages(console)  # workers/http/console/browse.py
     get("/console/topics", guard(browse.topics))
     get("/console/topics/{topic}", guard(browse.topic))
     get("/console/aggregates/{aggregate_type}/{aggregate_id}/diff", guard(browse.diff))
-    api = ApiPage(console, Contract(fleet, web_app))  # workers/runtime/console/api.py
+    api = ApiPage(console, Contract(fleet, web_app))  # workers/http/console/api.py
     get("/console/api", guard(api.page))
     get("/console/api.json", guard(api.json))
     get("/console/{unknown:.*}", guard(operator.not_found))  # last: any other console path

@@ -16,12 +16,12 @@ from aiohttp import web
 
 from topics.envelope import AGGREGATE_ID_RE
 from topics.errors import EventfleetError, Forbidden
+from workers.http.bodies import json_body
+from workers.http.queries import failure
 from workers.roles.personal import erase_subject
 from workers.runtime.answers import Answer, error
-from workers.runtime.bodies import json_body
+from workers.runtime.auth import json_response
 from workers.runtime.fleet import Fleet
-from workers.runtime.http_errors import json_response
-from workers.runtime.queries import failure
 
 OFF = (
     "erasing a subject is an operator action, off on this process: set "

@@ -8,7 +8,7 @@ connection as the ticket's principal. A ticket is random (256 bits), short-lived
 fleet: its record is on the marker's Redis under the ticket's SHA-256 (``TicketStore``), and
 redeeming it is an atomic ``SET NX`` of its spent mark, so a ticket asked at one process opens a
 connection at any other, once. It carries its credential's expiry: a connection opened with it
-ends when the token it was bought with would (``workers.runtime.live``).
+ends when the token it was bought with would (``workers.http.live.streams``).
 
 A refused ticket changes nothing: one presented at the wrong route, by another principal, or
 malformed is not spent (only a redemption spends it). The ticket text is never logged: the
@@ -30,14 +30,13 @@ from aiohttp import web
 
 from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE, Actor
 from topics.errors import EventfleetError, Forbidden, InvalidInput, Unauthenticated
+from workers.http.queries import failure
 from workers.ports import TicketStore
 from workers.roles.requests import PayloadTooLarge
 from workers.runtime.answers import Answer
-from workers.runtime.auth import TICKET_PARAM, actor_of, credential_expiry
+from workers.runtime.auth import TICKET_PARAM, actor_of, credential_expiry, json_response
 from workers.runtime.fleet import Fleet
-from workers.runtime.http_errors import json_response
 from workers.runtime.identity import ANONYMOUS, Credentials
-from workers.runtime.queries import failure
 
 TICKET_BYTES = 32
 """Random bytes of a ticket (43 characters of base64url)."""

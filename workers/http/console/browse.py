@@ -11,10 +11,10 @@ import orjson
 from aiohttp import web
 
 from topics.errors import InvalidInput, NotFound
+from workers.http.console.html import esc, json_block, link, path, table
+from workers.http.console.views import Console
 from workers.ports import Record, TopicWindow
 from workers.runtime.connections import fleet_catalog
-from workers.runtime.console.html import esc, json_block, link, path, table
-from workers.runtime.console.views import Console
 
 TOPIC_PAGE = 100
 TOPIC_PAGE_MAX = 500

@@ -2,7 +2,7 @@
 
 The page carries no data, so it is served to anyone (``/chat/`` is an open prefix of the door);
 everything it shows comes over the chat socket, ``/v1/rooms/{room_id}/ws``, opened with a ticket
-(``workers.runtime.tickets``) that the script asks for with a same-origin ``POST
+(``workers.http.tickets``) that the script asks for with a same-origin ``POST
 /console/tickets``: the console's session cookie signs it in, so a browser signed in to the
 console chats as that principal, and one that is not is offered the console's sign-in, which
 brings it back. The sender is the ticket's principal (no name field, unless the door is open:
@@ -21,10 +21,10 @@ import html
 from aiohttp import web
 
 from topics.envelope import AGGREGATE_ID_RE
+from workers.http.live.chat_assets import SCRIPT, STYLE
 from workers.runtime.answers import error
-from workers.runtime.chat_assets import SCRIPT, STYLE
+from workers.runtime.auth import json_response
 from workers.runtime.fleet import Fleet
-from workers.runtime.http_errors import json_response
 
 SCRIPT_PATH = "/chat/static/chat.js"
 STYLESHEET_PATH = "/chat/static/chat.css"

@@ -15,23 +15,22 @@ from prometheus_client import generate_latest
 from snapshot_rules.queries import Query
 from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE, Actor, encode, parse_utc
 from topics.errors import EventfleetError, Forbidden, InvalidEnvelope, InvalidInput
+from workers.http import errors as http_errors
+from workers.http.bodies import json_body
+from workers.http.console import register_console
+from workers.http.contract import register_contract
+from workers.http.probes import health_answer, ready_answer
+from workers.http.queries import FleetQueries, answer_page, check_plus_signs, failure
+from workers.http.read_your_writes import Caller, ReadAfter, WriteWaiter
+from workers.http.subjects import register_erase
 from workers.metrics import create_ryw_metrics
 from workers.roles.outcomes import Refused
 from workers.roles.paging import DEFAULT_PAGE, MAX_PAGE, next_link, read_page
 from workers.roles.requests import parse_request
-from workers.runtime import http_errors
 from workers.runtime.answers import Answer, answer_of, error
-from workers.runtime.auth import actor_of
-from workers.runtime.bodies import json_body
-from workers.runtime.console import register_console
-from workers.runtime.contract import register_contract
+from workers.runtime.auth import actor_of, json_response
 from workers.runtime.fleet import Fleet
-from workers.runtime.http_errors import json_response
 from workers.runtime.identity import ANONYMOUS
-from workers.runtime.probes import health_answer, ready_answer
-from workers.runtime.queries import FleetQueries, answer_page, check_plus_signs, failure
-from workers.runtime.read_your_writes import Caller, ReadAfter, WriteWaiter
-from workers.runtime.subjects import register_erase
 
 _DIGITS = re.compile(r"[0-9]{1,18}\Z")
 PROMETHEUS_TEXT = "text/plain; version=0.0.4"  # aiohttp sets the charset itself
@@ -300,7 +299,7 @@ def register_views(fleet: Fleet) -> None:
             fleet.refresh_gauges()
             return self.bytes(generate_latest(rt.metrics.registry), content_type=PROMETHEUS_TEXT)
 
-    register_contract(fleet)  # /openapi.json and /v1/types (workers/runtime/contract.py)
+    register_contract(fleet)  # /openapi.json and /v1/types (workers/http/contract.py)
     register_console(fleet)  # the operator console (workers/runtime/console), under /console
 
 

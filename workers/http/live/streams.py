@@ -27,6 +27,12 @@ from aiohttp import WSMsgType, web
 
 from topics.envelope import Event, encode
 from topics.errors import EventfleetError, Forbidden, InvalidInput
+from workers.http.live.connections import Connection, Connections
+from workers.http.live.push import Outbox, Sink
+from workers.http.live.shared import SharedEvents
+from workers.http.queries import failure
+from workers.http.routes import check_aggregate, int_param
+from workers.http.tickets import register_tickets
 from workers.metrics import LiveMetrics, create_live_metrics
 from workers.ports import AggregateRef
 from workers.roles.live import (
@@ -39,15 +45,8 @@ from workers.roles.live import (
     parse_position,
 )
 from workers.runtime.answers import Answer, error
-from workers.runtime.auth import credential_expiry
+from workers.runtime.auth import credential_expiry, json_response
 from workers.runtime.fleet import Fleet
-from workers.runtime.http import check_aggregate, int_param
-from workers.runtime.http_errors import json_response
-from workers.runtime.live_connections import Connection, Connections
-from workers.runtime.live_push import Outbox, Sink
-from workers.runtime.live_shared import SharedEvents
-from workers.runtime.queries import failure
-from workers.runtime.tickets import register_tickets
 
 log = logging.getLogger(__name__)
 SSE = "text/event-stream"

@@ -19,7 +19,7 @@ from aiohttp import web
 
 
 class Sink(Protocol):
-    """What was pushed to a connection and not yet written (``workers.runtime.live_push``)."""
+    """What was pushed to a connection and not yet written (``workers.http.live.push``)."""
 
     def flush(self) -> None: ...
 
