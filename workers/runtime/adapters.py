@@ -40,6 +40,7 @@ from workers.ports import (
     TopicWindow,
     ViewStaging,
     ViewStore,
+    WrittenLog,
 )
 from workers.roles.archive import ArchiveEvents
 from workers.roles.audit import MarkPeek
@@ -113,6 +114,12 @@ class PositionsClient(Positions, Protocol):
     async def stop(self) -> None: ...
 
 
+class WrittenLogClient(WrittenLog, Protocol):
+    """The written log, with the lifecycle of the process that reads it."""
+
+    async def stop(self) -> None: ...
+
+
 class Stream(TopicTail, Protocol):
     """The event stream outside Faust: producers, the appender's progress, and whole-topic
     reads (audits, dead letters)."""
@@ -125,6 +132,10 @@ class Stream(TopicTail, Protocol):
 
     def positions(self, *, fetch_max_wait_ms: int = 50) -> PositionsClient:
         """Where consumer groups stand and which offsets hold records (for the agents)."""
+        ...
+
+    def written(self) -> WrittenLogClient:
+        """What topics already hold, read back by time (the forwarder's copies)."""
         ...
 
     async def read(self, topic: str, *, timeout_s: float = 30.0) -> list[Record]: ...
