@@ -159,6 +159,15 @@ async def test_a_revoked_partition_is_not_forwarded(
     assert written.reads == 2  # both topics, once: nothing was produced meanwhile
 
 
+async def test_a_partition_whose_assignment_was_not_heard_of_is_read_back_not_dropped(
+    producer: MemoryProducer, domains: Domains, metrics: Metrics, written: MemoryWrittenLog
+) -> None:
+    forwarder = make(producer, domains, metrics, written)
+    await forwarder.assigned({1})
+    assert await forwarder.handle(as_consumed(added("k", [1, 2]))) == 2  # partition 0
+    assert written.reads == 2
+
+
 async def test_records_that_name_no_position_are_ignored_when_read_back() -> None:
     def record(headers: list[tuple[str, bytes]], value: bytes = b"not json") -> Record:
         return Record("t.counters", 0, 0, b"k", value, headers)

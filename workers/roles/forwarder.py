@@ -59,7 +59,8 @@ DEDUP_HEADERS = (EVENT_ID_HEADER, VERSION_HEADER, PART_HEADER)
 and its part (0: the stored event, n: the n-th event derived from it)."""
 LOOKBACK_MS = 60_000
 """How far before the first uncommitted record a partition's new owner reads its topics back:
-covers clocks of different hosts apart and a copy of ``events.stored`` republished late."""
+covers clocks of different hosts apart and a copy of ``events.stored`` republished late
+(``EVENTFLEET_FORWARD_LOOKBACK_S``)."""
 REMEMBERED = 1_000_000
 """Aggregates whose high marks are kept per process (least recently forwarded forgotten first)."""
 
@@ -130,6 +131,7 @@ class Forwarder:
         self._high: OrderedDict[tuple[str, bytes], Position] = OrderedDict()
         self._owned: set[int] | None = None  # None: never told, every partition is this one's
         self._fresh: set[int] = set()  # assigned, their topics not read back yet
+        self._revoked: set[int] = set()  # revoked and not assigned again
         self._unsure: dict[str, tuple[int, list[tuple[bytes, Position]]]] = {}
         self._committed: Committed | None = None
         self._lock = asyncio.Lock()
@@ -173,6 +175,7 @@ class Forwarder:
         async with self._lock:
             self._owned = set(partitions)
             self._fresh = set(self._owned)
+            self._revoked -= self._owned
 
     async def revoked(self, partitions: Iterable[int]) -> None:
         """Stop forwarding these partitions; returns once no produce of theirs is in flight, so
@@ -180,6 +183,7 @@ class Forwarder:
         async with self._lock:
             if self._owned is not None:
                 self._owned -= set(partitions)
+            self._revoked |= set(partitions)
 
     # --- forwarding ---------------------------------------------------------------------------
 
@@ -187,9 +191,13 @@ class Forwarder:
         """Produce every routed copy not written yet, then wait for all acks; return how many
         were sent."""
         async with self._lock:
-            owned = self._owned
-            if owned is not None:
-                events = [(e, r) for e, r in events if r.partition in owned]
+            if self._owned is not None:
+                # A revoked partition's records are its next owner's (and no longer acked
+                # here); one never named (its assignment not heard of yet) is read back first.
+                events = [(e, r) for e, r in events if r.partition not in self._revoked]
+                unheard = {r.partition for _, r in events} - self._owned
+                self._owned |= unheard
+                self._fresh |= unheard
             if not events:
                 return 0
             await self._read_back()

@@ -301,6 +301,7 @@ class Runtime:
                 metrics=metrics,
                 dead_letters=parts.dead_letters["forwarder"],
                 written=parts.written,
+                lookback_ms=settings.forward_lookback_s * 1000,
             )
 
     async def marks(self) -> Marks:
