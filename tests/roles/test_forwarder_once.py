@@ -3,12 +3,14 @@ redeliveries, copies on events.stored, produces cut short and a partition's chan
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Sequence
 
 import pytest
 
 from snapshot_rules.domain import Domains
+from tests.waiting import wait_for
 from topics.errors import StreamOutcomeUnknown, StreamUnavailable
 from workers.adapters.memory import MemoryProducer
 from workers.adapters.memory.written import MemoryWrittenLog
@@ -179,3 +181,22 @@ async def test_records_that_name_no_position_are_ignored_when_read_back() -> Non
     from topics.envelope import encode
 
     assert position_of(record([], encode(event))) == (4, 0)  # written before the headers
+
+
+async def test_a_revoke_waits_for_the_produce_in_flight(
+    producer: MemoryProducer, domains: Domains, metrics: Metrics, written: MemoryWrittenLog
+) -> None:
+    """The partition's next owner must read back everything this one wrote: a revoke returns
+    only once no produce of the partition is on its way."""
+    forwarder = make(producer, domains, metrics, written)
+    await forwarder.assigned({0})
+    producer.faults.hold(on="send")
+    forwarding = asyncio.ensure_future(forwarder.handle(as_consumed(added("m", [1, 2]))))
+    await wait_for(lambda: producer.faults.held == 1, timeout_s=2, what="the produce to stall")
+    revoking = asyncio.ensure_future(forwarder.revoked({0}))
+    done, _ = await asyncio.wait({revoking}, timeout=0.2)
+    assert not done, "the revoke returned while a produce of the partition was on its way"
+    producer.faults.release()
+    assert await forwarding == 2
+    await asyncio.wait_for(revoking, 2)
+    assert len(producer.records("t.counters")) == 2
