@@ -200,3 +200,25 @@ async def test_a_revoke_waits_for_the_produce_in_flight(
     assert await forwarding == 2
     await asyncio.wait_for(revoking, 2)
     assert len(producer.records("t.counters")) == 2
+
+
+async def test_after_a_failed_produce_it_waits_for_the_producer_to_settle_before_reading_back(
+    producer: MemoryProducer, domains: Domains, metrics: Metrics, written: MemoryWrittenLog
+) -> None:
+    said: list[str] = []
+
+    async def settle() -> None:
+        said.append(f"settled after {written.reads} reads")
+
+    forwarder = Forwarder(
+        producer=producer, domains=domains, names=NAMES, metrics=metrics, written=written,
+        settle=settle,
+    )  # fmt: skip
+    batch = as_consumed(added("n", [1, 2]))
+    assert await forwarder.handle(batch) == 2
+    assert said == []  # nothing failed: nothing to wait for
+    producer.fail_after(0)
+    with pytest.raises(StreamUnavailable):
+        await forwarder.handle(as_consumed(added("n", [3]), first_offset=2))
+    assert await forwarder.handle(as_consumed(added("n", [3]), first_offset=2)) == 1
+    assert said == ["settled after 0 reads"] and written.reads == 1

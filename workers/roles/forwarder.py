@@ -118,6 +118,7 @@ class Forwarder:
         lookback_ms: int = LOOKBACK_MS,
         remembered: int = REMEMBERED,
         clock: Callable[[], float] = time.time,
+        settle: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._producer = producer
         self._domains = domains
@@ -128,6 +129,7 @@ class Forwarder:
         self._lookback_ms = lookback_ms
         self._remembered = remembered
         self._clock = clock
+        self._settle = settle  # returns once no record the producer took can still land
         self._high: OrderedDict[tuple[str, bytes], Position] = OrderedDict()
         self._owned: set[int] | None = None  # None: never told, every partition is this one's
         self._fresh: set[int] = set()  # assigned, their topics not read back yet
@@ -254,6 +256,8 @@ class Forwarder:
             self._fresh.clear()
             self._unsure.clear()
             return
+        if self._unsure and self._settle is not None:
+            await self._settle()  # a copy the producer still retries would land after the read
         reads: dict[str, int] = {topic: since for topic, (since, _) in self._unsure.items()}
         if self._fresh:
             since = await self._first_uncommitted_ms(self._fresh) - self._lookback_ms

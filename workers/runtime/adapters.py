@@ -101,6 +101,11 @@ class ProducerClient(Producer, Protocol):
 
     async def ping(self) -> None: ...
 
+    async def settled(self) -> None:
+        """Returns once no record handed over can still land (each acknowledged or failed);
+        StreamUnavailable if that does not happen in time."""
+        ...
+
 
 class Progress(AppendProgress, Protocol):
     """The appender's progress, with the lifecycle of the process that asks it."""

@@ -302,6 +302,7 @@ class Runtime:
                 dead_letters=parts.dead_letters["forwarder"],
                 written=parts.written,
                 lookback_ms=settings.forward_lookback_s * 1000,
+                settle=producer.settled,
             )
 
     async def marks(self) -> Marks:
