@@ -28,12 +28,9 @@ T = TypeVar("T")
 class KafkaWrittenLog:
     """``WrittenLog`` on Kafka: timestamps found by offset, tails found by time (ListOffsets)."""
 
-    def __init__(
-        self, kafka: KafkaConfig, *, fetch_max_wait_ms: int = 50, read_timeout_s: float = 60.0
-    ) -> None:
+    def __init__(self, kafka: KafkaConfig, *, fetch_max_wait_ms: int = 50) -> None:
         self._kafka = kafka
         self._timeout_s = kafka.timeout_ms / 1000
-        self._read_timeout_s = max(read_timeout_s, self._timeout_s * 2)
         self._fetch_max_wait_ms = fetch_max_wait_ms
         self._consumer: AIOKafkaConsumer | None = None
         self._lock = asyncio.Lock()
@@ -54,10 +51,12 @@ class KafkaWrittenLog:
                 if highwater is not None and await consumer.position(tp) >= highwater:
                     return None  # nothing at or past ``offset`` yet
 
-        return await self._bounded(f"did not give the time of {topic}/{partition}@{offset}", first)
+        return await self._bounded(
+            f"did not give the time of {topic}/{partition}@{offset}", lambda _: first()
+        )
 
     async def since(self, topic: str, since_ms: int) -> list[Record]:
-        async def read() -> list[Record]:
+        async def read(step: Callable[[], None]) -> list[Record]:
             consumer = await self._client()
             # The cluster as it is now (``partitions_for_topic`` keeps what an earlier read saw:
             # a topic missing then stays missing).
@@ -78,6 +77,8 @@ class KafkaWrittenLog:
             records: list[Record] = []
             while pending:
                 batches = await consumer.getmany(*pending, timeout_ms=_POLL_MS)
+                if batches:
+                    step()  # progress: a long tail is read to its end, a stall is not waited out
                 for tp, batch in batches.items():
                     for r in batch:
                         if r.timestamp < since_ms:
@@ -97,7 +98,7 @@ class KafkaWrittenLog:
                         pending.remove(tp)
             return records
 
-        return await self._bounded(f"did not let {topic} be read by time", read, long=True)
+        return await self._bounded(f"did not let {topic} be read by time", read)
 
     async def stop(self) -> None:
         consumer, self._consumer = self._consumer, None
@@ -123,14 +124,21 @@ class KafkaWrittenLog:
         return self._consumer
 
     async def _bounded(
-        self, what: str, call: Callable[[], Awaitable[T]], *, long: bool = False
+        self, what: str, call: Callable[[Callable[[], None]], Awaitable[T]]
     ) -> T:
         """One call at a time (each reassigns the consumer), bounded, driver errors translated
-        once; a failed call drops the consumer, so the next one connects afresh."""
+        once; a failed call drops the consumer, so the next one connects afresh. The bound is
+        two timeouts, from the start or from the last time ``call`` said it made progress (the
+        function it is given)."""
+        loop = asyncio.get_running_loop()
         async with self._lock:
             try:
-                async with asyncio.timeout(self._read_timeout_s if long else self._timeout_s * 2):
-                    return await call()
+                async with asyncio.timeout(self._timeout_s * 2) as bound:
+
+                    def step() -> None:
+                        bound.reschedule(loop.time() + self._timeout_s * 2)
+
+                    return await call(step)
             except (TimeoutError, KafkaError, OSError, KeyError) as e:
                 # aiokafka also raises KeyError on a refused SCRAM login
                 await self.stop()
