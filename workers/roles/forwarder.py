@@ -206,7 +206,7 @@ class Forwarder:
             return await self._forward(events)
 
     async def _forward(self, events: Sequence[tuple[Event, Record]]) -> int:
-        by_topic: dict[str, list[tuple[bytes, Position, Outgoing]]] = {}
+        by_topic: dict[str, list[tuple[bytes, Position | None, Outgoing]]] = {}
         planned: dict[tuple[str, bytes], Position] = {}
         skipped: dict[str, int] = {}
         letters: list[DeadLetter] = []
@@ -229,7 +229,7 @@ class Forwarder:
                             skipped[topic] = skipped.get(topic, 0) + 1
                             continue
                         planned[mark] = position
-                    by_topic.setdefault(topic, []).append((key, position or (0, 0), message))
+                    by_topic.setdefault(topic, []).append((key, position, message))
         if letters and self._dead_letters is not None:
             await self._dead_letters.send(letters)
         for topic, count in skipped.items():
@@ -242,10 +242,10 @@ class Forwarder:
                 # Some copies may have landed: read the topic back before producing again.
                 earlier, _ = self._unsure.get(topic, (attempted_ms, []))
                 since = min(earlier, attempted_ms) - self._lookback_ms
-                self._unsure[topic] = (since, [(k, p) for k, p, _ in items if p != (0, 0)])
+                self._unsure[topic] = (since, [(k, p) for k, p, _ in items if p is not None])
                 raise
             for key, position, _ in items:
-                if position != (0, 0):
+                if position is not None:
                     self._remember((topic, key), position)
             self._metrics.events_forwarded.labels(topic).inc(len(items))
         return sum(len(items) for items in by_topic.values())
@@ -291,15 +291,18 @@ class Forwarder:
         """Raise the high marks to what ``records`` hold; for an aggregate of a failed produce,
         only as far as its attempted copies landed without a hole."""
         landed: dict[bytes, set[Position]] = {}
-        tried = {key for key, _ in attempted}
+        first: dict[bytes, Position] = {}  # the lowest attempted position per aggregate
+        for key, position in attempted:
+            first[key] = min(first.get(key, position), position)
+        tried = set(first)
         for record in records:
-            position = position_of(record)
-            if record.key is None or position is None:
+            at = position_of(record)
+            if record.key is None or at is None:
                 continue
             if record.key in tried:
-                landed.setdefault(record.key, set()).add(position)
+                landed.setdefault(record.key, set()).add(at)
             else:
-                self._remember((topic, record.key), position)
+                self._remember((topic, record.key), at)
         for key, position in sorted(attempted):
             found = landed.get(key, set())
             if position not in found:
@@ -307,7 +310,7 @@ class Forwarder:
             elif key in tried:
                 self._remember((topic, key), position)
         for key, found in landed.items():  # copies from before the attempt (another producer)
-            below = [p for p in found if p < min(p2 for k, p2 in attempted if k == key)]
+            below = [p for p in found if p < first[key]]
             if below:
                 self._remember((topic, key), max(below))
 
