@@ -43,6 +43,7 @@ from workers.runtime.adapters import (
     ProducerClient,
     Progress,
     Stores,
+    WrittenLogClient,
     real_adapters,
 )
 from workers.runtime.announcing import AnnouncingProducer
@@ -111,6 +112,7 @@ class _Parts:
     snapshotter: Snapshotter | None = None
     bridge: Bridge | None = None
     forwarder: Forwarder | None = None
+    written: WrittenLogClient | None = None
 
 
 @dataclass
@@ -291,12 +293,16 @@ class Runtime:
                 dead_letters=parts.dead_letters["bridge"],
             )
         if "forwarder" in self.roles:
+            parts.written = self.adapters.stream.written()
             parts.forwarder = Forwarder(
                 producer=producer,
                 domains=self.domains,
                 names=names,
                 metrics=metrics,
                 dead_letters=parts.dead_letters["forwarder"],
+                written=parts.written,
+                lookback_ms=settings.forward_lookback_s * 1000,
+                settle=producer.settled,
             )
 
     async def marks(self) -> Marks:
@@ -421,6 +427,8 @@ class Runtime:
             await parts.bridge.bus.close()
         if parts.progress is not None:
             await parts.progress.stop()
+        if parts.written is not None:
+            await parts.written.stop()
         if parts.producer is not None:
             await parts.producer.stop()
         await self.stores.close()
