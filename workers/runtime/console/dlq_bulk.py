@@ -8,17 +8,15 @@ through the same path as a single one (a replay is still once per entry).
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from topics.envelope import utc_now
 from topics.errors import InvalidInput
 from workers.ports import OperatorAction
 from workers.roles.dlq_replay import DeadLetterEntry, draft, find_entry
-from workers.runtime.console.dead_letters import SKIP, DeadLetterPages
+from workers.runtime.console.dead_letters import DeadLetterPages
 from workers.runtime.console.html import esc, hidden, json_block, link, table
 from workers.runtime.console.session import csrf_field
 
@@ -37,16 +35,16 @@ class BulkPages:
         entry = await self.letters.desk.entry(_at(request))
         action = await self._skip(request, entry)
         body = f'<p id="outcome" class="good">{esc(entry.position)} skipped by {esc(action.operator)}</p>'
+        if "releases" in action.result:
+            body += (
+                f'<p id="released">{esc(action.result["releases"])} is released: the appender '
+                "judges the rest of its queue again, in order.</p>"
+            )
         return self.console.html(f"Skipped {entry.position}", body)
 
     async def _skip(self, request: web.Request, entry: DeadLetterEntry) -> OperatorAction:
-        operator = self.console.operator(request, "")
-        action = OperatorAction(
-            id=str(uuid.uuid4()), at=utc_now(), operator=operator, via="console", action=SKIP,
-            target=entry.position, submitted={}, status=200, result={"skipped": True},
-        )  # fmt: skip
-        await self.letters.desk.log.record(action)
-        return action
+        """Audited; the head of a parked queue is released (the desk refuses one behind it)."""
+        return await self.letters.desk.skip(entry, operator=self.console.operator(request, ""))
 
     async def review(self, request: web.Request) -> web.Response:
         form = await request.post()
