@@ -133,7 +133,7 @@ async def run_parked(settings: Settings, args: Any, out: TextIO | None = None) -
         parked = await DeadLetterDesk(runtime, via="cli").parked()
     finally:
         await runtime.stop()
-    shown = [
+    shown: list[dict[str, Any]] = [
         {
             "aggregate": head.key, "reason": head.reason, "detail": head.detail,
             "resolution": head.resolution, "by": head.by, "last_seq": last,
