@@ -12,12 +12,13 @@ from snapshot_rules.domain import Domains
 from tests.clock import Clock
 from topics.envelope import NEW_AGGREGATE, Event, Metadata, decode, encode, kafka_headers, new_event
 from topics.errors import InvalidInput, NotFound, StoreUnavailable
-from workers.adapters.memory import MemoryEventStore, MemoryProducer, MemoryRejections
+from workers.adapters.memory import MemoryEventStore, MemoryMarker, MemoryProducer, MemoryRejections
 from workers.adapters.memory.parked import MemoryParkedEvents
 from workers.examples.domains.order import ORDER
 from workers.metrics import create_metrics
-from workers.ports import PARKED, Record
+from workers.ports import PARKED, MarkRequest, Record
 from workers.roles.appender import PARK_POLL_S, Appender, AppenderConfig
+from workers.roles.audit import Auditor, AuditSources
 from workers.roles.deadletter import DeadLetters
 from workers.runtime.answers import answer_of
 
@@ -174,3 +175,20 @@ async def test_a_redelivered_record_is_parked_once(rig: Rig) -> None:
 async def test_resolving_an_aggregate_that_is_not_parked_is_refused(rig: Rig) -> None:
     with pytest.raises(NotFound, match="is not parked"):
         await rig.parked.resolve("order:nobody", 1, "skip", "ops")
+
+
+async def test_the_auditor_knows_a_parked_aggregate_is_no_gap_and_no_stale_mark(rig: Rig) -> None:
+    placed = order("OrderPlaced", NEW_AGGREGATE)
+    poison = order("OrderPaid", placed.id, schema=9)
+    shipped = order("OrderShipped", poison.id)
+    await rig.appender.handle(rig.records([placed, poison, shipped]))
+    assert await rig.history("o1") == [("OrderPlaced", 1)]
+    marker = MemoryMarker()  # the command side marked the last event it accepted: parked
+    await marker.check_and_mark(MarkRequest("order:o1", shipped.type, shipped.id, ["*"], fallback="-"))
+    without = Auditor(Domains([ORDER]), AuditSources(events=rig.store, marks=marker), mark_bound_s=0.01)
+    assert [f.kind for f in (await without.audit()).findings] == ["stale_mark"]
+    sources = AuditSources(events=rig.store, marks=marker, parked=rig.parked)
+    report = await Auditor(Domains([ORDER]), sources, mark_bound_s=0.01).audit()
+    assert report.ok and [(f.kind, f.aggregate_id) for f in report.findings] == [("parked", "o1")]
+    assert "2 events wait in order" in report.findings[0].detail
+    assert report.checked["parked"] == 1
