@@ -481,6 +481,8 @@ class Appender:
         for head, replay_id in replays:
             await self._parked.resolve(head.key, head.seq, "replay", replay_id)
         for entry, _ in entries:
+            if entry.seq == 1:  # a queue starts: the aggregate is parked
+                self._metrics.aggregates_parked.labels("appender", entry.reason).inc()
             log.info("parked %s #%d (%s): %s", entry.key, entry.seq, entry.reason, entry.source)
         return kept_letters, kept_fresh, parked, urgent
 
