@@ -192,3 +192,14 @@ async def test_the_auditor_knows_a_parked_aggregate_is_no_gap_and_no_stale_mark(
     assert report.ok and [(f.kind, f.aggregate_id) for f in report.findings] == [("parked", "o1")]
     assert "2 events wait in order" in report.findings[0].detail
     assert report.checked["parked"] == 1
+
+
+async def test_a_rebalance_reads_the_aggregates_another_process_parked(rig: Rig) -> None:
+    a = poisoned_chain()
+    await rig.appender.handle(rig.records([order("OrderPlaced", NEW_AGGREGATE, "o2")]))
+    other = rig.new_appender()  # held partition 0 before: it parks o1
+    await other.handle(rig.records(a[:2]))
+    rig.appender.assign({0})  # partition 0 comes here: its parked aggregates are read again
+    await rig.appender.handle(rig.records(a[2:]))
+    assert await rig.history("o1") == []
+    assert [seq for seq, *_ in await rig.queue("o1")] == [1, 2, 3, 4]

@@ -158,6 +158,9 @@ class Appender:
         self._clock = clock
         self._parked = parked  # None: a dead letter parks nothing (as before parking)
         self._owned: set[int] = set()  # partitions of the events topic assigned here
+        # Parked aggregates (head, highest seq), read whole from the store after every
+        # assignment and every PARK_POLL_S; kept up to date with what this process parks.
+        self._known: dict[str, tuple[ParkedEntry, int]] | None = None
         self._next_poll = 0.0
         self._heads: OrderedDict[AggregateRef, Head] = OrderedDict()
         self._waiting: dict[AggregateRef, list[Waiting]] = {}
@@ -223,6 +226,7 @@ class Appender:
         """The events topic's partitions assigned here now: their parked aggregates are released
         by this process (``revoked`` partitions are dropped through ``forget``)."""
         self._owned = set(partitions)
+        self._known = None  # read again: another process may have parked their aggregates
         self._next_poll = 0.0  # look at their parked heads at once
 
     def hold_past_gaps(self, gap_below: Callable[[int, int], bool]) -> None:
@@ -274,6 +278,7 @@ class Appender:
         """
         # At once, not deferred: an assignment that follows must not be undone by it.
         self._owned = set() if partitions is None else self._owned - set(partitions)
+        self._known = None
         if self._lock.locked():
             self._revoked_meanwhile.append(None if partitions is None else set(partitions))
             return
@@ -416,7 +421,10 @@ class Appender:
         starting = {id(letter): self._parkable_key(letter) for letter in letters}
         keys = {k for k in starting.values() if k is not None}
         keys |= {event.key.decode() for event, _ in fresh}
-        heads = await self._parked.heads(sorted(keys))
+        if self._known is None:
+            self._known = await self._parked.heads()
+        known = self._known
+        heads = {key: known[key] for key in keys if key in known}
         if not heads and not any(starting.values()):
             return letters, fresh, [], set()
         items: list[tuple[Record, DeadLetter | Event]] = [(ltr.record, ltr) for ltr in letters]
@@ -478,8 +486,11 @@ class Appender:
         if entries:
             await self._dead_letters.send([letter for _, letter in entries])
             await self._parked.park([entry for entry, _ in entries])
+        resolved = {}
         for head, replay_id in replays:
-            await self._parked.resolve(head.key, head.seq, "replay", replay_id)
+            resolved[head.key] = await self._parked.resolve(head.key, head.seq, "replay", replay_id)
+        for key, (head, _) in heads.items():  # written: this process knows them from now on
+            known[key] = (resolved.get(key, head), tails.get(key, 0))
         for entry, _ in entries:
             if entry.seq == 1:  # a queue starts: the aggregate is parked
                 self._metrics.aggregates_parked.labels("appender", entry.reason).inc()
@@ -493,6 +504,8 @@ class Appender:
         if keys is None:
             self._next_poll = now + PARK_POLL_S
         heads = await self._parked.heads(None if keys is None else sorted(keys))
+        if keys is None:
+            self._known = dict(heads)
         for key, (head, _) in heads.items():
             if head.record.partition in self._owned:
                 await self._release(key, head, now)
@@ -541,6 +554,12 @@ class Appender:
             self._ready += [r for r in done.decided if (r.partition, r.offset) not in ours]
         decided = [e.source for e, ev in released if ev.id in self._stored or ev.id in self._refused]
         await self._parked.remove(removed + decided)
+        if self._known is not None:  # what is left of the queue, if anything
+            left = await self._parked.heads([key])
+            if key in left:
+                self._known[key] = left[key]
+            else:
+                self._known.pop(key, None)
         if removed or decided:
             log.info("released %d parked events of %s (head %s: %s)",
                      len(decided), key, head.source, head.resolution or "released")  # fmt: skip

@@ -18,6 +18,7 @@ from workers.adapters.mongo.client import DURABLE, Document, translated
 from workers.ports import ParkedEntry, Record, check_head
 
 PARKED_COLLECTION = "parked"
+HEADS_PER_READ = 256  # ids per $in: SecantusDB's grows superlinearly (see FIND_IDS)
 
 
 class MongoParkedEvents:
@@ -54,15 +55,15 @@ class MongoParkedEvents:
             return {}
         query: Document = {} if keys is None else {"key": {"$in": sorted(set(keys))}}
         async with translated("reading parked aggregates"):
-            cursor = self.collection.find(query, {"key": 1, "seq": 1})
-            seqs: dict[str, list[int]] = {}
+            cursor = self.collection.find(query, {"key": 1, "seq": 1})  # never the values
+            seqs: dict[str, dict[int, str]] = {}
             async for doc in cursor:
-                seqs.setdefault(doc["key"], []).append(doc["seq"])
+                seqs.setdefault(doc["key"], {})[doc["seq"]] = doc["_id"]
+            ids = [numbers[min(numbers)] for numbers in seqs.values()]
             found: dict[str, tuple[ParkedEntry, int]] = {}
-            for key, numbers in seqs.items():
-                head = await self.collection.find_one({"key": key, "seq": min(numbers)})
-                if head is not None:
-                    found[key] = (_entry(head), max(numbers))
+            for i in range(0, len(ids), HEADS_PER_READ):
+                async for doc in self.collection.find({"_id": {"$in": ids[i : i + HEADS_PER_READ]}}):
+                    found[doc["key"]] = (_entry(doc), max(seqs[doc["key"]]))
         return found
 
     async def queue(self, key: str, *, limit: int) -> list[ParkedEntry]:
