@@ -12,10 +12,12 @@ import sys
 import uuid
 from typing import Any
 
+import aiohttp
 import orjson
 from aiokafka import AIOKafkaProducer
 
 from tests.fleet import FleetProcess
+from tests.tokens import OPERATOR, bearer
 from tests.waiting import wait_for
 from topics.envelope import NEW_AGGREGATE, Event, encode, kafka_headers, new_event
 from workers.adapters.kafka import plain
@@ -170,18 +172,42 @@ async def test_a_poison_event_parks_its_aggregate_and_replaying_the_head_release
         assert await fleet.stop() == 0, fleet.log_tail()
 
 
-async def test_skipping_the_head_judges_the_rest_again(
+async def console_post(
+    fleet: FleetProcess, path: str, form: list[tuple[str, str]]
+) -> tuple[int, str]:
+    """An operator's console action (bearer token, CSRF cookie and field)."""
+    headers = {**bearer(fleet.token("ops", (OPERATOR,))), "Cookie": "eventfleet_csrf=c"}
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
+        async with session.post(fleet.url + path, headers=headers, data=[*form, ("csrf", "c")],
+                                allow_redirects=False) as r:  # fmt: skip
+            return r.status, await r.text()
+
+
+async def test_skipping_the_head_in_the_console_judges_the_rest_again(
     stack: EmbeddedStack, unique_name: str
 ) -> None:
-    fleet = await FleetProcess.for_stack(stack, unique_name).start()
+    fleet = await FleetProcess.for_stack(
+        stack, unique_name, EVENTFLEET_CONSOLE_ACTIONS="true"
+    ).start()
     look = Look(fleet)
     a = f"skip-{uuid.uuid4().hex[:6]}"
     try:
         chain = poisoned(a)
         await produce(fleet, chain)
         entries = await look.parked_letters(a, 4)
-        code, out, err = await eventfleet(fleet, "dlq", "skip", entries[0].position, "--operator", "ci")
-        assert code == 0 and f"order:{a} is released" in out, out + err
+        # Ticking the head and an entry behind it is refused before anything acts.
+        ticked = [("action", "skip"), ("entry", entries[0].position), ("entry", entries[2].position)]
+        for path, form in (
+            (f"/console/dlq/{entries[1].position}/skip", []),
+            ("/console/dlq/bulk/review", ticked),
+            ("/console/dlq/bulk/confirm", ticked),
+        ):
+            status, page = await console_post(fleet, path, form)
+            assert status == 400 and "waits behind the head of its queue" in page, (status, page)
+        assert [q[0] for q in await look.queue(a)] == [1, 2, 3, 4]
+        assert (await look.parked.queue(f"order:{a}", limit=1))[0].resolution is None
+        status, page = await console_post(fleet, f"/console/dlq/{entries[0].position}/skip", [])
+        assert status == 200 and 'id="released"' in page, page
 
         async def judged() -> bool:
             return await look.queue(a) == []

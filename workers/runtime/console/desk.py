@@ -13,6 +13,7 @@ from workers.roles.dlq_replay import (
     DeadLetterEntry,
     DeadLetterReplayer,
     check_operator,
+    check_parked,
     entries_of,
     find_entry,
     skip_parked,
@@ -92,6 +93,10 @@ class DeadLetterDesk:
         )  # fmt: skip
         await self.log.record(action)
         return action
+
+    async def check_parked(self, entry: DeadLetterEntry) -> None:
+        """InvalidInput for an entry of a parked queue that is not its head (nothing changes)."""
+        await check_parked(self._runtime.stores.parked, entry)
 
     async def parked(self, *, limit: int = QUEUE_SHOWN) -> list[tuple[ParkedEntry, int, list[ParkedEntry]]]:
         """Every parked aggregate: its head, its highest seq and the first ``limit`` entries."""

@@ -102,6 +102,8 @@ class BulkPages:
             raise InvalidInput(f"at most {BULK_MAX} entries at once.")
         every = await self.letters.desk.entries()
         entries = [find_entry(every, position) for position in positions]
+        for entry in entries:  # a parked queue acts at its head only: refused before any acts
+            await self.letters.desk.check_parked(entry)
         if what == "replay":
             for entry in entries:
                 if entry.event is None:
