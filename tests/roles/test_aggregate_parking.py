@@ -203,3 +203,31 @@ async def test_a_rebalance_reads_the_aggregates_another_process_parked(rig: Rig)
     await rig.appender.handle(rig.records(a[2:]))
     assert await rig.history("o1") == []
     assert [seq for seq, *_ in await rig.queue("o1")] == [1, 2, 3, 4]
+
+
+async def test_a_garbled_copy_of_a_stored_event_parks_nothing(rig: Rig) -> None:
+    placed = order("OrderPlaced", NEW_AGGREGATE)
+    await rig.appender.handle(rig.records([placed]))
+    [record] = rig.records([placed])
+    garbled = Record(EVENTS, 0, record.offset, record.key, encode(placed)[:20],
+                     (("event_id", placed.id.encode()),))  # fmt: skip
+    paid = order("OrderPaid", placed.id)
+    await rig.appender.handle([garbled, *rig.records([paid])])
+    assert await rig.history("o1") == [("OrderPlaced", 1), ("OrderPaid", 2)]
+    assert await rig.queue("o1") == [] and [r for r, *_ in rig.dlq()] == ["undecodable"]
+
+
+async def test_bytes_that_are_no_event_park_the_aggregate_their_key_names(rig: Rig) -> None:
+    poison = Record(EVENTS, 0, rig.offset, b"order:o3", b"\x00 not an envelope")
+    rig.offset += 1
+    placed = order("OrderPlaced", NEW_AGGREGATE, "o3")
+    foreign = Record(EVENTS, 0, rig.offset, b"spaceship:x", b"\x00")  # no domain: not parked
+    rig.offset += 1
+    decided = await rig.appender.handle([poison, foreign, *rig.records([placed])])
+    assert len(decided) == 3 and await rig.history("o3") == []
+    entries = await rig.parked.queue("order:o3", limit=10)
+    assert [(e.seq, e.reason, e.event_id) for e in entries] == [
+        (1, "undecodable", None), (2, PARKED, placed.id)
+    ]
+    assert entries[0].replay_command_id == f"dlq-replay:{EVENTS}/0/{poison.offset}"
+    assert ("undecodable", "", "") in rig.dlq()  # the foreign key: a plain dead letter

@@ -53,7 +53,7 @@ from workers.ports import (
     Rejections,
 )
 from workers.roles.deadletter import DeadLetter, DeadLetters, decode_record
-from workers.roles.fates import DeadLetterFates
+from workers.roles.fates import DeadLetterFates, fate_of
 from workers.roles.judge import INVALID_DATA, Refusal, Waiting, judge, missing_predecessors
 from workers.roles.outcomes import Answer, Refused, encode, refusal_at_store
 from workers.roles.state import StateLoader
@@ -419,6 +419,7 @@ class Appender:
         if self._parked is None or not (letters or fresh):
             return letters, fresh, [], set()
         starting = {id(letter): self._parkable_key(letter) for letter in letters}
+        await self._copies_park_nothing(letters, starting)
         keys = {k for k in starting.values() if k is not None}
         keys |= {event.key.decode() for event, _ in fresh}
         if self._known is None:
@@ -496,6 +497,26 @@ class Appender:
                 self._metrics.aggregates_parked.labels("appender", entry.reason).inc()
             log.info("parked %s #%d (%s): %s", entry.key, entry.seq, entry.reason, entry.source)
         return kept_letters, kept_fresh, parked, urgent
+
+    async def _copies_park_nothing(
+        self, letters: list[DeadLetter], starting: dict[int, str | None]
+    ) -> None:
+        """A dead-lettered copy of an event that is stored or waits here (a garbled or
+        oversized copy of it) leaves no hole: it parks nothing, and is dead-lettered as before."""
+        events = {id(ltr): fate_of(ltr) for ltr in letters if starting.get(id(ltr)) is not None}
+        ids = {i: f.rejection.event_id for i, f in events.items() if f is not None}
+        if not ids:
+            return
+        held = {w.event.id for queue in self._waiting.values() for w in queue}
+        unknown = sorted({e for e in ids.values() if e not in held and e not in self._stored})
+        refs = [
+            (f.rejection.aggregate_type, f.rejection.aggregate_id)
+            for f in events.values() if f is not None
+        ]  # fmt: skip
+        stored = set(await self._store.find(unknown, aggregates=list(dict.fromkeys(refs))))
+        for i, event_id in ids.items():
+            if event_id in held or event_id in self._stored or event_id in stored:
+                starting[i] = None
 
     async def _release_parked(self, now: float, *, keys: Collection[str] | None = None) -> None:
         """Release the queues of this process's parked aggregates (all, or ``keys``) whose head
