@@ -214,7 +214,7 @@ async def check_parked(parked: ParkedEvents, entry: DeadLetterEntry) -> ParkedEn
     if entry.reason == PARKED:
         raise InvalidInput(
             f"dead letter {entry.position} waited behind the parked head of {key} and was "
-            "released: the appender judged it again (see its outcome). Nothing to replay."
+            "released: the appender judges it again (see its outcome). Nothing to replay."
         )
     return None
 
