@@ -231,3 +231,21 @@ async def test_bytes_that_are_no_event_park_the_aggregate_their_key_names(rig: R
     ]
     assert entries[0].replay_command_id == f"dlq-replay:{EVENTS}/0/{poison.offset}"
     assert ("undecodable", "", "") in rig.dlq()  # the foreign key: a plain dead letter
+
+
+async def test_a_poison_record_past_a_gap_parks_after_the_records_redelivered_into_it(rig: Rig) -> None:
+    placed = order("OrderPlaced", NEW_AGGREGATE)
+    paid = order("OrderPaid", placed.id)
+    shipped = order("OrderShipped", paid.id, schema=9)  # the poison
+    early = rig.records([placed, paid])  # offsets 0 and 1: lost on the way at first
+    [late] = rig.records([shipped])
+    gap = {"open": True}
+    rig.appender.hold_past_gaps(lambda partition, offset: gap["open"] and offset > 1)
+    assert await rig.appender.handle([late]) == []  # held back: not decided, not parked
+    assert await rig.queue("o1") == [] and rig.appender.holds_work()
+    gap["open"] = False
+    decided = await rig.appender.handle(early)
+    decided += await rig.tick()
+    assert sorted(r.offset for r in decided) == [0, 1, 2]
+    assert await rig.history("o1") == [("OrderPlaced", 1), ("OrderPaid", 2)]
+    assert await rig.queue("o1") == [(1, "OrderShipped", "unknown_schema_version")]

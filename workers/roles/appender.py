@@ -161,6 +161,9 @@ class Appender:
         # Parked aggregates (head, highest seq), read whole from the store after every
         # assignment and every PARK_POLL_S; kept up to date with what this process parks.
         self._known: dict[str, tuple[ParkedEntry, int]] | None = None
+        # Records of parked (or parking) aggregates past a gap: parked once the gap closes,
+        # so a record redelivered into the gap goes first (undecided meanwhile).
+        self._held_back: list[tuple[Record, DeadLetter | Event]] = []
         self._next_poll = 0.0
         self._heads: OrderedDict[AggregateRef, Head] = OrderedDict()
         self._waiting: dict[AggregateRef, list[Waiting]] = {}
@@ -188,7 +191,7 @@ class Appender:
             finished = {(r.partition, r.offset) for r in self._ready}
             records = [r for r in records if (r.partition, r.offset) not in finished]
             letters, refused, fresh, copies = self._decode(records)
-            letters, fresh, parked, urgent = await self._park(letters, fresh)
+            letters, fresh, copies, parked, urgent = await self._park(letters, fresh, copies)
             now = self._clock()
             for event, record in fresh:
                 ref = (event.aggregate_type, event.aggregate_id)
@@ -215,12 +218,27 @@ class Appender:
             now = self._clock()
             if self._poll_due():
                 await self._release_parked(now)
+            extra, refs = await self._park_held_back(now) if self._held_back else ([], [])
             due = [ref for ref, queue in self._waiting.items() if min_deadline(queue) <= now]
+            due = list(dict.fromkeys(due + refs))
             if not due:
-                return self._take_ready()
+                return self._take_ready() + extra
             done = await self._decide(due, now)
             await self._finish(done, [])
-            return self._take_ready() + done.decided
+            return self._take_ready() + extra + done.decided
+
+    async def _park_held_back(self, now: float) -> tuple[list[Record], list[AggregateRef]]:
+        """Park what was held back past a gap that has closed; the rest of it is handled as
+        any record is. Returns the records decided and the aggregates of events to judge."""
+        letters, fresh, _, parked, urgent = await self._park([], [], [])
+        for event, record in fresh:
+            deadline = now if event.id in urgent else now + self._config.wait_s
+            self._waiting.setdefault((event.aggregate_type, event.aggregate_id), []).append(
+                Waiting(event, record, deadline)
+            )
+        if letters:
+            await self._finish(_Round(), letters)
+        return [letter.record for letter in letters] + parked, self._refs(fresh)
 
     def assign(self, partitions: Collection[int]) -> None:
         """The events topic's partitions assigned here now: their parked aggregates are released
@@ -243,6 +261,7 @@ class Appender:
             bool(self._waiting)
             or self._unfinished is not None
             or bool(self._ready)
+            or bool(self._held_back)
             or self._poll_due()
         )
 
@@ -286,6 +305,10 @@ class Appender:
 
     def _forget_now(self, partitions: Collection[int] | None) -> None:
         self._heads.clear()
+        self._held_back = [  # undecided: the partition's next owner takes them again
+            (r, item) for r, item in self._held_back
+            if partitions is not None and r.partition not in partitions
+        ]  # fmt: skip
         for ref in list(self._waiting):
             kept = []
             for w in self._waiting[ref]:
@@ -404,8 +427,14 @@ class Appender:
         return key if self._domains.get(aggregate_type).mode is Mode.ASYNC else None
 
     async def _park(
-        self, letters: list[DeadLetter], fresh: list[tuple[Event, Record]]
-    ) -> tuple[list[DeadLetter], list[tuple[Event, Record]], list[Record], set[str]]:
+        self,
+        letters: list[DeadLetter],
+        fresh: list[tuple[Event, Record]],
+        copies: list[tuple[Event, Record]],
+    ) -> tuple[
+        list[DeadLetter], list[tuple[Event, Record]], list[tuple[Event, Record]], list[Record],
+        set[str],
+    ]:  # fmt: skip
         """Park what cannot be stored, and what follows it on its aggregate.
 
         A dead letter whose record names an aggregate of an async domain parks that aggregate:
@@ -413,11 +442,32 @@ class Appender:
         of the aggregate joins the queue in order instead of being judged against a history
         with a hole. A replay of the head (its command id is the head's ``replay_command_id``)
         is judged at once; the head is then resolved and the queue released (``_release``).
-        Returns the letters and events left to handle, the records parked (decided: durably
-        in the queue and on the dead-letter topic) and the ids of replays to judge now.
+        Returns the letters, events and copies left to handle, the records parked (decided:
+        durably in the queue and on the dead-letter topic) and the ids of replays to judge now.
+        A copy of an event parked here is decided with it; records of a parked aggregate past
+        a gap are held back until it closes (``_held_back``).
         """
-        if self._parked is None or not (letters or fresh):
-            return letters, fresh, [], set()
+        if self._parked is None or not (letters or fresh or self._held_back):
+            return letters, fresh, copies, [], set()
+        held_back, self._held_back = self._held_back, []
+        try:
+            return await self._park_now(letters, fresh, copies, held_back)
+        except BaseException:  # the batch is handled again; what was held back stays so
+            self._held_back = held_back
+            raise
+
+    async def _park_now(
+        self,
+        letters: list[DeadLetter],
+        fresh: list[tuple[Event, Record]],
+        copies: list[tuple[Event, Record]],
+        held_back: list[tuple[Record, DeadLetter | Event]],
+    ) -> tuple[
+        list[DeadLetter], list[tuple[Event, Record]], list[tuple[Event, Record]], list[Record],
+        set[str],
+    ]:  # fmt: skip
+        letters = letters + [item for _, item in held_back if isinstance(item, DeadLetter)]
+        fresh = fresh + [(item, r) for r, item in held_back if not isinstance(item, DeadLetter)]
         starting = {id(letter): self._parkable_key(letter) for letter in letters}
         await self._copies_park_nothing(letters, starting)
         keys = {k for k in starting.values() if k is not None}
@@ -427,9 +477,11 @@ class Appender:
         known = self._known
         heads = {key: known[key] for key in keys if key in known}
         if not heads and not any(starting.values()):
-            return letters, fresh, [], set()
+            return letters, fresh, copies, [], set()
         items: list[tuple[Record, DeadLetter | Event]] = [(ltr.record, ltr) for ltr in letters]
         items += [(record, event) for event, record in fresh]
+        copy_at = {(r.partition, r.offset) for _, r in copies}
+        items += [(record, event) for event, record in copies]
         items.sort(key=lambda item: (item[0].partition, item[0].offset))
         candidates = [
             item for item in items
@@ -444,11 +496,29 @@ class Appender:
         entries: list[tuple[ParkedEntry, DeadLetter]] = []
         kept_letters: list[DeadLetter] = []
         kept_fresh: list[tuple[Event, Record]] = []
+        kept_copies: list[tuple[Event, Record]] = []
         parked: list[Record] = []
+        parked_ids: set[str] = set()
         urgent: set[str] = set()
         replays: list[tuple[ParkedEntry, str]] = []
+        holding: set[str] = set()
         for record, item in items:
             source = f"{record.topic}/{record.partition}/{record.offset}"
+            key_of = starting[id(item)] if isinstance(item, DeadLetter) else item.key.decode()
+            if (record.partition, record.offset) in copy_at and not isinstance(item, DeadLetter):
+                if item.id in parked_ids:  # its event is parked: decided with it
+                    parked.append(record)
+                    continue
+                if key_of not in holding and key_of not in heads:
+                    kept_copies.append((item, record))  # held with its waiting event
+                    continue
+            if key_of is not None and (key_of in holding or (
+                (key_of in heads or isinstance(item, DeadLetter))
+                and self._gap_below(record.partition, record.offset)
+            )):  # fmt: skip
+                holding.add(key_of)  # a record redelivered into the gap may go first
+                self._held_back.append((record, item))
+                continue
             if isinstance(item, DeadLetter):
                 key = starting[id(item)]
                 if key is None:
@@ -470,6 +540,7 @@ class Appender:
                         replays.append((head, item.id))
                     continue
                 reason, event_id = PARKED, item.id
+                parked_ids.add(item.id)
                 detail = f"{key} is parked behind {head.source} ({head.reason}); it waits in order"
             parked.append(record)
             if source in already:
@@ -496,12 +567,12 @@ class Appender:
             if entry.seq == 1:  # a queue starts: the aggregate is parked
                 self._metrics.aggregates_parked.labels("appender", entry.reason).inc()
             log.info("parked %s #%d (%s): %s", entry.key, entry.seq, entry.reason, entry.source)
-        return kept_letters, kept_fresh, parked, urgent
+        return kept_letters, kept_fresh, kept_copies, parked, urgent
 
     async def _copies_park_nothing(
         self, letters: list[DeadLetter], starting: dict[int, str | None]
     ) -> None:
-        """A dead-lettered copy of an event that is stored or waits here (a garbled or
+        """A dead-lettered copy of an event that is stored, refused or waits here (a garbled or
         oversized copy of it) leaves no hole: it parks nothing, and is dead-lettered as before."""
         events = {id(ltr): fate_of(ltr) for ltr in letters if starting.get(id(ltr)) is not None}
         ids = {i: f.rejection.event_id for i, f in events.items() if f is not None}
@@ -514,8 +585,10 @@ class Appender:
             for f in events.values() if f is not None
         ]  # fmt: skip
         stored = set(await self._store.find(unknown, aggregates=list(dict.fromkeys(refs))))
+        judged = set(await self._find_refused([e for e in unknown if e not in stored]))
+        gone = held | stored | judged
         for i, event_id in ids.items():
-            if event_id in held or event_id in self._stored or event_id in stored:
+            if event_id in gone or event_id in self._stored or event_id in self._refused:
                 starting[i] = None
 
     async def _release_parked(self, now: float, *, keys: Collection[str] | None = None) -> None:
