@@ -466,6 +466,7 @@ class Appender:
         list[DeadLetter], list[tuple[Event, Record]], list[tuple[Event, Record]], list[Record],
         set[str],
     ]:  # fmt: skip
+        assert self._parked is not None  # checked by _park
         letters = letters + [item for _, item in held_back if isinstance(item, DeadLetter)]
         fresh = fresh + [(item, r) for r, item in held_back if not isinstance(item, DeadLetter)]
         starting = {id(letter): self._parkable_key(letter) for letter in letters}
