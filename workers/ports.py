@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from snapshot_rules.domain import Domain
 from snapshot_rules.projection import LIVE, ViewDoc
 from topics.envelope import NEW_AGGREGATE, Event, Metadata, encode, kafka_headers
-from topics.errors import ConcurrencyConflict
+from topics.errors import ConcurrencyConflict, InvalidInput
 
 AggregateRef = tuple[str, str]
 """(aggregate_type, aggregate_id)."""
@@ -840,6 +840,78 @@ class LiveFeed(Protocol):
 
 
 # --- operator actions (the console's audit trail) -------------------------------------------
+
+
+PARKED = "parked"
+"""The reason of a parked entry that is fine itself: it waits behind its aggregate's head."""
+
+
+@dataclass(frozen=True, slots=True)
+class ParkedEntry:
+    """One event of a parked aggregate: it waits, in ``seq`` order, behind the head of its queue
+    (the entry with the lowest ``seq``: the event that could not be stored)."""
+
+    key: str  # "<aggregate_type>:<aggregate_id>"
+    seq: int  # 1, 2, ... per aggregate: the order its entries are released in
+    record: Record  # as it was taken from the events topic: what is judged when released
+    reason: str  # the head's problem (a dead-letter reason); PARKED for one waiting behind it
+    detail: str
+    event_id: str | None  # None: the bytes are no envelope
+    parked_at: datetime
+    resolution: str | None = None  # on the head: "skip" or "replay" (an operator's decision)
+    by: str | None = None  # "replay": the replacement event's id; "skip": the operator
+
+    @property
+    def source(self) -> str:
+        """The entry's identity: where its record sits, ``<topic>/<partition>/<offset>``."""
+        return f"{self.record.topic}/{self.record.partition}/{self.record.offset}"
+
+    @property
+    def replay_command_id(self) -> str:
+        """The command id a replay of this entry carries (``DeadLetterEntry.command_id``)."""
+        return f"dlq-replay:{self.event_id or self.source}"
+
+
+def check_head(head: ParkedEntry, seq: int) -> None:
+    """InvalidInput unless ``seq`` names the head of its queue."""
+    if seq != head.seq:
+        raise InvalidInput(
+            f"entry {seq} of {head.key} waits behind the head of its queue (entry {head.seq}, "
+            f"{head.reason}); replay or skip the head first: the rest is then released in order."
+        )
+
+
+class ParkedEvents(Protocol):
+    """Aggregates parked by the appender, each with its queue (kept next to the event store)."""
+
+    async def park(self, entries: Sequence[ParkedEntry]) -> None:
+        """Keep these (idempotent by source: an entry parked before keeps its first seq)."""
+        ...
+
+    async def sources(self, sources: Sequence[str]) -> set[str]:
+        """Which of these records (by source) are parked."""
+        ...
+
+    async def heads(self, keys: Sequence[str] | None = None) -> dict[str, tuple[ParkedEntry, int]]:
+        """Per parked aggregate among ``keys`` (None: all): its head and its highest seq."""
+        ...
+
+    async def queue(self, key: str, *, limit: int) -> list[ParkedEntry]:
+        """The first ``limit`` entries of an aggregate's queue, in seq order."""
+        ...
+
+    async def resolve(self, key: str, seq: int, resolution: str, by: str) -> ParkedEntry:
+        """Set the head's resolution, once: the head as it is now (its first resolution stays).
+        InvalidInput when ``seq`` is not the head's, NotFound when the aggregate has no entry."""
+        ...
+
+    async def relabel(self, source: str, reason: str, detail: str) -> None:
+        """A parked entry found unfit when released: it heads its queue with this reason now."""
+        ...
+
+    async def remove(self, sources: Sequence[str]) -> None:
+        """Drop released entries (idempotent)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

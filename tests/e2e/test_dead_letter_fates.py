@@ -2,10 +2,14 @@
 (issue 19): a newer commands process beside an older appender (a type it does not know, a
 smaller record limit), and bad bytes produced straight to the events topic. The outcome query
 and a retry with the command id say ``dead_lettered`` with the reason; a mark naming the dead
-event is dropped, so the next request is answered on the store; the stream keeps moving."""
+event is dropped, so the next request is answered on the store; the dead letter parks its
+aggregate alone (a later payment waits until the head is skipped); the stream keeps moving."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 import uuid
 from typing import Any
 
@@ -15,9 +19,37 @@ from tests.fleet import FleetProcess, order_items, start_together
 from tests.tokens import TESTER
 from tests.waiting import wait_for
 from topics.envelope import Actor, command_scope, derived_event_id
+from workers.adapters.kafka import plain
+from workers.adapters.kafka.reader import read_topic
 from workers.devtools.embedded import EmbeddedStack
+from workers.roles.dlq_replay import DeadLetterEntry, entries_of
 
 LIMIT = 2048  # the older appender's EVENTFLEET_MAX_EVENT_BYTES
+
+
+async def parked_entries(fleet: FleetProcess, key: str, n: int) -> list[DeadLetterEntry]:
+    """The first ``n`` dead-letter entries of ``key``'s parked queue, in order (waits for them)."""
+    found: list[DeadLetterEntry] = []
+
+    async def there() -> bool:
+        records = await read_topic(plain(fleet.env["EVENTFLEET_KAFKA_URL"]), f"{fleet.prefix}events.dlq")
+        entries = {e.parked[1]: e for e in entries_of(records) if e.parked and e.parked[0] == key}
+        found[:] = [entries[seq] for seq in sorted(entries)][:n]
+        return len(found) == n
+
+    await wait_for(there, timeout_s=60, what=f"{n} parked entries of {key}", interval_s=0.2)
+    return found
+
+
+async def eventfleet(fleet: FleetProcess, *args: str) -> tuple[int, str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("EVENTFLEET_")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "workers.cli", *args, env={**clean, **fleet.env},
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 90)
+    return process.returncode or 0, out.decode(), err.decode()
 
 
 async def produce_raw(
@@ -109,8 +141,15 @@ async def test_a_command_whose_event_the_appender_dead_letters_is_told_its_fate(
             told_wrong.append(shipped)
         assert shipped[0] == 409 and shipped[1]["current"] == "OrderPlaced", shipped
 
-        # The stream kept moving: what the older appender knows is stored after the dead letters.
+        # The dead letter parked its order (issue 38): the payment waits behind it, in order,
+        # and is stored once an operator skips the head; the rest of the stream kept moving.
         assert (await post(order, "OrderPaid", {"amount": 12.5}, "pay"))[0] == 202
+        head, behind = await parked_entries(commands, f"order:{order}", 2)
+        assert head.event is not None and head.event.id == wrapped[1]["event_id"]
+        assert (head.reason, behind.reason) == ("unknown_event_type", "parked")
+        assert (await outcome(order, "pay"))["outcome"] == "accepted"  # waits, not judged
+        code, out, err = await eventfleet(commands, "dlq", "skip", head.position, "--operator", "ci")
+        assert code == 0 and "is released" in out, out + err
         await wait_for(lambda: settled(order, "pay"), timeout_s=60, what="the payment stored")
         assert (await outcome(order, "pay"))["outcome"] == "stored"
         _, events = await commands.get(f"/v1/order/{order}/events")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,7 +15,7 @@ import pytest
 from snapshot_rules.domain import Domains
 from snapshot_rules.projection import advance
 from snapshot_rules.replay import replay
-from topics.envelope import Event, new_event
+from topics.envelope import Event, encode, new_event
 from workers.adapters.memory import (
     MemoryDatabase,
     MemoryEventStore,
@@ -23,9 +23,10 @@ from workers.adapters.memory import (
     MemorySnapshotStore,
     MemoryViewStore,
 )
+from workers.adapters.memory.parked import MemoryParkedEvents
 from workers.examples.domains.chat_room import CHAT_MESSAGES, CHAT_ROOM
 from workers.examples.domains.order import ORDER
-from workers.ports import MarkRequest, Snapshot
+from workers.ports import MarkRequest, ParkedEntry, Record, Snapshot
 from workers.roles import audit
 from workers.roles.audit import WARNINGS, Auditor, AuditSources
 
@@ -67,6 +68,7 @@ class Fleet:
     marker: MemoryMarker
     topics: dict[str, list[Event]]
     histories: dict[tuple[str, str], list[Event]]
+    parked: MemoryParkedEvents = field(default_factory=MemoryParkedEvents)
 
     def auditor(self) -> Auditor:
         async def read(topic: str) -> list[Event]:
@@ -78,6 +80,7 @@ class Fleet:
             views={CHAT_MESSAGES.name: self.views},
             marks=self.marker,
             read_topic=read,
+            parked=self.parked,
         )
         return Auditor(DOMAINS, sources, mark_bound_s=0.01)
 
@@ -132,6 +135,15 @@ async def stale_mark(f: Fleet) -> None:
     await f.marker.check_and_mark(
         MarkRequest("order:o1", first.type, first.id, ["*"], fallback="-")
     )
+
+
+async def parked(f: Fleet) -> None:
+    """o2's next event could not be stored: parked, its mark names it (a warning, no gap)."""
+    head = new_event("order", "o2", "OrderDelivered", {}, schema_version=9)
+    record = Record("events", 0, 7, head.key, encode(head))
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    await f.parked.park([ParkedEntry("order:o2", 1, record, "unknown_schema_version", "", head.id, at)])
+    await f.marker.check_and_mark(MarkRequest("order:o2", head.type, head.id, ["*"], fallback="-"))
 
 
 async def snapshot_ahead(f: Fleet) -> None:
@@ -207,6 +219,7 @@ PLANTED: dict[str, tuple[Plant, tuple[str, str]]] = {
     "view_ahead": (view_ahead, ("chat_room", "r1")),
     "out_of_order": (out_of_order_downstream, ("order", "o1")),
     "double": (double_downstream, ("order", "o1")),
+    "parked": (parked, ("order", "o2")),
     "missing_downstream": (missing_downstream, ("order", "o1")),
     "extra_downstream": (extra_downstream, ("order", "ghost")),
 }

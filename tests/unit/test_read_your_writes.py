@@ -414,7 +414,7 @@ async def test_the_safety_net_reads_a_bounded_number_of_aggregates_a_tick() -> N
     asked = events.asked
     of = wait.serving(Caller("alice"))
     reads = asyncio.gather(*(
-        of.stored(("order", f"o-{n}"), ReadAfter(1, None, wait_ms=600)) for n in range(aggregates)
+        of.stored(("order", f"o-{n}"), ReadAfter(1, None, wait_ms=3000)) for n in range(aggregates)
     ), return_exceptions=True)  # fmt: skip
     await wait_for(lambda: feed.listeners() == aggregates, timeout_s=10, what="all listening")
     await wait_for(lambda: wait.idle, timeout_s=10, what="the arrivals checked")

@@ -1,4 +1,5 @@
-"""``eventfleet dlq list|replay``: the dead-letter topic, and re-submitting a fixed entry.
+"""``eventfleet dlq list|parked|replay|skip``: the dead-letter topic, parked aggregates with their
+queues, re-submitting a fixed entry, and skipping one (a parked head: the rest is released).
 
 The same desk as the console's: a replay goes through the command path (the store still
 judges it), is idempotent per dead letter, and is written to the audit trail. Exit codes:
@@ -63,6 +64,25 @@ def add_parser(commands: Any, formatter: type[argparse.HelpFormatter]) -> None:
     replay.add_argument("--data", help="only replace the event's data (a JSON object)")
     replay.add_argument("--operator", help="who replays, for the audit trail (default: $USER)")
     replay.add_argument("--yes", action="store_true", help="do not ask to confirm")
+    parked = actions.add_parser(
+        "parked",
+        help="parked aggregates, each with its queue in order",
+        description="Aggregates the appender parked: the head (the event that could not be "
+        "stored) and the events waiting behind it, in order. Replay or skip the head to "
+        "release the rest (each is judged again).",
+        formatter_class=formatter,
+    )
+    parked.add_argument("--json", action="store_true", help="one JSON array of aggregates")
+    skip = actions.add_parser(
+        "skip",
+        help="decide an entry needs nothing (a parked head: the rest is released; audited)",
+        description="Record that a dead-lettered entry needs nothing. Skipping the head of a "
+        "parked aggregate releases the rest of its queue, each event judged again in order; "
+        "an entry behind its head is refused.",
+        formatter_class=formatter,
+    )
+    skip.add_argument("entry", help="<partition>/<offset> in the dead-letter topic (see list)")
+    skip.add_argument("--operator", help="who skips, for the audit trail (default: $USER)")
 
 
 async def run_dlq(settings: Settings, args: Any) -> int:
@@ -72,6 +92,10 @@ async def run_dlq(settings: Settings, args: Any) -> int:
     try:
         if args.dlq_command == "list":
             return await run_list(settings, args)
+        if args.dlq_command == "parked":
+            return await run_parked(settings, args)
+        if args.dlq_command == "skip":
+            return await run_skip(settings, args)
         return await run_replay(settings, args)
     except EventfleetError as e:
         _error(str(e))
@@ -96,6 +120,63 @@ async def run_list(settings: Settings, args: Any, out: TextIO | None = None) -> 
         what = f"{e.event.aggregate_type} {e.event.aggregate_id} {e.event.type}" if e.event else "-"
         out.write(f"{e.position:<10} {e.reason:<28} {what}  {e.detail[:80]}\n".rstrip() + "\n")
     out.write(f"{len(shown)} dead letters in {settings.topic_prefix}events.dlq\n")
+    return 0
+
+
+async def run_parked(settings: Settings, args: Any, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    from workers.http.console.desk import DeadLetterDesk
+    from workers.runtime.compose import Runtime
+
+    runtime = await Runtime.start(settings, roles=())
+    try:
+        parked = await DeadLetterDesk(runtime, via="cli").parked()
+    finally:
+        await runtime.stop()
+    shown: list[dict[str, Any]] = [
+        {
+            "aggregate": head.key, "reason": head.reason, "detail": head.detail,
+            "resolution": head.resolution, "by": head.by, "last_seq": last,
+            "queue": [
+                {"seq": e.seq, "source": e.source, "event_id": e.event_id, "reason": e.reason}
+                for e in queue
+            ],
+        }
+        for head, last, queue in parked
+    ]  # fmt: skip
+    if args.json:
+        out.write(orjson.dumps(shown).decode() + "\n")
+        return 0
+    for aggregate in shown:
+        out.write(f"{aggregate['aggregate']}  head: {aggregate['reason']}"
+                  f"{'  (' + str(aggregate['resolution']) + ')' if aggregate['resolution'] else ''}"
+                  "\n")  # fmt: skip
+        for e in aggregate["queue"]:
+            out.write(f"  #{e['seq']:<4} {e['source']:<32} {e['reason']}\n")
+    out.write(f"{len(shown)} parked aggregates\n")
+    return 0
+
+
+async def run_skip(settings: Settings, args: Any, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    from workers.http.console.desk import DeadLetterDesk
+    from workers.runtime.compose import Runtime
+
+    try:  # usage errors first, before any connection
+        parse_position(args.entry)
+        operator = check_operator(args.operator or _user())
+    except InvalidInput as e:
+        _error(str(e))
+        return USAGE
+    runtime = await Runtime.start(settings, roles=())
+    try:
+        desk = DeadLetterDesk(runtime, via="cli")
+        action = await desk.skip(await desk.entry(args.entry), operator=operator)
+    finally:
+        await runtime.stop()
+    released = action.result.get("releases")
+    out.write(f"skipped {args.entry}" + (f"; {released} is released" if released else "") + "\n")
+    out.write(f"audited as {action.id}\n")
     return 0
 
 

@@ -26,10 +26,17 @@ from dataclasses import dataclass, field, replace
 
 from snapshot_rules.domain import Domain, Domains, Mode
 from snapshot_rules.replay import Folded
-from topics.envelope import NEW_AGGREGATE, Event, command_scope, utc_now
-from topics.errors import InvalidEventData, ReplayFailed, StoreUnavailable, Unavailable
+from topics.envelope import NEW_AGGREGATE, Event, command_scope, decode, utc_now
+from topics.errors import (
+    InvalidEnvelope,
+    InvalidEventData,
+    ReplayFailed,
+    StoreUnavailable,
+    Unavailable,
+)
 from workers.metrics import Metrics
 from workers.ports import (
+    PARKED,
     STORE_VERDICTS,
     AggregateRef,
     AppendConflict,
@@ -38,13 +45,15 @@ from workers.ports import (
     Head,
     Marker,
     Outgoing,
+    ParkedEntry,
+    ParkedEvents,
     Producer,
     Record,
     Rejection,
     Rejections,
 )
 from workers.roles.deadletter import DeadLetter, DeadLetters, decode_record
-from workers.roles.fates import DeadLetterFates
+from workers.roles.fates import DeadLetterFates, fate_of
 from workers.roles.judge import INVALID_DATA, Refusal, Waiting, judge, missing_predecessors
 from workers.roles.outcomes import Answer, Refused, encode, refusal_at_store
 from workers.roles.state import StateLoader
@@ -56,6 +65,8 @@ CACHE_SIZE = 100_000
 LOOKUP_IDS = 256  # ids per store lookup: a bounded call, whatever the backlog
 LOOKUPS_IN_FLIGHT = 16
 GAP_HOLD_S = 0.1  # how much longer an event past a gap waits before it is looked at again
+PARK_POLL_S = 0.5  # how often parked heads are looked at for an operator's replay or skip
+RELEASE_BATCH = 500  # parked entries judged again per aggregate and round
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +138,7 @@ class Appender:
         memory: CommandMemory | None = None,
         loader: StateLoader | None = None,
         fates: DeadLetterFates | None = None,
+        parked: ParkedEvents | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if config.judge_access and loader is None:
@@ -144,6 +156,15 @@ class Appender:
         self._loader = loader
         self._fates = fates  # an accepted event dead-lettered here: its command is told so
         self._clock = clock
+        self._parked = parked  # None: a dead letter parks nothing (as before parking)
+        self._owned: set[int] = set()  # partitions of the events topic assigned here
+        # Parked aggregates (head, highest seq), read whole from the store after every
+        # assignment and every PARK_POLL_S; kept up to date with what this process parks.
+        self._known: dict[str, tuple[ParkedEntry, int]] | None = None
+        # Records of parked (or parking) aggregates past a gap: parked once the gap closes,
+        # so a record redelivered into the gap goes first (undecided meanwhile).
+        self._held_back: list[tuple[Record, DeadLetter | Event]] = []
+        self._next_poll = 0.0
         self._heads: OrderedDict[AggregateRef, Head] = OrderedDict()
         self._waiting: dict[AggregateRef, list[Waiting]] = {}
         self._stored = _Recent()
@@ -170,10 +191,11 @@ class Appender:
             finished = {(r.partition, r.offset) for r in self._ready}
             records = [r for r in records if (r.partition, r.offset) not in finished]
             letters, refused, fresh, copies = self._decode(records)
+            letters, fresh, copies, parked, urgent = await self._park(letters, fresh, copies)
             now = self._clock()
             for event, record in fresh:
                 ref = (event.aggregate_type, event.aggregate_id)
-                deadline = now + self._config.wait_s
+                deadline = now if event.id in urgent else now + self._config.wait_s
                 self._waiting.setdefault(ref, []).append(Waiting(event, record, deadline))
             for event, record in copies:
                 self._attach_copy(event, record)
@@ -181,22 +203,49 @@ class Appender:
             done = await self._decide(list(dict.fromkeys(refs)), now)
             done.refused += refused
             await self._finish(done, letters)
+            if urgent:  # a parked head's replay was judged: release what waits behind it
+                replayed = {e.key.decode() for e, _ in fresh if e.id in urgent}
+                await self._release_parked(now, keys=replayed)
             decided = self._take_ready()
         self._metrics.append_batch_size.observe(len(records))
         self._metrics.append_latency.observe(time.perf_counter() - started)
-        return decided + [letter.record for letter in letters] + done.decided
+        return decided + [letter.record for letter in letters] + done.decided + parked
 
     async def expire(self) -> list[Record]:
         """Judge the events whose wait is over (called on a timer); return the records decided."""
         async with self._turn():
             await self._finish_unfinished()
             now = self._clock()
+            if self._poll_due():
+                await self._release_parked(now)
+            extra, refs = await self._park_held_back(now) if self._held_back else ([], [])
             due = [ref for ref, queue in self._waiting.items() if min_deadline(queue) <= now]
+            due = list(dict.fromkeys(due + refs))
             if not due:
-                return self._take_ready()
+                return self._take_ready() + extra
             done = await self._decide(due, now)
             await self._finish(done, [])
-            return self._take_ready() + done.decided
+            return self._take_ready() + extra + done.decided
+
+    async def _park_held_back(self, now: float) -> tuple[list[Record], list[AggregateRef]]:
+        """Park what was held back past a gap that has closed; the rest of it is handled as
+        any record is. Returns the records decided and the aggregates of events to judge."""
+        letters, fresh, _, parked, urgent = await self._park([], [], [])
+        for event, record in fresh:
+            deadline = now if event.id in urgent else now + self._config.wait_s
+            self._waiting.setdefault((event.aggregate_type, event.aggregate_id), []).append(
+                Waiting(event, record, deadline)
+            )
+        if letters:
+            await self._finish(_Round(), letters)
+        return [letter.record for letter in letters] + parked, self._refs(fresh)
+
+    def assign(self, partitions: Collection[int]) -> None:
+        """The events topic's partitions assigned here now: their parked aggregates are released
+        by this process (``revoked`` partitions are dropped through ``forget``)."""
+        self._owned = set(partitions)
+        self._known = None  # read again: another process may have parked their aggregates
+        self._next_poll = 0.0  # look at their parked heads at once
 
     def hold_past_gaps(self, gap_below: Callable[[int, int], bool]) -> None:
         """``gap_below(partition, offset)``: an offset below it has not reached this process yet
@@ -208,7 +257,16 @@ class Appender:
     def holds_work(self) -> bool:
         """Whether a tick (``expire``) may have anything to do: an event waiting, a failed
         round to finish, or decided records not yet returned. An idle appender skips its ticks."""
-        return bool(self._waiting) or self._unfinished is not None or bool(self._ready)
+        return (
+            bool(self._waiting)
+            or self._unfinished is not None
+            or bool(self._ready)
+            or bool(self._held_back)
+            or self._poll_due()
+        )
+
+    def _poll_due(self) -> bool:
+        return self._parked is not None and bool(self._owned) and self._clock() >= self._next_poll
 
     def next_deadline(self) -> float | None:
         """When the earliest waiting event is due, or None when nothing waits."""
@@ -237,6 +295,9 @@ class Appender:
         left alone and the revocation is applied when the batch ends: dropping its waiting
         queues under it would fail it (KeyError) and stop the process.
         """
+        # At once, not deferred: an assignment that follows must not be undone by it.
+        self._owned = set() if partitions is None else self._owned - set(partitions)
+        self._known = None
         if self._lock.locked():
             self._revoked_meanwhile.append(None if partitions is None else set(partitions))
             return
@@ -244,6 +305,10 @@ class Appender:
 
     def _forget_now(self, partitions: Collection[int] | None) -> None:
         self._heads.clear()
+        self._held_back = [  # undecided: the partition's next owner takes them again
+            (r, item) for r, item in self._held_back
+            if partitions is not None and r.partition not in partitions
+        ]  # fmt: skip
         for ref in list(self._waiting):
             kept = []
             for w in self._waiting[ref]:
@@ -344,6 +409,263 @@ class Appender:
     @staticmethod
     def _refs(pairs: Sequence[tuple[Event, Record]]) -> list[AggregateRef]:
         return [(event.aggregate_type, event.aggregate_id) for event, _ in pairs]
+
+    # --- parking --------------------------------------------------------------------------
+
+    def _parkable_key(self, letter: DeadLetter) -> str | None:
+        """The aggregate a dead letter parks (from its record's key): one of an async domain."""
+        raw = letter.record.key
+        if raw is None:
+            return None
+        try:
+            key = raw.decode()
+        except UnicodeDecodeError:
+            return None
+        aggregate_type, sep, aggregate_id = key.partition(":")
+        if not sep or not aggregate_id or aggregate_type not in self._domains:
+            return None
+        return key if self._domains.get(aggregate_type).mode is Mode.ASYNC else None
+
+    async def _park(
+        self,
+        letters: list[DeadLetter],
+        fresh: list[tuple[Event, Record]],
+        copies: list[tuple[Event, Record]],
+    ) -> tuple[
+        list[DeadLetter], list[tuple[Event, Record]], list[tuple[Event, Record]], list[Record],
+        set[str],
+    ]:  # fmt: skip
+        """Park what cannot be stored, and what follows it on its aggregate.
+
+        A dead letter whose record names an aggregate of an async domain parks that aggregate:
+        it heads a queue kept next to the event store (``ParkedEvents``), and every later event
+        of the aggregate joins the queue in order instead of being judged against a history
+        with a hole. A replay of the head (its command id is the head's ``replay_command_id``)
+        is judged at once; the head is then resolved and the queue released (``_release``).
+        Returns the letters, events and copies left to handle, the records parked (decided:
+        durably in the queue and on the dead-letter topic) and the ids of replays to judge now.
+        A copy of an event parked here is decided with it; records of a parked aggregate past
+        a gap are held back until it closes (``_held_back``).
+        """
+        if self._parked is None or not (letters or fresh or self._held_back):
+            return letters, fresh, copies, [], set()
+        held_back, self._held_back = self._held_back, []
+        try:
+            return await self._park_now(letters, fresh, copies, held_back)
+        except BaseException:  # the batch is handled again; what was held back stays so
+            self._held_back = held_back
+            raise
+
+    async def _park_now(
+        self,
+        letters: list[DeadLetter],
+        fresh: list[tuple[Event, Record]],
+        copies: list[tuple[Event, Record]],
+        held_back: list[tuple[Record, DeadLetter | Event]],
+    ) -> tuple[
+        list[DeadLetter], list[tuple[Event, Record]], list[tuple[Event, Record]], list[Record],
+        set[str],
+    ]:  # fmt: skip
+        assert self._parked is not None  # checked by _park
+        letters = letters + [item for _, item in held_back if isinstance(item, DeadLetter)]
+        fresh = fresh + [(item, r) for r, item in held_back if not isinstance(item, DeadLetter)]
+        starting = {id(letter): self._parkable_key(letter) for letter in letters}
+        await self._copies_park_nothing(letters, starting)
+        keys = {k for k in starting.values() if k is not None}
+        keys |= {event.key.decode() for event, _ in fresh}
+        if self._known is None:
+            self._known = await self._parked.heads()
+        known = self._known
+        heads = {key: known[key] for key in keys if key in known}
+        if not heads and not any(starting.values()):
+            return letters, fresh, copies, [], set()
+        items: list[tuple[Record, DeadLetter | Event]] = [(ltr.record, ltr) for ltr in letters]
+        items += [(record, event) for event, record in fresh]
+        copy_at = {(r.partition, r.offset) for _, r in copies}
+        items += [(record, event) for event, record in copies]
+        items.sort(key=lambda item: (item[0].partition, item[0].offset))
+        candidates = [
+            item for item in items
+            if (starting.get(id(item[1])) if isinstance(item[1], DeadLetter)
+                else item[1].key.decode() in heads)
+        ]  # fmt: skip
+        already = await self._parked.sources(
+            [f"{r.topic}/{r.partition}/{r.offset}" for r, _ in candidates]
+        )
+        tails = {key: last for key, (_, last) in heads.items()}
+        at = utc_now()
+        entries: list[tuple[ParkedEntry, DeadLetter]] = []
+        kept_letters: list[DeadLetter] = []
+        kept_fresh: list[tuple[Event, Record]] = []
+        kept_copies: list[tuple[Event, Record]] = []
+        parked: list[Record] = []
+        parked_ids: set[str] = set()
+        urgent: set[str] = set()
+        replays: list[tuple[ParkedEntry, str]] = []
+        holding: set[str] = set()
+        for record, item in items:
+            source = f"{record.topic}/{record.partition}/{record.offset}"
+            key_of = starting[id(item)] if isinstance(item, DeadLetter) else item.key.decode()
+            if (record.partition, record.offset) in copy_at and not isinstance(item, DeadLetter):
+                if item.id in parked_ids:  # its event is parked: decided with it
+                    parked.append(record)
+                    continue
+                if key_of not in holding and key_of not in heads:
+                    kept_copies.append((item, record))  # held with its waiting event
+                    continue
+            if key_of is not None and (key_of in holding or (
+                (key_of in heads or isinstance(item, DeadLetter))
+                and self._gap_below(record.partition, record.offset)
+            )):  # fmt: skip
+                holding.add(key_of)  # a record redelivered into the gap may go first
+                self._held_back.append((record, item))
+                continue
+            if isinstance(item, DeadLetter):
+                key = starting[id(item)]
+                if key is None:
+                    kept_letters.append(item)
+                    continue
+                reason, detail, event_id = item.reason, item.detail, _event_id(record)
+            else:
+                key = item.key.decode()
+                head = heads[key][0] if key in heads else None
+                if head is None:
+                    kept_fresh.append((item, record))
+                    continue
+                if item.metadata.command_id == head.replay_command_id and (
+                    head.resolution is None or head.by == item.id
+                ):  # the head's replay: judged now, on the stored head
+                    kept_fresh.append((item, record))
+                    urgent.add(item.id)
+                    if head.resolution is None:
+                        replays.append((head, item.id))
+                    continue
+                reason, event_id = PARKED, item.id
+                parked_ids.add(item.id)
+                detail = f"{key} is parked behind {head.source} ({head.reason}); it waits in order"
+            parked.append(record)
+            if source in already:
+                continue  # parked before (a redelivery): its entry keeps its first seq
+            seq = tails.get(key, 0) + 1
+            tails[key] = seq
+            entry = ParkedEntry(key, seq, record, reason, detail, event_id, at)
+            entries.append((entry, DeadLetter(record, reason, detail, parked=(key, seq))))
+            if key not in heads:
+                heads[key] = (entry, seq)
+        poison = [letter for _, letter in entries if letter.reason != PARKED]
+        if poison and self._fates is not None:  # its command is told, as for any dead letter
+            held = {w.event.id for queue in self._waiting.values() for w in queue}
+            await self._fates.record(poison, held=held)
+        if entries:
+            await self._dead_letters.send([letter for _, letter in entries])
+            await self._parked.park([entry for entry, _ in entries])
+        resolved = {}
+        for head, replay_id in replays:
+            resolved[head.key] = await self._parked.resolve(head.key, head.seq, "replay", replay_id)
+        for key, (head, _) in heads.items():  # written: this process knows them from now on
+            known[key] = (resolved.get(key, head), tails.get(key, 0))
+        for entry, _ in entries:
+            if entry.seq == 1:  # a queue starts: the aggregate is parked
+                self._metrics.aggregates_parked.labels("appender", entry.reason).inc()
+            log.info("parked %s #%d (%s): %s", entry.key, entry.seq, entry.reason, entry.source)
+        return kept_letters, kept_fresh, kept_copies, parked, urgent
+
+    async def _copies_park_nothing(
+        self, letters: list[DeadLetter], starting: dict[int, str | None]
+    ) -> None:
+        """A dead-lettered copy of an event that is stored, refused or waits here (a garbled or
+        oversized copy of it) leaves no hole: it parks nothing, and is dead-lettered as before."""
+        events = {id(ltr): fate_of(ltr) for ltr in letters if starting.get(id(ltr)) is not None}
+        ids = {i: f.rejection.event_id for i, f in events.items() if f is not None}
+        if not ids:
+            return
+        held = {w.event.id for queue in self._waiting.values() for w in queue}
+        unknown = sorted({e for e in ids.values() if e not in held and e not in self._stored})
+        refs = [
+            (f.rejection.aggregate_type, f.rejection.aggregate_id)
+            for f in events.values() if f is not None
+        ]  # fmt: skip
+        stored = set(await self._store.find(unknown, aggregates=list(dict.fromkeys(refs))))
+        judged = set(await self._find_refused([e for e in unknown if e not in stored]))
+        gone = held | stored | judged
+        for i, event_id in ids.items():
+            if event_id in gone or event_id in self._stored or event_id in self._refused:
+                starting[i] = None
+
+    async def _release_parked(self, now: float, *, keys: Collection[str] | None = None) -> None:
+        """Release the queues of this process's parked aggregates (all, or ``keys``) whose head
+        was resolved."""
+        assert self._parked is not None
+        if keys is None:
+            self._next_poll = now + PARK_POLL_S
+        heads = await self._parked.heads(None if keys is None else sorted(keys))
+        if keys is None:
+            self._known = dict(heads)
+        for key, (head, _) in heads.items():
+            if head.record.partition in self._owned:
+                await self._release(key, head, now)
+
+    async def _release(self, key: str, head: ParkedEntry, now: float) -> None:
+        """Judge again, in order, the entries behind a resolved head (skipped, or replaced by a
+        replay that was decided), up to the next entry that cannot be stored: it heads the
+        queue from then on. The entries leave the queue once their fates are written down."""
+        assert self._parked is not None
+        aggregate_type, _, aggregate_id = key.partition(":")
+        ref: AggregateRef = (aggregate_type, aggregate_id)
+        if head.resolution == "replay" and head.by is not None:
+            if not await self._decided(ref, head.by):
+                return  # the replay waits here still
+        elif head.resolution != "skip" and head.reason != PARKED:
+            return  # the head waits for an operator
+        queue = await self._parked.queue(key, limit=RELEASE_BATCH)
+        removed = [e.source for e in queue[:1] if e.source == head.source and e.resolution]
+        waiting_ids = {w.event.id for w in self._waiting.get(ref, ())}
+        released: list[tuple[ParkedEntry, Event]] = []
+        for entry in queue[len(removed) :]:
+            if entry.reason != PARKED:
+                break  # a dead letter itself: the new head, it waits for an operator
+            event = decode_record(entry.record, max_event_bytes=self._config.max_event_bytes)
+            problem = (
+                (event.reason, event.detail) if isinstance(event, DeadLetter) else self._check(event)
+            )
+            if problem is not None:  # cannot be taken now (the domains changed): the new head
+                letter = DeadLetter(entry.record, *problem, parked=(key, entry.seq))
+                if self._fates is not None:
+                    await self._fates.record([letter], held=waiting_ids)
+                await self._dead_letters.send([letter])
+                await self._parked.relabel(entry.source, *problem)
+                break
+            assert not isinstance(event, DeadLetter)
+            if event.id not in waiting_ids:  # one still waiting from the last round stays
+                released.append((entry, event))
+        if released:
+            self._waiting.setdefault(ref, []).extend(
+                Waiting(event, entry.record, now) for entry, event in released
+            )
+            done = await self._decide([ref], now)
+            await self._finish(done, [])
+            ours = {(e.record.partition, e.record.offset) for e, _ in released}
+            # Parked records were acked when parked: only others decided with them are returned.
+            self._ready += [r for r in done.decided if (r.partition, r.offset) not in ours]
+        decided = [e.source for e, ev in released if ev.id in self._stored or ev.id in self._refused]
+        await self._parked.remove(removed + decided)
+        if self._known is not None:  # what is left of the queue, if anything
+            left = await self._parked.heads([key])
+            if key in left:
+                self._known[key] = left[key]
+            else:
+                self._known.pop(key, None)
+        if removed or decided:
+            log.info("released %d parked events of %s (head %s: %s)",
+                     len(decided), key, head.source, head.resolution or "released")  # fmt: skip
+
+    async def _decided(self, ref: AggregateRef, event_id: str) -> bool:
+        """Whether an event is stored or refused (known here, or looked up)."""
+        if event_id in self._stored or event_id in self._refused:
+            return True
+        if await self._store.find([event_id], aggregates=[ref]):
+            return True
+        return bool(await self._find_refused([event_id]))
 
     # --- deciding -------------------------------------------------------------------------
 
@@ -710,6 +1032,14 @@ class Appender:
                 await self._marker.repair(event.key.decode(), event.id, self._heads.get(ref))
             except Unavailable as e:  # only a cache: a wrong mark is judged here again
                 log.warning("mark of %s %s not repaired: %s", ref[0], ref[1], e)
+
+
+def _event_id(record: Record) -> str | None:
+    """The id of the event a dead-lettered record carries, if it can be read."""
+    try:
+        return decode(record.value).id
+    except InvalidEnvelope:
+        return None
 
 
 def min_deadline(queue: Sequence[Waiting]) -> float:

@@ -26,6 +26,7 @@ REASONS = frozenset(
         "snapshot_failed",  # the reducer or the store cannot take this aggregate's state
         "projection_failed",
         "upcast_failed",  # a declared upcaster raised: the event cannot be read as current
+        "parked",  # fine itself: it waits behind its aggregate's parked head (workers.ports)
     )
 )
 
@@ -37,6 +38,8 @@ class DeadLetter:
     record: Record
     reason: str  # one of REASONS: bounded, so it can be a metric label
     detail: str
+    parked: tuple[str, int] | None = None
+    """(aggregate key, seq) when the letter is an entry of a parked aggregate's queue."""
 
 
 class DeadLetters:
@@ -60,6 +63,11 @@ class DeadLetters:
                 ("dlq_source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
                 ("dlq_role", self._role.encode()),
             ]
+            if letter.parked is not None:  # the sequenced stream of one parked aggregate
+                headers += [
+                    ("dlq_parked", letter.parked[0].encode()),
+                    ("dlq_park_seq", str(letter.parked[1]).encode()),
+                ]
             messages.append(Outgoing(record.key, record.value, headers))
         await self._producer.send_many(self._topic, messages)
         for letter in letters:

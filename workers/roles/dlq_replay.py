@@ -20,7 +20,16 @@ import orjson
 
 from topics.envelope import Event, decode, utc_now
 from topics.errors import EventfleetError, InvalidEnvelope, InvalidInput, NotFound
-from workers.ports import ActionLog, OperatorAction, Record, ReplayClaim
+from workers.ports import (
+    PARKED,
+    ActionLog,
+    OperatorAction,
+    ParkedEntry,
+    ParkedEvents,
+    Record,
+    ReplayClaim,
+    check_head,
+)
 from workers.roles.outcomes import Answer, Refused
 from workers.roles.requests import CommandRequest, parse_request
 
@@ -42,6 +51,8 @@ class DeadLetterEntry:
     role: str
     event: Event | None  # the dead-lettered envelope, when its bytes are one
     at: datetime | None = None  # when it was dead-lettered (the record's Kafka timestamp)
+    parked: tuple[str, int] | None = None
+    """(aggregate key, seq): the entry is one of a parked aggregate's queue (workers.ports)."""
 
     @property
     def position(self) -> str:
@@ -72,6 +83,8 @@ class DeadLetterEntry:
             "aggregate_id": event.aggregate_id if event else None,
             "type": event.type if event else None,
             "at": self.at.isoformat() if self.at is not None else None,
+            "parked": self.parked[0] if self.parked is not None else None,
+            "park_seq": self.parked[1] if self.parked is not None else None,
             "value": self.value.decode(errors="replace"),
         }
 
@@ -87,6 +100,8 @@ def entry_of(record: Record) -> DeadLetterEntry:
         event: Event | None = decode(record.value)
     except InvalidEnvelope:
         event = None
+    seq = header("dlq_park_seq")
+    parked = (header("dlq_parked"), int(seq)) if seq.isdecimal() and header("dlq_parked") else None
     return DeadLetterEntry(
         partition=record.partition,
         offset=record.offset,
@@ -102,6 +117,7 @@ def entry_of(record: Record) -> DeadLetterEntry:
             if record.timestamp_ms is not None and record.timestamp_ms >= 0
             else None
         ),
+        parked=parked,
     )
 
 
@@ -183,6 +199,36 @@ def check_operator(operator: str) -> str:
     return name
 
 
+async def check_parked(parked: ParkedEvents, entry: DeadLetterEntry) -> ParkedEntry | None:
+    """The parked head an entry of a parked queue is, or InvalidInput: an entry behind the head
+    waits for it, and one released already was judged again (replaying it would store it twice).
+    None for an entry of no parked queue, or a head that left its queue (skipped, or replaced)."""
+    if entry.parked is None:
+        return None
+    key, seq = entry.parked
+    head = (await parked.heads([key])).get(key)
+    if head is not None and seq >= head[0].seq:
+        check_head(head[0], seq)  # behind the head: InvalidInput naming it
+        if head[0].reason != PARKED:
+            return head[0]
+    if entry.reason == PARKED:
+        raise InvalidInput(
+            f"dead letter {entry.position} waited behind the parked head of {key} and was "
+            "released: the appender judges it again (see its outcome). Nothing to replay."
+        )
+    return None
+
+
+async def skip_parked(parked: ParkedEvents, entry: DeadLetterEntry, operator: str) -> bool:
+    """Skip a parked head: the appender releases the rest of its queue, each judged again.
+    False for an entry of no parked queue (a skip is then only a note in the audit trail)."""
+    head = await check_parked(parked, entry)
+    if head is None:
+        return False
+    await parked.resolve(head.key, head.seq, "skip", operator)
+    return True
+
+
 Submit = Callable[[CommandRequest], Awaitable[Answer]]
 Render = Callable[[Refused], Answer]
 
@@ -200,6 +246,7 @@ class DeadLetterReplayer:
         via: str,
         max_bytes: int,
         now: Callable[[], datetime] = utc_now,
+        parked: ParkedEvents | None = None,
     ) -> None:
         self._submit = submit
         self._render = render
@@ -208,6 +255,7 @@ class DeadLetterReplayer:
         self._via = via
         self._max_bytes = max_bytes
         self._now = now
+        self._parked = parked
 
     def check_replayable(self, entry: DeadLetterEntry) -> None:
         """Raise InvalidInput for an entry the command path must not see again."""
@@ -246,6 +294,8 @@ class DeadLetterReplayer:
         """
         who = check_operator(operator)
         request = self.command(entry, submission)
+        if self._parked is not None:  # only the head of a parked queue is replayed
+            await check_parked(self._parked, entry)
         submitted = {
             **{name: submission[name] for name in SUBMISSION_FIELDS},
             "command_id": request.command_id,

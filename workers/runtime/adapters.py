@@ -28,6 +28,7 @@ from workers.ports import (
     KeyStore,
     LiveFeed,
     Marker,
+    ParkedEvents,
     PendingEvents,
     Positions,
     Producer,
@@ -75,6 +76,11 @@ class Stores(Protocol):
 
     @property
     def actions(self) -> ActionLog: ...
+
+    @property
+    def parked(self) -> ParkedEvents:
+        """Aggregates the appender parked, with their queues."""
+        ...
 
     @property
     def keys(self) -> KeyStore: ...

@@ -312,6 +312,7 @@ def register_agents(fleet: Fleet) -> None:
 
         async def assigned(sender: object, assigned: Partitions = None, **kwargs: object) -> None:
             appender.forget(set())  # a new assignment: cached heads may be another's now
+            appender.assign({tp.partition for tp in assigned or () if tp.topic == names.events})
 
         fleet.app.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type]
         fleet.app.on_partitions_assigned.connect(assigned)  # type: ignore[arg-type]

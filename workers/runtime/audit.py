@@ -41,6 +41,7 @@ async def auditor(
         marks=(await runtime.marks()).marker if marks else None,
         read_topic=read if topics else None,
         topic_name=runtime.names.name,
+        parked=runtime.stores.parked,
     )
     return Auditor(runtime.domains, sources, mark_bound_s=mark_bound_s)
 

@@ -265,6 +265,7 @@ class Runtime:
                 marker=marks.marker,
                 memory=marks.memory,
                 loader=self.loader,
+                parked=self.stores.parked,
                 fates=DeadLetterFates(
                     store=self.events,
                     rejections=self.stores.rejections,

@@ -9,6 +9,7 @@ from workers.adapters.memory.actions import MemoryActionLog
 from workers.adapters.memory.events import MemoryEventStore
 from workers.adapters.memory.keys import MemoryKeyStore
 from workers.adapters.memory.ladder import MemorySnapshotLadder
+from workers.adapters.memory.parked import MemoryParkedEvents
 from workers.adapters.memory.positions import MemoryPositions
 from workers.adapters.memory.producer import MemoryProducer
 from workers.adapters.memory.progress import MemoryAppendProgress
@@ -31,6 +32,7 @@ class MemoryStores:
         self.snapshots = MemorySnapshotStore()
         self.rejections = MemoryRejections()
         self.actions = MemoryActionLog()
+        self.parked = MemoryParkedEvents()
         self.keys = MemoryKeyStore()
         self.db = MemoryDatabase()
 

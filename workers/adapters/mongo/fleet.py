@@ -8,6 +8,7 @@ from workers.adapters.mongo.actions import MongoActionLog
 from workers.adapters.mongo.client import MongoClient, connect, database, translated
 from workers.adapters.mongo.keys import MongoKeyStore
 from workers.adapters.mongo.ladder import MongoSnapshotLadder
+from workers.adapters.mongo.parked import MongoParkedEvents
 from workers.adapters.mongo.stores import (
     EVENTS_ARCHIVE,
     MongoEventStore,
@@ -35,6 +36,7 @@ class MongoStores:
         self.snapshots = MongoSnapshotStore(self.db)
         self.rejections = MongoRejections(self.db)
         self.actions = MongoActionLog(self.db)
+        self.parked = MongoParkedEvents(self.db)
         self.keys = MongoKeyStore(self.db, master_key)
 
     def views(self, collection: str) -> MongoViewStore:
@@ -51,6 +53,7 @@ class MongoStores:
         await self.archive.ensure_indexes()
         await self.ladder.ensure_indexes()
         await self.keys.ensure_indexes()
+        await self.parked.ensure_indexes()
 
     async def ping(self) -> None:
         """One round trip (the health monitor bounds it with the store's timeout)."""

@@ -9,12 +9,14 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from topics.errors import InvalidInput
+from topics.envelope import decode
+from topics.errors import InvalidEnvelope, InvalidInput
 from workers.http.bodies import posted
-from workers.http.console.desk import DeadLetterDesk
+from workers.http.console.desk import SKIP, DeadLetterDesk
 from workers.http.console.html import esc, hidden, json_block, link, path, table
 from workers.http.console.session import csrf_field
 from workers.http.console.views import READ_ONLY, Console
+from workers.ports import ParkedEntry
 from workers.roles.dlq_replay import DeadLetterEntry, draft, parse_submission
 from workers.roles.requests import CommandRequest
 
@@ -47,12 +49,13 @@ class DeadLetterPages:
                 esc(e.reason), esc(e.detail[:200]), esc(e.source), esc(e.role),
                 _aggregate_link(e),
                 esc(e.event.type if e.event else "—"),
+                esc(f"{e.parked[0]} #{e.parked[1]}") if e.parked else "—",
             )
             for e in entries
         ]  # fmt: skip
         headings = (
             "dead-lettered at", "entry", "state", "reason", "detail", "source", "role",
-            "aggregate", "event type",
+            "aggregate", "event type", "parked",
         )  # fmt: skip
         listed = table(headings, rows, css_id="dead-letters")
         if self.console.actions:  # tick entries, then review one action on all of them
@@ -70,11 +73,40 @@ class DeadLetterPages:
                 '<button type="submit" id="bulk-review">Review</button></p></form>'
             )
         body = (
-            f"<p>topic <code>{esc(self.desk.topic)}</code>, newest first</p>"
+            await self._parked_section(await self.desk.entries())
+            + f"<h2>Dead letters</h2><p>topic <code>{esc(self.desk.topic)}</code>, newest first</p>"
             + _filters(reason, state)
             + listed
         )
         return self.console.html("Dead letters", body)
+
+    async def _parked_section(self, entries: list[DeadLetterEntry]) -> str:
+        """Parked aggregates, each with its queue: the head (what could not be stored) first."""
+        where = {e.source: e.position for e in entries if e.parked is not None}
+        rows = []
+        for head, last, queue in await self.desk.parked():
+            shown = "".join(
+                f"<li>#{q.seq} "
+                + (link(path("dlq", *where[q.source].split("/")), where[q.source])
+                   if q.source in where else esc(q.source))
+                + f" {esc(_type_of(q))} <em>{esc(q.reason)}</em></li>"
+                for q in queue
+            )  # fmt: skip
+            more = f"<li>… {last - queue[-1].seq} more</li>" if queue and last > queue[-1].seq else ""
+            rows.append((
+                esc(head.key), esc(head.reason), esc(head.detail[:200]),
+                esc(f"{head.resolution} ({head.by})" if head.resolution else "waits for an operator"),
+                str(len(queue) if not more else f"{len(queue)}+"),
+                f'<ol class="queue">{shown}{more}</ol>',
+            ))  # fmt: skip
+        if not rows:
+            return '<h2>Parked aggregates</h2><p id="parked-none">none</p>'
+        headings = ("aggregate", "head's reason", "detail", "head", "waiting", "queue, in order")
+        return (
+            "<h2>Parked aggregates</h2><p>Each waits alone, in order, behind its head: replay "
+            "the head fixed, or skip it, and the appender judges the rest again.</p>"
+            + table(headings, rows, css_id="parked")
+        )
 
     async def _states(self) -> dict[str, EntryState]:
         """Each replayed entry's state from the audit trail (the first successful replay)."""
@@ -210,8 +242,6 @@ class DeadLetterPages:
 
 
 STATES = ("new", "replayed", "skipped")
-SKIP = "dlq_skip"
-"""The audit trail's action of an operator who decided a dead letter needs nothing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +267,13 @@ NEW = EntryState("new")
 def _newest_first(entries: list[DeadLetterEntry]) -> list[DeadLetterEntry]:
     oldest = datetime.min.replace(tzinfo=UTC)
     return sorted(entries, key=lambda e: (e.at or oldest, e.partition, e.offset), reverse=True)
+
+
+def _type_of(entry: ParkedEntry) -> str:
+    try:
+        return decode(entry.record.value).type
+    except InvalidEnvelope:
+        return "(no envelope)"
 
 
 def _when(at: datetime | None) -> str:

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from topics.envelope import Actor
-from workers.ports import OperatorAction
+from topics.envelope import Actor, utc_now
+from workers.ports import OperatorAction, ParkedEntry
 from workers.roles.dlq_replay import (
     DeadLetterEntry,
     DeadLetterReplayer,
+    check_operator,
+    check_parked,
     entries_of,
     find_entry,
+    skip_parked,
 )
 from workers.roles.requests import CommandRequest
 from workers.runtime.answers import Answer, answer_of
 from workers.runtime.compose import Runtime
 
 READ_TIMEOUT_S = 15.0
+QUEUE_SHOWN = 50  # entries of a parked queue shown
+SKIP = "dlq_skip"
+"""The audit trail's action of an operator who decided a dead letter needs nothing."""
 
 
 class DeadLetterDesk:
@@ -58,6 +65,7 @@ class DeadLetterDesk:
             stored_topic=rt.names.stored,
             via=self._via,
             max_bytes=rt.settings.max_body_bytes,
+            parked=rt.stores.parked,
         )
 
     async def replay(
@@ -69,6 +77,35 @@ class DeadLetterDesk:
         actor: Actor | None = None,
     ) -> OperatorAction:
         return await self.replayer(actor).replay(entry, submission, operator=operator)
+
+    async def skip(self, entry: DeadLetterEntry, *, operator: str) -> OperatorAction:
+        """An audited decision that an entry needs nothing. The head of a parked aggregate's
+        queue is skipped for the appender too: it releases the rest, each judged again.
+        InvalidInput for an entry behind its head (nothing is recorded)."""
+        who = check_operator(operator)
+        released = await skip_parked(self._runtime.stores.parked, entry, who)
+        result: dict[str, Any] = {"skipped": True}
+        if released and entry.parked is not None:
+            result["releases"] = entry.parked[0]
+        action = OperatorAction(
+            id=str(uuid.uuid4()), at=utc_now(), operator=who, via=self._via, action=SKIP,
+            target=entry.position, submitted={}, status=200, result=result,
+        )  # fmt: skip
+        await self.log.record(action)
+        return action
+
+    async def check_parked(self, entry: DeadLetterEntry) -> None:
+        """InvalidInput for an entry of a parked queue that is not its head (nothing changes)."""
+        await check_parked(self._runtime.stores.parked, entry)
+
+    async def parked(self, *, limit: int = QUEUE_SHOWN) -> list[tuple[ParkedEntry, int, list[ParkedEntry]]]:
+        """Every parked aggregate: its head, its highest seq and the first ``limit`` entries."""
+        store = self._runtime.stores.parked
+        heads = await store.heads()
+        return [
+            (head, last, await store.queue(key, limit=limit))
+            for key, (head, last) in sorted(heads.items())
+        ]
 
     async def actions(self, *, limit: int = 100) -> list[OperatorAction]:
         return await self.log.recent(limit=limit)

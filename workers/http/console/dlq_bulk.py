@@ -8,16 +8,14 @@ through the same path as a single one (a replay is still once per entry).
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from topics.envelope import utc_now
 from topics.errors import InvalidInput
 from workers.http.bodies import posted
-from workers.http.console.dead_letters import SKIP, DeadLetterPages
+from workers.http.console.dead_letters import DeadLetterPages
 from workers.http.console.html import esc, hidden, json_block, link, table
 from workers.http.console.session import csrf_field
 from workers.ports import OperatorAction
@@ -38,16 +36,16 @@ class BulkPages:
         entry = await self.letters.desk.entry(_at(request))
         action = await self._skip(request, entry)
         body = f'<p id="outcome" class="good">{esc(entry.position)} skipped by {esc(action.operator)}</p>'
+        if "releases" in action.result:
+            body += (
+                f'<p id="released">{esc(action.result["releases"])} is released: the appender '
+                "judges the rest of its queue again, in order.</p>"
+            )
         return self.console.html(f"Skipped {entry.position}", body)
 
     async def _skip(self, request: web.Request, entry: DeadLetterEntry) -> OperatorAction:
-        operator = self.console.operator(request, "")
-        action = OperatorAction(
-            id=str(uuid.uuid4()), at=utc_now(), operator=operator, via="console", action=SKIP,
-            target=entry.position, submitted={}, status=200, result={"skipped": True},
-        )  # fmt: skip
-        await self.letters.desk.log.record(action)
-        return action
+        """Audited; the head of a parked queue is released (the desk refuses one behind it)."""
+        return await self.letters.desk.skip(entry, operator=self.console.operator(request, ""))
 
     async def review(self, request: web.Request) -> web.Response:
         form = posted(request)  # read whole, CSRF checked: Console.guarded
@@ -105,6 +103,8 @@ class BulkPages:
             raise InvalidInput(f"at most {BULK_MAX} entries at once.")
         every = await self.letters.desk.entries()
         entries = [find_entry(every, position) for position in positions]
+        for entry in entries:  # a parked queue acts at its head only: refused before any acts
+            await self.letters.desk.check_parked(entry)
         if what == "replay":
             for entry in entries:
                 if entry.event is None:
