@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 NO_TESTS_COLLECTED = 5
@@ -80,6 +81,17 @@ def compile_once() -> None:
     subprocess.call([sys.executable, "-m", "compileall", "-q", "-j", "0", *packages], stdout=subprocess.DEVNULL)
 
 
+def docs() -> int:
+    """The documentation site, built strictly: a broken link, a missing page or a generated
+    table that fails to render fails the run (the site itself goes to a temporary folder)."""
+    with tempfile.TemporaryDirectory(prefix="eventfleet-site-") as site:
+        env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+        argv = ["mkdocs", "build", "--strict", "--quiet", "--site-dir", site]
+        print(f"$ {' '.join(argv[:4])}", flush=True)
+        root = Path(__file__).resolve().parent.parent
+        return subprocess.call([sys.executable, "-m", *argv], env=env, cwd=root)
+
+
 def main() -> int:
     ensure_system_tools()
     compile_once()
@@ -88,6 +100,8 @@ def main() -> int:
         failed.append("ruff")
     if run("mypy") != 0:
         failed.append("mypy")
+    if docs() != 0:
+        failed.append("docs")
     code = run("pytest", "-q", "-p", "no:cacheprovider", *parallel(sys.argv[1:]), *sys.argv[1:])
     if code == NO_TESTS_COLLECTED:
         print("pytest collected no tests: that is a failure, not a pass.", flush=True)

@@ -1,4 +1,4 @@
-"""README's domain tutorial (its own section), run as written: module, command, requests, checks.
+"""The documentation's domain tutorial (docs/tutorial.md), run as written: module, command, requests, checks.
 
 Blocks are found by their ``<!-- domain-tutorial:… -->`` markers; the only change made to
 them is the port: the tutorial's 8080 becomes a free one.
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def blocks() -> dict[str, tuple[str, str]]:
     """``{marker: (argument, code)}`` for every ``<!-- domain-tutorial:marker argument -->``."""
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "tutorial.md").read_text()
     pattern = re.compile(r"<!-- domain-tutorial:(\w+) ?([^ ]*) -->\n```\w+\n(.*?)```", re.DOTALL)
     return {marker: (argument, code) for marker, argument, code in pattern.findall(readme)}
 

@@ -1,8 +1,8 @@
-"""One registry of error codes (``ERROR_CODES``), the code that answers them and the README's table.
+"""One registry of error codes (``ERROR_CODES``) and the code that answers them.
 
 Both ways: every ``error(status, "code", ...)`` in the package uses a registered code with its
-one status, every registered code is answered somewhere, and the README's "Error codes" table
-is the registry, row for row.
+one status, and every registered code is answered somewhere. The documentation's table is
+generated from the registry when the site is built (``tests/unit/test_docs_reference.py``).
 """
 
 from __future__ import annotations
@@ -16,21 +16,6 @@ from workers.roles import judge, outcomes
 from workers.runtime.answers import ERROR_CODES, status_of
 
 ROOT = Path(__file__).resolve().parents[2]
-README = ROOT / "README.md"
-HEADER = "| code | HTTP status | cause | fix |"
-
-
-def cell(text: str) -> str:
-    return text.replace("|", "\\|")
-
-
-def readme_rows() -> list[str]:
-    text = README.read_text()
-    start = text.index(HEADER, text.index("\n## Error codes\n"))
-    block = text[start : text.index("\n\n", start)].splitlines()
-    return block[2:]
-
-
 OUTCOMES = ("Refused", "NotDone")
 """Role logic answers with outcomes; the runtime gives them their code's status."""
 
@@ -77,13 +62,6 @@ def computed_codes() -> set[str]:
     }
 
 
-def test_the_readme_table_is_the_registry_row_for_row() -> None:
-    expected = [
-        f"| `{e.code}` | {e.status} | {cell(e.cause)} | {cell(e.fix)} |" for e in ERROR_CODES
-    ]
-    assert readme_rows() == expected, "regenerate README's Error codes table from ERROR_CODES"
-
-
 def test_each_code_is_registered_once() -> None:
     codes = [e.code for e in ERROR_CODES]
     assert len(codes) == len(set(codes))
@@ -105,7 +83,7 @@ def test_every_registered_code_is_answered_somewhere() -> None:
     answered = {code for _, _, code in error_calls() if code is not None} | computed_codes()
     unused = sorted({e.code for e in ERROR_CODES} - answered)
     assert not unused, (
-        f"registered but never answered (remove them, and their README rows): {unused}"
+        f"registered but never answered (remove them): {unused}"
     )
 
 

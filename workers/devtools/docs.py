@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from workers.http.openapi import document
 from workers.runtime.answers import ERROR_CODES
+from workers.runtime.compose import load_domains
 from workers.runtime.settings import documented
 
 MARKER = re.compile(r"<!-- generated: (?P<name>[a-z-]+) -->")
@@ -38,9 +40,26 @@ def error_codes_table() -> str:
     return "\n".join(rows)
 
 
+EXAMPLES = "workers.examples.domains:default_domains"
+"""The domains the HTTP reference is drawn for, by name (nothing imports the examples)."""
+
+
+def operations_table() -> str:
+    """Every operation of the OpenAPI document a fleet of the example domains serves: method,
+    path, what it does and every status it may answer."""
+    doc = document(load_domains(EXAMPLES), auth="jwt")
+    rows = ["| method | path | what | answers |", "|---|---|---|---|"]
+    for path, methods in doc["paths"].items():
+        for method, op in methods.items():
+            statuses = ", ".join(sorted(op["responses"]))
+            rows.append(f"| `{method.upper()}` | `{path}` | {cell(op['summary'])} | {statuses} |")
+    return "\n".join(rows)
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "settings": settings_table,
     "error-codes": error_codes_table,
+    "operations": operations_table,
 }
 
 
