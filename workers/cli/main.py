@@ -16,6 +16,7 @@ import threading
 from collections.abc import Sequence
 
 from topics.errors import ConfigError, EventfleetError, Unavailable, UnknownAggregateType
+from workers import tracing
 from workers.cli.args import USAGE_EXIT, parser
 from workers.cli.commands import HANDLERS, UsageError
 from workers.runtime.failures import ours
@@ -69,6 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if main_thread else None
     try:
+        if args.command in SERVING:
+            role = getattr(args, "role", None) or args.command
+            tracing.configure(f"eventfleet-{role}", switch=settings.tracing)
         loop = settings.event_loop if args.command in SERVING else "asyncio"
         return run(HANDLERS[args.command](settings, args), loop=loop)
     except KeyboardInterrupt:
@@ -81,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             where(explain(e, args), e, settings), USAGE_EXIT if is_usage(e) else FAILURE_EXIT
         )
     finally:
+        tracing.shutdown()  # the spans still buffered leave (nothing when tracing is off)
         if previous is not None:  # main() called in a process that keeps running (tests)
             signal.signal(signal.SIGTERM, previous)
 

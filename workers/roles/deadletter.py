@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from topics.envelope import Event, decode
 from topics.errors import InvalidEnvelope
+from workers import tracing
 from workers.metrics import Metrics
 from workers.ports import Outgoing, Producer, Record
 
@@ -62,8 +63,15 @@ class DeadLetters:
             ]
             messages.append(Outgoing(record.key, record.value, headers))
         await self._producer.send_many(self._topic, messages)
+        if tracing.enabled():
+            tracing.dead_lettered(self._role, [_traced(letter) for letter in letters])
         for letter in letters:
             self._metrics.dead_lettered.labels(self._role, letter.reason).inc()
+
+
+def _traced(letter: DeadLetter) -> tuple[Sequence[tuple[str, bytes]], str, str, str]:
+    r = letter.record
+    return r.headers, letter.reason, letter.detail, f"{r.topic}/{r.partition}/{r.offset}"
 
 
 def decode_record(record: Record, *, max_event_bytes: int) -> Event | DeadLetter:

@@ -15,6 +15,7 @@ from snapshot_rules.domain import Domains
 from topics.catalog import TopicNames
 from topics.envelope import Event
 from topics.errors import ReplayFailed
+from workers import tracing
 from workers.metrics import Metrics
 from workers.ports import Outgoing, Producer, Record
 from workers.roles.deadletter import DeadLetter, DeadLetters
@@ -56,9 +57,9 @@ class Forwarder:
         own = (
             Outgoing(record.key, record.value, record.headers)
             if current is event
-            else Outgoing.of(current)
+            else _carried(Outgoing.of(current), record)
         )
-        return [(current, own), *((d, Outgoing.of(d)) for d in domain.derived(current))]
+        return [(current, own), *((d, _carried(Outgoing.of(d), record)) for d in domain.derived(current))]
 
     async def handle(self, events: Sequence[tuple[Event, Record]]) -> int:
         """Produce every routed copy, then wait for all acks; return how many were sent."""
@@ -79,3 +80,10 @@ class Forwarder:
             await self._producer.send_many(topic, messages)
             self._metrics.events_forwarded.labels(topic).inc(len(messages))
         return sum(len(messages) for messages in by_topic.values())
+
+
+def _carried(message: Outgoing, record: Record) -> Outgoing:
+    """A rewritten or derived record keeps the trace context of the stored event's record."""
+    if not tracing.enabled():
+        return message
+    return Outgoing(message.key, message.value, tracing.carried(message.headers, record.headers))

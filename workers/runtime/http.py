@@ -18,7 +18,7 @@ from topics.errors import EventfleetError, Forbidden, InvalidEnvelope, InvalidIn
 from workers.roles.outcomes import Refused
 from workers.roles.paging import DEFAULT_PAGE, MAX_PAGE, next_link, read_page
 from workers.roles.requests import PayloadTooLarge, parse_request
-from workers.runtime import http_errors
+from workers.runtime import http_errors, traced_http
 from workers.runtime.answers import Answer, answer_of, error
 from workers.runtime.console import register_console
 from workers.runtime.fleet import Fleet
@@ -185,6 +185,7 @@ def register_append(fleet: Fleet) -> None:
 def register_views(fleet: Fleet) -> None:
     app, rt = fleet.app, fleet.runtime
     http_errors.install(app.web.web_app)  # type: ignore[attr-defined]
+    traced_http.install(app.web.web_app)  # type: ignore[attr-defined]
     fleet.door.install(app.web.web_app)  # type: ignore[attr-defined]
     fleet.door.authorize = read_access(fleet)
 

@@ -398,6 +398,12 @@ class Settings:
         ),
         "log level",
     )
+    tracing: bool = _setting(
+        False,
+        _bool,
+        "trace even with no OTLP endpoint named (spans go to OTEL_EXPORTER_OTLP_ENDPOINT's "
+        "default, http://localhost:4318); tracing is on whenever an OTLP endpoint is named",
+    )
     explicit: frozenset[str] = field(
         default=frozenset(), compare=False, metadata={"internal": True}
     )
@@ -456,6 +462,35 @@ class Settings:
 
 def env_name(field_name: str) -> str:
     return ENV_PREFIX + field_name.upper()
+
+
+OPENTELEMETRY: tuple[tuple[str, str, str], ...] = (
+    (
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "",
+        "OpenTelemetry (read by its SDK): the OTLP/HTTP collector spans go to "
+        "(http://collector:4318); naming it turns tracing on",
+    ),
+    (
+        "OTEL_TRACES_SAMPLER",
+        "parentbased_always_on",
+        "OpenTelemetry: which traces are kept; parentbased_traceidratio with "
+        "OTEL_TRACES_SAMPLER_ARG keeps that share of new traces (a caller's choice is followed)",
+    ),
+    ("OTEL_TRACES_SAMPLER_ARG", "", "OpenTelemetry: the sampler's argument, e.g. 0.01"),
+    (
+        "OTEL_SERVICE_NAME",
+        "eventfleet-<role>",
+        "OpenTelemetry: the service name spans carry",
+    ),
+    (
+        "OTEL_RESOURCE_ATTRIBUTES",
+        "",
+        "OpenTelemetry: attributes of every span, k=v comma-separated (k8s.pod.name=...)",
+    ),
+)
+"""The standard variables OpenTelemetry's SDK reads itself (``workers.tracing``); not
+settings of ours, documented with them."""
 
 
 def documented() -> list[tuple[str, Any, str]]:
