@@ -291,22 +291,6 @@ def parent_for(trace_id: str | None, event_id: str, headers: Headers = ()) -> He
     return [("traceparent", f"00-{trace_id}-{span_id}-01".encode())]
 
 
-def dead_lettered(role: str, letters: Sequence[tuple[Headers, str, str, str]]) -> None:
-    """One failed span per dead letter, ``<role> dead letter``, the child of the failed
-    record's context (headers, reason, detail, source position); its status says why. The
-    dead letter itself keeps the record's headers, so its context too."""
-    if not _on:
-        return
-    for headers, reason, detail, source in letters:
-        s = start(
-            f"{role} dead letter",
-            parent=headers,
-            attributes={"eventfleet.dlq_source": source, "eventfleet.role": role},
-        )
-        fail(s, reason, detail)
-        end([s])
-
-
 def carried(headers: Headers, source: Headers) -> Headers:
     """``headers`` with the trace headers of ``source`` (a record whose event this one is
     derived from), so the derived record stays in its trace; ``headers`` when off."""
@@ -316,3 +300,18 @@ def carried(headers: Headers, source: Headers) -> Headers:
     return (
         [*[(n, v) for n, v in headers if n not in TRACE_HEADERS], *context] if context else headers
     )
+
+
+def exemplar() -> dict[str, str] | None:
+    """The current span as a histogram exemplar (``trace_id``, ``span_id``): shown in the
+    OpenMetrics output, where a dashboard links the sample to its trace. None outside a
+    sampled span, or when tracing is off."""
+    if not _on:
+        return None
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid or not context.trace_flags.sampled:
+        return None
+    return {
+        "trace_id": format(context.trace_id, "032x"),
+        "span_id": format(context.span_id, "016x"),
+    }

@@ -12,6 +12,7 @@ import secrets
 import uuid
 from collections.abc import AsyncIterator
 
+import orjson
 import pytest
 
 from tests.e2e.test_dead_letter_fates import produce_raw
@@ -25,6 +26,9 @@ from workers.devtools.embedded import EmbeddedStack
 OLD_HEADERS = {"event_id", "event_type", "client_id", "command_id", "correlation_id",
                "causation_id", "command_scope"}  # fmt: skip
 """Every header a record carried before tracing."""
+
+
+TRACE_UI = "https://traces.example/trace/{trace_id}?from=console"
 
 
 def traced_env(receiver: Receiver) -> dict[str, str]:
@@ -81,7 +85,12 @@ async def receiver() -> AsyncIterator[Receiver]:
 @pytest.fixture(scope="module")
 async def traced(stack: EmbeddedStack, receiver: Receiver) -> AsyncIterator[FleetProcess]:
     name = f"tr_{uuid.uuid4().hex[:8]}"
-    async with running_fleet(stack, name, **traced_env(receiver)) as fleet:
+    env = {
+        **traced_env(receiver),
+        "EVENTFLEET_LOG_FORMAT": "json",
+        "EVENTFLEET_TRACE_URL_TEMPLATE": TRACE_UI,
+    }
+    async with running_fleet(stack, name, **env) as fleet:
         yield fleet
 
 
@@ -240,3 +249,63 @@ async def test_tracing_off_adds_no_header_and_no_metadata(
                 assert b"trace" not in record.value, topic  # the envelope as before
     assert receiver.trace(trace_id) == []
     assert not [s for s in receiver.spans[before:] if s.service == "untraced"]
+
+
+async def test_json_log_lines_written_inside_a_span_name_its_trace(
+    traced: FleetProcess, receiver: Receiver
+) -> None:
+    trace_id, parent = new_traceparent()
+    await produce_raw(
+        traced.env["EVENTFLEET_KAFKA_URL"], f"{traced.prefix}events",
+        [(b"order:o-bad", b"\xff\xfe", [("traceparent", parent.encode())])],
+    )  # fmt: skip
+    letter = (await spans_named(receiver, trace_id, {"appender dead letter"}))[0]
+
+    def lines() -> list[dict[str, object]]:
+        text = traced.log_path.read_text(errors="replace")
+        return [orjson.loads(line) for line in text.splitlines() if line.strip()]
+
+    async def logged() -> bool:
+        return any(line.get("trace_id") == trace_id for line in lines())
+
+    await wait_for(logged, timeout_s=10, what="the dead letter's log line")
+    every = lines()  # every line of the process is one JSON object
+    assert all({"time", "level", "logger", "message"} <= line.keys() for line in every)
+    ours = [line for line in every if line.get("trace_id") == trace_id]
+    assert ours[0]["span_id"] == letter.span_id
+    assert "dead-lettered" in str(ours[0]["message"])
+    assert any("trace_id" not in line for line in every)  # lines outside a span name none
+
+
+async def test_the_command_latency_histogram_carries_exemplars(
+    traced: FleetProcess, receiver: Receiver
+) -> None:
+    trace_id, parent = new_traceparent()
+    await post(traced, f"o-{uuid.uuid4().hex[:8]}", {"traceparent": parent})
+    status, text = await traced.request(
+        "GET",
+        "/metrics",
+        headers={**traced.auth_headers, "Accept": "application/openmetrics-text; version=1.0.0"},
+    )
+    assert status == 200 and isinstance(text, str)
+    exemplars = [
+        line for line in text.splitlines()
+        if line.startswith("eventfleet_command_latency_seconds_bucket") and " # {" in line
+    ]  # fmt: skip
+    assert any(f'trace_id="{trace_id}"' in line for line in exemplars), exemplars[:3]
+    assert text.rstrip().endswith("# EOF")
+    status, plain = await traced.request("GET", "/metrics", headers=traced.auth_headers)
+    assert status == 200 and f'trace_id="{trace_id}"' not in str(plain)  # the classic text
+
+
+async def test_the_console_timeline_links_each_event_to_its_trace(
+    traced: FleetProcess, receiver: Receiver
+) -> None:
+    trace_id, parent = new_traceparent()
+    order_id = f"o-{uuid.uuid4().hex[:8]}"
+    await post(traced, order_id, {"traceparent": parent})
+    await stored_metadata(traced, order_id)
+    status, html = await traced.get(f"/console/aggregates/order/{order_id}")
+    assert status == 200
+    href = TRACE_UI.replace("{trace_id}", trace_id).replace("&", "&amp;")
+    assert f'<a class="trace" href="{href}"><code>{trace_id}</code></a>' in html

@@ -19,6 +19,7 @@ from topics.errors import ConfigError, EventfleetError, Unavailable, UnknownAggr
 from workers import tracing
 from workers.cli.args import USAGE_EXIT, parser
 from workers.cli.commands import HANDLERS, UsageError
+from workers.logs import JsonFormatter
 from workers.runtime.failures import ours
 from workers.runtime.serve import run
 from workers.runtime.settings import Settings, env_name
@@ -46,6 +47,9 @@ def configure_logging(settings: Settings, command: str) -> None:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if settings.log_format == "json":  # one JSON object a line, naming its trace
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonFormatter())
     quiet = "CRITICAL" if tool else "WARNING" if level != "debug" else "DEBUG"
     for noisy in _NOISY:
         logging.getLogger(noisy).setLevel(quiet)

@@ -159,7 +159,7 @@ class CommandService:
             await self._remember_refusal(request, request.command_id, outcome)
         requests, latency = self._children(request, label(outcome))
         requests.inc()
-        latency.observe(time.perf_counter() - started)
+        latency.observe(time.perf_counter() - started, tracing.exemplar())
         return outcome
 
     async def _remember_refusal(

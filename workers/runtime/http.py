@@ -11,6 +11,7 @@ import orjson
 from aiohttp import web
 from faust.web import Response, View
 from prometheus_client import generate_latest
+from prometheus_client.openmetrics import exposition as openmetrics
 
 from snapshot_rules.queries import Query
 from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE, Actor, encode, parse_utc
@@ -30,6 +31,8 @@ from workers.runtime.subjects import register_erase
 
 _DIGITS = re.compile(r"[0-9]{1,18}\Z")
 PROMETHEUS_TEXT = "text/plain; version=0.0.4"  # aiohttp sets the charset itself
+OPENMETRICS = "application/openmetrics-text"
+OPENMETRICS_TEXT = OPENMETRICS + "; version=1.0.0"  # with exemplars; aiohttp adds the charset
 
 
 def respond(view: View, answer: Answer) -> Response:
@@ -324,6 +327,10 @@ def register_views(fleet: Fleet) -> None:
     class Metrics(View):  # type: ignore[misc]
         async def get(self, request: web.Request) -> Response:
             fleet.refresh_gauges()
+            if OPENMETRICS in request.headers.get("Accept", ""):  # with exemplars (traces)
+                # prometheus-client leaves its OpenMetrics exposition untyped:
+                body: bytes = openmetrics.generate_latest(rt.metrics.registry)  # type: ignore[no-untyped-call]
+                return self.bytes(body, content_type=OPENMETRICS_TEXT)
             return self.bytes(generate_latest(rt.metrics.registry), content_type=PROMETHEUS_TEXT)
 
     register_console(fleet)  # the operator console (workers/runtime/console), under /console

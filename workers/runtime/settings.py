@@ -404,6 +404,21 @@ class Settings:
         "trace even with no OTLP endpoint named (spans go to OTEL_EXPORTER_OTLP_ENDPOINT's "
         "default, http://localhost:4318); tracing is on whenever an OTLP endpoint is named",
     )
+    trace_url_template: str = _setting(
+        "",
+        _text(
+            "an http(s) URL holding {trace_id}",
+            lambda s: s.startswith(("http://", "https://")) and "{trace_id}" in s,
+        ),
+        "the trace UI's page of one trace, e.g. http://jaeger:16686/trace/{trace_id}: the "
+        "console's timeline links each event's trace id there",
+    )
+    log_format: str = _setting(
+        "text",
+        _text("text or json", lambda s: s in ("text", "json")),
+        "text, or json: one JSON object a line, with trace_id and span_id on every line written "
+        "inside a span",
+    )
     explicit: frozenset[str] = field(
         default=frozenset(), compare=False, metadata={"internal": True}
     )
