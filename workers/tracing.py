@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
@@ -30,8 +29,6 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
-
-log = logging.getLogger(__name__)
 
 TRACE_HEADERS = ("traceparent", "tracestate")
 ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
@@ -145,11 +142,13 @@ def parent_of(headers: Headers | Mapping[str, str]) -> otel_context.Context | No
 
 
 def trace_id_of(headers: Headers) -> str | None:
-    """The trace id a record's valid ``traceparent`` names (32 hex digits), or None."""
+    """The trace id a record's valid, sampled ``traceparent`` names (32 hex digits), or None
+    (a stored event names only a trace that was kept, as the commands role does)."""
     found = parent_of(headers)
     if found is None:
         return None
-    return format(trace.get_current_span(found).get_span_context().trace_id, "032x")
+    context = trace.get_current_span(found).get_span_context()
+    return format(context.trace_id, "032x") if context.trace_flags.sampled else None
 
 
 def current_trace_id() -> str | None:
@@ -278,13 +277,16 @@ def consumed(
 
 def parent_for(trace_id: str | None, event_id: str, headers: Headers = ()) -> Headers | None:
     """The parent of a span about one event: its record's context if it carries a valid one;
-    else the current span (None); else, from the trace id its stored metadata keeps, a remote
+    else the current span (None) if it is in that trace; else, from the trace id its stored metadata keeps, a remote
     parent whose span id derives from the event id (the trace goes on where a record lost its
     headers: the outbox relay, a replay from the store)."""
     if headers and parent_of(headers) is not None:
         return headers
-    if trace_id is None or trace.get_current_span().get_span_context().is_valid:
+    if trace_id is None:
         return None
+    current = trace.get_current_span().get_span_context()
+    if current.is_valid and format(current.trace_id, "032x") == trace_id:
+        return None  # the request's own span (sync mode): its child
     span_id = hashlib.blake2b(event_id.encode(), digest_size=8).hexdigest()
     if span_id == "0" * 16:  # not a valid span id; as unlikely as it is harmless
         span_id = "1" * 16
@@ -315,3 +317,16 @@ def exemplar() -> dict[str, str] | None:
         "trace_id": format(context.trace_id, "032x"),
         "span_id": format(context.span_id, "016x"),
     }
+
+
+def delivered(trace_id: str, event_id: str, made_s: float, via: str) -> None:
+    """A span ``live deliver`` in the trace a stored event names, from when it was made
+    (stored) to its delivery to one live subscriber: how long the live feed took."""
+    span = start(
+        "live deliver",
+        parent=parent_for(trace_id, event_id),
+        kind=SpanKind.PRODUCER,
+        attributes={"eventfleet.event_id": event_id, "eventfleet.delivery": via},
+        start_time_ns=int(made_s * 1e9),
+    )
+    end([span])

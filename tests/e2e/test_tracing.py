@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 import orjson
 import pytest
 
+from tests.e2e.live_clients import sse
 from tests.e2e.test_dead_letter_fates import produce_raw
 from tests.fleet import FleetProcess, order_items, running_fleet, start_together
 from tests.kafka_topics import read_until
@@ -309,3 +310,79 @@ async def test_the_console_timeline_links_each_event_to_its_trace(
     assert status == 200
     href = TRACE_UI.replace("{trace_id}", trace_id).replace("&", "&amp;")
     assert f'<a class="trace" href="{href}"><code>{trace_id}</code></a>' in html
+
+
+async def test_live_delivery_continues_the_trace(traced: FleetProcess, receiver: Receiver) -> None:
+    order_id = f"o-{uuid.uuid4().hex[:8]}"
+    first_trace, parent = new_traceparent()
+    await post(traced, order_id, {"traceparent": parent})
+    await stored_metadata(traced, order_id)
+    client = await sse(
+        f"{traced.url}/v1/order/{order_id}/subscribe?after_version=1", headers=traced.auth_headers
+    )
+    try:
+        assert client.status == 200
+        trace_id, parent = new_traceparent()
+        await post(traced, order_id, {"traceparent": parent}, event_type="OrderPaid")
+
+        async def delivered() -> bool:
+            return client.versions() == [2]
+
+        await wait_for(delivered, timeout_s=30, what="the live event")
+        spans = await spans_named(receiver, trace_id, {"live deliver"})
+        live = next(s for s in spans if s.name == "live deliver")
+        assert live.attributes["eventfleet.delivery"] in ("aggregate", "push")
+        store = next(s for s in spans if s.name == "appender store")
+        assert live.end_ns >= store.start_ns
+        assert receiver.trace(first_trace)  # the stored page read first is not "live"
+        assert not [s for s in receiver.trace(first_trace) if s.name == "live deliver"]
+    finally:
+        await client.close()
+
+
+async def test_sync_mode_is_one_trace_from_the_request_to_events_stored(
+    traced: FleetProcess, receiver: Receiver
+) -> None:
+    trace_id, parent = new_traceparent()
+    account = f"acc-{uuid.uuid4().hex[:8]}"
+    status, body = await traced.request(
+        "POST", f"/v1/account/{account}/events", {"type": "AccountOpened", "data": {"owner": "ada"}},
+        headers={**traced.auth_headers, "traceparent": parent},
+    )  # fmt: skip
+    assert status == 201, body
+    publish = f"{traced.prefix}events.stored publish"
+    spans = await spans_named(receiver, trace_id, {publish, "snapshotter process"})
+    by_name = {s.name: s for s in spans}
+    server = next(s for s in spans if s.name.startswith("POST "))
+    assert server.parent_span_id == parent.split("-")[2]
+    assert by_name[publish].parent_span_id == server.span_id  # stored and published inline
+    assert by_name["snapshotter process"].parent_span_id == by_name[publish].span_id
+    _, events = await traced.get(f"/v1/account/{account}/events")
+    assert events["events"][0]["metadata"]["trace_id"] == trace_id
+
+
+async def test_one_order_across_a_process_per_role_is_one_trace(
+    stack: EmbeddedStack, receiver: Receiver, unique_name: str
+) -> None:
+    env = traced_env(receiver)
+    roles = ("commands", "appender", "snapshotter", "forwarder")
+    fleet = [FleetProcess.for_stack(stack, unique_name, roles=r, **env) for r in roles]
+    await start_together(*fleet)
+    try:
+        commands = fleet[0]
+        trace_id, parent = new_traceparent()
+        order_id = f"o-{uuid.uuid4().hex[:8]}"
+        await post(commands, order_id, {"traceparent": parent})
+        spans = await spans_named(
+            receiver, trace_id, {"appender store", "snapshotter process", "forwarder process"}
+        )
+        print(f"\none order, a process per role, trace {trace_id}:\n{tree(spans)}")
+        services = {s.name: s.attributes["resource.service.name"] for s in spans}
+        assert services["appender store"] == "eventfleet-appender"
+        assert services["snapshotter process"] == "eventfleet-snapshotter"
+        assert services["forwarder process"] == "eventfleet-forwarder"
+        assert {v for k, v in services.items() if k.startswith("POST ")} == {"eventfleet-commands"}
+        assert len({s.span_id for s in spans}) == len(spans)
+    finally:
+        for process in reversed(fleet):
+            assert await process.stop() == 0, process.log_tail()

@@ -11,6 +11,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from topics.envelope import Event, Metadata, decode, encode, metadata_of
 from topics.errors import InvalidEnvelope
 from workers import tracing
+from workers.ports import Record
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01".encode()
@@ -123,6 +124,10 @@ def test_the_parent_of_an_event_whose_record_lost_its_headers_comes_from_its_tra
     assert tracing.parent_for(None, "e-1") is None
     record = [("traceparent", PARENT)]
     assert tracing.parent_for("0" * 31 + "1", "e-1", record) == record
+    with tracing.span("request", parent=record):
+        assert tracing.parent_for(TRACE_ID, "e-1") is None  # the current span: in its trace
+        other = tracing.parent_for("0" * 31 + "1", "e-1")  # another trace: not a child of it
+        assert other is not None and tracing.trace_id_of(other) == "0" * 31 + "1"
 
 
 def test_the_trace_id_in_metadata_is_encoded_only_when_set() -> None:
@@ -140,3 +145,33 @@ def test_the_trace_id_in_metadata_is_encoded_only_when_set() -> None:
 def test_a_malformed_trace_id_in_metadata_is_refused(value: object) -> None:
     with pytest.raises(InvalidEnvelope, match=r"metadata\.trace_id"):
         metadata_of({"trace_id": value})
+
+
+async def test_a_dead_letter_s_replay_links_to_the_trace_of_the_event_that_failed(
+    on: InMemorySpanExporter,
+) -> None:
+    from tests.console.test_dlq_replay import EVENT, Commands, letter, replayer
+    from workers.adapters.memory import MemoryActionLog
+    from workers.roles.dlq_replay import draft, entry_of
+
+    record = letter(encode(EVENT))
+    record = Record(record.topic, record.partition, record.offset, record.key, record.value,
+                    [*record.headers, ("traceparent", PARENT), ("tracestate", b"v=1")])  # fmt: skip
+    entry = entry_of(record)
+    assert entry.context == (("traceparent", PARENT), ("tracestate", b"v=1"))
+    commands = Commands()
+    fixed = {**draft(entry), "data": {"items": [{"sku": "a", "qty": 1, "price": 1.0}]}}
+    await replayer(commands, MemoryActionLog()).replay(entry, fixed, operator="alice")
+    (span,) = [s for s in on.get_finished_spans() if s.name == "dead letter replay"]
+    (link,) = span.links
+    assert format(link.context.trace_id, "032x") == TRACE_ID
+    assert format(span.context.trace_id, "032x") != TRACE_ID  # a new command: its own trace
+    assert span.attributes is not None and span.attributes["eventfleet.operator"] == "alice"
+    assert len(commands.requests) == 1
+
+
+def test_a_dead_letter_without_context_keeps_none() -> None:
+    from tests.console.test_dlq_replay import EVENT, letter
+    from workers.roles.dlq_replay import entry_of
+
+    assert entry_of(letter(encode(EVENT))).context == ()
