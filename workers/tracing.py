@@ -255,12 +255,15 @@ def consumed(
     role: str, records: Sequence[tuple[Headers, Mapping[str, str | int | bool]]]
 ) -> Iterator[list[Span | None]]:
     """One consumer span per record (``<role> process``), each the child of its record's
-    context, open while the block runs; a failure of the block fails them all."""
+    context, open while the block runs; a failure of the block fails them all. A record of an
+    unsampled trace gets none (None in its place)."""
     if not _on:
         yield []
         return
     spans = [
         start(f"{role} process", parent=headers, kind=SpanKind.CONSUMER, attributes=attributes)
+        if sampled(headers) is not False
+        else None  # an unsampled trace: no span, at no cost
         for headers, attributes in records
     ]
     try:
@@ -330,3 +333,18 @@ def delivered(trace_id: str, event_id: str, made_s: float, via: str) -> None:
         start_time_ns=int(made_s * 1e9),
     )
     end([span])
+
+
+def sampled(headers: Headers) -> bool | None:
+    """Whether a record's context was sampled; None when it carries no valid context. An
+    unsampled one is passed on as it is (``carried``), with no span of ours: at a low ratio,
+    most records cost one header parse here instead of a span."""
+    found = parent_of(headers)
+    if found is None:
+        return None
+    return bool(trace.get_current_span(found).get_span_context().trace_flags.sampled)
+
+
+def recording() -> bool:
+    """Whether the current span records (tracing on and its trace sampled)."""
+    return _on and trace.get_current_span().is_recording()

@@ -386,3 +386,25 @@ async def test_one_order_across_a_process_per_role_is_one_trace(
     finally:
         for process in reversed(fleet):
             assert await process.stop() == 0, process.log_tail()
+
+
+async def test_an_unsampled_request_makes_no_span_and_its_context_still_travels(
+    traced: FleetProcess, receiver: Receiver
+) -> None:
+    trace_id = secrets.token_hex(16)
+    order_id = f"o-{uuid.uuid4().hex[:8]}"
+    await post(traced, order_id, {"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-00"})
+    metadata = await stored_metadata(traced, order_id)
+    assert "trace_id" not in metadata  # only a kept trace is named
+    records = await read_until(
+        traced.env["EVENTFLEET_KAFKA_URL"], f"{traced.prefix}orders", expect=1,
+        where=lambda r: decode(r.value).aggregate_id == order_id,
+    )  # fmt: skip
+    (record,) = [r for r in records if decode(r.value).aggregate_id == order_id]
+    traceparent = dict(record.headers)["traceparent"].decode().split("-")
+    assert traceparent[1] == trace_id and traceparent[3] == "00"  # the caller's choice kept
+    # A later, sampled request's spans arrive: by then none of the unsampled one has.
+    later, parent = new_traceparent()
+    await post(traced, f"o-{uuid.uuid4().hex[:8]}", {"traceparent": parent})
+    await spans_named(receiver, later, {"appender store", "forwarder process"})
+    assert receiver.trace(trace_id) == []

@@ -175,3 +175,24 @@ def test_a_dead_letter_without_context_keeps_none() -> None:
     from workers.roles.dlq_replay import entry_of
 
     assert entry_of(letter(encode(EVENT))).context == ()
+
+
+UNSAMPLED = f"00-{TRACE_ID}-00f067aa0ba902b7-00".encode()
+
+
+def test_an_unsampled_record_gets_no_span_and_passes_its_context_on(
+    on: InMemorySpanExporter,
+) -> None:
+    assert tracing.sampled([("traceparent", UNSAMPLED)]) is False
+    assert tracing.sampled([("traceparent", PARENT)]) is True
+    assert tracing.sampled([("traceparent", b"garbage")]) is None
+    records = [([("traceparent", UNSAMPLED)], {}), ([("traceparent", PARENT)], {})]
+    with tracing.consumed("role", records) as spans:
+        assert spans[0] is None and spans[1] is not None
+    assert [s.name for s in on.get_finished_spans()] == ["role process"]
+    carried = tracing.carried([("event_id", b"1")], [("traceparent", UNSAMPLED)])
+    assert carried == [("event_id", b"1"), ("traceparent", UNSAMPLED)]  # the flag stays 00
+    with tracing.span("request", parent=[("traceparent", UNSAMPLED)]):
+        assert not tracing.recording()
+        assert tracing.current_trace_id() is None  # no stored event names an unkept trace
+        assert dict(tracing.with_context([]))["traceparent"].endswith(b"-00")

@@ -641,19 +641,23 @@ class Appender:
         if not tracing.enabled():
             await self._producer.send_many(topic, [Outgoing.of(e) for e in published])
             return
-        spans = [
-            tracing.start(
+        spans = []
+        messages = []
+        for e in published:
+            own = Outgoing.of(e)
+            record = parents.get(e.id, ())
+            if tracing.sampled(record) is False:  # an unsampled trace: passed on, no span
+                spans.append(None)
+                messages.append(Outgoing(own.key, own.value, tracing.carried(own.headers, record)))
+                continue
+            span = tracing.start(
                 "appender store",
-                parent=tracing.parent_for(e.metadata.trace_id, e.id, parents.get(e.id, ())),
+                parent=tracing.parent_for(e.metadata.trace_id, e.id, record),
                 kind=tracing.SpanKind.CONSUMER,
                 attributes={"eventfleet.event_id": e.id, "eventfleet.version": e.version or 0},
                 start_time_ns=self._started_ns or None,
             )
-            for e in published
-        ]
-        messages = []
-        for e, span in zip(published, spans, strict=True):
-            own = Outgoing.of(e)
+            spans.append(span)
             messages.append(Outgoing(own.key, own.value, tracing.with_context(own.headers, span)))
         try:
             await self._producer.send_many(topic, messages)

@@ -363,6 +363,12 @@ class CommandService:
         """Produce the event; traced, in a producer span whose context its headers carry."""
         if not tracing.enabled():
             return await self._producer.send(self._events_topic, Outgoing.of(event))
+        if not tracing.recording():  # the request is not sampled: no span of ours
+            message = Outgoing.of(event)
+            headers = tracing.with_context(message.headers)  # an unsampled context goes on
+            return await self._producer.send(
+                self._events_topic, Outgoing(message.key, message.value, headers)
+            )
         attributes = {"eventfleet.event_id": event.id, "eventfleet.aggregate": event.key.decode()}
         with tracing.span(
             f"{self._events_topic} publish", kind=tracing.SpanKind.PRODUCER, attributes=attributes
