@@ -641,7 +641,7 @@ class Appender:
         if not tracing.enabled():
             await self._producer.send_many(topic, [Outgoing.of(e) for e in published])
             return
-        spans = []
+        spans: list[tracing.Span | None] = []
         messages = []
         for e in published:
             own = Outgoing.of(e)
