@@ -27,7 +27,8 @@ _EVENT_FIELDS = frozenset(
 )
 _OPTIONAL_FIELDS = frozenset(("after", "schema_version"))
 _ALL_FIELDS = _EVENT_FIELDS | _OPTIONAL_FIELDS
-_METADATA_KEYS = frozenset((*_METADATA_FIELDS, "actor"))
+_METADATA_KEYS = frozenset((*_METADATA_FIELDS, "actor", "trace_id"))
+TRACE_ID_RE = re.compile(r"[0-9a-f]{32}\Z")
 MAX_SCHEMA_VERSION = 10_000
 
 NEW_AGGREGATE = "-"
@@ -67,6 +68,9 @@ class Metadata:
     causation_id: str | None = None
     actor: Actor | None = None
     """Who asked, authenticated (absent when the fleet runs with EVENTFLEET_AUTH=none)."""
+    trace_id: str | None = None
+    """The W3C trace id (32 hex digits) of the request that asked for the event, when the
+    fleet traces (absent otherwise: envelopes look as they did before tracing)."""
 
     def as_dict(self) -> dict[str, Any]:
         fields: dict[str, Any] = {  # the order of _METADATA_FIELDS, written out: per event
@@ -77,6 +81,8 @@ class Metadata:
         }
         if self.actor is not None:  # absent, envelopes look as they did before actors
             fields["actor"] = self.actor.as_dict()
+        if self.trace_id is not None:
+            fields["trace_id"] = self.trace_id
         return fields
 
 
@@ -472,7 +478,7 @@ def metadata_of(value: Any) -> Metadata:
         raise InvalidEnvelope("metadata", f"expected a JSON object, got {_kind(value)}")
     if all(item is None for item in value.values()) and value.keys() <= _METADATA_KEYS:
         return _NO_METADATA  # the common case (no correlation, no actor): one shared value
-    unknown = value.keys() - {*_METADATA_FIELDS, "actor"}
+    unknown = value.keys() - _METADATA_KEYS
     if unknown:
         raise InvalidEnvelope(f"metadata.{sorted(unknown)[0]}", "unknown field")
     fields: dict[str, str | None] = {}
@@ -481,7 +487,10 @@ def metadata_of(value: Any) -> Metadata:
         if item is not None and not _short_text(item):
             raise InvalidEnvelope(f"metadata.{name}", "expected null or a string of 1-256 chars")
         fields[name] = item
-    return Metadata(**fields, actor=_actor(value.get("actor")))
+    trace_id = value.get("trace_id")
+    if trace_id is not None and not (isinstance(trace_id, str) and TRACE_ID_RE.match(trace_id)):
+        raise InvalidEnvelope("metadata.trace_id", "expected null or 32 lowercase hex digits")
+    return Metadata(**fields, actor=_actor(value.get("actor")), trace_id=trace_id)
 
 
 _NO_METADATA = Metadata()

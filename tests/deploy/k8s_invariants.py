@@ -77,7 +77,7 @@ def container_problems(obj: Obj) -> list[str]:
                 f"{where}: set args, not command: the image's entry point is eventfleet"
             )
         for env in container.get("env", []):
-            if env["name"] not in setting_names():
+            if env["name"] not in setting_names() and not _downward(env):
                 problems.append(f"{where}: env {env['name']} is not a setting")
             if env["name"] in SECRET_SETTINGS and "secretKeyRef" not in env.get("valueFrom", {}):
                 problems.append(f"{where}: {env['name']} must come from a secretKeyRef")
@@ -90,6 +90,12 @@ def container_problems(obj: Obj) -> list[str]:
             if key not in resources.get(section, {}):
                 problems.append(f"{where}: container {container['name']} sets no {need}")
     return problems
+
+
+def _downward(env: Obj) -> bool:
+    """A variable the downward API fills (the pod's own name, node, namespace): no setting,
+    only a value other variables name (OTEL_RESOURCE_ATTRIBUTES)."""
+    return "fieldRef" in env.get("valueFrom", {}) and env["name"].startswith("K8S_")
 
 
 def _named_ports(container: Obj) -> dict[str, int]:

@@ -9,7 +9,7 @@ from pathlib import Path
 from workers.metrics import create_metrics
 from workers.runtime.compose import ROLES as RUNTIME_ROLES
 from workers.runtime.lag import LAG_ROLE
-from workers.runtime.settings import documented
+from workers.runtime.settings import OPENTELEMETRY, documented
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -66,8 +66,9 @@ def declared_labels() -> dict[str, frozenset[str]]:
 
 @cache
 def setting_names() -> frozenset[str]:
-    """Every EVENTFLEET_* variable the settings module reads."""
-    return frozenset(name for name, _, _ in documented())
+    """Every EVENTFLEET_* variable the settings module reads, and the OpenTelemetry variables
+    its SDK reads (documented beside them)."""
+    return frozenset(name for name, _, _ in documented()) | {n for n, _, _ in OPENTELEMETRY}
 
 
 @cache

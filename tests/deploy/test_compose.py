@@ -130,3 +130,23 @@ def test_a_broken_compose_file_is_rejected(
     breakage(doc)
     problems = compose_problems(doc, DEPLOY)
     assert any(message in p for p in problems), problems
+
+
+def test_the_tracing_profile_runs_a_collector_and_a_trace_ui_from_official_images() -> None:
+    doc = compose()
+    services = doc["services"]
+    assert services["otel-collector"]["image"].startswith("otel/opentelemetry-collector:")
+    assert services["jaeger"]["image"].startswith("jaegertracing/all-in-one:")
+    for name in ("otel-collector", "jaeger"):
+        assert services[name]["profiles"] == ["tracing"]
+    collector = yaml.safe_load((COMPOSE.parent / "otel" / "collector.yaml").read_text())
+    assert collector["receivers"]["otlp"]["protocols"]["http"]["endpoint"].endswith(":4318")
+    exporter = collector["exporters"]["otlp/jaeger"]["endpoint"]
+    assert exporter.split(":")[0] in services  # the trace UI's own OTLP port
+    assert collector["service"]["pipelines"]["traces"]["exporters"] == ["otlp/jaeger"]
+    for name, svc in fleet_services(doc).items():
+        # Off unless the profile's endpoint is named: an empty value leaves tracing off.
+        endpoint = svc["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"]
+        assert endpoint == "${EVENTFLEET_COMPOSE_OTLP_ENDPOINT:-}", name
+    prometheus = services["prometheus"]["command"]
+    assert "--enable-feature=exemplar-storage" in prometheus

@@ -67,6 +67,28 @@ def test_one_deployment_per_role_and_projection(tree: str) -> None:
     } <= kinds
 
 
+@pytest.mark.parametrize("tree", TREES)
+def test_every_role_names_its_pod_and_node_in_its_spans(tree: str) -> None:
+    """OTEL_RESOURCE_ATTRIBUTES from the downward API, each variable it names defined first
+    (Kubernetes expands $(VAR) only from variables above it)."""
+    for o in rendered(tree):
+        if o["kind"] != "Deployment":
+            continue
+        env = o["spec"]["template"]["spec"]["containers"][0]["env"]
+        names = [e["name"] for e in env]
+        attributes = next(e["value"] for e in env if e["name"] == "OTEL_RESOURCE_ATTRIBUTES")
+        pairs = dict(item.split("=", 1) for item in attributes.split(","))
+        fields = {
+            e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"]
+            for e in env
+            if "fieldRef" in e.get("valueFrom", {})
+        }
+        for key, path in (("k8s.pod.name", "metadata.name"), ("k8s.node.name", "spec.nodeName")):
+            variable = pairs[key].removeprefix("$(").removesuffix(")")
+            assert fields[variable] == path, (o["metadata"]["name"], key)
+            assert names.index(variable) < names.index("OTEL_RESOURCE_ATTRIBUTES")
+
+
 def test_overlays_differ_where_environments_do() -> None:
     dev, prod = config(rendered("overlays/dev")), config(rendered("overlays/prod"))
     assert (dev.partitions, dev.replication) == (2, 1)

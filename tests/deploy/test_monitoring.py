@@ -209,6 +209,16 @@ def test_a_broken_rule_is_rejected(rule: dict[str, Any], message: str | None) ->
         assert any(message in p for p in problems), problems
 
 
+def test_the_latency_panel_shows_exemplars_that_link_to_traces() -> None:
+    panel = next(p for p in dashboard()["panels"] if p["title"] == "Command latency")
+    assert all(t["exemplar"] is True for t in panel["targets"])
+    sources = yaml.safe_load((DEPLOY / "grafana" / "datasources.yaml").read_text())
+    by_uid = {s["uid"]: s for s in sources["datasources"]}
+    (destination,) = by_uid["prometheus"]["jsonData"]["exemplarTraceIdDestinations"]
+    assert destination["name"] == "trace_id"  # the exemplar label workers/tracing.py writes
+    assert by_uid[destination["datasourceUid"]]["type"] in ("jaeger", "tempo")
+
+
 def test_a_broken_dashboard_is_rejected() -> None:
     broken = copy.deepcopy(dashboard())
     panel = next(p for p in broken["panels"] if p["type"] == "timeseries")

@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.parametrize(
     ("page", "table"),
-    [("reference/configuration.md", "settings"), ("reference/error-codes.md", "error-codes"),
+    [("reference/configuration.md", "settings"), ("reference/configuration.md", "opentelemetry"),
+     ("reference/error-codes.md", "error-codes"),
      ("reference/http-api.md", "operations")],
 )  # fmt: skip
 def test_each_reference_page_names_its_generated_table_once(page: str, table: str) -> None:
@@ -32,6 +33,13 @@ def test_every_setting_has_its_row_with_its_default_and_meaning() -> None:
     assert len(rows) == len(documented())
     for row, (name, default, _) in zip(rows, documented(), strict=True):
         assert row.startswith(f"| `{name}` | {'' if default == '' else f'`{default}`'} |"), row
+
+
+def test_every_opentelemetry_variable_has_its_row() -> None:
+    from workers.runtime.settings import OPENTELEMETRY
+
+    rows = docs.generate("<!-- generated: opentelemetry -->").splitlines()[2:]
+    assert [row.split("`")[1] for row in rows] == [name for name, _, _ in OPENTELEMETRY]
 
 
 def test_every_error_code_has_its_row() -> None:

@@ -16,8 +16,10 @@ import threading
 from collections.abc import Sequence
 
 from topics.errors import ConfigError, EventfleetError, Unavailable, UnknownAggregateType
+from workers import tracing
 from workers.cli.args import USAGE_EXIT, parser
 from workers.cli.commands import HANDLERS, UsageError
+from workers.logs import JsonFormatter
 from workers.runtime.failures import ours
 from workers.runtime.serve import run
 from workers.runtime.settings import Settings, env_name
@@ -45,6 +47,9 @@ def configure_logging(settings: Settings, command: str) -> None:
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if settings.log_format == "json":  # one JSON object a line, naming its trace
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonFormatter())
     quiet = "CRITICAL" if tool else "WARNING" if level != "debug" else "DEBUG"
     for noisy in _NOISY:
         logging.getLogger(noisy).setLevel(quiet)
@@ -69,6 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if main_thread else None
     try:
+        if args.command in SERVING:
+            role = getattr(args, "role", None) or args.command
+            tracing.configure(f"eventfleet-{role}", switch=settings.tracing)
         loop = settings.event_loop if args.command in SERVING else "asyncio"
         return run(HANDLERS[args.command](settings, args), loop=loop)
     except KeyboardInterrupt:
@@ -81,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             where(explain(e, args), e, settings), USAGE_EXIT if is_usage(e) else FAILURE_EXIT
         )
     finally:
+        tracing.shutdown()  # the spans still buffered leave (nothing when tracing is off)
         if previous is not None:  # main() called in a process that keeps running (tests)
             signal.signal(signal.SIGTERM, previous)
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from workers.http.openapi import document
 from workers.runtime.answers import ERROR_CODES
 from workers.runtime.compose import load_domains
-from workers.runtime.settings import documented
+from workers.runtime.settings import OPENTELEMETRY, documented
 
 MARKER = re.compile(r"<!-- generated: (?P<name>[a-z-]+) -->")
 
@@ -28,6 +28,15 @@ def settings_table() -> str:
     """Every setting: its environment variable, its default and what it does."""
     rows = ["| variable | default | meaning |", "|---|---|---|"]
     for name, default, doc in documented():
+        shown = "" if default == "" else f"`{default}`"
+        rows.append(f"| `{name}` | {shown} | {cell(doc)} |")
+    return "\n".join(rows)
+
+
+def opentelemetry_table() -> str:
+    """The standard OpenTelemetry variables the SDK reads itself: ours to document, not to parse."""
+    rows = ["| OpenTelemetry variable | default | meaning |", "|---|---|---|"]
+    for name, default, doc in OPENTELEMETRY:
         shown = "" if default == "" else f"`{default}`"
         rows.append(f"| `{name}` | {shown} | {cell(doc)} |")
     return "\n".join(rows)
@@ -58,6 +67,7 @@ def operations_table() -> str:
 
 TABLES: dict[str, Callable[[], str]] = {
     "settings": settings_table,
+    "opentelemetry": opentelemetry_table,
     "error-codes": error_codes_table,
     "operations": operations_table,
 }

@@ -11,11 +11,13 @@ import orjson
 from aiohttp import web
 from faust.web import Response, View
 from prometheus_client import generate_latest
+from prometheus_client.openmetrics import exposition as openmetrics
 
 from snapshot_rules.queries import Query
 from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE, Actor, encode, parse_utc
 from topics.errors import EventfleetError, Forbidden, InvalidEnvelope, InvalidInput
 from workers.http import errors as http_errors
+from workers.http import traced as traced_http
 from workers.http.bodies import json_body
 from workers.http.console import register_console
 from workers.http.contract import register_contract
@@ -34,6 +36,8 @@ from workers.runtime.identity import ANONYMOUS
 
 _DIGITS = re.compile(r"[0-9]{1,18}\Z")
 PROMETHEUS_TEXT = "text/plain; version=0.0.4"  # aiohttp sets the charset itself
+OPENMETRICS = "application/openmetrics-text"
+OPENMETRICS_TEXT = OPENMETRICS + "; version=1.0.0"  # with exemplars; aiohttp adds the charset
 
 
 def respond(view: View, answer: Answer) -> Response:
@@ -159,6 +163,7 @@ def register_append(fleet: Fleet) -> None:
 def register_views(fleet: Fleet) -> None:
     app, rt = fleet.app, fleet.runtime
     http_errors.install(app.web.web_app)  # type: ignore[attr-defined]
+    traced_http.install(app.web.web_app)  # type: ignore[attr-defined]
     fleet.door.install(app.web.web_app)  # type: ignore[attr-defined]
     fleet.door.authorize = read_access(fleet)
 
@@ -297,6 +302,10 @@ def register_views(fleet: Fleet) -> None:
     class Metrics(View):  # type: ignore[misc]
         async def get(self, request: web.Request) -> Response:
             fleet.refresh_gauges()
+            if OPENMETRICS in request.headers.get("Accept", ""):  # with exemplars (traces)
+                # prometheus-client leaves its OpenMetrics exposition untyped:
+                body: bytes = openmetrics.generate_latest(rt.metrics.registry)  # type: ignore[no-untyped-call]
+                return self.bytes(body, content_type=OPENMETRICS_TEXT)
             return self.bytes(generate_latest(rt.metrics.registry), content_type=PROMETHEUS_TEXT)
 
     register_contract(fleet)  # /openapi.json and /v1/types (workers/http/contract.py)

@@ -34,6 +34,7 @@ from topics.errors import (
     StoreUnavailable,
     Unavailable,
 )
+from workers import tracing
 from workers.metrics import Metrics
 from workers.ports import (
     PARKED,
@@ -118,6 +119,8 @@ class _Round:
     published: list[Event] = field(default_factory=list)
     refused: list[Refusal] = field(default_factory=list)
     decided: list[Record] = field(default_factory=list)
+    parents: dict[str, Sequence[tuple[str, bytes]]] = field(default_factory=dict)
+    """Traced: the headers of each published event's record (the context it continues)."""
 
 
 class Appender:
@@ -173,6 +176,7 @@ class Appender:
         self._ready: list[Record] = []  # decided, not yet returned (see _take_ready)
         self._gap_below: Callable[[int, int], bool] = lambda partition, offset: False
         self._lock = asyncio.Lock()
+        self._started_ns = 0  # when the current batch or tick began (its events' spans start)
         # Revocations that came while a batch or a tick held the lock: applied when it ends.
         self._revoked_meanwhile: list[Collection[int] | None] = []
 
@@ -186,6 +190,7 @@ class Appender:
         is returned only once its event is stored, refused or dead-lettered.
         """
         started = time.perf_counter()
+        self._started_ns = time.time_ns()
         async with self._turn():
             await self._finish_unfinished()
             finished = {(r.partition, r.offset) for r in self._ready}
@@ -214,6 +219,7 @@ class Appender:
     async def expire(self) -> list[Record]:
         """Judge the events whose wait is over (called on a timer); return the records decided."""
         async with self._turn():
+            self._started_ns = time.time_ns()
             await self._finish_unfinished()
             now = self._clock()
             if self._poll_due():
@@ -342,6 +348,8 @@ class Appender:
             if problem is not None:
                 letters.append(DeadLetter(record, *problem))
                 continue
+            if tracing.enabled() and event.metadata.trace_id is None:
+                event = _with_trace_id(event, record)
             held = self._held(event, record)
             if held is not None or event.id in fresh:
                 if held != "this record":
@@ -889,6 +897,8 @@ class Appender:
         self._stored.add([event.id for event in events])
         done.published += events
         done.decided += [r for w in waiting for r in w.records]
+        if tracing.enabled():
+            done.parents.update((w.event.id, w.record.headers) for w in waiting)
         counts: dict[str, int] = {}
         for event in events:
             counts[event.aggregate_type] = counts.get(event.aggregate_type, 0) + 1
@@ -935,15 +945,50 @@ class Appender:
                 await self._dead_letters.send(letters)
             if done.published:
                 published = sorted(done.published, key=_position)
-                await self._producer.send_many(
-                    self._config.stored_topic, [Outgoing.of(e) for e in published]
-                )
+                await self._publish(published, done.parents)
                 self._metrics.events_published.labels("async").inc(len(published))
                 await self._note_new_aggregates(published)
         except BaseException:
             self._unfinished = (done, letters)
             raise
         done.decided += [r for refusal in done.refused for r in refusal.waiting.records]
+
+    async def _publish(
+        self, published: list[Event], parents: dict[str, Sequence[tuple[str, bytes]]]
+    ) -> None:
+        """Produce the stored events to events.stored. Traced: one span per event (the child of
+        its record's context, from the batch's start until the ack), whose context the
+        events.stored record carries."""
+        topic = self._config.stored_topic
+        if not tracing.enabled():
+            await self._producer.send_many(topic, [Outgoing.of(e) for e in published])
+            return
+        spans: list[tracing.Span | None] = []
+        messages = []
+        for e in published:
+            own = Outgoing.of(e)
+            record = parents.get(e.id, ())
+            if tracing.sampled(record) is False:  # an unsampled trace: passed on, no span
+                spans.append(None)
+                messages.append(Outgoing(own.key, own.value, tracing.carried(own.headers, record)))
+                continue
+            span = tracing.start(
+                "appender store",
+                parent=tracing.parent_for(e.metadata.trace_id, e.id, record),
+                kind=tracing.SpanKind.CONSUMER,
+                attributes={"eventfleet.event_id": e.id, "eventfleet.version": e.version or 0},
+                start_time_ns=self._started_ns or None,
+            )
+            spans.append(span)
+            messages.append(Outgoing(own.key, own.value, tracing.with_context(own.headers, span)))
+        try:
+            await self._producer.send_many(topic, messages)
+        except BaseException as error:
+            for span in spans:
+                tracing.fail(span, "publish_failed", f"{type(error).__name__}: {error}")
+            raise
+        finally:
+            tracing.end(spans)
 
     async def _finish_unfinished(self) -> None:
         """Finish the effects of a round that failed last time; its records are ready to be
@@ -1040,6 +1085,19 @@ def _event_id(record: Record) -> str | None:
         return decode(record.value).id
     except InvalidEnvelope:
         return None
+
+
+def _with_trace_id(event: Event, record: Record) -> Event:
+    """The event with the trace id its record's context names in its metadata (the stored
+    event keeps it); the event itself when the record carries no valid context."""
+    trace_id = tracing.trace_id_of(record.headers)
+    if trace_id is None:
+        return event
+    metadata = replace(event.metadata, trace_id=trace_id)
+    return Event(
+        event.id, event.aggregate_type, event.aggregate_id, event.type, event.data,
+        event.version, metadata, event.occurred_at, event.after, event.schema_version,
+    )  # fmt: skip
 
 
 def min_deadline(queue: Sequence[Waiting]) -> float:

@@ -40,10 +40,12 @@ from topics.errors import (
     UnknownAggregateType,
     UnknownEventType,
 )
+from workers import tracing
 from workers.metrics import Metrics
 from workers.ports import (
     AggregateRef,
     AppendProgress,
+    Delivery,
     EventStore,
     MarkRequest,
     MarkResult,
@@ -110,6 +112,7 @@ class Command:
             correlation_id=r.correlation_id or r.command_id or self.event_id,
             causation_id=r.causation_id,
             actor=r.actor,
+            trace_id=tracing.current_trace_id(),
         )
 
 
@@ -156,7 +159,7 @@ class CommandService:
             await self._remember_refusal(request, request.command_id, outcome)
         requests, latency = self._children(request, label(outcome))
         requests.inc()
-        latency.observe(time.perf_counter() - started)
+        latency.observe(time.perf_counter() - started, tracing.exemplar())
         return outcome
 
     async def _remember_refusal(
@@ -343,7 +346,7 @@ class CommandService:
             schema_version=c.spec.version,
         )
         try:
-            delivery = await self._producer.send(self._events_topic, Outgoing.of(event))
+            delivery = await self._send(event)
         except OutcomeUnknown as e:
             # Sent, not acknowledged: it may still be stored; the mark stays until we know.
             await self._ledger.unknown(c.key, c.memory_id, c.event_id)
@@ -355,6 +358,26 @@ class CommandService:
         outcome = Accepted(event.id, delivery.partition, delivery.offset)
         await self._ledger.settle(c.key, c.memory_id, outcome)
         return outcome
+
+    async def _send(self, event: Event) -> Delivery:
+        """Produce the event; traced, in a producer span whose context its headers carry."""
+        if not tracing.enabled():
+            return await self._producer.send(self._events_topic, Outgoing.of(event))
+        if not tracing.recording():  # the request is not sampled: no span of ours
+            message = Outgoing.of(event)
+            headers = tracing.with_context(message.headers)  # an unsampled context goes on
+            return await self._producer.send(
+                self._events_topic, Outgoing(message.key, message.value, headers)
+            )
+        attributes = {"eventfleet.event_id": event.id, "eventfleet.aggregate": event.key.decode()}
+        with tracing.span(
+            f"{self._events_topic} publish", kind=tracing.SpanKind.PRODUCER, attributes=attributes
+        ):
+            message = Outgoing.of(event)
+            headers = tracing.with_context(message.headers)
+            return await self._producer.send(
+                self._events_topic, Outgoing(message.key, message.value, headers)
+            )
 
     # --- sync mode ---------------------------------------------------------------------------
 

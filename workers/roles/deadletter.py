@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from topics.envelope import Event, decode
 from topics.errors import InvalidEnvelope
+from workers import tracing
 from workers.metrics import Metrics
 from workers.ports import Outgoing, Producer, Record
+
+log = logging.getLogger(__name__)
 
 REASONS = frozenset(
     (
@@ -72,6 +76,17 @@ class DeadLetters:
         await self._producer.send_many(self._topic, messages)
         for letter in letters:
             self._metrics.dead_lettered.labels(self._role, letter.reason).inc()
+            self._told(letter)
+
+    def _told(self, letter: DeadLetter) -> None:
+        """One log line a dead letter; traced, written inside a failed span of its own (the
+        child of the record's context) whose status names the reason."""
+        r = letter.record
+        source = f"{r.topic}/{r.partition}/{r.offset}"
+        attributes = {"eventfleet.dlq_source": source, "eventfleet.role": self._role}
+        with tracing.span(f"{self._role} dead letter", parent=r.headers, attributes=attributes) as s:
+            tracing.fail(s, letter.reason, letter.detail)
+            log.info("%s dead-lettered %s: %s", self._role, source, letter.reason)
 
 
 def decode_record(record: Record, *, max_event_bytes: int) -> Event | DeadLetter:

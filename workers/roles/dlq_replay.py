@@ -20,6 +20,7 @@ import orjson
 
 from topics.envelope import Event, decode, utc_now
 from topics.errors import EventfleetError, InvalidEnvelope, InvalidInput, NotFound
+from workers import tracing
 from workers.ports import (
     PARKED,
     ActionLog,
@@ -53,6 +54,9 @@ class DeadLetterEntry:
     at: datetime | None = None  # when it was dead-lettered (the record's Kafka timestamp)
     parked: tuple[str, int] | None = None
     """(aggregate key, seq): the entry is one of a parked aggregate's queue (workers.ports)."""
+    context: tuple[tuple[str, bytes], ...] = ()
+    """The trace context the dead letter kept (its ``traceparent``/``tracestate`` headers):
+    a replay's span links to it."""
 
     @property
     def position(self) -> str:
@@ -118,6 +122,7 @@ def entry_of(record: Record) -> DeadLetterEntry:
             else None
         ),
         parked=parked,
+        context=tuple((n, v) for n, v in record.headers if n in tracing.TRACE_HEADERS),
     )
 
 
@@ -307,7 +312,7 @@ class DeadLetterReplayer:
             answer = self._render(_differs(entry, first))
         else:
             try:
-                answer = await self._submit(request)
+                answer = await self._traced_submit(entry, request, who)
             except EventfleetError as e:  # the command path answers; this is a wiring failure
                 answer = Answer(500, {"error": "internal", "message": str(e)})
             if first is None and _wrote_nothing(answer):
@@ -327,6 +332,20 @@ class DeadLetterReplayer:
         )
         await self._log.record(action)
         return action
+
+
+    async def _traced_submit(
+        self, entry: DeadLetterEntry, request: CommandRequest, operator: str
+    ) -> Answer:
+        """Submit; traced, in a span ``dead letter replay`` linked to the dead letter's trace
+        (the replay is a new command, in the trace of whoever asked for it)."""
+        if not tracing.enabled():
+            return await self._submit(request)
+        attributes = {"eventfleet.dlq_position": entry.position, "eventfleet.operator": operator,
+                      "eventfleet.reason": entry.reason}  # fmt: skip
+        links = [entry.context] if entry.context else []
+        with tracing.span("dead letter replay", attributes=attributes, links=links):
+            return await self._submit(request)
 
 
 def _wrote_nothing(answer: Answer) -> bool:

@@ -45,6 +45,7 @@ from snapshot_rules.domain import Domains
 from topics.catalog import TopicNames
 from topics.envelope import Event, decode
 from topics.errors import InvalidEnvelope, ReplayFailed
+from workers import tracing
 from workers.metrics import Metrics
 from workers.ports import Outgoing, Producer, Record, WrittenLog
 from workers.roles.deadletter import DeadLetter, DeadLetters
@@ -160,9 +161,9 @@ class Forwarder:
         own = (
             Outgoing(record.key, record.value, record.headers)
             if current is event
-            else Outgoing.of(current)
+            else _carried(Outgoing.of(current), record)
         )
-        return [(current, own), *((d, Outgoing.of(d)) for d in domain.derived(current))]
+        return [(current, own), *((d, _carried(Outgoing.of(d), record)) for d in domain.derived(current))]
 
     # --- ownership (the agent's rebalance hooks) ----------------------------------------------
 
@@ -324,3 +325,10 @@ class Forwarder:
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
+
+
+def _carried(message: Outgoing, record: Record) -> Outgoing:
+    """A rewritten or derived record keeps the trace context of the stored event's record."""
+    if not tracing.enabled():
+        return message
+    return Outgoing(message.key, message.value, tracing.carried(message.headers, record.headers))

@@ -17,6 +17,7 @@ from datetime import timedelta
 
 from topics.envelope import Event, utc_now
 from topics.errors import Unavailable
+from workers import tracing
 from workers.metrics import Metrics
 from workers.ports import AggregateRef, Outgoing, PendingEvents, Producer
 
@@ -52,9 +53,33 @@ class Outbox:
         async with self._serialized(refs):
             if earlier_first:
                 events = await self._with_earlier(events)
-            await self._producer.send_many(self._topic, [Outgoing.of(e) for e in events])
+            if tracing.enabled():
+                await self._traced(events)
+            else:
+                await self._producer.send_many(self._topic, [Outgoing.of(e) for e in events])
             self._published.inc(len(events))
             await self._store.clear_pending([event.id for event in events])
+
+    async def _traced(self, events: Sequence[Event]) -> None:
+        """Publish with one producer span per event, in the trace its metadata names (the
+        request's, current in sync mode; the relay's later rounds continue it by its id)."""
+        spans = [
+            tracing.start(
+                f"{self._topic} publish",
+                parent=tracing.parent_for(e.metadata.trace_id, e.id),
+                kind=tracing.SpanKind.PRODUCER,
+                attributes={"eventfleet.event_id": e.id, "eventfleet.version": e.version or 0},
+            )
+            for e in events
+        ]
+        messages = []
+        for e, span in zip(events, spans, strict=True):
+            own = Outgoing.of(e)
+            messages.append(Outgoing(own.key, own.value, tracing.with_context(own.headers, span)))
+        try:
+            await self._producer.send_many(self._topic, messages)
+        finally:
+            tracing.end(spans)
 
     @asynccontextmanager
     async def _serialized(self, refs: list[AggregateRef]) -> AsyncIterator[None]:

@@ -24,6 +24,7 @@ from faust.types import TP
 from snapshot_rules.projection import Projection
 from topics.envelope import Event
 from topics.errors import InvalidInput, StreamUnavailable, Unavailable
+from workers import tracing
 from workers.ports import Outgoing, Record
 from workers.roles.deadletter import decode_stored
 from workers.roles.outcomes import NotDone, Unknown
@@ -292,9 +293,22 @@ def stored_events(
             send = partial(rt.dead_letters[role].send, letters)
             await until_done(send, role=role, metrics=rt.metrics)
         events, kept = [event for event, _ in pairs], [record for _, record in pairs]
-        return await until_done(partial(handle, events, kept), role=role, metrics=rt.metrics)
+        if not tracing.enabled():
+            return await until_done(partial(handle, events, kept), role=role, metrics=rt.metrics)
+        with tracing.consumed(role, [(r.headers, _traced(e, r)) for e, r in pairs]):
+            return await until_done(partial(handle, events, kept), role=role, metrics=rt.metrics)
 
     return decoded
+
+
+def _traced(event: Event, record: Record) -> dict[str, str | int | bool]:
+    """What a consumer span of one stored event names."""
+    return {
+        "eventfleet.event_id": event.id,
+        "eventfleet.aggregate": f"{event.aggregate_type}:{event.aggregate_id}",
+        "eventfleet.version": event.version or 0,
+        "messaging.kafka.offset": record.offset,
+    }
 
 
 def register_agents(fleet: Fleet) -> None:
@@ -439,9 +453,10 @@ async def command_from_topic(fleet: Fleet, record: Record) -> None:
     except (orjson.JSONDecodeError, InvalidInput) as e:
         request, answer = None, error(400, "invalid_command", f"{e}")
     if request is not None:
-        answer = await until_done(
-            lambda: _handled(fleet, request), role="commands", metrics=rt.metrics
-        )
+        with tracing.span("commands process", parent=record.headers, kind=tracing.SpanKind.CONSUMER):
+            answer = await until_done(
+                lambda: _handled(fleet, request), role="commands", metrics=rt.metrics
+            )
     reply = orjson.dumps(
         {"status": answer.status, "body": answer.body, "source_offset": record.offset}
     )

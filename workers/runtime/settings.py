@@ -447,6 +447,27 @@ class Settings:
         ),
         "log level",
     )
+    tracing: bool = _setting(
+        False,
+        _bool,
+        "trace even with no OTLP endpoint named (spans go to OTEL_EXPORTER_OTLP_ENDPOINT's "
+        "default, http://localhost:4318); tracing is on whenever an OTLP endpoint is named",
+    )
+    trace_url_template: str = _setting(
+        "",
+        _text(
+            "an http(s) URL holding {trace_id}",
+            lambda s: s.startswith(("http://", "https://")) and "{trace_id}" in s,
+        ),
+        "the trace UI's page of one trace, e.g. http://jaeger:16686/trace/{trace_id}: the "
+        "console's timeline links each event's trace id there",
+    )
+    log_format: str = _setting(
+        "text",
+        _text("text or json", lambda s: s in ("text", "json")),
+        "text, or json: one JSON object a line, with trace_id and span_id on every line written "
+        "inside a span",
+    )
     explicit: frozenset[str] = field(
         default=frozenset(), compare=False, metadata={"internal": True}
     )
@@ -505,6 +526,35 @@ class Settings:
 
 def env_name(field_name: str) -> str:
     return ENV_PREFIX + field_name.upper()
+
+
+OPENTELEMETRY: tuple[tuple[str, str, str], ...] = (
+    (
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "",
+        "OpenTelemetry (read by its SDK): the OTLP/HTTP collector spans go to "
+        "(http://collector:4318); naming it turns tracing on",
+    ),
+    (
+        "OTEL_TRACES_SAMPLER",
+        "parentbased_always_on",
+        "OpenTelemetry: which traces are kept; parentbased_traceidratio with "
+        "OTEL_TRACES_SAMPLER_ARG keeps that share of new traces (a caller's choice is followed)",
+    ),
+    ("OTEL_TRACES_SAMPLER_ARG", "", "OpenTelemetry: the sampler's argument, e.g. 0.01"),
+    (
+        "OTEL_SERVICE_NAME",
+        "eventfleet-<role>",
+        "OpenTelemetry: the service name spans carry",
+    ),
+    (
+        "OTEL_RESOURCE_ATTRIBUTES",
+        "",
+        "OpenTelemetry: attributes of every span, k=v comma-separated (k8s.pod.name=...)",
+    ),
+)
+"""The standard variables OpenTelemetry's SDK reads itself (``workers.tracing``); not
+settings of ours, documented with them."""
 
 
 def documented() -> list[tuple[str, Any, str]]:

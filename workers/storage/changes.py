@@ -9,6 +9,7 @@ from typing import Any
 
 from topics.envelope import Event, Metadata, encode, new_event
 from topics.errors import InvalidEnvelope, InvalidInput
+from workers import tracing
 from workers.storage import documents as docs
 from workers.storage.diff import Json, changed_paths, merge_diff
 from workers.storage.documents import DELETED, ID, VERSION
@@ -60,7 +61,7 @@ def plan_change(
             doc_id,
             types.of(operation),
             data,
-            metadata=Metadata(client_id=client_id),
+            metadata=Metadata(client_id=client_id, trace_id=tracing.current_trace_id()),
             version=version,
         )
     except InvalidEnvelope as e:

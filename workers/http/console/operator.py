@@ -65,7 +65,7 @@ class OperatorPages:
              link(path("aggregates", e.aggregate_type, e.aggregate_id),
                   f"{e.aggregate_type} {e.aggregate_id}"),
              esc(e.version), esc(e.type), f"<code>{esc(e.id)}</code>", json_block(e.data),
-             event_metadata(e))
+             event_metadata(e, self.console.rt.settings.trace_url_template))
             for e in found
         ]  # fmt: skip
         headings = ("occurred at", "aggregate", "version", "type", "event id", "data", "metadata")

@@ -168,7 +168,7 @@ class Console:
                 esc(e.version), esc(e.occurred_at.isoformat()), esc(e.type),
                 f"<code>{esc(e.id)}</code>", json_block(e.data),
                 esc(f"{actor.principal} ({', '.join(actor.roles) or 'no roles'})" if actor else "—"),
-                event_metadata(e),
+                event_metadata(e, self.rt.settings.trace_url_template),
             )  # fmt: skip
             rows.append(
                 cells if not later else tuple(f'<span class="muted">{c}</span>' for c in cells)
@@ -257,9 +257,10 @@ def _diff_links(aggregate_type: str, aggregate_id: str, events: list[Any]) -> st
 TIMELINE_HEADINGS = ("version", "occurred at", "type", "event id", "data", "actor", "metadata")
 
 
-def event_metadata(event: Any) -> str:
-    """Which conversation: command, correlation and causation ids, client, schema version;
-    only what the event carries (the actor has its own column)."""
+def event_metadata(event: Any, trace_url: str = "") -> str:
+    """Which conversation: command, correlation and causation ids, client, schema version,
+    trace (a link to the trace UI with ``trace_url``, EVENTFLEET_TRACE_URL_TEMPLATE); only
+    what the event carries (the actor has its own column)."""
     meta = event.metadata
     found = [
         ("command", meta.command_id),
@@ -273,6 +274,12 @@ def event_metadata(event: Any) -> str:
         for name, value in found
         if value is not None
     )
+    if meta.trace_id is not None:  # 32 hex digits (checked when decoded): safe in a URL
+        shown = f"<code>{esc(meta.trace_id)}</code>"
+        if trace_url:
+            href = trace_url.replace("{trace_id}", meta.trace_id)
+            shown = f'<a class="trace" href="{esc(href)}"><code>{esc(meta.trace_id)}</code></a>'
+        items += f'<div><span class="muted">trace</span> {shown}</div>'
     return f'<div class="meta">{items}</div>'
 
 

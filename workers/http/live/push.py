@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 
 from topics.envelope import Event
+from workers import tracing
 from workers.http.live.shared import Shared
 from workers.metrics import LoopCount, LoopHistogram
 
@@ -111,6 +112,10 @@ class Sink:
         now, observe = time.time(), self._latency.observe
         for entry in entries:
             observe(max(0.0, now - entry.made()))
+        if tracing.enabled():
+            for entry in entries:
+                if entry.event.metadata.trace_id is not None:
+                    tracing.delivered(entry.event.metadata.trace_id, entry.event.id, entry.made(), "push")
 
     def close(self) -> None:
         """Write what is pushed and take nothing more: the connection ends."""

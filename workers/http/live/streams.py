@@ -27,6 +27,7 @@ from aiohttp import WSMsgType, web
 
 from topics.envelope import Event, encode
 from topics.errors import EventfleetError, Forbidden, InvalidInput
+from workers import tracing
 from workers.http.live.connections import Connection, Connections
 from workers.http.live.push import Outbox, Sink
 from workers.http.live.shared import SharedEvents
@@ -338,6 +339,8 @@ class LiveServer:
                 entry = self.shared.shared(event)
                 made = entry.made() if entry is not None else event.occurred_at.timestamp()
                 self.metrics.latency.observe(max(0.0, now - made))
+                if tracing.enabled() and event.metadata.trace_id is not None:
+                    tracing.delivered(event.metadata.trace_id, event.id, made, kind)
 
     async def stream(
         self,
