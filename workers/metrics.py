@@ -65,6 +65,8 @@ class Metrics:
     group_lag: Gauge
     lag_read_time: Gauge
     auth_refusals: Counter
+    unknowns_resolved: Counter
+    group_rejoins: Counter
 
 
 def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
@@ -304,6 +306,20 @@ def _operations_metrics(registry: CollectorRegistry) -> dict[str, Any]:
             "HTTP requests refused at the door: 401 unauthenticated or 403 forbidden, by reason "
             "(a fixed vocabulary: expired, unknown_key, role_required, csrf, ...).",
             ["status", "reason"],
+            registry=registry,
+        ),
+        "unknowns_resolved": Counter(
+            "eventfleet_unknowns_resolved_total",
+            "Outcomes recorded unknown that the events topic resolved (accepted: a copy landed; "
+            "not_stored: none did, nor can any more).",
+            ["result"],
+            registry=registry,
+        ),
+        "group_rejoins": Counter(
+            "eventfleet_group_rejoins_total",
+            "Consumer group joins that did not complete within the bound and were started "
+            "again (or gave up: the process exits for a restart), by role and action.",
+            ["role", "action"],
             registry=registry,
         ),
     }

@@ -27,6 +27,7 @@ from workers.ports import (
     EventSearch,
     KeyStore,
     LiveFeed,
+    LogProbe,
     Marker,
     PendingEvents,
     Positions,
@@ -125,6 +126,10 @@ class Stream(TopicTail, Protocol):
 
     def positions(self, *, fetch_max_wait_ms: int = 50) -> PositionsClient:
         """Where consumer groups stand and which offsets hold records (for the agents)."""
+        ...
+
+    def probe(self) -> LogProbe:
+        """The log's word on a produce that was never answered (the outcome query)."""
         ...
 
     async def read(self, topic: str, *, timeout_s: float = 30.0) -> list[Record]: ...
