@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -24,9 +24,6 @@ from workers.ports import (
     Rejection,
     Rejections,
 )
-
-if TYPE_CHECKING:
-    from workers.roles.resolver import UnknownResolver
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +192,14 @@ def not_stored_of(raw: bytes) -> bool:
     return raw.startswith(b'{"o":"not_stored"')
 
 
+class Resolver(Protocol):
+    """What the log says of an event recorded unknown (``workers.roles.resolver``)."""
+
+    async def resolve(
+        self, aggregate_type: str, aggregate_id: str, record: CommandRecord
+    ) -> dict[str, Any]: ...
+
+
 class Outcomes:
     """``GET .../outcome``: what became of a command or an event, from the store and the memory.
 
@@ -211,7 +216,7 @@ class Outcomes:
         store: EventStore,
         rejections: Rejections,
         memory: CommandMemory | None,
-        resolver: UnknownResolver | None = None,
+        resolver: Resolver | None = None,
     ) -> None:
         self._domains = domains
         self._store = store
