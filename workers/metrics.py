@@ -354,6 +354,10 @@ def prime(
         metrics.dependency_up.labels(role, service)
     metrics.rebalances.labels(role)
     metrics.commit_failures.labels(role)
+    for action in ("adopt_leader", "give_up"):
+        metrics.group_rejoins.labels(role, action)
+    for result in ("accepted", "not_stored"):
+        metrics.unknowns_resolved.labels(result)
     for aggregate_type in aggregate_types:
         metrics.events_appended.labels(aggregate_type)
         for trigger in ("rule", "query"):
