@@ -20,6 +20,7 @@ from workers.adapters.memory import (
     MemoryProducer,
     MemoryRejections,
 )
+from workers.examples.domains.account import ACCOUNT
 from workers.examples.domains.order import ORDER
 from workers.metrics import Metrics, create_metrics
 from workers.ports import Outgoing
@@ -74,7 +75,7 @@ def side() -> Side:
     marker = MemoryMarker(clock=clock)
     memory = MemoryCommandMemory(clock=clock, records=marker.records)
     rejections = MemoryRejections()
-    domains = Domains([ORDER])
+    domains = Domains([ORDER, ACCOUNT])
     service = CommandService(
         domains=domains, ledger=CommandLedger(marker, memory), store=store,
         rejections=rejections, producer=producer,
@@ -178,3 +179,15 @@ async def test_an_idempotent_producer_has_no_bound_so_absence_is_never_claimed(
     assert record is not None
     told = await unbounded.resolve("order", "o7", record)
     assert told["outcome"] == "unknown" and "resolvable_in_s" not in told
+
+
+async def test_a_sync_write_without_an_answer_is_never_resolved_from_the_events_topic(
+    side: Side,
+) -> None:
+    """A sync domain writes to the store, not to the events topic: its absence there says
+    nothing, so the outcome stays unknown (the store decides it)."""
+    await side.memory.unknown("account:a1", None, "e-sync")
+    side.clock.now += 10 * BOUND_S
+    told = await side.outcomes.ask("account", "a1", event_id="e-sync")
+    assert told is not None and told["outcome"] == "unknown", told
+    assert side.resolved("not_stored") == 0

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from snapshot_rules.domain import Domains
+from snapshot_rules.domain import Domains, Mode
 from topics.envelope import Actor, aggregate_key, command_scope, derived_event_id
 from topics.errors import InvalidInput
 from workers.ports import (
@@ -269,7 +269,12 @@ class Outcomes:
         if record is None and scoped is not None:  # refused at the door, nothing written
             refusal = await self._memory.recall_refusal(key, scoped)
             record = None if refusal is None else CommandRecord("answered", answer=refusal)
-        if record is not None and record.state == "unknown" and self._resolver is not None:
+        if (
+            record is not None
+            and record.state == "unknown"
+            and self._resolver is not None
+            and domain.mode is Mode.ASYNC  # a sync write's witness is the store, not the log
+        ):
             return {**body, **await self._resolver.resolve(domain.name, aggregate_id, record)}
         return None if record is None else {**body, **_remembered(record)}
 

@@ -90,6 +90,8 @@ class KafkaLogProbe:
                 raise StreamUnavailable(f"Kafka does not know the topic {topic}.")
             tp = TopicPartition(topic, partition_for(key, len(partitions)))
             at = int((since - SKEW).timestamp() * 1000)
+            # The end first: a record landing after it is at or past it, whenever it lands.
+            end = (await consumer.end_offsets([tp]))[tp]
             try:
                 found = (await consumer.offsets_for_times({tp: at})).get(tp)
             except KafkaError as e:  # a broker without timestamp lookups: from the start
@@ -97,8 +99,10 @@ class KafkaLogProbe:
                 found = None
                 start = (await consumer.beginning_offsets([tp]))[tp]
             else:
-                if found is None:  # nothing stamped since: read from the end it reports
-                    start = (await consumer.end_offsets([tp]))[tp]
+                if found is None or found.timestamp < 0:
+                    # Nothing stamped since (Tansu answers offset 0 and timestamp -1): read
+                    # from the end taken before (Tansu's lags behind: more read, never less).
+                    start = end
                 else:
                     start = found.offset
             return tp.partition, start
