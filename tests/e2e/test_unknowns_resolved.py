@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import signal
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -80,7 +81,11 @@ async def _ask(commands: FleetProcess, u: Unknown) -> str:
     return outcome
 
 
-async def _scenario(stack: EmbeddedStack, name: str, thaw_after_s: float) -> str:
+async def _scenario(
+    stack: EmbeddedStack, name: str, thaw_after_s: float, *, hold_appender: bool = False
+) -> str:
+    """``hold_appender``: the appender stays stopped until every unknown is resolved, so a copy
+    that landed is known from the events topic alone (``accepted``), never from the store."""
     commands, appender = fleet_pair(stack, name, EVENTFLEET_KAFKA_TIMEOUT_MS=str(TIMEOUT_MS))
     await start_together(commands, appender)
     kafka = stack.process("kafka")
@@ -89,6 +94,10 @@ async def _scenario(stack: EmbeddedStack, name: str, thaw_after_s: float) -> str
         warm = await commands.post(f"/v1/order/w-{run}/events",
                                    {"type": "OrderPlaced", "data": {"items": order_items()}})  # fmt: skip
         assert warm[0] == 202, warm
+        if hold_appender:
+            await wait_for(lambda: _stored_ids(commands, f"w-{run}", warm[1]["event_id"]),
+                           timeout_s=30, what="the warm-up stored")  # fmt: skip
+            appender.process.send_signal(signal.SIGSTOP)  # type: ignore[union-attr]
         try:
             unknowns, last = await _freeze_and_send(commands, stack, run)
             thaw_at = last + thaw_after_s
@@ -116,6 +125,9 @@ async def _scenario(stack: EmbeddedStack, name: str, thaw_after_s: float) -> str
         await wait_for(all_resolved, timeout_s=60, interval_s=0.2,
                        what="every unknown resolved from the log")  # fmt: skip
         resolved_at = {u.event_id: next(t for t, o in u.told if o in RESOLVED) for u in unknowns}
+        if hold_appender:
+            assert {u.final() for u in unknowns} <= {"accepted", "not_stored"}, unknowns
+            appender.process.send_signal(signal.SIGCONT)  # type: ignore[union-attr]
         not_stored = {u.event_id for u in unknowns if u.final() == "not_stored"}
         landed = {u.event_id for u in unknowns if u.final() != "not_stored"}
         # Nothing told not_stored ever lands: once the appender has stored every copy that
@@ -143,8 +155,15 @@ async def _scenario(stack: EmbeddedStack, name: str, thaw_after_s: float) -> str
         )
     finally:
         kafka.resume()  # (again: SIGCONT to a running broker changes nothing)
+        if appender.process is not None and appender.process.returncode is None:
+            appender.process.send_signal(signal.SIGCONT)
         await commands.stop()
         await appender.stop()
+
+
+async def _stored_ids(commands: FleetProcess, order: str, event_id: str) -> bool:
+    status, told = await commands.get(f"/v1/order/{order}/outcome?event_id={event_id}")
+    return status == 200 and told["outcome"] == "stored"
 
 
 async def _stored(commands: FleetProcess, unknowns: list[Unknown], landed: set[str]) -> bool:
@@ -160,6 +179,14 @@ async def test_every_unknown_is_resolved_and_none_told_not_stored_lands(
     private_stack: EmbeddedStack, unique_name: str, thaw_after_s: float
 ) -> None:
     print(await _scenario(private_stack, unique_name, thaw_after_s))
+
+
+@pytest.mark.parametrize("thaw_after_s", [1.0, BOUND_S], ids=["thaw-1s", "thaw-at-the-bound"])
+async def test_with_the_appender_stopped_a_landed_copy_is_found_in_the_log(
+    private_stack: EmbeddedStack, unique_name: str, thaw_after_s: float
+) -> None:
+    print("appender stopped:", await _scenario(private_stack, unique_name, thaw_after_s,
+                                               hold_appender=True))  # fmt: skip
 
 
 @pytest.mark.skipif(shutil.which("stress-ng") is None, reason="stress-ng is not installed")
