@@ -138,3 +138,31 @@ async def test_a_group_that_forms_is_never_acted_on(stack: EmbeddedStack, unique
         await second.stop()
         await first.stop()
     assert acts == []
+
+
+
+async def test_a_leader_still_among_the_members_is_never_impersonated(
+    stack: EmbeddedStack, unique_name: str
+) -> None:
+    """The guard before a member takes a leader's id: the group's members, as Tansu describes
+    them. A live leader is among them (nothing is taken); a departed one is not."""
+    topic, group = f"{unique_name}.t", f"{unique_name}-g"
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack.urls.kafka_url.split("://")[1])
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+    finally:
+        await admin.close()
+    leader = _consumer(stack, group, topic)
+    try:
+        await leader.start()
+        await _assigned(leader, timeout_s=30)
+        node, send = leader._coordinator.coordinator_id, leader._client.send
+        watch = JoinWatch(bound_s=BOUND_S)
+        watch._leader = leader._coordinator.member_id
+        assert await watch._leader_present(send, node, group)
+        watch._leader = "departed-member-id"
+        assert not await watch._leader_present(send, node, group)
+        assert await watch._leader_present(send, node, f"{group}-unknown") is False
+    finally:
+        await leader.stop()

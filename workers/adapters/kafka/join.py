@@ -8,7 +8,8 @@ departed leader and its SyncGroup is answered ``REBALANCE_IN_PROGRESS`` for ever
 rejoining with a fresh member id changes nothing, as the leader stays named.
 
 What heals it: the JoinGroup answer names the leader. A member that has not synced within the
-bound leaves under its own id and joins under the departed leader's id: Tansu takes it as the
+bound asks which members the group has (DescribeGroups); if the named leader is none of them,
+it leaves under its own id and joins under the departed leader's id: Tansu takes it as the
 leader, sends it the members, and its assignment forms the group. On a broker that forgets a
 departed member (Apache Kafka), the bound is never reached; were it reached, the unknown id is
 refused (``UNKNOWN_MEMBER_ID``) and aiokafka joins afresh: nothing worse than one more join.
@@ -27,6 +28,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from aiokafka.protocol.admin import DescribeGroupsRequest
 from aiokafka.protocol.group import JoinGroupRequest, LeaveGroupRequest, SyncGroupRequest
 
 log = logging.getLogger(__name__)
@@ -41,8 +43,9 @@ class JoinWatch:
     """Watches one consumer's group join and heals a join that does not complete in time.
 
     ``bound_s``: how long a join may go on without a completed sync (a few session timeouts).
-    ``on_heal(action)`` counts each act (``adopt_leader``, ``give_up``); ``on_stuck(reason)``
-    is called once when the member gives up.
+    ``on_heal(action)`` counts each act (``adopt_leader``; ``leader_present``: the named leader
+    is still a member, so nothing is taken and one more bound runs; ``give_up``);
+    ``on_stuck(reason)`` is called once when the member gives up.
     """
 
     def __init__(
@@ -100,7 +103,10 @@ class JoinWatch:
         now = self._clock()
         since = self._joining_since
         if since is not None and now - since >= self.bound_s and not self.gave_up:
-            await self._act(original, node_id, request, now, **kw)
+            try:
+                await self._act(original, node_id, request, now, **kw)
+            except Exception:  # the watch never breaks the join it watches
+                log.exception("the join watch of group %s failed; the join goes on", request._group)
         try:
             response = await original(node_id, request, **kw)
         except Exception:
@@ -128,6 +134,16 @@ class JoinWatch:
             self._on_heal("give_up")
             self._on_stuck(reason)
             return
+        self.heals += 1
+        self._joining_since = now  # the next bound runs from this act
+        if await self._leader_present(original, node_id, group, **kw):
+            log.warning(
+                "the join of group %s did not complete in %.0f s (bound %g s): its leader %s is "
+                "still a member; waiting one more bound for it", group, waited, self.bound_s,
+                self._leader,
+            )  # fmt: skip
+            self._on_heal("leader_present")
+            return
         log.warning(
             "the join of group %s did not complete in %.0f s (bound %g s): member %s follows "
             "leader %s, which never assigns (a broker that kept a departed leader, as Tansu "
@@ -137,6 +153,18 @@ class JoinWatch:
         if self._member and request._member_id == self._member:
             await original(node_id, LeaveGroupRequest(group, self._member), **kw)
         request._member_id = self._leader
-        self.heals += 1
-        self._joining_since = now  # the next bound runs from this act
         self._on_heal("adopt_leader")
+
+    async def _leader_present(self, original: Send, node_id: Any, name: str, **kw: Any) -> bool:
+        """The named leader is still among the group's members (or the broker cannot say): its
+        id is never taken while it may be in use."""
+        try:
+            response = await original(node_id, DescribeGroupsRequest([name]), **kw)
+        except Exception as e:  # any failure: the id is not taken
+            log.info("members of group %s not described (%r): not acting", name, e)
+            return True
+        for described in response.groups:
+            error_code, described_name, members = described[0], described[1], described[5]
+            if described_name == name and error_code == 0:
+                return any(member[0] == self._leader for member in members)
+        return True
