@@ -354,7 +354,7 @@ def prime(
         metrics.dependency_up.labels(role, service)
     metrics.rebalances.labels(role)
     metrics.commit_failures.labels(role)
-    for action in ("adopt_leader", "leader_present", "give_up"):
+    for action in ("adopt_leader", "waiting", "give_up"):
         metrics.group_rejoins.labels(role, action)
     for result in ("accepted", "not_stored"):
         metrics.unknowns_resolved.labels(result)

@@ -43,9 +43,9 @@ class JoinWatch:
     """Watches one consumer's group join and heals a join that does not complete in time.
 
     ``bound_s``: how long a join may go on without a completed sync (a few session timeouts).
-    ``on_heal(action)`` counts each act (``adopt_leader``; ``leader_present``: the named leader
-    is still a member, so nothing is taken and one more bound runs; ``give_up``);
-    ``on_stuck(reason)`` is called once when the member gives up.
+    ``on_heal(action)`` counts each act (``adopt_leader``; ``waiting``: the named leader is a
+    member, so nothing is taken and one more bound runs; ``give_up``: ``give_up_after``
+    adoptions did not complete the join); ``on_stuck(reason)`` is called once on giving up.
     """
 
     def __init__(
@@ -66,7 +66,7 @@ class JoinWatch:
         self._leader = ""
         self._member = ""
         self.heals = 0
-        """Heals since the last completed sync."""
+        """Adoptions of a departed leader's id since the last completed sync."""
         self.gave_up = False
 
     def install(self, consumer: Any) -> None:
@@ -123,27 +123,33 @@ class JoinWatch:
     ) -> None:
         group = request._group
         waited = now - self._joining_since if self._joining_since is not None else 0.0
-        if self.heals >= self._give_up_after or not self._leader or self._leader == self._member:
+        if self.heals >= self._give_up_after:
             self.gave_up = True
             reason = (
                 f"the join of group {group} did not complete in {waited:.0f} s "
-                f"(bound {self.bound_s:g} s, {self.heals} heal(s) tried; leader named: "
-                f"{self._leader or 'none'}); exiting so that the process is restarted"
+                f"(bound {self.bound_s:g} s) after {self.heals} heal(s) as its departed leader "
+                f"{self._leader}; exiting so that the process is restarted"
             )
             log.error("%s", reason)
             self._on_heal("give_up")
             self._on_stuck(reason)
             return
-        self.heals += 1
         self._joining_since = now  # the next bound runs from this act
-        if await self._leader_present(original, node_id, group, **kw):
+        if (
+            not self._leader
+            or self._leader == self._member
+            or await self._leader_present(original, node_id, group, **kw)
+        ):
+            # A live leader re-forms the group (Tansu drops one that stops heartbeating): no
+            # id is taken, and waiting is no failure that makes the member give up.
             log.warning(
-                "the join of group %s did not complete in %.0f s (bound %g s): its leader %s is "
-                "still a member; waiting one more bound for it", group, waited, self.bound_s,
-                self._leader,
+                "the join of group %s did not complete in %.0f s (bound %g s); its leader %s "
+                "is a member: waiting one more bound", group, waited, self.bound_s,
+                self._leader or "(none named)",
             )  # fmt: skip
-            self._on_heal("leader_present")
+            self._on_heal("waiting")
             return
+        self.heals += 1
         log.warning(
             "the join of group %s did not complete in %.0f s (bound %g s): member %s follows "
             "leader %s, which never assigns (a broker that kept a departed leader, as Tansu "
