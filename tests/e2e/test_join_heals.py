@@ -52,24 +52,43 @@ async def _stressed(on: bool) -> AsyncIterator[None]:
         await asyncio.wait_for(stress.wait(), 30)
 
 
+ATTEMPTS = 3
+"""The poison is a race the test cannot fix: if the leader re-forms the group alone before its
+own LeaveGroup (it rejoins within a heartbeat), its leaving clears the leader and the next
+member joins as usual. The stop is tried again, up to this many times, until one poisons."""
+
+
 async def _follower_then_leader(private_stack: EmbeddedStack, unique_name: str, label: str) -> None:
-    leader = FleetProcess.for_stack(private_stack, unique_name, roles="appender")
-    follower = FleetProcess.for_stack(private_stack, unique_name, roles="appender")
-    after = FleetProcess.for_stack(private_stack, unique_name, roles="appender")
     commands = FleetProcess.for_stack(private_stack, unique_name, roles="commands")
+    started: list[FleetProcess] = [commands]
     try:
-        await leader.start()  # the first member: Tansu makes it the leader
-        await follower.start()
-        await wait_for(leader.ready, timeout_s=60, what="both appenders assigned")
-        assert await follower.stop() == 0  # the follower leaves first ...
-        assert await leader.stop() == 0  # ... then the leader: the group names a leader gone
-        began = time.monotonic()
-        await after.start(timeout_s=BOUND_S + 4 * TANSU_FOLLOWER_PAUSE_S + 30)
-        took = time.monotonic() - began
-        _, text = await after.get("/metrics")
-        heals = value(text, 'eventfleet_group_rejoins_total{action="adopt_leader",role="appender"}')
-        assert heals >= 1
-        assert value(text, 'eventfleet_group_rejoins_total{action="give_up",role="appender"}') == 0
+        readies: list[float] = []
+        for _ in range(ATTEMPTS):
+            leader, follower, after = (
+                FleetProcess.for_stack(private_stack, unique_name, roles="appender")
+                for _ in range(3)
+            )
+            started += [after, follower, leader]
+            await leader.start()  # the first member: Tansu makes it the leader
+            await follower.start()
+            await wait_for(leader.ready, timeout_s=60, what="both appenders assigned")
+            assert await follower.stop() == 0  # the follower leaves first ...
+            assert await leader.stop() == 0  # ... then the leader: the group may name it still
+            began = time.monotonic()
+            await after.start(timeout_s=BOUND_S + 4 * TANSU_FOLLOWER_PAUSE_S + 30)
+            readies.append(time.monotonic() - began)  # every next member is ready, healed or not
+            _, text = await after.get("/metrics")
+            heals = value(
+                text, 'eventfleet_group_rejoins_total{action="adopt_leader",role="appender"}'
+            )
+            assert (
+                value(text, 'eventfleet_group_rejoins_total{action="give_up",role="appender"}') == 0
+            )
+            if heals >= 1:
+                break
+            assert await after.stop() == 0  # not poisoned this time: alone, it leaves cleanly
+        else:
+            raise AssertionError(f"no stop of {ATTEMPTS} poisoned the group; ready in {readies}")
         await commands.start()
         order = f"o-{uuid.uuid4().hex[:6]}"
         status, body = await commands.post(
@@ -84,9 +103,10 @@ async def _follower_then_leader(private_stack: EmbeddedStack, unique_name: str, 
             return status == 200 and told["outcome"] == "stored"
 
         await wait_for(stored, timeout_s=30, what="the healed appender stores an event")
-        print(f"{label}follower then leader stopped: the next appender ready in {took:.1f} s (bound "
-              f"{BOUND_S:g} s, start included), {heals:g} heal(s), and it stores")  # fmt: skip
+        print(f"{label}follower then leader stopped: the next appender ready in {readies[-1]:.1f} s "
+              f"after a poisoning stop (bound {BOUND_S:g} s, start included), {heals:g} heal(s), "
+              f"and it stores; attempts {len(readies)}, ready in {[round(r, 1) for r in readies]}")  # fmt: skip
     finally:
-        for process in (commands, after, follower, leader):
+        for process in started:
             if process.process is not None:
                 await process.stop()
