@@ -82,12 +82,20 @@ async def _ask(commands: FleetProcess, u: Unknown) -> str:
 
 
 async def _scenario(
-    stack: EmbeddedStack, name: str, thaw_after_s: float, *, hold_appender: bool = False
+    stack: EmbeddedStack,
+    name: str,
+    thaw_after_s: float,
+    *,
+    hold_appender: bool = False,
+    second: bool = False,
 ) -> str:
     """``hold_appender``: the appender stays stopped until every unknown is resolved, so a copy
     that landed is known from the events topic alone (``accepted``), never from the store."""
     commands, appender = fleet_pair(stack, name, EVENTFLEET_KAFKA_TIMEOUT_MS=str(TIMEOUT_MS))
-    await start_together(commands, appender)
+    other = (FleetProcess.for_stack(stack, name, roles="commands",
+                                    EVENTFLEET_KAFKA_TIMEOUT_MS=str(TIMEOUT_MS))
+             if second else None)  # fmt: skip
+    await start_together(commands, appender, *((other,) if other else ()))
     kafka = stack.process("kafka")
     try:
         run = uuid.uuid4().hex[:6]
@@ -120,6 +128,8 @@ async def _scenario(
 
         async def all_resolved() -> bool:
             outcomes = await asyncio.gather(*(_ask(commands, u) for u in unknowns))
+            if other is not None:  # the same events resolved by another process at once
+                await asyncio.gather(*(_ask(other, u) for u in unknowns))
             return all(o in RESOLVED for o in outcomes)
 
         await wait_for(all_resolved, timeout_s=60, interval_s=0.2,
@@ -159,6 +169,8 @@ async def _scenario(
             appender.process.send_signal(signal.SIGCONT)
         await commands.stop()
         await appender.stop()
+        if other is not None:
+            await other.stop()
 
 
 async def _stored_ids(commands: FleetProcess, order: str, event_id: str) -> bool:
@@ -187,6 +199,13 @@ async def test_with_the_appender_stopped_a_landed_copy_is_found_in_the_log(
 ) -> None:
     print("appender stopped:", await _scenario(private_stack, unique_name, thaw_after_s,
                                                hold_appender=True))  # fmt: skip
+
+
+async def test_two_commands_processes_resolving_at_once_agree(
+    private_stack: EmbeddedStack, unique_name: str
+) -> None:
+    print("two commands processes:", await _scenario(private_stack, unique_name, BOUND_S,
+                                                     second=True))  # fmt: skip
 
 
 @pytest.mark.skipif(shutil.which("stress-ng") is None, reason="stress-ng is not installed")

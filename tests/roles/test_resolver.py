@@ -191,3 +191,22 @@ async def test_a_sync_write_without_an_answer_is_never_resolved_from_the_events_
     told = await side.outcomes.ask("account", "a1", event_id="e-sync")
     assert told is not None and told["outcome"] == "unknown", told
     assert side.resolved("not_stored") == 0
+
+
+async def test_a_second_resolver_after_the_first_answers_the_same(side: Side) -> None:
+    """Two processes resolve at once: the one whose record comes second answers what the first
+    recorded, never unknown again."""
+    event_id = await side.unanswered("o8")
+    side.clock.now += BOUND_S
+    record = await side.memory.recall_event("order:o8", event_id)
+    assert record is not None and record.state == "unknown"
+    first = UnknownResolver(
+        probe=MemoryLogProbe(side.producer, bound_s=BOUND_S), memory=side.memory,
+        events_topic=EVENTS,
+    )  # fmt: skip
+    second = UnknownResolver(
+        probe=MemoryLogProbe(side.producer, bound_s=BOUND_S), memory=side.memory,
+        events_topic=EVENTS,
+    )  # fmt: skip
+    assert (await first.resolve("order", "o8", record))["outcome"] == "not_stored"
+    assert (await second.resolve("order", "o8", record))["outcome"] == "not_stored"

@@ -32,6 +32,7 @@ from workers.roles.outcomes import (
     Accepted,
     encode,
     encode_not_stored,
+    not_stored_of,
 )
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,8 @@ class UnknownResolver:
             return {"outcome": "accepted", "partition": found.partition, "offset": found.offset}
         if not await self._record(key, event_id, encode_not_stored(event_id), None, bound,
                                   NOT_STORED):  # fmt: skip
+            if await self._resolved_elsewhere(key.decode(), event_id):
+                return {"outcome": NOT_STORED, "message": NOT_STORED_MESSAGE}
             return _unknown(0.0)  # a newer attempt (a retry) since: its own outcome decides
         await self._unmark(key.decode(), event_id)
         return {"outcome": NOT_STORED, "message": NOT_STORED_MESSAGE}
@@ -106,6 +109,14 @@ class UnknownResolver:
             if self._metrics is not None:
                 self._metrics.unknowns_resolved.labels(result).inc()
         return resolved
+
+    async def _resolved_elsewhere(self, key: str, event_id: str) -> bool:
+        """Another process recorded ``not_stored`` first (the same log, the same answer)."""
+        try:
+            found = await self._memory.recall_event(key, event_id)
+        except Unavailable:
+            return False
+        return found is not None and found.state == "answered" and not_stored_of(found.answer)
 
     async def _unmark(self, key: str, event_id: str) -> None:
         """A mark naming an event that will never be stored is dropped (only if it names it)."""
