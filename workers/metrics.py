@@ -66,6 +66,8 @@ class Metrics:
     group_lag: Gauge
     lag_read_time: Gauge
     auth_refusals: Counter
+    unknowns_resolved: Counter
+    group_rejoins: Counter
 
 
 def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
@@ -313,6 +315,20 @@ def _operations_metrics(registry: CollectorRegistry) -> dict[str, Any]:
             ["status", "reason"],
             registry=registry,
         ),
+        "unknowns_resolved": Counter(
+            "eventfleet_unknowns_resolved_total",
+            "Outcomes recorded unknown that the events topic resolved (accepted: a copy landed; "
+            "not_stored: none did, nor can any more).",
+            ["result"],
+            registry=registry,
+        ),
+        "group_rejoins": Counter(
+            "eventfleet_group_rejoins_total",
+            "Consumer group joins that did not complete within the bound and were started "
+            "again (or gave up: the process exits for a restart), by role and action.",
+            ["role", "action"],
+            registry=registry,
+        ),
     }
 
 
@@ -345,6 +361,10 @@ def prime(
         metrics.dependency_up.labels(role, service)
     metrics.rebalances.labels(role)
     metrics.commit_failures.labels(role)
+    for action in ("adopt_leader", "waiting", "give_up"):
+        metrics.group_rejoins.labels(role, action)
+    for result in ("accepted", "not_stored"):
+        metrics.unknowns_resolved.labels(result)
     for aggregate_type in aggregate_types:
         metrics.events_appended.labels(aggregate_type)
         for trigger in ("rule", "query"):

@@ -451,6 +451,26 @@ class Producer(Protocol):
         ...
 
 
+class LogProbe(Protocol):
+    """Whether a record of one event landed on its key's partition: the log's own word on a
+    produce that was sent and never answered (``workers.roles.resolver``)."""
+
+    def delivery_bound_s(self) -> float | None:
+        """Seconds after a send was recorded unknown past which the producer writes no byte of
+        it any more; None when there is no such bound (an idempotent producer retries until
+        the broker acknowledges)."""
+        ...
+
+    async def find(
+        self, topic: str, key: bytes, event_id: str, *, since: datetime
+    ) -> Delivery | None:
+        """The record carrying ``event_id`` on ``key``'s partition, reading from the first
+        record stamped at or after ``since`` to an end the broker gave after it had answered
+        and then run on for a grace: every request that reached it before is in that end.
+        None when no such record is there. StreamUnavailable when Kafka does not answer."""
+        ...
+
+
 class TopicTail(Protocol):
     """Reads a topic from positions on, and keeps reading as records arrive (no group).
 
@@ -538,6 +558,8 @@ class CommandRecord:
     event_id: str = ""
     answer: bytes = b""
     token: str = ""
+    command_id: str = ""  # by event id (``recall_event``): the scoped command id it was sent for
+    age_s: float | None = None  # by event id: seconds since it was recorded
 
 
 @dataclass(frozen=True, slots=True)
@@ -668,7 +690,25 @@ class CommandMemory(Protocol):
     async def recall(self, aggregate_key: str, command_id: str) -> CommandRecord | None: ...
 
     async def recall_event(self, aggregate_key: str, event_id: str) -> CommandRecord | None:
-        """An event sent without an answer (recorded by ``unknown``), by its id."""
+        """An event sent without an answer (recorded by ``unknown``), by its id, with its
+        ``age_s`` and the ``command_id`` it was sent for; or what it was resolved to."""
+        ...
+
+    async def resolve(
+        self,
+        aggregate_key: str,
+        event_id: str,
+        *,
+        answer: bytes,
+        command_answer: bytes | None,
+        min_age_s: float,
+    ) -> bool:
+        """Replace the unknown record of ``event_id`` with ``answer`` (the log showed its fate),
+        only while it is still that unknown attempt and at least ``min_age_s`` old: a newer
+        attempt (a retry holding the command's claim, or unknown again since) is left alone.
+        Its command's record, while unknown, becomes ``command_answer`` (None: forgotten, so
+        a retry with the command id sends it again). True when it was replaced; calling it
+        again changes nothing."""
         ...
 
     async def settle(self, aggregate_key: str, command_id: str, answer: bytes) -> None:

@@ -238,3 +238,75 @@ async def test_a_refusal_at_the_door_is_kept_apart_from_the_claim(side: Side) ->
     assert await side.memory.claim("order:r1", "c-1", "e1", "t1") is None
     assert await side.memory.recall_refusal("order:r1", "c-2") is None  # another command
     assert await side.memory.recall_refusal("order:r2", "c-1") is None  # another aggregate
+
+
+async def test_an_unknown_event_is_recalled_with_its_age_and_command(side: Side) -> None:
+    await side.memory.unknown("order:o20", "c20", "e-20")
+    found = await side.memory.recall_event("order:o20", "e-20")
+    assert found is not None and (found.state, found.command_id) == ("unknown", "c20")
+    assert found.age_s is not None and 0 <= found.age_s < 5
+    alone = await side.memory.recall_event("order:o21", "e-21")
+    assert alone is None
+
+
+async def test_resolving_a_fresh_unknown_changes_nothing(side: Side) -> None:
+    await side.memory.unknown("order:o22", "c22", "e-22")
+    resolved = await side.memory.resolve(
+        "order:o22", "e-22", answer=b'{"o":"not_stored"}', command_answer=None, min_age_s=30
+    )
+    assert resolved is False
+    by_event = await side.memory.recall_event("order:o22", "e-22")
+    by_command = await side.memory.recall("order:o22", "c22")
+    assert by_event is not None and by_event.state == "unknown"
+    assert by_command is not None and by_command.state == "unknown"
+
+
+async def test_not_stored_forgets_the_command_so_a_retry_sends_again_and_is_idempotent(
+    side: Side,
+) -> None:
+    await side.memory.unknown("order:o23", "c23", "e-23")
+    answer = b'{"o":"not_stored","event_id":"e-23"}'
+    assert await side.memory.resolve(
+        "order:o23", "e-23", answer=answer, command_answer=None, min_age_s=0
+    )
+    by_event = await side.memory.recall_event("order:o23", "e-23")
+    assert by_event is not None and (by_event.state, by_event.answer) == ("answered", answer)
+    assert await side.memory.recall("order:o23", "c23") is None
+    again = await side.memory.resolve(
+        "order:o23", "e-23", answer=b"other", command_answer=None, min_age_s=0
+    )
+    assert again is False  # resolved once: a second resolver changes nothing
+    assert await side.memory.claim("order:o23", "c23", "e-23", "t-retry") is None  # sent again
+
+
+async def test_a_retry_holding_the_claim_is_never_resolved_over(side: Side) -> None:
+    await side.memory.unknown("order:o24", "c24", "e-24")
+    taken = await side.memory.claim("order:o24", "c24", "e-24", "t-2")
+    assert taken is not None and taken.state == "unknown"  # taken over by the retry
+    resolved = await side.memory.resolve(
+        "order:o24", "e-24", answer=b'{"o":"not_stored"}', command_answer=None, min_age_s=0
+    )
+    assert resolved is False
+    held = await side.memory.recall("order:o24", "c24")
+    assert held is not None and (held.state, held.token) == ("pending", "t-2")
+    by_event = await side.memory.recall_event("order:o24", "e-24")
+    assert by_event is not None and by_event.state == "unknown"
+
+
+async def test_a_copy_found_in_the_log_answers_the_command_too(side: Side) -> None:
+    await side.memory.unknown("order:o25", "c25", "e-25")
+    accepted = b'{"o":"accepted","event_id":"e-25","partition":0,"offset":7}'
+    assert await side.memory.resolve(
+        "order:o25", "e-25", answer=accepted, command_answer=accepted, min_age_s=0
+    )
+    by_command = await side.memory.recall("order:o25", "c25")
+    assert by_command is not None and (by_command.state, by_command.answer) == (
+        "answered", accepted,
+    )  # fmt: skip
+
+
+async def test_an_event_never_recorded_unknown_is_not_resolved(side: Side) -> None:
+    assert not await side.memory.resolve(
+        "order:o26", "e-26", answer=b"x", command_answer=None, min_age_s=0
+    )
+    assert await side.memory.recall_event("order:o26", "e-26") is None

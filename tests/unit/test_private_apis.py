@@ -17,6 +17,7 @@ import aiokafka
 import pytest
 from aiokafka.client import AIOKafkaClient
 from aiokafka.consumer.group_coordinator import GroupCoordinator
+from aiokafka.protocol.group import JoinGroupRequest
 from faust.app.base import App
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -67,6 +68,14 @@ USES = [
      "workers/stream/faust_app.py", "read: a dead coordinator makes a consumer unready"),
     ("aiokafka", GroupCoordinator, "coordinator_id",
      "workers/stream/faust_app.py", "read: None once the coordinator is marked dead"),
+    ("aiokafka", aiokafka.AIOKafkaConsumer, "_client",
+     "workers/adapters/kafka/join.py", "its send wrapped: the join watch sees JoinGroup and SyncGroup"),
+    ("aiokafka", AIOKafkaClient, "send",
+     "workers/adapters/kafka/join.py", "wrapped: the coordinator sends every group request through it"),
+    ("aiokafka", JoinGroupRequest, "_group",
+     "workers/adapters/kafka/join.py", "read: the group a stuck join is in, for the log"),
+    ("aiokafka", JoinGroupRequest, "_member_id",
+     "workers/adapters/kafka/join.py", "set: a stuck member joins again as the departed leader"),
     ("aiokafka", aiokafka.AIOKafkaProducer, "_partition",
      "workers/adapters/kafka/producer.py", "called: the partition of each record of a batch"),
     ("aiokafka", AIOKafkaClient, "_wait_on_metadata",

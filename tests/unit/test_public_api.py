@@ -66,7 +66,7 @@ PUBLIC = {
         "Faults", "MemoryActionLog", "MemoryAppendProgress", "MemoryCommandMemory", "MemoryDatabase",
         "MemoryDocuments", "MemoryEventStore", "MemoryKeyStore", "MemoryLiveFeed", "MemoryMarker", "MemoryMarks", "MemoryPositions", "MemoryProducer",
         "MemoryRejections", "MemoryRuleStates", "MemorySnapshotLadder", "MemorySnapshotStore", "MemoryStores",
-        "MemoryStream", "MemoryTicketStore", "MemoryViewStaging", "MemoryViewStore", "Switchable", "murmur2",
+        "MemoryLogProbe", "MemoryStream", "MemoryTicketStore", "MemoryViewStaging", "MemoryViewStore", "Switchable", "murmur2",
         "partition_for",
     ],
     "workers.devtools": ["embedded"],

@@ -146,7 +146,8 @@ class EventPage:
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What became of a command (or event): ``stored`` (``version``), ``rejected`` (``reason``,
-    ``message``), ``accepted``, ``in_progress``, ``unknown`` (it may still be stored), or
+    ``message``), ``accepted``, ``in_progress``, ``unknown`` (it may still be stored),
+    ``not_stored`` (the events topic shows that no copy landed nor can: safe to send again), or
     ``none`` (nothing is known of it: never sent here, or forgotten after the command TTL)."""
 
     outcome: str

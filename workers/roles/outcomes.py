@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
-from snapshot_rules.domain import Domains
+from snapshot_rules.domain import Domains, Mode
 from topics.envelope import Actor, aggregate_key, command_scope, derived_event_id
 from topics.errors import InvalidInput
 from workers.ports import (
@@ -96,6 +96,7 @@ class Answer:
         obj = orjson.loads(raw)
         return cls(int(obj["status"]), obj["body"])
 
+
 _REFUSED_LABELS = {
     "transition_rejected": "rejected_transition",
     "command_in_progress": "rejected_in_progress",
@@ -169,12 +170,43 @@ def _rejected(reason: str, message: str) -> dict[str, Any]:
     return body if reason in STORE_VERDICTS else {**body, "dead_lettered": True}
 
 
+NOT_STORED = "not_stored"
+
+UNKNOWN_MESSAGE = (
+    "sent without an answer; it may still be stored. Retrying with the same command_id is "
+    "safe; without one, ask again later instead of sending it again."
+)
+NOT_STORED_MESSAGE = (
+    "sent without an answer, and the events topic shows that no copy of it landed and none "
+    "can any more: nothing was stored; it is safe to send it again."
+)
+
+
+def encode_not_stored(event_id: str) -> bytes:
+    """What the memory keeps, by event id, for an event the log showed absent."""
+    return orjson.dumps({"o": NOT_STORED, "event_id": event_id})
+
+
+def not_stored_of(raw: bytes) -> bool:
+    """Whether a recorded outcome is ``not_stored`` (no other outcome starts like it)."""
+    return raw.startswith(b'{"o":"not_stored"')
+
+
+class Resolver(Protocol):
+    """What the log says of an event recorded unknown (``workers.roles.resolver``)."""
+
+    async def resolve(
+        self, aggregate_type: str, aggregate_id: str, record: CommandRecord
+    ) -> dict[str, Any]: ...
+
+
 class Outcomes:
     """``GET .../outcome``: what became of a command or an event, from the store and the memory.
 
     ``none`` only when nothing of it is known anywhere: an event sent without an answer is
-    ``unknown`` for as long as the command memory keeps it (the command TTL), so a client
-    never retries a command that may still be stored under another command id.
+    ``unknown`` until the events topic shows its fate (``resolver``: ``accepted`` or
+    ``not_stored``), or for as long as the command memory keeps it (the command TTL), so a
+    client never retries a command that may still be stored under another command id.
     """
 
     def __init__(
@@ -184,11 +216,13 @@ class Outcomes:
         store: EventStore,
         rejections: Rejections,
         memory: CommandMemory | None,
+        resolver: Resolver | None = None,
     ) -> None:
         self._domains = domains
         self._store = store
         self._rejections = rejections
         self._memory = memory
+        self._resolver = resolver
 
     async def ask(
         self,
@@ -228,11 +262,20 @@ class Outcomes:
             return None
         key = aggregate_key(domain.name, aggregate_id).decode()
         record = await self._memory.recall(key, scoped) if scoped else None
-        if record is None:
-            record = await self._memory.recall_event(key, event_id)
+        if record is None or record.state == "unknown":
+            # By event id: its age, and what the log resolved it to (the command's record
+            # is gone once it was not stored, so that a retry sends it again).
+            record = await self._memory.recall_event(key, event_id) or record
         if record is None and scoped is not None:  # refused at the door, nothing written
             refusal = await self._memory.recall_refusal(key, scoped)
             record = None if refusal is None else CommandRecord("answered", answer=refusal)
+        if (
+            record is not None
+            and record.state == "unknown"
+            and self._resolver is not None
+            and domain.mode is Mode.ASYNC  # a sync write's witness is the store, not the log
+        ):
+            return {**body, **await self._resolver.resolve(domain.name, aggregate_id, record)}
         return None if record is None else {**body, **_remembered(record)}
 
 
@@ -240,11 +283,9 @@ def _remembered(record: CommandRecord) -> dict[str, Any]:
     if record.state == "pending":
         return {"outcome": "in_progress"}
     if record.state == "unknown":
-        return {
-            "outcome": "unknown",
-            "message": "sent without an answer; it may still be stored. Retrying with the same "
-            "command_id is safe; without one, ask again later instead of sending it again.",
-        }
+        return {"outcome": "unknown", "message": UNKNOWN_MESSAGE}
+    if not_stored_of(record.answer):
+        return {"outcome": NOT_STORED, "message": NOT_STORED_MESSAGE}
     outcome = decode(record.answer)
     if isinstance(outcome, Accepted | Stored):
         return {"outcome": "accepted"}

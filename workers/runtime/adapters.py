@@ -27,6 +27,7 @@ from workers.ports import (
     EventSearch,
     KeyStore,
     LiveFeed,
+    LogProbe,
     Marker,
     ParkedEvents,
     PendingEvents,
@@ -147,6 +148,10 @@ class Stream(TopicTail, Protocol):
 
     def written(self) -> WrittenLogClient:
         """What topics already hold, read back by time (the forwarder's copies)."""
+        ...
+
+    def probe(self) -> LogProbe:
+        """The log's word on a produce that was never answered (the outcome query)."""
         ...
 
     async def read(self, topic: str, *, timeout_s: float = 30.0) -> list[Record]: ...

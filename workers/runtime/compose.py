@@ -34,6 +34,7 @@ from workers.roles.ledger import CommandLedger
 from workers.roles.outbox import Outbox
 from workers.roles.outcomes import Outcomes
 from workers.roles.personal import Shredder
+from workers.roles.resolver import UnknownResolver
 from workers.roles.snapshotter import Snapshotter
 from workers.roles.state import StateLoader
 from workers.runtime.adapters import (
@@ -338,6 +339,13 @@ class Runtime:
             store=self.events,
             rejections=self.stores.rejections,
             memory=marks.memory,
+            resolver=UnknownResolver(
+                probe=self.adapters.stream.probe(),
+                memory=marks.memory,
+                events_topic=self.names.events,
+                marker=marks.marker,
+                metrics=metrics,
+            ),
         )
         parts.progress = self.adapters.stream.progress(
             topic=self.names.events,

@@ -22,6 +22,7 @@ from faust.types import TP
 from topics.catalog import TopicSpec
 from topics.errors import TopicsNotReady
 from workers.adapters.kafka import TopicReport, ensure_topics
+from workers.adapters.kafka.join import EXIT_GROUP_STUCK
 from workers.metrics import prime
 from workers.ports import Record
 from workers.roles.deadletter import REASONS
@@ -48,6 +49,8 @@ EXIT_FATAL = 70
 MAX_HEADER_BYTES = 128 * 1024
 EXIT_DRAIN_TIMEOUT = 75
 """The drain outlasted EVENTFLEET_DRAIN_TIMEOUT_S: unfinished work was left uncommitted."""
+JOIN_BOUND_SESSIONS = 3
+"""Session timeouts a group join may take before the member acts (``workers.adapters.kafka.join``)."""
 CONSUMER_ROLES = frozenset(
     {"appender", "snapshotter", "forwarder", "commands", "projection", "bridge"}
 )
@@ -169,6 +172,9 @@ class Fleet:
         app.fetch_max_wait_ms = settings.kafka_fetch_max_wait_ms
         app.fleet_metrics = self.runtime.metrics
         app.role_label = self.role_label
+        # A join still not complete after a few session timeouts acts (workers.adapters.kafka.join).
+        app.join_bound_s = JOIN_BOUND_SESSIONS * session_s
+        app.on_join_stuck = self._join_stuck
         app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
         return app
@@ -244,6 +250,11 @@ class Fleet:
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _join_stuck(self, reason: str) -> None:
+        log.critical("%s cannot join its group: %s", self.role_label, reason)
+        self.exit_code = EXIT_GROUP_STUCK
+        self.stop()
 
     def fatal(self, role: str, exc: BaseException) -> None:
         log.critical("%s cannot continue: %r; stopping without acking the current batch", role, exc)

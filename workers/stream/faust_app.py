@@ -10,7 +10,7 @@ the fleet's metrics (Faust's own Prometheus sensor uses milliseconds and other n
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import faust
@@ -18,6 +18,7 @@ from faust.auth import SASLCredentials, SSLCredentials
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from workers.adapters.kafka.config import KafkaConfig
+from workers.adapters.kafka.join import JoinWatch
 from workers.metrics import Metrics
 from workers.stream.fetched import drain
 from workers.stream.highwaters import fetched_highwaters
@@ -42,6 +43,9 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):  # type: ignore[mi
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = getattr(self.app, "fetch_max_wait_ms", 500)
+        watch = self.app.join_watch() if isinstance(self.app, FleetApp) else None
+        if watch is not None:
+            watch.install(consumer)  # a join that does not complete in time acts (join.py)
         return consumer
 
     async def _highwaters(self, partitions: Any) -> Any:
@@ -163,6 +167,27 @@ class FleetApp(faust.App):  # type: ignore[misc]
             self.fleet_metrics.rebalance_duration.labels(self.role_label).observe(
                 time.perf_counter() - started
             )
+
+    join_bound_s: float | None = None
+    """How long a group join may go on without completing before the member acts (None: never)."""
+    on_join_stuck: Callable[[str], None] | None = None
+    """Called once when a join never completed however the member tried: the process exits."""
+
+    def join_watch(self) -> JoinWatch | None:
+        """A watch over the worker consumer's group join (``workers.adapters.kafka.join``)."""
+        if self.join_bound_s is None:
+            return None
+        metrics, role = self.fleet_metrics, self.role_label
+
+        def healed(action: str) -> None:
+            if metrics is not None:
+                metrics.group_rejoins.labels(role, action).inc()
+
+        def stuck(reason: str) -> None:
+            if self.on_join_stuck is not None:
+                self.on_join_stuck(reason)
+
+        return JoinWatch(bound_s=self.join_bound_s, on_heal=healed, on_stuck=stuck)
 
     def settled_for(self, seconds: float) -> bool:
         """The last rebalance ended (streams resumed) at least ``seconds`` ago."""

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Mapping
 
 from workers.adapters.kafka.config import KafkaConfig
 from workers.adapters.kafka.positions import KafkaPositions
+from workers.adapters.kafka.probe import KafkaLogProbe
 from workers.adapters.kafka.producer import KafkaProducer
 from workers.adapters.kafka.progress import KafkaAppendProgress
 from workers.adapters.kafka.reader import follow_topic, read_topic, read_window
@@ -38,6 +39,10 @@ class KafkaStream:
     def written(self) -> KafkaWrittenLog:
         """What topics already hold, read back by time (connects on first use)."""
         return KafkaWrittenLog(self.kafka)
+
+    def probe(self) -> KafkaLogProbe:
+        """The log's word on an unanswered produce (``LogProbe``)."""
+        return KafkaLogProbe(self.kafka)
 
     async def read(self, topic: str, *, timeout_s: float = 30.0) -> list[Record]:
         """Every record of ``topic`` up to its end as first seen (StreamUnavailable if not)."""

@@ -12,7 +12,7 @@ from workers.adapters.memory.actions import MemoryActionLog
 from workers.adapters.memory.common import Faults, Switchable
 from workers.adapters.memory.documents import MemoryDocuments
 from workers.adapters.memory.events import MemoryEventStore
-from workers.adapters.memory.fleet import MemoryMarks, MemoryStores, MemoryStream
+from workers.adapters.memory.fleet import MemoryLogProbe, MemoryMarks, MemoryStores, MemoryStream
 from workers.adapters.memory.keys import MemoryKeyStore
 from workers.adapters.memory.ladder import MemorySnapshotLadder
 from workers.adapters.memory.live import MemoryLiveFeed
@@ -36,6 +36,7 @@ __all__ = [
     "MemoryEventStore",
     "MemoryKeyStore",
     "MemoryLiveFeed",
+    "MemoryLogProbe",
     "MemoryMarker",
     "MemoryMarks",
     "MemoryPositions",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping
+from datetime import datetime
 
 from workers.adapters.memory.actions import MemoryActionLog
 from workers.adapters.memory.events import MemoryEventStore
@@ -11,7 +12,7 @@ from workers.adapters.memory.keys import MemoryKeyStore
 from workers.adapters.memory.ladder import MemorySnapshotLadder
 from workers.adapters.memory.parked import MemoryParkedEvents
 from workers.adapters.memory.positions import MemoryPositions
-from workers.adapters.memory.producer import MemoryProducer
+from workers.adapters.memory.producer import MemoryProducer, partition_for
 from workers.adapters.memory.progress import MemoryAppendProgress
 from workers.adapters.memory.redis import MemoryCommandMemory, MemoryMarker
 from workers.adapters.memory.rejections import MemoryRejections
@@ -19,7 +20,7 @@ from workers.adapters.memory.snapshots import MemorySnapshotStore
 from workers.adapters.memory.tickets import MemoryTicketStore
 from workers.adapters.memory.views import MemoryDatabase, MemoryViewStaging, MemoryViewStore
 from workers.adapters.memory.written import MemoryWrittenLog
-from workers.ports import Record, TopicWindow
+from workers.ports import Delivery, Record, TopicWindow
 
 
 class MemoryStores:
@@ -110,6 +111,9 @@ class MemoryStream:
                 positions[record.partition] = record.offset + 1
             yield found
 
+    def probe(self) -> MemoryLogProbe:
+        return MemoryLogProbe(self.produced)
+
     def progress_of(self, topic: str) -> MemoryAppendProgress:
         """The appender's progress on ``topic`` (one per topic, shared by whoever asks)."""
         if topic not in self._progress:
@@ -143,3 +147,26 @@ class MemoryStream:
             shown = [r for r in kept if start <= r.offset < top]
             windows.append(TopicWindow(p, 0, end, start, shown))
         return windows
+
+
+class MemoryLogProbe:
+    """``LogProbe`` over the in-memory producer: what it holds is all there is. No delivery
+    is ever pending (``bound_s`` 0); a test gives another bound to play a broker's."""
+
+    def __init__(self, produced: MemoryProducer, *, bound_s: float | None = 0.0) -> None:
+        self._produced = produced
+        self._bound_s = bound_s
+
+    def delivery_bound_s(self) -> float | None:
+        return self._bound_s
+
+    async def find(
+        self, topic: str, key: bytes, event_id: str, *, since: datetime
+    ) -> Delivery | None:
+        await self._produced.faults.enter("find", f"reading {topic} for {event_id}")
+        partition = partition_for(key, self._produced.partitions(topic))
+        wanted = event_id.encode()
+        for r in self._produced.records(topic, partition=partition):
+            if any(k == "event_id" and v == wanted for k, v in r.headers):
+                return Delivery(topic, partition, r.offset)
+        return None

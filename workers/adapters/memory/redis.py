@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from snapshot_rules.declaration import ANY, NEW
 from topics.envelope import NEW_AGGREGATE
@@ -242,7 +242,42 @@ class MemoryCommandMemory:
 
     async def recall_event(self, aggregate_key: str, event_id: str) -> CommandRecord | None:
         await self.faults.enter("recall_event", f"reading event {event_id}")
-        return self._records.get((aggregate_key, f"evt:{event_id}"))
+        key = (aggregate_key, f"evt:{event_id}")
+        found = self._records.get(key)
+        if found is None:
+            return None
+        remaining = self._records.by_key[key][1] - self._records.clock()
+        return replace(found, age_s=max(0.0, self._ttl_s - remaining))
+
+    async def resolve(
+        self,
+        aggregate_key: str,
+        event_id: str,
+        *,
+        answer: bytes,
+        command_answer: bytes | None,
+        min_age_s: float,
+    ) -> bool:
+        await self.faults.enter("resolve", f"resolving event {event_id}")
+        key = (aggregate_key, f"evt:{event_id}")
+        found = self._records.get(key)
+        if found is None or found.state != "unknown":
+            return False
+        if self._ttl_s - (self._records.by_key[key][1] - self._records.clock()) < min_age_s:
+            return False
+        if found.command_id:
+            by_command = (aggregate_key, found.command_id)
+            held = self._records.get(by_command)
+            if held is not None and held.state == "pending":
+                return False
+            if held is not None and (held.state, held.event_id) == ("unknown", event_id):
+                if command_answer is None:
+                    del self._records.by_key[by_command]
+                else:
+                    answered = CommandRecord("answered", answer=command_answer)
+                    self._records.put(by_command, answered, self._ttl_s)
+        self._records.put(key, CommandRecord("answered", answer=answer), self._ttl_s)
+        return True
 
     async def settle(self, aggregate_key: str, command_id: str, answer: bytes) -> None:
         await self.faults.enter("settle", f"answering {command_id}")
@@ -252,7 +287,8 @@ class MemoryCommandMemory:
     async def unknown(self, aggregate_key: str, command_id: str | None, event_id: str) -> None:
         await self.faults.enter("unknown", f"marking {command_id or event_id} unknown")
         unknown = CommandRecord("unknown", event_id)
-        self._records.put((aggregate_key, f"evt:{event_id}"), unknown, self._ttl_s)
+        by_event = replace(unknown, command_id=command_id or "")
+        self._records.put((aggregate_key, f"evt:{event_id}"), by_event, self._ttl_s)
         if command_id is not None:
             key = (aggregate_key, command_id)
             found = self._records.get(key)

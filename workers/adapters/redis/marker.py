@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import replace
 
 from snapshot_rules.declaration import ANY, NEW
 from topics.envelope import NEW_AGGREGATE
@@ -102,7 +103,34 @@ if KEYS[1] ~= KEYS[2] and (not v or string.sub(v, 1, 8) == 'pending|'
     or string.sub(v, 1, 8) == 'unknown|') then
   redis.call('SET', KEYS[1], 'unknown|' .. ARGV[1], 'PX', ARGV[2])
 end
-redis.call('SET', KEYS[2], 'unknown|' .. ARGV[1], 'PX', ARGV[2])
+redis.call('SET', KEYS[2], 'unknown|' .. ARGV[1] .. '|' .. ARGV[3], 'PX', ARGV[2])
+return 1
+""")
+
+# The record by event id and its age (the TTL it was set with, less what remains): Redis's own
+# clock, whichever process asks.
+RECALL_AGED = Lua("""
+local v = redis.call('GET', KEYS[1])
+if not v then return false end
+return {v, tostring(redis.call('PTTL', KEYS[1]))}
+""")
+
+# KEYS[1] the event's record, KEYS[2] its command's (absent without one). Replaced only while
+# the event's record is still this unknown attempt, old enough, and no retry holds the claim.
+RESOLVE = Lua("""
+local want = 'unknown|' .. ARGV[1] .. '|' .. ARGV[2]
+local ttl, min_age = tonumber(ARGV[4]), tonumber(ARGV[5])
+if redis.call('GET', KEYS[1]) ~= want then return 0 end
+if ttl - redis.call('PTTL', KEYS[1]) < min_age then return 0 end
+if KEYS[2] then
+  local c = redis.call('GET', KEYS[2])
+  if c and string.sub(c, 1, 8) == 'pending|' then return 0 end
+  if c == 'unknown|' .. ARGV[1] then
+    if ARGV[6] == '1' then redis.call('SET', KEYS[2], ARGV[7], 'PX', ARGV[4])
+    else redis.call('DEL', KEYS[2]) end
+  end
+end
+redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
 return 1
 """)
 
@@ -131,7 +159,7 @@ def may_start(allowed: Sequence[str]) -> bool:
     return NEW in allowed or ANY in allowed
 
 
-SCRIPTS = (CLAIM_AND_MARK, RESTORE, REPAIR, CLAIM, MARK_UNKNOWN, RELEASE)
+SCRIPTS = (CLAIM_AND_MARK, RESTORE, REPAIR, CLAIM, MARK_UNKNOWN, RELEASE, RECALL_AGED, RESOLVE)
 
 
 class RedisKeys:
@@ -320,8 +348,35 @@ class RedisCommandMemory:
         return None if found is None else _record(found)
 
     async def recall_event(self, aggregate_key: str, event_id: str) -> CommandRecord | None:
-        found = await self._batcher.call("GET", (self._keys.event(aggregate_key, event_id),), ())
-        return None if found is None else _record(found)
+        key = self._keys.event(aggregate_key, event_id)
+        found = await self._batcher.call(RECALL_AGED, (key,), ())
+        if not found:
+            return None
+        value, remaining = found
+        record = _record(value)
+        age_s = max(0.0, (int(self._ttl_ms) - int(remaining)) / 1000)
+        return replace(record, age_s=age_s)
+
+    async def resolve(
+        self,
+        aggregate_key: str,
+        event_id: str,
+        *,
+        answer: bytes,
+        command_answer: bytes | None,
+        min_age_s: float,
+    ) -> bool:
+        found = await self.recall_event(aggregate_key, event_id)
+        if found is None or found.state != "unknown":
+            return False
+        keys = [self._keys.event(aggregate_key, event_id)]
+        if found.command_id:
+            keys.append(self._keys.command(aggregate_key, found.command_id))
+        args = (
+            event_id, found.command_id, answer, self._ttl_ms, str(int(min_age_s * 1000)),
+            "0" if command_answer is None else "1", command_answer or b"",
+        )  # fmt: skip
+        return bool(await self._batcher.call(RESOLVE, tuple(keys), args))
 
     async def settle(self, aggregate_key: str, command_id: str, answer: bytes) -> None:
         """Rides with the next round trip, unawaited: a lost outcome only makes a retry ask
@@ -332,7 +387,9 @@ class RedisCommandMemory:
     async def unknown(self, aggregate_key: str, command_id: str | None, event_id: str) -> None:
         by_event = self._keys.event(aggregate_key, event_id)
         by_command = self._keys.command(aggregate_key, command_id) if command_id else by_event
-        await self._batcher.call(MARK_UNKNOWN, (by_command, by_event), (event_id, self._ttl_ms))
+        await self._batcher.call(
+            MARK_UNKNOWN, (by_command, by_event), (event_id, self._ttl_ms, command_id or "")
+        )
 
     async def release(self, aggregate_key: str, command_id: str, token: str) -> None:
         key = self._keys.command(aggregate_key, command_id)
@@ -357,6 +414,7 @@ def _record(raw: bytes | str) -> CommandRecord:
     if value.startswith(b"pending|"):
         event_id, _, token = value[8:].decode().partition("|")
         return CommandRecord("pending", event_id, token=token)
-    if value.startswith(b"unknown|"):
-        return CommandRecord("unknown", value[8:].decode())
+    if value.startswith(b"unknown|"):  # by event id: ``unknown|<event id>|<command id>``
+        event_id, _, command_id = value[8:].decode().partition("|")
+        return CommandRecord("unknown", event_id, command_id=command_id)
     return CommandRecord("answered", answer=value)

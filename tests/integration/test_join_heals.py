@@ -1,0 +1,168 @@
+"""A join that heals, on the embedded Tansu: two members leave follower-then-leader, which
+leaves the group naming a departed leader; the next member is assigned within the bound because
+its join watch (``workers.adapters.kafka.join``) joins again as that leader. Without the watch
+the same member is never assigned; with no way to heal left, it gives up and says why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from tests.waiting import wait_for
+from workers.adapters.kafka.join import JoinWatch
+from workers.devtools.embedded import EmbeddedStack
+
+SESSION_MS = 3000
+BOUND_S = 3 * SESSION_MS / 1000  # the fleet's bound: three session timeouts
+PARTITIONS = 4
+
+
+def _consumer(stack: EmbeddedStack, group: str, topic: str) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        topic, bootstrap_servers=stack.urls.kafka_url.split("://")[1], group_id=group,
+        session_timeout_ms=SESSION_MS, heartbeat_interval_ms=500, enable_auto_commit=False,
+        retry_backoff_ms=200, request_timeout_ms=40_000,
+    )  # fmt: skip
+
+
+async def _assigned(consumer: AIOKafkaConsumer, *, timeout_s: float) -> None:
+    async def has() -> bool:
+        await consumer.getmany(timeout_ms=50)
+        return bool(consumer.assignment())
+
+    await wait_for(has, timeout_s=timeout_s, what="an assignment", interval_s=0.05)
+
+
+async def _poisoned(stack: EmbeddedStack, name: str) -> tuple[str, str]:
+    """A topic and a group whose members left follower, then leader: Tansu keeps the leader."""
+    topic, group = f"{name}.t", f"{name}-g"
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack.urls.kafka_url.split("://")[1])
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+    finally:
+        await admin.close()
+    leader = _consumer(stack, group, topic)
+    await leader.start()
+    await _assigned(leader, timeout_s=30)
+    follower = _consumer(stack, group, topic)
+    await follower.start()
+    await _assigned(follower, timeout_s=30)
+    await follower.stop()
+    await leader.stop()
+    return topic, group
+
+
+@asynccontextmanager
+async def _starting(consumer: AIOKafkaConsumer) -> AsyncIterator[asyncio.Task[None]]:
+    task = asyncio.ensure_future(consumer.start())
+    try:
+        yield task
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await consumer.stop()
+
+
+async def test_the_next_member_is_assigned_within_the_bound(
+    stack: EmbeddedStack, unique_name: str
+) -> None:
+    topic, group = await _poisoned(stack, unique_name)
+    acts: list[str] = []
+    watch = JoinWatch(bound_s=BOUND_S, on_heal=acts.append)
+    member = _consumer(stack, group, topic)
+    watch.install(member)
+    began = time.monotonic()
+    async with _starting(member) as started:
+        await asyncio.wait_for(started, BOUND_S + 4 * SESSION_MS / 1000)
+        await _assigned(member, timeout_s=10)
+        took = time.monotonic() - began
+        assert len(member.assignment()) == PARTITIONS  # every partition, no phantom member
+        assert acts == ["adopt_leader"] and watch.joined and not watch.gave_up
+    print(f"poisoned group (follower, then leader left): next member assigned in {took:.1f} s "
+          f"(bound {BOUND_S:g} s), {len(acts)} heal")  # fmt: skip
+
+
+async def test_without_the_watch_the_next_member_is_never_assigned(
+    stack: EmbeddedStack, unique_name: str
+) -> None:
+    """The evidence the watch is needed: the same group, the same member, no watch."""
+    topic, group = await _poisoned(stack, unique_name)
+    member = _consumer(stack, group, topic)
+    async with _starting(member) as started:
+        done, _ = await asyncio.wait({started}, timeout=2 * BOUND_S)
+        assert not done and not member.assignment()
+
+
+async def test_a_member_that_cannot_heal_gives_up_and_says_why(
+    stack: EmbeddedStack, unique_name: str
+) -> None:
+    topic, group = await _poisoned(stack, unique_name)
+    acts: list[str] = []
+    reasons: list[str] = []
+    watch = JoinWatch(bound_s=BOUND_S, on_heal=acts.append, on_stuck=reasons.append,
+                      give_up_after=0)  # fmt: skip
+    member = _consumer(stack, group, topic)
+    watch.install(member)
+    async with _starting(member):
+        await wait_for(lambda: bool(reasons), timeout_s=BOUND_S + 15, what="the member gives up")
+    assert acts == ["give_up"] and watch.gave_up
+    assert f"the join of group {group} did not complete" in reasons[0]
+    assert "restarted" in reasons[0]
+
+
+async def test_a_group_that_forms_is_never_acted_on(stack: EmbeddedStack, unique_name: str) -> None:
+    topic, group = f"{unique_name}.t", f"{unique_name}-g"
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack.urls.kafka_url.split("://")[1])
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+    finally:
+        await admin.close()
+    acts: list[str] = []
+    first, second = _consumer(stack, group, topic), _consumer(stack, group, topic)
+    for member in (first, second):
+        JoinWatch(bound_s=BOUND_S, on_heal=acts.append).install(member)
+    try:
+        await first.start()
+        await _assigned(first, timeout_s=30)
+        await second.start()
+        await _assigned(second, timeout_s=30)
+    finally:
+        await second.stop()
+        await first.stop()
+    assert acts == []
+
+
+
+async def test_a_leader_still_among_the_members_is_never_impersonated(
+    stack: EmbeddedStack, unique_name: str
+) -> None:
+    """The guard before a member takes a leader's id: the group's members, as Tansu describes
+    them. A live leader is among them (nothing is taken); a departed one is not."""
+    topic, group = f"{unique_name}.t", f"{unique_name}-g"
+    admin = AIOKafkaAdminClient(bootstrap_servers=stack.urls.kafka_url.split("://")[1])
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+    finally:
+        await admin.close()
+    leader = _consumer(stack, group, topic)
+    try:
+        await leader.start()
+        await _assigned(leader, timeout_s=30)
+        node, send = leader._coordinator.coordinator_id, leader._client.send
+        watch = JoinWatch(bound_s=BOUND_S)
+        watch._leader = leader._coordinator.member_id
+        assert await watch._leader_present(send, node, group)
+        watch._leader = "departed-member-id"
+        assert not await watch._leader_present(send, node, group)
+        assert await watch._leader_present(send, node, f"{group}-unknown") is False
+    finally:
+        await leader.stop()

@@ -1,0 +1,99 @@
+"""The log's word on an unanswered produce, read from the embedded Tansu (``KafkaLogProbe``):
+a landed record is found where the key's partition holds it, from the first record stamped
+since the send; an absent one is not, after the grace; a broker that cannot be reached is no
+absence."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from topics.envelope import utc_now
+from topics.errors import StreamUnavailable
+from workers.adapters.kafka import plain
+from workers.adapters.kafka.probe import KafkaLogProbe
+from workers.adapters.partitions import partition_for
+from workers.devtools.embedded import EmbeddedStack
+
+PARTITIONS = 4
+
+
+async def _topic_with(stack: EmbeddedStack, topic: str, records: list[tuple[bytes, str]]) -> None:
+    boot = stack.urls.kafka_url.removeprefix("kafka://")
+    admin = AIOKafkaAdminClient(bootstrap_servers=boot)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=boot, acks="all")
+    await producer.start()
+    try:
+        for key, event_id in records:
+            await producer.send_and_wait(
+                topic, b"{}", key=key, headers=[("event_id", event_id.encode())]
+            )
+    finally:
+        await producer.stop()
+
+
+async def test_a_landed_record_is_found_on_its_keys_partition(
+    stack: EmbeddedStack, unique_name: str
+) -> None:
+    topic = f"{unique_name}.events"
+    before = utc_now() - timedelta(seconds=5)
+    ids = [str(uuid.uuid4()) for _ in range(12)]
+    records = [(f"order:o{i % 5}".encode(), event_id) for i, event_id in enumerate(ids)]
+    await _topic_with(stack, topic, records)
+    probe = KafkaLogProbe(plain(stack.urls.kafka_url), grace_s=0.2)
+    for key, event_id in records[::3]:
+        found = await probe.find(topic, key, event_id, since=before)
+        assert found is not None and found.partition == partition_for(key, PARTITIONS)
+    # Stamped long before ``since`` (its producer's clock): still found, within the skew.
+    key, event_id = records[0]
+    assert await probe.find(topic, key, event_id, since=utc_now() + timedelta(minutes=1))
+
+
+async def test_an_absent_record_is_absent_after_the_grace(
+    stack: EmbeddedStack, unique_name: str
+) -> None:
+    topic = f"{unique_name}.events"
+    await _topic_with(stack, topic, [(b"order:o1", str(uuid.uuid4()))])
+    probe = KafkaLogProbe(plain(stack.urls.kafka_url), grace_s=0.5)
+    began = time.monotonic()
+    assert await probe.find(topic, b"order:o1", "never-sent", since=utc_now()) is None
+    assert time.monotonic() - began >= 0.5  # it read again after the grace
+    # The same id on another key's partition is not this key's event.
+    other = next(k for k in (b"order:o2", b"order:o3", b"order:o4")
+                 if partition_for(k, PARTITIONS) != partition_for(b"order:o1", PARTITIONS))  # fmt: skip
+    await _produce(stack, topic, other, "elsewhere")
+    assert await probe.find(topic, b"order:o1", "elsewhere", since=utc_now()) is None
+
+
+async def _produce(stack: EmbeddedStack, topic: str, key: bytes, event_id: str) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=stack.urls.kafka_url.removeprefix("kafka://"))
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            topic, b"{}", key=key, headers=[("event_id", event_id.encode())]
+        )
+    finally:
+        await producer.stop()
+
+
+async def test_a_broker_that_does_not_answer_is_no_absence() -> None:
+    probe = KafkaLogProbe(plain("127.0.0.1:1", timeout_ms=300), grace_s=0.1)
+    with pytest.raises(StreamUnavailable, match="stays unknown"):
+        await probe.find("t.events", b"order:o1", "e-1", since=utc_now())
+
+
+def test_the_delivery_bound_follows_the_timeout_and_an_idempotent_producer_has_none() -> None:
+    assert KafkaLogProbe(plain("127.0.0.1:9092", timeout_ms=1000)).delivery_bound_s() == 4.0
+    idempotent = replace(plain("127.0.0.1:9092", timeout_ms=1000), idempotence=True)
+    assert KafkaLogProbe(idempotent).delivery_bound_s() is None
