@@ -457,12 +457,32 @@ class Appender:
         """
         if self._parked is None or not (letters or fresh or self._held_back):
             return letters, fresh, copies, [], set()
-        held_back, self._held_back = self._held_back, []
+        batch = {(r.partition, r.offset) for r in [ltr.record for ltr in letters]}
+        batch |= {(r.partition, r.offset) for _, r in [*fresh, *copies]}
+        kept, self._held_back = self._held_back, []
+        # A record held back and taken again in this batch (a batch retried) is taken once.
+        held_back = [(r, item) for r, item in kept if (r.partition, r.offset) not in batch]
         try:
-            return await self._park_now(letters, fresh, copies, held_back)
+            letters, fresh, copies, parked, urgent = await self._park_now(
+                letters, fresh, copies, held_back
+            )
         except BaseException:  # the batch is handled again; what was held back stays so
-            self._held_back = held_back
+            self._held_back = kept
             raise
+        # What was held back came with an earlier call: it is in no batch the agent retries,
+        # so what of it is decided now is kept (``_ready``) before anything else can fail,
+        # or a failure later in this call would lose it and its partition's commits stop.
+        earlier = {(r.partition, r.offset) for r, _ in held_back}
+        self._ready += [r for r in parked if (r.partition, r.offset) in earlier]
+        parked = [r for r in parked if (r.partition, r.offset) not in earlier]
+        theirs = [ltr for ltr in letters if (ltr.record.partition, ltr.record.offset) in earlier]
+        letters = [
+            ltr for ltr in letters if (ltr.record.partition, ltr.record.offset) not in earlier
+        ]
+        if theirs:  # if this fails, the round is finished first by the next call (``_finish``)
+            await self._finish(_Round(), theirs)
+            self._ready += [ltr.record for ltr in theirs]
+        return letters, fresh, copies, parked, urgent
 
     async def _park_now(
         self,
