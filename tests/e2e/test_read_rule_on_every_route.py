@@ -30,6 +30,7 @@ from tests.fleet import FleetProcess, running_fleet
 from tests.tokens import bearer
 from tests.waiting import wait_for
 from workers.devtools.embedded import EmbeddedStack
+from workers.http import register
 from workers.runtime.compose import ROLES, Runtime
 from workers.runtime.serve import build_fleet
 from workers.runtime.settings import Settings
@@ -53,7 +54,7 @@ async def get_routes(fleet: FleetProcess) -> list[str]:
     """Every GET route path the fleet's router holds, built here from the fleet's settings."""
     runtime = await Runtime.start(Settings.from_env(fleet.env), domains=owned_rooms.domains())
     try:
-        built = build_fleet(runtime, ROLES, app_id=f"walk-{uuid.uuid4().hex[:6]}")
+        built = build_fleet(runtime, ROLES, app_id=f"walk-{uuid.uuid4().hex[:6]}", views=register)
         router = built.app.web.web_app.router
         paths = {
             resource.canonical
