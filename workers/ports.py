@@ -71,7 +71,6 @@ __all__ = [
     "ViewDoc",
     "ViewStaging",
     "ViewStore",
-    "WrittenLog",
 ]
 
 
@@ -504,22 +503,6 @@ class Positions(Protocol):
     async def offsets_between(self, topic: str, partition: int, start: int, end: int) -> list[int]:
         """The offsets in ``[start, end)`` that hold records a consumer is given, in order; []
         when none do (transaction markers, records compacted away)."""
-        ...
-
-
-class WrittenLog(Protocol):
-    """What topics already hold, read back: how the forwarder learns which copies it, or the
-    previous owner of its partitions, already produced before it produces again. Every call
-    raises StreamUnavailable when Kafka does not answer in time."""
-
-    async def time_at(self, topic: str, partition: int, offset: int) -> int | None:
-        """The timestamp (ms) of the record at ``offset`` of the partition, or of the first one
-        after it; None when the partition holds none there yet."""
-        ...
-
-    async def since(self, topic: str, since_ms: int) -> list[Record]:
-        """Every record of ``topic`` (all partitions) stamped at or after ``since_ms``, up to
-        the partition ends as the call found them; [] for a topic that does not exist."""
         ...
 
 

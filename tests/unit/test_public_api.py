@@ -86,7 +86,7 @@ PUBLIC = {
         "Listening", "LiveChannel", "LiveDeliver", "LiveFeed", "MarkRequest",
         "MarkResult", "Marker", "OperatorAction", "Outgoing", "PendingEvents", "Positions", "Producer", "Record", "Rejection", "ReplayClaim",
         "Rejections", "RuleState", "RuleStates", "Snapshot", "SnapshotLadder", "SnapshotStore", "Subscription", "SyncAppender", "SyncResult", "TicketStore", "TopicTail", "TopicWindow",
-        "ViewDoc", "ViewStaging", "ViewStore", "WrittenLog",
+        "ViewDoc", "ViewStaging", "ViewStore",
     ],
 }  # fmt: skip
 

@@ -42,7 +42,6 @@ from workers.ports import (
     TopicWindow,
     ViewStaging,
     ViewStore,
-    WrittenLog,
 )
 from workers.roles.archive import ArchiveEvents
 from workers.roles.audit import MarkPeek
@@ -108,11 +107,6 @@ class ProducerClient(Producer, Protocol):
 
     async def ping(self) -> None: ...
 
-    async def settled(self) -> None:
-        """Returns once no record handed over can still land (each acknowledged or failed);
-        StreamUnavailable if that does not happen in time."""
-        ...
-
 
 class Progress(AppendProgress, Protocol):
     """The appender's progress, with the lifecycle of the process that asks it."""
@@ -122,12 +116,6 @@ class Progress(AppendProgress, Protocol):
 
 class PositionsClient(Positions, Protocol):
     """Positions, with the lifecycle of the process that asks them."""
-
-    async def stop(self) -> None: ...
-
-
-class WrittenLogClient(WrittenLog, Protocol):
-    """The written log, with the lifecycle of the process that reads it."""
 
     async def stop(self) -> None: ...
 
@@ -144,10 +132,6 @@ class Stream(TopicTail, Protocol):
 
     def positions(self, *, fetch_max_wait_ms: int = 50) -> PositionsClient:
         """Where consumer groups stand and which offsets hold records (for the agents)."""
-        ...
-
-    def written(self) -> WrittenLogClient:
-        """What topics already hold, read back by time (the forwarder's copies)."""
         ...
 
     def probe(self) -> LogProbe:

@@ -341,7 +341,12 @@ def register_agents(fleet: Fleet) -> None:
         )
         appender.hold_past_gaps(ledger.open_below)
     if "forwarder" in fleet.roles:
-        register_forwarder(fleet)
+
+        async def forward(events: list[Event], records: Sequence[Record]) -> None:
+            await rt.forwarder.handle(list(zip(events, records, strict=True)))
+
+        handle = stored_events(fleet, "forwarder", forward)
+        batch_agent(fleet, name="forwarder", role="forwarder", topic=names.stored, handle=handle)
     if "snapshotter" in fleet.roles:
         table = rule_table(fleet.app, topic=names.snapshot_rules, partitions=rt.settings.partitions)
         rt.snapshotter.attach(FaustRuleStates(table))
@@ -374,29 +379,6 @@ def register_agents(fleet: Fleet) -> None:
             await asyncio.gather(*(commands_in_order(fleet, group) for group in by_key(records)))
 
         batch_agent(fleet, name="commands", role="commands", topic=names.commands, handle=commands)
-
-
-def register_forwarder(fleet: Fleet) -> None:
-    """The forwarder's agent on events.stored. Its rebalance hooks tell the forwarder which
-    partitions it owns: a revoke waits for the produce in flight (so the next owner reads back
-    all it wrote), a new partition is read back before anything of it is produced again."""
-    rt = fleet.runtime
-    forwarder, stored = rt.forwarder, rt.names.stored
-    forwarder.track(partial(fleet.positions.committed, fleet.app.conf.id, stored))
-
-    async def forward(events: list[Event], records: Sequence[Record]) -> None:
-        await forwarder.handle(list(zip(events, records, strict=True)))
-
-    async def revoked(sender: object, revoked: Partitions = None, **kwargs: object) -> None:
-        await forwarder.revoked({tp.partition for tp in revoked or () if tp.topic == stored})
-
-    async def assigned(sender: object, assigned: Partitions = None, **kwargs: object) -> None:
-        await forwarder.assigned({tp.partition for tp in assigned or () if tp.topic == stored})
-
-    fleet.app.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type]
-    fleet.app.on_partitions_assigned.connect(assigned)  # type: ignore[arg-type]
-    handle = stored_events(fleet, "forwarder", forward)
-    batch_agent(fleet, name="forwarder", role="forwarder", topic=stored, handle=handle)
 
 
 def register_projection(fleet: Fleet, projection: Projection) -> None:

@@ -43,6 +43,3 @@ class AnnouncingProducer:
 
     async def ping(self) -> None:
         await self.producer.ping()
-
-    async def settled(self) -> None:
-        await self.producer.settled()
