@@ -75,8 +75,10 @@ async def test_a_room_of_5000_messages_of_4kb(stack: EmbeddedStack, unique_name:
         await posted(fleet, path, "MessageDeleted", {"message_id": "m7", "sender_id": "bob"})  # not bob's
 
         async def view_at_head() -> bool:
-            status, body = await fleet.get("/v1/rooms/big/messages?limit=1")
-            return status == 200 and body["version"] == ROOM_SIZE + 4
+            # From the view itself: a room whose view is missing is answered from replay, at
+            # the head at once, while the view may still be folding 5,000 events behind it.
+            status, body = await fleet.get("/v1/rooms/big/messages?limit=1&source=view")
+            return status == 200 and body["source"] == "view" and body["version"] == ROOM_SIZE + 4
 
         await wait_for(view_at_head, timeout_s=180, what=f"the chat view of {ROOM_SIZE + 4} events")
 
