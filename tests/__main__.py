@@ -27,6 +27,7 @@ SYSTEM_TOOLS = (
     ("promtool", ("prometheus",), "the alert tests"),
     ("chromedriver", ("chromium", "chromium-driver"), "the console's browser tests"),
     ("wrk", ("wrk",), "the bench's HTTP rows (eventfleet bench commands)"),
+    ("stress-ng", ("stress-ng",), "the fault scenarios run with both cores busy"),
 )
 
 

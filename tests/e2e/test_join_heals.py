@@ -40,8 +40,7 @@ async def _stressed(on: bool) -> AsyncIterator[None]:
     if not on:
         yield
         return
-    if shutil.which("stress-ng") is None:
-        pytest.skip("stress-ng is not installed")
+    assert shutil.which("stress-ng"), "stress-ng is missing: `python -m tests` installs it"
     stress = await asyncio.create_subprocess_exec(
         "stress-ng", "--cpu", "2", "--timeout", "300s", "--quiet"
     )

@@ -208,10 +208,10 @@ async def test_two_commands_processes_resolving_at_once_agree(
                                                      second=True))  # fmt: skip
 
 
-@pytest.mark.skipif(shutil.which("stress-ng") is None, reason="stress-ng is not installed")
 async def test_under_cpu_stress_none_told_not_stored_lands(
     private_stack: EmbeddedStack, unique_name: str
 ) -> None:
+    assert shutil.which("stress-ng"), "stress-ng is missing: `python -m tests` installs it"
     stress = await asyncio.create_subprocess_exec(
         "stress-ng", "--cpu", "2", "--timeout", "300s", "--quiet"
     )
