@@ -21,13 +21,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from topics.envelope import Actor
 from topics.errors import Forbidden
+from topics.jsonvalue import Json
 
-State = Any
-Data = Mapping[str, Any]
+State = Json
+Data = Mapping[str, Json]
 
 
 @dataclass(frozen=True, slots=True)

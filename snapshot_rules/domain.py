@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
 
 from snapshot_rules.access import OPEN, Access
 from snapshot_rules.declaration import ANY, NEW, after_names, check_domain, did_you_mean
@@ -18,6 +17,7 @@ from snapshot_rules.schema import Obj, check
 from snapshot_rules.upcasting import Upcast, lift
 from topics.envelope import AGGREGATE_TYPE_RE, Event
 from topics.errors import TransitionRejected, UnknownAggregateType, UnknownEventType
+from topics.jsonvalue import Json
 
 __all__ = [
     "ANY",
@@ -178,7 +178,7 @@ class Domain:
                 f"known types: {', '.join(sorted(self.events))}."
             ) from None
 
-    def check_data(self, event_type: str, data: Mapping[str, Any]) -> None:
+    def check_data(self, event_type: str, data: Mapping[str, Json]) -> None:
         check(self.spec(event_type).schema, event_type, data)
 
     def check_as_written(self, event: Event) -> Event:
@@ -234,7 +234,11 @@ def _follow(allowed: frozenset[str]) -> str:
     named = sorted(allowed - {NEW})
     if NEW not in allowed:
         return f"follow {', '.join(named)}"
-    return f"open a new aggregate or follow {', '.join(named)}" if named else "only open a new aggregate"
+    return (
+        f"open a new aggregate or follow {', '.join(named)}"
+        if named
+        else "only open a new aggregate"
+    )
 
 
 class Domains:
@@ -249,7 +253,7 @@ class Domains:
         self.projections()  # names and routes must be unique: fail at declaration
         self.queries()
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[Domain]:
         return iter(self._by_name.values())
 
     def __contains__(self, name: object) -> bool:

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from snapshot_rules.schema import Kind, Obj
+from topics.jsonvalue import Json
 
 SEALED_PREFIX = "sealed:v1:"
 
 
-def is_sealed(value: Any) -> bool:
+def is_sealed(value: Json) -> bool:
     return isinstance(value, str) and value.startswith(SEALED_PREFIX)
 
 
@@ -39,7 +39,7 @@ class Personal:
                 f"the subject field {self.subject!r} cannot itself be personal: it names the key"
             )
 
-    def subject_of(self, aggregate_id: str, data: Mapping[str, Any]) -> str | None:
+    def subject_of(self, aggregate_id: str, data: Mapping[str, Json]) -> str | None:
         """Whose data this is; None when the event names no subject (nothing to seal)."""
         if self.subject is None:
             return aggregate_id
@@ -59,7 +59,7 @@ class SealedOr(Kind):
 
     kind: Kind
 
-    def check(self, value: Any, path: str) -> str | None:
+    def check(self, value: Json, path: str) -> str | None:
         if is_sealed(value):
             return None
         return self.kind.check(value, path)

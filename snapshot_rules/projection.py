@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from topics.envelope import Event
 from topics.errors import ReplayFailed
+from topics.jsonvalue import JsonObject
 
-View = dict[str, Any]
+View = JsonObject
 Apply = Callable[[View | None, Event], View]
 
 LIVE = "live"

@@ -16,11 +16,12 @@ import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from snapshot_rules.projection import ViewDoc
 from snapshot_rules.replay import Folded
 from topics.envelope import Event
+from topics.jsonvalue import Json
 
 
 class QueryContext(Protocol):
@@ -66,11 +67,13 @@ class QueryAnswer:
     when the answer is one page of more (the runtime makes them a ``Link: <…>; rel="next"``)."""
 
     status: int
-    body: Mapping[str, Any]
+    body: Mapping[str, Json]
     next_page: Mapping[str, str] | None = None
 
 
-QueryHandler = Callable[[QueryContext, Mapping[str, str], Mapping[str, str]], Awaitable[QueryAnswer]]
+QueryHandler = Callable[
+    [QueryContext, Mapping[str, str], Mapping[str, str]], Awaitable[QueryAnswer]
+]
 """``handler(context, path_params, query_params)``."""
 
 

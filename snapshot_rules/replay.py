@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from topics.envelope import Event
 from topics.errors import EventfleetError, ReplayFailed
+from topics.jsonvalue import JsonObject
 
-State = dict[str, Any]
+State = JsonObject
 Reducer = Callable[[State | None, Event], State]
 
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from topics.errors import InvalidEventData
+from topics.jsonvalue import Json
 
 
 class Kind:
     """One field's kind; ``check`` returns an error sentence or None."""
 
-    def check(self, value: Any, path: str) -> str | None:
+    def check(self, value: Json, path: str) -> str | None:
         raise NotImplementedError
 
 
@@ -20,7 +20,7 @@ class Kind:
 class Text(Kind):
     max_length: int = 10_000
 
-    def check(self, value: Any, path: str) -> str | None:
+    def check(self, value: Json, path: str) -> str | None:
         if not isinstance(value, str) or not value:
             return f"{path} must be a non-empty string"
         if len(value) > self.max_length:
@@ -37,7 +37,7 @@ class Number(Kind):
     minimum: float | None = None
     maximum: float | None = None
 
-    def check(self, value: Any, path: str) -> str | None:
+    def check(self, value: Json, path: str) -> str | None:
         wrong = isinstance(value, bool) or not isinstance(value, int | float)
         if wrong or (self.integer and not isinstance(value, int)):
             return f"{path} must be {'an integer' if self.integer else 'a number'}"
@@ -56,7 +56,7 @@ class Optional(Kind):
 
     kind: Kind
 
-    def check(self, value: Any, path: str) -> str | None:
+    def check(self, value: Json, path: str) -> str | None:
         return self.kind.check(value, path)
 
 
@@ -66,7 +66,7 @@ class Choice(Kind):
 
     options: tuple[str, ...]
 
-    def check(self, value: Any, path: str) -> str | None:
+    def check(self, value: Json, path: str) -> str | None:
         if not isinstance(value, str) or value not in self.options:
             return f"{path} must be one of {', '.join(repr(o) for o in self.options)}"
         return None
@@ -84,7 +84,7 @@ class Obj(Kind):
     fields: Mapping[str, Kind] = field(default_factory=dict)
     closed: bool = False
 
-    def check(self, value: Any, path: str) -> str | None:
+    def check(self, value: Json, path: str) -> str | None:
         if not isinstance(value, dict):
             return f"{path} must be an object"
         for name, kind in self.fields.items():
@@ -108,7 +108,7 @@ class ListOf(Kind):
     min_items: int = 0
     max_items: int = 10_000
 
-    def check(self, value: Any, path: str) -> str | None:
+    def check(self, value: Json, path: str) -> str | None:
         if not isinstance(value, list):
             return f"{path} must be a list"
         if not self.min_items <= len(value) <= self.max_items:
@@ -125,7 +125,7 @@ def fields(closed: bool = False, **kinds: Kind) -> Obj:
     return Obj(kinds, closed)
 
 
-def check(schema: Obj, event_type: str, data: Mapping[str, Any]) -> None:
+def check(schema: Obj, event_type: str, data: Mapping[str, Json]) -> None:
     problem = schema.check(dict(data), "data")
     if problem:
         raise InvalidEventData(f"{event_type}: {problem}.")

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 from snapshot_rules.schema import Obj
 from topics.envelope import Event
 from topics.errors import ReplayFailed, UnknownSchemaVersion
+from topics.jsonvalue import Json, JsonObject
 
-Lift = Callable[[Mapping[str, Any]], dict[str, Any]]
+Lift = Callable[[Mapping[str, Json]], JsonObject]
 """Pure: data at schema version k -> data at version k+1 (a new dict; the input is not changed)."""
 
 
@@ -66,7 +66,7 @@ def lift(where: str, event: Event, upcasts: Sequence[Upcast]) -> Event:
             f"with schema version {written}, but this code knows versions 1 to {current}; "
             "deploy the code that declares it before reading these events."
         )
-    data: Any = dict(event.data)
+    data: Json = dict(event.data)
     for step, upcast in enumerate(upcasts[written - 1 :], start=written):
         try:
             data = upcast.lift(data)

@@ -1,4 +1,4 @@
-"""The whole test command: ruff, mypy (strict) and pytest; pytest's "no tests" counts as failure.
+"""The whole test command: ruff (lint and format), mypy (strict), the docs and pytest; pytest's "no tests" counts as failure.
 
 System tools the tests need (promtool, from Debian's prometheus package; chromium and
 chromium-driver for the console's browser tests; wrk for the bench's HTTP rows) are installed first when missing and this
@@ -79,7 +79,9 @@ def compile_once() -> None:
     """
     root = Path(__file__).resolve().parent.parent
     packages = [str(root / name) for name in ("topics", "snapshot_rules", "workers", "tests")]
-    subprocess.call([sys.executable, "-m", "compileall", "-q", "-j", "0", *packages], stdout=subprocess.DEVNULL)
+    subprocess.call(
+        [sys.executable, "-m", "compileall", "-q", "-j", "0", *packages], stdout=subprocess.DEVNULL
+    )
 
 
 def docs() -> int:
@@ -99,6 +101,9 @@ def main() -> int:
     failed = []
     if run("ruff", "check", "topics", "snapshot_rules", "workers", "tests") != 0:
         failed.append("ruff")
+    if run("ruff", "format", "--check", "topics", "snapshot_rules", "workers", "tests") != 0:
+        print("run `ruff format .` to format them", flush=True)
+        failed.append("ruff format")
     if run("mypy") != 0:
         failed.append("mypy")
     if docs() != 0:

@@ -17,7 +17,7 @@ from workers.adapters.mongo import (
 from workers.devtools.embedded import EmbeddedStack
 from workers.examples.domains import default_domains
 from workers.ports import AggregateRef, ViewStore
-from workers.roles.audit import Auditor, AuditReport, AuditSources
+from workers.roles.ops.audit import Auditor, AuditReport, AuditSources
 
 
 async def audit(
@@ -64,4 +64,8 @@ async def audit(
 
 def errors(report: AuditReport) -> list[str]:
     """The report's errors as sentences (empty: every history, snapshot and topic agrees)."""
-    return [f"{f.kind} {f.aggregate_type} {f.aggregate_id}: {f.detail}" for f in report.findings if f.error]
+    return [
+        f"{f.kind} {f.aggregate_type} {f.aggregate_id}: {f.detail}"
+        for f in report.findings
+        if f.error
+    ]

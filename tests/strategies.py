@@ -54,7 +54,9 @@ def history(draw: st.DrawFn, domain: Domain, *, max_size: int = 6) -> list[Event
     events: list[Event] = []
     for version in range(1, draw(st.integers(0, max_size)) + 1):
         current = events[-1].type if events else NEW
-        fitting = sorted(n for n, s in domain.events.items() if ANY in s.after or current in s.after)
+        fitting = sorted(
+            n for n, s in domain.events.items() if ANY in s.after or current in s.after
+        )
         if not fitting:
             break
         kind = draw(st.sampled_from(fitting))

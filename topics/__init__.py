@@ -3,4 +3,4 @@
 Public API: the modules listed in ``__all__``; everything in them without a leading underscore.
 """
 
-__all__ = ["catalog", "envelope", "errors"]
+__all__ = ["catalog", "envelope", "errors", "jsonvalue"]

@@ -9,4 +9,16 @@ API's client library, which imports nothing of the server); ``cli``; and on top
 Public API: the modules and packages in ``__all__``.
 """
 
-__all__ = ["adapters", "bus", "cli", "client", "cqrs", "devtools", "metrics", "ports", "roles", "runtime", "storage"]
+__all__ = [
+    "adapters",
+    "bus",
+    "cli",
+    "client",
+    "cqrs",
+    "devtools",
+    "metrics",
+    "ports",
+    "roles",
+    "runtime",
+    "storage",
+]

@@ -10,7 +10,7 @@ import time
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
@@ -254,75 +254,90 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
     )
 
 
-def _operations_metrics(registry: CollectorRegistry) -> dict[str, Any]:
+class _OperationsMetrics(TypedDict):
+    """The operations part of ``Metrics``, typed so ``Metrics(**...)`` is checked field by field."""
+
+    dependency_up: Gauge
+    rebalances: Counter
+    rebalance_duration: Histogram
+    commit_latency: Histogram
+    commit_failures: Counter
+    group_lag: Gauge
+    lag_read_time: Gauge
+    auth_refusals: Counter
+    unknowns_resolved: Counter
+    group_rejoins: Counter
+
+
+def _operations_metrics(registry: CollectorRegistry) -> _OperationsMetrics:
     """Dependency health, consumer group life (rebalances, commits) and broker-side lag."""
-    return {
-        "dependency_up": Gauge(
+    return _OperationsMetrics(
+        dependency_up=Gauge(
             "eventfleet_dependency_up",
             "1 when the dependency answered its last health check within its timeout.",
             ["role", "service"],
             registry=registry,
         ),
-        "rebalances": Counter(
+        rebalances=Counter(
             "eventfleet_rebalances_total",
             "Consumer group rebalances this process took part in.",
             ["role"],
             registry=registry,
         ),
-        "rebalance_duration": Histogram(
+        rebalance_duration=Histogram(
             "eventfleet_rebalance_duration_seconds",
             "Time from the start of a rebalance to the end of partition assignment.",
             ["role"],
             buckets=REBALANCE_BUCKETS_S,
             registry=registry,
         ),
-        "commit_latency": Histogram(
+        commit_latency=Histogram(
             "eventfleet_commit_latency_seconds",
             "Time of one consumer offset commit round trip to Kafka.",
             ["role"],
             buckets=LATENCY_BUCKETS_S,
             registry=registry,
         ),
-        "commit_failures": Counter(
+        commit_failures=Counter(
             "eventfleet_commit_failures_total",
             "Offset commits that failed (the events are redelivered).",
             ["role"],
             registry=registry,
         ),
-        "group_lag": Gauge(
+        group_lag=Gauge(
             "eventfleet_group_lag_events",
             "Events behind the high-water mark per consumer group, topic and partition, read "
             "from the brokers by the lag role (it survives the pods it measures).",
             ["group", "topic", "partition"],
             registry=registry,
         ),
-        "lag_read_time": Gauge(
+        lag_read_time=Gauge(
             "eventfleet_lag_read_timestamp_seconds",
             "Unix time of the lag role's last complete read of group offsets.",
             registry=registry,
         ),
-        "auth_refusals": Counter(
+        auth_refusals=Counter(
             "eventfleet_auth_refusals_total",
             "HTTP requests refused at the door: 401 unauthenticated or 403 forbidden, by reason "
             "(a fixed vocabulary: expired, unknown_key, role_required, csrf, ...).",
             ["status", "reason"],
             registry=registry,
         ),
-        "unknowns_resolved": Counter(
+        unknowns_resolved=Counter(
             "eventfleet_unknowns_resolved_total",
             "Outcomes recorded unknown that the events topic resolved (accepted: a copy landed; "
             "not_stored: none did, nor can any more).",
             ["result"],
             registry=registry,
         ),
-        "group_rejoins": Counter(
+        group_rejoins=Counter(
             "eventfleet_group_rejoins_total",
             "Consumer group joins that did not complete within the bound and were started "
             "again (or gave up: the process exits for a restart), by role and action.",
             ["role", "action"],
             registry=registry,
         ),
-    }
+    )
 
 
 def prime(
@@ -431,15 +446,16 @@ class LoopHistogram:
         self._created = time.time()
         registry.register(self)
 
-    def observe(self, amount: float) -> None:
-        self._counts[bisect_left(self._bounds, amount)] += 1
-        self._sum += amount
+    def observe(self, amount: float, times: int = 1) -> None:
+        """``amount`` observed ``times`` times (the deliveries of one event in one turn)."""
+        self._counts[bisect_left(self._bounds, amount)] += times
+        self._sum += amount * times
 
     def collect(self) -> Iterator[Metric]:
         counts, total, buckets = tuple(self._counts), 0, []
         for bound, count in zip([*self._bounds, float("inf")], counts, strict=True):
             total += count
-            buckets.append((floatToGoString(bound), float(total)))  # type: ignore[no-untyped-call]
+            buckets.append((floatToGoString(bound), float(total)))  # type: ignore[no-untyped-call]  # prometheus_client's floatToGoString has no annotations
         family = HistogramMetricFamily(self._name, self._documentation, buckets=buckets,
                                        sum_value=self._sum)  # fmt: skip
         yield family

@@ -24,11 +24,13 @@ async def main(events: int, runs: int) -> None:
         first += f
         print(f"run {run + 1}: ready {max(r):.1f} s, first event {min(f):.1f}..{max(f):.1f} s",
               flush=True)  # fmt: skip
-    print(f"{runs} runs of 4 appenders joining {events} events on 8 partitions: ready p50 "
-          f"{statistics.median(ready):.1f} s max {max(ready):.1f} s; first event p50 "
-          f"{statistics.median(first):.1f} s max {max(first):.1f} s")
+    print(
+        f"{runs} runs of 4 appenders joining {events} events on 8 partitions: ready p50 "
+        f"{statistics.median(ready):.1f} s max {max(ready):.1f} s; first event p50 "
+        f"{statistics.median(first):.1f} s max {max(first):.1f} s"
+    )
 
 
 if __name__ == "__main__":
     args = [int(a) for a in sys.argv[1:]]
-    asyncio.run(main(*(args + [20_000, 5][len(args):])))
+    asyncio.run(main(*(args + [20_000, 5][len(args) :])))

@@ -17,7 +17,7 @@ from tests.roles.pipeline import EVENTS, SETTINGS
 from topics.envelope import decode
 from workers.examples.domains.chat_room import CHAT_ROOM
 from workers.metrics import create_metrics
-from workers.roles.requests import CommandRequest
+from workers.roles.command.requests import CommandRequest
 from workers.runtime.adapters import memory_adapters
 from workers.runtime.compose import Runtime
 
@@ -42,7 +42,7 @@ async def one_run(n: int, *, encrypted: bool) -> dict[str, float]:
         records = memory.stream.produced.records(EVENTS)
         assert len(records) == n
         appended = await _timed(lambda: rt.appender.handle(records), n)
-        stored = await rt.events.read(("chat_room", "r0"), limit=100)
+        stored = await rt.events.select(("chat_room", "r0"), limit=100)
         assert len(stored) == min(100, n // rooms), len(stored)
         assert (decode(records[0].value).data["content"] != CONTENT) == encrypted
         rt.shredder._by_id.clear()  # a cold page: its keys are looked up once
@@ -77,7 +77,9 @@ async def main(n: int) -> None:
     for path in ("commands", "append", "read"):
         off = sorted(r[path] for r in results["off"])[1]
         on = sorted(r[path] for r in results["on"])[1]
-        print(f"{path:<10}{off:>10.1f}{on:>10.1f}{on / off:>9.2f}{1e6 / off:>11.0f}{1e6 / on:>10.0f}")
+        print(
+            f"{path:<10}{off:>10.1f}{on:>10.1f}{on / off:>9.2f}{1e6 / off:>11.0f}{1e6 / on:>10.0f}"
+        )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from tests.waiting import wait_for
 from workers.adapters.kafka import plain
 from workers.adapters.kafka.reader import read_topic
 from workers.devtools.embedded import EmbeddedStack
-from workers.roles.dlq_replay import DeadLetterEntry, entries_of
+from workers.roles.ops.dlq_replay import DeadLetterEntry, entries_of
 
 HERE = Path(__file__).parent
 INSTALL = "run `apt-get install -y chromium chromium-driver` as root (`python -m tests` does it)"

@@ -21,7 +21,7 @@ from tests.console.test_browser import sign_in
 from tests.fleet import FleetProcess
 from tests.tokens import OPERATOR, VIEWER, bearer
 from tests.unit.test_identity import tampered
-from workers.roles.dlq_replay import DeadLetterEntry
+from workers.roles.ops.dlq_replay import DeadLetterEntry
 
 PAGES = ("/console", "/console/types/order", "/console/dlq", "/console/audit", "/console/lag",
          "/console/api")  # fmt: skip
@@ -71,7 +71,10 @@ async def test_the_role_matrix_of_every_console_page_and_action(
     for path in pages:
         expected_read = 404 if path.endswith("/none") else 200  # no such order: its 404 page
         assert matrix[path] == {
-            "no token": 303, "no role": 403, "viewer": expected_read, "operator": expected_read,
+            "no token": 303,
+            "no role": 403,
+            "viewer": expected_read,
+            "operator": expected_read,
         }, (path, matrix[path])  # fmt: skip  (a browser without a session: to the login page)
     for step in ("POST confirm", "POST replay"):
         # The operator passes the door and the CSRF check; the empty form is then refused.
@@ -89,7 +92,9 @@ async def test_csrf_tokens_missing_or_wrong_are_refused(
         status, body, _ = await call(console_fleet, "POST", path, headers=headers, form=form)
         assert status == 403 and '"reason":"csrf_token"' in body, (cookie, field, body)
     # The token a page hands out is the one its form must carry back.
-    status, page, headers = await call(console_fleet, "GET", f"/console/dlq/{entry.position}", headers=operator)
+    status, page, headers = await call(
+        console_fleet, "GET", f"/console/dlq/{entry.position}", headers=operator
+    )
     token = re.search(r'name="csrf" value="([^"]+)"', page)
     assert status == 200 and token is not None
     assert f"eventfleet_csrf={token.group(1)}" in headers["Set-Cookie"]
@@ -127,7 +132,10 @@ async def test_sign_in_sets_a_strict_httponly_cookie_and_bad_tokens_stay_out(
     assert status == 200 and csrf is not None
     cookie = {"Cookie": f"eventfleet_csrf={csrf.group(1)}"}
     form = {"csrf": csrf.group(1), "next": "//evil.example/x"}
-    for token, reason in (("garbage", "malformed_token"), (tampered(console_fleet.token("x", ())), "bad_signature")):
+    for token, reason in (
+        ("garbage", "malformed_token"),
+        (tampered(console_fleet.token("x", ())), "bad_signature"),
+    ):
         status, page, _ = await call(
             console_fleet, "POST", "/console/login", headers=cookie, form={**form, "token": token}
         )
@@ -140,11 +148,16 @@ async def test_sign_in_sets_a_strict_httponly_cookie_and_bad_tokens_stay_out(
     session = headers["Set-Cookie"]
     assert "eventfleet_session=" in session and "HttpOnly" in session
     assert "SameSite=Strict" in session and "Path=/console" in session
-    status, _, _ = await call(console_fleet, "POST", "/console/login", form={**form, "token": token})
+    status, _, _ = await call(
+        console_fleet, "POST", "/console/login", form={**form, "token": token}
+    )
     assert status == 403  # no CSRF cookie: refused
     # The cookie is read under /console only: the API wants its bearer header.
     status, _, _ = await call(
-        console_fleet, "GET", "/v1/order/o-1/state", headers={"Cookie": f"eventfleet_session={token}"}
+        console_fleet,
+        "GET",
+        "/v1/order/o-1/state",
+        headers={"Cookie": f"eventfleet_session={token}"},
     )
     assert status == 401
 

@@ -40,7 +40,9 @@ def after_submit(browser: Any, *ids: str) -> Any:
     )
 
 
-def sign_in(browser: Any, fleet: FleetProcess, sub: str = TESTER, roles: Any = TESTER_ROLES) -> None:
+def sign_in(
+    browser: Any, fleet: FleetProcess, sub: str = TESTER, roles: Any = TESTER_ROLES
+) -> None:
     """Sign in through the login form: the token goes into the session cookie."""
     browser.get(fleet.url + "/console/login")  # cookies are cleared per site: be on it
     browser.delete_all_cookies()
@@ -49,7 +51,8 @@ def sign_in(browser: Any, fleet: FleetProcess, sub: str = TESTER, roles: Any = T
     browser.find_element("id", "token").send_keys(fleet.token(sub, roles))
     browser.find_element("id", "sign-in").click()
     WebDriverWait(browser, 30).until(
-        lambda d: "/console/login" not in d.current_url, message=f"not signed in: {browser.page_source}"
+        lambda d: "/console/login" not in d.current_url,
+        message=f"not signed in: {browser.page_source}",
     )
 
 
@@ -179,14 +182,18 @@ async def test_a_fixed_dead_letter_is_stored_once_however_often_it_is_replayed(
 async def test_a_bad_fix_is_refused_on_review_and_nothing_is_submitted(
     fleet: FleetProcess, browser: Any
 ) -> None:
-    entry = await dead_letter_of(fleet, await poison_order(fleet, f"bad-fix-{uuid.uuid4().hex[:8]}"))
+    entry = await dead_letter_of(
+        fleet, await poison_order(fleet, f"bad-fix-{uuid.uuid4().hex[:8]}")
+    )
     position = entry.position
     sign_in(browser, fleet, "carol", [OPERATOR])
     browser.get(f"{fleet.url}/console/dlq/{position}")
     _replace(browser.find_element("id", "submission"), {"type": "OrderPlaced"})
     browser.find_element("id", "review").click()
     # Wait for the next page: reading the old one before it loads is a race.
-    assert "missing fields aggregate_type, aggregate_id, data" in after_submit(browser, "error").text
+    assert (
+        "missing fields aggregate_type, aggregate_id, data" in after_submit(browser, "error").text
+    )
     form_type = {"Content-Type": "application/x-www-form-urlencoded"}
     status, body = await fleet.request(
         "POST", f"/console/dlq/{position}/replay", raw=b"operator=x",

@@ -15,7 +15,7 @@ from tests.fleet import FleetProcess, order_items
 from tests.waiting import wait_for
 from workers.cli.main import main
 from workers.devtools.embedded import free_port
-from workers.roles.dlq_replay import DeadLetterEntry
+from workers.roles.ops.dlq_replay import DeadLetterEntry
 
 
 @pytest.fixture(scope="module")
@@ -153,11 +153,15 @@ async def test_one_dead_letter_replayed_from_two_places_at_once_and_elsewhere_st
         eventfleet(console_fleet, *replay(targets[1], "bob")),
     )
     later = await eventfleet(console_fleet, *replay(targets[2], "carol"))
-    answers = [orjson.loads(out.splitlines()[-2].split(" ", 1)[1]) for _, out, _ in (*at_once, later)]
+    answers = [
+        orjson.loads(out.splitlines()[-2].split(" ", 1)[1]) for _, out, _ in (*at_once, later)
+    ]
     statuses = [int(out.splitlines()[-2].split(" ", 1)[0]) for _, out, _ in (*at_once, later)]
     assert sorted(statuses[:2]) == [202, 409] and statuses[2] == 409, (statuses, answers)
     winner = statuses.index(202)
-    for i, (code, answer) in enumerate(zip([c for c, _, _ in (*at_once, later)], answers, strict=True)):
+    for i, (code, answer) in enumerate(
+        zip([c for c, _, _ in (*at_once, later)], answers, strict=True)
+    ):
         if i == winner:
             assert code == 0
             continue

@@ -13,7 +13,8 @@ from topics.envelope import derived_event_id, encode, new_event
 from topics.errors import InvalidInput, NotFound, StoreUnavailable
 from workers.adapters.memory import MemoryActionLog
 from workers.ports import Record
-from workers.roles.dlq_replay import (
+from workers.roles.command.requests import CommandRequest
+from workers.roles.ops.dlq_replay import (
     DeadLetterReplayer,
     check_operator,
     draft,
@@ -23,8 +24,7 @@ from workers.roles.dlq_replay import (
     parse_position,
     parse_submission,
 )
-from workers.roles.outcomes import Answer
-from workers.roles.requests import CommandRequest
+from workers.roles.outcomes import Accepted, Outcome, Refused
 from workers.runtime.answers import answer_of
 
 STORED = "t.events.stored"
@@ -45,13 +45,13 @@ def letter(
 
 
 class Commands:
-    """The command path as the replayer sees it: records requests, answers a fixed status."""
+    """The command path as the replayer sees it: records requests, answers a fixed outcome."""
 
-    def __init__(self, answer: Answer | Exception = Answer(202, {"event_id": "e"})) -> None:
+    def __init__(self, answer: Outcome | Exception = Accepted("e")) -> None:
         self.requests: list[CommandRequest] = []
         self.answer = answer
 
-    async def handle(self, request: CommandRequest) -> Answer:
+    async def handle(self, request: CommandRequest) -> Outcome:
         self.requests.append(request)
         if isinstance(self.answer, Exception):
             raise self.answer
@@ -162,7 +162,7 @@ async def test_a_replay_submits_the_fixed_event_once_with_a_derived_command_id()
 
 
 async def test_a_refusal_by_the_command_path_is_audited_with_its_answer() -> None:
-    refused = Answer(422, {"error": "invalid_data", "message": "items must not be empty"})
+    refused = Refused("invalid_data", "items must not be empty")
     commands, log = Commands(refused), MemoryActionLog()
     entry = entry_of(letter(encode(EVENT)))
     action = await replayer(commands, log).replay(entry, draft(entry), operator="alice")
@@ -233,12 +233,12 @@ async def test_two_replays_of_one_entry_at_once_submit_at_most_the_same_command(
 
 
 async def test_a_refused_replay_leaves_the_entry_free_for_a_corrected_fix() -> None:
-    refused = Answer(422, {"error": "invalid_data", "message": "items must not be empty"})
+    refused = Refused("invalid_data", "items must not be empty")
     commands, log = Commands(refused), MemoryActionLog()
     entry = entry_of(letter(encode(EVENT)))
     assert (
         await replayer(commands, log).replay(entry, draft(entry), operator="alice")
     ).status == 422
-    commands.answer = Answer(202, {"event_id": "e"})
+    commands.answer = Accepted("e")
     fixed = {**draft(entry), "data": {"items": [{"sku": "a", "qty": 1, "price": 1.0}]}}
     assert (await replayer(commands, log).replay(entry, fixed, operator="alice")).status == 202

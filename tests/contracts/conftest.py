@@ -1,9 +1,9 @@
 """Each port's adapters side by side: every contract test runs on the in-memory one and the real one.
 
 Suites here: EventStore and PendingEvents, SnapshotStore, ViewStore and ViewStaging, Rejections
-(on ``stores``), Producer (on ``topics``), DocumentStore, Marker and CommandMemory, RuleStates
-(their own fixtures); the EventBus contract is ``tests/bus/test_contract.py`` and the ActionLog's
-``tests/console/test_action_log.py``.
+(on ``stores``), Producer (on ``topics``), DocumentStore, ChangeFeed, Invalidations, Marker and
+CommandMemory, RuleStates, AppendProgress, SyncAppender (their own fixtures); the EventBus
+contract is ``tests/bus/test_contract.py`` and the ActionLog's ``tests/console/test_action_log.py``.
 
 The real ones use the embedded stack: MongoDB in a database of the test's own, Kafka on a
 topic of the test's own. ``outage()`` gives the same backend unreachable: the memory adapters

@@ -86,7 +86,7 @@ def crash_at(point: str) -> FaultHook:
 
 
 async def versions(store: DocumentStore, doc_id: str = "g1") -> list[int]:
-    return [e.version or 0 for e in await store.events.read(("games", doc_id))]
+    return [e.version or 0 for e in await store.events.select(("games", doc_id))]
 
 
 async def test_a_change_commits_with_its_event_at_the_expected_version(
@@ -196,13 +196,13 @@ async def test_the_archive_is_a_store_of_its_own_beside_the_events(documents: Do
     store = documents.store
     await store.open()
     assert await store.commit(change(1, 10)) == "committed"
-    [first] = await store.events.read(("games", "g1"))
-    assert await store.archive.read(("games", "g1")) == []
+    [first] = await store.events.select(("games", "g1"))
+    assert await store.archive.select(("games", "g1")) == []
     await store.archive.append([first])
-    assert [e.id for e in await store.archive.read(("games", "g1"))] == [first.id]
-    assert [e.id for e in await store.events.read(("games", "g1"))] == [first.id]
+    assert [e.id for e in await store.archive.select(("games", "g1"))] == [first.id]
+    assert [e.id for e in await store.events.select(("games", "g1"))] == [first.id]
     other = documents.other(None)
-    assert [e.id for e in await other.archive.read(("games", "g1"))] == [first.id]
+    assert [e.id for e in await other.archive.select(("games", "g1"))] == [first.id]
 
 
 def renamed(change: PlannedChange, name: str) -> PlannedChange:

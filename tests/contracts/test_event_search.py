@@ -60,7 +60,7 @@ async def test_search_filters_and_pages_newest_first(stores: Stores) -> None:
 
 async def test_the_tiered_store_searches_hot_and_archive_merged_newest_first() -> None:
     from workers.adapters.memory.events import MemoryEventStore
-    from workers.roles.archive import TieredEvents
+    from workers.roles.ops.archive import TieredEvents
 
     hot, archive = MemoryEventStore(), MemoryEventStore()
     await archive.append([stored("a-1", 1, "OrderPlaced", 0), stored("a-1", 2, "OrderPaid", 2)])

@@ -34,16 +34,16 @@ async def test_append_then_read_in_version_order(stores: Stores) -> None:
     events = stores.events
     written = history("o1", 5)
     await events.append(written)
-    assert await events.read(("order", "o1")) == written
-    assert await events.read(("order", "o1"), after_version=2, limit=2) == written[2:4]
-    assert await events.read(("order", "o1"), to_version=3) == written[:3]
-    assert await events.read(("order", "o1"), after_version=1, to_version=3) == written[1:3]
-    assert await events.read(("order", "o1"), after_version=5) == []
-    assert await events.read(("order", "nobody")) == []
+    assert await events.select(("order", "o1")) == written
+    assert await events.select(("order", "o1"), after=2, limit=2) == written[2:4]
+    assert await events.select(("order", "o1"), before=4) == written[:3]
+    assert await events.select(("order", "o1"), after=1, before=4) == written[1:3]
+    assert await events.select(("order", "o1"), after=5) == []
+    assert await events.select(("order", "nobody")) == []
     heads = await events.heads([("order", "o1"), ("order", "nobody")])
     assert heads == {("order", "o1"): Head(5, written[-1].id, written[-1].type)}
-    assert await events.last_event(("order", "o1")) == written[-1]
-    assert await events.last_event(("order", "nobody")) is None
+    assert await events.select(("order", "o1"), desc=True, limit=1) == written[-1:]
+    assert await events.select(("order", "nobody"), desc=True, limit=1) == []
     assert await events.find([written[1].id, "not-there"]) == {written[1].id: written[1]}
     assert await events.find([]) == {} and await events.heads([]) == {}
 
@@ -54,15 +54,19 @@ async def test_appends_out_of_order_are_read_in_version_order(stores: Stores) ->
     random.Random(3).shuffle(shuffled)
     for event in shuffled:
         await stores.events.append([event])
-    assert await stores.events.read(("order", "o1")) == written
+    assert await stores.events.select(("order", "o1")) == written
 
 
-async def test_limit_zero_means_no_limit_and_a_negative_one_is_refused(stores: Stores) -> None:
+async def test_no_limit_reads_every_event_and_a_limit_counts_from_the_end_read(
+    stores: Stores,
+) -> None:
     written = history("l1", 4)
     await stores.events.append(written)
-    assert await stores.events.read(("order", "l1"), limit=0) == written
-    with pytest.raises(ValueError, match=r"limit must be 0 .* got -2"):
-        await stores.events.read(("order", "l1"), limit=-2)
+    ref = ("order", "l1")
+    assert await stores.events.select(ref, limit=None) == written
+    assert await stores.events.select(ref, limit=9) == written
+    assert await stores.events.select(ref, limit=1) == written[:1]
+    assert await stores.events.select(ref, desc=True, limit=1) == written[-1:]
 
 
 async def test_as_of_reads_events_up_to_a_moment(stores: Stores) -> None:
@@ -73,38 +77,38 @@ async def test_as_of_reads_events_up_to_a_moment(stores: Stores) -> None:
         for v in (1, 2, 3)
     ]
     await events.append(written)
-    assert await events.read(("order", "t1"), as_of=now + timedelta(seconds=2)) == written[:2]
-    assert await events.read(("order", "t1"), as_of=now) == []
+    assert await events.select(("order", "t1"), as_of=now + timedelta(seconds=2)) == written[:2]
+    assert await events.select(("order", "t1"), as_of=now) == []
     # A time without a zone is taken as UTC (PyMongo's rule, kept by the memory store).
     naive = (now + timedelta(seconds=1)).replace(tzinfo=None)
-    assert await events.read(("order", "t1"), as_of=naive) == written[:1]
+    assert await events.select(("order", "t1"), as_of=naive) == written[:1]
     late = now + timedelta(seconds=9)
-    assert await events.read(("order", "t1"), as_of=late, to_version=2, after_version=1) == [
-        written[1]
-    ]
+    assert await events.select(("order", "t1"), as_of=late, before=3, after=1) == [written[1]]
+    by_then = now + timedelta(seconds=2)
+    assert await events.select(("order", "t1"), as_of=by_then, desc=True, limit=1) == [written[1]]
 
 
 async def test_times_are_kept_to_the_millisecond_in_utc(stores: Stores) -> None:
     precise = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
     event = new_event("order", "ms", "OrderPaid", {}, version=1, occurred_at=precise)
     await stores.events.append([event])
-    [stored] = await stores.events.read(("order", "ms"))
+    [stored] = await stores.events.select(("order", "ms"))
     assert stored.occurred_at == precise.replace(microsecond=123000)
     assert stored.occurred_at.tzinfo == UTC and stored == replace(
         event, occurred_at=stored.occurred_at
     )
     # as_of compares at the same precision: the event at .123456 happened "by" .123999.
     moment = precise.replace(microsecond=123999)
-    assert await stores.events.read(("order", "ms"), as_of=moment) == [stored]
+    assert await stores.events.select(("order", "ms"), as_of=moment) == [stored]
 
 
 async def test_readers_get_copies_and_tuples_come_back_as_lists(stores: Stores) -> None:
     event = new_event("order", "c1", "OrderPlaced", {"items": [{"sku": "a"}]}, version=1)
     await stores.events.append([replace(event, data={"items": ({"sku": "a"},)})])
-    [first] = await stores.events.read(("order", "c1"))
+    [first] = await stores.events.select(("order", "c1"))
     assert first.data == {"items": [{"sku": "a"}]}
     first.data["items"].append({"sku": "mutated by a reader"})
-    assert await stores.events.read(("order", "c1")) == [event]
+    assert await stores.events.select(("order", "c1")) == [event]
 
 
 async def test_a_taken_version_stops_the_append_where_it_conflicts(stores: Stores) -> None:
@@ -119,8 +123,8 @@ async def test_a_taken_version_stops_the_append_where_it_conflicts(stores: Store
     assert caught.value.retriable
     assert "another writer appended first" in str(caught.value)
     assert "order o2: version 2 is already stored" in str(caught.value)
-    assert [e.version for e in await events.read(("order", "o2"))] == [1, 2]
-    assert len(await events.read(("order", "o3"))) == 2  # the events before the conflict landed
+    assert [e.version for e in await events.select(("order", "o2"))] == [1, 2]
+    assert len(await events.select(("order", "o3"))) == 2  # the events before the conflict landed
 
 
 async def test_a_redelivered_event_is_reported_as_such(stores: Stores) -> None:
@@ -138,7 +142,7 @@ async def test_an_event_twice_in_one_batch_stops_at_its_second_copy(stores: Stor
     with pytest.raises(AppendConflict) as caught:
         await stores.events.append([event, event])
     assert (caught.value.inserted, caught.value.id_taken) == (1, True)
-    assert await stores.events.read(("order", "o5")) == [event]
+    assert await stores.events.select(("order", "o5")) == [event]
 
 
 async def test_two_events_with_one_version_in_one_batch_keep_the_first(stores: Stores) -> None:
@@ -146,7 +150,7 @@ async def test_two_events_with_one_version_in_one_batch_keep_the_first(stores: S
     with pytest.raises(AppendConflict) as caught:
         await stores.events.append([a, b])
     assert (caught.value.inserted, caught.value.failed, caught.value.id_taken) == (1, b, False)
-    assert await stores.events.read(("order", "o6")) == [a]
+    assert await stores.events.select(("order", "o6")) == [a]
 
 
 async def test_a_taken_id_under_another_version_or_aggregate_is_a_redelivery(
@@ -158,20 +162,20 @@ async def test_a_taken_id_under_another_version_or_aggregate_is_a_redelivery(
         with pytest.raises(AppendConflict) as caught:
             await stores.events.append([moved])
         assert caught.value.id_taken and caught.value.failed == moved
-    assert await stores.events.read(("order", "o8")) == []
-    assert await stores.events.read(("order", "o7")) == [event]
+    assert await stores.events.select(("order", "o8")) == []
+    assert await stores.events.select(("order", "o7")) == [event]
 
 
 async def test_unversioned_events_are_refused(stores: Stores) -> None:
     events = stores.events
     with pytest.raises(ValueError, match="no version"):
         await events.append([new_event("order", "o5", "OrderPaid", {})])
-    assert await events.read(("order", "o5")) == []
+    assert await events.select(("order", "o5")) == []
     # One unversioned event refuses the whole batch before anything is written.
     good, unversioned = *history("o9", 1), new_event("order", "o9", "OrderPaid", {})
     with pytest.raises(ValueError, match=f"event {unversioned.id} has no version"):
         await events.append([good, unversioned])
-    assert await events.read(("order", "o9")) == []
+    assert await events.select(("order", "o9")) == []
     await events.append([])  # nothing to do is not an error
 
 
@@ -183,7 +187,7 @@ async def test_concurrent_writers_of_one_version_exactly_one_wins(stores: Stores
     )
     assert sum(r is None for r in results) == 1
     assert all(isinstance(r, AppendConflict) for r in results if r is not None)
-    [winner] = await events.read(("order", "o6"))
+    [winner] = await events.select(("order", "o6"))
     assert winner == contenders[results.index(None)]
 
 
@@ -238,7 +242,7 @@ async def test_pending_lists_flagged_events_until_cleared(stores: Stores) -> Non
     await events.clear_pending([old[2].id, old[3].id, "not-an-event"])
     assert await events.pending(older_than=cutoff, limit=10) == [old[0], old[1]]
     await events.clear_pending([])
-    assert len(await events.read(("order", "p1"))) == 2  # clearing the flag keeps the event
+    assert len(await events.select(("order", "p1"))) == 2  # clearing the flag keeps the event
 
 
 async def test_every_call_raises_store_unavailable_when_the_store_is_down(
@@ -251,10 +255,9 @@ async def test_every_call_raises_store_unavailable_when_the_store_is_down(
         events = down.events
         calls = {
             "append": events.append(history("u1", 1, start=2)),
-            "read": events.read(ref),
-            "read_back": events.read_back(ref, limit=5),
+            "select": events.select(ref),
+            "select_desc": events.select(ref, desc=True, limit=5),
             "heads": events.heads([ref]),
-            "last_event": events.last_event(ref),
             "find": events.find([kept[0].id]),
             "count": events.count(["order"]),
             "versions": events.versions(["order"]),
@@ -271,54 +274,74 @@ async def test_every_call_raises_store_unavailable_when_the_store_is_down(
         assert await events.find([]) == {}
         with pytest.raises(ValueError, match="no version"):  # bad input is told before the store
             await events.append([new_event("order", "u1", "OrderPaid", {})])
-    assert await stores.events.read(ref) == kept  # the append during the outage wrote nothing
+    assert await stores.events.select(ref) == kept  # the append during the outage wrote nothing
     await stores.events.append(history("u1", 1, start=2))
     assert (await stores.events.heads([ref]))[ref].version == 2
 
 
-async def test_read_back_pages_backwards_newest_first(stores: Stores) -> None:
+async def test_desc_pages_backwards_newest_first(stores: Stores) -> None:
     events = stores.events
     written = history("b1", 7)
     await events.append(written)
     ref = ("order", "b1")
-    assert await events.read_back(ref, limit=3) == written[:-4:-1]  # versions 7, 6, 5
-    assert await events.read_back(ref, before_version=5, limit=3) == [written[3], written[2], written[1]]
-    assert await events.read_back(ref, before_version=2, limit=10) == [written[0]]
-    assert await events.read_back(ref, before_version=1, limit=10) == []
-    assert await events.read_back(ref, before_version=100, limit=1) == [written[-1]]
-    assert await events.read_back(("order", "nobody"), limit=5) == []
+    assert await events.select(ref, desc=True, limit=3) == written[:-4:-1]  # versions 7, 6, 5
+    assert await events.select(ref, before=5, desc=True, limit=3) == [
+        written[3],
+        written[2],
+        written[1],
+    ]
+    assert await events.select(ref, before=2, desc=True, limit=10) == [written[0]]
+    assert await events.select(ref, before=1, desc=True, limit=10) == []
+    assert await events.select(ref, before=100, desc=True, limit=1) == [written[-1]]
+    assert await events.select(("order", "nobody"), desc=True, limit=5) == []
     # Paging to the start visits every event once, whatever the page size.
     seen, cursor = [], None
-    while page := await events.read_back(ref, before_version=cursor, limit=2):
+    while page := await events.select(ref, before=cursor, desc=True, limit=2):
         seen += page
         cursor = page[-1].version
     assert seen == written[::-1]
+    assert await events.select(ref, after=4, desc=True) == written[:3:-1]  # 7, 6, 5: above 4
+    assert await events.select(ref, after=2, before=6, desc=True, limit=2) == [
+        written[4],
+        written[3],
+    ]
+    assert await events.select(ref, after=5, before=6) == []  # an empty range
+    assert await events.select(ref, after=6, before=3, desc=True) == []  # an inverted one
 
 
-async def test_read_back_filters_types_in_the_store(stores: Stores) -> None:
+async def test_types_are_filtered_in_the_store_either_way(stores: Stores) -> None:
     kinds = ["OrderPlaced", "OrderPaid", "OrderShipped", "OrderPaid", "OrderPaid", "OrderShipped"]
     written = [
         new_event("order", "f1", kind, {"n": v}, version=v) for v, kind in enumerate(kinds, 1)
     ]
     await stores.events.append(written)
     ref = ("order", "f1")
-    shipped = await stores.events.read_back(ref, limit=10, types=["OrderShipped"])
+    shipped = await stores.events.select(ref, desc=True, limit=10, types=["OrderShipped"])
     assert [e.version for e in shipped] == [6, 3]
-    paid = await stores.events.read_back(ref, before_version=5, limit=10, types=["OrderPaid", "X"])
+    paid = await stores.events.select(ref, before=5, desc=True, limit=10, types=["OrderPaid", "X"])
     assert [e.version for e in paid] == [4, 2]
-    assert await stores.events.read_back(ref, limit=10, types=[]) == []
+    assert await stores.events.select(ref, desc=True, limit=10, types=[]) == []
+    forward = await stores.events.select(ref, after=2, limit=2, types=["OrderPaid", "OrderShipped"])
+    assert [e.version for e in forward] == [3, 4]
+    assert [e.version for e in await stores.events.select(ref, types=["OrderPlaced"])] == [1]
 
 
 @pytest.mark.parametrize(
     ("limit", "types", "problem"),
-    [(0, None, "limit of 1 or more, got 0"), (-1, None, "got -1"), (True, None, "got True"),
-     (5, "OrderPaid", "got the string 'OrderPaid'")],
+    [(0, None, "limit is 1 or more, or None for every event; got 0"), (-1, None, "got -1"),
+     (True, None, "got True"), ("3", None, "got '3'"), (5, "OrderPaid", "got the string 'OrderPaid'"),
+     (None, "OrderPaid", "got the string 'OrderPaid'")],
 )  # fmt: skip
-async def test_read_back_refuses_bad_arguments(
-    stores: Stores, limit: int, types: str | None, problem: str
+@pytest.mark.parametrize("desc", [False, True])
+async def test_select_refuses_bad_arguments_before_asking_the_store(
+    stores: Stores, limit: int, types: str | None, problem: str, desc: bool
 ) -> None:
+    await stores.events.append(history("x", 2))
     with pytest.raises(ValueError, match=problem):
-        await stores.events.read_back(("order", "x"), limit=limit, types=types)  # type: ignore[arg-type]
+        await stores.events.select(("order", "x"), desc=desc, limit=limit, types=types)  # type: ignore[arg-type]
+    async with stores.outage() as down:  # told before the store is asked: no StoreUnavailable
+        with pytest.raises(ValueError, match=problem):
+            await down.events.select(("order", "x"), desc=desc, limit=limit, types=types)  # type: ignore[arg-type]
 
 
 async def test_schema_versions_round_trip_and_absent_means_one(stores: Stores) -> None:
@@ -328,11 +351,14 @@ async def test_schema_versions_round_trip_and_absent_means_one(stores: Stores) -
         version=2, schema_version=2,
     )  # fmt: skip
     await stores.events.append([v1, v2])
-    back = await stores.events.read(("chat_room", "s1"))
+    back = await stores.events.select(("chat_room", "s1"))
     assert [e.schema_version for e in back] == [1, 2]
     assert back == [v1, v2]
     assert (await stores.events.find([v2.id]))[v2.id].schema_version == 2
-    assert [e.schema_version for e in await stores.events.read_back(("chat_room", "s1"), limit=2)] == [2, 1]
+    assert [
+        e.schema_version
+        for e in await stores.events.select(("chat_room", "s1"), desc=True, limit=2)
+    ] == [2, 1]
 
 
 async def test_moving_out_inserts_what_is_missing_and_removes_a_prefix(stores: Stores) -> None:
@@ -342,12 +368,12 @@ async def test_moving_out_inserts_what_is_missing_and_removes_a_prefix(stores: S
     assert await events.insert_missing(written) == 6  # again, half done before: the rest only
     assert await events.insert_missing(written) == 0
     assert await events.insert_missing([]) == 0
-    assert await events.read(("order", "mv")) == written
+    assert await events.select(("order", "mv")) == written
     await events.append(history("other", 3))
     assert await events.remove_through(("order", "mv"), 6) == 6
-    assert await events.read(("order", "mv")) == written[6:]
+    assert await events.select(("order", "mv")) == written[6:]
     assert await events.remove_through(("order", "mv"), 6) == 0
-    assert len(await events.read(("order", "other"))) == 3  # another aggregate is untouched
+    assert len(await events.select(("order", "other"))) == 3  # another aggregate is untouched
     assert await events.find([written[0].id, written[9].id]) == {written[9].id: written[9]}
     async with stores.outage() as down:
         with pytest.raises(StoreUnavailable):

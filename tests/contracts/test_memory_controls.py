@@ -28,10 +28,10 @@ async def test_down_until_up_and_the_message_says_what_to_do() -> None:
     store = MemoryEventStore()
     store.down()
     with pytest.raises(StoreUnavailable, match=r"while reading order o1: .* call up\(\)"):
-        await store.read(("order", "o1"))
+        await store.select(("order", "o1"))
     store.up()
-    assert await store.read(("order", "o1")) == []
-    assert store.calls["read"] == 2
+    assert await store.select(("order", "o1")) == []
+    assert store.calls["select"] == 2
 
 
 async def test_fail_next_fails_that_many_calls_of_the_named_operation() -> None:
@@ -56,10 +56,10 @@ async def test_held_calls_wait_until_released() -> None:
     store.hold(on="append")
     appending = asyncio.create_task(store.append([event()]))
     await wait_for(lambda: store.held == 1, timeout_s=5, what="the append to be held")
-    assert await store.read(("order", "o1")) == []  # other operations go on
+    assert await store.select(("order", "o1")) == []  # other operations go on
     store.release()
     await appending
-    assert store.held == 0 and len(await store.read(("order", "o1"))) == 1
+    assert store.held == 0 and len(await store.select(("order", "o1"))) == 1
 
 
 async def test_views_and_stagings_share_their_database_outage() -> None:
@@ -100,11 +100,11 @@ async def test_a_produce_cut_short_acknowledges_only_the_first_records() -> None
 
 async def test_fail_next_after_lets_that_many_calls_through_first() -> None:
     store = MemoryEventStore()
-    store.fail_next(on="read", after=2)
-    assert await store.read(("order", "o1")) == [] and await store.read(("order", "o1")) == []
+    store.fail_next(on="select", after=2)
+    assert await store.select(("order", "o1")) == [] and await store.select(("order", "o1")) == []
     with pytest.raises(StoreUnavailable):
-        await store.read(("order", "o1"))
-    assert await store.read(("order", "o1")) == []
+        await store.select(("order", "o1"))
+    assert await store.select(("order", "o1")) == []
     with pytest.raises(ValueError, match="after >= 0"):
         store.fail_next(after=-1)
 

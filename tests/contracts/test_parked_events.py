@@ -41,26 +41,37 @@ def entry(key: str, seq: int, offset: int, reason: str = PARKED) -> ParkedEntry:
     return ParkedEntry(key, seq, record, reason, f"detail {seq}", f"e{offset}", AT)
 
 
-async def test_queues_are_kept_in_seq_order_and_a_source_is_parked_once(parked: ParkedEvents) -> None:
-    await parked.park([entry("order:a", 1, 10, "undecodable"), entry("order:b", 1, 11, "oversized")])
+async def test_queues_are_kept_in_seq_order_and_a_source_is_parked_once(
+    parked: ParkedEvents,
+) -> None:
+    await parked.park(
+        [entry("order:a", 1, 10, "undecodable"), entry("order:b", 1, 11, "oversized")]
+    )
     await parked.park([entry("order:a", 3, 13), entry("order:a", 2, 12)])
     await parked.park([entry("order:a", 9, 12)])  # the same record again: its first seq stays
     queue = await parked.queue("order:a", limit=10)
     assert [(e.seq, e.record.offset, e.reason) for e in queue] == [
-        (1, 10, "undecodable"), (2, 12, PARKED), (3, 13, PARKED)
+        (1, 10, "undecodable"),
+        (2, 12, PARKED),
+        (3, 13, PARKED),
     ]
     first = queue[0]
     assert first.record == entry("order:a", 1, 10).record  # bytes and headers as taken
     assert first.parked_at == AT.replace(microsecond=123000) and first.event_id == "e10"
     assert [e.seq for e in await parked.queue("order:a", limit=2)] == [1, 2]
     heads = await parked.heads()
-    assert {k: (h.seq, last) for k, (h, last) in heads.items()} == {"order:a": (1, 3), "order:b": (1, 1)}
+    assert {k: (h.seq, last) for k, (h, last) in heads.items()} == {
+        "order:a": (1, 3),
+        "order:b": (1, 1),
+    }
     assert set(await parked.heads(["order:b", "order:zz"])) == {"order:b"}
     assert await parked.heads([]) == {}
     assert await parked.sources(["t.events/2/12", "t.events/2/99"]) == {"t.events/2/12"}
 
 
-async def test_only_the_head_is_resolved_and_its_first_resolution_stays(parked: ParkedEvents) -> None:
+async def test_only_the_head_is_resolved_and_its_first_resolution_stays(
+    parked: ParkedEvents,
+) -> None:
     await parked.park([entry("order:a", 1, 10, "undecodable"), entry("order:a", 2, 11)])
     with pytest.raises(InvalidInput, match="entry 2 of order:a waits behind the head"):
         await parked.resolve("order:a", 2, "skip", "ops")

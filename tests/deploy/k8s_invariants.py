@@ -12,7 +12,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from topics.errors import ConfigError
+from workers.runtime.compose import load_domains
 from workers.runtime.settings import Settings
+from workers.secrets import CONNECTION_SECRETS, SECRETS
 
 from .kustomize import Obj, pod_containers
 from .project import UNSCALED_ROLES, check_command, consumed_topic, consumer_group, setting_names
@@ -60,7 +62,12 @@ def config_problems(objects: list[Obj]) -> list[str]:
         if k in SECRET_SETTINGS
     ]
     try:
-        config(objects)
+        settings = config(objects)
+    except ConfigError as e:
+        problems.append(f"ConfigMap/{CONFIG_MAP}: {e}")
+        return problems
+    try:
+        load_domains(settings.domains)  # unset or wrong: every worker refuses to start
     except ConfigError as e:
         problems.append(f"ConfigMap/{CONFIG_MAP}: {e}")
     return problems
@@ -164,11 +171,10 @@ def _role(dep: Obj) -> str:
 
 
 FILE_SETTINGS = (
-    "kafka_sasl_password_file",
+    *(f"{secret.name}_file" for secret in (*SECRETS, *CONNECTION_SECRETS)),
     "kafka_ssl_cafile",
     "kafka_ssl_certfile",
     "kafka_ssl_keyfile",
-    "master_key_file",
 )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from workers.runtime.auth import auth_problem
+from workers.runtime.door.auth import auth_problem
 from workers.runtime.settings import Settings
 
 from .k8s_invariants import config

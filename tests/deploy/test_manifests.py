@@ -254,6 +254,18 @@ BREAKAGES: list[tuple[str, Callable[[list[Obj]], None], str]] = [
         "sets no limits.memory",
     ),
     (
+        "no domains",
+        lambda o: find(o, "ConfigMap", "eventfleet-config")["data"].pop("EVENTFLEET_DOMAINS"),
+        "ConfigMap/eventfleet-config: EVENTFLEET_DOMAINS is not set",
+    ),
+    (
+        "HS256 secret file not mounted",
+        lambda o: find(o, "ConfigMap", "eventfleet-config")["data"].update(
+            EVENTFLEET_AUTH_HS256_SECRET_FILE="/etc/eventfleet/hs256/secret"
+        ),
+        "EVENTFLEET_AUTH_HS256_SECRET_FILE=/etc/eventfleet/hs256/secret is in no mounted volume",
+    ),
+    (
         "no PDB",
         lambda o: o.remove(find(o, "PodDisruptionBudget", "eventfleet-forwarder")),
         "Deployment/eventfleet-forwarder: no PodDisruptionBudget",

@@ -98,5 +98,7 @@ async def commits_past_undecided(
     return [
         r
         for r in records
-        if r.offset < commits.get(r.partition, -1) and r.event_id is not None and r.event_id not in decided
+        if r.offset < commits.get(r.partition, -1)
+        and r.event_id is not None
+        and r.event_id not in decided
     ]

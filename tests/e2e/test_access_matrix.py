@@ -44,7 +44,9 @@ async def proxied(stack: EmbeddedStack) -> AsyncIterator[FleetProcess]:
         yield fleet
 
 
-async def call(fleet: FleetProcess, who: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+async def call(
+    fleet: FleetProcess, who: str, method: str, path: str, body: Any = None
+) -> tuple[int, Any]:
     source, headers = WHO[who]
     connector = aiohttp.TCPConnector(local_addr=(source, 0))
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -121,4 +123,7 @@ async def test_the_actor_comes_from_the_proxy_headers(proxied: FleetProcess) -> 
 
     await wait_for(stored, timeout_s=20, what="the ledger's first event stored")
     _, body = await call(proxied, "auditor", "GET", ledger + "/events")
-    assert body["events"][0]["metadata"]["actor"] == {"principal": "sam", "roles": ["supervisor", "x"]}
+    assert body["events"][0]["metadata"]["actor"] == {
+        "principal": "sam",
+        "roles": ["supervisor", "x"],
+    }

@@ -48,14 +48,20 @@ async def store_counts(stack: EmbeddedStack, db_name: str) -> tuple[int, int]:
     """(events stored, ids stored more than once): the unique index makes the second zero."""
     client = connect(stack.urls.mongo_url, timeout_ms=10_000)
     try:
-        ids = [str(d["_id"]) async for d in database(client, db_name)["events"].find({}, {"_id": 1})]
+        ids = [
+            str(d["_id"]) async for d in database(client, db_name)["events"].find({}, {"_id": 1})
+        ]
     finally:
         await client.close()
     return len(ids), len(ids) - len(set(ids))
 
 
 async def lifecycles(
-    commands: FleetProcess, orders: list[str], figures: Figures, *, gate: asyncio.Event | None = None
+    commands: FleetProcess,
+    orders: list[str],
+    figures: Figures,
+    *,
+    gate: asyncio.Event | None = None,
 ) -> None:
     """Each order placed, paid, shipped, delivered: every request valid, so a 409 is a lie.
     A 503 (nothing written, or unknown) is retried with the same command id, as a client does.
@@ -104,7 +110,9 @@ async def test_a_retry_of_a_command_refused_at_the_store_is_told_the_refusal(
         order = f"o-{uuid.uuid4().hex[:6]}"
         ids = []
         for kind, data in STEPS[:3]:
-            status, body = await commands.post(f"/v1/order/{order}/events", {"type": kind, "data": data})
+            status, body = await commands.post(
+                f"/v1/order/{order}/events", {"type": kind, "data": data}
+            )
             assert status == 202, body
             ids.append(body["event_id"])
         await wait_for(lambda: _stored(private_stack, unique_name, set(ids)), timeout_s=30,
@@ -117,7 +125,11 @@ async def test_a_retry_of_a_command_refused_at_the_store_is_told_the_refusal(
             first = await commands.post(f"/v1/order/{order}/events", cancel)
             assert first[0] == 202, first  # the marker's early answer
             retry = await commands.post(f"/v1/order/{order}/events", cancel)
-            assert retry[0] == 202 and retry[1]["duplicate"] and retry[1]["event_id"] == first[1]["event_id"]
+            assert (
+                retry[0] == 202
+                and retry[1]["duplicate"]
+                and retry[1]["event_id"] == first[1]["event_id"]
+            )
         finally:
             appender.process.send_signal(18)  # type: ignore[union-attr]  # SIGCONT
 
@@ -244,7 +256,9 @@ async def test_redis_flushed_and_restarted_mid_run_never_refuses_what_the_store_
         # the traffic waits for the flush (on a quiet machine it had all been accepted before).
         appender.process.send_signal(19)  # type: ignore[union-attr]  # SIGSTOP
         try:
-            await wait_for(lambda: len(figures.accepted) >= 45, timeout_s=60, what="events in flight")
+            await wait_for(
+                lambda: len(figures.accepted) >= 45, timeout_s=60, what="events in flight"
+            )
             flusher = Redis.from_url(private_stack.urls.redis_url)
             try:
                 await flusher.flushall()  # marks, claims and the filter gone at once

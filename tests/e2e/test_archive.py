@@ -97,8 +97,8 @@ async def test_archiving_under_live_writes_loses_nothing_and_reads_the_same(
         stack.urls.mongo_url, fleet.env["EVENTFLEET_MONGO_DATABASE"], timeout_ms=5000
     )
     try:
-        hot = {e.id for e in await stores.events.read(("chat_room", room))}
-        archived = {e.id for e in await stores.archive.read(("chat_room", room))}
+        hot = {e.id for e in await stores.events.select(("chat_room", room))}
+        archived = {e.id for e in await stores.archive.select(("chat_room", room))}
     finally:
         await stores.close()
     print(f"archive under live writes: {moved.strip().splitlines()[-1]}; hot {len(hot)}, "

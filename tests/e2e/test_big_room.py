@@ -69,10 +69,24 @@ async def test_a_room_of_5000_messages_of_4kb(stack: EmbeddedStack, unique_name:
     # index). The bound is the surrogate's, not the product's.
     async with running_fleet(stack, unique_name, EVENTFLEET_MONGO_TIMEOUT_MS="30000") as fleet:
         path = "/v1/chat_room/big/events"
-        await posted(fleet, path, "MessageSent", {"message_id": f"m{ROOM_SIZE + 1}", "sender_id": "cy", "content": "new"})
-        await posted(fleet, path, "MessageEdited", {"message_id": "m5", "sender_id": "ann", "content": "fixed"})
-        await posted(fleet, path, "MessageDeleted", {"message_id": "m6", "sender_id": "zoe"}, "moderator")
-        await posted(fleet, path, "MessageDeleted", {"message_id": "m7", "sender_id": "bob"})  # not bob's
+        await posted(
+            fleet,
+            path,
+            "MessageSent",
+            {"message_id": f"m{ROOM_SIZE + 1}", "sender_id": "cy", "content": "new"},
+        )
+        await posted(
+            fleet,
+            path,
+            "MessageEdited",
+            {"message_id": "m5", "sender_id": "ann", "content": "fixed"},
+        )
+        await posted(
+            fleet, path, "MessageDeleted", {"message_id": "m6", "sender_id": "zoe"}, "moderator"
+        )
+        await posted(
+            fleet, path, "MessageDeleted", {"message_id": "m7", "sender_id": "bob"}
+        )  # not bob's
 
         async def view_at_head() -> bool:
             # From the view itself: a room whose view is missing is answered from replay, at
@@ -148,12 +162,21 @@ async def test_a_state_the_store_cannot_take_parks_one_aggregate_not_the_fleet(
             stack.urls.kafka_url, f"{fleet.prefix}events.dlq", expect=2, timeout_s=120
         )
         reasons = sorted((dict(r.headers)["dlq_reason"], r.key) for r in dlq)
-        assert reasons == [(b"projection_failed", b"hoard:huge"), (b"snapshot_failed", b"hoard:huge")]
+        assert reasons == [
+            (b"projection_failed", b"hoard:huge"),
+            (b"snapshot_failed", b"hoard:huge"),
+        ]
         detail = dict(dlq[0].headers)["dlq_detail"].decode()
         assert "hoard huge" in detail and "too large" in detail.lower()
         _, metrics = await fleet.get("/metrics")
-        for role, reason in (("projection", "projection_failed"), ("snapshotter", "snapshot_failed")):
-            assert f'eventfleet_aggregates_parked_total{{reason="{reason}",role="{role}"}} 1.0' in metrics
+        for role, reason in (
+            ("projection", "projection_failed"),
+            ("snapshotter", "snapshot_failed"),
+        ):
+            assert (
+                f'eventfleet_aggregates_parked_total{{reason="{reason}",role="{role}"}} 1.0'
+                in metrics
+            )
         # The partition moved on: the small one keeps being served, the process keeps running.
         await posted(fleet, "/v1/hoard/tiny/events", "Sealed", {"blob": "again"})
 

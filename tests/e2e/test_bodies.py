@@ -48,15 +48,20 @@ async def send(
     *,
     half_close: bool = False,
     answer_first: bool = False,
+    with_head: bool = False,
 ) -> tuple[int, Any]:
     """POST ``writes`` one by one, ``PAUSE_S`` apart; the answer (status, JSON), or (0, None)
-    when the fleet closed without one. ``answer_first``: read the answer before any write."""
+    when the fleet closed without one. ``answer_first``: read the answer before any write;
+    ``with_head``: the whole body in the head's own write (it is there when the route starts)."""
     parts = urlsplit(fleet.url)
     reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
     try:
         lines = [f"POST {path} HTTP/1.1", f"Host: {parts.netloc}", "Connection: close"]
         lines += [f"{name}: {value}" for name, value in head.items()]
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        first = ("\r\n".join(lines) + "\r\n\r\n").encode()
+        if with_head:
+            first, writes = first + b"".join(writes), []
+        writer.write(first)
         await writer.drain()
         if not answer_first:
             for n, write in enumerate(writes):
@@ -187,8 +192,26 @@ async def test_too_large_truncated_and_malformed_bodies_store_nothing(strict: Fl
     # aiohttp answers 400 itself when the bad chunk comes with the head; when the handler is
     # already reading, its parser never fails the body and only the deadline ends the wait.
     assert status in (400, 408), answer
-    status, _ = await fleet.request(
-        "POST", path, raw=message(me, "fence"), token=fleet.token(me)
-    )
+    status, _ = await fleet.request("POST", path, raw=message(me, "fence"), token=fleet.token(me))
     assert status == 202
     assert await stored_ids(fleet, room, me, 1) == ["fence"]
+
+
+async def test_a_body_that_came_whole_with_its_head_is_judged_by_the_same_limit(
+    fleet: FleetProcess,
+) -> None:
+    """The route reads a body already whole without waiting: the limit holds there too."""
+    run = uuid.uuid4().hex[:8]
+    me, room = f"w-{run}", f"whole-{run}"
+    path = f"/v1/chat_room/{room}/events"
+    big = message(me, "big", "x" * 4000)
+    over = [big[:100]] + [b" " * 16384] * (LIMIT // 16384 + 1) + [big[100:]]
+    chunked_head = headers(fleet, me, **{"Transfer-Encoding": "chunked"})
+    status, answer = await send(fleet, path, chunked_head, chunked(*over), with_head=True)
+    assert (status, answer["error"]) == (413, "payload_too_large"), answer
+    assert f"has {len(b''.join(over))} bytes" in answer["message"]
+    status, answer = await send(
+        fleet, path, chunked_head, chunked(message(me, "m")), with_head=True
+    )
+    assert status == 202, answer
+    assert await stored_ids(fleet, room, me, 1) == ["m"]

@@ -75,7 +75,11 @@ async def test_the_bridge_carries_stored_and_mapped_events_to_redis_and_nats(
 
         await wait_for(arrived, timeout_s=60, what=f"every event on both buses: {got}")
         [email] = {e.id: e for e in got["emails"]}.values()  # at least once: dedupe by id
-        assert (email.aggregate_id, email.version, dict(email.data)) == ("u1", 2, {"new_email": "new@b.c"})
+        assert (email.aggregate_id, email.version, dict(email.data)) == (
+            "u1",
+            2,
+            {"new_email": "new@b.c"},
+        )
         records = await read_until(stack.urls.kafka_url, f"{prefix}user_emails", expect=1)
         assert [decode(r.value).id for r in records] == [email.id]  # routed as its own record
         report = await audit(stack, unique_name, domains=domains_with_storage())

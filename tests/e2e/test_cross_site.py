@@ -180,7 +180,9 @@ async def test_a_foreign_page_changes_nothing(target: Target) -> None:
             continue  # from the proxy's address it is trusted: see the next test
         answer = await target.send("POST", append, {**who, **headers}, message(me, f"m-{what}"))
         assert (answer.status, answer.body.get("error"), answer.body.get("reason")) == (
-            403, "cross_origin", reason
+            403,
+            "cross_origin",
+            reason,
         ), (target.mode, what, answer)
         assert "EVENTFLEET_ALLOWED_ORIGINS" in answer.body["message"]
     for kind in ("text/plain", "application/x-www-form-urlencoded",

@@ -22,7 +22,7 @@ from topics.envelope import Actor, command_scope, derived_event_id
 from workers.adapters.kafka import plain
 from workers.adapters.kafka.reader import read_topic
 from workers.devtools.embedded import EmbeddedStack
-from workers.roles.dlq_replay import DeadLetterEntry, entries_of
+from workers.roles.ops.dlq_replay import DeadLetterEntry, entries_of
 
 LIMIT = 2048  # the older appender's EVENTFLEET_MAX_EVENT_BYTES
 
@@ -32,7 +32,9 @@ async def parked_entries(fleet: FleetProcess, key: str, n: int) -> list[DeadLett
     found: list[DeadLetterEntry] = []
 
     async def there() -> bool:
-        records = await read_topic(plain(fleet.env["EVENTFLEET_KAFKA_URL"]), f"{fleet.prefix}events.dlq")
+        records = await read_topic(
+            plain(fleet.env["EVENTFLEET_KAFKA_URL"]), f"{fleet.prefix}events.dlq"
+        )
         entries = {e.parked[1]: e for e in entries_of(records) if e.parked and e.parked[0] == key}
         found[:] = [entries[seq] for seq in sorted(entries)][:n]
         return len(found) == n
@@ -148,7 +150,9 @@ async def test_a_command_whose_event_the_appender_dead_letters_is_told_its_fate(
         assert head.event is not None and head.event.id == wrapped[1]["event_id"]
         assert (head.reason, behind.reason) == ("unknown_event_type", "parked")
         assert (await outcome(order, "pay"))["outcome"] == "accepted"  # waits, not judged
-        code, out, err = await eventfleet(commands, "dlq", "skip", head.position, "--operator", "ci")
+        code, out, err = await eventfleet(
+            commands, "dlq", "skip", head.position, "--operator", "ci"
+        )
         assert code == 0 and "is released" in out, out + err
         await wait_for(lambda: settled(order, "pay"), timeout_s=60, what="the payment stored")
         assert (await outcome(order, "pay"))["outcome"] == "stored"

@@ -108,9 +108,10 @@ async def post(dev: Dev, path: str, body: dict[str, object], *, token: bool = Tr
     """POST with the token dev's banner printed (dev runs with its own signing key)."""
     headers = {"Authorization": f"Bearer {dev.exports['EVENTFLEET_TOKEN']}"} if token else {}
     headers["Content-Type"] = "application/json"
-    async with aiohttp.ClientSession() as session, session.post(
-        f"{dev.api}{path}", data=orjson.dumps(body), headers=headers
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{dev.api}{path}", data=orjson.dumps(body), headers=headers) as response,
+    ):
         return response.status
 
 
@@ -198,7 +199,7 @@ async def test_a_lent_redis_and_a_custom_domain_set_leave_nothing_behind(
     try:
         assert "domains   tally" in lent.banner
         assert "/v1/order" not in lent.banner and "account" not in lent.banner
-        line = "/v1/tally/tally-1/events -H 'Content-Type: application/json' -d '{\"type\":\"Counted\",\"data\":{}}'"
+        line = '/v1/tally/tally-1/events -H \'Content-Type: application/json\' -d \'{"type":"Counted","data":{}}\''
         assert line in lent.banner
         assert lent.exports["EVENTFLEET_REDIS_URL"] == stack.urls.redis_url
         assert await post(lent, "/v1/tally/t-1/events", {"type": "Counted", "data": {}}) == 202

@@ -85,7 +85,9 @@ async def test_the_domain_tutorial_runs_as_written(tmp_path: Path) -> None:
         for command, expected in pairs(found["try"][1]):
             command = command.replace("127.0.0.1:8080", f"127.0.0.1:{port}")
             await _answers(command, expected, {**env, "EVENTFLEET_TOKEN": token})
-        await _client_block(tmp_path, *found["client"], port=port, env={**env, "EVENTFLEET_TOKEN": token})
+        await _client_block(
+            tmp_path, *found["client"], port=port, env={**env, "EVENTFLEET_TOKEN": token}
+        )
         # The banner's export block, pasted into a shell elsewhere, reaches the sensors module.
         replay = await asyncio.create_subprocess_exec(
             "bash", "-c", "\n".join([*exported, f"{sys.prefix}/bin/eventfleet replay sensor s-1"]),
@@ -152,4 +154,4 @@ async def _until_serving(dev: asyncio.subprocess.Process) -> list[str]:
 def test_an_answer_must_match_all_but_its_wildcards() -> None:
     assert matches('{"event_id":"…","version":1}', '{"event_id":"abc","version":1}\n')
     assert not matches('{"event_id":"…","version":1}', '{"event_id":"abc","version":2}')
-    assert printed('print(1)\n# 1\nx = 2\nprint(x)\n# 2') == ["1", "2"]
+    assert printed("print(1)\n# 1\nx = 2\nprint(x)\n# 2") == ["1", "2"]

@@ -176,7 +176,9 @@ async def test_a_role_stopped_while_its_dependency_is_frozen_leaves_in_time_and_
             if case.frozen != "kafka":
                 assert code == EXIT_DRAIN_TIMEOUT, f"a drain that could not finish says so ({code})"
                 after = await committed(private_stack.urls.kafka_url, group, topic)
-                assert after == before, f"committed past work it could not finish: {before} -> {after}"
+                assert after == before, (
+                    f"committed past work it could not finish: {before} -> {after}"
+                )
             else:
                 assert code in (0, EXIT_DRAIN_TIMEOUT), code
         finally:

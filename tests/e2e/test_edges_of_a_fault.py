@@ -79,7 +79,8 @@ async def test_an_appender_stopped_while_the_store_is_frozen_commits_nothing_it_
     try:
         run = uuid.uuid4().hex[:6]
         status, body = await commands.post(
-            f"/v1/order/warm-{run}/events", {"type": "OrderPlaced", "data": {"items": order_items()}}
+            f"/v1/order/warm-{run}/events",
+            {"type": "OrderPlaced", "data": {"items": order_items()}},
         )
         assert status == 202, body
         await wait_for(
@@ -96,17 +97,25 @@ async def test_an_appender_stopped_while_the_store_is_frozen_commits_nothing_it_
                 order = f"o-{run}-{i}"
                 status, body = await commands.post(
                     f"/v1/order/{order}/events",
-                    {"type": "OrderPlaced", "data": {"items": order_items()}, "command_id": f"c{i}"},
+                    {
+                        "type": "OrderPlaced",
+                        "data": {"items": order_items()},
+                        "command_id": f"c{i}",
+                    },
                 )
                 assert status == 202, body  # the marker alone answers a new aggregate
                 accepted[order] = body["event_id"]
             # One more, produced straight to the topic as a direct producer would.
             direct = await produce_events(
-                urls.kafka_url, topic, [("order", f"d-{run}", "OrderPlaced", {"items": order_items()})]
+                urls.kafka_url,
+                topic,
+                [("order", f"d-{run}", "OrderPlaced", {"items": order_items()})],
             )
             accepted[f"d-{run}"] = direct[0]
             await wait_for(
-                lambda: _retrying(appender), timeout_s=30, what="the appender retrying the frozen store"
+                lambda: _retrying(appender),
+                timeout_s=30,
+                what="the appender retrying the frozen store",
             )
             # Periodic commits (every second) pass while the store is frozen: none may cover
             # them. Two more retries of a 1 s store call outlast two commit intervals.
@@ -126,7 +135,9 @@ async def test_an_appender_stopped_while_the_store_is_frozen_commits_nothing_it_
             code = await asyncio.wait_for(appender.process.wait(), DRAIN_S + 10)
             took = time.monotonic() - started
             if stop is signal.SIGTERM:
-                assert took <= DRAIN_S + 1.5, f"the appender took {took:.1f}s to leave (drain {DRAIN_S}s)"
+                assert took <= DRAIN_S + 1.5, (
+                    f"the appender took {took:.1f}s to leave (drain {DRAIN_S}s)"
+                )
                 assert code == 75, f"a drain that could not finish says so (exit {code})"
             await check_commits(f"after {stop.name}", before_freeze)
         finally:
@@ -167,13 +178,18 @@ async def test_records_faust_drops_at_a_rebalance_are_redelivered_and_no_commit_
     warm_up, backlog = chains(40, 30, "warm"), chains(600, 30, "backlog")
 
     async def committed_through(count: int) -> bool:
-        return sum(max(0, o) for o in (await committed(urls.kafka_url, group, topic)).values()) == count
+        return (
+            sum(max(0, o) for o in (await committed(urls.kafka_url, group, topic)).values())
+            == count
+        )
 
     # Every role (the rule table's recovery is what opens Faust's window), and a commit on each
     # partition: a group without one resets its position later, after the window.
     first = await FleetProcess.for_stack(stack, unique_name, roles="all").start()
     await produce(bootstrap, topic, warm_up)
-    await wait_for(lambda: committed_through(len(warm_up)), timeout_s=60, what="the warm-up committed")
+    await wait_for(
+        lambda: committed_through(len(warm_up)), timeout_s=60, what="the warm-up committed"
+    )
     assert await first.stop() == 0
     await produce(bootstrap, topic, backlog)  # waits for the next owner
     leaky = await FleetProcess.for_stack(
@@ -197,9 +213,12 @@ async def test_records_faust_drops_at_a_rebalance_are_redelivered_and_no_commit_
 
         await wait_for(every_topic_committed_to_its_end, timeout_s=60,
                        what="every role of the group committed to the end of its topic")  # fmt: skip
-        assert await commits_past_undecided(
-            urls.kafka_url, urls.mongo_url, group=group, topic=topic, db_name=unique_name
-        ) == []
+        assert (
+            await commits_past_undecided(
+                urls.kafka_url, urls.mongo_url, group=group, topic=topic, db_name=unique_name
+            )
+            == []
+        )
         _, page = await leaky.get("/metrics")
         redelivered = sum(
             float(line.rsplit(" ", 1)[1]) for line in page.splitlines()
@@ -208,7 +227,9 @@ async def test_records_faust_drops_at_a_rebalance_are_redelivered_and_no_commit_
         assert redelivered > 0, "no record was dropped: the test proved nothing"
         how = [line.split("lost on purpose: ", 1)[1] for line in
                leaky.log_path.read_text(errors="replace").splitlines() if "lost on purpose: " in line]  # fmt: skip
-        print(f"records lost at the rebalance ({'; '.join(how)}): {redelivered:.0f} gaps redelivered")
+        print(
+            f"records lost at the rebalance ({'; '.join(how)}): {redelivered:.0f} gaps redelivered"
+        )
     finally:
         assert await leaky.stop() == 0
 
@@ -236,7 +257,9 @@ async def test_http_port_zero_serves_on_a_free_port_and_logs_it(
         assert process.process is not None
         if process.process.returncode is not None:
             raise AssertionError(f"exited {process.process.returncode}:\n{process.log_tail()}")
-        found = re.search(r"serving HTTP on 127\.0\.0\.1:(\d+)", process.log_path.read_text(errors="replace"))
+        found = re.search(
+            r"serving HTTP on 127\.0\.0\.1:(\d+)", process.log_path.read_text(errors="replace")
+        )
         if found:
             chosen[:] = [int(found.group(1))]
             process.env["EVENTFLEET_HTTP_PORT"] = found.group(1)  # where the probes are now
@@ -386,7 +409,9 @@ async def test_a_commands_process_stopped_while_kafka_is_frozen_leaves_in_time_a
         else:
             # Whatever it reached, the answer is true: unknown, not handed over, or not taken.
             assert status == 503 and body["error"] in (
-                "outcome_unknown", "stream_unavailable", "shutting_down"
+                "outcome_unknown",
+                "stream_unavailable",
+                "shutting_down",
             ), body
     except BaseException:
         commands.kill()

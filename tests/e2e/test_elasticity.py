@@ -58,7 +58,9 @@ async def published(process: FleetProcess) -> float:
     return metric(page, "eventfleet_events_published_total", mode="async") if status == 200 else 0.0
 
 
-async def join_a_backlog(stack: EmbeddedStack, name: str, backlog: int) -> tuple[list[float], list[float]]:
+async def join_a_backlog(
+    stack: EmbeddedStack, name: str, backlog: int
+) -> tuple[list[float], list[float]]:
     """Four appenders join an 8-partition group holding ``backlog`` events; each is timed from
     its launch to ready (assigned) and to its first published event; all is stored once.
     Returns the seconds to ready and to the first event, sorted."""

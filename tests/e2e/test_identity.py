@@ -215,7 +215,9 @@ async def test_chat_rules_follow_the_token_never_the_body(
         ("MessageSent", "ada"), ("MessageSent", "ada"), ("MessageSent", "bob"),
         ("MessageEdited", "ada"), ("MessageDeleted", "bob"), ("MessageDeleted", "mo"),
     ]  # fmt: skip
-    assert all(e["metadata"]["actor"]["principal"] == e["data"]["sender_id"] for e in body["events"])
+    assert all(
+        e["metadata"]["actor"]["principal"] == e["data"]["sender_id"] for e in body["events"]
+    )
     assert body["events"][-1]["data"]["role"] == "moderator"
     assert body["events"][-1]["metadata"]["actor"]["roles"] == ["moderator"]
     _, state = await door.get(room.removesuffix("/events") + "/state")
@@ -245,7 +247,9 @@ async def test_the_store_refuses_a_chat_change_produced_past_the_door(
     def change(kind: str, data: dict[str, Any], actor: Actor | None) -> Event:
         version = deleted if kind == "MessageDeleted" else 1
         metadata = Metadata(actor=actor)
-        return new_event("chat_room", room_id, kind, data, metadata=metadata, schema_version=version)
+        return new_event(
+            "chat_room", room_id, kind, data, metadata=metadata, schema_version=version
+        )
 
     forged = change("MessageDeleted", {"message_id": "m1", "sender_id": "bob"}, Actor("bob"))
     anonymous = change("MessageDeleted", {"message_id": "m1", "sender_id": "ada"}, None)
@@ -295,7 +299,9 @@ async def test_actor_is_the_token_subject_on_every_stored_event(
     order = f"/v1/order/o-{uuid.uuid4().hex[:8]}/events"
     for sub, (kind, data) in zip(("carol", "dave"), (("OrderPlaced", {"items": order_items()}),
                                                     ("OrderPaid", {"amount": 12.5})), strict=True):  # fmt: skip
-        status, body = await door.post(order, {"type": kind, "data": data}, token=as_(idp, sub, "r1"))
+        status, body = await door.post(
+            order, {"type": kind, "data": data}, token=as_(idp, sub, "r1")
+        )
         assert status == 202, body
 
     async def both() -> bool:

@@ -52,7 +52,9 @@ async def open_connections(process: FleetProcess, expected: int = 0) -> bool:
     """Whether ``process`` serves ``expected`` live connections (a left client is noticed at
     its next write, the heartbeat at the latest)."""
     metrics = (await process.get("/metrics"))[1]
-    gauges = [line for line in metrics.splitlines() if line.startswith("eventfleet_live_connections{")]
+    gauges = [
+        line for line in metrics.splitlines() if line.startswith("eventfleet_live_connections{")
+    ]
     return sum(float(line.split()[-1]) for line in gauges) == expected
 
 
@@ -89,7 +91,9 @@ async def test_last_event_id_resumes_after_the_last_event_seen(
         await say(writer, room, n)
     await stored(writer, room, 4)
     url = f"{reader.url}/v1/chat_room/{room}/subscribe?after_version=0"
-    client = await sse(url, headers={"Last-Event-ID": "2", **reader.auth_headers})  # the header wins over the query
+    client = await sse(
+        url, headers={"Last-Event-ID": "2", **reader.auth_headers}
+    )  # the header wins over the query
     try:
         await wait_for(lambda: client.versions() == [3, 4], timeout_s=10, what="the resume")
         await wait_for(lambda: client.comments >= 2, timeout_s=10, what="heartbeats")
@@ -206,7 +210,8 @@ async def test_chat_over_websockets_on_two_processes_answers_and_streams_every_e
         assert bob.answer("c2")["status"] == 202  # type: ignore[index]
         refused = bob.answer("b1")
         assert refused is not None and (refused["status"], refused["body"]["error"]) == (
-            403, "forbidden"
+            403,
+            "forbidden",
         )  # the token's principal, as on HTTP
         await ann.send({"command_id": "c3", "type": "MessageEdited",
                         "data": {"message_id": "m1", "content": "hi bob"}})  # fmt: skip
@@ -220,7 +225,9 @@ async def test_chat_over_websockets_on_two_processes_answers_and_streams_every_e
         assert types == ["MessageSent", "MessageRead", "MessageEdited", "MessageDeleted"]
         await wait_for(lambda: len(ann.of_kind("stored")) == 3, timeout_s=10, what="ann's notes")
         assert [(m["command_id"], m["version"]) for m in ann.of_kind("stored")] == [
-            ("c1", 1), ("c3", 3), ("c4", 4)
+            ("c1", 1),
+            ("c3", 3),
+            ("c4", 4),
         ]
         assert [(m["command_id"], m["version"]) for m in bob.of_kind("stored")] == [("c2", 2)]
         assert bob.of_kind("event")[0]["event"] == (await stored(writer, room, 4))[0]

@@ -25,7 +25,7 @@ from workers.adapters.kafka.reader import read_topic
 from workers.adapters.mongo.client import connect, database
 from workers.adapters.mongo.parked import MongoParkedEvents
 from workers.devtools.embedded import EmbeddedStack
-from workers.roles.dlq_replay import DeadLetterEntry, entries_of
+from workers.roles.ops.dlq_replay import DeadLetterEntry, entries_of
 
 ITEMS = {"items": [{"sku": "tea", "qty": 1, "price": 2}]}
 DATA: dict[str, dict[str, Any]] = {
@@ -164,7 +164,10 @@ async def test_a_poison_event_parks_its_aggregate_and_replaying_the_head_release
 
         await wait_for(released, timeout_s=60, what=f"{a} released")
         assert await look.history(a) == [
-            ("OrderPlaced", 1), ("OrderPaid", 2), ("OrderShipped", 3), ("OrderDelivered", 4)
+            ("OrderPlaced", 1),
+            ("OrderPaid", 2),
+            ("OrderShipped", 3),
+            ("OrderDelivered", 4),
         ]
         print("parking: parked 4 (1 head + 3 behind) / other aggregates stored 3 / released "
               "3 + the replayed head / stored out of order 0")  # fmt: skip
@@ -196,7 +199,11 @@ async def test_skipping_the_head_in_the_console_judges_the_rest_again(
         await produce(fleet, chain)
         entries = await look.parked_letters(a, 4)
         # Ticking the head and an entry behind it is refused before anything acts.
-        ticked = [("action", "skip"), ("entry", entries[0].position), ("entry", entries[2].position)]
+        ticked = [
+            ("action", "skip"),
+            ("entry", entries[0].position),
+            ("entry", entries[2].position),
+        ]
         for path, form in (
             (f"/console/dlq/{entries[1].position}/skip", []),
             ("/console/dlq/bulk/review", ticked),

@@ -170,7 +170,10 @@ async def test_a_repeated_command_id_returns_the_commands_outcome(fleet: FleetPr
         assert body.get("offset", first[1]["offset"]) == first[1]["offset"]
     await wait_stored(fleet, "order", {order_id: 1})
     status, stored = await fleet.post(f"/v1/order/{order_id}/events", request)
-    assert (status, stored) == (202, {"event_id": first[1]["event_id"], "version": 1, "duplicate": True})
+    assert (status, stored) == (
+        202,
+        {"event_id": first[1]["event_id"], "version": 1, "duplicate": True},
+    )
     [event] = await stored_events(fleet, "order", order_id)
     assert event["id"] == first[1]["event_id"]
     assert event["metadata"]["command_id"] == "cmd-1" and event["metadata"]["client_id"] == "shop"

@@ -55,7 +55,7 @@ async def get_routes(fleet: FleetProcess) -> list[str]:
     runtime = await Runtime.start(Settings.from_env(fleet.env), domains=owned_rooms.domains())
     try:
         built = build_fleet(runtime, ROLES, app_id=f"walk-{uuid.uuid4().hex[:6]}", views=register)
-        router = built.app.web.web_app.router
+        router = built.web_app.router
         paths = {
             resource.canonical
             for resource in router.resources()

@@ -57,7 +57,9 @@ def script(dev: Dev, readme: str) -> str:
 
 def test_the_tour_is_found_and_promises_statuses() -> None:
     blocks = tour_blocks((ROOT / "README.md").read_text())
-    promised = [m["status"] for b in blocks for line in b.splitlines() if (m := EXPECTED.match(line))]
+    promised = [
+        m["status"] for b in blocks for line in b.splitlines() if (m := EXPECTED.match(line))
+    ]
     assert len(blocks) >= 4
     assert {"200", "202", "409"} <= set(promised)
 

@@ -18,7 +18,9 @@ TALLIES = [f"t{i}" for i in range(24)]
 MISSES = "eventfleet_snapshot_rule_misses_total"
 
 
-async def stored(stack: EmbeddedStack, fleet: FleetProcess, name: str, versions: Sequence[int]) -> None:
+async def stored(
+    stack: EmbeddedStack, fleet: FleetProcess, name: str, versions: Sequence[int]
+) -> None:
     """Every tally at ``versions``, stored and on events.stored, as the appender would leave them."""
     events = [new_event("tally", t, "Counted", {}, version=v) for v in versions for t in TALLIES]
     client = connect(stack.urls.mongo_url, timeout_ms=10_000)

@@ -73,7 +73,9 @@ async def test_a_produce_the_paused_broker_holds_is_outcome_unknown_and_its_retr
         # Sent to the broker, never acknowledged: it may be written; never "nothing written".
         assert {(s, b["error"]) for s, b in answers} == {(503, "outcome_unknown")}, answers
         for _, body in answers:
-            assert body["event_id"] and "retrying with the same command_id is safe" in body["message"]
+            assert (
+                body["event_id"] and "retrying with the same command_id is safe" in body["message"]
+            )
 
         async def retried() -> bool:
             again = await asyncio.gather(
@@ -195,10 +197,16 @@ async def test_a_sync_write_whose_answer_was_lost_is_unknown_and_its_retry_appli
             EVENTFLEET_MONGO_TIMEOUT_MS="800",
         ) as fleet:
             path = "/v1/account/a1/events"
-            assert (await fleet.post(path, {"type": "AccountOpened", "data": {"owner": "a"}}))[0] == 201
-            assert (await fleet.post(path, {"type": "MoneyDeposited", "data": {"amount": 50}}))[0] == 201
+            assert (await fleet.post(path, {"type": "AccountOpened", "data": {"owner": "a"}}))[
+                0
+            ] == 201
+            assert (await fleet.post(path, {"type": "MoneyDeposited", "data": {"amount": 50}}))[
+                0
+            ] == 201
             withdraw = {"type": "MoneyWithdrawn", "data": {"amount": 40}, "command_id": "w-1"}
-            proxy.hold_replies_after(b"\x02insert\x00")  # the insert reaches MongoDB, its answer not
+            proxy.hold_replies_after(
+                b"\x02insert\x00"
+            )  # the insert reaches MongoDB, its answer not
             try:
                 status, body = await fleet.post(path, withdraw)
             finally:
@@ -319,7 +327,9 @@ async def test_commands_from_the_topic_through_a_broker_stall_are_stored_once_ea
                 for order in orders:
                     command = {"aggregate_type": "order", "aggregate_id": order, **step}
                     await producer.send(
-                        f"{fleet.prefix}commands", orjson.dumps(command), key=f"order:{order}".encode()
+                        f"{fleet.prefix}commands",
+                        orjson.dumps(command),
+                        key=f"order:{order}".encode(),
                     )
             await producer.flush()
         finally:
@@ -345,7 +355,9 @@ async def test_several_appender_processes_store_every_chained_event_once_through
     from workers.devtools.bench.append import chains, produce
 
     first = await FleetProcess.for_stack(private_stack, unique_name, roles="appender").start()
-    second = FleetProcess(env={**first.env, "EVENTFLEET_HTTP_PORT": str(free_port())}, roles="appender")
+    second = FleetProcess(
+        env={**first.env, "EVENTFLEET_HTTP_PORT": str(free_port())}, roles="appender"
+    )
     try:
         events = chains(1200, 40, "several")
         bootstrap = [private_stack.urls.kafka_url.removeprefix("kafka://")]

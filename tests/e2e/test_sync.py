@@ -41,7 +41,10 @@ async def test_racing_withdrawals_never_overdraw(fleet: FleetProcess) -> None:
     async def every_version_published() -> bool:
         nonlocal published
         records = await read_until(
-            fleet.env["EVENTFLEET_KAFKA_URL"], f"{fleet.prefix}events.stored", expect=0, settle_s=0.2
+            fleet.env["EVENTFLEET_KAFKA_URL"],
+            f"{fleet.prefix}events.stored",
+            expect=0,
+            settle_s=0.2,
         )
         published = [(e.version, e.id) for e in map(decode, (r.value for r in records))
                      if e.aggregate_id == account]  # fmt: skip

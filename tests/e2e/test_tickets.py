@@ -45,9 +45,7 @@ async def pair(stack: EmbeddedStack) -> AsyncIterator[tuple[FleetProcess, FleetP
                 assert len(text) > 0
 
 
-async def ticket(
-    process: FleetProcess, route: str, *, token: str | None = None
-) -> dict[str, Any]:
+async def ticket(process: FleetProcess, route: str, *, token: str | None = None) -> dict[str, Any]:
     status, body = await process.request(
         "POST", "/v1/tickets", raw=orjson.dumps({"route": route}),
         headers={**bearer(token or process.token()), "Content-Type": "application/json"},

@@ -19,7 +19,9 @@ from workers.devtools.embedded import EmbeddedStack
 PLACE = orjson.dumps({"type": "OrderPlaced", "data": {"items": order_items()}})
 
 
-async def raw_http(port: int, head: bytes, parts: list[bytes], *, gap_s: float = 0.0) -> tuple[int, Any]:
+async def raw_http(
+    port: int, head: bytes, parts: list[bytes], *, gap_s: float = 0.0
+) -> tuple[int, Any]:
     """Send a request as a slow client does: the head, then each part in its own write."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
@@ -105,14 +107,20 @@ async def test_a_version_the_outbox_held_back_is_published_before_the_next_one(
         accounts = [f"ob-{i}" for i in range(12)]
         for account in accounts:
             path = f"/v1/account/{account}/events"
-            assert (await fleet.post(path, {"type": "AccountOpened", "data": {"owner": "a"}}))[0] == 201
-            assert (await fleet.post(path, {"type": "MoneyDeposited", "data": {"amount": 9}}))[0] == 201
+            assert (await fleet.post(path, {"type": "AccountOpened", "data": {"owner": "a"}}))[
+                0
+            ] == 201
+            assert (await fleet.post(path, {"type": "MoneyDeposited", "data": {"amount": 9}}))[
+                0
+            ] == 201
         kafka = private_stack.process("kafka")
         kafka.pause()
         try:  # v3 is stored but Kafka does not acknowledge it: 201, published false
             answers = await asyncio.gather(
                 *(
-                    fleet.post(f"/v1/account/{a}/events", {"type": "MoneyDeposited", "data": {"amount": 1}})
+                    fleet.post(
+                        f"/v1/account/{a}/events", {"type": "MoneyDeposited", "data": {"amount": 1}}
+                    )
                     for a in accounts
                 )
             )
@@ -122,7 +130,9 @@ async def test_a_version_the_outbox_held_back_is_published_before_the_next_one(
         # v4 goes out directly at once: v3 must not end up behind it.
         more = await asyncio.gather(
             *(
-                fleet.post(f"/v1/account/{a}/events", {"type": "MoneyWithdrawn", "data": {"amount": 1}})
+                fleet.post(
+                    f"/v1/account/{a}/events", {"type": "MoneyWithdrawn", "data": {"amount": 1}}
+                )
                 for a in accounts
             )
         )
@@ -162,7 +172,10 @@ async def test_poison_and_a_failing_reducer_park_one_aggregate_and_the_partition
         status, body = await fleet.get("/v1/ledger/bad/state")
         assert (status, body["error"]) == (500, "replay_failed") and "13" in body["message"]
         _, metrics = await fleet.get("/metrics")
-        assert 'eventfleet_aggregates_parked_total{reason="snapshot_failed",role="snapshotter"} 1.0' in metrics
+        assert (
+            'eventfleet_aggregates_parked_total{reason="snapshot_failed",role="snapshotter"} 1.0'
+            in metrics
+        )
         dlq = await read_until(private_stack.urls.kafka_url, f"{fleet.prefix}events.dlq", expect=1)
         assert [dict(r.headers)["dlq_reason"] for r in dlq] == [b"snapshot_failed"]
         status, _ = await fleet.get("/readyz")

@@ -62,7 +62,9 @@ async def _freeze_and_send(
         if i % 2:
             body["command_id"] = f"place-{i}"
         status, answer = await commands.post(f"/v1/order/{order}/events", body)
-        assert status == 503 and answer["error"] in ("outcome_unknown", "stream_unavailable"), answer
+        assert status == 503 and answer["error"] in ("outcome_unknown", "stream_unavailable"), (
+            answer
+        )
         if answer["error"] != "outcome_unknown":
             return None  # not handed over: nothing was sent, and it says so
         return Unknown(order, answer["event_id"], answer["command_id"], time.monotonic())
@@ -114,7 +116,9 @@ async def _scenario(
             # be read); the thaw comes at its point whatever the queries are doing.
             while True:
                 try:
-                    outcomes = await asyncio.wait_for(asyncio.shield(asked), thaw_at - time.monotonic())
+                    outcomes = await asyncio.wait_for(
+                        asyncio.shield(asked), thaw_at - time.monotonic()
+                    )
                 except TimeoutError:
                     break  # the queries go on past the thaw
                 assert "not_stored" not in outcomes and "accepted" not in outcomes, outcomes

@@ -32,7 +32,7 @@ from workers.examples.domains.chat_room import (
 from workers.examples.domains.order import ORDER
 from workers.http.queries import FleetQueries, answer
 from workers.metrics import create_metrics
-from workers.roles.projections import ProjectionRunner
+from workers.roles.read.projections import ProjectionRunner
 from workers.roles.state import StateLoader
 from workers.runtime.answers import Answer
 
@@ -172,7 +172,7 @@ async def test_a_room_without_its_view_is_answered_from_replay_and_unknown_rooms
 
 async def test_bad_parameters_are_400_with_the_reason(rooms: Rooms) -> None:
     await rooms.events.append(room_events("r", CONVERSATION[:2]))
-    await rooms.runner.handle(await rooms.events.read(("chat_room", "r")))
+    await rooms.runner.handle(await rooms.events.select(("chat_room", "r")))
     cases = [
         ({"limit": "-1"}, "limit='-1'"),
         ({"source": "both"}, "source='both'"),
@@ -202,7 +202,10 @@ async def test_a_room_longer_than_its_window_pages_back_through_the_store(
     events = room_events("long", chatter(60))
     await rooms.events.append(events)
     runner = ProjectionRunner(
-        small.projections[0], views=rooms.runner.views, events=rooms.events, metrics=create_metrics()
+        small.projections[0],
+        views=rooms.runner.views,
+        events=rooms.events,
+        metrics=create_metrics(),
     )
     await runner.handle(events)
     context = FleetQueries(

@@ -21,6 +21,7 @@ from workers.devtools.embedded import EmbeddedStack
 from workers.runtime.compose import load_domains
 from workers.runtime.connections import fleet_catalog, kafka_config
 from workers.runtime.settings import Settings
+from workers.secrets import Secrets
 
 EXAMPLES = {"EVENTFLEET_DOMAINS": "workers.examples.domains:default_domains"}
 """The domains every CLI call here runs unless it names its own (a worker never guesses)."""
@@ -105,9 +106,8 @@ async def test_topics_ensure_creates_missing_topics_and_reports_mismatches(
     assert f"created   {names.events}" in out and f"created   {names.name('orders')}" in out
 
     specs = fleet_catalog(settings, load_domains(settings.domains))
-    again = {
-        report.name: report.status for report in await ensure_topics(kafka_config(settings), specs)
-    }
+    reports = await ensure_topics(kafka_config(settings, Secrets()), specs)  # PLAINTEXT
+    again = {report.name: report.status for report in reports}
     assert again[names.events] == "ok" and again[names.dlq] == "mismatch"
     assert set(again) == {spec.name for spec in specs}
 

@@ -140,7 +140,6 @@ async def test_a_group_that_forms_is_never_acted_on(stack: EmbeddedStack, unique
     assert acts == []
 
 
-
 async def test_a_leader_still_among_the_members_is_never_impersonated(
     stack: EmbeddedStack, unique_name: str
 ) -> None:

@@ -67,6 +67,7 @@ async def test_of_many_concurrent_conflicting_requests_exactly_one_is_marked(
     assert winner.after == placed.event_id  # validated after exactly the placed event
     assert {r.current for r in results if r.status == "rejected"} == {"OrderPaid"}
 
+
 async def test_redis_down_is_a_clear_retriable_error(private_stack: EmbeddedStack) -> None:
     redis = Redis.from_url(
         private_stack.urls.redis_url, socket_connect_timeout=0.3, socket_timeout=0.3
@@ -85,6 +86,7 @@ async def test_redis_down_is_a_clear_retriable_error(private_stack: EmbeddedStac
     finally:
         await redis.aclose()
 
+
 async def test_scripts_flushed_from_redis_are_loaded_again(private_stack: EmbeddedStack) -> None:
     redis = Redis.from_url(private_stack.urls.redis_url)  # our own Redis: flushing it harms no one
     own = wire(redis, "flush:")
@@ -96,6 +98,7 @@ async def test_scripts_flushed_from_redis_are_loaded_again(private_stack: Embedd
         assert result.status == "marked"
     finally:
         await redis.aclose()
+
 
 async def test_a_call_that_timed_out_on_a_paused_redis_may_still_leave_its_mark(
     private_stack: EmbeddedStack,

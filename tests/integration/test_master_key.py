@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.fleet import FleetProcess
 from tests.integration.test_cli import assert_one_line, eventfleet
+from tests.opens import watching
 from topics.envelope import utc_now
 from topics.errors import ConfigError, StoreError
 from workers.adapters.mongo import MongoStores
@@ -87,3 +89,28 @@ async def test_the_same_master_key_reopens_data_keys_and_another_is_refused(
         assert erased is not None and erased.keys_destroyed == 1  # erasing needs no master key
     finally:
         await keyless.close()
+
+
+async def test_a_worker_reads_each_secret_file_once_from_start_to_ready(
+    stack: EmbeddedStack, unique_name: str, tmp_path: Path
+) -> None:
+    """One reader, at start: the master key (and every other secret) is read and decoded once,
+    then handed down; no adapter reads it again."""
+    key_file, password_file, hs256_file = (tmp_path / n for n in ("key", "password", "hs256"))
+    key_file.write_text(base64.b64encode(os.urandom(32)).decode() + "\n")
+    password_file.write_text("not-used-on-plaintext\n")
+    hs256_file.write_bytes(os.urandom(48))
+    fleet = FleetProcess.for_stack(
+        stack, unique_name, roles="all",
+        EVENTFLEET_MASTER_KEY_ENV="", EVENTFLEET_MASTER_KEY_FILE=str(key_file),
+        EVENTFLEET_KAFKA_SASL_PASSWORD_FILE=str(password_file),
+        EVENTFLEET_AUTH_HS256_SECRET_FILE=str(hs256_file),
+    )  # fmt: skip
+    with watching(key_file, password_file, hs256_file) as opens:
+        await fleet.start()
+        try:
+            status, _ = await fleet.get("/readyz")
+            assert status == 200
+            assert opens.count() == {key_file: 1, password_file: 1, hs256_file: 1}
+        finally:
+            assert await fleet.stop() == 0, fleet.log_tail()

@@ -27,7 +27,7 @@ from workers.examples.domains import chat_domains
 from workers.examples.domains.chat_room import CHAT_MESSAGES, CHAT_ROOM, reduce_chat_room
 from workers.metrics import Metrics, create_metrics
 from workers.ports import ViewDoc, ViewStore
-from workers.roles.projections import ProjectionRunner, rebuild_views
+from workers.roles.read.projections import ProjectionRunner, rebuild_views
 from workers.runtime.rebuild import UnknownProjection, projection_named
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -55,7 +55,7 @@ class Wiring:
 
     async def truth(self, room: str) -> tuple[int, Any]:
         """The room as replay of the store sees it: (version, messages)."""
-        folded = replay(reduce_chat_room, await self.events.read(("chat_room", room)))
+        folded = replay(reduce_chat_room, await self.events.select(("chat_room", room)))
         return folded.version, folded.state["messages"] if folded.state else None
 
 
@@ -266,7 +266,7 @@ async def test_rebuild_equals_the_live_view_while_writes_continue(wiring: Wiring
     # A view fed only live, from scratch, in order: what the rebuilt one must equal.
     reference = wiring.runner_on("reference")
     for room in rooms:
-        await reference.handle(await wiring.events.read(("chat_room", room)))
+        await reference.handle(await wiring.events.select(("chat_room", room)))
     for room in rooms:
         doc = await wiring.views.load(("chat_room", room))
         expected = await reference.views.load(("chat_room", room))

@@ -26,7 +26,7 @@ async def test_a_store_that_does_not_answer_fails_within_its_timeout_with_a_sent
     started = time.monotonic()
     try:
         with pytest.raises(StoreUnavailable) as caught:
-            await store.read(("order", "o1"))
+            await store.select(("order", "o1"))
     finally:
         await client.close()
     assert time.monotonic() - started < 5  # a generous bound: 300 ms, not 600 or more

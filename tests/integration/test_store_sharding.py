@@ -88,9 +88,9 @@ async def test_every_event_store_query_names_the_shard_key(
     store, finds = watched
     events = [new_event("order", f"o{i}", "OrderPlaced", {}).with_version(1) for i in range(3)]
     await store.append(events)
-    await store.read(("order", "o1"))
+    await store.select(("order", "o1"))
     await store.heads([("order", "o1"), ("order", "o2")])
-    await store.last_event(("order", "o2"))
+    await store.select(("order", "o2"), desc=True, limit=1)
     found = await store.find(
         [e.id for e in events], aggregates=[(e.aggregate_type, e.aggregate_id) for e in events]
     )

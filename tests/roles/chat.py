@@ -11,7 +11,7 @@ from topics.envelope import Event, new_event
 from workers.adapters.memory import MemoryDatabase, MemoryEventStore, MemoryViewStore
 from workers.examples.domains.chat_room import CHAT_MESSAGES, CHAT_ROOM, reduce_chat_room
 from workers.metrics import Metrics, create_metrics
-from workers.roles.projections import ProjectionRunner
+from workers.roles.read.projections import ProjectionRunner
 
 from .support import T0, sample
 
@@ -39,7 +39,7 @@ class Wiring:
 
     async def truth(self, room: str) -> tuple[int, Any]:
         """The room as replay of the store sees it: (version, messages)."""
-        folded = replay(reduce_chat_room, await self.events.read((ROOM, room)))
+        folded = replay(reduce_chat_room, await self.events.select((ROOM, room)))
         return folded.version, folded.state["messages"] if folded.state else None
 
     def counted(self, outcome: str) -> float:

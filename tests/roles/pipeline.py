@@ -17,12 +17,12 @@ from workers.adapters.memory import (
     MemorySnapshotStore,
 )
 from workers.metrics import Metrics, create_metrics
-from workers.roles.appender import Appender
-from workers.roles.audit import Auditor, AuditReport, AuditSources
-from workers.roles.commands import CommandService
+from workers.roles.append.appender import Appender
+from workers.roles.command.commands import CommandDispatcher
+from workers.roles.command.requests import CommandRequest
+from workers.roles.ops.audit import Auditor, AuditReport, AuditSources
 from workers.roles.personal import Shredder
-from workers.roles.requests import CommandRequest
-from workers.roles.snapshotter import Snapshotter
+from workers.roles.read.snapshotter import Snapshotter
 from workers.roles.state import StateLoader
 from workers.runtime.adapters import memory_adapters
 from workers.runtime.answers import Answer, answer_of
@@ -37,7 +37,7 @@ class Pipeline:
     """Requests in, stored events out: ``ask`` then ``flush`` moves the events topic to the store."""
 
     domains: Domains
-    service: CommandService
+    service: CommandDispatcher
     appender: Appender
     snapshotter: Snapshotter
     loader: StateLoader

@@ -27,11 +27,12 @@ from workers.adapters.memory import (
 from workers.examples.domains.chat_room import CHAT_ROOM, DELETED, EDITED, SENT
 from workers.metrics import create_metrics
 from workers.ports import Head, MarkRequest, Record
-from workers.roles.appender import Appender, AppenderConfig
+from workers.roles.append.appender import Appender
+from workers.roles.append.book import AppenderConfig
+from workers.roles.append.judge import FORBIDDEN_AT_STORE, Waiting, judge
 from workers.roles.deadletter import DeadLetters
-from workers.roles.judge import FORBIDDEN_AT_STORE, Waiting, judge
 from workers.roles.state import StateLoader
-from workers.runtime.answers import answer_of
+from workers.runtime.answers import reply_of
 
 EVENTS, STORED, REPLIES, DLQ = "t.events", "t.events.stored", "t.commands.replies", "t.events.dlq"
 ROOM = ("chat_room", "r1")
@@ -84,7 +85,7 @@ class Room:
         return await self.appender.handle(records)
 
     async def history(self) -> list[str]:
-        return [e.type for e in await self.store.read(ROOM)]
+        return [e.type for e in await self.store.select(ROOM)]
 
     async def refusal(self, event: Event) -> str:
         """The refusal's message; it must be the store's access refusal."""
@@ -105,7 +106,7 @@ def make_room(*, judge_access: bool = True) -> Room:
         domains=Domains([CHAT_ROOM]),
         metrics=metrics,
         config=AppenderConfig(STORED, REPLIES, max_event_bytes=100_000, judge_access=judge_access),
-        render=answer_of,
+        render=reply_of,
         marker=marker,
         memory=MemoryCommandMemory(records=marker.records),
         loader=StateLoader(store, MemorySnapshotStore(), metrics),
@@ -232,5 +233,5 @@ def test_an_appender_judging_access_needs_a_loader() -> None:
             domains=Domains([CHAT_ROOM]),
             metrics=metrics,
             config=AppenderConfig(STORED, REPLIES, max_event_bytes=1000, judge_access=True),
-            render=answer_of,
+            render=reply_of,
         )

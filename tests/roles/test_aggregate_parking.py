@@ -17,10 +17,12 @@ from workers.adapters.memory.parked import MemoryParkedEvents
 from workers.examples.domains.order import ORDER
 from workers.metrics import create_metrics
 from workers.ports import PARKED, MarkRequest, Record
-from workers.roles.appender import PARK_POLL_S, Appender, AppenderConfig
-from workers.roles.audit import Auditor, AuditSources
+from workers.roles.append.appender import Appender
+from workers.roles.append.book import AppenderConfig
+from workers.roles.append.parking import PARK_POLL_S
 from workers.roles.deadletter import DeadLetters
-from workers.runtime.answers import answer_of
+from workers.roles.ops.audit import Auditor, AuditSources
+from workers.runtime.answers import reply_of
 
 EVENTS, STORED, REPLIES, DLQ = "t.events", "t.events.stored", "t.commands.replies", "t.events.dlq"
 ITEMS = {"items": [{"sku": "tea", "qty": 1, "price": 2}]}
@@ -48,7 +50,7 @@ class Rig:
             dead_letters=DeadLetters(self.producer, topic=DLQ, role="appender", metrics=metrics),
             domains=Domains([ORDER]), metrics=metrics,
             config=AppenderConfig(STORED, REPLIES, max_event_bytes=100_000, wait_s=2.0),
-            render=answer_of, parked=self.parked, clock=self.clock,
+            render=reply_of, parked=self.parked, clock=self.clock,
         )  # fmt: skip
         appender.assign({0})
         return appender
@@ -61,7 +63,7 @@ class Rig:
         return out
 
     async def history(self, oid: str) -> list[tuple[str, int | None]]:
-        return [(e.type, e.version) for e in await self.store.read(("order", oid))]
+        return [(e.type, e.version) for e in await self.store.select(("order", oid))]
 
     async def queue(self, oid: str) -> list[tuple[int, str, str]]:
         entries = await self.parked.queue(f"order:{oid}", limit=100)
@@ -85,7 +87,9 @@ def rig() -> Rig:
                MemoryParkedEvents(), Clock())  # fmt: skip
 
 
-def order(kind: str, after: str | None, oid: str = "o1", *, schema: int = 1, cid: str | None = None) -> Event:
+def order(
+    kind: str, after: str | None, oid: str = "o1", *, schema: int = 1, cid: str | None = None
+) -> Event:
     return new_event("order", oid, kind, DATA.get(kind, {}), after=after, schema_version=schema,
                      metadata=Metadata(command_id=cid))  # fmt: skip
 
@@ -99,7 +103,9 @@ def poisoned_chain() -> list[Event]:
     return [placed, paid, shipped, delivered]
 
 
-async def test_a_poison_event_parks_its_aggregate_in_order_and_the_partition_moves_on(rig: Rig) -> None:
+async def test_a_poison_event_parks_its_aggregate_in_order_and_the_partition_moves_on(
+    rig: Rig,
+) -> None:
     a = poisoned_chain()
     b = order("OrderPlaced", NEW_AGGREGATE, "o2")
     records = rig.records([a[0], a[1], b, a[2], a[3]])
@@ -129,12 +135,17 @@ async def test_replaying_the_head_releases_the_rest_in_order(rig: Rig) -> None:
     decided = await rig.appender.handle(rig.records([fixed]))
     assert [r.offset for r in decided] == [4]
     assert await rig.history("o1") == [
-        ("OrderPlaced", 1), ("OrderPaid", 2), ("OrderShipped", 3), ("OrderDelivered", 4)
+        ("OrderPlaced", 1),
+        ("OrderPaid", 2),
+        ("OrderShipped", 3),
+        ("OrderDelivered", 4),
     ]
     assert await rig.queue("o1") == []
 
 
-async def test_skipping_the_head_judges_the_rest_again_and_refuses_what_no_longer_fits(rig: Rig) -> None:
+async def test_skipping_the_head_judges_the_rest_again_and_refuses_what_no_longer_fits(
+    rig: Rig,
+) -> None:
     a = poisoned_chain()
     await rig.appender.handle(rig.records(a))
     with pytest.raises(InvalidInput, match="waits behind the head of its queue"):
@@ -184,8 +195,12 @@ async def test_the_auditor_knows_a_parked_aggregate_is_no_gap_and_no_stale_mark(
     await rig.appender.handle(rig.records([placed, poison, shipped]))
     assert await rig.history("o1") == [("OrderPlaced", 1)]
     marker = MemoryMarker()  # the command side marked the last event it accepted: parked
-    await marker.check_and_mark(MarkRequest("order:o1", shipped.type, shipped.id, ["*"], fallback="-"))
-    without = Auditor(Domains([ORDER]), AuditSources(events=rig.store, marks=marker), mark_bound_s=0.01)
+    await marker.check_and_mark(
+        MarkRequest("order:o1", shipped.type, shipped.id, ["*"], fallback="-")
+    )
+    without = Auditor(
+        Domains([ORDER]), AuditSources(events=rig.store, marks=marker), mark_bound_s=0.01
+    )
     assert [f.kind for f in (await without.audit()).findings] == ["stale_mark"]
     sources = AuditSources(events=rig.store, marks=marker, parked=rig.parked)
     report = await Auditor(Domains([ORDER]), sources, mark_bound_s=0.01).audit()
@@ -227,13 +242,16 @@ async def test_bytes_that_are_no_event_park_the_aggregate_their_key_names(rig: R
     assert len(decided) == 3 and await rig.history("o3") == []
     entries = await rig.parked.queue("order:o3", limit=10)
     assert [(e.seq, e.reason, e.event_id) for e in entries] == [
-        (1, "undecodable", None), (2, PARKED, placed.id)
+        (1, "undecodable", None),
+        (2, PARKED, placed.id),
     ]
     assert entries[0].replay_command_id == f"dlq-replay:{EVENTS}/0/{poison.offset}"
     assert ("undecodable", "", "") in rig.dlq()  # the foreign key: a plain dead letter
 
 
-async def test_a_poison_record_past_a_gap_parks_after_the_records_redelivered_into_it(rig: Rig) -> None:
+async def test_a_poison_record_past_a_gap_parks_after_the_records_redelivered_into_it(
+    rig: Rig,
+) -> None:
     placed = order("OrderPlaced", NEW_AGGREGATE)
     paid = order("OrderPaid", placed.id)
     shipped = order("OrderShipped", paid.id, schema=9)  # the poison

@@ -26,10 +26,11 @@ from workers.examples.domains.account import ACCOUNT
 from workers.examples.domains.order import ORDER
 from workers.metrics import Metrics, create_metrics
 from workers.ports import MarkRequest, Record, Rejection
-from workers.roles.appender import Appender, AppenderConfig
+from workers.roles.append.appender import Appender
+from workers.roles.append.book import AppenderConfig
 from workers.roles.deadletter import DeadLetters
 from workers.roles.outcomes import decode as decode_outcome
-from workers.runtime.answers import answer_of
+from workers.runtime.answers import reply_of
 
 EVENTS, STORED, REPLIES, DLQ = "t.events", "t.events.stored", "t.commands.replies", "t.events.dlq"
 WAIT_S = 2.0
@@ -62,7 +63,7 @@ class Rig:
         return await self.appender.handle(self.records(events))
 
     async def history(self, order: str = "o1") -> list[tuple[str, int | None]]:
-        return [(e.type, e.version) for e in await self.store.read(("order", order))]
+        return [(e.type, e.version) for e in await self.store.select(("order", order))]
 
     def published(self) -> list[tuple[str, int | None]]:
         return [
@@ -85,7 +86,7 @@ def rig() -> Rig:
         domains=Domains([ORDER, ACCOUNT]),
         metrics=metrics,
         config=AppenderConfig(STORED, REPLIES, max_event_bytes=100_000, wait_s=WAIT_S),
-        render=answer_of,
+        render=reply_of,
         marker=marker,
         memory=memory,
         clock=clock,
@@ -192,7 +193,9 @@ async def test_a_successor_past_offsets_not_yet_received_waits_for_them_past_its
     the head at its deadline, the successor would be refused although the history is valid."""
     placed, paid = chain("OrderPlaced", "OrderPaid")
     received = {0}  # offsets that reached the agent; 1 (paid) was dropped on its way
-    rig.appender.hold_past_gaps(lambda partition, offset: any(o not in received for o in range(offset)))
+    rig.appender.hold_past_gaps(
+        lambda partition, offset: any(o not in received for o in range(offset))
+    )
     [placed_record, paid_record] = rig.records([placed, paid])
     shipped = new_event("order", "o1", "OrderShipped", DATA["OrderShipped"], after=paid.id)
     [shipped_record] = rig.records([shipped])
@@ -239,7 +242,7 @@ async def test_a_redelivered_stored_event_is_republished_not_judged_again(rig: R
         dead_letters=DeadLetters(rig.producer, topic=DLQ, role="appender", metrics=rig.metrics),
         domains=Domains([ORDER]), metrics=rig.metrics,
         config=AppenderConfig(STORED, REPLIES, max_event_bytes=100_000, wait_s=WAIT_S),
-        render=answer_of,
+        render=reply_of,
         clock=rig.clock,
     )  # fmt: skip
     decided = await fresh.handle(rig.records([placed, paid, shipped]))

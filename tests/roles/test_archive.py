@@ -12,8 +12,8 @@ from snapshot_rules.domain import Domain, Domains, Retention
 from tests.roles.support import COUNTER, T0, added
 from workers.adapters.memory import MemoryEventStore, MemorySnapshotStore
 from workers.ports import Snapshot
-from workers.roles.archive import Archiver, TieredEvents
-from workers.roles.paging import read_all
+from workers.roles.ops.archive import Archiver, TieredEvents
+from workers.roles.read.paging import read_all
 
 REF = ("counter", "c1")
 
@@ -34,28 +34,39 @@ async def history(n: int, *, snapshot_at: int | None) -> tuple[TieredEvents, Mem
 
 async def every_read(events: TieredEvents) -> dict[str, Any]:
     """Everything a reader can ask, as plain values."""
-    ids = [e.id for e in await events.read(REF)]
+    ids = [e.id for e in await events.select(REF)]
     back: list[int] = []
     cursor = None
     while True:
-        page = await events.read_back(REF, before_version=cursor, limit=37)
+        page = await events.select(REF, before=cursor, desc=True, limit=37)
         if not page:
             break
         back += [e.version or 0 for e in page]
         cursor = page[-1].version
     return {
-        "all": [e.version for e in await events.read(REF)],
+        "all": [e.version for e in await events.select(REF)],
         "pages": [e.version async for e in read_all(events, REF, page=64)],
-        "from_10": [e.version for e in await events.read(REF, after_version=10, limit=5)],
-        "to_50": [e.version for e in await events.read(REF, after_version=40, to_version=50)],
-        "as_of": [e.version for e in await events.read(REF, as_of=T0 + timedelta(seconds=30))],
+        "from_10": [e.version for e in await events.select(REF, after=10, limit=5)],
+        "to_50": [e.version for e in await events.select(REF, after=40, before=51)],
+        "as_of": [e.version for e in await events.select(REF, as_of=T0 + timedelta(seconds=30))],
         "back": back,
-        "typed_back": [e.version for e in await events.read_back(REF, limit=5, types=["Added"])],
+        "typed_back": [
+            e.version for e in await events.select(REF, desc=True, limit=5, types=["Added"])
+        ],
         "found": sorted((await events.find(ids[:3] + ids[-3:], aggregates=[REF])).keys()),
         "scan": [(e.aggregate_id, e.version) async for e in events.scan(["counter"])],
         "count": await events.count(["counter"]),
         "heads": await events.heads([REF]),
-        "last": (await events.last_event(REF)),
+        "last": await events.select(REF, desc=True, limit=1),
+        "typed": [e.version for e in await events.select(REF, after=10, limit=5, types=["Added"])],
+        "back_between": [
+            e.version for e in await events.select(REF, after=700, before=850, desc=True)
+        ],
+        "back_as_of": [
+            e.version
+            for e in await events.select(REF, desc=True, limit=3, as_of=T0 + timedelta(seconds=30))
+        ],
+        "back_after": [e.version for e in await events.select(REF, after=795, desc=True, limit=20)],
     }
 
 
@@ -69,7 +80,7 @@ async def test_reads_are_identical_before_and_after_archiving() -> None:
     [moved] = await archiver.run()
     assert moved == planned
     assert await events.archive.count(["counter"]) == 800
-    assert [e.version for e in await events.hot.read(REF)] == list(range(801, 1001))
+    assert [e.version for e in await events.hot.select(REF)] == list(range(801, 1001))
     assert await every_read(events) == before
     assert await archiver.run() == []  # nothing more is due
 
@@ -124,23 +135,43 @@ async def test_under_live_writes_nothing_is_lost_or_doubled() -> None:
     assert final == list(range(1, len(final) + 1)) and len(final) > 600
     for seen in reads:  # every read during the move: contiguous from 1, each version once
         assert seen == list(range(1, len(seen) + 1))
-    hot = {e.id for e in await events.hot.read(REF)}
-    archived = {e.id for e in await events.archive.read(REF)}
+    hot = {e.id for e in await events.hot.select(REF)}
+    archived = {e.id for e in await events.archive.select(REF)}
     assert not hot & archived and len(hot | archived) == len(final)
 
 
 async def test_a_move_stopped_between_copy_and_delete_reads_once_and_finishes() -> None:
     events, snapshots = await history(100, snapshot_at=100)
-    copied = await events.hot.read(REF, to_version=60)
+    copied = await events.hot.select(REF, before=61)
     await events.archive.insert_missing(copied)  # the process died before the delete
     events.archived()
-    assert [e.version for e in await events.read(REF)] == list(range(1, 101))
+    assert [e.version for e in await events.select(REF)] == list(range(1, 101))
     assert [e.version async for e in events.scan(["counter"]) if e.aggregate_id == "c1"] == list(
         range(1, 101)
     )
+    assert [e.version for e in await events.select(REF, desc=True)] == list(range(100, 0, -1))
+    typed = await events.select(REF, before=70, desc=True, limit=20, types=["Added"])
+    assert [e.version for e in typed] == list(range(69, 49, -1))
     [moved] = await Archiver(events, snapshots, kept(Retention(keep_last=1))).run()
     assert moved.through_version == 99 and await events.archive.count(["counter"]) == 99
-    assert [e.version for e in await events.read(REF)] == list(range(1, 101))
+    assert [e.version for e in await events.select(REF)] == list(range(1, 101))
+
+
+async def test_the_archive_is_asked_only_for_what_may_lie_below_the_hot_part() -> None:
+    events, _ = await history(10, snapshot_at=None)
+    hot, archive = events.hot, events.archive
+
+    async def calls(**select: Any) -> tuple[int, int]:
+        before = (hot.calls["select"], archive.calls["select"])
+        await events.select(**select)
+        return hot.calls["select"] - before[0], archive.calls["select"] - before[1]
+
+    nobody = ("counter", "nobody")
+    assert await calls(aggregate=nobody) == (1, 0)  # no hot event: none anywhere
+    assert await calls(aggregate=nobody, desc=True, limit=1) == (1, 0)
+    assert await calls(aggregate=REF, desc=True, limit=1) == (1, 0)  # the newest is hot
+    assert await calls(aggregate=REF, desc=True) == (1, 0)  # it reached version 1: whole
+    assert await calls(aggregate=REF, after=4) == (1, 0)
 
 
 def test_retention_is_declared_with_an_age_or_a_count() -> None:

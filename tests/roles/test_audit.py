@@ -27,8 +27,8 @@ from workers.adapters.memory.parked import MemoryParkedEvents
 from workers.examples.domains.chat_room import CHAT_MESSAGES, CHAT_ROOM
 from workers.examples.domains.order import ORDER
 from workers.ports import MarkRequest, ParkedEntry, Record, Snapshot
-from workers.roles import audit
-from workers.roles.audit import WARNINGS, Auditor, AuditSources
+from workers.roles.ops import audit
+from workers.roles.ops.audit import WARNINGS, Auditor, AuditSources
 
 DOMAINS = Domains([ORDER, CHAT_ROOM])
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
@@ -142,7 +142,9 @@ async def parked(f: Fleet) -> None:
     head = new_event("order", "o2", "OrderDelivered", {}, schema_version=9)
     record = Record("events", 0, 7, head.key, encode(head))
     at = datetime(2026, 1, 1, tzinfo=UTC)
-    await f.parked.park([ParkedEntry("order:o2", 1, record, "unknown_schema_version", "", head.id, at)])
+    await f.parked.park(
+        [ParkedEntry("order:o2", 1, record, "unknown_schema_version", "", head.id, at)]
+    )
     await f.marker.check_and_mark(MarkRequest("order:o2", head.type, head.id, ["*"], fallback="-"))
 
 

@@ -9,7 +9,7 @@ from workers.bus import BusUnavailable, InProcessEventBus
 from workers.examples.domains.cart import CART
 from workers.metrics import Metrics
 from workers.ports import Handler, Record, Subscription
-from workers.roles.bridge import Bridge
+from workers.roles.append.bridge import Bridge
 from workers.roles.deadletter import DeadLetters
 from workers.roles.retry import until_done
 from workers.storage.domain import storage_domain
@@ -66,14 +66,20 @@ async def test_stored_and_derived_events_reach_their_subscribers_by_type(metrics
 
         await bus.subscribe(kind, record)
     bridge = Bridge(bus=bus, bus_name="redis", domains=DOMAINS, metrics=metrics)
-    old_cart = new_event("cart", "c1", "ItemAdded", {"sku": "t", "qty": 1, "price": 1.25}, version=2)
+    old_cart = new_event(
+        "cart", "c1", "ItemAdded", {"sku": "t", "qty": 1, "price": 1.25}, version=2
+    )
     stranger = new_event("ledger", "l1", "Entered", {"n": 1}, version=1)  # no enabled domain
     assert await bridge.handle(consumed([*user_events(), old_cart, stranger])) == 5
     assert [e.type for e in seen["*"]] == [
         "UserCreated", "UserUpdated", "UserEmailChanged", "ItemAdded", "Entered",
     ]  # fmt: skip
     [email] = seen["UserEmailChanged"]
-    assert (email.aggregate_id, email.version, dict(email.data)) == ("u1", 2, {"new_email": "a@b.c"})
+    assert (email.aggregate_id, email.version, dict(email.data)) == (
+        "u1",
+        2,
+        {"new_email": "a@b.c"},
+    )
     lifted = seen["*"][3]
     assert (lifted.schema_version, lifted.data["unit_price_cents"]) == (2, 125)
     assert sample(metrics, "eventfleet_events_bridged_total", bus="redis") == 5
@@ -101,7 +107,9 @@ async def test_an_event_its_upcaster_cannot_read_is_dead_lettered(
 ) -> None:
     bus = FlakyBus()
     letters = DeadLetters(producer, topic="t.events.dlq", role="bridge", metrics=metrics)
-    bridge = Bridge(bus=bus, bus_name="redis", domains=DOMAINS, metrics=metrics, dead_letters=letters)
+    bridge = Bridge(
+        bus=bus, bus_name="redis", domains=DOMAINS, metrics=metrics, dead_letters=letters
+    )
     broken = new_event("cart", "c1", "ItemAdded", {"sku": "t", "qty": 1}, version=2)
     fine = new_event("cart", "c2", "CartOpened", {"customer_id": "a"}, version=1)
     assert await bridge.handle(consumed([broken, fine])) == 1

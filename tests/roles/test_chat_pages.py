@@ -24,7 +24,7 @@ from workers.adapters.memory import (
 from workers.examples.domains.chat_room import chat_room_domain
 from workers.http.queries import FleetQueries
 from workers.metrics import create_metrics
-from workers.roles.projections import ProjectionRunner
+from workers.roles.read.projections import ProjectionRunner
 from workers.roles.state import StateLoader
 
 from .support import T0
@@ -166,7 +166,9 @@ async def test_an_answer_says_its_version_and_the_next_pages_cursor() -> None:
 async def test_before_a_message_outside_the_window_names_before_version() -> None:
     ops = [("MessageSent", n, "ann") for n in range(1, 6)]
     room = await stored_room(history(ops), window=2)
-    with pytest.raises(InvalidInput, match=r"before='m1' is not among the room's newest 2.*before_version"):
+    with pytest.raises(
+        InvalidInput, match=r"before='m1' is not among the room's newest 2.*before_version"
+    ):
         await room.ask(before="m1")
 
 

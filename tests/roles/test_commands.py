@@ -11,6 +11,7 @@ import pytest
 
 from snapshot_rules.domain import Domains
 from tests.clock import Clock
+from tests.roles.command_side import command_side
 from topics.envelope import (
     NEW_AGGREGATE,
     Actor,
@@ -36,12 +37,11 @@ from workers.examples.domains.account import ACCOUNT
 from workers.examples.domains.order import ORDER
 from workers.metrics import create_metrics
 from workers.ports import MarkRequest, Record, Rejection
-from workers.roles.commands import CommandService
-from workers.roles.ledger import CommandLedger
-from workers.roles.newfilter import rebuild_filter
-from workers.roles.outbox import Outbox
+from workers.roles.append.outbox import Outbox
+from workers.roles.command.commands import CommandDispatcher
+from workers.roles.command.newfilter import rebuild_filter
+from workers.roles.command.requests import CommandRequest
 from workers.roles.outcomes import Outcomes, encode, refusal_at_store
-from workers.roles.requests import CommandRequest
 from workers.roles.state import StateLoader
 from workers.runtime.answers import Answer, answer_of
 
@@ -53,7 +53,7 @@ ITEMS = {"items": [{"sku": "tea", "qty": 1, "price": 2}]}
 class Side:
     """A command service on memory adapters, as one commands process has it."""
 
-    service: CommandService
+    service: CommandDispatcher
     outcomes: Outcomes
     store: MemoryEventStore
     producer: MemoryProducer
@@ -96,9 +96,10 @@ def side() -> Side:
     outbox = Outbox(store, producer, topic=STORED, metrics=metrics, mode="sync")
     sync = SyncCommands(repository=Repository(loader), outbox=outbox, metrics=metrics)
     domains = Domains([ORDER, ACCOUNT])
-    service = CommandService(
+    service = command_side(
         domains=domains,
-        ledger=CommandLedger(marker, memory),
+        marker=marker,
+        memory=memory,
         store=store,
         rejections=rejections,
         producer=producer,
@@ -232,7 +233,7 @@ async def test_sync_retry_of_an_applied_withdrawal_that_would_now_overdraw_is_a_
     retry = await side.ask("account:a1", "MoneyWithdrawn", {"amount": 40}, command_id="w-1")
     assert retry.status == 201 and retry.body["duplicate"] is True
     assert retry.body["event_id"] == first.body["event_id"]
-    balance = [e for e in await side.store.read(("account", "a1")) if e.type == "MoneyWithdrawn"]
+    balance = [e for e in await side.store.select(("account", "a1")) if e.type == "MoneyWithdrawn"]
     assert len(balance) == 1
 
 
@@ -246,7 +247,7 @@ async def test_sync_store_write_without_an_answer_is_outcome_unknown(side: Side)
     assert answer.body["event_id"] == derived_event_id("account", "a1", "d-1")
     retry = await side.ask("account:a1", "MoneyDeposited", {"amount": 5}, command_id="d-1")
     assert retry.status == 201
-    deposits = [e for e in await side.store.read(("account", "a1")) if e.type == "MoneyDeposited"]
+    deposits = [e for e in await side.store.select(("account", "a1")) if e.type == "MoneyDeposited"]
     assert len(deposits) == 1
 
 
@@ -278,13 +279,13 @@ async def test_the_outcome_of_what_was_never_seen_is_404_and_one_id_is_required(
 
 async def test_a_ready_filter_spares_the_store_read_for_a_new_aggregate(side: Side) -> None:
     assert (await side.ask("order:o1", "OrderPlaced", ITEMS)).status == 202
-    assert side.store.calls["last_event"] == 1  # no filter yet: the store was asked
+    assert side.store.calls["select"] == 1  # no filter yet: the store was asked
     await rebuild_filter(side.marker, side.store, Domains([ORDER, ACCOUNT]))
     assert (await side.ask("order:o2", "OrderPlaced", ITEMS)).status == 202
-    assert side.store.calls["last_event"] == 1  # certainly new: no read
+    assert side.store.calls["select"] == 1  # certainly new: no read
     side.marker.lose_filter()  # Redis flushed: the filter is not ready, reads come back
     assert (await side.ask("order:o3", "OrderPlaced", ITEMS)).status == 202
-    assert side.store.calls["last_event"] == 2
+    assert side.store.calls["select"] == 2
 
 
 async def test_the_filter_is_rebuilt_from_the_store_and_knows_what_it_holds(side: Side) -> None:
@@ -306,7 +307,9 @@ async def _placed(side: Side, order: str) -> Record:
 
 async def _refuse_at_store(side: Side, event_id: str, kind: str, *, memory: bool) -> None:
     """What the appender does when the store refuses an accepted event (memory: best effort)."""
-    event = next(decode(r.value) for r in side.producer.records(EVENTS) if decode(r.value).id == event_id)
+    event = next(
+        decode(r.value) for r in side.producer.records(EVENTS) if decode(r.value).id == event_id
+    )
     rejection = Rejection(event_id, "order", event.aggregate_id, kind, "transition_rejected_at_store",
                           f"{kind} may not follow OrderPlaced (checked at the store)",
                           event.metadata.command_id, utc_now())  # fmt: skip
@@ -339,7 +342,10 @@ async def test_a_retry_of_an_accepted_command_in_flight_is_the_same_202_and_once
     first = await side.ask("order:o1", "OrderPlaced", ITEMS, command_id="p-1")
     retry = await side.ask("order:o1", "OrderPlaced", ITEMS, command_id="p-1")
     assert retry.status == 202 and retry.body["duplicate"] is True
-    assert (retry.body["event_id"], retry.body["offset"]) == (first.body["event_id"], first.body["offset"])
+    assert (retry.body["event_id"], retry.body["offset"]) == (
+        first.body["event_id"],
+        first.body["offset"],
+    )
     await side.stored_as_produced()
     stored = await side.ask("order:o1", "OrderPlaced", ITEMS, command_id="p-1")
     assert stored.body == {"event_id": first.body["event_id"], "version": 1, "duplicate": True}
@@ -375,7 +381,9 @@ async def test_a_mark_is_never_rolled_back_on_a_timer_while_its_event_may_still_
     side.clock.now += 3600  # the appender has stored nothing for an hour
     shipped = await side.ask("order:o1", "OrderShipped", {"carrier": "dhl"})
     assert shipped.status == 202
-    assert [after for _, after in side.produced()][2] == decode(side.producer.records(EVENTS)[1].value).id
+    assert [after for _, after in side.produced()][2] == decode(
+        side.producer.records(EVENTS)[1].value
+    ).id
 
 
 async def test_after_redis_lost_its_state_a_refusal_waits_for_the_store_never_a_false_409(
@@ -395,7 +403,9 @@ async def test_after_redis_lost_its_state_a_refusal_waits_for_the_store_never_a_
     await side.stored_as_produced()
     wrong = await side.ask("order:o1", "OrderPaid", {"amount": 2})
     assert (wrong.status, wrong.body["error"], wrong.body["current"]) == (
-        409, "transition_rejected", "OrderShipped"
+        409,
+        "transition_rejected",
+        "OrderShipped",
     )
 
 

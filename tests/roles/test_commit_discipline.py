@@ -24,10 +24,11 @@ from workers.adapters.memory.parked import MemoryParkedEvents
 from workers.examples.domains.order import ORDER
 from workers.metrics import create_metrics
 from workers.ports import STORE_VERDICTS, Record
-from workers.roles.appender import Appender, AppenderConfig
+from workers.roles.append.appender import Appender
+from workers.roles.append.book import AppenderConfig
+from workers.roles.append.fates import DeadLetterFates
 from workers.roles.deadletter import DeadLetters
-from workers.roles.fates import DeadLetterFates
-from workers.runtime.answers import answer_of
+from workers.runtime.answers import reply_of
 from workers.stream.offsets import OffsetLedger
 
 EVENTS, STORED, REPLIES, DLQ = "t.events", "t.events.stored", "t.commands.replies", "t.events.dlq"
@@ -63,7 +64,9 @@ class Harness:
         for event in events:
             offset = self.offsets.get(partition, 0)
             self.offsets[partition] = offset + 1
-            record = Record(EVENTS, partition, offset, event.key, encode(event), kafka_headers(event))
+            record = Record(
+                EVENTS, partition, offset, event.key, encode(event), kafka_headers(event)
+            )
             self.topic.setdefault(partition, []).append(record)
             out.append(record)
         return out
@@ -180,10 +183,13 @@ def harness(*, parking: bool = False) -> Harness:
         domains=Domains([ORDER]),
         metrics=metrics,
         config=AppenderConfig(STORED, REPLIES, max_event_bytes=100_000, wait_s=WAIT_S),
-        render=answer_of,
+        render=reply_of,
         fates=DeadLetterFates(
-            store=store, rejections=rejections, producer=producer, replies_topic=REPLIES,
-            render=answer_of,
+            store=store,
+            rejections=rejections,
+            producer=producer,
+            replies_topic=REPLIES,
+            render=reply_of,
         ),
         clock=clock,
         parked=(parked := MemoryParkedEvents() if parking else None),
@@ -272,12 +278,16 @@ async def _run(plan: list[str], seed: int, *, parking: bool = False) -> None:
     for step in plan:
         partition = rng.randrange(2)
         if step in ("batch", "reordered"):
-            events = [requested(rng, orders, f"o{rng.randrange(4)}") for _ in range(rng.randint(1, 4))]
+            events = [
+                requested(rng, orders, f"o{rng.randrange(4)}") for _ in range(rng.randint(1, 4))
+            ]
             if step == "reordered":
                 events.reverse()  # a successor arrives before its predecessor
             await h.deliver(h.produce(events, partition))
         elif step == "dropped":  # fetched, then lost before the agent (Faust's queue cleared)
-            events = [requested(rng, orders, f"o{rng.randrange(4)}") for _ in range(rng.randint(2, 4))]
+            events = [
+                requested(rng, orders, f"o{rng.randrange(4)}") for _ in range(rng.randint(2, 4))
+            ]
             records = h.produce(events, partition)
             await h.deliver([r for r in records if rng.random() < 0.5])
         elif step == "close_gaps":
@@ -344,4 +354,7 @@ async def _run(plan: list[str], seed: int, *, parking: bool = False) -> None:
                     if event.id in await h.store.find([event.id]) or await h.is_parked(record):
                         continue  # stored, or waiting in its aggregate's queue
                     verdict = (await h.rejections.find([event.id])).get(event.id)
-                    assert verdict is not None and verdict.reason in STORE_VERDICTS, (event, verdict)
+                    assert verdict is not None and verdict.reason in STORE_VERDICTS, (
+                        event,
+                        verdict,
+                    )

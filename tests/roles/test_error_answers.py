@@ -10,6 +10,7 @@ import pytest
 
 from snapshot_rules.domain import Domains, Mode
 from snapshot_rules.replay import State, replay
+from tests.roles.command_side import command_side
 from topics.envelope import Event, derived_event_id, utc_now
 from workers.adapters.memory import (
     MemoryAppendProgress,
@@ -23,9 +24,7 @@ from workers.adapters.memory import (
 from workers.examples.domains.order import ORDER
 from workers.metrics import Metrics
 from workers.ports import Rejection
-from workers.roles.commands import CommandService
-from workers.roles.ledger import CommandLedger
-from workers.roles.requests import CommandRequest
+from workers.roles.command.requests import CommandRequest
 from workers.roles.state import StateLoader, VersionNotFound
 from workers.runtime.answers import answer_of
 
@@ -78,8 +77,8 @@ async def test_a_sync_refusal_lists_allowed_only_when_the_declared_transitions_d
 async def test_a_store_refusal_for_invalid_data_answers_a_retry_with_422(metrics: Metrics) -> None:
     store, rejections = MemoryEventStore(), MemoryRejections()
     marker, producer = MemoryMarker(), MemoryProducer(default_partitions=1)
-    service = CommandService(
-        domains=Domains([ORDER]), ledger=CommandLedger(marker, MemoryCommandMemory()),
+    service = command_side(
+        domains=Domains([ORDER]), marker=marker, memory=MemoryCommandMemory(),
         store=store, rejections=rejections, producer=producer,
         progress=MemoryAppendProgress(producer, "t.events"), events_topic="t.events",
         metrics=metrics,

@@ -12,6 +12,7 @@ import pytest
 
 from snapshot_rules.domain import Domains, event
 from tests.clock import Clock
+from tests.roles.command_side import command_side
 from topics.envelope import (
     NEW_AGGREGATE,
     Actor,
@@ -35,14 +36,14 @@ from workers.adapters.memory import (
 from workers.examples.domains.order import ORDER
 from workers.metrics import create_metrics
 from workers.ports import Record
-from workers.roles.appender import Appender, AppenderConfig
-from workers.roles.commands import CommandService
+from workers.roles.append.appender import Appender
+from workers.roles.append.book import AppenderConfig
+from workers.roles.append.fates import DeadLetterFates
+from workers.roles.command.commands import CommandDispatcher
+from workers.roles.command.requests import CommandRequest
 from workers.roles.deadletter import DeadLetters
-from workers.roles.fates import DeadLetterFates
-from workers.roles.ledger import CommandLedger
 from workers.roles.outcomes import Outcomes
-from workers.roles.requests import CommandRequest
-from workers.runtime.answers import Answer, answer_of
+from workers.runtime.answers import Answer, answer_of, reply_of
 
 EVENTS, STORED, REPLIES, DLQ = "t.events", "t.events.stored", "t.commands.replies", "t.events.dlq"
 ITEMS = {"items": [{"sku": "tea", "qty": 1, "price": 2}]}
@@ -56,7 +57,7 @@ NEWER_ORDER = replace(
 class Fleet:
     """A newer command side and an older appender over shared memory adapters."""
 
-    commands: CommandService
+    commands: CommandDispatcher
     outcomes: Outcomes
     appender: Appender
     store: MemoryEventStore
@@ -95,21 +96,21 @@ def fleet() -> Fleet:
     producer, marker = MemoryProducer(default_partitions=1), MemoryMarker(clock=clock)
     memory = MemoryCommandMemory(clock=clock, records=marker.records)
     newer, older = Domains([NEWER_ORDER]), Domains([ORDER])
-    commands = CommandService(
-        domains=newer, ledger=CommandLedger(marker, memory), store=store, rejections=rejections,
+    commands = command_side(
+        domains=newer, marker=marker, memory=memory, store=store, rejections=rejections,
         producer=producer, progress=MemoryAppendProgress(producer, EVENTS), events_topic=EVENTS,
         metrics=metrics, answer_wait_s=0.2, refusal_wait_s=0.05,
     )  # fmt: skip
     fates = DeadLetterFates(
         store=store, rejections=rejections, producer=producer, replies_topic=REPLIES,
-        render=answer_of, marker=marker, memory=memory,
+        render=reply_of, marker=marker, memory=memory,
     )  # fmt: skip
     appender = Appender(
         store=store, rejections=rejections, producer=producer,
         dead_letters=DeadLetters(producer, topic=DLQ, role="appender", metrics=metrics),
         domains=older, metrics=metrics,
         config=AppenderConfig(STORED, REPLIES, max_event_bytes=LIMIT, wait_s=2.0),
-        render=answer_of, marker=marker, memory=memory, fates=fates, clock=clock,
+        render=reply_of, marker=marker, memory=memory, fates=fates, clock=clock,
     )  # fmt: skip
     outcomes = Outcomes(domains=newer, store=store, rejections=rejections, memory=memory)
     return Fleet(commands, outcomes, appender, store, rejections, producer, marker)
@@ -143,7 +144,10 @@ async def test_an_accepted_event_of_a_type_the_appender_does_not_know_is_told_de
     assert await fleet.marker.peek("order:o1") is None
     assert (await fleet.send("OrderPaid", {"amount": 2}, command_id="pay")).status == 202
     await fleet.appender.handle(fleet.produced())
-    assert [e.type for e in await fleet.store.read(("order", "o1"))] == ["OrderPlaced", "OrderPaid"]
+    assert [e.type for e in await fleet.store.select(("order", "o1"))] == [
+        "OrderPlaced",
+        "OrderPaid",
+    ]
 
 
 async def test_an_accepted_event_over_the_appenders_limit_is_told_dead_lettered_oversized(
@@ -271,7 +275,10 @@ async def test_a_principals_command_is_told_its_fate_by_its_scope_and_only_to_it
     unreadable = garbled("o6", [*headers, ("command_scope", scope.encode())])
     mismatched = garbled("o9", [*headers, ("command_scope", command_scope("x", carol).encode())])
     await fleet.appender.handle([record, unreadable, mismatched])
-    for oid, command_id, reason in (("o5", "w1", "unknown_event_type"), ("o6", "g1", "undecodable")):
+    for oid, command_id, reason in (
+        ("o5", "w1", "unknown_event_type"),
+        ("o6", "g1", "undecodable"),
+    ):
         asked = await fleet.outcomes.ask("order", oid, command_id=command_id, actor=carol)
         assert asked is not None and (asked["outcome"], asked["reason"]) == ("rejected", reason)
         assert await fleet.outcomes.ask("order", oid, command_id=command_id) is None  # not carol

@@ -14,8 +14,8 @@ from workers.adapters.memory import MemoryProducer, partition_for
 from workers.examples.domains.cart import CART
 from workers.metrics import Metrics
 from workers.ports import Record
+from workers.roles.append.forwarder import Forwarder
 from workers.roles.deadletter import DeadLetters
-from workers.roles.forwarder import Forwarder
 from workers.storage.domain import storage_domain
 
 from .support import added, sample
@@ -147,7 +147,11 @@ async def test_derived_events_go_downstream_as_records_of_their_own_type(
         ("UserCreated", 1), ("UserUpdated", 2), ("UserEmailChanged", 2),
     ]  # fmt: skip
     [email] = [decode(r.value) for r in producer.records("t.emails")]
-    assert (email.type, dict(email.data), email.key) == ("UserEmailChanged", {"new_email": "a@b.c"}, updated.key)
+    assert (email.type, dict(email.data), email.key) == (
+        "UserEmailChanged",
+        {"new_email": "a@b.c"},
+        updated.key,
+    )
     assert email == on_users[2]  # one id, wherever it goes: consumers dedupe by it
     assert {r.partition for r in producer.records("t.users")} == {partition_for(updated.key, 3)}
 

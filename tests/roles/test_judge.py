@@ -16,7 +16,7 @@ from snapshot_rules.domain import NEW
 from topics.envelope import NEW_AGGREGATE, Event, new_event
 from workers.examples.domains.order import ORDER
 from workers.ports import Head, Record
-from workers.roles.judge import TRANSITION_REJECTED, Waiting, judge, missing_predecessors
+from workers.roles.append.judge import TRANSITION_REJECTED, Waiting, judge, missing_predecessors
 
 TYPES = ["OrderPlaced", "OrderPaid", "OrderShipped", "OrderDelivered", "OrderCancelled"]
 WAIT_S = 2.0

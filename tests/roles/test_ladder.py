@@ -30,7 +30,7 @@ async def test_rungs_are_kept_a_step_apart_and_past_states_replay_from_them() ->
     found = [await ladder.below(("counter", "c1"), version=v) for v in (99, 1099, 1100, 5000)]
     assert [r.version if r else None for r in found] == [None, 100, 1100, 4100]
     # rungs: the first snapshot, then the first snapshot 1000 versions past the newest rung
-    all_events = await laddered.events.read(("counter", "c1"))
+    all_events = await laddered.events.select(("counter", "c1"))
     for version in (1, 99, 1100, 2500, 4999):
         expected = replay(COUNTER.reducer, all_events[:version])
         assert await laddered.at(COUNTER, "c1", version=version) == expected
@@ -44,7 +44,7 @@ async def test_rungs_are_kept_a_step_apart_and_past_states_replay_from_them() ->
 async def test_a_ladder_that_is_down_only_costs_a_longer_replay() -> None:
     laddered, _, ladder = await loaders(1000, step=100)
     ladder.down()
-    all_events = await laddered.events.read(("counter", "c1"))
+    all_events = await laddered.events.select(("counter", "c1"))
     assert await laddered.at(COUNTER, "c1", version=450) == replay(
         COUNTER.reducer, all_events[:450]
     )
@@ -59,7 +59,7 @@ async def test_a_long_ladder_is_thinned_to_increasing_distances_and_still_exact(
     assert len(versions) <= 30 and versions[-4:] == [9_700, 9_800, 9_900, 10_000]
     gaps = [b - a for a, b in itertools.pairwise(versions)]
     assert gaps[-1] == 100 and gaps[0] >= 8 * 100  # sparser further back, denser near the head
-    all_events = await laddered.events.read(("counter", "c1"))
+    all_events = await laddered.events.select(("counter", "c1"))
     for version in (1, 150, 5_001, 7_345, 9_999):
         expected = replay(COUNTER.reducer, all_events[:version])
         assert await laddered.at(COUNTER, "c1", version=version) == expected

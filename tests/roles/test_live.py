@@ -13,7 +13,7 @@ from topics.envelope import Event, new_event
 from topics.errors import InvalidInput
 from workers.adapters.memory import MemoryEventStore, MemoryLiveFeed, MemoryStream
 from workers.ports import Outgoing
-from workers.roles.live import (
+from workers.roles.read.live import (
     AggregateSubscription,
     Limiter,
     LiveLimits,
@@ -221,7 +221,9 @@ async def test_a_type_subscription_gives_the_types_events_once_and_resumes_from_
     batches = subscription.batches()
     got: list[tuple[str, int | None, str]] = []
     while len(got) < 3:
-        got.extend((e.aggregate_id, e.version, subscription.tokens[e.id]) for e in await anext(batches))
+        got.extend(
+            (e.aggregate_id, e.version, subscription.tokens[e.id]) for e in await anext(batches)
+        )
     assert await anext(batches) == [] and subscription.live  # caught up: quiet
     await batches.aclose()
     assert sorted((a, v) for a, v, _ in got) == [("o1", 1), ("o1", 2), ("o2", 1)]

@@ -17,8 +17,8 @@ from workers.examples.domains import all_domains
 from workers.examples.domains.game import SNAPSHOT_EVERY_S
 from workers.examples.domains.trading import ORDER_BOOK
 from workers.metrics import create_metrics
-from workers.roles.outbox import Outbox
-from workers.roles.snapshotter import Snapshotter
+from workers.roles.append.outbox import Outbox
+from workers.roles.read.snapshotter import Snapshotter
 
 from .pipeline import STORED, pipeline
 from .support import T0
@@ -29,7 +29,11 @@ async def test_a_cart_is_filled_checked_out_and_closed() -> None:
     assert (await p.ask("cart:c1", "CartOpened", {"customer_id": "ann"})).status == 202
     await p.flush()  # a refusal is answered once the store holds what it follows
     early = await p.ask("cart:c1", "CartCheckedOut")
-    assert early.status == 409 and early.body["allowed"] == ["ItemAdded", "ItemRemoved", "QuantityChanged"]
+    assert early.status == 409 and early.body["allowed"] == [
+        "ItemAdded",
+        "ItemRemoved",
+        "QuantityChanged",
+    ]
     item = {"sku": "tea", "qty": 2, "unit_price_cents": 350}
     assert (await p.ask("cart:c1", "ItemAdded", item)).status == 202
     assert (await p.ask("cart:c1", "CartCheckedOut")).status == 202
@@ -59,7 +63,9 @@ async def test_an_order_book_over_http_refuses_what_its_rulebook_refuses() -> No
     assert (await ask("OrderPlaced", order_id="b1", **buy))[0] == 201  # crosses the book
     status, message = await ask("OrderPlaced", order_id="b2", **buy)
     assert status == 409 and "the book is crossed" in message
-    status, message = await ask("TradeExecuted", buy_order_id="b1", sell_order_id="s1", price=101, qty=3)
+    status, message = await ask(
+        "TradeExecuted", buy_order_id="b1", sell_order_id="s1", price=101, qty=3
+    )
     assert status == 409 and "must be 100" in message
     trade = {"buy_order_id": "b1", "sell_order_id": "s1", "price": 100, "qty": 3}
     assert (await ask("TradeExecuted", **trade))[0] == 201

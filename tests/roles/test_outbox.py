@@ -12,7 +12,7 @@ from topics.envelope import Event, decode, kafka_headers, utc_now
 from topics.errors import StoreUnavailable, StreamUnavailable
 from workers.adapters.memory import MemoryEventStore, MemoryProducer, partition_for
 from workers.metrics import Metrics
-from workers.roles.outbox import Outbox
+from workers.roles.append.outbox import Outbox
 
 from .support import added, sample
 

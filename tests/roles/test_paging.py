@@ -6,7 +6,7 @@ import pytest
 
 from tests.roles.support import added
 from workers.adapters.memory import MemoryEventStore
-from workers.roles.paging import DEFAULT_PAGE, next_link, read_all, read_page
+from workers.roles.read.paging import DEFAULT_PAGE, next_link, read_all, read_page
 
 REF = ("counter", "c1")
 

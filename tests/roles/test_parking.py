@@ -16,8 +16,8 @@ from workers.adapters.memory import (
 )
 from workers.metrics import Metrics
 from workers.roles.deadletter import DeadLetters
-from workers.roles.projections import Applied, ProjectionRunner
-from workers.roles.snapshotter import Snapshotter
+from workers.roles.read.projections import Applied, ProjectionRunner
+from workers.roles.read.snapshotter import Snapshotter
 from workers.roles.state import StateLoader
 
 from .chat import CONVERSATION, ROOM, Wiring, room_events
@@ -29,9 +29,7 @@ REFUSED = StoreError("MongoDB refused saving the snapshot: document failed valid
 
 
 def reasons(producer: MemoryProducer) -> list[tuple[str, bytes]]:
-    return [
-        (dict(r.headers)["dlq_reason"].decode(), r.key or b"") for r in producer.records(DLQ)
-    ]
+    return [(dict(r.headers)["dlq_reason"].decode(), r.key or b"") for r in producer.records(DLQ)]
 
 
 def parked(metrics: Metrics, role: str, reason: str) -> float:
@@ -75,7 +73,7 @@ async def test_a_refused_read_is_not_the_aggregates_fault_and_stops_the_role(
         metrics=metrics, concurrency=1,
     )  # fmt: skip
     await events.append(added("c1", [1, 2, 3]))
-    events.fail_next(error=StoreError("MongoDB refused reading: not authorized"), on="read")
+    events.fail_next(error=StoreError("MongoDB refused reading: not authorized"), on="select")
     [task] = await snapshotter.handle(added("c1", [1, 2, 3]))
     with pytest.raises(StoreError, match="not authorized"):
         await task  # the agent stops the process with the batch unacked

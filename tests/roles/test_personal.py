@@ -18,17 +18,19 @@ from workers.adapters.memory import MemoryActionLog, MemoryKeyStore
 from workers.examples.domains.account import ACCOUNT
 from workers.examples.domains.chat_room import CHAT_ROOM, MAX_CONTENT
 from workers.metrics import create_metrics
+from workers.roles.command.requests import CommandRequest
+from workers.roles.outcomes import Refused
 from workers.roles.personal import (
     ERASED,
+    Erased,
     Shredder,
     erase_subject,
     key_id_of,
     open_value,
     seal_value,
 )
-from workers.roles.requests import CommandRequest
 from workers.runtime.adapters import memory_adapters
-from workers.runtime.answers import answer_of
+from workers.runtime.answers import answer_of, erasure_answer
 from workers.runtime.compose import Runtime
 
 MARKER = "zq-marker-7f3a"
@@ -61,7 +63,7 @@ async def test_the_command_side_seals_before_anything_is_produced() -> None:
     assert produced.data["content"].startswith(SEALED_PREFIX)
     assert produced.data["sender_id"] == "ann"  # the subject's id names the key: readable
     await pipe.flush()
-    [stored] = await pipe.store.read(("chat_room", "r1"))
+    [stored] = await pipe.store.select(("chat_room", "r1"))
     assert stored.data["content"] == produced.data["content"]  # the store judged it sealed
     [opened] = await shredder.open_events([stored])
     assert opened.data == sent("m1", "ann", f"hi {MARKER}")
@@ -87,16 +89,25 @@ async def test_plaintext_is_validated_before_it_is_sealed() -> None:
         )
 
 
+async def erase(
+    shredder: Shredder, log: MemoryActionLog, subject: str, *, operator: str
+) -> Erased | Refused:
+    """``erase_subject`` told as the runtime tells it (``erasure_answer``)."""
+    return await erase_subject(
+        shredder, log, subject, operator=operator, via="test", cache_ttl_s=60, render=erasure_answer
+    )
+
+
 async def test_erasing_a_sender_erases_their_messages_only_and_transitions_keep_working() -> None:
     pipe, shredder = await chat_pipeline()
     await pipe.ask("chat_room:r1", "MessageSent", sent("m1", "ann", f"ann {MARKER}"))
     await pipe.ask("chat_room:r1", "MessageSent", sent("m2", "bob", "bob whole"))
     await pipe.flush()
     log = MemoryActionLog()
-    answer = await erase_subject(shredder, log, "ann", operator="dpo", via="test", cache_ttl_s=60)
-    assert answer.status == 200 and answer.body["keys_destroyed"] == 1
-    assert answer.body["already_erased"] is False and answer.body["by"] == "dpo"
-    events = await shredder.open_events(await pipe.store.read(("chat_room", "r1")))
+    erased = await erase(shredder, log, "ann", operator="dpo")
+    assert isinstance(erased, Erased) and erased.keys_destroyed == 1
+    assert (erased.already, erased.by, erased.unreadable_within_s) == (False, "dpo", 60)
+    events = await shredder.open_events(await pipe.store.select(("chat_room", "r1")))
     assert events[0].data == {"message_id": "m1", "sender_id": "ann", "content": None, ERASED: True}
     assert events[1].data == sent("m2", "bob", "bob whole")
     state = await shredder.open((await pipe.loader.latest(CHAT_ROOM, "r1")).state)
@@ -121,22 +132,36 @@ async def test_erasing_a_sender_erases_their_messages_only_and_transitions_keep_
     )
 
 
-async def test_erasing_twice_answers_the_first_erasure_and_an_unknown_subject_is_404() -> None:
+async def test_erasing_twice_answers_the_first_erasure_and_an_unknown_subject_is_refused() -> None:
     shredder = Shredder(MemoryKeyStore())
     log = MemoryActionLog()
     await shredder.seal(CHAT_ROOM, "r1", sent("m1", "ann", "x"))
-    first = await erase_subject(shredder, log, "ann", operator="a", via="t", cache_ttl_s=60)
-    again = await erase_subject(shredder, log, "ann", operator="b", via="t", cache_ttl_s=60)
-    assert again.status == 200 and again.body["already_erased"] is True
-    assert again.body["keys_destroyed"] == 0
-    assert (again.body["by"], again.body["erased_at"]) == (
-        first.body["by"],
-        first.body["erased_at"],
-    )
-    unknown = await erase_subject(shredder, log, "nobody", operator="a", via="t", cache_ttl_s=60)
-    assert unknown.status == 404 and unknown.body["error"] == "not_found"
-    [audited] = await log.recent(limit=5)  # the erasure, once: a repeat or a 404 changes nothing
-    assert (audited.status, audited.operator, audited.result["already_erased"]) == (200, "a", False)
+    first = await erase(shredder, log, "ann", operator="a")
+    again = await erase(shredder, log, "ann", operator="b")
+    assert isinstance(first, Erased) and isinstance(again, Erased)
+    assert (again.already, again.keys_destroyed) == (True, 0)
+    assert (again.by, again.erased_at) == (first.by, first.erased_at)
+    unknown = await erase(shredder, log, "nobody", operator="a")
+    assert isinstance(unknown, Refused) and unknown.code == "not_found"
+    assert "'nobody'" in unknown.message and "sender_id" in unknown.message  # names the fix
+    [audited] = await log.recent(limit=5)  # the erasure, once: a repeat or unknown changes nothing
+    assert (audited.status, audited.operator, audited.via) == (200, "a", "test")
+    assert audited.result == erasure_answer(first).body  # the trail keeps what the caller was told
+
+
+async def test_erasing_with_the_key_store_down_raises_and_records_and_destroys_nothing() -> None:
+    keys = MemoryKeyStore()
+    shredder, log = Shredder(keys), MemoryActionLog()
+    sealed = await shredder.seal(CHAT_ROOM, "r1", sent("m1", "ann", "kept"))
+    keys.down()
+    with pytest.raises(StoreUnavailable):
+        await erase(shredder, log, "ann", operator="dpo")
+    keys.up()
+    assert await log.recent(limit=5) == []
+    assert (await Shredder(keys).open(sealed))["content"] == "kept"  # the key lives on
+    erased = await erase(shredder, log, "ann", operator="dpo")  # a retry erases, once
+    assert isinstance(erased, Erased) and (erased.already, erased.keys_destroyed) == (False, 1)
+    assert len(await log.recent(limit=5)) == 1
 
 
 async def test_another_process_forgets_an_erased_key_within_its_cache_lifetime() -> None:
@@ -322,7 +347,7 @@ async def test_a_sync_domain_stores_the_holder_sealed_and_its_rules_still_decide
     pipe = await pipeline(Domains([ACCOUNT]))
     opened = await pipe.ask("account:acc-1", "AccountOpened", {"owner": f"Ann {MARKER}"})
     assert opened.status == 201, opened.body
-    [stored] = await pipe.store.read(("account", "acc-1"))
+    [stored] = await pipe.store.select(("account", "acc-1"))
     assert stored.data["owner"].startswith(SEALED_PREFIX) and MARKER not in stored.data["owner"]
     again = await pipe.ask("account:acc-1", "AccountOpened", {"owner": "Someone"})
     assert again.status == 409  # the state's rule decides on a sealed owner as before
@@ -337,7 +362,7 @@ async def test_a_sync_domain_stores_the_holder_sealed_and_its_rules_still_decide
 def test_sealing_keeps_every_field_of_the_request_but_its_data() -> None:
     from dataclasses import fields
 
-    from workers.roles.requests import CommandRequest
+    from workers.roles.command.requests import CommandRequest
 
     # _sealed rebuilds the request field by field (for speed): a new field must be added there.
     assert [f.name for f in fields(CommandRequest)] == [

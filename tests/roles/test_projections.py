@@ -17,7 +17,7 @@ from workers.adapters.memory import (
 )
 from workers.examples.domains.chat_room import CHAT_MESSAGES
 from workers.ports import ViewDoc
-from workers.roles.projections import MAX_CONFLICTS, Applied, ViewContention
+from workers.roles.read.projections import MAX_CONFLICTS, Applied, ViewContention
 
 from .chat import CONVERSATION, ROOM, Wiring, room_events
 
@@ -123,7 +123,7 @@ async def test_a_store_that_is_down_fails_the_batch_and_the_retry_applies_it(
     with pytest.raises(StoreUnavailable):
         await wiring.runner.handle(events[:3])
     assert await wiring.views.load((ROOM, "down")) is None  # nothing half-written
-    wiring.events.fail_next(on="read")
+    wiring.events.fail_next(on="select")
     with pytest.raises(StoreUnavailable):  # the gap fill reads the store
         await wiring.runner.handle(events[3:])
     assert (await wiring.runner.handle(events[3:])).applied == len(events)

@@ -16,7 +16,7 @@ from topics.errors import StoreError, StoreUnavailable
 from workers.adapters.memory import MemoryViewStaging
 from workers.examples.domains.chat_room import CHAT_MESSAGES
 from workers.ports import ViewDoc
-from workers.roles.projections import rebuild_views
+from workers.roles.read.projections import rebuild_views
 
 from .chat import CONVERSATION, ROOM, Wiring, room_events
 
@@ -82,7 +82,7 @@ async def test_rebuild_equals_the_live_view_while_writes_continue(wiring: Wiring
     # A view fed only live, from scratch, in order: what the rebuilt one must equal.
     reference = wiring.runner_on(type(wiring.views)(wiring.db, "reference"))
     for room in rooms:
-        await reference.handle(await wiring.events.read((ROOM, room)))
+        await reference.handle(await wiring.events.select((ROOM, room)))
     for room in rooms:
         doc = await wiring.views.load((ROOM, room))
         expected = await reference.views.load((ROOM, room))
@@ -149,7 +149,7 @@ async def test_a_staging_that_cannot_be_dropped_is_logged_and_the_first_error_ra
     refused = StoreError("MongoDB refused inserting views: planned")
     wiring.db.fail_next(error=refused, on="insert_many")
     wiring.db.fail_next(on="discard")
-    with caplog.at_level(logging.WARNING, logger="workers.roles.projections"):
+    with caplog.at_level(logging.WARNING, logger="workers.roles.read.projections"):
         with pytest.raises(StoreError) as caught:
             await rebuild(wiring)
     assert caught.value is refused

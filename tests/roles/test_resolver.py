@@ -9,6 +9,7 @@ import pytest
 
 from snapshot_rules.domain import Domains
 from tests.clock import Clock
+from tests.roles.command_side import command_side
 from topics.envelope import Metadata, derived_event_id, new_event
 from topics.errors import StreamOutcomeUnknown, StreamUnavailable
 from workers.adapters.memory import (
@@ -24,11 +25,10 @@ from workers.examples.domains.account import ACCOUNT
 from workers.examples.domains.order import ORDER
 from workers.metrics import Metrics, create_metrics
 from workers.ports import Outgoing
-from workers.roles.commands import CommandService
-from workers.roles.ledger import CommandLedger
+from workers.roles.command.commands import CommandDispatcher
+from workers.roles.command.requests import CommandRequest
+from workers.roles.command.resolver import UnknownResolver
 from workers.roles.outcomes import Outcomes
-from workers.roles.requests import CommandRequest
-from workers.roles.resolver import UnknownResolver
 from workers.runtime.answers import Answer, answer_of
 
 EVENTS = "t.events"
@@ -38,7 +38,7 @@ BOUND_S = 30.0
 
 @dataclass
 class Side:
-    service: CommandService
+    service: CommandDispatcher
     outcomes: Outcomes
     producer: MemoryProducer
     marker: MemoryMarker
@@ -76,8 +76,8 @@ def side() -> Side:
     memory = MemoryCommandMemory(clock=clock, records=marker.records)
     rejections = MemoryRejections()
     domains = Domains([ORDER, ACCOUNT])
-    service = CommandService(
-        domains=domains, ledger=CommandLedger(marker, memory), store=store,
+    service = command_side(
+        domains=domains, marker=marker, memory=memory, store=store,
         rejections=rejections, producer=producer,
         progress=MemoryAppendProgress(producer, EVENTS), events_topic=EVENTS, metrics=metrics,
         answer_wait_s=0.2, refusal_wait_s=0.05,

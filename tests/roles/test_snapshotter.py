@@ -17,7 +17,7 @@ from topics.errors import StoreError, StoreUnavailable
 from workers.adapters.memory import MemoryEventStore, MemoryRuleStates, MemorySnapshotStore
 from workers.metrics import Metrics
 from workers.ports import RuleState, Snapshot
-from workers.roles.snapshotter import NoRuleStates, Snapshotter
+from workers.roles.read.snapshotter import NoRuleStates, Snapshotter
 from workers.roles.state import StateLoader
 
 from .support import COUNTER, added, retries, sample
@@ -92,7 +92,7 @@ async def test_every_n_events_since_the_last_snapshot(pipe: Pipeline) -> None:
     snapshot = await pipe.snapshots.load(("counter", "c1"))
     assert snapshot is not None and snapshot.version == 10
     assert (
-        snapshot.state == replay(COUNTER.reducer, await pipe.events.read(("counter", "c1"))).state
+        snapshot.state == replay(COUNTER.reducer, await pipe.events.select(("counter", "c1"))).state
     )
     assert pipe.written() == 2
 
@@ -175,14 +175,14 @@ async def test_unknown_types_and_unversioned_events_are_not_looked_at(pipe: Pipe
 
 
 async def test_a_trigger_during_a_rebuild_causes_exactly_one_more_run(pipe: Pipeline) -> None:
-    pipe.events.hold(on="read")
+    pipe.events.hold(on="select")
     [running] = await pipe.stored(added("c5", [1, 2, 3]))
     await wait_for(lambda: pipe.events.held == 1, timeout_s=5, what="the rebuild to read")
     assert await pipe.stored(added("c5", [4, 5, 6])) == [running]
     assert await pipe.stored(added("c5", [7, 8, 9])) == [running]  # coalesced with the one above
     pipe.events.release()
     await running
-    assert pipe.events.calls["read"] == 2  # the held run, and one more for the triggers
+    assert pipe.events.calls["select"] == 2  # the held run, and one more for the triggers
     assert [s.version for s in pipe.snapshots.saved] == [9]  # the second found nothing newer
     assert await pipe.settled(added("c5", [10, 11, 12])) == 1  # done: a new trigger, a new run
     assert await pipe.version("c5") == 12
@@ -192,7 +192,7 @@ async def test_rebuilds_run_no_more_than_the_concurrency_allows(
     events: MemoryEventStore, snapshots: MemorySnapshotStore, domains: Domains, metrics: Metrics
 ) -> None:
     pipe = pipeline(events, snapshots, domains, metrics, concurrency=1)
-    events.hold(on="read")
+    events.hold(on="select")
     tasks = await pipe.stored([*added("a", [1, 2, 3]), *added("b", [1, 2, 3])])
     assert len(tasks) == 2
     await wait_for(lambda: events.held == 1, timeout_s=5, what="one rebuild to read")
@@ -206,7 +206,7 @@ async def test_rebuilds_run_no_more_than_the_concurrency_allows(
 
 async def test_a_store_that_is_down_pauses_the_rebuild_until_it_answers(pipe: Pipeline) -> None:
     pipe.snapshots.fail_next(2, on="load")
-    pipe.events.fail_next(1, on="read")
+    pipe.events.fail_next(1, on="select")
     assert await pipe.settled(added("c6", [1, 2, 3])) == 1
     assert await pipe.version("c6") == 3
     assert retries(pipe.metrics, "snapshotter", "store") == 3
@@ -214,7 +214,7 @@ async def test_a_store_that_is_down_pauses_the_rebuild_until_it_answers(pipe: Pi
 
 async def test_an_error_no_retry_fixes_fails_the_rebuild(pipe: Pipeline) -> None:
     refused = StoreError("MongoDB refused reading counter c7: planned")
-    pipe.events.fail_next(error=refused, on="read")
+    pipe.events.fail_next(error=refused, on="select")
     [task] = await pipe.stored(added("c7", [1, 2, 3]))
     with pytest.raises(StoreError) as caught:
         await task  # the agent stops the process with the batch unacked
@@ -237,7 +237,7 @@ async def test_reading_the_snapshots_down_fails_the_batch_and_caches_nothing(
 
 
 async def test_a_newer_snapshot_written_meanwhile_is_kept(pipe: Pipeline) -> None:
-    pipe.events.hold(on="read")
+    pipe.events.hold(on="select")
     [running] = await pipe.stored(added("c9", [1, 2, 3]))
     await wait_for(lambda: pipe.events.held == 1, timeout_s=5, what="the rebuild to read")
     await pipe.events.append(added("c9", [4, 5, 6, 7]))
@@ -263,7 +263,7 @@ async def test_a_failed_save_costs_a_later_snapshot_never_the_stream(pipe: Pipel
 
 
 async def test_drain_waits_for_running_rebuilds(pipe: Pipeline) -> None:
-    pipe.events.hold(on="read")
+    pipe.events.hold(on="select")
     [running] = await pipe.stored(added("c11", [1, 2, 3]))
     await wait_for(lambda: pipe.events.held == 1, timeout_s=5, what="the rebuild to read")
     draining = asyncio.create_task(pipe.snapshotter.drain())

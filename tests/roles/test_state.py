@@ -208,7 +208,7 @@ async def test_a_store_that_is_down_fails_the_load(
     snapshots.fail_next(on="load")
     with pytest.raises(StoreUnavailable):
         await loader.latest(COUNTER, "c1")
-    events.fail_next(on="read")
+    events.fail_next(on="select")
     with pytest.raises(StoreUnavailable):
         await loader.at(COUNTER, "c1", version=1)
     assert await loader.latest(COUNTER, "c1") == truth(2)

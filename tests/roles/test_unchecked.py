@@ -43,14 +43,16 @@ async def test_an_event_declared_without_after_is_accepted_stored_and_audited() 
     assert archived.status == 202
     assert (await p.ask("notebook:n-1", "Pinned")).status == 202  # ANY: even after Archived
     await p.flush()
-    history = [e.type for e in await p.store.read(("notebook", "n-1"))]
+    history = [e.type for e in await p.store.select(("notebook", "n-1"))]
     assert history == ["NoteWritten", "Pinned", "NoteWritten", "Archived", "Pinned"]
     report = await p.audit()
     assert report.ok, report.findings
     assert p.dead_letters() == []
 
 
-async def test_a_checked_event_after_an_unchecked_one_is_still_refused_where_it_does_not_fit() -> None:
+async def test_a_checked_event_after_an_unchecked_one_is_still_refused_where_it_does_not_fit() -> (
+    None
+):
     p = await pipeline(Domains([NOTEBOOK, SHELF]))
     assert (await p.ask("notebook:n-2", "Pinned")).status == 202
     await p.flush()  # a refusal is answered once the store holds what it follows
@@ -68,5 +70,5 @@ async def test_a_sync_domain_without_a_validator_appends_and_checks_its_transiti
     assert (built.status, added.status) == (201, 201), (built.body, added.body)
     again = await p.ask("shelf:s-1", "Built")
     assert again.status == 409 and "Built may not follow BookAdded" in again.body["message"]
-    assert [e.version for e in await p.store.read(("shelf", "s-1"))] == [1, 2]
+    assert [e.version for e in await p.store.select(("shelf", "s-1"))] == [1, 2]
     assert (await p.audit()).ok

@@ -23,7 +23,7 @@ from topics.errors import InvalidInput
 from workers.adapters.memory import MemoryDocuments, MemorySnapshotStore
 from workers.adapters.mongo import MongoDocuments, MongoSnapshotStore, connect, database
 from workers.ports import Snapshot, SnapshotStore
-from workers.roles.archive import Archiver, TieredEvents
+from workers.roles.ops.archive import Archiver, TieredEvents
 from workers.storage import (
     DocumentDeleted,
     EventSourcedStorage,
@@ -83,7 +83,7 @@ async def test_an_archived_prefix_is_read_with_the_hot_part_as_one_history(rig: 
     document = await eleven_versions(storage)
     [moved] = await archive(rig, Retention(keep_last=3))
     assert (moved.from_version, moved.through_version) == (1, 8)
-    hot = await rig.documents.events.read(("games", "g1"))
+    hot = await rig.documents.events.select(("games", "g1"))
     assert versions(hot) == [9, 10, 11]  # what the storage alone read before: a silent gap
     everything = await storage.get_missing_events("g1", after_version=0)
     assert versions(everything) == list(range(1, 12))
@@ -93,7 +93,7 @@ async def test_an_archived_prefix_is_read_with_the_hot_part_as_one_history(rig: 
     assert await storage.get_missing_events("g1", after_version=11) == []
     # the fleet's own reads (/events, replay) go through the same two tiers
     tiers = TieredEvents(rig.documents.events, rig.documents.archive)  # type: ignore[arg-type]
-    assert versions(await tiers.read(("games", "g1"))) == list(range(1, 12))
+    assert versions(await tiers.select(("games", "g1"))) == list(range(1, 12))
     # the storage goes on writing at the head after its history moved
     await storage.find_one_and_update("g1", lambda d: {**d, "gold": 11}, client_id="server")
     assert versions(await storage.get_missing_events("g1", after_version=7)) == list(range(8, 13))

@@ -16,7 +16,7 @@ from workers.adapters.kafka import KafkaProducer, plain
 from workers.adapters.mongo import MongoDocuments, MongoEventStore
 from workers.bus import InProcessEventBus
 from workers.metrics import create_metrics
-from workers.roles.outbox import Outbox
+from workers.roles.append.outbox import Outbox
 from workers.storage import EventSourcedStorage
 
 

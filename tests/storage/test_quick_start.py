@@ -56,7 +56,9 @@ async def test_the_quick_start_of_seed_003(db: AsyncDatabase[Document], bus: Eve
     factory = AggregateFactory()
     factory.register("users", lambda user_id: {"name": "", "email": "", "plan": "free"})
     dispatcher = Dispatcher()
-    dispatcher.register("CreateUser", DocumentHandler(users, create_user, factory=factory, create=True))
+    dispatcher.register(
+        "CreateUser", DocumentHandler(users, create_user, factory=factory, create=True)
+    )
     dispatcher.register("ChangeEmail", DocumentHandler(users, change_email))
 
     welcomed: list[str] = []
@@ -94,7 +96,9 @@ async def test_the_quick_start_of_seed_003(db: AsyncDatabase[Document], bus: Eve
     await users.close()
 
 
-async def test_update_creates_a_missing_document_only_when_asked(db: AsyncDatabase[Document]) -> None:
+async def test_update_creates_a_missing_document_only_when_asked(
+    db: AsyncDatabase[Document],
+) -> None:
     users = EventSourcedStorage(MongoDocuments(db, "users"), type_prefix="User")
 
     def set_email(user: Document | None) -> Document:

@@ -169,12 +169,18 @@ def test_the_domain_is_read_only_needs_no_validator_and_snapshots_every_50_by_de
 
 def test_routes_may_name_mapped_types_only_once_declared() -> None:
     emails = [Route("emails", frozenset({"UserEmailChanged"}))]
-    with pytest.raises(ValueError, match=r"UserEmailChanged, which users never stores.*mapped_types"):
+    with pytest.raises(
+        ValueError, match=r"UserEmailChanged, which users never stores.*mapped_types"
+    ):
         storage_domain("users", type_prefix="User", routes=emails)
     with pytest.raises(ValueError, match="names UserEmailChanged"):  # another type declared
         storage_domain("users", type_prefix="User", routes=emails, mapped_types=["UserNameChanged"])
-    domain = storage_domain("users", type_prefix="User", routes=emails, mapped_types=["UserEmailChanged"])
-    assert domain.routes[0].matches("UserEmailChanged") and not domain.routes[0].matches("UserUpdated")
+    domain = storage_domain(
+        "users", type_prefix="User", routes=emails, mapped_types=["UserEmailChanged"]
+    )
+    assert domain.routes[0].matches("UserEmailChanged") and not domain.routes[0].matches(
+        "UserUpdated"
+    )
 
 
 async def test_a_stored_change_derives_its_mapped_events_with_stable_ids(

@@ -40,8 +40,10 @@ from .wiring import SyncWiring, sync_wiring
 @pytest.fixture
 async def wired(stack: EmbeddedStack, unique_name: str) -> AsyncIterator[SyncWiring]:
     async with sync_wiring(
-        kafka_url=stack.urls.kafka_url, mongo_url=stack.urls.mongo_url,
-        redis_url=stack.urls.redis_url, name=unique_name,
+        kafka_url=stack.urls.kafka_url,
+        mongo_url=stack.urls.mongo_url,
+        redis_url=stack.urls.redis_url,
+        name=unique_name,
     ) as wiring:
         yield wiring
 

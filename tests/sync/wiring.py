@@ -17,10 +17,9 @@ from workers.cqrs import Repository
 from workers.cqrs.sync import SyncCommands
 from workers.examples.domains.account import ACCOUNT
 from workers.metrics import Metrics
-from workers.ports import SyncResult
-from workers.roles.outbox import Outbox
+from workers.ports import StoredEvents, SyncResult
+from workers.roles.append.outbox import Outbox
 from workers.roles.state import StateLoader
-from workers.runtime.adapters import StoredEvents
 from workers.runtime.compose import Runtime
 from workers.runtime.settings import Settings
 
@@ -45,7 +44,7 @@ class SyncWiring:
         return await self.sync.append(ACCOUNT, aggregate_id, kind, data, Metadata(client_id="t"))
 
     async def stored(self, aggregate_id: str) -> list[Event]:
-        return await self.store.read(("account", aggregate_id))
+        return await self.store.select(("account", aggregate_id))
 
     async def pending(self) -> list[str]:
         """Ids of the stored events still flagged for publishing."""

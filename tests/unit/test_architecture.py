@@ -1,7 +1,8 @@
 """The rooms of the project and the one direction between them, read from the imports; no cycles.
 
 From the bottom up: ``topics`` ← ``snapshot_rules`` ← the foundation (``workers.ports``,
-``workers.metrics``, ``workers.secrets``) ← ``workers.roles`` (role logic on the ports) ←
+``workers.metrics``, ``workers.secrets``) ← ``workers.roles`` (role logic on the ports: what the sides share, then the command, append
+and read sides side by side, then the operator jobs) ←
 ``workers.bus`` and ``workers.storage`` (what the buses share; EventSourcedStorage on its
 document-store port) ← ``workers.cqrs`` (on the storage) ← ``workers.adapters`` (one package per
 technology, implementing the ports of the rooms below) ← ``workers.stream`` (the Faust app and its
@@ -32,6 +33,8 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("snapshot_rules",),
     ("workers", "workers.ports", "workers.metrics", "workers.secrets"),
     ("workers.roles",),
+    ("workers.roles.command", "workers.roles.append", "workers.roles.read"),
+    ("workers.roles.ops",),
     ("workers.bus", "workers.storage"),
     ("workers.cqrs",),
     ("workers.adapters",),
@@ -66,7 +69,9 @@ def room(module: str) -> str:
 
 
 def source_files() -> list[Path]:
-    files = [p for top in ("topics", "snapshot_rules", "workers") for p in (ROOT / top).rglob("*.py")]
+    files = [
+        p for top in ("topics", "snapshot_rules", "workers") for p in (ROOT / top).rglob("*.py")
+    ]
     return sorted(files)
 
 
@@ -118,9 +123,7 @@ def test_every_module_is_in_a_room() -> None:
 def upward(module: str, targets: set[str]) -> list[str]:
     """The imports of ``module`` its room may not make: a room above it, or beside it."""
     own = room(module)
-    return sorted(
-        t for t in targets if room(t) != own and floor(room(t)) >= floor(own)
-    )
+    return sorted(t for t in targets if room(t) != own and floor(room(t)) >= floor(own))
 
 
 @pytest.mark.parametrize("module", sorted(graph()), ids=str)
@@ -170,9 +173,18 @@ def test_devtools_is_imported_only_by_the_cli() -> None:
 
 
 def test_the_checks_catch_an_upward_import_and_a_cycle() -> None:
-    assert upward("workers.roles.commands", {"workers.runtime.settings", "workers.ports"}) == [
-        "workers.runtime.settings"
+    assert upward(
+        "workers.roles.command.commands", {"workers.runtime.settings", "workers.ports"}
+    ) == ["workers.runtime.settings"]
+    sides = {"workers.roles.append.appender", "workers.roles.read.live", "workers.roles.outcomes"}
+    assert upward("workers.roles.command.commands", sides) == [
+        "workers.roles.append.appender",
+        "workers.roles.read.live",
     ]
+    assert upward("workers.roles.state", {"workers.roles.command.ledger"}) == [
+        "workers.roles.command.ledger"
+    ]
+    assert upward("workers.roles.ops.audit", sides) == []
     mongo = "workers.adapters.mongo"
     assert upward("workers.storage.storage", {mongo}) == [mongo]
     assert upward("workers.bus.common", {"workers.storage.ports"}) == ["workers.storage.ports"]

@@ -30,7 +30,13 @@ def chat(kind: str, version: int = 1, room: str = "r1", *, schema: int = 2, **da
     at = T0 + timedelta(seconds=version)
     schema_version = schema if kind == "MessageDeleted" else 1
     return new_event(
-        "chat_room", room, kind, data, version=version, occurred_at=at, schema_version=schema_version
+        "chat_room",
+        room,
+        kind,
+        data,
+        version=version,
+        occurred_at=at,
+        schema_version=schema_version,
     )
 
 
@@ -48,7 +54,9 @@ def deleted(mid: str, sender: str, version: int, role: str | None = None) -> Eve
 
 
 def at(second: int) -> str:
-    return (T0 + timedelta(seconds=second)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return (
+        (T0 + timedelta(seconds=second)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
 
 
 def msg(mid: str, sender: str, content: str, second: int, edited_at: int | None = None) -> Any:
@@ -168,7 +176,11 @@ def test_an_old_delete_without_actor_is_read_as_a_moderators() -> None:
         ("MessageEdited", {"message_id": "m1", "content": "x"}, "data.sender_id is required"),
         ("MessageDeleted", {"message_id": "m1"}, "data.sender_id is required"),
         ("MessageDeleted", {"message_id": "m1", "sender_id": "a", "role": ""}, "non-empty"),
-        ("MessageDeleted", {"message_id": "m1", "sender_id": "a", "why": "spam"}, "data.why is not"),
+        (
+            "MessageDeleted",
+            {"message_id": "m1", "sender_id": "a", "why": "spam"},
+            "data.why is not",
+        ),
     ],
 )
 def test_schema_rejects_bad_data_with_the_field_named(

@@ -44,7 +44,7 @@ def test_no_client_may_send_a_command_id_in_the_desks_name() -> None:
     import pytest
 
     from topics.errors import InvalidInput
-    from workers.roles.requests import parse_request
+    from workers.roles.command.requests import parse_request
 
     body = orjson.dumps({"type": "OrderPlaced", "data": {}, "command_id": "dlq-replay:e-1"})
     with pytest.raises(InvalidInput, match="dead-letter desk"):

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from topics.errors import InvalidEnvelope, InvalidInput
-from workers.roles.requests import CommandRequest, PayloadTooLarge, parse_request
+from workers.roles.command.requests import CommandRequest, PayloadTooLarge, parse_request
 
 LIMIT = 1024
 

@@ -62,7 +62,9 @@ def test_a_name_nothing_resembles_is_still_refused() -> None:
 
 
 def test_after_as_a_bare_string_is_refused_with_the_list_to_write() -> None:
-    with pytest.raises(ValueError, match=r"after='Opened' is a single string; write after=\['Opened'\]"):
+    with pytest.raises(
+        ValueError, match=r"after='Opened' is a single string; write after=\['Opened'\]"
+    ):
         event(after="Opened")
 
 

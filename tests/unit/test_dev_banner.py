@@ -114,4 +114,6 @@ def test_the_banner_names_the_chat_page_when_the_chat_room_is_enabled() -> None:
     for line in shown.splitlines():  # a shell reads every line of it (the export block's way)
         shlex.split(line)
     assert "/chat/" not in banner(jwt, tally_domains(), ())
-    assert "type a name" in banner(Settings.from_env({"EVENTFLEET_AUTH": "none"}), all_domains(), ())
+    assert "type a name" in banner(
+        Settings.from_env({"EVENTFLEET_AUTH": "none"}), all_domains(), ()
+    )

@@ -12,7 +12,8 @@ import inspect
 from pathlib import Path
 
 from topics import errors
-from workers.roles import judge, outcomes
+from workers.roles import outcomes
+from workers.roles.append import judge
 from workers.runtime.answers import ERROR_CODES, status_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,9 +83,7 @@ def test_every_answered_code_is_registered_with_its_one_status() -> None:
 def test_every_registered_code_is_answered_somewhere() -> None:
     answered = {code for _, _, code in error_calls() if code is not None} | computed_codes()
     unused = sorted({e.code for e in ERROR_CODES} - answered)
-    assert not unused, (
-        f"registered but never answered (remove them): {unused}"
-    )
+    assert not unused, f"registered but never answered (remove them): {unused}"
 
 
 def test_a_code_answered_from_a_value_keeps_its_status() -> None:

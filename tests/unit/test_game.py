@@ -74,7 +74,9 @@ def test_actions_before_a_start_are_recorded_and_ignored() -> None:
      ("MatchEnded", {"winner": ""}, "non-empty"),
      ("MatchEnded", {"loser": "bob"}, "not a known field")],
 )  # fmt: skip
-def test_bad_data_is_refused_naming_the_field(kind: str, data: dict[str, Any], problem: str) -> None:
+def test_bad_data_is_refused_naming_the_field(
+    kind: str, data: dict[str, Any], problem: str
+) -> None:
     with pytest.raises(InvalidEventData, match=problem):
         GAME.check_data(kind, data)
     GAME.check_data("MatchEnded", {})  # the winner is optional

@@ -54,7 +54,11 @@ async def fill(producer: MemoryProducer, partition: int, count: int) -> None:
 
 
 def closer(
-    positions: MemoryPositions, consumer: Consumer, clock: Clock, *, receiving: list[bool] | None = None
+    positions: MemoryPositions,
+    consumer: Consumer,
+    clock: Clock,
+    *,
+    receiving: list[bool] | None = None,
 ) -> GapCloser:
     """``receiving[0]``: the agent keeps receiving records (a backlog ahead of a redelivery)."""
     flag = receiving if receiving is not None else [False]

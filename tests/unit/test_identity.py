@@ -17,8 +17,9 @@ from tests.tokens import AUDIENCE, ISSUER, Issuer
 from topics.envelope import Actor
 from topics.errors import ConfigError, Unauthenticated
 from workers.http.console.html import page
-from workers.runtime.auth import make_authenticator
-from workers.runtime.identity import (
+from workers.runtime.door.auth import make_authenticator
+from workers.runtime.door.identity import (
+    Authenticator,
     Credentials,
     JwtAuthenticator,
     KeySet,
@@ -27,6 +28,7 @@ from workers.runtime.identity import (
     trusted_networks,
 )
 from workers.runtime.settings import Settings
+from workers.secrets import read_secrets
 
 
 def b64(raw: bytes) -> str:
@@ -153,7 +155,9 @@ async def test_hs256_tokens_verify_only_with_the_secret_file() -> None:
     )  # fmt: skip
     claims = Issuer.claims(Issuer.__new__(Issuer), "svc", ["r"])
     good = jwt.encode(claims, secret, algorithm="HS256")
-    assert (await auth.authenticate(Credentials(authorization=(f"Bearer {good}",)))).principal == "svc"
+    assert (
+        await auth.authenticate(Credentials(authorization=(f"Bearer {good}",)))
+    ).principal == "svc"
     bad = jwt.encode(claims, b"x" * 48, algorithm="HS256")
     with pytest.raises(Unauthenticated) as refused:
         await auth.authenticate(Credentials(authorization=(f"Bearer {bad}",)))
@@ -222,13 +226,18 @@ async def test_proxy_headers_count_only_from_trusted_addresses() -> None:
     ],
 )
 async def test_a_worker_needs_a_choice_that_works(env: dict[str, str], words: str) -> None:
-    settings = Settings.from_env(env)
     with pytest.raises(ConfigError, match=words):
-        await make_authenticator(settings, required=True)
+        await worker_authenticator(env)
+
+
+async def worker_authenticator(env: dict[str, str]) -> Authenticator:
+    """What ``eventfleet worker`` makes of ``env``: its secrets read once, then the door."""
+    settings = Settings.from_env(env)
+    return await make_authenticator(settings, read_secrets(settings, env), required=True)
 
 
 async def test_none_is_open_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
-    auth = await make_authenticator(Settings.from_env({"EVENTFLEET_AUTH": "none"}), required=True)
+    auth = await worker_authenticator({"EVENTFLEET_AUTH": "none"})
     assert auth.mode == "none" and "open to anyone" in caplog.text
     assert await auth.authenticate(Credentials()) == Actor("anonymous", ())
     assert 'id="auth-none"' in page("x", "", actions=False, auth="none")
@@ -241,16 +250,11 @@ async def test_a_key_set_that_cannot_be_read_stops_the_start(tmp_path: Any) -> N
     for jwks, words in ((str(tmp_path / "nope.json"), "could not be read"),
                         ("http://example.com/jwks", "https")):  # fmt: skip
         with pytest.raises(ConfigError, match=words):
-            await make_authenticator(
-                Settings.from_env({**missing, "EVENTFLEET_AUTH_JWKS": jwks}), required=True
-            )
+            await worker_authenticator({**missing, "EVENTFLEET_AUTH_JWKS": jwks})
     short = tmp_path / "secret"
     short.write_bytes(b"too short")
     with pytest.raises(ConfigError, match="at least 32"):
-        await make_authenticator(
-            Settings.from_env({**missing, "EVENTFLEET_AUTH_HS256_SECRET_FILE": str(short)}),
-            required=True,
-        )
+        await worker_authenticator({**missing, "EVENTFLEET_AUTH_HS256_SECRET_FILE": str(short)})
 
 
 async def test_a_remembered_token_is_verified_again_once_its_key_is_gone(issuer: Issuer) -> None:

@@ -14,7 +14,7 @@ from topics.errors import ConfigError
 from workers.adapters.kafka import KafkaConfig, plain
 from workers.runtime.connections import kafka_config
 from workers.runtime.settings import Settings
-from workers.secrets import Secret
+from workers.secrets import Secret, read_secrets
 from workers.stream.faust_app import faust_credentials
 
 
@@ -107,9 +107,10 @@ def test_the_password_comes_from_a_file_or_a_variable_named_in_the_settings(
         "EVENTFLEET_KAFKA_SSL_CAFILE": ca_file,
     }
     by_file = Settings.from_env({**common, "EVENTFLEET_KAFKA_SASL_PASSWORD_FILE": str(secret)})
-    assert kafka_config(by_file, {}).client_kwargs()["sasl_plain_password"] == "from-file"
+    config = kafka_config(by_file, read_secrets(by_file, {}))
+    assert config.client_kwargs()["sasl_plain_password"] == "from-file"
     by_env = Settings.from_env({**common, "EVENTFLEET_KAFKA_SASL_PASSWORD_ENV": "KAFKA_PW"})
-    config = kafka_config(by_env, {"KAFKA_PW": "from-env"})
+    config = kafka_config(by_env, read_secrets(by_env, {"KAFKA_PW": "from-env"}))
     assert config.client_kwargs()["sasl_plain_password"] == "from-env"
 
 
@@ -141,4 +142,4 @@ def test_a_missing_secret_or_file_stops_the_start_with_the_setting_to_fix(
         }
     )
     with pytest.raises(ConfigError, match=message):
-        kafka_config(settings, environ)
+        kafka_config(settings, read_secrets(settings, environ))

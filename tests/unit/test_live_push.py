@@ -23,9 +23,11 @@ class FakeTransport:
         self.buffered = 0  # what the kernel has not taken yet
         self.high = high
         self.closing = False
+        self.wrote = asyncio.Event()
 
     def write(self, data: bytes) -> None:
         self.written.append(data)
+        self.wrote.set()
 
     def get_write_buffer_size(self) -> int:
         return self.buffered
@@ -50,10 +52,9 @@ def sink_on(transport: FakeTransport, *, websocket: bool = False, closed: bool =
     registry = CollectorRegistry()
     return Sink(
         transport,  # type: ignore[arg-type]
-        outbox=Outbox(),
+        outbox=Outbox(LoopHistogram("x_seconds", "x", LATENCY_BUCKETS_S, registry), linger_s=0),
         ready=SharedEvents(_unopened, open_now=list).ready,
         counted=LoopCounter("x_total", "x", "kind", registry).labels("aggregate"),
-        latency=LoopHistogram("x_seconds", "x", LATENCY_BUCKETS_S, registry),
         websocket=websocket,
         is_closed=lambda: closed,
     )
@@ -136,3 +137,57 @@ async def test_websocket_frames_of_a_turn_are_written_together_and_never_after_a
     sink(event(1))  # the socket closes: the connection ends, what it held is dropped
     await a_turn()
     assert closed.written == []
+
+
+def counting_sinks(
+    transports: Sequence[FakeTransport], *, linger_s: float = 0
+) -> tuple[list[Sink], LoopHistogram, CollectorRegistry]:
+    """Sinks of one process (one outbox, one shared event per version)."""
+    registry = CollectorRegistry()
+    latency = LoopHistogram("x_seconds", "x", LATENCY_BUCKETS_S, registry)
+    outbox = Outbox(latency, linger_s=linger_s)
+    shared = SharedEvents(_unopened, open_now=list)
+    counted = LoopCounter("x_total", "x", "kind", registry).labels("aggregate")
+    sinks = [Sink(t, outbox=outbox, ready=shared.ready, counted=counted)  # type: ignore[arg-type]
+             for t in transports]  # fmt: skip
+    return sinks, latency, registry
+
+
+def observed(registry: CollectorRegistry) -> float | None:
+    return registry.get_sample_value("x_seconds_count")
+
+
+async def test_what_turns_push_within_the_linger_goes_out_in_one_write() -> None:
+    transport = FakeTransport()
+    [sink], _, _ = counting_sinks([transport], linger_s=0.05)
+    assert sink(event(1))
+    await a_turn()
+    assert sink(event(2))  # a later turn (the feed's next read) within the linger
+    await a_turn()
+    assert transport.written == []  # lingering: more may come
+    await asyncio.wait_for(transport.wrote.wait(), 5)
+    [chunk] = transport.written
+    assert chunk.count(b"id: ") == 2 and chunk.index(b"id: 1\n") < chunk.index(b"id: 2\n")
+
+
+async def test_one_event_pushed_to_many_connections_is_one_frame_observed_per_delivery() -> None:
+    transports = [FakeTransport() for _ in range(10)]
+    sinks, _, registry = counting_sinks(transports)
+    shared = event(1)  # as the feed hands it to every listener of its channel
+    assert all(sink(shared) for sink in sinks)
+    await a_turn()
+    assert all(t.written == transports[0].written for t in transports)
+    assert observed(registry) == 10  # every delivery, observed in one go
+    assert registry.get_sample_value("x_total", {"kind": "aggregate"}) == 10
+
+
+async def test_frames_dropped_for_a_client_that_left_are_not_counted_as_delivered() -> None:
+    here, gone = FakeTransport(), FakeTransport()
+    sinks, _, registry = counting_sinks([here, gone])
+    shared = event(1)
+    assert all(sink(shared) for sink in sinks)
+    gone.closing = True  # the client left before the flush
+    await a_turn()
+    assert gone.written == [] and len(here.written) == 1
+    assert observed(registry) == 1
+    assert registry.get_sample_value("x_total", {"kind": "aggregate"}) == 1

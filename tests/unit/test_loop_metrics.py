@@ -38,3 +38,15 @@ def test_a_loop_histogram_is_exposed_as_a_histogram_with_the_same_buckets() -> N
         histogram.observe(amount)
         reference.observe(amount)
     assert exposed(ours) == exposed(theirs)
+
+
+def test_an_amount_observed_several_times_at_once_is_as_many_observations() -> None:
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    histogram = LoopHistogram("x_delivery_seconds", "Latency.", LATENCY_BUCKETS_S, ours)
+    reference = Histogram("x_delivery_seconds", "Latency.", buckets=LATENCY_BUCKETS_S,
+                          registry=theirs)  # fmt: skip
+    histogram.observe(0.25, 10)  # one event's ten deliveries of one flush
+    histogram.observe(0.5, 0)  # none: nothing observed
+    for _ in range(10):
+        reference.observe(0.25)
+    assert exposed(ours) == exposed(theirs)

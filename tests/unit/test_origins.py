@@ -6,7 +6,7 @@ import pytest
 
 from topics.errors import ConfigError
 from workers.http.bodies import is_json
-from workers.runtime.origins import OriginPolicy, allowed_origins, parse_origin
+from workers.runtime.door.origins import OriginPolicy, allowed_origins, parse_origin
 from workers.runtime.settings import Settings
 
 

@@ -132,7 +132,9 @@ FAUST_INTERNALS = ("_thread._consumer", "_committed_offset", "_coordinator.coord
 
 
 @pytest.mark.parametrize("use", USES, ids=[f"{u[1].__name__}.{u[2]}" for u in USES])
-def test_each_internal_is_used_where_it_is_listed_and_only_in_its_home(use: tuple[Any, ...]) -> None:
+def test_each_internal_is_used_where_it_is_listed_and_only_in_its_home(
+    use: tuple[Any, ...],
+) -> None:
     _, _, attribute, user, _ = use
     assert user.startswith(HOMES), f"{user} reaches {attribute}: move that use into {HOMES[0]}"
     path = ROOT / user

@@ -12,7 +12,7 @@ import importlib
 import pytest
 
 PUBLIC = {
-    "topics": ["catalog", "envelope", "errors"],
+    "topics": ["catalog", "envelope", "errors", "jsonvalue"],
     "snapshot_rules": [
         "declaration", "domain", "personal", "projection", "queries", "replay", "rules", "schema", "upcasting",
     ],
@@ -25,11 +25,16 @@ PUBLIC = {
         "adapters", "bus", "cli", "client", "cqrs", "devtools", "metrics", "ports", "roles", "runtime",
         "storage",
     ],
-    "workers.roles": [
-        "appender", "archive", "audit", "commands", "deadletter", "dlq_replay", "forwarder", "judge", "newfilter",
-        "outbox", "paging", "personal", "projections", "requests", "retry", "snapshotter", "state",
+    "workers.roles": ["append", "command", "deadletter", "ops", "outcomes", "personal", "read", "retry", "state"],
+    "workers.roles.command": [
+        "async_mode", "commands", "fate", "intake", "ledger", "newfilter", "refusals", "requests",
+        "resolver", "sync_mode",
     ],
+    "workers.roles.append": ["appender", "bridge", "fates", "forwarder", "judge", "outbox"],
+    "workers.roles.read": ["live", "paging", "projections", "snapshotter"],
+    "workers.roles.ops": ["archive", "audit", "dlq_replay"],
     "workers.runtime": ["adapters", "compose", "serve", "settings"],
+    "workers.runtime.door": ["auth", "identity", "origins"],
     "workers.adapters": ["kafka", "memory", "mongo", "nats", "redis"],
     "workers.adapters.kafka": [
         "KafkaAppendProgress", "KafkaBusOptions", "KafkaConfig", "KafkaEventBus", "KafkaLagReader", "KafkaPositions",
@@ -75,18 +80,22 @@ PUBLIC = {
         "ServiceProcess", "StackStartError", "StackUrls", "free_port",
     ],
     "workers.cli": ["main", "parser"],
+    "workers.http.ryw": [
+        "CHUNK", "DEFAULT_WAIT_MS", "MAX_WAIT_MS", "NOBODY", "Caller", "NotYetStored",
+        "ReadAfter", "RefusedAtStore", "TooManyWaiters", "WaitingContext", "WriteWaiter",
+    ],
     "workers.client": [
         "RECONNECT", "ApiError", "Appended", "ArgumentError", "AsyncClient", "Backoff", "Client",
         "ClientError", "Erased", "Event", "EventPage", "Json", "JsonObject", "Outcome", "Retrying",
         "State", "Stream", "TokenSource", "TransportError", "errors",
     ],
     "workers.ports": [
-        "LIVE", "NEW_AGGREGATE", "STORE_VERDICTS", "UNKNOWN", "ActionLog", "AggregateRef", "AppendConflict", "AppendProgress", "ArchivableEvents", "CommandMemory",
-        "CommandRecord", "DataKey", "Delivery", "Erasure", "EventBus", "EventStore", "Handler", "Head", "KeyStore",
-        "Listening", "LiveChannel", "LiveDeliver", "LiveFeed", "MarkRequest",
-        "MarkResult", "Marker", "OperatorAction", "Outgoing", "PendingEvents", "Positions", "Producer", "Record", "Rejection", "ReplayClaim",
-        "Rejections", "RuleState", "RuleStates", "Snapshot", "SnapshotLadder", "SnapshotStore", "Subscription", "SyncAppender", "SyncResult", "TicketStore", "TopicTail", "TopicWindow",
-        "ViewDoc", "ViewStaging", "ViewStore",
+        "LIVE", "NEW_AGGREGATE", "PARKED", "STORE_VERDICTS", "UNKNOWN", "ActionLog", "AggregateRef", "AppendConflict", "AppendProgress", "ArchivableEvents", "CommandMemory",
+        "CommandRecord", "DataKey", "Delivery", "Erasure", "EventBus", "EventQuery", "EventSearch", "EventStore", "Handler", "Head", "KeyStore",
+        "Listening", "LiveChannel", "LiveDeliver", "LiveFeed", "LogProbe", "MarkRequest",
+        "MarkResult", "Marker", "OperatorAction", "Outgoing", "ParkedEntry", "ParkedEvents", "PendingEvents", "Positions", "Producer", "Record", "Rejection", "ReplayClaim",
+        "Rejections", "RuleState", "RuleStates", "SearchPosition", "Snapshot", "SnapshotLadder", "SnapshotStore", "StoredEvents", "Subscription", "SyncAppender", "SyncResult", "TicketStore", "Told", "TopicTail", "TopicWindow",
+        "ViewDoc", "ViewStaging", "ViewStore", "check_head",
     ],
 }  # fmt: skip
 

@@ -21,10 +21,8 @@ from workers.adapters.memory.live import MemoryLiveFeed
 from workers.adapters.memory.rejections import MemoryRejections
 from workers.examples.domains import default_domains
 from workers.http.queries import failure
-from workers.http.read_your_writes import (
+from workers.http.ryw import (
     CHUNK,
-    FIRST_POLL_S,
-    SAFETY_PER_TICK,
     Caller,
     NotYetStored,
     ReadAfter,
@@ -32,6 +30,7 @@ from workers.http.read_your_writes import (
     TooManyWaiters,
     WriteWaiter,
 )
+from workers.http.ryw.reads import FIRST_POLL_S, SAFETY_PER_TICK
 from workers.metrics import create_ryw_metrics
 from workers.ports import AggregateRef, Head, LiveFeed, Outgoing, Rejection
 
@@ -278,7 +277,10 @@ async def test_a_read_that_needs_no_wait_is_answered_at_the_bound_too() -> None:
 
 
 async def test_the_waiters_of_one_aggregate_share_one_store_check_per_interval() -> None:
-    poll_s, many = 0.02, 200  # each read waits 2 s: all of them are waiting long before the first ends
+    poll_s, many = (
+        0.02,
+        200,
+    )  # each read waits 2 s: all of them are waiting long before the first ends
     wait, events, feed, registry = bounded_waiter(
         max_waiters=1000, max_per_principal=1000, safety_poll_s=poll_s
     )

@@ -78,7 +78,9 @@ async def test_a_start_still_under_way_says_so_in_the_log(caplog: pytest.LogCapt
     fleet.stopped.set()
     async with asyncio.timeout(5):
         assert await starting is False
-    assert all(r.levelname == "WARNING" for r in caplog.records if "still starting" in r.getMessage())
+    assert all(
+        r.levelname == "WARNING" for r in caplog.records if "still starting" in r.getMessage()
+    )
 
 
 async def test_a_start_that_ends_in_time_warns_nothing(caplog: pytest.LogCaptureFixture) -> None:

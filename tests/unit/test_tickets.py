@@ -30,7 +30,9 @@ class Clock:
         return self.now
 
 
-def tickets(clock: Clock, store: MemoryTicketStore | None = None) -> tuple[Tickets, MemoryTicketStore]:
+def tickets(
+    clock: Clock, store: MemoryTicketStore | None = None
+) -> tuple[Tickets, MemoryTicketStore]:
     kept = store or MemoryTicketStore(clock=clock)
 
     async def opened() -> TicketStore:

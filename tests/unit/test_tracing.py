@@ -152,7 +152,7 @@ async def test_a_dead_letter_s_replay_links_to_the_trace_of_the_event_that_faile
 ) -> None:
     from tests.console.test_dlq_replay import EVENT, Commands, letter, replayer
     from workers.adapters.memory import MemoryActionLog
-    from workers.roles.dlq_replay import draft, entry_of
+    from workers.roles.ops.dlq_replay import draft, entry_of
 
     record = letter(encode(EVENT))
     record = Record(record.topic, record.partition, record.offset, record.key, record.value,
@@ -172,7 +172,7 @@ async def test_a_dead_letter_s_replay_links_to_the_trace_of_the_event_that_faile
 
 def test_a_dead_letter_without_context_keeps_none() -> None:
     from tests.console.test_dlq_replay import EVENT, letter
-    from workers.roles.dlq_replay import entry_of
+    from workers.roles.ops.dlq_replay import entry_of
 
     assert entry_of(letter(encode(EVENT))).context == ()
 

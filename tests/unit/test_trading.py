@@ -54,7 +54,9 @@ def test_a_crossing_order_trades_at_the_resting_price_by_priority() -> None:
      ({"buy_order_id": "bx", "sell_order_id": "s1", "price": 99, "qty": 1}, "not the best resting bid"),
      ({"buy_order_id": "b1", "sell_order_id": "sx", "price": 99, "qty": 1}, "not the best resting ask")],
 )  # fmt: skip
-def test_a_trade_between_incompatible_prices_is_refused(trade: dict[str, Any], problem: str) -> None:
+def test_a_trade_between_incompatible_prices_is_refused(
+    trade: dict[str, Any], problem: str
+) -> None:
     book = listed()
     book.record("OrderPlaced", order("b1", "buy", 99, 5, "ann"))
     book.record("OrderPlaced", order("s1", "sell", 100, 5, "bob"))
@@ -93,10 +95,16 @@ def test_a_crossed_book_takes_only_the_trades_that_uncross_it() -> None:
     with pytest.raises(StateRejected, match="the book is crossed"):
         book.record("OrderPlaced", order("b2", "buy", 90, 1, "cy"))
     with pytest.raises(StateRejected, match="must be 100, the price of the order that rested"):
-        book.record("TradeExecuted", {"buy_order_id": "b1", "sell_order_id": "s1", "price": 101, "qty": 2})
+        book.record(
+            "TradeExecuted", {"buy_order_id": "b1", "sell_order_id": "s1", "price": 101, "qty": 2}
+        )
     with pytest.raises(StateRejected, match="more than the 2 both have left"):
-        book.record("TradeExecuted", {"buy_order_id": "b1", "sell_order_id": "s1", "price": 100, "qty": 3})
-    book.record("TradeExecuted", {"buy_order_id": "b1", "sell_order_id": "s1", "price": 100, "qty": 2})
+        book.record(
+            "TradeExecuted", {"buy_order_id": "b1", "sell_order_id": "s1", "price": 100, "qty": 3}
+        )
+    book.record(
+        "TradeExecuted", {"buy_order_id": "b1", "sell_order_id": "s1", "price": 100, "qty": 2}
+    )
     assert book.state is not None and not crossed(book.state)
 
 
@@ -106,7 +114,9 @@ def test_one_traders_orders_never_trade_with_each_other() -> None:
     place(book, "b1", "buy", 100, 5, "ann")
     assert [e.type for e in book.changes] == ["InstrumentListed", "OrderPlaced", "OrderPlaced"]
     with pytest.raises(StateRejected, match="self-trades are refused"):
-        book.record("TradeExecuted", {"buy_order_id": "b1", "sell_order_id": "s1", "price": 100, "qty": 1})
+        book.record(
+            "TradeExecuted", {"buy_order_id": "b1", "sell_order_id": "s1", "price": 100, "qty": 1}
+        )
     cancel_order(book, CancelOrder(aggregate_id="ACME", order_id="b1", trader_id="ann"))
     assert book.state is not None and not crossed(book.state)
 

@@ -31,8 +31,8 @@ from workers.adapters.memory import (
 )
 from workers.examples.domains import all_domains
 from workers.metrics import create_metrics
-from workers.roles.audit import Auditor, AuditSources
-from workers.roles.projections import ProjectionRunner
+from workers.roles.ops.audit import Auditor, AuditSources
+from workers.roles.read.projections import ProjectionRunner
 from workers.roles.state import StateLoader
 
 DOMAINS = all_domains()
@@ -71,7 +71,9 @@ async def _replays(domain: Domain, events: list[Event]) -> tuple[Any, Any, bool]
         await runner.catch_up((domain.name, "a-1"))
         doc = await view_store.load((domain.name, "a-1"))
         views.append(None if doc is None else doc.view)
-    report = await Auditor(Domains([domain]), AuditSources(events=store, snapshots=snapshots)).audit()
+    report = await Auditor(
+        Domains([domain]), AuditSources(events=store, snapshots=snapshots)
+    ).audit()
     return folded, views, report.ok
 
 
@@ -145,14 +147,19 @@ def test_upcasters_chain_from_any_older_version_and_leave_current_events_alone()
 
 
 def test_an_event_from_newer_code_is_not_guessed_at() -> None:
-    with pytest.raises(UnknownSchemaVersion, match=r"schema version 4, but this code knows versions 1 to 3"):
+    with pytest.raises(
+        UnknownSchemaVersion, match=r"schema version 4, but this code knows versions 1 to 3"
+    ):
         SCALE.upcast(weighed({"grams": 1}, 4))
     assert issubclass(UnknownSchemaVersion, ReplayFailed)  # queries: 500 replay_failed, parked
 
 
 def test_a_failing_upcaster_names_itself_and_the_event() -> None:
     # Step 1 -> 2 passes "weight" along; step 2 -> 3 needs "amount": the failing step is named.
-    with pytest.raises(ReplayFailed, match=r"scale s1: the upcaster of Weighed from schema version 2 raised KeyError\('amount'\) on the event at version 1"):
+    with pytest.raises(
+        ReplayFailed,
+        match=r"scale s1: the upcaster of Weighed from schema version 2 raised KeyError\('amount'\) on the event at version 1",
+    ):
         SCALE.upcast(weighed({"weight": 2}, 1))
     broken = Domain(name="b", events={"E": event(upcasts=[Upcast(fields(), lambda d: None)])},  # type: ignore[arg-type,return-value]
                     reducer=keep)  # fmt: skip

@@ -48,6 +48,14 @@ def partition_for(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
+def check_key(key: object) -> None:
+    """TypeError unless ``key`` is a record key (bytes): what a partition is asked of."""
+    if not isinstance(key, bytes):
+        raise TypeError(
+            f"a record key is bytes (an aggregate's b'<type>:<id>'), got {type(key).__name__} {key!r:.80}"
+        )
+
+
 class CachedPartitioner:
     """aiokafka's ``partitioner``: a key's partition by murmur2, each key hashed once while
     it stays among the last ``size`` keys seen (the memory is cleared when it is full)."""

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC
-from typing import Any
 
 from topics.envelope import Event, metadata_of
+from topics.jsonvalue import JsonObject
 from workers.ports import AppendConflict
 
-Document = dict[str, Any]
+Document = JsonObject
 
 
 def event_to_document(event: Event) -> Document:
@@ -63,16 +63,16 @@ def check_append(events: Sequence[Event]) -> None:
 
 
 def check_read(limit: int | None) -> None:
-    """The arguments of ``EventStore.read`` every backend refuses alike."""
+    """The limit of a search every backend refuses alike."""
     if limit is not None and limit < 0:
         # PyMongo would read a negative limit as "abs(limit), in one batch".
         raise ValueError(f"limit must be 0 (no limit) or more, got {limit}")
 
 
-def check_read_back(limit: int, types: Sequence[str] | None) -> None:
-    """The arguments of ``EventStore.read_back`` every backend refuses alike."""
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise ValueError(f"read_back needs a limit of 1 or more, got {limit!r}")
+def check_select(limit: int | None, types: Sequence[str] | None) -> None:
+    """The arguments of ``EventStore.select`` every backend refuses alike."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"a select's limit is 1 or more, or None for every event; got {limit!r}")
     if isinstance(types, str):
         raise ValueError(f"types must be a list of event types, got the string {types!r}")
 

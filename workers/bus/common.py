@@ -146,7 +146,12 @@ async def deliver(
 
 
 async def dead_letter_until_done(
-    dead_letter: DeadLetterSink, reason: str, attempts: int, policy: RetryPolicy, where: str, what: str
+    dead_letter: DeadLetterSink,
+    reason: str,
+    attempts: int,
+    policy: RetryPolicy,
+    where: str,
+    what: str,
 ) -> None:
     """Dead-letter, retrying while the server is down: dropping the event is never an option."""
     log.error("%s: dead-lettering %s after %d attempts: %s", where, what, attempts, reason)

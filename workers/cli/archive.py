@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, TextIO
+from typing import TextIO, TypeVar
 
 import orjson
 
 from topics.errors import EventfleetError
 from workers.runtime.settings import Settings
 
+ParserT = TypeVar("ParserT", bound=argparse.ArgumentParser)
+"""The top-level parser's class (``workers.cli.args.Parser``, which imports this module)."""
 
-def add_parser(commands: Any, formatter: type[argparse.HelpFormatter]) -> None:
+
+def add_parser(
+    commands: argparse._SubParsersAction[ParserT], formatter: type[argparse.HelpFormatter]
+) -> None:
     archive = commands.add_parser(
         "archive",
         help="move history past each domain's retention to the archive (--dry-run: only say)",
@@ -34,8 +39,10 @@ def add_parser(commands: Any, formatter: type[argparse.HelpFormatter]) -> None:
     archive.add_argument("--json", action="store_true", help="print the moves as JSON")
 
 
-async def run_archive(settings: Settings, args: Any, *, out: TextIO | None = None) -> int:
-    from workers.roles.archive import Archiver
+async def run_archive(
+    settings: Settings, args: argparse.Namespace, *, out: TextIO | None = None
+) -> int:
+    from workers.roles.ops.archive import Archiver
     from workers.runtime.compose import Runtime, load_domains
 
     out = out or sys.stdout

@@ -48,8 +48,10 @@ def _with_suggestion(message: str) -> str:
         return message
     choices = re.findall(r"'([^']*)'", found.group(2))
     hint = did_you_mean(found.group(1), choices)
-    return message[: found.start()] + f"invalid choice: {found.group(1)!r}{hint} " + (
-        f"(choose from {found.group(2)})"
+    return (
+        message[: found.start()]
+        + f"invalid choice: {found.group(1)!r}{hint} "
+        + (f"(choose from {found.group(2)})")
     )
 
 

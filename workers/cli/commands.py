@@ -6,9 +6,9 @@ their runtime with ``roles=()``: no Kafka producer, no Redis connection.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable, Coroutine
-from typing import Any
 
 import orjson
 
@@ -16,11 +16,11 @@ from topics.envelope import Event
 from topics.errors import EventfleetError
 from workers.cli import archive, dlq, erase, openapi
 from workers.ports import AggregateRef, EventStore
-from workers.roles.paging import read_all, read_page
+from workers.roles.read.paging import read_all, read_page
 from workers.runtime.compose import ROLES, Runtime, load_domains
 from workers.runtime.settings import Settings
 
-Handler = Callable[[Settings, Any], Coroutine[Any, Any, int]]
+Handler = Callable[[Settings, argparse.Namespace], Coroutine[object, None, int]]
 
 
 class CommandFailed(EventfleetError):
@@ -31,7 +31,7 @@ class UsageError(EventfleetError):
     """Arguments that argparse alone cannot check do not fit together (exit 2)."""
 
 
-async def run_dev(settings: Settings, args: Any) -> int:
+async def run_dev(settings: Settings, args: argparse.Namespace) -> int:
     from workers.devtools.dev import dev
 
     return await dev(
@@ -44,23 +44,25 @@ async def run_dev(settings: Settings, args: Any) -> int:
     )
 
 
-async def run_worker(settings: Settings, args: Any) -> int:
+async def run_worker(settings: Settings, args: argparse.Namespace) -> int:
     from workers.http import register
-    from workers.runtime.auth import make_authenticator
     from workers.runtime.connections import required_master_key
+    from workers.runtime.door.auth import make_authenticator
     from workers.runtime.rebuild import projection_named
     from workers.runtime.serve import serve
+    from workers.secrets import read_secrets
 
     if args.role == "projection" and not args.projection:
         raise UsageError("worker: --role projection needs --projection NAME")
     domains = load_domains(settings.domains)  # a bad domain set fails before any connection
     if args.projection:
         projection_named(domains, args.projection)
+    secrets = read_secrets(settings)  # every secret, read and checked once, before connecting
     # No explicit, working choice of who may call: refuse before any connection.
-    authenticator = await make_authenticator(settings, required=True)
-    required_master_key(settings, domains)  # personal data and no master key: refuse as well
+    authenticator = await make_authenticator(settings, secrets, required=True)
+    required_master_key(secrets, domains)  # personal data and no master key: refuse as well
     roles = ROLES if args.role == "all" else (args.role,)
-    runtime = await Runtime.start(settings, roles=roles, domains=domains)
+    runtime = await Runtime.start(settings, roles=roles, domains=domains, secrets=secrets)
     suffix = f"projection-{args.projection}" if args.role == "projection" else args.role
     projections = (args.projection,) if args.role == "projection" else ()
     return await serve(
@@ -74,13 +76,16 @@ async def run_worker(settings: Settings, args: Any) -> int:
     )
 
 
-async def run_topics(settings: Settings, args: Any) -> int:
+async def run_topics(settings: Settings, args: argparse.Namespace) -> int:
     from workers.adapters.kafka import ensure_topics
     from workers.runtime.connections import fleet_catalog, kafka_config
+    from workers.secrets import read_secrets
 
     specs = fleet_catalog(settings, load_domains(settings.domains))
     create = args.topics_command == "ensure"
-    reports = await ensure_topics(kafka_config(settings), specs, create=create)
+    reports = await ensure_topics(
+        kafka_config(settings, read_secrets(settings)), specs, create=create
+    )
     if args.json:
         rows = [{"name": r.name, "status": r.status, "detail": r.detail} for r in reports]
         print(orjson.dumps(rows).decode())
@@ -99,13 +104,13 @@ async def run_topics(settings: Settings, args: Any) -> int:
     return 1 if bad else 0
 
 
-async def run_projections(settings: Settings, args: Any) -> int:
+async def run_projections(settings: Settings, args: argparse.Namespace) -> int:
     from workers.runtime.rebuild import run_rebuild
 
     return await run_rebuild(settings, args.name)
 
 
-async def run_replay(settings: Settings, args: Any) -> int:
+async def run_replay(settings: Settings, args: argparse.Namespace) -> int:
     domains = load_domains(settings.domains)
     domain = domains.get(args.aggregate_type)  # an unknown type fails before any connection
     runtime = await Runtime.start(settings, roles=(), domains=domains)  # no producer, no Redis
@@ -149,7 +154,7 @@ async def run_replay(settings: Settings, args: Any) -> int:
 
 
 async def _replayed_events(
-    store: EventStore, ref: AggregateRef, args: Any, up_to: int
+    store: EventStore, ref: AggregateRef, args: argparse.Namespace, up_to: int
 ) -> tuple[list[Event], bool]:
     """The events to print up to version ``up_to`` (one page of ``--limit``, or all of them,
     read in bounded pages), and whether more follow (versions are contiguous, so the last one
@@ -164,7 +169,7 @@ async def _replayed_events(
     return shown, last < up_to
 
 
-async def run_audit(settings: Settings, args: Any) -> int:
+async def run_audit(settings: Settings, args: argparse.Namespace) -> int:
     from workers.runtime.audit import auditor
 
     runtime = await Runtime.start(settings, roles=())  # read-only: no producer
@@ -190,7 +195,7 @@ async def run_audit(settings: Settings, args: Any) -> int:
     return 0 if report.ok else 1
 
 
-async def run_bench(settings: Settings, args: Any) -> int:
+async def run_bench(settings: Settings, args: argparse.Namespace) -> int:
     from workers.devtools.bench import bench
 
     return await bench(

@@ -12,13 +12,15 @@ import argparse
 import getpass
 import logging
 import sys
-from collections.abc import Callable
-from typing import Any, TextIO
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, TextIO, TypeVar
 
 import orjson
 
 from topics.errors import EventfleetError, InvalidInput
-from workers.roles.dlq_replay import (
+from topics.jsonvalue import JsonObject
+from workers.roles.ops.dlq_replay import (
     DeadLetterEntry,
     check_operator,
     draft,
@@ -27,10 +29,18 @@ from workers.roles.dlq_replay import (
 )
 from workers.runtime.settings import Settings
 
+if TYPE_CHECKING:
+    from workers.http.console.desk import DeadLetterDesk
+
 USAGE, FAILURE = 2, 1
 
+ParserT = TypeVar("ParserT", bound=argparse.ArgumentParser)
+"""The top-level parser's class (``workers.cli.args.Parser``, which imports this module)."""
 
-def add_parser(commands: Any, formatter: type[argparse.HelpFormatter]) -> None:
+
+def add_parser(
+    commands: argparse._SubParsersAction[ParserT], formatter: type[argparse.HelpFormatter]
+) -> None:
     """Register ``dlq`` on the top-level subparsers (``formatter`` shows the defaults)."""
     dlq = commands.add_parser(
         "dlq",
@@ -85,7 +95,7 @@ def add_parser(commands: Any, formatter: type[argparse.HelpFormatter]) -> None:
     skip.add_argument("--operator", help="who skips, for the audit trail (default: $USER)")
 
 
-async def run_dlq(settings: Settings, args: Any) -> int:
+async def run_dlq(settings: Settings, args: argparse.Namespace) -> int:
     if settings.log_level.lower() != "debug":
         # A broker that cannot be reached is said once, in our one-line error, not logged too.
         logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
@@ -102,16 +112,10 @@ async def run_dlq(settings: Settings, args: Any) -> int:
         return FAILURE
 
 
-async def run_list(settings: Settings, args: Any, out: TextIO | None = None) -> int:
+async def run_list(settings: Settings, args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
-    from workers.http.console.desk import DeadLetterDesk
-    from workers.runtime.compose import Runtime
-
-    runtime = await Runtime.start(settings, roles=())  # reads only: no producer, no Redis
-    try:
-        entries = await DeadLetterDesk(runtime, via="cli").entries()
-    finally:
-        await runtime.stop()
+    async with _desk(settings) as desk:  # reads only: no producer, no Redis
+        entries = await desk.entries()
     shown = [e for e in entries if args.reason is None or e.reason == args.reason]
     if args.json:
         out.write(orjson.dumps([e.as_dict() for e in shown]).decode() + "\n")
@@ -123,17 +127,13 @@ async def run_list(settings: Settings, args: Any, out: TextIO | None = None) -> 
     return 0
 
 
-async def run_parked(settings: Settings, args: Any, out: TextIO | None = None) -> int:
+async def run_parked(
+    settings: Settings, args: argparse.Namespace, out: TextIO | None = None
+) -> int:
     out = out or sys.stdout
-    from workers.http.console.desk import DeadLetterDesk
-    from workers.runtime.compose import Runtime
-
-    runtime = await Runtime.start(settings, roles=())
-    try:
-        parked = await DeadLetterDesk(runtime, via="cli").parked()
-    finally:
-        await runtime.stop()
-    shown: list[dict[str, Any]] = [
+    async with _desk(settings) as desk:
+        parked = await desk.parked()
+    shown: list[JsonObject] = [
         {
             "aggregate": head.key, "reason": head.reason, "detail": head.detail,
             "resolution": head.resolution, "by": head.by, "last_seq": last,
@@ -157,30 +157,22 @@ async def run_parked(settings: Settings, args: Any, out: TextIO | None = None) -
     return 0
 
 
-async def run_skip(settings: Settings, args: Any, out: TextIO | None = None) -> int:
+async def run_skip(settings: Settings, args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
-    from workers.http.console.desk import DeadLetterDesk
-    from workers.runtime.compose import Runtime
-
-    try:  # usage errors first, before any connection
-        parse_position(args.entry)
-        operator = check_operator(args.operator or _user())
+    try:
+        operator = _operator(args)
     except InvalidInput as e:
         _error(str(e))
         return USAGE
-    runtime = await Runtime.start(settings, roles=())
-    try:
-        desk = DeadLetterDesk(runtime, via="cli")
+    async with _desk(settings) as desk:
         action = await desk.skip(await desk.entry(args.entry), operator=operator)
-    finally:
-        await runtime.stop()
     released = action.result.get("releases")
     out.write(f"skipped {args.entry}" + (f"; {released} is released" if released else "") + "\n")
     out.write(f"audited as {action.id}\n")
     return 0
 
 
-def _submission(entry: DeadLetterEntry, args: Any, max_bytes: int) -> dict[str, Any]:
+def _submission(entry: DeadLetterEntry, args: argparse.Namespace, max_bytes: int) -> JsonObject:
     if args.submission is not None and args.data is not None:
         raise InvalidInput("give --submission or --data, not both.")
     if args.submission is not None:
@@ -202,24 +194,31 @@ def _submission(entry: DeadLetterEntry, args: Any, max_bytes: int) -> dict[str, 
 
 async def run_replay(
     settings: Settings,
-    args: Any,
+    args: argparse.Namespace,
     *,
     out: TextIO | None = None,
     ask: Callable[[str], str] = input,
 ) -> int:
     out = out or sys.stdout
-    from workers.http.console.desk import DeadLetterDesk
-    from workers.runtime.compose import Runtime
-
-    try:  # usage errors first, before any connection
-        parse_position(args.entry)
-        operator = check_operator(args.operator or _user())
+    try:
+        operator = _operator(args)
     except InvalidInput as e:
         _error(str(e))
         return USAGE
-    runtime = await Runtime.start(settings, roles=("commands",))
+    async with _desk(settings, roles=("commands",)) as desk:
+        return await _replay(desk, settings, args, operator=operator, out=out, ask=ask)
+
+
+async def _replay(
+    desk: DeadLetterDesk,
+    settings: Settings,
+    args: argparse.Namespace,
+    *,
+    operator: str,
+    out: TextIO,
+    ask: Callable[[str], str],
+) -> int:
     try:
-        desk = DeadLetterDesk(runtime, via="cli")
         entry = await desk.entry(args.entry)
         try:
             submission = _submission(entry, args, settings.max_body_bytes)
@@ -242,11 +241,31 @@ async def run_replay(
     except EventfleetError as e:
         _error(str(e))
         return FAILURE
-    finally:
-        await runtime.stop()
     out.write(f"{action.status} {orjson.dumps(action.result).decode()}\n")
     out.write(f"audited as {action.id}\n")
     return 0 if action.status < 300 else FAILURE
+
+
+@asynccontextmanager
+async def _desk(
+    settings: Settings, *, roles: tuple[str, ...] = ()
+) -> AsyncIterator[DeadLetterDesk]:
+    """The console's dead-letter desk on a runtime of ``roles`` (none: no producer, no Redis),
+    stopped when the command is done."""
+    from workers.http.console.desk import DeadLetterDesk
+    from workers.runtime.compose import Runtime
+
+    runtime = await Runtime.start(settings, roles=roles)
+    try:
+        yield DeadLetterDesk(runtime, via="cli")
+    finally:
+        await runtime.stop()
+
+
+def _operator(args: argparse.Namespace) -> str:
+    """Usage errors first, before any connection: the entry's position, then who acts."""
+    parse_position(args.entry)
+    return check_operator(args.operator or _user())
 
 
 def _error(message: str) -> None:

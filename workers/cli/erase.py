@@ -11,7 +11,7 @@ import argparse
 import getpass
 import sys
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TextIO, TypeVar
 
 import orjson
 
@@ -21,8 +21,13 @@ from workers.runtime.settings import Settings
 
 USAGE, FAILURE = 2, 1
 
+ParserT = TypeVar("ParserT", bound=argparse.ArgumentParser)
+"""The top-level parser's class (``workers.cli.args.Parser``, which imports this module)."""
 
-def add_parser(commands: Any, formatter: type[argparse.HelpFormatter]) -> None:
+
+def add_parser(
+    commands: argparse._SubParsersAction[ParserT], formatter: type[argparse.HelpFormatter]
+) -> None:
     erase = commands.add_parser(
         "erase",
         help="erase a subject's personal data everywhere (destroys its key; audited)",
@@ -41,9 +46,15 @@ def add_parser(commands: Any, formatter: type[argparse.HelpFormatter]) -> None:
 
 
 async def run_erase(
-    settings: Settings, args: Any, *, out: TextIO | None = None, ask: Callable[[str], str] = input
+    settings: Settings,
+    args: argparse.Namespace,
+    *,
+    out: TextIO | None = None,
+    ask: Callable[[str], str] = input,
 ) -> int:
+    from workers.roles.outcomes import Refused
     from workers.roles.personal import erase_subject
+    from workers.runtime.answers import erasure_answer
     from workers.runtime.compose import Runtime
 
     out = out or sys.stdout
@@ -60,22 +71,22 @@ async def run_erase(
         return FAILURE
     runtime = await Runtime.start(settings, roles=())  # the store only: no Kafka, no Redis
     try:
-        answer = await erase_subject(
+        outcome = await erase_subject(
             runtime.shredder, runtime.stores.actions, args.subject, operator=operator,
-            via="cli", cache_ttl_s=settings.key_cache_ttl_s,
+            via="cli", cache_ttl_s=settings.key_cache_ttl_s, render=erasure_answer,
         )  # fmt: skip
     except EventfleetError as e:
         print(f"eventfleet: error: {e}", file=sys.stderr)
         return FAILURE
     finally:
         await runtime.stop()
-    if answer.status != 200:
-        print(f"eventfleet: error: {answer.body['message']}", file=sys.stderr)
+    if isinstance(outcome, Refused):
+        print(f"eventfleet: error: {outcome.message}", file=sys.stderr)
         return FAILURE
+    b = erasure_answer(outcome).body
     if args.json:
-        out.write(orjson.dumps(answer.body).decode() + "\n")
+        out.write(orjson.dumps(b).decode() + "\n")
     else:
-        b = answer.body
         again = " (it had been erased before; nothing was left)" if b["already_erased"] else ""
         out.write(
             f"erased subject {b['subject']} at {b['erased_at']} by {b['by']}{again}: "

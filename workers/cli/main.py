@@ -28,13 +28,10 @@ __all__ = ["main", "parser"]
 
 FAILURE_EXIT = 1
 INTERRUPTED_EXIT = 130
-SERVING = ("worker", "dev")
-"""The commands that serve until stopped: they run on ``EVENTFLEET_EVENT_LOOP``."""
-_NOISY = ("faust", "mode", "aiokafka", "aiohttp", "pymongo", "kafka")
-
-
 SERVING = ("dev", "worker")
-"""Commands that run until stopped log as a service; the others are one-shot tools."""
+"""The commands that serve until stopped: they run on ``EVENTFLEET_EVENT_LOOP`` and log as a
+service; the others are one-shot tools."""
+_NOISY = ("faust", "mode", "aiokafka", "aiohttp", "pymongo", "kafka")
 
 
 def configure_logging(settings: Settings, command: str) -> None:

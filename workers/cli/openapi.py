@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, TextIO
+from typing import TextIO, TypeVar
 
 import orjson
 
@@ -16,8 +16,13 @@ from workers.runtime.settings import Settings
 
 AUTH_MODES = ("jwt", "proxy", "none")
 
+ParserT = TypeVar("ParserT", bound=argparse.ArgumentParser)
+"""The top-level parser's class (``workers.cli.args.Parser``, which imports this module)."""
 
-def add_parser(commands: Any, formatter: type[argparse.HelpFormatter]) -> None:
+
+def add_parser(
+    commands: argparse._SubParsersAction[ParserT], formatter: type[argparse.HelpFormatter]
+) -> None:
     found = commands.add_parser(
         "openapi",
         help="print the OpenAPI 3.1 document of the HTTP API (the domains' schemas, every error)",
@@ -33,7 +38,9 @@ def add_parser(commands: Any, formatter: type[argparse.HelpFormatter]) -> None:
     found.add_argument("--compact", action="store_true", help="one line, no indentation")
 
 
-async def run_openapi(settings: Settings, args: Any, *, out: TextIO | None = None) -> int:
+async def run_openapi(
+    settings: Settings, args: argparse.Namespace, *, out: TextIO | None = None
+) -> int:
     from workers.http.contract import package_version
     from workers.http.openapi import document
     from workers.runtime.compose import load_domains

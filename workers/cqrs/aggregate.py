@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from snapshot_rules.domain import Domain
 from snapshot_rules.replay import Folded, State
 from topics.envelope import NEW_AGGREGATE, Event, Metadata, new_event
 from topics.errors import TransitionRejected
+from topics.jsonvalue import Json
 
 
 class StateRejected(TransitionRejected):
@@ -64,7 +64,7 @@ class AggregateRoot:
     def record(
         self,
         event_type: str,
-        data: Mapping[str, Any],
+        data: Mapping[str, Json],
         *,
         metadata: Metadata | None = None,
         event_id: str | None = None,

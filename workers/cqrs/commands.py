@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from snapshot_rules.domain import Domain
 from topics.envelope import Metadata
+from topics.jsonvalue import Json
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,7 +36,7 @@ class AppendEvent(Command):
 
     domain: Domain
     event_type: str
-    data: Mapping[str, Any]
+    data: Mapping[str, Json]
     event_id: str | None = None
     """Derived from the request's command id: a retry of an applied command finds it stored."""
 
@@ -46,7 +46,7 @@ class NamedCommand(Command):
     """A command known by its name and a payload (seed 003's ``command.NewCommand``)."""
 
     command: str
-    payload: Mapping[str, Any] = field(default_factory=dict)
+    payload: Mapping[str, Json] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -56,7 +56,7 @@ class NamedCommand(Command):
 def new_command(
     name: str,
     aggregate_id: str,
-    payload: Mapping[str, Any] | None = None,
+    payload: Mapping[str, Json] | None = None,
     *,
     metadata: Metadata | None = None,
 ) -> NamedCommand:

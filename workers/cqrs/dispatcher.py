@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import Never, TypeVar, cast
 
 from snapshot_rules.domain import Domain
 from topics.errors import InvalidInput
@@ -30,19 +30,24 @@ class Dispatcher:
     """
 
     def __init__(self) -> None:
-        self._handlers: dict[type[Command] | str, Callable[[Any], Awaitable[Handled]]] = {}
+        # Keyed by exact class (or name) and only ever called with that class: see dispatch.
+        self._handlers: dict[type[Command] | str, CommandHandler[Command]] = {}
 
     def register(self, command: type[C] | str, handler: CommandHandler[C]) -> None:
         """Make ``handler`` the handler of ``command`` (a Command subclass, or a command name)."""
         if isinstance(command, str):
             if not command or not command.isidentifier():
-                raise ValueError(f"command name {command!r} must be an identifier, e.g. 'CreateUser'")
+                raise ValueError(
+                    f"command name {command!r} must be an identifier, e.g. 'CreateUser'"
+                )
         elif not (isinstance(command, type) and issubclass(command, Command)):
             raise TypeError(f"{command!r} is not a Command subclass or a command name")
         if command in self._handlers:
             shown = command if isinstance(command, str) else command.__name__
             raise ValueError(f"command {shown} already has a handler")
-        self._handlers[command] = handler
+        # The handler takes C only; dispatch calls it only with a command whose exact class is C
+        # (or, for a name, with the NamedCommand of that name), so erasing C here is sound.
+        self._handlers[command] = cast("CommandHandler[Command]", handler)
 
     def registered(self) -> list[str]:
         return sorted(c if isinstance(c, str) else c.__name__ for c in self._handlers)
@@ -65,7 +70,7 @@ class Dispatcher:
 def register_aggregate(
     dispatcher: Dispatcher,
     domain: Domain,
-    decisions: Mapping[type[Command], Decide[Any]],
+    decisions: Mapping[type[Command], Decide[Never]],
     *,
     repository: Repository,
     publisher: Publisher,
@@ -75,14 +80,17 @@ def register_aggregate(
     """Register one ``AggregateHandler`` of ``domain`` per command type, deciding as given.
 
     ``decisions`` maps each command class to its ``decide(aggregate, command)``; every handler
-    shares the repository, the publisher and the retry bound.
+    shares the repository, the publisher and the retry bound. Each decide takes its own command
+    class, so the mapping holds ``Decide[Never]``: a decide for some one class, the key's.
     """
     for command, decide in decisions.items():
+        # Sound for the reason register gives: this handler only ever gets ``command``'s class.
+        erased = cast("Decide[Command]", decide)
         dispatcher.register(
             command,
             AggregateHandler(
                 domain,
-                decide,
+                erased,
                 repository=repository,
                 publisher=publisher,
                 metrics=metrics,

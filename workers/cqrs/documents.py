@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from topics.errors import UnknownAggregateType
 from workers.cqrs.commands import Command
@@ -97,9 +97,11 @@ class DocumentHandler(Generic[C]):
     async def __call__(self, command: C) -> Handled:
         collection = self._storage.collection_name
 
-        def edit(current: Document | None) -> Any:
+        def edit(current: Document | None) -> Document:
             if current is None:  # only with create=True: the storage says it does not exist
-                start = self._factory.create(collection, command.aggregate_id) if self._factory else {}
+                start = (
+                    self._factory.create(collection, command.aggregate_id) if self._factory else {}
+                )
                 return self._decide(DocumentAggregate(command.aggregate_id, 0, start), command)
             field = self._storage.version_field
             content = docs.content_of(current, field)

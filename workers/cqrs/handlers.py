@@ -7,7 +7,7 @@ import logging
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from snapshot_rules.domain import Domain
 from topics.envelope import Event
@@ -17,13 +17,13 @@ from workers.cqrs.commands import Command
 from workers.cqrs.repository import Repository
 from workers.metrics import Metrics
 from workers.ports import AppendConflict
-from workers.roles.outbox import Outbox
+from workers.roles.append.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
 C = TypeVar("C", bound=Command)
 
-Decide = Callable[[AggregateRoot, C], Any]
+Decide = Callable[[AggregateRoot, C], object]
 """Turns a command into events with ``aggregate.record(...)``; raises to refuse it."""
 
 

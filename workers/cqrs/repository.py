@@ -28,10 +28,10 @@ class Repository:
         )
         last = tail[-1] if tail else None
         if folded.version > 0 and not tail:  # the snapshot is at the head: one more read
-            found = await self._store.read(
+            found = await self._store.select(
                 (domain.name, aggregate_id),
-                after_version=folded.version - 1,
-                to_version=folded.version,
+                after=folded.version - 1,
+                before=folded.version + 1,
             )
             last = found[0] if found else None
         return AggregateRoot(
@@ -54,7 +54,7 @@ class Repository:
         version) index refuses the write and AppendConflict is raised (nothing was stored
         when it stops at the first change, which is where a contiguous history stops it).
         StoreUnavailable propagates. The flag stays until the events reach events.stored
-        (workers.roles.outbox), so a crash or a Kafka outage cannot lose them.
+        (workers.roles.append.outbox), so a crash or a Kafka outage cannot lose them.
         """
         changes = aggregate.changes
         if not changes:

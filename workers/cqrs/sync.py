@@ -9,17 +9,17 @@ events.stored. Every failure raises; see ``SyncCommands.append``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from snapshot_rules.domain import Domain, Mode
 from topics.envelope import Metadata
+from topics.jsonvalue import Json
 from workers.cqrs.aggregate import AggregateRoot
 from workers.cqrs.commands import AppendEvent
 from workers.cqrs.handlers import AggregateHandler, Publisher
 from workers.cqrs.repository import Repository
 from workers.metrics import Metrics
 from workers.ports import SyncResult
-from workers.roles.outbox import Outbox
+from workers.roles.append.outbox import Outbox
 
 
 class SyncCommands:
@@ -50,7 +50,7 @@ class SyncCommands:
         domain: Domain,
         aggregate_id: str,
         event_type: str,
-        data: Mapping[str, Any],
+        data: Mapping[str, Json],
         metadata: Metadata,
         *,
         event_id: str | None = None,

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import shlex
-from typing import Any
 
 import orjson
 
 from snapshot_rules.declaration import ANY, NEW
 from snapshot_rules.domain import Domain, Domains
 from snapshot_rules.schema import Choice, Kind, ListOf, Number, Obj, Optional, Text
+from topics.jsonvalue import Json
 from workers.runtime.connections import fleet_catalog
 from workers.runtime.settings import Settings, env_name
 
@@ -57,7 +57,7 @@ def authorized(lines: list[str], token: str | None) -> list[str]:
     return [line.replace("curl -s ", "curl -s " + header, 1) for line in lines]
 
 
-def example(kind: Kind) -> Any:
+def example(kind: Kind) -> Json:
     """A value the schema ``kind`` accepts, for a curl line a newcomer can paste."""
     if isinstance(kind, Obj):
         return {name: example(k) for name, k in kind.fields.items() if not isinstance(k, Optional)}
@@ -72,7 +72,7 @@ def example(kind: Kind) -> Any:
     return "value"
 
 
-def _opening(domain: Domain) -> tuple[str, Any] | None:
+def _opening(domain: Domain) -> tuple[str, Json] | None:
     for name, spec in domain.events.items():
         if NEW in spec.after or ANY in spec.after:
             return name, example(spec.schema)
@@ -140,7 +140,10 @@ def banner(
         "",
         "Every other command against this stack (replay, audit, topics check, projections "
         "rebuild): paste into another shell",
-        *(f"  {line}" for line in exports(settings, token, python_path=os.environ.get("PYTHONPATH"))),
+        *(
+            f"  {line}"
+            for line in exports(settings, token, python_path=os.environ.get("PYTHONPATH"))
+        ),
         "",
     ]
     return "\n".join(lines)

@@ -15,11 +15,10 @@ import shutil
 import socket
 import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from topics.errors import ConfigError, EventfleetError
 from workers.adapters.redis import connect_redis
@@ -177,7 +176,7 @@ async def dev(
             )
             runtime = await Runtime.start(settings, domains=domains)
             forget = await _keys_to_forget(runtime, stack)
-            outcome: dict[str, Any] = {}
+            outcome: dict[str, str] = {}
 
             async def started(fleet: Fleet) -> None:
                 token = identity.token() if identity is not None else None
@@ -215,7 +214,9 @@ async def _delete_keys(settings: Settings, prefix: str) -> None:
         for i in range(0, len(keys), 500):
             await redis.unlink(*keys[i : i + 500])
     except Exception as e:  # cleanup must not hide the run's own outcome
-        print(f"eventfleet: error: could not delete {prefix}* from the Redis: {e!r}", file=sys.stderr)
+        print(
+            f"eventfleet: error: could not delete {prefix}* from the Redis: {e!r}", file=sys.stderr
+        )
     finally:
         with suppress(Exception):
             await redis.aclose()
@@ -227,7 +228,10 @@ DEMO = "workers.examples.demo.run:run_demo"
 
 
 async def _demo_then_stop(
-    fleet: Fleet, scale: float, outcome: dict[str, Any], token_for: Any = None
+    fleet: Fleet,
+    scale: float,
+    outcome: dict[str, str],
+    token_for: Callable[[str], str] | None = None,
 ) -> None:
     module, _, name = DEMO.partition(":")
     run_demo = getattr(importlib.import_module(module), name)

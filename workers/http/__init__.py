@@ -1,11 +1,11 @@
 """The HTTP room: everything the fleet serves to people and programs over HTTP.
 
 The API (``routes``: append, state, events, snapshot, outcome, erase, the domains' query routes;
-``queries``, ``read_your_writes``, ``subjects``), its contract (``contract``, ``openapi*``),
+``queries``, ``ryw`` (read your writes), ``subjects``), its contract (``contract``, ``openapi*``),
 request bodies read whole (``bodies``), every error as JSON (``errors``), probes (``probes``),
 browsers' tickets for live routes (``tickets``), live subscriptions and chat (``live/``) and the
 operator console (``console/``). The door every request passes is the runtime's
-(``workers.runtime.auth``): the fleet owns it. The runtime imports nothing from here; the
+(``workers.runtime.door.auth``): the fleet owns it. The runtime imports nothing from here; the
 command that serves hands ``register`` to ``workers.runtime.serve``.
 """
 

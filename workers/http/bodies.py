@@ -17,7 +17,7 @@ from aiohttp.http_exceptions import PayloadEncodingError
 from multidict import MultiDict, MultiDictProxy
 
 from topics.errors import InvalidInput
-from workers.roles.requests import PayloadTooLarge
+from workers.roles.command.requests import PayloadTooLarge
 
 CHUNK = 65536
 FORM = "application/x-www-form-urlencoded"
@@ -113,6 +113,12 @@ async def read_body(request: web.Request, limit: int, within_s: float) -> bytes:
     announced = request.content_length
     if announced is not None and announced > limit:
         raise PayloadTooLarge(_too_large(f"has {announced} bytes", limit))
+    content = request.content
+    if content.is_eof():  # the whole body came with the request: nothing to wait for
+        body = content.read_nowait()
+        if len(body) > limit:
+            raise PayloadTooLarge(_too_large(f"has {len(body)} bytes", limit))
+        return body
     chunks: list[bytes] = []
     size = 0
     try:

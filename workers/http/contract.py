@@ -8,18 +8,18 @@ not change while it runs.
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
 
 import orjson
 from aiohttp import web
 
 from topics.envelope import AGGREGATE_TYPE_RE
 from topics.errors import EventfleetError, InvalidInput
+from topics.jsonvalue import JsonObject
 from workers.http.openapi import document
 from workers.http.openapi_schemas import type_listing
 from workers.http.queries import failure
 from workers.runtime.answers import Answer
-from workers.runtime.auth import json_response
+from workers.runtime.door.auth import json_response
 from workers.runtime.fleet import Fleet
 
 __all__ = ["Contract", "register_contract"]
@@ -38,13 +38,13 @@ class Contract:
     def __init__(self, fleet: Fleet, web_app: web.Application) -> None:
         self._fleet = fleet
         self._web_app = web_app
-        self._built: dict[str, Any] | None = None
+        self._built: JsonObject | None = None
         self._bytes: bytes | None = None
 
     def routes(self) -> list[str]:
         return [resource.canonical for resource in self._web_app.router.resources()]
 
-    def document(self) -> dict[str, Any]:
+    def document(self) -> JsonObject:
         if self._built is None:
             self._built = document(
                 self._fleet.runtime.domains,
@@ -62,7 +62,7 @@ class Contract:
 
 def register_contract(fleet: Fleet) -> Contract:
     """Add the contract's routes (before the server starts); the console's API page reads it."""
-    web_app: web.Application = fleet.app.web.web_app  # type: ignore[attr-defined]
+    web_app = fleet.web_app
     contract = Contract(fleet, web_app)
     domains = fleet.runtime.domains
 

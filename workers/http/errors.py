@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from workers.runtime.answers import Answer, error
-from workers.runtime.auth import json_response
+from workers.runtime.door.auth import json_response
 
 log = logging.getLogger(__name__)
 
@@ -31,36 +31,47 @@ def install(web_app: web.Application) -> None:
 async def single_query_values(request: web.Request, handler: Handler) -> web.StreamResponse:
     """A query parameter given twice is refused: the views read one value, and which one a
     proxy or a client library means by ``?a=1&a=2`` differs (parameter pollution)."""
+    refused = repeated_query(request)
+    return refused if refused is not None else await handler(request)
+
+
+def repeated_query(request: web.Request) -> web.Response | None:
+    """``400 bad_request`` for a query parameter given twice; None to go on."""
     query = request.query
-    if len(query) != len(set(query.keys())):
-        repeated = sorted({name for name in query if len(query.getall(name)) > 1})
-        message = (
-            f"query parameter {repeated[0]} is given {len(query.getall(repeated[0]))} times; "
-            "give each parameter once."
-        )
-        return json_response(error(400, "bad_request", message))
-    return await handler(request)
+    if not query or len(query) == len(set(query.keys())):
+        return None
+    repeated = sorted({name for name in query if len(query.getall(name)) > 1})
+    message = (
+        f"query parameter {repeated[0]} is given {len(query.getall(repeated[0]))} times; "
+        "give each parameter once."
+    )
+    return json_response(error(400, "bad_request", message))
 
 
 @web.middleware
 async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except web.HTTPException as e:
+    except ConnectionError:
+        raise  # the client left: nobody to answer
+    except Exception as e:
+        return json_error(request, e)
+
+
+def json_error(request: web.Request, e: Exception) -> web.Response:
+    """The JSON answer of an exception a route raised (re-raised: a redirect)."""
+    if isinstance(e, web.HTTPException):
         if e.status < 400:
-            raise  # a redirect is not an error
+            raise e  # a redirect is not an error
         answer = http_error(request, e)
         headers = {"Allow": e.headers["Allow"]} if "Allow" in e.headers else None
         return json_response(answer, headers=headers)
-    except ConnectionError:
-        raise  # the client left: nobody to answer
-    except Exception:
-        log.exception("unexpected error answering %s %s", request.method, request.path)
-        message = (
-            f"{request.method} {request.path} failed unexpectedly (a bug in the fleet); the "
-            "process log has the traceback."
-        )
-        return json_response(error(500, "internal", message))
+    log.error("unexpected error answering %s %s", request.method, request.path, exc_info=e)
+    message = (
+        f"{request.method} {request.path} failed unexpectedly (a bug in the fleet); the "
+        "process log has the traceback."
+    )
+    return json_response(error(500, "internal", message))
 
 
 def http_error(request: web.Request, e: web.HTTPException) -> Answer:

@@ -17,9 +17,9 @@ its own event types' bodies; ``x-route`` names the registered pattern.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from typing import Any
 
 from snapshot_rules.domain import Domain, Domains, Mode
+from topics.jsonvalue import JsonObject
 from workers.http.openapi_routes import (
     AUTH,
     NOT_HTTP,
@@ -61,11 +61,11 @@ def document(
     *,
     auth: str,
     version: str = "0",
-) -> dict[str, Any]:
+) -> JsonObject:
     """The OpenAPI 3.1 document of a process serving ``routes`` (aiohttp patterns) with
     ``domains``, under auth mode ``auth`` (``jwt``, ``proxy`` or ``none``)."""
     served = _served(domains, routes)
-    paths: dict[str, dict[str, Any]] = {}
+    paths: dict[str, JsonObject] = {}
     for op in OPERATIONS:
         if op.route not in served:
             continue
@@ -78,7 +78,7 @@ def document(
         for query in domain.queries:
             if query.path in served:
                 paths.setdefault(query.path, {})["get"] = _query_operation(domain, query.path, auth)
-    found: dict[str, Any] = {
+    found: JsonObject = {
         "openapi": OPENAPI_VERSION,
         "info": {
             "title": "eventfleet",
@@ -104,7 +104,7 @@ def _served(domains: Domains, routes: Collection[str] | None) -> set[str]:
     return {op.route for op in OPERATIONS} | {q.path for d in domains for q in d.queries}
 
 
-def _add(paths: dict[str, dict[str, Any]], op: Operation, domain: Domain | None, auth: str) -> None:
+def _add(paths: dict[str, JsonObject], op: Operation, domain: Domain | None, auth: str) -> None:
     path = op.route if domain is None else op.route.replace(PER_TYPE, f"/v1/{domain.name}/")
     if domain is not None and op.name == "append" and domain.mode is Mode.STORAGE:
         ok: tuple[Success, ...] = ()
@@ -122,7 +122,7 @@ def _add(paths: dict[str, dict[str, Any]], op: Operation, domain: Domain | None,
     elif auth == "none":
         errors = tuple(c for c in errors if c != "unauthenticated")
     suffix = "" if domain is None else f"_{domain.name}"
-    found: dict[str, Any] = {
+    found: JsonObject = {
         "operationId": op.name + suffix,
         "summary": op.summary,
         "x-route": op.route,
@@ -156,7 +156,7 @@ def _tag(route: str) -> str:
     return "fleet" if not route.startswith("/v1/") else "api"
 
 
-def _links(domain: Domain) -> dict[str, Any]:
+def _links(domain: Domain) -> JsonObject:
     """Stateful links: an append's answer leads to the aggregate's state, events and outcome."""
     same = {"aggregate_id": "$request.path.aggregate_id"}
     return {
@@ -188,10 +188,10 @@ def _param(param: Param) -> Schema:
     return found
 
 
-def _responses(ok: Iterable[Success], errors: Iterable[str]) -> dict[str, Any]:
-    found: dict[str, Any] = {}
+def _responses(ok: Iterable[Success], errors: Iterable[str]) -> JsonObject:
+    found: JsonObject = {}
     for success in ok:
-        response: dict[str, Any] = {
+        response: JsonObject = {
             "description": success.description,
             "content": {success.media: {"schema": success.schema}},
         }
@@ -218,7 +218,7 @@ def _responses(ok: Iterable[Success], errors: Iterable[str]) -> dict[str, Any]:
     return dict(sorted(found.items()))
 
 
-def _command_body(domain: Domain) -> dict[str, Any]:
+def _command_body(domain: Domain) -> JsonObject:
     commands = [ref(f"{data_schema_name(domain, t)}.command") for t in domain.events]
     mapping = {t: f"#/components/schemas/{data_schema_name(domain, t)}.command"
                for t in domain.events}  # fmt: skip
@@ -229,7 +229,7 @@ def _command_body(domain: Domain) -> dict[str, Any]:
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
-def _query_operation(domain: Domain, path: str, auth: str) -> dict[str, Any]:
+def _query_operation(domain: Domain, path: str, auth: str) -> JsonObject:
     errors = (*READ, *READ_AFTER, "unknown_aggregate_type", *AUTH, *UNPLACED)
     if auth == "none":
         errors = tuple(c for c in errors if c != "unauthenticated")
@@ -247,7 +247,7 @@ def _scheme_name(auth: str) -> str:
     return "proxy" if auth == "proxy" else "bearer"
 
 
-def _security_schemes(auth: str) -> dict[str, Any]:
+def _security_schemes(auth: str) -> JsonObject:
     if auth == "proxy":
         return {"proxy": {
             "type": "apiKey", "in": "header", "name": "X-Forwarded-User",
@@ -263,7 +263,7 @@ def _security_schemes(auth: str) -> dict[str, Any]:
     }}  # fmt: skip
 
 
-def _components(domains: Domains, auth: str) -> dict[str, Any]:
+def _components(domains: Domains, auth: str) -> JsonObject:
     schemas: dict[str, Schema] = {
         "Envelope": ENVELOPE,
         "Actor": ACTOR,
@@ -279,7 +279,7 @@ def _components(domains: Domains, auth: str) -> dict[str, Any]:
             schemas[f"{name}.command"] = command_schema(domain, event_type)
     for entry in ERROR_CODES:
         schemas[error_schema_name(entry.code)] = error_schema(entry)
-    found: dict[str, Any] = {"schemas": schemas}
+    found: JsonObject = {"schemas": schemas}
     schemes = _security_schemes(auth)
     if schemes:
         found["securitySchemes"] = schemes

@@ -9,15 +9,15 @@ exactly what its ``check`` accepts; personal fields are marked ``x-personal: tru
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 from snapshot_rules.declaration import ANY, NEW
 from snapshot_rules.domain import Domain
 from snapshot_rules.schema import Choice, Kind, ListOf, Number, Obj, Optional, Text
 from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE, EVENT_TYPE_RE
+from topics.jsonvalue import JsonObject
 from workers.runtime.answers import ErrorCode
 
-Schema = dict[str, Any]
+Schema = JsonObject
 
 INT64 = (-(2**63), 2**63 - 1)
 """What the store keeps of an integer (BSON int64): the edge of every integer field."""

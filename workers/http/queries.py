@@ -21,7 +21,7 @@ from topics.errors import (
     UnknownAggregateType,
 )
 from workers.http.bodies import BodyTimeout, UnsupportedMediaType
-from workers.http.read_your_writes import (
+from workers.http.ryw import (
     NotYetStored,
     ReadAfter,
     RefusedAtStore,
@@ -30,7 +30,7 @@ from workers.http.read_your_writes import (
     WriteWaiter,
 )
 from workers.ports import AggregateRef, EventStore, ViewStore
-from workers.roles.requests import PayloadTooLarge
+from workers.roles.command.requests import PayloadTooLarge
 from workers.roles.state import StateLoader, VersionNotFound
 from workers.runtime.answers import Answer, error
 
@@ -68,8 +68,8 @@ class FleetQueries:
         limit: int,
         types: Sequence[str] | None = None,
     ) -> list[Event]:
-        stored = await self._events.read_back(
-            aggregate, before_version=before_version, limit=limit, types=types
+        stored = await self._events.select(
+            aggregate, before=before_version, desc=True, limit=limit, types=types
         )
         return [self._domains.upcast(event) for event in stored]
 

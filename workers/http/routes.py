@@ -10,6 +10,7 @@ from datetime import datetime
 import orjson
 from aiohttp import web
 from faust.web import Response, View
+from multidict import CIMultiDict
 from prometheus_client import generate_latest
 from prometheus_client.openmetrics import exposition as openmetrics
 
@@ -20,19 +21,20 @@ from workers.http import errors as http_errors
 from workers.http import traced as traced_http
 from workers.http.bodies import json_body
 from workers.http.console import register_console
+from workers.http.console.html import SECURITY_HEADERS
 from workers.http.contract import register_contract
 from workers.http.probes import health_answer, ready_answer
 from workers.http.queries import FleetQueries, answer_page, check_plus_signs, failure
-from workers.http.read_your_writes import Caller, ReadAfter, WriteWaiter
+from workers.http.ryw import Caller, ReadAfter, WriteWaiter
 from workers.http.subjects import register_erase
 from workers.metrics import create_ryw_metrics
+from workers.roles.command.requests import parse_request
 from workers.roles.outcomes import Refused
-from workers.roles.paging import DEFAULT_PAGE, MAX_PAGE, next_link, read_page
-from workers.roles.requests import parse_request
-from workers.runtime.answers import Answer, answer_of, error
-from workers.runtime.auth import actor_of, json_response
+from workers.roles.read.paging import DEFAULT_PAGE, MAX_PAGE, next_link, read_page
+from workers.runtime.answers import Answer, answer_bytes, error
+from workers.runtime.door.auth import Handler, actor_of, json_response
+from workers.runtime.door.identity import ANONYMOUS
 from workers.runtime.fleet import Fleet
-from workers.runtime.identity import ANONYMOUS
 
 _DIGITS = re.compile(r"[0-9]{1,18}\Z")
 PROMETHEUS_TEXT = "text/plain; version=0.0.4"  # aiohttp sets the charset itself
@@ -128,7 +130,10 @@ def no_events(aggregate_type: str, aggregate_id: str, as_of: datetime | None) ->
 def register_append(fleet: Fleet) -> None:
     """``POST /v1/{type}/{id}/events`` as a plain aiohttp route, the first in the table.
 
-    The hot path of every command: it skips Faust's view dispatch and is matched first.
+    The hot path of every command: it skips Faust's view dispatch, and the general middleware
+    stack too. One middleware, first in the stack, sends it straight to a handler that does
+    what that stack does, in the same order: refuse a repeated query parameter, the door (the
+    cross-site check, who calls), JSON for any error. Every other route goes on as before.
     """
     commands, limit = fleet.runtime.commands, fleet.runtime.settings.max_body_bytes
     within_s = fleet.runtime.settings.body_timeout_s
@@ -144,27 +149,51 @@ def register_append(fleet: Fleet) -> None:
                 body = await json_body(request, limit, within_s)
                 match = request.match_info
                 command = parse_request(
-                    match["aggregate_type"], match["aggregate_id"], body, max_bytes=limit
-                )
+                    match["aggregate_type"], match["aggregate_id"], body, max_bytes=limit,
+                    actor=door.actor(request),  # from the token only, never from the body
+                )  # fmt: skip
             except EventfleetError as e:
                 return json_response(failure(e))
-            actor = door.actor(request)  # from the token only, never from the body
-            if actor is not None:
-                command = replace(command, actor=actor)
             outcome = await commands.handle(command)
             if isinstance(outcome, Refused) and outcome.code == "forbidden":
                 door.count_forbidden(str(outcome.details.get("reason", "domain_rule")))
-            return json_response(answer_of(outcome))
+            status, answer = answer_bytes(outcome)
+            return web.Response(body=answer, status=status, headers=_JSON_HEADERS)
 
-    web_app: web.Application = fleet.app.web.web_app  # type: ignore[attr-defined]
-    web_app.router.add_post("/v1/{aggregate_type}/{aggregate_id}/events", append)
+    web_app = fleet.web_app
+    route = web_app.router.add_post("/v1/{aggregate_type}/{aggregate_id}/events", append)
+
+    @web.middleware
+    async def append_first(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.match_info.route is not route:
+            return await handler(request)
+        try:
+            refused = http_errors.repeated_query(request) or await door.admit(request)
+            if refused is not None:
+                return refused
+            return await append(request)
+        except Forbidden as e:
+            return door.forbidden(e)
+        except ConnectionError:
+            raise  # the client left: nobody to answer
+        except Exception as e:
+            return http_errors.json_error(request, e)
+
+    # First but for tracing, whose span covers every request (workers.http.traced).
+    web_app.middlewares.insert(web_app.middlewares.index(http_errors.json_errors), append_first)
+
+
+_JSON_HEADERS = CIMultiDict({"Content-Type": "application/json", **SECURITY_HEADERS})
+"""The headers of every append answer, built once (the console's security headers are set by
+its response hook only where missing)."""
 
 
 def register_views(fleet: Fleet) -> None:
     app, rt = fleet.app, fleet.runtime
-    http_errors.install(app.web.web_app)  # type: ignore[attr-defined]
-    traced_http.install(app.web.web_app)  # type: ignore[attr-defined]
-    fleet.door.install(app.web.web_app)  # type: ignore[attr-defined]
+    web_app = fleet.web_app
+    http_errors.install(web_app)
+    traced_http.install(web_app)
+    fleet.door.install(web_app)
     fleet.door.authorize = read_access(fleet)
 
     if "commands" in fleet.roles:
@@ -173,7 +202,7 @@ def register_views(fleet: Fleet) -> None:
     register_erase(fleet)
 
     @app.page("/v1/{aggregate_type}/{aggregate_id}/events")
-    class Events(View):  # type: ignore[misc]
+    class Events(View):
         async def get(
             self, request: web.Request, aggregate_type: str, aggregate_id: str
         ) -> Response:
@@ -211,7 +240,7 @@ def register_views(fleet: Fleet) -> None:
             return self.bytes(body, content_type="application/json", headers=headers)
 
     @app.page("/v1/{aggregate_type}/{aggregate_id}/snapshot")
-    class SnapshotView(View):  # type: ignore[misc]
+    class SnapshotView(View):
         async def get(
             self, request: web.Request, aggregate_type: str, aggregate_id: str
         ) -> Response:
@@ -237,7 +266,7 @@ def register_views(fleet: Fleet) -> None:
             )
 
     @app.page("/v1/{aggregate_type}/{aggregate_id}/state")
-    class StateView(View):  # type: ignore[misc]
+    class StateView(View):
         async def get(
             self, request: web.Request, aggregate_type: str, aggregate_id: str
         ) -> Response:
@@ -264,7 +293,7 @@ def register_views(fleet: Fleet) -> None:
         outcomes = rt.outcomes
 
         @app.page("/v1/{aggregate_type}/{aggregate_id}/outcome")
-        class Outcome(View):  # type: ignore[misc]
+        class Outcome(View):
             async def get(
                 self, request: web.Request, aggregate_type: str, aggregate_id: str
             ) -> Response:
@@ -289,22 +318,21 @@ def register_views(fleet: Fleet) -> None:
                 return respond(self, error(404, "not_found", message, **body))
 
     @app.page("/healthz")
-    class Health(View):  # type: ignore[misc]
+    class Health(View):
         async def get(self, request: web.Request) -> Response:
             return respond(self, health_answer(fleet, verbose="verbose" in request.query))
 
     @app.page("/readyz")
-    class Ready(View):  # type: ignore[misc]
+    class Ready(View):
         async def get(self, request: web.Request) -> Response:
             return respond(self, ready_answer(fleet))
 
     @app.page("/metrics")
-    class Metrics(View):  # type: ignore[misc]
+    class Metrics(View):
         async def get(self, request: web.Request) -> Response:
             fleet.refresh_gauges()
             if OPENMETRICS in request.headers.get("Accept", ""):  # with exemplars (traces)
-                # prometheus-client leaves its OpenMetrics exposition untyped:
-                body: bytes = openmetrics.generate_latest(rt.metrics.registry)  # type: ignore[no-untyped-call]
+                body: bytes = openmetrics.generate_latest(rt.metrics.registry)  # type: ignore[no-untyped-call]  # prometheus-client leaves its OpenMetrics exposition unannotated
                 return self.bytes(body, content_type=OPENMETRICS_TEXT)
             return self.bytes(generate_latest(rt.metrics.registry), content_type=PROMETHEUS_TEXT)
 
@@ -357,16 +385,18 @@ def register_domain_queries(fleet: Fleet, waiter: WriteWaiter | None = None) -> 
         _register_query(fleet, query, context, waiter)
 
 
-def _register_query(
-    fleet: Fleet, query: Query, context: FleetQueries, waiter: WriteWaiter
-) -> None:
+def _register_query(fleet: Fleet, query: Query, context: FleetQueries, waiter: WriteWaiter) -> None:
     shredder = fleet.runtime.shredder
 
     @fleet.app.page(query.path)
-    class DomainQuery(View):  # type: ignore[misc]
+    class DomainQuery(View):
         async def get(self, request: web.Request, **params: str) -> Response:
             found, next_page = await answer_page(
-                query, context, params, request.query, waiter.serving(waiting_caller(request)),
+                query,
+                context,
+                params,
+                request.query,
+                waiter.serving(waiting_caller(request)),
                 actor=fleet.door.actor(request),
             )
             if found.status < 300:  # a view or replayed state: its personal fields opened

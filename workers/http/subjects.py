@@ -9,18 +9,17 @@ console. ``operator_of`` is that decision, in one place.
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 from aiohttp import web
 
 from topics.envelope import AGGREGATE_ID_RE
 from topics.errors import EventfleetError, Forbidden
+from topics.jsonvalue import JsonObject
 from workers.http.bodies import json_body
 from workers.http.queries import failure
 from workers.roles.personal import erase_subject
-from workers.runtime.answers import Answer, error
-from workers.runtime.auth import json_response
+from workers.runtime.answers import Answer, erasure_answer, error
+from workers.runtime.door.auth import json_response
 from workers.runtime.fleet import Fleet
 
 OFF = (
@@ -29,7 +28,7 @@ OFF = (
 )
 
 
-def operator_of(fleet: Fleet, request: web.Request, body: dict[str, Any]) -> str | Answer:
+def operator_of(fleet: Fleet, request: web.Request, body: JsonObject) -> str | Answer:
     """Who erases, or the refusal: the access decision of this route (see the module's note)."""
     actor = fleet.door.actor(request)
     if actor is not None:
@@ -71,13 +70,13 @@ def register_erase(fleet: Fleet) -> None:
             message = f"subject {subject!r} must match {AGGREGATE_ID_RE.pattern}."
             return json_response(error(400, "bad_request", message))
         try:
-            answer = await erase_subject(
+            outcome = await erase_subject(
                 rt.shredder, rt.stores.actions, subject, operator=who, via="http",
-                cache_ttl_s=rt.settings.key_cache_ttl_s,
+                cache_ttl_s=rt.settings.key_cache_ttl_s, render=erasure_answer,
             )  # fmt: skip
         except EventfleetError as e:
             return json_response(failure(e))
-        return json_response(Answer(answer.status, answer.body))
+        return json_response(erasure_answer(outcome))
 
-    web_app: web.Application = fleet.app.web.web_app  # type: ignore[attr-defined]
+    web_app = fleet.web_app
     web_app.router.add_post("/v1/subjects/{subject}/erase", erase)

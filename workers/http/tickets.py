@@ -32,11 +32,11 @@ from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE, Actor
 from topics.errors import EventfleetError, Forbidden, InvalidInput, Unauthenticated
 from workers.http.queries import failure
 from workers.ports import TicketStore
-from workers.roles.requests import PayloadTooLarge
+from workers.roles.command.requests import PayloadTooLarge
 from workers.runtime.answers import Answer
-from workers.runtime.auth import TICKET_PARAM, actor_of, credential_expiry, json_response
+from workers.runtime.door.auth import TICKET_PARAM, actor_of, credential_expiry, json_response
+from workers.runtime.door.identity import ANONYMOUS, Credentials
 from workers.runtime.fleet import Fleet
-from workers.runtime.identity import ANONYMOUS, Credentials
 
 TICKET_BYTES = 32
 """Random bytes of a ticket (43 characters of base64url)."""
@@ -214,7 +214,7 @@ async def read_route(request: web.Request) -> str:
         body += chunk
         if len(body) > MAX_BODY_BYTES:
             raise PayloadTooLarge(
-                f"a ticket request is {MAX_BODY_BYTES} bytes at most; send {{\"route\": …}}."
+                f'a ticket request is {MAX_BODY_BYTES} bytes at most; send {{"route": …}}.'
             )
     try:
         parsed = orjson.loads(bytes(body))
@@ -260,7 +260,7 @@ def register_tickets(fleet: Fleet) -> Tickets:
         return Actor(record.principal, record.roles), record.credential_expires_at
 
     door.redeem_ticket = redeem
-    web_app: web.Application = fleet.app.web.web_app  # type: ignore[attr-defined]
+    web_app = fleet.web_app
     web_app.router.add_post("/v1/tickets", issue)
     # The console's own pages ask here with its session cookie; the door's cross-site check
     # (every POST, every mode) keeps another site's page from minting one with that cookie.

@@ -1,24 +1,30 @@
-"""Role logic: plain async code over the ports (no Faust, no driver), one module per role.
+"""Role logic: plain async code over the ports (no Faust, no driver), grouped by the side it serves.
 
-Public API: the modules in ``__all__``; the runtime composes them, tests drive them alone.
+- ``command``: a request validated, marked or checked on state, answered truly (``commands``
+  dispatching by mode to ``async_mode`` or ``sync_mode``, ``intake``, ``fate``, ``requests``,
+  ``refusals``, ``ledger``, ``resolver``, ``newfilter``).
+- ``append``: the store judging each requested event, then publishing it (``appender``, ``judge``,
+  ``fates``, ``outbox``, ``forwarder``, ``bridge``).
+- ``read``: what readers see (``live``, ``paging``, ``projections``, ``snapshotter``).
+- ``ops``: jobs an operator runs (``archive``, ``audit``, ``dlq_replay``).
+
+What every side shares sits here: ``outcomes`` (what became of a command), ``state`` (an
+aggregate's state loaded), ``personal`` (crypto-shredding), ``deadletter`` and ``retry`` (how a
+consumer role treats poison input and a dependency that is down). The sides import this floor,
+never each other, and ``ops`` sits above them.
+
+Public API: the modules and sub-packages in ``__all__``; the runtime composes them, tests drive
+them alone.
 """
 
 __all__ = [
-    "appender",
-    "archive",
-    "audit",
-    "commands",
+    "append",
+    "command",
     "deadletter",
-    "dlq_replay",
-    "forwarder",
-    "judge",
-    "newfilter",
-    "outbox",
-    "paging",
+    "ops",
+    "outcomes",
     "personal",
-    "projections",
-    "requests",
+    "read",
     "retry",
-    "snapshotter",
     "state",
 ]

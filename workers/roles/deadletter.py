@@ -84,7 +84,9 @@ class DeadLetters:
         r = letter.record
         source = f"{r.topic}/{r.partition}/{r.offset}"
         attributes = {"eventfleet.dlq_source": source, "eventfleet.role": self._role}
-        with tracing.span(f"{self._role} dead letter", parent=r.headers, attributes=attributes) as s:
+        with tracing.span(
+            f"{self._role} dead letter", parent=r.headers, attributes=attributes
+        ) as s:
             tracing.fail(s, letter.reason, letter.detail)
             log.info("%s dead-lettered %s: %s", self._role, source, letter.reason)
 

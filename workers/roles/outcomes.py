@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import orjson
 
 from snapshot_rules.domain import Domains, Mode
 from topics.envelope import Actor, aggregate_key, command_scope, derived_event_id
 from topics.errors import InvalidInput
+from topics.jsonvalue import Json, JsonObject
 from workers.ports import (
     STORE_VERDICTS,
     CommandMemory,
@@ -53,7 +54,7 @@ class Refused:
 
     code: str
     message: str
-    details: Mapping[str, Any] = field(default_factory=dict)
+    details: Mapping[str, Json] = field(default_factory=dict)
     at_store: bool = False  # accepted earlier, refused by the store
     duplicate: bool = False  # a retry told the recorded refusal
 
@@ -75,26 +76,10 @@ class NotDone:
     code: str
     message: str
     service: str
-    details: Mapping[str, Any] = field(default_factory=dict)
+    details: Mapping[str, Json] = field(default_factory=dict)
 
 
 Outcome = Accepted | Stored | Refused | Unknown | NotDone
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """What the caller is told: an HTTP status and a JSON body."""
-
-    status: int
-    body: Mapping[str, Any]
-
-    def encode(self) -> bytes:
-        return orjson.dumps({"status": self.status, "body": self.body})
-
-    @classmethod
-    def decode(cls, raw: bytes | str) -> Answer:
-        obj = orjson.loads(raw)
-        return cls(int(obj["status"]), obj["body"])
 
 
 _REFUSED_LABELS = {
@@ -119,7 +104,7 @@ def label(outcome: Outcome) -> str:
 def encode(outcome: Accepted | Stored | Refused) -> bytes:
     """The command memory's record of a command's outcome."""
     if isinstance(outcome, Accepted):
-        body: dict[str, Any] = {"o": "accepted", "event_id": outcome.event_id,
+        body: JsonObject = {"o": "accepted", "event_id": outcome.event_id,
                                 "partition": outcome.partition, "offset": outcome.offset}  # fmt: skip
     elif isinstance(outcome, Stored):
         body = {"o": "stored", "event_id": outcome.event_id, "version": outcome.version,
@@ -149,13 +134,13 @@ def decode(raw: bytes) -> Accepted | Stored | Refused:
 
 DEAD_LETTERED = "dead_lettered"
 """The code a recorded refusal whose reason is no store verdict (a dead-lettered copy's fate,
-``workers.roles.fates``) is answered with, that reason beside it."""
+``workers.roles.append.fates``) is answered with, that reason beside it."""
 
 
 def refusal_at_store(rejection: Rejection) -> Refused:
     """The store refused an accepted event, or the appender dead-lettered it: what a retry of
     its command, and the outcome query, are told."""
-    details: dict[str, Any] = {"event_id": rejection.event_id}
+    details: JsonObject = {"event_id": rejection.event_id}
     if rejection.command_id is not None:
         details["command_id"] = rejection.command_id
     if rejection.reason in STORE_VERDICTS:
@@ -164,7 +149,7 @@ def refusal_at_store(rejection: Rejection) -> Refused:
     return Refused(DEAD_LETTERED, rejection.message, details, at_store=True)
 
 
-def _rejected(reason: str, message: str) -> dict[str, Any]:
+def _rejected(reason: str, message: str) -> JsonObject:
     """The outcome query's body for a refused or dead-lettered event."""
     body = {"outcome": "rejected", "reason": reason, "message": message}
     return body if reason in STORE_VERDICTS else {**body, "dead_lettered": True}
@@ -193,11 +178,11 @@ def not_stored_of(raw: bytes) -> bool:
 
 
 class Resolver(Protocol):
-    """What the log says of an event recorded unknown (``workers.roles.resolver``)."""
+    """What the log says of an event recorded unknown (``workers.roles.command.resolver``)."""
 
     async def resolve(
         self, aggregate_type: str, aggregate_id: str, record: CommandRecord
-    ) -> dict[str, Any]: ...
+    ) -> JsonObject: ...
 
 
 class Outcomes:
@@ -232,7 +217,7 @@ class Outcomes:
         command_id: str | None = None,
         event_id: str | None = None,
         actor: Actor | None = None,
-    ) -> dict[str, Any] | None:
+    ) -> JsonObject | None:
         """``{"outcome": stored | rejected | accepted | in_progress | unknown, ...}``, or None
         when nothing is known of it.
 
@@ -246,7 +231,7 @@ class Outcomes:
         if scoped is not None:
             event_id = derived_event_id(domain.name, aggregate_id, scoped)
         assert event_id is not None
-        body: dict[str, Any] = {"event_id": event_id, "command_id": command_id}
+        body: JsonObject = {"event_id": event_id, "command_id": command_id}
         found = (await self._store.find([event_id], aggregates=[(domain.name, aggregate_id)])).get(
             event_id
         )
@@ -279,7 +264,7 @@ class Outcomes:
         return None if record is None else {**body, **_remembered(record)}
 
 
-def _remembered(record: CommandRecord) -> dict[str, Any]:
+def _remembered(record: CommandRecord) -> JsonObject:
     if record.state == "pending":
         return {"outcome": "in_progress"}
     if record.state == "unknown":

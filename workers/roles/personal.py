@@ -29,7 +29,6 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
 
 import orjson
 from cryptography.exceptions import InvalidTag
@@ -38,7 +37,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from snapshot_rules.domain import Domain
 from snapshot_rules.personal import SEALED_PREFIX, is_sealed
 from topics.envelope import Event, utc_now
-from workers.ports import ActionLog, DataKey, Erasure, KeyStore, OperatorAction
+from topics.jsonvalue import Json, JsonObject
+from workers.ports import ActionLog, DataKey, Erasure, KeyStore, OperatorAction, Told
+from workers.roles.outcomes import Refused
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +77,8 @@ class Shredder:
     # --- sealing (the command side) ------------------------------------------------------------
 
     async def seal(
-        self, domain: Domain, aggregate_id: str, data: Mapping[str, Any]
-    ) -> Mapping[str, Any]:
+        self, domain: Domain, aggregate_id: str, data: Mapping[str, Json]
+    ) -> Mapping[str, Json]:
         """``data`` with the domain's personal fields sealed (unchanged when it has none)."""
         personal = domain.personal
         if personal is None or not self.enabled or not personal.fields & data.keys():
@@ -110,7 +111,7 @@ class Shredder:
 
     # --- opening (every reader) ----------------------------------------------------------------
 
-    async def open(self, value: Any) -> Any:
+    async def open(self, value: Json) -> Json:
         """``value`` (any JSON-like answer) with every sealed string opened or marked erased."""
         ids: set[str] = set()
         _collect(value, ids)
@@ -164,7 +165,9 @@ class Shredder:
             found.update(fetched)
         return found
 
-    def _remember(self, cache: dict[str, _Cached], name: str, key: DataKey | None, now: float) -> None:
+    def _remember(
+        self, cache: dict[str, _Cached], name: str, key: DataKey | None, now: float
+    ) -> None:
         if len(cache) >= MAX_CACHED:  # bounded in size too: drop what expired, else everything
             for stale in [n for n, c in cache.items() if c.until <= now]:
                 del cache[stale]
@@ -234,7 +237,7 @@ def _cipher(key_id: str, secret: bytes) -> AESGCM:
     return AESGCM(secret)
 
 
-def seal_value(key: DataKey, value: Any) -> str:
+def seal_value(key: DataKey, value: Json) -> str:
     """One value sealed with ``key``: a fresh nonce, the key id as associated data."""
     nonce = os.urandom(_NONCE)
     cipher = _cipher(key.key_id, key.secret)
@@ -247,7 +250,7 @@ def key_id_of(sealed: str) -> str:
     return sealed[len(SEALED_PREFIX) :].split(":", 1)[0]
 
 
-def open_value(key: DataKey, sealed: str) -> Any:
+def open_value(key: DataKey, sealed: str) -> Json:
     """The value ``sealed`` holds. ValueError when it is not one sealed with ``key``."""
     blob = sealed[len(SEALED_PREFIX) :].split(":", 1)[1]
     try:
@@ -259,7 +262,7 @@ def open_value(key: DataKey, sealed: str) -> Any:
     return orjson.loads(plain)
 
 
-def _collect(value: Any, ids: set[str]) -> None:
+def _collect(value: Json, ids: set[str]) -> None:
     if isinstance(value, str):
         if is_sealed(value):
             ids.add(key_id_of(value))
@@ -271,11 +274,11 @@ def _collect(value: Any, ids: set[str]) -> None:
             _collect(item, ids)
 
 
-def _opened(value: Any, keys: Mapping[str, DataKey]) -> Any:
+def _opened(value: Json, keys: Mapping[str, DataKey]) -> Json:
     if isinstance(value, str):
         return _open_one(value, keys) if is_sealed(value) else value
     if isinstance(value, Mapping):
-        out: dict[str, Any] = {}
+        out: JsonObject = {}
         erased = False
         for name, item in value.items():
             if isinstance(item, str) and is_sealed(item):
@@ -297,7 +300,7 @@ _GONE = object()
 """A sealed value whose key is gone (erased), or that does not open with it."""
 
 
-def _open_one(sealed: str, keys: Mapping[str, DataKey]) -> Any:
+def _open_one(sealed: str, keys: Mapping[str, DataKey]) -> Json:
     key = keys.get(key_id_of(sealed))
     if key is None:
         return _GONE
@@ -309,48 +312,65 @@ def _open_one(sealed: str, keys: Mapping[str, DataKey]) -> Any:
 
 
 @dataclass(frozen=True, slots=True)
-class ErasureAnswer:
-    """What an erase request is told: a status and a JSON body (also what the audit keeps)."""
+class Erased:
+    """A subject erased: by this call, or before it (``already``: nothing was left to destroy).
+    Every copy is unreadable everywhere within ``unreadable_within_s`` (other processes'
+    opening caches)."""
 
-    status: int
-    body: Mapping[str, Any]
+    subject: str
+    erased_at: datetime
+    by: str
+    keys_destroyed: int
+    already: bool
+    unreadable_within_s: float
+
+
+Render = Callable[[Erased], Told]
+"""How the runtime tells an erasure (what the audit record keeps of it)."""
 
 
 async def erase_subject(
-    shredder: Shredder, log_: ActionLog, subject: str, *, operator: str, via: str, cache_ttl_s: float
-) -> ErasureAnswer:
-    """Erase ``subject`` and record who did it, when, and the answer, in the operator trail.
+    shredder: Shredder,
+    log_: ActionLog,
+    subject: str,
+    *,
+    operator: str,
+    via: str,
+    cache_ttl_s: float,
+    render: Render,
+) -> Erased | Refused:
+    """Erase ``subject`` and record who did it, when, and what they were told (``render``), in
+    the operator trail.
 
-    200 with the erasure (``already_erased`` when it had been erased before and nothing was
-    left to destroy, e.g. by a concurrent request: the store decides in one atomic step); 404
-    when nothing of the subject was ever sealed. The trail records each erasure once, by the
-    call that destroyed the key: a repeat or an unknown subject changes nothing and is only
-    answered. Every copy is unreadable here at once, everywhere within ``cache_ttl_s`` (other
-    processes' opening caches); no process seals with the destroyed key once this returns.
+    ``Erased``, with ``already`` when it had been erased before and nothing was left to
+    destroy (e.g. by a concurrent request: the store decides in one atomic step); refused
+    ``not_found`` when nothing of the subject was ever sealed. The trail records each erasure
+    once, by the call that destroyed the key: a repeat or an unknown subject changes nothing
+    and is only answered. Every copy is unreadable here at once, everywhere within
+    ``cache_ttl_s``; no process seals with the destroyed key once this returns. Errors of the
+    key store (``StoreUnavailable``) are raised, and nothing is recorded.
     """
     at = utc_now()
     erasure = await shredder.erase(subject, by=operator, at=at)
     if erasure is None:
-        return ErasureAnswer(404, {
-            "error": "not_found",
-            "message": f"no personal data of subject {subject!r} was ever sealed here (no key "
-            "and no erasure); check the id: a chat sender's is its sender_id, an account's its "
+        return Refused(
+            "not_found",
+            f"no personal data of subject {subject!r} was ever sealed here (no key and no "
+            "erasure); check the id: a chat sender's is its sender_id, an account's its "
             "account id.",
-        })  # fmt: skip
-    answer = ErasureAnswer(200, {
-        "subject": subject,
-        "erased_at": erasure.erased_at.isoformat().replace("+00:00", "Z"),
-        "by": erasure.by,
-        "keys_destroyed": erasure.keys_destroyed,
-        "already_erased": erasure.already,
-        "unreadable_everywhere_within_s": cache_ttl_s,
-    })  # fmt: skip
+        )
+    erased = Erased(
+        subject=subject, erased_at=erasure.erased_at, by=erasure.by,
+        keys_destroyed=erasure.keys_destroyed, already=erasure.already,
+        unreadable_within_s=cache_ttl_s,
+    )  # fmt: skip
     if not erasure.already:
+        told = render(erased)
         await log_.record(
             OperatorAction(
                 id=str(uuid.uuid4()), at=at, operator=operator, via=via, action="erase",
-                target=subject, submitted={"subject": subject}, status=answer.status,
-                result=dict(answer.body),
+                target=subject, submitted={"subject": subject}, status=told.status,
+                result=dict(told.body),
             )
         )  # fmt: skip
-    return answer
+    return erased

@@ -97,7 +97,7 @@ class StateLoader:
         started = time.perf_counter()
         snapshot = await self.snapshots.load(aggregate)
         start = Folded(snapshot.state, snapshot.version) if snapshot else Folded(None, 0)
-        stored = await self.events.read(aggregate, after_version=start.version)
+        stored = await self.events.select(aggregate, after=start.version)
         tail = [domain.upcast(e) for e in stored]
         folded = replay(domain.reducer, tail, start=start)
         self._observe(domain, len(tail), started)
@@ -126,8 +126,8 @@ class StateLoader:
         usable = snapshot is not None and (version is None or snapshot.version <= version)
         if usable and as_of is not None and snapshot is not None:
             # A snapshot covers as_of only if its last folded event happened by then.
-            last = await self.events.read(
-                aggregate, after_version=snapshot.version - 1, to_version=snapshot.version
+            last = await self.events.select(
+                aggregate, after=snapshot.version - 1, before=snapshot.version + 1
             )
             usable = bool(last) and last[0].occurred_at <= as_of
         start = Folded(snapshot.state, snapshot.version) if usable and snapshot else Folded(None, 0)
@@ -135,8 +135,11 @@ class StateLoader:
             rung = await self._rung_below(aggregate, version=version, as_of=as_of)
             if rung is not None and rung.version > start.version:  # nearer than the snapshot
                 start = Folded(rung.state, rung.version)
-        tail = await self.events.read(
-            aggregate, after_version=start.version, to_version=version, as_of=as_of
+        tail = await self.events.select(
+            aggregate,
+            after=start.version,
+            before=None if version is None else version + 1,
+            as_of=as_of,
         )
         tail = [domain.upcast(e) for e in _contiguous(tail, start.version)]
         folded = replay(domain.reducer, tail, start=start)
@@ -237,8 +240,8 @@ class StateLoader:
             if newest is not None and snapshot.version - newest.version < self._ladder_step:
                 self._remember_rung(aggregate, newest.version)
                 return
-            last = await self.events.read(
-                aggregate, after_version=snapshot.version - 1, to_version=snapshot.version
+            last = await self.events.select(
+                aggregate, after=snapshot.version - 1, before=snapshot.version + 1
             )
             if last:
                 await self.ladder.add(snapshot, last_at=last[0].occurred_at)

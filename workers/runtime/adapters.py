@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from workers.adapters.kafka import KafkaStream
+from workers.adapters.kafka import KafkaConfig, KafkaStream
 from workers.adapters.memory import MemoryLiveFeed, MemoryMarks, MemoryStores, MemoryStream
 from workers.adapters.mongo import MongoStores
 from workers.adapters.redis import RedisLiveFeed, RedisMarks
@@ -21,37 +21,30 @@ from workers.metrics import Metrics
 from workers.ports import (
     ActionLog,
     AppendProgress,
-    ArchivableEvents,
     CommandMemory,
     EventBus,
-    EventSearch,
     KeyStore,
     LiveFeed,
     LogProbe,
     Marker,
     ParkedEvents,
-    PendingEvents,
     Positions,
     Producer,
     Record,
     Rejections,
     SnapshotLadder,
     SnapshotStore,
+    StoredEvents,
     TicketStore,
     TopicTail,
     TopicWindow,
     ViewStaging,
     ViewStore,
 )
-from workers.roles.archive import ArchiveEvents
-from workers.roles.audit import MarkPeek
+from workers.roles.ops.archive import ArchiveEvents
+from workers.roles.ops.audit import MarkPeek
 from workers.runtime.buses import bridge_bus
-from workers.runtime.connections import kafka_config, master_key
 from workers.runtime.settings import Settings
-
-
-class StoredEvents(ArchivableEvents, PendingEvents, EventSearch, Protocol):
-    """The event store with its publish flags and moves: what every store adapter implements."""
 
 
 class Stores(Protocol):
@@ -191,9 +184,11 @@ class Adapters:
     live: Callable[[str], LiveFeed]
 
 
-def real_adapters(settings: Settings, metrics: Metrics) -> Adapters:
-    """MongoDB, Kafka, Redis and the configured bus, as the settings name them."""
-    kafka = kafka_config(settings)  # a bad secret or TLS file stops us before connecting
+def real_adapters(
+    settings: Settings, metrics: Metrics, *, kafka: KafkaConfig, master_key: bytes | None
+) -> Adapters:
+    """MongoDB, Kafka, Redis and the configured bus, as the settings name them, with the Kafka
+    config and the master key the process made from its secrets at start."""
 
     def marks(prefix: str) -> RedisMarks:
         return RedisMarks(
@@ -211,7 +206,7 @@ def real_adapters(settings: Settings, metrics: Metrics) -> Adapters:
             settings.mongo_url,
             settings.mongo_database,
             timeout_ms=settings.mongo_timeout_ms,
-            master_key=master_key(settings),
+            master_key=master_key,
         ),
         stream=KafkaStream(kafka, max_event_bytes=settings.max_event_bytes),
         marks=marks,

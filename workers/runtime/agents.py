@@ -13,26 +13,26 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
 import orjson
-from faust.types import TP
+from faust.types import TP, Message, StreamT
 
 from snapshot_rules.projection import Projection
 from topics.envelope import Event
 from topics.errors import InvalidInput, StreamUnavailable, Unavailable
 from workers import tracing
 from workers.ports import Outgoing, Record
+from workers.roles.command.requests import CommandRequest, parse_request
 from workers.roles.deadletter import decode_stored
 from workers.roles.outcomes import NotDone, Unknown
-from workers.roles.projections import ProjectionRunner
-from workers.roles.requests import CommandRequest, parse_request
+from workers.roles.read.projections import ProjectionRunner
 from workers.roles.retry import until_done
 from workers.runtime.answers import Answer, answer_of, error
 from workers.runtime.fleet import Fleet
+from workers.stream.faust_app import fleet_consumer
 from workers.stream.faust_types import Partitions
 from workers.stream.fetched import BatchTopic, ack, fetched
 from workers.stream.gaps import GapCloser
@@ -49,6 +49,7 @@ or Kafka not answering)."""
 TAIL_IDLE_S = 1.0
 """How long an agent is idle before it checks that nothing past what it received was lost."""
 
+
 @dataclass(frozen=True, slots=True)
 class Acks:
     """Ack exactly these records; the others of the batch stay unacked until a later ``Acks``."""
@@ -63,19 +64,14 @@ Tick = Callable[[], Awaitable[Sequence[Record]]]
 """Called on a timer between batches; returns records decided meanwhile (to ack)."""
 
 
-def to_record(message: Any) -> Record:
-    """A fetched Faust ``Message`` as the roles see it."""
-    headers = message.headers or []
-    if isinstance(headers, dict):
-        headers = list(headers.items())
-    return Record(
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        key=message.key,
-        value=message.value,
-        headers=[(k, v) for k, v in headers],
-    )
+def to_record(message: Message) -> Record:
+    """A fetched Faust ``Message`` as the roles see it (a null value, which the fleet never
+    writes, as empty bytes: the role's decoder refuses it like any other bad record)."""
+    raw = message.headers or ()
+    headers = tuple(raw.items()) if isinstance(raw, Mapping) else raw
+    value = b"" if message.value is None else message.value
+    # Positionally, and aiokafka's header pairs as they are: built once per record fetched.
+    return Record(message.topic, message.partition, message.offset, message.key, value, headers)
 
 
 def batch_agent(
@@ -88,7 +84,7 @@ def batch_agent(
     tick: Tick | None = None,
     tick_s: float = 0.05,
     tick_when: Callable[[], bool] = lambda: True,
-) -> OffsetLedger[Any]:
+) -> OffsetLedger[Message]:
     """Declare agent ``name`` on ``topic``: every batch through ``handle``, acked after it;
     returns the agent's offset ledger. ``tick`` runs every ``tick_s`` while ``tick_when()``.
 
@@ -99,7 +95,7 @@ def batch_agent(
     app, rt, settings = fleet.app, fleet.runtime, fleet.runtime.settings
     within_s = settings.batch_within_ms / 1000
     unacked = asyncio.Semaphore(MAX_UNACKED_BATCHES)
-    ledger: OffsetLedger[Any] = OffsetLedger()  # Faust messages, held until they may be acked
+    ledger: OffsetLedger[Message] = OffsetLedger()  # Faust messages, held until they may be acked
     fleet.ledgers[name] = ledger
     activity = _Activity()
     gaps = GapCloser(
@@ -184,7 +180,7 @@ def batch_agent(
         finally:
             unacked.release()
 
-    async def agent(stream: Any) -> None:
+    async def agent(stream: StreamT[object]) -> None:
         batches = fetched(stream)
         ticker = asyncio.ensure_future(ticking()) if tick is not None else None
         closer = asyncio.ensure_future(closing())
@@ -227,8 +223,8 @@ def batch_agent(
             if ticker is not None:
                 ticker.cancel()
 
-    app.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type]
-    app.on_partitions_assigned.connect(assigned)  # type: ignore[arg-type]
+    app.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type]  # mode types receivers narrower than the (sender, partitions) faust calls them with
+    app.on_partitions_assigned.connect(assigned)  # type: ignore[arg-type]  # mode types receivers narrower than the (sender, partitions) faust calls them with
     channel = BatchTopic(app, topics=[topic], value_serializer="raw", key_serializer="raw")
     app.agent(channel, name=name)(agent)
     return ledger
@@ -237,17 +233,19 @@ def batch_agent(
 async def _seek_back(fleet: Fleet, topic: str, partition: int, offset: int) -> None:
     """Seek the consumer's ``partition`` of ``topic`` back to ``offset``, so its records are
     fetched and delivered again (in the consumer's own thread, bounded)."""
-    consumer: Any = fleet.app.consumer
+    consumer = fleet_consumer(fleet.app)
     timeout_s = fleet.runtime.settings.kafka_timeout_ms / 1000 * 2
     try:
         await asyncio.wait_for(consumer.seek_back(TP(topic, partition), offset), timeout_s)
     except Exception as e:  # the consumer is rebalancing, or Kafka is away (TimeoutError too)
-        raise StreamUnavailable(f"seeking {topic}/{partition} back to {offset} failed: {e!r}") from e
+        raise StreamUnavailable(
+            f"seeking {topic}/{partition} back to {offset} failed: {e!r}"
+        ) from e
 
 
 def _log_end(fleet: Fleet, topic: str, partition: int) -> int | None:
     """The partition's end as the consumer's last fetch saw it (None: not fetched yet)."""
-    consumer: Any = fleet.app.consumer
+    consumer = fleet_consumer(fleet.app)
     try:
         end = consumer.highwater(TP(topic, partition))
     except Exception:  # not assigned (a rebalance), or the consumer not started
@@ -275,7 +273,7 @@ class _Activity:
 
 async def _skip_hole(fleet: Fleet, topic: str, partition: int, start: int, end: int) -> None:
     """Tell the consumer that ``[start, end)`` of the partition holds no record."""
-    consumer: Any = fleet.app.consumer
+    consumer = fleet_consumer(fleet.app)
     await consumer.skip_offsets(TP(topic, partition), start, end)
 
 
@@ -328,8 +326,8 @@ def register_agents(fleet: Fleet) -> None:
             appender.forget(set())  # a new assignment: cached heads may be another's now
             appender.assign({tp.partition for tp in assigned or () if tp.topic == names.events})
 
-        fleet.app.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type]
-        fleet.app.on_partitions_assigned.connect(assigned)  # type: ignore[arg-type]
+        fleet.app.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type]  # mode types receivers narrower than the (sender, partitions) faust calls them with
+        fleet.app.on_partitions_assigned.connect(assigned)  # type: ignore[arg-type]  # mode types receivers narrower than the (sender, partitions) faust calls them with
         ledger = batch_agent(
             fleet,
             name="appender",
@@ -435,7 +433,9 @@ async def command_from_topic(fleet: Fleet, record: Record) -> None:
     except (orjson.JSONDecodeError, InvalidInput) as e:
         request, answer = None, error(400, "invalid_command", f"{e}")
     if request is not None:
-        with tracing.span("commands process", parent=record.headers, kind=tracing.SpanKind.CONSUMER):
+        with tracing.span(
+            "commands process", parent=record.headers, kind=tracing.SpanKind.CONSUMER
+        ):
             answer = await until_done(
                 lambda: _handled(fleet, request), role="commands", metrics=rt.metrics
             )

@@ -23,7 +23,9 @@ class AnnouncingProducer:
         self._stored_topic = stored_topic
         self._feed = feed
 
-    async def send(self, topic: str, message: Outgoing, *, partition: int | None = None) -> Delivery:
+    async def send(
+        self, topic: str, message: Outgoing, *, partition: int | None = None
+    ) -> Delivery:
         delivery = await self.producer.send(topic, message, partition=partition)
         if topic == self._stored_topic:
             self._feed.announce([message])

@@ -7,15 +7,46 @@ table is checked against it both ways).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from workers.roles.outcomes import Accepted, Answer, Outcome, Refused, Stored, Unknown
+import orjson
 
-__all__ = ["ERROR_CODES", "Answer", "ErrorCode", "answer_of", "error", "status_of"]
+from topics.jsonvalue import Json, JsonObject
+from workers.roles.outcomes import Accepted, Outcome, Refused, Stored, Unknown
+from workers.roles.personal import Erased
+
+__all__ = [
+    "ERROR_CODES",
+    "Answer",
+    "ErrorCode",
+    "answer_bytes",
+    "answer_of",
+    "erasure_answer",
+    "error",
+    "reply_of",
+    "status_of",
+]
 
 
-def error(status: int, code: str, message: str, **extra: Any) -> Answer:
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the caller is told: an HTTP status and a JSON body."""
+
+    status: int
+    body: Mapping[str, Json]
+
+    def encode(self) -> bytes:
+        """The answer as a reply on ``commands.replies``: ``{"status": ..., "body": ...}``."""
+        return orjson.dumps({"status": self.status, "body": self.body})
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> Answer:
+        obj = orjson.loads(raw)
+        return cls(int(obj["status"]), obj["body"])
+
+
+def error(status: int, code: str, message: str, **extra: Json) -> Answer:
     """The one error shape: ``{"error": code, "message": sentence naming the fix, ...extra}``.
 
     ``code`` is one of ``ERROR_CODES``, answered with its status (a unit test reads every call).
@@ -292,7 +323,7 @@ def status_of(code: str, default: int) -> int:
 def answer_of(outcome: Outcome) -> Answer:
     """The status and body a caller gets for ``outcome``."""
     if isinstance(outcome, Accepted):
-        body: dict[str, Any] = {"event_id": outcome.event_id}
+        body: JsonObject = {"event_id": outcome.event_id}
         if outcome.partition is not None:
             body |= {"partition": outcome.partition, "offset": outcome.offset}
         if outcome.version is not None:
@@ -311,7 +342,48 @@ def answer_of(outcome: Outcome) -> Answer:
         return error(status_of(outcome.code, 409), outcome.code, outcome.message, **outcome.details)
     if isinstance(outcome, Unknown):
         return _unknown(outcome)
-    return error(503, outcome.code, outcome.message, **outcome.details)
+    return error(status_of(outcome.code, 503), outcome.code, outcome.message, **outcome.details)
+
+
+def erasure_answer(outcome: Erased | Refused) -> Answer:
+    """What an erase request is told (``workers.roles.personal.erase_subject``): 200 with the
+    erasure, now or before (``already_erased``); a refusal (``not_found``) with its code's status.
+    Also what the audit trail keeps of an erasure."""
+    if isinstance(outcome, Refused):
+        return answer_of(outcome)
+    return Answer(200, {
+        "subject": outcome.subject,
+        "erased_at": outcome.erased_at.isoformat().replace("+00:00", "Z"),
+        "by": outcome.by,
+        "keys_destroyed": outcome.keys_destroyed,
+        "already_erased": outcome.already,
+        "unreadable_everywhere_within_s": outcome.unreadable_within_s,
+    })  # fmt: skip
+
+
+def reply_of(outcome: Outcome) -> bytes:
+    """``outcome`` as a reply on ``commands.replies`` (what the appender tells a command the
+    store refused, or whose event it dead-lettered)."""
+    return answer_of(outcome).encode()
+
+
+def answer_bytes(outcome: Outcome) -> tuple[int, bytes]:
+    """``answer_of`` as a status and its JSON bytes; the common answer, a first 202 with its
+    partition and offset, is written out directly (no dict, no general encoder)."""
+    if (
+        type(outcome) is Accepted
+        and outcome.partition is not None
+        and outcome.offset is not None
+        and outcome.version is None
+        and not outcome.duplicate
+    ):
+        return 202, (
+            b'{"event_id":' + orjson.dumps(outcome.event_id)
+            + b',"partition":' + str(outcome.partition).encode()
+            + b',"offset":' + str(outcome.offset).encode() + b"}"
+        )  # fmt: skip
+    answer = answer_of(outcome)
+    return answer.status, orjson.dumps(answer.body)
 
 
 def _unknown(outcome: Unknown) -> Answer:

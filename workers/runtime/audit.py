@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from topics.envelope import Event, decode
 from topics.errors import InvalidEnvelope, Unavailable
 from workers.ports import AggregateRef, ViewStore
-from workers.roles.audit import Auditor, AuditReport, AuditSources
+from workers.roles.ops.audit import Auditor, AuditReport, AuditSources
 from workers.runtime.compose import Runtime
 
 log = logging.getLogger(__name__)
@@ -81,5 +81,10 @@ class AuditLoop:
             metrics.audited.inc(report.aggregates)
             for finding in report.findings:
                 metrics.audit_findings.labels(finding.kind).inc()
-                log.error("audit: %s %s %s: %s", finding.kind, finding.aggregate_type,
-                          finding.aggregate_id, finding.detail)
+                log.error(
+                    "audit: %s %s %s: %s",
+                    finding.kind,
+                    finding.aggregate_type,
+                    finding.aggregate_id,
+                    finding.detail,
+                )

@@ -23,19 +23,25 @@ from workers.ports import (
     ViewStaging,
     ViewStore,
 )
-from workers.roles.appender import Appender, AppenderConfig
-from workers.roles.archive import TieredEvents
-from workers.roles.bridge import Bridge
-from workers.roles.commands import CommandService
+from workers.roles.append.appender import Appender
+from workers.roles.append.book import AppenderConfig
+from workers.roles.append.bridge import Bridge
+from workers.roles.append.fates import DeadLetterFates
+from workers.roles.append.forwarder import Forwarder
+from workers.roles.append.outbox import Outbox
+from workers.roles.command.async_mode import AsyncCommandService
+from workers.roles.command.commands import CommandDispatcher
+from workers.roles.command.fate import CommandFate
+from workers.roles.command.intake import Intake
+from workers.roles.command.ledger import CommandLedger
+from workers.roles.command.refusals import RefusalCheck
+from workers.roles.command.resolver import UnknownResolver
+from workers.roles.command.sync_mode import SyncCommandService
 from workers.roles.deadletter import DeadLetters
-from workers.roles.fates import DeadLetterFates
-from workers.roles.forwarder import Forwarder
-from workers.roles.ledger import CommandLedger
-from workers.roles.outbox import Outbox
+from workers.roles.ops.archive import TieredEvents
 from workers.roles.outcomes import Outcomes
 from workers.roles.personal import Shredder
-from workers.roles.resolver import UnknownResolver
-from workers.roles.snapshotter import Snapshotter
+from workers.roles.read.snapshotter import Snapshotter
 from workers.roles.state import StateLoader
 from workers.runtime.adapters import (
     Adapters,
@@ -47,9 +53,10 @@ from workers.runtime.adapters import (
     real_adapters,
 )
 from workers.runtime.announcing import AnnouncingProducer
-from workers.runtime.answers import answer_of
+from workers.runtime.answers import reply_of
 from workers.runtime.connections import kafka_config
 from workers.runtime.settings import Settings
+from workers.secrets import Secrets, read_secrets
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -106,7 +113,7 @@ class _Parts:
     progress: Progress | None = None
     outbox: Outbox | None = None
     sync: SyncCommands | None = None
-    commands: CommandService | None = None
+    commands: CommandDispatcher | None = None
     outcomes: Outcomes | None = None
     appender: Appender | None = None
     snapshotter: Snapshotter | None = None
@@ -133,6 +140,8 @@ class Runtime:
     loader: StateLoader
     tiered: TieredEvents
     shredder: Shredder
+    secrets: Secrets = field(default_factory=Secrets)
+    """What the process read at start; nothing reads a secret again."""
     _parts: _Parts = field(default_factory=_Parts)
 
     @classmethod
@@ -144,12 +153,16 @@ class Runtime:
         domains: Domains | None = None,
         metrics: Metrics | None = None,
         adapters: Adapters | None = None,
+        secrets: Secrets | None = None,
     ) -> Runtime:
-        """Build the parts of ``roles`` on ``adapters`` (the real ones, from the settings, if None)."""
+        """Build the parts of ``roles`` on ``adapters`` (the real ones, from the settings, if None),
+        with the ``secrets`` the process read at start (read here, once, if None)."""
         domains = domains or load_domains(settings.domains)
         metrics = metrics or create_metrics()
-        kafka = kafka_config(settings)  # a bad secret or TLS file stops us before connecting
-        adapters = adapters or real_adapters(settings, metrics)
+        secrets = read_secrets(settings) if secrets is None else secrets
+        kafka = kafka_config(settings, secrets)  # a bad TLS file stops us before connecting
+        key = None if secrets.master_key is None else secrets.master_key.reveal()
+        adapters = adapters or real_adapters(settings, metrics, kafka=kafka, master_key=key)
         stores = adapters.stores
         events = TieredEvents(stores.events, stores.archive)
         loader = StateLoader(
@@ -176,6 +189,7 @@ class Runtime:
                 enabled=settings.personal_data_encryption,
                 cache_ttl_s=settings.key_cache_ttl_s,
             ),
+            secrets=secrets,
         )
         try:
             await stores.open()
@@ -260,7 +274,7 @@ class Runtime:
                     wait_s=settings.append_wait_ms / 1000,
                     judge_access=settings.auth in ("jwt", "proxy"),
                 ),
-                render=answer_of,
+                render=reply_of,
                 marker=marks.marker,
                 memory=marks.memory,
                 loader=self.loader,
@@ -270,7 +284,7 @@ class Runtime:
                     rejections=self.stores.rejections,
                     producer=producer,
                     replies_topic=names.command_replies,
-                    render=answer_of,
+                    render=reply_of,
                     marker=marks.marker,
                     memory=marks.memory,
                 ),
@@ -346,20 +360,32 @@ class Runtime:
             partitions=settings.partitions,
             group_prefix=f"{settings.group_id}-",
         )
-        parts.commands = CommandService(
-            domains=self.domains,
-            ledger=CommandLedger(marks.marker, marks.memory),
+        ledger = CommandLedger(marks.marker, marks.memory)
+        fate = CommandFate(store=self.events, rejections=self.stores.rejections, ledger=ledger)
+        answer_wait_s = settings.kafka_timeout_ms / 1000 * 2
+        refusals = RefusalCheck(
+            ledger=ledger,
             store=self.events,
-            rejections=self.stores.rejections,
-            producer=producer,
             progress=parts.progress,
-            events_topic=self.names.events,
+            wait_s=settings.refusal_wait_ms / 1000,
+        )
+        parts.commands = CommandDispatcher(
+            domains=self.domains,
+            intake=Intake(loader=self.loader, shredder=self.shredder),
+            ledger=ledger,
             metrics=metrics,
-            sync=parts.sync,
-            shredder=self.shredder,
-            loader=self.loader,
-            answer_wait_s=settings.kafka_timeout_ms / 1000 * 2,
-            refusal_wait_s=settings.refusal_wait_ms / 1000,
+            async_mode=AsyncCommandService(
+                ledger=ledger,
+                store=self.events,
+                producer=producer,
+                refusals=refusals,
+                fate=fate,
+                events_topic=self.names.events,
+                answer_wait_s=answer_wait_s,
+            ),
+            sync_mode=SyncCommandService(
+                ledger=ledger, appender=parts.sync, fate=fate, answer_wait_s=answer_wait_s
+            ),
         )
 
     def _built(self, part: T | None, name: str, role: str) -> T:
@@ -391,7 +417,7 @@ class Runtime:
         return self._built(self._parts.sync, "sync", "commands")
 
     @property
-    def commands(self) -> CommandService:
+    def commands(self) -> CommandDispatcher:
         return self._built(self._parts.commands, "commands", "commands")
 
     @property

@@ -1,11 +1,8 @@
-"""Connection values built once from the settings: the Kafka config every client shares."""
+"""Connection values built once from the settings and the secrets read at start: the Kafka
+config every client shares, the catalog, the master key a fleet with personal data needs."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import os
-from collections.abc import Mapping
 from pathlib import Path
 
 from snapshot_rules.domain import Domains
@@ -14,13 +11,14 @@ from topics.errors import ConfigError
 from workers.adapters.kafka import KafkaBusOptions
 from workers.adapters.kafka.config import KafkaConfig
 from workers.runtime.settings import Settings
-from workers.secrets import read_secret
+from workers.secrets import Secrets
 
 _TLS_FILES = ("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile")
 
 
-def kafka_config(settings: Settings, environ: Mapping[str, str] | None = None) -> KafkaConfig:
-    """The one Kafka config of a process; a missing file or secret fails here, named."""
+def kafka_config(settings: Settings, secrets: Secrets) -> KafkaConfig:
+    """The one Kafka config of a process, with the password read at start; a missing TLS file
+    fails here, named."""
     for name in _TLS_FILES:
         path = getattr(settings, name)
         if path and not Path(path).is_file():
@@ -29,20 +27,12 @@ def kafka_config(settings: Settings, environ: Mapping[str, str] | None = None) -
                 "or fix the path."
             )
     sasl = settings.kafka_security_protocol.startswith("SASL_")
-    password = read_secret(
-        "Kafka SASL password",
-        file=settings.kafka_sasl_password_file,
-        env=settings.kafka_sasl_password_env,
-        file_variable="EVENTFLEET_KAFKA_SASL_PASSWORD_FILE",
-        env_variable="EVENTFLEET_KAFKA_SASL_PASSWORD_ENV",
-        environ=os.environ if environ is None else environ,
-    )
     config = KafkaConfig(
         bootstrap_servers=tuple(settings.kafka_bootstrap),
         security_protocol=settings.kafka_security_protocol,
         sasl_mechanism=settings.kafka_sasl_mechanism if sasl else "",
         sasl_username=settings.kafka_sasl_username if sasl else "",
-        sasl_password=password if sasl else None,
+        sasl_password=secrets.kafka_sasl_password if sasl else None,
         ssl_cafile=settings.kafka_ssl_cafile,
         ssl_certfile=settings.kafka_ssl_certfile,
         ssl_keyfile=settings.kafka_ssl_keyfile,
@@ -82,47 +72,15 @@ def fleet_catalog(settings: Settings, domains: Domains) -> list[TopicSpec]:
         ) from None
 
 
-def master_key(settings: Settings, environ: Mapping[str, str] | None = None) -> bytes | None:
-    """The master key that wraps the data keys (32 bytes, base64 in its file or variable);
-    None when neither names one (then no data key can be made or opened)."""
-    secret = read_secret(
-        "master key",
-        file=settings.master_key_file,
-        env=settings.master_key_env,
-        file_variable="EVENTFLEET_MASTER_KEY_FILE",
-        env_variable="EVENTFLEET_MASTER_KEY_ENV",
-        environ=os.environ if environ is None else environ,
-    )
-    if secret is None:
-        return None
-    try:
-        key = base64.b64decode(secret.reveal().strip(), validate=True)
-    except binascii.Error:
-        key = b""
-    if len(key) != 32:
-        named = "EVENTFLEET_MASTER_KEY_FILE" if settings.master_key_file else "EVENTFLEET_MASTER_KEY_ENV"
-        raise ConfigError(
-            f"the master key {named} names is not 32 bytes in base64; make one with "
-            "`head -c 32 /dev/urandom | base64`."
-        )
-    return key
-
-
-def required_master_key(
-    settings: Settings, domains: Domains, environ: Mapping[str, str] | None = None
-) -> bytes | None:
-    """``master_key``, refused as missing when an enabled domain declares personal fields.
-
-    ``eventfleet worker`` asks this before any connection: a fleet that would seal personal data
-    has no fixed key to fall back on.
-    """
-    key = master_key(settings, environ)
+def required_master_key(secrets: Secrets, domains: Domains) -> bytes | None:
+    """The master key read at start, refused as missing when an enabled domain declares
+    personal fields: a fleet that would seal personal data has no fixed key to fall back on."""
     personal = [domain.name for domain in domains if domain.personal is not None]
-    if key is None and personal:
+    if secrets.master_key is None and personal:
         raise ConfigError(
             f"no master key: domain {', '.join(personal)} declares personal fields; set "
             "EVENTFLEET_MASTER_KEY_FILE (a file holding 32 bytes in base64) or "
             "EVENTFLEET_MASTER_KEY_ENV (the name of a variable holding them); make one with "
             "`head -c 32 /dev/urandom | base64`."
         )
-    return key
+    return None if secrets.master_key is None else secrets.master_key.reveal()

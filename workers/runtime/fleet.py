@@ -15,9 +15,10 @@ import tempfile
 from collections.abc import Awaitable, Collection, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
+from aiohttp import web
 from faust.types import TP
+from faust.web.drivers.aiohttp import Web as AiohttpWeb
 
 from topics.catalog import TopicSpec
 from topics.errors import TopicsNotReady
@@ -27,13 +28,13 @@ from workers.metrics import prime
 from workers.ports import Record
 from workers.roles.deadletter import REASONS
 from workers.runtime.audit import AuditLoop
-from workers.runtime.auth import Door
 from workers.runtime.compose import Runtime
 from workers.runtime.connections import fleet_catalog
+from workers.runtime.door.auth import Door
+from workers.runtime.door.identity import Authenticator
+from workers.runtime.door.origins import OriginPolicy
 from workers.runtime.health import HealthMonitor, Ping
-from workers.runtime.identity import Authenticator
 from workers.runtime.lag import LAG_ROLE, LagExporter, measured_groups
-from workers.runtime.origins import OriginPolicy
 from workers.stream.faust_app import (
     FleetApp,
     committed_position,
@@ -41,7 +42,7 @@ from workers.stream.faust_app import (
     knows_its_coordinator,
 )
 from workers.stream.faust_types import Partitions
-from workers.stream.offsets import OffsetLedger
+from workers.stream.gaps import Ledger
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ class Fleet:
         self._idle.set()
         self._assigned = False
         self._tasks: set[asyncio.Task[object]] = set()
-        self.ledgers: dict[str, OffsetLedger[Any]] = {}  # per agent: what may be committed
+        self.ledgers: dict[str, Ledger] = {}  # per agent: what may be committed
         self.projections = tuple(projections)
         self.audit_loop: AuditLoop | None = None
         audit_s = runtime.settings.audit_interval_s
@@ -125,6 +126,16 @@ class Fleet:
                 topic_prefix=settings.topic_prefix,
             )
         self._prime_metrics()
+
+    @property
+    def web_app(self) -> web.Application:
+        """The aiohttp application Faust's web server serves: routes and pages register here."""
+        driver = self.app.web
+        if not isinstance(driver, AiohttpWeb):  # faust.App's web is typed as the abstract driver
+            raise TypeError(
+                f"the fleet serves HTTP through Faust's aiohttp driver, not {type(driver).__name__}"
+            )
+        return driver.web_app
 
     def _make_app(self, app_id: str) -> FleetApp:
         settings, kafka = self.runtime.settings, self.runtime.kafka
@@ -175,8 +186,8 @@ class Fleet:
         # A join still not complete after a few session timeouts acts (workers.adapters.kafka.join).
         app.join_bound_s = JOIN_BOUND_SESSIONS * session_s
         app.on_join_stuck = self._join_stuck
-        app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
-        app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
+        app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]  # mode types a receiver as taking *args; faust sends one: the partitions
+        app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]  # mode types a receiver as taking *args; faust sends one: the partitions
         return app
 
     def _make_health(self) -> HealthMonitor:
@@ -284,7 +295,7 @@ class Fleet:
 
     def refresh_gauges(self) -> None:
         """Consumer lag per assigned partition (the autoscaler's signal); revoked ones vanish."""
-        consumer: Any = self.app.consumer
+        consumer = self.app.consumer
         gauge = self.runtime.metrics.consumer_lag
         try:
             assignment = consumer.assignment()
@@ -338,7 +349,9 @@ class Fleet:
             )
         if self.consumes:
             try:
-                await asyncio.wait_for(self.app.consumer.commit(), _left(loop, deadline, reserve / 2))
+                await asyncio.wait_for(
+                    self.app.consumer.commit(), _left(loop, deadline, reserve / 2)
+                )
             except Exception as e:
                 log.warning("final commit failed: %r", e)
         for step, stop in (
@@ -417,7 +430,7 @@ class ProjectionLag:
         for record in records:
             tp = TP(record.topic, record.partition)
             last[tp] = max(last.get(tp, -1), record.offset)
-        consumer: Any = self._fleet.app.consumer
+        consumer = self._fleet.app.consumer
         try:
             assigned = {tp.partition for tp in consumer.assignment()}
             for tp, offset in last.items():

@@ -10,7 +10,7 @@ from snapshot_rules.declaration import did_you_mean
 from snapshot_rules.domain import Domains
 from snapshot_rules.projection import Projection
 from topics.errors import InvalidInput
-from workers.roles.projections import rebuild_views
+from workers.roles.read.projections import rebuild_views
 from workers.runtime.compose import Runtime, load_domains
 from workers.runtime.settings import Settings
 

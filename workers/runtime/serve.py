@@ -12,14 +12,14 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Collection, Coroutine
-from typing import Any, NoReturn, TypeVar
+from typing import NoReturn, TypeVar
 
-from workers.roles.newfilter import keep_filter_ready
+from workers.roles.command.newfilter import keep_filter_ready
 from workers.runtime.agents import register_agents
-from workers.runtime.auth import make_authenticator
 from workers.runtime.compose import Runtime
+from workers.runtime.door.auth import make_authenticator
+from workers.runtime.door.identity import Authenticator
 from workers.runtime.fleet import EXIT_DRAIN_TIMEOUT, Fleet, ensure_catalog
-from workers.runtime.identity import Authenticator
 from workers.runtime.lag import LAG_ROLE
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,9 @@ async def serve(
     """
     try:
         if authenticator is None:
-            authenticator = await make_authenticator(runtime.settings, required=False)
+            authenticator = await make_authenticator(
+                runtime.settings, runtime.secrets, required=False
+            )
         if set(roles) - {LAG_ROLE}:  # the lag role reads whatever topics exist
             await ensure_catalog(runtime)
     except BaseException:
@@ -156,7 +158,7 @@ async def _start_unless_stopped(fleet: Fleet, *, warn_every_s: float = 60.0) -> 
 T = TypeVar("T")
 
 
-def run(main: Coroutine[Any, Any, T], *, loop: str) -> T:
+def run(main: Coroutine[object, None, T], *, loop: str) -> T:
     """``asyncio.run(main)``, on uvloop's loop when ``loop`` is ``uvloop``: the same semantics
     (a new loop, async generators and the default executor shut down), libuv underneath."""
     if loop == "uvloop":

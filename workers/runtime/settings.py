@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from topics.errors import ConfigError
-from workers.secrets import mask_url
+from workers.secrets import CONNECTION_SECRETS, SecretSetting, mask_url, read_secret, secret_text
 
 ENV_PREFIX = "EVENTFLEET_"
 
@@ -70,8 +70,13 @@ def _text(pattern_doc: str, ok: Callable[[str], bool]) -> Callable[[str], str]:
     return parse
 
 
-def _setting(default: Any, parse: Callable[[str], Any], doc: str) -> Any:
-    return field(default=default, metadata={"parse": parse, "doc": doc})
+Value = TypeVar("Value")
+
+
+def _setting(default: Value, parse: Callable[[str], Value], doc: str) -> Value:
+    """A field whose value ``parse`` reads from its variable (``Settings.from_env``)."""
+    found: Value = field(default=default, metadata={"parse": parse, "doc": doc})
+    return found
 
 
 def _choice(*choices: str) -> Callable[[str], str]:
@@ -126,6 +131,12 @@ class Settings:
     mongo_url: str = _setting(
         "mongodb://127.0.0.1:27017", _url("mongodb", "mongodb+srv"), "MongoDB connection string"
     )
+    mongo_url_file: str = _setting(
+        "", _path, "file holding the MongoDB connection string (instead of EVENTFLEET_MONGO_URL)"
+    )
+    mongo_url_env: str = _setting(
+        "", _env_name_ok, "name of the environment variable holding the MongoDB connection string"
+    )
     mongo_database: str = _setting(
         "eventfleet", _name_ok, "MongoDB database holding events, snapshots and views"
     )
@@ -143,8 +154,20 @@ class Settings:
         "Redis for the marker, the command answers, the live feed and the bridge's Redis bus; redis+sentinel://h1:26379,h2:26379/<master>/<db> "
         "for Sentinel, redis+cluster://h1:6379,h2:6379 for Cluster",
     )
+    redis_url_file: str = _setting(
+        "", _path, "file holding the Redis URL (instead of EVENTFLEET_REDIS_URL)"
+    )
+    redis_url_env: str = _setting(
+        "", _env_name_ok, "name of the environment variable holding the Redis URL"
+    )
     nats_url: str = _setting(
         "nats://127.0.0.1:4222", _url("nats", "tls"), "NATS, for the bridge role's NATS bus"
+    )
+    nats_url_file: str = _setting(
+        "", _path, "file holding the NATS URL (instead of EVENTFLEET_NATS_URL)"
+    )
+    nats_url_env: str = _setting(
+        "", _env_name_ok, "name of the environment variable holding the NATS URL"
     )
     bridge_bus: str = _setting(
         "redis",
@@ -194,7 +217,13 @@ class Settings:
         "", _text("an audience", bool), "jwt: the required aud claim (this API's client id)"
     )
     auth_hs256_secret_file: str = _setting(
-        "", _path, "jwt: file holding an HS256 shared secret (instead of, or beside, the JWKS)"
+        "",
+        _path,
+        "jwt: file holding an HS256 shared secret, at least 32 bytes (instead of, or beside, "
+        "the JWKS)",
+    )
+    auth_hs256_secret_env: str = _setting(
+        "", _env_name_ok, "jwt: name of the environment variable holding the HS256 shared secret"
     )
     auth_roles_claim: str = _setting(
         "roles",
@@ -216,11 +245,11 @@ class Settings:
         "origins besides the fleet's own whose pages may POST and open WebSockets here "
         "(README Security: cross-site requests)",
     )
-    auth_leeway_s: int = _setting(
-        30, _int(0, 300), "jwt: clock skew allowed on exp, nbf and iat"
-    )
+    auth_leeway_s: int = _setting(30, _int(0, 300), "jwt: clock skew allowed on exp, nbf and iat")
     auth_jwks_refresh_s: int = _setting(
-        30, _int(1, 86_400), "jwt: a token with an unknown kid refetches the JWKS at most this often"
+        30,
+        _int(1, 86_400),
+        "jwt: a token with an unknown kid refetches the JWKS at most this often",
     )
     auth_jwks_max_age_s: int = _setting(
         300, _int(1, 86_400), "jwt: the cached JWKS is refetched when older (removed keys stop)"
@@ -469,10 +498,9 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read every field from ``EVENTFLEET_<FIELD>``; a bad value names its variable."""
         environ = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for spec in fields(cls):
-            if spec.metadata.get("internal"):
-                continue
+        values: dict[str, Any] = {}  # each parsed by its own field's parser: typed per field
+        specs = {spec.name: spec for spec in fields(cls) if not spec.metadata.get("internal")}
+        for spec in specs.values():
             name = env_name(spec.name)
             raw = environ.get(name)
             if raw is None or raw == "":
@@ -484,6 +512,16 @@ class Settings:
                 raise ConfigError(
                     f"{name}={mask_url(raw)!r} is invalid: {e}. Default: {spec.default!r}."
                 ) from None
+        for secret in CONNECTION_SECRETS:
+            found = _connection(secret, values, environ)
+            if found is not None:
+                url, source = found
+                try:
+                    values[secret.name] = specs[secret.name].metadata["parse"](url)
+                except ValueError as e:
+                    raise ConfigError(
+                        f"{source}: the {secret.what} there is invalid: {e}."
+                    ) from None
         return cls(**values, explicit=frozenset(values))
 
     def with_defaults(self, **values: Any) -> Settings:
@@ -515,6 +553,22 @@ class Settings:
     def masked(self, name: str) -> str:
         """A setting's value as logs and messages may show it: URL passwords masked."""
         return mask_url(str(getattr(self, name)))
+
+
+def _connection(
+    secret: SecretSetting, values: Mapping[str, str], environ: Mapping[str, str]
+) -> tuple[str, str] | None:
+    """The connection string ``EVENTFLEET_<NAME>_FILE`` or ``_ENV`` holds and where it was read,
+    by the one reader (which refuses it beside the plain ``EVENTFLEET_<NAME>``); None when
+    neither is set."""
+    file, env = values.get(f"{secret.name}_file", ""), values.get(f"{secret.name}_env", "")
+    if not (file or env):
+        return None
+    plain = environ.get(secret.plain_variable, "").strip()
+    value = read_secret(secret, file=file, env=env, plain=plain, environ=environ)
+    assert value is not None  # a file or a variable was named
+    source = secret.source(file=file, env=env)
+    return secret_text(secret, value, source).strip(), source
 
 
 def env_name(field_name: str) -> str:
@@ -550,7 +604,7 @@ OPENTELEMETRY: tuple[tuple[str, str, str], ...] = (
 settings of ours, documented with them."""
 
 
-def documented() -> list[tuple[str, Any, str]]:
+def documented() -> list[tuple[str, object, str]]:
     """(variable, default, description) for every setting: the README table and `--help`."""
     return [
         (env_name(spec.name), spec.default, spec.metadata["doc"])

@@ -5,13 +5,13 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from topics.envelope import Event, Metadata, encode, new_event
 from topics.errors import InvalidEnvelope, InvalidInput
+from topics.jsonvalue import Json, JsonObject
 from workers import tracing
 from workers.storage import documents as docs
-from workers.storage.diff import Json, changed_paths, merge_diff
+from workers.storage.diff import changed_paths, merge_diff
 from workers.storage.documents import DELETED, ID, VERSION
 from workers.storage.mappers import (
     Change,
@@ -47,7 +47,7 @@ def plan_change(
     version = 1 if previous is None else int(previous[version_field]) + 1
     diff = merge_diff(before, after)
     paths = changed_paths(before, diff)
-    data: dict[str, Any] = {"operation": operation, "diff": diff, "changed_paths": paths}
+    data: JsonObject = {"operation": operation, "diff": diff, "changed_paths": paths}
     if mapper is not None:
         change = Change(
             collection, doc_id, operation, version, client_id, before, after, diff, tuple(paths)
@@ -87,7 +87,7 @@ def plan_change(
     )
 
 
-CreateOrEdit = Callable[[Any], Document | Awaitable[Document]]
+CreateOrEdit = Callable[[Document | None], Document | Awaitable[Document]]
 """``update``'s edit: gets the current document, or None when ``create`` makes a new one."""
 
 
@@ -103,7 +103,7 @@ class Changed:
     otherwise it stays flagged and the fleet's outbox relay publishes it."""
 
 
-async def applied(edit: CreateOrEdit, current: Document | None) -> Any:
+async def applied(edit: CreateOrEdit, current: Document | None) -> Json:  # checked by the caller
     edited = edit(current)
     return await edited if inspect.isawaitable(edited) else edited
 

@@ -8,10 +8,8 @@ because a patch replaces an array whole.
 from __future__ import annotations
 
 import math
-from typing import Any
 
-Json = Any
-"""A JSON value as Python holds it: dict, list, str, int, float, bool or None."""
+from topics.jsonvalue import Json
 
 
 def merge_diff(before: Json, after: Json) -> Json:

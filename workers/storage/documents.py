@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import re
 import time
-from typing import Any
 
 from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE, MAX_DATA_DEPTH, Event, validate_data
 from topics.errors import (
@@ -24,6 +23,7 @@ from topics.errors import (
     NotFound,
     StoreError,
 )
+from topics.jsonvalue import Json
 from workers.storage.diff import same
 from workers.storage.ports import Document
 
@@ -163,7 +163,7 @@ def check_content(collection: str, doc_id: str, content: Document) -> None:
         raise InvalidInput(f"{where}: {e}; nothing was written.") from e
 
 
-def _check_depth_and_nulls(value: Any, path: str, depth: int) -> None:
+def _check_depth_and_nulls(value: Json, path: str, depth: int) -> None:
     if depth > _CONTENT_DEPTH:
         raise InvalidEnvelope(path, f"nested deeper than {_CONTENT_DEPTH} levels")
     if isinstance(value, dict):

@@ -12,10 +12,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from topics.envelope import EVENT_TYPE_RE, Event, validate_data
 from topics.errors import InvalidEnvelope, InvalidInput
+from topics.jsonvalue import Json, JsonObject
 
 Operation = Literal["create", "update", "delete"]
 
@@ -94,9 +95,9 @@ class Change:
     operation: Operation
     version: int
     client_id: str
-    before: dict[str, Any] | None
-    after: dict[str, Any] | None
-    diff: Any
+    before: JsonObject | None
+    after: JsonObject | None
+    diff: Json
     changed_paths: tuple[str, ...]
 
 
@@ -105,7 +106,7 @@ class DomainEvent:
     """A domain event a mapper derives from a change: its type and data."""
 
     type: str
-    data: dict[str, Any]
+    data: JsonObject
 
 
 class EventMapper(Protocol):
@@ -154,7 +155,9 @@ class ChainMapper:
         return [event for mapper in self.mappers for event in mapper.map(change)]
 
 
-def mapped_records(collection: str, doc_id: str, derived: Sequence[DomainEvent]) -> list[Any]:
+def mapped_records(
+    collection: str, doc_id: str, derived: Sequence[DomainEvent]
+) -> list[JsonObject]:
     """Check a mapper's output and turn it into the ``data.mapped`` list of the stored event."""
     records = []
     for event in derived:
@@ -184,8 +187,8 @@ def derived_events(stored: Event) -> list[Event]:
     return out
 
 
-def _lookup(content: dict[str, Any], dotted: str) -> Any:
-    value: Any = content
+def _lookup(content: JsonObject, dotted: str) -> Json:
+    value: Json = content
     for part in dotted.split("."):
         if not isinstance(value, dict):
             return None

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from topics.envelope import Event
+from topics.jsonvalue import Json, JsonObject
 from workers.ports import EventStore
 
-Document = dict[str, Any]
+Document = JsonObject
 
 Outcome = Literal["conflict", "committed", "committed_event_by_other"]
 """``committed_event_by_other``: a concurrent reader stored (and publishes) the event first."""
@@ -40,7 +41,7 @@ class FaultPoint:
     point: str
     """AFTER_DOCUMENT_WRITE or AFTER_EVENT_WRITE."""
     event: Event
-    session_id: Mapping[str, Any] | None
+    session_id: Mapping[str, Json] | None
     """The transaction's logical session id, where the store has one (None on the intent path)."""
 
 
@@ -78,26 +79,42 @@ WatchState = Literal["off", "watching", "unsupported"]
 
 
 class Invalidations(Protocol):
-    """What a change feed tells a cache: one document changed, or anything may have."""
+    """What a change feed tells a cache: one document changed, or anything may have.
 
-    def invalidate(self, key: str) -> None: ...
+    Plain calls that never raise and never wait (the feed makes them between two changes).
+    After either, no copy the call concerns is served, and a read that started before it
+    cannot put one back (``tests/contracts/test_invalidations.py``).
+    """
 
-    def clear(self) -> None: ...
+    def invalidate(self, key: str) -> None:
+        """Document ``key`` changed (a key never cached is harmless)."""
+        ...
+
+    def clear(self) -> None:
+        """Anything may have changed: forget every copy."""
+        ...
 
 
 class ChangeFeed(Protocol):
-    """Follows every change to the collection, from any writer, and invalidates a cache."""
+    """Follows every change to the collection, from any writer, and invalidates a cache.
+
+    Each change of a document invalidates its key, and no other; a change the feed cannot
+    place (a drop, a rename) clears the cache. ``tests/contracts/test_change_feed.py`` holds
+    the memory collection and MongoDB's change stream to it.
+    """
 
     state: WatchState
     resumes: int
     """Times the feed was resumed where it stopped (idle timeouts, network errors)."""
 
     async def ensure(self) -> bool:
-        """Start following if not yet; True if caching is safe now (following, or TTL only)."""
+        """Start following if not yet, first clearing what was cached before; True if caching is
+        safe now (following, or TTL only). A store that does not answer is no error: False (do
+        not cache), and the feed stays off, to be asked again."""
         ...
 
     async def close(self) -> None:
-        """Stop following and clear the cache."""
+        """Stop following and clear the cache: nothing reaches it after (it may follow again)."""
         ...
 
 

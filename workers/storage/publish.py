@@ -12,7 +12,7 @@ import logging
 
 from topics.envelope import Event
 from workers.ports import EventBus
-from workers.roles.outbox import Outbox
+from workers.roles.append.outbox import Outbox
 from workers.storage.mappers import derived_events
 
 log = logging.getLogger(__name__)

@@ -15,13 +15,14 @@ from prometheus_client import Counter
 
 from topics.envelope import Event
 from topics.errors import InvalidInput
+from topics.jsonvalue import Json
 from workers.metrics import Metrics
 from workers.ports import EventBus
-from workers.roles.outbox import Outbox
+from workers.roles.append.outbox import Outbox
 from workers.storage import documents as docs
 from workers.storage.cache import CacheStats, DocumentCache
 from workers.storage.changes import Changed, CreateOrEdit, applied, changed, plan_change
-from workers.storage.diff import Json, merge_diff
+from workers.storage.diff import merge_diff
 from workers.storage.mappers import EventMapper, EventTypes, storage_event_types
 from workers.storage.ports import Document, DocumentStore, PlannedChange
 from workers.storage.publish import ChangePublisher
@@ -133,7 +134,13 @@ class EventSourcedStorage:
         A concurrent change makes it re-read and apply ``edit`` again, up to
         ``max_retries`` times, then ConcurrencyConflict. No change: no event, diff ``{}``.
         """
-        changed = await self.update(doc_id, edit, client_id=client_id)
+
+        def existing(current: Document | None) -> Document | Awaitable[Document]:
+            if current is None:  # update calls with None only when create=True
+                raise AssertionError("find_one_and_update never creates; update passed None")
+            return edit(current)
+
+        changed = await self.update(doc_id, existing, client_id=client_id)
         return changed.document, changed.diff
 
     async def update(
@@ -208,15 +215,13 @@ class EventSourcedStorage:
         await self._ready()
         stored = await self._load(doc_id)  # completes a pending event first
         ref = (self.collection_name, doc_id)
-        events = await self._documents.events.read(ref, after_version=after_version)
+        events = await self._documents.events.select(ref, after=after_version)
         head = int(stored[self.version_field]) if stored is not None else None
         first_hot = (events[0].version or 0) if events else None
         starts_late = first_hot is not None and first_hot > after_version + 1
         if starts_late or (first_hot is None and head is not None and head > after_version):
-            upper = first_hot - 1 if first_hot is not None else head
-            older = await self._documents.archive.read(
-                ref, after_version=after_version, to_version=upper
-            )
+            below = first_hot if first_hot is not None else (head or 0) + 1
+            older = await self._documents.archive.select(ref, after=after_version, before=below)
             events = older + events
         if stored is None and not events:
             raise docs.missing(self.collection_name, doc_id)
@@ -276,7 +281,7 @@ class EventSourcedStorage:
                 if outcome == "committed":  # else the reader that stored the event publishes it
                     published = await self._publisher.publish(change.event)
                     if isinstance(result, Changed):
-                        return replace(result, published=published)  # type: ignore[return-value]
+                        return replace(result, published=published)
                 return result
             await asyncio.sleep(
                 random.uniform(0, min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt))

@@ -10,21 +10,23 @@ the fleet's metrics (Faust's own Prometheus sensor uses milliseconds and other n
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Protocol
 
 import faust
 from faust.auth import SASLCredentials, SSLCredentials
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP, ServiceT, TransportT
+from faust.types.auth import CredentialsT
 
 from workers.adapters.kafka.config import KafkaConfig
-from workers.adapters.kafka.join import JoinWatch
+from workers.adapters.kafka.join import JoinWatch, WatchedConsumer
 from workers.metrics import Metrics
 from workers.stream.fetched import drain
 from workers.stream.highwaters import fetched_highwaters
 
 
-def faust_credentials(kafka: KafkaConfig) -> Any:
+def faust_credentials(kafka: KafkaConfig) -> CredentialsT | None:
     """Faust's ``broker_credentials`` for our Kafka config (None: plaintext)."""
     if kafka.sasl:
         assert kafka.sasl_password is not None  # KafkaConfig checks it
@@ -39,16 +41,24 @@ def faust_credentials(kafka: KafkaConfig) -> Any:
     return None
 
 
-class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):  # type: ignore[misc]
-    def _create_worker_consumer(self, transport: Any) -> Any:
-        consumer = super()._create_worker_consumer(transport)
+class _WorkerConsumer(WatchedConsumer, Protocol):
+    """What is set on the worker's AIOKafkaConsumer (aiokafka's own module is untyped)."""
+
+    _fetch_max_wait_ms: int
+
+
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: faust_aiokafka.Transport) -> _WorkerConsumer:
+        consumer: _WorkerConsumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = getattr(self.app, "fetch_max_wait_ms", 500)
         watch = self.app.join_watch() if isinstance(self.app, FleetApp) else None
         if watch is not None:
             watch.install(consumer)  # a join that does not complete in time acts (join.py)
         return consumer
 
-    async def _highwaters(self, partitions: Any) -> Any:
+    async def _highwaters(  # type: ignore[override]  # aiokafka answers None for a partition without one; faust's annotation says int
+        self, partitions: list[TP]
+    ) -> Mapping[TP, int | None]:
         # Table recovery reads changelogs up to these: take them from a fetch (see highwaters).
         listed = await super()._highwaters(partitions)
         return await fetched_highwaters(
@@ -63,7 +73,7 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):  # type: ignore[mi
         return transport
 
 
-class _ReadOffsets(dict[Any, "int | None"]):
+class _ReadOffsets(dict[TP, "int | None"]):
     """Faust's ``_read_offset`` (the last offset read per partition), which it uses to drop any
     record below it: after ``fence(tp)`` it answers None for ``tp`` (drop nothing) until the next
     rebalance seeks every partition, so the records of a seek back reach the agents even when
@@ -71,58 +81,61 @@ class _ReadOffsets(dict[Any, "int | None"]):
 
     def __init__(self) -> None:
         super().__init__()
-        self._fenced: set[Any] = set()
+        self._fenced: set[TP] = set()
 
-    def fence(self, tp: Any) -> None:
+    def fence(self, tp: TP) -> None:
         self._fenced.add(tp)
 
-    def __missing__(self, tp: Any) -> None:
+    def __missing__(self, tp: TP) -> None:
         return None
 
-    def __getitem__(self, tp: Any) -> int | None:
+    def __getitem__(self, tp: TP) -> int | None:
         if tp in self._fenced:
             return None
         return super().__getitem__(tp)
 
-    def update(self, *args: Any, **kwargs: Any) -> None:  # perform_seek: a rebalance
+    def update(  # type: ignore[override]  # faust calls it with one mapping; dict's overloads take more
+        self, offsets: Mapping[TP, int | None] | Iterable[tuple[TP, int | None]], /
+    ) -> None:  # perform_seek: a rebalance
         self._fenced.clear()
-        super().update(*args, **kwargs)
+        super().update(offsets)
 
-    def pop(self, tp: Any, *default: Any) -> Any:  # a partition revoked
-        self._fenced.discard(tp)
+    def pop(self, tp: TP, *default: int | None) -> int | None:  # type: ignore[override]  # one signature for dict's two overloads (with and without a default)
+        self._fenced.discard(tp)  # a partition revoked
         return super().pop(tp, *default)
 
 
-class _Consumer(faust_aiokafka.Consumer):  # type: ignore[misc]
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+class FleetConsumer(faust_aiokafka.Consumer):
+    def __init__(self, transport: TransportT, **kwargs: object) -> None:
+        super().__init__(transport, **kwargs)
         self._read_offsets = _ReadOffsets()
         self._read_offset = self._read_offsets
 
-    def _new_consumer_thread(self) -> Any:
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
-    async def _drain_messages(self, fetcher: Any) -> None:
+    async def _drain_messages(self, fetcher: ServiceT) -> None:
         # The batch agents' topics are handed over a fetched partition at a time (fetched.py).
         await drain(self, fetcher)
 
-    async def seek_back(self, tp: Any, offset: int) -> None:
+    async def seek_back(self, tp: TP, offset: int) -> None:
         """Fetch ``tp`` again from ``offset``; every record from there reaches the agents."""
         self._read_offsets.fence(tp)
         await self.seek_wait({tp: offset})
 
-    async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
+    async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
         """Faust's guess, from a jump in the offsets it reads, that the skipped offsets (and the
         record read, too) are done: it would commit past records that never reached an agent.
         Here only the agents' offset ledgers decide that (``workers.stream.offsets``)."""
 
-    async def skip_offsets(self, tp: Any, start: int, end: int) -> None:
+    async def skip_offsets(self, tp: TP, start: int, end: int) -> None:
         """``[start, end)`` of ``tp`` holds no record (checked with Kafka): commits may pass it."""
         if end > start:
             await super()._add_gap(tp, start, end - 1)
 
-    async def _commit(self, offsets: Mapping[Any, int]) -> bool:
-        app: Any = self.app  # our FleetApp
+    async def _commit(self, offsets: Mapping[TP, int]) -> bool:
+        app = self.app
+        assert isinstance(app, FleetApp)  # _Transport is only ever FleetApp's
         started = time.perf_counter()
         try:
             ok = bool(await super()._commit(offsets))
@@ -133,11 +146,22 @@ class _Consumer(faust_aiokafka.Consumer):  # type: ignore[misc]
         return ok
 
 
-class _Transport(faust_aiokafka.Transport):  # type: ignore[misc]
-    Consumer = _Consumer
+def fleet_consumer(app: faust.App) -> FleetConsumer:
+    """The app's consumer, the fleet's own (it seeks back, skips holes, reads highwaters).
+
+    Raises TypeError if the app runs another consumer (it never does: ``FleetApp``'s transport
+    makes this one)."""
+    consumer = app.consumer
+    if not isinstance(consumer, FleetConsumer):
+        raise TypeError(f"the app's consumer is a {type(consumer).__name__}, not the fleet's")
+    return consumer
 
 
-class FleetApp(faust.App):  # type: ignore[misc]
+class _Transport(faust_aiokafka.Transport):
+    Consumer = FleetConsumer
+
+
+class FleetApp(faust.App):
     """faust.App with a configurable consumer fetch wait, and rebalance and commit metrics."""
 
     fetch_max_wait_ms: int = 500
@@ -148,7 +172,7 @@ class FleetApp(faust.App):  # type: ignore[misc]
     """Rebalances begun so far (the first assignment included)."""
     _rebalance_ended: float | None = None
 
-    def _new_transport(self) -> Any:
+    def _new_transport(self) -> TransportT:
         return _Transport(self.conf.broker_consumer, self)
 
     def on_rebalance_start(self) -> None:
@@ -209,15 +233,19 @@ def knows_its_coordinator(app: FleetApp) -> bool:
     aiokafka keeps an assignment while the broker is unreachable; it marks the coordinator
     dead when a request to it fails or the session expires, and finds it again after.
     """
-    reached: Any = app
+    consumer = app.consumer
+    if not isinstance(consumer, faust_aiokafka.Consumer):  # always ours (_Transport's)
+        return False
     try:
-        consumer = reached.consumer._thread._consumer
-        return consumer is not None and consumer._coordinator.coordinator_id is not None
+        client = consumer._thread._consumer
+        return client is not None and client._coordinator.coordinator_id is not None
     except AttributeError:  # not started yet
         return False
 
 
-def committed_position(app: FleetApp, tp: Any) -> int:
+def committed_position(app: FleetApp, tp: TP) -> int:
     """The next offset the app's consumer will commit from on ``tp`` (0 before any commit)."""
-    consumer: Any = app.consumer
+    consumer = app.consumer
+    if not isinstance(consumer, faust_aiokafka.Consumer):  # always ours (_Transport's)
+        return 0
     return int(consumer._committed_offset.get(tp) or 0)

@@ -25,11 +25,11 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Protocol
 
 import faust
-from faust.transport.consumer import CONSUMER_FETCHING
-from faust.types import TP, Message
+from faust.transport.consumer import CONSUMER_FETCHING, Consumer
+from faust.types import TP, AppT, ChannelT, ConsumerT, EventT, Message, ServiceT, StreamT
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +37,18 @@ YIELD_EVERY = 100
 """Records delivered one by one (Faust's way) between two turns of the event loop, as Faust."""
 
 
+class Record(Protocol):
+    """A fetched record as aiokafka (untyped) hands it over: its offset is all read here."""
+
+    @property
+    def offset(self) -> int: ...
+
+
 class FetchedBatches:
     """One reader's records fetched and not yet taken, in the order they were delivered (each
     delivery one partition's records of one fetch, in offset order)."""
 
-    def __init__(self, app: Any, *, maxsize: int) -> None:
+    def __init__(self, app: AppT, *, maxsize: int) -> None:
         self._app = app
         self._maxsize = maxsize  # more waiting than this pauses fetching of their partitions
         self._deliveries: deque[tuple[int | None, list[Message]]] = deque()
@@ -50,7 +57,8 @@ class FetchedBatches:
         self._arrived = asyncio.Event()
         self._paused: set[TP] = set()
         self._thrown: BaseException | None = None
-        app.flow_control.manage_queue(self)  # cleared with Faust's stream queues
+        # Cleared with Faust's stream queues: mode only calls clear() on a managed queue.
+        app.flow_control.manage_queue(self)  # type: ignore[arg-type]  # a stand-in with clear(), not mode's FlowControlQueue
 
     def deliver(self, tp: TP, messages: list[Message], generation: int | None) -> None:
         """Hold ``messages`` (of ``tp``, fetched in consumer generation ``generation``)."""
@@ -149,16 +157,16 @@ class FetchedBatches:
     def full(self) -> bool:
         return False  # never blocks the conductor: pressure pauses the partition instead
 
-    def put_nowait_enhanced(self, event: Any, **callbacks: Any) -> bool:
+    def put_nowait_enhanced(self, event: EventT[object], **callbacks: object) -> bool:
         message = event.message
         self.deliver(message.tp, [message], message.generation_id)
         return False
 
-    async def put(self, event: Any) -> None:
+    async def put(self, event: EventT[object]) -> None:
         self.put_nowait_enhanced(event)
 
 
-class BatchTopic(faust.Topic):  # type: ignore[misc]
+class BatchTopic(faust.Topic):
     """A topic whose agent takes whole fetched batches (``fetched``) rather than a stream."""
 
     _batches: FetchedBatches | None = None
@@ -170,7 +178,7 @@ class BatchTopic(faust.Topic):  # type: ignore[misc]
             self._batches = FetchedBatches(self.app, maxsize=maxsize)
         return self._batches
 
-    def __aiter__(self) -> Any:
+    def __aiter__(self) -> ChannelT[object]:
         # The reading clone shares the buffer of the stream's channel, which Faust throws into
         # to stop the agent.
         channel = super().__aiter__()
@@ -179,12 +187,12 @@ class BatchTopic(faust.Topic):  # type: ignore[misc]
         return channel
 
     @property
-    def queue(self) -> Any:  # type: ignore[override]
+    def queue(self) -> FetchedBatches:  # type: ignore[override]  # the conductor only puts, sizes and checks it: FetchedBatches does all that
         # Where the conductor puts what it delivers itself: the batches, in the queue's stead.
         return self.batches
 
 
-def fetched(stream: Any) -> FetchedBatches:
+def fetched(stream: StreamT[object]) -> FetchedBatches:
     """Subscribe an agent's ``BatchTopic`` (as iterating its stream would) and return where its
     fetched records arrive."""
     channel = stream.channel.__aiter__()  # the reading clone, added to the conductor
@@ -193,14 +201,14 @@ def fetched(stream: Any) -> FetchedBatches:
     return channel.batches
 
 
-def ack(consumer: Any, messages: Iterable[Message]) -> None:
+def ack(consumer: ConsumerT, messages: Iterable[Message]) -> None:
     """This reader is done with ``messages``: once every reader of a record acked it, Faust's
     commits may pass it."""
     for message in messages:
         message.ack(consumer)
 
 
-def batch_readers(app: Any) -> dict[str, list[FetchedBatches]]:
+def batch_readers(app: AppT) -> dict[str, list[FetchedBatches]]:
     """Topic name → its readers, for topics whose every channel in this process is a
     ``BatchTopic`` reading all its partitions."""
     readers: dict[str, list[FetchedBatches]] = {}
@@ -208,19 +216,24 @@ def batch_readers(app: Any) -> dict[str, list[FetchedBatches]]:
     for channel in app.topics:
         if channel.pattern is not None:
             return {}  # a pattern may name any topic: let Faust deliver everything
-        batch = isinstance(channel, BatchTopic) and channel.active_partitions is None
+        batch = (
+            channel
+            if isinstance(channel, BatchTopic) and channel.active_partitions is None
+            else None
+        )
         for name in channel.topics:
-            if batch:
-                readers.setdefault(name, []).append(channel.batches)
+            if batch is not None:
+                readers.setdefault(name, []).append(batch.batches)
             else:
                 others.add(name)
     return {name: found for name, found in readers.items() if name not in others}
 
 
-async def drain(consumer: Any, fetcher: Any) -> None:
+async def drain(consumer: Consumer, fetcher: ServiceT) -> None:
     """Faust's fetch loop (``Consumer._drain_messages``), except that the records of a topic read
     only by ``BatchTopic`` agents go to them a fetched partition at a time."""
-    consumer_stopped, fetcher_stopped = consumer._stopped.is_set, fetcher._stopped.is_set
+    consumer_stopped = consumer._stopped.is_set
+    fetcher_stopped = fetcher._stopped.is_set  # type: ignore[attr-defined]  # Faust's fetcher is a mode Service; its ServiceT does not declare _stopped
     diag = consumer.diag
     try:
         while not (consumer_stopped() or fetcher_stopped()):
@@ -249,7 +262,7 @@ async def drain(consumer: Any, fetcher: Any) -> None:
 
 
 async def _hand_out(
-    consumer: Any, records: Mapping[TP, Sequence[Any]], active: set[TP] | None
+    consumer: Consumer, records: Mapping[TP, list[Record]], active: set[TP] | None
 ) -> None:
     """Deliver one fetch: batch topics a partition at a time, the rest record by record."""
     app = consumer.app
@@ -279,21 +292,21 @@ async def _hand_out(
 
 
 async def _deliver_batch(
-    consumer: Any,
+    consumer: Consumer,
     tp: TP,
-    batch: Sequence[Any],
+    batch: Sequence[Record],
     readers: list[FetchedBatches],
     generation: int,
 ) -> None:
     """One partition's records of one fetch to every reader of its topic, in one call each.
 
     Faust's guess at holes from jumps in the offsets (``_add_gap``) is left out: this fleet's
-    consumer ignores it (``faust_app._Consumer._add_gap``); the agents' offset ledgers decide.
+    consumer ignores it (``faust_app.FleetConsumer._add_gap``); the agents' offset ledgers decide.
     """
     app = consumer.app
     read = consumer._read_offset[tp]
     to_message = consumer._to_message
-    messages = [to_message(tp, r) for r in batch if read is None or r.offset >= read]
+    messages: list[Message] = [to_message(tp, r) for r in batch if read is None or r.offset >= read]
     if not messages:
         return
     commit_every = consumer._commit_every
@@ -315,7 +328,10 @@ async def _deliver_batch(
 
 
 async def _deliver_singly(
-    consumer: Any, records: Mapping[TP, Sequence[Any]], active: set[TP] | None, generation: int
+    consumer: Consumer,
+    records: Mapping[TP, list[Record]],
+    active: set[TP] | None,
+    generation: int,
 ) -> None:
     """Faust's own delivery, record by record through the conductor (its ``getmany`` and
     ``_drain_messages`` loop bodies)."""

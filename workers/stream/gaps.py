@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Collection
+from typing import Protocol
 
 from workers.metrics import Metrics
 from workers.ports import Positions
-from workers.stream.offsets import OffsetLedger
+from workers.stream.offsets import Gap
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,22 @@ Skip = Callable[[int, int, int], Awaitable[None]]
 """Tell the consumer that ``partition`` holds no record in ``[start, end)``."""
 End = Callable[[int], "int | None"]
 """The end of ``partition``'s log as the consumer last fetched it (None: not fetched yet)."""
+
+
+class Ledger(Protocol):
+    """An agent's ``OffsetLedger`` whatever it acks with: what closing gaps and draining read."""
+
+    def unknown(self) -> list[int]: ...
+
+    def expected(self, partition: int) -> int | None: ...
+
+    def start(self, partition: int, floor: int) -> None: ...
+
+    def gaps(self) -> list[Gap]: ...
+
+    def partitions(self) -> set[int]: ...
+
+    def undecided(self, partitions: Collection[int] | None = None) -> int: ...
 
 
 class GapCloser:
@@ -68,7 +84,7 @@ class GapCloser:
         self._sought: dict[int, tuple[int, float]] = {}  # partition → (offset, look again at)
         self._quiet_tail: dict[int, tuple[int, int]] = {}  # partition → (from, to): no records
 
-    async def close(self, ledger: OffsetLedger[Any]) -> int:
+    async def close(self, ledger: Ledger) -> int:
         """Close what can be closed now; the number of gaps left (a redelivery on its way).
 
         StreamUnavailable when Kafka cannot be asked: the gaps stay, nothing passes them.
@@ -93,7 +109,7 @@ class GapCloser:
             self._metrics.offset_gaps.labels(self._role, "skipped").inc()
         return len(ledger.gaps())
 
-    async def check_tail(self, ledger: OffsetLedger[Any]) -> bool:
+    async def check_tail(self, ledger: Ledger) -> bool:
         """The agent is idle: redeliver the records of a partition past what it has received.
 
         True while a redelivery is on its way (look again later). StreamUnavailable when Kafka

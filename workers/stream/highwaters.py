@@ -12,16 +12,34 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol, TypeVar
 
 log = logging.getLogger(__name__)
 TP = TypeVar("TP")
 """A topic partition, as the consumer names it."""
 
 
+class FetchingConsumer(Protocol):
+    """What is used of an unstarted, group-less aiokafka consumer (its own module is untyped)."""
+
+    _fetch_max_wait_ms: int
+
+    async def start(self) -> None: ...
+
+    def assign(self, partitions: Sequence[object]) -> None: ...
+
+    def seek(self, partition: object, offset: int) -> None: ...
+
+    def highwater(self, partition: object) -> int | None: ...
+
+    async def getmany(self, *, timeout_ms: int) -> object: ...
+
+    async def stop(self) -> None: ...
+
+
 async def fetched_highwaters(
-    new_consumer: Callable[[], Any],
+    new_consumer: Callable[[], FetchingConsumer],
     listed: Mapping[TP, int | None],
     *,
     fetch_wait_ms: int,

@@ -72,7 +72,9 @@ class OffsetLedger(Generic[T]):
 
     def take(self, partition: int, offset: int, token: T) -> Taken:
         """Hold a delivered record until it is decided (``Taken`` says what to do with it)."""
-        held = self._partitions.setdefault(partition, _Partition())
+        held = self._partitions.get(partition)
+        if held is None:  # not setdefault: a partition built for every record costs a batch
+            held = self._partitions[partition] = _Partition()
         if held.floor is not None and offset < held.floor:
             return "done"
         if offset in held.tokens:
@@ -144,11 +146,7 @@ class OffsetLedger(Generic[T]):
         whose floor is unknown or lies below the lowest record held (a ``Gap``)."""
         released, self._forgotten = self._forgotten, []
         for held in self._partitions.values():
-            while (
-                held.order
-                and held.order[0] == held.floor
-                and held.floor in held.decided
-            ):
+            while held.order and held.order[0] == held.floor and held.floor in held.decided:
                 offset = held.order.popleft()
                 held.decided.discard(offset)
                 released += held.tokens.pop(offset)

@@ -139,7 +139,7 @@ class KafkaEventBus:
             await self.producer.stop()
 
 
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no types: its listener base is Any to mypy
     """Tells ``subscribe`` when the group joined; commits handled offsets before a revoke."""
 
     def __init__(self, reader: _Reader) -> None:
@@ -291,6 +291,4 @@ class _Reader:
             ("dlq_role", f"bus:{self.group}".encode()),
             ("dlq_attempts", str(attempts).encode()),
         ]
-        await producer.send(
-            self.bus.dead_letter_topic, Outgoing(record.key, record.value, headers)
-        )
+        await producer.send(self.bus.dead_letter_topic, Outgoing(record.key, record.value, headers))

@@ -10,13 +10,25 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TypedDict
 
 from topics.errors import ConfigError
 from workers.secrets import Secret
 
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+class ClientOptions(TypedDict, total=False):
+    """The keyword arguments every aiokafka client takes: producer, consumer and admin alike."""
+
+    bootstrap_servers: list[str]
+    security_protocol: str
+    request_timeout_ms: int
+    ssl_context: ssl.SSLContext | None
+    sasl_mechanism: str
+    sasl_plain_username: str
+    sasl_plain_password: str
 
 
 @dataclass(frozen=True)
@@ -27,7 +39,7 @@ class KafkaConfig:
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str = ""
     sasl_username: str = ""
-    sasl_password: Secret | None = None
+    sasl_password: Secret[str] | None = None
     ssl_cafile: str = ""  # empty: the system's trust store
     ssl_certfile: str = ""  # client certificate (mutual TLS), optional
     ssl_keyfile: str = ""
@@ -98,9 +110,9 @@ class KafkaConfig:
         context.check_hostname = self.ssl_check_hostname
         return context
 
-    def client_kwargs(self) -> dict[str, Any]:
+    def client_kwargs(self) -> ClientOptions:
         """Keyword arguments every aiokafka client takes: producer, consumer and admin alike."""
-        kwargs: dict[str, Any] = {
+        kwargs: ClientOptions = {
             "bootstrap_servers": list(self.bootstrap_servers),
             "security_protocol": self.security_protocol,
             "request_timeout_ms": self.timeout_ms,

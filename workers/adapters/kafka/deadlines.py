@@ -11,10 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import math
-from typing import Any, TypeVar
+from typing import Protocol, TypeVar
 
 T = TypeVar("T")
 SLICE_S = 0.05
+
+
+class _Waiter(Protocol):
+    """What a slice's timer needs of a wait, whatever its result type: a future's two methods."""
+
+    def done(self) -> bool: ...
+
+    def set_exception(self, exception: BaseException, /) -> None: ...
 
 
 class SharedDeadlines:
@@ -22,7 +30,7 @@ class SharedDeadlines:
 
     def __init__(self, timeout_s: float) -> None:
         self._timeout_s = timeout_s
-        self._slices: dict[int, list[asyncio.Future[Any]]] = {}
+        self._slices: dict[int, list[_Waiter]] = {}
 
     async def wait(self, future: asyncio.Future[T]) -> T:
         """The result of ``future``, or TimeoutError once its slice ends; ``future`` is left

@@ -26,9 +26,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Protocol
 
 from aiokafka.protocol.admin import DescribeGroupsRequest
+from aiokafka.protocol.api import Request, Response
 from aiokafka.protocol.group import JoinGroupRequest, LeaveGroupRequest, SyncGroupRequest
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,18 @@ log = logging.getLogger(__name__)
 EXIT_GROUP_STUCK = 78
 """The process exits with this code when its group join never completed, however it tried."""
 
-Send = Callable[..., Awaitable[Any]]
+Send = Callable[..., Awaitable[Response]]
+"""aiokafka's ``AIOKafkaClient.send(node_id, request, *, group=...)``."""
+
+
+class _Client(Protocol):
+    send: Send
+
+
+class WatchedConsumer(Protocol):
+    """What the watch wraps of an AIOKafkaConsumer: its client's ``send`` (aiokafka internals)."""
+
+    _client: _Client
 
 
 class JoinWatch:
@@ -69,12 +81,12 @@ class JoinWatch:
         """Adoptions of a departed leader's id since the last completed sync."""
         self.gave_up = False
 
-    def install(self, consumer: Any) -> None:
+    def install(self, consumer: WatchedConsumer) -> None:
         """Wrap ``consumer``'s client (an AIOKafkaConsumer, before or after start)."""
         client = consumer._client
         original: Send = client.send
 
-        async def send(node_id: Any, request: Any, **kw: Any) -> Any:
+        async def send(node_id: int, request: Request, **kw: object) -> Response:
             return await self.send(original, node_id, request, **kw)
 
         client.send = send
@@ -84,7 +96,7 @@ class JoinWatch:
         """No join under way: the last one completed (or none began)."""
         return self._joining_since is None
 
-    async def send(self, original: Send, node_id: Any, request: Any, **kw: Any) -> Any:
+    async def send(self, original: Send, node_id: int, request: Request, **kw: object) -> Response:
         if isinstance(request, JoinGroupRequest):
             return await self._join(original, node_id, request, **kw)
         response = await original(node_id, request, **kw)
@@ -96,8 +108,8 @@ class JoinWatch:
         return response
 
     async def _join(
-        self, original: Send, node_id: Any, request: JoinGroupRequest, **kw: Any
-    ) -> Any:
+        self, original: Send, node_id: int, request: JoinGroupRequest, **kw: object
+    ) -> Response:
         """The bound runs over answered joins only: a broker that does not answer (an outage)
         is no group that cannot form, and starts the bound again."""
         now = self._clock()
@@ -119,7 +131,7 @@ class JoinWatch:
         return response
 
     async def _act(
-        self, original: Send, node_id: Any, request: JoinGroupRequest, now: float, **kw: Any
+        self, original: Send, node_id: int, request: JoinGroupRequest, now: float, **kw: object
     ) -> None:
         group = request._group
         waited = now - self._joining_since if self._joining_since is not None else 0.0
@@ -161,7 +173,7 @@ class JoinWatch:
         request._member_id = self._leader
         self._on_heal("adopt_leader")
 
-    async def _leader_present(self, original: Send, node_id: Any, name: str, **kw: Any) -> bool:
+    async def _leader_present(self, original: Send, node_id: int, name: str, **kw: object) -> bool:
         """The named leader is still among the group's members (or the broker cannot say): its
         id is never taken while it may be in use."""
         try:

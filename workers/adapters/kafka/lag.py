@@ -7,18 +7,17 @@ whose pods all died still shows its lag (and the lag keeps growing, which is the
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from topics.errors import StreamUnavailable
+from workers.adapters.kafka.brokers import BrokerClients, Clients
 from workers.adapters.kafka.config import KafkaConfig
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,63 +35,51 @@ class PartitionLag:
         return max(0, self.high_water - self.committed)
 
 
+Listed = TypeVar("Listed")
+
+
 class KafkaLagReader:
     """Reads every named group's lag; one admin client and one group-less consumer, kept open."""
 
     def __init__(self, kafka: KafkaConfig) -> None:
-        self._kafka = kafka
-        self._timeout_s = kafka.timeout_ms / 1000
-        self._admin: AIOKafkaAdminClient | None = None
-        self._offsets: AIOKafkaConsumer | None = None
-
-    def _clients(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
-        kwargs = self._kafka.client_kwargs()
-        admin = AIOKafkaAdminClient(**kwargs, client_id="eventfleet-lag")
-        # No group_id: it only asks for end offsets (ListOffsets), it never joins a group.
-        offsets = AIOKafkaConsumer(**kwargs, client_id="eventfleet-lag", enable_auto_commit=False)
-        return admin, offsets
+        self._brokers = BrokerClients(kafka, client_id="eventfleet-lag")
+        self._timeout_s = self._brokers.timeout_s
 
     async def start(self) -> None:
         """Connect (again): fresh clients each time, as a stopped client cannot restart."""
-        self._admin, self._offsets = admin, offsets = self._clients()
+        await self._brokers.stop()
         try:
-            async with asyncio.timeout(self._timeout_s * 2):
-                await admin.start()
-                await offsets.start()
+            await self._brokers.open()
         except Exception as e:  # aiokafka also raises KeyError on a refused SCRAM login
-            await self.stop()
-            raise self._unavailable("refused the lag reader's connection", e) from e
+            raise self._brokers.unavailable("refused the lag reader's connection", e) from e
 
     async def stop(self) -> None:
-        admin, offsets, self._admin, self._offsets = self._admin, self._offsets, None, None
-        for close in (admin.close if admin else None, offsets.stop if offsets else None):
-            if close is None:
-                continue
-            try:
-                async with asyncio.timeout(self._timeout_s):
-                    await close()
-            except (TimeoutError, KafkaError, OSError):
-                pass  # stopping must not hang while Kafka is down
+        await self._brokers.stop()
 
     async def groups(self, *, prefix: str) -> list[str]:
         """The broker's consumer groups whose id starts with ``prefix``, sorted."""
-        admin = self._connected()[0]
-        try:
-            async with asyncio.timeout(self._timeout_s * 2):
-                listed = await admin.list_consumer_groups()
-        except (TimeoutError, KafkaError, OSError) as e:
-            raise self._unavailable("did not list its consumer groups in time", e) from e
+        listed = await self._asked(
+            "did not list its consumer groups in time", AIOKafkaAdminClient.list_consumer_groups
+        )
         return sorted({str(entry[0]) for entry in listed if str(entry[0]).startswith(prefix)})
 
     async def topics(self, *, prefix: str) -> list[str]:
         """The broker's topics whose name starts with ``prefix``, sorted."""
+        listed = await self._asked(
+            "did not list its topics in time", AIOKafkaAdminClient.list_topics
+        )
+        return sorted(str(topic) for topic in listed if str(topic).startswith(prefix))
+
+    async def _asked(
+        self, what: str, listing: Callable[[AIOKafkaAdminClient], Awaitable[Listed]]
+    ) -> Listed:
+        """One listing by the admin client, bounded, its failure translated."""
         admin = self._connected()[0]
         try:
             async with asyncio.timeout(self._timeout_s * 2):
-                listed = await admin.list_topics()
+                return await listing(admin)
         except (TimeoutError, KafkaError, OSError) as e:
-            raise self._unavailable("did not list its topics in time", e) from e
-        return sorted(str(topic) for topic in listed if str(topic).startswith(prefix))
+            raise self._brokers.unavailable(what, e) from e
 
     async def read(
         self,
@@ -115,17 +102,18 @@ class KafkaLagReader:
                 wanted = sorted({tp for by_tp in committed.values() for tp in by_tp})
                 high_water = await offsets.end_offsets(wanted) if wanted else {}
         except (TimeoutError, KafkaError, OSError) as e:
-            raise self._unavailable("did not answer the lag reader in time", e) from e
+            raise self._brokers.unavailable("did not answer the lag reader in time", e) from e
         return [
             PartitionLag(group, tp.topic, tp.partition, max(0, offset), high_water.get(tp, 0))
             for group, by_tp in committed.items()
             for tp, offset in sorted(by_tp.items())
         ]
 
-    def _connected(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
-        if self._admin is None or self._offsets is None:
+    def _connected(self) -> Clients:
+        clients = self._brokers.current
+        if clients is None:
             raise StreamUnavailable("the lag reader is not connected; start() it first.")
-        return self._admin, self._offsets
+        return clients
 
     async def _committed(
         self, groups: Mapping[str, Sequence[str]]
@@ -152,7 +140,3 @@ class KafkaLagReader:
             for d in described
             if d.get("partitions")
         }
-
-    def _unavailable(self, what: str, e: BaseException) -> StreamUnavailable:
-        log.debug("lag reader: Kafka %s: %r", what, e)
-        return StreamUnavailable(f"Kafka at {self._kafka.describe()} {what} ({type(e).__name__}).")

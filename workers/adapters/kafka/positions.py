@@ -8,18 +8,14 @@ so the next call connects afresh. Every call is bounded by the config's timeout.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable, Collection
 from typing import TypeVar
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 
-from topics.errors import StreamUnavailable
+from workers.adapters.kafka.brokers import BrokerClients
 from workers.adapters.kafka.config import KafkaConfig
-
-log = logging.getLogger(__name__)
 
 _PROBE_POLL_MS = 100
 T = TypeVar("T")
@@ -29,11 +25,12 @@ class KafkaPositions:
     """``Positions`` on Kafka."""
 
     def __init__(self, kafka: KafkaConfig, *, fetch_max_wait_ms: int = 50) -> None:
-        self._kafka = kafka
-        self._timeout_s = kafka.timeout_ms / 1000
-        self._fetch_max_wait_ms = fetch_max_wait_ms
-        self._admin: AIOKafkaAdminClient | None = None
-        self._consumer: AIOKafkaConsumer | None = None
+        self._brokers = BrokerClients(
+            kafka,
+            client_id="eventfleet-positions",
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=fetch_max_wait_ms,
+        )
         self._lock = asyncio.Lock()
 
     async def committed(
@@ -42,7 +39,7 @@ class KafkaPositions:
         wanted = [TopicPartition(topic, p) for p in sorted(partitions)]
 
         async def ask() -> dict[int, int | None]:
-            admin, _ = await self._clients()
+            admin, _ = await self._brokers.open()
             listed = await admin.list_consumer_group_offsets(group, partitions=wanted)
             found: dict[int, int | None] = {tp.partition: None for tp in wanted}
             for tp, meta in listed.items():
@@ -56,7 +53,7 @@ class KafkaPositions:
         wanted = [TopicPartition(topic, p) for p in sorted(partitions)]
 
         async def ask() -> dict[int, int]:
-            _, consumer = await self._clients()
+            _, consumer = await self._brokers.open()
             firsts = await consumer.beginning_offsets(wanted)
             return {tp.partition: offset for tp, offset in firsts.items()}
 
@@ -68,7 +65,7 @@ class KafkaPositions:
         tp = TopicPartition(topic, partition)
 
         async def probe() -> list[int]:
-            _, consumer = await self._clients()
+            _, consumer = await self._brokers.open()
             consumer.assign([tp])
             consumer.seek(tp, start)
             found: list[int] = []
@@ -90,43 +87,16 @@ class KafkaPositions:
         return await self._bounded(what, probe)
 
     async def stop(self) -> None:
-        admin, consumer, self._admin, self._consumer = self._admin, self._consumer, None, None
-        for close in (admin.close if admin else None, consumer.stop if consumer else None):
-            if close is None:
-                continue
-            try:
-                async with asyncio.timeout(self._timeout_s):
-                    await close()
-            except (TimeoutError, KafkaError, OSError):
-                pass  # stopping must not hang while Kafka is down
-
-    async def _clients(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
-        if self._admin is None or self._consumer is None:
-            kwargs = self._kafka.client_kwargs()
-            admin = AIOKafkaAdminClient(**kwargs, client_id="eventfleet-positions")
-            consumer = AIOKafkaConsumer(
-                **kwargs,
-                client_id="eventfleet-positions",
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                fetch_max_wait_ms=self._fetch_max_wait_ms,
-            )
-            self._admin, self._consumer = admin, consumer
-            await admin.start()
-            await consumer.start()
-        return self._admin, self._consumer
+        await self._brokers.stop()
 
     async def _bounded(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         """One call at a time (the probe reassigns the consumer), bounded, driver errors
         translated once; a failed call drops the clients, so the next one connects afresh."""
         async with self._lock:
             try:
-                async with asyncio.timeout(self._timeout_s * 2):
+                async with asyncio.timeout(self._brokers.timeout_s * 2):
                     return await call()
             except (TimeoutError, KafkaError, OSError, KeyError) as e:
                 # aiokafka also raises KeyError on a refused SCRAM login
                 await self.stop()
-                log.debug("positions: Kafka %s: %r", what, e)
-                raise StreamUnavailable(
-                    f"Kafka at {self._kafka.describe()} {what} ({type(e).__name__})."
-                ) from e
+                raise self._brokers.unavailable(what, e) from e

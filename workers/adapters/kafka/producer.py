@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from aiokafka.producer.message_accumulator import BatchBuilder
+from aiokafka.structs import RecordMetadata
 
 from topics.errors import StreamOutcomeUnknown, StreamUnavailable
 from workers.adapters.kafka.config import KafkaConfig
@@ -143,7 +144,9 @@ class KafkaProducer:
         for message in messages:
             message.check_bytes()
         producer = self._producer
-        sent: list[tuple[int, list[int], asyncio.Future[Any]]] = []  # partition, indices, ack
+        sent: list[
+            tuple[int, list[int], asyncio.Future[RecordMetadata]]
+        ] = []  # partition, indices, ack
         try:
             async with asyncio.timeout(self._timeout_s * 1.5):
                 await producer.client._wait_on_metadata(topic)
@@ -181,15 +184,20 @@ class KafkaProducer:
                 acks = await asyncio.shield(asyncio.gather(*(ack for _, _, ack in sent)))
         except (TimeoutError, KafkaError, OSError) as e:
             raise self._failure(topic, e, handed=bool(sent)) from e
-        deliveries: list[Delivery] = [None] * len(messages)  # type: ignore[list-item]
+        deliveries: dict[int, Delivery] = {}
         for (partition, taken, _), metadata in zip(sent, acks, strict=True):
             for position, i in enumerate(taken):  # a batch's records take consecutive offsets
                 deliveries[i] = Delivery(topic, partition, metadata.offset + position)
-        return deliveries
+        return [deliveries[i] for i in range(len(messages))]  # every message is in one batch
 
-    async def _send_batch(self, batch: Any, topic: str, partition: int) -> asyncio.Future[Any]:
+    async def _send_batch(
+        self, batch: BatchBuilder, topic: str, partition: int
+    ) -> asyncio.Future[RecordMetadata]:
         batch.close()
-        return await self._producer.send_batch(batch, topic, partition=partition)  # type: ignore[no-any-return]
+        ack: asyncio.Future[RecordMetadata] = await self._producer.send_batch(
+            batch, topic, partition=partition
+        )
+        return ack
 
     def _failure(self, topic: str, error: BaseException, *, handed: bool) -> StreamUnavailable:
         log.debug("Kafka error on %s: %r", topic, error)

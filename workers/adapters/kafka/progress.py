@@ -12,18 +12,15 @@ an undecided record, so "committed past the end offset" means "every record ther
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from topics.errors import StreamUnavailable
+from workers.adapters.kafka.brokers import BrokerClients
 from workers.adapters.kafka.config import KafkaConfig
-from workers.adapters.partitions import partition_for
-
-log = logging.getLogger(__name__)
+from workers.adapters.partitions import check_key, partition_for
 
 GROUPS_TTL_S = 30.0
 GROUPS_RETRY_S = 1.0  # while no group has passed the end offset, list the groups again this often
@@ -36,23 +33,25 @@ class KafkaAppendProgress:
     def __init__(
         self, kafka: KafkaConfig, *, topic: str, partitions: int, group_prefix: str
     ) -> None:
-        self._kafka = kafka
         self._topic = topic
         self._partitions = partitions
         self._prefix = group_prefix
-        self._timeout_s = kafka.timeout_ms / 1000
-        self._admin: AIOKafkaAdminClient | None = None
-        self._offsets: AIOKafkaConsumer | None = None
+        self._brokers = BrokerClients(
+            kafka,
+            client_id="eventfleet-progress",
+            fetch_max_wait_ms=10,  # an empty partition answers at once (Tansu: long polls hold)
+        )
+        self._timeout_s = self._brokers.timeout_s
         self._groups: list[str] = []
         self._groups_at = 0.0
-        self._lock = asyncio.Lock()
         self._fetching = asyncio.Lock()
 
     async def caught_up(self, aggregate_key: bytes, *, within_s: float) -> bool:
+        check_key(aggregate_key)
         tp = TopicPartition(self._topic, partition_for(aggregate_key, self._partitions))
         deadline = time.monotonic() + within_s
         try:
-            admin, offsets = await self._clients()
+            admin, offsets = await self._brokers.open()
             async with asyncio.timeout(self._timeout_s):
                 end = await self._end(offsets, tp)
             if end == 0:
@@ -69,10 +68,7 @@ class KafkaAppendProgress:
                 await asyncio.sleep(POLL_S)
         except (TimeoutError, KafkaError, OSError) as e:
             await self.stop()  # connect afresh next time
-            raise StreamUnavailable(
-                f"Kafka at {self._kafka.describe()} did not say how far the appender is "
-                f"({type(e).__name__})."
-            ) from e
+            raise self._brokers.unavailable("did not say how far the appender is", e) from e
 
     async def _end(self, offsets: AIOKafkaConsumer, tp: TopicPartition) -> int:
         """The partition's end: listed, then raised to the high-water mark a fetch reports."""
@@ -94,32 +90,5 @@ class KafkaAppendProgress:
             self._groups_at = time.monotonic()
         return self._groups
 
-    async def _clients(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
-        async with self._lock:
-            if self._admin is None or self._offsets is None:
-                kwargs = self._kafka.client_kwargs()
-                admin = AIOKafkaAdminClient(**kwargs, client_id="eventfleet-progress")
-                offsets = AIOKafkaConsumer(
-                    **kwargs, client_id="eventfleet-progress", enable_auto_commit=False,
-                    fetch_max_wait_ms=10,  # an empty partition answers at once (Tansu: long polls hold)
-                )
-                self._admin, self._offsets = admin, offsets
-                try:
-                    async with asyncio.timeout(self._timeout_s * 2):
-                        await admin.start()
-                        await offsets.start()
-                except BaseException:
-                    await self.stop()
-                    raise
-            return self._admin, self._offsets
-
     async def stop(self) -> None:
-        admin, offsets, self._admin, self._offsets = self._admin, self._offsets, None, None
-        for close in (admin.close if admin else None, offsets.stop if offsets else None):
-            if close is None:
-                continue
-            try:
-                async with asyncio.timeout(self._timeout_s):
-                    await close()
-            except (TimeoutError, KafkaError, OSError) as e:
-                log.debug("progress reader close: %r", e)
+        await self._brokers.stop()

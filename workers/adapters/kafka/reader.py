@@ -195,7 +195,9 @@ async def follow_topic(
             try:
                 batches = await consumer.getmany(timeout_ms=int(idle_s * 1000))
             except (KafkaError, OSError) as e:
-                raise StreamUnavailable(f"Kafka stopped answering while following {topic}: {e!r}") from e
+                raise StreamUnavailable(
+                    f"Kafka stopped answering while following {topic}: {e!r}"
+                ) from e
             records = [
                 Record(tp.topic, tp.partition, r.offset, r.key, r.value,
                        tuple((k, bytes(v)) for k, v in (r.headers or ())))

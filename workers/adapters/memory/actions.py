@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
 
 from topics.errors import StoreUnavailable
+from topics.jsonvalue import Json
 from workers.adapters.memory.common import Faults, Switchable, down_message
 from workers.ports import ActionLog, OperatorAction, ReplayClaim
 
@@ -44,7 +44,7 @@ class MemoryActionLog(Switchable):
         ):  # fmt: skip
             del self._replays[claim.target]
 
-    async def settle_replay(self, target: str, status: int, result: Mapping[str, Any]) -> None:
+    async def settle_replay(self, target: str, status: int, result: Mapping[str, Json]) -> None:
         await self.faults.enter("settle_replay", f"recording the first replay of {target}")
         first = self._replays.get(target)
         if first is not None:

@@ -6,9 +6,9 @@ import asyncio
 from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
 
 from topics.errors import Unavailable
+from topics.jsonvalue import Json
 
 Unavailability = Callable[[str], Unavailable]
 """Builds the port's unavailable error from what the call was doing (``"reading order o1"``)."""
@@ -130,7 +130,7 @@ def down_message(service: str, what: str) -> str:
     return f"the in-memory {service} did not answer while {what}: a test took it down; call up()."
 
 
-def as_stored(value: Any) -> Any:
+def as_stored(value: Json) -> Json:
     """A copy of ``value`` as MongoDB gives it back: lists for tuples, UTC times in milliseconds."""
     if isinstance(value, Mapping):
         return {key: as_stored(item) for key, item in value.items()}

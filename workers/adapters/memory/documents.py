@@ -143,7 +143,7 @@ class MemoryDocuments(Switchable):
             self._fault(FaultPoint(AFTER_DOCUMENT_WRITE, event, None))
             version = event.version or 0
             ref = (event.aggregate_type, event.aggregate_id)
-            if await self._events.read(ref, after_version=version - 1, to_version=version):
+            if await self._events.select(ref, after=version - 1, before=version + 1):
                 raise disagree(event, change.doc_id)
             # Nothing is applied before the last fault point: a crash there leaves neither.
             self._fault(FaultPoint(AFTER_EVENT_WRITE, event, None))
@@ -184,7 +184,7 @@ class MemoryDocuments(Switchable):
         return stored
 
     def watch(self, cache: Invalidations) -> ChangeFeed:
-        return _MemoryFeed(self._collection, cache)
+        return _MemoryFeed(self._collection, cache, self.faults)
 
     def _fits(self, change: PlannedChange) -> bool:
         """The version check of the write: absent when creating, else at the expected version
@@ -193,7 +193,9 @@ class MemoryDocuments(Switchable):
         if change.expected_version is None:
             return found is None
         return (
-            found is not None and found[1] is None and found[0].get(change.version_field) == change.expected_version
+            found is not None
+            and found[1] is None
+            and found[0].get(change.version_field) == change.expected_version
         )
 
     def _write(self, doc_id: str, doc: Document, pending: Event | None) -> None:
@@ -206,14 +208,19 @@ class MemoryDocuments(Switchable):
 class _MemoryFeed:
     """``ChangeFeed`` of a memory collection: every write on it invalidates the cache."""
 
-    def __init__(self, collection: _Collection, cache: Invalidations) -> None:
+    def __init__(self, collection: _Collection, cache: Invalidations, faults: Faults) -> None:
         self._collection = collection
         self.cache = cache
+        self._faults = faults
         self.state: WatchState = "off"
         self.resumes = 0
 
     async def ensure(self) -> bool:
         if self.state == "off":
+            try:
+                await self._faults.enter("watch", "following the changes")
+            except StoreUnavailable:
+                return False  # as a change stream that cannot open: do not cache, ask again
             self.cache.clear()  # what was cached before the feed ran may be stale
             self._collection.feeds.add(self)
             self.state = "watching"

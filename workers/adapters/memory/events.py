@@ -16,7 +16,7 @@ from workers.adapters.records import (
     Document,
     check_append,
     check_read,
-    check_read_back,
+    check_select,
     conflict,
     document_to_event,
     event_to_document,
@@ -73,52 +73,30 @@ class MemoryEventStore(Switchable):
             if pending_publish:
                 self._pending.add(event.id)
 
-    async def read(
+    async def select(
         self,
         aggregate: AggregateRef,
         *,
-        after_version: int = 0,
+        after: int | None = None,
+        before: int | None = None,
+        desc: bool = False,
         limit: int | None = None,
-        to_version: int | None = None,
+        types: Sequence[str] | None = None,
         as_of: datetime | None = None,
     ) -> list[Event]:
-        check_read(limit)
-        await self.faults.enter("read", f"reading {aggregate[0]} {aggregate[1]}")
+        check_select(limit, types)
+        await self.faults.enter("select", f"reading {aggregate[0]} {aggregate[1]}")
         until = None if as_of is None else stored_time(as_of)
-        found = [
-            doc
-            for version, doc in sorted(self._by_aggregate.get(aggregate, {}).items())
-            if version > after_version
-            and (to_version is None or version <= to_version)
-            and (until is None or doc["occurred_at"] <= until)
-        ]
-        return [_event(doc) for doc in found[: limit or None]]
-
-    async def read_back(
-        self,
-        aggregate: AggregateRef,
-        *,
-        before_version: int | None = None,
-        limit: int,
-        types: Sequence[str] | None = None,
-    ) -> list[Event]:
-        check_read_back(limit, types)
-        await self.faults.enter("read_back", f"reading {aggregate[0]} {aggregate[1]} backwards")
         wanted = None if types is None else frozenset(types)
         found = [
             doc
-            for version, doc in sorted(self._by_aggregate.get(aggregate, {}).items(), reverse=True)
-            if (before_version is None or version < before_version)
+            for version, doc in sorted(self._by_aggregate.get(aggregate, {}).items(), reverse=desc)
+            if (after is None or version > after)
+            and (before is None or version < before)
             and (wanted is None or doc["type"] in wanted)
+            and (until is None or doc["occurred_at"] <= until)
         ]
         return [_event(doc) for doc in found[:limit]]
-
-    async def last_event(self, aggregate: AggregateRef) -> Event | None:
-        await self.faults.enter(
-            "last_event", f"reading the last event of {aggregate[0]} {aggregate[1]}"
-        )
-        versions = self._by_aggregate.get(aggregate)
-        return _event(versions[max(versions)]) if versions else None
 
     async def heads(self, aggregates: Sequence[AggregateRef]) -> dict[AggregateRef, Head]:
         refs = list(dict.fromkeys(aggregates))

@@ -8,6 +8,7 @@ import time
 from topics.errors import StreamUnavailable
 from workers.adapters.memory.common import Faults, Switchable, down_message
 from workers.adapters.memory.producer import MemoryProducer, partition_for
+from workers.adapters.partitions import check_key
 from workers.ports import AppendProgress
 
 
@@ -33,6 +34,7 @@ class MemoryAppendProgress(Switchable):
             )
 
     async def caught_up(self, aggregate_key: bytes, *, within_s: float) -> bool:
+        check_key(aggregate_key)
         await self.faults.enter("caught_up", "reading the appender's progress")
         partition = partition_for(aggregate_key, self._producer.partitions(self._topic))
         end = len(self._producer.records(self._topic, partition=partition))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import orjson
 from pymongo import DESCENDING
@@ -12,6 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from topics.errors import StoreError
+from topics.jsonvalue import Json
 from workers.adapters.mongo.client import DURABLE, Document, translated
 from workers.ports import OperatorAction, ReplayClaim
 
@@ -67,7 +67,7 @@ class MongoActionLog:
         async with translated(f"releasing the replay of dead letter {claim.target}", write=True):
             await self.replays.delete_one(mine)
 
-    async def settle_replay(self, target: str, status: int, result: Mapping[str, Any]) -> None:
+    async def settle_replay(self, target: str, status: int, result: Mapping[str, Json]) -> None:
         update = {"$set": {"status": status, "result": orjson.dumps(result).decode()}}
         async with translated(f"recording the first replay of {target}", write=True):
             await self.replays.update_one({"_id": target}, update)

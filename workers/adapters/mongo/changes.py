@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import OperationFailure, PyMongoError
 
+from topics.jsonvalue import Json, JsonObject
 from workers.storage.ports import Document, Invalidations, WatchState
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class ChangeWatcher:
         self._cache.clear()
 
     async def _run(self, ready: asyncio.Future[None]) -> None:
-        token: Mapping[str, Any] | None = None
+        token: Mapping[str, Json] | None = None
         try:
             while not self._closing:
                 token = await self._follow(ready, token)
@@ -77,8 +77,8 @@ class ChangeWatcher:
                 ready.set_result(None)
 
     async def _follow(
-        self, ready: asyncio.Future[None], token: Mapping[str, Any] | None
-    ) -> Mapping[str, Any] | None:
+        self, ready: asyncio.Future[None], token: Mapping[str, Json] | None
+    ) -> Mapping[str, Json] | None:
         """Apply changes until the stream ends; return where to resume it (None: from now)."""
         async with await self._collection.watch(resume_after=token) as stream:
             if token is None:
@@ -97,7 +97,7 @@ class ChangeWatcher:
                 raise
         return None  # invalidated (drop, rename): the cache was cleared; start afresh
 
-    def _apply(self, change: dict[str, Any]) -> None:
+    def _apply(self, change: JsonObject) -> None:
         key = (change.get("documentKey") or {}).get("_id")
         if change.get("operationType") in _CLEARING_OPERATIONS or not isinstance(key, str):
             self._cache.clear()

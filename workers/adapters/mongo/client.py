@@ -6,7 +6,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC
-from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from bson.codec_options import CodecOptions
@@ -24,9 +23,10 @@ from pymongo.errors import (
 )
 
 from topics.errors import ConfigError, StoreError, StoreOutcomeUnknown, StoreUnavailable, Unstorable
+from topics.jsonvalue import JsonObject
 from workers.secrets import mask_url, redact
 
-Document = dict[str, Any]
+Document = JsonObject
 MongoClient = AsyncMongoClient[Document]
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,8 @@ upsert whose result would be): the driver's own size check misses those it canno
 def _code(error: PyMongoError) -> int | None:
     details = getattr(error, "details", None)
     if isinstance(details, dict) and details.get("writeErrors"):
-        return details["writeErrors"][0].get("code")  # type: ignore[no-any-return]
+        code = details["writeErrors"][0].get("code")
+        return code if isinstance(code, int) else None
     code = getattr(error, "code", None)
     return code if isinstance(code, int) else None
 

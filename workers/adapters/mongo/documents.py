@@ -15,7 +15,7 @@ change early.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Protocol
+from typing import Protocol
 
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -262,7 +262,7 @@ async def write_document(
 
 
 async def append_event(
-    events: MongoEventStore, doc_id: str, event: Event, *, session: Any = None
+    events: MongoEventStore, doc_id: str, event: Event, *, session: AsyncClientSession | None = None
 ) -> bool:
     """Store the change's event; True if stored now, False if it already was.
 

@@ -137,7 +137,9 @@ class MongoKeyStore:
             raise StoreError("the data key store answered no key for an upsert.")
         wrapped = bytes(doc["wrapped"])
         try:
-            secret = self._master.decrypt(wrapped[:_NONCE], wrapped[_NONCE:], doc["key_id"].encode())
+            secret = self._master.decrypt(
+                wrapped[:_NONCE], wrapped[_NONCE:], doc["key_id"].encode()
+            )
         except InvalidTag:
             raise StoreError(
                 f"the data key of subject {doc['_id']} does not open with this master key: "

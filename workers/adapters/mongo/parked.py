@@ -62,7 +62,9 @@ class MongoParkedEvents:
             ids = [numbers[min(numbers)] for numbers in seqs.values()]
             found: dict[str, tuple[ParkedEntry, int]] = {}
             for i in range(0, len(ids), HEADS_PER_READ):
-                async for doc in self.collection.find({"_id": {"$in": ids[i : i + HEADS_PER_READ]}}):
+                async for doc in self.collection.find(
+                    {"_id": {"$in": ids[i : i + HEADS_PER_READ]}}
+                ):
                     found[doc["key"]] = (_entry(doc), max(seqs[doc["key"]]))
         return found
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, UpdateOne
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
@@ -18,7 +18,7 @@ from workers.adapters.mongo.client import DURABLE, Document, translated
 from workers.adapters.records import (
     check_append,
     check_read,
-    check_read_back,
+    check_select,
     conflict,
     document_to_event,
     event_to_document,
@@ -42,6 +42,8 @@ PENDING_INDEX = "pending_publish_by_aggregate"
 SNAPSHOTS = "snapshots"
 REJECTIONS = "rejections"
 FIND_IDS = 256  # ids per lookup: SecantusDB's $in grows superlinearly (0.08 s at 256, 1 s at 1000)
+
+
 class MongoEventStore:
     """Events in one collection, unique on (aggregate_type, aggregate_id, version)."""
 
@@ -76,7 +78,11 @@ class MongoEventStore:
                 await self.collection.drop_index(PENDING)  # the index of earlier releases
 
     async def append(
-        self, events: Sequence[Event], *, session: Any = None, pending_publish: bool = False
+        self,
+        events: Sequence[Event],
+        *,
+        session: AsyncClientSession | None = None,
+        pending_publish: bool = False,
     ) -> None:
         if not events:
             return
@@ -98,56 +104,36 @@ class MongoEventStore:
             id_taken = session is None and bool(await self.find([failed.id]))
             raise conflict(failed, index, id_taken=id_taken) from e.__cause__
 
-    async def read(
+    async def select(
         self,
         aggregate: AggregateRef,
         *,
-        after_version: int = 0,
+        after: int | None = None,
+        before: int | None = None,
+        desc: bool = False,
         limit: int | None = None,
-        to_version: int | None = None,
+        types: Sequence[str] | None = None,
         as_of: datetime | None = None,
     ) -> list[Event]:
-        check_read(limit)
-        version: Document = {"$gt": after_version}
-        if to_version is not None:
-            version["$lte"] = to_version
-        query: Document = {
-            "aggregate_type": aggregate[0],
-            "aggregate_id": aggregate[1],
-            "version": version,
-        }
-        if as_of is not None:
-            query["occurred_at"] = {"$lte": as_of}
-        async with translated(f"reading {aggregate[0]} {aggregate[1]}"):
-            cursor = self.collection.find(query, sort=[("version", ASCENDING)], limit=limit or 0)
-            return [document_to_event(doc) async for doc in cursor]
-
-    async def read_back(
-        self,
-        aggregate: AggregateRef,
-        *,
-        before_version: int | None = None,
-        limit: int,
-        types: Sequence[str] | None = None,
-    ) -> list[Event]:
-        check_read_back(limit, types)
+        check_select(limit, types)
         query: Document = {"aggregate_type": aggregate[0], "aggregate_id": aggregate[1]}
-        if before_version is not None:
-            query["version"] = {"$lt": before_version}
+        version: Document = {}
+        if after is not None:
+            version["$gt"] = after
+        if before is not None:
+            version["$lt"] = before
+        if version:
+            query["version"] = version
         if types is not None:
             query["type"] = {"$in": list(types)}
-        async with translated(f"reading {aggregate[0]} {aggregate[1]} backwards"):
-            # The (aggregate, version) index walked backwards: no sort in memory, no skip.
-            cursor = self.collection.find(query, sort=[("version", DESCENDING)], limit=limit)
+        if as_of is not None:
+            query["occurred_at"] = {"$lte": as_of}
+        what = f"reading {aggregate[0]} {aggregate[1]}{' backwards' if desc else ''}"
+        async with translated(what):
+            # The (aggregate, version) index, walked either way: no sort in memory, no skip.
+            order = DESCENDING if desc else ASCENDING
+            cursor = self.collection.find(query, sort=[("version", order)], limit=limit or 0)
             return [document_to_event(doc) async for doc in cursor]
-
-    async def last_event(self, aggregate: AggregateRef) -> Event | None:
-        async with translated(f"reading the last event of {aggregate[0]} {aggregate[1]}"):
-            doc = await self.collection.find_one(
-                {"aggregate_type": aggregate[0], "aggregate_id": aggregate[1]},
-                sort=[("version", DESCENDING)],
-            )
-        return None if doc is None else document_to_event(doc)
 
     async def heads(self, aggregates: Sequence[AggregateRef]) -> dict[AggregateRef, Head]:
         refs = list(dict.fromkeys(aggregates))
@@ -244,7 +230,9 @@ class MongoEventStore:
     async def remove_through(self, aggregate: AggregateRef, version: int) -> int:
         query = {"aggregate_type": aggregate[0], "aggregate_id": aggregate[1],
                  "version": {"$lte": version}}  # fmt: skip
-        async with translated(f"removing {aggregate[0]} {aggregate[1]} through {version}", write=True):
+        async with translated(
+            f"removing {aggregate[0]} {aggregate[1]} through {version}", write=True
+        ):
             return (await self.collection.delete_many(query)).deleted_count
 
     async def pending(self, *, older_than: datetime, limit: int) -> list[Event]:
@@ -266,7 +254,9 @@ class MongoEventStore:
 
     async def clear_pending(self, ids: Sequence[str]) -> None:
         async with translated("clearing the publish flag"):
-            await self.collection.update_many({"_id": {"$in": list(ids)}}, {"$unset": {PENDING: ""}})
+            await self.collection.update_many(
+                {"_id": {"$in": list(ids)}}, {"$unset": {PENDING: ""}}
+            )
 
 
 _BY_AGGREGATE = [("aggregate_type", ASCENDING), ("aggregate_id", ASCENDING), ("version", ASCENDING)]

@@ -26,7 +26,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import nats
 import nats.errors
@@ -336,7 +336,7 @@ class _Reader:
         )
 
 
-async def _quietly(call: Awaitable[Any]) -> None:
+async def _quietly(call: Awaitable[object]) -> None:
     """Acks and naks are fire-and-forget; a lost one only means a redelivery."""
     try:
         await call

@@ -154,7 +154,7 @@ class RedisBatcher:
                 ("EVALSHA", call.op.sha, len(call.keys)) if isinstance(call.op, Lua) else (call.op,)
             )
             try:
-                result = await self.redis.execute_command(  # type: ignore[no-untyped-call]
+                result = await self.redis.execute_command(  # type: ignore[no-untyped-call]  # redis-py's execute_command has no annotations
                     *op, *call.keys, *call.args
                 )
                 return [result]

@@ -36,11 +36,12 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any, TypeVar
+from typing import TypeVar, cast
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.typing import EncodableT, FieldT
 
 from topics.envelope import Event, encode
 from topics.errors import ConfigError, InvalidInput, Unavailable
@@ -108,7 +109,7 @@ class RedisEventBus:
         """Append ``event`` to the stream; raises BusUnavailable when Redis does not answer."""
         self._subscriptions.check_open()
         require_stored(event)
-        fields: dict[Any, Any] = {"event": encode(event), "type": event.type}
+        fields: dict[FieldT, EncodableT] = {"event": encode(event), "type": event.type}
         await self.call(
             f"publishing event {event.id} to stream {self.stream}",
             self.redis.xadd(self.stream, fields, maxlen=self.maxlen, approximate=True),
@@ -219,7 +220,7 @@ class _Reader:
             await self.reclaim()
             self.next_claim = time.monotonic() + self.bus.visibility_timeout_ms / 2000
         bus = self.bus
-        reply: Any = await bus.call(
+        answered = await bus.call(
             f"reading group {self.group}",
             bus.redis.xreadgroup(
                 self.group,
@@ -230,6 +231,9 @@ class _Reader:
             ),
             extra_s=bus.block_ms / 1000,
         )
+        # XREADGROUP's RESP2 reply without decode_responses: [(stream, [(id, {field: value})])],
+        # or nil when the block ran out; redis-py types it as a union of every protocol's shape.
+        reply = cast("list[tuple[bytes, list[Entry]]] | None", answered)
         for _stream, entries in reply or ():
             await self.handle_batch(entries, claimed=False)
 
@@ -302,7 +306,7 @@ class _Reader:
     async def _dead_letter(
         self, entry_id: bytes, fields: dict[bytes, bytes], reason: str, attempts: int
     ) -> None:
-        record: dict[Any, Any] = {
+        record: dict[FieldT, EncodableT] = {
             "event": fields.get(b"event", b""),
             "reason": reason,
             "group": self.group,

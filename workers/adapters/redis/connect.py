@@ -16,11 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import TypedDict, Unpack
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.cluster import ClusterNode
+from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.exceptions import RedisError
 
@@ -33,6 +34,20 @@ SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 
 
+class _Timeouts(TypedDict):
+    socket_timeout: float | None
+    socket_connect_timeout: float | None
+
+
+class NodeOptions(TypedDict, total=False):
+    """What ``pubsub_nodes`` passes on to each node's client: socket timeouts, health, retry."""
+
+    socket_timeout: float | None
+    socket_connect_timeout: float | None
+    health_check_interval: float
+    retry: Retry
+
+
 def connect_redis(
     url: str, *, timeout_ms: int, socket_timeout_ms: int | None = None
 ) -> RedisClient:
@@ -40,7 +55,7 @@ def connect_redis(
     ``socket_timeout_ms`` once connected, for a client whose calls block longer on purpose)."""
     timeout_s = timeout_ms / 1000
     read_s = timeout_s if socket_timeout_ms is None else socket_timeout_ms / 1000
-    timeouts: dict[str, Any] = {"socket_timeout": read_s, "socket_connect_timeout": timeout_s}
+    timeouts: _Timeouts = {"socket_timeout": read_s, "socket_connect_timeout": timeout_s}
     parts = urlsplit(url)
     if parts.scheme in CLUSTER_SCHEMES:
         # A cluster builds its nodes' connections itself: they keep redis-py's packer.
@@ -61,7 +76,9 @@ def connect_redis(
     return client
 
 
-def pubsub_nodes(url: str, *, timeout_ms: int, **options: Any) -> list[Callable[[], Redis]]:
+def pubsub_nodes(
+    url: str, *, timeout_ms: int, **options: Unpack[NodeOptions]
+) -> list[Callable[[], Redis]]:
     """Ways to reach one node that carries ``url``'s Pub/Sub, in the order to try them.
 
     A server is itself; behind Sentinels, the master they name (asked again on every new
@@ -72,21 +89,20 @@ def pubsub_nodes(url: str, *, timeout_ms: int, **options: Any) -> list[Callable[
     """
     parts = urlsplit(url)
     if parts.scheme in CLUSTER_SCHEMES:
-        auth: dict[str, Any] = {
-            "username": unquote(parts.username) if parts.username else None,
-            "password": unquote(parts.password) if parts.password else None,
-            "ssl": parts.scheme.startswith("rediss"),
-        }
-        return [partial(Redis, host=h, port=p, **auth, **options) for h, p in _hosts(url, 6379)]
+        username = unquote(parts.username) if parts.username else None
+        password = unquote(parts.password) if parts.password else None
+        tls = parts.scheme.startswith("rediss")
+        node = partial(Redis, username=username, password=password, ssl=tls, **options)  # type: ignore[arg-type]  # health_check_interval: float seconds, annotated int
+        return [partial(node, host=h, port=p) for h, p in _hosts(url, 6379)]
     if parts.scheme in SENTINEL_SCHEMES:
         timeout_s = timeout_ms / 1000
-        bounded = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
+        bounded: _Timeouts = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
         return [partial(_sentinel_master, url, bounded, options)]
     return [partial(Redis.from_url, url, **options)]
 
 
 def _sentinel_master(
-    url: str, timeouts: dict[str, Any], client_options: dict[str, Any] | None = None
+    url: str, timeouts: _Timeouts, client_options: NodeOptions | None = None
 ) -> Redis:
     """The master the Sentinels of ``url`` name; ``timeouts`` bound the calls to the Sentinels
     and, unless ``client_options`` are given, the master's own."""
@@ -108,7 +124,7 @@ def _sentinel_master(
     sentinel_kwargs = dict(timeouts)
     if sentinel_password:
         sentinel_kwargs["password"] = sentinel_password
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]  # redis-py's asyncio Sentinel.__init__ has no annotations
         _hosts(url, 26379), sentinel_kwargs=sentinel_kwargs, **timeouts
     )
     master: Redis = sentinel.master_for(

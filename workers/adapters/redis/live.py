@@ -23,8 +23,7 @@ import contextlib
 import hashlib
 import logging
 from collections import deque
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
@@ -226,7 +225,7 @@ class RedisLiveFeed:
                 self._pubsub = None
                 with contextlib.suppress(Exception):
                     async with asyncio.timeout(self._timeout_s):
-                        await pubsub.aclose()  # type: ignore[no-untyped-call]
+                        await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py's PubSub.aclose has no annotations
                 if moving:
                     await self._subscribers.move_on(self._timeout_s)
             await asyncio.sleep(backoff_s)
@@ -275,7 +274,9 @@ class RedisLiveFeed:
                     f"the subscriber connection was silent for {quiet_s:.1f} s, a ping unanswered"
                 )
 
-    def _dispatch(self, message: dict[str, Any]) -> None:
+    def _dispatch(self, message: Mapping[str, object]) -> None:
+        """One message as redis-py's (unannotated) ``get_message`` gives it: ``type``,
+        ``pattern``, ``channel`` and ``data``."""
         kind = message.get("type")
         key = message.get("pattern") if kind == "pmessage" else message.get("channel")
         if key is None:
@@ -291,8 +292,11 @@ class RedisLiveFeed:
         listeners = self._listeners.get(name)
         if not listeners:
             return
+        data = message["data"]
         try:
-            event = decode(message["data"])
+            if not isinstance(data, bytes | str):
+                raise InvalidEnvelope("envelope", f"a {type(data).__name__}, not JSON text")
+            event = decode(data)
         except InvalidEnvelope:
             log.warning("live feed: an announcement on %s is not an event envelope", name)
             return

@@ -23,11 +23,15 @@ from topics.errors import MarkerUnavailable
 from workers.adapters.redis.batch import Lua, RedisBatcher, text
 from workers.ports import UNKNOWN, CommandRecord, Head, MarkRequest, MarkResult
 
-# The claim (KEYS[2] when ARGV[9] == '1') and the mark are one atomic step: one round trip
-# per command, and no request is ever marked for a command another request holds.
+# The claim (KEYS[2] when there is one) and the mark are one atomic step: one round trip
+# per command, and no request is ever marked for a command another request holds. The
+# filter's key comes last when ARGV[5] (its positions) is above 0; what a call has is read
+# from the keys, not sent as flags.
 CLAIM_AND_MARK = Lua("""
-local has_cmd, has_seen = ARGV[9] == '1', ARGV[10] == '1'
-local seen = has_seen and KEYS[has_cmd and 3 or 2] or nil
+local n = tonumber(ARGV[5])
+local has_seen = n > 0
+local has_cmd = #KEYS == (has_seen and 3 or 2)
+local seen = has_seen and KEYS[#KEYS] or nil
 local takeover = '0'
 if has_cmd then
   local v = redis.call('GET', KEYS[2])
@@ -43,7 +47,6 @@ local raw = redis.call('GET', KEYS[1])
 local mark, previous = raw, raw or ''
 if raw and ARGV[8] ~= '' and raw == ARGV[8] then mark, previous = false, '' end
 local current, after
-local n = tonumber(ARGV[5])
 if mark then
   local t, id, a = string.match(mark, '^([^|]*)|([^|]*)|?(.*)$')
   if id == ARGV[2] then return {'mine', a, t, mark, '', takeover} end
@@ -51,7 +54,7 @@ if mark then
 elseif ARGV[4] == '?' then
   local fresh = false
   if has_seen and n > 0 and redis.call('GETBIT', seen, 0) == 1 then
-    for i = 11, 10 + n do
+    for i = 9, 8 + n do
       if redis.call('GETBIT', seen, ARGV[i]) == 0 then fresh = true break end
     end
   end
@@ -62,7 +65,7 @@ elseif ARGV[4] == '-' then
 else
   current, after = string.match(ARGV[4], '^([^|]*)|(.*)$')
 end
-for i = 11 + n, #ARGV do
+for i = 9 + n, #ARGV do
   if ARGV[i] == current or ARGV[i] == '*' then
     redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2] .. '|' .. after, 'PX', ARGV[3])
     return {'marked', after, current, previous, '', takeover}
@@ -235,9 +238,7 @@ class RedisMarker:
             self._claim_ms,
             request.token,
             request.replace,
-            "1" if request.command_id is not None else "0",
-            "1" if positions else "0",
-            *(str(p) for p in positions),
+            *[str(p) for p in positions],
             *request.allowed,
         )
         status, after, current, previous, record, takeover = await self._batcher.call(

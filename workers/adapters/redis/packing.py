@@ -9,10 +9,10 @@ a command name without spaces); anything else keeps redis-py's own packer and it
 
 from __future__ import annotations
 
-from typing import Any
-
 import hiredis
+from redis._parsers.encoders import Encoder
 from redis.asyncio.connection import AbstractConnection
+from redis.typing import EncodableT
 
 _PLAIN = (str, bytes, int)
 
@@ -20,20 +20,20 @@ _PLAIN = (str, bytes, int)
 class FastPacking:
     """Mixin for a redis-py asyncio connection class: ``pack_command`` through hiredis."""
 
-    encoder: Any
+    encoder: Encoder
 
-    def pack_command(self, *args: Any) -> list[bytes]:
+    def pack_command(self, *args: EncodableT) -> list[bytes]:
         if (
             _plain(args)
             and self.encoder.encoding == "utf-8"
             and (self.encoder.encoding_errors == "strict")
         ):
-            return [hiredis.pack_command(args)]
-        return super().pack_command(*args)  # type: ignore[misc, no-any-return]
+            return [hiredis.pack_command(args)]  # type: ignore[arg-type]  # hiredis's stub types the command as a 1-tuple, not a tuple of any length
+        return super().pack_command(*args)  # type: ignore[misc, no-any-return]  # a mixin: the connection class it is mixed into has pack_command
 
 
-def _plain(args: tuple[Any, ...]) -> bool:
-    if not args or (isinstance(args[0], str | bytes) and " " in args[0]):  # type: ignore[operator]
+def _plain(args: tuple[EncodableT, ...]) -> bool:
+    if not args or (isinstance(args[0], str | bytes) and " " in args[0]):
         return False  # redis-py splits "CONFIG GET" into two arguments
     return all(type(arg) in _PLAIN for arg in args)  # not bool, float, None or memoryview
 

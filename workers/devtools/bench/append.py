@@ -13,16 +13,16 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import PyMongoError
 
 from topics.catalog import TopicSpec
 from topics.envelope import NEW_AGGREGATE, Event, encode, kafka_headers, new_event
 from workers.adapters.kafka import ensure_topics
-from workers.adapters.mongo import MongoEventStore, connect, database
+from workers.adapters.mongo import Document, MongoEventStore, connect, database
 from workers.adapters.records import event_to_document
 from workers.devtools.bench.measure import (
     Measured,
@@ -37,6 +37,7 @@ from workers.devtools.bench.progress import Ticker, step
 from workers.devtools.embedded import free_port
 from workers.runtime.connections import kafka_config
 from workers.runtime.settings import Settings
+from workers.secrets import read_secrets
 
 
 def chains(count: int, aggregates: int, run: str) -> list[Event]:
@@ -89,7 +90,8 @@ async def raw_store(settings: Settings, events: list[Event]) -> Measured:
 async def raw_pipeline(
     settings: Settings, topic: str, count: int, run: str, *, judged: bool
 ) -> Measured:
-    """getmany → [decode → judge →] insert_many → produce the batch → commit, as its own process.
+    """getmany → [decode → unseen heads → judge →] insert_many → produce the batch → commit, as its
+    own process.
 
     Its rate comes from the timestamps of what it published, as ours does.
     """
@@ -109,7 +111,7 @@ async def raw_pipeline(
     if result["refused"]:
         raise RuntimeError(f"the judged baseline refused {result['refused']} valid events")
     seconds = await published_span(settings.kafka_bootstrap, out, run, result["count"])
-    name = ("judged: getmany→decode→judge→insert_many→produce→commit" if judged
+    name = ("judged: getmany→decode→heads→judge→insert_many→produce→commit" if judged
             else "bare: getmany→insert_many→produce→commit")  # fmt: skip
     return Measured(name, result["count"], seconds, cpu_s=cpu)
 
@@ -200,13 +202,14 @@ async def appenders(
     return Measured(name, count, seconds, cpu_s=cpu_per_event * count)
 
 
-async def _stored_since(events: Any, base: int, deadline: float) -> int:
-    """Documents stored beyond ``base``; a count that times out (SecantusDB decodes every
-    document to count them, and a loaded machine can outlast the client's timeout) is asked
-    again until ``deadline`` (then -1: not known)."""
+async def _stored_since(events: AsyncCollection[Document], base: int, deadline: float) -> int:
+    """Documents stored beyond ``base``, from the collection's own count (no query: SecantusDB
+    decoded every document for ``count_documents``, which outlasted the client's timeout for
+    minutes on a loaded machine); a count that times out is asked again until ``deadline``
+    (then -1: not known). The unique ``_id`` keeps one document per event id."""
     while True:
         try:
-            return int(await events.count_documents({})) - base
+            return int(await events.estimated_document_count()) - base
         except PyMongoError:
             if time.monotonic() > deadline:
                 return -1
@@ -224,9 +227,7 @@ class Published:
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def watching(
-        cls, bootstrap: list[str], topic: str, run: str
-    ) -> AsyncIterator[Published]:
+    async def watching(cls, bootstrap: list[str], topic: str, run: str) -> AsyncIterator[Published]:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
             fetch_max_wait_ms=100,
@@ -359,4 +360,4 @@ class Point:
 async def _create(settings: Settings, topics: list[str]) -> None:
     """Topics with as many partitions as the fleet's: the baseline's produce is the same work."""
     specs = [TopicSpec(t, settings.partitions, settings.replication) for t in topics]
-    await ensure_topics(kafka_config(settings), specs)
+    await ensure_topics(kafka_config(settings, read_secrets(settings)), specs)

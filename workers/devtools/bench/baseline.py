@@ -7,9 +7,10 @@ one pipeline; ``naive``: one EVALSHA per request), one acks=all produce, answer 
 
 ``python -m workers.devtools.bench.baseline append|judged KAFKA MONGO DATABASE TOPIC OUT COUNT
 BATCH`` runs the raw append pipeline: getmany → insert_many → produce the batch → commit
-(``judged`` also checks each event before storing it: decoded, chained to the aggregate's last
-event, a transition its type allows, its data of the declared shape), with the store's write
-concern the appender uses, and prints ``{"count", "seconds", "refused"}`` once COUNT events
+(``judged`` also reads the head of each aggregate it has not seen, as the appender does, and
+checks each event before storing it: decoded, chained to the aggregate's last event, a
+transition its type allows, its data of the declared shape), with the store's write concern
+the appender uses, and prints ``{"count", "seconds", "refused"}`` once COUNT events
 are stored and published.
 """
 
@@ -22,14 +23,15 @@ import sys
 import time
 import uuid
 from collections.abc import Coroutine
-from typing import Any
 
 import orjson
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pymongo import AsyncMongoClient, WriteConcern
+from pymongo.asynchronous.collection import AsyncCollection
 from redis.asyncio import Redis
 
+from topics.jsonvalue import JsonObject
 from workers.runtime.serve import run
 
 CAS = """
@@ -53,11 +55,12 @@ class Coalesced:
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
-        self.queue: list[tuple[list[str], asyncio.Future[Any]]] = []
+        self.queue: list[tuple[list[str], asyncio.Future[int]]] = []
         self.flushing = False
 
-    async def cas(self, args: list[str]) -> Any:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    async def cas(self, args: list[str]) -> int:
+        """The CAS script's answer: 1 when the mark moved, 0 when the transition is refused."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self.queue.append((args, future))
         if not self.flushing:
             self.flushing = True
@@ -115,7 +118,7 @@ FOLLOWS = {"MessageSent": {None, "MessageSent", "MessageEdited", "MessageDeleted
 SHAPE = {"MessageSent": (("message_id", str), ("sender_id", str), ("content", str))}
 
 
-def judge(events: list[dict[str, Any]], heads: dict[str, tuple[str, str, int]]) -> list[bool]:
+def judge(events: list[JsonObject], heads: dict[str, tuple[str, str, int]]) -> list[bool]:
     """Each event chained to its aggregate's head, of a type that may follow it, of its shape.
 
     ``heads``: aggregate key → (last event id, last type, version), advanced by each accepted one.
@@ -138,6 +141,31 @@ def judge(events: list[dict[str, Any]], heads: dict[str, tuple[str, str, int]]) 
     return verdicts
 
 
+async def look_up_heads(
+    collection: AsyncCollection[JsonObject],
+    events: list[JsonObject],
+    heads: dict[str, tuple[str, str, int]],
+    seen: set[str],
+) -> None:
+    """The store's head of every aggregate of the batch not seen before, as the appender reads
+    it: one indexed lookup each, all in flight at once; ``heads`` learns those that exist."""
+    unseen = list(dict.fromkeys(
+        (e["aggregate_type"], e["aggregate_id"]) for e in events
+        if f"{e['aggregate_type']}:{e['aggregate_id']}" not in seen
+    ))  # fmt: skip
+    if not unseen:
+        return
+    found = await asyncio.gather(*(
+        collection.find_one({"aggregate_type": t, "aggregate_id": i},
+                            projection={"version": 1, "type": 1}, sort=[("version", -1)])
+        for t, i in unseen
+    ))  # fmt: skip
+    for (t, i), doc in zip(unseen, found, strict=True):
+        seen.add(f"{t}:{i}")
+        if doc is not None:
+            heads[f"{t}:{i}"] = (doc["_id"], doc["type"], doc["version"])
+
+
 async def append_pipeline(
     kafka: str,
     mongo: str,
@@ -149,7 +177,7 @@ async def append_pipeline(
     *,
     judged: bool = False,
 ) -> None:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo)
+    client: AsyncMongoClient[JsonObject] = AsyncMongoClient(mongo)
     # The appender's write concern (workers/adapters/mongo/client.py DURABLE): the same wait.
     collection = client[db_name].get_collection(
         f"raw_events_{uuid.uuid4().hex[:6]}", write_concern=WriteConcern(w="majority", j=True)
@@ -167,6 +195,7 @@ async def append_pipeline(
     await producer.start()
     versions: dict[str, int] = {}
     heads: dict[str, tuple[str, str, int]] = {}
+    seen: set[str] = set()
     done = refused = 0
     first = 0.0
     print("ready", flush=True)
@@ -182,6 +211,7 @@ async def append_pipeline(
         docs = []
         if judged:
             events = [orjson.loads(record.value) for record in records]
+            await look_up_heads(collection, events, heads, seen)
             verdicts = judge(events, heads)
             refused += verdicts.count(False)
             docs = [{**e, "_id": e["id"]} for e, ok in zip(events, verdicts, strict=True) if ok]
@@ -212,10 +242,11 @@ async def append_pipeline(
     await client.close()
 
 
-def same_loop(main: Coroutine[Any, Any, None]) -> None:
+def same_loop(main: Coroutine[object, None, None]) -> None:
     """Run ``main`` on the loop the measured workers run on (EVENTFLEET_EVENT_LOOP): a
     baseline on a slower loop would flatter the fleet."""
     run(main, loop=os.environ.get("EVENTFLEET_EVENT_LOOP", "uvloop"))
+
 
 if __name__ == "__main__":
     mode, *rest = sys.argv[1:]

@@ -1,5 +1,7 @@
-"""``eventfleet bench live``: subscribers over rooms receiving stored events, next to a bare
-aiohttp + Redis Pub/Sub fan-out delivering the same events, in one run, over SSE and WebSocket.
+"""``eventfleet bench live``: subscribers over rooms receiving stored events, next to the
+strongest bare aiohttp + Redis Pub/Sub fan-out (``live_baseline``: each event serialized once
+per transport, the bytes shared by every subscriber's buffer, one write per connection and loop
+turn) delivering the same events, in one run, over SSE and WebSocket.
 
 Rows (each subscriber checks it gets each event of its room exactly once, in version order):
 
@@ -84,7 +86,8 @@ async def bench_live(
     messages: int,
     rounds: int = 3,
 ) -> Table:
-    """Ours and the bare fan-out, each delivering ``messages`` to ``subscribers``, per transport."""
+    """Ours and the shared-bytes fan-out, each delivering ``messages`` to ``subscribers``, per
+    transport."""
     versions = max(1, messages // rooms)
     table = Table(
         f"live delivery ({subscribers} subscribers over {rooms} rooms, {versions * rooms} events "
@@ -92,20 +95,20 @@ async def bench_live(
     )
     port, base_port = free_port(), free_port()
     connections = subscribers * (4 * rounds + 6)  # closed ones are let go at their next write
-    step("live: starting a fleet process (every role) and the bare fan-out server")
+    step("live: starting a fleet process (every role) and the shared-bytes fan-out server")
     async with (
         server("eventfleet", ["workers.cli", "worker", "--role", "all"],
                url=f"http://127.0.0.1:{port}", ready_path="/readyz",
                env={**env, "EVENTFLEET_HTTP_PORT": str(port), "EVENTFLEET_AUTH": "none",
                     "EVENTFLEET_LIVE_MAX_PER_PRINCIPAL": str(connections),
                     "EVENTFLEET_LIVE_MAX_CONNECTIONS": str(connections)}) as fleet,
-        server("bare aiohttp + Redis Pub/Sub", ["workers.devtools.bench.live_baseline",
+        server("shared-bytes aiohttp + Redis Pub/Sub", ["workers.devtools.bench.live_baseline",
                str(base_port), redis_url, "bench-live:"],
                url=f"http://127.0.0.1:{base_port}", env={}, ready_path=None) as bare,
     ):  # fmt: skip
         feed_prefix = f"{runtime.settings.topic_prefix}{await runtime.stores.store_id()}:live:a:"
         ours = Side("ours: store + feed", fleet, feed_prefix + "chat_room:{room}", True)
-        theirs = Side("bare fan-out", bare, "bench-live:{room}", False)
+        theirs = Side("shared-bytes fan-out", bare, "bench-live:{room}", False)
         await _idle(fleet)
         redis = Redis.from_url(redis_url)
         try:

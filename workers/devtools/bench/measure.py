@@ -237,9 +237,7 @@ def _verdict(row: Row) -> str:
     return f"{row.target}: {'met' if met else 'NOT met'}"
 
 
-def _line(
-    m: Measured, row: Row | None, target: str, *, indent: str = "  ", width: int = 54
-) -> str:
+def _line(m: Measured, row: Row | None, target: str, *, indent: str = "  ", width: int = 54) -> str:
     p50 = f"{m.p50_ms:7.2f}ms" if m.p50_ms is not None else " " * 9
     p99 = f"{m.p99_ms:7.2f}ms" if m.p99_ms is not None else " " * 9
     cpu = f"{m.cpu_per_item_ms:8.3f}ms" if m.cpu_per_item_ms is not None else " " * 10

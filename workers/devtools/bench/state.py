@@ -76,5 +76,7 @@ async def bench_state(
                 )
     finally:
         await bare_store.close()
-    table.add(results["eventfleet state query"], results["bare fetch + fold"], Target(cpu_at_most=1.2))
+    table.add(
+        results["eventfleet state query"], results["bare fetch + fold"], Target(cpu_at_most=1.2)
+    )
     return table

@@ -3,7 +3,8 @@ Python client's, so on a 2-core machine the load is not what caps the baseline.
 
 One wrk thread per run; a Lua script names a fresh order per request (``<run>-<n>``), counts
 the answers and ends the run (SIGINT to wrk itself) once ``count`` have come back, so a run is
-about ``count`` requests, not a fixed duration. wrk notices the stop within 100 ms, so a few
+about ``count`` requests, not a fixed duration. Every answer outside 2xx is counted (wrk's own
+count misses 1xx and 3xx) and fails the run. wrk notices the stop within 100 ms, so a few
 more are answered: the result counts every answer over wrk's whole run.
 """
 
@@ -23,7 +24,10 @@ local ffi = require("ffi")
 ffi.cdef[[ int getpid(void); int kill(int pid, int sig); ]]
 local run, limit, body = "", 0, ""
 local counter, answered = 0, 0
+not2xx = 0  -- global: done() reads it from each thread (wrk counts only >= 400 itself)
 local headers = { ["Content-Type"] = "application/json" }
+threads = {}
+function setup(thread) table.insert(threads, thread) end
 function init(args)
   run, limit = args[1], tonumber(args[2])
   local f = assert(io.open(args[3], "rb")); body = f:read("*a"); f:close()
@@ -34,14 +38,16 @@ function request()
 end
 function response(status, h, b)
   answered = answered + 1
+  if status < 200 or status > 299 then not2xx = not2xx + 1 end
   if answered == limit then ffi.C.kill(ffi.C.getpid(), 2) end
 end
 function done(summary, latency, requests)
-  local e = summary.errors
+  local e, refused = summary.errors, 0
+  for _, t in ipairs(threads) do refused = refused + t:get("not2xx") end
   io.write(string.format(
     '{"count":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,"status":%d,"socket":%d}\n',
     summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
-    e.status, e.connect + e.read + e.write + e.timeout))
+    refused, e.connect + e.read + e.write + e.timeout))
 end
 """
 

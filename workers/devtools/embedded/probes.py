@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
-from typing import Any
 
 import redis.asyncio as aioredis
 from aiokafka.admin import AIOKafkaAdminClient
 from pymongo import AsyncMongoClient
 
+from topics.jsonvalue import JsonObject
 from workers.devtools.embedded.common import HOST
 
 
@@ -60,7 +60,7 @@ async def probe_kafka(port: int) -> None:
 
 async def probe_mongo(port: int) -> None:
     await _accepts(port)
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+    client: AsyncMongoClient[JsonObject] = AsyncMongoClient(
         loopback_mongo_url(port), serverSelectionTimeoutMS=1000, connectTimeoutMS=1000
     )
     try:

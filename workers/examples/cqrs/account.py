@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Never
 
 from workers.cqrs.aggregate import AggregateRoot
 from workers.cqrs.commands import Command
@@ -53,7 +53,7 @@ def close_account(aggregate: AggregateRoot, command: CloseAccount) -> None:
     aggregate.record("AccountClosed", {}, metadata=command.metadata)
 
 
-COMMANDS: Mapping[type[Command], Decide[Any]] = {
+COMMANDS: Mapping[type[Command], Decide[Never]] = {
     OpenAccount: open_account,
     DepositMoney: deposit_money,
     WithdrawMoney: withdraw_money,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Never
 
 from workers.cqrs.aggregate import AggregateRoot
 from workers.cqrs.commands import Command
@@ -62,7 +62,7 @@ def cancel_order(aggregate: AggregateRoot, command: CancelOrder) -> None:
         aggregate.record("TradeExecuted", trade, metadata=command.metadata)
 
 
-COMMANDS: Mapping[type[Command], Decide[Any]] = {
+COMMANDS: Mapping[type[Command], Decide[Never]] = {
     PlaceOrder: place_order,
     CancelOrder: cancel_order,
 }

@@ -1,8 +1,8 @@
 """Seed 003's quick start: the user commands, decided on a document kept in EventSourcedStorage.
 
-    dispatcher.register("CreateUser", DocumentHandler(users, create_user, factory=factory,
-                                                      create=True))
-    dispatcher.register("ChangeEmail", DocumentHandler(users, change_email))
+dispatcher.register("CreateUser", DocumentHandler(users, create_user, factory=factory,
+                                                  create=True))
+dispatcher.register("ChangeEmail", DocumentHandler(users, change_email))
 """
 
 from __future__ import annotations

@@ -6,10 +6,11 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import aiohttp
 import orjson
+
+from topics.jsonvalue import Json, JsonObject
 
 
 @dataclass
@@ -24,7 +25,7 @@ class Tally:
     balances: dict[str, int] = field(default_factory=dict)
     done: int = 0
 
-    def record(self, aggregate: tuple[str, str], status: int, body: Any) -> None:
+    def record(self, aggregate: tuple[str, str], status: int, body: Json) -> None:
         self.done += 1
         if status in (201, 202):
             self.outcomes["accepted"] += 1
@@ -55,7 +56,7 @@ class DemoClient:
         return self._tokens[principal]
 
     async def append(
-        self, aggregate_type: str, aggregate_id: str, event_type: str, data: dict[str, Any]
+        self, aggregate_type: str, aggregate_id: str, event_type: str, data: JsonObject
     ) -> int:
         started = time.perf_counter()
         url = f"{self.base_url}/v1/{aggregate_type}/{aggregate_id}/events"
@@ -70,7 +71,7 @@ class DemoClient:
         self.tally.record((aggregate_type, aggregate_id), response.status, body)
         return response.status
 
-    async def get(self, path: str) -> tuple[int, Any]:
+    async def get(self, path: str) -> tuple[int, Json]:
         async with self.session.get(self.base_url + path, headers=self._as("demo")) as response:
             return response.status, orjson.loads(await response.read())
 

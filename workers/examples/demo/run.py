@@ -14,8 +14,8 @@ import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
+from topics.jsonvalue import JsonObject
 from workers.examples.demo.client import DemoClient, Tally
 from workers.examples.demo.progress import ProgressLine
 from workers.examples.demo.verify import summary, verify
@@ -24,7 +24,7 @@ from workers.runtime.fleet import Fleet
 ITEMS = [{"sku": "tea", "qty": 2, "price": 3.5}, {"sku": "cup", "qty": 1, "price": 9.0}]
 
 
-Step = tuple[str, dict[str, Any]]  # (event type, data): one request
+Step = tuple[str, JsonObject]  # (event type, data): one request
 
 
 def order_plan(rng: random.Random) -> list[Step]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 
+from topics.jsonvalue import Json, JsonObject
 from workers.examples.demo.client import DemoClient, Tally
 from workers.runtime.audit import auditor
 from workers.runtime.fleet import Fleet
@@ -43,7 +43,9 @@ def compare_histories(
     return problems
 
 
-async def _until(check: Any, timeout_s: float, *, what: str) -> Any:
+async def _until(
+    check: Callable[[], Awaitable[list[str]]], timeout_s: float, *, what: str
+) -> list[str]:
     """Poll ``check()`` (a problem list) until it is empty or time is up; return the last.
 
     One line on stderr per step (what it checks, how it ended, how long it took), redrawn at
@@ -74,14 +76,14 @@ async def _until(check: Any, timeout_s: float, *, what: str) -> Any:
 
 async def verify(
     fleet: Fleet, client: DemoClient, tally: Tally, rooms: Sequence[str]
-) -> tuple[list[str], dict[str, Any]]:
+) -> tuple[list[str], JsonObject]:
     """Wait (bounded, with progress) until the pipeline caught up, then check and audit it."""
     rt = fleet.runtime
     accepted = tally.accepted
     refused: set[str] = set()
 
     async def store_histories() -> dict[Aggregate, list[tuple[str, int]]]:
-        reads = await asyncio.gather(*(rt.events.read(aggregate) for aggregate in accepted))
+        reads = await asyncio.gather(*(rt.events.select(aggregate) for aggregate in accepted))
         return {
             a: [(e.id, e.version or 0) for e in events]
             for a, events in zip(accepted, reads, strict=True)
@@ -98,13 +100,11 @@ async def verify(
 
     problems: list[str] = await _until(store_check, CATCH_UP_S, what="the store")
     stored = await store_histories()
-    facts: dict[str, Any] = {"events stored": sum(len(h) for h in stored.values())}
+    facts: JsonObject = {"events stored": sum(len(h) for h in stored.values())}
     if refused:
         facts["accepted, refused by the store"] = len(refused)
     problems += await _until(lambda: _balances(client, tally), 0, what="account balances")
-    problems += await _until(
-        lambda: _final_snapshots(fleet, stored), CATCH_UP_S, what="snapshots"
-    )
+    problems += await _until(lambda: _final_snapshots(fleet, stored), CATCH_UP_S, what="snapshots")
     facts["snapshots"] = len(await rt.snapshots.load_many(list(accepted)))
     if rooms:
         problems += await _until(lambda: _chat_check(client, rooms), CATCH_UP_S, what="chat views")
@@ -143,7 +143,9 @@ async def _balances(client: DemoClient, tally: Tally) -> list[str]:
     return problems
 
 
-async def _final_snapshots(fleet: Fleet, stored: Mapping[Aggregate, Sequence[Any]]) -> list[str]:
+async def _final_snapshots(
+    fleet: Fleet, stored: Mapping[Aggregate, Sequence[tuple[str, int]]]
+) -> list[str]:
     """Orders that ended (delivered or cancelled) have a snapshot at their final version."""
     rt = fleet.runtime
     orders = [a for a in stored if a[0] == "order" and stored[a]]
@@ -151,11 +153,13 @@ async def _final_snapshots(fleet: Fleet, stored: Mapping[Aggregate, Sequence[Any
     missing = []
     for aggregate in orders:
         history = stored[aggregate]
-        last = await rt.events.read(aggregate, after_version=len(history) - 1)
+        last = await rt.events.select(aggregate, after=len(history) - 1)
         if last and last[-1].type in ("OrderDelivered", "OrderCancelled"):
             snap = loaded.get(aggregate)
             if snap is None or snap.version != len(history):
-                missing.append(f"snapshots: order {aggregate[1]} has no snapshot at its final version")
+                missing.append(
+                    f"snapshots: order {aggregate[1]} has no snapshot at its final version"
+                )
     return missing
 
 
@@ -178,7 +182,7 @@ async def _chat_check(client: DemoClient, rooms: Iterable[str]) -> list[str]:
 
 def summary(
     tally: Tally,
-    facts: Mapping[str, Any],
+    facts: Mapping[str, Json],
     elapsed_s: float,
     *,
     p50_ms: float,

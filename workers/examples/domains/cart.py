@@ -16,13 +16,13 @@ events stay as they were stored and are read as version 2 (``price_in_cents``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from snapshot_rules.domain import NEW, Domain, Route, Upcast, event
 from snapshot_rules.replay import State
 from snapshot_rules.rules import every, on
 from snapshot_rules.schema import Number, Text, fields
 from topics.envelope import Event
+from topics.jsonvalue import Json, JsonObject
 
 OPEN, CHECKED_OUT, ABANDONED = "open", "checked_out", "abandoned"
 MAX_QTY = 1000
@@ -40,7 +40,7 @@ _CHANGES = ["CartOpened", "ItemAdded", "ItemRemoved", "QuantityChanged"]
 _FILLED = ["ItemAdded", "ItemRemoved", "QuantityChanged"]
 
 
-def price_in_cents(data: Mapping[str, Any]) -> dict[str, Any]:
+def price_in_cents(data: Mapping[str, Json]) -> JsonObject:
     """ItemAdded schema version 1 -> 2: ``price`` (a decimal number) -> ``unit_price_cents``."""
     lifted = {k: v for k, v in data.items() if k != "price"}
     lifted["unit_price_cents"] = round(data["price"] * 100)
@@ -54,7 +54,7 @@ def reduce_cart(state: State | None, event: Event) -> State:
         return {"customer_id": data["customer_id"], "status": OPEN, "items": {},
                 "total_cents": 0, "ignored": 0}  # fmt: skip
     cart = dict(state or {"status": OPEN, "items": {}, "total_cents": 0, "ignored": 0})
-    items: dict[str, Any] = dict(cart["items"])
+    items: JsonObject = dict(cart["items"])
     if event.type == "CartCheckedOut":
         return {**cart, "status": CHECKED_OUT}
     if event.type == "CartAbandoned":

@@ -16,15 +16,15 @@ actor at all, is refused there and never stored.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from snapshot_rules.access import Access, SendRule
 from topics.envelope import Actor
 from topics.errors import Forbidden
+from topics.jsonvalue import Json, JsonObject
 from workers.examples.domains.chat_rules import DELETED, EDITED, READ, SENT, ChatRules, find
 
 
-def _as_sender(actor: Actor, data: Mapping[str, Any]) -> dict[str, Any]:
+def _as_sender(actor: Actor, data: Mapping[str, Json]) -> JsonObject:
     """``data`` with ``sender_id`` the actor's: filled when absent, refused when another's."""
     sender = data.get("sender_id")
     if sender is not None and sender != actor.principal:
@@ -39,10 +39,10 @@ def _as_sender(actor: Actor, data: Mapping[str, Any]) -> dict[str, Any]:
 def chat_access(rules: ChatRules) -> Access:
     """The chat room's access rules for ``rules``' moderator roles."""
 
-    def send(actor: Actor, data: Mapping[str, Any], state: Any) -> Mapping[str, Any]:
+    def send(actor: Actor, data: Mapping[str, Json], state: Json) -> Mapping[str, Json]:
         return _as_sender(actor, data)
 
-    def change(actor: Actor, data: Mapping[str, Any], state: Any) -> Mapping[str, Any]:
+    def change(actor: Actor, data: Mapping[str, Json], state: Json) -> Mapping[str, Json]:
         if "role" in data:
             raise Forbidden(
                 "role_from_token",
@@ -60,7 +60,7 @@ def chat_access(rules: ChatRules) -> Access:
             )
         return {**checked, "role": moderating[0]} if moderating else checked
 
-    def change_at_store(actor: Actor, data: Mapping[str, Any], state: Any) -> None:
+    def change_at_store(actor: Actor, data: Mapping[str, Json], state: Json) -> None:
         if data.get("sender_id") != actor.principal:
             raise Forbidden(
                 "not_your_identity",
@@ -82,7 +82,7 @@ def chat_access(rules: ChatRules) -> Access:
                 f"{actor.principal} is neither its sender nor a moderator.",
             )
 
-    def receipt(actor: Actor, data: Mapping[str, Any], state: Any) -> Mapping[str, Any]:
+    def receipt(actor: Actor, data: Mapping[str, Json], state: Json) -> Mapping[str, Json]:
         reader = data.get("reader_id")
         if reader is not None and reader != actor.principal:
             raise Forbidden(

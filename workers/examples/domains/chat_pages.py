@@ -19,13 +19,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from snapshot_rules.projection import Projection
 from snapshot_rules.queries import QueryAnswer, QueryContext, QueryHandler
 from snapshot_rules.replay import Folded
 from topics.envelope import AGGREGATE_ID_RE, Event, parse_utc
 from topics.errors import InvalidEnvelope, InvalidInput, NotFound
+from topics.jsonvalue import Json
 from workers.examples.domains.chat_rules import (
     DELETED,
     EDITED,
@@ -83,7 +83,9 @@ def _whole(query: Mapping[str, str], name: str, default: int | None, high: int) 
     if raw is None or raw == "":
         return default
     if not _WHOLE_NUMBER.match(raw) or not 1 <= int(raw) <= high:
-        raise InvalidInput(f"query parameter {name}={raw!r} must be a whole number from 1 to {high}.")
+        raise InvalidInput(
+            f"query parameter {name}={raw!r} must be a whole number from 1 to {high}."
+        )
     return int(raw)
 
 
@@ -205,7 +207,7 @@ def _next_page(parsed: RoomQuery, page: Page) -> dict[str, str] | None:
 
 
 async def _page(
-    context: QueryContext, rules: ChatRules, parsed: RoomQuery, version: int, room: Any
+    context: QueryContext, rules: ChatRules, parsed: RoomQuery, version: int, room: Json
 ) -> Page:
     """The answer's messages: from the window, then older ones from the store if needed."""
     window: list[Message] = list(room["messages"])
@@ -235,7 +237,7 @@ async def _page(
 
 async def _window(
     context: QueryContext, projection: Projection, parsed: RoomQuery
-) -> tuple[int, Any, str] | None:
+) -> tuple[int, Json, str] | None:
     """(version, room window, where it came from) from the view or from replay; None when the
     room has no events. A room whose view is missing (the projection has not reached it, or
     the view was lost) is answered from replay, never as an empty room."""

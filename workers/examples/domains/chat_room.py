@@ -79,6 +79,7 @@ __all__ = [
 ]
 _ID = Text(max_length=128)
 
+
 def chat_room_domain(
     *,
     window: int = DEFAULT_WINDOW,
@@ -101,7 +102,9 @@ def chat_room_domain(
             "(schema version 1, before deletes carried their actor) are read as a moderator's."
         )
     rules = ChatRules(window, roles, readers)
-    messages = Projection("chat_messages", "chat_messages", frozenset(["chat_room"]), rules.apply_view)
+    messages = Projection(
+        "chat_messages", "chat_messages", frozenset(["chat_room"]), rules.apply_view
+    )
     text = fields(closed=True, message_id=_ID, sender_id=_ID, content=Text(MAX_CONTENT))
     chat = [SENT, EDITED, DELETED, READ]
     return Domain(
@@ -112,7 +115,10 @@ def chat_room_domain(
             # role: the moderator role of the asker's token (written by chat_access, never sent).
             EDITED: event(
                 fields(
-                    closed=True, message_id=_ID, sender_id=_ID, content=Text(MAX_CONTENT),
+                    closed=True,
+                    message_id=_ID,
+                    sender_id=_ID,
+                    content=Text(MAX_CONTENT),
                     role=optional(_ID),
                 ),
                 after=chat,

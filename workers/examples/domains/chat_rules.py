@@ -19,11 +19,11 @@ from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from snapshot_rules.projection import View
 from snapshot_rules.replay import State
 from topics.envelope import Event
+from topics.jsonvalue import Json, JsonObject
 
 SENT, EDITED, DELETED = "MessageSent", "MessageEdited", "MessageDeleted"
 READ = "MessageRead"
@@ -44,13 +44,13 @@ OUTCOMES = ("sent", "edited", "deleted", "ignored", "outside_window")
 """Counts in the state: ``outside_window`` are edits and deletes of messages the window does
 not hold (older ones, whose pages apply them, or unknown ones)."""
 
-Read = dict[str, Any]
+Read = JsonObject
 """One member's receipt in ``room["reads"][reader_id]``: ``{up_to_message_id, up_to_version}``.
 The keys ``reads`` and ``readers_evicted`` appear with the room's first receipt. States stored
 before receipts were bounded (each entry with a stored ``unread``, no ``readers_evicted``) are
 read by ``ChatRules.upgrade``."""
 
-Message = dict[str, Any]
+Message = JsonObject
 """``{message_id, sender_id, content, sent_at, edited, edited_at, version}``; times are
 ISO-8601 UTC strings, ``version`` is the version of its ``MessageSent``."""
 
@@ -60,7 +60,7 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def find(messages: Sequence[Message], message_id: Any) -> int | None:
+def find(messages: Sequence[Message], message_id: Json) -> int | None:
     """The index of ``message_id`` in the window, searched from the newest (receipts and edits
     name recent messages; ids are unique in the window, so the direction changes no answer)."""
     for index in range(len(messages) - 1, -1, -1):
@@ -189,12 +189,12 @@ class ChatRules:
         """The ``chat_messages`` view of one room after one stored event (pure)."""
         return {**self.fold(view, event), "updated_at": iso(event.occurred_at)}
 
-    def lift_delete(self, data: Mapping[str, Any]) -> dict[str, Any]:
+    def lift_delete(self, data: Mapping[str, Json]) -> JsonObject:
         """Schema version 1 -> 2 of MessageDeleted: an old delete was a moderator's act."""
         return {**data, "sender_id": LEGACY_ACTOR, "role": min(self.moderator_roles)}
 
 
-def unread_counts(room: State) -> dict[str, dict[str, Any]]:
+def unread_counts(room: State) -> dict[str, JsonObject]:
     """Each kept reader's receipt with ``unread``: the live messages of others in the window
     after its receipt. Derived on demand (an answer's cost, not a fold's): one pass over the
     window, then a bisection per reader."""
@@ -203,7 +203,7 @@ def unread_counts(room: State) -> dict[str, dict[str, Any]]:
     own: dict[str, list[int]] = {}
     for m in messages:
         own.setdefault(m["sender_id"], []).append(m["version"])
-    answer: dict[str, dict[str, Any]] = {}
+    answer: dict[str, JsonObject] = {}
     for reader, read in room.get("reads", {}).items():
         up_to = read["up_to_version"]
         unread = len(versions) - bisect_right(versions, up_to)

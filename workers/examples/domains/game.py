@@ -17,13 +17,12 @@ five seconds of moves), and the end of a match is always snapshotted.
 
 from __future__ import annotations
 
-from typing import Any
-
 from snapshot_rules.domain import NEW, Domain, Route, event
 from snapshot_rules.replay import State
 from snapshot_rules.rules import interval, on
 from snapshot_rules.schema import ListOf, Number, Text, fields, optional
 from topics.envelope import Event
+from topics.jsonvalue import JsonObject
 
 MAX_PLAYERS = 16
 SNAPSHOT_EVERY_S = 5.0
@@ -33,7 +32,7 @@ _POINTS = Number(integer=True, minimum=-1000, maximum=1000)
 _LATENCY = Number(integer=True, minimum=0, maximum=60_000)
 
 
-def _player() -> dict[str, Any]:
+def _player() -> JsonObject:
     return {"x": 0, "y": 0, "score": 0, "moves": 0, "items": 0}
 
 
@@ -49,7 +48,7 @@ def reduce_game(state: State | None, event: Event) -> State:
     game["events"] += 1
     if event.type == "MatchEnded":
         return {**game, "status": "ended", "winner": data.get("winner")}
-    players: dict[str, Any] = game["players"]
+    players: JsonObject = game["players"]
     player = data.get("player_id")
     if player not in players:
         return {**game, "ignored": game["ignored"] + 1}

@@ -20,13 +20,12 @@ the last ``LAST_TRADES`` trades and running totals, not the whole history.
 
 from __future__ import annotations
 
-from typing import Any
-
 from snapshot_rules.domain import Domain, Mode, Route, event
 from snapshot_rules.replay import State
 from snapshot_rules.rules import every, on
 from snapshot_rules.schema import Choice, Number, Text, fields
 from topics.envelope import Event
+from topics.jsonvalue import Json, JsonObject
 
 BUY, SELL = "buy", "sell"
 MAX_RESTING = 10_000
@@ -41,7 +40,7 @@ _ORDER = fields(
     closed=True, order_id=_ID, trader_id=_ID, side=Choice((BUY, SELL)), price=_PRICE, qty=_QTY
 )
 
-Order = dict[str, Any]
+Order = JsonObject
 """``{order_id, trader_id, side, price, qty (left), seq}``; ``seq`` orders arrivals in time."""
 
 
@@ -66,9 +65,9 @@ def _sorted(orders: list[Order], side: str) -> list[Order]:
     return sorted(orders, key=lambda o: (sign * o["price"], o["seq"]))
 
 
-def match_trades(state: State) -> list[dict[str, Any]]:
+def match_trades(state: State) -> list[JsonObject]:
     """The trades that uncross the book by price-time priority (empty when it is not crossed)."""
-    trades: list[dict[str, Any]] = []
+    trades: list[JsonObject] = []
     book = state
     while crossed(book):
         bid, ask = best(book, BUY), best(book, SELL)
@@ -83,7 +82,7 @@ def match_trades(state: State) -> list[dict[str, Any]]:
     return trades
 
 
-def _trade(state: State, trade: dict[str, Any]) -> State:
+def _trade(state: State, trade: JsonObject) -> State:
     def fill(orders: list[Order], order_id: str) -> list[Order]:
         out = []
         for order in orders:
@@ -155,7 +154,7 @@ def validate_book(state: State | None, requested: Event) -> str | None:
     return None
 
 
-def _check_order(state: State, data: Any) -> str | None:
+def _check_order(state: State, data: Json) -> str | None:
     if crossed(state):
         return "the book is crossed; execute the crossing orders (or cancel one) first"
     if data["price"] % state["tick"]:
@@ -167,7 +166,7 @@ def _check_order(state: State, data: Any) -> str | None:
     return None
 
 
-def _check_trade(state: State, data: Any) -> str | None:
+def _check_trade(state: State, data: Json) -> str | None:
     bid, ask = best(state, BUY), best(state, SELL)
     if bid is None or bid["order_id"] != data["buy_order_id"]:
         return f"buy order {data['buy_order_id']} is not the best resting bid"

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from topics.envelope import Event
+from topics.jsonvalue import JsonObject
 from workers.ports import EventBus
 from workers.storage.diff import apply_patch
 from workers.storage.mappers import FieldChangedMapper
@@ -33,7 +33,7 @@ class GameExample:
     created: Document
     updated: Document
     mobile_events: tuple[Event, ...]
-    mobile_state: dict[str, Any]
+    mobile_state: JsonObject
     deleted_events: tuple[Event, ...]
 
 
@@ -113,6 +113,6 @@ async def run_user_example(collection: Collections, bus: EventBus) -> UserExampl
     return UserExample(profile, tuple(stored), tuple(received))
 
 
-def _content(doc: Document) -> dict[str, Any]:
+def _content(doc: Document) -> JsonObject:
     """What a client rebuilds from diffs: the document without ``_id`` and ``version``."""
     return {k: v for k, v in doc.items() if k not in ("_id", "version")}

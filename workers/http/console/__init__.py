@@ -7,8 +7,6 @@ lag and throughput; with actions on, re-submit a fixed dead letter (review, conf
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from workers.http.console.api import ApiPage
@@ -46,12 +44,12 @@ def register_console(fleet: Fleet) -> Console:
         interval_s=rt.settings.console_sample_interval_s,
     )
     console = Console(fleet, sampler, throughput_unit=unit)
-    web_app: web.Application = fleet.app.web.web_app  # type: ignore[attr-defined]
+    web_app = fleet.web_app
 
-    async def started(app: Any) -> None:
+    async def started(app: web.Application) -> None:
         sampler.start()
 
-    async def stopped(app: Any) -> None:
+    async def stopped(app: web.Application) -> None:
         await sampler.stop()
 
     web_app.on_startup.append(started)

@@ -7,10 +7,9 @@ document itself, for a browser signed in to the console (its cookie is scoped to
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
+from topics.jsonvalue import JsonObject
 from workers.http.console.html import esc, json_block, table
 from workers.http.console.views import Console
 from workers.http.contract import Contract
@@ -46,7 +45,7 @@ class ApiPage:
         return web.Response(body=self.contract.as_bytes(), content_type="application/json")
 
 
-def _security(doc: dict[str, Any]) -> str:
+def _security(doc: JsonObject) -> str:
     schemes = doc["components"].get("securitySchemes", {})
     if not schemes:
         return '<p class="note" id="security">No sign-in: EVENTFLEET_AUTH=none.</p>'
@@ -55,7 +54,7 @@ def _security(doc: dict[str, Any]) -> str:
     return "<h2>Sign-in</h2>" + table(("scheme", "how", "what"), rows, css_id="security")
 
 
-def _operations(doc: dict[str, Any]) -> list[tuple[str, ...]]:
+def _operations(doc: JsonObject) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = []
     for route, item in doc["paths"].items():
         for method in METHODS:
@@ -77,12 +76,12 @@ def _operations(doc: dict[str, Any]) -> list[tuple[str, ...]]:
     return rows
 
 
-def _schema_name(schema: dict[str, Any]) -> str:
+def _schema_name(schema: JsonObject) -> str:
     refs = schema.get("oneOf", [schema])
     return " | ".join(r.get("$ref", "object").rsplit("/", 1)[-1] for r in refs)
 
 
-def _event_types(doc: dict[str, Any]) -> str:
+def _event_types(doc: JsonObject) -> str:
     parts = []
     for name, schema in doc["components"]["schemas"].items():
         if "." not in name or name.endswith(".command"):
@@ -96,7 +95,7 @@ def _event_types(doc: dict[str, Any]) -> str:
     return "".join(parts)
 
 
-def _errors(doc: dict[str, Any]) -> list[tuple[str, ...]]:
+def _errors(doc: JsonObject) -> list[tuple[str, ...]]:
     return [
         (f"<code>{esc(e['code'])}</code>", esc(e["status"]), esc(e["cause"]), esc(e["fix"]))
         for e in doc["x-error-codes"]

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
 
 import orjson
 from aiohttp import web
 
 from topics.errors import InvalidInput, NotFound
+from topics.jsonvalue import Json, JsonObject
 from workers.http.console.html import esc, json_block, link, path, table
 from workers.http.console.views import Console
 from workers.ports import Record, TopicWindow
@@ -19,7 +19,7 @@ from workers.runtime.connections import fleet_catalog
 TOPIC_PAGE = 100
 TOPIC_PAGE_MAX = 500
 READ_TIMEOUT_S = 10.0
-Flat = dict[str, Any]
+Flat = JsonObject
 
 
 class BrowsePages:
@@ -131,9 +131,7 @@ def _pager(
     for w in windows:
         cursor = lowest.get(w.partition, w.start if partition is not None else w.end)
         if cursor > w.earliest:
-            href = (
-                f"{path('topics', topic)}?partition={w.partition}&before_offset={cursor}{size}"
-            )
+            href = f"{path('topics', topic)}?partition={w.partition}&before_offset={cursor}{size}"
             links.append(
                 f'<a class="older" href="{esc(href)}">older in partition {w.partition}</a>'
             )
@@ -144,10 +142,10 @@ def _pager(
     return f'<p id="pages">{" · ".join(links) or "no older records"}</p>'
 
 
-def diff(left: Any, right: Any) -> list[tuple[str, str, Any, Any]]:
+def diff(left: Json, right: Json) -> list[tuple[str, str, Json, Json]]:
     """Every leaf that differs, as (path, added | removed | changed, before, after)."""
     a, b = _flatten(left), _flatten(right)
-    out: list[tuple[str, str, Any, Any]] = []
+    out: list[tuple[str, str, Json, Json]] = []
     for key in sorted(a.keys() | b.keys()):
         if key not in a:
             out.append((key, "added", None, b[key]))
@@ -158,7 +156,7 @@ def diff(left: Any, right: Any) -> list[tuple[str, str, Any, Any]]:
     return out
 
 
-def _flatten(value: Any, prefix: str = "$") -> Flat:
+def _flatten(value: Json, prefix: str = "$") -> Flat:
     if isinstance(value, Mapping) and value:
         flat: Flat = {}
         for key, item in value.items():

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import orjson
 from aiohttp import web
 
 from topics.envelope import decode
 from topics.errors import InvalidEnvelope, InvalidInput
+from topics.jsonvalue import Json, JsonObject
 from workers.http.bodies import posted
 from workers.http.console.desk import SKIP, DeadLetterDesk
 from workers.http.console.html import esc, hidden, json_block, link, path, table
 from workers.http.console.session import csrf_field
 from workers.http.console.views import READ_ONLY, Console
 from workers.ports import ParkedEntry
-from workers.roles.dlq_replay import DeadLetterEntry, draft, parse_submission
-from workers.roles.requests import CommandRequest
+from workers.roles.command.requests import CommandRequest
+from workers.roles.ops.dlq_replay import DeadLetterEntry, draft, parse_submission
 
 
 class DeadLetterPages:
@@ -92,7 +92,9 @@ class DeadLetterPages:
                 + f" {esc(_type_of(q))} <em>{esc(q.reason)}</em></li>"
                 for q in queue
             )  # fmt: skip
-            more = f"<li>… {last - queue[-1].seq} more</li>" if queue and last > queue[-1].seq else ""
+            more = (
+                f"<li>… {last - queue[-1].seq} more</li>" if queue and last > queue[-1].seq else ""
+            )
             rows.append((
                 esc(head.key), esc(head.reason), esc(head.detail[:200]),
                 esc(f"{head.resolution} ({head.by})" if head.resolution else "waits for an operator"),
@@ -251,7 +253,7 @@ class EntryState:
     state: str
     who: str = ""
     at: datetime | None = None
-    submitted: dict[str, Any] | None = None
+    submitted: JsonObject | None = None
 
     def html(self) -> str:
         if self.state == "new":
@@ -290,7 +292,7 @@ def _aggregate_link(entry: DeadLetterEntry) -> str:
     )
 
 
-def _shown(name: str, value: Any) -> str:
+def _shown(name: str, value: Json) -> str:
     """A field of the entry: ``—`` for nothing, the value's JSON pretty-printed."""
     if value is None or value == "":
         return "—"

@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
 
 from topics.envelope import Actor, utc_now
+from topics.jsonvalue import Json, JsonObject
 from workers.ports import OperatorAction, ParkedEntry
-from workers.roles.dlq_replay import (
+from workers.roles.command.requests import CommandRequest
+from workers.roles.ops.dlq_replay import (
     DeadLetterEntry,
     DeadLetterReplayer,
     check_operator,
@@ -18,8 +19,8 @@ from workers.roles.dlq_replay import (
     find_entry,
     skip_parked,
 )
-from workers.roles.requests import CommandRequest
-from workers.runtime.answers import Answer, answer_of
+from workers.roles.outcomes import Outcome
+from workers.runtime.answers import answer_of
 from workers.runtime.compose import Runtime
 
 READ_TIMEOUT_S = 15.0
@@ -55,8 +56,8 @@ class DeadLetterDesk:
         rt = self._runtime
         commands = rt.commands
 
-        async def submit(request: CommandRequest) -> Answer:
-            return answer_of(await commands.handle(replace(request, actor=actor)))
+        async def submit(request: CommandRequest) -> Outcome:
+            return await commands.handle(replace(request, actor=actor))
 
         return DeadLetterReplayer(
             submit=submit,
@@ -71,7 +72,7 @@ class DeadLetterDesk:
     async def replay(
         self,
         entry: DeadLetterEntry,
-        submission: Mapping[str, Any],
+        submission: Mapping[str, Json],
         *,
         operator: str,
         actor: Actor | None = None,
@@ -84,7 +85,7 @@ class DeadLetterDesk:
         InvalidInput for an entry behind its head (nothing is recorded)."""
         who = check_operator(operator)
         released = await skip_parked(self._runtime.stores.parked, entry, who)
-        result: dict[str, Any] = {"skipped": True}
+        result: JsonObject = {"skipped": True}
         if released and entry.parked is not None:
             result["releases"] = entry.parked[0]
         action = OperatorAction(
@@ -98,7 +99,9 @@ class DeadLetterDesk:
         """InvalidInput for an entry of a parked queue that is not its head (nothing changes)."""
         await check_parked(self._runtime.stores.parked, entry)
 
-    async def parked(self, *, limit: int = QUEUE_SHOWN) -> list[tuple[ParkedEntry, int, list[ParkedEntry]]]:
+    async def parked(
+        self, *, limit: int = QUEUE_SHOWN
+    ) -> list[tuple[ParkedEntry, int, list[ParkedEntry]]]:
         """Every parked aggregate: its head, its highest seq and the first ``limit`` entries."""
         store = self._runtime.stores.parked
         heads = await store.heads()

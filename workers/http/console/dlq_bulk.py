@@ -8,8 +8,6 @@ through the same path as a single one (a replay is still once per entry).
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 from multidict import MultiDictProxy
 
@@ -19,7 +17,7 @@ from workers.http.console.dead_letters import DeadLetterPages
 from workers.http.console.html import esc, hidden, json_block, link, table
 from workers.http.console.session import csrf_field
 from workers.ports import OperatorAction
-from workers.roles.dlq_replay import DeadLetterEntry, draft, find_entry
+from workers.roles.ops.dlq_replay import DeadLetterEntry, draft, find_entry
 
 BULK_ACTIONS = ("replay", "skip")
 BULK_MAX = 200
@@ -92,7 +90,7 @@ class BulkPages:
         )
         return self.console.html(f"Bulk {what}", body)
 
-    async def _chosen(self, form: MultiDictProxy[Any]) -> tuple[str, list[DeadLetterEntry]]:
+    async def _chosen(self, form: MultiDictProxy[str]) -> tuple[str, list[DeadLetterEntry]]:
         what = str(form.get("action", ""))
         if what not in BULK_ACTIONS:
             raise InvalidInput(f"action must be one of {', '.join(BULK_ACTIONS)}.")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable, Sequence
-from typing import Any
 from urllib.parse import quote
 
 import orjson
+
+from topics.jsonvalue import Json
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:0;color:#222}
@@ -37,7 +38,7 @@ NAV = (
 )
 
 
-def esc(value: Any) -> str:
+def esc(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
@@ -99,7 +100,7 @@ def table(headings: Sequence[str], rows: Iterable[Sequence[str]], *, css_id: str
     return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def json_block(value: Any, *, css_class: str = "") -> str:
+def json_block(value: Json, *, css_class: str = "") -> str:
     text = orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str)
     cls = f' class="{esc(css_class)}"' if css_class else ""
     return f"<pre{cls}>{esc(text.decode())}</pre>"

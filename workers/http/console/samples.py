@@ -9,7 +9,8 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+
+from prometheus_client.registry import Collector
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +27,12 @@ class Sample:
     throughput: float
 
 
-def gauge_total(metric: Any) -> float:
+def gauge_total(metric: Collector) -> float:
     """The sum of every series of a Prometheus gauge."""
     return float(sum(s.value for family in metric.collect() for s in family.samples))
 
 
-def counter_total(metric: Any) -> float:
+def counter_total(metric: Collector) -> float:
     """The sum of every ``_total`` series of a Prometheus counter."""
     return float(
         sum(

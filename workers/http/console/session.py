@@ -4,7 +4,7 @@ Signing in puts the bearer token in an HttpOnly, SameSite=Strict cookie scoped t
 ``/console`` (Secure when the request came over TLS); the door reads it there only. Every POST
 form carries a CSRF token that must equal the ``eventfleet_csrf`` cookie (double submit: it
 holds across console replicas without a shared secret), besides the door's Origin check
-(``workers.runtime.origins``).
+(``workers.runtime.door.origins``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import hmac
 import secrets
 from collections.abc import Mapping
 from contextvars import ContextVar
-from typing import Any
 
 from aiohttp import web
 
@@ -21,8 +20,8 @@ from topics.errors import EventfleetError, Forbidden, Unauthenticated
 from workers.http.bodies import read_form
 from workers.http.console.html import esc, hidden, page
 from workers.http.queries import failure
-from workers.runtime.auth import SESSION_COOKIE, Door, json_response
-from workers.runtime.identity import Credentials
+from workers.runtime.door.auth import SESSION_COOKIE, Door, json_response
+from workers.runtime.door.identity import Credentials
 from workers.runtime.settings import Settings
 
 CSRF_COOKIE = "eventfleet_csrf"
@@ -45,7 +44,7 @@ def csrf_field(request: web.Request) -> str:
     return hidden(CSRF_FIELD, csrf_token(request))
 
 
-def check_csrf(request: web.Request, form: Mapping[str, Any]) -> None:
+def check_csrf(request: web.Request, form: Mapping[str, object]) -> None:
     """Raises Forbidden unless the form's CSRF token equals the browser's cookie."""
     cookie = request.cookies.get(CSRF_COOKIE, "")
     sent = str(form.get(CSRF_FIELD, ""))
@@ -65,7 +64,12 @@ def keep_csrf(request: web.Request, response: web.StreamResponse) -> None:
     token = request.get(_CSRF_KEY)
     if token is not None and request.cookies.get(CSRF_COOKIE) != token:
         response.set_cookie(
-            CSRF_COOKIE, token, path="/console", httponly=True, samesite="Strict", secure=tls(request)
+            CSRF_COOKIE,
+            token,
+            path="/console",
+            httponly=True,
+            samesite="Strict",
+            secure=tls(request),
         )
 
 

@@ -5,15 +5,16 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
 from urllib.parse import urlencode
 
 import orjson
 from aiohttp import web
 
+from snapshot_rules.domain import Domain
 from snapshot_rules.replay import replay
-from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE, Actor, parse_utc
+from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE, Actor, Event, parse_utc
 from topics.errors import EventfleetError, Forbidden, InvalidEnvelope, InvalidInput, NotFound
+from topics.jsonvalue import Json
 from workers.http.bodies import read_form
 from workers.http.console.html import esc, json_block, link, page, path, table
 from workers.http.console.samples import Sampler, charts
@@ -24,8 +25,8 @@ from workers.http.console.session import (
     keep_csrf,
 )
 from workers.http.queries import failure
-from workers.roles.dlq_replay import check_operator
-from workers.roles.paging import EventPage, read_page
+from workers.roles.ops.dlq_replay import check_operator
+from workers.roles.read.paging import EventPage, read_page
 from workers.runtime.answers import error
 from workers.runtime.fleet import Fleet
 
@@ -86,7 +87,9 @@ class Console:
                 return web.json_response(refused.body, status=403, dumps=_dumps)
             if action:
                 try:
-                    form = await read_form(request, settings.max_body_bytes, settings.body_timeout_s)
+                    form = await read_form(
+                        request, settings.max_body_bytes, settings.body_timeout_s
+                    )
                 except EventfleetError as e:
                     answer = failure(e)
                     return web.json_response(answer.body, status=answer.status, dumps=_dumps)
@@ -195,7 +198,9 @@ class Console:
         )
         return self.html(f"{domain.name} {aggregate_id}", body)
 
-    async def _snapshot_section(self, domain: Any, aggregate_id: str, events: list[Any]) -> str:
+    async def _snapshot_section(
+        self, domain: Domain, aggregate_id: str, events: list[Event]
+    ) -> str:
         snapshot = await self.rt.snapshots.load((domain.name, aggregate_id))
         if snapshot is None:
             return '<h2>Snapshot</h2><p id="snapshot">no snapshot taken yet</p>'
@@ -234,12 +239,10 @@ class Console:
             + table(("sampled at", "lag (events)", "throughput (/s)"), rows, css_id="samples")
         )
         # The page follows the sampler: reloaded every sample interval (at least 2 s).
-        return self.html(
-            "Lag & throughput", body, refresh_s=max(2, int(self.sampler.interval_s))
-        )
+        return self.html("Lag & throughput", body, refresh_s=max(2, int(self.sampler.interval_s)))
 
 
-def _diff_links(aggregate_type: str, aggregate_id: str, events: list[Any]) -> str:
+def _diff_links(aggregate_type: str, aggregate_id: str, events: list[Event]) -> str:
     """The diff pages: the snapshot against replay, and the last event's change."""
     target = path("aggregates", aggregate_type, aggregate_id, "diff")
     links = [link(target, "snapshot against replay")]
@@ -257,7 +260,7 @@ def _diff_links(aggregate_type: str, aggregate_id: str, events: list[Any]) -> st
 TIMELINE_HEADINGS = ("version", "occurred at", "type", "event id", "data", "actor", "metadata")
 
 
-def event_metadata(event: Any, trace_url: str = "") -> str:
+def event_metadata(event: Event, trace_url: str = "") -> str:
     """Which conversation: command, correlation and causation ids, client, schema version,
     trace (a link to the trace UI with ``trace_url``, EVENTFLEET_TRACE_URL_TEMPLATE); only
     what the event carries (the actor has its own column)."""
@@ -270,7 +273,7 @@ def event_metadata(event: Any, trace_url: str = "") -> str:
         ("schema", f"v{event.schema_version}"),
     ]
     items = "".join(
-        f"<div><span class=\"muted\">{esc(name)}</span> <code>{esc(value)}</code></div>"
+        f'<div><span class="muted">{esc(name)}</span> <code>{esc(value)}</code></div>'
         for name, value in found
         if value is not None
     )
@@ -288,13 +291,13 @@ def _signed_in(request: web.Request, actor: Actor | None) -> str:
     if actor is None:
         return ""
     return (
-        f' &nbsp; signed in as <strong>{esc(actor.principal)}</strong>'
+        f" &nbsp; signed in as <strong>{esc(actor.principal)}</strong>"
         '<form method="post" action="/console/logout">'
         f'{csrf_field(request)}<button type="submit" id="sign-out">sign out</button></form>'
     )
 
 
-def _dumps(value: Any) -> str:
+def _dumps(value: Json) -> str:
     return orjson.dumps(value).decode()
 
 
@@ -342,7 +345,7 @@ def _after(raw: str | None) -> int:
     return int(raw)
 
 
-def _timeline_caption(after: int, events: list[Any]) -> str:
+def _timeline_caption(after: int, events: list[Event]) -> str:
     if not events:
         return f"no events after version {after}"
     return f"events {esc(events[0].version)} to {esc(events[-1].version)}"

@@ -22,15 +22,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any
 
 import orjson
 from aiohttp import WSMsgType, web
 
+from snapshot_rules.projection import Apply, View
 from topics.envelope import AGGREGATE_ID_RE, Actor, Event, encode
 from topics.errors import EventfleetError, Forbidden, InvalidInput
+from topics.jsonvalue import Json, JsonObject
 from workers.http.live.chat_page import register_chat_page
 from workers.http.live.connections import Connection
 from workers.http.live.streams import (
@@ -48,11 +49,11 @@ from workers.http.live.streams import (
     transport,
 )
 from workers.http.queries import failure
-from workers.roles.live import AggregateSubscription, SlowSubscriber, TooManySubscriptions
+from workers.roles.command.requests import parse_request
 from workers.roles.outcomes import Refused
-from workers.roles.requests import parse_request
+from workers.roles.read.live import AggregateSubscription, SlowSubscriber, TooManySubscriptions
 from workers.runtime.answers import Answer, answer_of, error
-from workers.runtime.auth import credential_expiry, json_response
+from workers.runtime.door.auth import credential_expiry, json_response
 from workers.runtime.fleet import Fleet
 
 ROOM_TYPE = "chat_room"
@@ -83,14 +84,14 @@ class ChatSocket:
         self._mine: dict[str, str] = {}  # command_id -> event_id, until stored
         self._sending = asyncio.Lock()
 
-    async def send(self, ws: web.WebSocketResponse, message: dict[str, Any] | bytes) -> None:
+    async def send(self, ws: web.WebSocketResponse, message: JsonObject | bytes) -> None:
         text = message if isinstance(message, bytes) else orjson.dumps(message)
         async with self._sending:
             await self._connection.write(ws.send_frame(text, WSMsgType.TEXT))
 
     async def command(self, ws: web.WebSocketResponse, raw: str) -> None:
         """Run one command through the command path; answer it on the socket."""
-        command_id: Any = None
+        command_id: str | None = None
         try:
             body = raw.encode()
             limit = self._fleet.runtime.settings.max_body_bytes
@@ -131,7 +132,9 @@ class ChatSocket:
             self._mine[command_id] = answer.body["event_id"]
         await self.answer(ws, command_id, answer)
 
-    async def answer(self, ws: web.WebSocketResponse, command_id: Any, answer: Answer) -> None:
+    async def answer(
+        self, ws: web.WebSocketResponse, command_id: str | None, answer: Answer
+    ) -> None:
         message = {"kind": "answer", "command_id": command_id, "status": answer.status,
                    "body": answer.body}  # fmt: skip
         await self.send(ws, message)
@@ -182,7 +185,7 @@ class RoomChanges:
     message ids, and when a receipt moved, ``reads``: the receipts that changed, and
     ``readers_left``: members the room's cap evicted), with the event's version."""
 
-    def __init__(self, apply: Callable[[Any, Event], Any], start: Any) -> None:
+    def __init__(self, apply: Apply, start: View | None) -> None:
         self._apply = apply
         self.view = start
 
@@ -192,7 +195,7 @@ class RoomChanges:
             before, self.view = self.view, self._apply(self.view, event)
             old = {m["message_id"]: m for m in (before or {}).get("messages", [])}
             new = {m["message_id"]: m for m in self.view.get("messages", [])}
-            body: dict[str, Any] = {
+            body: JsonObject = {
                 "version": event.version,
                 "type": event.type,
                 "changed": [m for key, m in new.items() if old.get(key) != m],
@@ -211,8 +214,8 @@ class RoomChanges:
 
 
 def reads_moved(
-    before: Mapping[str, Any], after: Mapping[str, Any]
-) -> tuple[dict[str, Any], list[str]]:
+    before: Mapping[str, Json], after: Mapping[str, Json]
+) -> tuple[JsonObject, list[str]]:
     """The receipts of ``after`` that differ from ``before``'s, and the members that left."""
     moved = {reader: read for reader, read in after.items() if before.get(reader) != read}
     return moved, [reader for reader in before if reader not in after]
@@ -255,7 +258,7 @@ def register_room_view(fleet: Fleet, live: LiveServer) -> None:
         except TooManySubscriptions as e:
             return json_response(refusal(e), headers={"Retry-After": "5"})
 
-    web_app: web.Application = fleet.app.web.web_app  # type: ignore[attr-defined]
+    web_app = fleet.web_app
     web_app.router.add_get("/v1/rooms/{room_id}/subscribe", room_view)
 
 
@@ -294,7 +297,7 @@ def register_chat(fleet: Fleet, live: LiveServer) -> None:
         except TooManySubscriptions as e:
             return json_response(refusal(e), headers={"Retry-After": "5"})
 
-    web_app: web.Application = fleet.app.web.web_app  # type: ignore[attr-defined]
+    web_app = fleet.web_app
     web_app.router.add_get("/v1/rooms/{room_id}/ws", chat)
     register_chat_page(fleet)
 

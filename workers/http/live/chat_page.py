@@ -23,7 +23,7 @@ from aiohttp import web
 from topics.envelope import AGGREGATE_ID_RE
 from workers.http.live.chat_assets import SCRIPT, STYLE
 from workers.runtime.answers import error
-from workers.runtime.auth import json_response
+from workers.runtime.door.auth import json_response
 from workers.runtime.fleet import Fleet
 
 SCRIPT_PATH = "/chat/static/chat.js"
@@ -100,7 +100,7 @@ def register_chat_page(fleet: Fleet) -> None:
             text=STYLE, content_type="text/css", headers={"Cache-Control": "max-age=300"}
         )
 
-    web_app: web.Application = fleet.app.web.web_app  # type: ignore[attr-defined]
+    web_app = fleet.web_app
     web_app.router.add_get(SCRIPT_PATH, script)
     web_app.router.add_get(STYLESHEET_PATH, stylesheet)
     web_app.router.add_get("/chat/{room_id}", page)

@@ -33,6 +33,8 @@ class Shared:
     sse_chunk: bytes | None = None
     websocket: bytes | None = None
     made_s: float | None = None
+    pushed: int = 0
+    """Connections it was pushed to since the outbox last counted (``workers.http.live.push``)."""
 
     def encoded(self) -> bytes:
         """The event exactly as ``/events`` returns it."""
@@ -40,7 +42,7 @@ class Shared:
             self.json = encode(self.event)
         return self.json
 
-    def sse_frame(self, *, chunked: bool) -> bytes:
+    def sse_frame(self, *, chunked: bool = False) -> bytes:
         """The SSE message (``id: <version>``, ``data: <event>``), as one HTTP/1.1 chunk when
         ``chunked``."""
         if self.sse is None:
@@ -99,6 +101,9 @@ class SharedEvents:
         self._size = size
         self._clock = clock
         self._entries: OrderedDict[tuple[str, int | None], Shared] = OrderedDict()
+        # The event the feed is handing to every listener of its channel, and its entry: one
+        # lookup per event, not per listener.
+        self._last: tuple[Event, Shared] | None = None
 
     async def open(self, events: Sequence[Event]) -> list[Event]:
         """``events`` upcast and with their data opened, each made once while shared."""
@@ -127,10 +132,14 @@ class SharedEvents:
         """``event`` as readers see it, without waiting: shared, or made now; None when that
         needs a key fetched (``open`` does it) or fails. Called while the feed dispatches an
         event to its listeners: it never raises."""
-        key = (event.id, event.version)
         now = self._clock()
+        last = self._last
+        if last is not None and last[0] is event and last[1].until > now:
+            return last[1]
+        key = (event.id, event.version)
         entry = self._entries.get(key)
         if entry is not None and entry.until > now:
+            self._last = (event, entry)
             return entry
         if self._open_now is None:
             return None
@@ -143,6 +152,7 @@ class SharedEvents:
         self._expire(now)
         entry = Shared(opened[0], now + self._ttl_s)
         self._put(key, entry)
+        self._last = (event, entry)
         return entry
 
     def shared(self, event: Event) -> Shared | None:

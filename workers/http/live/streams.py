@@ -1,7 +1,7 @@
 """Live subscriptions over HTTP: ``GET /v1/{type}/{id}/subscribe`` as Server-Sent Events or a
 WebSocket, each message an event exactly as ``/events`` returns it.
 
-The subscription logic is ``workers.roles.live``; this module speaks the two transports, holds
+The subscription logic is ``workers.roles.read.live``; this module speaks the two transports, holds
 the connection limits, counts, and closes every connection when the process drains.
 ``after_version`` (query) or ``Last-Event-ID`` (header, which wins: a browser's EventSource
 sends it on reconnect) says where to start; the SSE ``id`` of each event is its version.
@@ -36,7 +36,7 @@ from workers.http.routes import check_aggregate, int_param
 from workers.http.tickets import register_tickets
 from workers.metrics import LiveMetrics, create_live_metrics
 from workers.ports import AggregateRef
-from workers.roles.live import (
+from workers.roles.read.live import (
     AggregateSubscription,
     Limiter,
     LiveLimits,
@@ -46,7 +46,7 @@ from workers.roles.live import (
     parse_position,
 )
 from workers.runtime.answers import Answer, error
-from workers.runtime.auth import credential_expiry, json_response
+from workers.runtime.door.auth import credential_expiry, json_response
 from workers.runtime.fleet import Fleet
 
 log = logging.getLogger(__name__)
@@ -212,7 +212,7 @@ class LiveServer:
                           ("type", "websocket")):  # fmt: skip
             self.metrics.connections.labels(kind, via)
         self.connections = Connections(stuck_after_s=self.limits.heartbeat_s * 2)
-        self.outbox = Outbox()
+        self.outbox = Outbox(self.metrics.latency)
         shredder = self._rt.shredder
         self.shared = SharedEvents(
             shredder.open_events, upcast=self._rt.domains.upcast, open_now=shredder.open_events_now
@@ -222,7 +222,7 @@ class LiveServer:
 
     def register(self) -> None:
         """The generic route; register more specific ``/v1/<word>/{id}/subscribe`` ones first."""
-        web_app: web.Application = self._fleet.app.web.web_app  # type: ignore[attr-defined]
+        web_app = self._fleet.web_app
         web_app.router.add_get("/v1/{aggregate_type}/{aggregate_id}/subscribe", self.aggregate)
         web_app.router.add_get("/v1/{aggregate_type}/subscribe", self.whole_type)
         web_app.on_shutdown.append(self._close_all)
@@ -400,7 +400,8 @@ class LiveServer:
             last_id = str(next(iter(resume.values()))).encode()
             with contextlib.suppress(Exception):
                 frame = b"event: credential_expired\nid: %s\ndata: %s\n\n" % (
-                    last_id, orjson.dumps(expired_notice(e, resume))
+                    last_id,
+                    orjson.dumps(expired_notice(e, resume)),
                 )
                 await connection.write(response.write(frame))
         except SlowSubscriber as e:
@@ -438,11 +439,10 @@ class LiveServer:
             response.headers.get("Transfer-Encoding", "").lower() == "chunked"
         )
         return Sink(
-            transport,  # type: ignore[arg-type]
+            transport,
             outbox=self.outbox,
             ready=self.shared.ready,
             counted=self._sent[kind],
-            latency=self.metrics.latency,
             websocket=ws is not None,
             chunked=chunked,
             is_closed=(lambda: ws.closed) if ws is not None else (lambda: False),

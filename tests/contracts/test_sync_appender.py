@@ -1,0 +1,150 @@
+"""Sync mode's appender (``SyncAppender``): one contract, on the runtime built on the memory
+adapters and on the real stack (MongoDB behind a proxy that can drop it, Kafka, Redis).
+
+An accepted event is stored at the next version and then published; a retry with the event
+id it was stored under gets the stored event back, marked a duplicate, and stores nothing
+more. A refusal (the state's rules, bad input, a domain that is not sync) raises and stores and
+publishes nothing; so does a store that does not answer (StoreUnavailable, retriable).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import pytest
+
+from snapshot_rules.domain import Domains
+from tests.faults import TcpProxy
+from tests.kafka_topics import read_events
+from tests.sync.wiring import sync_wiring
+from topics.envelope import Event, Metadata, decode
+from topics.errors import InvalidEnvelope, InvalidEventData, StoreUnavailable, UnknownEventType
+from workers.cqrs import StateRejected
+from workers.devtools.embedded import EmbeddedStack
+from workers.examples.domains.account import ACCOUNT
+from workers.examples.domains.order import ORDER
+from workers.ports import SyncAppender
+from workers.runtime.adapters import memory_adapters
+from workers.runtime.compose import Runtime
+from workers.runtime.settings import Settings
+
+META = Metadata(client_id="t")
+DEPOSIT = "5f0c8a2e-3b1d-4c7a-9e6f-0a1b2c3d4e5f"
+
+
+@dataclass
+class Synced:
+    """One sync appender, what its store holds, what reached events.stored, and its outage."""
+
+    sync: SyncAppender
+    stored: Callable[[str], Awaitable[list[Event]]]
+    """The stored events of account ``<id>``, in version order."""
+    published: Callable[[], Awaitable[list[str]]]
+    """The ids of the events on events.stored, in the order produced."""
+    store_down: Callable[[], None]
+    store_up: Callable[[], None]
+
+
+@pytest.fixture(params=["memory", "real"])
+async def s(
+    request: pytest.FixtureRequest, stack: EmbeddedStack, unique_name: str
+) -> AsyncIterator[Synced]:
+    if request.param == "memory":
+        memory = memory_adapters()
+        runtime = await Runtime.start(
+            Settings(topic_prefix="s.", kafka_timeout_ms=100), roles=("commands",),
+            domains=Domains([ACCOUNT]), adapters=memory.adapters(),
+        )  # fmt: skip
+        topic = runtime.names.stored
+
+        async def stored_memory(account: str) -> list[Event]:
+            return await runtime.events.select(("account", account))
+
+        async def published_memory() -> list[str]:
+            return [decode(r.value).id for r in memory.stream.produced.records(topic)]
+
+        events = memory.stores.events
+        try:
+            yield Synced(runtime.sync, stored_memory, published_memory, events.down, events.up)
+        finally:
+            await runtime.stop()
+        return
+    host, port = stack.urls.mongo_url.removeprefix("mongodb://").split("/")[0].rsplit(":", 1)
+    async with TcpProxy(host, int(port)) as proxy:
+        async with sync_wiring(
+            kafka_url=stack.urls.kafka_url,
+            mongo_url=f"mongodb://{proxy.address}/?directConnection=true",
+            redis_url=stack.urls.redis_url,
+            name=unique_name,
+            mongo_timeout_ms=500,
+        ) as wired:
+
+            async def published_kafka() -> list[str]:
+                return [e.id for e in await read_events(stack.urls.kafka_url, wired.topic)]
+
+            yield Synced(wired.sync, wired.stored, published_kafka, proxy.drop, proxy.resume)
+
+
+async def test_an_event_is_stored_at_the_next_version_then_published(s: Synced) -> None:
+    opened = await s.sync.append(ACCOUNT, "a1", "AccountOpened", {"owner": "ann"}, META)
+    deposited = await s.sync.append(ACCOUNT, "a1", "MoneyDeposited", {"amount": 70}, META)
+    assert (opened.event.version, deposited.event.version) == (1, 2)
+    assert (opened.published, opened.duplicate) == (True, False)
+    assert (deposited.published, deposited.duplicate) == (True, False)
+    assert deposited.event.metadata == META
+    assert await s.stored("a1") == [opened.event, deposited.event]
+    assert await s.published() == [opened.event.id, deposited.event.id]
+
+
+async def test_a_retry_under_a_stored_event_id_is_answered_the_stored_event(s: Synced) -> None:
+    await s.sync.append(ACCOUNT, "a2", "AccountOpened", {"owner": "bo"}, META)
+    first = await s.sync.append(
+        ACCOUNT, "a2", "MoneyDeposited", {"amount": 5}, META, event_id=DEPOSIT
+    )
+    again = await s.sync.append(
+        ACCOUNT, "a2", "MoneyDeposited", {"amount": 5}, META, event_id=DEPOSIT
+    )
+    assert first.event.id == DEPOSIT and not first.duplicate
+    assert again.duplicate and again.event == first.event
+    assert [e.version for e in await s.stored("a2")] == [1, 2]  # stored once
+
+
+async def test_what_the_state_refuses_raises_and_stores_nothing(s: Synced) -> None:
+    with pytest.raises(StateRejected, match="not been opened"):
+        await s.sync.append(ACCOUNT, "a3", "MoneyDeposited", {"amount": 5}, META)
+    opened = await s.sync.append(ACCOUNT, "a3", "AccountOpened", {"owner": "cy"}, META)
+    with pytest.raises(StateRejected, match="overdraw"):
+        await s.sync.append(ACCOUNT, "a3", "MoneyWithdrawn", {"amount": 5}, META)
+    assert await s.stored("a3") == [opened.event]
+    assert await s.published() == [opened.event.id]
+
+
+async def test_bad_input_raises_before_anything_is_read_or_stored(s: Synced) -> None:
+    with pytest.raises(UnknownEventType):
+        await s.sync.append(ACCOUNT, "a4", "AccountRenamed", {"owner": "dee"}, META)
+    with pytest.raises(InvalidEventData):
+        await s.sync.append(ACCOUNT, "a4", "AccountOpened", {"owner": 7}, META)
+    with pytest.raises(InvalidEnvelope, match="UUID"):
+        await s.sync.append(
+            ACCOUNT, "a4", "AccountOpened", {"owner": "dee"}, META, event_id="deposit-1"
+        )
+    with pytest.raises(ValueError, match="sync"):
+        await s.sync.append(ORDER, "o4", "OrderPlaced", {}, META)  # an async domain
+    assert await s.stored("a4") == []
+    assert await s.published() == []
+
+
+async def test_a_store_that_does_not_answer_raises_and_nothing_is_stored(s: Synced) -> None:
+    opened = await s.sync.append(ACCOUNT, "a5", "AccountOpened", {"owner": "eve"}, META)
+    s.store_down()
+    try:
+        with pytest.raises(StoreUnavailable) as caught:
+            await s.sync.append(ACCOUNT, "a5", "MoneyDeposited", {"amount": 5}, META)
+        assert caught.value.retriable
+    finally:
+        s.store_up()
+    assert await s.stored("a5") == [opened.event]
+    assert await s.published() == [opened.event.id]
+    again = await s.sync.append(ACCOUNT, "a5", "MoneyDeposited", {"amount": 5}, META)
+    assert again.event.version == 2 and again.published  # it answers again once back

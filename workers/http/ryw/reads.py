@@ -1,0 +1,133 @@
+"""What a read asks to see (``ReadAfter``), who waits (``Caller``), the bounds, and how a wait
+ends unanswered (``NotYetStored``, ``RefusedAtStore``, ``TooManyWaiters``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from topics.envelope import Actor
+from topics.errors import EventfleetError, InvalidInput
+from workers.ports import AggregateRef, Rejection
+
+DEFAULT_WAIT_MS = 1000
+MAX_WAIT_MS = 30_000
+FIRST_POLL_S = 0.002
+SAFETY_POLL_S = 1.0
+"""How often the store is checked for an aggregate that waiters wait on (the feed wakes them
+sooner; this catches a lost announcement). ``EVENTFLEET_RYW_POLL_MS``."""
+MAX_WAITERS = 2000
+MAX_WAITERS_PER_PRINCIPAL = 100
+RETRY_AFTER_S = 1
+SWEEP_S = 1.0
+"""How often waiters whose client left are looked for (no store read)."""
+CHUNK = 8
+"""Aggregates checked in one store call: a large round is read in chunks, one after another,
+so other requests never queue behind more than a few of its lookups."""
+SAFETY_PER_TICK = 64
+"""The most aggregates the safety net checks a tick: with more waited on, each in turn."""
+_ID_MAX = 200
+
+
+class NotYetStored(EventfleetError):
+    """What a read asked to see was not stored (or not in the view) within its ``wait_ms``."""
+
+    retriable = True
+
+    def __init__(self, message: str, *, stored_version: int, wanted_version: int | None) -> None:
+        super().__init__(message)
+        self.stored_version = stored_version
+        self.wanted_version = wanted_version
+
+
+class RefusedAtStore(EventfleetError):
+    """The command a read waits for was refused by the store: it will never be seen."""
+
+    def __init__(self, message: str, *, reason: str, event_id: str, command_id: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.event_id = event_id
+        self.command_id = command_id
+
+
+class TooManyWaiters(EventfleetError):
+    """A read would wait past a bound of waiters; ``limit`` names which (process, principal)."""
+
+    retriable = True
+
+    def __init__(self, message: str, *, limit: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.retry_after_s = retry_after_s
+
+
+def _never() -> bool:
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who waits: the principal whose bound the wait counts against, and whether its client
+    has left (a wait of a client that left is released)."""
+
+    principal: str
+    gone: Callable[[], bool] = _never
+
+
+NOBODY = Caller("anonymous")
+"""The caller of a waiter no request was named for (the CLI, a test)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReadAfter:
+    """What a read must see: a version (``min_version``) or a command's event, within a bound."""
+
+    min_version: int | None
+    command_id: str | None
+    wait_ms: int
+    actor: Actor | None = None
+    """Who reads: a ``command_id`` is theirs (``command_scope``), as on the append."""
+
+    @classmethod
+    def parse(cls, query: Mapping[str, str]) -> ReadAfter | None:
+        """From a query string; None when it asks for nothing. Malformed: ``InvalidInput``."""
+        min_version = _whole(query, "min_version", low=1, high=2**62)
+        command_id = query.get("command_id")
+        wait_ms = _whole(query, "wait_ms", low=0, high=MAX_WAIT_MS)
+        if command_id is not None and not 0 < len(command_id) <= _ID_MAX:
+            raise InvalidInput(f"query parameter command_id must be 1 to {_ID_MAX} characters.")
+        if min_version is not None and command_id is not None:
+            raise InvalidInput("give min_version or command_id, not both.")
+        if min_version is None and command_id is None:
+            if wait_ms is not None:
+                raise InvalidInput(
+                    "wait_ms bounds a wait for min_version=N or command_id=C; give one of them."
+                )
+            return None
+        return cls(min_version, command_id, DEFAULT_WAIT_MS if wait_ms is None else wait_ms)
+
+
+def _whole(query: Mapping[str, str], name: str, *, low: int, high: int) -> int | None:
+    raw = query.get(name)
+    if raw is None:
+        return None
+    if not (raw.isascii() and raw.isdigit()):
+        raise InvalidInput(f"query parameter {name}={raw!r} must be a whole number.")
+    digits = raw.lstrip("0") or "0"
+    value = int(digits) if len(digits) <= 18 else None  # no int() of a thousand digits
+    if value is None or not low <= value <= high:
+        shown = value if value is not None else f"{raw[:18]}… ({len(raw)} digits)"
+        raise InvalidInput(f"query parameter {name}={shown} must be between {low} and {high}.")
+    return value
+
+
+def refused_at_store(
+    ref: AggregateRef, command_id: str, event_id: str, refused: Rejection
+) -> RefusedAtStore:
+    return RefusedAtStore(
+        f"{ref[0]} {ref[1]}: command {command_id} was refused by the store "
+        f"({refused.reason}): {refused.message}",
+        reason=refused.reason,
+        event_id=event_id,
+        command_id=command_id,
+    )

@@ -1,0 +1,125 @@
+"""A marker's refusal is checked against the store before it is answered: a 409 is always true.
+
+The mark may name an event that is still in flight, one the store refused, a phantom whose
+produce never reached Kafka, or be missing altogether after Redis lost its state; the store's
+head may trail events in flight, and a filter rebuilt after Redis lost its state misses the
+creations still in flight. So a refusal is answered at once only when the mark names the
+store's head. Otherwise the
+aggregate is judged on the store's *settled* head: once the appender has decided every event
+its partition held (``AppendProgress``), the head is the truth; the event is refused against
+it, or marked over the stale view and accepted. If the appender does not catch up within the
+bound, the answer is "nothing written, retry" (503), never a refusal that may be false.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from snapshot_rules.domain import Domain
+from topics.envelope import NEW_AGGREGATE, Event
+from topics.errors import TransitionRejected
+from workers.ports import AppendProgress, EventStore, MarkRequest, MarkResult
+from workers.roles.command.ledger import CommandLedger
+from workers.roles.outcomes import NotDone, Outcome, Refused
+
+ROUNDS = 3
+"""Re-checks when another request marks the aggregate while this one is being checked."""
+
+
+def transition_refused(e: TransitionRejected) -> Refused:
+    details: dict[str, object] = {"current": e.current}
+    if e.allowed:  # a state rule's refusal (sync) cannot say which types would pass
+        details["allowed"] = list(e.allowed)
+    return Refused("transition_rejected", str(e), details)
+
+
+class RefusalCheck:
+    """Turns a marker's refusal into a true answer (or a re-mark the store's head allows)."""
+
+    def __init__(
+        self,
+        *,
+        ledger: CommandLedger,
+        store: EventStore,
+        progress: AppendProgress,
+        wait_s: float,
+    ) -> None:
+        self._ledger = ledger
+        self._store = store
+        self._progress = progress
+        self._wait_s = wait_s
+
+    async def verify(
+        self, domain: Domain, aggregate_id: str, mark: MarkRequest, result: MarkResult
+    ) -> Outcome | tuple[MarkRequest, MarkResult]:
+        """A true refusal, NotDone, or (mark, result) marked on the settled head: produce it."""
+        ref = (domain.name, aggregate_id)
+        for _ in range(ROUNDS):
+            head = next(iter(await self._store.select(ref, desc=True, limit=1)), None)
+            if result.previous and head is not None and head.id == result.after:
+                refused = judge(domain, aggregate_id, head, mark.event_type)  # the mark is the head
+                if refused is not None:
+                    return refused
+            # In flight, refused at the store, a phantom, a store head that may trail the
+            # stream, or the filter's "new" (rebuilt after Redis lost it, it misses creations
+            # still in flight): the settled head decides.
+            stale = result.previous
+            settled = await self._settled_head(domain, aggregate_id, mark)
+            if not isinstance(settled, _Head):
+                return settled
+            refused = judge(domain, aggregate_id, settled.event, mark.event_type)
+            if refused is not None:
+                return refused
+            remark = replace(mark, fallback=fallback_of(settled.event), replace=stale)
+            result = await self._ledger.claim_and_mark(remark)
+            if result.status in ("marked", "mine"):
+                return remark, result
+            mark = remark
+        return _not_yet(domain, aggregate_id)
+
+    async def _settled_head(
+        self, domain: Domain, aggregate_id: str, mark: MarkRequest
+    ) -> _Head | NotDone:
+        if not await self._progress.caught_up(mark.aggregate_key.encode(), within_s=self._wait_s):
+            return _not_yet(domain, aggregate_id)
+        newest = await self._store.select((domain.name, aggregate_id), desc=True, limit=1)
+        return _Head(next(iter(newest), None))
+
+
+class _Head:
+    """The store's head once nothing that may precede the request is in flight."""
+
+    __slots__ = ("event",)
+
+    def __init__(self, event: Event | None) -> None:
+        self.event = event
+
+
+def judge(domain: Domain, aggregate_id: str, head: Event | None, event_type: str) -> Refused | None:
+    """The refusal of ``event_type`` after ``head`` (None: a new aggregate), or None: allowed."""
+    try:
+        domain.check_transition(aggregate_id, _type(head), event_type)
+    except TransitionRejected as e:
+        return transition_refused(e)
+    return None
+
+
+def _not_yet(domain: Domain, aggregate_id: str) -> NotDone:
+    return NotDone(
+        "store_catching_up",
+        f"{domain.name} {aggregate_id}: the events this one may follow are not all stored yet, "
+        "so it can be neither accepted nor refused truthfully. Nothing was written; retry in "
+        "a moment.",
+        "store",
+        {"retry_after_s": 1},
+    )
+
+
+def _type(event: Event | None) -> str | None:
+    return None if event is None else event.type
+
+
+def fallback_of(head: Event | None) -> str:
+    """The mark the store's head stands for (``MarkRequest.fallback``): its type and id, or
+    ``NEW_AGGREGATE`` when the store holds nothing of the aggregate."""
+    return NEW_AGGREGATE if head is None else f"{head.type}|{head.id}"

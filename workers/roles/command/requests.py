@@ -1,0 +1,111 @@
+"""Append requests, transport-neutral: strict parsing, errors that name the field and the fix."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from topics.envelope import (
+    AGGREGATE_ID_RE,
+    DESK_COMMANDS,
+    Actor,
+    aggregate_key,
+    loads,
+    validate_data,
+)
+from topics.errors import InvalidEnvelope, InvalidEventData, InvalidInput, ValueOutOfRange
+from topics.jsonvalue import Json
+
+_BODY_FIELDS = frozenset(
+    ("type", "data", "client_id", "command_id", "correlation_id", "causation_id")
+)
+
+
+class PayloadTooLarge(InvalidInput):
+    """The request body is over the configured limit."""
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRequest:
+    """``append event <type> to aggregate <aggregate_type>/<aggregate_id>``."""
+
+    aggregate_type: str
+    aggregate_id: str
+    type: str
+    data: Mapping[str, Json]
+    client_id: str | None = None
+    command_id: str | None = None
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    actor: Actor | None = None
+    """Who asks, authenticated at the door (None: an unauthenticated transport, e.g. the
+    commands topic, or a fleet running with EVENTFLEET_AUTH=none)."""
+
+    @property
+    def key(self) -> str:
+        return aggregate_key(self.aggregate_type, self.aggregate_id).decode()
+
+
+def parse_request(
+    aggregate_type: str,
+    aggregate_id: str,
+    body: bytes,
+    *,
+    max_bytes: int,
+    desk: bool = False,
+    actor: Actor | None = None,
+) -> CommandRequest:
+    """Decode a request body strictly; ``desk``: the dead-letter desk's own replay, the only
+    sender whose command id may carry the desk's prefix (``DESK_COMMANDS``); ``actor``: who
+    sends it, as the door authenticated it (never read from the body).
+
+    Raises PayloadTooLarge (413), InvalidEventData (422: a number beyond 64 bits) or
+    InvalidInput (400) naming the field and the fix.
+    """
+    if len(body) > max_bytes:
+        raise PayloadTooLarge(
+            f"the body has {len(body)} bytes; the limit is {max_bytes} bytes "
+            f"(EVENTFLEET_MAX_BODY_BYTES): send at most {max_bytes}."
+        )
+    try:
+        obj = loads(body)
+    except ValueError as e:
+        raise InvalidInput(f"the body is not valid JSON: {e}.") from e
+    if not isinstance(obj, dict):
+        raise InvalidInput('the body must be a JSON object like {"type": ..., "data": {...}}.')
+    unknown = sorted(obj.keys() - _BODY_FIELDS)
+    if unknown:
+        raise InvalidInput(
+            f"unknown field {unknown[0]!r}; allowed: {', '.join(sorted(_BODY_FIELDS))}."
+        )
+    if not isinstance(obj.get("type"), str) or not obj["type"]:
+        raise InvalidInput("field 'type' is required and must be a non-empty string.")
+    for name in ("client_id", "command_id", "correlation_id", "causation_id"):
+        value = obj.get(name)
+        if value is not None and not (isinstance(value, str) and 0 < len(value) <= 256):
+            raise InvalidInput(f"field {name!r} must be a string of 1 to 256 characters.")
+    command_id = obj.get("command_id")
+    if isinstance(command_id, str) and command_id.startswith(DESK_COMMANDS) and not desk:
+        raise InvalidInput(
+            f"command ids starting with {DESK_COMMANDS!r} are the dead-letter desk's own "
+            "(its replays); choose another command id."
+        )
+    try:
+        data = validate_data(obj.get("data", {}), "data")
+    except ValueOutOfRange as e:
+        raise InvalidEventData(f"field {e}; send numbers between -2**63 and 2**63-1.") from e
+    except InvalidEnvelope as e:
+        raise InvalidInput(f"field {e}.") from e
+    if not AGGREGATE_ID_RE.match(aggregate_id):
+        raise InvalidInput(f"aggregate id {aggregate_id!r} must match {AGGREGATE_ID_RE.pattern}.")
+    return CommandRequest(
+        aggregate_type=aggregate_type,
+        aggregate_id=aggregate_id,
+        type=obj["type"],
+        data=data,
+        client_id=obj.get("client_id"),
+        command_id=obj.get("command_id"),
+        correlation_id=obj.get("correlation_id"),
+        causation_id=obj.get("causation_id"),
+        actor=actor,
+    )

@@ -1,0 +1,85 @@
+"""Sync mode: claim the command id, validate on the latest state, store, then publish.
+
+The answer is ``Stored`` with the event's version, a refusal of the state's rules, ``Unknown``
+when the store went unanswered, or the recorded outcome of a retry (``fate``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from topics.errors import ConcurrencyConflict, OutcomeUnknown, TransitionRejected
+from workers.ports import SyncAppender
+from workers.roles.command.fate import CommandFate
+from workers.roles.command.intake import Command
+from workers.roles.command.ledger import CommandLedger
+from workers.roles.outcomes import Outcome, Refused, Stored, Unknown, decode
+
+
+class SyncCommandService:
+    """Stores through the sync appender; a command id is claimed first, without a mark."""
+
+    def __init__(
+        self,
+        *,
+        ledger: CommandLedger,
+        appender: SyncAppender,
+        fate: CommandFate,
+        answer_wait_s: float = 10.0,
+    ) -> None:
+        self._ledger = ledger
+        self._appender = appender
+        self._fate = fate
+        self._answer_wait_s = answer_wait_s
+
+    async def append(self, c: Command) -> Outcome:
+        takeover = False
+        if c.memory_id is not None:
+            found = await self._ledger.claim(c.key, c.memory_id, c.event_id, c.token)
+            if found is not None and found.state == "answered":
+                return await self._fate.recorded(c, decode(found.answer))
+            if found is not None and found.state == "pending":
+                return await self._wait_for_claim(c)
+            takeover = found is not None  # over an unknown attempt
+        try:
+            result = await self._appender.append(
+                c.domain, c.request.aggregate_id, c.request.type, c.request.data, c.metadata(),
+                event_id=c.event_id, data_checked=True,
+            )  # fmt: skip
+        except (TransitionRejected, ConcurrencyConflict):
+            if c.command_id is not None:
+                settled = await self._fate.settled(c)
+                if settled is not None:
+                    return settled
+                if takeover:
+                    await self._ledger.unknown(c.key, c.memory_id, c.event_id)
+                    raise
+            await self._ledger.release(c.key, c.memory_id, c.token)
+            raise
+        except OutcomeUnknown as e:
+            await self._ledger.unknown(c.key, c.memory_id, c.event_id)
+            return Unknown(c.event_id, c.command_id, str(e), e.service)
+        except BaseException:
+            await self._ledger.release(c.key, c.memory_id, c.token)
+            raise
+        version = result.event.version or 0
+        stored = Stored(result.event.id, version, result.published, result.duplicate)
+        await self._ledger.settle(c.key, c.memory_id, stored)
+        return stored
+
+    async def _wait_for_claim(self, c: Command) -> Outcome:
+        memory_id = c.memory_id
+        assert memory_id is not None
+        deadline = time.monotonic() + self._answer_wait_s
+        delay = 0.005
+        while time.monotonic() <= deadline:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+            found = await self._ledger.claim(c.key, memory_id, c.event_id, c.token)
+            if found is None or found.state == "unknown":
+                return await self.append(c)  # the claim is ours now
+            if found.state == "answered":
+                return await self._fate.recorded(c, decode(found.answer))
+        message = f"command {c.command_id} is still being processed; retry later."
+        return Refused("command_in_progress", message)

@@ -1,0 +1,271 @@
+"""History within bounds: events past a domain's retention move from the hot collection to the
+archive, and every read spans both as if nothing moved.
+
+The archive holds a prefix of each aggregate's history, and never its newest event: so the hot
+collection alone answers heads, marks and appends, and a read consults the archive only when
+the hot part it found starts after where the reader asked to begin (or it found nothing under a
+``before``/``as_of``/``types`` filter), or, reading newest first, when the hot part ran out before
+the limit. A move copies a bounded batch into the archive (idempotent by
+event id), then deletes it from the hot collection: a reader between the two reads the hot
+copy; after, the archive's. The archive part of a read is bounded by the first hot version, so
+no event is read twice and none is missed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from snapshot_rules.domain import Domain, Domains
+from topics.envelope import Event, utc_now
+from workers.ports import (
+    AggregateRef,
+    ArchivableEvents,
+    EventQuery,
+    EventSearch,
+    Head,
+    SearchPosition,
+    SnapshotStore,
+    StoredEvents,
+)
+
+
+class ArchiveEvents(ArchivableEvents, EventSearch, Protocol):
+    """The archive: events move into it, and the console's search reads it too."""
+
+
+class TieredEvents:
+    """``EventStore`` + ``PendingEvents`` over the hot collection and the archive."""
+
+    def __init__(
+        self,
+        hot: StoredEvents,
+        archive: ArchiveEvents,
+        *,
+        recheck_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.hot = hot
+        self.archive = archive
+        self._recheck_s = recheck_s
+        self._clock = clock
+        self._archive_empty_until = 0.0  # an empty archive is asked again after recheck_s
+
+    async def _archive_in_use(self, types: Sequence[str]) -> bool:
+        if self._clock() < self._archive_empty_until:
+            return False
+        if await self.archive.count(types) > 0:
+            return True
+        self._archive_empty_until = self._clock() + self._recheck_s
+        return False
+
+    async def search(
+        self, query: EventQuery, *, limit: int, before: SearchPosition | None = None
+    ) -> list[Event]:
+        """Both tiers, merged newest first (an event is in exactly one of them)."""
+        found = await self.hot.search(query, limit=limit, before=before)
+        found += await self.archive.search(query, limit=limit, before=before)
+        found.sort(key=lambda e: (e.occurred_at, e.id), reverse=True)
+        return found[:limit]
+
+    def archived(self) -> None:
+        """A move happened in this process: the archive is in use from now on."""
+        self._archive_empty_until = 0.0
+
+    async def append(self, events: Sequence[Event], *, pending_publish: bool = False) -> None:
+        await self.hot.append(events, pending_publish=pending_publish)
+
+    async def select(
+        self,
+        aggregate: AggregateRef,
+        *,
+        after: int | None = None,
+        before: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+        types: Sequence[str] | None = None,
+        as_of: datetime | None = None,
+    ) -> list[Event]:
+        """The hot part first; the archive only for what may lie below the first hot version
+        (and never above it: no event is read twice)."""
+        hot = await self.hot.select(
+            aggregate, after=after, before=before, desc=desc, limit=limit, types=types, as_of=as_of
+        )
+        start = (after or 0) + 1
+        filtered = before is not None or as_of is not None or types is not None
+        if not hot and not filtered:
+            return hot  # the newest event is always hot: nothing after ``after`` anywhere
+        if desc and limit is not None and len(hot) == limit:
+            return hot
+        if not desc and hot and (hot[0].version or 0) == start:
+            return hot
+        # The lowest hot version found (what a filter dropped below it is not in the archive
+        # either, but for copies a move has not yet deleted: those the filter drops there too).
+        lowest = (hot[-1 if desc else 0].version or 0) if hot else None
+        first_hot = lowest if lowest is not None else await self._first_hot(aggregate)
+        if first_hot is not None and first_hot <= start:
+            return hot
+        below = first_hot if before is None else min(before, first_hot or before)
+        # newest first, the archive's part comes after the hot one: only what is left of limit
+        left = limit if limit is None or not desc else limit - len(hot)
+        older = await self.archive.select(
+            aggregate, after=after, before=below, desc=desc, limit=left, types=types, as_of=as_of
+        )
+        return hot + older if desc else (older + hot)[:limit]
+
+    async def _first_hot(self, aggregate: AggregateRef) -> int | None:
+        first = await self.hot.select(aggregate, limit=1)
+        return first[0].version if first else None
+
+    async def heads(self, aggregates: Sequence[AggregateRef]) -> dict[AggregateRef, Head]:
+        return await self.hot.heads(aggregates)
+
+    async def find(
+        self, ids: Sequence[str], *, aggregates: Sequence[AggregateRef] = ()
+    ) -> dict[str, Event]:
+        found = await self.hot.find(ids, aggregates=aggregates)
+        missing = [i for i in ids if i not in found]
+        types = sorted({t for t, _ in aggregates}) or None
+        if missing and (types is None or await self._archive_in_use(types)):
+            found.update(await self.archive.find(missing, aggregates=aggregates))
+        return found
+
+    async def scan(self, aggregate_types: Sequence[str]) -> AsyncIterator[Event]:
+        """By aggregate then version: the archive's prefix first, then the hot events, merged."""
+        seen: set[str] = set()
+        archived = self.archive.scan(aggregate_types)
+        hot = self.hot.scan(aggregate_types)
+        a = await anext(archived, None)
+        h = await anext(hot, None)
+        while a is not None or h is not None:
+            take_archive = h is None or (a is not None and _position(a) <= _position(h))
+            event = a if take_archive else h
+            assert event is not None
+            if take_archive:
+                a = await anext(archived, None)
+            else:
+                h = await anext(hot, None)
+            if event.id not in seen:  # one in both during a move: once
+                seen.add(event.id)
+                yield event
+            if len(seen) > 100_000:
+                seen.clear()  # both scans are ordered: a double is adjacent, this bounds memory
+
+    async def count(self, aggregate_types: Sequence[str]) -> int:
+        hot = await self.hot.count(aggregate_types)
+        if not await self._archive_in_use(aggregate_types):
+            return hot
+        return hot + await self.archive.count(aggregate_types)
+
+    async def versions(self, aggregate_types: Sequence[str]) -> dict[AggregateRef, int]:
+        return await self.hot.versions(aggregate_types)
+
+    async def pending(self, *, older_than: datetime, limit: int) -> list[Event]:
+        return await self.hot.pending(older_than=older_than, limit=limit)
+
+    async def pending_before(self, aggregate: AggregateRef, version: int) -> list[Event]:
+        return await self.hot.pending_before(aggregate, version)
+
+    async def clear_pending(self, ids: Sequence[str]) -> None:
+        await self.hot.clear_pending(ids)
+
+
+def _position(e: Event) -> tuple[str, str, int]:
+    return (e.aggregate_type, e.aggregate_id, e.version or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """Events ``from_version..through_version`` of one aggregate, due for the archive."""
+
+    aggregate: AggregateRef
+    from_version: int
+    through_version: int
+
+    @property
+    def events(self) -> int:
+        return self.through_version - self.from_version + 1
+
+
+class Archiver:
+    """Moves what each domain's retention lets go, in bounded batches, beside live traffic."""
+
+    def __init__(
+        self,
+        events: TieredEvents,
+        snapshots: SnapshotStore,
+        domains: Domains,
+        *,
+        batch: int = 500,
+        now: Callable[[], datetime] = utc_now,
+    ) -> None:
+        if batch < 1:
+            raise ValueError(f"an archive batch moves at least one event, not {batch}")
+        self._events = events
+        self._snapshots = snapshots
+        self._domains = domains
+        self._batch = batch
+        self._now = now
+
+    async def plan(self, types: Sequence[str] | None = None) -> list[Move]:
+        """What would move now (``eventfleet archive --dry-run``): read-only, in batches."""
+        return [move async for move, _ in self._due(types, read_only=True)]
+
+    async def run(self, types: Sequence[str] | None = None) -> list[Move]:
+        """Move everything due, ``batch`` events at a time; what moved."""
+        return [move async for move, _ in self._due(types, read_only=False)]
+
+    async def _due(
+        self, types: Sequence[str] | None, *, read_only: bool
+    ) -> AsyncIterator[tuple[Move, int]]:
+        for domain in self._domains:
+            if domain.retention is None or (types and domain.name not in types):
+                continue
+            heads = await self._events.hot.versions([domain.name])
+            snapshots = await self._snapshots.load_many(sorted(heads))
+            for ref, head in sorted(heads.items()):
+                snapshot = snapshots.get(ref)
+                if snapshot is None:
+                    continue
+                moved = await self._walk(domain, ref, head, snapshot.version, read_only=read_only)
+                if moved is not None:
+                    yield moved, moved.events
+
+    async def _walk(
+        self, domain: Domain, ref: AggregateRef, head: int, snapshot: int, *, read_only: bool
+    ) -> Move | None:
+        """Walk the aggregate's due prefix one batch at a time (moving it unless read-only)."""
+        retention = domain.retention
+        assert retention is not None
+        horizon = min(snapshot, head - 1)  # covered by the snapshot, never the newest
+        if retention.keep_last is not None:
+            horizon = min(horizon, head - retention.keep_last)
+        cutoff = None
+        if retention.keep_s is not None:
+            cutoff = self._now() - timedelta(seconds=retention.keep_s)
+        first = last = None
+        cursor = 0
+        while True:
+            batch = await self._events.hot.select(
+                ref, after=cursor, before=horizon + 1, limit=self._batch
+            )
+            # the prefix old enough: times rise with versions, so the first young one ends it
+            young = (
+                i for i, e in enumerate(batch) if cutoff is not None and e.occurred_at > cutoff
+            )
+            due = batch[: next(young, len(batch))]
+            if not due:
+                break
+            first = first if first is not None else due[0].version or 0
+            last = due[-1].version or 0
+            if not read_only:
+                await self._events.archive.insert_missing(due)
+                self._events.archived()
+                await self._events.hot.remove_through(ref, last)
+            if len(due) < len(batch) or len(batch) < self._batch:
+                break
+            cursor = last
+        return None if first is None or last is None else Move(ref, first, last)

@@ -1,0 +1,339 @@
+"""The door of the HTTP server: every request but health, readiness and metrics names its caller.
+
+An aiohttp middleware asks the process's ``Authenticator`` (``workers.runtime.door.identity``) who
+calls, keeps the ``Actor`` on the request for the views, and answers a refusal itself: ``401
+unauthenticated`` with ``WWW-Authenticate``, or ``403 forbidden``, JSON with one reason, counted
+in ``eventfleet_auth_refusals_total``. Faust's own pages are not served: ``/`` leads to the
+console, and the router and table blueprints are never registered (``workers.runtime.fleet``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from topics.envelope import Actor
+from topics.errors import ConfigError, Forbidden, Unauthenticated
+from workers.metrics import Metrics
+from workers.runtime.answers import Answer, error
+from workers.runtime.door.identity import (
+    ANONYMOUS,
+    Authenticator,
+    Credentials,
+    JwtAuthenticator,
+    KeySet,
+    ProxyAuthenticator,
+    trusted_networks,
+)
+from workers.runtime.door.origins import OriginPolicy
+from workers.runtime.settings import Settings
+from workers.secrets import Secrets
+
+log = logging.getLogger(__name__)
+
+
+def json_response(answer: Answer, *, headers: dict[str, str] | None = None) -> web.Response:
+    """An answer as JSON: the door's refusals and every HTTP route's."""
+    return web.Response(
+        body=orjson.dumps(answer.body),
+        status=answer.status,
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+OPEN_PATHS = frozenset(("/healthz", "/readyz", "/metrics", "/console/login"))
+"""Served to anyone: they carry no domain data (the login page only takes a token)."""
+OPEN_PREFIXES = ("/console/static/", "/chat/")
+"""The console's stylesheet; the chat page and its script and stylesheet (no data: the page
+signs in through the console and opens its socket with a ticket, ``workers.http.tickets``)."""
+SESSION_COOKIE = "eventfleet_session"
+"""The console's login cookie: the bearer token, HttpOnly, SameSite=Strict, Path=/console."""
+ACTOR_KEY = "eventfleet.actor"
+EXPIRES_KEY = "eventfleet.expires"
+TICKET_PARAM = "ticket"
+"""The query parameter a browser's live connection carries its ticket in."""
+JWKS_MAX_BYTES = 1024 * 1024
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_CHOOSE = (
+    "choose EVENTFLEET_AUTH=jwt (with EVENTFLEET_AUTH_JWKS or EVENTFLEET_AUTH_HS256_SECRET_FILE "
+    "or _ENV, EVENTFLEET_AUTH_ISSUER and EVENTFLEET_AUTH_AUDIENCE), proxy (with "
+    "EVENTFLEET_AUTH_TRUSTED_PROXIES) or none (open to anyone who reaches the port: "
+    "development only)"
+)
+
+
+def auth_problem(settings: Settings) -> str | None:
+    """Why these settings give no working authentication (one line naming them), or None."""
+    mode = settings.auth
+    if mode == "":
+        return f"EVENTFLEET_AUTH is not set: {_CHOOSE}."
+    if mode == "jwt":
+        missing = [
+            name
+            for name, value in (
+                ("EVENTFLEET_AUTH_JWKS or EVENTFLEET_AUTH_HS256_SECRET_FILE (or _ENV)",
+                 settings.auth_jwks or settings.auth_hs256_secret_file
+                 or settings.auth_hs256_secret_env),
+                ("EVENTFLEET_AUTH_ISSUER", settings.auth_issuer),
+                ("EVENTFLEET_AUTH_AUDIENCE", settings.auth_audience),
+            )
+            if not value
+        ]  # fmt: skip
+        if missing:
+            return f"EVENTFLEET_AUTH=jwt needs {', '.join(missing)}."
+    if mode == "proxy" and not settings.auth_trusted_proxies:
+        return (
+            "EVENTFLEET_AUTH=proxy needs EVENTFLEET_AUTH_TRUSTED_PROXIES (the proxy's CIDRs); "
+            "without it no request could be trusted."
+        )
+    return None
+
+
+async def make_authenticator(
+    settings: Settings, secrets: Secrets, *, required: bool
+) -> Authenticator:
+    """The authenticator the settings describe, its keys loaded, with the HS256 secret read at
+    start (``secrets``); ConfigError if it cannot work.
+
+    ``required`` (``eventfleet worker``): no choice is a ConfigError; otherwise (embedded uses
+    such as the benchmarks) no choice means open, with a warning.
+    """
+    problem = auth_problem(settings)
+    if problem is not None and (required or settings.auth != ""):
+        raise ConfigError(problem)
+    if settings.auth in ("", "none"):
+        log.warning(
+            "EVENTFLEET_AUTH=%s: the HTTP API and the console are open to anyone who reaches "
+            "port %s; use jwt or proxy outside development.",
+            settings.auth or "(unset)",
+            settings.http_port,
+        )
+        return Authenticator()
+    if settings.auth == "proxy":
+        return ProxyAuthenticator(trusted_networks(settings.auth_trusted_proxies))
+    keys = None
+    if settings.auth_jwks:
+        keys = KeySet(
+            jwks_loader(settings.auth_jwks),
+            refresh_s=settings.auth_jwks_refresh_s,
+            max_age_s=settings.auth_jwks_max_age_s,
+        )
+        try:
+            await keys.start()
+        except (OSError, TimeoutError) as e:
+            raise ConfigError(
+                f"EVENTFLEET_AUTH_JWKS={settings.auth_jwks!r} could not be read: {e}"
+            ) from None
+    secret = secrets.auth_hs256_secret
+    return JwtAuthenticator(
+        keys=keys,
+        secret=None if secret is None else secret.reveal(),
+        issuer=settings.auth_issuer,
+        audience=settings.auth_audience,
+        roles_claim=settings.auth_roles_claim,
+        leeway_s=settings.auth_leeway_s,
+    )
+
+
+def jwks_loader(source: str, *, timeout_s: float = 5.0) -> Callable[[], Awaitable[bytes]]:
+    """Read the JWKS from a file, or fetch it over https (http only from this machine)."""
+    parts = urlsplit(source)
+    if parts.scheme not in ("https", "http"):
+
+        async def read() -> bytes:
+            return await asyncio.to_thread(Path(source).read_bytes)
+
+        return read
+    if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        raise ConfigError(
+            f"EVENTFLEET_AUTH_JWKS={source!r}: fetch keys over https (plain http is accepted "
+            "from this machine only)."
+        )
+
+    async def fetch() -> bytes:
+        try:
+            timeout = aiohttp.ClientTimeout(total=timeout_s)
+            async with aiohttp.ClientSession(timeout=timeout) as session:
+                async with session.get(source, allow_redirects=False) as response:
+                    if response.status != 200:
+                        raise OSError(f"{source} answered {response.status}")
+                    # Whole, however it arrives (one read returns what is there so far).
+                    body = bytearray()
+                    async for chunk in response.content.iter_chunked(65536):
+                        body += chunk
+                        if len(body) > JWKS_MAX_BYTES:
+                            raise OSError(f"{source} sent more than {JWKS_MAX_BYTES} bytes")
+        except aiohttp.ClientError as e:
+            raise OSError(f"{source}: {e}") from None
+        return bytes(body)
+
+    return fetch
+
+
+def actor_of(request: web.Request) -> Actor | None:
+    """The caller the door let in (None only on the open paths)."""
+    actor: Actor | None = request.get(ACTOR_KEY)
+    return actor
+
+
+def credential_expiry(request: web.Request) -> float | None:
+    """Until when (seconds since the epoch) the caller's credential is accepted: its token's
+    exp plus the leeway, or its ticket's token's; None when it does not expire."""
+    expires: float | None = request.get(EXPIRES_KEY)
+    return expires
+
+
+RedeemTicket = Callable[[web.Request, Credentials], Awaitable[tuple[Actor, float | None]]]
+
+
+def credentials_of(request: web.Request, mode: str | None = None) -> Credentials:
+    """What ``request`` presents; with ``mode``, only what that mode's authenticator reads
+    (a token for jwt, the proxy's headers and address for proxy), since every request pays
+    for each header looked up."""
+    headers = request.headers
+    if mode == "jwt":
+        path = request.path
+        console = path == "/console" or path.startswith("/console/")
+        return Credentials(
+            authorization=tuple(headers.getall("Authorization", ())),
+            cookie_token=request.cookies.get(SESSION_COOKIE) if console else None,
+        )
+    if mode == "proxy":
+        return Credentials(
+            forwarded_user=tuple(headers.getall("X-Forwarded-User", ())),
+            forwarded_groups=tuple(headers.getall("X-Forwarded-Groups", ())),
+            peer=request.remote,
+        )
+    path = request.path
+    console = path == "/console" or path.startswith("/console/")
+    return Credentials(
+        authorization=tuple(headers.getall("Authorization", ())),
+        cookie_token=request.cookies.get(SESSION_COOKIE) if console else None,
+        forwarded_user=tuple(headers.getall("X-Forwarded-User", ())),
+        forwarded_groups=tuple(headers.getall("X-Forwarded-Groups", ())),
+        peer=request.remote,
+    )
+
+
+class Door:
+    """The middleware and the one place refusals are answered and counted."""
+
+    def __init__(
+        self, authenticator: Authenticator, metrics: Metrics, origins: OriginPolicy | None = None
+    ) -> None:
+        self.authenticator = authenticator
+        self._metrics = metrics
+        self.origins = origins or OriginPolicy()
+        """Which pages may change state here (``workers.runtime.door.origins``): every mode."""
+        self.authorize: Callable[[web.Request, Actor], None] | None = None
+        """Checks the route's access rule (raises Forbidden); set by the HTTP views."""
+        self.redeem_ticket: RedeemTicket | None = None
+        """Reads a request's ``?ticket=`` instead of its credentials (``workers.http.tickets``)."""
+
+    @property
+    def open(self) -> bool:
+        """EVENTFLEET_AUTH=none: every caller is the anonymous principal, no rule applies."""
+        return self.authenticator.mode == "none"
+
+    def actor(self, request: web.Request) -> Actor | None:
+        """Who calls, for the record and the rules: None when the door is open."""
+        return None if self.open else actor_of(request)
+
+    @property
+    def mode(self) -> str:
+        return self.authenticator.mode
+
+    def install(self, web_app: web.Application) -> None:
+        web_app.middlewares.append(self.middleware)
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        path = request.path
+        if path == "/":
+            raise web.HTTPFound("/console")  # Faust's own index is not served
+        if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
+            refused = self.cross_site(request)
+        else:
+            refused = await self.admit(request)
+        if refused is not None:
+            return refused
+        try:
+            return await handler(request)
+        except Forbidden as e:  # a console form's CSRF or Origin check, the login form's
+            return self.forbidden(e)
+
+    async def admit(self, request: web.Request) -> web.Response | None:
+        """The door's whole check of a request on a closed path (the middleware's, and the
+        append route's own): its refusal, or None with the caller kept on the request."""
+        refused = self.cross_site(request)
+        if refused is not None:
+            return refused
+        if self.open:  # EVENTFLEET_AUTH=none: nothing to read, no rule to apply
+            request[ACTOR_KEY] = ANONYMOUS
+            return None
+        credentials = credentials_of(request, self.mode)
+        try:
+            if self.redeem_ticket is not None and TICKET_PARAM in request.query:
+                actor, expires = await self.redeem_ticket(request, credentials)
+            else:
+                actor, expires = await self.authenticator.identify(credentials)
+            request[ACTOR_KEY] = actor
+            request[EXPIRES_KEY] = expires
+            if self.authorize is not None:
+                self.authorize(request, actor)
+        except Forbidden as e:  # a ticket for another route or principal; the read rule
+            return self.forbidden(e)
+        except Unauthenticated as e:
+            if _browsing_console(request) and not credentials.authorization and self.mode == "jwt":
+                # A browser without a session, or with one that expired: sign in again.
+                self.count_unauthenticated(e.reason)
+                raise web.HTTPSeeOther(f"/console/login?next={quote(request.path_qs)}") from None
+            return self.unauthenticated(e)
+        return None
+
+    def cross_site(self, request: web.Request) -> web.Response | None:
+        """``403 cross_origin`` for a state-changing request or WebSocket upgrade from another
+        site's page, in every auth mode and on every path (counted); None to go on."""
+        refusal = self.origins.refusal(request)
+        if refusal is None:
+            return None
+        self.count_forbidden(refusal.reason)
+        answer = error(403, "cross_origin", str(refusal), reason=refusal.reason)
+        return json_response(answer)
+
+    def count_unauthenticated(self, reason: str) -> None:
+        self._metrics.auth_refusals.labels("401", reason).inc()
+
+    def unauthenticated(self, e: Unauthenticated) -> web.Response:
+        self.count_unauthenticated(e.reason)
+        challenge = self.authenticator.challenge
+        if e.reason != "missing_token":
+            challenge += f', error="invalid_token", error_description="{e.reason}"'
+        answer = error(401, "unauthenticated", str(e), reason=e.reason)
+        return json_response(answer, headers={"WWW-Authenticate": challenge})
+
+    def count_forbidden(self, reason: str) -> None:
+        self._metrics.auth_refusals.labels("403", reason).inc()
+
+    def forbidden(self, e: Forbidden) -> web.Response:
+        return json_response(self.refused(e))
+
+    def refused(self, e: Forbidden) -> Answer:
+        """The 403 answer of ``e``, counted."""
+        self.count_forbidden(e.reason)
+        return error(403, "forbidden", str(e), reason=e.reason)
+
+
+def _browsing_console(request: web.Request) -> bool:
+    return request.method == "GET" and (
+        request.path == "/console" or request.path.startswith("/console/")
+    )
