@@ -32,6 +32,7 @@ from workers.devtools.bench.measure import (
     load_average,
     median,
 )
+from workers.devtools.bench.owned import owned
 from workers.devtools.bench.procs import Server, alive, server
 from workers.devtools.bench.progress import Ticker, step
 from workers.devtools.embedded import free_port
@@ -96,17 +97,17 @@ async def raw_pipeline(
     Its rate comes from the timestamps of what it published, as ours does.
     """
     out = f"{topic}.out"
-    process = await asyncio.create_subprocess_exec(
+    async with owned(
         sys.executable, "-m", "workers.devtools.bench.baseline", "judged" if judged else "append",
         ",".join(settings.kafka_bootstrap), settings.mongo_url, settings.mongo_database, topic, out,
         str(count), str(settings.batch_size), stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    assert process.stdout is not None
-    await process.stdout.readline()  # ready
-    cpu_before = cpu_seconds(process.pid)
-    line = await process.stdout.readline()
-    cpu = cpu_seconds(process.pid) - cpu_before
-    await process.wait()
+    ) as process:  # fmt: skip
+        assert process.stdout is not None
+        await process.stdout.readline()  # ready
+        cpu_before = cpu_seconds(process.pid)
+        line = await process.stdout.readline()
+        cpu = cpu_seconds(process.pid) - cpu_before
+        await process.wait()
     result = orjson.loads(line)
     if result["refused"]:
         raise RuntimeError(f"the judged baseline refused {result['refused']} valid events")

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import orjson
 
+from workers.devtools.bench.owned import owned
+
 INSTALL = "wrk is missing: run `apt-get install -y wrk` as root (`python -m tests` does it)"
 
 SCRIPT = r"""
@@ -73,12 +75,12 @@ async def wrk(url: str, *, connections: int, count: int, run: str, body: bytes) 
         script, payload = Path(tmp, "post.lua"), Path(tmp, "body.json")
         _write(script, SCRIPT.encode())
         _write(payload, body)
-        process = await asyncio.create_subprocess_exec(
+        async with owned(
             wrk_path(), "-t1", f"-c{connections}", "-d600s", "--timeout", "30s",
             "-s", str(script), url, "--", run, str(count), str(payload),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        out, err = await process.communicate()
+        ) as process:  # fmt: skip
+            out, err = await process.communicate()
     lines = [line for line in out.decode().splitlines() if line.startswith("{")]
     if process.returncode != 0 or not lines:
         raise RuntimeError(f"wrk failed ({process.returncode}): {err.decode().strip() or out!r}")
