@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, TypeVar
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from topics.errors import ConfigError
@@ -498,7 +498,7 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read every field from ``EVENTFLEET_<FIELD>``; a bad value names its variable."""
         environ = os.environ if environ is None else environ
-        values: dict[str, Any] = {}  # each parsed by its own field's parser: typed per field
+        values: dict[str, object] = {}  # each parsed by its own field's parser: typed per field
         specs = {spec.name: spec for spec in fields(cls) if not spec.metadata.get("internal")}
         for spec in specs.values():
             name = env_name(spec.name)
@@ -522,11 +522,15 @@ class Settings:
                     raise ConfigError(
                         f"{source}: the {secret.what} there is invalid: {e}."
                     ) from None
-        return cls(**values, explicit=frozenset(values))
+        # Field names known at run time, each value of its field's type by its parser: a call
+        # mypy cannot check field by field (the dataclass refuses an unknown name).
+        build: Callable[..., Settings] = cls
+        return build(**values, explicit=frozenset(values))
 
-    def with_defaults(self, **values: Any) -> Settings:
+    def with_defaults(self, **values: object) -> Settings:
         """These settings with ``values`` for every field the environment did not set."""
-        return replace(self, **{k: v for k, v in values.items() if k not in self.explicit})
+        change: Callable[..., Settings] = replace  # as in from_env: names known at run time
+        return change(self, **{k: v for k, v in values.items() if k not in self.explicit})
 
     @property
     def claim_ttl_ms(self) -> int:
@@ -556,12 +560,12 @@ class Settings:
 
 
 def _connection(
-    secret: SecretSetting, values: Mapping[str, str], environ: Mapping[str, str]
+    secret: SecretSetting, values: Mapping[str, object], environ: Mapping[str, str]
 ) -> tuple[str, str] | None:
     """The connection string ``EVENTFLEET_<NAME>_FILE`` or ``_ENV`` holds and where it was read,
     by the one reader (which refuses it beside the plain ``EVENTFLEET_<NAME>``); None when
     neither is set."""
-    file, env = values.get(f"{secret.name}_file", ""), values.get(f"{secret.name}_env", "")
+    file, env = _given(values, f"{secret.name}_file"), _given(values, f"{secret.name}_env")
     if not (file or env):
         return None
     plain = environ.get(secret.plain_variable, "").strip()
@@ -569,6 +573,14 @@ def _connection(
     assert value is not None  # a file or a variable was named
     source = secret.source(file=file, env=env)
     return secret_text(secret, value, source).strip(), source
+
+
+def _given(values: Mapping[str, object], name: str) -> str:
+    """A text setting as parsed so far (its parser returns text); '' when it is not set."""
+    found = values.get(name, "")
+    if not isinstance(found, str):
+        raise TypeError(f"{name} is not a text setting")
+    return found
 
 
 def env_name(field_name: str) -> str:

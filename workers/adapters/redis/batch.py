@@ -12,7 +12,7 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeAlias
 
 from prometheus_client import Histogram
 from redis.asyncio import Redis, RedisCluster
@@ -24,6 +24,13 @@ from workers.secrets import redact
 log = logging.getLogger(__name__)
 # A cluster that lost a slot's owner raises RedisClusterException, which is no RedisError.
 _UNAVAILABLE = (TimeoutError, RedisError, RedisClusterException, OSError)
+
+Reply: TypeAlias = bytes | int | list["Reply"] | None
+"""What a call answers, as redis-py hands it over with ``decode_responses`` off (as
+``connect_redis`` connects): a bulk string as bytes (``GET``, a Lua string), an integer (``SETBIT``,
+a Lua number, Lua true as 1), nil as None (Lua false too), an array as a list (a Lua table,
+``BITFIELD``); redis-py's callbacks answer ``SET`` and ``PING`` with a bool, which is an int. An
+error reply is no Reply: the call raises ``MarkerUnavailable``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +49,7 @@ class _Call:
     op: Lua | str  # a script, or a plain command name (GET, SET, ...)
     keys: tuple[str, ...]
     args: tuple[str | bytes, ...]
-    future: asyncio.Future[Any]
+    future: asyncio.Future[Reply]
 
 
 class RedisBatcher:
@@ -63,13 +70,13 @@ class RedisBatcher:
         self._latency = latency
         self._pending: list[_Call] = []
         self._flushing = False
-        self._background: set[asyncio.Future[Any]] = set()
+        self._background: set[asyncio.Future[Reply]] = set()
         self._linger_s = linger_ms / 1000
         self._timer: asyncio.TimerHandle | None = None
 
     async def call(
         self, op: Lua | str, keys: tuple[str, ...], args: tuple[str | bytes, ...]
-    ) -> Any:
+    ) -> Reply:
         """Send with the current round trip; raises MarkerUnavailable if Redis does not answer."""
         future = self._queue(op, keys, args)
         try:
@@ -126,12 +133,14 @@ class RedisBatcher:
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
 
-    def _queue(self, op: Lua | str, keys: tuple[str, ...], args: tuple[str | bytes, ...]) -> Any:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    def _queue(
+        self, op: Lua | str, keys: tuple[str, ...], args: tuple[str | bytes, ...]
+    ) -> asyncio.Future[Reply]:
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._pending.append(_Call(op, keys, args, future))
         return future
 
-    def _settled(self, future: asyncio.Future[Any]) -> None:
+    def _settled(self, future: asyncio.Future[Reply]) -> None:
         self._background.discard(future)
         if not future.cancelled() and future.exception() is not None:
             log.warning("a background Redis call failed: %s", future.exception())
@@ -146,7 +155,8 @@ class RedisBatcher:
             else:
                 self._flushing = False
 
-    async def _execute(self, batch: list[_Call]) -> list[Any]:
+    async def _execute(self, batch: list[_Call]) -> list[Reply | Exception]:
+        """Each call's reply, or the error Redis answered it with (the call's own result)."""
         if len(batch) == 1 and not isinstance(self.redis, RedisCluster):
             # One call (light load): sent as it is; a pipeline of one costs ~18 µs more CPU.
             call = batch[0]
@@ -154,7 +164,7 @@ class RedisBatcher:
                 ("EVALSHA", call.op.sha, len(call.keys)) if isinstance(call.op, Lua) else (call.op,)
             )
             try:
-                result = await self.redis.execute_command(  # type: ignore[no-untyped-call]  # redis-py's execute_command has no annotations
+                result: Reply = await self.redis.execute_command(  # type: ignore[no-untyped-call]  # redis-py's execute_command has no annotations
                     *op, *call.keys, *call.args
                 )
                 return [result]
@@ -169,7 +179,7 @@ class RedisBatcher:
                 pipe.execute_command("EVALSHA", call.op.sha, len(call.keys), *call.keys, *call.args)
             else:
                 pipe.execute_command(call.op, *call.keys, *call.args)
-        results: list[Any] = await pipe.execute(raise_on_error=False)
+        results: list[Reply | Exception] = await pipe.execute(raise_on_error=False)
         return results
 
     async def _flush(self) -> None:
@@ -215,5 +225,26 @@ def _fail(batch: list[_Call], error: Exception) -> None:
             call.future.set_exception(error)
 
 
-def text(value: Any) -> str:
+def text(value: Reply) -> str:
+    """A reply as text: a bulk string decoded, anything else as ``str`` shows it."""
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def data(value: Reply) -> bytes:
+    """A reply as bytes: a bulk string as it is, anything else as ``str`` shows it, encoded."""
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
+def array(value: Reply) -> list[Reply]:
+    """An array reply (a Lua table, ``BITFIELD``); anything else is a TypeError, as unpacking
+    it would have been."""
+    if isinstance(value, list):
+        return value
+    raise TypeError(f"Redis answered {value!r} where an array was expected")
+
+
+def integer(value: Reply) -> int:
+    """A number Redis answered as an integer or as a string (Lua's ``tostring``)."""
+    if isinstance(value, bytes | int):
+        return int(value)
+    raise TypeError(f"Redis answered {value!r} where a number was expected")

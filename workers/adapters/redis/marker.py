@@ -20,7 +20,7 @@ from dataclasses import replace
 from snapshot_rules.declaration import ANY, NEW
 from topics.envelope import NEW_AGGREGATE
 from topics.errors import MarkerUnavailable
-from workers.adapters.redis.batch import Lua, RedisBatcher, text
+from workers.adapters.redis.batch import Lua, RedisBatcher, Reply, array, data, integer, text
 from workers.ports import UNKNOWN, CommandRecord, Head, MarkRequest, MarkResult
 
 # The claim (KEYS[2] when there is one) and the mark are one atomic step: one round trip
@@ -241,10 +241,10 @@ class RedisMarker:
             *[str(p) for p in positions],
             *request.allowed,
         )
-        status, after, current, previous, record, takeover = await self._batcher.call(
-            CLAIM_AND_MARK, tuple(keys), args
+        raw_status, after, raw_current, previous, record, takeover = array(
+            await self._batcher.call(CLAIM_AND_MARK, tuple(keys), args)
         )
-        status, current = text(status), text(current)
+        status, current = text(raw_status), text(raw_current)
         return MarkResult(
             status=status,
             after=text(after) or NEW_AGGREGATE,
@@ -269,7 +269,7 @@ class RedisMarker:
         ops: list[str] = ["GET", "u1", "0"]
         for position in filter_positions(aggregate_key):
             ops += ["GET", "u1", str(position)]
-        bits = await self._batcher.call("BITFIELD", (self._keys.seen(),), tuple(ops))
+        bits = array(await self._batcher.call("BITFIELD", (self._keys.seen(),), tuple(ops)))
         return bool(bits[0]) and not all(bits[1:])
 
     async def note_aggregates(self, aggregate_keys: Sequence[str]) -> None:
@@ -353,9 +353,9 @@ class RedisCommandMemory:
         found = await self._batcher.call(RECALL_AGED, (key,), ())
         if not found:
             return None
-        value, remaining = found
+        value, remaining = array(found)
         record = _record(value)
-        age_s = max(0.0, (int(self._ttl_ms) - int(remaining)) / 1000)
+        age_s = max(0.0, (int(self._ttl_ms) - integer(remaining)) / 1000)
         return replace(record, age_s=age_s)
 
     async def resolve(
@@ -407,11 +407,11 @@ class RedisCommandMemory:
         found = await self._batcher.call("GET", (key,), ())
         if found is None:
             return None
-        return found if isinstance(found, bytes) else str(found).encode()
+        return data(found)
 
 
-def _record(raw: bytes | str) -> CommandRecord:
-    value = raw if isinstance(raw, bytes) else raw.encode()
+def _record(raw: Reply) -> CommandRecord:
+    value = raw if isinstance(raw, bytes) else str(raw).encode()
     if value.startswith(b"pending|"):
         event_id, _, token = value[8:].decode().partition("|")
         return CommandRecord("pending", event_id, token=token)
