@@ -187,8 +187,10 @@ async def _stored(commands: FleetProcess, unknowns: list[Unknown], landed: set[s
     return all(o == "stored" for o in outcomes.values())
 
 
+# Thaws well inside the bound (early, middle), around it and far past it. The points the sweep
+# had at 1, 1.5 and 3 s never behaved unlike their neighbours and cost a private stack each.
 @pytest.mark.parametrize(
-    "thaw_after_s", [0.5, 1.0, 1.5, 2.0, 3.0, BOUND_S - 0.5, BOUND_S, BOUND_S + 0.5, 2 * BOUND_S],
+    "thaw_after_s", [0.5, 2.0, BOUND_S - 0.5, BOUND_S, BOUND_S + 0.5, 2 * BOUND_S],
     ids=lambda s: f"thaw-{s:g}s" + ("-at-the-bound" if s == BOUND_S else ""),
 )  # fmt: skip
 async def test_every_unknown_is_resolved_and_none_told_not_stored_lands(
