@@ -124,8 +124,12 @@ async def test_concurrent_withdrawals_never_overdraw(
     folded = await wired.loader.latest(ACCOUNT, "acc")
     assert folded.state is not None and folded.state["balance"] == balance
 
-    on_stream = await wired.published()
-    assert sorted((e.id, e.version) for e in on_stream) == sorted((e.id, e.version) for e in stored)
+    on_stream = [(e.id, e.version) for e in await wired.published()]
+    assert sorted(set(on_stream)) == sorted((e.id, e.version) for e in stored)
+    # A publish the broker acknowledged too late for its writer was not lost: it landed, and
+    # the outbox sent it again (the stream is at-least-once). Only such a write may repeat.
+    repeated = {pair[0] for pair in on_stream if on_stream.count(pair) > 1}
+    assert repeated <= unpublished, (repeated, unpublished)
     assert await wired.pending() == []
 
 
