@@ -6,7 +6,6 @@ on a free loopback port, started by the test and killed after it.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +15,6 @@ from redis.asyncio import Redis
 from tests.waiting import wait_for
 from workers.devtools.embedded import free_port
 from workers.devtools.embedded.binaries import redis_server_bin
-from workers.devtools.embedded.probes import port_is_free
 from workers.devtools.embedded.process import ServiceProcess
 
 HOST = "127.0.0.1"
@@ -132,11 +130,7 @@ async def _call(port: int, *args: object) -> object:
 
 def cluster_port() -> int:
     """A free port whose cluster bus port (port + 10000) is free too, as Redis requires."""
-    for _ in range(200):
-        port = random.randint(20_000, 55_535)
-        if port_is_free(port) and port_is_free(port + 10_000):
-            return port
-    raise RuntimeError("no free port pair for a Redis Cluster node")
+    return free_port(also=(10_000,))
 
 
 async def start_cluster(workdir: Path) -> ClusterSet:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import random
 import socket
+from collections.abc import Sequence
+from pathlib import Path
 
 import redis.asyncio as aioredis
 from aiokafka.admin import AIOKafkaAdminClient
@@ -20,10 +23,51 @@ def loopback_mongo_url(port: int) -> str:
     return f"mongodb://{HOST}:{port}/?directConnection=true"
 
 
-def free_port() -> int:
+def free_port(*, also: Sequence[int] = ()) -> int:
+    """A loopback port that is free now and stays free until a server binds it on purpose
+    (with ``also``: ``port + offset`` free too, e.g. 10000 for a Redis Cluster bus).
+
+    A port from ``bind(0)`` comes from the kernel's ephemeral range, where every outgoing
+    connection's local port comes from too: between this call and the server's own bind
+    (another process, up to seconds later) any connect on the machine may take it, and on a
+    busy machine one did (a test's Redis refused "port in use"). Ports below that range are
+    never handed out implicitly, so one is taken from there, at random so that parallel test
+    processes seldom try the same one; bound without SO_REUSEADDR, so a port still in
+    TIME_WAIT is not taken either. Only where no such range is left does ``bind(0)`` decide.
+    """
+    first_ephemeral = _ephemeral_floor()
+    top = first_ephemeral - max(also, default=0)
+    if top - _LOWEST >= _ENOUGH:
+        for _ in range(200):
+            port = random.randrange(_LOWEST, top)
+            if all(_bindable(port + offset) for offset in (0, *also)):
+                return port
     with socket.socket() as sock:
         sock.bind((HOST, 0))
         return int(sock.getsockname()[1])
+
+
+_LOWEST = 10_000
+"""Below it, ports that well-known services listen on."""
+_ENOUGH = 2_000
+_EPHEMERAL = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def _ephemeral_floor() -> int:
+    """The first port of the kernel's ephemeral range (Linux; elsewhere its IANA default)."""
+    try:
+        return int(_EPHEMERAL.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 49_152
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
 
 
 def port_is_free(port: int) -> bool:
