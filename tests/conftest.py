@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.fleet import fleet, no_fleet_outlives_the_session  # noqa: F401
+from tests.redis_keys import no_keys_outlive_the_session  # noqa: F401
 from tests.stack_fixtures import private_stack, stack, unique_name  # noqa: F401
 
 HERE = Path(__file__).parent

@@ -19,6 +19,7 @@ import orjson
 import pytest
 
 from tests.keys import master_key_env
+from tests.redis_keys import claim
 from tests.tokens import TESTER, TESTER_ROLES, Issuer, bearer, shared_issuer
 from tests.waiting import wait_for
 from workers.devtools.embedded import EmbeddedStack, free_port
@@ -73,6 +74,7 @@ class FleetProcess:
             **master_key_env(),  # personal fields are sealed: the session's master key
         }
         env.update(extra)
+        claim(env["EVENTFLEET_TOPIC_PREFIX"])  # its Redis keys go when the session ends
         return cls(env=env, roles=roles, issuer=issuer, projection=projection)
 
     @property

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from tests.redis_keys import claim
 from workers.devtools.embedded import EmbeddedStack
 
 __all__ = ["private_stack", "stack", "unique_name"]
@@ -33,4 +34,4 @@ def unique_name(request: pytest.FixtureRequest) -> str:
     """A name no other test uses, valid as a topic, a group, a database and a key prefix."""
     # MongoDB database names are the strictest: at most 63 bytes and no '.', '/', '$' or space.
     test = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower()).strip("_")
-    return f"{test[:40]}_{uuid.uuid4().hex[:8]}"
+    return claim(f"{test[:40]}_{uuid.uuid4().hex[:8]}")  # its Redis keys go with the session
