@@ -6,17 +6,12 @@ one more join, and stores what the commands role accepts. Its metrics say it hea
 
 from __future__ import annotations
 
-import asyncio
-import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
-import pytest
 
 from tests.e2e.test_operations_metrics import value
 from tests.fleet import FleetProcess, order_items
+from tests.stress import CPU_STRESS, stressed
 from tests.waiting import wait_for
 from workers.devtools.embedded import EmbeddedStack
 
@@ -25,30 +20,14 @@ BOUND_S = 3 * SESSION_MS / 1000  # workers.runtime.fleet.JOIN_BOUND_SESSIONS ses
 TANSU_FOLLOWER_PAUSE_S = 3.0  # Tansu holds a follower's JoinGroup this long
 
 
-@pytest.mark.parametrize("stress", [False, True], ids=["idle", "stress-ng-cpu-2"])
+@CPU_STRESS
 async def test_the_next_appender_is_assigned_after_follower_then_leader_left(
     private_stack: EmbeddedStack, unique_name: str, stress: bool
 ) -> None:
-    async with _stressed(stress):
+    async with stressed(stress):
         await _follower_then_leader(
             private_stack, unique_name, "under stress-ng --cpu 2: " if stress else ""
         )
-
-
-@asynccontextmanager
-async def _stressed(on: bool) -> AsyncIterator[None]:
-    if not on:
-        yield
-        return
-    assert shutil.which("stress-ng"), "stress-ng is missing: `python -m tests` installs it"
-    stress = await asyncio.create_subprocess_exec(
-        "stress-ng", "--cpu", "2", "--timeout", "300s", "--quiet"
-    )
-    try:
-        yield
-    finally:
-        stress.terminate()  # this test's own stress-ng, by its pid
-        await asyncio.wait_for(stress.wait(), 30)
 
 
 ATTEMPTS = 3

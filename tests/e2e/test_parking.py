@@ -17,6 +17,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from tests.fleet import FleetProcess
+from tests.stress import CPU_STRESS, stressed
 from tests.tokens import OPERATOR, bearer
 from tests.waiting import wait_for
 from topics.envelope import NEW_AGGREGATE, Event, encode, kafka_headers, new_event
@@ -241,9 +242,15 @@ async def test_skipping_the_head_in_the_console_judges_the_rest_again(
         assert await fleet.stop() == 0, fleet.log_tail()
 
 
+@CPU_STRESS
 async def test_an_appender_killed_while_an_aggregate_is_parked_is_replaced_and_keeps_it_parked(
-    stack: EmbeddedStack, unique_name: str
+    stack: EmbeddedStack, unique_name: str, stress: bool
 ) -> None:
+    async with stressed(stress):
+        await _killed_while_parked(stack, unique_name)
+
+
+async def _killed_while_parked(stack: EmbeddedStack, unique_name: str) -> None:
     first = await FleetProcess.for_stack(stack, unique_name).start()
     look = Look(first)
     run = uuid.uuid4().hex[:6]
