@@ -37,6 +37,11 @@ from workers.metrics import create_metrics
 from workers.ports import MarkRequest
 
 TIMEOUT_MS = 500
+"""The failover tests' deadline per Redis call: a dead master is noticed within it."""
+LAYOUT_TIMEOUT_MS = 10_000
+"""Where no fault is made and only the layout is checked: the first calls to a three-master
+cluster (slot discovery, a script load on each master, 60 marks at once) can take longer than
+500 ms with both cores busy, which the marker rightly answers as unavailable."""
 
 
 def batcher_for(client: RedisClient, timeout_ms: int = TIMEOUT_MS) -> RedisBatcher:
@@ -47,17 +52,20 @@ def batcher_for(client: RedisClient, timeout_ms: int = TIMEOUT_MS) -> RedisBatch
 
 
 @pytest.fixture
-async def make_marker() -> AsyncIterator[Callable[[str], RedisMarker]]:
+async def make_marker() -> AsyncIterator[Callable[..., RedisMarker]]:
     clients = []
 
-    def make(url: str) -> RedisMarker:
-        client = connect_redis(url, timeout_ms=TIMEOUT_MS)
+    def make(url: str, timeout_ms: int = TIMEOUT_MS) -> RedisMarker:
+        client = connect_redis(url, timeout_ms=timeout_ms)
         clients.append(client)
         prefix = f"t{uuid.uuid4().hex[:6]}:"
         # As the fleet wires it (workers.runtime.compose): a cluster keeps the new-aggregate
         # filter apart from the marks' slots.
         return RedisMarker(
-            batcher_for(client), prefix=prefix, ttl_s=600, cluster=isinstance(client, RedisCluster)
+            batcher_for(client, timeout_ms),
+            prefix=prefix,
+            ttl_s=600,
+            cluster=isinstance(client, RedisCluster),
         )
 
     yield make
@@ -166,9 +174,9 @@ async def test_a_sentinel_failover_under_load_never_accepts_a_conflicting_pair(
 
 
 async def test_the_marker_works_on_a_three_master_cluster(
-    cluster: ClusterSet, make_marker: Callable[[str], RedisMarker]
+    cluster: ClusterSet, make_marker: Callable[..., RedisMarker]
 ) -> None:
-    marker = make_marker(cluster.url)
+    marker = make_marker(cluster.url, LAYOUT_TIMEOUT_MS)
     keys = [f"order:c{i}" for i in range(60)]
     placed = await asyncio.gather(
         *(answer(marker, request(k, "OrderPlaced", ["none"], fallback=NEW_AGGREGATE)) for k in keys)
@@ -184,9 +192,9 @@ async def test_the_marker_works_on_a_three_master_cluster(
     assert await answer(marker, paid) == "marked"
     assert await answer(marker, paid) == "mine"  # a retry of the same event
     # The command memory's keys share the aggregate's slot too.
-    client = connect_redis(cluster.url, timeout_ms=TIMEOUT_MS)
+    client = connect_redis(cluster.url, timeout_ms=LAYOUT_TIMEOUT_MS)
     try:
-        memory = RedisCommandMemory(batcher_for(client), prefix="cm:", ttl_s=60)
+        memory = RedisCommandMemory(batcher_for(client, LAYOUT_TIMEOUT_MS), prefix="cm:", ttl_s=60)
         assert await memory.claim(keys[1], "c-1", "e-1", "t-1") is None
         await memory.settle(keys[1], "c-1", b"answer")
         assert await memory.recall(keys[1], "c-1") is not None
