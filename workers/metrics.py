@@ -48,6 +48,7 @@ class Metrics:
     replay_length: Histogram
     replay_duration: Histogram
     events_forwarded: Counter
+    forward_copies_skipped: Counter
     events_published: Counter
     events_bridged: Counter
     projection_events: Counter
@@ -189,6 +190,12 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
         events_forwarded=Counter(
             "eventfleet_events_forwarded_total",
             "Stored events produced to downstream topics.",
+            ["topic"],
+            registry=registry,
+        ),
+        forward_copies_skipped=Counter(
+            "eventfleet_forward_copies_skipped_total",
+            "Copies the forwarder did not produce: the downstream topic holds them already.",
             ["topic"],
             registry=registry,
         ),
@@ -387,6 +394,7 @@ def prime(
             metrics.projection_events.labels(projection, outcome)
     for topic in downstream_topics:
         metrics.events_forwarded.labels(topic)
+        metrics.forward_copies_skipped.labels(topic)
 
 
 class LoopCounter:

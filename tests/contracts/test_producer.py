@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from aiokafka.partitioner import murmur2
 
 from topics.errors import StreamUnavailable
-from workers.adapters.memory import partition_for
+from workers.adapters.kafka.producer import KafkaProducer
+from workers.adapters.memory import MemoryProducer, partition_for
 from workers.ports import Delivery, Outgoing
 
 from .conftest import PARTITIONS, Topics
@@ -133,3 +136,20 @@ async def test_sending_while_kafka_is_down_raises_stream_unavailable(topics: Top
     delivery = await topics.producer.send(topics.topic, Outgoing(b"k", b"after"))
     assert [r.value for r in await topics.produced()] == [b"after"]
     assert delivery.partition == kafka_partition(b"k")
+
+
+async def test_settled_returns_in_its_bound_once_what_was_handed_over_failed(
+    topics: Topics,
+) -> None:
+    """``settled`` (the forwarder's wait before it reads a topic back): with Kafka away, a batch
+    handed over fails for good within the producer's timeout, and ``settled`` then returns —
+    this producer retries nothing of it later."""
+    async with topics.outage() as down:
+        outage_topic = topics.topic if topics.kind == "memory" else "outage"
+        with pytest.raises(StreamUnavailable):
+            await down.send_many(outage_topic, [Outgoing(b"k", b"lost?")])
+        assert isinstance(down, KafkaProducer | MemoryProducer)
+        await asyncio.wait_for(down.settled(), 5)
+    await topics.producer.send(topics.topic, Outgoing(b"k", b"after"))
+    assert isinstance(topics.producer, KafkaProducer | MemoryProducer)
+    await asyncio.wait_for(topics.producer.settled(), 5)  # acknowledged: nothing in flight

@@ -25,8 +25,10 @@ from topics.envelope import decode
 from workers.devtools.embedded import EmbeddedStack
 
 OLD_HEADERS = {"event_id", "event_type", "client_id", "command_id", "correlation_id",
-               "causation_id", "command_scope"}  # fmt: skip
-"""Every header a record carried before tracing."""
+               "causation_id", "command_scope",
+               "eventfleet-event-id", "eventfleet-version", "eventfleet-part"}  # fmt: skip
+"""Every header a record carries without tracing (the last three: a downstream record's
+position, by which the forwarder writes each stored event once)."""
 
 
 TRACE_UI = "https://traces.example/trace/{trace_id}?from=console"

@@ -50,6 +50,10 @@ def forwarded(metrics: Metrics, topic: str) -> float:
     return sample(metrics, "eventfleet_events_forwarded_total", topic=topic)
 
 
+def skipped(metrics: Metrics, topic: str) -> float:
+    return sample(metrics, "eventfleet_forward_copies_skipped_total", topic=topic)
+
+
 async def test_each_event_goes_to_every_route_that_matches_its_type(
     forwarder: Forwarder, producer: MemoryProducer, metrics: Metrics
 ) -> None:
@@ -62,7 +66,7 @@ async def test_each_event_goes_to_every_route_that_matches_its_type(
     assert (forwarded(metrics, "t.counters"), forwarded(metrics, "t.closings")) == (4, 1)
 
 
-async def test_key_bytes_and_headers_pass_through_unchanged(
+async def test_key_bytes_and_headers_pass_through_with_the_position_added(
     forwarder: Forwarder, producer: MemoryProducer
 ) -> None:
     batch = as_consumed(added("c3", [1, 2]))
@@ -71,7 +75,12 @@ async def test_key_bytes_and_headers_pass_through_unchanged(
         assert (out.key, out.value, tuple(out.headers)) == (
             record.key,
             record.value,
-            tuple(record.headers),
+            (
+                *record.headers,
+                ("eventfleet-event-id", event.id.encode()),
+                ("eventfleet-version", str(event.version).encode()),
+                ("eventfleet-part", b"0"),
+            ),
         )
         assert out.partition == partition_for(event.key, 3)  # keyed by aggregate, as upstream
 
@@ -114,7 +123,7 @@ async def test_kafka_down_fails_the_batch_and_a_retry_sends_it(
     assert len(producer.records("t.counters")) == 3
 
 
-async def test_a_failure_on_a_later_topic_resends_the_earlier_one_at_least_once(
+async def test_a_failure_on_a_later_topic_resends_only_what_did_not_go(
     forwarder: Forwarder, producer: MemoryProducer, metrics: Metrics
 ) -> None:
     batch = as_consumed(added("c5", [1, 2], closing=2))
@@ -122,11 +131,11 @@ async def test_a_failure_on_a_later_topic_resends_the_earlier_one_at_least_once(
     with pytest.raises(StreamUnavailable):
         await forwarder.handle(batch)  # the first topic went, the second did not
     assert len(producer.records("t.counters")) == 2 and producer.records("t.closings") == []
-    assert await forwarder.handle(batch) == 3
-    # At least once downstream: the counters copy went twice; consumers dedupe by event id.
-    assert [r.value for r in producer.records("t.counters")] == [rec.value for _, rec in batch] * 2
+    assert await forwarder.handle(batch) == 1  # the agent's retry: only the closing copy
+    assert [r.value for r in producer.records("t.counters")] == [rec.value for _, rec in batch]
     assert len(producer.records("t.closings")) == 1
-    assert forwarded(metrics, "t.counters") == 4 and forwarded(metrics, "t.closings") == 1
+    assert forwarded(metrics, "t.counters") == 2 and forwarded(metrics, "t.closings") == 1
+    assert skipped(metrics, "t.counters") == 2
 
 
 async def test_derived_events_go_downstream_as_records_of_their_own_type(

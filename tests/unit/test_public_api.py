@@ -95,7 +95,7 @@ PUBLIC = {
         "Listening", "LiveChannel", "LiveDeliver", "LiveFeed", "LogProbe", "MarkRequest",
         "MarkResult", "Marker", "OperatorAction", "Outgoing", "ParkedEntry", "ParkedEvents", "PendingEvents", "Positions", "Producer", "Record", "Rejection", "ReplayClaim",
         "Rejections", "RuleState", "RuleStates", "SearchPosition", "Snapshot", "SnapshotLadder", "SnapshotStore", "StoredEvents", "Subscription", "SyncAppender", "SyncResult", "TicketStore", "Told", "TopicTail", "TopicWindow",
-        "ViewDoc", "ViewStaging", "ViewStore", "check_head",
+        "ViewDoc", "ViewStaging", "ViewStore", "WrittenLog", "check_head",
     ],
 }  # fmt: skip
 

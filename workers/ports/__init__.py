@@ -82,6 +82,7 @@ from workers.ports.stream import (
     Record,
     TopicTail,
     TopicWindow,
+    WrittenLog,
 )
 
 __all__ = [
@@ -143,5 +144,6 @@ __all__ = [
     "ViewDoc",
     "ViewStaging",
     "ViewStore",
+    "WrittenLog",
     "check_head",
 ]

@@ -148,6 +148,22 @@ class Positions(Protocol):
         ...
 
 
+class WrittenLog(Protocol):
+    """What topics already hold, read back: how the forwarder learns which copies it, or the
+    previous owner of its partitions, already produced before it produces again. Every call
+    raises StreamUnavailable when Kafka does not answer in time."""
+
+    async def time_at(self, topic: str, partition: int, offset: int) -> int | None:
+        """The timestamp (ms) of the record at ``offset`` of the partition, or of the first one
+        after it; None when the partition holds none there yet."""
+        ...
+
+    async def since(self, topic: str, since_ms: int) -> list[Record]:
+        """Every record of ``topic`` (all partitions) stamped at or after ``since_ms``, up to
+        the partition ends as the call found them; [] for a topic that does not exist."""
+        ...
+
+
 class AppendProgress(Protocol):
     """How far the appender has decided the events topic: the evidence behind a refusal.
 

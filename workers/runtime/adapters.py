@@ -40,6 +40,7 @@ from workers.ports import (
     TopicWindow,
     ViewStaging,
     ViewStore,
+    WrittenLog,
 )
 from workers.roles.ops.archive import ArchiveEvents
 from workers.roles.ops.audit import MarkPeek
@@ -100,6 +101,11 @@ class ProducerClient(Producer, Protocol):
 
     async def ping(self) -> None: ...
 
+    async def settled(self) -> None:
+        """Returns once no record handed over can still land (each acknowledged or failed);
+        StreamUnavailable if that does not happen in time."""
+        ...
+
 
 class Progress(AppendProgress, Protocol):
     """The appender's progress, with the lifecycle of the process that asks it."""
@@ -109,6 +115,12 @@ class Progress(AppendProgress, Protocol):
 
 class PositionsClient(Positions, Protocol):
     """Positions, with the lifecycle of the process that asks them."""
+
+    async def stop(self) -> None: ...
+
+
+class WrittenLogClient(WrittenLog, Protocol):
+    """The written log, with the lifecycle of the process that reads it."""
 
     async def stop(self) -> None: ...
 
@@ -125,6 +137,10 @@ class Stream(TopicTail, Protocol):
 
     def positions(self, *, fetch_max_wait_ms: int = 50) -> PositionsClient:
         """Where consumer groups stand and which offsets hold records (for the agents)."""
+        ...
+
+    def written(self) -> WrittenLogClient:
+        """What topics already hold, read back by time (the forwarder's copies)."""
         ...
 
     def probe(self) -> LogProbe:

@@ -25,6 +25,7 @@ from topics.envelope import Event
 from topics.errors import InvalidInput, StreamUnavailable, Unavailable
 from workers import tracing
 from workers.ports import Outgoing, Record
+from workers.roles.append.in_order import InOrder
 from workers.roles.command.requests import CommandRequest, parse_request
 from workers.roles.deadletter import decode_stored
 from workers.roles.outcomes import NotDone, Unknown
@@ -280,21 +281,27 @@ async def _skip_hole(fleet: Fleet, topic: str, partition: int, start: int, end: 
 def stored_events(
     fleet: Fleet,
     role: str,
-    handle: Callable[[list[Event], Sequence[Record]], Awaitable[Awaitable[object] | None]],
+    handle: Callable[[list[Event], Sequence[Record]], Awaitable[Awaitable[object] | Acks | None]],
 ) -> Handle:
     """Decode ``events.stored`` records; dead-letter what is not a stored event, handle the rest."""
     rt = fleet.runtime
 
-    async def decoded(records: Sequence[Record]) -> Awaitable[object] | None:
+    async def decoded(records: Sequence[Record]) -> Awaitable[object] | Acks | None:
         pairs, letters = decode_stored(records, max_event_bytes=rt.settings.max_event_bytes)
         if letters:
             send = partial(rt.dead_letters[role].send, letters)
             await until_done(send, role=role, metrics=rt.metrics)
         events, kept = [event for event, _ in pairs], [record for _, record in pairs]
         if not tracing.enabled():
-            return await until_done(partial(handle, events, kept), role=role, metrics=rt.metrics)
-        with tracing.consumed(role, [(r.headers, _traced(e, r)) for e, r in pairs]):
-            return await until_done(partial(handle, events, kept), role=role, metrics=rt.metrics)
+            done = await until_done(partial(handle, events, kept), role=role, metrics=rt.metrics)
+        else:
+            with tracing.consumed(role, [(r.headers, _traced(e, r)) for e, r in pairs]):
+                done = await until_done(
+                    partial(handle, events, kept), role=role, metrics=rt.metrics
+                )
+        if isinstance(done, Acks) and letters:  # the dead-lettered records are decided too
+            return Acks([*done.records, *(letter.record for letter in letters)])
+        return done
 
     return decoded
 
@@ -307,6 +314,21 @@ def _traced(event: Event, record: Record) -> dict[str, str | int | bool]:
         "eventfleet.version": event.version or 0,
         "messaging.kafka.offset": record.offset,
     }
+
+
+def held_partitions(fleet: Fleet, topic: str, held: InOrder) -> None:
+    """Records a role holds of ``topic`` are dropped with their partition (revoked, or not
+    assigned again): unacked, the partition's next owner reads them again from the commit."""
+
+    async def revoked(sender: object, revoked: Partitions = None, **kwargs: object) -> None:
+        held.forget({tp.partition for tp in revoked or () if tp.topic == topic})
+
+    async def assigned(sender: object, assigned: Partitions = None, **kwargs: object) -> None:
+        owned = {tp.partition for tp in assigned or () if tp.topic == topic}
+        held.forget(held.partitions() - owned)  # held before the rebalance
+
+    fleet.app.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type]  # mode types receivers narrower than the (sender, partitions) faust calls them with
+    fleet.app.on_partitions_assigned.connect(assigned)  # type: ignore[arg-type]  # mode types receivers narrower than the (sender, partitions) faust calls them with
 
 
 def register_agents(fleet: Fleet) -> None:
@@ -339,12 +361,7 @@ def register_agents(fleet: Fleet) -> None:
         )
         appender.hold_past_gaps(ledger.open_below)
     if "forwarder" in fleet.roles:
-
-        async def forward(events: list[Event], records: Sequence[Record]) -> None:
-            await rt.forwarder.handle(list(zip(events, records, strict=True)))
-
-        handle = stored_events(fleet, "forwarder", forward)
-        batch_agent(fleet, name="forwarder", role="forwarder", topic=names.stored, handle=handle)
+        register_forwarder(fleet)
     if "snapshotter" in fleet.roles:
         table = rule_table(fleet.app, topic=names.snapshot_rules, partitions=rt.settings.partitions)
         rt.snapshotter.attach(FaustRuleStates(table))
@@ -377,6 +394,47 @@ def register_agents(fleet: Fleet) -> None:
             await asyncio.gather(*(commands_in_order(fleet, group) for group in by_key(records)))
 
         batch_agent(fleet, name="commands", role="commands", topic=names.commands, handle=commands)
+
+
+def register_forwarder(fleet: Fleet) -> None:
+    """The forwarder's agent on events.stored: a partition's records in offset order, none past
+    one not received (``InOrder``). Its rebalance hooks tell the forwarder which partitions it
+    owns: a revoke waits for the produce in flight (so the next owner reads back all it wrote),
+    a new partition is read back before anything of it is produced again."""
+    rt = fleet.runtime
+    forwarder, stored = rt.forwarder, rt.names.stored
+    forwarder.track(partial(fleet.positions.committed, fleet.app.conf.id, stored))
+
+    def gap_below(partition: int, offset: int) -> bool:
+        return ledger.open_below(partition, offset)
+
+    in_order = InOrder(forwarder.handle, gap_below)
+
+    async def forward(events: list[Event], records: Sequence[Record]) -> Acks:
+        return Acks(await in_order.take(list(zip(events, records, strict=True))))
+
+    async def forward_ready() -> list[Record]:
+        return await in_order.tick()
+
+    async def revoked(sender: object, revoked: Partitions = None, **kwargs: object) -> None:
+        await forwarder.revoked({tp.partition for tp in revoked or () if tp.topic == stored})
+
+    async def assigned(sender: object, assigned: Partitions = None, **kwargs: object) -> None:
+        await forwarder.assigned({tp.partition for tp in assigned or () if tp.topic == stored})
+
+    held_partitions(fleet, stored, in_order)
+    fleet.app.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type]  # mode types receivers narrower than the (sender, partitions) faust calls them with
+    fleet.app.on_partitions_assigned.connect(assigned)  # type: ignore[arg-type]  # mode types receivers narrower than the (sender, partitions) faust calls them with
+    handle = stored_events(fleet, "forwarder", forward)
+    ledger = batch_agent(
+        fleet,
+        name="forwarder",
+        role="forwarder",
+        topic=stored,
+        handle=handle,
+        tick=forward_ready,
+        tick_when=in_order.holds_work,
+    )
 
 
 def register_projection(fleet: Fleet, projection: Projection) -> None:

@@ -45,3 +45,6 @@ class AnnouncingProducer:
 
     async def ping(self) -> None:
         await self.producer.ping()
+
+    async def settled(self) -> None:
+        await self.producer.settled()

@@ -50,6 +50,7 @@ from workers.runtime.adapters import (
     ProducerClient,
     Progress,
     Stores,
+    WrittenLogClient,
     real_adapters,
 )
 from workers.runtime.announcing import AnnouncingProducer
@@ -119,6 +120,7 @@ class _Parts:
     snapshotter: Snapshotter | None = None
     bridge: Bridge | None = None
     forwarder: Forwarder | None = None
+    written: WrittenLogClient | None = None
 
 
 @dataclass
@@ -307,12 +309,16 @@ class Runtime:
                 dead_letters=parts.dead_letters["bridge"],
             )
         if "forwarder" in self.roles:
+            parts.written = self.adapters.stream.written()
             parts.forwarder = Forwarder(
                 producer=producer,
                 domains=self.domains,
                 names=names,
                 metrics=metrics,
                 dead_letters=parts.dead_letters["forwarder"],
+                written=parts.written,
+                lookback_ms=settings.forward_lookback_s * 1000,
+                settle=producer.settled,
             )
 
     async def marks(self) -> Marks:
@@ -456,6 +462,8 @@ class Runtime:
             await parts.bridge.bus.close()
         if parts.progress is not None:
             await parts.progress.stop()
+        if parts.written is not None:
+            await parts.written.stop()
         if parts.producer is not None:
             await parts.producer.stop()
         await self.stores.close()

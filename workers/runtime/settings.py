@@ -369,6 +369,13 @@ class Settings:
     drain_timeout_s: int = _setting(
         20, _int(1, 3600), "on SIGTERM: longest wait for the in-flight batch"
     )
+    forward_lookback_s: int = _setting(
+        60,
+        _int(0, 86_400),
+        "a forwarder reads its downstream topics back from this long before the first "
+        "uncommitted events.stored record of a partition it is assigned (hosts' clocks apart, "
+        "an appender's late republish)",
+    )
     gc_threshold: int = _setting(
         50_000,
         _int(0, 10_000_000),

@@ -77,6 +77,23 @@ class KafkaProducer:
             raise StreamUnavailable("the Kafka producer is not running")
         await self._producer.client.fetch_all_metadata()
 
+    async def settled(self) -> None:
+        """Returns once every record handed over is acknowledged or failed, so none can still
+        land from this producer: aiokafka fails a batch ``request_timeout_ms`` after it was
+        made, or retries it until then (a retry may land after the send that raised
+        StreamOutcomeUnknown gave up). StreamUnavailable if that takes over 3 timeouts."""
+        if not self._started:
+            return
+        try:
+            async with asyncio.timeout(self._timeout_s * 3):
+                await asyncio.shield(self._producer.flush())
+        except TimeoutError as e:
+            raise StreamUnavailable(
+                f"records handed to Kafka were neither acknowledged nor failed within "
+                f"{self._timeout_s * 3:g} s; check that the brokers at "
+                f"{self._kafka.describe()} answer."
+            ) from e
+
     async def send(
         self, topic: str, message: Outgoing, *, partition: int | None = None
     ) -> Delivery:

@@ -6,12 +6,23 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Mapping
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
 from topics.errors import StreamUnavailable
 from workers.adapters.kafka.config import KafkaConfig
 from workers.ports import Record, TopicWindow
+
+
+def record_of(
+    tp: TopicPartition, r: ConsumerRecord[bytes, bytes], *, stamped: bool = True
+) -> Record:
+    """A fetched aiokafka record as the fleet's ``Record`` (with its timestamp unless not
+    ``stamped``)."""
+    headers = tuple((k, bytes(v)) for k, v in (r.headers or ()))
+    if not stamped:
+        return Record(tp.topic, tp.partition, r.offset, r.key, r.value, headers)
+    return Record(tp.topic, tp.partition, r.offset, r.key, r.value, headers, r.timestamp)
 
 
 async def read_topic(
@@ -45,13 +56,7 @@ async def read_topic(
             # ListOffsets answer (end_offsets) lags behind records produced in batches.
             while [tp for tp in tps if not await _at_end(consumer, tp)]:
                 batches = await consumer.getmany(timeout_ms=200)
-                for tp, batch in batches.items():
-                    for r in batch:
-                        headers = tuple((k, bytes(v)) for k, v in (r.headers or ()))
-                        at = r.timestamp
-                        records.append(
-                            Record(tp.topic, tp.partition, r.offset, r.key, r.value, headers, at)
-                        )
+                records += [record_of(tp, r) for tp, batch in batches.items() for r in batch]
             return records
     except (TimeoutError, KafkaError, OSError) as e:
         raise StreamUnavailable(f"Kafka did not let {topic} be read to its end: {e!r}") from e
@@ -112,12 +117,7 @@ async def read_window(
             while pending:
                 batches = await consumer.getmany(*pending, timeout_ms=200)
                 for tp, batch in batches.items():
-                    for r in batch:
-                        headers = tuple((k, bytes(v)) for k, v in (r.headers or ()))
-                        got[tp].append(
-                            Record(tp.topic, tp.partition, r.offset, r.key, r.value, headers,
-                                   r.timestamp)
-                        )  # fmt: skip
+                    got[tp] += [record_of(tp, r) for r in batch]
                 for tp in list(pending):
                     highwater = consumer.highwater(tp)
                     if highwater is None:
@@ -199,11 +199,10 @@ async def follow_topic(
                     f"Kafka stopped answering while following {topic}: {e!r}"
                 ) from e
             records = [
-                Record(tp.topic, tp.partition, r.offset, r.key, r.value,
-                       tuple((k, bytes(v)) for k, v in (r.headers or ())))
+                record_of(tp, r, stamped=False)
                 for tp, batch in sorted(batches.items(), key=lambda item: item[0].partition)
                 for r in batch
-            ]  # fmt: skip
+            ]
             yield records
     finally:
         try:

@@ -11,6 +11,7 @@ from workers.adapters.kafka.probe import KafkaLogProbe
 from workers.adapters.kafka.producer import KafkaProducer
 from workers.adapters.kafka.progress import KafkaAppendProgress
 from workers.adapters.kafka.reader import follow_topic, read_topic, read_window
+from workers.adapters.kafka.written import KafkaWrittenLog
 from workers.ports import Record, TopicWindow
 
 
@@ -34,6 +35,10 @@ class KafkaStream:
     def positions(self, *, fetch_max_wait_ms: int = 50) -> KafkaPositions:
         """Where consumer groups stand and which offsets hold records (connects on first use)."""
         return KafkaPositions(self.kafka, fetch_max_wait_ms=fetch_max_wait_ms)
+
+    def written(self) -> KafkaWrittenLog:
+        """What topics already hold, read back by time (connects on first use)."""
+        return KafkaWrittenLog(self.kafka)
 
     def probe(self) -> KafkaLogProbe:
         """The log's word on an unanswered produce (``LogProbe``)."""

@@ -19,6 +19,7 @@ from workers.adapters.memory.rejections import MemoryRejections
 from workers.adapters.memory.snapshots import MemorySnapshotStore
 from workers.adapters.memory.tickets import MemoryTicketStore
 from workers.adapters.memory.views import MemoryDatabase, MemoryViewStaging, MemoryViewStore
+from workers.adapters.memory.written import MemoryWrittenLog
 from workers.ports import Delivery, Record, TopicWindow
 
 
@@ -76,6 +77,7 @@ class MemoryStream:
         self.produced = MemoryProducer(partitions=partitions, default_partitions=1)
         self._progress: dict[str, MemoryAppendProgress] = {}
         self.positioned = MemoryPositions(self.produced)
+        self.written_log = MemoryWrittenLog(self.produced)
 
     def producer(self, *, client_id: str) -> MemoryProducer:
         return self.produced
@@ -85,6 +87,9 @@ class MemoryStream:
 
     def positions(self, *, fetch_max_wait_ms: int = 50) -> MemoryPositions:
         return self.positioned
+
+    def written(self) -> MemoryWrittenLog:
+        return self.written_log
 
     async def follow(
         self, topic: str, *, after: Mapping[int, int], idle_s: float

@@ -42,6 +42,9 @@ class MemoryProducer(Switchable):
         """Raises the producer's unavailable error while a test holds it down."""
         await self.faults.enter("ping", "pinging")
 
+    async def settled(self) -> None:
+        """Nothing is ever in flight here: a call lands before it returns, or never."""
+
     def partitions(self, topic: str) -> int:
         return self._partitions.get(topic, self._default_partitions)
 
