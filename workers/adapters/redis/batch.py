@@ -1,47 +1,31 @@
 """One Redis round trip per loop tick: every marker and command-memory call is coalesced.
 
-Calls made while a round trip is in flight are queued and sent together as one pipeline
-(EVALSHA for scripts, plain commands otherwise), bounded by ``timeout_ms``. A call whose
-caller does not wait for it (``submit``) rides along with the next round trip.
+Calls made while a round trip is in flight are queued and sent together, bounded by
+``timeout_ms``: on a standalone Redis (or a Sentinel's master) as one call of a script that
+runs them all (``bundle``: one command and one reply for the batch), on a Cluster, or with a
+call too large for the bundle, as one pipeline (EVALSHA for scripts, plain commands otherwise). A call whose caller does not wait for
+it (``submit``) rides along with the next round trip.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
-from dataclasses import dataclass, field
-from typing import TypeAlias
+from dataclasses import dataclass
 
 from prometheus_client import Histogram
 from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError, ResponseError
 
 from topics.errors import MarkerUnavailable
+from workers.adapters.redis.bundle import MAX_CALL_ARGS, MAX_CALLS, Bundle
+from workers.adapters.redis.replies import Lua, Reply
 from workers.secrets import redact
 
 log = logging.getLogger(__name__)
 # A cluster that lost a slot's owner raises RedisClusterException, which is no RedisError.
 _UNAVAILABLE = (TimeoutError, RedisError, RedisClusterException, OSError)
-
-Reply: TypeAlias = bytes | int | list["Reply"] | None
-"""What a call answers, as redis-py hands it over with ``decode_responses`` off (as
-``connect_redis`` connects): a bulk string as bytes (``GET``, a Lua string), an integer (``SETBIT``,
-a Lua number, Lua true as 1), nil as None (Lua false too), an array as a list (a Lua table,
-``BITFIELD``); redis-py's callbacks answer ``SET`` and ``PING`` with a bool, which is an int. An
-error reply is no Reply: the call raises ``MarkerUnavailable``."""
-
-
-@dataclass(frozen=True, slots=True)
-class Lua:
-    """A Lua script and its SHA1, as Redis names it for EVALSHA."""
-
-    source: str
-    sha: str = field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +49,9 @@ class RedisBatcher:
         linger_ms: float = 20.0,
     ) -> None:
         self.redis = redis
-        self._scripts = scripts
+        self._cluster = isinstance(redis, RedisCluster)
+        self._bundle = None if self._cluster else Bundle(scripts)
+        self._scripts = scripts if self._bundle is None else (*scripts, self._bundle.lua)
         self._timeout_s = timeout_ms / 1000
         self._latency = latency
         self._pending: list[_Call] = []
@@ -157,19 +143,17 @@ class RedisBatcher:
 
     async def _execute(self, batch: list[_Call]) -> list[Reply | Exception]:
         """Each call's reply, or the error Redis answered it with (the call's own result)."""
-        if len(batch) == 1 and not isinstance(self.redis, RedisCluster):
+        if len(batch) == 1 and not self._cluster:
             # One call (light load): sent as it is; a pipeline of one costs ~18 µs more CPU.
             call = batch[0]
             op: tuple[str | int, ...] = (
                 ("EVALSHA", call.op.sha, len(call.keys)) if isinstance(call.op, Lua) else (call.op,)
             )
-            try:
-                result: Reply = await self.redis.execute_command(  # type: ignore[no-untyped-call]  # redis-py's execute_command has no annotations
-                    *op, *call.keys, *call.args
-                )
-                return [result]
-            except ResponseError as e:  # as the pipeline answers it: the call's own result
-                return [e]
+            return [await self._one(*op, *call.keys, *call.args)]
+        if self._bundle is not None and all(
+            len(c.keys) + len(c.args) <= MAX_CALL_ARGS for c in batch
+        ):
+            return await self._bundled(self._bundle, batch)
         pipe = self.redis.pipeline(transaction=False)
         for call in batch:
             if isinstance(call.op, Lua):
@@ -180,6 +164,29 @@ class RedisBatcher:
             else:
                 pipe.execute_command(call.op, *call.keys, *call.args)
         results: list[Reply | Exception] = await pipe.execute(raise_on_error=False)
+        return results
+
+    async def _one(self, *command: str | bytes | int) -> Reply | Exception:
+        """One command's reply, or the error Redis answered it with."""
+        try:
+            result: Reply = await self.redis.execute_command(*command)
+        except ResponseError as e:  # as a pipeline answers it: the call's own result
+            return e
+        return result
+
+    async def _bundled(self, bundle: Bundle, batch: list[_Call]) -> list[Reply | Exception]:
+        """The batch as calls of the bundle script, ``MAX_CALLS`` a call (one, under load)."""
+        results: list[Reply | Exception] = []
+        for start in range(0, len(batch), MAX_CALLS):
+            part = batch[start : start + MAX_CALLS]
+            keys, args = bundle.arguments([(c.op, c.keys, c.args) for c in part])
+            reply = await self._one("EVALSHA", bundle.lua.sha, len(keys), *keys, *args)
+            # A refused bundle (its script not loaded, or Redis busy) refuses each of its calls.
+            results += (
+                [reply] * len(part)
+                if isinstance(reply, Exception)
+                else bundle.replies(reply, len(part))
+            )
         return results
 
     async def _flush(self) -> None:
@@ -223,28 +230,3 @@ def _fail(batch: list[_Call], error: Exception) -> None:
     for call in batch:
         if not call.future.done():
             call.future.set_exception(error)
-
-
-def text(value: Reply) -> str:
-    """A reply as text: a bulk string decoded, anything else as ``str`` shows it."""
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def data(value: Reply) -> bytes:
-    """A reply as bytes: a bulk string as it is, anything else as ``str`` shows it, encoded."""
-    return value if isinstance(value, bytes) else str(value).encode()
-
-
-def array(value: Reply) -> list[Reply]:
-    """An array reply (a Lua table, ``BITFIELD``); anything else is a TypeError, as unpacking
-    it would have been."""
-    if isinstance(value, list):
-        return value
-    raise TypeError(f"Redis answered {value!r} where an array was expected")
-
-
-def integer(value: Reply) -> int:
-    """A number Redis answered as an integer or as a string (Lua's ``tostring``)."""
-    if isinstance(value, bytes | int):
-        return int(value)
-    raise TypeError(f"Redis answered {value!r} where a number was expected")
