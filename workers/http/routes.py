@@ -144,7 +144,7 @@ def register_append(fleet: Fleet) -> None:
     async def append(request: web.Request) -> web.Response:
         if fleet.draining:
             return json_response(draining)
-        async with fleet.batch("http"):
+        with fleet.serving():
             try:
                 body = await json_body(request, limit, within_s)
                 match = request.match_info

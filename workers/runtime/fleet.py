@@ -244,9 +244,17 @@ class Fleet:
 
         An error escaping a consumer batch is one no retry can fix: rather than let Faust
         stall the partition silently, stop the process with the batch unacked, so it is
-        redelivered to a healthy worker. HTTP requests only fail themselves.
+        redelivered to a healthy worker. (HTTP requests only fail themselves: ``serving``.)
         """
         return _InFlight(self, role)
+
+    def serving(self) -> _Serving:
+        """``with fleet.serving():`` an HTTP request in flight, counted for the drain.
+
+        The caller refuses new work itself once draining (a 503 that says so), so unlike
+        ``batch`` nothing is parked here: a plain context manager, no coroutine per request.
+        """
+        return _Serving(self)
 
     def _enter(self) -> None:
         self._inflight += 1
@@ -444,8 +452,28 @@ class ProjectionLag:
         self._partitions &= assigned
 
 
+class _Serving:
+    """``with fleet.serving()``: counts one HTTP request in flight."""
+
+    __slots__ = ("_fleet",)
+
+    def __init__(self, fleet: Fleet) -> None:
+        self._fleet = fleet
+
+    def __enter__(self) -> None:
+        self._fleet._enter()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._fleet._leave()
+
+
 class _InFlight:
-    """``async with fleet.batch(role)``: a class, not a generator, since every request enters it."""
+    """``async with fleet.batch(role)``: a class, not a generator, since every batch enters it."""
 
     __slots__ = ("_fleet", "_role")
 
@@ -465,5 +493,5 @@ class _InFlight:
         tb: TracebackType | None,
     ) -> None:
         self._fleet._leave()
-        if isinstance(error, Exception) and self._role != "http":
+        if isinstance(error, Exception):
             self._fleet.fatal(self._role, error)

@@ -121,7 +121,7 @@ class ChatSocket:
             answer = error(503, "shutting_down", "this worker is draining; retry on another.")
             await self.answer(ws, command_id, answer)
             return
-        async with self._fleet.batch("http"):
+        with self._fleet.serving():
             outcome = await self._fleet.runtime.commands.handle(replace(request, actor=self._actor))
         if isinstance(outcome, Refused) and outcome.code == "forbidden":
             self._fleet.door.count_forbidden(str(outcome.details.get("reason", "domain_rule")))
