@@ -38,7 +38,11 @@ async def test_waits_due_together_time_out_together_and_leave_their_records_runn
 async def test_cancelling_the_caller_cancels_only_its_wait() -> None:
     deadlines = SharedDeadlines(5.0)
     record: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-    waiting = asyncio.create_task(deadlines.wait(record))
+
+    async def caller() -> int:
+        return await deadlines.wait(record)
+
+    waiting = asyncio.create_task(caller())
     await asyncio.sleep(0)
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):

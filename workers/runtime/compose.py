@@ -383,7 +383,11 @@ class Runtime:
             async_mode=AsyncCommandService(
                 ledger=ledger,
                 store=self.events,
-                producer=producer,
+                # Async commands produce to the events topic only, which no one announces:
+                # the producer itself, not the wrapper that would pass each record through.
+                producer=producer.producer
+                if isinstance(producer, AnnouncingProducer)
+                else producer,
                 refusals=refusals,
                 fate=fate,
                 events_topic=self.names.events,

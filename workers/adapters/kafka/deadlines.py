@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from functools import partial
 from typing import Protocol, TypeVar
 
 T = TypeVar("T")
@@ -32,21 +33,24 @@ class SharedDeadlines:
         self._timeout_s = timeout_s
         self._slices: dict[int, list[_Waiter]] = {}
 
-    async def wait(self, future: asyncio.Future[T]) -> T:
-        """The result of ``future``, or TimeoutError once its slice ends; ``future`` is left
-        running either way (cancelling the caller cancels only the wait)."""
+    def wait(self, future: asyncio.Future[T]) -> asyncio.Future[T]:
+        """What to await for the result of ``future``, or TimeoutError once its slice ends;
+        ``future`` is left running either way (cancelling the caller cancels only the wait).
+
+        Not a coroutine: the caller awaits the wait itself, one frame less on every resume.
+        """
         if future.done():
-            return future.result()
+            return future
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[T] = loop.create_future()
-        future.add_done_callback(lambda done: _copy(done, waiter))
+        future.add_done_callback(partial(_copy, target=waiter))
         slot = math.ceil((loop.time() + self._timeout_s) / SLICE_S)
         waiters = self._slices.get(slot)
         if waiters is None:
             waiters = self._slices[slot] = []
             loop.call_at(slot * SLICE_S, self._expire, slot)
         waiters.append(waiter)
-        return await waiter
+        return waiter
 
     def _expire(self, slot: int) -> None:
         for waiter in self._slices.pop(slot, ()):

@@ -122,7 +122,10 @@ class AsyncCommandService:
             schema_version=c.spec.version,
         )
         try:
-            delivery = await self._send(event)
+            if tracing.enabled():
+                delivery = await self._send_traced(event)
+            else:  # the common case, without a frame more on the wait for the ack
+                delivery = await self._producer.send(self._events_topic, Outgoing.of(event))
         except OutcomeUnknown as e:
             # Sent, not acknowledged: it may still be stored; the mark stays until we know.
             await self._ledger.unknown(c.key, c.memory_id, c.event_id)
@@ -135,10 +138,8 @@ class AsyncCommandService:
         await self._ledger.settle(c.key, c.memory_id, outcome)
         return outcome
 
-    async def _send(self, event: Event) -> Delivery:
-        """Produce the event; traced, in a producer span whose context its headers carry."""
-        if not tracing.enabled():
-            return await self._producer.send(self._events_topic, Outgoing.of(event))
+    async def _send_traced(self, event: Event) -> Delivery:
+        """Produce the event, in a producer span whose context its headers carry."""
         if not tracing.recording():  # the request is not sampled: no span of ours
             message = Outgoing.of(event)
             headers = tracing.with_context(message.headers)  # an unsampled context goes on

@@ -67,7 +67,19 @@ class CommandDispatcher:
 
     async def handle(self, request: CommandRequest) -> Outcome:
         started = time.perf_counter()
-        outcome = await self._outcome(request)
+        outcome: Outcome
+        try:  # in this one frame: every suspension of the request resumes through it
+            domain = self._domains.get(request.aggregate_type)
+            if domain.mode is Mode.STORAGE:  # an appended event would change no document
+                outcome = Refused("read_only", _read_only(domain))
+            else:
+                command = await self._intake.command(domain, request)
+                if domain.mode is Mode.SYNC:
+                    outcome = await self._sync_service(domain).append(command)
+                else:
+                    outcome = await self._async.append(command)
+        except _ANSWERED as e:
+            outcome = _outcome_of(e)
         if isinstance(outcome, Refused) and request.command_id is not None:
             await self._remember_refusal(request, request.command_id, outcome)
         requests, latency = self._children(request, label(outcome))
@@ -75,37 +87,12 @@ class CommandDispatcher:
         latency.observe(time.perf_counter() - started, tracing.exemplar())
         return outcome
 
-    async def _outcome(self, request: CommandRequest) -> Outcome:
-        try:
-            domain = self._domains.get(request.aggregate_type)
-            if domain.mode is Mode.STORAGE:  # an appended event would change no document
-                return Refused("read_only", _read_only(domain))
-            command = await self._intake.command(domain, request)
-            if domain.mode is Mode.SYNC:
-                if self._sync is None:
-                    raise UnknownAggregateType(
-                        f"{domain.name} is a sync domain; this process has no sync service."
-                    )
-                return await self._sync.append(command)
-            return await self._async.append(command)
-        except UnknownAggregateType as e:
-            return Refused("unknown_aggregate_type", str(e))
-        except UnknownEventType as e:
-            return Refused("unknown_event_type", str(e))
-        except Forbidden as e:
-            return Refused("forbidden", str(e), {"reason": e.reason})
-        except InvalidEventData as e:
-            return Refused("invalid_data", str(e))
-        except TransitionRejected as e:
-            return transition_refused(e)
-        except ConcurrencyConflict as e:
-            return Refused("conflict", str(e))
-        except Unavailable as e:
-            return NotDone(
-                f"{e.service}_unavailable", f"{e} Nothing was written; retry.", e.service
+    def _sync_service(self, domain: Domain) -> SyncCommandService:
+        if self._sync is None:
+            raise UnknownAggregateType(
+                f"{domain.name} is a sync domain; this process has no sync service."
             )
-        except ReplayFailed as e:
-            return Refused("replay_failed", str(e))
+        return self._sync
 
     async def _remember_refusal(
         self, request: CommandRequest, command_id: str, outcome: Refused
@@ -143,6 +130,32 @@ class CommandDispatcher:
 
 
 _NOT_REMEMBERED = frozenset({"command_in_progress", "replay_failed"})
+
+_ANSWERED = (
+    UnknownAggregateType, UnknownEventType, Forbidden, InvalidEventData, TransitionRejected,
+    ConcurrencyConflict, Unavailable, ReplayFailed,
+)  # fmt: skip
+"""What a request's handling raises that its caller is told as an outcome."""
+
+
+def _outcome_of(e: Exception) -> Outcome:
+    """The outcome a caller is told for one of ``_ANSWERED``."""
+    if isinstance(e, UnknownAggregateType):
+        return Refused("unknown_aggregate_type", str(e))
+    if isinstance(e, UnknownEventType):
+        return Refused("unknown_event_type", str(e))
+    if isinstance(e, Forbidden):
+        return Refused("forbidden", str(e), {"reason": e.reason})
+    if isinstance(e, InvalidEventData):
+        return Refused("invalid_data", str(e))
+    if isinstance(e, TransitionRejected):
+        return transition_refused(e)
+    if isinstance(e, ConcurrencyConflict):
+        return Refused("conflict", str(e))
+    if isinstance(e, Unavailable):
+        return NotDone(f"{e.service}_unavailable", f"{e} Nothing was written; retry.", e.service)
+    assert isinstance(e, ReplayFailed)
+    return Refused("replay_failed", str(e))
 
 
 def _read_only(domain: Domain) -> str:

@@ -27,10 +27,11 @@ class Command:
     spec: EventSpec
     event_id: str
     token: str
-
-    @property
-    def key(self) -> str:
-        return self.request.key
+    key: str
+    """The aggregate's key (``<type>:<id>``): what the marker and the memory key it by."""
+    memory_id: str | None
+    """The command id in its sender's scope: what the memory keys and the event id derives
+    from, so another principal's equal command id is another command."""
 
     @property
     def ref(self) -> AggregateRef:
@@ -40,13 +41,6 @@ class Command:
     def command_id(self) -> str | None:
         """The command id as the client sent it (answers and metadata carry it)."""
         return self.request.command_id
-
-    @property
-    def memory_id(self) -> str | None:
-        """The command id in its sender's scope: what the memory keys and the event id derives
-        from, so another principal's equal command id is another command."""
-        r = self.request
-        return None if r.command_id is None else command_scope(r.command_id, r.actor)
 
     def metadata(self) -> Metadata:
         """Who asked; a request without a correlation id starts a conversation named by its
@@ -78,11 +72,12 @@ class Intake:
             request = await self._admitted(domain, request, request.actor)
         domain.check_data(request.type, request.data)
         if request.command_id is None:
-            event_id = new_event_id()
+            scoped, event_id = None, new_event_id()
         else:
             scoped = command_scope(request.command_id, request.actor)
             event_id = derived_event_id(domain.name, request.aggregate_id, scoped)
-        return await self._sealed(Command(request, domain, spec, event_id, new_token()))
+        command = Command(request, domain, spec, event_id, new_token(), request.key, scoped)
+        return await self._sealed(command)
 
     async def _admitted(
         self, domain: Domain, request: CommandRequest, actor: Actor
@@ -113,4 +108,4 @@ class Intake:
             command_id=r.command_id, correlation_id=r.correlation_id,
             causation_id=r.causation_id, actor=r.actor,
         )  # fmt: skip
-        return Command(request, c.domain, c.spec, c.event_id, c.token)
+        return Command(request, c.domain, c.spec, c.event_id, c.token, c.key, c.memory_id)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from topics.errors import Unavailable
@@ -35,10 +35,10 @@ class CommandLedger:
     def __init__(self, marker: Marker, memory: CommandMemory) -> None:
         self.marker = marker
         self.memory = memory
-
-    async def claim_and_mark(self, request: MarkRequest) -> MarkResult:
-        """One round trip: the command's claim (with a command id) and the mark."""
-        return await self.marker.check_and_mark(request)
+        self.claim_and_mark: Callable[[MarkRequest], Awaitable[MarkResult]] = marker.check_and_mark
+        """One round trip: the command's claim (with a command id) and the mark. The
+        marker's own method, bound here: a method of ours around it was a frame more on the
+        hot path of every command."""
 
     async def claim(
         self, aggregate_key: str, command_id: str, event_id: str, token: str
