@@ -18,6 +18,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from snapshot_rules.domain import Domain
 from snapshot_rules.ladder import kept_rungs
@@ -26,6 +27,9 @@ from topics.envelope import Event, utc_now
 from topics.errors import NotFound, StoreError, Unavailable, Unstorable
 from workers.metrics import Metrics
 from workers.ports import AggregateRef, EventStore, Snapshot, SnapshotLadder, SnapshotStore
+
+if TYPE_CHECKING:
+    from prometheus_client import Histogram  # the metric children it caches
 
 RUNG_CACHE_SIZE = 100_000
 """Aggregates whose newest rung a process remembers."""
@@ -75,6 +79,7 @@ class StateLoader:
         self.ladder = ladder if ladder_step > 0 else None
         self._ladder_step = ladder_step
         self._metrics = metrics
+        self._children: dict[str, tuple[Histogram, Histogram]] = {}
         self.policy = QuerySnapshots(interval_s=query_interval_s, long_tail=tail_threshold)
         self._background: set[asyncio.Task[Snapshot | None]] = set()
         self._saving: set[AggregateRef] = set()
@@ -267,8 +272,14 @@ class StateLoader:
             await asyncio.gather(*self._background, return_exceptions=True)
 
     def _observe(self, domain: Domain, length: int, started: float) -> None:
-        self._metrics.replay_length.labels(domain.name).observe(length)
-        self._metrics.replay_duration.labels(domain.name).observe(time.perf_counter() - started)
+        children = self._children.get(domain.name)
+        if children is None:  # labels() is slow: its children are cached per domain
+            children = self._children[domain.name] = (
+                self._metrics.replay_length.labels(domain.name),
+                self._metrics.replay_duration.labels(domain.name),
+            )
+        children[0].observe(length)
+        children[1].observe(time.perf_counter() - started)
 
 
 def _contiguous(events: list[Event], after: int) -> list[Event]:

@@ -118,7 +118,7 @@ class MongoEventStore:
         check_select(limit, types)
         query: Document = {"aggregate_type": aggregate[0], "aggregate_id": aggregate[1]}
         version: Document = {}
-        if after is not None:
+        if after is not None and after > 0:  # every stored version is 1 or more
             version["$gt"] = after
         if before is not None:
             version["$lt"] = before
