@@ -83,7 +83,7 @@ async def measure(
                    "EVENTFLEET_GROUP_ID": f"bench-{run}-{n}"}  # fmt: skip
             sides.append(await started.enter_async_context(server(
                 checkout, ["workers.cli", "worker", "--role", "commands"],
-                url=f"http://127.0.0.1:{port}", env=own, ready_path="/readyz",
+                url=f"http://127.0.0.1:{port}", env=own, ready_path="/readyz", cwd=checkout,
             )))  # fmt: skip
         found: dict[str, list[Measured]] = {side.name: [] for side in sides}
         for r in range(rounds):

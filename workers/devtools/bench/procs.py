@@ -38,12 +38,22 @@ class Server:
 
 @asynccontextmanager
 async def server(
-    name: str, argv: list[str], *, url: str, env: Mapping[str, str], ready_path: str | None
+    name: str,
+    argv: list[str],
+    *,
+    url: str,
+    env: Mapping[str, str],
+    ready_path: str | None,
+    cwd: str | None = None,
 ) -> AsyncIterator[Server]:
-    """Start ``python -m argv...``; ready when ``ready_path`` answers 200 or it prints ``ready``."""
+    """Start ``python -m argv...``; ready when ``ready_path`` answers 200 or it prints ``ready``.
+
+    ``cwd``: where it runs. ``python -m`` puts its working directory first on ``sys.path``,
+    ahead of ``PYTHONPATH``: a checkout is run from its own directory, or the packages it
+    imports are those of wherever the bench was started."""
     log = tempfile.NamedTemporaryFile(prefix="eventfleet-bench-", suffix=".log", delete=False)
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", *argv, env={**os.environ, **env},
+        sys.executable, "-m", *argv, env={**os.environ, **env}, cwd=cwd,
         stdout=asyncio.subprocess.PIPE, stderr=log, start_new_session=True,
     )  # fmt: skip
     log.close()
