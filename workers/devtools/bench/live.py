@@ -80,6 +80,7 @@ async def bench_live(
     env: Mapping[str, str],
     *,
     runtime: Runtime,
+    topic_prefix: str,
     redis_url: str,
     subscribers: int,
     rooms: int,
@@ -87,7 +88,8 @@ async def bench_live(
     rounds: int = 3,
 ) -> Table:
     """Ours and the shared-bytes fan-out, each delivering ``messages`` to ``subscribers``, per
-    transport."""
+    transport; ``topic_prefix``: the fleet's (``env``'s), which names its live feed's channels
+    too."""
     versions = max(1, messages // rooms)
     table = Table(
         f"live delivery ({subscribers} subscribers over {rooms} rooms, {versions * rooms} events "
@@ -106,7 +108,7 @@ async def bench_live(
                str(base_port), redis_url, "bench-live:"],
                url=f"http://127.0.0.1:{base_port}", env={}, ready_path=None) as bare,
     ):  # fmt: skip
-        feed_prefix = f"{runtime.settings.topic_prefix}{await runtime.stores.store_id()}:live:a:"
+        feed_prefix = f"{topic_prefix}{await runtime.stores.store_id()}:live:a:"
         ours = Side("ours: store + feed", fleet, feed_prefix + "chat_room:{room}", True)
         theirs = Side("shared-bytes fan-out", bare, "bench-live:{room}", False)
         await _idle(fleet)
