@@ -9,8 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl as ssl_module
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from workers.devtools.embedded import free_port
+from workers.devtools.embedded.binaries import tansu_bin
+from workers.devtools.embedded.process import ServiceProcess
 
 HOST = "127.0.0.1"
 _CHUNK = 65536
@@ -158,3 +164,43 @@ class TcpProxy:
             # One side closing ends the link, so the other side learns of it at once.
             with contextlib.suppress(RuntimeError, ConnectionError):
                 writer.close()
+
+
+async def tansu_broker(
+    workdir: Path, *, advertised_port: int, extra: Sequence[str] = ()
+) -> ServiceProcess:
+    """A private Tansu broker on a free port of its own that advertises ``advertised_port``,
+    where the test puts a ``TcpProxy`` (clients reconnect to the advertised address, so every
+    connection after the first also passes the proxy)."""
+    port = free_port()
+
+    async def accepts() -> None:
+        _, writer = await asyncio.open_connection(HOST, port)
+        writer.close()
+        await writer.wait_closed()
+
+    argv = [
+        tansu_bin(), "broker",
+        "--listener-url", f"tcp://{HOST}:{port}",
+        "--advertised-listener-url", f"tcp://{HOST}:{advertised_port}",
+        "--storage-engine", "memory://tansu/", *extra,
+    ]  # fmt: skip
+    process = ServiceProcess(
+        "kafka", argv, port=port, workdir=workdir, probe=accepts, ready_timeout_s=30
+    )
+    await process.start()
+    return process
+
+
+@contextlib.asynccontextmanager
+async def proxied_broker(workdir: Path) -> AsyncIterator[tuple[str, TcpProxy]]:
+    """A private Tansu reachable only through a ``TcpProxy``: (bootstrap address, proxy)."""
+    port = free_port()
+    process = await tansu_broker(workdir, advertised_port=port)
+    proxy = TcpProxy(HOST, process.port, port=port)
+    await proxy.start()
+    try:
+        yield proxy.address, proxy
+    finally:
+        await proxy.stop()
+        process.kill()

@@ -3,17 +3,20 @@ on Kafka. A topic nobody wrote reads as empty, also once it is made after a firs
 record stamped at or after the time asked is returned with its key, value and headers (Kafka
 leaves out older ones; memory, which keeps no time, counts every record as recent); a
 partition's time is known at an offset holding a record and None past its end; Kafka away is
-StreamUnavailable."""
+StreamUnavailable; a slow Kafka is read to the end, one that stops answering fails the call."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from tests.contracts.conftest import PARTITIONS, started_producer
+from tests.faults import proxied_broker
 from tests.kafka_topics import create_topic
 from tests.waiting import wait_for
 from topics.errors import StreamUnavailable
@@ -108,3 +111,37 @@ async def test_kafka_away_is_stream_unavailable(w: Written) -> None:
     assert caught.value.retriable
     with pytest.raises(StreamUnavailable):
         await away.time_at(w.topic, 0, 0)
+
+
+SLOW_TIMEOUT_MS = 1000
+"""The slow broker's client timeout: a call's bound is two of them without progress."""
+
+
+async def test_a_slow_broker_is_read_to_the_end_and_a_silent_one_fails_the_call(
+    tmp_path: Path, unique_name: str
+) -> None:
+    """Every round trip answered, each well within the bound, the whole read-back longer than
+    it: read to the end (it once gave up after two timeouts in all and reconnected on the next
+    try, over and over). A broker that stops answering still fails the call."""
+    async with proxied_broker(tmp_path) as (url, proxy):
+        topic = f"{unique_name}.slow"
+        await create_topic(url, topic, partitions=PARTITIONS)
+        async with started_producer(url, unique_name) as producer:
+            for partition in range(PARTITIONS):
+                await producer.send(topic, Outgoing(b"k", b"v"), partition=partition)
+        log = KafkaWrittenLog(plain(url, timeout_ms=SLOW_TIMEOUT_MS), fetch_max_wait_ms=10)
+        bound_s = 2 * SLOW_TIMEOUT_MS / 1000
+        try:
+            proxy.delay(0.15)  # each chunk, each way: a round trip takes 0.3 s or more
+            started = time.monotonic()
+            records = await log.since(topic, 0)
+            took = time.monotonic() - started
+            assert sorted(r.partition for r in records) == list(range(PARTITIONS))
+            assert took > bound_s, f"the read took {took:.2f} s: not slow enough to prove it"
+            proxy.pause()
+            with pytest.raises(StreamUnavailable):
+                async with asyncio.timeout(10 * bound_s):  # a failure, not a hang
+                    await log.since(topic, 0)
+        finally:
+            proxy.resume()
+            await log.stop()

@@ -14,7 +14,6 @@ connection; so the tests prove the negotiation and the refusal, not a successful
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 import uuid
 from collections.abc import AsyncIterator
@@ -24,14 +23,13 @@ from pathlib import Path
 import pytest
 import trustme
 
-from tests.faults import TcpProxy
+from tests.faults import TcpProxy, tansu_broker
 from tests.fleet import FleetProcess
 from tests.waiting import wait_for
 from topics.catalog import TopicNames, catalog
 from topics.errors import ConfigError, StreamUnavailable
 from workers.adapters.kafka import KafkaConfig, KafkaLagReader, KafkaProducer, ensure_topics
 from workers.devtools.embedded import EmbeddedStack, free_port
-from workers.devtools.embedded.binaries import tansu_bin
 from workers.devtools.embedded.process import ServiceProcess
 from workers.ports import Outgoing
 from workers.secrets import Secret
@@ -67,27 +65,6 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
     return files
 
 
-async def _tansu(workdir: Path, *, advertised_port: int, extra: list[str]) -> ServiceProcess:
-    port = free_port()
-
-    async def accepts() -> None:
-        _, writer = await asyncio.open_connection(HOST, port)
-        writer.close()
-        await writer.wait_closed()
-
-    argv = [
-        tansu_bin(), "broker",
-        "--listener-url", f"tcp://{HOST}:{port}",
-        "--advertised-listener-url", f"tcp://{HOST}:{advertised_port}",
-        "--storage-engine", "memory://tansu/", *extra,
-    ]  # fmt: skip
-    process = ServiceProcess(
-        "kafka", argv, port=port, workdir=workdir, probe=accepts, ready_timeout_s=30
-    )
-    await process.start()
-    return process
-
-
 @dataclass
 class TlsBroker:
     """A Tansu reachable only through TLS at ``bootstrap``."""
@@ -104,7 +81,7 @@ async def _tls_broker(files: TlsFiles, workdir: Path, *, client_cert: bool) -> T
         context.load_verify_locations(files.ca)
         context.verify_mode = ssl.CERT_REQUIRED
     proxy_port = free_port()
-    process = await _tansu(workdir, advertised_port=proxy_port, extra=[])
+    process = await tansu_broker(workdir, advertised_port=proxy_port, extra=[])
     proxy = TcpProxy(HOST, process.port, ssl=context, port=proxy_port)
     await proxy.start()
     return TlsBroker(f"{HOST}:{proxy_port}", proxy, process)
@@ -225,8 +202,8 @@ async def test_a_whole_fleet_runs_over_tls(
 @pytest.fixture
 async def sasl_broker(tmp_path: Path) -> AsyncIterator[str]:
     port = free_port()
-    process = await _tansu(tmp_path, advertised_port=port, extra=["--authentication"])
-    # _tansu listens on its own free port; the broker advertises ``port``: put a plain proxy
+    process = await tansu_broker(tmp_path, advertised_port=port, extra=["--authentication"])
+    # tansu_broker listens on its own free port; the broker advertises ``port``: put a plain proxy
     # there so both agree (SASL needs no TLS terminator).
     proxy = TcpProxy(HOST, process.port, port=port)
     await proxy.start()

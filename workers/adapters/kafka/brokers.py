@@ -14,9 +14,9 @@ import logging
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
 
 from topics.errors import StreamUnavailable
+from workers.adapters.kafka.closing import close_quietly
 from workers.adapters.kafka.config import KafkaConfig
 
 log = logging.getLogger(__name__)
@@ -73,20 +73,7 @@ class BrokerClients:
             return
         admin, consumer = clients
         for close in (admin.close, consumer.stop):
-            try:
-                async with asyncio.timeout(self.timeout_s):
-                    await close()
-            except (TimeoutError, KafkaError, OSError) as e:
-                log.debug("%s: closing a Kafka client: %r", self._client_id, e)
-            except asyncio.CancelledError as e:
-                # aiokafka's fetcher awaits the fetches it cancels on close: after a broker that
-                # stopped answering, one re-raises here. Only a cancel of this task is ours.
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    raise
-                log.debug(
-                    "%s: closing a Kafka client, a fetch it cancelled: %r", self._client_id, e
-                )
+            await close_quietly(close, timeout_s=self.timeout_s, what=self._client_id)
 
     def unavailable(self, what: str, e: BaseException) -> StreamUnavailable:
         """``e`` as ours: ``Kafka at <servers> <what> (<error type>).``"""

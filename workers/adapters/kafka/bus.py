@@ -37,6 +37,7 @@ from aiokafka.errors import KafkaError
 from topics.catalog import TopicNames
 from topics.envelope import Event
 from topics.errors import InvalidInput
+from workers.adapters.kafka.closing import close_quietly
 from workers.adapters.kafka.config import KafkaConfig, plain
 from workers.adapters.kafka.producer import KafkaProducer
 from workers.bus.common import (
@@ -204,10 +205,7 @@ class _Reader:
         await self._stop_consumer()
 
     async def _stop_consumer(self) -> None:
-        try:
-            await bounded(self.consumer.stop(), self.bus.timeout_s)
-        except (TimeoutError, KafkaError, OSError) as e:
-            log.warning("%s: stopping the consumer failed: %r", self.where, e)
+        await close_quietly(self.consumer.stop, timeout_s=self.bus.timeout_s, what=self.where)
 
     async def run(self) -> None:
         failures = 0

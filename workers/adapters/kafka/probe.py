@@ -21,6 +21,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from topics.errors import StreamUnavailable
+from workers.adapters.kafka.closing import close_quietly
 from workers.adapters.kafka.config import KafkaConfig
 from workers.adapters.partitions import partition_for
 from workers.ports import Delivery
@@ -134,12 +135,4 @@ class KafkaLogProbe:
 
 
 async def _stop(consumer: AIOKafkaConsumer) -> None:
-    try:
-        async with asyncio.timeout(5):
-            await consumer.stop()
-    except (TimeoutError, KafkaError, OSError):
-        pass
-    except asyncio.CancelledError:
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            raise
+    await close_quietly(consumer.stop, timeout_s=5, what="log probe")

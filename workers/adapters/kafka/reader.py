@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
 from topics.errors import StreamUnavailable
+from workers.adapters.kafka.closing import close_quietly
 from workers.adapters.kafka.config import KafkaConfig
 from workers.ports import Record, TopicWindow
 
@@ -61,11 +62,7 @@ async def read_topic(
     except (TimeoutError, KafkaError, OSError) as e:
         raise StreamUnavailable(f"Kafka did not let {topic} be read to its end: {e!r}") from e
     finally:
-        try:
-            async with asyncio.timeout(5):
-                await consumer.stop()
-        except (TimeoutError, KafkaError, OSError):
-            pass
+        await _stop(consumer)
 
 
 async def read_window(
@@ -142,17 +139,7 @@ async def read_window(
 
 
 async def _stop(consumer: AIOKafkaConsumer) -> None:
-    """Stop a consumer. One stopped at once after starting raises CancelledError from its
-    never-run coordinator task (aiokafka): that one is no cancellation of ours."""
-    try:
-        async with asyncio.timeout(5):
-            await consumer.stop()
-    except (TimeoutError, KafkaError, OSError):
-        pass
-    except asyncio.CancelledError:
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            raise
+    await close_quietly(consumer.stop, timeout_s=5, what="topic reader")
 
 
 async def _at_end(consumer: AIOKafkaConsumer, tp: TopicPartition) -> bool:
@@ -205,8 +192,4 @@ async def follow_topic(
             ]
             yield records
     finally:
-        try:
-            async with asyncio.timeout(5):
-                await consumer.stop()
-        except (TimeoutError, KafkaError, OSError):
-            pass
+        await _stop(consumer)

@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from topics.errors import StreamUnavailable
+from workers.adapters.kafka.closing import close_quietly
 from workers.adapters.kafka.config import KafkaConfig
 from workers.adapters.kafka.reader import record_of
 from workers.ports import Record
@@ -39,8 +40,9 @@ class KafkaWrittenLog:
     async def time_at(self, topic: str, partition: int, offset: int) -> int | None:
         tp = TopicPartition(topic, partition)
 
-        async def first() -> int | None:
+        async def first(step: Callable[[], None]) -> int | None:
             consumer = await self._client()
+            step()  # connected: the bound counts from here
             consumer.assign([tp])
             consumer.seek(tp, offset)
             while True:
@@ -52,13 +54,12 @@ class KafkaWrittenLog:
                 if highwater is not None and await consumer.position(tp) >= highwater:
                     return None  # nothing at or past ``offset`` yet
 
-        return await self._bounded(
-            f"did not give the time of {topic}/{partition}@{offset}", lambda _: first()
-        )
+        return await self._bounded(f"did not give the time of {topic}/{partition}@{offset}", first)
 
     async def since(self, topic: str, since_ms: int) -> list[Record]:
         async def read(step: Callable[[], None]) -> list[Record]:
             consumer = await self._client()
+            step()
             # The cluster as it is now (``partitions_for_topic`` keeps what an earlier read saw:
             # a topic missing then stays missing).
             cluster = await consumer._client.fetch_all_metadata()
@@ -67,8 +68,11 @@ class KafkaWrittenLog:
             if not tps:
                 return []  # no such topic yet: nothing was written to it
             consumer.assign(tps)
+            step()
             found = await consumer.offsets_for_times(dict.fromkeys(tps, max(0, since_ms)))
+            step()
             ends = await consumer.end_offsets(tps)
+            step()
             pending = []
             for tp in tps:
                 at = found.get(tp)
@@ -98,11 +102,7 @@ class KafkaWrittenLog:
         consumer, self._consumer = self._consumer, None
         if consumer is None:
             return
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                await consumer.stop()
-        except (TimeoutError, KafkaError, OSError):
-            pass  # stopping must not hang while Kafka is down
+        await close_quietly(consumer.stop, timeout_s=self._timeout_s, what="written log")
 
     async def _client(self) -> AIOKafkaConsumer:
         if self._consumer is None:
@@ -121,7 +121,9 @@ class KafkaWrittenLog:
         """One call at a time (each reassigns the consumer), bounded, driver errors translated
         once; a failed call drops the consumer, so the next one connects afresh. The bound is
         two timeouts, from the start or from the last time ``call`` said it made progress (the
-        function it is given)."""
+        function it is given: after each answered round trip and each fetched batch), so a
+        slow but answering broker is read to the end rather than reconnected to on every try,
+        and one that stops answering fails the call within the bound."""
         loop = asyncio.get_running_loop()
         async with self._lock:
             try:
