@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from tests.auditing import audit, errors
+from tests.auditing import errors, settled_audit
 from tests.fleet import FleetProcess, order_items
 from tests.kafka_topics import read_until
 from tests.waiting import wait_for
@@ -82,7 +82,7 @@ async def test_the_bridge_carries_stored_and_mapped_events_to_redis_and_nats(
         )
         records = await read_until(stack.urls.kafka_url, f"{prefix}user_emails", expect=1)
         assert [decode(r.value).id for r in records] == [email.id]  # routed as its own record
-        report = await audit(stack, unique_name, domains=domains_with_storage())
+        report = await settled_audit(stack, unique_name, domains=domains_with_storage())
         assert errors(report) == []
     finally:
         for process in (*bridges, fleet):

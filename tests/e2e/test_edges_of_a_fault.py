@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import aiohttp
 import pytest
 
-from tests.auditing import audit
+from tests.auditing import settled_audit
 from tests.e2e.committed import commits_past_undecided, committed, decided_ids, positions
 from tests.e2e.test_answers_at_fault import store_counts
 from tests.e2e.test_failures import produce_events
@@ -367,7 +367,7 @@ async def test_a_rolling_restart_of_every_role_under_load_loses_nothing_and_ever
 
         await wait_for(every_order_snapshotted, timeout_s=60,
                        what="a snapshot of every delivered order (rule: on OrderDelivered)")  # fmt: skip
-        report = await audit(private_stack, unique_name, topics=True)
+        report = await settled_audit(private_stack, unique_name)
         assert report.ok, [f for f in report.findings if f.error]
         print(f"rolling restart: sent {tally.sent}, told {dict(tally.told)}, "
               f"accepted {len(ids)}, stored {len(ids)}, lost 0")  # fmt: skip

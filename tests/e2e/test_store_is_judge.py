@@ -15,7 +15,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
-from tests.auditing import audit, errors
+from tests.auditing import audit, errors, settled_audit
 from tests.e2e.test_failures import produce_events
 from tests.faults import TcpProxy
 from tests.fleet import FleetProcess, order_items, running_fleet, wait_for
@@ -95,7 +95,7 @@ async def test_a_produce_the_paused_broker_holds_is_outcome_unknown_and_its_retr
         await wait_for(stored, timeout_s=60, what="each order stored once: placed, paid")
         for order in orders:
             assert await outcome(fleet, "order", order, f"pay-{order}") == "stored"
-        assert errors(await audit(private_stack, unique_name)) == []
+        assert errors(await settled_audit(private_stack, unique_name)) == []
 
 
 async def test_a_redis_call_that_timed_out_leaves_no_mark_or_claim_beyond_its_bound(
@@ -134,7 +134,7 @@ async def test_a_redis_call_that_timed_out_leaves_no_mark_or_claim_beyond_its_bo
             return all(t[:2] == ["OrderPlaced", "OrderPaid"] for t in types)
 
         await wait_for(settled, timeout_s=60, what="every OrderPaid stored")
-        assert errors(await audit(private_stack, unique_name)) == []
+        assert errors(await settled_audit(private_stack, unique_name)) == []
 
 
 async def test_a_phantom_mark_is_a_wrong_early_answer_never_a_wrong_history(
@@ -176,7 +176,7 @@ async def test_a_phantom_mark_is_a_wrong_early_answer_never_a_wrong_history(
             value = await redis.get(f"{unique_name}.{meta['uuid']}:mark:{{order:{order}}}")
             assert value is None or value.decode().split("|")[1] == placed[order]
             assert (await fleet.post(f"/v1/order/{order}/events", PAY))[0] == 202
-        assert errors(await audit(private_stack, unique_name)) == []
+        assert errors(await settled_audit(private_stack, unique_name)) == []
     finally:
         await redis.aclose()
         await client.close()
@@ -268,7 +268,7 @@ async def test_racing_commands_processes_and_lost_marks_store_only_valid_histori
             return True
 
         await wait_for(decided, timeout_s=60, what="every accepted event stored or refused")
-        report = await audit(private_stack, unique_name)
+        report = await settled_audit(private_stack, unique_name)
         assert errors(report) == [], errors(report)
         assert report.aggregates >= len(orders)
         # Each accepted event is in the store once or refused; nothing else is stored.
@@ -346,7 +346,7 @@ async def test_commands_from_the_topic_through_a_broker_stall_are_stored_once_ea
             return all(t == ["OrderPlaced", "OrderPaid", "OrderShipped"] for t in types)
 
         await wait_for(stored, timeout_s=120, what="every order stored once: placed, paid, shipped")
-        assert errors(await audit(private_stack, unique_name)) == []
+        assert errors(await settled_audit(private_stack, unique_name)) == []
 
 
 async def test_several_appender_processes_store_every_chained_event_once_through_rebalances(
