@@ -316,21 +316,6 @@ def _traced(event: Event, record: Record) -> dict[str, str | int | bool]:
     }
 
 
-def held_partitions(fleet: Fleet, topic: str, held: InOrder) -> None:
-    """Records a role holds of ``topic`` are dropped with their partition (revoked, or not
-    assigned again): unacked, the partition's next owner reads them again from the commit."""
-
-    async def revoked(sender: object, revoked: Partitions = None, **kwargs: object) -> None:
-        held.forget({tp.partition for tp in revoked or () if tp.topic == topic})
-
-    async def assigned(sender: object, assigned: Partitions = None, **kwargs: object) -> None:
-        owned = {tp.partition for tp in assigned or () if tp.topic == topic}
-        held.forget(held.partitions() - owned)  # held before the rebalance
-
-    fleet.app.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type]  # mode types receivers narrower than the (sender, partitions) faust calls them with
-    fleet.app.on_partitions_assigned.connect(assigned)  # type: ignore[arg-type]  # mode types receivers narrower than the (sender, partitions) faust calls them with
-
-
 def register_agents(fleet: Fleet) -> None:
     """Declare the agents of the roles this process runs."""
     rt = fleet.runtime
@@ -416,13 +401,18 @@ def register_forwarder(fleet: Fleet) -> None:
     async def forward_ready() -> list[Record]:
         return await in_order.tick()
 
+    # Records held of a partition are dropped with it (revoked, or not assigned again):
+    # unacked, its next owner reads them again from the commit.
     async def revoked(sender: object, revoked: Partitions = None, **kwargs: object) -> None:
-        await forwarder.revoked({tp.partition for tp in revoked or () if tp.topic == stored})
+        gone = {tp.partition for tp in revoked or () if tp.topic == stored}
+        in_order.forget(gone)
+        await forwarder.revoked(gone)
 
     async def assigned(sender: object, assigned: Partitions = None, **kwargs: object) -> None:
-        await forwarder.assigned({tp.partition for tp in assigned or () if tp.topic == stored})
+        owned = {tp.partition for tp in assigned or () if tp.topic == stored}
+        in_order.forget(in_order.partitions() - owned)  # held before the rebalance
+        await forwarder.assigned(owned)
 
-    held_partitions(fleet, stored, in_order)
     fleet.app.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type]  # mode types receivers narrower than the (sender, partitions) faust calls them with
     fleet.app.on_partitions_assigned.connect(assigned)  # type: ignore[arg-type]  # mode types receivers narrower than the (sender, partitions) faust calls them with
     handle = stored_events(fleet, "forwarder", forward)
