@@ -16,6 +16,7 @@ from typing import NoReturn
 import orjson
 
 from topics.errors import InvalidEnvelope, ValueOutOfRange
+from topics.frozen import slot_init
 from topics.jsonvalue import Json, JsonObject
 
 # \Z, not $: "$" also matches before a trailing newline, so "o-1\n" would pass.
@@ -61,6 +62,7 @@ class Actor:
         return {"principal": self.principal, "roles": list(self.roles)}
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Metadata:
     """Who asked for the event and which conversation it belongs to."""
@@ -89,6 +91,7 @@ class Metadata:
         return fields
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Event:
     """One change of one aggregate; ``version`` is None until the store numbers it."""
@@ -231,9 +234,22 @@ def new_event(
 
 
 def utc_now() -> datetime:
-    """Now, in UTC, at the millisecond precision MongoDB stores (so round trips are exact)."""
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+    """Now, in UTC, at the millisecond precision MongoDB stores (so round trips are exact).
+
+    Built from whole seconds and a prebuilt millisecond step: ``datetime.replace`` with a
+    keyword, the obvious way to drop the microseconds, cost twice as much (every command and
+    every stored event takes a time)."""
+    return at_millisecond(time.time_ns() // 1_000_000)
+
+
+def at_millisecond(ms: int) -> datetime:
+    """The UTC time ``ms`` milliseconds after the Unix epoch, exactly (no float in between)."""
+    seconds, within = divmod(ms, 1000)
+    return _from_seconds(seconds, UTC) + _MILLISECONDS[within]
+
+
+_from_seconds = datetime.fromtimestamp
+_MILLISECONDS = tuple(timedelta(milliseconds=ms) for ms in range(1000))
 
 
 def aggregate_key(aggregate_type: str, aggregate_id: str) -> bytes:

@@ -18,11 +18,13 @@ from topics.envelope import (
     Event,
     Metadata,
     aggregate_key,
+    at_millisecond,
     decode,
     encode,
     from_dict,
     kafka_headers,
     new_event,
+    utc_now,
     validate_data,
 )
 from topics.errors import InvalidEnvelope, InvalidInput, ValueOutOfRange
@@ -429,3 +431,20 @@ def test_headers_of_an_event_without_ids_name_only_the_event() -> None:
     assert kafka_headers(event) == [
         ("event_id", event.id.encode()), ("event_type", event.type.encode()),
     ]  # fmt: skip
+
+
+@given(st.integers(min_value=0, max_value=253402300799999))  # to the end of year 9999
+@example(0)
+@example(68643641667)  # a float division rounds this one to the wrong millisecond
+def test_a_millisecond_becomes_that_exact_utc_time(ms: int) -> None:
+    at = at_millisecond(ms)
+    assert at == datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+    assert at.tzinfo is UTC and at.microsecond % 1000 == 0
+
+
+def test_now_is_the_current_millisecond_in_utc() -> None:
+    before = datetime.now(UTC)
+    now = utc_now()
+    after = datetime.now(UTC)
+    assert now.tzinfo is UTC and now.microsecond % 1000 == 0
+    assert before - timedelta(milliseconds=1) < now <= after

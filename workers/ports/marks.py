@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from topics.frozen import slot_init
 from workers.ports.store import Head
 
 UNKNOWN = "?"
@@ -31,6 +32,7 @@ class CommandRecord:
     age_s: float | None = None  # by event id: seconds since it was recorded
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class MarkRequest:
     """One check-and-mark: may ``event_type`` follow the marked type, given ``allowed``?
@@ -57,6 +59,7 @@ class MarkRequest:
     replace: str = ""
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class MarkResult:
     """What the marker did.

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Protocol
 
 from topics.envelope import Event, encode, kafka_headers
+from topics.frozen import slot_init
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,7 @@ class TopicWindow:
         return self.start > self.earliest
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Outgoing:
     """One record to produce: key, value and headers."""
@@ -67,6 +69,7 @@ class Outgoing:
                 raise TypeError(f"header {name!r} must be bytes, got {type(value).__name__}")
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """Outcome of a produce: where Kafka put the record."""

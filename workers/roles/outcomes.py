@@ -16,6 +16,7 @@ import orjson
 from snapshot_rules.domain import Domains, Mode
 from topics.envelope import Actor, aggregate_key, command_scope, derived_event_id
 from topics.errors import InvalidInput
+from topics.frozen import slot_init
 from topics.jsonvalue import Json, JsonObject
 from workers.ports import (
     STORE_VERDICTS,
@@ -27,6 +28,7 @@ from workers.ports import (
 )
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Accepted:
     """Async mode: the event is on the events topic; the appender stores or refuses it."""

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 
 from snapshot_rules.domain import Domain, EventSpec
 from topics.envelope import Actor, Metadata, command_scope, derived_event_id, new_event_id
+from topics.frozen import slot_init
 from workers import tracing
 from workers.ports import AggregateRef
 from workers.roles.command.ledger import new_token
@@ -18,6 +19,7 @@ from workers.roles.personal import Shredder
 from workers.roles.state import StateLoader
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Command:
     """One request with everything resolved once: its domain, its event type's spec, its ids."""

@@ -14,6 +14,7 @@ from topics.envelope import (
     validate_data,
 )
 from topics.errors import InvalidEnvelope, InvalidEventData, InvalidInput, ValueOutOfRange
+from topics.frozen import slot_init
 from topics.jsonvalue import Json
 
 _BODY_FIELDS = frozenset(
@@ -25,6 +26,7 @@ class PayloadTooLarge(InvalidInput):
     """The request body is over the configured limit."""
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class CommandRequest:
     """``append event <type> to aggregate <aggregate_type>/<aggregate_id>``."""
