@@ -4,7 +4,9 @@ Each agent takes whole fetched batches (``workers.stream.fetched``: no Faust str
 record), hands the records to its role's logic, retries while a dependency is unavailable,
 and acks only the records its offset ledger releases once they are decided. An
 error no retry can fix stops the process with the batch unacked (``Fleet.fatal``), so it is
-redelivered to a healthy worker instead of silently stalling the partition (faust#175).
+redelivered to a healthy worker instead of silently stalling the partition (faust#175). A
+CancelledError nobody asked for, raised by a library, is such an error (``a_failure``); so is
+any error of the task that closes offset gaps.
 """
 
 from __future__ import annotations
@@ -63,6 +65,23 @@ Handle = Callable[[Sequence[Record]], Awaitable["Awaitable[object] | Acks | None
 before the batch acks, or ``Acks`` (ack only the records it decided)."""
 Tick = Callable[[], Awaitable[Sequence[Record]]]
 """Called on a timer between batches; returns records decided meanwhile (to ack)."""
+
+
+def a_failure(e: BaseException) -> bool:
+    """Whether ``e`` is the work failing (fatal: the process stops, the batch unacked), not
+    this task being stopped.
+
+    Every Exception is. A CancelledError is one only when nobody cancelled this task: a library
+    may raise one of its own (aiokafka's ``Fetcher.close`` re-raised a fetch it had cancelled
+    itself), and taken for Faust's cancel it ended the agent without a word while the process
+    stayed up and its partitions stalled.
+    """
+    if isinstance(e, Exception):
+        return True
+    if isinstance(e, asyncio.CancelledError):
+        task = asyncio.current_task()
+        return task is not None and task.cancelling() == 0
+    return False  # KeyboardInterrupt, SystemExit: the process is ending anyway
 
 
 def to_record(message: Message) -> Record:
@@ -139,6 +158,11 @@ def batch_agent(
             except Unavailable as e:
                 log.warning("%s: a gap in the offsets stays open for now: %s", name, e)
                 left = 1
+            except BaseException as e:  # gaps no longer closed: the partition would stall
+                if not a_failure(e):
+                    raise
+                fleet.fatal(name, e)
+                return
             release()
             if left:
                 await asyncio.sleep(GAP_RETRY_S)
@@ -153,7 +177,9 @@ def batch_agent(
             try:
                 async with fleet.batch(role):
                     decided = await until_done(tick, role=role, metrics=rt.metrics)
-            except Exception as e:
+            except BaseException as e:
+                if not a_failure(e):
+                    raise
                 fleet.fatal(name, e)
                 return
             settle(decided)
@@ -176,7 +202,9 @@ def batch_agent(
         try:
             await work
             settle(records)
-        except Exception as e:  # background work no retry can fix: stop, batch unacked
+        except BaseException as e:  # background work no retry can fix: stop, batch unacked
+            if not a_failure(e):
+                raise
             fleet.fatal(name, e)
         finally:
             unacked.release()
@@ -209,7 +237,9 @@ def batch_agent(
                         later = await until_done(
                             partial(handle, records), role=role, metrics=rt.metrics
                         )
-                except Exception as e:
+                except BaseException as e:
+                    if not a_failure(e):
+                        raise
                     fleet.fatal(name, e)
                     await asyncio.Future()  # unacked: parked until the draining app cancels us
                 if isinstance(later, Acks):
