@@ -42,6 +42,10 @@ PENDING_INDEX = "pending_publish_by_aggregate"
 SNAPSHOTS = "snapshots"
 REJECTIONS = "rejections"
 FIND_IDS = 256  # ids per lookup: SecantusDB's $in grows superlinearly (0.08 s at 256, 1 s at 1000)
+READ_BATCH = 1000
+"""Documents per round trip of a long read (a history, a scan). The store call's bound
+(``timeoutMS``) applies to each round trip, and the server's default fills one with up to 16 MB:
+on SecantusDB, 4,400 events of 4 KB came in one getMore of 103 ms, or 12 ms per 1000 (quiet)."""
 
 
 class MongoEventStore:
@@ -132,7 +136,9 @@ class MongoEventStore:
         async with translated(what):
             # The (aggregate, version) index, walked either way: no sort in memory, no skip.
             order = DESCENDING if desc else ASCENDING
-            cursor = self.collection.find(query, sort=[("version", order)], limit=limit or 0)
+            cursor = self.collection.find(
+                query, sort=[("version", order)], limit=limit or 0, batch_size=READ_BATCH
+            )
             return [document_to_event(doc) async for doc in cursor]
 
     async def heads(self, aggregates: Sequence[AggregateRef]) -> dict[AggregateRef, Head]:
@@ -172,7 +178,7 @@ class MongoEventStore:
     async def scan(self, aggregate_types: Sequence[str]) -> AsyncIterator[Event]:
         query = {"aggregate_type": {"$in": sorted(aggregate_types)}}
         async with translated(f"reading the events of {', '.join(aggregate_types)}"):
-            async for doc in self.collection.find(query, sort=_BY_AGGREGATE):
+            async for doc in self.collection.find(query, sort=_BY_AGGREGATE, batch_size=READ_BATCH):
                 yield document_to_event(doc)
 
     async def search(
