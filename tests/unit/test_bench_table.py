@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from workers.devtools.bench.append import scale_target
 from workers.devtools.bench.measure import Measured, Table, Target
 
 
@@ -51,3 +52,15 @@ def test_the_paid_rows_place_a_tail_sized_to_the_servers_rate() -> None:
     assert paid_tail(slow, 64) == 2_000 + 128
     assert paid_tail(fast, 64) == 30_000 + 128
     assert paid_tail({"count": 0, "duration_us": 0}, 1) == 2
+
+
+def test_only_the_two_process_scale_row_is_judged() -> None:
+    table = Table("scale")
+    one = measured("1 appender process", 100, 1.0)
+    for processes, cpu in ((2, 1.1), (4, 2.0)):
+        table.add(measured(f"{processes} appender processes", 100, cpu), one,
+                  scale_target(processes))  # fmt: skip
+    two, four = table.as_dicts()
+    assert two["target_met"] is True  # 1.1x CPU within 1.15x
+    assert four["target_met"] is None  # shown, not judged: no NOT met for a 2-process target
+    assert "NOT met" not in table.render() and "reference" in table.render()
