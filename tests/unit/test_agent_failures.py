@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 
-from workers.runtime.agents import a_failure
+from workers.runtime.fleet import a_failure, stop_in_turn
 
 
 async def _raised_inside(error: BaseException) -> bool:
@@ -71,3 +72,61 @@ async def test_a_cancel_of_the_agent_itself_is_not() -> None:
 @pytest.mark.parametrize("error", [KeyboardInterrupt(), SystemExit(0)])
 async def test_the_process_ending_is_not_a_failure(error: BaseException) -> None:
     assert not await _raised_inside(error)
+
+
+def _step(
+    name: str,
+    done: list[str],
+    raised: BaseException | None = None,
+    hang: asyncio.Event | None = None,
+) -> tuple[str, Callable[[], Awaitable[None]]]:
+    """A part to stop: it records its name, raises ``raised``; with ``hang``, it sets that event
+    and never finishes."""
+
+    async def stop() -> None:
+        if hang is not None:
+            hang.set()
+            await asyncio.Event().wait()
+        done.append(name)
+        if raised is not None:
+            raise raised
+
+    return name, stop
+
+
+async def test_a_stray_cancel_while_draining_does_not_skip_the_parts_after_it() -> None:
+    """The Faust app's stop re-raising a CancelledError of a task it cancelled: the positions
+    and the clients are stopped all the same."""
+    done: list[str] = []
+    steps = [
+        _step("health checks", done),
+        ("lag exporter", None),
+        _step("Faust app", done, asyncio.CancelledError()),
+        _step("positions", done, RuntimeError("broken")),
+        _step("clients", done),
+    ]
+    deadline = asyncio.get_running_loop().time() + 5
+    assert await asyncio.create_task(stop_in_turn(steps, deadline)) is False
+    assert done == ["health checks", "Faust app", "positions", "clients"]
+
+
+async def test_a_part_past_the_deadline_is_left_and_the_rest_stopped() -> None:
+    done: list[str] = []
+    steps = [_step("Faust app", done, hang=asyncio.Event()), _step("clients", done)]
+    deadline = asyncio.get_running_loop().time() + 0.2
+    assert await stop_in_turn(steps, deadline) is True
+    assert done == ["clients"]
+
+
+async def test_a_cancel_of_the_drain_itself_goes_on() -> None:
+    """Stopping the drain (its task cancelled) is not a part failing: nothing after it runs."""
+    done: list[str] = []
+    in_first = asyncio.Event()
+    steps = [_step("Faust app", done, hang=in_first), _step("clients", done)]
+    deadline = asyncio.get_running_loop().time() + 30
+    draining = asyncio.create_task(stop_in_turn(steps, deadline))
+    await asyncio.wait_for(in_first.wait(), 10)
+    draining.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await draining
+    assert done == []

@@ -34,7 +34,7 @@ from workers.roles.outcomes import NotDone, Unknown
 from workers.roles.read.projections import ProjectionRunner
 from workers.roles.retry import until_done
 from workers.runtime.answers import Answer, answer_of, error
-from workers.runtime.fleet import Fleet
+from workers.runtime.fleet import Fleet, a_failure
 from workers.stream.faust_app import fleet_consumer
 from workers.stream.faust_types import Partitions
 from workers.stream.fetched import BatchTopic, ack, fetched
@@ -65,23 +65,6 @@ Handle = Callable[[Sequence[Record]], Awaitable["Awaitable[object] | Acks | None
 before the batch acks, or ``Acks`` (ack only the records it decided)."""
 Tick = Callable[[], Awaitable[Sequence[Record]]]
 """Called on a timer between batches; returns records decided meanwhile (to ack)."""
-
-
-def a_failure(e: BaseException) -> bool:
-    """Whether ``e`` is the work failing (fatal: the process stops, the batch unacked), not
-    this task being stopped.
-
-    Every Exception is. A CancelledError is one only when nobody cancelled this task: a library
-    may raise one of its own (aiokafka's ``Fetcher.close`` re-raised a fetch it had cancelled
-    itself), and taken for Faust's cancel it ended the agent without a word while the process
-    stayed up and its partitions stalled.
-    """
-    if isinstance(e, Exception):
-        return True
-    if isinstance(e, asyncio.CancelledError):
-        task = asyncio.current_task()
-        return task is not None and task.cancelling() == 0
-    return False  # KeyboardInterrupt, SystemExit: the process is ending anyway
 
 
 def to_record(message: Message) -> Record:

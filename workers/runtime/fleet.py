@@ -12,7 +12,7 @@ import asyncio
 import logging
 import socket
 import tempfile
-from collections.abc import Awaitable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -360,24 +360,65 @@ class Fleet:
                 await asyncio.wait_for(
                     self.app.consumer.commit(), _left(loop, deadline, reserve / 2)
                 )
-            except Exception as e:
+            except BaseException as e:
+                if not a_failure(e):
+                    raise
                 log.warning("final commit failed: %r", e)
-        for step, stop in (
+        steps: list[tuple[str, Stop | None]] = [
             ("health checks", self.health.stop),
             ("lag exporter", self.lag.stop if self.lag is not None else None),
             ("Faust app", self.app.stop),
             ("positions", self.positions.stop),
             ("clients", self.runtime.stop),
-        ):
-            if stop is None:
-                continue
-            try:
-                await asyncio.wait_for(stop(), _left(loop, deadline, 0.5))
-            except TimeoutError:
-                self.drain_timed_out = True
-                log.warning("drain: stopping the %s outlasted the drain deadline", step)
-            except Exception as e:
-                log.warning("drain: stopping the %s failed: %r", step, e)
+        ]
+        if await stop_in_turn(steps, deadline):
+            self.drain_timed_out = True
+
+
+Stop = Callable[[], Awaitable[object]]
+
+
+async def stop_in_turn(steps: Sequence[tuple[str, Stop | None]], deadline: float) -> bool:
+    """Stop each part in turn, each bounded by the drain's ``deadline`` (the loop's clock); True
+    when one outlasted it.
+
+    A part that fails to stop, outlasts the deadline or raises a CancelledError of its own (a
+    library's task it cancelled, re-raised) is logged and the next is stopped all the same: a
+    stray cancel from the Faust app would otherwise leave the store and Kafka clients open.
+    Only a cancel of the draining task goes on.
+    """
+    loop = asyncio.get_running_loop()
+    timed_out = False
+    for step, stop in steps:
+        if stop is None:
+            continue
+        try:
+            await asyncio.wait_for(stop(), _left(loop, deadline, 0.5))
+        except TimeoutError:
+            timed_out = True
+            log.warning("drain: stopping the %s outlasted the drain deadline", step)
+        except BaseException as e:
+            if not a_failure(e):
+                raise
+            log.warning("drain: stopping the %s failed: %r", step, e)
+    return timed_out
+
+
+def a_failure(e: BaseException) -> bool:
+    """Whether ``e`` is the work failing (fatal: the process stops, the batch unacked), not
+    this task being stopped.
+
+    Every Exception is. A CancelledError is one only when nobody cancelled this task: a library
+    may raise one of its own (aiokafka's ``Fetcher.close`` re-raised a fetch it had cancelled
+    itself), and taken for Faust's cancel it ended the agent without a word while the process
+    stayed up and its partitions stalled.
+    """
+    if isinstance(e, Exception):
+        return True
+    if isinstance(e, asyncio.CancelledError):
+        task = asyncio.current_task()
+        return task is not None and task.cancelling() == 0
+    return False  # KeyboardInterrupt, SystemExit: the process is ending anyway
 
 
 def any_free_port(host: str) -> int:
