@@ -7,7 +7,8 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from workers.runtime.fleet import a_failure, stop_in_turn
+from workers.runtime.failures import a_failure
+from workers.runtime.fleet import stop_in_turn
 
 
 async def _raised_inside(error: BaseException) -> bool:

@@ -34,7 +34,8 @@ from workers.roles.outcomes import NotDone, Unknown
 from workers.roles.read.projections import ProjectionRunner
 from workers.roles.retry import until_done
 from workers.runtime.answers import Answer, answer_of, error
-from workers.runtime.fleet import Fleet, a_failure
+from workers.runtime.failures import a_failure
+from workers.runtime.fleet import Fleet
 from workers.stream.faust_app import fleet_consumer
 from workers.stream.faust_types import Partitions
 from workers.stream.fetched import BatchTopic, ack, fetched

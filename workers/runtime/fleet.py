@@ -33,6 +33,7 @@ from workers.runtime.connections import fleet_catalog
 from workers.runtime.door.auth import Door
 from workers.runtime.door.identity import Authenticator
 from workers.runtime.door.origins import OriginPolicy
+from workers.runtime.failures import a_failure
 from workers.runtime.health import HealthMonitor, Ping
 from workers.runtime.lag import LAG_ROLE, LagExporter, measured_groups
 from workers.stream.faust_app import (
@@ -402,23 +403,6 @@ async def stop_in_turn(steps: Sequence[tuple[str, Stop | None]], deadline: float
                 raise
             log.warning("drain: stopping the %s failed: %r", step, e)
     return timed_out
-
-
-def a_failure(e: BaseException) -> bool:
-    """Whether ``e`` is the work failing (fatal: the process stops, the batch unacked), not
-    this task being stopped.
-
-    Every Exception is. A CancelledError is one only when nobody cancelled this task: a library
-    may raise one of its own (aiokafka's ``Fetcher.close`` re-raised a fetch it had cancelled
-    itself), and taken for Faust's cancel it ended the agent without a word while the process
-    stayed up and its partitions stalled.
-    """
-    if isinstance(e, Exception):
-        return True
-    if isinstance(e, asyncio.CancelledError):
-        task = asyncio.current_task()
-        return task is not None and task.cancelling() == 0
-    return False  # KeyboardInterrupt, SystemExit: the process is ending anyway
 
 
 def any_free_port(host: str) -> int:
