@@ -21,46 +21,24 @@ import sys
 import uuid
 from contextlib import AsyncExitStack
 
+from tests.bench.stack import bench_stack
 from topics.catalog import TopicSpec
 from workers.adapters.kafka import ensure_topics
 from workers.devtools.bench import worker_env
 from workers.devtools.bench.measure import Measured
 from workers.devtools.bench.procs import Server, load, server
-from workers.devtools.dev import dev_settings, embedded_stack, run_directory
-from workers.devtools.dev_keys import dev_master_key
 from workers.devtools.embedded import free_port
-from workers.runtime.compose import Runtime
 from workers.runtime.connections import fleet_catalog
 from workers.runtime.settings import Settings
 
 
 async def main(rounds: int, count: int, kind: str, conns: int, checkouts: list[str]) -> None:
-    run = uuid.uuid4().hex[:6]
-    settings = dev_settings(Settings.from_env(), port=free_port()).with_defaults(
-        topic_prefix=f"bench-{run}.", mongo_database=f"bench_{run}", group_id=f"bench-{run}",
-        partitions=8,
-    )  # fmt: skip
-    async with run_directory() as directory:
-        settings = dev_master_key(directory, settings)
-        stack = embedded_stack(settings)
-        urls = await stack.start()
-        try:
-            settings = settings.with_defaults(
-                kafka_url=urls.kafka_url, mongo_url=urls.mongo_url, redis_url=urls.redis_url,
-                kafka_idempotence="kafka" not in stack.started and settings.kafka_idempotence,
-            )  # fmt: skip
-            runtime = await Runtime.start(settings, roles=())
-            try:
-                topic = f"{settings.topic_prefix}bench-baseline"
-                same = TopicSpec(topic, settings.partitions, settings.replication)
-                await ensure_topics(
-                    runtime.kafka, [*fleet_catalog(settings, runtime.domains), same]
-                )
-                await measure(settings, topic, rounds, count, kind, conns, checkouts, run)
-            finally:
-                await runtime.stop()
-        finally:
-            await stack.stop()
+    async with bench_stack("bench", partitions=8) as bench:
+        settings, runtime = bench.settings, bench.runtime
+        topic = f"{settings.topic_prefix}bench-baseline"
+        same = TopicSpec(topic, settings.partitions, settings.replication)
+        await ensure_topics(runtime.kafka, [*fleet_catalog(settings, runtime.domains), same])
+        await measure(settings, topic, rounds, count, kind, conns, checkouts, bench.run)
 
 
 async def measure(

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 
 from pymongo import ASCENDING
 
+from snapshot_rules.domain import Domain
 from workers.adapters.mongo import MongoStores
 from workers.adapters.records import document_to_event
 from workers.devtools.bench.append import chains
@@ -25,16 +27,7 @@ async def bench_state(
     """Both sides in this process, interleaved, alternating order; CPU per query counts this
     process and, when the bench started the store, the store's process too (``store_pid``):
     a query that makes the store work harder is not cheaper for doing it elsewhere."""
-    run = uuid.uuid4().hex[:6]
-    events = chains(aggregates * length, aggregates, run)
-    versions: dict[str, int] = {}
-    numbered = []
-    for e in events:
-        versions[e.aggregate_id] = versions.get(e.aggregate_id, 0) + 1
-        numbered.append(e.with_version(versions[e.aggregate_id]))
-    for i in range(0, len(numbered), 1000):  # in pieces: one store call stays within its bound
-        await runtime.events.append(numbered[i : i + 1000])
-    rooms = sorted(versions)
+    rooms = await written_rooms(runtime, aggregates, length)
     counted = "this process + the store" if store_pid else "this process (the store is not ours)"
     table = Table(
         f"state query: {aggregates} rooms of {length} events, no snapshot; CPU of {counted}; "
@@ -45,15 +38,8 @@ async def bench_state(
     bare_store = MongoStores(
         settings.mongo_url, settings.mongo_database, timeout_ms=settings.mongo_timeout_ms
     )
-    collection = bare_store.events.collection
     chat_room = runtime.domains.get("chat_room")  # one of the default domains the bench runs
-
-    async def bare() -> None:
-        for room in rooms:
-            query = {"aggregate_type": "chat_room", "aggregate_id": room}
-            state = None
-            async for doc in collection.find(query, sort=[("version", ASCENDING)]):
-                state = chat_room.reducer(state, document_to_event(doc))
+    bare = bare_fold(bare_store, chat_room, rooms)
 
     async def ours() -> None:
         for room in rooms:
@@ -80,3 +66,32 @@ async def bench_state(
         results["eventfleet state query"], results["bare fetch + fold"], Target(cpu_at_most=1.2)
     )
     return table
+
+
+async def written_rooms(runtime: Runtime, aggregates: int, length: int) -> list[str]:
+    """``aggregates`` chat rooms of ``length`` events each, stored (no snapshot); their ids."""
+    events = chains(aggregates * length, aggregates, uuid.uuid4().hex[:6])
+    versions: dict[str, int] = {}
+    numbered = []
+    for e in events:
+        versions[e.aggregate_id] = versions.get(e.aggregate_id, 0) + 1
+        numbered.append(e.with_version(versions[e.aggregate_id]))
+    for i in range(0, len(numbered), 1000):  # in pieces: one store call stays within its bound
+        await runtime.events.append(numbered[i : i + 1000])
+    return sorted(versions)
+
+
+def bare_fold(
+    store: MongoStores, domain: Domain, rooms: Sequence[str]
+) -> Callable[[], Awaitable[None]]:
+    """The baseline: each room's documents read with the bare driver and folded, in turn."""
+    collection = store.events.collection
+
+    async def bare() -> None:
+        for room in rooms:
+            query = {"aggregate_type": domain.name, "aggregate_id": room}
+            state = None
+            async for doc in collection.find(query, sort=[("version", ASCENDING)]):
+                state = domain.reducer(state, document_to_event(doc))
+
+    return bare
