@@ -1,10 +1,13 @@
-"""Topics in tests, through the fleet's own Kafka adapter: create one, read one to its end or wait."""
+"""Topics in tests, through the fleet's own Kafka adapter: create one, read one to its end or wait,
+count what was ever produced to one."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Callable
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from topics.catalog import TopicSpec
 from topics.envelope import Event, decode
@@ -55,3 +58,16 @@ async def read_until(
         await asyncio.sleep(settle_s)
         records, _ = await matching()
     return records
+
+
+async def produced_to(consumer: AIOKafkaConsumer, topic: str) -> int | None:
+    """How many records were ever produced to ``topic`` (the sum of its end offsets), asked
+    through a started ``consumer``; None while Kafka knows no partition of it."""
+    partitions = consumer.partitions_for_topic(topic)
+    if not partitions:
+        await consumer.topics()  # refresh the metadata once
+        partitions = consumer.partitions_for_topic(topic)
+    if not partitions:
+        return None
+    ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+    return sum(ends.values())

@@ -21,24 +21,25 @@ import sys
 import uuid
 from contextlib import AsyncExitStack
 
-from tests.bench.stack import bench_stack
 from topics.catalog import TopicSpec
 from workers.adapters.kafka import ensure_topics
 from workers.devtools.bench import worker_env
 from workers.devtools.bench.measure import Measured
 from workers.devtools.bench.procs import Server, load, server
+from workers.devtools.bench.stack import bench_settings, bench_stack
 from workers.devtools.embedded import free_port
 from workers.runtime.connections import fleet_catalog
 from workers.runtime.settings import Settings
 
 
 async def main(rounds: int, count: int, kind: str, conns: int, checkouts: list[str]) -> None:
-    async with bench_stack("bench", partitions=8) as bench:
+    run = uuid.uuid4().hex[:6]
+    async with bench_stack(bench_settings(Settings.from_env(), run)) as bench:
         settings, runtime = bench.settings, bench.runtime
         topic = f"{settings.topic_prefix}bench-baseline"
         same = TopicSpec(topic, settings.partitions, settings.replication)
         await ensure_topics(runtime.kafka, [*fleet_catalog(settings, runtime.domains), same])
-        await measure(settings, topic, rounds, count, kind, conns, checkouts, bench.run)
+        await measure(settings, topic, rounds, count, kind, conns, checkouts, run)
 
 
 async def measure(

@@ -15,21 +15,25 @@ import argparse
 import asyncio
 import statistics
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 
-from tests.bench.stack import bench_stack
 from workers.adapters.mongo import MongoStores
 from workers.devtools.bench.measure import cpu_seconds
+from workers.devtools.bench.stack import bench_settings, bench_stack
 from workers.devtools.bench.state import bare_fold, written_rooms
+from workers.runtime.settings import Settings
 
 
 async def main(rounds: int, rooms: int, length: int) -> None:
-    async with bench_stack("split", mongo_timeout_ms=30_000) as bench:
+    settings = bench_settings(Settings.from_env(), uuid.uuid4().hex[:6], prefix="split")
+    async with bench_stack(settings) as bench:
         runtime = bench.runtime
         store_pid = bench.stack.process("mongo").pid
         ids = await written_rooms(runtime, rooms, length)
-        settings = runtime.settings
-        bare_store = MongoStores(settings.mongo_url, settings.mongo_database, timeout_ms=30_000)
+        bare_store = MongoStores(
+            bench.settings.mongo_url, bench.settings.mongo_database, timeout_ms=30_000
+        )
         chat_room = runtime.domains.get("chat_room")
         loader = runtime.loader
 

@@ -15,11 +15,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import aiohttp
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from tests.e2e.committed import committed
 from tests.e2e.test_edges_of_a_fault import metric
 from tests.fleet import FleetProcess
+from tests.kafka_topics import produced_to
 from tests.stress import CPU_STRESS, stressed
 from tests.waiting import wait_for
 from topics.envelope import decode, encode, kafka_headers, new_event
@@ -63,7 +64,8 @@ class Load:
         try:
             step = 0
             while not self.stop.is_set():
-                if self.sent - await self._stored(ends) > self.ahead:
+                # Copies an appender's kill left on events.stored count too: a pace, not a count.
+                if self.sent - (await produced_to(ends, self.stored_topic) or 0) > self.ahead:
                     self.held_back += 1
                     await asyncio.sleep(0.05)  # the load's pace, not a synchronisation
                     continue
@@ -81,16 +83,6 @@ class Load:
         finally:
             await producer.stop()
             await ends.stop()
-
-    async def _stored(self, ends: AIOKafkaConsumer) -> int:
-        """Records on events.stored (copies after an appender's kill count too: a pace, not a
-        count of versions); 0 while the appender has not made the topic."""
-        partitions = ends.partitions_for_topic(self.stored_topic)
-        if not partitions:
-            await ends.topics()  # refresh the metadata
-            partitions = ends.partitions_for_topic(self.stored_topic) or set()
-        tps = [TopicPartition(self.stored_topic, p) for p in partitions]
-        return sum((await ends.end_offsets(tps)).values()) if tps else 0
 
 
 def process(stack: EmbeddedStack, name: str, roles: str, **extra: str) -> FleetProcess:

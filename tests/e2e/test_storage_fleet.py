@@ -17,10 +17,9 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.structs import TopicPartition
 
 from tests.fleet import FleetProcess, wait_for
-from tests.kafka_topics import read_until
+from tests.kafka_topics import produced_to, read_until
 from topics.envelope import aggregate_key, decode, encode, from_dict, new_event
 from workers.adapters.mongo import MongoDocuments, connect, database
 from workers.devtools.embedded import EmbeddedStack
@@ -223,12 +222,8 @@ async def topic_size(kafka_url: str, topic: str) -> int:
     async with asyncio.timeout(20):
         await consumer.start()
         try:
-            partitions = consumer.partitions_for_topic(topic) or set()
-            if not partitions:
-                await consumer.force_metadata_update()  # type: ignore[no-untyped-call]
-                partitions = consumer.partitions_for_topic(topic) or set()
-            assert partitions, f"topic {topic} has no partitions"
-            ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+            size = await produced_to(consumer, topic)
         finally:
             await consumer.stop()
-    return sum(ends.values())
+    assert size is not None, f"topic {topic} has no partitions"
+    return size

@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 
 from tests.e2e.test_dev import leftovers
 from tests.integration.test_cli import eventfleet
-from workers.devtools.bench import forget_keys
+from workers.devtools.bench.stack import forget_keys
 from workers.devtools.embedded import EmbeddedStack
 from workers.runtime.settings import Settings
 

@@ -208,15 +208,22 @@ async def _keys_to_forget(runtime: Runtime, stack: EmbeddedStack) -> str | None:
 
 
 async def _delete_keys(settings: Settings, prefix: str) -> None:
+    try:
+        await delete_keys(settings, prefix)
+    except Exception as e:  # cleanup must not hide the run's own outcome
+        print(
+            f"eventfleet: error: could not delete {prefix}* from the Redis: {e!r}", file=sys.stderr
+        )
+
+
+async def delete_keys(settings: Settings, prefix: str) -> int:
+    """Delete every key under ``prefix`` from the settings' Redis; how many there were."""
     redis = connect_redis(settings.redis_url, timeout_ms=settings.redis_timeout_ms)
     try:
         keys = [key async for key in redis.scan_iter(match=f"{prefix}*", count=1000)]
         for i in range(0, len(keys), 500):
             await redis.unlink(*keys[i : i + 500])
-    except Exception as e:  # cleanup must not hide the run's own outcome
-        print(
-            f"eventfleet: error: could not delete {prefix}* from the Redis: {e!r}", file=sys.stderr
-        )
+        return len(keys)
     finally:
         with suppress(Exception):
             await redis.aclose()

@@ -19,7 +19,6 @@ import orjson
 
 from topics.catalog import TopicSpec
 from workers.adapters.kafka import ensure_topics
-from workers.adapters.redis import connect_redis
 from workers.devtools.bench.append import Point, bench_append, bench_scale
 from workers.devtools.bench.capacity import TARGETS, Costs, measured, plan, render
 from workers.devtools.bench.commands import bench_http_commands
@@ -27,12 +26,9 @@ from workers.devtools.bench.live import bench_live
 from workers.devtools.bench.measure import Table, load_average
 from workers.devtools.bench.plot import scale_svg
 from workers.devtools.bench.progress import step
+from workers.devtools.bench.stack import Bench, bench_settings, bench_stack
 from workers.devtools.bench.state import bench_state
 from workers.devtools.bench.wrk import WrkMissing, wrk_path
-from workers.devtools.dev import dev_settings, embedded_stack, run_directory
-from workers.devtools.dev_keys import dev_master_key
-from workers.devtools.embedded import free_port
-from workers.runtime.compose import Runtime
 from workers.runtime.connections import fleet_catalog
 from workers.runtime.settings import Settings, env_name
 
@@ -75,11 +71,7 @@ async def bench(
     Its own Redis unless EVENTFLEET_REDIS_URL names one; there, every key it wrote (all under
     ``bench-<run>.``) is deleted at the end.
     """
-    run = uuid.uuid4().hex[:6]
-    settings = dev_settings(settings, port=free_port()).with_defaults(
-        topic_prefix=f"bench-{run}.", mongo_database=f"bench_{run}", group_id=f"bench-{run}",
-        partitions=8,
-    )  # fmt: skip
+    settings = bench_settings(settings, uuid.uuid4().hex[:6])
 
     def emit(table: Table | Capacity) -> None:  # as soon as measured: a later failure loses none
         if isinstance(table, Capacity):
@@ -99,111 +91,80 @@ async def bench(
             print(e, file=sys.stderr, flush=True)
             return 1
     step(load_average())
-    async with run_directory() as directory:  # the stack's data, the workers' and their logs
-        settings = dev_master_key(directory, settings)
-        await _measure(
-            settings, path=path, events=events, rounds=rounds, run=run, emit=emit, plot=plot
-        )
+    async with bench_stack(settings) as started:
+        await _measure(started, path=path, events=events, rounds=rounds, emit=emit, plot=plot)
     step("done")
     return 0
 
 
 async def _measure(
-    settings: Settings,
+    started: Bench,
     *,
     path: str,
     events: int,
     rounds: int,
-    run: str,
     emit: Callable[[Table | Capacity], None],
     plot: str,
 ) -> None:
-    stack = embedded_stack(settings)
-    step("starting the embedded stack")
-    try:
-        urls = await stack.start()
-        settings = settings.with_defaults(
-            kafka_url=urls.kafka_url,
-            mongo_url=urls.mongo_url,
-            redis_url=urls.redis_url,
-            kafka_idempotence="kafka" not in stack.started and settings.kafka_idempotence,
-            # The bench's own store calls (setup writes, the state rows' reads) are not what
-            # is measured: on a 2-core machine, a store busy with 1000 subscribers' first
-            # reads took over the default 5 s to take a 1000-event setup write, and the
-            # live rows ended there. The workers keep the default (not in worker_env).
-            mongo_timeout_ms=30_000,
+    stack, runtime, settings = started.stack, started.runtime, started.settings
+    step("creating the topics")
+    baseline_topic = f"{settings.topic_prefix}bench-baseline"
+    # The baseline's topic has as many partitions as ours: the same produce work.
+    same = TopicSpec(baseline_topic, settings.partitions, settings.replication)
+    await ensure_topics(runtime.kafka, [*fleet_catalog(settings, runtime.domains), same])
+    env = worker_env(settings)
+    commands_cpu_ms: float | None = None
+    if path in ("commands", "all"):
+        commands = await bench_http_commands(
+            env,
+            kafka=",".join(settings.kafka_bootstrap),
+            redis=settings.redis_url,
+            topic=baseline_topic,
+            count=events,
+            rounds=rounds,
         )
-        runtime = await Runtime.start(settings, roles=())
-        try:
-            step("creating the topics")
-            baseline_topic = f"{settings.topic_prefix}bench-baseline"
-            # The baseline's topic has as many partitions as ours: the same produce work.
-            same = TopicSpec(baseline_topic, settings.partitions, settings.replication)
-            await ensure_topics(runtime.kafka, [*fleet_catalog(settings, runtime.domains), same])
-            env = worker_env(settings)
-            commands_cpu_ms: float | None = None
-            if path in ("commands", "all"):
-                commands = await bench_http_commands(
-                    env,
-                    kafka=",".join(settings.kafka_bootstrap),
-                    redis=settings.redis_url,
-                    topic=baseline_topic,
-                    count=events,
-                    rounds=rounds,
-                )
-                emit(commands)
-                commands_cpu_ms = commands.rows[0].median_cpu_ms
-            if path in ("append", "scale", "all"):
-                scale = path in ("scale", "all")
-                # Topics of its own: the command rows left their events on the fleet's topic.
-                appending = replace(
-                    settings,
-                    topic_prefix=f"{settings.topic_prefix}append.",
-                    group_id=f"{settings.group_id}-append",
-                )
-                await ensure_topics(runtime.kafka, fleet_catalog(appending, runtime.domains))
-                table, one = await bench_append(
-                    appending, worker_env(appending), events, rounds=rounds
-                )
-                emit(table)
-                if scale:
+        emit(commands)
+        commands_cpu_ms = commands.rows[0].median_cpu_ms
+    if path in ("append", "scale", "all"):
+        scale = path in ("scale", "all")
+        # Topics of its own: the command rows left their events on the fleet's topic.
+        appending = replace(
+            settings,
+            topic_prefix=f"{settings.topic_prefix}append.",
+            group_id=f"{settings.group_id}-append",
+        )
+        await ensure_topics(runtime.kafka, fleet_catalog(appending, runtime.domains))
+        table, one = await bench_append(appending, worker_env(appending), events, rounds=rounds)
+        emit(table)
+        if scale:
 
-                    async def fresh(row: Settings) -> dict[str, str]:
-                        await ensure_topics(runtime.kafka, fleet_catalog(row, runtime.domains))
-                        return worker_env(row)
+            async def fresh(row: Settings) -> dict[str, str]:
+                await ensure_topics(runtime.kafka, fleet_catalog(row, runtime.domains))
+                return worker_env(row)
 
-                    table, points = await bench_scale(appending, fresh, events, one)
-                    emit(table)
-                    emit(_capacity(points, commands_cpu_ms, plot))
-            if path in ("live", "all"):
-                messages = min(events, 10_000)
-                step(f"live: 1000 subscribers over 100 rooms, {messages} messages per row")
-                # Topics of its own too: its fleet's appender would first store every event the
-                # command rows left on the fleet's topic (minutes of them, before its own row).
-                living = replace(
-                    settings,
-                    topic_prefix=f"{settings.topic_prefix}live.",
-                    group_id=f"{settings.group_id}-live",
-                )
-                await ensure_topics(runtime.kafka, fleet_catalog(living, runtime.domains))
-                emit(await bench_live(worker_env(living), runtime=runtime,
-                                      topic_prefix=living.topic_prefix,
-                                      redis_url=settings.redis_url, subscribers=1000,
-                                      rooms=100, messages=messages, rounds=rounds))  # fmt: skip
-            if path in ("state", "all"):
-                rooms = max(2, min(200, events // 50))  # 200 rooms at the default 20000
-                step(f"state query: {rooms} rooms of 50 events")
-                store_pid = stack.process("mongo").pid if "mongo" in stack.started else None
-                emit(
-                    await bench_state(runtime, aggregates=rooms, store_pid=store_pid, rounds=rounds)
-                )
-        finally:
-            step("stopping")
-            await runtime.stop()
-            if "redis" not in stack.started:
-                await forget_keys(settings, f"bench-{run}.")
-    finally:
-        await stack.stop()
+            table, points = await bench_scale(appending, fresh, events, one)
+            emit(table)
+            emit(_capacity(points, commands_cpu_ms, plot))
+    if path in ("live", "all"):
+        messages = min(events, 10_000)
+        step(f"live: 1000 subscribers over 100 rooms, {messages} messages per row")
+        # Topics of its own too: its fleet's appender would first store every event the
+        # command rows left on the fleet's topic (minutes of them, before its own row).
+        living = replace(
+            settings,
+            topic_prefix=f"{settings.topic_prefix}live.",
+            group_id=f"{settings.group_id}-live",
+        )
+        await ensure_topics(runtime.kafka, fleet_catalog(living, runtime.domains))
+        emit(await bench_live(worker_env(living), runtime=runtime,
+                              topic_prefix=living.topic_prefix,
+                              redis_url=settings.redis_url, subscribers=1000,
+                              rooms=100, messages=messages, rounds=rounds))  # fmt: skip
+    if path in ("state", "all"):
+        rooms = max(2, min(200, events // 50))  # 200 rooms at the default 20000
+        step(f"state query: {rooms} rooms of 50 events")
+        store_pid = stack.process("mongo").pid if "mongo" in stack.started else None
+        emit(await bench_state(runtime, aggregates=rooms, store_pid=store_pid, rounds=rounds))
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,15 +205,3 @@ def _capacity(points: list[Point], commands_cpu_ms: float | None, plot: str) -> 
     Path(plot).write_text(svg)
     step(f"wrote the scale-out plot to {plot}")
     return Capacity(costs, points, plot)
-
-
-async def forget_keys(settings: Settings, prefix: str) -> None:
-    """Delete every key under ``prefix`` from a Redis the bench was lent."""
-    redis = connect_redis(settings.redis_url, timeout_ms=settings.redis_timeout_ms)
-    try:
-        keys = [key async for key in redis.scan_iter(match=f"{prefix}*", count=1000)]
-        for i in range(0, len(keys), 500):
-            await redis.unlink(*keys[i : i + 500])
-        step(f"deleted {len(keys)} key(s) under {prefix} from {settings.masked('redis_url')}")
-    finally:
-        await redis.aclose()
