@@ -3,6 +3,7 @@ and the order files run in: the long ones first."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from tests.fleet import fleet, no_fleet_outlives_the_session  # noqa: F401
 from tests.redis_keys import no_keys_outlive_the_session  # noqa: F401
 from tests.stack_fixtures import private_stack, stack, unique_name  # noqa: F401
+from workers.devtools.embedded.probes import PORT_SHARE
 
 HERE = Path(__file__).parent
 LONGEST_FIRST = ("e2e", "console", "integration", "bus", "storage", "sync", "contracts")
@@ -24,3 +26,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return LONGEST_FIRST.index(part) if part in LONGEST_FIRST else len(LONGEST_FIRST)
 
     items.sort(key=rank)  # stable: each file's tests keep their order
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Each parallel worker (and every process it starts) takes its own share of the free
+    ports: two workers never pick one port for servers they have not started yet."""
+    worker = getattr(config, "workerinput", None)  # set by pytest-xdist on its workers
+    if worker is not None:
+        index = int(str(worker["workerid"]).removeprefix("gw"))
+        os.environ[PORT_SHARE] = f"{index}/{worker['workercount']}"

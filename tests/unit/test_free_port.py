@@ -49,6 +49,7 @@ def test_a_port_someone_holds_is_never_handed_out(monkeypatch: pytest.MonkeyPatc
 
         monkeypatch.setattr(probes.random, "randrange", candidate)
         monkeypatch.setattr(probes, "_ephemeral_floor", lambda: 60_000)
+        monkeypatch.delenv(probes.PORT_SHARE, raising=False)  # the held port is in every share
         given = free_port()
         assert given != port and tried[:5] == [port] * 5 and len(tried) >= 6
         _bind(given).close()
@@ -73,3 +74,24 @@ def test_an_unreadable_range_falls_back_to_the_iana_default(
     monkeypatch.setattr(probes, "_EPHEMERAL", tmp_path / "missing")
     assert probes._ephemeral_floor() == 49_152
     assert free_port() < 49_152
+
+
+def test_a_share_hands_out_only_its_own_ports_and_none_twice(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What parallel test workers rely on: disjoint shares, and no port handed out twice by
+    one process before its server could bind it."""
+    monkeypatch.setenv(probes.PORT_SHARE, "2/4")
+    monkeypatch.setattr(probes, "_handed", set())
+    ports = [free_port() for _ in range(300)]
+    assert all(port % 4 == 2 for port in ports)
+    assert len(set(ports)) == len(ports)
+
+
+@pytest.mark.parametrize("share", ["4/4", "-1/4", "1", "a/b", "1/0"])
+def test_a_malformed_share_is_refused_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, share: str
+) -> None:
+    monkeypatch.setenv(probes.PORT_SHARE, share)
+    with pytest.raises(ValueError, match="EVENTFLEET_PORT_SHARE"):
+        free_port()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import random
 import socket
 from collections.abc import Sequence
@@ -31,20 +32,61 @@ def free_port(*, also: Sequence[int] = ()) -> int:
     connection's local port comes from too: between this call and the server's own bind
     (another process, up to seconds later) any connect on the machine may take it, and on a
     busy machine one did (a test's Redis refused "port in use"). Ports below that range are
-    never handed out implicitly, so one is taken from there, at random so that parallel test
-    processes seldom try the same one; bound without SO_REUSEADDR, so a port still in
-    TIME_WAIT is not taken either. Only where no such range is left does ``bind(0)`` decide.
+    never handed out implicitly, so one is taken from there, at random; bound without
+    SO_REUSEADDR, so a port still in TIME_WAIT is not taken either. Only where no such range
+    is left does ``bind(0)`` decide.
+
+    Two callers may still pick one port before either binds it: a process never hands out a
+    port twice (until it has handed out ``_REMEMBERED``), and processes that run side by side
+    (parallel test workers, and what each starts) take disjoint shares of the range by
+    ``EVENTFLEET_PORT_SHARE=i/n`` (ports ``p`` with ``p % n == i``): a fleet process of one
+    test worker was refused the HTTP port it was given, taken in between by another.
     """
     first_ephemeral = _ephemeral_floor()
     top = first_ephemeral - max(also, default=0)
     if top - _LOWEST >= _ENOUGH:
+        share, of = port_share()
         for _ in range(200):
             port = random.randrange(_LOWEST, top)
+            port += (share - port) % of  # the next port of this process's share
+            if port >= top or port in _handed:
+                continue
             if all(_bindable(port + offset) for offset in (0, *also)):
+                if len(_handed) >= _REMEMBERED:
+                    _handed.clear()
+                _handed.add(port)
                 return port
     with socket.socket() as sock:
         sock.bind((HOST, 0))
         return int(sock.getsockname()[1])
+
+
+PORT_SHARE = "EVENTFLEET_PORT_SHARE"
+"""``i/n``: ``free_port`` hands out only the ports ``p`` with ``p % n == i``; unset: every port."""
+
+
+def port_share() -> tuple[int, int]:
+    """``(i, n)`` from ``EVENTFLEET_PORT_SHARE``, ``(0, 1)`` when unset; ValueError naming it
+    when it is not ``i/n`` with ``0 <= i < n``."""
+    raw = os.environ.get(PORT_SHARE, "")
+    if not raw:
+        return 0, 1
+    share, _, of = raw.partition("/")
+    try:
+        i, n = int(share), int(of)
+    except ValueError:
+        i, n = -1, 0
+    if not 0 <= i < n:
+        raise ValueError(
+            f"{PORT_SHARE}={raw!r}: expected i/n with 0 <= i < n (e.g. 0/4 for the first of "
+            "four parallel test workers), or leave it unset"
+        )
+    return i, n
+
+
+_handed: set[int] = set()
+"""Ports this process handed out and a server may not have bound yet."""
+_REMEMBERED = 1000
 
 
 _LOWEST = 10_000
