@@ -226,11 +226,18 @@ async def erase_by_cli(fleet: FleetProcess, subject: str, who: str) -> tuple[int
     names = ("EVENTFLEET_MONGO_URL", "EVENTFLEET_MONGO_DATABASE", "EVENTFLEET_DOMAINS")
     clean = {k: v for k, v in os.environ.items() if not k.startswith("EVENTFLEET_")}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "workers.cli", "erase", subject, "--operator", who, "--yes",
+        sys.executable, "-X", "faulthandler", "-m", "workers.cli", "erase", subject, "--operator", who, "--yes",
         "--json", env={**clean, **{n: fleet.env[n] for n in names}},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), 60)
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+    except TimeoutError:
+        process.send_signal(signal.SIGABRT)  # faulthandler writes where each thread is
+        out, err = await process.communicate()
+        raise AssertionError(
+            f"eventfleet erase {subject} ran past 60 s; what it said:\n{err.decode()[-3000:]}"
+        ) from None
     code = process.returncode or 0
     return code, orjson.loads(out) if code == 0 else err.decode()
 
