@@ -63,9 +63,11 @@ class FleetProcess:
             "EVENTFLEET_HTTP_PORT": str(free_port()),
             "EVENTFLEET_KAFKA_IDEMPOTENCE": "false",
             "EVENTFLEET_DOMAINS": "workers.examples.domains:default_domains",
-            # Tansu answers a long poll only at its end: 25 ms bounds each hop's latency and
-            # keeps an idle process's fetching (and the broker's answers) cheap.
-            "EVENTFLEET_KAFKA_FETCH_MAX_WAIT_MS": "25",
+            # Tansu answers a long poll only at its end, so this is each hop's latency, and an
+            # idle process fetches (and the broker answers) once per wait: at 25 ms an idle
+            # fleet and its broker took 20% of a core, and the suite 51 CPU-minutes and 30
+            # minutes on 2 cores; at 60 ms 34 and 21 (tests/bench/idle_fleet.py measures it).
+            "EVENTFLEET_KAFKA_FETCH_MAX_WAIT_MS": "60",
             "EVENTFLEET_KAFKA_SESSION_TIMEOUT_MS": "3000",
             "EVENTFLEET_PARTITIONS": "4",
             "EVENTFLEET_TOPICS_AUTO_CREATE": "true",
