@@ -66,7 +66,10 @@ def parallel(argv: list[str]) -> list[str]:
     3 took 565 s and 4 took 492 s (with them)."""
     if any(arg == "-n" or arg.startswith(("-n", "--numprocesses")) for arg in argv):
         return []
-    return ["-n", str(min(4, 2 * (os.cpu_count() or 1))), "--dist", "loadfile"]
+    # In the order of collection (tests/conftest.py puts the long files first), not reordered
+    # by test count: that ran the files of many short tests first and the long scenarios last.
+    workers = str(min(4, 2 * (os.cpu_count() or 1)))
+    return ["-n", workers, "--dist", "loadfile", "--no-loadscope-reorder"]
 
 
 def compile_once() -> None:

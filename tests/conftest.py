@@ -14,16 +14,27 @@ from tests.stack_fixtures import private_stack, stack, unique_name  # noqa: F401
 from workers.devtools.embedded.probes import PORT_SHARE
 
 HERE = Path(__file__).parent
+LONGEST = (
+    "e2e/test_forward_once.py", "e2e/test_parking.py", "integration/test_cli.py",
+    "e2e/test_unknowns_resolved.py", "e2e/test_erasure.py", "e2e/test_edges_of_a_fault.py",
+    "e2e/test_store_is_judge.py", "e2e/test_drain_at_fault.py", "e2e/test_openapi_fuzz.py",
+    "e2e/test_elasticity.py", "e2e/test_failures.py", "integration/test_bench_cli.py",
+)  # fmt: skip
+"""The files that took longest in a full run (``python -m tests --durations=0``, 2 to 5 minutes
+each on 2 cores), longest first: they start first, whatever their directory."""
 LONGEST_FIRST = ("e2e", "console", "integration", "bus", "storage", "sync", "contracts")
 """Directories in the order their files start: with whole files spread over the workers
-(``--dist loadfile``), the long fault scenarios start at once and the many short files fill in
-behind them, instead of one long file running alone at the end."""
+(``--dist loadfile``, in this order: ``tests/__main__.py`` turns off pytest-xdist's own
+reordering by test count), the long fault scenarios start at once and the many short files
+fill in behind them, instead of one long file running alone at the end."""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    def rank(item: pytest.Item) -> int:
-        part = Path(str(item.fspath)).relative_to(HERE).parts[0]
-        return LONGEST_FIRST.index(part) if part in LONGEST_FIRST else len(LONGEST_FIRST)
+    def rank(item: pytest.Item) -> tuple[int, int]:
+        path = Path(str(item.fspath)).relative_to(HERE)
+        first = LONGEST.index(path.as_posix()) if path.as_posix() in LONGEST else len(LONGEST)
+        part = path.parts[0]
+        return first, LONGEST_FIRST.index(part) if part in LONGEST_FIRST else len(LONGEST_FIRST)
 
     items.sort(key=rank)  # stable: each file's tests keep their order
 
