@@ -22,9 +22,16 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
 
+import workers.devtools.embedded.stack as stack_module
 from tests.faults import TcpProxy
 from tests.waiting import wait_for
-from workers.devtools.embedded import EmbeddedStack, PortInUse, StackStartError
+from workers.devtools.embedded import (
+    EmbeddedStack,
+    PortInUse,
+    ServiceProcess,
+    StackStartError,
+    free_port,
+)
 
 
 def _children() -> set[int]:
@@ -257,17 +264,46 @@ async def test_a_port_taken_after_the_check_is_retried_then_reported(
 async def test_a_cancelled_start_leaves_nothing_behind(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    # The store never answers: the start is caught between a part that runs (Tansu) and one
+    # still starting, whatever the load (a real store could finish before the cancel landed).
+    mute = _script(tmp_path / "bin" / "secantusd-py", "exec sleep 600")
+    monkeypatch.setattr(stack_module, "secantusd_bin", lambda: str(mute))
     before = _children()
     starting = asyncio.create_task(EmbeddedStack(start_redis=True).start())
-    # As soon as a first part has a process: the others are still starting, whatever the load
-    # (waiting for exactly two could miss the moment on a fast or a slow machine).
-    await _wait_until(lambda: len(_children() - before) >= 1, 30)
+    await _wait_until(lambda: len(_children() - before) == 2, 20)  # the broker, the mute store
     starting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await starting
     assert _children() == before
-    assert _entries(tmp_path) == []
+    assert _entries(temporary) == []
+
+
+async def test_a_cancel_that_lands_as_a_probe_fails_still_cancels_the_start(tmp_path: Path) -> None:
+    # The race, made certain: the start is cancelled while its probe runs, and the probe then
+    # fails as a service not yet listening does. The start must end cancelled, its child gone
+    # (under asyncio.wait_for, Python 3.11 raised the probe's error and the loop went on).
+    mute = _script(tmp_path / "bin" / "mute", "exec sleep 600")
+    probes = 0
+
+    async def probe() -> None:
+        nonlocal probes
+        probes += 1
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        raise ConnectionRefusedError("not listening yet")
+
+    service = ServiceProcess(
+        "mongo", [str(mute)], port=free_port(), workdir=tmp_path, probe=probe,
+        ready_timeout_s=30,
+    )  # fmt: skip
+    before = _children()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.create_task(service.start())
+    assert probes == 1 and not service.running and _children() == before
 
 
 async def test_only_started_parts_have_a_process(stack: EmbeddedStack) -> None:

@@ -132,7 +132,11 @@ class ServiceProcess:
                     fix=f"run it by hand to see why: {' '.join(self._argv)}",
                 )
             try:
-                await asyncio.wait_for(self._probe(), _PROBE_TIMEOUT_S)
+                # asyncio.timeout, not wait_for: on Python 3.11, a cancel that lands as a probe
+                # fails made wait_for raise the probe's error, and this loop went on starting
+                # a stack its caller had cancelled.
+                async with asyncio.timeout(_PROBE_TIMEOUT_S):
+                    await self._probe()
             except Exception as e:  # not answering yet is the normal state while it starts
                 if time.monotonic() >= deadline:
                     raise self._failure(
