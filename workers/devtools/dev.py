@@ -106,7 +106,8 @@ async def check_lent_redis(settings: Settings, url: str) -> None:
     """A lent Redis must answer now: otherwise dev would run with every command refused."""
     redis = connect_redis(url, timeout_ms=settings.redis_timeout_ms)
     try:
-        await asyncio.wait_for(redis.ping(), settings.redis_timeout_ms / 1000 + 1)
+        async with asyncio.timeout(settings.redis_timeout_ms / 1000 + 1):
+            await redis.ping()
     except Exception as e:
         raise StackStartError(
             f"the Redis at {mask_url(url)} (--redis or EVENTFLEET_REDIS_URL) did not answer "

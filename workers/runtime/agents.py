@@ -127,7 +127,8 @@ def batch_agent(
         tail_checked = -1
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(gap_seen.wait(), TAIL_IDLE_S)
+                async with asyncio.timeout(TAIL_IDLE_S):
+                    await gap_seen.wait()
             gap_seen.clear()
             try:
                 left = await gaps.close(ledger)
@@ -251,7 +252,8 @@ async def _seek_back(fleet: Fleet, topic: str, partition: int, offset: int) -> N
     consumer = fleet_consumer(fleet.app)
     timeout_s = fleet.runtime.settings.kafka_timeout_ms / 1000 * 2
     try:
-        await asyncio.wait_for(consumer.seek_back(TP(topic, partition), offset), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            await consumer.seek_back(TP(topic, partition), offset)
     except Exception as e:  # the consumer is rebalancing, or Kafka is away (TimeoutError too)
         raise StreamUnavailable(
             f"seeking {topic}/{partition} back to {offset} failed: {e!r}"

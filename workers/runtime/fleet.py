@@ -358,9 +358,8 @@ class Fleet:
             )
         if self.consumes:
             try:
-                await asyncio.wait_for(
-                    self.app.consumer.commit(), _left(loop, deadline, reserve / 2)
-                )
+                async with asyncio.timeout(_left(loop, deadline, reserve / 2)):
+                    await self.app.consumer.commit()
             except BaseException as e:
                 if not a_failure(e):
                     raise
@@ -394,7 +393,8 @@ async def stop_in_turn(steps: Sequence[tuple[str, Stop | None]], deadline: float
         if stop is None:
             continue
         try:
-            await asyncio.wait_for(stop(), _left(loop, deadline, 0.5))
+            async with asyncio.timeout(_left(loop, deadline, 0.5)):
+                await stop()
         except TimeoutError:
             timed_out = True
             log.warning("drain: stopping the %s outlasted the drain deadline", step)

@@ -34,7 +34,8 @@ async def admin_client(kafka: KafkaConfig) -> AsyncIterator[AIOKafkaAdminClient]
     admin = AIOKafkaAdminClient(**kafka.client_kwargs(), client_id="eventfleet-admin")
     try:
         try:
-            await asyncio.wait_for(admin.start(), timeout_s * 2)
+            async with asyncio.timeout(timeout_s * 2):
+                await admin.start()
         except Exception as e:  # e.g. KeyError from aiokafka on a refused SCRAM login
             raise KafkaError(f"{type(e).__name__}: {e}") from e
         yield admin
@@ -47,7 +48,8 @@ async def admin_client(kafka: KafkaConfig) -> AsyncIterator[AIOKafkaAdminClient]
         ) from e
     finally:
         try:
-            await asyncio.wait_for(admin.close(), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await admin.close()
         except (TimeoutError, KafkaError, OSError):
             pass
 
@@ -58,7 +60,8 @@ async def ensure_topics(
     """Create missing topics (only if ``create``); report existing ones whose partitions differ."""
     timeout_s = kafka.timeout_ms / 1000
     async with admin_client(kafka) as admin:
-        existing = set(await asyncio.wait_for(admin.list_topics(), timeout_s))
+        async with asyncio.timeout(timeout_s):
+            existing = set(await admin.list_topics())
         missing = [spec for spec in specs if spec.name not in existing]
         reports = [TopicReport(spec.name, "created" if create else "missing") for spec in missing]
         if missing and create:
@@ -66,13 +69,13 @@ async def ensure_topics(
                 NewTopic(s.name, s.partitions, s.replication, topic_configs=s.configs())
                 for s in missing
             ]
-            response = await asyncio.wait_for(admin.create_topics(new), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                response = await admin.create_topics(new)
             _raise_create_errors(response)
         present = [spec for spec in specs if spec.name in existing]
         if present:
-            described = await asyncio.wait_for(
-                admin.describe_topics([s.name for s in present]), timeout_s
-            )
+            async with asyncio.timeout(timeout_s):
+                described = await admin.describe_topics([s.name for s in present])
             partitions = {d["topic"]: len(d.get("partitions") or []) for d in described}
             for spec in present:
                 found = partitions.get(spec.name, 0)

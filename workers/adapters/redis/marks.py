@@ -50,6 +50,7 @@ class RedisMarks:
         """Send what the batcher still holds, then close the connections (bounded)."""
         await self._batcher.drain()
         try:
-            await asyncio.wait_for(self._redis.aclose(), 2)
+            async with asyncio.timeout(2):
+                await self._redis.aclose()
         except (TimeoutError, OSError) as e:
             log.warning("redis close: %r", e)

@@ -134,7 +134,8 @@ async def connect(
         for sub in group:
             tasks.append(asyncio.create_task(read(session, sub, resume=resume, made=made)))
         for sub in group:
-            await asyncio.wait_for(sub.connected.wait(), 30)
+            async with asyncio.timeout(30):
+                await sub.connected.wait()
             if sub.broken is not None:
                 await close(session, tasks)
                 raise RuntimeError(f"a subscription was refused: {sub.broken}")

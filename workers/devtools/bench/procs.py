@@ -61,7 +61,8 @@ async def server(
     try:
         if ready_path is None:
             assert process.stdout is not None
-            line = await asyncio.wait_for(process.stdout.readline(), 60)
+            async with asyncio.timeout(60):
+                line = await process.stdout.readline()
             if line.strip() != b"ready":
                 raise RuntimeError(f"{name} did not start: {line!r}")
         else:
@@ -77,7 +78,8 @@ async def server(
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, stop)
         try:
-            await asyncio.wait_for(process.wait(), 30)
+            async with asyncio.timeout(30):
+                await process.wait()
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)

@@ -197,7 +197,8 @@ class EmbeddedStack:
             return None
         url = os.environ.get("EVENTFLEET_REDIS_URL") or SYSTEM_REDIS_URL
         try:
-            await asyncio.wait_for(probe_redis_url(url), _SYSTEM_REDIS_TIMEOUT_S)
+            async with asyncio.timeout(_SYSTEM_REDIS_TIMEOUT_S):
+                await probe_redis_url(url)
         except Exception:  # no system Redis answering is the normal case on a laptop
             return None
         return url if self._redis_db is None else _with_db(url, self._redis_db)

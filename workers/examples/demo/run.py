@@ -9,6 +9,7 @@ accepted, prints a summary, and fails (exit 1) on any disagreement.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import statistics
 import sys
@@ -91,10 +92,9 @@ async def progress(tally: Tally, planned: int, stop: asyncio.Event) -> None:
     with ProgressLine(sys.stderr) as line:
         while not stop.is_set():
             line.show(text())
-            try:
-                await asyncio.wait_for(stop.wait(), 1.0)
-            except TimeoutError:
-                pass
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await stop.wait()
         line.done(text())
 
 

@@ -303,7 +303,8 @@ class Waits:
             watches = (*self._stores.values(), *self._views.values())
             until = min((swept_at + SWEEP_S, *(w.next_at for w in watches)))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), max(0.0, until - loop.time()))
+                async with asyncio.timeout(max(0.0, until - loop.time())):
+                    await wake.wait()
 
     async def _round(self, now: float) -> None:
         stores = [w for w in self._stores.values() if w.due or w.next_at <= now]
