@@ -52,6 +52,7 @@ from workers.runtime.fleet import Fleet
 log = logging.getLogger(__name__)
 SSE = "text/event-stream"
 WS_TRY_AGAIN_LATER = 1013
+WS_INTERNAL_ERROR = 1011
 WS_CREDENTIAL_EXPIRED = 4401
 """The close code of a WebSocket whose credential expired (4000-4999 are the application's)."""
 
@@ -512,5 +513,11 @@ class LiveServer:
         except (ConnectionError, TimeoutError):
             connection.close_sink()
             await ws.close()
+        except Exception:
+            # Whatever ends the writer ends the connection: left open, its client would wait
+            # on a socket nobody writes to (the reader answers pings) instead of resuming.
+            log.exception("live: a %s subscription failed; its WebSocket is closed", kind)
+            connection.close_sink()
+            await ws.close(code=WS_INTERNAL_ERROR, message=b"error")
         finally:
             await batches.aclose()
