@@ -143,6 +143,31 @@ async def test_an_announcement_of_another_aggregate_does_not_end_the_wait() -> N
     await stopped(feed)
 
 
+class StallsAfterTheFirstHeadRead(MemoryEventStore):
+    """A store whose every head read after the first stalls, as a loaded store's would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stalled = asyncio.Event()
+
+    async def heads(self, aggregates: Sequence[AggregateRef]) -> dict[AggregateRef, Head]:
+        if self.faults.calls["heads"] >= 1:
+            self.stalled.set()
+            await asyncio.Event().wait()  # never answered; the read's bound ends it
+        return await super().heads(aggregates)
+
+
+async def test_a_504_names_the_version_the_read_saw_though_its_wait_learned_nothing() -> None:
+    events = StallsAfterTheFirstHeadRead()
+    for version, kind in enumerate(("OrderPlaced", "OrderPaid"), start=1):
+        await events.append([new_event("order", "o-1", kind, {}, version=version)])
+    wait, _, _, _ = bounded_waiter(events=events)
+    with pytest.raises(NotYetStored) as behind:
+        await wait.stored(REF, ReadAfter(9, None, wait_ms=50))
+    assert events.stalled.is_set()  # the wait's own check never answered
+    assert (behind.value.stored_version, behind.value.wanted_version) == (2, 9)
+
+
 async def test_a_lost_announcement_is_caught_by_the_safety_poll() -> None:
     wait, events, _, feed = fed_waiter(safety_poll_s=0.02)
     waiting = asyncio.create_task(wait.stored(REF, ReadAfter(None, "c-1", wait_ms=30_000)))

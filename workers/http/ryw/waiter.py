@@ -141,11 +141,12 @@ class WriteWaiter:
         if seen >= wanted:
             return wanted
         if time.monotonic() < deadline:
-            found, seen = await self._waits.store(
-                ref, wanted=wanted, caller=self._caller, deadline=deadline
+            found, last = await self._waits.store(
+                ref, wanted=wanted, caller=self._caller, deadline=deadline, seen=seen
             )
             if found is not None:
                 return wanted
+            seen = seen if last is None else last  # the wait began from this read's own
         raise NotYetStored(
             f"{ref[0]} {ref[1]} has version {seen} stored, not yet {wanted}, "
             f"within wait_ms={after.wait_ms}. Ask again (an accepted event is stored "

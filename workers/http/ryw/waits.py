@@ -64,6 +64,7 @@ class _Watch:
         "delay",
         "due",
         "head",
+        "known",
         "listening",
         "next_at",
         "ref",
@@ -80,6 +81,8 @@ class _Watch:
         self.listening: asyncio.Task[Listening] | None = None
         self.head = 0
         """The version last seen stored (for a view: folded)."""
+        self.known = False
+        """``head`` was read or announced (a watch not yet checked knows nothing)."""
         self.due = True
         """Check at the next round (a waiter came, the feed was confirmed or may have missed
         announcements)."""
@@ -185,19 +188,23 @@ class Waits:
         wanted: int | None = None,
         event_id: str | None = None,
         command_id: str | None = None,
-    ) -> tuple[int | None, int]:
+        seen: int | None = None,
+    ) -> tuple[int | None, int | None]:
         """Wait until ``ref`` has ``wanted`` stored (or the event ``event_id``): its version, or
-        None at the deadline; and the version last seen stored."""
+        None at the deadline; and the version last seen stored (``seen``, the caller's own
+        read, counts), None when nothing was read before the deadline."""
         self._acquire(caller)
         watch = self._stores.get(ref)
         if watch is None:
             watch = self._stores[ref] = _Watch(ref)
             self._listen(watch)
+        if seen is not None:
+            watch.head, watch.known = max(watch.head, seen), True
         waiter = _Waiter(caller, wanted=wanted, event_id=event_id, command_id=command_id)
         watch.waiters.add(waiter)
         watch.due = True  # what was stored since the read's own check is not missed
         try:
-            return await self._until(waiter, deadline), watch.head
+            return await self._until(waiter, deadline), watch.head if watch.known else None
         finally:
             watch.waiters.discard(waiter)
             self._release(caller)
@@ -272,7 +279,7 @@ class Waits:
             self._kick()
             return
         version = event.version or 0  # stored, so every version before it is stored too
-        watch.head = max(watch.head, version)
+        watch.head, watch.known = max(watch.head, version), True
         for waiter in tuple(watch.waiters):
             if waiter.event_id is not None:
                 if waiter.event_id == event.id:
@@ -357,7 +364,7 @@ class Waits:
         commands: list[tuple[_Watch, _Waiter]] = []
         for watch in watches:
             head = heads.get(watch.ref)
-            watch.head = max(watch.head, 0 if head is None else head.version)
+            watch.head, watch.known = max(watch.head, 0 if head is None else head.version), True
             for waiter in tuple(watch.waiters):
                 if waiter.event_id is not None:
                     commands.append((watch, waiter))
@@ -389,7 +396,7 @@ class Waits:
         assert watch.version_of is not None
         seen = await watch.version_of()
         self._counted("view")
-        watch.head = max(watch.head, seen)
+        watch.head, watch.known = max(watch.head, seen), True
         for waiter in tuple(watch.waiters):
             if waiter.wanted is not None and seen >= waiter.wanted:
                 waiter.settle(seen)
