@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -153,3 +155,13 @@ def test_relative_imports_resolve_against_the_package() -> None:
         "snapshot_rules.e",
     }
     assert imported_modules("from .x import y\n", "topics", is_package=True) == {"topics.x"}
+
+
+def test_a_one_shot_command_starts_without_faust() -> None:
+    """``eventfleet replay`` and the other tools import the CLI, never the agents: Faust and
+    aiohttp's server cost every such process about half a second of CPU to import."""
+    probe = "import sys, workers.cli; print(sorted({'faust', 'mode'} & set(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]", out

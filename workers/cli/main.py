@@ -21,7 +21,7 @@ from workers.cli.args import USAGE_EXIT, parser
 from workers.cli.commands import HANDLERS, UsageError
 from workers.logs import JsonFormatter
 from workers.runtime.failures import ours
-from workers.runtime.serve import run
+from workers.runtime.loops import run
 from workers.runtime.settings import Settings, env_name
 
 __all__ = ["main", "parser"]

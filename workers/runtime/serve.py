@@ -11,8 +11,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Collection, Coroutine
-from typing import NoReturn, TypeVar
+from collections.abc import Awaitable, Callable, Collection
+from typing import NoReturn
 
 from workers.roles.command.newfilter import keep_filter_ready
 from workers.runtime.agents import register_agents
@@ -153,19 +153,6 @@ async def _start_unless_stopped(fleet: Fleet, *, warn_every_s: float = 60.0) -> 
         return True
     starting.cancel()  # not awaited: a start stuck on a frozen broker may not end; the drain is bounded
     return False
-
-
-T = TypeVar("T")
-
-
-def run(main: Coroutine[object, None, T], *, loop: str) -> T:
-    """``asyncio.run(main)``, on uvloop's loop when ``loop`` is ``uvloop``: the same semantics
-    (a new loop, async generators and the default executor shut down), libuv underneath."""
-    if loop == "uvloop":
-        import uvloop  # here, not at the top: one-shot commands never pay for the import
-
-        return uvloop.run(main)
-    return asyncio.run(main)
 
 
 def collect_less(threshold: int) -> None:

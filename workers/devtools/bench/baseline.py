@@ -32,7 +32,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from redis.asyncio import Redis
 
 from topics.jsonvalue import JsonObject
-from workers.runtime.serve import run
+from workers.runtime.loops import run
 
 CAS = """
 local mark = redis.call('GET', KEYS[1])
