@@ -6,9 +6,10 @@ import time
 
 import pytest
 
+from topics.envelope import new_event
 from topics.errors import ConfigError, StoreUnavailable
 from workers.adapters.mongo import MongoEventStore, connect, database
-from workers.devtools.embedded import free_port
+from workers.devtools.embedded import EmbeddedStack, free_port
 
 
 async def test_the_timeout_bounds_a_whole_call_not_twice_it() -> None:
@@ -47,3 +48,29 @@ async def test_an_unusable_url_is_refused_with_its_password_masked(url: str) -> 
         connect(url, timeout_ms=1000)
     assert "hunter2" not in str(caught.value)
     assert "EVENTFLEET_MONGO_URL='mongodb" in str(caught.value)
+
+
+async def test_the_last_version_of_every_aggregate_is_read_past_a_requests_bound(
+    stack: EmbeddedStack, unique_name: str
+) -> None:
+    """``versions`` reads every event of its types in one command (a new-aggregate filter's
+    rebuild, the console's list): it has a bound of its own, not a request's. With the
+    request's bound it failed on a large store at every try (the bench's live part, its
+    store saturated by the tries it had abandoned)."""
+    events = [
+        new_event("order", f"o{a:04}", kind, {}, version=v)
+        for a in range(2000)
+        for v, kind in enumerate(("OrderPlaced", "OrderPaid", "OrderShipped"), start=1)
+    ]
+    setup = connect(stack.urls.mongo_url, timeout_ms=60_000)
+    short = connect(stack.urls.mongo_url, timeout_ms=50)  # far below a read of 6,000 events
+    try:
+        await MongoEventStore(database(setup, unique_name)).append(events)
+        store = MongoEventStore(database(short, unique_name))
+        with pytest.raises(StoreUnavailable):  # a whole read within a request's bound: no
+            await store.count(["order"])
+        versions = await store.versions(["order"])
+    finally:
+        await setup.close()
+        await short.close()
+    assert len(versions) == 2000 and set(versions.values()) == {3}

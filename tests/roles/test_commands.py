@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from snapshot_rules.domain import Domains
 from tests.clock import Clock
 from tests.roles.command_side import command_side
+from tests.waiting import wait_for
 from topics.envelope import (
     NEW_AGGREGATE,
     Actor,
@@ -39,7 +41,7 @@ from workers.metrics import create_metrics
 from workers.ports import MarkRequest, Record, Rejection
 from workers.roles.append.outbox import Outbox
 from workers.roles.command.commands import CommandDispatcher
-from workers.roles.command.newfilter import rebuild_filter
+from workers.roles.command.newfilter import keep_filter_ready, rebuild_filter, retry_after
 from workers.roles.command.requests import CommandRequest
 from workers.roles.outcomes import Outcomes, encode, refusal_at_store
 from workers.roles.state import StateLoader
@@ -295,6 +297,29 @@ async def test_the_filter_is_rebuilt_from_the_store_and_knows_what_it_holds(side
     side.clock.now += 10 * 86_400  # every mark expired
     again = await side.ask("order:o1", "OrderPlaced", ITEMS)
     assert again.status == 409  # the filter said "exists": the store was asked, and refuses
+
+
+def test_a_failed_filter_check_waits_twice_as_long_each_time_up_to_its_longest() -> None:
+    waits = [retry_after(n, interval_s=5, longest_s=300) for n in range(9)]
+    assert waits == [5, 10, 20, 40, 80, 160, 300, 300, 300]
+    assert retry_after(10_000, interval_s=5, longest_s=300) == 300  # no overflow, ever
+    assert retry_after(3, interval_s=500, longest_s=300) == 500  # never below the interval
+
+
+async def test_a_filter_rebuild_that_failed_is_tried_again_and_ends_ready(side: Side) -> None:
+    await _placed(side, "o1")
+    await side.stored_as_produced()
+    side.store.fail_next(2, on="versions")  # the store did not answer the first two rebuilds
+    keeping = asyncio.create_task(keep_filter_ready(
+        side.marker, side.store, Domains([ORDER, ACCOUNT]), interval_s=0.001, longest_s=0.01
+    ))  # fmt: skip
+    try:
+        await wait_for(side.marker.filter_ready, timeout_s=10, what="the filter rebuilt")
+    finally:
+        keeping.cancel()
+    assert side.store.calls["versions"] == 3
+    side.clock.now += 10 * 86_400  # every mark expired: only the filter knows o1
+    assert (await side.ask("order:o1", "OrderPlaced", ITEMS)).status == 409
 
 
 async def _placed(side: Side, order: str) -> Record:
