@@ -134,15 +134,14 @@ async def _measure(
             group_id=f"{settings.group_id}-append",
         )
         await ensure_topics(runtime.kafka, fleet_catalog(appending, runtime.domains))
-        table, one = await bench_append(appending, worker_env(appending), events, rounds=rounds)
-        emit(table)
+        emit(await bench_append(appending, worker_env(appending), events, rounds=rounds))
         if scale:
 
             async def fresh(row: Settings) -> dict[str, str]:
                 await ensure_topics(runtime.kafka, fleet_catalog(row, runtime.domains))
                 return worker_env(row)
 
-            table, points = await bench_scale(appending, fresh, events, one)
+            table, points = await bench_scale(appending, fresh, events)
             emit(table)
             emit(_capacity(points, commands_cpu_ms, plot))
     if path in ("live", "all"):

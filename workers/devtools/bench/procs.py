@@ -10,7 +10,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,6 +83,28 @@ async def server(
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
+
+
+async def all_ready(servers: Sequence[Server], path: str, *, timeout_s: float = 120) -> None:
+    """Return once every server answers ``path`` with 200 in one round of asks (a consumer
+    group's ``/readyz``: each member holds partitions, so the group has settled)."""
+    deadline = time.monotonic() + timeout_s
+    async with aiohttp.ClientSession() as session:
+
+        async def ready(s: Server) -> bool:
+            try:
+                async with session.get(s.url + path, timeout=aiohttp.ClientTimeout(total=2)) as r:
+                    return r.status == 200
+            except (aiohttp.ClientError, TimeoutError):
+                return False
+
+        while not all(await asyncio.gather(*(ready(s) for s in servers))):
+            alive(list(servers))
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"{len(servers)} processes were not {path} within {timeout_s:g} s"
+                )
+            await asyncio.sleep(0.1)
 
 
 async def _ready(url: str, process: asyncio.subprocess.Process, name: str) -> None:
