@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,8 +71,24 @@ class Rig:
         ]
 
 
-@pytest.fixture
-def rig() -> Rig:
+async def whole(aggregate_type: str) -> bool:
+    """A store that holds every aggregate from version 1 (nothing archived)."""
+    return True
+
+
+async def archived(aggregate_type: str) -> bool:
+    """A store whose archive holds events of every type: no aggregate is whole in it."""
+    return False
+
+
+@pytest.fixture(params=["heads read", "new ones unread"])
+def rig(request: pytest.FixtureRequest) -> Rig:
+    """Every test twice: the appender reads each head it does not know; and it decides an
+    aggregate that its events only start without reading it (``whole_in_hot``)."""
+    return make_rig(whole if request.param == "new ones unread" else None)
+
+
+def make_rig(whole_in_hot: Callable[[str], Awaitable[bool]] | None) -> Rig:
     clock = Clock()
     metrics = create_metrics()
     store, rejections = MemoryEventStore(), MemoryRejections()
@@ -89,6 +105,7 @@ def rig() -> Rig:
         render=reply_of,
         marker=marker,
         memory=memory,
+        whole_in_hot=whole_in_hot,
         clock=clock,
     )
     return Rig(appender, store, rejections, producer, marker, memory, clock, metrics)
@@ -442,3 +459,51 @@ async def test_a_redelivered_backlog_is_looked_up_in_small_calls_per_aggregate(r
     stored = rig.published()
     assert len(stored) == 2 * len(events)  # republished (a crash may have cut it), never renumbered
     assert {v for _, v in stored} == {1, 2, 3, 4}
+
+
+async def test_aggregates_a_batch_starts_are_stored_without_reading_their_heads() -> None:
+    rig = make_rig(whole)
+    orders = [f"o{i}" for i in range(100)]
+    events = [e for o in orders for e in chain("OrderPlaced", "OrderPaid", oid=o)]
+    decided = await rig.take(events)
+    assert len(decided) == len(events)
+    assert rig.store.calls["heads"] == 0  # a new aggregate costs the store no read
+    assert await rig.history("o42") == [("OrderPlaced", 1), ("OrderPaid", 2)]
+    assert sorted(v for _, v in rig.published()) == [1] * 100 + [2] * 100
+
+
+async def test_an_aggregate_claimed_new_that_exists_is_judged_on_its_stored_head() -> None:
+    """A command validated against a lost mark claims o1 is new; o1 is stored. Its version 1
+    conflicts, and the round after reads the heads: o1 refuses it, o2 and o3 are stored."""
+    rig = make_rig(whole)
+    await rig.take(chain("OrderPlaced", "OrderPaid", oid="o1"))
+    rig.appender.forget()  # a new owner of the partition: it knows no head
+    stale = order("OrderPlaced", NEW_AGGREGATE, oid="o1")
+    batch = [*chain("OrderPlaced", oid="o2"), stale, *chain("OrderPlaced", oid="o3")]
+    decided = await rig.take(batch)
+    assert len(decided) == 3
+    assert await rig.history("o1") == [("OrderPlaced", 1), ("OrderPaid", 2)]
+    assert await rig.history("o2") == [("OrderPlaced", 1)] == await rig.history("o3")
+    refusal = (await rig.rejections.find([stale.id]))[stale.id]
+    assert refusal.reason == "transition_rejected_at_store"
+    assert rig.store.calls["heads"] >= 1  # read once the conflict showed o1 was not new
+    assert [v for kind, v in rig.published() if kind == "OrderPlaced"] == [1, 1, 1]
+
+
+async def test_a_redelivered_start_is_republished_not_stored_again() -> None:
+    rig = make_rig(whole)
+    events = chain("OrderPlaced", "OrderPaid", "OrderShipped")
+    await rig.take(events)
+    rig.appender.forget()
+    decided = await rig.take(events)  # all again, as after a crash before the commit
+    assert len(decided) == 3 and await rig.history() == [
+        ("OrderPlaced", 1), ("OrderPaid", 2), ("OrderShipped", 3),
+    ]  # fmt: skip
+    assert [v for _, v in rig.published()] == [1, 2, 3, 1, 2, 3]
+
+
+async def test_where_the_archive_holds_a_type_every_head_is_read() -> None:
+    rig = make_rig(archived)
+    await rig.take(chain("OrderPlaced", "OrderPaid", oid="o1"))
+    assert rig.store.calls["heads"] == 1
+    assert await rig.history("o1") == [("OrderPlaced", 1), ("OrderPaid", 2)]

@@ -184,3 +184,18 @@ def test_retention_is_declared_with_an_age_or_a_count() -> None:
     with pytest.raises(ValueError, match="at least one event"):
         Archiver(TieredEvents(MemoryEventStore(), MemoryEventStore()), MemorySnapshotStore(),
                  Domains([]), batch=0)  # fmt: skip
+
+
+async def test_a_type_is_whole_in_the_hot_store_until_its_history_is_archived() -> None:
+    """What lets the appender store a new aggregate without reading it first: no event of its
+    type is archived, so an aggregate that exists has its version 1 in the hot store."""
+    events, snapshots = await history(100, snapshot_at=90)
+    now = [0.0]
+    elsewhere = TieredEvents(events.hot, events.archive, recheck_s=5, clock=lambda: now[0])
+    assert await events.whole_in_hot("counter") and await elsewhere.whole_in_hot("counter")
+    await Archiver(events, snapshots, kept(Retention(keep_last=10))).run()
+    assert not await events.whole_in_hot("counter")  # the move was this process's own
+    assert await events.whole_in_hot("order")  # nothing of it archived
+    assert await elsewhere.whole_in_hot("counter")  # another process: yes, until it asks again
+    now[0] += 5
+    assert not await elsewhere.whole_in_hot("counter")

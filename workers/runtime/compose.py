@@ -281,6 +281,7 @@ class Runtime:
                 memory=marks.memory,
                 loader=self.loader,
                 parked=self.stores.parked,
+                whole_in_hot=self.events.whole_in_hot,  # a new aggregate's head is not read
                 fates=DeadLetterFates(
                     store=self.events,
                     rejections=self.stores.rejections,

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 
 from snapshot_rules.domain import Domains
 from workers.metrics import Metrics
@@ -67,6 +67,7 @@ class Appender:
         loader: StateLoader | None = None,
         fates: DeadLetterFates | None = None,
         parked: ParkedEvents | None = None,
+        whole_in_hot: Callable[[str], Awaitable[bool]] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if config.judge_access and loader is None:
@@ -78,7 +79,7 @@ class Appender:
         self._intake = Intake(book=book, domains=domains, metrics=metrics, config=config)
         self._decider = Decider(
             book=book, store=store, rejections=rejections, domains=domains, metrics=metrics,
-            config=config, loader=loader,
+            config=config, loader=loader, whole_in_hot=whole_in_hot,
         )  # fmt: skip
         self._effects = Effects(
             book=book, rejections=rejections, producer=producer, dead_letters=dead_letters,

@@ -9,7 +9,7 @@ again, up to ``MAX_CONFLICT_ROUNDS``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from snapshot_rules.domain import Domain, Domains
 from snapshot_rules.replay import Folded
@@ -36,8 +36,24 @@ LOOKUPS_IN_FLIGHT = 16
 GAP_HOLD_S = 0.1  # how much longer an event past a gap waits before it is looked at again
 
 
+def _starts_it(queue: Sequence[Waiting]) -> bool:
+    """The events are one chain from ``NEW_AGGREGATE``: each follows NEW or one before it."""
+    ids: set[str] = set()
+    for w in queue:
+        if w.event.after != NEW_AGGREGATE and w.event.after not in ids:
+            return False
+        ids.add(w.event.id)
+    return True
+
+
 class Decider:
-    """Judges, numbers and inserts the events waiting in the ``Book``."""
+    """Judges, numbers and inserts the events waiting in the ``Book``.
+
+    ``whole_in_hot`` (the store's ``TieredEvents.whole_in_hot``): whether the store holds every
+    aggregate of a type from version 1, so that inserting a version 1 of one that exists
+    conflicts. Where it says so, an aggregate whose waiting events only start it is not read
+    first (``_unread_new``): a new aggregate, the common case, costs the store no head read.
+    """
 
     def __init__(
         self,
@@ -49,6 +65,7 @@ class Decider:
         metrics: Metrics,
         config: AppenderConfig,
         loader: StateLoader | None,
+        whole_in_hot: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self._book = book
         self._store = store
@@ -57,6 +74,7 @@ class Decider:
         self._metrics = metrics
         self._config = config
         self._loader = loader
+        self._whole_in_hot = whole_in_hot
 
     async def decide(self, refs: list[AggregateRef], now: float) -> Round:
         """Judge, number and insert the waiting events of ``refs``; retry lost version races.
@@ -93,11 +111,12 @@ class Decider:
     async def _decide_rounds(self, refs: list[AggregateRef], now: float) -> Round:
         book = self._book
         done = Round()
+        unread = await self._unread_new(refs, now)  # the first round only: see below
         for _ in range(MAX_CONFLICT_ROUNDS):
             refs = [ref for ref in refs if book.waiting.get(ref)]
             if not refs:
                 return done
-            await self.load_heads(refs)
+            await self.load_heads([ref for ref in refs if ref not in unread])
             stored_ids, refused_ids = await self._look_up(refs, done)
             stored, refused = Either(stored_ids, book.stored), Either(refused_ids, book.refused)
             to_store: list[Waiting] = []
@@ -123,7 +142,7 @@ class Decider:
             conflicted = await self._insert(to_store, done)
             if not conflicted:
                 return done
-            refs = conflicted
+            refs, unread = conflicted, set()  # one was not new after all: read every head now
         raise StoreUnavailable(
             f"gave up after {MAX_CONFLICT_ROUNDS} version conflicts in one batch; "
             "another writer keeps appending to the same aggregates."
@@ -153,6 +172,42 @@ class Decider:
             f"{domain.name} {ref[1]}: its state and its head disagree twice in a row; another "
             "writer keeps appending to it. The events wait and are judged again."
         )
+
+    async def _unread_new(self, refs: list[AggregateRef], now: float) -> set[AggregateRef]:
+        """The aggregates of ``refs`` decided without reading their heads: each one's waiting
+        events are a chain from ``NEW_AGGREGATE`` that the judge stores whole on no head, none
+        decided before, of a domain whose store holds every aggregate from version 1.
+
+        If such an aggregate exists after all (a command validated against a lost mark, a
+        redelivery), the insert of its version 1 conflicts (the unique version index) and the
+        round after reads every head, as always. Nothing else is decided on the assumption:
+        an aggregate whose events the judge would refuse, hold, or judge on its state is read.
+        """
+        if self._whole_in_hot is None:
+            return set()
+        book = self._book
+        found: set[AggregateRef] = set()
+        whole: dict[str, bool] = {}
+        for ref in refs:
+            queue = book.waiting.get(ref)
+            if ref in book.heads or not queue or not _starts_it(queue):
+                continue
+            if any(book.decided(w.event.id) for w in queue):
+                continue
+            domain = self._domains.get(ref[0])
+            if domain.retention is not None or (
+                self._config.judge_access
+                and any(domain.access.judged_at_store(w.event.type) for w in queue)
+            ):
+                continue
+            verdicts = judge(domain, None, queue, now=now)
+            if verdicts.refuse or verdicts.wait:
+                continue
+            if domain.name not in whole:
+                whole[domain.name] = await self._whole_in_hot(domain.name)
+            if whole[domain.name]:
+                found.add(ref)
+        return found
 
     async def load_heads(self, refs: list[AggregateRef]) -> None:
         unknown = [ref for ref in refs if ref not in self._book.heads]

@@ -53,6 +53,7 @@ class TieredEvents:
         self._recheck_s = recheck_s
         self._clock = clock
         self._archive_empty_until = 0.0  # an empty archive is asked again after recheck_s
+        self._unarchived_until: dict[str, float] = {}  # per type: none of it archived until
 
     async def _archive_in_use(self, types: Sequence[str]) -> bool:
         if self._clock() < self._archive_empty_until:
@@ -74,6 +75,17 @@ class TieredEvents:
     def archived(self) -> None:
         """A move happened in this process: the archive is in use from now on."""
         self._archive_empty_until = 0.0
+        self._unarchived_until.clear()
+
+    async def whole_in_hot(self, aggregate_type: str) -> bool:
+        """No event of ``aggregate_type`` is archived: the hot collection holds each of its
+        aggregates whole, from version 1 (an answer of yes is asked again after ``recheck_s``)."""
+        if self._clock() < self._unarchived_until.get(aggregate_type, 0.0):
+            return True
+        if await self.archive.count([aggregate_type]) > 0:
+            return False
+        self._unarchived_until[aggregate_type] = self._clock() + self._recheck_s
+        return True
 
     async def append(self, events: Sequence[Event], *, pending_publish: bool = False) -> None:
         await self.hot.append(events, pending_publish=pending_publish)
