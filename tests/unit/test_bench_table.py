@@ -64,3 +64,18 @@ def test_only_the_two_process_scale_row_is_judged() -> None:
     assert two["target_met"] is True  # 1.1x CPU within 1.15x
     assert four["target_met"] is None  # shown, not judged: no NOT met for a 2-process target
     assert "NOT met" not in table.render() and "reference" in table.render()
+
+
+def test_large_figures_never_run_into_their_neighbours() -> None:
+    # A whole-path latency of seconds printed "3071.49ms5941.12ms" in a fixed-width column.
+    table = Table("t")
+    slow = Measured("ours: command path → sse", 1000, 0.2, 3071.49, 5941.12, 0.119)
+    table.add(slow, measured("base", 35_676, 0.011), "(whole path)")
+    lines = table.render().splitlines()
+    header, ours = lines[1], lines[2]
+    assert "3,071.49ms" not in ours and "3071.49ms  5941.12ms" in ours
+    cells = ours.split("  ")
+    assert "3071.49ms" in [c.strip() for c in cells] and "5941.12ms" in [c.strip() for c in cells]
+    # every column lines up: each figure ends where its header does
+    for title, figure in (("p50", "3071.49ms"), ("p99", "5941.12ms")):
+        assert header.index(title) + len(title) == ours.index(figure) + len(figure)

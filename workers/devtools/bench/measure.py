@@ -187,26 +187,24 @@ class Table:
         self.rows.append(Row(_rounds(ours), _rounds(baseline), judged))
 
     def render(self) -> str:
-        """The table, each name whole (the name column is as wide as the longest), each row
-        ending with its target and whether it is met."""
-        names = [
-            indent + m.name
-            for row in self.rows
-            for indent, m in (("  ", median(row.ours)),)
-            + ((("    baseline: ", median(row.theirs)),) if row.theirs else ())
-        ]
-        width = max([len(n) for n in names] + [len("  row")]) + 2
-        lines = [self.title]
-        lines.append(
-            f"{'  row':<{width}}{'rate':>11}{'p50':>9}{'p99':>9}{'cpu/item':>10}"
-            f"{'rate x (min/med/max)':>22}{'cpu x':>18}  target"
-        )
+        """The table, every cell whole: each column is as wide as its widest cell, and two
+        spaces part the columns, so a long name or a large figure never runs into the next
+        one. Each judged row ends with its target and whether it is met."""
+        header = ("  row", "rate", "p50", "p99", "cpu/item", "rate x (min/med/max)", "cpu x")
+        lines: list[tuple[tuple[str, ...], str]] = [(header, "target")]
         for row in self.rows:
-            lines.append(_line(median(row.ours), row, _verdict(row), width=width))
+            lines.append((_cells(median(row.ours), row, "  "), _verdict(row)))
             if row.theirs:
-                baseline = median(row.theirs)
-                lines.append(_line(baseline, None, "", indent="    baseline: ", width=width))
-        return "\n".join(lines)
+                lines.append((_cells(median(row.theirs), None, "    baseline: "), ""))
+        widths = [max(len(cells[i]) for cells, _ in lines) for i in range(len(header))]
+        out = [self.title]
+        for cells, target in lines:
+            name, *figures = cells
+            text = name.ljust(widths[0]) + "".join(
+                "  " + cell.rjust(width) for cell, width in zip(figures, widths[1:], strict=True)
+            )
+            out.append(f"{text}  {target}".rstrip())
+        return "\n".join(out)
 
     def as_dicts(self) -> list[dict[str, object]]:
         out = []
@@ -237,14 +235,16 @@ def _verdict(row: Row) -> str:
     return f"{row.target}: {'met' if met else 'NOT met'}"
 
 
-def _line(m: Measured, row: Row | None, target: str, *, indent: str = "  ", width: int = 54) -> str:
-    p50 = f"{m.p50_ms:7.2f}ms" if m.p50_ms is not None else " " * 9
-    p99 = f"{m.p99_ms:7.2f}ms" if m.p99_ms is not None else " " * 9
-    cpu = f"{m.cpu_per_item_ms:8.3f}ms" if m.cpu_per_item_ms is not None else " " * 10
+def _cells(m: Measured, row: Row | None, indent: str) -> tuple[str, ...]:
+    """One side's cells: name, rate, p50, p99, CPU per item, and (ours only) the ratios."""
     rate_x = row.rate_ratio if row else None
     cpu_x = row.cpu_ratio if row else None
-    name = indent + m.name
     return (
-        f"{name:<{width}}{m.rate:>9,.0f}/s{p50}{p99}{cpu}"
-        f"{str(rate_x) if rate_x else '':>22}{str(cpu_x) if cpu_x else '':>18}  {target}"
-    ).rstrip()
+        indent + m.name,
+        f"{m.rate:,.0f}/s",
+        f"{m.p50_ms:.2f}ms" if m.p50_ms is not None else "",
+        f"{m.p99_ms:.2f}ms" if m.p99_ms is not None else "",
+        f"{m.cpu_per_item_ms:.3f}ms" if m.cpu_per_item_ms is not None else "",
+        str(rate_x) if rate_x else "",
+        str(cpu_x) if cpu_x else "",
+    )
