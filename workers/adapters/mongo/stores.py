@@ -44,14 +44,14 @@ SNAPSHOTS = "snapshots"
 REJECTIONS = "rejections"
 FIND_IDS = 256  # ids per lookup: SecantusDB's $in grows superlinearly (0.08 s at 256, 1 s at 1000)
 READ_BATCH = 1000
+"""Documents per round trip of a long read (a history, a scan). The store call's bound
+(``timeoutMS``) applies to each round trip, and the server's default fills one with up to 16 MB:
+on SecantusDB, 4,400 events of 4 KB came in one getMore of 103 ms, or 12 ms per 1000 (quiet)."""
 WHOLE_READ_S = 120.0
 """The bound of ``versions``, one command that reads every event of its types: seconds on a large
 store (SecantusDB groups 50,000 events in 2.7 s, and it cannot read in bounded pages: every
 sorted range reads the whole collection), so the bound of a request's read (``timeoutMS``, 5 s
 by default) would fail it on every try, while each abandoned try goes on in the store."""
-"""Documents per round trip of a long read (a history, a scan). The store call's bound
-(``timeoutMS``) applies to each round trip, and the server's default fills one with up to 16 MB:
-on SecantusDB, 4,400 events of 4 KB came in one getMore of 103 ms, or 12 ms per 1000 (quiet)."""
 
 
 class MongoEventStore:
@@ -229,6 +229,9 @@ class MongoEventStore:
         group = {"_id": {"t": "$aggregate_type", "i": "$aggregate_id"}, "v": {"$max": "$version"}}
         what = f"reading the last version of every {', '.join(aggregate_types)}"
         async with translated(what):
+            # The long bound is the read's, not the wait for the store: one that is down or
+            # unreachable is told within the client's own bound, as for every other call.
+            await self.collection.database.command("ping")
             with pymongo.timeout(WHOLE_READ_S):
                 cursor = await self.collection.aggregate([{"$match": query}, {"$group": group}])
                 return {(d["_id"]["t"], d["_id"]["i"]): int(d["v"]) async for d in cursor}
