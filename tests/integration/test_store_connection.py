@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pymongo
 import pytest
 
 from topics.envelope import new_event
@@ -66,6 +67,8 @@ async def test_the_last_version_of_every_aggregate_is_read_past_a_requests_bound
     short = connect(stack.urls.mongo_url, timeout_ms=50)  # far below a read of 6,000 events
     try:
         await MongoEventStore(database(setup, unique_name)).append(events)
+        with pymongo.timeout(30):  # connected first: what fails below is the read, not reaching
+            await database(short, unique_name).command("ping")  # the store on a loaded machine
         store = MongoEventStore(database(short, unique_name))
         with pytest.raises(StoreUnavailable):  # a whole read within a request's bound: no
             await store.count(["order"])

@@ -229,9 +229,12 @@ class MongoEventStore:
         group = {"_id": {"t": "$aggregate_type", "i": "$aggregate_id"}, "v": {"$max": "$version"}}
         what = f"reading the last version of every {', '.join(aggregate_types)}"
         async with translated(what):
-            # The long bound is the read's, not the wait for the store: one that is down or
-            # unreachable is told within the client's own bound, as for every other call.
-            await self.collection.database.command("ping")
+            # The long bound is the read's, not the wait for the store (under a bound of its
+            # own, pymongo selects a server for as long): a store not known to be up is reached
+            # first within the client's own bound, so one that is down is told as soon as for
+            # every other call.
+            if not self.collection.database.client.topology_description.has_readable_server():
+                await self.collection.database.command("ping")
             with pymongo.timeout(WHOLE_READ_S):
                 cursor = await self.collection.aggregate([{"$match": query}, {"$group": group}])
                 return {(d["_id"]["t"], d["_id"]["i"]): int(d["v"]) async for d in cursor}
