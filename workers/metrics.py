@@ -49,6 +49,7 @@ class Metrics:
     replay_duration: Histogram
     events_forwarded: Counter
     forward_copies_skipped: Counter
+    forward_copies_unsure: Counter
     events_published: Counter
     events_bridged: Counter
     projection_events: Counter
@@ -196,6 +197,13 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
         forward_copies_skipped=Counter(
             "eventfleet_forward_copies_skipped_total",
             "Copies the forwarder did not produce: the downstream topic holds them already.",
+            ["topic"],
+            registry=registry,
+        ),
+        forward_copies_unsure=Counter(
+            "eventfleet_forward_copies_unsure_total",
+            "Copies in a produce that failed or timed out: each may still land after the topic "
+            "was read back and be sent again, so at most this many appear downstream twice.",
             ["topic"],
             registry=registry,
         ),
@@ -395,6 +403,7 @@ def prime(
     for topic in downstream_topics:
         metrics.events_forwarded.labels(topic)
         metrics.forward_copies_skipped.labels(topic)
+        metrics.forward_copies_unsure.labels(topic)
 
 
 class LoopCounter:

@@ -1,7 +1,12 @@
 """A forwarder that never repeats, tried from outside: forwarders SIGKILLed and joining or leaving
 their group under load, the appender SIGKILLed (it republishes on events.stored), Kafka frozen
 in the middle of a produce; then every downstream topic is read from its start and the copies
-of each (aggregate, version) counted: one each, none missing.
+of each (aggregate, version) counted: one each, none missing. With Kafka frozen, a produce that
+timed out may be appended by the thawed broker after the forwarder read the topic back (the
+request was in the broker's socket; architecture.md says so, and only transactions, which Tansu
+lacks, would fence it): there, and only there, a copy of such a produce may come twice, never
+more often than the forwarder counted copies of failed produces
+(``eventfleet_forward_copies_unsure_total``).
 
 The figures print as ``copies per event``: on ``events.stored`` (where the appender's kill may
 leave copies a direct consumer drops by version) and on the downstream topic.
@@ -161,8 +166,11 @@ async def settled_copies(stack: EmbeddedStack, name: str, load: Load) -> tuple[C
     return copies(await read_topic(kafka, stored_topic)), copies(await read_topic(kafka, chat))
 
 
-def report(what: str, stored: Copies, down: Copies, load: Load) -> None:
-    print(f"{what}: the load waited for the appender in {load.held_back} waves")
+def report(
+    what: str, stored: Copies, down: Copies, load: Load, unsure: float | None = None
+) -> None:
+    failed = "" if unsure is None else f"; {unsure:g} copies of produces that failed or timed out"
+    print(f"{what}: the load waited for the appender in {load.held_back} waves{failed}")
     extra_stored = sum(n - 1 for n in stored.values())
     extra_down = sum(n - 1 for n in down.values())
     print(f"{what}: {len(stored)} versions; events.stored: {extra_stored} extra copies (max "
@@ -170,7 +178,10 @@ def report(what: str, stored: Copies, down: Copies, load: Load) -> None:
           f"{max(down.values())} per event), missing {len(set(stored) - set(down))}")  # fmt: skip
 
 
-def assert_once(stored: Copies, down: Copies, load: Load) -> None:
+def assert_once(stored: Copies, down: Copies, load: Load, *, unsure: float = 0) -> None:
+    """Every version stored once per aggregate in order, every one downstream; none twice,
+    except copies of a produce whose outcome the forwarder could not know (``unsure``): each of
+    those at most twice, and no more of them than it counted."""
     versions: dict[str, list[int | None]] = {}
     for room, version in stored:
         versions.setdefault(room, []).append(version)
@@ -179,7 +190,11 @@ def assert_once(stored: Copies, down: Copies, load: Load) -> None:
         assert sorted(found) == list(range(1, len(found) + 1)), room  # type: ignore[type-var]
     assert set(down) == set(stored), sorted(set(stored) - set(down))[:5]  # none missing
     twice = [k for k, n in down.items() if n > 1]
-    assert twice == [], f"{len(twice)} versions downstream more than once, e.g. {twice[:5]}"
+    assert all(down[k] == 2 for k in twice), [(k, down[k]) for k in twice if down[k] > 2][:5]
+    assert len(twice) <= unsure, (
+        f"{len(twice)} versions downstream more than once, e.g. {twice[:5]}, and only "
+        f"{unsure:g} copies were in produces that failed"
+    )
 
 
 @CPU_STRESS
@@ -282,8 +297,10 @@ async def _frozen_mid_produce(private_stack: EmbeddedStack, unique_name: str) ->
         load.stop.set()
         await driving
         stored, down = await settled_copies(stack, name, load)
-        report("Kafka frozen mid-produce", stored, down, load)
-        assert_once(stored, down, load)
+        _, page = await forwarder.get("/metrics")
+        unsure = metric(page, "eventfleet_forward_copies_unsure_total", topic=f"{name}.chat")
+        report("Kafka frozen mid-produce", stored, down, load, unsure)
+        assert_once(stored, down, load, unsure=unsure)
         assert await forwarder.stop(timeout_s=20) == 0 and await appender.stop(timeout_s=20) == 0
     finally:
         load.stop.set()

@@ -98,6 +98,54 @@ async def test_a_produce_cut_short_is_read_back_and_only_the_rest_is_sent(
     assert written.reads == 1
     assert set(copies(producer, "t.counters").values()) == {1}
     assert len(producer.records("t.counters")) == 6
+    # The six copies of the call that failed were unsure; none came twice here.
+    assert sample(metrics, "eventfleet_forward_copies_unsure_total", topic="t.counters") == 6
+
+
+async def test_a_timed_out_copy_the_broker_appends_after_the_read_back_is_counted_unsure(
+    producer: MemoryProducer, domains: Domains, metrics: Metrics, written: MemoryWrittenLog
+) -> None:
+    """What the read-back cannot rule out (a stalled broker appends a timed-out request after
+    it): the copy comes twice, and the forwarder counted it among its unsure copies."""
+    stalled = _Stalls(producer)
+    forwarder = Forwarder(
+        producer=stalled, domains=domains, names=NAMES, metrics=metrics, written=written
+    )
+    batch = as_consumed(added("e", [1, 2]))
+    with pytest.raises(StreamOutcomeUnknown):
+        await forwarder.handle(batch)  # the broker froze with the request in its socket
+    assert producer.records("t.counters") == []  # nothing landed by the read-back
+    stalled.frozen = False
+    assert await forwarder.handle(batch) == 2  # read back, nothing found: sent again
+    await stalled.thaw()  # the broker appends the request it held
+    twice = [k for k, n in copies(producer, "t.counters").items() if n > 1]
+    unsure = sample(metrics, "eventfleet_forward_copies_unsure_total", topic="t.counters")
+    assert len(twice) == 2 and unsure == 2
+
+
+class _Stalls:
+    """A producer whose call times out while the broker holds its records: they land at
+    ``thaw``, after whatever came since."""
+
+    def __init__(self, producer: MemoryProducer) -> None:
+        self._producer = producer
+        self._held: list[tuple[str, Sequence[Outgoing]]] = []
+        self.frozen = True
+
+    async def send(
+        self, topic: str, message: Outgoing, *, partition: int | None = None
+    ) -> Delivery:
+        raise AssertionError("the forwarder sends in batches")
+
+    async def send_many(self, topic: str, messages: Sequence[Outgoing]) -> list[Delivery]:
+        if not self.frozen:
+            return await self._producer.send_many(topic, messages)
+        self._held.append((topic, messages))
+        raise StreamOutcomeUnknown(f"Kafka did not acknowledge a record for {topic}")
+
+    async def thaw(self) -> None:
+        for topic, messages in self._held:
+            await self._producer.send_many(topic, messages)
 
 
 class _LosesTheFirstBatch:

@@ -28,7 +28,10 @@ where another producer may have written:
 - a copy on ``events.stored`` itself (the appender republishing an event stored before it was
   killed) is at a position already written, so it is skipped like any other.
 
-Skipped copies count in ``eventfleet_forward_copies_skipped_total``. Every downstream record
+Skipped copies count in ``eventfleet_forward_copies_skipped_total``; the copies of a produce
+that failed or timed out in ``eventfleet_forward_copies_unsure_total``: a broker that holds such
+a request in its socket may append it only after the read-back (see architecture.md), so each of
+those, and only those, may reach its topic twice. Every downstream record
 carries its position as headers (``DEDUP_HEADERS``): a consumer that must hold against what
 this cannot rule out (docs/concepts/architecture.md, "Each stored event once downstream") drops a record at or below the
 position it last applied.
@@ -248,6 +251,7 @@ class Forwarder:
                 earlier, _ = self._unsure.get(topic, (attempted_ms, []))
                 since = min(earlier, attempted_ms) - self._lookback_ms
                 self._unsure[topic] = (since, [(k, p) for k, p, _ in items if p is not None])
+                self._metrics.forward_copies_unsure.labels(topic).inc(len(items))
                 raise
             for key, position, _ in items:
                 if position is not None:
