@@ -164,8 +164,8 @@ async def test_an_appender_stopped_while_the_store_is_frozen_commits_nothing_it_
                 urls.kafka_url, f"{unique_name}.events.stored", expect=len(accepted),
                 where=lambda r: decode(r.value).id in accepted.values(), timeout_s=60,
             )  # fmt: skip
-            published = Counter(decode(r.value).id for r in records)
-            assert set(published) >= set(accepted.values()), "an accepted event never published"
+            published = {decode(r.value).id for r in records}
+            assert published >= set(accepted.values()), "an accepted event never published"
             assert doubled == 0
             print(f"appender {stop.name} with the store frozen: sent {len(accepted)} / accepted "
                   f"{len(accepted)} / stored {stored - 1} (and the warm-up; {len(landed)} landed "

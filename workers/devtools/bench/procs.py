@@ -90,15 +90,7 @@ async def all_ready(servers: Sequence[Server], path: str, *, timeout_s: float = 
     group's ``/readyz``: each member holds partitions, so the group has settled)."""
     deadline = time.monotonic() + timeout_s
     async with aiohttp.ClientSession() as session:
-
-        async def ready(s: Server) -> bool:
-            try:
-                async with session.get(s.url + path, timeout=aiohttp.ClientTimeout(total=2)) as r:
-                    return r.status == 200
-            except (aiohttp.ClientError, TimeoutError):
-                return False
-
-        while not all(await asyncio.gather(*(ready(s) for s in servers))):
+        while not all(await asyncio.gather(*(_answers(session, s.url + path) for s in servers))):
             alive(list(servers))
             if time.monotonic() > deadline:
                 raise RuntimeError(
@@ -113,14 +105,19 @@ async def _ready(url: str, process: asyncio.subprocess.Process, name: str) -> No
         while time.monotonic() < deadline:
             if process.returncode is not None:
                 raise RuntimeError(f"{name} exited with {process.returncode} before it was ready")
-            try:
-                async with session.get(url, timeout=aiohttp.ClientTimeout(total=2)) as r:
-                    if r.status == 200:
-                        return
-            except (aiohttp.ClientError, TimeoutError):
-                pass
+            if await _answers(session, url):
+                return
             await asyncio.sleep(0.1)
     raise RuntimeError(f"{name} was not ready within 90 s")
+
+
+async def _answers(session: aiohttp.ClientSession, url: str) -> bool:
+    """Whether ``url`` answers 200 within 2 s."""
+    try:
+        async with session.get(url, timeout=aiohttp.ClientTimeout(total=2)) as r:
+            return r.status == 200
+    except (aiohttp.ClientError, TimeoutError):
+        return False
 
 
 PLACED = orjson.dumps(

@@ -52,15 +52,20 @@ class TieredEvents:
         self.archive = archive
         self._recheck_s = recheck_s
         self._clock = clock
-        self._archive_empty_until = 0.0  # an empty archive is asked again after recheck_s
-        self._unarchived_until: dict[str, float] = {}  # per type: none of it archived until
+        # Per type, until when none of it is known to be archived (asked again after recheck_s).
+        self._unarchived_until: dict[str, float] = {}
 
     async def _archive_in_use(self, types: Sequence[str]) -> bool:
-        if self._clock() < self._archive_empty_until:
+        """Whether the archive holds any event of ``types``; one count for the types not known
+        to have none, and a no is remembered per type for ``recheck_s``."""
+        now = self._clock()
+        unknown = [t for t in types if now >= self._unarchived_until.get(t, 0.0)]
+        if not unknown:
             return False
-        if await self.archive.count(types) > 0:
+        if await self.archive.count(unknown) > 0:
             return True
-        self._archive_empty_until = self._clock() + self._recheck_s
+        for t in unknown:
+            self._unarchived_until[t] = now + self._recheck_s
         return False
 
     async def search(
@@ -74,18 +79,12 @@ class TieredEvents:
 
     def archived(self) -> None:
         """A move happened in this process: the archive is in use from now on."""
-        self._archive_empty_until = 0.0
         self._unarchived_until.clear()
 
     async def whole_in_hot(self, aggregate_type: str) -> bool:
         """No event of ``aggregate_type`` is archived: the hot collection holds each of its
         aggregates whole, from version 1 (an answer of yes is asked again after ``recheck_s``)."""
-        if self._clock() < self._unarchived_until.get(aggregate_type, 0.0):
-            return True
-        if await self.archive.count([aggregate_type]) > 0:
-            return False
-        self._unarchived_until[aggregate_type] = self._clock() + self._recheck_s
-        return True
+        return not await self._archive_in_use([aggregate_type])
 
     async def append(self, events: Sequence[Event], *, pending_publish: bool = False) -> None:
         await self.hot.append(events, pending_publish=pending_publish)
