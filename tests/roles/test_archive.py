@@ -199,3 +199,13 @@ async def test_a_type_is_whole_in_the_hot_store_until_its_history_is_archived() 
     assert await elsewhere.whole_in_hot("counter")  # another process: yes, until it asks again
     now[0] += 5
     assert not await elsewhere.whole_in_hot("counter")
+
+
+async def test_an_archive_without_one_type_is_still_read_for_another() -> None:
+    """What the archive holds none of is remembered per type: a process that learned the
+    archive holds no ``order`` still counts the archived ``counter`` events."""
+    events, snapshots = await history(100, snapshot_at=90)
+    await Archiver(events, snapshots, kept(Retention(keep_last=10))).run()
+    elsewhere = TieredEvents(events.hot, events.archive)  # another process: nothing learned
+    assert await elsewhere.count(["order"]) == 0  # the archive holds no order
+    assert await elsewhere.count(["counter"]) == await events.count(["counter"]) == 103
