@@ -1,28 +1,74 @@
 """The HTTP room: everything the fleet serves to people and programs over HTTP.
 
-The API (``routes``: append, state, events, snapshot, outcome, erase, the domains' query routes;
-``queries``, ``ryw`` (read your writes), ``subjects``), its contract (``contract``, ``openapi*``),
-request bodies read whole (``bodies``), every error as JSON (``errors``), probes (``probes``),
-browsers' tickets for live routes (``tickets``), live subscriptions and chat (``live/``) and the
-operator console (``console/``). The door every request passes is the runtime's
-(``workers.runtime.door.auth``): the fleet owns it. The runtime imports nothing from here; the
-command that serves hands ``register`` to ``workers.runtime.serve``.
+The edge (``edge/``: routes declared once, the ASGI dispatcher, uvicorn in the process's loop),
+the API (``routes``: append, state, events, snapshot, outcome, the probes, the domains' query
+routes; ``queries``, ``ryw`` (read your writes), ``subjects``), its contract (``contract``,
+``openapi*``), request bodies (``bodies``), browsers' tickets for live routes (``tickets``), live
+subscriptions and chat (``live/``) and the operator console (``console/``). The door every
+request passes is the runtime's (``workers.runtime.door.auth``): the fleet owns it. The runtime
+imports nothing from here; the command that serves hands ``register`` to
+``workers.runtime.serve``.
 """
 
 from __future__ import annotations
 
-from workers.http.live.chat import register_chat
-from workers.http.live.streams import LiveServer
+from collections.abc import Awaitable, Callable
+
+from workers.http.contract import register_contract
+from workers.http.edge.app import Edge
+from workers.http.edge.routes import Api
+from workers.http.edge.server import Limits, Serving
+from workers.http.queries import failure
 from workers.http.routes import register_views
+from workers.http.subjects import register_erase
 from workers.runtime.fleet import Fleet
 
-__all__ = ["register"]
+__all__ = ["FleetHttp", "register"]
+
+Hook = Callable[[], Awaitable[None]]
 
 
-def register(fleet: Fleet) -> None:
-    """Every view of ``fleet``'s process: the API, the console, the chat room's live routes
-    (before the generic ``/v1/{type}/{id}/subscribe``) and the live subscriptions."""
-    register_views(fleet)
-    live = LiveServer(fleet)
-    register_chat(fleet, live)
-    live.register()
+class FleetHttp:
+    """The HTTP server of one process: its routes, its door, and what starts and stops with it."""
+
+    def __init__(self, api: Api, serving: Serving) -> None:
+        self.api = api
+        self.serving = serving
+        self.port = serving.port
+        self.on_start: list[Hook] = []
+        self.on_stop: list[Callable[[], object]] = []
+        """Run first when the server stops (the live connections are ended there)."""
+        self.on_cleanup: list[Hook] = []
+
+    async def start(self) -> None:
+        await self.serving.start()
+        for hook in self.on_start:
+            await hook()
+
+    async def stop(self) -> None:
+        for closing in self.on_stop:
+            closing()
+        try:
+            await self.serving.stop()
+        finally:
+            for hook in self.on_cleanup:
+                await hook()
+
+    def close_now(self) -> None:
+        self.serving.close_now()
+
+
+def register(fleet: Fleet) -> FleetHttp:
+    """Every route of ``fleet``'s process on a server bound to its port: the API, the console,
+    the chat room's live routes (before the generic ``/v1/{type}/{id}/subscribe``) and the live
+    subscriptions, behind the fleet's door."""
+    api = Api()
+    settings = fleet.runtime.settings
+    serving = Serving(
+        Edge(api, fleet.door, failure), settings.http_host, settings.http_port, Limits()
+    )
+    http = FleetHttp(api, serving)
+    register_views(fleet, api)
+    register_erase(fleet, api)
+    register_contract(fleet, api)
+    return http

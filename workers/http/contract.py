@@ -10,16 +10,16 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 import orjson
-from aiohttp import web
 
-from topics.envelope import AGGREGATE_TYPE_RE
-from topics.errors import EventfleetError, InvalidInput
+from topics.errors import EventfleetError
 from topics.jsonvalue import JsonObject
+from workers.http.edge.request import Request
+from workers.http.edge.responses import Response, json_response
+from workers.http.edge.routes import Api
 from workers.http.openapi import document
 from workers.http.openapi_schemas import type_listing
 from workers.http.queries import failure
 from workers.runtime.answers import Answer
-from workers.runtime.door.auth import json_response
 from workers.runtime.fleet import Fleet
 
 __all__ = ["Contract", "register_contract"]
@@ -35,14 +35,14 @@ def package_version() -> str:
 class Contract:
     """The document of one process, built once from its router."""
 
-    def __init__(self, fleet: Fleet, web_app: web.Application) -> None:
+    def __init__(self, fleet: Fleet, api: Api) -> None:
         self._fleet = fleet
-        self._web_app = web_app
+        self._api = api
         self._built: JsonObject | None = None
         self._bytes: bytes | None = None
 
     def routes(self) -> list[str]:
-        return [resource.canonical for resource in self._web_app.router.resources()]
+        return self._api.templates()
 
     def document(self) -> JsonObject:
         if self._built is None:
@@ -60,32 +60,28 @@ class Contract:
         return self._bytes
 
 
-def register_contract(fleet: Fleet) -> Contract:
+def register_contract(fleet: Fleet, api: Api) -> Contract:
     """Add the contract's routes (before the server starts); the console's API page reads it."""
-    web_app = fleet.web_app
-    contract = Contract(fleet, web_app)
+    contract = Contract(fleet, api)
     domains = fleet.runtime.domains
 
-    async def openapi(request: web.Request) -> web.Response:
-        return web.Response(body=contract.as_bytes(), content_type="application/json")
+    @api.get("/openapi.json", tags=("contract",), summary="This document.")
+    async def openapi(request: Request) -> Response:
+        return Response(contract.as_bytes())
 
-    async def types(request: web.Request) -> web.Response:
+    @api.get("/v1/types", tags=("contract",), summary="The enabled aggregate types.")
+    async def types(request: Request) -> Response:
         listing = [type_listing(domain) for domain in domains]
         return json_response(Answer(200, {"types": listing}))
 
-    async def one_type(request: web.Request) -> web.Response:
-        name = request.match_info["aggregate_type"]
+    @api.get("/v1/types/{aggregate_type}", name="one_type", tags=("contract",),
+             summary="One aggregate type: its events, schemas and routes.",
+             errors=("unknown_aggregate_type", "bad_request"))  # fmt: skip
+    async def one_type(request: Request) -> Response:
         try:
-            if not AGGREGATE_TYPE_RE.match(name):
-                raise InvalidInput(
-                    f"aggregate type {name!r} must match {AGGREGATE_TYPE_RE.pattern}."
-                )
-            domain = domains.get(name)
+            domain = domains.get(request.params["aggregate_type"])
         except EventfleetError as e:
             return json_response(failure(e))
         return json_response(Answer(200, type_listing(domain)))
 
-    web_app.router.add_get("/openapi.json", openapi)
-    web_app.router.add_get("/v1/types", types)
-    web_app.router.add_get("/v1/types/{aggregate_type}", one_type)
     return contract

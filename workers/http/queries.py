@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -21,6 +20,7 @@ from topics.errors import (
     UnknownAggregateType,
 )
 from workers.http.bodies import BodyTimeout, UnsupportedMediaType
+from workers.http.edge.params import check_plus_signs
 from workers.http.ryw import (
     NotYetStored,
     ReadAfter,
@@ -86,26 +86,6 @@ class FleetQueries:
     ) -> Folded:
         domain = self._domains.get(aggregate_type)
         return await self._loader.exactly_at(domain, aggregate_id, version=version, as_of=as_of)
-
-
-# An ISO time whose UTC offset lost its '+': a '+' in a URL query decodes to a space.
-_PLUS_AS_SPACE = re.compile(
-    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)? (\d{2}(?::?\d{2})?)\Z"
-)
-
-
-def check_plus_signs(query: Mapping[str, str]) -> None:
-    """Refuse a query time whose ``+`` arrived as a space, naming the two ways to send it."""
-    for name, raw in query.items():
-        found = _PLUS_AS_SPACE.match(raw)
-        if found is None:
-            continue
-        meant = raw[: found.start(1) - 1]
-        raise InvalidInput(
-            f"query parameter {name}={raw!r} has a space where its UTC offset's '+' was: in a "
-            f"URL query '+' means a space. Encode the plus as %2B "
-            f"({name}={meant}%2B{found.group(1)}) or write Z ({name}={meant}Z)."
-        )
 
 
 def failure(e: EventfleetError) -> Answer:

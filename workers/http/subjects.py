@@ -10,16 +10,17 @@ console. ``operator_of`` is that decision, in one place.
 from __future__ import annotations
 
 import orjson
-from aiohttp import web
 
 from topics.envelope import AGGREGATE_ID_RE
 from topics.errors import EventfleetError, Forbidden
 from topics.jsonvalue import JsonObject
 from workers.http.bodies import json_body
+from workers.http.edge.request import Request
+from workers.http.edge.responses import Response, json_response
+from workers.http.edge.routes import Api
 from workers.http.queries import failure
 from workers.roles.personal import erase_subject
 from workers.runtime.answers import Answer, erasure_answer, error
-from workers.runtime.door.auth import json_response
 from workers.runtime.fleet import Fleet
 
 OFF = (
@@ -28,7 +29,7 @@ OFF = (
 )
 
 
-def operator_of(fleet: Fleet, request: web.Request, body: JsonObject) -> str | Answer:
+def operator_of(fleet: Fleet, request: Request, body: JsonObject) -> str | Answer:
     """Who erases, or the refusal: the access decision of this route (see the module's note)."""
     actor = fleet.door.actor(request)
     if actor is not None:
@@ -47,11 +48,14 @@ def operator_of(fleet: Fleet, request: web.Request, body: JsonObject) -> str | A
     return operator
 
 
-def register_erase(fleet: Fleet) -> None:
+def register_erase(fleet: Fleet, api: Api) -> None:
     rt = fleet.runtime
 
-    async def erase(request: web.Request) -> web.Response:
-        subject = request.match_info["subject"]
+    @api.post("/v1/subjects/{subject}/erase", tags=("operations",),
+              summary="Erase one subject's personal data (crypto-shredding).",
+              errors=("forbidden", "console_read_only", "bad_request", "unauthenticated"))  # fmt: skip
+    async def erase(request: Request) -> Response:
+        subject = request.params["subject"]
         try:
             raw = await json_body(request, rt.settings.max_body_bytes, rt.settings.body_timeout_s)
         except EventfleetError as e:
@@ -78,5 +82,3 @@ def register_erase(fleet: Fleet) -> None:
             return json_response(failure(e))
         return json_response(erasure_answer(outcome))
 
-    web_app = fleet.web_app
-    web_app.router.add_post("/v1/subjects/{subject}/erase", erase)

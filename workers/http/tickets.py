@@ -26,15 +26,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
-from aiohttp import web
 
 from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE, Actor
 from topics.errors import EventfleetError, Forbidden, InvalidInput, Unauthenticated
+from workers.http.edge.request import Request
+from workers.http.edge.responses import Response, json_response
+from workers.http.edge.routes import Api
 from workers.http.queries import failure
 from workers.ports import TicketStore
 from workers.roles.command.requests import PayloadTooLarge
 from workers.runtime.answers import Answer
-from workers.runtime.door.auth import TICKET_PARAM, actor_of, credential_expiry, json_response
+from workers.runtime.door.auth import TICKET_PARAM
+from workers.runtime.door.incoming import Incoming
 from workers.runtime.door.identity import ANONYMOUS, Credentials
 from workers.runtime.fleet import Fleet
 
@@ -202,20 +205,19 @@ def _iso(moment: float | None) -> str | None:
     return datetime.fromtimestamp(moment, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-async def read_route(request: web.Request) -> str:
+async def read_route(request: Request, within_s: float) -> str:
     """The ``route`` of a ticket request's JSON body, read whole (within MAX_BODY_BYTES)."""
-    kind = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    kind = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if kind != "application/json":
         raise InvalidInput(
             'send the body as JSON with Content-Type: application/json: {"route": "/v1/…"}.'
         )
-    body = bytearray()
-    async for chunk in request.content.iter_any():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise PayloadTooLarge(
-                f'a ticket request is {MAX_BODY_BYTES} bytes at most; send {{"route": …}}.'
-            )
+    try:
+        body = await request.read_body(MAX_BODY_BYTES, within_s)
+    except PayloadTooLarge:
+        raise PayloadTooLarge(
+            f'a ticket request is {MAX_BODY_BYTES} bytes at most; send {{"route": …}}.'
+        ) from None
     try:
         parsed = orjson.loads(bytes(body))
     except orjson.JSONDecodeError:
@@ -225,7 +227,7 @@ async def read_route(request: web.Request) -> str:
     return live_route(parsed["route"])
 
 
-def register_tickets(fleet: Fleet) -> Tickets:
+def register_tickets(fleet: Fleet, api: Api) -> Tickets:
     """``POST /v1/tickets`` and ``POST /console/tickets``, and the door's redemption hook."""
     rt = fleet.runtime
     door = fleet.door
@@ -235,11 +237,13 @@ def register_tickets(fleet: Fleet) -> Tickets:
 
     tickets = Tickets(store, ttl_s=rt.settings.ticket_ttl_s)
 
-    async def issue(request: web.Request) -> web.StreamResponse:
-        actor = actor_of(request) or ANONYMOUS
+    within_s = rt.settings.body_timeout_s
+
+    async def issue(request: Request) -> Response:
+        actor = request.actor or ANONYMOUS
         try:
-            route = await read_route(request)
-            ticket, record = await tickets.issue(actor, route, credential_expiry(request))
+            route = await read_route(request, within_s)
+            ticket, record = await tickets.issue(actor, route, request.expires)
         except EventfleetError as e:
             return json_response(failure(e))
         body = {
@@ -249,20 +253,21 @@ def register_tickets(fleet: Fleet) -> Tickets:
         }  # fmt: skip
         return json_response(Answer(201, body), headers={"Cache-Control": "no-store"})
 
-    async def redeem(request: web.Request, credentials: Credentials) -> tuple[Actor, float | None]:
+    async def redeem(request: Incoming, credentials: Credentials) -> tuple[Actor, float | None]:
         holder = None
         if credentials.authorization or credentials.forwarded_user:
             holder = await door.authenticator.authenticate(credentials)
         record = await tickets.redeem(
-            request.query.getall(TICKET_PARAM, []), method=request.method, path=request.path,
+            [request.query[TICKET_PARAM]], method=request.method, path=request.path,
             holder=holder,
         )  # fmt: skip
         return Actor(record.principal, record.roles), record.credential_expires_at
 
     door.redeem_ticket = redeem
-    web_app = fleet.web_app
-    web_app.router.add_post("/v1/tickets", issue)
+    errors = ("unauthenticated", "bad_request", "payload_too_large")
+    api.post("/v1/tickets", name="issue_ticket", tags=("live",), errors=errors,
+             summary="A ticket that opens one live connection from a browser.")(issue)  # fmt: skip
     # The console's own pages ask here with its session cookie; the door's cross-site check
     # (every POST, every mode) keeps another site's page from minting one with that cookie.
-    web_app.router.add_post("/console/tickets", issue)
+    api.post("/console/tickets", name="issue_console_ticket", hidden=True)(issue)
     return tickets

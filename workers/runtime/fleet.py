@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import tempfile
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Protocol
 
-from aiohttp import web
 from faust.types import TP
-from faust.web.drivers.aiohttp import Web as AiohttpWeb
 
 from topics.catalog import TopicSpec
 from topics.errors import TopicsNotReady
@@ -48,7 +46,6 @@ from workers.stream.gaps import Ledger
 log = logging.getLogger(__name__)
 
 EXIT_FATAL = 70
-MAX_HEADER_BYTES = 128 * 1024
 EXIT_DRAIN_TIMEOUT = 75
 """The drain outlasted EVENTFLEET_DRAIN_TIMEOUT_S: unfinished work was left uncommitted."""
 JOIN_BOUND_SESSIONS = 3
@@ -66,6 +63,21 @@ ROLE_SERVICES = {
     "bridge": ("stream",),
     LAG_ROLE: ("stream",),
 }
+
+
+class HttpServer(Protocol):
+    """What serves a process's HTTP (``workers.http.register`` builds it): bound at once, so its
+    ``port`` is known before it starts; started before the Faust app, stopped in the drain."""
+
+    port: int
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None:
+        """Stop taking connections, end the live ones, let the answers in flight finish."""
+
+    def close_now(self) -> None:
+        """Cut every connection still open (the drain's deadline passed)."""
 
 
 class Fleet:
@@ -107,6 +119,9 @@ class Fleet:
             self.role_label = f"projection-{self.projections[0]}"
         else:
             self.role_label = next(iter(self.roles)) if len(self.roles) == 1 else "all"
+        self.http_port = runtime.settings.http_port
+        self.http: HttpServer | None = None
+        """Set by the command that serves (``workers.runtime.serve``), with ``http_port``."""
         self.app = self._make_app(app_id)
         self.consumes = bool(self.roles & CONSUMER_ROLES)
         # Where the groups stand and which offsets hold records: the agents' gap closing.
@@ -128,23 +143,8 @@ class Fleet:
             )
         self._prime_metrics()
 
-    @property
-    def web_app(self) -> web.Application:
-        """The aiohttp application Faust's web server serves: routes and pages register here."""
-        driver = self.app.web
-        if not isinstance(driver, AiohttpWeb):  # faust.App's web is typed as the abstract driver
-            raise TypeError(
-                f"the fleet serves HTTP through Faust's aiohttp driver, not {type(driver).__name__}"
-            )
-        return driver.web_app
-
     def _make_app(self, app_id: str) -> FleetApp:
         settings, kafka = self.runtime.settings, self.runtime.kafka
-        self.http_port = settings.http_port or any_free_port(settings.http_host)
-        if not settings.http_port:
-            log.info(
-                "EVENTFLEET_HTTP_PORT=0: serving HTTP on %s:%d", settings.http_host, self.http_port
-            )
         session_s = settings.kafka_session_timeout_ms / 1000
         # Faust wants a data directory even with in-memory tables: keep it out of the cwd.
         datadir = Path(tempfile.gettempdir()) / "eventfleet-faust" / app_id
@@ -155,16 +155,8 @@ class Fleet:
             broker_credentials=faust_credentials(kafka),
             store="memory://",
             datadir=datadir,
-            web_enabled=True,
-            # Faust's own pages (/router, /table, its index) carry table data: never served.
-            web_router_enabled=False,
-            web_tables_enabled=False,
-            # Header lines up to 128 KiB reach the door, so an oversized token is answered
-            # 401 token_too_large in JSON rather than by aiohttp's parser in plain text.
-            web_application_options={"handler_args": {"max_field_size": MAX_HEADER_BYTES}},
-            web_host=settings.http_host,
-            web_bind=settings.http_host,
-            web_port=self.http_port,
+            # HTTP is served by the fleet's own server (workers.http.edge), not Faust's.
+            web_enabled=False,
             broker_session_timeout=session_s,
             # Faust's default is 90 s: a consumer whose broker stopped answering would hold
             # its assignment (and stay ready) that long before marking the coordinator dead.
@@ -364,7 +356,9 @@ class Fleet:
                 if not a_failure(e):
                     raise
                 log.warning("final commit failed: %r", e)
+        http = self.http
         steps: list[tuple[str, Stop | None]] = [
+            ("HTTP server", http.stop if http is not None else None),
             ("health checks", self.health.stop),
             ("lag exporter", self.lag.stop if self.lag is not None else None),
             ("Faust app", self.app.stop),
@@ -373,6 +367,8 @@ class Fleet:
         ]
         if await stop_in_turn(steps, deadline):
             self.drain_timed_out = True
+        if http is not None:
+            http.close_now()  # whatever the server still held: the process is leaving
 
 
 Stop = Callable[[], Awaitable[object]]
@@ -403,13 +399,6 @@ async def stop_in_turn(steps: Sequence[tuple[str, Stop | None]], deadline: float
                 raise
             log.warning("drain: stopping the %s failed: %r", step, e)
     return timed_out
-
-
-def any_free_port(host: str) -> int:
-    """A port free on ``host`` now (Faust's web server needs a number, not 0)."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def _left(loop: asyncio.AbstractEventLoop, deadline: float, at_most: float) -> float:

@@ -19,16 +19,16 @@ from workers.runtime.agents import register_agents
 from workers.runtime.compose import Runtime
 from workers.runtime.door.auth import make_authenticator
 from workers.runtime.door.identity import Authenticator
-from workers.runtime.fleet import EXIT_DRAIN_TIMEOUT, Fleet, ensure_catalog
+from workers.runtime.fleet import EXIT_DRAIN_TIMEOUT, Fleet, HttpServer, ensure_catalog
 from workers.runtime.lag import LAG_ROLE
 
 log = logging.getLogger(__name__)
 
 
-Views = Callable[[Fleet], None]
-"""What a process serves over HTTP, registered on its fleet: ``workers.http.register`` (the
-API, the live routes and the console), handed in by the command that serves, so the runtime
-imports no view."""
+Views = Callable[[Fleet], HttpServer]
+"""What a process serves over HTTP, built for its fleet: ``workers.http.register`` (the API,
+the live routes and the console on the fleet's own server), handed in by the command that
+serves, so the runtime imports no view."""
 
 
 def build_fleet(
@@ -45,7 +45,8 @@ def build_fleet(
         runtime, roles, app_id=app_id, projections=projections, authenticator=authenticator
     )
     register_agents(fleet)
-    views(fleet)
+    fleet.http = views(fleet)
+    fleet.http_port = fleet.http.port
     return fleet
 
 
@@ -86,6 +87,18 @@ async def serve(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, _stop_on, fleet, signum)
     fleet.health.start()
+    assert fleet.http is not None
+    try:
+        await fleet.http.start()  # probes answer while the app starts (not ready yet)
+    except BaseException:
+        await runtime.stop()
+        raise
+    if not runtime.settings.http_port:
+        log.info(
+            "EVENTFLEET_HTTP_PORT=0: serving HTTP on %s:%d",
+            runtime.settings.http_host,
+            fleet.http_port,
+        )
     background: list[asyncio.Task[None]] = []
     if await _start_unless_stopped(fleet):
         if hard_exit:

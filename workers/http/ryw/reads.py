@@ -5,9 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta
 
 from topics.envelope import Actor
 from topics.errors import EventfleetError, InvalidInput
+from workers.http.edge.params import bind_query
 from workers.ports import AggregateRef, Rejection
 
 DEFAULT_WAIT_MS = 1000
@@ -78,6 +83,28 @@ NOBODY = Caller("anonymous")
 """The caller of a waiter no request was named for (the CLI, a test)."""
 
 
+class ReadAfterQuery(msgspec.Struct, forbid_unknown_fields=False):
+    """The read-your-writes parameters of a read route, declared once for every route."""
+
+    min_version: Annotated[int, Meta(ge=1, le=2**62, description=(
+        "Answer once the aggregate's version N is stored (your write's version)."
+    ))] | None = None  # fmt: skip
+    command_id: Annotated[str, Meta(min_length=1, max_length=_ID_MAX, description=(
+        "Answer once the event of your command with this id is stored."
+    ))] | None = None  # fmt: skip
+    wait_ms: Annotated[int, Meta(ge=0, le=MAX_WAIT_MS, description=(
+        f"How long to wait for it (default {DEFAULT_WAIT_MS})."
+    ))] | None = None  # fmt: skip
+
+    def __post_init__(self) -> None:
+        if self.min_version is not None and self.command_id is not None:
+            raise InvalidInput("give min_version or command_id, not both.")
+        if self.min_version is None and self.command_id is None and self.wait_ms is not None:
+            raise InvalidInput(
+                "wait_ms bounds a wait for min_version=N or command_id=C; give one of them."
+            )
+
+
 @dataclass(frozen=True, slots=True)
 class ReadAfter:
     """What a read must see: a version (``min_version``) or a command's event, within a bound."""
@@ -89,36 +116,17 @@ class ReadAfter:
     """Who reads: a ``command_id`` is theirs (``command_scope``), as on the append."""
 
     @classmethod
+    def of(cls, query: ReadAfterQuery, actor: Actor | None = None) -> ReadAfter | None:
+        """What ``query`` asks to see; None when it asks for nothing."""
+        if query.min_version is None and query.command_id is None:
+            return None
+        wait_ms = DEFAULT_WAIT_MS if query.wait_ms is None else query.wait_ms
+        return cls(query.min_version, query.command_id, wait_ms, actor)
+
+    @classmethod
     def parse(cls, query: Mapping[str, str]) -> ReadAfter | None:
         """From a query string; None when it asks for nothing. Malformed: ``InvalidInput``."""
-        min_version = _whole(query, "min_version", low=1, high=2**62)
-        command_id = query.get("command_id")
-        wait_ms = _whole(query, "wait_ms", low=0, high=MAX_WAIT_MS)
-        if command_id is not None and not 0 < len(command_id) <= _ID_MAX:
-            raise InvalidInput(f"query parameter command_id must be 1 to {_ID_MAX} characters.")
-        if min_version is not None and command_id is not None:
-            raise InvalidInput("give min_version or command_id, not both.")
-        if min_version is None and command_id is None:
-            if wait_ms is not None:
-                raise InvalidInput(
-                    "wait_ms bounds a wait for min_version=N or command_id=C; give one of them."
-                )
-            return None
-        return cls(min_version, command_id, DEFAULT_WAIT_MS if wait_ms is None else wait_ms)
-
-
-def _whole(query: Mapping[str, str], name: str, *, low: int, high: int) -> int | None:
-    raw = query.get(name)
-    if raw is None:
-        return None
-    if not (raw.isascii() and raw.isdigit()):
-        raise InvalidInput(f"query parameter {name}={raw!r} must be a whole number.")
-    digits = raw.lstrip("0") or "0"
-    value = int(digits) if len(digits) <= 18 else None  # no int() of a thousand digits
-    if value is None or not low <= value <= high:
-        shown = value if value is not None else f"{raw[:18]}… ({len(raw)} digits)"
-        raise InvalidInput(f"query parameter {name}={shown} must be between {low} and {high}.")
-    return value
+        return cls.of(bind_query(ReadAfterQuery, query))
 
 
 def refused_at_store(

@@ -1,28 +1,29 @@
 """The door of the HTTP server: every request but health, readiness and metrics names its caller.
 
-An aiohttp middleware asks the process's ``Authenticator`` (``workers.runtime.door.identity``) who
-calls, keeps the ``Actor`` on the request for the views, and answers a refusal itself: ``401
+``Door.admit`` asks the process's ``Authenticator`` (``workers.runtime.door.identity``) who calls,
+keeps the ``Actor`` on the request for the routes, and says a refusal itself: ``401
 unauthenticated`` with ``WWW-Authenticate``, or ``403 forbidden``, JSON with one reason, counted
-in ``eventfleet_auth_refusals_total``. Faust's own pages are not served: ``/`` leads to the
-console, and the router and table blueprints are never registered (``workers.runtime.fleet``).
+in ``eventfleet_auth_refusals_total``. It reads a request through ``Incoming`` (what any HTTP
+server gives): the HTTP edge (``workers.http.edge``) calls it for every request and sends what
+it decides.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
-import aiohttp
-import orjson
-from aiohttp import web
+import httpx
 
 from topics.envelope import Actor
 from topics.errors import ConfigError, Forbidden, Unauthenticated
 from workers.metrics import Metrics
 from workers.runtime.answers import Answer, error
+from workers.runtime.door.incoming import Incoming
 from workers.runtime.door.identity import (
     ANONYMOUS,
     Authenticator,
@@ -39,16 +40,6 @@ from workers.secrets import Secrets
 log = logging.getLogger(__name__)
 
 
-def json_response(answer: Answer, *, headers: dict[str, str] | None = None) -> web.Response:
-    """An answer as JSON: the door's refusals and every HTTP route's."""
-    return web.Response(
-        body=orjson.dumps(answer.body),
-        status=answer.status,
-        content_type="application/json",
-        headers=headers,
-    )
-
-
 OPEN_PATHS = frozenset(("/healthz", "/readyz", "/metrics", "/console/login"))
 """Served to anyone: they carry no domain data (the login page only takes a token)."""
 OPEN_PREFIXES = ("/console/static/", "/chat/")
@@ -56,12 +47,9 @@ OPEN_PREFIXES = ("/console/static/", "/chat/")
 signs in through the console and opens its socket with a ticket, ``workers.http.tickets``)."""
 SESSION_COOKIE = "eventfleet_session"
 """The console's login cookie: the bearer token, HttpOnly, SameSite=Strict, Path=/console."""
-ACTOR_KEY = "eventfleet.actor"
-EXPIRES_KEY = "eventfleet.expires"
 TICKET_PARAM = "ticket"
 """The query parameter a browser's live connection carries its ticket in."""
 JWKS_MAX_BYTES = 1024 * 1024
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _CHOOSE = (
     "choose EVENTFLEET_AUTH=jwt (with EVENTFLEET_AUTH_JWKS or EVENTFLEET_AUTH_HS256_SECRET_FILE "
@@ -161,48 +149,45 @@ def jwks_loader(source: str, *, timeout_s: float = 5.0) -> Callable[[], Awaitabl
 
     async def fetch() -> bytes:
         try:
-            timeout = aiohttp.ClientTimeout(total=timeout_s)
-            async with aiohttp.ClientSession(timeout=timeout) as session:
-                async with session.get(source, allow_redirects=False) as response:
-                    if response.status != 200:
-                        raise OSError(f"{source} answered {response.status}")
-                    # Whole, however it arrives (one read returns what is there so far).
-                    body = bytearray()
-                    async for chunk in response.content.iter_chunked(65536):
-                        body += chunk
-                        if len(body) > JWKS_MAX_BYTES:
-                            raise OSError(f"{source} sent more than {JWKS_MAX_BYTES} bytes")
-        except aiohttp.ClientError as e:
+            async with (
+                httpx.AsyncClient(timeout=timeout_s, follow_redirects=False) as client,
+                client.stream("GET", source) as response,
+            ):
+                if response.status_code != 200:
+                    raise OSError(f"{source} answered {response.status_code}")
+                body = bytearray()  # whole, however it arrives, and no more than the bound
+                async for chunk in response.aiter_bytes(65536):
+                    body += chunk
+                    if len(body) > JWKS_MAX_BYTES:
+                        raise OSError(f"{source} sent more than {JWKS_MAX_BYTES} bytes")
+        except httpx.HTTPError as e:
             raise OSError(f"{source}: {e}") from None
         return bytes(body)
 
     return fetch
 
 
-def actor_of(request: web.Request) -> Actor | None:
-    """The caller the door let in (None only on the open paths)."""
-    actor: Actor | None = request.get(ACTOR_KEY)
-    return actor
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """What the door answers instead of the route: a JSON answer with headers, or a redirect
+    (``location``: a browser without a session is sent to sign in)."""
+
+    answer: Answer
+    headers: Mapping[str, str] = field(default_factory=dict)
+    location: str | None = None
 
 
-def credential_expiry(request: web.Request) -> float | None:
-    """Until when (seconds since the epoch) the caller's credential is accepted: its token's
-    exp plus the leeway, or its ticket's token's; None when it does not expire."""
-    expires: float | None = request.get(EXPIRES_KEY)
-    return expires
+RedeemTicket = Callable[[Incoming, Credentials], Awaitable[tuple[Actor, float | None]]]
 
 
-RedeemTicket = Callable[[web.Request, Credentials], Awaitable[tuple[Actor, float | None]]]
-
-
-def credentials_of(request: web.Request, mode: str | None = None) -> Credentials:
+def credentials_of(request: Incoming, mode: str | None = None) -> Credentials:
     """What ``request`` presents; with ``mode``, only what that mode's authenticator reads
     (a token for jwt, the proxy's headers and address for proxy), since every request pays
     for each header looked up."""
     headers = request.headers
+    path = request.path
+    console = path == "/console" or path.startswith("/console/")
     if mode == "jwt":
-        path = request.path
-        console = path == "/console" or path.startswith("/console/")
         return Credentials(
             authorization=tuple(headers.getall("Authorization", ())),
             cookie_token=request.cookies.get(SESSION_COOKIE) if console else None,
@@ -213,8 +198,6 @@ def credentials_of(request: web.Request, mode: str | None = None) -> Credentials
             forwarded_groups=tuple(headers.getall("X-Forwarded-Groups", ())),
             peer=request.remote,
         )
-    path = request.path
-    console = path == "/console" or path.startswith("/console/")
     return Credentials(
         authorization=tuple(headers.getall("Authorization", ())),
         cookie_token=request.cookies.get(SESSION_COOKIE) if console else None,
@@ -225,7 +208,7 @@ def credentials_of(request: web.Request, mode: str | None = None) -> Credentials
 
 
 class Door:
-    """The middleware and the one place refusals are answered and counted."""
+    """Who may call, asked of every request, and the one place refusals are said and counted."""
 
     def __init__(
         self, authenticator: Authenticator, metrics: Metrics, origins: OriginPolicy | None = None
@@ -234,8 +217,8 @@ class Door:
         self._metrics = metrics
         self.origins = origins or OriginPolicy()
         """Which pages may change state here (``workers.runtime.door.origins``): every mode."""
-        self.authorize: Callable[[web.Request, Actor], None] | None = None
-        """Checks the route's access rule (raises Forbidden); set by the HTTP views."""
+        self.authorize: Callable[[Incoming, Actor], None] | None = None
+        """Checks the route's access rule (raises Forbidden); set by the HTTP routes."""
         self.redeem_ticket: RedeemTicket | None = None
         """Reads a request's ``?ticket=`` instead of its credentials (``workers.http.tickets``)."""
 
@@ -244,41 +227,28 @@ class Door:
         """EVENTFLEET_AUTH=none: every caller is the anonymous principal, no rule applies."""
         return self.authenticator.mode == "none"
 
-    def actor(self, request: web.Request) -> Actor | None:
+    def actor(self, request: Incoming) -> Actor | None:
         """Who calls, for the record and the rules: None when the door is open."""
-        return None if self.open else actor_of(request)
+        return None if self.open else request.actor
 
     @property
     def mode(self) -> str:
         return self.authenticator.mode
 
-    def install(self, web_app: web.Application) -> None:
-        web_app.middlewares.append(self.middleware)
+    async def check(self, request: Incoming, *, open_path: bool) -> Refusal | None:
+        """The door's word on a request: on an open path only the cross-site check."""
+        if open_path:
+            return self.cross_site(request)
+        return await self.admit(request)
 
-    @web.middleware
-    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        path = request.path
-        if path == "/":
-            raise web.HTTPFound("/console")  # Faust's own index is not served
-        if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
-            refused = self.cross_site(request)
-        else:
-            refused = await self.admit(request)
-        if refused is not None:
-            return refused
-        try:
-            return await handler(request)
-        except Forbidden as e:  # a console form's CSRF or Origin check, the login form's
-            return self.forbidden(e)
-
-    async def admit(self, request: web.Request) -> web.Response | None:
-        """The door's whole check of a request on a closed path (the middleware's, and the
-        append route's own): its refusal, or None with the caller kept on the request."""
+    async def admit(self, request: Incoming) -> Refusal | None:
+        """The door's whole check of a request on a closed path: its refusal, or None with the
+        caller kept on the request (``request.actor``, ``request.expires``)."""
         refused = self.cross_site(request)
         if refused is not None:
             return refused
         if self.open:  # EVENTFLEET_AUTH=none: nothing to read, no rule to apply
-            request[ACTOR_KEY] = ANONYMOUS
+            request.actor = ANONYMOUS
             return None
         credentials = credentials_of(request, self.mode)
         try:
@@ -286,46 +256,47 @@ class Door:
                 actor, expires = await self.redeem_ticket(request, credentials)
             else:
                 actor, expires = await self.authenticator.identify(credentials)
-            request[ACTOR_KEY] = actor
-            request[EXPIRES_KEY] = expires
+            request.actor = actor
+            request.expires = expires
             if self.authorize is not None:
                 self.authorize(request, actor)
         except Forbidden as e:  # a ticket for another route or principal; the read rule
-            return self.forbidden(e)
+            return Refusal(self.refused(e))
         except Unauthenticated as e:
             if _browsing_console(request) and not credentials.authorization and self.mode == "jwt":
                 # A browser without a session, or with one that expired: sign in again.
                 self.count_unauthenticated(e.reason)
-                raise web.HTTPSeeOther(f"/console/login?next={quote(request.path_qs)}") from None
+                location = f"/console/login?next={quote(request.path_qs)}"
+                return Refusal(Answer(303, {}), location=location)
             return self.unauthenticated(e)
         return None
 
-    def cross_site(self, request: web.Request) -> web.Response | None:
+    def cross_site(self, request: Incoming) -> Refusal | None:
         """``403 cross_origin`` for a state-changing request or WebSocket upgrade from another
         site's page, in every auth mode and on every path (counted); None to go on."""
         refusal = self.origins.refusal(request)
         if refusal is None:
             return None
         self.count_forbidden(refusal.reason)
-        answer = error(403, "cross_origin", str(refusal), reason=refusal.reason)
-        return json_response(answer)
+        return Refusal(error(403, "cross_origin", str(refusal), reason=refusal.reason))
 
     def count_unauthenticated(self, reason: str) -> None:
         self._metrics.auth_refusals.labels("401", reason).inc()
 
-    def unauthenticated(self, e: Unauthenticated) -> web.Response:
+    def unauthenticated(self, e: Unauthenticated) -> Refusal:
         self.count_unauthenticated(e.reason)
         challenge = self.authenticator.challenge
         if e.reason != "missing_token":
             challenge += f', error="invalid_token", error_description="{e.reason}"'
         answer = error(401, "unauthenticated", str(e), reason=e.reason)
-        return json_response(answer, headers={"WWW-Authenticate": challenge})
+        return Refusal(answer, {"WWW-Authenticate": challenge})
 
     def count_forbidden(self, reason: str) -> None:
         self._metrics.auth_refusals.labels("403", reason).inc()
 
-    def forbidden(self, e: Forbidden) -> web.Response:
-        return json_response(self.refused(e))
+    def forbidden(self, e: Forbidden) -> Answer:
+        """The 403 answer of ``e``, counted."""
+        return self.refused(e)
 
     def refused(self, e: Forbidden) -> Answer:
         """The 403 answer of ``e``, counted."""
@@ -333,7 +304,7 @@ class Door:
         return error(403, "forbidden", str(e), reason=e.reason)
 
 
-def _browsing_console(request: web.Request) -> bool:
+def _browsing_console(request: Incoming) -> bool:
     return request.method == "GET" and (
         request.path == "/console" or request.path.startswith("/console/")
     )

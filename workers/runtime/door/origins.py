@@ -24,10 +24,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from aiohttp import web
-
 from topics.errors import Forbidden
 from workers.runtime.door.identity import trusted_networks, trusted_peer
+from workers.runtime.door.incoming import Incoming
 from workers.runtime.settings import Settings
 
 STATE_CHANGING = frozenset(("POST", "PUT", "PATCH", "DELETE"))
@@ -88,7 +87,7 @@ class OriginPolicy:
             tuple(trusted_networks(settings.auth_trusted_proxies)),
         )
 
-    def refusal(self, request: web.Request) -> Forbidden | None:
+    def refusal(self, request: Incoming) -> Forbidden | None:
         """Why this request may not be taken from where it came, or None (see the module)."""
         if request.method not in STATE_CHANGING and not upgrade(request):
             return None
@@ -120,7 +119,7 @@ class OriginPolicy:
             )
         return None
 
-    def own(self, request: web.Request, origin: Origin) -> bool:
+    def own(self, request: Incoming, origin: Origin) -> bool:
         """Whether ``origin`` is the request's own (see the module's note on proxies)."""
         headers = request.headers
         forwarded = trusted_peer(request.remote, self.trusted)
@@ -146,12 +145,12 @@ _FIX = (
 )
 
 
-def upgrade(request: web.Request) -> bool:
+def upgrade(request: Incoming) -> bool:
     """A WebSocket handshake (no CORS protects it: the server must check its Origin)."""
     return "websocket" in request.headers.get("Upgrade", "").lower()
 
 
-def _what(request: web.Request) -> str:
+def _what(request: Incoming) -> str:
     if upgrade(request):
         return f"the WebSocket to {request.path}"
     return f"this {request.method} to {request.path}"

@@ -1,0 +1,185 @@
+"""Routes declared once: path, method, parameters, body, answers and error codes in one place.
+
+A route is an async function of ``(request, ...)`` registered on an ``Api`` with its
+declaration::
+
+    @api.get("/v1/{aggregate_type}/{aggregate_id}/events", query=EventsQuery,
+             answers={200: EventsPage}, errors=("not_found", ...), summary="...")
+    async def events(request: Request, query: EventsQuery) -> Response: ...
+
+The dispatcher (``workers.http.edge.app``) matches the path, checks the path's parameters by
+their declared patterns (``PATH_PARAMS``), binds the query to its Struct
+(``workers.http.edge.params``) and calls the function with it. The OpenAPI document
+(``workers.http.openapi``) reads the same declarations: nothing about a route is restated.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE
+from topics.errors import InvalidInput
+from workers.http.edge.request import Request
+from workers.http.edge.responses import Response
+
+Handler = Callable[..., Awaitable[Response]]
+_PARAM = re.compile(r"\{(\w+)(?::([^{}]+))?\}")
+
+
+@dataclass(frozen=True, slots=True)
+class PathParam:
+    """What a path parameter of that name must look like, wherever it appears."""
+
+    pattern: re.Pattern[str] | None
+    what: str
+    description: str
+
+    def check(self, value: str) -> None:
+        if self.pattern is not None and not self.pattern.match(value):
+            raise InvalidInput(f"{self.what} {value!r} must match {self.pattern.pattern}.")
+
+
+PATH_PARAMS: Mapping[str, PathParam] = {
+    "aggregate_type": PathParam(AGGREGATE_TYPE_RE, "aggregate type", "An enabled aggregate type."),
+    "aggregate_id": PathParam(AGGREGATE_ID_RE, "aggregate id", "The aggregate's id."),
+}
+"""Path parameters checked by the dispatcher before the route runs (others: the route's own)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Doc:
+    """What the OpenAPI document says of a route beyond its types."""
+
+    summary: str = ""
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    answers: Mapping[int, object] = field(default_factory=dict)
+    """Success statuses and the type of each one's body (None: no body; a dict: a schema)."""
+    errors: tuple[str, ...] = ()
+    """Error codes (``ERROR_CODES``) the route may answer, besides the door's and the server's."""
+    per_type: bool = False
+    """Documented once per enabled aggregate type, ``{aggregate_type}`` filled in."""
+    hidden: bool = False
+    """Not in the document (the console's pages, the chat page)."""
+    body: object = None
+    """The request body's type or schema, for the document (the route reads it itself)."""
+    domain: str | None = None
+    """The domain whose declared read route this is (its query's handler reads the query)."""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    """OpenAPI fields of the operation set as given (``x-…``, a streaming answer's content)."""
+
+
+@dataclass(slots=True)
+class Route:
+    """One declared route: where it is, what it takes, who may call, and its function."""
+
+    method: str
+    template: str
+    handler: Handler
+    name: str
+    query: type[msgspec.Struct] | None = None
+    open: bool = False
+    """Served without the door asking who calls (probes, metrics, the console's login)."""
+    doc: Doc = field(default_factory=Doc)
+    regex: re.Pattern[str] | None = None
+    checked: tuple[tuple[str, PathParam], ...] = ()
+
+    def __post_init__(self) -> None:
+        names = [m.group(1) for m in _PARAM.finditer(self.template)]
+        if names:
+            self.regex = compile_template(self.template)
+        self.checked = tuple((n, PATH_PARAMS[n]) for n in names if n in PATH_PARAMS)
+
+    def match(self, path: str) -> dict[str, str] | None:
+        if self.regex is None:
+            return {} if path == self.template else None
+        found = self.regex.match(path)
+        return found.groupdict() if found is not None else None
+
+    def check(self, params: Mapping[str, str]) -> None:
+        for name, param in self.checked:
+            param.check(params[name])
+
+
+def compile_template(template: str) -> re.Pattern[str]:
+    """``/v1/{aggregate_type}/{aggregate_id}/events`` as a regex of its named segments
+    (``{name}`` is one segment without braces; ``{name:regex}`` is that regex)."""
+    out, at = [], 0
+    for found in _PARAM.finditer(template):
+        out.append(re.escape(template[at : found.start()]))
+        pattern = found.group(2) or r"[^{}/]+"
+        out.append(f"(?P<{found.group(1)}>{pattern})")
+        at = found.end()
+    out.append(re.escape(template[at:]))
+    return re.compile("".join(out) + r"\Z")
+
+
+class Api:
+    """Every route a process serves, in the order they are tried (specific first)."""
+
+    def __init__(self) -> None:
+        self.routes: list[Route] = []
+        self._static: dict[tuple[str, str], Route] = {}
+
+    def add(self, route: Route) -> Route:
+        self.routes.append(route)
+        if route.regex is None:
+            self._static.setdefault((route.method, route.template), route)
+        return route
+
+    def route(
+        self,
+        method: str,
+        template: str,
+        *,
+        query: type[msgspec.Struct] | None = None,
+        open: bool = False,  # noqa: A002  # the door's word for it
+        name: str | None = None,
+        **doc: Any,  # noqa: ANN401  # Doc's fields
+    ) -> Callable[[Handler], Handler]:
+        """Declare ``handler`` as ``method template`` (see the module)."""
+
+        def register(handler: Handler) -> Handler:
+            self.add(Route(method, template, handler, name or handler.__name__, query=query,
+                           open=open, doc=Doc(**doc)))  # fmt: skip
+            return handler
+
+        return register
+
+    def get(self, template: str, **kwargs: Any) -> Callable[[Handler], Handler]:  # noqa: ANN401
+        return self.route("GET", template, **kwargs)
+
+    def post(self, template: str, **kwargs: Any) -> Callable[[Handler], Handler]:  # noqa: ANN401
+        return self.route("POST", template, **kwargs)
+
+    def find(self, method: str, path: str) -> tuple[Route, dict[str, str]] | list[str]:
+        """The route and its parameters; else the methods the path allows ([]: no route)."""
+        route = self._static.get((method, path))
+        if route is not None:
+            return route, {}
+        if method == "HEAD":
+            route = self._static.get(("GET", path))
+            if route is not None:
+                return route, {}
+        allowed: list[str] = []
+        for route in self.routes:
+            params = route.match(path)
+            if params is None:
+                continue
+            if route.method == method or (method == "HEAD" and route.method == "GET"):
+                return route, params
+            allowed.append(route.method)
+            if route.method == "GET":
+                allowed.append("HEAD")
+        return sorted(set(allowed))
+
+    def templates(self) -> list[str]:
+        return list(dict.fromkeys(route.template for route in self.routes))
+
+    def __iter__(self) -> Iterator[Route]:
+        return iter(self.routes)

@@ -1,0 +1,211 @@
+"""The HTTP server of a fleet process: uvicorn (httptools, uvloop) in the process's own loop.
+
+uvicorn parses HTTP/1.1 (keep-alive, pipelining, chunked bodies) and WebSockets (the
+``websockets`` library's protocol: pings, message size, close codes); ``Serving`` starts it on
+the process's loop, beside the Faust app, and stops it in the drain. Two bounds uvicorn leaves to
+its user are set here, in its protocol class: how long a client may take to send a request's
+headers (a slow client holds no connection longer: ``408``), and how large they may be
+(``431``). A body's own bounds (size, time) are the routes' (``Request.read_body``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one connection may hold the server to."""
+
+    header_timeout_s: float = 10.0
+    """From a request's first byte (or the connection's opening) to the end of its headers."""
+    max_header_bytes: int = 128 * 1024
+    """The request line and headers together (an oversized token is still answered in JSON up
+    to this size by the door: ``401 token_too_large``)."""
+    keep_alive_s: int = 75
+    """An idle keep-alive connection is closed after this long (behind a load balancer: above
+    its own idle timeout, so it never reuses a connection we closed)."""
+    max_ws_message_bytes: int = 1024 * 1024
+    ws_ping_s: float = 20.0
+    """A WebSocket is pinged this often; one whose client does not answer within as long is
+    closed (a client that stopped reading)."""
+    max_connections: int | None = None
+    """Beyond this many connections a request is answered ``503`` at once (None: no bound)."""
+
+
+class BoundedHttpTools(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a deadline for the headers and a bound on their size."""
+
+    limits = Limits()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # noqa: ANN401  # uvicorn's own signature
+        super().__init__(*args, **kwargs)
+        self._header_bytes = 0
+        self._deadline: asyncio.TimerHandle | None = None
+        self._refused = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # uvicorn narrows asyncio's BaseTransport
+        super().connection_made(transport)
+        self._arm()  # a connection that never sends a request is not held for ever either
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        super().data_received(data)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._header_bytes = 0
+        if self._deadline is None:
+            self._arm()
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value) + 4)
+        if not self._refused:
+            super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        if not self._refused:
+            super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if not self._refused:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if not self._refused:
+            super().on_message_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        if not self._refused:
+            super().send_400_response(msg)
+
+    def _count(self, size: int) -> None:
+        self._header_bytes += size
+        if self._header_bytes > self.limits.max_header_bytes and not self._refused:
+            self._refuse(431, "Request Header Fields Too Large",
+                         f"the request line and headers exceed {self.limits.max_header_bytes} "
+                         "bytes; send smaller headers.")  # fmt: skip
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(self.limits.header_timeout_s, self._too_slow)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _too_slow(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            return  # a request is being answered: its headers came in time
+        if self._header_bytes == 0 and self.cycle is not None:
+            self.transport.close()  # an idle keep-alive connection: uvicorn's own bound
+            return
+        self._refuse(408, "Request Timeout",
+                     f"the request's headers were not whole {self.limits.header_timeout_s:g} s "
+                     "after it began; send them without pausing.")  # fmt: skip
+
+    def _refuse(self, status: int, reason: str, message: str) -> None:
+        """Answer ``status`` in the fleet's JSON shape, then close: nothing more is read."""
+        self._refused = True
+        code = "request_header_fields_too_large" if status == 431 else "request_timeout"
+        body = b'{"error":"%s","message":"%s"}' % (code.encode(), message.encode())
+        head = b"HTTP/1.1 %d %s\r\n" % (status, reason.encode())
+        head += b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body)
+        head += b"connection: close\r\n\r\n"
+        self.transport.write(head + body)
+        self.transport.close()
+
+
+def config(app: Any, sock: socket.socket, limits: Limits) -> uvicorn.Config:  # noqa: ANN401  # an ASGI app
+    """uvicorn's configuration for ``app`` on the bound ``sock``."""
+    protocol = type("Bounded", (BoundedHttpTools,), {"limits": limits})
+    return uvicorn.Config(
+        app,
+        fd=None,
+        http=protocol,
+        ws="websockets-sansio",
+        loop="none",  # the process's own loop (uvloop when EVENTFLEET_EVENT_LOOP says so)
+        lifespan="off",
+        interface="asgi3",
+        access_log=False,
+        log_config=None,
+        server_header=False,
+        proxy_headers=False,  # the door reads X-Forwarded-* itself, from trusted proxies only
+        ws_max_size=limits.max_ws_message_bytes,
+        ws_ping_interval=limits.ws_ping_s,
+        ws_ping_timeout=limits.ws_ping_s,
+        ws_per_message_deflate=False,  # the live fan-out shares one frame per event
+        timeout_keep_alive=limits.keep_alive_s,
+        limit_concurrency=limits.max_connections,
+        timeout_graceful_shutdown=None,
+    )
+
+
+class Serving:
+    """The server of one process: started on its loop, stopped within the drain's bound."""
+
+    def __init__(self, app: Any, host: str, port: int, limits: Limits | None = None) -> None:  # noqa: ANN401
+        self.limits = limits or Limits()
+        self.sock = bind(host, port)
+        self.port: int = self.sock.getsockname()[1]
+        self.server = uvicorn.Server(config(app, self.sock, self.limits))
+        self._ticks: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.server.config.load()
+        self.server.lifespan = self.server.config.lifespan_class(self.server.config)
+        await self.server.startup(sockets=[self.sock])
+        self._ticks = asyncio.create_task(self.server.main_loop())  # the Date header, each second
+
+    async def stop(self) -> None:
+        """Stop taking connections, end the idle ones, let answers in flight finish."""
+        self.server.should_exit = True
+        if self._ticks is not None:
+            await asyncio.gather(self._ticks, return_exceptions=True)
+        if self.server.started:
+            await self.server.shutdown(sockets=[self.sock])
+
+    def close_now(self) -> None:
+        """Cut every connection still open (the drain's deadline passed)."""
+        self.server.force_exit = True
+        for connection in list(self.server.server_state.connections):
+            transport = getattr(connection, "transport", None)
+            if transport is not None:
+                transport.close()
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port`` (0: a free port), bound now so its port is known."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
