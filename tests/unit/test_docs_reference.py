@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from workers.devtools import docs
-from workers.http.openapi_routes import OPERATIONS
+from workers.http.declared import OPERATIONS
 from workers.runtime.answers import ERROR_CODES
 from workers.runtime.settings import documented
 
@@ -50,9 +50,9 @@ def test_every_error_code_has_its_row() -> None:
 def test_every_documented_route_is_in_the_operations_table() -> None:
     table = docs.generate("<!-- generated: operations -->")
     for op in OPERATIONS:
-        per_type = op.route.startswith("/v1/{aggregate_type}/")
-        shown = op.route.replace("{aggregate_type}", "order") if per_type else op.route
-        assert f"`{op.method.upper()}` | `{shown}`" in table, op.route
+        per_type = op.template.startswith("/v1/{aggregate_type}/")
+        shown = op.template.replace("{aggregate_type}", "order") if per_type else op.template
+        assert f"`{op.method.upper()}` | `{shown}`" in table, op.template
 
 
 def test_a_pipe_in_a_description_cannot_break_its_row() -> None:

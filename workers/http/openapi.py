@@ -4,8 +4,9 @@
 process registered (``None``: every route a ``worker --role all`` serves) and the auth mode in,
 a dict out. Nothing in it is copied by hand: each event type's ``data`` schema comes from its
 declaration (``workers.http.openapi_schemas``), each error response from ``ERROR_CODES``
-(a code added there is in the document at once: see ``UNPLACED``), and each operation is
-listed only if its route is registered (the table: ``workers.http.openapi_routes``). Served
+(a code added there is in the document at once: see ``UNPLACED``), each operation from its
+route's declaration (``workers.http.declared``: its query parameters are its query Struct's
+fields, read by the dispatcher too), listed only if its route is registered. Served
 at ``GET /openapi.json`` (``workers.http.contract``),
 printed by ``eventfleet openapi`` and rendered in the console (``/console/api``).
 
@@ -18,9 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 
+import msgspec
+
 from snapshot_rules.domain import Domain, Domains, Mode
 from topics.jsonvalue import JsonObject
-from workers.http.openapi_routes import (
+from workers.http.declared import (
     AUTH,
     NOT_HTTP,
     OPERATIONS,
@@ -28,11 +31,8 @@ from workers.http.openapi_routes import (
     READ,
     READ_AFTER,
     UNPLACED,
-    WAIT,
-    Operation,
-    Param,
-    Success,
 )
+from workers.http.edge.routes import Declared, Param, Success
 from workers.http.openapi_schemas import (
     ACTOR,
     ENVELOPE,
@@ -48,6 +48,7 @@ from workers.http.openapi_schemas import (
     error_union,
     ref,
 )
+from workers.http.ryw.reads import ReadAfterQuery
 from workers.runtime.answers import ERROR_CODES
 
 __all__ = ["NOT_HTTP", "OPERATIONS", "UNPLACED", "document"]
@@ -67,12 +68,12 @@ def document(
     served = _served(domains, routes)
     paths: dict[str, JsonObject] = {}
     for op in OPERATIONS:
-        if op.route not in served:
+        if op.template not in served:
             continue
-        if op.route.startswith(PER_TYPE):
+        if op.template.startswith(PER_TYPE):
             for domain in domains:
                 _add(paths, op, domain, auth)
-        elif not op.route.startswith("/v1/rooms/") or "chat_room" in domains:
+        elif not op.template.startswith("/v1/rooms/") or "chat_room" in domains:
             _add(paths, op, None, auth)
     for domain in domains:
         for query in domain.queries:
@@ -101,21 +102,22 @@ def document(
 def _served(domains: Domains, routes: Collection[str] | None) -> set[str]:
     if routes is not None:
         return set(routes)
-    return {op.route for op in OPERATIONS} | {q.path for d in domains for q in d.queries}
+    return {op.template for op in OPERATIONS} | {q.path for d in domains for q in d.queries}
 
 
-def _add(paths: dict[str, JsonObject], op: Operation, domain: Domain | None, auth: str) -> None:
-    path = op.route if domain is None else op.route.replace(PER_TYPE, f"/v1/{domain.name}/")
+def _add(paths: dict[str, JsonObject], op: Declared, domain: Domain | None, auth: str) -> None:
+    doc = op.doc
+    path = op.template if domain is None else op.template.replace(PER_TYPE, f"/v1/{domain.name}/")
     if domain is not None and op.name == "append" and domain.mode is Mode.STORAGE:
         ok: tuple[Success, ...] = ()
         errors: tuple[str, ...] = ("read_only", "bad_request", "route_not_found", "internal",
                                    *AUTH)  # fmt: skip
     elif domain is not None and op.name == "append":
         status = 201 if domain.mode is Mode.SYNC else 202
-        ok = tuple(s for s in op.ok if s.status == status)
-        errors = (*op.errors, *(("conflict",) if domain.mode is Mode.SYNC else ()))
+        ok = tuple(s for s in doc.ok if s.status == status)
+        errors = (*doc.errors, *(("conflict",) if domain.mode is Mode.SYNC else ()))
     else:
-        ok, errors = op.ok, op.errors
+        ok, errors = doc.ok, doc.errors
     errors = (*errors, "bad_request")  # any route: a query parameter given twice
     if op.open:
         errors = tuple(c for c in errors if c not in AUTH)
@@ -124,36 +126,52 @@ def _add(paths: dict[str, JsonObject], op: Operation, domain: Domain | None, aut
     suffix = "" if domain is None else f"_{domain.name}"
     found: JsonObject = {
         "operationId": op.name + suffix,
-        "summary": op.summary,
-        "x-route": op.route,
-        "tags": [domain.name if domain is not None else _tag(op.route)],
-        "parameters": [*_path_params(path), *(_param(p) for p in op.query)],
+        "summary": doc.summary,
+        "x-route": op.template,
+        "tags": [domain.name if domain is not None else doc.tags[0]],
+        "parameters": [
+            *_path_params(path),
+            *query_params(op.query),
+            *(_param(p) for p in doc.headers),
+        ],  # fmt: skip
         "responses": _responses(ok, errors if op.open else (*errors, *UNPLACED)),
     }
     if op.open:
         found["security"] = []
-    if op.body and domain is not None:
+    if doc.command and domain is not None:
         found["requestBody"] = _command_body(domain)
-    elif op.body and op.body_schema is not None:
+    elif doc.body_schema is not None:
         found["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": op.body_schema}},
-        }
-    elif op.body:
-        found["requestBody"] = {
-            "required": False,
-            "content": {"application/json": {"schema": ref("EraseRequest")}},
+            "required": doc.body_required,
+            "content": {"application/json": {"schema": doc.body_schema}},
         }
     if domain is not None and op.name == "append":
         for success in ok:
             found["responses"][str(success.status)]["links"] = _links(domain)
-    paths.setdefault(path, {})[op.method] = found
+    paths.setdefault(path, {})[op.method.lower()] = found
 
 
-def _tag(route: str) -> str:
-    if route.startswith("/v1/rooms/"):
-        return "chat_room"
-    return "fleet" if not route.startswith("/v1/") else "api"
+def query_params(query: type[msgspec.Struct] | None) -> list[Schema]:
+    """The query parameters of a route, from its declared Struct (the dispatcher's own)."""
+    if query is None:
+        return []
+    schema = msgspec.json.schema(query)
+    name = schema["$ref"].rsplit("/", 1)[-1]
+    properties: dict[str, Schema] = schema["$defs"][name].get("properties", {})
+    found = []
+    for field, prop in properties.items():
+        prop = dict(prop)
+        description = prop.pop("description", None)
+        prop.pop("default", None)
+        if "anyOf" in prop:  # Optional: null is never sent, it is left out
+            kinds = [k for k in prop["anyOf"] if k.get("type") != "null"]
+            prop = kinds[0] if len(kinds) == 1 else {"anyOf": kinds}
+            description = description or prop.pop("description", None)
+        param: Schema = {"name": field, "in": "query", "required": False, "schema": prop}
+        if description:
+            param["description"] = description
+        found.append(param)
+    return found
 
 
 def _links(domain: Domain) -> JsonObject:
@@ -208,8 +226,8 @@ def _responses(ok: Iterable[Success], errors: Iterable[str]) -> JsonObject:
             "description": ", ".join(sorted(codes)),
             "content": {"application/json": {"schema": error_union(codes)}},
         }
-    # aiohttp's protocol layer answers a request line or header it cannot parse (over 8190
-    # bytes, say) itself, in plain text, before any route or middleware sees the request.
+    # The server answers a request line it cannot parse itself, in plain text, before any
+    # route sees the request.
     found.setdefault("400", {"description": "", "content": {}})
     found["400"]["description"] = ", ".join(
         filter(None, (found["400"]["description"], "unparsable request (plain text)"))
@@ -238,7 +256,7 @@ def _query_operation(domain: Domain, path: str, auth: str) -> JsonObject:
         "summary": f"A read route declared by the {domain.name} domain",
         "x-route": path,
         "tags": [domain.name],
-        "parameters": [*_path_params(path), *(_param(p) for p in WAIT)],
+        "parameters": [*_path_params(path), *query_params(ReadAfterQuery)],
         "responses": _responses((Success(200, {"type": "object"}, link=True),), errors),
     }
 

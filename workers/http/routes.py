@@ -5,29 +5,27 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated
 
-import msgspec
 import orjson
-from msgspec import Meta
 from prometheus_client import generate_latest
 from prometheus_client.openmetrics import exposition as openmetrics
 
 from snapshot_rules.queries import Query
 from topics.envelope import Actor, encode
-from topics.errors import EventfleetError, Forbidden, InvalidInput
+from topics.errors import EventfleetError, Forbidden
+from workers.http import declared
 from workers.http.bodies import json_body
+from workers.http.declared import EventsQuery, HealthQuery, OutcomeQuery, StateQuery
 from workers.http.edge.request import Request
 from workers.http.edge.responses import Response, fast_headers, json_response
 from workers.http.edge.routes import Api
 from workers.http.probes import health_answer, ready_answer
 from workers.http.queries import FleetQueries, answer_page, failure
 from workers.http.ryw import Caller, ReadAfter, WriteWaiter
-from workers.http.ryw.reads import ReadAfterQuery
 from workers.metrics import create_ryw_metrics
 from workers.roles.command.requests import parse_request
 from workers.roles.outcomes import Refused
-from workers.roles.read.paging import DEFAULT_PAGE, MAX_PAGE, next_link, read_page
+from workers.roles.read.paging import next_link, read_page
 from workers.runtime.answers import Answer, answer_bytes, error
 from workers.runtime.door.identity import ANONYMOUS
 from workers.runtime.door.incoming import Incoming
@@ -36,46 +34,6 @@ from workers.runtime.fleet import Fleet
 PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS = "application/openmetrics-text"
 OPENMETRICS_TEXT = OPENMETRICS + "; version=1.0.0; charset=utf-8"  # with exemplars
-_AGGREGATE = "/v1/{aggregate_type}/{aggregate_id}"
-_READ = ("unauthenticated", "forbidden", "unknown_aggregate_type", "bad_request")
-
-
-class EventsQuery(ReadAfterQuery):
-    after_version: Annotated[int, Meta(ge=0, le=2**62, description=(
-        "Events after this version (0: from the first)."
-    ))] = 0  # fmt: skip
-    limit: Annotated[int, Meta(ge=1, le=MAX_PAGE, description="Events per page.")] = DEFAULT_PAGE
-
-
-class StateQuery(ReadAfterQuery):
-    at_version: Annotated[int, Meta(ge=1, le=2**62, description=(
-        "The state after this version (time travel by version)."
-    ))] | None = None  # fmt: skip
-    as_of: Annotated[datetime, Meta(description=(
-        "The state at this moment (ISO 8601 with a UTC offset, or Z)."
-    ))] | None = None  # fmt: skip
-
-    def __post_init__(self) -> None:
-        if self.at_version is not None and self.as_of is not None:
-            raise InvalidInput(
-                "give at_version or as_of, not both: at_version=N asks for the state after "
-                "event N, as_of=T for the state at a moment; drop one of them."
-            )
-        super().__post_init__()
-
-
-_TEXT = Annotated[str, Meta(min_length=1, max_length=256)]
-
-
-class OutcomeQuery(msgspec.Struct):
-    command_id: _TEXT | None = None
-    event_id: _TEXT | None = None
-
-
-class HealthQuery(msgspec.Struct):
-    verbose: Annotated[bool, Meta(description="Add dependencies, readiness and the auth mode.")] = (
-        False
-    )
 
 
 def no_events(aggregate_type: str, aggregate_id: str, as_of: datetime | None) -> Answer:
@@ -96,14 +54,11 @@ def register_append(fleet: Fleet, api: Api) -> None:
     """``POST /v1/{type}/{id}/events``: the hot path of every command, the leanest route."""
     commands, limit = fleet.runtime.commands, fleet.runtime.settings.max_body_bytes
     within_s = fleet.runtime.settings.body_timeout_s
-    draining = json_response(error(503, "shutting_down", "this worker is draining; retry on another."))
+    draining = json_response(
+        error(503, "shutting_down", "this worker is draining; retry on another.")
+    )
     door = fleet.door
 
-    @api.post(f"{_AGGREGATE}/events", name="append", per_type=True, tags=("append",),
-              summary="Append an event to the aggregate.",
-              errors=("conflict", "transition_rejected", "payload_too_large",
-                      "unsupported_media_type", "request_timeout", "outcome_unknown",
-                      "shutting_down", *_READ))  # fmt: skip
     async def append(request: Request) -> Response:
         if fleet.draining:
             return draining
@@ -122,6 +77,8 @@ def register_append(fleet: Fleet, api: Api) -> None:
                 door.count_forbidden(str(outcome.details.get("reason", "domain_rule")))
             status, answer = answer_bytes(outcome)
             return Prebuilt(answer, status)
+
+    api.bind(declared.APPEND_ROUTE, append)
 
 
 class Prebuilt(Response):
@@ -146,9 +103,6 @@ def register_views(fleet: Fleet, api: Api) -> WriteWaiter:
         register_append(fleet, api)
     waiter = write_waiter(fleet)
 
-    @api.get(f"{_AGGREGATE}/events", query=EventsQuery, per_type=True, tags=("read",),
-             summary="The aggregate's events after a version, a page at a time.",
-             errors=("not_found", "refused", "not_yet_stored", "too_many_waiters", *_READ))  # fmt: skip
     async def events(request: Request, query: EventsQuery) -> Response:
         params = request.params
         ref = (params["aggregate_type"], params["aggregate_id"])
@@ -175,10 +129,11 @@ def register_views(fleet: Fleet, api: Api) -> WriteWaiter:
             headers["Link"] = next_link(request.path, following)
         return Response(body, headers=headers)
 
-    @api.get(f"{_AGGREGATE}/snapshot", per_type=True, tags=("read",),
-             summary="The aggregate's latest snapshot.", errors=("not_found", *_READ))  # fmt: skip
     async def snapshot(request: Request) -> Response:
-        aggregate_type, aggregate_id = request.params["aggregate_type"], request.params["aggregate_id"]
+        aggregate_type, aggregate_id = (
+            request.params["aggregate_type"],
+            request.params["aggregate_id"],
+        )
         try:
             found = await rt.snapshots.load((aggregate_type, aggregate_id))
             if found is None:
@@ -194,12 +149,11 @@ def register_views(fleet: Fleet, api: Api) -> WriteWaiter:
         body = {"version": found.version, "state": state, "taken_at": found.taken_at}
         return Response(orjson.dumps(body, option=orjson.OPT_UTC_Z))
 
-    @api.get(f"{_AGGREGATE}/state", query=StateQuery, per_type=True, tags=("read",),
-             summary="The aggregate's state: latest, after a version, or at a moment.",
-             errors=("not_found", "version_not_found", "refused", "not_yet_stored",
-                     "too_many_waiters", "replay_failed", *_READ))  # fmt: skip
     async def state(request: Request, query: StateQuery) -> Response:
-        aggregate_type, aggregate_id = request.params["aggregate_type"], request.params["aggregate_id"]
+        aggregate_type, aggregate_id = (
+            request.params["aggregate_type"],
+            request.params["aggregate_id"],
+        )
         try:
             domain = rt.domains.get(aggregate_type)
             await read_after(waiter, (aggregate_type, aggregate_id), request, ReadAfter.of(query))
@@ -216,6 +170,9 @@ def register_views(fleet: Fleet, api: Api) -> WriteWaiter:
             return json_response(failure(e))
         return json_response(Answer(200, {"version": folded.version, "state": opened}))
 
+    api.bind(declared.EVENTS, events)
+    api.bind(declared.SNAPSHOT, snapshot)
+    api.bind(declared.STATE, state)
     register_domain_queries(fleet, api, waiter)
     if "commands" in fleet.roles:
         register_outcome(fleet, api)
@@ -226,11 +183,11 @@ def register_views(fleet: Fleet, api: Api) -> WriteWaiter:
 def register_outcome(fleet: Fleet, api: Api) -> None:
     outcomes = fleet.runtime.outcomes
 
-    @api.get(f"{_AGGREGATE}/outcome", query=OutcomeQuery, per_type=True, tags=("append",),
-             summary="What became of a command (by its command_id) or an event.",
-             errors=("not_found", *_READ))  # fmt: skip
     async def outcome(request: Request, query: OutcomeQuery) -> Response:
-        aggregate_type, aggregate_id = request.params["aggregate_type"], request.params["aggregate_id"]
+        aggregate_type, aggregate_id = (
+            request.params["aggregate_type"],
+            request.params["aggregate_id"],
+        )
         try:
             found = await outcomes.ask(
                 aggregate_type, aggregate_id, command_id=query.command_id,
@@ -249,27 +206,28 @@ def register_outcome(fleet: Fleet, api: Api) -> None:
         body = {"outcome": "none", "event_id": query.event_id, "command_id": query.command_id}
         return json_response(error(404, "not_found", message, **body))
 
+    api.bind(declared.OUTCOME, outcome)
+
 
 def register_probes(fleet: Fleet, api: Api) -> None:
     rt = fleet.runtime
 
-    @api.get("/healthz", query=HealthQuery, open=True, tags=("operations",),
-             summary="Whether the process works (not its dependencies).")  # fmt: skip
     async def healthz(request: Request, query: HealthQuery) -> Response:
         return json_response(health_answer(fleet, verbose=query.verbose))
 
-    @api.get("/readyz", open=True, tags=("operations",),
-             summary="Whether the process can take the work it owns.")  # fmt: skip
     async def readyz(request: Request) -> Response:
         return json_response(ready_answer(fleet))
 
-    @api.get("/metrics", open=True, tags=("operations",), summary="Prometheus metrics.")
     async def metrics(request: Request) -> Response:
         fleet.refresh_gauges()
         if OPENMETRICS in (request.headers.get("accept") or ""):  # with exemplars (traces)
             body: bytes = openmetrics.generate_latest(rt.metrics.registry)  # type: ignore[no-untyped-call]  # prometheus-client leaves its OpenMetrics exposition unannotated
             return Response(body, content_type=OPENMETRICS_TEXT)
         return Response(generate_latest(rt.metrics.registry), content_type=PROMETHEUS_TEXT)
+
+    api.bind(declared.HEALTH, healthz)
+    api.bind(declared.READY, readyz)
+    api.bind(declared.METRICS, metrics)
 
 
 def read_access(fleet: Fleet) -> Callable[[Incoming, Actor], None]:

@@ -131,11 +131,10 @@ class Edge:
     def _no_route(self, request: Request, allowed: list[str]) -> Response:
         if allowed:
             message = (
-                f"{request.method} is not allowed on {request.path}; use "
-                f"{' or '.join(allowed)}."
+                f"{request.method} is not allowed on {request.path}; use {' or '.join(allowed)}."
             )
             answer = error(405, "method_not_allowed", message, allowed_methods=allowed)
-            return json_response(answer, headers={"Allow": ", ".join(allowed)})
+            return json_response(answer, headers={"Allow": ",".join(allowed)})
         routes = sorted(self.api.templates())
         message = (
             f"no route matches {request.method} {request.path}; this process serves "

@@ -77,10 +77,10 @@ class Headers(MultiValues):
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name.lower() in self._first
 
-    def get(self, name: str, default: Any = None) -> Any:  # noqa: ANN401  # Mapping.get's own shape
+    def get(self, name: str, default: Any = None) -> Any:  # Mapping.get's own shape
         return self._first.get(name.lower(), default)
 
-    def getall(self, name: str, default: Any = ()) -> list[str]:  # noqa: ANN401
+    def getall(self, name: str, default: Any = ()) -> list[str]:
         lowered = name.lower()
         found = [value for key, value in self._all if key == lowered]
         return found if found else list(default)
@@ -247,10 +247,12 @@ class Request:
                         )
                     chunk = message.get("body", b"")
                     size += len(chunk)
-                    if size > limit:
-                        raise PayloadTooLarge(_too_large(await self._count_rest(size, limit), limit))
+                    more = bool(message.get("more_body"))
+                    if size > limit:  # the rest is counted only if more is coming
+                        has = await self._count_rest(size, limit) if more else f"has {size} bytes"
+                        raise PayloadTooLarge(_too_large(has, limit))
                     chunks.append(chunk)
-                    if not message.get("more_body"):
+                    if not more:
                         break
                     message = await receive()
         except TimeoutError:

@@ -101,7 +101,10 @@ class Response:
     def del_cookie(self, name: str, *, path: str = "/") -> None:
         """Tell the browser to forget cookie ``name`` (of ``path``)."""
         self.headers.append(
-            ("Set-Cookie", f"{name}=; Path={path}; Max-Age=0; expires=Thu, 01 Jan 1970 00:00:00 GMT")
+            (
+                "Set-Cookie",
+                f"{name}=; Path={path}; Max-Age=0; expires=Thu, 01 Jan 1970 00:00:00 GMT",
+            )
         )
 
     def raw_headers(self) -> RawHeaders:
@@ -123,7 +126,7 @@ def json_response(answer: Answer, *, headers: Mapping[str, str] | None = None) -
     return Response(orjson.dumps(answer.body), answer.status, headers=extra)
 
 
-class Redirect(Exception):  # noqa: N818  # raised to answer, as aiohttp's HTTPFound is
+class Redirect(Exception):  # raised to answer, as aiohttp's HTTPFound is
     """Raised by a route to answer with a redirect (``303 See Other`` unless said)."""
 
     def __init__(self, location: str, status: int = 303, *, response: Response | None = None):

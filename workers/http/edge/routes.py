@@ -24,7 +24,6 @@ import msgspec
 
 from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE
 from topics.errors import InvalidInput
-from workers.http.edge.request import Request
 from workers.http.edge.responses import Response
 
 Handler = Callable[..., Awaitable[Response]]
@@ -51,27 +50,70 @@ PATH_PARAMS: Mapping[str, PathParam] = {
 """Path parameters checked by the dispatcher before the route runs (others: the route's own)."""
 
 
+Schema = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """A header parameter of a route (its query parameters are its query Struct's fields)."""
+
+    name: str
+    schema: Schema
+    where: str = "header"
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Success:
+    """A non-error answer: its status, media type and body schema (a components ref or inline)."""
+
+    status: int
+    schema: Schema
+    media: str = "application/json"
+    description: str = "OK"
+    link: bool = False
+    """The answer may carry ``Link: <…>; rel="next"`` (a page of more)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Doc:
-    """What the OpenAPI document says of a route beyond its types."""
+    """What the OpenAPI document says of a route beyond its path, method and query."""
 
     summary: str = ""
     description: str = ""
     tags: tuple[str, ...] = ()
-    answers: Mapping[int, object] = field(default_factory=dict)
-    """Success statuses and the type of each one's body (None: no body; a dict: a schema)."""
+    ok: tuple[Success, ...] = ()
+    """Every answer that is not an error."""
     errors: tuple[str, ...] = ()
     """Error codes (``ERROR_CODES``) the route may answer, besides the door's and the server's."""
+    headers: tuple[Param, ...] = ()
+    """Header parameters the route reads (``Last-Event-ID``)."""
+    body_schema: Schema | None = None
+    """The request body's schema, when the route takes one that is not a command."""
+    body_required: bool = True
+    command: bool = False
+    """The route takes a command: its body is the domain's declared event types."""
     per_type: bool = False
     """Documented once per enabled aggregate type, ``{aggregate_type}`` filled in."""
     hidden: bool = False
     """Not in the document (the console's pages, the chat page)."""
-    body: object = None
-    """The request body's type or schema, for the document (the route reads it itself)."""
     domain: str | None = None
     """The domain whose declared read route this is (its query's handler reads the query)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """OpenAPI fields of the operation set as given (``x-…``, a streaming answer's content)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Declared:
+    """A route's whole declaration, without its function: what the document is made of, and
+    what the dispatcher checks before the function runs (``Api.bind`` joins the two)."""
+
+    method: str
+    template: str
+    name: str
+    query: type[msgspec.Struct] | None = None
+    open: bool = False
+    doc: Doc = field(default_factory=Doc)
 
 
 @dataclass(slots=True)
@@ -126,6 +168,11 @@ class Api:
         self.routes: list[Route] = []
         self._static: dict[tuple[str, str], Route] = {}
 
+    def bind(self, declared: Declared, handler: Handler) -> Route:
+        """Serve ``declared`` with ``handler``."""
+        return self.add(Route(declared.method, declared.template, handler, declared.name,
+                              query=declared.query, open=declared.open, doc=declared.doc))  # fmt: skip
+
     def add(self, route: Route) -> Route:
         self.routes.append(route)
         if route.regex is None:
@@ -138,9 +185,9 @@ class Api:
         template: str,
         *,
         query: type[msgspec.Struct] | None = None,
-        open: bool = False,  # noqa: A002  # the door's word for it
+        open: bool = False,  # the door's word for it
         name: str | None = None,
-        **doc: Any,  # noqa: ANN401  # Doc's fields
+        **doc: Any,  # Doc's fields
     ) -> Callable[[Handler], Handler]:
         """Declare ``handler`` as ``method template`` (see the module)."""
 
@@ -151,10 +198,10 @@ class Api:
 
         return register
 
-    def get(self, template: str, **kwargs: Any) -> Callable[[Handler], Handler]:  # noqa: ANN401
+    def get(self, template: str, **kwargs: Any) -> Callable[[Handler], Handler]:
         return self.route("GET", template, **kwargs)
 
-    def post(self, template: str, **kwargs: Any) -> Callable[[Handler], Handler]:  # noqa: ANN401
+    def post(self, template: str, **kwargs: Any) -> Callable[[Handler], Handler]:
         return self.route("POST", template, **kwargs)
 
     def find(self, method: str, path: str) -> tuple[Route, dict[str, str]] | list[str]:

@@ -47,7 +47,7 @@ class BoundedHttpTools(HttpToolsProtocol):
 
     limits = Limits()
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:  # noqa: ANN401  # uvicorn's own signature
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # uvicorn's own signature
         super().__init__(*args, **kwargs)
         self._header_bytes = 0
         self._deadline: asyncio.TimerHandle | None = None
@@ -139,7 +139,7 @@ class BoundedHttpTools(HttpToolsProtocol):
         self.transport.close()
 
 
-def config(app: Any, sock: socket.socket, limits: Limits) -> uvicorn.Config:  # noqa: ANN401  # an ASGI app
+def config(app: Any, sock: socket.socket, limits: Limits) -> uvicorn.Config:  # an ASGI app
     """uvicorn's configuration for ``app`` on the bound ``sock``."""
     protocol = type("Bounded", (BoundedHttpTools,), {"limits": limits})
     return uvicorn.Config(
@@ -167,7 +167,7 @@ def config(app: Any, sock: socket.socket, limits: Limits) -> uvicorn.Config:  # 
 class Serving:
     """The server of one process: started on its loop, stopped within the drain's bound."""
 
-    def __init__(self, app: Any, host: str, port: int, limits: Limits | None = None) -> None:  # noqa: ANN401
+    def __init__(self, app: Any, host: str, port: int, limits: Limits | None = None) -> None:
         self.limits = limits or Limits()
         self.sock = bind(host, port)
         self.port: int = self.sock.getsockname()[1]

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from workers.http.edge.request import Message, Request
-from workers.http.edge.responses import RawHeaders, Response, SECURITY_HEADERS
+from workers.http.edge.responses import SECURITY_HEADERS, RawHeaders, Response
 
 STREAMED = Response(b"", 200, content_type=None)
 """What a route returns once it wrote its own answer (a stream, a WebSocket)."""
@@ -27,7 +27,7 @@ class EventStream:
 
     def __init__(self, request: Request) -> None:
         self.request = request
-        self._send = request._send  # noqa: SLF001  # the stream is the request's own answer
+        self._send = request._send  # the stream is the request's own answer
         self.closed = False
 
     async def start(self, status: int, headers: dict[str, str]) -> None:
@@ -82,8 +82,8 @@ class WebSocket:
 
     def __init__(self, request: Request) -> None:
         self.request = request
-        self._receive = request._receive  # noqa: SLF001
-        self._send = request._send  # noqa: SLF001
+        self._receive = request._receive
+        self._send = request._send
         self.closed = False
         self.close_code: int | None = None
 
@@ -137,14 +137,14 @@ class WebSocket:
 
 async def deny(request: Request, response: Response) -> None:
     """Answer a WebSocket handshake with an HTTP refusal (its status, headers and body)."""
-    await request._send(  # noqa: SLF001
+    await request._send(
         {
             "type": "websocket.http.response.start",
             "status": response.status,
             "headers": response.raw_headers(),
         }
     )
-    await request._send({"type": "websocket.http.response.body", "body": response.body})  # noqa: SLF001
+    await request._send({"type": "websocket.http.response.body", "body": response.body})
 
 
 async def wait_closed(ws: WebSocket, timeout_s: float) -> None:
