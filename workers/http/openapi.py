@@ -133,7 +133,7 @@ def _add(paths: dict[str, JsonObject], op: Declared, domain: Domain | None, auth
             *_path_params(path),
             *query_params(op.query),
             *(_param(p) for p in doc.headers),
-        ],  # fmt: skip
+        ],
         "responses": _responses(ok, errors if op.open else (*errors, *UNPLACED)),
     }
     if op.open:
