@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl
 
 from topics.envelope import Actor
 from topics.errors import InvalidInput
+from workers.http.edge.wire import Wire, transport_of, wire_of
 from workers.roles.command.requests import PayloadTooLarge
 
 Scope = dict[str, Any]
@@ -203,11 +204,14 @@ class Request:
 
     @property
     def transport(self) -> asyncio.Transport | None:
-        """The connection's socket transport, for writers that frame their own bytes (the live
-        pushes). The server's per-connection object holds it; None if it is not reachable."""
-        owner = getattr(self._send, "__self__", None)
-        transport = getattr(owner, "transport", None)
-        return transport if isinstance(transport, asyncio.Transport) else None
+        """The connection's socket transport (``workers.http.edge.wire``); None if it is not
+        reachable."""
+        return transport_of(self._send)
+
+    def wire(self) -> Wire | None:
+        """The socket for bytes the route frames itself, once its answer began (the live
+        pushes): ``workers.http.edge.wire``."""
+        return wire_of(self._send, websocket=self.websocket)
 
     def gone(self) -> bool:
         """Whether the client has left (its connection is closing or closed)."""

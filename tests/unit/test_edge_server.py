@@ -1,0 +1,161 @@
+"""The HTTP edge's server on a real socket: bodies read whole however they arrive, the bounds
+uvicorn leaves to us (header size: 431, header time: 408), and what a client that misbehaves costs
+the others (nothing)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+
+import orjson
+import pytest
+
+from topics.errors import EventfleetError
+from workers.http.edge.request import Request, Scope
+from workers.http.edge.server import Limits, Serving
+from workers.runtime.answers import error
+
+LIMIT = 64 * 1024
+
+
+async def reader_app(scope: Scope, receive: object, send: object) -> None:
+    """Answers what ``read_body`` made of the body: its size, or the error's message."""
+    if scope["type"] != "http":
+        return
+    request = Request(scope, receive, send)
+    try:
+        body = await request.read_body(LIMIT, 2.0)
+        answer = {"size": len(body)}
+    except EventfleetError as e:
+        answer = error(400, type(e).__name__, str(e)).body  # type: ignore[assignment]
+    raw = orjson.dumps(answer)
+    await send({"type": "http.response.start", "status": 200,  # type: ignore[operator]
+                "headers": [(b"content-length", str(len(raw)).encode())]})  # fmt: skip
+    await send({"type": "http.response.body", "body": raw})  # type: ignore[operator]
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Serving]:
+    serving = Serving(reader_app, "127.0.0.1", 0, Limits(header_timeout_s=0.5,
+                                                         max_header_bytes=4096))  # fmt: skip
+    await serving.start()
+    try:
+        yield serving
+    finally:
+        await serving.stop()
+
+
+async def exchange(port: int, writes: Sequence[bytes], *, pause_s: float = 0.0) -> bytes:
+    """Send ``writes`` one by one and read the answer until the server closes or 10 s pass."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        for data in writes:
+            writer.write(data)
+            await writer.drain()
+            if pause_s:
+                await asyncio.sleep(pause_s)  # the slow client itself, not a wait for a result
+        async with asyncio.timeout(10):
+            return await reader.read(65536)
+    finally:
+        writer.close()
+
+
+def head(**headers: str) -> bytes:
+    lines = ["POST /x HTTP/1.1", "Host: x", *(f"{k.replace('_', '-')}: {v}" for k, v in
+                                              headers.items())]  # fmt: skip
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def chunked(*parts: bytes) -> list[bytes]:
+    return [b"%x\r\n%s\r\n" % (len(p), p) for p in parts] + [b"0\r\n\r\n"]
+
+
+def answer(raw: bytes) -> dict[str, object]:
+    return orjson.loads(raw.split(b"\r\n\r\n", 1)[1])  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("split", [1, 2, 17])
+async def test_a_chunked_body_is_read_whole_in_any_number_of_writes(
+    server: Serving, split: int
+) -> None:
+    body = b"x" * 50_000
+    size = -(-len(body) // split)
+    parts = [body[i : i + size] for i in range(0, len(body), size)]
+    raw = await exchange(server.port, [head(Transfer_Encoding="chunked"), *chunked(*parts)])
+    assert answer(raw) == {"size": len(body)}
+
+
+@pytest.mark.parametrize("split", [1, 2, 9])
+async def test_a_body_whose_last_part_crosses_the_limit_is_refused_at_once_with_its_size(
+    server: Serving, split: int
+) -> None:
+    body = b"y" * (LIMIT + 5_000)
+    size = -(-len(body) // split)
+    parts = [body[i : i + size] for i in range(0, len(body), size)]
+    raw = await exchange(server.port, [head(Transfer_Encoding="chunked"), *chunked(*parts)])
+    found = answer(raw)
+    assert found["error"] == "PayloadTooLarge", found
+    assert f"has {len(body)} bytes" in str(found["message"])
+
+
+async def test_a_body_announced_too_large_is_refused_unread(server: Serving) -> None:
+    raw = await exchange(server.port, [head(Content_Length=str(LIMIT + 1))])
+    found = answer(raw)
+    assert found["error"] == "PayloadTooLarge" and f"has {LIMIT + 1} bytes" in str(found["message"])
+
+
+async def test_a_stalled_body_ends_at_its_bound(server: Serving) -> None:
+    raw = await exchange(server.port, [head(Content_Length="10") + b"12345"])
+    found = answer(raw)
+    assert found["error"] == "BodyTimeout" and "5 bytes came" in str(found["message"])
+
+
+async def test_oversized_headers_are_431_and_close_the_connection(server: Serving) -> None:
+    raw = await exchange(server.port, [head(X_Big="a" * 5000)])
+    assert raw.startswith(b"HTTP/1.1 431 "), raw[:80]
+    assert b'"error":"request_header_fields_too_large"' in raw
+
+
+async def test_headers_that_trickle_past_the_deadline_are_408(server: Serving) -> None:
+    parts = [b"POST /x HTTP/1.1\r\n", b"Host: x\r\n", b"X-A: b\r\n"]
+    raw = await exchange(server.port, parts, pause_s=0.3)
+    assert raw.startswith(b"HTTP/1.1 408 "), raw[:80]
+
+
+async def test_a_silent_connection_is_closed_at_the_deadline(server: Serving) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        async with asyncio.timeout(5):
+            raw = await reader.read(1024)  # ends when the server closes
+    finally:
+        writer.close()
+    assert raw.startswith(b"HTTP/1.1 408 "), raw[:80]
+
+
+async def test_a_slow_client_costs_the_others_nothing(server: Serving) -> None:
+    slow = asyncio.create_task(exchange(server.port, [b"POST /x HTTP/1.1\r\n"], pause_s=0.4))
+    body = b"z" * 1000
+    raw = await exchange(server.port, [head(Content_Length=str(len(body))) + body])
+    assert answer(raw) == {"size": 1000}
+    assert (await slow).startswith(b"HTTP/1.1 408 ")
+
+
+async def test_a_malformed_request_line_is_refused_by_the_server(server: Serving) -> None:
+    raw = await exchange(server.port, [b"GARBAGE\x01 / HTTP/1.1\r\n\r\n"])
+    assert raw.startswith(b"HTTP/1.1 400 "), raw[:80]
+
+
+async def test_a_pipelined_pair_is_answered_in_order(server: Serving) -> None:
+    one = head(Content_Length="3") + b"abc"
+    two = head(Content_Length="5") + b"abcde"
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        writer.write(one + two)
+        await writer.drain()
+        seen = b""
+        async with asyncio.timeout(10):
+            while seen.count(b'{"size"') < 2:
+                seen += await reader.read(4096)
+    finally:
+        writer.close()
+    assert seen.index(b'{"size":3}') < seen.index(b'{"size":5}')
