@@ -120,6 +120,7 @@ async def _measure(
             kafka=",".join(settings.kafka_bootstrap),
             redis=settings.redis_url,
             topic=baseline_topic,
+            events_topic=runtime.names.events,
             count=events,
             rounds=rounds,
         )

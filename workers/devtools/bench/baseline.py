@@ -1,9 +1,11 @@
 """The baselines, each in its own process: the strongest simple way to do the same work.
 
-``python -m workers.devtools.bench.baseline coalesced|naive PORT KAFKA REDIS TOPIC`` serves
-``POST /v1/{type}/{id}/events`` with plain aiohttp: parse the JSON body, one Lua
-check-and-set of the aggregate's mark in Redis (``coalesced``: every call of a loop tick in
-one pipeline; ``naive``: one EVALSHA per request), one acks=all produce, answer 202.
+``python -m workers.devtools.bench.baseline coalesced|naive|floor PORT KAFKA REDIS TOPIC`` serves
+``POST /v1/{type}/{id}/events``: parse the JSON body, one Lua check-and-set of the aggregate's
+mark in Redis (``coalesced``: every call of a loop tick in one pipeline; ``naive``: one EVALSHA
+per request), one acks=all produce, answer 202 (409 when the transition is refused). The first
+two on plain aiohttp; ``floor`` does the coalesced one's work on uvicorn's httptools protocol
+with a bare ASGI callable: the leanest server on well-kept parts.
 
 ``python -m workers.devtools.bench.baseline append|judged KAFKA MONGO DATABASE TOPIC OUT COUNT
 BATCH`` runs the raw append pipeline: getmany → insert_many → produce the batch → commit
@@ -23,6 +25,7 @@ import sys
 import time
 import uuid
 from collections.abc import Coroutine
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -76,6 +79,55 @@ class Coalesced:
             for (_, future), result in zip(batch, await pipe.execute(), strict=True):
                 future.set_result(result)
         self.flushing = False
+
+
+async def serve_floor(port: int, kafka: str, redis_url: str, topic: str) -> None:
+    """The floor: the coalesced baseline's work on the leanest well-kept parts we know: uvicorn's
+    httptools protocol with a bare ASGI callable (no framework, no request object), the same
+    coalesced Lua check-and-set, one acks=all produce, an answer of prebuilt headers."""
+    import uvicorn
+
+    redis = Redis.from_url(redis_url)
+    await redis.script_load(CAS)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all", linger_ms=0)
+    await producer.start()
+    coalesced = Coalesced(redis)
+    json_headers = [(b"content-type", b"application/json")]
+    refused = b'{"error":"transition_rejected"}'
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        message = await receive()
+        body = message.get("body", b"")
+        while message.get("more_body"):
+            message = await receive()
+            body += message.get("body", b"")
+        _, _, aggregate_type, aggregate_id, _ = scope["path"].split("/", 4)
+        command = orjson.loads(body)
+        key = f"{aggregate_type}:{aggregate_id}"
+        event_id = str(uuid.uuid4())
+        args = [f"{topic}:{key}", command["type"], event_id, *ALLOWED.get(command["type"], [])]
+        if not await coalesced.cas(args):
+            await send({"type": "http.response.start", "status": 409, "headers": json_headers})
+            await send({"type": "http.response.body", "body": refused})
+            return
+        event = {"id": event_id, "aggregate_type": aggregate_type, "aggregate_id": aggregate_id,
+                 "type": command["type"], "data": command.get("data", {}), "version": None}  # fmt: skip
+        metadata = await producer.send_and_wait(topic, orjson.dumps(event), key=key.encode())
+        answer = b'{"event_id":"%s","partition":%d,"offset":%d}' % (
+            event_id.encode(), metadata.partition, metadata.offset)  # fmt: skip
+        await send({"type": "http.response.start", "status": 202, "headers": json_headers})
+        await send({"type": "http.response.body", "body": answer})
+
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, http="httptools", loop="none",
+                            lifespan="off", access_log=False, log_config=None)  # fmt: skip
+    server = uvicorn.Server(config)
+    config.load()
+    server.lifespan = config.lifespan_class(config)
+    await server.startup()
+    print("ready", flush=True)
+    await server.main_loop()
 
 
 async def serve(mode: str, port: int, kafka: str, redis_url: str, topic: str) -> None:
@@ -257,6 +309,9 @@ if __name__ == "__main__":
                 kafka, mongo, db, topic, out, int(count), int(batch), judged=mode == "judged"
             )
         )
+    elif mode == "floor":
+        port, kafka, redis_url, topic = rest
+        same_loop(serve_floor(int(port), kafka, redis_url, topic))
     else:
         port, kafka, redis_url, topic = rest
         same_loop(serve(mode, int(port), kafka, redis_url, topic))

@@ -10,6 +10,7 @@ import signal
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import aiohttp
 import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from workers.devtools.bench.measure import Measured, cpu_seconds
 from workers.devtools.bench.wrk import wrk
@@ -124,6 +126,7 @@ PLACED = orjson.dumps(
     {"type": "OrderPlaced", "data": {"items": [{"sku": "tea", "qty": 2, "price": 3.5}]}}
 )
 PAID = orjson.dumps({"type": "OrderPaid", "data": {"amount": 7}})
+SHIPPED = orjson.dumps({"type": "OrderShipped", "data": {"carrier": "dhl"}})
 
 
 async def load(target: Server, clients: int, count: int, run: str, kind: str) -> Measured:
@@ -157,6 +160,64 @@ async def load(target: Server, clients: int, count: int, run: str, kind: str) ->
         label, int(result["count"]), result["duration_us"] / 1e6,
         result["p50_us"] / 1000, result["p99_us"] / 1000, cpu,
     )  # fmt: skip
+
+
+async def checked(target: Server, kafka: str, topic: str) -> None:
+    """Fail unless ``target`` does the work it is measured for: an order placed and paid is
+    answered 202 (its mark moved), paying again and shipping an unplaced order are refused
+    (409; ours, with no appender storing what it accepted, answers 503 store_catching_up: it
+    judges only against stored events), and both accepted events are on ``topic``, once each."""
+    order = f"check-{uuid.uuid4().hex[:10]}"
+    accepted, refused = {202}, {409, 503}  # 503 store_catching_up: ours without an appender
+    steps = (
+        (order, PLACED, accepted), (order, PAID, accepted), (order, PAID, refused),
+        (f"{order}-x", SHIPPED, refused),
+    )  # fmt: skip
+    async with aiohttp.ClientSession() as session:
+        for aggregate, body, wanted in steps:
+            url = f"{target.url}/v1/order/{aggregate}/events"
+            async with session.post(
+                url, data=body, headers={"Content-Type": "application/json"}
+            ) as answer:
+                said = (await answer.read())[:300].decode(errors="replace")
+                if answer.status not in wanted or (
+                    answer.status == 503 and "store_catching_up" not in said
+                ):
+                    raise RuntimeError(
+                        f"{target.name} answered {answer.status} {said} to {body.decode()} on "
+                        f"{aggregate}, not {sorted(wanted)}: it does not do the work it is measured for"
+                    )
+    found = await records_of(kafka, topic, order)
+    if found != 2:
+        raise RuntimeError(
+            f"{target.name}: {found} records of {order} on {topic}, not the 2 it accepted"
+        )
+
+
+async def records_of(kafka: str, topic: str, aggregate_id: str) -> int:
+    """How many records on ``topic`` have a key naming ``aggregate_id`` (read to its end)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka, enable_auto_commit=False,
+                                fetch_max_wait_ms=10)  # fmt: skip
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        if not partitions:
+            await consumer.topics()  # metadata on first use
+            partitions = [
+                TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()
+            ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        found = 0
+        async with asyncio.timeout(30):
+            while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+                batches = await consumer.getmany(timeout_ms=200)
+                for records in batches.values():
+                    found += sum(1 for r in records if r.key and aggregate_id.encode() in r.key)
+        return found
+    finally:
+        await consumer.stop()
 
 
 def paid_tail(placed: Mapping[str, float], clients: int) -> int:
