@@ -78,6 +78,11 @@ async def test_console_errors_are_console_pages_with_the_apis_status(
     assert status == 200 and "Replayed state at version 1" in body
     status, _, body = await fetch(console_fleet, "/console/types/order?page=0")
     assert status == 400 and 'id="error"' in body
+    # A name no aggregate can have: the console's own 400 page, not the API's JSON.
+    for path in ("/console/aggregates/order/bad%20id", "/console/aggregates/Order/o-1"):
+        status, kind, body = await fetch(console_fleet, path)
+        assert (status, kind) == (400, "text/html"), (path, body)
+        assert 'id="error"' in body and "is no aggregate name" in body, (path, body)
 
 
 async def test_aggregate_ids_sort_naturally_and_page_past_500(console_fleet: FleetProcess) -> None:

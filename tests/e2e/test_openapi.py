@@ -17,7 +17,7 @@ from openapi_spec_validator import validate
 
 from tests.fleet import FleetProcess
 from tests.tokens import bearer
-from workers.http.console.html import CONTENT_SECURITY_POLICY
+from workers.http.edge.responses import CONTENT_SECURITY_POLICY
 from workers.runtime.answers import ERROR_CODES
 
 

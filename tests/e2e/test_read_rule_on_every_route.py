@@ -30,8 +30,9 @@ from tests.fleet import FleetProcess, running_fleet
 from tests.tokens import bearer
 from tests.waiting import wait_for
 from workers.devtools.embedded import EmbeddedStack
-from workers.http import register
+from workers.http import FleetHttp, register
 from workers.runtime.compose import ROLES, Runtime
+from workers.runtime.fleet import Fleet
 from workers.runtime.serve import build_fleet
 from workers.runtime.settings import Settings
 
@@ -52,15 +53,19 @@ async def owned(
 
 async def get_routes(fleet: FleetProcess) -> list[str]:
     """Every GET route path the fleet's router holds, built here from the fleet's settings."""
-    runtime = await Runtime.start(Settings.from_env(fleet.env), domains=owned_rooms.domains())
+    settings = Settings.from_env({**fleet.env, "EVENTFLEET_HTTP_PORT": "0"})  # its own socket
+    runtime = await Runtime.start(settings, domains=owned_rooms.domains())
     try:
-        built = build_fleet(runtime, ROLES, app_id=f"walk-{uuid.uuid4().hex[:6]}", views=register)
-        router = built.web_app.router
-        paths = {
-            resource.canonical
-            for resource in router.resources()
-            if any(route.method in ("GET", "*") for route in resource)
-        }
+        built: list[FleetHttp] = []
+
+        def views(fleet: Fleet) -> FleetHttp:
+            built.append(register(fleet))
+            return built[0]
+
+        build_fleet(runtime, ROLES, app_id=f"walk-{uuid.uuid4().hex[:6]}", views=views)
+        http = built[0]
+        http.serving.sock.close()  # never started: only its routes are read
+        paths = {route.template for route in http.api if route.method == "GET"}
     finally:
         await runtime.stop()
     return sorted(paths)

@@ -3,30 +3,114 @@
 Read-only unless ``EVENTFLEET_CONSOLE_ACTIONS=true``: browse aggregate types and aggregates,
 an aggregate's timeline, its snapshot against replay, time travel, the dead-letter topic,
 lag and throughput; with actions on, re-submit a fixed dead letter (review, confirm, audit).
+Its routes are declared on the fleet's ``Api`` like any other, hidden from the contract; the
+edge adds the security headers (``workers.http.edge.responses.SECURITY_HEADERS``) to every
+answer, and the door sends a browser without a session to the login page.
 """
 
 from __future__ import annotations
 
-from aiohttp import web
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from workers.http.console.api import ApiPage
 from workers.http.console.browse import BrowsePages
 from workers.http.console.dead_letters import DeadLetterPages
 from workers.http.console.dlq_bulk import BulkPages
-from workers.http.console.html import SECURITY_HEADERS, STYLE, STYLESHEET
+from workers.http.console.html import STYLE, STYLESHEET
 from workers.http.console.operator import OperatorPages
 from workers.http.console.projections import ProjectionPages
 from workers.http.console.samples import Sampler, counter_total, gauge_total
 from workers.http.console.session import Login
-from workers.http.console.views import Console
+from workers.http.console.views import Console, Handler
 from workers.http.contract import Contract
+from workers.http.edge.request import Request
+from workers.http.edge.responses import Response
+from workers.http.edge.routes import Api, Doc, Route
 from workers.runtime.fleet import Fleet
 
 __all__ = ["register_console"]
 
+CSS = "text/css; charset=utf-8"
 
-def register_console(fleet: Fleet) -> Console:
-    """Add the console's routes to the fleet's web server; its sampler runs with the server."""
+
+class Server(Protocol):
+    """What the console needs of the process's server (``workers.http.FleetHttp``): its routes,
+    and the hooks run once it started and after it stopped."""
+
+    api: Api
+    on_start: list[Callable[[], Awaitable[None]]]
+    on_cleanup: list[Callable[[], Awaitable[None]]]
+
+
+def register_console(fleet: Fleet, http: Server) -> Console:
+    """Add the console's routes to the fleet's ``Api``; its sampler runs with the server."""
+    sampler = _sampler(fleet)
+    console = Console(fleet, sampler, throughput_unit=_throughput_unit(fleet))
+
+    async def started() -> None:
+        sampler.start()
+
+    http.on_start.append(started)
+    http.on_cleanup.append(sampler.stop)
+    api, guard = http.api, console.guarded
+
+    def get(template: str, handler: Handler) -> None:
+        _page(api, "GET", template, guard(handler))
+
+    def act(template: str, handler: Handler) -> None:
+        _page(api, "POST", template, guard(handler, action=True))
+
+    get("/console", console.overview)
+    get("/console/types/{aggregate_type}", console.aggregates)
+    get("/console/aggregates/{aggregate_type}/{aggregate_id}", console.aggregate)
+    letters = DeadLetterPages(console)
+    get("/console/dlq", letters.dead_letters)
+    get("/console/dlq/{partition}/{offset}", letters.dead_letter)
+    act("/console/dlq/{partition}/{offset}/confirm", letters.confirm)
+    act("/console/dlq/{partition}/{offset}/replay", letters.replay)
+    bulk = BulkPages(letters)  # workers/http/console/dlq_bulk.py
+    act("/console/dlq/{partition}/{offset}/skip", bulk.skip)
+    act("/console/dlq/bulk/review", bulk.review)
+    act("/console/dlq/bulk/confirm", bulk.confirm)
+    get("/console/audit", letters.audit)
+    get("/console/lag", console.lag)
+    login = Login(fleet.door, fleet.runtime.settings)
+    _page(api, "GET", "/console/login", login.show, open_path=True)
+    _page(api, "POST", "/console/login", login.sign_in, open_path=True)
+    _page(api, "POST", "/console/logout", login.sign_out)
+    _page(api, "GET", STYLESHEET, stylesheet, open_path=True)
+    operator = OperatorPages(console)  # workers/http/console/operator.py
+    get("/console/groups", operator.groups)
+    get("/console/search", operator.search)
+    projections = ProjectionPages(console)  # workers/http/console/projections.py
+    get("/console/projections", projections.projections)
+    act("/console/projections/{name}/rebuild", projections.rebuild)
+    browse = BrowsePages(console)  # workers/http/console/browse.py
+    get("/console/topics", browse.topics)
+    get("/console/topics/{topic}", browse.topic)
+    get("/console/aggregates/{aggregate_type}/{aggregate_id}/diff", browse.diff)
+    page = ApiPage(console, Contract(fleet, api))  # workers/http/console/api.py
+    get("/console/api", page.page)
+    get("/console/api.json", page.json)
+    get("/console/{unknown:.*}", operator.not_found)  # last: any other console path
+    return console
+
+
+def _page(
+    api: Api, method: str, template: str, handler: Handler, *, open_path: bool = False
+) -> None:
+    """A console route: hidden from the contract. Its path's aggregate names are not checked
+    by the dispatcher (whose refusal is the API's JSON) but by the page, so a bad one is a
+    console page with its status like every other error here; the door's read rule still
+    sees them (``workers.http.routes.read_access``)."""
+    name = "console_" + getattr(handler, "__name__", "page")
+    route = api.add(Route(method, template, handler, name, open=open_path, doc=Doc(hidden=True)))
+    route.checked = ()
+
+
+def _sampler(fleet: Fleet) -> Sampler:
+    """Lag and throughput of this process, every EVENTFLEET_CONSOLE_SAMPLE_INTERVAL_S."""
     rt = fleet.runtime
     metrics = rt.metrics
 
@@ -37,68 +121,16 @@ def register_console(fleet: Fleet) -> Console:
         return gauge_total(metrics.consumer_lag)
 
     counted = metrics.events_appended if "appender" in fleet.roles else metrics.requests
-    unit = "events stored" if "appender" in fleet.roles else "command requests"
-    sampler = Sampler(
+    return Sampler(
         lag=lag,
         count=lambda: counter_total(counted),
         interval_s=rt.settings.console_sample_interval_s,
     )
-    console = Console(fleet, sampler, throughput_unit=unit)
-    web_app = fleet.web_app
-
-    async def started(app: web.Application) -> None:
-        sampler.start()
-
-    async def stopped(app: web.Application) -> None:
-        await sampler.stop()
-
-    web_app.on_startup.append(started)
-    web_app.on_cleanup.append(stopped)
-    get, post, guard = web_app.router.add_get, web_app.router.add_post, console.guarded
-    get("/console", guard(console.overview))
-    get("/console/types/{aggregate_type}", guard(console.aggregates))
-    get("/console/aggregates/{aggregate_type}/{aggregate_id}", guard(console.aggregate))
-    letters = DeadLetterPages(console)
-    get("/console/dlq", guard(letters.dead_letters))
-    get("/console/dlq/{partition}/{offset}", guard(letters.dead_letter))
-    post("/console/dlq/{partition}/{offset}/confirm", guard(letters.confirm, action=True))
-    post("/console/dlq/{partition}/{offset}/replay", guard(letters.replay, action=True))
-    bulk = BulkPages(letters)  # workers/http/console/dlq_bulk.py
-    post("/console/dlq/{partition}/{offset}/skip", guard(bulk.skip, action=True))
-    post("/console/dlq/bulk/review", guard(bulk.review, action=True))
-    post("/console/dlq/bulk/confirm", guard(bulk.confirm, action=True))
-    get("/console/audit", guard(letters.audit))
-    get("/console/lag", guard(console.lag))
-    login = Login(fleet.door, fleet.runtime.settings)
-    get("/console/login", login.show)
-    post("/console/login", login.sign_in)
-    post("/console/logout", login.sign_out)
-    get(STYLESHEET, stylesheet)
-    operator = OperatorPages(console)  # workers/http/console/operator.py
-    get("/console/groups", guard(operator.groups))
-    get("/console/search", guard(operator.search))
-    projections = ProjectionPages(console)  # workers/http/console/projections.py
-    get("/console/projections", guard(projections.projections))
-    post("/console/projections/{name}/rebuild", guard(projections.rebuild, action=True))
-    browse = BrowsePages(console)  # workers/http/console/browse.py
-    get("/console/topics", guard(browse.topics))
-    get("/console/topics/{topic}", guard(browse.topic))
-    get("/console/aggregates/{aggregate_type}/{aggregate_id}/diff", guard(browse.diff))
-    api = ApiPage(console, Contract(fleet, web_app))  # workers/http/console/api.py
-    get("/console/api", guard(api.page))
-    get("/console/api.json", guard(api.json))
-    get("/console/{unknown:.*}", guard(operator.not_found))  # last: any other console path
-    web_app.on_response_prepare.append(security_headers)
-    return console
 
 
-async def stylesheet(request: web.Request) -> web.Response:
-    return web.Response(
-        text=STYLE, content_type="text/css", headers={"Cache-Control": "max-age=3600"}
-    )
+def _throughput_unit(fleet: Fleet) -> str:
+    return "events stored" if "appender" in fleet.roles else "command requests"
 
 
-async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """Every answer: no framing, no sniffing, no referrer, no script (console and API alike)."""
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
+async def stylesheet(request: Request) -> Response:
+    return Response(STYLE.encode(), content_type=CSS, headers={"Cache-Control": "max-age=3600"})

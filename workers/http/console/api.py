@@ -7,12 +7,12 @@ document itself, for a browser signed in to the console (its cookie is scoped to
 
 from __future__ import annotations
 
-from aiohttp import web
-
 from topics.jsonvalue import JsonObject
 from workers.http.console.html import esc, json_block, table
 from workers.http.console.views import Console
 from workers.http.contract import Contract
+from workers.http.edge.request import Request
+from workers.http.edge.responses import Response
 
 METHODS = ("get", "post", "put", "patch", "delete")
 HEADINGS = ("method", "path", "summary", "parameters", "answers")
@@ -25,7 +25,7 @@ class ApiPage:
         self.console = console
         self.contract = contract
 
-    async def page(self, request: web.Request) -> web.Response:
+    async def page(self, request: Request) -> Response:
         doc = self.contract.document()
         body = (
             "<p>The fleet's contract, generated from its domains, routes and error catalogue: "
@@ -41,8 +41,8 @@ class ApiPage:
         )
         return self.console.html("API", body)
 
-    async def json(self, request: web.Request) -> web.Response:
-        return web.Response(body=self.contract.as_bytes(), content_type="application/json")
+    async def json(self, request: Request) -> Response:
+        return Response(self.contract.as_bytes())
 
 
 def _security(doc: JsonObject) -> str:

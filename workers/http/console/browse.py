@@ -7,12 +7,13 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import orjson
-from aiohttp import web
 
 from topics.errors import InvalidInput, NotFound
 from topics.jsonvalue import Json, JsonObject
 from workers.http.console.html import esc, json_block, link, path, table
 from workers.http.console.views import Console
+from workers.http.edge.request import Request
+from workers.http.edge.responses import Response
 from workers.ports import Record, TopicWindow
 from workers.runtime.connections import fleet_catalog
 
@@ -32,15 +33,15 @@ class BrowsePages:
         rt = self.console.rt
         return [spec.name for spec in fleet_catalog(rt.settings, rt.domains)]
 
-    async def topics(self, request: web.Request) -> web.Response:
+    async def topics(self, request: Request) -> Response:
         rows = [(link(path("topics", name), name),) for name in self._topics()]
         return self.console.html("Topics", table(("topic",), rows, css_id="topics"))
 
-    async def topic(self, request: web.Request) -> web.Response:
+    async def topic(self, request: Request) -> Response:
         """Newest first. Without ``partition``: the newest records of every partition, by
         time. With ``partition=P``: that partition by offset, older pages by ``before_offset``.
         Only the window shown is read, never the topic."""
-        name = request.match_info["topic"]
+        name = request.params["topic"]
         if name not in self._topics():
             raise NotFound(f"the fleet writes no topic {name!r}; the topics page lists them.")
         partition = _whole(request.query.get("partition"), "partition")
@@ -80,12 +81,12 @@ class BrowsePages:
         )
         return self.console.html(f"Topic {name}", body)
 
-    async def diff(self, request: web.Request) -> web.Response:
+    async def diff(self, request: Request) -> Response:
         """``?from=N&to=M``: the state at N against the state at M; without: the snapshot
         against the state replayed from scratch to the snapshot's version."""
         rt = self.console.rt
-        domain = rt.domains.get(request.match_info["aggregate_type"])
-        aggregate_id = request.match_info["aggregate_id"]
+        domain = rt.domains.get(request.params["aggregate_type"])
+        aggregate_id = request.params["aggregate_id"]
         low = _whole(request.query.get("from"), "from")
         high = _whole(request.query.get("to"), "to")
         if (low is None) != (high is None):

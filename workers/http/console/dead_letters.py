@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
-from aiohttp import web
 
 from topics.envelope import decode
 from topics.errors import InvalidEnvelope, InvalidInput
@@ -16,6 +15,8 @@ from workers.http.console.desk import SKIP, DeadLetterDesk
 from workers.http.console.html import esc, hidden, json_block, link, path, table
 from workers.http.console.session import csrf_field
 from workers.http.console.views import READ_ONLY, Console
+from workers.http.edge.request import Request
+from workers.http.edge.responses import Response
 from workers.ports import ParkedEntry
 from workers.roles.command.requests import CommandRequest
 from workers.roles.ops.dlq_replay import DeadLetterEntry, draft, parse_submission
@@ -30,7 +31,7 @@ class DeadLetterPages:
 
     # --- dead letters -------------------------------------------------------------------------
 
-    async def dead_letters(self, request: web.Request) -> web.Response:
+    async def dead_letters(self, request: Request) -> Response:
         reason = request.query.get("reason") or None
         state = request.query.get("state") or None
         if state not in (None, *STATES):
@@ -123,7 +124,7 @@ class DeadLetterPages:
                 found[action.target] = EntryState("skipped", action.operator, action.at)
         return found
 
-    async def dead_letter(self, request: web.Request) -> web.Response:
+    async def dead_letter(self, request: Request) -> Response:
         entry = await self.desk.entry(_position(request))
         already = entry.source_topic == self.console.rt.names.stored
         info = table(
@@ -171,7 +172,7 @@ class DeadLetterPages:
                 )
         return self.console.html(f"Dead letter {entry.position}", info + form)
 
-    async def confirm(self, request: web.Request) -> web.Response:
+    async def confirm(self, request: Request) -> Response:
         entry = await self.desk.entry(_position(request))
         form = posted(request)  # read whole, CSRF checked: Console.guarded
         submission = parse_submission(str(form.get("submission", "")), max_bytes=self._limit())
@@ -198,7 +199,7 @@ class DeadLetterPages:
         )
         return self.console.html(f"Confirm replay of {entry.position}", body)
 
-    async def replay(self, request: web.Request) -> web.Response:
+    async def replay(self, request: Request) -> Response:
         entry = await self.desk.entry(_position(request))
         form = posted(request)  # read whole, CSRF checked: Console.guarded
         if form.get("confirm") != "yes":
@@ -215,7 +216,7 @@ class DeadLetterPages:
         )
         return self.console.html(f"Replayed {entry.position}", body, 200)
 
-    def _operator_field(self, request: web.Request) -> str:
+    def _operator_field(self, request: Request) -> str:
         """Who replays: the signed-in principal; a typed name only when the door is open."""
         actor = self.console.fleet.door.actor(request)
         if actor is not None:
@@ -230,7 +231,7 @@ class DeadLetterPages:
 
     # --- audit trail and charts ---------------------------------------------------------------
 
-    async def audit(self, request: web.Request) -> web.Response:
+    async def audit(self, request: Request) -> Response:
         actions = await self.desk.actions(limit=200)
         rows = [
             (
@@ -321,5 +322,5 @@ def _events_path(command: CommandRequest) -> str:
     return f"/v1/{command.aggregate_type}/{command.aggregate_id}/events"
 
 
-def _position(request: web.Request) -> str:
-    return f"{request.match_info['partition']}/{request.match_info['offset']}"
+def _position(request: Request) -> str:
+    return f"{request.params['partition']}/{request.params['offset']}"

@@ -8,14 +8,13 @@ through the same path as a single one (a replay is still once per entry).
 
 from __future__ import annotations
 
-from aiohttp import web
-from multidict import MultiDictProxy
-
 from topics.errors import InvalidInput
 from workers.http.bodies import posted
 from workers.http.console.dead_letters import DeadLetterPages
 from workers.http.console.html import esc, hidden, json_block, link, table
 from workers.http.console.session import csrf_field
+from workers.http.edge.request import MultiValues, Request
+from workers.http.edge.responses import Response
 from workers.ports import OperatorAction
 from workers.roles.ops.dlq_replay import DeadLetterEntry, draft, find_entry
 
@@ -30,7 +29,7 @@ class BulkPages:
         self.letters = letters
         self.console = letters.console
 
-    async def skip(self, request: web.Request) -> web.Response:
+    async def skip(self, request: Request) -> Response:
         entry = await self.letters.desk.entry(_at(request))
         action = await self._skip(request, entry)
         body = f'<p id="outcome" class="good">{esc(entry.position)} skipped by {esc(action.operator)}</p>'
@@ -41,11 +40,11 @@ class BulkPages:
             )
         return self.console.html(f"Skipped {entry.position}", body)
 
-    async def _skip(self, request: web.Request, entry: DeadLetterEntry) -> OperatorAction:
+    async def _skip(self, request: Request, entry: DeadLetterEntry) -> OperatorAction:
         """Audited; the head of a parked queue is released (the desk refuses one behind it)."""
         return await self.letters.desk.skip(entry, operator=self.console.operator(request, ""))
 
-    async def review(self, request: web.Request) -> web.Response:
+    async def review(self, request: Request) -> Response:
         form = posted(request)  # read whole, CSRF checked: Console.guarded
         what, entries = await self._chosen(form)
         rows = [
@@ -69,7 +68,7 @@ class BulkPages:
         )
         return self.console.html("Review the bulk action", body)
 
-    async def confirm(self, request: web.Request) -> web.Response:
+    async def confirm(self, request: Request) -> Response:
         form = posted(request)  # read whole, CSRF checked: Console.guarded
         what, entries = await self._chosen(form)
         rows = []
@@ -90,7 +89,7 @@ class BulkPages:
         )
         return self.console.html(f"Bulk {what}", body)
 
-    async def _chosen(self, form: MultiDictProxy[str]) -> tuple[str, list[DeadLetterEntry]]:
+    async def _chosen(self, form: MultiValues) -> tuple[str, list[DeadLetterEntry]]:
         what = str(form.get("action", ""))
         if what not in BULK_ACTIONS:
             raise InvalidInput(f"action must be one of {', '.join(BULK_ACTIONS)}.")
@@ -112,5 +111,5 @@ class BulkPages:
         return what, entries
 
 
-def _at(request: web.Request) -> str:
-    return f"{request.match_info['partition']}/{request.match_info['offset']}"
+def _at(request: Request) -> str:
+    return f"{request.params['partition']}/{request.params['offset']}"

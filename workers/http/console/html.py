@@ -48,18 +48,8 @@ def path(*parts: str) -> str:
 
 
 STYLESHEET = "/console/static/console.css"
-"""The one stylesheet, served as a file: the Content-Security-Policy allows no inline style."""
-CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'"
-)
-SECURITY_HEADERS = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "same-origin",  # no-referrer would make browsers send Origin: null
-}
-"""Sent with every answer of the HTTP server, console pages and API alike."""
+"""The one stylesheet, served as a file: the Content-Security-Policy allows no inline style
+(``workers.http.edge.responses.SECURITY_HEADERS``, on every answer)."""
 
 
 def page(

@@ -7,13 +7,13 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
-from aiohttp import web
-
 from topics.envelope import parse_utc
 from topics.errors import InvalidEnvelope, InvalidInput, NotFound
 from workers.adapters.kafka.lag import PartitionLag
 from workers.http.console.html import esc, json_block, link, path, table
 from workers.http.console.views import Console, event_metadata, natural_key
+from workers.http.edge.request import Request
+from workers.http.edge.responses import Response
 from workers.ports import EventQuery, SearchPosition
 from workers.runtime.lag import read_lag_once
 
@@ -28,7 +28,7 @@ class OperatorPages:
     def __init__(self, console: Console) -> None:
         self.console = console
 
-    async def groups(self, request: web.Request) -> web.Response:
+    async def groups(self, request: Request) -> Response:
         fleet = self.console.fleet
         rt = fleet.runtime
         if fleet.lag is not None and fleet.lag.last_at is not None:
@@ -50,7 +50,7 @@ class OperatorPages:
         )
         return self.console.html("Groups & partitions", body)
 
-    async def search(self, request: web.Request) -> web.Response:
+    async def search(self, request: Request) -> Response:
         asked = {name: request.query.get(name, "").strip() for name in _FIELDS}
         query = self._query(asked)
         before = _position(request.query.get("before", ""))
@@ -102,7 +102,7 @@ class OperatorPages:
             correlation_id=asked["correlation_id"] or None,
         )
 
-    async def not_found(self, request: web.Request) -> web.Response:
+    async def not_found(self, request: Request) -> Response:
         raise NotFound(
             f"the console has no page {request.path!r}; start from the overview (/console)."
         )

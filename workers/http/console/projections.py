@@ -7,12 +7,12 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from aiohttp import web
-
 from topics.errors import EventfleetError
 from workers.http.console.html import esc, link, path, table
 from workers.http.console.session import csrf_field
 from workers.http.console.views import Console
+from workers.http.edge.request import Request
+from workers.http.edge.responses import Response
 from workers.runtime.rebuild import projection_named, rebuild
 
 
@@ -49,7 +49,7 @@ class ProjectionPages:
         self.console = console
         self.rebuilds: dict[str, Rebuild] = {}
 
-    async def projections(self, request: web.Request) -> web.Response:
+    async def projections(self, request: Request) -> Response:
         fleet, rt = self.console.fleet, self.console.rt
         lag = _lag_by_projection(self.console)
         runs_here = "projection" in fleet.roles
@@ -82,7 +82,7 @@ class ProjectionPages:
             refresh_s=2 if running else None,
         )
 
-    def _rebuild_form(self, request: web.Request, name: str) -> str:
+    def _rebuild_form(self, request: Request, name: str) -> str:
         if not self.console.actions:
             return '<span class="muted">read-only</span>'
         running = self.rebuilds.get(name)
@@ -94,8 +94,8 @@ class ProjectionPages:
             f'<button type="submit" id="rebuild-{esc(name)}">rebuild</button></form>'
         )
 
-    async def rebuild(self, request: web.Request) -> web.Response:
-        name = request.match_info["name"]
+    async def rebuild(self, request: Request) -> Response:
+        name = request.params["name"]
         projection_named(self.console.rt.domains, name)  # unknown: 400 naming the known ones
         running = self.rebuilds.get(name)
         if running is not None and running.running:

@@ -14,13 +14,13 @@ import secrets
 from collections.abc import Mapping
 from contextvars import ContextVar
 
-from aiohttp import web
-
 from topics.errors import EventfleetError, Forbidden, Unauthenticated
 from workers.http.bodies import read_form
 from workers.http.console.html import esc, hidden, page
+from workers.http.edge.request import Request
+from workers.http.edge.responses import Redirect, Response, json_response
 from workers.http.queries import failure
-from workers.runtime.door.auth import SESSION_COOKIE, Door, json_response
+from workers.runtime.door.auth import SESSION_COOKIE, Door
 from workers.runtime.door.identity import Credentials
 from workers.runtime.settings import Settings
 
@@ -31,20 +31,20 @@ HEADER: ContextVar[str] = ContextVar("console_header", default="")
 """The signed-in principal and its sign-out form, for the page being rendered."""
 
 
-def csrf_token(request: web.Request) -> str:
+def csrf_token(request: Request) -> str:
     """This browser's CSRF token (made on its first console page)."""
-    token: str | None = request.get(_CSRF_KEY)
-    if token is None:
+    token = request.state.get(_CSRF_KEY)
+    if not isinstance(token, str):
         token = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
-        request[_CSRF_KEY] = token
+        request.state[_CSRF_KEY] = token
     return token
 
 
-def csrf_field(request: web.Request) -> str:
+def csrf_field(request: Request) -> str:
     return hidden(CSRF_FIELD, csrf_token(request))
 
 
-def check_csrf(request: web.Request, form: Mapping[str, object]) -> None:
+def check_csrf(request: Request, form: Mapping[str, object]) -> None:
     """Raises Forbidden unless the form's CSRF token equals the browser's cookie."""
     cookie = request.cookies.get(CSRF_COOKIE, "")
     sent = str(form.get(CSRF_FIELD, ""))
@@ -55,14 +55,14 @@ def check_csrf(request: web.Request, form: Mapping[str, object]) -> None:
         )
 
 
-def tls(request: web.Request) -> bool:
+def tls(request: Request) -> bool:
     return request.secure or request.headers.get("X-Forwarded-Proto", "") == "https"
 
 
-def keep_csrf(request: web.Request, response: web.StreamResponse) -> None:
+def keep_csrf(request: Request, response: Response) -> None:
     """Set the CSRF cookie when this request made the token."""
-    token = request.get(_CSRF_KEY)
-    if token is not None and request.cookies.get(CSRF_COOKIE) != token:
+    token = request.state.get(_CSRF_KEY)
+    if isinstance(token, str) and request.cookies.get(CSRF_COOKIE) != token:
         response.set_cookie(
             CSRF_COOKIE,
             token,
@@ -87,7 +87,7 @@ class Login:
         self.door = door
         self._limits = settings.max_body_bytes, settings.body_timeout_s
 
-    def _page(self, request: web.Request, message: str = "", status: int = 200) -> web.Response:
+    def _page(self, request: Request, message: str = "", status: int = 200) -> Response:
         if self.door.mode == "jwt":
             form = (
                 '<form method="post" action="/console/login" id="login">'
@@ -105,14 +105,14 @@ class Login:
             )
         error = f'<p class="bad" id="error">{esc(message)}</p>' if message else ""
         text = page("Sign in", error + form, actions=False, auth=self.door.mode)
-        response = web.Response(text=text, status=status, content_type="text/html")
+        response = Response.html(text, status)
         keep_csrf(request, response)
         return response
 
-    async def show(self, request: web.Request) -> web.Response:
+    async def show(self, request: Request) -> Response:
         return self._page(request)
 
-    async def sign_in(self, request: web.Request) -> web.StreamResponse:
+    async def sign_in(self, request: Request) -> Response:
         if self.door.mode != "jwt":
             return self._page(request)
         try:
@@ -129,19 +129,19 @@ class Login:
         except Unauthenticated as e:
             self.door.count_unauthenticated(e.reason)
             return self._page(request, f"not signed in ({e.reason}): {e}", 401)
-        response = web.HTTPSeeOther(_next(str(form.get("next", "/console"))))
+        response = Response(content_type=None)
         response.set_cookie(
             SESSION_COOKIE, token, path="/console", httponly=True, samesite="Strict",
             secure=tls(request),
         )  # fmt: skip
-        return response
+        raise Redirect(_next(str(form.get("next", "/console"))), response=response)
 
-    async def sign_out(self, request: web.Request) -> web.StreamResponse:
+    async def sign_out(self, request: Request) -> Response:
         try:
             form = await read_form(request, *self._limits)
         except EventfleetError as e:
             return json_response(failure(e))
         check_csrf(request, form)
-        response = web.HTTPSeeOther("/console/login")
+        response = Response(content_type=None)
         response.del_cookie(SESSION_COOKIE, path="/console")
-        return response
+        raise Redirect("/console/login", response=response)

@@ -1,20 +1,19 @@
-"""The console's routes on the fleet's web server: read-only pages, and the guarded replay POSTs."""
+"""The console's pages on the fleet's HTTP edge: read-only pages, and the guarded replay POSTs."""
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from urllib.parse import urlencode
 
 import orjson
-from aiohttp import web
 
 from snapshot_rules.domain import Domain
 from snapshot_rules.replay import replay
 from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE, Actor, Event, parse_utc
 from topics.errors import EventfleetError, Forbidden, InvalidEnvelope, InvalidInput, NotFound
-from topics.jsonvalue import Json
 from workers.http.bodies import read_form
 from workers.http.console.html import esc, json_block, link, page, path, table
 from workers.http.console.samples import Sampler, charts
@@ -24,6 +23,8 @@ from workers.http.console.session import (
     csrf_field,
     keep_csrf,
 )
+from workers.http.edge.request import Request
+from workers.http.edge.responses import Response, json_response
 from workers.http.queries import failure
 from workers.roles.ops.dlq_replay import check_operator
 from workers.roles.read.paging import EventPage, read_page
@@ -33,7 +34,7 @@ from workers.runtime.fleet import Fleet
 TIMELINE_LIMIT = 1000
 AGGREGATES_SHOWN = 500
 _DIGITS = re.compile(r"[0-9]{1,18}\Z")
-Handler = Callable[[web.Request], Awaitable[web.Response]]
+Handler = Callable[[Request], Awaitable[Response]]
 READ_ONLY = (
     "the console is read-only: set EVENTFLEET_CONSOLE_ACTIONS=true on this process to let "
     "operators re-submit dead letters."
@@ -52,14 +53,14 @@ class Console:
 
     def html(
         self, title: str, body: str, status: int = 200, *, refresh_s: int | None = None
-    ) -> web.Response:
+    ) -> Response:
         text = page(
             title, body, actions=self.actions, who=HEADER.get(), auth=self.fleet.door.mode,
             refresh_s=refresh_s,
         )  # fmt: skip
-        return web.Response(text=text, status=status, content_type="text/html")
+        return Response.html(text, status)
 
-    def operator(self, request: web.Request, typed: str) -> str:
+    def operator(self, request: Request, typed: str) -> str:
         """Who acts: the authenticated principal; the typed name only when the door is open."""
         actor = self.fleet.door.actor(request)
         return actor.principal if actor is not None else check_operator(typed)
@@ -70,7 +71,8 @@ class Console:
         settings = self.rt.settings
         viewer, operator = settings.auth_viewer_role, settings.auth_operator_role
 
-        async def run(request: web.Request) -> web.Response:
+        @functools.wraps(handler)
+        async def run(request: Request) -> Response:
             actor = self.fleet.door.actor(request)
             if actor is not None:  # Forbidden goes to the door: 403 JSON, counted
                 needed = (operator,) if action else (viewer, operator)
@@ -84,15 +86,14 @@ class Console:
                 refused = error(
                     403, "console_read_only", READ_ONLY, setting="EVENTFLEET_CONSOLE_ACTIONS"
                 )
-                return web.json_response(refused.body, status=403, dumps=_dumps)
+                return json_response(refused)
             if action:
                 try:
                     form = await read_form(
                         request, settings.max_body_bytes, settings.body_timeout_s
                     )
                 except EventfleetError as e:
-                    answer = failure(e)
-                    return web.json_response(answer.body, status=answer.status, dumps=_dumps)
+                    return json_response(failure(e))
                 check_csrf(request, form)
             HEADER.set(_signed_in(request, actor))
             self.sampler.start()
@@ -109,7 +110,7 @@ class Console:
 
     # --- browsing -----------------------------------------------------------------------------
 
-    async def overview(self, request: web.Request) -> web.Response:
+    async def overview(self, request: Request) -> Response:
         rows = []
         for domain in self.rt.domains:
             count = await self.rt.events.count([domain.name])
@@ -129,8 +130,8 @@ class Console:
         )
         return self.html("Overview", body)
 
-    async def aggregates(self, request: web.Request) -> web.Response:
-        domain = self.rt.domains.get(request.match_info["aggregate_type"])
+    async def aggregates(self, request: Request) -> Response:
+        domain = self.rt.domains.get(request.params["aggregate_type"])
         versions = await self.rt.events.versions([domain.name])
         ordered = sorted(versions.items(), key=lambda item: natural_key(item[0][1]))
         page_no = _page(request.query.get("page"))
@@ -144,9 +145,9 @@ class Console:
         )
         return self.html(f"{domain.name} aggregates", body)
 
-    async def aggregate(self, request: web.Request) -> web.Response:
-        aggregate_type = request.match_info["aggregate_type"]
-        aggregate_id = request.match_info["aggregate_id"]
+    async def aggregate(self, request: Request) -> Response:
+        aggregate_type = request.params["aggregate_type"]
+        aggregate_id = request.params["aggregate_id"]
         if not AGGREGATE_ID_RE.match(aggregate_id) or not AGGREGATE_TYPE_RE.match(aggregate_type):
             raise InvalidInput(f"{aggregate_type!r} {aggregate_id!r} is no aggregate name.")
         domain = self.rt.domains.get(aggregate_type)
@@ -225,7 +226,7 @@ class Console:
 
     # --- charts ---------------------------------------------------------------------------------
 
-    async def lag(self, request: web.Request) -> web.Response:
+    async def lag(self, request: Request) -> Response:
         recent = list(self.sampler.samples)[-10:]
         rows = [
             (esc(datetime.fromtimestamp(s.at).isoformat(timespec="seconds")), esc(s.lag),
@@ -286,7 +287,7 @@ def event_metadata(event: Event, trace_url: str = "") -> str:
     return f'<div class="meta">{items}</div>'
 
 
-def _signed_in(request: web.Request, actor: Actor | None) -> str:
+def _signed_in(request: Request, actor: Actor | None) -> str:
     """The header's principal and its sign-out form (nothing when the door is open)."""
     if actor is None:
         return ""
@@ -295,10 +296,6 @@ def _signed_in(request: web.Request, actor: Actor | None) -> str:
         '<form method="post" action="/console/logout">'
         f'{csrf_field(request)}<button type="submit" id="sign-out">sign out</button></form>'
     )
-
-
-def _dumps(value: Json) -> str:
-    return orjson.dumps(value).decode()
 
 
 _RUNS = re.compile(r"(\d+)")
@@ -351,7 +348,7 @@ def _timeline_caption(after: int, events: list[Event]) -> str:
     return f"events {esc(events[0].version)} to {esc(events[-1].version)}"
 
 
-def _timeline_pages(request: web.Request, after: int, page: EventPage) -> str:
+def _timeline_pages(request: Request, after: int, page: EventPage) -> str:
     """Links to the first and the next page of the timeline (every event is on exactly one)."""
     links = []
     if after > 0:
@@ -363,7 +360,7 @@ def _timeline_pages(request: web.Request, after: int, page: EventPage) -> str:
     return f'<p id="timeline-pages">{" · ".join(links)}</p>' if links else ""
 
 
-def _with_query(request: web.Request, **changes: str | None) -> str:
+def _with_query(request: Request, **changes: str | None) -> str:
     query = {k: v for k, v in request.query.items() if k not in changes}
     query.update({k: v for k, v in changes.items() if v is not None})
     return request.path + ("?" + urlencode(query) if query else "")
