@@ -7,8 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from topics.envelope import Event, encode, new_event
-from workers.http.live.shared import text_frame
-from workers.http.live.streams import SharedEvents
+from workers.http.live.shared import SharedEvents, text_frame
 
 
 class Opener:

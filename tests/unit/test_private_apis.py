@@ -23,6 +23,8 @@ from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import Message
 from prometheus_client import CollectorRegistry, Counter
+from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -80,6 +82,26 @@ USES = [
      "workers/adapters/kafka/producer.py", "called: the partition of each record of a batch"),
     ("aiokafka", AIOKafkaClient, "_wait_on_metadata",
      "workers/adapters/kafka/producer.py", "called: a topic's partitions before batching"),
+    ("uvicorn", RequestResponseCycle, "transport",
+     "workers/http/edge/wire.py", "read (via the ASGI send's __self__): the live pushes' socket"),
+    ("uvicorn", RequestResponseCycle, "chunked_encoding",
+     "workers/http/edge/wire.py", "read: a pushed SSE write is one chunk of a chunked body"),
+    ("uvicorn", RequestResponseCycle, "response_started",
+     "workers/http/edge/wire.py", "read: nothing is pushed before the response's head"),
+    ("uvicorn", RequestResponseCycle, "response_complete",
+     "workers/http/edge/wire.py", "read: nothing is pushed after the response's last chunk"),
+    ("uvicorn", RequestResponseCycle, "disconnected",
+     "workers/http/edge/wire.py", "read: nothing is pushed to a client that left"),
+    ("uvicorn", WebSocketsSansIOProtocol, "transport",
+     "workers/http/edge/wire.py", "read (via the ASGI send's __self__): the live pushes' socket"),
+    ("uvicorn", WebSocketsSansIOProtocol, "handshake_complete",
+     "workers/http/edge/wire.py", "read: nothing is pushed before the WebSocket is accepted"),
+    ("uvicorn", WebSocketsSansIOProtocol, "close_sent",
+     "workers/http/edge/wire.py", "read: no frame is pushed after the close frame"),
+    ("uvicorn", WebSocketsSansIOProtocol, "disconnected",
+     "workers/http/edge/wire.py", "read: nothing is pushed to a client that left"),
+    ("uvicorn", WebSocketsSansIOProtocol, "writable",
+     "workers/http/edge/wire.py", "relied on: a send waits while the socket is over its mark"),
     ("prometheus-client", CollectorRegistry, "_names_to_collectors",
      "tests/deploy/project.py", "read for the label names of declared metrics"),
     ("prometheus-client", Counter, "_value",
@@ -124,9 +146,11 @@ def test_the_checker_notices_a_missing_attribute() -> None:
     assert not has(aiokafka.AIOKafkaConsumer, "_fetch_max_wait")
 
 
-HOMES = ("workers/stream/", "workers/adapters/kafka/", "workers/devtools/", "tests/")
+HOMES = ("workers/stream/", "workers/adapters/kafka/", "workers/devtools/", "tests/",
+         "workers/http/edge/wire.py")  # fmt: skip
 """Where a dependency's internals may be reached: Faust's in the stream room, aiokafka's
-producer internals in its adapter, the rest in tools and tests; nowhere else."""
+producer internals in its adapter, uvicorn's per-connection objects in the edge's wire, the
+rest in tools and tests; nowhere else."""
 FAUST_INTERNALS = ("_thread._consumer", "_committed_offset", "_coordinator.coordinator_id",
                    "_read_offset", "_drain_messages", "_wait_next_records", "_add_gap")  # fmt: skip
 

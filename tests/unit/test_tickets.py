@@ -14,7 +14,7 @@ import pytest
 from topics.envelope import Actor
 from topics.errors import Forbidden, InvalidInput, Unauthenticated
 from workers.adapters.memory import MemoryTicketStore
-from workers.http.live.streams import CredentialExpired, Expiring, close_reason
+from workers.http.live.transports import CredentialExpired, Expiring, close_reason
 from workers.http.tickets import MAX_TICKET_CHARS, TicketRecord, Tickets, digest_of, live_route
 from workers.ports import TicketStore
 

@@ -18,6 +18,8 @@ from workers.http.contract import register_contract
 from workers.http.edge.app import Edge
 from workers.http.edge.routes import Api
 from workers.http.edge.server import Limits, Serving
+from workers.http.live.chat import register_chat
+from workers.http.live.streams import LiveServer
 from workers.http.queries import failure
 from workers.http.routes import register_views
 from workers.http.subjects import register_erase
@@ -70,5 +72,8 @@ def register(fleet: Fleet) -> FleetHttp:
     http = FleetHttp(api, serving)
     register_views(fleet, api)
     register_erase(fleet, api)
+    live = LiveServer(fleet, http)
+    register_chat(fleet, live, api)
+    live.register(api)
     register_contract(fleet, api)
     return http

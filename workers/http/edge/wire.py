@@ -23,15 +23,19 @@ connection):
 from __future__ import annotations
 
 import asyncio
-from typing import Any
-
-from workers.http.edge.request import Send
+from typing import Any, cast
 
 
-def transport_of(send: Send) -> asyncio.Transport | None:
-    """The socket transport of the connection ``send`` answers on (None: not uvicorn's)."""
+def transport_of(send: Any) -> asyncio.Transport | None:
+    """The socket transport of the connection ``send`` answers on (None: not uvicorn's).
+
+    Not checked with ``isinstance(..., asyncio.Transport)``: uvloop's transports implement the
+    interface without deriving from it (the check made every request under uvloop look gone).
+    """
     transport = getattr(getattr(send, "__self__", None), "transport", None)
-    return transport if isinstance(transport, asyncio.Transport) else None
+    if transport is None or not hasattr(transport, "get_write_buffer_size"):
+        return None
+    return cast(asyncio.Transport, transport)
 
 
 class Wire:
@@ -60,7 +64,7 @@ class Wire:
         return bool(owner.response_complete or not owner.response_started)
 
 
-def wire_of(send: Send, *, websocket: bool) -> Wire | None:
+def wire_of(send: Any, *, websocket: bool) -> Wire | None:
     """The wire under ``send`` once its answer began: an accepted WebSocket, or a response sent
     in chunks (None otherwise: not uvicorn's, ended, or not chunked, e.g. HEAD)."""
     owner = getattr(send, "__self__", None)

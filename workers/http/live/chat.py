@@ -26,38 +26,45 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import orjson
-from aiohttp import WSMsgType, web
 
 from snapshot_rules.projection import Apply, View
 from topics.envelope import AGGREGATE_ID_RE, Actor, Event, encode
 from topics.errors import EventfleetError, Forbidden, InvalidInput
 from topics.jsonvalue import Json, JsonObject
+from workers.http import declared
+from workers.http.declared import SubscribeQuery
+from workers.http.edge.request import Request
+from workers.http.edge.responses import Response, json_response
+from workers.http.edge.routes import Api
+from workers.http.edge.streaming import STREAMED, WebSocket
 from workers.http.live.chat_page import register_chat_page
 from workers.http.live.connections import Connection
 from workers.http.live.streams import (
+    LiveServer,
+    authorize_read,
+    check_transport,
+    principal_of,
+    start_position,
+)
+from workers.http.live.transports import (
     WS_CREDENTIAL_EXPIRED,
     WS_TRY_AGAIN_LATER,
     CredentialExpired,
     Expiring,
-    LiveServer,
-    authorize_read,
     close_reason,
     expired_notice,
-    principal_of,
     refusal,
-    start_position,
-    transport,
 )
 from workers.http.queries import failure
 from workers.roles.command.requests import parse_request
 from workers.roles.outcomes import Refused
 from workers.roles.read.live import AggregateSubscription, SlowSubscriber, TooManySubscriptions
 from workers.runtime.answers import Answer, answer_of, error
-from workers.runtime.door.auth import credential_expiry, json_response
 from workers.runtime.fleet import Fleet
 
 ROOM_TYPE = "chat_room"
 CHAT_COMMANDS = frozenset({"MessageSent", "MessageEdited", "MessageDeleted", "MessageRead"})
+WS_MESSAGE_TOO_BIG = 1009
 MAX_UNSTORED = 1000
 """Commands of one socket remembered until stored (their ``stored`` message); the oldest
 is forgotten past it (its event still arrives)."""
@@ -84,16 +91,15 @@ class ChatSocket:
         self._mine: dict[str, str] = {}  # command_id -> event_id, until stored
         self._sending = asyncio.Lock()
 
-    async def send(self, ws: web.WebSocketResponse, message: JsonObject | bytes) -> None:
+    async def send(self, ws: WebSocket, message: JsonObject | bytes) -> None:
         text = message if isinstance(message, bytes) else orjson.dumps(message)
         async with self._sending:
-            await self._connection.write(ws.send_frame(text, WSMsgType.TEXT))
+            await self._connection.write(ws.send_text(text))
 
-    async def command(self, ws: web.WebSocketResponse, raw: str) -> None:
+    async def command(self, ws: WebSocket, body: bytes) -> None:
         """Run one command through the command path; answer it on the socket."""
         command_id: str | None = None
         try:
-            body = raw.encode()
             limit = self._fleet.runtime.settings.max_body_bytes
             request = parse_request(ROOM_TYPE, self._room_id, body, max_bytes=limit)
             command_id = request.command_id
@@ -132,14 +138,12 @@ class ChatSocket:
             self._mine[command_id] = answer.body["event_id"]
         await self.answer(ws, command_id, answer)
 
-    async def answer(
-        self, ws: web.WebSocketResponse, command_id: str | None, answer: Answer
-    ) -> None:
+    async def answer(self, ws: WebSocket, command_id: str | None, answer: Answer) -> None:
         message = {"kind": "answer", "command_id": command_id, "status": answer.status,
                    "body": answer.body}  # fmt: skip
         await self.send(ws, message)
 
-    async def stream(self, ws: web.WebSocketResponse, subscription: AggregateSubscription) -> None:
+    async def stream(self, ws: WebSocket, subscription: AggregateSubscription) -> None:
         """Every stored event of the room, and a ``stored`` note for this socket's own."""
         batches = subscription.batches()
         try:
@@ -152,25 +156,25 @@ class ChatSocket:
             resume = subscription.resume
             with contextlib.suppress(Exception):
                 await self.send(ws, {"kind": "error", **expired_notice(e, resume)})
-            await ws.close(code=WS_CREDENTIAL_EXPIRED, message=close_reason(resume))
+            await ws.close(WS_CREDENTIAL_EXPIRED, close_reason(resume))
         except SlowSubscriber as e:
             self._live.metrics.slow_closes.labels("room").inc()
             notice = {"kind": "error", "error": "slow_client", "message": str(e),
                       "after_version": e.after_version}  # fmt: skip
             with contextlib.suppress(Exception):
-                await ws.send_str(orjson.dumps(notice).decode())
-            await ws.close(code=WS_TRY_AGAIN_LATER, message=b"slow_client")
+                await ws.send_text(orjson.dumps(notice))
+            await ws.close(WS_TRY_AGAIN_LATER, "slow_client")
         except EventfleetError as e:
             body = {"kind": "error", **refusal(e).body, **subscription.resume}
             with contextlib.suppress(Exception):
-                await ws.send_str(orjson.dumps(body).decode())
-            await ws.close(code=WS_TRY_AGAIN_LATER, message=b"error")
+                await ws.send_text(orjson.dumps(body))
+            await ws.close(WS_TRY_AGAIN_LATER, "error")
         except (ConnectionError, TimeoutError):
             await ws.close()
         finally:
             await batches.aclose()
 
-    async def _note_stored(self, ws: web.WebSocketResponse, event: Event) -> None:
+    async def _note_stored(self, ws: WebSocket, event: Event) -> None:
         command_id = event.metadata.command_id
         if command_id is not None and self._mine.get(command_id) == event.id:
             del self._mine[command_id]
@@ -221,7 +225,12 @@ def reads_moved(
     return moved, [reader for reader in before if reader not in after]
 
 
-def register_room_view(fleet: Fleet, live: LiveServer) -> None:
+def check_room(room_id: str) -> None:
+    if not AGGREGATE_ID_RE.match(room_id):
+        raise InvalidInput(f"room id {room_id!r} must match {AGGREGATE_ID_RE.pattern}.")
+
+
+def register_room_view(fleet: Fleet, live: LiveServer, api: Api) -> None:
     """``GET /v1/rooms/{room_id}/subscribe``: the room's messages as they change (SSE or a
     WebSocket), from ``after_version`` (the view at that version is the starting point)."""
     rt = fleet.runtime
@@ -232,52 +241,51 @@ def register_room_view(fleet: Fleet, live: LiveServer) -> None:
     domain = rt.domains.get(ROOM_TYPE)
     apply = projection.apply
 
-    async def room_view(request: web.Request) -> web.StreamResponse:
-        room_id = request.match_info["room_id"]
+    async def room_view(request: Request, query: SubscribeQuery) -> Response:
+        room_id = request.params["room_id"]
         try:
-            if not AGGREGATE_ID_RE.match(room_id):
-                raise InvalidInput(f"room id {room_id!r} must match {AGGREGATE_ID_RE.pattern}.")
-            after = start_position(request)
+            check_room(room_id)
+            after = start_position(request, query.after_version)
             authorize_read(fleet, request, ROOM_TYPE, room_id)
-            via = transport(request)
+            check_transport(request)
             principal = principal_of(fleet, request)
             start = None
             if after > 0:  # the room as of the client's position, opened as readers see it
                 folded = await rt.loader.exactly_at(domain, room_id, version=after)
                 start = await rt.shredder.open(folded.state)
         except Forbidden as e:
-            return fleet.door.forbidden(e)
+            return json_response(fleet.door.forbidden(e))
         except EventfleetError as e:
             return json_response(refusal(e))
+        connection = None
         try:
-            async with live.connection("view", via, principal, request) as connection:
+            async with live.connection("view", principal, request) as connection:
                 subscription = await live.subscription((ROOM_TYPE, room_id), after, kind="view")
                 changes = RoomChanges(apply, start)
-                return await live.stream(request, connection, subscription, via, kind="view",
+                return await live.stream(request, connection, subscription, kind="view",
                                          render=changes.render)  # fmt: skip
         except TooManySubscriptions as e:
-            return json_response(refusal(e), headers={"Retry-After": "5"})
+            return json_response(refusal(e))
+        return live.ended(connection)
 
-    web_app = fleet.web_app
-    web_app.router.add_get("/v1/rooms/{room_id}/subscribe", room_view)
+    api.bind(declared.ROOM_VIEW, room_view)
 
 
-def register_chat(fleet: Fleet, live: LiveServer) -> None:
+def register_chat(fleet: Fleet, live: LiveServer, api: Api) -> None:
     """Serve the room's live view everywhere, and ``/v1/rooms/{room_id}/ws`` and the chat page
     on a process that takes commands."""
     rt = fleet.runtime
     if ROOM_TYPE not in rt.domains:
         return
-    register_room_view(fleet, live)
+    register_room_view(fleet, live, api)
     if "commands" not in fleet.roles:
         return
 
-    async def chat(request: web.Request) -> web.StreamResponse:
-        room_id = request.match_info["room_id"]
+    async def chat(request: Request) -> Response:
+        room_id = request.params["room_id"]
         try:
-            if not AGGREGATE_ID_RE.match(room_id):
-                raise InvalidInput(f"room id {room_id!r} must match {AGGREGATE_ID_RE.pattern}.")
-            if request.headers.get("Upgrade", "").lower() != "websocket":
+            check_room(room_id)
+            if not request.websocket:
                 return json_response(error(
                     406, "not_acceptable", "this route is a WebSocket: open it with an upgrade."
                 ))  # fmt: skip
@@ -285,48 +293,56 @@ def register_chat(fleet: Fleet, live: LiveServer) -> None:
             authorize_read(fleet, request, ROOM_TYPE, room_id)
             principal = principal_of(fleet, request)
         except Forbidden as e:
-            return fleet.door.forbidden(e)
+            return json_response(fleet.door.forbidden(e))
         except EventfleetError as e:
             return json_response(refusal(e))
+        connection = None
         try:
-            async with live.connection("room", "websocket", principal, request) as connection:
+            async with live.connection("room", principal, request) as connection:
                 socket = ChatSocket(fleet, live, room_id, fleet.door.actor(request), connection,
-                                    credential_expiry(request))  # fmt: skip
+                                    request.expires)  # fmt: skip
                 subscription = await live.subscription((ROOM_TYPE, room_id), after, kind="room")
-                return await serve(request, socket, subscription, live)
+                return await serve(request, socket, subscription, connection,
+                                   live.max_message_bytes)  # fmt: skip
         except TooManySubscriptions as e:
-            return json_response(refusal(e), headers={"Retry-After": "5"})
+            return json_response(refusal(e))
+        return live.ended(connection)
 
-    web_app = fleet.web_app
-    web_app.router.add_get("/v1/rooms/{room_id}/ws", chat)
-    register_chat_page(fleet)
+    api.bind(declared.ROOM_SOCKET, chat)
+    register_chat_page(fleet, api)
 
 
 async def serve(
-    request: web.Request,
+    request: Request,
     socket: ChatSocket,
     subscription: AggregateSubscription,
-    live: LiveServer,
-) -> web.WebSocketResponse:
-    ws = web.WebSocketResponse(
-        heartbeat=float(live.limits.heartbeat_s), max_msg_size=live.max_message_bytes
-    )
-    await ws.prepare(request)
+    connection: Connection,
+    max_bytes: int,
+) -> Response:
+    """Take the socket's commands while its room's events stream to it."""
+    ws = WebSocket(request)
+    try:
+        await ws.accept()
+    except ConnectionError:
+        return STREAMED  # the client left during the handshake
+    connection.answered = True
     streaming = asyncio.create_task(socket.stream(ws, subscription))
     try:
         async for message in ws:
-            if message.type == WSMsgType.TEXT:
-                await socket.command(ws, message.data)
-            elif message.type == WSMsgType.BINARY:
+            if message.text is None:
                 await socket.answer(ws, None, error(
                     400, "bad_request", "send commands as JSON text messages, not binary ones."
                 ))  # fmt: skip
-            elif message.type == WSMsgType.ERROR:
+                continue
+            raw = message.text.encode()
+            if len(raw) > max_bytes:  # the bound of a command's body, as on HTTP
+                await ws.close(WS_MESSAGE_TOO_BIG, f"a message is {max_bytes} bytes at most")
                 break
+            await socket.command(ws, raw)
     except (ConnectionError, TimeoutError):
         pass
     finally:
         streaming.cancel()
         await asyncio.gather(streaming, return_exceptions=True)
         await ws.close()
-    return ws
+    return STREAMED

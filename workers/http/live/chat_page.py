@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import html
 
-from aiohttp import web
-
 from topics.envelope import AGGREGATE_ID_RE
+from workers.http.edge.request import Request
+from workers.http.edge.responses import Response, json_response
+from workers.http.edge.routes import Api
 from workers.http.live.chat_assets import SCRIPT, STYLE
 from workers.runtime.answers import error
-from workers.runtime.door.auth import json_response
 from workers.runtime.fleet import Fleet
 
 SCRIPT_PATH = "/chat/static/chat.js"
@@ -73,34 +73,29 @@ def chat_page(room_id: str, *, auth: str) -> str:
     )
 
 
-def register_chat_page(fleet: Fleet) -> None:
+def register_chat_page(fleet: Fleet, api: Api) -> None:
     """Serve the chat page next to the chat socket (a process with the commands role)."""
+    script = SCRIPT.encode()
+    style = STYLE.encode()
+    assets = {"Cache-Control": "max-age=300"}
 
-    async def page(request: web.Request) -> web.StreamResponse:
-        room_id = request.match_info["room_id"]
+    async def chat_script(request: Request) -> Response:
+        return Response(script, content_type="text/javascript; charset=utf-8", headers=assets)
+
+    async def chat_stylesheet(request: Request) -> Response:
+        return Response(style, content_type="text/css; charset=utf-8", headers=assets)
+
+    async def chat_room_page(request: Request) -> Response:
+        room_id = request.params["room_id"]
         if not AGGREGATE_ID_RE.match(room_id):
             return json_response(error(
                 400, "bad_request", f"room id {room_id!r} must match {AGGREGATE_ID_RE.pattern}."
             ))  # fmt: skip
-        return web.Response(
-            text=chat_page(room_id, auth=fleet.door.mode),
-            content_type="text/html",
-            headers={"Content-Security-Policy": PAGE_POLICY, "Cache-Control": "no-store"},
-        )
+        page = Response.html(chat_page(room_id, auth=fleet.door.mode))
+        page.set_header("Content-Security-Policy", PAGE_POLICY)
+        page.set_header("Cache-Control", "no-store")
+        return page
 
-    async def script(request: web.Request) -> web.Response:
-        return web.Response(
-            text=SCRIPT,
-            content_type="text/javascript",
-            headers={"Cache-Control": "max-age=300"},
-        )
-
-    async def stylesheet(request: web.Request) -> web.Response:
-        return web.Response(
-            text=STYLE, content_type="text/css", headers={"Cache-Control": "max-age=300"}
-        )
-
-    web_app = fleet.web_app
-    web_app.router.add_get(SCRIPT_PATH, script)
-    web_app.router.add_get(STYLESHEET_PATH, stylesheet)
-    web_app.router.add_get("/chat/{room_id}", page)
+    api.get(SCRIPT_PATH, hidden=True)(chat_script)
+    api.get(STYLESHEET_PATH, hidden=True)(chat_stylesheet)
+    api.get("/chat/{room_id}", hidden=True)(chat_room_page)

@@ -5,7 +5,8 @@ A live connection waits on its subscription most of the time; its client may lea
 the socket's buffer to drain, forever). One sweep a second ends both: a connection whose
 client left is cancelled, one whose write has waited longer than ``stuck_after_s`` is aborted
 (its write raises ConnectionResetError); both release their limits at once. At the drain,
-every connection is cancelled.
+every connection is cancelled. A connection ended so is marked ``ended``: its route ends it
+quietly (``LiveServer.connection``), as a client that left.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from aiohttp import web
+from workers.http.edge.request import Request
 
 
 class Sink(Protocol):
@@ -30,13 +31,23 @@ class Connection:
     """One open connection: its handler's task, its request, since when it writes, and what
     was pushed to it and goes before anything its task writes."""
 
-    __slots__ = ("request", "sink", "task", "writing_since")
+    __slots__ = ("answered", "ended", "request", "sink", "task", "writing_since")
 
-    def __init__(self, request: web.Request, task: asyncio.Task[object] | None) -> None:
+    def __init__(self, request: Request, task: asyncio.Task[object] | None) -> None:
         self.request = request
         self.task = task
         self.writing_since: float | None = None
         self.sink: Sink | None = None
+        self.answered = False
+        """Its answer began (the stream's head, the WebSocket's acceptance)."""
+        self.ended = False
+        """Cancelled by the sweep or the drain (not by anything else)."""
+
+    def end(self) -> None:
+        """Cancel its task: the client left, or the process drains."""
+        self.ended = True
+        if self.task is not None:
+            self.task.cancel()
 
     async def write(self, writing: Awaitable[None]) -> None:
         """Await one write (after what was pushed), watched: past ``stuck_after_s`` the
@@ -78,7 +89,7 @@ class Connections:
         self.ended = 0
         """Connections the sweep ended (a client gone, or a write stuck)."""
 
-    def add(self, request: web.Request) -> Connection:
+    def add(self, request: Request) -> Connection:
         """The current task's connection, watched from now on."""
         connection = Connection(request, asyncio.current_task())
         self._open.add(connection)
@@ -95,8 +106,7 @@ class Connections:
     def close_all(self) -> None:
         """End every connection (the process drains); their clients resume elsewhere."""
         for connection in tuple(self._open):
-            if connection.task is not None:
-                connection.task.cancel()
+            connection.end()
         if self._sweeper is not None:
             self._sweeper.cancel()
 
@@ -118,6 +128,6 @@ class Connections:
                 self.ended += 1
                 self._open.discard(connection)
             elif connection.gone() and connection.task is not None:
-                connection.task.cancel()
+                connection.end()
                 self.ended += 1
                 self._open.discard(connection)
