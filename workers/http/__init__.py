@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from workers.http.console import register_console
 from workers.http.contract import register_contract
 from workers.http.edge.app import Edge
 from workers.http.edge.routes import Api
@@ -76,4 +77,5 @@ def register(fleet: Fleet) -> FleetHttp:
     register_chat(fleet, live, api)
     live.register(api)
     register_contract(fleet, api)
+    register_console(fleet, http)
     return http
