@@ -1,23 +1,22 @@
 """The door resolves the aggregate of every read route from its declaration: a domain query's
-``aggregate_param``, the ``{aggregate_type}/{aggregate_id}`` of the fleet's own routes. Served
-by a real aiohttp server with the door's check as its middleware."""
+``aggregate_param``, the ``{aggregate_type}/{aggregate_id}`` of the fleet's own routes. Each
+request is routed by the edge's own router, and the rule asked as the door asks it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from snapshot_rules.access import Access
 from snapshot_rules.domain import Domain, Domains, event
 from snapshot_rules.queries import Query, QueryAnswer, QueryContext
 from topics.envelope import Actor
 from topics.errors import Forbidden
+from workers.http.edge.responses import Response
+from workers.http.edge.routes import Api
 from workers.http.routes import read_access
 
 
@@ -58,39 +57,40 @@ class FakeFleet:
     runtime: FakeRuntime = field(default_factory=lambda: FakeRuntime(Domains([BOARD])))
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[TestServer]:
-    authorize = read_access(FakeFleet())  # type: ignore[arg-type]
-
-    @web.middleware
-    async def door(request: web.Request, handler: Any) -> web.StreamResponse:
-        try:
-            authorize(request, Actor(request.headers["X-Who"]))
-        except Forbidden as e:
-            return web.json_response({"reason": e.reason, "message": str(e)}, status=403)
-        response: web.StreamResponse = await handler(request)
-        return response
-
-    async def ok(request: web.Request) -> web.Response:
-        return web.json_response({})
-
-    app = web.Application(middlewares=[door])
-    for query in BOARD.queries:
-        app.router.add_get(query.path, ok)
-    app.router.add_get("/v1/{aggregate_type}/subscribe", ok)
-    events = app.router.add_resource("/v1/{aggregate_type}/{aggregate_id}/events")
-    events.add_route("GET", ok)
-    events.add_route("POST", ok)
-    async with TestServer(app) as running:
-        yield running
+async def ok(request: object) -> Response:
+    return Response(b"{}")
 
 
-async def call(server: TestServer, who: str, path: str, method: str = "GET") -> tuple[int, Any]:
+@dataclass
+class Asked:
+    """A request as the door hands it to the rule: its method, route and parameters."""
+
+    method: str
+    route: str
+    params: dict[str, str]
+
+
+ROUTES = Api()
+for query in BOARD.queries:
+    ROUTES.get(query.path)(ok)
+ROUTES.get("/v1/{aggregate_type}/subscribe")(ok)
+ROUTES.get("/v1/{aggregate_type}/{aggregate_id}/events")(ok)
+ROUTES.post("/v1/{aggregate_type}/{aggregate_id}/events")(ok)
+
+
+async def call(who: str, path: str, method: str = "GET") -> tuple[int, Any]:
+    """The rule's word on ``method path``, as the door asks it (200: let in)."""
     CALLS.clear()
-    async with aiohttp.ClientSession() as session:
-        url = server.make_url(path)
-        async with session.request(method, url, headers={"X-Who": who}) as r:
-            return r.status, await r.json()
+    found = ROUTES.find(method, path)
+    if isinstance(found, list):
+        return 200, {}  # no route here: the rule is not asked
+    route, params = found
+    authorize = read_access(FakeFleet())  # type: ignore[arg-type]
+    try:
+        authorize(Asked(method, route.template, params), Actor(who))  # type: ignore[arg-type]
+    except Forbidden as e:
+        return 403, {"reason": e.reason, "message": str(e)}
+    return 200, {}
 
 
 @pytest.mark.parametrize(
@@ -101,24 +101,22 @@ async def call(server: TestServer, who: str, path: str, method: str = "GET") -> 
         ("/v1/board/alice-1/events", "alice-1"),
     ],
 )
-async def test_a_route_about_one_aggregate_hands_the_rule_its_id(
-    server: TestServer, path: str, seen: str
-) -> None:
-    assert await call(server, "alice", path) == (200, {})
+async def test_a_route_about_one_aggregate_hands_the_rule_its_id(path: str, seen: str) -> None:
+    assert await call("alice", path) == (200, {})
     assert CALLS == [seen]
-    status, body = await call(server, "bob", path)
+    status, body = await call("bob", path)
     assert (status, body["reason"]) == (403, "read_refused") and CALLS == [seen]
     assert body["message"] == f"bob may not read board {seen}."
 
 
-async def test_a_route_about_no_single_aggregate_hands_the_rule_none(server: TestServer) -> None:
+async def test_a_route_about_no_single_aggregate_hands_the_rule_none() -> None:
     for path in ("/v1/leaderboard", "/v1/board/subscribe"):
-        status, body = await call(server, "alice", path)
+        status, body = await call("alice", path)
         assert (status, body["reason"]) == (403, "read_refused") and CALLS == [None], path
         assert body["message"] == "alice may not read board aggregates."
 
 
-async def test_a_write_or_another_types_route_asks_no_read_rule(server: TestServer) -> None:
-    assert await call(server, "bob", "/v1/board/alice-1/events", "POST") == (200, {})
-    assert await call(server, "bob", "/v1/order/alice-1/events") == (200, {})  # not served here
+async def test_a_write_or_another_types_route_asks_no_read_rule() -> None:
+    assert await call("bob", "/v1/board/alice-1/events", "POST") == (200, {})
+    assert await call("bob", "/v1/order/alice-1/events") == (200, {})  # not served here
     assert CALLS == []

@@ -105,8 +105,8 @@ def _page(
     console page with its status like every other error here; the door's read rule still
     sees them (``workers.http.routes.read_access``)."""
     name = "console_" + getattr(handler, "__name__", "page")
-    route = api.add(Route(method, template, handler, name, open=open_path, doc=Doc(hidden=True)))
-    route.checked = ()
+    api.add(Route(method, template, handler, name, open=open_path, doc=Doc(hidden=True),
+                  check_path=False))  # fmt: skip
 
 
 def _sampler(fleet: Fleet) -> Sampler:

@@ -128,6 +128,9 @@ class Route:
     open: bool = False
     """Served without the door asking who calls (probes, metrics, the console's login)."""
     doc: Doc = field(default_factory=Doc)
+    check_path: bool = True
+    """Check ``PATH_PARAMS`` before the function runs (False: the route checks them itself and
+    answers a bad one its own way, e.g. the console's HTML pages)."""
     regex: re.Pattern[str] | None = None
     checked: tuple[tuple[str, PathParam], ...] = ()
 
@@ -135,7 +138,8 @@ class Route:
         names = [m.group(1) for m in _PARAM.finditer(self.template)]
         if names:
             self.regex = compile_template(self.template)
-        self.checked = tuple((n, PATH_PARAMS[n]) for n in names if n in PATH_PARAMS)
+        if self.check_path:
+            self.checked = tuple((n, PATH_PARAMS[n]) for n in names if n in PATH_PARAMS)
 
     def match(self, path: str) -> dict[str, str] | None:
         if self.regex is None:
