@@ -142,6 +142,9 @@ class BoundedHttpTools(HttpToolsProtocol):
 def config(app: Any, sock: socket.socket, limits: Limits) -> uvicorn.Config:  # an ASGI app
     """uvicorn's configuration for ``app`` on the bound ``sock``."""
     protocol = type("Bounded", (BoundedHttpTools,), {"limits": limits})
+    # uvicorn's INFO lines name each WebSocket's path with its query, where a live route's
+    # ticket travels (never logged), a line per connection: only its warnings and errors.
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
     return uvicorn.Config(
         app,
         fd=None,
