@@ -225,3 +225,27 @@ def test_the_cli_writes_the_document_of_the_auth_mode_asked(
     with pytest.raises(SystemExit) as usage:  # argparse: a mode that does not exist
         main(["openapi", "--auth", "basic"])
     assert usage.value.code == 2 and "invalid choice: 'basic'" in capsys.readouterr().err
+
+
+def arrays_without_items(node: Any, where: str = "#") -> list[str]:
+    """Every schema of type array that does not say what its items are."""
+    found = []
+    if isinstance(node, dict):
+        kind = node.get("type")
+        if (kind == "array" or (isinstance(kind, list) and "array" in kind)) and (
+            "items" not in node and "prefixItems" not in node
+        ):
+            found.append(where)
+        for key, value in node.items():
+            found += arrays_without_items(value, f"{where}/{key}")
+    elif isinstance(node, list):
+        for n, value in enumerate(node):
+            found += arrays_without_items(value, f"{where}/{n}")
+    return found
+
+
+@pytest.mark.parametrize("auth", ["jwt", "none"])
+def test_every_array_says_what_its_items_are(auth: str) -> None:
+    """A generator (openapi-python-client) drops an operation whose schema has an array without
+    ``items``: /healthz was dropped for its ``roles``."""
+    assert arrays_without_items(doc(all_domains(), auth=auth)) == []

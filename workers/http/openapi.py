@@ -332,7 +332,8 @@ def _bodies() -> dict[str, Schema]:
             "operator": {**TEXT_256, "maxLength": 100,
                          "description": "only with EVENTFLEET_AUTH=none: who erases"}}},
         "Health": {"type": "object", "required": ["status", "roles"], "properties": {
-            "status": {"enum": ["alive", "failed"]}, "roles": {"type": "array"},
+            "status": {"enum": ["alive", "failed"]},
+            "roles": {"type": "array", "items": {"type": "string"}},
             "dependencies": obj, "ready": obj, "auth": text}},
         "Ready": {"type": "object", "required": ["ready", "checks"],
                   "properties": {"ready": {"type": "boolean"}, "checks": obj}},

@@ -81,4 +81,3 @@ def register_erase(fleet: Fleet, api: Api) -> None:
         except EventfleetError as e:
             return json_response(failure(e))
         return json_response(erasure_answer(outcome))
-

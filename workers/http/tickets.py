@@ -37,8 +37,8 @@ from workers.ports import TicketStore
 from workers.roles.command.requests import PayloadTooLarge
 from workers.runtime.answers import Answer
 from workers.runtime.door.auth import TICKET_PARAM
-from workers.runtime.door.incoming import Incoming
 from workers.runtime.door.identity import ANONYMOUS, Credentials
+from workers.runtime.door.incoming import Incoming
 from workers.runtime.fleet import Fleet
 
 TICKET_BYTES = 32

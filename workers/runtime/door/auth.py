@@ -23,7 +23,6 @@ from topics.envelope import Actor
 from topics.errors import ConfigError, Forbidden, Unauthenticated
 from workers.metrics import Metrics
 from workers.runtime.answers import Answer, error
-from workers.runtime.door.incoming import Incoming
 from workers.runtime.door.identity import (
     ANONYMOUS,
     Authenticator,
@@ -33,6 +32,7 @@ from workers.runtime.door.identity import (
     ProxyAuthenticator,
     trusted_networks,
 )
+from workers.runtime.door.incoming import Incoming
 from workers.runtime.door.origins import OriginPolicy
 from workers.runtime.settings import Settings
 from workers.secrets import Secrets
