@@ -4,14 +4,18 @@ its own exception class; paging that walks a long history exactly once, also whi
 from __future__ import annotations
 
 import asyncio
+import importlib
+import sys
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from tests.fleet import FleetProcess, order_items
 from tests.tokens import VIEWER
 from workers.client import ApiError, ArgumentError, AsyncClient, Backoff, Client, Retrying, errors
+from workers.client.codegen import main as codegen
 
 
 def run_id() -> str:
@@ -216,3 +220,25 @@ async def test_subscribe_type_streams_every_aggregate_of_a_type(client: AsyncCli
     finally:
         await stream.aclose()
     assert seen == dict.fromkeys(orders, 1)
+
+
+async def test_typed_event_data_generated_from_the_domains_goes_out_and_comes_back(
+    client: AsyncClient, tmp_path: Path
+) -> None:
+    out = tmp_path / "typed_fleet"
+    assert codegen(["events", "workers.examples.domains:default_domains", "--out", str(out)]) == 0
+    sys.path.insert(0, str(tmp_path))
+    try:
+        order = importlib.import_module("typed_fleet.order")
+    finally:
+        sys.path.remove(str(tmp_path))
+    placed_data = order.OrderPlaced(items=[order.OrderPlacedItems(sku="tea", qty=2, price=3.5)])
+    made, the_order = order.OrderPaid(amount=7), f"o-{run_id()}"
+    await client.append("order", the_order, placed_data)
+    paid = await client.append("order", the_order, made)
+    read = [order.data(e) async for e in client.events("order", the_order,
+                                                       command_id=paid.command_id, wait_ms=5000)]  # fmt: skip
+    assert read == [placed_data, made]  # what went out, as it was declared, came back
+    with pytest.raises(ArgumentError, match="amount"):  # refused here: nothing was sent
+        await client.append("order", the_order, order.OrderPaid(amount=-1))
+    assert [e.version async for e in client.events("order", the_order)] == [1, 2]

@@ -8,8 +8,8 @@ from dataclasses import replace
 import pytest
 
 from workers.client import ApiError, ClientError, TransportError, errors
-from workers.client._catalogue import BY_CODE
 from workers.client.codegen import TARGET, class_name, is_retriable, render
+from workers.client.errors import BY_CODE
 from workers.runtime.answers import ERROR_CODES, ErrorCode
 
 
@@ -21,11 +21,11 @@ def test_the_generated_classes_are_the_catalogue_as_it_is_now() -> None:
 
 
 def test_the_drift_check_sees_a_code_added_changed_or_removed() -> None:
-    added = (*ERROR_CODES, ErrorCode("unsupported_media_type", 415, "not JSON", "send JSON"))
+    added = (*ERROR_CODES, ErrorCode("teapot_refused", 418, "a teapot", "use a kettle"))
     changed = (replace(ERROR_CODES[0], status=418), *ERROR_CODES[1:])
     for entries in (added, changed, ERROR_CODES[1:]):
         assert render(entries) != TARGET.read_text()
-    assert "class UnsupportedMediaTypeError(ApiError):" in render(added)
+    assert 'class TeapotRefusedError(ApiError, code="teapot_refused", status=418):' in render(added)
 
 
 def test_every_code_has_its_class_with_its_status_and_each_is_exported() -> None:
@@ -40,6 +40,7 @@ def test_every_code_has_its_class_with_its_status_and_each_is_exported() -> None
         assert issubclass(cls, ApiError) and getattr(errors, cls.__name__) is cls
         assert cls.__name__ in errors.__all__
         assert cls.retriable is is_retriable(entry)
+        assert entry.cause.split()[0] in (cls.__doc__ or "")  # its cause, for help()
 
 
 @pytest.mark.parametrize(
@@ -72,12 +73,9 @@ def test_an_answer_becomes_its_class_with_its_fields_and_the_wait_asked_for() ->
     header = errors.error_from_answer(503, {"error": "store_catching_up", "message": "m",
                                             "retry_after_s": 1}, retry_after="7")  # fmt: skip
     assert header.retry_after_s == 7  # the header wins
-    assert (
-        errors.error_from_answer(
-            503, {"error": "x", "message": "m"}, retry_after="soon"
-        ).retry_after_s
-        is None
-    )
+    for unusable in ("soon", "-1", "nan", "inf", "Wed, 21 Oct 2015 07:28:00 GMT"):
+        found = errors.error_from_answer(503, {"error": "x", "message": "m"}, retry_after=unusable)
+        assert found.retry_after_s is None, unusable
     denied = errors.error_from_answer(401, {"error": "unauthenticated", "message": "m",
                                             "reason": "expired"})  # fmt: skip
     assert isinstance(denied, errors.UnauthenticatedError) and denied.reason == "expired"
@@ -89,6 +87,7 @@ def test_an_unknown_code_or_a_foreign_body_is_still_a_typed_error_judged_by_its_
         "a_code_from_the_future", 418, False)  # fmt: skip
     proxy = errors.error_from_answer(502, "<html>bad gateway</html>")
     assert type(proxy) is ApiError and proxy.code == "http_502" and "bad gateway" in proxy.message
+    assert proxy.retriable  # a gateway that could not reach the fleet: later
     assert errors.error_from_answer(503, None).retriable is True
     # A known code with another status than the catalogue's is not trusted as that code.
     odd = errors.error_from_answer(500, {"error": "bad_request", "message": "m"})

@@ -1,36 +1,25 @@
-"""The client's parts that need no fleet: the SSE parser, the backoff, and the arguments it
-refuses before sending anything."""
+"""The client's parts that need no fleet: the retry policy, the arguments refused before
+anything is sent, and the methods as ``help()`` shows them."""
 
 from __future__ import annotations
 
-import time
+import inspect
 from datetime import datetime
 
 import pytest
+import stamina
 
-from workers.client import ArgumentError, AsyncClient, Backoff, Client, TransportError
-from workers.client.sse import SseMessage, SseParser
-
-
-def feed(parser: SseParser, text: str) -> list[SseMessage]:
-    return [m for line in text.split("\n") if (m := parser.line(line)) is not None]
-
-
-def test_the_parser_reads_ids_events_comments_and_multiline_data() -> None:
-    parser = SseParser()
-    got = feed(parser, "retry: 1000\n\nid: 1\ndata: {\"a\":1}\n\n: heartbeat\n\n"
-                       "id: 2\nevent: error\ndata: x\ndata: y\n\ndata:no-space\nfoo: bar\n\n")  # fmt: skip
-    assert got == [SseMessage("message", '{"a":1}', "1"), SseMessage("error", "x\ny", "2"),
-                   SseMessage("message", "no-space", "2")]  # fmt: skip
-    assert parser.retry_ms == 1000 and parser.last_id == "2"
-
-
-def test_the_parser_keeps_the_last_id_across_messages_without_one_and_ignores_a_nul_id() -> None:
-    parser = SseParser(last_id="7")
-    assert feed(parser, "data: a\n\nid: x\0y\ndata: b\n\nid:\ndata: c\n\n") == [
-        SseMessage("message", "a", "7"), SseMessage("message", "b", "7"),
-        SseMessage("message", "c", ""),
-    ]  # fmt: skip
+from workers.client import (
+    ArgumentError,
+    AsyncClient,
+    Backoff,
+    Client,
+    EventData,
+    Retrying,
+    TransportError,
+    errors,
+)
+from workers.client.errors import error_from_answer
 
 
 def test_backoff_waits_within_its_ceiling_doubling_and_honours_retry_after() -> None:
@@ -49,6 +38,55 @@ def test_a_backoff_that_could_never_work_is_refused(kwargs: dict[str, float]) ->
         Backoff(**kwargs)  # type: ignore[arg-type]  # the wrong values are the point
 
 
+def tried(policy: Backoff, failures: list[BaseException]) -> tuple[int, BaseException | None]:
+    """Run stamina's tries of ``policy`` over ``failures`` (then success): how many tries ran,
+    and what was raised."""
+    remaining, tries = list(failures), 0
+    try:
+        for attempt in policy.tries():
+            with attempt:
+                tries += 1
+                if remaining:
+                    raise remaining.pop(0)
+    except BaseException as e:  # what stamina let through is the point
+        return tries, e
+    return tries, None
+
+
+def test_what_is_retried_and_for_how_long() -> None:
+    heard: list[Retrying] = []
+    policy = Backoff(attempts=3, first_s=0.01, max_s=0.02, budget_s=10, on_retry=heard.append)
+    unknown = error_from_answer(503, {"error": "outcome_unknown", "message": "m"})
+    assert tried(policy, [unknown, TransportError("reset")]) == (3, None)
+    assert [(r.attempt, type(r.error)) for r in heard] == [
+        (1, errors.OutcomeUnknownError), (2, TransportError)]  # fmt: skip
+    assert all(0 <= r.delay_s <= 0.02 for r in heard)
+    assert tried(policy, [unknown] * 3) == (3, unknown)  # the third try was the last
+    for never in (
+        error_from_answer(504, {"error": "not_yet_stored", "message": "m"}),  # wait_ms decided
+        error_from_answer(409, {"error": "transition_rejected", "message": "m"}),
+        error_from_answer(401, {"error": "unauthenticated", "message": "m"}),
+        ArgumentError("empty"),
+        RuntimeError("a bug is no reason to try again"),
+    ):
+        assert tried(policy, [never]) == (1, never), never
+    busy = error_from_answer(429, {"error": "too_many_subscriptions", "message": "m"},
+                             retry_after="5")  # fmt: skip
+    short = Backoff(attempts=3, first_s=0.01, max_s=0.02, budget_s=2)
+    assert tried(short, [busy]) == (1, busy)  # its wait would end past the budget: now
+
+
+def test_stamina_switches_apply_to_the_clients_tries() -> None:
+    busy = error_from_answer(429, {"error": "too_many_subscriptions", "message": "m"},
+                             retry_after="30")  # fmt: skip
+    with_budget = Backoff(attempts=3, first_s=0.01, max_s=0.02, budget_s=60)
+    stamina.set_testing(True, attempts=2)
+    try:
+        assert tried(with_budget, [busy]) == (2, None)  # no wait in testing mode
+    finally:
+        stamina.set_testing(False)
+
+
 async def test_what_the_client_refuses_before_sending() -> None:
     # Port 9 (discard) on loopback: nothing listens, so a request that went out would fail
     # with a TransportError, never an ArgumentError.
@@ -60,6 +98,7 @@ async def test_what_the_client_refuses_before_sending() -> None:
             lambda: client.append("order", "o-1", "", {}),
             lambda: client.append("order", "o-1", "OrderPlaced", {"tags": {"a", "b"}}),
             lambda: client.state("order", "o-1", wait_ms=100),
+            lambda: client.state("order", "o-1", min_versoin=1),  # type: ignore[call-arg]
             lambda: client.state("order", "o-1", as_of=datetime(2026, 1, 1)),
             lambda: client.outcome("order", "o-1"),
             lambda: client.outcome("order", "o-1", command_id="c", event_id="e"),
@@ -67,16 +106,39 @@ async def test_what_the_client_refuses_before_sending() -> None:
         ):
             with pytest.raises(ArgumentError):
                 await call()
-        with pytest.raises(ArgumentError, match="aggregate_id is empty"):
-            client.events("order", "")
-        with pytest.raises(ArgumentError, match="aggregate_id is empty"):
-            client.subscribe("order", "")
+        for stream in (
+            lambda: client.events("order", ""),
+            lambda: client.events("order", "o-1", wait_ms=10),
+            lambda: client.subscribe("order", ""),
+            lambda: client.subscribe_type(""),
+        ):
+            with pytest.raises(ArgumentError):
+                stream()  # at the call, before the first step
+        with pytest.raises(TransportError, match="cannot connect"):
+            await client.state("order", "o-1")  # and what does go out is tried
     finally:
         await client.close()
     with pytest.raises(ArgumentError, match="http://"):
         AsyncClient("127.0.0.1:8080")
     with pytest.raises(ArgumentError, match="timeout_s"):
-        AsyncClient("http://x", timeout_s=0)
+        Client("http://x", timeout_s=0)
+
+
+class Paid(EventData, frozen=True, kw_only=True):
+    aggregate_type = "order"
+    event_type = "OrderPaid"
+    amount: float
+
+
+async def test_a_model_is_appended_only_to_its_own_type_and_without_other_data() -> None:
+    client = AsyncClient("http://127.0.0.1:9", retry=Backoff(attempts=1))
+    try:
+        with pytest.raises(ArgumentError, match="not of 'account'"):
+            await client.append("account", "a-1", Paid(amount=1))
+        with pytest.raises(ArgumentError, match="pass no data"):
+            await client.append("order", "o-1", Paid(amount=1), {"amount": 2})
+    finally:
+        await client.close()
 
 
 def test_a_closed_sync_client_says_so_and_closing_twice_is_nothing() -> None:
@@ -87,39 +149,14 @@ def test_a_closed_sync_client_says_so_and_closing_twice_is_nothing() -> None:
         client.state("order", "o-1")
 
 
-def test_what_is_retried_and_for_how_long() -> None:
-    from workers.client._transport import retry_delay  # the one rule behind every retry
-    from workers.client.errors import error_from_answer
-
-    policy = Backoff(attempts=3, first_s=0.1, max_s=0.4, budget_s=10)
-    far = time.monotonic() + 60
-    busy = error_from_answer(429, {"error": "too_many_subscriptions", "message": "m"},
-                             retry_after="5")  # fmt: skip
-    assert 5 <= (retry_delay(policy, 1, busy, far) or 0) <= 5.1  # the fleet's wait, at least
-    assert retry_delay(policy, 1, busy, time.monotonic() + 2) is None  # past the budget: now
-    unknown = error_from_answer(503, {"error": "outcome_unknown", "message": "m"})
-    assert 0 <= (retry_delay(policy, 2, unknown, far) or 0) <= 0.2
-    assert retry_delay(policy, 3, unknown, far) is None  # the third try was the last
-    assert retry_delay(policy, 1, TransportError("reset"), far) is not None
-    for never in (
-        error_from_answer(504, {"error": "not_yet_stored", "message": "m"}),  # wait_ms decided
-        error_from_answer(409, {"error": "transition_rejected", "message": "m"}),
-        error_from_answer(401, {"error": "unauthenticated", "message": "m"}),
-        ArgumentError("empty"),
-    ):
-        assert retry_delay(policy, 1, never, far) is None, never
-
-
-def test_a_streams_closing_notice_becomes_the_error_to_reconnect_after_or_raise() -> None:
-    from workers.client import errors
-    from workers.client._transport import _notice, parse_object
-
-    slow = _notice(SseMessage("slow_client", '{"error":"slow_client","message":"m"}', "4"))
-    assert isinstance(slow, TransportError) and slow.retriable
-    gone = _notice(SseMessage("error", '{"error":"store_unavailable","message":"m"}', "4"))
-    assert isinstance(gone, errors.StoreUnavailableError) and gone.retriable
-    denied = _notice(SseMessage("error", '{"error":"forbidden","message":"m"}', None))
-    assert isinstance(denied, errors.ForbiddenError) and not denied.retriable
-    for foreign in ("not json", "[1]", "\\ud800"):
-        with pytest.raises(TransportError, match="JSON object"):
-            parse_object(foreign)
+async def test_the_methods_read_as_the_calls_they_drive() -> None:
+    for cls in (AsyncClient, Client):
+        signature = inspect.signature(cls.append)
+        assert list(signature.parameters)[:4] == [
+            "self", "aggregate_type", "aggregate_id", "event_type"]  # fmt: skip
+        assert signature.parameters["command_id"].kind is inspect.Parameter.KEYWORD_ONLY
+        assert "``command_id`` defaults to a new" in (cls.append.__doc__ or "")
+    made = AsyncClient("http://x")
+    bound = inspect.signature(made.state)
+    await made.close()
+    assert "self" not in bound.parameters and "at_version" in bound.parameters

@@ -85,9 +85,10 @@ PUBLIC = {
         "ReadAfter", "RefusedAtStore", "TooManyWaiters", "WaitingContext", "WriteWaiter",
     ],
     "workers.client": [
-        "RECONNECT", "ApiError", "Appended", "ArgumentError", "AsyncClient", "Backoff", "Client",
-        "ClientError", "Erased", "Event", "EventPage", "Json", "JsonObject", "Outcome", "Retrying",
-        "State", "Stream", "TokenSource", "TransportError", "errors",
+        "RECONNECT", "AnswerError", "ApiError", "Appended", "ArgumentError", "AsyncClient",
+        "Backoff", "Client", "ClientError", "Erased", "Event", "EventData", "EventPage", "Json",
+        "JsonObject", "Outcome", "Retrying", "State", "Stream", "TokenSource", "TransportError",
+        "errors",
     ],
     "workers.ports": [
         "LIVE", "NEW_AGGREGATE", "PARKED", "STORE_VERDICTS", "UNKNOWN", "ActionLog", "AggregateRef", "AppendConflict", "AppendProgress", "ArchivableEvents", "CommandMemory",

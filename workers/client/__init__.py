@@ -1,16 +1,19 @@
-"""A client of the fleet's HTTP API: ``AsyncClient`` (asyncio, aiohttp) and ``Client`` (blocking).
+"""A client of the fleet's HTTP API: ``AsyncClient`` (asyncio) and ``Client`` (blocking), one
+implementation on httpx, subscriptions on httpx-sse, retries run by stamina.
 
 Appends always carry a command id made on this side, so a retry is the same command; reads
 page, wait for your own writes, and subscribe over Server-Sent Events with resume; every error
 answer is raised as its own exception class, one per code of the fleet's error catalogue
-(``workers.client.errors``). It imports nothing of the server: the exception classes are
-generated from the catalogue (``python -m workers.client.codegen``) and a test keeps them equal.
+(``workers.client.errors``, generated from it: ``python -m workers.client.codegen``). Typed
+event data per domain is generated from the domains' declarations
+(``python -m workers.client.codegen events``, see ``workers.client.typed``). It imports nothing
+of the server.
 """
 
-from workers.client._async import RECONNECT, AsyncClient, TokenSource
-from workers.client._base import ApiError, ArgumentError, ClientError, TransportError
+from workers.client._async import AsyncClient, TokenSource
+from workers.client._base import AnswerError, ApiError, ArgumentError, ClientError, TransportError
 from workers.client._sync import Client, Stream
-from workers.client.backoff import Backoff, Retrying
+from workers.client.backoff import RECONNECT, Backoff, Retrying
 from workers.client.models import (
     Appended,
     Erased,
@@ -21,9 +24,11 @@ from workers.client.models import (
     Outcome,
     State,
 )
+from workers.client.typed import EventData
 
 __all__ = [
     "RECONNECT",
+    "AnswerError",
     "ApiError",
     "Appended",
     "ArgumentError",
@@ -33,6 +38,7 @@ __all__ = [
     "ClientError",
     "Erased",
     "Event",
+    "EventData",
     "EventPage",
     "Json",
     "JsonObject",

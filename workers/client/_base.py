@@ -6,7 +6,11 @@ from collections.abc import Mapping
 
 from workers.client.models import Json
 
-__all__ = ["ApiError", "ArgumentError", "ClientError", "TransportError"]
+__all__ = ["AnswerError", "ApiError", "ArgumentError", "ClientError", "TransportError"]
+
+RETRIABLE_STATUSES = (429, 502, 503, 504)
+"""Too many requests, a proxy that could not reach the fleet, unavailable, not yet: each says
+"later", never "not like this"."""
 
 
 class ClientError(Exception):
@@ -26,16 +30,33 @@ class TransportError(ClientError):
     retriable = True
 
 
+class AnswerError(ClientError):
+    """A success answer this client cannot read (a proxy's page, a body of another shape): what
+    the fleet did is unknown to the caller, so it is raised, never guessed at."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class ApiError(ClientError):
     """An error answer of the fleet: ``{"error": code, "message": ..., ...}`` with its status.
 
-    One subclass per code of the fleet's error catalogue (``workers.client.errors``); a code
-    this client does not know yet (a newer fleet) is raised as ``ApiError`` itself, its
-    ``code`` and ``status`` as answered and ``retriable`` judged by the status.
+    One subclass per code of the fleet's error catalogue (``workers.client.errors``), each
+    declared as ``class XError(ApiError, code=..., status=..., retriable=...)``; a code this
+    client does not know yet (a newer fleet) is raised as ``ApiError`` itself, its ``code`` and
+    ``status`` as answered and ``retriable`` judged by the status.
     """
 
     code: str = ""
     status: int = 0
+
+    def __init_subclass__(
+        cls, *, code: str = "", status: int = 0, retriable: bool = False, **kwargs: object
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        if code:
+            cls.code, cls.status, cls.retriable = code, status, retriable
 
     def __init__(
         self,
@@ -53,7 +74,7 @@ class ApiError(ClientError):
         if status is not None:
             self.status = status
         if type(self) is ApiError:  # a code this client does not know: judged by its status
-            self.retriable = self.status in (429, 503, 504)
+            self.retriable = self.status in RETRIABLE_STATUSES
         self.body: Mapping[str, Json] = dict(body or {})
         """The whole answer: the fields a code names (``current``, ``allowed``, ``reason``...)."""
         self.retry_after_s = retry_after_s

@@ -1,522 +1,286 @@
 """One exception class per code of the fleet's error catalogue. Generated: do not edit.
 
-Made by ``python -m workers.client.codegen`` from ``ERROR_CODES`` in
-workers/runtime/answers.py; tests/unit/test_client_errors.py fails when they drift.
+Made by ``python -m workers.client.codegen`` from ``ERROR_CODES`` in workers/runtime/answers.py;
+tests/unit/test_client_errors.py fails when they drift. Each docstring is the code's cause and fix.
 """
-
-from __future__ import annotations
 
 from workers.client._base import ApiError
 
-__all__ = [
-    "BY_CODE",
-    "AlreadyReplayedError",
-    "BadRequestError",
-    "CommandInProgressError",
-    "ConflictError",
-    "ConsoleReadOnlyError",
-    "CrossOriginError",
-    "DeadLetteredError",
-    "DependencyUnavailableError",
-    "ForbiddenAtStoreError",
-    "ForbiddenError",
-    "InternalError",
-    "InvalidCommandError",
-    "InvalidDataError",
-    "MarkerUnavailableError",
-    "MethodNotAllowedError",
-    "NotAcceptableError",
-    "NotFoundError",
-    "NotYetStoredError",
-    "OutcomeUnknownError",
-    "PayloadTooLargeError",
-    "ReadOnlyError",
-    "RefusedError",
-    "ReplayFailedError",
-    "RequestTimeoutError",
-    "RouteNotFoundError",
-    "ShuttingDownError",
-    "StoreCatchingUpError",
-    "StoreUnavailableError",
-    "StreamUnavailableError",
-    "TooManySubscriptionsError",
-    "TooManyWaitersError",
-    "TransitionRejectedAtStoreError",
-    "TransitionRejectedError",
-    "UnauthenticatedError",
-    "UnknownAggregateTypeError",
-    "UnknownEventTypeError",
-    "UnsupportedMediaTypeError",
-    "VersionNotFoundError",
-]
 
-
-class BadRequestError(ApiError):
+class BadRequestError(ApiError, code="bad_request", status=400):
     """400 ``bad_request``: the request is malformed: the body is not a JSON object, a field is
     unknown or of the wrong type, a path segment or query parameter is out of its form or range,
     a time has no UTC offset or a ``+`` that became a space, or ``at_version`` and ``as_of`` are
-    both given. Fix: correct what the message names; in a URL write a time's ``+`` as ``%2B``,
-    or use ``Z``.
+    both given. Fix: correct what the message names; in a URL write a time's ``+`` as ``%2B``, or
+    use ``Z``.
     """
 
-    code = "bad_request"
-    status = 400
-    retriable = False
 
-
-class InvalidCommandError(ApiError):
+class InvalidCommandError(ApiError, code="invalid_command", status=400):
     """400 ``invalid_command``: a record on the commands topic is not a valid command (answered on
     ``commands.replies``). Fix: produce ``{aggregate_type, aggregate_id, type, data, ...}`` as
     the message says.
     """
 
-    code = "invalid_command"
-    status = 400
-    retriable = False
 
-
-class RouteNotFoundError(ApiError):
+class RouteNotFoundError(ApiError, code="route_not_found", status=404):
     """404 ``route_not_found``: no route has this path (a typo, a trailing slash, a domain route
     whose domain is not enabled). Fix: use a route of the HTTP API; the message lists the routes
     this process serves.
     """
 
-    code = "route_not_found"
-    status = 404
-    retriable = False
 
-
-class UnknownAggregateTypeError(ApiError):
+class UnknownAggregateTypeError(ApiError, code="unknown_aggregate_type", status=404):
     """404 ``unknown_aggregate_type``: no domain of this aggregate type is enabled (on ``/events``
     and ``/snapshot``: and nothing is stored under it). Fix: use one of the enabled types the
     message lists, or enable the domain (``EVENTFLEET_DOMAINS``).
     """
 
-    code = "unknown_aggregate_type"
-    status = 404
-    retriable = False
 
-
-class NotFoundError(ApiError):
+class NotFoundError(ApiError, code="not_found", status=404):
     """404 ``not_found``: the aggregate has no events (at that point in time), no snapshot yet, or
     nothing is known of the command or event asked about. Fix: check the id; for ``/snapshot``,
     read ``/state`` (it needs no snapshot); for ``as_of``, ask for a later time.
     """
 
-    code = "not_found"
-    status = 404
-    retriable = False
 
-
-class VersionNotFoundError(ApiError):
+class VersionNotFoundError(ApiError, code="version_not_found", status=404):
     """404 ``version_not_found``: ``at_version`` is past the aggregate's newest version. Fix: ask
     for at most the version the message names, or leave ``at_version`` out.
     """
 
-    code = "version_not_found"
-    status = 404
-    retriable = False
 
-
-class MethodNotAllowedError(ApiError):
+class MethodNotAllowedError(ApiError, code="method_not_allowed", status=405):
     """405 ``method_not_allowed``: the route exists but not with this method (a ``POST`` to a query
     route, or to ``/events`` on a process without the commands role). Fix: use one of
     ``allowed_methods`` (also in the ``Allow`` header).
     """
 
-    code = "method_not_allowed"
-    status = 405
-    retriable = False
 
-
-class ReadOnlyError(ApiError):
+class ReadOnlyError(ApiError, code="read_only", status=405):
     """405 ``read_only``: an append to a storage domain, whose documents change only through
     EventSourcedStorage. Fix: change the document through EventSourcedStorage.
     """
 
-    code = "read_only"
-    status = 405
-    retriable = False
 
-
-class UnauthenticatedError(ApiError):
+class UnauthenticatedError(ApiError, code="unauthenticated", status=401):
     """401 ``unauthenticated``: the request names no principal the fleet can verify: no token, or
     one that is expired, not yet valid, for another issuer or audience, signed by an unknown key
     or algorithm, tampered with, without ``sub``, too large or malformed; two ``Authorization``
     headers; proxy headers from an address not in ``EVENTFLEET_AUTH_TRUSTED_PROXIES``; a
     ``?ticket=`` that is empty, malformed, too large, unknown, expired or used (``reason`` says
-    which; ``WWW-Authenticate`` is set). Fix: send ``Authorization: Bearer <token>`` with a
-    valid token from the configured issuer (or log in to the console).
+    which; ``WWW-Authenticate`` is set). Fix: send ``Authorization: Bearer <token>`` with a valid
+    token from the configured issuer (or log in to the console).
     """
 
-    code = "unauthenticated"
-    status = 401
-    retriable = False
 
-
-class ForbiddenError(ApiError):
+class ForbiddenError(ApiError, code="forbidden", status=403):
     """403 ``forbidden``: the authenticated principal may not do this: the domain's access rule
     refuses the event type or the read, the body names another principal or a role, the message
-    is someone else's, the console action needs the operator role, or a console form's CSRF
-    token is missing or wrong, or a ticket is for another route or principal (``reason`` says
-    which); nothing was written. Fix: act as a principal the rule allows (roles come from the
-    token), or reload the console page and submit again.
+    is someone else's, the console action needs the operator role, or a console form's CSRF token
+    is missing or wrong, or a ticket is for another route or principal (``reason`` says which);
+    nothing was written. Fix: act as a principal the rule allows (roles come from the token), or
+    reload the console page and submit again.
     """
 
-    code = "forbidden"
-    status = 403
-    retriable = False
 
-
-class ConsoleReadOnlyError(ApiError):
-    """403 ``console_read_only``: an operator action (a dead-letter replay in the console, erasing
-    a subject) on a process whose operator actions are off. Fix: set
+class ConsoleReadOnlyError(ApiError, code="console_read_only", status=403):
+    """403 ``console_read_only``: an operator action (a dead-letter replay in the console, erasing a
+    subject) on a process whose operator actions are off. Fix: set
     ``EVENTFLEET_CONSOLE_ACTIONS=true`` on the process operators use (or ``eventfleet erase``).
     """
 
-    code = "console_read_only"
-    status = 403
-    retriable = False
 
-
-class CrossOriginError(ApiError):
+class CrossOriginError(ApiError, code="cross_origin", status=403):
     """403 ``cross_origin``: a state-changing request (``POST``, ``PUT``, ``PATCH``, ``DELETE``) or
-    a WebSocket upgrade from another site's page, in any auth mode: ``Sec-Fetch-Site`` other
-    than ``same-origin``, or an ``Origin`` that is not the fleet's own nor in
+    a WebSocket upgrade from another site's page, in any auth mode: ``Sec-Fetch-Site`` other than
+    ``same-origin``, or an ``Origin`` that is not the fleet's own nor in
     ``EVENTFLEET_ALLOWED_ORIGINS`` (``reason``: ``cross_site``, ``foreign_origin`` or
     ``opaque_origin``); nothing was read or changed. Fix: act from the fleet's own pages, call
     from a script or server (no browser headers), or add the page's origin to
     ``EVENTFLEET_ALLOWED_ORIGINS``.
     """
 
-    code = "cross_origin"
-    status = 403
-    retriable = False
 
-
-class TransitionRejectedError(ApiError):
+class TransitionRejectedError(ApiError, code="transition_rejected", status=409):
     """409 ``transition_rejected``: the domain's rules refuse this event after the aggregate's
     ``current`` one: a declared transition (``allowed``: the types it may follow, ``none`` for a
-    new aggregate) or, in sync mode, the state's own rule (no ``allowed``; the message says
-    why). Fix: send an event that may follow ``current``, or re-read the state.
+    new aggregate) or, in sync mode, the state's own rule (no ``allowed``; the message says why).
+    Fix: send an event that may follow ``current``, or re-read the state.
     """
 
-    code = "transition_rejected"
-    status = 409
-    retriable = False
 
-
-class TransitionRejectedAtStoreError(ApiError):
+class TransitionRejectedAtStoreError(ApiError, code="transition_rejected_at_store", status=409):
     """409 ``transition_rejected_at_store``: the event was accepted (202) but the store, judging it
-    against the last stored event, refused it (a stale or racing view); a retry of the command
-    is told so. Fix: re-read the aggregate and send the event that fits now.
+    against the last stored event, refused it (a stale or racing view); a retry of the command is
+    told so. Fix: re-read the aggregate and send the event that fits now.
     """
 
-    code = "transition_rejected_at_store"
-    status = 409
-    retriable = False
 
-
-class ForbiddenAtStoreError(ApiError):
+class ForbiddenAtStoreError(ApiError, code="forbidden_at_store", status=403):
     """403 ``forbidden_at_store``: the event reached the store but its actor (``metadata.actor``)
     may not send it after the state at its predecessor: a chat edit or delete of another's
-    message, a ``sender_id`` or ``role`` its token does not hold, or no actor at all (produced
-    to a topic outside the HTTP door); nothing was stored, and a retry of the command is told
-    so. Fix: send it through the HTTP API as a principal the domain's rule allows.
+    message, a ``sender_id`` or ``role`` its token does not hold, or no actor at all (produced to
+    a topic outside the HTTP door); nothing was stored, and a retry of the command is told so.
+    Fix: send it through the HTTP API as a principal the domain's rule allows.
     """
 
-    code = "forbidden_at_store"
-    status = 403
-    retriable = False
 
-
-class AlreadyReplayedError(ApiError):
+class AlreadyReplayedError(ApiError, code="already_replayed", status=409):
     """409 ``already_replayed``: the dead letter was replayed before with other fields (another
     aggregate, type or data); a dead letter is replayed once, so nothing was applied. Fix: read
     ``first_replay`` (who, when, what, its answer); send a new command for anything else.
     """
 
-    code = "already_replayed"
-    status = 409
-    retriable = False
 
-
-class ConflictError(ApiError):
+class ConflictError(ApiError, code="conflict", status=409, retriable=True):
     """409 ``conflict``: other writers kept winning the next version (sync mode); nothing was
     written. Fix: retry.
     """
 
-    code = "conflict"
-    status = 409
-    retriable = True
 
-
-class CommandInProgressError(ApiError):
+class CommandInProgressError(ApiError, code="command_in_progress", status=409, retriable=True):
     """409 ``command_in_progress``: another request with the same ``command_id`` is still running.
     Fix: retry after a moment with the same ``command_id``.
     """
 
-    code = "command_in_progress"
-    status = 409
-    retriable = True
 
-
-class RefusedError(ApiError):
-    """409 ``refused``: a read waited for a command's event (``command_id``) that the store
-    refused; it will never be stored (``reason`` says why). Fix: re-read the aggregate and send
-    the event that fits now.
+class RefusedError(ApiError, code="refused", status=409):
+    """409 ``refused``: a read waited for a command's event (``command_id``) that the store refused;
+    it will never be stored (``reason`` says why). Fix: re-read the aggregate and send the event
+    that fits now.
     """
 
-    code = "refused"
-    status = 409
-    retriable = False
 
-
-class PayloadTooLargeError(ApiError):
+class PayloadTooLargeError(ApiError, code="payload_too_large", status=413):
     """413 ``payload_too_large``: the body is over ``EVENTFLEET_MAX_BODY_BYTES``; the message gives
     its size (or says it is more than a bound it read up to). Fix: send a smaller body, or raise
     the limit.
     """
 
-    code = "payload_too_large"
-    status = 413
-    retriable = False
 
-
-class RequestTimeoutError(ApiError):
+class RequestTimeoutError(ApiError, code="request_timeout", status=408):
     """408 ``request_timeout``: the request body was not whole ``EVENTFLEET_BODY_TIMEOUT_S`` after
     the request began (a sender that stalled or stopped short); nothing was changed. Fix: send
     the whole body without pausing, as many bytes as ``Content-Length`` says.
     """
 
-    code = "request_timeout"
-    status = 408
-    retriable = False
 
-
-class UnsupportedMediaTypeError(ApiError):
+class UnsupportedMediaTypeError(ApiError, code="unsupported_media_type", status=415):
     """415 ``unsupported_media_type``: a JSON route (``POST …/events``, ``POST
-    /v1/subjects/{subject}/erase``) got a body whose ``Content-Type`` is not
-    ``application/json`` or ``application/*+json`` (``text/plain``, a form, none); nothing was
-    read or changed. Fix: send ``Content-Type: application/json`` (curl: ``-H 'Content-Type:
-    application/json'`` or ``--json``).
+    /v1/subjects/{subject}/erase``) got a body whose ``Content-Type`` is not ``application/json``
+    or ``application/*+json`` (``text/plain``, a form, none); nothing was read or changed. Fix:
+    send ``Content-Type: application/json`` (curl: ``-H 'Content-Type: application/json'`` or
+    ``--json``).
     """
 
-    code = "unsupported_media_type"
-    status = 415
-    retriable = False
 
-
-class NotAcceptableError(ApiError):
+class NotAcceptableError(ApiError, code="not_acceptable", status=406):
     """406 ``not_acceptable``: a live subscription asked for neither Server-Sent Events (``Accept:
     text/event-stream``) nor a WebSocket upgrade. Fix: send ``Accept: text/event-stream``, or
     open a WebSocket.
     """
 
-    code = "not_acceptable"
-    status = 406
-    retriable = False
 
-
-class TooManySubscriptionsError(ApiError):
+class TooManySubscriptionsError(
+    ApiError, code="too_many_subscriptions", status=429, retriable=True
+):
     """429 ``too_many_subscriptions``: the process serves ``EVENTFLEET_LIVE_MAX_CONNECTIONS`` live
     subscriptions, or the client holds ``EVENTFLEET_LIVE_MAX_PER_PRINCIPAL`` of them (``limit``
     says which). Fix: close a subscription, or retry later or on another process
     (``retry_after_s``).
     """
 
-    code = "too_many_subscriptions"
-    status = 429
-    retriable = True
 
-
-class TooManyWaitersError(ApiError):
+class TooManyWaitersError(ApiError, code="too_many_waiters", status=429, retriable=True):
     """429 ``too_many_waiters``: a read asked to wait for its writes (``min_version``,
     ``command_id``) while the process has ``EVENTFLEET_RYW_MAX_WAITERS`` reads waiting, or the
     principal ``EVENTFLEET_RYW_MAX_WAITERS_PER_PRINCIPAL`` (``limit`` says which); nothing
-    waited. Fix: let a waiting read end, or retry after ``Retry-After`` (``retry_after_s``) or
-    on another process.
+    waited. Fix: let a waiting read end, or retry after ``Retry-After`` (``retry_after_s``) or on
+    another process.
     """
 
-    code = "too_many_waiters"
-    status = 429
-    retriable = True
 
-
-class UnknownEventTypeError(ApiError):
+class UnknownEventTypeError(ApiError, code="unknown_event_type", status=422):
     """422 ``unknown_event_type``: the domain has no such event type. Fix: use one of the types the
     message lists.
     """
 
-    code = "unknown_event_type"
-    status = 422
-    retriable = False
 
-
-class InvalidDataError(ApiError):
+class InvalidDataError(ApiError, code="invalid_data", status=422):
     """422 ``invalid_data``: the data does not match the event type's schema, or a number does not
     fit 64 bits (also when the store refused an accepted event for it). Fix: correct the field
     the message names.
     """
 
-    code = "invalid_data"
-    status = 422
-    retriable = False
 
-
-class DeadLetteredError(ApiError):
+class DeadLetteredError(ApiError, code="dead_lettered", status=422):
     """422 ``dead_lettered``: the event was accepted (202) but the appender could not take it and
-    dead-lettered it (``reason``: a type, schema version or mode this appender does not know
-    yet, a record over its ``EVENTFLEET_MAX_EVENT_BYTES``, bytes it cannot read); nothing was
-    stored, and a retry of the command is told so. Fix: an operator replays the dead letter once
-    the appender can take it (``eventfleet dlq``), or send a corrected command with a new
+    dead-lettered it (``reason``: a type, schema version or mode this appender does not know yet,
+    a record over its ``EVENTFLEET_MAX_EVENT_BYTES``, bytes it cannot read); nothing was stored,
+    and a retry of the command is told so. Fix: an operator replays the dead letter once the
+    appender can take it (``eventfleet dlq``), or send a corrected command with a new
     ``command_id``.
     """
 
-    code = "dead_lettered"
-    status = 422
-    retriable = False
 
-
-class ReplayFailedError(ApiError):
+class ReplayFailedError(ApiError, code="replay_failed", status=500):
     """500 ``replay_failed``: the domain's reducer or an upcaster cannot fold this aggregate's
     history. Fix: fix the reducer or upcaster; other aggregates are not affected.
     """
 
-    code = "replay_failed"
-    status = 500
-    retriable = False
 
-
-class InternalError(ApiError):
+class InternalError(ApiError, code="internal", status=500):
     """500 ``internal``: an unexpected error in the fleet (a bug). Fix: report it with the message;
     the process log has the traceback.
     """
 
-    code = "internal"
-    status = 500
-    retriable = False
 
-
-class StoreUnavailableError(ApiError):
+class StoreUnavailableError(ApiError, code="store_unavailable", status=503, retriable=True):
     """503 ``store_unavailable``: MongoDB did not answer in time; nothing was written. Fix: retry
     (safe).
     """
 
-    code = "store_unavailable"
-    status = 503
-    retriable = True
 
-
-class MarkerUnavailableError(ApiError):
+class MarkerUnavailableError(ApiError, code="marker_unavailable", status=503, retriable=True):
     """503 ``marker_unavailable``: Redis did not answer in time; nothing was written. Fix: retry
     (safe).
     """
 
-    code = "marker_unavailable"
-    status = 503
-    retriable = True
 
-
-class StreamUnavailableError(ApiError):
-    """503 ``stream_unavailable``: Kafka did not acknowledge in time; nothing was handed to it.
-    Fix: retry (safe).
+class StreamUnavailableError(ApiError, code="stream_unavailable", status=503, retriable=True):
+    """503 ``stream_unavailable``: Kafka did not acknowledge in time; nothing was handed to it. Fix:
+    retry (safe).
     """
 
-    code = "stream_unavailable"
-    status = 503
-    retriable = True
 
-
-class DependencyUnavailableError(ApiError):
+class DependencyUnavailableError(
+    ApiError, code="dependency_unavailable", status=503, retriable=True
+):
     """503 ``dependency_unavailable``: a dependency did not answer in time; nothing was written.
     Fix: retry (safe).
     """
 
-    code = "dependency_unavailable"
-    status = 503
-    retriable = True
 
-
-class OutcomeUnknownError(ApiError):
+class OutcomeUnknownError(ApiError, code="outcome_unknown", status=503, retriable=True):
     """503 ``outcome_unknown``: a write was sent and not answered in time; it may still be stored.
     Fix: retry with the same ``command_id``, or ask ``GET .../outcome`` first.
     """
 
-    code = "outcome_unknown"
-    status = 503
-    retriable = True
 
-
-class StoreCatchingUpError(ApiError):
+class StoreCatchingUpError(ApiError, code="store_catching_up", status=503, retriable=True):
     """503 ``store_catching_up``: the marker refused the event, but the store has not yet decided
     every event it may follow (the appender is behind, or the marker lost its state): neither a
-    202 nor a 409 would be sure; nothing was written. Fix: retry in a moment
-    (``retry_after_s``).
+    202 nor a 409 would be sure; nothing was written. Fix: retry in a moment (``retry_after_s``).
     """
 
-    code = "store_catching_up"
-    status = 503
-    retriable = True
 
-
-class ShuttingDownError(ApiError):
+class ShuttingDownError(ApiError, code="shutting_down", status=503, retriable=True):
     """503 ``shutting_down``: this worker is draining. Fix: retry on another worker."""
 
-    code = "shutting_down"
-    status = 503
-    retriable = True
 
-
-class NotYetStoredError(ApiError):
+class NotYetStoredError(ApiError, code="not_yet_stored", status=504, retriable=True):
     """504 ``not_yet_stored``: a read asked for ``min_version`` (or a ``command_id``'s event) that
     was not stored, or not yet in the view, within its ``wait_ms``; ``stored_version`` says what
     is. Fix: ask again, or with a longer ``wait_ms`` (at most 30000).
     """
-
-    code = "not_yet_stored"
-    status = 504
-    retriable = True
-
-
-BY_CODE: dict[str, type[ApiError]] = {
-    BadRequestError.code: BadRequestError,
-    InvalidCommandError.code: InvalidCommandError,
-    RouteNotFoundError.code: RouteNotFoundError,
-    UnknownAggregateTypeError.code: UnknownAggregateTypeError,
-    NotFoundError.code: NotFoundError,
-    VersionNotFoundError.code: VersionNotFoundError,
-    MethodNotAllowedError.code: MethodNotAllowedError,
-    ReadOnlyError.code: ReadOnlyError,
-    UnauthenticatedError.code: UnauthenticatedError,
-    ForbiddenError.code: ForbiddenError,
-    ConsoleReadOnlyError.code: ConsoleReadOnlyError,
-    CrossOriginError.code: CrossOriginError,
-    TransitionRejectedError.code: TransitionRejectedError,
-    TransitionRejectedAtStoreError.code: TransitionRejectedAtStoreError,
-    ForbiddenAtStoreError.code: ForbiddenAtStoreError,
-    AlreadyReplayedError.code: AlreadyReplayedError,
-    ConflictError.code: ConflictError,
-    CommandInProgressError.code: CommandInProgressError,
-    RefusedError.code: RefusedError,
-    PayloadTooLargeError.code: PayloadTooLargeError,
-    RequestTimeoutError.code: RequestTimeoutError,
-    UnsupportedMediaTypeError.code: UnsupportedMediaTypeError,
-    NotAcceptableError.code: NotAcceptableError,
-    TooManySubscriptionsError.code: TooManySubscriptionsError,
-    TooManyWaitersError.code: TooManyWaitersError,
-    UnknownEventTypeError.code: UnknownEventTypeError,
-    InvalidDataError.code: InvalidDataError,
-    DeadLetteredError.code: DeadLetteredError,
-    ReplayFailedError.code: ReplayFailedError,
-    InternalError.code: InternalError,
-    StoreUnavailableError.code: StoreUnavailableError,
-    MarkerUnavailableError.code: MarkerUnavailableError,
-    StreamUnavailableError.code: StreamUnavailableError,
-    DependencyUnavailableError.code: DependencyUnavailableError,
-    OutcomeUnknownError.code: OutcomeUnknownError,
-    StoreCatchingUpError.code: StoreCatchingUpError,
-    ShuttingDownError.code: ShuttingDownError,
-    NotYetStoredError.code: NotYetStoredError,
-}
-"""Each code of the catalogue to its class."""

@@ -1,41 +1,44 @@
-"""``Client``: the same API for code without an event loop, run on a private loop thread."""
+"""``Client``: the same API for code without an event loop, on ``httpx.Client``: the same calls
+(``_calls``, ``_live``) driven by blocking I/O."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import AsyncGenerator, Callable, Coroutine, Iterator, Mapping
-from datetime import datetime
+from collections.abc import Callable, Generator, Iterator
 from types import TracebackType
-from typing import TypeVar
+from typing import TypeAlias, TypeVar
 
-from workers.client._async import AsyncClient
-from workers.client.backoff import Backoff
-from workers.client.models import Appended, Erased, Event, EventPage, Outcome, State
+import httpx
+from httpx_sse import connect_sse
+
+from workers.client import _calls, _live
+from workers.client._base import ClientError
+from workers.client._live import Feed
+from workers.client._shared import Shared, bind
+from workers.client._wire import Answer, Call, Done, Op, Walk, answer_of, no_answer, resume, start
+from workers.client.models import Event
 
 __all__ = ["Client", "Stream"]
 
 T = TypeVar("T")
+BlockingToken: TypeAlias = "str | Callable[[], str]"
+"""A bearer token, or a function asked for one before each request."""
 
 
 class Stream(Iterator[T]):
-    """A blocking iterator over one of the client's async iterators (events, a subscription);
-    ``close()`` (or leaving its ``with`` block) ends it and its connection."""
+    """A blocking iterator over events (pages of them, a subscription); ``close()`` (or leaving
+    its ``with`` block) ends it and its connection."""
 
-    def __init__(self, client: Client, source: AsyncGenerator[T, None]) -> None:
-        self._client, self._source = client, source
+    def __init__(self, source: Generator[T, None, None]) -> None:
+        self._source = source
 
     def __iter__(self) -> Stream[T]:
         return self
 
     def __next__(self) -> T:
-        try:
-            return self._client._run(_next(self._source))
-        except StopAsyncIteration:
-            raise StopIteration from None
+        return next(self._source)
 
     def close(self) -> None:
-        self._client._run(self._source.aclose())
+        self._source.close()
 
     def __enter__(self) -> Stream[T]:
         return self
@@ -49,57 +52,19 @@ class Stream(Iterator[T]):
         self.close()
 
 
-async def _next(source: AsyncGenerator[T, None]) -> T:
-    return await source.__anext__()
+class Client(Shared[httpx.Client, "BlockingToken"]):
+    """The fleet's HTTP API for blocking code: every method of ``AsyncClient``, the same calls
+    and retries, on ``httpx.Client`` (safe to share between threads). ``token`` may be a
+    function that returns a fresh token. Close it (or use ``with``) when done. ``http``: an
+    ``httpx.Client`` of your own, yours to close."""
 
-
-class Client:
-    """The fleet's HTTP API for blocking code: every method of ``AsyncClient``, each call run
-    to its end on the client's own event loop thread (so it works from any thread, and from
-    inside another event loop's thread too, blocking it). ``token`` may be a function that
-    returns a fresh token. Close it (or use ``with``) when done: it stops the thread."""
-
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        token: str | Callable[[], str] | None = None,
-        timeout_s: float = 10.0,
-        retry: Backoff | None = None,
-        reconnect: Backoff | None = None,
-        idle_timeout_s: float = 60.0,
-    ) -> None:
-        self._async = AsyncClient(base_url, token=token, timeout_s=timeout_s, retry=retry,
-                                  reconnect=reconnect, idle_timeout_s=idle_timeout_s)  # fmt: skip
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name="eventfleet-client", daemon=True
-        )
-        self._thread.start()
-
-    @property
-    def base_url(self) -> str:
-        return self._async.base_url
-
-    def _run(self, work: Coroutine[object, None, T]) -> T:
-        if self._loop.is_closed():
-            work.close()
-            raise RuntimeError("this Client is closed; make a new one.")
-        running = asyncio.run_coroutine_threadsafe(work, self._loop)
-        try:
-            return running.result()
-        except BaseException:
-            running.cancel()  # interrupted (Ctrl-C): the work stops too; done: nothing
-            raise
+    def _fresh(self) -> httpx.Client:
+        return httpx.Client()
 
     def close(self) -> None:
-        """Close the connections and stop the loop thread (again: nothing)."""
-        if self._loop.is_closed():
-            return
-        self._run(self._async.close())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join()
-        self._loop.close()
+        """Close the connections (an ``http`` client passed in is the caller's to close)."""
+        if self._own:
+            self._http.close()
 
     def __enter__(self) -> Client:
         return self
@@ -112,100 +77,62 @@ class Client:
     ) -> None:
         self.close()
 
-    def append(
-        self,
-        aggregate_type: str,
-        aggregate_id: str,
-        event_type: str,
-        data: Mapping[str, object] | None = None,
-        *,
-        command_id: str | None = None,
-        client_id: str | None = None,
-        correlation_id: str | None = None,
-        causation_id: str | None = None,
-    ) -> Appended:
-        """See ``AsyncClient.append``: a command id is made here unless given."""
-        return self._run(self._async.append(
-            aggregate_type, aggregate_id, event_type, data, command_id=command_id,
-            client_id=client_id, correlation_id=correlation_id, causation_id=causation_id,
-        ))  # fmt: skip
+    def _run(self, op: Op[T]) -> T:
+        step = start(op)
+        while not isinstance(step, Done):
+            step = resume(op, self._answer(step))
+        return step.value
 
-    def state(
-        self,
-        aggregate_type: str,
-        aggregate_id: str,
-        *,
-        at_version: int | None = None,
-        as_of: datetime | str | None = None,
-        min_version: int | None = None,
-        command_id: str | None = None,
-        wait_ms: int | None = None,
-    ) -> State:
-        """See ``AsyncClient.state``."""
-        return self._run(self._async.state(
-            aggregate_type, aggregate_id, at_version=at_version, as_of=as_of,
-            min_version=min_version, command_id=command_id, wait_ms=wait_ms,
-        ))  # fmt: skip
+    def _walk(self, walk: Walk) -> Stream[Event]:
+        def steps() -> Generator[Event, None, None]:
+            step = start(walk)
+            while not isinstance(step, Done):
+                got = self._answer(step) if isinstance(step, Call) else (yield step)
+                step = resume(walk, got)  # after an event yielded: None, take the next step
 
-    def events_page(
-        self,
-        aggregate_type: str,
-        aggregate_id: str,
-        *,
-        after_version: int = 0,
-        limit: int = 100,
-        min_version: int | None = None,
-        command_id: str | None = None,
-        wait_ms: int | None = None,
-    ) -> EventPage:
-        """See ``AsyncClient.events_page``."""
-        return self._run(self._async.events_page(
-            aggregate_type, aggregate_id, after_version=after_version, limit=limit,
-            min_version=min_version, command_id=command_id, wait_ms=wait_ms,
-        ))  # fmt: skip
+        return Stream(steps())
 
-    def events(
-        self,
-        aggregate_type: str,
-        aggregate_id: str,
-        *,
-        after_version: int = 0,
-        page_size: int = 100,
-        min_version: int | None = None,
-        command_id: str | None = None,
-        wait_ms: int | None = None,
-    ) -> Stream[Event]:
-        """See ``AsyncClient.events``: every event, page after page, each once."""
-        return Stream(self, self._async.events(
-            aggregate_type, aggregate_id, after_version=after_version, page_size=page_size,
-            min_version=min_version, command_id=command_id, wait_ms=wait_ms,
-        ))  # fmt: skip
+    def _answer(self, call: Call) -> Answer | ClientError:
+        """The call's answer within ``retry``; the error it ended with, to raise in the call."""
+        if self._http.is_closed:
+            raise RuntimeError("this Client is closed; make a new one.")
+        try:
+            for attempt in self._settings.retry.tries():
+                with attempt:
+                    return self._try(call)
+        except ClientError as e:
+            return e
+        raise AssertionError("stamina ended its tries without an answer or an error")
 
-    def outcome(
-        self,
-        aggregate_type: str,
-        aggregate_id: str,
-        *,
-        command_id: str | None = None,
-        event_id: str | None = None,
-    ) -> Outcome:
-        """See ``AsyncClient.outcome``."""
-        return self._run(self._async.outcome(
-            aggregate_type, aggregate_id, command_id=command_id, event_id=event_id
-        ))  # fmt: skip
+    def _try(self, call: Call) -> Answer:
+        request = self._settings.request(self._http, call, self._bearer())
+        try:
+            return answer_of(call, self._http.send(request))
+        except httpx.HTTPError as e:
+            raise no_answer(call, self.base_url, e, self._settings.bound_s(call)) from e
 
-    def erase(self, subject: str, *, operator: str | None = None) -> Erased:
-        """See ``AsyncClient.erase``."""
-        return self._run(self._async.erase(subject, operator=operator))
+    def _follow(self, feed: Feed) -> Stream[Event]:
+        return Stream(self._following(feed))
 
-    def subscribe(
-        self, aggregate_type: str, aggregate_id: str, *, after_version: int = 0
-    ) -> Stream[Event]:
-        """See ``AsyncClient.subscribe``: blocks in ``next()`` until the next event."""
-        return Stream(
-            self, self._async.subscribe(aggregate_type, aggregate_id, after_version=after_version)
-        )
+    def _following(self, feed: Feed) -> Generator[Event, None, None]:
+        for attempt in self._settings.reconnect.tries(fresh=feed.progressed):
+            with attempt, feed.connection(self.base_url):
+                opening = self._settings.stream(feed.call, feed.headers(), self._bearer())
+                with connect_sse(self._http, "GET", **opening) as source:
+                    if source.response.status_code != 200:
+                        feed.refused(source.response, source.response.read())
+                    for sse in source.iter_sse():
+                        if sse.data:  # an id or retry alone dispatches nothing
+                            yield feed.take(sse)
 
-    def subscribe_type(self, aggregate_type: str, *, after: str = "") -> Stream[Event]:
-        """See ``AsyncClient.subscribe_type``."""
-        return Stream(self, self._async.subscribe_type(aggregate_type, after=after))
+    def _bearer(self) -> str | None:
+        return self._token() if callable(self._token) else self._token
+
+    append = bind(_calls.append, _run)
+    state = bind(_calls.state, _run)
+    events_page = bind(_calls.events_page, _run)
+    events = bind(_calls.events, _walk)
+    outcome = bind(_calls.outcome, _run)
+    erase = bind(_calls.erase, _run)
+    subscribe = bind(_live.subscribe, _follow)
+    subscribe_type = bind(_live.subscribe_type, _follow)

@@ -1,24 +1,34 @@
 """The client's errors: ``ApiError`` and one subclass per code of the fleet's catalogue
-(``_catalogue``, generated), ``TransportError`` for no answer, ``ArgumentError`` for what is
-refused before sending. ``error_from_answer`` turns an error answer into its exception."""
+(``_catalogue``, generated), ``TransportError`` for no answer, ``AnswerError`` for an answer it
+cannot read, ``ArgumentError`` for what is refused before sending. ``error_from_answer`` turns an
+error answer into its exception."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
-from workers.client._base import ApiError, ArgumentError, ClientError, TransportError
+from workers.client import _catalogue
+from workers.client._base import AnswerError, ApiError, ArgumentError, ClientError, TransportError
 from workers.client._catalogue import *  # noqa: F403  (the generated classes, all public)
-from workers.client._catalogue import BY_CODE
-from workers.client._catalogue import __all__ as _CODES
 from workers.client.models import Json
 
+BY_CODE: Mapping[str, type[ApiError]] = {
+    found.code: found
+    for found in vars(_catalogue).values()
+    if isinstance(found, type) and issubclass(found, ApiError) and found is not ApiError
+}
+"""Each code of the catalogue to its class."""
+
 __all__ = [
+    "BY_CODE",
+    "AnswerError",
     "ApiError",
     "ArgumentError",
     "ClientError",
     "TransportError",
     "error_from_answer",
-    *_CODES,
+    *sorted(found.__name__ for found in BY_CODE.values()),
 ]
 
 
@@ -53,4 +63,4 @@ def _seconds(header: str) -> float | None:
         value = float(header.strip())
     except ValueError:
         return None
-    return value if value >= 0 else None
+    return value if math.isfinite(value) and value >= 0 else None
