@@ -37,6 +37,7 @@ from workers.runtime.failures import a_failure
 from workers.runtime.health import HealthMonitor, Ping
 from workers.runtime.lag import LAG_ROLE, LagExporter, measured_groups
 from workers.stream.faust_app import (
+    ASSIGNMENT,
     FleetApp,
     committed_position,
     faust_credentials,
@@ -176,6 +177,7 @@ class Fleet:
             consumer_auto_offset_reset="earliest",
             producer_acks=-1,
             stream_wait_empty=False,
+            **ASSIGNMENT,  # every member of a group takes its share (workers.stream.assignor)
         )
         if not self.roles & CONSUMER_ROLES:
             # No agent (the lag role): a consumer would subscribe to nothing, which aiokafka
