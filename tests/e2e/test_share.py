@@ -105,7 +105,8 @@ class Group:
         return True
 
     async def settle(self, since: float, what: str) -> None:
-        """Wait until balanced, at most BOUND_S after ``since``; check only what must moved."""
+        """Wait until balanced, at most BOUND_S after ``since``; then check that only what had to
+        move moved."""
         before = dict(self.shares)
         left = since + BOUND_S - time.monotonic()
         try:
