@@ -1,12 +1,13 @@
 """Secrets: read once at start by one reader, never printed, masked in text.
 
-Every secret the fleet reads is declared in ``SECRETS`` and read by ``read_secret``, from a
-file (``EVENTFLEET_<NAME>_FILE``, e.g. a mounted Kubernetes Secret) or from the environment
-variable another one names (``EVENTFLEET_<NAME>_ENV``); the connection strings that may carry a
-password (``EVENTFLEET_MONGO_URL``, ``_REDIS_URL``, ``_NATS_URL``) are taken plainly as well.
-At most one way per secret: two are refused, naming both. The connection strings are read
-with the settings (``Settings.from_env``); the others by ``read_secrets``, once per process,
-into ``Secrets``, which the process hands down: nothing below reads or decodes a secret again.
+Every secret the fleet reads is declared in ``SECRETS`` or ``CONNECTION_SECRETS`` and read by
+``read_secret`` from one place: a file (``EVENTFLEET_<NAME>_FILE``, e.g. a mounted Kubernetes
+Secret), the environment variable another one names (``EVENTFLEET_<NAME>_ENV``), or the file
+``EVENTFLEET_<NAME>`` in ``EVENTFLEET_SECRETS_DIR`` (pydantic-settings' secrets directory: a whole
+Secret mounted there); the connection strings, which may carry a password, are taken plainly as
+well. Two places at once are refused, naming both. The connection strings are read with the
+settings (``Settings.from_env``); the others by ``read_secrets``, once per process, into
+``Secrets``, which the process hands down: nothing below reads or decodes a secret again.
 
 Every message and log line that may carry a connection string goes through ``mask_url`` or
 ``redact``: a password in a URL becomes ``***``, and so does any resolved secret value.
@@ -15,13 +16,21 @@ Every message and log line that may carry a connection string goes through ``mas
 from __future__ import annotations
 
 import base64
-import binascii
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, Protocol, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
+
+import pydantic
+from pydantic import AfterValidator, BeforeValidator, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+)
 
 from topics.errors import ConfigError
 
@@ -35,36 +44,15 @@ _SECRET_PARAM = re.compile(
     r"(?P<key>(?:[a-z_]*password|pass|pwd|secret|token|sasl_plain_password)=)(?P<value>[^&\s]+)",
     re.IGNORECASE,
 )
-
-
 V = TypeVar("V", str, bytes)
 
 
-class Secret(Generic[V]):
-    """A secret value: its repr and str never show it; ``reveal()`` hands it to a driver."""
-
-    __slots__ = ("_value",)
-    _value: V
-
-    def __init__(self, value: V) -> None:
-        self._value = value
+class Secret(pydantic.Secret[V]):
+    """A secret value (pydantic's ``Secret``): never shown by repr or str; ``reveal()`` hands it
+    to a driver."""
 
     def reveal(self) -> V:
-        return self._value
-
-    def __repr__(self) -> str:
-        return f"Secret({MASK})"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
+        return self.get_secret_value()
 
 
 def mask_url(url: str) -> str:
@@ -96,21 +84,23 @@ class SecretSetting:
     plain: bool = False
 
     @property
-    def file_variable(self) -> str:
-        return f"EVENTFLEET_{self.name.upper()}_FILE"
-
-    @property
-    def env_variable(self) -> str:
-        return f"EVENTFLEET_{self.name.upper()}_ENV"
-
-    @property
     def plain_variable(self) -> str:
         return f"EVENTFLEET_{self.name.upper()}"
 
-    def source(self, *, file: str, env: str) -> str:
+    @property
+    def file_variable(self) -> str:
+        return f"{self.plain_variable}_FILE"
+
+    @property
+    def env_variable(self) -> str:
+        return f"{self.plain_variable}_ENV"
+
+    def source(self, *, file: str, env: str, directory: str = "") -> str:
         """Where the secret was read, for a message: the setting and its value (a path or a
         variable's name, never the secret)."""
-        return f"{self.file_variable}={file!r}" if file else f"{self.env_variable}={env!r}"
+        if file or env:
+            return f"{self.file_variable}={file!r}" if file else f"{self.env_variable}={env!r}"
+        return f"EVENTFLEET_SECRETS_DIR={directory!r} (its file {self.plain_variable})"
 
 
 AUTH_HS256_SECRET = SecretSetting("auth_hs256_secret", "HS256 secret")
@@ -134,10 +124,12 @@ def read_secret(
     file: str = "",
     env: str = "",
     plain: str = "",
+    held: str | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> bytes | None:
-    """The one reader: the secret in the file ``file`` names, in the variable ``env`` names, or
-    ``plain`` itself; None when none is given. Its end of line is dropped.
+    """The one reader: the secret in the file ``file`` names, in the variable ``env`` names,
+    ``held`` (its file in the secrets directory) or ``plain`` itself; None when none is given.
+    Its end of line is dropped.
 
     Two ways at once, a file that cannot be read or is empty, a variable unset or empty: a
     ConfigError naming the setting to fix, and never the secret.
@@ -147,7 +139,7 @@ def read_secret(
         variable
         for variable, value in (
             (setting.plain_variable, plain), (setting.file_variable, file),
-            (setting.env_variable, env),
+            (setting.env_variable, env), ("EVENTFLEET_SECRETS_DIR", held),
         )
         if value
     ]  # fmt: skip
@@ -169,15 +161,13 @@ def read_secret(
                 f"{setting.what} into it."
             )
         return value
-    if env:
-        named = environ.get(env, "")
-        if not named:
-            raise ConfigError(
-                f"{setting.env_variable}={env!r}: that environment variable is not set or empty; "
-                f"set it to the {setting.what} (e.g. from a Kubernetes Secret)."
-            )
-        return named.encode()
-    return plain.encode() if plain else None
+    found = environ.get(env, "") if env else held or plain
+    if env and not found:
+        raise ConfigError(
+            f"{setting.env_variable}={env!r}: that environment variable is not set or empty; "
+            f"set it to the {setting.what} (e.g. from a Kubernetes Secret)."
+        )
+    return found.encode() if found else None
 
 
 def secret_text(setting: SecretSetting, value: bytes, source: str) -> str:
@@ -186,6 +176,25 @@ def secret_text(setting: SecretSetting, value: bytes, source: str) -> str:
         return value.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"{source}: the {setting.what} is not UTF-8 text.") from None
+
+
+def held_secrets(settings_cls: type[BaseSettings], directory: str) -> dict[str, str]:
+    """The secrets in ``directory`` (pydantic-settings' secrets directory), by field name: the
+    file ``EVENTFLEET_<NAME>`` (any case) holds field ``<name>``; {} when no directory is named."""
+    if not directory:
+        return {}
+    if not Path(directory).is_dir():
+        raise ConfigError(
+            f"EVENTFLEET_SECRETS_DIR={directory!r} is not a directory; mount the secrets there "
+            "or fix the path."
+        )
+    source = SecretsSettingsSource(settings_cls, secrets_dir=directory, env_prefix="EVENTFLEET_")
+    try:
+        return {name: str(value) for name, value in source().items()}
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"EVENTFLEET_SECRETS_DIR={directory!r}: a secret there is not UTF-8 text."
+        ) from None
 
 
 class SecretReferences(Protocol):
@@ -203,59 +212,83 @@ class SecretReferences(Protocol):
     def master_key_file(self) -> str: ...
     @property
     def master_key_env(self) -> str: ...
+    @property
+    def secrets_dir(self) -> str: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Secrets:
-    """The secrets of one process, read and decoded once at its start (``read_secrets``)."""
+def _hs256(secret: Secret[bytes]) -> Secret[bytes]:
+    value = secret.reveal().strip()
+    if len(value) < HS256_MIN_BYTES:
+        raise ValueError(
+            f"the HS256 secret holds {len(value)} bytes; it needs at least {HS256_MIN_BYTES} "
+            "random bytes (`head -c 32 /dev/urandom | base64`)."
+        )
+    return Secret(value)
 
-    auth_hs256_secret: Secret[bytes] | None = None
+
+def _text(value: Any) -> Any:
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(f"the {KAFKA_SASL_PASSWORD.what} is not UTF-8 text.") from None
+    return value
+
+
+def _master_key(value: Any) -> Any:
+    try:
+        key = base64.b64decode(value.strip(), validate=True)
+    except ValueError:  # binascii.Error, or text that is not ASCII
+        key = b""
+    if len(key) != MASTER_KEY_BYTES:
+        raise ValueError(
+            f"the master key is not {MASTER_KEY_BYTES} bytes in base64; make one with "
+            "`head -c 32 /dev/urandom | base64`."
+        )
+    return key
+
+
+class Secrets(BaseSettings):
+    """The secrets of one process, read and checked once at its start (``read_secrets``)."""
+
+    model_config = SettingsConfigDict(frozen=True)
+
+    auth_hs256_secret: Annotated[Secret[bytes], AfterValidator(_hs256)] | None = None
     """The HS256 shared secret (at least 32 bytes), or None: no HS256 token is accepted."""
-    kafka_sasl_password: Secret[str] | None = None
-    master_key: Secret[bytes] | None = None
+    kafka_sasl_password: Annotated[Secret[str], BeforeValidator(_text)] | None = None
+    master_key: Annotated[Secret[bytes], BeforeValidator(_master_key)] | None = None
     """The 32-byte master key that wraps the data keys, or None."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        *_: PydanticBaseSettingsSource,
+        **__: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)  # what it is given: never a plain variable, nor a stray file
 
 
 def read_secrets(references: SecretReferences, environ: Mapping[str, str] | None = None) -> Secrets:
     """Every secret of ``SECRETS`` read where ``references`` say, checked and decoded; a
-    ConfigError names the first one that is missing or malformed."""
-    found: dict[str, tuple[bytes, str]] = {}
+    ConfigError names the first one that is missing or malformed, never its value."""
+    held = held_secrets(Secrets, references.secrets_dir)
+    found: dict[str, bytes] = {}
+    sources: dict[str, str] = {}
     for setting in SECRETS:
         file = str(getattr(references, f"{setting.name}_file"))
         env = str(getattr(references, f"{setting.name}_env"))
-        value = read_secret(setting, file=file, env=env, environ=environ)
+        value = read_secret(
+            setting, file=file, env=env, held=held.get(setting.name), environ=environ
+        )
         if value is not None:
-            found[setting.name] = (value, setting.source(file=file, env=env))
-    hs256 = found.get(AUTH_HS256_SECRET.name)
-    password = found.get(KAFKA_SASL_PASSWORD.name)
-    key = found.get(MASTER_KEY.name)
-    return Secrets(
-        auth_hs256_secret=None if hs256 is None else Secret(_hs256(*hs256)),
-        kafka_sasl_password=(
-            None if password is None else Secret(secret_text(KAFKA_SASL_PASSWORD, *password))
-        ),
-        master_key=None if key is None else Secret(_master_key(*key)),
-    )
-
-
-def _hs256(value: bytes, source: str) -> bytes:
-    secret = value.strip()
-    if len(secret) < HS256_MIN_BYTES:
-        raise ConfigError(
-            f"{source}: the HS256 secret holds {len(secret)} bytes; it needs at least "
-            f"{HS256_MIN_BYTES} random bytes (`head -c 32 /dev/urandom | base64`)."
-        )
-    return secret
-
-
-def _master_key(value: bytes, source: str) -> bytes:
+            found[setting.name] = value
+            sources[setting.name] = setting.source(
+                file=file, env=env, directory=references.secrets_dir
+            )
     try:
-        key = base64.b64decode(value.strip(), validate=True)
-    except binascii.Error:
-        key = b""
-    if len(key) != MASTER_KEY_BYTES:
-        raise ConfigError(
-            f"{source}: the master key is not {MASTER_KEY_BYTES} bytes in base64; make one with "
-            "`head -c 32 /dev/urandom | base64`."
-        )
-    return key
+        return Secrets.model_validate(found)
+    except ValidationError as e:
+        error = e.errors(include_input=False)[0]
+        raise ConfigError(f"{sources[str(error['loc'][0])]}: {error['ctx']['error']}") from None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import re
 from collections import Counter
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +84,7 @@ URLS = {
 
 
 def test_every_secret_is_declared_with_both_settings() -> None:
-    names = {spec.name for spec in fields(Settings)}
+    names = set(Settings.model_fields)
     for secret in (*SECRETS, *CONNECTION_SECRETS):
         assert {f"{secret.name}_file", f"{secret.name}_env"} <= names, secret.name
         assert secret.plain == (secret.name in names), secret.name  # a value only for URLs
