@@ -1,16 +1,13 @@
 """Secrets: read once at start by one reader, never printed, masked in text.
 
-Every secret the fleet reads is declared in ``SECRETS`` or ``CONNECTION_SECRETS`` and read by
-``read_secret`` from one place: a file (``EVENTFLEET_<NAME>_FILE``, e.g. a mounted Kubernetes
-Secret), the environment variable another one names (``EVENTFLEET_<NAME>_ENV``), or the file
-``EVENTFLEET_<NAME>`` in ``EVENTFLEET_SECRETS_DIR`` (pydantic-settings' secrets directory: a whole
-Secret mounted there); the connection strings, which may carry a password, are taken plainly as
-well. Two places at once are refused, naming both. The connection strings are read with the
-settings (``Settings.from_env``); the others by ``read_secrets``, once per process, into
-``Secrets``, which the process hands down: nothing below reads or decodes a secret again.
-
-Every message and log line that may carry a connection string goes through ``mask_url`` or
-``redact``: a password in a URL becomes ``***``, and so does any resolved secret value.
+Every secret the fleet reads is declared here and read by ``read_secret`` from one place: a file
+(``EVENTFLEET_<NAME>_FILE``, e.g. a mounted Kubernetes Secret), the variable another one names
+(``EVENTFLEET_<NAME>_ENV``), or the file ``EVENTFLEET_<NAME>`` in ``EVENTFLEET_SECRETS_DIR``
+(pydantic-settings' secrets directory: a whole Secret mounted there); a connection string, which
+may carry a password, is taken plainly as well. Two places at once are refused, naming both.
+The connection strings are read with the settings (``Settings.from_env``), the others by
+``read_secrets`` into ``Secrets``, once per process: nothing below reads a secret again. Text
+that may carry a secret goes through ``mask_url`` or ``redact``: it shows ``***`` instead.
 """
 
 from __future__ import annotations
@@ -18,19 +15,14 @@ from __future__ import annotations
 import base64
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Protocol, TypeVar
 
 import pydantic
-from pydantic import AfterValidator, BeforeValidator, ValidationError
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SecretsSettingsSource,
-    SettingsConfigDict,
-)
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic_settings import BaseSettings, SecretsSettingsSource, SettingsError
 
 from topics.errors import ConfigError
 
@@ -48,8 +40,7 @@ V = TypeVar("V", str, bytes)
 
 
 class Secret(pydantic.Secret[V]):
-    """A secret value (pydantic's ``Secret``): never shown by repr or str; ``reveal()`` hands it
-    to a driver."""
+    """A secret value (pydantic's ``Secret``): repr and str never show it; ``reveal()`` does."""
 
     def reveal(self) -> V:
         return self.get_secret_value()
@@ -96,8 +87,8 @@ class SecretSetting:
         return f"{self.plain_variable}_ENV"
 
     def source(self, *, file: str, env: str, directory: str = "") -> str:
-        """Where the secret was read, for a message: the setting and its value (a path or a
-        variable's name, never the secret)."""
+        """Where the secret was read, for a message: the setting and its value (a path, a
+        variable's name or the secrets directory, never the secret)."""
         if file or env:
             return f"{self.file_variable}={file!r}" if file else f"{self.env_variable}={env!r}"
         return f"EVENTFLEET_SECRETS_DIR={directory!r} (its file {self.plain_variable})"
@@ -134,40 +125,29 @@ def read_secret(
     Two ways at once, a file that cannot be read or is empty, a variable unset or empty: a
     ConfigError naming the setting to fix, and never the secret.
     """
-    environ = os.environ if environ is None else environ
-    given = [
-        variable
-        for variable, value in (
-            (setting.plain_variable, plain), (setting.file_variable, file),
-            (setting.env_variable, env), ("EVENTFLEET_SECRETS_DIR", held),
-        )
-        if value
-    ]  # fmt: skip
+    ways = {setting.plain_variable: plain, setting.file_variable: file,
+            setting.env_variable: env, "EVENTFLEET_SECRETS_DIR": held}  # fmt: skip
+    given = [variable for variable, value in ways.items() if value]
     if len(given) > 1:
         named = f"{', '.join(given[:-1])} and {given[-1]}"
         every = "both" if len(given) == 2 else "all"
         raise ConfigError(f"{named} {every} name the {setting.what}; set only one of them.")
-    if file:
-        try:
-            value = Path(file).read_bytes().rstrip(b"\r\n")
-        except OSError as e:
-            raise ConfigError(
-                f"{setting.file_variable}={file!r}: the {setting.what} file cannot be read "
-                f"({e.strerror}); mount it there or fix the path."
-            ) from None
-        if not value:
-            raise ConfigError(
-                f"{setting.file_variable}={file!r}: the {setting.what} file is empty; write the "
-                f"{setting.what} into it."
-            )
-        return value
-    found = environ.get(env, "") if env else held or plain
+    where, what = f"{setting.file_variable}={file!r}", setting.what
+    try:
+        value = Path(file).read_bytes().rstrip(b"\r\n") if file else None
+    except OSError as e:
+        raise ConfigError(
+            f"{where}: the {what} file cannot be read ({e.strerror}); mount it there or fix the path."
+        ) from None
+    if value is not None and not value:
+        raise ConfigError(f"{where}: the {what} file is empty; write the {what} into it.")
+    found = (os.environ if environ is None else environ).get(env, "") if env else held or plain
     if env and not found:
         raise ConfigError(
             f"{setting.env_variable}={env!r}: that environment variable is not set or empty; "
-            f"set it to the {setting.what} (e.g. from a Kubernetes Secret)."
+            f"set it to the {what} (e.g. from a Kubernetes Secret)."
         )
-    return found.encode() if found else None
+    return value if value is not None else found.encode() if found else None
 
 
 def secret_text(setting: SecretSetting, value: bytes, source: str) -> str:
@@ -178,42 +158,53 @@ def secret_text(setting: SecretSetting, value: bytes, source: str) -> str:
         raise ConfigError(f"{source}: the {setting.what} is not UTF-8 text.") from None
 
 
-def held_secrets(settings_cls: type[BaseSettings], directory: str) -> dict[str, str]:
-    """The secrets in ``directory`` (pydantic-settings' secrets directory), by field name: the
-    file ``EVENTFLEET_<NAME>`` (any case) holds field ``<name>``; {} when no directory is named."""
+class SecretReferences(Protocol):
+    """Where the secrets are: ``secrets_dir``, and each secret's ``<name>_file`` and
+    ``<name>_env`` (the settings' fields of those names)."""
+
+    @property
+    def secrets_dir(self) -> str: ...
+
+
+def read_each(
+    places: SecretReferences,
+    secrets: Sequence[SecretSetting],
+    environ: Mapping[str, str] | None = None,
+    plain: Mapping[str, object] | None = None,
+) -> dict[str, tuple[bytes, str]]:
+    """Each of ``secrets`` given in ``places`` (or ``plain``), read by ``read_secret``, with
+    where it was read (for a message)."""
+    directory, plain = places.secrets_dir, plain or {}
+    held = _held(secrets, directory)
+    found = {}
+    for secret in secrets:
+        file = str(getattr(places, f"{secret.name}_file"))
+        env = str(getattr(places, f"{secret.name}_env"))
+        value = read_secret(secret, file=file, env=env, plain=str(plain.get(secret.name, "")),
+                            held=held.get(secret.name), environ=environ)  # fmt: skip
+        if value is not None:
+            found[secret.name] = (value, secret.source(file=file, env=env, directory=directory))
+    return found
+
+
+def _held(secrets: Sequence[SecretSetting], directory: str) -> dict[str, str]:
+    """The ``secrets`` in ``directory``, read by pydantic-settings' secrets source: the file
+    ``EVENTFLEET_<NAME>`` (any case) holds secret ``<name>``."""
     if not directory:
         return {}
     if not Path(directory).is_dir():
         raise ConfigError(
-            f"EVENTFLEET_SECRETS_DIR={directory!r} is not a directory; mount the secrets there "
-            "or fix the path."
+            f"EVENTFLEET_SECRETS_DIR={directory!r} is no directory; mount the secrets there."
         )
-    source = SecretsSettingsSource(settings_cls, secrets_dir=directory, env_prefix="EVENTFLEET_")
+    fields: dict[str, Any] = {secret.name: (str | None, None) for secret in secrets}
+    files = pydantic.create_model("Files", __base__=BaseSettings, **fields)
     try:
-        return {name: str(value) for name, value in source().items()}
-    except UnicodeDecodeError:
+        return SecretsSettingsSource(files, secrets_dir=directory, env_prefix="EVENTFLEET_")()
+    except SettingsError as e:  # a file that cannot be read, or is not text: named, never shown
         raise ConfigError(
-            f"EVENTFLEET_SECRETS_DIR={directory!r}: a secret there is not UTF-8 text."
+            f"EVENTFLEET_SECRETS_DIR={directory!r}: {e} ({e.__cause__}); each secret there must "
+            "be readable UTF-8 text."
         ) from None
-
-
-class SecretReferences(Protocol):
-    """Where each secret of ``SECRETS`` is (the settings' ``<name>_file`` and ``<name>_env``)."""
-
-    @property
-    def auth_hs256_secret_file(self) -> str: ...
-    @property
-    def auth_hs256_secret_env(self) -> str: ...
-    @property
-    def kafka_sasl_password_file(self) -> str: ...
-    @property
-    def kafka_sasl_password_env(self) -> str: ...
-    @property
-    def master_key_file(self) -> str: ...
-    @property
-    def master_key_env(self) -> str: ...
-    @property
-    def secrets_dir(self) -> str: ...
 
 
 def _hs256(secret: Secret[bytes]) -> Secret[bytes]:
@@ -226,16 +217,7 @@ def _hs256(secret: Secret[bytes]) -> Secret[bytes]:
     return Secret(value)
 
 
-def _text(value: Any) -> Any:
-    if isinstance(value, bytes):
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ValueError(f"the {KAFKA_SASL_PASSWORD.what} is not UTF-8 text.") from None
-    return value
-
-
-def _master_key(value: Any) -> Any:
+def _master_key(value: Any) -> bytes:
     try:
         key = base64.b64decode(value.strip(), validate=True)
     except ValueError:  # binascii.Error, or text that is not ASCII
@@ -248,47 +230,27 @@ def _master_key(value: Any) -> Any:
     return key
 
 
-class Secrets(BaseSettings):
+class Secrets(BaseModel):
     """The secrets of one process, read and checked once at its start (``read_secrets``)."""
 
-    model_config = SettingsConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True)
 
     auth_hs256_secret: Annotated[Secret[bytes], AfterValidator(_hs256)] | None = None
     """The HS256 shared secret (at least 32 bytes), or None: no HS256 token is accepted."""
-    kafka_sasl_password: Annotated[Secret[str], BeforeValidator(_text)] | None = None
+    kafka_sasl_password: Secret[str] | None = None
     master_key: Annotated[Secret[bytes], BeforeValidator(_master_key)] | None = None
     """The 32-byte master key that wraps the data keys, or None."""
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        *_: PydanticBaseSettingsSource,
-        **__: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings,)  # what it is given: never a plain variable, nor a stray file
 
-
-def read_secrets(references: SecretReferences, environ: Mapping[str, str] | None = None) -> Secrets:
-    """Every secret of ``SECRETS`` read where ``references`` say, checked and decoded; a
+def read_secrets(places: SecretReferences, environ: Mapping[str, str] | None = None) -> Secrets:
+    """Every secret of ``SECRETS`` read where ``places`` say, checked and decoded; a
     ConfigError names the first one that is missing or malformed, never its value."""
-    held = held_secrets(Secrets, references.secrets_dir)
-    found: dict[str, bytes] = {}
-    sources: dict[str, str] = {}
-    for setting in SECRETS:
-        file = str(getattr(references, f"{setting.name}_file"))
-        env = str(getattr(references, f"{setting.name}_env"))
-        value = read_secret(
-            setting, file=file, env=env, held=held.get(setting.name), environ=environ
-        )
-        if value is not None:
-            found[setting.name] = value
-            sources[setting.name] = setting.source(
-                file=file, env=env, directory=references.secrets_dir
-            )
+    found = read_each(places, SECRETS, environ)
     try:
-        return Secrets.model_validate(found)
+        return Secrets.model_validate({name: value for name, (value, _) in found.items()})
     except ValidationError as e:
         error = e.errors(include_input=False)[0]
-        raise ConfigError(f"{sources[str(error['loc'][0])]}: {error['ctx']['error']}") from None
+        name = str(error["loc"][0])
+        what = next(s.what for s in SECRETS if s.name == name)
+        why = error["ctx"]["error"] if "ctx" in error else f"the {what} is not UTF-8 text."
+        raise ConfigError(f"{found[name][1]}: {why}") from None

@@ -23,19 +23,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from pydantic_settings.sources import PydanticBaseEnvSettingsSource
 
 from topics.errors import ConfigError
-from workers.runtime.settings.roles import (
-    Appender,
-    Commands,
-    Live,
-    Observability,
-    Process,
-    Reads,
-    Snapshots,
-)
-from workers.runtime.settings.services import Kafka, Mongo, Nats, Redis, Topics
-from workers.runtime.settings.serving import Console, Http, Identity, PersonalData
+from workers.runtime.settings import roles, services, serving
 from workers.runtime.settings.values import expected
-from workers.secrets import CONNECTION_SECRETS, held_secrets, mask_url, read_secret, secret_text
+from workers.secrets import CONNECTION_SECRETS, mask_url, read_each, secret_text
 
 ENV_PREFIX = "EVENTFLEET_"
 
@@ -55,13 +45,14 @@ class Environ(PydanticBaseEnvSettingsSource):
 
 
 class Settings(
-    Observability, Process, Live, Reads, Snapshots, Appender, Commands,
-    PersonalData, Console, Identity, Http, Nats, Redis, Mongo, Topics, Kafka, BaseSettings,
+    roles.Observability, roles.Process, roles.Live, roles.Reads, roles.Snapshots, roles.Appender,
+    roles.Commands, serving.PersonalData, serving.Console, serving.Identity, serving.Http,
+    services.Nats, services.Redis, services.Mongo, services.Topics, services.Kafka, BaseSettings,
 ):  # fmt: skip
     """Every knob of the fleet; ``EVENTFLEET_<FIELD>`` sets ``<field>``. The concerns are listed
     last first: pydantic takes the fields of the last base first (the reference's order)."""
 
-    model_config = SettingsConfigDict(frozen=True, extra="forbid")
+    model_config = SettingsConfigDict(frozen=True, extra="forbid", defer_build=False)
 
     @classmethod
     def settings_customise_sources(
@@ -80,21 +71,14 @@ class Settings(
         environ = os.environ if environ is None else environ
         given = Environ(cls, environ)()
         settings = _validated(given, {})
-        held = held_secrets(cls, settings.secrets_dir)
-        found: dict[str, str] = {}
-        sources: dict[str, str] = {}
+        found = read_each(settings, CONNECTION_SECRETS, environ, plain=given)
+        urls, sources = {}, {}
         for secret in CONNECTION_SECRETS:
-            file = str(getattr(settings, f"{secret.name}_file"))
-            env = str(getattr(settings, f"{secret.name}_env"))
-            plain, there = given.get(secret.name, ""), held.get(secret.name)
-            value = read_secret(
-                secret, file=file, env=env, plain=plain, held=there, environ=environ
-            )
-            if value is not None and not plain:
-                source = secret.source(file=file, env=env, directory=settings.secrets_dir)
-                found[secret.name] = secret_text(secret, value, source).strip()
+            if secret.name in found and secret.name not in given:  # read from elsewhere
+                value, source = found[secret.name]
+                urls[secret.name] = secret_text(secret, value, source).strip()
                 sources[secret.name] = f"{source}: the {secret.what} there"
-        return _validated({**given, **found}, sources) if found else settings
+        return _validated({**given, **urls}, sources) if urls else settings
 
     @property
     def explicit(self) -> frozenset[str]:

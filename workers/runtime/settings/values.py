@@ -17,9 +17,10 @@ MOST = 2**31 - 1
 
 class Concern(BaseModel):
     """The settings of one concern: a field ``<field>`` is read from ``EVENTFLEET_<FIELD>``; its
-    docstring is its line in the reference (docs/reference/configuration.md, generated)."""
+    docstring is its line in the reference (docs/reference/configuration.md, generated). Only
+    ``Settings``, which composes the concerns, is ever validated: a concern builds no validator."""
 
-    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(frozen=True, use_attribute_docstrings=True, defer_build=True)
 
 
 def text(expected: str, ok: Callable[[str], bool]) -> AfterValidator:
