@@ -34,6 +34,9 @@ def text(expected: str, ok: Callable[[str], bool]) -> AfterValidator:
     return AfterValidator(check)
 
 
+HOSTS = "expected every host named, each with a port from 1 to 65535"
+
+
 def url(*schemes: str) -> AfterValidator:
     """A connection URL, kept as written: one of ``schemes``, parsed as pydantic's multi-host URL
     (comma-separated hosts), each host named with a port from 1 to 65535 when one is given; or
@@ -45,19 +48,19 @@ def url(*schemes: str) -> AfterValidator:
             raise ValueError(starts)
         try:
             parsed = MultiHostUrl(raw)
-        except ValidationError as e:  # e.g. "empty host", "invalid port number"
-            raise ValueError(f"{e.errors()[0]['msg'].split(', ')[-1]}: {HOSTS}") from None
+        except ValidationError as e:  # pydantic-core's reason: "empty host", "invalid port number"
+            raise ValueError(f"{e.errors()[0]['ctx']['error']}: {HOSTS}") from None
+        hosts = parsed.hosts()
         if parsed.scheme == "unix":  # a socket path, not a network host
             if not parsed.path:
                 raise ValueError("the URL names no socket path")
-        elif not parsed.hosts() or any(not h["host"] or h["port"] == 0 for h in parsed.hosts()):
-            raise ValueError(f"the URL names no host, or port 0: {HOSTS}")
+        elif not hosts:
+            raise ValueError(f"the URL names no host: {HOSTS}")
+        elif zero := [h["host"] for h in hosts if h["port"] == 0]:
+            raise ValueError(f"'{zero[0]}:0' has no valid port: {HOSTS}")
         return raw
 
     return AfterValidator(check)
-
-
-HOSTS = "expected every host named, each with a port from 1 to 65535"
 
 
 def _upper(value: Any) -> Any:
