@@ -126,28 +126,40 @@ def read_secret(
     ConfigError naming the setting to fix, and never the secret.
     """
     ways = {setting.plain_variable: plain, setting.file_variable: file,
-            setting.env_variable: env, "EVENTFLEET_SECRETS_DIR": held}  # fmt: skip
+            setting.env_variable: env, "EVENTFLEET_SECRETS_DIR": held is not None}  # fmt: skip
     given = [variable for variable, value in ways.items() if value]
+    what = setting.what
     if len(given) > 1:
         named = f"{', '.join(given[:-1])} and {given[-1]}"
         every = "both" if len(given) == 2 else "all"
-        raise ConfigError(f"{named} {every} name the {setting.what}; set only one of them.")
-    where, what = f"{setting.file_variable}={file!r}", setting.what
-    try:
-        value = Path(file).read_bytes().rstrip(b"\r\n") if file else None
-    except OSError as e:
+        raise ConfigError(f"{named} {every} name the {what}; set only one of them.")
+    if file:
+        where = f"{setting.file_variable}={file!r}"
+        try:
+            value = Path(file).read_bytes().rstrip(b"\r\n")
+        except OSError as e:
+            raise ConfigError(
+                f"{where}: the {what} file cannot be read ({e.strerror}); mount it there or fix "
+                "the path."
+            ) from None
+        if not value:
+            raise ConfigError(f"{where}: the {what} file is empty; write the {what} into it.")
+        return value
+    if env:
+        found = (os.environ if environ is None else environ).get(env, "")
+        if not found:
+            raise ConfigError(
+                f"{setting.env_variable}={env!r}: that environment variable is not set or empty; "
+                f"set it to the {what} (e.g. from a Kubernetes Secret)."
+            )
+        return found.encode()
+    if held == "":
         raise ConfigError(
-            f"{where}: the {what} file cannot be read ({e.strerror}); mount it there or fix the path."
-        ) from None
-    if value is not None and not value:
-        raise ConfigError(f"{where}: the {what} file is empty; write the {what} into it.")
-    found = (os.environ if environ is None else environ).get(env, "") if env else held or plain
-    if env and not found:
-        raise ConfigError(
-            f"{setting.env_variable}={env!r}: that environment variable is not set or empty; "
-            f"set it to the {what} (e.g. from a Kubernetes Secret)."
+            f"EVENTFLEET_SECRETS_DIR: its file {setting.plain_variable} is empty; write the "
+            f"{what} into it."
         )
-    return value if value is not None else found.encode() if found else None
+    found = held or plain
+    return found.encode() if found else None
 
 
 def secret_text(setting: SecretSetting, value: bytes, source: str) -> str:

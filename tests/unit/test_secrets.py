@@ -289,3 +289,9 @@ def test_a_secrets_directory_that_is_missing_or_holds_no_text_is_refused(tmp_pat
     environ = {"EVENTFLEET_SECRETS_DIR": str(tmp_path)}
     with pytest.raises(ConfigError, match="must be readable UTF-8 text"):
         read_secrets(Settings.from_env(environ), environ)
+
+
+def test_an_empty_file_in_the_secrets_directory_is_refused_by_name(tmp_path: Path) -> None:
+    (tmp_path / "EVENTFLEET_REDIS_URL").write_text("\n")
+    with pytest.raises(ConfigError, match="its file EVENTFLEET_REDIS_URL is empty"):
+        Settings.from_env({"EVENTFLEET_SECRETS_DIR": str(tmp_path)})
