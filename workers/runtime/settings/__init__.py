@@ -5,9 +5,9 @@ MongoDB, Redis, NATS), ``serving`` (HTTP, identity, console, personal data) or `
 role's work, the process, logs and traces) -- typed, with its bounds (``Field(ge=, le=)``), its
 default and a docstring. Its variable is ``EVENTFLEET_<FIELD>``; the reference
 (docs/reference/configuration.md) and ``eventfleet --help`` are generated from the models, and
-tests/unit/test_settings.py checks that every field is documented and read. A secret's value is
-no setting: it is declared in ``workers.secrets``, with its ``<name>_file`` and ``<name>_env``
-fields here.
+tests/unit/test_settings_models.py checks that every field is documented and read. A secret's
+value is no setting: it is declared in ``workers.secrets``, with its ``<name>_file`` and
+``<name>_env`` fields here.
 """
 
 from __future__ import annotations
