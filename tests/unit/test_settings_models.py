@@ -61,6 +61,11 @@ def test_every_variable_of_the_reference_is_read_by_the_models(tmp_path: Path) -
         assert str(getattr(settings, name)).lower() == value.lower(), variable
 
 
+def test_an_unknown_eventfleet_variable_is_ignored_as_before() -> None:
+    settings = Settings.from_env({"EVENTFLEET_NO_SUCH_SETTING": "1", "EVENTFLEET_partitions": "3"})
+    assert settings == Settings() and settings.explicit == frozenset()
+
+
 def test_direct_construction_reads_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EVENTFLEET_PARTITIONS", "5")
     assert Settings().partitions == 8 and Settings(group_id="g").partitions == 8
