@@ -53,7 +53,7 @@ def config_problems(objects: list[Obj]) -> list[str]:
     maps = [o for o in _of(objects, "ConfigMap") if o["metadata"]["name"] == CONFIG_MAP]
     data = maps[0].get("data", {}) if maps else {}
     problems = [
-        f"ConfigMap/{CONFIG_MAP}: {k} is not a setting (workers/settings.py)"
+        f"ConfigMap/{CONFIG_MAP}: {k} is not a setting (workers/runtime/settings/)"
         for k in data
         if k not in setting_names()
     ]

@@ -12,7 +12,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -363,11 +363,10 @@ async def bench_scale(
     measured: dict[int, Measured] = {}
     for processes in (1, 2, 4):
         run = uuid.uuid4().hex[:6]
-        row = replace(
-            settings,
-            topic_prefix=f"{settings.topic_prefix}x{processes}.",
-            group_id=f"{settings.group_id}-x{processes}",
-        )
+        row = settings.model_copy(
+            update={"topic_prefix": f"{settings.topic_prefix}x{processes}.",
+                    "group_id": f"{settings.group_id}-x{processes}"}
+        )  # fmt: skip
         env = await fresh(row)
         step(f"scale: {processes} appender process(es)")
         measured[processes] = await appenders(
