@@ -69,6 +69,8 @@ class Metrics:
     auth_refusals: Counter
     unknowns_resolved: Counter
     group_rejoins: Counter
+    assigned_partitions: Gauge
+    role_idle: Gauge
 
 
 def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
@@ -255,7 +257,8 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
         role_ready=Gauge(
             "eventfleet_role_ready",
             "1 when the process can take the work it owns: started, not draining and, for "
-            "a consumer role, assigned partitions (dependency health is eventfleet_dependency_up).",
+            "a consumer role, given its share of partitions by its group (none when idle: "
+            "eventfleet_role_idle); dependency health is eventfleet_dependency_up.",
             ["role"],
             registry=registry,
         ),
@@ -282,6 +285,8 @@ class _OperationsMetrics(TypedDict):
     auth_refusals: Counter
     unknowns_resolved: Counter
     group_rejoins: Counter
+    assigned_partitions: Gauge
+    role_idle: Gauge
 
 
 def _operations_metrics(registry: CollectorRegistry) -> _OperationsMetrics:
@@ -352,6 +357,20 @@ def _operations_metrics(registry: CollectorRegistry) -> _OperationsMetrics:
             ["role", "action"],
             registry=registry,
         ),
+        assigned_partitions=Gauge(
+            "eventfleet_assigned_partitions",
+            "Partitions of a topic this process's consumer holds now (its share of the group: "
+            "floor or ceil of partitions over members; 0 during a rebalance).",
+            ["role", "topic"],
+            registry=registry,
+        ),
+        role_idle=Gauge(
+            "eventfleet_role_idle",
+            "1 while the consumer group gave this process no partition (more members than "
+            "partitions): it is ready and takes a share at a later rebalance.",
+            ["role"],
+            registry=registry,
+        ),
     )
 
 
@@ -384,6 +403,8 @@ def prime(
         metrics.dependency_up.labels(role, service)
     metrics.rebalances.labels(role)
     metrics.commit_failures.labels(role)
+    if roles:  # a consumer: idle or not from the start
+        metrics.role_idle.labels(role)
     for action in ("adopt_leader", "waiting", "give_up"):
         metrics.group_rejoins.labels(role, action)
     for result in ("accepted", "not_stored"):

@@ -1,27 +1,28 @@
 """Secrets: read once at start by one reader, never printed, masked in text.
 
-Every secret the fleet reads is declared in ``SECRETS`` and read by ``read_secret``, from a
-file (``EVENTFLEET_<NAME>_FILE``, e.g. a mounted Kubernetes Secret) or from the environment
-variable another one names (``EVENTFLEET_<NAME>_ENV``); the connection strings that may carry a
-password (``EVENTFLEET_MONGO_URL``, ``_REDIS_URL``, ``_NATS_URL``) are taken plainly as well.
-At most one way per secret: two are refused, naming both. The connection strings are read
-with the settings (``Settings.from_env``); the others by ``read_secrets``, once per process,
-into ``Secrets``, which the process hands down: nothing below reads or decodes a secret again.
-
-Every message and log line that may carry a connection string goes through ``mask_url`` or
-``redact``: a password in a URL becomes ``***``, and so does any resolved secret value.
+Every secret the fleet reads is declared here and read by ``read_secret`` from one place: a file
+(``EVENTFLEET_<NAME>_FILE``, e.g. a mounted Kubernetes Secret), the variable another one names
+(``EVENTFLEET_<NAME>_ENV``), or the file ``EVENTFLEET_<NAME>`` in ``EVENTFLEET_SECRETS_DIR``
+(pydantic-settings' secrets directory: a whole Secret mounted there); a connection string, which
+may carry a password, is taken plainly as well. Two places at once are refused, naming both.
+The connection strings are read with the settings (``Settings.from_env``), the others by
+``read_secrets`` into ``Secrets``, once per process: nothing below reads a secret again. Text
+that may carry a secret goes through ``mask_url`` or ``redact``: it shows ``***`` instead.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Generic, Protocol, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
+
+import pydantic
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic_settings import BaseSettings, SecretsSettingsSource, SettingsError
 
 from topics.errors import ConfigError
 
@@ -35,36 +36,14 @@ _SECRET_PARAM = re.compile(
     r"(?P<key>(?:[a-z_]*password|pass|pwd|secret|token|sasl_plain_password)=)(?P<value>[^&\s]+)",
     re.IGNORECASE,
 )
-
-
 V = TypeVar("V", str, bytes)
 
 
-class Secret(Generic[V]):
-    """A secret value: its repr and str never show it; ``reveal()`` hands it to a driver."""
-
-    __slots__ = ("_value",)
-    _value: V
-
-    def __init__(self, value: V) -> None:
-        self._value = value
+class Secret(pydantic.Secret[V]):
+    """A secret value (pydantic's ``Secret``): repr and str never show it; ``reveal()`` does."""
 
     def reveal(self) -> V:
-        return self._value
-
-    def __repr__(self) -> str:
-        return f"Secret({MASK})"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
+        return self.get_secret_value()
 
 
 def mask_url(url: str) -> str:
@@ -96,21 +75,23 @@ class SecretSetting:
     plain: bool = False
 
     @property
-    def file_variable(self) -> str:
-        return f"EVENTFLEET_{self.name.upper()}_FILE"
-
-    @property
-    def env_variable(self) -> str:
-        return f"EVENTFLEET_{self.name.upper()}_ENV"
-
-    @property
     def plain_variable(self) -> str:
         return f"EVENTFLEET_{self.name.upper()}"
 
-    def source(self, *, file: str, env: str) -> str:
-        """Where the secret was read, for a message: the setting and its value (a path or a
-        variable's name, never the secret)."""
-        return f"{self.file_variable}={file!r}" if file else f"{self.env_variable}={env!r}"
+    @property
+    def file_variable(self) -> str:
+        return f"{self.plain_variable}_FILE"
+
+    @property
+    def env_variable(self) -> str:
+        return f"{self.plain_variable}_ENV"
+
+    def source(self, *, file: str, env: str, directory: str = "") -> str:
+        """Where the secret was read, for a message: the setting and its value (a path, a
+        variable's name or the secrets directory, never the secret)."""
+        if file or env:
+            return f"{self.file_variable}={file!r}" if file else f"{self.env_variable}={env!r}"
+        return f"EVENTFLEET_SECRETS_DIR={directory!r} (its file {self.plain_variable})"
 
 
 AUTH_HS256_SECRET = SecretSetting("auth_hs256_secret", "HS256 secret")
@@ -134,50 +115,51 @@ def read_secret(
     file: str = "",
     env: str = "",
     plain: str = "",
+    held: str | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> bytes | None:
-    """The one reader: the secret in the file ``file`` names, in the variable ``env`` names, or
-    ``plain`` itself; None when none is given. Its end of line is dropped.
+    """The one reader: the secret in the file ``file`` names, in the variable ``env`` names,
+    ``held`` (its file in the secrets directory) or ``plain`` itself; None when none is given.
+    Its end of line is dropped.
 
     Two ways at once, a file that cannot be read or is empty, a variable unset or empty: a
     ConfigError naming the setting to fix, and never the secret.
     """
-    environ = os.environ if environ is None else environ
-    given = [
-        variable
-        for variable, value in (
-            (setting.plain_variable, plain), (setting.file_variable, file),
-            (setting.env_variable, env),
-        )
-        if value
-    ]  # fmt: skip
+    ways = {setting.plain_variable: plain, setting.file_variable: file,
+            setting.env_variable: env, "EVENTFLEET_SECRETS_DIR": held is not None}  # fmt: skip
+    given = [variable for variable, value in ways.items() if value]
+    what = setting.what
     if len(given) > 1:
         named = f"{', '.join(given[:-1])} and {given[-1]}"
         every = "both" if len(given) == 2 else "all"
-        raise ConfigError(f"{named} {every} name the {setting.what}; set only one of them.")
+        raise ConfigError(f"{named} {every} name the {what}; set only one of them.")
     if file:
+        where = f"{setting.file_variable}={file!r}"
         try:
             value = Path(file).read_bytes().rstrip(b"\r\n")
         except OSError as e:
             raise ConfigError(
-                f"{setting.file_variable}={file!r}: the {setting.what} file cannot be read "
-                f"({e.strerror}); mount it there or fix the path."
+                f"{where}: the {what} file cannot be read ({e.strerror}); mount it there or fix "
+                "the path."
             ) from None
         if not value:
-            raise ConfigError(
-                f"{setting.file_variable}={file!r}: the {setting.what} file is empty; write the "
-                f"{setting.what} into it."
-            )
+            raise ConfigError(f"{where}: the {what} file is empty; write the {what} into it.")
         return value
     if env:
-        named = environ.get(env, "")
-        if not named:
+        found = (os.environ if environ is None else environ).get(env, "")
+        if not found:
             raise ConfigError(
                 f"{setting.env_variable}={env!r}: that environment variable is not set or empty; "
-                f"set it to the {setting.what} (e.g. from a Kubernetes Secret)."
+                f"set it to the {what} (e.g. from a Kubernetes Secret)."
             )
-        return named.encode()
-    return plain.encode() if plain else None
+        return found.encode()
+    if held == "":
+        raise ConfigError(
+            f"EVENTFLEET_SECRETS_DIR: its file {setting.plain_variable} is empty; write the "
+            f"{what} into it."
+        )
+    found = held or plain
+    return found.encode() if found else None
 
 
 def secret_text(setting: SecretSetting, value: bytes, source: str) -> str:
@@ -189,73 +171,98 @@ def secret_text(setting: SecretSetting, value: bytes, source: str) -> str:
 
 
 class SecretReferences(Protocol):
-    """Where each secret of ``SECRETS`` is (the settings' ``<name>_file`` and ``<name>_env``)."""
+    """Where the secrets are: ``secrets_dir``, and each secret's ``<name>_file`` and
+    ``<name>_env`` (the settings' fields of those names)."""
 
     @property
-    def auth_hs256_secret_file(self) -> str: ...
-    @property
-    def auth_hs256_secret_env(self) -> str: ...
-    @property
-    def kafka_sasl_password_file(self) -> str: ...
-    @property
-    def kafka_sasl_password_env(self) -> str: ...
-    @property
-    def master_key_file(self) -> str: ...
-    @property
-    def master_key_env(self) -> str: ...
+    def secrets_dir(self) -> str: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Secrets:
-    """The secrets of one process, read and decoded once at its start (``read_secrets``)."""
-
-    auth_hs256_secret: Secret[bytes] | None = None
-    """The HS256 shared secret (at least 32 bytes), or None: no HS256 token is accepted."""
-    kafka_sasl_password: Secret[str] | None = None
-    master_key: Secret[bytes] | None = None
-    """The 32-byte master key that wraps the data keys, or None."""
-
-
-def read_secrets(references: SecretReferences, environ: Mapping[str, str] | None = None) -> Secrets:
-    """Every secret of ``SECRETS`` read where ``references`` say, checked and decoded; a
-    ConfigError names the first one that is missing or malformed."""
-    found: dict[str, tuple[bytes, str]] = {}
-    for setting in SECRETS:
-        file = str(getattr(references, f"{setting.name}_file"))
-        env = str(getattr(references, f"{setting.name}_env"))
-        value = read_secret(setting, file=file, env=env, environ=environ)
+def read_each(
+    places: SecretReferences,
+    secrets: Sequence[SecretSetting],
+    environ: Mapping[str, str] | None = None,
+    plain: Mapping[str, object] | None = None,
+) -> dict[str, tuple[bytes, str]]:
+    """Each of ``secrets`` given in ``places`` (or ``plain``), read by ``read_secret``, with
+    where it was read (for a message)."""
+    directory, plain = places.secrets_dir, plain or {}
+    held = _held(secrets, directory)
+    found = {}
+    for secret in secrets:
+        file = str(getattr(places, f"{secret.name}_file"))
+        env = str(getattr(places, f"{secret.name}_env"))
+        value = read_secret(secret, file=file, env=env, plain=str(plain.get(secret.name, "")),
+                            held=held.get(secret.name), environ=environ)  # fmt: skip
         if value is not None:
-            found[setting.name] = (value, setting.source(file=file, env=env))
-    hs256 = found.get(AUTH_HS256_SECRET.name)
-    password = found.get(KAFKA_SASL_PASSWORD.name)
-    key = found.get(MASTER_KEY.name)
-    return Secrets(
-        auth_hs256_secret=None if hs256 is None else Secret(_hs256(*hs256)),
-        kafka_sasl_password=(
-            None if password is None else Secret(secret_text(KAFKA_SASL_PASSWORD, *password))
-        ),
-        master_key=None if key is None else Secret(_master_key(*key)),
-    )
+            found[secret.name] = (value, secret.source(file=file, env=env, directory=directory))
+    return found
 
 
-def _hs256(value: bytes, source: str) -> bytes:
-    secret = value.strip()
-    if len(secret) < HS256_MIN_BYTES:
+def _held(secrets: Sequence[SecretSetting], directory: str) -> dict[str, str]:
+    """The ``secrets`` in ``directory``, read by pydantic-settings' secrets source: the file
+    ``EVENTFLEET_<NAME>`` (any case) holds secret ``<name>``."""
+    if not directory:
+        return {}
+    if not Path(directory).is_dir():
         raise ConfigError(
-            f"{source}: the HS256 secret holds {len(secret)} bytes; it needs at least "
-            f"{HS256_MIN_BYTES} random bytes (`head -c 32 /dev/urandom | base64`)."
+            f"EVENTFLEET_SECRETS_DIR={directory!r} is no directory; mount the secrets there."
         )
-    return secret
+    fields: dict[str, Any] = {secret.name: (str | None, None) for secret in secrets}
+    files = pydantic.create_model("Files", __base__=BaseSettings, **fields)
+    try:
+        return SecretsSettingsSource(files, secrets_dir=directory, env_prefix="EVENTFLEET_")()
+    except SettingsError as e:  # a file that cannot be read, or is not text: named, never shown
+        raise ConfigError(
+            f"EVENTFLEET_SECRETS_DIR={directory!r}: {e} ({e.__cause__}); each secret there must "
+            "be readable UTF-8 text."
+        ) from None
 
 
-def _master_key(value: bytes, source: str) -> bytes:
+def _hs256(secret: Secret[bytes]) -> Secret[bytes]:
+    value = secret.reveal().strip()
+    if len(value) < HS256_MIN_BYTES:
+        raise ValueError(
+            f"the HS256 secret holds {len(value)} bytes; it needs at least {HS256_MIN_BYTES} "
+            "random bytes (`head -c 32 /dev/urandom | base64`)."
+        )
+    return Secret(value)
+
+
+def _master_key(value: Any) -> bytes:
     try:
         key = base64.b64decode(value.strip(), validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or text that is not ASCII
         key = b""
     if len(key) != MASTER_KEY_BYTES:
-        raise ConfigError(
-            f"{source}: the master key is not {MASTER_KEY_BYTES} bytes in base64; make one with "
+        raise ValueError(
+            f"the master key is not {MASTER_KEY_BYTES} bytes in base64; make one with "
             "`head -c 32 /dev/urandom | base64`."
         )
     return key
+
+
+class Secrets(BaseModel):
+    """The secrets of one process, read and checked once at its start (``read_secrets``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    auth_hs256_secret: Annotated[Secret[bytes], AfterValidator(_hs256)] | None = None
+    """The HS256 shared secret (at least 32 bytes), or None: no HS256 token is accepted."""
+    kafka_sasl_password: Secret[str] | None = None
+    master_key: Annotated[Secret[bytes], BeforeValidator(_master_key)] | None = None
+    """The 32-byte master key that wraps the data keys, or None."""
+
+
+def read_secrets(places: SecretReferences, environ: Mapping[str, str] | None = None) -> Secrets:
+    """Every secret of ``SECRETS`` read where ``places`` say, checked and decoded; a
+    ConfigError names the first one that is missing or malformed, never its value."""
+    found = read_each(places, SECRETS, environ)
+    try:
+        return Secrets.model_validate({name: value for name, (value, _) in found.items()})
+    except ValidationError as e:
+        error = e.errors(include_input=False)[0]
+        name = str(error["loc"][0])
+        what = next(s.what for s in SECRETS if s.name == name)
+        why = error["ctx"]["error"] if "ctx" in error else f"the {what} is not UTF-8 text."
+        raise ConfigError(f"{found[name][1]}: {why}") from None

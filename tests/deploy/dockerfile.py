@@ -129,7 +129,7 @@ def image_problems(text: str) -> list[str]:
 def _env_problems(final: Stage) -> list[str]:
     env = {k: v for k, v in env_values(final).items() if k.startswith("EVENTFLEET_")}
     problems = [
-        f"ENV {name} is not a setting (workers/settings.py)"
+        f"ENV {name} is not a setting (workers/runtime/settings/)"
         for name in env
         if name not in setting_names()
     ]

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from topics.errors import ConfigError
 from workers.runtime.compose import load_domains
+from workers.runtime.connections import fleet_catalog
 from workers.runtime.settings import Settings
 from workers.secrets import CONNECTION_SECRETS, SECRETS
 
@@ -52,7 +53,7 @@ def config_problems(objects: list[Obj]) -> list[str]:
     maps = [o for o in _of(objects, "ConfigMap") if o["metadata"]["name"] == CONFIG_MAP]
     data = maps[0].get("data", {}) if maps else {}
     problems = [
-        f"ConfigMap/{CONFIG_MAP}: {k} is not a setting (workers/settings.py)"
+        f"ConfigMap/{CONFIG_MAP}: {k} is not a setting (workers/runtime/settings/)"
         for k in data
         if k not in setting_names()
     ]
@@ -156,7 +157,8 @@ def deployment_problems(dep: Obj, settings: Settings) -> list[str]:
     surge = dep["spec"].get("strategy", {}).get("rollingUpdate", {}).get("maxSurge")
     if surge != 0:
         problems.append(
-            f"{where}: maxSurge must be 0; a pod beyond the partitions never gets ready"
+            f"{where}: maxSurge must be 0; a surge pod beyond the partitions holds none "
+            "(idle) and costs the group a rebalance"
         )
     if not pod.get("securityContext", {}).get("runAsNonRoot"):
         problems.append(f"{where}: pods must set securityContext.runAsNonRoot")
@@ -194,7 +196,8 @@ def file_mount_problems(obj: Obj, settings: Settings) -> list[str]:
 
 
 def autoscaler_problems(objects: list[Obj], settings: Settings) -> list[str]:
-    """One autoscaler per Deployment, within the partition count, measuring the right group."""
+    """One autoscaler per Deployment, within the partitions of the topic it scales on,
+    measuring the right group."""
     problems: list[str] = []
     deployments = {d["metadata"]["name"]: d for d in _of(objects, "Deployment")}
     targets: dict[str, list[str]] = {name: [] for name in deployments}
@@ -206,11 +209,7 @@ def autoscaler_problems(objects: list[Obj], settings: Settings) -> list[str]:
             problems.append(f"{where}: scales {target}, which is not a Deployment here")
             continue
         targets[target].append(where)
-        if high > settings.partitions:
-            problems.append(
-                f"{where}: at most {high} pods but EVENTFLEET_PARTITIONS is "
-                f"{settings.partitions}; extra consumers would sit idle"
-            )
+        problems += _ceiling_problems(obj, high, deployments[target], settings)
         if low > high:
             problems.append(f"{where}: the minimum {low} is above the maximum {high}")
         if obj["kind"] == "ScaledObject":
@@ -222,6 +221,31 @@ def autoscaler_problems(objects: list[Obj], settings: Settings) -> list[str]:
         elif not unscaled and len(scalers) != 1:
             problems.append(f"Deployment/{name}: needs exactly one autoscaler, has {scalers}")
     return problems
+
+
+def _ceiling_problems(scaler: Obj, high: int, dep: Obj, settings: Settings) -> list[str]:
+    """At most one pod per partition of the topic it scales on (a ScaledObject's trigger topic,
+    else the topic its role consumes), as the topics-ensure Job creates it from the ConfigMap:
+    a pod beyond them is idle, a member of its group holding no partition."""
+    where, args = _name(scaler), dep["spec"]["template"]["spec"]["containers"][0].get("args", [])
+    if len(args) < 3:
+        return []  # not a worker role: _trigger_problems says so
+    triggers = [t for t in scaler["spec"].get("triggers", []) if t.get("type") == "kafka"]
+    topic = (
+        triggers[0]["metadata"].get("topic") if triggers
+        else consumed_topic(settings.topic_prefix, args[2])
+    )  # fmt: skip
+    created = {
+        s.name: s.partitions for s in fleet_catalog(settings, load_domains(settings.domains))
+    }
+    if topic not in created:
+        return [f"{where}: scales on {topic!r}, a topic the topics-ensure Job does not create"]
+    if high > created[topic]:
+        return [
+            f"{where}: at most {high} pods but {topic} has {created[topic]} partitions "
+            f"(EVENTFLEET_PARTITIONS); the pods beyond them would hold none: lower the maximum"
+        ]
+    return []
 
 
 def _trigger_problems(scaled: Obj, dep: Obj, settings: Settings, objects: list[Obj]) -> list[str]:

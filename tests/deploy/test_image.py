@@ -51,7 +51,7 @@ def test_the_ignore_file_keeps_what_the_build_copies_and_drops_the_rest() -> Non
         "pyproject.toml",
         "README.md",
         "constraints.txt",
-        "workers/settings.py",
+        "workers/runtime/settings/__init__.py",
         "topics/envelope.py",
         "snapshot_rules/rules.py",
     ):

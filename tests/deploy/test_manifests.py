@@ -134,7 +134,21 @@ BREAKAGES: list[tuple[str, Callable[[list[Obj]], None], str]] = [
         lambda o: find(o, "ScaledObject", "eventfleet-forwarder")["spec"].update(
             maxReplicaCount=25
         ),
-        "at most 25 pods but EVENTFLEET_PARTITIONS is 24",
+        "at most 25 pods but eventfleet.events.stored has 24 partitions (EVENTFLEET_PARTITIONS)",
+    ),
+    (
+        "partitions below max replicas",
+        lambda o: find(o, "ConfigMap", "eventfleet-config")["data"].update(
+            EVENTFLEET_PARTITIONS="16"
+        ),
+        "ScaledObject/eventfleet-appender: at most 24 pods but eventfleet.events has 16 partitions",
+    ),
+    (
+        "scales on a topic nobody creates",
+        lambda o: find(o, "ScaledObject", "eventfleet-forwarder")["spec"]["triggers"][0][
+            "metadata"
+        ].update(topic="eventfleet.elsewhere"),
+        "scales on 'eventfleet.elsewhere', a topic the topics-ensure Job does not create",
     ),
     (
         "hpa above partitions",

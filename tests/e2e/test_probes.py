@@ -59,7 +59,11 @@ async def test_a_paused_store_leaves_every_probe_answering_and_the_pod_ready(
             assert seen["/healthz"][0] == 200
             assert seen["/readyz"] == (
                 200,
-                {"ready": True, "checks": {"started": True, "running": True, "assigned": True}},
+                {
+                    "ready": True,
+                    "checks": {"started": True, "running": True, "assigned": True},
+                    "idle": False,
+                },
             )
             _, text = await fleet.get("/metrics")
             assert 'eventfleet_dependency_up{role="all",service="store"} 0.0' in text

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from workers.devtools.bench.append import scale_target
 from workers.devtools.bench.measure import Measured, Table, Target
 
@@ -79,3 +81,17 @@ def test_large_figures_never_run_into_their_neighbours() -> None:
     # every column lines up: each figure ends where its header does
     for title, figure in (("p50", "3071.49ms"), ("p99", "5941.12ms")):
         assert header.index(title) + len(title) == ours.index(figure) + len(figure)
+
+
+def test_a_scale_row_says_how_long_its_join_took_to_share_the_partitions() -> None:
+    from workers.devtools.bench.balance import Shared, is_shared
+
+    assert is_shared([2, 2, 2, 2], 8) and is_shared([3, 3, 2], 8) and is_shared([1, 0], 1)
+    assert not is_shared([4, 4, 0], 8)  # the idle member
+    assert not is_shared([3, 3, 1], 8)  # a partition held by nobody (a rebalance under way)
+    assert not is_shared([4, 2, 2], 8)  # one past its share
+    joined = Shared(4.31, (2, 2, 2, 2))
+    table = Table("scale")
+    table.add(replace(measured("4 appender processes", 100, 1.0), note=str(joined)))
+    assert "4 appender processes (join → shared 4.3 s, partitions 2/2/2/2)" in table.render()
+    assert table.as_dicts()[0]["note"] == "join → shared 4.3 s, partitions 2/2/2/2"

@@ -19,6 +19,7 @@ from aiokafka.client import AIOKafkaClient
 from aiokafka.consumer.group_coordinator import GroupCoordinator
 from aiokafka.protocol.group import JoinGroupRequest
 from faust.app.base import App
+from faust.assignor import PartitionAssignor
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import Message
@@ -64,6 +65,16 @@ USES = [
      "workers/stream/faust_app.py", "overridden: only the agents' ledgers say what is done"),
     ("faust-streaming", Message, "refcount",
      "workers/stream/fetched.py", "set to the number of batch readers of a record"),
+    ("faust-streaming", PartitionAssignor, "_perform_assignment",
+     "workers/stream/assignor.py", "overridden: the active partitions dealt so each member has its share"),
+    ("faust-streaming", PartitionAssignor, "_update_member_urls",
+     "workers/stream/assignor.py", "called: the members' URLs, which Faust's assignment names"),
+    ("faust-streaming", PartitionAssignor, "_get_changelog_distribution",
+     "workers/stream/assignor.py", "called: which member holds each table partition, for Faust"),
+    ("faust-streaming", PartitionAssignor, "_get_external_topic_distribution",
+     "workers/stream/assignor.py", "called: which member holds each topic partition, for Faust"),
+    ("faust-streaming", PartitionAssignor, "_protocol_assignments",
+     "workers/stream/assignor.py", "called: each member's assignment encoded as Faust's members read it"),
     ("aiokafka", aiokafka.AIOKafkaConsumer, "_fetch_max_wait_ms",
      "workers/stream/faust_app.py", "set: Faust hard-codes 1500 ms"),
     ("aiokafka", aiokafka.AIOKafkaConsumer, "_coordinator",
@@ -152,7 +163,8 @@ HOMES = ("workers/stream/", "workers/adapters/kafka/", "workers/devtools/", "tes
 producer internals in its adapter, uvicorn's per-connection objects in the edge's wire, the
 rest in tools and tests; nowhere else."""
 FAUST_INTERNALS = ("_thread._consumer", "_committed_offset", "_coordinator.coordinator_id",
-                   "_read_offset", "_drain_messages", "_wait_next_records", "_add_gap")  # fmt: skip
+                   "_read_offset", "_drain_messages", "_wait_next_records", "_add_gap",
+                   "_perform_assignment", "_protocol_assignments")  # fmt: skip
 
 
 @pytest.mark.parametrize("use", USES, ids=[f"{u[1].__name__}.{u[2]}" for u in USES])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import re
 from collections import Counter
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +84,7 @@ URLS = {
 
 
 def test_every_secret_is_declared_with_both_settings() -> None:
-    names = {spec.name for spec in fields(Settings)}
+    names = set(Settings.model_fields)
     for secret in (*SECRETS, *CONNECTION_SECRETS):
         assert {f"{secret.name}_file", f"{secret.name}_env"} <= names, secret.name
         assert secret.plain == (secret.name in names), secret.name  # a value only for URLs
@@ -227,3 +226,72 @@ def test_reading_the_secrets_looks_each_one_up_once() -> None:
     secrets = read_secrets(Settings.from_env(environ), environ)
     assert secrets.master_key is not None and secrets.master_key.reveal() == MASTER
     assert {name: environ.reads[name] for name in held} == {"MK": 1, "PW": 1, "HS": 1}
+
+
+def test_a_secrets_directory_holds_each_secret_under_its_variables_name(tmp_path: Path) -> None:
+    (tmp_path / "EVENTFLEET_MASTER_KEY").write_bytes(base64.b64encode(MASTER) + b"\n")
+    (tmp_path / "eventfleet_kafka_sasl_password").write_text("pa55\n")  # any case
+    (tmp_path / "EVENTFLEET_MONGO_URL").write_text(URLS["mongo_url"] + "\n")
+    (tmp_path / "EVENTFLEET_PARTITIONS").write_text("3")  # not a secret: not read from there
+    environ = {"EVENTFLEET_SECRETS_DIR": str(tmp_path)}
+    settings = Settings.from_env(environ)
+    assert settings.mongo_url == URLS["mongo_url"] and "mongo_url" in settings.explicit
+    assert settings.partitions == 8 and "hunter2" not in repr(settings)
+    secrets = read_secrets(settings, environ)
+    assert secrets.master_key is not None and secrets.master_key.reveal() == MASTER
+    assert secrets.kafka_sasl_password == Secret("pa55") and secrets.auth_hs256_secret is None
+
+
+@pytest.mark.parametrize("secret", (*SECRETS, *CONNECTION_SECRETS), ids=lambda s: s.name)
+def test_a_secret_in_the_directory_and_named_elsewhere_is_refused_naming_both(
+    secret: SecretSetting, tmp_path: Path
+) -> None:
+    held = SECRET_VALUES.get(secret.name, (URLS.get(secret.name, "").encode(),))[0]
+    (tmp_path / secret.plain_variable).write_bytes(held)
+    environ = {"EVENTFLEET_SECRETS_DIR": str(tmp_path), secret.env_variable: "HELD", "HELD": "x"}
+    with pytest.raises(ConfigError) as refused:
+        read_secrets(Settings.from_env(environ), environ)
+    assert str(refused.value) == (
+        f"{secret.env_variable} and EVENTFLEET_SECRETS_DIR both name the {secret.what}; "
+        "set only one of them."
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "held", "words"),
+    [
+        ("EVENTFLEET_MASTER_KEY", base64.b64encode(b"hunter2"), "the master key is not 32 bytes"),
+        ("EVENTFLEET_AUTH_HS256_SECRET", b"hunter2", "the HS256 secret holds 7 bytes"),
+        (
+            "EVENTFLEET_MONGO_URL",
+            b"https://fleet:hunter2@m1/",
+            "the MongoDB connection string there is invalid: expected a URL starting with",
+        ),
+    ],
+)
+def test_a_malformed_secret_in_the_directory_names_its_file_never_its_value(
+    variable: str, held: bytes, words: str, tmp_path: Path
+) -> None:
+    (tmp_path / variable).write_bytes(held)
+    environ = {"EVENTFLEET_SECRETS_DIR": str(tmp_path)}
+    with pytest.raises(ConfigError) as refused:
+        read_secrets(Settings.from_env(environ), environ)
+    message = str(refused.value)
+    assert message.startswith(f"EVENTFLEET_SECRETS_DIR={str(tmp_path)!r} (its file {variable}): ")
+    assert words in message and "hunter2" not in message and held.decode() not in message
+
+
+def test_a_secrets_directory_that_is_missing_or_holds_no_text_is_refused(tmp_path: Path) -> None:
+    missing = {"EVENTFLEET_SECRETS_DIR": str(tmp_path / "nope")}
+    with pytest.raises(ConfigError, match=r"EVENTFLEET_SECRETS_DIR=.*nope.* is no directory"):
+        Settings.from_env(missing)
+    (tmp_path / "EVENTFLEET_MASTER_KEY").write_bytes(b"\xff\xfe binary")
+    environ = {"EVENTFLEET_SECRETS_DIR": str(tmp_path)}
+    with pytest.raises(ConfigError, match="must be readable UTF-8 text"):
+        read_secrets(Settings.from_env(environ), environ)
+
+
+def test_an_empty_file_in_the_secrets_directory_is_refused_by_name(tmp_path: Path) -> None:
+    (tmp_path / "EVENTFLEET_REDIS_URL").write_text("\n")
+    with pytest.raises(ConfigError, match="its file EVENTFLEET_REDIS_URL is empty"):
+        Settings.from_env({"EVENTFLEET_SECRETS_DIR": str(tmp_path)})

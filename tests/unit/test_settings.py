@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
-
 import pytest
 
 from topics.errors import ConfigError
 from workers.runtime.settings import ENV_PREFIX, Settings, documented, env_name
 from workers.secrets import mask_url
 
-_FIELDS = [spec.name for spec in fields(Settings) if spec.name != "explicit"]
+_FIELDS = list(Settings.model_fields)
 
 
 def test_defaults_apply_when_nothing_is_set() -> None:

@@ -17,7 +17,6 @@ import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
-from dataclasses import replace
 from pathlib import Path
 
 from topics.errors import ConfigError, EventfleetError
@@ -51,7 +50,7 @@ def dev_settings(settings: Settings, *, port: int, read_only: bool = False) -> S
     dev is for trying things: the console's operator actions (dead-letter replay, erasure) are on
     unless ``--read-only`` (or EVENTFLEET_CONSOLE_ACTIONS) says otherwise; the flag wins over both.
     """
-    settings = replace(settings, http_port=port).with_defaults(
+    settings = settings.model_copy(update={"http_port": port}).with_defaults(
         kafka_fetch_max_wait_ms=10,
         kafka_session_timeout_ms=3000,
         partitions=4,
@@ -59,7 +58,7 @@ def dev_settings(settings: Settings, *, port: int, read_only: bool = False) -> S
         console_actions=True,
         domains=EXAMPLE_DOMAINS,
     )
-    return replace(settings, console_actions=False) if read_only else settings
+    return settings.model_copy(update={"console_actions": False}) if read_only else settings
 
 
 def embedded_stack(settings: Settings, *, redis_url: str | None = None) -> EmbeddedStack:
@@ -156,7 +155,7 @@ async def dev(
     domains = load_domains(settings.domains)  # a bad domain set fails before anything starts
     if lent is not None:
         await check_lent_redis(settings, lent)
-        settings = replace(settings, redis_url=lent)
+        settings = settings.model_copy(update={"redis_url": lent})
     async with run_directory() as directory:
         settings = dev_master_key(directory, settings)  # personal fields are sealed in dev too
         identity = dev_identity(directory, settings)
@@ -167,12 +166,9 @@ async def dev(
             say("starting the services on loopback (Kafka: Tansu, MongoDB: SecantusDB, Redis)")
             urls = await stack.start()
             say("services up; starting every role (the banner follows once they run)")
-            settings = replace(
-                settings,
-                kafka_url=urls.kafka_url,
-                mongo_url=urls.mongo_url,
-                redis_url=urls.redis_url,
-            ).with_defaults(
+            services = {"kafka_url": urls.kafka_url, "mongo_url": urls.mongo_url,
+                        "redis_url": urls.redis_url}  # fmt: skip
+            settings = settings.model_copy(update=services).with_defaults(
                 kafka_idempotence="kafka" not in stack.started and settings.kafka_idempotence
             )
             runtime = await Runtime.start(settings, domains=domains)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import jwt
@@ -41,13 +40,10 @@ class DevIdentity:
 
     def settings(self, settings: Settings) -> Settings:
         """``settings`` trusting this key (every auth setting dev chose, none the user set)."""
-        return replace(
-            settings,
-            auth="jwt",
-            auth_jwks=str(self.jwks_path),
-            auth_issuer=DEV_ISSUER,
-            auth_audience=DEV_AUDIENCE,
-        )
+        return settings.model_copy(
+            update={"auth": "jwt", "auth_jwks": str(self.jwks_path), "auth_issuer": DEV_ISSUER,
+                    "auth_audience": DEV_AUDIENCE}
+        )  # fmt: skip
 
     def token(self, sub: str = DEV_PRINCIPAL, roles: Sequence[str] | None = None) -> str:
         """A token for ``sub`` (default roles: viewer, operator and moderator), valid 24 hours."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import os
-from dataclasses import replace
 from pathlib import Path
 
 from workers.runtime.settings import Settings
@@ -26,4 +25,4 @@ def dev_master_key(directory: Path, settings: Settings) -> Settings:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as file:
         file.write(base64.b64encode(os.urandom(32)) + b"\n")
-    return replace(settings, master_key_file=str(path))
+    return settings.model_copy(update={"master_key_file": str(path)})

@@ -26,7 +26,8 @@ def health_answer(fleet: Fleet, *, verbose: bool = False) -> Answer:
 
 
 def ready_answer(fleet: Fleet) -> Answer:
-    """``/readyz``: 200 when the process can take the work it owns (not dependency health)."""
+    """``/readyz``: 200 when the process can take the work it owns (not dependency health);
+    ``idle``: its group gave it no partition (more members than partitions), ready all the same."""
     checks = fleet.readiness()
     status = 200 if all(checks.values()) else 503
-    return Answer(status, {"ready": status == 200, "checks": checks})
+    return Answer(status, {"ready": status == 200, "checks": checks, "idle": fleet.idle()})

@@ -2,7 +2,8 @@
 
 Probes answer from memory, never from a dependency: ``/healthz`` says the process works,
 ``/readyz`` that it can take the work it owns (started, not draining, and for a consumer role
-a member of its group holding partitions). Dependency health is checked in the background
+a member of its group holding its share of the partitions, or idle beyond them:
+``workers.runtime.membership``). Dependency health is checked in the background
 (``workers.runtime.health``) and shown by ``/healthz?verbose`` and ``eventfleet_dependency_up``.
 """
 
@@ -16,14 +17,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
-from faust.types import TP
-
 from topics.catalog import TopicSpec
 from topics.errors import TopicsNotReady
 from workers.adapters.kafka import TopicReport, ensure_topics
 from workers.adapters.kafka.join import EXIT_GROUP_STUCK
 from workers.metrics import prime
-from workers.ports import Record
 from workers.roles.deadletter import REASONS
 from workers.runtime.audit import AuditLoop
 from workers.runtime.compose import Runtime
@@ -34,13 +32,15 @@ from workers.runtime.door.origins import OriginPolicy
 from workers.runtime.failures import a_failure
 from workers.runtime.health import HealthMonitor, Ping
 from workers.runtime.lag import LAG_ROLE, LagExporter, measured_groups
+from workers.runtime.membership import Membership
+from workers.runtime.projection_lag import ProjectionLag
 from workers.stream.faust_app import (
+    ASSIGNMENT,
     FleetApp,
     committed_position,
     faust_credentials,
     knows_its_coordinator,
 )
-from workers.stream.faust_types import Partitions
 from workers.stream.gaps import Ledger
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,6 @@ class Fleet:
         self._inflight = 0
         self._idle = asyncio.Event()
         self._idle.set()
-        self._assigned = False
         self._tasks: set[asyncio.Task[object]] = set()
         self.ledgers: dict[str, Ledger] = {}  # per agent: what may be committed
         self.projections = tuple(projections)
@@ -122,6 +121,9 @@ class Fleet:
         self.http_port = runtime.settings.http_port
         self.http: HttpServer | None = None
         """Set by the command that serves (``workers.runtime.serve``), with ``http_port``."""
+        self.membership = Membership(
+            runtime.metrics, self.role_label, changelogs=lambda: self.app.tables.changelog_topics
+        )
         self.app = self._make_app(app_id)
         self.consumes = bool(self.roles & CONSUMER_ROLES)
         # Where the groups stand and which offsets hold records: the agents' gap closing.
@@ -168,6 +170,7 @@ class Fleet:
             consumer_auto_offset_reset="earliest",
             producer_acks=-1,
             stream_wait_empty=False,
+            **ASSIGNMENT,  # every member of a group takes its share (workers.stream.assignor)
         )
         if not self.roles & CONSUMER_ROLES:
             # No agent (the lag role): a consumer would subscribe to nothing, which aiokafka
@@ -179,8 +182,8 @@ class Fleet:
         # A join still not complete after a few session timeouts acts (workers.adapters.kafka.join).
         app.join_bound_s = JOIN_BOUND_SESSIONS * session_s
         app.on_join_stuck = self._join_stuck
-        app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]  # mode types a receiver as taking *args; faust sends one: the partitions
-        app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]  # mode types a receiver as taking *args; faust sends one: the partitions
+        app.on_partitions_assigned.connect(self.membership.on_assigned)  # type: ignore[arg-type]  # mode types a receiver as taking *args; faust sends one: the partitions
+        app.on_partitions_revoked.connect(self.membership.on_revoked)  # type: ignore[arg-type]  # mode types a receiver as taking *args; faust sends one: the partitions
         return app
 
     def _make_health(self) -> HealthMonitor:
@@ -221,16 +224,6 @@ class Fleet:
             if "forwarder" in self.roles
             else (),
         )
-
-    async def _on_assigned(
-        self, sender: object, assigned: Partitions = None, **kwargs: object
-    ) -> None:
-        self._assigned = bool(assigned)
-
-    async def _on_revoked(
-        self, sender: object, revoked: Partitions = None, **kwargs: object
-    ) -> None:
-        self._assigned = False
 
     def batch(self, role: str) -> _InFlight:
         """Count work in flight; once draining, hold new work back (it stays unacked).
@@ -281,14 +274,23 @@ class Fleet:
         return not self.app.crashed and self.exit_code != EXIT_FATAL
 
     def readiness(self) -> dict[str, bool]:
-        """Can this process take the work it owns? Answered from memory, at once."""
+        """Can this process take the work it owns? Answered from memory, at once.
+
+        A consumer is ready once its group gave it its partitions: its share, or none when the
+        group has more members than partitions (then it is ``idle``, and ready all the same:
+        ``workers.runtime.membership`` says why).
+        """
         checks = {"started": self.started, "running": not self.draining}
         if self.consumes:
-            checks["assigned"] = self._assigned and self._group_member()
+            checks["assigned"] = self.membership.assigned and self._group_member()
         self.runtime.metrics.role_ready.labels(self.role_label).set(
             1 if all(checks.values()) else 0
         )
         return checks
+
+    def idle(self) -> bool:
+        """A member of its group that holds no partition: more members than partitions."""
+        return self.consumes and self.membership.idle and self._group_member()
 
     def _group_member(self) -> bool:
         """The consumer knows its group coordinator: with Kafka gone it is marked dead."""
@@ -319,7 +321,7 @@ class Fleet:
 
     def projection_lag(self, projection: str) -> ProjectionLag:
         """The lag gauge updater of one projection's agent."""
-        return ProjectionLag(self, projection)
+        return ProjectionLag(self.app, self.runtime.metrics, projection)
 
     async def drain(self) -> None:
         """Stop taking work, finish what is in flight, commit what is decided, leave the group.
@@ -435,35 +437,6 @@ async def ensure_catalog(runtime: Runtime) -> list[TopicSpec]:
 def _found(reports: list[TopicReport]) -> str:
     counts = sorted({r.detail.split()[1] for r in reports if r.status == "mismatch"})
     return " or ".join(counts)
-
-
-class ProjectionLag:
-    """``projection_lag`` per partition: high-water mark minus the next offset to apply."""
-
-    def __init__(self, fleet: Fleet, projection: str) -> None:
-        self._fleet = fleet
-        self._gauge = fleet.runtime.metrics.projection_lag
-        self._projection = projection
-        self._partitions: set[int] = set()
-
-    def after(self, records: Sequence[Record]) -> None:
-        """Record the lag on every partition of an applied batch; forget revoked partitions."""
-        last: dict[TP, int] = {}
-        for record in records:
-            tp = TP(record.topic, record.partition)
-            last[tp] = max(last.get(tp, -1), record.offset)
-        consumer = self._fleet.app.consumer
-        try:
-            assigned = {tp.partition for tp in consumer.assignment()}
-            for tp, offset in last.items():
-                lag = max(0, (consumer.highwater(tp) or 0) - offset - 1)
-                self._gauge.labels(self._projection, str(tp.partition)).set(lag)
-                self._partitions.add(tp.partition)
-        except Exception:  # mid-rebalance: the next batch records it
-            return
-        for partition in self._partitions - assigned:
-            self._gauge.remove(self._projection, str(partition))
-        self._partitions &= assigned
 
 
 class _Serving:

@@ -1,5 +1,6 @@
-"""A Faust app whose consumers honour our fetch wait, connect like every other client, hand the
-batch agents whole fetches (``fetched``), and count.
+"""A Faust app whose groups share partitions evenly (``assignor``), whose consumers honour our
+fetch wait, connect like every other client, hand the batch agents whole fetches
+(``fetched``), and count.
 
 Faust hardcodes a 1500 ms fetch wait; Tansu does not release a long poll when data arrives,
 so end-to-end latency equals the consumer's ``fetch_max_wait_ms``
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Protocol
+from typing import Protocol, TypedDict
 
 import faust
 from faust.auth import SASLCredentials, SSLCredentials
@@ -22,6 +23,7 @@ from faust.types.auth import CredentialsT
 from workers.adapters.kafka.config import KafkaConfig
 from workers.adapters.kafka.join import JoinWatch, WatchedConsumer
 from workers.metrics import Metrics
+from workers.stream.assignor import FleetAssignor
 from workers.stream.fetched import drain
 from workers.stream.highwaters import fetched_highwaters
 
@@ -159,6 +161,20 @@ def fleet_consumer(app: faust.App) -> FleetConsumer:
 
 class _Transport(faust_aiokafka.Transport):
     Consumer = FleetConsumer
+
+
+class Assignment(TypedDict):
+    """The settings of a FleetApp that make every member of its groups take its share."""
+
+    PartitionAssignor: type[FleetAssignor]
+    table_standby_replicas: int
+
+
+ASSIGNMENT = Assignment(PartitionAssignor=FleetAssignor, table_standby_replicas=1)
+"""Every FleetApp's (``FleetApp(id, **ASSIGNMENT, ...)``). Faust's aiokafka driver asks the app's
+assignor only where standby replicas are set or tables declared, and aiokafka's round robin
+otherwise, which deals every partition afresh at each rebalance: the 1 keeps ours for every
+role. It assigns no standby, whatever this says."""
 
 
 class FleetApp(faust.App):

@@ -2,10 +2,11 @@
 
 Keys are the aggregate's Kafka key (``<type>:<id>``) and the table uses the producer's
 partitioner, so a rule state lands in the changelog partition with the same number as the
-aggregate's events.stored partition. Faust's assignor gives co-partitioned topics (same
-partition count, same subscribers) to the same worker, and recovers a newly assigned
-partition's table entries from the changelog before the agent sees its events: every(n) and
-interval(s) count on across restarts and rebalances without reading MongoDB.
+aggregate's events.stored partition. The fleet's assignor (``assignor``) gives co-partitioned
+topics (same partition count, same subscribers) to the same worker, with no standby replica
+(rule states are cheap to rebuild: the extra traffic is not worth it), and Faust recovers a
+newly assigned partition's table entries from the changelog before the agent sees its events:
+every(n) and interval(s) count on across restarts and rebalances without reading MongoDB.
 
 The table holds at most ``max_entries`` aggregates; the least recently used are deleted
 (tombstones, which compaction removes), so memory and the topic stay bounded. A forgotten
@@ -33,9 +34,6 @@ Table = MutableMapping[bytes, object]
 
 def rule_table(app: faust.App, *, topic: str, partitions: int) -> Table:
     """Declare the table on ``app`` (before it starts); ``topic`` comes from the catalog."""
-    # Faust defaults to standby replicas that read other workers' changelogs: rule states are
-    # cheap to rebuild, so the extra traffic is not worth it.
-    app.conf.table_standby_replicas = 0
     changelog = app.topic(
         topic,
         key_serializer="raw",

@@ -12,7 +12,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import orjson
@@ -129,11 +129,10 @@ async def _measure(
     if path in ("append", "scale", "all"):
         scale = path in ("scale", "all")
         # Topics of its own: the command rows left their events on the fleet's topic.
-        appending = replace(
-            settings,
-            topic_prefix=f"{settings.topic_prefix}append.",
-            group_id=f"{settings.group_id}-append",
-        )
+        appending = settings.model_copy(
+            update={"topic_prefix": f"{settings.topic_prefix}append.",
+                    "group_id": f"{settings.group_id}-append"}
+        )  # fmt: skip
         await ensure_topics(runtime.kafka, fleet_catalog(appending, runtime.domains))
         emit(await bench_append(appending, worker_env(appending), events, rounds=rounds))
         if scale:
@@ -150,11 +149,10 @@ async def _measure(
         step(f"live: 1000 subscribers over 100 rooms, {messages} messages per row")
         # Topics of its own too: its fleet's appender would first store every event the
         # command rows left on the fleet's topic (minutes of them, before its own row).
-        living = replace(
-            settings,
-            topic_prefix=f"{settings.topic_prefix}live.",
-            group_id=f"{settings.group_id}-live",
-        )
+        living = settings.model_copy(
+            update={"topic_prefix": f"{settings.topic_prefix}live.",
+                    "group_id": f"{settings.group_id}-live"}
+        )  # fmt: skip
         await ensure_topics(runtime.kafka, fleet_catalog(living, runtime.domains))
         emit(await bench_live(worker_env(living), runtime=runtime,
                               topic_prefix=living.topic_prefix,

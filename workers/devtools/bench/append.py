@@ -12,7 +12,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -24,6 +24,7 @@ from topics.envelope import NEW_AGGREGATE, Event, encode, kafka_headers, new_eve
 from workers.adapters.kafka import ensure_topics
 from workers.adapters.mongo import Document, MongoEventStore, connect, database
 from workers.adapters.records import event_to_document
+from workers.devtools.bench.balance import Shared, shared
 from workers.devtools.bench.measure import (
     Measured,
     Table,
@@ -167,7 +168,8 @@ async def appenders(
     scale-out rows, which measure the group at work, not its forming): with the events there
     before, the first process to start took them all, and a rebalance in the middle of the
     measurement moved them when the next one joined (1.67x the CPU of one, where settled
-    groups measured 1.15x).
+    groups measured 1.15x). There the last process joins the others once they hold their
+    partitions, and the time until the group shares them again is noted on the row (``Shared``).
     """
     client = connect(settings.mongo_url, timeout_ms=settings.mongo_timeout_ms)
     events = database(client, settings.mongo_database)["events"]
@@ -182,15 +184,17 @@ async def appenders(
         published = await servers.enter_async_context(
             Published.watching(settings.kafka_bootstrap, stored_topic, run)
         )
-        for _ in range(processes):
-            port = free_port()
-            ctx = server(
-                "appender", ["workers.cli", "worker", "--role", "appender"],
-                url=f"http://127.0.0.1:{port}", env={**env, "EVENTFLEET_HTTP_PORT": str(port)},
-                ready_path="/healthz",
-            )  # fmt: skip
-            running.append(await servers.enter_async_context(ctx))
+        joined: Shared | None = None
+        for n in range(processes):
+            if settled_first and processes > 1 and n == processes - 1:
+                await all_ready(running, "/readyz")  # the group the last one joins holds its share
+            running.append(await servers.enter_async_context(_appender(env)))
         if settled_first:
+            if processes > 1:  # the last one joined once its HTTP was up: shared again when?
+                topic = f"{settings.topic_prefix}events"
+                joined = await shared(running, role="appender", topic=topic,
+                                      partitions=settings.partitions, since=time.monotonic())  # fmt: skip
+                step(f"{joined} ({processes} processes, {settings.partitions} partitions)")
             await all_ready(running, "/readyz")
             await produce(settings.kafka_bootstrap, f"{settings.topic_prefix}events", settled_first)
         # The group's first assignment: bounded, so a group that never settles says so.
@@ -215,7 +219,18 @@ async def appenders(
         await client.close()
     seconds = await published_span(settings.kafka_bootstrap, stored_topic, run, count)
     cpu_per_event = cpu / max(1, done - first)
-    return Measured(name, count, seconds, cpu_s=cpu_per_event * count)
+    note = str(joined) if joined is not None else ""
+    return Measured(name, count, seconds, cpu_s=cpu_per_event * count, note=note)
+
+
+def _appender(env: Mapping[str, str]) -> contextlib.AbstractAsyncContextManager[Server]:
+    """One appender worker of the bench's group, up once its HTTP answers."""
+    port = free_port()
+    return server(
+        "appender", ["workers.cli", "worker", "--role", "appender"],
+        url=f"http://127.0.0.1:{port}", env={**env, "EVENTFLEET_HTTP_PORT": str(port)},
+        ready_path="/healthz",
+    )  # fmt: skip
 
 
 async def _stored_since(events: AsyncCollection[Document], base: int, deadline: float) -> int:
@@ -342,15 +357,16 @@ async def bench_scale(
     wait for an assignment nobody sends. Two appenders stopped together leave it so.
     """
     table = Table(f"append scale-out: {count} chained events, {settings.partitions} partitions, "
-                  f"each group measured once settled; {load_average()}")  # fmt: skip
+                  f"each group measured once settled; the last process joins the others once "
+                  f"they hold their share: join → shared, each member's partitions (the joiner "
+                  f"last); {load_average()}")  # fmt: skip
     measured: dict[int, Measured] = {}
     for processes in (1, 2, 4):
         run = uuid.uuid4().hex[:6]
-        row = replace(
-            settings,
-            topic_prefix=f"{settings.topic_prefix}x{processes}.",
-            group_id=f"{settings.group_id}-x{processes}",
-        )
+        row = settings.model_copy(
+            update={"topic_prefix": f"{settings.topic_prefix}x{processes}.",
+                    "group_id": f"{settings.group_id}-x{processes}"}
+        )  # fmt: skip
         env = await fresh(row)
         step(f"scale: {processes} appender process(es)")
         measured[processes] = await appenders(

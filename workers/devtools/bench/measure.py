@@ -37,6 +37,8 @@ class Measured:
     p50_ms: float | None = None
     p99_ms: float | None = None
     cpu_s: float | None = None
+    note: str = ""
+    """What else the run saw, printed after the name (the scale rows: join → shared)."""
 
     @property
     def rate(self) -> float:
@@ -213,7 +215,8 @@ class Table:
             baseline = median(row.theirs) if row.theirs else None
             rate_x, cpu_x, p99_x = row.rate_ratio, row.cpu_ratio, row.p99_ratio
             out.append({
-                "row": ours.name, "rounds": len(row.ours), "rate": round(ours.rate, 1),
+                "row": ours.name, "note": ours.note, "rounds": len(row.ours),
+                "rate": round(ours.rate, 1),
                 "p50_ms": ours.p50_ms, "p99_ms": ours.p99_ms,
                 "cpu_per_item_ms": ours.cpu_per_item_ms,
                 "baseline": baseline.name if baseline else None,
@@ -240,7 +243,7 @@ def _cells(m: Measured, row: Row | None, indent: str) -> tuple[str, ...]:
     rate_x = row.rate_ratio if row else None
     cpu_x = row.cpu_ratio if row else None
     return (
-        indent + m.name,
+        indent + m.name + (f" ({m.note})" if m.note else ""),
         f"{m.rate:,.0f}/s",
         f"{m.p50_ms:.2f}ms" if m.p50_ms is not None else "",
         f"{m.p99_ms:.2f}ms" if m.p99_ms is not None else "",

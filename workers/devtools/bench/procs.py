@@ -89,7 +89,7 @@ async def server(
 
 async def all_ready(servers: Sequence[Server], path: str, *, timeout_s: float = 120) -> None:
     """Return once every server answers ``path`` with 200 in one round of asks (a consumer
-    group's ``/readyz``: each member holds partitions, so the group has settled)."""
+    group's ``/readyz``: each member was given its share, so the group has settled)."""
     deadline = time.monotonic() + timeout_s
     async with aiohttp.ClientSession() as session:
         while not all(await asyncio.gather(*(_answers(session, s.url + path) for s in servers))):

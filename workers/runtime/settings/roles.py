@@ -1,0 +1,130 @@
+"""The settings of each role's work, and of the process that runs the roles."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from workers.runtime.settings.values import MOST, Concern, text
+
+
+class Commands(Concern):
+    """The command side: how long a command is remembered, and how long it waits."""
+
+    marker_ttl_s: int = Field(86_400, ge=1, le=MOST)
+    """lifetime of an aggregate's mark; the store is the truth after it"""
+    command_ttl_s: int = Field(86_400, ge=1, le=MOST)
+    """how long a command_id's first answer (or its last refusal at the door) is remembered"""
+    refusal_wait_ms: int = Field(3000, ge=0, le=600_000)
+    """a refusal the store must confirm waits at most this long for the appender to catch up
+    (then 503 store_catching_up)"""
+    sync_publish_budget_ms: int = Field(1000, ge=1, le=600_000)
+    """sync mode: longest a request waits for Kafka after storing (then 201 published=false)"""
+
+
+class Appender(Concern):
+    """The appender: its batches, and the forwarder behind it."""
+
+    append_wait_ms: int = Field(2000, ge=0, le=600_000)
+    """longest an event waits at the appender for the event it was validated after"""
+    batch_size: int = Field(500, ge=1, le=100_000)
+    """most events one appender batch takes"""
+    batch_within_ms: int = Field(10, ge=1, le=60_000)
+    """longest an appender batch waits to fill"""
+    forward_lookback_s: int = Field(60, ge=0, le=86_400)
+    """a forwarder reads its downstream topics back from this long before the first uncommitted
+    events.stored record of a partition it is assigned (hosts' clocks apart, an appender's late
+    republish)"""
+
+
+class Snapshots(Concern):
+    """Snapshots: how many rebuild at once, when a replay saves one, the ladder, the audit."""
+
+    snapshot_concurrency: int = Field(4, ge=1, le=1024)
+    """snapshot rebuilds running at once per process"""
+    snapshot_tail: int = Field(100, ge=1, le=MOST)
+    """a query or validation replaying more events than this saves its snapshot at once"""
+    snapshot_query_interval_ms: int = Field(1000, ge=0, le=86_400_000)
+    """a query or validation saves the state it replayed at most this often per aggregate"""
+    snapshot_ladder_step: int = Field(1000, ge=0, le=10**9)
+    """keep a dated snapshot (a rung) every this many versions, so a state at a past version or
+    time replays at most about this many events; 0: no ladder"""
+    audit_interval_s: int = Field(30, ge=0, le=86_400)
+    """snapshotter processes audit a sample of recently stored aggregates this often (0: off)"""
+
+
+class Reads(Concern):
+    """Reads that wait for their writes (min_version, command_id)."""
+
+    ryw_max_waiters: int = Field(2000, ge=0, le=1_000_000)
+    """reads waiting for their writes (min_version, command_id) in one process at once (429
+    above)"""
+    ryw_max_waiters_per_principal: int = Field(100, ge=1, le=1_000_000)
+    """reads one principal has waiting for their writes on one process (429 above)"""
+    ryw_poll_ms: int = Field(1000, ge=10, le=600_000)
+    """how often the store is checked for an aggregate reads wait on (one check for all its
+    waiters; the live feed wakes them at once, this catches a lost announcement)"""
+
+
+class Live(Concern):
+    """Live subscriptions (WebSockets) and the tickets that open them."""
+
+    live_buffer_events: int = Field(1000, ge=1, le=1_000_000)
+    """live events one subscriber may hold unsent; past it the slow client is closed with its
+    position"""
+    live_heartbeat_s: int = Field(15, ge=1, le=3600)
+    """a quiet live subscription gets a heartbeat and a store check this often (at most twice
+    this after the last event it was handed); a write waiting twice this long ends the
+    connection"""
+    ticket_ttl_s: int = Field(30, ge=1, le=600)
+    """a ticket (POST /v1/tickets) opens one live connection within this many seconds"""
+    live_max_connections: int = Field(10_000, ge=0, le=10_000_000)
+    """live subscriptions one process serves at once (429 above)"""
+    live_max_per_principal: int = Field(100, ge=1, le=1_000_000)
+    """live subscriptions one client holds on one process (429 above)"""
+
+
+class Process(Concern):
+    """The process every role runs in: its domains, loop, health checks, stop and memory."""
+
+    domains: Annotated[str, text("module:callable", lambda s: not s or ":" in s)] = ""
+    """callable returning the enabled Domains (required: a worker and every command that reads
+    the store refuse to start without it; `eventfleet dev` runs the examples,
+    workers.examples.domains:default_domains, when it is unset)"""
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+    """the event loop of the serving commands (worker, dev): uvloop (libuv underneath; about 9%
+    less CPU per command, measured side by side) or Python's own asyncio"""
+    secrets_dir: str = ""
+    """a directory of secrets, one file each named after its variable (EVENTFLEET_MONGO_URL,
+    EVENTFLEET_MASTER_KEY, ...), e.g. a whole Kubernetes Secret mounted there; instead of a
+    secret's _FILE or _ENV"""
+    max_event_bytes: int = Field(1024 * 1024, ge=1024, le=MOST)
+    """largest event accepted off a topic (dead-lettered above)"""
+    health_interval_s: int = Field(5, ge=1, le=300)
+    """how often dependencies are checked for /healthz?verbose and metrics"""
+    lag_interval_s: int = Field(15, ge=1, le=3600)
+    """how often the lag role reads group offsets and high-water marks"""
+    drain_timeout_s: int = Field(20, ge=1, le=3600)
+    """on SIGTERM: longest wait for the in-flight batch"""
+    gc_threshold: int = Field(50_000, ge=0, le=10_000_000)
+    """allocations between two of Python's youngest cyclic collections in a worker, whose
+    startup objects are frozen out of them (0: Python's defaults, nothing frozen)"""
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class Observability(Concern):
+    """Logs and traces."""
+
+    log_level: Annotated[
+        str, text("debug, info, warning or error", lambda s: s.lower() in LOG_LEVELS)
+    ] = "info"
+    """log level"""
+    log_format: Literal["text", "json"] = "text"
+    """text, or json: one JSON object a line, with trace_id and span_id on every line written
+    inside a span"""
+    tracing: bool = False
+    """trace even with no OTLP endpoint named (spans go to OTEL_EXPORTER_OTLP_ENDPOINT's default,
+    http://localhost:4318); tracing is on whenever an OTLP endpoint is named"""
