@@ -12,6 +12,7 @@ imports nothing from here; the command that serves hands ``register`` to
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 from workers.http.console import register_console
@@ -32,19 +33,33 @@ Hook = Callable[[], Awaitable[None]]
 
 
 class FleetHttp:
-    """The HTTP server of one process: its routes, its door, and what starts and stops with it."""
+    """The HTTP server of one process: its routes, its door, and what starts and stops with it.
 
-    def __init__(self, api: Api, serving: Serving) -> None:
+    ``api`` is what the API's port serves; ``operator`` what the operator's port serves (the
+    probes, metrics and the console): the same routes, unless EVENTFLEET_OPERATOR_PORT names a
+    port of their own, where ``operator_serving`` listens."""
+
+    def __init__(
+        self, api: Api, serving: Serving, operator: Api, operator_serving: Serving | None = None
+    ) -> None:
         self.api = api
         self.serving = serving
+        self.operator = operator
+        self.operator_serving = operator_serving
         self.port = serving.port
+        self.operator_port = operator_serving.port if operator_serving else serving.port
         self.on_start: list[Hook] = []
         self.on_stop: list[Callable[[], object]] = []
         """Run first when the server stops (the live connections are ended there)."""
         self.on_cleanup: list[Hook] = []
 
+    @property
+    def servings(self) -> list[Serving]:
+        return [self.serving] + ([self.operator_serving] if self.operator_serving else [])
+
     async def start(self) -> None:
-        await self.serving.start()
+        for serving in self.servings:
+            await serving.start()
         for hook in self.on_start:
             await hook()
 
@@ -52,26 +67,39 @@ class FleetHttp:
         for closing in self.on_stop:
             closing()
         try:
-            await self.serving.stop()
+            await asyncio.gather(*(serving.stop() for serving in self.servings))
         finally:
             for hook in self.on_cleanup:
                 await hook()
 
     def close_now(self) -> None:
-        self.serving.close_now()
+        for serving in self.servings:
+            serving.close_now()
 
 
 def register(fleet: Fleet) -> FleetHttp:
     """Every route of ``fleet``'s process on a server bound to its port: the API, the console,
     the chat room's live routes (before the generic ``/v1/{type}/{id}/subscribe``) and the live
     subscriptions, behind the fleet's door."""
-    api = Api()
     settings = fleet.runtime.settings
-    serving = Serving(
-        Edge(api, fleet.door, failure), settings.http_host, settings.http_port, Limits()
+    limits = Limits(
+        header_timeout_s=settings.http_header_timeout_s,
+        max_header_bytes=settings.http_max_header_bytes,
+        keep_alive_s=settings.http_keep_alive_s,
+        max_ws_message_bytes=settings.max_body_bytes,
+        ws_ping_s=settings.ws_ping_s,
+        max_connections=settings.http_max_connections or None,
     )
-    http = FleetHttp(api, serving)
-    register_views(fleet, api)
+    api = Api()
+    serving = Serving(Edge(api, fleet.door, failure), settings.http_host, settings.http_port,
+                      limits)  # fmt: skip
+    operator, operator_serving = api, None
+    if settings.operator_port is not None:
+        operator = Api()
+        operator_serving = Serving(Edge(operator, fleet.door, failure), settings.http_host,
+                                   settings.operator_port, limits)  # fmt: skip
+    http = FleetHttp(api, serving, operator, operator_serving)
+    register_views(fleet, api, operator)
     register_erase(fleet, api)
     live = LiveServer(fleet, http)
     register_chat(fleet, live, api)

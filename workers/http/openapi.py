@@ -336,7 +336,10 @@ def _bodies() -> dict[str, Schema]:
             "roles": {"type": "array", "items": {"type": "string"}},
             "dependencies": obj, "ready": obj, "auth": text}},
         "Ready": {"type": "object", "required": ["ready", "checks"],
-                  "properties": {"ready": {"type": "boolean"}, "checks": obj}},
+                  "properties": {"ready": {"type": "boolean"}, "checks": obj,
+                                 "idle": {"type": "boolean", "description": "a member of its "
+                                          "group holding no partition (more members than "
+                                          "partitions): ready, with no work"}}},
         "TypeListing": {"type": "object",
                         "required": ["aggregate_type", "mode", "event_types", "personal", "queries"],
                         "properties": {"aggregate_type": text, "mode": text,

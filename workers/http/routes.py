@@ -95,8 +95,9 @@ class Prebuilt(Response):
         return fast_headers(len(self.body))
 
 
-def register_views(fleet: Fleet, api: Api) -> WriteWaiter:
-    """The API's routes of ``fleet``'s roles; the waiter their reads share."""
+def register_views(fleet: Fleet, api: Api, operator: Api | None = None) -> WriteWaiter:
+    """The API's routes of ``fleet``'s roles on ``api``, its probes and metrics on ``operator``
+    (the operator's port: ``api`` unless it has one); the waiter their reads share."""
     rt = fleet.runtime
     fleet.door.authorize = read_access(fleet)
     if "commands" in fleet.roles:
@@ -176,7 +177,7 @@ def register_views(fleet: Fleet, api: Api) -> WriteWaiter:
     register_domain_queries(fleet, api, waiter)
     if "commands" in fleet.roles:
         register_outcome(fleet, api)
-    register_probes(fleet, api)
+    register_probes(fleet, api if operator is None else operator)
     return waiter
 
 

@@ -39,6 +39,9 @@ class Server(Protocol):
     and the hooks run once it started and after it stopped."""
 
     api: Api
+    """The routes of the API's port."""
+    operator: Api
+    """The routes of the operator's port (the API's own, unless it has one)."""
     on_start: list[Callable[[], Awaitable[None]]]
     on_cleanup: list[Callable[[], Awaitable[None]]]
 
@@ -53,7 +56,7 @@ def register_console(fleet: Fleet, http: Server) -> Console:
 
     http.on_start.append(started)
     http.on_cleanup.append(sampler.stop)
-    api, guard = http.api, console.guarded
+    api, guard = http.operator, console.guarded
 
     def get(template: str, handler: Handler) -> None:
         _page(api, "GET", template, guard(handler))
@@ -76,10 +79,13 @@ def register_console(fleet: Fleet, http: Server) -> Console:
     get("/console/audit", letters.audit)
     get("/console/lag", console.lag)
     login = Login(fleet.door, fleet.runtime.settings)
-    _page(api, "GET", "/console/login", login.show, open_path=True)
-    _page(api, "POST", "/console/login", login.sign_in, open_path=True)
-    _page(api, "POST", "/console/logout", login.sign_out)
-    _page(api, "GET", STYLESHEET, stylesheet, open_path=True)
+    # Signing in carries no data: served on the API's port too when the operator has a port of
+    # its own, for the pages there that sign in through it (the chat page).
+    for serving in dict.fromkeys((api, http.api)):
+        _page(serving, "GET", "/console/login", login.show, open_path=True)
+        _page(serving, "POST", "/console/login", login.sign_in, open_path=True)
+        _page(serving, "POST", "/console/logout", login.sign_out)
+        _page(serving, "GET", STYLESHEET, stylesheet, open_path=True)
     operator = OperatorPages(console)  # workers/http/console/operator.py
     get("/console/groups", operator.groups)
     get("/console/search", operator.search)
@@ -90,7 +96,7 @@ def register_console(fleet: Fleet, http: Server) -> Console:
     get("/console/topics", browse.topics)
     get("/console/topics/{topic}", browse.topic)
     get("/console/aggregates/{aggregate_type}/{aggregate_id}/diff", browse.diff)
-    page = ApiPage(console, Contract(fleet, api))  # workers/http/console/api.py
+    page = ApiPage(console, Contract(fleet, http.api))  # workers/http/console/api.py
     get("/console/api", page.page)
     get("/console/api.json", page.json)
     get("/console/{unknown:.*}", operator.not_found)  # last: any other console path

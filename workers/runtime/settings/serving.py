@@ -24,6 +24,22 @@ class Http(Concern):
     """largest accepted HTTP request body (413 above)"""
     body_timeout_s: int = Field(30, ge=1, le=600)
     """a request body not whole this long after it began is refused (408)"""
+    operator_port: int | None = Field(None, ge=0, le=65535)
+    """port of the operator's pages (/metrics, /healthz, /readyz, the console), apart from the
+    API's (0: any free port); unset: both on EVENTFLEET_HTTP_PORT"""
+    http_header_timeout_s: float = Field(10.0, gt=0, le=300)
+    """a request's headers not whole this long after its first byte (or the connection's
+    opening) are refused (408) and the connection closed"""
+    http_max_header_bytes: int = Field(128 * 1024, ge=8192, le=MOST)
+    """largest request line and headers together (431 above)"""
+    http_keep_alive_s: int = Field(75, ge=1, le=3600)
+    """an idle keep-alive connection is closed after this long (keep it above a load
+    balancer's own idle timeout)"""
+    http_max_connections: int = Field(0, ge=0, le=MOST)
+    """beyond this many open connections a request is answered 503 at once (0: no bound)"""
+    ws_ping_s: float = Field(20.0, gt=0, le=3600)
+    """a WebSocket is pinged this often, and closed when its client answers no ping within as
+    long (a client that stopped reading)"""
 
 
 class Identity(Concern):
