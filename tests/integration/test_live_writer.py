@@ -1,6 +1,7 @@
 """The live transports on the fleet's HTTP edge (uvicorn, real sockets on loopback): a WebSocket
 whose writer fails is closed 1011 (its client resumes instead of waiting on a socket nobody
-writes to); a client that never reads holds the writer to the socket's high-water mark and is
+writes to); one our subscription ends (a slow client, the store down) is told why with the
+position, then closed 1013, and an event stream gets the same notice, then its end; a client that never reads holds the writer to the socket's high-water mark and is
 ended by the sweep within its bound, while another client of the same process keeps getting its
 events; and the wire the pushes write on is there exactly while a frame or chunk may go on it.
 
@@ -24,6 +25,7 @@ from prometheus_client import CollectorRegistry
 
 from tests.waiting import wait_for
 from topics.envelope import Event, encode, new_event
+from topics.errors import StoreUnavailable
 from workers.http.edge.app import Edge
 from workers.http.edge.request import Request
 from workers.http.edge.responses import Response
@@ -33,10 +35,15 @@ from workers.http.edge.streaming import STREAMED, WebSocket, stream
 from workers.http.edge.wire import Wire
 from workers.http.live.connections import Connections
 from workers.http.live.shared import SharedEvents
-from workers.http.live.transports import WS_INTERNAL_ERROR, Subscription, Transports
+from workers.http.live.transports import (
+    WS_INTERNAL_ERROR,
+    WS_TRY_AGAIN_LATER,
+    Subscription,
+    Transports,
+)
 from workers.http.queries import failure
 from workers.metrics import create_live_metrics, create_metrics
-from workers.roles.read.live import LiveLimits
+from workers.roles.read.live import LiveLimits, SlowSubscriber
 from workers.runtime.door.auth import Door
 from workers.runtime.door.identity import Authenticator
 
@@ -62,6 +69,28 @@ class Failing:
     async def batches(self) -> AsyncGenerator[list[Event], None]:
         yield [message(1)]
         raise RuntimeError("a bug in the subscription")
+
+
+@dataclass
+class Ending:
+    """One batch, then ``error``: how a subscription of ours ends (slow client, store down)."""
+
+    error: Exception
+    live = False
+
+    @property
+    def resume(self) -> dict[str, object]:
+        return {"after_version": 1}
+
+    async def batches(self) -> AsyncGenerator[list[Event], None]:
+        yield [message(1)]
+        raise self.error
+
+
+ENDINGS = {
+    "slow_client": SlowSubscriber("r1 fell behind; resume with after_version=1.", after_version=1),
+    "error": StoreUnavailable("the store did not answer; resume with after_version=1."),
+}
 
 
 @dataclass
@@ -176,6 +205,43 @@ async def test_a_failing_writer_closes_the_websocket_with_1011(server: Server) -
     assert first.type == aiohttp.WSMsgType.TEXT and orjson.loads(first.data)["version"] == 1
     assert after.type == aiohttp.WSMsgType.CLOSE and after.data == WS_INTERNAL_ERROR
     assert after.extra == "error"
+
+
+@pytest.mark.parametrize("ending", ["slow_client", "error"])
+async def test_a_websocket_our_subscription_ends_gets_why_and_close_1013(
+    server: Server, ending: str
+) -> None:
+    server.subscriptions.append(Ending(ENDINGS[ending]))
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(f"ws://{server.url}/subscribe") as ws,
+    ):
+        async with asyncio.timeout(10):
+            first, notice, after = await ws.receive(), await ws.receive(), await ws.receive()
+    assert orjson.loads(first.data)["version"] == 1
+    told = orjson.loads(notice.data)
+    assert (told["error"], told["after_version"]) == (
+        "slow_client" if ending == "slow_client" else "store_unavailable",
+        1,
+    )
+    assert after.type == aiohttp.WSMsgType.CLOSE and after.data == WS_TRY_AGAIN_LATER
+    assert after.extra == ending
+
+
+@pytest.mark.parametrize("ending", ["slow_client", "error"])
+async def test_an_event_stream_our_subscription_ends_says_why_then_ends(
+    server: Server, ending: str
+) -> None:
+    server.subscriptions.append(Ending(ENDINGS[ending]))
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"http://{server.url}/subscribe") as response:
+            async with asyncio.timeout(10):
+                body = await response.read()  # whole: the stream ends after the notice
+    messages = body.decode().split("\n\n")
+    assert messages[0] == "retry: 1000" and messages[1].startswith("id: 1\ndata: {")
+    event, data = messages[2].split("\n")
+    assert event == f"event: {ending}"
+    assert orjson.loads(data.removeprefix("data: "))["after_version"] == 1
 
 
 HANDSHAKE = {

@@ -64,7 +64,6 @@ from workers.runtime.fleet import Fleet
 
 ROOM_TYPE = "chat_room"
 CHAT_COMMANDS = frozenset({"MessageSent", "MessageEdited", "MessageDeleted", "MessageRead"})
-WS_MESSAGE_TOO_BIG = 1009
 MAX_UNSTORED = 1000
 """Commands of one socket remembered until stored (their ``stored`` message); the oldest
 is forgotten past it (its event still arrives)."""
@@ -302,8 +301,7 @@ def register_chat(fleet: Fleet, live: LiveServer, api: Api) -> None:
                 socket = ChatSocket(fleet, live, room_id, fleet.door.actor(request), connection,
                                     request.expires)  # fmt: skip
                 subscription = await live.subscription((ROOM_TYPE, room_id), after, kind="room")
-                return await serve(request, socket, subscription, connection,
-                                   live.max_message_bytes)  # fmt: skip
+                return await serve(request, socket, subscription, connection)
         except TooManySubscriptions as e:
             return json_response(refusal(e))
         return live.ended(connection)
@@ -317,9 +315,9 @@ async def serve(
     socket: ChatSocket,
     subscription: AggregateSubscription,
     connection: Connection,
-    max_bytes: int,
 ) -> Response:
-    """Take the socket's commands while its room's events stream to it."""
+    """Take the socket's commands while its room's events stream to it (a message over
+    EVENTFLEET_MAX_BODY_BYTES is closed 1009 by the server: ``Limits.max_ws_message_bytes``)."""
     ws = WebSocket(request)
     try:
         await ws.accept()
@@ -334,11 +332,7 @@ async def serve(
                     400, "bad_request", "send commands as JSON text messages, not binary ones."
                 ))  # fmt: skip
                 continue
-            raw = message.text.encode()
-            if len(raw) > max_bytes:  # the bound of a command's body, as on HTTP
-                await ws.close(WS_MESSAGE_TOO_BIG, f"a message is {max_bytes} bytes at most")
-                break
-            await socket.command(ws, raw)
+            await socket.command(ws, message.text.encode())
     except (ConnectionError, TimeoutError):
         pass
     finally:

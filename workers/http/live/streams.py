@@ -199,10 +199,6 @@ class LiveServer(Transports):
             on_gap=self.metrics.gaps_filled.labels(kind).inc,
         )
 
-    @property
-    def max_message_bytes(self) -> int:
-        return self._rt.settings.max_body_bytes
-
     async def aggregate(self, request: Request, query: SubscribeQuery) -> Response:
         ref = (request.params["aggregate_type"], request.params["aggregate_id"])
         try:
