@@ -5,6 +5,7 @@ the others (nothing)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Sequence
 
 import orjson
@@ -12,7 +13,9 @@ import pytest
 
 from topics.errors import EventfleetError
 from workers.http.edge.request import Request, Scope
+from workers.http.edge.responses import json_response
 from workers.http.edge.server import Limits, Serving
+from workers.http.edge.streaming import deny
 from workers.runtime.answers import error
 
 LIMIT = 64 * 1024
@@ -159,3 +162,31 @@ async def test_a_pipelined_pair_is_answered_in_order(server: Serving) -> None:
     finally:
         writer.close()
     assert seen.index(b'{"size":3}') < seen.index(b'{"size":5}')
+
+
+async def deny_app(scope: Scope, receive: object, send: object) -> None:
+    """Refuses every WebSocket with a 403 in JSON, as the door does."""
+    if scope["type"] != "websocket":
+        return
+    request = Request(scope, receive, send)
+    await deny(request, json_response(error(403, "forbidden", "no.", reason="test")))
+
+
+async def test_a_refused_websocket_gets_its_status_and_json_and_logs_no_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    serving = Serving(deny_app, "127.0.0.1", 0)
+    await serving.start()
+    try:
+        key = "dGhlIHNhbXBsZSBub25jZQ=="
+        upgrade = (
+            f"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+        with caplog.at_level(logging.INFO, logger="uvicorn.error"):
+            raw = await exchange(serving.port, [upgrade])
+    finally:
+        await serving.stop()
+    assert raw.startswith(b"HTTP/1.1 403 "), raw[:80]
+    assert b'"reason":"test"' in raw
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text

@@ -139,12 +139,20 @@ class BoundedHttpTools(HttpToolsProtocol):
         self.transport.close()
 
 
+def _refused_handshakes(record: logging.LogRecord) -> bool:
+    """Drop uvicorn's "ASGI callable returned without completing handshake" error: it logs it
+    for every WebSocket the door or a route refuses with an HTTP answer (the ASGI denial
+    extension: the client gets its status and JSON), a refusal and no error (uvicorn PR #3138)."""
+    return "without completing handshake" not in record.getMessage()
+
+
 def config(app: Any, sock: socket.socket, limits: Limits) -> uvicorn.Config:  # an ASGI app
     """uvicorn's configuration for ``app`` on the bound ``sock``."""
     protocol = type("Bounded", (BoundedHttpTools,), {"limits": limits})
     # uvicorn's INFO lines name each WebSocket's path with its query, where a live route's
     # ticket travels (never logged), a line per connection: only its warnings and errors.
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+    logging.getLogger("uvicorn.error").addFilter(_refused_handshakes)
     return uvicorn.Config(
         app,
         fd=None,

@@ -100,7 +100,7 @@ class WebSocket:
         text = data.decode() if isinstance(data, bytes) else data
         try:
             await self._send({"type": "websocket.send", "text": text})
-        except OSError as e:
+        except (OSError, RuntimeError) as e:  # RuntimeError: uvicorn closed it meanwhile (ping)
             self.closed = True
             raise ConnectionError(str(e)) from e
 
