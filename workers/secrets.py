@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Protocol, TypeVar
+from typing import Annotated, Protocol, TypeVar
 
 import pydantic
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
@@ -208,8 +208,8 @@ def _held(secrets: Sequence[SecretSetting], directory: str) -> dict[str, str]:
         raise ConfigError(
             f"EVENTFLEET_SECRETS_DIR={directory!r} is no directory; mount the secrets there."
         )
-    fields: dict[str, Any] = {secret.name: (str | None, None) for secret in secrets}
-    files = pydantic.create_model("Files", __base__=BaseSettings, **fields)
+    fields = {s.name: (str | None, None) for s in secrets}
+    files = pydantic.create_model("Files", __base__=BaseSettings, **fields)  # type: ignore[call-overload]  # each field is (str | None, None): a union pydantic takes, typed by mypy as a special form
     try:
         return SecretsSettingsSource(files, secrets_dir=directory, env_prefix="EVENTFLEET_")()
     except SettingsError as e:  # a file that cannot be read, or is not text: named, never shown
@@ -229,7 +229,9 @@ def _hs256(secret: Secret[bytes]) -> Secret[bytes]:
     return Secret(value)
 
 
-def _master_key(value: Any) -> bytes:
+def _master_key(value: object) -> bytes:
+    if not isinstance(value, str | bytes):
+        raise ValueError("the master key is text: 32 bytes in base64.")
     try:
         key = base64.b64decode(value.strip(), validate=True)
     except ValueError:  # binascii.Error, or text that is not ASCII

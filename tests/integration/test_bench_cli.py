@@ -54,16 +54,23 @@ async def test_the_command_rows_are_driven_by_wrk_in_interleaved_rounds(
         "--rounds", "2", env={**clean, **env},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    # 16 wrk runs and three servers: more than the CLI tests' minute on a loaded machine.
-    raw_out, raw_err = await asyncio.wait_for(process.communicate(), 240)
+    # 20 wrk runs and four servers: more than the CLI tests' minute on a loaded machine.
+    raw_out, raw_err = await asyncio.wait_for(process.communicate(), 300)
     code, out, err = process.returncode, raw_out.decode(), raw_err.decode()
     assert code == 0, err
     (table,) = [orjson.loads(line) for line in out.splitlines()]
     assert "2 interleaved rounds, alternating order; wrk; load " in table["table"]
+    assert "checking every side does the work it is measured for" in err
     rows = table["rows"]
-    assert [(r["row"].split(", ", 1)[1], r["rounds"]) for r in rows] == [
-        ("64 conn, OrderPaid", 2), ("1 conn, OrderPaid", 2),
-        ("64 conn, OrderPlaced (new)", 2), ("1 conn, OrderPlaced (new)", 2),
+    # Each 64-conn row twice: against the coalesced aiohttp server, then against the floor.
+    assert [(r["row"].split(", ", 1)[1], r["rounds"], r["baseline"].split(",")[0])
+            for r in rows] == [
+        ("64 conn, OrderPaid", 2, "minimal coalesced server"),
+        ("64 conn, OrderPaid", 2, "floor server"),
+        ("1 conn, OrderPaid", 2, "minimal naive server"),
+        ("64 conn, OrderPlaced (new)", 2, "minimal coalesced server"),
+        ("64 conn, OrderPlaced (new)", 2, "floor server"),
+        ("1 conn, OrderPlaced (new)", 2, "minimal naive server"),
     ]  # fmt: skip
     for row in rows:
         assert row["rate"] > 0 and row["baseline_rate"] > 0 and row["cpu_per_item_ms"] > 0

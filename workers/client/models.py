@@ -5,7 +5,7 @@ is refused whole (``AnswerError``), never half-read; JSON inside (data, state) i
 
 from __future__ import annotations
 
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 import msgspec
 
@@ -44,7 +44,7 @@ class State(msgspec.Struct, frozen=True):
     """An aggregate's state replayed at ``version``."""
 
     version: int
-    state: dict[str, Any]
+    state: dict[str, object]
 
 
 class Event(msgspec.Struct, frozen=True):
@@ -56,8 +56,8 @@ class Event(msgspec.Struct, frozen=True):
     aggregate_id: str
     type: str
     version: int
-    data: dict[str, Any]
-    metadata: dict[str, Any]
+    data: dict[str, object]
+    metadata: dict[str, object]
     occurred_at: str
     """ISO-8601 in UTC, as the fleet wrote it."""
     schema_version: int = 1

@@ -25,7 +25,6 @@ import sys
 import time
 import uuid
 from collections.abc import Coroutine
-from typing import Any
 
 import orjson
 from aiohttp import web
@@ -35,6 +34,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from redis.asyncio import Redis
 
 from topics.jsonvalue import JsonObject
+from workers.http.edge.request import Receive, Scope, Send
 from workers.runtime.loops import run
 
 CAS = """
@@ -95,15 +95,16 @@ async def serve_floor(port: int, kafka: str, redis_url: str, topic: str) -> None
     json_headers = [(b"content-type", b"application/json")]
     refused = b'{"error":"transition_rejected"}'
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        message = await receive()
-        body = message.get("body", b"")
-        while message.get("more_body"):
+        body, more = b"", True
+        while more:
             message = await receive()
-            body += message.get("body", b"")
-        _, _, aggregate_type, aggregate_id, _ = scope["path"].split("/", 4)
+            chunk = message.get("body")
+            body += chunk if isinstance(chunk, bytes) else b""
+            more = bool(message.get("more_body"))
+        _, _, aggregate_type, aggregate_id, _ = str(scope["path"]).split("/", 4)
         command = orjson.loads(body)
         key = f"{aggregate_type}:{aggregate_id}"
         event_id = str(uuid.uuid4())

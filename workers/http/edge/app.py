@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+
+import msgspec
 
 from topics.errors import EventfleetError, Forbidden
 from workers import tracing
@@ -145,7 +146,7 @@ class Edge:
 
 async def call(route: Route, request: Request) -> Response:
     """Run the route with its declared query bound."""
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, msgspec.Struct] = {}
     if route.query is not None:
         kwargs["query"] = bind_query(route.query, request.query)
     return await route.handler(request, **kwargs)

@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import msgspec
 from msgspec import inspect
@@ -79,8 +79,16 @@ def moment(name: str, raw: str) -> dt.datetime:
 
 
 def flag(name: str, raw: str) -> bool:
-    """A flag is on when given (``?verbose``), unless given as ``false`` or ``0``."""
-    return raw.strip().lower() not in ("false", "0")
+    """A flag is on when given bare (``?verbose``) or as ``true``/``1``, off as
+    ``false``/``0``; anything else is refused."""
+    value = raw.strip().lower()
+    if value in ("", "true", "1"):
+        return True
+    if value in ("false", "0"):
+        return False
+    raise InvalidInput(
+        f"query parameter {name}={raw[:40]!r} must be true or false (or given bare)."
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +158,7 @@ def _describe(kind: inspect.Type) -> str | None:
 def bind_query(struct: type[S], query: Mapping[str, str]) -> S:
     """The query as ``struct``: each declared parameter parsed with our messages, then the
     Struct's own checks (lengths, patterns, ``__post_init__`` rules between parameters)."""
-    values: dict[str, Any] = {}
+    values: dict[str, object] = {}
     for field in fields_of(struct):
         raw = query.get(field.name)
         if raw is None:

@@ -8,9 +8,9 @@ nothing else of the connection is buffered here (the server holds what arrived).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping, Sequence
 from http.cookies import CookieError, SimpleCookie
-from typing import Any
+from typing import TypeVar, cast, overload
 from urllib.parse import parse_qsl
 
 from topics.envelope import Actor
@@ -18,11 +18,16 @@ from topics.errors import InvalidInput
 from workers.http.edge.wire import Wire, transport_of, wire_of
 from workers.roles.command.requests import PayloadTooLarge
 
-Scope = dict[str, Any]
-Message = dict[str, Any]
-Receive = Any  # the server's ASGI receive callable
-Send = Any  # the server's ASGI send callable
+Scope = MutableMapping[str, object]
+"""An ASGI connection scope (``type``, ``path``, ``headers``, ``query_string``, ``client``…)."""
+Message = dict[str, object]
+"""An ASGI event: ``{"type": "http.request", "body": b"…", "more_body": False}``, …"""
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
+"""An ASGI application."""
 
+_T = TypeVar("_T")
 CHUNK = 65536
 _COUNT_UP_TO = 16
 
@@ -56,9 +61,9 @@ class MultiValues(Mapping[str, str]):
     def __len__(self) -> int:
         return len(self._first)
 
-    def getall(self, name: str, default: list[str] | None = None) -> list[str]:
+    def getall(self, name: str, default: Sequence[str] | None = None) -> list[str]:
         found = [value for key, value in self._all if key == name]
-        return found if found or default is None else default
+        return found if found or default is None else list(default)
 
     def repeated(self) -> list[str]:
         """Names given more than once."""
@@ -78,13 +83,22 @@ class Headers(MultiValues):
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name.lower() in self._first
 
-    def get(self, name: str, default: Any = None) -> Any:  # Mapping.get's own shape
+    @overload
+    def get(self, name: str, /) -> str | None: ...
+
+    @overload
+    def get(self, name: str, default: str, /) -> str: ...
+
+    @overload
+    def get(self, name: str, default: _T, /) -> str | _T: ...
+
+    def get(self, name: str, default: object = None, /) -> object:
         return self._first.get(name.lower(), default)
 
-    def getall(self, name: str, default: Any = ()) -> list[str]:
+    def getall(self, name: str, default: Sequence[str] | None = None) -> list[str]:
         lowered = name.lower()
         found = [value for key, value in self._all if key == lowered]
-        return found if found else list(default)
+        return found if found or default is None else list(default)
 
 
 EMPTY_QUERY = MultiValues([])
@@ -101,8 +115,8 @@ class Request:
         self.scope = scope
         self._receive = receive
         self._send = send
-        self.method: str = scope.get("method", "GET")
-        self.path: str = scope["path"]
+        self.method = str(scope.get("method", "GET"))
+        self.path = str(scope["path"])
         self.params: dict[str, str] = {}
         """The path's parameters by name, as matched (``{aggregate_id}``)."""
         self.route: str = ""
@@ -125,7 +139,7 @@ class Request:
         headers = self._headers
         if headers is None:
             headers = self._headers = Headers(
-                [(n.decode("latin-1"), v.decode("latin-1")) for n, v in self.scope["headers"]]
+                [(n.decode("latin-1"), v.decode("latin-1")) for n, v in _pairs(self.scope)]
             )
         return headers
 
@@ -133,7 +147,7 @@ class Request:
     def query(self) -> MultiValues:
         query = self._query
         if query is None:
-            raw: bytes = self.scope.get("query_string", b"")
+            raw = _bytes(self.scope.get("query_string"))
             if not raw:
                 query = EMPTY_QUERY
             else:
@@ -146,8 +160,7 @@ class Request:
 
     @property
     def query_string(self) -> str:
-        raw: bytes = self.scope.get("query_string", b"")
-        return raw.decode("latin-1")
+        return _bytes(self.scope.get("query_string")).decode("latin-1")
 
     @property
     def path_qs(self) -> str:
@@ -174,7 +187,7 @@ class Request:
     def remote(self) -> str | None:
         """The peer's address (the proxy's, behind one)."""
         client = self.scope.get("client")
-        return str(client[0]) if client else None
+        return str(client[0]) if isinstance(client, list | tuple) and client else None
 
     @property
     def host(self) -> str:
@@ -234,7 +247,7 @@ class Request:
         receive = self._receive
         message = await receive()  # the common case: the whole body came with the headers
         if message["type"] == "http.request" and not message.get("more_body"):
-            body: bytes = message.get("body", b"")
+            body = _bytes(message.get("body"))
             if len(body) > limit:
                 raise PayloadTooLarge(_too_large(f"has {len(body)} bytes", limit))
             return body
@@ -249,7 +262,7 @@ class Request:
                             "client closed the connection); send the whole body (as many bytes "
                             "as Content-Length says, or every chunk and the last, empty one)."
                         )
-                    chunk = message.get("body", b"")
+                    chunk = _bytes(message.get("body"))
                     size += len(chunk)
                     more = bool(message.get("more_body"))
                     if size > limit:  # the rest is counted only if more is coming
@@ -273,12 +286,23 @@ class Request:
             message = await self._receive()
             if message["type"] != "http.request":
                 break
-            size += len(message.get("body", b""))
+            size += len(_bytes(message.get("body")))
             if not message.get("more_body"):
                 break
         if size > bound:
             return f"has more than {bound} bytes"
         return f"has {size} bytes"
+
+
+def _bytes(value: object) -> bytes:
+    """An ASGI field that holds bytes (a body, the query string), or none."""
+    return value if isinstance(value, bytes) else b""
+
+
+def _pairs(scope: Scope) -> list[tuple[bytes, bytes]]:
+    """The scope's headers, as the server gives them: (name, value) byte pairs."""
+    found = scope.get("headers")
+    return cast("list[tuple[bytes, bytes]]", found) if isinstance(found, list) else []
 
 
 def _too_large(has: str, limit: int) -> str:

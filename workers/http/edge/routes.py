@@ -18,12 +18,13 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypedDict, Unpack
 
 import msgspec
 
 from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE
 from topics.errors import InvalidInput
+from topics.jsonvalue import Json, JsonObject
 from workers.http.edge.responses import Response
 
 Handler = Callable[..., Awaitable[Response]]
@@ -50,7 +51,7 @@ PATH_PARAMS: Mapping[str, PathParam] = {
 """Path parameters checked by the dispatcher before the route runs (others: the route's own)."""
 
 
-Schema = dict[str, Any]
+Schema = JsonObject
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +100,34 @@ class Doc:
     """Not in the document (the console's pages, the chat page)."""
     domain: str | None = None
     """The domain whose declared read route this is (its query's handler reads the query)."""
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    extra: Mapping[str, Json] = field(default_factory=dict)
     """OpenAPI fields of the operation set as given (``x-…``, a streaming answer's content)."""
+
+
+class DocFields(TypedDict, total=False):
+    """``Doc``'s fields, as keywords of ``Api.route``."""
+
+    summary: str
+    description: str
+    tags: tuple[str, ...]
+    ok: tuple[Success, ...]
+    errors: tuple[str, ...]
+    headers: tuple[Param, ...]
+    body_schema: Schema | None
+    body_required: bool
+    command: bool
+    per_type: bool
+    hidden: bool
+    domain: str | None
+    extra: Mapping[str, Json]
+
+
+class RouteFields(DocFields, total=False):
+    """``Api.get``'s and ``Api.post``'s keywords: the declaration besides its path."""
+
+    query: type[msgspec.Struct] | None
+    open: bool
+    name: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +218,7 @@ class Api:
         query: type[msgspec.Struct] | None = None,
         open: bool = False,  # the door's word for it
         name: str | None = None,
-        **doc: Any,  # Doc's fields
+        **doc: Unpack[DocFields],
     ) -> Callable[[Handler], Handler]:
         """Declare ``handler`` as ``method template`` (see the module)."""
 
@@ -202,10 +229,10 @@ class Api:
 
         return register
 
-    def get(self, template: str, **kwargs: Any) -> Callable[[Handler], Handler]:
+    def get(self, template: str, **kwargs: Unpack[RouteFields]) -> Callable[[Handler], Handler]:
         return self.route("GET", template, **kwargs)
 
-    def post(self, template: str, **kwargs: Any) -> Callable[[Handler], Handler]:
+    def post(self, template: str, **kwargs: Unpack[RouteFields]) -> Callable[[Handler], Handler]:
         return self.route("POST", template, **kwargs)
 
     def find(self, method: str, path: str) -> tuple[Route, dict[str, str]] | list[str]:

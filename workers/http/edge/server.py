@@ -14,10 +14,12 @@ import asyncio
 import logging
 import socket
 from dataclasses import dataclass
-from typing import Any
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from workers.http.edge.request import App
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +49,14 @@ class BoundedHttpTools(HttpToolsProtocol):
 
     limits = Limits()
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:  # uvicorn's own signature
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        server_state: ServerState,
+        app_state: dict[str, object],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
         self._header_bytes = 0
         self._deadline: asyncio.TimerHandle | None = None
         self._refused = False
@@ -146,7 +154,7 @@ def _refused_handshakes(record: logging.LogRecord) -> bool:
     return "without completing handshake" not in record.getMessage()
 
 
-def config(app: Any, sock: socket.socket, limits: Limits) -> uvicorn.Config:  # an ASGI app
+def config(app: App, sock: socket.socket, limits: Limits) -> uvicorn.Config:  # an ASGI app
     """uvicorn's configuration for ``app`` on the bound ``sock``."""
     protocol = type("Bounded", (BoundedHttpTools,), {"limits": limits})
     # uvicorn's INFO lines name each WebSocket's path with its query, where a live route's
@@ -178,7 +186,7 @@ def config(app: Any, sock: socket.socket, limits: Limits) -> uvicorn.Config:  # 
 class Serving:
     """The server of one process: started on its loop, stopped within the drain's bound."""
 
-    def __init__(self, app: Any, host: str, port: int, limits: Limits | None = None) -> None:
+    def __init__(self, app: App, host: str, port: int, limits: Limits | None = None) -> None:
         self.limits = limits or Limits()
         self.sock = bind(host, port)
         self.port: int = self.sock.getsockname()[1]

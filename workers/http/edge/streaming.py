@@ -110,9 +110,14 @@ class WebSocket:
         message: Message = await self._receive()
         kind = message["type"]
         if kind == "websocket.receive":
-            return Incoming(text=message.get("text"), data=message.get("bytes"))
+            text, data = message.get("text"), message.get("bytes")
+            return Incoming(
+                text=text if isinstance(text, str) else None,
+                data=data if isinstance(data, bytes) else None,
+            )
         self.closed = True
-        self.close_code = message.get("code")
+        code = message.get("code")
+        self.close_code = code if isinstance(code, int) else None
         return Incoming(closed=True, code=self.close_code)
 
     async def __aiter__(self) -> AsyncIterator[Incoming]:

@@ -23,10 +23,10 @@ connection):
 from __future__ import annotations
 
 import asyncio
-from typing import Any, cast
+from typing import cast
 
 
-def transport_of(send: Any) -> asyncio.Transport | None:
+def transport_of(send: object) -> asyncio.Transport | None:
     """The socket transport of the connection ``send`` answers on (None: not uvicorn's).
 
     Not checked with ``isinstance(..., asyncio.Transport)``: uvloop's transports implement the
@@ -45,9 +45,8 @@ class Wire:
 
     __slots__ = ("_owner", "chunked", "transport", "websocket")
 
-    def __init__(
-        self, owner: Any, transport: asyncio.Transport, *, websocket: bool
-    ) -> None:  # uvicorn's per-connection object
+    def __init__(self, owner: object, transport: asyncio.Transport, *, websocket: bool) -> None:
+        """``owner``: uvicorn's per-connection object (see the module)."""
         self._owner = owner
         self.transport = transport
         self.websocket = websocket
@@ -57,14 +56,18 @@ class Wire:
     def ended(self) -> bool:
         """Nothing more may be written: the answer ended (or never began), or the client left."""
         owner = self._owner
-        if owner.disconnected or self.transport.is_closing():
+        if getattr(owner, "disconnected", True) or self.transport.is_closing():
             return True
         if self.websocket:
-            return bool(owner.close_sent or not owner.handshake_complete)
-        return bool(owner.response_complete or not owner.response_started)
+            return bool(
+                getattr(owner, "close_sent", True) or not getattr(owner, "handshake_complete", 0)
+            )
+        return bool(
+            getattr(owner, "response_complete", True) or not getattr(owner, "response_started", 0)
+        )
 
 
-def wire_of(send: Any, *, websocket: bool) -> Wire | None:
+def wire_of(send: object, *, websocket: bool) -> Wire | None:
     """The wire under ``send`` once its answer began: an accepted WebSocket, or a response sent
     in chunks (None otherwise: not uvicorn's, ended, or not chunked, e.g. HEAD)."""
     owner = getattr(send, "__self__", None)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any, NoReturn
+from typing import NoReturn
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
@@ -39,7 +39,7 @@ class Environ(PydanticBaseEnvSettingsSource):
         super().__init__(settings_cls, env_prefix=ENV_PREFIX)
         self.environ = environ
 
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[str | None, str, bool]:
         raw = self.environ.get(env_name(field_name))
         return (raw.strip() if raw else None), field_name, False
 
@@ -168,8 +168,13 @@ settings of ours, documented with them."""
 
 
 def documented() -> list[tuple[str, object, str]]:
-    """(variable, default, description) for every setting: the reference table and `--help`."""
+    """(variable, default, description) for every setting: the reference table and `--help`
+    (a default of None, a setting left unset, is shown empty, as it is written)."""
     return [
-        (env_name(name), field.default, " ".join((field.description or "").split()))
+        (
+            env_name(name),
+            "" if field.default is None else field.default,
+            " ".join((field.description or "").split()),
+        )
         for name, field in Settings.model_fields.items()
     ]
