@@ -199,13 +199,28 @@ class Serving:
         await self.server.startup(sockets=[self.sock])
         self._ticks = asyncio.create_task(self.server.main_loop())  # the Date header, each second
 
-    async def stop(self) -> None:
-        """Stop taking connections, end the idle ones, let answers in flight finish."""
+    async def stop(self, grace_s: float = 0.3) -> None:
+        """Stop taking connections and end the open ones: each is told to close once its answer
+        is out (an idle keep-alive at once, a WebSocket with 1012); what is still open
+        ``grace_s`` later is cut. The drain calls this once its requests in flight are done, so
+        only idle and live connections are left, and the live ones were ended already: uvicorn's
+        own shutdown, which waits as long as a client takes to close, is not waited on."""
         self.server.should_exit = True
         if self._ticks is not None:
             await asyncio.gather(self._ticks, return_exceptions=True)
-        if self.server.started:
-            await self.server.shutdown(sockets=[self.sock])
+        if not self.server.started:
+            return
+        for listening in self.server.servers:
+            listening.close()
+        state = self.server.server_state
+        for connection in list(state.connections):
+            connection.shutdown()
+        try:
+            async with asyncio.timeout(grace_s):
+                while state.connections or state.tasks:
+                    await asyncio.sleep(0.02)  # a poll of uvicorn's own sets, bounded above
+        except TimeoutError:
+            self.close_now()
 
     def close_now(self) -> None:
         """Cut every connection still open (the drain's deadline passed)."""
