@@ -217,7 +217,7 @@ class Serving:
             connection.shutdown()
         try:
             async with asyncio.timeout(grace_s):
-                while state.connections or state.tasks:
+                while state.connections or state.tasks:  # noqa: ASYNC110  # uvicorn signals no event
                     await asyncio.sleep(0.02)  # a poll of uvicorn's own sets, bounded above
         except TimeoutError:
             self.close_now()
