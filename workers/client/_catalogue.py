@@ -20,6 +20,7 @@ __all__ = [
     "DependencyUnavailableError",
     "ForbiddenAtStoreError",
     "ForbiddenError",
+    "HistoryCompactedError",
     "InternalError",
     "InvalidCommandError",
     "InvalidDataError",
@@ -115,6 +116,21 @@ class VersionNotFoundError(ApiError):
 
     code = "version_not_found"
     status = 404
+    retriable = False
+
+
+class HistoryCompactedError(ApiError):
+    """410 ``history_compacted``: versions the read needs are stored nowhere any more (archived
+    history that was lost, or an archive that was dropped): ``/events`` or a subscription
+    starting at such a hole (a page ends before one, ``more`` true), or a state or domain read
+    that would fold or page across it; ``whole_from`` names the first version after the hole,
+    ``after_version`` where the read began; nothing is skipped silently. Fix: read on from
+    ``whole_from`` (``after_version`` = ``whole_from`` - 1) knowing the versions before it are
+    gone, or restore the archive (``events_archive``) from a backup.
+    """
+
+    code = "history_compacted"
+    status = 410
     retriable = False
 
 
@@ -486,6 +502,7 @@ BY_CODE: dict[str, type[ApiError]] = {
     UnknownAggregateTypeError.code: UnknownAggregateTypeError,
     NotFoundError.code: NotFoundError,
     VersionNotFoundError.code: VersionNotFoundError,
+    HistoryCompactedError.code: HistoryCompactedError,
     MethodNotAllowedError.code: MethodNotAllowedError,
     ReadOnlyError.code: ReadOnlyError,
     UnauthenticatedError.code: UnauthenticatedError,
