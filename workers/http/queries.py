@@ -32,7 +32,7 @@ from workers.http.ryw import (
 )
 from workers.ports import AggregateRef, EventStore, ViewStore
 from workers.roles.command.requests import PayloadTooLarge
-from workers.roles.read.paging import history_gone, whole_run_desc
+from workers.roles.history import history_gone, whole_run_desc
 from workers.roles.state import StateLoader, VersionNotFound
 from workers.runtime.answers import Answer, error
 

@@ -27,7 +27,7 @@ from topics.envelope import Event, utc_now
 from topics.errors import NotFound, StoreError, Unavailable, Unstorable
 from workers.metrics import Metrics
 from workers.ports import AggregateRef, EventStore, Snapshot, SnapshotLadder, SnapshotStore
-from workers.roles.read.paging import check_resumable, check_whole
+from workers.roles.history import check_resumable, check_whole
 
 if TYPE_CHECKING:
     from prometheus_client import Histogram  # the metric children it caches

@@ -30,6 +30,7 @@ from workers.http.live.transports import SSE, NotAcceptable, Transports, refusal
 from workers.http.tickets import register_tickets
 from workers.metrics import create_live_metrics
 from workers.ports import AggregateRef
+from workers.roles.history import check_resumable
 from workers.roles.read.live import (
     AggregateSubscription,
     Limiter,
@@ -38,7 +39,6 @@ from workers.roles.read.live import (
     TypeSubscription,
     parse_position,
 )
-from workers.roles.read.paging import check_resumable
 from workers.runtime.answers import error
 from workers.runtime.door.incoming import Incoming
 from workers.runtime.fleet import Fleet

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from topics.envelope import Event, decode
 from topics.errors import EventfleetError, InvalidEnvelope, InvalidInput
 from workers.ports import AggregateRef, EventStore, LiveChannel, LiveFeed, TopicTail
-from workers.roles.read.paging import whole_run
+from workers.roles.history import whole_run
 
 
 @dataclass(frozen=True, slots=True)
