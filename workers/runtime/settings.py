@@ -495,7 +495,8 @@ class Settings:
         "text",
         _text("text or json", lambda s: s in ("text", "json")),
         "text, or json: one JSON object a line, with trace_id and span_id on every line written "
-        "inside a span",
+        "inside a span; both escape control characters and line separators in every value, so "
+        "no input forges a line",
     )
     explicit: frozenset[str] = field(
         default=frozenset(), compare=False, metadata={"internal": True}
