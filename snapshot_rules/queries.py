@@ -40,9 +40,13 @@ class QueryContext(Protocol):
         before_version: int | None,
         limit: int,
         types: Sequence[str] | None = None,
+        after_version: int | None = None,
     ) -> list[Event]:
-        """Up to ``limit`` stored events below ``before_version`` (None: from the newest), newest
-        first, only of ``types`` when given, each as the current schema version (upcast)."""
+        """Up to ``limit`` stored events below ``before_version`` (None: from the newest) and
+        above ``after_version`` (None: down to the first), newest first, only of ``types`` when
+        given, each as the current schema version (upcast). Never across a hole: the events
+        down to the first version that is gone (an archive that lost it); HistoryGone when the
+        read starts at one, or, of ``types``, when any version of what it covered is gone."""
         ...
 
     async def latest(self, aggregate_type: str, aggregate_id: str) -> Folded:

@@ -24,6 +24,9 @@ AGGREGATE_TYPE_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}\Z")
 AGGREGATE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}\Z")
 EVENT_TYPE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}\Z")
 MAX_DATA_DEPTH = 32
+CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+"""What no id from outside may hold: C0 (CR, LF, tab, escape …), DEL, C1 (NEL U+0085 …) and the
+Unicode line and paragraph separators: each breaks a log line, a header or a terminal."""
 
 _METADATA_FIELDS = ("client_id", "command_id", "correlation_id", "causation_id")
 _EVENT_FIELDS = frozenset(
@@ -550,6 +553,15 @@ def metadata_of(value: object) -> Metadata:
 
 
 _NO_METADATA = Metadata()
+
+
+def control_character(text: str) -> str | None:
+    """Where ``text`` holds its first control character or line separator, as a phrase naming it
+    and its position (``'\\n' at position 3``); None when it holds none."""
+    found = CONTROL_CHARACTERS.search(text)
+    if found is None:
+        return None
+    return f"{found.group()!r} at position {found.start()}"
 
 
 def _short_text(item: object) -> bool:

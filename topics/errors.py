@@ -125,6 +125,18 @@ class NotFound(EventfleetError):
     """The aggregate, snapshot or document does not exist."""
 
 
+class HistoryGone(NotFound):
+    """Versions a read needs are stored nowhere any more (an archive that lost them, or was
+    dropped): the read says so instead of skipping them. ``after_version`` is where the reader
+    asked to start; ``whole_from`` the earliest version the store can serve from without a hole
+    (read on after ``whole_from - 1``)."""
+
+    def __init__(self, message: str, *, after_version: int, whole_from: int) -> None:
+        super().__init__(message)
+        self.after_version = after_version
+        self.whole_from = whole_from
+
+
 class Unauthenticated(EventfleetError):
     """The request names no principal the fleet can verify; ``reason`` is one short word."""
 

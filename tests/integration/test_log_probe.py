@@ -5,6 +5,7 @@ absence."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from dataclasses import replace
@@ -85,6 +86,33 @@ async def _produce(stack: EmbeddedStack, topic: str, key: bytes, event_id: str) 
         )
     finally:
         await producer.stop()
+
+
+async def test_the_events_asked_about_at_once_are_answered_by_one_read(
+    stack: EmbeddedStack, unique_name: str
+) -> None:
+    """Twenty questions at once, on every partition: one sweep, two consumers, each answer the
+    one a question alone gets (landed where its key's partition holds it; absent; an id that is
+    only on another key's partition is not this key's)."""
+    topic = f"{unique_name}.events"
+    before = utc_now() - timedelta(seconds=5)
+    landed = [(f"order:o{i}".encode(), str(uuid.uuid4())) for i in range(12)]
+    await _topic_with(stack, topic, landed)
+    key = b"order:o1"
+    other = next(k for k, _ in landed if partition_for(k, PARTITIONS) != partition_for(key,
+                                                                                       PARTITIONS))  # fmt: skip
+    await _produce(stack, topic, other, "on-another-partition")
+    probe = KafkaLogProbe(plain(stack.urls.kafka_url), grace_s=0.2)
+    absent = [(f"order:o{i}".encode(), f"never-{i}") for i in range(7)]
+    asked = [*landed, *absent, (key, "on-another-partition")]
+    answers = await asyncio.gather(*(probe.find(topic, k, e, since=before) for k, e in asked))
+    assert probe.sweeps == 1
+    for (k, _), found in zip(landed, answers, strict=False):
+        assert found is not None and found.partition == partition_for(k, PARTITIONS)
+    assert answers[len(landed) :] == [None] * (len(absent) + 1)
+    # Asked once that read is over: a read of its own, after the question.
+    again = await probe.find(topic, *landed[0], since=before)
+    assert again == answers[0] and probe.sweeps == 2
 
 
 async def test_a_broker_that_does_not_answer_is_no_absence() -> None:

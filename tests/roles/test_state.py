@@ -7,10 +7,10 @@ from datetime import timedelta
 
 import pytest
 
-from snapshot_rules.replay import Folded, ReplayGap, replay
+from snapshot_rules.replay import Folded, replay
 from tests.waiting import wait_for
 from topics.envelope import utc_now
-from topics.errors import StoreUnavailable, Unstorable
+from topics.errors import HistoryGone, StoreUnavailable, Unstorable
 from workers.adapters.memory import MemoryEventStore, MemorySnapshotStore
 from workers.cqrs.repository import Repository
 from workers.metrics import Metrics
@@ -197,8 +197,23 @@ async def test_a_history_with_a_hole_raises_rather_than_folding_a_wrong_state(
 ) -> None:
     history = added("c1", [1, 2, 3])
     await events.append([history[0], history[2]])  # the store only guards uniqueness
-    with pytest.raises(ReplayGap, match="expected version 2 after 1 but got 3"):
+    with pytest.raises(HistoryGone, match="version 2 is stored nowhere any more") as raised:
         await loader.latest(COUNTER, "c1")
+    assert (raised.value.after_version, raised.value.whole_from) == (1, 3)
+
+
+async def test_a_state_at_a_point_is_never_folded_across_a_hole(
+    loader: StateLoader, events: MemoryEventStore
+) -> None:
+    await events.append(added("c1", [1, 2, 3, 7, 8]))  # 4-6 stored nowhere any more
+    assert await loader.at(COUNTER, "c1", version=3) == truth(3)
+    for version in (4, 6, 7, 8, None):
+        with pytest.raises(HistoryGone) as raised:
+            await loader.at(COUNTER, "c1", version=version)
+        assert (raised.value.after_version, raised.value.whole_from) == (3, 7)
+    with pytest.raises(HistoryGone):  # 4-6 may have happened by then: unknowable
+        await loader.at(COUNTER, "c1", as_of=T0 + timedelta(seconds=3, milliseconds=1))
+    assert await loader.at(COUNTER, "c1", as_of=T0 + timedelta(seconds=2)) == truth(2)
 
 
 async def test_a_store_that_is_down_fails_the_load(

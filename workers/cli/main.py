@@ -19,7 +19,7 @@ from topics.errors import ConfigError, EventfleetError, Unavailable, UnknownAggr
 from workers import tracing
 from workers.cli.args import USAGE_EXIT, parser
 from workers.cli.commands import HANDLERS, UsageError
-from workers.logs import JsonFormatter
+from workers.logs import JsonFormatter, TextFormatter
 from workers.runtime.failures import ours
 from workers.runtime.loops import run
 from workers.runtime.settings import Settings, env_name
@@ -39,14 +39,11 @@ def configure_logging(settings: Settings, command: str) -> None:
     error line, unless EVENTFLEET_LOG_LEVEL is set (the drivers' retries would bury it)."""
     level = settings.log_level.lower()
     tool = command not in SERVING and "log_level" not in settings.explicit
-    logging.basicConfig(
-        level="ERROR" if tool else level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if settings.log_format == "json":  # one JSON object a line, naming its trace
-        for handler in logging.getLogger().handlers:
-            handler.setFormatter(JsonFormatter())
+    logging.basicConfig(level="ERROR" if tool else level.upper(), stream=sys.stderr)
+    # One line a record whatever a value from outside holds (both escape control characters);
+    # JSON: one object a line, naming its trace.
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(JsonFormatter() if settings.log_format == "json" else TextFormatter())
     quiet = "CRITICAL" if tool else "WARNING" if level != "debug" else "DEBUG"
     for noisy in _NOISY:
         logging.getLogger(noisy).setLevel(quiet)

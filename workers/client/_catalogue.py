@@ -50,6 +50,17 @@ class VersionNotFoundError(ApiError, code="version_not_found", status=404):
     """
 
 
+class HistoryCompactedError(ApiError, code="history_compacted", status=410):
+    """410 ``history_compacted``: versions the read needs are stored nowhere any more (archived
+    history that was lost, or an archive that was dropped): ``/events`` or a subscription
+    starting at such a hole (a page ends before one, ``more`` true), or a state or domain read
+    that would fold or page across it; ``whole_from`` names the first version after the hole,
+    ``after_version`` where the read began; nothing is skipped silently. Fix: read on from
+    ``whole_from`` (``after_version`` = ``whole_from`` - 1) knowing the versions before it are
+    gone, or restore the archive (``events_archive``) from a backup.
+    """
+
+
 class MethodNotAllowedError(ApiError, code="method_not_allowed", status=405):
     """405 ``method_not_allowed``: the route exists but not with this method (a ``POST`` to a query
     route, or to ``/events`` on a process without the commands role). Fix: use one of

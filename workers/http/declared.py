@@ -22,7 +22,7 @@ from workers.roles.read.paging import DEFAULT_PAGE, MAX_PAGE
 from workers.runtime.answers import ERROR_CODES
 
 __all__ = [
-    "AUTH", "BY_MODE", "NOT_HTTP", "OPERATIONS", "PER_TYPE", "UNPLACED", "EventsQuery",
+    "AUTH", "BY_MODE", "GONE", "NOT_HTTP", "OPERATIONS", "PER_TYPE", "UNPLACED", "EventsQuery",
     "HealthQuery", "OutcomeQuery", "StateQuery", "SubscribeQuery", "TypeSubscribeQuery",
 ]  # fmt: skip
 
@@ -37,6 +37,8 @@ UNAVAILABLE = ("store_unavailable", "dependency_unavailable")
 READ = ("bad_request", "route_not_found", "not_found", "internal", "replay_failed", *UNAVAILABLE)
 READ_AFTER = ("not_yet_stored", "refused", "too_many_waiters")
 """A read given ``min_version`` or ``command_id`` waits, and may answer these."""
+GONE = ("history_compacted",)
+"""A read of one aggregate's history that would cross versions stored nowhere any more."""
 APPEND = (
     "bad_request", "route_not_found", "payload_too_large", "unknown_event_type", "invalid_data",
     "transition_rejected", "transition_rejected_at_store", "forbidden_at_store",
@@ -174,10 +176,10 @@ APPEND_ROUTE = _op("POST", V1 + "/events", "append", "Append an event (a command
                     Success(201, ref("Stored"), description="stored (sync mode)")),
                    (*APPEND, *AUTH), command=True)  # fmt: skip
 EVENTS = _op("GET", V1 + "/events", "events", "Read the aggregate's events, a page at a time",
-             (Success(200, ref("EventPage"), link=True),), (*READ, *READ_AFTER, *AUTH),
+             (Success(200, ref("EventPage"), link=True),), (*READ, *READ_AFTER, *GONE, *AUTH),
              query=EventsQuery)  # fmt: skip
 STATE = _op("GET", V1 + "/state", "state", "Read the aggregate's state (now, at a version or time)",
-            (Success(200, ref("State")),), (*READ, *READ_AFTER, "version_not_found", *AUTH),
+            (Success(200, ref("State")),), (*READ, *READ_AFTER, "version_not_found", *GONE, *AUTH),
             query=StateQuery)  # fmt: skip
 SNAPSHOT = _op("GET", V1 + "/snapshot", "snapshot", "Read the aggregate's newest snapshot",
                (Success(200, ref("Snapshot")),), (*READ, *AUTH))  # fmt: skip
@@ -185,18 +187,18 @@ OUTCOME = _op("GET", V1 + "/outcome", "outcome", "What became of a command or ev
               (Success(200, ref("Outcome")),), ("bad_request", "route_not_found", "not_found",
               "internal", *UNAVAILABLE, "marker_unavailable", *AUTH), query=OutcomeQuery)  # fmt: skip
 SUBSCRIBE = _op("GET", V1 + "/subscribe", "subscribe",
-                "Follow the aggregate's events (SSE or WebSocket)", (STREAM,), (*LIVE, *AUTH),
+                "Follow the aggregate's events (SSE or WebSocket)", (STREAM,), (*LIVE, *GONE, *AUTH),
                 query=SubscribeQuery, headers=(LAST_EVENT_ID,))  # fmt: skip
 SUBSCRIBE_TYPE = _op("GET", "/v1/{aggregate_type}/subscribe", "subscribe_type",
                      "Follow every stored event of the type (SSE or WebSocket)", (STREAM,),
                      (*LIVE, *AUTH), query=TypeSubscribeQuery)  # fmt: skip
 ROOM_VIEW = _op("GET", "/v1/rooms/{room_id}/subscribe", "room_view",
                 "Follow a chat room's live view (SSE or WebSocket)", (ROOM_STREAM,),
-                (*LIVE, *AUTH), query=SubscribeQuery, headers=(LAST_EVENT_ID,))  # fmt: skip
+                (*LIVE, *GONE, *AUTH), query=SubscribeQuery, headers=(LAST_EVENT_ID,))  # fmt: skip
 ROOM_SOCKET = _op("GET", "/v1/rooms/{room_id}/ws", "room_socket",
                   "Chat over a WebSocket (send commands, receive events); needs an upgrade",
                   (Success(101, {"type": "string"}, "text/plain", "switching to the WebSocket"),),
-                  (*LIVE, *AUTH), headers=(LAST_EVENT_ID,))  # fmt: skip
+                  (*LIVE, *GONE, *AUTH), headers=(LAST_EVENT_ID,))  # fmt: skip
 ERASE = _op("POST", "/v1/subjects/{subject}/erase", "erase",
             "Erase a subject's personal data (operators)", (Success(200, ref("Erasure")),),
             ("bad_request", "route_not_found", "not_found", "console_read_only", "cross_origin",

@@ -25,6 +25,7 @@ from snapshot_rules.domain import Domain, Domains, Mode
 from topics.jsonvalue import JsonObject
 from workers.http.declared import (
     AUTH,
+    GONE,
     NOT_HTTP,
     OPERATIONS,
     PER_TYPE,
@@ -248,7 +249,7 @@ def _command_body(domain: Domain) -> JsonObject:
 
 
 def _query_operation(domain: Domain, path: str, auth: str) -> JsonObject:
-    errors = (*READ, *READ_AFTER, "unknown_aggregate_type", *AUTH, *UNPLACED)
+    errors = (*READ, *READ_AFTER, *GONE, "unknown_aggregate_type", *AUTH, *UNPLACED)
     if auth == "none":
         errors = tuple(c for c in errors if c != "unauthenticated")
     return {

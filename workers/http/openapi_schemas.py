@@ -157,6 +157,10 @@ _EXTRAS: Mapping[str, Mapping[str, Schema]] = {
         "stored_version": {"type": ["integer", "null"]},
         "wanted_version": {"type": ["integer", "null"]},
     },
+    "history_compacted": {
+        "whole_from": {"type": "integer", "minimum": 1},
+        "after_version": {"type": "integer", "minimum": 0},
+    },
     "outcome_unknown": {
         "event_id": {"type": ["string", "null"]},
         "command_id": {"type": ["string", "null"]},

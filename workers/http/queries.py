@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -13,6 +13,7 @@ from snapshot_rules.replay import Folded
 from topics.envelope import Actor, Event
 from topics.errors import (
     EventfleetError,
+    HistoryGone,
     InvalidInput,
     NotFound,
     ReplayFailed,
@@ -31,12 +32,23 @@ from workers.http.ryw import (
 )
 from workers.ports import AggregateRef, EventStore, ViewStore
 from workers.roles.command.requests import PayloadTooLarge
+from workers.roles.history import history_gone, whole_run_desc
 from workers.roles.state import StateLoader, VersionNotFound
 from workers.runtime.answers import Answer, error
 
+FirstHot = Callable[[AggregateRef], Awaitable[int | None]]
+"""The lowest version the hot collection holds (``TieredEvents.first_hot``): below it, history
+is archived and may have holes; from it to the newest it is whole."""
+
 
 class FleetQueries:
-    """A ``QueryContext`` reading through the fleet's event store, views and state loader."""
+    """A ``QueryContext`` reading through the fleet's event store, views and state loader.
+
+    No read crosses a hole in history (``workers.roles.read.paging``): an unfiltered read ends
+    before one, or raises HistoryGone when it starts at one; a read filtered by type cannot see
+    a hole by its versions, so the archived part of what it covered (below ``first_hot``) is
+    read unfiltered once and must be whole.
+    """
 
     def __init__(
         self,
@@ -45,11 +57,13 @@ class FleetQueries:
         loader: StateLoader,
         events: EventStore,
         views: Mapping[str, ViewStore],
+        first_hot: FirstHot | None = None,
     ) -> None:
         self._domains = domains
         self._loader = loader
         self._events = events
         self._views = views
+        self._first_hot = first_hot
 
     async def view(self, projection: str, aggregate: AggregateRef) -> ViewDoc | None:
         store = self._views.get(projection)
@@ -67,11 +81,60 @@ class FleetQueries:
         before_version: int | None,
         limit: int,
         types: Sequence[str] | None = None,
+        after_version: int | None = None,
     ) -> list[Event]:
-        stored = await self._events.select(
-            aggregate, before=before_version, desc=True, limit=limit, types=types
-        )
+        stored: Sequence[Event] = await self._events.select(
+            aggregate, after=after_version, before=before_version, desc=True, limit=limit,
+            types=types,
+        )  # fmt: skip
+        if types is None:
+            stored = await self._whole_desc(aggregate, stored, before_version)
+        else:
+            low = (stored[-1].version or 0) if len(stored) == limit else (after_version or 0) + 1
+            await self._check_archived(aggregate, low, before_version)
         return [self._domains.upcast(event) for event in stored]
+
+    async def _whole_desc(
+        self, aggregate: AggregateRef, stored: Sequence[Event], before_version: int | None
+    ) -> Sequence[Event]:
+        """``stored`` (newest first) down to its first hole; HistoryGone when it starts below one
+        (the newest version is read only then: a read below a version past it is no hole)."""
+        if not stored:
+            return stored
+        first = stored[0].version or 0
+        below = first + 1 if before_version is None else before_version
+        if first < below - 1:
+            head = (await self._events.heads([aggregate])).get(aggregate)
+            below = min(below, (head.version if head is not None else 0) + 1)
+        return whole_run_desc(stored, aggregate, below=below)
+
+    async def _check_archived(
+        self, aggregate: AggregateRef, low: int, before_version: int | None
+    ) -> None:
+        """HistoryGone when a version from ``low`` up to ``before_version`` (exclusive) is gone:
+        only the part below the first hot version can be (read unfiltered, only then)."""
+        if self._first_hot is None:
+            return
+        first_hot = await self._first_hot(aggregate)
+        end = (
+            first_hot
+            if before_version is None or first_hot is None
+            else min(before_version, first_hot)
+        )
+        if end is None or low >= end:
+            return
+        archived = [e.version or 0 for e in await self._events.select(
+            aggregate, after=low - 1, before=end
+        )]  # fmt: skip
+        if len(archived) == end - low:
+            return
+        gone = end - 1  # the highest version missing
+        for version in reversed(archived):
+            if version != gone:
+                break
+            gone -= 1
+        below = [v for v in archived if v < gone]
+        raise history_gone(aggregate, below[-1] if below else low - 1, gone + 1)
 
     async def latest(self, aggregate_type: str, aggregate_id: str) -> Folded:
         return await self._loader.latest(self._domains.get(aggregate_type), aggregate_id)
@@ -100,6 +163,9 @@ def failure(e: EventfleetError) -> Answer:
         return error(404, "unknown_aggregate_type", str(e))
     if isinstance(e, VersionNotFound):
         return error(404, "version_not_found", str(e), newest_version=e.newest)
+    if isinstance(e, HistoryGone):
+        return error(410, "history_compacted", str(e), whole_from=e.whole_from,
+                     after_version=e.after_version)  # fmt: skip
     if isinstance(e, NotFound):
         return error(404, "not_found", str(e))
     if isinstance(e, RefusedAtStore):

@@ -270,7 +270,8 @@ def register_domain_queries(fleet: Fleet, api: Api, waiter: WriteWaiter) -> None
         name: rt.views(projection.collection)
         for name, projection in rt.domains.projections().items()
     }
-    context = FleetQueries(domains=rt.domains, loader=rt.loader, events=rt.events, views=views)
+    context = FleetQueries(domains=rt.domains, loader=rt.loader, events=rt.events, views=views,
+                           first_hot=rt.events.first_hot)  # fmt: skip
     for domain in rt.domains:
         for query in domain.queries:
             _register_query(fleet, api, domain.name, query, context, waiter)

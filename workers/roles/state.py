@@ -27,6 +27,7 @@ from topics.envelope import Event, utc_now
 from topics.errors import NotFound, StoreError, Unavailable, Unstorable
 from workers.metrics import Metrics
 from workers.ports import AggregateRef, EventStore, Snapshot, SnapshotLadder, SnapshotStore
+from workers.roles.history import check_resumable, check_whole
 
 if TYPE_CHECKING:
     from prometheus_client import Histogram  # the metric children it caches
@@ -97,12 +98,16 @@ class StateLoader:
     async def latest_with_tail(
         self, domain: Domain, aggregate_id: str, *, save: bool = True, trigger: str = "query"
     ) -> tuple[Folded, list[Event]]:
-        """``latest``, plus the events replayed on top of the snapshot (newest last)."""
+        """``latest``, plus the events replayed on top of the snapshot (newest last).
+
+        HistoryGone rather than a fold across versions stored nowhere any more (an archive
+        lost with no snapshot covering it): one comparison."""
         aggregate = (domain.name, aggregate_id)
         started = time.perf_counter()
         snapshot = await self.snapshots.load(aggregate)
         start = Folded(snapshot.state, snapshot.version) if snapshot else Folded(None, 0)
         stored = await self.events.select(aggregate, after=start.version)
+        check_whole(stored, aggregate, start.version)
         tail = [domain.upcast(e) for e in stored]
         folded = replay(domain.reducer, tail, start=start)
         self._observe(domain, len(tail), started)
@@ -124,9 +129,39 @@ class StateLoader:
         version: int | None = None,
         as_of: datetime | None = None,
     ) -> Folded:
-        """State at a version or a moment; a snapshot is used only when it is not past the point."""
+        """State at a version or a moment; a snapshot is used only when it is not past the point.
+
+        Never folded across a hole: HistoryGone when a version the point needs is stored nowhere
+        any more. With ``as_of`` the events are read to the first version past the moment (a
+        later version may be stamped earlier: the fold stops there), and the version after that
+        is read once, unfiltered, to tell a version that came later from one that is gone."""
         aggregate = (domain.name, aggregate_id)
         started = time.perf_counter()
+        start = await self._start_at(aggregate, version=version, as_of=as_of)
+        tail = await self.events.select(
+            aggregate,
+            after=start.version,
+            before=None if version is None else version + 1,
+            as_of=as_of,
+        )
+        kept = _contiguous(tail, start.version)
+        reached = (kept[-1].version or 0) if kept else start.version
+        if (
+            len(kept) < len(tail)
+            or as_of is not None
+            or (version is not None and reached < version)
+        ):
+            await check_resumable(self.events, aggregate, reached)  # cut short: by time, or a hole?
+        tail = [domain.upcast(e) for e in kept]
+        folded = replay(domain.reducer, tail, start=start)
+        self._observe(domain, len(tail), started)
+        return folded
+
+    async def _start_at(
+        self, aggregate: AggregateRef, *, version: int | None, as_of: datetime | None
+    ) -> Folded:
+        """Where a fold to a point starts: the snapshot, when it is not past the point, or a rung
+        of the ladder nearer to it; else nothing (version 0)."""
         snapshot = await self.snapshots.load(aggregate)
         usable = snapshot is not None and (version is None or snapshot.version <= version)
         if usable and as_of is not None and snapshot is not None:
@@ -140,16 +175,7 @@ class StateLoader:
             rung = await self._rung_below(aggregate, version=version, as_of=as_of)
             if rung is not None and rung.version > start.version:  # nearer than the snapshot
                 start = Folded(rung.state, rung.version)
-        tail = await self.events.select(
-            aggregate,
-            after=start.version,
-            before=None if version is None else version + 1,
-            as_of=as_of,
-        )
-        tail = [domain.upcast(e) for e in _contiguous(tail, start.version)]
-        folded = replay(domain.reducer, tail, start=start)
-        self._observe(domain, len(tail), started)
-        return folded
+        return start
 
     async def exactly_at(
         self,
@@ -283,7 +309,7 @@ class StateLoader:
 
 
 def _contiguous(events: list[Event], after: int) -> list[Event]:
-    """With ``as_of``, stop at the first gap: a later version cannot precede an earlier one."""
+    """Up to the first gap: with ``as_of``, a later version cannot precede an earlier one."""
     out = []
     expected = after + 1
     for event in events:

@@ -103,6 +103,16 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
         "ask for at most the version the message names, or leave `at_version` out",
     ),
     ErrorCode(
+        "history_compacted", 410,
+        "versions the read needs are stored nowhere any more (archived history that was lost, "
+        "or an archive that was dropped): `/events` or a subscription starting at such a hole "
+        "(a page ends before one, `more` true), or a state or domain read that would fold or "
+        "page across it; `whole_from` names the first version after the hole, `after_version` "
+        "where the read began; nothing is skipped silently",
+        "read on from `whole_from` (`after_version` = `whole_from` - 1) knowing the versions "
+        "before it are gone, or restore the archive (`events_archive`) from a backup",
+    ),
+    ErrorCode(
         "method_not_allowed", 405,
         "the route exists but not with this method (a `POST` to a query route, or to `/events` "
         "on a process without the commands role)",

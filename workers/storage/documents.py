@@ -18,6 +18,7 @@ import time
 from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE, MAX_DATA_DEPTH, Event, validate_data
 from topics.errors import (
     ConcurrencyConflict,
+    HistoryGone,
     InvalidEnvelope,
     InvalidInput,
     NotFound,
@@ -42,20 +43,20 @@ class DocumentDeleted(NotFound):
     """The document was deleted; its tombstone keeps the version and its events remain."""
 
 
-class HistoryCompacted(NotFound):
+class HistoryCompacted(HistoryGone):
     """Events a reader asked for are in neither the hot events nor the archive (removed outside
-    the storage, or an archive that was dropped): the answer says so, never a silent gap."""
+    the storage, or an archive that was dropped): the answer says so, never a silent gap.
+    ``whole_from`` is the first version of the unbroken history that reaches the newest."""
 
     def __init__(self, collection: str, doc_id: str, after_version: int, whole_from: int) -> None:
         super().__init__(
             f"{collection} {doc_id}: its history is compacted before version {whole_from}, so "
             f"the events after version {after_version} cannot all be read; fetch the document "
             f"(get) and ask for the events after its version (those from version {whole_from} "
-            "on can be read)."
+            "on can be read).",
+            after_version=after_version,
+            whole_from=whole_from,
         )
-        self.after_version = after_version
-        self.whole_from = whole_from
-        """The first version of the unbroken history that reaches the document's newest."""
 
 
 def new_id() -> str:

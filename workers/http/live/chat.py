@@ -14,7 +14,11 @@ command memory's true answers). On the same socket it gets, as JSON text message
   ``after_version``;
 - ``{"kind": "error", "error": "credential_expired", "after_version"}`` then a close (4401)
   when the credential it was opened with expires (from then on no command is taken): sign in
-  again and resume with ``after_version``.
+  again and resume with ``after_version``;
+- ``{"kind": "error", "error": "history_compacted", "whole_from", "after_version"}`` then a
+  close (4410) when the catch-up reached versions stored nowhere any more: the events before
+  them were sent, none after; resume from ``whole_from`` knowing the hole (a socket opened in
+  front of one is refused, ``410``).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import orjson
 
 from snapshot_rules.projection import Apply, View
 from topics.envelope import AGGREGATE_ID_RE, Actor, Event, encode
-from topics.errors import EventfleetError, Forbidden, InvalidInput
+from topics.errors import EventfleetError, Forbidden, HistoryGone, InvalidInput
 from topics.jsonvalue import Json, JsonObject
 from workers.http import declared
 from workers.http.declared import SubscribeQuery
@@ -48,10 +52,12 @@ from workers.http.live.streams import (
 )
 from workers.http.live.transports import (
     WS_CREDENTIAL_EXPIRED,
+    WS_HISTORY_COMPACTED,
     WS_TRY_AGAIN_LATER,
     CredentialExpired,
     Expiring,
     close_reason,
+    compacted_notice,
     expired_notice,
     refusal,
 )
@@ -163,6 +169,11 @@ class ChatSocket:
             with contextlib.suppress(Exception):
                 await ws.send_text(orjson.dumps(notice))
             await ws.close(WS_TRY_AGAIN_LATER, "slow_client")
+        except HistoryGone as e:
+            notice = {"kind": "error", **compacted_notice(e, subscription.resume)}
+            with contextlib.suppress(Exception):
+                await ws.send_text(orjson.dumps(notice))
+            await ws.close(WS_HISTORY_COMPACTED, f"history_compacted whole_from={e.whole_from}")
         except EventfleetError as e:
             body = {"kind": "error", **refusal(e).body, **subscription.resume}
             with contextlib.suppress(Exception):
@@ -263,7 +274,7 @@ def register_room_view(fleet: Fleet, live: LiveServer, api: Api) -> None:
                 changes = RoomChanges(apply, start)
                 return await live.stream(request, connection, subscription, kind="view",
                                          render=changes.render)  # fmt: skip
-        except TooManySubscriptions as e:
+        except (TooManySubscriptions, HistoryGone) as e:
             return json_response(refusal(e))
         return live.ended(connection)
 
@@ -302,7 +313,7 @@ def register_chat(fleet: Fleet, live: LiveServer, api: Api) -> None:
                                     request.expires)  # fmt: skip
                 subscription = await live.subscription((ROOM_TYPE, room_id), after, kind="room")
                 return await serve(request, socket, subscription, connection)
-        except TooManySubscriptions as e:
+        except (TooManySubscriptions, HistoryGone) as e:
             return json_response(refusal(e))
         return live.ended(connection)
 

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Protocol
 
 from topics.envelope import Event, encode
-from topics.errors import EventfleetError, Forbidden, InvalidInput
+from topics.errors import EventfleetError, Forbidden, HistoryGone, InvalidInput
 from workers.http import declared
 from workers.http.declared import SubscribeQuery, TypeSubscribeQuery
 from workers.http.edge.request import Request
@@ -30,6 +30,7 @@ from workers.http.live.transports import SSE, NotAcceptable, Transports, refusal
 from workers.http.tickets import register_tickets
 from workers.metrics import create_live_metrics
 from workers.ports import AggregateRef
+from workers.roles.history import check_resumable
 from workers.roles.read.live import (
     AggregateSubscription,
     Limiter,
@@ -188,7 +189,11 @@ class LiveServer(Transports):
     async def subscription(
         self, aggregate: AggregateRef, after_version: int, *, kind: str
     ) -> AggregateSubscription:
-        """What readers see: upcast and opened by ``shared``, once per process."""
+        """What readers see: upcast and opened by ``shared``, once per process. HistoryGone
+        (answered 410 before anything streams) when ``after_version`` is in front of a hole in
+        history, so a client resuming there (a browser's EventSource with its Last-Event-ID)
+        is refused instead of streaming the same notice again."""
+        await check_resumable(self._rt.events, aggregate, after_version)
         return AggregateSubscription(
             feed=await self._rt.live_feed(),
             store=self._rt.events,
@@ -216,7 +221,7 @@ class LiveServer(Transports):
             async with self.connection("aggregate", principal, request) as connection:
                 subscription = await self.subscription(ref, after, kind="aggregate")
                 return await self.stream(request, connection, subscription)
-        except TooManySubscriptions as e:
+        except (TooManySubscriptions, HistoryGone) as e:
             return json_response(refusal(e))
         return self.ended(connection)
 

@@ -8,6 +8,10 @@ the position to resume from (SSE ``event: credential_expired``; WebSocket a JSON
 close code 4401, the position in the close reason). A client that falls too far behind gets
 ``slow_client`` (WebSocket: close 1013), a failure of ours ``error`` (1013), and a WebSocket
 whose writer dies is closed 1011 (its client resumes instead of waiting on a silent socket).
+A catch-up that reaches a hole in history (versions an archive lost) gives out the events
+before it, then ends with ``history_compacted`` (SSE ``event: history_compacted``; WebSocket a
+JSON message, then close code 4410), naming ``whole_from``, the first version after the hole,
+and ``after_version``, the last one given out: it never jumps the hole.
 
 An aggregate subscription's live events are pushed straight to the connection's socket
 (``workers.http.live.push``) when the edge gives its wire (``Request.wire``); every other write
@@ -28,7 +32,7 @@ from typing import Protocol
 import orjson
 
 from topics.envelope import Event
-from topics.errors import EventfleetError, Forbidden, InvalidInput
+from topics.errors import EventfleetError, Forbidden, HistoryGone, InvalidInput
 from workers import tracing
 from workers.http.edge.request import Request
 from workers.http.edge.responses import Response
@@ -57,6 +61,8 @@ WS_TRY_AGAIN_LATER = 1013
 WS_INTERNAL_ERROR = 1011
 WS_CREDENTIAL_EXPIRED = 4401
 """The close code of a WebSocket whose credential expired (4000-4999 are the application's)."""
+WS_HISTORY_COMPACTED = 4410
+"""The close code of a WebSocket whose catch-up reached a hole in history (410's code)."""
 KINDS = ("aggregate", "view", "room", "type")
 
 
@@ -106,6 +112,12 @@ def _expired_at(deadline: float) -> str:
 def expired_notice(e: CredentialExpired, resume: dict[str, object]) -> dict[str, object]:
     """The last message of a connection whose credential expired: why, and where to resume."""
     return {"error": "credential_expired", "message": str(e), **resume}
+
+
+def compacted_notice(e: HistoryGone, resume: Mapping[str, object]) -> dict[str, object]:
+    """The last message of a subscription whose catch-up reached a hole: ``whole_from`` and the
+    position given out (``after_version``), never a jump."""
+    return {**failure(e).body, **resume}
 
 
 def close_reason(resume: Mapping[str, object]) -> bytes:
@@ -235,6 +247,11 @@ class Transports:
             with contextlib.suppress(Exception):
                 notice_frame = b"event: slow_client\ndata: " + orjson.dumps(notice) + b"\n\n"
                 await connection.write(out.write(notice_frame))
+        except HistoryGone as e:
+            connection.close_sink()
+            body = orjson.dumps(compacted_notice(e, subscription.resume))
+            with contextlib.suppress(Exception):
+                await connection.write(out.write(b"event: history_compacted\ndata: %s\n\n" % body))
         except EventfleetError as e:
             with contextlib.suppress(Exception):
                 body = orjson.dumps({**refusal(e).body, **subscription.resume})
@@ -305,6 +322,12 @@ class Transports:
                 await connection.write(ws.send_text(orjson.dumps(notice)))
             connection.close_sink()
             await ws.close(WS_TRY_AGAIN_LATER, "slow_client")
+        except HistoryGone as e:
+            connection.close_sink()
+            with contextlib.suppress(Exception):
+                notice = compacted_notice(e, subscription.resume)
+                await connection.write(ws.send_text(orjson.dumps(notice)))
+            await ws.close(WS_HISTORY_COMPACTED, f"history_compacted whole_from={e.whole_from}")
         except EventfleetError as e:
             with contextlib.suppress(Exception):
                 body = {**refusal(e).body, **subscription.resume}

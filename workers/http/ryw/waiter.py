@@ -236,11 +236,13 @@ class WaitingContext:
         before_version: int | None,
         limit: int,
         types: Sequence[str] | None = None,
+        after_version: int | None = None,
     ) -> list[Event]:
         await self._ready(_STORE, aggregate)
         return await self._inner.events_before(
-            aggregate, before_version=before_version, limit=limit, types=types
-        )
+            aggregate, before_version=before_version, limit=limit, types=types,
+            after_version=after_version,
+        )  # fmt: skip
 
     async def latest(self, aggregate_type: str, aggregate_id: str) -> Folded:
         await self._ready(_STORE, (aggregate_type, aggregate_id))

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from snapshot_rules.domain import Domains, Mode
-from topics.envelope import Event, decode
+from topics.envelope import Event, control_character, decode
 from topics.errors import InvalidEnvelope, InvalidEventData, ReplayFailed
 from workers import tracing
 from workers.metrics import Metrics
@@ -113,6 +113,9 @@ class Intake:
             )
         if event.type not in domain.events:
             return "unknown_event_type", f"{domain.name} has no event type {event.type!r}"
+        printable = _printable(event)
+        if printable is not None:
+            return "invalid", printable
         if event.version is not None:
             return (
                 "already_versioned",
@@ -126,6 +129,24 @@ class Intake:
                 f"appender's {known}; deploy the code that declares it, then re-submit",
             )
         return None
+
+
+def _printable(event: Event) -> str | None:
+    """Why an id of ``event``'s metadata is refused (a control character: it would break every
+    line that names it, as the commands' door refuses it), or None."""
+    metadata = event.metadata
+    actor = metadata.actor
+    for name, value in (
+        ("client_id", metadata.client_id),
+        ("command_id", metadata.command_id),
+        ("correlation_id", metadata.correlation_id),
+        ("causation_id", metadata.causation_id),
+        ("actor.principal", actor.principal if actor is not None else None),
+    ):
+        where = control_character(value) if value is not None else None
+        if where is not None:
+            return f"metadata.{name} holds a control character ({where}); ids are printable text"
+    return None
 
 
 def event_id_of(record: Record) -> str | None:

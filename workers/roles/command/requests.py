@@ -10,6 +10,7 @@ from topics.envelope import (
     DESK_COMMANDS,
     Actor,
     aggregate_key,
+    control_character,
     loads,
     validate_data,
 )
@@ -86,6 +87,12 @@ def parse_request(
         value = obj.get(name)
         if value is not None and not (isinstance(value, str) and 0 < len(value) <= 256):
             raise InvalidInput(f"field {name!r} must be a string of 1 to 256 characters.")
+        where = control_character(value) if value is not None else None
+        if where is not None:  # a line break in an id would break every line that names it
+            raise InvalidInput(
+                f"field {name!r} holds a control character ({where}); an id is printable "
+                "text: no line breaks, tabs or escape codes."
+            )
     command_id = obj.get("command_id")
     if isinstance(command_id, str) and command_id.startswith(DESK_COMMANDS) and not desk:
         raise InvalidInput(

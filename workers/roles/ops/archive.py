@@ -116,7 +116,7 @@ class TieredEvents:
         # The lowest hot version found (what a filter dropped below it is not in the archive
         # either, but for copies a move has not yet deleted: those the filter drops there too).
         lowest = (hot[-1 if desc else 0].version or 0) if hot else None
-        first_hot = lowest if lowest is not None else await self._first_hot(aggregate)
+        first_hot = lowest if lowest is not None else await self.first_hot(aggregate)
         if first_hot is not None and first_hot <= start:
             return hot
         below = first_hot if before is None else min(before, first_hot or before)
@@ -127,7 +127,9 @@ class TieredEvents:
         )
         return hot + older if desc else (older + hot)[:limit]
 
-    async def _first_hot(self, aggregate: AggregateRef) -> int | None:
+    async def first_hot(self, aggregate: AggregateRef) -> int | None:
+        """The aggregate's lowest version in the hot collection (None: no events). The hot part
+        is whole from it to the newest (moves take prefixes), so a hole can only lie below it."""
         first = await self.hot.select(aggregate, limit=1)
         return first[0].version if first else None
 

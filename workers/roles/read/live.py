@@ -7,7 +7,9 @@ takes a live event only when it is the next version; anything else (a version pa
 feed that says it may have missed messages, a quiet heartbeat interval) makes it read the
 store after its position, in pages. Older versions are dropped as repeats. What waits for a
 slow client is bounded: past ``buffer_events`` the subscription ends with ``SlowSubscriber``,
-which names the position to resume from; nothing is skipped and memory never grows.
+which names the position to resume from; nothing is skipped and memory never grows. Nor is a
+hole in history (versions an archive lost): the catch-up gives out the events before it, then
+ends with ``HistoryGone``, naming the first version after it (``workers.roles.read.paging``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from topics.envelope import Event, decode
 from topics.errors import EventfleetError, InvalidEnvelope, InvalidInput
 from workers.ports import AggregateRef, EventStore, LiveChannel, LiveFeed, TopicTail
+from workers.roles.history import whole_run
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,9 +151,9 @@ class AggregateSubscription:
     async def batches(self) -> AsyncGenerator[list[Event], None]:
         """Batches of events in version order; an empty batch is a quiet heartbeat interval.
 
-        Raises SlowSubscriber when the client fell more than ``buffer_events`` behind, and
+        Raises SlowSubscriber when the client fell more than ``buffer_events`` behind,
         StoreUnavailable when the store does not answer (the client resumes from
-        ``position``).
+        ``position``), and HistoryGone when the next version is stored nowhere any more.
         """
         kind_type, kind_id = self.aggregate
         loop = asyncio.get_running_loop()
@@ -234,11 +237,12 @@ class AggregateSubscription:
     async def _read_store(self) -> list[Event]:
         """One page after the position; the catch-up goes on until a page is short."""
         self._resync = False
-        stored = await self._store.select(
+        found = await self._store.select(
             self.aggregate, after=self.position, limit=self._limits.page
         )
+        stored = whole_run(found, self.aggregate, self.position)  # never across a hole
         self.live = self.caught_up
-        self._more_stored = len(stored) >= self._limits.page
+        self._more_stored = len(found) >= self._limits.page or len(stored) < len(found)
         self.caught_up = self.caught_up or not self._more_stored
         if stored:
             self.position = _version(stored[-1])

@@ -5,6 +5,12 @@ A page is ``limit`` events after ``after_version``; ``more`` is true when the st
 beyond the page at the moment it was read, and ``next_after_version`` is where the next page
 starts (the last event's version, or ``after_version`` itself on an empty page). Events appended
 between pages are simply found by the next page: versions are contiguous and never rewritten.
+
+No page skips a version. Versions are contiguous per aggregate (the store's guarantee), so a
+jump means the versions between are stored nowhere any more (an archive that lost them, or was
+dropped, ``workers.roles.ops.archive``): a page ends before such a hole (``more`` true), and a
+read that starts at one raises ``HistoryGone`` naming ``whole_from``, the first version after
+it (``workers.roles.history``).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from urllib.parse import urlencode
 
 from topics.envelope import Event
 from workers.ports import AggregateRef, EventStore
+from workers.roles.history import whole_run
 
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
@@ -40,9 +47,9 @@ async def read_page(
     if limit < 1:
         raise ValueError(f"a page holds at least one event, not {limit}.")
     found = await events.select(aggregate, after=after_version, limit=limit + 1)
-    page = found[:limit]
+    page = list(whole_run(found, aggregate, after_version)[:limit])
     last = page[-1].version if page else None
-    return EventPage(page, len(found) > limit, last if last is not None else after_version)
+    return EventPage(page, len(found) > len(page), last if last is not None else after_version)
 
 
 async def read_all(

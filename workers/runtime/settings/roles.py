@@ -124,7 +124,8 @@ class Observability(Concern):
     """log level"""
     log_format: Literal["text", "json"] = "text"
     """text, or json: one JSON object a line, with trace_id and span_id on every line written
-    inside a span"""
+    inside a span; both escape control characters and line separators in every value, so no
+    input forges a line"""
     tracing: bool = False
     """trace even with no OTLP endpoint named (spans go to OTEL_EXPORTER_OTLP_ENDPOINT's default,
     http://localhost:4318); tracing is on whenever an OTLP endpoint is named"""
