@@ -48,6 +48,7 @@ __all__ = [
     "UnknownEventTypeError",
     "UnsupportedMediaTypeError",
     "VersionNotFoundError",
+    "WrongExpectedVersionError",
 ]
 
 
@@ -213,6 +214,20 @@ class TransitionRejectedAtStoreError(ApiError):
     """
 
     code = "transition_rejected_at_store"
+    status = 409
+    retriable = False
+
+
+class WrongExpectedVersionError(ApiError):
+    """409 ``wrong_expected_version``: the request's ``expected_version`` is not the aggregate's
+    version (``current_version``): another writer appended first, or ``0`` was sent for an
+    aggregate that exists; nothing was written. In async mode also after a 202, when the store,
+    judging the event, found its head at another version (told to a retry of the command and by
+    ``GET …/outcome``). Fix: read the aggregate again (its state and version), decide again, and
+    send the new decision with the version read and a new ``command_id``.
+    """
+
+    code = "wrong_expected_version"
     status = 409
     retriable = False
 
@@ -494,6 +509,7 @@ BY_CODE: dict[str, type[ApiError]] = {
     CrossOriginError.code: CrossOriginError,
     TransitionRejectedError.code: TransitionRejectedError,
     TransitionRejectedAtStoreError.code: TransitionRejectedAtStoreError,
+    WrongExpectedVersionError.code: WrongExpectedVersionError,
     ForbiddenAtStoreError.code: ForbiddenAtStoreError,
     AlreadyReplayedError.code: AlreadyReplayedError,
     ConflictError.code: ConflictError,
