@@ -79,14 +79,17 @@ def judge(
     """Decide for one aggregate's waiting events (in arrival order).
 
     ``stored``: ids known to be stored (not the head); ``refused``: ids known refused. Both
-    mean "whoever was validated after it saw a stale state": judge it on the head now.
+    mean "whoever was validated after it saw a stale state": judge it on the head now. A head
+    this call stores over is known stored too: two events validated after one head (a lost
+    mark's race) are decided in one call, not the second at its deadline.
     ``state``: the aggregate's state at the head; given, who sent each event is judged too.
     """
     verdicts = Verdicts(head=head)
     pending = list(queue)
     gone = _Either(refused, set())
+    passed = _Either(stored, set())
     while pending:
-        chosen = _next_ready(verdicts.head, pending, now=now, stored=stored, gone=gone)
+        chosen = _next_ready(verdicts.head, pending, now=now, stored=passed, gone=gone)
         if chosen is None:
             break
         pending.remove(chosen)
@@ -111,6 +114,8 @@ def judge(
                 gone.extra.add(chosen.event.id)
                 continue
         verdicts.store.append(chosen)
+        if verdicts.head is not None:
+            passed.extra.add(verdicts.head.event_id)
         version = (verdicts.head.version if verdicts.head else 0) + 1
         verdicts.head = Head(version, chosen.event.id, chosen.event.type)
     verdicts.wait = pending
@@ -182,7 +187,7 @@ def missing_predecessors(head: Head | None, queue: Sequence[Waiting]) -> set[str
 
 @dataclass(frozen=True, slots=True)
 class _Either:
-    """Ids in ``base`` or in ``extra`` (refused before, or refused in this call)."""
+    """Ids in ``base`` or in ``extra`` (decided before, or decided in this call)."""
 
     base: Container[str]
     extra: set[str]
