@@ -220,11 +220,12 @@ class TransitionRejectedAtStoreError(ApiError):
 
 class WrongExpectedVersionError(ApiError):
     """409 ``wrong_expected_version``: the request's ``expected_version`` is not the aggregate's
-    version (``current_version``): another writer appended first, or ``0`` was sent for an
-    aggregate that exists; nothing was written. In async mode also after a 202, when the store,
-    judging the event, found its head at another version (told to a retry of the command and by
-    ``GET …/outcome``). Fix: read the aggregate again (its state and version), decide again, and
-    send the new decision with the version read and a new ``command_id``.
+    version (``current_version``): another writer appended first, ``0`` was sent for an
+    aggregate that exists, or the expectation is ahead of it; nothing was written. In async mode
+    also after a 202, when the store, judging the event, found its head at another version (told
+    to a retry of the command and by ``GET …/outcome``). Fix: read the aggregate again (its
+    state and version), decide again, and send the new decision with the version read and a new
+    ``command_id``.
     """
 
     code = "wrong_expected_version"
