@@ -53,7 +53,7 @@ local mark, previous = raw, raw or ''
 if raw and ARGV[8] ~= '' and raw == ARGV[8] then mark, previous = false, '' end
 local current, after, known
 if mark then
-  local t, id, a, v = string.match(mark, '^([^|]*)|([^|]*)|?([^|]*)|?([^|]*)$')
+  local t, id, a, v = string.match(mark, '^([^|]*)|([^|]*)|?([^|]*)|?([^|]*)')
   if id == ARGV[2] then return {'mine', a, t, mark, '', takeover, ''} end
   current, after, known = t, id, v
 elseif ARGV[4] == '?' then

@@ -8,10 +8,10 @@ or never comes) is judged against the real head. Judging is the same transition 
 command side uses: an event that does not fit is refused, never stored. An event that carries
 an expected version (``Event.expected_version``) is stored only as the version after it: judged
 on any other head it is refused (``wrong_expected_version``, naming the head's version), before
-its type is looked at. Given the state at
-the head (``state``), the judge also applies the domain's access rules that declare a store
-check (``Access.judge_at_store``) with the event's ``metadata.actor``, folding each event it
-stores so the next one is judged on the state at its own predecessor.
+its type is looked at. Given the state at the head (``state``), the judge also applies the
+domain's access rules that declare a store check (``Access.judge_at_store``) with the event's
+``metadata.actor``, folding each event it stores so the next one is judged on the state at its
+own predecessor.
 """
 
 from __future__ import annotations
