@@ -32,11 +32,13 @@ _METADATA_FIELDS = ("client_id", "command_id", "correlation_id", "causation_id")
 _EVENT_FIELDS = frozenset(
     ("id", "aggregate_type", "aggregate_id", "type", "version", "data", "metadata", "occurred_at")
 )
-_OPTIONAL_FIELDS = frozenset(("after", "schema_version"))
+_OPTIONAL_FIELDS = frozenset(("after", "schema_version", "expected_version"))
 _ALL_FIELDS = _EVENT_FIELDS | _OPTIONAL_FIELDS
 _METADATA_KEYS = frozenset((*_METADATA_FIELDS, "actor", "trace_id"))
 TRACE_ID_RE = re.compile(r"[0-9a-f]{32}\Z")
 MAX_SCHEMA_VERSION = 10_000
+MAX_VERSION = 2**63 - 1
+"""The highest version a store can number (a signed 64-bit integer, as MongoDB keeps it)."""
 
 NEW_AGGREGATE = "-"
 """``Event.after`` of an event validated as the first of its aggregate."""
@@ -115,6 +117,10 @@ class Event:
     """The version of its type's data schema the event was written with (see
     ``snapshot_rules.upcasting``). Encoded only when above 1, so envelopes of types that never
     changed look as they always did."""
+    expected_version: int | None = None
+    """The version the sender expected the aggregate at before this event (0: it must not exist
+    yet), or None: no expectation. The store refuses the event unless it is stored as version
+    ``expected_version + 1`` (``wrong_expected_version``). Encoded only when set."""
 
     @property
     def key(self) -> bytes:
@@ -126,6 +132,7 @@ class Event:
         return Event(
             self.id, self.aggregate_type, self.aggregate_id, self.type, self.data, version,
             self.metadata, self.occurred_at, self.after, self.schema_version,
+            self.expected_version,
         )  # fmt: skip
 
     def as_dict(self) -> JsonObject:
@@ -142,6 +149,8 @@ class Event:
         }
         if self.schema_version != 1:
             fields["schema_version"] = self.schema_version
+        if self.expected_version is not None:
+            fields["expected_version"] = self.expected_version
         return fields
 
 
@@ -219,12 +228,14 @@ def new_event(
     id: str | None = None,
     after: str | None = None,
     schema_version: int = 1,
+    expected_version: int | None = None,
 ) -> Event:
     """Build a validated event (a fresh id unless given); raises InvalidEnvelope naming the field."""
     event = Event(
         id=id or new_event_id(),
         after=after,
         schema_version=schema_version,
+        expected_version=expected_version,
         aggregate_type=aggregate_type,
         aggregate_id=aggregate_id,
         type=type,
@@ -362,6 +373,7 @@ def _from_dict(obj: Json, *, exact: bool) -> Event:
         occurred_at=parse_utc(obj["occurred_at"], "occurred_at"),
         after=_after(obj.get("after")),
         schema_version=_schema_version(_exact(obj.get("schema_version", 1), exact)),
+        expected_version=expected_version_of(_exact(obj.get("expected_version"), exact)),
     )
 
 
@@ -519,6 +531,32 @@ def _schema_version(value: object) -> int:
             "schema_version", f"schema versions run from 1 to {MAX_SCHEMA_VERSION}, got {value}"
         )
     return value
+
+
+def expected_version_of(value: object, field_name: str = "expected_version") -> int | None:
+    """An expected version, strictly: None, or a whole number from 0 (the aggregate must not
+    exist yet) to ``MAX_VERSION``; raises InvalidEnvelope naming the value and the fix. A
+    boolean, a float (even ``7.0``) or a numeric string is refused, never converted."""
+    if value is None:
+        return None
+    if type(value) is int:
+        if 0 <= value <= MAX_VERSION:
+            return value
+        if value < 0:
+            raise InvalidEnvelope(
+                field_name, f"versions are 0 or more (0: the aggregate must not exist yet), "
+                f"got {value}",
+            )  # fmt: skip
+        raise InvalidEnvelope(field_name, f"{value} does not fit in 64 bits; at most 2**63-1")
+    shown = repr(value[:40] + "…" if len(value) > 40 else value) if type(value) is str else ""
+    got = {
+        bool: f"a boolean ({str(value).lower()})",
+        str: f"a string ({shown}); send the number without quotes",
+        float: f"{value!r}, written with a fraction or an exponent; send a whole number",
+    }.get(type(value), _kind(value))
+    raise InvalidEnvelope(
+        field_name, f"expected null or a whole number from 0 to 2**63-1, got {got}"
+    )
 
 
 def _version(value: object) -> int | None:

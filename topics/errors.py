@@ -58,6 +58,36 @@ class TransitionRejected(EventfleetError):
         self.allowed = tuple(allowed)
 
 
+class WrongExpectedVersion(EventfleetError):
+    """The request expected the aggregate at ``expected`` and it is at ``current``: another
+    writer appended first (or the aggregate exists, or does not yet). Nothing was written; a
+    retry of the same request is refused again: read the aggregate again and decide again."""
+
+    def __init__(self, aggregate: str, *, expected: int, current: int) -> None:
+        super().__init__(expectation_message(aggregate, expected=expected, current=current))
+        self.aggregate = aggregate
+        self.expected = expected
+        self.current = current
+
+
+def expectation_message(aggregate: str, *, expected: int, current: int) -> str:
+    """The sentence a stale expectation is refused with, wherever it is judged: ``aggregate``
+    is ``<type> <id>``."""
+    if expected == 0:
+        found = f"{aggregate} exists already (version {current})"
+        wanted = "expected_version 0 means it must not exist yet"
+    elif current == 0:
+        found = f"{aggregate} does not exist yet (version 0)"
+        wanted = f"the request expected version {expected}"
+    elif current < expected:
+        found = f"{aggregate} is at version {current}, not yet at the expected {expected}"
+        wanted = "versions count the stored events"
+    else:
+        found = f"{aggregate} is at version {current}, not at the expected {expected}"
+        wanted = "another writer appended first"
+    return f"{found}; {wanted}. Nothing was written: read it again and decide again."
+
+
 class ConcurrencyConflict(EventfleetError):
     """Another writer changed the aggregate first; re-read and try again."""
 

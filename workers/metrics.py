@@ -136,7 +136,8 @@ def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
         store_rejections=Counter(
             "eventfleet_store_rejections_total",
             "Accepted events the store refused (the store is the judge), by aggregate type "
-            "and reason (transition_rejected_at_store, forbidden_at_store, invalid_data).",
+            "and reason (transition_rejected_at_store, forbidden_at_store, invalid_data, "
+            "wrong_expected_version).",
             ["aggregate_type", "reason"],
             registry=registry,
         ),

@@ -2,7 +2,8 @@
 
 Suites here: EventStore and PendingEvents, SnapshotStore, ViewStore and ViewStaging, Rejections
 (on ``stores``), Producer (on ``topics``), DocumentStore, ChangeFeed, Invalidations, Marker and
-CommandMemory, RuleStates, AppendProgress, SyncAppender (their own fixtures); the EventBus
+CommandMemory (on ``side``: ``test_marker.py``, ``test_marker_versions.py``), RuleStates,
+AppendProgress, SyncAppender (their own fixtures); the EventBus
 contract is ``tests/bus/test_contract.py`` and the ActionLog's ``tests/console/test_action_log.py``.
 
 The real ones use the embedded stack: MongoDB in a database of the test's own, Kafka on a
@@ -21,13 +22,16 @@ from urllib.parse import urlsplit
 
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
+from redis.asyncio import Redis
 
 from tests.faults import TcpProxy
 from tests.kafka_topics import create_topic, read_records
 from workers.adapters.kafka import KafkaProducer, KafkaStream, plain
 from workers.adapters.memory import (
+    MemoryCommandMemory,
     MemoryDatabase,
     MemoryEventStore,
+    MemoryMarker,
     MemoryProducer,
     MemoryRejections,
     MemorySnapshotStore,
@@ -49,9 +53,14 @@ from workers.adapters.mongo import (
     connect,
     database,
 )
+from workers.adapters.redis import SCRIPTS, RedisBatcher, RedisCommandMemory, RedisMarker
+from workers.adapters.redis.marker import RedisKeys
 from workers.devtools.embedded import EmbeddedStack
+from workers.metrics import create_metrics
 from workers.ports import (
     ArchivableEvents,
+    CommandMemory,
+    Marker,
     PendingEvents,
     Producer,
     Record,
@@ -272,3 +281,53 @@ async def streamed(
     await create_topic(url, topic, partitions=PARTITIONS)
     async with started_producer(url, unique_name) as producer:
         yield Streamed(KafkaStream(plain(url), max_event_bytes=1 << 20), producer, topic)
+
+
+# --- the marker and the command memory -------------------------------------------------
+
+
+@dataclass
+class Side:
+    """A marker and a command memory on one backend."""
+
+    marker: Marker
+    memory: CommandMemory
+    settle: object  # awaits whatever rides unawaited (the batcher's drain), or nothing
+    plant: Callable[[str, str], Awaitable[None]]
+    """Sets an aggregate's mark to a value as the backend stores it (a mark an older fleet,
+    a late script or a lost write left)."""
+
+    async def settled(self) -> None:
+        if callable(self.settle):
+            await self.settle()
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def side(
+    request: pytest.FixtureRequest, stack: EmbeddedStack, unique_name: str
+) -> AsyncIterator[Side]:
+    if request.param == "memory":
+        marker = MemoryMarker()
+
+        async def plant_in_memory(key: str, value: str) -> None:
+            marker.plant(key, value)
+
+        yield Side(marker, MemoryCommandMemory(records=marker.records), None, plant_in_memory)
+        return
+    redis = Redis.from_url(stack.urls.redis_url)
+    batcher = RedisBatcher(redis, scripts=SCRIPTS, timeout_ms=2000,
+                           latency=create_metrics().marker_latency)  # fmt: skip
+    prefix = f"{unique_name}:"
+
+    async def plant_in_redis(key: str, value: str) -> None:
+        await redis.set(RedisKeys(prefix).mark(key), value, px=60_000)
+
+    side = Side(
+        RedisMarker(batcher, prefix=prefix, ttl_s=60, claim_ttl_ms=5000),
+        RedisCommandMemory(batcher, prefix=prefix, ttl_s=60, claim_ttl_ms=5000),
+        batcher.drain,
+        plant_in_redis,
+    )
+    yield side
+    await batcher.drain()
+    await redis.aclose()

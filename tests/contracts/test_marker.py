@@ -10,53 +10,10 @@ recorded as unknown by its id, with or without a command id.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
-import pytest
-from redis.asyncio import Redis
-
+from tests.contracts.conftest import Side
 from topics.envelope import NEW_AGGREGATE
-from workers.adapters.memory import MemoryCommandMemory, MemoryMarker
-from workers.adapters.redis import SCRIPTS, RedisBatcher, RedisCommandMemory, RedisMarker
-from workers.devtools.embedded import EmbeddedStack
-from workers.metrics import create_metrics
-from workers.ports import CommandMemory, Head, Marker, MarkRequest
-
-
-@dataclass
-class Side:
-    """A marker and a command memory on one backend."""
-
-    marker: Marker
-    memory: CommandMemory
-    settle: object  # awaits whatever rides unawaited (the batcher's drain), or nothing
-
-    async def settled(self) -> None:
-        if callable(self.settle):
-            await self.settle()
-
-
-@pytest.fixture(params=["memory", "redis"])
-async def side(
-    request: pytest.FixtureRequest, stack: EmbeddedStack, unique_name: str
-) -> AsyncIterator[Side]:
-    if request.param == "memory":
-        marker = MemoryMarker()
-        yield Side(marker, MemoryCommandMemory(records=marker.records), None)
-        return
-    redis = Redis.from_url(stack.urls.redis_url)
-    batcher = RedisBatcher(redis, scripts=SCRIPTS, timeout_ms=2000,
-                           latency=create_metrics().marker_latency)  # fmt: skip
-    prefix = f"{unique_name}:"
-    side = Side(
-        RedisMarker(batcher, prefix=prefix, ttl_s=60, claim_ttl_ms=5000),
-        RedisCommandMemory(batcher, prefix=prefix, ttl_s=60, claim_ttl_ms=5000),
-        batcher.drain,
-    )
-    yield side
-    await batcher.drain()
-    await redis.aclose()
+from workers.ports import Head, MarkRequest
 
 
 def mark(event_type: str, allowed: list[str], *, key: str = "order:o1", **kw: str) -> MarkRequest:

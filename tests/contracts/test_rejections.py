@@ -36,6 +36,25 @@ async def test_rejections_are_found_by_id_and_the_first_one_is_kept(stores: Stor
     assert found["e2"].reason == "invalid_data"
 
 
+async def test_a_wrong_expected_version_keeps_the_version_the_store_found(
+    stores: Stores,
+) -> None:
+    message = "cart c1 is at version 4, not at the expected 3 (checked at the store)"
+    stale = Rejection(
+        "e1", "cart", "c1", "ItemAdded", "wrong_expected_version", message, "cmd-1", AT,
+        current_version=4,
+    )  # fmt: skip
+    await stores.rejections.record([stale, refused("e2")])
+    found = await stores.rejections.find(["e1", "e2"])
+    assert found["e1"] == Rejection(
+        "e1", "cart", "c1", "ItemAdded", "wrong_expected_version", message, "cmd-1",
+        AT.replace(microsecond=123000), current_version=4,
+    )  # fmt: skip
+    assert found["e2"].current_version is None  # only this verdict names a version
+    await stores.rejections.record([refused("e1", "undecodable")])  # a verdict stays
+    assert (await stores.rejections.find(["e1"]))["e1"].current_version == 4
+
+
 async def test_a_verdict_replaces_a_dead_lettered_copys_fate_and_nothing_replaces_a_verdict(
     stores: Stores,
 ) -> None:

@@ -3,12 +3,14 @@ adapters and on the real stack (MongoDB behind a proxy that can drop it, Kafka, 
 
 An accepted event is stored at the next version and then published; a retry with the event
 id it was stored under gets the stored event back, marked a duplicate, and stores nothing
-more. A refusal (the state's rules, bad input, a domain that is not sync) raises and stores and
-publishes nothing; so does a store that does not answer (StoreUnavailable, retriable).
+more. A refusal (the state's rules, a stale expected version, bad input, a domain that is not sync)
+raises and stores and publishes nothing; so does a store that does not answer
+(StoreUnavailable, retriable). Of concurrent appends with one expected version, one is stored.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -19,7 +21,13 @@ from tests.faults import TcpProxy
 from tests.kafka_topics import read_events
 from tests.sync.wiring import sync_wiring
 from topics.envelope import Event, Metadata, decode
-from topics.errors import InvalidEnvelope, InvalidEventData, StoreUnavailable, UnknownEventType
+from topics.errors import (
+    InvalidEnvelope,
+    InvalidEventData,
+    StoreUnavailable,
+    UnknownEventType,
+    WrongExpectedVersion,
+)
 from workers.cqrs import StateRejected
 from workers.devtools.embedded import EmbeddedStack
 from workers.examples.domains.account import ACCOUNT
@@ -148,3 +156,48 @@ async def test_a_store_that_does_not_answer_raises_and_nothing_is_stored(s: Sync
     assert await s.published() == [opened.event.id]
     again = await s.sync.append(ACCOUNT, "a5", "MoneyDeposited", {"amount": 5}, META)
     assert again.event.version == 2 and again.published  # it answers again once back
+
+
+async def test_an_expected_version_is_the_version_the_event_follows(s: Synced) -> None:
+    opened = await s.sync.append(
+        ACCOUNT, "a6", "AccountOpened", {"owner": "fay"}, META, expected_version=0
+    )
+    assert (opened.event.version, opened.event.expected_version) == (1, 0)
+    deposited = await s.sync.append(
+        ACCOUNT, "a6", "MoneyDeposited", {"amount": 5}, META, expected_version=1
+    )
+    assert deposited.event.version == 2
+    for expected, current in ((1, 2), (0, 2), (7, 2)):
+        with pytest.raises(WrongExpectedVersion) as caught:
+            await s.sync.append(
+                ACCOUNT, "a6", "MoneyDeposited", {"amount": 5}, META, expected_version=expected
+            )
+        assert (caught.value.expected, caught.value.current) == (expected, current)
+        assert not caught.value.retriable and "read it again and decide again" in str(caught.value)
+    with pytest.raises(WrongExpectedVersion, match="a7 does not exist yet"):
+        await s.sync.append(
+            ACCOUNT, "a7", "AccountOpened", {"owner": "g"}, META, expected_version=1
+        )
+    assert await s.stored("a6") == [opened.event, deposited.event]
+    assert await s.stored("a7") == []
+    assert await s.published() == [opened.event.id, deposited.event.id]
+
+
+async def test_of_concurrent_appends_with_one_expected_version_one_is_stored(s: Synced) -> None:
+    """The expectation is checked in the optimistic write: each loads version 1, one insert of
+    version 2 wins the unique index, and every other reloads and finds version 2."""
+    await s.sync.append(ACCOUNT, "a8", "AccountOpened", {"owner": "hal"}, META)
+    answers = await asyncio.gather(
+        *(
+            s.sync.append(
+                ACCOUNT, "a8", "MoneyDeposited", {"amount": i + 1}, META, expected_version=1
+            )
+            for i in range(12)
+        ),
+        return_exceptions=True,
+    )
+    stored = [a for a in answers if not isinstance(a, BaseException)]
+    refused = [a for a in answers if isinstance(a, WrongExpectedVersion)]
+    assert len(stored) == 1 and len(refused) == 11, answers
+    assert {(e.expected, e.current) for e in refused} == {(1, 2)}
+    assert [e.version for e in await s.stored("a8")] == [1, 2]

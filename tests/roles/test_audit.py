@@ -129,6 +129,15 @@ async def invalid_history(f: Fleet) -> None:
     f.topics["orders"] += [placed, shipped]
 
 
+async def stored_past_its_expectation(f: Fleet) -> None:
+    placed = new_event("order", "o4", "OrderPlaced", ITEMS, version=1, occurred_at=T0)
+    paid = new_event("order", "o4", "OrderPaid", {"amount": 2}, version=2, occurred_at=T0,
+                     expected_version=3)  # fmt: skip
+    await f.events.append([placed, paid])  # a valid path, but paid expected version 3
+    f.topics["events.stored"] += [placed, paid]
+    f.topics["orders"] += [placed, paid]
+
+
 async def stale_mark(f: Fleet) -> None:
     first = f.histories[("order", "o1")][0]
     await f.marker.repair("order:o1", f.histories[("order", "o1")][-1].id, None)
@@ -212,6 +221,7 @@ async def extra_downstream(f: Fleet) -> None:
 PLANTED: dict[str, tuple[Plant, tuple[str, str]]] = {
     "gap": (gap, ("order", "o3")),
     "invalid_history": (invalid_history, ("order", "o3")),
+    "past_expectation": (stored_past_its_expectation, ("order", "o4")),
     "stale_mark": (stale_mark, ("order", "o1")),
     "snapshot_ahead": (snapshot_ahead, ("order", "o1")),
     "snapshot_mismatch": (snapshot_mismatch, ("order", "o1")),
@@ -225,7 +235,7 @@ PLANTED: dict[str, tuple[Plant, tuple[str, str]]] = {
     "missing_downstream": (missing_downstream, ("order", "o1")),
     "extra_downstream": (extra_downstream, ("order", "ghost")),
 }
-REPORTED_AS = {"view_emptied": "view_mismatch"}
+REPORTED_AS = {"view_emptied": "view_mismatch", "past_expectation": "invalid_history"}
 """An emptied view holds a version but not the replay's messages: a mismatch."""
 
 

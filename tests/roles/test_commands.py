@@ -87,6 +87,11 @@ class Side:
 
 @pytest.fixture
 def side() -> Side:
+    return make_side()
+
+
+def make_side() -> Side:
+    """The command side of one commands process, on memory adapters, both modes."""
     clock = Clock()
     metrics = create_metrics()
     store, producer = MemoryEventStore(), MemoryProducer(default_partitions=1)

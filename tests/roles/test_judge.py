@@ -90,6 +90,24 @@ def test_an_event_validated_against_a_stale_store_is_judged_on_the_real_head() -
     assert not verdicts.store and verdicts.refuse[0].reason == TRANSITION_REJECTED
 
 
+def test_two_events_validated_after_one_head_are_decided_in_one_call() -> None:
+    """A lost mark's race: both were validated after the head. Once the first is stored, the
+    head it was stored over is known stored, so the second is judged on the new head at once,
+    not left waiting for its deadline."""
+    placed = event("OrderPlaced", NEW_AGGREGATE)
+    paid, cancelled = event("OrderPaid", placed.id), event("OrderCancelled", placed.id)
+    head = Head(1, placed.id, "OrderPlaced")
+    verdicts = judge(ORDER, head, [waiting(paid), waiting(cancelled)], now=0)
+    assert [w.event.id for w in verdicts.store] == [paid.id, cancelled.id]  # paid, cancelled
+    assert not verdicts.wait
+    shipped = event("OrderShipped", placed.id)
+    verdicts = judge(ORDER, head, [waiting(paid), waiting(shipped)], now=0)
+    assert [w.event.id for w in verdicts.store] == [paid.id, shipped.id]
+    delivered = event("OrderDelivered", placed.id)
+    verdicts = judge(ORDER, head, [waiting(paid), waiting(delivered)], now=0)
+    assert [r.waiting.event.id for r in verdicts.refuse] == [delivered.id] and not verdicts.wait
+
+
 def test_a_successor_of_a_refused_event_does_not_wait_for_it() -> None:
     placed = event("OrderPlaced", NEW_AGGREGATE)
     refused = event("OrderShipped", placed.id)

@@ -367,5 +367,5 @@ def test_sealing_keeps_every_field_of_the_request_but_its_data() -> None:
     # _sealed rebuilds the request field by field (for speed): a new field must be added there.
     assert [f.name for f in fields(CommandRequest)] == [
         "aggregate_type", "aggregate_id", "type", "data", "client_id", "command_id",
-        "correlation_id", "causation_id", "actor",
+        "correlation_id", "causation_id", "actor", "expected_version",
     ]  # fmt: skip

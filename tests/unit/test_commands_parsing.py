@@ -98,6 +98,47 @@ def test_ids_of_256_characters_fit() -> None:
     assert _parse({"type": "OrderPaid", "command_id": "c" * 256}).command_id == "c" * 256
 
 
+@pytest.mark.parametrize("expected", [0, 1, 7, 2**63 - 1])
+def test_an_expected_version_is_a_whole_number_from_zero(expected: int) -> None:
+    assert _parse({"type": "OrderPaid", "expected_version": expected}).expected_version == expected
+
+
+def test_no_expected_version_or_null_is_none() -> None:
+    assert _parse({"type": "OrderPaid"}).expected_version is None
+    assert _parse({"type": "OrderPaid", "expected_version": None}).expected_version is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "named"),
+    [
+        (b"-1", "0 or more"),
+        (b"-9223372036854775809", "0 or more"),
+        (b"9223372036854775808", "does not fit in 64 bits"),
+        (b"18446744073709551617", "18446744073709551617 does not fit in 64 bits"),
+        (b"1e3", "with a fraction or an exponent"),
+        (b"7.0", "7.0"),
+        (b"7.5", "7.5"),
+        (b"true", "a boolean (true)"),
+        (b"false", "a boolean (false)"),
+        (b'"7"', "a string ('7'); send the number without quotes"),
+        (b'"seven"', "'seven'"),
+        (b"[7]", "an array"),
+        (b'{"$gt": 0}', "an object"),
+    ],
+)
+def test_a_malformed_expected_version_is_named_with_the_fix(raw: bytes, named: str) -> None:
+    body = b'{"type": "OrderPaid", "expected_version": ' + raw + b"}"
+    message = _rejected(body)
+    assert message.startswith("field expected_version: ") and named in message, message
+    assert "2**63-1" in message or "0 or more" in message
+
+
+def test_a_hostile_expected_version_string_is_cut_short_in_the_message() -> None:
+    message = _rejected({"type": "OrderPaid", "expected_version": "\n\x1b[31m" + "9" * 900})
+    assert len(message) < 300 and "\x1b" not in message and "\n" not in message
+    assert "\\n\\x1b[31m999" in message  # escaped, as repr writes it
+
+
 @pytest.mark.parametrize("aggregate_id", ["", " o", "-o", "o/1", "o 1", "o\x00", "é", "x" * 129])
 def test_a_bad_aggregate_id_is_rejected(aggregate_id: str) -> None:
     assert "aggregate id" in _rejected({"type": "OrderPaid"}, aggregate_id)

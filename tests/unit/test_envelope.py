@@ -70,6 +70,7 @@ _events = st.builds(
     metadata=_metadata,
     occurred_at=_times,
     schema_version=st.integers(min_value=1, max_value=10_000),
+    expected_version=st.none() | st.integers(min_value=0, max_value=2**63 - 1),
 )
 
 
@@ -344,6 +345,22 @@ def test_a_bad_schema_version_is_named(value: Any) -> None:
     assert _field_of({**_valid(), "schema_version": value}) == "schema_version"
 
 
+def test_an_expected_version_is_encoded_only_when_given_and_kept_by_numbering() -> None:
+    plain = orjson.loads(encode(decode(orjson.dumps(_valid()))))
+    assert "expected_version" not in plain  # envelopes without one look as they always did
+    for expected in (0, 7, 2**63 - 1):
+        event = decode(orjson.dumps({**_valid(), "expected_version": expected}))
+        assert event.expected_version == expected
+        assert orjson.loads(encode(event))["expected_version"] == expected
+        assert event.with_version(expected % 100 + 1).expected_version == expected
+    assert decode(orjson.dumps({**_valid(), "expected_version": None})).expected_version is None
+
+
+@pytest.mark.parametrize("value", [-1, 2**63, True, False, "7", 7.0, 7.5, [7], {"v": 7}])
+def test_a_bad_expected_version_is_named(value: Any) -> None:
+    assert _field_of({**_valid(), "expected_version": value}) == "expected_version"
+
+
 # --- numbers beyond 64 bits: orjson makes floats of them, decode parses such a document again
 
 
@@ -376,6 +393,9 @@ def test_a_version_beyond_64_bits_is_read_exactly_as_before() -> None:
     with pytest.raises(InvalidEnvelope) as caught:
         decode(_raw_with("schema_version", "18446744073709551617"))
     assert caught.value.field == "schema_version"
+    with pytest.raises(InvalidEnvelope) as caught:  # not orjson's float of it: the integer
+        decode(_raw_with("expected_version", "18446744073709551617"))
+    assert caught.value.field == "expected_version" and "18446744073709551617" in str(caught.value)
 
 
 def test_a_document_that_is_not_json_is_refused_before_its_numbers_are_looked_at() -> None:

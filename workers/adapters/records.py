@@ -22,7 +22,8 @@ Document = JsonObject
 def event_to_document(event: Event) -> Document:
     """The one mapping between an event and its stored document (``_id`` = event id).
 
-    ``schema_version`` is stored only above 1: a document without it is version 1.
+    ``schema_version`` is stored only above 1: a document without it is version 1;
+    ``expected_version`` only when the sender gave one.
     """
     doc: Document = {
         "_id": event.id,
@@ -37,6 +38,8 @@ def event_to_document(event: Event) -> Document:
     }
     if event.schema_version != 1:
         doc["schema_version"] = event.schema_version
+    if event.expected_version is not None:
+        doc["expected_version"] = event.expected_version
     return doc
 
 
@@ -52,6 +55,7 @@ def document_to_event(doc: Document) -> Event:
         occurred_at=doc["occurred_at"].astimezone(UTC),
         after=doc.get("after"),
         schema_version=int(doc.get("schema_version", 1)),
+        expected_version=doc.get("expected_version"),
     )
 
 

@@ -128,6 +128,17 @@ class TransitionRejectedAtStoreError(ApiError, code="transition_rejected_at_stor
     """
 
 
+class WrongExpectedVersionError(ApiError, code="wrong_expected_version", status=409):
+    """409 ``wrong_expected_version``: the request's ``expected_version`` is not the aggregate's
+    version (``current_version``): another writer appended first, ``0`` was sent for an aggregate
+    that exists, or the expectation is ahead of it; nothing was written. In async mode also after
+    a 202, when the store, judging the event, found its head at another version (told to a retry
+    of the command and by ``GET …/outcome``). Fix: read the aggregate again (its state and
+    version), decide again, and send the new decision with the version read and a new
+    ``command_id``.
+    """
+
+
 class ForbiddenAtStoreError(ApiError, code="forbidden_at_store", status=403):
     """403 ``forbidden_at_store``: the event reached the store but its actor (``metadata.actor``)
     may not send it after the state at its predecessor: a chat edit or delete of another's

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from snapshot_rules.domain import Domain
 from snapshot_rules.replay import Folded, State
 from topics.envelope import NEW_AGGREGATE, Event, Metadata, new_event
-from topics.errors import TransitionRejected
+from topics.errors import TransitionRejected, WrongExpectedVersion
 from topics.jsonvalue import Json
 
 
@@ -69,14 +69,23 @@ class AggregateRoot:
         metadata: Metadata | None = None,
         event_id: str | None = None,
         data_checked: bool = False,
+        expected_version: int | None = None,
     ) -> Event:
         """Validate the requested event on the current state; fold and keep it, or raise.
 
-        Raises UnknownEventType / InvalidEventData / InvalidEnvelope for bad input and
-        TransitionRejected (StateRejected for sync domains) when the rules refuse it.
+        Raises UnknownEventType / InvalidEventData / InvalidEnvelope for bad input,
+        WrongExpectedVersion when ``expected_version`` is given and the aggregate (with the
+        changes recorded so far) is at another version, and TransitionRejected
+        (StateRejected for sync domains) when the rules refuse it.
         ``data_checked``: the caller checked the data against the schema already.
         """
         domain = self.domain
+        if expected_version is not None and expected_version != self.version:
+            raise WrongExpectedVersion(
+                f"{domain.name} {self.aggregate_id}",
+                expected=expected_version,
+                current=self.version,
+            )
         if not data_checked:
             domain.check_data(event_type, data)
         event = new_event(
@@ -89,6 +98,7 @@ class AggregateRoot:
             id=event_id,
             after=self._last_id or NEW_AGGREGATE,
             schema_version=domain.schema_version(event_type),
+            expected_version=expected_version,
         )
         # Declared transitions first (after=ANY passes), then the state's own rules.
         domain.check_transition(self.aggregate_id, self._last_type, event_type)

@@ -39,6 +39,8 @@ class AppendEvent(Command):
     data: Mapping[str, Json]
     event_id: str | None = None
     """Derived from the request's command id: a retry of an applied command finds it stored."""
+    expected_version: int | None = None
+    """Append only at this version (0: a new aggregate); None: at whatever version it is."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

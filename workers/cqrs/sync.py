@@ -55,12 +55,15 @@ class SyncCommands:
         *,
         event_id: str | None = None,
         data_checked: bool = False,
+        expected_version: int | None = None,
     ) -> SyncResult:
         """Append one event to a sync-mode aggregate and return it stored, with its version.
 
         Raises, storing and producing nothing: UnknownEventType / InvalidEventData /
         InvalidEnvelope (bad input), StateRejected (the validator refused it; ``current``
-        is the last event type), ConcurrencyConflict (other writers kept winning the
+        is the last event type), WrongExpectedVersion (the aggregate is not at
+        ``expected_version``, also once another writer stored it first: checked before the
+        rules, on every attempt), ConcurrencyConflict (other writers kept winning the
         version), StoreUnavailable. After the store accepted the event, a Kafka outage
         does not raise: the result says ``published=False`` and the relay repairs it.
         ``data_checked``: the caller checked the data already (it is checked once).
@@ -76,6 +79,7 @@ class SyncCommands:
             event_type=event_type,
             data=data,
             event_id=event_id,
+            expected_version=expected_version,
         )
         handled = await self._handler(command)
         return SyncResult(handled.events[0], handled.published, handled.duplicate)
@@ -96,4 +100,5 @@ def _append(aggregate: AggregateRoot, command: AppendEvent) -> None:
         metadata=command.metadata,
         event_id=command.event_id,
         data_checked=True,  # checked before the aggregate was loaded
+        expected_version=command.expected_version,
     )

@@ -35,14 +35,22 @@ class CommandRecord:
 @slot_init
 @dataclass(frozen=True, slots=True)
 class MarkRequest:
-    """One check-and-mark: may ``event_type`` follow the marked type, given ``allowed``?
+    """One check-and-mark: may ``event_type`` follow the marked type, given ``allowed``, and is
+    the aggregate at ``expected_version`` as far as the marker knows?
 
     ``allowed`` holding ``ANY`` (``"*"``) accepts any marked type: the mark is still set.
 
     ``fallback`` is used when the aggregate has no mark: ``UNKNOWN`` (answer ``missing``,
-    the caller then reads the store), ``NEW_AGGREGATE`` (the store holds no event), or the
-    store's head as ``<type>|<event id>``. ``replace``: a mark value the store showed to be
+    the caller then reads the store), ``NEW_AGGREGATE`` (the store holds no event: version
+    0), or the store's head as ``<type>|<event id>|<version>`` (``|<version>`` may be left
+    out: the version is then not known). ``replace``: a mark value the store showed to be
     stale; if the mark still equals it, it counts as missing (and ``fallback`` decides).
+
+    ``expected_version`` (None: none) is checked first, against the version the marker
+    knows: the version of the marked event, counted by the marker (each event it marks is
+    one more than the one before it, from the store's head or 0 when it learned none).
+    Where the marker knows no version (a mark written without one), the event is marked
+    without the check, and the store judges it alone.
 
     ``command_id`` claims the command in the same call (``token`` names this request's
     claim): a recorded answer, or a claim another request holds, is returned instead of
@@ -57,6 +65,7 @@ class MarkRequest:
     command_id: str | None = None
     token: str = ""
     replace: str = ""
+    expected_version: int | None = None
 
 
 @slot_init
@@ -65,14 +74,18 @@ class MarkResult:
     """What the marker did.
 
     ``status``: ``marked`` (this event is now the mark), ``mine`` (the mark already names this
-    event: a retry of it), ``rejected`` (``current`` may not be followed by the event type),
+    event: a retry of it), ``wrong_version`` (the marker counts ``version``, not the request's
+    ``expected_version``), ``rejected`` (``current`` may not be followed by the event type),
     ``missing`` (no mark and no fallback: read the store and ask again), ``answered`` (the
     command has a recorded answer: ``record``) or ``busy`` (another request holds the
     command's claim). ``after`` is the id of the event it was validated after
     (``NEW_AGGREGATE`` for the first event); ``current`` is the type it was checked against
     (None: a new aggregate). ``previous`` is the mark value that was there (for ``restore``
     and ``replace``; empty when it was replaced as stale). ``takeover``: the claim was taken
-    over from an earlier attempt whose outcome is unknown.
+    over from an earlier attempt whose outcome is unknown. ``version``: the aggregate's
+    version before this event as the marker counts it (None: it knows none; on ``mine``,
+    ``answered`` and ``busy`` it is not read). A count, not the truth: it is right only if
+    every marked event before it is stored.
     """
 
     status: str
@@ -81,12 +94,14 @@ class MarkResult:
     previous: str = ""
     record: CommandRecord | None = None
     takeover: bool = False
+    version: int | None = None
 
 
 class Marker(Protocol):
     """The fast early answer: an aggregate's marked latest event, checked and set atomically.
 
-    Of two concurrent conflicting requests on one key exactly one is marked. A mark lives for
+    Of two concurrent conflicting requests on one key exactly one is marked (two requests with
+    the same expected version conflict: the first one marked moves the count). A mark lives for
     the marker TTL and is rolled back only when its event is known not to be stored: the
     produce failed before Kafka took it (``restore``), or the store refused it (``repair``);
     a mark the store shows to be stale is replaced through ``MarkRequest.replace``. The
@@ -97,11 +112,13 @@ class Marker(Protocol):
     async def check_and_mark(self, request: MarkRequest) -> MarkResult: ...
 
     async def restore(self, request: MarkRequest, marked: MarkResult) -> None:
-        """Nothing was sent: put ``marked.previous`` back, only if the mark is still ours."""
+        """Nothing was sent: put ``marked.previous`` back, only if the mark still names
+        ``request.event_id``."""
         ...
 
     async def repair(self, aggregate_key: str, rejected_id: str, head: Head | None) -> None:
-        """The store refused event ``rejected_id``: if the mark names it, mark ``head`` instead.
+        """The store refused event ``rejected_id``: if the mark names it, mark ``head`` instead
+        (with its version).
 
         May return before Redis applied it: a mark left wrong is only a wrong early answer.
         """

@@ -25,9 +25,13 @@ class Rejection:
     message: str
     command_id: str | None
     rejected_at: datetime
+    current_version: int | None = None
+    """``wrong_expected_version``: the version the store found the aggregate at."""
 
 
-STORE_VERDICTS = frozenset(("transition_rejected_at_store", "forbidden_at_store", "invalid_data"))
+STORE_VERDICTS = frozenset(
+    ("transition_rejected_at_store", "forbidden_at_store", "invalid_data", "wrong_expected_version")
+)
 """Reasons the store's judge refuses an event with. Any other reason a Rejection carries is the
 fate of a dead-lettered copy (``workers.roles.append.fates``): no verdict on the event itself."""
 

@@ -209,11 +209,19 @@ class SyncAppender(Protocol):
         *,
         event_id: str | None = None,
         data_checked: bool = False,
+        expected_version: int | None = None,
     ) -> SyncResult:
         """The stored event; raises (storing nothing) when the state or the input refuses it.
 
         ``event_id`` (derived from a command id) makes a retry safe: if that id is already
         stored, the stored event is returned with ``duplicate=True``. StoreOutcomeUnknown
         when the store did not answer the write (it may have been applied).
+
+        ``expected_version`` (None: none): store the event only as version
+        ``expected_version + 1``; WrongExpectedVersion (naming the version found) otherwise.
+        It is checked in the optimistic write itself: the aggregate is loaded, its version
+        must equal the expectation, and the insert at the next version fails on the unique
+        (aggregate, version) index if another writer took it meanwhile, so the reload finds
+        the expectation stale. Of concurrent appends with one expectation one is stored.
         """
         ...

@@ -26,6 +26,7 @@ REASONS = frozenset(
         "handler_failed",  # the durable event buses, after their retry bound
         "transition_rejected_at_store",  # the store is the judge
         "forbidden_at_store",  # its actor may not send it (the domain's access rules)
+        "wrong_expected_version",  # the store's head is not at the version it expected
         "invalid_data",
         "snapshot_failed",  # the reducer or the store cannot take this aggregate's state
         "projection_failed",

@@ -145,6 +145,8 @@ def refusal_at_store(rejection: Rejection) -> Refused:
     details: JsonObject = {"event_id": rejection.event_id}
     if rejection.command_id is not None:
         details["command_id"] = rejection.command_id
+    if rejection.current_version is not None:
+        details["current_version"] = rejection.current_version
     if rejection.reason in STORE_VERDICTS:
         return Refused(rejection.reason, rejection.message, details, at_store=True)
     details["reason"] = rejection.reason

@@ -176,6 +176,16 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
         "re-read the aggregate and send the event that fits now",
     ),
     ErrorCode(
+        "wrong_expected_version", 409,
+        "the request's `expected_version` is not the aggregate's version (`current_version`): "
+        "another writer appended first, `0` was sent for an aggregate that exists, or the "
+        "expectation is ahead of it; nothing was written. In async mode also after a 202, when "
+        "the store, judging the event, found its head at another version (told to a retry of "
+        "the command and by `GET …/outcome`)",
+        "read the aggregate again (its state and version), decide again, and send the new "
+        "decision with the version read and a new `command_id`",
+    ),
+    ErrorCode(
         "forbidden_at_store", 403,
         "the event reached the store but its actor (`metadata.actor`) may not send it after "
         "the state at its predecessor: a chat edit or delete of another's message, a "

@@ -30,6 +30,7 @@ class _Mark:
     event_id: str
     after: str
     expires_at: float
+    version: int | None = None  # the marker's count (None: it knows none)
 
 
 class _Records:
@@ -63,7 +64,7 @@ class _Records:
 
 
 class MemoryMarker(Switchable):
-    """Marks per aggregate key, ``<type>|<id>|<after>``, and (shared with a
+    """Marks per aggregate key, ``<type>|<id>|<after>|<version>``, and (shared with a
     ``MemoryCommandMemory`` through ``records``) the command claims they are taken with."""
 
     def __init__(
@@ -106,10 +107,11 @@ class MemoryMarker(Switchable):
         previous = _value(mark)
         if mark is not None and request.replace and previous == request.replace:
             mark, previous = None, ""
+        known: int | None
         if mark is not None:
             if mark.event_id == request.event_id:
                 return MarkResult("mine", mark.after, mark.event_type, previous, takeover=takeover)
-            current, after = mark.event_type, mark.event_id
+            current, after, known = mark.event_type, mark.event_id, mark.version
         elif request.fallback == "?":
             if (
                 not self._ready
@@ -117,19 +119,25 @@ class MemoryMarker(Switchable):
                 or not (NEW in request.allowed or ANY in request.allowed)
             ):  # as Redis: the filter is asked only for a type that may start an aggregate
                 return MarkResult("missing", previous=previous, takeover=takeover)
-            current, after = "none", NEW_AGGREGATE  # certainly new: no store read
+            current, after, known = "none", NEW_AGGREGATE, 0  # certainly new: no store read
         elif request.fallback == NEW_AGGREGATE:
-            current, after = "none", NEW_AGGREGATE
+            current, after, known = "none", NEW_AGGREGATE, 0
         else:
-            current, _, after = request.fallback.partition("|")
+            current, after, counted = [*request.fallback.split("|", 2), ""][:3]
+            known = _count(counted)
         shown = None if current == "none" else current
+        expected = request.expected_version
+        if expected is not None and known is not None and known != expected:
+            return MarkResult("wrong_version", after, shown, previous, takeover=takeover,
+                              version=known)  # fmt: skip
         if current not in request.allowed and ANY not in request.allowed:
-            return MarkResult("rejected", after, shown, previous, takeover=takeover)
+            return MarkResult("rejected", after, shown, previous, takeover=takeover, version=known)
         expires = self._clock() + self._ttl_s
         self._marks[request.aggregate_key] = _Mark(
-            request.event_type, request.event_id, after, expires
-        )
-        return MarkResult("marked", after, shown, previous, takeover=takeover)
+            request.event_type, request.event_id, after, expires,
+            None if known is None else known + 1,
+        )  # fmt: skip
+        return MarkResult("marked", after, shown, previous, takeover=takeover, version=known)
 
     async def restore(self, request: MarkRequest, marked: MarkResult) -> None:
         await self.faults.enter("restore", f"restoring {request.aggregate_key}")
@@ -139,9 +147,7 @@ class MemoryMarker(Switchable):
         if not marked.previous:
             del self._marks[request.aggregate_key]
             return
-        event_type, event_id, after = [*marked.previous.split("|"), "", ""][:3]
-        expires = self._clock() + self._ttl_s
-        self._marks[request.aggregate_key] = _Mark(event_type, event_id, after, expires)
+        self._marks[request.aggregate_key] = _parsed(marked.previous, self._clock() + self._ttl_s)
 
     async def repair(self, aggregate_key: str, rejected_id: str, head: Head | None) -> None:
         await self.faults.enter("repair", f"repairing {aggregate_key}")
@@ -152,7 +158,7 @@ class MemoryMarker(Switchable):
             del self._marks[aggregate_key]
         else:
             expires = self._clock() + self._ttl_s
-            self._marks[aggregate_key] = _Mark(head.type, head.event_id, "", expires)
+            self._marks[aggregate_key] = _Mark(head.type, head.event_id, "", expires, head.version)
 
     async def note_aggregates(self, aggregate_keys: Sequence[str]) -> None:
         await self.faults.enter("note_aggregates", f"noting {len(aggregate_keys)} aggregates")
@@ -191,8 +197,12 @@ class MemoryMarker(Switchable):
         return None if mark is None else (mark.event_type, mark.event_id)
 
     def value(self, aggregate_key: str) -> str:
-        """The mark as stored (tests plant and read marks through it)."""
+        """The mark as stored (tests read marks through it, and plant them with ``plant``)."""
         return _value(self._get(aggregate_key))
+
+    def plant(self, aggregate_key: str, value: str) -> None:
+        """Set a mark as Redis would hold ``value`` (``<type>|<id>|<after>|<version>``)."""
+        self._marks[aggregate_key] = _parsed(value, self._clock() + self._ttl_s)
 
     async def ping(self) -> bool:
         try:
@@ -203,7 +213,21 @@ class MemoryMarker(Switchable):
 
 
 def _value(mark: _Mark | None) -> str:
-    return "" if mark is None else f"{mark.event_type}|{mark.event_id}|{mark.after}"
+    if mark is None:
+        return ""
+    version = "" if mark.version is None else mark.version
+    return f"{mark.event_type}|{mark.event_id}|{mark.after}|{version}"
+
+
+def _parsed(value: str, expires_at: float) -> _Mark:
+    """A mark from its stored form; a version it does not hold (or not as digits) is unknown."""
+    event_type, event_id, after, version = [*value.split("|", 3), "", "", ""][:4]
+    return _Mark(event_type, event_id, after, expires_at, _count(version))
+
+
+def _count(text: str) -> int | None:
+    """A version as the Lua script reads it: decimal digits, else unknown."""
+    return int(text) if text.isascii() and text.isdigit() else None
 
 
 class MemoryCommandMemory:

@@ -396,7 +396,7 @@ class MongoRejections:
 
 
 def _rejection_document(rejection: Rejection) -> Document:
-    return {
+    document: Document = {
         "aggregate_type": rejection.aggregate_type,
         "aggregate_id": rejection.aggregate_id,
         "event_type": rejection.event_type,
@@ -405,6 +405,9 @@ def _rejection_document(rejection: Rejection) -> Document:
         "command_id": rejection.command_id,
         "rejected_at": rejection.rejected_at,
     }
+    if rejection.current_version is not None:  # absent, documents look as they did before
+        document["current_version"] = rejection.current_version
+    return document
 
 
 def _to_rejection(doc: Document) -> Rejection:
@@ -417,6 +420,7 @@ def _to_rejection(doc: Document) -> Rejection:
         message=doc["message"],
         command_id=doc.get("command_id"),
         rejected_at=doc["rejected_at"].astimezone(UTC),
+        current_version=doc.get("current_version"),
     )
 
 

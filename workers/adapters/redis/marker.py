@@ -1,9 +1,11 @@
 """The Redis marker and command memory: Lua scripts over keys that share a hash slot per aggregate.
 
-A mark is ``<event type>|<event id>|<id it was validated after>``, written by the check-and-mark
-script with the marker TTL. It is rolled back only when its event is known not to be stored
-(``restore`` after a produce Kafka never took, ``repair`` after the store refused it, or a
-re-mark over a value the store showed to be stale). Command records are
+A mark is ``<event type>|<event id>|<id it was validated after>|<version>``, written by the
+check-and-mark script with the marker TTL; the version is the marker's count (the one before,
+plus one; empty where it knows none, as in marks written before versions were counted). It is
+rolled back only when its event is known not to be stored (``restore`` after a produce Kafka
+never took, ``repair`` after the store refused it, or a re-mark over a value the store showed to
+be stale). Command records are
 ``pending|<event id>|<request token>``, ``unknown|<event id>`` or the recorded outcome; an
 event sent without an answer is also recorded by its id (``evt:`` keys), so the outcome query
 answers "unknown" for it whether or not it had a command id; a command refused at the door
@@ -27,7 +29,9 @@ from workers.ports import UNKNOWN, CommandRecord, Head, MarkRequest, MarkResult
 # The claim (KEYS[2] when there is one) and the mark are one atomic step: one round trip
 # per command, and no request is ever marked for a command another request holds. The
 # filter's key comes last when ARGV[5] (its positions) is above 0; what a call has is read
-# from the keys, not sent as flags.
+# from the keys, not sent as flags. ARGV[9] is the expected version ('' for none), checked
+# before the type against the version the mark counts (``known``; '' when it counts none):
+# compared as the decimal text both sides write, never as a Lua number.
 CLAIM_AND_MARK = Lua("""
 local n = tonumber(ARGV[5])
 local has_seen = n > 0
@@ -38,8 +42,8 @@ if has_cmd then
   local v = redis.call('GET', KEYS[2])
   local mine = 'pending|' .. ARGV[2] .. '|' .. ARGV[7]
   if v and v ~= mine then
-    if string.sub(v, 1, 8) == 'pending|' then return {'busy', '', '', '', v, '0'} end
-    if string.sub(v, 1, 8) ~= 'unknown|' then return {'answered', '', '', '', v, '0'} end
+    if string.sub(v, 1, 8) == 'pending|' then return {'busy', '', '', '', v, '0', ''} end
+    if string.sub(v, 1, 8) ~= 'unknown|' then return {'answered', '', '', '', v, '0', ''} end
     takeover = '1'
   end
   if v ~= mine then redis.call('SET', KEYS[2], mine, 'PX', ARGV[6]) end
@@ -47,43 +51,43 @@ end
 local raw = redis.call('GET', KEYS[1])
 local mark, previous = raw, raw or ''
 if raw and ARGV[8] ~= '' and raw == ARGV[8] then mark, previous = false, '' end
-local current, after
+local current, after, known
 if mark then
-  local t, id, a = string.match(mark, '^([^|]*)|([^|]*)|?(.*)$')
-  if id == ARGV[2] then return {'mine', a, t, mark, '', takeover} end
-  current, after = t, id
+  local t, id, a, v = string.match(mark, '^([^|]*)|([^|]*)|?([^|]*)|?([^|]*)')
+  if id == ARGV[2] then return {'mine', a, t, mark, '', takeover, ''} end
+  current, after, known = t, id, v
 elseif ARGV[4] == '?' then
   local fresh = false
   if has_seen and n > 0 and redis.call('GETBIT', seen, 0) == 1 then
-    for i = 9, 8 + n do
+    for i = 10, 9 + n do
       if redis.call('GETBIT', seen, ARGV[i]) == 0 then fresh = true break end
     end
   end
-  if not fresh then return {'missing', '', '', previous, '', takeover} end
-  current, after = 'none', '-'
+  if not fresh then return {'missing', '', '', previous, '', takeover, ''} end
+  current, after, known = 'none', '-', '0'
 elseif ARGV[4] == '-' then
-  current, after = 'none', '-'
+  current, after, known = 'none', '-', '0'
 else
-  current, after = string.match(ARGV[4], '^([^|]*)|(.*)$')
+  current, after, known = string.match(ARGV[4], '^([^|]*)|([^|]*)|?(.*)$')
 end
-for i = 9 + n, #ARGV do
+if not string.match(known or '', '^%d+$') then known = '' end
+if ARGV[9] ~= '' and known ~= '' and known ~= ARGV[9] then
+  return {'wrong_version', after, current, previous, '', takeover, known}
+end
+for i = 10 + n, #ARGV do
   if ARGV[i] == current or ARGV[i] == '*' then
-    redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2] .. '|' .. after, 'PX', ARGV[3])
-    return {'marked', after, current, previous, '', takeover}
+    local version = ''
+    if known ~= '' then version = string.format('%d', tonumber(known) + 1) end
+    redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2] .. '|' .. after .. '|' .. version,
+      'PX', ARGV[3])
+    return {'marked', after, current, previous, '', takeover, known}
   end
 end
-return {'rejected', after, current, previous, '', takeover}
+return {'rejected', after, current, previous, '', takeover, known}
 """)
 
-RESTORE = Lua("""
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  if ARGV[2] == '' then redis.call('DEL', KEYS[1])
-  else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
-end
-return 1
-""")
-
-REPAIR = Lua("""
+# Restore and repair: if the mark names event ARGV[1], put ARGV[2] back (none: delete it).
+RESTORE = REPAIR = Lua("""
 local mark = redis.call('GET', KEYS[1])
 if mark and string.match(mark, '^[^|]*|([^|]*)') == ARGV[1] then
   if ARGV[2] == '' then redis.call('DEL', KEYS[1])
@@ -163,7 +167,7 @@ def may_start(allowed: Sequence[str]) -> bool:
     return NEW in allowed or ANY in allowed
 
 
-SCRIPTS = (CLAIM_AND_MARK, RESTORE, REPAIR, CLAIM, MARK_UNKNOWN, RELEASE, RECALL_AGED, RESOLVE)
+SCRIPTS = (CLAIM_AND_MARK, REPAIR, CLAIM, MARK_UNKNOWN, RELEASE, RECALL_AGED, RESOLVE)
 
 
 class RedisKeys:
@@ -239,12 +243,13 @@ class RedisMarker:
             self._claim_ms,
             request.token,
             request.replace,
+            "" if request.expected_version is None else str(request.expected_version),
             *[str(p) for p in positions],
             *request.allowed,
         )
         reply = array(await self._batcher.call(CLAIM_AND_MARK, tuple(keys), args))
-        # The script answers six strings: decoded in one pass (a call per field cost five).
-        status, after, current, previous, _record_text, takeover = [
+        # The script answers seven strings: decoded in one pass (a call per field cost five).
+        status, after, current, previous, _record_text, takeover, version = [
             v.decode() if isinstance(v, bytes) else str(v) for v in reply
         ]
         return MarkResult(
@@ -254,16 +259,16 @@ class RedisMarker:
             previous=previous,
             record=_record(reply[4]) if status in ("answered", "busy") else None,
             takeover=takeover == "1",
+            version=int(version) if version else None,
         )
 
     async def restore(self, request: MarkRequest, marked: MarkResult) -> None:
-        ours = f"{request.event_type}|{request.event_id}|{marked.after}"
         key = self._keys.mark(request.aggregate_key)
-        await self._batcher.call(RESTORE, (key,), (ours, marked.previous, self._ttl_ms))
+        await self._batcher.call(RESTORE, (key,), (request.event_id, marked.previous, self._ttl_ms))
 
     async def repair(self, aggregate_key: str, rejected_id: str, head: Head | None) -> None:
         """Rides with the next round trip, unawaited: the appender never waits for Redis."""
-        value = f"{head.type}|{head.event_id}|" if head is not None else ""
+        value = f"{head.type}|{head.event_id}||{head.version}" if head is not None else ""
         key = self._keys.mark(aggregate_key)
         self._batcher.submit(REPAIR, (key,), (rejected_id, value, self._ttl_ms))
 

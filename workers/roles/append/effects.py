@@ -142,6 +142,7 @@ class Effects:
                 message=r.message,
                 command_id=r.waiting.event.metadata.command_id,
                 rejected_at=at,
+                current_version=r.current_version,
             )
             for r in refusals
         ]

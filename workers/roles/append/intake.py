@@ -167,4 +167,5 @@ def with_trace_id(event: Event, record: Record) -> Event:
     return Event(
         event.id, event.aggregate_type, event.aggregate_id, event.type, event.data,
         event.version, metadata, event.occurred_at, event.after, event.schema_version,
+        event.expected_version,
     )  # fmt: skip

@@ -5,10 +5,13 @@ names the event it was validated after (``Event.after``). An event whose predece
 stored head goes next; one whose predecessor is still on its way waits, up to its deadline;
 one validated against a stale view (its predecessor is stored but not the head, was refused,
 or never comes) is judged against the real head. Judging is the same transition table the
-command side uses: an event that does not fit is refused, never stored. Given the state at
-the head (``state``), the judge also applies the domain's access rules that declare a store
-check (``Access.judge_at_store``) with the event's ``metadata.actor``, folding each event it
-stores so the next one is judged on the state at its own predecessor.
+command side uses: an event that does not fit is refused, never stored. An event that carries
+an expected version (``Event.expected_version``) is stored only as the version after it: judged
+on any other head it is refused (``wrong_expected_version``, naming the head's version), before
+its type is looked at. Given the state at the head (``state``), the judge also applies the
+domain's access rules that declare a store check (``Access.judge_at_store``) with the event's
+``metadata.actor``, folding each event it stores so the next one is judged on the state at its
+own predecessor.
 """
 
 from __future__ import annotations
@@ -19,12 +22,13 @@ from dataclasses import dataclass, field
 from snapshot_rules.domain import Domain
 from snapshot_rules.replay import Folded
 from topics.envelope import NEW_AGGREGATE, Event
-from topics.errors import Forbidden, TransitionRejected
+from topics.errors import Forbidden, TransitionRejected, expectation_message
 from workers.ports import Head, Record
 
 TRANSITION_REJECTED = "transition_rejected_at_store"
 INVALID_DATA = "invalid_data"
 FORBIDDEN_AT_STORE = "forbidden_at_store"
+WRONG_EXPECTED_VERSION = "wrong_expected_version"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +53,7 @@ class Refusal:
     waiting: Waiting
     reason: str
     message: str
+    current_version: int | None = None  # ``wrong_expected_version``: the head's version
 
 
 @dataclass(slots=True)
@@ -74,17 +79,25 @@ def judge(
     """Decide for one aggregate's waiting events (in arrival order).
 
     ``stored``: ids known to be stored (not the head); ``refused``: ids known refused. Both
-    mean "whoever was validated after it saw a stale state": judge it on the head now.
+    mean "whoever was validated after it saw a stale state": judge it on the head now. A head
+    this call stores over is known stored too: two events validated after one head (a lost
+    mark's race) are decided in one call, not the second at its deadline.
     ``state``: the aggregate's state at the head; given, who sent each event is judged too.
     """
     verdicts = Verdicts(head=head)
     pending = list(queue)
     gone = _Either(refused, set())
+    passed = _Either(stored, set())
     while pending:
-        chosen = _next_ready(verdicts.head, pending, now=now, stored=stored, gone=gone)
+        chosen = _next_ready(verdicts.head, pending, now=now, stored=passed, gone=gone)
         if chosen is None:
             break
         pending.remove(chosen)
+        refusal = _judge_expectation(chosen, verdicts.head)
+        if refusal is not None:
+            verdicts.refuse.append(refusal)
+            gone.extra.add(chosen.event.id)
+            continue
         current = verdicts.head.type if verdicts.head else None
         try:
             domain.check_transition(chosen.event.aggregate_id, current, chosen.event.type)
@@ -101,10 +114,25 @@ def judge(
                 gone.extra.add(chosen.event.id)
                 continue
         verdicts.store.append(chosen)
+        if verdicts.head is not None:
+            passed.extra.add(verdicts.head.event_id)
         version = (verdicts.head.version if verdicts.head else 0) + 1
         verdicts.head = Head(version, chosen.event.id, chosen.event.type)
     verdicts.wait = pending
     return verdicts
+
+
+def _judge_expectation(chosen: Waiting, head: Head | None) -> Refusal | None:
+    """Refuse ``chosen`` if it expects another version than ``head``'s (0: no head)."""
+    expected = chosen.event.expected_version
+    version = head.version if head is not None else 0
+    if expected is None or expected == version:
+        return None
+    event = chosen.event
+    message = expectation_message(
+        f"{event.aggregate_type} {event.aggregate_id}", expected=expected, current=version
+    )
+    return Refusal(chosen, WRONG_EXPECTED_VERSION, f"{message} (checked at the store)", version)
 
 
 def _judge_access(domain: Domain, chosen: Waiting, state: Folded) -> tuple[Refusal | None, Folded]:
@@ -159,7 +187,7 @@ def missing_predecessors(head: Head | None, queue: Sequence[Waiting]) -> set[str
 
 @dataclass(frozen=True, slots=True)
 class _Either:
-    """Ids in ``base`` or in ``extra`` (refused before, or refused in this call)."""
+    """Ids in ``base`` or in ``extra`` (decided before, or decided in this call)."""
 
     base: Container[str]
     extra: set[str]

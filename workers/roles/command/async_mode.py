@@ -2,7 +2,9 @@
 
 The answer is ``Accepted`` (the appender stores or refuses it later), a refusal the store's
 settled head agrees with (``refusals``), ``Unknown`` when the produce went unanswered, or the
-recorded outcome of a retry (``fate``).
+recorded outcome of a retry (``fate``). An expected version is checked in the same call,
+against the marker's count, and travels on the event (``Event.expected_version``) for the
+store to judge again.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from workers.roles.command.intake import Command
 from workers.roles.command.ledger import CommandLedger
 from workers.roles.command.refusals import RefusalCheck, fallback_of
 from workers.roles.outcomes import Accepted, Outcome, Refused, Unknown, decode
+
+_REFUSED = frozenset(("rejected", "wrong_version"))
+"""The marker's refusals: answered only once the store agrees (``RefusalCheck``)."""
 
 
 class AsyncCommandService:
@@ -44,9 +49,10 @@ class AsyncCommandService:
         self._answer_wait_s = answer_wait_s
 
     async def append(self, c: Command) -> Outcome:
+        expected = c.request.expected_version
         mark = MarkRequest(
             c.key, c.request.type, c.event_id, sorted(c.spec.after),
-            command_id=c.memory_id, token=c.token,
+            command_id=c.memory_id, token=c.token, expected_version=expected,
         )  # fmt: skip
         deadline = time.monotonic() + self._answer_wait_s
         delay = 0.005
@@ -58,6 +64,7 @@ class AsyncCommandService:
                     mark = MarkRequest(
                         mark.aggregate_key, mark.event_type, mark.event_id, mark.allowed,
                         fallback=fallback_of(head), command_id=c.memory_id, token=c.token,
+                        expected_version=expected,
                     )  # fmt: skip
                     result = await self._ledger.claim_and_mark(mark)
             except Unavailable:
@@ -78,7 +85,7 @@ class AsyncCommandService:
             settled = await self._fate.settled(c)
             if settled is not None:
                 return settled
-        if result.status == "rejected":
+        if result.status in _REFUSED:
             checked = await self._refused(c, mark, result)
             if not isinstance(checked, tuple):
                 return checked
@@ -120,6 +127,7 @@ class AsyncCommandService:
             occurred_at=utc_now(),
             after=result.after,
             schema_version=c.spec.version,
+            expected_version=c.request.expected_version,
         )
         try:
             if tracing.enabled():

@@ -29,13 +29,14 @@ from topics.errors import (
     Unavailable,
     UnknownAggregateType,
     UnknownEventType,
+    WrongExpectedVersion,
 )
 from workers import tracing
 from workers.metrics import Metrics
 from workers.roles.command.async_mode import AsyncCommandService
 from workers.roles.command.intake import Intake
 from workers.roles.command.ledger import CommandLedger
-from workers.roles.command.refusals import transition_refused
+from workers.roles.command.refusals import expectation_refused, transition_refused
 from workers.roles.command.requests import CommandRequest
 from workers.roles.command.sync_mode import SyncCommandService
 from workers.roles.outcomes import NotDone, Outcome, Refused, label
@@ -133,7 +134,7 @@ _NOT_REMEMBERED = frozenset({"command_in_progress", "replay_failed"})
 
 _ANSWERED = (
     UnknownAggregateType, UnknownEventType, Forbidden, InvalidEventData, TransitionRejected,
-    ConcurrencyConflict, Unavailable, ReplayFailed,
+    ConcurrencyConflict, Unavailable, ReplayFailed, WrongExpectedVersion,
 )  # fmt: skip
 """What a request's handling raises that its caller is told as an outcome."""
 
@@ -150,6 +151,8 @@ def _outcome_of(e: Exception) -> Outcome:
         return Refused("invalid_data", str(e))
     if isinstance(e, TransitionRejected):
         return transition_refused(e)
+    if isinstance(e, WrongExpectedVersion):
+        return expectation_refused(e)
     if isinstance(e, ConcurrencyConflict):
         return Refused("conflict", str(e))
     if isinstance(e, Unavailable):

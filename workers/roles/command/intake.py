@@ -108,6 +108,6 @@ class Intake:
         request = CommandRequest(
             r.aggregate_type, r.aggregate_id, r.type, data, client_id=r.client_id,
             command_id=r.command_id, correlation_id=r.correlation_id,
-            causation_id=r.causation_id, actor=r.actor,
+            causation_id=r.causation_id, actor=r.actor, expected_version=r.expected_version,
         )  # fmt: skip
         return Command(request, c.domain, c.spec, c.event_id, c.token, c.key, c.memory_id)

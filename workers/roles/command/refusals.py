@@ -9,6 +9,10 @@ aggregate is judged on the store's *settled* head: once the appender has decided
 its partition held (``AppendProgress``), the head is the truth; the event is refused against
 it, or marked over the stale view and accepted. If the appender does not catch up within the
 bound, the answer is "nothing written, retry" (503), never a refusal that may be false.
+
+An expected version the marker's count refutes (``wrong_version``) is checked the same way,
+with one shortcut: a store whose head is already past the expectation refutes it for good
+(versions only grow), so that refusal needs no settled head.
 """
 
 from __future__ import annotations
@@ -17,13 +21,20 @@ from dataclasses import replace
 
 from snapshot_rules.domain import Domain
 from topics.envelope import NEW_AGGREGATE, Event
-from topics.errors import TransitionRejected
+from topics.errors import TransitionRejected, WrongExpectedVersion
 from workers.ports import AppendProgress, EventStore, MarkRequest, MarkResult
 from workers.roles.command.ledger import CommandLedger
 from workers.roles.outcomes import NotDone, Outcome, Refused
 
 ROUNDS = 3
 """Re-checks when another request marks the aggregate while this one is being checked."""
+
+
+def expectation_refused(e: WrongExpectedVersion) -> Refused:
+    """409 ``wrong_expected_version``: the message names the aggregate, both versions and what
+    to do; ``current_version`` is the version the aggregate was found at."""
+    details = {"current_version": e.current, "expected_version": e.expected}
+    return Refused("wrong_expected_version", str(e), details)
 
 
 def transition_refused(e: TransitionRejected) -> Refused:
@@ -54,10 +65,13 @@ class RefusalCheck:
     ) -> Outcome | tuple[MarkRequest, MarkResult]:
         """A true refusal, NotDone, or (mark, result) marked on the settled head: produce it."""
         ref = (domain.name, aggregate_id)
+        expected = mark.expected_version
         for _ in range(ROUNDS):
             head = next(iter(await self._store.select(ref, desc=True, limit=1)), None)
+            if expected is not None and head is not None and (head.version or 0) > expected:
+                return _wrong_version(domain, aggregate_id, expected, head.version or 0)
             if result.previous and head is not None and head.id == result.after:
-                refused = judge(domain, aggregate_id, head, mark.event_type)  # the mark is the head
+                refused = judge(domain, aggregate_id, head, mark)  # the mark is the head
                 if refused is not None:
                     return refused
             # In flight, refused at the store, a phantom, a store head that may trail the
@@ -67,7 +81,7 @@ class RefusalCheck:
             settled = await self._settled_head(domain, aggregate_id, mark)
             if not isinstance(settled, _Head):
                 return settled
-            refused = judge(domain, aggregate_id, settled.event, mark.event_type)
+            refused = judge(domain, aggregate_id, settled.event, mark)
             if refused is not None:
                 return refused
             remark = replace(mark, fallback=fallback_of(settled.event), replace=stale)
@@ -95,13 +109,26 @@ class _Head:
         self.event = event
 
 
-def judge(domain: Domain, aggregate_id: str, head: Event | None, event_type: str) -> Refused | None:
-    """The refusal of ``event_type`` after ``head`` (None: a new aggregate), or None: allowed."""
+def judge(
+    domain: Domain, aggregate_id: str, head: Event | None, mark: MarkRequest
+) -> Refused | None:
+    """The refusal of the marked event after ``head`` (None: a new aggregate), or None: allowed.
+
+    Its expected version first: a request decided on another version than the head's is
+    refused as that, whatever its type."""
+    version = 0 if head is None else head.version or 0
+    if mark.expected_version is not None and mark.expected_version != version:
+        return _wrong_version(domain, aggregate_id, mark.expected_version, version)
     try:
-        domain.check_transition(aggregate_id, _type(head), event_type)
+        domain.check_transition(aggregate_id, _type(head), mark.event_type)
     except TransitionRejected as e:
         return transition_refused(e)
     return None
+
+
+def _wrong_version(domain: Domain, aggregate_id: str, expected: int, current: int) -> Refused:
+    aggregate = f"{domain.name} {aggregate_id}"
+    return expectation_refused(WrongExpectedVersion(aggregate, expected=expected, current=current))
 
 
 def _not_yet(domain: Domain, aggregate_id: str) -> NotDone:
@@ -120,6 +147,6 @@ def _type(event: Event | None) -> str | None:
 
 
 def fallback_of(head: Event | None) -> str:
-    """The mark the store's head stands for (``MarkRequest.fallback``): its type and id, or
-    ``NEW_AGGREGATE`` when the store holds nothing of the aggregate."""
-    return NEW_AGGREGATE if head is None else f"{head.type}|{head.id}"
+    """The mark the store's head stands for (``MarkRequest.fallback``): its type, id and
+    version, or ``NEW_AGGREGATE`` when the store holds nothing of the aggregate."""
+    return NEW_AGGREGATE if head is None else f"{head.type}|{head.id}|{head.version or 0}"

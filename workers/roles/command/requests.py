@@ -11,6 +11,7 @@ from topics.envelope import (
     Actor,
     aggregate_key,
     control_character,
+    expected_version_of,
     loads,
     validate_data,
 )
@@ -19,8 +20,9 @@ from topics.frozen import slot_init
 from topics.jsonvalue import Json
 
 _BODY_FIELDS = frozenset(
-    ("type", "data", "client_id", "command_id", "correlation_id", "causation_id")
-)
+    ("type", "data", "client_id", "command_id", "correlation_id", "causation_id",
+     "expected_version")
+)  # fmt: skip
 
 
 class PayloadTooLarge(InvalidInput):
@@ -43,6 +45,10 @@ class CommandRequest:
     actor: Actor | None = None
     """Who asks, authenticated at the door (None: an unauthenticated transport, e.g. the
     commands topic, or a fleet running with EVENTFLEET_AUTH=none)."""
+    expected_version: int | None = None
+    """Append only if the aggregate is at this version (0: only if it does not exist yet);
+    None: at whatever version it is. A stale expectation is refused, nothing written
+    (``wrong_expected_version``)."""
 
     @property
     def key(self) -> str:
@@ -62,8 +68,10 @@ def parse_request(
     sender whose command id may carry the desk's prefix (``DESK_COMMANDS``); ``actor``: who
     sends it, as the door authenticated it (never read from the body).
 
-    Raises PayloadTooLarge (413), InvalidEventData (422: a number beyond 64 bits) or
-    InvalidInput (400) naming the field and the fix.
+    Raises PayloadTooLarge (413), InvalidEventData (422: a number beyond 64 bits in the
+    data) or InvalidInput (400) naming the field and the fix (an ``expected_version`` that is
+    no whole number from 0 to 2**63-1 among them: a string, a boolean, a fraction, beyond 64
+    bits).
     """
     if len(body) > max_bytes:
         raise PayloadTooLarge(
@@ -100,6 +108,10 @@ def parse_request(
             "(its replays); choose another command id."
         )
     try:
+        expected_version = expected_version_of(obj.get("expected_version"))
+    except InvalidEnvelope as e:
+        raise InvalidInput(f"field {e}.") from e
+    try:
         data = validate_data(obj.get("data", {}), "data")
     except ValueOutOfRange as e:
         raise InvalidEventData(f"field {e}; send numbers between -2**63 and 2**63-1.") from e
@@ -117,4 +129,5 @@ def parse_request(
         correlation_id=obj.get("correlation_id"),
         causation_id=obj.get("causation_id"),
         actor=actor,
+        expected_version=expected_version,
     )

@@ -1,7 +1,8 @@
 """Sync mode: claim the command id, validate on the latest state, store, then publish.
 
-The answer is ``Stored`` with the event's version, a refusal of the state's rules, ``Unknown``
-when the store went unanswered, or the recorded outcome of a retry (``fate``).
+The answer is ``Stored`` with the event's version, a refusal of the state's rules or of a stale
+expected version, ``Unknown`` when the store went unanswered, or the recorded outcome of a
+retry (``fate``).
 """
 
 from __future__ import annotations
@@ -9,7 +10,12 @@ from __future__ import annotations
 import asyncio
 import time
 
-from topics.errors import ConcurrencyConflict, OutcomeUnknown, TransitionRejected
+from topics.errors import (
+    ConcurrencyConflict,
+    OutcomeUnknown,
+    TransitionRejected,
+    WrongExpectedVersion,
+)
 from workers.ports import SyncAppender
 from workers.roles.command.fate import CommandFate
 from workers.roles.command.intake import Command
@@ -46,8 +52,11 @@ class SyncCommandService:
             result = await self._appender.append(
                 c.domain, c.request.aggregate_id, c.request.type, c.request.data, c.metadata(),
                 event_id=c.event_id, data_checked=True,
+                expected_version=c.request.expected_version,
             )  # fmt: skip
-        except (TransitionRejected, ConcurrencyConflict):
+        except (TransitionRejected, ConcurrencyConflict, WrongExpectedVersion):
+            # A retry of a command that was stored finds the aggregate past its expectation
+            # (its own event moved it): the store's copy answers it, as a duplicate.
             if c.command_id is not None:
                 settled = await self._fate.settled(c)
                 if settled is not None:

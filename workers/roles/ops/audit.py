@@ -1,7 +1,8 @@
 """The auditor: does every stored history, snapshot, view, mark and downstream topic agree?
 
 It replays each aggregate from the store and checks that the history is a valid path of its
-domain (versions 1..n, every event's data and transition accepted, the fold succeeds), that
+domain (versions 1..n, every event's data and transition accepted, an event that expected a
+version stored right after it, the fold succeeds), that
 each snapshot and projection view equals the replay at its version, that marks name the
 stored head (beyond a bound for events in flight), and that every routed topic carries the
 stored events of each aggregate in version order. Doubles on a topic (at-least-once copies)
@@ -219,6 +220,11 @@ class Auditor:
         states = [Folded(None, 0)]
         current: str | None = None
         for event in history:
+            expected = event.expected_version
+            if expected is not None and expected != len(states) - 1:
+                find("invalid_history", f"version {event.version} ({event.type}) was stored "
+                     f"although it expected the aggregate at version {expected}")  # fmt: skip
+                return None
             try:
                 domain.check_data(event.type, event.data)
                 if domain.mode is not Mode.STORAGE:
