@@ -1,7 +1,8 @@
 """Every Prometheus metric of eventfleet, declared in one place from an injected registry.
 
 Labels are bounded: aggregate type, event type, outcome, role, topic, partition, reason
-(a fixed vocabulary) -- never an aggregate id.
+(a fixed vocabulary) -- never an aggregate id; a principal only where a process caps how many
+it names (``PRINCIPAL_LABELS``, the rest as ``other``).
 """
 
 from __future__ import annotations
@@ -69,6 +70,12 @@ class Metrics:
     auth_refusals: Counter
     unknowns_resolved: Counter
     group_rejoins: Counter
+    write_budget_refusals: Counter
+    write_budget_local: Counter
+
+
+PRINCIPAL_LABELS = 100
+"""Principals one process names in a label; those after them are counted as ``other``."""
 
 
 def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
@@ -282,6 +289,8 @@ class _OperationsMetrics(TypedDict):
     auth_refusals: Counter
     unknowns_resolved: Counter
     group_rejoins: Counter
+    write_budget_refusals: Counter
+    write_budget_local: Counter
 
 
 def _operations_metrics(registry: CollectorRegistry) -> _OperationsMetrics:
@@ -350,6 +359,20 @@ def _operations_metrics(registry: CollectorRegistry) -> _OperationsMetrics:
             "Consumer group joins that did not complete within the bound and were started "
             "again (or gave up: the process exits for a restart), by role and action.",
             ["role", "action"],
+            registry=registry,
+        ),
+        write_budget_refusals=Counter(
+            "eventfleet_write_budget_refusals_total",
+            "Writes refused (429 too_many_writes) because their principal's budget was spent, "
+            "by principal: the first 100 a process refuses by name, the rest as other.",
+            ["principal"],
+            registry=registry,
+        ),
+        write_budget_local=Counter(
+            "eventfleet_write_budget_local_total",
+            "Sync writes a process judged by its own bucket, Redis not answering (fail open "
+            "to a per-process budget), by decision (taken, refused).",
+            ["decision"],
             registry=registry,
         ),
     )

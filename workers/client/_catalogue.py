@@ -40,7 +40,9 @@ __all__ = [
     "StoreUnavailableError",
     "StreamUnavailableError",
     "TooManySubscriptionsError",
+    "TooManyTicketsError",
     "TooManyWaitersError",
+    "TooManyWritesError",
     "TransitionRejectedAtStoreError",
     "TransitionRejectedError",
     "UnauthenticatedError",
@@ -343,6 +345,33 @@ class TooManyWaitersError(ApiError):
     retriable = True
 
 
+class TooManyWritesError(ApiError):
+    """429 ``too_many_writes``: the principal's write budget is spent: more appends than its rate a
+    second (``EVENTFLEET_WRITE_BUDGET_PER_S``, or its own or its role's in
+    ``EVENTFLEET_WRITE_BUDGET_PRINCIPALS``, ``_ROLES``) beyond its burst, counted across every
+    commands process; nothing was claimed, marked or written. Fix: retry after ``Retry-After``
+    (``retry_after_s``), with the same ``command_id``; spread the writes, or ask an operator for
+    a larger budget.
+    """
+
+    code = "too_many_writes"
+    status = 429
+    retriable = True
+
+
+class TooManyTicketsError(ApiError):
+    """429 ``too_many_tickets``: the principal holds ``EVENTFLEET_TICKETS_PER_PRINCIPAL`` tickets
+    (each counts for minutes past its expiry, used or not), or the fleet
+    ``EVENTFLEET_TICKETS_MAX_HELD`` (``limit``: ``principal`` or ``fleet``); no ticket was
+    issued. Fix: open a connection with a ticket you hold, or ask again after ``Retry-After``
+    (``retry_after_s``).
+    """
+
+    code = "too_many_tickets"
+    status = 429
+    retriable = True
+
+
 class UnknownEventTypeError(ApiError):
     """422 ``unknown_event_type``: the domain has no such event type. Fix: use one of the types the
     message lists.
@@ -505,6 +534,8 @@ BY_CODE: dict[str, type[ApiError]] = {
     NotAcceptableError.code: NotAcceptableError,
     TooManySubscriptionsError.code: TooManySubscriptionsError,
     TooManyWaitersError.code: TooManyWaitersError,
+    TooManyWritesError.code: TooManyWritesError,
+    TooManyTicketsError.code: TooManyTicketsError,
     UnknownEventTypeError.code: UnknownEventTypeError,
     InvalidDataError.code: InvalidDataError,
     DeadLetteredError.code: DeadLetteredError,

@@ -9,6 +9,7 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 from topics.errors import ConfigError
+from workers.ports.budgets import budget_table
 from workers.secrets import CONNECTION_SECRETS, SecretSetting, mask_url, read_secret, secret_text
 
 ENV_PREFIX = "EVENTFLEET_"
@@ -93,6 +94,11 @@ def _path(raw: str) -> str:
     # can say which file of which setting is missing; here only that it names a file.
     if raw.endswith("/"):
         raise ValueError("expected a file path, not a directory")
+    return raw
+
+
+def _budgets(raw: str) -> str:
+    budget_table(raw)  # raises ValueError naming the entry and the form
     return raw
 
 
@@ -431,6 +437,41 @@ class Settings:
         30,
         _int(1, 600),
         "a ticket (POST /v1/tickets) opens one live connection within this many seconds",
+    )
+    tickets_per_principal: int = _setting(
+        100,
+        _int(1, 1_000_000),
+        "tickets one principal may hold in Redis at once (each counts until 5 minutes past its "
+        "expiry, used or not); 429 too_many_tickets above",
+    )
+    tickets_max_held: int = _setting(
+        50_000,
+        _int(1, 100_000_000),
+        "tickets the fleet holds in Redis at most, every principal's together (about 1 KB "
+        "each); 429 too_many_tickets above",
+    )
+    write_budget_per_s: int = _setting(
+        200,
+        _int(0, 10_000_000),
+        "appends a second each principal may make on average, counted across every commands "
+        "process (0: no budget); 429 too_many_writes above",
+    )
+    write_budget_burst: int = _setting(
+        400,
+        _int(1, 100_000_000),
+        "appends a principal may make at once before its rate holds it back (the bucket's size)",
+    )
+    write_budget_principals: str = _setting(
+        "",
+        _budgets,
+        "budgets of named principals instead of the default, name=rate[/burst] comma-separated "
+        "(burst: twice the rate unless given; 0: no budget), e.g. importer=2000/4000,probe=0",
+    )
+    write_budget_roles: str = _setting(
+        "",
+        _budgets,
+        "budgets by role, role=rate[/burst] comma-separated: a principal holding several gets "
+        "the largest, its own entry in EVENTFLEET_WRITE_BUDGET_PRINCIPALS wins over them",
     )
     live_max_connections: int = _setting(
         10_000, _int(0, 10_000_000), "live subscriptions one process serves at once (429 above)"

@@ -21,18 +21,28 @@ from snapshot_rules.declaration import ANY, NEW
 from topics.envelope import NEW_AGGREGATE
 from topics.errors import MarkerUnavailable
 from workers.adapters.redis.batch import RedisBatcher
+from workers.adapters.redis.budgets import TAKE, TAKE_TOKEN, budget_key
 from workers.adapters.redis.replies import Lua, Reply, array, data, integer, text
 from workers.ports import UNKNOWN, CommandRecord, Head, MarkRequest, MarkResult
 
-# The claim (KEYS[2] when there is one) and the mark are one atomic step: one round trip
-# per command, and no request is ever marked for a command another request holds. The
-# filter's key comes last when ARGV[5] (its positions) is above 0; what a call has is read
-# from the keys, not sent as flags.
-CLAIM_AND_MARK = Lua("""
+# The budget's take (its key last, when ARGV[9] names a budget), the claim (KEYS[2] when
+# there is one) and the mark are one atomic step: one round trip per command; a write over
+# its budget changes nothing else, and no request is ever marked for a command another
+# request holds. The filter's key comes next to last, or last, when ARGV[5] (its positions) is
+# above 0; what a call has is read from the keys, not sent as flags.
+CLAIM_AND_MARK = Lua(
+    TAKE_TOKEN
+    + """
 local n = tonumber(ARGV[5])
 local has_seen = n > 0
-local has_cmd = #KEYS == (has_seen and 3 or 2)
-local seen = has_seen and KEYS[#KEYS] or nil
+local has_budget = ARGV[9] ~= ''
+if has_budget then
+  local wait = take_token(KEYS[#KEYS], ARGV[9])
+  if wait > 0 then return {'over_budget', tostring(wait), '', '', '', '0'} end
+end
+local extra = (has_seen and 1 or 0) + (has_budget and 1 or 0)
+local has_cmd = #KEYS == 2 + extra
+local seen = has_seen and KEYS[#KEYS - (has_budget and 1 or 0)] or nil
 local takeover = '0'
 if has_cmd then
   local v = redis.call('GET', KEYS[2])
@@ -55,7 +65,7 @@ if mark then
 elseif ARGV[4] == '?' then
   local fresh = false
   if has_seen and n > 0 and redis.call('GETBIT', seen, 0) == 1 then
-    for i = 9, 8 + n do
+    for i = 10, 9 + n do
       if redis.call('GETBIT', seen, ARGV[i]) == 0 then fresh = true break end
     end
   end
@@ -66,14 +76,15 @@ elseif ARGV[4] == '-' then
 else
   current, after = string.match(ARGV[4], '^([^|]*)|(.*)$')
 end
-for i = 9 + n, #ARGV do
+for i = 10 + n, #ARGV do
   if ARGV[i] == current or ARGV[i] == '*' then
     redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2] .. '|' .. after, 'PX', ARGV[3])
     return {'marked', after, current, previous, '', takeover}
   end
 end
 return {'rejected', after, current, previous, '', takeover}
-""")
+"""
+)
 
 RESTORE = Lua("""
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -163,7 +174,9 @@ def may_start(allowed: Sequence[str]) -> bool:
     return NEW in allowed or ANY in allowed
 
 
-SCRIPTS = (CLAIM_AND_MARK, RESTORE, REPAIR, CLAIM, MARK_UNKNOWN, RELEASE, RECALL_AGED, RESOLVE)
+SCRIPTS = (
+    CLAIM_AND_MARK, RESTORE, REPAIR, CLAIM, MARK_UNKNOWN, RELEASE, RECALL_AGED, RESOLVE, TAKE,
+)  # fmt: skip
 
 
 class RedisKeys:
@@ -215,8 +228,19 @@ class RedisMarker:
         self._cluster = cluster
 
     async def check_and_mark(self, request: MarkRequest) -> MarkResult:
-        """One script: the command's claim, the mark, or (mark missing) the filter, the check."""
+        """One script: the budget's take, the command's claim, the mark, or (mark missing) the
+        filter, the check."""
         fallback = request.fallback
+        budget = request.budget
+        if budget is not None and self._cluster:  # the bucket is in another slot
+            wait = integer(
+                await self._batcher.call(
+                    TAKE, (budget_key(self._keys.prefix, budget.principal),), (budget.budget.spec,)
+                )
+            )
+            if wait:
+                return MarkResult("over_budget", retry_after_ms=wait)
+            budget = None
         keys: list[str] = [self._keys.mark(request.aggregate_key)]
         if request.command_id is not None:
             keys.append(self._keys.command(request.aggregate_key, request.command_id))
@@ -230,6 +254,8 @@ class RedisMarker:
             else:
                 positions = filter_positions(request.aggregate_key)
                 keys.append(self._keys.seen())
+        if budget is not None:
+            keys.append(budget_key(self._keys.prefix, budget.principal))
         args = (
             request.event_type,
             request.event_id,
@@ -239,6 +265,7 @@ class RedisMarker:
             self._claim_ms,
             request.token,
             request.replace,
+            "" if budget is None else budget.budget.spec,
             *[str(p) for p in positions],
             *request.allowed,
         )
@@ -247,6 +274,8 @@ class RedisMarker:
         status, after, current, previous, _record_text, takeover = [
             v.decode() if isinstance(v, bytes) else str(v) for v in reply
         ]
+        if status == "over_budget":
+            return MarkResult(status, retry_after_ms=int(after))
         return MarkResult(
             status=status,
             after=after or NEW_AGGREGATE,
