@@ -8,8 +8,12 @@ the marker's own round trip (``MarkRequest.budget``), a sync write in a call of 
 budget, nothing is claimed, marked, produced or stored: ``429 too_many_writes`` with
 ``retry_after_s``, counted by principal.
 
-A refusal's wait is remembered: the principal's next writes within it are refused at once,
-before intake and without Redis (no token can be there sooner: only time adds tokens).
+A refusal tells its principal to wait whole seconds (``Retry-After``, at least 1). The process
+remembers when the bucket has a write again: the principal's writes sent before that are
+refused too, before intake and without Redis (no token can be there sooner: only time adds
+them), each held a moment first (``HOLD_S``, bounded in number), so a client that ignores
+``Retry-After`` is answered a few times a second per connection instead of as fast as it can
+send. Its bucket refills meanwhile: a principal still gets its rate.
 
 Redis away: an async write fails as the marker does (503). A sync write, which needs Redis for
 nothing else without a command id, is judged by this process's own bucket of the same budget
@@ -41,6 +45,11 @@ log = logging.getLogger(__name__)
 
 MAX_REMEMBERED = 10_000
 """Refusal waits one process keeps at once (a principal's is forgotten when it ends)."""
+HOLD_S = 0.1
+"""How long a write refused without asking Redis is held before it is answered."""
+MAX_HELD_PER_PRINCIPAL = 256
+MAX_HELD = 4096
+"""Refused writes one process holds at once: per principal, and in all."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +107,8 @@ class WriteBudget:
         self._recheck_s = recheck_s
         self._clock = clock
         self._refused_until: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+        self._held_total = 0
         self._labels: dict[str, Counter] = {}
         self._other: Counter | None = None
         self._local: dict[str, Bucket] = {}
@@ -112,7 +123,7 @@ class WriteBudget:
         return None if budget is None else BudgetDraw(actor.principal, budget)
 
     def known_refusal(self, draw: BudgetDraw) -> Refused | None:
-        """The refusal of a write whose principal was refused moments ago, still waiting."""
+        """The refusal of a write sent before its principal's told wait ended (``hold`` it)."""
         until = self._refused_until.get(draw.principal)
         if until is None:
             return None
@@ -122,8 +133,31 @@ class WriteBudget:
             return None
         return self._refused(draw, wait_s)
 
+    async def hold(self, draw: BudgetDraw) -> None:
+        """Hold a write refused by ``known_refusal`` for ``HOLD_S`` (or until its bucket has a
+        write, when later), before it is answered: a client that ignores ``Retry-After`` is
+        answered a few times a second per connection, not as fast as it can send (refused at
+        once, a flood still costs the process about half of what accepting it would). Past
+        ``MAX_HELD_PER_PRINCIPAL`` held for the principal or ``MAX_HELD`` in all, answered at
+        once."""
+        until = self._refused_until.get(draw.principal)
+        held = self._held.get(draw.principal, 0)
+        if until is None or held >= MAX_HELD_PER_PRINCIPAL or self._held_total >= MAX_HELD:
+            return
+        self._held[draw.principal] = held + 1
+        self._held_total += 1
+        try:
+            await asyncio.sleep(max(HOLD_S, until - self._clock()))  # the penalty itself
+        finally:
+            self._held_total -= 1
+            if self._held[draw.principal] == 1:
+                del self._held[draw.principal]
+            else:
+                self._held[draw.principal] -= 1
+
     def refuse(self, draw: BudgetDraw, wait_ms: int) -> Refused:
-        """A write over budget: its refusal, the wait remembered for the principal's next."""
+        """A write over budget: its refusal; until its bucket has a write again, what its
+        principal sends is refused here (``known_refusal``)."""
         if len(self._refused_until) >= MAX_REMEMBERED:
             now = self._clock()
             self._refused_until = {p: u for p, u in self._refused_until.items() if u > now}

@@ -79,6 +79,8 @@ class CommandDispatcher:
             if domain.mode is Mode.STORAGE:  # an appended event would change no document
                 outcome = Refused("read_only", _read_only(domain))
             elif known is not None:
+                assert self._budget is not None and draw is not None
+                await self._budget.hold(draw)  # until the wait it was told ends
                 outcome = known
             else:
                 command = await self._intake.command(domain, request)
@@ -98,7 +100,7 @@ class CommandDispatcher:
     def _budget_of(self, request: CommandRequest) -> tuple[BudgetDraw | None, Refused | None]:
         """The write's draw on its principal's budget (None: no budget applies), and its
         refusal when the principal was refused moments ago and is still to wait (then the
-        request costs no intake and no Redis)."""
+        request costs no intake and no Redis, and is held until that wait ends)."""
         if self._budget is None:
             return None, None
         draw = self._budget.draw(request.actor)
