@@ -115,6 +115,11 @@ class WriteBudget:
         self._probe: asyncio.Task[None] | None = None
         """Runs while Redis is away: sync writes are judged locally until it finds Redis."""
 
+    @property
+    def judging_locally(self) -> bool:
+        """Whether the buckets' backend is away and this process judges sync writes itself."""
+        return self._probe is not None
+
     def draw(self, actor: Actor | None) -> BudgetDraw | None:
         """The write's draw on its principal's budget; None: no budget applies."""
         if actor is None:
