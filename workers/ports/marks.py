@@ -231,7 +231,7 @@ class TicketLimits:
     """How many ticket records a ``TicketStore`` holds at most: per principal, and in all."""
 
     per_principal: int = 100
-    max_held: int = 50_000
+    max_held: int = 20_000
 
     def __post_init__(self) -> None:
         if self.per_principal < 1 or self.max_held < 1:

@@ -445,7 +445,7 @@ class Settings:
         "expiry, used or not); 429 too_many_tickets above",
     )
     tickets_max_held: int = _setting(
-        50_000,
+        20_000,
         _int(1, 100_000_000),
         "tickets the fleet holds in Redis at most, every principal's together (about 1 KB "
         "each); 429 too_many_tickets above",
