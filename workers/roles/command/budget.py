@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -46,7 +47,7 @@ log = logging.getLogger(__name__)
 MAX_REMEMBERED = 10_000
 """Refusal waits one process keeps at once (a principal's is forgotten when it ends)."""
 HOLD_S = 0.1
-"""How long a write refused without asking Redis is held before it is answered."""
+"""How long a write refused without asking Redis is held before it is answered, on average."""
 MAX_HELD_PER_PRINCIPAL = 256
 MAX_HELD = 4096
 """Refused writes one process holds at once: per principal, and in all."""
@@ -139,8 +140,8 @@ class WriteBudget:
         return self._refused(draw, wait_s)
 
     async def hold(self, draw: BudgetDraw) -> None:
-        """Hold a write refused by ``known_refusal`` for ``HOLD_S`` (or until its bucket has a
-        write, when later), before it is answered: a client that ignores ``Retry-After`` is
+        """Hold a write refused by ``known_refusal`` for about ``HOLD_S`` (or until its bucket
+        has a write, when later), before it is answered: a client that ignores ``Retry-After`` is
         answered a few times a second per connection, not as fast as it can send (refused at
         once, a flood still costs the process about half of what accepting it would). Past
         ``MAX_HELD_PER_PRINCIPAL`` held for the principal or ``MAX_HELD`` in all, answered at
@@ -152,7 +153,10 @@ class WriteBudget:
         self._held[draw.principal] = held + 1
         self._held_total += 1
         try:
-            await asyncio.sleep(max(HOLD_S, until - self._clock()))  # the penalty itself
+            # The penalty itself, spread (half to one and a half HOLD_S) so that writes held
+            # together do not come back together.
+            held_s = HOLD_S * (0.5 + random.random())
+            await asyncio.sleep(max(held_s, until - self._clock()))
         finally:
             self._held_total -= 1
             if self._held[draw.principal] == 1:
