@@ -46,7 +46,11 @@ log = logging.getLogger(__name__)
 
 MAX_REMEMBERED = 10_000
 """Refusal waits one process keeps at once (a principal's is forgotten when it ends)."""
-HOLD_S = 0.1
+MIN_WAIT_S = 0.05
+"""A refused principal's writes are refused here for at least this long (its bucket refills
+meanwhile: it still gets its rate, in slices of 50 ms instead of a write at a time; each write
+it sends that reaches Redis empty-handed costs about as much as one accepted)."""
+HOLD_S = 0.5
 """How long a write refused without asking Redis is held before it is answered, on average."""
 MAX_HELD_PER_PRINCIPAL = 256
 MAX_HELD = 4096
@@ -165,15 +169,16 @@ class WriteBudget:
                 self._held[draw.principal] -= 1
 
     def refuse(self, draw: BudgetDraw, wait_ms: int) -> Refused:
-        """A write over budget: its refusal; until its bucket has a write again, what its
-        principal sends is refused here (``known_refusal``)."""
+        """A write over budget: its refusal; until its bucket has a write again (at least
+        ``MIN_WAIT_S``), what its principal sends is refused here (``known_refusal``)."""
         if len(self._refused_until) >= MAX_REMEMBERED:
             now = self._clock()
             self._refused_until = {p: u for p, u in self._refused_until.items() if u > now}
             if len(self._refused_until) >= MAX_REMEMBERED:
                 self._refused_until.clear()  # a flood of principals: remember afresh
-        self._refused_until[draw.principal] = self._clock() + wait_ms / 1000
-        return self._refused(draw, wait_ms / 1000)
+        wait_s = max(wait_ms / 1000, MIN_WAIT_S)
+        self._refused_until[draw.principal] = self._clock() + wait_s
+        return self._refused(draw, wait_s)
 
     async def take(self, draw: BudgetDraw) -> Refused | None:
         """Take one write on the shared bucket (a sync write); its refusal, or None to go on.
