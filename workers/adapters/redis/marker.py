@@ -23,7 +23,7 @@ from topics.errors import MarkerUnavailable
 from workers.adapters.redis.batch import RedisBatcher
 from workers.adapters.redis.budgets import TAKE, TAKE_TOKEN, budget_key
 from workers.adapters.redis.replies import Lua, Reply, array, data, integer, text
-from workers.ports import UNKNOWN, CommandRecord, Head, MarkRequest, MarkResult
+from workers.ports import UNKNOWN, BudgetDraw, CommandRecord, Head, MarkRequest, MarkResult
 
 # The budget's take (its key last, when ARGV[9] names a budget), the claim (KEYS[2] when
 # there is one) and the mark are one atomic step: one round trip per command; a write over
@@ -233,13 +233,9 @@ class RedisMarker:
         fallback = request.fallback
         budget = request.budget
         if budget is not None and self._cluster:  # the bucket is in another slot
-            wait = integer(
-                await self._batcher.call(
-                    TAKE, (budget_key(self._keys.prefix, budget.principal),), (budget.budget.spec,)
-                )
-            )
-            if wait:
-                return MarkResult("over_budget", retry_after_ms=wait)
+            wait_ms = await self._take_apart(budget)
+            if wait_ms:
+                return MarkResult("over_budget", retry_after_ms=wait_ms)
             budget = None
         keys: list[str] = [self._keys.mark(request.aggregate_key)]
         if request.command_id is not None:
@@ -269,21 +265,12 @@ class RedisMarker:
             *[str(p) for p in positions],
             *request.allowed,
         )
-        reply = array(await self._batcher.call(CLAIM_AND_MARK, tuple(keys), args))
-        # The script answers six strings: decoded in one pass (a call per field cost five).
-        status, after, current, previous, _record_text, takeover = [
-            v.decode() if isinstance(v, bytes) else str(v) for v in reply
-        ]
-        if status == "over_budget":
-            return MarkResult(status, retry_after_ms=int(after))
-        return MarkResult(
-            status=status,
-            after=after or NEW_AGGREGATE,
-            current=None if current in ("none", "") else current,
-            previous=previous,
-            record=_record(reply[4]) if status in ("answered", "busy") else None,
-            takeover=takeover == "1",
-        )
+        return _marked(array(await self._batcher.call(CLAIM_AND_MARK, tuple(keys), args)))
+
+    async def _take_apart(self, draw: BudgetDraw) -> int:
+        """The budget's take in a call of its own (a cluster: the bucket is in another slot)."""
+        key = budget_key(self._keys.prefix, draw.principal)
+        return integer(await self._batcher.call(TAKE, (key,), (draw.budget.spec,)))
 
     async def restore(self, request: MarkRequest, marked: MarkResult) -> None:
         ours = f"{request.event_type}|{request.event_id}|{marked.after}"
@@ -439,6 +426,24 @@ class RedisCommandMemory:
         if found is None:
             return None
         return data(found)
+
+
+def _marked(reply: list[Reply]) -> MarkResult:
+    """What the claim-and-mark script answered (six strings), as a ``MarkResult``."""
+    # Decoded in one pass (a call per field cost five).
+    status, after, current, previous, _record_text, takeover = [
+        v.decode() if isinstance(v, bytes) else str(v) for v in reply
+    ]
+    if status == "over_budget":
+        return MarkResult(status, retry_after_ms=int(after))
+    return MarkResult(
+        status=status,
+        after=after or NEW_AGGREGATE,
+        current=None if current in ("none", "") else current,
+        previous=previous,
+        record=_record(reply[4]) if status in ("answered", "busy") else None,
+        takeover=takeover == "1",
+    )
 
 
 def _record(raw: Reply) -> CommandRecord:
