@@ -73,6 +73,11 @@ class FleetProcess:
             "EVENTFLEET_TOPICS_AUTO_CREATE": "true",
             "EVENTFLEET_LOG_LEVEL": "info",
             **issuer.env(),  # the door is shut: every request below sends a token
+            # One principal writes for every test of a session on the shared fleet: its budget
+            # is one no test meets (the draws still run); tests/e2e/test_write_budgets.py
+            # sets the budgets it tests.
+            "EVENTFLEET_WRITE_BUDGET_PER_S": "1000000",
+            "EVENTFLEET_WRITE_BUDGET_BURST": "1000000",
             **master_key_env(),  # personal fields are sealed: the session's master key
         }
         env.update(extra)

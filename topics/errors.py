@@ -184,3 +184,20 @@ class Forbidden(EventfleetError):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class OverLimit(EventfleetError):
+    """A caller (or the fleet as a whole) is over one of its limits: nothing was done, and the
+    same call may pass after ``retry_after_s``. ``limit`` says which one (``principal``,
+    ``fleet``)."""
+
+    retriable = True
+
+    def __init__(self, message: str, *, limit: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.retry_after_s = retry_after_s
+
+
+class TooManyTickets(OverLimit):
+    """No ticket was issued: its principal holds its share of tickets, or the fleet its total."""

@@ -1,7 +1,8 @@
 """Every Prometheus metric of eventfleet, declared in one place from an injected registry.
 
 Labels are bounded: aggregate type, event type, outcome, role, topic, partition, reason
-(a fixed vocabulary) -- never an aggregate id.
+(a fixed vocabulary) -- never an aggregate id; a principal only where a process caps how many
+it names (``PRINCIPAL_LABELS``, the rest as ``other``).
 """
 
 from __future__ import annotations
@@ -71,6 +72,12 @@ class Metrics:
     group_rejoins: Counter
     assigned_partitions: Gauge
     role_idle: Gauge
+    write_budget_refusals: Counter
+    write_budget_local: Counter
+
+
+PRINCIPAL_LABELS = 100
+"""Principals one process names in a label; those after them are counted as ``other``."""
 
 
 def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
@@ -288,6 +295,8 @@ class _OperationsMetrics(TypedDict):
     group_rejoins: Counter
     assigned_partitions: Gauge
     role_idle: Gauge
+    write_budget_refusals: Counter
+    write_budget_local: Counter
 
 
 def _operations_metrics(registry: CollectorRegistry) -> _OperationsMetrics:
@@ -370,6 +379,20 @@ def _operations_metrics(registry: CollectorRegistry) -> _OperationsMetrics:
             "1 while the consumer group gave this process no partition (more members than "
             "partitions): it is ready and takes a share at a later rebalance.",
             ["role"],
+            registry=registry,
+        ),
+        write_budget_refusals=Counter(
+            "eventfleet_write_budget_refusals_total",
+            "Writes refused (429 too_many_writes) because their principal's budget was spent, "
+            "by principal: the first 100 a process refuses by name, the rest as other.",
+            ["principal"],
+            registry=registry,
+        ),
+        write_budget_local=Counter(
+            "eventfleet_write_budget_local_total",
+            "Sync writes a process judged by its own bucket, Redis not answering (fail open "
+            "to a per-process budget), by decision (taken, refused).",
+            ["decision"],
             registry=registry,
         ),
     )

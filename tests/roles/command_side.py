@@ -14,6 +14,7 @@ from workers.ports import (
     SyncAppender,
 )
 from workers.roles.command.async_mode import AsyncCommandService
+from workers.roles.command.budget import WriteBudget
 from workers.roles.command.commands import CommandDispatcher
 from workers.roles.command.fate import CommandFate
 from workers.roles.command.intake import Intake
@@ -36,21 +37,23 @@ def command_side(
     sync: SyncAppender | None = None,
     answer_wait_s: float = 10.0,
     refusal_wait_s: float = 3.0,
+    budget: WriteBudget | None = None,
 ) -> CommandDispatcher:
-    """A dispatcher over an async service and, given ``sync``, a sync one."""
+    """A dispatcher over an async service and, given ``sync``, a sync one (``budget``: the
+    write budgets both draw on)."""
     ledger = CommandLedger(marker, memory)
     fate = CommandFate(store=store, rejections=rejections, ledger=ledger)
     refusals = RefusalCheck(ledger=ledger, store=store, progress=progress, wait_s=refusal_wait_s)
     async_mode = AsyncCommandService(
         ledger=ledger, store=store, producer=producer, refusals=refusals, fate=fate,
-        events_topic=events_topic, answer_wait_s=answer_wait_s,
+        events_topic=events_topic, answer_wait_s=answer_wait_s, budget=budget,
     )  # fmt: skip
     sync_mode = None
     if sync is not None:
         sync_mode = SyncCommandService(
-            ledger=ledger, appender=sync, fate=fate, answer_wait_s=answer_wait_s
+            ledger=ledger, appender=sync, fate=fate, answer_wait_s=answer_wait_s, budget=budget
         )
     return CommandDispatcher(
         domains=domains, intake=Intake(), ledger=ledger, metrics=metrics,
-        async_mode=async_mode, sync_mode=sync_mode,
+        async_mode=async_mode, sync_mode=sync_mode, budget=budget,
     )  # fmt: skip

@@ -27,7 +27,7 @@ PUBLIC = {
     ],
     "workers.roles": ["append", "command", "deadletter", "ops", "outcomes", "personal", "read", "retry", "state"],
     "workers.roles.command": [
-        "async_mode", "commands", "fate", "intake", "ledger", "newfilter", "refusals", "requests",
+        "async_mode", "budget", "commands", "fate", "intake", "ledger", "newfilter", "refusals", "requests",
         "resolver", "sync_mode",
     ],
     "workers.roles.append": ["appender", "bridge", "fates", "forwarder", "judge", "outbox"],
@@ -49,8 +49,8 @@ PUBLIC = {
     ],
     "workers.adapters.nats": ["NatsEventBus"],
     "workers.adapters.redis": [
-        "SCRIPTS", "RedisBatcher", "RedisCommandMemory", "RedisEventBus", "RedisLiveFeed", "RedisMarker",
-        "RedisMarks", "RedisTicketStore", "connect_redis", "describe_redis", "escaped",
+        "SCRIPTS", "MarkTtls", "RedisBatcher", "RedisCommandMemory", "RedisEventBus", "RedisLiveFeed", "RedisMarker",
+        "RedisMarks", "RedisTicketStore", "RedisWriteBudgets", "connect_redis", "describe_redis", "escaped",
     ],
     "workers.bus": [
         "ANY_TYPE", "BusClosed", "BusError", "BusUnavailable", "InProcessEventBus", "RetryPolicy",
@@ -71,7 +71,7 @@ PUBLIC = {
         "Faults", "MemoryActionLog", "MemoryAppendProgress", "MemoryCommandMemory", "MemoryDatabase",
         "MemoryDocuments", "MemoryEventStore", "MemoryKeyStore", "MemoryLiveFeed", "MemoryMarker", "MemoryMarks", "MemoryPositions", "MemoryProducer",
         "MemoryRejections", "MemoryRuleStates", "MemorySnapshotLadder", "MemorySnapshotStore", "MemoryStores",
-        "MemoryLogProbe", "MemoryStream", "MemoryTicketStore", "MemoryViewStaging", "MemoryViewStore", "Switchable", "murmur2",
+        "MemoryLogProbe", "MemoryStream", "MemoryTicketStore", "MemoryViewStaging", "MemoryViewStore", "MemoryWriteBudgets", "Switchable", "murmur2",
         "partition_for",
     ],
     "workers.devtools": ["embedded"],
@@ -91,12 +91,13 @@ PUBLIC = {
         "errors",
     ],
     "workers.ports": [
-        "LIVE", "NEW_AGGREGATE", "PARKED", "STORE_VERDICTS", "UNKNOWN", "ActionLog", "AggregateRef", "AppendConflict", "AppendProgress", "ArchivableEvents", "CommandMemory",
+        "LIVE", "NEW_AGGREGATE", "PARKED", "STORE_VERDICTS", "UNKNOWN", "ActionLog", "AggregateRef", "AppendConflict", "AppendProgress", "ArchivableEvents", "Bucket", "Budget", "BudgetDraw", "CommandMemory",
         "CommandRecord", "DataKey", "Delivery", "Erasure", "EventBus", "EventQuery", "EventSearch", "EventStore", "Handler", "Head", "KeyStore",
         "Listening", "LiveChannel", "LiveDeliver", "LiveFeed", "LogProbe", "MarkRequest",
         "MarkResult", "Marker", "OperatorAction", "Outgoing", "ParkedEntry", "ParkedEvents", "PendingEvents", "Positions", "Producer", "Record", "Rejection", "ReplayClaim",
-        "Rejections", "RuleState", "RuleStates", "SearchPosition", "Snapshot", "SnapshotLadder", "SnapshotStore", "StoredEvents", "Subscription", "SyncAppender", "SyncResult", "TicketStore", "Told", "TopicTail", "TopicWindow",
-        "ViewDoc", "ViewStaging", "ViewStore", "WrittenLog", "check_head",
+        "Rejections", "RuleState", "RuleStates", "SearchPosition", "Snapshot", "SnapshotLadder", "SnapshotStore", "StoredEvents", "Subscription", "SyncAppender", "SyncResult", "TicketLimits", "TicketStore", "Told", "TopicTail", "TopicWindow",
+        "ViewDoc", "ViewStaging", "ViewStore", "WriteBudgets", "WrittenLog", "budget_table", "check_head",
+        "full_after_ms", "take_token",
     ],
 }  # fmt: skip
 

@@ -267,10 +267,11 @@ def _bench(commands: argparse._SubParsersAction[Parser]) -> None:
     )  # fmt: skip
     bench.add_argument(
         "path",
-        choices=("commands", "append", "state", "scale", "live", "all"),
+        choices=("commands", "append", "state", "scale", "live", "fairness", "all"),
         help="which path: the command path over HTTP, append, state query, append scale-out, "
         "live subscriptions (1000 subscribers, 100 rooms, up to 10000 events per row, SSE and "
-        "WebSocket)",
+        "WebSocket), fairness (a quiet principal's write p99 beside another's flood, without "
+        "and with write budgets)",
     )
     bench.add_argument("--json", action="store_true", help="print each table as a JSON line")
     bench.add_argument(

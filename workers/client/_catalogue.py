@@ -223,6 +223,25 @@ class TooManyWaitersError(ApiError, code="too_many_waiters", status=429, retriab
     """
 
 
+class TooManyWritesError(ApiError, code="too_many_writes", status=429, retriable=True):
+    """429 ``too_many_writes``: the principal's write budget is spent: more appends than its rate a
+    second (``EVENTFLEET_WRITE_BUDGET_PER_S``, or its own or its role's in
+    ``EVENTFLEET_WRITE_BUDGET_PRINCIPALS``, ``_ROLES``) beyond its burst, counted across every
+    commands process; nothing was claimed, marked or written. Fix: retry after ``Retry-After``
+    (``retry_after_s``), with the same ``command_id``; spread the writes, or ask an operator for
+    a larger budget.
+    """
+
+
+class TooManyTicketsError(ApiError, code="too_many_tickets", status=429, retriable=True):
+    """429 ``too_many_tickets``: the principal holds ``EVENTFLEET_TICKETS_PER_PRINCIPAL`` tickets
+    (each counts for minutes past its expiry, used or not), or the fleet
+    ``EVENTFLEET_TICKETS_MAX_HELD`` (``limit``: ``principal`` or ``fleet``); no ticket was
+    issued. Fix: open a connection with a ticket you hold, or ask again after ``Retry-After``
+    (``retry_after_s``).
+    """
+
+
 class UnknownEventTypeError(ApiError, code="unknown_event_type", status=422):
     """422 ``unknown_event_type``: the domain has no such event type. Fix: use one of the types the
     message lists.

@@ -3,9 +3,9 @@
 One module per concern, each value beside the port that moves it: ``store`` (the event store,
 its search, moves and publish flags, the sync-mode appender), ``state`` (snapshots, the ladder,
 the rule's memory, views), ``stream`` (Kafka: producing, reading, positions, the appender's
-progress), ``marks`` (Redis: the marker, the command memory, tickets), ``live`` (the bus and the
-live feed), ``ops`` (rejections, parked aggregates, the operator audit trail) and ``keys``
-(personal data's keys). Every name is offered here; import it from ``workers.ports``.
+progress), ``marks`` (Redis: the marker, the command memory, tickets), ``budgets`` (Redis:
+per-principal write budgets), ``live`` (the bus and the live feed), ``ops`` (rejections,
+parked aggregates, the operator audit trail) and ``keys`` (personal data's keys). Every name is offered here; import it from ``workers.ports``.
 
 Role logic (``workers.roles``) imports only this package, ``workers.metrics``, ``topics`` and
 ``snapshot_rules``. Each port has a real adapter (``workers.adapters.<technology>``) and an
@@ -17,6 +17,15 @@ from __future__ import annotations
 
 from snapshot_rules.projection import LIVE, ViewDoc
 from topics.envelope import NEW_AGGREGATE
+from workers.ports.budgets import (
+    Bucket,
+    Budget,
+    BudgetDraw,
+    WriteBudgets,
+    budget_table,
+    full_after_ms,
+    take_token,
+)
 from workers.ports.keys import DataKey, Erasure, KeyStore
 from workers.ports.live import (
     EventBus,
@@ -34,6 +43,7 @@ from workers.ports.marks import (
     Marker,
     MarkRequest,
     MarkResult,
+    TicketLimits,
     TicketStore,
 )
 from workers.ports.ops import (
@@ -96,6 +106,9 @@ __all__ = [
     "AppendConflict",
     "AppendProgress",
     "ArchivableEvents",
+    "Bucket",
+    "Budget",
+    "BudgetDraw",
     "CommandMemory",
     "CommandRecord",
     "DataKey",
@@ -137,6 +150,7 @@ __all__ = [
     "Subscription",
     "SyncAppender",
     "SyncResult",
+    "TicketLimits",
     "TicketStore",
     "Told",
     "TopicTail",
@@ -144,6 +158,10 @@ __all__ = [
     "ViewDoc",
     "ViewStaging",
     "ViewStore",
+    "WriteBudgets",
     "WrittenLog",
+    "budget_table",
     "check_head",
+    "full_after_ms",
+    "take_token",
 ]

@@ -3,11 +3,14 @@ routes; the values they move."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from topics.errors import TooManyTickets
 from topics.frozen import slot_init
+from workers.ports.budgets import BudgetDraw
 from workers.ports.store import Head
 
 UNKNOWN = "?"
@@ -55,6 +58,9 @@ class MarkRequest:
     ``command_id`` claims the command in the same call (``token`` names this request's
     claim): a recorded answer, or a claim another request holds, is returned instead of
     marking (``answered``, ``busy``); an ``unknown`` record is taken over (``takeover``).
+
+    ``budget`` draws the write from its principal's budget first, in the same call: over it,
+    the answer is ``over_budget`` and nothing is claimed or marked.
     """
 
     aggregate_key: str
@@ -66,6 +72,7 @@ class MarkRequest:
     token: str = ""
     replace: str = ""
     expected_version: int | None = None
+    budget: BudgetDraw | None = None
 
 
 @slot_init
@@ -77,10 +84,11 @@ class MarkResult:
     event: a retry of it), ``wrong_version`` (the marker counts ``version``, not the request's
     ``expected_version``), ``rejected`` (``current`` may not be followed by the event type),
     ``missing`` (no mark and no fallback: read the store and ask again), ``answered`` (the
-    command has a recorded answer: ``record``) or ``busy`` (another request holds the
-    command's claim). ``after`` is the id of the event it was validated after
-    (``NEW_AGGREGATE`` for the first event); ``current`` is the type it was checked against
-    (None: a new aggregate). ``previous`` is the mark value that was there (for ``restore``
+    command has a recorded answer: ``record``), ``busy`` (another request holds the
+    command's claim) or ``over_budget`` (the principal's budget holds no write for
+    ``retry_after_ms``; nothing was claimed or marked). ``after`` is the id of the event it
+    was validated after (``NEW_AGGREGATE`` for the first event); ``current`` is the type it
+    was checked against (None: a new aggregate). ``previous`` is the mark value that was there (for ``restore``
     and ``replace``; empty when it was replaced as stale). ``takeover``: the claim was taken
     over from an earlier attempt whose outcome is unknown. ``version``: the aggregate's
     version before this event as the marker counts it (None: it knows none; on ``mine``,
@@ -95,6 +103,7 @@ class MarkResult:
     record: CommandRecord | None = None
     takeover: bool = False
     version: int | None = None
+    retry_after_ms: int = 0
 
 
 class Marker(Protocol):
@@ -234,16 +243,56 @@ class CommandMemory(Protocol):
 # --- tickets: single-use credentials for browsers on live routes ----------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class TicketLimits:
+    """How many ticket records a ``TicketStore`` holds at most: per principal, and in all."""
+
+    per_principal: int = 100
+    max_held: int = 20_000
+
+    def __post_init__(self) -> None:
+        if self.per_principal < 1 or self.max_held < 1:
+            raise ValueError(f"ticket limits must be at least 1, not {self}")
+
+    def refusal(self, limit: str, wait_ms: int) -> TooManyTickets:
+        """The refusal of a put over ``limit`` (``principal`` or ``fleet``) whose oldest record
+        counted leaves in ``wait_ms``."""
+        retry_after_s = max(1, math.ceil(wait_ms / 1000))
+        if limit == "principal":
+            message = (
+                f"this principal holds {self.per_principal} tickets already "
+                "(EVENTFLEET_TICKETS_PER_PRINCIPAL; each counts for as long as Redis keeps it, "
+                "minutes past its expiry): no ticket was issued; open a connection with one you "
+                f"hold, or ask again in {retry_after_s} s."
+            )
+        else:
+            message = (
+                f"the fleet holds {self.max_held} tickets, its bound "
+                "(EVENTFLEET_TICKETS_MAX_HELD): no ticket was issued; ask again in "
+                f"{retry_after_s} s."
+            )
+        return TooManyTickets(message, limit=limit, retry_after_s=retry_after_s)
+
+
 class TicketStore(Protocol):
     """Ticket records by digest, shared by every process of a fleet (a ticket asked at one
     process opens a connection at any other), each spent at most once fleet-wide.
 
-    Moves records only (``workers.http.tickets`` makes and reads them). Raises
-    MarkerUnavailable when the backend does not answer.
+    What it holds is bounded (``TicketLimits``): each principal at most its share of records
+    at once (``per_principal``), the fleet at most ``max_held`` (a record counts until
+    ``keep_s`` after it was put, spent or not). Moves records only (``workers.http.tickets`` makes and
+    reads them). Raises MarkerUnavailable when the backend does not answer.
     """
 
-    async def put(self, digest: str, record: bytes, *, keep_s: int) -> None:
-        """Keep ``record`` under ``digest`` for ``keep_s`` seconds."""
+    async def put(
+        self, digest: str, record: bytes, *, keep_s: int, principal: str | None = None
+    ) -> None:
+        """Keep ``record`` under ``digest`` for ``keep_s`` seconds, counted against
+        ``principal``'s share (None: the fleet's total only).
+
+        Raises TooManyTickets (``limit``: ``principal`` or ``fleet``, ``retry_after_s``: until
+        the oldest record counted leaves) when either is full; nothing is kept then.
+        """
         ...
 
     async def find(self, digest: str) -> bytes | None:
@@ -252,5 +301,6 @@ class TicketStore(Protocol):
 
     async def spend(self, digest: str, *, keep_s: int) -> bool:
         """Mark ``digest`` spent: True for the first call fleet-wide (atomic), False for every
-        later one while the mark is kept (``keep_s`` seconds)."""
+        later one while the mark is kept (``keep_s`` seconds), and False for a digest with no
+        record (so there is never a spent mark without its record)."""
         ...

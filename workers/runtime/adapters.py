@@ -15,7 +15,7 @@ from typing import Protocol
 from workers.adapters.kafka import KafkaConfig, KafkaStream
 from workers.adapters.memory import MemoryLiveFeed, MemoryMarks, MemoryStores, MemoryStream
 from workers.adapters.mongo import MongoStores
-from workers.adapters.redis import RedisLiveFeed, RedisMarks
+from workers.adapters.redis import MarkTtls, RedisLiveFeed, RedisMarks
 from workers.bus import InProcessEventBus
 from workers.metrics import Metrics
 from workers.ports import (
@@ -35,11 +35,13 @@ from workers.ports import (
     SnapshotLadder,
     SnapshotStore,
     StoredEvents,
+    TicketLimits,
     TicketStore,
     TopicTail,
     TopicWindow,
     ViewStaging,
     ViewStore,
+    WriteBudgets,
     WrittenLog,
 )
 from workers.roles.ops.archive import ArchiveEvents
@@ -169,13 +171,16 @@ class Markers(Marker, MarkPeek, Protocol):
 
 
 class Marks(Protocol):
-    """The marker, the command memory and the tickets on one connection."""
+    """The marker, the command memory, the write budgets and the tickets on one connection."""
 
     @property
     def marker(self) -> Markers: ...
 
     @property
     def memory(self) -> CommandMemory: ...
+
+    @property
+    def budgets(self) -> WriteBudgets: ...
 
     @property
     def tickets(self) -> TicketStore: ...
@@ -211,9 +216,8 @@ def real_adapters(
             settings.redis_url,
             prefix=prefix,
             timeout_ms=settings.redis_timeout_ms,
-            marker_ttl_s=settings.marker_ttl_s,
-            command_ttl_s=settings.command_ttl_s,
-            claim_ttl_ms=settings.claim_ttl_ms,
+            ttls=MarkTtls(settings.marker_ttl_s, settings.command_ttl_s, settings.claim_ttl_ms),
+            tickets=TicketLimits(settings.tickets_per_principal, settings.tickets_max_held),
             latency=metrics.marker_latency,
         )
 

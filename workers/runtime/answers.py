@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from topics.errors import TooManyTickets
 from topics.jsonvalue import Json, JsonObject
 from workers.roles.outcomes import Accepted, Outcome, Refused, Stored, Unknown
 from workers.roles.personal import Erased
@@ -26,6 +27,7 @@ __all__ = [
     "error",
     "reply_of",
     "status_of",
+    "too_many_tickets",
 ]
 
 
@@ -256,6 +258,23 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
         "process",
     ),
     ErrorCode(
+        "too_many_writes", 429,
+        "the principal's write budget is spent: more appends than its rate a second "
+        "(`EVENTFLEET_WRITE_BUDGET_PER_S`, or its own or its role's in "
+        "`EVENTFLEET_WRITE_BUDGET_PRINCIPALS`, `_ROLES`) beyond its burst, counted across every "
+        "commands process; nothing was claimed, marked or written",
+        "retry after `Retry-After` (`retry_after_s`), with the same `command_id`; spread the "
+        "writes, or ask an operator for a larger budget",
+    ),
+    ErrorCode(
+        "too_many_tickets", 429,
+        "the principal holds `EVENTFLEET_TICKETS_PER_PRINCIPAL` tickets (each counts for minutes "
+        "past its expiry, used or not), or the fleet `EVENTFLEET_TICKETS_MAX_HELD` (`limit`: "
+        "`principal` or `fleet`); no ticket was issued",
+        "open a connection with a ticket you hold, or ask again after `Retry-After` "
+        "(`retry_after_s`)",
+    ),
+    ErrorCode(
         "unknown_event_type", 422,
         "the domain has no such event type",
         "use one of the types the message lists",
@@ -363,6 +382,12 @@ def answer_of(outcome: Outcome) -> Answer:
     if isinstance(outcome, Unknown):
         return _unknown(outcome)
     return error(status_of(outcome.code, 503), outcome.code, outcome.message, **outcome.details)
+
+
+def too_many_tickets(e: TooManyTickets) -> Answer:
+    """``429 too_many_tickets``: what a ticket request over its principal's share or the
+    fleet's bound is told (the edge sends ``Retry-After`` from ``retry_after_s``)."""
+    return error(429, "too_many_tickets", str(e), limit=e.limit, retry_after_s=e.retry_after_s)
 
 
 def erasure_answer(outcome: Erased | Refused) -> Answer:

@@ -30,6 +30,7 @@ from workers.roles.append.fates import DeadLetterFates
 from workers.roles.append.forwarder import Forwarder
 from workers.roles.append.outbox import Outbox
 from workers.roles.command.async_mode import AsyncCommandService
+from workers.roles.command.budget import BudgetPolicy, WriteBudget
 from workers.roles.command.commands import CommandDispatcher
 from workers.roles.command.fate import CommandFate
 from workers.roles.command.intake import Intake
@@ -115,6 +116,7 @@ class _Parts:
     outbox: Outbox | None = None
     sync: SyncCommands | None = None
     commands: CommandDispatcher | None = None
+    budget: WriteBudget | None = None
     outcomes: Outcomes | None = None
     appender: Appender | None = None
     snapshotter: Snapshotter | None = None
@@ -376,11 +378,17 @@ class Runtime:
             progress=parts.progress,
             wait_s=settings.refusal_wait_ms / 1000,
         )
+        policy = BudgetPolicy.parse(
+            settings.write_budget_per_s, settings.write_budget_burst,
+            principals=settings.write_budget_principals, roles=settings.write_budget_roles,
+        )  # fmt: skip
+        parts.budget = budget = WriteBudget(policy=policy, budgets=marks.budgets, metrics=metrics)
         parts.commands = CommandDispatcher(
             domains=self.domains,
             intake=Intake(loader=self.loader, shredder=self.shredder),
             ledger=ledger,
             metrics=metrics,
+            budget=budget,
             async_mode=AsyncCommandService(
                 ledger=ledger,
                 store=self.events,
@@ -393,9 +401,14 @@ class Runtime:
                 fate=fate,
                 events_topic=self.names.events,
                 answer_wait_s=answer_wait_s,
+                budget=budget,
             ),
             sync_mode=SyncCommandService(
-                ledger=ledger, appender=parts.sync, fate=fate, answer_wait_s=answer_wait_s
+                ledger=ledger,
+                appender=parts.sync,
+                fate=fate,
+                answer_wait_s=answer_wait_s,
+                budget=budget,
             ),
         )
 
@@ -459,6 +472,8 @@ class Runtime:
         await self.loader.drain()
         if parts.sync is not None:
             await parts.sync.drain()
+        if parts.budget is not None:
+            await parts.budget.close()
         if parts.marks is not None:
             await parts.marks.close()
         if parts.live is not None:

@@ -9,6 +9,7 @@ pause-and-retry. ``workers.runtime.adapters.memory_adapters`` composes a whole p
 from __future__ import annotations
 
 from workers.adapters.memory.actions import MemoryActionLog
+from workers.adapters.memory.budgets import MemoryWriteBudgets
 from workers.adapters.memory.common import Faults, Switchable
 from workers.adapters.memory.documents import MemoryDocuments
 from workers.adapters.memory.events import MemoryEventStore
@@ -50,6 +51,7 @@ __all__ = [
     "MemoryTicketStore",
     "MemoryViewStaging",
     "MemoryViewStore",
+    "MemoryWriteBudgets",
     "Switchable",
     "murmur2",
     "partition_for",

@@ -58,11 +58,12 @@ class MemoryStores:
 
 
 class MemoryMarks:
-    """The marker and the command memory, in memory."""
+    """The marker, the command memory, the write budgets and the tickets, in memory."""
 
     def __init__(self) -> None:
         self.marker = MemoryMarker()
         self.memory = MemoryCommandMemory(records=self.marker.records)  # one memory, as one Redis
+        self.budgets = self.marker.budgets  # one set of buckets, as one Redis
         self.tickets = MemoryTicketStore()
 
     async def close(self) -> None:

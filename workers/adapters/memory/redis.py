@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from snapshot_rules.declaration import ANY, NEW
 from topics.envelope import NEW_AGGREGATE
 from topics.errors import MarkerUnavailable
+from workers.adapters.memory.budgets import MemoryWriteBudgets
 from workers.adapters.memory.common import Faults, Switchable, down_message
 from workers.ports import (
     CommandMemory,
@@ -64,8 +65,9 @@ class _Records:
 
 
 class MemoryMarker(Switchable):
-    """Marks per aggregate key, ``<type>|<id>|<after>|<version>``, and (shared with a
-    ``MemoryCommandMemory`` through ``records``) the command claims they are taken with."""
+    """Marks per aggregate key, ``<type>|<id>|<after>|<version>``, (shared with a
+    ``MemoryCommandMemory`` through ``records``) the command claims they are taken with, and
+    the write budgets a mark may draw on first."""
 
     def __init__(
         self,
@@ -73,11 +75,15 @@ class MemoryMarker(Switchable):
         ttl_s: float = 86_400,
         claim_s: float = 15.0,
         clock: Callable[[], float] = time.monotonic,
+        budgets: MemoryWriteBudgets | None = None,
     ) -> None:
         self.faults = Faults(lambda what: MarkerUnavailable(down_message("marker", what)))
         self._ttl_s = ttl_s
         self._claim_s = claim_s
         self._clock = clock
+        self.budgets = budgets or MemoryWriteBudgets(clock)
+        """The buckets a request's ``budget`` draws on (give the fleet's ``MemoryWriteBudgets``
+        so both take from one set, as they do on one Redis)."""
         self._marks: dict[str, _Mark] = {}
         self._noted: set[str] = set()
         self._ready = False
@@ -94,6 +100,10 @@ class MemoryMarker(Switchable):
 
     async def check_and_mark(self, request: MarkRequest) -> MarkResult:
         await self.faults.enter("check_and_mark", f"marking {request.aggregate_key}")
+        if request.budget is not None:
+            wait_ms = self.budgets.take_now(request.budget)
+            if wait_ms:
+                return MarkResult("over_budget", retry_after_ms=wait_ms)
         takeover = False
         if request.command_id is not None:
             key = (request.aggregate_key, request.command_id)

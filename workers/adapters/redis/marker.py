@@ -23,20 +23,31 @@ from snapshot_rules.declaration import ANY, NEW
 from topics.envelope import NEW_AGGREGATE
 from topics.errors import MarkerUnavailable
 from workers.adapters.redis.batch import RedisBatcher
+from workers.adapters.redis.budgets import TAKE, TAKE_TOKEN, budget_key
 from workers.adapters.redis.replies import Lua, Reply, array, data, integer, text
-from workers.ports import UNKNOWN, CommandRecord, Head, MarkRequest, MarkResult
+from workers.ports import UNKNOWN, BudgetDraw, CommandRecord, Head, MarkRequest, MarkResult
 
-# The claim (KEYS[2] when there is one) and the mark are one atomic step: one round trip
-# per command, and no request is ever marked for a command another request holds. The
-# filter's key comes last when ARGV[5] (its positions) is above 0; what a call has is read
-# from the keys, not sent as flags. ARGV[9] is the expected version ('' for none), checked
-# before the type against the version the mark counts (``known``; '' when it counts none):
-# compared as the decimal text both sides write, never as a Lua number.
-CLAIM_AND_MARK = Lua("""
+# The budget's take (its key last, when ARGV[10] names a budget), the claim (KEYS[2] when
+# there is one) and the mark are one atomic step: one round trip per command; a write over
+# its budget changes nothing else, and no request is ever marked for a command another
+# request holds. The filter's key comes next to last, or last, when ARGV[5] (its positions) is
+# above 0; what a call has is read from the keys, not sent as flags. ARGV[9] is the expected
+# version ('' for none), checked before the type against the version the mark counts
+# (``known``; '' when it counts none): compared as the decimal text both sides write, never as
+# a Lua number. The filter's positions are ARGV[11..10+n], the allowed types after them.
+CLAIM_AND_MARK = Lua(
+    TAKE_TOKEN
+    + """
 local n = tonumber(ARGV[5])
 local has_seen = n > 0
-local has_cmd = #KEYS == (has_seen and 3 or 2)
-local seen = has_seen and KEYS[#KEYS] or nil
+local has_budget = ARGV[10] ~= ''
+if has_budget then
+  local wait = take_token(KEYS[#KEYS], ARGV[10])
+  if wait > 0 then return {'over_budget', tostring(wait), '', '', '', '0', ''} end
+end
+local extra = (has_seen and 1 or 0) + (has_budget and 1 or 0)
+local has_cmd = #KEYS == 2 + extra
+local seen = has_seen and KEYS[#KEYS - (has_budget and 1 or 0)] or nil
 local takeover = '0'
 if has_cmd then
   local v = redis.call('GET', KEYS[2])
@@ -59,7 +70,7 @@ if mark then
 elseif ARGV[4] == '?' then
   local fresh = false
   if has_seen and n > 0 and redis.call('GETBIT', seen, 0) == 1 then
-    for i = 10, 9 + n do
+    for i = 11, 10 + n do
       if redis.call('GETBIT', seen, ARGV[i]) == 0 then fresh = true break end
     end
   end
@@ -74,7 +85,7 @@ if not string.match(known or '', '^%d+$') then known = '' end
 if ARGV[9] ~= '' and known ~= '' and known ~= ARGV[9] then
   return {'wrong_version', after, current, previous, '', takeover, known}
 end
-for i = 10 + n, #ARGV do
+for i = 11 + n, #ARGV do
   if ARGV[i] == current or ARGV[i] == '*' then
     local version = ''
     if known ~= '' then version = string.format('%d', tonumber(known) + 1) end
@@ -84,7 +95,8 @@ for i = 10 + n, #ARGV do
   end
 end
 return {'rejected', after, current, previous, '', takeover, known}
-""")
+"""
+)
 
 # Restore and repair: if the mark names event ARGV[1], put ARGV[2] back (none: delete it).
 RESTORE = REPAIR = Lua("""
@@ -167,7 +179,9 @@ def may_start(allowed: Sequence[str]) -> bool:
     return NEW in allowed or ANY in allowed
 
 
-SCRIPTS = (CLAIM_AND_MARK, REPAIR, CLAIM, MARK_UNKNOWN, RELEASE, RECALL_AGED, RESOLVE)
+SCRIPTS = (
+    CLAIM_AND_MARK, RESTORE, REPAIR, CLAIM, MARK_UNKNOWN, RELEASE, RECALL_AGED, RESOLVE, TAKE,
+)  # fmt: skip
 
 
 class RedisKeys:
@@ -219,8 +233,15 @@ class RedisMarker:
         self._cluster = cluster
 
     async def check_and_mark(self, request: MarkRequest) -> MarkResult:
-        """One script: the command's claim, the mark, or (mark missing) the filter, the check."""
+        """One script: the budget's take, the command's claim, the mark, or (mark missing) the
+        filter, the check."""
         fallback = request.fallback
+        budget = request.budget
+        if budget is not None and self._cluster:  # the bucket is in another slot
+            wait_ms = await self._take_apart(budget)
+            if wait_ms:
+                return MarkResult("over_budget", retry_after_ms=wait_ms)
+            budget = None
         keys: list[str] = [self._keys.mark(request.aggregate_key)]
         if request.command_id is not None:
             keys.append(self._keys.command(request.aggregate_key, request.command_id))
@@ -234,6 +255,8 @@ class RedisMarker:
             else:
                 positions = filter_positions(request.aggregate_key)
                 keys.append(self._keys.seen())
+        if budget is not None:
+            keys.append(budget_key(self._keys.prefix, budget.principal))
         args = (
             request.event_type,
             request.event_id,
@@ -244,23 +267,16 @@ class RedisMarker:
             request.token,
             request.replace,
             "" if request.expected_version is None else str(request.expected_version),
+            "" if budget is None else budget.budget.spec,
             *[str(p) for p in positions],
             *request.allowed,
         )
-        reply = array(await self._batcher.call(CLAIM_AND_MARK, tuple(keys), args))
-        # The script answers seven strings: decoded in one pass (a call per field cost five).
-        status, after, current, previous, _record_text, takeover, version = [
-            v.decode() if isinstance(v, bytes) else str(v) for v in reply
-        ]
-        return MarkResult(
-            status=status,
-            after=after or NEW_AGGREGATE,
-            current=None if current in ("none", "") else current,
-            previous=previous,
-            record=_record(reply[4]) if status in ("answered", "busy") else None,
-            takeover=takeover == "1",
-            version=int(version) if version else None,
-        )
+        return _marked(array(await self._batcher.call(CLAIM_AND_MARK, tuple(keys), args)))
+
+    async def _take_apart(self, draw: BudgetDraw) -> int:
+        """The budget's take in a call of its own (a cluster: the bucket is in another slot)."""
+        key = budget_key(self._keys.prefix, draw.principal)
+        return integer(await self._batcher.call(TAKE, (key,), (draw.budget.spec,)))
 
     async def restore(self, request: MarkRequest, marked: MarkResult) -> None:
         key = self._keys.mark(request.aggregate_key)
@@ -415,6 +431,25 @@ class RedisCommandMemory:
         if found is None:
             return None
         return data(found)
+
+
+def _marked(reply: list[Reply]) -> MarkResult:
+    """What the claim-and-mark script answered (seven strings), as a ``MarkResult``."""
+    # Decoded in one pass (a call per field cost five).
+    status, after, current, previous, _record_text, takeover, version = [
+        v.decode() if isinstance(v, bytes) else str(v) for v in reply
+    ]
+    if status == "over_budget":
+        return MarkResult(status, retry_after_ms=int(after))
+    return MarkResult(
+        status=status,
+        after=after or NEW_AGGREGATE,
+        current=None if current in ("none", "") else current,
+        previous=previous,
+        record=_record(reply[4]) if status in ("answered", "busy") else None,
+        takeover=takeover == "1",
+        version=int(version) if version else None,
+    )
 
 
 def _record(raw: Reply) -> CommandRecord:

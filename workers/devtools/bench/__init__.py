@@ -22,6 +22,7 @@ from workers.adapters.kafka import ensure_topics
 from workers.devtools.bench.append import Point, bench_append, bench_scale
 from workers.devtools.bench.capacity import TARGETS, Costs, measured, plan, render
 from workers.devtools.bench.commands import bench_http_commands
+from workers.devtools.bench.fairness import Fairness, bench_fairness
 from workers.devtools.bench.live import bench_live
 from workers.devtools.bench.measure import Table, load_average
 from workers.devtools.bench.plot import scale_svg
@@ -34,7 +35,7 @@ from workers.runtime.settings import Settings, env_name
 
 __all__ = ["PATHS", "bench", "forget_keys"]
 
-PATHS = ("commands", "append", "state", "scale", "live", "all")
+PATHS = ("commands", "append", "state", "scale", "live", "fairness", "all")
 _WORKER_SETTINGS = (
     "kafka_url", "mongo_url", "mongo_database", "redis_url", "topic_prefix", "group_id",
     "kafka_idempotence", "kafka_session_timeout_ms", "partitions",
@@ -52,9 +53,12 @@ def worker_env(settings: Settings) -> dict[str, str]:
            else str(getattr(settings, name)) for name in _WORKER_SETTINGS}  # fmt: skip
     # TMPDIR: the workers' Faust data directories go into the bench's run directory.
     # AUTH none: the baselines check no identity either (a token check is its own cost, not
-    # measured here); the bench's workers listen on loopback only.
+    # measured here); the bench's workers listen on loopback only. A write budget no row
+    # meets: every write still draws on it (its cost is measured), none is refused.
     return env | {"EVENTFLEET_LOG_LEVEL": "warning", "EVENTFLEET_AUDIT_INTERVAL_S": "0",
-                  "EVENTFLEET_AUTH": "none", "TMPDIR": tempfile.gettempdir()}  # fmt: skip
+                  "EVENTFLEET_AUTH": "none", "TMPDIR": tempfile.gettempdir(),
+                  "EVENTFLEET_WRITE_BUDGET_PER_S": "10000000",
+                  "EVENTFLEET_WRITE_BUDGET_BURST": "10000000"}  # fmt: skip
 
 
 async def bench(
@@ -73,7 +77,9 @@ async def bench(
     """
     settings = bench_settings(settings, uuid.uuid4().hex[:6])
 
-    def emit(table: Table | Capacity) -> None:  # as soon as measured: a later failure loses none
+    def emit(
+        table: Table | Capacity | Fairness,
+    ) -> None:  # as soon as measured: a later failure loses none
         if isinstance(table, Capacity):
             print(orjson.dumps(table.as_dict()).decode() if as_json else table.text, flush=True)
             return
@@ -84,7 +90,7 @@ async def bench(
             flush=True,
         )
 
-    if path in ("commands", "all"):
+    if path in ("commands", "fairness", "all"):
         try:
             wrk_path()
         except WrkMissing as e:
@@ -103,7 +109,7 @@ async def _measure(
     path: str,
     events: int,
     rounds: int,
-    emit: Callable[[Table | Capacity], None],
+    emit: Callable[[Table | Capacity | Fairness], None],
     plot: str,
 ) -> None:
     stack, runtime, settings = started.stack, started.runtime, started.settings
@@ -126,6 +132,8 @@ async def _measure(
         )
         emit(commands)
         commands_cpu_ms = commands.rows[0].median_cpu_ms
+    if path in ("fairness", "all"):
+        emit(await bench_fairness(env, settings, count=events, rounds=rounds))
     if path in ("append", "scale", "all"):
         scale = path in ("scale", "all")
         # Topics of its own: the command rows left their events on the fleet's topic.

@@ -1,4 +1,5 @@
-"""Async mode: claim the command id and mark the aggregate in one call, then produce the event.
+"""Async mode: take the write from its budget, claim the command id and mark the aggregate in one
+call, then produce the event.
 
 The answer is ``Accepted`` (the appender stores or refuses it later), a refusal the store's
 settled head agrees with (``refusals``), ``Unknown`` when the produce went unanswered, or the
@@ -11,11 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 
 from topics.envelope import Event, utc_now
 from topics.errors import OutcomeUnknown, StreamUnavailable, Unavailable
 from workers import tracing
-from workers.ports import Delivery, EventStore, MarkRequest, MarkResult, Outgoing, Producer
+from workers.ports import (
+    BudgetDraw,
+    Delivery,
+    EventStore,
+    MarkRequest,
+    MarkResult,
+    Outgoing,
+    Producer,
+)
+from workers.roles.command.budget import WriteBudget
 from workers.roles.command.fate import CommandFate
 from workers.roles.command.intake import Command
 from workers.roles.command.ledger import CommandLedger
@@ -39,6 +50,7 @@ class AsyncCommandService:
         fate: CommandFate,
         events_topic: str,
         answer_wait_s: float = 10.0,
+        budget: WriteBudget | None = None,
     ) -> None:
         self._ledger = ledger
         self._store = store
@@ -47,18 +59,23 @@ class AsyncCommandService:
         self._fate = fate
         self._events_topic = events_topic
         self._answer_wait_s = answer_wait_s
+        self._budget = budget
 
-    async def append(self, c: Command) -> Outcome:
+    async def append(self, c: Command, draw: BudgetDraw | None = None) -> Outcome:
+        """``draw``: the write's draw on its principal's budget, taken in the mark's call."""
         expected = c.request.expected_version
         mark = MarkRequest(
             c.key, c.request.type, c.event_id, sorted(c.spec.after),
-            command_id=c.memory_id, token=c.token, expected_version=expected,
+            command_id=c.memory_id, token=c.token, expected_version=expected, budget=draw,
         )  # fmt: skip
         deadline = time.monotonic() + self._answer_wait_s
         delay = 0.005
         while True:
             try:
                 result = await self._ledger.claim_and_mark(mark)
+                if result.status == "over_budget":  # nothing claimed, nothing marked
+                    assert draw is not None and self._budget is not None
+                    return self._budget.refuse(draw, result.retry_after_ms)
                 if result.status == "missing":  # no mark: the store is the truth
                     head = next(iter(await self._store.select(c.ref, desc=True, limit=1)), None)
                     mark = MarkRequest(
@@ -72,6 +89,8 @@ class AsyncCommandService:
                 raise
             if result.status != "busy":
                 break
+            if mark.budget is not None:  # taken once: the next call takes no more
+                mark = replace(mark, budget=None)
             # Another request holds the claim: wait for its answer (the claim is bounded).
             if time.monotonic() > deadline:
                 message = f"command {c.command_id} is still being processed; retry later."

@@ -5,7 +5,8 @@ Transport-neutral: the HTTP view and the ``commands`` topic agent both call
 turns it into a status. The request is taken in once (``intake``: the domain's access rule,
 its data, its ids, its personal fields sealed), then answered by its domain's mode:
 ``AsyncCommandService`` (mark, then produce) or ``SyncCommandService`` (validate on state,
-store). What either raises is translated here, once, into the outcome a caller is told.
+store), each drawing the write from its principal's budget first (``budget``). What either
+raises is translated here, once, into the outcome a caller is told.
 
 Every answer is true. ``NotDone`` means nothing was written; ``Unknown`` that a write was sent
 without an answer (it may still be stored). With a ``command_id`` the event id is derived from
@@ -33,7 +34,9 @@ from topics.errors import (
 )
 from workers import tracing
 from workers.metrics import Metrics
+from workers.ports import BudgetDraw
 from workers.roles.command.async_mode import AsyncCommandService
+from workers.roles.command.budget import WriteBudget
 from workers.roles.command.intake import Intake
 from workers.roles.command.ledger import CommandLedger
 from workers.roles.command.refusals import expectation_refused, transition_refused
@@ -57,6 +60,7 @@ class CommandDispatcher:
         metrics: Metrics,
         async_mode: AsyncCommandService,
         sync_mode: SyncCommandService | None = None,
+        budget: WriteBudget | None = None,
     ) -> None:
         self._domains = domains
         self._intake = intake
@@ -64,6 +68,7 @@ class CommandDispatcher:
         self._metrics = metrics
         self._async = async_mode
         self._sync = sync_mode
+        self._budget = budget
         self._labels: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
 
     async def handle(self, request: CommandRequest) -> Outcome:
@@ -71,14 +76,19 @@ class CommandDispatcher:
         outcome: Outcome
         try:  # in this one frame: every suspension of the request resumes through it
             domain = self._domains.get(request.aggregate_type)
+            draw, known = self._budget_of(request)
             if domain.mode is Mode.STORAGE:  # an appended event would change no document
                 outcome = Refused("read_only", _read_only(domain))
+            elif known is not None:
+                assert self._budget is not None and draw is not None
+                await self._budget.hold(draw)  # until the wait it was told ends
+                outcome = known
             else:
                 command = await self._intake.command(domain, request)
                 if domain.mode is Mode.SYNC:
-                    outcome = await self._sync_service(domain).append(command)
+                    outcome = await self._sync_service(domain).append(command, draw)
                 else:
-                    outcome = await self._async.append(command)
+                    outcome = await self._async.append(command, draw)
         except _ANSWERED as e:
             outcome = _outcome_of(e)
         if isinstance(outcome, Refused) and request.command_id is not None:
@@ -87,6 +97,17 @@ class CommandDispatcher:
         requests.inc()
         latency.observe(time.perf_counter() - started, tracing.exemplar())
         return outcome
+
+    def _budget_of(self, request: CommandRequest) -> tuple[BudgetDraw | None, Refused | None]:
+        """The write's draw on its principal's budget (None: no budget applies), and its
+        refusal when the principal was refused moments ago and is still to wait (then the
+        request costs no intake and no Redis, and is held until that wait ends)."""
+        if self._budget is None:
+            return None, None
+        draw = self._budget.draw(request.actor)
+        if draw is None:
+            return None, None
+        return draw, self._budget.known_refusal(draw)
 
     def _sync_service(self, domain: Domain) -> SyncCommandService:
         if self._sync is None:
@@ -101,8 +122,10 @@ class CommandDispatcher:
         """A refusal at the door, kept under the sender's command id for the outcome query.
 
         Not a retry told a recorded answer, a refusal at the store (the appender records it),
-        a command still in progress, nor a replay failure (nothing the caller did: a retry may
-        pass), nor a type this fleet does not serve (no aggregate to ask about).
+        a command still in progress, a replay failure (nothing the caller did: a retry may
+        pass), a write over its budget (a retry after the wait may pass; nor does a flood get
+        a Redis write per refusal), nor a type this fleet does not serve (no aggregate to ask
+        about).
         """
         if outcome.duplicate or outcome.at_store or outcome.code in _NOT_REMEMBERED:
             return
@@ -130,7 +153,7 @@ class CommandDispatcher:
         return children
 
 
-_NOT_REMEMBERED = frozenset({"command_in_progress", "replay_failed"})
+_NOT_REMEMBERED = frozenset({"command_in_progress", "replay_failed", "too_many_writes"})
 
 _ANSWERED = (
     UnknownAggregateType, UnknownEventType, Forbidden, InvalidEventData, TransitionRejected,

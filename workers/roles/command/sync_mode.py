@@ -1,4 +1,5 @@
-"""Sync mode: claim the command id, validate on the latest state, store, then publish.
+"""Sync mode: take the write from its budget, claim the command id, validate on the latest state,
+store, then publish.
 
 The answer is ``Stored`` with the event's version, a refusal of the state's rules or of a stale
 expected version, ``Unknown`` when the store went unanswered, or the recorded outcome of a
@@ -16,7 +17,8 @@ from topics.errors import (
     TransitionRejected,
     WrongExpectedVersion,
 )
-from workers.ports import SyncAppender
+from workers.ports import BudgetDraw, SyncAppender
+from workers.roles.command.budget import WriteBudget
 from workers.roles.command.fate import CommandFate
 from workers.roles.command.intake import Command
 from workers.roles.command.ledger import CommandLedger
@@ -33,13 +35,20 @@ class SyncCommandService:
         appender: SyncAppender,
         fate: CommandFate,
         answer_wait_s: float = 10.0,
+        budget: WriteBudget | None = None,
     ) -> None:
         self._ledger = ledger
         self._appender = appender
         self._fate = fate
         self._answer_wait_s = answer_wait_s
+        self._budget = budget
 
-    async def append(self, c: Command) -> Outcome:
+    async def append(self, c: Command, draw: BudgetDraw | None = None) -> Outcome:
+        """``draw``: the write's draw on its principal's budget, taken first (its own call)."""
+        if draw is not None and self._budget is not None:
+            refused = await self._budget.take(draw)
+            if refused is not None:
+                return refused  # nothing claimed, nothing stored
         takeover = False
         if c.memory_id is not None:
             found = await self._ledger.claim(c.key, c.memory_id, c.event_id, c.token)

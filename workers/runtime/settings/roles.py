@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from workers.runtime.settings.values import MOST, Concern, text
+from workers.runtime.settings.values import MOST, Concern, budgets, text
 
 
 class Commands(Concern):
@@ -21,6 +21,17 @@ class Commands(Concern):
     (then 503 store_catching_up)"""
     sync_publish_budget_ms: int = Field(1000, ge=1, le=600_000)
     """sync mode: longest a request waits for Kafka after storing (then 201 published=false)"""
+    write_budget_per_s: int = Field(200, ge=0, le=10_000_000)
+    """appends a second each principal may make on average, counted across every commands
+    process (0: no budget); 429 too_many_writes above"""
+    write_budget_burst: int = Field(400, ge=1, le=100_000_000)
+    """appends a principal may make at once before its rate holds it back (the bucket's size)"""
+    write_budget_principals: Annotated[str, budgets()] = ""
+    """budgets of named principals instead of the default, name=rate[/burst] comma-separated
+    (burst: twice the rate unless given; 0: no budget), e.g. importer=2000/4000,probe=0"""
+    write_budget_roles: Annotated[str, budgets()] = ""
+    """budgets by role, role=rate[/burst] comma-separated: a principal holding several gets the
+    largest, its own entry in EVENTFLEET_WRITE_BUDGET_PRINCIPALS wins over them"""
 
 
 class Appender(Concern):
@@ -79,6 +90,12 @@ class Live(Concern):
     connection"""
     ticket_ttl_s: int = Field(30, ge=1, le=600)
     """a ticket (POST /v1/tickets) opens one live connection within this many seconds"""
+    tickets_per_principal: int = Field(100, ge=1, le=1_000_000)
+    """tickets one principal may hold in Redis at once (each counts until 5 minutes past its
+    expiry, used or not); 429 too_many_tickets above"""
+    tickets_max_held: int = Field(20_000, ge=1, le=100_000_000)
+    """tickets the fleet holds in Redis at most, every principal's together (about 1 KB each);
+    429 too_many_tickets above"""
     live_max_connections: int = Field(10_000, ge=0, le=10_000_000)
     """live subscriptions one process serves at once (429 above)"""
     live_max_per_principal: int = Field(100, ge=1, le=1_000_000)

@@ -11,6 +11,8 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails, MultiHostUrl, ValidationError
 
+from workers.ports.budgets import budget_table
+
 MOST = 2**31 - 1
 """The bound of a number whose setting names only a least value."""
 
@@ -29,6 +31,16 @@ def text(expected: str, ok: Callable[[str], bool]) -> AfterValidator:
     def check(value: str) -> str:
         if not ok(value):
             raise ValueError(f"expected {expected}")
+        return value
+
+    return AfterValidator(check)
+
+
+def budgets() -> AfterValidator:
+    """A table of write budgets, ``name=rate[/burst],…`` (``workers.ports.budgets``)."""
+
+    def check(value: str) -> str:
+        budget_table(value)  # raises ValueError naming the entry and the form
         return value
 
     return AfterValidator(check)
