@@ -109,6 +109,14 @@ async def test_the_blocking_client_does_the_same_on_a_sync_domain(fleet: FleetPr
             with pytest.raises(errors.TransitionRejectedError) as refused:
                 client.append("account", account, "MoneyWithdrawn", {"amount": 10**6})
             assert "overdraw" in refused.value.message
+            # Decided on state read at version 3: only while it is still at 3.
+            at = client.state("account", account).version
+            client.append("account", account, "MoneyDeposited", {"amount": 1}, expected_version=at)
+            with pytest.raises(errors.WrongExpectedVersionError) as stale:
+                client.append(
+                    "account", account, "MoneyDeposited", {"amount": 1}, expected_version=at
+                )
+            assert stale.value.body["current_version"] == at + 1
 
     await asyncio.to_thread(scenario)  # the client's own loop thread, beside this one
 

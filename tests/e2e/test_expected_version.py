@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -208,3 +209,59 @@ async def test_the_commands_topic_takes_an_expected_version(fleet: FleetProcess)
     ], ours  # fmt: skip
     assert ours[2]["body"]["current_version"] == 2
     assert "expected_version" in ours[3]["body"]["message"]
+
+
+async def etag_of(fleet: FleetProcess, path: str) -> str:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(fleet.url + path, headers=fleet.auth_headers) as r,
+    ):
+        assert r.status == 200, await r.text()
+        return r.headers["ETag"]
+
+
+async def test_the_reads_answer_the_version_as_etag_and_if_match_sends_it_back(
+    fleet: FleetProcess,
+) -> None:
+    account = f"a-{uid()}"
+    path = f"/v1/account/{account}/events"
+    opened = await send(fleet, path, {"type": "AccountOpened", "data": {"owner": "ann"}})
+    assert opened.status == 201, opened
+    tag = await etag_of(fleet, f"/v1/account/{account}/state")
+    assert tag == '"1"' and await etag_of(fleet, path) == '"1"'
+    headers = {**fleet.auth_headers, "If-Match": tag}
+    status, stored = await fleet.request("POST", path, DEPOSIT, headers=headers)
+    assert (status, stored["version"]) == (201, 2), stored
+    status, stale = await fleet.request("POST", path, DEPOSIT, headers=headers)
+    assert (status, stale["error"], stale["current_version"]) == (409, STALE, 2), stale
+    assert await etag_of(fleet, f"/v1/account/{account}/state") == '"2"'
+
+
+@pytest.mark.parametrize("sent", ["7", '"seven"', '"-1"', '"1", "2"', 'W/"1"', "*", '""'])
+async def test_a_malformed_if_match_is_a_400_and_writes_nothing(
+    fleet: FleetProcess, sent: str
+) -> None:
+    cart = f"m-{uid()}"
+    headers = {**fleet.auth_headers, "If-Match": sent}
+    body = {"type": "CartOpened", "data": {"customer_id": "u"}, "command_id": "im-1"}
+    status, answer = await fleet.request("POST", f"/v1/cart/{cart}/events", body, headers=headers)
+    assert (status, answer["error"]) == (400, "bad_request"), answer
+    assert "If-Match" in answer["message"]
+    assert (await fleet.get(f"/v1/cart/{cart}/events"))[0] == 404
+    status, told = await fleet.get(f"/v1/cart/{cart}/outcome?command_id=im-1")
+    assert (status, told.get("outcome")) == (404, "none"), told
+
+
+async def test_if_match_and_a_body_that_disagree_are_refused(fleet: FleetProcess) -> None:
+    account = f"a-{uid()}"
+    headers = {**fleet.auth_headers, "If-Match": '"0"'}
+    body = {"type": "AccountOpened", "data": {"owner": "o"}, "expected_version": 3}
+    status, answer = await fleet.request(
+        "POST", f"/v1/account/{account}/events", body, headers=headers
+    )
+    assert (status, answer["error"]) == (400, "bad_request") and "send one of them" in str(answer)
+    agree = {**body, "expected_version": 0}
+    status, answer = await fleet.request(
+        "POST", f"/v1/account/{account}/events", agree, headers=headers
+    )
+    assert (status, answer["version"]) == (201, 1), answer

@@ -18,11 +18,14 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
+import orjson
 import pytest
 from redis.asyncio import Redis
 
 from tests.fleet import FleetProcess, running_fleet, start_together
 from tests.kafka_topics import read_records
+from tests.tokens import bearer
 from tests.waiting import wait_for
 from topics.catalog import TopicNames
 from workers.devtools.embedded import EmbeddedStack
@@ -109,6 +112,19 @@ async def test_a_flood_is_refused_changes_nothing_and_refuses_nobody_else(
         assert refusals(metrics, "ann") == len(refused)
         assert refusals(metrics, "dan") == 6 - len(stored) and refusals(metrics, "bob") == 0
         assert 'outcome="rejected_too_many_writes"' in metrics
+        # The HTTP answer says when to come back: Retry-After, the body's retry_after_s.
+        headers = {**bearer(fleet.token("ann", ())), "Content-Type": "application/json"}
+        async with aiohttp.ClientSession() as session:
+            for n in range(20):  # at 1 a second, within 20 at once one is refused
+                async with session.post(
+                    f"{fleet.url}/v1/order/{run}-ra{n}/events", data=orjson.dumps(PLACED),
+                    headers=headers,
+                ) as answer:  # fmt: skip
+                    if answer.status == 429:
+                        again = orjson.loads(await answer.read())
+                        break
+            assert answer.status == 429, answer.status
+        assert answer.headers["Retry-After"] == str(again["retry_after_s"]), again
 
 
 async def test_overrides_by_principal_and_by_role(stack: EmbeddedStack, unique_name: str) -> None:

@@ -46,8 +46,13 @@ def append(
     client_id: str | None = None,
     correlation_id: str | None = None,
     causation_id: str | None = None,
+    expected_version: int | None = None,
 ) -> Op[Appended]:
     """``POST /v1/{type}/{id}/events``: ``Appended`` (202 accepted, or 201 stored).
+
+    ``expected_version``: append only if the aggregate is still at that version (0: it must
+    not exist yet; ``State.version`` after a read); else ``WrongExpectedVersionError``, whose
+    ``current_version`` says where it is.
 
     ``event_type`` and ``data``, or one generated model (``workers.client.typed``) in place of
     both, checked against its declaration before it is sent. ``command_id`` defaults to a new
@@ -61,7 +66,8 @@ def append(
     body: dict[str, object] = {"type": event_type, "data": dict(data or {}),
                                "command_id": command_id}  # fmt: skip
     for name, value in (("client_id", client_id), ("correlation_id", correlation_id),
-                        ("causation_id", causation_id)):  # fmt: skip
+                        ("causation_id", causation_id),
+                        ("expected_version", expected_version)):  # fmt: skip
         if value is not None:
             body[name] = value
     try:

@@ -43,6 +43,7 @@ APPEND = (
     "bad_request", "route_not_found", "payload_too_large", "unknown_event_type", "invalid_data",
     "transition_rejected", "transition_rejected_at_store", "forbidden_at_store",
     "command_in_progress", "dead_lettered", "internal", "store_unavailable",
+    "wrong_expected_version", "too_many_writes",
     "marker_unavailable", "stream_unavailable", "dependency_unavailable", "outcome_unknown",
     "store_catching_up", "shutting_down", "unsupported_media_type", "request_timeout",
     "cross_origin",
@@ -213,7 +214,8 @@ TICKETS = _op("POST", "/v1/tickets", "ticket",
               "A single-use ticket for one live route (a browser's WebSocket or EventSource)",
               (Success(201, TICKET, description="the ticket: ?ticket=… on that route, once"),),
               ("bad_request", "route_not_found", "payload_too_large", "unsupported_media_type",
-               "request_timeout", "cross_origin", "marker_unavailable", "internal", *AUTH),
+               "request_timeout", "cross_origin", "marker_unavailable", "too_many_tickets",
+               "internal", *AUTH),
               body_schema=TICKET_REQUEST)  # fmt: skip
 OPENAPI = _op("GET", "/openapi.json", "openapi", "This document",
               (Success(200, {"type": "object"}),), ("internal", *AUTH))  # fmt: skip

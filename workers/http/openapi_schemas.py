@@ -262,6 +262,14 @@ def command_schema(domain: Domain, event_type: str) -> Schema:
                 **NULLABLE_TEXT_256,
                 "description": "makes retries safe: the same id answers the first outcome",
             },
+            "expected_version": {
+                "type": ["integer", "null"],
+                "minimum": 0,
+                "maximum": INT64[1],
+                "description": "append only if the aggregate is at this version (0: it must not "
+                "exist yet); else 409 wrong_expected_version naming the current one. Also as "
+                'If-Match: "7", the ETag the reads answer',
+            },
             "client_id": NULLABLE_TEXT_256,
             "correlation_id": NULLABLE_TEXT_256,
             "causation_id": NULLABLE_TEXT_256,

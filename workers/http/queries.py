@@ -17,6 +17,7 @@ from topics.errors import (
     InvalidInput,
     NotFound,
     ReplayFailed,
+    TooManyTickets,
     Unavailable,
     UnknownAggregateType,
 )
@@ -34,7 +35,7 @@ from workers.ports import AggregateRef, EventStore, ViewStore
 from workers.roles.command.requests import PayloadTooLarge
 from workers.roles.history import history_gone, whole_run_desc
 from workers.roles.state import StateLoader, VersionNotFound
-from workers.runtime.answers import Answer, error
+from workers.runtime.answers import Answer, error, too_many_tickets
 
 FirstHot = Callable[[AggregateRef], Awaitable[int | None]]
 """The lowest version the hot collection holds (``TieredEvents.first_hot``): below it, history
@@ -153,6 +154,8 @@ class FleetQueries:
 
 def failure(e: EventfleetError) -> Answer:
     """The one mapping from our errors to HTTP answers for the query views."""
+    if isinstance(e, TooManyTickets):
+        return too_many_tickets(e)
     if isinstance(e, PayloadTooLarge):
         return error(413, "payload_too_large", str(e))
     if isinstance(e, UnsupportedMediaType):

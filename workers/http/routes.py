@@ -3,7 +3,9 @@ metrics; the domains' own read routes. Each is declared once (``workers.http.edg
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 import orjson
@@ -11,8 +13,8 @@ from prometheus_client import generate_latest
 from prometheus_client.openmetrics import exposition as openmetrics
 
 from snapshot_rules.queries import Query
-from topics.envelope import Actor, encode
-from topics.errors import EventfleetError, Forbidden
+from topics.envelope import MAX_VERSION, Actor, encode
+from topics.errors import EventfleetError, Forbidden, InvalidInput
 from workers.http import declared
 from workers.http.bodies import json_body
 from workers.http.declared import EventsQuery, HealthQuery, OutcomeQuery, StateQuery
@@ -23,10 +25,10 @@ from workers.http.probes import health_answer, ready_answer
 from workers.http.queries import FleetQueries, answer_page, failure
 from workers.http.ryw import Caller, ReadAfter, WriteWaiter
 from workers.metrics import create_ryw_metrics
-from workers.roles.command.requests import parse_request
+from workers.roles.command.requests import CommandRequest, parse_request
 from workers.roles.outcomes import Refused
 from workers.roles.read.paging import next_link, read_page
-from workers.runtime.answers import Answer, answer_bytes, error
+from workers.runtime.answers import Answer, answer_bytes, answer_of, error
 from workers.runtime.door.identity import ANONYMOUS
 from workers.runtime.door.incoming import Incoming
 from workers.runtime.fleet import Fleet
@@ -70,15 +72,45 @@ def register_append(fleet: Fleet, api: Api) -> None:
                     params["aggregate_type"], params["aggregate_id"], body, max_bytes=limit,
                     actor=door.actor(request),  # from the token only, never from the body
                 )  # fmt: skip
+                if "if-match" in request.headers:
+                    command = expecting(command, request.headers.get("if-match", ""))
             except EventfleetError as e:
                 return json_response(failure(e))
             outcome = await commands.handle(command)
             if isinstance(outcome, Refused) and outcome.code == "forbidden":
                 door.count_forbidden(str(outcome.details.get("reason", "domain_rule")))
             status, answer = answer_bytes(outcome)
+            if status == 429:  # too_many_writes: its Retry-After too
+                return json_response(answer_of(outcome))
             return Prebuilt(answer, status)
 
     api.bind(declared.APPEND_ROUTE, append)
+
+
+def etag(version: int | None) -> str:
+    """A version as an ETag: what ``If-Match`` sends back to append only at that version."""
+    return f'"{version or 0}"'
+
+
+_IF_MATCH = re.compile(r'\s*"([0-9]{1,19})"\s*\Z')
+
+
+def expecting(command: CommandRequest, if_match: str) -> CommandRequest:
+    """``command`` with the version ``If-Match`` names as its expected version (an ETag the
+    reads answer: ``"7"``); InvalidInput for another form, or one the body contradicts."""
+    found = _IF_MATCH.match(if_match)
+    version = int(found.group(1)) if found else None
+    if version is None or version > MAX_VERSION:
+        raise InvalidInput(
+            f"If-Match: {if_match[:40]!r} must be one version as the reads' ETag gives it, "
+            'e.g. If-Match: "7" (or send expected_version in the body).'
+        )
+    if command.expected_version is not None and command.expected_version != version:
+        raise InvalidInput(
+            f"If-Match names version {version} and the body's expected_version "
+            f"{command.expected_version}; send one of them."
+        )
+    return replace(command, expected_version=version)
 
 
 class Prebuilt(Response):
@@ -128,6 +160,8 @@ def register_views(fleet: Fleet, api: Api, operator: Api | None = None) -> Write
         if page.more:
             following = {"after_version": page.next_after_version, "limit": query.limit}
             headers["Link"] = next_link(request.path, following)
+        if listed:  # the version of the page's last event: the aggregate's, with more false
+            headers["ETag"] = etag(listed[-1].version)
         return Response(body, headers=headers)
 
     async def snapshot(request: Request) -> Response:
@@ -148,7 +182,9 @@ def register_views(fleet: Fleet, api: Api, operator: Api | None = None) -> Write
         except EventfleetError as e:
             return json_response(failure(e))
         body = {"version": found.version, "state": state, "taken_at": found.taken_at}
-        return Response(orjson.dumps(body, option=orjson.OPT_UTC_Z))
+        return Response(
+            orjson.dumps(body, option=orjson.OPT_UTC_Z), headers={"ETag": etag(found.version)}
+        )
 
     async def state(request: Request, query: StateQuery) -> Response:
         aggregate_type, aggregate_id = (
@@ -169,7 +205,8 @@ def register_views(fleet: Fleet, api: Api, operator: Api | None = None) -> Write
             opened = await rt.shredder.open(folded.state)
         except EventfleetError as e:
             return json_response(failure(e))
-        return json_response(Answer(200, {"version": folded.version, "state": opened}))
+        answer = Answer(200, {"version": folded.version, "state": opened})
+        return json_response(answer, headers={"ETag": etag(folded.version)})
 
     api.bind(declared.EVENTS, events)
     api.bind(declared.SNAPSHOT, snapshot)

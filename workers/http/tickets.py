@@ -135,7 +135,10 @@ class Tickets:
         )
         ticket = secrets.token_urlsafe(TICKET_BYTES)
         store = await self._store()
-        await store.put(digest_of(ticket), record.dump(), keep_s=self._ttl_s + KEEP_AFTER_S)
+        await store.put(
+            digest_of(ticket), record.dump(), keep_s=self._ttl_s + KEEP_AFTER_S,
+            principal=actor.principal,  # its share: EVENTFLEET_TICKETS_PER_PRINCIPAL
+        )  # fmt: skip
         return ticket, record
 
     async def redeem(
