@@ -14,7 +14,7 @@ import pytest
 from topics.errors import EventfleetError
 from workers.http.edge.request import Request, Scope
 from workers.http.edge.responses import json_response
-from workers.http.edge.server import Limits, Serving
+from workers.http.edge.server import Coalescing, Limits, Serving
 from workers.http.edge.streaming import deny
 from workers.runtime.answers import error
 
@@ -190,3 +190,38 @@ async def test_a_refused_websocket_gets_its_status_and_json_and_logs_no_error(
     assert raw.startswith(b"HTTP/1.1 403 "), raw[:80]
     assert b'"reason":"test"' in raw
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
+class Recorded(asyncio.Transport):
+    """A socket transport that records its writes (the Coalescing writer's underneath)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        assert not self.closed, "a write after the close"
+        self.writes.append(bytes(data))
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+async def test_the_writes_of_one_turn_leave_in_one_and_a_close_sends_what_is_held() -> None:
+    socket = Recorded()
+    coalescing = Coalescing(socket, asyncio.get_running_loop())
+    coalescing.write(b"HTTP/1.1 202 Accepted\r\n\r\n")
+    coalescing.write(b'{"event_id":"e"}')
+    assert socket.writes == [] and coalescing.get_write_buffer_size() == 41
+    await asyncio.sleep(0)  # one turn of the loop: the flush it scheduled runs
+    assert socket.writes == [b'HTTP/1.1 202 Accepted\r\n\r\n{"event_id":"e"}']
+    coalescing.write(b"last")
+    coalescing.close()
+    assert socket.writes[-1] == b"last" and socket.closed
