@@ -14,7 +14,7 @@ import pytest
 from topics.errors import EventfleetError
 from workers.http.edge.request import Request, Scope
 from workers.http.edge.responses import json_response
-from workers.http.edge.server import Coalescing, Limits, Serving
+from workers.http.edge.server import HOLD_AT_MOST, Coalescing, Limits, Serving
 from workers.http.edge.streaming import deny
 from workers.runtime.answers import error
 
@@ -225,3 +225,15 @@ async def test_the_writes_of_one_turn_leave_in_one_and_a_close_sends_what_is_hel
     coalescing.write(b"last")
     coalescing.close()
     assert socket.writes[-1] == b"last" and socket.closed
+
+
+async def test_a_writer_that_never_yields_reaches_the_socket_past_the_hold() -> None:
+    """Held writes are bounded: a writer that loops without yielding (a WebSocket flood) must
+    reach the socket, whose buffer then pauses it, not pile up in the holder for ever."""
+    socket = Recorded()
+    coalescing = Coalescing(socket, asyncio.get_running_loop())
+    frame = b"x" * 4096
+    for _ in range(HOLD_AT_MOST // len(frame) + 1):
+        coalescing.write(frame)
+    assert sum(len(w) for w in socket.writes) >= HOLD_AT_MOST
+    assert coalescing.get_write_buffer_size() < HOLD_AT_MOST

@@ -45,6 +45,11 @@ class Limits:
     """Beyond this many connections a request is answered ``503`` at once (None: no bound)."""
 
 
+HOLD_AT_MOST = 16 * 1024
+"""Bytes a turn's writes are held for at most: an answer's head and body, a burst of pushed
+frames; beyond it they go to the socket at once."""
+
+
 class Coalescing(asyncio.Transport):
     """A connection's transport whose writes of one loop turn go out in one write.
 
@@ -59,18 +64,22 @@ class Coalescing(asyncio.Transport):
         self._transport = transport
         self._loop = loop
         self._held: list[bytes] = []
+        self._size = 0
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not self._held:
             self._loop.call_soon(self.flush)
         self._held.append(bytes(data))
+        self._size += len(data)
+        if self._size >= HOLD_AT_MOST:  # a writer that does not yield: the socket sees it now,
+            self.flush()  # so its flow control (a paused writer) holds as without this
 
     def writelines(self, chunks: Iterable[bytes | bytearray | memoryview]) -> None:
         for data in chunks:
             self.write(data)
 
     def flush(self) -> None:
-        held, self._held = self._held, []
+        held, self._held, self._size = self._held, [], 0
         if held and not self._transport.is_closing():
             self._transport.write(held[0] if len(held) == 1 else b"".join(held))
 
@@ -79,14 +88,14 @@ class Coalescing(asyncio.Transport):
         self._transport.close()
 
     def abort(self) -> None:
-        self._held = []
+        self._held, self._size = [], 0
         self._transport.abort()
 
     def is_closing(self) -> bool:
         return self._transport.is_closing()
 
     def get_write_buffer_size(self) -> int:
-        return self._transport.get_write_buffer_size() + sum(len(b) for b in self._held)
+        return self._transport.get_write_buffer_size() + self._size
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
         return self._transport.get_write_buffer_limits()
