@@ -1,0 +1,135 @@
+"""The house's figures, as issue 48 counts them: code lines, large modules and functions, wide
+constructors, protocols, and the dependencies' private internals we reach.
+
+``python -m tests.bench.house [ROOT]`` (default: this checkout) prints one line per figure;
+``--json`` one JSON object. Code lines are every line of ``workers/`` that is neither blank,
+nor a comment, nor part of a docstring (a module's, a class's or a function's first string).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import io
+import tokenize
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import orjson
+
+MODULE_MAX = 500
+FUNCTION_MAX = 80
+PARAMS_MAX = 8
+
+
+@dataclass
+class Figures:
+    code_lines: int = 0
+    modules: int = 0
+    modules_over: list[str] = field(default_factory=list)
+    functions_over: list[str] = field(default_factory=list)
+    constructors_over: list[str] = field(default_factory=list)
+    protocols: list[str] = field(default_factory=list)
+    private_internals: int = 0
+
+
+def docstring_lines(tree: ast.AST) -> set[int]:
+    """Line numbers of every docstring of ``tree``."""
+    found: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                if isinstance(body[0].value.value, str):
+                    end = body[0].end_lineno or body[0].lineno
+                    found.update(range(body[0].lineno, end + 1))
+    return found
+
+
+def code_lines(source: str, tree: ast.AST) -> int:
+    """Lines holding a token that is neither a comment nor part of a docstring."""
+    skip = docstring_lines(tree)
+    lines: set[int] = set()
+    ignored = (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT,
+               tokenize.DEDENT, tokenize.ENDMARKER)  # fmt: skip
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type in ignored:
+            continue
+        for line in range(token.start[0], token.end[0] + 1):
+            if line not in skip:
+                lines.add(line)
+    return len(lines)
+
+
+def measure(root: Path) -> Figures:
+    figures = Figures()
+    for path in sorted((root / "workers").rglob("*.py")):
+        name = path.relative_to(root).as_posix()
+        source = path.read_text(encoding="utf-8")
+        tree = ast.parse(source)
+        figures.modules += 1
+        figures.code_lines += code_lines(source, tree)
+        if source.count("\n") > MODULE_MAX:
+            figures.modules_over.append(f"{name} ({source.count(chr(10))})")
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = (node.end_lineno or node.lineno) - node.lineno + 1
+                if length > FUNCTION_MAX:
+                    figures.functions_over.append(f"{name}:{node.name} ({length})")
+                if node.name == "__init__":
+                    params = [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]
+                    if len(params) - 1 > PARAMS_MAX:  # self is no parameter
+                        figures.constructors_over.append(
+                            f"{name}:{node.lineno} ({len(params) - 1})"
+                        )
+            if isinstance(node, ast.ClassDef) and any(
+                (isinstance(b, ast.Name) and b.id == "Protocol")
+                or (isinstance(b, ast.Attribute) and b.attr == "Protocol")
+                or (isinstance(b, ast.Subscript) and getattr(b.value, "id", "") == "Protocol")
+                for b in node.bases
+            ):
+                figures.protocols.append(f"{name}:{node.name}")
+    figures.private_internals = private_internals(root)
+    return figures
+
+
+def private_internals(root: Path) -> int:
+    """Entries of ``tests/unit/test_private_apis.py``'s ``USES``: the dependencies' internals."""
+    source = (root / "tests" / "unit" / "test_private_apis.py").read_text(encoding="utf-8")
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(t, ast.Name) and t.id == "USES" for t in targets):
+                value = node.value
+                if isinstance(value, ast.Tuple | ast.List | ast.Set | ast.Dict):
+                    return len(value.keys) if isinstance(value, ast.Dict) else len(value.elts)
+    return -1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("root", nargs="?", default=str(Path(__file__).resolve().parents[2]))
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    figures = measure(Path(args.root))
+    if args.json:
+        print(orjson.dumps(asdict(figures)).decode())
+        return
+    print(f"workers/ code lines (no blanks, comments, docstrings): {figures.code_lines}")
+    print(f"modules: {figures.modules}; over {MODULE_MAX} lines: {len(figures.modules_over)}")
+    for entry in figures.modules_over:
+        print(f"  {entry}")
+    print(f"functions over {FUNCTION_MAX} lines: {len(figures.functions_over)}")
+    for entry in figures.functions_over:
+        print(f"  {entry}")
+    print(f"constructors over {PARAMS_MAX} parameters: {len(figures.constructors_over)}")
+    for entry in figures.constructors_over:
+        print(f"  {entry}")
+    print(f"protocols: {len(figures.protocols)}")
+    print(
+        f"dependencies' private internals reached (test_private_apis): {figures.private_internals}"
+    )
+
+
+if __name__ == "__main__":
+    main()
