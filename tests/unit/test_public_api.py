@@ -14,12 +14,13 @@ import pytest
 PUBLIC = {
     "topics": ["catalog", "envelope", "errors", "jsonvalue"],
     "snapshot_rules": [
-        "declaration", "domain", "personal", "projection", "queries", "replay", "rules", "schema", "upcasting",
+        "declaration", "domain", "personal", "process", "projection", "queries", "replay", "rules",
+        "schema", "upcasting",
     ],
     "workers.examples": ["cqrs", "demo", "domains", "storage"],
     "workers.examples.domains": [
-        "ACCOUNT", "CART", "CHAT_ROOM", "GAME", "ORDER", "ORDER_BOOK", "all_domains",
-        "chat_domains", "default_domains",
+        "ACCOUNT", "CART", "CHAT_ROOM", "GAME", "ORDER", "ORDER_BOOK", "SHIPMENT", "all_domains",
+        "chat_domains", "default_domains", "default_processes", "demo_processes",
     ],
     "workers": [
         "adapters", "bus", "cli", "client", "cqrs", "devtools", "metrics", "ports", "roles", "runtime",
