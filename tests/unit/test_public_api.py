@@ -44,8 +44,8 @@ PUBLIC = {
         "read_topic",
     ],
     "workers.adapters.mongo": [
-        "ACTIONS", "DATA_KEYS", "ERASURES", "EVENTS", "EVENTS_ARCHIVE", "REJECTIONS", "SNAPSHOTS", "SNAPSHOT_LADDER", "Document", "MongoActionLog", "MongoClient",
-        "MongoDocuments", "MongoEventStore", "MongoKeyStore", "MongoRejections", "MongoSnapshotLadder", "MongoSnapshotStore", "MongoStores",
+        "ACTIONS", "DATA_KEYS", "ERASURES", "EVENTS", "EVENTS_ARCHIVE", "PROCESSES", "REJECTIONS", "SNAPSHOTS", "SNAPSHOT_LADDER", "Document", "MongoActionLog", "MongoClient",
+        "MongoDocuments", "MongoEventStore", "MongoKeyStore", "MongoProcessInstances", "MongoRejections", "MongoSnapshotLadder", "MongoSnapshotStore", "MongoStores",
         "MongoViewStaging", "MongoViewStore", "connect", "database", "escaped",
     ],
     "workers.adapters.nats": ["NatsEventBus"],
@@ -70,7 +70,7 @@ PUBLIC = {
     ],
     "workers.adapters.memory": [
         "Faults", "MemoryActionLog", "MemoryAppendProgress", "MemoryCommandMemory", "MemoryDatabase",
-        "MemoryDocuments", "MemoryEventStore", "MemoryKeyStore", "MemoryLiveFeed", "MemoryMarker", "MemoryMarks", "MemoryPositions", "MemoryProducer",
+        "MemoryDocuments", "MemoryEventStore", "MemoryKeyStore", "MemoryLiveFeed", "MemoryMarker", "MemoryMarks", "MemoryPositions", "MemoryProcessInstances", "MemoryProducer",
         "MemoryRejections", "MemoryRuleStates", "MemorySnapshotLadder", "MemorySnapshotStore", "MemoryStores",
         "MemoryLogProbe", "MemoryStream", "MemoryTicketStore", "MemoryViewStaging", "MemoryViewStore", "Switchable", "murmur2",
         "partition_for",
@@ -92,12 +92,12 @@ PUBLIC = {
         "errors",
     ],
     "workers.ports": [
-        "LIVE", "NEW_AGGREGATE", "PARKED", "STORE_VERDICTS", "UNKNOWN", "ActionLog", "AggregateRef", "AppendConflict", "AppendProgress", "ArchivableEvents", "CommandMemory",
-        "CommandRecord", "DataKey", "Delivery", "Erasure", "EventBus", "EventQuery", "EventSearch", "EventStore", "Handler", "Head", "KeyStore",
+        "ACTIVE", "DONE", "LIVE", "NEW_AGGREGATE", "PARKED", "RETRYING", "STATUSES", "STORE_VERDICTS", "STUCK", "UNKNOWN", "ActionLog", "AggregateRef", "AppendConflict", "AppendProgress", "ArchivableEvents", "CommandMemory",
+        "CommandRecord", "DataKey", "Deadline", "Delivery", "Erasure", "EventBus", "EventQuery", "EventSearch", "EventStore", "Fired", "Handler", "Head", "Instance", "KeyStore",
         "Listening", "LiveChannel", "LiveDeliver", "LiveFeed", "LogProbe", "MarkRequest",
-        "MarkResult", "Marker", "OperatorAction", "Outgoing", "ParkedEntry", "ParkedEvents", "PendingEvents", "Positions", "Producer", "Record", "Rejection", "ReplayClaim",
-        "Rejections", "RuleState", "RuleStates", "SearchPosition", "Snapshot", "SnapshotLadder", "SnapshotStore", "StoredEvents", "Subscription", "SyncAppender", "SyncResult", "TicketStore", "Told", "TopicTail", "TopicWindow",
-        "ViewDoc", "ViewStaging", "ViewStore", "WrittenLog", "check_head",
+        "MarkResult", "Marker", "OperatorAction", "Outgoing", "ParkedEntry", "ParkedEvents", "PendingCommand", "PendingEvents", "Positions", "ProcessInstances", "Producer", "Record", "Rejection", "ReplayClaim",
+        "Rejections", "RuleState", "RuleStates", "SearchPosition", "Snapshot", "SnapshotLadder", "SnapshotStore", "StoredEvents", "Stuck", "Subscription", "SyncAppender", "SyncResult", "TicketStore", "Told", "TopicTail", "TopicWindow",
+        "Trigger", "ViewDoc", "ViewStaging", "ViewStore", "WrittenLog", "check_head",
     ],
 }  # fmt: skip
 

@@ -28,6 +28,7 @@ from workers.ports import (
     LogProbe,
     Marker,
     ParkedEvents,
+    ProcessInstances,
     Positions,
     Producer,
     Record,
@@ -78,6 +79,11 @@ class Stores(Protocol):
 
     @property
     def keys(self) -> KeyStore: ...
+
+    @property
+    def processes(self) -> ProcessInstances:
+        """The instances of the process managers, with their outboxes and deadlines."""
+        ...
 
     def views(self, collection: str) -> ViewStore: ...
 
