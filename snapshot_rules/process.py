@@ -233,6 +233,11 @@ def check_reaction(manager: ProcessManager, reaction: object) -> Reaction:
         _check_send(where, send, allowed)
     for deadline in reaction.set_deadlines:
         _check_deadline(where, deadline)
+    if reaction.set_deadlines and manager.on_deadline is None:
+        raise ValueError(
+            f"{where} sets deadline {reaction.set_deadlines[0].name!r} but declares no "
+            "on_deadline to react when it comes due; declare on_deadline=..."
+        )
     try:
         validate_data(reaction.state, "state")
         for send in reaction.send:

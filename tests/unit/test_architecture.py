@@ -34,7 +34,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("workers", "workers.ports", "workers.metrics", "workers.secrets"),
     ("workers.roles",),
     ("workers.roles.command", "workers.roles.append", "workers.roles.read"),
-    ("workers.roles.ops",),
+    ("workers.roles.ops", "workers.roles.process"),
     ("workers.bus", "workers.storage"),
     ("workers.cqrs",),
     ("workers.adapters",),

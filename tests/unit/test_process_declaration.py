@@ -26,6 +26,10 @@ def keep(state: State | None, event: Event) -> Reaction:
     return Reaction(dict(state or {}))
 
 
+def noted(state: State, due: Due) -> Reaction:
+    return Reaction(state)
+
+
 def manager(**overrides: Any) -> ProcessManager:
     given: dict[str, Any] = {
         "name": "lifecycle",
@@ -124,7 +128,9 @@ def test_a_reaction_takes_lists_as_tuples() -> None:
     reaction = Reaction({}, send=[Send("order", "o1", "OrderCancelled", {"reason": "r"})],
                         set_deadlines=[SetDeadline("payment", 5)], cancel_deadlines=["x"])  # fmt: skip
     assert isinstance(reaction.send, tuple) and isinstance(reaction.set_deadlines, tuple)
-    assert check_reaction(manager(), reaction) is reaction
+    assert check_reaction(manager(on_deadline=noted), reaction) is reaction
+    with pytest.raises(ValueError, match="sets deadline 'payment' but declares no on_deadline"):
+        check_reaction(manager(), reaction)
 
 
 @pytest.mark.parametrize(
@@ -156,7 +162,7 @@ def test_a_reaction_takes_lists_as_tuples() -> None:
 )
 def test_a_reaction_the_runtime_cannot_carry_out_is_named(reaction: Any, named: str) -> None:
     with pytest.raises(ValueError, match=named):
-        check_reaction(manager(), reaction)
+        check_reaction(manager(on_deadline=noted), reaction)
 
 
 def test_due_carries_what_on_deadline_needs() -> None:

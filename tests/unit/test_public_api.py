@@ -26,7 +26,7 @@ PUBLIC = {
         "adapters", "bus", "cli", "client", "cqrs", "devtools", "metrics", "ports", "roles", "runtime",
         "storage",
     ],
-    "workers.roles": ["append", "command", "deadletter", "ops", "outcomes", "personal", "read", "retry", "state"],
+    "workers.roles": ["append", "command", "deadletter", "ops", "outcomes", "personal", "process", "read", "retry", "state"],
     "workers.roles.command": [
         "async_mode", "commands", "fate", "intake", "ledger", "newfilter", "refusals", "requests",
         "resolver", "sync_mode",
@@ -34,6 +34,7 @@ PUBLIC = {
     "workers.roles.append": ["appender", "bridge", "fates", "forwarder", "judge", "outbox"],
     "workers.roles.read": ["live", "paging", "projections", "snapshotter"],
     "workers.roles.ops": ["archive", "audit", "dlq_replay"],
+    "workers.roles.process": ["desk", "runner", "steps"],
     "workers.runtime": ["adapters", "compose", "serve", "settings"],
     "workers.runtime.door": ["auth", "identity", "origins"],
     "workers.adapters": ["kafka", "memory", "mongo", "nats", "redis"],

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from topics.jsonvalue import Json, JsonObject
-from workers.ports.process import Deadline, Fired, Instance, PendingCommand, Stuck, Trigger
+from workers.ports.process import ACTIVE, Deadline, Fired, Instance, PendingCommand, Stuck, Trigger
 
 
 def instance_id(process: str, key: str) -> str:
@@ -92,7 +92,7 @@ def _stuck(s: Stuck) -> JsonObject:
             "deadline": _deadline(deadline) if deadline is not None else None,
         }
     return {"reason": s.reason, "detail": s.detail, "at": s.at, "trigger": trigger,
-            "attempts": s.attempts}  # fmt: skip
+            "attempts": s.attempts, "resume": s.resume}  # fmt: skip
 
 
 def _stuck_of(doc: Mapping[str, Json]) -> Stuck:
@@ -103,7 +103,8 @@ def _stuck_of(doc: Mapping[str, Json]) -> Stuck:
             event=bytes(raw["event"]) if raw.get("event") is not None else None,
             deadline=_deadline_of(raw["deadline"]) if raw.get("deadline") else None,
         )
-    return Stuck(doc["reason"], doc["detail"], _utc(doc["at"]), trigger, doc["attempts"])
+    return Stuck(doc["reason"], doc["detail"], _utc(doc["at"]), trigger, doc["attempts"],
+                 doc.get("resume", ACTIVE))  # fmt: skip
 
 
 def _utc(moment: datetime) -> datetime:

@@ -67,6 +67,9 @@ class Stuck:
     at: datetime
     trigger: Trigger | None = None
     attempts: int = 1
+    resume: str = ACTIVE
+    """The status a retry that succeeds returns it to (``done``: it had ended, a command of
+    its last reaction was refused)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +127,7 @@ class ProcessInstances(Protocol):
         ...
 
     async def unsent(self, before: datetime, *, limit: int) -> list[Instance]:
-        """Active instances whose outbox has waited since before ``before``, oldest first."""
+        """Instances (not stuck) whose outbox has waited since before ``before``, oldest first."""
         ...
 
     async def page(

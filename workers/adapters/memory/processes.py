@@ -9,7 +9,7 @@ from topics.errors import StoreUnavailable
 from topics.jsonvalue import JsonObject
 from workers.adapters.instances import from_document, instance_id, to_document
 from workers.adapters.memory.common import Faults, Switchable, as_stored, down_message
-from workers.ports.process import ACTIVE, RETRYING, STATUSES, Instance, ProcessInstances
+from workers.ports.process import RETRYING, STATUSES, STUCK, Instance, ProcessInstances
 
 
 class MemoryProcessInstances(Switchable):
@@ -47,7 +47,7 @@ class MemoryProcessInstances(Switchable):
         await self.faults.enter("unsent", "reading unsent commands")
         return self._sorted(
             lambda d: (
-                d["status"] == ACTIVE
+                d["status"] not in (STUCK, RETRYING)
                 and d["unsent_since"] is not None
                 and d["unsent_since"] <= before
             ),

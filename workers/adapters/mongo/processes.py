@@ -13,7 +13,7 @@ from pymongo.errors import DuplicateKeyError
 
 from workers.adapters.instances import from_document, instance_id, to_document
 from workers.adapters.mongo.client import DURABLE, Document, translated
-from workers.ports.process import ACTIVE, RETRYING, STATUSES, Instance
+from workers.ports.process import RETRYING, STATUSES, STUCK, Instance
 
 PROCESSES = "process_instances"
 
@@ -67,7 +67,8 @@ class MongoProcessInstances:
         return await self._find({"status": RETRYING}, "_id", limit, "reading instances to retry")
 
     async def unsent(self, before: datetime, *, limit: int) -> list[Instance]:
-        query = {"unsent_since": {"$ne": None, "$lte": before}, "status": ACTIVE}
+        query = {"unsent_since": {"$ne": None, "$lte": before},
+                 "status": {"$nin": [STUCK, RETRYING]}}  # fmt: skip
         return await self._find(query, "unsent_since", limit, "reading unsent commands")
 
     async def page(
