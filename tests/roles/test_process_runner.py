@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -28,18 +28,23 @@ from workers.roles.process.runner import ProcessRunner, RunnerConfig
 from workers.roles.process.steps import command_id
 
 ITEMS = {"items": [{"sku": "tea", "qty": 1, "price": 2}]}
-T0 = datetime.now(UTC)
 PAYMENT_S = 60.0
 
 
 @dataclass
 class Now:
-    """The runner's clock: it moves when the test says so."""
+    """The runner's clock: it starts at the test's start (events are stamped with the machine's
+    clock), then moves only when the test says so."""
 
-    at: datetime = T0
+    t0: datetime = field(default_factory=lambda: datetime.now(UTC))
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def __call__(self) -> datetime:
         return self.at
+
+    def after(self, seconds: float) -> None:
+        """The clock ``seconds`` past the test's start."""
+        self.at = self.t0 + timedelta(seconds=seconds)
 
 
 @dataclass
@@ -171,7 +176,7 @@ async def test_an_outbox_left_unsent_is_sent_by_the_poll() -> None:
         await f.runner.handle(await f.stored())
     crash[0] = False
     assert await f.runner.poll() == 0  # not old enough yet: its writer may still send it
-    f.now.at = T0 + timedelta(seconds=6)
+    f.now.after(6)
     await f.runner.poll()
     await f.line.flush()
     assert [e.type for e in await f.history("shipment:o1")] == ["ShipmentRequested"]
@@ -184,10 +189,10 @@ async def test_a_due_deadline_fires_once_and_a_cancelled_one_never() -> None:
     await f.line.ask("order:paid", "OrderPaid", {"amount": 2})
     await f.settle()
     assert (await f.instance("paid")).deadlines == ()
-    f.now.at = T0 + timedelta(seconds=PAYMENT_S - 5)
+    f.now.after(PAYMENT_S - 5)
     await f.runner.poll()
     assert (await f.instance("unpaid")).deadlines != ()  # not due yet
-    f.now.at = T0 + timedelta(seconds=PAYMENT_S + 5)
+    f.now.after(PAYMENT_S + 5)
     other = runner_of(f.line, f.runner.processes, f.instances, f.now, f.line.service.handle)
     for _ in range(3):  # two processes of the role poll at once, again and again
         await asyncio.gather(f.runner.poll(), other.poll())
@@ -206,7 +211,7 @@ async def test_a_deadline_waits_for_a_payment_stored_but_not_yet_reacted_to() ->
     await f.settle()
     await f.line.ask("order:o1", "OrderPaid", {"amount": 2})
     paid = await f.stored()  # stored while the role was away: not handed to it yet
-    f.now.at = T0 + timedelta(seconds=PAYMENT_S * 2)
+    f.now.after(PAYMENT_S * 2)
     await f.runner.poll()
     assert (await f.instance("o1")).deadlines != ()  # deferred, not fired
     await f.runner.handle(paid)
