@@ -91,6 +91,7 @@ def test_a_due_deadline_fires_once_with_a_command_id_from_the_deadline() -> None
     (cancel,) = fired.outbox
     assert cancel.command_id == command_id("order_lifecycle", f"dl:{deadline.id}", 0)
     assert (cancel.type, cancel.causation_id) == ("OrderCancelled", deadline.id)
+    assert cancel.correlation_id == "conv-o1"  # the conversation of the event that set it
     assert fired.fired[0].fired_at == later and due_deadline(fired, later) is None
 
 

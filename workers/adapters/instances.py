@@ -76,11 +76,13 @@ def _command(c: PendingCommand) -> JsonObject:
 
 
 def _deadline(d: Deadline) -> JsonObject:
-    return {"id": d.id, "name": d.name, "due_at": d.due_at, "data": d.data}
+    return {"id": d.id, "name": d.name, "due_at": d.due_at, "data": d.data,
+            "correlation_id": d.correlation_id}  # fmt: skip
 
 
 def _deadline_of(doc: Mapping[str, Json]) -> Deadline:
-    return Deadline(doc["id"], doc["name"], _utc(doc["due_at"]), dict(doc["data"]))
+    return Deadline(doc["id"], doc["name"], _utc(doc["due_at"]), dict(doc["data"]),
+                    doc.get("correlation_id"))  # fmt: skip
 
 
 def _stuck(s: Stuck) -> JsonObject:

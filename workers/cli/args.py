@@ -172,8 +172,8 @@ def _worker(commands: argparse._SubParsersAction[Parser]) -> None:
         "--role",
         required=True,
         choices=(*ROLES, *OPTIONAL_ROLES, LAG_ROLE, "all"),
-        help="'all': every pipeline role (bridge runs only when named); "
-        "'lag': export every group's lag, read from Kafka",
+        help="'all': every pipeline role, and pm when EVENTFLEET_PROCESSES names process "
+        "managers (bridge runs only when named); 'lag': export every group's lag, read from Kafka",
     )
     worker.add_argument("--projection", help="with --role projection: the projection to run")
 

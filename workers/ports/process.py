@@ -37,6 +37,8 @@ class Deadline:
     name: str
     due_at: datetime
     data: JsonObject = field(default_factory=dict)
+    correlation_id: str | None = None
+    """The conversation of what set it: the commands it leads to carry it on."""
 
 
 @dataclass(frozen=True, slots=True)

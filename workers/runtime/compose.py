@@ -9,12 +9,13 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from snapshot_rules.domain import Domains
+from snapshot_rules.process import Processes
 from topics.catalog import TopicNames
 from topics.errors import ConfigError, EventfleetError
 from workers.adapters.kafka import KafkaConfig
 from workers.cqrs.repository import Repository
 from workers.cqrs.sync import SyncCommands
-from workers.metrics import Metrics, create_metrics
+from workers.metrics import Metrics, create_metrics, create_process_metrics
 from workers.ports import (
     LiveFeed,
     Record,
@@ -41,6 +42,8 @@ from workers.roles.deadletter import DeadLetters
 from workers.roles.ops.archive import TieredEvents
 from workers.roles.outcomes import Outcomes
 from workers.roles.personal import Shredder
+from workers.roles.process.desk import ProcessDesk
+from workers.roles.process.runner import ProcessRunner, RunnerConfig
 from workers.roles.read.snapshotter import Snapshotter
 from workers.roles.state import StateLoader
 from workers.runtime.adapters import (
@@ -63,9 +66,18 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 ROLES = ("commands", "appender", "snapshotter", "forwarder", "projection")
-"""Every role; ``eventfleet dev`` and ``worker --role all`` run them all in one process."""
-OPTIONAL_ROLES = ("bridge",)
-"""Roles run only when named: the bridge republishes events.stored to a Redis or NATS bus."""
+"""Every pipeline role; ``eventfleet dev`` and ``worker --role all`` run them all in one process."""
+PM_ROLE = "pm"
+"""The process managers' role: ``all`` runs it too when ``EVENTFLEET_PROCESSES`` names some."""
+OPTIONAL_ROLES = ("bridge", PM_ROLE)
+"""Roles run only when named (or, for pm, when process managers are enabled): the bridge
+republishes events.stored to a Redis or NATS bus."""
+
+
+def all_roles(settings: Settings) -> tuple[str, ...]:
+    """What ``--role all`` (and ``eventfleet dev``) run: every pipeline role, and the pm role
+    when process managers are enabled."""
+    return (*ROLES, PM_ROLE) if settings.processes else ROLES
 
 
 def load_domains(spec: str) -> Domains:
@@ -99,6 +111,28 @@ def load_domains(spec: str) -> Domains:
     return domains
 
 
+def load_processes(spec: str, domains: Domains) -> Processes:
+    """Import ``module:callable`` (``EVENTFLEET_PROCESSES``), call it, check the result against
+    the enabled domains; empty: no process manager. Every mistake is one ConfigError naming the
+    variable and the fix."""
+    if not spec:
+        return Processes()
+    fix = "point it at a function returning Processes([...]), e.g. 'myapp.domains:processes'"
+    module_name, _, attribute = spec.partition(":")
+    where = f"EVENTFLEET_PROCESSES={spec!r}"
+    try:
+        factory = getattr(importlib.import_module(module_name), attribute)
+        processes = factory() if callable(factory) else factory
+        if not isinstance(processes, Processes):
+            raise ConfigError(f"{where} gave {type(processes).__name__}, not Processes; {fix}.")
+        processes.check(domains)
+    except (ImportError, AttributeError) as e:
+        raise ConfigError(f"{where} cannot be imported: {e}; {fix}.") from e
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"{where}: {e}") from e
+    return processes
+
+
 class RoleNotRunning(EventfleetError):
     """A process asked for a role it was not built to run (a wiring bug)."""
 
@@ -121,6 +155,8 @@ class _Parts:
     bridge: Bridge | None = None
     forwarder: Forwarder | None = None
     written: WrittenLogClient | None = None
+    runner: ProcessRunner | None = None
+    desk: ProcessDesk | None = None
 
 
 @dataclass
@@ -144,6 +180,8 @@ class Runtime:
     shredder: Shredder
     secrets: Secrets = field(default_factory=Secrets)
     """What the process read at start; nothing reads a secret again."""
+    processes: Processes = field(default_factory=Processes)
+    """The enabled process managers (``EVENTFLEET_PROCESSES``), checked against the domains."""
     _parts: _Parts = field(default_factory=_Parts)
 
     @classmethod
@@ -156,10 +194,13 @@ class Runtime:
         metrics: Metrics | None = None,
         adapters: Adapters | None = None,
         secrets: Secrets | None = None,
+        processes: Processes | None = None,
     ) -> Runtime:
         """Build the parts of ``roles`` on ``adapters`` (the real ones, from the settings, if None),
         with the ``secrets`` the process read at start (read here, once, if None)."""
         domains = domains or load_domains(settings.domains)
+        if processes is None:
+            processes = load_processes(settings.processes, domains)
         metrics = metrics or create_metrics()
         secrets = read_secrets(settings) if secrets is None else secrets
         kafka = kafka_config(settings, secrets)  # a bad TLS file stops us before connecting
@@ -192,6 +233,7 @@ class Runtime:
                 cache_ttl_s=settings.key_cache_ttl_s,
             ),
             secrets=secrets,
+            processes=processes,
         )
         try:
             await stores.open()
@@ -249,7 +291,7 @@ class Runtime:
         producer: ProducerClient = self.adapters.stream.producer(
             client_id=f"{settings.group_id}-producer"
         )
-        if self.roles & {"commands", "appender"}:  # the writers of events.stored announce them
+        if self.roles & {"commands", "appender", PM_ROLE}:  # writers of events.stored announce
             feed = await self.live_feed()
             producer = AnnouncingProducer(producer, stored_topic=names.stored, feed=feed)
         parts.producer = producer
@@ -258,7 +300,7 @@ class Runtime:
             role: DeadLetters(producer, topic=names.dlq, role=role, metrics=metrics)
             for role in sorted(self.roles)
         }
-        if "commands" in self.roles:
+        if self.roles & {"commands", PM_ROLE}:  # process managers send through the door too
             await self._build_commands(producer)
         if "appender" in self.roles:
             marks = await self.marks()
@@ -320,6 +362,19 @@ class Runtime:
                 written=parts.written,
                 lookback_ms=settings.forward_lookback_s * 1000,
                 settle=producer.settled,
+            )
+        if PM_ROLE in self.roles and self.processes:
+            parts.runner = ProcessRunner(
+                processes=self.processes,
+                instances=self.stores.processes,
+                events=self.events,
+                submit=self.commands.handle,
+                dead_letters=parts.dead_letters[PM_ROLE],
+                metrics=create_process_metrics(metrics.registry),
+                config=RunnerConfig(
+                    poll_s=settings.process_poll_ms / 1000,
+                    unsent_after_s=settings.process_unsent_after_s,
+                ),
             )
 
     async def marks(self) -> Marks:
@@ -450,6 +505,20 @@ class Runtime:
     @property
     def forwarder(self) -> Forwarder:
         return self._built(self._parts.forwarder, "forwarder", "forwarder")
+
+    @property
+    def runner(self) -> ProcessRunner:
+        """The process managers' runner (the pm role, with process managers enabled)."""
+        return self._built(self._parts.runner, "runner", PM_ROLE)
+
+    @property
+    def process_desk(self) -> ProcessDesk:
+        """What operators ask of the process managers: in every process (the API's routes)."""
+        if self._parts.desk is None:
+            self._parts.desk = ProcessDesk(
+                processes=self.processes, instances=self.stores.processes, log=self.stores.actions
+            )
+        return self._parts.desk
 
     async def stop(self) -> None:
         """Drain background work, then close every client this process opened."""

@@ -111,6 +111,8 @@ async def serve(
             background.append(asyncio.create_task(filter_kept))
         if fleet.audit_loop is not None:
             background.append(asyncio.create_task(fleet.audit_loop.run()))
+        if "pm" in fleet.roles and runtime.processes:  # deadlines, retries, unsent commands
+            background.append(asyncio.create_task(runtime.runner.run()))
         if fleet.lag is not None:
             fleet.lag.start()
         fleet.started = True

@@ -118,7 +118,8 @@ def fire(manager: ProcessManager, base: Instance, deadline: Deadline, now: datet
         reaction = check_reaction(manager, manager.on_deadline(base.state or {}, due))
     except Exception as e:
         return stuck(base, e, Trigger(deadline=deadline), now)
-    step = _apply(manager, base, reaction, (f"dl:{deadline.id}", deadline.due_at, None), now)
+    cause = (f"dl:{deadline.id}", deadline.due_at, deadline.correlation_id)
+    step = _apply(manager, base, reaction, cause, now)
     return replace(step, outcome="fired") if step.outcome == "applied" else step
 
 
@@ -246,6 +247,7 @@ def _apply(
             d.name,
             at + timedelta(seconds=d.after_s),
             dict(d.data),
+            correlation,
         )
         for d in reaction.set_deadlines
     )
