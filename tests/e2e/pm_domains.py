@@ -4,7 +4,7 @@ refused until the order is shipped (orders named ``deliver-…`` only)."""
 
 from __future__ import annotations
 
-from snapshot_rules.process import ProcessManager, Processes, Reaction, Send, State
+from snapshot_rules.process import Processes, ProcessManager, Reaction, Send, State
 from topics.envelope import Event
 from workers.examples.domains.order_lifecycle import order_lifecycle
 

@@ -88,8 +88,9 @@ PUBLIC = {
     ],
     "workers.client": [
         "RECONNECT", "AnswerError", "ApiError", "Appended", "ArgumentError", "AsyncClient",
-        "Backoff", "Client", "ClientError", "Erased", "Event", "EventData", "EventPage", "Json",
-        "JsonObject", "Outcome", "Retrying", "State", "Stream", "TokenSource", "TransportError",
+        "Backoff", "Client", "ClientError", "Erased", "Event", "EventData", "EventPage",
+        "InstancePage", "Json", "JsonObject", "Outcome", "PendingDeadline", "ProcessInstance",
+        "ProcessSummary", "Retrying", "State", "Stream", "TokenSource", "TransportError",
         "errors",
     ],
     "workers.ports": [
