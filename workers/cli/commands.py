@@ -14,7 +14,7 @@ import orjson
 
 from topics.envelope import Event
 from topics.errors import EventfleetError
-from workers.cli import archive, dlq, erase, openapi
+from workers.cli import archive, dlq, erase, openapi, pm
 from workers.ports import AggregateRef, EventStore
 from workers.roles.read.paging import read_all, read_page
 from workers.runtime.compose import PM_ROLE, Runtime, all_roles, load_domains, load_processes
@@ -221,6 +221,7 @@ HANDLERS: dict[str, Handler] = {
     "projections": run_projections,
     "bench": run_bench,
     "dlq": dlq.run_dlq,  # workers/cli/dlq.py
+    "pm": pm.run_pm,  # workers/cli/pm.py
     "erase": erase.run_erase,  # workers/cli/erase.py
     "archive": archive.run_archive,  # workers/cli/archive.py
     "openapi": openapi.run_openapi,  # workers/cli/openapi.py
