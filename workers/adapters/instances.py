@@ -39,6 +39,7 @@ def to_document(instance: Instance) -> JsonObject:
         ],
         "held": list(instance.held),
         "stuck": _stuck(instance.stuck) if instance.stuck is not None else None,
+        "retries": instance.retries,
     }
 
 
@@ -60,6 +61,7 @@ def from_document(doc: Mapping[str, Json]) -> Instance:
         ),
         held=tuple(bytes(e) for e in doc["held"]),
         stuck=_stuck_of(doc["stuck"]) if doc.get("stuck") else None,
+        retries=doc.get("retries", 0),
     )
 
 

@@ -138,6 +138,8 @@ class ProcessInstance(msgspec.Struct, frozen=True):
     outbox: tuple[dict[str, Any], ...] = ()
     held: tuple[dict[str, Any], ...] = ()
     stuck: dict[str, Any] | None = None
+    retries: int = 0
+    """How often an operator had it retried."""
 
 
 class InstancePage(msgspec.Struct, frozen=True):

@@ -379,7 +379,7 @@ def _process_bodies() -> dict[str, Schema]:
             "seen": {"type": "object", "additionalProperties": integer}, "next_due": when,
             "deadlines": {"type": "array", "items": ref("PendingDeadline")},
             "fired": {"type": "array", "items": obj}, "outbox": {"type": "array", "items": obj},
-            "held": {"type": "array", "items": obj},
+            "held": {"type": "array", "items": obj}, "retries": integer,
             "stuck": {"type": ["object", "null"], "properties": {
                 "reason": {"enum": ["reaction_failed", "reaction_invalid", "command_refused",
                                     "state_unstorable"]},

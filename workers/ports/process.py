@@ -69,6 +69,7 @@ class Stuck:
     at: datetime
     trigger: Trigger | None = None
     attempts: int = 1
+    """1 for the first stop, 2 for a stop after one retry, ..."""
     resume: str = ACTIVE
     """The status a retry that succeeds returns it to (``done``: it had ended, a command of
     its last reaction was refused)."""
@@ -96,6 +97,8 @@ class Instance:
     held: tuple[bytes, ...] = ()
     """Events that came while it was stuck, in arrival order: reacted to after a retry."""
     stuck: Stuck | None = None
+    retries: int = 0
+    """How often an operator had it retried (a stop after them is attempt ``retries + 1``)."""
 
     @property
     def next_due(self) -> datetime | None:

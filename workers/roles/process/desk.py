@@ -211,6 +211,7 @@ def instance_dict(instance: Instance) -> JsonObject:
         ],
         "held": [_held(raw) for raw in instance.held],
         "stuck": _stuck_dict(instance),
+        "retries": instance.retries,
     }
 
 

@@ -136,7 +136,7 @@ def retry(manager: ProcessManager, instance: Instance, now: datetime) -> Step:
     refused, its outbox sent again by the caller), then the events it held, in order."""
     trouble = instance.stuck
     resume = trouble.resume if trouble is not None else ACTIVE
-    base = replace(instance, status=ACTIVE, stuck=None, held=())
+    base = replace(instance, status=ACTIVE, stuck=None, held=(), retries=instance.retries + 1)
     trigger = trouble.trigger if trouble is not None else None
     if trigger is not None and trigger.event is not None:
         step = _retried_event(manager, base, trigger.event, now)
@@ -146,10 +146,6 @@ def retry(manager: ProcessManager, instance: Instance, now: datetime) -> Step:
         step = Step(replace(base, status=resume, revision=base.revision + 1, updated_at=now),
                     "retried")  # fmt: skip
     step = _then_held(manager, step, instance.held, now)
-    if step.outcome == "stuck" and step.instance is not None and step.instance.stuck is not None:
-        attempts = (trouble.attempts if trouble is not None else 0) + 1
-        again = replace(step.instance.stuck, attempts=attempts)
-        step = replace(step, instance=replace(step.instance, stuck=again))
     if step.instance is not None:
         step = replace(step, instance=replace(step.instance, revision=instance.revision + 1))
     return step
@@ -198,7 +194,7 @@ def stopped(
     resume = DONE if base.status == DONE else ACTIVE
     return replace(
         base, status=STUCK, revision=base.revision + 1, updated_at=now,
-        stuck=Stuck(reason, detail, now, trigger, resume=resume),
+        stuck=Stuck(reason, detail, now, trigger, attempts=base.retries + 1, resume=resume),
     )  # fmt: skip
 
 
