@@ -10,6 +10,8 @@ from workers.examples.domains.order_lifecycle import order_lifecycle
 
 PAYMENT_S = 3.0
 """An unpaid order is cancelled this long after it was placed."""
+DOWN_PAYMENT_S = 8.0
+"""``slow_processes``: long enough to take the role down before a deadline is due."""
 
 
 def deliver(state: State | None, event: Event) -> Reaction:
@@ -32,3 +34,7 @@ DELIVERER = ProcessManager(
 
 def processes() -> Processes:
     return Processes([order_lifecycle(payment_s=PAYMENT_S), DELIVERER])
+
+
+def slow_processes() -> Processes:
+    return Processes([order_lifecycle(payment_s=DOWN_PAYMENT_S)])
