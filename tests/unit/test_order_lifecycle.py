@@ -59,6 +59,12 @@ def test_a_due_payment_deadline_cancels_an_unpaid_order_only() -> None:
     assert paid.send == () and paid.state["status"] == "shipping"
 
 
+def test_a_payment_after_the_deadline_fired_ships_nothing() -> None:
+    cancelling = {"order_id": "o1", "status": "cancelling"}
+    reaction = PM.react(cancelling, new_event("order", "o1", "OrderPaid", {}, version=2))
+    assert reaction.send == () and reaction.state == cancelling
+
+
 def test_cancelled_or_delivered_ends_the_instance() -> None:
     for kind in ("OrderCancelled", "OrderDelivered"):
         event = new_event("order", "o1", kind, {"reason": "r"}, version=3)

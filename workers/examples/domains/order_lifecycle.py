@@ -2,8 +2,9 @@
 
 ``OrderPlaced`` starts an instance (keyed by the order id) and sets a ``payment`` deadline;
 ``OrderPaid`` cancels it and requests the shipment (``shipment.ShipmentRequested``); the deadline,
-if it comes due first, sends ``OrderCancelled``; an ``OrderCancelled`` or ``OrderDelivered``
-ends the instance. Pure: ``react`` and ``on_deadline`` are tested without a service.
+if it comes due first, sends ``OrderCancelled`` (a payment that comes after that ships nothing);
+an ``OrderCancelled`` or ``OrderDelivered`` ends the instance. Pure: ``react`` and
+``on_deadline`` are tested without a service.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ def react(state: State | None, event: Event, *, payment_s: float) -> Reaction:
         placed = {"order_id": event.aggregate_id, "status": "awaiting_payment"}
         return Reaction(placed, set_deadlines=[SetDeadline(PAYMENT, payment_s)])
     current = dict(state or {})
+    if event.type == "OrderPaid" and current.get("status") == "cancelling":
+        return Reaction(current)  # paid as its deadline cancelled it: no shipment for it
     if event.type == "OrderPaid":
         ship = Send("shipment", event.aggregate_id, "ShipmentRequested",
                     {"order_id": event.aggregate_id})  # fmt: skip
