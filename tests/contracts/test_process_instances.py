@@ -176,3 +176,24 @@ async def test_the_memory_twin_is_unavailable_while_down() -> None:
         await store.save(instance())
     store.up()
     assert await store.save(instance())
+
+
+async def test_many_are_written_at_once_each_only_over_its_revision(
+    instances: ProcessInstances,
+) -> None:
+    assert await instances.save(instance("moved"))
+    assert await instances.save(instance("moved", revision=2))  # another writer went first
+    assert await instances.save(instance("kept"))
+    written = await instances.save_many([
+        instance("new"),  # a first write
+        instance("kept", revision=2, state={"n": 2}),  # over revision 1: written
+        instance("moved", revision=2, state={"stale": True}),  # over 1, but 2 is stored
+    ])  # fmt: skip
+    assert written == [True, True, False]
+    assert await instances.save_many([]) == []
+    assert not await instances.save(instance("new"))  # revision 1 exists now
+    found = await instances.load("lifecycle", ["new", "kept", "moved"])
+    assert (found["kept"].revision, found["kept"].state) == (2, {"n": 2})
+    assert found["moved"].state == {"status": "placed"}
+    assert await instances.save(instance("late"))
+    assert await instances.save_many([instance("late"), instance("fresh")]) == [False, True]

@@ -24,6 +24,7 @@ from workers.roles.command.requests import CommandRequest
 from workers.roles.deadletter import DeadLetters
 from workers.roles.outcomes import Outcome
 from workers.roles.process.desk import NotStuck, ProcessDesk
+from workers.roles.process.polls import Polls
 from workers.roles.process.runner import ProcessRunner, RunnerConfig
 from workers.roles.process.steps import command_id
 
@@ -53,6 +54,7 @@ class Fleet:
 
     line: Pipeline
     runner: ProcessRunner
+    polls: Polls
     instances: MemoryProcessInstances
     desk: ProcessDesk
     now: Now
@@ -92,7 +94,7 @@ async def fleet(
     handle: Submit = line.service.handle
     runner = runner_of(line, processes, instances, now, submit(handle) if submit else handle)
     desk = ProcessDesk(processes=processes, instances=instances, log=MemoryActionLog())
-    return Fleet(line, runner, instances, desk, now)
+    return Fleet(line, runner, Polls(runner), instances, desk, now)
 
 
 def runner_of(
@@ -175,9 +177,9 @@ async def test_an_outbox_left_unsent_is_sent_by_the_poll() -> None:
     with pytest.raises(ConnectionResetError):
         await f.runner.handle(await f.stored())
     crash[0] = False
-    assert await f.runner.poll() == 0  # not old enough yet: its writer may still send it
+    assert await f.polls.poll() == 0  # not old enough yet: its writer may still send it
     f.now.after(6)
-    await f.runner.poll()
+    await f.polls.poll()
     await f.line.flush()
     assert [e.type for e in await f.history("shipment:o1")] == ["ShipmentRequested"]
 
@@ -190,12 +192,12 @@ async def test_a_due_deadline_fires_once_and_a_cancelled_one_never() -> None:
     await f.settle()
     assert (await f.instance("paid")).deadlines == ()
     f.now.after(PAYMENT_S - 5)
-    await f.runner.poll()
+    await f.polls.poll()
     assert (await f.instance("unpaid")).deadlines != ()  # not due yet
     f.now.after(PAYMENT_S + 5)
     other = runner_of(f.line, f.runner.processes, f.instances, f.now, f.line.service.handle)
     for _ in range(3):  # two processes of the role poll at once, again and again
-        await asyncio.gather(f.runner.poll(), other.poll())
+        await asyncio.gather(f.polls.poll(), Polls(other).poll())
     await f.settle()
     unpaid = [e.type for e in await f.history("order:unpaid")]
     assert unpaid == ["OrderPlaced", "OrderCancelled"]
@@ -212,10 +214,10 @@ async def test_a_deadline_waits_for_a_payment_stored_but_not_yet_reacted_to() ->
     await f.line.ask("order:o1", "OrderPaid", {"amount": 2})
     paid = await f.stored()  # stored while the role was away: not handed to it yet
     f.now.after(PAYMENT_S * 2)
-    await f.runner.poll()
+    await f.polls.poll()
     assert (await f.instance("o1")).deadlines != ()  # deferred, not fired
     await f.runner.handle(paid)
-    await f.runner.poll()
+    await f.polls.poll()
     await f.settle()
     assert [e.type for e in await f.history("order:o1")] == ["OrderPlaced", "OrderPaid"]
 
@@ -253,7 +255,7 @@ async def test_a_refused_command_sticks_the_instance_and_a_retry_sends_it_again(
     assert asked.status == RETRYING
     with pytest.raises(NotStuck, match="retry is under way"):
         await f.desk.retry("deliverer", "o1", operator="bob", via="test")
-    await f.runner.poll()
+    await f.polls.poll()
     await f.settle()
     assert [e.type for e in await f.history("order:o1")][-1] == "OrderDelivered"
     assert (await f.instance("o1", "deliverer")).status == ACTIVE
@@ -287,7 +289,7 @@ async def test_a_reaction_that_raises_holds_what_follows_until_a_retry() -> None
         await f.desk.retry("fragile", "nobody-else", operator="ada", via="test")
     fail[0] = False  # the fix deployed
     await f.desk.retry("fragile", "o1", operator="ada", via="test")
-    await f.runner.poll()
+    await f.polls.poll()
     fixed = await f.instance("o1", "fragile")
     assert fixed.status == ACTIVE and fixed.state == {
         "seen": ["OrderPlaced", "OrderPaid", "OrderShipped"]}  # fmt: skip

@@ -176,7 +176,9 @@ def test_a_stuck_instance_holds_at_most_max_held_events() -> None:
     full = replace(step.instance, held=held)
     assert on_event(pm, "o1", full, order_event("OrderPaid", 5000), NOW).outcome == "dropped"
     assert (
-        on_event(pm, "o1", replace(full, held=held[1:]), order_event("OrderPaid", 5000), NOW).outcome
+        on_event(
+            pm, "o1", replace(full, held=held[1:]), order_event("OrderPaid", 5000), NOW
+        ).outcome
         == "held"
     )
 

@@ -34,7 +34,7 @@ PUBLIC = {
     "workers.roles.append": ["appender", "bridge", "fates", "forwarder", "judge", "outbox"],
     "workers.roles.read": ["live", "paging", "projections", "snapshotter"],
     "workers.roles.ops": ["archive", "audit", "dlq_replay"],
-    "workers.roles.process": ["desk", "runner", "steps"],
+    "workers.roles.process": ["desk", "polls", "runner", "steps"],
     "workers.runtime": ["adapters", "compose", "serve", "settings"],
     "workers.runtime.door": ["auth", "identity", "origins"],
     "workers.adapters": ["kafka", "memory", "mongo", "nats", "redis"],

@@ -1,7 +1,10 @@
 """The one stored form of a process manager instance, shared by every adapter of the port.
 
-Aggregate ids may hold dots, so ``seen`` is kept as pairs, not as a sub-document keyed by them;
-``next_due`` and ``unsent_since`` are top-level fields the role's polls find through indexes.
+Aggregate ids may hold dots, so ``seen`` is kept as pairs, not as a sub-document keyed by them.
+The fields the role's polls look for are top level and present only when set: ``next_due`` (an
+active instance's soonest pending deadline), ``unsent_since`` (its outbox waits) and
+``attention`` (its status, when stuck or retrying), so that sparse indexes hold only the
+instances that need something (an index entry costs each write, and most instances need none).
 """
 
 from __future__ import annotations
@@ -10,16 +13,34 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from topics.jsonvalue import Json, JsonObject
-from workers.ports.process import ACTIVE, Deadline, Fired, Instance, PendingCommand, Stuck, Trigger
+from workers.ports.process import (
+    ACTIVE,
+    RETRYING,
+    STUCK,
+    Deadline,
+    Fired,
+    Instance,
+    PendingCommand,
+    Stuck,
+    Trigger,
+)
+
+ATTENTION = (STUCK, RETRYING)
 
 
 def instance_id(process: str, key: str) -> str:
+    """``<process>/<key>``: ``_id`` order is key order within a process."""
     return f"{process}/{key}"
+
+
+def id_range(process: str, after: str | None) -> JsonObject:
+    """The ``_id`` bounds of ``process``'s instances after the key ``after`` ('0' follows '/')."""
+    return {"$gt": instance_id(process, after or ""), "$lt": f"{process}0"}
 
 
 def to_document(instance: Instance) -> JsonObject:
     """``instance`` as stored (``_id`` ``<process>/<key>``)."""
-    return {
+    doc: JsonObject = {
         "_id": instance_id(instance.process, instance.key),
         "process": instance.process,
         "key": instance.key,
@@ -30,9 +51,7 @@ def to_document(instance: Instance) -> JsonObject:
         "updated_at": instance.updated_at,
         "seen": [[key, version] for key, version in sorted(instance.seen.items())],
         "outbox": [_command(c) for c in instance.outbox],
-        "unsent_since": instance.unsent_since if instance.outbox else None,
         "deadlines": [_deadline(d) for d in instance.deadlines],
-        "next_due": instance.next_due,
         "fired": [
             {"id": f.id, "name": f.name, "due_at": f.due_at, "fired_at": f.fired_at}
             for f in instance.fired
@@ -41,6 +60,13 @@ def to_document(instance: Instance) -> JsonObject:
         "stuck": _stuck(instance.stuck) if instance.stuck is not None else None,
         "retries": instance.retries,
     }
+    if instance.outbox and instance.unsent_since is not None:
+        doc["unsent_since"] = instance.unsent_since
+    if instance.next_due is not None:
+        doc["next_due"] = instance.next_due
+    if instance.status in ATTENTION:
+        doc["attention"] = instance.status
+    return doc
 
 
 def from_document(doc: Mapping[str, Json]) -> Instance:

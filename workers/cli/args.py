@@ -270,10 +270,11 @@ def _bench(commands: argparse._SubParsersAction[Parser]) -> None:
     )  # fmt: skip
     bench.add_argument(
         "path",
-        choices=("commands", "append", "state", "scale", "live", "all"),
+        choices=("commands", "append", "state", "scale", "live", "pm", "all"),
         help="which path: the command path over HTTP, append, state query, append scale-out, "
         "live subscriptions (1000 subscribers, 100 rooms, up to 10000 events per row, SSE and "
-        "WebSocket)",
+        "WebSocket), the process manager (up to 2000 stored events, one command each, against "
+        "a bare consumer sending the same)",
     )
     bench.add_argument("--json", action="store_true", help="print each table as a JSON line")
     bench.add_argument(

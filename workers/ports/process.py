@@ -123,6 +123,13 @@ class ProcessInstances(Protocol):
         see), Unstorable (a state over 16 MB)."""
         ...
 
+    async def save_many(self, instances: Sequence[Instance], *, durable: bool = True) -> list[bool]:
+        """``save`` for each of ``instances`` (one per instance id) in one round trip, in any
+        order; for each, whether it was written (False: another writer moved it first).
+        ``durable=False``: acknowledged before it is journaled, so a crash of the store may lose
+        it (for a write that only spares work done again, such as dropping answered commands)."""
+        ...
+
     async def due(self, now: datetime, *, limit: int) -> list[Instance]:
         """Active instances of any process with a deadline due at ``now``, soonest first."""
         ...

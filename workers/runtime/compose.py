@@ -43,6 +43,7 @@ from workers.roles.ops.archive import TieredEvents
 from workers.roles.outcomes import Outcomes
 from workers.roles.personal import Shredder
 from workers.roles.process.desk import ProcessDesk
+from workers.roles.process.polls import Polls
 from workers.roles.process.runner import ProcessRunner, RunnerConfig
 from workers.roles.read.snapshotter import Snapshotter
 from workers.roles.state import StateLoader
@@ -156,6 +157,7 @@ class _Parts:
     forwarder: Forwarder | None = None
     written: WrittenLogClient | None = None
     runner: ProcessRunner | None = None
+    polls: Polls | None = None
     desk: ProcessDesk | None = None
 
 
@@ -376,6 +378,7 @@ class Runtime:
                     unsent_after_s=settings.process_unsent_after_s,
                 ),
             )
+            parts.polls = Polls(parts.runner)
 
     async def marks(self) -> Marks:
         """The marker and command memory, one connection per process; also in a process
@@ -510,6 +513,11 @@ class Runtime:
     def runner(self) -> ProcessRunner:
         """The process managers' runner (the pm role, with process managers enabled)."""
         return self._built(self._parts.runner, "runner", PM_ROLE)
+
+    @property
+    def polls(self) -> Polls:
+        """The pm role's polls: deadlines, retries, unsent commands."""
+        return self._built(self._parts.polls, "polls", PM_ROLE)
 
     @property
     def process_desk(self) -> ProcessDesk:

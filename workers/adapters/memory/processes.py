@@ -34,10 +34,12 @@ class MemoryProcessInstances(Switchable):
         self._docs[doc["_id"]] = as_stored(doc)
         return True
 
+    async def save_many(self, instances: Sequence[Instance], *, durable: bool = True) -> list[bool]:
+        return [await self.save(instance) for instance in instances]
+
     async def due(self, now: datetime, *, limit: int) -> list[Instance]:
         await self.faults.enter("due", "reading due deadlines")
-        return self._sorted(lambda d: d["next_due"] is not None and d["next_due"] <= now,
-                            "next_due", limit)  # fmt: skip
+        return self._sorted(lambda d: _at_or_before(d.get("next_due"), now), "next_due", limit)
 
     async def retrying(self, *, limit: int) -> list[Instance]:
         await self.faults.enter("retrying", "reading instances to retry")
@@ -48,8 +50,7 @@ class MemoryProcessInstances(Switchable):
         return self._sorted(
             lambda d: (
                 d["status"] not in (STUCK, RETRYING)
-                and d["unsent_since"] is not None
-                and d["unsent_since"] <= before
+                and _at_or_before(d.get("unsent_since"), before)
             ),
             "unsent_since",
             limit,
@@ -72,7 +73,7 @@ class MemoryProcessInstances(Switchable):
     async def upcoming(self, process: str, *, limit: int) -> list[Instance]:
         await self.faults.enter("upcoming", f"reading deadlines of {process}")
         return self._sorted(
-            lambda d: d["process"] == process and d["next_due"] is not None, "next_due", limit
+            lambda d: d["process"] == process and d.get("next_due") is not None, "next_due", limit
         )
 
     async def counts(self, process: str) -> dict[str, int]:
@@ -85,7 +86,12 @@ class MemoryProcessInstances(Switchable):
 
     def _sorted(self, keep: Callable[[JsonObject], bool], order: str, limit: int) -> list[Instance]:
         docs = sorted((d for d in self._docs.values() if keep(d)), key=lambda d: d[order])
+        # every doc kept has ``order`` set: the keep functions ask for it
         return [from_document(d) for d in docs[:limit]]
+
+
+def _at_or_before(moment: datetime | None, bound: datetime) -> bool:
+    return moment is not None and moment <= bound
 
 
 def _implements(store: MemoryProcessInstances) -> ProcessInstances:

@@ -3,4 +3,4 @@
 Public API: the modules in ``__all__``.
 """
 
-__all__ = ["desk", "runner", "steps"]
+__all__ = ["desk", "polls", "runner", "steps"]

@@ -1,15 +1,15 @@
-"""The pm role's logic: stored events and due deadlines through the instances' steps, each
-write conditional on the instance's revision, then the decided commands through the command door.
+"""The pm role's logic: stored events through the instances' steps, each instance written over
+the revision it was read at, then the decided commands through the command door.
 
-**Effects once.** A step's new state, its commands and its deadlines are one write (the outbox):
-a crash after it sends the same commands again (found by the redelivered event, or by the poll
-for outboxes left unsent), with the same command ids, which the door answers as duplicates; a
-crash before it writes nothing, and the event comes again. Two processes on one instance (a
-rebalance, a deadline polled by both) write over the same revision: one wins, the other reads
-again and finds the work done. **Deadlines** fire from a poll every ``poll_s``, claimed by that
-same conditional write (at most once each), never for a stuck or ended instance, and only once
-the instance has reacted to every stored event of the aggregates it follows (a payment stored
-while the role was down is seen before the payment deadline fires).
+**Effects once.** An instance's new state, its commands and its deadlines are one write (the
+outbox): a crash after it sends the same commands again (found by the redelivered event, or by
+the poll for outboxes left unsent), with the same command ids, which the door answers as
+duplicates; a crash before it writes nothing, and the events come again. Two processes on one
+instance (a rebalance, a deadline polled by both) write over the same revision: one wins, the
+other reads again and finds the work done. A batch of stored events costs one read, one write
+and, once its commands are answered, one more write per batch (``save_many``), not per event.
+The polls (deadlines, retries, unsent outboxes) are ``workers.roles.process.polls``, over this
+runner's writes and sends.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import orjson
 import stamina
@@ -42,14 +42,7 @@ from workers.ports import (
 from workers.roles.command.requests import CommandRequest
 from workers.roles.deadletter import DeadLetter, DeadLetters
 from workers.roles.outcomes import Accepted, Outcome, Refused, Stored
-from workers.roles.process.steps import (
-    Step,
-    due_deadline,
-    fire,
-    on_event,
-    retry,
-    stopped,
-)
+from workers.roles.process.steps import Folded, Step, fold, stopped
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +50,7 @@ Submit = Callable[[CommandRequest], Awaitable[Outcome]]
 """The command door (``CommandDispatcher.handle``): what an HTTP append goes through."""
 TRANSIENT = frozenset({"command_in_progress", "conflict"})
 """Refusals a later try may pass: the command is sent again, the instance does not stop."""
+Pairs = list[tuple[Event, Record]]
 
 
 class Moved(Unavailable):
@@ -65,14 +59,14 @@ class Moved(Unavailable):
     service = "store"
 
 
+class CommandsPending(Unavailable):
+    """A command was not answered for good (a dependency, or a claim held elsewhere): sent again."""
+
+
 CONFLICTS = {"on": Moved, "attempts": 50, "timeout": None, "wait_initial": 0.001,
              "wait_max": 0.05, "wait_jitter": 0.01}  # fmt: skip
 """The retry policy of a write another writer beat (read again, apply again), run by stamina;
 past it, Moved is a dependency's pause like any other."""
-
-
-class CommandsPending(Unavailable):
-    """A command was not answered for good (a dependency, or a claim held elsewhere): sent again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,62 +96,124 @@ class ProcessRunner:
     ) -> None:
         self.processes = processes
         self.instances = instances
-        self._events = events
+        self.events = events
         self._submit = submit
-        self._dead_letters = dead_letters
+        self.dead_letters = dead_letters
         self.metrics = metrics
         self.config = config
-        self._clock = clock
+        self.clock = clock
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
-        self._slots = asyncio.Semaphore(config.concurrency)
+        self.slots = asyncio.Semaphore(config.concurrency)
 
     # --- stored events ---------------------------------------------------------------------
 
     async def handle(self, pairs: Sequence[tuple[Event, Record]]) -> None:
-        """React to a batch of stored events, each aggregate's in order: one instance's events
-        one after another, instances side by side. Raises Unavailable (the batch is retried:
-        what was done is skipped as seen) while a dependency or the command door is down."""
-        groups: dict[tuple[str, str], list[tuple[Event, Record]]] = {}
+        """React to a batch of stored events, each instance's in order, in one write per
+        instance. Raises Unavailable (the batch is retried: what was done is skipped as seen)
+        while a dependency or the command door is down."""
+        keyed: dict[str, dict[str, Pairs]] = {}
+        letters = []
         for event, record in pairs:
             for manager in self.processes.interested(event):
                 try:
                     key = manager.key_of(event)
                 except ValueError as e:
-                    letter = DeadLetter(record, "process_unkeyed", str(e))
-                    await self._dead_letters.send([letter])
+                    letters.append(DeadLetter(record, "process_unkeyed", str(e)))
                     self.metrics.events.labels(manager.name, "unkeyed").inc()
                     continue
-                groups.setdefault((manager.name, key), []).append((event, record))
-        await _all(self._in_turn(name, key, group) for (name, key), group in groups.items())
+                keyed.setdefault(manager.name, {}).setdefault(key, []).append((event, record))
+        if letters:
+            await self.dead_letters.send(letters)
+        for name, groups in keyed.items():
+            manager = self.processes.get(name)
+            async with self._all_locked(name, sorted(groups)):
+                stored = await self._decide(manager, groups)
+                await self.flush_all(manager, list(stored.values()))
 
-    async def _in_turn(self, name: str, key: str, group: list[tuple[Event, Record]]) -> None:
-        manager = self.processes.get(name)
-        async with self._slots, self._lock(name, key):
-            for event, record in group:
-                await self._event(manager, key, event, record)
+    async def _decide(
+        self, manager: ProcessManager, groups: dict[str, Pairs]
+    ) -> dict[str, Instance]:
+        """Fold each instance's events and write them all; read again and fold again those
+        another writer moved meanwhile. The instances as stored now, by key."""
+        pending, stored = dict(groups), {}
+        async for attempt in stamina.retry_context(**CONFLICTS):  # type: ignore[arg-type]  # the policy's fields, by name
+            with attempt:
+                found = await self.instances.load(manager.name, list(pending))
+                now = self.clock()
+                folded = {key: fold(manager, key, found.get(key), [e for e, _ in pairs], now)
+                          for key, pairs in pending.items()}  # fmt: skip
+                saved = await self._save_many(manager, folded, found, pending)
+                letters = []
+                for key, f in folded.items():
+                    if f.instance is None or saved.get(key):
+                        current = f.instance if f.instance is not None else found.get(key)
+                        if current is not None:
+                            stored[key] = current
+                        letters += self._took(manager.name, f, current, pending[key])
+                        del pending[key]
+                if letters:
+                    await self.dead_letters.send(letters)
+                if pending:
+                    raise Moved(f"{len(pending)} instances of {manager.name} moved; reading again")
+                return stored
+        raise AssertionError("stamina ended its tries without an answer or an error")
 
-    async def _event(self, manager: ProcessManager, key: str, event: Event, record: Record) -> None:
-        def step(found: Instance | None) -> Step:
-            return on_event(manager, key, found, event, self._clock())
-
-        done, current = await self._write(manager, key, step, Trigger(event=encode(event)))
-        self.metrics.events.labels(manager.name, done.outcome).inc()
-        self._count(manager.name, done)
-        if done.outcome in ("stuck", "dropped"):
-            held_full = "held queue full, dropped: " if done.outcome == "dropped" else ""
-            detail = self._stuck_detail(current, held_full)
-            await self._dead_letters.send([DeadLetter(record, "process_stuck", detail)])
-        if current is not None:
-            await self.flush(manager, current)
-
-    # --- writing an instance -----------------------------------------------------------------
-
-    async def _write(
+    async def _save_many(
         self,
         manager: ProcessManager,
-        key: str,
-        step: Callable[[Instance | None], Step],
-        trigger: Trigger,
+        folded: dict[str, Folded],
+        found: dict[str, Instance],
+        pairs: dict[str, Pairs],
+    ) -> dict[str, bool]:
+        """Write every folded instance at once; if the store cannot hold one (its state too
+        large), write each alone and stop that one at the state it had, its events held for a
+        retry (``folded`` then says so). Whether each was written, by key."""
+        writes = [(key, f.instance) for key, f in folded.items() if f.instance is not None]
+        try:
+            written = await self.instances.save_many([i for _, i in writes])
+            return dict(zip((key for key, _ in writes), written, strict=True))
+        except Unstorable:
+            pass
+        saved = {}
+        for key, instance in writes:
+            try:
+                saved[key] = await self.instances.save(instance)
+            except Unstorable as e:
+                halted = self._unstorable(manager, key, found.get(key), e, pairs[key])
+                saved[key] = await self.instances.save(halted)
+                folded[key] = Folded(halted, ("stuck", *("held",) * (len(pairs[key]) - 1)))
+        return saved
+
+    def _unstorable(
+        self, manager: ProcessManager, key: str, found: Instance | None, error: Unstorable,
+        pairs: Pairs,
+    ) -> Instance:  # fmt: skip
+        """The instance as it was, stopped on the first event of the batch, the rest held."""
+        now = self.clock()
+        base = found or Instance(manager.name, key, 0, ACTIVE, None, now, now)
+        held = replace(base, held=(*base.held, *(encode(e) for e, _ in pairs[1:])))
+        first = Trigger(event=encode(pairs[0][0]))
+        return stopped(held, "state_unstorable", str(error)[:1000], first, now)
+
+    def _took(
+        self, name: str, folded: Folded, current: Instance | None, pairs: Pairs
+    ) -> list[DeadLetter]:
+        """Count what the events did; the dead letters of those that stopped or overflowed it."""
+        letters = []
+        for outcome, (_, record) in zip(folded.outcomes, pairs, strict=False):
+            self.metrics.events.labels(name, outcome).inc()
+            if outcome in ("stuck", "dropped"):
+                prefix = "held queue full, dropped: " if outcome == "dropped" else ""
+                letters.append(DeadLetter(record, "process_stuck", stuck_detail(current, prefix)))
+        self.count(name, folded.set, folded.cancelled)
+        if "stuck" in folded.outcomes and current is not None and current.stuck is not None:
+            self.metrics.stuck.labels(name, current.stuck.reason).inc()
+        return letters
+
+    # --- writing one instance ----------------------------------------------------------------
+
+    async def write(
+        self, manager: ProcessManager, key: str, step: Callable[[Instance | None], Step]
     ) -> tuple[Step, Instance | None]:
         """Load, step, save over the revision loaded; read again when another writer moved it.
         Returns the step and the instance now stored (None: none)."""
@@ -167,39 +223,46 @@ class ProcessRunner:
                 done = step(found)
                 if done.instance is None:
                     return done, found
-                try:
-                    saved = await self.instances.save(done.instance)
-                except Unstorable as e:  # the state the reaction made: too much to keep
-                    done = self._unstorable(manager, key, found, e, trigger)
-                    assert done.instance is not None
-                    saved = await self.instances.save(done.instance)
-                if not saved:
+                if not await self.instances.save(done.instance):
                     raise Moved(f"instance {manager.name}/{key} moved; reading it again")
                 return done, done.instance
         raise AssertionError("stamina ended its tries without an answer or an error")
 
-    def _unstorable(
-        self,
-        manager: ProcessManager,
-        key: str,
-        found: Instance | None,
-        error: Unstorable,
-        trigger: Trigger,
-    ) -> Step:
-        now = self._clock()
-        base = found or Instance(manager.name, key, 0, ACTIVE, None, now, now)
-        return Step(stopped(base, "state_unstorable", str(error)[:1000], trigger, now), "stuck")
-
     # --- commands ----------------------------------------------------------------------------
 
-    async def flush(self, manager: ProcessManager, instance: Instance) -> None:
-        """Send the instance's outbox through the command door, in order; drop what was
-        answered. A refusal for good stops the instance (dead-lettered); anything a later try
-        may pass raises CommandsPending, and the commands go again."""
-        if instance.status in (STUCK, RETRYING) or not instance.outbox:
+    async def flush_all(self, manager: ProcessManager, instances: Iterable[Instance]) -> None:
+        """Send the outboxes of ``instances`` side by side, then drop what was answered (one
+        write for them all); raises CommandsPending after that if any command must go again."""
+        waiting = [i for i in instances if i.outbox and i.status not in (STUCK, RETRYING)]
+        if not waiting:
             return
+        results = await asyncio.gather(*(self._send(manager, i) for i in waiting),
+                                       return_exceptions=True)  # fmt: skip
+        drops = [(i, sent) for i, (sent, _) in zip(waiting, _sent_of(results), strict=True) if sent]
+        if drops:
+            updated = [_without(i, sent) for i, sent in drops]
+            # Not journaled: lost in a crash of the store, the commands are only sent again.
+            written = await self.instances.save_many(updated, durable=False)
+            for (instance, sent), ok in zip(drops, written, strict=True):
+                if not ok:
+                    await self._drop_sent(manager, instance, sent)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+            if result[1] is not None:
+                raise result[1]
+
+    async def flush(self, manager: ProcessManager, instance: Instance) -> None:
+        """Send one instance's outbox (``flush_all`` of one)."""
+        await self.flush_all(manager, [instance])
+
+    async def _send(
+        self, manager: ProcessManager, instance: Instance
+    ) -> tuple[list[str], CommandsPending | None]:
+        """Send the outbox in order until one is not answered for good; the ids answered, and
+        the reason to send the rest again (None: all answered, or the instance stopped)."""
         sent: list[str] = []
-        try:
+        async with self.slots:
             for command in instance.outbox:
                 outcome = await self._submit(self._request(manager, command))
                 if isinstance(outcome, Accepted | Stored):
@@ -210,17 +273,14 @@ class ProcessRunner:
                 if isinstance(outcome, Refused) and outcome.code not in TRANSIENT:
                     self.metrics.commands.labels(manager.name, "refused").inc()
                     await self._refused(manager, instance.key, command, outcome, sent)
-                    sent = []
-                    return
+                    return [], None  # the write that stopped it dropped the answered ones
                 self.metrics.commands.labels(manager.name, "pending").inc()
                 message = getattr(outcome, "message", "")
-                raise CommandsPending(
+                return sent, CommandsPending(
                     f"{manager.name}/{instance.key}: {command.type} to {command.aggregate_type} "
                     f"{command.aggregate_id} not answered for good ({message}); sent again."
                 )
-        finally:
-            if sent:
-                await self._drop_sent(manager, instance.key, sent)
+        return sent, None
 
     def _request(self, manager: ProcessManager, command: PendingCommand) -> CommandRequest:
         return CommandRequest(
@@ -230,24 +290,20 @@ class ProcessRunner:
             actor=manager.actor(),
         )  # fmt: skip
 
-    async def _drop_sent(self, manager: ProcessManager, key: str, sent: list[str]) -> None:
+    async def _drop_sent(
+        self, manager: ProcessManager, instance: Instance, sent: list[str]
+    ) -> None:
         def step(found: Instance | None) -> Step:
             if found is None or not any(c.command_id in sent for c in found.outbox):
                 return Step(None, "sent")
-            outbox = tuple(c for c in found.outbox if c.command_id not in sent)
-            return Step(replace(found, outbox=outbox, revision=found.revision + 1,
-                                unsent_since=found.unsent_since if outbox else None), "sent")  # fmt: skip
+            return Step(_without(found, sent), "sent")
 
-        await self._write(manager, key, step, Trigger())
+        await self.write(manager, instance.key, step)
 
     async def _refused(
-        self,
-        manager: ProcessManager,
-        key: str,
-        command: PendingCommand,
-        outcome: Refused,
+        self, manager: ProcessManager, key: str, command: PendingCommand, outcome: Refused,
         sent: list[str],
-    ) -> None:
+    ) -> None:  # fmt: skip
         detail = (
             f"{command.type} to {command.aggregate_type} {command.aggregate_id} (command "
             f"{command.command_id}) was refused, {outcome.code}: {outcome.message}"
@@ -258,142 +314,24 @@ class ProcessRunner:
                 return Step(None, "stuck")
             outbox = tuple(c for c in found.outbox if c.command_id not in sent)
             halted = stopped(replace(found, outbox=outbox), "command_refused", detail, None,
-                             self._clock())  # fmt: skip
+                             self.clock())  # fmt: skip
             return Step(halted, "stuck")
 
-        done, _ = await self._write(manager, key, step, Trigger())
+        done, _ = await self.write(manager, key, step)
         if done.instance is not None:
             self.metrics.stuck.labels(manager.name, "command_refused").inc()
-            await self._dead_letters.send([self._letter(done.instance, detail)])
-
-    # --- deadlines, retries and unsent outboxes ------------------------------------------------
-
-    async def poll(self) -> int:
-        """One round: instances an operator retries, deadlines due, outboxes left unsent (a
-        process that died after writing). Returns how many instances it looked at."""
-        now = self._clock()
-        batch = self.config.batch
-        looked = 0
-        for found, work in (
-            (await self.instances.retrying(limit=batch), self._retry),
-            (await self.instances.due(now, limit=batch), self._fire),
-            (await self.instances.unsent(now - timedelta(seconds=self.config.unsent_after_s),
-                                         limit=batch), self._resend),
-        ):  # fmt: skip
-            known = [i for i in found if i.process in self.processes]
-            await _all(self._alone(work, i) for i in known)
-            looked += len(known)
-        return looked
-
-    async def run(self) -> None:
-        """Poll forever; a dependency that is down only delays the next round."""
-        while True:
-            try:
-                await self.poll()
-            except Unavailable as e:
-                log.warning("process managers' poll waits: %s", e)
-            await asyncio.sleep(self.config.poll_s)
-
-    async def _alone(
-        self, work: Callable[[ProcessManager, str], Awaitable[None]], i: Instance
-    ) -> None:
-        async with self._slots, self._lock(i.process, i.key):
-            await work(self.processes.get(i.process), i.key)
-
-    async def _fire(self, manager: ProcessManager, key: str) -> None:
-        for _ in range(self.config.batch):  # every deadline due now, one write each
-            if not await self._fire_one(manager, key):
-                return
-
-    async def _fire_one(self, manager: ProcessManager, key: str) -> bool:
-        """Fire the instance's soonest deadline due now; False when none is (or it waits)."""
-        found = (await self.instances.load(manager.name, [key])).get(key)
-        now = self._clock()
-        deadline = due_deadline(found, now) if found is not None else None
-        if found is None or deadline is None:
-            return False
-        if not await self._caught_up(manager, found):
-            self.metrics.deadlines.labels(manager.name, "deferred").inc()
-            return False
-
-        def step(current: Instance | None) -> Step:
-            still = due_deadline(current, now) if current is not None else None
-            if current is None or still is None or still.id != deadline.id:
-                return Step(None, "gone")  # fired or cancelled meanwhile
-            return fire(manager, current, still, now)
-
-        done, current = await self._write(manager, key, step, Trigger(deadline=deadline))
-        if done.instance is None or current is None:
-            return False
-        self.metrics.deadlines.labels(manager.name, "fired").inc()
-        delay_s = max(0.0, (now - deadline.due_at).total_seconds())
-        self.metrics.deadline_delay.labels(manager.name).observe(delay_s)
-        self._count(manager.name, done)
-        if done.outcome == "stuck":
-            await self._dead_letters.send([self._letter(current, self._stuck_detail(current))])
-        await self.flush(manager, current)
-        return True
-
-    async def _caught_up(self, manager: ProcessManager, instance: Instance) -> bool:
-        """Whether the instance has reacted to every stored event, of a type its manager takes,
-        of each aggregate it has seen (its deadline may fire only then)."""
-        for aggregate, version in instance.seen.items():
-            aggregate_type, _, aggregate_id = aggregate.partition(":")
-            later = await self._events.select((aggregate_type, aggregate_id), after=version)
-            if any(manager.phase(e) is not None for e in later):
-                return False
-        return True
-
-    async def _retry(self, manager: ProcessManager, key: str) -> None:
-        def step(found: Instance | None) -> Step:
-            if found is None or found.status != RETRYING:
-                return Step(None, "retried")
-            return retry(manager, found, self._clock())
-
-        done, current = await self._write(manager, key, step, Trigger())
-        if done.instance is None or current is None:
-            return
-        self._count(manager.name, done)
-        log.info("process %s/%s retried: %s", manager.name, key, done.outcome)
-        if done.outcome == "stuck":
-            await self._dead_letters.send([self._letter(current, self._stuck_detail(current))])
-        await self.flush(manager, current)
-
-    async def _resend(self, manager: ProcessManager, key: str) -> None:
-        found = (await self.instances.load(manager.name, [key])).get(key)
-        if found is not None:
-            await self.flush(manager, found)
+            await self.dead_letters.send([letter(done.instance, detail)])
 
     # --- bookkeeping -----------------------------------------------------------------------
 
-    def _count(self, name: str, step: Step) -> None:
-        if step.set:
-            self.metrics.deadlines.labels(name, "set").inc(step.set)
-        if step.cancelled:
-            self.metrics.deadlines.labels(name, "cancelled").inc(step.cancelled)
-        trouble = step.instance.stuck if step.instance is not None else None
-        if step.outcome == "stuck" and trouble is not None:
-            self.metrics.stuck.labels(name, trouble.reason).inc()
-
-    @staticmethod
-    def _stuck_detail(instance: Instance | None, prefix: str = "") -> str:
-        trouble = instance.stuck if instance is not None else None
-        if instance is None or trouble is None:
-            return prefix.rstrip(": ")
-        return f"{prefix}{instance.process}/{instance.key} {trouble.reason}: {trouble.detail}"[
-            :1000
-        ]
-
-    def _letter(self, instance: Instance, detail: str) -> DeadLetter:
-        """A stuck instance's dead letter when no stored record stopped it (a deadline, a
-        refused command): its key and what stopped it."""
-        body = {"process": instance.process, "key": instance.key, "detail": detail}
-        record = Record(f"process:{instance.process}", 0, 0, instance.key.encode(),
-                        orjson.dumps(body), ())  # fmt: skip
-        return DeadLetter(record, "process_stuck", detail)
+    def count(self, name: str, set_: int, cancelled: int) -> None:
+        if set_:
+            self.metrics.deadlines.labels(name, "set").inc(set_)
+        if cancelled:
+            self.metrics.deadlines.labels(name, "cancelled").inc(cancelled)
 
     @contextlib.asynccontextmanager
-    async def _lock(self, process: str, key: str) -> AsyncIterator[None]:
+    async def lock(self, process: str, key: str) -> AsyncIterator[None]:
         """One step at a time per instance in this process (the conditional write covers the
         others)."""
         name = f"{process}/{key}"
@@ -409,8 +347,45 @@ class ProcessRunner:
             else:
                 self._locks[name] = (lock, users - 1)
 
+    @contextlib.asynccontextmanager
+    async def _all_locked(self, process: str, keys: Sequence[str]) -> AsyncIterator[None]:
+        """Every instance of ``keys`` locked, in key order (never two holders in a cycle)."""
+        async with contextlib.AsyncExitStack() as stack:
+            for key in keys:
+                await stack.enter_async_context(self.lock(process, key))
+            yield
 
-async def _all(work: Iterable[Awaitable[None]]) -> None:
+
+def _without(instance: Instance, sent: list[str]) -> Instance:
+    """``instance`` at its next revision, the ``sent`` commands out of its outbox."""
+    outbox = tuple(c for c in instance.outbox if c.command_id not in sent)
+    return replace(instance, outbox=outbox, revision=instance.revision + 1,
+                   unsent_since=instance.unsent_since if outbox else None)  # fmt: skip
+
+
+def _sent_of(
+    results: Sequence[tuple[list[str], CommandsPending | None] | BaseException],
+) -> list[tuple[list[str], CommandsPending | None]]:
+    return [([], None) if isinstance(r, BaseException) else r for r in results]
+
+
+def stuck_detail(instance: Instance | None, prefix: str = "") -> str:
+    trouble = instance.stuck if instance is not None else None
+    if instance is None or trouble is None:
+        return prefix.rstrip(": ")
+    return f"{prefix}{instance.process}/{instance.key} {trouble.reason}: {trouble.detail}"[:1000]
+
+
+def letter(instance: Instance, detail: str) -> DeadLetter:
+    """A stuck instance's dead letter when no stored record stopped it (a deadline, a refused
+    command): its key and what stopped it."""
+    body = {"process": instance.process, "key": instance.key, "detail": detail}
+    record = Record(f"process:{instance.process}", 0, 0, instance.key.encode(),
+                    orjson.dumps(body), ())  # fmt: skip
+    return DeadLetter(record, "process_stuck", detail)
+
+
+async def all_of(work: Iterable[Awaitable[None]]) -> None:
     """Run ``work`` side by side to the end; then raise the first error any raised."""
     results = await asyncio.gather(*work, return_exceptions=True)
     for result in results:

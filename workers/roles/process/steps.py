@@ -87,6 +87,37 @@ def on_event(
     return react(manager, found, event, now)
 
 
+@dataclass(frozen=True, slots=True)
+class Folded:
+    """A batch of one instance's events applied in order: the instance to write (its next
+    revision; None: nothing to write), what happened to each event, and the counts."""
+
+    instance: Instance | None
+    outcomes: tuple[str, ...]
+    sent: int = 0
+    set: int = 0
+    cancelled: int = 0
+
+
+def fold(
+    manager: ProcessManager, key: str, found: Instance | None, events: Sequence[Event],
+    now: datetime,
+) -> Folded:  # fmt: skip
+    """``events`` (of instance ``key``, in order) applied to ``found``: one write for them all."""
+    current, changed, outcomes = found, False, []
+    sent = set_ = cancelled = 0
+    for event in events:
+        step = on_event(manager, key, current, event, now)
+        outcomes.append(step.outcome)
+        if step.instance is not None:
+            current, changed = step.instance, True
+            sent, set_, cancelled = sent + step.sent, set_ + step.set, cancelled + step.cancelled
+    if not changed or current is None:
+        return Folded(None, tuple(outcomes))
+    written = replace(current, revision=(found.revision if found is not None else 0) + 1)
+    return Folded(written, tuple(outcomes), sent, set_, cancelled)
+
+
 def react(manager: ProcessManager, base: Instance, event: Event, now: datetime) -> Step:
     """Run ``manager.react`` on ``event`` and apply what it decided."""
     try:
