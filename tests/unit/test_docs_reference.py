@@ -72,7 +72,7 @@ def test_the_command_line_page_is_generated_from_the_parser() -> None:
     text = (ROOT / "docs" / "reference" / "cli.md").read_text()
     assert text.count(MARKER) == 1
     table = cli_table()
-    commands = [a for a in parser()._actions if a.dest == "command"][0].choices
+    commands = next(a for a in parser()._actions if a.dest == "command").choices
     for name in commands:
         assert f"`eventfleet {name} " in table or f"`eventfleet {name}`" in table, name
     for action in ("list", "show", "deadlines", "retry"):

@@ -43,9 +43,9 @@ class Moved(Unavailable):
 class NotStuck(EventfleetError):
     """A retry asked of an instance that is not stuck (409 ``instance_not_stuck``)."""
 
-    def __init__(self, message: str, status: str) -> None:
+    def __init__(self, message: str, instance_status: str) -> None:
         super().__init__(message)
-        self.status = status
+        self.instance_status = instance_status
 
 
 @dataclass(frozen=True, slots=True)
