@@ -54,6 +54,7 @@ from workers.http.ryw.reads import ReadAfterQuery
 from workers.runtime.answers import ERROR_CODES
 
 PROCESS_PATTERN = pattern(NAME_RE.pattern)
+PROCESS_ROUTES = "/v1/processes"
 
 __all__ = ["NOT_HTTP", "OPERATIONS", "UNPLACED", "document"]
 
@@ -66,10 +67,15 @@ def document(
     *,
     auth: str,
     version: str = "0",
+    processes: bool = True,
 ) -> JsonObject:
     """The OpenAPI 3.1 document of a process serving ``routes`` (aiohttp patterns) with
-    ``domains``, under auth mode ``auth`` (``jwt``, ``proxy`` or ``none``)."""
+    ``domains``, under auth mode ``auth`` (``jwt``, ``proxy`` or ``none``); without ``routes``,
+    every declared one (the process managers' only with ``processes``: a fleet serves them
+    where EVENTFLEET_PROCESSES names some)."""
     served = _served(domains, routes)
+    if not processes:
+        served = {route for route in served if not route.startswith(PROCESS_ROUTES)}
     paths: dict[str, JsonObject] = {}
     for op in OPERATIONS:
         if op.template not in served:

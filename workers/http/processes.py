@@ -121,7 +121,9 @@ async def retry_answer(fleet: Fleet, desk: ProcessDesk, request: Request) -> Res
     try:
         asked = await desk.retry(name, request.params["key"], operator=who, via="http")
     except NotStuck as e:
-        return json_response(error(409, "instance_not_stuck", str(e), instance_status=e.instance_status))
+        return json_response(
+            error(409, "instance_not_stuck", str(e), instance_status=e.instance_status)
+        )
     except EventfleetError as e:
         return json_response(failure(e))
     return json_response(Answer(202, instance_dict(asked)))
