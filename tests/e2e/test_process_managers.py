@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 import pytest
+from openapi_spec_validator import validate
 
 from tests.e2e.pm_domains import PAYMENT_S
 from tests.e2e.pm_fleet import (
@@ -254,3 +255,16 @@ async def test_a_retry_from_another_site_or_of_another_type_writes_nothing(
     operator = fleet.token("op", (OPERATOR,))
     status, body = await fleet.post(path, token=operator)
     assert (status, body["error"]) == (404, "not_found")
+
+
+async def test_the_fleet_documents_every_process_route_it_serves(fleet: FleetProcess) -> None:
+    status, doc = await fleet.get("/openapi.json")
+    assert status == 200
+    validate(doc)
+    documented = {op["x-route"] for item in doc["paths"].values() for op in item.values()}
+    for route in ("/v1/processes", "/v1/processes/{process}/instances",
+                  "/v1/processes/{process}/instances/{key}", "/v1/processes/{process}/deadlines",
+                  "/v1/processes/{process}/instances/{key}/retry"):  # fmt: skip
+        assert route in documented, route
+    retry = doc["paths"]["/v1/processes/{process}/instances/{key}/retry"]["post"]
+    assert "409" in retry["responses"] and "202" in retry["responses"]
