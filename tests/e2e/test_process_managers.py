@@ -40,7 +40,10 @@ DELIVERER = "/v1/processes/deliverer"
 
 @pytest.fixture(scope="module")
 async def fleet(stack: EmbeddedStack) -> AsyncIterator[FleetProcess]:
-    async with running_fleet(stack, f"pm_{uuid.uuid4().hex[:8]}", **PROCESSES) as process:
+    actions = {"EVENTFLEET_CONSOLE_ACTIONS": "true"}
+    async with running_fleet(
+        stack, f"pm_{uuid.uuid4().hex[:8]}", **PROCESSES, **actions
+    ) as process:
         yield process
 
 
@@ -268,3 +271,37 @@ async def test_the_fleet_documents_every_process_route_it_serves(fleet: FleetPro
         assert route in documented, route
     retry = doc["paths"]["/v1/processes/{process}/instances/{key}/retry"]["post"]
     assert "409" in retry["responses"] and "202" in retry["responses"]
+
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded", "Cookie": "eventfleet_csrf=c"}
+
+
+async def test_the_console_lists_shows_and_retries_a_stuck_instance(
+    fleet: FleetProcess, stack: EmbeddedStack
+) -> None:
+    order = f"deliver-{uid()}"
+    await place(fleet, order)
+    await pay(fleet, order)
+    async with instances_of(stack, fleet.env["EVENTFLEET_MONGO_DATABASE"]) as store:
+        await until_instance(store, "deliverer", order, status=STUCK)
+        status, page = await fleet.get("/console/processes")
+        assert status == 200 and "order_lifecycle" in page and "deliverer" in page
+        status, page = await fleet.get("/console/processes/deliverer?status=stuck")
+        assert status == 200 and order in page
+        status, page = await fleet.get(f"/console/processes/deliverer/{order}")
+        assert status == 200 and 'id="stuck"' in page and "command_refused" in page
+        assert 'id="retry"' in page
+        path = f"/console/processes/deliverer/{order}/retry"
+        refused, _ = await fleet.request("POST", path, raw=b"csrf=wrong",
+                                         headers={**bearer(fleet.token()), **FORM})  # fmt: skip
+        assert refused == 403
+        assert (await store.load("deliverer", [order]))[order].status == STUCK
+        status, page = await fleet.request("POST", path, raw=b"csrf=c",
+                                           headers={**bearer(fleet.token()), **FORM})  # fmt: skip
+        assert status == 202 and 'id="outcome"' in page
+        await until_instance(store, "deliverer", order, status=STUCK, retries=1)
+    for bad, code in (("/console/processes/Bad-Name", 400), ("/console/processes/nobody", 404),
+                      (f"/console/processes/deliverer/{uid()}", 404),
+                      ("/console/processes/deliverer?status=lost", 400)):  # fmt: skip
+        status, page = await fleet.get(bad)
+        assert status == code and 'id="error"' in page, bad
