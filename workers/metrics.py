@@ -610,6 +610,31 @@ class ProcessMetrics:
     stuck: Counter
 
 
+PROCESS_EVENT_OUTCOMES = ("applied", "skipped", "unmatched", "held", "dropped", "stuck", "unkeyed")
+PROCESS_COMMAND_OUTCOMES = ("accepted", "duplicate", "refused", "pending")
+PROCESS_DEADLINE_OUTCOMES = ("set", "cancelled", "fired", "deferred")
+PROCESS_STUCK_REASONS = (
+    "reaction_failed",
+    "reaction_invalid",
+    "command_refused",
+    "state_unstorable",
+)
+
+
+def prime_processes(metrics: ProcessMetrics, processes: Iterable[str]) -> None:
+    """Every process manager's series at 0 before its first increment (see ``prime``)."""
+    for name in processes:
+        for outcome in PROCESS_EVENT_OUTCOMES:
+            metrics.events.labels(name, outcome)
+        for outcome in PROCESS_COMMAND_OUTCOMES:
+            metrics.commands.labels(name, outcome)
+        for outcome in PROCESS_DEADLINE_OUTCOMES:
+            metrics.deadlines.labels(name, outcome)
+        for reason in PROCESS_STUCK_REASONS:
+            metrics.stuck.labels(name, reason)
+        metrics.deadline_delay.labels(name)
+
+
 def create_process_metrics(registry: CollectorRegistry) -> ProcessMetrics:
     """Declared apart from ``Metrics``: only processes that run the pm role carry them."""
     return ProcessMetrics(

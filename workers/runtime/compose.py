@@ -15,7 +15,7 @@ from topics.errors import ConfigError, EventfleetError
 from workers.adapters.kafka import KafkaConfig
 from workers.cqrs.repository import Repository
 from workers.cqrs.sync import SyncCommands
-from workers.metrics import Metrics, create_metrics, create_process_metrics
+from workers.metrics import Metrics, create_metrics, create_process_metrics, prime_processes
 from workers.ports import (
     LiveFeed,
     Record,
@@ -366,13 +366,15 @@ class Runtime:
                 settle=producer.settled,
             )
         if PM_ROLE in self.roles and self.processes:
+            process_metrics = create_process_metrics(metrics.registry)
+            prime_processes(process_metrics, self.processes.names())
             parts.runner = ProcessRunner(
                 processes=self.processes,
                 instances=self.stores.processes,
                 events=self.events,
                 submit=self.commands.handle,
                 dead_letters=parts.dead_letters[PM_ROLE],
-                metrics=create_process_metrics(metrics.registry),
+                metrics=process_metrics,
                 config=RunnerConfig(
                     poll_s=settings.process_poll_ms / 1000,
                     unsent_after_s=settings.process_unsent_after_s,

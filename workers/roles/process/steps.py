@@ -35,9 +35,6 @@ MAX_HELD = 1000
 """Events a stuck instance holds for after its retry; past it they are dead-lettered only."""
 FIRED_KEPT = 10
 """The last deadlines fired, kept on the instance to be shown."""
-STUCK_REASONS = ("reaction_failed", "reaction_invalid", "command_refused", "state_unstorable")
-"""Why an instance stops: its reaction raised, returned what cannot be carried out, a command
-it sent was refused for good, or its state is more than the store can hold."""
 
 
 @dataclass(frozen=True, slots=True)
