@@ -34,7 +34,7 @@ def test_a_bad_variable_is_one_sentence_naming_it(spec: str, named: str) -> None
 
 
 def test_processes_naming_a_domain_not_enabled_are_refused_at_start() -> None:
-    with pytest.raises(ConfigError, match="'shipment'.*which no enabled domain is"):
+    with pytest.raises(ConfigError, match=r"'shipment'.*which no enabled domain is"):
         load_processes("workers.examples.domains:default_processes", chat_domains())
 
 
