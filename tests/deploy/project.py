@@ -7,7 +7,7 @@ from functools import cache
 from pathlib import Path
 
 from workers.metrics import create_metrics
-from workers.runtime.compose import PM_ROLE
+from workers.runtime.processes import PM_ROLE
 from workers.runtime.compose import ROLES as RUNTIME_ROLES
 from workers.runtime.lag import LAG_ROLE
 from workers.runtime.settings import OPENTELEMETRY, documented

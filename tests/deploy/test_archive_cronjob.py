@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from workers.cli.args import parser
-from workers.runtime.compose import load_domains
+from workers.runtime.loading import load_domains
 
 from .k8s_invariants import config, manifest_problems
 from .k8s_schema import schema_problems

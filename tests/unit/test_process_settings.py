@@ -9,7 +9,9 @@ import pytest
 from topics.errors import ConfigError
 from workers.cli.main import main
 from workers.examples.domains import chat_domains, default_domains
-from workers.runtime.compose import PM_ROLE, ROLES, all_roles, load_processes
+from workers.runtime.compose import ROLES, all_roles
+from workers.runtime.loading import load_processes
+from workers.runtime.processes import PM_ROLE
 from workers.runtime.settings import Settings
 
 

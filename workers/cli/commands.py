@@ -17,7 +17,9 @@ from topics.errors import EventfleetError
 from workers.cli import archive, dlq, erase, openapi, pm
 from workers.ports import AggregateRef, EventStore
 from workers.roles.read.paging import read_all, read_page
-from workers.runtime.compose import PM_ROLE, Runtime, all_roles, load_domains, load_processes
+from workers.runtime.compose import Runtime, all_roles
+from workers.runtime.loading import load_domains, load_processes
+from workers.runtime.processes import PM_ROLE
 from workers.runtime.settings import Settings
 
 Handler = Callable[[Settings, argparse.Namespace], Coroutine[object, None, int]]

@@ -43,7 +43,7 @@ async def run_openapi(
 ) -> int:
     from workers.http.contract import package_version
     from workers.http.openapi import document
-    from workers.runtime.compose import load_domains
+    from workers.runtime.loading import load_domains
 
     domains = load_domains(settings.domains)  # a ConfigError: exit 2 with its sentence
     auth = args.auth or (settings.auth if settings.auth in AUTH_MODES else "jwt")

@@ -27,8 +27,9 @@ from workers.devtools.dev_keys import dev_master_key
 from workers.devtools.embedded import EmbeddedStack, StackStartError
 from workers.devtools.embedded.children import SAFETY_NET
 from workers.http import register
-from workers.runtime.compose import Runtime, all_roles, load_domains, load_processes
+from workers.runtime.compose import Runtime, all_roles
 from workers.runtime.fleet import Fleet
+from workers.runtime.loading import load_domains, load_processes
 from workers.runtime.serve import serve
 from workers.runtime.settings import Settings
 from workers.secrets import mask_url

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -11,11 +10,11 @@ from typing import TypeVar
 from snapshot_rules.domain import Domains
 from snapshot_rules.process import Processes
 from topics.catalog import TopicNames
-from topics.errors import ConfigError, EventfleetError
+from topics.errors import EventfleetError
 from workers.adapters.kafka import KafkaConfig
 from workers.cqrs.repository import Repository
 from workers.cqrs.sync import SyncCommands
-from workers.metrics import Metrics, create_metrics, create_process_metrics, prime_processes
+from workers.metrics import Metrics, create_metrics
 from workers.ports import (
     LiveFeed,
     Record,
@@ -44,7 +43,7 @@ from workers.roles.outcomes import Outcomes
 from workers.roles.personal import Shredder
 from workers.roles.process.desk import ProcessDesk
 from workers.roles.process.polls import Polls
-from workers.roles.process.runner import ProcessRunner, RunnerConfig
+from workers.roles.process.runner import ProcessRunner
 from workers.roles.read.snapshotter import Snapshotter
 from workers.roles.state import StateLoader
 from workers.runtime.adapters import (
@@ -60,6 +59,8 @@ from workers.runtime.adapters import (
 from workers.runtime.announcing import AnnouncingProducer
 from workers.runtime.answers import reply_of
 from workers.runtime.connections import kafka_config
+from workers.runtime.loading import load_domains, load_processes
+from workers.runtime.processes import PM_ROLE, process_role
 from workers.runtime.settings import Settings
 from workers.secrets import Secrets, read_secrets
 
@@ -68,8 +69,6 @@ T = TypeVar("T")
 
 ROLES = ("commands", "appender", "snapshotter", "forwarder", "projection")
 """Every pipeline role; ``eventfleet dev`` and ``worker --role all`` run them all in one process."""
-PM_ROLE = "pm"
-"""The process managers' role: ``all`` runs it too when ``EVENTFLEET_PROCESSES`` names some."""
 OPTIONAL_ROLES = ("bridge", PM_ROLE)
 """Roles run only when named (or, for pm, when process managers are enabled): the bridge
 republishes events.stored to a Redis or NATS bus."""
@@ -77,61 +76,8 @@ republishes events.stored to a Redis or NATS bus."""
 
 def all_roles(settings: Settings) -> tuple[str, ...]:
     """What ``--role all`` (and ``eventfleet dev``) run: every pipeline role, and the pm role
-    when process managers are enabled."""
+    when process managers are enabled (``PM_ROLE``, ``workers.runtime.processes``)."""
     return (*ROLES, PM_ROLE) if settings.processes else ROLES
-
-
-def load_domains(spec: str) -> Domains:
-    """Import ``module:callable`` and call it; the result must be a Domains.
-
-    Every mistake (a missing module, a Domain named instead of a function, a declaration
-    error such as a typo in ``after=``) is one ConfigError naming the variable and the fix.
-    """
-    fix = "point it at a function returning Domains(...), e.g. 'myapp.domains:enabled'"
-    if not spec:
-        raise ConfigError(
-            f"EVENTFLEET_DOMAINS is not set: {fix} (`eventfleet dev` runs the example domains "
-            f"when it is unset; the others never guess)."
-        )
-    module_name, _, attribute = spec.partition(":")
-    where = f"EVENTFLEET_DOMAINS={spec!r}"
-    try:
-        factory = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError) as e:
-        raise ConfigError(f"{where} cannot be imported: {e}; {fix}.") from e
-    except (ValueError, TypeError) as e:  # a Domain declared at import time is checked then
-        raise ConfigError(f"{where}: {e}") from e
-    if not callable(factory):
-        raise ConfigError(f"{where} names a {type(factory).__name__}, not a function; {fix}.")
-    try:
-        domains = factory()
-    except (ValueError, TypeError) as e:
-        raise ConfigError(f"{where}: {e}") from e
-    if not isinstance(domains, Domains):
-        raise ConfigError(f"{where} returned {type(domains).__name__}, not Domains; {fix}.")
-    return domains
-
-
-def load_processes(spec: str, domains: Domains) -> Processes:
-    """Import ``module:callable`` (``EVENTFLEET_PROCESSES``), call it, check the result against
-    the enabled domains; empty: no process manager. Every mistake is one ConfigError naming the
-    variable and the fix."""
-    if not spec:
-        return Processes()
-    fix = "point it at a function returning Processes([...]), e.g. 'myapp.domains:processes'"
-    module_name, _, attribute = spec.partition(":")
-    where = f"EVENTFLEET_PROCESSES={spec!r}"
-    try:
-        factory = getattr(importlib.import_module(module_name), attribute)
-        processes = factory() if callable(factory) else factory
-        if not isinstance(processes, Processes):
-            raise ConfigError(f"{where} gave {type(processes).__name__}, not Processes; {fix}.")
-        processes.check(domains)
-    except (ImportError, AttributeError) as e:
-        raise ConfigError(f"{where} cannot be imported: {e}; {fix}.") from e
-    except (ValueError, TypeError) as e:
-        raise ConfigError(f"{where}: {e}") from e
-    return processes
 
 
 class RoleNotRunning(EventfleetError):
@@ -366,21 +312,11 @@ class Runtime:
                 settle=producer.settled,
             )
         if PM_ROLE in self.roles and self.processes:
-            process_metrics = create_process_metrics(metrics.registry)
-            prime_processes(process_metrics, self.processes.names())
-            parts.runner = ProcessRunner(
-                processes=self.processes,
-                instances=self.stores.processes,
-                events=self.events,
-                submit=self.commands.handle,
-                dead_letters=parts.dead_letters[PM_ROLE],
-                metrics=process_metrics,
-                config=RunnerConfig(
-                    poll_s=settings.process_poll_ms / 1000,
-                    unsent_after_s=settings.process_unsent_after_s,
-                ),
-            )
-            parts.polls = Polls(parts.runner)
+            parts.runner, parts.polls = process_role(
+                settings, self.processes, self.stores.processes, self.events,
+                submit=self.commands.handle, dead_letters=parts.dead_letters[PM_ROLE],
+                metrics=metrics,
+            )  # fmt: skip
 
     async def marks(self) -> Marks:
         """The marker and command memory, one connection per process; also in a process

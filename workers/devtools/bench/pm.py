@@ -31,7 +31,8 @@ from workers.roles.command.newfilter import rebuild_filter
 from workers.roles.command.requests import CommandRequest
 from workers.roles.process.runner import RunnerConfig
 from workers.roles.process.steps import command_id
-from workers.runtime.compose import PM_ROLE, Runtime
+from workers.runtime.compose import Runtime
+from workers.runtime.processes import PM_ROLE
 
 BATCH = 500
 """Events per batch: what the pm agent takes at once (EVENTFLEET_BATCH_SIZE's default)."""
