@@ -7,6 +7,7 @@ __all__ = [
     "declaration",
     "domain",
     "personal",
+    "process",
     "projection",
     "queries",
     "replay",

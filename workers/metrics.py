@@ -618,3 +618,84 @@ def create_ryw_metrics(registry: CollectorRegistry) -> RywMetrics:
             registry=registry,
         ),
     )
+
+
+DEADLINE_DELAY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessMetrics:
+    """The process managers' metrics (``process``: a declared manager's name)."""
+
+    events: Counter
+    commands: Counter
+    deadlines: Counter
+    deadline_delay: Histogram
+    stuck: Counter
+
+
+PROCESS_EVENT_OUTCOMES = ("applied", "skipped", "unmatched", "held", "dropped", "stuck", "unkeyed")
+PROCESS_COMMAND_OUTCOMES = ("accepted", "duplicate", "refused", "pending")
+PROCESS_DEADLINE_OUTCOMES = ("set", "cancelled", "fired", "deferred")
+PROCESS_STUCK_REASONS = (
+    "reaction_failed",
+    "reaction_invalid",
+    "command_refused",
+    "state_unstorable",
+)
+
+
+def prime_processes(metrics: ProcessMetrics, processes: Iterable[str]) -> None:
+    """Every process manager's series at 0 before its first increment (see ``prime``)."""
+    for name in processes:
+        for outcome in PROCESS_EVENT_OUTCOMES:
+            metrics.events.labels(name, outcome)
+        for outcome in PROCESS_COMMAND_OUTCOMES:
+            metrics.commands.labels(name, outcome)
+        for outcome in PROCESS_DEADLINE_OUTCOMES:
+            metrics.deadlines.labels(name, outcome)
+        for reason in PROCESS_STUCK_REASONS:
+            metrics.stuck.labels(name, reason)
+        metrics.deadline_delay.labels(name)
+
+
+def create_process_metrics(registry: CollectorRegistry) -> ProcessMetrics:
+    """Declared apart from ``Metrics``: only processes that run the pm role carry them."""
+    return ProcessMetrics(
+        events=Counter(
+            "eventfleet_process_events_total",
+            "Stored events a process manager took, by outcome (applied, skipped: seen already, "
+            "unmatched: no instance to advance, held: its instance is stuck, dropped, stuck).",
+            ["process", "outcome"],
+            registry=registry,
+        ),
+        commands=Counter(
+            "eventfleet_process_commands_total",
+            "Commands process managers sent, by the door's answer (accepted, duplicate: sent "
+            "before, refused: the instance is stuck, pending: to be sent again).",
+            ["process", "outcome"],
+            registry=registry,
+        ),
+        deadlines=Counter(
+            "eventfleet_process_deadlines_total",
+            "Deadlines set, cancelled, fired, and deferred (the instance had stored events it "
+            "had not reacted to yet).",
+            ["process", "outcome"],
+            registry=registry,
+        ),
+        deadline_delay=Histogram(
+            "eventfleet_process_deadline_delay_seconds",
+            "From a deadline's due time to its firing (the stated bound: the poll interval plus "
+            "the role's lag on the instance's events).",
+            ["process"],
+            buckets=DEADLINE_DELAY_BUCKETS_S,
+            registry=registry,
+        ),
+        stuck=Counter(
+            "eventfleet_process_stuck_total",
+            "Instances that stopped (reaction_failed, reaction_invalid, command_refused, "
+            "state_unstorable), dead-lettered until an operator retries them.",
+            ["process", "reason"],
+            registry=registry,
+        ),
+    )

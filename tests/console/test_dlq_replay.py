@@ -32,14 +32,15 @@ EVENT = new_event("order", "o-1", "OrderPlaced", {"items": []})
 
 
 def letter(
-    value: bytes, *, offset: int = 3, source: str = "t.events/1/7", reason: str = "invalid_data"
-) -> Record:
+    value: bytes, *, offset: int = 3, source: str = "t.events/1/7", reason: str = "invalid_data",
+    role: str = "appender",
+) -> Record:  # fmt: skip
     headers = [
         ("correlation_id", b"c"),
         ("dlq_reason", reason.encode()),
         ("dlq_detail", b"items must not be empty"),
         ("dlq_source", source.encode()),
-        ("dlq_role", b"appender"),
+        ("dlq_role", role.encode()),
     ]
     return Record("t.events.dlq", 0, offset, b"order:o-1", value, headers)
 
@@ -188,6 +189,10 @@ async def test_what_cannot_be_a_command_is_refused_before_anything_is_submitted(
         await replayer(commands, log).replay(entry, bad_id, operator="alice")
     with pytest.raises(InvalidInput, match="operator"):
         await replayer(commands, log).replay(entry, draft(entry), operator="")
+    stuck = entry_of(letter(b'{"process": "p", "key": "o-1"}', source="process:p/0/0",
+                            reason="process_stuck", role="pm"))  # fmt: skip
+    with pytest.raises(InvalidInput, match="retry the instance"):
+        await replayer(commands, log).replay(stuck, draft(stuck), operator="alice")
     assert commands.requests == [] and await log.recent(limit=10) == []
 
 

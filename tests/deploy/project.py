@@ -7,6 +7,7 @@ from functools import cache
 from pathlib import Path
 
 from workers.metrics import create_metrics
+from workers.runtime.processes import PM_ROLE
 from workers.runtime.compose import ROLES as RUNTIME_ROLES
 from workers.runtime.lag import LAG_ROLE
 from workers.runtime.settings import OPENTELEMETRY, documented
@@ -17,7 +18,7 @@ K8S = DEPLOY / "k8s"
 OVERLAYS = ("dev", "prod")
 
 # `eventfleet worker --role ROLE`; projections are named with --projection NAME.
-ROLES = frozenset(RUNTIME_ROLES) | {LAG_ROLE}
+ROLES = frozenset(RUNTIME_ROLES) | {LAG_ROLE, PM_ROLE}
 # Roles that consume no topic: a fixed replica count, no autoscaler.
 UNSCALED_ROLES = frozenset({LAG_ROLE})
 PROJECTIONS = frozenset({"chat_messages"})

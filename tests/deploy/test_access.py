@@ -33,22 +33,35 @@ def test_the_console_proxy_overlay_trusts_only_its_sidecar() -> None:
     objects = list(render(K8S / "console-proxy"))
     assert schema_problems(objects) == []
     console = next(
-        o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "eventfleet-console"
+        o
+        for o in objects
+        if o["kind"] == "Deployment" and o["metadata"]["name"] == "eventfleet-console"
     )
     containers = {c["name"]: c for c in console["spec"]["template"]["spec"]["containers"]}
     env = env_of(containers["eventfleet"])
-    assert env["EVENTFLEET_AUTH"] == "proxy" and env["EVENTFLEET_AUTH_TRUSTED_PROXIES"] == "127.0.0.1/32"
+    assert (
+        env["EVENTFLEET_AUTH"] == "proxy"
+        and env["EVENTFLEET_AUTH_TRUSTED_PROXIES"] == "127.0.0.1/32"
+    )
     proxy_args = containers["oauth2-proxy"]["args"]
     assert "--upstream=http://127.0.0.1:8080/console/" in proxy_args
     assert "--pass-user-headers=true" in proxy_args
-    cookie = {a.split("=", 1)[0]: a.split("=", 1)[1] for a in proxy_args if a.startswith("--cookie")}
+    cookie = {
+        a.split("=", 1)[0]: a.split("=", 1)[1] for a in proxy_args if a.startswith("--cookie")
+    }
     assert cookie["--cookie-name"].startswith("__Host-")  # host-only: no sibling sets it
     assert "--cookie-domain" not in cookie  # __Host- forbids one; a domain widens it
-    assert (cookie["--cookie-secure"], cookie["--cookie-httponly"], cookie["--cookie-samesite"]) == (
-        "true", "true", "strict"
-    )
+    assert (
+        cookie["--cookie-secure"],
+        cookie["--cookie-httponly"],
+        cookie["--cookie-samesite"],
+    ) == ("true", "true", "strict")
     assert {"--skip-auth-strip-headers=true", "--pass-host-header=true"} <= set(proxy_args)
-    service = next(o for o in objects if o["kind"] == "Service" and o["metadata"]["name"] == "eventfleet-console")
+    service = next(
+        o
+        for o in objects
+        if o["kind"] == "Service" and o["metadata"]["name"] == "eventfleet-console"
+    )
     assert [p["targetPort"] for p in service["spec"]["ports"]] == ["proxy"]
     others = [o for o in objects if o["kind"] == "Deployment" and o is not console]
     assert others and all("EVENTFLEET_AUTH" not in env_of(c) for o in others
@@ -59,7 +72,8 @@ def test_one_kafka_principal_per_role_with_scoped_acls() -> None:
     users = [u for u in yaml.safe_load_all(KAFKA_USERS.read_text()) if u]
     names = {u["metadata"]["name"] for u in users}
     assert names == {f"eventfleet-{r}" for r in (
-        "commands", "appender", "snapshotter", "forwarder", "projection", "bridge", "lag", "topics"
+        "commands", "appender", "snapshotter", "forwarder", "projection", "bridge", "pm", "lag",
+        "topics",
     )}  # fmt: skip
     for user in users:
         acls = user["spec"]["authorization"]["acls"]

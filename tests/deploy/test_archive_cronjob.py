@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from workers.cli.args import parser
-from workers.runtime.compose import load_domains
+from workers.runtime.loading import load_domains
 
 from .k8s_invariants import config, manifest_problems
 from .k8s_schema import schema_problems
@@ -48,9 +48,7 @@ def test_every_tree_runs_the_archive_in_bounded_batches_one_run_at_a_time(tree: 
         ),
     ],
 )
-def test_a_broken_archive_container_is_named(
-    breakage: Callable[[Obj], None], message: str
-) -> None:
+def test_a_broken_archive_container_is_named(breakage: Callable[[Obj], None], message: str) -> None:
     objects = rendered("base")
     assert manifest_problems(objects) == []
     (container,) = pod_containers(archive(objects))

@@ -24,7 +24,9 @@ async def test_the_demo_verifies_itself_and_exits_zero(stack: EmbeddedStack) -> 
     assert "-XPOST" in text and "/metrics" in text  # what a newcomer needs
     assert "export EVENTFLEET_TOKEN=" in text  # dev shuts its door and prints the key
     assert "verified:" in text and "VERIFICATION FAILED" not in text
-    for row in ("accepted", "events stored", "snapshots", "downstream events", "p50 / p99"):
+    rows = ("accepted", "events stored", "snapshots", "downstream events", "p50 / p99",
+            "process manager: deadlines fired", "orders it cancelled", "shipments it requested")  # fmt: skip
+    for row in rows:
         assert row in text, row
     # The verdict is the very last line, after every shutdown log line.
     assert text.strip().splitlines()[-1].startswith("verified:")
@@ -34,5 +36,6 @@ async def test_the_demo_verifies_itself_and_exits_zero(stack: EmbeddedStack) -> 
     answered = re.findall(r"demo: (\d+) of (\d+) requests answered", progress)
     done, planned = answered[-1]
     assert done == planned and re.search(rf"requests\s+{planned}\n", text)
-    for step in ("the store", "account balances", "snapshots", "chat views"):
+    for step in ("the store", "account balances", "snapshots", "chat views",
+                 "the process manager (deadlines, shipments)"):  # fmt: skip
         assert f"verifying {step}: ok" in progress, step

@@ -73,7 +73,7 @@ async def test_the_types_list_each_types_event_types_transitions_and_schemas(
     status, _, _, raw = await fetch(fleet, "/v1/types")
     assert status == 200
     types = {t["aggregate_type"]: t for t in orjson.loads(raw)["types"]}
-    assert sorted(types) == ["account", "chat_room", "order"]
+    assert sorted(types) == ["account", "chat_room", "order", "shipment"]
     order = types["order"]["event_types"]
     assert order["OrderPlaced"]["allowed_after"]["opens_aggregate"] is True
     assert order["OrderShipped"]["allowed_after"]["after"] == ["OrderPaid"]

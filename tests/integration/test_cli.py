@@ -18,8 +18,8 @@ from topics.catalog import TopicNames
 from workers.adapters.kafka import ensure_topics
 from workers.cli import main, parser
 from workers.devtools.embedded import EmbeddedStack
-from workers.runtime.compose import load_domains
 from workers.runtime.connections import fleet_catalog, kafka_config
+from workers.runtime.loading import load_domains
 from workers.runtime.settings import Settings
 from workers.secrets import Secrets
 

@@ -11,7 +11,7 @@ from workers.adapters.mongo import MongoDocuments
 from workers.bus import InProcessEventBus
 from workers.examples.domains import default_domains
 from workers.examples.storage.games_and_users import GAME_ID, run_game_example, run_user_example
-from workers.runtime.compose import load_domains
+from workers.runtime.loading import load_domains
 from workers.storage import EventSourcedStorage
 from workers.storage.domain import TOMBSTONE
 

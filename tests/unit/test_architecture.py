@@ -34,7 +34,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("workers", "workers.ports", "workers.metrics", "workers.secrets"),
     ("workers.roles",),
     ("workers.roles.command", "workers.roles.append", "workers.roles.read"),
-    ("workers.roles.ops",),
+    ("workers.roles.ops", "workers.roles.process"),
     ("workers.bus", "workers.storage"),
     ("workers.cqrs",),
     ("workers.adapters",),
@@ -257,7 +257,7 @@ def test_the_client_imports_nothing_of_the_server_but_its_generators_the_declara
     }
     assert outside.pop("workers.client.codegen") == ["workers.runtime.answers"]
     assert outside.pop("workers.client.render_events") == [
-        "snapshot_rules.domain", "snapshot_rules.schema", "workers.runtime.compose"]  # fmt: skip
+        "snapshot_rules.domain", "snapshot_rules.schema", "workers.runtime.loading"]  # fmt: skip
     assert all(not found for found in outside.values()), outside
 
 

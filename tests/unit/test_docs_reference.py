@@ -63,3 +63,18 @@ def test_a_pipe_in_a_description_cannot_break_its_row() -> None:
 def test_an_unknown_table_fails_the_build_by_name() -> None:
     with pytest.raises(docs.UnknownTable, match="settings"):
         docs.generate("<!-- generated: nothing-here -->")
+
+
+def test_the_command_line_page_is_generated_from_the_parser() -> None:
+    from workers.cli.args import parser
+    from workers.cli.reference import MARKER, cli_table, on_page_markdown
+
+    text = (ROOT / "docs" / "reference" / "cli.md").read_text()
+    assert text.count(MARKER) == 1
+    table = cli_table()
+    commands = next(a for a in parser()._actions if a.dest == "command").choices
+    for name in commands:
+        assert f"`eventfleet {name} " in table or f"`eventfleet {name}`" in table, name
+    for action in ("list", "show", "deadlines", "retry"):
+        assert f"`eventfleet pm {action} " in table, action
+    assert MARKER not in on_page_markdown(text)

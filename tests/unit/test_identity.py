@@ -98,6 +98,7 @@ def hostile(issuer: Issuer) -> dict[str, tuple[str, ...]]:
         "algorithm_not_allowed": (f"Bearer {unsigned(issuer.claims('eve', []))}",),
         "bad_signature": (f"Bearer {tampered(issuer.token())}",),
         "missing_subject": (f"Bearer {issuer.token(sub=None)}",),
+        "reserved_principal": (f"Bearer {issuer.token('pm:order_lifecycle')}",),
         "token_too_large": ("Bearer " + "a" * 100_000,),
         "malformed_token": ("Bearer garbage",),
         "multiple_authorization_headers": (
@@ -208,6 +209,7 @@ async def test_proxy_headers_count_only_from_trusted_addresses() -> None:
         (None, ("alice",), "untrusted_proxy"),
         ("10.1.2.3", (), "missing_identity"),
         ("10.1.2.3", ("alice", "bob"), "missing_identity"),
+        ("10.1.2.3", ("pm:order_lifecycle",), "reserved_principal"),
     ):
         with pytest.raises(Unauthenticated) as refused:
             await auth.authenticate(Credentials(forwarded_user=users, peer=peer))

@@ -222,8 +222,15 @@ def test_the_cli_writes_the_document_of_the_auth_mode_asked(
     written = orjson.loads(target.read_bytes())
     validate(written)
     assert set(written["components"]["securitySchemes"]) == {"proxy"}
-    assert written == document(default_domains(), auth="proxy", version=written["info"]["version"])
+    version = written["info"]["version"]
+    assert written == document(default_domains(), auth="proxy", version=version, processes=False)
+    assert not any(path.startswith("/v1/processes") for path in written["paths"])
     assert "wrote" in capsys.readouterr().err
+    monkeypatch.setenv("EVENTFLEET_PROCESSES", "workers.examples.domains:default_processes")
+    assert main(["openapi", "--output", str(target)]) == 0
+    managed = orjson.loads(target.read_bytes())
+    assert managed == document(default_domains(), auth="jwt", version=version)
+    assert "/v1/processes/{process}/instances/{key}/retry" in managed["paths"]
     with pytest.raises(SystemExit) as usage:  # argparse: a mode that does not exist
         main(["openapi", "--auth", "basic"])
     assert usage.value.code == 2 and "invalid choice: 'basic'" in capsys.readouterr().err

@@ -43,7 +43,8 @@ async def run_archive(
     settings: Settings, args: argparse.Namespace, *, out: TextIO | None = None
 ) -> int:
     from workers.roles.ops.archive import Archiver
-    from workers.runtime.compose import Runtime, load_domains
+    from workers.runtime.compose import Runtime
+    from workers.runtime.loading import load_domains
 
     out = out or sys.stdout
     if args.batch < 1:

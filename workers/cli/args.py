@@ -10,7 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import NoReturn
 
 from snapshot_rules.declaration import did_you_mean
-from workers.cli import archive, dlq, erase, openapi
+from workers.cli import archive, dlq, erase, openapi, pm
 from workers.runtime.compose import OPTIONAL_ROLES, ROLES
 from workers.runtime.lag import LAG_ROLE
 from workers.runtime.settings import documented
@@ -127,6 +127,9 @@ def parser() -> Parser:
     erase.add_parser(commands, Formatter)  # `eventfleet erase SUBJECT` (workers/cli/erase.py)
     archive.add_parser(commands, Formatter)  # `eventfleet archive` (workers/cli/archive.py)
     openapi.add_parser(commands, Formatter)  # `eventfleet openapi` (workers/cli/openapi.py)
+    pm.add_parser(
+        commands, Formatter
+    )  # `eventfleet pm list|show|deadlines|retry` (workers/cli/pm.py)
     return top
 
 
@@ -172,8 +175,8 @@ def _worker(commands: argparse._SubParsersAction[Parser]) -> None:
         "--role",
         required=True,
         choices=(*ROLES, *OPTIONAL_ROLES, LAG_ROLE, "all"),
-        help="'all': every pipeline role (bridge runs only when named); "
-        "'lag': export every group's lag, read from Kafka",
+        help="'all': every pipeline role, and pm when EVENTFLEET_PROCESSES names process "
+        "managers (bridge runs only when named); 'lag': export every group's lag, read from Kafka",
     )
     worker.add_argument("--projection", help="with --role projection: the projection to run")
 
@@ -267,11 +270,12 @@ def _bench(commands: argparse._SubParsersAction[Parser]) -> None:
     )  # fmt: skip
     bench.add_argument(
         "path",
-        choices=("commands", "append", "state", "scale", "live", "fairness", "all"),
+        choices=("commands", "append", "state", "scale", "live", "fairness", "pm", "all"),
         help="which path: the command path over HTTP, append, state query, append scale-out, "
         "live subscriptions (1000 subscribers, 100 rooms, up to 10000 events per row, SSE and "
         "WebSocket), fairness (a quiet principal's write p99 beside another's flood, without "
-        "and with write budgets)",
+        "and with write budgets), the process manager (up to 2000 stored events, one command "
+        "each, against a bare consumer sending the same)",
     )
     bench.add_argument("--json", action="store_true", help="print each table as a JSON line")
     bench.add_argument(

@@ -14,10 +14,12 @@ import orjson
 
 from topics.envelope import Event
 from topics.errors import EventfleetError
-from workers.cli import archive, dlq, erase, openapi
+from workers.cli import archive, dlq, erase, openapi, pm
 from workers.ports import AggregateRef, EventStore
 from workers.roles.read.paging import read_all, read_page
-from workers.runtime.compose import ROLES, Runtime, load_domains
+from workers.runtime.compose import Runtime, all_roles
+from workers.runtime.loading import load_domains, load_processes
+from workers.runtime.processes import PM_ROLE
 from workers.runtime.settings import Settings
 
 Handler = Callable[[Settings, argparse.Namespace], Coroutine[object, None, int]]
@@ -55,14 +57,22 @@ async def run_worker(settings: Settings, args: argparse.Namespace) -> int:
     if args.role == "projection" and not args.projection:
         raise UsageError("worker: --role projection needs --projection NAME")
     domains = load_domains(settings.domains)  # a bad domain set fails before any connection
+    processes = load_processes(settings.processes, domains)
+    if args.role == PM_ROLE and not processes:
+        raise UsageError(
+            "worker --role pm: EVENTFLEET_PROCESSES names no process manager, so the role has "
+            "nothing to run; set it to a function returning Processes([...])"
+        )
     if args.projection:
         projection_named(domains, args.projection)
     secrets = read_secrets(settings)  # every secret, read and checked once, before connecting
     # No explicit, working choice of who may call: refuse before any connection.
     authenticator = await make_authenticator(settings, secrets, required=True)
     required_master_key(secrets, domains)  # personal data and no master key: refuse as well
-    roles = ROLES if args.role == "all" else (args.role,)
-    runtime = await Runtime.start(settings, roles=roles, domains=domains, secrets=secrets)
+    roles = all_roles(settings) if args.role == "all" else (args.role,)
+    runtime = await Runtime.start(
+        settings, roles=roles, domains=domains, secrets=secrets, processes=processes
+    )
     suffix = f"projection-{args.projection}" if args.role == "projection" else args.role
     projections = (args.projection,) if args.role == "projection" else ()
     return await serve(
@@ -213,6 +223,7 @@ HANDLERS: dict[str, Handler] = {
     "projections": run_projections,
     "bench": run_bench,
     "dlq": dlq.run_dlq,  # workers/cli/dlq.py
+    "pm": pm.run_pm,  # workers/cli/pm.py
     "erase": erase.run_erase,  # workers/cli/erase.py
     "archive": archive.run_archive,  # workers/cli/archive.py
     "openapi": openapi.run_openapi,  # workers/cli/openapi.py

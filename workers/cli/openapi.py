@@ -43,11 +43,12 @@ async def run_openapi(
 ) -> int:
     from workers.http.contract import package_version
     from workers.http.openapi import document
-    from workers.runtime.compose import load_domains
+    from workers.runtime.loading import load_domains
 
     domains = load_domains(settings.domains)  # a ConfigError: exit 2 with its sentence
     auth = args.auth or (settings.auth if settings.auth in AUTH_MODES else "jwt")
-    doc = document(domains, None, auth=auth, version=package_version())
+    managed = bool(settings.processes)  # a fleet serves the process routes only then
+    doc = document(domains, None, auth=auth, version=package_version(), processes=managed)
     option = 0 if args.compact else orjson.OPT_INDENT_2
     text = orjson.dumps(doc, option=option).decode() + "\n"
     if args.output:

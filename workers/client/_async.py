@@ -9,7 +9,7 @@ from typing import TypeAlias, TypeVar
 import httpx
 from httpx_sse import aconnect_sse
 
-from workers.client import _calls, _live
+from workers.client import _calls, _live, _processes
 from workers.client._base import ClientError
 from workers.client._live import Feed
 from workers.client._shared import Shared, bind
@@ -101,5 +101,10 @@ class AsyncClient(Shared[httpx.AsyncClient, TokenSource]):
     events = bind(_calls.events, _walk)
     outcome = bind(_calls.outcome, _run)
     erase = bind(_calls.erase, _run)
+    processes = bind(_processes.processes, _run)
+    process_instances = bind(_processes.process_instances, _run)
+    process_instance = bind(_processes.process_instance, _run)
+    process_deadlines = bind(_processes.process_deadlines, _run)
+    retry_instance = bind(_processes.retry_instance, _run)
     subscribe = bind(_live.subscribe, _follow)
     subscribe_type = bind(_live.subscribe_type, _follow)

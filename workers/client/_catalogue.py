@@ -161,6 +161,14 @@ class ConflictError(ApiError, code="conflict", status=409, retriable=True):
     """
 
 
+class InstanceNotStuckError(ApiError, code="instance_not_stuck", status=409):
+    """409 ``instance_not_stuck``: a retry of a process manager's instance that is not stuck
+    (active, done, or its retry is under way). Fix: look at the instance first (``GET
+    /v1/processes/{process}/instances/{key}`` or ``eventfleet pm show``): only a stuck one is
+    retried, and a retry under way needs none.
+    """
+
+
 class CommandInProgressError(ApiError, code="command_in_progress", status=409, retriable=True):
     """409 ``command_in_progress``: another request with the same ``command_id`` is still running.
     Fix: retry after a moment with the same ``command_id``.

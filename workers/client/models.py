@@ -1,5 +1,5 @@
 """What the fleet answers, as frozen msgspec Structs decoded straight from the answer's bytes:
-an append, a state, events and their pages, an outcome, an erasure. An answer of another shape
+an append, a state, events and their pages, an outcome, an erasure, the process managers. An answer of another shape
 is refused whole (``AnswerError``), never half-read; JSON inside (data, state) is kept as parsed.
 """
 
@@ -14,9 +14,13 @@ __all__ = [
     "Erased",
     "Event",
     "EventPage",
+    "InstancePage",
     "Json",
     "JsonObject",
     "Outcome",
+    "PendingDeadline",
+    "ProcessInstance",
+    "ProcessSummary",
     "State",
 ]
 
@@ -101,3 +105,60 @@ class Erased(msgspec.Struct, frozen=True):
     keys_destroyed: int = 0
     already_erased: bool = False
     unreadable_everywhere_within_s: float | None = None
+
+
+class PendingDeadline(msgspec.Struct, frozen=True):
+    """A deadline an instance set and that has not fired: ``due_at`` ISO-8601 in UTC; ``key``
+    names its instance where a list of a process manager's deadlines gives it."""
+
+    id: str
+    name: str
+    due_at: str
+    data: dict[str, object] = {}
+    key: str | None = None
+
+
+class ProcessInstance(msgspec.Struct, frozen=True):
+    """One process manager instance: ``status`` active, done, stuck or retrying; ``stuck`` says
+    why it stopped (``reason``, ``detail``, ``attempts``) and what a retry runs again; ``outbox``
+    holds the commands it decided and has not had answered; ``held`` the events that wait for
+    its retry."""
+
+    process: str
+    key: str
+    status: str
+    revision: int
+    state: dict[str, object] | None = None
+    started_at: str | None = None
+    updated_at: str | None = None
+    seen: dict[str, int] = {}
+    next_due: str | None = None
+    deadlines: tuple[PendingDeadline, ...] = ()
+    fired: tuple[dict[str, object], ...] = ()
+    outbox: tuple[dict[str, object], ...] = ()
+    held: tuple[dict[str, object], ...] = ()
+    stuck: dict[str, object] | None = None
+    retries: int = 0
+    """How often an operator had it retried."""
+
+
+class InstancePage(msgspec.Struct, frozen=True):
+    """A page of a process manager's instances by key; ``next_after`` the key to go on after."""
+
+    instances: tuple[ProcessInstance, ...]
+    more: bool
+    next_after: str | None = None
+
+
+class ProcessSummary(msgspec.Struct, frozen=True):
+    """A process manager: what starts, advances and ends its instances (``type.Event``), what
+    it sends, its principal, and its instances by status."""
+
+    name: str
+    principal: str
+    instances: dict[str, int]
+    roles: tuple[str, ...] = ()
+    starts_on: tuple[str, ...] = ()
+    advances_on: tuple[str, ...] = ()
+    ends_on: tuple[str, ...] = ()
+    sends: tuple[str, ...] = ()

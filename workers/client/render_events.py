@@ -217,7 +217,7 @@ def _alias(names: list[str]) -> str:
 
 def write_modules(spec: str, out: Path) -> list[Path]:
     """Write ``out/<domain>.py`` for each domain ``spec`` (``module:function``) declares."""
-    from workers.runtime.compose import load_domains  # EVENTFLEET_DOMAINS's one reading
+    from workers.runtime.loading import load_domains  # EVENTFLEET_DOMAINS's one reading
 
     domains = load_domains(spec)
     out.mkdir(parents=True, exist_ok=True)

@@ -42,7 +42,8 @@ def exports(
         lines.append(f"export PYTHONPATH={shlex.quote(absolute)}")
     auth = AUTH_EXPORTED if settings.auth == "jwt" else ("auth",) if settings.auth else ()
     key = ("master_key_file",) if settings.master_key_file else ()
-    for name in (*auth, *key, *EXPORTED):  # EVENTFLEET_DOMAINS stays the block's last line
+    managers = ("processes",) if settings.processes else ()  # `eventfleet pm …` reads them
+    for name in (*auth, *key, *managers, *EXPORTED):  # EVENTFLEET_DOMAINS: the block's last line
         value = getattr(settings, name)
         text = str(value).lower() if isinstance(value, bool) else settings.masked(name)
         lines.append(f"export {env_name(name)}={shlex.quote(text)}")

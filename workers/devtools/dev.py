@@ -27,8 +27,9 @@ from workers.devtools.dev_keys import dev_master_key
 from workers.devtools.embedded import EmbeddedStack, StackStartError
 from workers.devtools.embedded.children import SAFETY_NET
 from workers.http import register
-from workers.runtime.compose import ROLES, Runtime, load_domains
+from workers.runtime.compose import Runtime, all_roles
 from workers.runtime.fleet import Fleet
+from workers.runtime.loading import load_domains, load_processes
 from workers.runtime.serve import serve
 from workers.runtime.settings import Settings
 from workers.secrets import mask_url
@@ -38,18 +39,29 @@ DEFAULT_PORT = 8080
 EXAMPLE_DOMAINS = "workers.examples.domains:default_domains"
 """What dev (and the bench) run when EVENTFLEET_DOMAINS is unset: the examples, reached by
 name so that no framework module imports them; a worker never guesses."""
+EXAMPLE_PROCESSES = "workers.examples.domains:default_processes"
+DEMO_PROCESSES = "workers.examples.domains:demo_processes"
+"""With the example domains, dev runs their process manager (``--demo``: with a payment deadline
+of seconds, so the demo sees unpaid orders cancelled)."""
 
 
 class PortTaken(EventfleetError):
     """The HTTP port dev was asked for is held by another process."""
 
 
-def dev_settings(settings: Settings, *, port: int, read_only: bool = False) -> Settings:
+def dev_settings(
+    settings: Settings, *, port: int, read_only: bool = False, demo: bool = False
+) -> Settings:
     """Latency-friendly defaults for the embedded broker (the environment still wins), on ``port``.
 
     dev is for trying things: the console's operator actions (dead-letter replay, erasure) are on
     unless ``--read-only`` (or EVENTFLEET_CONSOLE_ACTIONS) says otherwise; the flag wins over both.
+    With the example domains (EVENTFLEET_DOMAINS unset) it runs their process manager too.
     """
+    if "domains" not in settings.explicit:
+        settings = settings.with_defaults(
+            processes=DEMO_PROCESSES if demo else EXAMPLE_PROCESSES, process_poll_ms=200
+        )
     settings = settings.model_copy(update={"http_port": port}).with_defaults(
         kafka_fetch_max_wait_ms=10,
         kafka_session_timeout_ms=3000,
@@ -151,8 +163,11 @@ async def dev(
     read_only: bool = False,
 ) -> int:
     lent = lent_redis(settings, redis_url)
-    settings = dev_settings(settings, port=http_port(settings, port), read_only=read_only)
+    settings = dev_settings(
+        settings, port=http_port(settings, port), read_only=read_only, demo=demo
+    )
     domains = load_domains(settings.domains)  # a bad domain set fails before anything starts
+    processes = load_processes(settings.processes, domains)
     if lent is not None:
         await check_lent_redis(settings, lent)
         settings = settings.model_copy(update={"redis_url": lent})
@@ -171,7 +186,9 @@ async def dev(
             settings = settings.model_copy(update=services).with_defaults(
                 kafka_idempotence="kafka" not in stack.started and settings.kafka_idempotence
             )
-            runtime = await Runtime.start(settings, domains=domains)
+            runtime = await Runtime.start(
+                settings, roles=all_roles(settings), domains=domains, processes=processes
+            )
             forget = await _keys_to_forget(runtime, stack)
             outcome: dict[str, str] = {}
 
@@ -184,7 +201,8 @@ async def dev(
 
             try:
                 code = await serve(
-                    runtime, ROLES, app_id=f"{settings.group_id}-dev", views=register,
+                    runtime, all_roles(settings), app_id=f"{settings.group_id}-dev",
+                    views=register,
                     on_started=started,
                 )  # fmt: skip
             finally:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from workers.http.openapi import document
 from workers.runtime.answers import ERROR_CODES
-from workers.runtime.compose import load_domains
+from workers.runtime.loading import load_domains
 from workers.runtime.settings import OPENTELEMETRY, documented
 
 MARKER = re.compile(r"<!-- generated: (?P<name>[a-z-]+) -->")

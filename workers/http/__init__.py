@@ -2,7 +2,8 @@
 
 The edge (``edge/``: routes declared once, the ASGI dispatcher, uvicorn in the process's loop),
 the API (``routes``: append, state, events, snapshot, outcome, the probes, the domains' query
-routes; ``queries``, ``ryw`` (read your writes), ``subjects``), its contract (``contract``,
+routes; ``queries``, ``ryw`` (read your writes), ``subjects``, ``processes``: the process
+managers' instances, deadlines and retries), its contract (``contract``,
 ``openapi*``), request bodies (``bodies``), browsers' tickets for live routes (``tickets``), live
 subscriptions and chat (``live/``) and the operator console (``console/``). The door every
 request passes is the runtime's (``workers.runtime.door.auth``): the fleet owns it. The runtime
@@ -22,6 +23,7 @@ from workers.http.edge.routes import Api
 from workers.http.edge.server import Limits, Serving
 from workers.http.live.chat import register_chat
 from workers.http.live.streams import LiveServer
+from workers.http.processes import register_processes
 from workers.http.queries import failure
 from workers.http.routes import register_views
 from workers.http.subjects import register_erase
@@ -101,6 +103,7 @@ def register(fleet: Fleet) -> FleetHttp:
     http = FleetHttp(api, serving, operator, operator_serving)
     register_views(fleet, api, operator)
     register_erase(fleet, api)
+    register_processes(fleet, api)
     live = LiveServer(fleet, http)
     register_chat(fleet, live, api)
     live.register(api)

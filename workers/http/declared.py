@@ -9,7 +9,7 @@ served but not declared here is not documented (a test keeps them in step).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
@@ -18,12 +18,14 @@ from topics.errors import InvalidInput
 from workers.http.edge.routes import Declared, Doc, Param, Schema, Success
 from workers.http.openapi_schemas import ref
 from workers.http.ryw.reads import ReadAfterQuery
+from workers.roles.process.desk import MAX_PAGE as PROCESS_PAGE
 from workers.roles.read.paging import DEFAULT_PAGE, MAX_PAGE
 from workers.runtime.answers import ERROR_CODES
 
 __all__ = [
-    "AUTH", "BY_MODE", "GONE", "NOT_HTTP", "OPERATIONS", "PER_TYPE", "UNPLACED", "EventsQuery",
-    "HealthQuery", "OutcomeQuery", "StateQuery", "SubscribeQuery", "TypeSubscribeQuery",
+    "AUTH", "BY_MODE", "GONE", "NOT_HTTP", "OPERATIONS", "PER_TYPE", "UNPLACED",
+    "DeadlinesQuery", "EventsQuery", "HealthQuery", "InstancesQuery", "OutcomeQuery",
+    "StateQuery", "SubscribeQuery", "TypeSubscribeQuery",
 ]  # fmt: skip
 
 PER_TYPE = "/v1/{aggregate_type}/"
@@ -118,6 +120,20 @@ class TypeSubscribeQuery(msgspec.Struct):
     ))] = ""  # fmt: skip
 
 
+class InstancesQuery(msgspec.Struct):
+    status: Annotated[Literal["active", "done", "stuck", "retrying"], Meta(description=(
+        "Only instances of this status."
+    ))] | None = None  # fmt: skip
+    after: Annotated[str, Meta(min_length=1, max_length=128, description=(
+        "The key to list after (a page's next_after)."
+    ))] | None = None  # fmt: skip
+    limit: Annotated[int, Meta(ge=1, le=PROCESS_PAGE, description="Instances per page.")] = 50
+
+
+class DeadlinesQuery(msgspec.Struct):
+    limit: Annotated[int, Meta(ge=1, le=PROCESS_PAGE, description="Deadlines, soonest first.")] = 50
+
+
 LAST_EVENT_ID = Param(
     "Last-Event-ID", {"type": "string", "pattern": "^ *([0-9]{1,18})? *$"},
     description="resume after this version (wins over after_version)",
@@ -169,6 +185,8 @@ def _op(method: str, template: str, name: str, summary: str, ok: tuple[Success, 
 def _tag(route: str) -> str:
     if route.startswith("/v1/rooms/"):
         return "chat_room"
+    if route.startswith("/v1/processes"):
+        return "processes"
     return "fleet" if not route.startswith("/v1/") else "api"
 
 
@@ -217,6 +235,27 @@ TICKETS = _op("POST", "/v1/tickets", "ticket",
                "request_timeout", "cross_origin", "marker_unavailable", "too_many_tickets",
                "internal", *AUTH),
               body_schema=TICKET_REQUEST)  # fmt: skip
+PM = "/v1/processes/{process}"
+PM_READ = ("bad_request", "route_not_found", "not_found", "internal", *UNAVAILABLE, *AUTH)
+PROCESSES = _op("GET", "/v1/processes", "processes",
+                "The process managers: their triggers, commands and instances by status (viewers)",
+                (Success(200, ref("ProcessList")),), ("internal", *UNAVAILABLE, *AUTH))  # fmt: skip
+PROCESS_INSTANCES = _op("GET", PM + "/instances", "process_instances",
+                        "A process manager's instances, a page at a time by key (viewers)",
+                        (Success(200, ref("InstancePage")),), PM_READ, query=InstancesQuery)  # fmt: skip
+PROCESS_INSTANCE = _op("GET", PM + "/instances/{key}", "process_instance",
+                       "One instance: its state, deadlines, unsent commands, why it is stuck",
+                       (Success(200, ref("ProcessInstance")),), PM_READ)  # fmt: skip
+PROCESS_DEADLINES = _op("GET", PM + "/deadlines", "process_deadlines",
+                        "A process manager's pending deadlines, the soonest first (viewers)",
+                        (Success(200, ref("DeadlineList")),), PM_READ, query=DeadlinesQuery)  # fmt: skip
+PROCESS_RETRY = _op("POST", PM + "/instances/{key}/retry", "process_retry",
+                    "Retry a stuck instance (operators): the pm role runs it again",
+                    (Success(202, ref("ProcessInstance"), description="the retry is asked"),),
+                    ("bad_request", "route_not_found", "not_found", "instance_not_stuck",
+                     "console_read_only", "cross_origin", "payload_too_large",
+                     "unsupported_media_type", "request_timeout", "internal", *UNAVAILABLE,
+                     *AUTH), body_schema=ref("RetryRequest"), body_required=False)  # fmt: skip
 OPENAPI = _op("GET", "/openapi.json", "openapi", "This document",
               (Success(200, {"type": "object"}),), ("internal", *AUTH))  # fmt: skip
 HEALTH = _op("GET", "/healthz", "health", "Liveness (?verbose adds dependencies)",
@@ -231,7 +270,8 @@ METRICS = _op("GET", "/metrics", "metrics", "Prometheus metrics",
 
 OPERATIONS: tuple[Declared, ...] = (
     APPEND_ROUTE, EVENTS, STATE, SNAPSHOT, OUTCOME, SUBSCRIBE, SUBSCRIBE_TYPE, ROOM_VIEW,
-    ROOM_SOCKET, ERASE, TYPES, ONE_TYPE, TICKETS, OPENAPI, HEALTH, READY, METRICS,
+    ROOM_SOCKET, ERASE, TYPES, ONE_TYPE, TICKETS, PROCESSES, PROCESS_INSTANCES, PROCESS_INSTANCE,
+    PROCESS_DEADLINES, PROCESS_RETRY, OPENAPI, HEALTH, READY, METRICS,
 )  # fmt: skip
 """Every documented route."""
 

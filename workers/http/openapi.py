@@ -22,6 +22,7 @@ from collections.abc import Collection, Iterable
 import msgspec
 
 from snapshot_rules.domain import Domain, Domains, Mode
+from snapshot_rules.process import NAME_RE
 from topics.jsonvalue import JsonObject
 from workers.http.declared import (
     AUTH,
@@ -47,10 +48,14 @@ from workers.http.openapi_schemas import (
     error_schema,
     error_schema_name,
     error_union,
+    pattern,
     ref,
 )
 from workers.http.ryw.reads import ReadAfterQuery
 from workers.runtime.answers import ERROR_CODES
+
+PROCESS_PATTERN = pattern(NAME_RE.pattern)
+PROCESS_ROUTES = "/v1/processes"
 
 __all__ = ["NOT_HTTP", "OPERATIONS", "UNPLACED", "document"]
 
@@ -63,10 +68,15 @@ def document(
     *,
     auth: str,
     version: str = "0",
+    processes: bool = True,
 ) -> JsonObject:
     """The OpenAPI 3.1 document of a process serving ``routes`` (aiohttp patterns) with
-    ``domains``, under auth mode ``auth`` (``jwt``, ``proxy`` or ``none``)."""
+    ``domains``, under auth mode ``auth`` (``jwt``, ``proxy`` or ``none``); without ``routes``,
+    every declared one (the process managers' only with ``processes``: a fleet serves them
+    where EVENTFLEET_PROCESSES names some)."""
     served = _served(domains, routes)
+    if not processes:
+        served = {route for route in served if not route.startswith(PROCESS_ROUTES)}
     paths: dict[str, JsonObject] = {}
     for op in OPERATIONS:
         if op.template not in served:
@@ -193,8 +203,8 @@ def _path_params(path: str) -> list[Schema]:
     for part in path.split("/"):
         if part.startswith("{") and part.endswith("}"):
             name = part[1:-1].split(":")[0]
-            schema = {"type": "string", "pattern": TYPE_PATTERN if name == "aggregate_type"
-                      else ID_PATTERN}  # fmt: skip
+            kind = {"aggregate_type": TYPE_PATTERN, "process": PROCESS_PATTERN}
+            schema = {"type": "string", "pattern": kind.get(name, ID_PATTERN)}
             found.append({"name": name, "in": "path", "required": True, "schema": schema})
     return found
 
@@ -348,4 +358,47 @@ def _bodies() -> dict[str, Schema]:
                                        "queries": {"type": "array", "items": text}}},
         "TypeList": {"type": "object", "required": ["types"], "properties": {
             "types": {"type": "array", "items": ref("TypeListing")}}},
+        **_process_bodies(),
+    }  # fmt: skip
+
+
+def _process_bodies() -> dict[str, Schema]:
+    """The process managers' answers (``workers.roles.process.desk`` makes them)."""
+    text, integer, obj = {"type": "string"}, {"type": "integer"}, {"type": "object"}
+    when, texts = {"type": ["string", "null"]}, {"type": "array", "items": {"type": "string"}}
+    deadline = {
+        "type": "object",
+        "required": ["id", "name", "due_at"],
+        "properties": {"id": text, "name": text, "due_at": text, "data": obj, "key": text},
+    }
+    return {
+        "ProcessList": {"type": "object", "required": ["processes"], "properties": {
+            "processes": {"type": "array", "items": {"type": "object", "required": [
+                "name", "principal", "instances"], "properties": {
+                "name": text, "principal": text, "roles": texts, "starts_on": texts,
+                "advances_on": texts, "ends_on": texts, "sends": texts,
+                "instances": {"type": "object", "additionalProperties": integer}}}}}},
+        "ProcessInstance": {"type": "object", "required": ["process", "key", "status",
+                                                            "revision"], "properties": {
+            "process": text, "key": text,
+            "status": {"enum": ["active", "done", "stuck", "retrying"]}, "revision": integer,
+            "state": {"type": ["object", "null"]}, "started_at": text, "updated_at": text,
+            "seen": {"type": "object", "additionalProperties": integer}, "next_due": when,
+            "deadlines": {"type": "array", "items": ref("PendingDeadline")},
+            "fired": {"type": "array", "items": obj}, "outbox": {"type": "array", "items": obj},
+            "held": {"type": "array", "items": obj}, "retries": integer,
+            "stuck": {"type": ["object", "null"], "properties": {
+                "reason": {"enum": ["reaction_failed", "reaction_invalid", "command_refused",
+                                    "state_unstorable"]},
+                "detail": text, "at": text, "attempts": integer, "trigger": {}}}}},
+        "InstancePage": {"type": "object", "required": ["instances", "more", "next_after"],
+                         "properties": {"instances": {"type": "array",
+                                                      "items": ref("ProcessInstance")},
+                                        "more": {"type": "boolean"}, "next_after": when}},
+        "PendingDeadline": deadline,
+        "DeadlineList": {"type": "object", "required": ["deadlines"], "properties": {
+            "deadlines": {"type": "array", "items": ref("PendingDeadline")}}},
+        "RetryRequest": {"type": "object", "additionalProperties": False, "properties": {
+            "operator": {**TEXT_256, "maxLength": 64,
+                         "description": "only with EVENTFLEET_AUTH=none: who retries"}}},
     }  # fmt: skip

@@ -5,7 +5,9 @@ its search, moves and publish flags, the sync-mode appender), ``state`` (snapsho
 the rule's memory, views), ``stream`` (Kafka: producing, reading, positions, the appender's
 progress), ``marks`` (Redis: the marker, the command memory, tickets), ``budgets`` (Redis:
 per-principal write budgets), ``live`` (the bus and the live feed), ``ops`` (rejections,
-parked aggregates, the operator audit trail) and ``keys`` (personal data's keys). Every name is offered here; import it from ``workers.ports``.
+parked aggregates, the operator audit trail), ``process`` (process manager instances, their
+outboxes and deadlines) and ``keys`` (personal data's keys). Every name is offered here; import
+it from ``workers.ports``.
 
 Role logic (``workers.roles``) imports only this package, ``workers.metrics``, ``topics`` and
 ``snapshot_rules``. Each port has a real adapter (``workers.adapters.<technology>``) and an
@@ -59,6 +61,20 @@ from workers.ports.ops import (
     Told,
     check_head,
 )
+from workers.ports.process import (
+    ACTIVE,
+    DONE,
+    RETRYING,
+    STATUSES,
+    STUCK,
+    Deadline,
+    Fired,
+    Instance,
+    PendingCommand,
+    ProcessInstances,
+    Stuck,
+    Trigger,
+)
 from workers.ports.state import (
     RuleState,
     RuleStates,
@@ -96,10 +112,15 @@ from workers.ports.stream import (
 )
 
 __all__ = [
+    "ACTIVE",
+    "DONE",
     "LIVE",
     "NEW_AGGREGATE",
     "PARKED",
+    "RETRYING",
+    "STATUSES",
     "STORE_VERDICTS",
+    "STUCK",
     "UNKNOWN",
     "ActionLog",
     "AggregateRef",
@@ -112,14 +133,17 @@ __all__ = [
     "CommandMemory",
     "CommandRecord",
     "DataKey",
+    "Deadline",
     "Delivery",
     "Erasure",
     "EventBus",
     "EventQuery",
     "EventSearch",
     "EventStore",
+    "Fired",
     "Handler",
     "Head",
+    "Instance",
     "KeyStore",
     "Listening",
     "LiveChannel",
@@ -133,8 +157,10 @@ __all__ = [
     "Outgoing",
     "ParkedEntry",
     "ParkedEvents",
+    "PendingCommand",
     "PendingEvents",
     "Positions",
+    "ProcessInstances",
     "Producer",
     "Record",
     "Rejection",
@@ -147,6 +173,7 @@ __all__ = [
     "SnapshotLadder",
     "SnapshotStore",
     "StoredEvents",
+    "Stuck",
     "Subscription",
     "SyncAppender",
     "SyncResult",
@@ -155,6 +182,7 @@ __all__ = [
     "Told",
     "TopicTail",
     "TopicWindow",
+    "Trigger",
     "ViewDoc",
     "ViewStaging",
     "ViewStore",

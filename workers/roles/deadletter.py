@@ -32,6 +32,8 @@ REASONS = frozenset(
         "projection_failed",
         "upcast_failed",  # a declared upcaster raised: the event cannot be read as current
         "parked",  # fine itself: it waits behind its aggregate's parked head (workers.ports)
+        "process_stuck",  # a process manager's instance stopped on it (workers.roles.process)
+        "process_unkeyed",  # a process manager's key function could not key it
     )
 )
 

@@ -29,6 +29,7 @@ from workers.ports import (
     Marker,
     ParkedEvents,
     Positions,
+    ProcessInstances,
     Producer,
     Record,
     Rejections,
@@ -80,6 +81,11 @@ class Stores(Protocol):
 
     @property
     def keys(self) -> KeyStore: ...
+
+    @property
+    def processes(self) -> ProcessInstances:
+        """The instances of the process managers, with their outboxes and deadlines."""
+        ...
 
     def views(self, collection: str) -> ViewStore: ...
 

@@ -363,6 +363,8 @@ def register_agents(fleet: Fleet) -> None:
         appender.hold_past_gaps(ledger.open_below)
     if "forwarder" in fleet.roles:
         register_forwarder(fleet)
+    if "pm" in fleet.roles and rt.processes:
+        register_process_managers(fleet)
     if "snapshotter" in fleet.roles:
         table = rule_table(fleet.app, topic=names.snapshot_rules, partitions=rt.settings.partitions)
         rt.snapshotter.attach(FaustRuleStates(table))
@@ -441,6 +443,40 @@ def register_forwarder(fleet: Fleet) -> None:
         tick=forward_ready,
         tick_when=in_order.holds_work,
     )
+
+
+def register_process_managers(fleet: Fleet) -> None:
+    """The pm role's agent on events.stored: a partition's records in offset order, none past
+    one not received (``InOrder``: an instance skips a copy at or below the version it reacted
+    to, so a version handed on before an earlier one would be lost to it)."""
+    rt = fleet.runtime
+    runner, stored = rt.runner, rt.names.stored
+
+    def gap_below(partition: int, offset: int) -> bool:
+        return ledger.open_below(partition, offset)
+
+    in_order = InOrder(runner.handle, gap_below)
+
+    async def react(events: list[Event], records: Sequence[Record]) -> Acks:
+        return Acks(await in_order.take(list(zip(events, records, strict=True))))
+
+    async def ready() -> list[Record]:
+        return await in_order.tick()
+
+    async def revoked(sender: object, revoked: Partitions = None, **kwargs: object) -> None:
+        in_order.forget({tp.partition for tp in revoked or () if tp.topic == stored})
+
+    async def assigned(sender: object, assigned: Partitions = None, **kwargs: object) -> None:
+        owned = {tp.partition for tp in assigned or () if tp.topic == stored}
+        in_order.forget(in_order.partitions() - owned)
+
+    fleet.app.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type]  # mode types receivers narrower than the (sender, partitions) faust calls them with
+    fleet.app.on_partitions_assigned.connect(assigned)  # type: ignore[arg-type]  # mode types receivers narrower than the (sender, partitions) faust calls them with
+    handle = stored_events(fleet, "pm", react)
+    ledger = batch_agent(
+        fleet, name="pm", role="pm", topic=stored, handle=handle, tick=ready,
+        tick_when=in_order.holds_work,
+    )  # fmt: skip
 
 
 def register_projection(fleet: Fleet, projection: Projection) -> None:

@@ -207,6 +207,13 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
         "retry",
     ),
     ErrorCode(
+        "instance_not_stuck", 409,
+        "a retry of a process manager's instance that is not stuck (active, done, or its retry "
+        "is under way)",
+        "look at the instance first (`GET /v1/processes/{process}/instances/{key}` or "
+        "`eventfleet pm show`): only a stuck one is retried, and a retry under way needs none",
+    ),
+    ErrorCode(
         "command_in_progress", 409,
         "another request with the same `command_id` is still running",
         "retry after a moment with the same `command_id`",

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from snapshot_rules.domain import Domains
+from snapshot_rules.process import Processes
 from topics.catalog import TopicNames
-from topics.errors import ConfigError, EventfleetError
+from topics.errors import EventfleetError
 from workers.adapters.kafka import KafkaConfig
 from workers.cqrs.repository import Repository
 from workers.cqrs.sync import SyncCommands
@@ -42,6 +42,9 @@ from workers.roles.deadletter import DeadLetters
 from workers.roles.ops.archive import TieredEvents
 from workers.roles.outcomes import Outcomes
 from workers.roles.personal import Shredder
+from workers.roles.process.desk import ProcessDesk
+from workers.roles.process.polls import Polls
+from workers.roles.process.runner import ProcessRunner
 from workers.roles.read.snapshotter import Snapshotter
 from workers.roles.state import StateLoader
 from workers.runtime.adapters import (
@@ -57,6 +60,8 @@ from workers.runtime.adapters import (
 from workers.runtime.announcing import AnnouncingProducer
 from workers.runtime.answers import reply_of
 from workers.runtime.connections import kafka_config
+from workers.runtime.loading import load_domains, load_processes
+from workers.runtime.processes import PM_ROLE, process_role
 from workers.runtime.settings import Settings
 from workers.secrets import Secrets, read_secrets
 
@@ -64,40 +69,16 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 ROLES = ("commands", "appender", "snapshotter", "forwarder", "projection")
-"""Every role; ``eventfleet dev`` and ``worker --role all`` run them all in one process."""
-OPTIONAL_ROLES = ("bridge",)
-"""Roles run only when named: the bridge republishes events.stored to a Redis or NATS bus."""
+"""Every pipeline role; ``eventfleet dev`` and ``worker --role all`` run them all in one process."""
+OPTIONAL_ROLES = ("bridge", PM_ROLE)
+"""Roles run only when named (or, for pm, when process managers are enabled): the bridge
+republishes events.stored to a Redis or NATS bus."""
 
 
-def load_domains(spec: str) -> Domains:
-    """Import ``module:callable`` and call it; the result must be a Domains.
-
-    Every mistake (a missing module, a Domain named instead of a function, a declaration
-    error such as a typo in ``after=``) is one ConfigError naming the variable and the fix.
-    """
-    fix = "point it at a function returning Domains(...), e.g. 'myapp.domains:enabled'"
-    if not spec:
-        raise ConfigError(
-            f"EVENTFLEET_DOMAINS is not set: {fix} (`eventfleet dev` runs the example domains "
-            f"when it is unset; the others never guess)."
-        )
-    module_name, _, attribute = spec.partition(":")
-    where = f"EVENTFLEET_DOMAINS={spec!r}"
-    try:
-        factory = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError) as e:
-        raise ConfigError(f"{where} cannot be imported: {e}; {fix}.") from e
-    except (ValueError, TypeError) as e:  # a Domain declared at import time is checked then
-        raise ConfigError(f"{where}: {e}") from e
-    if not callable(factory):
-        raise ConfigError(f"{where} names a {type(factory).__name__}, not a function; {fix}.")
-    try:
-        domains = factory()
-    except (ValueError, TypeError) as e:
-        raise ConfigError(f"{where}: {e}") from e
-    if not isinstance(domains, Domains):
-        raise ConfigError(f"{where} returned {type(domains).__name__}, not Domains; {fix}.")
-    return domains
+def all_roles(settings: Settings) -> tuple[str, ...]:
+    """What ``--role all`` (and ``eventfleet dev``) run: every pipeline role, and the pm role
+    when process managers are enabled (``PM_ROLE``, ``workers.runtime.processes``)."""
+    return (*ROLES, PM_ROLE) if settings.processes else ROLES
 
 
 class RoleNotRunning(EventfleetError):
@@ -123,6 +104,9 @@ class _Parts:
     bridge: Bridge | None = None
     forwarder: Forwarder | None = None
     written: WrittenLogClient | None = None
+    runner: ProcessRunner | None = None
+    polls: Polls | None = None
+    desk: ProcessDesk | None = None
 
 
 @dataclass
@@ -146,6 +130,8 @@ class Runtime:
     shredder: Shredder
     secrets: Secrets = field(default_factory=Secrets)
     """What the process read at start; nothing reads a secret again."""
+    processes: Processes = field(default_factory=Processes)
+    """The enabled process managers (``EVENTFLEET_PROCESSES``), checked against the domains."""
     _parts: _Parts = field(default_factory=_Parts)
 
     @classmethod
@@ -158,10 +144,13 @@ class Runtime:
         metrics: Metrics | None = None,
         adapters: Adapters | None = None,
         secrets: Secrets | None = None,
+        processes: Processes | None = None,
     ) -> Runtime:
         """Build the parts of ``roles`` on ``adapters`` (the real ones, from the settings, if None),
         with the ``secrets`` the process read at start (read here, once, if None)."""
         domains = domains or load_domains(settings.domains)
+        if processes is None:
+            processes = load_processes(settings.processes, domains)
         metrics = metrics or create_metrics()
         secrets = read_secrets(settings) if secrets is None else secrets
         kafka = kafka_config(settings, secrets)  # a bad TLS file stops us before connecting
@@ -194,6 +183,7 @@ class Runtime:
                 cache_ttl_s=settings.key_cache_ttl_s,
             ),
             secrets=secrets,
+            processes=processes,
         )
         try:
             await stores.open()
@@ -251,7 +241,7 @@ class Runtime:
         producer: ProducerClient = self.adapters.stream.producer(
             client_id=f"{settings.group_id}-producer"
         )
-        if self.roles & {"commands", "appender"}:  # the writers of events.stored announce them
+        if self.roles & {"commands", "appender", PM_ROLE}:  # writers of events.stored announce
             feed = await self.live_feed()
             producer = AnnouncingProducer(producer, stored_topic=names.stored, feed=feed)
         parts.producer = producer
@@ -260,7 +250,7 @@ class Runtime:
             role: DeadLetters(producer, topic=names.dlq, role=role, metrics=metrics)
             for role in sorted(self.roles)
         }
-        if "commands" in self.roles:
+        if self.roles & {"commands", PM_ROLE}:  # process managers send through the door too
             await self._build_commands(producer)
         if "appender" in self.roles:
             marks = await self.marks()
@@ -323,6 +313,12 @@ class Runtime:
                 lookback_ms=settings.forward_lookback_s * 1000,
                 settle=producer.settled,
             )
+        if PM_ROLE in self.roles and self.processes:
+            parts.runner, parts.polls = process_role(
+                settings, self.processes, self.stores.processes, self.events,
+                submit=self.commands.handle, dead_letters=parts.dead_letters[PM_ROLE],
+                metrics=metrics,
+            )  # fmt: skip
 
     async def marks(self) -> Marks:
         """The marker and command memory, one connection per process; also in a process
@@ -463,6 +459,25 @@ class Runtime:
     @property
     def forwarder(self) -> Forwarder:
         return self._built(self._parts.forwarder, "forwarder", "forwarder")
+
+    @property
+    def runner(self) -> ProcessRunner:
+        """The process managers' runner (the pm role, with process managers enabled)."""
+        return self._built(self._parts.runner, "runner", PM_ROLE)
+
+    @property
+    def polls(self) -> Polls:
+        """The pm role's polls: deadlines, retries, unsent commands."""
+        return self._built(self._parts.polls, "polls", PM_ROLE)
+
+    @property
+    def process_desk(self) -> ProcessDesk:
+        """What operators ask of the process managers: in every process (the API's routes)."""
+        if self._parts.desk is None:
+            self._parts.desk = ProcessDesk(
+                processes=self.processes, instances=self.stores.processes, log=self.stores.actions
+            )
+        return self._parts.desk
 
     async def stop(self) -> None:
         """Drain background work, then close every client this process opened."""

@@ -51,7 +51,7 @@ EXIT_DRAIN_TIMEOUT = 75
 JOIN_BOUND_SESSIONS = 3
 """Session timeouts a group join may take before the member acts (``workers.adapters.kafka.join``)."""
 CONSUMER_ROLES = frozenset(
-    {"appender", "snapshotter", "forwarder", "commands", "projection", "bridge"}
+    {"appender", "snapshotter", "forwarder", "commands", "projection", "bridge", "pm"}
 )
 # Which dependencies each role's work needs: only those are checked and reported.
 ROLE_SERVICES = {
@@ -61,6 +61,7 @@ ROLE_SERVICES = {
     "forwarder": ("stream",),
     "projection": ("store",),
     "bridge": ("stream",),
+    "pm": ("store", "marker", "stream"),  # its instances, and its commands through the door
     LAG_ROLE: ("stream",),
 }
 

@@ -34,6 +34,7 @@ def measured_groups(settings: Settings, domains: Domains) -> dict[str, list[str]
         f"{group}-snapshotter": [names.stored],
         f"{group}-forwarder": [names.stored],
         f"{group}-bridge": [names.stored],
+        f"{group}-pm": [names.stored],
         f"{group}-all": [names.commands, names.events, names.stored],
     }
     for projection in domains.projections():

@@ -11,7 +11,8 @@ from snapshot_rules.domain import Domains
 from snapshot_rules.projection import Projection
 from topics.errors import InvalidInput
 from workers.roles.read.projections import rebuild_views
-from workers.runtime.compose import Runtime, load_domains
+from workers.runtime.compose import Runtime
+from workers.runtime.loading import load_domains
 from workers.runtime.settings import Settings
 
 

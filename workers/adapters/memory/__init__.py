@@ -18,6 +18,7 @@ from workers.adapters.memory.keys import MemoryKeyStore
 from workers.adapters.memory.ladder import MemorySnapshotLadder
 from workers.adapters.memory.live import MemoryLiveFeed
 from workers.adapters.memory.positions import MemoryPositions
+from workers.adapters.memory.processes import MemoryProcessInstances
 from workers.adapters.memory.producer import MemoryProducer, murmur2, partition_for
 from workers.adapters.memory.progress import MemoryAppendProgress
 from workers.adapters.memory.redis import MemoryCommandMemory, MemoryMarker
@@ -41,6 +42,7 @@ __all__ = [
     "MemoryMarker",
     "MemoryMarks",
     "MemoryPositions",
+    "MemoryProcessInstances",
     "MemoryProducer",
     "MemoryRejections",
     "MemoryRuleStates",

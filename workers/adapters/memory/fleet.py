@@ -12,6 +12,7 @@ from workers.adapters.memory.keys import MemoryKeyStore
 from workers.adapters.memory.ladder import MemorySnapshotLadder
 from workers.adapters.memory.parked import MemoryParkedEvents
 from workers.adapters.memory.positions import MemoryPositions
+from workers.adapters.memory.processes import MemoryProcessInstances
 from workers.adapters.memory.producer import MemoryProducer, partition_for
 from workers.adapters.memory.progress import MemoryAppendProgress
 from workers.adapters.memory.redis import MemoryCommandMemory, MemoryMarker
@@ -34,6 +35,7 @@ class MemoryStores:
         self.rejections = MemoryRejections()
         self.actions = MemoryActionLog()
         self.parked = MemoryParkedEvents()
+        self.processes = MemoryProcessInstances()
         self.keys = MemoryKeyStore()
         self.db = MemoryDatabase()
 

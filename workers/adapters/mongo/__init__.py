@@ -1,5 +1,5 @@
-"""MongoDB adapters: the event, snapshot, view, rejection and document stores and the operator
-trail; driver errors are translated here, once."""
+"""MongoDB adapters: the event, snapshot, view, rejection and document stores, the operator
+trail and the process manager instances; driver errors are translated here, once."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from workers.adapters.mongo.documents import MongoDocuments
 from workers.adapters.mongo.fleet import MongoStores
 from workers.adapters.mongo.keys import DATA_KEYS, ERASURES, MongoKeyStore
 from workers.adapters.mongo.ladder import SNAPSHOT_LADDER, MongoSnapshotLadder
+from workers.adapters.mongo.processes import PROCESSES, MongoProcessInstances
 from workers.adapters.mongo.stores import (
     EVENTS,
     EVENTS_ARCHIVE,
@@ -35,6 +36,7 @@ __all__ = [
     "ERASURES",
     "EVENTS",
     "EVENTS_ARCHIVE",
+    "PROCESSES",
     "REJECTIONS",
     "SNAPSHOTS",
     "SNAPSHOT_LADDER",
@@ -44,6 +46,7 @@ __all__ = [
     "MongoDocuments",
     "MongoEventStore",
     "MongoKeyStore",
+    "MongoProcessInstances",
     "MongoRejections",
     "MongoSnapshotLadder",
     "MongoSnapshotStore",

@@ -9,6 +9,7 @@ from workers.adapters.mongo.client import MongoClient, connect, database, transl
 from workers.adapters.mongo.keys import MongoKeyStore
 from workers.adapters.mongo.ladder import MongoSnapshotLadder
 from workers.adapters.mongo.parked import MongoParkedEvents
+from workers.adapters.mongo.processes import MongoProcessInstances
 from workers.adapters.mongo.stores import (
     EVENTS_ARCHIVE,
     MongoEventStore,
@@ -37,6 +38,7 @@ class MongoStores:
         self.rejections = MongoRejections(self.db)
         self.actions = MongoActionLog(self.db)
         self.parked = MongoParkedEvents(self.db)
+        self.processes = MongoProcessInstances(self.db)
         self.keys = MongoKeyStore(self.db, master_key)
 
     def views(self, collection: str) -> MongoViewStore:
@@ -54,6 +56,7 @@ class MongoStores:
         await self.ladder.ensure_indexes()
         await self.keys.ensure_indexes()
         await self.parked.ensure_indexes()
+        await self.processes.ensure_indexes()
 
     async def ping(self) -> None:
         """One round trip (the health monitor bounds it with the store's timeout)."""

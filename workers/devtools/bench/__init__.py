@@ -26,6 +26,7 @@ from workers.devtools.bench.fairness import Fairness, bench_fairness
 from workers.devtools.bench.live import bench_live
 from workers.devtools.bench.measure import Table, load_average
 from workers.devtools.bench.plot import scale_svg
+from workers.devtools.bench.pm import bench_pm
 from workers.devtools.bench.progress import step
 from workers.devtools.bench.stack import Bench, bench_settings, bench_stack
 from workers.devtools.bench.state import bench_state
@@ -35,7 +36,7 @@ from workers.runtime.settings import Settings, env_name
 
 __all__ = ["PATHS", "bench", "forget_keys"]
 
-PATHS = ("commands", "append", "state", "scale", "live", "fairness", "all")
+PATHS = ("commands", "append", "state", "scale", "live", "fairness", "pm", "all")
 _WORKER_SETTINGS = (
     "kafka_url", "mongo_url", "mongo_database", "redis_url", "topic_prefix", "group_id",
     "kafka_idempotence", "kafka_session_timeout_ms", "partitions",
@@ -166,11 +167,15 @@ async def _measure(
                               topic_prefix=living.topic_prefix,
                               redis_url=settings.redis_url, subscribers=1000,
                               rooms=100, messages=messages, rounds=rounds))  # fmt: skip
+    store_pid = stack.process("mongo").pid if "mongo" in stack.started else None
     if path in ("state", "all"):
         rooms = max(2, min(200, events // 50))  # 200 rooms at the default 20000
         step(f"state query: {rooms} rooms of 50 events")
-        store_pid = stack.process("mongo").pid if "mongo" in stack.started else None
         emit(await bench_state(runtime, aggregates=rooms, store_pid=store_pid, rounds=rounds))
+    if path in ("pm", "all"):
+        count = max(2, min(events, 2000))  # every event a store read and two writes
+        step(f"process manager: {count} stored events per side and round")
+        emit(await bench_pm(runtime, events=count, rounds=rounds, store_pid=store_pid))
 
 
 @dataclass(frozen=True, slots=True)

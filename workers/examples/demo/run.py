@@ -1,9 +1,11 @@
 """``eventfleet dev --demo``: a realistic mixed workload against the HTTP API, then proof it held.
 
-Orders go through their lifecycle (with some invalid transitions), accounts race
-withdrawals, chat rooms send, edit and delete. At the end the demo checks that the
-store, the views and the downstream topics agree with exactly what it was told was
-accepted, prints a summary, and fails (exit 1) on any disagreement.
+Orders go through their lifecycle (with some invalid transitions; some are left unpaid, and the
+``order_lifecycle`` process manager cancels them at their payment deadline and requests the
+shipment of the paid ones), accounts race withdrawals, chat rooms send, edit and delete. At the
+end the demo checks that the store, the views and the downstream topics agree with exactly what
+it was told was accepted and what the process manager had to do, prints a summary, and fails
+(exit 1) on any disagreement.
 """
 
 from __future__ import annotations
@@ -28,9 +30,12 @@ ITEMS = [{"sku": "tea", "qty": 2, "price": 3.5}, {"sku": "cup", "qty": 1, "price
 Step = tuple[str, JsonObject]  # (event type, data): one request
 
 
-def order_plan(rng: random.Random) -> list[Step]:
-    """An order's requests, drawn up front so the demo knows exactly how many it will send."""
+def order_plan(rng: random.Random, *, unpaid: bool = False) -> list[Step]:
+    """An order's requests, drawn up front so the demo knows exactly how many it will send;
+    ``unpaid``: placed and left so (its process manager cancels it at its payment deadline)."""
     steps: list[Step] = [("OrderPlaced", {"items": ITEMS})]
+    if unpaid:
+        return steps
     if rng.random() < 0.2:
         steps.append(("OrderShipped", {"carrier": "ups"}))  # invalid: not paid yet
     if rng.random() < 0.15:
@@ -65,6 +70,8 @@ def chat_plan(room_id: str, rng: random.Random) -> list[Step]:
 
 
 ACCOUNT_REQUESTS = 8  # opened, deposited, six racing withdrawals
+UNPAID_EVERY = 8
+"""Every eighth order is left unpaid: the process manager's payment deadline cancels it."""
 
 
 async def story(
@@ -114,7 +121,10 @@ async def run_demo(
     tally = Tally()
     client = DemoClient(f"http://{settings.http_host}:{settings.http_port}", tally, token_for)
     run = f"{int(time.time()) % 100000:05d}"
-    orders = {f"demo-{run}-o{i}": order_plan(rng) for i in range(max(4, int(60 * scale)))}
+    orders = {
+        f"demo-{run}-o{i}": order_plan(rng, unpaid=i % UNPAID_EVERY == 0)
+        for i in range(max(4, int(60 * scale)))
+    }
     accounts = [f"demo-{run}-a{i}" for i in range(max(2, int(12 * scale)))]
     rooms = (
         {r: chat_plan(r, rng) for r in (f"demo-{run}-r{i}" for i in range(max(1, int(6 * scale))))}

@@ -7,8 +7,10 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 
+from snapshot_rules.process import PRINCIPAL_PREFIX
 from topics.jsonvalue import Json, JsonObject
 from workers.examples.demo.client import DemoClient, Tally
+from workers.examples.demo.processes import PROCESS, process_facts, process_problems
 from workers.runtime.audit import auditor
 from workers.runtime.fleet import Fleet
 
@@ -96,11 +98,21 @@ async def verify(
         if missing:  # accepted early, then refused by the store (the judge): not lost
             refused.update(await _refused(fleet, missing))
         expected = {a: [i for i in ids if i not in refused] for a, ids in accepted.items()}
+        for a, ids in (await _sent_by_managers(fleet, list(accepted))).items():
+            expected[a] = [*expected[a], *ids]  # the process manager's own commands
         return compare_histories(expected, found, where="store")
 
     problems: list[str] = await _until(store_check, CATCH_UP_S, what="the store")
+    orders = [a[1] for a in accepted if a[0] == "order"]
+    managed = PROCESS in rt.processes
+    if managed:
+        problems += await _until(lambda: process_problems(rt, orders), CATCH_UP_S,
+                                 what="the process manager (deadlines, shipments)")  # fmt: skip
+        problems += await _until(store_check, CATCH_UP_S, what="the store, with its commands")
     stored = await store_histories()
     facts: JsonObject = {"events stored": sum(len(h) for h in stored.values())}
+    if managed:
+        facts.update(await process_facts(rt, orders))
     if refused:
         facts["accepted, refused by the store"] = len(refused)
     problems += await _until(lambda: _balances(client, tally), 0, what="account balances")
@@ -112,9 +124,13 @@ async def verify(
         facts["projection lag"] = int(sum(s.value for m in lag.collect() for s in m.samples))
 
     checker = await auditor(rt, topics=True, marks=True, mark_bound_s=2.0)
+    audited = [
+        *accepted,
+        *(("shipment", o) for o in orders if managed and "shipment" in rt.domains),
+    ]
 
     async def audit_check() -> list[str]:
-        report = await checker.audit(refs=list(accepted))
+        report = await checker.audit(refs=audited)
         return [
             f"{f.kind}: {f.aggregate_type} {f.aggregate_id}: {f.detail}"
             for f in report.findings
@@ -122,7 +138,7 @@ async def verify(
         ]
 
     problems += await _until(audit_check, CATCH_UP_S, what="the audit of stores and topics")
-    report = await checker.audit(refs=list(accepted))
+    report = await checker.audit(refs=audited)
     facts["downstream events"] = sum(
         len(h) for a, h in stored.items() if rt.domains.get(a[0]).routes
     )
@@ -161,6 +177,20 @@ async def _final_snapshots(
                     f"snapshots: order {aggregate[1]} has no snapshot at its final version"
                 )
     return missing
+
+
+async def _sent_by_managers(
+    fleet: Fleet, aggregates: list[Aggregate]
+) -> dict[Aggregate, list[str]]:
+    """The events process managers sent to ``aggregates`` (their principal is ``pm:<name>``)."""
+    reads = await asyncio.gather(*(fleet.runtime.events.select(a) for a in aggregates))
+    found: dict[Aggregate, list[str]] = {}
+    for aggregate, events in zip(aggregates, reads, strict=True):
+        for event in events:
+            actor = event.metadata.actor
+            if actor is not None and actor.principal.startswith(PRINCIPAL_PREFIX):
+                found.setdefault(aggregate, []).append(event.id)
+    return found
 
 
 async def _refused(fleet: Fleet, event_ids: list[str]) -> set[str]:
@@ -204,6 +234,7 @@ def summary(
         lines += ["VERIFICATION FAILED:"] + [f"  - {p}" for p in problems]
     else:
         lines.append(
-            "verified: the store, snapshots, views and downstream topics match every accepted request"
+            "verified: the store, snapshots, views and downstream topics match every accepted "
+            "request, and the process manager did what each order asked, once"
         )
     return "\n".join(lines)

@@ -2,7 +2,8 @@
 
 Read-only unless ``EVENTFLEET_CONSOLE_ACTIONS=true``: browse aggregate types and aggregates,
 an aggregate's timeline, its snapshot against replay, time travel, the dead-letter topic,
-lag and throughput; with actions on, re-submit a fixed dead letter (review, confirm, audit).
+lag and throughput, the process managers' instances; with actions on, re-submit a fixed dead
+letter (review, confirm, audit) or retry a stuck process manager instance.
 Its routes are declared on the fleet's ``Api`` like any other, hidden from the contract; the
 edge adds the security headers (``workers.http.edge.responses.SECURITY_HEADERS``) to every
 answer, and the door sends a browser without a session to the login page.
@@ -19,6 +20,7 @@ from workers.http.console.dead_letters import DeadLetterPages
 from workers.http.console.dlq_bulk import BulkPages
 from workers.http.console.html import STYLE, STYLESHEET
 from workers.http.console.operator import OperatorPages
+from workers.http.console.processes import ProcessPages
 from workers.http.console.projections import ProjectionPages
 from workers.http.console.samples import Sampler, counter_total, gauge_total
 from workers.http.console.session import Login
@@ -92,6 +94,11 @@ def register_console(fleet: Fleet, http: Server) -> Console:
     projections = ProjectionPages(console)  # workers/http/console/projections.py
     get("/console/projections", projections.projections)
     act("/console/projections/{name}/rebuild", projections.rebuild)
+    pm = ProcessPages(console)  # workers/http/console/processes.py
+    get("/console/processes", pm.processes)
+    get("/console/processes/{process}", pm.instances)
+    get("/console/processes/{process}/{key}", pm.instance)
+    act("/console/processes/{process}/{key}/retry", pm.retry)
     browse = BrowsePages(console)  # workers/http/console/browse.py
     get("/console/topics", browse.topics)
     get("/console/topics/{topic}", browse.topic)

@@ -34,6 +34,7 @@ NAV = (
     ("/console/groups", "Groups & partitions"),
     ("/console/topics", "Topics"),
     ("/console/projections", "Projections"),
+    ("/console/processes", "Processes"),
     ("/console/api", "API"),
 )
 

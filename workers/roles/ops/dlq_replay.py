@@ -36,6 +36,8 @@ from workers.roles.command.requests import CommandRequest, parse_request
 from workers.roles.outcomes import NotDone, Outcome, Refused
 
 SUBMISSION_FIELDS = ("aggregate_type", "aggregate_id", "type", "data")
+PM_ROLE = "pm"
+"""The role whose dead letters tell of stuck process manager instances: retried, not replayed."""
 MAX_OPERATOR = 64
 
 
@@ -265,6 +267,13 @@ class DeadLetterReplayer:
 
     def check_replayable(self, entry: DeadLetterEntry) -> None:
         """Raise InvalidInput for an entry the command path must not see again."""
+        if entry.role == PM_ROLE:
+            raise InvalidInput(
+                f"dead letter {entry.position} tells of a process manager's stuck instance "
+                f"({entry.detail[:160]}); nothing of it is replayed from here: retry the instance "
+                "(`eventfleet pm retry PROCESS KEY`, the console's Processes page, or POST "
+                "/v1/processes/{process}/instances/{key}/retry)."
+            )
         if entry.source_topic == self._stored_topic:
             raise InvalidInput(
                 f"dead letter {entry.position} ({entry.reason}) was already stored: it came "

@@ -23,6 +23,7 @@ import jwt
 import orjson
 from jwt.algorithms import AllowedPublicKeys, get_default_algorithms
 
+from snapshot_rules.process import PRINCIPAL_PREFIX
 from topics.envelope import MAX_ACTOR_ROLES, Actor
 from topics.errors import ConfigError, Unauthenticated
 from topics.jsonvalue import Json, JsonObject
@@ -80,6 +81,17 @@ class Authenticator:
 
 def refuse(reason: str, message: str) -> Unauthenticated:
     return Unauthenticated(reason, message)
+
+
+def not_reserved(principal: str) -> None:
+    """Refuse a credential naming a process manager's own principal (``pm:<name>``): its
+    commands' ids are scoped to it, and no caller may send (or pre-empt) them."""
+    if principal.startswith(PRINCIPAL_PREFIX):
+        raise refuse(
+            "reserved_principal",
+            f"principals starting with {PRINCIPAL_PREFIX!r} are the process managers' own; "
+            "issue this caller another subject.",
+        )
 
 
 # --- keys -------------------------------------------------------------------------------------
@@ -314,6 +326,7 @@ class JwtAuthenticator(Authenticator):
         subject = claims.get("sub")
         if not isinstance(subject, str) or not 0 < len(subject) <= 256:
             raise refuse("missing_subject", "the token's sub is not a string of 1-256 chars.")
+        not_reserved(subject)
         roles: Json = claims
         for part in self._roles_path:
             roles = roles.get(part) if isinstance(roles, Mapping) else None
@@ -381,6 +394,7 @@ class ProxyAuthenticator(Authenticator):
         users = credentials.forwarded_user
         if len(users) != 1 or not 0 < len(users[0].strip()) <= 256:
             raise refuse("missing_identity", "the proxy sent no single X-Forwarded-User.")
+        not_reserved(users[0].strip())
         groups = sorted(
             {g.strip() for raw in credentials.forwarded_groups for g in raw.split(",") if g.strip()}
         )

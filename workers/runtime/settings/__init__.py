@@ -45,8 +45,8 @@ class Environ(PydanticBaseEnvSettingsSource):
 
 
 class Settings(
-    roles.Observability, roles.Process, roles.Live, roles.Reads, roles.Snapshots, roles.Appender,
-    roles.Commands, serving.PersonalData, serving.Console, serving.Identity, serving.Http,
+    roles.Observability, roles.Process, roles.Live, roles.Reads, roles.ProcessManagers,
+    roles.Snapshots, roles.Appender, roles.Commands, serving.PersonalData, serving.Console, serving.Identity, serving.Http,
     services.Nats, services.Redis, services.Mongo, services.Topics, services.Kafka, BaseSettings,
 ):  # fmt: skip
     """Every knob of the fleet; ``EVENTFLEET_<FIELD>`` sets ``<field>``. The concerns are listed

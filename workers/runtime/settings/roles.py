@@ -49,6 +49,21 @@ class Appender(Concern):
     republish)"""
 
 
+class ProcessManagers(Concern):
+    """Process managers: which run, and how often the pm role looks for work besides events."""
+
+    processes: Annotated[str, text("module:callable", lambda s: not s or ":" in s)] = ""
+    """callable returning the enabled Processes (process managers, beside the domains); empty: none
+    (`eventfleet dev` runs the examples' order_lifecycle when EVENTFLEET_DOMAINS is unset too)"""
+    process_poll_ms: int = Field(500, ge=10, le=60_000)
+    """how often the pm role looks for due deadlines, retries and unsent commands: a deadline
+    fires at most this long after it is due, once the instance has reacted to the stored events
+    of its aggregates, plus one command's answer"""
+    process_unsent_after_s: int = Field(5, ge=1, le=3600)
+    """commands an instance decided and has not sent after this long (their process died) are
+    sent by whichever pm process polls next"""
+
+
 class Snapshots(Concern):
     """Snapshots: how many rebuild at once, when a replay saves one, the ladder, the audit."""
 

@@ -1,0 +1,174 @@
+"""The process managers over HTTP: the managers, their instances, their pending deadlines, and
+the retry of a stuck instance; each route declared once (``workers.http.declared``).
+
+Behind the door like every route. Reading takes the viewer or the operator role
+(``EVENTFLEET_AUTH_VIEWER_ROLE``, ``EVENTFLEET_AUTH_OPERATOR_ROLE``), a retry the operator role,
+recorded as the principal its token names. With the door open (``EVENTFLEET_AUTH=none``) anyone
+reads, and a retry is allowed only where operator actions are on
+(``EVENTFLEET_CONSOLE_ACTIONS=true``), by the operator the body names, as for an erasure.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from snapshot_rules.process import NAME_RE
+from topics.errors import EventfleetError, Forbidden, InvalidInput
+from topics.jsonvalue import JsonObject
+from workers.http import declared
+from workers.http.bodies import json_body
+from workers.http.declared import DeadlinesQuery, InstancesQuery
+from workers.http.edge.request import Request
+from workers.http.edge.responses import Response, json_response
+from workers.http.edge.routes import Api
+from workers.http.queries import failure
+from workers.roles.process.desk import (
+    NotStuck,
+    ProcessDesk,
+    deadline_dict,
+    instance_dict,
+)
+from workers.runtime.answers import Answer, error
+from workers.runtime.fleet import Fleet
+
+OFF = (
+    "retrying an instance is an operator action, off on this process: set "
+    "EVENTFLEET_CONSOLE_ACTIONS=true on the process operators use, or run `eventfleet pm retry`."
+)
+
+
+def register_processes(fleet: Fleet, api: Api) -> None:
+    """Serve the process managers' routes, when the fleet enables any."""
+    rt = fleet.runtime
+    if not rt.processes:
+        return
+    desk = rt.process_desk
+    settings = rt.settings
+    readers = (settings.auth_viewer_role, settings.auth_operator_role)
+
+    def refusal(request: Request, *roles: str) -> Response | None:
+        """403 unless the caller holds one of ``roles`` (the door open: anyone)."""
+        actor = fleet.door.actor(request)
+        if actor is None or actor.has(*roles):
+            return None
+        e = Forbidden("role_required", f"{actor.principal} needs the role {' or '.join(roles)}.")
+        return json_response(fleet.door.refused(e))
+
+    async def processes(request: Request) -> Response:
+        if (refused := refusal(request, *readers)) is not None:
+            return refused
+        try:
+            found = await desk.overview()
+        except EventfleetError as e:
+            return json_response(failure(e))
+        return json_response(Answer(200, {"processes": [s.as_dict() for s in found]}))
+
+    async def instances(request: Request, query: InstancesQuery) -> Response:
+        if (refused := refusal(request, *readers)) is not None:
+            return refused
+        try:
+            name = process_of(request)
+            page, following = await desk.page(
+                name, status=query.status, after=query.after, limit=query.limit
+            )
+        except EventfleetError as e:
+            return json_response(failure(e))
+        body = {"instances": [instance_dict(i) for i in page], "more": following is not None,
+                "next_after": following}  # fmt: skip
+        return json_response(Answer(200, body))
+
+    async def instance(request: Request) -> Response:
+        if (refused := refusal(request, *readers)) is not None:
+            return refused
+        try:
+            found = await desk.show(process_of(request), request.params["key"])
+        except EventfleetError as e:
+            return json_response(failure(e))
+        return json_response(Answer(200, instance_dict(found)))
+
+    async def deadlines(request: Request, query: DeadlinesQuery) -> Response:
+        if (refused := refusal(request, *readers)) is not None:
+            return refused
+        try:
+            pending = await desk.deadlines(process_of(request), limit=query.limit)
+        except EventfleetError as e:
+            return json_response(failure(e))
+        listed = [{"key": key, **deadline_dict(d)} for key, d in pending]
+        return json_response(Answer(200, {"deadlines": listed}))
+
+    async def retry(request: Request) -> Response:
+        return await retry_answer(fleet, desk, request)
+
+    api.bind(declared.PROCESSES, processes)
+    api.bind(declared.PROCESS_INSTANCES, instances)
+    api.bind(declared.PROCESS_INSTANCE, instance)
+    api.bind(declared.PROCESS_DEADLINES, deadlines)
+    api.bind(declared.PROCESS_RETRY, retry)
+
+
+async def retry_answer(fleet: Fleet, desk: ProcessDesk, request: Request) -> Response:
+    """``POST …/retry``: the operator's retry of a stuck instance (202), or why not."""
+    settings = fleet.runtime.settings
+    try:
+        name = process_of(request)
+        raw = await json_body(request, settings.max_body_bytes, settings.body_timeout_s)
+        body = _body(raw)
+    except EventfleetError as e:
+        return json_response(failure(e))
+    who = _operator(fleet, request, body)
+    if isinstance(who, Response):
+        return who
+    try:
+        asked = await desk.retry(name, request.params["key"], operator=who, via="http")
+    except NotStuck as e:
+        return json_response(
+            error(409, "instance_not_stuck", str(e), instance_status=e.instance_status)
+        )
+    except EventfleetError as e:
+        return json_response(failure(e))
+    return json_response(Answer(202, instance_dict(asked)))
+
+
+def process_of(request: Request) -> str:
+    """The route's ``{process}``, of a process manager's name's form (404 if unknown: the desk)."""
+    name = request.params["process"]
+    if not NAME_RE.match(name):
+        raise InvalidInput(f"process {name[:80]!r} must match {NAME_RE.pattern}.")
+    return name
+
+
+def _body(raw: bytes) -> JsonObject:
+    try:
+        body = orjson.loads(raw) if raw.strip() else {}
+    except orjson.JSONDecodeError:
+        body = None
+    if not isinstance(body, dict):
+        raise InvalidInput('the body must be empty or a JSON object like {"operator": "alice"}.')
+    unknown = sorted(set(body) - {"operator"})
+    if unknown:
+        raise InvalidInput(f"unknown field {unknown[0]!r}; the body takes only 'operator'.")
+    return body
+
+
+def _operator(fleet: Fleet, request: Request, body: JsonObject) -> str | Response:
+    """Who retries, or the refusal: the access decision of the retry (the module's note)."""
+    settings = fleet.runtime.settings
+    actor = fleet.door.actor(request)
+    if actor is not None:
+        role = settings.auth_operator_role
+        if not actor.has(role):
+            refused = Forbidden(
+                "role_required", f"{actor.principal} needs the role {role} to retry an instance."
+            )
+            return json_response(fleet.door.refused(refused))
+        return actor.principal
+    if not settings.console_actions:
+        return json_response(
+            error(403, "console_read_only", OFF, setting="EVENTFLEET_CONSOLE_ACTIONS")
+        )
+    operator = body.get("operator", "http")
+    if not isinstance(operator, str) or not 0 < len(operator.strip()) <= 64:
+        return json_response(
+            error(400, "bad_request", "operator must be a name of 1 to 64 characters.")
+        )
+    return operator

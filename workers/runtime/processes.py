@@ -1,0 +1,39 @@
+"""The process managers in a process: which are enabled (``EVENTFLEET_PROCESSES``), checked
+against the domains, and the pm role's runner and polls built on the process's parts."""
+
+from __future__ import annotations
+
+from snapshot_rules.process import Processes
+from workers.metrics import Metrics, create_process_metrics, prime_processes
+from workers.ports import EventStore, ProcessInstances
+from workers.roles.deadletter import DeadLetters
+from workers.roles.process.polls import Polls
+from workers.roles.process.runner import ProcessRunner, RunnerConfig, Submit
+from workers.runtime.settings import Settings
+
+PM_ROLE = "pm"
+"""The process managers' role: ``all`` runs it too when ``EVENTFLEET_PROCESSES`` names some."""
+
+
+def process_role(
+    settings: Settings,
+    processes: Processes,
+    instances: ProcessInstances,
+    events: EventStore,
+    *,
+    submit: Submit,
+    dead_letters: DeadLetters,
+    metrics: Metrics,
+) -> tuple[ProcessRunner, Polls]:
+    """The pm role's runner over the command door (``submit``), and its polls."""
+    process_metrics = create_process_metrics(metrics.registry)
+    prime_processes(process_metrics, processes.names())
+    runner = ProcessRunner(
+        processes=processes, instances=instances, events=events, submit=submit,
+        dead_letters=dead_letters, metrics=process_metrics,
+        config=RunnerConfig(
+            poll_s=settings.process_poll_ms / 1000,
+            unsent_after_s=settings.process_unsent_after_s,
+        ),
+    )  # fmt: skip
+    return runner, Polls(runner)
