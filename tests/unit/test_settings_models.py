@@ -19,7 +19,7 @@ URLS = {
 }
 EMPTY_BY_DEFAULT = {
     # A value for each setting whose default is empty; the others are given their default.
-    "operator_port": "9091",
+    "operator_port": "9091", "processes": "workers.examples.domains:default_processes",
     "write_budget_principals": "importer=2000/4000", "write_budget_roles": "batch=500",
     "kafka_sasl_username": "fleet", "kafka_sasl_password_file": "/run/kafka-password",
     "kafka_sasl_password_env": "KAFKA_PASSWORD", "kafka_ssl_cafile": "/etc/ca.pem",
