@@ -325,17 +325,13 @@ async def _paced(
     (a late answer does not hold the next send back)."""
     loop = asyncio.get_running_loop()
     begin, gap = loop.time(), 1.0 / per_s
-    sending: set[asyncio.Task[None]] = set()
-    n = 0
+    sent: list[asyncio.Task[None]] = []  # every one awaited at the end: a failed send raises
     while queue:
-        due = begin + n * gap
+        due = begin + len(sent) * gap
         if due > loop.time():
             await asyncio.sleep(due - loop.time())  # the pace itself, not a wait for a result
-        task = asyncio.create_task(send(*queue.pop()))
-        sending.add(task)
-        task.add_done_callback(sending.discard)
-        n += 1
-    await asyncio.gather(*sending)
+        sent.append(asyncio.create_task(send(*queue.pop())))
+    await asyncio.gather(*sent)
 
 
 def _checked(name: str, subs: list[Subscriber], versions: int, seconds: float, cpu: float,
