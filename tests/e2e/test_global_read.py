@@ -24,6 +24,7 @@ from tests.e2e.live_clients import sse, websocket
 from tests.fleet import FleetProcess, order_items, start_together
 from tests.tokens import bearer
 from tests.waiting import wait_for
+from workers.client import AsyncClient, Client, GlobalEvent, errors
 from workers.devtools.embedded import EmbeddedStack
 
 DOMAINS = {"EVENTFLEET_DOMAINS": "tests.e2e.owned_rooms:domains",
@@ -347,3 +348,47 @@ async def recreate_topics(stack: EmbeddedStack, prefix: str) -> None:
         await admin.delete_topics(mine)
     finally:
         await admin.close()
+
+
+async def test_the_client_walks_and_follows_the_global_read(fleets: Fleets) -> None:
+    fleet, run = fleets.ours, f"c{uuid.uuid4().hex[:6]}"
+    placed = {"type": "OrderPlaced", "data": {"items": order_items()}}
+    for n in (1, 2, 3):
+        await append(fleet, "order", f"{run}-{n}", placed)
+    await all_stored(fleet, {("order", f"{run}-{n}"): 1 for n in (1, 2, 3)})
+    async with AsyncClient(fleet.url, token=fleet.token) as client:
+        walked = [g async for g in client.global_events(id_prefix=run, page_size=2)]
+        assert sorted(g.event.aggregate_id for g in walked) == [f"{run}-{n}" for n in (1, 2, 3)]
+        rest = [g async for g in client.global_events(walked[0].position, id_prefix=run)]
+        assert [g.event.id for g in rest] == [g.event.id for g in walked[1:]]
+        first = await client.global_page(limit=1, id_prefix=run, aggregate_types=["order"])
+        assert first.more and len(first.events) == 1 and first.positions[0] == first.next
+        stream = client.subscribe_all(walked[1].position, id_prefix=run, event_types="OrderPlaced")
+        followed: list[GlobalEvent] = []
+        async for item in stream:
+            followed.append(item)
+            if len(followed) == 1:  # caught up: the next is stored while subscribed
+                await append(fleet, "order", f"{run}-4", placed)
+            if len(followed) == 2:
+                break
+        await stream.aclose()
+        assert [g.event.aggregate_id for g in followed] == [
+            walked[2].event.aggregate_id,
+            f"{run}-4",
+        ]
+        tail = [g async for g in client.global_events(followed[0].position, id_prefix=run)]
+        assert [g.event.aggregate_id for g in tail] == [f"{run}-4"]  # an SSE id resumes a walk
+        with pytest.raises(errors.BadRequestError, match="exactly as the fleet gave it"):
+            await client.global_page(walked[0].position[:-4])
+        with pytest.raises(errors.UnknownAggregateTypeError):
+            [g async for g in client.global_events(aggregate_types=["ordre"])]
+
+    def blocking() -> list[str]:
+        with Client(fleet.url, token=lambda: fleet.token()) as client:
+            seen = [g.event.aggregate_id for g in client.global_events(id_prefix=run)]
+            with client.subscribe_all(walked[2].position, id_prefix=run) as live:
+                seen.append(next(live).event.aggregate_id)
+            return seen
+
+    assert await asyncio.to_thread(blocking) == [
+        *(g.event.aggregate_id for g in walked), f"{run}-4", f"{run}-4"]  # fmt: skip

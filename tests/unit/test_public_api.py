@@ -86,7 +86,8 @@ PUBLIC = {
     ],
     "workers.client": [
         "RECONNECT", "AnswerError", "ApiError", "Appended", "ArgumentError", "AsyncClient",
-        "Backoff", "Client", "ClientError", "Erased", "Event", "EventData", "EventPage", "Json",
+        "Backoff", "Client", "ClientError", "Erased", "Event", "EventData", "EventPage", "GlobalEvent",
+        "GlobalPage", "Json",
         "JsonObject", "Outcome", "Retrying", "State", "Stream", "TokenSource", "TransportError",
         "errors",
     ],
