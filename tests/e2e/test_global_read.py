@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
+import signal
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -392,3 +395,64 @@ async def test_the_client_walks_and_follows_the_global_read(fleets: Fleets) -> N
 
     assert await asyncio.to_thread(blocking) == [
         *(g.event.aggregate_id for g in walked), f"{run}-4", f"{run}-4"]  # fmt: skip
+
+
+async def eventfleet(
+    fleet: FleetProcess, *args: str, token: str | None = None
+) -> tuple[int, str, str]:
+    """``eventfleet events ARGS`` against ``fleet``: exit code, stdout, stderr."""
+    env = {**os.environ, "EVENTFLEET_TOKEN": token or fleet.token()}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "workers.cli", "events", "--url", fleet.url, *args, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+async def test_the_cli_reads_the_global_read_and_goes_on_from_where_it_stopped(
+    fleets: Fleets,
+) -> None:
+    fleet, run = fleets.ours, f"l{uuid.uuid4().hex[:6]}"
+    placed = {"type": "OrderPlaced", "data": {"items": order_items()}}
+    for n in (1, 2):
+        await append(fleet, "order", f"{run}-{n}", placed)
+    await append(fleet, "order", f"{run}-1", {"type": "OrderPaid", "data": {"amount": 12.5}})
+    await all_stored(fleet, {("order", f"{run}-1"): 2, ("order", f"{run}-2"): 1})
+    code, out, err = await eventfleet(fleet, "--id-prefix", run, "--type", "order")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert len(lines) == 3 and all(f" order {run}-" in line for line in lines)
+    assert [line.split()[4] for line in lines if f"{run}-1 " in line] == [
+        "OrderPlaced",
+        "OrderPaid",
+    ]
+    assert err.startswith("3 event(s); --after ")
+    code, out, err = await eventfleet(fleet, "--id-prefix", run, "--json", "--limit", "1",
+                                      "--event-type", "OrderPlaced")  # fmt: skip
+    assert code == 0, err
+    [first] = [orjson.loads(line) for line in out.splitlines()]
+    assert first["event"]["type"] == "OrderPlaced" and first["position"] in err
+    code, out, _ = await eventfleet(fleet, "--id-prefix", run, "--after", first["position"])
+    assert code == 0 and len(out.splitlines()) == 2  # the rest, from where it stopped
+    code, out, err = await eventfleet(fleet, "--after", first["position"][:-4])
+    assert (code, out) == (1, "") and "400 bad_request" in err and "exactly as" in err
+    code, _, err = await eventfleet(fleet, "--type", "order,account")
+    assert code == 2 and "without commas" in err
+    code, _, err = await eventfleet(fleet, "--limit", "0")
+    assert code == 2 and "at least 1" in err
+    follow = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "workers.cli", "events", "--url", fleet.url, "--follow",
+        "--id-prefix", run, env={**os.environ, "EVENTFLEET_TOKEN": fleet.token()},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert follow.stdout is not None
+    try:
+        caught_up = [await asyncio.wait_for(follow.stdout.readline(), 30) for _ in range(3)]
+        await append(fleet, "order", f"{run}-2", {"type": "OrderPaid", "data": {"amount": 1}})
+        live = await asyncio.wait_for(follow.stdout.readline(), 30)
+    finally:
+        follow.send_signal(signal.SIGINT)
+        code = await asyncio.wait_for(follow.wait(), 30)
+    assert len(caught_up) == 3 and f"order {run}-2 v2 OrderPaid" in live.decode()
+    assert code == 130  # Ctrl-C ends a follow

@@ -10,7 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import NoReturn
 
 from snapshot_rules.declaration import did_you_mean
-from workers.cli import archive, dlq, erase, openapi
+from workers.cli import archive, dlq, erase, events, openapi
 from workers.runtime.compose import OPTIONAL_ROLES, ROLES
 from workers.runtime.lag import LAG_ROLE
 from workers.runtime.settings import documented
@@ -127,6 +127,7 @@ def parser() -> Parser:
     erase.add_parser(commands, Formatter)  # `eventfleet erase SUBJECT` (workers/cli/erase.py)
     archive.add_parser(commands, Formatter)  # `eventfleet archive` (workers/cli/archive.py)
     openapi.add_parser(commands, Formatter)  # `eventfleet openapi` (workers/cli/openapi.py)
+    events.add_parser(commands, Formatter)  # `eventfleet events` (workers/cli/events.py)
     return top
 
 

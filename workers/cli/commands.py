@@ -14,7 +14,7 @@ import orjson
 
 from topics.envelope import Event
 from topics.errors import EventfleetError
-from workers.cli import archive, dlq, erase, openapi
+from workers.cli import archive, dlq, erase, events, openapi
 from workers.ports import AggregateRef, EventStore
 from workers.roles.read.paging import read_all, read_page
 from workers.runtime.compose import ROLES, Runtime, load_domains
@@ -216,4 +216,5 @@ HANDLERS: dict[str, Handler] = {
     "erase": erase.run_erase,  # workers/cli/erase.py
     "archive": archive.run_archive,  # workers/cli/archive.py
     "openapi": openapi.run_openapi,  # workers/cli/openapi.py
+    "events": events.run_events,  # workers/cli/events.py
 }
