@@ -268,11 +268,12 @@ def _bench(commands: argparse._SubParsersAction[Parser]) -> None:
     )  # fmt: skip
     bench.add_argument(
         "path",
-        choices=("commands", "append", "state", "scale", "live", "fairness", "all"),
+        choices=("commands", "append", "state", "scale", "live", "fairness", "global", "all"),
         help="which path: the command path over HTTP, append, state query, append scale-out, "
         "live subscriptions (1000 subscribers, 100 rooms, up to 10000 events per row, SSE and "
         "WebSocket), fairness (a quiet principal's write p99 beside another's flood, without "
-        "and with write budgets)",
+        "and with write budgets), global (the appender beside 4 live global readers and "
+        "alone, pages read back beside a raw read, a sequence counter's cost per batch)",
     )
     bench.add_argument("--json", action="store_true", help="print each table as a JSON line")
     bench.add_argument(
