@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import re
 import signal
 import sys
 import uuid
@@ -456,3 +457,31 @@ async def test_the_cli_reads_the_global_read_and_goes_on_from_where_it_stopped(
         code = await asyncio.wait_for(follow.wait(), 30)
     assert len(caught_up) == 3 and f"order {run}-2 v2 OrderPaid" in live.decode()
     assert code == 130  # Ctrl-C ends a follow
+
+
+async def console(fleet: FleetProcess, query: str) -> tuple[int, str]:
+    async with aiohttp.ClientSession(headers=fleet.auth_headers) as session:
+        async with session.get(f"{fleet.url}/console/log?{query}") as r:
+            assert r.content_type == "text/html"
+            return r.status, await r.text()
+
+
+async def test_the_console_lists_the_log_from_a_position_with_its_filters(fleets: Fleets) -> None:
+    fleet, run = fleets.ours, f"k{uuid.uuid4().hex[:6]}"
+    placed = {"type": "OrderPlaced", "data": {"items": order_items()}}
+    for n in (1, 2):
+        await append(fleet, "order", f"{run}-{n}", placed)
+    await append(fleet, "account", f"{run}-a", {"type": "AccountOpened", "data": {"owner": "ada"}})
+    await all_stored(fleet, {("order", f"{run}-1"): 1, ("order", f"{run}-2"): 1,
+                             ("account", f"{run}-a"): 1})  # fmt: skip
+    status, page = await console(fleet, urlencode({"prefix": run, "type": "order"}))
+    assert status == 200 and 'id="log"' in page
+    assert f"order {run}-1" in page and f"order {run}-2" in page and f"{run}-a" not in page
+    assert "the end of the log" in page
+    first = re.search(r'<a href="\?([^"]*after=[^"]*)">from here</a>', page)
+    assert first is not None
+    _, rest = await console(fleet, first.group(1).replace("&amp;", "&"))
+    assert rest.count(f"order {run}-") == 1  # only the one after the first
+    for query, wanted in (("after=garbage", 400), ("type=nope", 404), ("event_type=Nope", 400)):
+        status, page = await console(fleet, query)
+        assert status == wanted and 'id="error"' in page, (query, page[-300:])

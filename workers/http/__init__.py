@@ -110,5 +110,5 @@ def register(fleet: Fleet) -> FleetHttp:
     register_global_read(fleet, api, live, reader)
     http.on_cleanup.append(close_reader)
     register_contract(fleet, api)
-    register_console(fleet, http)
+    register_console(fleet, http, reader)
     return http
