@@ -82,21 +82,7 @@ class KafkaPages:
 async def _read(
     consumer: AIOKafkaConsumer, topic: str, after: Mapping[int, int], limit: int
 ) -> TopicSlice:
-    partitions = consumer.partitions_for_topic(topic)
-    if partitions is None:
-        await consumer.topics()  # refresh the metadata once
-        partitions = consumer.partitions_for_topic(topic) or set()
-    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-    if not tps:
-        raise StreamUnavailable(
-            f"topic {topic} does not exist; create the fleet's topics (eventfleet topics ensure)."
-        )
-    consumer.assign(tps)  # a new assignment: nothing fetched for an earlier read is kept
-    for tp in tps:
-        if tp.partition in after:
-            consumer.seek(tp, after[tp.partition])
-        else:
-            await consumer.seek_to_beginning(tp)
+    tps = await _assigned(consumer, topic, after)
     starts = {tp.partition: await consumer.position(tp) for tp in tps}
     runs: dict[int, list[Record]] = {tp.partition: [] for tp in tps}
     ends: dict[int, int] = {}
@@ -129,6 +115,29 @@ async def _read(
             # a broker that answers a fetch past the end with nothing (the embedded one)
             raise await _outside(consumer, topic, starts, tps)
     return TopicSlice(len(tps), starts, runs, ends)
+
+
+async def _assigned(
+    consumer: AIOKafkaConsumer, topic: str, after: Mapping[int, int]
+) -> list[TopicPartition]:
+    """Every partition of ``topic`` assigned anew (nothing fetched for an earlier read kept),
+    each at its position in ``after`` or at its first kept offset."""
+    partitions = consumer.partitions_for_topic(topic)
+    if partitions is None:
+        await consumer.topics()  # refresh the metadata once
+        partitions = consumer.partitions_for_topic(topic) or set()
+    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+    if not tps:
+        raise StreamUnavailable(
+            f"topic {topic} does not exist; create the fleet's topics (eventfleet topics ensure)."
+        )
+    consumer.assign(tps)
+    for tp in tps:
+        if tp.partition in after:
+            consumer.seek(tp, after[tp.partition])
+        else:
+            await consumer.seek_to_beginning(tp)
+    return tps
 
 
 async def _outside(
