@@ -48,6 +48,10 @@ class Mode(StrEnum):
     STORAGE = "storage"  # changed only through EventSourcedStorage; commands refuse appends
 
 
+RESERVED_NAMES = frozenset({"events"})
+"""Aggregate type names the HTTP API's own routes take (``/v1/events``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class EventSpec:
     """One event type: its data schema, the event types that may precede it, its older versions.
@@ -148,6 +152,12 @@ class Domain:
             raise ValueError(f"{self.name}: access names {unknown[0]!r}, which is no event type")
         if not AGGREGATE_TYPE_RE.match(self.name):
             raise ValueError(f"domain name {self.name!r} must match {AGGREGATE_TYPE_RE.pattern}")
+        if self.name in RESERVED_NAMES:
+            raise ValueError(
+                f"domain name {self.name!r} is taken: /v1/{self.name} is the global read of "
+                "every domain's events (GET /v1/events/subscribe would shadow its type's "
+                "subscription); name the domain otherwise"
+            )
         if self.validator is not None and not callable(self.validator):
             raise ValueError(f"{self.name}: validator must be a function (state, event) -> reason")
         check_domain(

@@ -167,6 +167,14 @@ class HistoryGone(NotFound):
         self.whole_from = whole_from
 
 
+class PositionOutdated(EventfleetError):
+    """A position into the stored-event log that the log cannot continue from any more: it
+    counts another number of partitions (the topic was repartitioned, so aggregates moved), or
+    names offsets the log no longer holds (before a partition's first kept record, or past its
+    end: records deleted, or the topic recreated). Reading on would skip or repeat events
+    silently; the reader starts again from the beginning, and rebuilds what it built."""
+
+
 class Unauthenticated(EventfleetError):
     """The request names no principal the fleet can verify; ``reason`` is one short word."""
 

@@ -531,7 +531,8 @@ class LoopHistogram:
 
 @dataclass(frozen=True, slots=True)
 class LiveMetrics:
-    """The live subscriptions' metrics (``kind``: aggregate, type, room; ``via``: sse, websocket).
+    """The live subscriptions' metrics (``kind``: aggregate, view, room, type, global; ``via``:
+    sse, websocket).
 
     The two counted per delivered event are loop metrics (``LoopCounter``, ``LoopHistogram``):
     only the event loop's thread may touch them."""

@@ -103,6 +103,8 @@ async def test_what_the_client_refuses_before_sending() -> None:
             lambda: client.outcome("order", "o-1"),
             lambda: client.outcome("order", "o-1", command_id="c", event_id="e"),
             lambda: client.erase(""),
+            lambda: client.global_page(aggregate_types=["order,account"]),
+            lambda: client.global_page(event_types=[""]),
         ):
             with pytest.raises(ArgumentError):
                 await call()
@@ -111,6 +113,8 @@ async def test_what_the_client_refuses_before_sending() -> None:
             lambda: client.events("order", "o-1", wait_ms=10),
             lambda: client.subscribe("order", ""),
             lambda: client.subscribe_type(""),
+            lambda: client.global_events(aggregate_types="order,account"),
+            lambda: client.subscribe_all(event_types=["OrderPlaced", ""]),
         ):
             with pytest.raises(ArgumentError):
                 stream()  # at the call, before the first step

@@ -32,7 +32,7 @@ PUBLIC = {
         "resolver", "sync_mode",
     ],
     "workers.roles.append": ["appender", "bridge", "fates", "forwarder", "judge", "outbox"],
-    "workers.roles.read": ["live", "paging", "projections", "snapshotter"],
+    "workers.roles.read": ["global_read", "live", "paging", "position", "projections", "snapshotter"],
     "workers.roles.ops": ["archive", "audit", "dlq_replay"],
     "workers.roles.process": ["desk", "polls", "runner", "steps"],
     "workers.runtime": ["adapters", "compose", "serve", "settings"],
@@ -89,8 +89,9 @@ PUBLIC = {
     "workers.client": [
         "RECONNECT", "AnswerError", "ApiError", "Appended", "ArgumentError", "AsyncClient",
         "Backoff", "Client", "ClientError", "Erased", "Event", "EventData", "EventPage",
-        "InstancePage", "Json", "JsonObject", "Outcome", "PendingDeadline", "ProcessInstance",
-        "ProcessSummary", "Retrying", "State", "Stream", "TokenSource", "TransportError",
+        "GlobalEvent", "GlobalPage", "InstancePage", "Json", "JsonObject", "Outcome",
+        "PendingDeadline", "ProcessInstance", "ProcessSummary", "Retrying", "State", "Stream",
+        "TokenSource", "TransportError",
         "errors",
     ],
     "workers.ports": [
@@ -105,9 +106,9 @@ PUBLIC = {
         "ReplayClaim", "RuleState", "RuleStates", "STATUSES", "STORE_VERDICTS", "STUCK",
         "SearchPosition", "Snapshot", "SnapshotLadder", "SnapshotStore", "StoredEvents", "Stuck",
         "Subscription", "SyncAppender", "SyncResult", "TicketLimits", "TicketStore", "Told",
-        "TopicTail", "TopicWindow", "Trigger", "UNKNOWN", "ViewDoc", "ViewStaging", "ViewStore",
-        "WriteBudgets", "WrittenLog", "budget_table", "check_head", "full_after_ms",
-        "take_token",
+        "TopicPages", "TopicSlice", "TopicTail", "TopicWindow", "Trigger", "UNKNOWN", "ViewDoc",
+        "ViewStaging", "ViewStore", "WriteBudgets", "WrittenLog", "budget_table", "check_head",
+        "full_after_ms", "take_token",
     ],
 }  # fmt: skip
 

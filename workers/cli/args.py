@@ -10,7 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import NoReturn
 
 from snapshot_rules.declaration import did_you_mean
-from workers.cli import archive, dlq, erase, openapi, pm
+from workers.cli import archive, dlq, erase, events, openapi, pm
 from workers.runtime.compose import OPTIONAL_ROLES, ROLES
 from workers.runtime.lag import LAG_ROLE
 from workers.runtime.settings import documented
@@ -130,6 +130,7 @@ def parser() -> Parser:
     pm.add_parser(
         commands, Formatter
     )  # `eventfleet pm list|show|deadlines|retry` (workers/cli/pm.py)
+    events.add_parser(commands, Formatter)  # `eventfleet events` (workers/cli/events.py)
     return top
 
 
@@ -270,12 +271,16 @@ def _bench(commands: argparse._SubParsersAction[Parser]) -> None:
     )  # fmt: skip
     bench.add_argument(
         "path",
-        choices=("commands", "append", "state", "scale", "live", "fairness", "pm", "all"),
+        choices=(
+            "commands", "append", "state", "scale", "live", "fairness", "pm", "global", "all",
+        ),
         help="which path: the command path over HTTP, append, state query, append scale-out, "
         "live subscriptions (1000 subscribers, 100 rooms, up to 10000 events per row, SSE and "
         "WebSocket), fairness (a quiet principal's write p99 beside another's flood, without "
         "and with write budgets), the process manager (up to 2000 stored events, one command "
-        "each, against a bare consumer sending the same)",
+        "each, against a bare consumer sending the same), global (the appender beside 4 live "
+        "global readers and alone, pages read back beside a raw read, a sequence counter's "
+        "cost per batch)",
     )
     bench.add_argument("--json", action="store_true", help="print each table as a JSON line")
     bench.add_argument(

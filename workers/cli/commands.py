@@ -14,7 +14,7 @@ import orjson
 
 from topics.envelope import Event
 from topics.errors import EventfleetError
-from workers.cli import archive, dlq, erase, openapi, pm
+from workers.cli import archive, dlq, erase, events, openapi, pm
 from workers.ports import AggregateRef, EventStore
 from workers.roles.read.paging import read_all, read_page
 from workers.runtime.compose import Runtime, all_roles
@@ -227,4 +227,5 @@ HANDLERS: dict[str, Handler] = {
     "erase": erase.run_erase,  # workers/cli/erase.py
     "archive": archive.run_archive,  # workers/cli/archive.py
     "openapi": openapi.run_openapi,  # workers/cli/openapi.py
+    "events": events.run_events,  # workers/cli/events.py
 }

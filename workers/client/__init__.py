@@ -2,7 +2,9 @@
 implementation on httpx, subscriptions on httpx-sse, retries run by stamina.
 
 Appends always carry a command id made on this side, so a retry is the same command; reads
-page, wait for your own writes, and subscribe over Server-Sent Events with resume; every error
+page, wait for your own writes, and subscribe over Server-Sent Events with resume; the global
+read walks every stored event from a position (``global_events``) and follows it
+(``subscribe_all``), each event with the position to resume after it; every error
 answer is raised as its own exception class, one per code of the fleet's error catalogue
 (``workers.client.errors``, generated from it: ``python -m workers.client.codegen``). Typed
 event data per domain is generated from the domains' declarations
@@ -19,6 +21,8 @@ from workers.client.models import (
     Erased,
     Event,
     EventPage,
+    GlobalEvent,
+    GlobalPage,
     InstancePage,
     Json,
     JsonObject,
@@ -44,6 +48,8 @@ __all__ = [
     "Event",
     "EventData",
     "EventPage",
+    "GlobalEvent",
+    "GlobalPage",
     "InstancePage",
     "Json",
     "JsonObject",

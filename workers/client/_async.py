@@ -9,16 +9,16 @@ from typing import TypeAlias, TypeVar
 import httpx
 from httpx_sse import aconnect_sse
 
-from workers.client import _calls, _live, _processes
+from workers.client import _calls, _global, _live, _processes
 from workers.client._base import ClientError
 from workers.client._live import Feed
 from workers.client._shared import Shared, bind
-from workers.client._wire import Answer, Call, Done, Op, Walk, answer_of, no_answer, resume, start
-from workers.client.models import Event
+from workers.client._wire import Answer, Call, Done, Op, Steps, answer_of, no_answer, resume, start
 
 __all__ = ["AsyncClient", "TokenSource"]
 
 T = TypeVar("T")
+Item = TypeVar("Item")
 TokenSource: TypeAlias = "str | Callable[[], str] | Callable[[], Awaitable[str]]"
 """A bearer token, or a function asked for one before each request (one that refreshes)."""
 
@@ -54,7 +54,7 @@ class AsyncClient(Shared[httpx.AsyncClient, TokenSource]):
             step = resume(op, await self._answer(step))
         return step.value
 
-    async def _walk(self, walk: Walk) -> AsyncGenerator[Event, None]:
+    async def _walk(self, walk: Steps[Item]) -> AsyncGenerator[Item, None]:
         step = start(walk)
         while not isinstance(step, Done):
             got = await self._answer(step) if isinstance(step, Call) else (yield step)
@@ -77,7 +77,7 @@ class AsyncClient(Shared[httpx.AsyncClient, TokenSource]):
         except httpx.HTTPError as e:
             raise no_answer(call, self.base_url, e, self._settings.bound_s(call)) from e
 
-    async def _follow(self, feed: Feed) -> AsyncGenerator[Event, None]:
+    async def _follow(self, feed: Feed[T]) -> AsyncGenerator[T, None]:
         async for attempt in self._settings.reconnect.tries(fresh=feed.progressed):
             with attempt, feed.connection(self.base_url):
                 opening = self._settings.stream(feed.call, feed.headers(), await self._bearer())
@@ -85,8 +85,9 @@ class AsyncClient(Shared[httpx.AsyncClient, TokenSource]):
                     if source.response.status_code != 200:
                         feed.refused(source.response, await source.response.aread())
                     async for sse in source.aiter_sse():
-                        if sse.data:  # an id or retry alone dispatches nothing
-                            yield feed.take(sse)
+                        item = feed.take(sse) if sse.data else None  # an id alone: nothing
+                        if item is not None:
+                            yield item
 
     async def _bearer(self) -> str | None:
         token = self._token
@@ -108,3 +109,6 @@ class AsyncClient(Shared[httpx.AsyncClient, TokenSource]):
     retry_instance = bind(_processes.retry_instance, _run)
     subscribe = bind(_live.subscribe, _follow)
     subscribe_type = bind(_live.subscribe_type, _follow)
+    global_page = bind(_global.global_page, _run)
+    global_events = bind(_global.global_events, _walk)
+    subscribe_all = bind(_global.subscribe_all, _follow)

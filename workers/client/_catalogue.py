@@ -61,6 +61,16 @@ class HistoryCompactedError(ApiError, code="history_compacted", status=410):
     """
 
 
+class PositionOutdatedError(ApiError, code="position_outdated", status=410):
+    """410 ``position_outdated``: a position of ``GET /v1/events`` (``after``, ``Last-Event-ID``)
+    that the stored-event log cannot continue from: it counts another number of partitions than
+    ``events.stored`` has now (the topic was repartitioned, so aggregates moved between
+    partitions), or names an offset before the first record a partition keeps or past its end
+    (records deleted, or the topic recreated); nothing is skipped or repeated silently. Fix: read
+    again from the beginning (no ``after``) and rebuild what was built from the old position.
+    """
+
+
 class MethodNotAllowedError(ApiError, code="method_not_allowed", status=405):
     """405 ``method_not_allowed``: the route exists but not with this method (a ``POST`` to a query
     route, or to ``/events`` on a process without the commands role). Fix: use one of

@@ -5,7 +5,8 @@ httpx-sse and hand each message here."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
 
 import httpx
 import msgspec
@@ -20,17 +21,30 @@ from workers.client.models import Event, Json
 
 __all__ = ["Feed", "subscribe", "subscribe_type"]
 
+T = TypeVar("T")
 
-class Feed:
+
+def _as_is(sse_id: str | None, event: Event) -> Event:
+    return event
+
+
+class Feed(Generic[T]):
     """One subscription across its connections. ``last_id`` is the id of the last event taken:
     a new connection sends it as ``Last-Event-ID``, so the fleet resumes after it (the header
-    wins over the query) and nothing is skipped or repeated."""
+    wins over the query) and nothing is skipped or repeated. ``made`` turns each event and its
+    id into what the subscription hands out (None: nothing, a copy seen before)."""
 
-    def __init__(self, path: str, params: dict[str, str]) -> None:
+    def __init__(
+        self,
+        path: str,
+        params: dict[str, str],
+        made: Callable[[str | None, Event], T | None],
+    ) -> None:
         self.call = Call("GET", path, params)
         self.last_id: str | None = None
         self.taken = 0
         """Events taken since ``progressed`` was last asked."""
+        self._made = made
 
     def headers(self) -> dict[str, str]:
         resume = {"Last-Event-ID": self.last_id} if self.last_id is not None else {}
@@ -42,8 +56,9 @@ class Feed:
         raise AnswerError(f"GET {self.call.path} answered {response.status_code}, not a stream.",
                           status=response.status_code)  # fmt: skip
 
-    def take(self, sse: ServerSentEvent) -> Event:
-        """The event a message carries; a closing notice (any other event name) raised."""
+    def take(self, sse: ServerSentEvent) -> T | None:
+        """What a message hands out (None: nothing); a closing notice (any other event name)
+        raised."""
         if sse.event != "message":
             raise _notice(sse)
         try:
@@ -55,7 +70,7 @@ class Feed:
                 status=200,
             ) from e
         self.last_id, self.taken = sse.id, self.taken + 1
-        return event
+        return self._made(sse.id, event)
 
     def progressed(self) -> bool:
         """Whether events were taken since this was last asked (a new outage starts if so)."""
@@ -76,7 +91,7 @@ class Feed:
         raise TransportError(f"GET {self.call.path}: the fleet ended the stream.")
 
 
-def subscribe(aggregate_type: str, aggregate_id: str, *, after_version: int = 0) -> Feed:
+def subscribe(aggregate_type: str, aggregate_id: str, *, after_version: int = 0) -> Feed[Event]:
     """``GET .../subscribe`` as Server-Sent Events: the stored events after
     ``after_version``, then each as it is stored, for as long as it is iterated.
 
@@ -88,14 +103,14 @@ def subscribe(aggregate_type: str, aggregate_id: str, *, after_version: int = 0)
     connection at once; one only dropped is closed when it is collected.
     """
     path = path_of(aggregate_type, aggregate_id, "subscribe")
-    return Feed(path, {"after_version": str(after_version)})
+    return Feed(path, {"after_version": str(after_version)}, _as_is)
 
 
-def subscribe_type(aggregate_type: str, *, after: str = "") -> Feed:
+def subscribe_type(aggregate_type: str, *, after: str = "") -> Feed[Event]:
     """``GET /v1/{type}/subscribe``: every stored event of a type from ``after``
     (``partition:offset,...``; empty: each partition from its start), resumed as
     ``subscribe`` is."""
-    return Feed(type_path(aggregate_type, "subscribe"), {"after": after} if after else {})
+    return Feed(type_path(aggregate_type, "subscribe"), {"after": after} if after else {}, _as_is)
 
 
 def _notice(sse: ServerSentEvent) -> ClientError:

@@ -10,16 +10,16 @@ from typing import TypeAlias, TypeVar
 import httpx
 from httpx_sse import connect_sse
 
-from workers.client import _calls, _live, _processes
+from workers.client import _calls, _global, _live, _processes
 from workers.client._base import ClientError
 from workers.client._live import Feed
 from workers.client._shared import Shared, bind
-from workers.client._wire import Answer, Call, Done, Op, Walk, answer_of, no_answer, resume, start
-from workers.client.models import Event
+from workers.client._wire import Answer, Call, Done, Op, Steps, answer_of, no_answer, resume, start
 
 __all__ = ["Client", "Stream"]
 
 T = TypeVar("T")
+Item = TypeVar("Item")
 BlockingToken: TypeAlias = "str | Callable[[], str]"
 """A bearer token, or a function asked for one before each request."""
 
@@ -83,8 +83,8 @@ class Client(Shared[httpx.Client, "BlockingToken"]):
             step = resume(op, self._answer(step))
         return step.value
 
-    def _walk(self, walk: Walk) -> Stream[Event]:
-        def steps() -> Generator[Event, None, None]:
+    def _walk(self, walk: Steps[Item]) -> Stream[Item]:
+        def steps() -> Generator[Item, None, None]:
             step = start(walk)
             while not isinstance(step, Done):
                 got = self._answer(step) if isinstance(step, Call) else (yield step)
@@ -111,10 +111,10 @@ class Client(Shared[httpx.Client, "BlockingToken"]):
         except httpx.HTTPError as e:
             raise no_answer(call, self.base_url, e, self._settings.bound_s(call)) from e
 
-    def _follow(self, feed: Feed) -> Stream[Event]:
+    def _follow(self, feed: Feed[T]) -> Stream[T]:
         return Stream(self._following(feed))
 
-    def _following(self, feed: Feed) -> Generator[Event, None, None]:
+    def _following(self, feed: Feed[T]) -> Generator[T, None, None]:
         for attempt in self._settings.reconnect.tries(fresh=feed.progressed):
             with attempt, feed.connection(self.base_url):
                 opening = self._settings.stream(feed.call, feed.headers(), self._bearer())
@@ -122,8 +122,9 @@ class Client(Shared[httpx.Client, "BlockingToken"]):
                     if source.response.status_code != 200:
                         feed.refused(source.response, source.response.read())
                     for sse in source.iter_sse():
-                        if sse.data:  # an id or retry alone dispatches nothing
-                            yield feed.take(sse)
+                        item = feed.take(sse) if sse.data else None  # an id alone: nothing
+                        if item is not None:
+                            yield item
 
     def _bearer(self) -> str | None:
         return self._token() if callable(self._token) else self._token
@@ -141,3 +142,6 @@ class Client(Shared[httpx.Client, "BlockingToken"]):
     retry_instance = bind(_processes.retry_instance, _run)
     subscribe = bind(_live.subscribe, _follow)
     subscribe_type = bind(_live.subscribe_type, _follow)
+    global_page = bind(_global.global_page, _run)
+    global_events = bind(_global.global_events, _walk)
+    subscribe_all = bind(_global.subscribe_all, _follow)

@@ -23,6 +23,7 @@ __all__ = [
     "Done",
     "Op",
     "Query",
+    "Steps",
     "Walk",
     "answer_of",
     "answered",
@@ -33,6 +34,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+Item = TypeVar("Item")
 Y = TypeVar("Y")
 S = TypeVar("S")
 Query: TypeAlias = "dict[str, str]"
@@ -79,7 +81,9 @@ class Done(Generic[T]):
 
 
 Op: TypeAlias = Generator[Call, Answer, T]
-Walk: TypeAlias = Generator["Call | Event", "Answer | None", None]
+Steps: TypeAlias = Generator["Call | Item", "Answer | None", None]
+"""A walk over pages: it yields the calls to make and the items (``I``) to hand out."""
+Walk: TypeAlias = "Steps[Event]"
 
 
 def start(op: Generator[Y, S, T]) -> Y | Done[T]:

@@ -14,6 +14,8 @@ __all__ = [
     "Erased",
     "Event",
     "EventPage",
+    "GlobalEvent",
+    "GlobalPage",
     "InstancePage",
     "Json",
     "JsonObject",
@@ -79,6 +81,26 @@ class EventPage(msgspec.Struct, frozen=True):
     events: tuple[Event, ...]
     more: bool
     next_after_version: int
+
+
+class GlobalPage(msgspec.Struct, frozen=True):
+    """One page of the global read (``GET /v1/events``): events across aggregates in the log's
+    order (each aggregate's in version order); ``positions[i]`` is the position right after
+    ``events[i]``, ``next`` the one after everything the page read; ``more``: the log held
+    more past it. Positions are opaque: pass them back as given."""
+
+    events: tuple[Event, ...]
+    positions: tuple[str, ...]
+    more: bool
+    next: str
+
+
+class GlobalEvent(msgspec.Struct, frozen=True):
+    """An event of the global read and the position right after it: keep ``position`` with
+    what you built from ``event``, and resume there (``after=``)."""
+
+    position: str
+    event: Event
 
 
 class Outcome(msgspec.Struct, frozen=True):

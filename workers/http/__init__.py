@@ -3,7 +3,8 @@
 The edge (``edge/``: routes declared once, the ASGI dispatcher, uvicorn in the process's loop),
 the API (``routes``: append, state, events, snapshot, outcome, the probes, the domains' query
 routes; ``queries``, ``ryw`` (read your writes), ``subjects``, ``processes``: the process
-managers' instances, deadlines and retries), its contract (``contract``,
+managers' instances, deadlines and retries, ``global_read``: every stored event from a
+position, paged and live), its contract (``contract``,
 ``openapi*``), request bodies (``bodies``), browsers' tickets for live routes (``tickets``), live
 subscriptions and chat (``live/``) and the operator console (``console/``). The door every
 request passes is the runtime's (``workers.runtime.door.auth``): the fleet owns it. The runtime
@@ -21,6 +22,7 @@ from workers.http.contract import register_contract
 from workers.http.edge.app import Edge
 from workers.http.edge.routes import Api
 from workers.http.edge.server import Limits, Serving
+from workers.http.global_read import global_reader, register_global_read
 from workers.http.live.chat import register_chat
 from workers.http.live.streams import LiveServer
 from workers.http.processes import register_processes
@@ -107,6 +109,9 @@ def register(fleet: Fleet) -> FleetHttp:
     live = LiveServer(fleet, http)
     register_chat(fleet, live, api)
     live.register(api)
+    reader, close_reader = global_reader(fleet)
+    register_global_read(fleet, api, live, reader)
+    http.on_cleanup.append(close_reader)
     register_contract(fleet, api)
-    register_console(fleet, http)
+    register_console(fleet, http, reader)
     return http

@@ -8,12 +8,14 @@ served but not declared here is not documented (a test keeps them in step).
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
 
+from topics.envelope import AGGREGATE_TYPE_RE, EVENT_TYPE_RE
 from topics.errors import InvalidInput
 from workers.http.edge.routes import Declared, Doc, Param, Schema, Success
 from workers.http.openapi_schemas import ref
@@ -24,8 +26,8 @@ from workers.runtime.answers import ERROR_CODES
 
 __all__ = [
     "AUTH", "BY_MODE", "GONE", "NOT_HTTP", "OPERATIONS", "PER_TYPE", "UNPLACED",
-    "DeadlinesQuery", "EventsQuery", "HealthQuery", "InstancesQuery", "OutcomeQuery",
-    "StateQuery", "SubscribeQuery", "TypeSubscribeQuery",
+    "DeadlinesQuery", "EventsQuery", "GlobalEventsQuery", "GlobalSubscribeQuery", "HealthQuery",
+    "InstancesQuery", "OutcomeQuery", "StateQuery", "SubscribeQuery", "TypeSubscribeQuery",
 ]  # fmt: skip
 
 PER_TYPE = "/v1/{aggregate_type}/"
@@ -134,9 +136,87 @@ class DeadlinesQuery(msgspec.Struct):
     limit: Annotated[int, Meta(ge=1, le=PROCESS_PAGE, description="Deadlines, soonest first.")] = 50
 
 
+_AGGREGATE_TYPES = r"^([a-z][a-z0-9_]{0,63}(,[a-z][a-z0-9_]{0,63})*)?$"
+_EVENT_TYPES = r"^([A-Za-z][A-Za-z0-9_]{0,127}(,[A-Za-z][A-Za-z0-9_]{0,127})*)?$"
+_ID_PREFIX = r"^[A-Za-z0-9_.:@-]*$"
+_POSITION_TEXT = r"^[A-Za-z0-9_-]*$"
+
+
+def _listed(name: str, raw: str, pattern: re.Pattern[str], what: str, e_g: str) -> tuple[str, ...]:
+    """A comma-separated list of names, each of ``pattern``; InvalidInput naming the first bad
+    one and the form."""
+    if raw == "":
+        return ()
+    names = tuple(raw.split(","))
+    for one in names:
+        if not pattern.match(one):
+            raise InvalidInput(
+                f"query parameter {name}: {one[:80]!r} is not {what}; give names separated by "
+                f"commas, no spaces (e.g. {name}={e_g})."
+            )
+    return names
+
+
+_PREFIX_RE = re.compile(_ID_PREFIX.removeprefix("^").removesuffix("$") + r"\Z")
+
+
+class GlobalSubscribeQuery(msgspec.Struct):
+    after: Annotated[str, Meta(max_length=8192, extra_json_schema={"pattern": _POSITION_TEXT},
+                               description=(
+        "The position to start after, as a page's next or positions, or an SSE id, gave it "
+        "(empty: the beginning); Last-Event-ID wins over it."
+    ))] = ""  # fmt: skip
+    aggregate_type: Annotated[str, Meta(max_length=2048,
+                                        extra_json_schema={"pattern": _AGGREGATE_TYPES},
+                                        description=(
+        "Only events of these aggregate types (comma-separated)."
+    ))] = ""  # fmt: skip
+    event_type: Annotated[str, Meta(max_length=2048, extra_json_schema={"pattern": _EVENT_TYPES},
+                                    description=(
+        "Only events of these event types (comma-separated)."
+    ))] = ""  # fmt: skip
+    id_prefix: Annotated[str, Meta(max_length=128, extra_json_schema={"pattern": _ID_PREFIX},
+                                   description=(
+        "Only events of aggregates whose id starts with this."
+    ))] = ""  # fmt: skip
+
+    def __post_init__(self) -> None:
+        self.aggregate_types()
+        self.event_types()
+        if not _PREFIX_RE.match(self.id_prefix):
+            raise InvalidInput(
+                f"query parameter id_prefix={self.id_prefix[:80]!r} holds a character no "
+                "aggregate id has; use letters, digits and _ . : @ - only."
+            )
+
+    def aggregate_types(self) -> tuple[str, ...]:
+        return _listed("aggregate_type", self.aggregate_type, AGGREGATE_TYPE_RE,
+                       "an aggregate type name", "order,account")  # fmt: skip
+
+    def event_types(self) -> tuple[str, ...]:
+        return _listed("event_type", self.event_type, EVENT_TYPE_RE, "an event type name",
+                       "OrderPlaced,OrderPaid")  # fmt: skip
+
+
+class GlobalEventsQuery(GlobalSubscribeQuery):
+    limit: Annotated[int, Meta(ge=1, le=MAX_PAGE, description="Events per page.")] = DEFAULT_PAGE
+
+    def filters(self) -> dict[str, str]:
+        """The page's query but ``after``: what the next page's link repeats."""
+        given = {"aggregate_type": self.aggregate_type, "event_type": self.event_type,
+                 "id_prefix": self.id_prefix}  # fmt: skip
+        return {"limit": str(self.limit), **{k: v for k, v in given.items() if v}}
+
+
 LAST_EVENT_ID = Param(
     "Last-Event-ID", {"type": "string", "pattern": "^ *([0-9]{1,18})? *$"},
     description="resume after this version (wins over after_version)",
+)  # fmt: skip
+
+
+LAST_POSITION = Param(
+    "Last-Event-ID", {"type": "string", "maxLength": 8192, "pattern": _POSITION_TEXT},
+    description="resume after this position: the id of the last event taken (wins over after)",
 )  # fmt: skip
 
 
@@ -151,6 +231,11 @@ def _stream(message: Schema, what: str) -> Success:
 
 
 STREAM = _stream(ref("Envelope"), "the events, one SSE message each (text/event-stream)")
+GLOBAL_STREAM = _stream(
+    ref("Envelope"),
+    "the events, one SSE message each, its id the position "
+    "after it; on a WebSocket each message is {position, event}",
+)
 ROOM_STREAM = _stream({"type": "object"}, "the room's changes, one SSE message each")
 _WHEN = {"type": "string", "format": "date-time"}
 TICKET_REQUEST: Schema = {
@@ -211,6 +296,18 @@ SUBSCRIBE = _op("GET", V1 + "/subscribe", "subscribe",
 SUBSCRIBE_TYPE = _op("GET", "/v1/{aggregate_type}/subscribe", "subscribe_type",
                      "Follow every stored event of the type (SSE or WebSocket)", (STREAM,),
                      (*LIVE, *AUTH), query=TypeSubscribeQuery)  # fmt: skip
+GLOBAL = ("bad_request", "route_not_found", "unknown_aggregate_type", "position_outdated",
+          "replay_failed", "internal", "stream_unavailable", *UNAVAILABLE)  # fmt: skip
+"""What the global read may answer besides the door: a malformed, foreign or altered position
+(400), one the log cannot continue from (410), a filter naming no enabled type (404)."""
+GLOBAL_EVENTS = _op("GET", "/v1/events", "global_events",
+                    "Read every stored event across aggregates from a position, a page at a time",
+                    (Success(200, ref("GlobalPage"), link=True),), (*GLOBAL, *AUTH),
+                    query=GlobalEventsQuery)  # fmt: skip
+GLOBAL_SUBSCRIBE = _op("GET", "/v1/events/subscribe", "global_subscribe",
+                       "Follow every stored event from a position (SSE or WebSocket)",
+                       (GLOBAL_STREAM,), (*GLOBAL, *LIVE, *AUTH), query=GlobalSubscribeQuery,
+                       headers=(LAST_POSITION,))  # fmt: skip
 ROOM_VIEW = _op("GET", "/v1/rooms/{room_id}/subscribe", "room_view",
                 "Follow a chat room's live view (SSE or WebSocket)", (ROOM_STREAM,),
                 (*LIVE, *GONE, *AUTH), query=SubscribeQuery, headers=(LAST_EVENT_ID,))  # fmt: skip
@@ -269,9 +366,10 @@ METRICS = _op("GET", "/metrics", "metrics", "Prometheus metrics",
               (Success(200, {"type": "string"}, "text/plain"),), ("internal",), open=True)  # fmt: skip
 
 OPERATIONS: tuple[Declared, ...] = (
-    APPEND_ROUTE, EVENTS, STATE, SNAPSHOT, OUTCOME, SUBSCRIBE, SUBSCRIBE_TYPE, ROOM_VIEW,
-    ROOM_SOCKET, ERASE, TYPES, ONE_TYPE, TICKETS, PROCESSES, PROCESS_INSTANCES, PROCESS_INSTANCE,
-    PROCESS_DEADLINES, PROCESS_RETRY, OPENAPI, HEALTH, READY, METRICS,
+    APPEND_ROUTE, EVENTS, STATE, SNAPSHOT, OUTCOME, SUBSCRIBE, SUBSCRIBE_TYPE, GLOBAL_EVENTS,
+    GLOBAL_SUBSCRIBE, ROOM_VIEW, ROOM_SOCKET, ERASE, TYPES, ONE_TYPE, TICKETS, PROCESSES,
+    PROCESS_INSTANCES, PROCESS_INSTANCE, PROCESS_DEADLINES, PROCESS_RETRY, OPENAPI, HEALTH,
+    READY, METRICS,
 )  # fmt: skip
 """Every documented route."""
 

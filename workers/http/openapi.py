@@ -327,6 +327,15 @@ def _bodies() -> dict[str, Schema]:
         "EventPage": {"type": "object", "required": ["events", "more", "next_after_version"],
                       "properties": {"events": {"type": "array", "items": ref("Envelope")},
                                      "more": {"type": "boolean"}, "next_after_version": integer}},
+        "GlobalPage": {"type": "object", "required": ["events", "positions", "more", "next"],
+                       "properties": {"events": {"type": "array", "items": ref("Envelope")},
+                                      "positions": {"type": "array", "items": text,
+                                                    "description": "the position right after "
+                                                    "each event: resume there (after=)"},
+                                      "more": {"type": "boolean"},
+                                      "next": {**text, "description": "the position after "
+                                               "everything this page read: the next page's "
+                                               "after"}}},
         "State": {"type": "object", "required": ["version", "state"],
                   "properties": {"version": integer, "state": {}}},
         "Snapshot": {"type": "object", "required": ["version", "state", "taken_at"],

@@ -16,6 +16,7 @@ from topics.errors import (
     HistoryGone,
     InvalidInput,
     NotFound,
+    PositionOutdated,
     ReplayFailed,
     TooManyTickets,
     Unavailable,
@@ -169,6 +170,8 @@ def failure(e: EventfleetError) -> Answer:
     if isinstance(e, HistoryGone):
         return error(410, "history_compacted", str(e), whole_from=e.whole_from,
                      after_version=e.after_version)  # fmt: skip
+    if isinstance(e, PositionOutdated):
+        return error(410, "position_outdated", str(e))
     if isinstance(e, NotFound):
         return error(404, "not_found", str(e))
     if isinstance(e, RefusedAtStore):

@@ -72,9 +72,9 @@ def live_route(route: object) -> str:
     if not ok:
         raise InvalidInput(
             f"route {route[:80]!r} is not a live route: a ticket opens GET "
-            "/v1/{type}/{id}/subscribe, /v1/{type}/subscribe, /v1/rooms/{room_id}/subscribe or "
-            "/v1/rooms/{room_id}/ws (the path only: put after_version and the ticket in the "
-            "query when you connect)."
+            "/v1/{type}/{id}/subscribe, /v1/{type}/subscribe, /v1/events/subscribe, "
+            "/v1/rooms/{room_id}/subscribe or /v1/rooms/{room_id}/ws (the path only: put "
+            "after_version or after and the ticket in the query when you connect)."
         )
     return route
 

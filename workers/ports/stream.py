@@ -129,6 +129,35 @@ class TopicTail(Protocol):
     ) -> AsyncIterator[list[Record]]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class TopicSlice:
+    """What one bounded read of a topic from positions found (``TopicPages.read``)."""
+
+    partitions: int
+    """How many partitions the topic has."""
+    starts: Mapping[int, int]
+    """Where each partition's run starts: the position asked, or its first kept offset."""
+    runs: Mapping[int, Sequence[Record]]
+    """Each partition's records from its start on, contiguous and in offset order (a
+    partition read to nothing has none)."""
+    ends: Mapping[int, int]
+    """The offset each partition's next record will get, as the read found it."""
+
+
+class TopicPages(Protocol):
+    """Reads a topic from positions, a bounded slice at a time, no group: the global read's
+    pages. Nothing is committed; the caller keeps its position.
+
+    ``after`` maps a partition to the next offset to read (a partition not named starts at its
+    first kept offset). At most ``limit`` records in all come back, each partition's a
+    contiguous run from its start, read up to the end the partition had when read.
+    PositionOutdated when ``after`` names an offset the partition does not hold (before its
+    first kept record, or past its end); StreamUnavailable when Kafka does not answer.
+    """
+
+    async def read(self, topic: str, *, after: Mapping[int, int], limit: int) -> TopicSlice: ...
+
+
 class Positions(Protocol):
     """Where a consumer group stands on a topic, and which offsets of a partition hold records:
     what an agent asks before it lets a commit pass an offset it never saw

@@ -38,6 +38,7 @@ from workers.ports import (
     StoredEvents,
     TicketLimits,
     TicketStore,
+    TopicPages,
     TopicTail,
     TopicWindow,
     ViewStaging,
@@ -97,6 +98,11 @@ class Stores(Protocol):
 
     async def store_id(self) -> str: ...
 
+    async def position_key(self) -> bytes:
+        """A random key kept in the store, made once: what binds the global read's positions
+        to this fleet (``workers.roles.read.position``)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -133,6 +139,12 @@ class WrittenLogClient(WrittenLog, Protocol):
     async def stop(self) -> None: ...
 
 
+class PagesClient(TopicPages, Protocol):
+    """Pages of a topic, with the lifecycle of the process that reads them."""
+
+    async def stop(self) -> None: ...
+
+
 class Stream(TopicTail, Protocol):
     """The event stream outside Faust: producers, the appender's progress, and whole-topic
     reads (audits, dead letters)."""
@@ -149,6 +161,11 @@ class Stream(TopicTail, Protocol):
 
     def written(self) -> WrittenLogClient:
         """What topics already hold, read back by time (the forwarder's copies)."""
+        ...
+
+    def pages(self, *, readers: int = 4) -> PagesClient:
+        """Bounded reads of a topic from positions (the global read), on at most ``readers``
+        readers at once."""
         ...
 
     def probe(self) -> LogProbe:

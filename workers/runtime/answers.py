@@ -115,6 +115,16 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
         "before it are gone, or restore the archive (`events_archive`) from a backup",
     ),
     ErrorCode(
+        "position_outdated", 410,
+        "a position of `GET /v1/events` (`after`, `Last-Event-ID`) that the stored-event log "
+        "cannot continue from: it counts another number of partitions than `events.stored` has "
+        "now (the topic was repartitioned, so aggregates moved between partitions), or names an "
+        "offset before the first record a partition keeps or past its end (records deleted, or "
+        "the topic recreated); nothing is skipped or repeated silently",
+        "read again from the beginning (no `after`) and rebuild what was built from the old "
+        "position",
+    ),
+    ErrorCode(
         "method_not_allowed", 405,
         "the route exists but not with this method (a `POST` to a query route, or to `/events` "
         "on a process without the commands role)",

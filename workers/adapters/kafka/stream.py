@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 
 from workers.adapters.kafka.config import KafkaConfig
+from workers.adapters.kafka.pages import KafkaPages
 from workers.adapters.kafka.positions import KafkaPositions
 from workers.adapters.kafka.probe import KafkaLogProbe
 from workers.adapters.kafka.producer import KafkaProducer
@@ -39,6 +40,11 @@ class KafkaStream:
     def written(self) -> KafkaWrittenLog:
         """What topics already hold, read back by time (connects on first use)."""
         return KafkaWrittenLog(self.kafka)
+
+    def pages(self, *, readers: int = 4) -> KafkaPages:
+        """Bounded reads of a topic from positions (``TopicPages``), on at most ``readers``
+        consumers kept for reuse (connects on first use)."""
+        return KafkaPages(self.kafka, readers=readers, timeout_s=self.kafka.timeout_ms / 1000 * 2)
 
     def probe(self) -> KafkaLogProbe:
         """The log's word on an unanswered produce (``LogProbe``)."""

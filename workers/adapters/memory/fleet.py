@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 
@@ -10,6 +11,7 @@ from workers.adapters.memory.actions import MemoryActionLog
 from workers.adapters.memory.events import MemoryEventStore
 from workers.adapters.memory.keys import MemoryKeyStore
 from workers.adapters.memory.ladder import MemorySnapshotLadder
+from workers.adapters.memory.pages import MemoryPages
 from workers.adapters.memory.parked import MemoryParkedEvents
 from workers.adapters.memory.positions import MemoryPositions
 from workers.adapters.memory.processes import MemoryProcessInstances
@@ -38,6 +40,7 @@ class MemoryStores:
         self.processes = MemoryProcessInstances()
         self.keys = MemoryKeyStore()
         self.db = MemoryDatabase()
+        self._position_key = secrets.token_bytes(32)
 
     def views(self, collection: str) -> MemoryViewStore:
         return MemoryViewStore(self.db, collection)
@@ -54,6 +57,10 @@ class MemoryStores:
 
     async def store_id(self) -> str:
         return "memory"
+
+    async def position_key(self) -> bytes:
+        """This memory database's own key (another database: another fleet)."""
+        return self._position_key
 
     async def close(self) -> None:
         """Nothing to close."""
@@ -113,6 +120,10 @@ class MemoryStream:
             for record in found:
                 positions[record.partition] = record.offset + 1
             yield found
+
+    def pages(self, *, readers: int = 4) -> MemoryPages:
+        """Bounded reads of a topic from positions (``TopicPages``)."""
+        return MemoryPages(self.produced)
 
     def probe(self) -> MemoryLogProbe:
         return MemoryLogProbe(self.produced)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
 
+from topics.errors import StoreError
 from workers.adapters.mongo.actions import MongoActionLog
 from workers.adapters.mongo.client import MongoClient, connect, database, translated
 from workers.adapters.mongo.keys import MongoKeyStore
@@ -72,6 +74,20 @@ class MongoStores:
             )
             doc = await meta.find_one({"_id": "store"})
         return str(doc["uuid"]) if doc else "store"
+
+    async def position_key(self) -> bytes:
+        """A random key kept in the store, made by the first process that asks: the global
+        read signs its positions with it, so they are this fleet's alone."""
+        meta = self.db["meta"]
+        async with translated("reading the position key"):
+            await meta.update_one(
+                {"_id": "positions"}, {"$setOnInsert": {"key": secrets.token_bytes(32)}},
+                upsert=True,
+            )  # fmt: skip
+            doc = await meta.find_one({"_id": "positions"})
+        if doc is None or not isinstance(doc.get("key"), bytes):
+            raise StoreError("the store holds no position key where it was just written")
+        return bytes(doc["key"])
 
     async def close(self) -> None:
         await self.client.close()

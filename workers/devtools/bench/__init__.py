@@ -23,6 +23,7 @@ from workers.devtools.bench.append import Point, bench_append, bench_scale
 from workers.devtools.bench.capacity import TARGETS, Costs, measured, plan, render
 from workers.devtools.bench.commands import bench_http_commands
 from workers.devtools.bench.fairness import Fairness, bench_fairness
+from workers.devtools.bench.global_read import bench_global
 from workers.devtools.bench.live import bench_live
 from workers.devtools.bench.measure import Table, load_average
 from workers.devtools.bench.plot import scale_svg
@@ -36,7 +37,7 @@ from workers.runtime.settings import Settings, env_name
 
 __all__ = ["PATHS", "bench", "forget_keys"]
 
-PATHS = ("commands", "append", "state", "scale", "live", "fairness", "pm", "all")
+PATHS = ("commands", "append", "state", "scale", "live", "fairness", "pm", "global", "all")
 _WORKER_SETTINGS = (
     "kafka_url", "mongo_url", "mongo_database", "redis_url", "topic_prefix", "group_id",
     "kafka_idempotence", "kafka_session_timeout_ms", "partitions",
@@ -153,6 +154,15 @@ async def _measure(
             table, points = await bench_scale(appending, fresh, events)
             emit(table)
             emit(_capacity(points, commands_cpu_ms, plot))
+    if path in ("global", "all"):
+        step(f"global read: {events} events per row, with and without readers")
+        # Topics of their own too, so the rows before leave nothing for its appender to store.
+        reading = settings.model_copy(
+            update={"topic_prefix": f"{settings.topic_prefix}global.",
+                    "group_id": f"{settings.group_id}-global"}
+        )  # fmt: skip
+        await ensure_topics(runtime.kafka, fleet_catalog(reading, runtime.domains))
+        emit(await bench_global(reading, worker_env(reading), runtime, events, rounds=rounds))
     if path in ("live", "all"):
         messages = min(events, 10_000)
         step(f"live: 1000 subscribers over 100 rooms, {messages} messages per row")

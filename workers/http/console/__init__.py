@@ -1,9 +1,10 @@
 """The operator console at ``/console``: server-rendered pages over the fleet's own stores.
 
 Read-only unless ``EVENTFLEET_CONSOLE_ACTIONS=true``: browse aggregate types and aggregates,
-an aggregate's timeline, its snapshot against replay, time travel, the dead-letter topic,
-lag and throughput, the process managers' instances; with actions on, re-submit a fixed dead
-letter (review, confirm, audit) or retry a stuck process manager instance.
+the log of every stored event from a position (the global read), an aggregate's timeline,
+its snapshot against replay, time travel, the dead-letter topic, lag and throughput, the
+process managers' instances; with actions on, re-submit a fixed dead letter (review, confirm,
+audit) or retry a stuck process manager instance.
 Its routes are declared on the fleet's ``Api`` like any other, hidden from the contract; the
 edge adds the security headers (``workers.http.edge.responses.SECURITY_HEADERS``) to every
 answer, and the door sends a browser without a session to the login page.
@@ -19,6 +20,7 @@ from workers.http.console.browse import BrowsePages
 from workers.http.console.dead_letters import DeadLetterPages
 from workers.http.console.dlq_bulk import BulkPages
 from workers.http.console.html import STYLE, STYLESHEET
+from workers.http.console.log import GlobalLogPage
 from workers.http.console.operator import OperatorPages
 from workers.http.console.processes import ProcessPages
 from workers.http.console.projections import ProjectionPages
@@ -29,6 +31,7 @@ from workers.http.contract import Contract
 from workers.http.edge.request import Request
 from workers.http.edge.responses import Response
 from workers.http.edge.routes import Api, Doc, Route
+from workers.roles.read.global_read import GlobalRead
 from workers.runtime.fleet import Fleet
 
 __all__ = ["register_console"]
@@ -48,8 +51,9 @@ class Server(Protocol):
     on_cleanup: list[Callable[[], Awaitable[None]]]
 
 
-def register_console(fleet: Fleet, http: Server) -> Console:
-    """Add the console's routes to the fleet's ``Api``; its sampler runs with the server."""
+def register_console(fleet: Fleet, http: Server, reader: GlobalRead) -> Console:
+    """Add the console's routes to the fleet's ``Api``; its sampler runs with the server;
+    ``reader`` is the process's global read (its log page)."""
     sampler = _sampler(fleet)
     console = Console(fleet, sampler, throughput_unit=_throughput_unit(fleet))
 
@@ -91,6 +95,7 @@ def register_console(fleet: Fleet, http: Server) -> Console:
     operator = OperatorPages(console)  # workers/http/console/operator.py
     get("/console/groups", operator.groups)
     get("/console/search", operator.search)
+    get("/console/log", GlobalLogPage(console, reader).log)  # workers/http/console/log.py
     projections = ProjectionPages(console)  # workers/http/console/projections.py
     get("/console/projections", projections.projections)
     act("/console/projections/{name}/rebuild", projections.rebuild)

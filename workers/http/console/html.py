@@ -28,6 +28,7 @@ textarea{width:60em;max-width:100%;height:12em;font-family:monospace}
 NAV = (
     ("/console", "Overview"),
     ("/console/search", "Search"),
+    ("/console/log", "Log"),
     ("/console/dlq", "Dead letters"),
     ("/console/audit", "Audit trail"),
     ("/console/lag", "Lag & throughput"),

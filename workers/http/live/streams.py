@@ -141,7 +141,8 @@ class LiveServer(Transports):
         )
         for kind, transport in (("aggregate", "sse"), ("aggregate", "websocket"), ("view", "sse"),
                                 ("view", "websocket"), ("room", "websocket"), ("type", "sse"),
-                                ("type", "websocket")):  # fmt: skip
+                                ("type", "websocket"), ("global", "sse"),
+                                ("global", "websocket")):  # fmt: skip
             self.metrics.connections.labels(kind, transport)
         self.connections = Connections(stuck_after_s=limits.heartbeat_s * 2)
         # The process drains: end every live connection first (clients resume elsewhere).

@@ -63,7 +63,7 @@ WS_CREDENTIAL_EXPIRED = 4401
 """The close code of a WebSocket whose credential expired (4000-4999 are the application's)."""
 WS_HISTORY_COMPACTED = 4410
 """The close code of a WebSocket whose catch-up reached a hole in history (410's code)."""
-KINDS = ("aggregate", "view", "room", "type")
+KINDS = ("aggregate", "view", "room", "type", "global")
 
 
 class CredentialExpired(EventfleetError):
@@ -156,6 +156,18 @@ class Subscription(Protocol):
     def batches(self) -> AsyncGenerator[list[Event], None]: ...
 
 
+def _positioned(render: Render) -> Render:
+    """``render`` whose messages carry their SSE id: ``{"position": id, "event": message}``
+    (the id is base64url: nothing in it to escape)."""
+
+    def positioned(events: Sequence[Event]) -> list[tuple[bytes, bytes]]:
+        return [
+            (id_, b'{"position":"%s","event":%s}' % (id_, data)) for id_, data in render(events)
+        ]
+
+    return positioned
+
+
 class Transports:
     """Writes subscriptions to their connections, counts what was sent, and pushes the live
     events of aggregate subscriptions through one outbox per process."""
@@ -187,13 +199,18 @@ class Transports:
         *,
         kind: str = "aggregate",
         render: Render | None = None,
+        positioned: bool = False,
     ) -> Response:
         """Serve ``subscription`` on ``request``'s WebSocket, else as an event stream; without
         ``render``, each event as ``/events`` has it, shared by the process's subscribers, and
-        an aggregate subscription's live events written as they are heard (its ``push``)."""
+        an aggregate subscription's live events written as they are heard (its ``push``).
+        ``positioned``: each WebSocket message is ``{"position": SSE id, "event": message}``,
+        so a WebSocket client holds its position as an SSE client does."""
         pushes = render is None and isinstance(subscription, AggregateSubscription)
         render = render or self.shared.render
         if request.websocket:
+            if positioned:
+                render = _positioned(render)
             return await self._websocket(request, connection, subscription, kind, render, pushes)
         return await self._sse(request, connection, subscription, kind, render, pushes)
 

@@ -81,7 +81,7 @@ class Snapshots(Concern):
 
 
 class Reads(Concern):
-    """Reads that wait for their writes (min_version, command_id)."""
+    """Reads that wait for their writes (min_version, command_id), and the global read."""
 
     ryw_max_waiters: int = Field(2000, ge=0, le=1_000_000)
     """reads waiting for their writes (min_version, command_id) in one process at once (429
@@ -91,6 +91,12 @@ class Reads(Concern):
     ryw_poll_ms: int = Field(1000, ge=10, le=600_000)
     """how often the store is checked for an aggregate reads wait on (one check for all its
     waiters; the live feed wakes them at once, this catches a lost announcement)"""
+    global_read_scan: int = Field(5000, ge=100, le=1_000_000)
+    """records of events.stored one page of GET /v1/events reads at most: a filter that keeps
+    little answers a shorter (even empty) page with more true"""
+    global_read_readers: int = Field(4, ge=1, le=64)
+    """Kafka consumers one process keeps for the pages of GET /v1/events: that many pages are
+    read at once, the others wait their turn"""
 
 
 class Live(Concern):
