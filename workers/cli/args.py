@@ -15,6 +15,10 @@ from workers.runtime.compose import OPTIONAL_ROLES, ROLES
 from workers.runtime.lag import LAG_ROLE
 from workers.runtime.settings import documented
 
+BENCH_PATHS = ("commands", "append", "state", "scale", "live", "fairness", "pm", "global", "all")
+"""``eventfleet bench``'s paths (``workers.devtools.bench.PATHS``: a test keeps them equal; the
+bench package is imported only when a bench runs)."""
+
 USAGE_EXIT = 2
 
 
@@ -271,9 +275,7 @@ def _bench(commands: argparse._SubParsersAction[Parser]) -> None:
     )  # fmt: skip
     bench.add_argument(
         "path",
-        choices=(
-            "commands", "append", "state", "scale", "live", "fairness", "pm", "global", "all",
-        ),
+        choices=BENCH_PATHS,
         help="which path: the command path over HTTP, append, state query, append scale-out, "
         "live subscriptions (1000 subscribers, 100 rooms, up to 10000 events per row, SSE and "
         "WebSocket), fairness (a quiet principal's write p99 beside another's flood, without "
