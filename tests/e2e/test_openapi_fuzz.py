@@ -280,6 +280,11 @@ ELSEWHERE = {
     "read_only": "tests/e2e/test_storage_fleet.py (a storage domain, not enabled here)",
     "position_outdated": "tests/e2e/test_global_read.py (a position after its log was recreated "
     "with other partitions)",
+    "history_compacted": "tests/e2e/test_history_gone.py (archived history partly lost or dropped)",
+    "too_many_writes": "tests/e2e/test_write_budgets.py (a principal's flood past its budget; "
+    "the fuzzed fleet's budget is out of reach)",
+    "too_many_tickets": "tests/e2e/test_tickets.py (a principal past its share of held tickets)",
+    "wrong_expected_version": "tests/e2e/test_expected_version.py (stale expectations, If-Match)",
 }
 """Refusals that need a race, a fault or another configuration; where each is answered."""
 

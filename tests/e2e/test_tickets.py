@@ -269,3 +269,28 @@ async def test_a_websocket_subscription_closes_at_expiry_with_code_and_reason(
             assert ws.close_code == 4401
     assert [m.get("version") for m in received[:-1]] == [1]
     assert (received[-1]["error"], received[-1]["after_version"]) == ("credential_expired", 1)
+
+
+async def test_a_principal_past_its_share_of_tickets_is_told_429_and_others_are_not(
+    stack: EmbeddedStack,
+) -> None:
+    """EVENTFLEET_TICKETS_PER_PRINCIPAL bounds what one principal holds in Redis: past it, the
+    request is 429 too_many_tickets with Retry-After, nothing is stored for it, and another
+    principal still gets its own."""
+    env = {"EVENTFLEET_TICKETS_PER_PRINCIPAL": "3"}
+    async with running_fleet(stack, f"tk_{uuid.uuid4().hex[:8]}", **env) as process:
+        route = "/v1/order/o-1/subscribe"
+        mine = process.token("greedy")
+        for _ in range(3):
+            await ticket(process, route, token=mine)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                f"{process.url}/v1/tickets", data=orjson.dumps({"route": route}),
+                headers={**bearer(mine), "Content-Type": "application/json"},
+            ) as answer,
+        ):  # fmt: skip
+            body = orjson.loads(await answer.read())
+            assert (answer.status, body["error"]) == (429, "too_many_tickets"), body
+            assert answer.headers["Retry-After"] == str(body["retry_after_s"])
+        assert (await ticket(process, route, token=process.token("modest")))["ticket"]
