@@ -134,6 +134,25 @@ async def test_version_comes_from_the_package_metadata() -> None:
     assert code == 0 and out.strip() == f"eventfleet {version('eventfleet')}"
 
 
+async def test_version_imports_nothing_of_the_fleet() -> None:
+    """``--version`` answers from the package metadata before the command line, the settings or
+    any driver is imported (those took seconds on a loaded machine)."""
+    probe = (
+        "import sys; from workers.cli import main; code = main(['--version']); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('workers', 'topics', 'snapshot_rules', 'pydantic', 'faust', 'pymongo', 'aiokafka')))"
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", probe, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await asyncio.wait_for(process.communicate(), 60)
+    first, loaded = out.decode().splitlines()
+    assert first == f"eventfleet {version('eventfleet')}"
+    assert loaded == "['workers', 'workers.cli', 'workers.cli.version']"
+    code, out, err = await eventfleet("--version", "dev")  # not alone: argparse decides
+    assert code == 0 and out.strip() == f"eventfleet {version('eventfleet')}", err
+
+
 @pytest.mark.parametrize(
     ("args", "named"),
     [

@@ -6,11 +6,11 @@ import argparse
 import re
 import sys
 from collections.abc import Callable
-from importlib.metadata import PackageNotFoundError, version
 from typing import NoReturn
 
 from snapshot_rules.declaration import did_you_mean
 from workers.cli import archive, dlq, erase, openapi
+from workers.cli.version import package_version
 from workers.runtime.compose import OPTIONAL_ROLES, ROLES
 from workers.runtime.lag import LAG_ROLE
 from workers.runtime.settings import documented
@@ -87,13 +87,6 @@ def positive_float(raw: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be above 0, got {value:g}")
     return value
-
-
-def package_version() -> str:
-    try:
-        return version("eventfleet")
-    except PackageNotFoundError:  # run from a source tree that was never installed
-        return "unknown (not installed)"
 
 
 def _command(
