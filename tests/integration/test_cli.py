@@ -165,6 +165,14 @@ async def test_version_imports_nothing_of_the_fleet() -> None:
         (("dev", "--demo-scale", "0"), "must be above 0"),
         (("topics",), "required"),
         (("nope",), "invalid choice"),
+        (("devv",), "invalid choice: 'devv' (did you mean 'dev'?)"),
+        (("dev", "--prot", "0"), "dev: unrecognized arguments: --prot 0 (did you mean '--port'?)"),
+        (("dev", "--demo-sclae=2"), "--demo-sclae=2 (did you mean '--demo-scale'?)"),
+        (
+            ("topics", "ensure", "--x"),
+            "topics ensure: unrecognized arguments: --x; see 'eventfleet topics ensure --help'",
+        ),
+        (("worker", "--role", "all", "extra"), "worker: unrecognized arguments: extra;"),
     ],
 )
 def test_a_usage_error_is_one_line_naming_the_fix_and_exits_2(

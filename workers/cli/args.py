@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from snapshot_rules.declaration import did_you_mean
@@ -36,6 +36,32 @@ class Parser(argparse.ArgumentParser):
         where = f"{command}: " if command else ""
         print(f"eventfleet: error: {where}{message}; see '{self.prog} --help'", file=sys.stderr)
         raise SystemExit(USAGE_EXIT)
+
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> argparse.Namespace:
+        """As argparse, but an unknown option is refused by the command it was given to, with
+        the near option's name (``dev --prot 0``: did you mean '--port'?)."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command = self._chosen(parsed)
+            options = [o for o in command._option_string_actions if o.startswith("--")]
+            hints = "".join(
+                did_you_mean(word.split("=", 1)[0], options)
+                for word in extras
+                if word.startswith("-")
+            )
+            command.error(f"unrecognized arguments: {' '.join(extras)}{hints}")
+        return parsed
+
+    def _chosen(self, parsed: argparse.Namespace) -> Parser:
+        """The subcommand's parser that ``parsed`` went through (this one if none)."""
+        for action in self._subparsers._group_actions if self._subparsers else ():
+            if isinstance(action, argparse._SubParsersAction):
+                chosen = action.choices.get(getattr(parsed, action.dest or "", None) or "")
+                if isinstance(chosen, Parser):
+                    return chosen._chosen(parsed)
+        return self
 
 
 _INVALID_CHOICE = re.compile(r"invalid choice: '([^']*)' \(choose from (.*)\)\Z")
