@@ -153,6 +153,30 @@ async def test_version_imports_nothing_of_the_fleet() -> None:
     assert code == 0 and out.strip() == f"eventfleet {version('eventfleet')}", err
 
 
+async def test_dev_refuses_a_taken_port_before_loading_the_stack_or_the_fleet() -> None:
+    """The clear error at once: nothing of the stack or the fleet imported, nothing started."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        probe = (
+            "import sys; from workers.cli import main; "
+            f"code = main(['dev', '--port', '{port}']); "
+            "print(code, [m for m in ('workers.devtools.dev', 'workers.devtools.embedded', "
+            "'workers.http', 'faust') if m in sys.modules])"
+        )
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("EVENTFLEET_")}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", probe, env=clean,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert out.decode().split() == ["1", "[]"], err.decode()
+    assert_one_line(err.decode())
+    assert f"port {port} on 127.0.0.1 is already in use" in err.decode()
+    assert "--port 0 for any free port" in err.decode()
+
+
 @pytest.mark.parametrize(
     ("args", "named"),
     [

@@ -8,22 +8,21 @@ removed at exit, and, in a Redis it was lent while its store was its own, no key
 from __future__ import annotations
 
 import asyncio
-import errno
 import importlib
 import logging
 import shutil
-import socket
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
-from topics.errors import ConfigError, EventfleetError
+from topics.errors import ConfigError
 from workers.adapters.redis import connect_redis
 from workers.devtools.banner import banner
 from workers.devtools.dev_identity import dev_identity
 from workers.devtools.dev_keys import dev_master_key
+from workers.devtools.dev_port import http_port
 from workers.devtools.embedded import EmbeddedStack, StackStartError
 from workers.devtools.embedded.children import SAFETY_NET
 from workers.http import register
@@ -34,14 +33,9 @@ from workers.runtime.settings import Settings
 from workers.secrets import mask_url
 
 log = logging.getLogger(__name__)
-DEFAULT_PORT = 8080
 EXAMPLE_DOMAINS = "workers.examples.domains:default_domains"
 """What dev (and the bench) run when EVENTFLEET_DOMAINS is unset: the examples, reached by
 name so that no framework module imports them; a worker never guesses."""
-
-
-class PortTaken(EventfleetError):
-    """The HTTP port dev was asked for is held by another process."""
 
 
 def dev_settings(settings: Settings, *, port: int, read_only: bool = False) -> Settings:
@@ -71,24 +65,6 @@ def embedded_stack(settings: Settings, *, redis_url: str | None = None) -> Embed
         redis_url=redis,
         start_redis=redis is None,
     )
-
-
-def http_port(settings: Settings, requested: int | None) -> int:
-    """The port to serve on: ``--port``, else EVENTFLEET_HTTP_PORT, else 8080; 0 picks a free one."""
-    if requested is None:
-        requested = settings.http_port if "http_port" in settings.explicit else DEFAULT_PORT
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((settings.http_host, requested))
-        except OSError as e:
-            if e.errno != errno.EADDRINUSE:
-                raise
-            raise PortTaken(
-                f"port {requested} on {settings.http_host} is already in use (another "
-                "`eventfleet dev`?); pass --port N, or --port 0 for any free port"
-            ) from None
-        return int(sock.getsockname()[1])
 
 
 def lent_redis(settings: Settings, redis_url: str | None) -> str | None:
