@@ -213,6 +213,11 @@ async def test_a_lent_redis_and_a_custom_domain_set_leave_nothing_behind(
     assert code == 130
     assert await keys(stack.urls.redis_url, f"{prefix}*") == []
     assert leftovers(lent.workdir) == []
+    # The shell still holds the ended run's export block: told the stack is not running.
+    code, _, err = await eventfleet("replay", "tally", "t-1", env=lent.exports)
+    assert code == 1
+    assert_one_line(err)
+    assert "the dev stack is not running" in err and "Start `eventfleet dev` again" in err
 
 
 async def test_dev_with_an_unreachable_lent_redis_is_one_line(tmp_path: Path) -> None:

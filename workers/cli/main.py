@@ -71,6 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in SERVING:
             role = getattr(args, "role", None) or args.command
             tracing.configure(f"eventfleet-{role}", switch=settings.tracing)
+        from workers.devtools.dev_runs import check_dev_run
+
+        check_dev_run(settings)  # a shell still holding an ended dev run's export block
         loop = settings.event_loop if args.command in SERVING else "asyncio"
         return run(HANDLERS[args.command](settings, args), loop=loop)
     except KeyboardInterrupt:

@@ -23,6 +23,7 @@ from workers.devtools.banner import banner
 from workers.devtools.dev_identity import dev_identity
 from workers.devtools.dev_keys import dev_master_key
 from workers.devtools.dev_port import http_port
+from workers.devtools.dev_runs import RUN_PREFIX
 from workers.devtools.embedded import EmbeddedStack, StackStartError
 from workers.devtools.embedded.children import SAFETY_NET
 from workers.http import register
@@ -100,7 +101,7 @@ async def run_directory() -> AsyncIterator[Path]:
     Faust's data directory is ``<temp dir>/eventfleet-faust/<app>`` (workers.runtime.fleet):
     pointing the temp dir here makes it, and all the stack writes, go when the run ends.
     """
-    path = Path(tempfile.mkdtemp(prefix="eventfleet-dev-"))
+    path = Path(tempfile.mkdtemp(prefix=RUN_PREFIX))
     SAFETY_NET.dirs.add(path)
     previous = tempfile.tempdir
     tempfile.tempdir = str(path)
