@@ -19,7 +19,7 @@ EXPORTED = (
     "topic_prefix", "domains",
 )  # fmt: skip
 """What every other command needs to reach the dev stack and agree with its topics."""
-_ORDER_PLACED = {"type": "OrderPlaced", "data": {"items": [{"sku": "tea", "qty": 2, "price": 3.5}]}}
+ORDER_PLACED = {"type": "OrderPlaced", "data": {"items": [{"sku": "tea", "qty": 2, "price": 3.5}]}}
 
 
 AUTH_EXPORTED = ("auth", "auth_jwks", "auth_issuer", "auth_audience")
@@ -81,7 +81,8 @@ def example(kind: Kind) -> Json:
     return "value"
 
 
-def _opening(domain: Domain) -> tuple[str, Json] | None:
+def opening(domain: Domain) -> tuple[str, Json] | None:
+    """An event type that opens an aggregate of ``domain``, with data its schema accepts."""
     for name, spec in domain.events.items():
         if NEW in spec.after or ANY in spec.after:
             return name, example(spec.schema)
@@ -101,7 +102,7 @@ def tries(api: str, domains: Domains) -> list[str]:
 def _tries(api: str, domains: Domains) -> list[str]:
     lines = []
     if "order" in domains:
-        body = orjson.dumps(_ORDER_PLACED).decode()
+        body = orjson.dumps(ORDER_PLACED).decode()
         lines.append(f"curl -s -XPOST {api}/v1/order/o-1/events {JSON} -d '{body}'")
     if "account" in domains:
         body = orjson.dumps({"type": "AccountOpened", "data": {"owner": "ada"}}).decode()
@@ -111,10 +112,10 @@ def _tries(api: str, domains: Domains) -> list[str]:
                 if "order" in domains else
                 f"curl -s '{api}/v1/account/a-1/state?min_version=1&wait_ms=2000'"]  # fmt: skip
     for domain in domains:
-        opening = _opening(domain)
-        if opening is None:
+        first = opening(domain)
+        if first is None:
             continue
-        body = orjson.dumps({"type": opening[0], "data": opening[1]}).decode().replace("'", "")
+        body = orjson.dumps({"type": first[0], "data": first[1]}).decode().replace("'", "")
         return [
             f"curl -s -XPOST {api}/v1/{domain.name}/{domain.name}-1/events {JSON} -d '{body}'",
             f"curl -s '{api}/v1/{domain.name}/{domain.name}-1/state?min_version=1&wait_ms=2000'",
