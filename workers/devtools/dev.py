@@ -20,6 +20,7 @@ from pathlib import Path
 from topics.errors import ConfigError
 from workers.adapters.redis import connect_redis
 from workers.devtools.banner import banner
+from workers.devtools.demo_logs import logs_aside
 from workers.devtools.dev_identity import dev_identity
 from workers.devtools.dev_keys import dev_master_key
 from workers.devtools.dev_port import http_port
@@ -119,6 +120,28 @@ def say(text: str) -> None:
 
 
 async def dev(
+    settings: Settings,
+    *,
+    port: int | None = None,
+    redis_url: str | None = None,
+    demo: bool = False,
+    demo_scale: float = 1.0,
+    read_only: bool = False,
+) -> int:
+    """The stack and every role until Ctrl-C; with ``demo``, the demo's workload, its verdict and
+    the exit, its logs in a file (the terminal shows the progress, not the roles' INFO lines)."""
+    if not demo:
+        return await _dev(settings, port=port, redis_url=redis_url, read_only=read_only)
+    with logs_aside() as logs:
+        say(f"the demo's logs go to {logs} (errors also here), so its progress has the terminal")
+        try:
+            return await _dev(settings, port=port, redis_url=redis_url, read_only=read_only,
+                              demo=True, demo_scale=demo_scale)  # fmt: skip
+        finally:
+            say(f"this run's logs: {logs}")
+
+
+async def _dev(
     settings: Settings,
     *,
     port: int | None = None,
