@@ -9,6 +9,7 @@ import socket
 import sys
 from datetime import UTC, datetime
 from importlib.metadata import version
+from pathlib import Path
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -151,6 +152,19 @@ async def test_version_imports_nothing_of_the_fleet() -> None:
     assert loaded == "['workers', 'workers.cli', 'workers.cli.version']"
     code, out, err = await eventfleet("--version", "dev")  # not alone: argparse decides
     assert code == 0 and out.strip() == f"eventfleet {version('eventfleet')}", err
+
+
+async def test_bench_refuses_a_plot_it_cannot_write_before_starting_anything(
+    tmp_path: Path,
+) -> None:
+    code, _, err = await eventfleet(
+        "bench", "scale", "--plot", str(tmp_path / "nowhere" / "scale.svg"),
+        env={"TMPDIR": str(tmp_path)},
+    )  # fmt: skip
+    assert code == 2
+    assert_one_line(err)
+    assert f"the folder {tmp_path / 'nowhere'} does not exist" in err
+    assert os.listdir(tmp_path) == []  # no stack, no run directory: nothing started
 
 
 async def test_dev_refuses_a_taken_port_before_loading_the_stack_or_the_fleet() -> None:

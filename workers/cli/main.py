@@ -129,6 +129,8 @@ def explain(e: Exception, args: argparse.Namespace) -> str:
             else ("EVENTFLEET_HTTP_PORT=N (or 0 for any free port)")
         )
         return f"a port this command listens on is already in use ({e.strerror}); pass {flag}"
+    if isinstance(e, OSError) and e.filename is not None:  # a file, not a service
+        return f"{e.filename}: {e.strerror}; check the path, and that it may be used from here"
     if isinstance(e, OSError | TimeoutError):
         return f"{type(e).__name__}: {e}; check that the services EVENTFLEET_* name are up"
     return (
