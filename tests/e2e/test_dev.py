@@ -137,7 +137,10 @@ async def test_dev_shuts_its_door_and_prints_a_token_that_opens_it(dev: Dev) -> 
     placed = {"type": "OrderPlaced", "data": {"items": [{"sku": "a", "qty": 1, "price": 1}]}}
     assert await post(dev, "/v1/order/door-1/events", placed, token=False) == 401
     assert await post(dev, "/v1/order/door-1/events", placed) == 202
-    assert 'curl -s -H "Authorization: Bearer $EVENTFLEET_TOKEN" -XPOST' in dev.banner
+    assert (
+        "curl -s -H \"Authorization: Bearer $EVENTFLEET_TOKEN\" -w ' %{http_code}\\n' -XPOST"
+        in dev.banner
+    )
     exports = dev.exports
     assert exports["EVENTFLEET_AUTH"] == "jwt" and exports["EVENTFLEET_AUTH_JWKS"].endswith(".json")
 
