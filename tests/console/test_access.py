@@ -130,6 +130,7 @@ async def test_sign_in_sets_a_strict_httponly_cookie_and_bad_tokens_stay_out(
     status, page, headers = await call(console_fleet, "GET", "/console/login")
     csrf = re.search(r'name="csrf" value="([^"]+)"', page)
     assert status == 200 and csrf is not None
+    assert "(actions enabled)" in page and "read-only" not in page  # as the console it opens
     cookie = {"Cookie": f"eventfleet_csrf={csrf.group(1)}"}
     form = {"csrf": csrf.group(1), "next": "//evil.example/x"}
     for token, reason in (

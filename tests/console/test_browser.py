@@ -114,6 +114,8 @@ async def test_pages_load_and_a_timeline_shows_its_events(
     ):
         browser.get(fleet.url + path)
         assert browser.find_elements("css selector", marker), f"{path} lacks {marker}"
+    refused = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert refused == []  # no page's browser asked /favicon.ico (and was refused a 401)
 
     async def charted() -> bool:  # sampled every second: a line once two samples exist
         browser.get(fleet.url + "/console/lag")

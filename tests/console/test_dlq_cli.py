@@ -53,6 +53,8 @@ async def test_the_console_refuses_actions_when_read_only_naming_the_setting(
         assert "EVENTFLEET_CONSOLE_ACTIONS=true" in body["message"]
     status, page = await fleet.get(f"/console/dlq/{entry.position}")
     assert status == 200 and 'id="read-only"' in page and "<textarea" not in page
+    status, page = await fleet.get("/console/login")
+    assert status == 200 and "(read-only)" in page  # the sign-in page says what the console is
     for bad, code in (("/console/dlq/0/999999", 404), ("/console/types/spaceship", 404)):
         status, page = await fleet.get(bad)
         assert status == code and 'id="error"' in page, page

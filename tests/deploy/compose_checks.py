@@ -65,6 +65,7 @@ def _fleet_service(
         problems.append("real Kafka: set EVENTFLEET_KAFKA_IDEMPOTENCE=true")
     if settings.http_host != "0.0.0.0":
         problems.append("EVENTFLEET_HTTP_HOST must be 0.0.0.0 in a container")
+    problems += _operator_port_problems(svc, settings)
     if _seconds(str(svc.get("stop_grace_period", "10s"))) <= settings.drain_timeout_s:
         problems.append("stop_grace_period must exceed EVENTFLEET_DRAIN_TIMEOUT_S")
     for url in (settings.kafka_url, settings.mongo_url, settings.redis_url, settings.nats_url):
@@ -81,6 +82,26 @@ def _fleet_service(
         conditions = {svc.get("depends_on", {}).get(n, {}).get("condition") for n in ensure}
         if conditions != {"service_completed_successfully"}:
             problems.append("workers must wait for `topics ensure` to complete successfully")
+    return problems
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
+
+
+def _operator_port_problems(svc: dict[str, Any], settings: Settings) -> list[str]:
+    """The probes, /metrics and the console on a port of their own, published (if at all) on
+    the host's loopback only: a laptop's API may be reachable by others, its console not."""
+    port = settings.operator_port
+    if port is None or port == settings.http_port:
+        return ["set EVENTFLEET_OPERATOR_PORT, apart from EVENTFLEET_HTTP_PORT (docs/security.md)"]
+    problems = []
+    for mapping in svc.get("ports", []):
+        *host, container = str(mapping).rsplit(":", 2)
+        if container.split("/")[0] == str(port) and (len(host) < 2 or host[0] not in LOOPBACK):
+            problems.append(
+                f"publishes the operator's port {port} beyond the host's loopback ({mapping}); "
+                f"map it as 127.0.0.1:<host port>:{port}"
+            )
     return problems
 
 

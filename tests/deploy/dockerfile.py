@@ -142,6 +142,25 @@ def _env_problems(final: Stage) -> list[str]:
     exposed = {word.split("/")[0] for ins in final.all("EXPOSE") for word in ins.text.split()}
     if str(settings.http_port) not in exposed:
         problems.append(f"EXPOSE {settings.http_port} (EVENTFLEET_HTTP_PORT) is missing")
+    return problems + _operator_port_problems(final, settings, exposed)
+
+
+def _operator_port_problems(final: Stage, settings: Settings, exposed: set[str]) -> list[str]:
+    """The operator's port, when the image sets one, is exposed, apart from the API's, and is
+    where the healthcheck asks (the API's port then serves no /healthz)."""
+    port = settings.operator_port
+    if port is None:
+        return []
+    problems = []
+    if port == settings.http_port:
+        problems.append(f"EVENTFLEET_OPERATOR_PORT {port} must differ from EVENTFLEET_HTTP_PORT")
+    if str(port) not in exposed:
+        problems.append(f"EXPOSE {port} (EVENTFLEET_OPERATOR_PORT) is missing")
+    checks = " ".join(ins.text for ins in final.all("HEALTHCHECK"))
+    if "/healthz" not in checks or "EVENTFLEET_OPERATOR_PORT" not in checks:
+        problems.append(
+            "HEALTHCHECK must GET /healthz on EVENTFLEET_OPERATOR_PORT: the API's port serves none"
+        )
     return problems
 
 

@@ -17,6 +17,7 @@ from workers.runtime.connections import fleet_catalog
 from workers.runtime.settings import Settings
 from workers.secrets import CONNECTION_SECRETS, SECRETS
 
+from .k8s_operator_port import operator_port_problems
 from .kustomize import Obj, pod_containers
 from .project import UNSCALED_ROLES, check_command, consumed_topic, consumer_group, setting_names
 
@@ -117,12 +118,21 @@ PROBES = (
 )
 
 
+def probed_port(settings: Settings) -> int:
+    """Where /healthz, /readyz and /metrics are served: the operator's port when it is set (the
+    API's port then serves none of them), else the API's."""
+    return settings.http_port if settings.operator_port is None else settings.operator_port
+
+
 def _serving_problems(where: str, container: Obj, grace: int, settings: Settings) -> list[str]:
-    """The http port, the probes on it, and a grace period that covers the drain."""
+    """The http and ops ports, the probes on ops, and a grace period that covers the drain."""
     problems = []
     ports = _named_ports(container)
     if ports.get("http") != settings.http_port:
         problems.append(f"{where}: port `http` must be EVENTFLEET_HTTP_PORT={settings.http_port}")
+    probed = probed_port(settings)
+    if settings.operator_port is not None and ports.get("ops") != probed:
+        problems.append(f"{where}: port `ops` must be EVENTFLEET_OPERATOR_PORT={probed}")
     for probe, path in PROBES:
         get = container.get(probe, {}).get("httpGet")
         if get is None:
@@ -130,8 +140,8 @@ def _serving_problems(where: str, container: Obj, grace: int, settings: Settings
                 problems.append(f"{where}: {probe} must be an httpGet on {path}")
             continue
         port = ports.get(get["port"], get["port"])
-        if get.get("path") != path or port != settings.http_port:
-            problems.append(f"{where}: {probe} must GET {path} on port {settings.http_port}")
+        if get.get("path") != path or port != probed:
+            problems.append(f"{where}: {probe} must GET {path} on port {probed} (`ops`)")
     pre_stop = container.get("lifecycle", {}).get("preStop", {})
     sleep = int(pre_stop.get("exec", {}).get("command", ["sleep", "0"])[-1])
     if grace <= settings.drain_timeout_s + sleep:
@@ -152,8 +162,11 @@ def deployment_problems(dep: Obj, settings: Settings) -> list[str]:
     for container in pod["containers"]:
         problems += _serving_problems(where, container, grace, settings)
     annotated = template["metadata"].get("annotations", {}).get("prometheus.io/port")
-    if annotated != str(settings.http_port):
-        problems.append(f"{where}: annotation prometheus.io/port must be {settings.http_port}")
+    if annotated != str(probed_port(settings)):
+        problems.append(
+            f"{where}: annotation prometheus.io/port must be {probed_port(settings)}, the port "
+            "that serves /metrics"
+        )
     surge = dep["spec"].get("strategy", {}).get("rollingUpdate", {}).get("maxSurge")
     if surge != 0:
         problems.append(
@@ -287,9 +300,9 @@ def wiring_problems(objects: list[Obj], settings: Settings) -> list[str]:
         if len(chosen) != 1:
             problems.append(f"{_name(svc)}: selects {chosen}, expected one Deployment")
         problems += [
-            f"{_name(svc)}: targetPort must be the named port http"
+            f"{_name(svc)}: targetPort must be a named port (http, or ops)"
             for p in svc["spec"]["ports"]
-            if p.get("targetPort") != "http"
+            if p.get("targetPort") not in ("http", "ops")
         ]
     for name, template in pods.items():
         labels = template["metadata"]["labels"]
@@ -336,4 +349,5 @@ def manifest_problems(objects: list[Obj]) -> list[str]:
         problems += file_mount_problems(job, settings)
     problems += autoscaler_problems(objects, settings)
     problems += wiring_problems(objects, settings)
+    problems += operator_port_problems(objects, settings)
     return problems

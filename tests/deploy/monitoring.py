@@ -130,3 +130,36 @@ def scrape_problems(config: dict[str, Any]) -> list[str]:
             if relabel.get("action", "replace") == "replace" and "target_label" not in relabel:
                 problems.append(f"job {job.get('job_name')}: a replace needs target_label")
     return problems
+
+
+RUNBOOKS_PAGE = "operations/runbooks/"
+"""Where docs/operations/runbooks.md is published, under the site's URL."""
+
+
+def runbook_problems(groups: list[dict[str, Any]], runbooks: str, site_url: str) -> list[str]:
+    """Every alert's ``runbook_url`` names its runbook: the runbook page of the published site,
+    at an anchor one of the page's headings makes (mkdocs' own slugs)."""
+    from markdown.extensions.toc import slugify
+
+    anchors = {
+        slugify(line.lstrip("#").strip(), "-")
+        for line in runbooks.splitlines()
+        if line.startswith("## ")
+    }
+    page = site_url.rstrip("/") + "/" + RUNBOOKS_PAGE
+    problems = []
+    for group in groups:
+        for rule in (r for r in group.get("rules", []) if "alert" in r):
+            url = str(rule.get("annotations", {}).get("runbook_url", ""))
+            where = f"alert {rule['alert']}"
+            base, _, anchor = url.partition("#")
+            if not url:
+                problems.append(f"{where}: needs annotations.runbook_url ({page}#<its runbook>)")
+            elif base != page:
+                problems.append(f"{where}: runbook_url {url} is not on the runbook page {page}")
+            elif anchor not in anchors:
+                problems.append(
+                    f"{where}: runbook_url names #{anchor}, which no heading of "
+                    "docs/operations/runbooks.md makes"
+                )
+    return problems

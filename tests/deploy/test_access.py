@@ -44,7 +44,8 @@ def test_the_console_proxy_overlay_trusts_only_its_sidecar() -> None:
         and env["EVENTFLEET_AUTH_TRUSTED_PROXIES"] == "127.0.0.1/32"
     )
     proxy_args = containers["oauth2-proxy"]["args"]
-    assert "--upstream=http://127.0.0.1:8080/console/" in proxy_args
+    operator_port = config(objects).operator_port  # the console's pages are served there only
+    assert f"--upstream=http://127.0.0.1:{operator_port}/console/" in proxy_args
     assert "--pass-user-headers=true" in proxy_args
     cookie = {
         a.split("=", 1)[0]: a.split("=", 1)[1] for a in proxy_args if a.startswith("--cookie")

@@ -109,6 +109,16 @@ BREAKAGES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         "does not exist",
     ),
     (
+        "no operator port",
+        lambda d: _env("lag")(d).pop("EVENTFLEET_OPERATOR_PORT"),
+        "service lag: set EVENTFLEET_OPERATOR_PORT",
+    ),
+    (
+        "operator port published to every interface",
+        lambda d: d["services"]["commands"].update(ports=["8080:8080", "9091:9090"]),
+        "service commands: publishes the operator's port 9090 beyond the host's loopback",
+    ),
+    (
         "missing mounted file",
         lambda d: d["services"]["prometheus"]["volumes"].append("./nowhere.yml:/etc/x.yml"),
         "mounts ./nowhere.yml",

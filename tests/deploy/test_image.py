@@ -89,7 +89,16 @@ def _replace(old: str, new: str) -> str:
             _replace("EVENTFLEET_HTTP_PORT=8080", "EVENTFLEET_HTTP_PORTS=8080"),
             "EVENTFLEET_HTTP_PORTS is not a setting",
         ),
-        (_replace("EVENTFLEET_HTTP_PORT=8080", "EVENTFLEET_HTTP_PORT=9090"), "EXPOSE 9090"),
+        (_replace("EVENTFLEET_HTTP_PORT=8080", "EVENTFLEET_HTTP_PORT=8081"), "EXPOSE 8081"),
+        (_replace("EXPOSE 8080 9090", "EXPOSE 8080"), "EXPOSE 9090 (EVENTFLEET_OPERATOR_PORT)"),
+        (
+            _replace("EVENTFLEET_OPERATOR_PORT=9090", "EVENTFLEET_OPERATOR_PORT=8080"),
+            "EVENTFLEET_OPERATOR_PORT 8080 must differ",
+        ),
+        (
+            _replace("os.environ.get('EVENTFLEET_OPERATOR_PORT') or ", ""),
+            "HEALTHCHECK must GET /healthz on EVENTFLEET_OPERATOR_PORT",
+        ),
         (_replace("EVENTFLEET_HTTP_PORT=8080", "EVENTFLEET_HTTP_PORT=http"), "is invalid"),
         (
             _replace("EVENTFLEET_HTTP_HOST=0.0.0.0", "EVENTFLEET_HTTP_HOST=127.0.0.1"),

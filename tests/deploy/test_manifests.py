@@ -226,12 +226,12 @@ BREAKAGES: list[tuple[str, Callable[[list[Obj]], None], str]] = [
     (
         "readiness on the liveness path",
         lambda o: _container(o)["readinessProbe"]["httpGet"].update(path="/healthz"),
-        "readinessProbe must GET /readyz on port 8080",
+        "readinessProbe must GET /readyz on port 9090",
     ),
     (
-        "probe on another port",
-        lambda o: _container(o)["livenessProbe"]["httpGet"].update(port=9090),
-        "livenessProbe must GET /healthz on port 8080",
+        "probe on the API's port",
+        lambda o: _container(o)["livenessProbe"]["httpGet"].update(port="http"),
+        "livenessProbe must GET /healthz on port 9090 (`ops`)",
     ),
     (
         "port differs from the ConfigMap",

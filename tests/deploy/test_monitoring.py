@@ -78,8 +78,8 @@ def test_compose_prometheus_scrapes_every_role_container() -> None:
         t for job in config["scrape_configs"] for s in job["static_configs"] for t in s["targets"]
     }
     roles = {n for n, s in fleet_services(compose).items() if s["command"][0] == "worker"}
-    port = compose["services"]["commands"]["environment"]["EVENTFLEET_HTTP_PORT"]
-    assert targets == {f"{name}:{port}" for name in roles}
+    port = compose["services"]["commands"]["environment"]["EVENTFLEET_OPERATOR_PORT"]
+    assert targets == {f"{name}:{port}" for name in roles}  # the API's port serves no /metrics
 
 
 def test_dashboard_queries_parse_and_use_declared_metrics() -> None:

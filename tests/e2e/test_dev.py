@@ -137,7 +137,10 @@ async def test_dev_shuts_its_door_and_prints_a_token_that_opens_it(dev: Dev) -> 
     placed = {"type": "OrderPlaced", "data": {"items": [{"sku": "a", "qty": 1, "price": 1}]}}
     assert await post(dev, "/v1/order/door-1/events", placed, token=False) == 401
     assert await post(dev, "/v1/order/door-1/events", placed) == 202
-    assert 'curl -s -H "Authorization: Bearer $EVENTFLEET_TOKEN" -XPOST' in dev.banner
+    assert (
+        "curl -s -H \"Authorization: Bearer $EVENTFLEET_TOKEN\" -w ' %{http_code}\\n' -XPOST"
+        in dev.banner
+    )
     exports = dev.exports
     assert exports["EVENTFLEET_AUTH"] == "jwt" and exports["EVENTFLEET_AUTH_JWKS"].endswith(".json")
 
@@ -213,6 +216,11 @@ async def test_a_lent_redis_and_a_custom_domain_set_leave_nothing_behind(
     assert code == 130
     assert await keys(stack.urls.redis_url, f"{prefix}*") == []
     assert leftovers(lent.workdir) == []
+    # The shell still holds the ended run's export block: told the stack is not running.
+    code, _, err = await eventfleet("replay", "tally", "t-1", env=lent.exports)
+    assert code == 1
+    assert_one_line(err)
+    assert "the dev stack is not running" in err and "Start `eventfleet dev` again" in err
 
 
 async def test_dev_with_an_unreachable_lent_redis_is_one_line(tmp_path: Path) -> None:

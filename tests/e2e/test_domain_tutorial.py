@@ -1,7 +1,7 @@
 """The documentation's domain tutorial (docs/tutorial.md), run as written: module, command, requests, checks.
 
-Blocks are found by their ``<!-- domain-tutorial:… -->`` markers; the only change made to
-them is the port: the tutorial's 8080 becomes a free one.
+Blocks are found by their ``<!-- domain-tutorial:… -->`` markers and run as written, in a shell
+with dev's export block: ``$EVENTFLEET_API`` names whichever port dev was given.
 """
 
 from __future__ import annotations
@@ -77,17 +77,16 @@ async def test_the_domain_tutorial_runs_as_written(tmp_path: Path) -> None:
     )  # fmt: skip
     try:
         exported = await _until_serving(dev)
-        token = next(
-            shlex.split(line)[1].partition("=")[2]
-            for line in exported
-            if line.startswith("export EVENTFLEET_TOKEN=")
-        )
+        pasted = dict(shlex.split(line)[1].split("=", 1) for line in exported)
+        assert pasted["EVENTFLEET_API"] == f"http://127.0.0.1:{port}"
+        shell = {**env, **{k: v for k, v in pasted.items() if not k.startswith("EVENTFLEET_")}}
+        shell |= {
+            "EVENTFLEET_API": pasted["EVENTFLEET_API"],
+            "EVENTFLEET_TOKEN": pasted["EVENTFLEET_TOKEN"],
+        }
         for command, expected in pairs(found["try"][1]):
-            command = command.replace("127.0.0.1:8080", f"127.0.0.1:{port}")
-            await _answers(command, expected, {**env, "EVENTFLEET_TOKEN": token})
-        await _client_block(
-            tmp_path, *found["client"], port=port, env={**env, "EVENTFLEET_TOKEN": token}
-        )
+            await _answers(command, expected, shell)
+        await _client_block(tmp_path, *found["client"], env=shell)
         # The banner's export block, pasted into a shell elsewhere, reaches the sensors module.
         replay = await asyncio.create_subprocess_exec(
             "bash", "-c", "\n".join([*exported, f"{sys.prefix}/bin/eventfleet replay sensor s-1"]),
@@ -104,12 +103,10 @@ async def test_the_domain_tutorial_runs_as_written(tmp_path: Path) -> None:
     assert dev.returncode == 130, err.decode()[-2000:]  # stopped with Ctrl-C
 
 
-async def _client_block(
-    root: Path, where: str, code: str, *, port: str, env: dict[str, str]
-) -> None:
-    """The tutorial's client script, run as written but for the port. ``ROOT`` joins the path:
-    this checkout's ``workers.client``, whichever checkout the virtualenv was installed from."""
-    write(root, where, code.replace("127.0.0.1:8080", f"127.0.0.1:{port}"))
+async def _client_block(root: Path, where: str, code: str, *, env: dict[str, str]) -> None:
+    """The tutorial's client script, run as written. ``ROOT`` joins the path: this checkout's
+    ``workers.client``, whichever checkout the virtualenv was installed from."""
+    write(root, where, code)
     script = await asyncio.create_subprocess_exec(
         ".venv/bin/python", where, cwd=root, env={**env, "PYTHONPATH": f".:{ROOT}"},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -149,6 +146,14 @@ async def _until_serving(dev: asyncio.subprocess.Process) -> list[str]:
             exported.append(line.strip())
         if line.strip().startswith("export EVENTFLEET_DOMAINS="):
             return exported
+
+
+def test_the_requests_name_no_port_and_print_their_status() -> None:
+    found = blocks()
+    assert ":8080" not in found["try"][1] + found["client"][1]
+    for command, answer in pairs(found["try"][1]):
+        assert "$EVENTFLEET_API/" in command and "-w ' %{http_code}\\n'" in command, command
+        assert re.search(r" [1-5][0-9]{2}$", answer), answer  # the status it promises, last
 
 
 def test_an_answer_must_match_all_but_its_wildcards() -> None:

@@ -108,6 +108,10 @@ async def test_the_console_renders_the_document_without_script_or_cdn(fleet: Fle
                   "transition_rejected", 'id="type-order.OrderShipped"',
                   'id="personal-chat_room.MessageSent"', 'href="/console/api.json"'):  # fmt: skip
         assert shown in page, shown
+    for table in ("operations", "errors", "security"):  # prose with code spans, shown as code
+        cells = page.split(f'id="{table}"', 1)[1].split("</table>", 1)[0]
+        assert "`" not in cells, (table, cells[cells.index("`") - 80 :][:160])
+    assert "<code>EVENTFLEET_" in page
     status, kind, _, raw = await fetch(fleet, "/console/api.json")
     assert (status, kind) == (200, "application/json")
     assert orjson.loads(raw) == await served(fleet)

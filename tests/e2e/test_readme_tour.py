@@ -1,12 +1,14 @@
-"""README's five-minute tour, pasted as a newcomer meets it: dev's export block and its own curl
-lines first, then each block of the tour in order, in that one shell; every status the tour promises
-(a trailing ``# 202``) is the one the fleet answers, and every other line exits 0."""
+"""README's five-minute tour, pasted as a newcomer meets it: dev's export block first, then its
+own curl lines, then each block of the tour in order, in that one shell; every curl line prints
+the status it answered (``-w``) and that printed status is the one the tour promises (a trailing
+``# 202``); every other line exits 0."""
 
 from __future__ import annotations
 
 import asyncio
 import re
 import shlex
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,7 +19,6 @@ from tests.e2e.test_dev import Dev, leftovers, start_dev
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED = re.compile(r"^(?P<command>curl .*?)\s+#\s*(?P<status>\d{3}|2xx)\s*$")
-DEV_URL = "http://127.0.0.1:8080"
 
 
 def tour_blocks(readme: str) -> list[str]:
@@ -32,26 +33,26 @@ def banner_tries(banner: str) -> list[str]:
 
 
 def checked(line: str) -> str:
-    """``line`` as a shell step that fails unless the status it promises is the one answered."""
+    """``line`` as a shell step, run as written, that fails unless the status it printed last
+    (its ``-w``) is the one it promises."""
     match = EXPECTED.match(line)
     if match is None:
         return line
     command, status = match["command"], match["status"]
-    measured = command.replace("curl -s ", "curl -s -w '\\n%{http_code}' ", 1)
     return (
-        f"out=$({measured}); code=${{out##*$'\\n'}}; echo \"$out\"; "
-        f'[[ "$code" == {status.replace("x", "?")} ]] || '
-        f'{{ echo "expected {status}, got $code: "{shlex.quote(command)} >&2; exit 1; }}'
+        f'out=$({command}); echo "$out"; printed=${{out##*[[:space:]]}}; '
+        f'[[ "$printed" =~ ^[0-9]{{3}}$ && "$printed" == {status.replace("x", "?")} ]] || '
+        f'{{ echo "expected {status}, printed ${{printed:0:40}}: "{shlex.quote(command)} >&2; '
+        "exit 1; }"
     )
 
 
 def script(dev: Dev, readme: str) -> str:
-    steps = ["set -euo pipefail"]  # the banner says: its curl lines after its export block
+    steps = ["set -euo pipefail"]  # the README: the export block first, then the banner's lines
     steps += [f"export {name}={shlex.quote(value)}" for name, value in dev.exports.items()]
     steps += [checked(f"{line}   # 2xx") for line in banner_tries(dev.banner)]
     for block in tour_blocks(readme):
-        for line in block.splitlines():
-            steps.append(checked(line.replace(DEV_URL, dev.api)))
+        steps += [checked(line) for line in block.splitlines()]
     return "\n".join(steps)
 
 
@@ -64,9 +65,40 @@ def test_the_tour_is_found_and_promises_statuses() -> None:
     assert {"200", "202", "409"} <= set(promised)
 
 
-def test_a_promise_the_fleet_breaks_fails_the_step() -> None:
-    step = checked("curl -s http://127.0.0.1:1/nothing   # 200")
-    assert "exit 1" in step and "expected 200" in step
+def test_every_tour_request_prints_its_status_and_names_no_port() -> None:
+    lines = [line for b in tour_blocks((ROOT / "README.md").read_text()) for line in b.splitlines()]
+    curls = [line for line in lines if line.startswith("curl ")]
+    assert curls and all(EXPECTED.match(line) for line in curls), "a curl line promises nothing"
+    assert all(line.startswith('curl -s -w "$STATUS" ') for line in curls), curls
+    assert all("$EVENTFLEET_API/" in line and ":8080" not in line for line in curls), curls
+
+
+def run_step(step: str, answer: str) -> subprocess.CompletedProcess[str]:
+    """``step`` in bash, where curl is a stand-in printing ``answer``."""
+    fake = f"curl() {{ printf '%s' {shlex.quote(answer)}; }}"
+    return subprocess.run(
+        ["bash", "-c", f"set -euo pipefail\n{fake}\n{step}"], capture_output=True, text=True
+    )
+
+
+@pytest.mark.parametrize(
+    ("answer", "promise", "passes"),
+    [
+        ('{"ok":true} 202\n', "202", True),
+        ('{"ok":true} 201', "2xx", True),
+        ('{"error":"x"} 409', "202", False),  # a broken promise
+        ('{"ok":true}', "200", False),  # a line that prints no status
+        ('{"n": 202}', "202", False),  # a number in the body is not a status
+    ],
+)
+def test_a_step_passes_only_on_the_status_it_printed(
+    answer: str, promise: str, passes: bool
+) -> None:
+    result = run_step(checked(f"curl -s -w x http://h/x   # {promise}"), answer)
+    assert (result.returncode == 0) is passes, result.stderr
+    assert answer.strip() in result.stdout  # the newcomer sees what curl printed
+    if not passes:
+        assert f"expected {promise}, printed" in result.stderr
 
 
 @pytest.fixture(scope="module")

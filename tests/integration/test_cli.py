@@ -9,6 +9,7 @@ import socket
 import sys
 from datetime import UTC, datetime
 from importlib.metadata import version
+from pathlib import Path
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -134,6 +135,62 @@ async def test_version_comes_from_the_package_metadata() -> None:
     assert code == 0 and out.strip() == f"eventfleet {version('eventfleet')}"
 
 
+async def test_version_imports_nothing_of_the_fleet() -> None:
+    """``--version`` answers from the package metadata before the command line, the settings or
+    any driver is imported (those took seconds on a loaded machine)."""
+    probe = (
+        "import sys; from workers.cli import main; code = main(['--version']); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('workers', 'topics', 'snapshot_rules', 'pydantic', 'faust', 'pymongo', 'aiokafka')))"
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", probe, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await asyncio.wait_for(process.communicate(), 60)
+    first, loaded = out.decode().splitlines()
+    assert first == f"eventfleet {version('eventfleet')}"
+    assert loaded == "['workers', 'workers.cli', 'workers.cli.version']"
+    code, out, err = await eventfleet("--version", "dev")  # not alone: argparse decides
+    assert code == 0 and out.strip() == f"eventfleet {version('eventfleet')}", err
+
+
+async def test_bench_refuses_a_plot_it_cannot_write_before_starting_anything(
+    tmp_path: Path,
+) -> None:
+    code, _, err = await eventfleet(
+        "bench", "scale", "--plot", str(tmp_path / "nowhere" / "scale.svg"),
+        env={"TMPDIR": str(tmp_path)},
+    )  # fmt: skip
+    assert code == 2
+    assert_one_line(err)
+    assert f"the folder {tmp_path / 'nowhere'} does not exist" in err
+    assert os.listdir(tmp_path) == []  # no stack, no run directory: nothing started
+
+
+async def test_dev_refuses_a_taken_port_before_loading_the_stack_or_the_fleet() -> None:
+    """The clear error at once: nothing of the stack or the fleet imported, nothing started."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        probe = (
+            "import sys; from workers.cli import main; "
+            f"code = main(['dev', '--port', '{port}']); "
+            "print(code, [m for m in ('workers.devtools.dev', 'workers.devtools.embedded', "
+            "'workers.http', 'faust') if m in sys.modules])"
+        )
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("EVENTFLEET_")}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", probe, env=clean,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert out.decode().split() == ["1", "[]"], err.decode()
+    assert_one_line(err.decode())
+    assert f"port {port} on 127.0.0.1 is already in use" in err.decode()
+    assert "--port 0 for any free port" in err.decode()
+
+
 @pytest.mark.parametrize(
     ("args", "named"),
     [
@@ -146,6 +203,14 @@ async def test_version_comes_from_the_package_metadata() -> None:
         (("dev", "--demo-scale", "0"), "must be above 0"),
         (("topics",), "required"),
         (("nope",), "invalid choice"),
+        (("devv",), "invalid choice: 'devv' (did you mean 'dev'?)"),
+        (("dev", "--prot", "0"), "dev: unrecognized arguments: --prot 0 (did you mean '--port'?)"),
+        (("dev", "--demo-sclae=2"), "--demo-sclae=2 (did you mean '--demo-scale'?)"),
+        (
+            ("topics", "ensure", "--x"),
+            "topics ensure: unrecognized arguments: --x; see 'eventfleet topics ensure --help'",
+        ),
+        (("worker", "--role", "all", "extra"), "worker: unrecognized arguments: extra;"),
     ],
 )
 def test_a_usage_error_is_one_line_naming_the_fix_and_exits_2(

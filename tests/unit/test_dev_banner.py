@@ -44,6 +44,16 @@ def test_every_curl_line_sends_data_its_schema_accepts() -> None:
             assert spec.schema.check(body["data"], "data") is None, (domain.name, body)
 
 
+def test_every_curl_line_prints_its_status_and_the_block_names_the_api() -> None:
+    for domain in all_domains():
+        lines = tries("http://h:1", Domains([domain]))
+        assert all(line.startswith("curl -s -w ' %{http_code}\\n' ") for line in lines), lines
+    settings = Settings.from_env({"EVENTFLEET_HTTP_PORT": "8123"})
+    parsed = dict(shlex.split(line)[1].split("=", 1) for line in exports(settings, "t"))
+    assert parsed["EVENTFLEET_API"] == "http://127.0.0.1:8123"  # the port dev chose, not 8080
+    assert parsed["EVENTFLEET_TOKEN"] == "t"
+
+
 def test_example_values_pass_their_schemas() -> None:
     for domain in all_domains():
         for name, spec in domain.events.items():

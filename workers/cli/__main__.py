@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from workers.cli.main import main
+from workers.cli import main
 
 raise SystemExit(main())

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from collections.abc import Callable
-from importlib.metadata import PackageNotFoundError, version
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from snapshot_rules.declaration import did_you_mean
 from workers.cli import archive, dlq, erase, events, openapi, pm
+from workers.cli.version import package_version
 from workers.runtime.compose import OPTIONAL_ROLES, ROLES
 from workers.runtime.lag import LAG_ROLE
 from workers.runtime.settings import documented
@@ -40,6 +40,32 @@ class Parser(argparse.ArgumentParser):
         where = f"{command}: " if command else ""
         print(f"eventfleet: error: {where}{message}; see '{self.prog} --help'", file=sys.stderr)
         raise SystemExit(USAGE_EXIT)
+
+    def parse_args(  # type: ignore[override]  # argparse overloads it for any namespace type; ours is its own
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> argparse.Namespace:
+        """As argparse, but an unknown option is refused by the command it was given to, with
+        the near option's name (``dev --prot 0``: did you mean '--port'?)."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command = self._chosen(parsed)
+            options = [o for o in command._option_string_actions if o.startswith("--")]
+            hints = "".join(
+                did_you_mean(word.split("=", 1)[0], options)
+                for word in extras
+                if word.startswith("-")
+            )
+            command.error(f"unrecognized arguments: {' '.join(extras)}{hints}")
+        return parsed
+
+    def _chosen(self, parsed: argparse.Namespace) -> Parser:
+        """The subcommand's parser that ``parsed`` went through (this one if none)."""
+        for action in self._subparsers._group_actions if self._subparsers else ():
+            if isinstance(action, argparse._SubParsersAction):
+                chosen = action.choices.get(getattr(parsed, action.dest or "", None) or "")
+                if isinstance(chosen, Parser):
+                    return chosen._chosen(parsed)
+        return self
 
 
 _INVALID_CHOICE = re.compile(r"invalid choice: '([^']*)' \(choose from (.*)\)\Z")
@@ -91,13 +117,6 @@ def positive_float(raw: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be above 0, got {value:g}")
     return value
-
-
-def package_version() -> str:
-    try:
-        return version("eventfleet")
-    except PackageNotFoundError:  # run from a source tree that was never installed
-        return "unknown (not installed)"
 
 
 def _command(

@@ -34,11 +34,14 @@ class UsageError(EventfleetError):
 
 
 async def run_dev(settings: Settings, args: argparse.Namespace) -> int:
+    from workers.devtools.dev_port import http_port
+
+    port = http_port(settings, args.port)  # a taken port is refused before the fleet loads
     from workers.devtools.dev import dev
 
     return await dev(
         settings,
-        port=args.port,
+        port=port,
         redis_url=args.redis,
         demo=args.demo,
         demo_scale=args.demo_scale,

@@ -71,6 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in SERVING:
             role = getattr(args, "role", None) or args.command
             tracing.configure(f"eventfleet-{role}", switch=settings.tracing)
+        from workers.devtools.dev_runs import check_dev_run
+
+        check_dev_run(settings)  # a shell still holding an ended dev run's export block
         loop = settings.event_loop if args.command in SERVING else "asyncio"
         return run(HANDLERS[args.command](settings, args), loop=loop)
     except KeyboardInterrupt:
@@ -126,6 +129,8 @@ def explain(e: Exception, args: argparse.Namespace) -> str:
             else ("EVENTFLEET_HTTP_PORT=N (or 0 for any free port)")
         )
         return f"a port this command listens on is already in use ({e.strerror}); pass {flag}"
+    if isinstance(e, OSError) and e.filename is not None:  # a file, not a service
+        return f"{e.filename}: {e.strerror}; check the path, and that it may be used from here"
     if isinstance(e, OSError | TimeoutError):
         return f"{type(e).__name__}: {e}; check that the services EVENTFLEET_* name are up"
     return (

@@ -19,13 +19,21 @@ EXPORTED = (
     "topic_prefix", "domains",
 )  # fmt: skip
 """What every other command needs to reach the dev stack and agree with its topics."""
-_ORDER_PLACED = {"type": "OrderPlaced", "data": {"items": [{"sku": "tea", "qty": 2, "price": 3.5}]}}
+ORDER_PLACED = {"type": "OrderPlaced", "data": {"items": [{"sku": "tea", "qty": 2, "price": 3.5}]}}
 
 
 AUTH_EXPORTED = ("auth", "auth_jwks", "auth_issuer", "auth_audience")
 """With dev's own key: what a worker started from the export block needs to trust it."""
 TOKEN_ENV = "EVENTFLEET_TOKEN"
 """Not a setting: the dev token, for the curl lines (``-H "Authorization: Bearer $…"``)."""
+API_ENV = "EVENTFLEET_API"
+"""Not a setting: the API's base URL (``$EVENTFLEET_API/v1/…``), whatever port dev chose."""
+STATUS = "-w ' %{http_code}\\n'"
+"""What makes a curl line print the status its comment promises, after the body."""
+
+
+def api_url(settings: Settings) -> str:
+    return f"http://{settings.http_host}:{settings.http_port}"
 
 
 def exports(
@@ -40,6 +48,7 @@ def exports(
     if python_path:
         absolute = os.pathsep.join(os.path.abspath(p) for p in python_path.split(os.pathsep) if p)
         lines.append(f"export PYTHONPATH={shlex.quote(absolute)}")
+    lines.append(f"export {API_ENV}={shlex.quote(api_url(settings))}")
     auth = AUTH_EXPORTED if settings.auth == "jwt" else ("auth",) if settings.auth else ()
     key = ("master_key_file",) if settings.master_key_file else ()
     managers = ("processes",) if settings.processes else ()  # `eventfleet pm …` reads them
@@ -73,7 +82,8 @@ def example(kind: Kind) -> Json:
     return "value"
 
 
-def _opening(domain: Domain) -> tuple[str, Json] | None:
+def opening(domain: Domain) -> tuple[str, Json] | None:
+    """An event type that opens an aggregate of ``domain``, with data its schema accepts."""
     for name, spec in domain.events.items():
         if NEW in spec.after or ANY in spec.after:
             return name, example(spec.schema)
@@ -85,10 +95,15 @@ JSON = "-H 'Content-Type: application/json'"
 
 
 def tries(api: str, domains: Domains) -> list[str]:
-    """curl lines that work against the enabled domains (the seeds' order/account when enabled)."""
+    """curl lines that work against the enabled domains (the seeds' order/account when enabled),
+    each printing its answer's status after the body."""
+    return [line.replace("curl -s ", f"curl -s {STATUS} ", 1) for line in _tries(api, domains)]
+
+
+def _tries(api: str, domains: Domains) -> list[str]:
     lines = []
     if "order" in domains:
-        body = orjson.dumps(_ORDER_PLACED).decode()
+        body = orjson.dumps(ORDER_PLACED).decode()
         lines.append(f"curl -s -XPOST {api}/v1/order/o-1/events {JSON} -d '{body}'")
     if "account" in domains:
         body = orjson.dumps({"type": "AccountOpened", "data": {"owner": "ada"}}).decode()
@@ -98,10 +113,10 @@ def tries(api: str, domains: Domains) -> list[str]:
                 if "order" in domains else
                 f"curl -s '{api}/v1/account/a-1/state?min_version=1&wait_ms=2000'"]  # fmt: skip
     for domain in domains:
-        opening = _opening(domain)
-        if opening is None:
+        first = opening(domain)
+        if first is None:
             continue
-        body = orjson.dumps({"type": opening[0], "data": opening[1]}).decode().replace("'", "")
+        body = orjson.dumps({"type": first[0], "data": first[1]}).decode().replace("'", "")
         return [
             f"curl -s -XPOST {api}/v1/{domain.name}/{domain.name}-1/events {JSON} -d '{body}'",
             f"curl -s '{api}/v1/{domain.name}/{domain.name}-1/state?min_version=1&wait_ms=2000'",
@@ -112,7 +127,7 @@ def tries(api: str, domains: Domains) -> list[str]:
 def banner(
     settings: Settings, domains: Domains, started: tuple[str, ...], token: str | None = None
 ) -> str:
-    api = f"http://{settings.http_host}:{settings.http_port}"
+    api = api_url(settings)
     topics = ", ".join(spec.name for spec in fleet_catalog(settings, domains))
     embedded = ", ".join(started) or "none (all services from the environment)"
     lines = [
@@ -135,7 +150,8 @@ def banner(
     ]
     curls = authorized(tries(api, domains), token)
     if curls:
-        lines += ["", "Try it (after the export block below):" if token else "Try it:",
+        lines += ["", "Try it in a second shell, once the export block below is pasted there:"
+                  if token else "Try it:",
                   *(f"  {line}" for line in curls)]  # fmt: skip
     lines += [
         "",

@@ -8,22 +8,23 @@ removed at exit, and, in a Redis it was lent while its store was its own, no key
 from __future__ import annotations
 
 import asyncio
-import errno
 import importlib
 import logging
 import shutil
-import socket
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
-from topics.errors import ConfigError, EventfleetError
+from topics.errors import ConfigError
 from workers.adapters.redis import connect_redis
 from workers.devtools.banner import banner
+from workers.devtools.demo_logs import logs_aside
 from workers.devtools.dev_identity import dev_identity
 from workers.devtools.dev_keys import dev_master_key
+from workers.devtools.dev_port import http_port
+from workers.devtools.dev_runs import RUN_PREFIX
 from workers.devtools.embedded import EmbeddedStack, StackStartError
 from workers.devtools.embedded.children import SAFETY_NET
 from workers.http import register
@@ -35,7 +36,6 @@ from workers.runtime.settings import Settings
 from workers.secrets import mask_url
 
 log = logging.getLogger(__name__)
-DEFAULT_PORT = 8080
 EXAMPLE_DOMAINS = "workers.examples.domains:default_domains"
 """What dev (and the bench) run when EVENTFLEET_DOMAINS is unset: the examples, reached by
 name so that no framework module imports them; a worker never guesses."""
@@ -43,10 +43,6 @@ EXAMPLE_PROCESSES = "workers.examples.domains:default_processes"
 DEMO_PROCESSES = "workers.examples.domains:demo_processes"
 """With the example domains, dev runs their process manager (``--demo``: with a payment deadline
 of seconds, so the demo sees unpaid orders cancelled)."""
-
-
-class PortTaken(EventfleetError):
-    """The HTTP port dev was asked for is held by another process."""
 
 
 def dev_settings(
@@ -85,24 +81,6 @@ def embedded_stack(settings: Settings, *, redis_url: str | None = None) -> Embed
     )
 
 
-def http_port(settings: Settings, requested: int | None) -> int:
-    """The port to serve on: ``--port``, else EVENTFLEET_HTTP_PORT, else 8080; 0 picks a free one."""
-    if requested is None:
-        requested = settings.http_port if "http_port" in settings.explicit else DEFAULT_PORT
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((settings.http_host, requested))
-        except OSError as e:
-            if e.errno != errno.EADDRINUSE:
-                raise
-            raise PortTaken(
-                f"port {requested} on {settings.http_host} is already in use (another "
-                "`eventfleet dev`?); pass --port N, or --port 0 for any free port"
-            ) from None
-        return int(sock.getsockname()[1])
-
-
 def lent_redis(settings: Settings, redis_url: str | None) -> str | None:
     """The Redis URL dev was told to use, checked like EVENTFLEET_REDIS_URL; None: start its own."""
     if redis_url is None:
@@ -136,7 +114,7 @@ async def run_directory() -> AsyncIterator[Path]:
     Faust's data directory is ``<temp dir>/eventfleet-faust/<app>`` (workers.runtime.fleet):
     pointing the temp dir here makes it, and all the stack writes, go when the run ends.
     """
-    path = Path(tempfile.mkdtemp(prefix="eventfleet-dev-"))
+    path = Path(tempfile.mkdtemp(prefix=RUN_PREFIX))
     SAFETY_NET.dirs.add(path)
     previous = tempfile.tempdir
     tempfile.tempdir = str(path)
@@ -154,6 +132,28 @@ def say(text: str) -> None:
 
 
 async def dev(
+    settings: Settings,
+    *,
+    port: int | None = None,
+    redis_url: str | None = None,
+    demo: bool = False,
+    demo_scale: float = 1.0,
+    read_only: bool = False,
+) -> int:
+    """The stack and every role until Ctrl-C; with ``demo``, the demo's workload, its verdict and
+    the exit, its logs in a file (the terminal shows the progress, not the roles' INFO lines)."""
+    if not demo:
+        return await _dev(settings, port=port, redis_url=redis_url, read_only=read_only)
+    with logs_aside() as logs:
+        say(f"the demo's logs go to {logs} (errors also here), so its progress has the terminal")
+        try:
+            return await _dev(settings, port=port, redis_url=redis_url, read_only=read_only,
+                              demo=True, demo_scale=demo_scale)  # fmt: skip
+        finally:
+            say(f"this run's logs: {logs}")
+
+
+async def _dev(
     settings: Settings,
     *,
     port: int | None = None,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from workers.http.openapi import document
+from workers.devtools.docs_http import cell, code, reference
 from workers.runtime.answers import ERROR_CODES
 from workers.runtime.loading import load_domains
 from workers.runtime.settings import OPENTELEMETRY, documented
@@ -19,17 +19,12 @@ from workers.runtime.settings import OPENTELEMETRY, documented
 MARKER = re.compile(r"<!-- generated: (?P<name>[a-z-]+) -->")
 
 
-def cell(text: str) -> str:
-    """A Markdown table cell: a pipe in the text is escaped, a line break flattened."""
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def settings_table() -> str:
     """Every setting: its environment variable, its default and what it does."""
     rows = ["| variable | default | meaning |", "|---|---|---|"]
     for name, default, doc in documented():
-        shown = "" if default == "" else f"`{default}`"
-        rows.append(f"| `{name}` | {shown} | {cell(doc)} |")
+        shown = "" if default == "" else code(default)
+        rows.append(f"| {code(name)} | {shown} | {cell(doc)} |")
     return "\n".join(rows)
 
 
@@ -37,39 +32,35 @@ def opentelemetry_table() -> str:
     """The standard OpenTelemetry variables the SDK reads itself: ours to document, not to parse."""
     rows = ["| OpenTelemetry variable | default | meaning |", "|---|---|---|"]
     for name, default, doc in OPENTELEMETRY:
-        shown = "" if default == "" else f"`{default}`"
-        rows.append(f"| `{name}` | {shown} | {cell(doc)} |")
+        shown = "" if default == "" else code(default)
+        rows.append(f"| {code(name)} | {shown} | {cell(doc)} |")
     return "\n".join(rows)
 
 
 def error_codes_table() -> str:
     """Every error code of the catalogue: its status, its cause and the fix."""
     rows = ["| code | HTTP status | cause | fix |", "|---|---|---|---|"]
-    rows += [f"| `{e.code}` | {e.status} | {cell(e.cause)} | {cell(e.fix)} |" for e in ERROR_CODES]
+    rows += [
+        f"| {code(e.code)} | {e.status} | {cell(e.cause)} | {cell(e.fix)} |" for e in ERROR_CODES
+    ]
     return "\n".join(rows)
 
 
 EXAMPLES = "workers.examples.domains:default_domains"
 """The domains the HTTP reference is drawn for, by name (nothing imports the examples)."""
+__all__ = ["TABLES", "UnknownTable", "cell", "code", "generate", "on_page_markdown"]
 
 
-def operations_table() -> str:
-    """Every operation of the OpenAPI document a fleet of the example domains serves: method,
-    path, what it does and every status it may answer."""
-    doc = document(load_domains(EXAMPLES), auth="jwt")
-    rows = ["| method | path | what | answers |", "|---|---|---|---|"]
-    for path, methods in doc["paths"].items():
-        for method, op in methods.items():
-            statuses = ", ".join(sorted(op["responses"]))
-            rows.append(f"| `{method.upper()}` | `{path}` | {cell(op['summary'])} | {statuses} |")
-    return "\n".join(rows)
+def operations_reference() -> str:
+    """Every route once, as declared, for a fleet of the example domains (``docs_http``)."""
+    return reference(load_domains(EXAMPLES))
 
 
 TABLES: dict[str, Callable[[], str]] = {
     "settings": settings_table,
     "opentelemetry": opentelemetry_table,
     "error-codes": error_codes_table,
-    "operations": operations_table,
+    "operations": operations_reference,
 }
 
 

@@ -25,7 +25,7 @@ from workers.roles.read.paging import DEFAULT_PAGE, MAX_PAGE
 from workers.runtime.answers import ERROR_CODES
 
 __all__ = [
-    "AUTH", "BY_MODE", "GONE", "NOT_HTTP", "OPERATIONS", "PER_TYPE", "UNPLACED",
+    "AUTH", "BY_MODE", "GONE", "NOT_HTTP", "OPERATIONS", "PAGES", "PER_TYPE", "UNPLACED",
     "DeadlinesQuery", "EventsQuery", "GlobalEventsQuery", "GlobalSubscribeQuery", "HealthQuery",
     "InstancesQuery", "OutcomeQuery", "StateQuery", "SubscribeQuery", "TypeSubscribeQuery",
 ]  # fmt: skip
@@ -372,6 +372,15 @@ OPERATIONS: tuple[Declared, ...] = (
     READY, METRICS,
 )  # fmt: skip
 """Every documented route."""
+
+CHAT_PAGE = _op("GET", "/chat/{room_id}", "chat_page",
+                "The chat room in a browser: an HTML page with its own script, which signs in "
+                "through the console's sign-in and chats over the room's WebSocket",
+                (Success(200, {"type": "string"}, "text/html", "the page"),), ("bad_request",),
+                open=True, hidden=True)  # fmt: skip
+PAGES: tuple[Declared, ...] = (CHAT_PAGE,)
+"""Pages people open in a browser: in the HTTP reference, not in the OpenAPI document (HTML, no
+data: the page carries none, so the door lets anyone have it)."""
 
 BY_MODE = ("conflict", "read_only")
 """Placed on the appends of the domains whose mode answers them."""

@@ -20,13 +20,13 @@ import orjson
 from topics.catalog import TopicSpec
 from workers.adapters.kafka import ensure_topics
 from workers.devtools.bench.append import Point, bench_append, bench_scale
-from workers.devtools.bench.capacity import TARGETS, Costs, measured, plan, render
+from workers.devtools.bench.capacity import TARGETS, Costs, assumed, measured, plan, render
 from workers.devtools.bench.commands import bench_http_commands
 from workers.devtools.bench.fairness import Fairness, bench_fairness
 from workers.devtools.bench.global_read import bench_global
 from workers.devtools.bench.live import bench_live
 from workers.devtools.bench.measure import Table, load_average
-from workers.devtools.bench.plot import scale_svg
+from workers.devtools.bench.plot import plot_target, scale_svg
 from workers.devtools.bench.pm import bench_pm
 from workers.devtools.bench.progress import step
 from workers.devtools.bench.stack import Bench, bench_settings, bench_stack
@@ -78,6 +78,8 @@ async def bench(
     ``bench-<run>.``) is deleted at the end.
     """
     settings = bench_settings(settings, uuid.uuid4().hex[:6])
+    if path in ("scale", "all"):  # resolved and checked before anything starts
+        plot = str(plot_target(plot))
 
     def emit(
         table: Table | Capacity | Fairness,
@@ -210,6 +212,7 @@ class Capacity:
         return {
             "capacity": [asdict(plan(rate, self.costs)) for rate in TARGETS],
             "costs": asdict(self.costs),
+            "assumed": assumed(self.costs),
             "points": [asdict(p) for p in self.points],
             "plot": self.plot,
         }
@@ -223,6 +226,10 @@ def _capacity(points: list[Point], commands_cpu_ms: float | None, plot: str) -> 
         [(p.processes, p.rate, p.cpu_ms) for p in points],
         f"append scale-out on {os.cpu_count()} cores, 8 partitions",
     )
-    Path(plot).write_text(svg)
+    try:
+        Path(plot).write_text(svg)
+    except OSError as e:  # the rows after this one are still measured
+        step(f"could not write the scale-out plot to {plot} ({e.strerror}); the numbers stand")
+        return Capacity(costs, points, f"not written ({e.strerror})")
     step(f"wrote the scale-out plot to {plot}")
     return Capacity(costs, points, plot)

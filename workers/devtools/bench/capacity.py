@@ -31,6 +31,9 @@ class Costs:
     redis_calls_per_shard: float = 100_000.0  # pipelined EVALSHA of a small script, one core
     redis_calls_per_event: float = 1.2  # claim-and-mark, plus the appender's filter notes
     headroom: float = 0.7  # of a core a process is planned to use
+    measured: tuple[str, ...] = ()
+    """The CPU costs this run measured (``commands_cpu_ms``, ``appender_cpu_ms``); every other
+    figure is the default above, and the model says so."""
 
     def per_process(self, cpu_ms: float) -> float:
         """Events per second one process carries at the planned headroom."""
@@ -84,18 +87,52 @@ def first_to_saturate(costs: Costs) -> str:
 
 def measured(costs: Costs, *, appender_cpu_ms: float | None = None,
              commands_cpu_ms: float | None = None) -> Costs:  # fmt: skip
-    """The defaults with what this run measured put in their place."""
+    """The defaults with what this run measured put in their place, and named as measured."""
     if appender_cpu_ms:
-        costs = replace(costs, appender_cpu_ms=appender_cpu_ms)
+        costs = replace(costs, appender_cpu_ms=appender_cpu_ms,
+                        measured=(*costs.measured, "appender_cpu_ms"))  # fmt: skip
     if commands_cpu_ms:
-        costs = replace(costs, commands_cpu_ms=commands_cpu_ms)
+        costs = replace(costs, commands_cpu_ms=commands_cpu_ms,
+                        measured=(*costs.measured, "commands_cpu_ms"))  # fmt: skip
     return costs
+
+
+MEASURED_BY = {
+    "commands_cpu_ms": "`eventfleet bench commands` or `all`",
+    "appender_cpu_ms": "`eventfleet bench scale` or `all`",
+}
+"""The bench paths that measure each CPU cost the model can take from a run."""
+
+
+def assumed(costs: Costs) -> list[str]:
+    """The CPU costs the model took as defaults, not from this run."""
+    return [name for name in MEASURED_BY if name not in costs.measured]
+
+
+def _cpu(costs: Costs, name: str) -> str:
+    """A CPU cost as the model shows it: measured in this run, or assumed (the default)."""
+    value = f"{getattr(costs, name):.3f} ms"
+    return f"{value} assumed" if name in assumed(costs) else value
+
+
+def assumed_note(costs: Costs) -> str:
+    """What the model took without measuring it, and what would measure it."""
+    what = "; ".join(
+        f"{name.removesuffix('_cpu_ms')} {getattr(costs, name):.3f} ms (a reference figure; "
+        f"{MEASURED_BY[name]} measures it)"
+        for name in assumed(costs)
+    )
+    head = f"assumed, not measured in this run: {what}. " if what else ""
+    return (
+        f"  {head}Downstream CPU and the MongoDB and Redis shard rates are always reference "
+        "figures."
+    )
 
 
 def render(costs: Costs, targets: tuple[int, ...] = TARGETS) -> str:
     lines = [
         "capacity model (from CPU per event: commands "
-        f"{costs.commands_cpu_ms:.3f} ms, appender {costs.appender_cpu_ms:.3f} ms, downstream "
+        f"{_cpu(costs, 'commands_cpu_ms')}, appender {_cpu(costs, 'appender_cpu_ms')}, downstream "
         f"{costs.downstream_cpu_ms:.3f} ms; MongoDB shard {costs.mongo_inserts_per_shard:,.0f} "
         f"inserts/s, Redis shard {costs.redis_calls_per_shard:,.0f} calls/s; each process at "
         f"{costs.headroom:.0%} of a core)",
@@ -112,4 +149,5 @@ def render(costs: Costs, targets: tuple[int, ...] = TARGETS) -> str:
             f"{p.partitions:>12}{p.mongo_shards:>7}{p.redis_shards:>7}{p.cores:>8.0f}"
         )
     lines.append(f"  saturates first: {first_to_saturate(costs)}")
+    lines.append(assumed_note(costs))
     return "\n".join(lines)

@@ -5,10 +5,31 @@ Plain SVG written by hand: no plotting library for three points.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from html import escape
+from pathlib import Path
+
+from topics.errors import ConfigError
 
 W, H, LEFT, RIGHT, TOP, BOTTOM = 640, 360, 70, 70, 40, 50
+
+
+def plot_target(plot: str) -> Path:
+    """``--plot`` as an absolute path, checked before anything runs: a relative path is resolved
+    from where the command started, and a directory that is missing or not writable is said at
+    once (not at the end of a long run, losing the rows after it)."""
+    path = Path(plot).expanduser().resolve()
+    folder = path.parent
+    if not folder.is_dir():
+        raise ConfigError(f"--plot {plot}: the folder {folder} does not exist; create it or "
+                          "name a file in an existing folder.")  # fmt: skip
+    if path.is_dir():
+        raise ConfigError(f"--plot {plot}: {path} is a folder; name the SVG file to write.")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ConfigError(f"--plot {plot}: {path} cannot be written here; name a file in a "
+                          "folder you may write to.")  # fmt: skip
+    return path
 
 
 def scale_svg(points: Sequence[tuple[int, float, float]], title: str) -> str:

@@ -8,7 +8,7 @@ document itself, for a browser signed in to the console (its cookie is scoped to
 from __future__ import annotations
 
 from topics.jsonvalue import JsonObject
-from workers.http.console.html import esc, json_block, table
+from workers.http.console.html import esc, json_block, prose, table
 from workers.http.console.views import Console
 from workers.http.contract import Contract
 from workers.http.edge.request import Request
@@ -49,7 +49,7 @@ def _security(doc: JsonObject) -> str:
     schemes = doc["components"].get("securitySchemes", {})
     if not schemes:
         return '<p class="note" id="security">No sign-in: EVENTFLEET_AUTH=none.</p>'
-    rows = [(esc(name), esc(s.get("scheme") or s.get("name", "")), esc(s.get("description", "")))
+    rows = [(esc(name), esc(s.get("scheme") or s.get("name", "")), prose(s.get("description", "")))
             for name, s in schemes.items()]  # fmt: skip
     return "<h2>Sign-in</h2>" + table(("scheme", "how", "what"), rows, css_id="security")
 
@@ -68,11 +68,11 @@ def _operations(doc: JsonObject) -> list[tuple[str, ...]]:
             if body is not None:
                 params = ", ".join(filter(None, ("body: " + _schema_name(body["schema"]), params)))
             answers = "<br>".join(
-                f"{esc(status)} {esc(response['description'])}"
+                f"{esc(status)} {prose(response['description'])}"
                 for status, response in op["responses"].items()
             )
             rows.append((f"<code>{esc(method.upper())}</code>", f"<code>{esc(route)}</code>",
-                         esc(op.get("summary", "")), esc(params), answers))  # fmt: skip
+                         prose(op.get("summary", "")), esc(params), answers))  # fmt: skip
     return rows
 
 
@@ -97,6 +97,6 @@ def _event_types(doc: JsonObject) -> str:
 
 def _errors(doc: JsonObject) -> list[tuple[str, ...]]:
     return [
-        (f"<code>{esc(e['code'])}</code>", esc(e["status"]), esc(e["cause"]), esc(e["fix"]))
+        (f"<code>{esc(e['code'])}</code>", esc(e["status"]), prose(e["cause"]), prose(e["fix"]))
         for e in doc["x-error-codes"]
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Iterable, Sequence
 from urllib.parse import quote
 
@@ -44,6 +45,15 @@ def esc(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
+_CODE = re.compile(r"`([^`]+)`")
+
+
+def prose(value: object) -> str:
+    """Text written for the docs (summaries, causes, fixes), escaped, with its `code` spans as
+    <code>: a reader sees ``EVENTFLEET_X``, not backticks."""
+    return _CODE.sub(r"<code>\1</code>", esc(value))
+
+
 def path(*parts: str) -> str:
     """A console URL from raw parts, each percent-encoded."""
     return "/console/" + "/".join(quote(p, safe="") for p in parts)
@@ -77,6 +87,8 @@ def page(
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f"{refresh}<title>{esc(title)} · eventfleet console</title>"
+        # An empty icon: without one every page's browser asks /favicon.ico, and is refused.
+        '<link rel="icon" href="data:,">'
         f'<link rel="stylesheet" href="{STYLESHEET}"></head>'
         f'<body><header><strong>eventfleet console</strong> <span class="muted">({mode})</span>'
         f' &nbsp; {nav}<span id="who">{who}</span></header>'

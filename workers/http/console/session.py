@@ -86,6 +86,7 @@ class Login:
     def __init__(self, door: Door, settings: Settings) -> None:
         self.door = door
         self._limits = settings.max_body_bytes, settings.body_timeout_s
+        self._actions = settings.console_actions
 
     def _page(self, request: Request, message: str = "", status: int = 200) -> Response:
         if self.door.mode == "jwt":
@@ -104,7 +105,7 @@ class Login:
                 "console</a>.</p>"
             )
         error = f'<p class="bad" id="error">{esc(message)}</p>' if message else ""
-        text = page("Sign in", error + form, actions=False, auth=self.door.mode)
+        text = page("Sign in", error + form, actions=self._actions, auth=self.door.mode)
         response = Response.html(text, status)
         keep_csrf(request, response)
         return response

@@ -57,14 +57,16 @@ SCRIPT = r"""'use strict';
       head.append(who, el('time', 'when', clock(m.sent_at)));
       if (m.edited) head.append(el('span', 'edited', 'edited'));
       li.append(head, el('p', 'content', m.content));
-      const tools = el('div', 'tools');
-      for (const [label, act] of [['Edit', edit], ['Delete', remove]]) {
-        const b = el('button', label.toLowerCase(), label);
-        b.type = 'button';
-        b.addEventListener('click', () => act(m));
-        tools.append(b);
+      if (mine) {  // only its sender may change a message: no button the fleet would refuse
+        const tools = el('div', 'tools');
+        for (const [label, act] of [['Edit', edit], ['Delete', remove]]) {
+          const b = el('button', label.toLowerCase(), label);
+          b.type = 'button';
+          b.addEventListener('click', () => act(m));
+          tools.append(b);
+        }
+        li.append(tools);
       }
-      li.append(tools);
       if (seen[m.message_id]) li.append(el('div', 'seen', 'Seen by ' + seen[m.message_id].sort().join(', ')));
       list.append(li);
     }

@@ -19,6 +19,7 @@ from __future__ import annotations
 import html
 
 from topics.envelope import AGGREGATE_ID_RE
+from workers.http.declared import CHAT_PAGE
 from workers.http.edge.request import Request
 from workers.http.edge.responses import Response, json_response
 from workers.http.edge.routes import Api
@@ -98,4 +99,4 @@ def register_chat_page(fleet: Fleet, api: Api) -> None:
 
     api.get(SCRIPT_PATH, hidden=True)(chat_script)
     api.get(STYLESHEET_PATH, hidden=True)(chat_stylesheet)
-    api.get("/chat/{room_id}", hidden=True)(chat_room_page)
+    api.bind(CHAT_PAGE, chat_room_page)
