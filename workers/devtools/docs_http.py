@@ -27,7 +27,7 @@ from workers.http.ryw.reads import ReadAfterQuery
 from workers.runtime.answers import ERROR_CODES
 
 EXAMPLE_PATH = {"aggregate_type": "order", "aggregate_id": "o-1", "room_id": "lobby",
-                "subject": "ann"}  # fmt: skip
+                "subject": "ann", "process": "order_lifecycle", "key": "o-1"}  # fmt: skip
 """Path parameters of the example requests (the example domains' names)."""
 EXAMPLE_QUERY: Mapping[str, Mapping[str, str]] = {
     "events": {"after_version": "0", "limit": "100"},
