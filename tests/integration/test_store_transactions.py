@@ -1,0 +1,140 @@
+"""What the multi-aggregate append needs from the store's transactions, probed on the embedded one.
+
+SecantusDB (the embedded MongoDB-protocol store) advertises a single-node replica set and runs
+MongoDB's multi-document transactions (``start_session`` + ``start_transaction``): these tests
+hold it to what the fleet relies on, with PyMongo alone, so a release that stops doing it fails
+here and not somewhere down the fleet. A transaction's writes to several documents and
+collections are stored all or none, a unique index violation on its third write leaves nothing
+of the first two, no reader outside it sees its writes before the commit, two transactions
+writing one key conflict (the second is told ``WriteConflict``, a transient transaction error,
+and cannot commit), and a write outside any transaction waits for one holding its key. Run with
+``--standalone``, it reports no ``setName`` (as a standalone mongod does; the fleet then runs no
+transactions there: a standalone mongod refuses them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from pymongo import ASCENDING, AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
+
+from workers.adapters.mongo import Document, connect, database
+from workers.devtools.embedded import EmbeddedStack
+
+WRITE_CONFLICT = 112
+NO_SUCH_TRANSACTION = 251
+
+
+@pytest.fixture
+async def client(stack: EmbeddedStack) -> AsyncIterator[AsyncMongoClient[Document]]:
+    mongo = connect(stack.urls.mongo_url, timeout_ms=5000)
+    yield mongo
+    await mongo.close()
+
+
+@pytest.fixture
+async def db(
+    client: AsyncMongoClient[Document], unique_name: str
+) -> AsyncIterator[AsyncDatabase[Document]]:
+    own = database(client, unique_name)
+    await own.events.create_index(
+        [("aggregate", ASCENDING), ("version", ASCENDING)], unique=True, name="aggregate_version"
+    )
+    yield own
+    await client.drop_database(unique_name)
+
+
+async def test_the_embedded_store_says_it_is_a_replica_set(
+    client: AsyncMongoClient[Document],
+) -> None:
+    hello = await client.admin.command("hello")
+    assert hello.get("setName") and hello.get("isWritablePrimary") is True
+
+
+async def test_a_standalone_server_says_it_is_none(standalone_url: str) -> None:
+    standalone = connect(standalone_url, timeout_ms=5000)
+    try:
+        hello = await standalone.admin.command("hello")
+    finally:
+        await standalone.close()
+    assert "setName" not in hello and hello.get("msg") != "isdbgrid"
+
+
+async def test_a_unique_violation_on_the_third_write_leaves_nothing_of_the_first_two(
+    client: AsyncMongoClient[Document], db: AsyncDatabase[Document]
+) -> None:
+    await db.events.insert_one({"_id": "c1", "aggregate": "c", "version": 1})
+    with pytest.raises(BulkWriteError) as caught:
+        async with client.start_session() as session:
+            async with await session.start_transaction():
+                await db.events.insert_one({"_id": "a1", "aggregate": "a", "version": 1},
+                                           session=session)  # fmt: skip
+                await db.other.insert_one({"_id": "b1"}, session=session)  # another collection
+                await db.events.insert_many(
+                    [{"_id": "b2", "aggregate": "b", "version": 1},
+                     {"_id": "c1-again", "aggregate": "c", "version": 1}],  # taken: stops here
+                    session=session,
+                )  # fmt: skip
+    assert caught.value.details["writeErrors"][0]["code"] == 11000
+    assert [doc["_id"] async for doc in db.events.find()] == ["c1"]
+    assert await db.other.count_documents({}) == 0
+
+
+async def test_no_reader_outside_sees_a_write_before_the_commit(
+    client: AsyncMongoClient[Document], db: AsyncDatabase[Document]
+) -> None:
+    async with client.start_session() as session:
+        await session.start_transaction()
+        await db.events.insert_many(
+            [{"_id": "a1", "aggregate": "a", "version": 1},
+             {"_id": "b1", "aggregate": "b", "version": 1}], session=session,
+        )  # fmt: skip
+        assert await db.events.count_documents({}) == 0  # outside: nothing yet
+        assert await db.events.count_documents({}, session=session) == 2  # inside: both
+        await session.commit_transaction()
+    assert await db.events.count_documents({}) == 2
+
+
+async def test_of_two_transactions_writing_one_key_the_second_is_told_and_cannot_commit(
+    client: AsyncMongoClient[Document], db: AsyncDatabase[Document]
+) -> None:
+    first, second = client.start_session(), client.start_session()
+    try:
+        await first.start_transaction()
+        await second.start_transaction()
+        await db.events.insert_one({"_id": "x1", "aggregate": "x", "version": 1}, session=first)
+        with pytest.raises(OperationFailure) as caught:
+            await db.events.insert_one(
+                {"_id": "x1-other", "aggregate": "x", "version": 1}, session=second
+            )
+        assert caught.value.code == WRITE_CONFLICT
+        assert caught.value.has_error_label("TransientTransactionError")
+        await first.commit_transaction()
+        with pytest.raises(OperationFailure) as refused:
+            await second.commit_transaction()
+        assert refused.value.code == NO_SUCH_TRANSACTION
+    finally:
+        await first.end_session()
+        await second.end_session()
+    assert [doc["_id"] async for doc in db.events.find()] == ["x1"]
+
+
+async def test_a_write_outside_waits_for_the_transaction_holding_its_key(
+    client: AsyncMongoClient[Document], db: AsyncDatabase[Document]
+) -> None:
+    async with client.start_session() as session:
+        await session.start_transaction()
+        await db.events.insert_one({"_id": "y1", "aggregate": "y", "version": 1}, session=session)
+        outside = asyncio.create_task(
+            db.events.insert_one({"_id": "y1-plain", "aggregate": "y", "version": 1})
+        )
+        done, _ = await asyncio.wait({outside}, timeout=0.3)
+        assert not done  # held until the transaction ends, not written beside it
+        await session.commit_transaction()
+    with pytest.raises(DuplicateKeyError):
+        await outside
+    assert [doc["_id"] async for doc in db.events.find()] == ["y1"]
