@@ -151,6 +151,11 @@ class StoreError(EventfleetError):
     """The store refused an operation for a reason a retry will not fix."""
 
 
+class TransactionsUnsupported(EventfleetError):
+    """The store runs no multi-document transactions (a standalone mongod): what must be stored
+    all or none across aggregates is refused before anything is sent, never stored in part."""
+
+
 class NotFound(EventfleetError):
     """The aggregate, snapshot or document does not exist."""
 

@@ -16,13 +16,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
 import pytest
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
-from workers.adapters.mongo import Document, connect, database
+from tests.faults import TcpProxy
+from topics.envelope import Event, new_event
+from topics.errors import OutcomeUnknown, StoreOutcomeUnknown, StoreUnavailable
+from workers.adapters.mongo import Document, MongoEventStore, connect, database
 from workers.devtools.embedded import EmbeddedStack
 
 WRITE_CONFLICT = 112
@@ -138,3 +142,62 @@ async def test_a_write_outside_waits_for_the_transaction_holding_its_key(
     with pytest.raises(DuplicateKeyError):
         await outside
     assert [doc["_id"] async for doc in db.events.find()] == ["y1"]
+
+
+# The event store's append across aggregates on that store, at the edges of a fault: a statement
+# or a commit whose answer never comes (the proxy passes the request on and holds every reply).
+
+
+@pytest.fixture
+async def proxied(
+    stack: EmbeddedStack, unique_name: str
+) -> AsyncIterator[tuple[MongoEventStore, MongoEventStore, TcpProxy]]:
+    """The event store through a proxy (0.5 s bound), the same store direct, and the proxy."""
+    target = urlsplit(stack.urls.mongo_url)
+    assert target.hostname is not None and target.port is not None
+    async with TcpProxy(target.hostname, target.port) as proxy:
+        near = connect(stack.urls.mongo_url.replace(target.netloc, proxy.address), timeout_ms=500)
+        direct = connect(stack.urls.mongo_url, timeout_ms=5000)
+        try:
+            store = MongoEventStore(database(direct, unique_name))
+            await store.ensure_indexes()
+            yield MongoEventStore(database(near, unique_name)), store, proxy
+        finally:
+            await direct.drop_database(unique_name)
+            await near.close()
+            await direct.close()
+
+
+def together(*ids: str) -> list[Event]:
+    return [new_event("account", i, "Changed", {}, version=1) for i in ids]
+
+
+async def test_an_unanswered_statement_stores_nothing(
+    proxied: tuple[MongoEventStore, MongoEventStore, TcpProxy],
+) -> None:
+    near, direct, proxy = proxied
+    await near.append_atomically(together("warm"))  # asks hello and opens connections first
+    proxy.hold_replies_after(b"insert")
+    with pytest.raises(StoreUnavailable) as caught:
+        await near.append_atomically(together("s1", "s2"))
+    assert not isinstance(caught.value, OutcomeUnknown)  # before the commit: nothing stored
+    assert "nothing was stored" in str(caught.value)
+    proxy.release_replies()
+    for ref in (("account", "s1"), ("account", "s2")):
+        assert await direct.select(ref) == []
+
+
+async def test_an_unanswered_commit_is_unknown_and_lands_whole(
+    proxied: tuple[MongoEventStore, MongoEventStore, TcpProxy],
+) -> None:
+    near, direct, proxy = proxied
+    await near.append_atomically(together("warm"))
+    proxy.hold_replies_after(b"commitTransaction")
+    events = together("u1", "u2", "u3")
+    with pytest.raises(StoreOutcomeUnknown) as caught:
+        await near.append_atomically(events)
+    assert "may or may not be stored (all of them or none)" in str(caught.value)
+    proxy.release_replies()
+    assert proxy.held_requests >= 1
+    found = await direct.find([e.id for e in events])
+    assert sorted(found) == sorted(e.id for e in events)  # the commit landed: every one of them

@@ -180,9 +180,29 @@ class PendingEvents(Protocol):
         ...
 
 
-class StoredEvents(ArchivableEvents, PendingEvents, EventSearch, Protocol):
+class AtomicAppends(Protocol):
+    """Events of several aggregates stored together: all of them, or none (one transaction)."""
+
+    async def append_atomically(
+        self, events: Sequence[Event], *, pending_publish: bool = False
+    ) -> None:
+        """Insert versioned events of one or more aggregates, all or none, in one transaction.
+
+        The uniqueness of ``append`` holds (an id across the store, a version per aggregate);
+        an event that breaks it aborts the whole write with AppendConflict: ``inserted`` is 0
+        (nothing is stored), ``failed`` the event whose id (``id_taken``) or version was taken,
+        or the first event when a concurrent writer held one of the same versions. No reader
+        sees any of the events before all of them are stored. TransactionsUnsupported, before
+        anything is sent, when the store runs none (a standalone mongod); StoreUnavailable
+        when it does not answer before the commit (nothing stored); StoreOutcomeUnknown when
+        the commit went unanswered and the events are not found stored (they may be later).
+        """
+        ...
+
+
+class StoredEvents(ArchivableEvents, PendingEvents, EventSearch, AtomicAppends, Protocol):
     """The hot event store as every store adapter implements it: the port, its moves, its
-    publish flags and its search."""
+    publish flags, its search and its appends across aggregates."""
 
 
 @dataclass(frozen=True, slots=True)
