@@ -90,7 +90,9 @@ class MemoryEventStore(Switchable):
         check_append(events)
         if not self._transactions:
             raise transactions_unsupported(events)
-        await self.faults.enter("append", f"appending {len(events)} events in one transaction")
+        await self.faults.enter(
+            "append_atomically", f"appending {len(events)} events in one transaction"
+        )
         ids: set[str] = set()
         versions: set[tuple[str, str, int]] = set()
         for event in events:  # every check before the first insert: all or none
