@@ -14,7 +14,16 @@ import orjson
 
 from topics.errors import TooManyTickets
 from topics.jsonvalue import Json, JsonObject
-from workers.roles.outcomes import Accepted, Outcome, Refused, Stored, Unknown
+from workers.roles.outcomes import (
+    Accepted,
+    MultiOutcome,
+    Outcome,
+    Refused,
+    Stored,
+    StoredAll,
+    Unknown,
+    UnknownAll,
+)
 from workers.roles.personal import Erased
 
 __all__ = [
@@ -23,6 +32,7 @@ __all__ = [
     "ErrorCode",
     "answer_bytes",
     "answer_of",
+    "answer_of_all",
     "erasure_answer",
     "error",
     "reply_of",
@@ -207,6 +217,13 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
         "retry",
     ),
     ErrorCode(
+        "command_reused", 409,
+        "an append across aggregates came with a command id an earlier request used for other "
+        "aggregates: some of the events it names are stored and some are not; nothing was "
+        "written",
+        "a retry sends exactly the items it sent before; send new work under a new `command_id`",
+    ),
+    ErrorCode(
         "command_in_progress", 409,
         "another request with the same `command_id` is still running",
         "retry after a moment with the same `command_id`",
@@ -286,6 +303,14 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
         "correct the field the message names",
     ),
     ErrorCode(
+        "async_domain", 422,
+        "an append across aggregates (`POST /v1/appends`) named an item of an async domain: "
+        "its events are stored by the appender after Kafka, one aggregate at a time, so no "
+        "transaction can hold them with others (`item` names it); nothing was written",
+        "send the async domain's event on its own (`POST /v1/{type}/{id}/events`) once the sync "
+        "ones are stored, or let a process manager send it",
+    ),
+    ErrorCode(
         "dead_lettered", 422,
         "the event was accepted (202) but the appender could not take it and dead-lettered it "
         "(`reason`: a type, schema version or mode this appender does not know yet, a record "
@@ -303,6 +328,13 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
         "internal", 500,
         "an unexpected error in the fleet (a bug)",
         "report it with the message; the process log has the traceback",
+    ),
+    ErrorCode(
+        "transactions_unsupported", 501,
+        "an append across aggregates needs a MongoDB transaction and the store is a standalone "
+        "mongod, which runs none; nothing was written",
+        "run MongoDB as a replica set (one member will do), or append to each aggregate on its "
+        "own",
     ),
     ErrorCode(
         "store_unavailable", 503,
@@ -382,6 +414,33 @@ def answer_of(outcome: Outcome) -> Answer:
     if isinstance(outcome, Unknown):
         return _unknown(outcome)
     return error(status_of(outcome.code, 503), outcome.code, outcome.message, **outcome.details)
+
+
+def answer_of_all(outcome: MultiOutcome) -> Answer:
+    """The status and body of an append across aggregates: 201 with every event (its aggregate,
+    id and version, in the request's order), or an error as ``answer_of`` gives it."""
+    if isinstance(outcome, StoredAll):
+        events: list[Json] = [
+            {"aggregate_type": i.aggregate_type, "aggregate_id": i.aggregate_id,
+             "event_id": i.event_id, "version": i.version}
+            for i in outcome.items
+        ]  # fmt: skip
+        body: JsonObject = {"events": events}
+        if outcome.duplicate:
+            body["duplicate"] = True
+        else:
+            body["published"] = outcome.published
+        return Answer(201, body)
+    if isinstance(outcome, UnknownAll):
+        retry = (
+            " Retrying with the same command_id is safe: it is answered the stored events."
+            if outcome.command_id is not None
+            else " Without a command_id a retry may store them twice: read the aggregates first."
+        )
+        ids: list[Json] = list(outcome.event_ids)
+        return error(503, "outcome_unknown", f"{outcome.message}{retry}",
+                     event_ids=ids, command_id=outcome.command_id)  # fmt: skip
+    return answer_of(outcome)
 
 
 def too_many_tickets(e: TooManyTickets) -> Answer:

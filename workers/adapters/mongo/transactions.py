@@ -12,22 +12,40 @@ is looked up by event id, and only when the events are not found is it StoreOutc
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import OperationFailure, PyMongoError
 
 from topics.envelope import Event
 from topics.errors import StoreOutcomeUnknown, StoreUnavailable
 from workers.adapters.mongo.client import Document, translated
 from workers.adapters.records import refs_of
-from workers.ports import AppendConflict
-
-if TYPE_CHECKING:
-    from workers.adapters.mongo.stores import MongoEventStore
+from workers.ports import AggregateRef, AppendConflict
 
 TRANSIENT = "TransientTransactionError"
 UNKNOWN_COMMIT = "UnknownTransactionCommitResult"
+
+
+class MongoEventStore(Protocol):
+    """What of ``workers.adapters.mongo.stores.MongoEventStore`` a transaction uses."""
+
+    @property
+    def collection(self) -> AsyncCollection[Document]: ...
+
+    async def append(
+        self,
+        events: Sequence[Event],
+        *,
+        session: AsyncClientSession | None = None,
+        pending_publish: bool = False,
+    ) -> None: ...
+
+    async def find(
+        self, ids: Sequence[str], *, aggregates: Sequence[AggregateRef] = ()
+    ) -> dict[str, Event]: ...
 
 
 async def supports_transactions(client: AsyncMongoClient[Document]) -> bool:
