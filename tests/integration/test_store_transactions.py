@@ -18,16 +18,20 @@ import asyncio
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
+import orjson
 import pytest
 from pymongo import ASCENDING, AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 from tests.faults import TcpProxy
+from tests.sync.wiring import sync_wiring
 from topics.envelope import Event, new_event
 from topics.errors import OutcomeUnknown, StoreOutcomeUnknown, StoreUnavailable
 from workers.adapters.mongo import Document, MongoEventStore, connect, database
 from workers.devtools.embedded import EmbeddedStack
+from workers.roles.command.multi_requests import parse_multi
+from workers.runtime.answers import answer_of_all
 
 WRITE_CONFLICT = 112
 NO_SUCH_TRANSACTION = 251
@@ -201,3 +205,24 @@ async def test_an_unanswered_commit_is_unknown_and_lands_whole(
     assert proxy.held_requests >= 1
     found = await direct.find([e.id for e in events])
     assert sorted(found) == sorted(e.id for e in events)  # the commit landed: every one of them
+
+
+async def test_a_fleet_on_a_standalone_server_refuses_appends_across_aggregates(
+    stack: EmbeddedStack, standalone_url: str, unique_name: str
+) -> None:
+    """501 transactions_unsupported, nothing written; a single append goes on as before."""
+    async with sync_wiring(
+        kafka_url=stack.urls.kafka_url, mongo_url=standalone_url,
+        redis_url=stack.urls.redis_url, name=unique_name,
+    ) as wired:  # fmt: skip
+        body = {"appends": [
+            {"aggregate_type": "account", "aggregate_id": a, "type": "AccountOpened",
+             "data": {"owner": "o"}} for a in ("z1", "z2")
+        ]}  # fmt: skip
+        request = parse_multi(orjson.dumps(body), max_bytes=65536, max_items=10)
+        answer = answer_of_all(await wired.runtime.commands.handle_many(request))
+        assert (answer.status, answer.body["error"]) == (501, "transactions_unsupported")
+        assert "replica set" in str(answer.body["message"])
+        assert await wired.stored("z1") == [] and await wired.stored("z2") == []
+        single = await wired.append("z1", "AccountOpened", owner="o")
+        assert single.event.version == 1
