@@ -20,6 +20,7 @@ from tests.e2e.expecting import stored_versions
 from tests.fleet import FleetProcess, running_fleet
 from tests.kafka_topics import read_until
 from topics.envelope import decode
+from workers.client import ArgumentError, AsyncClient, Client, ToAppend, errors
 from workers.devtools.embedded import EmbeddedStack
 
 ROUTE = "/v1/appends"
@@ -284,3 +285,37 @@ async def test_sync_domains_mix_and_each_item_passes_its_access_rule(
     vault_of_bob = mine["events"][0]["aggregate_id"]
     status, state = await fleet.get(f"/v1/vault/{vault_of_bob}/state", token=bob)
     assert state["state"]["owner"] == "bob"
+
+
+async def test_the_client_appends_across_aggregates_async_and_blocking(
+    fleet: FleetProcess, stack: EmbeddedStack
+) -> None:
+    source, target = await opened(fleet, balance=10), await opened(fleet)
+    async with AsyncClient(fleet.url, token=fleet.token) as client:
+        moved = await client.append_many([
+            ToAppend("account", source, "MoneyWithdrawn", {"amount": 4}, expected_version=2),
+            ToAppend("account", target, "MoneyDeposited", {"amount": 4}),
+        ])  # fmt: skip
+        assert uuid.UUID(moved.command_id) and not moved.duplicate and moved.published
+        assert [(e.aggregate_id, e.version) for e in moved.events] == [(source, 3), (target, 2)]
+        with pytest.raises(errors.WrongExpectedVersionError) as stale:
+            await client.append_many([
+                ToAppend("account", target, "MoneyDeposited", {"amount": 1}),
+                ToAppend("account", source, "MoneyWithdrawn", {"amount": 1}, expected_version=2),
+            ])  # fmt: skip
+        assert (stale.value.body["item"], stale.value.body["current_version"]) == (1, 3)
+        with pytest.raises(errors.AsyncDomainError):
+            await client.append_many([ToAppend("order", uid("o"), "OrderPlaced", {"items": []})])
+        with pytest.raises(ArgumentError):
+            await client.append_many([])
+
+    def blocking() -> None:
+        with Client(fleet.url, token=lambda: fleet.token()) as client:
+            items = [ToAppend("account", source, "MoneyWithdrawn", {"amount": 6}),
+                     ToAppend("account", target, "MoneyDeposited", {"amount": 6})]  # fmt: skip
+            first = client.append_many(items, command_id="blocking-1", correlation_id="corr-b")
+            again = client.append_many(items, command_id="blocking-1")
+            assert again.duplicate and again.events == first.events
+
+    await asyncio.to_thread(blocking)
+    assert await versions(fleet, stack, source, target) == [[1, 2, 3, 4], [1, 2, 3]]

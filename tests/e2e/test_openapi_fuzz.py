@@ -333,6 +333,12 @@ def directed(schema: Any, fleet: FleetProcess, send: Callable[..., Any], headers
         ("GET", "/v1/order/{aggregate_id}/subscribe",
          {"query": {"after_version": "x"}, "headers": {"Last-Event-ID": "1"}}, None, 400),
         ("GET", "/v1/order/subscribe", {"headers": {"Last-Event-ID": "\u00b2:1"}}, None, 400),
+        ("POST", "/v1/appends", {"body": {"appends": [
+            {"aggregate_type": "order", "aggregate_id": order, **placed}]}}, None, 422),
+        ("POST", "/v1/appends", {"body": {"appends": [opening(order)], "command_id": order}},
+         None, 201),
+        ("POST", "/v1/appends", {"body": {"appends": [opening(order), opening(f"{order}-2")],
+                                          "command_id": order}}, None, 409),
     ]  # fmt: skip
     for method, path, parts, sent, status in cases:
         operation = schema[path][method]
@@ -354,6 +360,12 @@ def directed(schema: Any, fleet: FleetProcess, send: Callable[..., Any], headers
 
 
 LIVE_PER_PRINCIPAL = 3
+
+
+def opening(account: str) -> dict[str, Any]:
+    """An item of ``POST /v1/appends`` that opens an account."""
+    return {"aggregate_type": "account", "aggregate_id": account, "type": "AccountOpened",
+            "data": {"owner": "ann"}}  # fmt: skip
 
 
 @contextlib.contextmanager
