@@ -268,7 +268,7 @@ class AsyncDomainError(ApiError, code="async_domain", status=422):
     async domain: its events are stored by the appender after Kafka, one aggregate at a time, so
     no transaction can hold them with others (``item`` names it); nothing was written. Fix: send
     the async domain's event on its own (``POST /v1/{type}/{id}/events``) once the sync ones are
-    stored, or let a process manager send it.
+    stored, or let a consumer of their stored events send it.
     """
 
 

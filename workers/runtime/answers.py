@@ -308,7 +308,7 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
         "its events are stored by the appender after Kafka, one aggregate at a time, so no "
         "transaction can hold them with others (`item` names it); nothing was written",
         "send the async domain's event on its own (`POST /v1/{type}/{id}/events`) once the sync "
-        "ones are stored, or let a process manager send it",
+        "ones are stored, or let a consumer of their stored events send it",
     ),
     ErrorCode(
         "dead_lettered", 422,

@@ -199,7 +199,8 @@ def _async_message(domain: Domain) -> str:
         "appender after Kafka, one aggregate at a time, so no transaction can hold them with "
         "others; nothing was written. Send its event on its own "
         f"(POST /v1/{domain.name}/{{id}}/events, with a command id) once the sync ones are "
-        "stored, or let a process manager send it (see the guide on appends across aggregates)."
+        "stored, or let a consumer of their stored events send it (see the guide on appends "
+        "across aggregates)."
     )
 
 
