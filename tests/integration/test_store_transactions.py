@@ -10,6 +10,10 @@ writing one key conflict (the second is told ``WriteConflict``, a transient tran
 and cannot commit), and a write outside any transaction waits for one holding its key. Run with
 ``--standalone``, it reports no ``setName`` (as a standalone mongod does; the fleet then runs no
 transactions there: a standalone mongod refuses them).
+
+Then the event store's append across aggregates on it, where a proxy holds the replies: an
+unanswered statement stores nothing (StoreUnavailable), an unanswered commit is an unknown
+outcome that lands whole; and a fleet on the standalone server refuses such an append (501).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from topics.errors import OutcomeUnknown, StoreOutcomeUnknown, StoreUnavailable
 from workers.adapters.mongo import Document, MongoEventStore, connect, database
 from workers.devtools.embedded import EmbeddedStack
 from workers.roles.command.multi_requests import parse_multi
-from workers.runtime.answers import answer_of_all
+from workers.runtime.multi_answers import answer_of_all
 
 WRITE_CONFLICT = 112
 NO_SUCH_TRANSACTION = 251

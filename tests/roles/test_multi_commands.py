@@ -18,8 +18,8 @@ from workers.examples.domains.order import ORDER
 from workers.roles.command.multi_requests import MultiRequest, parse_multi
 from workers.roles.outcomes import Refused, StoredAll
 from workers.runtime.adapters import memory_adapters
-from workers.runtime.answers import answer_of_all
 from workers.runtime.compose import Runtime
+from workers.runtime.multi_answers import answer_of_all
 from workers.runtime.settings import Settings
 
 ANN = Actor("ann", ())

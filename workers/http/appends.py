@@ -16,8 +16,9 @@ from workers.http.edge.routes import Api
 from workers.http.queries import failure
 from workers.roles.command.multi_requests import parse_multi
 from workers.roles.outcomes import Refused
-from workers.runtime.answers import answer_of_all, error
+from workers.runtime.answers import error
 from workers.runtime.fleet import Fleet
+from workers.runtime.multi_answers import answer_of_all
 
 
 def register_multi_append(fleet: Fleet, api: Api) -> None:

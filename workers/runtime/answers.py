@@ -14,16 +14,7 @@ import orjson
 
 from topics.errors import TooManyTickets
 from topics.jsonvalue import Json, JsonObject
-from workers.roles.outcomes import (
-    Accepted,
-    MultiOutcome,
-    Outcome,
-    Refused,
-    Stored,
-    StoredAll,
-    Unknown,
-    UnknownAll,
-)
+from workers.roles.outcomes import Accepted, Outcome, Refused, Stored, Unknown
 from workers.roles.personal import Erased
 
 __all__ = [
@@ -32,7 +23,6 @@ __all__ = [
     "ErrorCode",
     "answer_bytes",
     "answer_of",
-    "answer_of_all",
     "erasure_answer",
     "error",
     "reply_of",
@@ -414,33 +404,6 @@ def answer_of(outcome: Outcome) -> Answer:
     if isinstance(outcome, Unknown):
         return _unknown(outcome)
     return error(status_of(outcome.code, 503), outcome.code, outcome.message, **outcome.details)
-
-
-def answer_of_all(outcome: MultiOutcome) -> Answer:
-    """The status and body of an append across aggregates: 201 with every event (its aggregate,
-    id and version, in the request's order), or an error as ``answer_of`` gives it."""
-    if isinstance(outcome, StoredAll):
-        events: list[Json] = [
-            {"aggregate_type": i.aggregate_type, "aggregate_id": i.aggregate_id,
-             "event_id": i.event_id, "version": i.version}
-            for i in outcome.items
-        ]  # fmt: skip
-        body: JsonObject = {"events": events}
-        if outcome.duplicate:
-            body["duplicate"] = True
-        else:
-            body["published"] = outcome.published
-        return Answer(201, body)
-    if isinstance(outcome, UnknownAll):
-        retry = (
-            " Retrying with the same command_id is safe: it is answered the stored events."
-            if outcome.command_id is not None
-            else " Without a command_id a retry may store them twice: read the aggregates first."
-        )
-        ids: list[Json] = list(outcome.event_ids)
-        return error(503, "outcome_unknown", f"{outcome.message}{retry}",
-                     event_ids=ids, command_id=outcome.command_id)  # fmt: skip
-    return answer_of(outcome)
 
 
 def too_many_tickets(e: TooManyTickets) -> Answer:
