@@ -11,7 +11,7 @@ import pytest
 from tests import ast_guard
 from tests.fleet import fleet, no_fleet_outlives_the_session  # noqa: F401
 from tests.redis_keys import no_keys_outlive_the_session  # noqa: F401
-from tests.stack_fixtures import private_stack, stack, unique_name  # noqa: F401
+from tests.stack_fixtures import private_stack, stack, standalone_url, unique_name  # noqa: F401
 from workers.devtools.embedded.probes import PORT_SHARE
 
 ast_guard.install()  # before any failure is shown: see tests/ast_guard.py

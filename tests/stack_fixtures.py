@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.redis_keys import claim
-from workers.devtools.embedded import EmbeddedStack
+from workers.devtools.embedded import EmbeddedStack, free_port
 
-__all__ = ["private_stack", "stack", "unique_name"]
+__all__ = ["private_stack", "stack", "standalone_url", "unique_name"]
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +42,51 @@ def unique_name(request: pytest.FixtureRequest) -> str:
     # MongoDB database names are the strictest: at most 63 bytes and no '.', '/', '$' or space.
     test = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower()).strip("_")
     return claim(f"{test[:40]}_{uuid.uuid4().hex[:8]}")  # its Redis keys go with the session
+
+
+@pytest.fixture(scope="session")
+def standalone_url() -> Iterator[str]:
+    """A SecantusDB that reports a standalone topology (no ``setName`` in ``hello``), as a
+    standalone mongod does: the fleet then runs no transactions and no change streams there."""
+    binary = shutil.which("secantusd-py") or str(Path(sys.executable).parent / "secantusd-py")
+    workdir = Path(tempfile.mkdtemp(prefix="standalone-mongo-"))
+    (workdir / "secantusd.toml").touch()  # an explicit empty config: no user config leaks in
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            binary,
+            "--config",
+            str(workdir / "secantusd.toml"),
+            "--standalone",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--storage-path",
+            str(workdir / "data"),
+            "--log-level",
+            "WARNING",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_listening(port, process, deadline_s=30)
+        yield f"mongodb://127.0.0.1:{port}/?directConnection=true"
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _wait_listening(port: int, process: subprocess.Popen[bytes], *, deadline_s: float) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"secantusd-py --standalone exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"secantusd-py --standalone did not listen on {port} in {deadline_s} s")

@@ -88,6 +88,12 @@ def expectation_message(aggregate: str, *, expected: int, current: int) -> str:
     return f"{found}; {wanted}. Nothing was written: read it again and decide again."
 
 
+class CommandReused(EventfleetError):
+    """A command id came back for other work: some of the events it names are stored (by an
+    earlier request with that id, for other aggregates) and some are not. Nothing was written;
+    a retry sends exactly what was sent before, new work a new command id."""
+
+
 class ConcurrencyConflict(EventfleetError):
     """Another writer changed the aggregate first; re-read and try again."""
 
@@ -149,6 +155,11 @@ class UnknownSchemaVersion(ReplayFailed):
 
 class StoreError(EventfleetError):
     """The store refused an operation for a reason a retry will not fix."""
+
+
+class TransactionsUnsupported(EventfleetError):
+    """The store runs no multi-document transactions (a standalone mongod): what must be stored
+    all or none across aggregates is refused before anything is sent, never stored in part."""
 
 
 class NotFound(EventfleetError):

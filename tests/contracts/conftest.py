@@ -3,7 +3,8 @@
 Suites here: EventStore and PendingEvents, SnapshotStore, ViewStore and ViewStaging, Rejections
 (on ``stores``), Producer (on ``topics``), DocumentStore, ChangeFeed, Invalidations, Marker and
 CommandMemory (on ``side``: ``test_marker.py``, ``test_marker_versions.py``), RuleStates,
-AppendProgress, SyncAppender, ProcessInstances (their own fixtures); the EventBus
+AppendProgress, ProcessInstances (their own fixtures), SyncAppender (on ``s``, from
+``synced``); the EventBus
 contract is ``tests/bus/test_contract.py`` and the ActionLog's ``tests/console/test_action_log.py``.
 
 The real ones use the embedded stack: MongoDB in a database of the test's own, Kafka on a
@@ -70,6 +71,8 @@ from workers.ports import (
     ViewStore,
 )
 from workers.runtime.adapters import Stream
+
+from .synced import s  # noqa: F401  # SyncAppender's fixture, for its two suites
 
 STORES = ("memory", "mongo")
 PRODUCERS = ("memory", "kafka")

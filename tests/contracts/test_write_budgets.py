@@ -94,6 +94,17 @@ async def test_a_bucket_starts_full_and_refuses_past_its_burst_taking_nothing(si
     assert waits == sorted(waits, reverse=True)  # a refusal took nothing: only time passes
 
 
+async def test_a_draw_of_several_writes_takes_them_all_or_none(side: Side) -> None:
+    """An append across aggregates draws one write per event, at once: with 3 tokens, a draw of
+    2 passes, then one of 2 waits (the 1 left is not taken), and one of 1 still passes."""
+    budget = Budget(rate_per_s=1, burst=3)
+    assert await side.one.take(BudgetDraw("ann", budget, 2)) == 0
+    wait = await side.other.take(BudgetDraw("ann", budget, 2))
+    assert 0 < wait <= 1000  # one token short, at a token a second
+    assert await side.one.take(BudgetDraw("ann", budget, 1)) == 0
+    assert await side.one.take(BudgetDraw("ann", budget, 1)) > 0
+
+
 async def test_principals_do_not_share_a_bucket(side: Side) -> None:
     for _ in range(SLOW.burst):
         await side.one.take(draw("ann"))

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import aiohttp
 import orjson
@@ -106,13 +106,30 @@ async def keys(url: str, pattern: str) -> list[bytes]:
 
 async def post(dev: Dev, path: str, body: dict[str, object], *, token: bool = True) -> int:
     """POST with the token dev's banner printed (dev runs with its own signing key)."""
-    headers = {"Authorization": f"Bearer {dev.exports['EVENTFLEET_TOKEN']}"} if token else {}
-    headers["Content-Type"] = "application/json"
+    status, _ = await call(dev, "POST", path, body, as_user="" if token else None)
+    return status
+
+
+async def call(
+    dev: Dev, method: str, path: str, body: dict[str, object] | None = None,
+    *, as_user: str | None = "",
+) -> tuple[int, Any]:  # fmt: skip
+    """A request as one of dev's users (``alice``, ``bob``, ``ops``; "": ``EVENTFLEET_TOKEN``;
+    None: no token), with the token the export block holds for it."""
+    variable = "EVENTFLEET_TOKEN" + (f"_{as_user.upper()}" if as_user else "")
+    headers = {} if as_user is None else {"Authorization": f"Bearer {dev.exports[variable]}"}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    data = None if body is None else orjson.dumps(body)
     async with (
         aiohttp.ClientSession() as session,
-        session.post(f"{dev.api}{path}", data=orjson.dumps(body), headers=headers) as response,
+        session.request(method, f"{dev.api}{path}", data=data, headers=headers) as response,
     ):
-        return response.status
+        raw = await response.read()
+        try:
+            return response.status, orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return response.status, raw.decode(errors="replace")
 
 
 @pytest.fixture(scope="module")
@@ -143,6 +160,42 @@ async def test_dev_shuts_its_door_and_prints_a_token_that_opens_it(dev: Dev) -> 
     )
     exports = dev.exports
     assert exports["EVENTFLEET_AUTH"] == "jwt" and exports["EVENTFLEET_AUTH_JWKS"].endswith(".json")
+
+
+async def test_dev_prints_alice_bob_and_ops_and_the_rules_tell_them_apart(dev: Dev) -> None:
+    """Each token names its user and roles (as stored in the events' actor); alice may change
+    her chat message and bob may not, ops (moderator) may; alice reads the console, bob not."""
+    assert {"EVENTFLEET_TOKEN_ALICE", "EVENTFLEET_TOKEN_BOB", "EVENTFLEET_TOKEN_OPS"} <= set(
+        dev.exports
+    )
+    assert dev.exports["EVENTFLEET_TOKEN"] == dev.exports["EVENTFLEET_TOKEN_OPS"]
+    for user in ("alice", "bob", "ops"):
+        assert f" {user} " in dev.banner and f"$EVENTFLEET_TOKEN_{user.upper()}" in dev.banner
+    room = f"users-{uuid.uuid4().hex[:6]}"
+    events = f"/v1/chat_room/{room}/events"
+    sent = {"type": "MessageSent", "data": {"message_id": "m1", "content": "hello"}}
+    assert (await call(dev, "POST", events, sent, as_user="alice"))[0] == 202
+    status, _ = await call(dev, "GET", f"/v1/chat_room/{room}/state?min_version=1&wait_ms=5000")
+    assert status == 200
+    edit = {"type": "MessageEdited", "data": {"message_id": "m1", "content": "bob was here"}}
+    status, refused = await call(dev, "POST", events, edit, as_user="bob")
+    assert (status, refused["error"], refused["reason"]) == (403, "forbidden", "not_your_message")
+    assert "alice" in refused["message"]
+    own = {"type": "MessageEdited", "data": {"message_id": "m1", "content": "hello again"}}
+    assert (await call(dev, "POST", events, own, as_user="alice"))[0] == 202
+    removed = {"type": "MessageDeleted", "data": {"message_id": "m1"}}
+    assert (await call(dev, "POST", events, removed, as_user="ops"))[0] == 202
+    status, page = await call(dev, "GET", f"{events}?min_version=3&wait_ms=5000")
+    assert status == 200, page
+    actors = [(e["type"], e["metadata"]["actor"]) for e in page["events"]]
+    viewer, operator = "eventfleet-viewer", "eventfleet-operator"
+    assert actors == [
+        ("MessageSent", {"principal": "alice", "roles": [viewer]}),
+        ("MessageEdited", {"principal": "alice", "roles": [viewer]}),
+        ("MessageDeleted", {"principal": "ops", "roles": [operator, viewer, "moderator"]}),
+    ]
+    assert (await call(dev, "GET", "/console", as_user="alice"))[0] == 200
+    assert (await call(dev, "GET", "/console", as_user="bob"))[0] == 403
 
 
 async def test_the_export_block_points_replay_and_topics_check_at_dev(dev: Dev) -> None:

@@ -343,6 +343,12 @@ def directed(schema: Any, fleet: FleetProcess, send: Callable[..., Any], headers
         ("GET", "/v1/events", {"query": {"after": "AAAAAAAAAAAAAAAAAAAAAAAA"}}, None, 400),
         ("GET", "/v1/events", {"query": {"aggregate_type": "nope"}}, None, 404),
         ("GET", "/v1/events/subscribe", {"headers": {"Last-Event-ID": "AAAA"}}, None, 400),
+        ("POST", "/v1/appends", {"body": {"appends": [
+            {"aggregate_type": "order", "aggregate_id": order, **placed}]}}, None, 422),
+        ("POST", "/v1/appends", {"body": {"appends": [opening(order)], "command_id": order}},
+         None, 201),
+        ("POST", "/v1/appends", {"body": {"appends": [opening(order), opening(f"{order}-2")],
+                                          "command_id": order}}, None, 409),
     ]  # fmt: skip
     for method, path, parts, sent, status in cases:
         operation = schema[path][method]
@@ -364,6 +370,12 @@ def directed(schema: Any, fleet: FleetProcess, send: Callable[..., Any], headers
 
 
 LIVE_PER_PRINCIPAL = 3
+
+
+def opening(account: str) -> dict[str, Any]:
+    """An item of ``POST /v1/appends`` that opens an account."""
+    return {"aggregate_type": "account", "aggregate_id": account, "type": "AccountOpened",
+            "data": {"owner": "ann"}}  # fmt: skip
 
 
 @contextlib.contextmanager

@@ -1,15 +1,9 @@
-"""Storage test fixtures: a fresh database per test on the stack's MongoDB, and a standalone server."""
+"""Storage test fixtures: a fresh database per test on the stack's MongoDB, and one on a standalone
+server (``standalone_url``, in ``tests.stack_fixtures``)."""
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -17,7 +11,6 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from workers.adapters.mongo import connect, database
-from workers.devtools.embedded import free_port
 
 Document = dict[str, Any]
 TIMEOUT_MS = 10_000
@@ -47,40 +40,6 @@ async def other_db(stack: Any, unique_name: str) -> AsyncIterator[AsyncDatabase[
     await mongo.close()
 
 
-@pytest.fixture(scope="session")
-def standalone_url() -> Iterator[str]:
-    """A SecantusDB that reports a standalone topology: no transactions, no change streams."""
-    binary = shutil.which("secantusd-py") or str(Path(sys.executable).parent / "secantusd-py")
-    workdir = Path(tempfile.mkdtemp(prefix="storage-standalone-"))
-    (workdir / "secantusd.toml").touch()  # an explicit empty config: no user config leaks in
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            binary,
-            "--config",
-            str(workdir / "secantusd.toml"),
-            "--standalone",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--storage-path",
-            str(workdir / "data"),
-            "--log-level",
-            "WARNING",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        _wait_listening(port, process, deadline_s=30)
-        yield f"mongodb://127.0.0.1:{port}/?directConnection=true"
-    finally:
-        process.kill()
-        process.wait(timeout=10)
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
 @pytest.fixture
 async def standalone_db(
     standalone_url: str, unique_name: str
@@ -89,16 +48,3 @@ async def standalone_db(
     yield database(mongo, unique_name)
     await mongo.drop_database(unique_name)
     await mongo.close()
-
-
-def _wait_listening(port: int, process: subprocess.Popen[bytes], *, deadline_s: float) -> None:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"secantusd-py --standalone exited with {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"secantusd-py --standalone did not listen on {port} in {deadline_s} s")

@@ -15,6 +15,7 @@ from topics.envelope import Metadata
 from topics.errors import StoreUnavailable, StreamUnavailable
 from workers.devtools.embedded import EmbeddedStack
 from workers.examples.domains.account import ACCOUNT
+from workers.ports import AppendItem
 
 from .wiring import PARTITIONS, sync_wiring
 
@@ -97,3 +98,41 @@ async def test_store_down_raises_and_produces_nothing(
             assert [e.id for e in await wired.published()] == [opened.event.id]
             again = await wired.append("m1", "MoneyDeposited", amount=5)
             assert again.published and again.event.version == 2
+
+
+async def test_kafka_down_after_a_multi_append_is_repaired_each_in_its_order(
+    stack: EmbeddedStack, unique_name: str
+) -> None:
+    """The transaction commits, Kafka does not acknowledge the one produce: 201 published=false,
+    every event stays flagged, and the relay publishes them, each aggregate's in version order."""
+    async with EmbeddedStack(mongo_url=stack.urls.mongo_url, redis_url=stack.urls.redis_url) as own:
+        kafka = own.process("kafka")
+        async with sync_wiring(
+            kafka_url=own.urls.kafka_url,
+            mongo_url=stack.urls.mongo_url,
+            redis_url=stack.urls.redis_url,
+            name=unique_name,
+            kafka_timeout_ms=1000,
+        ) as wired:
+            for account in ("j1", "j2"):
+                assert (await wired.append(account, "AccountOpened", owner="jo")).published
+            kafka.kill()
+            both = [
+                AppendItem(ACCOUNT, account, "MoneyDeposited", {"amount": amount})
+                for account, amount in (("j1", 5), ("j2", 7))
+            ]
+            first = await wired.sync.append_many(both, Metadata())
+            second = await wired.sync.append_many(both[::-1], Metadata())
+            assert not first.published and not second.published
+            stored = [*first.events, *second.events]
+            assert sorted(await wired.pending()) == sorted(e.id for e in stored)
+            await wired.sync.drain()
+
+            await kafka.start()
+            await create_topic(own.urls.kafka_url, wired.topic, partitions=PARTITIONS)
+            await _eventually(wired.relayed)
+            on_stream = await wired.published()
+            for account in ("j1", "j2"):
+                mine = [(e.id, e.version) for e in on_stream if e.aggregate_id == account]
+                assert mine == [(e.id, e.version) for e in stored if e.aggregate_id == account]
+                assert [version for _, version in mine] == [2, 3]

@@ -12,9 +12,13 @@ import orjson
 from snapshot_rules.domain import Domains
 from tests.e2e.counting import domains as tally_domains
 from workers.devtools.banner import banner, example, exports, tries
+from workers.devtools.dev_identity import DevIdentity
 from workers.examples.demo.run import chat_plan, order_plan
 from workers.examples.domains import all_domains, default_domains
+from workers.runtime.door.auth import make_authenticator
+from workers.runtime.door.identity import Credentials
 from workers.runtime.settings import Settings
+from workers.secrets import read_secrets
 
 
 def test_the_export_block_survives_the_shell() -> None:
@@ -127,3 +131,34 @@ def test_the_banner_names_the_chat_page_when_the_chat_room_is_enabled() -> None:
     assert "type a name" in banner(
         Settings.from_env({"EVENTFLEET_AUTH": "none"}), all_domains(), ()
     )
+
+
+async def test_dev_prints_tokens_of_alice_bob_and_ops_that_its_door_verifies(
+    tmp_path: Path,
+) -> None:
+    """Each token names its user and its roles, verified as a worker started from the export
+    block verifies it; ``EVENTFLEET_TOKEN`` stays, and is the operator's."""
+    identity = DevIdentity(tmp_path, Settings.from_env({}))
+    settings = identity.settings(Settings.from_env({}))
+    users = identity.users()
+    assert [u.user.name for u in users] == ["alice", "bob", "ops"]
+    shown = banner(settings, default_domains(), (), users[-1].token, users)
+    exported = dict(shlex.split(line)[1].split("=", 1) for line in exports(
+        settings, users[-1].token, users=users))  # fmt: skip
+    env = {k: v for k, v in exported.items() if not k.startswith("EVENTFLEET_TOKEN")}
+    door = await make_authenticator(Settings.from_env(env), read_secrets(settings, env),
+                                    required=True)  # fmt: skip
+    viewer, operator = settings.auth_viewer_role, settings.auth_operator_role
+    expected = {"alice": (viewer,), "bob": (), "ops": (viewer, operator, "moderator")}
+    for signed in users:
+        user = signed.user
+        token = exported[f"EVENTFLEET_TOKEN_{user.name.upper()}"]
+        actor = await door.authenticate(Credentials(authorization=(f"Bearer {token}",)))
+        assert actor.principal == user.name and sorted(actor.roles) == sorted(expected[user.name])
+        assert user.roles == expected[user.name]
+        line = next(line for line in shown.splitlines() if f" {user.name} " in line)
+        assert f"${user.env}" in line and (", ".join(user.roles) or "no roles") in line
+    assert exported["EVENTFLEET_TOKEN"] == exported["EVENTFLEET_TOKEN_OPS"]
+    assert "$EVENTFLEET_TOKEN is the one of ops" in shown
+    for line in shown.splitlines():  # a shell reads every line, the users' too
+        shlex.split(line)

@@ -107,6 +107,39 @@ def test_the_append_body_names_each_event_type_and_links_to_state_events_and_out
     assert links["outcome"]["parameters"]["event_id"] == "$response.body#/event_id"
 
 
+def test_the_append_across_aggregates_takes_items_of_the_sync_domains_only() -> None:
+    """Each item schema is one sync event type's (its data the declaration's); an item of an
+    async domain matches none, as the fleet refuses it (async_domain)."""
+    found = doc(all_domains())
+    operation = found["paths"]["/v1/appends"]["post"]
+    assert operation["operationId"] == "append_many" and "one produce" in operation["description"]
+    assert {"async_domain", "command_reused", "transactions_unsupported", "conflict"} <= {
+        code for status in operation["responses"].values()
+        for code in status["description"].split(", ")
+    }  # fmt: skip
+    assert operation["responses"]["201"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/StoredAll"
+    }
+    schemas = found["components"]["schemas"]
+    body = schemas["MultiAppend"]
+    assert body["required"] == ["appends"] and body["properties"]["appends"]["minItems"] == 1
+    items = {
+        ref["$ref"].rsplit("/", 1)[-1] for ref in body["properties"]["appends"]["items"]["oneOf"]
+    }
+    sync = {f"{d.name}.{t}.item" for d in all_domains() if d.mode is Mode.SYNC for t in d.events}
+    assert items == sync and "account.MoneyDeposited.item" in items
+    resolved = {**schemas["account.MoneyDeposited.item"],
+                "properties": {**schemas["account.MoneyDeposited.item"]["properties"],
+                               "data": schemas["account.MoneyDeposited"]}}  # fmt: skip
+    good = {"aggregate_type": "account", "aggregate_id": "a1", "type": "MoneyDeposited",
+            "data": {"amount": 5}, "expected_version": 3}  # fmt: skip
+    jsonschema.validate(good, resolved)
+    for bad in ({**good, "aggregate_type": "order"}, {**good, "data": {"amount": -1}},
+                {**good, "expected_version": -1}, {**good, "actor": "x"}):  # fmt: skip
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, resolved)
+
+
 def profile() -> Domain:
     """A storage domain: its documents change only through EventSourcedStorage."""
     return Domain(

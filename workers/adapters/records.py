@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from datetime import UTC
 
 from topics.envelope import Event, metadata_of
+from topics.errors import TransactionsUnsupported
 from topics.jsonvalue import JsonObject
-from workers.ports import AppendConflict
+from workers.ports import AggregateRef, AppendConflict
 
 Document = JsonObject
 
@@ -91,3 +92,17 @@ def conflict(failed: Event, inserted: int, *, id_taken: bool) -> AppendConflict:
         failed=failed,
         id_taken=id_taken,
     )
+
+
+def transactions_unsupported(events: Sequence[Event]) -> TransactionsUnsupported:
+    return TransactionsUnsupported(
+        f"storing {len(events)} events of {len(refs_of(events))} aggregates all or none needs "
+        "a MongoDB transaction, and this server is a standalone mongod, which runs none; "
+        "nothing was written. Run MongoDB as a replica set (one member will do: mongod "
+        "--replSet rs0, then rs.initiate()) or send each aggregate's event on its own."
+    )
+
+
+def refs_of(events: Sequence[Event]) -> list[AggregateRef]:
+    """The aggregates of ``events``, each once, in the order they first appear."""
+    return list(dict.fromkeys((e.aggregate_type, e.aggregate_id) for e in events))

@@ -14,10 +14,13 @@ of the server.
 
 from workers.client._async import AsyncClient, TokenSource
 from workers.client._base import AnswerError, ApiError, ArgumentError, ClientError, TransportError
+from workers.client._calls import ToAppend
 from workers.client._sync import Client, Stream
 from workers.client.backoff import RECONNECT, Backoff, Retrying
 from workers.client.models import (
     Appended,
+    AppendedAll,
+    AppendedEvent,
     Erased,
     Event,
     EventPage,
@@ -39,6 +42,8 @@ __all__ = [
     "AnswerError",
     "ApiError",
     "Appended",
+    "AppendedAll",
+    "AppendedEvent",
     "ArgumentError",
     "AsyncClient",
     "Backoff",
@@ -60,6 +65,7 @@ __all__ = [
     "Retrying",
     "State",
     "Stream",
+    "ToAppend",
     "TokenSource",
     "TransportError",
     "errors",

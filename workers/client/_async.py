@@ -97,6 +97,7 @@ class AsyncClient(Shared[httpx.AsyncClient, TokenSource]):
         return token
 
     append = bind(_calls.append, _run)
+    append_many = bind(_calls.append_many, _run)
     state = bind(_calls.state, _run)
     events_page = bind(_calls.events_page, _run)
     events = bind(_calls.events, _walk)

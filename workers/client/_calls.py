@@ -9,7 +9,8 @@ and ``Client`` drive the same generators over httpx's async and blocking clients
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TypedDict, Unpack
 from urllib.parse import quote
@@ -20,12 +21,14 @@ import orjson
 from workers.client._base import ArgumentError
 from workers.client._catalogue import NotFoundError
 from workers.client._wire import Answer, Call, Op, Query, Walk, resume, start
-from workers.client.models import Appended, Erased, EventPage, Outcome, State
+from workers.client.models import Appended, AppendedAll, Erased, EventPage, Outcome, State
 from workers.client.typed import EventData, sendable
 
 __all__ = [
     "ReadAfter",
+    "ToAppend",
     "append",
+    "append_many",
     "erase",
     "events",
     "events_page",
@@ -70,14 +73,67 @@ def append(
                         ("expected_version", expected_version)):  # fmt: skip
         if value is not None:
             body[name] = value
+    answer = yield Call("POST", path, body=_json(body))
+    appended = answer.decode(Appended)
+    return msgspec.structs.replace(appended, command_id=command_id, stored=answer.status == 201)
+
+
+@dataclass(frozen=True, slots=True)
+class ToAppend:
+    """One item of ``append_many``: ``event_type`` with ``data`` (or one generated model in
+    place of both) for the aggregate; ``expected_version`` as ``append``'s, for this one."""
+
+    aggregate_type: str
+    aggregate_id: str
+    event_type: str | EventData
+    data: Mapping[str, object] | None = None
+    expected_version: int | None = None
+
+
+def append_many(
+    items: Sequence[ToAppend],
+    *,
+    command_id: str | None = None,
+    client_id: str | None = None,
+    correlation_id: str | None = None,
+    causation_id: str | None = None,
+) -> Op[AppendedAll]:
+    """``POST /v1/appends``: one event to each of several aggregates of sync domains, stored
+    in one transaction, all or none (``AppendedAll``, 201).
+
+    One item per aggregate. The first item refused refuses all of them, naming it (the error's
+    ``body["item"]``): a stale ``expected_version`` (``WrongExpectedVersionError``), the
+    domain's rules, an async domain (``AsyncDomainError``). ``command_id`` names the whole
+    request (a new UUID unless given), so a retry is answered the stored events (``duplicate``).
+    """
+    if not items:
+        raise ArgumentError("append_many needs at least one ToAppend: the aggregates to append to.")
+    entries: list[dict[str, object]] = []
+    for item in items:
+        path_of(item.aggregate_type, item.aggregate_id, "events")  # refused here when empty
+        event_type, data = _event(item.aggregate_type, item.event_type, item.data)
+        entry: dict[str, object] = {"aggregate_type": item.aggregate_type,
+                                    "aggregate_id": item.aggregate_id, "type": event_type,
+                                    "data": dict(data or {})}  # fmt: skip
+        if item.expected_version is not None:
+            entry["expected_version"] = item.expected_version
+        entries.append(entry)
+    command_id = command_id if command_id is not None else str(uuid.uuid4())
+    body: dict[str, object] = {"appends": entries, "command_id": command_id}
+    for name, value in (("client_id", client_id), ("correlation_id", correlation_id),
+                        ("causation_id", causation_id)):  # fmt: skip
+        if value is not None:
+            body[name] = value
+    answer = yield Call("POST", "/v1/appends", body=_json(body))
+    return msgspec.structs.replace(answer.decode(AppendedAll), command_id=command_id)
+
+
+def _json(body: Mapping[str, object]) -> bytes:
     try:
-        payload = orjson.dumps(body)
+        return orjson.dumps(body)
     except TypeError as e:
         raise ArgumentError(f"data is not JSON: {e}; send str, numbers, bool, None, "
                             "lists and dicts with str keys.") from e  # fmt: skip
-    answer = yield Call("POST", path, body=payload)
-    appended = answer.decode(Appended)
-    return msgspec.structs.replace(appended, command_id=command_id, stored=answer.status == 201)
 
 
 def _event(

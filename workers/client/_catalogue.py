@@ -179,6 +179,14 @@ class InstanceNotStuckError(ApiError, code="instance_not_stuck", status=409):
     """
 
 
+class CommandReusedError(ApiError, code="command_reused", status=409):
+    """409 ``command_reused``: an append across aggregates came with a command id an earlier request
+    used for other aggregates: some of the events it names are stored and some are not; nothing
+    was written. Fix: a retry sends exactly the items it sent before; send new work under a new
+    ``command_id``.
+    """
+
+
 class CommandInProgressError(ApiError, code="command_in_progress", status=409, retriable=True):
     """409 ``command_in_progress``: another request with the same ``command_id`` is still running.
     Fix: retry after a moment with the same ``command_id``.
@@ -273,6 +281,15 @@ class InvalidDataError(ApiError, code="invalid_data", status=422):
     """
 
 
+class AsyncDomainError(ApiError, code="async_domain", status=422):
+    """422 ``async_domain``: an append across aggregates (``POST /v1/appends``) named an item of an
+    async domain: its events are stored by the appender after Kafka, one aggregate at a time, so
+    no transaction can hold them with others (``item`` names it); nothing was written. Fix: send
+    the async domain's event on its own (``POST /v1/{type}/{id}/events``) once the sync ones are
+    stored, or let a consumer of their stored events send it.
+    """
+
+
 class DeadLetteredError(ApiError, code="dead_lettered", status=422):
     """422 ``dead_lettered``: the event was accepted (202) but the appender could not take it and
     dead-lettered it (``reason``: a type, schema version or mode this appender does not know yet,
@@ -292,6 +309,13 @@ class ReplayFailedError(ApiError, code="replay_failed", status=500):
 class InternalError(ApiError, code="internal", status=500):
     """500 ``internal``: an unexpected error in the fleet (a bug). Fix: report it with the message;
     the process log has the traceback.
+    """
+
+
+class TransactionsUnsupportedError(ApiError, code="transactions_unsupported", status=501):
+    """501 ``transactions_unsupported``: an append across aggregates needs a MongoDB transaction and
+    the store is a standalone mongod, which runs none; nothing was written. Fix: run MongoDB as a
+    replica set (one member will do), or append to each aggregate on its own.
     """
 
 

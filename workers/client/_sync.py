@@ -130,6 +130,7 @@ class Client(Shared[httpx.Client, "BlockingToken"]):
         return self._token() if callable(self._token) else self._token
 
     append = bind(_calls.append, _run)
+    append_many = bind(_calls.append_many, _run)
     state = bind(_calls.state, _run)
     events_page = bind(_calls.events_page, _run)
     events = bind(_calls.events, _walk)

@@ -11,6 +11,8 @@ import msgspec
 
 __all__ = [
     "Appended",
+    "AppendedAll",
+    "AppendedEvent",
     "Erased",
     "Event",
     "EventPage",
@@ -43,6 +45,27 @@ class Appended(msgspec.Struct, frozen=True):
     version: int | None = None
     partition: int | None = None
     offset: int | None = None
+    duplicate: bool = False
+
+
+class AppendedEvent(msgspec.Struct, frozen=True):
+    """One event of an append across aggregates, stored at ``version`` of its aggregate."""
+
+    aggregate_type: str
+    aggregate_id: str
+    event_id: str
+    version: int
+
+
+class AppendedAll(msgspec.Struct, frozen=True):
+    """An append across aggregates, stored whole (``201``): every event in the request's order,
+    in one transaction. ``duplicate``: the command id was seen before, and these are the events
+    it stored; ``published``: on events.stored already (else the fleet's relay sends them)."""
+
+    events: tuple[AppendedEvent, ...]
+    command_id: str = ""
+    """The command id sent (made by the client unless given)."""
+    published: bool = True
     duplicate: bool = False
 
 

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from snapshot_rules.domain import Domain
 from topics.envelope import Event
+from topics.errors import TransactionsUnsupported
 from workers.cqrs.aggregate import AggregateRoot
-from workers.ports import EventStore
+from workers.ports import AggregateRef, AtomicAppends, EventStore
 from workers.roles.state import StateLoader
 
 
 class Repository:
-    """Aggregates from and to the event store; optimistic concurrency through the version index."""
+    """Aggregates from and to the event store; optimistic concurrency through the version index.
 
-    def __init__(self, loader: StateLoader) -> None:
+    ``atomic``: the store's appends across aggregates (``save_together``), where it has them.
+    """
+
+    def __init__(self, loader: StateLoader, *, atomic: AtomicAppends | None = None) -> None:
         self._loader = loader
         self._store: EventStore = loader.events
+        self._atomic = atomic
 
     async def load(self, domain: Domain, aggregate_id: str) -> AggregateRoot:
         """The aggregate at its newest stored version.
@@ -46,6 +53,10 @@ class Repository:
         """The stored event with this id, if any (a retried command that was applied)."""
         return (await self._store.find([event_id])).get(event_id)
 
+    async def found(self, ids: Sequence[str], refs: Sequence[AggregateRef]) -> dict[str, Event]:
+        """The stored events among ``ids`` (of the aggregates ``refs``), by id."""
+        return await self._store.find(ids, aggregates=refs)
+
     async def save(self, aggregate: AggregateRoot) -> tuple[Event, ...]:
         """Store the aggregate's changes, flagged for publishing; return them with their versions.
 
@@ -61,3 +72,22 @@ class Repository:
             return ()
         await self._store.append(changes, pending_publish=True)
         return aggregate.mark_saved()
+
+    async def save_together(self, aggregates: Sequence[AggregateRoot]) -> tuple[Event, ...]:
+        """Store the changes of every aggregate in one transaction, all or none, flagged for
+        publishing; return them with their versions, aggregate by aggregate.
+
+        As ``save``, each aggregate's expected version is implicit in its changes' numbers; a
+        version or id taken anywhere raises AppendConflict with nothing stored (``inserted``
+        0). TransactionsUnsupported when the store has no transactions (or none was given).
+        """
+        changes = [event for aggregate in aggregates for event in aggregate.changes]
+        if not changes:
+            return ()
+        if self._atomic is None:
+            raise TransactionsUnsupported(
+                "this repository was built without the store's appends across aggregates "
+                "(Repository(loader, atomic=store)); nothing was written."
+            )
+        await self._atomic.append_atomically(changes, pending_publish=True)
+        return tuple(event for aggregate in aggregates for event in aggregate.mark_saved())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+from collections.abc import Sequence
 
 import orjson
 
@@ -11,6 +12,7 @@ from snapshot_rules.declaration import ANY, NEW
 from snapshot_rules.domain import Domain, Domains
 from snapshot_rules.schema import Choice, Kind, ListOf, Number, Obj, Optional, Text
 from topics.jsonvalue import Json
+from workers.devtools.dev_identity import DEV_PRINCIPAL, SignedUser
 from workers.runtime.connections import fleet_catalog
 from workers.runtime.settings import Settings, env_name
 
@@ -37,14 +39,20 @@ def api_url(settings: Settings) -> str:
 
 
 def exports(
-    settings: Settings, token: str | None = None, *, python_path: str | None = None
+    settings: Settings,
+    token: str | None = None,
+    *,
+    python_path: str | None = None,
+    users: Sequence[SignedUser] = (),
 ) -> list[str]:
     """``export EVENTFLEET_…=…`` lines that point any shell at this stack, ready to paste.
 
-    ``python_path`` (dev's own ``PYTHONPATH``) comes first, absolute: the domains module of
+    ``token`` (``EVENTFLEET_TOKEN``) and each of ``users``' tokens (``EVENTFLEET_TOKEN_ALICE``…)
+    first; then ``python_path`` (dev's own ``PYTHONPATH``), absolute: the domains module of
     ``EVENTFLEET_DOMAINS`` may only be importable through it (the tutorial's ``PYTHONPATH=.``).
     """
     lines = [] if token is None else [f"export {TOKEN_ENV}={shlex.quote(token)}"]
+    lines += [f"export {u.user.env}={shlex.quote(u.token)}" for u in users]
     if python_path:
         absolute = os.pathsep.join(os.path.abspath(p) for p in python_path.split(os.pathsep) if p)
         lines.append(f"export PYTHONPATH={shlex.quote(absolute)}")
@@ -125,7 +133,11 @@ def _tries(api: str, domains: Domains) -> list[str]:
 
 
 def banner(
-    settings: Settings, domains: Domains, started: tuple[str, ...], token: str | None = None
+    settings: Settings,
+    domains: Domains,
+    started: tuple[str, ...],
+    token: str | None = None,
+    users: Sequence[SignedUser] = (),
 ) -> str:
     api = api_url(settings)
     topics = ", ".join(spec.name for spec in fleet_catalog(settings, domains))
@@ -147,6 +159,7 @@ def banner(
         f"  redis     {settings.masked('redis_url')}",
         f"  embedded  {embedded} (removed at exit)",
         f"  auth      {_auth(settings, token)}",
+        *_users(users),
     ]
     curls = authorized(tries(api, domains), token)
     if curls:
@@ -159,7 +172,9 @@ def banner(
         "rebuild): paste into another shell",
         *(
             f"  {line}"
-            for line in exports(settings, token, python_path=os.environ.get("PYTHONPATH"))
+            for line in exports(
+                settings, token, python_path=os.environ.get("PYTHONPATH"), users=users
+            )
         ),
         "",
     ]
@@ -182,12 +197,28 @@ def _auth(settings: Settings, token: str | None) -> str:
     if settings.auth == "none":
         return "none: the API and the console are open to anyone who reaches the port"
     if token is not None:
-        return (
-            f"jwt, signed by a key made for this run (issuer {settings.auth_issuer}); "
-            f"${TOKEN_ENV} below is a 24-hour token of principal 'dev' with the console's "
-            "roles and moderator; the console's login page takes it"
+        return (  # no quote in it: a shell reads every line of the banner
+            f"jwt, signed by a key made for this run (issuer {settings.auth_issuer}); a "
+            f"24-hour token for each user below, ${TOKEN_ENV} is the one of {DEV_PRINCIPAL}; "
+            "the console login page (and so the chat page) takes any of them"
         )
     return f"{settings.auth} (from the environment)"
+
+
+def _users(users: Sequence[SignedUser]) -> list[str]:
+    """One line per dev user: its name, its token's variable, its roles and what they let it do
+    (no quote in them: a shell reads every line of the banner)."""
+    width = max((len(u.user.env) for u in users), default=0) + 1
+    lines = []
+    for i, signed in enumerate(users):
+        user = signed.user
+        roles = ", ".join(user.roles) or "no roles"
+        also = f"; also ${TOKEN_ENV}" if user.name == DEV_PRINCIPAL else ""
+        lines.append(
+            f"  {'users' if i == 0 else '':9s} {user.name:6s} {'$' + user.env:{width}s}  "
+            f"{roles}: {user.can}{also}"
+        )
+    return lines
 
 
 def _actions(settings: Settings) -> str:

@@ -21,7 +21,7 @@ from topics.errors import ConfigError
 from workers.adapters.redis import connect_redis
 from workers.devtools.banner import banner
 from workers.devtools.demo_logs import logs_aside
-from workers.devtools.dev_identity import dev_identity
+from workers.devtools.dev_identity import DEV_PRINCIPAL, dev_identity
 from workers.devtools.dev_keys import dev_master_key
 from workers.devtools.dev_port import http_port
 from workers.devtools.dev_runs import RUN_PREFIX
@@ -193,8 +193,10 @@ async def _dev(
             outcome: dict[str, str] = {}
 
             async def started(fleet: Fleet) -> None:
-                token = identity.token() if identity is not None else None
-                print(banner(settings, domains, stack.started, token), file=sys.stdout, flush=True)
+                users = identity.users() if identity is not None else ()
+                token = next((u.token for u in users if u.user.name == DEV_PRINCIPAL), None)
+                shown = banner(settings, domains, stack.started, token, users)
+                print(shown, file=sys.stdout, flush=True)
                 if demo:
                     token_for = identity.token if identity is not None else None
                     fleet.spawn(_demo_then_stop(fleet, demo_scale, outcome, token_for))

@@ -279,6 +279,25 @@ APPEND_ROUTE = _op("POST", V1 + "/events", "append", "Append an event (a command
                    (Success(202, ref("Accepted"), description="accepted (async mode)"),
                     Success(201, ref("Stored"), description="stored (sync mode)")),
                    (*APPEND, *AUTH), command=True)  # fmt: skip
+MULTI_APPEND = _op("POST", "/v1/appends", "append_many",
+                   "Append an event to each of several aggregates, all or none (sync domains)",
+                   (Success(201, ref("StoredAll"), description="every event stored, in one "
+                            "transaction, in the request's order"),),
+                   ("bad_request", "route_not_found", "payload_too_large",
+                    "unsupported_media_type", "request_timeout", "cross_origin",
+                    "unknown_aggregate_type", "read_only", "async_domain", "unknown_event_type",
+                    "invalid_data", "transition_rejected", "wrong_expected_version", "conflict",
+                    "command_reused", "too_many_writes", "transactions_unsupported",
+                    "replay_failed", "internal", "store_unavailable", "marker_unavailable",
+                    "dependency_unavailable", "outcome_unknown", "shutting_down", *AUTH),
+                   body_schema=ref("MultiAppend"),
+                   description="One transaction stores one event for each item, each at its "
+                   "aggregate's next version (and its own expected_version, if given), or "
+                   "none of them; events.stored then carries them in one produce. Items of "
+                   "sync domains only (async_domain), one per aggregate, at most "
+                   "EVENTFLEET_MULTI_APPEND_MAX_ITEMS (100). One command_id names the request: "
+                   "a retry is answered the stored events (duplicate). A refusal names the "
+                   "item (item, aggregate_type, aggregate_id).")  # fmt: skip
 EVENTS = _op("GET", V1 + "/events", "events", "Read the aggregate's events, a page at a time",
              (Success(200, ref("EventPage"), link=True),), (*READ, *READ_AFTER, *GONE, *AUTH),
              query=EventsQuery)  # fmt: skip
@@ -366,10 +385,10 @@ METRICS = _op("GET", "/metrics", "metrics", "Prometheus metrics",
               (Success(200, {"type": "string"}, "text/plain"),), ("internal",), open=True)  # fmt: skip
 
 OPERATIONS: tuple[Declared, ...] = (
-    APPEND_ROUTE, EVENTS, STATE, SNAPSHOT, OUTCOME, SUBSCRIBE, SUBSCRIBE_TYPE, GLOBAL_EVENTS,
-    GLOBAL_SUBSCRIBE, ROOM_VIEW, ROOM_SOCKET, ERASE, TYPES, ONE_TYPE, TICKETS, PROCESSES,
-    PROCESS_INSTANCES, PROCESS_INSTANCE, PROCESS_DEADLINES, PROCESS_RETRY, OPENAPI, HEALTH,
-    READY, METRICS,
+    APPEND_ROUTE, MULTI_APPEND, EVENTS, STATE, SNAPSHOT, OUTCOME, SUBSCRIBE, SUBSCRIBE_TYPE,
+    GLOBAL_EVENTS, GLOBAL_SUBSCRIBE, ROOM_VIEW, ROOM_SOCKET, ERASE, TYPES, ONE_TYPE, TICKETS,
+    PROCESSES, PROCESS_INSTANCES, PROCESS_INSTANCE, PROCESS_DEADLINES, PROCESS_RETRY, OPENAPI,
+    HEALTH, READY, METRICS,
 )  # fmt: skip
 """Every documented route."""
 

@@ -49,6 +49,8 @@ from workers.http.openapi_schemas import (
     error_schema_name,
     error_union,
     pattern,
+    item_schema,
+    multi_append_schema,
     ref,
 )
 from workers.http.ryw.reads import ReadAfterQuery
@@ -147,6 +149,8 @@ def _add(paths: dict[str, JsonObject], op: Declared, domain: Domain | None, auth
         ],
         "responses": _responses(ok, errors if op.open else (*errors, *UNPLACED)),
     }
+    if doc.description:
+        found["description"] = doc.description
     if op.open:
         found["security"] = []
     if doc.command and domain is not None:
@@ -306,6 +310,9 @@ def _components(domains: Domains, auth: str) -> JsonObject:
             name = data_schema_name(domain, event_type)
             schemas[name] = data_schema(domain, event_type)
             schemas[f"{name}.command"] = command_schema(domain, event_type)
+            if domain.mode is Mode.SYNC:
+                schemas[f"{name}.item"] = item_schema(domain, event_type)
+    schemas["MultiAppend"] = multi_append_schema(domains)
     for entry in ERROR_CODES:
         schemas[error_schema_name(entry.code)] = error_schema(entry)
     found: JsonObject = {"schemas": schemas}
@@ -324,6 +331,13 @@ def _bodies() -> dict[str, Schema]:
         "Stored": {"type": "object", "required": ["event_id", "version"], "properties": {
             "event_id": text, "version": integer, "published": {"type": "boolean"},
             "duplicate": {"type": "boolean"}}},
+        "StoredAll": {"type": "object", "required": ["events"], "properties": {
+            "events": {"type": "array", "items": {
+                "type": "object",
+                "required": ["aggregate_type", "aggregate_id", "event_id", "version"],
+                "properties": {"aggregate_type": text, "aggregate_id": text, "event_id": text,
+                               "version": integer}}},
+            "published": {"type": "boolean"}, "duplicate": {"type": "boolean"}}},
         "EventPage": {"type": "object", "required": ["events", "more", "next_after_version"],
                       "properties": {"events": {"type": "array", "items": ref("Envelope")},
                                      "more": {"type": "boolean"}, "next_after_version": integer}},

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from snapshot_rules.declaration import ANY, NEW
-from snapshot_rules.domain import Domain
+from snapshot_rules.domain import Domain, Mode
 from snapshot_rules.schema import Choice, Kind, ListOf, Number, Obj, Optional, Text
 from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE, EVENT_TYPE_RE
 from topics.jsonvalue import JsonObject
@@ -163,7 +163,17 @@ _EXTRAS: Mapping[str, Mapping[str, Schema]] = {
     },
     "outcome_unknown": {
         "event_id": {"type": ["string", "null"]},
+        "event_ids": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "an append across aggregates: all of them or none",
+        },
         "command_id": {"type": ["string", "null"]},
+    },
+    "async_domain": {
+        "item": {"type": "integer", "minimum": 0},
+        "aggregate_type": {"type": "string"},
+        "aggregate_id": {"type": "string"},
     },
     "not_found": {
         "outcome": {"const": "none"},
@@ -279,3 +289,54 @@ def command_schema(domain: Domain, event_type: str) -> Schema:
 
 def data_schema_name(domain: Domain, event_type: str) -> str:
     return f"{domain.name}.{event_type}"
+
+
+def item_schema(domain: Domain, event_type: str) -> Schema:
+    """One item of ``POST /v1/appends``: ``event_type`` for an aggregate of ``domain``."""
+    command = command_schema(domain, event_type)
+    return {
+        "type": "object",
+        "title": f"{domain.name}.{event_type} item",
+        "required": ["aggregate_type", "aggregate_id", *command["required"]],
+        "additionalProperties": False,
+        "properties": {
+            "aggregate_type": {"const": domain.name},
+            "aggregate_id": {"type": "string", "pattern": ID_PATTERN},
+            "type": {"const": event_type},
+            "data": command["properties"]["data"],
+            "expected_version": command["properties"]["expected_version"],
+        },
+    }
+
+
+def multi_append_schema(domains: Iterable[Domain]) -> Schema:
+    """The body of ``POST /v1/appends``: an item per aggregate, of the sync domains (an item
+    of another domain is refused, and so is described by no item schema here)."""
+    items = [
+        ref(f"{data_schema_name(d, t)}.item")
+        for d in domains
+        if d.mode is Mode.SYNC
+        for t in d.events
+    ]
+    item: Schema = {"oneOf": items} if len(items) > 1 else items[0] if items else {"type": "object"}
+    return {
+        "type": "object",
+        "title": "an append across aggregates",
+        "required": ["appends"],
+        "additionalProperties": False,
+        "properties": {
+            "appends": {
+                "type": "array", "minItems": 1, "items": item,
+                "description": "one item per aggregate, at most EVENTFLEET_MULTI_APPEND_MAX_ITEMS "
+                "(100 by default): all stored in one transaction, or none",
+            },
+            "command_id": {
+                **NULLABLE_TEXT_256,
+                "description": "names the whole request: each event's id derives from it and "
+                "its aggregate, so a retry is answered the stored events",
+            },
+            "client_id": NULLABLE_TEXT_256,
+            "correlation_id": NULLABLE_TEXT_256,
+            "causation_id": NULLABLE_TEXT_256,
+        },
+    }  # fmt: skip

@@ -16,6 +16,7 @@ from snapshot_rules.queries import Query
 from topics.envelope import MAX_VERSION, Actor, encode
 from topics.errors import EventfleetError, Forbidden, InvalidInput
 from workers.http import declared
+from workers.http.appends import register_multi_append
 from workers.http.bodies import json_body
 from workers.http.declared import EventsQuery, HealthQuery, OutcomeQuery, StateQuery
 from workers.http.edge.request import Request
@@ -134,6 +135,7 @@ def register_views(fleet: Fleet, api: Api, operator: Api | None = None) -> Write
     fleet.door.authorize = read_access(fleet)
     if "commands" in fleet.roles:
         register_append(fleet, api)
+        register_multi_append(fleet, api)
     waiter = write_waiter(fleet)
 
     async def events(request: Request, query: EventsQuery) -> Response:

@@ -1,8 +1,9 @@
 """Write budgets: per-principal token buckets shared by every commands process, and their values.
 
 A ``Budget`` is a token bucket: ``rate_per_s`` writes a second on average, at most ``burst`` at
-once. Each write draws one token (``BudgetDraw``) from its principal's bucket; ``take_token`` is
-the arithmetic every backend runs (the Redis script the same, on Redis's clock).
+once. Each write draws one token (``BudgetDraw``) from its principal's bucket, an append across
+aggregates one per event, all at once or none; ``take_token`` is the arithmetic every backend
+runs (the Redis script the same, on Redis's clock).
 """
 
 from __future__ import annotations
@@ -37,10 +38,11 @@ class Budget:
 @slot_init
 @dataclass(frozen=True, slots=True)
 class BudgetDraw:
-    """One write drawn from ``principal``'s bucket, which holds ``budget``."""
+    """``writes`` drawn at once from ``principal``'s bucket, which holds ``budget``."""
 
     principal: str
     budget: Budget
+    writes: int = 1
 
 
 @dataclass(slots=True)
@@ -51,19 +53,22 @@ class Bucket:
     at_ms: int
 
 
-def take_token(bucket: Bucket | None, budget: Budget, now_ms: int) -> tuple[Bucket, int]:
-    """Refill ``bucket`` to ``now_ms`` and take one token: (the new state, 0), or (the refilled
-    state, milliseconds until a token is there) with nothing taken. A clock that went back
-    counts as no time passed."""
+def take_token(
+    bucket: Bucket | None, budget: Budget, now_ms: int, writes: int = 1
+) -> tuple[Bucket, int]:
+    """Refill ``bucket`` to ``now_ms`` and take ``writes`` tokens: (the new state, 0), or (the
+    refilled state, milliseconds until they are there) with nothing taken. A clock that went
+    back counts as no time passed. More writes than the burst are never there: the caller
+    refuses such a draw first."""
     rate, burst = budget.rate_per_s, budget.burst
     if bucket is None:
         tokens, at = float(burst), now_ms
     else:
         at = max(now_ms, bucket.at_ms)
         tokens = min(float(burst), bucket.tokens + (at - bucket.at_ms) * rate / 1000)
-    if tokens < 1:
-        return Bucket(tokens, at), max(1, math.ceil((1 - tokens) * 1000 / rate))
-    return Bucket(round(tokens - 1, 6), at), 0
+    if tokens < writes:
+        return Bucket(tokens, at), max(1, math.ceil((writes - tokens) * 1000 / rate))
+    return Bucket(round(tokens - writes, 6), at), 0
 
 
 def full_after_ms(bucket: Bucket, budget: Budget) -> int:
@@ -101,9 +106,9 @@ class WriteBudgets(Protocol):
     """Per-principal token buckets, shared by every process of a fleet.
 
     ``take`` refills the principal's bucket by the time passed on the backend's own clock (so
-    every process agrees), then takes one write, atomically: of concurrent takes from any
-    processes, no more pass than the bucket holds. It answers 0 when the write was taken, else
-    the milliseconds until one is there (nothing taken). A bucket left alone is forgotten once
+    every process agrees), then takes the draw's writes, all or none, atomically: of concurrent
+    takes from any processes, no more pass than the bucket holds. It answers 0 when they were
+    taken, else the milliseconds until they are there (nothing taken). A bucket left alone is forgotten once
     it would be full again. Raises MarkerUnavailable when the backend does not answer.
     """
 

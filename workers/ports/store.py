@@ -10,7 +10,7 @@ from typing import Protocol
 
 from snapshot_rules.domain import Domain
 from topics.envelope import Event, Metadata
-from topics.errors import ConcurrencyConflict
+from topics.errors import ConcurrencyConflict, EventfleetError
 from topics.jsonvalue import Json
 
 AggregateRef = tuple[str, str]
@@ -180,9 +180,29 @@ class PendingEvents(Protocol):
         ...
 
 
-class StoredEvents(ArchivableEvents, PendingEvents, EventSearch, Protocol):
+class AtomicAppends(Protocol):
+    """Events of several aggregates stored together: all of them, or none (one transaction)."""
+
+    async def append_atomically(
+        self, events: Sequence[Event], *, pending_publish: bool = False
+    ) -> None:
+        """Insert versioned events of one or more aggregates, all or none, in one transaction.
+
+        The uniqueness of ``append`` holds (an id across the store, a version per aggregate);
+        an event that breaks it aborts the whole write with AppendConflict: ``inserted`` is 0
+        (nothing is stored), ``failed`` the event whose id (``id_taken``) or version was taken,
+        or the first event when a concurrent writer held one of the same versions. No reader
+        sees any of the events before all of them are stored. TransactionsUnsupported, before
+        anything is sent, when the store runs none (a standalone mongod); StoreUnavailable
+        when it does not answer before the commit (nothing stored); StoreOutcomeUnknown when
+        the commit went unanswered and the events are not found stored (they may be later).
+        """
+        ...
+
+
+class StoredEvents(ArchivableEvents, PendingEvents, EventSearch, AtomicAppends, Protocol):
     """The hot event store as every store adapter implements it: the port, its moves, its
-    publish flags and its search."""
+    publish flags, its search and its appends across aggregates."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,3 +245,61 @@ class SyncAppender(Protocol):
         the expectation stale. Of concurrent appends with one expectation one is stored.
         """
         ...
+
+    async def append_many(
+        self, items: Sequence[AppendItem], metadata: Metadata, *, data_checked: bool = False
+    ) -> SyncResults:
+        """Every item's event stored together, each at its aggregate's next version, in one
+        transaction (``AtomicAppends``), then published in one produce; or none of them.
+
+        One item per aggregate (ValueError for two, or for an item of a domain that is not
+        sync). Each item is validated on its aggregate's state and its own
+        ``expected_version``, as ``append``; the first item refused refuses the whole request
+        with RefusedItem (its index, and the error ``append`` would raise), storing nothing.
+        When another writer stored one of the versions first, every aggregate is loaded and
+        decided again (ConcurrencyConflict once other writers kept winning). Event ids given
+        (derived from a command id) make a retry safe: all already stored is answered with
+        ``duplicate=True``; some of them stored is CommandReused (the command id was used for
+        other aggregates). StoreUnavailable, StoreOutcomeUnknown and TransactionsUnsupported
+        as the store raises them.
+        """
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class AppendItem:
+    """One aggregate's part of a multi-aggregate append."""
+
+    domain: Domain
+    aggregate_id: str
+    event_type: str
+    data: Mapping[str, Json]
+    event_id: str | None = None
+    """Derived from the request's command id (and the aggregate): a retry finds it stored."""
+    expected_version: int | None = None
+    """Append only at this version of the aggregate (0: a new one); None: at whatever it is."""
+
+    @property
+    def ref(self) -> AggregateRef:
+        return (self.domain.name, self.aggregate_id)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResults:
+    """The stored events of a multi-aggregate append, in its items' order."""
+
+    events: tuple[Event, ...]
+    published: bool
+    """False: stored, but Kafka did not acknowledge them; the outbox relay will publish them."""
+    duplicate: bool = False
+    """True: every event id was already stored (a retry of a request that was applied)."""
+
+
+class RefusedItem(EventfleetError):
+    """One item refused a multi-aggregate append, so nothing of it was stored: ``index`` is its
+    place in the request, ``error`` what refused it (the error a single append would raise)."""
+
+    def __init__(self, index: int, error: EventfleetError) -> None:
+        super().__init__(f"item {index}: {error}")
+        self.index = index
+        self.error = error

@@ -84,6 +84,42 @@ class NotDone:
 Outcome = Accepted | Stored | Refused | Unknown | NotDone
 
 
+@dataclass(frozen=True, slots=True)
+class StoredItem:
+    """One event of an append across aggregates, as stored."""
+
+    aggregate_type: str
+    aggregate_id: str
+    event_id: str
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAll:
+    """Sync mode, several aggregates: every event stored, in the request's order, in one
+    transaction (``published``: on events.stored; ``duplicate``: a retry found them stored)."""
+
+    items: tuple[StoredItem, ...]
+    published: bool = True
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownAll:
+    """An append across aggregates whose commit went unanswered: all of its events may be
+    stored, or none (never some). Retrying with the command id is safe."""
+
+    event_ids: tuple[str, ...]
+    command_id: str | None
+    message: str
+    service: str = "store"
+
+
+MultiOutcome = StoredAll | Refused | UnknownAll | NotDone
+"""What an append across aggregates is answered: stored all, nothing written (refused, not
+done), or not known (all of it or none may be stored)."""
+
+
 _REFUSED_LABELS = {
     "transition_rejected": "rejected_transition",
     "command_in_progress": "rejected_in_progress",

@@ -224,6 +224,13 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
         "`eventfleet pm show`): only a stuck one is retried, and a retry under way needs none",
     ),
     ErrorCode(
+        "command_reused", 409,
+        "an append across aggregates came with a command id an earlier request used for other "
+        "aggregates: some of the events it names are stored and some are not; nothing was "
+        "written",
+        "a retry sends exactly the items it sent before; send new work under a new `command_id`",
+    ),
+    ErrorCode(
         "command_in_progress", 409,
         "another request with the same `command_id` is still running",
         "retry after a moment with the same `command_id`",
@@ -303,6 +310,14 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
         "correct the field the message names",
     ),
     ErrorCode(
+        "async_domain", 422,
+        "an append across aggregates (`POST /v1/appends`) named an item of an async domain: "
+        "its events are stored by the appender after Kafka, one aggregate at a time, so no "
+        "transaction can hold them with others (`item` names it); nothing was written",
+        "send the async domain's event on its own (`POST /v1/{type}/{id}/events`) once the sync "
+        "ones are stored, or let a consumer of their stored events send it",
+    ),
+    ErrorCode(
         "dead_lettered", 422,
         "the event was accepted (202) but the appender could not take it and dead-lettered it "
         "(`reason`: a type, schema version or mode this appender does not know yet, a record "
@@ -320,6 +335,13 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
         "internal", 500,
         "an unexpected error in the fleet (a bug)",
         "report it with the message; the process log has the traceback",
+    ),
+    ErrorCode(
+        "transactions_unsupported", 501,
+        "an append across aggregates needs a MongoDB transaction and the store is a standalone "
+        "mongod, which runs none; nothing was written",
+        "run MongoDB as a replica set (one member will do), or append to each aggregate on its "
+        "own",
     ),
     ErrorCode(
         "store_unavailable", 503,

@@ -342,7 +342,7 @@ class Runtime:
             self.events, producer, topic=self.names.stored, metrics=metrics, mode="sync"
         )
         parts.sync = SyncCommands(
-            repository=Repository(self.loader),
+            repository=Repository(self.loader, atomic=self.events),
             outbox=parts.outbox,
             metrics=metrics,
             publish_budget_s=settings.sync_publish_budget_ms / 1000,

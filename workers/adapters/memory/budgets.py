@@ -26,7 +26,7 @@ class MemoryWriteBudgets(Switchable):
         now_ms = int(self.clock() * 1000)
         held = self._buckets.get(draw.principal)
         bucket = held[0] if held is not None and held[1] > now_ms else None
-        refilled, wait_ms = take_token(bucket, draw.budget, now_ms)
+        refilled, wait_ms = take_token(bucket, draw.budget, now_ms, draw.writes)
         if wait_ms:
             return wait_ms  # nothing taken, nothing stored (as the script)
         forget_at = refilled.at_ms + full_after_ms(refilled, draw.budget) + 1000

@@ -20,6 +20,7 @@ from workers.adapters.records import (
     conflict,
     document_to_event,
     event_to_document,
+    transactions_unsupported,
 )
 from workers.ports import (
     AggregateRef,
@@ -48,11 +49,15 @@ def _event(doc: Document) -> Event:
 
 
 class MemoryEventStore(Switchable):
-    """Events in dictionaries: unique by id and by (aggregate, version), flagged while unpublished."""
+    """Events in dictionaries: unique by id and by (aggregate, version), flagged while unpublished.
 
-    def __init__(self, *, scan_batch: int = SCAN_BATCH) -> None:
+    ``transactions=False`` acts as a standalone mongod: appends across aggregates are refused.
+    """
+
+    def __init__(self, *, scan_batch: int = SCAN_BATCH, transactions: bool = True) -> None:
         self.faults = Faults(lambda what: StoreUnavailable(down_message("event store", what)))
         self._scan_batch = scan_batch
+        self._transactions = transactions
         self._by_id: dict[str, Document] = {}
         self._by_aggregate: dict[AggregateRef, dict[int, Document]] = {}
         self._pending: set[str] = set()
@@ -62,6 +67,10 @@ class MemoryEventStore(Switchable):
             return
         check_append(events)
         await self.faults.enter("append", f"appending {len(events)} events")
+        self._insert(events, pending_publish)
+
+    def _insert(self, events: Sequence[Event], pending_publish: bool) -> None:
+        """Insert in order, stopping at the first taken id or version (no suspension in it)."""
         for index, event in enumerate(events):
             versions = self._by_aggregate.setdefault((event.aggregate_type, event.aggregate_id), {})
             id_taken = event.id in self._by_id
@@ -72,6 +81,34 @@ class MemoryEventStore(Switchable):
             versions[event.version or 0] = stored
             if pending_publish:
                 self._pending.add(event.id)
+
+    async def append_atomically(
+        self, events: Sequence[Event], *, pending_publish: bool = False
+    ) -> None:
+        if not events:
+            return
+        check_append(events)
+        if not self._transactions:
+            raise transactions_unsupported(events)
+        await self.faults.enter(
+            "append_atomically", f"appending {len(events)} events in one transaction"
+        )
+        ids: set[str] = set()
+        versions: set[tuple[str, str, int]] = set()
+        for event in events:  # every check before the first insert: all or none
+            ref = (event.aggregate_type, event.aggregate_id)
+            id_taken = event.id in self._by_id
+            version = event.version or 0
+            if (
+                id_taken
+                or event.id in ids
+                or version in self._by_aggregate.get(ref, {})
+                or ((*ref, version) in versions)
+            ):
+                raise conflict(event, 0, id_taken=id_taken)
+            ids.add(event.id)
+            versions.add((*ref, version))
+        self._insert(events, pending_publish)  # checked in the same step: no writer between
 
     async def select(
         self,

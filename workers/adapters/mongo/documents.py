@@ -28,6 +28,7 @@ from topics.errors import StoreError, StoreUnavailable
 from workers.adapters.mongo.changes import ChangeWatcher
 from workers.adapters.mongo.client import translated
 from workers.adapters.mongo.stores import EVENTS_ARCHIVE, MongoEventStore
+from workers.adapters.mongo.transactions import supports_transactions
 from workers.adapters.records import document_to_event, event_to_document
 from workers.ports import AppendConflict
 from workers.storage.documents import ID, PENDING_EVENT, disagree
@@ -140,13 +141,6 @@ class _Writer(Protocol):
 
 class _Stale(Exception):
     """The version check failed inside a transaction: abort it and let the caller re-read."""
-
-
-async def supports_transactions(client: AsyncMongoClient[Document]) -> bool:
-    """Replica sets and mongos run multi-document transactions; a standalone server does not."""
-    async with translated("asking the server whether it runs transactions"):
-        hello = await client.admin.command("hello")
-    return bool(hello.get("setName")) or hello.get("msg") == "isdbgrid"
 
 
 class _TransactionWriter:

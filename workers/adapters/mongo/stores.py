@@ -16,6 +16,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from topics.envelope import Event
 from topics.errors import StoreError
 from workers.adapters.mongo.client import DURABLE, Document, translated
+from workers.adapters.mongo.transactions import append_in_transaction, supports_transactions
 from workers.adapters.records import (
     check_append,
     check_read,
@@ -23,6 +24,8 @@ from workers.adapters.records import (
     conflict,
     document_to_event,
     event_to_document,
+    refs_of,
+    transactions_unsupported,
 )
 from workers.ports import (
     STORE_VERDICTS,
@@ -61,6 +64,7 @@ class MongoEventStore:
         self.collection: AsyncCollection[Document] = db.get_collection(
             collection, write_concern=DURABLE
         )
+        self._transactions: bool | None = None  # asked once (``hello``), when first needed
 
     async def ensure_indexes(self) -> None:
         async with translated("creating the events indexes"):
@@ -113,6 +117,18 @@ class MongoEventStore:
             # By id alone, on purpose: the id may be taken under another aggregate.
             id_taken = session is None and bool(await self.find([failed.id]))
             raise conflict(failed, index, id_taken=id_taken) from e.__cause__
+
+    async def append_atomically(
+        self, events: Sequence[Event], *, pending_publish: bool = False
+    ) -> None:
+        if not events:
+            return
+        check_append(events)
+        if self._transactions is None:
+            self._transactions = await supports_transactions(self.collection.database.client)
+        if not self._transactions:
+            raise transactions_unsupported(events)
+        await append_in_transaction(self, events, pending_publish=pending_publish)
 
     async def select(
         self,
@@ -242,7 +258,7 @@ class MongoEventStore:
     async def insert_missing(self, events: Sequence[Event]) -> int:
         if not events:
             return 0
-        have = await self.find([e.id for e in events], aggregates=_refs(events))
+        have = await self.find([e.id for e in events], aggregates=refs_of(events))
         missing = [e for e in events if e.id not in have]
         await self.append(missing)
         return len(missing)
@@ -422,7 +438,3 @@ def _to_rejection(doc: Document) -> Rejection:
         rejected_at=doc["rejected_at"].astimezone(UTC),
         current_version=doc.get("current_version"),
     )
-
-
-def _refs(events: Sequence[Event]) -> list[AggregateRef]:
-    return list(dict.fromkeys((e.aggregate_type, e.aggregate_id) for e in events))

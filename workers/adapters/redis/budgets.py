@@ -17,9 +17,10 @@ from workers.adapters.redis.replies import Lua, integer
 from workers.ports import BudgetDraw
 
 TAKE_TOKEN = """
-local function take_token(key, spec)
+local function take_token(key, spec, writes)
   local rate, burst = string.match(spec, '^(%d+)/(%d+)$')
   rate, burst = tonumber(rate), tonumber(burst)
+  writes = tonumber(writes) or 1
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   local tokens = burst
@@ -30,16 +31,17 @@ local function take_token(key, spec)
     if now < at then now = at end
     tokens = math.min(burst, left + (now - at) * rate / 1000)
   end
-  if tokens < 1 then return math.max(1, math.ceil((1 - tokens) * 1000 / rate)) end
-  tokens = tokens - 1
+  if tokens < writes then return math.max(1, math.ceil((writes - tokens) * 1000 / rate)) end
+  tokens = tokens - writes
   local full_ms = math.ceil((burst - tokens) * 1000 / rate)
   redis.call('SET', key, string.format('%.6f|%.0f', tokens, now), 'PX', full_ms + 1000)
   return 0
 end
 """
-"""A Lua function: 0 when a write was taken, else the milliseconds until one is there."""
+"""A Lua function: 0 when the writes (one unless told) were taken, else the milliseconds until
+they are there."""
 
-TAKE = Lua(TAKE_TOKEN + "return take_token(KEYS[1], ARGV[1])")
+TAKE = Lua(TAKE_TOKEN + "return take_token(KEYS[1], ARGV[1], ARGV[2])")
 
 MAX_PRINCIPAL_CHARS = 200
 """A longer principal is keyed by its digest (a JWT ``sub`` is short; nothing else is keyed)."""
@@ -61,7 +63,7 @@ class RedisWriteBudgets:
 
     async def take(self, draw: BudgetDraw) -> int:
         key = budget_key(self._prefix, draw.principal)
-        return integer(await self._batcher.call(TAKE, (key,), (draw.budget.spec,)))
+        return integer(await self._batcher.call(TAKE, (key,), (draw.budget.spec, str(draw.writes))))
 
     async def ping(self) -> bool:
         try:

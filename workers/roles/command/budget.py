@@ -125,12 +125,13 @@ class WriteBudget:
         """Whether the buckets' backend is away and this process judges sync writes itself."""
         return self._probe is not None
 
-    def draw(self, actor: Actor | None) -> BudgetDraw | None:
-        """The write's draw on its principal's budget; None: no budget applies."""
+    def draw(self, actor: Actor | None, writes: int = 1) -> BudgetDraw | None:
+        """The draw of ``writes`` (an append across aggregates: one per event) on their
+        principal's budget; None: no budget applies."""
         if actor is None:
             return None
         budget = self._policy.of(actor)
-        return None if budget is None else BudgetDraw(actor.principal, budget)
+        return None if budget is None else BudgetDraw(actor.principal, budget, writes)
 
     def known_refusal(self, draw: BudgetDraw) -> Refused | None:
         """The refusal of a write sent before its principal's told wait ended (``hold`` it)."""
@@ -202,7 +203,9 @@ class WriteBudget:
 
     def _take_locally(self, draw: BudgetDraw) -> Refused | None:
         now_ms = int(self._clock() * 1000)
-        bucket, wait_ms = take_token(self._local.get(draw.principal), draw.budget, now_ms)
+        bucket, wait_ms = take_token(
+            self._local.get(draw.principal), draw.budget, now_ms, draw.writes
+        )
         if not wait_ms:
             self._local[draw.principal] = bucket
         self._metrics.write_budget_local.labels("refused" if wait_ms else "taken").inc()

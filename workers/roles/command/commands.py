@@ -22,15 +22,7 @@ from typing import TYPE_CHECKING
 from snapshot_rules.domain import Domain, Domains, Mode
 from topics.envelope import command_scope
 from topics.errors import (
-    ConcurrencyConflict,
-    Forbidden,
-    InvalidEventData,
-    ReplayFailed,
-    TransitionRejected,
-    Unavailable,
     UnknownAggregateType,
-    UnknownEventType,
-    WrongExpectedVersion,
 )
 from workers import tracing
 from workers.metrics import Metrics
@@ -39,10 +31,12 @@ from workers.roles.command.async_mode import AsyncCommandService
 from workers.roles.command.budget import WriteBudget
 from workers.roles.command.intake import Intake
 from workers.roles.command.ledger import CommandLedger
-from workers.roles.command.refusals import expectation_refused, transition_refused
+from workers.roles.command.multi_mode import MultiCommands
+from workers.roles.command.multi_requests import MultiRequest
 from workers.roles.command.requests import CommandRequest
 from workers.roles.command.sync_mode import SyncCommandService
-from workers.roles.outcomes import NotDone, Outcome, Refused, label
+from workers.roles.command.told import ANSWERED, outcome_of
+from workers.roles.outcomes import MultiOutcome, Outcome, Refused, label
 
 if TYPE_CHECKING:
     from prometheus_client import Counter, Histogram  # the metric children it caches
@@ -70,6 +64,14 @@ class CommandDispatcher:
         self._sync = sync_mode
         self._budget = budget
         self._labels: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
+        self._many = MultiCommands(
+            domains=domains, intake=intake, metrics=metrics, budget=budget,
+            appender=None if sync_mode is None else sync_mode.appender,
+        )  # fmt: skip
+
+    async def handle_many(self, request: MultiRequest) -> MultiOutcome:
+        """An append across aggregates (``multi_mode``): all of its events stored, or none."""
+        return await self._many.handle(request)
 
     async def handle(self, request: CommandRequest) -> Outcome:
         started = time.perf_counter()
@@ -89,8 +91,8 @@ class CommandDispatcher:
                     outcome = await self._sync_service(domain).append(command, draw)
                 else:
                     outcome = await self._async.append(command, draw)
-        except _ANSWERED as e:
-            outcome = _outcome_of(e)
+        except ANSWERED as e:
+            outcome = outcome_of(e)
         if isinstance(outcome, Refused) and request.command_id is not None:
             await self._remember_refusal(request, request.command_id, outcome)
         requests, latency = self._children(request, label(outcome))
@@ -154,34 +156,6 @@ class CommandDispatcher:
 
 
 _NOT_REMEMBERED = frozenset({"command_in_progress", "replay_failed", "too_many_writes"})
-
-_ANSWERED = (
-    UnknownAggregateType, UnknownEventType, Forbidden, InvalidEventData, TransitionRejected,
-    ConcurrencyConflict, Unavailable, ReplayFailed, WrongExpectedVersion,
-)  # fmt: skip
-"""What a request's handling raises that its caller is told as an outcome."""
-
-
-def _outcome_of(e: Exception) -> Outcome:
-    """The outcome a caller is told for one of ``_ANSWERED``."""
-    if isinstance(e, UnknownAggregateType):
-        return Refused("unknown_aggregate_type", str(e))
-    if isinstance(e, UnknownEventType):
-        return Refused("unknown_event_type", str(e))
-    if isinstance(e, Forbidden):
-        return Refused("forbidden", str(e), {"reason": e.reason})
-    if isinstance(e, InvalidEventData):
-        return Refused("invalid_data", str(e))
-    if isinstance(e, TransitionRejected):
-        return transition_refused(e)
-    if isinstance(e, WrongExpectedVersion):
-        return expectation_refused(e)
-    if isinstance(e, ConcurrencyConflict):
-        return Refused("conflict", str(e))
-    if isinstance(e, Unavailable):
-        return NotDone(f"{e.service}_unavailable", f"{e} Nothing was written; retry.", e.service)
-    assert isinstance(e, ReplayFailed)
-    return Refused("replay_failed", str(e))
 
 
 def _read_only(domain: Domain) -> str:

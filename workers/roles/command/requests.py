@@ -55,6 +55,48 @@ class CommandRequest:
         return aggregate_key(self.aggregate_type, self.aggregate_id).decode()
 
 
+def json_object(body: bytes, *, max_bytes: int, like: str) -> dict[str, Json]:
+    """The body as a JSON object: PayloadTooLarge over ``max_bytes``, InvalidInput for bytes
+    that are no JSON or JSON that is no object (``like``: the object it should look like)."""
+    if len(body) > max_bytes:
+        raise PayloadTooLarge(
+            f"the body has {len(body)} bytes; the limit is {max_bytes} bytes "
+            f"(EVENTFLEET_MAX_BODY_BYTES): send at most {max_bytes}."
+        )
+    try:
+        obj = loads(body)
+    except ValueError as e:
+        raise InvalidInput(f"the body is not valid JSON: {e}.") from e
+    if not isinstance(obj, dict):
+        raise InvalidInput(f"the body must be a JSON object like {like}.")
+    return obj
+
+
+IDS = ("client_id", "command_id", "correlation_id", "causation_id")
+"""A request's ids: who sends it, its command, its conversation and what caused it."""
+
+
+def check_ids(obj: Mapping[str, object], *, desk: bool = False) -> None:
+    """InvalidInput for an id of ``obj`` that is no printable string of 1 to 256 characters,
+    or a command id with the dead-letter desk's prefix from another sender than the desk."""
+    for name in IDS:
+        value = obj.get(name)
+        if value is not None and not (isinstance(value, str) and 0 < len(value) <= 256):
+            raise InvalidInput(f"field {name!r} must be a string of 1 to 256 characters.")
+        where = control_character(value) if value is not None else None
+        if where is not None:  # a line break in an id would break every line that names it
+            raise InvalidInput(
+                f"field {name!r} holds a control character ({where}); an id is printable "
+                "text: no line breaks, tabs or escape codes."
+            )
+    command_id = obj.get("command_id")
+    if isinstance(command_id, str) and command_id.startswith(DESK_COMMANDS) and not desk:
+        raise InvalidInput(
+            f"command ids starting with {DESK_COMMANDS!r} are the dead-letter desk's own "
+            "(its replays); choose another command id."
+        )
+
+
 def parse_request(
     aggregate_type: str,
     aggregate_id: str,
@@ -73,17 +115,7 @@ def parse_request(
     no whole number from 0 to 2**63-1 among them: a string, a boolean, a fraction, beyond 64
     bits).
     """
-    if len(body) > max_bytes:
-        raise PayloadTooLarge(
-            f"the body has {len(body)} bytes; the limit is {max_bytes} bytes "
-            f"(EVENTFLEET_MAX_BODY_BYTES): send at most {max_bytes}."
-        )
-    try:
-        obj = loads(body)
-    except ValueError as e:
-        raise InvalidInput(f"the body is not valid JSON: {e}.") from e
-    if not isinstance(obj, dict):
-        raise InvalidInput('the body must be a JSON object like {"type": ..., "data": {...}}.')
+    obj = json_object(body, max_bytes=max_bytes, like='{"type": ..., "data": {...}}')
     unknown = sorted(obj.keys() - _BODY_FIELDS)
     if unknown:
         raise InvalidInput(
@@ -91,22 +123,7 @@ def parse_request(
         )
     if not isinstance(obj.get("type"), str) or not obj["type"]:
         raise InvalidInput("field 'type' is required and must be a non-empty string.")
-    for name in ("client_id", "command_id", "correlation_id", "causation_id"):
-        value = obj.get(name)
-        if value is not None and not (isinstance(value, str) and 0 < len(value) <= 256):
-            raise InvalidInput(f"field {name!r} must be a string of 1 to 256 characters.")
-        where = control_character(value) if value is not None else None
-        if where is not None:  # a line break in an id would break every line that names it
-            raise InvalidInput(
-                f"field {name!r} holds a control character ({where}); an id is printable "
-                "text: no line breaks, tabs or escape codes."
-            )
-    command_id = obj.get("command_id")
-    if isinstance(command_id, str) and command_id.startswith(DESK_COMMANDS) and not desk:
-        raise InvalidInput(
-            f"command ids starting with {DESK_COMMANDS!r} are the dead-letter desk's own "
-            "(its replays); choose another command id."
-        )
+    check_ids(obj, desk=desk)
     try:
         expected_version = expected_version_of(obj.get("expected_version"))
     except InvalidEnvelope as e:

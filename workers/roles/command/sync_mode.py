@@ -43,6 +43,11 @@ class SyncCommandService:
         self._answer_wait_s = answer_wait_s
         self._budget = budget
 
+    @property
+    def appender(self) -> SyncAppender:
+        """What stores the writes: also the one an append across aggregates goes through."""
+        return self._appender
+
     async def append(self, c: Command, draw: BudgetDraw | None = None) -> Outcome:
         """``draw``: the write's draw on its principal's budget, taken first (its own call)."""
         if draw is not None and self._budget is not None:

@@ -89,6 +89,11 @@ class TieredEvents:
     async def append(self, events: Sequence[Event], *, pending_publish: bool = False) -> None:
         await self.hot.append(events, pending_publish=pending_publish)
 
+    async def append_atomically(
+        self, events: Sequence[Event], *, pending_publish: bool = False
+    ) -> None:
+        await self.hot.append_atomically(events, pending_publish=pending_publish)
+
     async def select(
         self,
         aggregate: AggregateRef,

@@ -21,6 +21,9 @@ class Commands(Concern):
     (then 503 store_catching_up)"""
     sync_publish_budget_ms: int = Field(1000, ge=1, le=600_000)
     """sync mode: longest a request waits for Kafka after storing (then 201 published=false)"""
+    multi_append_max_items: int = Field(100, ge=1, le=1000)
+    """most items (aggregates) one POST /v1/appends may name; each is a write of the
+    principal's budget, and all are stored in one transaction (400 bad_request above)"""
     write_budget_per_s: int = Field(200, ge=0, le=10_000_000)
     """appends a second each principal may make on average, counted across every commands
     process (0: no budget); 429 too_many_writes above"""
