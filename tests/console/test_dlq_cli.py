@@ -13,7 +13,7 @@ import pytest
 from tests.console.conftest import dead_letter_of, poison_order, stored
 from tests.fleet import FleetProcess, order_items
 from tests.waiting import wait_for
-from workers.cli.main import main
+from workers.cli.entry import main
 from workers.devtools.embedded import free_port
 from workers.roles.ops.dlq_replay import DeadLetterEntry
 

@@ -6,7 +6,7 @@ import pytest
 
 from tests.integration.test_cli import assert_one_line, eventfleet
 from tests.keys import master_key_env
-from workers.cli.main import main
+from workers.cli.entry import main
 from workers.devtools.embedded import free_port
 
 

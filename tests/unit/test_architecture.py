@@ -193,7 +193,7 @@ def test_the_checks_catch_an_upward_import_and_a_cycle() -> None:
     assert upward("workers.http.live.chat", {"workers.runtime.fleet"}) == []
     assert upward("workers.stream.offsets", {"workers.runtime.fleet"}) == ["workers.runtime.fleet"]
     assert upward("workers.runtime.fleet", {"workers.stream.offsets"}) == []
-    assert upward("workers.cli.main", {"workers.examples.domains"}) == ["workers.examples.domains"]
+    assert upward("workers.cli.entry", {"workers.examples.domains"}) == ["workers.examples.domains"]
     assert upward("workers.adapters.mongo.documents", {"workers.storage.ports"}) == []
     components = strongly_connected({"a": {"b"}, "b": {"a"}, "c": {"a"}})
     assert sorted(sorted(c) for c in components) == [["a", "b"], ["c"]]

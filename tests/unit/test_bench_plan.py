@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from topics.errors import ConfigError
-from workers.cli.main import explain
+from workers.cli.entry import explain
 from workers.devtools.bench.capacity import Costs, assumed, measured, render
 from workers.devtools.bench.plot import plot_target
 

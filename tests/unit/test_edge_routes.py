@@ -104,7 +104,7 @@ def test_text_lengths_and_flags() -> None:
     assert bind_query(HealthQuery, q(verbose="")).verbose is True
     assert bind_query(HealthQuery, q(verbose="false")).verbose is False
     assert bind_query(HealthQuery, q()).verbose is False
-    assert bind_query(HealthQuery, q(verbose="TRUE")).verbose is True
-    for raw in ("-899443", "yes", "2"):
+    assert bind_query(HealthQuery, q(verbose="true")).verbose is True
+    for raw in ("-899443", "yes", "2", "1", "0", "TRUE", " true"):
         with pytest.raises(InvalidInput, match="must be true or false"):
             bind_query(HealthQuery, q(verbose=raw))

@@ -8,7 +8,7 @@ import pytest
 import uvloop
 
 from topics.errors import ConfigError
-from workers.cli.main import SERVING, run
+from workers.cli.entry import SERVING, run
 from workers.runtime.settings import Settings
 
 

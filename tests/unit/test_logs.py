@@ -20,7 +20,7 @@ BREAKS = ["\n", "\r", "\r\n", "\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x1c"
 SCRIPT = textwrap.dedent(
     """
     import json, logging, sys
-    from workers.cli.main import configure_logging
+    from workers.cli.entry import configure_logging
     from workers.runtime.settings import Settings
 
     configure_logging(Settings.from_env(), "worker")

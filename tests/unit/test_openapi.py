@@ -247,7 +247,7 @@ def test_the_type_listing_has_event_types_transitions_and_schemas() -> None:
 def test_the_cli_writes_the_document_of_the_auth_mode_asked(
     tmp_path: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from workers.cli.main import main
+    from workers.cli.entry import main
 
     target = tmp_path / "api.json"
     monkeypatch.setenv("EVENTFLEET_DOMAINS", "workers.examples.domains:default_domains")

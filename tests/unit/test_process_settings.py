@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from topics.errors import ConfigError
-from workers.cli.main import main
+from workers.cli.entry import main
 from workers.examples.domains import chat_domains, default_domains
 from workers.runtime.compose import ROLES, all_roles
 from workers.runtime.loading import load_processes

@@ -2,7 +2,8 @@
 
 ``eventfleet --version`` is answered here, from the package's metadata, before the command line,
 the settings or any driver is imported (those take seconds on a loaded machine); every other
-call goes on to ``workers.cli.main``.
+call goes on to ``workers.cli.entry`` (not a ``main`` module: importing one would replace this
+package's ``main`` function with the module of that name).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments in VERSION_FLAGS:
         print(f"eventfleet {package_version()}", flush=True)
         return 0
-    from workers.cli.main import main as run
+    from workers.cli.entry import main as run
 
     return run(arguments)
 

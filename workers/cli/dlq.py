@@ -269,7 +269,7 @@ def _operator(args: argparse.Namespace) -> str:
 
 
 def _error(message: str) -> None:
-    """The CLI's one failure line (as ``workers.cli.main.fail`` prints it)."""
+    """The CLI's one failure line (as ``workers.cli.entry.fail`` prints it)."""
     print(f"eventfleet: error: {' '.join(message.split())}", file=sys.stderr, flush=True)
 
 

@@ -48,9 +48,9 @@ from workers.http.openapi_schemas import (
     error_schema,
     error_schema_name,
     error_union,
-    pattern,
     item_schema,
     multi_append_schema,
+    pattern,
     ref,
 )
 from workers.http.ryw.reads import ReadAfterQuery
@@ -183,6 +183,8 @@ def query_params(query: type[msgspec.Struct] | None) -> list[Schema]:
             prop = kinds[0] if len(kinds) == 1 else {"anyOf": kinds}
             description = description or prop.pop("description", None)
         param: Schema = {"name": field, "in": "query", "required": False, "schema": prop}
+        if prop.get("type") == "boolean":  # a flag given bare (?verbose) is on
+            param["allowEmptyValue"] = True
         if description:
             param["description"] = description
         found.append(param)

@@ -32,8 +32,11 @@ ID_PATTERN = pattern(AGGREGATE_ID_RE.pattern)
 TYPE_PATTERN = pattern(AGGREGATE_TYPE_RE.pattern)
 EVENT_TYPE_PATTERN = pattern(EVENT_TYPE_RE.pattern)
 TEXT_256: Schema = {"type": "string", "minLength": 1, "maxLength": 256}
-NULLABLE_TEXT_256: Schema = {**TEXT_256, "type": ["string", "null"]}
-"""A metadata field of a command: null is as good as leaving it out."""
+PRINTABLE = "^[^\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029]*$"
+"""No control character or line separator (``topics.envelope.CONTROL_CHARACTERS``)."""
+NULLABLE_ID: Schema = {**TEXT_256, "type": ["string", "null"], "pattern": PRINTABLE}
+"""An id of a command (``client_id``, ``command_id`` …): printable text, and null is as good as
+leaving it out."""
 
 
 def ref(name: str) -> Schema:
@@ -269,7 +272,7 @@ def command_schema(domain: Domain, event_type: str) -> Schema:
             "type": {"const": event_type},
             "data": {"$ref": f"#/components/schemas/{data_schema_name(domain, event_type)}"},
             "command_id": {
-                **NULLABLE_TEXT_256,
+                **NULLABLE_ID,
                 "description": "makes retries safe: the same id answers the first outcome",
             },
             "expected_version": {
@@ -280,9 +283,9 @@ def command_schema(domain: Domain, event_type: str) -> Schema:
                 "exist yet); else 409 wrong_expected_version naming the current one. Also as "
                 'If-Match: "7", the ETag the reads answer',
             },
-            "client_id": NULLABLE_TEXT_256,
-            "correlation_id": NULLABLE_TEXT_256,
-            "causation_id": NULLABLE_TEXT_256,
+            "client_id": NULLABLE_ID,
+            "correlation_id": NULLABLE_ID,
+            "causation_id": NULLABLE_ID,
         },
     }
 
@@ -331,12 +334,12 @@ def multi_append_schema(domains: Iterable[Domain]) -> Schema:
                 "(100 by default): all stored in one transaction, or none",
             },
             "command_id": {
-                **NULLABLE_TEXT_256,
+                **NULLABLE_ID,
                 "description": "names the whole request: each event's id derives from it and "
                 "its aggregate, so a retry is answered the stored events",
             },
-            "client_id": NULLABLE_TEXT_256,
-            "correlation_id": NULLABLE_TEXT_256,
-            "causation_id": NULLABLE_TEXT_256,
+            "client_id": NULLABLE_ID,
+            "correlation_id": NULLABLE_ID,
+            "causation_id": NULLABLE_ID,
         },
     }  # fmt: skip

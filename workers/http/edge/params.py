@@ -79,12 +79,11 @@ def moment(name: str, raw: str) -> dt.datetime:
 
 
 def flag(name: str, raw: str) -> bool:
-    """A flag is on when given bare (``?verbose``) or as ``true``/``1``, off as
-    ``false``/``0``; anything else is refused."""
-    value = raw.strip().lower()
-    if value in ("", "true", "1"):
+    """A flag is on when given bare (``?verbose``) or as ``true``, off as ``false``: the
+    document's boolean (with ``allowEmptyValue``); anything else is refused."""
+    if raw in ("", "true"):
         return True
-    if value in ("false", "0"):
+    if raw == "false":
         return False
     raise InvalidInput(
         f"query parameter {name}={raw[:40]!r} must be true or false (or given bare)."
