@@ -23,10 +23,13 @@ USAGE_EXIT = 2
 
 
 class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Descriptions as written, and ``(default: …)`` on every option that has a real default."""
+    """Descriptions as written, and ``(default: …)`` on every option that has a real default
+    and whose help does not already say it."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         if action.default in (None, False) or isinstance(action, argparse._HelpAction):
+            return action.help
+        if action.help is not None and "(default" in action.help:
             return action.help
         return super()._get_help_string(action)
 
