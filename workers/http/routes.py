@@ -30,6 +30,7 @@ from workers.roles.command.requests import CommandRequest, parse_request
 from workers.roles.outcomes import Refused
 from workers.roles.read.paging import next_link, read_page
 from workers.runtime.answers import Answer, answer_bytes, answer_of, error
+from workers.runtime.compose import Runtime
 from workers.runtime.door.identity import ANONYMOUS
 from workers.runtime.door.incoming import Incoming
 from workers.runtime.fleet import Fleet
@@ -128,21 +129,19 @@ class Prebuilt(Response):
         return fast_headers(len(self.body))
 
 
-def register_views(fleet: Fleet, api: Api, operator: Api | None = None) -> WriteWaiter:
-    """The API's routes of ``fleet``'s roles on ``api``, its probes and metrics on ``operator``
-    (the operator's port: ``api`` unless it has one); the waiter their reads share."""
-    rt = fleet.runtime
-    fleet.door.authorize = read_access(fleet)
-    if "commands" in fleet.roles:
-        register_append(fleet, api)
-        register_multi_append(fleet, api)
-    waiter = write_waiter(fleet)
+class AggregateReads:
+    """One aggregate's events, snapshot and state: the reads every fleet serves."""
 
-    async def events(request: Request, query: EventsQuery) -> Response:
+    def __init__(self, runtime: Runtime, waiter: WriteWaiter) -> None:
+        self.runtime = runtime
+        self.waiter = waiter
+
+    async def events(self, request: Request, query: EventsQuery) -> Response:
+        rt = self.runtime
         params = request.params
         ref = (params["aggregate_type"], params["aggregate_id"])
         try:
-            await read_after(waiter, ref, request, ReadAfter.of(query))
+            await read_after(self.waiter, ref, request, ReadAfter.of(query))
             page = await read_page(rt.events, ref, after_version=query.after_version,
                                    limit=query.limit)  # fmt: skip
             # clients see the current schema version
@@ -166,7 +165,8 @@ def register_views(fleet: Fleet, api: Api, operator: Api | None = None) -> Write
             headers["ETag"] = etag(listed[-1].version)
         return Response(body, headers=headers)
 
-    async def snapshot(request: Request) -> Response:
+    async def snapshot(self, request: Request) -> Response:
+        rt = self.runtime
         aggregate_type, aggregate_id = (
             request.params["aggregate_type"],
             request.params["aggregate_id"],
@@ -188,14 +188,17 @@ def register_views(fleet: Fleet, api: Api, operator: Api | None = None) -> Write
             orjson.dumps(body, option=orjson.OPT_UTC_Z), headers={"ETag": etag(found.version)}
         )
 
-    async def state(request: Request, query: StateQuery) -> Response:
+    async def state(self, request: Request, query: StateQuery) -> Response:
+        rt = self.runtime
         aggregate_type, aggregate_id = (
             request.params["aggregate_type"],
             request.params["aggregate_id"],
         )
         try:
             domain = rt.domains.get(aggregate_type)
-            await read_after(waiter, (aggregate_type, aggregate_id), request, ReadAfter.of(query))
+            await read_after(
+                self.waiter, (aggregate_type, aggregate_id), request, ReadAfter.of(query)
+            )
             if query.at_version is None and query.as_of is None:
                 folded = await rt.loader.latest(domain, aggregate_id)
             else:
@@ -210,9 +213,19 @@ def register_views(fleet: Fleet, api: Api, operator: Api | None = None) -> Write
         answer = Answer(200, {"version": folded.version, "state": opened})
         return json_response(answer, headers={"ETag": etag(folded.version)})
 
-    api.bind(declared.EVENTS, events)
-    api.bind(declared.SNAPSHOT, snapshot)
-    api.bind(declared.STATE, state)
+
+def register_views(fleet: Fleet, api: Api, operator: Api | None = None) -> WriteWaiter:
+    """The API's routes of ``fleet``'s roles on ``api``, its probes and metrics on ``operator``
+    (the operator's port: ``api`` unless it has one); the waiter their reads share."""
+    fleet.door.authorize = read_access(fleet)
+    if "commands" in fleet.roles:
+        register_append(fleet, api)
+        register_multi_append(fleet, api)
+    waiter = write_waiter(fleet)
+    reads = AggregateReads(fleet.runtime, waiter)
+    api.bind(declared.EVENTS, reads.events)
+    api.bind(declared.SNAPSHOT, reads.snapshot)
+    api.bind(declared.STATE, reads.state)
     register_domain_queries(fleet, api, waiter)
     if "commands" in fleet.roles:
         register_outcome(fleet, api)

@@ -103,19 +103,7 @@ async def serve(
     if await _start_unless_stopped(fleet):
         if hard_exit:
             collect_less(runtime.settings.gc_threshold)
-        door = "commands" in fleet.roles or ("pm" in fleet.roles and bool(runtime.processes))
-        if door:  # the command door runs here (process managers send through it too)
-            # Sync mode and storage writers store before they publish: repair what Kafka missed.
-            relay_age_s = runtime.settings.kafka_timeout_ms / 1000 * 1.5 + 1
-            background.append(asyncio.create_task(runtime.outbox.run(older_than_s=relay_age_s)))
-            filter_kept = keep_filter_ready(runtime.marker, runtime.events, runtime.domains)
-            background.append(asyncio.create_task(filter_kept))
-        if fleet.audit_loop is not None:
-            background.append(asyncio.create_task(fleet.audit_loop.run()))
-        if "pm" in fleet.roles and runtime.processes:  # deadlines, retries, unsent commands
-            polls = asyncio.create_task(runtime.polls.run())
-            polls.add_done_callback(lambda task: _fatal_unless_cancelled(fleet, "pm polls", task))
-            background.append(polls)
+        background = _start_loops(fleet, runtime)
         if fleet.lag is not None:
             fleet.lag.start()
         fleet.started = True
@@ -138,6 +126,25 @@ async def serve(
         watchdog.exit_code = fleet.exit_code
         exit_now(fleet.exit_code, drained_s=time.monotonic() - began)
     return fleet.exit_code
+
+
+def _start_loops(fleet: Fleet, runtime: Runtime) -> list[asyncio.Task[None]]:
+    """The loops beside the roles, started; cancelled when the fleet drains."""
+    background: list[asyncio.Task[None]] = []
+    door = "commands" in fleet.roles or ("pm" in fleet.roles and bool(runtime.processes))
+    if door:  # the command door runs here (process managers send through it too)
+        # Sync mode and storage writers store before they publish: repair what Kafka missed.
+        relay_age_s = runtime.settings.kafka_timeout_ms / 1000 * 1.5 + 1
+        background.append(asyncio.create_task(runtime.outbox.run(older_than_s=relay_age_s)))
+        filter_kept = keep_filter_ready(runtime.marker, runtime.events, runtime.domains)
+        background.append(asyncio.create_task(filter_kept))
+    if fleet.audit_loop is not None:
+        background.append(asyncio.create_task(fleet.audit_loop.run()))
+    if "pm" in fleet.roles and runtime.processes:  # deadlines, retries, unsent commands
+        polls = asyncio.create_task(runtime.polls.run())
+        polls.add_done_callback(lambda task: _fatal_unless_cancelled(fleet, "pm polls", task))
+        background.append(polls)
+    return background
 
 
 def _fatal_unless_cancelled(fleet: Fleet, what: str, task: asyncio.Task[None]) -> None:

@@ -32,6 +32,7 @@ from workers.devtools.bench.progress import step
 from workers.devtools.bench.stack import Bench, bench_settings, bench_stack
 from workers.devtools.bench.state import bench_state
 from workers.devtools.bench.wrk import WrkMissing, wrk_path
+from workers.runtime.compose import Runtime
 from workers.runtime.connections import fleet_catalog
 from workers.runtime.settings import Settings, env_name
 
@@ -141,11 +142,7 @@ async def _measure(
     if path in ("append", "scale", "all"):
         scale = path in ("scale", "all")
         # Topics of its own: the command rows left their events on the fleet's topic.
-        appending = settings.model_copy(
-            update={"topic_prefix": f"{settings.topic_prefix}append.",
-                    "group_id": f"{settings.group_id}-append"}
-        )  # fmt: skip
-        await ensure_topics(runtime.kafka, fleet_catalog(appending, runtime.domains))
+        appending = await _own_topics(settings, runtime, "append")
         emit(await bench_append(appending, worker_env(appending), events, rounds=rounds))
         if scale:
 
@@ -159,22 +156,14 @@ async def _measure(
     if path in ("global", "all"):
         step(f"global read: {events} events per row, with and without readers")
         # Topics of their own too, so the rows before leave nothing for its appender to store.
-        reading = settings.model_copy(
-            update={"topic_prefix": f"{settings.topic_prefix}global.",
-                    "group_id": f"{settings.group_id}-global"}
-        )  # fmt: skip
-        await ensure_topics(runtime.kafka, fleet_catalog(reading, runtime.domains))
+        reading = await _own_topics(settings, runtime, "global")
         emit(await bench_global(reading, worker_env(reading), runtime, events, rounds=rounds))
     if path in ("live", "all"):
         messages = min(events, 10_000)
         step(f"live: 1000 subscribers over 100 rooms, {messages} messages per row")
         # Topics of its own too: its fleet's appender would first store every event the
         # command rows left on the fleet's topic (minutes of them, before its own row).
-        living = settings.model_copy(
-            update={"topic_prefix": f"{settings.topic_prefix}live.",
-                    "group_id": f"{settings.group_id}-live"}
-        )  # fmt: skip
-        await ensure_topics(runtime.kafka, fleet_catalog(living, runtime.domains))
+        living = await _own_topics(settings, runtime, "live")
         emit(await bench_live(worker_env(living), runtime=runtime,
                               topic_prefix=living.topic_prefix,
                               redis_url=settings.redis_url, subscribers=1000,
@@ -188,6 +177,16 @@ async def _measure(
         count = max(2, min(events, 2000))  # every event a store read and two writes
         step(f"process manager: {count} stored events per side and round")
         emit(await bench_pm(runtime, events=count, rounds=rounds, store_pid=store_pid))
+
+
+async def _own_topics(settings: Settings, runtime: Runtime, part: str) -> Settings:
+    """``settings`` with topics and a group of ``part``'s own, the topics created."""
+    own = settings.model_copy(
+        update={"topic_prefix": f"{settings.topic_prefix}{part}.",
+                "group_id": f"{settings.group_id}-{part}"}
+    )  # fmt: skip
+    await ensure_topics(runtime.kafka, fleet_catalog(own, runtime.domains))
+    return own
 
 
 @dataclass(frozen=True, slots=True)

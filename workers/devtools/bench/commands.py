@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 
 from workers.devtools.bench.measure import Measured, Table, Target, load_average
 from workers.devtools.bench.procs import Server, checked, load, server
@@ -56,34 +57,11 @@ async def bench_http_commands(
             env=ours_env,
             ready_path="/readyz",
         ) as ours,
-        server(
-            "minimal coalesced server",
-            [
-                "workers.devtools.bench.baseline",
-                "coalesced",
-                str(coalesced_port),
-                kafka,
-                redis,
-                topic,
-            ],
-            url=f"http://127.0.0.1:{coalesced_port}",
-            env={},
-            ready_path=None,
+        _baseline(
+            "minimal coalesced server", "coalesced", coalesced_port, kafka, redis, topic
         ) as coalesced,
-        server(
-            "minimal naive server",
-            ["workers.devtools.bench.baseline", "naive", str(naive_port), kafka, redis, topic],
-            url=f"http://127.0.0.1:{naive_port}",
-            env={},
-            ready_path=None,
-        ) as naive,
-        server(
-            "floor server",
-            ["workers.devtools.bench.baseline", "floor", str(floor_port), kafka, redis, topic],
-            url=f"http://127.0.0.1:{floor_port}",
-            env={},
-            ready_path=None,
-        ) as floor,
+        _baseline("minimal naive server", "naive", naive_port, kafka, redis, topic) as naive,
+        _baseline("floor server", "floor", floor_port, kafka, redis, topic) as floor,
     ):
         step("commands: checking every side does the work it is measured for")
         for side in (ours, coalesced, naive, floor):
@@ -104,6 +82,14 @@ async def bench_http_commands(
             else:
                 table.add(mine, measured[naive.name], Target(rate_at_least=1.2))
     return table
+
+
+def _baseline(
+    name: str, kind: str, port: int, kafka: str, redis: str, topic: str
+) -> AbstractAsyncContextManager[Server]:
+    """A baseline server of ``kind`` (``workers.devtools.bench.baseline``) on ``port``."""
+    argv = ["workers.devtools.bench.baseline", kind, str(port), kafka, redis, topic]
+    return server(name, argv, url=f"http://127.0.0.1:{port}", env={}, ready_path=None)
 
 
 async def _run(target: Server, clients: int, n: int, kind: str) -> Measured:
