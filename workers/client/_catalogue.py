@@ -112,6 +112,14 @@ class ConsoleReadOnlyError(ApiError, code="console_read_only", status=403):
     """
 
 
+class ConsumerGroupActiveError(ApiError, code="consumer_group_active", status=409):
+    """409 ``consumer_group_active``: a console reset of a consumer group's offsets while the group
+    has members (``members`` names them): a member would go on from where it stands and commit
+    over the reset; nothing was changed. Fix: stop the group's consumers (or wait until they
+    leave the group) and reset again.
+    """
+
+
 class CrossOriginError(ApiError, code="cross_origin", status=403):
     """403 ``cross_origin``: a state-changing request (``POST``, ``PUT``, ``PATCH``, ``DELETE``) or
     a WebSocket upgrade from another site's page, in any auth mode: ``Sec-Fetch-Site`` other than

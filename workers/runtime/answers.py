@@ -165,6 +165,13 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
         "erase`)",
     ),
     ErrorCode(
+        "consumer_group_active", 409,
+        "a console reset of a consumer group's offsets while the group has members (`members` "
+        "names them): a member would go on from where it stands and commit over the reset; "
+        "nothing was changed",
+        "stop the group's consumers (or wait until they leave the group) and reset again",
+    ),
+    ErrorCode(
         "cross_origin", 403,
         "a state-changing request (`POST`, `PUT`, `PATCH`, `DELETE`) or a WebSocket upgrade "
         "from another site's page, in any auth mode: `Sec-Fetch-Site` other than "
