@@ -151,7 +151,8 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
         "forbidden", 403,
         "the authenticated principal may not do this: the domain's access rule refuses the "
         "event type or the read, the body names another principal or a role, the message is "
-        "someone else's, the console action needs the operator role, or a console form's "
+        "someone else's, the console action needs the operator role (a record on the fleet's "
+        "own topics the admin role too: `admin_role_required`), or a console form's "
         "CSRF token is missing or wrong, or a ticket is for another route or principal "
         "(`reason` says which); nothing was written",
         "act as a principal the rule allows (roles come from the token), or reload the console "

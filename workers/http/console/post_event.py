@@ -275,11 +275,13 @@ def describe(kind: Mapping[str, Json]) -> str:
     if shape == "string":
         return f"text, at most {kind.get('maxLength', '—')} characters"
     if shape in ("integer", "number"):
-        words = ["whole number" if shape == "integer" else "number"]
-        for key, sign in (("exclusiveMinimum", ">"), ("minimum", ">="), ("maximum", "<=")):
-            if key in kind:
-                words.append(f"{sign} {kind[key]}")
-        return " ".join(words)
+        limits = [
+            f"{sign} {kind[key]}"
+            for key, sign in (("exclusiveMinimum", ">"), ("minimum", ">="), ("maximum", "<="))
+            if key in kind
+        ]
+        name = "whole number" if shape == "integer" else "number"
+        return f"{name}, {' and '.join(limits)}" if limits else name
     if shape == "array":
         item = kind.get("items")
         inner = describe(item) if isinstance(item, dict) else "anything"
