@@ -160,8 +160,13 @@ async def test_every_action_is_refused_on_a_read_only_console(fleet: FleetProces
                  "/console/groups/g/reset/apply"):  # fmt: skip
         status, body = await act(fleet, path, {"confirm": "yes"})
         assert status == 403 and '"error":"console_read_only"' in body, (path, body)
-    status, _ = await fleet.get("/console/post?event=order:OrderPlaced&aggregate_id=x")
-    assert status == 200  # the form may be read; only its actions are refused
+    # The pages say why instead of offering a form that would be refused.
+    status, page = await fleet.get("/console/post?event=order:OrderPlaced&aggregate_id=x")
+    assert status == 200 and 'id="read-only"' in page and 'id="post-event"' not in page
+    status, page = await fleet.get("/console/produce")
+    assert status == 200 and 'id="read-only"' in page and 'id="produce"' not in page
+    status, page = await fleet.get("/console/groups/g/reset")
+    assert status == 200 and 'id="read-only"' in page and 'id="reset"' not in page
 
 
 # --- producing a record -----------------------------------------------------------------------

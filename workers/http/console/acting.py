@@ -18,7 +18,7 @@ from topics.errors import InvalidInput
 from topics.jsonvalue import Json, JsonObject
 from workers.http.console.html import esc, hidden, json_block, link
 from workers.http.console.session import csrf_field
-from workers.http.console.views import Console
+from workers.http.console.views import READ_ONLY, Console
 from workers.http.edge.request import MultiValues, Request
 from workers.ports import OperatorAction
 
@@ -105,6 +105,11 @@ def operator_field(console: Console, request: Request) -> str:
         '<p><label>Operator: <input name="operator" id="operator" maxlength="64" required>'
         "</label></p>"
     )
+
+
+def read_only(console: Console) -> str:
+    """What an action's page shows instead of its form while the console is read-only."""
+    return "" if console.actions else f'<p class="note" id="read-only">{esc(READ_ONLY)}</p>'
 
 
 def error_note(message: str) -> str:

@@ -18,7 +18,7 @@ from datetime import datetime
 import orjson
 
 from topics.envelope import control_character, parse_utc
-from topics.errors import InvalidEnvelope, InvalidInput, NotFound
+from topics.errors import InvalidEnvelope, InvalidInput, NotFound, Unavailable
 from topics.jsonvalue import Json, JsonObject
 from workers.adapters.kafka.groups import Bounds, GroupState, KafkaGroupAdmin
 from workers.http.bodies import posted
@@ -30,6 +30,7 @@ from workers.http.console.acting import (
     error_note,
     operator_field,
     outcome,
+    read_only,
     who,
 )
 from workers.http.console.html import esc, json_block, link, path, table
@@ -37,6 +38,7 @@ from workers.http.console.session import csrf_field
 from workers.http.console.views import Console
 from workers.http.edge.request import Request
 from workers.http.edge.responses import Response
+from workers.http.queries import failure
 from workers.runtime.answers import error
 
 ACTION = "group_reset"
@@ -63,7 +65,8 @@ class GroupResetPages:
                 raise NotFound(f"the brokers have no topic {asked['topic'][:100]!r}.")
             committed = await self.kafka.committed(group, asked["topic"], partitions)
             shown = _committed(asked["topic"], partitions, committed)
-        body = _state(state) + shown + self._form(request, group, asked, "")
+        form = self._form(request, group, asked, "") if self.console.actions else ""
+        body = _state(state) + shown + (read_only(self.console) or form)
         return self.console.html(f"Reset group {group}", body)
 
     async def review(self, request: Request) -> Response:
@@ -106,18 +109,23 @@ class GroupResetPages:
         topic = str(plan.get("topic", ""))
         chosen = {int(p): int(row["new"]) for p, row in _rows(plan).items()}
         await self._check_held(topic, chosen)
-        await self.kafka.commit(group, topic, chosen)
-        now = await self.kafka.committed(group, topic, sorted(chosen))
-        result: JsonObject = {
-            "group": group, "topic": topic,
-            "committed": {str(p): o for p, o in sorted(now.items())},
-        }  # fmt: skip
+        try:  # a Kafka that does not take them is audited too, with the answer given
+            await self.kafka.commit(group, topic, chosen)
+            now = await self.kafka.committed(group, topic, sorted(chosen))
+            status, result = 200, {
+                "group": group, "topic": topic,
+                "committed": {str(p): o for p, o in sorted(now.items())},
+            }  # fmt: skip
+        except Unavailable as e:
+            answer = failure(e)
+            status, result = answer.status, dict(answer.body)
         done = await audit(
             self.console, operator=who(self.console, request, form), action=ACTION,
-            target=f"{group} on {topic}", submitted=plan, status=200, result=result,
+            target=f"{group} on {topic}", submitted=plan, status=status, result=result,
         )  # fmt: skip
         back = link(path("groups", group, "reset") + f"?topic={topic}", "the group again")
-        return self.console.html(f"Reset group {group}", outcome(done) + f"<p>{back}</p>")
+        page = outcome(done) + f"<p>{back}</p>"
+        return self.console.html(f"Reset group {group}", page, status)
 
     def _active(self, state: GroupState) -> Response:
         names = ", ".join(f"{m.member_id} ({m.client_id} at {m.host})" for m in state.members)

@@ -30,6 +30,7 @@ from workers.http.console.acting import (
     error_note,
     operator_field,
     outcome,
+    read_only,
     who,
 )
 from workers.http.console.html import esc, json_block
@@ -59,8 +60,8 @@ class PostEventPages:
         chosen = request.query.get("event", "")
         aggregate_id = request.query.get("aggregate_id", "")
         domain, event_type = self._chosen(chosen) if chosen else (None, "")
-        body = self._chooser(chosen, aggregate_id)
-        if domain is not None:
+        body = read_only(self.console) + self._chooser(chosen, aggregate_id)
+        if domain is not None and self.console.actions:
             body += self._fields_form(request, domain, event_type, aggregate_id, {}, "")
         return self.console.html("Post an event", body)
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 import orjson
 
-from topics.errors import InvalidInput, NotFound
+from topics.errors import InvalidInput, NotFound, Unavailable
 from topics.jsonvalue import JsonObject
 from workers.adapters.kafka.groups import KafkaGroupAdmin
 from workers.http.bodies import posted
@@ -27,6 +27,7 @@ from workers.http.console.acting import (
     error_note,
     operator_field,
     outcome,
+    read_only,
     who,
 )
 from workers.http.console.html import esc, json_block, table
@@ -34,6 +35,7 @@ from workers.http.console.session import csrf_field
 from workers.http.console.views import Console
 from workers.http.edge.request import Request
 from workers.http.edge.responses import Response
+from workers.http.queries import failure
 from workers.ports import Outgoing
 from workers.runtime.answers import error
 from workers.runtime.connections import fleet_catalog
@@ -52,6 +54,8 @@ class ProducePages:
 
     async def form(self, request: Request) -> Response:
         asked = {"topic": request.query.get("topic", "")}
+        if not self.console.actions:
+            return self.console.html("Produce a record", read_only(self.console))
         return self.console.html("Produce a record", await self._form(request, asked, ""))
 
     async def review(self, request: Request) -> Response:
@@ -102,21 +106,25 @@ class ProducePages:
             headers=[(str(h[0]), str(h[1]).encode()) for h in _pairs(record["headers"])],
         )
         producer = self.console.rt.adapters.stream.producer(client_id="eventfleet-console")
-        await producer.start()
-        try:
+        try:  # a Kafka that does not take it is audited too, with the answer given
+            await producer.start()
             delivery = await producer.send(
                 topic, outgoing, partition=partition if isinstance(partition, int) else None
             )
+            status, target = 200, f"{topic}/{delivery.partition}/{delivery.offset}"
+            result: JsonObject = {"topic": delivery.topic, "partition": delivery.partition,
+                                  "offset": delivery.offset}  # fmt: skip
+        except Unavailable as e:
+            answer = failure(e)
+            status, target, result = answer.status, topic, dict(answer.body)
         finally:
             await producer.stop()
-        result: JsonObject = {"topic": delivery.topic, "partition": delivery.partition,
-                              "offset": delivery.offset}  # fmt: skip
         done = await audit(
             self.console, operator=who(self.console, request, form), action=ACTION,
-            target=f"{topic}/{delivery.partition}/{delivery.offset}", submitted=record,
-            status=200, result=result,
+            target=target, submitted=record, status=status, result=result,
         )  # fmt: skip
-        return self.console.html("Record produced", _shown(record) + outcome(done))
+        title = "Record produced" if status < 300 else "Record not produced"
+        return self.console.html(title, _shown(record) + outcome(done), status)
 
     async def _record(self, request: Request, form: Mapping[str, str]) -> JsonObject:
         """The form as a record (InvalidInput naming what is wrong, NotFound for a topic or
