@@ -51,6 +51,9 @@ class ProducePages:
     def __init__(self, console: Console) -> None:
         self.console = console
         self.kafka = KafkaGroupAdmin(console.rt.kafka)
+        settings = console.rt.settings
+        self._owned = frozenset(spec.name for spec in fleet_catalog(settings, console.rt.domains))
+        self._prefixes = tuple(p for p in (settings.topic_prefix, f"{settings.group_id}-") if p)
 
     async def form(self, request: Request) -> Response:
         asked = {"topic": request.query.get("topic", "")}
@@ -174,10 +177,7 @@ class ProducePages:
     def internal(self, topic: str) -> bool:
         """Whether the fleet owns ``topic``: its catalog, or a name under its topic prefix or
         one of its consumer groups (Faust's changelogs)."""
-        settings, rt = self.console.rt.settings, self.console.rt
-        owned = {spec.name for spec in fleet_catalog(settings, rt.domains)}
-        prefixes = [p for p in (settings.topic_prefix, f"{settings.group_id}-") if p]
-        return topic in owned or any(topic.startswith(p) for p in prefixes)
+        return topic in self._owned or any(topic.startswith(p) for p in self._prefixes)
 
     async def _form(self, request: Request, asked: Mapping[str, str], message: str) -> str:
         def value(name: str) -> str:
