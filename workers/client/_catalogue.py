@@ -98,8 +98,9 @@ class UnauthenticatedError(ApiError, code="unauthenticated", status=401):
 class ForbiddenError(ApiError, code="forbidden", status=403):
     """403 ``forbidden``: the authenticated principal may not do this: the domain's access rule
     refuses the event type or the read, the body names another principal or a role, the message
-    is someone else's, the console action needs the operator role, or a console form's CSRF token
-    is missing or wrong, or a ticket is for another route or principal (``reason`` says which);
+    is someone else's, the console action needs the operator role (a record on the fleet's own
+    topics the admin role too: ``admin_role_required``), or a console form's CSRF token is
+    missing or wrong, or a ticket is for another route or principal (``reason`` says which);
     nothing was written. Fix: act as a principal the rule allows (roles come from the token), or
     reload the console page and submit again.
     """
@@ -109,6 +110,14 @@ class ConsoleReadOnlyError(ApiError, code="console_read_only", status=403):
     """403 ``console_read_only``: an operator action (a dead-letter replay in the console, erasing a
     subject) on a process whose operator actions are off. Fix: set
     ``EVENTFLEET_CONSOLE_ACTIONS=true`` on the process operators use (or ``eventfleet erase``).
+    """
+
+
+class ConsumerGroupActiveError(ApiError, code="consumer_group_active", status=409):
+    """409 ``consumer_group_active``: a console reset of a consumer group's offsets while the group
+    has members (``members`` names them): a member would go on from where it stands and commit
+    over the reset; nothing was changed. Fix: stop the group's consumers (or wait until they
+    leave the group) and reset again.
     """
 
 

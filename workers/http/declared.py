@@ -56,9 +56,12 @@ LIVE = ("bad_request", "route_not_found", "not_acceptable", "too_many_subscripti
         "cross_origin", *UNAVAILABLE)  # fmt: skip
 """``cross_origin``: a WebSocket upgrade from another site's page."""
 
-NOT_HTTP = frozenset({"invalid_command", "already_replayed", "method_not_allowed"})
+NOT_HTTP = frozenset(
+    {"invalid_command", "already_replayed", "method_not_allowed", "consumer_group_active"}
+)
 """Codes no documented operation answers: ``invalid_command`` is a reply on
-``commands.replies``, ``already_replayed`` the console's dead-letter replay, and
+``commands.replies``, ``already_replayed`` the console's dead-letter replay,
+``consumer_group_active`` the console's reset of a group's offsets, and
 ``method_not_allowed`` a method the document does not list for its path."""
 
 

@@ -151,7 +151,8 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
         "forbidden", 403,
         "the authenticated principal may not do this: the domain's access rule refuses the "
         "event type or the read, the body names another principal or a role, the message is "
-        "someone else's, the console action needs the operator role, or a console form's "
+        "someone else's, the console action needs the operator role (a record on the fleet's "
+        "own topics the admin role too: `admin_role_required`), or a console form's "
         "CSRF token is missing or wrong, or a ticket is for another route or principal "
         "(`reason` says which); nothing was written",
         "act as a principal the rule allows (roles come from the token), or reload the console "
@@ -163,6 +164,13 @@ ERROR_CODES: tuple[ErrorCode, ...] = (
         "process whose operator actions are off",
         "set `EVENTFLEET_CONSOLE_ACTIONS=true` on the process operators use (or `eventfleet "
         "erase`)",
+    ),
+    ErrorCode(
+        "consumer_group_active", 409,
+        "a console reset of a consumer group's offsets while the group has members (`members` "
+        "names them): a member would go on from where it stands and commit over the reset; "
+        "nothing was changed",
+        "stop the group's consumers (or wait until they leave the group) and reset again",
     ),
     ErrorCode(
         "cross_origin", 403,

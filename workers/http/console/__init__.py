@@ -4,7 +4,9 @@ Read-only unless ``EVENTFLEET_CONSOLE_ACTIONS=true``: browse aggregate types and
 the log of every stored event from a position (the global read), an aggregate's timeline,
 its snapshot against replay, time travel, the dead-letter topic, lag and throughput, the
 process managers' instances; with actions on, re-submit a fixed dead letter (review, confirm,
-audit) or retry a stuck process manager instance.
+audit) or retry a stuck process manager instance, post an event from a form made from the
+domain's schema, produce a raw record, or reset an idle consumer group's offsets (each reviewed,
+confirmed and audited).
 Its routes are declared on the fleet's ``Api`` like any other, hidden from the contract; the
 edge adds the security headers (``workers.http.edge.responses.SECURITY_HEADERS``) to every
 answer, and the door sends a browser without a session to the login page.
@@ -19,10 +21,13 @@ from workers.http.console.api import ApiPage
 from workers.http.console.browse import BrowsePages
 from workers.http.console.dead_letters import DeadLetterPages
 from workers.http.console.dlq_bulk import BulkPages
+from workers.http.console.group_reset import GroupResetPages
 from workers.http.console.html import STYLE, STYLESHEET
 from workers.http.console.log import GlobalLogPage
 from workers.http.console.operator import OperatorPages
+from workers.http.console.post_event import PostEventPages
 from workers.http.console.processes import ProcessPages
+from workers.http.console.produce import ProducePages
 from workers.http.console.projections import ProjectionPages
 from workers.http.console.samples import Sampler, counter_total, gauge_total
 from workers.http.console.session import Login
@@ -108,6 +113,18 @@ def register_console(fleet: Fleet, http: Server, reader: GlobalRead) -> Console:
     get("/console/topics", browse.topics)
     get("/console/topics/{topic}", browse.topic)
     get("/console/aggregates/{aggregate_type}/{aggregate_id}/diff", browse.diff)
+    posting = PostEventPages(console)  # workers/http/console/post_event.py
+    get("/console/post", posting.form)
+    act("/console/post/review", posting.review)
+    act("/console/post/send", posting.send)
+    producing = ProducePages(console)  # workers/http/console/produce.py
+    get("/console/produce", producing.form)
+    act("/console/produce/review", producing.review)
+    act("/console/produce/send", producing.send)
+    reset = GroupResetPages(console)  # workers/http/console/group_reset.py
+    get("/console/groups/{group}/reset", reset.form)
+    act("/console/groups/{group}/reset/review", reset.review)
+    act("/console/groups/{group}/reset/apply", reset.apply)
     page = ApiPage(console, Contract(fleet, http.api))  # workers/http/console/api.py
     get("/console/api", page.page)
     get("/console/api.json", page.json)

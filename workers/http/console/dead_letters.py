@@ -240,7 +240,7 @@ class DeadLetterPages:
             )
             for a in actions
         ]  # fmt: skip
-        headings = ("when", "who", "via", "action", "dead letter", "what", "status", "result")
+        headings = ("when", "who", "via", "action", "target", "what", "status", "result")
         return self.console.html("Audit trail", table(headings, rows, css_id="audit"))
 
 

@@ -38,6 +38,8 @@ NAV = (
     ("/console/projections", "Projections"),
     ("/console/processes", "Processes"),
     ("/console/api", "API"),
+    ("/console/post", "Post event"),
+    ("/console/produce", "Produce"),
 )
 
 

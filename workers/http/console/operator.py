@@ -117,7 +117,7 @@ def _group_summary(lags: list[PartitionLag]) -> str:
     if not totals:
         return '<p id="groups">no consumer group of this fleet has committed an offset yet</p>'
     rows = [
-        (esc(group), esc(total), esc(count))
+        (link(path("groups", group, "reset"), group), esc(total), esc(count))  # to its reset
         for group, (total, count) in sorted(totals.items(), key=lambda g: natural_key(g[0]))
     ]
     return "<h2>Groups</h2>" + table(("group", "lag (events)", "partitions"), rows, css_id="groups")

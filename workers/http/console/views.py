@@ -37,7 +37,7 @@ _DIGITS = re.compile(r"[0-9]{1,18}\Z")
 Handler = Callable[[Request], Awaitable[Response]]
 READ_ONLY = (
     "the console is read-only: set EVENTFLEET_CONSOLE_ACTIONS=true on this process to let "
-    "operators re-submit dead letters."
+    "operators re-submit dead letters, post events, produce records and reset offsets."
 )
 
 

@@ -78,13 +78,17 @@ class Identity(Concern):
     """role that may read the console (the operator role may too)"""
     auth_operator_role: Name = "eventfleet-operator"
     """role that may replay dead letters in the console"""
+    auth_admin_role: Name = "eventfleet-admin"
+    """role an operator also needs to produce a raw record onto one of the fleet's own topics
+    in the console (commands, events, events.stored, the dead letters, any its catalog owns)"""
 
 
 class Console(Concern):
     """The operator console (/console)."""
 
     console_actions: bool = False
-    """the console (/console) may re-submit dead letters; off: read-only, its POSTs get 403"""
+    """the console (/console) may act: re-submit dead letters, post events, produce records, reset
+    idle consumer groups' offsets; off: read-only, its POSTs get 403"""
     console_sample_interval_s: int = Field(5, ge=1, le=300)
     """how often the console samples lag and throughput (the last 120 kept)"""
     trace_url_template: Annotated[
