@@ -9,14 +9,18 @@ from datetime import timedelta
 import pytest
 
 from snapshot_rules.domain import Domains
-from topics.envelope import utc_now
+from topics.envelope import new_event, utc_now
 from topics.errors import ConfigError, TransactionsUnsupported
-from workers.adapters.memory import MemorySnapshotStore
+from workers.adapters.memory import MemoryEventStore, MemorySnapshotStore
 from workers.examples.domains.account import ACCOUNT
+from workers.examples.domains.order import ORDER
 from workers.ports import CAPABILITIES, CapabilityMissing, EventQuery, offered
 from workers.roles.ops.archive import Archiver, TieredEvents
+from workers.runtime.adapters import MemoryAdapters, memory_adapters
+from workers.runtime.compose import Runtime
+from workers.runtime.settings import Settings
 
-from .backends import BACKENDS, Backend
+from .backends import BACKENDS, Backend, CoreOnlyEvents
 from .test_event_store import history
 
 
@@ -80,3 +84,52 @@ async def test_the_archiver_refuses_before_reading_where_nothing_can_move(
     with pytest.raises(CapabilityMissing, match="the archiver needs the event store's archive"):
         await archiver.run()
     assert len(await tiered.select(("order", "a1"))) == 5
+
+
+TEA = {"sku": "tea", "qty": 2, "price": 3.5}
+PLACED = {"status": "placed", "items": [TEA], "total": 7.0}
+
+
+def core_only_adapters() -> MemoryAdapters:
+    """Every dependency in memory, the event store offering its core alone, no archive and no
+    ladder: a fleet on the smallest backend there can be."""
+    memory = memory_adapters()
+    memory.stores.events = CoreOnlyEvents(MemoryEventStore())  # type: ignore[assignment]
+    memory.stores.archive = None  # type: ignore[assignment]
+    memory.stores.ladder = None  # type: ignore[assignment]
+    return memory
+
+
+async def test_a_fleet_runs_its_async_domains_on_the_core_alone() -> None:
+    memory = core_only_adapters()
+    runtime = await Runtime.start(
+        Settings(topic_prefix="c.", kafka_timeout_ms=100), roles=("commands",),
+        domains=Domains([ORDER]), adapters=memory.adapters(),
+    )  # fmt: skip
+    try:
+        assert runtime.events.capabilities == frozenset() and runtime.events.archive is None
+        written = [
+            new_event("order", "o1", "OrderPlaced", {"items": [TEA]}, version=1),
+            new_event("order", "o1", "OrderPaid", {"amount": 7.0}, version=2),
+        ]
+        await runtime.events.append(written)
+        assert await runtime.events.select(("order", "o1")) == written
+        folded = await runtime.loader.latest(ORDER, "o1")  # snapshots, and no ladder
+        assert (folded.version, folded.state) == (2, {**PLACED, "status": "paid", "paid": 7.0})
+        with pytest.raises(CapabilityMissing, match="scans"):
+            await runtime.events.count(["order"])
+    finally:
+        await runtime.stop()
+
+
+async def test_sync_domains_refuse_to_start_on_a_store_without_publish_flags() -> None:
+    memory = core_only_adapters()
+    with pytest.raises(CapabilityMissing) as caught:
+        await Runtime.start(
+            Settings(topic_prefix="c.", kafka_timeout_ms=100), roles=("commands",),
+            domains=Domains([ORDER, ACCOUNT]), adapters=memory.adapters(),
+        )  # fmt: skip
+    message = str(caught.value)
+    assert "the commands role, for the sync and storage domains ['account']" in message
+    assert "pending (PendingEvents)" in message and "nothing was done" in message
+    assert await memory.stores.events.select(("account", "a1")) == []
