@@ -66,15 +66,20 @@ class TieredEvents:
         self.archive = archive
         self.capabilities = offered(hot)
         """The names of the optional capabilities the hot store offers."""
+        # Discovered once: an isinstance on a runtime-checkable Protocol is no attribute read.
+        self._scanned = hot if isinstance(hot, EventScans) else None
+        self._searched = hot if isinstance(hot, EventSearch) else None
+        self._flagged = hot if isinstance(hot, PendingEvents) else None
+        self._atomic = hot if isinstance(hot, AtomicAppends) else None
         self._recheck_s = recheck_s
         self._clock = clock
         # Per type, until when none of it is known to be archived (asked again after recheck_s).
         self._unarchived_until: dict[str, float] = {}
 
     def _scans(self, wanted_by: str) -> EventScans:
-        if not isinstance(self.hot, EventScans):
+        if self._scanned is None:
             raise CapabilityMissing("scans", wanted_by)
-        return self.hot
+        return self._scanned
 
     def moves(self, wanted_by: str) -> tuple[ArchivableEvents, ArchiveEvents]:
         """The hot store events move out of and the archive they move into; CapabilityMissing
@@ -102,9 +107,9 @@ class TieredEvents:
         self, query: EventQuery, *, limit: int, before: SearchPosition | None = None
     ) -> list[Event]:
         """Both tiers, merged newest first (an event is in exactly one of them)."""
-        if not isinstance(self.hot, EventSearch):
+        if self._searched is None:
             raise CapabilityMissing("search", "the event search")
-        found = await self.hot.search(query, limit=limit, before=before)
+        found = await self._searched.search(query, limit=limit, before=before)
         if self.archive is not None:
             found += await self.archive.search(query, limit=limit, before=before)
         found.sort(key=lambda e: (e.occurred_at, e.id), reverse=True)
@@ -126,12 +131,12 @@ class TieredEvents:
         self, events: Sequence[Event], *, pending_publish: bool = False
     ) -> None:
         """The hot store's; TransactionsUnsupported (nothing stored) where it has none."""
-        if not isinstance(self.hot, AtomicAppends):
+        if self._atomic is None:
             raise TransactionsUnsupported(
                 "this event store offers no appends across aggregates (AtomicAppends); "
                 "nothing was written. Append to one aggregate at a time."
             )
-        await self.hot.append_atomically(events, pending_publish=pending_publish)
+        await self._atomic.append_atomically(events, pending_publish=pending_publish)
 
     async def select(
         self,
@@ -232,18 +237,18 @@ class TieredEvents:
 
     async def pending(self, *, older_than: datetime, limit: int) -> list[Event]:
         """The hot store's flagged events; none where it keeps no flags."""
-        if not isinstance(self.hot, PendingEvents):
+        if self._flagged is None:
             return []
-        return await self.hot.pending(older_than=older_than, limit=limit)
+        return await self._flagged.pending(older_than=older_than, limit=limit)
 
     async def pending_before(self, aggregate: AggregateRef, version: int) -> list[Event]:
-        if not isinstance(self.hot, PendingEvents):
+        if self._flagged is None:
             return []
-        return await self.hot.pending_before(aggregate, version)
+        return await self._flagged.pending_before(aggregate, version)
 
     async def clear_pending(self, ids: Sequence[str]) -> None:
-        if isinstance(self.hot, PendingEvents):
-            await self.hot.clear_pending(ids)
+        if self._flagged is not None:
+            await self._flagged.clear_pending(ids)
 
 
 def _position(e: Event) -> tuple[str, str, int]:
