@@ -1,7 +1,8 @@
 """Each port's adapters side by side: every contract test runs on the in-memory one and the real one.
 
-Suites here: EventStore and PendingEvents, SnapshotStore, ViewStore and ViewStaging, Rejections
-(on ``stores``), Producer (on ``topics``), DocumentStore, ChangeFeed, Invalidations, Marker and
+Suites here: the event store's core and each of its capabilities (on ``backend``: every backend
+of ``backends.py``, or those that claim the capability; a new backend joins there), SnapshotStore,
+ViewStore and ViewStaging, Rejections (on ``stores``), Producer (on ``topics``), DocumentStore, ChangeFeed, Invalidations, Marker and
 CommandMemory (on ``side``: ``test_marker.py``, ``test_marker_versions.py``), RuleStates,
 AppendProgress, ProcessInstances (their own fixtures), SyncAppender (on ``s``, from
 ``synced``); the EventBus
@@ -18,14 +19,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Protocol
-from urllib.parse import urlsplit
 
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
-from tests.faults import TcpProxy
 from tests.kafka_topics import create_topic, read_records
 from workers.adapters.kafka import KafkaProducer, KafkaStream, plain
 from workers.adapters.memory import (
@@ -59,30 +57,24 @@ from workers.adapters.redis.marker import RedisKeys
 from workers.devtools.embedded import EmbeddedStack
 from workers.metrics import create_metrics
 from workers.ports import (
-    ArchivableEvents,
     CommandMemory,
     Marker,
-    PendingEvents,
     Producer,
     Record,
     Rejections,
     SnapshotStore,
+    StoredEvents,
     ViewStaging,
     ViewStore,
 )
 from workers.runtime.adapters import Stream
 
+from .backends import BACKENDS, OUTAGE_TIMEOUT_MS, Backend, opened, unreachable_mongo
 from .synced import s  # noqa: F401  # SyncAppender's fixture, for its two suites
 
 STORES = ("memory", "mongo")
 PRODUCERS = ("memory", "kafka")
 PARTITIONS = 3
-OUTAGE_TIMEOUT_MS = 300
-"""How long the real adapters wait for a dropped MongoDB or a paused Kafka before giving up."""
-
-
-class Events(ArchivableEvents, PendingEvents, Protocol):
-    """The ports the event store adapters implement."""
 
 
 @dataclass
@@ -90,7 +82,7 @@ class Stores:
     """One backend's stores; ``views(name)`` and ``staging(name)`` are on one database."""
 
     kind: str
-    events: Events
+    events: StoredEvents
     snapshots: SnapshotStore
     rejections: Rejections
     views: Callable[[str], ViewStore]
@@ -174,18 +166,13 @@ async def stores(
         await client.close()
 
 
-@asynccontextmanager
-async def unreachable_mongo(url: str, name: str) -> AsyncIterator[AsyncDatabase[Document]]:
-    """Database ``name`` through a proxy that resets every connection, with short timeouts."""
-    target = urlsplit(url)
-    assert target.hostname is not None and target.port is not None
-    async with TcpProxy(target.hostname, target.port) as proxy:
-        client = connect(url.replace(target.netloc, proxy.address), timeout_ms=OUTAGE_TIMEOUT_MS)
-        try:
-            proxy.drop()
-            yield database(client, name)
-        finally:
-            await client.close()
+@pytest.fixture(params=list(BACKENDS))
+async def backend(
+    request: pytest.FixtureRequest, stack: EmbeddedStack, unique_name: str
+) -> AsyncIterator[Backend]:
+    """Every event-store backend of ``tests/contracts/backends.py``, empty (the core's suite)."""
+    async with opened(request.param, stack, unique_name) as opened_backend:
+        yield opened_backend
 
 
 @dataclass

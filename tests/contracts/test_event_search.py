@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 from topics.envelope import Event, Metadata, new_event
 from workers.ports import EventQuery
 
-from .conftest import Stores
+from .backends import Backend, backend_claiming
+
+backend = backend_claiming("search")
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -19,8 +21,8 @@ def stored(aggregate_id: str, version: int, kind: str, minutes: int, **meta: str
     )  # fmt: skip
 
 
-async def test_search_filters_and_pages_newest_first(stores: Stores) -> None:
-    events = stores.events
+async def test_search_filters_and_pages_newest_first(backend: Backend) -> None:
+    events, search = backend.events, backend.search
     written = [
         stored("s-1", 1, "OrderPlaced", 0, command_id="c-1", correlation_id="k-1"),
         stored("s-1", 2, "OrderPaid", 1, command_id="c-2", correlation_id="k-1"),
@@ -33,7 +35,7 @@ async def test_search_filters_and_pages_newest_first(stores: Stores) -> None:
     await events.append(written[5:])
 
     async def ids(query: EventQuery, limit: int = 100) -> list[tuple[str, int | None]]:
-        return [(e.aggregate_id, e.version) for e in await events.search(query, limit=limit)]
+        return [(e.aggregate_id, e.version) for e in await search.search(query, limit=limit)]
 
     assert await ids(EventQuery(id_prefix="s-1")) == [("s-10", 1), ("s-1", 2), ("s-1", 1)]
     assert await ids(EventQuery(event_type="OrderPaid")) == [("s-2", 2), ("s-1", 2)]
@@ -44,13 +46,13 @@ async def test_search_filters_and_pages_newest_first(stores: Stores) -> None:
     assert await ids(EventQuery(aggregate_type="cart")) == []
     assert await ids(EventQuery(id_prefix=".*")) == []  # a prefix is text, not a pattern
 
-    everything = await events.search(EventQuery(), limit=100)
+    everything = await search.search(EventQuery(), limit=100)
     newest_first = sorted(everything, key=lambda e: (e.occurred_at, e.id), reverse=True)
     assert everything == newest_first and len(everything) == 6
     paged: list[Event] = []
     before = None
     while True:
-        page = await events.search(EventQuery(), limit=2, before=before)
+        page = await search.search(EventQuery(), limit=2, before=before)
         paged += page
         if len(page) < 2:
             break

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
     ("page", "table"),
     [("reference/configuration.md", "settings"), ("reference/configuration.md", "opentelemetry"),
      ("reference/error-codes.md", "error-codes"),
-     ("reference/http-api.md", "operations")],
+     ("reference/http-api.md", "operations"), ("development.md", "capabilities")],
 )  # fmt: skip
 def test_each_reference_page_names_its_generated_table_once(page: str, table: str) -> None:
     text = (ROOT / "docs" / page).read_text()

@@ -95,7 +95,9 @@ PUBLIC = {
     ],
     "workers.ports": [
         "ACTIVE", "ActionLog", "AggregateRef", "AppendConflict", "AppendItem", "AppendProgress",
-        "ArchivableEvents", "AtomicAppends", "Bucket", "Budget", "BudgetDraw", "CommandMemory",
+        "ArchivableEvents", "AtomicAppends", "Bucket", "CAPABILITIES", "Capability",
+        "CapabilityMissing", "EventAppend", "EventLookup", "EventScans", "EventSelect", "offered",
+        "ScannableEvents", "Budget", "BudgetDraw", "CommandMemory",
         "CommandRecord", "DONE", "DataKey", "Deadline", "Delivery", "Erasure", "EventBus",
         "EventQuery", "EventSearch", "EventStore", "Fired", "Handler", "Head", "Instance",
         "KeyStore", "LIVE", "Listening", "LiveChannel", "LiveDeliver", "LiveFeed", "LogProbe",

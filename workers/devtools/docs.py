@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 
 from workers.devtools.docs_http import cell, code, reference
+from workers.ports import CAPABILITIES
 from workers.runtime.answers import ERROR_CODES
 from workers.runtime.loading import load_domains
 from workers.runtime.settings import OPENTELEMETRY, documented
@@ -46,6 +47,16 @@ def error_codes_table() -> str:
     return "\n".join(rows)
 
 
+def capabilities_table() -> str:
+    """Every optional capability of an event store: its port, who needs it, the fallback."""
+    rows = ["| capability | port | needed by | without it |", "|---|---|---|---|"]
+    rows += [
+        f"| {code(c.name)} | {code(c.port.__name__)} | {cell(c.used_by)} | {cell(c.fallback)} |"
+        for c in CAPABILITIES
+    ]
+    return "\n".join(rows)
+
+
 EXAMPLES = "workers.examples.domains:default_domains"
 """The domains the HTTP reference is drawn for, by name (nothing imports the examples)."""
 __all__ = ["TABLES", "UnknownTable", "cell", "code", "generate", "on_page_markdown"]
@@ -60,6 +71,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "settings": settings_table,
     "opentelemetry": opentelemetry_table,
     "error-codes": error_codes_table,
+    "capabilities": capabilities_table,
     "operations": operations_reference,
 }
 

@@ -1,7 +1,9 @@
 """The ports: every dependency role logic touches, as narrow Protocols, and the values they move.
 
-One module per concern, each value beside the port that moves it: ``store`` (the event store,
-its search, moves and publish flags, the sync-mode appender), ``state`` (snapshots, the ladder,
+One module per concern, each value beside the port that moves it: ``store`` (the event store's
+core, the sync-mode appender), ``capabilities`` (what an event store may offer beyond its core:
+scans, search, moves, publish flags, appends across aggregates; and the fleet's fallback for
+each), ``state`` (snapshots, the ladder,
 the rule's memory, views), ``stream`` (Kafka: producing, reading, positions, the appender's
 progress), ``marks`` (Redis: the marker, the command memory, tickets), ``budgets`` (Redis:
 per-principal write budgets), ``live`` (the bus and the live feed), ``ops`` (rejections,
@@ -27,6 +29,19 @@ from workers.ports.budgets import (
     budget_table,
     full_after_ms,
     take_token,
+)
+from workers.ports.capabilities import (
+    CAPABILITIES,
+    ArchivableEvents,
+    AtomicAppends,
+    Capability,
+    CapabilityMissing,
+    EventScans,
+    EventSearch,
+    PendingEvents,
+    ScannableEvents,
+    StoredEvents,
+    offered,
 )
 from workers.ports.keys import DataKey, Erasure, KeyStore
 from workers.ports.live import (
@@ -88,16 +103,14 @@ from workers.ports.store import (
     AggregateRef,
     AppendConflict,
     AppendItem,
-    ArchivableEvents,
-    AtomicAppends,
+    EventAppend,
+    EventLookup,
     EventQuery,
-    EventSearch,
+    EventSelect,
     EventStore,
     Head,
-    PendingEvents,
     RefusedItem,
     SearchPosition,
-    StoredEvents,
     SyncAppender,
     SyncResult,
     SyncResults,
@@ -119,6 +132,7 @@ from workers.ports.stream import (
 
 __all__ = [
     "ACTIVE",
+    "CAPABILITIES",
     "DONE",
     "LIVE",
     "NEW_AGGREGATE",
@@ -138,15 +152,21 @@ __all__ = [
     "Bucket",
     "Budget",
     "BudgetDraw",
+    "Capability",
+    "CapabilityMissing",
     "CommandMemory",
     "CommandRecord",
     "DataKey",
     "Deadline",
     "Delivery",
     "Erasure",
+    "EventAppend",
     "EventBus",
+    "EventLookup",
     "EventQuery",
+    "EventScans",
     "EventSearch",
+    "EventSelect",
     "EventStore",
     "Fired",
     "Handler",
@@ -177,6 +197,7 @@ __all__ = [
     "ReplayClaim",
     "RuleState",
     "RuleStates",
+    "ScannableEvents",
     "SearchPosition",
     "Snapshot",
     "SnapshotLadder",
@@ -203,5 +224,6 @@ __all__ = [
     "budget_table",
     "check_head",
     "full_after_ms",
+    "offered",
     "take_token",
 ]

@@ -1,12 +1,13 @@
-"""The event store's ports: the ordered history of every aggregate, its search, its moves and
-publish flags, and the sync-mode appender that writes to it; the values they move."""
+"""The event store's core: the ordered history of every aggregate, as three small ports every
+store implements (``EventStore``), the sync-mode appender that writes to it, and the values they
+move. What a store may offer beyond the core is in ``workers.ports.capabilities``."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from snapshot_rules.domain import Domain
 from topics.envelope import Event, Metadata
@@ -40,8 +41,9 @@ class AppendConflict(ConcurrencyConflict):
         self.id_taken = id_taken
 
 
-class EventStore(Protocol):
-    """The durable, ordered history of every aggregate."""
+@runtime_checkable
+class EventAppend(Protocol):
+    """The core's write: versioned events in order, unique by id and by aggregate version."""
 
     async def append(self, events: Sequence[Event], *, pending_publish: bool = False) -> None:
         """Insert versioned events in the given order, in one bulk write.
@@ -50,10 +52,15 @@ class EventStore(Protocol):
         version) is unique and the event id is unique across the store; the first event
         that breaks either stops the write with AppendConflict (events before it are
         stored, none after it). ``pending_publish`` records that the events still have to
-        reach events.stored (see ``PendingEvents``). StoreUnavailable when the store does
-        not answer.
+        reach events.stored (kept by a store that offers ``PendingEvents``; one that does not
+        may ignore it). StoreUnavailable when the store does not answer.
         """
         ...
+
+
+@runtime_checkable
+class EventSelect(Protocol):
+    """The core's read: one aggregate's events between two versions, either way, a page of them."""
 
     async def select(
         self,
@@ -89,6 +96,12 @@ class EventStore(Protocol):
         """
         ...
 
+
+@runtime_checkable
+class EventLookup(Protocol):
+    """What the appender cannot do without: each aggregate's newest event (the version to
+    write next), and the events stored under given ids (a redelivered command is no new one)."""
+
     async def heads(self, aggregates: Sequence[AggregateRef]) -> dict[AggregateRef, Head]:
         """The newest stored event of each aggregate (version, id, type); absent if none.
 
@@ -107,17 +120,15 @@ class EventStore(Protocol):
         """
         ...
 
-    def scan(self, aggregate_types: Sequence[str]) -> AsyncIterator[Event]:
-        """Every stored event of these aggregate types, by aggregate then version."""
-        ...
 
-    async def count(self, aggregate_types: Sequence[str]) -> int:
-        """How many events of these aggregate types are stored."""
-        ...
+@runtime_checkable
+class EventStore(EventAppend, EventSelect, EventLookup, Protocol):
+    """The core every event store implements: the durable, ordered history of every aggregate.
 
-    async def versions(self, aggregate_types: Sequence[str]) -> dict[AggregateRef, int]:
-        """The newest version of every aggregate of these types."""
-        ...
+    pyeventsourcing's recorder contract (``insert_events``, ``select_events``) and the lookups
+    the appender needs; everything else a store may offer is a capability of its own
+    (``workers.ports.capabilities``), which the fleet discovers and does without.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,71 +149,6 @@ class EventQuery:
 
 SearchPosition = tuple[datetime, str]
 """Where a search page ended: the last event's (occurred_at, id)."""
-
-
-class EventSearch(Protocol):
-    """The console's search over every stored event."""
-
-    async def search(
-        self, query: EventQuery, *, limit: int, before: SearchPosition | None = None
-    ) -> list[Event]:
-        """Up to ``limit`` matching events, newest first (occurred_at, then id, descending);
-        ``before``: only those after that position in this order (the next page)."""
-        ...
-
-
-class ArchivableEvents(EventStore, Protocol):
-    """An event store events move out of (the hot one) or into (the archive)."""
-
-    async def insert_missing(self, events: Sequence[Event]) -> int:
-        """Insert those of ``events`` (versioned) whose ids are not stored yet; how many were.
-        Idempotent: a move that stopped half-way is simply done again."""
-        ...
-
-    async def remove_through(self, aggregate: AggregateRef, version: int) -> int:
-        """Delete the aggregate's events up to ``version``; how many were deleted."""
-        ...
-
-
-class PendingEvents(Protocol):
-    """Stored events flagged ``pending_publish``: not yet acknowledged on events.stored."""
-
-    async def pending(self, *, older_than: datetime, limit: int) -> list[Event]:
-        """Flagged events that occurred before ``older_than``, by aggregate then version."""
-        ...
-
-    async def pending_before(self, aggregate: AggregateRef, version: int) -> list[Event]:
-        """Flagged events of one aggregate below ``version``, in version order."""
-        ...
-
-    async def clear_pending(self, ids: Sequence[str]) -> None:
-        """Remove the flag from these events (they reached events.stored)."""
-        ...
-
-
-class AtomicAppends(Protocol):
-    """Events of several aggregates stored together: all of them, or none (one transaction)."""
-
-    async def append_atomically(
-        self, events: Sequence[Event], *, pending_publish: bool = False
-    ) -> None:
-        """Insert versioned events of one or more aggregates, all or none, in one transaction.
-
-        The uniqueness of ``append`` holds (an id across the store, a version per aggregate);
-        an event that breaks it aborts the whole write with AppendConflict: ``inserted`` is 0
-        (nothing is stored), ``failed`` the event whose id (``id_taken``) or version was taken,
-        or the first event when a concurrent writer held one of the same versions. No reader
-        sees any of the events before all of them are stored. TransactionsUnsupported, before
-        anything is sent, when the store runs none (a standalone mongod); StoreUnavailable
-        when it does not answer before the commit (nothing stored); StoreOutcomeUnknown when
-        the commit went unanswered and the events are not found stored (they may be later).
-        """
-        ...
-
-
-class StoredEvents(ArchivableEvents, PendingEvents, EventSearch, AtomicAppends, Protocol):
-    """The hot event store as every store adapter implements it: the port, its moves, its
-    publish flags, its search and its appends across aggregates."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from workers.ports import (
     AppendProgress,
     CommandMemory,
     EventBus,
+    EventStore,
     KeyStore,
     LiveFeed,
     LogProbe,
@@ -35,7 +36,6 @@ from workers.ports import (
     Rejections,
     SnapshotLadder,
     SnapshotStore,
-    StoredEvents,
     TicketLimits,
     TicketStore,
     TopicPages,
@@ -53,21 +53,33 @@ from workers.runtime.settings import Settings
 
 
 class Stores(Protocol):
-    """The fleet's database: every store port, and the connection they share."""
+    """The fleet's database: every store port, and the connection they share.
+
+    ``events`` need only be the core (``EventStore``); ``archive`` and ``ladder`` may be None.
+    ``docs/development.md`` ("A new backend") says what a new one implements, and how
+    ``tests/contracts`` proves it.
+    """
 
     @property
-    def events(self) -> StoredEvents: ...
+    def events(self) -> EventStore:
+        """The hot event store: the core every backend implements, and whatever optional
+        capabilities it offers (``workers.ports.capabilities``, discovered by ``isinstance``)."""
+        ...
 
     @property
-    def archive(self) -> ArchiveEvents:
-        """Where events past a domain's retention are kept (same documents, same ids)."""
+    def archive(self) -> ArchiveEvents | None:
+        """Where events past a domain's retention are kept (same documents, same ids); None: the
+        backend keeps no archive (nothing moves, every read is the hot store's)."""
         ...
 
     @property
     def snapshots(self) -> SnapshotStore: ...
 
     @property
-    def ladder(self) -> SnapshotLadder: ...
+    def ladder(self) -> SnapshotLadder | None:
+        """The snapshots kept below the newest; None: the backend keeps none (a state at a past
+        version or moment folds from the newest snapshot below it, or from version 1)."""
+        ...
 
     @property
     def rejections(self) -> Rejections: ...

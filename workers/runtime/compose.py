@@ -7,7 +7,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from snapshot_rules.domain import Domains
+from snapshot_rules.domain import Domains, Mode
 from snapshot_rules.process import Processes
 from topics.catalog import TopicNames
 from topics.errors import EventfleetError
@@ -16,6 +16,8 @@ from workers.cqrs.repository import Repository
 from workers.cqrs.sync import SyncCommands
 from workers.metrics import Metrics, create_metrics
 from workers.ports import (
+    CAPABILITIES,
+    CapabilityMissing,
     LiveFeed,
     Record,
     SnapshotStore,
@@ -185,6 +187,9 @@ class Runtime:
             secrets=secrets,
             processes=processes,
         )
+        missing = [c.name for c in CAPABILITIES if c.name not in events.capabilities]
+        if missing:
+            log.warning("the event store does without %s (docs/development.md)", ", ".join(missing))
         try:
             await stores.open()
             if runtime.roles:
@@ -337,6 +342,11 @@ class Runtime:
 
     async def _build_commands(self, producer: ProducerClient) -> None:
         settings, metrics, parts = self.settings, self.metrics, self._parts
+        stored_first = [d.name for d in self.domains if d.mode in (Mode.SYNC, Mode.STORAGE)]
+        if stored_first and "pending" not in self.tiered.capabilities:
+            raise CapabilityMissing(
+                "pending", f"the commands role, for the sync and storage domains {stored_first}"
+            )
         marks = await self.marks()
         parts.outbox = Outbox(
             self.events, producer, topic=self.names.stored, metrics=metrics, mode="sync"

@@ -136,8 +136,9 @@ def _start_loops(fleet: Fleet, runtime: Runtime) -> list[asyncio.Task[None]]:
         # Sync mode and storage writers store before they publish: repair what Kafka missed.
         relay_age_s = runtime.settings.kafka_timeout_ms / 1000 * 1.5 + 1
         background.append(asyncio.create_task(runtime.outbox.run(older_than_s=relay_age_s)))
-        filter_kept = keep_filter_ready(runtime.marker, runtime.events, runtime.domains)
-        background.append(asyncio.create_task(filter_kept))
+        if "scans" in runtime.events.capabilities:  # else every new aggregate reads its head
+            filter_kept = keep_filter_ready(runtime.marker, runtime.events, runtime.domains)
+            background.append(asyncio.create_task(filter_kept))
     if fleet.audit_loop is not None:
         background.append(asyncio.create_task(fleet.audit_loop.run()))
     if "pm" in fleet.roles and runtime.processes:  # deadlines, retries, unsent commands

@@ -24,13 +24,10 @@ from workers.adapters.records import (
 )
 from workers.ports import (
     AggregateRef,
-    ArchivableEvents,
     EventQuery,
-    EventSearch,
-    EventStore,
     Head,
-    PendingEvents,
     SearchPosition,
+    StoredEvents,
 )
 
 SCAN_BATCH = 100
@@ -254,8 +251,7 @@ def _matches(doc: Document, query: EventQuery) -> bool:
     )
 
 
-def _implements(
-    store: MemoryEventStore,
-) -> tuple[EventStore, PendingEvents, ArchivableEvents, EventSearch]:
-    """Never called: mypy checks here that the class keeps the ports' signatures."""
-    return store, store, store, store
+def _implements(store: MemoryEventStore) -> StoredEvents:
+    """Never called: mypy checks here that the class keeps the core's and every capability's
+    signatures."""
+    return store

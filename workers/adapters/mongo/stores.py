@@ -35,6 +35,7 @@ from workers.ports import (
     Rejection,
     SearchPosition,
     Snapshot,
+    StoredEvents,
 )
 
 EVENTS = "events"
@@ -438,3 +439,9 @@ def _to_rejection(doc: Document) -> Rejection:
         rejected_at=doc["rejected_at"].astimezone(UTC),
         current_version=doc.get("current_version"),
     )
+
+
+def _implements(store: MongoEventStore) -> StoredEvents:
+    """Never called: mypy checks here that the store keeps the core's and every capability's
+    signatures (``tests/contracts/test_capabilities.py`` checks that it offers them)."""
+    return store

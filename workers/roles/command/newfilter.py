@@ -15,13 +15,13 @@ import random
 
 from snapshot_rules.domain import Domains, Mode
 from topics.errors import Unavailable
-from workers.ports import EventStore, Marker
+from workers.ports import Marker, ScannableEvents
 
 log = logging.getLogger(__name__)
 CHUNK = 5000
 
 
-async def rebuild_filter(marker: Marker, store: EventStore, domains: Domains) -> int:
+async def rebuild_filter(marker: Marker, store: ScannableEvents, domains: Domains) -> int:
     """Note every marked-mode aggregate the store holds, then mark the filter ready."""
     types = [d.name for d in domains if d.mode is Mode.ASYNC]
     refs = list(await store.versions(types)) if types else []
@@ -34,7 +34,7 @@ async def rebuild_filter(marker: Marker, store: EventStore, domains: Domains) ->
 
 async def keep_filter_ready(
     marker: Marker,
-    store: EventStore,
+    store: ScannableEvents,
     domains: Domains,
     *,
     interval_s: float = 5.0,

@@ -21,43 +21,78 @@ from typing import Protocol
 
 from snapshot_rules.domain import Domain, Domains
 from topics.envelope import Event, utc_now
+from topics.errors import TransactionsUnsupported
 from workers.ports import (
     AggregateRef,
     ArchivableEvents,
+    AtomicAppends,
+    CapabilityMissing,
     EventQuery,
+    EventScans,
     EventSearch,
+    EventStore,
     Head,
+    PendingEvents,
     SearchPosition,
     SnapshotStore,
-    StoredEvents,
+    offered,
 )
 
 
-class ArchiveEvents(ArchivableEvents, EventSearch, Protocol):
+class ArchiveEvents(EventStore, EventScans, ArchivableEvents, EventSearch, Protocol):
     """The archive: events move into it, and the console's search reads it too."""
 
 
 class TieredEvents:
-    """``EventStore`` + ``PendingEvents`` over the hot collection and the archive."""
+    """The fleet's one view of its events: the hot store's core and the capabilities it offers
+    (discovered, ``workers.ports.capabilities``), with the archive, if there is one, read as the
+    older part of every history.
+
+    Where the hot store lacks a capability, its calls take the fallback ``CAPABILITIES`` names:
+    ``CapabilityMissing`` (or ``TransactionsUnsupported`` for appends across aggregates), or
+    nothing to do (no publish flags are kept, so none is pending). Without an ``archive`` every
+    read is the hot store's alone and nothing can be moved.
+    """
 
     def __init__(
         self,
-        hot: StoredEvents,
-        archive: ArchiveEvents,
+        hot: EventStore,
+        archive: ArchiveEvents | None = None,
         *,
         recheck_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.hot = hot
         self.archive = archive
+        self.capabilities = offered(hot)
+        """The names of the optional capabilities the hot store offers."""
+        # Discovered once: an isinstance on a runtime-checkable Protocol is no attribute read.
+        self._scanned = hot if isinstance(hot, EventScans) else None
+        self._searched = hot if isinstance(hot, EventSearch) else None
+        self._flagged = hot if isinstance(hot, PendingEvents) else None
+        self._atomic = hot if isinstance(hot, AtomicAppends) else None
         self._recheck_s = recheck_s
         self._clock = clock
         # Per type, until when none of it is known to be archived (asked again after recheck_s).
         self._unarchived_until: dict[str, float] = {}
 
+    def _scans(self, wanted_by: str) -> EventScans:
+        if self._scanned is None:
+            raise CapabilityMissing("scans", wanted_by)
+        return self._scanned
+
+    def moves(self, wanted_by: str) -> tuple[ArchivableEvents, ArchiveEvents]:
+        """The hot store events move out of and the archive they move into; CapabilityMissing
+        when either is missing."""
+        if not isinstance(self.hot, ArchivableEvents) or self.archive is None:
+            raise CapabilityMissing("archive", wanted_by)
+        return self.hot, self.archive
+
     async def _archive_in_use(self, types: Sequence[str]) -> bool:
         """Whether the archive holds any event of ``types``; one count for the types not known
         to have none, and a no is remembered per type for ``recheck_s``."""
+        if self.archive is None:
+            return False
         now = self._clock()
         unknown = [t for t in types if now >= self._unarchived_until.get(t, 0.0)]
         if not unknown:
@@ -72,8 +107,11 @@ class TieredEvents:
         self, query: EventQuery, *, limit: int, before: SearchPosition | None = None
     ) -> list[Event]:
         """Both tiers, merged newest first (an event is in exactly one of them)."""
-        found = await self.hot.search(query, limit=limit, before=before)
-        found += await self.archive.search(query, limit=limit, before=before)
+        if self._searched is None:
+            raise CapabilityMissing("search", "the event search")
+        found = await self._searched.search(query, limit=limit, before=before)
+        if self.archive is not None:
+            found += await self.archive.search(query, limit=limit, before=before)
         found.sort(key=lambda e: (e.occurred_at, e.id), reverse=True)
         return found[:limit]
 
@@ -92,7 +130,13 @@ class TieredEvents:
     async def append_atomically(
         self, events: Sequence[Event], *, pending_publish: bool = False
     ) -> None:
-        await self.hot.append_atomically(events, pending_publish=pending_publish)
+        """The hot store's; TransactionsUnsupported (nothing stored) where it has none."""
+        if self._atomic is None:
+            raise TransactionsUnsupported(
+                "this event store offers no appends across aggregates (AtomicAppends); "
+                "nothing was written. Append to one aggregate at a time."
+            )
+        await self._atomic.append_atomically(events, pending_publish=pending_publish)
 
     async def select(
         self,
@@ -118,6 +162,8 @@ class TieredEvents:
             return hot
         if not desc and hot and (hot[0].version or 0) == start:
             return hot
+        if self.archive is None:
+            return hot  # nothing was ever moved: the hot store holds every history whole
         # The lowest hot version found (what a filter dropped below it is not in the archive
         # either, but for copies a move has not yet deleted: those the filter drops there too).
         lowest = (hot[-1 if desc else 0].version or 0) if hot else None
@@ -147,15 +193,23 @@ class TieredEvents:
         found = await self.hot.find(ids, aggregates=aggregates)
         missing = [i for i in ids if i not in found]
         types = sorted({t for t, _ in aggregates}) or None
-        if missing and (types is None or await self._archive_in_use(types)):
+        if (
+            missing
+            and self.archive is not None
+            and (types is None or await self._archive_in_use(types))
+        ):
             found.update(await self.archive.find(missing, aggregates=aggregates))
         return found
 
     async def scan(self, aggregate_types: Sequence[str]) -> AsyncIterator[Event]:
         """By aggregate then version: the archive's prefix first, then the hot events, merged."""
+        hot = self._scans("a scan of every event").scan(aggregate_types)
+        if self.archive is None:
+            async for only in hot:
+                yield only
+            return
         seen: set[str] = set()
         archived = self.archive.scan(aggregate_types)
-        hot = self.hot.scan(aggregate_types)
         a = await anext(archived, None)
         h = await anext(hot, None)
         while a is not None or h is not None:
@@ -173,22 +227,28 @@ class TieredEvents:
                 seen.clear()  # both scans are ordered: a double is adjacent, this bounds memory
 
     async def count(self, aggregate_types: Sequence[str]) -> int:
-        hot = await self.hot.count(aggregate_types)
-        if not await self._archive_in_use(aggregate_types):
+        hot = await self._scans("a count of events").count(aggregate_types)
+        if self.archive is None or not await self._archive_in_use(aggregate_types):
             return hot
         return hot + await self.archive.count(aggregate_types)
 
     async def versions(self, aggregate_types: Sequence[str]) -> dict[AggregateRef, int]:
-        return await self.hot.versions(aggregate_types)
+        return await self._scans("a list of every aggregate").versions(aggregate_types)
 
     async def pending(self, *, older_than: datetime, limit: int) -> list[Event]:
-        return await self.hot.pending(older_than=older_than, limit=limit)
+        """The hot store's flagged events; none where it keeps no flags."""
+        if self._flagged is None:
+            return []
+        return await self._flagged.pending(older_than=older_than, limit=limit)
 
     async def pending_before(self, aggregate: AggregateRef, version: int) -> list[Event]:
-        return await self.hot.pending_before(aggregate, version)
+        if self._flagged is None:
+            return []
+        return await self._flagged.pending_before(aggregate, version)
 
     async def clear_pending(self, ids: Sequence[str]) -> None:
-        await self.hot.clear_pending(ids)
+        if self._flagged is not None:
+            await self._flagged.clear_pending(ids)
 
 
 def _position(e: Event) -> tuple[str, str, int]:
@@ -233,7 +293,9 @@ class Archiver:
         return [move async for move, _ in self._due(types, read_only=True)]
 
     async def run(self, types: Sequence[str] | None = None) -> list[Move]:
-        """Move everything due, ``batch`` events at a time; what moved."""
+        """Move everything due, ``batch`` events at a time; what moved. CapabilityMissing,
+        before anything is read, when the store cannot move events."""
+        self._events.moves("the archiver")
         return [move async for move, _ in self._due(types, read_only=False)]
 
     async def _due(
@@ -242,7 +304,7 @@ class Archiver:
         for domain in self._domains:
             if domain.retention is None or (types and domain.name not in types):
                 continue
-            heads = await self._events.hot.versions([domain.name])
+            heads = await self._events.versions([domain.name])
             snapshots = await self._snapshots.load_many(sorted(heads))
             for ref, head in sorted(heads.items()):
                 snapshot = snapshots.get(ref)
@@ -280,9 +342,10 @@ class Archiver:
             first = first if first is not None else due[0].version or 0
             last = due[-1].version or 0
             if not read_only:
-                await self._events.archive.insert_missing(due)
+                hot, archive = self._events.moves("the archiver")
+                await archive.insert_missing(due)
                 self._events.archived()
-                await self._events.hot.remove_through(ref, last)
+                await hot.remove_through(ref, last)
             if len(due) < len(batch) or len(batch) < self._batch:
                 break
             cursor = last

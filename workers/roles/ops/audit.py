@@ -24,9 +24,9 @@ from topics.errors import EventfleetError, InvalidInput, ReplayFailed
 from topics.jsonvalue import JsonObject
 from workers.ports import (
     AggregateRef,
-    EventStore,
     ParkedEntry,
     ParkedEvents,
+    ScannableEvents,
     SnapshotStore,
     ViewStore,
 )
@@ -102,7 +102,7 @@ TopicRead = Callable[[str], Awaitable[Sequence[Event]]]
 class AuditSources:
     """Where the auditor looks; any source left out is not checked."""
 
-    events: EventStore
+    events: ScannableEvents
     snapshots: SnapshotStore | None = None
     views: Mapping[str, ViewStore] = field(default_factory=dict)
     marks: MarkPeek | None = None

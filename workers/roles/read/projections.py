@@ -20,7 +20,15 @@ from snapshot_rules.replay import ReplayGap
 from topics.envelope import Event
 from topics.errors import EventfleetError, ReplayFailed, StoreError, Unstorable
 from workers.metrics import Metrics
-from workers.ports import AggregateRef, EventStore, Outgoing, Record, ViewStaging, ViewStore
+from workers.ports import (
+    AggregateRef,
+    EventStore,
+    Outgoing,
+    Record,
+    ScannableEvents,
+    ViewStaging,
+    ViewStore,
+)
 from workers.roles.deadletter import DeadLetter, DeadLetters
 
 log = logging.getLogger(__name__)
@@ -171,7 +179,7 @@ class ProjectionRunner:
 async def rebuild_views(
     projection: Projection,
     *,
-    events: EventStore,
+    events: ScannableEvents,
     views: ViewStore,
     staging: ViewStaging,
     metrics: Metrics,
@@ -205,7 +213,7 @@ async def rebuild_views(
 async def _build(
     projection: Projection,
     temp: ViewStore,
-    events: EventStore,
+    events: ScannableEvents,
     generation: str,
     chunk: int,
     progress: Callable[[int, int], None],
@@ -236,7 +244,7 @@ async def _build(
     return built + len(pending)
 
 
-async def catch_up_all(runner: ProjectionRunner, events: EventStore) -> int:
+async def catch_up_all(runner: ProjectionRunner, events: ScannableEvents) -> int:
     """Bring every view that is behind the store up to date; return how many were."""
     stored = await events.versions(sorted(runner.projection.aggregate_types))
     applied = await runner.views.versions()
