@@ -25,6 +25,7 @@ from snapshot_rules.ladder import kept_rungs
 from snapshot_rules.replay import Folded, replay
 from topics.envelope import Event, utc_now
 from topics.errors import NotFound, StoreError, Unavailable, Unstorable
+from topics.jsonvalue import JsonObject
 from workers.metrics import Metrics
 from workers.ports import AggregateRef, EventStore, Snapshot, SnapshotLadder, SnapshotStore
 from workers.roles.history import check_resumable, check_whole
@@ -41,9 +42,14 @@ log = logging.getLogger(__name__)
 class VersionNotFound(NotFound):
     """A version past the aggregate's newest was asked for; ``newest`` is the newest stored."""
 
+    code = "version_not_found"
+
     def __init__(self, message: str, *, newest: int) -> None:
         super().__init__(message)
         self.newest = newest
+
+    def details(self) -> JsonObject:
+        return {"newest_version": self.newest}
 
 
 @dataclass(frozen=True, slots=True)
