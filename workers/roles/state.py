@@ -1,12 +1,12 @@
 """Loading an aggregate's state: snapshot + the events after it, replayed. Used by every mode.
 
-Seeds 000 and 001 save the snapshot a latest-state query or a sync validation computed. Doing
-that on every read would turn a hot aggregate's reads into writes, so ``QuerySnapshots`` says
-when: only when the replayed tail is not empty, and at most once per aggregate per
-``interval_s`` (judged by the stored snapshot's ``taken_at``, so it holds across processes;
-within one process a save already in flight is not repeated), unless the tail is longer than
-``long_tail``. The default (1 s, 100 events) bounds the snapshot writes reads cause to one per
-aggregate per second, while a query never replays more than a second's worth of an
+A latest-state query or a sync validation saves the snapshot it computed, so the next one
+replays less. Doing that on every read would turn a hot aggregate's reads into writes, so
+``QuerySnapshots`` says when: only when the replayed tail is not empty, and at most once per
+aggregate per ``interval_s`` (judged by the stored snapshot's ``taken_at``, so it holds across
+processes; within one process a save already in flight is not repeated), unless the tail is
+longer than ``long_tail``. The default (1 s, 100 events) bounds the snapshot writes reads cause
+to one per aggregate per second, while a query never replays more than a second's worth of an
 aggregate's events plus at most ``long_tail``.
 """
 

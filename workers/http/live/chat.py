@@ -1,4 +1,4 @@
-"""Chat over a WebSocket, as seed 004 draws it: ``GET /v1/rooms/{room_id}/ws``.
+"""Chat over one WebSocket, commands out and the room's events in: ``GET /v1/rooms/{room_id}/ws``.
 
 The client sends chat commands (``MessageSent``, ``MessageEdited``, ``MessageDeleted``,
 ``MessageRead``) as the body of ``POST /v1/chat_room/{room_id}/events`` would carry them,
