@@ -21,11 +21,7 @@ from workers.http.declared import DeadlinesQuery, InstancesQuery
 from workers.http.edge.request import Request
 from workers.http.edge.responses import Response, json_response
 from workers.http.edge.routes import Api
-from workers.roles.process.desk import (
-    ProcessDesk,
-    deadline_dict,
-    instance_dict,
-)
+from workers.roles.process.desk import ProcessDesk, deadline_dict, instance_dict
 from workers.runtime.answers import Answer, error, failure
 from workers.runtime.fleet import Fleet
 

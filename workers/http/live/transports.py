@@ -41,11 +41,7 @@ from workers.http.live.connections import Connection
 from workers.http.live.push import Outbox, Sink
 from workers.http.live.shared import SharedEvents
 from workers.metrics import LiveMetrics, LoopCount
-from workers.roles.read.live import (
-    AggregateSubscription,
-    LiveLimits,
-    SlowSubscriber,
-)
+from workers.roles.read.live import AggregateSubscription, LiveLimits, SlowSubscriber
 from workers.runtime.answers import failure
 
 log = logging.getLogger(__name__)
