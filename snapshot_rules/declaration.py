@@ -16,8 +16,8 @@ from snapshot_rules.upcasting import Upcast, check_upcasts
 NEW = "none"
 """In ``after``: the event may open a new aggregate (no event marked before it)."""
 ANY = "*"
-"""``after=ANY``: the event type is not checked against the one before it (the seeds' "no
-validator: pass"): it may open an aggregate or follow any event. Only its data is checked."""
+"""``after=ANY``: the event type is not checked against the one before it (a type without a
+transition rule passes): it may open an aggregate or follow any event. Only its data is checked."""
 
 
 class Spec(Protocol):

@@ -5,7 +5,7 @@ Rooms, from the bottom up: ``ports`` and ``metrics``; ``roles`` (logic over the 
 ``runtime`` (settings, Faust app, agents, HTTP, lifecycle, composition root); ``devtools``
 (embedded services, dev, bench: never imported by production code) and ``client`` (the HTTP
 API's client library, which imports nothing of the server); ``cli``; and on top
-``examples`` (the seeds' domains, commands, storage runs and the demo), which nothing imports.
+``examples`` (example domains, commands, storage runs and the demo), which nothing imports.
 Public API: the modules and packages in ``__all__``.
 """
 

@@ -45,7 +45,7 @@ class AppendEvent(Command):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NamedCommand(Command):
-    """A command known by its name and a payload (seed 003's ``command.NewCommand``)."""
+    """A command known by its name and a payload (``new_command``), not by its class."""
 
     command: str
     payload: Mapping[str, Json] = field(default_factory=dict)

@@ -25,8 +25,8 @@ class UnknownCommand(InvalidInput):
 class Dispatcher:
     """Routes each command to the one handler registered for its exact type, or for its name.
 
-    Typed commands (subclasses of ``Command``) route by class; a ``NamedCommand`` (seed 003's
-    ``command.NewCommand("CreateUser", id, payload)``) routes by its name.
+    Typed commands (subclasses of ``Command``) route by class; a ``NamedCommand`` (a name and a
+    payload: ``new_command("CreateUser", id, payload)``) routes by its name.
     """
 
     def __init__(self) -> None:

@@ -1,6 +1,6 @@
-"""Seed 003: CQRS commands dispatched to aggregates kept in ``EventSourcedStorage``.
+"""CQRS commands dispatched to aggregates kept in ``EventSourcedStorage``.
 
-The quick start of seed 003, in Python::
+A quick start::
 
     users = EventSourcedStorage(MongoDocuments(db, "users"), type_prefix="User", bus=bus)
     factory = AggregateFactory()

@@ -27,8 +27,9 @@ class Repository:
         """The aggregate at its newest stored version.
 
         The state comes from StateLoader (snapshot + events after it, replayed; the state
-        computed for the validation is saved as the snapshot as its policy allows, seed 001). ``last_type`` is the type of the event at exactly the
-        folded version: the newest replayed one, or one read when the snapshot is at the head.
+        computed for the validation is saved as the snapshot as its policy allows,
+        ``QuerySnapshots``). ``last_type`` is the type of the event at exactly the folded
+        version: the newest replayed one, or one read when the snapshot is at the head.
         """
         folded, tail = await self._loader.latest_with_tail(
             domain, aggregate_id, trigger="validation"

@@ -1,4 +1,4 @@
-"""Sync mode (seed 001): validate on the latest state, number, store, and only then publish.
+"""Sync mode: validate on the latest state, number, store, and only then publish.
 
 One client of the CQRS API (``workers.cqrs``): ``append`` hands an AppendEvent command to its
 handler, which loads the aggregate (snapshot + tail), lets the domain's state validator decide,

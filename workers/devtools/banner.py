@@ -103,8 +103,8 @@ JSON = "-H 'Content-Type: application/json'"
 
 
 def tries(api: str, domains: Domains) -> list[str]:
-    """curl lines that work against the enabled domains (the seeds' order/account when enabled),
-    each printing its answer's status after the body."""
+    """curl lines that work against the enabled domains (the example order and account when
+    enabled), each printing its answer's status after the body."""
     return [line.replace("curl -s ", f"curl -s {STATUS} ", 1) for line in _tries(api, domains)]
 
 
@@ -182,7 +182,7 @@ def banner(
 
 
 def _chat_line(api: str, settings: Settings, domains: Domains) -> list[str]:
-    """The chat page (seed 004's chat in a browser), when the chat room is enabled."""
+    """The chat page (a chat room in a browser), when the chat room is enabled."""
     if "chat_room" not in domains:
         return []
     how = (

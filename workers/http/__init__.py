@@ -26,9 +26,9 @@ from workers.http.global_read import global_reader, register_global_read
 from workers.http.live.chat import register_chat
 from workers.http.live.streams import LiveServer
 from workers.http.processes import register_processes
-from workers.http.queries import failure
 from workers.http.routes import register_views
 from workers.http.subjects import register_erase
+from workers.runtime.answers import failure
 from workers.runtime.fleet import Fleet
 
 __all__ = ["FleetHttp", "register"]

@@ -13,10 +13,9 @@ from workers.http.bodies import json_body
 from workers.http.edge.request import Request
 from workers.http.edge.responses import Response, json_response
 from workers.http.edge.routes import Api
-from workers.http.queries import failure
 from workers.roles.command.multi_requests import parse_multi
 from workers.roles.outcomes import Refused
-from workers.runtime.answers import error
+from workers.runtime.answers import error, failure
 from workers.runtime.fleet import Fleet
 from workers.runtime.multi_answers import answer_of_all
 

@@ -32,6 +32,8 @@ __all__ = [
 class UnsupportedMediaType(InvalidInput):
     """A JSON route got a body declared as something else (or as nothing)."""
 
+    code = "unsupported_media_type"
+
 
 def is_json(content_type: str) -> bool:
     """``application/json`` or ``application/<something>+json``, parameters (charset) aside."""

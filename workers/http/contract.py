@@ -18,8 +18,7 @@ from workers.http.edge.responses import Response, json_response
 from workers.http.edge.routes import Api
 from workers.http.openapi import document
 from workers.http.openapi_schemas import type_listing
-from workers.http.queries import failure
-from workers.runtime.answers import Answer
+from workers.runtime.answers import Answer, failure
 from workers.runtime.fleet import Fleet
 
 __all__ = ["Contract", "register_contract"]

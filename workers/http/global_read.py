@@ -23,10 +23,9 @@ from workers.http.edge.request import Request
 from workers.http.edge.responses import Response, json_response
 from workers.http.edge.routes import Api
 from workers.http.live.streams import LiveServer, check_transport, principal_of
-from workers.http.live.transports import refusal
-from workers.http.queries import failure
 from workers.roles.read.global_read import GlobalFilter, GlobalRead, choose, read_rule
 from workers.roles.read.paging import next_link
+from workers.runtime.answers import failure
 from workers.runtime.fleet import Fleet
 from workers.runtime.settings import Settings
 
@@ -81,7 +80,7 @@ def register_global_read(fleet: Fleet, api: Api, live: LiveServer, reader: Globa
             check_transport(request)
             principal = principal_of(fleet, request)
         except EventfleetError as e:
-            return json_response(refusal(e))
+            return json_response(failure(e))
         may_read = read_rule(domains, fleet.door.actor(request))
         connection = None
         try:
@@ -96,7 +95,7 @@ def register_global_read(fleet: Fleet, api: Api, live: LiveServer, reader: Globa
                 return await live.stream(request, connection, subscription, kind="global",
                                          render=render, positioned=True)  # fmt: skip
         except EventfleetError as e:  # refused before anything streamed
-            return json_response(refusal(e))
+            return json_response(failure(e))
         return live.ended(connection)
 
     api.bind(declared.GLOBAL_EVENTS, events)

@@ -21,14 +21,8 @@ from workers.http.declared import DeadlinesQuery, InstancesQuery
 from workers.http.edge.request import Request
 from workers.http.edge.responses import Response, json_response
 from workers.http.edge.routes import Api
-from workers.http.queries import failure
-from workers.roles.process.desk import (
-    NotStuck,
-    ProcessDesk,
-    deadline_dict,
-    instance_dict,
-)
-from workers.runtime.answers import Answer, error
+from workers.roles.process.desk import ProcessDesk, deadline_dict, instance_dict
+from workers.runtime.answers import Answer, error, failure
 from workers.runtime.fleet import Fleet
 
 OFF = (
@@ -120,11 +114,7 @@ async def retry_answer(fleet: Fleet, desk: ProcessDesk, request: Request) -> Res
         return who
     try:
         asked = await desk.retry(name, request.params["key"], operator=who, via="http")
-    except NotStuck as e:
-        return json_response(
-            error(409, "instance_not_stuck", str(e), instance_status=e.instance_status)
-        )
-    except EventfleetError as e:
+    except EventfleetError as e:  # NotStuck among them: 409 instance_not_stuck
         return json_response(failure(e))
     return json_response(Answer(202, instance_dict(asked)))
 

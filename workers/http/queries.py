@@ -1,4 +1,4 @@
-"""The domains' read routes, served: a QueryContext over the fleet's stores, and error mapping."""
+"""The domains' read routes, served: a QueryContext over the fleet's stores."""
 
 from __future__ import annotations
 
@@ -11,32 +11,17 @@ from snapshot_rules.projection import ViewDoc
 from snapshot_rules.queries import Query, QueryAnswer
 from snapshot_rules.replay import Folded
 from topics.envelope import Actor, Event
-from topics.errors import (
-    EventfleetError,
-    HistoryGone,
-    InvalidInput,
-    NotFound,
-    PositionOutdated,
-    ReplayFailed,
-    TooManyTickets,
-    Unavailable,
-    UnknownAggregateType,
-)
-from workers.http.bodies import BodyTimeout, UnsupportedMediaType
+from topics.errors import EventfleetError, NotFound
 from workers.http.edge.params import check_plus_signs
-from workers.http.ryw import (
-    NotYetStored,
-    ReadAfter,
-    RefusedAtStore,
-    TooManyWaiters,
-    WaitingContext,
-    WriteWaiter,
-)
+from workers.http.ryw import ReadAfter, WaitingContext, WriteWaiter
 from workers.ports import AggregateRef, EventStore, ViewStore
-from workers.roles.command.requests import PayloadTooLarge
 from workers.roles.history import history_gone, whole_run_desc
-from workers.roles.state import StateLoader, VersionNotFound
-from workers.runtime.answers import Answer, error, too_many_tickets
+from workers.roles.state import StateLoader
+from workers.runtime.answers import Answer, failure
+
+__all__ = ["FirstHot", "FleetQueries", "answer", "answer_page", "failure"]
+"""``failure`` lives in ``workers.runtime.answers``; it is offered here too for the console's
+views, which import it from here."""
 
 FirstHot = Callable[[AggregateRef], Awaitable[int | None]]
 """The lowest version the hot collection holds (``TieredEvents.first_hot``): below it, history
@@ -153,45 +138,6 @@ class FleetQueries:
         return await self._loader.exactly_at(domain, aggregate_id, version=version, as_of=as_of)
 
 
-def failure(e: EventfleetError) -> Answer:
-    """The one mapping from our errors to HTTP answers for the query views."""
-    if isinstance(e, TooManyTickets):
-        return too_many_tickets(e)
-    if isinstance(e, PayloadTooLarge):
-        return error(413, "payload_too_large", str(e))
-    if isinstance(e, UnsupportedMediaType):
-        return error(415, "unsupported_media_type", str(e))
-    if isinstance(e, BodyTimeout):
-        return error(408, "request_timeout", str(e))
-    if isinstance(e, UnknownAggregateType):
-        return error(404, "unknown_aggregate_type", str(e))
-    if isinstance(e, VersionNotFound):
-        return error(404, "version_not_found", str(e), newest_version=e.newest)
-    if isinstance(e, HistoryGone):
-        return error(410, "history_compacted", str(e), whole_from=e.whole_from,
-                     after_version=e.after_version)  # fmt: skip
-    if isinstance(e, PositionOutdated):
-        return error(410, "position_outdated", str(e))
-    if isinstance(e, NotFound):
-        return error(404, "not_found", str(e))
-    if isinstance(e, RefusedAtStore):
-        return error(409, "refused", str(e), reason=e.reason, event_id=e.event_id,
-                     command_id=e.command_id)  # fmt: skip
-    if isinstance(e, TooManyWaiters):
-        return error(429, "too_many_waiters", str(e), limit=e.limit,
-                     retry_after_s=e.retry_after_s)  # fmt: skip
-    if isinstance(e, NotYetStored):
-        return error(504, "not_yet_stored", str(e), stored_version=e.stored_version,
-                     wanted_version=e.wanted_version)  # fmt: skip
-    if isinstance(e, InvalidInput):
-        return error(400, "bad_request", str(e))
-    if isinstance(e, Unavailable):
-        return error(503, f"{e.service}_unavailable", str(e))
-    if isinstance(e, ReplayFailed):
-        return error(500, "replay_failed", str(e))
-    return error(500, "internal", str(e))
-
-
 async def answer(
     query: Query,
     context: FleetQueries,
@@ -199,7 +145,7 @@ async def answer(
     query_params: Mapping[str, str],
     waiter: WriteWaiter | None = None,
 ) -> Answer:
-    """Run a domain's query handler; its errors become the HTTP answers ``failure`` names.
+    """Run a domain's query handler; its errors become their answers (``failure``).
 
     With ``waiter``, ``min_version``/``command_id`` and ``wait_ms`` make it read its writes.
     """

@@ -23,13 +23,13 @@ from workers.http.edge.request import Request
 from workers.http.edge.responses import Response, fast_headers, json_response
 from workers.http.edge.routes import Api
 from workers.http.probes import health_answer, ready_answer
-from workers.http.queries import FleetQueries, answer_page, failure
+from workers.http.queries import FleetQueries, answer_page
 from workers.http.ryw import Caller, ReadAfter, WriteWaiter
 from workers.metrics import create_ryw_metrics
 from workers.roles.command.requests import CommandRequest, parse_request
 from workers.roles.outcomes import Refused
 from workers.roles.read.paging import next_link, read_page
-from workers.runtime.answers import Answer, answer_bytes, answer_of, error
+from workers.runtime.answers import Answer, answer_bytes, answer_of, error, failure
 from workers.runtime.compose import Runtime
 from workers.runtime.door.identity import ANONYMOUS
 from workers.runtime.door.incoming import Incoming

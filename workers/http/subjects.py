@@ -18,9 +18,8 @@ from workers.http.bodies import json_body
 from workers.http.edge.request import Request
 from workers.http.edge.responses import Response, json_response
 from workers.http.edge.routes import Api
-from workers.http.queries import failure
 from workers.roles.personal import erase_subject
-from workers.runtime.answers import Answer, erasure_answer, error
+from workers.runtime.answers import Answer, erasure_answer, error, failure
 from workers.runtime.fleet import Fleet
 
 OFF = (

@@ -32,10 +32,9 @@ from topics.errors import EventfleetError, Forbidden, InvalidInput, Unauthentica
 from workers.http.edge.request import Request
 from workers.http.edge.responses import Response, json_response
 from workers.http.edge.routes import Api
-from workers.http.queries import failure
 from workers.ports import TicketStore
 from workers.roles.command.requests import PayloadTooLarge
-from workers.runtime.answers import Answer
+from workers.runtime.answers import Answer, failure
 from workers.runtime.door.auth import TICKET_PARAM
 from workers.runtime.door.identity import ANONYMOUS, Credentials
 from workers.runtime.door.incoming import Incoming

@@ -1,12 +1,12 @@
 """Loading an aggregate's state: snapshot + the events after it, replayed. Used by every mode.
 
-Seeds 000 and 001 save the snapshot a latest-state query or a sync validation computed. Doing
-that on every read would turn a hot aggregate's reads into writes, so ``QuerySnapshots`` says
-when: only when the replayed tail is not empty, and at most once per aggregate per
-``interval_s`` (judged by the stored snapshot's ``taken_at``, so it holds across processes;
-within one process a save already in flight is not repeated), unless the tail is longer than
-``long_tail``. The default (1 s, 100 events) bounds the snapshot writes reads cause to one per
-aggregate per second, while a query never replays more than a second's worth of an
+A latest-state query or a sync validation saves the snapshot it computed, so the next one
+replays less. Doing that on every read would turn a hot aggregate's reads into writes, so
+``QuerySnapshots`` says when: only when the replayed tail is not empty, and at most once per
+aggregate per ``interval_s`` (judged by the stored snapshot's ``taken_at``, so it holds across
+processes; within one process a save already in flight is not repeated), unless the tail is
+longer than ``long_tail``. The default (1 s, 100 events) bounds the snapshot writes reads cause
+to one per aggregate per second, while a query never replays more than a second's worth of an
 aggregate's events plus at most ``long_tail``.
 """
 
@@ -25,6 +25,7 @@ from snapshot_rules.ladder import kept_rungs
 from snapshot_rules.replay import Folded, replay
 from topics.envelope import Event, utc_now
 from topics.errors import NotFound, StoreError, Unavailable, Unstorable
+from topics.jsonvalue import JsonObject
 from workers.metrics import Metrics
 from workers.ports import AggregateRef, EventStore, Snapshot, SnapshotLadder, SnapshotStore
 from workers.roles.history import check_resumable, check_whole
@@ -41,9 +42,14 @@ log = logging.getLogger(__name__)
 class VersionNotFound(NotFound):
     """A version past the aggregate's newest was asked for; ``newest`` is the newest stored."""
 
+    code = "version_not_found"
+
     def __init__(self, message: str, *, newest: int) -> None:
         super().__init__(message)
         self.newest = newest
+
+    def details(self) -> JsonObject:
+        return {"newest_version": self.newest}
 
 
 @dataclass(frozen=True, slots=True)

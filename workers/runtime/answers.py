@@ -2,7 +2,8 @@
 
 Role logic decides outcomes (``workers.roles.outcomes``); this module alone maps them to
 statuses, through ``ERROR_CODES``, the one registry of error answers (README's "Error codes"
-table is checked against it both ways).
+table is checked against it both ways). Our errors say their own code, status and fields
+(``topics.errors``); ``failure`` reads them, the one mapping of an error to an answer.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from topics.errors import TooManyTickets
+from topics.errors import EventfleetError
 from topics.jsonvalue import Json, JsonObject
 from workers.roles.outcomes import Accepted, Outcome, Refused, Stored, Unknown
 from workers.roles.personal import Erased
@@ -25,9 +26,9 @@ __all__ = [
     "answer_of",
     "erasure_answer",
     "error",
+    "failure",
     "reply_of",
     "status_of",
-    "too_many_tickets",
 ]
 
 
@@ -431,10 +432,11 @@ def answer_of(outcome: Outcome) -> Answer:
     return error(status_of(outcome.code, 503), outcome.code, outcome.message, **outcome.details)
 
 
-def too_many_tickets(e: TooManyTickets) -> Answer:
-    """``429 too_many_tickets``: what a ticket request over its principal's share or the
-    fleet's bound is told (the edge sends ``Retry-After`` from ``retry_after_s``)."""
-    return error(429, "too_many_tickets", str(e), limit=e.limit, retry_after_s=e.retry_after_s)
+def failure(e: EventfleetError) -> Answer:
+    """What a caller is told of one of our errors: its class's ``code`` with that code's
+    status, its message and its ``details()`` (a 429's ``retry_after_s`` becomes the edge's
+    ``Retry-After``); 500 ``internal`` for an error no class names a code for."""
+    return error(status_of(e.code, 500), e.code, str(e), **e.details())
 
 
 def erasure_answer(outcome: Erased | Refused) -> Answer:

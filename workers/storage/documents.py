@@ -1,7 +1,7 @@
 """The stored shape of a document and the checks every input passes before anything is written.
 
 A stored document is ``{"_id", "version", **content}``; the version's field name is a setting of
-the storage (``version_field``, seed 002's ``VersionField``; ``version`` by default). Two field
+the storage (``version_field``; ``version`` by default). Two field
 names are the
 storage's own: ``_deleted`` marks a tombstone (a deleted document whose version lives
 on) and ``_pending_event`` holds the event of a change that is written but whose event

@@ -1,7 +1,7 @@
 """Event names and event mappers: the domain events a change yields besides its own event.
 
 Every change is stored as exactly one event (``<Prefix>Created/Updated/Deleted`` by default, or
-the names a collection declares, ``EventTypes.named``: seed 003's named event types), so a
+the names a collection declares, ``EventTypes.named``: its own names, such as ``UserCreated``), so a
 document's version and its event stream stay one to one. A mapper adds *domain*
 events (``UserEmailChanged``) derived from the change; they travel inside that one
 stored event (``data.mapped``) and are published on the bus as events of their own.

@@ -69,8 +69,8 @@ class EventSourcedStorage:
         ``Settings.max_event_bytes``: consumers of events.stored dead-letter larger ones).
         ``event_types``: the names of its events per operation (``EventTypes.named(...)``),
         instead of ``<type_prefix>Created/Updated/Deleted``; pass the same to ``storage_domain``.
-        ``version_field``: the document field that holds the version (seed 002's
-        ``VersionField``; ``version`` by default).
+        ``version_field``: the document field that holds the version (``version`` by default;
+        another name for documents that already keep their version under it).
         """
         collection_name = documents.name
         docs.check_settings(collection_name, cache_ttl_s, max_retries)
@@ -146,7 +146,8 @@ class EventSourcedStorage:
     async def update(
         self, doc_id: str, edit: CreateOrEdit, *, client_id: str, create: bool = False
     ) -> Changed:
-        """Seed 003's ``Update(coll, id, fn)``: ``find_one_and_update`` that may create.
+        """A document edited by a function of its content: ``find_one_and_update`` that may
+        create.
 
         With ``create``, a document that does not exist (or was deleted) is created from what
         ``edit(None)`` returns (its ``_id`` is ``doc_id``; versions continue after a tombstone);

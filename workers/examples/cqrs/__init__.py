@@ -1,4 +1,4 @@
 """Commands of the examples: the account and the order book (typed, on the event store), and
-seed 003's users (named, on EventSourcedStorage)."""
+the users (named commands, on EventSourcedStorage)."""
 
 __all__ = ["account", "trading", "users"]

@@ -1,4 +1,4 @@
-"""Seed 003's quick start: the user commands, decided on a document kept in EventSourcedStorage.
+"""The CQRS quick start: the user commands, decided on a document kept in EventSourcedStorage.
 
 dispatcher.register("CreateUser", DocumentHandler(users, create_user, factory=factory,
                                                   create=True))

@@ -1,6 +1,6 @@
 """Example domain **cart** (async, marker-validated): a shopping cart restored by replay.
 
-Seed 004: a cart kept only as its last state is lost with the session; as events it can be
+Why events: a cart kept only as its last state is lost with the session; as events it can be
 restored at any version or moment (``GET /v1/cart/{id}/state?as_of=...``).
 
 The marker checks the order of events (a cart is opened first, nothing follows a checkout or

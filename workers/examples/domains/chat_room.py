@@ -1,27 +1,27 @@
 """Example domain **chat_room** (async, marker-validated): messages sent, edited and deleted.
 
 **Bounded by design.** A room lives for years; its state must not grow with it (a snapshot or a
-view document over 16 MB cannot be stored). The state keeps the room's newest messages only,
-at most ``window`` (declared, default 100: seed 004's "last 100 messages"), plus counts, and
-the read receipts of at most ``readers`` members (declared, default 1000; the least recently
-read leaves first: see ``chat_rules``).
+view document over 16 MB cannot be stored). The state keeps the room's newest messages only, at
+most ``window`` (declared, default 100: the recent history a chat shows on joining), plus
+counts, and the read receipts of at most ``readers`` members (declared, default 1000; the least
+recently read leaves first: see ``chat_rules``).
 ``horizon`` says where the window starts: every live message sent at a version >= horizon is
 in it; older pages come from the event store, by version, walking backwards over the events
 (``chat_pages``), never by folding the whole room.
 
-**Who may change a message.** Every event carries the actor (``sender_id``; seed 004 puts
-``senderId`` on every chat event), which ``chat_access`` takes from the token, never from the
-body. The sender or a declared moderator role (``role`` on the edit or delete, written from
-the token's roles) may edit or delete it; a deleted message stays deleted. The marker cannot enforce this: it keeps only the room's last event *type* and id,
-while the sender of message m is in m's ``MessageSent``, possibly thousands of events back,
-and reading it per request would make every chat request a store read. So the fold enforces
-it, wherever the message is known: ``step`` here (the replayed window and the
-``chat_messages`` view) and the backwards pages (``chat_pages``) run the same rule and
-*ignore* an event that breaks it. With identity on, the door and the store
-(``chat_access``'s store check) refuse such a change for a message the window holds; one
-stored anyway (beyond the window, with the door open, or before the store judged access)
-changes no message, in the view and in replay alike. Message ids are unique
-per room (clients use UUIDs); a repeated id is ignored while the first is in the window.
+**Who may change a message.** Every event carries the actor (``sender_id``, on every chat
+event), which ``chat_access`` takes from the token, never from the body. The sender or a
+declared moderator role (``role`` on the edit or delete, written from the token's roles) may
+edit or delete it; a deleted message stays deleted. The marker cannot enforce this: it keeps
+only the room's last event *type* and id, while the sender of message m is in m's
+``MessageSent``, possibly thousands of events back, and reading it per request would make every
+chat request a store read. So the fold enforces it, wherever the message is known: ``step`` here
+(the replayed window and the ``chat_messages`` view) and the backwards pages (``chat_pages``)
+run the same rule and *ignore* an event that breaks it. With identity on, the door and the store
+(``chat_access``'s store check) refuse such a change for a message the window holds; one stored
+anyway (beyond the window, with the door open, or before the store judged access) changes no
+message, in the view and in replay alike. Message ids are unique per room (clients use UUIDs); a
+repeated id is ignored while the first is in the window.
 
 **Schema versions.** ``MessageDeleted`` carried no actor before issue 14 (schema version 1:
 anyone could delete). Those stored events are read as version 2 by an upcaster: deleted by

@@ -30,7 +30,7 @@ READ = "MessageRead"
 """A read receipt: ``reader_id`` has read every message up to ``up_to_message_id``."""
 MAX_CONTENT = 4000
 DEFAULT_WINDOW = 100
-"""Messages a room's state keeps (the seed's "last 100 messages")."""
+"""Messages a room's state keeps: the recent history a chat shows on joining."""
 MAX_WINDOW = 1000
 DEFAULT_READERS = 1000
 """Members whose receipts a room keeps; a new member's receipt past it evicts the least

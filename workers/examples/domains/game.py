@@ -1,13 +1,13 @@
 """Example domain **game** (async, high volume): one match's log of player actions.
 
-Seed 004: keeping only a game's final state makes bugs impossible to reproduce; a log of every
+Why events: keeping only a game's final state makes bugs impossible to reproduce; a log of every
 player action can replay the match to any moment (``GET /v1/game/{id}/state?at_version=...``).
 
 A log records what the game server reports and does not second-guess its order: only
 ``MatchStarted`` is checked (it opens a match); every other event type is declared without
-``after=``, so the marker passes it (the seeds' "no validator: pass") and a late packet after
-``MatchEnded`` is still recorded. The fold keeps the state bounded however long a match runs:
-per player (at most ``MAX_PLAYERS``) a position, a score and counts, never the moves
+``after=``, so the marker passes it (a type without a transition rule is not checked) and a late
+packet after ``MatchEnded`` is still recorded. The fold keeps the state bounded however long a
+match runs: per player (at most ``MAX_PLAYERS``) a position, a score and counts, never the moves
 themselves; an action by someone not in the match changes nothing and is counted.
 
 Matches produce events fast, so snapshots go by time, not by count: ``interval(5)`` keeps the

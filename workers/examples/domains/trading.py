@@ -1,6 +1,6 @@
 """Example domain **order_book** (sync): one instrument's limit order book, validated on its state.
 
-Seed 004: a trading record kept only as balances hides how they came to be; as events, every
+Why events: a trading record kept only as balances hides how they came to be; as events, every
 order and every trade is there for an auditor. Each aggregate is one instrument's book.
 
 The state validator is the exchange's rulebook, checked on the replayed book before anything

@@ -1,3 +1,3 @@
-"""Seed 002 on ``EventSourcedStorage``: a shared game state, a user profile, and both as fleet domains."""
+"""Documents on ``EventSourcedStorage``: a shared game state, a user profile, both as domains."""
 
 __all__ = ["fleet", "games_and_users"]

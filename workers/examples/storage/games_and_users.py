@@ -1,4 +1,4 @@
-"""The two examples of the seeds, runnable: a game state three clients share, a user profile.
+"""The two storage examples, runnable: a game state three clients share, a user profile.
 
 ``collection`` gives the document store of a collection by name, on MongoDB or in memory:
 

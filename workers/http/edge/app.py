@@ -29,7 +29,7 @@ from workers.runtime.door.auth import OPEN_PATHS, OPEN_PREFIXES, Door, Refusal
 log = logging.getLogger(__name__)
 
 Failure = Callable[[EventfleetError], Answer]
-"""Our errors as answers (``workers.http.queries.failure``)."""
+"""Our errors as answers (``workers.runtime.answers.failure``)."""
 
 
 class Edge:

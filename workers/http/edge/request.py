@@ -35,6 +35,8 @@ _COUNT_UP_TO = 16
 class BodyTimeout(InvalidInput):
     """The body did not arrive whole in time (a stalled or truncated sender)."""
 
+    code = "request_timeout"
+
 
 class BodyIncomplete(InvalidInput):
     """The sender closed the connection before the body it announced was whole."""

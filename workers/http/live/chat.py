@@ -1,4 +1,4 @@
-"""Chat over a WebSocket, as seed 004 draws it: ``GET /v1/rooms/{room_id}/ws``.
+"""Chat over one WebSocket, commands out and the room's events in: ``GET /v1/rooms/{room_id}/ws``.
 
 The client sends chat commands (``MessageSent``, ``MessageEdited``, ``MessageDeleted``,
 ``MessageRead``) as the body of ``POST /v1/chat_room/{room_id}/events`` would carry them,
@@ -59,13 +59,11 @@ from workers.http.live.transports import (
     close_reason,
     compacted_notice,
     expired_notice,
-    refusal,
 )
-from workers.http.queries import failure
 from workers.roles.command.requests import parse_request
 from workers.roles.outcomes import Refused
 from workers.roles.read.live import AggregateSubscription, SlowSubscriber, TooManySubscriptions
-from workers.runtime.answers import Answer, answer_of, error
+from workers.runtime.answers import Answer, answer_of, error, failure
 from workers.runtime.fleet import Fleet
 
 ROOM_TYPE = "chat_room"
@@ -175,7 +173,7 @@ class ChatSocket:
                 await ws.send_text(orjson.dumps(notice))
             await ws.close(WS_HISTORY_COMPACTED, f"history_compacted whole_from={e.whole_from}")
         except EventfleetError as e:
-            body = {"kind": "error", **refusal(e).body, **subscription.resume}
+            body = {"kind": "error", **failure(e).body, **subscription.resume}
             with contextlib.suppress(Exception):
                 await ws.send_text(orjson.dumps(body))
             await ws.close(WS_TRY_AGAIN_LATER, "error")
@@ -266,7 +264,7 @@ def register_room_view(fleet: Fleet, live: LiveServer, api: Api) -> None:
         except Forbidden as e:
             return json_response(fleet.door.forbidden(e))
         except EventfleetError as e:
-            return json_response(refusal(e))
+            return json_response(failure(e))
         connection = None
         try:
             async with live.connection("view", principal, request) as connection:
@@ -275,7 +273,7 @@ def register_room_view(fleet: Fleet, live: LiveServer, api: Api) -> None:
                 return await live.stream(request, connection, subscription, kind="view",
                                          render=changes.render)  # fmt: skip
         except (TooManySubscriptions, HistoryGone) as e:
-            return json_response(refusal(e))
+            return json_response(failure(e))
         return live.ended(connection)
 
     api.bind(declared.ROOM_VIEW, room_view)
@@ -305,7 +303,7 @@ def register_chat(fleet: Fleet, live: LiveServer, api: Api) -> None:
         except Forbidden as e:
             return json_response(fleet.door.forbidden(e))
         except EventfleetError as e:
-            return json_response(refusal(e))
+            return json_response(failure(e))
         connection = None
         try:
             async with live.connection("room", principal, request) as connection:
@@ -314,7 +312,7 @@ def register_chat(fleet: Fleet, live: LiveServer, api: Api) -> None:
                 subscription = await live.subscription((ROOM_TYPE, room_id), after, kind="room")
                 return await serve(request, socket, subscription, connection)
         except (TooManySubscriptions, HistoryGone) as e:
-            return json_response(refusal(e))
+            return json_response(failure(e))
         return live.ended(connection)
 
     api.bind(declared.ROOM_SOCKET, chat)

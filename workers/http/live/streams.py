@@ -26,7 +26,7 @@ from workers.http.edge.routes import Api
 from workers.http.edge.streaming import STREAMED
 from workers.http.live.connections import Connection, Connections
 from workers.http.live.shared import SharedEvents
-from workers.http.live.transports import SSE, NotAcceptable, Transports, refusal
+from workers.http.live.transports import SSE, NotAcceptable, Transports
 from workers.http.tickets import register_tickets
 from workers.metrics import create_live_metrics
 from workers.ports import AggregateRef
@@ -39,7 +39,7 @@ from workers.roles.read.live import (
     TypeSubscription,
     parse_position,
 )
-from workers.runtime.answers import error
+from workers.runtime.answers import error, failure
 from workers.runtime.door.incoming import Incoming
 from workers.runtime.fleet import Fleet
 
@@ -216,14 +216,14 @@ class LiveServer(Transports):
         except Forbidden as e:
             return json_response(self._fleet.door.forbidden(e))
         except EventfleetError as e:
-            return json_response(refusal(e))
+            return json_response(failure(e))
         connection = None
         try:
             async with self.connection("aggregate", principal, request) as connection:
                 subscription = await self.subscription(ref, after, kind="aggregate")
                 return await self.stream(request, connection, subscription)
         except (TooManySubscriptions, HistoryGone) as e:
-            return json_response(refusal(e))
+            return json_response(failure(e))
         return self.ended(connection)
 
     async def whole_type(self, request: Request, query: TypeSubscribeQuery) -> Response:
@@ -240,7 +240,7 @@ class LiveServer(Transports):
         except Forbidden as e:
             return json_response(self._fleet.door.forbidden(e))
         except EventfleetError as e:
-            return json_response(refusal(e))
+            return json_response(failure(e))
         subscription = TypeSubscription(
             tail=self._rt.adapters.stream,
             topic=self._rt.names.stored,
@@ -261,5 +261,5 @@ class LiveServer(Transports):
                     request, connection, subscription, kind="type", render=render
                 )
         except TooManySubscriptions as e:
-            return json_response(refusal(e))
+            return json_response(failure(e))
         return self.ended(connection)

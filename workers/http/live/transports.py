@@ -32,7 +32,7 @@ from typing import Protocol
 import orjson
 
 from topics.envelope import Event
-from topics.errors import EventfleetError, Forbidden, HistoryGone, InvalidInput
+from topics.errors import EventfleetError, HistoryGone, InvalidInput
 from workers import tracing
 from workers.http.edge.request import Request
 from workers.http.edge.responses import Response
@@ -40,15 +40,9 @@ from workers.http.edge.streaming import STREAMED, WebSocket, stream
 from workers.http.live.connections import Connection
 from workers.http.live.push import Outbox, Sink
 from workers.http.live.shared import SharedEvents
-from workers.http.queries import failure
 from workers.metrics import LiveMetrics, LoopCount
-from workers.roles.read.live import (
-    AggregateSubscription,
-    LiveLimits,
-    SlowSubscriber,
-    TooManySubscriptions,
-)
-from workers.runtime.answers import Answer, error
+from workers.roles.read.live import AggregateSubscription, LiveLimits, SlowSubscriber
+from workers.runtime.answers import failure
 
 log = logging.getLogger(__name__)
 SSE = "text/event-stream"
@@ -129,16 +123,7 @@ def close_reason(resume: Mapping[str, object]) -> bytes:
 class NotAcceptable(InvalidInput):
     """Neither an event stream nor a WebSocket was asked for."""
 
-
-def refusal(e: EventfleetError) -> Answer:
-    """A live route's refusal, or the error that ended a subscription, as an answer."""
-    if isinstance(e, Forbidden):
-        return error(403, "forbidden", str(e), reason=e.reason)
-    if isinstance(e, TooManySubscriptions):
-        return error(429, "too_many_subscriptions", str(e), limit=e.limit, retry_after_s=5)
-    if isinstance(e, NotAcceptable):
-        return error(406, "not_acceptable", str(e))
-    return failure(e)
+    code = "not_acceptable"
 
 
 Render = Callable[[Sequence[Event]], list[tuple[bytes, bytes]]]
@@ -271,7 +256,7 @@ class Transports:
                 await connection.write(out.write(b"event: history_compacted\ndata: %s\n\n" % body))
         except EventfleetError as e:
             with contextlib.suppress(Exception):
-                body = orjson.dumps({**refusal(e).body, **subscription.resume})
+                body = orjson.dumps({**failure(e).body, **subscription.resume})
                 await connection.write(out.write(b"event: error\ndata: " + body + b"\n\n"))
         except (ConnectionError, TimeoutError):
             pass  # the client left or stopped reading: it resumes with Last-Event-ID
@@ -347,7 +332,7 @@ class Transports:
             await ws.close(WS_HISTORY_COMPACTED, f"history_compacted whole_from={e.whole_from}")
         except EventfleetError as e:
             with contextlib.suppress(Exception):
-                body = {**refusal(e).body, **subscription.resume}
+                body = {**failure(e).body, **subscription.resume}
                 await connection.write(ws.send_text(orjson.dumps(body)))
             connection.close_sink()
             await ws.close(WS_TRY_AGAIN_LATER, "error")

@@ -12,6 +12,7 @@ from msgspec import Meta
 
 from topics.envelope import Actor
 from topics.errors import EventfleetError, InvalidInput
+from topics.jsonvalue import JsonObject
 from workers.http.edge.params import bind_query
 from workers.ports import AggregateRef, Rejection
 
@@ -38,15 +39,21 @@ class NotYetStored(EventfleetError):
     """What a read asked to see was not stored (or not in the view) within its ``wait_ms``."""
 
     retriable = True
+    code = "not_yet_stored"
 
     def __init__(self, message: str, *, stored_version: int, wanted_version: int | None) -> None:
         super().__init__(message)
         self.stored_version = stored_version
         self.wanted_version = wanted_version
 
+    def details(self) -> JsonObject:
+        return {"stored_version": self.stored_version, "wanted_version": self.wanted_version}
+
 
 class RefusedAtStore(EventfleetError):
     """The command a read waits for was refused by the store: it will never be seen."""
+
+    code = "refused"
 
     def __init__(self, message: str, *, reason: str, event_id: str, command_id: str) -> None:
         super().__init__(message)
@@ -54,16 +61,23 @@ class RefusedAtStore(EventfleetError):
         self.event_id = event_id
         self.command_id = command_id
 
+    def details(self) -> JsonObject:
+        return {"reason": self.reason, "event_id": self.event_id, "command_id": self.command_id}
+
 
 class TooManyWaiters(EventfleetError):
     """A read would wait past a bound of waiters; ``limit`` names which (process, principal)."""
 
     retriable = True
+    code = "too_many_waiters"
 
     def __init__(self, message: str, *, limit: str, retry_after_s: int) -> None:
         super().__init__(message)
         self.limit = limit
         self.retry_after_s = retry_after_s
+
+    def details(self) -> JsonObject:
+        return {"limit": self.limit, "retry_after_s": self.retry_after_s}
 
 
 def _never() -> bool:

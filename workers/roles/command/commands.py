@@ -21,9 +21,7 @@ from typing import TYPE_CHECKING
 
 from snapshot_rules.domain import Domain, Domains, Mode
 from topics.envelope import command_scope
-from topics.errors import (
-    UnknownAggregateType,
-)
+from topics.errors import UnknownAggregateType
 from workers import tracing
 from workers.metrics import Metrics
 from workers.ports import BudgetDraw

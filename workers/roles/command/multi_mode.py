@@ -74,16 +74,10 @@ class MultiCommands:
             )
         except RefusedItem as e:
             outcome = refused_item(e.index, request.items[e.index], e.error)
-        except CommandReused as e:
-            outcome = Refused("command_reused", str(e))
-        except TransactionsUnsupported as e:
-            outcome = Refused("transactions_unsupported", str(e))
         except _Unanswered as e:
             outcome = e.outcome
-        except ANSWERED as e:
-            found = outcome_of(e)
-            assert isinstance(found, Refused | NotDone)  # what a refusal or an outage gives
-            outcome = found
+        except (CommandReused, TransactionsUnsupported, *ANSWERED) as e:
+            outcome = outcome_of(e)
         self._count(request, outcome, time.perf_counter() - started)
         return outcome
 
@@ -170,10 +164,9 @@ class _Unanswered(Exception):
 
 def refused_item(index: int, item: CommandRequest, error: EventfleetError) -> MultiOutcome:
     """What refused one item, as the whole request's answer: its index and aggregate named."""
-    found = outcome_of(error) if isinstance(error, ANSWERED) else None
-    if not isinstance(found, Refused | NotDone):
+    if not isinstance(error, ANSWERED):
         raise error  # not a refusal of the item: what the request's handling raises
-    return _placed(index, item, found)
+    return _placed(index, item, outcome_of(error))
 
 
 def _placed(index: int, item: CommandRequest, found: Refused | NotDone) -> Refused | NotDone:

@@ -24,24 +24,11 @@ from topics.envelope import NEW_AGGREGATE, Event
 from topics.errors import TransitionRejected, WrongExpectedVersion
 from workers.ports import AppendProgress, EventStore, MarkRequest, MarkResult
 from workers.roles.command.ledger import CommandLedger
+from workers.roles.command.told import refused
 from workers.roles.outcomes import NotDone, Outcome, Refused
 
 ROUNDS = 3
 """Re-checks when another request marks the aggregate while this one is being checked."""
-
-
-def expectation_refused(e: WrongExpectedVersion) -> Refused:
-    """409 ``wrong_expected_version``: the message names the aggregate, both versions and what
-    to do; ``current_version`` is the version the aggregate was found at."""
-    details = {"current_version": e.current, "expected_version": e.expected}
-    return Refused("wrong_expected_version", str(e), details)
-
-
-def transition_refused(e: TransitionRejected) -> Refused:
-    details: dict[str, object] = {"current": e.current}
-    if e.allowed:  # a state rule's refusal (sync) cannot say which types would pass
-        details["allowed"] = list(e.allowed)
-    return Refused("transition_rejected", str(e), details)
 
 
 class RefusalCheck:
@@ -122,13 +109,13 @@ def judge(
     try:
         domain.check_transition(aggregate_id, _type(head), mark.event_type)
     except TransitionRejected as e:
-        return transition_refused(e)
+        return refused(e)
     return None
 
 
 def _wrong_version(domain: Domain, aggregate_id: str, expected: int, current: int) -> Refused:
     aggregate = f"{domain.name} {aggregate_id}"
-    return expectation_refused(WrongExpectedVersion(aggregate, expected=expected, current=current))
+    return refused(WrongExpectedVersion(aggregate, expected=expected, current=current))
 
 
 def _not_yet(domain: Domain, aggregate_id: str) -> NotDone:

@@ -28,6 +28,8 @@ _BODY_FIELDS = frozenset(
 class PayloadTooLarge(InvalidInput):
     """The request body is over the configured limit."""
 
+    code = "payload_too_large"
+
 
 @slot_init
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,15 @@
 """What a request's handling raises that its caller is told, and the outcome it is told: one
-translation for the single append's door and the append across aggregates."""
+translation for the single append's door and the append across aggregates.
+
+The error says its own code and fields (``topics.errors``): a refusal is told as them; a
+dependency that did not answer as "nothing was written, retry", under its service's code.
+"""
 
 from __future__ import annotations
 
 from topics.errors import (
     ConcurrencyConflict,
+    EventfleetError,
     Forbidden,
     InvalidEventData,
     ReplayFailed,
@@ -14,8 +19,7 @@ from topics.errors import (
     UnknownEventType,
     WrongExpectedVersion,
 )
-from workers.roles.command.refusals import expectation_refused, transition_refused
-from workers.roles.outcomes import NotDone, Outcome, Refused
+from workers.roles.outcomes import NotDone, Refused
 
 ANSWERED = (
     UnknownAggregateType, UnknownEventType, Forbidden, InvalidEventData, TransitionRejected,
@@ -24,23 +28,16 @@ ANSWERED = (
 """What a request's handling raises that its caller is told as an outcome."""
 
 
-def outcome_of(e: Exception) -> Outcome:
-    """The outcome a caller is told for one of ``ANSWERED``."""
-    if isinstance(e, UnknownAggregateType):
-        return Refused("unknown_aggregate_type", str(e))
-    if isinstance(e, UnknownEventType):
-        return Refused("unknown_event_type", str(e))
-    if isinstance(e, Forbidden):
-        return Refused("forbidden", str(e), {"reason": e.reason})
-    if isinstance(e, InvalidEventData):
-        return Refused("invalid_data", str(e))
-    if isinstance(e, TransitionRejected):
-        return transition_refused(e)
-    if isinstance(e, WrongExpectedVersion):
-        return expectation_refused(e)
-    if isinstance(e, ConcurrencyConflict):
-        return Refused("conflict", str(e))
+def outcome_of(e: EventfleetError) -> Refused | NotDone:
+    """The outcome a caller is told for one of ``ANSWERED`` (or another error that says its
+    own code): NotDone for a dependency that did not answer, else its refusal."""
     if isinstance(e, Unavailable):
-        return NotDone(f"{e.service}_unavailable", f"{e} Nothing was written; retry.", e.service)
-    assert isinstance(e, ReplayFailed)
-    return Refused("replay_failed", str(e))
+        return NotDone(e.code, f"{e} Nothing was written; retry.", e.service)
+    return refused(e)
+
+
+def refused(e: EventfleetError) -> Refused:
+    """``e`` as a refusal: its code, its message, its fields (``current_version`` and
+    ``expected_version`` of a stale expectation, ``current`` and ``allowed`` of a refused
+    transition, ``reason`` of a forbidden one)."""
+    return Refused(e.code, str(e), e.details())

@@ -38,14 +38,20 @@ class Moved(Unavailable):
     """The instance kept changing under the retry's write."""
 
     service = "store"
+    code = "store_unavailable"
 
 
 class NotStuck(EventfleetError):
-    """A retry asked of an instance that is not stuck (409 ``instance_not_stuck``)."""
+    """A retry asked of an instance that is not stuck (its ``instance_status`` says what it is)."""
+
+    code = "instance_not_stuck"
 
     def __init__(self, message: str, instance_status: str) -> None:
         super().__init__(message)
         self.instance_status = instance_status
+
+    def details(self) -> JsonObject:
+        return {"instance_status": self.instance_status}
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,6 +57,7 @@ class Moved(Unavailable):
     """Another writer moved the instance first, every time: read it again later."""
 
     service = "store"
+    code = "store_unavailable"
 
 
 class CommandsPending(Unavailable):

@@ -19,9 +19,11 @@ import re
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 from topics.envelope import Event, decode
 from topics.errors import EventfleetError, InvalidEnvelope, InvalidInput
+from topics.jsonvalue import JsonObject
 from workers.ports import AggregateRef, EventStore, LiveChannel, LiveFeed, TopicTail
 from workers.roles.history import whole_run
 
@@ -52,13 +54,19 @@ class SlowSubscriber(EventfleetError):
 
 
 class TooManySubscriptions(EventfleetError):
-    """A connection limit is reached; ``limit`` names which (process or principal)."""
+    """A connection limit is reached; ``limit`` names which (process or principal); a client
+    retries after ``retry_after_s``, when other subscriptions may have ended."""
 
     retriable = True
+    code = "too_many_subscriptions"
+    retry_after_s: ClassVar[int] = 5
 
     def __init__(self, message: str, *, limit: str) -> None:
         super().__init__(message)
         self.limit = limit
+
+    def details(self) -> JsonObject:
+        return {"limit": self.limit, "retry_after_s": self.retry_after_s}
 
 
 def _same(event: Event) -> Event:

@@ -22,7 +22,7 @@ import httpx
 from topics.envelope import Actor
 from topics.errors import ConfigError, Forbidden, Unauthenticated
 from workers.metrics import Metrics
-from workers.runtime.answers import Answer, error
+from workers.runtime.answers import Answer, failure
 from workers.runtime.door.identity import (
     ANONYMOUS,
     Authenticator,
@@ -278,7 +278,7 @@ class Door:
         if refusal is None:
             return None
         self.count_forbidden(refusal.reason)
-        return Refusal(error(403, "cross_origin", str(refusal), reason=refusal.reason))
+        return Refusal(failure(refusal))
 
     def count_unauthenticated(self, reason: str) -> None:
         self._metrics.auth_refusals.labels("401", reason).inc()
@@ -288,8 +288,7 @@ class Door:
         challenge = self.authenticator.challenge
         if e.reason != "missing_token":
             challenge += f', error="invalid_token", error_description="{e.reason}"'
-        answer = error(401, "unauthenticated", str(e), reason=e.reason)
-        return Refusal(answer, {"WWW-Authenticate": challenge})
+        return Refusal(failure(e), {"WWW-Authenticate": challenge})
 
     def count_forbidden(self, reason: str) -> None:
         self._metrics.auth_refusals.labels("403", reason).inc()
@@ -301,7 +300,7 @@ class Door:
     def refused(self, e: Forbidden) -> Answer:
         """The 403 answer of ``e``, counted."""
         self.count_forbidden(e.reason)
-        return error(403, "forbidden", str(e), reason=e.reason)
+        return failure(e)
 
 
 def _browsing_console(request: Incoming) -> bool:

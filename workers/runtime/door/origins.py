@@ -39,6 +39,13 @@ Origin = tuple[str, str, int]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+class CrossOrigin(Forbidden):
+    """A state-changing request or WebSocket upgrade from another site's page; ``reason`` says
+    how it was told (``cross_site``, ``foreign_origin``, ``opaque_origin``)."""
+
+    code = "cross_origin"
+
+
 def parse_origin(raw: str) -> Origin | None:
     """``https://Host:443`` as ``("https", "host", 443)``; None for ``null`` or a malformed one."""
     try:
@@ -87,7 +94,7 @@ class OriginPolicy:
             tuple(trusted_networks(settings.auth_trusted_proxies)),
         )
 
-    def refusal(self, request: Incoming) -> Forbidden | None:
+    def refusal(self, request: Incoming) -> CrossOrigin | None:
         """Why this request may not be taken from where it came, or None (see the module)."""
         if request.method not in STATE_CHANGING and not upgrade(request):
             return None
@@ -101,20 +108,20 @@ class OriginPolicy:
             return None
         what = _what(request)
         if site is not None and site.strip().lower() not in SAME:
-            return Forbidden(
+            return CrossOrigin(
                 "cross_site",
                 f"{what} came from another site's page (Sec-Fetch-Site: {site[:40]}); {_FIX}",
             )
         if raw_origin is None:
             return None  # same-origin by Sec-Fetch-Site, which only a browser sets
         if origin is None:
-            return Forbidden(
+            return CrossOrigin(
                 "opaque_origin", f"{what} came from a page without an origin (Origin: "
                 f"{raw_origin[:60]}); {_FIX}"
             )  # fmt: skip
         if not self.own(request, origin):
             shown = f"{origin[0]}://{origin[1]}:{origin[2]}"
-            return Forbidden(
+            return CrossOrigin(
                 "foreign_origin", f"{what} came from a page on {shown}, not this fleet; {_FIX}"
             )
         return None
