@@ -204,7 +204,7 @@ class TopicPages:
                 f' <a id="follow-again" href="{esc(again)}">follow again from now</a></p>'
             )
         summary = (
-            f"{arrived} records arrived since the tail began; {len(found[:TAIL_ROWS])} shown "
+            f"{_records(arrived)} arrived since the tail began; {len(found[:TAIL_ROWS])} shown "
             f"{'matching the filter ' if not match.empty else ''}(at most {TAIL_ROWS}), "
             "newest first"
         )
@@ -333,6 +333,10 @@ def _zone_form(request: Request, back: str) -> str:
         f'<input type="hidden" name="next" value="{esc(back)}">'
         ' <button type="submit">show</button></form>'
     )
+
+
+def _records(count: int) -> str:
+    return "1 record" if count == 1 else f"{count} records"
 
 
 def _partition(request: Request) -> int | None:
