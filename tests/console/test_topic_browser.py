@@ -11,11 +11,23 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.console.test_browser import after_submit, sign_in, texts
 from tests.console.test_topic_views import placed_and_stored
 from tests.fleet import FleetProcess
+
+RELOADING = (StaleElementReferenceException,)
+"""The tail page reloads itself: an element found may be gone a moment later."""
+
+
+def click_on_reloading_page(browser: Any, link_text: str) -> None:
+    def clicked(driver: Any) -> bool:
+        driver.find_element("link text", link_text).click()
+        return True
+
+    WebDriverWait(browser, 30, ignored_exceptions=RELOADING).until(clicked)
 
 
 def snap(browser: Any, name: str) -> None:
@@ -67,13 +79,13 @@ async def test_the_topics_list_a_filter_and_the_tail_in_a_browser(
     later = f"brw-{uuid.uuid4().hex[:6]}"
     await placed_and_stored(fleet, later)
     # The page reloads itself every 2 s: the new record shows without a click.
-    WebDriverWait(browser, 30, poll_frequency=0.2).until(
+    WebDriverWait(browser, 30, poll_frequency=0.2, ignored_exceptions=RELOADING).until(
         lambda d: f"order:{later}" in [e.text for e in d.find_elements(
             "css selector", "#tail tbody td:nth-child(4)")],
         message="the tail did not show the new record",
     )  # fmt: skip
     snap(browser, "tail")
-    browser.find_element("link text", "settings").click()
+    click_on_reloading_page(browser, "settings")
     after_submit(browser, "configs")
     assert "retention.ms" in texts(browser, "#configs td code")
     snap(browser, "settings")

@@ -26,6 +26,7 @@ from workers.http.console.processes import ProcessPages
 from workers.http.console.projections import ProjectionPages
 from workers.http.console.samples import Sampler, counter_total, gauge_total
 from workers.http.console.session import Login
+from workers.http.console.tail import TopicTail
 from workers.http.console.topics import TopicPages
 from workers.http.console.views import Console, Handler
 from workers.http.contract import Contract
@@ -110,7 +111,7 @@ def register_console(fleet: Fleet, http: Server, reader: GlobalRead) -> Console:
     get("/console/topics", topics.topics)
     get("/console/topics/{topic}", topics.topic)
     get("/console/topics/{topic}/settings", topics.topic_settings)
-    get("/console/topics/{topic}/tail", topics.topic_tail)
+    get("/console/topics/{topic}/tail", TopicTail(console, browse).topic_tail)  # tail.py
     get("/console/zone", topics.choose_zone)
     get("/console/aggregates/{aggregate_type}/{aggregate_id}/diff", browse.diff)
     page = ApiPage(console, Contract(fleet, http.api))  # workers/http/console/api.py

@@ -119,11 +119,11 @@ def parse_zone(name: str) -> ZoneInfo | None:
     """A zone by its IANA name (None for UTC); InvalidInput naming ``tz`` otherwise."""
     if name in ("", "UTC", "Etc/UTC"):
         return None
-    if not _ZONE.match(name):
+    if len(name) > 64 or not _ZONE.match(name):
         raise InvalidInput(f"tz={name[:80]!r} is no IANA zone name (e.g. Europe/Berlin).")
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as e:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as e:
         raise InvalidInput(f"tz={name!r} is no IANA zone name (e.g. Europe/Berlin).") from e
 
 

@@ -1,7 +1,7 @@
 """The console's topics in the manner of Kafka UI: the list (partitions, replication, retention,
 cleanup policy, records kept, the roles that read each), one topic's settings and partition
-offsets, its records filtered by key, header, time and text in bounded scans, and a tail that
-follows new records by reloading itself (no script: the Content-Security-Policy allows none).
+offsets, its records filtered by key, header, time and text in bounded scans (its tail:
+``workers.http.console.tail``; no script anywhere: the Content-Security-Policy allows none).
 
 Every page reads only what it shows: the admin API for settings and offsets, one bounded range
 per partition for records (times found with ``offsets_for_times``). Kafka down is the console's
@@ -10,9 +10,7 @@ per partition for records (times found with ``offsets_for_times``). Kafka down i
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
-from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from topics.catalog import TopicNames, TopicSpec
@@ -29,9 +27,10 @@ from workers.http.console.record_filter import (
     record_filter,
     zone,
 )
+from workers.http.console.topic_forms import filter_form, topic_links, with_query
 from workers.http.console.views import Console
 from workers.http.edge.request import Request
-from workers.http.edge.responses import Redirect, Response
+from workers.http.edge.responses import Response
 from workers.ports import Record
 from workers.runtime.connections import fleet_catalog
 from workers.runtime.lag import measured_groups
@@ -40,10 +39,6 @@ READ_TIMEOUT_S = 10.0
 SCAN_MAX = 5000
 """Records one filtered request reads at most (shared among the partitions scanned); ``scan``
 asks fewer."""
-TAIL_ROWS = 100
-TAIL_REFRESH_S = 2
-TAIL_FOR_S = 600
-"""A tail reloads itself this long, then stops with a link to follow on."""
 ZONE_MAX_AGE_S = 365 * 24 * 3600
 
 
@@ -100,7 +95,7 @@ class TopicPages:
             for p in state.partitions
         ]  # fmt: skip
         body = (
-            _topic_links(name, "settings")
+            topic_links(name, "settings")
             + f'<p id="summary">{len(state.partitions)} partitions, replication '
             f"{state.replication}, {state.records} records kept</p>"
             + "<h2>Partitions</h2>"
@@ -127,12 +122,12 @@ class TopicPages:
         name = self.browse.topic_name(request)
         match = record_filter(request)
         viewer = zone(request)
-        form = _filter_form(request, name)
+        form = filter_form(request, name)
         if match.empty:
             body = await self.browse.newest(request, name, viewer)
         else:
             body = await self._scan(request, name, match, viewer)
-        return self.console.html(f"Topic {name}", _topic_links(name, "records") + form + body)
+        return self.console.html(f"Topic {name}", topic_links(name, "records") + form + body)
 
     async def _scan(
         self, request: Request, name: str, match: RecordFilter, viewer: ZoneInfo | None
@@ -160,7 +155,7 @@ class TopicPages:
             f"(of {window} in the window; at most {budget} read a request), newest first"
         )
         if more:
-            href = request.path + "?" + _query(request, before=positions_text(cursor))
+            href = request.path + "?" + with_query(request, before=positions_text(cursor))
             cut = (
                 f'<p class="note" id="cut">The scan stopped at its bound: older records of the '
                 f'window were not read. <a id="continue" href="{esc(href)}">continue with older '
@@ -169,54 +164,6 @@ class TopicPages:
         else:
             cut = '<p class="muted" id="whole">the whole window was read</p>'
         return f'<p id="count">{esc(summary)}</p>{cut}' + records_table(shown, viewer)
-
-    async def topic_tail(self, request: Request) -> Response:
-        """The records that arrived since the tail began (``from``: each partition's end
-        then), newest first, the newest TAIL_ROWS; the page reloads every TAIL_REFRESH_S for
-        TAIL_FOR_S after ``started``, then stops with a link to follow on."""
-        name = self.browse.topic_name(request)
-        match = record_filter(request)
-        start = positions(request.query.get("from"), "from")
-        started = _started(request.query.get("started"))
-        kafka = self.console.rt.kafka
-        if start is None or started is None:
-            read = await read_range(kafka, name, per_partition=1, timeout_s=READ_TIMEOUT_S)
-            ends = positions_text({p.partition: p.end for p in read.ranges})
-            raise Redirect(request.path + "?" + _query(
-                request, **{"from": ends or "0:0", "started": str(int(time.time()))}
-            ))  # fmt: skip
-        read = await read_range(
-            kafka, name, per_partition=TAIL_ROWS, after=start, timeout_s=READ_TIMEOUT_S
-        )
-        arrived = sum(max(0, p.high - p.low) for p in read.ranges)
-        found = [r for r in read.records if match.matches(r)]
-        found.sort(key=lambda r: (r.timestamp_ms or 0, r.partition, r.offset), reverse=True)
-        following = time.time() - started < TAIL_FOR_S
-        if following:
-            state = (
-                f'<p class="note" id="following">following: this page reloads every '
-                f"{TAIL_REFRESH_S} s for {TAIL_FOR_S // 60} minutes from when the tail began</p>"
-            )
-        else:
-            again = request.path + "?" + _query(request, **{"from": "", "started": ""})
-            state = (
-                f'<p class="note" id="stopped">the tail stopped after {TAIL_FOR_S // 60} minutes.'
-                f' <a id="follow-again" href="{esc(again)}">follow again from now</a></p>'
-            )
-        summary = (
-            f"{_records(arrived)} arrived since the tail began; {len(found[:TAIL_ROWS])} shown "
-            f"{'matching the filter ' if not match.empty else ''}(at most {TAIL_ROWS}), "
-            "newest first"
-        )
-        body = (
-            _topic_links(name, "tail")
-            + state
-            + f'<p id="count">{esc(summary)}</p>'
-            + records_table(found[:TAIL_ROWS], zone(request), css_id="tail")
-        )
-        return self.console.html(
-            f"Tail {name}", body, refresh_s=TAIL_REFRESH_S if following else None
-        )
 
     async def choose_zone(self, request: Request) -> Response:
         """``?tz=Area/City&next=/console/...``: the zone times are shown in beside UTC, kept in
@@ -285,60 +232,6 @@ def retention(raw: str | None) -> str:
     return f"{ms} ms"
 
 
-def _topic_links(name: str, here: str) -> str:
-    tabs = (("records", path("topics", name)), ("settings", path("topics", name, "settings")),
-            ("tail", path("topics", name, "tail")))  # fmt: skip
-    items = [
-        f"<strong>{esc(label)}</strong>" if label == here else link(href, label)
-        for label, href in tabs
-    ]
-    return f'<p class="tabs" id="tabs">{link("/console/topics", "all topics")} &gt; ' + (
-        " · ".join(items) + "</p>"
-    )
-
-
-def _filter_form(request: Request, name: str) -> str:
-    q = request.query
-
-    def field(param: str, label: str, size: int, hint: str = "") -> str:
-        value = esc(q.get(param) or "")
-        return (f'<label>{esc(label)} <input name="{param}" value="{value}" size="{size}" '
-                f'placeholder="{esc(hint)}"></label>')  # fmt: skip
-
-    prefix = " selected" if q.get("key_match") == "prefix" else ""
-    partition = q.get("partition") or ""
-    return (
-        f'<form method="get" action="{esc(path("topics", name))}" id="filters" class="filters">'
-        + field("key", "key", 18)
-        + f'<select name="key_match"><option value="exact">exact</option>'
-        f'<option value="prefix"{prefix}>prefix</option></select> '
-        + field("header", "header", 18, "name=value")
-        + field("since", "since (UTC)", 20, "2026-01-01T00:00:00Z")
-        + field("until", "until (UTC)", 20, "2026-01-01T01:00:00Z")
-        + field("q", "value contains", 16)
-        + f'<label>partition <input name="partition" value="{esc(partition)}" size="3"></label>'
-        + ' <button type="submit">filter</button> '
-        + link(path("topics", name), "clear")
-        + "</form>"
-        + _zone_form(request, request.path_qs)
-    )
-
-
-def _zone_form(request: Request, back: str) -> str:
-    current = request.cookies.get(ZONE_COOKIE, "") or "UTC"
-    return (
-        '<form method="get" action="/console/zone" id="zone" class="filters">'
-        f'<label>times in UTC and <input name="tz" value="{esc(current)}" size="16" '
-        'placeholder="Europe/Berlin"></label>'
-        f'<input type="hidden" name="next" value="{esc(back)}">'
-        ' <button type="submit">show</button></form>'
-    )
-
-
-def _records(count: int) -> str:
-    return "1 record" if count == 1 else f"{count} records"
-
-
 def _partition(request: Request) -> int | None:
     raw = request.query.get("partition")
     if not raw:
@@ -356,14 +249,6 @@ def _scan_bound(raw: str | None) -> int:
     return int(raw)
 
 
-def _started(raw: str | None) -> float | None:
-    if not raw:
-        return None
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 12:
-        raise InvalidInput(f"started={raw[:40]!r} must be a whole number (seconds since 1970).")
-    return float(raw)
-
-
 def _cursor(read: RangeRead, rest: Sequence[Record]) -> dict[int, int]:
     """Where each partition goes on: past the newest match not shown, else below what was
     read; every record at or above it was shown or read and not matched."""
@@ -371,10 +256,3 @@ def _cursor(read: RangeRead, rest: Sequence[Record]) -> dict[int, int]:
     for r in rest:
         cursor[r.partition] = max(cursor[r.partition], r.offset + 1)
     return cursor
-
-
-def _query(request: Request, **changes: str) -> str:
-    """The request's query with ``changes`` (an empty value drops the parameter)."""
-    keep = {k: v for k, v in request.query.items() if k not in changes}
-    keep.update({k: v for k, v in changes.items() if v})
-    return urlencode(keep)
