@@ -214,10 +214,12 @@ async def read_range(
             firsts = await consumer.beginning_offsets(tps)
             ends = await consumer.end_offsets(tps)
             lows = {tp: max(firsts[tp], (after or {}).get(tp.partition, 0)) for tp in tps}
-            # The embedded broker's ListOffsets answer (end_offsets) can lag the records: without
-            # a cursor the top is the high-water mark the fetches report.
-            highs = {tp: min(ends[tp], (before or {}).get(tp.partition, OPEN)) for tp in tps}
-            hard = {tp: highs[tp] if tp.partition in (before or {}) else OPEN for tp in tps}
+            # The embedded broker's ListOffsets answer (end_offsets) can lag the records: a
+            # cursor is taken as given, and without one the top is the high-water mark the
+            # fetches report.
+            cursors = before or {}
+            hard = {tp: cursors.get(tp.partition, OPEN) for tp in tps}
+            highs = {tp: cursors.get(tp.partition, ends[tp]) for tp in tps}
             if since_ms is not None:
                 found = await _times(consumer, tps, since_ms)
                 for tp in tps:
@@ -308,6 +310,10 @@ async def _read(
                 pending.remove(tp)
             if highwater is not None:
                 w.ends[tp] = max(w.ends[tp], highwater)
+    for tp in tps:
+        if len(got[tp]) > share:  # the end found lagged the records: the newest share is kept
+            got[tp] = got[tp][-share:]
+            starts[tp] = got[tp][0].offset
     ranges = [
         PartitionRange(tp.partition, w.firsts[tp], w.ends[tp], w.lows[tp],
                        min(starts[tp], tops[tp]), tops[tp])
