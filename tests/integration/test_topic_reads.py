@@ -50,6 +50,9 @@ async def test_a_budget_bounds_each_read_and_cursors_page_the_whole_topic_once(
             break
         before = {p.partition: p.start for p in read.ranges}
     assert len(seen) == len(set(seen)) == len(keys)  # every record once
+    past = await read_range(plain(url), topic, budget=50, before={0: 10**9}, timeout_s=30)
+    [beyond] = [p for p in past.ranges if p.partition == 0]
+    assert beyond.high == beyond.end and beyond.start <= beyond.end  # from the end found
     [state] = await describe_topics(plain(url), [topic], timeout_s=10)
     assert state.exists and len(state.partitions) == PARTITIONS and state.replication == 1
     assert sum(p.end for p in state.partitions) <= len(keys)  # the broker's word, maybe behind

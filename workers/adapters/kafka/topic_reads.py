@@ -311,6 +311,8 @@ async def _read(
             if highwater is not None:
                 w.ends[tp] = max(w.ends[tp], highwater)
     for tp in tps:
+        # A cursor past the records (typed by hand) continues from the end found.
+        starts[tp], tops[tp] = min(starts[tp], w.ends[tp]), min(tops[tp], w.ends[tp])
         if len(got[tp]) > share:  # the end found lagged the records: the newest share is kept
             got[tp] = got[tp][-share:]
             starts[tp] = got[tp][0].offset
