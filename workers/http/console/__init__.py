@@ -31,6 +31,8 @@ from workers.http.console.produce import ProducePages
 from workers.http.console.projections import ProjectionPages
 from workers.http.console.samples import Sampler, counter_total, gauge_total
 from workers.http.console.session import Login
+from workers.http.console.tail import TopicTail
+from workers.http.console.topics import TopicPages
 from workers.http.console.views import Console, Handler
 from workers.http.contract import Contract
 from workers.http.edge.request import Request
@@ -110,8 +112,12 @@ def register_console(fleet: Fleet, http: Server, reader: GlobalRead) -> Console:
     get("/console/processes/{process}/{key}", pm.instance)
     act("/console/processes/{process}/{key}/retry", pm.retry)
     browse = BrowsePages(console)  # workers/http/console/browse.py
-    get("/console/topics", browse.topics)
-    get("/console/topics/{topic}", browse.topic)
+    topics = TopicPages(console, browse)  # workers/http/console/topics.py
+    get("/console/topics", topics.topics)
+    get("/console/topics/{topic}", topics.topic)
+    get("/console/topics/{topic}/settings", topics.topic_settings)
+    get("/console/topics/{topic}/tail", TopicTail(console, browse).topic_tail)  # tail.py
+    get("/console/zone", topics.choose_zone)
     get("/console/aggregates/{aggregate_type}/{aggregate_id}/diff", browse.diff)
     posting = PostEventPages(console)  # workers/http/console/post_event.py
     get("/console/post", posting.form)

@@ -3,14 +3,15 @@ and its diffs (the snapshot against replay, and the state between two versions).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
+from zoneinfo import ZoneInfo
 
 import orjson
 
 from topics.errors import InvalidInput, NotFound
 from topics.jsonvalue import Json, JsonObject
 from workers.http.console.html import esc, json_block, link, path, table
+from workers.http.console.record_filter import when
 from workers.http.console.views import Console
 from workers.http.edge.request import Request
 from workers.http.edge.responses import Response
@@ -33,23 +34,24 @@ class BrowsePages:
         rt = self.console.rt
         return [spec.name for spec in fleet_catalog(rt.settings, rt.domains)]
 
-    async def topics(self, request: Request) -> Response:
-        rows = [(link(path("topics", name), name),) for name in self._topics()]
-        return self.console.html("Topics", table(("topic",), rows, css_id="topics"))
-
-    async def topic(self, request: Request) -> Response:
-        """Newest first. Without ``partition``: the newest records of every partition, by
-        time. With ``partition=P``: that partition by offset, older pages by ``before_offset``.
-        Only the window shown is read, never the topic."""
+    def topic_name(self, request: Request) -> str:
+        """The path's topic, NotFound unless the fleet writes it."""
         name = request.params["topic"]
         if name not in self._topics():
             raise NotFound(f"the fleet writes no topic {name!r}; the topics page lists them.")
+        return name
+
+    async def topic(self, request: Request) -> Response:
+        name = self.topic_name(request)
+        return self.console.html(f"Topic {name}", await self.newest(request, name))
+
+    async def newest(self, request: Request, name: str, viewer: ZoneInfo | None = None) -> str:
+        """Newest first. Without ``partition``: the newest records of every partition, by
+        time. With ``partition=P``: that partition by offset, older pages by ``before_offset``.
+        Only the window shown is read, never the topic."""
         partition = _whole(request.query.get("partition"), "partition")
         before = _whole(request.query.get("before_offset"), "before_offset")
-        limit = _whole(request.query.get("limit"), "limit")
-        limit = TOPIC_PAGE if limit is None else limit
-        if not 0 < limit <= TOPIC_PAGE_MAX:
-            raise InvalidInput(f"limit={limit} must be between 1 and {TOPIC_PAGE_MAX}.")
+        limit = page_limit(request)
         if before is not None and partition is None:
             raise InvalidInput("before_offset pages one partition: give partition=P with it.")
         windows = await self.console.rt.read_window(
@@ -64,22 +66,15 @@ class BrowsePages:
         else:
             shown.sort(key=lambda r: r.offset, reverse=True)
         shown = shown[:limit]
-        rows = [
-            (esc(r.partition), esc(r.offset), esc(_when(r.timestamp_ms)),
-             esc((r.key or b"").decode(errors="replace")), _decoded(r.value), _headers(r))
-            for r in shown
-        ]  # fmt: skip
-        headings = ("partition", "offset", "timestamp", "key", "value", "headers")
         if partition is None:
             count = f"the newest {len(shown)} records of {len(windows)} partitions, newest first"
         else:
             count = f"{len(shown)} records of partition {partition}, newest offset first"
-        body = (
+        return (
             f'<p id="count">{esc(count)}</p>'
             + _pager(name, partition, windows, shown, limit)
-            + table(headings, rows, css_id="records")
+            + records_table(shown, viewer)
         )
-        return self.console.html(f"Topic {name}", body)
 
     async def diff(self, request: Request) -> Response:
         """``?from=N&to=M``: the state at N against the state at M; without: the snapshot
@@ -179,10 +174,29 @@ def _whole(raw: str | None, name: str) -> int | None:
     return int(raw)
 
 
-def _when(timestamp_ms: int | None) -> str:
-    if timestamp_ms is None or timestamp_ms < 0:
-        return "—"
-    return datetime.fromtimestamp(timestamp_ms / 1000, UTC).isoformat(timespec="milliseconds")
+def page_limit(request: Request) -> int:
+    """``limit``: records shown, 1 to TOPIC_PAGE_MAX (TOPIC_PAGE when not given)."""
+    limit = _whole(request.query.get("limit"), "limit")
+    limit = TOPIC_PAGE if limit is None else limit
+    if not 0 < limit <= TOPIC_PAGE_MAX:
+        raise InvalidInput(f"limit={limit} must be between 1 and {TOPIC_PAGE_MAX}.")
+    return limit
+
+
+RECORD_HEADINGS = ("partition", "offset", "timestamp", "key", "value", "headers")
+
+
+def records_table(
+    shown: Sequence[Record], viewer: ZoneInfo | None, *, css_id: str = "records"
+) -> str:
+    """Records as rows: position, time (UTC, and the viewer's zone), key, decoded value,
+    headers."""
+    rows = [
+        (esc(r.partition), esc(r.offset), when(r.timestamp_ms, viewer),
+         esc((r.key or b"").decode(errors="replace")), _decoded(r.value), _headers(r))
+        for r in shown
+    ]  # fmt: skip
+    return table(RECORD_HEADINGS, rows, css_id=css_id)
 
 
 def _decoded(value: bytes) -> str:

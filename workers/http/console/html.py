@@ -12,20 +12,40 @@ import orjson
 from topics.jsonvalue import Json
 
 STYLE = """
-body{font-family:system-ui,sans-serif;margin:0;color:#222}
-header{background:#1d3557;color:#fff;padding:.6em 1em}
-header a{color:#fff;margin-right:1.2em;text-decoration:none}
-header form{display:inline;margin-left:1em}
-main{padding:1em}
-table{border-collapse:collapse;margin:.5em 0}
-td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}
-th{background:#f1f1f1}
+body{font-family:system-ui,sans-serif;margin:0;color:#222;font-size:14px}
+header{background:#1d3557;color:#fff;padding:.45em .8em;display:flex;align-items:center;
+gap:.7em;white-space:nowrap;font-size:12.5px}
+header nav{display:flex;flex-wrap:wrap;gap:.1em .6em}
+header a{color:#fff;text-decoration:none}
+header a:hover{text-decoration:underline}
+header .muted{color:#a9b7cc;font-size:11px}
+header form{display:inline;margin-left:.6em}
+header button{font-size:12px}
+#who{margin-left:auto}
+main{padding:.6em 1em}
+h1{font-size:1.35em;margin:.3em 0 .4em}
+h2{font-size:1.1em;margin:1em 0 .3em}
+table{border-collapse:collapse;margin:.4em 0}
+td,th{border:1px solid #d5d9e0;padding:.2em .45em;text-align:left;vertical-align:top}
+th{background:#eef1f5;font-weight:600;white-space:nowrap}
+tbody tr:nth-child(even){background:#f8f9fb}
+tbody tr:hover{background:#eef4ff}
 pre{margin:0;white-space:pre-wrap;max-width:60em}
+td pre{font-size:12px;line-height:1.3;max-height:18em;overflow:auto;background:#f6f8fa;
+padding:.2em .4em;border-radius:3px}
+code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 .note{background:#fff6d5;border:1px solid #e6c200;padding:.5em;margin:.5em 0}
 .bad{color:#b00020}.good{color:#146c2e}.muted{color:#888}
 textarea{width:60em;max-width:100%;height:12em;font-family:monospace}
+form.filters{margin:.3em 0;display:flex;flex-wrap:wrap;gap:.3em .8em;align-items:center}
+#topics td:first-child,#topics td:last-child,#records td:nth-child(-n+4),
+#tail td:nth-child(-n+4){white-space:nowrap}
+#records td:nth-child(5) pre,#tail td:nth-child(5) pre{min-width:32em}
+#records td:nth-child(6),#tail td:nth-child(6){font-size:12px;max-width:22em;word-break:break-all}
+#topics td:nth-child(n+2):nth-child(-n+4),#topics td:nth-child(7),#partitions td{text-align:right}
+.local{color:#555;font-size:12px}
+p.tabs{margin:.2em 0 .5em}
 """
-
 NAV = (
     ("/console", "Overview"),
     ("/console/search", "Search"),
@@ -93,7 +113,7 @@ def page(
         '<link rel="icon" href="data:,">'
         f'<link rel="stylesheet" href="{STYLESHEET}"></head>'
         f'<body><header><strong>eventfleet console</strong> <span class="muted">({mode})</span>'
-        f' &nbsp; {nav}<span id="who">{who}</span></header>'
+        f'<nav>{nav}</nav><span id="who">{who}</span></header>'
         f"<main>{open_door}<h1>{esc(title)}</h1>{body}</main></body></html>"
     )
 
