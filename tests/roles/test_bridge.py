@@ -9,6 +9,7 @@ from workers.bus import BusUnavailable, InProcessEventBus
 from workers.examples.domains.cart import CART
 from workers.metrics import Metrics
 from workers.ports import Handler, Record, Subscription
+from workers.retries import Backoff
 from workers.roles.append.bridge import Bridge
 from workers.roles.deadletter import DeadLetters
 from workers.roles.retry import until_done
@@ -91,8 +92,9 @@ async def test_a_bus_that_is_down_pauses_the_batch_and_it_is_published_again(
     bus = FlakyBus(failing={2, 3})  # the second publish fails, then the retry's first
     bridge = Bridge(bus=bus, bus_name="nats", domains=DOMAINS, metrics=metrics)
     batch = consumed(user_events())
+    fast = Backoff(first_s=0.001, max_s=5.0)
     handled = await until_done(
-        lambda: bridge.handle(batch), role="bridge", metrics=metrics, first_delay_s=0.001
+        lambda: bridge.handle(batch), role="bridge", metrics=metrics, policy=fast
     )
     assert handled == 3
     # At least once: what went out before the failure goes out again with the retried batch.

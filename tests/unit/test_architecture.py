@@ -1,6 +1,7 @@
 """The rooms of the project and the one direction between them, read from the imports; no cycles.
 
-From the bottom up: ``topics`` ← ``snapshot_rules`` ← the foundation (``workers.ports``,
+From the bottom up: ``topics`` ← ``snapshot_rules`` ← ``workers.metric_kinds`` (how a metric is
+declared and made) ← the foundation (``workers.ports``,
 ``workers.metrics``, ``workers.secrets``) ← ``workers.roles`` (role logic on the ports: what the sides share, then the command, append
 and read sides side by side, then the operator jobs) ←
 ``workers.bus`` and ``workers.storage`` (what the buses share; EventSourcedStorage on its
@@ -31,6 +32,7 @@ from tests.unit.test_layering import ROOT, imported_modules, module_name
 FLOORS: tuple[tuple[str, ...], ...] = (
     ("topics",),
     ("snapshot_rules",),
+    ("workers.metric_kinds",),
     ("workers", "workers.ports", "workers.metrics", "workers.secrets"),
     ("workers.roles",),
     ("workers.roles.command", "workers.roles.append", "workers.roles.read"),

@@ -14,7 +14,8 @@ from topics.envelope import Event, encode, new_event
 from workers.http.live.connections import Connection
 from workers.http.live.push import Outbox, Sink
 from workers.http.live.shared import SharedEvents
-from workers.metrics import LATENCY_BUCKETS_S, LoopCounter, LoopHistogram
+from workers.metric_kinds import LoopCounter, LoopHistogram
+from workers.metrics import LATENCY_BUCKETS_S
 
 
 class FakeTransport:

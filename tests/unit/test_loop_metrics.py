@@ -7,7 +7,8 @@ import re
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from workers.metrics import LATENCY_BUCKETS_S, LoopCounter, LoopHistogram
+from workers.metric_kinds import LoopCounter, LoopHistogram
+from workers.metrics import LATENCY_BUCKETS_S
 
 CREATED = re.compile(rb"^(\S+_created(?:\{[^}]*\})?) \S+$", re.MULTILINE)
 

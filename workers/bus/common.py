@@ -14,6 +14,7 @@ from typing import Protocol, TypeVar
 from topics.envelope import EVENT_TYPE_RE, Event, decode
 from topics.errors import ConfigError, EventfleetError, InvalidInput, Unavailable
 from workers.ports import Handler, Subscription
+from workers.retries import Backoff
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -44,7 +45,8 @@ class RetryPolicy:
     """How a durable bus retries a failing handler before it dead-letters the event.
 
     ``max_attempts`` counts handler runs, the first one included; between runs the
-    bus waits ``first_backoff_ms`` doubling up to ``max_backoff_ms``.
+    bus waits ``first_backoff_ms`` doubling up to ``max_backoff_ms``. stamina runs them
+    (``runs``); a dead letter the server refused is written again on the same waits.
     """
 
     max_attempts: int = 5
@@ -64,6 +66,16 @@ class RetryPolicy:
         """The wait after failed attempt number ``attempt`` (1-based)."""
         exponent = min(max(attempt - 1, 0), 30)
         return min(self.first_backoff_ms * (1 << exponent), self.max_backoff_ms) / 1000
+
+    def runs(self, *, done: int = 0) -> Backoff:
+        """The handler runs left after ``done`` (at least one), each wait as if counted from
+        the first run."""
+        left = max(self.max_attempts - done, 1)
+        return Backoff(self.backoff_s(done + 1), self.max_backoff_ms / 1000, attempts=left)
+
+    def writes(self) -> Backoff:
+        """A write that must not be dropped (a dead letter): as many as it takes."""
+        return Backoff(self.backoff_s(1), self.max_backoff_ms / 1000)
 
 
 def require_stored(event: Event) -> None:
@@ -122,27 +134,29 @@ async def deliver(
     a consumer that died), so a poison event that crashes the process is bounded too.
     Returns once the event is handled or dead-lettered; only cancellation escapes.
     """
-    attempt = done_attempts
+    attempts = max(done_attempts, policy.max_attempts)
     reason = f"already delivered {done_attempts} times (its consumer stopped before acking)"
-    while attempt < policy.max_attempts:
-        attempt += 1
-        try:
-            await handler(event)
+    try:
+        if done_attempts < policy.max_attempts:
+            async for attempt in policy.runs(done=done_attempts).tries(Exception):
+                with attempt:
+                    await _run(handler, event, done_attempts + attempt.num, policy, where)
             return
-        except Exception as e:
-            reason = f"handler failed: {e!r}"
-            log.warning(
-                "%s: handler failed on event %s (%s), attempt %d of %d: %r",
-                where,
-                event.id,
-                event.type,
-                attempt,
-                policy.max_attempts,
-                e,
-            )
-        if attempt < policy.max_attempts:
-            await asyncio.sleep(policy.backoff_s(attempt))
-    await dead_letter_until_done(dead_letter, reason, attempt, policy, where, event.id)
+    except Exception as e:
+        reason = f"handler failed: {e!r}"
+    await dead_letter_until_done(dead_letter, reason, attempts, policy, where, event.id)
+
+
+async def _run(handler: Handler, event: Event, run: int, policy: RetryPolicy, where: str) -> None:
+    """One run of ``handler``; a failure is logged with its run number, then raised."""
+    try:
+        await handler(event)
+    except Exception as e:
+        log.warning(
+            "%s: handler failed on event %s (%s), attempt %d of %d: %r",
+            where, event.id, event.type, run, policy.max_attempts, e,
+        )  # fmt: skip
+        raise
 
 
 async def dead_letter_until_done(
@@ -155,15 +169,13 @@ async def dead_letter_until_done(
 ) -> None:
     """Dead-letter, retrying while the server is down: dropping the event is never an option."""
     log.error("%s: dead-lettering %s after %d attempts: %s", where, what, attempts, reason)
-    failures = 0
-    while True:
-        try:
-            await dead_letter(reason, attempts)
-            return
-        except Unavailable as e:
-            failures += 1
-            log.warning("%s: dead-lettering %s failed, will retry: %s", where, what, e)
-            await asyncio.sleep(policy.backoff_s(failures))
+    async for attempt in policy.writes().tries(Unavailable):
+        with attempt:
+            try:
+                await dead_letter(reason, attempts)
+            except Unavailable as e:
+                log.warning("%s: dead-lettering %s failed, will retry: %s", where, what, e)
+                raise
 
 
 async def bounded(call: Awaitable[T], timeout_s: float) -> T:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -17,6 +17,7 @@ from workers.cqrs.commands import Command
 from workers.cqrs.repository import Repository
 from workers.metrics import Metrics
 from workers.ports import AppendConflict
+from workers.retries import Backoff
 from workers.roles.append.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,20 @@ C = TypeVar("C", bound=Command)
 
 Decide = Callable[[AggregateRoot, C], object]
 """Turns a command into events with ``aggregate.record(...)``; raises to refuse it."""
+
+
+class Beaten(Exception):
+    """Another writer stored the next version first (``conflict``): load again, decide again."""
+
+    def __init__(self, conflict: AppendConflict) -> None:
+        super().__init__(str(conflict))
+        self.conflict = conflict
+
+
+def conflict_retries(attempts: int) -> Backoff:
+    """The tries of a command another writer beat: ``attempts`` in all, each after a wait drawn
+    up to 2 ms doubling to 10 ms (full jitter: writers that collided do not collide again)."""
+    return Backoff(first_s=0.002, max_s=0.01, attempts=attempts, full_jitter=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,37 +64,41 @@ class Publisher:
         if attempts < 1 or budget_s <= 0:
             raise ValueError("Publisher needs attempts >= 1 and budget_s > 0")
         self._outbox = outbox
-        self._attempts = attempts
         self._budget_s = budget_s
+        # 0.05 s doubling, no wait begun that would end past the budget.
+        self._retries = Backoff(0.05, math.inf, attempts, budget_s, strict_timeout=True)
         self._inflight: set[asyncio.Task[None]] = set()
 
     async def publish(self, events: Sequence[Event]) -> bool:
         """True once Kafka acknowledged every event; False if it did not within the budget."""
+        deadline = asyncio.get_running_loop().time() + self._budget_s
+        try:
+            async for attempt in self._retries.tries(StreamUnavailable):
+                with attempt:
+                    return await self._attempt(events, deadline)
+        except StreamUnavailable:
+            return False
+        raise AssertionError("stamina ended its tries without an answer or an error")
+
+    async def _attempt(self, events: Sequence[Event], deadline: float) -> bool:
+        """One send, awaited until ``deadline`` at most (then it goes on in the background)."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._budget_s
-        for attempt in range(1, self._attempts + 1):
-            task = loop.create_task(self._outbox.publish(events))
-            self._inflight.add(task)
-            task.add_done_callback(_finished(self._inflight))
-            done, _ = await asyncio.wait({task}, timeout=max(deadline - loop.time(), 0.001))
-            if not done:
-                return False
-            error = task.exception()
-            if error is None:
-                return True
-            if not isinstance(error, StreamUnavailable):
-                if not isinstance(error, EventfleetError):
-                    raise error
-                # The producer raises only StreamUnavailable: Kafka acknowledged, and only
-                # clearing the flag failed. The relay will send a second copy, which
-                # consumers drop by event id and version.
-                log.warning("published, but the pending flag stays: %s", error)
-                return True
-            backoff = 0.05 * 2 ** (attempt - 1)
-            if attempt == self._attempts or loop.time() + backoff >= deadline:
-                break
-            await asyncio.sleep(backoff)
-        return False
+        task = loop.create_task(self._outbox.publish(events))
+        self._inflight.add(task)
+        task.add_done_callback(_finished(self._inflight))
+        done, _ = await asyncio.wait({task}, timeout=max(deadline - loop.time(), 0.001))
+        if not done:
+            return False
+        error = task.exception()
+        if error is None:
+            return True
+        if isinstance(error, StreamUnavailable) or not isinstance(error, EventfleetError):
+            raise error  # the first is tried again
+        # The producer raises only StreamUnavailable: Kafka acknowledged, and only
+        # clearing the flag failed. The relay will send a second copy, which
+        # consumers drop by event id and version.
+        log.warning("published, but the pending flag stays: %s", error)
+        return True
 
     async def drain(self) -> None:
         """Wait for attempts still running in the background (on shutdown, and in tests)."""
@@ -124,34 +143,39 @@ class AggregateHandler(Generic[C]):
         self._publisher = publisher
         self._metrics = metrics
         self._max_attempts = max_attempts
+        self._retries = conflict_retries(max_attempts)
 
     async def __call__(self, command: C) -> Handled:
         domain = self._domain if isinstance(self._domain, Domain) else self._domain(command)
-        conflict: AppendConflict | None = None
-        for attempt in range(1, self._max_attempts + 1):
-            aggregate = await self._repository.load(domain, command.aggregate_id)
-            self._decide(aggregate, command)
-            try:
-                events = await self._repository.save(aggregate)
-            except AppendConflict as e:
-                if e.inserted:
-                    raise  # part of the command is stored: retrying would apply it twice
-                if e.id_taken:  # ids are random unless derived from a command id: a retry
-                    stored = await self._repository.stored(e.failed.id)
-                    if stored is not None:
-                        return Handled((stored,), published=True, duplicate=True)
-                conflict = e
-                log.debug("%s, attempt %d of %d: %s", command.name, attempt, self._max_attempts, e)
-                # Jitter, so writers that collided do not collide again in lockstep.
-                await asyncio.sleep(random.uniform(0, 0.002 * attempt))
-                continue
-            if self._metrics is not None and events:
-                self._metrics.events_appended.labels(domain.name).inc(len(events))
-            published = await self._publisher.publish(events) if events else True
-            return Handled(events, published)
-        taken = conflict.failed.version if conflict is not None else "?"
-        raise ConcurrencyConflict(
-            f"{domain.name} {command.aggregate_id}: {command.name} gave up after "
-            f"{self._max_attempts} attempts; each time another writer stored the next version "
-            f"first (last: version {taken}). Retry the request."
-        )
+        try:
+            async for attempt in self._retries.tries(Beaten):
+                with attempt:
+                    return await self._once(domain, command, attempt.num)
+        except Beaten as beaten:
+            raise ConcurrencyConflict(
+                f"{domain.name} {command.aggregate_id}: {command.name} gave up after "
+                f"{self._max_attempts} attempts; each time another writer stored the next "
+                f"version first (last: version {beaten.conflict.failed.version}). Retry the "
+                "request."
+            ) from None
+        raise AssertionError("stamina ended its tries without an answer or an error")
+
+    async def _once(self, domain: Domain, command: C, attempt: int) -> Handled:
+        """Load, decide, save and publish once; Beaten when another writer saved first."""
+        aggregate = await self._repository.load(domain, command.aggregate_id)
+        self._decide(aggregate, command)
+        try:
+            events = await self._repository.save(aggregate)
+        except AppendConflict as e:
+            if e.inserted:
+                raise  # part of the command is stored: retrying would apply it twice
+            if e.id_taken:  # ids are random unless derived from a command id: a retry
+                stored = await self._repository.stored(e.failed.id)
+                if stored is not None:
+                    return Handled((stored,), published=True, duplicate=True)
+            log.debug("%s, attempt %d of %d: %s", command.name, attempt, self._max_attempts, e)
+            raise Beaten(e) from e
+        if self._metrics is not None and events:
+            self._metrics.events_appended.labels(domain.name).inc(len(events))
+        published = await self._publisher.publish(events) if events else True
+        return Handled(events, published)

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Sequence
 
 from topics.envelope import Event, Metadata
 from topics.errors import CommandReused, ConcurrencyConflict, EventfleetError
 from workers.cqrs.aggregate import AggregateRoot
-from workers.cqrs.handlers import Handled, Publisher
+from workers.cqrs.handlers import Beaten, Handled, Publisher, conflict_retries
 from workers.cqrs.repository import Repository
 from workers.metrics import Metrics
 from workers.ports import AppendConflict, AppendItem, RefusedItem
@@ -44,42 +43,48 @@ class TogetherHandler:
         self._publisher = publisher
         self._metrics = metrics
         self._max_attempts = max_attempts
+        self._retries = conflict_retries(max_attempts)
 
     async def __call__(self, items: Sequence[AppendItem], metadata: Metadata) -> Handled:
-        conflict: AppendConflict | None = None
-        for attempt in range(1, self._max_attempts + 1):
-            aggregates = await asyncio.gather(
-                *(self._repository.load(item.domain, item.aggregate_id) for item in items)
-            )
-            try:
-                decide(items, aggregates, metadata)
-            except RefusedItem:
-                # A retry of a request that was stored finds its aggregates past it (its own
-                # events moved them): the store's copies answer it, as a duplicate.
-                stored = await self.stored(items)
-                if stored is None:
-                    raise
-                return Handled(stored, published=True, duplicate=True)
-            try:
-                events = await self._repository.save_together(aggregates)
-            except AppendConflict as e:
-                if e.id_taken:  # ids are random unless derived from a command id: a retry
-                    stored = await self.stored(items)
-                    if stored is not None:
-                        return Handled(stored, published=True, duplicate=True)
-                conflict = e
-                log.debug("append to %d aggregates, attempt %d: %s", len(items), attempt, e)
-                await asyncio.sleep(random.uniform(0, 0.002 * attempt))  # no lockstep retries
-                continue
-            if self._metrics is not None:
-                for event in events:
-                    self._metrics.events_appended.labels(event.aggregate_type).inc()
-            return Handled(events, await self._publisher.publish(events))
-        raise ConcurrencyConflict(
-            f"an append to {len(items)} aggregates gave up after {self._max_attempts} attempts; "
-            f"each time another writer stored one of their next versions first (last: "
-            f"{_named(conflict)}). Nothing was written; retry the request."
+        try:
+            async for attempt in self._retries.tries(Beaten):
+                with attempt:
+                    return await self._once(items, metadata, attempt.num)
+        except Beaten as beaten:
+            raise ConcurrencyConflict(
+                f"an append to {len(items)} aggregates gave up after {self._max_attempts} "
+                f"attempts; each time another writer stored one of their next versions first "
+                f"(last: {_named(beaten.conflict)}). Nothing was written; retry the request."
+            ) from None
+        raise AssertionError("stamina ended its tries without an answer or an error")
+
+    async def _once(self, items: Sequence[AppendItem], metadata: Metadata, attempt: int) -> Handled:
+        """Load, decide, save and publish once; Beaten when another writer saved first."""
+        aggregates = await asyncio.gather(
+            *(self._repository.load(item.domain, item.aggregate_id) for item in items)
         )
+        try:
+            decide(items, aggregates, metadata)
+        except RefusedItem:
+            # A retry of a request that was stored finds its aggregates past it (its own
+            # events moved them): the store's copies answer it, as a duplicate.
+            stored = await self.stored(items)
+            if stored is None:
+                raise
+            return Handled(stored, published=True, duplicate=True)
+        try:
+            events = await self._repository.save_together(aggregates)
+        except AppendConflict as e:
+            if e.id_taken:  # ids are random unless derived from a command id: a retry
+                stored = await self.stored(items)
+                if stored is not None:
+                    return Handled(stored, published=True, duplicate=True)
+            log.debug("append to %d aggregates, attempt %d: %s", len(items), attempt, e)
+            raise Beaten(e) from e
+        if self._metrics is not None:
+            for event in events:
+                self._metrics.events_appended.labels(event.aggregate_type).inc()
+        return Handled(events, await self._publisher.publish(events))
 
     async def stored(self, items: Sequence[AppendItem]) -> tuple[Event, ...] | None:
         """The items' events as stored, in their order, when every one of them is (a retry

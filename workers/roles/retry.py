@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from topics.errors import Unavailable
 from workers.metrics import Metrics
+from workers.retries import Backoff
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+
+DEPENDENCY_PAUSES = Backoff(first_s=0.05, max_s=5.0)
+"""A role's pauses while a dependency is down: as many as it takes (the event waits, it is never
+skipped), 0.05 s doubling up to 5 s."""
 
 
 async def until_done(
@@ -19,20 +23,20 @@ async def until_done(
     *,
     role: str,
     metrics: Metrics,
-    first_delay_s: float = 0.05,
-    max_delay_s: float = 5.0,
+    policy: Backoff = DEPENDENCY_PAUSES,
 ) -> T:
-    """Run ``work`` until it succeeds, backing off while a dependency is unavailable.
+    """Run ``work`` until it succeeds, pausing on ``policy`` while a dependency is unavailable.
 
     Only retriable errors are retried; anything else propagates to the caller, which
-    decides between dead-lettering and stopping the process.
+    decides between dead-lettering and stopping the process. Each pause is counted
+    (``eventfleet_dependency_retries_total``) and logged.
     """
-    delay = first_delay_s
-    while True:
-        try:
-            return await work()
-        except Unavailable as e:
-            metrics.dependency_retries.labels(role, e.service).inc()
-            log.warning("%s paused %.2fs: %s", role, delay, e)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, max_delay_s)
+    async for attempt in policy.tries(Unavailable):
+        with attempt:
+            try:
+                return await work()
+            except Unavailable as e:
+                metrics.dependency_retries.labels(role, e.service).inc()
+                log.warning("%s paused %.2fs: %s", role, attempt.next_wait, e)
+                raise
+    raise AssertionError("stamina ended its tries without an answer or an error")

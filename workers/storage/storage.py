@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from types import TracebackType
@@ -18,6 +16,7 @@ from topics.errors import InvalidInput
 from topics.jsonvalue import Json
 from workers.metrics import Metrics
 from workers.ports import EventBus
+from workers.retries import Backoff
 from workers.roles.append.outbox import Outbox
 from workers.storage import documents as docs
 from workers.storage.cache import CacheStats, DocumentCache
@@ -35,8 +34,16 @@ T = TypeVar("T")
 _Decide = Callable[[Document | None], Awaitable[tuple[PlannedChange | None, T]]]
 DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
 """The fleet's default ``EVENTFLEET_MAX_EVENT_BYTES`` (a test keeps the two equal)."""
-_BACKOFF_BASE_S = 0.002
-_BACKOFF_CAP_S = 0.05
+
+
+class _Beaten(Exception):
+    """Another writer committed first: read again, decide again."""
+
+
+def conflict_retries(max_retries: int) -> Backoff:
+    """The tries of one change: the first and ``max_retries`` more, each after a wait drawn up
+    to 2 ms doubling to 50 ms (full jitter: writers that collided do not collide again)."""
+    return Backoff(first_s=0.002, max_s=0.05, attempts=max_retries + 1, full_jitter=True)
 
 
 class EventSourcedStorage:
@@ -82,7 +89,7 @@ class EventSourcedStorage:
         self._mapper = mapper
         self._counters: dict[str, Counter] = {}
         self._metrics = metrics
-        self._max_retries = max_retries
+        self._retries = conflict_retries(max_retries)
         self._max_event_bytes = max_event_bytes
         self._cache = (
             DocumentCache(cache_ttl_s, max_entries=cache_max_entries) if cache_ttl_s else None
@@ -270,24 +277,31 @@ class EventSourcedStorage:
     async def _change(self, doc_id: str, decide: _Decide[T]) -> T:
         await self._ready()
         seen: list[int | None] = []
-        for attempt in range(self._max_retries + 1):
-            stored = await self._load(doc_id)
-            seen.append(None if stored is None else int(stored[self.version_field]))
-            change, result = await decide(stored)
-            if change is None:
-                return result
-            outcome = await self._documents.commit(change)
-            if outcome != "conflict":
-                self._committed(change.event)
-                if outcome == "committed":  # else the reader that stored the event publishes it
-                    published = await self._publisher.publish(change.event)
-                    if isinstance(result, Changed):
-                        return replace(result, published=published)
-                return result
-            await asyncio.sleep(
-                random.uniform(0, min(_BACKOFF_CAP_S, _BACKOFF_BASE_S * 2**attempt))
-            )
-        raise docs.gave_up(self.collection_name, doc_id, seen)
+        try:
+            async for attempt in self._retries.tries(_Beaten):
+                with attempt:
+                    return await self._try_change(doc_id, decide, seen)
+        except _Beaten:
+            raise docs.gave_up(self.collection_name, doc_id, seen) from None
+        raise AssertionError("stamina ended its tries without an answer or an error")
+
+    async def _try_change(self, doc_id: str, decide: _Decide[T], seen: list[int | None]) -> T:
+        """Read, decide and commit once (the version read is added to ``seen``); _Beaten when
+        another writer committed first."""
+        stored = await self._load(doc_id)
+        seen.append(None if stored is None else int(stored[self.version_field]))
+        change, result = await decide(stored)
+        if change is None:
+            return result
+        outcome = await self._documents.commit(change)
+        if outcome == "conflict":
+            raise _Beaten(doc_id)
+        self._committed(change.event)
+        if outcome == "committed":  # else the reader that stored the event publishes it
+            published = await self._publisher.publish(change.event)
+            if isinstance(result, Changed):
+                return replace(result, published=published)
+        return result
 
     def _plan(
         self,

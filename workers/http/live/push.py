@@ -23,7 +23,7 @@ from collections.abc import Callable
 from topics.envelope import Event
 from workers import tracing
 from workers.http.live.shared import Shared
-from workers.metrics import LoopCount, LoopHistogram
+from workers.metric_kinds import LoopCount, LoopHistogram
 
 LINGER_S = 0.002
 """How long pushed frames wait for more before they are written. A turn of the event loop holds

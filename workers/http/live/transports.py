@@ -40,7 +40,8 @@ from workers.http.edge.streaming import STREAMED, WebSocket, stream
 from workers.http.live.connections import Connection
 from workers.http.live.push import Outbox, Sink
 from workers.http.live.shared import SharedEvents
-from workers.metrics import LiveMetrics, LoopCount
+from workers.metric_kinds import LoopCount
+from workers.metrics import LiveMetrics
 from workers.roles.read.live import AggregateSubscription, LiveLimits, SlowSubscriber
 from workers.runtime.answers import failure
 

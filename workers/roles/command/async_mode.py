@@ -10,8 +10,6 @@ store to judge again.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from dataclasses import replace
 
 from topics.envelope import Event, utc_now
@@ -29,9 +27,9 @@ from workers.ports import (
 from workers.roles.command.budget import WriteBudget
 from workers.roles.command.fate import CommandFate
 from workers.roles.command.intake import Command
-from workers.roles.command.ledger import CommandLedger
+from workers.roles.command.ledger import ClaimHeld, CommandLedger, claim_waits, in_progress
 from workers.roles.command.refusals import RefusalCheck, fallback_of
-from workers.roles.outcomes import Accepted, Outcome, Refused, Unknown, decode
+from workers.roles.outcomes import Accepted, Outcome, Unknown, decode
 
 _REFUSED = frozenset(("rejected", "wrong_version"))
 """The marker's refusals: answered only once the store agrees (``RefusalCheck``)."""
@@ -58,7 +56,7 @@ class AsyncCommandService:
         self._refusals = refusals
         self._fate = fate
         self._events_topic = events_topic
-        self._answer_wait_s = answer_wait_s
+        self._claims = claim_waits(answer_wait_s)
         self._budget = budget
 
     async def append(self, c: Command, draw: BudgetDraw | None = None) -> Outcome:
@@ -68,35 +66,19 @@ class AsyncCommandService:
             c.key, c.request.type, c.event_id, sorted(c.spec.after),
             command_id=c.memory_id, token=c.token, expected_version=expected, budget=draw,
         )  # fmt: skip
-        deadline = time.monotonic() + self._answer_wait_s
-        delay = 0.005
-        while True:
-            try:
-                result = await self._ledger.claim_and_mark(mark)
-                if result.status == "over_budget":  # nothing claimed, nothing marked
-                    assert draw is not None and self._budget is not None
-                    return self._budget.refuse(draw, result.retry_after_ms)
-                if result.status == "missing":  # no mark: the store is the truth
-                    head = next(iter(await self._store.select(c.ref, desc=True, limit=1)), None)
-                    mark = MarkRequest(
-                        mark.aggregate_key, mark.event_type, mark.event_id, mark.allowed,
-                        fallback=fallback_of(head), command_id=c.memory_id, token=c.token,
-                        expected_version=expected,
-                    )  # fmt: skip
-                    result = await self._ledger.claim_and_mark(mark)
-            except Unavailable:
-                await self._ledger.release(c.key, c.memory_id, c.token)
-                raise
-            if result.status != "busy":
-                break
-            if mark.budget is not None:  # taken once: the next call takes no more
-                mark = replace(mark, budget=None)
-            # Another request holds the claim: wait for its answer (the claim is bounded).
-            if time.monotonic() > deadline:
-                message = f"command {c.command_id} is still being processed; retry later."
-                return Refused("command_in_progress", message)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.1)
+        try:
+            async for attempt in self._claims.tries(ClaimHeld):
+                with attempt:
+                    if attempt.num > 1 and mark.budget is not None:  # taken once: no more
+                        mark = replace(mark, budget=None)
+                    mark, result = await self._claim(c, mark)
+                    if result.status == "busy":  # another request holds the claim: its answer
+                        raise ClaimHeld(c.command_id)
+        except ClaimHeld:
+            return in_progress(c.command_id)
+        if result.status == "over_budget":  # nothing claimed, nothing marked
+            assert draw is not None and self._budget is not None
+            return self._budget.refuse(draw, result.retry_after_ms)
         if result.status == "answered":
             assert result.record is not None
             return await self._fate.recorded(c, decode(result.record.answer))
@@ -110,6 +92,25 @@ class AsyncCommandService:
                 return checked
             mark, result = checked  # the store's settled head allows it: marked over it
         return await self._produce(c, mark, result)
+
+    async def _claim(self, c: Command, mark: MarkRequest) -> tuple[MarkRequest, MarkResult]:
+        """Claim the command and mark its aggregate (over the store's head when the marker has
+        no mark of it): the mark as sent last, and its result. The claim is released when a
+        dependency is unavailable."""
+        try:
+            result = await self._ledger.claim_and_mark(mark)
+            if result.status == "missing":  # no mark: the store is the truth
+                head = next(iter(await self._store.select(c.ref, desc=True, limit=1)), None)
+                mark = MarkRequest(
+                    mark.aggregate_key, mark.event_type, mark.event_id, mark.allowed,
+                    fallback=fallback_of(head), command_id=c.memory_id, token=c.token,
+                    expected_version=c.request.expected_version,
+                )  # fmt: skip
+                result = await self._ledger.claim_and_mark(mark)
+        except Unavailable:
+            await self._ledger.release(c.key, c.memory_id, c.token)
+            raise
+        return mark, result
 
     async def _refused(
         self, c: Command, mark: MarkRequest, result: MarkResult

@@ -16,6 +16,7 @@ from dataclasses import replace
 
 from topics.errors import Unavailable
 from workers.ports import CommandMemory, CommandRecord, Marker, MarkRequest, MarkResult
+from workers.retries import Backoff
 from workers.roles.outcomes import Accepted, Refused, Stored, encode
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,23 @@ _PROCESS = f"{os.getpid():x}"
 def new_token() -> str:
     """A token no other request of any process uses (process id and a counter)."""
     return f"{_PROCESS}.{next(_tokens):x}"
+
+
+class ClaimHeld(Exception):
+    """Another request holds the command's claim: tried again on ``claim_waits``."""
+
+
+def claim_waits(answer_wait_s: float) -> Backoff:
+    """How a request waits for the answer of another that holds its command's claim: claimed
+    again after 5 ms doubling up to 100 ms, no new try after ``answer_wait_s`` (then refused:
+    ``command_in_progress``)."""
+    return Backoff(first_s=0.005, max_s=0.1, timeout_s=answer_wait_s)
+
+
+def in_progress(command_id: str | None) -> Refused:
+    """The answer when another request still held the claim after the wait."""
+    message = f"command {command_id} is still being processed; retry later."
+    return Refused("command_in_progress", message)
 
 
 class CommandLedger:

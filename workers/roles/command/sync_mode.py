@@ -8,21 +8,18 @@ retry (``fate``).
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 from topics.errors import (
     ConcurrencyConflict,
     OutcomeUnknown,
     TransitionRejected,
     WrongExpectedVersion,
 )
-from workers.ports import BudgetDraw, SyncAppender
+from workers.ports import BudgetDraw, CommandRecord, SyncAppender
 from workers.roles.command.budget import WriteBudget
 from workers.roles.command.fate import CommandFate
 from workers.roles.command.intake import Command
-from workers.roles.command.ledger import CommandLedger
-from workers.roles.outcomes import Outcome, Refused, Stored, Unknown, decode
+from workers.roles.command.ledger import ClaimHeld, CommandLedger, claim_waits, in_progress
+from workers.roles.outcomes import Outcome, Stored, Unknown, decode
 
 
 class SyncCommandService:
@@ -40,7 +37,7 @@ class SyncCommandService:
         self._ledger = ledger
         self._appender = appender
         self._fate = fate
-        self._answer_wait_s = answer_wait_s
+        self._claims = claim_waits(answer_wait_s)
         self._budget = budget
 
     @property
@@ -60,7 +57,7 @@ class SyncCommandService:
             if found is not None and found.state == "answered":
                 return await self._fate.recorded(c, decode(found.answer))
             if found is not None and found.state == "pending":
-                return await self._wait_for_claim(c)
+                return await self._wait_for_claim(c, found)
             takeover = found is not None  # over an unknown attempt
         try:
             result = await self._appender.append(
@@ -91,18 +88,21 @@ class SyncCommandService:
         await self._ledger.settle(c.key, c.memory_id, stored)
         return stored
 
-    async def _wait_for_claim(self, c: Command) -> Outcome:
+    async def _wait_for_claim(self, c: Command, found: CommandRecord | None) -> Outcome:
+        """Another request holds the claim (``found``, the first try): claim again on
+        ``claim_waits`` until it answers or lets go."""
         memory_id = c.memory_id
         assert memory_id is not None
-        deadline = time.monotonic() + self._answer_wait_s
-        delay = 0.005
-        while time.monotonic() <= deadline:
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.1)
-            found = await self._ledger.claim(c.key, memory_id, c.event_id, c.token)
-            if found is None or found.state == "unknown":
-                return await self.append(c)  # the claim is ours now
-            if found.state == "answered":
-                return await self._fate.recorded(c, decode(found.answer))
-        message = f"command {c.command_id} is still being processed; retry later."
-        return Refused("command_in_progress", message)
+        try:
+            async for attempt in self._claims.tries(ClaimHeld):
+                with attempt:
+                    if attempt.num > 1:
+                        found = await self._ledger.claim(c.key, memory_id, c.event_id, c.token)
+                    if found is None or found.state == "unknown":
+                        return await self.append(c)  # the claim is ours now
+                    if found.state == "answered":
+                        return await self._fate.recorded(c, decode(found.answer))
+                    raise ClaimHeld(c.command_id)
+        except ClaimHeld:
+            pass
+        return in_progress(c.command_id)

@@ -22,7 +22,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 import orjson
-import stamina
 
 from snapshot_rules.process import Processes, ProcessManager
 from topics.envelope import Event, encode, utc_now
@@ -39,6 +38,7 @@ from workers.ports import (
     Record,
     Trigger,
 )
+from workers.retries import Backoff
 from workers.roles.command.requests import CommandRequest
 from workers.roles.deadletter import DeadLetter, DeadLetters
 from workers.roles.outcomes import Accepted, Outcome, Refused, Stored
@@ -64,10 +64,9 @@ class CommandsPending(Unavailable):
     """A command was not answered for good (a dependency, or a claim held elsewhere): sent again."""
 
 
-CONFLICTS = {"on": Moved, "attempts": 50, "timeout": None, "wait_initial": 0.001,
-             "wait_max": 0.05, "wait_jitter": 0.01}  # fmt: skip
-"""The retry policy of a write another writer beat (read again, apply again), run by stamina;
-past it, Moved is a dependency's pause like any other."""
+CONFLICTS = Backoff(first_s=0.001, max_s=0.05, attempts=50, jitter_s=0.01)
+"""The retries of a write another writer beat (``Moved``: read again, apply again); past them,
+Moved is a dependency's pause like any other."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +136,7 @@ class ProcessRunner:
         """Fold each instance's events and write them all; read again and fold again those
         another writer moved meanwhile. The instances as stored now, by key."""
         pending, stored = dict(groups), {}
-        async for attempt in stamina.retry_context(**CONFLICTS):  # type: ignore[arg-type]  # the policy's fields, by name
+        async for attempt in CONFLICTS.tries(Moved):
             with attempt:
                 found = await self.instances.load(manager.name, list(pending))
                 now = self.clock()
@@ -218,7 +217,7 @@ class ProcessRunner:
     ) -> tuple[Step, Instance | None]:
         """Load, step, save over the revision loaded; read again when another writer moved it.
         Returns the step and the instance now stored (None: none)."""
-        async for attempt in stamina.retry_context(**CONFLICTS):  # type: ignore[arg-type]  # the policy's fields, by name
+        async for attempt in CONFLICTS.tries(Moved):
             with attempt:
                 found = (await self.instances.load(manager.name, [key])).get(key)
                 done = step(found)

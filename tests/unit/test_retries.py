@@ -1,0 +1,95 @@
+"""A retry policy (``Backoff``) runs its tries on stamina: the bounds it states, only the errors
+it is given, the waits it states; a policy that cannot hold is refused when it is made."""
+
+from __future__ import annotations
+
+import pytest
+
+from topics.errors import ConfigError
+from workers.bus import RetryPolicy
+from workers.retries import Backoff, On
+
+
+class Flaky(Exception):
+    pass
+
+
+class Broken(Exception):
+    pass
+
+
+async def run(policy: Backoff, errors: list[Exception], on: On = Flaky) -> tuple[int, list[float]]:
+    """Tries of ``policy`` over ``errors`` (then success): how many ran, and each next_wait."""
+    tries, waits = 0, []
+    async for attempt in policy.tries(on):
+        with attempt:
+            tries += 1
+            waits.append(attempt.next_wait)
+            if errors:
+                raise errors.pop(0)
+    return tries, waits
+
+
+async def test_the_tries_stop_at_the_first_success_and_wait_as_stated() -> None:
+    policy = Backoff(first_s=0.001, max_s=0.004, attempts=10)
+    tries, waits = await run(policy, [Flaky(), Flaky(), Flaky(), Flaky()])
+    assert tries == 5
+    assert waits == [0.001, 0.002, 0.004, 0.004, 0.004]  # doubling, capped at max_s
+
+
+async def test_the_last_error_is_raised_when_the_attempts_are_spent() -> None:
+    policy = Backoff(first_s=0.001, max_s=0.001, attempts=3)
+    errors: list[Exception] = [Flaky("1"), Flaky("2"), Flaky("3"), Flaky("4")]
+    with pytest.raises(Flaky, match="3"):
+        await run(policy, errors)
+    assert [str(e) for e in errors] == ["4"]  # three tries, no more
+
+
+async def test_an_error_not_retried_is_raised_at_once() -> None:
+    errors: list[Exception] = [Broken("no"), Flaky()]
+    with pytest.raises(Broken):
+        await run(Backoff(first_s=0.001, max_s=0.001, attempts=5), errors)
+    assert len(errors) == 1
+
+
+async def test_a_strict_timeout_begins_no_wait_that_would_end_past_it() -> None:
+    # A first wait of 60 s within a 1 s timeout: the error is raised instead of waiting.
+    policy = Backoff(first_s=60.0, max_s=60.0, timeout_s=1.0, strict_timeout=True)
+    errors: list[Exception] = [Flaky("first"), Flaky("second")]
+    with pytest.raises(Flaky, match="first"):
+        await run(policy, errors)
+
+
+async def test_a_full_jitter_backoff_retries_only_its_errors() -> None:
+    policy = Backoff(first_s=0.001, max_s=0.002, attempts=4, full_jitter=True)
+    with pytest.raises(Broken):
+        await run(policy, [Flaky(), Broken()])
+    with pytest.raises(Flaky):
+        await run(policy, [Flaky(), Flaky(), Flaky(), Flaky()])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"first_s": 0.0, "max_s": 1.0}, "0 < first_s <= max_s"),
+        ({"first_s": 2.0, "max_s": 1.0}, "0 < first_s <= max_s"),
+        ({"first_s": 0.1, "max_s": 1.0, "attempts": 0}, "at least 1"),
+        ({"first_s": 0.1, "max_s": 1.0, "timeout_s": 0.0}, "must be positive"),
+        ({"first_s": 0.1, "max_s": 1.0, "jitter_s": -1.0}, "must not be negative"),
+    ],
+)
+def test_a_policy_that_cannot_hold_is_refused(kwargs: dict[str, float], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Backoff(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_judged_backoff_refuses_a_hook() -> None:
+    with pytest.raises(ConfigError, match="error classes"):
+        Backoff(first_s=0.1, max_s=1.0, full_jitter=True).tries(lambda e: True)
+
+
+def test_a_bus_policy_counts_its_waits_from_the_first_run() -> None:
+    policy = RetryPolicy(max_attempts=5, first_backoff_ms=200, max_backoff_ms=5_000)
+    assert policy.runs() == Backoff(0.2, 5.0, attempts=5)
+    assert policy.runs(done=2) == Backoff(0.8, 5.0, attempts=3)  # the third run waits 0.8 s
+    assert policy.writes() == Backoff(0.2, 5.0)  # a dead letter: no bound
