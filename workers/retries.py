@@ -92,3 +92,11 @@ class Backoff:
             return wait_s
 
         return judge
+
+
+def fleet_retry_hooks() -> None:
+    """A fleet process counts and logs its retries itself (``eventfleet_dependency_retries``, the
+    roles' own lines); stamina's default hooks would add a warning per retry and, in the default
+    registry no one scrapes, a counter series per retry number: without bound in a long outage
+    (``DEPENDENCY_PAUSES`` retries until the dependency is back). Off for the process."""
+    stamina.instrumentation.set_on_retry_hooks([])

@@ -29,7 +29,7 @@ async def test_an_operator_posts_an_event_from_the_schema_form(
     order = f"web-{uuid.uuid4().hex[:8]}"
     sign_in(browser, fleet, "olga", [OPERATOR])
     browser.get(fleet.url + "/console")
-    browser.find_element("link text", "Post event").click()
+    browser.find_element("link text", "Post").click()
     after_submit(browser, "choose")
     browser.find_element("css selector", "option[value='order:OrderPlaced']").click()
     browser.find_element("id", "aggregate_id").send_keys(order)

@@ -48,7 +48,7 @@ async def test_an_operator_searches_browses_topics_groups_and_diffs(
     assert "differences" in after_submit(browser, "verdict").text
     assert any(cell.startswith("$.status") for cell in texts(browser, "#diff td:first-child"))
 
-    browser.find_element("link text", "Groups & partitions").click()
+    browser.find_element("link text", "Groups").click()
     after_submit(browser, "partitions")
     assert f"{fleet.env['EVENTFLEET_GROUP_ID']}-all" in texts(browser, "#groups td:first-child")
 

@@ -105,10 +105,10 @@ async def test_an_event_is_posted_from_the_schema_form_after_review_and_audited(
     ("form", "status", "says"),
     [
         ({"event": "spaceship:Launched"}, 404, "no domain is declared for aggregate type"),
-        ({"event": "order:OrderTeleported"}, 400, "order has no event type 'OrderTeleported'"),
-        ({"data.items": "[]"}, 400, "items"),
+        ({"event": "order:OrderTeleported"}, 422, "order has no event type 'OrderTeleported'"),
+        ({"data.items": "[]"}, 422, "items"),
         ({"data.items": "[{"}, 400, "is no JSON"),
-        ({"data.items": '[{"sku": "a", "qty": "two", "price": 1}]'}, 400, "qty"),
+        ({"data.items": '[{"sku": "a", "qty": "two", "price": 1}]'}, 422, "qty"),
         ({"aggregate_id": "no spaces allowed"}, 400, "aggregate"),
         ({"expected_version": "seven"}, 400, "expected_version"),
         ({"data.colour": "red"}, 400, "no field 'colour'"),
@@ -149,7 +149,7 @@ async def test_posting_is_refused_without_csrf_to_a_viewer_unconfirmed_and_when_
     bad = orjson.loads(confirm["request"]) | {"data": {"items": []}}
     status, body = await act(fleet, "/console/post/send",
                              {**confirm, "request": orjson.dumps(bad).decode()})  # fmt: skip
-    assert status == 400 and "items" in body
+    assert status == 422 and "items" in body
     assert await stored(fleet, "order", order) == []
     assert not await audited(fleet, "post_event", f"order/{order}")
 

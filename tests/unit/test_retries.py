@@ -4,10 +4,11 @@ it is given, the waits it states; a policy that cannot hold is refused when it i
 from __future__ import annotations
 
 import pytest
+import stamina
 
 from topics.errors import ConfigError
 from workers.bus import RetryPolicy
-from workers.retries import Backoff, On
+from workers.retries import Backoff, On, fleet_retry_hooks
 
 
 class Flaky(Exception):
@@ -93,3 +94,18 @@ def test_a_bus_policy_counts_its_waits_from_the_first_run() -> None:
     assert policy.runs() == Backoff(0.2, 5.0, attempts=5)
     assert policy.runs(done=2) == Backoff(0.8, 5.0, attempts=3)  # the third run waits 0.8 s
     assert policy.writes() == Backoff(0.2, 5.0)  # a dead letter: no bound
+
+
+def test_a_fleet_process_turns_staminas_own_retry_hooks_off() -> None:
+    before = stamina.instrumentation.get_on_retry_hooks()
+
+    def hook(details: stamina.instrumentation.RetryDetails) -> None:
+        raise AssertionError(details)
+
+    try:
+        stamina.instrumentation.set_on_retry_hooks([hook])
+        assert len(stamina.instrumentation.get_on_retry_hooks()) == 1
+        fleet_retry_hooks()
+        assert stamina.instrumentation.get_on_retry_hooks() == ()
+    finally:
+        stamina.instrumentation.set_on_retry_hooks(list(before))

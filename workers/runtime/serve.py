@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Collection
 from typing import NoReturn
 
+from workers.retries import fleet_retry_hooks
 from workers.roles.command.newfilter import keep_filter_ready
 from workers.runtime.agents import register_agents
 from workers.runtime.compose import Runtime
@@ -69,6 +70,7 @@ async def serve(
     who may call (``eventfleet worker`` passes the one its settings require); without it, the
     one ``EVENTFLEET_AUTH`` describes, open when unset.
     """
+    fleet_retry_hooks()
     try:
         if authenticator is None:
             authenticator = await make_authenticator(

@@ -51,14 +51,14 @@ NAV = (
     ("/console/search", "Search"),
     ("/console/log", "Log"),
     ("/console/dlq", "Dead letters"),
-    ("/console/audit", "Audit trail"),
-    ("/console/lag", "Lag & throughput"),
-    ("/console/groups", "Groups & partitions"),
+    ("/console/audit", "Audit"),
+    ("/console/lag", "Lag"),
+    ("/console/groups", "Groups"),
     ("/console/topics", "Topics"),
     ("/console/projections", "Projections"),
     ("/console/processes", "Processes"),
     ("/console/api", "API"),
-    ("/console/post", "Post event"),
+    ("/console/post", "Post"),
     ("/console/produce", "Produce"),
 )
 
