@@ -68,7 +68,7 @@ async def s(
             mongo_url=f"mongodb://{proxy.address}/?directConnection=true",
             redis_url=stack.urls.redis_url,
             name=unique_name,
-            mongo_timeout_ms=500,
+            mongo_timeout_ms=2000,  # an outage is the proxy dropping, not a busy machine
         ) as wired:
 
             async def published_kafka() -> list[str]:
