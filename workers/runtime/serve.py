@@ -51,6 +51,10 @@ def build_fleet(
     return fleet
 
 
+LOOPS_END_S = 5.0
+"""How long a drain waits for the cancelled background loops to end before the stores close."""
+
+
 async def serve(
     runtime: Runtime,
     roles: Collection[str],
@@ -119,6 +123,8 @@ async def serve(
     watchdog = Watchdog(runtime.settings.drain_timeout_s + WATCHDOG_GRACE_S) if hard_exit else None
     for task in background:
         task.cancel()
+    if background:  # ended before the stores close under them (bounded: a cancel is prompt)
+        await asyncio.wait(background, timeout=LOOPS_END_S)
     await fleet.drain()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.remove_signal_handler(signum)
@@ -153,6 +159,8 @@ def _start_loops(fleet: Fleet, runtime: Runtime) -> list[asyncio.Task[None]]:
 def _fatal_unless_cancelled(fleet: Fleet, what: str, task: asyncio.Task[None]) -> None:
     """A background loop that ended by an error stops the process (a restart runs it again),
     rather than leaving it serving without the loop."""
+    if fleet.stopped.is_set():  # draining: the stores close under it, and it is not needed
+        return
     if not task.cancelled() and task.exception() is not None:
         fleet.fatal(what, task.exception() or RuntimeError(what))
 
