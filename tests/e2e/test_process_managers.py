@@ -151,7 +151,7 @@ async def test_a_refused_command_sticks_its_instance_until_a_retry_after_the_fix
         assert status == 202
         await until_stored(fleet, "order", order,
                            ["OrderPlaced", "OrderPaid", "OrderShipped", "OrderDelivered"])  # fmt: skip
-        fixed = await until_instance(store, "deliverer", order, status=ACTIVE)
+        fixed = await until_instance(store, "deliverer", order, status=ACTIVE, outbox=())
         assert fixed.outbox == () and fixed.stuck is None
     status, body = await fleet.post(f"{DELIVERER}/instances/{order}/retry")
     assert (status, body["error"], body["instance_status"]) == (409, "instance_not_stuck", ACTIVE)

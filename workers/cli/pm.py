@@ -173,7 +173,10 @@ async def _deadlines(desk: ProcessDesk, args: argparse.Namespace, out: TextIO) -
 
 
 async def _retry(desk: ProcessDesk, args: argparse.Namespace, out: TextIO) -> int:
-    asked = await desk.retry(args.name, args.key, operator=args.operator, via="cli")
+    from workers.ports import RETRYING, STUCK
+    from workers.roles.process.desk import retry_settled
+
+    asked = now = await desk.retry(args.name, args.key, operator=args.operator, via="cli")
     out.write(f"{args.name}/{args.key}: retry asked (revision {asked.revision}); the pm role "
               "runs it at its next poll\n")  # fmt: skip
     loop = asyncio.get_running_loop()
@@ -181,12 +184,14 @@ async def _retry(desk: ProcessDesk, args: argparse.Namespace, out: TextIO) -> in
     while args.wait and loop.time() < deadline:
         await asyncio.sleep(0.2)
         now = await desk.show(args.name, args.key)
-        if now.status != "retrying":
+        if retry_settled(now):
             why = f" ({now.stuck.reason}: {now.stuck.detail})" if now.stuck is not None else ""
             out.write(f"{args.name}/{args.key}: {now.status}{why}\n")
-            return FAILURE if now.status == "stuck" else 0
+            return FAILURE if now.status == STUCK else 0
     if args.wait:
-        _error(f"{args.name}/{args.key} is still retrying after {args.wait:g} s: is a pm role "
+        doing = ("still retrying" if now.status == RETRYING
+                 else f"still sending {len(now.outbox)} commands of its outbox")  # fmt: skip
+        _error(f"{args.name}/{args.key} is {doing} after {args.wait:g} s: is a pm role "
                "running? (`eventfleet worker --role pm`)")  # fmt: skip
         return FAILURE
     return 0

@@ -54,6 +54,12 @@ class NotStuck(EventfleetError):
         return {"instance_status": self.instance_status}
 
 
+def retry_settled(instance: Instance) -> bool:
+    """Whether a retry asked of ``instance`` has come to its outcome: stuck again, or taken by
+    the pm role with its outbox sent (``active`` with commands still to send is under way)."""
+    return instance.status == STUCK or (instance.status != RETRYING and not instance.outbox)
+
+
 @dataclass(frozen=True, slots=True)
 class Summary:
     """One process manager as the desk lists it."""
