@@ -29,6 +29,7 @@ from workers.metrics import create_metrics
 from workers.ports import Head, MarkRequest, Record
 from workers.roles.append.appender import Appender
 from workers.roles.append.book import AppenderConfig
+from workers.roles.append.given import AppendStores, Replies
 from workers.roles.append.judge import FORBIDDEN_AT_STORE, Waiting, judge
 from workers.roles.deadletter import DeadLetters
 from workers.roles.state import StateLoader
@@ -99,17 +100,14 @@ def make_room(*, judge_access: bool = True) -> Room:
     store, rejections = MemoryEventStore(), MemoryRejections()
     producer, marker = MemoryProducer(default_partitions=1), MemoryMarker()
     appender = Appender(
-        store=store,
-        rejections=rejections,
-        producer=producer,
+        stores=AppendStores(
+            store, rejections, loader=StateLoader(store, MemorySnapshotStore(), metrics)
+        ),
+        replies=Replies(producer, reply_of, marker, MemoryCommandMemory(records=marker.records)),
         dead_letters=DeadLetters(producer, topic=DLQ, role="appender", metrics=metrics),
         domains=Domains([CHAT_ROOM]),
         metrics=metrics,
         config=AppenderConfig(STORED, REPLIES, max_event_bytes=100_000, judge_access=judge_access),
-        render=reply_of,
-        marker=marker,
-        memory=MemoryCommandMemory(records=marker.records),
-        loader=StateLoader(store, MemorySnapshotStore(), metrics),
     )
     return Room(appender, store, rejections, producer, marker)
 
@@ -226,12 +224,10 @@ def test_an_appender_judging_access_needs_a_loader() -> None:
     producer = MemoryProducer()
     with pytest.raises(ValueError, match="state loader"):
         Appender(
-            store=MemoryEventStore(),
-            rejections=MemoryRejections(),
-            producer=producer,
+            stores=AppendStores(MemoryEventStore(), MemoryRejections()),
+            replies=Replies(producer, reply_of),
             dead_letters=DeadLetters(producer, topic=DLQ, role="appender", metrics=metrics),
             domains=Domains([CHAT_ROOM]),
             metrics=metrics,
             config=AppenderConfig(STORED, REPLIES, max_event_bytes=1000, judge_access=True),
-            render=reply_of,
         )

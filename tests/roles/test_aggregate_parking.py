@@ -19,6 +19,7 @@ from workers.metrics import create_metrics
 from workers.ports import PARKED, MarkRequest, Record
 from workers.roles.append.appender import Appender
 from workers.roles.append.book import AppenderConfig
+from workers.roles.append.given import AppendStores, Replies
 from workers.roles.append.parking import PARK_POLL_S
 from workers.roles.deadletter import DeadLetters
 from workers.roles.ops.audit import Auditor, AuditSources
@@ -46,12 +47,14 @@ class Rig:
         """A fresh process: nothing in memory but what the stores keep."""
         metrics = create_metrics()
         appender = Appender(
-            store=self.store, rejections=self.rejections, producer=self.producer,
+            stores=AppendStores(self.store, self.rejections, parked=self.parked),
+            replies=Replies(self.producer, reply_of),
             dead_letters=DeadLetters(self.producer, topic=DLQ, role="appender", metrics=metrics),
-            domains=Domains([ORDER]), metrics=metrics,
+            domains=Domains([ORDER]),
+            metrics=metrics,
             config=AppenderConfig(STORED, REPLIES, max_event_bytes=100_000, wait_s=2.0),
-            render=reply_of, parked=self.parked, clock=self.clock,
-        )  # fmt: skip
+            clock=self.clock,
+        )
         appender.assign({0})
         return appender
 

@@ -28,6 +28,7 @@ from workers.metrics import Metrics, create_metrics
 from workers.ports import MarkRequest, Record, Rejection
 from workers.roles.append.appender import Appender
 from workers.roles.append.book import AppenderConfig
+from workers.roles.append.given import AppendStores, Replies
 from workers.roles.deadletter import DeadLetters
 from workers.roles.outcomes import decode as decode_outcome
 from workers.runtime.answers import reply_of
@@ -95,17 +96,12 @@ def make_rig(whole_in_hot: Callable[[str], Awaitable[bool]] | None) -> Rig:
     producer, marker = MemoryProducer(default_partitions=1), MemoryMarker(clock=clock)
     memory = MemoryCommandMemory(clock=clock, records=marker.records)
     appender = Appender(
-        store=store,
-        rejections=rejections,
-        producer=producer,
+        stores=AppendStores(store, rejections, whole_in_hot=whole_in_hot),
+        replies=Replies(producer, reply_of, marker, memory),
         dead_letters=DeadLetters(producer, topic=DLQ, role="appender", metrics=metrics),
         domains=Domains([ORDER, ACCOUNT]),
         metrics=metrics,
         config=AppenderConfig(STORED, REPLIES, max_event_bytes=100_000, wait_s=WAIT_S),
-        render=reply_of,
-        marker=marker,
-        memory=memory,
-        whole_in_hot=whole_in_hot,
         clock=clock,
     )
     return Rig(appender, store, rejections, producer, marker, memory, clock, metrics)
@@ -253,15 +249,15 @@ async def test_an_event_validated_against_a_stale_store_is_judged_on_the_real_he
 async def test_a_redelivered_stored_event_is_republished_not_judged_again(rig: Rig) -> None:
     placed, paid, shipped = chain("OrderPlaced", "OrderPaid", "OrderShipped")
     await rig.take([placed, paid, shipped])
-    fresh = Appender.__new__(Appender)  # a restarted appender: no memory of what it stored
-    fresh.__init__(  # type: ignore[misc]
-        store=rig.store, rejections=rig.rejections, producer=rig.producer,
+    fresh = Appender(  # a restarted appender: no memory of what it stored
+        stores=AppendStores(rig.store, rig.rejections),
+        replies=Replies(rig.producer, reply_of),
         dead_letters=DeadLetters(rig.producer, topic=DLQ, role="appender", metrics=rig.metrics),
-        domains=Domains([ORDER]), metrics=rig.metrics,
+        domains=Domains([ORDER]),
+        metrics=rig.metrics,
         config=AppenderConfig(STORED, REPLIES, max_event_bytes=100_000, wait_s=WAIT_S),
-        render=reply_of,
         clock=rig.clock,
-    )  # fmt: skip
+    )
     decided = await fresh.handle(rig.records([placed, paid, shipped]))
     assert len(decided) == 3
     assert await rig.history() == [("OrderPlaced", 1), ("OrderPaid", 2), ("OrderShipped", 3)]

@@ -27,6 +27,7 @@ from workers.ports import STORE_VERDICTS, Record
 from workers.roles.append.appender import Appender
 from workers.roles.append.book import AppenderConfig
 from workers.roles.append.fates import DeadLetterFates
+from workers.roles.append.given import AppendStores, Replies
 from workers.roles.deadletter import DeadLetters
 from workers.runtime.answers import reply_of
 from workers.stream.offsets import OffsetLedger
@@ -176,23 +177,21 @@ def harness(*, parking: bool = False) -> Harness:
     store, rejections = MemoryEventStore(), MemoryRejections()
     producer = MemoryProducer(default_partitions=1)
     appender = Appender(
-        store=store,
-        rejections=rejections,
-        producer=producer,
+        stores=AppendStores(
+            store, rejections, parked=(parked := MemoryParkedEvents() if parking else None)
+        ),
+        replies=Replies(producer, reply_of),
         dead_letters=DeadLetters(producer, topic=DLQ, role="appender", metrics=metrics),
         domains=Domains([ORDER]),
         metrics=metrics,
         config=AppenderConfig(STORED, REPLIES, max_event_bytes=100_000, wait_s=WAIT_S),
-        render=reply_of,
         fates=DeadLetterFates(
             store=store,
             rejections=rejections,
-            producer=producer,
+            replies=Replies(producer, reply_of),
             replies_topic=REPLIES,
-            render=reply_of,
         ),
         clock=clock,
-        parked=(parked := MemoryParkedEvents() if parking else None),
     )
     appender.assign({0, 1})
     h = Harness(appender, store, rejections, producer, clock, parked=parked)

@@ -39,6 +39,7 @@ from workers.ports import Record
 from workers.roles.append.appender import Appender
 from workers.roles.append.book import AppenderConfig
 from workers.roles.append.fates import DeadLetterFates
+from workers.roles.append.given import AppendStores, Replies
 from workers.roles.command.commands import CommandDispatcher
 from workers.roles.command.requests import CommandRequest
 from workers.roles.deadletter import DeadLetters
@@ -101,17 +102,20 @@ def fleet() -> Fleet:
         producer=producer, progress=MemoryAppendProgress(producer, EVENTS), events_topic=EVENTS,
         metrics=metrics, answer_wait_s=0.2, refusal_wait_s=0.05,
     )  # fmt: skip
+    replies = Replies(producer, reply_of, marker, memory)
     fates = DeadLetterFates(
-        store=store, rejections=rejections, producer=producer, replies_topic=REPLIES,
-        render=reply_of, marker=marker, memory=memory,
-    )  # fmt: skip
+        store=store, rejections=rejections, replies=replies, replies_topic=REPLIES
+    )
     appender = Appender(
-        store=store, rejections=rejections, producer=producer,
+        stores=AppendStores(store, rejections),
+        replies=replies,
         dead_letters=DeadLetters(producer, topic=DLQ, role="appender", metrics=metrics),
-        domains=older, metrics=metrics,
+        domains=older,
+        metrics=metrics,
         config=AppenderConfig(STORED, REPLIES, max_event_bytes=LIMIT, wait_s=2.0),
-        render=reply_of, marker=marker, memory=memory, fates=fates, clock=clock,
-    )  # fmt: skip
+        fates=fates,
+        clock=clock,
+    )
     outcomes = Outcomes(domains=newer, store=store, rejections=rejections, memory=memory)
     return Fleet(commands, outcomes, appender, store, rejections, producer, marker)
 

@@ -30,6 +30,7 @@ from workers.roles.append.book import AppenderConfig
 from workers.roles.append.bridge import Bridge
 from workers.roles.append.fates import DeadLetterFates
 from workers.roles.append.forwarder import Forwarder
+from workers.roles.append.given import AppendStores, Replies
 from workers.roles.append.outbox import Outbox
 from workers.roles.command.async_mode import AsyncCommandService
 from workers.roles.command.budget import BudgetPolicy, WriteBudget
@@ -258,37 +259,7 @@ class Runtime:
         if self.roles & {"commands", PM_ROLE}:  # process managers send through the door too
             await self._build_commands(producer)
         if "appender" in self.roles:
-            marks = await self.marks()
-            parts.appender = Appender(
-                store=self.events,
-                rejections=self.stores.rejections,
-                producer=producer,
-                dead_letters=parts.dead_letters["appender"],
-                domains=self.domains,
-                metrics=metrics,
-                config=AppenderConfig(
-                    stored_topic=names.stored,
-                    replies_topic=names.command_replies,
-                    max_event_bytes=settings.max_event_bytes,
-                    wait_s=settings.append_wait_ms / 1000,
-                    judge_access=settings.auth in ("jwt", "proxy"),
-                ),
-                render=reply_of,
-                marker=marks.marker,
-                memory=marks.memory,
-                loader=self.loader,
-                parked=self.stores.parked,
-                whole_in_hot=self.events.whole_in_hot,  # a new aggregate's head is not read
-                fates=DeadLetterFates(
-                    store=self.events,
-                    rejections=self.stores.rejections,
-                    producer=producer,
-                    replies_topic=names.command_replies,
-                    render=reply_of,
-                    marker=marks.marker,
-                    memory=marks.memory,
-                ),
-            )
+            parts.appender = await self._appender(producer, parts.dead_letters["appender"])
         if "snapshotter" in self.roles:
             parts.snapshotter = Snapshotter(
                 loader=self.loader,
@@ -324,6 +295,38 @@ class Runtime:
                 submit=self.commands.handle, dead_letters=parts.dead_letters[PM_ROLE],
                 metrics=metrics,
             )  # fmt: skip
+
+    async def _appender(self, producer: ProducerClient, dead_letters: DeadLetters) -> Appender:
+        settings, names = self.settings, self.names
+        marks = await self.marks()
+        replies = Replies(producer, reply_of, marks.marker, marks.memory)
+        stores = AppendStores(
+            events=self.events,
+            rejections=self.stores.rejections,
+            loader=self.loader,
+            parked=self.stores.parked,
+            whole_in_hot=self.events.whole_in_hot,  # a new aggregate's head is not read
+        )
+        return Appender(
+            stores=stores,
+            replies=replies,
+            dead_letters=dead_letters,
+            domains=self.domains,
+            metrics=self.metrics,
+            config=AppenderConfig(
+                stored_topic=names.stored,
+                replies_topic=names.command_replies,
+                max_event_bytes=settings.max_event_bytes,
+                wait_s=settings.append_wait_ms / 1000,
+                judge_access=settings.auth in ("jwt", "proxy"),
+            ),
+            fates=DeadLetterFates(
+                store=self.events,
+                rejections=self.stores.rejections,
+                replies=replies,
+                replies_topic=names.command_replies,
+            ),
+        )
 
     async def marks(self) -> Marks:
         """The marker and command memory, one connection per process; also in a process

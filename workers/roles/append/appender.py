@@ -23,29 +23,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 
 from snapshot_rules.domain import Domains
 from workers.metrics import Metrics
 from workers.ports import (
-    CommandMemory,
-    EventStore,
-    Marker,
-    ParkedEvents,
-    Producer,
     Record,
-    Rejections,
 )
 from workers.roles.append.book import AppenderConfig, Book, min_deadline, refs_of
 from workers.roles.append.deciding import Decider
 from workers.roles.append.effects import Effects
 from workers.roles.append.fates import DeadLetterFates
+from workers.roles.append.given import AppendStores, Replies
 from workers.roles.append.intake import Intake
 from workers.roles.append.judge import Waiting
-from workers.roles.append.parking import Parking
+from workers.roles.append.parking import Parking, Sorted
 from workers.roles.deadletter import DeadLetters
-from workers.roles.outcomes import Refused
-from workers.roles.state import StateLoader
 
 
 class Appender:
@@ -54,23 +47,16 @@ class Appender:
     def __init__(
         self,
         *,
-        store: EventStore,
-        rejections: Rejections,
-        producer: Producer,
+        stores: AppendStores,
+        replies: Replies,
         dead_letters: DeadLetters,
         domains: Domains,
         metrics: Metrics,
         config: AppenderConfig,
-        render: Callable[[Refused], bytes],
-        marker: Marker | None = None,
-        memory: CommandMemory | None = None,
-        loader: StateLoader | None = None,
         fates: DeadLetterFates | None = None,
-        parked: ParkedEvents | None = None,
-        whole_in_hot: Callable[[str], Awaitable[bool]] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if config.judge_access and loader is None:
+        if config.judge_access and stores.loader is None:
             raise ValueError("the appender judges access at the store only with a state loader")
         self._metrics = metrics
         self._config = config
@@ -78,19 +64,16 @@ class Appender:
         self._book = book = Book()
         self._intake = Intake(book=book, domains=domains, metrics=metrics, config=config)
         self._decider = Decider(
-            book=book, store=store, rejections=rejections, domains=domains, metrics=metrics,
-            config=config, loader=loader, whole_in_hot=whole_in_hot,
-        )  # fmt: skip
+            book=book, stores=stores, domains=domains, metrics=metrics, config=config
+        )
         self._effects = Effects(
-            book=book, rejections=rejections, producer=producer, dead_letters=dead_letters,
-            metrics=metrics, config=config, render=render, marker=marker, memory=memory,
-            fates=fates,
+            book=book, rejections=stores.rejections, replies=replies, dead_letters=dead_letters,
+            metrics=metrics, config=config, fates=fates,
         )  # fmt: skip
         # None: a dead letter parks nothing (as before parking)
-        self._parking = None if parked is None else Parking(
-            book=book, store=store, parked=parked, domains=domains, metrics=metrics,
-            config=config, intake=self._intake, decider=self._decider, effects=self._effects,
-            clock=clock,
+        self._parking = None if stores.parked is None else Parking(
+            book=book, parked=stores.parked, metrics=metrics, config=config,
+            intake=self._intake, decider=self._decider, effects=self._effects, clock=clock,
         )  # fmt: skip
         self._lock = asyncio.Lock()
         # Revocations that came while a batch or a tick held the lock: applied when it ends.
@@ -113,13 +96,10 @@ class Appender:
             finished = {(r.partition, r.offset) for r in book.ready}
             records = [r for r in records if (r.partition, r.offset) not in finished]
             taken = self._intake.take(records)
-            letters, fresh, copies = taken.letters, taken.fresh, taken.copies
-            parked: list[Record] = []
-            urgent: set[str] = set()
+            left = Sorted(taken.letters, taken.fresh, taken.copies)
             if self._parking is not None:
-                letters, fresh, copies, parked, urgent = await self._parking.park(
-                    letters, fresh, copies
-                )
+                left = await self._parking.park(left)
+            letters, fresh, copies, urgent = left.letters, left.fresh, left.copies, left.urgent
             now = self._clock()
             for event, record in fresh:
                 deadline = now if event.id in urgent else now + self._config.wait_s
@@ -141,7 +121,7 @@ class Appender:
             decided = book.take_ready()
         self._metrics.append_batch_size.observe(len(records))
         self._metrics.append_latency.observe(time.perf_counter() - started)
-        return decided + [letter.record for letter in letters] + done.decided + parked
+        return decided + [letter.record for letter in letters] + done.decided + left.parked
 
     async def expire(self) -> list[Record]:
         """Judge the events whose wait is over (called on a timer); return the records decided."""
@@ -167,11 +147,8 @@ class Appender:
     def assign(self, partitions: Collection[int]) -> None:
         """The events topic's partitions assigned here now: their parked aggregates are released
         by this process (``revoked`` partitions are dropped through ``forget``)."""
-        if self._parking is None:
-            return
-        self._parking.owned = set(partitions)
-        self._parking.known = None  # read again: another process may have parked their aggregates
-        self._parking.next_poll = 0.0  # look at their parked heads at once
+        if self._parking is not None:
+            self._parking.assign(partitions)
 
     def hold_past_gaps(self, gap_below: Callable[[int, int], bool]) -> None:
         """``gap_below(partition, offset)``: an offset below it has not reached this process yet
@@ -188,7 +165,7 @@ class Appender:
             bool(book.waiting)
             or book.unfinished is not None
             or bool(book.ready)
-            or (parking is not None and (bool(parking.held_back) or parking.poll_due()))
+            or (parking is not None and parking.holds_work())
         )
 
     def next_deadline(self) -> float | None:
@@ -220,9 +197,7 @@ class Appender:
         """
         # At once, not deferred: an assignment that follows must not be undone by it.
         if self._parking is not None:
-            owned = self._parking.owned
-            self._parking.owned = set() if partitions is None else owned - set(partitions)
-            self._parking.known = None
+            self._parking.revoke(partitions)
         if self._lock.locked():
             self._revoked_meanwhile.append(None if partitions is None else set(partitions))
             return

@@ -9,7 +9,7 @@ again, up to ``MAX_CONFLICT_ROUNDS``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 
 from snapshot_rules.domain import Domain, Domains
 from snapshot_rules.replay import Folded
@@ -21,14 +21,12 @@ from workers.ports import (
     STORE_VERDICTS,
     AggregateRef,
     AppendConflict,
-    EventStore,
     Head,
     Rejection,
-    Rejections,
 )
 from workers.roles.append.book import AppenderConfig, Book, Either, Round
+from workers.roles.append.given import AppendStores
 from workers.roles.append.judge import Waiting, judge, missing_predecessors
-from workers.roles.state import StateLoader
 
 MAX_CONFLICT_ROUNDS = 20
 LOOKUP_IDS = 256  # ids per store lookup: a bounded call, whatever the backlog
@@ -59,22 +57,19 @@ class Decider:
         self,
         *,
         book: Book,
-        store: EventStore,
-        rejections: Rejections,
+        stores: AppendStores,
         domains: Domains,
         metrics: Metrics,
         config: AppenderConfig,
-        loader: StateLoader | None,
-        whole_in_hot: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self._book = book
-        self._store = store
-        self._rejections = rejections
+        self._store = stores.events
+        self._rejections = stores.rejections
         self._domains = domains
         self._metrics = metrics
         self._config = config
-        self._loader = loader
-        self._whole_in_hot = whole_in_hot
+        self._loader = stores.loader
+        self._whole_in_hot = stores.whole_in_hot
 
     async def decide(self, refs: list[AggregateRef], now: float) -> Round:
         """Judge, number and insert the waiting events of ``refs``; retry lost version races.
@@ -280,6 +275,10 @@ class Decider:
             for answer in answers:
                 found.update(answer)
         return found
+
+    async def stored_of(self, ids: list[str], refs: list[AggregateRef]) -> set[str]:
+        """Which of ``ids`` (events of ``refs``) the store holds."""
+        return set(await self._store.find(ids, aggregates=refs))
 
     async def find_refused(self, ids: list[str]) -> dict[str, Rejection]:
         """The store's refusals of ``ids`` (its verdicts only, never a dead letter's fate)."""

@@ -7,15 +7,16 @@ first by the next call, and only then are its records decided (acked).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from topics.envelope import Event, command_scope, utc_now
 from topics.errors import Unavailable
 from workers import tracing
 from workers.metrics import Metrics
-from workers.ports import CommandMemory, Marker, Outgoing, Producer, Rejection, Rejections
+from workers.ports import Outgoing, Rejection, Rejections
 from workers.roles.append.book import AppenderConfig, Book, Round
 from workers.roles.append.fates import DeadLetterFates
+from workers.roles.append.given import Replies
 from workers.roles.append.judge import Refusal
 from workers.roles.deadletter import DeadLetter, DeadLetters
 from workers.roles.outcomes import Refused, encode, refusal_at_store
@@ -31,24 +32,21 @@ class Effects:
         *,
         book: Book,
         rejections: Rejections,
-        producer: Producer,
+        replies: Replies,
         dead_letters: DeadLetters,
         metrics: Metrics,
         config: AppenderConfig,
-        render: Callable[[Refused], bytes],
-        marker: Marker | None,
-        memory: CommandMemory | None,
         fates: DeadLetterFates | None,
     ) -> None:
         self._book = book
         self._rejections = rejections
-        self._producer = producer
+        self._producer = replies.producer
         self.dead_letters = dead_letters
         self._metrics = metrics
         self._config = config
-        self._render = render  # the runtime's reply for a refusal (commands.replies)
-        self._marker = marker
-        self._memory = memory
+        self._render = replies.render  # the runtime's reply for a refusal (commands.replies)
+        self._marker = replies.marker
+        self._memory = replies.memory
         self.fates = fates  # an accepted event dead-lettered here: its command is told so
         self.started_ns = 0  # when the current batch or tick began (its events' spans start)
 

@@ -18,20 +18,18 @@ store already refused, or that waits in the appender decides nothing: that event
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from topics.envelope import Actor, aggregate_key, command_scope, decode, derived_event_id, utc_now
 from topics.errors import InvalidEnvelope, Unavailable
 from workers.ports import (
-    CommandMemory,
     EventStore,
-    Marker,
     Outgoing,
-    Producer,
     Rejection,
     Rejections,
 )
+from workers.roles.append.given import Replies
 from workers.roles.deadletter import DeadLetter
 from workers.roles.outcomes import Refused, encode, refusal_at_store
 
@@ -119,19 +117,16 @@ class DeadLetterFates:
         *,
         store: EventStore,
         rejections: Rejections,
-        producer: Producer,
+        replies: Replies,
         replies_topic: str,
-        render: Callable[[Refused], bytes],
-        marker: Marker | None = None,
-        memory: CommandMemory | None = None,
     ) -> None:
         self._store = store
         self._rejections = rejections
-        self._producer = producer
+        self._producer = replies.producer
         self._replies_topic = replies_topic
-        self._render = render
-        self._marker = marker
-        self._memory = memory
+        self._render = replies.render
+        self._marker = replies.marker
+        self._memory = replies.memory
 
     async def record(self, letters: Sequence[DeadLetter], *, held: Collection[str]) -> None:
         """Record, answer and unmark each letter's event whose fate is this letter.

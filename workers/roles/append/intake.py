@@ -100,6 +100,20 @@ class Intake:
                 queue[i] = Waiting(w.event, w.record, w.deadline, (*w.copies, record))
             return
 
+    def parkable_key(self, letter: DeadLetter) -> str | None:
+        """The aggregate a dead letter parks (from its record's key): one of an async domain."""
+        raw = letter.record.key
+        if raw is None:
+            return None
+        try:
+            key = raw.decode()
+        except UnicodeDecodeError:
+            return None
+        aggregate_type, sep, aggregate_id = key.partition(":")
+        if not sep or not aggregate_id or aggregate_type not in self._domains:
+            return None
+        return key if self._domains.get(aggregate_type).mode is Mode.ASYNC else None
+
     def check(self, event: Event) -> tuple[str, str] | None:
         """Why this appender cannot take ``event`` (a dead letter's reason and detail), or None."""
         if event.aggregate_type not in self._domains:

@@ -12,11 +12,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
 
-from snapshot_rules.domain import Domains, Mode
 from topics.envelope import Event, utc_now
 from workers.metrics import Metrics
-from workers.ports import PARKED, AggregateRef, EventStore, ParkedEntry, ParkedEvents, Record
+from workers.ports import PARKED, AggregateRef, ParkedEntry, ParkedEvents, Record
 from workers.roles.append.book import AppenderConfig, Book, Round, refs_of
 from workers.roles.append.deciding import Decider
 from workers.roles.append.effects import Effects
@@ -39,9 +39,7 @@ class Parking:
         self,
         *,
         book: Book,
-        store: EventStore,
         parked: ParkedEvents,
-        domains: Domains,
         metrics: Metrics,
         config: AppenderConfig,
         intake: Intake,
@@ -50,9 +48,7 @@ class Parking:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._book = book
-        self._store = store
         self._parked = parked
-        self._domains = domains
         self._metrics = metrics
         self._config = config
         self._intake = intake
@@ -68,6 +64,23 @@ class Parking:
         self.held_back: list[tuple[Record, DeadLetter | Event]] = []
         self.next_poll = 0.0
 
+    def assign(self, partitions: Collection[int]) -> None:
+        """The events topic's partitions assigned here now: their parked heads are read again
+        (another process may have parked their aggregates) and looked at at once."""
+        self.owned = set(partitions)
+        self.known = None
+        self.next_poll = 0.0
+
+    def revoke(self, partitions: Collection[int] | None) -> None:
+        """Partitions revoked (None: all): no longer released here; the heads are read again.
+        At once, not deferred like ``forget``: an assignment that follows must not be undone."""
+        self.owned = set() if partitions is None else self.owned - set(partitions)
+        self.known = None
+
+    def holds_work(self) -> bool:
+        """Whether a tick has parking work: records held back past a gap, or a poll due."""
+        return bool(self.held_back) or self.poll_due()
+
     def poll_due(self) -> bool:
         """Whether the parked heads are due to be looked at (for a replay or a skip)."""
         return bool(self.owned) and self._clock() >= self.next_poll
@@ -80,23 +93,7 @@ class Parking:
             if partitions is not None and r.partition not in partitions
         ]  # fmt: skip
 
-    def _parkable_key(self, letter: DeadLetter) -> str | None:
-        """The aggregate a dead letter parks (from its record's key): one of an async domain."""
-        raw = letter.record.key
-        if raw is None:
-            return None
-        try:
-            key = raw.decode()
-        except UnicodeDecodeError:
-            return None
-        aggregate_type, sep, aggregate_id = key.partition(":")
-        if not sep or not aggregate_id or aggregate_type not in self._domains:
-            return None
-        return key if self._domains.get(aggregate_type).mode is Mode.ASYNC else None
-
-    async def park(
-        self, letters: list[DeadLetter], fresh: Pairs, copies: Pairs
-    ) -> tuple[list[DeadLetter], Pairs, Pairs, list[Record], set[str]]:
+    async def park(self, batch: Sorted) -> Sorted:
         """Park what cannot be stored, and what follows it on its aggregate.
 
         A replay of the head (its command id is the head's ``replay_command_id``) is judged at
@@ -107,17 +104,15 @@ class Parking:
         back until it closes (``held_back``). What was held back and is decided now goes to
         ``Book.ready``: it is in no batch the agent retries.
         """
-        if not (letters or fresh or self.held_back):
-            return letters, fresh, copies, [], set()
-        batch = {(r.partition, r.offset) for r in [ltr.record for ltr in letters]}
-        batch |= {(r.partition, r.offset) for _, r in [*fresh, *copies]}
+        if not (batch.letters or batch.fresh or self.held_back):
+            return batch
+        at_batch = {(r.partition, r.offset) for r in [ltr.record for ltr in batch.letters]}
+        at_batch |= {(r.partition, r.offset) for _, r in [*batch.fresh, *batch.copies]}
         kept, self.held_back = self.held_back, []
         # A record held back and taken again in this batch (a batch retried) is taken once.
-        held_back = [(r, item) for r, item in kept if (r.partition, r.offset) not in batch]
+        held_back = [(r, item) for r, item in kept if (r.partition, r.offset) not in at_batch]
         try:
-            letters, fresh, copies, parked, urgent = await self._park_now(
-                letters, fresh, copies, held_back
-            )
+            left = await self._park_now(batch, held_back)
         except BaseException:  # the batch is handled again; what was held back stays so
             self.held_back = kept
             raise
@@ -125,16 +120,14 @@ class Parking:
         # so what of it is decided now is kept (``ready``) before anything else can fail,
         # or a failure later in this call would lose it and its partition's commits stop.
         earlier = {(r.partition, r.offset) for r, _ in held_back}
-        self._book.ready += [r for r in parked if (r.partition, r.offset) in earlier]
-        parked = [r for r in parked if (r.partition, r.offset) not in earlier]
-        theirs = [ltr for ltr in letters if (ltr.record.partition, ltr.record.offset) in earlier]
-        letters = [
-            ltr for ltr in letters if (ltr.record.partition, ltr.record.offset) not in earlier
-        ]
+        self._book.ready += [r for r in left.parked if (r.partition, r.offset) in earlier]
+        left.parked = [r for r in left.parked if (r.partition, r.offset) not in earlier]
+        theirs = [ltr for ltr in left.letters if _at(ltr.record) in earlier]
+        left.letters = [ltr for ltr in left.letters if _at(ltr.record) not in earlier]
         if theirs:  # if this fails, the round is finished first by the next call (``finish``)
             await self._effects.finish(Round(), theirs)
             self._book.ready += [ltr.record for ltr in theirs]
-        return letters, fresh, copies, parked, urgent
+        return left
 
     async def park_held_back(self, now: float) -> list[AggregateRef]:
         """Park what was held back past a gap that has closed; queue the rest to be judged.
@@ -143,21 +136,18 @@ class Parking:
         record held back came with an earlier call, so what ``park`` decides of it is in
         ``Book.ready`` already: no letter and no parked record comes back from it here.
         """
-        _, fresh, _, _, urgent = await self.park([], [], [])
-        for event, record in fresh:
-            self._book.wait(event, record, now if event.id in urgent else now + self._config.wait_s)
-        return refs_of(fresh)
+        left = await self.park(Sorted([], [], []))
+        for event, record in left.fresh:
+            wait = now if event.id in left.urgent else now + self._config.wait_s
+            self._book.wait(event, record, wait)
+        return refs_of(left.fresh)
 
     async def _park_now(
-        self,
-        letters: list[DeadLetter],
-        fresh: Pairs,
-        copies: Pairs,
-        held_back: list[tuple[Record, DeadLetter | Event]],
-    ) -> tuple[list[DeadLetter], Pairs, Pairs, list[Record], set[str]]:
-        letters = letters + [item for _, item in held_back if isinstance(item, DeadLetter)]
-        fresh = fresh + [(item, r) for r, item in held_back if not isinstance(item, DeadLetter)]
-        starting = {id(letter): self._parkable_key(letter) for letter in letters}
+        self, batch: Sorted, held_back: list[tuple[Record, DeadLetter | Event]]
+    ) -> Sorted:
+        letters = batch.letters + [item for _, item in held_back if isinstance(item, DeadLetter)]
+        fresh = batch.fresh + [(i, r) for r, i in held_back if not isinstance(i, DeadLetter)]
+        starting = {id(letter): self._intake.parkable_key(letter) for letter in letters}
         await self._copies_park_nothing(letters, starting)
         keys = {k for k in starting.values() if k is not None}
         keys |= {event.key.decode() for event, _ in fresh}
@@ -166,11 +156,10 @@ class Parking:
         known = self.known
         heads = {key: known[key] for key in keys if key in known}
         if not heads and not any(starting.values()):
-            return letters, fresh, copies, [], set()
+            return Sorted(letters, fresh, batch.copies)
         items: list[tuple[Record, DeadLetter | Event]] = [(ltr.record, ltr) for ltr in letters]
         items += [(record, event) for event, record in fresh]
-        copy_at = {(r.partition, r.offset) for _, r in copies}
-        items += [(record, event) for event, record in copies]
+        items += [(record, event) for event, record in batch.copies]
         items.sort(key=lambda item: (item[0].partition, item[0].offset))
         candidates = [
             item for item in items
@@ -180,66 +169,22 @@ class Parking:
         already = await self._parked.sources(
             [f"{r.topic}/{r.partition}/{r.offset}" for r, _ in candidates]
         )
-        tails = {key: last for key, (_, last) in heads.items()}
-        at = utc_now()
-        entries: list[tuple[ParkedEntry, DeadLetter]] = []
-        kept_letters: list[DeadLetter] = []
-        kept_fresh: Pairs = []
-        kept_copies: Pairs = []
-        parked: list[Record] = []
-        parked_ids: set[str] = set()
-        urgent: set[str] = set()
-        replays: list[tuple[ParkedEntry, str]] = []
-        holding: set[str] = set()
+        sorting = _Sorting(
+            starting, heads, set(already), {(r.partition, r.offset) for _, r in batch.copies},
+            self._book.gap_below,
+        )  # fmt: skip
         for record, item in items:
-            source = f"{record.topic}/{record.partition}/{record.offset}"
-            key_of = starting[id(item)] if isinstance(item, DeadLetter) else item.key.decode()
-            if (record.partition, record.offset) in copy_at and not isinstance(item, DeadLetter):
-                if item.id in parked_ids:  # its event is parked: decided with it
-                    parked.append(record)
-                    continue
-                if key_of not in holding and key_of not in heads:
-                    kept_copies.append((item, record))  # held with its waiting event
-                    continue
-            if key_of is not None and (key_of in holding or (
-                (key_of in heads or isinstance(item, DeadLetter))
-                and self._book.gap_below(record.partition, record.offset)
-            )):  # fmt: skip
-                holding.add(key_of)  # a record redelivered into the gap may go first
-                self.held_back.append((record, item))
-                continue
-            if isinstance(item, DeadLetter):
-                key = starting[id(item)]
-                if key is None:
-                    kept_letters.append(item)
-                    continue
-                reason, detail, event_id = item.reason, item.detail, event_id_of(record)
-            else:
-                key = item.key.decode()
-                head = heads[key][0] if key in heads else None
-                if head is None:
-                    kept_fresh.append((item, record))
-                    continue
-                if item.metadata.command_id == head.replay_command_id and (
-                    head.resolution is None or head.by == item.id
-                ):  # the head's replay: judged now, on the stored head
-                    kept_fresh.append((item, record))
-                    urgent.add(item.id)
-                    if head.resolution is None:
-                        replays.append((head, item.id))
-                    continue
-                reason, event_id = PARKED, item.id
-                parked_ids.add(item.id)
-                detail = f"{key} is parked behind {head.source} ({head.reason}); it waits in order"
-            parked.append(record)
-            if source in already:
-                continue  # parked before (a redelivery): its entry keeps its first seq
-            seq = tails.get(key, 0) + 1
-            tails[key] = seq
-            entry = ParkedEntry(key, seq, record, reason, detail, event_id, at)
-            entries.append((entry, DeadLetter(record, reason, detail, parked=(key, seq))))
-            if key not in heads:
-                heads[key] = (entry, seq)
+            sorting.take(record, item)
+        self.held_back += sorting.held_back
+        await self._write_down(sorting)
+        for key, (head, _) in heads.items():  # written: this process knows them from now on
+            known[key] = (sorting.resolved.get(key, head), sorting.tails.get(key, 0))
+        return sorting.left
+
+    async def _write_down(self, sorting: _Sorting) -> None:
+        """Tell the commands of what cannot be stored, dead-letter and park what was parked,
+        resolve the heads whose replay came."""
+        entries = sorting.entries
         poison = [letter for _, letter in entries if letter.reason != PARKED]
         fates = self._effects.fates
         if poison and fates is not None:  # its command is told, as for any dead letter
@@ -247,16 +192,14 @@ class Parking:
         if entries:
             await self._effects.dead_letters.send([letter for _, letter in entries])
             await self._parked.park([entry for entry, _ in entries])
-        resolved = {}
-        for head, replay_id in replays:
-            resolved[head.key] = await self._parked.resolve(head.key, head.seq, "replay", replay_id)
-        for key, (head, _) in heads.items():  # written: this process knows them from now on
-            known[key] = (resolved.get(key, head), tails.get(key, 0))
+        for head, replay_id in sorting.replays:
+            sorting.resolved[head.key] = await self._parked.resolve(
+                head.key, head.seq, "replay", replay_id
+            )
         for entry, _ in entries:
             if entry.seq == 1:  # a queue starts: the aggregate is parked
                 self._metrics.aggregates_parked.labels("appender", entry.reason).inc()
             log.info("parked %s #%d (%s): %s", entry.key, entry.seq, entry.reason, entry.source)
-        return kept_letters, kept_fresh, kept_copies, parked, urgent
 
     async def _copies_park_nothing(
         self, letters: list[DeadLetter], starting: dict[int, str | None]
@@ -274,7 +217,7 @@ class Parking:
             (f.rejection.aggregate_type, f.rejection.aggregate_id)
             for f in events.values() if f is not None
         ]  # fmt: skip
-        stored = set(await self._store.find(unknown, aggregates=list(dict.fromkeys(refs))))
+        stored = await self._decider.stored_of(unknown, list(dict.fromkeys(refs)))
         judged = set(await self._decider.find_refused([e for e in unknown if e not in stored]))
         gone = held | stored | judged
         for i, event_id in ids.items():
@@ -352,6 +295,105 @@ class Parking:
         """Whether an event is stored or refused (known here, or looked up)."""
         if event_id in self._book.stored or event_id in self._book.refused:
             return True
-        if await self._store.find([event_id], aggregates=[ref]):
+        if await self._decider.stored_of([event_id], [ref]):
             return True
         return bool(await self._decider.find_refused([event_id]))
+
+
+def _at(record: Record) -> tuple[int, int]:
+    return record.partition, record.offset
+
+
+@dataclass(slots=True)
+class Sorted:
+    """A batch as parking leaves it: the letters, events and copies left to handle, the records
+    parked (decided), and the ids of head replays to judge at once."""
+
+    letters: list[DeadLetter]
+    fresh: Pairs
+    copies: Pairs
+    parked: list[Record] = field(default_factory=list)
+    urgent: set[str] = field(default_factory=set)
+
+
+class _Sorting:
+    """One call's parking decisions, taken record by record in offset order (no I/O)."""
+
+    def __init__(
+        self,
+        starting: dict[int, str | None],
+        heads: dict[str, tuple[ParkedEntry, int]],
+        already: set[str],
+        copy_at: set[tuple[int, int]],
+        gap_below: Callable[[int, int], bool],
+    ) -> None:
+        self.starting = starting  # per dead letter (by id), the aggregate it parks, or None
+        self.heads = heads  # the parked aggregates met (and those this call starts)
+        self.already = already  # sources parked before: a redelivery keeps its first seq
+        self.copy_at = copy_at
+        self.gap_below = gap_below
+        self.tails = {key: last for key, (_, last) in heads.items()}
+        self.at = utc_now()
+        self.left = Sorted([], [], [])
+        self.entries: list[tuple[ParkedEntry, DeadLetter]] = []
+        self.parked_ids: set[str] = set()
+        self.replays: list[tuple[ParkedEntry, str]] = []
+        self.resolved: dict[str, ParkedEntry] = {}
+        self.holding: set[str] = set()
+        self.held_back: list[tuple[Record, DeadLetter | Event]] = []
+
+    def take(self, record: Record, item: DeadLetter | Event) -> None:
+        left, heads = self.left, self.heads
+        key_of = self.starting[id(item)] if isinstance(item, DeadLetter) else item.key.decode()
+        if (record.partition, record.offset) in self.copy_at and not isinstance(item, DeadLetter):
+            if item.id in self.parked_ids:  # its event is parked: decided with it
+                left.parked.append(record)
+                return
+            if key_of not in self.holding and key_of not in heads:
+                left.copies.append((item, record))  # held with its waiting event
+                return
+        if key_of is not None and (key_of in self.holding or (
+            (key_of in heads or isinstance(item, DeadLetter))
+            and self.gap_below(record.partition, record.offset)
+        )):  # fmt: skip
+            self.holding.add(key_of)  # a record redelivered into the gap may go first
+            self.held_back.append((record, item))
+            return
+        if isinstance(item, DeadLetter):
+            key = self.starting[id(item)]
+            if key is None:
+                left.letters.append(item)
+                return
+            reason, detail, event_id = item.reason, item.detail, event_id_of(record)
+        else:
+            key = item.key.decode()
+            head = heads[key][0] if key in heads else None
+            if head is None:
+                left.fresh.append((item, record))
+                return
+            if item.metadata.command_id == head.replay_command_id and (
+                head.resolution is None or head.by == item.id
+            ):  # the head's replay: judged now, on the stored head
+                left.fresh.append((item, record))
+                left.urgent.add(item.id)
+                if head.resolution is None:
+                    self.replays.append((head, item.id))
+                return
+            reason, event_id = PARKED, item.id
+            self.parked_ids.add(item.id)
+            detail = f"{key} is parked behind {head.source} ({head.reason}); it waits in order"
+        self._park(record, key, reason, detail, event_id)
+
+    def _park(
+        self, record: Record, key: str, reason: str, detail: str, event_id: str | None
+    ) -> None:
+        self.left.parked.append(record)
+        source = f"{record.topic}/{record.partition}/{record.offset}"
+        if source in self.already:
+            return  # parked before (a redelivery): its entry keeps its first seq
+        seq = self.tails.get(key, 0) + 1
+        self.tails[key] = seq
+        entry = ParkedEntry(key, seq, record, reason, detail, event_id, self.at)
+        self.entries.append((entry, DeadLetter(record, reason, detail, parked=(key, seq))))
+        if key not in self.heads:
+            self.heads[key] = (entry, seq)
