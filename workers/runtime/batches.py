@@ -115,11 +115,16 @@ class BatchLoop:
         fleet.ledgers[name] = self.ledger
         self.activity = _Activity()
         self.gaps = GapCloser(
-            positions=fleet.positions, group=fleet.app.conf.id, topic=topic, role=role,
-            metrics=fleet.runtime.metrics, seek=partial(_seek_back, fleet, topic),
-            skip=partial(_skip_hole, fleet, topic), end=partial(_log_end, fleet, topic),
+            positions=fleet.positions,
+            group=fleet.app.conf.id,
+            topic=topic,
+            role=role,
+            metrics=fleet.runtime.metrics,
+            seek=partial(_seek_back, fleet, topic),
+            skip=partial(_skip_hole, fleet, topic),
+            end=partial(_log_end, fleet, topic),
             quiet=self.activity.idle_for,
-        )  # fmt: skip
+        )
         self.gap_seen = asyncio.Event()
 
     def release(self) -> None:

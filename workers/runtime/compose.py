@@ -12,7 +12,6 @@ from snapshot_rules.process import Processes
 from topics.catalog import TopicNames
 from topics.errors import EventfleetError
 from workers.adapters.kafka import KafkaConfig
-from workers.cqrs.repository import Repository
 from workers.cqrs.sync import SyncCommands
 from workers.metrics import Metrics, create_metrics
 from workers.ports import (
@@ -32,15 +31,8 @@ from workers.roles.append.fates import DeadLetterFates
 from workers.roles.append.forwarder import Forwarder
 from workers.roles.append.given import AppendStores, Replies
 from workers.roles.append.outbox import Outbox
-from workers.roles.command.async_mode import AsyncCommandService
-from workers.roles.command.budget import BudgetPolicy, WriteBudget
+from workers.roles.command.budget import WriteBudget
 from workers.roles.command.commands import CommandDispatcher
-from workers.roles.command.fate import CommandFate
-from workers.roles.command.intake import Intake
-from workers.roles.command.ledger import CommandLedger
-from workers.roles.command.refusals import RefusalCheck
-from workers.roles.command.resolver import UnknownResolver
-from workers.roles.command.sync_mode import SyncCommandService
 from workers.roles.deadletter import DeadLetters
 from workers.roles.ops.archive import TieredEvents
 from workers.roles.outcomes import Outcomes
@@ -62,6 +54,7 @@ from workers.runtime.adapters import (
 )
 from workers.runtime.announcing import AnnouncingProducer
 from workers.runtime.answers import reply_of
+from workers.runtime.command_side import CommandStores, command_side
 from workers.runtime.connections import kafka_config
 from workers.runtime.loading import load_domains, load_processes
 from workers.runtime.processes import PM_ROLE, process_role
@@ -344,82 +337,24 @@ class Runtime:
         return self._parts.live
 
     async def _build_commands(self, producer: ProducerClient) -> None:
-        settings, metrics, parts = self.settings, self.metrics, self._parts
         stored_first = [d.name for d in self.domains if d.mode in (Mode.SYNC, Mode.STORAGE)]
         if stored_first and "pending" not in self.tiered.capabilities:
             raise CapabilityMissing(
                 "pending", f"the commands role, for the sync and storage domains {stored_first}"
             )
-        marks = await self.marks()
-        parts.outbox = Outbox(
-            self.events, producer, topic=self.names.stored, metrics=metrics, mode="sync"
+        side = command_side(
+            self.settings,
+            self.domains,
+            self.metrics,
+            self.names,
+            stores=CommandStores(self.events, self.stores.rejections, self.loader, self.shredder),
+            stream=self.adapters.stream,
+            marks=await self.marks(),
+            producer=producer,
         )
-        parts.sync = SyncCommands(
-            repository=Repository(self.loader, atomic=self.events),
-            outbox=parts.outbox,
-            metrics=metrics,
-            publish_budget_s=settings.sync_publish_budget_ms / 1000,
-        )
-        parts.outcomes = Outcomes(
-            domains=self.domains,
-            store=self.events,
-            rejections=self.stores.rejections,
-            memory=marks.memory,
-            resolver=UnknownResolver(
-                probe=self.adapters.stream.probe(),
-                memory=marks.memory,
-                events_topic=self.names.events,
-                marker=marks.marker,
-                metrics=metrics,
-            ),
-        )
-        parts.progress = self.adapters.stream.progress(
-            topic=self.names.events,
-            partitions=settings.partitions,
-            group_prefix=f"{settings.group_id}-",
-        )
-        ledger = CommandLedger(marks.marker, marks.memory)
-        fate = CommandFate(store=self.events, rejections=self.stores.rejections, ledger=ledger)
-        answer_wait_s = settings.kafka_timeout_ms / 1000 * 2
-        refusals = RefusalCheck(
-            ledger=ledger,
-            store=self.events,
-            progress=parts.progress,
-            wait_s=settings.refusal_wait_ms / 1000,
-        )
-        policy = BudgetPolicy.parse(
-            settings.write_budget_per_s, settings.write_budget_burst,
-            principals=settings.write_budget_principals, roles=settings.write_budget_roles,
-        )  # fmt: skip
-        parts.budget = budget = WriteBudget(policy=policy, budgets=marks.budgets, metrics=metrics)
-        parts.commands = CommandDispatcher(
-            domains=self.domains,
-            intake=Intake(loader=self.loader, shredder=self.shredder),
-            ledger=ledger,
-            metrics=metrics,
-            budget=budget,
-            async_mode=AsyncCommandService(
-                ledger=ledger,
-                store=self.events,
-                # Async commands produce to the events topic only, which no one announces:
-                # the producer itself, not the wrapper that would pass each record through.
-                producer=producer.producer
-                if isinstance(producer, AnnouncingProducer)
-                else producer,
-                refusals=refusals,
-                fate=fate,
-                events_topic=self.names.events,
-                answer_wait_s=answer_wait_s,
-                budget=budget,
-            ),
-            sync_mode=SyncCommandService(
-                ledger=ledger,
-                appender=parts.sync,
-                fate=fate,
-                answer_wait_s=answer_wait_s,
-                budget=budget,
-            ),
-        )
+        parts = self._parts
+        parts.outbox, parts.sync, parts.outcomes = side.outbox, side.sync, side.outcomes
+        parts.progress, parts.budget, parts.commands = side.progress, side.budget, side.commands
 
     def _built(self, part: T | None, name: str, role: str) -> T:
         if part is None:

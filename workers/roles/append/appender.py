@@ -67,14 +67,29 @@ class Appender:
             book=book, stores=stores, domains=domains, metrics=metrics, config=config
         )
         self._effects = Effects(
-            book=book, rejections=stores.rejections, replies=replies, dead_letters=dead_letters,
-            metrics=metrics, config=config, fates=fates,
-        )  # fmt: skip
+            book=book,
+            rejections=stores.rejections,
+            replies=replies,
+            dead_letters=dead_letters,
+            metrics=metrics,
+            config=config,
+            fates=fates,
+        )
         # None: a dead letter parks nothing (as before parking)
-        self._parking = None if stores.parked is None else Parking(
-            book=book, parked=stores.parked, metrics=metrics, config=config,
-            intake=self._intake, decider=self._decider, effects=self._effects, clock=clock,
-        )  # fmt: skip
+        self._parking = (
+            None
+            if stores.parked is None
+            else Parking(
+                book=book,
+                parked=stores.parked,
+                metrics=metrics,
+                config=config,
+                intake=self._intake,
+                decider=self._decider,
+                effects=self._effects,
+                clock=clock,
+            )
+        )
         self._lock = asyncio.Lock()
         # Revocations that came while a batch or a tick held the lock: applied when it ends.
         self._revoked_meanwhile: list[Collection[int] | None] = []
