@@ -24,6 +24,7 @@ class Consumer:
         self.seeks: list[tuple[int, int]] = []
         self.skips: list[tuple[int, int, int]] = []
         self.ends: dict[int, int] = {}
+        self.receiving = False  # True: the agent keeps receiving records (a backlog)
 
     async def seek(self, partition: int, offset: int) -> None:
         self.seeks.append((partition, offset))
@@ -33,6 +34,9 @@ class Consumer:
 
     def end(self, partition: int) -> int | None:
         return self.ends.get(partition)
+
+    def quiet(self, seconds: float) -> bool:
+        return not self.receiving
 
 
 class Clock:
@@ -53,19 +57,10 @@ async def fill(producer: MemoryProducer, partition: int, count: int) -> None:
         await producer.send(TOPIC, Outgoing(b"k", f"v{n}".encode()), partition=partition)
 
 
-def closer(
-    positions: MemoryPositions,
-    consumer: Consumer,
-    clock: Clock,
-    *,
-    receiving: list[bool] | None = None,
-) -> GapCloser:
-    """``receiving[0]``: the agent keeps receiving records (a backlog ahead of a redelivery)."""
-    flag = receiving if receiving is not None else [False]
+def closer(positions: MemoryPositions, consumer: Consumer, clock: Clock) -> GapCloser:
     return GapCloser(
-        positions=positions, group=GROUP, topic=TOPIC, role="appender", metrics=create_metrics(),
-        seek=consumer.seek, skip=consumer.skip, end=consumer.end, clock=clock,
-        quiet=lambda seconds: not flag[0],
+        positions=positions, consumer=consumer, group=GROUP, topic=TOPIC, role="appender",
+        metrics=create_metrics(), clock=clock,
     )  # fmt: skip
 
 
@@ -97,8 +92,8 @@ async def test_a_hole_holding_records_is_sought_back_once_and_redelivered(
     positions, consumer, clock = MemoryPositions(produced), Consumer(), Clock()
     ledger: OffsetLedger[int] = OffsetLedger()
     positions.commit(GROUP, TOPIC, 0, 2)
-    receiving = [True]
-    gaps = closer(positions, consumer, clock, receiving=receiving)
+    consumer.receiving = True
+    gaps = closer(positions, consumer, clock)
     held(ledger, 0, 2, 3, 7, 8)  # 4..6 were fetched and dropped before the agent
     assert await gaps.close(ledger) == 0  # the hole is not at the head yet
     assert ledger.release() == [2, 3]
@@ -108,7 +103,7 @@ async def test_a_hole_holding_records_is_sought_back_once_and_redelivered(
     assert consumer.seeks == [(0, 4)]  # once: the redelivery is on its way
     clock.now += 60  # a backlog fetched before the seek still flows: it comes behind it
     assert await gaps.close(ledger) == 1 and consumer.seeks == [(0, 4)]
-    receiving[0] = False  # the flow stopped and the hole is still open: the seek was lost
+    consumer.receiving = False  # the flow stopped and the hole is still open: the seek was lost
     assert await gaps.close(ledger) == 1 and consumer.seeks == [(0, 4), (0, 4)]
     held(ledger, 0, 4, 5, 6, 7)  # 7 again, too: both its deliveries are acked
     assert await gaps.close(ledger) == 0

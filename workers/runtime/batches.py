@@ -116,14 +116,11 @@ class BatchLoop:
         self.activity = _Activity()
         self.gaps = GapCloser(
             positions=fleet.positions,
+            consumer=_AgentConsumer(fleet, topic, self.activity),
             group=fleet.app.conf.id,
             topic=topic,
             role=role,
             metrics=fleet.runtime.metrics,
-            seek=partial(_seek_back, fleet, topic),
-            skip=partial(_skip_hole, fleet, topic),
-            end=partial(_log_end, fleet, topic),
-            quiet=self.activity.idle_for,
         )
         self.gap_seen = asyncio.Event()
 
@@ -270,30 +267,6 @@ class BatchLoop:
         self.gap_seen.set()
 
 
-async def _seek_back(fleet: Fleet, topic: str, partition: int, offset: int) -> None:
-    """Seek the consumer's ``partition`` of ``topic`` back to ``offset``, so its records are
-    fetched and delivered again (in the consumer's own thread, bounded)."""
-    consumer = fleet_consumer(fleet.app)
-    timeout_s = fleet.runtime.settings.kafka_timeout_ms / 1000 * 2
-    try:
-        async with asyncio.timeout(timeout_s):
-            await consumer.seek_back(TP(topic, partition), offset)
-    except Exception as e:  # the consumer is rebalancing, or Kafka is away (TimeoutError too)
-        raise StreamUnavailable(
-            f"seeking {topic}/{partition} back to {offset} failed: {e!r}"
-        ) from e
-
-
-def _log_end(fleet: Fleet, topic: str, partition: int) -> int | None:
-    """The partition's end as the consumer's last fetch saw it (None: not fetched yet)."""
-    consumer = fleet_consumer(fleet.app)
-    try:
-        end = consumer.highwater(TP(topic, partition))
-    except Exception:  # not assigned (a rebalance), or the consumer not started
-        return None
-    return int(end) if end is not None else None
-
-
 class _Activity:
     """``async with activity``: a batch is being handled; ``idle_for`` says how long none was."""
 
@@ -312,7 +285,39 @@ class _Activity:
         return self._busy == 0 and time.monotonic() - self._since >= seconds
 
 
-async def _skip_hole(fleet: Fleet, topic: str, partition: int, start: int, end: int) -> None:
-    """Tell the consumer that ``[start, end)`` of the partition holds no record."""
-    consumer = fleet_consumer(fleet.app)
-    await consumer.skip_offsets(TP(topic, partition), start, end)
+class _AgentConsumer:
+    """The fleet's consumer on one agent's ``topic``, as its gap closer asks it
+    (``workers.stream.gaps.Consumer``)."""
+
+    def __init__(self, fleet: Fleet, topic: str, activity: _Activity) -> None:
+        self._fleet, self._topic, self._activity = fleet, topic, activity
+
+    async def seek(self, partition: int, offset: int) -> None:
+        """Seek ``partition`` back to ``offset``, so its records are fetched and delivered
+        again (in the consumer's own thread, bounded)."""
+        consumer = fleet_consumer(self._fleet.app)
+        timeout_s = self._fleet.runtime.settings.kafka_timeout_ms / 1000 * 2
+        try:
+            async with asyncio.timeout(timeout_s):
+                await consumer.seek_back(TP(self._topic, partition), offset)
+        except Exception as e:  # the consumer is rebalancing, or Kafka is away (TimeoutError too)
+            raise StreamUnavailable(
+                f"seeking {self._topic}/{partition} back to {offset} failed: {e!r}"
+            ) from e
+
+    async def skip(self, partition: int, start: int, end: int) -> None:
+        """Tell the consumer that ``[start, end)`` of the partition holds no record."""
+        consumer = fleet_consumer(self._fleet.app)
+        await consumer.skip_offsets(TP(self._topic, partition), start, end)
+
+    def end(self, partition: int) -> int | None:
+        """The partition's end as the consumer's last fetch saw it (None: not fetched yet)."""
+        consumer = fleet_consumer(self._fleet.app)
+        try:
+            end = consumer.highwater(TP(self._topic, partition))
+        except Exception:  # not assigned (a rebalance), or the consumer not started
+            return None
+        return int(end) if end is not None else None
+
+    def quiet(self, seconds: float) -> bool:
+        return self._activity.idle_for(seconds)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Callable, Collection
 from typing import Protocol
 
 from workers.metrics import Metrics
@@ -28,12 +28,21 @@ from workers.stream.offsets import Gap
 
 log = logging.getLogger(__name__)
 
-Seek = Callable[[int, int], Awaitable[None]]
-"""Seek the consumer's ``partition`` (of the agent's topic) back to ``offset``."""
-Skip = Callable[[int, int, int], Awaitable[None]]
-"""Tell the consumer that ``partition`` holds no record in ``[start, end)``."""
-End = Callable[[int], "int | None"]
-"""The end of ``partition``'s log as the consumer last fetched it (None: not fetched yet)."""
+
+class Consumer(Protocol):
+    """What the closer asks of the agent's consumer, on the agent's topic."""
+
+    async def seek(self, partition: int, offset: int) -> None:
+        """Seek ``partition`` back to ``offset``: its records are fetched and delivered again."""
+
+    async def skip(self, partition: int, start: int, end: int) -> None:
+        """Tell the consumer that ``partition`` holds no record in ``[start, end)``."""
+
+    def end(self, partition: int) -> int | None:
+        """The end of ``partition``'s log as the consumer last fetched it (None: not yet)."""
+
+    def quiet(self, seconds: float) -> bool:
+        """Whether the agent has received nothing for ``seconds``."""
 
 
 class Ledger(Protocol):
@@ -59,14 +68,11 @@ class GapCloser:
         self,
         *,
         positions: Positions,
+        consumer: Consumer,
         group: str,
         topic: str,
         role: str,
         metrics: Metrics,
-        seek: Seek,
-        skip: Skip,
-        end: End = lambda partition: None,
-        quiet: Callable[[float], bool] = lambda seconds: True,
         redeliver_s: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -75,10 +81,10 @@ class GapCloser:
         self._topic = topic
         self._role = role
         self._metrics = metrics
-        self._seek = seek
-        self._skip = skip
-        self._end = end
-        self._quiet = quiet  # the agent has received nothing for that many seconds
+        self._seek = consumer.seek
+        self._skip = consumer.skip
+        self._end = consumer.end
+        self._quiet = consumer.quiet
         self._redeliver_s = redeliver_s
         self._clock = clock
         self._sought: dict[int, tuple[int, float]] = {}  # partition → (offset, look again at)
