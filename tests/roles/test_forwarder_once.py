@@ -16,7 +16,7 @@ from workers.adapters.memory import MemoryProducer
 from workers.adapters.memory.written import MemoryWrittenLog
 from workers.metrics import Metrics, create_metrics
 from workers.ports import Delivery, Outgoing, Record
-from workers.roles.append.forwarder import Forwarder, position_of
+from workers.roles.append.forwarder import Forwarder, ReadBack, position_of
 
 from .support import added, sample
 from .test_forwarder import NAMES, as_consumed
@@ -31,7 +31,11 @@ def make(
     producer: MemoryProducer, domains: Domains, metrics: Metrics, written: MemoryWrittenLog | None
 ) -> Forwarder:
     return Forwarder(
-        producer=producer, domains=domains, names=NAMES, metrics=metrics, written=written
+        producer=producer,
+        domains=domains,
+        names=NAMES,
+        metrics=metrics,
+        read_back=ReadBack(written),
     )
 
 
@@ -109,7 +113,7 @@ async def test_a_timed_out_copy_the_broker_appends_after_the_read_back_is_counte
     it): the copy comes twice, and the forwarder counted it among its unsure copies."""
     stalled = _Stalls(producer)
     forwarder = Forwarder(
-        producer=stalled, domains=domains, names=NAMES, metrics=metrics, written=written
+        producer=stalled, domains=domains, names=NAMES, metrics=metrics, read_back=ReadBack(written)
     )
     batch = as_consumed(added("e", [1, 2]))
     with pytest.raises(StreamOutcomeUnknown):
@@ -173,9 +177,12 @@ async def test_a_hole_left_by_a_lost_batch_is_filled_never_skipped(
     producer: MemoryProducer, domains: Domains, metrics: Metrics, written: MemoryWrittenLog
 ) -> None:
     forwarder = Forwarder(
-        producer=_LosesTheFirstBatch(producer), domains=domains, names=NAMES, metrics=metrics,
-        written=written,
-    )  # fmt: skip
+        producer=_LosesTheFirstBatch(producer),
+        domains=domains,
+        names=NAMES,
+        metrics=metrics,
+        read_back=ReadBack(written),
+    )
     batch = as_consumed(added("g", [1, 2, 3]))
     with pytest.raises(StreamOutcomeUnknown):
         await forwarder.handle(batch)
@@ -261,9 +268,12 @@ async def test_after_a_failed_produce_it_waits_for_the_producer_to_settle_before
         said.append(f"settled after {written.reads} reads")
 
     forwarder = Forwarder(
-        producer=producer, domains=domains, names=NAMES, metrics=metrics, written=written,
-        settle=settle,
-    )  # fmt: skip
+        producer=producer,
+        domains=domains,
+        names=NAMES,
+        metrics=metrics,
+        read_back=ReadBack(written, settle=settle),
+    )
     batch = as_consumed(added("n", [1, 2]))
     assert await forwarder.handle(batch) == 2
     assert said == []  # nothing failed: nothing to wait for

@@ -28,7 +28,7 @@ from workers.roles.append.appender import Appender
 from workers.roles.append.book import AppenderConfig
 from workers.roles.append.bridge import Bridge
 from workers.roles.append.fates import DeadLetterFates
-from workers.roles.append.forwarder import Forwarder
+from workers.roles.append.forwarder import Forwarder, ReadBack
 from workers.roles.append.given import AppendStores, Replies
 from workers.roles.append.outbox import Outbox
 from workers.roles.command.budget import WriteBudget
@@ -278,9 +278,9 @@ class Runtime:
                 names=names,
                 metrics=metrics,
                 dead_letters=parts.dead_letters["forwarder"],
-                written=parts.written,
-                lookback_ms=settings.forward_lookback_s * 1000,
-                settle=producer.settled,
+                read_back=ReadBack(
+                    parts.written, settings.forward_lookback_s * 1000, settle=producer.settled
+                ),
             )
         if PM_ROLE in self.roles and self.processes:
             parts.runner, parts.polls = process_role(

@@ -44,6 +44,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
 
 from snapshot_rules.domain import Domains
 from topics.catalog import TopicNames
@@ -107,6 +108,17 @@ def with_position(message: Outgoing, event: Event, version: int, part: int) -> O
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ReadBack:
+    """How the forwarder learns what an earlier owner of its partitions sent: its target topics
+    read back from ``lookback_ms`` before the first uncommitted record, once the producer has
+    ``settle``d (no record it took can still land after the read)."""
+
+    written: WrittenLog
+    lookback_ms: int = LOOKBACK_MS
+    settle: Callable[[], Awaitable[None]] | None = None
+
+
 class Forwarder:
     """Routes stored events downstream with their key and correlation headers intact, each
     (aggregate, version, part) once per topic."""
@@ -119,22 +131,22 @@ class Forwarder:
         names: TopicNames,
         metrics: Metrics,
         dead_letters: DeadLetters | None = None,
-        written: WrittenLog | None = None,
-        lookback_ms: int = LOOKBACK_MS,
+        read_back: ReadBack | None = None,
         remembered: int = REMEMBERED,
         clock: Callable[[], float] = time.time,
-        settle: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """``read_back``: None, the topics are never read back (each copy is sent at least
+        once, and a new owner may send again what its predecessor sent)."""
         self._producer = producer
         self._domains = domains
         self._names = names
         self._metrics = metrics
         self._dead_letters = dead_letters
-        self._written_log = written
-        self._lookback_ms = lookback_ms
+        self._written_log = None if read_back is None else read_back.written
+        self._lookback_ms = LOOKBACK_MS if read_back is None else read_back.lookback_ms
         self._remembered = remembered
         self._clock = clock
-        self._settle = settle  # returns once no record the producer took can still land
+        self._settle = None if read_back is None else read_back.settle
         self._high: OrderedDict[tuple[str, bytes], Position] = OrderedDict()
         self._owned: set[int] | None = None  # None: never told, every partition is this one's
         self._fresh: set[int] = set()  # assigned, their topics not read back yet
