@@ -29,6 +29,7 @@ from workers.http.ryw import (
     Caller,
     ReadAfter,
     RefusedAtStore,
+    WaitBounds,
     WriteWaiter,
 )
 from workers.ports import AggregateRef, Head, LiveFeed, Outgoing, Rejection
@@ -58,8 +59,8 @@ class Stores:
 
         return WriteWaiter(
             domains=default_domains(), events=self.events, rejections=self.rejections,
-            feed=the_feed if with_feed else None, safety_poll_s=poll_s, max_waiters=10_000,
-            max_per_principal=10_000,
+            feed=the_feed if with_feed else None,
+            bounds=WaitBounds(safety_poll_s=poll_s, max_waiters=10_000, max_per_principal=10_000),
         )  # fmt: skip
 
 

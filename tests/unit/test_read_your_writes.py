@@ -28,6 +28,7 @@ from workers.http.ryw import (
     ReadAfter,
     RefusedAtStore,
     TooManyWaiters,
+    WaitBounds,
     WriteWaiter,
 )
 from workers.http.ryw.reads import FIRST_POLL_S, SAFETY_PER_TICK
@@ -97,7 +98,7 @@ def fed_waiter(
 
     wait = WriteWaiter(
         domains=default_domains(), events=events, rejections=rejections, feed=the_feed,
-        safety_poll_s=safety_poll_s,
+        bounds=WaitBounds(safety_poll_s=safety_poll_s),
     )  # fmt: skip
     return wait, events, rejections, feed
 
@@ -212,7 +213,7 @@ async def test_a_feed_that_fails_falls_back_to_polling_the_store() -> None:
 
     wait = WriteWaiter(
         domains=default_domains(), events=events, rejections=rejections, feed=broken,
-        safety_poll_s=3600,
+        bounds=WaitBounds(safety_poll_s=3600),
     )  # fmt: skip
     waiting = asyncio.create_task(wait.stored(REF, ReadAfter(1, None, wait_ms=30_000)))
     await events.append([new_event("order", "o-1", "OrderPlaced", {"items": []}, version=1)])
@@ -235,8 +236,7 @@ def bounded_waiter(
 
     wait = WriteWaiter(
         domains=default_domains(), events=events, rejections=MemoryRejections(), feed=the_feed,
-        safety_poll_s=safety_poll_s, max_waiters=max_waiters,
-        max_per_principal=max_per_principal, metrics=metrics,
+        bounds=WaitBounds(safety_poll_s, max_waiters, max_per_principal), metrics=metrics,
     )  # fmt: skip
     return wait, events, feed, registry
 

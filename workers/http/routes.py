@@ -24,7 +24,7 @@ from workers.http.edge.responses import Response, fast_headers, json_response
 from workers.http.edge.routes import Api
 from workers.http.probes import health_answer, ready_answer
 from workers.http.queries import FleetQueries, answer_page
-from workers.http.ryw import Caller, ReadAfter, WriteWaiter
+from workers.http.ryw import Caller, ReadAfter, WaitBounds, WriteWaiter
 from workers.metrics import create_ryw_metrics
 from workers.roles.command.requests import CommandRequest, parse_request
 from workers.roles.outcomes import Refused
@@ -362,9 +362,11 @@ def write_waiter(fleet: Fleet) -> WriteWaiter:
         events=rt.events,
         rejections=rt.stores.rejections,
         feed=rt.live_feed,  # woken by the appender's announcements, in any process
-        safety_poll_s=settings.ryw_poll_ms / 1000,
-        max_waiters=settings.ryw_max_waiters,
-        max_per_principal=settings.ryw_max_waiters_per_principal,
+        bounds=WaitBounds(
+            safety_poll_s=settings.ryw_poll_ms / 1000,
+            max_waiters=settings.ryw_max_waiters,
+            max_per_principal=settings.ryw_max_waiters_per_principal,
+        ),
         metrics=create_ryw_metrics(rt.metrics.registry),
     )
 

@@ -42,6 +42,7 @@ from workers.http.ryw.reads import (
     ReadAfter,
     RefusedAtStore,
     TooManyWaiters,
+    WaitBounds,
 )
 from workers.http.ryw.waiter import WaitingContext, WriteWaiter
 
@@ -55,6 +56,7 @@ __all__ = [
     "ReadAfter",
     "RefusedAtStore",
     "TooManyWaiters",
+    "WaitBounds",
     "WaitingContext",
     "WriteWaiter",
 ]

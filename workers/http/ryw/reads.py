@@ -25,6 +25,20 @@ sooner; this catches a lost announcement). ``EVENTFLEET_RYW_POLL_MS``."""
 MAX_WAITERS = 2000
 MAX_WAITERS_PER_PRINCIPAL = 100
 RETRY_AFTER_S = 1
+
+
+@dataclass(frozen=True, slots=True)
+class WaitBounds:
+    """What bounds the reads that wait for their writes: how often the store is checked for
+    them, how many may wait in a process and per principal, and the Retry-After of a read
+    refused for that (``EVENTFLEET_RYW_*``)."""
+
+    safety_poll_s: float = SAFETY_POLL_S
+    max_waiters: int = MAX_WAITERS
+    max_per_principal: int = MAX_WAITERS_PER_PRINCIPAL
+    retry_after_s: int = RETRY_AFTER_S
+
+
 SWEEP_S = 1.0
 """How often waiters whose client left are looked for (no store read)."""
 CHUNK = 8

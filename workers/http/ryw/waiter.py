@@ -15,14 +15,11 @@ from topics.envelope import Actor, Event, command_scope, derived_event_id
 from workers.http.ryw.heads import SharedHeads
 from workers.http.ryw.reads import (
     MAX_WAIT_MS,
-    MAX_WAITERS,
-    MAX_WAITERS_PER_PRINCIPAL,
     NOBODY,
-    RETRY_AFTER_S,
-    SAFETY_POLL_S,
     Caller,
     NotYetStored,
     ReadAfter,
+    WaitBounds,
     refused_at_store,
 )
 from workers.http.ryw.waits import Waits
@@ -46,10 +43,7 @@ class WriteWaiter:
         events: EventStore,
         rejections: Rejections,
         feed: Callable[[], Awaitable[LiveFeed]] | None = None,
-        safety_poll_s: float = SAFETY_POLL_S,
-        max_waiters: int = MAX_WAITERS,
-        max_per_principal: int = MAX_WAITERS_PER_PRINCIPAL,
-        retry_after_s: int = RETRY_AFTER_S,
+        bounds: WaitBounds = WaitBounds(),
         metrics: RywMetrics | None = None,
     ) -> None:
         self._domains = domains
@@ -59,10 +53,7 @@ class WriteWaiter:
             events=events,
             rejections=rejections,
             feed=feed,  # made on first use: a process that never waits never subscribes
-            poll_s=safety_poll_s,
-            max_waiters=max_waiters,
-            max_per_principal=max_per_principal,
-            retry_after_s=retry_after_s,
+            bounds=bounds,
             metrics=metrics,
         )
         self._heads = SharedHeads(events)  # a read's own check, shared with its aggregate's

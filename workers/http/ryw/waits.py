@@ -20,6 +20,7 @@ from workers.http.ryw.reads import (
     Caller,
     NotYetStored,
     TooManyWaiters,
+    WaitBounds,
     refused_at_store,
 )
 from workers.metrics import RywMetrics
@@ -100,19 +101,16 @@ class Waits:
         events: EventStore,
         rejections: Rejections,
         feed: Callable[[], Awaitable[LiveFeed]] | None,
-        poll_s: float,
-        max_waiters: int,
-        max_per_principal: int,
-        retry_after_s: int,
+        bounds: WaitBounds,
         metrics: RywMetrics | None,
     ) -> None:
         self._events = events
         self._rejections = rejections
         self._feed = feed
-        self._poll_s = poll_s
-        self._max_waiters = max_waiters
-        self._max_per_principal = max_per_principal
-        self._retry_after_s = retry_after_s
+        self._poll_s = bounds.safety_poll_s
+        self._max_waiters = bounds.max_waiters
+        self._max_per_principal = bounds.max_per_principal
+        self._retry_after_s = bounds.retry_after_s
         self._metrics = metrics
         self._stores: dict[AggregateRef, _Watch] = {}
         self._views: dict[object, _Watch] = {}
