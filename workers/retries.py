@@ -3,14 +3,18 @@
 A retry in the fleet is a ``Backoff`` named where it is used (``DEPENDENCY_PAUSES``, a bus's
 ``RetryPolicy``, a command's wait for another request's claim), never a loop of its own:
 stamina runs the tries, so its retry hooks (a log line and ``stamina_retries_total`` per
-retry) and ``stamina.set_testing`` apply to every one of them.
+retry) and ``stamina.set_testing`` apply to every one of them. A loop that must go on whatever
+fails (a bus subscription's reads) is ``keep_running`` over such a ``Backoff``.
+
+One pause is not stamina's: the live feed's reconnects (``workers.adapters.redis.live``), whose
+waits start over once a connection has subscribed, in the middle of what would be one try.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import AsyncIterable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass
 
 import stamina
@@ -92,6 +96,28 @@ class Backoff:
             return wait_s
 
         return judge
+
+
+async def keep_running(
+    step: Callable[[], Awaitable[object]],
+    backoff: Backoff,
+    *,
+    failed: Callable[[Exception, int], Awaitable[None]],
+    running: Callable[[], bool],
+) -> None:
+    """Run ``step`` again and again while ``running()``, as a loop that must never die quietly
+    (a subscription's reads): a failure is told to ``failed`` (the error, how many in a row)
+    and waited out on ``backoff``; a step that succeeds starts the waits over."""
+    while running():
+        async for attempt in backoff.tries(Exception):
+            with attempt:
+                if not running():
+                    break
+                try:
+                    await step()
+                except Exception as e:
+                    await failed(e, attempt.num)
+                    raise
 
 
 def fleet_retry_hooks() -> None:

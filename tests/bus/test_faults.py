@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import pytest
@@ -16,6 +17,7 @@ from tests.bus.conftest import (
     stored,
 )
 from tests.faults import TcpProxy
+from tests.waiting import wait_for
 from topics.errors import ConfigError, InvalidInput, Unavailable
 from workers.adapters.kafka import KafkaEventBus, plain
 from workers.adapters.nats import NatsEventBus
@@ -87,6 +89,34 @@ async def test_a_redis_subscriber_survives_dropped_connections(
         assert _bus_tasks() == []
     await direct.redis.delete(direct.stream)
     await direct.close()
+
+
+async def test_a_redis_subscriber_whose_stream_is_deleted_starts_over_at_its_end(
+    stack: EmbeddedStack, unique_name: str
+) -> None:
+    bus = RedisEventBus(
+        stack.urls.redis_url,
+        stream=f"bus-test.{unique_name}",
+        block_ms=100,
+        retry=RetryPolicy(first_backoff_ms=20, max_backoff_ms=100),
+    )
+    got = Recorder()
+    await bus.subscribe("*", got, durable="again")
+    await bus.redis.delete(bus.stream)  # the stream and its consumer groups are gone
+
+    async def group_again() -> bool:
+        with contextlib.suppress(Exception):  # no such key until the group is made again
+            return len(await bus.redis.xinfo_groups(bus.stream)) == 1
+        return False
+
+    await wait_for(group_again, timeout_s=8, what="the group made again")  # reads met NOGROUP
+    after = stored(version=1)
+    await bus.publish(after)
+    await eventually(lambda: got.calls == [after])
+    await asyncio.wait_for(bus.close(), 5)
+    cleanup = RedisEventBus(stack.urls.redis_url, stream=bus.stream)
+    await cleanup.redis.delete(bus.stream)
+    await cleanup.close()
 
 
 async def test_a_nats_subscriber_survives_dropped_connections(unique_name: str) -> None:

@@ -8,7 +8,7 @@ import stamina
 
 from topics.errors import ConfigError
 from workers.bus import RetryPolicy
-from workers.retries import Backoff, On, fleet_retry_hooks
+from workers.retries import Backoff, On, fleet_retry_hooks, keep_running
 
 
 class Flaky(Exception):
@@ -109,3 +109,46 @@ def test_a_fleet_process_turns_staminas_own_retry_hooks_off() -> None:
         assert stamina.instrumentation.get_on_retry_hooks() == ()
     finally:
         stamina.instrumentation.set_on_retry_hooks(list(before))
+
+
+async def test_a_loop_kept_running_counts_failures_in_a_row_and_starts_over_after_a_success() -> (
+    None
+):
+    outcomes: list[Exception | None] = [Flaky(), Broken(), None, Flaky(), None, None]
+    told: list[tuple[str, int]] = []
+    steps = 0
+
+    async def step() -> None:
+        nonlocal steps
+        steps += 1
+        outcome = outcomes.pop(0)
+        if outcome is not None:
+            raise outcome
+
+    async def failed(e: Exception, in_a_row: int) -> None:
+        told.append((type(e).__name__, in_a_row))
+
+    await keep_running(
+        step, Backoff(first_s=0.001, max_s=0.002), failed=failed, running=lambda: bool(outcomes)
+    )
+    assert steps == 6 and outcomes == []  # every kind of error retried; ended when told to
+    assert told == [("Flaky", 1), ("Broken", 2), ("Flaky", 1)]
+
+
+async def test_a_loop_kept_running_takes_no_step_once_it_is_told_to_stop() -> None:
+    running = [True]
+    steps = 0
+
+    async def step() -> None:
+        nonlocal steps
+        steps += 1
+        running[0] = False  # stopped while this step fails: no further step
+        raise Flaky()
+
+    async def failed(e: Exception, in_a_row: int) -> None:
+        pass
+
+    await keep_running(
+        step, Backoff(first_s=0.001, max_s=0.002), failed=failed, running=lambda: running[0]
+    )
+    assert steps == 1

@@ -77,6 +77,10 @@ class RetryPolicy:
         """A write that must not be dropped (a dead letter): as many as it takes."""
         return Backoff(self.backoff_s(1), self.max_backoff_ms / 1000)
 
+    def reads(self) -> Backoff:
+        """A subscription's reads, which go on whatever fails: as many as it takes."""
+        return Backoff(self.backoff_s(1), self.max_backoff_ms / 1000)
+
 
 def require_stored(event: Event) -> None:
     """Subscribers act on stored events only: an unversioned one is a caller bug."""

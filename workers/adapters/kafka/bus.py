@@ -53,6 +53,7 @@ from workers.bus.common import (
     stop_task,
 )
 from workers.ports import Handler, Outgoing, Record, Subscription
+from workers.retries import keep_running
 
 log = logging.getLogger(__name__)
 
@@ -208,22 +209,17 @@ class _Reader:
         await close_quietly(self.consumer.stop, timeout_s=self.bus.timeout_s, what=self.where)
 
     async def run(self) -> None:
-        failures = 0
-        while not self.stopping:
-            try:
-                await self.step()
-                failures = 0
-            except Exception as e:  # the loop must never die quietly: log, back off, go on
-                failures += 1
-                level = logging.WARNING if isinstance(e, KafkaError) else logging.ERROR
-                log.log(
-                    level,
-                    "%s: consuming failed (%d in a row), retrying: %r",
-                    self.where,
-                    failures,
-                    e,
-                )
-                await asyncio.sleep(self.bus.retry.backoff_s(failures))
+        """Consume and deliver until stopped; the loop never dies quietly: log, back off, go on."""
+        await keep_running(
+            self.step,
+            self.bus.retry.reads(),
+            failed=self._failed,
+            running=lambda: not self.stopping,
+        )
+
+    async def _failed(self, e: Exception, failures: int) -> None:
+        level = logging.WARNING if isinstance(e, KafkaError) else logging.ERROR
+        log.log(level, "%s: consuming failed (%d in a row), retrying: %r", self.where, failures, e)
 
     async def step(self) -> None:
         batch = await self.consumer.getmany(timeout_ms=1000, max_records=self.bus.batch_size)

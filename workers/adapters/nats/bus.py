@@ -50,6 +50,7 @@ from workers.bus.common import (
     require_stored,
 )
 from workers.ports import Handler, Subscription
+from workers.retries import keep_running
 from workers.secrets import mask_url
 
 log = logging.getLogger(__name__)
@@ -257,25 +258,28 @@ class _Reader:
             log.warning("%s: cleanup after cancel failed: %s", self.where, e)
 
     async def run(self) -> None:
+        """Fetch and deliver until stopped; the loop never dies quietly: log, back off, go on."""
+        await keep_running(
+            self._fetch,
+            self.bus.retry.reads(),
+            failed=self._failed,
+            running=lambda: not self.stopping.is_set(),
+        )
+
+    async def _fetch(self) -> None:
         assert self.sub is not None
-        failures = 0
-        while not self.stopping.is_set():
+        try:
+            msgs = await self.sub.fetch(self.bus.batch_size, timeout=self.bus.fetch_wait_s)
+        except TimeoutError:  # nats-py raises both its own and asyncio's: nothing came
+            return
+        for msg in msgs:
             try:
-                msgs = await self.sub.fetch(self.bus.batch_size, timeout=self.bus.fetch_wait_s)
-            except TimeoutError:  # nats-py raises both its own and asyncio's: nothing came
-                failures = 0
-                continue
-            except Exception as e:  # the loop must never die quietly: log, back off, go on
-                failures += 1
-                log.warning("%s: fetch failed (%d in a row), retrying: %r", self.where, failures, e)
-                await asyncio.sleep(self.bus.retry.backoff_s(failures))
-                continue
-            failures = 0
-            for msg in msgs:
-                try:
-                    await self.handle(msg)
-                except Exception:  # unacked, so JetStream redelivers it after ack_wait
-                    log.exception("%s: delivering a message failed unexpectedly", self.where)
+                await self.handle(msg)
+            except Exception:  # unacked, so JetStream redelivers it after ack_wait
+                log.exception("%s: delivering a message failed unexpectedly", self.where)
+
+    async def _failed(self, e: Exception, failures: int) -> None:
+        log.warning("%s: fetch failed (%d in a row), retrying: %r", self.where, failures, e)
 
     async def handle(self, msg: Msg) -> None:
         if self.stopping.is_set():

@@ -60,6 +60,7 @@ from workers.bus.common import (
     stop_task,
 )
 from workers.ports import Handler, Subscription
+from workers.retries import keep_running
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -193,20 +194,19 @@ class _Reader:
         return any(c["name"] == self.consumer.encode() and c["pending"] for c in consumers)
 
     async def run(self) -> None:
-        failures = 0
-        while not self.stopping:
-            try:
-                await self.step()
-                failures = 0
-            except Exception as e:  # the loop must never die quietly: log, back off, go on
-                failures += 1
-                level = logging.WARNING if isinstance(e, Unavailable | BusError) else logging.ERROR
-                log.log(
-                    level, "%s: read failed (%d in a row), retrying: %r", self.where, failures, e
-                )
-                await asyncio.sleep(self.bus.retry.backoff_s(failures))
-                if isinstance(e, BusError) and "NOGROUP" in str(e):
-                    await self._recreate_group()
+        """Read and deliver until stopped; the loop never dies quietly: log, back off, go on."""
+        await keep_running(
+            self.step,
+            self.bus.retry.reads(),
+            failed=self._failed,
+            running=lambda: not self.stopping,
+        )
+
+    async def _failed(self, e: Exception, failures: int) -> None:
+        level = logging.WARNING if isinstance(e, Unavailable | BusError) else logging.ERROR
+        log.log(level, "%s: read failed (%d in a row), retrying: %r", self.where, failures, e)
+        if isinstance(e, BusError) and "NOGROUP" in str(e):
+            await self._recreate_group()
 
     async def _recreate_group(self) -> None:
         """The stream or group was deleted under us: start over from its end."""

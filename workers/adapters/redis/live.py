@@ -193,6 +193,8 @@ class RedisLiveFeed:
             await pubsub.psubscribe(*patterns)
 
     async def _listen_loop(self) -> None:
+        # Its own pause, not a stamina Backoff: the waits start over once a connection has
+        # subscribed, in the middle of what would be one try (workers.retries).
         backoff_s = 0.05
         lost = False
         while not self._closed:
