@@ -159,10 +159,15 @@ def _start_loops(fleet: Fleet, runtime: Runtime) -> list[asyncio.Task[None]]:
 def _fatal_unless_cancelled(fleet: Fleet, what: str, task: asyncio.Task[None]) -> None:
     """A background loop that ended by an error stops the process (a restart runs it again),
     rather than leaving it serving without the loop."""
-    if fleet.stopped.is_set():  # draining: the stores close under it, and it is not needed
+    if task.cancelled():
         return
-    if not task.cancelled() and task.exception() is not None:
-        fleet.fatal(what, task.exception() or RuntimeError(what))
+    error = task.exception()  # retrieved in any case: asyncio would log it as never retrieved
+    if error is None:
+        return
+    if fleet.stopped.is_set():  # draining: the stores close under it, and it is not needed
+        log.debug("%s ended while the process stops: %r", what, error)
+        return
+    fleet.fatal(what, error)
 
 
 async def _start_unless_stopped(fleet: Fleet, *, warn_every_s: float = 60.0) -> bool:

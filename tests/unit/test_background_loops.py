@@ -1,0 +1,71 @@
+"""A background loop of a fleet process that ends by an error: fatal while the process serves,
+a debug line while it stops (its stores close under it), and never left for asyncio to report
+as an exception never retrieved."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+from typing import cast
+
+import pytest
+
+from workers.runtime.fleet import Fleet
+from workers.runtime.serve import _fatal_unless_cancelled
+
+
+class Stopping:
+    """What the callback reads of the fleet: whether it stops, and what it was told is fatal."""
+
+    def __init__(self, stopped: bool) -> None:
+        self.stopped = asyncio.Event()
+        if stopped:
+            self.stopped.set()
+        self.fatal_calls: list[tuple[str, BaseException]] = []
+
+    def fatal(self, what: str, error: BaseException) -> None:
+        self.fatal_calls.append((what, error))
+
+
+async def ended(error: BaseException | None) -> asyncio.Task[None]:
+    async def loop() -> None:
+        if error is not None:
+            raise error
+
+    task = asyncio.create_task(loop())
+    await asyncio.wait({task})
+    return task
+
+
+async def test_a_loop_failing_while_the_process_serves_is_fatal() -> None:
+    fleet = Stopping(stopped=False)
+    boom = RuntimeError("the store went away")
+    _fatal_unless_cancelled(cast(Fleet, fleet), "pm polls", await ended(boom))
+    assert fleet.fatal_calls == [("pm polls", boom)]
+
+
+async def test_a_loop_failing_while_the_process_stops_is_a_debug_line_and_retrieved(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fleet = Stopping(stopped=True)
+    caplog.set_level(logging.DEBUG)
+    task = await ended(RuntimeError("client closed"))
+    _fatal_unless_cancelled(cast(Fleet, fleet), "pm polls", task)
+    assert fleet.fatal_calls == []
+    lines = [r for r in caplog.records if "pm polls ended while the process stops" in r.message]
+    assert [r.levelno for r in lines] == [logging.DEBUG]
+    del task
+    gc.collect()  # an exception never retrieved would be logged (at ERROR) as the task goes
+    assert not [r for r in caplog.records if "never retrieved" in r.message]
+
+
+@pytest.mark.parametrize("stopped", [False, True])
+async def test_a_loop_that_ended_well_or_was_cancelled_is_nothing(stopped: bool) -> None:
+    fleet = Stopping(stopped=stopped)
+    _fatal_unless_cancelled(cast(Fleet, fleet), "loop", await ended(None))
+    cancelled = asyncio.create_task(asyncio.sleep(60))
+    cancelled.cancel()
+    await asyncio.wait({cancelled})
+    _fatal_unless_cancelled(cast(Fleet, fleet), "loop", cancelled)
+    assert fleet.fatal_calls == []
