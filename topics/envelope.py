@@ -130,10 +130,18 @@ class Event:
     def with_version(self, version: int) -> Event:
         # Positionally, in field order: dataclasses.replace costs twice as much, per event.
         return Event(
-            self.id, self.aggregate_type, self.aggregate_id, self.type, self.data, version,
-            self.metadata, self.occurred_at, self.after, self.schema_version,
+            self.id,
+            self.aggregate_type,
+            self.aggregate_id,
+            self.type,
+            self.data,
+            version,
+            self.metadata,
+            self.occurred_at,
+            self.after,
+            self.schema_version,
             self.expected_version,
-        )  # fmt: skip
+        )
 
     def as_dict(self) -> JsonObject:
         fields = {
@@ -544,9 +552,9 @@ def expected_version_of(value: object, field_name: str = "expected_version") -> 
             return value
         if value < 0:
             raise InvalidEnvelope(
-                field_name, f"versions are 0 or more (0: the aggregate must not exist yet), "
-                f"got {value}",
-            )  # fmt: skip
+                field_name,
+                f"versions are 0 or more (0: the aggregate must not exist yet), got {value}",
+            )
         raise InvalidEnvelope(field_name, f"{value} does not fit in 64 bits; at most 2**63-1")
     shown = repr(value[:40] + "…" if len(value) > 40 else value) if type(value) is str else ""
     got = {

@@ -163,8 +163,9 @@ class LoopHistogram:
         for bound, count in zip([*self._bounds, float("inf")], counts, strict=True):
             total += count
             buckets.append((floatToGoString(bound), float(total)))  # type: ignore[no-untyped-call]  # prometheus_client's floatToGoString has no annotations
-        family = HistogramMetricFamily(self._name, self._documentation, buckets=buckets,
-                                       sum_value=self._sum)  # fmt: skip
+        family = HistogramMetricFamily(
+            self._name, self._documentation, buckets=buckets, sum_value=self._sum
+        )
         yield family
         created = Metric(f"{self._name}_created", self._documentation, "gauge")
         created.add_sample(f"{self._name}_created", {}, self._created)

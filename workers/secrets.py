@@ -125,8 +125,12 @@ def read_secret(
     Two ways at once, a file that cannot be read or is empty, a variable unset or empty: a
     ConfigError naming the setting to fix, and never the secret.
     """
-    ways = {setting.plain_variable: plain, setting.file_variable: file,
-            setting.env_variable: env, "EVENTFLEET_SECRETS_DIR": held is not None}  # fmt: skip
+    ways = {
+        setting.plain_variable: plain,
+        setting.file_variable: file,
+        setting.env_variable: env,
+        "EVENTFLEET_SECRETS_DIR": held is not None,
+    }
     given = [variable for variable, value in ways.items() if value]
     what = setting.what
     if len(given) > 1:
@@ -192,8 +196,14 @@ def read_each(
     for secret in secrets:
         file = str(getattr(places, f"{secret.name}_file"))
         env = str(getattr(places, f"{secret.name}_env"))
-        value = read_secret(secret, file=file, env=env, plain=str(plain.get(secret.name, "")),
-                            held=held.get(secret.name), environ=environ)  # fmt: skip
+        value = read_secret(
+            secret,
+            file=file,
+            env=env,
+            plain=str(plain.get(secret.name, "")),
+            held=held.get(secret.name),
+            environ=environ,
+        )
         if value is not None:
             found[secret.name] = (value, secret.source(file=file, env=env, directory=directory))
     return found

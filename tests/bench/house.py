@@ -1,5 +1,6 @@
 """The house's figures, as issue 48 counts them: code lines, large modules and functions, wide
-constructors, protocols, and the dependencies' private internals we reach.
+constructors, protocols, the dependencies' private internals we reach, and the tidy figures
+(``# fmt: skip`` markers, lines over 100 characters).
 
 ``python -m tests.bench.house [ROOT]`` (default: this checkout) prints one line per figure;
 ``--json`` one JSON object. Code lines are every line of ``workers/`` that is neither blank,
@@ -20,6 +21,7 @@ import orjson
 MODULE_MAX = 500
 FUNCTION_MAX = 80
 PARAMS_MAX = 8
+LINE_MAX = 100
 
 
 @dataclass
@@ -31,6 +33,8 @@ class Figures:
     constructors_over: list[str] = field(default_factory=list)
     protocols: list[str] = field(default_factory=list)
     private_internals: int = 0
+    fmt_skips: int = 0
+    long_lines: int = 0
 
 
 def docstring_lines(tree: ast.AST) -> set[int]:
@@ -50,8 +54,14 @@ def code_lines(source: str, tree: ast.AST) -> int:
     """Lines holding a token that is neither a comment nor part of a docstring."""
     skip = docstring_lines(tree)
     lines: set[int] = set()
-    ignored = (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT,
-               tokenize.DEDENT, tokenize.ENDMARKER)  # fmt: skip
+    ignored = (
+        tokenize.COMMENT,
+        tokenize.NL,
+        tokenize.NEWLINE,
+        tokenize.INDENT,
+        tokenize.DEDENT,
+        tokenize.ENDMARKER,
+    )
     for token in tokenize.generate_tokens(io.StringIO(source).readline):
         if token.type in ignored:
             continue
@@ -69,6 +79,8 @@ def measure(root: Path) -> Figures:
         tree = ast.parse(source)
         figures.modules += 1
         figures.code_lines += code_lines(source, tree)
+        figures.fmt_skips += source.count("# fmt: skip")
+        figures.long_lines += sum(len(line) > LINE_MAX for line in source.splitlines())
         if source.count("\n") > MODULE_MAX:
             figures.modules_over.append(f"{name} ({source.count(chr(10))})")
         for node in ast.walk(tree):
@@ -129,6 +141,8 @@ def main() -> None:
     print(
         f"dependencies' private internals reached (test_private_apis): {figures.private_internals}"
     )
+    print(f"`# fmt: skip` markers: {figures.fmt_skips}")
+    print(f"lines over {LINE_MAX} characters: {figures.long_lines}")
 
 
 if __name__ == "__main__":

@@ -257,7 +257,7 @@ def test_the_client_imports_nothing_of_the_server_but_its_generators_the_declara
         for module, targets in graph().items()
         if inside(module, "workers.client")
     }
-    assert outside.pop("workers.client.codegen") == ["workers.runtime.answers"]
+    assert outside.pop("workers.client.codegen") == ["workers.runtime.error_codes"]
     assert outside.pop("workers.client.render_events") == [
         "snapshot_rules.domain", "snapshot_rules.schema", "workers.runtime.loading"]  # fmt: skip
     assert all(not found for found in outside.values()), outside

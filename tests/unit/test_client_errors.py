@@ -10,7 +10,7 @@ import pytest
 from workers.client import ApiError, ClientError, TransportError, errors
 from workers.client.codegen import TARGET, class_name, is_retriable, render
 from workers.client.errors import BY_CODE
-from workers.runtime.answers import ERROR_CODES, ErrorCode
+from workers.runtime.error_codes import ERROR_CODES, ErrorCode
 
 
 def test_the_generated_classes_are_the_catalogue_as_it_is_now() -> None:

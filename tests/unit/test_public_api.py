@@ -84,7 +84,7 @@ PUBLIC = {
     "workers.cli": ["main", "parser"],
     "workers.http.ryw": [
         "CHUNK", "DEFAULT_WAIT_MS", "MAX_WAIT_MS", "NOBODY", "Caller", "NotYetStored",
-        "ReadAfter", "RefusedAtStore", "TooManyWaiters", "WaitingContext", "WriteWaiter",
+        "ReadAfter", "RefusedAtStore", "TooManyWaiters", "WaitBounds", "WaitingContext", "WriteWaiter",
     ],
     "workers.client": [
         "AnswerError", "ApiError", "Appended", "AppendedAll", "AppendedEvent", "ArgumentError",

@@ -104,13 +104,19 @@ def _command(c: PendingCommand) -> JsonObject:
 
 
 def _deadline(d: Deadline) -> JsonObject:
-    return {"id": d.id, "name": d.name, "due_at": d.due_at, "data": d.data,
-            "correlation_id": d.correlation_id}  # fmt: skip
+    return {
+        "id": d.id,
+        "name": d.name,
+        "due_at": d.due_at,
+        "data": d.data,
+        "correlation_id": d.correlation_id,
+    }
 
 
 def _deadline_of(doc: Mapping[str, Json]) -> Deadline:
-    return Deadline(doc["id"], doc["name"], _utc(doc["due_at"]), dict(doc["data"]),
-                    doc.get("correlation_id"))  # fmt: skip
+    return Deadline(
+        doc["id"], doc["name"], _utc(doc["due_at"]), dict(doc["data"]), doc.get("correlation_id")
+    )
 
 
 def _stuck(s: Stuck) -> JsonObject:
@@ -121,8 +127,14 @@ def _stuck(s: Stuck) -> JsonObject:
             "event": s.trigger.event,
             "deadline": _deadline(deadline) if deadline is not None else None,
         }
-    return {"reason": s.reason, "detail": s.detail, "at": s.at, "trigger": trigger,
-            "attempts": s.attempts, "resume": s.resume}  # fmt: skip
+    return {
+        "reason": s.reason,
+        "detail": s.detail,
+        "at": s.at,
+        "trigger": trigger,
+        "attempts": s.attempts,
+        "resume": s.resume,
+    }
 
 
 def _stuck_of(doc: Mapping[str, Json]) -> Stuck:
@@ -133,8 +145,14 @@ def _stuck_of(doc: Mapping[str, Json]) -> Stuck:
             event=bytes(raw["event"]) if raw.get("event") is not None else None,
             deadline=_deadline_of(raw["deadline"]) if raw.get("deadline") else None,
         )
-    return Stuck(doc["reason"], doc["detail"], _utc(doc["at"]), trigger, doc["attempts"],
-                 doc.get("resume", ACTIVE))  # fmt: skip
+    return Stuck(
+        doc["reason"],
+        doc["detail"],
+        _utc(doc["at"]),
+        trigger,
+        doc["attempts"],
+        doc.get("resume", ACTIVE),
+    )
 
 
 def _utc(moment: datetime) -> datetime:

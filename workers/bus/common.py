@@ -158,8 +158,13 @@ async def _run(handler: Handler, event: Event, run: int, policy: RetryPolicy, wh
     except Exception as e:
         log.warning(
             "%s: handler failed on event %s (%s), attempt %d of %d: %r",
-            where, event.id, event.type, run, policy.max_attempts, e,
-        )  # fmt: skip
+            where,
+            event.id,
+            event.type,
+            run,
+            policy.max_attempts,
+            e,
+        )
         raise
 
 

@@ -65,13 +65,22 @@ async def run_archive(
         await runtime.stop()
     verb = "would move" if args.dry_run else "moved"
     if args.json:
-        rows = [{"aggregate_type": m.aggregate[0], "aggregate_id": m.aggregate[1],
-                 "from_version": m.from_version, "through_version": m.through_version,
-                 "events": m.events} for m in moves]  # fmt: skip
+        rows = [
+            {
+                "aggregate_type": m.aggregate[0],
+                "aggregate_id": m.aggregate[1],
+                "from_version": m.from_version,
+                "through_version": m.through_version,
+                "events": m.events,
+            }
+            for m in moves
+        ]
         out.write(orjson.dumps({"dry_run": args.dry_run, "moves": rows}).decode() + "\n")
         return 0
     for m in moves:
-        out.write(f"{verb} {m.aggregate[0]} {m.aggregate[1]} v{m.from_version}..v{m.through_version}"
-                  f" ({m.events} events)\n")  # fmt: skip
+        out.write(
+            f"{verb} {m.aggregate[0]} {m.aggregate[1]} v{m.from_version}..v{m.through_version}"
+            f" ({m.events} events)\n"
+        )
     out.write(f"{verb} {sum(m.events for m in moves)} events of {len(moves)} aggregates\n")
     return 0

@@ -162,23 +162,29 @@ def parser() -> Parser:
 
 def _dev(commands: argparse._SubParsersAction[Parser]) -> None:
     dev = _command(
-        commands, "dev", "start the embedded stack and every role in one process",
+        commands,
+        "dev",
+        "start the embedded stack and every role in one process",
         "Starts Kafka (Tansu), MongoDB (SecantusDB) and its own Redis on free loopback ports, "
         "unless EVENTFLEET_KAFKA_URL, _MONGO_URL or _REDIS_URL (or --redis) name them, then "
         "every role, the HTTP API and the operator console (http://127.0.0.1:PORT/console: "
         "aggregates, timelines, dead letters, lag). It prints an `export ...` block that points "
         "every other command at this stack. Ctrl-C drains and stops it (exit 130); everything "
         "it started or wrote goes away when it stops.",
-    )  # fmt: skip
+    )
     dev.add_argument(
-        "--port", type=port, default=None,
+        "--port",
+        type=port,
+        default=None,
         help="HTTP port of the API; 0: any free port (default: $EVENTFLEET_HTTP_PORT or 8080)",
-    )  # fmt: skip
+    )
     dev.add_argument(
-        "--redis", metavar="URL", default=None,
+        "--redis",
+        metavar="URL",
+        default=None,
         help="use this Redis (e.g. redis://127.0.0.1:6379/5) instead of starting one; "
         "also EVENTFLEET_REDIS_URL",
-    )  # fmt: skip
+    )
     dev.add_argument(
         "--demo", action="store_true", help="drive a mixed workload, verify it, then exit"
     )
@@ -186,18 +192,21 @@ def _dev(commands: argparse._SubParsersAction[Parser]) -> None:
         "--demo-scale", type=positive_float, default=1.0, help="demo size factor (0.1: quick)"
     )
     dev.add_argument(
-        "--read-only", action="store_true",
+        "--read-only",
+        action="store_true",
         help="the console's operator actions off (dead-letter replay, erasure); dev turns them "
         "on by default, unlike a worker",
-    )  # fmt: skip
+    )
 
 
 def _worker(commands: argparse._SubParsersAction[Parser]) -> None:
     worker = _command(
-        commands, "worker", "run one role against the configured services",
+        commands,
+        "worker",
+        "run one role against the configured services",
         "Runs one role (or all pipeline roles) against the services EVENTFLEET_* name, "
         "until SIGTERM or Ctrl-C, then drains.",
-    )  # fmt: skip
+    )
     worker.add_argument(
         "--role",
         required=True,
@@ -210,91 +219,114 @@ def _worker(commands: argparse._SubParsersAction[Parser]) -> None:
 
 def _topics(commands: argparse._SubParsersAction[Parser]) -> None:
     topics = _command(
-        commands, "topics", "topic administration",
+        commands,
+        "topics",
+        "topic administration",
         "Compare the topics of the enabled domains with the broker (EVENTFLEET_PARTITIONS "
         "partitions each).",
-    )  # fmt: skip
+    )
     actions = topics.add_subparsers(dest="topics_command", required=True, metavar="ACTION")
     ensure = _command(
-        actions, "ensure", "create missing topics, report mismatched ones (exit 1)",
+        actions,
+        "ensure",
+        "create missing topics, report mismatched ones (exit 1)",
         "Creates every missing topic of the catalog; exit 1 when an existing one has another "
         "partition count.",
-    )  # fmt: skip
+    )
     check = _command(
-        actions, "check", "report missing and mismatched topics (exit 1), create nothing",
+        actions,
+        "check",
+        "report missing and mismatched topics (exit 1), create nothing",
         "Read-only: reports topics that are missing or have another partition count; exit 1 "
         "when any is.",
-    )  # fmt: skip
+    )
     for action in (ensure, check):
         action.add_argument("--json", action="store_true", help="print the reports as JSON")
 
 
 def _projections(commands: argparse._SubParsersAction[Parser]) -> None:
     projections = _command(
-        commands, "projections", "read models kept from events.stored",
+        commands,
+        "projections",
+        "read models kept from events.stored",
         "Administration of the projections (read models) of the enabled domains.",
-    )  # fmt: skip
+    )
     actions = projections.add_subparsers(
         dest="projections_command", required=True, metavar="ACTION"
     )
     rebuild = _command(
-        actions, "rebuild",
+        actions,
+        "rebuild",
         "recompute a projection's views from the event store; the fleet keeps running",
         "Recomputes every view of one projection from the event store, with progress on "
         "stderr; the running fleet keeps serving meanwhile.",
-    )  # fmt: skip
+    )
     rebuild.add_argument("name", help="the projection, e.g. chat_messages")
 
 
 def _audit(commands: argparse._SubParsersAction[Parser]) -> None:
     audit = _command(
-        commands, "audit", "check that stored histories, snapshots, views, marks and topics agree",
+        commands,
+        "audit",
+        "check that stored histories, snapshots, views, marks and topics agree",
         "Replays every aggregate from the store and reports invalid histories, gaps, "
         "snapshots or views that differ from replay, marks that disagree with the store "
         "beyond a bound, and routed topics that miss, reorder or double events. "
         "Exit 0: all agree; 1: findings (doubles alone are warnings); 2: usage.",
-    )  # fmt: skip
+    )
     audit.add_argument("aggregate_types", nargs="*", help="only these types (default: all)")
     audit.add_argument("--json", action="store_true", help="print the report as JSON")
     audit.add_argument("--skip-topics", action="store_true", help="do not read topics")
     audit.add_argument("--skip-marks", action="store_true", help="do not read Redis marks")
     audit.add_argument(
-        "--mark-bound-s", type=positive_float, default=2.0,
+        "--mark-bound-s",
+        type=positive_float,
+        default=2.0,
         help="how long a mark may name an event in flight",
-    )  # fmt: skip
+    )
 
 
 def _replay(commands: argparse._SubParsersAction[Parser]) -> None:
     replay = _command(
-        commands, "replay", "print an aggregate's events and replayed state",
+        commands,
+        "replay",
+        "print an aggregate's events and replayed state",
         "Read-only: reads the aggregate's history from the store (no Kafka, no Redis) and "
         "folds it. Exit 1 when the aggregate has no events.",
-    )  # fmt: skip
+    )
     replay.add_argument("aggregate_type", help="e.g. order")
     replay.add_argument("aggregate_id", help="e.g. o-1")
     replay.add_argument(
-        "--at-version", type=at_least(1), default=None,
+        "--at-version",
+        type=at_least(1),
+        default=None,
         help="replay only up to this version (1 or more; default: the latest)",
-    )  # fmt: skip
+    )
     replay.add_argument(
-        "--after-version", type=at_least(0), default=0,
+        "--after-version",
+        type=at_least(0),
+        default=0,
         help="print the events after this version (the next page's start; default: 0)",
-    )  # fmt: skip
+    )
     replay.add_argument(
-        "--limit", type=at_least(1), default=None,
+        "--limit",
+        type=at_least(1),
+        default=None,
         help="print at most this many events and say where the next page starts (default: all, "
         "read from the store in pages)",
-    )  # fmt: skip
+    )
     replay.add_argument("--json", action="store_true", help="print events and state as JSON")
 
 
 def _bench(commands: argparse._SubParsersAction[Parser]) -> None:
     bench = _command(
-        commands, "bench", "benchmarks on the embedded stack, next to their baselines",
+        commands,
+        "bench",
+        "benchmarks on the embedded stack, next to their baselines",
         "Measures a path next to the strongest baseline doing the same work, on the embedded "
         "stack (its own Redis unless EVENTFLEET_REDIS_URL names one; its keys are deleted "
         "afterwards). Progress goes to stderr, tables to stdout.",
-    )  # fmt: skip
+    )
     bench.add_argument(
         "path",
         choices=BENCH_PATHS,
@@ -308,17 +340,23 @@ def _bench(commands: argparse._SubParsersAction[Parser]) -> None:
     )
     bench.add_argument("--json", action="store_true", help="print each table as a JSON line")
     bench.add_argument(
-        "--plot", default="eventfleet-bench-scale.svg", metavar="PATH",
+        "--plot",
+        default="eventfleet-bench-scale.svg",
+        metavar="PATH",
         help="scale, all: where to write the SVG plot of rate and CPU per event against "
         "processes (default: eventfleet-bench-scale.svg)",
-    )  # fmt: skip
+    )
     bench.add_argument(
-        "--rounds", type=at_least(1), default=3,
+        "--rounds",
+        type=at_least(1),
+        default=3,
         help="interleaved rounds per row, alternating which side goes first (default 3; "
         "the median and the min/max of the ratios are printed)",
-    )  # fmt: skip
+    )
     bench.add_argument(
-        "--events", type=at_least(2), default=20_000,
+        "--events",
+        type=at_least(2),
+        default=20_000,
         help="events or commands per measurement (at least 2: latencies need two samples); "
         "state: rooms of 50 events, events/50 of them, 2 to 200",
-    )  # fmt: skip
+    )

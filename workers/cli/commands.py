@@ -144,17 +144,27 @@ async def run_replay(settings: Settings, args: argparse.Namespace) -> int:
     next_after = events[-1].version or 0 if events else args.after_version
     if args.json:
         print(
-            orjson.dumps({
-                "aggregate_type": domain.name, "aggregate_id": args.aggregate_id,
-                "version": folded.version, "state": state,
-                "events": [
-                    {"version": e.version, "occurred_at": e.occurred_at.isoformat(),
-                     "type": e.type, "id": e.id, "data": e.data}
-                    for e in events
-                ],
-                "more": more, "next_after_version": next_after,
-            }).decode()
-        )  # fmt: skip
+            orjson.dumps(
+                {
+                    "aggregate_type": domain.name,
+                    "aggregate_id": args.aggregate_id,
+                    "version": folded.version,
+                    "state": state,
+                    "events": [
+                        {
+                            "version": e.version,
+                            "occurred_at": e.occurred_at.isoformat(),
+                            "type": e.type,
+                            "id": e.id,
+                            "data": e.data,
+                        }
+                        for e in events
+                    ],
+                    "more": more,
+                    "next_after_version": next_after,
+                }
+            ).decode()
+        )
         return 0
     for e in events:
         data = orjson.dumps(e.data).decode()
@@ -212,9 +222,13 @@ async def run_bench(settings: Settings, args: argparse.Namespace) -> int:
     from workers.devtools.bench import bench
 
     return await bench(
-        settings, path=args.path, events=args.events, as_json=args.json, rounds=args.rounds,
+        settings,
+        path=args.path,
+        events=args.events,
+        as_json=args.json,
+        rounds=args.rounds,
         plot=args.plot,
-    )  # fmt: skip
+    )
 
 
 HANDLERS: dict[str, Handler] = {

@@ -135,22 +135,28 @@ async def run_parked(
         parked = await desk.parked()
     shown: list[JsonObject] = [
         {
-            "aggregate": head.key, "reason": head.reason, "detail": head.detail,
-            "resolution": head.resolution, "by": head.by, "last_seq": last,
+            "aggregate": head.key,
+            "reason": head.reason,
+            "detail": head.detail,
+            "resolution": head.resolution,
+            "by": head.by,
+            "last_seq": last,
             "queue": [
                 {"seq": e.seq, "source": e.source, "event_id": e.event_id, "reason": e.reason}
                 for e in queue
             ],
         }
         for head, last, queue in parked
-    ]  # fmt: skip
+    ]
     if args.json:
         out.write(orjson.dumps(shown).decode() + "\n")
         return 0
     for aggregate in shown:
-        out.write(f"{aggregate['aggregate']}  head: {aggregate['reason']}"
-                  f"{'  (' + str(aggregate['resolution']) + ')' if aggregate['resolution'] else ''}"
-                  "\n")  # fmt: skip
+        out.write(
+            f"{aggregate['aggregate']}  head: {aggregate['reason']}"
+            f"{'  (' + str(aggregate['resolution']) + ')' if aggregate['resolution'] else ''}"
+            "\n"
+        )
         for e in aggregate["queue"]:
             out.write(f"  #{e['seq']:<4} {e['source']:<32} {e['reason']}\n")
     out.write(f"{len(shown)} parked aggregates\n")

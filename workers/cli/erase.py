@@ -72,9 +72,14 @@ async def run_erase(
     runtime = await Runtime.start(settings, roles=())  # the store only: no Kafka, no Redis
     try:
         outcome = await erase_subject(
-            runtime.shredder, runtime.stores.actions, args.subject, operator=operator,
-            via="cli", cache_ttl_s=settings.key_cache_ttl_s, render=erasure_answer,
-        )  # fmt: skip
+            runtime.shredder,
+            runtime.stores.actions,
+            args.subject,
+            operator=operator,
+            via="cli",
+            cache_ttl_s=settings.key_cache_ttl_s,
+            render=erasure_answer,
+        )
     except EventfleetError as e:
         print(f"eventfleet: error: {e}", file=sys.stderr)
         return FAILURE

@@ -43,20 +43,40 @@ def add_parser(
         formatter_class=formatter,
     )
     events.add_argument(
-        "--url", default=None,
+        "--url",
+        default=None,
         help="the fleet's API (default: http://127.0.0.1:$EVENTFLEET_HTTP_PORT, or 8080)",
-    )  # fmt: skip
-    events.add_argument("--after", default=None, metavar="POSITION",
-                        help="start after this position (default: the beginning)")  # fmt: skip
-    events.add_argument("--type", dest="aggregate_types", action="append",
-                        metavar="AGGREGATE_TYPE", help="only this aggregate type (repeatable)")  # fmt: skip
-    events.add_argument("--event-type", dest="event_types", action="append",
-                        metavar="EVENT_TYPE", help="only this event type (repeatable)")  # fmt: skip
+    )
+    events.add_argument(
+        "--after",
+        default=None,
+        metavar="POSITION",
+        help="start after this position (default: the beginning)",
+    )
+    events.add_argument(
+        "--type",
+        dest="aggregate_types",
+        action="append",
+        metavar="AGGREGATE_TYPE",
+        help="only this aggregate type (repeatable)",
+    )
+    events.add_argument(
+        "--event-type",
+        dest="event_types",
+        action="append",
+        metavar="EVENT_TYPE",
+        help="only this event type (repeatable)",
+    )
     events.add_argument("--id-prefix", help="only aggregates whose id starts so")
-    events.add_argument("--limit", type=_at_least_one, default=None,
-                        help="stop after this many events (default: all)")  # fmt: skip
-    events.add_argument("--follow", action="store_true",
-                        help="go on as events are stored, until Ctrl-C")  # fmt: skip
+    events.add_argument(
+        "--limit",
+        type=_at_least_one,
+        default=None,
+        help="stop after this many events (default: all)",
+    )
+    events.add_argument(
+        "--follow", action="store_true", help="go on as events are stored, until Ctrl-C"
+    )
     events.add_argument("--json", action="store_true", help="one JSON line per event")
 
 

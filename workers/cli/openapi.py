@@ -32,8 +32,11 @@ def add_parser(
         "the security scheme of EVENTFLEET_AUTH (--auth overrides it). Starts nothing.",
         formatter_class=formatter,
     )
-    found.add_argument("--auth", choices=AUTH_MODES, help="the auth mode to document "
-                       "(default: EVENTFLEET_AUTH, else jwt)")  # fmt: skip
+    found.add_argument(
+        "--auth",
+        choices=AUTH_MODES,
+        help="the auth mode to document (default: EVENTFLEET_AUTH, else jwt)",
+    )
     found.add_argument("--output", "-o", help="write to this file instead of stdout")
     found.add_argument("--compact", action="store_true", help="one line, no indentation")
 

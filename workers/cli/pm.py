@@ -34,48 +34,63 @@ def add_parser(
 ) -> None:
     """Register ``pm`` on the top-level subparsers."""
     pm = commands.add_parser(
-        "pm", help="process managers: instances, deadlines, retry a stuck one",
+        "pm",
+        help="process managers: instances, deadlines, retry a stuck one",
         description="The process managers EVENTFLEET_PROCESSES enables: their instances (state, "
         "pending deadlines, unsent commands, why one is stuck) and the retry of a stuck "
-        "instance (audited; the pm role runs it).", formatter_class=formatter,
-    )  # fmt: skip
+        "instance (audited; the pm role runs it).",
+        formatter_class=formatter,
+    )
     actions = pm.add_subparsers(dest="pm_command", required=True, metavar="ACTION")
     listing = actions.add_parser(
-        "list", help="each process manager's instances by status, or one's instances",
+        "list",
+        help="each process manager's instances by status, or one's instances",
         description="Without NAME: every process manager with its instances by status. With "
         "NAME: its instances by key (--status, --after, --limit page through them).",
         formatter_class=formatter,
-    )  # fmt: skip
+    )
     listing.add_argument("name", nargs="?", help="a process manager, e.g. order_lifecycle")
     listing.add_argument("--status", choices=STATUSES, help="only instances of this status")
     listing.add_argument("--after", help="list the instances after this key (a page's next)")
     listing.add_argument("--limit", type=int, default=50, help="instances per page (1-500)")
     listing.add_argument("--json", action="store_true", help="print JSON")
-    show = actions.add_parser("show", help="one instance, whole",
-                              description="One instance: its status, state, pending deadlines, "
-                              "unsent commands, held events and why it is stuck.",
-                              formatter_class=formatter)  # fmt: skip
+    show = actions.add_parser(
+        "show",
+        help="one instance, whole",
+        description="One instance: its status, state, pending deadlines, "
+        "unsent commands, held events and why it is stuck.",
+        formatter_class=formatter,
+    )
     show.add_argument("name", help="the process manager")
     show.add_argument("key", help="the instance's key, e.g. an order id")
     show.add_argument("--json", action="store_true", help="print JSON")
-    deadlines = actions.add_parser("deadlines", help="pending deadlines, the soonest first",
-                                   description="A process manager's pending deadlines, the "
-                                   "soonest first.", formatter_class=formatter)  # fmt: skip
+    deadlines = actions.add_parser(
+        "deadlines",
+        help="pending deadlines, the soonest first",
+        description="A process manager's pending deadlines, the soonest first.",
+        formatter_class=formatter,
+    )
     deadlines.add_argument("name", help="the process manager")
     deadlines.add_argument("--limit", type=int, default=50, help="deadlines shown (1-500)")
     deadlines.add_argument("--json", action="store_true", help="print JSON")
     retry = actions.add_parser(
-        "retry", help="retry a stuck instance (audited); the pm role runs it",
+        "retry",
+        help="retry a stuck instance (audited); the pm role runs it",
         description="Marks a stuck instance to be retried: the pm role runs its failed "
         "reaction again (or sends its refused command again), then the events it held. With "
         "--wait S, waits up to S seconds for the outcome (exit 1 if it is stuck again).",
         formatter_class=formatter,
-    )  # fmt: skip
+    )
     retry.add_argument("name", help="the process manager")
     retry.add_argument("key", help="the stuck instance's key")
     retry.add_argument("--operator", help="who retries, for the audit trail (default: $USER)")
-    retry.add_argument("--wait", type=float, default=0.0, metavar="S",
-                       help="wait up to S seconds for the retry's outcome (default: 0)")  # fmt: skip
+    retry.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="wait up to S seconds for the retry's outcome (default: 0)",
+    )
 
 
 async def run_pm(settings: Settings, args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -131,8 +146,9 @@ async def _list(desk: ProcessDesk, args: argparse.Namespace, out: TextIO) -> int
         return 0
     from workers.roles.process.desk import instance_dict
 
-    page, following = await desk.page(args.name, status=args.status, after=args.after,
-                                      limit=args.limit)  # fmt: skip
+    page, following = await desk.page(
+        args.name, status=args.status, after=args.after, limit=args.limit
+    )
     if args.json:
         body = {"instances": [instance_dict(i) for i in page], "next_after": following}
         out.write(orjson.dumps(body).decode() + "\n")
@@ -177,8 +193,10 @@ async def _retry(desk: ProcessDesk, args: argparse.Namespace, out: TextIO) -> in
     from workers.roles.process.desk import retry_settled
 
     asked = now = await desk.retry(args.name, args.key, operator=args.operator, via="cli")
-    out.write(f"{args.name}/{args.key}: retry asked (revision {asked.revision}); the pm role "
-              "runs it at its next poll\n")  # fmt: skip
+    out.write(
+        f"{args.name}/{args.key}: retry asked (revision {asked.revision}); the pm role "
+        "runs it at its next poll\n"
+    )
     loop = asyncio.get_running_loop()
     deadline = loop.time() + args.wait
     while args.wait and loop.time() < deadline:
@@ -189,10 +207,15 @@ async def _retry(desk: ProcessDesk, args: argparse.Namespace, out: TextIO) -> in
             out.write(f"{args.name}/{args.key}: {now.status}{why}\n")
             return FAILURE if now.status == STUCK else 0
     if args.wait:
-        doing = ("still retrying" if now.status == RETRYING
-                 else f"still sending {len(now.outbox)} commands of its outbox")  # fmt: skip
-        _error(f"{args.name}/{args.key} is {doing} after {args.wait:g} s: is a pm role "
-               "running? (`eventfleet worker --role pm`)")  # fmt: skip
+        doing = (
+            "still retrying"
+            if now.status == RETRYING
+            else f"still sending {len(now.outbox)} commands of its outbox"
+        )
+        _error(
+            f"{args.name}/{args.key} is {doing} after {args.wait:g} s: is a pm role "
+            "running? (`eventfleet worker --role pm`)"
+        )
         return FAILURE
     return 0
 

@@ -66,11 +66,17 @@ def append(
     path = path_of(aggregate_type, aggregate_id, "events")
     event_type, data = _event(aggregate_type, event_type, data)
     command_id = command_id if command_id is not None else str(uuid.uuid4())
-    body: dict[str, object] = {"type": event_type, "data": dict(data or {}),
-                               "command_id": command_id}  # fmt: skip
-    for name, value in (("client_id", client_id), ("correlation_id", correlation_id),
-                        ("causation_id", causation_id),
-                        ("expected_version", expected_version)):  # fmt: skip
+    body: dict[str, object] = {
+        "type": event_type,
+        "data": dict(data or {}),
+        "command_id": command_id,
+    }
+    for name, value in (
+        ("client_id", client_id),
+        ("correlation_id", correlation_id),
+        ("causation_id", causation_id),
+        ("expected_version", expected_version),
+    ):
         if value is not None:
             body[name] = value
     answer = yield Call("POST", path, body=_json(body))
@@ -112,16 +118,22 @@ def append_many(
     for item in items:
         path_of(item.aggregate_type, item.aggregate_id, "events")  # refused here when empty
         event_type, data = _event(item.aggregate_type, item.event_type, item.data)
-        entry: dict[str, object] = {"aggregate_type": item.aggregate_type,
-                                    "aggregate_id": item.aggregate_id, "type": event_type,
-                                    "data": dict(data or {})}  # fmt: skip
+        entry: dict[str, object] = {
+            "aggregate_type": item.aggregate_type,
+            "aggregate_id": item.aggregate_id,
+            "type": event_type,
+            "data": dict(data or {}),
+        }
         if item.expected_version is not None:
             entry["expected_version"] = item.expected_version
         entries.append(entry)
     command_id = command_id if command_id is not None else str(uuid.uuid4())
     body: dict[str, object] = {"appends": entries, "command_id": command_id}
-    for name, value in (("client_id", client_id), ("correlation_id", correlation_id),
-                        ("causation_id", causation_id)):  # fmt: skip
+    for name, value in (
+        ("client_id", client_id),
+        ("correlation_id", correlation_id),
+        ("causation_id", causation_id),
+    ):
         if value is not None:
             body[name] = value
     answer = yield Call("POST", "/v1/appends", body=_json(body))
@@ -132,8 +144,9 @@ def _json(body: Mapping[str, object]) -> bytes:
     try:
         return orjson.dumps(body)
     except TypeError as e:
-        raise ArgumentError(f"data is not JSON: {e}; send str, numbers, bool, None, "
-                            "lists and dicts with str keys.") from e  # fmt: skip
+        raise ArgumentError(
+            f"data is not JSON: {e}; send str, numbers, bool, None, lists and dicts with str keys."
+        ) from e
 
 
 def _event(
@@ -213,8 +226,9 @@ def events(
     arguments (``ReadAfter``) apply to the first page."""
     path_of(aggregate_type, aggregate_id, "events")  # refused now, not at the first page
     _read_after(read_after)
-    first = events_page(aggregate_type, aggregate_id, after_version=after_version,
-                        limit=page_size, **read_after)  # fmt: skip
+    first = events_page(
+        aggregate_type, aggregate_id, after_version=after_version, limit=page_size, **read_after
+    )
     return _walk(first, aggregate_type, aggregate_id, page_size)
 
 
@@ -229,8 +243,9 @@ def _walk(page_op: Op[EventPage], aggregate_type: str, aggregate_id: str, size: 
         yield from step.value.events
         if not step.value.more:
             return
-        page_op = events_page(aggregate_type, aggregate_id, limit=size,
-                              after_version=step.value.next_after_version)  # fmt: skip
+        page_op = events_page(
+            aggregate_type, aggregate_id, limit=size, after_version=step.value.next_after_version
+        )
 
 
 def outcome(

@@ -1,6 +1,6 @@
 """One exception class per code of the fleet's error catalogue. Generated: do not edit.
 
-Made by ``python -m workers.client.codegen`` from ``ERROR_CODES`` in workers/runtime/answers.py;
+Made by ``python -m workers.client.codegen`` from ``ERROR_CODES`` in workers/runtime/error_codes.py;
 tests/unit/test_client_errors.py fails when they drift. Each docstring is the code's cause and fix.
 """
 

@@ -54,8 +54,13 @@ def global_events(
     global_query(after, aggregate_types, event_types, id_prefix)  # refused now, not later
 
     def page(position: str) -> Op[GlobalPage]:
-        return global_page(position, limit=page_size, aggregate_types=aggregate_types,
-                           event_types=event_types, id_prefix=id_prefix)  # fmt: skip
+        return global_page(
+            position,
+            limit=page_size,
+            aggregate_types=aggregate_types,
+            event_types=event_types,
+            id_prefix=id_prefix,
+        )
 
     return _walk_global(page, after)
 

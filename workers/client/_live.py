@@ -53,8 +53,10 @@ class Feed(Generic[T]):
     def refused(self, response: httpx.Response, raw: bytes) -> None:
         """Raise the error a subscription answered other than 200 stands for (``raw``: its body)."""
         answered(self.call, response.status_code, raw, response.headers.get("Retry-After"))
-        raise AnswerError(f"GET {self.call.path} answered {response.status_code}, not a stream.",
-                          status=response.status_code)  # fmt: skip
+        raise AnswerError(
+            f"GET {self.call.path} answered {response.status_code}, not a stream.",
+            status=response.status_code,
+        )
 
     def take(self, sse: ServerSentEvent) -> T | None:
         """What a message hands out (None: nothing); a closing notice (any other event name)
@@ -84,8 +86,9 @@ class Feed(Generic[T]):
         try:
             yield
         except SSEError as e:
-            raise AnswerError(f"GET {self.call.path} answered 200 but not as a stream ({e}).",
-                              status=200) from e  # fmt: skip
+            raise AnswerError(
+                f"GET {self.call.path} answered 200 but not as a stream ({e}).", status=200
+            ) from e
         except httpx.HTTPError as e:
             raise no_answer(self.call, base_url, e, None) from e
         raise TransportError(f"GET {self.call.path}: the fleet ended the stream.")

@@ -12,8 +12,13 @@ from workers.client._base import ArgumentError
 from workers.client._wire import Call, Op, Query
 from workers.client.models import InstancePage, PendingDeadline, ProcessInstance, ProcessSummary
 
-__all__ = ["process_deadlines", "process_instance", "process_instances", "processes",
-           "retry_instance"]  # fmt: skip
+__all__ = [
+    "process_deadlines",
+    "process_instance",
+    "process_instances",
+    "processes",
+    "retry_instance",
+]
 
 STATUSES = ("active", "done", "stuck", "retrying")
 

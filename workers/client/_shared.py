@@ -59,8 +59,13 @@ class Settings:
             )
         if timeout_s <= 0 or idle_timeout_s <= 0:
             raise ArgumentError("timeout_s and idle_timeout_s must be positive numbers of seconds.")
-        return cls(base_url.rstrip("/"), timeout_s, idle_timeout_s, retry or Backoff(),
-                   reconnect or RECONNECT)  # fmt: skip
+        return cls(
+            base_url.rstrip("/"),
+            timeout_s,
+            idle_timeout_s,
+            retry or Backoff(),
+            reconnect or RECONNECT,
+        )
 
     def bound_s(self, call: Call) -> float:
         """How long one try may take: ``timeout_s``, plus ``wait_ms`` for a read that waits."""
@@ -71,16 +76,22 @@ class Settings:
     ) -> httpx.Request:
         """One try of ``call``, with the token and JSON headers, bounded by ``bound_s``."""
         return http.build_request(
-            call.method, self.base_url + call.path, params=call.params, content=call.body,
-            headers=bearer(token, JSON), timeout=self.bound_s(call),
-        )  # fmt: skip
+            call.method,
+            self.base_url + call.path,
+            params=call.params,
+            content=call.body,
+            headers=bearer(token, JSON),
+            timeout=self.bound_s(call),
+        )
 
     def stream(self, call: Call, headers: Mapping[str, str], token: str | None) -> Opening:
         """How to open a subscription's next connection, bounded by ``idle_timeout_s``."""
         return Opening(
-            url=self.base_url + call.path, params=call.params, headers=bearer(token, headers),
+            url=self.base_url + call.path,
+            params=call.params,
+            headers=bearer(token, headers),
             timeout=httpx.Timeout(self.timeout_s, read=self.idle_timeout_s),
-        )  # fmt: skip
+        )
 
 
 class Shared(Generic[H, K]):

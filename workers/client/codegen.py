@@ -1,7 +1,7 @@
 """Generates what the client knows of the fleet's declarations, never kept by hand.
 
 ``python -m workers.client.codegen`` writes ``workers/client/_catalogue.py``, one exception
-class per code of ``ERROR_CODES`` (workers/runtime/answers.py): run it after a code is added or
+class per code of ``ERROR_CODES`` (workers/runtime/error_codes.py): run it after a code is added or
 changed; tests/unit/test_client_errors.py fails until then.
 
 ``python -m workers.client.codegen events myapp.domains:enabled --out myapp/fleet`` writes one
@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from workers.client._base import RETRIABLE_STATUSES
-from workers.runtime.answers import ERROR_CODES, ErrorCode
+from workers.runtime.error_codes import ERROR_CODES, ErrorCode
 
 __all__ = ["TARGET", "class_name", "is_retriable", "main", "render"]
 
@@ -26,7 +26,7 @@ TARGET = Path(__file__).with_name("_catalogue.py")
 _WIDTH = 100
 _HEADER = '''"""One exception class per code of the fleet's error catalogue. Generated: do not edit.
 
-Made by ``python -m workers.client.codegen`` from ``ERROR_CODES`` in workers/runtime/answers.py;
+Made by ``python -m workers.client.codegen`` from ``ERROR_CODES`` in workers/runtime/error_codes.py;
 tests/unit/test_client_errors.py fails when they drift. Each docstring is the code's cause and fix.
 """
 
@@ -72,9 +72,12 @@ def render(entries: Iterable[ErrorCode] = ERROR_CODES) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m workers.client.codegen", description=(
-        "Write the client's error classes (no arguments), or typed event data of domains."
-    ))  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m workers.client.codegen",
+        description=(
+            "Write the client's error classes (no arguments), or typed event data of domains."
+        ),
+    )
     commands = parser.add_subparsers(dest="command")
     events = commands.add_parser("events", help="one module of typed event data per domain")
     events.add_argument("domains", help="module:function returning Domains, as EVENTFLEET_DOMAINS")

@@ -22,8 +22,21 @@ __all__ = ["render_domain", "write_modules"]
 
 INT64 = (-(2**63), 2**63 - 1)
 """What the store keeps of an integer: the edge of every integer field."""
-_TAKEN = {"Annotated", "Any", "ClassVar", "Data", "Event", "EventData", "Literal", "MODELS",
-          "Meta", "TypeAlias", "data", "data_of", "msgspec"}  # fmt: skip
+_TAKEN = {
+    "Annotated",
+    "Any",
+    "ClassVar",
+    "Data",
+    "Event",
+    "EventData",
+    "Literal",
+    "MODELS",
+    "Meta",
+    "TypeAlias",
+    "data",
+    "data_of",
+    "msgspec",
+}
 _RESERVED_FIELDS = {"aggregate_type", "event_type"}
 _STRUCT = "frozen=True, kw_only=True"
 
@@ -78,8 +91,9 @@ class _Module:
         lines = []
         for field, kind in obj.fields.items():
             optional = isinstance(kind, Optional)
-            annotation = self.annotation(kind.kind if isinstance(kind, Optional) else kind,
-                                         owner + _pascal(field))  # fmt: skip
+            annotation = self.annotation(
+                kind.kind if isinstance(kind, Optional) else kind, owner + _pascal(field)
+            )
             erased = field in personal
             if erased:
                 annotation += " | None"

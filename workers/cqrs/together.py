@@ -114,9 +114,13 @@ def decide(
     for index, (item, aggregate) in enumerate(zip(items, aggregates, strict=True)):
         try:
             aggregate.record(
-                item.event_type, item.data, metadata=metadata, event_id=item.event_id,
-                data_checked=True, expected_version=item.expected_version,
-            )  # fmt: skip
+                item.event_type,
+                item.data,
+                metadata=metadata,
+                event_id=item.event_id,
+                data_checked=True,
+                expected_version=item.expected_version,
+            )
         except EventfleetError as e:  # the rules, the expected version, an id that is no UUID
             raise RefusedItem(index, e) from e
 

@@ -17,9 +17,15 @@ from workers.runtime.connections import fleet_catalog
 from workers.runtime.settings import Settings, env_name
 
 EXPORTED = (
-    "kafka_url", "mongo_url", "mongo_database", "redis_url", "kafka_idempotence", "partitions",
-    "topic_prefix", "domains",
-)  # fmt: skip
+    "kafka_url",
+    "mongo_url",
+    "mongo_database",
+    "redis_url",
+    "kafka_idempotence",
+    "partitions",
+    "topic_prefix",
+    "domains",
+)
 """What every other command needs to reach the dev stack and agree with its topics."""
 ORDER_PLACED = {"type": "OrderPlaced", "data": {"items": [{"sku": "tea", "qty": 2, "price": 3.5}]}}
 
@@ -117,9 +123,12 @@ def _tries(api: str, domains: Domains) -> list[str]:
         body = orjson.dumps({"type": "AccountOpened", "data": {"owner": "ada"}}).decode()
         lines.append(f"curl -s -XPOST {api}/v1/account/a-1/events {JSON} -d '{body}'")
     if lines:
-        return [*lines, f"curl -s '{api}/v1/order/o-1/state?min_version=1&wait_ms=2000'"
-                if "order" in domains else
-                f"curl -s '{api}/v1/account/a-1/state?min_version=1&wait_ms=2000'"]  # fmt: skip
+        return [
+            *lines,
+            f"curl -s '{api}/v1/order/o-1/state?min_version=1&wait_ms=2000'"
+            if "order" in domains
+            else f"curl -s '{api}/v1/account/a-1/state?min_version=1&wait_ms=2000'",
+        ]
     for domain in domains:
         first = opening(domain)
         if first is None:
@@ -163,9 +172,13 @@ def banner(
     ]
     curls = authorized(tries(api, domains), token)
     if curls:
-        lines += ["", "Try it in a second shell, once the export block below is pasted there:"
-                  if token else "Try it:",
-                  *(f"  {line}" for line in curls)]  # fmt: skip
+        lines += [
+            "",
+            "Try it in a second shell, once the export block below is pasted there:"
+            if token
+            else "Try it:",
+            *(f"  {line}" for line in curls),
+        ]
     lines += [
         "",
         "Every other command against this stack (replay, audit, topics check, projections "

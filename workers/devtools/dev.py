@@ -147,8 +147,14 @@ async def dev(
     with logs_aside() as logs:
         say(f"the demo's logs go to {logs} (errors also here), so its progress has the terminal")
         try:
-            return await _dev(settings, port=port, redis_url=redis_url, read_only=read_only,
-                              demo=True, demo_scale=demo_scale)  # fmt: skip
+            return await _dev(
+                settings,
+                port=port,
+                redis_url=redis_url,
+                read_only=read_only,
+                demo=True,
+                demo_scale=demo_scale,
+            )
         finally:
             say(f"this run's logs: {logs}")
 
@@ -181,8 +187,11 @@ async def _dev(
             say("starting the services on loopback (Kafka: Tansu, MongoDB: SecantusDB, Redis)")
             urls = await stack.start()
             say("services up; starting every role (the banner follows once they run)")
-            services = {"kafka_url": urls.kafka_url, "mongo_url": urls.mongo_url,
-                        "redis_url": urls.redis_url}  # fmt: skip
+            services = {
+                "kafka_url": urls.kafka_url,
+                "mongo_url": urls.mongo_url,
+                "redis_url": urls.redis_url,
+            }
             settings = settings.model_copy(update=services).with_defaults(
                 kafka_idempotence="kafka" not in stack.started and settings.kafka_idempotence
             )
@@ -203,10 +212,12 @@ async def _dev(
 
             try:
                 code = await serve(
-                    runtime, all_roles(settings), app_id=f"{settings.group_id}-dev",
+                    runtime,
+                    all_roles(settings),
+                    app_id=f"{settings.group_id}-dev",
                     views=register,
                     on_started=started,
-                )  # fmt: skip
+                )
             finally:
                 if forget is not None:
                     await _delete_keys(settings, forget)

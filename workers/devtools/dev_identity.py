@@ -61,11 +61,16 @@ def dev_users(settings: Settings) -> tuple[DevUser, ...]:
     in the console and moderate the chat."""
     viewer, operator = settings.auth_viewer_role, settings.auth_operator_role
     return (
-        DevUser("alice", (viewer,), "edits and deletes her own chat messages only; reads the console"),
+        DevUser(
+            "alice", (viewer,), "edits and deletes her own chat messages only; reads the console"
+        ),
         DevUser("bob", (), "edits and deletes his own chat messages only; no console"),
-        DevUser(DEV_PRINCIPAL, (viewer, operator, MODERATOR),
-                "the console actions (replay, erase); edits and deletes any chat message"),
-    )  # fmt: skip
+        DevUser(
+            DEV_PRINCIPAL,
+            (viewer, operator, MODERATOR),
+            "the console actions (replay, erase); edits and deletes any chat message",
+        ),
+    )
 
 
 class DevIdentity:
@@ -84,9 +89,13 @@ class DevIdentity:
     def settings(self, settings: Settings) -> Settings:
         """``settings`` trusting this key (every auth setting dev chose, none the user set)."""
         return settings.model_copy(
-            update={"auth": "jwt", "auth_jwks": str(self.jwks_path), "auth_issuer": DEV_ISSUER,
-                    "auth_audience": DEV_AUDIENCE}
-        )  # fmt: skip
+            update={
+                "auth": "jwt",
+                "auth_jwks": str(self.jwks_path),
+                "auth_issuer": DEV_ISSUER,
+                "auth_audience": DEV_AUDIENCE,
+            }
+        )
 
     def users(self) -> tuple[SignedUser, ...]:
         """Each dev user with a fresh token of its own roles."""
@@ -97,9 +106,14 @@ class DevIdentity:
         valid 24 hours."""
         now = int(time.time())
         claims = {
-            "iss": DEV_ISSUER, "aud": DEV_AUDIENCE, "sub": sub, "iat": now, "nbf": now,
-            "exp": now + TOKEN_TTL_S, "roles": list(self._roles if roles is None else roles),
-        }  # fmt: skip
+            "iss": DEV_ISSUER,
+            "aud": DEV_AUDIENCE,
+            "sub": sub,
+            "iat": now,
+            "nbf": now,
+            "exp": now + TOKEN_TTL_S,
+            "roles": list(self._roles if roles is None else roles),
+        }
         return jwt.encode(claims, self._key, algorithm="ES256", headers={"kid": _KID})
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from workers.devtools.docs_http import cell, code, reference
 from workers.ports import CAPABILITIES
-from workers.runtime.answers import ERROR_CODES
+from workers.runtime.error_codes import ERROR_CODES
 from workers.runtime.loading import load_domains
 from workers.runtime.settings import OPENTELEMETRY, documented
 

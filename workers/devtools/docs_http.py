@@ -24,10 +24,16 @@ from workers.http.edge.routes import PATH_PARAMS, Declared, Success
 from workers.http.openapi import query_params
 from workers.http.openapi_schemas import command_schema
 from workers.http.ryw.reads import ReadAfterQuery
-from workers.runtime.answers import ERROR_CODES
+from workers.runtime.error_codes import ERROR_CODES
 
-EXAMPLE_PATH = {"aggregate_type": "order", "aggregate_id": "o-1", "room_id": "lobby",
-                "subject": "ann", "process": "order_lifecycle", "key": "o-1"}  # fmt: skip
+EXAMPLE_PATH = {
+    "aggregate_type": "order",
+    "aggregate_id": "o-1",
+    "room_id": "lobby",
+    "subject": "ann",
+    "process": "order_lifecycle",
+    "key": "o-1",
+}
 """Path parameters of the example requests (the example domains' names)."""
 EXAMPLE_QUERY: Mapping[str, Mapping[str, str]] = {
     "events": {"after_version": "0", "limit": "100"},
@@ -98,8 +104,10 @@ def _who(op: Declared) -> str:
 
 
 def _parameters(op: Declared) -> list[str]:
-    rows = [(name, "path", {"type": "string"}, _path_description(name))
-            for name in _path_names(op.template)]  # fmt: skip
+    rows = [
+        (name, "path", {"type": "string"}, _path_description(name))
+        for name in _path_names(op.template)
+    ]
     defaults = _defaults(op.query)
     for param in query_params(op.query):
         meaning = param.get("description", "")
@@ -110,8 +118,10 @@ def _parameters(op: Declared) -> list[str]:
     if not rows:
         return []
     table = ["", "| parameter | in | type | meaning |", "|---|---|---|---|"]
-    table += [f"| {code(name)} | {where} | {cell(kind(schema))} | {cell(meaning)} |"
-              for name, where, schema, meaning in rows]  # fmt: skip
+    table += [
+        f"| {code(name)} | {where} | {cell(kind(schema))} | {cell(meaning)} |"
+        for name, where, schema, meaning in rows
+    ]
     return table
 
 
@@ -130,8 +140,11 @@ def _defaults(query: type[msgspec.Struct] | None) -> dict[str, str]:
     found = {}
     for field in msgspec.structs.fields(query):
         if field.default not in (msgspec.NODEFAULT, None, ""):
-            found[field.name] = str(field.default).lower() if isinstance(field.default, bool) \
-                else str(field.default)  # fmt: skip
+            found[field.name] = (
+                str(field.default).lower()
+                if isinstance(field.default, bool)
+                else str(field.default)
+            )
     return found
 
 
@@ -174,14 +187,20 @@ def _body(op: Declared, domains: Domains) -> list[str]:
         domain = _first(domains, Mode.ASYNC)
         fields = command_schema(domain, next(iter(domain.events)))["properties"]
         shown = {"type": "string", "data": "object"}
-        rows = [(name, shown.get(name) or kind(schema), _command_field(name, schema))
-                for name, schema in fields.items()]  # fmt: skip
-        head = ("A command, as JSON (`Content-Type: application/json`): one of the type's event "
-                "types and its `data`, as `GET /v1/types/{aggregate_type}` lists them.")  # fmt: skip
+        rows = [
+            (name, shown.get(name) or kind(schema), _command_field(name, schema))
+            for name, schema in fields.items()
+        ]
+        head = (
+            "A command, as JSON (`Content-Type: application/json`): one of the type's event "
+            "types and its `data`, as `GET /v1/types/{aggregate_type}` lists them."
+        )
     elif doc.body_schema is not None:
         props = doc.body_schema.get("properties", {})
-        rows = [(name, kind(schema), str(schema.get("description", "")))
-                for name, schema in props.items()]  # fmt: skip
+        rows = [
+            (name, kind(schema), str(schema.get("description", "")))
+            for name, schema in props.items()
+        ]
         head = str(doc.body_schema.get("description", "")) or "JSON"
         head = f"{head} ({'required' if doc.body_required else 'optional'})."
     else:
@@ -213,8 +232,9 @@ def _answers(op: Declared, domains: Domains) -> list[str]:
     by_status: dict[int, list[str]] = {}
     for found in dict.fromkeys(errors):
         by_status.setdefault(statuses[found], []).append(found)
-    rows += [(status, ", ".join(f"`{c}`" for c in sorted(codes)))
-             for status, codes in by_status.items()]  # fmt: skip
+    rows += [
+        (status, ", ".join(f"`{c}`" for c in sorted(codes))) for status, codes in by_status.items()
+    ]
     table = ["", "| status | answer |", "|---|---|"]
     table += [f"| {status} | {cell(what)} |" for status, what in sorted(rows)]
     return table
@@ -222,9 +242,11 @@ def _answers(op: Declared, domains: Domains) -> list[str]:
 
 def _success(success: Success) -> str:
     body = kind(success.schema) if "$ref" in success.schema else f"`{success.media}`"
-    said = success.description if success.media not in success.description else (
-        success.description.replace(f" ({success.media})", "")
-    )  # fmt: skip
+    said = (
+        success.description
+        if success.media not in success.description
+        else (success.description.replace(f" ({success.media})", ""))
+    )
     link = '; a `Link: <…>; rel="next"` header while there is more' if success.link else ""
     return f"{said}: {body}{link}"
 
@@ -235,13 +257,23 @@ def _first(domains: Domains, mode: Mode) -> Domain:
 
 def _query_section(domain: Domain, path: str) -> str:
     op = Declared("GET", path, "query", query=ReadAfterQuery)
-    parts = [f"### `GET {path}`", "",
-             f"A read route the `{domain.name}` domain declares (`Domain.queries`); its own "
-             "parameters are the domain's (see its guide). The read-your-writes parameters are "
-             "every read route's.", "", _who(op)]  # fmt: skip
+    parts = [
+        f"### `GET {path}`",
+        "",
+        f"A read route the `{domain.name}` domain declares (`Domain.queries`); its own "
+        "parameters are the domain's (see its guide). The read-your-writes parameters are "
+        "every read route's.",
+        "",
+        _who(op),
+    ]
     parts += _parameters(op)
-    parts += ["", "| status | answer |", "|---|---|", "| 200 | the domain's answer: JSON |",
-              "| 404 | `not_found`: nothing stored for it |"]  # fmt: skip
+    parts += [
+        "",
+        "| status | answer |",
+        "|---|---|",
+        "| 200 | the domain's answer: JSON |",
+        "| 404 | `not_found`: nothing stored for it |",
+    ]
     parts += ["", "Example:", "", "```bash", _example(op, Domains([domain])), "```"]
     return "\n".join(parts)
 
@@ -271,8 +303,11 @@ def _example(op: Declared, domains: Domains) -> str:
 def _example_body(op: Declared, domains: Domains) -> Json:
     if op.doc.command:
         domain = _first(domains, Mode.ASYNC)
-        first = (str(ORDER_PLACED["type"]), ORDER_PLACED["data"]) if domain.name == "order" \
-            else opening(domain)  # fmt: skip
+        first = (
+            (str(ORDER_PLACED["type"]), ORDER_PLACED["data"])
+            if domain.name == "order"
+            else opening(domain)
+        )
         if first is not None:
             return {"type": first[0], "command_id": "o-1-placed", "data": first[1]}
     return EXAMPLE_BODY.get(op.name)

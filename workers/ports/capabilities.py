@@ -139,35 +139,42 @@ class Capability:
 
 CAPABILITIES: tuple[Capability, ...] = (
     Capability(
-        "scans", EventScans,
+        "scans",
+        EventScans,
         "projection rebuilds (`eventfleet rebuild`), the auditor, the archiver's plan, the "
         "console's domain counts, the new-aggregate filter",
         "those refuse with CapabilityMissing, and the new-aggregate filter is never built, so "
         "the first event of every aggregate reads its head from the store (slower, still right)",
     ),
     Capability(
-        "search", EventSearch, "the console's event search",
+        "search",
+        EventSearch,
+        "the console's event search",
         "the search refuses with CapabilityMissing; reads by aggregate are unaffected",
     ),
     Capability(
-        "archive", ArchivableEvents, "retention (`eventfleet archive`) and the archive store",
+        "archive",
+        ArchivableEvents,
+        "retention (`eventfleet archive`) and the archive store",
         "nothing moves: every event stays in the hot store, the archiver refuses with "
         "CapabilityMissing and reads span the hot store alone",
     ),
     Capability(
-        "pending", PendingEvents,
+        "pending",
+        PendingEvents,
         "the outbox of sync-mode and storage domains (stored first, then published)",
         "a process running the commands role with a sync or storage domain refuses to start "
         "with CapabilityMissing; async-mode domains (published before they are stored) run as "
         "ever, and the outbox's relay finds nothing to repair",
     ),
     Capability(
-        "transactions", AtomicAppends,
+        "transactions",
+        AtomicAppends,
         "appends across aggregates (`POST /v1/commands/many`, `Repository.save_together`)",
         "those refuse with TransactionsUnsupported (501 `transactions_unsupported`) and store "
         "nothing; single-aggregate appends are unaffected",
     ),
-)  # fmt: skip
+)
 """Every optional capability, in the order the docs list them."""
 
 CAPABILITIES_BY_NAME = {c.name: c for c in CAPABILITIES}

@@ -142,14 +142,27 @@ def label(outcome: Outcome) -> str:
 def encode(outcome: Accepted | Stored | Refused) -> bytes:
     """The command memory's record of a command's outcome."""
     if isinstance(outcome, Accepted):
-        body: JsonObject = {"o": "accepted", "event_id": outcome.event_id,
-                                "partition": outcome.partition, "offset": outcome.offset}  # fmt: skip
+        body: JsonObject = {
+            "o": "accepted",
+            "event_id": outcome.event_id,
+            "partition": outcome.partition,
+            "offset": outcome.offset,
+        }
     elif isinstance(outcome, Stored):
-        body = {"o": "stored", "event_id": outcome.event_id, "version": outcome.version,
-                "published": outcome.published}  # fmt: skip
+        body = {
+            "o": "stored",
+            "event_id": outcome.event_id,
+            "version": outcome.version,
+            "published": outcome.published,
+        }
     else:
-        body = {"o": "refused", "code": outcome.code, "message": outcome.message,
-                "details": dict(outcome.details), "at_store": outcome.at_store}  # fmt: skip
+        body = {
+            "o": "refused",
+            "code": outcome.code,
+            "message": outcome.message,
+            "details": dict(outcome.details),
+            "at_store": outcome.at_store,
+        }
     return orjson.dumps(body)
 
 
@@ -163,8 +176,12 @@ def decode(raw: bytes) -> Accepted | Stored | Refused:
         if kind == "stored":
             return Stored(obj["event_id"], int(obj["version"]), bool(obj.get("published", True)))
         if kind == "refused":
-            return Refused(obj["code"], obj["message"], obj.get("details") or {},
-                           at_store=bool(obj.get("at_store")))  # fmt: skip
+            return Refused(
+                obj["code"],
+                obj["message"],
+                obj.get("details") or {},
+                at_store=bool(obj.get("at_store")),
+            )
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         pass
     raise InvalidInput(f"the command memory holds a record this fleet cannot read: {raw[:80]!r}")

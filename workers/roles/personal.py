@@ -88,10 +88,11 @@ class Shredder:
             return data
         key = await self._key_for(subject)
         return {
-            name: seal_value(key, value) if name in personal.fields and not is_sealed(value)
+            name: seal_value(key, value)
+            if name in personal.fields and not is_sealed(value)
             else value
             for name, value in data.items()
-        }  # fmt: skip
+        }
 
     async def _key_for(self, subject: str) -> DataKey:
         """The subject's live key: the cached one if the store, asked after this call began,
@@ -360,17 +361,26 @@ async def erase_subject(
             "account id.",
         )
     erased = Erased(
-        subject=subject, erased_at=erasure.erased_at, by=erasure.by,
-        keys_destroyed=erasure.keys_destroyed, already=erasure.already,
+        subject=subject,
+        erased_at=erasure.erased_at,
+        by=erasure.by,
+        keys_destroyed=erasure.keys_destroyed,
+        already=erasure.already,
         unreadable_within_s=cache_ttl_s,
-    )  # fmt: skip
+    )
     if not erasure.already:
         told = render(erased)
         await log_.record(
             OperatorAction(
-                id=str(uuid.uuid4()), at=at, operator=operator, via=via, action="erase",
-                target=subject, submitted={"subject": subject}, status=told.status,
+                id=str(uuid.uuid4()),
+                at=at,
+                operator=operator,
+                via=via,
+                action="erase",
+                target=subject,
+                submitted={"subject": subject},
+                status=told.status,
                 result=dict(told.body),
             )
-        )  # fmt: skip
+        )
     return erased

@@ -209,9 +209,13 @@ def register_process_managers(fleet: Fleet) -> None:
     fleet.app.on_partitions_assigned.connect(assigned)  # type: ignore[arg-type]  # mode types receivers narrower than the (sender, partitions) faust calls them with
     handle = stored_events(fleet, "pm", react)
     ledger = batch_agent(
-        fleet, name="pm", role="pm", topic=stored, handle=handle,
+        fleet,
+        name="pm",
+        role="pm",
+        topic=stored,
+        handle=handle,
         ticks=Ticks(ready, when=in_order.holds_work),
-    )  # fmt: skip
+    )
 
 
 def register_projection(fleet: Fleet, projection: Projection) -> None:

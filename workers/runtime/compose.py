@@ -284,10 +284,14 @@ class Runtime:
             )
         if PM_ROLE in self.roles and self.processes:
             parts.runner, parts.polls = process_role(
-                settings, self.processes, self.stores.processes, self.events,
-                submit=self.commands.handle, dead_letters=parts.dead_letters[PM_ROLE],
+                settings,
+                self.processes,
+                self.stores.processes,
+                self.events,
+                submit=self.commands.handle,
+                dead_letters=parts.dead_letters[PM_ROLE],
                 metrics=metrics,
-            )  # fmt: skip
+            )
 
     async def _appender(self, producer: ProducerClient, dead_letters: DeadLetters) -> Appender:
         settings, names = self.settings, self.names

@@ -15,10 +15,14 @@ def answer_of_all(outcome: MultiOutcome) -> Answer:
     id and version, in the request's order), or an error as ``answer_of`` gives it."""
     if isinstance(outcome, StoredAll):
         events: list[Json] = [
-            {"aggregate_type": i.aggregate_type, "aggregate_id": i.aggregate_id,
-             "event_id": i.event_id, "version": i.version}
+            {
+                "aggregate_type": i.aggregate_type,
+                "aggregate_id": i.aggregate_id,
+                "event_id": i.event_id,
+                "version": i.version,
+            }
             for i in outcome.items
-        ]  # fmt: skip
+        ]
         body: JsonObject = {"events": events}
         if outcome.duplicate:
             body["duplicate"] = True
@@ -32,6 +36,11 @@ def answer_of_all(outcome: MultiOutcome) -> Answer:
             else " Without a command_id a retry may store them twice: read the aggregates first."
         )
         ids: list[Json] = list(outcome.event_ids)
-        return error(503, "outcome_unknown", f"{outcome.message}{retry}",
-                     event_ids=ids, command_id=outcome.command_id)  # fmt: skip
+        return error(
+            503,
+            "outcome_unknown",
+            f"{outcome.message}{retry}",
+            event_ids=ids,
+            command_id=outcome.command_id,
+        )
     return answer_of(outcome)

@@ -29,11 +29,15 @@ def process_role(
     process_metrics = create_process_metrics(metrics.registry)
     prime_processes(process_metrics, processes.names())
     runner = ProcessRunner(
-        processes=processes, instances=instances, events=events, submit=submit,
-        dead_letters=dead_letters, metrics=process_metrics,
+        processes=processes,
+        instances=instances,
+        events=events,
+        submit=submit,
+        dead_letters=dead_letters,
+        metrics=process_metrics,
         config=RunnerConfig(
             poll_s=settings.process_poll_ms / 1000,
             unsent_after_s=settings.process_unsent_after_s,
         ),
-    )  # fmt: skip
+    )
     return runner, Polls(runner)

@@ -86,9 +86,13 @@ async def serve(
         await runtime.stop()
         raise
     fleet = build_fleet(
-        runtime, roles, app_id=app_id, views=views, projections=projections,
+        runtime,
+        roles,
+        app_id=app_id,
+        views=views,
+        projections=projections,
         authenticator=authenticator,
-    )  # fmt: skip
+    )
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, _stop_on, fleet, signum)
@@ -118,14 +122,22 @@ async def serve(
     else:
         log.warning("stopped while starting: no work was taken, nothing is committed")
     await fleet.stopped.wait()
+    return await _drain(fleet, background, hard_exit=hard_exit)
+
+
+async def _drain(fleet: Fleet, background: list[asyncio.Task[None]], *, hard_exit: bool) -> int:
+    """Stop the loops beside the roles, drain the fleet, say the exit code (and, for the worker
+    process, end it: ``hard_exit``)."""
     log.info("draining %s", ", ".join(sorted(fleet.roles)))
     began = time.monotonic()
-    watchdog = Watchdog(runtime.settings.drain_timeout_s + WATCHDOG_GRACE_S) if hard_exit else None
+    drain_s = fleet.runtime.settings.drain_timeout_s
+    watchdog = Watchdog(drain_s + WATCHDOG_GRACE_S) if hard_exit else None
     for task in background:
         task.cancel()
     if background:  # ended before the stores close under them (bounded: a cancel is prompt)
         await asyncio.wait(background, timeout=LOOPS_END_S)
     await fleet.drain()
+    loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.remove_signal_handler(signum)
     if fleet.exit_code == 0 and fleet.drain_timed_out:

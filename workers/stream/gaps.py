@@ -158,8 +158,13 @@ class GapCloser:
         log.warning(
             "%s: %s/%d offsets %d..%d never reached the agent (%d records); seeking back to "
             "redeliver them",
-            self._role, self._topic, partition, start, end - 1, len(present),
-        )  # fmt: skip
+            self._role,
+            self._topic,
+            partition,
+            start,
+            end - 1,
+            len(present),
+        )
         await self._seek(partition, start)
         self._sought[partition] = (start, now + self._redeliver_s)
         self._metrics.offset_gaps.labels(self._role, "redelivered").inc()

@@ -151,9 +151,11 @@ class KafkaGroupAdmin:
         the group has no member)."""
         timeout_s = self._kafka.timeout_ms / 1000
         consumer = AIOKafkaConsumer(
-            **self._kafka.client_kwargs(), client_id=CLIENT_ID, group_id=group,
+            **self._kafka.client_kwargs(),
+            client_id=CLIENT_ID,
+            group_id=group,
             enable_auto_commit=False,
-        )  # fmt: skip
+        )
         try:
             async with asyncio.timeout(timeout_s * 2):
                 await consumer.start()

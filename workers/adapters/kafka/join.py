@@ -156,9 +156,12 @@ class JoinWatch:
             # id is taken, and waiting is no failure that makes the member give up.
             log.warning(
                 "the join of group %s did not complete in %.0f s (bound %g s); its leader %s "
-                "is a member: waiting one more bound", group, waited, self.bound_s,
+                "is a member: waiting one more bound",
+                group,
+                waited,
+                self.bound_s,
                 self._leader or "(none named)",
-            )  # fmt: skip
+            )
             self._on_heal("waiting")
             return
         self.heals += 1
@@ -166,8 +169,12 @@ class JoinWatch:
             "the join of group %s did not complete in %.0f s (bound %g s): member %s follows "
             "leader %s, which never assigns (a broker that kept a departed leader, as Tansu "
             "does); leaving and joining again as that leader",
-            group, waited, self.bound_s, self._member, self._leader,
-        )  # fmt: skip
+            group,
+            waited,
+            self.bound_s,
+            self._member,
+            self._leader,
+        )
         if self._member and request._member_id == self._member:
             await original(node_id, LeaveGroupRequest(group, self._member), **kw)
         request._member_id = self._leader

@@ -62,10 +62,12 @@ class KafkaPages:
         # "none": an offset the partition does not hold is an error to report, never a silent
         # jump to the beginning or the end.
         consumer = AIOKafkaConsumer(
-            **self._kafka.client_kwargs(), enable_auto_commit=False,
-            auto_offset_reset="none", fetch_max_wait_ms=FETCH_WAIT_MS,
+            **self._kafka.client_kwargs(),
+            enable_auto_commit=False,
+            auto_offset_reset="none",
+            fetch_max_wait_ms=FETCH_WAIT_MS,
             metadata_max_age_ms=METADATA_MAX_AGE_MS,
-        )  # fmt: skip
+        )
         try:
             await consumer.start()
         except BaseException:

@@ -106,10 +106,12 @@ class KafkaLogProbe:
             async with asyncio.timeout(self._budget_s):
                 answers = await self._read(sweep)
         except (TimeoutError, KafkaError, OSError, StreamUnavailable) as e:
-            sweep.answers.set_exception(StreamUnavailable(
-                f"Kafka did not let {sweep.topic} be read: {e!r}; the outcome stays unknown "
-                "until it does."
-            ))  # fmt: skip
+            sweep.answers.set_exception(
+                StreamUnavailable(
+                    f"Kafka did not let {sweep.topic} be read: {e!r}; the outcome stays unknown "
+                    "until it does."
+                )
+            )
             sweep.answers.exception()  # retrieved here: its waiters may have left
         else:
             sweep.answers.set_result(answers)
@@ -145,9 +147,14 @@ class KafkaLogProbe:
             second_s = time.monotonic() - second
         log.info(
             "log probe: %d events on %s: read in %.2f s, after the %.2f s grace in %.2f s: "
-            "%d found", len(sweep.wanted), sweep.topic, first_s, self._grace_s if missing else 0,
-            second_s, len(found),
-        )  # fmt: skip
+            "%d found",
+            len(sweep.wanted),
+            sweep.topic,
+            first_s,
+            self._grace_s if missing else 0,
+            second_s,
+            len(found),
+        )
         return found
 
     def _close_door(self, sweep: Sweep) -> None:

@@ -317,8 +317,9 @@ async def _read(
             got[tp] = got[tp][-share:]
             starts[tp] = got[tp][0].offset
     ranges = [
-        PartitionRange(tp.partition, w.firsts[tp], w.ends[tp], w.lows[tp],
-                       min(starts[tp], tops[tp]), tops[tp])
+        PartitionRange(
+            tp.partition, w.firsts[tp], w.ends[tp], w.lows[tp], min(starts[tp], tops[tp]), tops[tp]
+        )
         for tp in tps
-    ]  # fmt: skip
+    ]
     return RangeRead([r for tp in tps for r in got[tp]], ranges)

@@ -40,8 +40,10 @@ class MemoryActionLog(Switchable):
         await self.faults.enter("abandon_replay", f"releasing the replay of {claim.target}")
         first = self._replays.get(claim.target)
         if first is not None and (first.submitted, first.operator, first.at) == (
-            claim.submitted, claim.operator, claim.at,
-        ):  # fmt: skip
+            claim.submitted,
+            claim.operator,
+            claim.at,
+        ):
             del self._replays[claim.target]
 
     async def settle_replay(self, target: str, status: int, result: Mapping[str, Json]) -> None:

@@ -112,8 +112,11 @@ class MemoryStream:
             deadline = loop.time() + idle_s
             found: list[Record] = []
             while not found and loop.time() < deadline:
-                found = [r for r in self.produced.records(topic)
-                         if r.offset >= positions.get(r.partition, 0)]  # fmt: skip
+                found = [
+                    r
+                    for r in self.produced.records(topic)
+                    if r.offset >= positions.get(r.partition, 0)
+                ]
                 if not found:
                     await asyncio.sleep(0.005)  # polling memory: a test double's pace
             found.sort(key=lambda r: (r.partition, r.offset))

@@ -138,15 +138,19 @@ class MemoryMarker(Switchable):
         shown = None if current == "none" else current
         expected = request.expected_version
         if expected is not None and known is not None and known != expected:
-            return MarkResult("wrong_version", after, shown, previous, takeover=takeover,
-                              version=known)  # fmt: skip
+            return MarkResult(
+                "wrong_version", after, shown, previous, takeover=takeover, version=known
+            )
         if current not in request.allowed and ANY not in request.allowed:
             return MarkResult("rejected", after, shown, previous, takeover=takeover, version=known)
         expires = self._clock() + self._ttl_s
         self._marks[request.aggregate_key] = _Mark(
-            request.event_type, request.event_id, after, expires,
+            request.event_type,
+            request.event_id,
+            after,
+            expires,
             None if known is None else known + 1,
-        )  # fmt: skip
+        )
         return MarkResult("marked", after, shown, previous, takeover=takeover, version=known)
 
     async def restore(self, request: MarkRequest, marked: MarkResult) -> None:

@@ -62,8 +62,12 @@ class MongoActionLog:
         )
 
     async def abandon_replay(self, claim: ReplayClaim) -> None:
-        mine = {"_id": claim.target, "submitted": orjson.dumps(claim.submitted).decode(),
-                "operator": claim.operator, "at": claim.at}  # fmt: skip
+        mine = {
+            "_id": claim.target,
+            "submitted": orjson.dumps(claim.submitted).decode(),
+            "operator": claim.operator,
+            "at": claim.at,
+        }
         async with translated(f"releasing the replay of dead letter {claim.target}", write=True):
             await self.replays.delete_one(mine)
 

@@ -81,9 +81,10 @@ class MongoStores:
         meta = self.db["meta"]
         async with translated("reading the position key"):
             await meta.update_one(
-                {"_id": "positions"}, {"$setOnInsert": {"key": secrets.token_bytes(32)}},
+                {"_id": "positions"},
+                {"$setOnInsert": {"key": secrets.token_bytes(32)}},
                 upsert=True,
-            )  # fmt: skip
+            )
             doc = await meta.find_one({"_id": "positions"})
         if doc is None or not isinstance(doc.get("key"), bytes):
             raise StoreError("the store holds no position key where it was just written")

@@ -73,9 +73,11 @@ class MongoKeyStore:
         try:  # no document, or a tombstone: the new key takes its place
             async with translated(f"making a data key for subject {subject}", write=True):
                 doc = await self.keys.find_one_and_update(
-                    {"_id": subject, **_GONE}, {"$set": fresh, "$unset": _ERASURE},
-                    upsert=True, return_document=ReturnDocument.AFTER,
-                )  # fmt: skip
+                    {"_id": subject, **_GONE},
+                    {"$set": fresh, "$unset": _ERASURE},
+                    upsert=True,
+                    return_document=ReturnDocument.AFTER,
+                )
         except StoreError as e:  # a racing first key for the subject won the insert
             if not isinstance(e.__cause__, DuplicateKeyError):
                 raise
@@ -100,8 +102,10 @@ class MongoKeyStore:
         return {d["key_id"]: self._unwrapped(d) for d in docs}
 
     async def erase(self, subject: str, *, by: str, at: datetime) -> Erasure | None:
-        tombstone = {"$set": {"erased_at": at, "by": by, "keys_destroyed": 1},
-                     "$unset": {"wrapped": "", "created_at": ""}}  # fmt: skip
+        tombstone = {
+            "$set": {"erased_at": at, "by": by, "keys_destroyed": 1},
+            "$unset": {"wrapped": "", "created_at": ""},
+        }
         for _ in range(_ERASE_ATTEMPTS):
             async with translated(f"erasing subject {subject}", write=True):
                 was = await self.keys.find_one_and_update(

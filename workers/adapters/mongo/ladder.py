@@ -30,10 +30,13 @@ class MongoSnapshotLadder:
 
     async def add(self, rung: Snapshot, *, last_at: datetime) -> None:
         doc = {
-            "aggregate_type": rung.aggregate_type, "aggregate_id": rung.aggregate_id,
-            "version": rung.version, "state": rung.state, "taken_at": rung.taken_at,
+            "aggregate_type": rung.aggregate_type,
+            "aggregate_id": rung.aggregate_id,
+            "version": rung.version,
+            "state": rung.state,
+            "taken_at": rung.taken_at,
             "last_at": last_at,
-        }  # fmt: skip
+        }
         rung_id = _rung_id((rung.aggregate_type, rung.aggregate_id), rung.version)
         async with translated(f"adding a rung of {rung.aggregate_type} {rung.aggregate_id}"):
             await self.collection.update_one({"_id": rung_id}, {"$setOnInsert": doc}, upsert=True)
@@ -51,9 +54,12 @@ class MongoSnapshotLadder:
         if doc is None:
             return None
         return Snapshot(
-            doc["aggregate_type"], doc["aggregate_id"], int(doc["version"]), doc["state"],
+            doc["aggregate_type"],
+            doc["aggregate_id"],
+            int(doc["version"]),
+            doc["state"],
             doc["taken_at"].astimezone(UTC),
-        )  # fmt: skip
+        )
 
     async def versions(self, aggregate: AggregateRef) -> list[int]:
         query = {"aggregate_type": aggregate[0], "aggregate_id": aggregate[1]}

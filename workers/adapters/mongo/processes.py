@@ -68,10 +68,11 @@ class MongoProcessInstances:
         token = uuid.uuid4().hex
         docs = [{**to_document(i), "write": token} for i in instances]
         ops: list[InsertOne[Document] | ReplaceOne[Document]] = [
-            InsertOne(doc) if i.revision == 1
+            InsertOne(doc)
+            if i.revision == 1
             else ReplaceOne({"_id": doc["_id"], "revision": i.revision - 1}, doc)
             for i, doc in zip(instances, docs, strict=True)
-        ]  # fmt: skip
+        ]
         async with translated(f"saving {len(ops)} instances", write=True):
             try:
                 target = self.collection if durable else self._quick

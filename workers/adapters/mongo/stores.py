@@ -228,9 +228,17 @@ class MongoEventStore:
             found["metadata.correlation_id"] = query.correlation_id
         if before is not None:
             at, event_id = before
-            found = {"$and": [found, {"$or": [
-                {"occurred_at": {"$lt": at}}, {"occurred_at": at, "_id": {"$lt": event_id}},
-            ]}]}  # fmt: skip
+            found = {
+                "$and": [
+                    found,
+                    {
+                        "$or": [
+                            {"occurred_at": {"$lt": at}},
+                            {"occurred_at": at, "_id": {"$lt": event_id}},
+                        ]
+                    },
+                ]
+            }
         newest_first = [("occurred_at", DESCENDING), ("_id", DESCENDING)]
         async with translated("searching the events"):
             cursor = self.collection.find(found, sort=newest_first, limit=limit)
@@ -265,8 +273,11 @@ class MongoEventStore:
         return len(missing)
 
     async def remove_through(self, aggregate: AggregateRef, version: int) -> int:
-        query = {"aggregate_type": aggregate[0], "aggregate_id": aggregate[1],
-                 "version": {"$lte": version}}  # fmt: skip
+        query = {
+            "aggregate_type": aggregate[0],
+            "aggregate_id": aggregate[1],
+            "version": {"$lte": version},
+        }
         async with translated(
             f"removing {aggregate[0]} {aggregate[1]} through {version}", write=True
         ):

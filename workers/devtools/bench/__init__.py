@@ -40,10 +40,20 @@ __all__ = ["PATHS", "bench", "forget_keys"]
 
 PATHS = ("commands", "append", "state", "scale", "live", "fairness", "pm", "global", "all")
 _WORKER_SETTINGS = (
-    "kafka_url", "mongo_url", "mongo_database", "redis_url", "topic_prefix", "group_id",
-    "kafka_idempotence", "kafka_session_timeout_ms", "partitions",
-    "batch_size", "batch_within_ms", "master_key_file", "domains",
-)  # fmt: skip
+    "kafka_url",
+    "mongo_url",
+    "mongo_database",
+    "redis_url",
+    "topic_prefix",
+    "group_id",
+    "kafka_idempotence",
+    "kafka_session_timeout_ms",
+    "partitions",
+    "batch_size",
+    "batch_within_ms",
+    "master_key_file",
+    "domains",
+)
 
 
 def worker_env(settings: Settings) -> dict[str, str]:
@@ -52,16 +62,24 @@ def worker_env(settings: Settings) -> dict[str, str]:
     Workers keep their production fetch wait (100 ms), not dev's 10 ms: polling the
     commands topic every 10 ms costs a commands process about a tenth of a core.
     """
-    env = {env_name(name): str(getattr(settings, name)).lower() if isinstance(getattr(settings, name), bool)
-           else str(getattr(settings, name)) for name in _WORKER_SETTINGS}  # fmt: skip
+    env = {
+        env_name(name): str(getattr(settings, name)).lower()
+        if isinstance(getattr(settings, name), bool)
+        else str(getattr(settings, name))
+        for name in _WORKER_SETTINGS
+    }
     # TMPDIR: the workers' Faust data directories go into the bench's run directory.
     # AUTH none: the baselines check no identity either (a token check is its own cost, not
     # measured here); the bench's workers listen on loopback only. A write budget no row
     # meets: every write still draws on it (its cost is measured), none is refused.
-    return env | {"EVENTFLEET_LOG_LEVEL": "warning", "EVENTFLEET_AUDIT_INTERVAL_S": "0",
-                  "EVENTFLEET_AUTH": "none", "TMPDIR": tempfile.gettempdir(),
-                  "EVENTFLEET_WRITE_BUDGET_PER_S": "10000000",
-                  "EVENTFLEET_WRITE_BUDGET_BURST": "10000000"}  # fmt: skip
+    return env | {
+        "EVENTFLEET_LOG_LEVEL": "warning",
+        "EVENTFLEET_AUDIT_INTERVAL_S": "0",
+        "EVENTFLEET_AUTH": "none",
+        "TMPDIR": tempfile.gettempdir(),
+        "EVENTFLEET_WRITE_BUDGET_PER_S": "10000000",
+        "EVENTFLEET_WRITE_BUDGET_BURST": "10000000",
+    }
 
 
 async def bench(
@@ -164,10 +182,18 @@ async def _measure(
         # Topics of its own too: its fleet's appender would first store every event the
         # command rows left on the fleet's topic (minutes of them, before its own row).
         living = await _own_topics(settings, runtime, "live")
-        emit(await bench_live(worker_env(living), runtime=runtime,
-                              topic_prefix=living.topic_prefix,
-                              redis_url=settings.redis_url, subscribers=1000,
-                              rooms=100, messages=messages, rounds=rounds))  # fmt: skip
+        emit(
+            await bench_live(
+                worker_env(living),
+                runtime=runtime,
+                topic_prefix=living.topic_prefix,
+                redis_url=settings.redis_url,
+                subscribers=1000,
+                rooms=100,
+                messages=messages,
+                rounds=rounds,
+            )
+        )
     store_pid = stack.process("mongo").pid if "mongo" in stack.started else None
     if path in ("state", "all"):
         rooms = max(2, min(200, events // 50))  # 200 rooms at the default 20000
@@ -182,9 +208,11 @@ async def _measure(
 async def _own_topics(settings: Settings, runtime: Runtime, part: str) -> Settings:
     """``settings`` with topics and a group of ``part``'s own, the topics created."""
     own = settings.model_copy(
-        update={"topic_prefix": f"{settings.topic_prefix}{part}.",
-                "group_id": f"{settings.group_id}-{part}"}
-    )  # fmt: skip
+        update={
+            "topic_prefix": f"{settings.topic_prefix}{part}.",
+            "group_id": f"{settings.group_id}-{part}",
+        }
+    )
     await ensure_topics(runtime.kafka, fleet_catalog(own, runtime.domains))
     return own
 

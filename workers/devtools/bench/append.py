@@ -98,10 +98,19 @@ async def raw_pipeline(
     """
     out = f"{topic}.out"
     async with owned(
-        sys.executable, "-m", "workers.devtools.bench.baseline", "judged" if judged else "append",
-        ",".join(settings.kafka_bootstrap), settings.mongo_url, settings.mongo_database, topic, out,
-        str(count), str(settings.batch_size), stdout=asyncio.subprocess.PIPE,
-    ) as process:  # fmt: skip
+        sys.executable,
+        "-m",
+        "workers.devtools.bench.baseline",
+        "judged" if judged else "append",
+        ",".join(settings.kafka_bootstrap),
+        settings.mongo_url,
+        settings.mongo_database,
+        topic,
+        out,
+        str(count),
+        str(settings.batch_size),
+        stdout=asyncio.subprocess.PIPE,
+    ) as process:
         assert process.stdout is not None
         await process.stdout.readline()  # ready
         cpu_before = cpu_seconds(process.pid)
@@ -112,8 +121,11 @@ async def raw_pipeline(
     if result["refused"]:
         raise RuntimeError(f"the judged baseline refused {result['refused']} valid events")
     seconds = await published_span(settings.kafka_bootstrap, out, run, result["count"])
-    name = ("judged: getmany→decode→heads→judge→insert_many→produce→commit" if judged
-            else "bare: getmany→insert_many→produce→commit")  # fmt: skip
+    name = (
+        "judged: getmany→decode→heads→judge→insert_many→produce→commit"
+        if judged
+        else "bare: getmany→insert_many→produce→commit"
+    )
     return Measured(name, result["count"], seconds, cpu_s=cpu)
 
 
@@ -125,9 +137,13 @@ async def published_span(bootstrap: list[str], topic: str, run: str, count: int)
     process nothing and the rate does not depend on how often progress was read.
     """
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
-        enable_auto_commit=False, fetch_max_wait_ms=10,
-    )  # fmt: skip
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        fetch_max_wait_ms=10,
+    )
     marker = run.encode()
     stamps: list[int] = []
     await consumer.start()
@@ -192,8 +208,13 @@ async def appenders(
         if settled_first:
             if processes > 1:  # the last one joined once its HTTP was up: shared again when?
                 topic = f"{settings.topic_prefix}events"
-                joined = await shared(running, role="appender", topic=topic,
-                                      partitions=settings.partitions, since=time.monotonic())  # fmt: skip
+                joined = await shared(
+                    running,
+                    role="appender",
+                    topic=topic,
+                    partitions=settings.partitions,
+                    since=time.monotonic(),
+                )
                 step(f"{joined} ({processes} processes, {settings.partitions} partitions)")
             await all_ready(running, "/readyz")
             await produce(settings.kafka_bootstrap, f"{settings.topic_prefix}events", settled_first)
@@ -227,10 +248,12 @@ def _appender(env: Mapping[str, str]) -> contextlib.AbstractAsyncContextManager[
     """One appender worker of the bench's group, up once its HTTP answers."""
     port = free_port()
     return server(
-        "appender", ["workers.cli", "worker", "--role", "appender"],
-        url=f"http://127.0.0.1:{port}", env={**env, "EVENTFLEET_HTTP_PORT": str(port)},
+        "appender",
+        ["workers.cli", "worker", "--role", "appender"],
+        url=f"http://127.0.0.1:{port}",
+        env={**env, "EVENTFLEET_HTTP_PORT": str(port)},
         ready_path="/healthz",
-    )  # fmt: skip
+    )
 
 
 async def _stored_since(events: AsyncCollection[Document], base: int, deadline: float) -> int:
@@ -260,9 +283,11 @@ class Published:
     @contextlib.asynccontextmanager
     async def watching(cls, bootstrap: list[str], topic: str, run: str) -> AsyncIterator[Published]:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
             fetch_max_wait_ms=100,
-        )  # fmt: skip
+        )
         await consumer.start()
         try:
             partitions = consumer.partitions_for_topic(topic) or set()
@@ -356,23 +381,32 @@ async def bench_scale(
     whose leader left while it was re-forming keeps that departed leader, and its next members
     wait for an assignment nobody sends. Two appenders stopped together leave it so.
     """
-    table = Table(f"append scale-out: {count} chained events, {settings.partitions} partitions, "
-                  f"each group measured once settled; the last process joins the others once "
-                  f"they hold their share: join → shared, each member's partitions (the joiner "
-                  f"last); {load_average()}")  # fmt: skip
+    table = Table(
+        f"append scale-out: {count} chained events, {settings.partitions} partitions, "
+        f"each group measured once settled; the last process joins the others once "
+        f"they hold their share: join → shared, each member's partitions (the joiner "
+        f"last); {load_average()}"
+    )
     measured: dict[int, Measured] = {}
     for processes in (1, 2, 4):
         run = uuid.uuid4().hex[:6]
         row = settings.model_copy(
-            update={"topic_prefix": f"{settings.topic_prefix}x{processes}.",
-                    "group_id": f"{settings.group_id}-x{processes}"}
-        )  # fmt: skip
+            update={
+                "topic_prefix": f"{settings.topic_prefix}x{processes}.",
+                "group_id": f"{settings.group_id}-x{processes}",
+            }
+        )
         env = await fresh(row)
         step(f"scale: {processes} appender process(es)")
         measured[processes] = await appenders(
-            row, env, processes, count, f"{processes} appender process(es)", run,
+            row,
+            env,
+            processes,
+            count,
+            f"{processes} appender process(es)",
+            run,
             settled_first=chains(count, max(1, count // 20), run),
-        )  # fmt: skip
+        )
     for processes in (2, 4):
         table.add(measured[processes], measured[1], scale_target(processes))
     points = [Point(n, m.rate, m.cpu_per_item_ms or 0.0) for n, m in measured.items()]

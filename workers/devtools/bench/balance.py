@@ -45,8 +45,9 @@ async def shared(
     """Wait until ``members`` share ``partitions`` of ``topic``; ``since``: the join (monotonic)."""
     series = re.compile(
         rf'^eventfleet_assigned_partitions\{{role="{re.escape(role)}",'
-        rf'topic="{re.escape(topic)}"\}} (\S+)$', re.M
-    )  # fmt: skip
+        rf'topic="{re.escape(topic)}"\}} (\S+)$',
+        re.M,
+    )
     deadline = time.monotonic() + timeout_s
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
         while True:

@@ -113,16 +113,33 @@ async def serve_floor(port: int, kafka: str, redis_url: str, topic: str) -> None
             await send({"type": "http.response.start", "status": 409, "headers": json_headers})
             await send({"type": "http.response.body", "body": refused})
             return
-        event = {"id": event_id, "aggregate_type": aggregate_type, "aggregate_id": aggregate_id,
-                 "type": command["type"], "data": command.get("data", {}), "version": None}  # fmt: skip
+        event = {
+            "id": event_id,
+            "aggregate_type": aggregate_type,
+            "aggregate_id": aggregate_id,
+            "type": command["type"],
+            "data": command.get("data", {}),
+            "version": None,
+        }
         metadata = await producer.send_and_wait(topic, orjson.dumps(event), key=key.encode())
         answer = b'{"event_id":"%s","partition":%d,"offset":%d}' % (
-            event_id.encode(), metadata.partition, metadata.offset)  # fmt: skip
+            event_id.encode(),
+            metadata.partition,
+            metadata.offset,
+        )
         await send({"type": "http.response.start", "status": 202, "headers": json_headers})
         await send({"type": "http.response.body", "body": answer})
 
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, http="httptools", loop="none",
-                            lifespan="off", access_log=False, log_config=None)  # fmt: skip
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        http="httptools",
+        loop="none",
+        lifespan="off",
+        access_log=False,
+        log_config=None,
+    )
     server = uvicorn.Server(config)
     config.load()
     server.lifespan = config.lifespan_class(config)
@@ -150,9 +167,14 @@ async def serve(mode: str, port: int, kafka: str, redis_url: str, topic: str) ->
             ok = await redis.evalsha(SHA, 1, *args)
         if not ok:
             return web.Response(status=409, body=b'{"error":"transition_rejected"}')
-        event = {"id": event_id, "aggregate_type": request.match_info["type"],
-                 "aggregate_id": request.match_info["id"], "type": body["type"],
-                 "data": body.get("data", {}), "version": None}  # fmt: skip
+        event = {
+            "id": event_id,
+            "aggregate_type": request.match_info["type"],
+            "aggregate_id": request.match_info["id"],
+            "type": body["type"],
+            "data": body.get("data", {}),
+            "version": None,
+        }
         metadata = await producer.send_and_wait(topic, orjson.dumps(event), key=key.encode())
         answer = {"event_id": event_id, "partition": metadata.partition, "offset": metadata.offset}
         return web.Response(status=202, body=orjson.dumps(answer), content_type="application/json")
@@ -202,17 +224,25 @@ async def look_up_heads(
 ) -> None:
     """The store's head of every aggregate of the batch not seen before, as the appender reads
     it: one indexed lookup each, all in flight at once; ``heads`` learns those that exist."""
-    unseen = list(dict.fromkeys(
-        (e["aggregate_type"], e["aggregate_id"]) for e in events
-        if f"{e['aggregate_type']}:{e['aggregate_id']}" not in seen
-    ))  # fmt: skip
+    unseen = list(
+        dict.fromkeys(
+            (e["aggregate_type"], e["aggregate_id"])
+            for e in events
+            if f"{e['aggregate_type']}:{e['aggregate_id']}" not in seen
+        )
+    )
     if not unseen:
         return
-    found = await asyncio.gather(*(
-        collection.find_one({"aggregate_type": t, "aggregate_id": i},
-                            projection={"version": 1, "type": 1}, sort=[("version", -1)])
-        for t, i in unseen
-    ))  # fmt: skip
+    found = await asyncio.gather(
+        *(
+            collection.find_one(
+                {"aggregate_type": t, "aggregate_id": i},
+                projection={"version": 1, "type": 1},
+                sort=[("version", -1)],
+            )
+            for t, i in unseen
+        )
+    )
     for (t, i), doc in zip(unseen, found, strict=True):
         seen.add(f"{t}:{i}")
         if doc is not None:
@@ -239,10 +269,14 @@ async def append_pipeline(
         [("aggregate_type", 1), ("aggregate_id", 1), ("version", 1)], unique=True
     )
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=kafka, group_id=f"raw-{uuid.uuid4().hex[:6]}",
-        enable_auto_commit=False, auto_offset_reset="earliest", fetch_max_wait_ms=10,
+        topic,
+        bootstrap_servers=kafka,
+        group_id=f"raw-{uuid.uuid4().hex[:6]}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=10,
         max_poll_records=batch,
-    )  # fmt: skip
+    )
     producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all", linger_ms=0)
     await consumer.start()
     await producer.start()

@@ -66,9 +66,16 @@ def plan(rate: int, costs: Costs) -> Plan:
     redis = math.ceil(rate * costs.redis_calls_per_event / costs.redis_calls_per_shard)
     cores = rate * (costs.commands_cpu_ms + costs.appender_cpu_ms + costs.downstream_cpu_ms) / 1000
     return Plan(
-        rate, commands, appenders, downstream, partitions, mongo, redis,
-        cores / costs.headroom, first_to_saturate(costs),
-    )  # fmt: skip
+        rate,
+        commands,
+        appenders,
+        downstream,
+        partitions,
+        mongo,
+        redis,
+        cores / costs.headroom,
+        first_to_saturate(costs),
+    )
 
 
 def first_to_saturate(costs: Costs) -> str:
@@ -85,15 +92,18 @@ def first_to_saturate(costs: Costs) -> str:
     return f"{name} at {ceiling:,.0f} events/s"
 
 
-def measured(costs: Costs, *, appender_cpu_ms: float | None = None,
-             commands_cpu_ms: float | None = None) -> Costs:  # fmt: skip
+def measured(
+    costs: Costs, *, appender_cpu_ms: float | None = None, commands_cpu_ms: float | None = None
+) -> Costs:
     """The defaults with what this run measured put in their place, and named as measured."""
     if appender_cpu_ms:
-        costs = replace(costs, appender_cpu_ms=appender_cpu_ms,
-                        measured=(*costs.measured, "appender_cpu_ms"))  # fmt: skip
+        costs = replace(
+            costs, appender_cpu_ms=appender_cpu_ms, measured=(*costs.measured, "appender_cpu_ms")
+        )
     if commands_cpu_ms:
-        costs = replace(costs, commands_cpu_ms=commands_cpu_ms,
-                        measured=(*costs.measured, "commands_cpu_ms"))  # fmt: skip
+        costs = replace(
+            costs, commands_cpu_ms=commands_cpu_ms, measured=(*costs.measured, "commands_cpu_ms")
+        )
     return costs
 
 

@@ -76,8 +76,9 @@ async def bench_http_commands(
                     measured[side.name].append(await _run(side, clients, n, kind))
             mine = measured[ours.name]
             if clients > 1:
-                table.add(mine, measured[coalesced.name],
-                          Target(rate_at_least=1.5, cpu_at_most=0.65))  # fmt: skip
+                table.add(
+                    mine, measured[coalesced.name], Target(rate_at_least=1.5, cpu_at_most=0.65)
+                )
                 table.add(mine, measured[floor.name], Target(cpu_at_most=1.6))
             else:
                 table.add(mine, measured[naive.name], Target(rate_at_least=1.2))

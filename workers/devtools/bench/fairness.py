@@ -84,42 +84,63 @@ class Fairness:
     sides: list[Side]
 
     def render(self) -> str:
-        header = ("  budget", "quiet p99 alone", "beside the flood", "ratio (min/med/max)",
-                  "quiet non-2xx", "flood 2xx/s", "flood 429/s", "target")  # fmt: skip
+        header = (
+            "  budget",
+            "quiet p99 alone",
+            "beside the flood",
+            "ratio (min/med/max)",
+            "quiet non-2xx",
+            "flood 2xx/s",
+            "flood 429/s",
+            "target",
+        )
         lines = [header]
         for side in self.sides:
             m, spread = side.median(), side.spread
             met = "" if spread is None else ("met" if _met(side) else "NOT met")
-            lines.append((
-                f"  {side.name} ({side.budget})", _ms(m.alone.p99_ms), _ms(m.beside.p99_ms),
-                str(spread) if spread else "", str(_not_2xx(side)),
-                f"{m.flood.ok_per_s:,.0f}", f"{m.flood.refused_per_s:,.0f}",
-                f"p99 <= {TARGET_RATIO:g}x: {met}" if side.name == "on" else "",
-            ))  # fmt: skip
+            lines.append(
+                (
+                    f"  {side.name} ({side.budget})",
+                    _ms(m.alone.p99_ms),
+                    _ms(m.beside.p99_ms),
+                    str(spread) if spread else "",
+                    str(_not_2xx(side)),
+                    f"{m.flood.ok_per_s:,.0f}",
+                    f"{m.flood.refused_per_s:,.0f}",
+                    f"p99 <= {TARGET_RATIO:g}x: {met}" if side.name == "on" else "",
+                )
+            )
         widths = [max(len(cells[i]) for cells in lines) for i in range(len(header))]
         rows = [
-            "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(
-                zip(cells, widths, strict=True)))
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+            )
             for cells in lines
-        ]  # fmt: skip
+        ]
         return "\n".join([self.title, *[r.rstrip() for r in rows]])
 
     def as_dicts(self) -> list[dict[str, object]]:
         out: list[dict[str, object]] = []
         for side in self.sides:
             m, spread = side.median(), side.spread
-            out.append({
-                "row": f"fairness, budget {side.name}", "budget": side.budget,
-                "capacity_per_s": round(self.capacity_per_s, 1),
-                "quiet_per_s": round(self.quiet_per_s, 1), "rounds": len(side.rounds),
-                "quiet_p99_alone_ms": m.alone.p99_ms, "quiet_p99_beside_flood_ms": m.beside.p99_ms,
-                "ratio": spread.as_dict() if spread else None,
-                "quiet_not_2xx": _not_2xx(side),
-                "flood_2xx_per_s": round(m.flood.ok_per_s, 1),
-                "flood_429_per_s": round(m.flood.refused_per_s, 1),
-                "target": f"p99 <= {TARGET_RATIO:g}x",
-                "target_met": None if spread is None or side.name != "on" else _met(side),
-            })  # fmt: skip
+            out.append(
+                {
+                    "row": f"fairness, budget {side.name}",
+                    "budget": side.budget,
+                    "capacity_per_s": round(self.capacity_per_s, 1),
+                    "quiet_per_s": round(self.quiet_per_s, 1),
+                    "rounds": len(side.rounds),
+                    "quiet_p99_alone_ms": m.alone.p99_ms,
+                    "quiet_p99_beside_flood_ms": m.beside.p99_ms,
+                    "ratio": spread.as_dict() if spread else None,
+                    "quiet_not_2xx": _not_2xx(side),
+                    "flood_2xx_per_s": round(m.flood.ok_per_s, 1),
+                    "flood_429_per_s": round(m.flood.refused_per_s, 1),
+                    "target": f"p99 <= {TARGET_RATIO:g}x",
+                    "target_met": None if spread is None or side.name != "on" else _met(side),
+                }
+            )
         return out
 
 
@@ -131,8 +152,12 @@ async def bench_fairness(
     with tempfile.TemporaryDirectory(prefix="eventfleet-fairness-") as tmp:
         identity = DevIdentity(Path(tmp), settings)
         tokens = {who: identity.token(who, roles=()) for who in ("flood", "quiet")}
-        auth = {"EVENTFLEET_AUTH": "jwt", "EVENTFLEET_AUTH_JWKS": str(identity.jwks_path),
-                "EVENTFLEET_AUTH_ISSUER": DEV_ISSUER, "EVENTFLEET_AUTH_AUDIENCE": DEV_AUDIENCE}  # fmt: skip
+        auth = {
+            "EVENTFLEET_AUTH": "jwt",
+            "EVENTFLEET_AUTH_JWKS": str(identity.jwks_path),
+            "EVENTFLEET_AUTH_ISSUER": DEV_ISSUER,
+            "EVENTFLEET_AUTH_AUDIENCE": DEV_AUDIENCE,
+        }
         step("fairness: starting a commands process without budgets")
         async with _commands("off", {**env, **auth, "EVENTFLEET_WRITE_BUDGET_PER_S": "0"}) as off:
             await all_ready([off], "/readyz")
@@ -174,9 +199,11 @@ async def _measure(off: Server, on: Server, plan: _Plan, shown: str) -> list[Sid
     sides = {"off": Side("off", "none"), "on": Side("on", shown)}
     for r in range(plan.rounds):
         for target in (off, on) if r % 2 == 0 else (on, off):
-            step(f"fairness: round {r + 1} of {plan.rounds}, budget {target.name}: "
-                 f"{plan.quiet_count} quiet writes at {plan.quiet_per_s:,.0f}/s, alone then "
-                 f"beside {plan.capacity_per_s:,.0f}/s of flood")  # fmt: skip
+            step(
+                f"fairness: round {r + 1} of {plan.rounds}, budget {target.name}: "
+                f"{plan.quiet_count} quiet writes at {plan.quiet_per_s:,.0f}/s, alone then "
+                f"beside {plan.capacity_per_s:,.0f}/s of flood"
+            )
             sides[target.name].rounds.append(await _round(target, quiet, flood, plan.quiet_count))
     return list(sides.values())
 
@@ -242,8 +269,15 @@ def _met(side: Side) -> bool:
 
 
 def _not_2xx(side: Side) -> int:
-    return sum(r.alone.other + r.alone.refused + r.beside.other + r.beside.refused
-               + r.alone.socket_errors + r.beside.socket_errors for r in side.rounds)  # fmt: skip
+    return sum(
+        r.alone.other
+        + r.alone.refused
+        + r.beside.other
+        + r.beside.refused
+        + r.alone.socket_errors
+        + r.beside.socket_errors
+        for r in side.rounds
+    )
 
 
 def _ms(value: float | None) -> str:

@@ -68,16 +68,25 @@ async def bench_global(
             for followed in (False, True) if r % 2 == 0 else (True, False):
                 run = uuid.uuid4().hex[:6]
                 start = await _ends(settings, stored)
-                step(f"global round {r + 1} of {rounds}: appender "
-                     f"{'with' if followed else 'without'} {readers} readers")  # fmt: skip
+                step(
+                    f"global round {r + 1} of {rounds}: appender "
+                    f"{'with' if followed else 'without'} {readers} readers"
+                )
                 events = chains(count, max(1, count // 20), run)
                 await produce(settings.kafka_bootstrap, f"{settings.topic_prefix}events", events)
                 after = positions.encode(start, len(start))
                 if followed:
                     async with _following(reader.url, after, readers, count):
-                        beside.append(await appenders(
-                            settings, env, 1, count, f"appender, {readers} readers following", run
-                        ))  # fmt: skip
+                        beside.append(
+                            await appenders(
+                                settings,
+                                env,
+                                1,
+                                count,
+                                f"appender, {readers} readers following",
+                                run,
+                            )
+                        )
                 else:
                     alone.append(await appenders(settings, env, 1, count, "appender alone", run))
                 paged.append(await _pages(reader, after, count))
@@ -94,10 +103,12 @@ async def _reader(env: Mapping[str, str]) -> AsyncIterator[Server]:
     """A process serving the global read (the commands role: its HTTP, an idle consumer)."""
     port = free_port()
     async with server(
-        "reader", ["workers.cli", "worker", "--role", "commands"],
-        url=f"http://127.0.0.1:{port}", env={**env, "EVENTFLEET_HTTP_PORT": str(port)},
+        "reader",
+        ["workers.cli", "worker", "--role", "commands"],
+        url=f"http://127.0.0.1:{port}",
+        env={**env, "EVENTFLEET_HTTP_PORT": str(port)},
         ready_path="/healthz",
-    ) as started:  # fmt: skip
+    ) as started:
         yield started
 
 
@@ -172,8 +183,9 @@ async def _pages(reader: Server, after: str, count: int) -> Measured:
 
 async def _raw(settings: Settings, topic: str, start: Mapping[int, int], count: int) -> Measured:
     """The same records read by a raw ``getmany`` loop, each value parsed (its own CPU)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap,
-                                enable_auto_commit=False, fetch_max_wait_ms=10)  # fmt: skip
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, fetch_max_wait_ms=10
+    )
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in start]

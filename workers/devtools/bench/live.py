@@ -25,8 +25,9 @@ transport, held open together, divided by their number.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 
 import aiohttp
@@ -76,6 +77,38 @@ class Side:
         return f"{base}/{'ws' if via == 'websocket' else 'sub'}/{room}"
 
 
+@contextlib.asynccontextmanager
+async def _servers(
+    env: Mapping[str, str], redis_url: str, connections: int
+) -> AsyncIterator[tuple[Server, Server]]:
+    """A fleet process of every role, taking ``connections`` live connections, and the
+    shared-bytes fan-out server beside it."""
+    port, base_port = free_port(), free_port()
+    async with (
+        server(
+            "eventfleet",
+            ["workers.cli", "worker", "--role", "all"],
+            url=f"http://127.0.0.1:{port}",
+            ready_path="/readyz",
+            env={
+                **env,
+                "EVENTFLEET_HTTP_PORT": str(port),
+                "EVENTFLEET_AUTH": "none",
+                "EVENTFLEET_LIVE_MAX_PER_PRINCIPAL": str(connections),
+                "EVENTFLEET_LIVE_MAX_CONNECTIONS": str(connections),
+            },
+        ) as fleet,
+        server(
+            "shared-bytes aiohttp + Redis Pub/Sub",
+            ["workers.devtools.bench.live_baseline", str(base_port), redis_url, "bench-live:"],
+            url=f"http://127.0.0.1:{base_port}",
+            env={},
+            ready_path=None,
+        ) as bare,
+    ):
+        yield fleet, bare
+
+
 async def bench_live(
     env: Mapping[str, str],
     *,
@@ -95,27 +128,19 @@ async def bench_live(
         f"live delivery ({subscribers} subscribers over {rooms} rooms, {versions * rooms} events "
         f"per row, {rounds} rounds; each subscriber checked: every event once, in order)"
     )
-    port, base_port = free_port(), free_port()
     connections = subscribers * (4 * rounds + 6)  # closed ones are let go at their next write
     step("live: starting a fleet process (every role) and the shared-bytes fan-out server")
-    async with (
-        server("eventfleet", ["workers.cli", "worker", "--role", "all"],
-               url=f"http://127.0.0.1:{port}", ready_path="/readyz",
-               env={**env, "EVENTFLEET_HTTP_PORT": str(port), "EVENTFLEET_AUTH": "none",
-                    "EVENTFLEET_LIVE_MAX_PER_PRINCIPAL": str(connections),
-                    "EVENTFLEET_LIVE_MAX_CONNECTIONS": str(connections)}) as fleet,
-        server("shared-bytes aiohttp + Redis Pub/Sub", ["workers.devtools.bench.live_baseline",
-               str(base_port), redis_url, "bench-live:"],
-               url=f"http://127.0.0.1:{base_port}", env={}, ready_path=None) as bare,
-    ):  # fmt: skip
+    async with _servers(env, redis_url, connections) as (fleet, bare):
         feed_prefix = f"{topic_prefix}{await runtime.stores.store_id()}:live:a:"
         ours = Side("ours: store + feed", fleet, feed_prefix + "chat_room:{room}", True)
         theirs = Side("shared-bytes fan-out", bare, "bench-live:{room}", False)
         await _idle(fleet)
         redis = Redis.from_url(redis_url)
         try:
-            memory = {side.name: await _memory(side, runtime, redis, rooms, subscribers)
-                      for side in (theirs, ours)}  # fmt: skip
+            memory = {
+                side.name: await _memory(side, runtime, redis, rooms, subscribers)
+                for side in (theirs, ours)
+            }
             bare_sse: list[Measured] = []
             for via, pace in [(via, pace) for via in TRANSPORTS for pace in (None, PACE)]:
                 mine: list[Measured] = []
@@ -128,40 +153,56 @@ async def bench_live(
                         if pace is not None:
                             name = f"{side.name} → {via}, paced"
                         measured = await _fan_out(
-                            side, via, runtime, redis, room_ids, subscribers,
-                            PACED_VERSIONS if pace else versions, name=name, pace=pace,
-                        )  # fmt: skip
+                            side,
+                            via,
+                            runtime,
+                            redis,
+                            room_ids,
+                            subscribers,
+                            PACED_VERSIONS if pace else versions,
+                            name=name,
+                            pace=pace,
+                        )
                         (mine if side.ours else baseline).append(measured)
                 if pace is None:
                     table.add(mine, baseline, Target(rate_at_least=0.8, cpu_at_most=1.25))
                 else:
                     table.add(mine, baseline, f"(latency at {PACE:g} versions/s)")
                 bare_sse = bare_sse or baseline
-            room_ids = [f"cmd-{i}" for i in range(rooms)]
-            command_path = await _commands(fleet, room_ids, subscribers, versions)
-            table.add(command_path, bare_sse, "(whole path, saturating: its rate is capacity)")
-            half = command_path.rate / max(1, subscribers // rooms) / 2  # commands a second
-            room_ids = [f"half-{i}" for i in range(rooms)]
-            paced, answers = (
-                await _commands(fleet, room_ids, subscribers, versions, per_s=half),
-                _ANSWERS[:],
-            )
-            a50, a99 = latencies_ms(answers)
-            met = "met" if (paced.p99_ms or 0) <= WHOLE_PATH_P99_MS else "NOT met"
-            table.add(paced, None, (
-                f"(whole path at half capacity, {half:,.0f} commands/s; the command's own answer "
-                f"p50 {a50:.1f} ms, p99 {a99:.1f} ms; p99 <= {WHOLE_PATH_P99_MS:g} ms: {met})"
-            ))  # fmt: skip
+            await _whole_path(table, fleet, rooms, subscribers, versions, bare_sse)
         finally:
             await redis.aclose()
     return table
 
 
+async def _whole_path(
+    table: Table, fleet: Server, rooms: int, subscribers: int, versions: int, bare: list[Measured]
+) -> None:
+    """The whole path (command -> SSE) saturating, beside the bare fan-out's SSE rows, then at
+    half that capacity with its latencies."""
+    room_ids = [f"cmd-{i}" for i in range(rooms)]
+    command_path = await _commands(fleet, room_ids, subscribers, versions)
+    table.add(command_path, bare, "(whole path, saturating: its rate is capacity)")
+    half = command_path.rate / max(1, subscribers // rooms) / 2  # commands a second
+    room_ids = [f"half-{i}" for i in range(rooms)]
+    paced = await _commands(fleet, room_ids, subscribers, versions, per_s=half)
+    a50, a99 = latencies_ms(_ANSWERS[:])
+    met = "met" if (paced.p99_ms or 0) <= WHOLE_PATH_P99_MS else "NOT met"
+    table.add(
+        paced,
+        None,
+        f"(whole path at half capacity, {half:,.0f} commands/s; the command's own answer "
+        f"p50 {a50:.1f} ms, p99 {a99:.1f} ms; p99 <= {WHOLE_PATH_P99_MS:g} ms: {met})",
+    )
+
+
 async def _idle(fleet: Server) -> None:
     before = cpu_seconds(fleet.pid)
     await asyncio.sleep(2.0)
-    step(f"live: the fleet process idles at {(cpu_seconds(fleet.pid) - before) / 2 * 100:.1f}% "
-         "of a core (every role; counted in its CPU per delivered event)")  # fmt: skip
+    step(
+        f"live: the fleet process idles at {(cpu_seconds(fleet.pid) - before) / 2 * 100:.1f}% "
+        "of a core (every role; counted in its CPU per delivered event)"
+    )
 
 
 async def _memory(
@@ -177,8 +218,10 @@ async def _memory(
         for n, via in [(count // 10, via) for via in TRANSPORTS] + [(count, v) for v in TRANSPORTS]:
             step(f"live: memory of {n} {via} connections on {side.name}")
             room_ids = [f"mem-{n}-{via}-{i}" for i in range(rooms)]
-            subs = [Subscriber(room, side.url(room, via))
-                    for room in (room_ids[i % rooms] for i in range(n))]  # fmt: skip
+            subs = [
+                Subscriber(room, side.url(room, via))
+                for room in (room_ids[i % rooms] for i in range(n))
+            ]
             before = rss_kb(side.target.pid)
             held.append(await connect(subs, via, resume=side.ours))
             await _feed(side, runtime, redis, room_ids, range(1, 2), stamps={})
@@ -205,8 +248,10 @@ async def _fan_out(
     """``count`` subscribers over ``rooms`` on ``side``, fed ``versions`` events per room: as
     fast as Redis takes them, or ``pace`` versions a second."""
     step(f"live: {count} {via} subscribers on {side.name}")
-    subs = [Subscriber(room, side.url(room, via))
-            for room in (rooms[i % len(rooms)] for i in range(count))]  # fmt: skip
+    subs = [
+        Subscriber(room, side.url(room, via))
+        for room in (rooms[i % len(rooms)] for i in range(count))
+    ]
     session, tasks = await connect(subs, via, resume=side.ours)
     try:
         # A first event that every subscriber reads says it is listening; not measured.
@@ -228,8 +273,14 @@ async def _fan_out(
     return _checked(name, subs, versions + 1, seconds, cpu, stamps)
 
 
-async def _feed(side: Side, runtime: Runtime, redis: Redis, rooms: list[str], chunk: range,
-                stamps: dict[int, float]) -> None:  # fmt: skip
+async def _feed(
+    side: Side,
+    runtime: Runtime,
+    redis: Redis,
+    rooms: list[str],
+    chunk: range,
+    stamps: dict[int, float],
+) -> None:
     events = await _store(side, runtime, rooms, chunk)
     await _announce(side, redis, rooms, chunk, events, stamps)
 
@@ -240,11 +291,18 @@ async def _store(
     """The chunk's events by version; ours are stored first (not measured), as the appender
     stores before it announces."""
     events = {
-        version: [new_event("chat_room", room, "MessageSent", {
-            "message_id": f"m{version}", "sender_id": "b", "content": "hello"}, version=version)
-            for room in rooms]
+        version: [
+            new_event(
+                "chat_room",
+                room,
+                "MessageSent",
+                {"message_id": f"m{version}", "sender_id": "b", "content": "hello"},
+                version=version,
+            )
+            for room in rooms
+        ]
         for version in chunk
-    }  # fmt: skip
+    }
     if side.ours:
         flat = [event for version in chunk for event in events[version]]
         for start in range(0, len(flat), 1000):
@@ -252,9 +310,16 @@ async def _store(
     return events
 
 
-async def _announce(side: Side, redis: Redis, rooms: list[str], chunk: range,
-                    events: Mapping[int, Sequence[Event]], stamps: dict[int, float], *,
-                    pace: float | None = None) -> None:  # fmt: skip
+async def _announce(
+    side: Side,
+    redis: Redis,
+    rooms: list[str],
+    chunk: range,
+    events: Mapping[int, Sequence[Event]],
+    stamps: dict[int, float],
+    *,
+    pace: float | None = None,
+) -> None:
     start = time.monotonic()
     for n, version in enumerate(chunk):
         if pace is not None:
@@ -280,8 +345,10 @@ async def _commands(
     to delivery is measured from the time the fleet accepted it, its ``occurred_at``)."""
     pace = f", {per_s:,.0f}/s" if per_s else ""
     step(f"live: {count} SSE subscribers on the fleet, {versions * len(rooms)} commands{pace}")
-    subs = [Subscriber(room, f"{fleet.url}/v1/chat_room/{room}/subscribe")
-            for room in (rooms[i % len(rooms)] for i in range(count))]  # fmt: skip
+    subs = [
+        Subscriber(room, f"{fleet.url}/v1/chat_room/{room}/subscribe")
+        for room in (rooms[i % len(rooms)] for i in range(count))
+    ]
     session, tasks = await connect(subs, "sse", resume=True, made=True)
     cpu_before, start = cpu_seconds(fleet.pid), time.monotonic()
     _ANSWERS.clear()
@@ -291,8 +358,10 @@ async def _commands(
             queue.reverse()  # popped in order: each room's versions one after another
 
             async def send(room: str, i: int) -> None:
-                body = {"type": "MessageSent", "data": {
-                    "message_id": f"m{i}", "sender_id": "b", "content": "hello"}}  # fmt: skip
+                body = {
+                    "type": "MessageSent",
+                    "data": {"message_id": f"m{i}", "sender_id": "b", "content": "hello"},
+                }
                 sent = time.perf_counter()
                 async with http.post(f"{fleet.url}/v1/chat_room/{room}/events", json=body) as r:
                     if r.status != 202:
@@ -334,20 +403,37 @@ async def _paced(
     await asyncio.gather(*sent)
 
 
-def _checked(name: str, subs: list[Subscriber], versions: int, seconds: float, cpu: float,
-             stamps: Mapping[int, float]) -> Measured:  # fmt: skip
+def _checked(
+    name: str,
+    subs: list[Subscriber],
+    versions: int,
+    seconds: float,
+    cpu: float,
+    stamps: Mapping[int, float],
+) -> Measured:
     """The row's figures over the measured versions (the first one only said "listening")."""
-    samples = [at - stamps[v] for s in subs for v, at in zip(s.got, s.received, strict=True)
-               if v in stamps]  # fmt: skip
+    samples = [
+        at - stamps[v] for s in subs for v, at in zip(s.got, s.received, strict=True) if v in stamps
+    ]
     return _measured(name, subs, versions, seconds, cpu, samples, first=2)
 
 
-def _measured(name: str, subs: list[Subscriber], versions: int, seconds: float, cpu: float,
-              samples: list[float], *, first: int = 1) -> Measured:  # fmt: skip
+def _measured(
+    name: str,
+    subs: list[Subscriber],
+    versions: int,
+    seconds: float,
+    cpu: float,
+    samples: list[float],
+    *,
+    first: int = 1,
+) -> Measured:
     broken = [s for s in subs if s.broken or s.got != list(range(1, versions + 1))]
     if broken:
-        raise RuntimeError(f"{name}: {len(broken)} subscribers saw a loss, repeat or reorder: "
-                           f"{broken[0].broken or broken[0].got[:10]}")  # fmt: skip
+        raise RuntimeError(
+            f"{name}: {len(broken)} subscribers saw a loss, repeat or reorder: "
+            f"{broken[0].broken or broken[0].got[:10]}"
+        )
     p50, p99 = latencies_ms(samples)
     label = f"{name}, {sum(s.resumed for s in subs)} resumes"
     return Measured(label, len(subs) * (versions - first + 1), seconds, p50, p99, cpu)

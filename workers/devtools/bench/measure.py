@@ -156,9 +156,12 @@ class Row:
     def cpu_ratio(self) -> Spread | None:
         pairs = zip(self.ours, self.theirs, strict=False)
         return Spread.of(
-            [o.cpu_per_item_ms / t.cpu_per_item_ms for o, t in pairs
-             if o.cpu_per_item_ms and t.cpu_per_item_ms]
-        )  # fmt: skip
+            [
+                o.cpu_per_item_ms / t.cpu_per_item_ms
+                for o, t in pairs
+                if o.cpu_per_item_ms and t.cpu_per_item_ms
+            ]
+        )
 
     @property
     def p99_ratio(self) -> Spread | None:
@@ -214,20 +217,26 @@ class Table:
             ours = median(row.ours)
             baseline = median(row.theirs) if row.theirs else None
             rate_x, cpu_x, p99_x = row.rate_ratio, row.cpu_ratio, row.p99_ratio
-            out.append({
-                "row": ours.name, "note": ours.note, "rounds": len(row.ours),
-                "rate": round(ours.rate, 1),
-                "p50_ms": ours.p50_ms, "p99_ms": ours.p99_ms,
-                "cpu_per_item_ms": ours.cpu_per_item_ms,
-                "baseline": baseline.name if baseline else None,
-                "baseline_rate": round(baseline.rate, 1) if baseline else None,
-                "baseline_p99_ms": baseline.p99_ms if baseline else None,
-                "baseline_cpu_per_item_ms": baseline.cpu_per_item_ms if baseline else None,
-                "ratio": rate_x.as_dict() if rate_x else None,
-                "cpu_ratio": cpu_x.as_dict() if cpu_x else None,
-                "p99_ratio": p99_x.as_dict() if p99_x else None,
-                "target": str(row.target), "target_met": row.met,
-            })  # fmt: skip
+            out.append(
+                {
+                    "row": ours.name,
+                    "note": ours.note,
+                    "rounds": len(row.ours),
+                    "rate": round(ours.rate, 1),
+                    "p50_ms": ours.p50_ms,
+                    "p99_ms": ours.p99_ms,
+                    "cpu_per_item_ms": ours.cpu_per_item_ms,
+                    "baseline": baseline.name if baseline else None,
+                    "baseline_rate": round(baseline.rate, 1) if baseline else None,
+                    "baseline_p99_ms": baseline.p99_ms if baseline else None,
+                    "baseline_cpu_per_item_ms": baseline.cpu_per_item_ms if baseline else None,
+                    "ratio": rate_x.as_dict() if rate_x else None,
+                    "cpu_ratio": cpu_x.as_dict() if cpu_x else None,
+                    "p99_ratio": p99_x.as_dict() if p99_x else None,
+                    "target": str(row.target),
+                    "target_met": row.met,
+                }
+            )
         return out
 
 

@@ -163,11 +163,25 @@ async def running(
         _write(script, SCRIPT.encode())
         _write(payload, body)
         async with owned(
-            wrk_path(), f"-t{threads}", f"-c{load.connections}", "-d3600s", "--timeout", "30s",
-            "-s", str(script), url, "--", run, str(per_thread), str(payload), load.token,
-            f"{rate:.3f}", "1" if load.measure else "0",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        ) as process:  # fmt: skip
+            wrk_path(),
+            f"-t{threads}",
+            f"-c{load.connections}",
+            "-d3600s",
+            "--timeout",
+            "30s",
+            "-s",
+            str(script),
+            url,
+            "--",
+            run,
+            str(per_thread),
+            str(payload),
+            load.token,
+            f"{rate:.3f}",
+            "1" if load.measure else "0",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        ) as process:
             try:
                 yield result
             finally:

@@ -22,13 +22,17 @@ def plot_target(plot: str) -> Path:
     path = Path(plot).expanduser().resolve()
     folder = path.parent
     if not folder.is_dir():
-        raise ConfigError(f"--plot {plot}: the folder {folder} does not exist; create it or "
-                          "name a file in an existing folder.")  # fmt: skip
+        raise ConfigError(
+            f"--plot {plot}: the folder {folder} does not exist; create it or "
+            "name a file in an existing folder."
+        )
     if path.is_dir():
         raise ConfigError(f"--plot {plot}: {path} is a folder; name the SVG file to write.")
     if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise ConfigError(f"--plot {plot}: {path} cannot be written here; name a file in a "
-                          "folder you may write to.")  # fmt: skip
+        raise ConfigError(
+            f"--plot {plot}: {path} cannot be written here; name a file in a "
+            "folder you may write to."
+        )
     return path
 
 
@@ -70,15 +74,20 @@ def scale_svg(points: Sequence[tuple[int, float, float]], title: str) -> str:
         parts.append(
             f'<line x1="{LEFT}" y1="{yy:.1f}" x2="{W - RIGHT}" y2="{yy:.1f}" stroke="#eee"/>'
         )
-        parts.append(f'<text x="{LEFT - 6}" y="{yy + 4:.1f}" text-anchor="end" fill="#1f77b4">'
-                     f"{rate_top * frac:,.0f}</text>")  # fmt: skip
-        parts.append(f'<text x="{W - RIGHT + 6}" y="{yy + 4:.1f}" fill="#d62728">'
-                     f"{cpu_top * frac:.2f}</text>")  # fmt: skip
+        parts.append(
+            f'<text x="{LEFT - 6}" y="{yy + 4:.1f}" text-anchor="end" fill="#1f77b4">'
+            f"{rate_top * frac:,.0f}</text>"
+        )
+        parts.append(
+            f'<text x="{W - RIGHT + 6}" y="{yy + 4:.1f}" fill="#d62728">{cpu_top * frac:.2f}</text>'
+        )
     for p in xs:
         parts.append(f'<text x="{x(p):.1f}" y="{H - BOTTOM + 16}" text-anchor="middle">{p}</text>')
     parts.append(f'<polyline points="{rate_line}" fill="none" stroke="#1f77b4" stroke-width="2"/>')
-    parts.append(f'<polyline points="{cpu_line}" fill="none" stroke="#d62728" stroke-width="2" '
-                 'stroke-dasharray="6 4"/>')  # fmt: skip
+    parts.append(
+        f'<polyline points="{cpu_line}" fill="none" stroke="#d62728" stroke-width="2" '
+        'stroke-dasharray="6 4"/>'
+    )
     for p, r, c in points:
         parts.append(f'<circle cx="{x(p):.1f}" cy="{y(r, rate_top):.1f}" r="4" fill="#1f77b4"/>')
         parts.append(f'<circle cx="{x(p):.1f}" cy="{y(c, cpu_top):.1f}" r="4" fill="#d62728"/>')

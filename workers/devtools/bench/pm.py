@@ -45,15 +45,19 @@ def shipper() -> ProcessManager:
     """Each placed order asks for its shipment: one command per event, an instance per order."""
 
     def react(state: State | None, event: Event) -> Reaction:
-        ship = Send("shipment", event.aggregate_id, "ShipmentRequested",
-                    {"order_id": event.aggregate_id})  # fmt: skip
+        ship = Send(
+            "shipment", event.aggregate_id, "ShipmentRequested", {"order_id": event.aggregate_id}
+        )
         return Reaction({"asked": True}, send=[ship], done=True)
 
     return ProcessManager(
-        name="bench_shipper", starts_on={"order": ["OrderPlaced"]},
-        key=lambda event: event.aggregate_id, react=react,
-        sends={"shipment": ["ShipmentRequested"]}, roles=("fulfilment",),
-    )  # fmt: skip
+        name="bench_shipper",
+        starts_on={"order": ["OrderPlaced"]},
+        key=lambda event: event.aggregate_id,
+        react=react,
+        sends={"shipment": ["ShipmentRequested"]},
+        roles=("fulfilment",),
+    )
 
 
 async def bench_pm(
@@ -64,8 +68,10 @@ async def bench_pm(
     manager = shipper()
     pm = await Runtime.start(
         runtime.settings.model_copy(update={"process_poll_ms": 60_000}),
-        roles=(PM_ROLE,), domains=runtime.domains, processes=Processes([manager]),
-    )  # fmt: skip
+        roles=(PM_ROLE,),
+        domains=runtime.domains,
+        processes=Processes([manager]),
+    )
     await rebuild_filter(pm.marker, pm.events, pm.domains)  # as a commands process keeps it
     counted = "this process + the store" if store_pid else "this process (the store is not ours)"
     table = Table(
@@ -79,8 +85,9 @@ async def bench_pm(
 
     results: dict[str, list[Measured]] = {"pm": [], "bare": [], "writes": []}
     settings = runtime.settings
-    raw = MongoStores(settings.mongo_url, settings.mongo_database,
-                      timeout_ms=settings.mongo_timeout_ms)  # fmt: skip
+    raw = MongoStores(
+        settings.mongo_url, settings.mongo_database, timeout_ms=settings.mongo_timeout_ms
+    )
     try:
         runner, door = pm.runner, pm.commands.handle
         concurrency = RunnerConfig().concurrency
@@ -88,9 +95,10 @@ async def bench_pm(
             sides = {
                 "pm": _ours(runner.handle, stored(f"pm{r}", events)),
                 "bare": _bare(door, manager, stored(f"bare{r}", events), concurrency),
-                "writes": _bare(door, manager, stored(f"raw{r}", events), concurrency,
-                                raw.db[f"{RAW}{r}"]),
-            }  # fmt: skip
+                "writes": _bare(
+                    door, manager, stored(f"raw{r}", events), concurrency, raw.db[f"{RAW}{r}"]
+                ),
+            }
             order = ("pm", "bare", "writes")
             for name in order if r % 2 == 0 else order[::-1]:
                 cpu, started = cpu_now(), time.perf_counter()
@@ -150,11 +158,17 @@ def _bare(
 
     async def send(event: Event) -> None:
         async with slots:
-            await door(CommandRequest(
-                "shipment", event.aggregate_id, "ShipmentRequested",
-                {"order_id": event.aggregate_id}, command_id=command_id(manager.name, event.id, 0),
-                causation_id=event.id, actor=actor,
-            ))  # fmt: skip
+            await door(
+                CommandRequest(
+                    "shipment",
+                    event.aggregate_id,
+                    "ShipmentRequested",
+                    {"order_id": event.aggregate_id},
+                    command_id=command_id(manager.name, event.id, 0),
+                    causation_id=event.id,
+                    actor=actor,
+                )
+            )
 
     async def run() -> None:
         for i in range(0, len(pairs), BATCH):
@@ -176,9 +190,21 @@ def _bare(
 
 def _document(event: Event) -> Document:
     """A document of an instance's size and shape: its state, its seen version, its command."""
-    command = {"command_id": event.id, "aggregate_type": "shipment",
-               "aggregate_id": event.aggregate_id, "type": "ShipmentRequested",
-               "data": {"order_id": event.aggregate_id}, "causation_id": event.id}  # fmt: skip
-    return {"_id": event.id, "process": "bench_shipper", "key": event.aggregate_id,
-            "revision": 1, "status": "done", "state": {"asked": True},
-            "seen": [[event.key.decode(), 1]], "outbox": [command]}  # fmt: skip
+    command = {
+        "command_id": event.id,
+        "aggregate_type": "shipment",
+        "aggregate_id": event.aggregate_id,
+        "type": "ShipmentRequested",
+        "data": {"order_id": event.aggregate_id},
+        "causation_id": event.id,
+    }
+    return {
+        "_id": event.id,
+        "process": "bench_shipper",
+        "key": event.aggregate_id,
+        "revision": 1,
+        "status": "done",
+        "state": {"asked": True},
+        "seen": [[event.key.decode(), 1]],
+        "outbox": [command],
+    }

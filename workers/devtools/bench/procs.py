@@ -55,9 +55,15 @@ async def server(
     imports are those of wherever the bench was started."""
     log = tempfile.NamedTemporaryFile(prefix="eventfleet-bench-", suffix=".log", delete=False)
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", *argv, env={**os.environ, **env}, cwd=cwd,
-        stdout=asyncio.subprocess.PIPE, stderr=log, start_new_session=True,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        *argv,
+        env={**os.environ, **env},
+        cwd=cwd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=log,
+        start_new_session=True,
+    )
     log.close()
     stop = signal.SIGTERM
     try:
@@ -148,18 +154,25 @@ async def load(target: Server, clients: int, count: int, run: str, kind: str) ->
         await wrk(target.url, connections=clients, count=count + tail, run=run, body=PLACED)
     cpu_before = cpu_seconds(target.pid)
     result = await wrk(
-        target.url, connections=clients, count=count, run=run,
+        target.url,
+        connections=clients,
+        count=count,
+        run=run,
         body=PAID if kind == "paid" else PLACED,
-    )  # fmt: skip
+    )
     cpu = cpu_seconds(target.pid) - cpu_before
     alive([target])
     label = (
         f"{target.name}, {clients} conn, {'OrderPaid' if kind == 'paid' else 'OrderPlaced (new)'}"
     )
     return Measured(
-        label, int(result["count"]), result["duration_us"] / 1e6,
-        result["p50_us"] / 1000, result["p99_us"] / 1000, cpu,
-    )  # fmt: skip
+        label,
+        int(result["count"]),
+        result["duration_us"] / 1e6,
+        result["p50_us"] / 1000,
+        result["p99_us"] / 1000,
+        cpu,
+    )
 
 
 async def checked(target: Server, kafka: str, topic: str) -> None:
@@ -170,9 +183,11 @@ async def checked(target: Server, kafka: str, topic: str) -> None:
     order = f"check-{uuid.uuid4().hex[:10]}"
     accepted, refused = {202}, {409, 503}  # 503 store_catching_up: ours without an appender
     steps = (
-        (order, PLACED, accepted), (order, PAID, accepted), (order, PAID, refused),
+        (order, PLACED, accepted),
+        (order, PAID, accepted),
+        (order, PAID, refused),
         (f"{order}-x", SHIPPED, refused),
-    )  # fmt: skip
+    )
     async with aiohttp.ClientSession() as session:
         for aggregate, body, wanted in steps:
             url = f"{target.url}/v1/order/{aggregate}/events"
@@ -196,8 +211,9 @@ async def checked(target: Server, kafka: str, topic: str) -> None:
 
 async def records_of(kafka: str, topic: str, aggregate_id: str) -> int:
     """How many records on ``topic`` have a key naming ``aggregate_id`` (read to its end)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka, enable_auto_commit=False,
-                                fetch_max_wait_ms=10)  # fmt: skip
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka, enable_auto_commit=False, fetch_max_wait_ms=10
+    )
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]

@@ -20,9 +20,11 @@ def bench_settings(settings: Settings, run: str, *, prefix: str = "bench") -> Se
     """``settings`` for a dev stack, every name of the run's own (``<prefix>-<run>``), on 8
     partitions unless the environment says otherwise."""
     return dev_settings(settings, port=free_port()).with_defaults(
-        topic_prefix=f"{prefix}-{run}.", mongo_database=f"{prefix}_{run}",
-        group_id=f"{prefix}-{run}", partitions=8,
-    )  # fmt: skip
+        topic_prefix=f"{prefix}-{run}.",
+        mongo_database=f"{prefix}_{run}",
+        group_id=f"{prefix}-{run}",
+        partitions=8,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,10 +76,22 @@ async def wrk(url: str, *, connections: int, count: int, run: str, body: bytes) 
         _write(script, SCRIPT.encode())
         _write(payload, body)
         async with owned(
-            wrk_path(), "-t1", f"-c{connections}", "-d600s", "--timeout", "30s",
-            "-s", str(script), url, "--", run, str(count), str(payload),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        ) as process:  # fmt: skip
+            wrk_path(),
+            "-t1",
+            f"-c{connections}",
+            "-d600s",
+            "--timeout",
+            "30s",
+            "-s",
+            str(script),
+            url,
+            "--",
+            run,
+            str(count),
+            str(payload),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        ) as process:
             out, err = await process.communicate()
     lines = [line for line in out.decode().splitlines() if line.startswith("{")]
     if process.returncode != 0 or not lines:

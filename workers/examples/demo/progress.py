@@ -25,8 +25,11 @@ class ProgressLine(logging.Filter):
         self._handlers: list[logging.Handler] = []
 
     def __enter__(self) -> ProgressLine:
-        self._handlers = [h for h in logging.getLogger().handlers  # those writing on its line
-                          if getattr(h, "stream", None) is self._stream]  # fmt: skip
+        self._handlers = [
+            h
+            for h in logging.getLogger().handlers  # those writing on its line
+            if getattr(h, "stream", None) is self._stream
+        ]
         for handler in self._handlers:
             handler.addFilter(self)
         return self

@@ -42,8 +42,12 @@ def order_plan(rng: random.Random, *, unpaid: bool = False) -> list[Step]:
         steps.append(("OrderCancelled", {"reason": "changed mind"}))
         steps.append(("OrderPaid", {"amount": 16}))  # invalid: cancelled
         return steps
-    return [*steps, ("OrderPaid", {"amount": 16}), ("OrderShipped", {"carrier": "dhl"}),
-            ("OrderDelivered", {})]  # fmt: skip
+    return [
+        *steps,
+        ("OrderPaid", {"amount": 16}),
+        ("OrderShipped", {"carrier": "dhl"}),
+        ("OrderDelivered", {}),
+    ]
 
 
 def chat_plan(room_id: str, rng: random.Random) -> list[Step]:
@@ -54,13 +58,18 @@ def chat_plan(room_id: str, rng: random.Random) -> list[Step]:
         sender = rng.choice(("ada", "bob", "cy"))
         message_id = f"{room_id}-m{i}"
         content = f"hello {i} from {sender}"
-        steps.append(("MessageSent", {"message_id": message_id, "sender_id": sender,
-                                      "content": content}))  # fmt: skip
+        steps.append(
+            ("MessageSent", {"message_id": message_id, "sender_id": sender, "content": content})
+        )
         messages.append((message_id, sender))
         if rng.random() < 0.3:
             edited_id, edited_sender = rng.choice(messages)
-            steps.append(("MessageEdited", {"message_id": edited_id,
-                                            "sender_id": edited_sender, "content": f"edited {i}"}))  # fmt: skip
+            steps.append(
+                (
+                    "MessageEdited",
+                    {"message_id": edited_id, "sender_id": edited_sender, "content": f"edited {i}"},
+                )
+            )
         if rng.random() < 0.2:
             deleted_id, deleted_sender = messages.pop(0)
             steps.append(
@@ -137,9 +146,10 @@ async def run_demo(
         *(story(client, "chat_room", r, steps) for r, steps in rooms.items()),
     ]
     planned = (
-        sum(map(len, orders.values())) + ACCOUNT_REQUESTS * len(accounts)
+        sum(map(len, orders.values()))
+        + ACCOUNT_REQUESTS * len(accounts)
         + sum(map(len, rooms.values()))
-    )  # fmt: skip
+    )
     stop = asyncio.Event()
     ticker = asyncio.create_task(progress(tally, planned, stop))
     started = time.perf_counter()

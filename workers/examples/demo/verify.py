@@ -61,8 +61,11 @@ async def _until(
         took = time.monotonic() - started
         if not problems or time.monotonic() > deadline:
             verdict = "ok" if not problems else f"{len(problems)} problem(s) left"
-            print(f"\r  verifying {what}: {verdict} ({took:.1f} s)" + " " * 20,
-                  file=sys.stderr, flush=True)  # fmt: skip
+            print(
+                f"\r  verifying {what}: {verdict} ({took:.1f} s)" + " " * 20,
+                file=sys.stderr,
+                flush=True,
+            )
             return problems
         if time.monotonic() - said >= 1.0:
             left = max(0, int(deadline - time.monotonic()))
@@ -106,8 +109,11 @@ async def verify(
     orders = [a[1] for a in accepted if a[0] == "order"]
     managed = PROCESS in rt.processes
     if managed:
-        problems += await _until(lambda: process_problems(rt, orders), CATCH_UP_S,
-                                 what="the process manager (deadlines, shipments)")  # fmt: skip
+        problems += await _until(
+            lambda: process_problems(rt, orders),
+            CATCH_UP_S,
+            what="the process manager (deadlines, shipments)",
+        )
         problems += await _until(store_check, CATCH_UP_S, what="the store, with its commands")
     stored = await store_histories()
     facts: JsonObject = {"events stored": sum(len(h) for h in stored.values())}

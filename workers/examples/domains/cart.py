@@ -51,8 +51,13 @@ def reduce_cart(state: State | None, event: Event) -> State:
     """Fold one stored cart event; pure."""
     data = event.data
     if event.type == "CartOpened":
-        return {"customer_id": data["customer_id"], "status": OPEN, "items": {},
-                "total_cents": 0, "ignored": 0}  # fmt: skip
+        return {
+            "customer_id": data["customer_id"],
+            "status": OPEN,
+            "items": {},
+            "total_cents": 0,
+            "ignored": 0,
+        }
     cart = dict(state or {"status": OPEN, "items": {}, "total_cents": 0, "ignored": 0})
     items: JsonObject = dict(cart["items"])
     if event.type == "CartCheckedOut":

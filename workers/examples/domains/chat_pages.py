@@ -133,9 +133,12 @@ async def _changes_after(
     cursor = up_to + 1
     while cursor > start:
         batch = await context.events_before(
-            ref, before_version=cursor, limit=CHUNK, types=[EDITED, DELETED],
+            ref,
+            before_version=cursor,
+            limit=CHUNK,
+            types=[EDITED, DELETED],
             after_version=start - 1,
-        )  # fmt: skip
+        )
         for event in batch:
             if (event.version or 0) < start:
                 return later

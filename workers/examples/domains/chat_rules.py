@@ -97,8 +97,12 @@ class ChatRules:
             own = data.get("sender_id") == message["sender_id"]
             if not own and data.get("role") not in self.moderator_roles:
                 return "ignored"  # only the sender or a moderator may edit a message
-            return {**message, "content": data["content"], "edited": True,
-                    "edited_at": iso(event.occurred_at)}  # fmt: skip
+            return {
+                **message,
+                "content": data["content"],
+                "edited": True,
+                "edited_at": iso(event.occurred_at),
+            }
         if event.type == DELETED:
             own = data.get("sender_id") == message["sender_id"]
             return None if own or data.get("role") in self.moderator_roles else "ignored"
@@ -175,10 +179,12 @@ class ChatRules:
             ordered = sorted(reads.items(), key=lambda item: item[1]["up_to_version"])
         cut = max(0, len(ordered) - self.readers)
         kept = {
-            reader: {"up_to_message_id": read["up_to_message_id"],
-                     "up_to_version": read["up_to_version"]}
+            reader: {
+                "up_to_message_id": read["up_to_message_id"],
+                "up_to_version": read["up_to_version"],
+            }
             for reader, read in ordered[cut:]
-        }  # fmt: skip
+        }
         return {**room, "reads": kept, "readers_evicted": room.get("readers_evicted", 0) + cut}
 
     def reduce(self, state: State | None, event: Event) -> State:
@@ -210,8 +216,11 @@ def unread_counts(room: State) -> dict[str, JsonObject]:
         mine = own.get(reader)
         if mine:
             unread -= len(mine) - bisect_right(mine, up_to)
-        answer[reader] = {"up_to_message_id": read["up_to_message_id"], "up_to_version": up_to,
-                          "unread": unread}  # fmt: skip
+        answer[reader] = {
+            "up_to_message_id": read["up_to_message_id"],
+            "up_to_version": up_to,
+            "unread": unread,
+        }
     return answer
 
 

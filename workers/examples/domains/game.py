@@ -41,10 +41,29 @@ def reduce_game(state: State | None, event: Event) -> State:
     data = event.data
     if event.type == "MatchStarted":
         joined = {p: _player() for p in data["players"]}
-        return {"map": data["map"], "status": "running", "players": joined, "events": 1,
-                "ignored": 0, "winner": None, "pings": 0, "max_latency_ms": 0}  # fmt: skip
-    game = dict(state or {"map": None, "status": "unstarted", "players": {}, "events": 0,
-                          "ignored": 0, "winner": None, "pings": 0, "max_latency_ms": 0})  # fmt: skip
+        return {
+            "map": data["map"],
+            "status": "running",
+            "players": joined,
+            "events": 1,
+            "ignored": 0,
+            "winner": None,
+            "pings": 0,
+            "max_latency_ms": 0,
+        }
+    game = dict(
+        state
+        or {
+            "map": None,
+            "status": "unstarted",
+            "players": {},
+            "events": 0,
+            "ignored": 0,
+            "winner": None,
+            "pings": 0,
+            "max_latency_ms": 0,
+        }
+    )
     game["events"] += 1
     if event.type == "MatchEnded":
         return {**game, "status": "ended", "winner": data.get("winner")}

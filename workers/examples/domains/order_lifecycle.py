@@ -35,8 +35,9 @@ def react(state: State | None, event: Event, *, payment_s: float) -> Reaction:
     if event.type == "OrderPaid" and current.get("status") == "cancelling":
         return Reaction(current)  # paid as its deadline cancelled it: no shipment for it
     if event.type == "OrderPaid":
-        ship = Send("shipment", event.aggregate_id, "ShipmentRequested",
-                    {"order_id": event.aggregate_id})  # fmt: skip
+        ship = Send(
+            "shipment", event.aggregate_id, "ShipmentRequested", {"order_id": event.aggregate_id}
+        )
         return Reaction({**current, "status": "shipping"}, send=[ship], cancel_deadlines=[PAYMENT])
     return Reaction({**current, "status": event.type}, cancel_deadlines=[PAYMENT], done=True)
 

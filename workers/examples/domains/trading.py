@@ -73,8 +73,12 @@ def match_trades(state: State) -> list[JsonObject]:
         bid, ask = best(book, BUY), best(book, SELL)
         assert bid is not None and ask is not None
         maker = bid if bid["seq"] < ask["seq"] else ask
-        trade = {"buy_order_id": bid["order_id"], "sell_order_id": ask["order_id"],
-                 "price": maker["price"], "qty": min(bid["qty"], ask["qty"])}  # fmt: skip
+        trade = {
+            "buy_order_id": bid["order_id"],
+            "sell_order_id": ask["order_id"],
+            "price": maker["price"],
+            "qty": min(bid["qty"], ask["qty"]),
+        }
         if bid["trader_id"] == ask["trader_id"]:
             break  # self-trades are refused; the trader cancels one of the two
         trades.append(trade)
@@ -108,8 +112,17 @@ def reduce_book(state: State | None, event: Event) -> State:
     """Fold one stored book event; pure."""
     data = event.data
     if event.type == "InstrumentListed":
-        return {"tick": data["tick"], "halted": False, "bids": [], "asks": [], "seq": 0,
-                "last_trades": [], "last_price": None, "volume": 0, "trades": 0}  # fmt: skip
+        return {
+            "tick": data["tick"],
+            "halted": False,
+            "bids": [],
+            "asks": [],
+            "seq": 0,
+            "last_trades": [],
+            "last_price": None,
+            "volume": 0,
+            "trades": 0,
+        }
     book = dict(state or {})
     if event.type == "TradingHalted":
         return {**book, "halted": True}
@@ -122,8 +135,11 @@ def reduce_book(state: State | None, event: Event) -> State:
         return {**book, side: _sorted([*book[side], order], data["side"]), "seq": book["seq"] + 1}
     if event.type == "OrderCancelled":
         gone = data["order_id"]
-        return {**book, "bids": [o for o in book["bids"] if o["order_id"] != gone],
-                "asks": [o for o in book["asks"] if o["order_id"] != gone]}  # fmt: skip
+        return {
+            **book,
+            "bids": [o for o in book["bids"] if o["order_id"] != gone],
+            "asks": [o for o in book["asks"] if o["order_id"] != gone],
+        }
     if event.type == "TradeExecuted":
         return _trade(book, dict(data))
     return book

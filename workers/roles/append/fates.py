@@ -148,12 +148,13 @@ class DeadLetterFates:
         stored = set(await self._store.find(ids, aggregates=refs))
         refused = await self._rejections.find([i for i in ids if i not in stored])
         fates = [
-            f for f in _first_per_event(fates)
+            f
+            for f in _first_per_event(fates)
             if f.rejection.event_id not in stored
             # Another decision came first (the store refused it); this letter's own record,
             # from a round retried after an error, is recorded and answered again.
             and refused.get(f.rejection.event_id, f.rejection).reason == f.rejection.reason
-        ]  # fmt: skip
+        ]
         if not fates:
             return
         await self._unmark(fates)
@@ -168,8 +169,13 @@ class DeadLetterFates:
         await self._producer.send_many(self._replies_topic, replies)
         for fate in fates:
             r = fate.rejection
-            log.info("dead-lettered %s %s %s (%s): its command is told so",
-                     r.aggregate_type, r.aggregate_id, r.event_id, r.reason)  # fmt: skip
+            log.info(
+                "dead-lettered %s %s %s (%s): its command is told so",
+                r.aggregate_type,
+                r.aggregate_id,
+                r.event_id,
+                r.reason,
+            )
 
     async def _unmark(self, fates: Sequence[Fate]) -> None:
         """A mark naming an event that will never be stored is dropped (only if it names it):

@@ -179,7 +179,15 @@ def with_trace_id(event: Event, record: Record) -> Event:
         return event
     metadata = replace(event.metadata, trace_id=trace_id)
     return Event(
-        event.id, event.aggregate_type, event.aggregate_id, event.type, event.data,
-        event.version, metadata, event.occurred_at, event.after, event.schema_version,
+        event.id,
+        event.aggregate_type,
+        event.aggregate_id,
+        event.type,
+        event.data,
+        event.version,
+        metadata,
+        event.occurred_at,
+        event.after,
+        event.schema_version,
         event.expected_version,
-    )  # fmt: skip
+    )

@@ -89,9 +89,10 @@ class Parking:
         """Drop what was held back from revoked partitions (None: all): their next owner
         takes those records again."""
         self.held_back = [
-            (r, item) for r, item in self.held_back
+            (r, item)
+            for r, item in self.held_back
             if partitions is not None and r.partition not in partitions
-        ]  # fmt: skip
+        ]
 
     async def park(self, batch: Sorted) -> Sorted:
         """Park what cannot be stored, and what follows it on its aggregate.
@@ -162,17 +163,24 @@ class Parking:
         items += [(record, event) for event, record in batch.copies]
         items.sort(key=lambda item: (item[0].partition, item[0].offset))
         candidates = [
-            item for item in items
-            if (starting.get(id(item[1])) if isinstance(item[1], DeadLetter)
-                else item[1].key.decode() in heads)
-        ]  # fmt: skip
+            item
+            for item in items
+            if (
+                starting.get(id(item[1]))
+                if isinstance(item[1], DeadLetter)
+                else item[1].key.decode() in heads
+            )
+        ]
         already = await self._parked.sources(
             [f"{r.topic}/{r.partition}/{r.offset}" for r, _ in candidates]
         )
         sorting = _Sorting(
-            starting, heads, set(already), {(r.partition, r.offset) for _, r in batch.copies},
+            starting,
+            heads,
+            set(already),
+            {(r.partition, r.offset) for _, r in batch.copies},
             self._book.gap_below,
-        )  # fmt: skip
+        )
         for record, item in items:
             sorting.take(record, item)
         self.held_back += sorting.held_back
@@ -215,8 +223,9 @@ class Parking:
         unknown = sorted({e for e in ids.values() if e not in held and e not in book.stored})
         refs = [
             (f.rejection.aggregate_type, f.rejection.aggregate_id)
-            for f in events.values() if f is not None
-        ]  # fmt: skip
+            for f in events.values()
+            if f is not None
+        ]
         stored = await self._decider.stored_of(unknown, list(dict.fromkeys(refs)))
         judged = set(await self._decider.find_refused([e for e in unknown if e not in stored]))
         gone = held | stored | judged
@@ -288,8 +297,13 @@ class Parking:
             else:
                 self.known.pop(key, None)
         if removed or decided:
-            log.info("released %d parked events of %s (head %s: %s)",
-                     len(decided), key, head.source, head.resolution or "released")  # fmt: skip
+            log.info(
+                "released %d parked events of %s (head %s: %s)",
+                len(decided),
+                key,
+                head.source,
+                head.resolution or "released",
+            )
 
     async def _decided(self, ref: AggregateRef, event_id: str) -> bool:
         """Whether an event is stored or refused (known here, or looked up)."""
@@ -352,10 +366,13 @@ class _Sorting:
             if key_of not in self.holding and key_of not in heads:
                 left.copies.append((item, record))  # held with its waiting event
                 return
-        if key_of is not None and (key_of in self.holding or (
-            (key_of in heads or isinstance(item, DeadLetter))
-            and self.gap_below(record.partition, record.offset)
-        )):  # fmt: skip
+        if key_of is not None and (
+            key_of in self.holding
+            or (
+                (key_of in heads or isinstance(item, DeadLetter))
+                and self.gap_below(record.partition, record.offset)
+            )
+        ):
             self.holding.add(key_of)  # a record redelivered into the gap may go first
             self.held_back.append((record, item))
             return

@@ -155,11 +155,18 @@ class Auditor:
             if aggregate_type not in names:
                 continue
             found[(aggregate_type, aggregate_id)] = head
-            report.findings.append(Finding("parked", aggregate_type, aggregate_id, (
-                f"parked behind {head.source} ({head.reason}); {last - head.seq + 1} events "
-                "wait in order for an operator to replay or skip the head (eventfleet dlq "
-                "parked): the stored history is whole up to it, not a gap"
-            )))  # fmt: skip
+            report.findings.append(
+                Finding(
+                    "parked",
+                    aggregate_type,
+                    aggregate_id,
+                    (
+                        f"parked behind {head.source} ({head.reason}); {last - head.seq + 1} events "
+                        "wait in order for an operator to replay or skip the head (eventfleet dlq "
+                        "parked): the stored history is whole up to it, not a gap"
+                    ),
+                )
+            )
         report.count("parked", len(found))
         return found
 
@@ -222,8 +229,11 @@ class Auditor:
         for event in history:
             expected = event.expected_version
             if expected is not None and expected != len(states) - 1:
-                find("invalid_history", f"version {event.version} ({event.type}) was stored "
-                     f"although it expected the aggregate at version {expected}")  # fmt: skip
+                find(
+                    "invalid_history",
+                    f"version {event.version} ({event.type}) was stored "
+                    f"although it expected the aggregate at version {expected}",
+                )
                 return None
             try:
                 domain.check_data(event.type, event.data)

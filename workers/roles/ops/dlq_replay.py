@@ -158,8 +158,12 @@ def draft(entry: DeadLetterEntry) -> JsonObject:
     event = entry.event
     if event is None:  # undecodable: the record's key still names its aggregate
         aggregate_type, _, aggregate_id = (entry.key or b"").decode(errors="replace").partition(":")
-        return {"aggregate_type": aggregate_type, "aggregate_id": aggregate_id, "type": "",
-                "data": {}}  # fmt: skip
+        return {
+            "aggregate_type": aggregate_type,
+            "aggregate_id": aggregate_id,
+            "type": "",
+            "data": {},
+        }
     return {
         "aggregate_type": event.aggregate_type,
         "aggregate_id": event.aggregate_id,
@@ -295,9 +299,12 @@ class DeadLetterReplayer:
             option=orjson.OPT_NON_STR_KEYS,
         )
         return parse_request(
-            submission["aggregate_type"], submission["aggregate_id"], body,
-            max_bytes=self._max_bytes, desk=True,
-        )  # fmt: skip
+            submission["aggregate_type"],
+            submission["aggregate_id"],
+            body,
+            max_bytes=self._max_bytes,
+            desk=True,
+        )
 
     async def replay(
         self, entry: DeadLetterEntry, submission: Mapping[str, Json], *, operator: str
@@ -351,8 +358,11 @@ class DeadLetterReplayer:
         (the replay is a new command, in the trace of whoever asked for it)."""
         if not tracing.enabled():
             return await self._submit(request)
-        attributes = {"eventfleet.dlq_position": entry.position, "eventfleet.operator": operator,
-                      "eventfleet.reason": entry.reason}  # fmt: skip
+        attributes = {
+            "eventfleet.dlq_position": entry.position,
+            "eventfleet.operator": operator,
+            "eventfleet.reason": entry.reason,
+        }
         links = [entry.context] if entry.context else []
         with tracing.span("dead letter replay", attributes=attributes, links=links):
             return await self._submit(request)
@@ -375,7 +385,10 @@ def _differs(entry: DeadLetterEntry, first: ReplayClaim) -> Refused:
         "replayed once: send a new command for anything else."
     )
     first_replay = {
-        "operator": first.operator, "at": first.at.isoformat(), "submitted": dict(first.submitted),
-        "status": first.status, "result": dict(first.result or {}),
-    }  # fmt: skip
+        "operator": first.operator,
+        "at": first.at.isoformat(),
+        "submitted": dict(first.submitted),
+        "status": first.status,
+        "result": dict(first.result or {}),
+    }
     return Refused("already_replayed", message, {"first_replay": first_replay})

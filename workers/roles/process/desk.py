@@ -105,9 +105,13 @@ class ProcessDesk:
         return [Summary(m, await self._instances.counts(m.name)) for m in self.processes]
 
     async def page(
-        self, name: str, *, status: str | None = None, after: str | None = None,
+        self,
+        name: str,
+        *,
+        status: str | None = None,
+        after: str | None = None,
         limit: int = DEFAULT_PAGE,
-    ) -> tuple[list[Instance], str | None]:  # fmt: skip
+    ) -> tuple[list[Instance], str | None]:
         """A page of ``name``'s instances by key, and the key to ask ``after`` next (None: the
         last page)."""
         manager = self.processes.get(name)
@@ -153,17 +157,26 @@ class ProcessDesk:
                     f"retried ({'its retry is under way' if found.status == RETRYING else 'nothing to do'}).",
                     found.status,
                 )
-            asked = replace(found, status=RETRYING, revision=found.revision + 1,
-                            updated_at=self._now())  # fmt: skip
+            asked = replace(
+                found, status=RETRYING, revision=found.revision + 1, updated_at=self._now()
+            )
             if await self._instances.save(asked):
                 break
         else:
             raise Moved(f"{name}/{key} kept changing while its retry was asked; ask again.")
-        await self._log.record(OperatorAction(
-            id=str(uuid.uuid4()), at=self._now(), operator=who, via=via, action="pm_retry",
-            target=f"{name}/{key}", submitted={"process": name, "key": key},
-            status=202, result={"status": RETRYING, "was": _stuck_of(found)},
-        ))  # fmt: skip
+        await self._log.record(
+            OperatorAction(
+                id=str(uuid.uuid4()),
+                at=self._now(),
+                operator=who,
+                via=via,
+                action="pm_retry",
+                target=f"{name}/{key}",
+                submitted={"process": name, "key": key},
+                status=202,
+                result={"status": RETRYING, "was": _stuck_of(found)},
+            )
+        )
         return asked
 
 
@@ -228,8 +241,12 @@ def instance_dict(instance: Instance) -> JsonObject:
 
 
 def deadline_dict(deadline: Deadline) -> JsonObject:
-    return {"id": deadline.id, "name": deadline.name, "due_at": _when(deadline.due_at),
-            "data": deadline.data}  # fmt: skip
+    return {
+        "id": deadline.id,
+        "name": deadline.name,
+        "due_at": _when(deadline.due_at),
+        "data": deadline.data,
+    }
 
 
 def _stuck_dict(instance: Instance) -> JsonObject | None:
@@ -241,8 +258,13 @@ def _stuck_dict(instance: Instance) -> JsonObject | None:
         trigger = {"event": _held(s.trigger.event)}
     elif s.trigger is not None and s.trigger.deadline is not None:
         trigger = {"deadline": deadline_dict(s.trigger.deadline)}
-    return {"reason": s.reason, "detail": s.detail, "at": _when(s.at), "attempts": s.attempts,
-            "trigger": trigger}  # fmt: skip
+    return {
+        "reason": s.reason,
+        "detail": s.detail,
+        "at": _when(s.at),
+        "attempts": s.attempts,
+        "trigger": trigger,
+    }
 
 
 def _held(raw: bytes) -> JsonObject:
@@ -250,8 +272,13 @@ def _held(raw: bytes) -> JsonObject:
         event = decode(raw)
     except InvalidEnvelope:
         return {"undecodable": len(raw)}
-    return {"id": event.id, "aggregate_type": event.aggregate_type,
-            "aggregate_id": event.aggregate_id, "type": event.type, "version": event.version}  # fmt: skip
+    return {
+        "id": event.id,
+        "aggregate_type": event.aggregate_type,
+        "aggregate_id": event.aggregate_id,
+        "type": event.type,
+        "version": event.version,
+    }
 
 
 def _when(moment: datetime | None) -> str | None:

@@ -43,9 +43,13 @@ class Polls:
         for found, work in (
             (await r.instances.retrying(limit=batch), self._retry),
             (await r.instances.due(now, limit=batch), self._fire),
-            (await r.instances.unsent(now - timedelta(seconds=r.config.unsent_after_s),
-                                      limit=batch), self._resend),
-        ):  # fmt: skip
+            (
+                await r.instances.unsent(
+                    now - timedelta(seconds=r.config.unsent_after_s), limit=batch
+                ),
+                self._resend,
+            ),
+        ):
             known = [i for i in found if i.process in r.processes]
             await all_of(self._alone(work, i) for i in known)
             looked += len(known)

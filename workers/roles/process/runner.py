@@ -140,8 +140,10 @@ class ProcessRunner:
             with attempt:
                 found = await self.instances.load(manager.name, list(pending))
                 now = self.clock()
-                folded = {key: fold(manager, key, found.get(key), [e for e, _ in pairs], now)
-                          for key, pairs in pending.items()}  # fmt: skip
+                folded = {
+                    key: fold(manager, key, found.get(key), [e for e, _ in pairs], now)
+                    for key, pairs in pending.items()
+                }
                 saved = await self._save_many(manager, folded, found, pending)
                 letters = []
                 for key, f in folded.items():
@@ -185,9 +187,13 @@ class ProcessRunner:
         return saved
 
     def _unstorable(
-        self, manager: ProcessManager, key: str, found: Instance | None, error: Unstorable,
+        self,
+        manager: ProcessManager,
+        key: str,
+        found: Instance | None,
+        error: Unstorable,
         pairs: Pairs,
-    ) -> Instance:  # fmt: skip
+    ) -> Instance:
         """The instance as it was, stopped on the first event of the batch, the rest held."""
         now = self.clock()
         base = found or Instance(manager.name, key, 0, ACTIVE, None, now, now)
@@ -236,8 +242,9 @@ class ProcessRunner:
         waiting = [i for i in instances if i.outbox and i.status not in (STUCK, RETRYING)]
         if not waiting:
             return
-        results = await asyncio.gather(*(self._send(manager, i) for i in waiting),
-                                       return_exceptions=True)  # fmt: skip
+        results = await asyncio.gather(
+            *(self._send(manager, i) for i in waiting), return_exceptions=True
+        )
         drops = [(i, sent) for i, (sent, _) in zip(waiting, _sent_of(results), strict=True) if sent]
         if drops:
             updated = [_without(i, sent) for i, sent in drops]
@@ -284,11 +291,16 @@ class ProcessRunner:
 
     def _request(self, manager: ProcessManager, command: PendingCommand) -> CommandRequest:
         return CommandRequest(
-            command.aggregate_type, command.aggregate_id, command.type, command.data,
-            client_id=f"eventfleet-{manager.principal}", command_id=command.command_id,
-            correlation_id=command.correlation_id, causation_id=command.causation_id,
+            command.aggregate_type,
+            command.aggregate_id,
+            command.type,
+            command.data,
+            client_id=f"eventfleet-{manager.principal}",
+            command_id=command.command_id,
+            correlation_id=command.correlation_id,
+            causation_id=command.causation_id,
             actor=manager.actor(),
-        )  # fmt: skip
+        )
 
     async def _drop_sent(
         self, manager: ProcessManager, instance: Instance, sent: list[str]
@@ -301,9 +313,13 @@ class ProcessRunner:
         await self.write(manager, instance.key, step)
 
     async def _refused(
-        self, manager: ProcessManager, key: str, command: PendingCommand, outcome: Refused,
+        self,
+        manager: ProcessManager,
+        key: str,
+        command: PendingCommand,
+        outcome: Refused,
         sent: list[str],
-    ) -> None:  # fmt: skip
+    ) -> None:
         detail = (
             f"{command.type} to {command.aggregate_type} {command.aggregate_id} (command "
             f"{command.command_id}) was refused, {outcome.code}: {outcome.message}"
@@ -313,8 +329,9 @@ class ProcessRunner:
             if found is None or found.status in (STUCK, RETRYING):
                 return Step(None, "stuck")
             outbox = tuple(c for c in found.outbox if c.command_id not in sent)
-            halted = stopped(replace(found, outbox=outbox), "command_refused", detail, None,
-                             self.clock())  # fmt: skip
+            halted = stopped(
+                replace(found, outbox=outbox), "command_refused", detail, None, self.clock()
+            )
             return Step(halted, "stuck")
 
         done, _ = await self.write(manager, key, step)
@@ -359,8 +376,12 @@ class ProcessRunner:
 def _without(instance: Instance, sent: list[str]) -> Instance:
     """``instance`` at its next revision, the ``sent`` commands out of its outbox."""
     outbox = tuple(c for c in instance.outbox if c.command_id not in sent)
-    return replace(instance, outbox=outbox, revision=instance.revision + 1,
-                   unsent_since=instance.unsent_since if outbox else None)  # fmt: skip
+    return replace(
+        instance,
+        outbox=outbox,
+        revision=instance.revision + 1,
+        unsent_since=instance.unsent_since if outbox else None,
+    )
 
 
 def _sent_of(
@@ -380,8 +401,9 @@ def letter(instance: Instance, detail: str) -> DeadLetter:
     """A stuck instance's dead letter when no stored record stopped it (a deadline, a refused
     command): its key and what stopped it."""
     body = {"process": instance.process, "key": instance.key, "detail": detail}
-    record = Record(f"process:{instance.process}", 0, 0, instance.key.encode(),
-                    orjson.dumps(body), ())  # fmt: skip
+    record = Record(
+        f"process:{instance.process}", 0, 0, instance.key.encode(), orjson.dumps(body), ()
+    )
     return DeadLetter(record, "process_stuck", detail)
 
 

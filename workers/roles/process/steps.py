@@ -97,9 +97,12 @@ class Folded:
 
 
 def fold(
-    manager: ProcessManager, key: str, found: Instance | None, events: Sequence[Event],
+    manager: ProcessManager,
+    key: str,
+    found: Instance | None,
+    events: Sequence[Event],
     now: datetime,
-) -> Folded:  # fmt: skip
+) -> Folded:
     """``events`` (of instance ``key``, in order) applied to ``found``: one write for them all."""
     current, changed, outcomes = found, False, []
     sent = set_ = cancelled = 0
@@ -171,8 +174,9 @@ def retry(manager: ProcessManager, instance: Instance, now: datetime) -> Step:
     elif trigger is not None and trigger.deadline is not None:
         step = fire(manager, base, trigger.deadline, now)
     else:  # a refused command: the caller sends the outbox again
-        step = Step(replace(base, status=resume, revision=base.revision + 1, updated_at=now),
-                    "retried")  # fmt: skip
+        step = Step(
+            replace(base, status=resume, revision=base.revision + 1, updated_at=now), "retried"
+        )
     step = _then_held(manager, step, instance.held, now)
     if step.instance is not None:
         step = replace(step, instance=replace(step.instance, revision=instance.revision + 1))
@@ -202,8 +206,13 @@ def _then_held(manager: ProcessManager, step: Step, held: Sequence[bytes], now: 
         following = on_event(manager, current.key, current, event, now)
         if following.instance is not None:
             outcome = "stuck" if following.outcome == "stuck" else step.outcome
-            step = Step(following.instance, outcome, step.sent + following.sent,
-                        step.set + following.set, step.cancelled + following.cancelled)  # fmt: skip
+            step = Step(
+                following.instance,
+                outcome,
+                step.sent + following.sent,
+                step.set + following.set,
+                step.cancelled + following.cancelled,
+            )
     return step
 
 
@@ -221,9 +230,12 @@ def stopped(
     status: active, or done when a command of its last reaction was refused)."""
     resume = DONE if base.status == DONE else ACTIVE
     return replace(
-        base, status=STUCK, revision=base.revision + 1, updated_at=now,
+        base,
+        status=STUCK,
+        revision=base.revision + 1,
+        updated_at=now,
         stuck=Stuck(reason, detail, now, trigger, attempts=base.retries + 1, resume=resume),
-    )  # fmt: skip
+    )
 
 
 def _hold(found: Instance, event: Event, now: datetime) -> Step:

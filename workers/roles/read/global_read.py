@@ -233,10 +233,15 @@ class GlobalRead:
         positions = await self.positions()
         found = await self._first(after, positions.decode(after) if after else {}, 1)
         return GlobalSubscription(
-            tail=self._tail, topic=self._topic, positions=positions,
-            partitions=found.partitions, start=found.starts,
-            picker=Picker(keep, may_read, self._domains), limits=limits, open_events=self._open,
-        )  # fmt: skip
+            tail=self._tail,
+            topic=self._topic,
+            positions=positions,
+            partitions=found.partitions,
+            start=found.starts,
+            picker=Picker(keep, may_read, self._domains),
+            limits=limits,
+            open_events=self._open,
+        )
 
     async def _first(self, after: str, named: Mapping[int, int], limit: int) -> TopicSlice:
         """The first read from a position: PositionOutdated when it counts other partitions

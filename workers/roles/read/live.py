@@ -138,10 +138,16 @@ class AggregateSubscription:
             if version <= self.position:
                 return  # a repeat, or already read from the store
             waiter, push = self._waiter, self.push
-            if (version == self.position + 1 and push is not None and waiter is not None
-                    and not waiter.done() and not self._pending and not self._resync
-                    and not self._overflow
-                    and push(event if self._upcast is _same else self._upcast(event))):  # fmt: skip
+            if (
+                version == self.position + 1
+                and push is not None
+                and waiter is not None
+                and not waiter.done()
+                and not self._pending
+                and not self._resync
+                and not self._overflow
+                and push(event if self._upcast is _same else self._upcast(event))
+            ):
                 self.position = self.given_out = version
                 self._pushed = True  # not quiet: the heartbeat moves on when it comes
                 return
@@ -360,8 +366,14 @@ def parse_position(raw: str) -> dict[int, int]:
         return found
     for part in raw.split(","):
         partition, sep, offset = part.strip().partition(":")
-        if not sep or not _DIGITS.match(partition) or not _DIGITS.match(offset) \
-                or len(offset) > 18 or len(partition) > 6 or int(partition) in found:  # fmt: skip
+        if (
+            not sep
+            or not _DIGITS.match(partition)
+            or not _DIGITS.match(offset)
+            or len(offset) > 18
+            or len(partition) > 6
+            or int(partition) in found
+        ):
             raise InvalidInput(
                 f"position {raw!r} must be <partition>:<next offset> pairs separated by commas, "
                 "each partition once, as the stream's ids give it (e.g. 0:15,1:7)."

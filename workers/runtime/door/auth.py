@@ -68,14 +68,17 @@ def auth_problem(settings: Settings) -> str | None:
         missing = [
             name
             for name, value in (
-                ("EVENTFLEET_AUTH_JWKS or EVENTFLEET_AUTH_HS256_SECRET_FILE (or _ENV)",
-                 settings.auth_jwks or settings.auth_hs256_secret_file
-                 or settings.auth_hs256_secret_env),
+                (
+                    "EVENTFLEET_AUTH_JWKS or EVENTFLEET_AUTH_HS256_SECRET_FILE (or _ENV)",
+                    settings.auth_jwks
+                    or settings.auth_hs256_secret_file
+                    or settings.auth_hs256_secret_env,
+                ),
                 ("EVENTFLEET_AUTH_ISSUER", settings.auth_issuer),
                 ("EVENTFLEET_AUTH_AUDIENCE", settings.auth_audience),
             )
             if not value
-        ]  # fmt: skip
+        ]
         if missing:
             return f"EVENTFLEET_AUTH=jwt needs {', '.join(missing)}."
     if mode == "proxy" and not settings.auth_trusted_proxies:

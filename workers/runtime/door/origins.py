@@ -116,9 +116,9 @@ class OriginPolicy:
             return None  # same-origin by Sec-Fetch-Site, which only a browser sets
         if origin is None:
             return CrossOrigin(
-                "opaque_origin", f"{what} came from a page without an origin (Origin: "
-                f"{raw_origin[:60]}); {_FIX}"
-            )  # fmt: skip
+                "opaque_origin",
+                f"{what} came from a page without an origin (Origin: {raw_origin[:60]}); {_FIX}",
+            )
         if not self.own(request, origin):
             shown = f"{origin[0]}://{origin[1]}:{origin[2]}"
             return CrossOrigin(

@@ -45,10 +45,25 @@ class Environ(PydanticBaseEnvSettingsSource):
 
 
 class Settings(
-    roles.Observability, roles.Process, roles.Live, roles.Reads, roles.ProcessManagers,
-    roles.Snapshots, roles.Appender, roles.Commands, serving.PersonalData, serving.Console, serving.Identity, serving.Http,
-    services.Nats, services.Redis, services.Mongo, services.Topics, services.Kafka, BaseSettings,
-):  # fmt: skip
+    roles.Observability,
+    roles.Process,
+    roles.Live,
+    roles.Reads,
+    roles.ProcessManagers,
+    roles.Snapshots,
+    roles.Appender,
+    roles.Commands,
+    serving.PersonalData,
+    serving.Console,
+    serving.Identity,
+    serving.Http,
+    services.Nats,
+    services.Redis,
+    services.Mongo,
+    services.Topics,
+    services.Kafka,
+    BaseSettings,
+):
     """Every knob of the fleet; ``EVENTFLEET_<FIELD>`` sets ``<field>``. The concerns are listed
     last first: pydantic takes the fields of the last base first (the reference's order)."""
 

@@ -85,8 +85,15 @@ class Mongo(Concern):
     """bound on one whole store call (PyMongo timeoutMS: selection, connection, operation)"""
 
 
-REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel", "redis+cluster",
-                 "rediss+cluster")  # fmt: skip
+REDIS_SCHEMES = (
+    "redis",
+    "rediss",
+    "unix",
+    "redis+sentinel",
+    "rediss+sentinel",
+    "redis+cluster",
+    "rediss+cluster",
+)
 
 
 class Redis(Concern):

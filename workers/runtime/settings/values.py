@@ -86,9 +86,11 @@ def _is_origin(raw: str) -> bool:
     except ValueError:
         return False
     return (
-        parts.scheme in ("http", "https") and bool(parts.hostname) and parts.path in ("", "/")
+        parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and parts.path in ("", "/")
         and not (parts.query or parts.fragment or parts.username)
-    )  # fmt: skip
+    )
 
 
 Name = Annotated[
