@@ -65,7 +65,10 @@ class Side:
         await self.producer.send(EVENTS, Outgoing.of(event))
 
     def resolved(self, result: str) -> float:
-        return self.metrics.unknowns_resolved.labels(result)._value.get()  # type: ignore[attr-defined,no-any-return]
+        found = self.metrics.registry.get_sample_value(
+            "eventfleet_unknowns_resolved_total", {"result": result}
+        )
+        return found or 0.0
 
 
 @pytest.fixture

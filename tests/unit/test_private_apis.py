@@ -23,7 +23,7 @@ from faust.assignor import PartitionAssignor
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import Message
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
@@ -115,8 +115,6 @@ USES = [
      "workers/http/edge/wire.py", "relied on: a send waits while the socket is over its mark"),
     ("prometheus-client", CollectorRegistry, "_names_to_collectors",
      "tests/deploy/project.py", "read for the label names of declared metrics"),
-    ("prometheus-client", Counter, "_value",
-     "workers/devtools/bench.py", "read to follow a counter without scraping"),
 ]  # fmt: skip
 
 
