@@ -8,7 +8,8 @@ A read rule sees the actor and the id of the aggregate the route reads: every ro
 aggregate passes its id (a domain query names the parameter that holds it,
 ``Query.aggregate_param``). ``None`` means a read of no single aggregate (a whole type's
 subscription, a query declared ``aggregate_param=None``): a per-aggregate rule should refuse
-it, never read it as "any aggregate". The actor comes from a verified token or a trusted proxy, never from a body.
+it, never read it as "any aggregate". The actor comes from a verified token or a trusted proxy,
+never from a body.
 
 A send rule may also declare ``at_store``: the check the store repeats on the event as stored
 (its data as the command side wrote it, the actor from ``metadata.actor``, the state at the

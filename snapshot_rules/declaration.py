@@ -1,4 +1,5 @@
-"""Declaration-time checks of a domain: every mistake fails at start, in one sentence naming the fix.
+"""Declaration-time checks of a domain: every mistake fails at start, in one sentence naming the
+fix.
 
 A typo in ``after=``, in a snapshot rule's ``on(...)`` or in a route's types would otherwise
 show up only as requests refused at run time (or a rule that never fires); an empty ``after``

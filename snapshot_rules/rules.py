@@ -1,4 +1,5 @@
-"""Snapshot rules declared as data: ``every(n)``, ``on(types)``, ``interval(s)``, combined with ``|``.
+"""Snapshot rules declared as data: ``every(n)``, ``on(types)``, ``interval(s)``, combined with
+``|``.
 
 A rule looks only at ``Progress``, which the snapshotter derives from durable state (the
 stored event and the aggregate's last snapshot), so the "counters" survive restarts and

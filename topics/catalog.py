@@ -81,7 +81,8 @@ class TopicNames:
 
     @property
     def snapshot_rules(self) -> str:
-        """The snapshotter's rule-state table changelog (compacted, partitioned as events.stored)."""
+        """The snapshotter's rule-state table changelog (compacted, partitioned as
+        events.stored)."""
         return self.name("snapshot-rules.changelog")
 
 

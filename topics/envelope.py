@@ -238,7 +238,8 @@ def new_event(
     schema_version: int = 1,
     expected_version: int | None = None,
 ) -> Event:
-    """Build a validated event (a fresh id unless given); raises InvalidEnvelope naming the field."""
+    """Build a validated event (a fresh id unless given); raises InvalidEnvelope naming the
+    field."""
     event = Event(
         id=id or new_event_id(),
         after=after,

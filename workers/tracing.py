@@ -281,9 +281,9 @@ def consumed(
 
 def parent_for(trace_id: str | None, event_id: str, headers: Headers = ()) -> Headers | None:
     """The parent of a span about one event: its record's context if it carries a valid one;
-    else the current span (None) if it is in that trace; else, from the trace id its stored metadata keeps, a remote
-    parent whose span id derives from the event id (the trace goes on where a record lost its
-    headers: the outbox relay, a replay from the store)."""
+    else the current span (None) if it is in that trace; else, from the trace id its stored metadata
+    keeps, a remote parent whose span id derives from the event id (the trace goes on where a record
+    lost its headers: the outbox relay, a replay from the store)."""
     if headers and parent_of(headers) is not None:
         return headers
     if trace_id is None:

@@ -44,7 +44,8 @@ def murmur2(data: bytes) -> int:
 
 
 def partition_for(key: bytes, partitions: int) -> int:
-    """The partition the default partitioner of Kafka's clients (aiokafka's too) picks for ``key``."""
+    """The partition the default partitioner of Kafka's clients (aiokafka's too) picks for
+    ``key``."""
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 

@@ -1,5 +1,6 @@
 """What every bus shares: errors, the retry policy, type filters, one delivery loop and the registry
-of a bus's live subscriptions. The durable buses (``workers.adapters.{redis,nats,kafka}``) build on it."""
+of a bus's live subscriptions. The durable buses (``workers.adapters.{redis,nats,kafka}``) build on
+it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The ``eventfleet`` command line: every subcommand, its description, defaults and checked values."""
+"""The ``eventfleet`` command line: every subcommand, its description, defaults and checked
+values."""
 
 from __future__ import annotations
 

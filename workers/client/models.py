@@ -1,6 +1,7 @@
 """What the fleet answers, as frozen msgspec Structs decoded straight from the answer's bytes:
-an append, a state, events and their pages, an outcome, an erasure, the process managers. An answer of another shape
-is refused whole (``AnswerError``), never half-read; JSON inside (data, state) is kept as parsed.
+an append, a state, events and their pages, an outcome, an erasure, the process managers. An answer
+of another shape is refused whole (``AnswerError``), never half-read; JSON inside (data, state) is
+kept as parsed.
 """
 
 from __future__ import annotations

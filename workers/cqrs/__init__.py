@@ -1,8 +1,9 @@
 """The CQRS command side after jetbasrawi/go.cqrs: commands, dispatcher, aggregate root, repository.
 
 Application code wires a ``Dispatcher``, registers handlers (``AggregateHandler(domain,
-decide, ...)`` per command type, or ``register_aggregate`` for a domain's commands at once) and calls ``await dispatcher.dispatch(command)``; the account
-and order-book commands of ``workers.examples.cqrs`` show it whole.
+decide, ...)`` per command type, or ``register_aggregate`` for a domain's commands at once) and
+calls ``await dispatcher.dispatch(command)``; the account and order-book commands of
+``workers.examples.cqrs`` show it whole.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The aggregate root: current state plus the events a command adds, decided by the domain's rules."""
+"""The aggregate root: current state plus the events a command adds, decided by the domain's
+rules."""
 
 from __future__ import annotations
 

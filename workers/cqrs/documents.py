@@ -42,7 +42,8 @@ class AggregateFactory:
         self._makers: dict[str, Callable[[str], Document]] = {}
 
     def register(self, collection: str, make: Callable[[str], Document]) -> None:
-        """``make(aggregate_id)`` returns a new aggregate's document (without ``_id``/``version``)."""
+        """``make(aggregate_id)`` returns a new aggregate's document (without
+        ``_id``/``version``)."""
         if collection in self._makers:
             raise ValueError(f"the factory already makes {collection} aggregates")
         self._makers[collection] = make

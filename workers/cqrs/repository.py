@@ -1,4 +1,5 @@
-"""The repository: load an aggregate (snapshot + tail) and save its new events at the expected version."""
+"""The repository: load an aggregate (snapshot + tail) and save its new events at the expected
+version."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""What ``eventfleet dev`` prints once it runs: where everything is, built from the enabled domains."""
+"""What ``eventfleet dev`` prints once it runs: where everything is, built from the enabled
+domains."""
 
 from __future__ import annotations
 

@@ -17,7 +17,8 @@ class PortTaken(EventfleetError):
 
 
 def http_port(settings: Settings, requested: int | None) -> int:
-    """The port to serve on: ``--port``, else EVENTFLEET_HTTP_PORT, else 8080; 0 picks a free one."""
+    """The port to serve on: ``--port``, else EVENTFLEET_HTTP_PORT, else 8080; 0 picks a free
+    one."""
     if requested is None:
         requested = settings.http_port if "http_port" in settings.explicit else DEFAULT_PORT
     with socket.socket() as sock:

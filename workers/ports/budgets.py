@@ -108,8 +108,9 @@ class WriteBudgets(Protocol):
     ``take`` refills the principal's bucket by the time passed on the backend's own clock (so
     every process agrees), then takes the draw's writes, all or none, atomically: of concurrent
     takes from any processes, no more pass than the bucket holds. It answers 0 when they were
-    taken, else the milliseconds until they are there (nothing taken). A bucket left alone is forgotten once
-    it would be full again. Raises MarkerUnavailable when the backend does not answer.
+    taken, else the milliseconds until they are there (nothing taken). A bucket left alone is
+    forgotten once it would be full again. Raises MarkerUnavailable when the backend does not
+    answer.
     """
 
     async def take(self, draw: BudgetDraw) -> int: ...

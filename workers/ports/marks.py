@@ -88,9 +88,9 @@ class MarkResult:
     command's claim) or ``over_budget`` (the principal's budget holds no write for
     ``retry_after_ms``; nothing was claimed or marked). ``after`` is the id of the event it
     was validated after (``NEW_AGGREGATE`` for the first event); ``current`` is the type it
-    was checked against (None: a new aggregate). ``previous`` is the mark value that was there (for ``restore``
-    and ``replace``; empty when it was replaced as stale). ``takeover``: the claim was taken
-    over from an earlier attempt whose outcome is unknown. ``version``: the aggregate's
+    was checked against (None: a new aggregate). ``previous`` is the mark value that was there (for
+    ``restore`` and ``replace``; empty when it was replaced as stale). ``takeover``: the claim was
+    taken over from an earlier attempt whose outcome is unknown. ``version``: the aggregate's
     version before this event as the marker counts it (None: it knows none; on ``mine``,
     ``answered`` and ``busy`` it is not read). A count, not the truth: it is right only if
     every marked event before it is stored.
@@ -280,8 +280,8 @@ class TicketStore(Protocol):
 
     What it holds is bounded (``TicketLimits``): each principal at most its share of records
     at once (``per_principal``), the fleet at most ``max_held`` (a record counts until
-    ``keep_s`` after it was put, spent or not). Moves records only (``workers.http.tickets`` makes and
-    reads them). Raises MarkerUnavailable when the backend does not answer.
+    ``keep_s`` after it was put, spent or not). Moves records only (``workers.http.tickets`` makes
+    and reads them). Raises MarkerUnavailable when the backend does not answer.
     """
 
     async def put(

@@ -95,7 +95,8 @@ class DeadLetters:
 
 
 def decode_record(record: Record, *, max_event_bytes: int) -> Event | DeadLetter:
-    """A record's event, or the dead letter for bytes that cannot be one (too big, not an envelope)."""
+    """A record's event, or the dead letter for bytes that cannot be one (too big, not an
+    envelope)."""
     if len(record.value) > max_event_bytes:
         return DeadLetter(record, "oversized", f"{len(record.value)} bytes > {max_event_bytes}")
     try:

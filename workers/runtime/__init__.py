@@ -1,4 +1,5 @@
-"""The runtime: settings, the Faust app and its agents, HTTP views, lifecycle and the composition root.
+"""The runtime: settings, the Faust app and its agents, HTTP views, lifecycle and the composition
+root.
 
 Public API: ``settings`` (the ``Settings`` object), ``adapters`` (the typed adapter set, real
 or in memory), ``compose`` (``Runtime``) and ``serve``;

@@ -2,8 +2,9 @@
 
 Role logic decides outcomes (``workers.roles.outcomes``); this module alone maps them to
 statuses, through ``ERROR_CODES`` (``workers.runtime.error_codes``), the one registry of error
-answers (README's "Error codes" table is checked against it both ways). Our errors say their own code, status and fields
-(``topics.errors``); ``failure`` reads them, the one mapping of an error to an answer.
+answers (README's "Error codes" table is checked against it both ways). Our errors say their own
+code, status and fields (``topics.errors``); ``failure`` reads them, the one mapping of an error to
+an answer.
 """
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ def nats_stream(prefix: str) -> str:
 
 
 def bridge_bus(settings: Settings) -> EventBus:
-    """The bus of ``EVENTFLEET_BRIDGE_BUS``; connections open on first use and fail as BusUnavailable."""
+    """The bus of ``EVENTFLEET_BRIDGE_BUS``; connections open on first use and fail as
+    BusUnavailable."""
     prefix = settings.topic_prefix
     if settings.bridge_bus == "nats":
         # Imported only here: the NATS client (0.15 to 0.2 s of CPU) is not loaded by every

@@ -1,4 +1,5 @@
-"""Serving one fleet process: build its Faust app with the agents and views of its roles, run, drain."""
+"""Serving one fleet process: build its Faust app with the agents and views of its roles, run,
+drain."""
 
 from __future__ import annotations
 
@@ -211,7 +212,8 @@ async def _start_unless_stopped(fleet: Fleet, *, warn_every_s: float = 60.0) -> 
     if starting.done():
         starting.result()  # a start that failed fails the process, as before
         return True
-    starting.cancel()  # not awaited: a start stuck on a frozen broker may not end; the drain is bounded
+    # not awaited: a start stuck on a frozen broker may not end; the drain is bounded
+    starting.cancel()
     return False
 
 

@@ -93,7 +93,8 @@ CreateOrEdit = Callable[[Document | None], Document | Awaitable[Document]]
 
 @dataclass(frozen=True, slots=True)
 class Changed:
-    """What ``update`` did: the document now, the merge patch, the stored event (None: no change)."""
+    """What ``update`` did: the document now, the merge patch, the stored event (None: no
+    change)."""
 
     document: Document
     diff: Json

@@ -64,7 +64,8 @@ def _walk(patch: dict[str, Json], before: dict[str, Json], prefix: str, out: lis
 
 
 def same(a: Json, b: Json) -> bool:
-    """JSON equality that tells ``true`` from ``1``, ``1`` from ``1.0`` and ``0.0`` from ``-0.0``."""
+    """JSON equality that tells ``true`` from ``1``, ``1`` from ``1.0`` and ``0.0`` from
+    ``-0.0``."""
     if isinstance(a, bool) or isinstance(b, bool):
         return isinstance(a, bool) and isinstance(b, bool) and a == b
     if isinstance(a, int) and isinstance(b, int):

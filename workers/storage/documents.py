@@ -117,7 +117,8 @@ def is_deleted(stored: Document) -> bool:
 def check_new(
     collection: str, doc: object, generated_id: str, version_field: str = VERSION
 ) -> tuple[str, Document]:
-    """Validate a document to create; return its id (``generated_id`` if it has none) and content."""
+    """Validate a document to create; return its id (``generated_id`` if it has none) and
+    content."""
     if not isinstance(doc, dict):
         raise InvalidInput(f"{collection}: a document must be a dict, got {type(doc).__name__}.")
     doc_id = check_id(collection, doc.get(ID, generated_id))

@@ -1,11 +1,12 @@
 """A storage collection as a fleet domain: its events snapshot, route and replay like any other.
 
 ``storage_domain("game_states", type_prefix="GameState")`` declares the collection's
-``GameStateCreated/Updated/Deleted`` events (or the names ``event_types`` gives them) so the snapshotter, the forwarder and the
-query views act on them; the events its mapper derives travel downstream as their own records. The domain is ``Mode.STORAGE``: the command path refuses
-appends to it, because an event that changes no document would break the storage's
-one-version-one-event promise. The replayed state of a document is what the storage
-holds minus ``_id`` and ``version``: its content, or ``{"_deleted": True}`` once deleted.
+``GameStateCreated/Updated/Deleted`` events (or the names ``event_types`` gives them) so the
+snapshotter, the forwarder and the query views act on them; the events its mapper derives travel
+downstream as their own records. The domain is ``Mode.STORAGE``: the command path refuses appends to
+it, because an event that changes no document would break the storage's one-version-one-event
+promise. The replayed state of a document is what the storage holds minus ``_id`` and ``version``:
+its content, or ``{"_deleted": True}`` once deleted.
 """
 
 from __future__ import annotations

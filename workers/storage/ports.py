@@ -1,4 +1,5 @@
-"""The storage's port: a collection of version-checked documents whose changes commit with their events.
+"""The storage's port: a collection of version-checked documents whose changes commit with their
+events.
 
 ``EventSourcedStorage`` plans each change (the new document and the one event that records it),
 retries on conflicts, caches, and publishes; a ``DocumentStore`` makes a planned change durable

@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 
 
 class ChangePublisher:
-    """Publishes one stored change event: to events.stored, then it and its domain events to the bus."""
+    """Publishes one stored change event: to events.stored, then it and its domain events to the
+    bus."""
 
     def __init__(self, *, outbox: Outbox | None, bus: EventBus | None) -> None:
         self._outbox = outbox

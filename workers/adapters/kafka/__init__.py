@@ -1,5 +1,6 @@
 """Kafka adapters: connection config, the bounded acks=all producer, topic admin and reader,
-group lag and positions, and the event bus on events.stored; driver errors are translated here, once."""
+group lag and positions, and the event bus on events.stored; driver errors are translated here,
+once."""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
-"""The Kafka event bus on the fleet's own ``events.stored`` topic, one consumer group per subscription.
+"""The Kafka event bus on the fleet's own ``events.stored`` topic, one consumer group per
+subscription.
 
-Guarantee: at-least-once, durable -- an offset is committed only after the handler succeeded or the event was dead-lettered.
+Guarantee: at-least-once, durable -- an offset is committed only after the handler succeeded or the
+event was dead-lettered.
 
 ``publish`` produces to ``events.stored`` through ``KafkaProducer`` (keyed
 by aggregate, so each aggregate keeps its order). Each subscription is its own consumer
@@ -116,7 +118,8 @@ class KafkaEventBus:
         return self.producer
 
     async def publish(self, event: Event) -> None:
-        """Produce ``event`` and wait for acks=all; raises StreamUnavailable when Kafka does not ack."""
+        """Produce ``event`` and wait for acks=all; raises StreamUnavailable when Kafka does not
+        ack."""
         require_stored(event)
         producer = await self.started_producer()
         await producer.send(self.topic, Outgoing.of(event))

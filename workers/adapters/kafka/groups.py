@@ -146,9 +146,9 @@ class KafkaGroupAdmin:
         return await self._bounded(f"did not let {topic} be read by time", ask)
 
     async def commit(self, group: str, topic: str, offsets: Mapping[int, int]) -> None:
-        """Commit ``offsets`` (by partition of ``topic``) for ``group`` from a consumer that never joins it (manually
-        assigned: its commit carries no generation, which the coordinator takes only while
-        the group has no member)."""
+        """Commit ``offsets`` (by partition of ``topic``) for ``group`` from a consumer that never
+        joins it (manually assigned: its commit carries no generation, which the coordinator takes
+        only while the group has no member)."""
         timeout_s = self._kafka.timeout_ms / 1000
         consumer = AIOKafkaConsumer(
             **self._kafka.client_kwargs(),

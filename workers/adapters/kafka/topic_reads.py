@@ -194,8 +194,9 @@ async def read_range(
     timeout_s: float = 10.0,
 ) -> RangeRead:
     """The newest ``per_partition`` records (or a share of ``budget``, which bounds the read
-    of all) of each partition's window (or only ``partition``'s): from the first kept offset, ``after[p]`` and the first record stamped at
-    or after ``since_ms``, up to the end, ``before[p]`` and the first record stamped after
+    of all) of each partition's window (or only ``partition``'s): from the first kept offset,
+    ``after[p]`` and the first record stamped at or after ``since_ms``, up to the end, ``before[p]``
+    and the first record stamped after
     ``until_ms``. Times are found with ``offsets_for_times``, so only the window is read.
     No range for a partition the topic has not; StreamUnavailable when Kafka does not answer
     within ``timeout_s``."""

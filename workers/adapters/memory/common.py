@@ -111,7 +111,8 @@ class Switchable:
         self.faults.fail_next(n, error, on=on, after=after)
 
     def hold(self, *, on: str | None = None) -> None:
-        """Calls (of method or topic ``on``, or any) wait until ``release()``; ``held`` counts them."""
+        """Calls (of method or topic ``on``, or any) wait until ``release()``; ``held`` counts
+        them."""
         self.faults.hold(on=on)
 
     def release(self) -> None:
@@ -142,7 +143,8 @@ def as_stored(value: Json) -> Json:
 
 
 def stored_time(moment: datetime) -> datetime:
-    """A time as BSON keeps it: UTC, milliseconds (a naive time is taken as UTC, as PyMongo does)."""
+    """A time as BSON keeps it: UTC, milliseconds (a naive time is taken as UTC, as PyMongo
+    does)."""
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     moment = moment.astimezone(UTC)

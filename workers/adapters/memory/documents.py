@@ -1,4 +1,5 @@
-"""The in-memory document store: the MongoDB one's contract, transactions or intents, in dictionaries.
+"""The in-memory document store: the MongoDB one's contract, transactions or intents, in
+dictionaries.
 
 With ``transactions`` a change and its event are applied together or not at all (a fault hook
 that raises leaves neither); without, the document write keeps the event as an intent, as on a

@@ -1,4 +1,5 @@
-"""The in-memory producer: records kept per topic in order, partitioned by key as Kafka clients do."""
+"""The in-memory producer: records kept per topic in order, partitioned by key as Kafka clients
+do."""
 
 from __future__ import annotations
 

@@ -17,7 +17,8 @@ def _unavailable(what: str) -> StoreUnavailable:
 
 
 class MemoryDatabase(Switchable):
-    """Named view collections and one outage switch, shared by the stores and stagings made on it."""
+    """Named view collections and one outage switch, shared by the stores and stagings made on
+    it."""
 
     def __init__(self) -> None:
         self.faults = Faults(_unavailable)

@@ -18,7 +18,8 @@ _CLEARING_OPERATIONS = frozenset(("drop", "dropDatabase", "rename", "invalidate"
 
 
 class ChangeWatcher:
-    """``ChangeFeed`` on one collection's change stream: drops the cache entries of changed documents."""
+    """``ChangeFeed`` on one collection's change stream: drops the cache entries of changed
+    documents."""
 
     def __init__(self, collection: AsyncCollection[Document], cache: Invalidations) -> None:
         self._collection = collection

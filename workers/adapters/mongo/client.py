@@ -145,7 +145,8 @@ def _first_line(error: PyMongoError) -> str:
 
 
 def escaped(error: BaseException) -> StoreUnavailable | None:
-    """A driver error that reached the top untranslated (a tool's own client), as ours; else None."""
+    """A driver error that reached the top untranslated (a tool's own client), as ours; else
+    None."""
     if not isinstance(error, PyMongoError):
         return None
     return StoreUnavailable(

@@ -1,4 +1,5 @@
-"""``DocumentStore`` on MongoDB: a change and its event commit together, in a transaction or by an intent.
+"""``DocumentStore`` on MongoDB: a change and its event commit together, in a transaction or by an
+intent.
 
 On a replica set or a sharded cluster (``transactions``), the version-checked document write and
 the event insert share one MongoDB transaction; a crash before the commit leaves neither.

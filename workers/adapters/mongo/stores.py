@@ -1,4 +1,5 @@
-"""MongoDB adapters for the event, snapshot and rejection stores, and the one event ↔ document mapping."""
+"""MongoDB adapters for the event, snapshot and rejection stores, and the one event ↔ document
+mapping."""
 
 from __future__ import annotations
 

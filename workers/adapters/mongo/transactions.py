@@ -1,10 +1,10 @@
 """MongoDB's multi-document transactions: whether the server runs them, and the events of several
 aggregates stored in one (``MongoEventStore.append_atomically``).
 
-A replica set or a sharded cluster runs them; a standalone mongod refuses them (``IllegalOperation``:
-"Transaction numbers are only allowed on a replica set member or mongos"), so there the append
-is refused before anything is sent, never written in part. Which error a failure becomes
-depends on when it came: before the commit nothing is stored (the transaction aborts, or the
+A replica set or a sharded cluster runs them; a standalone mongod refuses them
+(``IllegalOperation``: "Transaction numbers are only allowed on a replica set member or mongos"), so
+there the append is refused before anything is sent, never written in part. Which error a failure
+becomes depends on when it came: before the commit nothing is stored (the transaction aborts, or the
 server reaps it), so a statement that went unanswered is StoreUnavailable; an unanswered commit
 is looked up by event id, and only when the events are not found is it StoreOutcomeUnknown.
 """

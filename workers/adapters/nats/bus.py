@@ -1,6 +1,7 @@
 """The NATS event bus on JetStream, one durable pull consumer per subscription.
 
-Guarantee: at-least-once, durable -- an event is redelivered until its handler succeeds or is dead-lettered.
+Guarantee: at-least-once, durable -- an event is redelivered until its handler succeeds or is
+dead-lettered.
 
 ``publish`` stores the event in the stream ``stream`` (created if missing) under the
 subject ``<subject_prefix>.<event type>``, with the event id as ``Nats-Msg-Id`` so a

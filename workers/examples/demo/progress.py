@@ -1,4 +1,5 @@
-"""The demo's progress line: redrawn in place on a terminal, and never shares a line with a log line.
+"""The demo's progress line: redrawn in place on a terminal, and never shares a line with a log
+line.
 
 On a terminal the line is redrawn with ``\\r``; a log record that comes meanwhile first clears
 it (a filter on every root handler), so the record starts on a clean line and the next tick

@@ -24,7 +24,8 @@ def compare_histories(
     *,
     where: str,
 ) -> list[str]:
-    """Every accepted event exactly once, in versions 1..n; nothing else. Pure, so it is tested alone."""
+    """Every accepted event exactly once, in versions 1..n; nothing else. Pure, so it is tested
+    alone."""
     problems = []
     for aggregate, ids in sorted(accepted.items()):
         history = found.get(aggregate, [])

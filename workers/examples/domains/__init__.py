@@ -42,8 +42,8 @@ def chat_domains() -> Domains:
 def all_domains() -> Domains:
     """``EVENTFLEET_DOMAINS=workers.examples.domains:all_domains``: every example domain.
 
-    Order, account, chat room and shipment, plus the shopping cart (async), the order book (sync) and the
-    game log (async, snapshots by time).
+    Order, account, chat room and shipment, plus the shopping cart (async), the order book (sync)
+    and the game log (async, snapshots by time).
     """
     return Domains([ORDER, ACCOUNT, CHAT_ROOM, SHIPMENT, CART, ORDER_BOOK, GAME])
 

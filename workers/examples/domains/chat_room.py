@@ -132,7 +132,8 @@ def chat_room_domain(
             READ: event(fields(closed=True, reader_id=_ID, up_to_message_id=_ID), after=chat),
         },
         reducer=rules.reduce,
-        # The state is bounded (window and receipts), so a snapshot stays small; every 100 events bounds any replay.
+        # The state is bounded (window and receipts), so a snapshot stays small; every 100 events
+        # bounds any replay.
         snapshot_rule=every(100),
         routes=(Route("chat"),),
         projections=(messages,),

@@ -1,8 +1,9 @@
 """The storage examples' collections as fleet domains, next to the default ones.
 
 ``EVENTFLEET_DOMAINS=workers.examples.storage.fleet:domains_with_storage eventfleet dev``
-then snapshots the ``game_states`` and ``users`` documents that ``workers.examples.storage.games_and_users``
-writes (with the same type prefixes), routes them downstream and answers their queries.
+then snapshots the ``game_states`` and ``users`` documents that
+``workers.examples.storage.games_and_users`` writes (with the same type prefixes), routes them
+downstream and answers their queries.
 """
 
 from __future__ import annotations

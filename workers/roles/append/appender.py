@@ -4,7 +4,8 @@ Called by the appender agent with batches of ``events`` records. Each event is c
 against its domain (data schema) and against the aggregate's last *stored* event with the
 same transition table the command side uses (``workers.roles.append.judge``) and, with identity on
 (``judge_access``), against the domain's access rules that declare a store check, with the
-event's ``metadata.actor`` and the state at its predecessor; one that does not fit is refused: dead-lettered with its reason, recorded for ``GET .../outcome``, answered on
+event's ``metadata.actor`` and the state at its predecessor; one that does not fit is refused:
+dead-lettered with its reason, recorded for ``GET .../outcome``, answered on
 ``commands.replies``, and its mark repaired. Events are stored in the order they were
 validated; an event whose predecessor is still on its way waits for it, up to a bound.
 

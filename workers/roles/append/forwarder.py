@@ -33,8 +33,8 @@ that failed or timed out in ``eventfleet_forward_copies_unsure_total``: a broker
 a request in its socket may append it only after the read-back (see architecture.md), so each of
 those, and only those, may reach its topic twice. Every downstream record
 carries its position as headers (``DEDUP_HEADERS``): a consumer that must hold against what
-this cannot rule out (docs/concepts/architecture.md, "Each stored event once downstream") drops a record at or below the
-position it last applied.
+this cannot rule out (docs/concepts/architecture.md, "Each stored event once downstream") drops a
+record at or below the position it last applied.
 """
 
 from __future__ import annotations

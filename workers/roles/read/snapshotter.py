@@ -73,7 +73,8 @@ class Snapshotter:
         return self._states
 
     async def handle(self, events: Sequence[Event]) -> list[asyncio.Task[None]]:
-        """Evaluate the rules; return the rebuilds this batch triggered (await them before acking)."""
+        """Evaluate the rules; return the rebuilds this batch triggered (await them before
+        acking)."""
         relevant = [
             e
             for e in events

@@ -217,7 +217,8 @@ class KeySet:
 
 
 class JwtAuthenticator(Authenticator):
-    """Bearer tokens signed by the JWKS (or the HS256 secret), with iss, aud, exp and nbf checked."""
+    """Bearer tokens signed by the JWKS (or the HS256 secret), with iss, aud, exp and nbf
+    checked."""
 
     mode = "jwt"
 

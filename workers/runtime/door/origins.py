@@ -4,8 +4,9 @@ A browser attaches its cookies (the console's session, an authenticating proxy's
 WebSocket, no CORS check applies: a page on another site could post a form, ``fetch()`` with
 ``no-cors`` or open a socket to the fleet as the signed-in user. Browsers mark every such request:
 ``Sec-Fetch-Site`` (all current browsers) and ``Origin`` (always on a cross-site POST and on every
-WebSocket upgrade). The door (``workers.runtime.door.auth``) asks ``OriginPolicy.refusal`` about every
-POST, PUT, PATCH and DELETE and every WebSocket upgrade, in every auth mode, before anything else.
+WebSocket upgrade). The door (``workers.runtime.door.auth``) asks ``OriginPolicy.refusal`` about
+every POST, PUT, PATCH and DELETE and every WebSocket upgrade, in every auth mode, before anything
+else.
 
 A request carrying neither header is no browser's (curl, a server with a bearer token): let in.
 ``Sec-Fetch-Site`` other than ``same-origin`` or ``none`` is refused (``same-site``, a sibling

@@ -1,4 +1,5 @@
-"""The settings of the services the fleet connects to: Kafka and its topics, MongoDB, Redis, NATS."""
+"""The settings of the services the fleet connects to: Kafka and its topics, MongoDB, Redis,
+NATS."""
 
 from __future__ import annotations
 
