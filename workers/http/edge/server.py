@@ -145,7 +145,6 @@ class BoundedHttpTools(HttpToolsProtocol):
         super().__init__(config, server_state, app_state, _loop)
         self._header_bytes = 0
         self._deadline: asyncio.TimerHandle | None = None
-        self._in_headers = False
         self._refused = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # uvicorn narrows asyncio's BaseTransport
@@ -160,17 +159,12 @@ class BoundedHttpTools(HttpToolsProtocol):
         if self._refused:
             return
         super().data_received(data)
-        # The deadline is armed only for headers still incomplete once the bytes at hand are
-        # parsed: a request whose headers came whole in the write it began in (nearly every
-        # one) costs no timer, armed and cancelled. Armed here, it runs from the write the
-        # request began in, as it would from its first byte.
-        if self._in_headers and self._deadline is None and not self.transport.is_closing():
-            self._arm()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._header_bytes = 0
-        self._in_headers = True
+        if self._deadline is None:
+            self._arm()
 
     def on_url(self, url: bytes) -> None:
         self._count(len(url))
@@ -182,7 +176,6 @@ class BoundedHttpTools(HttpToolsProtocol):
             super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
-        self._in_headers = False
         self._disarm()
         if not self._refused:
             super().on_headers_complete()
