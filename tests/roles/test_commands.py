@@ -38,12 +38,12 @@ from workers.cqrs.sync import SyncCommands
 from workers.examples.domains.account import ACCOUNT
 from workers.examples.domains.order import ORDER
 from workers.metrics import create_metrics
-from workers.ports import MarkRequest, Record, Rejection
+from workers.ports import MarkRequest, MarkResult, Record, Rejection
 from workers.roles.append.outbox import Outbox
 from workers.roles.command.commands import CommandDispatcher
 from workers.roles.command.newfilter import keep_filter_ready, rebuild_filter, retry_after
 from workers.roles.command.requests import CommandRequest
-from workers.roles.outcomes import Outcomes, encode, refusal_at_store
+from workers.roles.outcomes import Accepted, Outcomes, encode, refusal_at_store
 from workers.roles.state import StateLoader
 from workers.runtime.answers import Answer, answer_of
 
@@ -218,6 +218,44 @@ async def test_a_pending_claim_waits_for_the_first_answer_then_gives_up_within_i
     assert (await side.ask("order:o1", "OrderPlaced", ITEMS, command_id="c-1")).status == 202
     again = await side.ask("order:o1", "OrderPlaced", ITEMS, command_id="c-1")
     assert again.status == 202 and again.body["event_id"] == event_id  # the first answer
+
+
+class AnsweredDuringTheWait(MemoryMarker):
+    """A marker whose command claim is held by another request at the first try: that request
+    answers (its outcome recorded) while this one waits to claim again."""
+
+    def __init__(self, answer: bytes, clock: Clock) -> None:
+        super().__init__(clock=clock)
+        self.memory = MemoryCommandMemory(clock=clock, records=self.records)
+        self.answer, self.tries = answer, 0
+
+    async def check_and_mark(self, request: MarkRequest) -> MarkResult:
+        self.tries += 1
+        result = await super().check_and_mark(request)
+        if result.status == "busy":
+            assert request.command_id is not None
+            await self.memory.settle(request.aggregate_key, request.command_id, self.answer)
+        return result
+
+
+async def test_a_claim_held_at_the_first_try_is_claimed_again_and_told_the_holders_answer() -> None:
+    clock = Clock()
+    event_id = derived_event_id("order", "o1", "c-1")
+    marker = AnsweredDuringTheWait(encode(Accepted(event_id, 0, 7)), clock)
+    memory = marker.memory
+    store, producer = MemoryEventStore(), MemoryProducer(default_partitions=1)
+    service = command_side(
+        domains=Domains([ORDER]), marker=marker, memory=memory, store=store,
+        rejections=MemoryRejections(), producer=producer,
+        progress=MemoryAppendProgress(producer, EVENTS), events_topic=EVENTS,
+        metrics=create_metrics(), answer_wait_s=0.2,
+    )  # fmt: skip
+    assert await memory.claim("order:o1", "c-1", event_id, "another") is None
+    request = CommandRequest("order", "o1", "OrderPlaced", ITEMS, command_id="c-1")
+    answer = answer_of(await service.handle(request))
+    assert answer.status == 202
+    assert (answer.body["event_id"], answer.body["offset"]) == (event_id, 7)  # the holder's
+    assert marker.tries == 2 and producer.records(EVENTS) == []
 
 
 async def test_a_marker_that_is_down_is_503_and_releases_the_claim(side: Side) -> None:

@@ -125,6 +125,26 @@ async def test_headers_that_trickle_past_the_deadline_are_408(server: Serving) -
     assert raw.startswith(b"HTTP/1.1 408 "), raw[:80]
 
 
+async def test_a_later_request_on_a_kept_connection_has_its_own_header_deadline(
+    server: Serving,
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        writer.write(head(Content_Length="3") + b"abc")
+        async with asyncio.timeout(10):
+            first = await reader.read(4096)
+        assert answer(first) == {"size": 3}
+        for part in (b"POST /x HTTP/1.1\r\n", b"Host: x\r\n", b"X-A: b\r\n"):
+            writer.write(part)
+            await writer.drain()
+            await asyncio.sleep(0.3)  # the slow client itself, not a wait for a result
+        async with asyncio.timeout(10):
+            raw = await reader.read(65536)
+    finally:
+        writer.close()
+    assert raw.startswith(b"HTTP/1.1 408 "), raw[:80]
+
+
 async def test_a_silent_connection_is_closed_at_the_deadline(server: Serving) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     try:
