@@ -95,13 +95,15 @@ def register(fleet: Fleet) -> FleetHttp:
         max_connections=settings.http_max_connections or None,
     )
     api = Api()
-    serving = Serving(Edge(api, fleet.door, failure), settings.http_host, settings.http_port,
-                      limits)  # fmt: skip
+    serving = Serving(
+        Edge(api, fleet.door, failure), settings.http_host, settings.http_port, limits
+    )
     operator, operator_serving = api, None
     if settings.operator_port is not None:
         operator = Api()
-        operator_serving = Serving(Edge(operator, fleet.door, failure), settings.http_host,
-                                   settings.operator_port, limits)  # fmt: skip
+        operator_serving = Serving(
+            Edge(operator, fleet.door, failure), settings.http_host, settings.operator_port, limits
+        )
     http = FleetHttp(api, serving, operator, operator_serving)
     register_views(fleet, api, operator)
     register_erase(fleet, api)

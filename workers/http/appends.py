@@ -37,9 +37,11 @@ def register_multi_append(fleet: Fleet, api: Api) -> None:
             try:
                 body = await json_body(request, limit, within_s)
                 multi = parse_multi(
-                    body, max_bytes=limit, max_items=max_items,
+                    body,
+                    max_bytes=limit,
+                    max_items=max_items,
                     actor=door.actor(request),  # from the token only, never from the body
-                )  # fmt: skip
+                )
             except EventfleetError as e:
                 return json_response(failure(e))
             outcome = await commands.handle_many(multi)

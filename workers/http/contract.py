@@ -73,9 +73,13 @@ def register_contract(fleet: Fleet, api: Api) -> Contract:
         listing = [type_listing(domain) for domain in domains]
         return json_response(Answer(200, {"types": listing}))
 
-    @api.get("/v1/types/{aggregate_type}", name="one_type", tags=("contract",),
-             summary="One aggregate type: its events, schemas and routes.",
-             errors=("unknown_aggregate_type", "bad_request"))  # fmt: skip
+    @api.get(
+        "/v1/types/{aggregate_type}",
+        name="one_type",
+        tags=("contract",),
+        summary="One aggregate type: its events, schemas and routes.",
+        errors=("unknown_aggregate_type", "bad_request"),
+    )
     async def one_type(request: Request) -> Response:
         try:
             domain = domains.get(request.params["aggregate_type"])

@@ -4,6 +4,9 @@ The dispatcher checks a request against its route's declaration (the query Struc
 ``open``) before the route's function runs (``Api.bind`` joins the two, in the modules that
 serve them); ``workers.http.openapi`` makes the document of the same declarations. A route
 served but not declared here is not documented (a test keeps them in step).
+
+Layout: ``# fmt: skip`` here keeps every route declared in a few lines, read as a table (the
+formatter would spread each over a dozen lines).
 """
 
 from __future__ import annotations

@@ -38,10 +38,14 @@ def global_reader(fleet: Fleet) -> tuple[GlobalRead, Callable[[], Awaitable[None
     settings: Settings = rt.settings
     pages = rt.adapters.stream.pages(readers=settings.global_read_readers)
     reader = GlobalRead(
-        pages=pages, tail=rt.adapters.stream, topic=rt.names.stored,
-        key=rt.stores.position_key, domains=rt.domains, open_events=rt.shredder.open_events,
+        pages=pages,
+        tail=rt.adapters.stream,
+        topic=rt.names.stored,
+        key=rt.stores.position_key,
+        domains=rt.domains,
+        open_events=rt.shredder.open_events,
         scan=settings.global_read_scan,
-    )  # fmt: skip
+    )
     return reader, pages.stop
 
 
@@ -50,23 +54,35 @@ def register_global_read(fleet: Fleet, api: Api, live: LiveServer, reader: Globa
     domains = fleet.runtime.domains
 
     def filtered(query: GlobalSubscribeQuery) -> GlobalFilter:
-        return choose(domains, aggregate_types=query.aggregate_types(),
-                      event_types=query.event_types(), id_prefix=query.id_prefix)  # fmt: skip
+        return choose(
+            domains,
+            aggregate_types=query.aggregate_types(),
+            event_types=query.event_types(),
+            id_prefix=query.id_prefix,
+        )
 
     async def events(request: Request, query: GlobalEventsQuery) -> Response:
         try:
             page = await reader.page(
-                after=query.after, limit=query.limit, keep=filtered(query),
+                after=query.after,
+                limit=query.limit,
+                keep=filtered(query),
                 may_read=read_rule(domains, fleet.door.actor(request)),
-            )  # fmt: skip
+            )
         except EventfleetError as e:
             return json_response(failure(e))
         # The envelopes are spliced in as they are: no decode/encode round trip per event.
         body = (
-            b'{"events":[' + b",".join(encode(e) for e in page.events) + b'],"positions":'
-            + orjson.dumps(page.positions) + b',"more":' + (b"true" if page.more else b"false")
-            + b',"next":' + orjson.dumps(page.next) + b"}"
-        )  # fmt: skip
+            b'{"events":['
+            + b",".join(encode(e) for e in page.events)
+            + b'],"positions":'
+            + orjson.dumps(page.positions)
+            + b',"more":'
+            + (b"true" if page.more else b"false")
+            + b',"next":'
+            + orjson.dumps(page.next)
+            + b"}"
+        )
         headers = {}
         if page.more:
             headers["Link"] = next_link(request.path, {"after": page.next, **query.filters()})
@@ -92,8 +108,9 @@ def register_global_read(fleet: Fleet, api: Api, live: LiveServer, reader: Globa
                 def render(batch: Sequence[Event]) -> list[tuple[bytes, bytes]]:
                     return [(subscription.tokens[e.id].encode(), encode(e)) for e in batch]
 
-                return await live.stream(request, connection, subscription, kind="global",
-                                         render=render, positioned=True)  # fmt: skip
+                return await live.stream(
+                    request, connection, subscription, kind="global", render=render, positioned=True
+                )
         except EventfleetError as e:  # refused before anything streamed
             return json_response(failure(e))
         return live.ended(connection)

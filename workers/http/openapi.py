@@ -13,6 +13,9 @@ printed by ``eventfleet openapi`` and rendered in the console (``/console/api``)
 Routes that name an aggregate type (``/v1/{aggregate_type}/{aggregate_id}/events`` and its
 siblings) are documented once per enabled type (``/v1/order/{aggregate_id}/events``), each with
 its own event types' bodies; ``x-route`` names the registered pattern.
+
+Layout: ``# fmt: skip`` here keeps the document's schemas, read as the JSON they become (the
+formatter would spread each over a dozen lines).
 """
 
 from __future__ import annotations

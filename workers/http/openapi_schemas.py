@@ -231,7 +231,13 @@ ENVELOPE: Schema = {
     "type": "object",
     "description": "One stored event, as /events, the subscriptions and the topics carry it.",
     "required": [
-        "id", "aggregate_type", "aggregate_id", "type", "version", "data", "metadata",
+        "id",
+        "aggregate_type",
+        "aggregate_id",
+        "type",
+        "version",
+        "data",
+        "metadata",
         "occurred_at",
     ],
     "properties": {
@@ -255,7 +261,7 @@ ENVELOPE: Schema = {
         "after": {"type": ["string", "null"]},
         "schema_version": {"type": "integer", "minimum": 2},
     },
-}  # fmt: skip
+}
 
 
 def command_schema(domain: Domain, event_type: str) -> Schema:
@@ -329,7 +335,9 @@ def multi_append_schema(domains: Iterable[Domain]) -> Schema:
         "additionalProperties": False,
         "properties": {
             "appends": {
-                "type": "array", "minItems": 1, "items": item,
+                "type": "array",
+                "minItems": 1,
+                "items": item,
                 "description": "one item per aggregate, at most EVENTFLEET_MULTI_APPEND_MAX_ITEMS "
                 "(100 by default): all stored in one transaction, or none",
             },
@@ -342,4 +350,4 @@ def multi_append_schema(domains: Iterable[Domain]) -> Schema:
             "correlation_id": NULLABLE_ID,
             "causation_id": NULLABLE_ID,
         },
-    }  # fmt: skip
+    }

@@ -67,8 +67,11 @@ def register_processes(fleet: Fleet, api: Api) -> None:
             )
         except EventfleetError as e:
             return json_response(failure(e))
-        body = {"instances": [instance_dict(i) for i in page], "more": following is not None,
-                "next_after": following}  # fmt: skip
+        body = {
+            "instances": [instance_dict(i) for i in page],
+            "more": following is not None,
+            "next_after": following,
+        }
         return json_response(Answer(200, body))
 
     async def instance(request: Request) -> Response:

@@ -71,9 +71,13 @@ class FleetQueries:
         after_version: int | None = None,
     ) -> list[Event]:
         stored: Sequence[Event] = await self._events.select(
-            aggregate, after=after_version, before=before_version, desc=True, limit=limit,
+            aggregate,
+            after=after_version,
+            before=before_version,
+            desc=True,
+            limit=limit,
             types=types,
-        )  # fmt: skip
+        )
         if types is None:
             stored = await self._whole_desc(aggregate, stored, before_version)
         else:
@@ -110,9 +114,9 @@ class FleetQueries:
         )
         if end is None or low >= end:
             return
-        archived = [e.version or 0 for e in await self._events.select(
-            aggregate, after=low - 1, before=end
-        )]  # fmt: skip
+        archived = [
+            e.version or 0 for e in await self._events.select(aggregate, after=low - 1, before=end)
+        ]
         if len(archived) == end - low:
             return
         gone = end - 1  # the highest version missing

@@ -71,9 +71,12 @@ def register_append(fleet: Fleet, api: Api) -> None:
                 body = await json_body(request, limit, within_s)
                 params = request.params
                 command = parse_request(
-                    params["aggregate_type"], params["aggregate_id"], body, max_bytes=limit,
+                    params["aggregate_type"],
+                    params["aggregate_id"],
+                    body,
+                    max_bytes=limit,
                     actor=door.actor(request),  # from the token only, never from the body
-                )  # fmt: skip
+                )
                 if "if-match" in request.headers:
                     command = expecting(command, request.headers.get("if-match", ""))
             except EventfleetError as e:
@@ -142,8 +145,9 @@ class AggregateReads:
         ref = (params["aggregate_type"], params["aggregate_id"])
         try:
             await read_after(self.waiter, ref, request, ReadAfter.of(query))
-            page = await read_page(rt.events, ref, after_version=query.after_version,
-                                   limit=query.limit)  # fmt: skip
+            page = await read_page(
+                rt.events, ref, after_version=query.after_version, limit=query.limit
+            )
             # clients see the current schema version
             listed = await rt.shredder.open_events([rt.domains.upcast(e) for e in page.events])
             if not listed and not await rt.events.heads([ref]):
@@ -153,10 +157,14 @@ class AggregateReads:
             return json_response(failure(e))
         # The envelope bytes are spliced in as they are: no decode/encode round trip per event.
         body = (
-            b'{"events":[' + b",".join(encode(e) for e in listed) + b'],"more":'
+            b'{"events":['
+            + b",".join(encode(e) for e in listed)
+            + b'],"more":'
             + (b"true" if page.more else b"false")
-            + b',"next_after_version":' + str(page.next_after_version).encode() + b"}"
-        )  # fmt: skip
+            + b',"next_after_version":'
+            + str(page.next_after_version).encode()
+            + b"}"
+        )
         headers = {}
         if page.more:
             following = {"after_version": page.next_after_version, "limit": query.limit}
@@ -243,10 +251,12 @@ def register_outcome(fleet: Fleet, api: Api) -> None:
         )
         try:
             found = await outcomes.ask(
-                aggregate_type, aggregate_id, command_id=query.command_id,
+                aggregate_type,
+                aggregate_id,
+                command_id=query.command_id,
                 event_id=query.event_id,
                 actor=fleet.door.actor(request),  # a command id is its sender's own
-            )  # fmt: skip
+            )
         except EventfleetError as e:
             return json_response(failure(e))
         if found is not None:
@@ -322,8 +332,13 @@ def register_domain_queries(fleet: Fleet, api: Api, waiter: WriteWaiter) -> None
         name: rt.views(projection.collection)
         for name, projection in rt.domains.projections().items()
     }
-    context = FleetQueries(domains=rt.domains, loader=rt.loader, events=rt.events, views=views,
-                           first_hot=rt.events.first_hot)  # fmt: skip
+    context = FleetQueries(
+        domains=rt.domains,
+        loader=rt.loader,
+        events=rt.events,
+        views=views,
+        first_hot=rt.events.first_hot,
+    )
     for domain in rt.domains:
         for query in domain.queries:
             _register_query(fleet, api, domain.name, query, context, waiter)
@@ -336,9 +351,13 @@ def _register_query(
 
     async def domain_query(request: Request) -> Response:
         found, next_page = await answer_page(
-            query, context, request.params, request.query,
-            waiter.serving(waiting_caller(request)), actor=fleet.door.actor(request),
-        )  # fmt: skip
+            query,
+            context,
+            request.params,
+            request.query,
+            waiter.serving(waiting_caller(request)),
+            actor=fleet.door.actor(request),
+        )
         if found.status < 300:  # a view or replayed state: its personal fields opened
             try:
                 found = Answer(found.status, await shredder.open(found.body))
@@ -384,5 +403,6 @@ async def read_after(
     ``command_id`` is the caller's own (``command_scope``)."""
     if after is not None:
         caller = waiter.serving(waiting_caller(request))
-        await caller.stored(ref, ReadAfter(after.min_version, after.command_id, after.wait_ms,
-                                           request.actor))  # fmt: skip
+        await caller.stored(
+            ref, ReadAfter(after.min_version, after.command_id, after.wait_ms, request.actor)
+        )

@@ -3,8 +3,9 @@
 An operator action. With identity on (``EVENTFLEET_AUTH=jwt|proxy``) the caller must hold the
 operator role (``EVENTFLEET_AUTH_OPERATOR_ROLE``) and is recorded as the principal its token
 names, whatever the body says. With the door open (``EVENTFLEET_AUTH=none``) it is allowed only
-on a process with operator actions on (``EVENTFLEET_CONSOLE_ACTIONS=true``), and the operator's name is the one typed (``{"operator": "alice"}``), as in the
-console. ``operator_of`` is that decision, in one place.
+on a process with operator actions on (``EVENTFLEET_CONSOLE_ACTIONS=true``), and the operator's name
+is the one typed (``{"operator": "alice"}``), as in the console. ``operator_of`` is that decision,
+in one place.
 """
 
 from __future__ import annotations
@@ -50,9 +51,12 @@ def operator_of(fleet: Fleet, request: Request, body: JsonObject) -> str | Answe
 def register_erase(fleet: Fleet, api: Api) -> None:
     rt = fleet.runtime
 
-    @api.post("/v1/subjects/{subject}/erase", tags=("operations",),
-              summary="Erase one subject's personal data (crypto-shredding).",
-              errors=("forbidden", "console_read_only", "bad_request", "unauthenticated"))  # fmt: skip
+    @api.post(
+        "/v1/subjects/{subject}/erase",
+        tags=("operations",),
+        summary="Erase one subject's personal data (crypto-shredding).",
+        errors=("forbidden", "console_read_only", "bad_request", "unauthenticated"),
+    )
     async def erase(request: Request) -> Response:
         subject = request.params["subject"]
         try:
@@ -74,9 +78,14 @@ def register_erase(fleet: Fleet, api: Api) -> None:
             return json_response(error(400, "bad_request", message))
         try:
             outcome = await erase_subject(
-                rt.shredder, rt.stores.actions, subject, operator=who, via="http",
-                cache_ttl_s=rt.settings.key_cache_ttl_s, render=erasure_answer,
-            )  # fmt: skip
+                rt.shredder,
+                rt.stores.actions,
+                subject,
+                operator=who,
+                via="http",
+                cache_ttl_s=rt.settings.key_cache_ttl_s,
+                render=erasure_answer,
+            )
         except EventfleetError as e:
             return json_response(failure(e))
         return json_response(erasure_answer(outcome))

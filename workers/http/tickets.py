@@ -89,18 +89,26 @@ class TicketRecord:
     credential_expires_at: float | None
 
     def dump(self) -> bytes:
-        return orjson.dumps({
-            "principal": self.principal, "roles": list(self.roles), "route": self.route,
-            "expires_at": self.expires_at, "credential_expires_at": self.credential_expires_at,
-        })  # fmt: skip
+        return orjson.dumps(
+            {
+                "principal": self.principal,
+                "roles": list(self.roles),
+                "route": self.route,
+                "expires_at": self.expires_at,
+                "credential_expires_at": self.credential_expires_at,
+            }
+        )
 
     @classmethod
     def load(cls, raw: bytes) -> TicketRecord:
         kept = orjson.loads(raw)
         return cls(
-            kept["principal"], tuple(kept["roles"]), kept["route"], float(kept["expires_at"]),
+            kept["principal"],
+            tuple(kept["roles"]),
+            kept["route"],
+            float(kept["expires_at"]),
             None if kept["credential_expires_at"] is None else float(kept["credential_expires_at"]),
-        )  # fmt: skip
+        )
 
 
 def digest_of(ticket: str) -> str:
@@ -135,9 +143,11 @@ class Tickets:
         ticket = secrets.token_urlsafe(TICKET_BYTES)
         store = await self._store()
         await store.put(
-            digest_of(ticket), record.dump(), keep_s=self._ttl_s + KEEP_AFTER_S,
+            digest_of(ticket),
+            record.dump(),
+            keep_s=self._ttl_s + KEEP_AFTER_S,
             principal=actor.principal,  # its share: EVENTFLEET_TICKETS_PER_PRINCIPAL
-        )  # fmt: skip
+        )
         return ticket, record
 
     async def redeem(
@@ -249,10 +259,12 @@ def register_tickets(fleet: Fleet, api: Api) -> Tickets:
         except EventfleetError as e:
             return json_response(failure(e))
         body = {
-            "ticket": ticket, "route": record.route, "principal": record.principal,
+            "ticket": ticket,
+            "route": record.route,
+            "principal": record.principal,
             "expires_at": _iso(record.expires_at),
             "credential_expires_at": _iso(record.credential_expires_at),
-        }  # fmt: skip
+        }
         return json_response(Answer(201, body), headers={"Cache-Control": "no-store"})
 
     async def redeem(request: Incoming, credentials: Credentials) -> tuple[Actor, float | None]:
@@ -260,15 +272,22 @@ def register_tickets(fleet: Fleet, api: Api) -> Tickets:
         if credentials.authorization or credentials.forwarded_user:
             holder = await door.authenticator.authenticate(credentials)
         record = await tickets.redeem(
-            [request.query[TICKET_PARAM]], method=request.method, path=request.path,
+            [request.query[TICKET_PARAM]],
+            method=request.method,
+            path=request.path,
             holder=holder,
-        )  # fmt: skip
+        )
         return Actor(record.principal, record.roles), record.credential_expires_at
 
     door.redeem_ticket = redeem
     errors = ("unauthenticated", "bad_request", "payload_too_large")
-    api.post("/v1/tickets", name="issue_ticket", tags=("live",), errors=errors,
-             summary="A ticket that opens one live connection from a browser.")(issue)  # fmt: skip
+    api.post(
+        "/v1/tickets",
+        name="issue_ticket",
+        tags=("live",),
+        errors=errors,
+        summary="A ticket that opens one live connection from a browser.",
+    )(issue)
     # The console's own pages ask here with its session cookie; the door's cross-site check
     # (every POST, every mode) keeps another site's page from minting one with that cookie.
     api.post("/console/tickets", name="issue_console_ticket", hidden=True)(issue)

@@ -3,8 +3,8 @@
 Calls made while a round trip is in flight are queued and sent together, bounded by
 ``timeout_ms``: on a standalone Redis (or a Sentinel's master) as one call of a script that
 runs them all (``bundle``: one command and one reply for the batch), on a Cluster, or with a
-call too large for the bundle, as one pipeline (EVALSHA for scripts, plain commands otherwise). A call whose caller does not wait for
-it (``submit``) rides along with the next round trip.
+call too large for the bundle, as one pipeline (EVALSHA for scripts, plain commands otherwise). A
+call whose caller does not wait for it (``submit``) rides along with the next round trip.
 """
 
 from __future__ import annotations

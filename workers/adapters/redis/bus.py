@@ -1,6 +1,7 @@
 """The Redis event bus on Redis Streams, one consumer group per subscription.
 
-Guarantee: at-least-once, durable -- an event is redelivered until its handler succeeds or is dead-lettered.
+Guarantee: at-least-once, durable -- an event is redelivered until its handler succeeds or is
+dead-lettered.
 
 Why Streams and not Pub/Sub: Pub/Sub forgets a message as soon as it is sent, so a
 subscriber that is down, reconnecting or failing loses it. A stream keeps entries

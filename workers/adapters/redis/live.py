@@ -4,16 +4,16 @@ Announcing never waits: records go to a bounded queue that one task publishes in
 one call of a Lua script that runs a ``PUBLISH`` per record on the channel
 ``<prefix>a:<type>:<id>`` (packed by hiredis: one command and one reply per batch instead of a
 pipeline's per record, 14-19 µs to ~2 µs of the storing process's CPU per announcement); when
-Redis is slow or down the batch is dropped and counted. Listening shares one subscriber connection per
-process: a channel is subscribed while a listener wants it, a whole type through the pattern
+Redis is slow or down the batch is dropped and counted. Listening shares one subscriber connection
+per process: a channel is subscribed while a listener wants it, a whole type through the pattern
 ``<prefix>a:<type>:*``. When that connection fails, every listener hears None (it may have
 missed messages) and again once the connection is back and resubscribed, so each subscriber
 reads its gap from the store. Pub/Sub is at most once by design; the store makes it exact.
 
 The subscriber reads without a timeout (a timer per message cost a fifth of a message's
 handling); a keeper pings the connection when it has been quiet ``health_check_s`` and, if
-nothing (not even the answer) comes within as long again after the ping, takes it as lost: a Redis that is
-paused or cut off without a reset is noticed, not only one that closes the connection.
+nothing (not even the answer) comes within as long again after the ping, takes it as lost: a Redis
+that is paused or cut off without a reset is noticed, not only one that closes the connection.
 """
 
 from __future__ import annotations
@@ -65,15 +65,26 @@ class RedisLiveFeed:
         self._queue: deque[tuple[str, bytes]] = deque()
         self._queue_limit = queue_limit
         no_retry = Retry(NoBackoff(), 0)  # a reconnect must be seen here: listeners resync
-        self._publishers = _Nodes(pubsub_nodes(
-            redis_url, timeout_ms=timeout_ms, socket_timeout=self._timeout_s,
-            socket_connect_timeout=self._timeout_s, retry=no_retry,
-        ), fast=True)  # fmt: skip
-        self._subscribers = _Nodes(pubsub_nodes(
-            redis_url, timeout_ms=timeout_ms, socket_timeout=None,
-            socket_connect_timeout=self._timeout_s, health_check_interval=health_check_s,
-            retry=no_retry,
-        ))  # fmt: skip
+        self._publishers = _Nodes(
+            pubsub_nodes(
+                redis_url,
+                timeout_ms=timeout_ms,
+                socket_timeout=self._timeout_s,
+                socket_connect_timeout=self._timeout_s,
+                retry=no_retry,
+            ),
+            fast=True,
+        )
+        self._subscribers = _Nodes(
+            pubsub_nodes(
+                redis_url,
+                timeout_ms=timeout_ms,
+                socket_timeout=None,
+                socket_connect_timeout=self._timeout_s,
+                health_check_interval=health_check_s,
+                retry=no_retry,
+            )
+        )
         self._listeners: dict[str, list[LiveDeliver]] = {}
         self._confirmed: dict[str, asyncio.Event] = {}  # Redis confirmed the subscription
         self._pubsub: PubSub | None = None

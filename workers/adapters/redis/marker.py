@@ -180,8 +180,16 @@ def may_start(allowed: Sequence[str]) -> bool:
 
 
 SCRIPTS = (
-    CLAIM_AND_MARK, RESTORE, REPAIR, CLAIM, MARK_UNKNOWN, RELEASE, RECALL_AGED, RESOLVE, TAKE,
-)  # fmt: skip
+    CLAIM_AND_MARK,
+    RESTORE,
+    REPAIR,
+    CLAIM,
+    MARK_UNKNOWN,
+    RELEASE,
+    RECALL_AGED,
+    RESOLVE,
+    TAKE,
+)
 
 
 class RedisKeys:
@@ -397,9 +405,14 @@ class RedisCommandMemory:
         if found.command_id:
             keys.append(self._keys.command(aggregate_key, found.command_id))
         args = (
-            event_id, found.command_id, answer, self._ttl_ms, str(int(min_age_s * 1000)),
-            "0" if command_answer is None else "1", command_answer or b"",
-        )  # fmt: skip
+            event_id,
+            found.command_id,
+            answer,
+            self._ttl_ms,
+            str(int(min_age_s * 1000)),
+            "0" if command_answer is None else "1",
+            command_answer or b"",
+        )
         return bool(await self._batcher.call(RESOLVE, tuple(keys), args))
 
     async def settle(self, aggregate_key: str, command_id: str, answer: bytes) -> None:

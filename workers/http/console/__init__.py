@@ -146,8 +146,11 @@ def _page(
     console page with its status like every other error here; the door's read rule still
     sees them (``workers.http.routes.read_access``)."""
     name = "console_" + getattr(handler, "__name__", "page")
-    api.add(Route(method, template, handler, name, open=open_path, doc=Doc(hidden=True),
-                  check_path=False))  # fmt: skip
+    api.add(
+        Route(
+            method, template, handler, name, open=open_path, doc=Doc(hidden=True), check_path=False
+        )
+    )
 
 
 def _sampler(fleet: Fleet) -> Sampler:

@@ -72,10 +72,16 @@ async def audit(
 ) -> OperatorAction:
     """Keep one confirmed action in the audit trail, as the signed-in principal did it."""
     done = OperatorAction(
-        id=str(uuid.uuid4()), at=utc_now(), operator=operator, via=VIA,
-        action=action, target=target, submitted=dict(submitted), status=status,
+        id=str(uuid.uuid4()),
+        at=utc_now(),
+        operator=operator,
+        via=VIA,
+        action=action,
+        target=target,
+        submitted=dict(submitted),
+        status=status,
         result=dict(result),
-    )  # fmt: skip
+    )
     await console.rt.stores.actions.record(done)
     return done
 

@@ -49,8 +49,10 @@ def _security(doc: JsonObject) -> str:
     schemes = doc["components"].get("securitySchemes", {})
     if not schemes:
         return '<p class="note" id="security">No sign-in: EVENTFLEET_AUTH=none.</p>'
-    rows = [(esc(name), esc(s.get("scheme") or s.get("name", "")), prose(s.get("description", "")))
-            for name, s in schemes.items()]  # fmt: skip
+    rows = [
+        (esc(name), esc(s.get("scheme") or s.get("name", "")), prose(s.get("description", "")))
+        for name, s in schemes.items()
+    ]
     return "<h2>Sign-in</h2>" + table(("scheme", "how", "what"), rows, css_id="security")
 
 
@@ -71,8 +73,15 @@ def _operations(doc: JsonObject) -> list[tuple[str, ...]]:
                 f"{esc(status)} {prose(response['description'])}"
                 for status, response in op["responses"].items()
             )
-            rows.append((f"<code>{esc(method.upper())}</code>", f"<code>{esc(route)}</code>",
-                         prose(op.get("summary", "")), esc(params), answers))  # fmt: skip
+            rows.append(
+                (
+                    f"<code>{esc(method.upper())}</code>",
+                    f"<code>{esc(route)}</code>",
+                    prose(op.get("summary", "")),
+                    esc(params),
+                    answers,
+                )
+            )
     return rows
 
 
@@ -89,8 +98,10 @@ def _event_types(doc: JsonObject) -> str:
         personal = [f for f, s in schema.get("properties", {}).items() if s.get("x-personal")]
         marked = (
             f' <span class="note" id="personal-{esc(name)}">personal: {esc(", ".join(personal))}'
-            "</span>" if personal else ""
-        )  # fmt: skip
+            "</span>"
+            if personal
+            else ""
+        )
         parts.append(f'<h3 id="type-{esc(name)}">{esc(name)}{marked}</h3>' + json_block(schema))
     return "".join(parts)
 

@@ -55,9 +55,12 @@ class BrowsePages:
         if before is not None and partition is None:
             raise InvalidInput("before_offset pages one partition: give partition=P with it.")
         windows = await self.console.rt.read_window(
-            name, limit=limit, partition=partition, before_offset=before,
+            name,
+            limit=limit,
+            partition=partition,
+            before_offset=before,
             timeout_s=READ_TIMEOUT_S,
-        )  # fmt: skip
+        )
         if partition is not None and not windows:
             raise InvalidInput(f"{name} has no partition {partition}.")
         shown = [r for w in windows for r in w.records]
@@ -98,8 +101,10 @@ class BrowsePages:
             title = f"snapshot (version {snapshot.version}) → replay from scratch"
             left, right = snapshot.state, scratch.state
         changes = diff(left, right)
-        rows = [(f"<code>{esc(p)}</code>", esc(kind), json_block(a), json_block(b))
-                for p, kind, a, b in changes]  # fmt: skip
+        rows = [
+            (f"<code>{esc(p)}</code>", esc(kind), json_block(a), json_block(b))
+            for p, kind, a, b in changes
+        ]
         verdict = (
             '<p id="verdict" class="good">identical</p>'
             if not changes
@@ -192,10 +197,16 @@ def records_table(
     """Records as rows: position, time (UTC, and the viewer's zone), key, decoded value,
     headers."""
     rows = [
-        (esc(r.partition), esc(r.offset), when(r.timestamp_ms, viewer),
-         esc((r.key or b"").decode(errors="replace")), _decoded(r.value), _headers(r))
+        (
+            esc(r.partition),
+            esc(r.offset),
+            when(r.timestamp_ms, viewer),
+            esc((r.key or b"").decode(errors="replace")),
+            _decoded(r.value),
+            _headers(r),
+        )
         for r in shown
-    ]  # fmt: skip
+    ]
     return table(RECORD_HEADINGS, rows, css_id=css_id)
 
 

@@ -38,26 +38,38 @@ class DeadLetterPages:
             raise InvalidInput(f"state={state!r} must be one of {', '.join(STATES)}.")
         states = await self._states()
         entries = [
-            e for e in _newest_first(await self.desk.entries())
+            e
+            for e in _newest_first(await self.desk.entries())
             if (reason is None or e.reason == reason)
             and (state is None or states.get(e.position, NEW).state == state)
-        ]  # fmt: skip
+        ]
         rows = [
             (
                 esc(_when(e.at)),
                 link(path("dlq", str(e.partition), str(e.offset)), e.position),
                 states.get(e.position, NEW).html(),
-                esc(e.reason), esc(e.detail[:200]), esc(e.source), esc(e.role),
+                esc(e.reason),
+                esc(e.detail[:200]),
+                esc(e.source),
+                esc(e.role),
                 _aggregate_link(e),
                 esc(e.event.type if e.event else "—"),
                 esc(f"{e.parked[0]} #{e.parked[1]}") if e.parked else "—",
             )
             for e in entries
-        ]  # fmt: skip
+        ]
         headings = (
-            "dead-lettered at", "entry", "state", "reason", "detail", "source", "role",
-            "aggregate", "event type", "parked",
-        )  # fmt: skip
+            "dead-lettered at",
+            "entry",
+            "state",
+            "reason",
+            "detail",
+            "source",
+            "role",
+            "aggregate",
+            "event type",
+            "parked",
+        )
         listed = table(headings, rows, css_id="dead-letters")
         if self.console.actions:  # tick entries, then review one action on all of them
             ticks = [
@@ -88,20 +100,31 @@ class DeadLetterPages:
         for head, last, queue in await self.desk.parked():
             shown = "".join(
                 f"<li>#{q.seq} "
-                + (link(path("dlq", *where[q.source].split("/")), where[q.source])
-                   if q.source in where else esc(q.source))
+                + (
+                    link(path("dlq", *where[q.source].split("/")), where[q.source])
+                    if q.source in where
+                    else esc(q.source)
+                )
                 + f" {esc(_type_of(q))} <em>{esc(q.reason)}</em></li>"
                 for q in queue
-            )  # fmt: skip
+            )
             more = (
                 f"<li>… {last - queue[-1].seq} more</li>" if queue and last > queue[-1].seq else ""
             )
-            rows.append((
-                esc(head.key), esc(head.reason), esc(head.detail[:200]),
-                esc(f"{head.resolution} ({head.by})" if head.resolution else "waits for an operator"),
-                str(len(queue) if not more else f"{len(queue)}+"),
-                f'<ol class="queue">{shown}{more}</ol>',
-            ))  # fmt: skip
+            rows.append(
+                (
+                    esc(head.key),
+                    esc(head.reason),
+                    esc(head.detail[:200]),
+                    esc(
+                        f"{head.resolution} ({head.by})"
+                        if head.resolution
+                        else "waits for an operator"
+                    ),
+                    str(len(queue) if not more else f"{len(queue)}+"),
+                    f'<ol class="queue">{shown}{more}</ol>',
+                )
+            )
         if not rows:
             return '<h2>Parked aggregates</h2><p id="parked-none">none</p>'
         headings = ("aggregate", "head's reason", "detail", "head", "waiting", "queue, in order")
@@ -179,9 +202,12 @@ class DeadLetterPages:
         operator = self.console.operator(request, str(form.get("operator", "")))
         command = self.desk.replayer().command(entry, submission)
         request_body = {
-            "type": command.type, "data": command.data, "command_id": command.command_id,
-            "client_id": command.client_id, "causation_id": command.causation_id,
-        }  # fmt: skip
+            "type": command.type,
+            "data": command.data,
+            "command_id": command.command_id,
+            "client_id": command.client_id,
+            "causation_id": command.causation_id,
+        }
         target = path("dlq", str(entry.partition), str(entry.offset), "replay")
         body = (
             "<p>Exactly this will be re-submitted through the command path, "
@@ -235,11 +261,17 @@ class DeadLetterPages:
         actions = await self.desk.actions(limit=200)
         rows = [
             (
-                esc(a.at.isoformat()), esc(a.operator), esc(a.via), esc(a.action),
-                esc(a.target), json_block(a.submitted), esc(a.status), json_block(a.result),
+                esc(a.at.isoformat()),
+                esc(a.operator),
+                esc(a.via),
+                esc(a.action),
+                esc(a.target),
+                json_block(a.submitted),
+                esc(a.status),
+                json_block(a.result),
             )
             for a in actions
-        ]  # fmt: skip
+        ]
         headings = ("when", "who", "via", "action", "target", "what", "status", "result")
         return self.console.html("Audit trail", table(headings, rows, css_id="audit"))
 

@@ -89,9 +89,16 @@ class DeadLetterDesk:
         if released and entry.parked is not None:
             result["releases"] = entry.parked[0]
         action = OperatorAction(
-            id=str(uuid.uuid4()), at=utc_now(), operator=who, via=self._via, action=SKIP,
-            target=entry.position, submitted={}, status=200, result=result,
-        )  # fmt: skip
+            id=str(uuid.uuid4()),
+            at=utc_now(),
+            operator=who,
+            via=self._via,
+            action=SKIP,
+            target=entry.position,
+            submitted={},
+            status=200,
+            result=result,
+        )
         await self.log.record(action)
         return action
 

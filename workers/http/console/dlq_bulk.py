@@ -48,10 +48,14 @@ class BulkPages:
         form = posted(request)  # read whole, CSRF checked: Console.guarded
         what, entries = await self._chosen(form)
         rows = [
-            (esc(e.position), esc(e.reason), esc(what),
-             json_block(draft(e)) if what == "replay" else "—")
+            (
+                esc(e.position),
+                esc(e.reason),
+                esc(what),
+                json_block(draft(e)) if what == "replay" else "—",
+            )
             for e in entries
-        ]  # fmt: skip
+        ]
         confirm = (
             '<form method="post" action="/console/dlq/bulk/confirm">'
             + csrf_field(request)

@@ -112,17 +112,26 @@ class GroupResetPages:
         try:  # a Kafka that does not take them is audited too, with the answer given
             await self.kafka.commit(group, topic, chosen)
             now = await self.kafka.committed(group, topic, sorted(chosen))
-            status, result = 200, {
-                "group": group, "topic": topic,
-                "committed": {str(p): o for p, o in sorted(now.items())},
-            }  # fmt: skip
+            status, result = (
+                200,
+                {
+                    "group": group,
+                    "topic": topic,
+                    "committed": {str(p): o for p, o in sorted(now.items())},
+                },
+            )
         except Unavailable as e:
             answer = failure(e)
             status, result = answer.status, dict(answer.body)
         done = await audit(
-            self.console, operator=who(self.console, request, form), action=ACTION,
-            target=f"{group} on {topic}", submitted=plan, status=status, result=result,
-        )  # fmt: skip
+            self.console,
+            operator=who(self.console, request, form),
+            action=ACTION,
+            target=f"{group} on {topic}",
+            submitted=plan,
+            status=status,
+            result=result,
+        )
         back = link(path("groups", group, "reset") + f"?topic={topic}", "the group again")
         page = outcome(done) + f"<p>{back}</p>"
         return self.console.html(f"Reset group {group}", page, status)
@@ -130,12 +139,13 @@ class GroupResetPages:
     def _active(self, state: GroupState) -> Response:
         names = ", ".join(f"{m.member_id} ({m.client_id} at {m.host})" for m in state.members)
         answer = error(
-            409, "consumer_group_active",
+            409,
+            "consumer_group_active",
             f"group {state.group} is {state.state} with {len(state.members)} member(s): "
             f"{names}; stop its consumers (or wait until they leave) and reset again. Nothing "
             "was changed.",
             members=[m.member_id for m in state.members],
-        )  # fmt: skip
+        )
         body = error_note(str(answer.body["message"])) + _state(state) + json_block(answer.body)
         return self.console.html(f"Group {state.group} is active", body, answer.status)
 
@@ -160,12 +170,21 @@ class GroupResetPages:
             chosen = _offsets(str(form.get("offsets", "")), bounds)
         committed = await self.kafka.committed(group, topic, partitions)
         rows: JsonObject = {
-            str(p): {"current": committed.get(p), "new": new, "end": bounds[p].end,
-                     "lag_after": bounds[p].end - new}
+            str(p): {
+                "current": committed.get(p),
+                "new": new,
+                "end": bounds[p].end,
+                "lag_after": bounds[p].end - new,
+            }
             for p, new in sorted(chosen.items())
-        }  # fmt: skip
-        return {"group": group, "topic": topic, "to": to, "time": str(form.get("time", "")),
-                "partitions": rows}  # fmt: skip
+        }
+        return {
+            "group": group,
+            "topic": topic,
+            "to": to,
+            "time": str(form.get("time", "")),
+            "partitions": rows,
+        }
 
     async def _check_held(self, topic: str, chosen: Mapping[int, int]) -> None:
         """InvalidInput for an offset no longer held (retention moved past it since the dry
@@ -208,8 +227,9 @@ class GroupResetPages:
 def _group(request: Request) -> str:
     group = request.params["group"]
     if not 0 < len(group) <= GROUP_MAX or control_character(group) is not None:
-        raise InvalidInput(f"{group[:60]!r} is no consumer group name (1 to {GROUP_MAX} "
-                           "printable characters).")  # fmt: skip
+        raise InvalidInput(
+            f"{group[:60]!r} is no consumer group name (1 to {GROUP_MAX} printable characters)."
+        )
     return group
 
 
@@ -271,10 +291,15 @@ def _rows(plan: JsonObject) -> dict[str, dict[str, Json]]:
 
 def _plan_table(plan: JsonObject) -> str:
     rows = [
-        (esc(p), esc("none" if row.get("current") is None else row["current"]),
-         f"<strong>{esc(row['new'])}</strong>", esc(row["end"]), esc(row["lag_after"]))
+        (
+            esc(p),
+            esc("none" if row.get("current") is None else row["current"]),
+            f"<strong>{esc(row['new'])}</strong>",
+            esc(row["end"]),
+            esc(row["lag_after"]),
+        )
         for p, row in _rows(plan).items()
-    ]  # fmt: skip
+    ]
     headings = ("partition", "committed now", "new offset", "end offset", "lag after")
     return table(headings, rows, css_id="plan")
 

@@ -35,18 +35,27 @@ class GlobalLogPage:
             id_prefix=asked["prefix"],
         )
         found = await self.reader.page(
-            after=asked["after"], limit=LOG_PAGE, keep=keep,
+            after=asked["after"],
+            limit=LOG_PAGE,
+            keep=keep,
             may_read=read_rule(rt.domains, self.console.fleet.door.actor(request)),
-        )  # fmt: skip
+        )
         template = rt.settings.trace_url_template
         rows = [
-            (esc(e.occurred_at.isoformat()),
-             link(path("aggregates", e.aggregate_type, e.aggregate_id),
-                  f"{e.aggregate_type} {e.aggregate_id}"),
-             esc(e.version), esc(e.type), json_block(e.data), event_metadata(e, template),
-             link("?" + urlencode({**_kept(asked), "after": position}), "from here"))
+            (
+                esc(e.occurred_at.isoformat()),
+                link(
+                    path("aggregates", e.aggregate_type, e.aggregate_id),
+                    f"{e.aggregate_type} {e.aggregate_id}",
+                ),
+                esc(e.version),
+                esc(e.type),
+                json_block(e.data),
+                event_metadata(e, template),
+                link("?" + urlencode({**_kept(asked), "after": position}), "from here"),
+            )
             for e, position in zip(found.events, found.positions, strict=True)
-        ]  # fmt: skip
+        ]
         headings = ("occurred at", "aggregate", "version", "type", "data", "metadata", "after it")
         more = (
             link("?" + urlencode({**_kept(asked), "after": found.next}), "next page")

@@ -61,13 +61,20 @@ class OperatorPages:
         found = await self.console.rt.events.search(query, limit=SEARCH_PAGE, before=before)
         found = await shredder.open_events(found)  # personal fields shown opened, as elsewhere
         rows = [
-            (esc(e.occurred_at.isoformat()),
-             link(path("aggregates", e.aggregate_type, e.aggregate_id),
-                  f"{e.aggregate_type} {e.aggregate_id}"),
-             esc(e.version), esc(e.type), f"<code>{esc(e.id)}</code>", json_block(e.data),
-             event_metadata(e, self.console.rt.settings.trace_url_template))
+            (
+                esc(e.occurred_at.isoformat()),
+                link(
+                    path("aggregates", e.aggregate_type, e.aggregate_id),
+                    f"{e.aggregate_type} {e.aggregate_id}",
+                ),
+                esc(e.version),
+                esc(e.type),
+                f"<code>{esc(e.id)}</code>",
+                json_block(e.data),
+                event_metadata(e, self.console.rt.settings.trace_url_template),
+            )
             for e in found
-        ]  # fmt: skip
+        ]
         headings = ("occurred at", "aggregate", "version", "type", "event id", "data", "metadata")
         pages = []
         if before is not None:
@@ -126,10 +133,16 @@ def _group_summary(lags: list[PartitionLag]) -> str:
 def _partitions(lags: list[PartitionLag]) -> str:
     ordered = sorted(lags, key=lambda p: (natural_key(p.group), natural_key(p.topic), p.partition))
     rows = [
-        (esc(p.group), esc(p.topic), esc(p.partition), esc(p.committed), esc(p.high_water),
-         f'<span class="{"bad" if p.lag else "good"}">{esc(p.lag)}</span>')
+        (
+            esc(p.group),
+            esc(p.topic),
+            esc(p.partition),
+            esc(p.committed),
+            esc(p.high_water),
+            f'<span class="{"bad" if p.lag else "good"}">{esc(p.lag)}</span>',
+        )
         for p in ordered
-    ]  # fmt: skip
+    ]
     headings = ("group", "topic", "partition", "committed offset", "end offset", "lag")
     return table(headings, rows, css_id="partitions")
 

@@ -89,10 +89,11 @@ class PostEventPages:
             return self.console.html("Post an event", page, failure(e).status)
         route = _route(domain.name, aggregate_id)
         fields = {
-            "aggregate_type": domain.name, "aggregate_id": aggregate_id,
+            "aggregate_type": domain.name,
+            "aggregate_id": aggregate_id,
             "request": orjson.dumps(sent).decode(),
             "operator": who(self.console, request, form),
-        }  # fmt: skip
+        }
         body = (
             "<p>Exactly this request will be sent through the command path, "
             f"as <strong>{esc(fields['operator'])}</strong> (nothing is sent before the "
@@ -120,11 +121,14 @@ class PostEventPages:
         command = self._command(request, aggregate_type, aggregate_id, sent)
         answer = answer_of(await self.console.rt.commands.handle(command))
         done = await audit(
-            self.console, operator=operator, action=ACTION,
+            self.console,
+            operator=operator,
+            action=ACTION,
             target=f"{aggregate_type}/{aggregate_id}",
             submitted={"route": _route(aggregate_type, aggregate_id), "body": sent},
-            status=answer.status, result=answer.body,
-        )  # fmt: skip
+            status=answer.status,
+            result=answer.body,
+        )
         body = f'<p><code id="route">POST {esc(_route(aggregate_type, aggregate_id))}</code></p>'
         return self.console.html("Event sent", body + outcome(done))
 
@@ -136,9 +140,11 @@ class PostEventPages:
         against the declared schema before anything is sent."""
         domain = self.console.rt.domains.get(aggregate_type)
         command = parse_request(
-            domain.name, aggregate_id, orjson.dumps(sent),
+            domain.name,
+            aggregate_id,
+            orjson.dumps(sent),
             max_bytes=self.console.rt.settings.max_body_bytes,
-        )  # fmt: skip
+        )
         if not command.command_id or not command.command_id.startswith(COMMAND_PREFIX):
             raise InvalidInput("the request lost its review's command id; review it again.")
         domain.check_data(command.type, command.data)  # UnknownEventType, InvalidEventData
@@ -172,9 +178,14 @@ class PostEventPages:
         )
 
     def _fields_form(
-        self, request: Request, domain: Domain, event_type: str, aggregate_id: str,
-        typed: Mapping[str, object], message: str,
-    ) -> str:  # fmt: skip
+        self,
+        request: Request,
+        domain: Domain,
+        event_type: str,
+        aggregate_id: str,
+        typed: Mapping[str, object],
+        message: str,
+    ) -> str:
         schema = data_schema(domain, event_type)
         required = set(_strings(schema.get("required")))
         properties = schema.get("properties")

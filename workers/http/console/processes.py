@@ -40,13 +40,17 @@ class ProcessPages:
             m = summary.manager
             counts = ", ".join(f"{n} {status}" for status, n in summary.counts.items() if n)
             stuck = summary.counts.get(STUCK, 0)
-            rows.append((
-                link(path("processes", m.name), m.name), esc(m.principal),
-                esc(", ".join(sorted(f"{t}.{e}" for t, e in m.triggers("start")))),
-                esc(counts or "none yet"),
-                link(path("processes", m.name) + f"?status={STUCK}", f"{stuck} stuck")
-                if stuck else "0 stuck",
-            ))  # fmt: skip
+            rows.append(
+                (
+                    link(path("processes", m.name), m.name),
+                    esc(m.principal),
+                    esc(", ".join(sorted(f"{t}.{e}" for t, e in m.triggers("start")))),
+                    esc(counts or "none yet"),
+                    link(path("processes", m.name) + f"?status={STUCK}", f"{stuck} stuck")
+                    if stuck
+                    else "0 stuck",
+                )
+            )
         headings = ("process manager", "principal", "starts on", "instances", "stuck")
         return self.console.html("Process managers", table(headings, rows, css_id="processes"))
 
@@ -57,12 +61,15 @@ class ProcessPages:
         page, following = await self.desk.page(name, status=status, after=after, limit=PAGE)
         rows = [
             (
-                link(path("processes", name, i.key), i.key), _status(i), esc(_when(i.next_due)),
-                esc(len(i.outbox)), esc(_when(i.updated_at)),
+                link(path("processes", name, i.key), i.key),
+                _status(i),
+                esc(_when(i.next_due)),
+                esc(len(i.outbox)),
+                esc(_when(i.updated_at)),
                 esc(f"{i.stuck.reason}: {i.stuck.detail[:120]}") if i.stuck is not None else "",
             )
             for i in page
-        ]  # fmt: skip
+        ]
         filters = " · ".join(link(path("processes", name) + f"?status={s}", s) for s in STATUSES)
         more = (
             f"<p>{link(path('processes', name) + f'?after={following}', 'next page')}</p>"
@@ -102,12 +109,17 @@ class ProcessPages:
         body = (
             f'<p id="status">{_status(found)} · revision {found.revision} · '
             f"{link(path('processes', name), 'all instances')}</p>{trouble}"
-            + "<h2>State</h2>" + json_block(shown["state"])
-            + "<h2>Pending deadlines</h2>" + json_block(shown["deadlines"])
-            + "<h2>Fired deadlines</h2>" + json_block(shown["fired"])
-            + "<h2>Commands not yet answered</h2>" + json_block(shown["outbox"])
-            + "<h2>Events held for the retry</h2>" + json_block(shown["held"])
-        )  # fmt: skip
+            + "<h2>State</h2>"
+            + json_block(shown["state"])
+            + "<h2>Pending deadlines</h2>"
+            + json_block(shown["deadlines"])
+            + "<h2>Fired deadlines</h2>"
+            + json_block(shown["fired"])
+            + "<h2>Commands not yet answered</h2>"
+            + json_block(shown["outbox"])
+            + "<h2>Events held for the retry</h2>"
+            + json_block(shown["held"])
+        )
         return self.console.html(f"{name} {key}", body)
 
     def _retry_form(self, request: Request, instance: Instance) -> str:

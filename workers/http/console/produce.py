@@ -115,17 +115,25 @@ class ProducePages:
                 topic, outgoing, partition=partition if isinstance(partition, int) else None
             )
             status, target = 200, f"{topic}/{delivery.partition}/{delivery.offset}"
-            result: JsonObject = {"topic": delivery.topic, "partition": delivery.partition,
-                                  "offset": delivery.offset}  # fmt: skip
+            result: JsonObject = {
+                "topic": delivery.topic,
+                "partition": delivery.partition,
+                "offset": delivery.offset,
+            }
         except Unavailable as e:
             answer = failure(e)
             status, target, result = answer.status, topic, dict(answer.body)
         finally:
             await producer.stop()
         done = await audit(
-            self.console, operator=who(self.console, request, form), action=ACTION,
-            target=target, submitted=record, status=status, result=result,
-        )  # fmt: skip
+            self.console,
+            operator=who(self.console, request, form),
+            action=ACTION,
+            target=target,
+            submitted=record,
+            status=status,
+            result=result,
+        )
         title = "Record produced" if status < 300 else "Record not produced"
         return self.console.html(title, _shown(record) + outcome(done), status)
 
@@ -156,8 +164,13 @@ class ProducePages:
                 f"the value is over {self.console.rt.settings.max_event_bytes} bytes "
                 "(EVENTFLEET_MAX_EVENT_BYTES)."
             )
-        return {"topic": topic, "partition": partition, "key": key or None,
-                "headers": _headers(str(form.get("headers", ""))), "value": value}  # fmt: skip
+        return {
+            "topic": topic,
+            "partition": partition,
+            "key": key or None,
+            "headers": _headers(str(form.get("headers", ""))),
+            "value": value,
+        }
 
     def _refusal(self, request: Request, topic: str) -> Response | None:
         """403 for a record on the fleet's own topics without the admin role."""
@@ -166,11 +179,12 @@ class ProducePages:
         if actor is None or actor.has(admin) or not self.internal(topic):
             return None
         answer = error(
-            403, "forbidden",
+            403,
+            "forbidden",
             f"{topic} is one of the fleet's own topics: producing to it needs the role {admin} "
             "(EVENTFLEET_AUTH_ADMIN_ROLE) besides the operator's; nothing was produced.",
             reason="admin_role_required",
-        )  # fmt: skip
+        )
         body = error_note(str(answer.body["message"])) + json_block(answer.body)
         return self.console.html("Refused", body, answer.status)
 
@@ -236,10 +250,13 @@ def _as_form(record: JsonObject) -> dict[str, str]:
     """A reviewed record as the form that made it, to be judged again on confirm."""
     headers = "\n".join(f"{h[0]}: {h[1]}" for h in _pairs(record.get("headers")))
     partition = record.get("partition")
-    return {"topic": str(record.get("topic", "")),
-            "partition": "" if partition is None else str(partition),
-            "key": str(record.get("key") or ""), "headers": headers,
-            "value": str(record.get("value", ""))}  # fmt: skip
+    return {
+        "topic": str(record.get("topic", "")),
+        "partition": "" if partition is None else str(partition),
+        "key": str(record.get("key") or ""),
+        "headers": headers,
+        "value": str(record.get("value", "")),
+    }
 
 
 def _shown(record: JsonObject) -> str:

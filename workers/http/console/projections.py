@@ -63,18 +63,30 @@ class ProjectionPages:
                 if state is not None
                 else ('<span class="good">running here</span>' if runs_here else "not run here")
             )
-            rows.append((
-                esc(name), esc(", ".join(sorted(projection.aggregate_types))),
-                esc(projection.collection), status, esc(len(versions)),
-                esc(max(versions.values(), default=0)),
-                esc(sum(partitions.values())) if partitions else "—",
-                esc(", ".join(f"{p}: {n}" for p, n in sorted(partitions.items()))) or "—",
-                self._rebuild_form(request, name),
-            ))  # fmt: skip
+            rows.append(
+                (
+                    esc(name),
+                    esc(", ".join(sorted(projection.aggregate_types))),
+                    esc(projection.collection),
+                    status,
+                    esc(len(versions)),
+                    esc(max(versions.values(), default=0)),
+                    esc(sum(partitions.values())) if partitions else "—",
+                    esc(", ".join(f"{p}: {n}" for p, n in sorted(partitions.items()))) or "—",
+                    self._rebuild_form(request, name),
+                )
+            )
         headings = (
-            "projection", "aggregate types", "collection", "status", "views",
-            "newest version folded", "lag (events)", "lag per partition", "rebuild",
-        )  # fmt: skip
+            "projection",
+            "aggregate types",
+            "collection",
+            "status",
+            "views",
+            "newest version folded",
+            "lag (events)",
+            "lag per partition",
+            "rebuild",
+        )
         running = any(state.running for state in self.rebuilds.values())
         return self.console.html(  # followed while a rebuild runs
             "Projections",

@@ -42,8 +42,9 @@ class RecordFilter:
                 return False
         if self.header is not None:
             name, value = self.header
-            if not any(k == name and v.decode(errors="replace") == value
-                       for k, v in record.headers):  # fmt: skip
+            if not any(
+                k == name and v.decode(errors="replace") == value for k, v in record.headers
+            ):
                 return False
         stamp = record.timestamp_ms
         if self.since_ms is not None and (stamp is None or stamp < self.since_ms):

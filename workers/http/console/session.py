@@ -132,9 +132,13 @@ class Login:
             return self._page(request, f"not signed in ({e.reason}): {e}", 401)
         response = Response(content_type=None)
         response.set_cookie(
-            SESSION_COOKIE, token, path="/console", httponly=True, samesite="Strict",
+            SESSION_COOKIE,
+            token,
+            path="/console",
+            httponly=True,
+            samesite="Strict",
             secure=tls(request),
-        )  # fmt: skip
+        )
         raise Redirect(_next(str(form.get("next", "/console"))), response=response)
 
     async def sign_out(self, request: Request) -> Response:

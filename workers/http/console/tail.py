@@ -43,9 +43,11 @@ class TopicTail:
         if start is None or started is None:
             read = await read_range(kafka, name, per_partition=1, timeout_s=READ_TIMEOUT_S)
             ends = positions_text({p.partition: p.end for p in read.ranges})
-            raise Redirect(request.path + "?" + with_query(
-                request, **{"from": ends or "0:0", "started": str(int(time.time()))}
-            ))  # fmt: skip
+            raise Redirect(
+                request.path
+                + "?"
+                + with_query(request, **{"from": ends or "0:0", "started": str(int(time.time()))})
+            )
         read = await read_range(
             kafka, name, per_partition=TAIL_ROWS, after=start, timeout_s=READ_TIMEOUT_S
         )

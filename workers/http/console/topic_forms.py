@@ -12,8 +12,11 @@ from workers.http.edge.request import Request
 
 
 def topic_links(name: str, here: str) -> str:
-    tabs = (("records", path("topics", name)), ("settings", path("topics", name, "settings")),
-            ("tail", path("topics", name, "tail")))  # fmt: skip
+    tabs = (
+        ("records", path("topics", name)),
+        ("settings", path("topics", name, "settings")),
+        ("tail", path("topics", name, "tail")),
+    )
     items = [
         f"<strong>{esc(label)}</strong>" if label == here else link(href, label)
         for label, href in tabs
@@ -28,8 +31,10 @@ def filter_form(request: Request, name: str) -> str:
 
     def field(param: str, label: str, size: int, hint: str = "") -> str:
         value = esc(q.get(param) or "")
-        return (f'<label>{esc(label)} <input name="{param}" value="{value}" size="{size}" '
-                f'placeholder="{esc(hint)}"></label>')  # fmt: skip
+        return (
+            f'<label>{esc(label)} <input name="{param}" value="{value}" size="{size}" '
+            f'placeholder="{esc(hint)}"></label>'
+        )
 
     prefix = " selected" if q.get("key_match") == "prefix" else ""
     partition = q.get("partition") or ""

@@ -60,10 +60,21 @@ class TopicPages:
         specs = self._catalog()
         states = await self._describe([s.name for s in specs])
         reading = readers(self.console)
-        rows = [_topic_row(spec, state, reading.get(spec.name, ())) for spec, state
-                in zip(specs, states, strict=True)]  # fmt: skip
-        headings = ("topic", "partitions", "replication", "in sync", "retention", "cleanup",
-                    "records", "read by", "")  # fmt: skip
+        rows = [
+            _topic_row(spec, state, reading.get(spec.name, ()))
+            for spec, state in zip(specs, states, strict=True)
+        ]
+        headings = (
+            "topic",
+            "partitions",
+            "replication",
+            "in sync",
+            "retention",
+            "cleanup",
+            "records",
+            "read by",
+            "",
+        )
         body = (
             f'<p class="muted">{len(specs)} topics the fleet writes; records: offsets kept '
             "(end - start, summed over partitions)</p>" + table(headings, rows, css_id="topics")
@@ -86,14 +97,26 @@ class TopicPages:
             if expect is not None:
                 ok = expect == entry.value
                 verdict = f'<span class="{"good" if ok else "bad"}">catalog: {esc(expect)}</span>'
-            rows.append((f"<code>{esc(key)}</code>", f"<code>{esc(value)}</code>",
-                         '<span class="muted">default</span>' if entry.default else "set",
-                         verdict))  # fmt: skip
+            rows.append(
+                (
+                    f"<code>{esc(key)}</code>",
+                    f"<code>{esc(value)}</code>",
+                    '<span class="muted">default</span>' if entry.default else "set",
+                    verdict,
+                )
+            )
         parts = [
-            (esc(p.partition), esc("—" if p.leader is None else p.leader), esc(p.replicas),
-             esc(p.in_sync), esc(p.earliest), esc(p.end), esc(p.records))
+            (
+                esc(p.partition),
+                esc("—" if p.leader is None else p.leader),
+                esc(p.replicas),
+                esc(p.in_sync),
+                esc(p.earliest),
+                esc(p.end),
+                esc(p.records),
+            )
             for p in state.partitions
-        ]  # fmt: skip
+        ]
         body = (
             topic_links(name, "settings")
             + f'<p id="summary">{len(state.partitions)} partitions, replication '
@@ -139,9 +162,15 @@ class TopicPages:
         before = positions(request.query.get("before"), "before")
         budget = _scan_bound(request.query.get("scan"))
         read = await read_range(
-            self.console.rt.kafka, name, budget=budget, partition=partition, before=before,
-            since_ms=match.since_ms, until_ms=match.until_ms, timeout_s=READ_TIMEOUT_S,
-        )  # fmt: skip
+            self.console.rt.kafka,
+            name,
+            budget=budget,
+            partition=partition,
+            before=before,
+            since_ms=match.since_ms,
+            until_ms=match.until_ms,
+            timeout_s=READ_TIMEOUT_S,
+        )
         if partition is not None and not read.ranges:
             raise InvalidInput(f"{name} has no partition {partition}.")
         found = [r for r in read.records if match.matches(r)]
@@ -179,9 +208,13 @@ class TopicPages:
             response.del_cookie(ZONE_COOKIE, path="/console")
         else:
             response.set_cookie(
-                ZONE_COOKIE, name, path="/console", max_age=ZONE_MAX_AGE_S, samesite="Lax",
+                ZONE_COOKIE,
+                name,
+                path="/console",
+                max_age=ZONE_MAX_AGE_S,
+                samesite="Lax",
                 secure=request.secure,
-            )  # fmt: skip
+            )
         return response
 
 
@@ -209,14 +242,21 @@ def _topic_row(spec: TopicSpec, state: TopicState, reading: Sequence[str]) -> tu
         return (name, '<span class="bad">not created</span>', "", "", "", "", "", "", "")
     in_sync = min((p.in_sync for p in state.partitions), default=0)
     links = (
-        link(path("topics", spec.name, "settings"), "settings") + " "
+        link(path("topics", spec.name, "settings"), "settings")
+        + " "
         + link(path("topics", spec.name, "tail"), "tail")
-    )  # fmt: skip
+    )
     return (
-        name, esc(len(state.partitions)), esc(state.replication), esc(in_sync),
-        esc(retention(state.config("retention.ms"))), esc(state.config("cleanup.policy") or "—"),
-        esc(f"{state.records:,}"), esc(", ".join(reading) or "—"), links,
-    )  # fmt: skip
+        name,
+        esc(len(state.partitions)),
+        esc(state.replication),
+        esc(in_sync),
+        esc(retention(state.config("retention.ms"))),
+        esc(state.config("cleanup.policy") or "—"),
+        esc(f"{state.records:,}"),
+        esc(", ".join(reading) or "—"),
+        links,
+    )
 
 
 def retention(raw: str | None) -> str:

@@ -55,9 +55,13 @@ class Console:
         self, title: str, body: str, status: int = 200, *, refresh_s: int | None = None
     ) -> Response:
         text = page(
-            title, body, actions=self.actions, who=HEADER.get(), auth=self.fleet.door.mode,
+            title,
+            body,
+            actions=self.actions,
+            who=HEADER.get(),
+            auth=self.fleet.door.mode,
             refresh_s=refresh_s,
-        )  # fmt: skip
+        )
         return Response.html(text, status)
 
     def operator(self, request: Request, typed: str) -> str:
@@ -169,11 +173,16 @@ class Console:
             )
             actor = e.metadata.actor
             cells = (
-                esc(e.version), esc(e.occurred_at.isoformat()), esc(e.type),
-                f"<code>{esc(e.id)}</code>", json_block(e.data),
-                esc(f"{actor.principal} ({', '.join(actor.roles) or 'no roles'})" if actor else "—"),
+                esc(e.version),
+                esc(e.occurred_at.isoformat()),
+                esc(e.type),
+                f"<code>{esc(e.id)}</code>",
+                json_block(e.data),
+                esc(
+                    f"{actor.principal} ({', '.join(actor.roles) or 'no roles'})" if actor else "—"
+                ),
                 event_metadata(e, self.rt.settings.trace_url_template),
-            )  # fmt: skip
+            )
             rows.append(
                 cells if not later else tuple(f'<span class="muted">{c}</span>' for c in cells)
             )
@@ -229,10 +238,13 @@ class Console:
     async def lag(self, request: Request) -> Response:
         recent = list(self.sampler.samples)[-10:]
         rows = [
-            (esc(datetime.fromtimestamp(s.at).isoformat(timespec="seconds")), esc(s.lag),
-             esc(f"{s.throughput:.2f}"))
+            (
+                esc(datetime.fromtimestamp(s.at).isoformat(timespec="seconds")),
+                esc(s.lag),
+                esc(f"{s.throughput:.2f}"),
+            )
             for s in reversed(recent)
-        ]  # fmt: skip
+        ]
         body = (
             f"<p>sampled every {self.sampler.interval_s:g} s in this process; "
             f"throughput counts {esc(self.throughput_unit)}</p>"

@@ -4,7 +4,8 @@ For every request, in this order: the tracing span (when tracing is on), a query
 given twice (``400``), the door (``workers.runtime.door.auth``: cross-site checks on every path,
 who calls on the closed ones), the route (``404 route_not_found``, ``405 method_not_allowed``:
 only a caller the door let in learns which routes exist), the path's parameters by their
-declared patterns, the query bound to the route's Struct, then the route. Every error is JSON of one shape; an exception no route caught is a
+declared patterns, the query bound to the route's Struct, then the route. Every error is JSON of one
+shape; an exception no route caught is a
 ``500 internal`` with its traceback in the log. A WebSocket refused before it opens gets the
 same answers as an HTTP request (status, headers, JSON body).
 """
@@ -54,8 +55,13 @@ class Edge:
         if request.websocket:
             await deny(request, response)
             return
-        await send({"type": "http.response.start", "status": response.status,
-                    "headers": response.raw_headers()})  # fmt: skip
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status,
+                "headers": response.raw_headers(),
+            }
+        )
         await send({"type": "http.response.body", "body": response.body})
 
     async def _traced(self, request: Request) -> Response:

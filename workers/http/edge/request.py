@@ -110,8 +110,21 @@ class Request:
     """What a route sees of one request: method, path, its parameters, headers, query, cookies,
     the caller the door admitted (``actor``), and the body, read on demand."""
 
-    __slots__ = ("_cookies", "_headers", "_query", "_receive", "_send", "actor", "expires",
-                 "method", "params", "path", "route", "scope", "state")  # fmt: skip
+    __slots__ = (
+        "_cookies",
+        "_headers",
+        "_query",
+        "_receive",
+        "_send",
+        "actor",
+        "expires",
+        "method",
+        "params",
+        "path",
+        "route",
+        "scope",
+        "state",
+    )
 
     def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.scope = scope

@@ -201,8 +201,17 @@ class Api:
 
     def bind(self, declared: Declared, handler: Handler) -> Route:
         """Serve ``declared`` with ``handler``."""
-        return self.add(Route(declared.method, declared.template, handler, declared.name,
-                              query=declared.query, open=declared.open, doc=declared.doc))  # fmt: skip
+        return self.add(
+            Route(
+                declared.method,
+                declared.template,
+                handler,
+                declared.name,
+                query=declared.query,
+                open=declared.open,
+                doc=declared.doc,
+            )
+        )
 
     def add(self, route: Route) -> Route:
         self.routes.append(route)
@@ -223,8 +232,17 @@ class Api:
         """Declare ``handler`` as ``method template`` (see the module)."""
 
         def register(handler: Handler) -> Handler:
-            self.add(Route(method, template, handler, name or handler.__name__, query=query,
-                           open=open, doc=Doc(**doc)))  # fmt: skip
+            self.add(
+                Route(
+                    method,
+                    template,
+                    handler,
+                    name or handler.__name__,
+                    query=query,
+                    open=open,
+                    doc=Doc(**doc),
+                )
+            )
             return handler
 
         return register

@@ -195,9 +195,12 @@ class BoundedHttpTools(HttpToolsProtocol):
     def _count(self, size: int) -> None:
         self._header_bytes += size
         if self._header_bytes > self.limits.max_header_bytes and not self._refused:
-            self._refuse(431, "Request Header Fields Too Large",
-                         f"the request line and headers exceed {self.limits.max_header_bytes} "
-                         "bytes; send smaller headers.")  # fmt: skip
+            self._refuse(
+                431,
+                "Request Header Fields Too Large",
+                f"the request line and headers exceed {self.limits.max_header_bytes} "
+                "bytes; send smaller headers.",
+            )
 
     def _arm(self) -> None:
         self._disarm()
@@ -217,9 +220,12 @@ class BoundedHttpTools(HttpToolsProtocol):
         if self._header_bytes == 0 and self.cycle is not None:
             self.transport.close()  # an idle keep-alive connection: uvicorn's own bound
             return
-        self._refuse(408, "Request Timeout",
-                     f"the request's headers were not whole {self.limits.header_timeout_s:g} s "
-                     "after it began; send them without pausing.")  # fmt: skip
+        self._refuse(
+            408,
+            "Request Timeout",
+            f"the request's headers were not whole {self.limits.header_timeout_s:g} s "
+            "after it began; send them without pausing.",
+        )
 
     def _refuse(self, status: int, reason: str, message: str) -> None:
         """Answer ``status`` in the fleet's JSON shape, then close: nothing more is read."""

@@ -121,9 +121,12 @@ class ChatSocket:
             return
         if self._deadline is not None and time.time() >= self._deadline:
             answer = error(
-                401, "unauthenticated", "the credential of this socket expired; sign in again "
-                "and reconnect (a new ticket) with after_version.", reason="credential_expired",
-            )  # fmt: skip
+                401,
+                "unauthenticated",
+                "the credential of this socket expired; sign in again "
+                "and reconnect (a new ticket) with after_version.",
+                reason="credential_expired",
+            )
             await self.answer(ws, command_id, answer)
             return
         if self._fleet.draining:
@@ -142,8 +145,12 @@ class ChatSocket:
         await self.answer(ws, command_id, answer)
 
     async def answer(self, ws: WebSocket, command_id: str | None, answer: Answer) -> None:
-        message = {"kind": "answer", "command_id": command_id, "status": answer.status,
-                   "body": answer.body}  # fmt: skip
+        message = {
+            "kind": "answer",
+            "command_id": command_id,
+            "status": answer.status,
+            "body": answer.body,
+        }
         await self.send(ws, message)
 
     async def stream(self, ws: WebSocket, subscription: AggregateSubscription) -> None:
@@ -162,8 +169,12 @@ class ChatSocket:
             await ws.close(WS_CREDENTIAL_EXPIRED, close_reason(resume))
         except SlowSubscriber as e:
             self._live.metrics.slow_closes.labels("room").inc()
-            notice = {"kind": "error", "error": "slow_client", "message": str(e),
-                      "after_version": e.after_version}  # fmt: skip
+            notice = {
+                "kind": "error",
+                "error": "slow_client",
+                "message": str(e),
+                "after_version": e.after_version,
+            }
             with contextlib.suppress(Exception):
                 await ws.send_text(orjson.dumps(notice))
             await ws.close(WS_TRY_AGAIN_LATER, "slow_client")
@@ -186,8 +197,12 @@ class ChatSocket:
         command_id = event.metadata.command_id
         if command_id is not None and self._mine.get(command_id) == event.id:
             del self._mine[command_id]
-            note = {"kind": "stored", "command_id": command_id, "event_id": event.id,
-                    "version": event.version}  # fmt: skip
+            note = {
+                "kind": "stored",
+                "command_id": command_id,
+                "event_id": event.id,
+                "version": event.version,
+            }
             await self.send(ws, note)
 
 
@@ -242,8 +257,9 @@ def register_room_view(fleet: Fleet, live: LiveServer, api: Api) -> None:
     """``GET /v1/rooms/{room_id}/subscribe``: the room's messages as they change (SSE or a
     WebSocket), from ``after_version`` (the view at that version is the starting point)."""
     rt = fleet.runtime
-    projection = next((p for p in rt.domains.projections().values()
-                       if ROOM_TYPE in p.aggregate_types), None)  # fmt: skip
+    projection = next(
+        (p for p in rt.domains.projections().values() if ROOM_TYPE in p.aggregate_types), None
+    )
     if projection is None:
         return
     domain = rt.domains.get(ROOM_TYPE)
@@ -270,8 +286,9 @@ def register_room_view(fleet: Fleet, live: LiveServer, api: Api) -> None:
             async with live.connection("view", principal, request) as connection:
                 subscription = await live.subscription((ROOM_TYPE, room_id), after, kind="view")
                 changes = RoomChanges(apply, start)
-                return await live.stream(request, connection, subscription, kind="view",
-                                         render=changes.render)  # fmt: skip
+                return await live.stream(
+                    request, connection, subscription, kind="view", render=changes.render
+                )
         except (TooManySubscriptions, HistoryGone) as e:
             return json_response(failure(e))
         return live.ended(connection)
@@ -294,9 +311,11 @@ def register_chat(fleet: Fleet, live: LiveServer, api: Api) -> None:
         try:
             check_room(room_id)
             if not request.websocket:
-                return json_response(error(
-                    406, "not_acceptable", "this route is a WebSocket: open it with an upgrade."
-                ))  # fmt: skip
+                return json_response(
+                    error(
+                        406, "not_acceptable", "this route is a WebSocket: open it with an upgrade."
+                    )
+                )
             after = start_position(request)
             authorize_read(fleet, request, ROOM_TYPE, room_id)
             principal = principal_of(fleet, request)
@@ -307,8 +326,9 @@ def register_chat(fleet: Fleet, live: LiveServer, api: Api) -> None:
         connection = None
         try:
             async with live.connection("room", principal, request) as connection:
-                socket = ChatSocket(fleet, live, room_id, fleet.door.actor(request), connection,
-                                    request.expires)  # fmt: skip
+                socket = ChatSocket(
+                    fleet, live, room_id, fleet.door.actor(request), connection, request.expires
+                )
                 subscription = await live.subscription((ROOM_TYPE, room_id), after, kind="room")
                 return await serve(request, socket, subscription, connection)
         except (TooManySubscriptions, HistoryGone) as e:
@@ -337,9 +357,13 @@ async def serve(
     try:
         async for message in ws:
             if message.text is None:
-                await socket.answer(ws, None, error(
-                    400, "bad_request", "send commands as JSON text messages, not binary ones."
-                ))  # fmt: skip
+                await socket.answer(
+                    ws,
+                    None,
+                    error(
+                        400, "bad_request", "send commands as JSON text messages, not binary ones."
+                    ),
+                )
                 continue
             await socket.command(ws, message.text.encode())
     except (ConnectionError, TimeoutError):

@@ -89,9 +89,11 @@ def register_chat_page(fleet: Fleet, api: Api) -> None:
     async def chat_room_page(request: Request) -> Response:
         room_id = request.params["room_id"]
         if not AGGREGATE_ID_RE.match(room_id):
-            return json_response(error(
-                400, "bad_request", f"room id {room_id!r} must match {AGGREGATE_ID_RE.pattern}."
-            ))  # fmt: skip
+            return json_response(
+                error(
+                    400, "bad_request", f"room id {room_id!r} must match {AGGREGATE_ID_RE.pattern}."
+                )
+            )
         page = Response.html(chat_page(room_id, auth=fleet.door.mode))
         page.set_header("Content-Security-Policy", PAGE_POLICY)
         page.set_header("Cache-Control", "no-store")

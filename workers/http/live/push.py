@@ -81,8 +81,20 @@ class Outbox:
 class Sink:
     """One connection's pushed events: SSE chunks (``websocket`` False) or WebSocket frames."""
 
-    __slots__ = ("_chunked", "_closed", "_counted", "_entries", "_high", "_outbox", "_ready",
-                 "_room", "_size", "_transport", "_websocket", "is_closed")  # fmt: skip
+    __slots__ = (
+        "_chunked",
+        "_closed",
+        "_counted",
+        "_entries",
+        "_high",
+        "_outbox",
+        "_ready",
+        "_room",
+        "_size",
+        "_transport",
+        "_websocket",
+        "is_closed",
+    )
 
     def __init__(
         self,

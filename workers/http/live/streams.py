@@ -134,15 +134,23 @@ class LiveServer(Transports):
         shared = SharedEvents(
             rt.shredder.open_events, upcast=rt.domains.upcast, open_now=rt.shredder.open_events_now
         )
-        super().__init__(limits=limits, metrics=create_live_metrics(rt.metrics.registry),
-                         shared=shared)  # fmt: skip
+        super().__init__(
+            limits=limits, metrics=create_live_metrics(rt.metrics.registry), shared=shared
+        )
         self.limiter = Limiter(
             per_process=limits.max_connections, per_principal=limits.max_per_principal
         )
-        for kind, transport in (("aggregate", "sse"), ("aggregate", "websocket"), ("view", "sse"),
-                                ("view", "websocket"), ("room", "websocket"), ("type", "sse"),
-                                ("type", "websocket"), ("global", "sse"),
-                                ("global", "websocket")):  # fmt: skip
+        for kind, transport in (
+            ("aggregate", "sse"),
+            ("aggregate", "websocket"),
+            ("view", "sse"),
+            ("view", "websocket"),
+            ("room", "websocket"),
+            ("type", "sse"),
+            ("type", "websocket"),
+            ("global", "sse"),
+            ("global", "websocket"),
+        ):
             self.metrics.connections.labels(kind, transport)
         self.connections = Connections(stuck_after_s=limits.heartbeat_s * 2)
         # The process drains: end every live connection first (clients resume elsewhere).

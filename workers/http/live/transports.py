@@ -207,9 +207,15 @@ class Transports:
         wire = request.wire()
         if wire is None:
             return None
-        return Sink(wire.transport, outbox=self.outbox, ready=self.shared.ready,
-                    counted=self._sent[kind], websocket=wire.websocket, chunked=wire.chunked,
-                    is_closed=wire.ended)  # fmt: skip
+        return Sink(
+            wire.transport,
+            outbox=self.outbox,
+            ready=self.shared.ready,
+            counted=self._sent[kind],
+            websocket=wire.websocket,
+            chunked=wire.chunked,
+            is_closed=wire.ended,
+        )
 
     async def _sse(
         self,
@@ -232,9 +238,9 @@ class Transports:
                 if not batch:
                     await connection.write(out.write(b": heartbeat\n\n"))
                     continue
-                await connection.write(out.write(b"".join(
-                    b"id: %s\ndata: %s\n\n" % item for item in render(batch)
-                )))  # fmt: skip
+                await connection.write(
+                    out.write(b"".join(b"id: %s\ndata: %s\n\n" % item for item in render(batch)))
+                )
                 self.sent(kind, subscription, batch)
         except CredentialExpired as e:
             connection.close_sink()  # what was pushed goes first: it is given out

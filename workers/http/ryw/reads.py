@@ -114,15 +114,41 @@ NOBODY = Caller("anonymous")
 class ReadAfterQuery(msgspec.Struct, forbid_unknown_fields=False):
     """The read-your-writes parameters of a read route, declared once for every route."""
 
-    min_version: Annotated[int, Meta(ge=1, le=2**62, description=(
-        "Answer once the aggregate's version N is stored (your write's version)."
-    ))] | None = None  # fmt: skip
-    command_id: Annotated[str, Meta(min_length=1, max_length=_ID_MAX, description=(
-        "Answer once the event of your command with this id is stored."
-    ))] | None = None  # fmt: skip
-    wait_ms: Annotated[int, Meta(ge=0, le=MAX_WAIT_MS, description=(
-        f"How long to wait for it (default {DEFAULT_WAIT_MS})."
-    ))] | None = None  # fmt: skip
+    min_version: (
+        Annotated[
+            int,
+            Meta(
+                ge=1,
+                le=2**62,
+                description=(
+                    "Answer once the aggregate's version N is stored (your write's version)."
+                ),
+            ),
+        ]
+        | None
+    ) = None
+    command_id: (
+        Annotated[
+            str,
+            Meta(
+                min_length=1,
+                max_length=_ID_MAX,
+                description=("Answer once the event of your command with this id is stored."),
+            ),
+        ]
+        | None
+    ) = None
+    wait_ms: (
+        Annotated[
+            int,
+            Meta(
+                ge=0,
+                le=MAX_WAIT_MS,
+                description=(f"How long to wait for it (default {DEFAULT_WAIT_MS})."),
+            ),
+        ]
+        | None
+    ) = None
 
     def __post_init__(self) -> None:
         if self.min_version is not None and self.command_id is not None:

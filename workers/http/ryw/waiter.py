@@ -108,9 +108,13 @@ class WriteWaiter:
         if seen < wanted and time.monotonic() < deadline:
             key: object = object() if view is None else (view, ref)
             seen = await self._waits.view(
-                key, ref, wanted=wanted, version_of=version_of, caller=self._caller,
+                key,
+                ref,
+                wanted=wanted,
+                version_of=version_of,
+                caller=self._caller,
                 deadline=deadline,
-            )  # fmt: skip
+            )
         if seen < wanted:
             raise NotYetStored(
                 f"{ref[0]} {ref[1]}: the view has folded version {seen}, not yet {wanted}, "
@@ -169,9 +173,12 @@ class WriteWaiter:
         seen: int | None = None
         if time.monotonic() < deadline:
             version, seen = await self._waits.store(
-                ref, event_id=event_id, command_id=command_id, caller=self._caller,
+                ref,
+                event_id=event_id,
+                command_id=command_id,
+                caller=self._caller,
                 deadline=deadline,
-            )  # fmt: skip
+            )
             if version is not None:
                 return version
         raise NotYetStored(
@@ -231,9 +238,12 @@ class WaitingContext:
     ) -> list[Event]:
         await self._ready(_STORE, aggregate)
         return await self._inner.events_before(
-            aggregate, before_version=before_version, limit=limit, types=types,
+            aggregate,
+            before_version=before_version,
+            limit=limit,
+            types=types,
             after_version=after_version,
-        )  # fmt: skip
+        )
 
     async def latest(self, aggregate_type: str, aggregate_id: str) -> Folded:
         await self._ready(_STORE, (aggregate_type, aggregate_id))

@@ -328,8 +328,8 @@ class Waits:
             await asyncio.gather(*(_failing_all([w], self._check_view(w)) for w in chunk))
 
     def _safety_budget(self, due: list[_Watch], now: float) -> list[_Watch]:
-        """``due``, with at most ``SAFETY_PER_TICK`` of the listening watches whose only reason is the
-        safety net (those checked longest ago): with more aggregates waited on, each is checked
+        """``due``, with at most ``SAFETY_PER_TICK`` of the listening watches whose only reason is
+        the safety net (those checked longest ago): with more aggregates waited on, each is checked
         in turn, so a lost announcement costs the store a bounded read a tick, not one per
         aggregate. The others wait for the next tick."""
         safety = [w for w in due if not w.due and _listening(w.listening)]
@@ -404,10 +404,14 @@ class Waits:
         for watch in (*self._stores.values(), *self._views.values()):
             for waiter in tuple(watch.waiters):
                 if waiter.caller.gone():
-                    waiter.fail(NotYetStored(
-                        f"{watch.ref[0]} {watch.ref[1]}: the client of this read left; its wait "
-                        "ended.", stored_version=watch.head, wanted_version=waiter.wanted,
-                    ))  # fmt: skip
+                    waiter.fail(
+                        NotYetStored(
+                            f"{watch.ref[0]} {watch.ref[1]}: the client of this read left; its wait "
+                            "ended.",
+                            stored_version=watch.head,
+                            wanted_version=waiter.wanted,
+                        )
+                    )
 
 
 async def _failing_all(watches: Sequence[_Watch], check: Awaitable[None]) -> None:

@@ -63,9 +63,15 @@ class AsyncCommandService:
         """``draw``: the write's draw on its principal's budget, taken in the mark's call."""
         expected = c.request.expected_version
         mark = MarkRequest(
-            c.key, c.request.type, c.event_id, sorted(c.spec.after),
-            command_id=c.memory_id, token=c.token, expected_version=expected, budget=draw,
-        )  # fmt: skip
+            c.key,
+            c.request.type,
+            c.event_id,
+            sorted(c.spec.after),
+            command_id=c.memory_id,
+            token=c.token,
+            expected_version=expected,
+            budget=draw,
+        )
         mark, result = await self._claim(c, mark)
         if result.status == "busy":  # another request holds the claim: its answer
             try:
@@ -117,10 +123,15 @@ class AsyncCommandService:
             if result.status == "missing":  # no mark: the store is the truth
                 head = next(iter(await self._store.select(c.ref, desc=True, limit=1)), None)
                 mark = MarkRequest(
-                    mark.aggregate_key, mark.event_type, mark.event_id, mark.allowed,
-                    fallback=fallback_of(head), command_id=c.memory_id, token=c.token,
+                    mark.aggregate_key,
+                    mark.event_type,
+                    mark.event_id,
+                    mark.allowed,
+                    fallback=fallback_of(head),
+                    command_id=c.memory_id,
+                    token=c.token,
                     expected_version=c.request.expected_version,
-                )  # fmt: skip
+                )
                 result = await self._ledger.claim_and_mark(mark)
         except Unavailable:
             await self._ledger.release(c.key, c.memory_id, c.token)

@@ -95,7 +95,8 @@ class BudgetPolicy:
 
 
 class WriteBudget:
-    """The budget side of the command path: draws, refusals, and the fallback while Redis is away."""
+    """The budget side of the command path: draws, refusals, and the fallback while Redis is
+    away."""
 
     def __init__(
         self,

@@ -63,9 +63,12 @@ class CommandDispatcher:
         self._budget = budget
         self._labels: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
         self._many = MultiCommands(
-            domains=domains, intake=intake, metrics=metrics, budget=budget,
+            domains=domains,
+            intake=intake,
+            metrics=metrics,
+            budget=budget,
             appender=None if sync_mode is None else sync_mode.appender,
-        )  # fmt: skip
+        )
 
     async def handle_many(self, request: MultiRequest) -> MultiOutcome:
         """An append across aggregates (``multi_mode``): all of its events stored, or none."""

@@ -37,8 +37,13 @@ class CommandFate:
             stored = await self.stored(c)
             if stored is not None:
                 return stored
-        return Refused(recorded.code, recorded.message, recorded.details,
-                       at_store=recorded.at_store, duplicate=True)  # fmt: skip
+        return Refused(
+            recorded.code,
+            recorded.message,
+            recorded.details,
+            at_store=recorded.at_store,
+            duplicate=True,
+        )
 
     async def settled(self, c: Command) -> Outcome | None:
         """The outcome of an event the store already holds or refused; None if neither."""

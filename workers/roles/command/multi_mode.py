@@ -106,11 +106,14 @@ class MultiCommands:
         if draw is None:
             return None
         if draw.writes > draw.budget.burst:  # never there at once: no wait would help
-            return Refused("bad_request", (
-                f"the request names {draw.writes} events and its principal may write at most "
-                f"{draw.budget.burst} at once (its budget's burst): send at most that many "
-                "items, or ask an operator for a larger burst."
-            ))  # fmt: skip
+            return Refused(
+                "bad_request",
+                (
+                    f"the request names {draw.writes} events and its principal may write at most "
+                    f"{draw.budget.burst} at once (its budget's burst): send at most that many "
+                    "items, or ask an operator for a larger burst."
+                ),
+            )
         known = self._budget.known_refusal(draw)
         if known is not None:
             await self._budget.hold(draw)
@@ -127,10 +130,16 @@ class MultiCommands:
                 raise RefusedItem(index, e) from e
         assert self._appender is not None  # _domain_of refused every item otherwise
         items = [
-            AppendItem(c.domain, c.request.aggregate_id, c.request.type, c.request.data,
-                       c.event_id, c.request.expected_version)
+            AppendItem(
+                c.domain,
+                c.request.aggregate_id,
+                c.request.type,
+                c.request.data,
+                c.event_id,
+                c.request.expected_version,
+            )
             for c in commands
-        ]  # fmt: skip
+        ]
         try:
             result = await self._appender.append_many(
                 items, commands[0].metadata(), data_checked=True
@@ -171,8 +180,11 @@ def refused_item(index: int, item: CommandRequest, error: EventfleetError) -> Mu
 
 def _placed(index: int, item: CommandRequest, found: Refused | NotDone) -> Refused | NotDone:
     """``found`` naming the item: its index and aggregate, in the message and the details."""
-    where = {"item": index, "aggregate_type": item.aggregate_type,
-             "aggregate_id": item.aggregate_id}  # fmt: skip
+    where = {
+        "item": index,
+        "aggregate_type": item.aggregate_type,
+        "aggregate_id": item.aggregate_id,
+    }
     message = f"appends[{index}] ({item.aggregate_type} {item.aggregate_id}): {found.message}"
     if isinstance(found, NotDone):
         return NotDone(found.code, message, found.service, {**found.details, **where})

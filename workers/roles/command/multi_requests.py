@@ -94,8 +94,10 @@ def _item(index: int, entry: Json, ids: Mapping[str, Json], actor: Actor | None)
             f"{', '.join(sorted(_ITEM_FIELDS))} (the ids are the request's, beside appends)."
         )
     aggregate_type, aggregate_id, kind = (
-        entry.get("aggregate_type"), entry.get("aggregate_id"), entry.get("type"),
-    )  # fmt: skip
+        entry.get("aggregate_type"),
+        entry.get("aggregate_id"),
+        entry.get("type"),
+    )
     if not isinstance(aggregate_type, str) or not AGGREGATE_TYPE_RE.match(aggregate_type):
         raise InvalidInput(
             f"{where}.aggregate_type {_shown(aggregate_type)} must be an aggregate type "
@@ -116,11 +118,17 @@ def _item(index: int, entry: Json, ids: Mapping[str, Json], actor: Actor | None)
     except InvalidEnvelope as e:
         raise InvalidInput(f"{where}.{e}.") from e
     return CommandRequest(
-        aggregate_type, aggregate_id, kind, data,
-        client_id=_text(ids, "client_id"), command_id=_text(ids, "command_id"),
-        correlation_id=_text(ids, "correlation_id"), causation_id=_text(ids, "causation_id"),
-        actor=actor, expected_version=expected_version,
-    )  # fmt: skip
+        aggregate_type,
+        aggregate_id,
+        kind,
+        data,
+        client_id=_text(ids, "client_id"),
+        command_id=_text(ids, "command_id"),
+        correlation_id=_text(ids, "correlation_id"),
+        causation_id=_text(ids, "causation_id"),
+        actor=actor,
+        expected_version=expected_version,
+    )
 
 
 def _one_each(items: tuple[CommandRequest, ...]) -> None:

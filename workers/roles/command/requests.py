@@ -20,9 +20,16 @@ from topics.frozen import slot_init
 from topics.jsonvalue import Json
 
 _BODY_FIELDS = frozenset(
-    ("type", "data", "client_id", "command_id", "correlation_id", "causation_id",
-     "expected_version")
-)  # fmt: skip
+    (
+        "type",
+        "data",
+        "client_id",
+        "command_id",
+        "correlation_id",
+        "causation_id",
+        "expected_version",
+    )
+)
 
 
 class PayloadTooLarge(InvalidInput):

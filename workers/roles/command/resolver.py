@@ -79,8 +79,9 @@ class UnknownResolver:
             answer = encode(Accepted(event_id, found.partition, found.offset))
             await self._record(key, event_id, answer, answer, bound, "accepted")
             return {"outcome": "accepted", "partition": found.partition, "offset": found.offset}
-        if not await self._record(key, event_id, encode_not_stored(event_id), None, bound,
-                                  NOT_STORED):  # fmt: skip
+        if not await self._record(
+            key, event_id, encode_not_stored(event_id), None, bound, NOT_STORED
+        ):
             if await self._resolved_elsewhere(key.decode(), event_id):
                 return {"outcome": NOT_STORED, "message": NOT_STORED_MESSAGE}
             return _unknown(0.0)  # a newer attempt (a retry) since: its own outcome decides
@@ -98,9 +99,12 @@ class UnknownResolver:
     ) -> bool:
         try:
             resolved = await self._memory.resolve(
-                key.decode(), event_id, answer=answer, command_answer=command_answer,
+                key.decode(),
+                event_id,
+                answer=answer,
+                command_answer=command_answer,
                 min_age_s=bound,
-            )  # fmt: skip
+            )
         except Unavailable as e:
             log.warning("resolution of event %s not recorded: %s", event_id, e)
             return False

@@ -61,10 +61,15 @@ class SyncCommandService:
             takeover = found is not None  # over an unknown attempt
         try:
             result = await self._appender.append(
-                c.domain, c.request.aggregate_id, c.request.type, c.request.data, c.metadata(),
-                event_id=c.event_id, data_checked=True,
+                c.domain,
+                c.request.aggregate_id,
+                c.request.type,
+                c.request.data,
+                c.metadata(),
+                event_id=c.event_id,
+                data_checked=True,
                 expected_version=c.request.expected_version,
-            )  # fmt: skip
+            )
         except (TransitionRejected, ConcurrencyConflict, WrongExpectedVersion):
             # A retry of a command that was stored finds the aggregate past its expectation
             # (its own event moved it): the store's copy answers it, as a duplicate.

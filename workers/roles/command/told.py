@@ -22,9 +22,16 @@ from topics.errors import (
 from workers.roles.outcomes import NotDone, Refused
 
 ANSWERED = (
-    UnknownAggregateType, UnknownEventType, Forbidden, InvalidEventData, TransitionRejected,
-    ConcurrencyConflict, Unavailable, ReplayFailed, WrongExpectedVersion,
-)  # fmt: skip
+    UnknownAggregateType,
+    UnknownEventType,
+    Forbidden,
+    InvalidEventData,
+    TransitionRejected,
+    ConcurrencyConflict,
+    Unavailable,
+    ReplayFailed,
+    WrongExpectedVersion,
+)
 """What a request's handling raises that its caller is told as an outcome."""
 
 
