@@ -152,3 +152,56 @@ async def test_a_loop_kept_running_takes_no_step_once_it_is_told_to_stop() -> No
         step, Backoff(first_s=0.001, max_s=0.002), failed=failed, running=lambda: running[0]
     )
     assert steps == 1
+
+
+async def test_a_call_makes_its_first_try_before_stamina_and_counts_it_among_the_attempts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    contexts = 0
+    real = stamina.retry_context
+
+    def counted(*args: object, **kwargs: object) -> object:
+        nonlocal contexts
+        contexts += 1
+        return real(*args, **kwargs)  # type: ignore[arg-type]  # stamina's own arguments
+
+    monkeypatch.setattr(stamina, "retry_context", counted)
+    policy = Backoff(first_s=0.001, max_s=0.004, attempts=3)
+    tries: list[int] = []
+
+    async def works(num: int) -> str:
+        tries.append(num)
+        return "done"
+
+    assert await policy.call(works, Flaky) == "done"
+    assert (tries, contexts) == ([1], 0)  # nearly every call: no retry machinery at all
+
+    told: list[tuple[str, int, float]] = []
+
+    async def flaky(num: int) -> str:
+        tries.append(num)
+        raise Flaky(f"try {num}")
+
+    tries.clear()
+    with pytest.raises(Flaky, match="try 3"):
+        await policy.call(
+            flaky, Flaky, retrying=lambda e, a: told.append((str(e), a.num, a.next_wait))
+        )
+    assert tries == [1, 2, 3] and contexts == 1  # three tries in all, the first one outside
+    assert told == [("try 1", 1, 0.001), ("try 2", 2, 0.002), ("try 3", 3, 0.004)]
+
+
+async def test_a_call_raises_an_error_it_does_not_retry_at_once_and_refuses_a_timeout() -> None:
+    tries = 0
+
+    async def broken(num: int) -> None:
+        nonlocal tries
+        tries += 1
+        raise Broken()
+
+    with pytest.raises(Broken):
+        await Backoff(first_s=0.001, max_s=0.004, attempts=5).call(broken, Flaky)
+    assert tries == 1
+    with pytest.raises(ConfigError, match="timeout"):
+        await Backoff(first_s=0.001, max_s=0.004, timeout_s=1.0).call(broken, Flaky)
+    assert tries == 1  # refused before any try

@@ -148,9 +148,7 @@ class AggregateHandler(Generic[C]):
     async def __call__(self, command: C) -> Handled:
         domain = self._domain if isinstance(self._domain, Domain) else self._domain(command)
         try:
-            async for attempt in self._retries.tries(Beaten):
-                with attempt:
-                    return await self._once(domain, command, attempt.num)
+            return await self._retries.call(lambda num: self._once(domain, command, num), Beaten)
         except Beaten as beaten:
             raise ConcurrencyConflict(
                 f"{domain.name} {command.aggregate_id}: {command.name} gave up after "
@@ -158,7 +156,6 @@ class AggregateHandler(Generic[C]):
                 f"version first (last: version {beaten.conflict.failed.version}). Retry the "
                 "request."
             ) from None
-        raise AssertionError("stamina ended its tries without an answer or an error")
 
     async def _once(self, domain: Domain, command: C, attempt: int) -> Handled:
         """Load, decide, save and publish once; Beaten when another writer saved first."""

@@ -47,16 +47,13 @@ class TogetherHandler:
 
     async def __call__(self, items: Sequence[AppendItem], metadata: Metadata) -> Handled:
         try:
-            async for attempt in self._retries.tries(Beaten):
-                with attempt:
-                    return await self._once(items, metadata, attempt.num)
+            return await self._retries.call(lambda num: self._once(items, metadata, num), Beaten)
         except Beaten as beaten:
             raise ConcurrencyConflict(
                 f"an append to {len(items)} aggregates gave up after {self._max_attempts} "
                 f"attempts; each time another writer stored one of their next versions first "
                 f"(last: {_named(beaten.conflict)}). Nothing was written; retry the request."
             ) from None
-        raise AssertionError("stamina ended its tries without an answer or an error")
 
     async def _once(self, items: Sequence[AppendItem], metadata: Metadata, attempt: int) -> Handled:
         """Load, decide, save and publish once; Beaten when another writer saved first."""

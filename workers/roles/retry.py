@@ -6,6 +6,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+import stamina
+
 from topics.errors import Unavailable
 from workers.metrics import Metrics
 from workers.retries import Backoff
@@ -31,12 +33,10 @@ async def until_done(
     decides between dead-lettering and stopping the process. Each pause is counted
     (``eventfleet_dependency_retries_total``) and logged.
     """
-    async for attempt in policy.tries(Unavailable):
-        with attempt:
-            try:
-                return await work()
-            except Unavailable as e:
-                metrics.dependency_retries.labels(role, e.service).inc()
-                log.warning("%s paused %.2fs: %s", role, attempt.next_wait, e)
-                raise
-    raise AssertionError("stamina ended its tries without an answer or an error")
+
+    def paused(e: Exception, attempt: stamina.Attempt) -> None:
+        service = e.service if isinstance(e, Unavailable) else "unknown"
+        metrics.dependency_retries.labels(role, service).inc()
+        log.warning("%s paused %.2fs: %s", role, attempt.next_wait, e)
+
+    return await policy.call(lambda _: work(), Unavailable, retrying=paused)

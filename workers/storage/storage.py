@@ -278,12 +278,11 @@ class EventSourcedStorage:
         await self._ready()
         seen: list[int | None] = []
         try:
-            async for attempt in self._retries.tries(_Beaten):
-                with attempt:
-                    return await self._try_change(doc_id, decide, seen)
+            return await self._retries.call(
+                lambda _: self._try_change(doc_id, decide, seen), _Beaten
+            )
         except _Beaten:
             raise docs.gave_up(self.collection_name, doc_id, seen) from None
-        raise AssertionError("stamina ended its tries without an answer or an error")
 
     async def _try_change(self, doc_id: str, decide: _Decide[T], seen: list[int | None]) -> T:
         """Read, decide and commit once (the version read is added to ``seen``); _Beaten when
