@@ -37,5 +37,7 @@ async def test_oversized_and_non_form_bodies_are_refused_before_any_action(
     assert (status, answer["error"]) == (413, "payload_too_large"), answer
     for kind in ("text/plain", "application/json", "multipart/form-data; boundary=x"):
         head = {**operator, **FORM, "Content-Type": kind, "Content-Length": "6"}
-        status, answer = await send(console_fleet, path, head, [b"csrf=c"])
+        # The body with the head: answered from the head alone, a body arriving after the
+        # answer would meet a closed socket, whose reset can destroy the answer unread.
+        status, answer = await send(console_fleet, path, head, [b"csrf=c"], with_head=True)
         assert (status, answer["error"]) == (415, "unsupported_media_type"), (kind, answer)

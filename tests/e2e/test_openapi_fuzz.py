@@ -11,6 +11,7 @@ Bounded and reproducible: few examples per operation, derandomized, no example d
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -360,6 +361,9 @@ def directed(schema: Any, fleet: FleetProcess, send: Callable[..., Any], headers
         response = send(case, {**headers, **parts.get("headers", {})} if sent is None else sent)
         assert response.status_code == status, (method, path, parts, response.text[:300])
         case.validate_response(response, checks=CHECKS, headers=headers)
+    # The fuzz's own subscriptions are let go once the fleet notices their clients left (at its
+    # next heartbeat): only then does the principal hold none, and the limit its three.
+    served_none(fleet)
     with held_streams(fleet, headers, f"/v1/order/{order}/subscribe", LIVE_PER_PRINCIPAL):
         case = schema["/v1/order/{aggregate_id}/subscribe"]["GET"].Case(
             path_parameters={"aggregate_id": order}
@@ -376,6 +380,21 @@ def opening(account: str) -> dict[str, Any]:
     """An item of ``POST /v1/appends`` that opens an account."""
     return {"aggregate_type": "account", "aggregate_id": account, "type": "AccountOpened",
             "data": {"owner": "ann"}}  # fmt: skip
+
+
+def served_none(fleet: FleetProcess, *, timeout_s: float = 30.0) -> None:
+    """Wait until ``fleet`` serves no live subscription (bounded: AssertionError after
+    ``timeout_s``)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        metrics = requests.get(fleet.url + "/metrics", timeout=TIMEOUT_S).text
+        gauges = [
+            ln for ln in metrics.splitlines() if ln.startswith("eventfleet_live_connections{")
+        ]
+        if sum(float(line.split()[-1]) for line in gauges) == 0:
+            return
+        assert time.monotonic() < deadline, f"live subscriptions still served: {gauges}"
+        time.sleep(0.05)
 
 
 @contextlib.contextmanager
