@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from urllib.parse import urlencode
 
-from workers.http.console.html import esc, json_block, link, path, table
-from workers.http.console.views import Console, event_metadata
+from workers.http.console.html import esc, json_block, link, table
+from workers.http.console.views import Console, event_cells, event_metadata
 from workers.http.edge.request import Request
 from workers.http.edge.responses import Response
 from workers.roles.read.global_read import GlobalRead, choose, read_rule
@@ -43,13 +43,7 @@ class GlobalLogPage:
         template = rt.settings.trace_url_template
         rows = [
             (
-                esc(e.occurred_at.isoformat()),
-                link(
-                    path("aggregates", e.aggregate_type, e.aggregate_id),
-                    f"{e.aggregate_type} {e.aggregate_id}",
-                ),
-                esc(e.version),
-                esc(e.type),
+                *event_cells(e),
                 json_block(e.data),
                 event_metadata(e, template),
                 link("?" + urlencode({**_kept(asked), "after": position}), "from here"),

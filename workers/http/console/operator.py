@@ -11,7 +11,7 @@ from topics.envelope import parse_utc
 from topics.errors import InvalidEnvelope, InvalidInput, NotFound
 from workers.adapters.kafka.lag import PartitionLag
 from workers.http.console.html import esc, json_block, link, path, table
-from workers.http.console.views import Console, event_metadata, natural_key
+from workers.http.console.views import Console, event_cells, event_metadata, natural_key
 from workers.http.edge.request import Request
 from workers.http.edge.responses import Response
 from workers.ports import EventQuery, SearchPosition
@@ -62,13 +62,7 @@ class OperatorPages:
         found = await shredder.open_events(found)  # personal fields shown opened, as elsewhere
         rows = [
             (
-                esc(e.occurred_at.isoformat()),
-                link(
-                    path("aggregates", e.aggregate_type, e.aggregate_id),
-                    f"{e.aggregate_type} {e.aggregate_id}",
-                ),
-                esc(e.version),
-                esc(e.type),
+                *event_cells(e),
                 f"<code>{esc(e.id)}</code>",
                 json_block(e.data),
                 event_metadata(e, self.console.rt.settings.trace_url_template),

@@ -273,6 +273,18 @@ def _diff_links(aggregate_type: str, aggregate_id: str, events: list[Event]) -> 
 TIMELINE_HEADINGS = ("version", "occurred at", "type", "event id", "data", "actor", "metadata")
 
 
+def event_cells(event: Event) -> tuple[str, str, str, str]:
+    """An event's first cells in a list of many aggregates' events: when, its aggregate (a link
+    to its page), its version and its type."""
+    aggregate = f"{event.aggregate_type} {event.aggregate_id}"
+    return (
+        esc(event.occurred_at.isoformat()),
+        link(path("aggregates", event.aggregate_type, event.aggregate_id), aggregate),
+        esc(event.version),
+        esc(event.type),
+    )
+
+
 def event_metadata(event: Event, trace_url: str = "") -> str:
     """Which conversation: command, correlation and causation ids, client, schema version,
     trace (a link to the trace UI with ``trace_url``, EVENTFLEET_TRACE_URL_TEMPLATE); only
