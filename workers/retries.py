@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 import stamina
@@ -85,21 +85,26 @@ class Backoff:
         on: type[Exception] | tuple[type[Exception], ...],
         *,
         retrying: Callable[[Exception, stamina.Attempt], None] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> T:
         """``work(try number)`` on these tries, as ``async for attempt in tries(on)`` would run it,
         but the first try is made before stamina is asked: a run of stamina (and the tenacity
         under it) costs about a fifth of a command's CPU, and nearly every first try succeeds.
         ``retrying`` is told each error ``on`` takes, with its try (``next_wait``: the wait after
-        it). Not for a ``timeout_s`` backoff: its clock would start after the first try."""
-        if self.timeout_s is not None:
-            raise ConfigError(
-                "a backoff with a timeout runs its first try in stamina: use tries()."
-            )
+        it). A ``timeout_s`` counts from the first try (on ``monotonic``): stamina is given what is
+        left of it."""
+        started = monotonic()
         try:
             return await work(1)
         except on as e:
             first: Exception = e
-        async for attempt in self.tries(on):
+        rest = self
+        if self.timeout_s is not None:
+            left = self.timeout_s - (monotonic() - started)
+            if left <= 0:
+                raise first  # the first try took the whole time: no other is begun
+            rest = replace(self, timeout_s=left)
+        async for attempt in rest.tries(on):
             with attempt:
                 try:
                     if attempt.num == 1:  # the try made above

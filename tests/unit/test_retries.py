@@ -191,7 +191,7 @@ async def test_a_call_makes_its_first_try_before_stamina_and_counts_it_among_the
     assert told == [("try 1", 1, 0.001), ("try 2", 2, 0.002), ("try 3", 3, 0.004)]
 
 
-async def test_a_call_raises_an_error_it_does_not_retry_at_once_and_refuses_a_timeout() -> None:
+async def test_a_call_raises_an_error_it_does_not_retry_at_once() -> None:
     tries = 0
 
     async def broken(num: int) -> None:
@@ -202,6 +202,30 @@ async def test_a_call_raises_an_error_it_does_not_retry_at_once_and_refuses_a_ti
     with pytest.raises(Broken):
         await Backoff(first_s=0.001, max_s=0.004, attempts=5).call(broken, Flaky)
     assert tries == 1
-    with pytest.raises(ConfigError, match="timeout"):
-        await Backoff(first_s=0.001, max_s=0.004, timeout_s=1.0).call(broken, Flaky)
-    assert tries == 1  # refused before any try
+
+
+async def test_a_calls_timeout_counts_from_its_first_try() -> None:
+    clock = [0.0]
+    tries: list[int] = []
+
+    async def slow_first(num: int) -> str:
+        tries.append(num)
+        if num == 1:
+            clock[0] += 5.0  # the first try takes the whole timeout
+            raise Flaky("first")
+        return "late"
+
+    policy = Backoff(first_s=0.001, max_s=0.004, timeout_s=1.0)
+    with pytest.raises(Flaky, match="first"):
+        await policy.call(slow_first, Flaky, monotonic=lambda: clock[0])
+    assert tries == [1]  # no try begun past the timeout
+
+    async def quick_first(num: int) -> str:
+        tries.append(num)
+        if num == 1:
+            raise Flaky("first")
+        return "second"
+
+    tries.clear()
+    assert await policy.call(quick_first, Flaky, monotonic=lambda: clock[0]) == "second"
+    assert tries == [1, 2]  # what is left of the timeout goes to stamina

@@ -72,12 +72,20 @@ class AsyncCommandService:
             expected_version=expected,
             budget=draw,
         )
-        mark, result = await self._claim(c, mark)
-        if result.status == "busy":  # another request holds the claim: its answer
-            try:
-                mark, result = await self._wait_for_claim(c, mark)
-            except ClaimHeld:
-                return in_progress(c.command_id)
+
+        async def claim(num: int) -> tuple[MarkRequest, MarkResult]:
+            nonlocal mark
+            if num > 1 and mark.budget is not None:  # taken by the first try: no more
+                mark = replace(mark, budget=None)
+            mark, result = await self._claim(c, mark)
+            if result.status == "busy":  # another request holds the claim: its answer
+                raise ClaimHeld(c.command_id)
+            return mark, result
+
+        try:
+            mark, result = await self._claims.call(claim, ClaimHeld)
+        except ClaimHeld:
+            return in_progress(c.command_id)
         if result.status == "over_budget":  # nothing claimed, nothing marked
             assert draw is not None and self._budget is not None
             return self._budget.refuse(draw, result.retry_after_ms)
@@ -94,25 +102,6 @@ class AsyncCommandService:
                 return checked
             mark, result = checked  # the store's settled head allows it: marked over it
         return await self._produce(c, mark, result)
-
-    async def _wait_for_claim(
-        self, c: Command, mark: MarkRequest
-    ) -> tuple[MarkRequest, MarkResult]:
-        """Another request held the claim at the first try: claim again on ``claim_waits``
-        until it answers or lets go (ClaimHeld once the wait is over). The first try is made
-        before, outside the retry loop (its run's first attempt stands for it, so the waits
-        are those stated): a run of stamina and tenacity costs about a fifth of a command's
-        CPU, and nearly every command finds its claim free."""
-        if mark.budget is not None:  # taken by the first try: no more
-            mark = replace(mark, budget=None)
-        async for attempt in self._claims.tries(ClaimHeld):
-            with attempt:
-                if attempt.num == 1:  # the try made before: the claim was held
-                    raise ClaimHeld(c.command_id)
-                mark, result = await self._claim(c, mark)
-                if result.status == "busy":
-                    raise ClaimHeld(c.command_id)
-        return mark, result
 
     async def _claim(self, c: Command, mark: MarkRequest) -> tuple[MarkRequest, MarkResult]:
         """Claim the command and mark its aggregate (over the store's head when the marker has
