@@ -438,7 +438,7 @@ class ProcessMetrics:
     deadlines: Counter = counter(
         "eventfleet_process_deadlines_total",
         "Deadlines set, cancelled, fired, and deferred (the instance had stored events it "
-        "had not reacted to yet).",
+        "had not reacted to yet, or the door had accepted events the store did not hold yet).",
         labels=("process", "outcome"),
     )
     deadline_delay: Histogram = histogram(

@@ -24,7 +24,7 @@ from workers.roles.ops.audit import Auditor, AuditReport, AuditSources
 from workers.roles.personal import Shredder
 from workers.roles.read.snapshotter import Snapshotter
 from workers.roles.state import StateLoader
-from workers.runtime.adapters import memory_adapters
+from workers.runtime.adapters import Markers, memory_adapters
 from workers.runtime.answers import Answer, answer_of
 from workers.runtime.compose import Runtime
 from workers.runtime.settings import Settings
@@ -47,6 +47,7 @@ class Pipeline:
     progress: MemoryAppendProgress
     metrics: Metrics
     shredder: Shredder
+    marker: Markers
     taken: int = field(default=0)
     handed: int = field(default=0)
 
@@ -104,4 +105,5 @@ async def pipeline(domains: Domains, *, metrics: Metrics | None = None) -> Pipel
         memory.stream.progress_of(EVENTS),
         runtime.metrics,
         runtime.shredder,
+        runtime.marker,
     )

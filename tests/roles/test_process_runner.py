@@ -4,6 +4,7 @@ wires: effects once across redeliveries and crashes, deadlines fired once, stuck
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -58,6 +59,7 @@ class Fleet:
     instances: MemoryProcessInstances
     desk: ProcessDesk
     now: Now
+    registry: CollectorRegistry
     read: int = 0
 
     async def stored(self) -> list[tuple[Event, Record]]:
@@ -92,20 +94,24 @@ async def fleet(
     processes = Processes(managers or [order_lifecycle(payment_s=PAYMENT_S)])
     processes.check(line.domains)
     handle: Submit = line.service.handle
-    runner = runner_of(line, processes, instances, now, submit(handle) if submit else handle)
+    registry = CollectorRegistry()
+    runner = runner_of(
+        line, processes, instances, now, submit(handle) if submit else handle, registry
+    )
     desk = ProcessDesk(processes=processes, instances=instances, log=MemoryActionLog())
-    return Fleet(line, runner, Polls(runner), instances, desk, now)
+    return Fleet(line, runner, Polls(runner, line.marker), instances, desk, now, registry)
 
 
 def runner_of(
     line: Pipeline, processes: Processes, instances: MemoryProcessInstances, now: Now,
-    submit: Submit,
+    submit: Submit, registry: CollectorRegistry | None = None,
 ) -> ProcessRunner:  # fmt: skip
-    """One process of the pm role over ``line``'s command side and ``instances``."""
+    """One process of the pm role over ``line``'s command side and ``instances`` (its metrics
+    in ``registry``)."""
     return ProcessRunner(
         processes=processes, instances=instances, events=line.store, submit=submit,
         dead_letters=DeadLetters(line.producer, topic=DLQ, role="pm", metrics=line.metrics),
-        metrics=create_process_metrics(CollectorRegistry()),
+        metrics=create_process_metrics(registry or CollectorRegistry()),
         config=RunnerConfig(poll_s=0.01, unsent_after_s=5.0), clock=now,
     )  # fmt: skip
 
@@ -220,6 +226,50 @@ async def test_a_deadline_waits_for_a_payment_stored_but_not_yet_reacted_to() ->
     await f.polls.poll()
     await f.settle()
     assert [e.type for e in await f.history("order:o1")] == ["OrderPlaced", "OrderPaid"]
+
+
+async def test_a_deadline_waits_for_a_payment_the_door_accepted_and_the_store_does_not_hold_yet() -> (
+    None
+):
+    f = await fleet()
+    await f.line.ask("order:o1", "OrderPlaced", ITEMS)
+    await f.settle()
+    assert (await f.line.ask("order:o1", "OrderPaid", {"amount": 2})).status == 202
+    f.now.after(PAYMENT_S + 1)  # due while the payment is accepted but not stored
+    for _ in range(3):
+        await f.polls.poll()
+    assert [d.name for d in (await f.instance("o1")).deadlines] == ["payment"]  # deferred
+    deferred = f.registry.get_sample_value(
+        "eventfleet_process_deadlines_total", {"process": "order_lifecycle", "outcome": "deferred"}
+    )
+    assert deferred == 3
+    await f.settle()  # stored, and reacted to: the payment cancels the deadline
+    await f.polls.poll()
+    await f.settle()
+    assert [e.type for e in await f.history("order:o1")] == ["OrderPlaced", "OrderPaid"]
+    assert (await f.instance("o1")).deadlines == ()
+
+
+async def test_a_deadline_the_marker_cannot_answer_for_waits_and_a_mark_never_stored_is_bounded() -> (
+    None
+):
+    f = await fleet()
+    await f.line.ask("order:o1", "OrderPlaced", ITEMS)
+    await f.settle()
+    f.now.after(PAYMENT_S + 1)
+    f.line.marker.faults.down()  # Redis does not answer: whether the door took more is unknown
+    await f.polls.poll()
+    assert (await f.instance("o1")).deadlines != ()
+    f.line.marker.faults.up()
+    stale = f"OrderPaid|{uuid.uuid4()}|{(await f.history('order:o1'))[-1].id}|1"
+    f.line.marker.plant("order:o1", stale)  # a mark whose event Kafka never took
+    await f.polls.poll()
+    assert (await f.instance("o1")).deadlines != ()  # within the wait: deferred
+    f.now.after(PAYMENT_S + f.runner.config.accepted_wait_s + 1)
+    await f.polls.poll()  # past it: fired on the stored events alone
+    await f.settle()
+    assert [e.type for e in await f.history("order:o1")] == ["OrderPlaced", "OrderCancelled"]
+    assert (await f.instance("o1")).status == DONE
 
 
 def deliver_when_paid() -> ProcessManager:

@@ -106,6 +106,17 @@ class MarkResult:
     retry_after_ms: int = 0
 
 
+class MarkPeek(Protocol):
+    """Reads an aggregate's mark without changing it: (event type, event id), or None.
+
+    The mark names the newest event the command door accepted on the aggregate; the store may
+    not hold it yet (the appender's lag), or ever (a produce whose failure left the mark).
+    Raises MarkerUnavailable when Redis does not answer.
+    """
+
+    async def peek(self, aggregate_key: str) -> tuple[str, str] | None: ...
+
+
 class Marker(Protocol):
     """The fast early answer: an aggregate's marked latest event, checked and set atomically.
 

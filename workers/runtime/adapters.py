@@ -28,6 +28,7 @@ from workers.ports import (
     LiveFeed,
     LogProbe,
     Marker,
+    MarkPeek,
     ParkedEvents,
     Positions,
     ProcessInstances,
@@ -47,7 +48,6 @@ from workers.ports import (
     WrittenLog,
 )
 from workers.roles.ops.archive import ArchiveEvents
-from workers.roles.ops.audit import MarkPeek
 from workers.runtime.buses import bridge_bus
 from workers.runtime.settings import Settings
 

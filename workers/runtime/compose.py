@@ -291,6 +291,7 @@ class Runtime:
                 submit=self.commands.handle,
                 dead_letters=parts.dead_letters[PM_ROLE],
                 metrics=metrics,
+                marks=(await self.marks()).marker,
             )
 
     async def _appender(self, producer: ProducerClient, dead_letters: DeadLetters) -> Appender:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from snapshot_rules.process import Processes
 from workers.metrics import Metrics, create_process_metrics, prime_processes
-from workers.ports import EventStore, ProcessInstances
+from workers.ports import EventStore, MarkPeek, ProcessInstances
 from workers.roles.deadletter import DeadLetters
 from workers.roles.process.polls import Polls
 from workers.roles.process.runner import ProcessRunner, RunnerConfig, Submit
@@ -24,8 +24,10 @@ def process_role(
     submit: Submit,
     dead_letters: DeadLetters,
     metrics: Metrics,
+    marks: MarkPeek | None = None,
 ) -> tuple[ProcessRunner, Polls]:
-    """The pm role's runner over the command door (``submit``), and its polls."""
+    """The pm role's runner over the command door (``submit``), and its polls (whose due
+    deadlines wait for what the door accepted, by its ``marks``)."""
     process_metrics = create_process_metrics(metrics.registry)
     prime_processes(process_metrics, processes.names())
     runner = ProcessRunner(
@@ -38,6 +40,7 @@ def process_role(
         config=RunnerConfig(
             poll_s=settings.process_poll_ms / 1000,
             unsent_after_s=settings.process_unsent_after_s,
+            accepted_wait_s=settings.process_accepted_wait_s,
         ),
     )
-    return runner, Polls(runner)
+    return runner, Polls(runner, marks)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from snapshot_rules.domain import Domain, Domains, Mode, Route
 from snapshot_rules.projection import Projection, ViewDoc, advance
@@ -24,6 +23,7 @@ from topics.errors import EventfleetError, InvalidInput, ReplayFailed
 from topics.jsonvalue import JsonObject
 from workers.ports import (
     AggregateRef,
+    MarkPeek,
     ParkedEntry,
     ParkedEvents,
     ScannableEvents,
@@ -86,12 +86,6 @@ class AuditReport:
                 for f in self.findings
             ],
         }
-
-
-class MarkPeek(Protocol):
-    """Reads an aggregate's mark without changing it: (event type, event id), or None."""
-
-    async def peek(self, aggregate_key: str) -> tuple[str, str] | None: ...
 
 
 TopicRead = Callable[[str], Awaitable[Sequence[Event]]]

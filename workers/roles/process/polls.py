@@ -4,9 +4,15 @@ outboxes left unsent (a process that died between writing and sending).
 **Deadlines** are claimed by the write that fires them (over the revision read: at most once
 each), never for a stuck or ended instance, and only once the instance has reacted to every
 stored event, of a type its manager takes, of the aggregates it has seen: a payment stored
-while the role was down is seen before the payment deadline fires. The bound: a deadline fires
-within ``poll_s`` of its due time, plus the role's lag on its instance's events, plus one
-command's answer.
+while the role was down is seen before the payment deadline fires. With the door's marks
+given, a deadline also waits while an aggregate's mark names an event the store does not hold
+yet: a payment the door accepted is stored, and reacted to, before the deadline is judged
+(else its command would be judged after events the instance never saw, and refused when they
+moved the aggregate past what it may follow). That wait is bounded by ``accepted_wait_s``
+past the due time, for a mark whose event is never stored (its produce failed and Redis lost
+the mark's rollback); past it the deadline fires on the stored events alone, with a warning.
+The bound: a deadline fires within ``poll_s`` of its due time, plus the role's lag on its
+instance's events (the appender's too, for accepted ones), plus one command's answer.
 """
 
 from __future__ import annotations
@@ -17,8 +23,9 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from snapshot_rules.process import ProcessManager
-from topics.errors import Unavailable, Unstorable
-from workers.ports import RETRYING, Instance, Trigger
+from topics.envelope import Event
+from topics.errors import MarkerUnavailable, Unavailable, Unstorable
+from workers.ports import RETRYING, AggregateRef, Instance, MarkPeek, Trigger
 from workers.roles.process.runner import ProcessRunner, all_of, letter, stuck_detail
 from workers.roles.process.steps import Step, due_deadline, fire, retry, stopped
 
@@ -28,10 +35,12 @@ Work = Callable[[ProcessManager, str], Awaitable[None]]
 
 
 class Polls:
-    """The polls of one pm process, over its runner's writes and sends."""
+    """The polls of one pm process, over its runner's writes and sends; ``marks``: the command
+    door's marks, which a due deadline waits for (None: it waits for the stored events only)."""
 
-    def __init__(self, runner: ProcessRunner) -> None:
+    def __init__(self, runner: ProcessRunner, marks: MarkPeek | None = None) -> None:
         self.runner = runner
+        self.marks = marks
         self._slots = asyncio.Semaphore(runner.config.concurrency)
 
     async def poll(self) -> int:
@@ -81,7 +90,7 @@ class Polls:
         deadline = due_deadline(found, now) if found is not None else None
         if found is None or deadline is None:
             return False
-        if not await self._caught_up(manager, found):
+        if not await self._caught_up(manager, found, (now - deadline.due_at).total_seconds()):
             r.metrics.deadlines.labels(manager.name, "deferred").inc()
             return False
 
@@ -100,15 +109,47 @@ class Polls:
         await self._after(manager, done, current)
         return True
 
-    async def _caught_up(self, manager: ProcessManager, instance: Instance) -> bool:
+    async def _caught_up(self, manager: ProcessManager, instance: Instance, late_s: float) -> bool:
         """Whether the instance has reacted to every stored event, of a type its manager takes,
-        of each aggregate it has seen (its deadline may fire only then)."""
+        of each aggregate it has seen, and (``late_s`` within the wait) the store holds every
+        event the door accepted on them: its deadline may fire only then."""
         for aggregate, version in instance.seen.items():
             aggregate_type, _, aggregate_id = aggregate.partition(":")
-            later = await self.runner.events.select((aggregate_type, aggregate_id), after=version)
+            ref = (aggregate_type, aggregate_id)
+            later = await self.runner.events.select(ref, after=version)
             if any(manager.phase(e) is not None for e in later):
                 return False
+            unstored = await self._accepted_unstored(aggregate, ref, later)
+            if unstored is None:
+                continue
+            if late_s < self.runner.config.accepted_wait_s:
+                return False
+            log.warning(
+                "a deadline of %s fires %.1f s late on the stored events of %s alone: %s",
+                manager.name,
+                late_s,
+                aggregate,
+                unstored,
+            )
         return True
+
+    async def _accepted_unstored(
+        self, aggregate: str, ref: AggregateRef, later: list[Event]
+    ) -> str | None:
+        """Why the store may not hold every event the door accepted on the aggregate (its mark
+        names one the store does not hold, or the marker does not answer); None when it does,
+        or when no marks are given."""
+        if self.marks is None:
+            return None
+        try:
+            mark = await self.marks.peek(aggregate)
+        except MarkerUnavailable as e:
+            return f"the marker does not answer ({e})"
+        if mark is None or any(e.id == mark[1] for e in later):
+            return None
+        if await self.runner.events.find([mark[1]], aggregates=[ref]):
+            return None
+        return f"the door accepted {mark[0]} {mark[1]}, which the store does not hold"
 
     async def _retry(self, manager: ProcessManager, key: str) -> None:
         r = self.runner
