@@ -55,7 +55,8 @@ PUBLIC = {
         "RedisMarks", "RedisTicketStore", "RedisWriteBudgets", "connect_redis", "describe_redis", "escaped",
     ],
     "workers.bus": [
-        "ANY_TYPE", "BusClosed", "BusError", "BusUnavailable", "InProcessEventBus", "RetryPolicy",
+        "ANY_TYPE", "BusClosed", "BusError", "BusUnavailable", "InProcessEventBus", "PullPolicy",
+        "RetryPolicy",
     ],
     "workers.cqrs": [
         "AggregateFactory", "AggregateHandler", "AggregateRoot", "AppendEvent", "Command",
