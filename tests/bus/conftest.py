@@ -20,7 +20,7 @@ from topics.envelope import Event, new_event
 from workers.adapters.kafka import KafkaBusOptions, KafkaEventBus, plain
 from workers.adapters.nats import NatsEventBus
 from workers.adapters.redis import RedisEventBus
-from workers.bus import InProcessEventBus, RetryPolicy
+from workers.bus import InProcessEventBus, PullPolicy, RetryPolicy
 from workers.devtools.embedded import EmbeddedStack
 from workers.ports import EventBus, Outgoing
 
@@ -96,8 +96,7 @@ async def make_redis(stack: EmbeddedStack, name: str) -> BusCase:
             stack.urls.redis_url,
             stream=f"bus-test.{name}",
             retry=RETRY,
-            visibility_timeout_ms=1000,
-            block_ms=200,
+            pull=PullPolicy(wait_ms=200, redeliver_after_ms=1000),
         )
 
     bus = build()
@@ -126,8 +125,7 @@ async def make_nats(name: str) -> BusCase:
             stream=f"T_{name}",
             subject_prefix=f"test.{name}",
             retry=RETRY,
-            ack_wait_ms=2000,
-            fetch_wait_ms=200,
+            pull=PullPolicy(wait_ms=200, redeliver_after_ms=2000),
         )
 
     bus = build()

@@ -1,5 +1,5 @@
-"""The bus package's public API: the in-process bus, the errors and the policy; the durable buses
-are their technologies' adapters."""
+"""The bus package's public API: the in-process bus, the errors and the policies; the durable
+buses are their technologies' adapters."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ def test_the_bus_package_exports_its_public_api() -> None:
         "BusError",
         "BusUnavailable",
         "InProcessEventBus",
+        "PullPolicy",
         "RetryPolicy",
     ]
     for name in workers.bus.__all__:

@@ -22,7 +22,7 @@ from topics.errors import ConfigError, InvalidInput, Unavailable
 from workers.adapters.kafka import KafkaEventBus, plain
 from workers.adapters.nats import NatsEventBus
 from workers.adapters.redis import RedisEventBus
-from workers.bus import BusUnavailable, RetryPolicy
+from workers.bus import BusUnavailable, PullPolicy, RetryPolicy
 from workers.devtools.embedded import EmbeddedStack, free_port
 
 
@@ -69,7 +69,7 @@ async def test_a_redis_subscriber_survives_dropped_connections(
         proxied = RedisEventBus(
             f"redis://{proxy.address}/0",
             stream=direct.stream,
-            block_ms=200,
+            pull=PullPolicy(wait_ms=200),
             timeout_ms=500,
             retry=RetryPolicy(first_backoff_ms=50, max_backoff_ms=200),
         )
@@ -97,7 +97,7 @@ async def test_a_redis_subscriber_whose_stream_is_deleted_starts_over_at_its_end
     bus = RedisEventBus(
         stack.urls.redis_url,
         stream=f"bus-test.{unique_name}",
-        block_ms=100,
+        pull=PullPolicy(wait_ms=100),
         retry=RetryPolicy(first_backoff_ms=20, max_backoff_ms=100),
     )
     got = Recorder()
@@ -127,7 +127,7 @@ async def test_a_nats_subscriber_survives_dropped_connections(unique_name: str) 
             f"nats://{proxy.address}",
             stream=direct.stream,
             subject_prefix=direct.subject_prefix,
-            fetch_wait_ms=200,
+            pull=PullPolicy(wait_ms=200),
             timeout_ms=500,
         )
         got = Recorder()

@@ -15,7 +15,7 @@ from workers.adapters.redis import RedisEventBus
 from workers.devtools.embedded import EmbeddedStack
 from workers.examples.storage.fleet import domains_with_storage
 from workers.runtime.buses import nats_stream
-from workers.storage import EventSourcedStorage, FieldChangedMapper
+from workers.storage import ChangeEvents, EventSourcedStorage, FieldChangedMapper
 
 NATS_URL = "nats://127.0.0.1:4222"
 DOMAINS = "workers.examples.storage.fleet:domains_with_storage"
@@ -63,7 +63,8 @@ async def test_the_bridge_carries_stored_and_mapped_events_to_redis_and_nats(
                                   {"type": "AccountOpened", "data": {"owner": "ada"}})  # fmt: skip
         assert (placed[0], opened[0]) == (202, 201), (placed, opened)
         users = EventSourcedStorage(
-            MongoDocuments(database(client, unique_name), "users"), type_prefix="User",
+            MongoDocuments(database(client, unique_name), "users"),
+            events=ChangeEvents(type_prefix="User"),
             mapper=FieldChangedMapper("email", "UserEmailChanged", "new_email"),
         )  # fmt: skip
         await users.find_one_and_upsert({"_id": "u1", "email": "a@b.c"}, client_id="signup")

@@ -23,7 +23,7 @@ from tests.kafka_topics import produced_to, read_until
 from topics.envelope import aggregate_key, decode, encode, from_dict, new_event
 from workers.adapters.mongo import MongoDocuments, connect, database
 from workers.devtools.embedded import EmbeddedStack
-from workers.storage import EventSourcedStorage
+from workers.storage import ChangeEvents, EventSourcedStorage
 from workers.storage.domain import TOMBSTONE
 
 Document = dict[str, Any]
@@ -62,7 +62,7 @@ async def games(storage_fleet: FleetProcess) -> AsyncIterator[Games]:
     client = connect(env["EVENTFLEET_MONGO_URL"], timeout_ms=10_000)
     db = database(client, env["EVENTFLEET_MONGO_DATABASE"])
     storage = EventSourcedStorage(
-        MongoDocuments(db, "game_states"), type_prefix="GameState", outbox=None
+        MongoDocuments(db, "game_states"), events=ChangeEvents(type_prefix="GameState"), outbox=None
     )
     tag = uuid.uuid4().hex[:8]
     alive, gone = f"g-{tag}", f"gone-{tag}"

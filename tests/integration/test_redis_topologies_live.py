@@ -19,6 +19,7 @@ from tests.waiting import wait_for
 from topics.envelope import Event, new_event
 from topics.errors import ConfigError
 from workers.adapters.redis import RedisEventBus, RedisLiveFeed
+from workers.bus import PullPolicy
 from workers.ports import LiveChannel, Outgoing
 
 
@@ -118,8 +119,8 @@ async def test_the_feed_works_on_a_cluster_and_moves_to_another_node_when_its_no
 async def carried_by_the_redis_bus(url: str) -> None:
     # 10 s a call: a cluster's first call discovers its slots (over 1 s in a full run on 2
     # cores); the bus's bound is for a Redis that does not answer, which none here is.
-    bus = RedisEventBus(url, stream=f"test-{uuid.uuid4().hex}.events.stored", block_ms=100,
-                        timeout_ms=10_000)  # fmt: skip
+    bus = RedisEventBus(url, stream=f"test-{uuid.uuid4().hex}.events.stored",
+                        pull=PullPolicy(wait_ms=100), timeout_ms=10_000)  # fmt: skip
     got: list[Event] = []
 
     async def handler(event: Event) -> None:

@@ -10,7 +10,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.storage.helpers import Document, poll
 from workers.adapters.mongo import MongoDocuments, connect, database
-from workers.storage import DocumentDeleted, EventSourcedStorage
+from workers.storage import CachePolicy, DocumentDeleted, EventSourcedStorage
 from workers.storage.cache import DocumentCache
 
 
@@ -19,8 +19,8 @@ async def pair(
     db: AsyncDatabase[Document], other_db: AsyncDatabase[Document]
 ) -> AsyncIterator[tuple[EventSourcedStorage, EventSourcedStorage]]:
     """Two storages of one collection on two clients, as two processes would have them."""
-    here = EventSourcedStorage(MongoDocuments(db, "games"), cache_ttl_s=60)
-    there = EventSourcedStorage(MongoDocuments(other_db, "games"), cache_ttl_s=60)
+    here = EventSourcedStorage(MongoDocuments(db, "games"), cache=CachePolicy(ttl_s=60))
+    there = EventSourcedStorage(MongoDocuments(other_db, "games"), cache=CachePolicy(ttl_s=60))
     await there.find_one_and_upsert({"_id": "g1", "gold": 1}, client_id="game-server")
     yield here, there
     await here.close()
@@ -78,7 +78,7 @@ async def test_an_idle_change_stream_outlives_the_client_timeout(
 ) -> None:
     impatient = connect(stack.urls.mongo_url, timeout_ms=200)  # timeoutMS 400 ms
     here = EventSourcedStorage(
-        MongoDocuments(database(impatient, db.name), "games"), cache_ttl_s=60
+        MongoDocuments(database(impatient, db.name), "games"), cache=CachePolicy(ttl_s=60)
     )
     there = EventSourcedStorage(MongoDocuments(other_db, "games"))
     try:
@@ -106,7 +106,7 @@ async def test_an_idle_change_stream_outlives_the_client_timeout(
 async def test_without_change_streams_entries_live_out_their_ttl(
     standalone_db: AsyncDatabase[Document], standalone_url: str
 ) -> None:
-    here = EventSourcedStorage(MongoDocuments(standalone_db, "games"), cache_ttl_s=0.5)
+    here = EventSourcedStorage(MongoDocuments(standalone_db, "games"), cache=CachePolicy(ttl_s=0.5))
     other_client = connect(standalone_url, timeout_ms=5_000)
     there = EventSourcedStorage(MongoDocuments(database(other_client, standalone_db.name), "games"))
     try:

@@ -12,7 +12,7 @@ from workers.bus import InProcessEventBus
 from workers.examples.domains import default_domains
 from workers.examples.storage.games_and_users import GAME_ID, run_game_example, run_user_example
 from workers.runtime.loading import load_domains
-from workers.storage import EventSourcedStorage
+from workers.storage import ChangeEvents, EventSourcedStorage
 from workers.storage.domain import TOMBSTONE
 
 SPEC = "workers.examples.storage.fleet:domains_with_storage"
@@ -36,7 +36,9 @@ async def test_the_examples_histories_replay_with_the_declared_domains(
     games, users = domains.get("game_states"), domains.get("users")
 
     game = await run_game_example(lambda name: MongoDocuments(db, name))
-    reader = EventSourcedStorage(MongoDocuments(db, "game_states"), type_prefix="GameState")
+    reader = EventSourcedStorage(
+        MongoDocuments(db, "game_states"), events=ChangeEvents(type_prefix="GameState")
+    )
     history = await reader.get_missing_events(GAME_ID, after_version=0)
     assert {e.type for e in history} == games.events.keys()
     assert replay(games.reducer, history[:3]) == Folded(content(game.updated), 3)

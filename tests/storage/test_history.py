@@ -25,6 +25,7 @@ from workers.adapters.mongo import MongoDocuments, MongoSnapshotStore, connect, 
 from workers.ports import Snapshot, SnapshotStore
 from workers.roles.ops.archive import Archiver, TieredEvents
 from workers.storage import (
+    ChangeEvents,
     DocumentDeleted,
     EventSourcedStorage,
     EventTypes,
@@ -126,7 +127,7 @@ async def test_a_collection_without_retention_keeps_everything_hot(rig: Rig) -> 
 
 
 async def test_named_event_types_are_written_folded_and_archived(rig: Rig) -> None:
-    storage = EventSourcedStorage(rig.documents, event_types=NAMED)
+    storage = EventSourcedStorage(rig.documents, events=ChangeEvents(event_types=NAMED))
     await eleven_versions(storage)
     await storage.delete_one("g1", client_id="server")
     events = await storage.get_missing_events("g1", after_version=0)
@@ -147,9 +148,9 @@ def test_bad_event_types_and_retentions_are_refused_with_the_fix_named() -> None
     with pytest.raises(InvalidInput, match="deleted='game ended' is not valid"):
         EventTypes.named(created="GameStarted", updated="GameMoved", deleted="game ended")
     with pytest.raises(InvalidInput, match="not both"):
-        EventSourcedStorage(documents, type_prefix="Game", event_types=NAMED)
+        EventSourcedStorage(documents, events=ChangeEvents(type_prefix="Game", event_types=NAMED))
     with pytest.raises(InvalidInput, match="three different names"):
-        EventSourcedStorage(documents, event_types=EventTypes("A", "A", "B"))
+        EventSourcedStorage(documents, events=ChangeEvents(event_types=EventTypes("A", "A", "B")))
     with pytest.raises(InvalidInput, match="not both"):
         storage_domain("games", type_prefix="Game", event_types=NAMED)
     with pytest.raises(ValueError, match="retention must be a Retention"):
@@ -168,7 +169,9 @@ async def test_bad_after_versions_are_refused_before_anything_is_read(rig: Rig) 
 
 
 async def test_the_version_field_is_a_setting_of_the_storage(rig: Rig) -> None:
-    storage = EventSourcedStorage(rig.documents, version_field="rev", event_types=NAMED)
+    storage = EventSourcedStorage(
+        rig.documents, events=ChangeEvents(event_types=NAMED, version_field="rev")
+    )
     created = await storage.find_one_and_upsert({"_id": "g1", "gold": 0}, client_id="a")
     assert created == {"_id": "g1", "rev": 1, "gold": 0}
     updated, diff = await storage.find_one_and_update(
@@ -177,7 +180,9 @@ async def test_the_version_field_is_a_setting_of_the_storage(rig: Rig) -> None:
     assert updated == {"_id": "g1", "rev": 2, "gold": 5} and diff == {"gold": 5}
     assert "version" not in await storage.get("g1")
     # another writer on the same document races the first: the version check reads "rev"
-    other = EventSourcedStorage(rig.documents, version_field="rev", event_types=NAMED)
+    other = EventSourcedStorage(
+        rig.documents, events=ChangeEvents(event_types=NAMED, version_field="rev")
+    )
     await asyncio.gather(*(
         s.find_one_and_update("g1", lambda d: {**d, "gold": d["gold"] + 1}, client_id="b")
         for s in (storage, other, storage, other)
@@ -201,7 +206,8 @@ async def test_the_version_field_is_a_setting_of_the_storage(rig: Rig) -> None:
 @pytest.mark.parametrize("bad", ["", "_id", "a.b", "$rev", "_deleted", "9lives", 3, None])
 def test_a_bad_version_field_is_refused_with_the_fix_named(bad: object) -> None:
     with pytest.raises(InvalidInput, match=r"version_field .* is not valid; use a top-level"):
-        EventSourcedStorage(MemoryDocuments("games"), version_field=bad)  # type: ignore[arg-type]
+        events = ChangeEvents(version_field=bad)  # type: ignore[arg-type]
+        EventSourcedStorage(MemoryDocuments("games"), events=events)
 
 
 @settings(max_examples=60, deadline=None)

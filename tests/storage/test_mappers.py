@@ -21,6 +21,7 @@ from workers.examples.storage.games_and_users import (
 from workers.storage import (
     ChainMapper,
     Change,
+    ChangeEvents,
     DomainEvent,
     EventSourcedStorage,
     FieldChangedMapper,
@@ -76,7 +77,7 @@ async def test_mapped_events_ride_in_the_one_stored_event_and_reach_the_bus(
 
     await bus.subscribe("*", record)
     users = EventSourcedStorage(
-        MongoDocuments(db, "users"), type_prefix="User", bus=bus, mapper=EMAIL
+        MongoDocuments(db, "users"), events=ChangeEvents(type_prefix="User"), bus=bus, mapper=EMAIL
     )
     await users.find_one_and_upsert({"_id": "u1", "email": "a@x.io"}, client_id="signup")
     await users.find_one_and_update("u1", lambda u: {**u, "email": "b@x.io"}, client_id="web")

@@ -29,7 +29,7 @@ from workers.cqrs import (
 from workers.devtools.embedded import EmbeddedStack
 from workers.examples.cqrs.users import change_email, create_user
 from workers.ports import EventBus
-from workers.storage import DocumentDeleted, EventSourcedStorage, FieldChangedMapper
+from workers.storage import ChangeEvents, DocumentDeleted, EventSourcedStorage, FieldChangedMapper
 
 NATS_URL = "nats://127.0.0.1:4222"
 
@@ -50,7 +50,7 @@ async def bus(request: pytest.FixtureRequest, stack: EmbeddedStack) -> AsyncIter
 
 async def test_the_quick_start_of_seed_003(db: AsyncDatabase[Document], bus: EventBus) -> None:
     users = EventSourcedStorage(
-        MongoDocuments(db, "users"), type_prefix="User", bus=bus,
+        MongoDocuments(db, "users"), events=ChangeEvents(type_prefix="User"), bus=bus,
         mapper=FieldChangedMapper("email", "UserEmailChanged", "new_email"),
     )  # fmt: skip
     factory = AggregateFactory()
@@ -99,7 +99,9 @@ async def test_the_quick_start_of_seed_003(db: AsyncDatabase[Document], bus: Eve
 async def test_update_creates_a_missing_document_only_when_asked(
     db: AsyncDatabase[Document],
 ) -> None:
-    users = EventSourcedStorage(MongoDocuments(db, "users"), type_prefix="User")
+    users = EventSourcedStorage(
+        MongoDocuments(db, "users"), events=ChangeEvents(type_prefix="User")
+    )
 
     def set_email(user: Document | None) -> Document:
         user = user or {"name": "John Doe"}  # seed 003: `user, ok := doc.(*User); if !ok {...}`
@@ -129,7 +131,9 @@ async def test_update_creates_a_missing_document_only_when_asked(
 
 
 async def test_dispatching_what_nobody_handles_is_refused(db: AsyncDatabase[Document]) -> None:
-    users = EventSourcedStorage(MongoDocuments(db, "users"), type_prefix="User")
+    users = EventSourcedStorage(
+        MongoDocuments(db, "users"), events=ChangeEvents(type_prefix="User")
+    )
     dispatcher = Dispatcher()
     dispatcher.register("CreateUser", DocumentHandler(users, create_user, create=True,
                                                       factory=AggregateFactory()))  # fmt: skip

@@ -13,12 +13,14 @@ from topics.envelope import decode, encode
 from topics.errors import NotFound, StoreUnavailable
 from workers.adapters.mongo import MongoDocuments, connect, database
 from workers.metrics import create_metrics
-from workers.storage import DocumentDeleted, EventSourcedStorage
+from workers.storage import ChangeEvents, DocumentDeleted, EventSourcedStorage
 
 
 @pytest.fixture
 async def games(db: AsyncDatabase[Document]) -> EventSourcedStorage:
-    storage = EventSourcedStorage(MongoDocuments(db, "game_states"), type_prefix="GameState")
+    storage = EventSourcedStorage(
+        MongoDocuments(db, "game_states"), events=ChangeEvents(type_prefix="GameState")
+    )
     await storage.find_one_and_upsert(
         {"_id": "g1", "gold": 100, "stats": {"hp": 10, "mp": 5}}, client_id="game-server"
     )

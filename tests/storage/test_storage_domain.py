@@ -16,7 +16,13 @@ from tests.storage.helpers import Document, canonical, content, raw_doc
 from topics.envelope import Event, new_event, utc_now
 from topics.errors import InvalidInput
 from workers.adapters.mongo import MongoDocuments
-from workers.storage import EventSourcedStorage, FieldChangedMapper, merge_diff, storage_domain
+from workers.storage import (
+    ChangeEvents,
+    EventSourcedStorage,
+    FieldChangedMapper,
+    merge_diff,
+    storage_domain,
+)
 from workers.storage.changes import plan_change
 from workers.storage.documents import content_of, is_deleted
 from workers.storage.domain import TOMBSTONE, StorageReducer, storage_types
@@ -186,7 +192,9 @@ def test_routes_may_name_mapped_types_only_once_declared() -> None:
 async def test_a_stored_change_derives_its_mapped_events_with_stable_ids(
     db: AsyncDatabase[Document],
 ) -> None:
-    users = EventSourcedStorage(MongoDocuments(db, "users"), type_prefix="User", mapper=MAPPER)
+    users = EventSourcedStorage(
+        MongoDocuments(db, "users"), events=ChangeEvents(type_prefix="User"), mapper=MAPPER
+    )
     domain = storage_domain("users", type_prefix="User", mapped_types=["AChanged"])
     await users.find_one_and_upsert({"_id": "u1", "a": "x"}, client_id="c")
     await users.find_one_and_update("u1", lambda d: {**d, "a": "y"}, client_id="c")
@@ -215,7 +223,9 @@ def test_bad_names_are_refused_with_the_reason() -> None:
 async def test_event_types_are_the_ones_the_storage_writes(
     db: AsyncDatabase[Document], collection: str, prefix: str | None
 ) -> None:
-    storage = EventSourcedStorage(MongoDocuments(db, collection), type_prefix=prefix)
+    storage = EventSourcedStorage(
+        MongoDocuments(db, collection), events=ChangeEvents(type_prefix=prefix)
+    )
     domain = storage_domain(collection, type_prefix=prefix)
     types = storage.types
     assert list(domain.events) == [types.created, types.updated, types.deleted]
@@ -225,7 +235,9 @@ async def test_event_types_are_the_ones_the_storage_writes(
 async def test_a_history_the_storage_wrote_replays_into_its_document(
     db: AsyncDatabase[Document],
 ) -> None:
-    users = EventSourcedStorage(MongoDocuments(db, "users"), type_prefix="User", mapper=MAPPER)
+    users = EventSourcedStorage(
+        MongoDocuments(db, "users"), events=ChangeEvents(type_prefix="User"), mapper=MAPPER
+    )
     domain = storage_domain("users", type_prefix="User")
     await users.find_one_and_upsert({"_id": "u1", "a": "x", "tags": [1, None]}, client_id="c")
     await users.find_one_and_update("u1", lambda d: {**d, "a": "y", "n": {"k": 1}}, client_id="c")

@@ -13,8 +13,8 @@ from tests.storage.helpers import Document, raw_doc, raw_events
 from topics.errors import InvalidInput
 from workers.adapters.mongo import MongoDocuments
 from workers.runtime.settings import Settings
-from workers.storage import EventSourcedStorage
-from workers.storage.storage import DEFAULT_MAX_EVENT_BYTES
+from workers.storage import CachePolicy, ChangeEvents, EventSourcedStorage
+from workers.storage.mappers import DEFAULT_MAX_EVENT_BYTES
 
 
 def _deep(levels: int) -> dict[str, Any]:
@@ -148,10 +148,11 @@ async def test_bad_arguments_are_refused(
         ({"collection_name": "game-states"}, "must match"),
         ({"collection_name": "events"}, "collection 'events' is the fleet's own"),
         ({"collection_name": "snapshots"}, "the fleet's own"),
-        ({"collection_name": "users", "cache_ttl_s": 0}, "cache_ttl_s=0"),
-        ({"collection_name": "users", "cache_ttl_s": -1.5}, "cache_ttl_s=-1.5"),
         ({"collection_name": "users", "max_retries": -1}, "max_retries=-1"),
-        ({"collection_name": "users", "type_prefix": "9x"}, "prefix '9x' does not make"),
+        (
+            {"collection_name": "users", "events": ChangeEvents(type_prefix="9x")},
+            "prefix '9x' does not make",
+        ),
     ],
 )
 def test_bad_construction_is_refused(
@@ -162,10 +163,49 @@ def test_bad_construction_is_refused(
         EventSourcedStorage(MongoDocuments(db, name), **kwargs)
 
 
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: CachePolicy(ttl_s=0), r"CachePolicy ttl_s=0: use a number of seconds > 0"),
+        (lambda: CachePolicy(ttl_s=-1.5), r"CachePolicy ttl_s=-1\.5: use a number"),
+        (lambda: CachePolicy(ttl_s=True), r"CachePolicy ttl_s=True: use a number"),
+        (
+            lambda: CachePolicy(ttl_s=60, max_entries=0),
+            r"CachePolicy max_entries=0: use an integer >= 1",
+        ),
+        (
+            lambda: ChangeEvents(max_event_bytes=0),
+            r"ChangeEvents max_event_bytes=0: use an integer >= 1",
+        ),
+        (
+            lambda: ChangeEvents(max_event_bytes=-5),
+            r"ChangeEvents max_event_bytes=-5: use an integer",
+        ),
+    ],
+)
+def test_a_bad_cache_or_event_limit_is_refused_naming_the_field(
+    build: Callable[[], object], message: str
+) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        build()
+
+
+def test_the_grouped_settings_have_their_documented_defaults() -> None:
+    assert CachePolicy(ttl_s=60).max_entries == 10_000
+    assert ChangeEvents() == ChangeEvents(
+        type_prefix=None,
+        event_types=None,
+        version_field="version",
+        max_event_bytes=DEFAULT_MAX_EVENT_BYTES,
+    )
+
+
 async def test_a_change_whose_event_is_too_large_for_the_stream_is_refused(
     db: AsyncDatabase[Document],
 ) -> None:
-    users = EventSourcedStorage(MongoDocuments(db, "users"), max_event_bytes=2048)
+    users = EventSourcedStorage(
+        MongoDocuments(db, "users"), events=ChangeEvents(max_event_bytes=2048)
+    )
     await users.find_one_and_upsert({"_id": "u1", "name": "Ann"}, client_id="signup")
     with pytest.raises(InvalidInput, match=r"would be \d+ bytes, over the 2048-byte limit"):
         await users.find_one_and_update("u1", lambda u: {**u, "bio": "x" * 3000}, client_id="c")

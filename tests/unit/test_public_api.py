@@ -55,7 +55,8 @@ PUBLIC = {
         "RedisMarks", "RedisTicketStore", "RedisWriteBudgets", "connect_redis", "describe_redis", "escaped",
     ],
     "workers.bus": [
-        "ANY_TYPE", "BusClosed", "BusError", "BusUnavailable", "InProcessEventBus", "RetryPolicy",
+        "ANY_TYPE", "BusClosed", "BusError", "BusUnavailable", "InProcessEventBus", "PullPolicy",
+        "RetryPolicy",
     ],
     "workers.cqrs": [
         "AggregateFactory", "AggregateHandler", "AggregateRoot", "AppendEvent", "Command",
@@ -64,10 +65,11 @@ PUBLIC = {
         "register_aggregate",
     ],
     "workers.storage": [
-        "AFTER_DOCUMENT_WRITE", "AFTER_EVENT_WRITE", "CacheStats", "ChainMapper", "Change",
-        "Changed", "CreateOrEdit", "DocumentDeleted", "DocumentStore", "DomainEvent", "Edit",
-        "EventMapper", "EventSourcedStorage", "EventTypes", "FaultHook", "FaultPoint",
-        "FieldChangedMapper", "HistoryCompacted", "apply_patch", "changed_paths", "merge_diff", "storage_domain",
+        "AFTER_DOCUMENT_WRITE", "AFTER_EVENT_WRITE", "CachePolicy", "CacheStats", "ChainMapper",
+        "Change", "ChangeEvents", "Changed", "CreateOrEdit", "DocumentDeleted", "DocumentStore",
+        "DomainEvent", "Edit", "EventMapper", "EventSourcedStorage", "EventTypes", "FaultHook",
+        "FaultPoint", "FieldChangedMapper", "HistoryCompacted", "apply_patch", "changed_paths",
+        "merge_diff", "storage_domain",
     ],
     "workers.adapters.memory": [
         "Faults", "MemoryActionLog", "MemoryAppendProgress", "MemoryCommandMemory", "MemoryDatabase",

@@ -19,6 +19,7 @@ from workers.examples.cqrs.users import change_email, create_user
 from workers.examples.storage.games_and_users import GAME_ID, run_game_example, run_user_example
 from workers.storage import (
     AFTER_DOCUMENT_WRITE,
+    ChangeEvents,
     DocumentDeleted,
     EventSourcedStorage,
     FaultPoint,
@@ -32,7 +33,7 @@ Document = dict[str, object]
 async def test_the_quick_start_of_seed_003_runs_in_memory() -> None:
     bus = InProcessEventBus()
     users = EventSourcedStorage(
-        MemoryDocuments("users"), type_prefix="User", bus=bus,
+        MemoryDocuments("users"), events=ChangeEvents(type_prefix="User"), bus=bus,
         mapper=FieldChangedMapper("email", "UserEmailChanged", "new_email"),
     )  # fmt: skip
     factory = AggregateFactory()

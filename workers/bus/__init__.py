@@ -9,7 +9,8 @@
 
 The durable buses live with their technology's other adapters and build on this package: its
 errors (driver errors become ``BusUnavailable`` or ``BusError`` there, once), ``RetryPolicy``,
-the delivery loop and the registry of live subscriptions (``common``).
+``PullPolicy`` (how a Redis or NATS subscription pulls: batch, wait, redelivery), the delivery
+loop and the registry of live subscriptions (``common``).
 
 Every bus accepts stored events only (``publish`` of an event without a version raises
 ``InvalidInput``). On the durable buses a failing handler is retried with backoff up to
@@ -28,6 +29,7 @@ from workers.bus.common import (
     BusClosed,
     BusError,
     BusUnavailable,
+    PullPolicy,
     RetryPolicy,
 )
 from workers.bus.inprocess import InProcessEventBus
@@ -38,5 +40,6 @@ __all__ = [
     "BusError",
     "BusUnavailable",
     "InProcessEventBus",
+    "PullPolicy",
     "RetryPolicy",
 ]

@@ -1,6 +1,6 @@
-"""What every bus shares: errors, the retry policy, type filters, one delivery loop and the registry
-of a bus's live subscriptions. The durable buses (``workers.adapters.{redis,nats,kafka}``) build on
-it."""
+"""What every bus shares: errors, the retry and pull policies, type filters, one delivery loop and
+the registry of a bus's live subscriptions. The durable buses (``workers.adapters.{redis,nats,
+kafka}``) build on it."""
 
 from __future__ import annotations
 
@@ -81,6 +81,46 @@ class RetryPolicy:
     def reads(self) -> Backoff:
         """A subscription's reads, which go on whatever fails: as many as it takes."""
         return Backoff(self.backoff_s(1), self.max_backoff_ms / 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class PullPolicy:
+    """How each subscription of a durable bus (Redis, NATS) pulls its events from the server.
+
+    A pull takes up to ``batch_size`` events and waits up to ``wait_ms`` for the first of
+    them (Redis: ``XREADGROUP``'s ``BLOCK``; NATS: the fetch's timeout); an event its
+    consumer took but did not acknowledge within ``redeliver_after_ms`` is delivered again
+    (Redis: claimed with ``XAUTOCLAIM`` once idle that long; NATS: the consumer's
+    ``ack_wait``). So ``redeliver_after_ms`` must exceed the time one batch takes to handle
+    (on Redis, retries included), or another consumer of the same durable name runs it too.
+    """
+
+    batch_size: int = 10
+    wait_ms: int = 1_000
+    redeliver_after_ms: int = 60_000
+
+    def __post_init__(self) -> None:
+        require_positive(
+            "PullPolicy",
+            batch_size=self.batch_size,
+            wait_ms=self.wait_ms,
+            redeliver_after_ms=self.redeliver_after_ms,
+        )
+
+    @property
+    def wait_s(self) -> float:
+        return self.wait_ms / 1000
+
+    @property
+    def redeliver_after_s(self) -> float:
+        return self.redeliver_after_ms / 1000
+
+
+def require_positive(owner: str, **values: int) -> None:
+    """Raise ConfigError naming the first of ``values`` below 1 (counts and durations)."""
+    for name, value in values.items():
+        if value < 1:
+            raise ConfigError(f"{owner} {name} must be >= 1, got {value}")
 
 
 def require_stored(event: Event) -> None:

@@ -2,7 +2,9 @@
 
 A quick start::
 
-    users = EventSourcedStorage(MongoDocuments(db, "users"), type_prefix="User", bus=bus)
+    users = EventSourcedStorage(
+        MongoDocuments(db, "users"), events=ChangeEvents(type_prefix="User"), bus=bus
+    )
     factory = AggregateFactory()
     factory.register("users", lambda user_id: {"name": "", "email": ""})
     dispatcher = Dispatcher()

@@ -1,7 +1,8 @@
 """EventSourcedStorage: version-checked documents whose every change is stored as an event.
 
-Public API: ``EventSourcedStorage`` and what its signatures use, the ``DocumentStore`` port
-it keeps its documents in (``workers.adapters.mongo.MongoDocuments``, or the in-memory
+Public API: ``EventSourcedStorage`` and what its signatures use (``ChangeEvents``,
+``CachePolicy``, ``EventTypes``, the mappers), the ``DocumentStore`` port it keeps its
+documents in (``workers.adapters.mongo.MongoDocuments``, or the in-memory
 ``workers.adapters.memory.MemoryDocuments``); the merge-patch helpers for clients that
 rebuild documents from events; ``storage_domain``, which declares a collection to the fleet
 (snapshots, routes, queries; no appends).
@@ -9,7 +10,7 @@ rebuild documents from events; ``storage_domain``, which declares a collection t
 
 from __future__ import annotations
 
-from workers.storage.cache import CacheStats
+from workers.storage.cache import CachePolicy, CacheStats
 from workers.storage.changes import Changed, CreateOrEdit
 from workers.storage.diff import apply_patch, changed_paths, merge_diff
 from workers.storage.documents import DocumentDeleted, HistoryCompacted
@@ -17,6 +18,7 @@ from workers.storage.domain import storage_domain
 from workers.storage.mappers import (
     ChainMapper,
     Change,
+    ChangeEvents,
     DomainEvent,
     EventMapper,
     EventTypes,
@@ -34,9 +36,11 @@ from workers.storage.storage import Edit, EventSourcedStorage
 __all__ = [
     "AFTER_DOCUMENT_WRITE",
     "AFTER_EVENT_WRITE",
+    "CachePolicy",
     "CacheStats",
     "ChainMapper",
     "Change",
+    "ChangeEvents",
     "Changed",
     "CreateOrEdit",
     "DocumentDeleted",

@@ -15,7 +15,31 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from topics.errors import InvalidInput
 from workers.storage.ports import Document, WatchState
+
+
+@dataclass(frozen=True, slots=True)
+class CachePolicy:
+    """A storage's read-through cache: each document kept at most ``ttl_s`` seconds, and at most
+    ``max_entries`` documents (the least recently used go first).
+
+    ``EventSourcedStorage(documents, cache=CachePolicy(ttl_s=60))``; without one (the default)
+    every read goes to the document store.
+    """
+
+    ttl_s: float
+    max_entries: int = 10_000
+
+    def __post_init__(self) -> None:
+        ttl_s, max_entries = self.ttl_s, self.max_entries
+        if isinstance(ttl_s, bool) or not isinstance(ttl_s, int | float) or ttl_s <= 0:
+            raise InvalidInput(
+                f"CachePolicy ttl_s={ttl_s!r}: use a number of seconds > 0, or no cache"
+                " (cache=None)."
+            )
+        if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
+            raise InvalidInput(f"CachePolicy max_entries={max_entries!r}: use an integer >= 1.")
 
 
 @dataclass(frozen=True, slots=True)

@@ -196,7 +196,7 @@ def check_version_field(collection: str, version_field: object) -> str:
     return version_field
 
 
-def check_settings(collection_name: object, cache_ttl_s: object, max_retries: object) -> None:
+def check_settings(collection_name: object, max_retries: object) -> None:
     if not isinstance(collection_name, str) or not AGGREGATE_TYPE_RE.match(collection_name):
         raise InvalidInput(
             f"collection name {collection_name!r} is not valid: it is the events' aggregate type, "
@@ -206,12 +206,6 @@ def check_settings(collection_name: object, cache_ttl_s: object, max_retries: ob
         raise InvalidInput(
             f"collection {collection_name!r} is the fleet's own; choose another name."
         )
-    if cache_ttl_s is not None and (
-        isinstance(cache_ttl_s, bool)
-        or not isinstance(cache_ttl_s, int | float)
-        or cache_ttl_s <= 0
-    ):
-        raise InvalidInput(f"cache_ttl_s={cache_ttl_s!r}: use a number of seconds > 0, or None.")
     if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
         raise InvalidInput(f"max_retries={max_retries!r}: use an integer >= 0.")
 

@@ -29,8 +29,8 @@ TOMBSTONE: State = {DELETED: True}
 def storage_types(
     collection: str, type_prefix: str | None = None, event_types: EventTypes | None = None
 ) -> EventTypes:
-    """The event types ``EventSourcedStorage(documents of collection, type_prefix=...,
-    event_types=...)`` writes."""
+    """The event types ``EventSourcedStorage(documents of collection,
+    events=ChangeEvents(type_prefix=..., event_types=...))`` writes."""
     return storage_event_types(collection, type_prefix, event_types)
 
 
@@ -63,7 +63,8 @@ def storage_domain(
 ) -> Domain:
     """The read-only domain of an EventSourcedStorage collection.
 
-    Pass the same ``type_prefix`` (or ``event_types``) as the storage. ``retention``: how much
+    Pass the same ``type_prefix`` (or ``event_types``) as the storage's ``ChangeEvents``.
+    ``retention``: how much
     of each document's history stays hot; ``eventfleet archive`` moves the rest to the archive
     (the document's snapshot must cover it), and the storage's ``get_missing_events`` and the
     fleet's ``/events`` read both as one history. The mapper's domain events

@@ -1,4 +1,5 @@
-"""Event names and event mappers: the domain events a change yields besides its own event.
+"""Event names, the events a storage writes for its changes, and event mappers: the domain events
+a change yields besides its own event.
 
 Every change is stored as exactly one event (``<Prefix>Created/Updated/Deleted`` by default, or
 the names a collection declares, ``EventTypes.named``: its own names, such as ``UserCreated``), so a
@@ -17,8 +18,11 @@ from typing import Literal, Protocol
 from topics.envelope import EVENT_TYPE_RE, Event, validate_data
 from topics.errors import InvalidEnvelope, InvalidInput
 from topics.jsonvalue import Json, JsonObject
+from workers.storage.documents import VERSION
 
 Operation = Literal["create", "update", "delete"]
+DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
+"""The fleet's default ``EVENTFLEET_MAX_EVENT_BYTES`` (a test keeps the two equal)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +63,36 @@ class EventTypes:
 
     def of(self, operation: Operation) -> str:
         return {"create": self.created, "update": self.updated, "delete": self.deleted}[operation]
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeEvents:
+    """The events a storage writes, one per change: their names, where their version is kept and
+    how large one may be.
+
+    ``type_prefix``: names them ``<type_prefix>Created/Updated/Deleted`` (by default the
+    collection's name in CamelCase, ``game_states`` -> ``GameStates``); ``event_types``: names
+    each operation's event instead (``EventTypes.named(...)``; not with ``type_prefix``). Pass
+    the same to ``storage_domain``. ``version_field``: the document field that holds the
+    version, which is the event's (``version`` by default; another name for documents that
+    already keep their version under it). ``max_event_bytes``: a change whose event is larger
+    is refused (pass the fleet's ``Settings.max_event_bytes``: consumers of events.stored
+    dead-letter larger ones). The names are checked when the storage is built, against its
+    collection.
+    """
+
+    type_prefix: str | None = None
+    event_types: EventTypes | None = None
+    version_field: str = VERSION
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+
+    def __post_init__(self) -> None:
+        size = self.max_event_bytes
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise InvalidInput(
+                f"ChangeEvents max_event_bytes={size!r}: use an integer >= 1 (the fleet's"
+                f" EVENTFLEET_MAX_EVENT_BYTES, {DEFAULT_MAX_EVENT_BYTES} by default)."
+            )
 
 
 def default_prefix(collection: str) -> str:

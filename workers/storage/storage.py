@@ -19,10 +19,10 @@ from workers.ports import EventBus
 from workers.retries import Backoff
 from workers.roles.append.outbox import Outbox
 from workers.storage import documents as docs
-from workers.storage.cache import CacheStats, DocumentCache
+from workers.storage.cache import CachePolicy, CacheStats, DocumentCache
 from workers.storage.changes import Changed, CreateOrEdit, applied, changed, plan_change
 from workers.storage.diff import merge_diff
-from workers.storage.mappers import EventMapper, EventTypes, storage_event_types
+from workers.storage.mappers import ChangeEvents, EventMapper, storage_event_types
 from workers.storage.ports import Document, DocumentStore, PlannedChange
 from workers.storage.publish import ChangePublisher
 
@@ -32,8 +32,6 @@ Edit = Callable[[Document], Document | Awaitable[Document]]
 """Gets a copy of the current document and returns the new one (it may change and return it)."""
 T = TypeVar("T")
 _Decide = Callable[[Document | None], Awaitable[tuple[PlannedChange | None, T]]]
-DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
-"""The fleet's default ``EVENTFLEET_MAX_EVENT_BYTES`` (a test keeps the two equal)."""
 
 
 class _Beaten(Exception):
@@ -54,45 +52,41 @@ class EventSourcedStorage:
     name, aggregate id = document id, version = the document's new version) flagged for
     publishing; ``outbox`` publishes them to events.stored at once (otherwise the fleet's
     outbox relay does), and ``bus`` receives them and their mapped domain events.
+
+    ``events``: what the events are called, the field that holds the version and how large
+    one may be (``ChangeEvents``; ``<Collection>Created/Updated/Deleted`` by default);
+    ``mapper``: the domain events a change yields besides its own; ``cache``: a read-through
+    cache (``CachePolicy``; none by default); ``max_retries``: how often a change re-reads and
+    decides again when another writer came first, before ConcurrencyConflict.
     """
 
     def __init__(
         self,
         documents: DocumentStore,
         *,
+        events: ChangeEvents | None = None,
         bus: EventBus | None = None,
         mapper: EventMapper | None = None,
-        cache_ttl_s: float | None = None,
         outbox: Outbox | None = None,
         metrics: Metrics | None = None,
+        cache: CachePolicy | None = None,
         max_retries: int = 20,
-        type_prefix: str | None = None,
-        cache_max_entries: int = 10_000,
-        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
-        event_types: EventTypes | None = None,
-        version_field: str = docs.VERSION,
     ) -> None:
-        """``max_event_bytes``: refuse a change whose event is larger (pass the fleet's
-        ``Settings.max_event_bytes``: consumers of events.stored dead-letter larger ones).
-        ``event_types``: the names of its events per operation (``EventTypes.named(...)``),
-        instead of ``<type_prefix>Created/Updated/Deleted``; pass the same to ``storage_domain``.
-        ``version_field``: the document field that holds the version (``version`` by default;
-        another name for documents that already keep their version under it).
-        """
         collection_name = documents.name
-        docs.check_settings(collection_name, cache_ttl_s, max_retries)
+        events = events or ChangeEvents()
+        docs.check_settings(collection_name, max_retries)
         self.collection_name = collection_name
-        self.types = storage_event_types(collection_name, type_prefix, event_types)
-        self.version_field = docs.check_version_field(collection_name, version_field)
+        self.types = storage_event_types(collection_name, events.type_prefix, events.event_types)
+        self.version_field = docs.check_version_field(collection_name, events.version_field)
         self._documents = documents
         self._publisher = ChangePublisher(outbox=outbox, bus=bus)
         self._mapper = mapper
         self._counters: dict[str, Counter] = {}
         self._metrics = metrics
         self._retries = conflict_retries(max_retries)
-        self._max_event_bytes = max_event_bytes
+        self._max_event_bytes = events.max_event_bytes
         self._cache = (
-            DocumentCache(cache_ttl_s, max_entries=cache_max_entries) if cache_ttl_s else None
+            DocumentCache(cache.ttl_s, max_entries=cache.max_entries) if cache is not None else None
         )
         self._watcher = documents.watch(self._cache) if self._cache is not None else None
 

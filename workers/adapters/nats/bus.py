@@ -11,8 +11,10 @@ A handler that succeeds acks; one that fails naks with a delay from ``RetryPolic
 (exponential), so JetStream redelivers it while later events keep flowing: after a
 failure, order within a subscription is not kept. When the delivery count reaches
 ``max_attempts`` the event is published to ``<subject_prefix>.dead.<type>`` (stream
-``<stream>_DEAD``, headers carry the reason) and acked. A consumer that stops without
-acking gets its events back after ``ack_wait_ms``.
+``<stream>_DEAD``, headers carry the reason) and acked. Each subscription fetches as its
+``PullPolicy`` says (``batch_size`` at a time, each fetch waiting up to ``wait_ms``); a
+consumer that stops without acking gets its events back after ``redeliver_after_ms`` (the
+consumer's ``ack_wait``).
 
 Handlers may see an event more than once: they must be idempotent by event id. A new
 consumer starts with events published after ``subscribe`` returned; a durable one
@@ -38,16 +40,18 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 
 from topics.envelope import Event, encode
-from topics.errors import ConfigError, InvalidInput, Unavailable
+from topics.errors import InvalidInput, Unavailable
 from workers.bus.common import (
     BusError,
     BusUnavailable,
+    PullPolicy,
     RetryPolicy,
     Subscriptions,
     bounded,
     dead_letter_until_done,
     decode_bus_event,
     matches,
+    require_positive,
     require_stored,
 )
 from workers.ports import Handler, Subscription
@@ -60,7 +64,12 @@ _IDLE_CONSUMER_S = 3600.0
 
 
 class NatsEventBus:
-    """Publishes to a JetStream stream; each subscription is a durable pull consumer on it."""
+    """Publishes to a JetStream stream; each subscription is a durable pull consumer on it.
+
+    ``retry``: how a failing handler is retried before its event is dead-lettered; ``pull``:
+    how each subscription fetches (batch, wait, redelivery after); ``max_msgs``: the most
+    events the stream keeps (the oldest go first); ``timeout_ms``: the bound of one call.
+    """
 
     def __init__(
         self,
@@ -69,24 +78,17 @@ class NatsEventBus:
         stream: str = "EVENTFLEET_EVENTS",
         subject_prefix: str = "eventfleet.events",
         retry: RetryPolicy | None = None,
-        ack_wait_ms: int = 60_000,
-        fetch_wait_ms: int = 1_000,
-        batch_size: int = 10,
+        pull: PullPolicy | None = None,
         max_msgs: int = 1_000_000,
         timeout_ms: int = 2_000,
     ) -> None:
-        if min(ack_wait_ms, fetch_wait_ms, batch_size, max_msgs, timeout_ms) < 1:
-            raise ConfigError(
-                "ack_wait_ms, fetch_wait_ms, batch_size, max_msgs, timeout_ms must be >= 1"
-            )
+        require_positive("NatsEventBus", max_msgs=max_msgs, timeout_ms=timeout_ms)
         self.nats_url = nats_url
         self.stream = stream
         self.dead_letter_stream = f"{stream}_DEAD"
         self.subject_prefix = subject_prefix
         self.retry = retry or RetryPolicy()
-        self.ack_wait_s = ack_wait_ms / 1000
-        self.fetch_wait_s = fetch_wait_ms / 1000
-        self.batch_size = batch_size
+        self.pull = pull or PullPolicy()
         self.max_msgs = max_msgs
         self.timeout_s = timeout_ms / 1000
         self._nc: Client | None = None
@@ -233,7 +235,7 @@ class _Reader:
             filter_subject=self.subject,
             deliver_policy=DeliverPolicy.NEW,
             ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=self.bus.ack_wait_s,
+            ack_wait=self.bus.pull.redeliver_after_s,
             max_deliver=-1,  # the bound is ours (RetryPolicy), so dead letters are never silent
             inactive_threshold=_IDLE_CONSUMER_S if self.ephemeral else None,
         )
@@ -243,7 +245,7 @@ class _Reader:
         self.stopping.set()
         if self.task is not None and not self.task.done():
             done, _ = await asyncio.wait(
-                {self.task}, timeout=self.bus.fetch_wait_s + self.bus.timeout_s
+                {self.task}, timeout=self.bus.pull.wait_s + self.bus.timeout_s
             )
             if not done:
                 self.task.cancel()
@@ -270,13 +272,14 @@ class _Reader:
     async def _fetch(self) -> None:
         assert self.sub is not None
         try:
-            msgs = await self.sub.fetch(self.bus.batch_size, timeout=self.bus.fetch_wait_s)
+            pull = self.bus.pull
+            msgs = await self.sub.fetch(pull.batch_size, timeout=pull.wait_s)
         except TimeoutError:  # nats-py raises both its own and asyncio's: nothing came
             return
         for msg in msgs:
             try:
                 await self.handle(msg)
-            except Exception:  # unacked, so JetStream redelivers it after ack_wait
+            except Exception:  # unacked, so JetStream redelivers it after redeliver_after_ms
                 log.exception("%s: delivering a message failed unexpectedly", self.where)
 
     async def _failed(self, e: Exception, failures: int) -> None:

@@ -15,8 +15,8 @@ failing handler is retried in place with exponential backoff (``RetryPolicy``), 
 keeps the subscription's order; after ``max_attempts`` runs the entry goes to the
 dead-letter stream ``<stream>.dead`` (with the reason) and is acknowledged. Entries of a
 consumer that died or was cancelled before acking are taken over with ``XAUTOCLAIM``
-once idle for ``visibility_timeout_ms``, and their earlier deliveries count toward
-``max_attempts``. So that timeout must exceed the time one read of ``batch_size``
+once idle for ``PullPolicy.redeliver_after_ms``, and their earlier deliveries count toward
+``max_attempts``. So that time must exceed the time one read of ``PullPolicy.batch_size``
 entries takes, retries included, or a process sharing the durable name runs them too.
 
 Handlers may see an event more than once (redelivery after a crash, a takeover, a
@@ -45,11 +45,12 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT, FieldT
 
 from topics.envelope import Event, encode
-from topics.errors import ConfigError, InvalidInput, Unavailable
+from topics.errors import InvalidInput, Unavailable
 from workers.adapters.redis.connect import RedisClient, connect_redis
 from workers.bus.common import (
     BusError,
     BusUnavailable,
+    PullPolicy,
     RetryPolicy,
     Subscriptions,
     bounded,
@@ -57,6 +58,7 @@ from workers.bus.common import (
     decode_bus_event,
     deliver,
     matches,
+    require_positive,
     require_stored,
     stop_task,
 )
@@ -69,7 +71,12 @@ Entry = tuple[bytes, dict[bytes, bytes]]
 
 
 class RedisEventBus:
-    """Publishes to one Redis stream; each subscription reads it through its own consumer group."""
+    """Publishes to one Redis stream; each subscription reads it through its own consumer group.
+
+    ``maxlen``: about how many entries the stream keeps (the oldest go first); ``retry``: how a
+    failing handler is retried before its event is dead-lettered; ``pull``: how each
+    subscription reads (batch, block, redelivery after); ``timeout_ms``: the bound of one call.
+    """
 
     def __init__(
         self,
@@ -79,26 +86,21 @@ class RedisEventBus:
         maxlen: int = 1_000_000,
         group_prefix: str = "eventfleet.bus",
         retry: RetryPolicy | None = None,
-        visibility_timeout_ms: int = 60_000,
-        block_ms: int = 1_000,
-        batch_size: int = 10,
+        pull: PullPolicy | None = None,
         timeout_ms: int = 2_000,
     ) -> None:
-        if maxlen < 1 or block_ms < 1 or batch_size < 1 or visibility_timeout_ms < 1:
-            raise ConfigError("maxlen, block_ms, batch_size and visibility_timeout_ms must be >= 1")
+        require_positive("RedisEventBus", maxlen=maxlen)
         self.stream = stream
         self.dead_letter_stream = f"{stream}.dead"
         self.maxlen = maxlen
         self.group_prefix = group_prefix
         self.retry = retry or RetryPolicy()
-        self.visibility_timeout_ms = visibility_timeout_ms
-        self.block_ms = block_ms
-        self.batch_size = batch_size
+        self.pull = pull or PullPolicy()
         self.timeout_s = timeout_ms / 1000
         # The socket timeout must outlast a blocking XREADGROUP, or idle reads would fail.
         # A server, a Sentinel-managed master or a Cluster, as the marker's URL may name.
         self.redis: RedisClient = connect_redis(
-            redis_url, timeout_ms=timeout_ms, socket_timeout_ms=timeout_ms + block_ms
+            redis_url, timeout_ms=timeout_ms, socket_timeout_ms=timeout_ms + self.pull.wait_ms
         )
         self._subscriptions = Subscriptions(f"Redis event bus on {stream}")
 
@@ -219,18 +221,18 @@ class _Reader:
     async def step(self) -> None:
         if time.monotonic() >= self.next_claim:
             await self.reclaim()
-            self.next_claim = time.monotonic() + self.bus.visibility_timeout_ms / 2000
-        bus = self.bus
+            self.next_claim = time.monotonic() + self.bus.pull.redeliver_after_s / 2
+        bus, pull = self.bus, self.bus.pull
         answered = await bus.call(
             f"reading group {self.group}",
             bus.redis.xreadgroup(
                 self.group,
                 self.consumer,
                 {bus.stream: ">"},
-                count=bus.batch_size,
-                block=bus.block_ms,
+                count=pull.batch_size,
+                block=pull.wait_ms,
             ),
-            extra_s=bus.block_ms / 1000,
+            extra_s=pull.wait_s,
         )
         # XREADGROUP's RESP2 reply without decode_responses: [(stream, [(id, {field: value})])],
         # or nil when the block ran out; redis-py types it as a union of every protocol's shape.
@@ -248,9 +250,9 @@ class _Reader:
                     self.bus.stream,
                     self.group,
                     self.consumer,
-                    min_idle_time=self.bus.visibility_timeout_ms,
+                    min_idle_time=self.bus.pull.redeliver_after_ms,
                     start_id=start,
-                    count=self.bus.batch_size,
+                    count=self.bus.pull.batch_size,
                 ),
             )
             start, entries = reply[0], reply[1]

@@ -15,7 +15,7 @@ from topics.envelope import Event
 from topics.jsonvalue import JsonObject
 from workers.ports import EventBus
 from workers.storage.diff import apply_patch
-from workers.storage.mappers import FieldChangedMapper
+from workers.storage.mappers import ChangeEvents, FieldChangedMapper
 from workers.storage.ports import Document, DocumentStore
 from workers.storage.storage import EventSourcedStorage
 
@@ -39,7 +39,9 @@ class GameExample:
 
 async def run_game_example(collection: Collections) -> GameExample:
     """The game server creates a state, two clients change it, a phone catches up from version 1."""
-    games = EventSourcedStorage(collection("game_states"), type_prefix="GameState")
+    games = EventSourcedStorage(
+        collection("game_states"), events=ChangeEvents(type_prefix="GameState")
+    )
     created = await games.find_one_and_upsert(
         {"_id": GAME_ID, "player": "hero", "gold": 100, "experience": 0, "level": 1},
         client_id="game-server",
@@ -91,7 +93,7 @@ async def run_user_example(collection: Collections, bus: EventBus) -> UserExampl
     subscription = await bus.subscribe("UserEmailChanged", on_email_changed)
     users = EventSourcedStorage(
         collection("users"),
-        type_prefix="User",
+        events=ChangeEvents(type_prefix="User"),
         bus=bus,
         mapper=FieldChangedMapper("email", "UserEmailChanged", "new_email"),
     )
