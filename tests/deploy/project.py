@@ -6,10 +6,11 @@ import tomllib
 from functools import cache
 from pathlib import Path
 
-from workers.metrics import create_metrics
-from workers.runtime.processes import PM_ROLE
+from workers.metric_kinds import declared
+from workers.metrics import LiveMetrics, Metrics, ProcessMetrics, RywMetrics, create_metrics
 from workers.runtime.compose import ROLES as RUNTIME_ROLES
 from workers.runtime.lag import LAG_ROLE
+from workers.runtime.processes import PM_ROLE
 from workers.runtime.settings import OPENTELEMETRY, documented
 
 REPO = Path(__file__).resolve().parents[2]
@@ -54,11 +55,15 @@ def declared_metrics() -> frozenset[str]:
 def declared_labels() -> dict[str, frozenset[str]]:
     """The labels of every sample name the registry exposes (``le`` on histogram buckets)."""
     registry = create_metrics().registry
+    by_name = {
+        d.name.removesuffix("_total"): d.labels
+        for cls in (Metrics, LiveMetrics, RywMetrics, ProcessMetrics)
+        for _, d in declared(cls)
+    }
     labels: dict[str, frozenset[str]] = {}
     for family in registry.collect():
         names = {n for sample in family.samples for n in sample.labels}
-        collector = registry._names_to_collectors.get(family.name)  # declared, even unobserved
-        names |= set(getattr(collector, "_labelnames", ()))
+        names |= set(by_name.get(family.name, ()))  # as declared, even unobserved
         for suffix in _SUFFIXES.get(family.type, ("",)):
             extra = {"le"} if suffix == "_bucket" else set()
             labels[family.name + suffix] = frozenset(names | extra)

@@ -23,7 +23,6 @@ from faust.assignor import PartitionAssignor
 from faust.transport import consumer as faust_consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import Message
-from prometheus_client import CollectorRegistry
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
@@ -113,8 +112,6 @@ USES = [
      "workers/http/edge/wire.py", "read: nothing is pushed to a client that left"),
     ("uvicorn", WebSocketsSansIOProtocol, "writable",
      "workers/http/edge/wire.py", "relied on: a send waits while the socket is over its mark"),
-    ("prometheus-client", CollectorRegistry, "_names_to_collectors",
-     "tests/deploy/project.py", "read for the label names of declared metrics"),
 ]  # fmt: skip
 
 
