@@ -50,7 +50,8 @@ EXIT_FATAL = 70
 EXIT_DRAIN_TIMEOUT = 75
 """The drain outlasted EVENTFLEET_DRAIN_TIMEOUT_S: unfinished work was left uncommitted."""
 JOIN_BOUND_SESSIONS = 3
-"""Session timeouts a group join may take before the member acts (``workers.adapters.kafka.join``)."""
+"""Session timeouts a group join may take before the member acts
+(``workers.adapters.kafka.join``)."""
 CONSUMER_ROLES = frozenset(
     {"appender", "snapshotter", "forwarder", "commands", "projection", "bridge", "pm"}
 )
