@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Literal, TypeVar, cast
 
@@ -21,6 +21,8 @@ Kind = Literal["counter", "gauge", "histogram", "loop_counter", "loop_histogram"
 D = TypeVar("D", bound="DataclassInstance")
 _DECLARED = "eventfleet.metric"
 """The key of a field's metadata that holds its ``Declared``."""
+_go_string: Callable[[float], str] = floatToGoString
+"""A bucket bound as Prometheus writes it (``+Inf``), typed here: prometheus_client's is not."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +164,7 @@ class LoopHistogram:
         counts, total, buckets = tuple(self._counts), 0, []
         for bound, count in zip([*self._bounds, float("inf")], counts, strict=True):
             total += count
-            buckets.append((floatToGoString(bound), float(total)))  # type: ignore[no-untyped-call]  # prometheus_client's floatToGoString has no annotations
+            buckets.append((_go_string(bound), float(total)))
         family = HistogramMetricFamily(
             self._name, self._documentation, buckets=buckets, sum_value=self._sum
         )

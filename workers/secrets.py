@@ -219,7 +219,10 @@ def _held(secrets: Sequence[SecretSetting], directory: str) -> dict[str, str]:
             f"EVENTFLEET_SECRETS_DIR={directory!r} is no directory; mount the secrets there."
         )
     fields = {s.name: (str | None, None) for s in secrets}
-    files = pydantic.create_model("Files", __base__=BaseSettings, **fields)  # type: ignore[call-overload]  # each field is (str | None, None): a union pydantic takes, typed by mypy as a special form
+    # Each field is (str | None, None): a union pydantic takes, typed by mypy as a special form.
+    files = pydantic.create_model(  # type: ignore[call-overload]  # a union as a field type
+        "Files", __base__=BaseSettings, **fields
+    )
     try:
         return SecretsSettingsSource(files, secrets_dir=directory, env_prefix="EVENTFLEET_")()
     except SettingsError as e:  # a file that cannot be read, or is not text: named, never shown

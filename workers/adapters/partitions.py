@@ -53,7 +53,8 @@ def check_key(key: object) -> None:
     """TypeError unless ``key`` is a record key (bytes): what a partition is asked of."""
     if not isinstance(key, bytes):
         raise TypeError(
-            f"a record key is bytes (an aggregate's b'<type>:<id>'), got {type(key).__name__} {key!r:.80}"
+            "a record key is bytes (an aggregate's b'<type>:<id>'), "
+            f"got {type(key).__name__} {key!r:.80}"
         )
 
 

@@ -1,11 +1,15 @@
 """Event buses: the ``EventBus`` port's shared machinery and the in-process bus.
 
-| bus                                        | delivery guarantee                                     |
-|--------------------------------------------|--------------------------------------------------------|
-| `InProcessEventBus` (here)                 | at-most-once: handlers run inside `publish`; a failure is not retried |
-| `workers.adapters.redis.RedisEventBus`     | at-least-once, durable: Redis Streams, a consumer group per subscriber |
-| `workers.adapters.nats.NatsEventBus`       | at-least-once, durable: JetStream, a durable consumer per subscriber |
-| `workers.adapters.kafka.KafkaEventBus`     | at-least-once, durable: `events.stored`, a consumer group per subscriber |
+Each bus, and what it guarantees of delivery:
+
+``InProcessEventBus`` (here)
+    at-most-once: handlers run inside ``publish``; a failure is not retried.
+``workers.adapters.redis.RedisEventBus``
+    at-least-once, durable: Redis Streams, a consumer group per subscriber.
+``workers.adapters.nats.NatsEventBus``
+    at-least-once, durable: JetStream, a durable consumer per subscriber.
+``workers.adapters.kafka.KafkaEventBus``
+    at-least-once, durable: ``events.stored``, a consumer group per subscriber.
 
 The durable buses live with their technology's other adapters and build on this package: its
 errors (driver errors become ``BusUnavailable`` or ``BusError`` there, once), ``RetryPolicy``,

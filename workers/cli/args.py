@@ -45,7 +45,7 @@ class Parser(argparse.ArgumentParser):
         print(f"eventfleet: error: {where}{message}; see '{self.prog} --help'", file=sys.stderr)
         raise SystemExit(USAGE_EXIT)
 
-    def parse_args(  # type: ignore[override]  # argparse overloads it for any namespace type; ours is its own
+    def parse_args(  # type: ignore[override]  # ours drops argparse's per-namespace overloads
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> argparse.Namespace:
         """As argparse, but an unknown option is refused by the command it was given to, with

@@ -136,7 +136,8 @@ def _like(call: Callable[..., object], method: Callable[..., object]) -> None:
     method.__doc__ = call.__doc__
     signature = inspect.signature(call)
     self = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
-    method.__signature__ = signature.replace(  # type: ignore[attr-defined]  # inspect reads __signature__; functions do not declare it
+    shown = signature.replace(
         parameters=[self, *signature.parameters.values()],
         return_annotation=inspect.Signature.empty,  # the call's generator: not what it answers
     )
+    method.__signature__ = shown  # type: ignore[attr-defined]  # what inspect.signature reads

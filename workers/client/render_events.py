@@ -75,7 +75,10 @@ class _Module:
         personal = self.domain.personal.fields if self.domain.personal is not None else set()
         after = ", ".join("a new aggregate" if t == NEW else t for t in sorted(spec.after))
         after = after if spec.checked else "any event"
-        about = f"``{self.domain.name}.{event_type}``, schema version {spec.version}; it may follow: {after}."
+        about = (
+            f"``{self.domain.name}.{event_type}``, schema version {spec.version}; "
+            f"it may follow: {after}."
+        )
         lines = [
             f"class {name}(EventData, {_STRUCT}{_closed(spec.schema)}):",
             _docstring(about),

@@ -249,7 +249,8 @@ TICKET_REQUEST: Schema = {
     "required": ["route"],
     "additionalProperties": False,
     "properties": {"route": {"type": "string",
-                             "description": "a live route's path, no query (the body: 4 KB at most)"}},
+                             "description": "a live route's path, no query "
+                                            "(the body: 4 KB at most)"}},
 }  # fmt: skip
 TICKET: Schema = {
     "type": "object",
@@ -313,11 +314,12 @@ STATE = _op("GET", V1 + "/state", "state", "Read the aggregate's state (now, at 
 SNAPSHOT = _op("GET", V1 + "/snapshot", "snapshot", "Read the aggregate's newest snapshot",
                (Success(200, ref("Snapshot")),), (*READ, *AUTH))  # fmt: skip
 OUTCOME = _op("GET", V1 + "/outcome", "outcome", "What became of a command or event",
-              (Success(200, ref("Outcome")),), ("bad_request", "route_not_found", "not_found",
-              "internal", *UNAVAILABLE, "marker_unavailable", *AUTH), query=OutcomeQuery)  # fmt: skip
+              (Success(200, ref("Outcome")),),
+              ("bad_request", "route_not_found", "not_found", "internal", *UNAVAILABLE,
+               "marker_unavailable", *AUTH), query=OutcomeQuery)  # fmt: skip
 SUBSCRIBE = _op("GET", V1 + "/subscribe", "subscribe",
-                "Follow the aggregate's events (SSE or WebSocket)", (STREAM,), (*LIVE, *GONE, *AUTH),
-                query=SubscribeQuery, headers=(LAST_EVENT_ID,))  # fmt: skip
+                "Follow the aggregate's events (SSE or WebSocket)", (STREAM,),
+                (*LIVE, *GONE, *AUTH), query=SubscribeQuery, headers=(LAST_EVENT_ID,))  # fmt: skip
 SUBSCRIBE_TYPE = _op("GET", "/v1/{aggregate_type}/subscribe", "subscribe_type",
                      "Follow every stored event of the type (SSE or WebSocket)", (STREAM,),
                      (*LIVE, *AUTH), query=TypeSubscribeQuery)  # fmt: skip
@@ -344,12 +346,14 @@ ERASE = _op("POST", "/v1/subjects/{subject}/erase", "erase",
             "Erase a subject's personal data (operators)", (Success(200, ref("Erasure")),),
             ("bad_request", "route_not_found", "not_found", "console_read_only", "cross_origin",
              "payload_too_large", "unsupported_media_type", "request_timeout", "internal",
-             *UNAVAILABLE, *AUTH), body_schema=ref("EraseRequest"), body_required=False)  # fmt: skip
+             *UNAVAILABLE, *AUTH),
+            body_schema=ref("EraseRequest"), body_required=False)  # fmt: skip
 TYPES = _op("GET", "/v1/types", "types", "Every aggregate type: event types, transitions, schemas",
             (Success(200, ref("TypeList")),), ("internal", *AUTH))  # fmt: skip
 ONE_TYPE = _op("GET", "/v1/types/{aggregate_type}", "type", "One aggregate type",
                (Success(200, ref("TypeListing")),),
-               ("unknown_aggregate_type", "bad_request", "route_not_found", "internal", *AUTH))  # fmt: skip
+               ("unknown_aggregate_type", "bad_request", "route_not_found", "internal",
+                *AUTH))  # fmt: skip
 TICKETS = _op("POST", "/v1/tickets", "ticket",
               "A single-use ticket for one live route (a browser's WebSocket or EventSource)",
               (Success(201, TICKET, description="the ticket: ?ticket=… on that route, once"),),
@@ -364,13 +368,15 @@ PROCESSES = _op("GET", "/v1/processes", "processes",
                 (Success(200, ref("ProcessList")),), ("internal", *UNAVAILABLE, *AUTH))  # fmt: skip
 PROCESS_INSTANCES = _op("GET", PM + "/instances", "process_instances",
                         "A process manager's instances, a page at a time by key (viewers)",
-                        (Success(200, ref("InstancePage")),), PM_READ, query=InstancesQuery)  # fmt: skip
+                        (Success(200, ref("InstancePage")),), PM_READ,
+                        query=InstancesQuery)  # fmt: skip
 PROCESS_INSTANCE = _op("GET", PM + "/instances/{key}", "process_instance",
                        "One instance: its state, deadlines, unsent commands, why it is stuck",
                        (Success(200, ref("ProcessInstance")),), PM_READ)  # fmt: skip
 PROCESS_DEADLINES = _op("GET", PM + "/deadlines", "process_deadlines",
                         "A process manager's pending deadlines, the soonest first (viewers)",
-                        (Success(200, ref("DeadlineList")),), PM_READ, query=DeadlinesQuery)  # fmt: skip
+                        (Success(200, ref("DeadlineList")),), PM_READ,
+                        query=DeadlinesQuery)  # fmt: skip
 PROCESS_RETRY = _op("POST", PM + "/instances/{key}/retry", "process_retry",
                     "Retry a stuck instance (operators): the pm role runs it again",
                     (Success(202, ref("ProcessInstance"), description="the retry is asked"),),
@@ -388,7 +394,8 @@ READY = _op("GET", "/readyz", "ready", "Readiness: can it take the work it owns"
             (Success(200, ref("Ready")), Success(503, ref("Ready"), description="not ready")),
             ("internal",), open=True)  # fmt: skip
 METRICS = _op("GET", "/metrics", "metrics", "Prometheus metrics",
-              (Success(200, {"type": "string"}, "text/plain"),), ("internal",), open=True)  # fmt: skip
+              (Success(200, {"type": "string"}, "text/plain"),),
+              ("internal",), open=True)  # fmt: skip
 
 OPERATIONS: tuple[Declared, ...] = (
     APPEND_ROUTE, MULTI_APPEND, EVENTS, STATE, SNAPSHOT, OUTCOME, SUBSCRIBE, SUBSCRIBE_TYPE,

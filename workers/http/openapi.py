@@ -234,8 +234,8 @@ def _responses(ok: Iterable[Success], errors: Iterable[str]) -> JsonObject:
             "content": {success.media: {"schema": success.schema}},
         }
         if success.link:
-            response["headers"] = {"Link": {"schema": {"type": "string"},
-                                            "description": 'the next page, rel="next"'}}  # fmt: skip
+            link = {"schema": {"type": "string"}, "description": 'the next page, rel="next"'}
+            response["headers"] = {"Link": link}
         found[str(success.status)] = response
     by_status: dict[int, list[str]] = {}
     statuses = {e.code: e.status for e in ERROR_CODES}
@@ -308,8 +308,8 @@ def _components(domains: Domains, auth: str) -> JsonObject:
         **_bodies(),
     }
     if auth != "none":  # the operator is the token's principal; a body is read, not used
-        schemas["EraseRequest"] = {"type": "object", "description": "ignored (its operator "
-                                   "is the token's principal); empty or any JSON object"}  # fmt: skip
+        ignored = "ignored (its operator is the token's principal); empty or any JSON object"
+        schemas["EraseRequest"] = {"type": "object", "description": ignored}
     for domain in domains:
         for event_type in domain.events:
             name = data_schema_name(domain, event_type)
@@ -380,7 +380,8 @@ def _bodies() -> dict[str, Schema]:
                                           "group holding no partition (more members than "
                                           "partitions): ready, with no work"}}},
         "TypeListing": {"type": "object",
-                        "required": ["aggregate_type", "mode", "event_types", "personal", "queries"],
+                        "required": ["aggregate_type", "mode", "event_types", "personal",
+                                     "queries"],
                         "properties": {"aggregate_type": text, "mode": text,
                                        "event_types": obj, "personal": {"type": ["object", "null"]},
                                        "queries": {"type": "array", "items": text}}},

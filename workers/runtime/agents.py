@@ -25,7 +25,7 @@ from workers.roles.retry import until_done
 from workers.runtime.answers import Answer, answer_of, error
 from workers.runtime.batches import Acks, Handle, Ticks, batch_agent
 from workers.runtime.fleet import Fleet
-from workers.stream.faust_types import Partitions
+from workers.stream.faust_types import Partitions, on_rebalance
 from workers.stream.rule_table import FaustRuleStates, rule_table
 
 log = logging.getLogger(__name__)
@@ -86,8 +86,7 @@ def register_agents(fleet: Fleet) -> None:
             appender.forget(set())  # a new assignment: cached heads may be another's now
             appender.assign({tp.partition for tp in assigned or () if tp.topic == names.events})
 
-        fleet.app.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type]  # mode types receivers narrower than the (sender, partitions) faust calls them with
-        fleet.app.on_partitions_assigned.connect(assigned)  # type: ignore[arg-type]  # mode types receivers narrower than the (sender, partitions) faust calls them with
+        on_rebalance(fleet.app, revoked=revoked, assigned=assigned)
         ledger = batch_agent(
             fleet,
             name="appender",
@@ -167,8 +166,7 @@ def register_forwarder(fleet: Fleet) -> None:
         in_order.forget(in_order.partitions() - owned)  # held before the rebalance
         await forwarder.assigned(owned)
 
-    fleet.app.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type]  # mode types receivers narrower than the (sender, partitions) faust calls them with
-    fleet.app.on_partitions_assigned.connect(assigned)  # type: ignore[arg-type]  # mode types receivers narrower than the (sender, partitions) faust calls them with
+    on_rebalance(fleet.app, revoked=revoked, assigned=assigned)
     handle = stored_events(fleet, "forwarder", forward)
     ledger = batch_agent(
         fleet,
@@ -205,8 +203,7 @@ def register_process_managers(fleet: Fleet) -> None:
         owned = {tp.partition for tp in assigned or () if tp.topic == stored}
         in_order.forget(in_order.partitions() - owned)
 
-    fleet.app.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type]  # mode types receivers narrower than the (sender, partitions) faust calls them with
-    fleet.app.on_partitions_assigned.connect(assigned)  # type: ignore[arg-type]  # mode types receivers narrower than the (sender, partitions) faust calls them with
+    on_rebalance(fleet.app, revoked=revoked, assigned=assigned)
     handle = stored_events(fleet, "pm", react)
     ledger = batch_agent(
         fleet,

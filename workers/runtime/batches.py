@@ -27,7 +27,7 @@ from workers.roles.retry import until_done
 from workers.runtime.failures import a_failure
 from workers.runtime.fleet import Fleet
 from workers.stream.faust_app import fleet_consumer
-from workers.stream.faust_types import Partitions
+from workers.stream.faust_types import Partitions, on_rebalance
 from workers.stream.fetched import BatchTopic, ack, fetched
 from workers.stream.gaps import GapCloser
 from workers.stream.offsets import OffsetLedger
@@ -94,8 +94,7 @@ def batch_agent(
     """
     loop = BatchLoop(fleet, name=name, role=role, topic=topic, handle=handle, ticks=ticks)
     app = fleet.app
-    app.on_partitions_revoked.connect(loop.revoked)  # type: ignore[arg-type]  # mode types receivers narrower than the (sender, partitions) faust calls them with
-    app.on_partitions_assigned.connect(loop.assigned)  # type: ignore[arg-type]  # mode types receivers narrower than the (sender, partitions) faust calls them with
+    on_rebalance(app, revoked=loop.revoked, assigned=loop.assigned)
     channel = BatchTopic(app, topics=[topic], value_serializer="raw", key_serializer="raw")
     app.agent(channel, name=name)(loop.run)
     return loop.ledger

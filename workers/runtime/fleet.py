@@ -41,6 +41,7 @@ from workers.stream.faust_app import (
     faust_credentials,
     knows_its_coordinator,
 )
+from workers.stream.faust_types import on_rebalance
 from workers.stream.gaps import Ledger
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,8 @@ EXIT_FATAL = 70
 EXIT_DRAIN_TIMEOUT = 75
 """The drain outlasted EVENTFLEET_DRAIN_TIMEOUT_S: unfinished work was left uncommitted."""
 JOIN_BOUND_SESSIONS = 3
-"""Session timeouts a group join may take before the member acts (``workers.adapters.kafka.join``)."""
+"""Session timeouts a group join may take before the member acts
+(``workers.adapters.kafka.join``)."""
 CONSUMER_ROLES = frozenset(
     {"appender", "snapshotter", "forwarder", "commands", "projection", "bridge", "pm"}
 )
@@ -183,8 +185,7 @@ class Fleet:
         # A join still not complete after a few session timeouts acts (workers.adapters.kafka.join).
         app.join_bound_s = JOIN_BOUND_SESSIONS * session_s
         app.on_join_stuck = self._join_stuck
-        app.on_partitions_assigned.connect(self.membership.on_assigned)  # type: ignore[arg-type]  # mode types a receiver as taking *args; faust sends one: the partitions
-        app.on_partitions_revoked.connect(self.membership.on_revoked)  # type: ignore[arg-type]  # mode types a receiver as taking *args; faust sends one: the partitions
+        on_rebalance(app, revoked=self.membership.on_revoked, assigned=self.membership.on_assigned)
         return app
 
     def _make_health(self) -> HealthMonitor:

@@ -58,7 +58,7 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
             watch.install(consumer)  # a join that does not complete in time acts (join.py)
         return consumer
 
-    async def _highwaters(  # type: ignore[override]  # aiokafka answers None for a partition without one; faust's annotation says int
+    async def _highwaters(  # type: ignore[override]  # aiokafka may answer None; faust says int
         self, partitions: list[TP]
     ) -> Mapping[TP, int | None]:
         # Table recovery reads changelogs up to these: take them from a fetch (see highwaters).
@@ -96,13 +96,15 @@ class _ReadOffsets(dict[TP, "int | None"]):
             return None
         return super().__getitem__(tp)
 
-    def update(  # type: ignore[override]  # faust calls it with one mapping; dict's overloads take more
+    def update(  # type: ignore[override]  # faust passes one mapping; dict's overloads take more
         self, offsets: Mapping[TP, int | None] | Iterable[tuple[TP, int | None]], /
     ) -> None:  # perform_seek: a rebalance
         self._fenced.clear()
         super().update(offsets)
 
-    def pop(self, tp: TP, *default: int | None) -> int | None:  # type: ignore[override]  # one signature for dict's two overloads (with and without a default)
+    def pop(  # type: ignore[override]  # one signature for dict's pop with and without a default
+        self, tp: TP, *default: int | None
+    ) -> int | None:
         self._fenced.discard(tp)  # a partition revoked
         return super().pop(tp, *default)
 

@@ -57,8 +57,9 @@ class FetchedBatches:
         self._arrived = asyncio.Event()
         self._paused: set[TP] = set()
         self._thrown: BaseException | None = None
-        # Cleared with Faust's stream queues: mode only calls clear() on a managed queue.
-        app.flow_control.manage_queue(self)  # type: ignore[arg-type]  # a stand-in with clear(), not mode's FlowControlQueue
+        # Cleared with Faust's stream queues: mode only calls clear() on a managed queue, so this
+        # stands in for one (it is not mode's FlowControlQueue).
+        app.flow_control.manage_queue(self)  # type: ignore[arg-type]  # a stand-in with clear()
 
     def deliver(self, tp: TP, messages: list[Message], generation: int | None) -> None:
         """Hold ``messages`` (of ``tp``, fetched in consumer generation ``generation``)."""
@@ -187,8 +188,9 @@ class BatchTopic(faust.Topic):
         return channel
 
     @property
-    def queue(self) -> FetchedBatches:  # type: ignore[override]  # the conductor only puts, sizes and checks it: FetchedBatches does all that
-        # Where the conductor puts what it delivers itself: the batches, in the queue's stead.
+    def queue(self) -> FetchedBatches:  # type: ignore[override]  # does what the conductor uses
+        # Where the conductor puts what it delivers itself: the batches, in the queue's stead. It
+        # only puts, sizes and checks it: FetchedBatches does all that.
         return self.batches
 
 
@@ -233,7 +235,8 @@ async def drain(consumer: Consumer, fetcher: ServiceT) -> None:
     """Faust's fetch loop (``Consumer._drain_messages``), except that the records of a topic read
     only by ``BatchTopic`` agents go to them a fetched partition at a time."""
     consumer_stopped = consumer._stopped.is_set
-    fetcher_stopped = fetcher._stopped.is_set  # type: ignore[attr-defined]  # Faust's fetcher is a mode Service; its ServiceT does not declare _stopped
+    # Faust's fetcher is a mode Service; its ServiceT does not declare _stopped.
+    fetcher_stopped = fetcher._stopped.is_set  # type: ignore[attr-defined]  # not on ServiceT
     diag = consumer.diag
     try:
         while not (consumer_stopped() or fetcher_stopped()):

@@ -144,7 +144,7 @@ class KafkaEventBus:
             await self.producer.stop()
 
 
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka ships no types: its listener base is Any to mypy
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka's base is Any to mypy
     """Tells ``subscribe`` when the group joined; commits handled offsets before a revoke."""
 
     def __init__(self, reader: _Reader) -> None:

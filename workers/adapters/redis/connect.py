@@ -92,7 +92,13 @@ def pubsub_nodes(
         username = unquote(parts.username) if parts.username else None
         password = unquote(parts.password) if parts.password else None
         tls = parts.scheme.startswith("rediss")
-        node = partial(Redis, username=username, password=password, ssl=tls, **options)  # type: ignore[arg-type]  # health_check_interval: float seconds, annotated int
+        node = partial(
+            Redis,
+            username=username,
+            password=password,
+            ssl=tls,
+            **options,  # type: ignore[arg-type]  # health_check_interval: float s, annotated int
+        )
         return [partial(node, host=h, port=p) for h, p in _hosts(url, 6379)]
     if parts.scheme in SENTINEL_SCHEMES:
         timeout_s = timeout_ms / 1000
@@ -124,7 +130,7 @@ def _sentinel_master(
     sentinel_kwargs = dict(timeouts)
     if sentinel_password:
         sentinel_kwargs["password"] = sentinel_password
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]  # redis-py's asyncio Sentinel.__init__ has no annotations
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]  # redis-py's Sentinel is unannotated
         _hosts(url, 26379), sentinel_kwargs=sentinel_kwargs, **timeouts
     )
     master: Redis = sentinel.master_for(

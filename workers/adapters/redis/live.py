@@ -236,13 +236,17 @@ class RedisLiveFeed:
                 moving = True
             finally:
                 self._pubsub = None
-                with contextlib.suppress(Exception):
-                    async with asyncio.timeout(self._timeout_s):
-                        await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py's PubSub.aclose has no annotations
+                await self._close(pubsub)
                 if moving:
                     await self._subscribers.move_on(self._timeout_s)
             await asyncio.sleep(backoff_s)
             backoff_s = min(backoff_s * 2, 2.0)
+
+    async def _close(self, pubsub: PubSub) -> None:
+        """Close a subscriber connection done with, within the timeout; what it raises is moot."""
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(self._timeout_s):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
 
     async def _read_while_alive(self, pubsub: PubSub) -> None:
         """Read and dispatch until the connection fails or goes silent (raises)."""

@@ -28,8 +28,10 @@ class FastPacking:
             and self.encoder.encoding == "utf-8"
             and (self.encoder.encoding_errors == "strict")
         ):
-            return [hiredis.pack_command(args)]  # type: ignore[arg-type]  # hiredis's stub types the command as a 1-tuple, not a tuple of any length
-        return super().pack_command(*args)  # type: ignore[misc, no-any-return]  # a mixin: the connection class it is mixed into has pack_command
+            # hiredis's stub types the command as a 1-tuple, not a tuple of any length.
+            return [hiredis.pack_command(args)]  # type: ignore[arg-type]  # stub too narrow
+        # A mixin: the connection class it is mixed into has pack_command.
+        return super().pack_command(*args)  # type: ignore[misc, no-any-return]  # mixin's super
 
 
 def _plain(args: tuple[EncodableT, ...]) -> bool:

@@ -319,8 +319,9 @@ class Published:
         while self.count < count:
             alive(running)
             if time.monotonic() > deadline:
+                stored = what or f"{count} events"
                 raise RuntimeError(
-                    f"{len(running)} appender process(es) did not store {what or f'{count} events'} "
+                    f"{len(running)} appender process(es) did not store {stored} "
                     f"in {timeout_s:g} s (their group may not have settled: see /healthz?verbose)"
                 )
             batches = await self._consumer.getmany(timeout_ms=500, max_records=5000)
@@ -339,8 +340,9 @@ async def bench_append(
 ) -> Table:
     """Ours beside the judged and the bare pipeline, interleaved, alternating order per round."""
     table = Table(
-        f"append path: {count} chained events, batch {settings.batch_size}, {settings.partitions} "
-        f"partitions, w=majority j=true on both sides; {rounds} interleaved rounds; {load_average()}"
+        f"append path: {count} chained events, batch {settings.batch_size}, "
+        f"{settings.partitions} partitions, w=majority j=true on both sides; "
+        f"{rounds} interleaved rounds; {load_average()}"
     )
     events_topic = f"{settings.topic_prefix}events"
     sides: dict[str, list[Measured]] = {"ours": [], "judged": [], "bare": []}

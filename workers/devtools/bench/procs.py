@@ -200,7 +200,8 @@ async def checked(target: Server, kafka: str, topic: str) -> None:
                 ):
                     raise RuntimeError(
                         f"{target.name} answered {answer.status} {said} to {body.decode()} on "
-                        f"{aggregate}, not {sorted(wanted)}: it does not do the work it is measured for"
+                        f"{aggregate}, not {sorted(wanted)}: "
+                        "it does not do the work it is measured for"
                     )
     found = await records_of(kafka, topic, order)
     if found != 2:

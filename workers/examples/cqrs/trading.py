@@ -66,4 +66,5 @@ COMMANDS: Mapping[type[Command], Decide[Never]] = {
     PlaceOrder: place_order,
     CancelOrder: cancel_order,
 }
-"""Each command and how it decides: ``register_aggregate(dispatcher, ORDER_BOOK, COMMANDS, ...)``."""
+"""Each command and how it decides, as
+``register_aggregate(dispatcher, ORDER_BOOK, COMMANDS, ...)`` takes them."""

@@ -53,10 +53,11 @@ def chat_access(rules: ChatRules) -> Access:
         messages = (state or {}).get("messages", [])
         found = find(messages, data.get("message_id"))
         if found is not None and messages[found]["sender_id"] != actor.principal and not moderating:
+            moderators = ", ".join(sorted(rules.moderator_roles))
             raise Forbidden(
                 "not_your_message",
                 f"message {data.get('message_id')!r} is {messages[found]['sender_id']}'s; only its "
-                f"sender or a moderator ({', '.join(sorted(rules.moderator_roles))}) may change it.",
+                f"sender or a moderator ({moderators}) may change it.",
             )
         return {**checked, "role": moderating[0]} if moderating else checked
 

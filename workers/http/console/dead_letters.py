@@ -291,9 +291,10 @@ class EntryState:
     def html(self) -> str:
         if self.state == "new":
             return '<span class="bad">new</span>'
+        done = f"by {esc(self.who)} at {esc(_when(self.at))}"
         if self.state == "skipped":
-            return f'<span class="muted">skipped</span> by {esc(self.who)} at {esc(_when(self.at))}'
-        return f'<span class="good">{esc(self.state)}</span> by {esc(self.who)} at {esc(_when(self.at))}'
+            return f'<span class="muted">skipped</span> {done}'
+        return f'<span class="good">{esc(self.state)}</span> {done}'
 
 
 NEW = EntryState("new")

@@ -32,7 +32,8 @@ class BulkPages:
     async def skip(self, request: Request) -> Response:
         entry = await self.letters.desk.entry(_at(request))
         action = await self._skip(request, entry)
-        body = f'<p id="outcome" class="good">{esc(entry.position)} skipped by {esc(action.operator)}</p>'
+        skipped = f"{esc(entry.position)} skipped by {esc(action.operator)}"
+        body = f'<p id="outcome" class="good">{skipped}</p>'
         if "releases" in action.result:
             body += (
                 f'<p id="released">{esc(action.result["releases"])} is released: the appender '

@@ -77,9 +77,10 @@ class OperatorPages:
             last = found[-1]
             cursor = f"{last.occurred_at.isoformat()}~{last.id}"
             pages.append(link("?" + urlencode({**_kept(asked), "before": cursor}), "older"))
+        where = " on this page" if pages else ""
         body = (
             form
-            + f'<p id="found">{len(found)} events{" on this page" if pages else ""}, newest first</p>'
+            + f'<p id="found">{len(found)} events{where}, newest first</p>'
             + table(headings, rows, css_id="results")
             + (f'<p id="search-pages">{" · ".join(pages)}</p>' if pages else "")
         )

@@ -212,7 +212,8 @@ class ProducePages:
             f'<datalist id="topics">{listed}</datalist>'
             f'<label>partition <input name="partition" id="partition" value="{value("partition")}" '
             'size="4" placeholder="by key"></label></p>'
-            f'<p><label>key <input name="key" id="key" value="{value("key")}" size="40"></label></p>'
+            f'<p><label>key <input name="key" id="key" value="{value("key")}" '
+            'size="40"></label></p>'
             "<p><label>headers, one <code>name: value</code> a line<br>"
             f'<textarea name="headers" id="headers" rows="3">{value("headers")}</textarea>'
             "</label></p>"

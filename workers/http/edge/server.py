@@ -147,7 +147,9 @@ class BoundedHttpTools(HttpToolsProtocol):
         self._deadline: asyncio.TimerHandle | None = None
         self._refused = False
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # uvicorn narrows asyncio's BaseTransport
+    def connection_made(  # type: ignore[override]  # uvicorn narrows asyncio's BaseTransport
+        self, transport: asyncio.Transport
+    ) -> None:
         super().connection_made(Coalescing(transport, self.loop))
         self._arm()  # a connection that never sends a request is not held for ever either
 
@@ -309,7 +311,7 @@ class Serving:
             connection.shutdown()
         try:
             async with asyncio.timeout(grace_s):
-                while state.connections or state.tasks:  # noqa: ASYNC110  # uvicorn signals no event
+                while state.connections or state.tasks:  # noqa: ASYNC110  # uvicorn sets no event
                     await asyncio.sleep(0.02)  # a poll of uvicorn's own sets, bounded above
         except TimeoutError:
             self.close_now()

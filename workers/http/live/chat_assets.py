@@ -24,14 +24,19 @@ SCRIPT = r"""'use strict';
   }
   function key() { return 'eventfleet-chat:' + room + ':' + (open ? '' : me); }
   function load() {
-    st = JSON.parse(sessionStorage.getItem(key()) || 'null') || {version: 0, messages: [], reads: {}};
+    const saved = JSON.parse(sessionStorage.getItem(key()) || 'null');
+    st = saved || {version: 0, messages: [], reads: {}};
     body.dataset.version = String(st.version);
   }
   function save() {
     sessionStorage.setItem(key(), JSON.stringify(st));
     body.dataset.version = String(st.version);
   }
-  function status(text, cls) { const s = $('status'); s.textContent = text; s.className = cls || ''; }
+  function status(text, cls) {
+    const s = $('status');
+    s.textContent = text;
+    s.className = cls || '';
+  }
   function notice(text) { const n = $('notice'); n.textContent = text; n.hidden = !text; }
   function clock(iso) {
     const d = new Date(iso);
@@ -67,7 +72,8 @@ SCRIPT = r"""'use strict';
         }
         li.append(tools);
       }
-      if (seen[m.message_id]) li.append(el('div', 'seen', 'Seen by ' + seen[m.message_id].sort().join(', ')));
+      const seenBy = seen[m.message_id];
+      if (seenBy) li.append(el('div', 'seen', 'Seen by ' + seenBy.sort().join(', ')));
       list.append(li);
     }
     $('empty').hidden = st.messages.length > 0;
@@ -76,7 +82,8 @@ SCRIPT = r"""'use strict';
     for (const [reader, r] of Object.entries(st.reads).sort()) {
       const m = st.messages.find((x) => x.message_id === r.up_to_message_id);
       const upTo = m ? '“' + snippet(m.content) + '”' : 'a message no longer shown';
-      const li = el('li', 'read', (reader === me ? 'You have' : reader + ' has') + ' read up to ' + upTo);
+      const whoHas = reader === me ? 'You have' : reader + ' has';
+      const li = el('li', 'read', whoHas + ' read up to ' + upTo);
       li.dataset.reader = reader;
       reads.append(li);
     }
@@ -107,7 +114,10 @@ SCRIPT = r"""'use strict';
   }
 
   function send(type, data, what) {
-    if (!socket || socket.readyState !== WebSocket.OPEN) { notice('Not connected yet: try again in a moment.'); return false; }
+    if (!socket || socket.readyState !== WebSocket.OPEN) {
+      notice('Not connected yet: try again in a moment.');
+      return false;
+    }
     const id = uuid();
     if (what) pending[id] = what;
     socket.send(JSON.stringify({command_id: id, type: type, data: data}));
@@ -143,7 +153,8 @@ SCRIPT = r"""'use strict';
   }
   function edit(m) {
     editing = m;
-    $('editing-what').textContent = m.sender_id === me ? 'your message' : m.sender_id + '\u2019s message';
+    const whose = m.sender_id === me ? 'your message' : m.sender_id + '\u2019s message';
+    $('editing-what').textContent = whose;
     $('editing').hidden = false;
     $('submit').textContent = 'Save';
     $('text').value = m.content;
@@ -238,7 +249,11 @@ SCRIPT = r"""'use strict';
     const scheme = location.protocol === 'https:' ? 'wss://' : 'ws://';
     socket = new WebSocket(scheme + location.host + route + '?after_version=' + st.version +
                            '&ticket=' + encodeURIComponent(t.ticket));
-    socket.addEventListener('open', () => { retries = 0; status('connected', 'good'); body.dataset.live = '1'; });
+    socket.addEventListener('open', () => {
+      retries = 0;
+      status('connected', 'good');
+      body.dataset.live = '1';
+    });
     socket.addEventListener('message', (m) => receive(JSON.parse(m.data)));
     socket.addEventListener('close', (c) => {
       body.dataset.live = '';

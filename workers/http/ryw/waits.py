@@ -406,8 +406,8 @@ class Waits:
                 if waiter.caller.gone():
                     waiter.fail(
                         NotYetStored(
-                            f"{watch.ref[0]} {watch.ref[1]}: the client of this read left; its wait "
-                            "ended.",
+                            f"{watch.ref[0]} {watch.ref[1]}: the client of this read left; "
+                            "its wait ended.",
                             stored_version=watch.head,
                             wanted_version=waiter.wanted,
                         )

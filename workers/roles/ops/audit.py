@@ -149,15 +149,16 @@ class Auditor:
             if aggregate_type not in names:
                 continue
             found[(aggregate_type, aggregate_id)] = head
+            waiting = last - head.seq + 1
             report.findings.append(
                 Finding(
                     "parked",
                     aggregate_type,
                     aggregate_id,
                     (
-                        f"parked behind {head.source} ({head.reason}); {last - head.seq + 1} events "
-                        "wait in order for an operator to replay or skip the head (eventfleet dlq "
-                        "parked): the stored history is whole up to it, not a gap"
+                        f"parked behind {head.source} ({head.reason}); {waiting} events wait in "
+                        "order for an operator to replay or skip the head (eventfleet dlq parked): "
+                        "the stored history is whole up to it, not a gap"
                     ),
                 )
             )
