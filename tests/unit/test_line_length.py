@@ -3,22 +3,14 @@
 ruff's E501 measures a line without a trailing ``# type: ignore`` or ``# noqa`` pragma, and the
 reasons after those pragmas were where most long lines were (issue 48). This counts every
 character, as ``tests/bench/house.py``'s ``long_lines`` figure does.
-
-``PENDING`` lists the modules other work was changing when the rest were rewrapped. It only
-shrinks: a listed module with no long line fails the test until its entry goes.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 LINE_MAX = 100
-
-PENDING = frozenset({"workers/roles/process/desk.py"})
-"""Modules whose long lines their current editor rewraps."""
 
 
 def long_lines(source: str) -> list[int]:
@@ -33,21 +25,11 @@ MODULES = {
 
 
 def test_no_line_is_over_100_characters() -> None:
-    found = [
-        f"{module}:{n}"
-        for module, source in MODULES.items()
-        if module not in PENDING
-        for n in long_lines(source)
-    ]
+    found = [f"{module}:{n}" for module, source in MODULES.items() for n in long_lines(source)]
     assert not found, (
         f"over {LINE_MAX} characters: {', '.join(found)}; rewrap them (a shorter reason after "
         "a type: ignore, a part computed first, a call over several lines)"
     )
-
-
-@pytest.mark.parametrize("module", sorted(PENDING))
-def test_a_pending_module_still_has_a_long_line(module: str) -> None:
-    assert long_lines(MODULES[module]), f"{module} has no long line now: remove it from PENDING"
 
 
 def test_a_long_pragma_line_counts() -> None:

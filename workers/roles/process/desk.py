@@ -152,9 +152,10 @@ class ProcessDesk:
         for _ in range(10):  # the role may be writing it (an event held): read it again
             found = await self.show(name, key)
             if found.status != STUCK:
+                why = "its retry is under way" if found.status == RETRYING else "nothing to do"
                 raise NotStuck(
                     f"{name}/{key} is {found.status}, not stuck: only a stuck instance is "
-                    f"retried ({'its retry is under way' if found.status == RETRYING else 'nothing to do'}).",
+                    f"retried ({why}).",
                     found.status,
                 )
             asked = replace(
