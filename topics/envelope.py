@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import NoReturn
+from typing import NamedTuple, NoReturn
 
 import orjson
 
@@ -273,6 +273,19 @@ def at_millisecond(ms: int) -> datetime:
 
 _from_seconds = datetime.fromtimestamp
 _MILLISECONDS = tuple(timedelta(milliseconds=ms) for ms in range(1000))
+
+
+class StorePosition(NamedTuple):
+    """Where a stored event stands: its aggregate, then its version (a sort key)."""
+
+    aggregate_type: str
+    aggregate_id: str
+    version: int
+
+
+def store_position(event: Event) -> StorePosition:
+    """The event's ``StorePosition`` (an unversioned event at version 0)."""
+    return StorePosition(event.aggregate_type, event.aggregate_id, event.version or 0)
 
 
 def aggregate_key(aggregate_type: str, aggregate_id: str) -> bytes:

@@ -78,7 +78,9 @@ def storage_domain(
             f"{type(retention).__name__}."
         )
     types = storage_types(collection, type_prefix, event_types)
-    events: dict[str, EventSpec] = {name: event() for name in _names(types)}
+    events: dict[str, EventSpec] = {
+        name: event() for name in (types.created, types.updated, types.deleted)
+    }
     known = events.keys() | set(mapped_types)
     for route in routes:
         unknown = sorted((route.types or frozenset()) - known)
@@ -99,10 +101,6 @@ def storage_domain(
         derived_types=frozenset(mapped_types),
         retention=retention,
     )
-
-
-def _names(types: EventTypes) -> tuple[str, str, str]:
-    return types.created, types.updated, types.deleted
 
 
 def _object(value: object, state: State | None) -> State:

@@ -182,16 +182,15 @@ def room_messages_query(rules: ChatRules, projection: Projection) -> QueryHandle
         if found is None:
             at = " at that point" if parsed.as_of else ""
             raise NotFound(f"chat room {parsed.room_id} has no events{at}.")
-        version, room, source = found
-        page = await _page(context, rules, parsed, version, room)
+        page = await _page(context, rules, parsed, found.version, found.room)
         body = {
             "room_id": parsed.room_id,
-            "source": source,
-            "version": version,
+            "source": found.source,
+            "version": found.version,
             "messages": page.messages,
             "before_version": page.before_version,
             "more": page.before_version is not None,
-            "reads": unread_counts(room),  # each kept reader's receipt and unread count
+            "reads": unread_counts(found.room),  # each kept reader's receipt and unread count
         }
         return QueryAnswer(200, body, next_page=_next_page(parsed, page))
 
@@ -239,16 +238,25 @@ async def _page(
     return Page(older.messages + newest, older.before_version)
 
 
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """A room's window at a version, and where it came from (``view`` or ``replay``)."""
+
+    version: int
+    room: Json
+    source: str
+
+
 async def _window(
     context: QueryContext, projection: Projection, parsed: RoomQuery
-) -> tuple[int, Json, str] | None:
-    """(version, room window, where it came from) from the view or from replay; None when the
-    room has no events. A room whose view is missing (the projection has not reached it, or
-    the view was lost) is answered from replay, never as an empty room."""
+) -> _Window | None:
+    """The room's window from the view or from replay; None when the room has no events. A
+    room whose view is missing (the projection has not reached it, or the view was lost) is
+    answered from replay, never as an empty room."""
     if parsed.source == "view":
         doc = await context.view(projection.name, (ROOM, parsed.room_id))
         if doc is not None:
-            return doc.version, doc.view, "view"
+            return _Window(doc.version, doc.view, "view")
     folded: Folded
     if parsed.as_of is None:
         folded = await context.latest(ROOM, parsed.room_id)
@@ -257,4 +265,4 @@ async def _window(
         folded = await context.state_at(ROOM, parsed.room_id, as_of=moment)
     if folded.version == 0 or folded.state is None:
         return None
-    return folded.version, folded.state, "replay"
+    return _Window(folded.version, folded.state, "replay")

@@ -273,16 +273,16 @@ def _diff_links(aggregate_type: str, aggregate_id: str, events: list[Event]) -> 
 TIMELINE_HEADINGS = ("version", "occurred at", "type", "event id", "data", "actor", "metadata")
 
 
-def event_cells(event: Event) -> tuple[str, str, str, str]:
+def event_cells(event: Event) -> list[str]:
     """An event's first cells in a list of many aggregates' events: when, its aggregate (a link
     to its page), its version and its type."""
     aggregate = f"{event.aggregate_type} {event.aggregate_id}"
-    return (
+    return [
         esc(event.occurred_at.isoformat()),
         link(path("aggregates", event.aggregate_type, event.aggregate_id), aggregate),
         esc(event.version),
         esc(event.type),
-    )
+    ]
 
 
 def event_metadata(event: Event, trace_url: str = "") -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from topics.envelope import Event, command_scope, utc_now
+from topics.envelope import Event, command_scope, store_position, utc_now
 from topics.errors import Unavailable
 from workers import tracing
 from workers.metrics import Metrics
@@ -64,7 +64,7 @@ class Effects:
                     await self.fates.record(letters, held=self._book.held_ids())
                 await self.dead_letters.send(letters)
             if done.published:
-                published = sorted(done.published, key=_position)
+                published = sorted(done.published, key=store_position)
                 await self._publish(published, done.parents)
                 self._metrics.events_published.labels("async").inc(len(published))
                 await self._note_new_aggregates(published)
@@ -200,7 +200,3 @@ class Effects:
                 await self._marker.repair(event.key.decode(), event.id, self._book.heads.get(ref))
             except Unavailable as e:  # only a cache: a wrong mark is judged here again
                 log.warning("mark of %s %s not repaired: %s", ref[0], ref[1], e)
-
-
-def _position(event: Event) -> tuple[str, str, int]:
-    return (event.aggregate_type, event.aggregate_id, event.version or 0)

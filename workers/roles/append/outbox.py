@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 
-from topics.envelope import Event, utc_now
+from topics.envelope import Event, store_position, utc_now
 from topics.errors import Unavailable
 from workers import tracing
 from workers.metrics import Metrics
@@ -123,7 +123,7 @@ class Outbox:
             return list(events)
         merged = {event.id: event for event in earlier}
         merged.update((event.id, event) for event in events)
-        return sorted(merged.values(), key=_position)
+        return sorted(merged.values(), key=store_position)
 
     async def relay_once(self, *, older_than_s: float = 2.0, limit: int = 500) -> int:
         """Publish flagged events older than ``older_than_s``; return how many."""
@@ -148,7 +148,3 @@ class Outbox:
             except Unavailable as e:
                 log.warning("outbox relay waits: %s", e)
             await asyncio.sleep(interval_s)
-
-
-def _position(event: Event) -> tuple[str, str, int]:
-    return (event.aggregate_type, event.aggregate_id, event.version or 0)

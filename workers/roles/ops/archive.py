@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from snapshot_rules.domain import Domain, Domains
-from topics.envelope import Event, utc_now
+from topics.envelope import Event, store_position, utc_now
 from topics.errors import TransactionsUnsupported
 from workers.ports import (
     AggregateRef,
@@ -213,7 +213,7 @@ class TieredEvents:
         a = await anext(archived, None)
         h = await anext(hot, None)
         while a is not None or h is not None:
-            take_archive = h is None or (a is not None and _position(a) <= _position(h))
+            take_archive = h is None or (a is not None and store_position(a) <= store_position(h))
             event = a if take_archive else h
             assert event is not None
             if take_archive:
@@ -249,10 +249,6 @@ class TieredEvents:
     async def clear_pending(self, ids: Sequence[str]) -> None:
         if self._flagged is not None:
             await self._flagged.clear_pending(ids)
-
-
-def _position(e: Event) -> tuple[str, str, int]:
-    return (e.aggregate_type, e.aggregate_id, e.version or 0)
 
 
 @dataclass(frozen=True, slots=True)
