@@ -7,7 +7,7 @@ One ``Book`` is shared by the appender's parts (``intake``, ``deciding``, ``effe
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Container, Sequence
 from dataclasses import dataclass, field
 
 from topics.envelope import Event
@@ -54,7 +54,7 @@ class Either:
     """Ids just looked up, or remembered from earlier rounds."""
 
     first: set[str]
-    second: Recent
+    second: Container[str]
 
     def __contains__(self, item: object) -> bool:
         return item in self.first or item in self.second
@@ -83,13 +83,38 @@ class Book:
         self.ready: list[Record] = []  # decided, not yet returned (see ``take_ready``)
         self.gap_below: Callable[[int, int], bool] = lambda partition, offset: False
 
+    # --- decided ids -----------------------------------------------------------------------
+
     def decided(self, event_id: str) -> bool:
         """Whether this process knows the event stored or refused."""
         return event_id in self.stored or event_id in self.refused
 
+    def note_stored(self, ids: Collection[str]) -> None:
+        self.stored.add(ids)
+
+    def note_refused(self, ids: Collection[str]) -> None:
+        self.refused.add(ids)
+
+    # --- waiting events --------------------------------------------------------------------
+
+    def queue_of(self, ref: AggregateRef) -> Sequence[Waiting]:
+        """The events waiting on ``ref``, in order (empty when none waits)."""
+        return self.waiting.get(ref, ())
+
     def held_ids(self) -> set[str]:
         """The ids of every event waiting here."""
         return {w.event.id for queue in self.waiting.values() for w in queue}
+
+    def due(self, now: float) -> list[AggregateRef]:
+        """The aggregates whose earliest waiting event is due at ``now``."""
+        return [ref for ref, queue in self.waiting.items() if min_deadline(queue) <= now]
+
+    def next_deadline(self) -> float | None:
+        """When the earliest waiting event is due, or None when nothing waits."""
+        return min((min_deadline(q) for q in self.waiting.values()), default=None)
+
+    def count_waiting(self) -> int:
+        return sum(len(queue) for queue in self.waiting.values())
 
     def wait(self, event: Event, record: Record, deadline: float) -> None:
         """Queue ``event`` behind what waits on its aggregate; an event waiting here already
@@ -110,11 +135,41 @@ class Book:
                 return
         queue.append(Waiting(event, record, deadline))
 
+    def attach_copy(self, event: Event, record: Record) -> None:
+        """Hold ``record`` with the waiting event it carries (no-op if it is held already, or
+        if its event does not wait here); its deadline stays."""
+        queue = self.waiting.get((event.aggregate_type, event.aggregate_id), [])
+        for i, w in enumerate(queue):
+            if w.event.id != event.id:
+                continue
+            if all((r.partition, r.offset) != (record.partition, record.offset) for r in w.records):
+                queue[i] = Waiting(w.event, w.record, w.deadline, (*w.copies, record))
+            return
+
     def set_waiting(self, ref: AggregateRef, queue: list[Waiting]) -> None:
         if queue:
             self.waiting[ref] = queue
         else:
             self.waiting.pop(ref, None)
+
+    def put_back(self, lost: Sequence[Waiting]) -> None:
+        """Events that lost a version race go back to the front of their queues, in order;
+        their aggregates' heads are read again."""
+        for w in reversed(lost):
+            ref = (w.event.aggregate_type, w.event.aggregate_id)
+            self.waiting.setdefault(ref, []).insert(0, w)
+            self.heads.pop(ref, None)
+
+    def set_gap_check(self, gap_below: Callable[[int, int], bool]) -> None:
+        """``gap_below(partition, offset)``: whether an offset below it has not reached this
+        process yet (see ``Appender.hold_past_gaps``); none has, until one is set."""
+        self.gap_below = gap_below
+
+    # --- heads -----------------------------------------------------------------------------
+
+    def head_of(self, ref: AggregateRef) -> Head | None:
+        """The cached head of ``ref``, or None when it is to be read from the store."""
+        return self.heads.get(ref)
 
     def remember_head(self, ref: AggregateRef, head: Head) -> None:
         self.heads[ref] = head
@@ -122,12 +177,57 @@ class Book:
         while len(self.heads) > CACHE_SIZE:
             self.heads.popitem(last=False)
 
+    def forget_head(self, ref: AggregateRef) -> None:
+        """Another writer may have appended to ``ref``: its head is read again."""
+        self.heads.pop(ref, None)
+
+    def forget_heads(self) -> None:
+        """No cached head can be trusted any longer: every one is read again."""
+        self.heads.clear()
+
+    def forget(self, partitions: Collection[int] | None) -> None:
+        """Partitions were revoked (None: all): every head, and the waiting records they hold.
+
+        An event also carried by a record of a partition kept here stays, held by that record.
+        """
+        self.forget_heads()
+        for ref in list(self.waiting):
+            kept = []
+            for w in self.waiting[ref]:
+                left = [
+                    r for r in w.records if partitions is not None and r.partition not in partitions
+                ]
+                if left:
+                    kept.append(Waiting(w.event, left[0], w.deadline, tuple(left[1:])))
+            self.set_waiting(ref, kept)
+
+    # --- rounds and records decided --------------------------------------------------------
+
+    def keep_unfinished(self, done: Round, letters: list[DeadLetter]) -> None:
+        """A round whose effects failed: finished first by the next call (``take_unfinished``)."""
+        self.unfinished = (done, letters)
+
+    def take_unfinished(self) -> tuple[Round, list[DeadLetter]] | None:
+        """The round kept by ``keep_unfinished``, if any; it is no longer kept."""
+        unfinished, self.unfinished = self.unfinished, None
+        return unfinished
+
+    def hold_ready(self, records: Sequence[Record]) -> None:
+        """Decided records no batch the agent retries would return: the next call returns them
+        (``take_ready``)."""
+        self.ready += records
+
     def take_ready(self) -> list[Record]:
         """Records decided by an earlier call that could not return them (it failed after
         finishing a round): they are returned by the next call that succeeds, never lost, or
         their partition's commits would stop at them for good."""
         ready, self.ready = self.ready, []
         return ready
+
+    def holds_work(self) -> bool:
+        """Whether an event waits, a failed round is to be finished, or decided records are
+        not yet returned."""
+        return bool(self.waiting) or self.unfinished is not None or bool(self.ready)
 
 
 def min_deadline(queue: Sequence[Waiting]) -> float:
