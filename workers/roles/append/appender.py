@@ -31,13 +31,12 @@ from workers.metrics import Metrics
 from workers.ports import (
     Record,
 )
-from workers.roles.append.book import AppenderConfig, Book, min_deadline, refs_of
+from workers.roles.append.book import AppenderConfig, Book, refs_of
 from workers.roles.append.deciding import Decider
 from workers.roles.append.effects import Effects
 from workers.roles.append.fates import DeadLetterFates
 from workers.roles.append.given import AppendStores, Replies
 from workers.roles.append.intake import Intake
-from workers.roles.append.judge import Waiting
 from workers.roles.append.parking import Parking, Sorted
 from workers.roles.deadletter import DeadLetters
 
@@ -121,7 +120,7 @@ class Appender:
                 deadline = now if event.id in urgent else now + self._config.wait_s
                 book.wait(event, record, deadline)
             for event, record in copies:
-                self._intake.attach_copy(event, record)
+                book.attach_copy(event, record)
             refs = refs_of(fresh) + refs_of(copies)
             done = await self._decider.decide(list(dict.fromkeys(refs)), now)
             done.refused += taken.refused
@@ -129,7 +128,7 @@ class Appender:
             if urgent and self._parking is not None:
                 # Decided, and kept before the release can fail: a record held back past a gap
                 # came with an earlier call, so no batch the agent retries would return it.
-                book.ready += done.decided
+                book.hold_ready(done.decided)
                 done.decided = []
                 # a parked head's replay was judged: release what waits behind it
                 replayed = {e.key.decode() for e, _ in fresh if e.id in urgent}
@@ -152,8 +151,7 @@ class Appender:
                     await self._parking.release_parked(now)
                 if self._parking.held_back:
                     refs = await self._parking.park_held_back(now)
-            due = [ref for ref, queue in book.waiting.items() if min_deadline(queue) <= now]
-            due = list(dict.fromkeys(due + refs))
+            due = list(dict.fromkeys(book.due(now) + refs))
             if not due:
                 return book.take_ready()
             done = await self._decider.decide(due, now)
@@ -171,25 +169,20 @@ class Appender:
         (dropped on the way, and being redelivered). An event whose record lies past such a
         gap waits on after its deadline: its predecessor may be in the gap, and judging it on
         the head without it would refuse, or reorder, a valid event."""
-        self._book.gap_below = gap_below
+        self._book.set_gap_check(gap_below)
 
     def holds_work(self) -> bool:
         """Whether a tick (``expire``) may have anything to do: an event waiting, a failed
         round to finish, or decided records not yet returned. An idle appender skips its ticks."""
-        book, parking = self._book, self._parking
-        return (
-            bool(book.waiting)
-            or book.unfinished is not None
-            or bool(book.ready)
-            or (parking is not None and parking.holds_work())
-        )
+        parking = self._parking
+        return self._book.holds_work() or (parking is not None and parking.holds_work())
 
     def next_deadline(self) -> float | None:
         """When the earliest waiting event is due, or None when nothing waits."""
-        return min((min_deadline(q) for q in self._book.waiting.values()), default=None)
+        return self._book.next_deadline()
 
     def waiting(self) -> int:
-        return sum(len(queue) for queue in self._book.waiting.values())
+        return self._book.count_waiting()
 
     @contextlib.asynccontextmanager
     async def _turn(self) -> AsyncIterator[None]:
@@ -220,16 +213,6 @@ class Appender:
         self._forget_now(partitions)
 
     def _forget_now(self, partitions: Collection[int] | None) -> None:
-        book = self._book
-        book.heads.clear()
+        self._book.forget(partitions)
         if self._parking is not None:  # undecided: the partition's next owner takes them again
             self._parking.forget(partitions)
-        for ref in list(book.waiting):
-            kept = []
-            for w in book.waiting[ref]:
-                left = [
-                    r for r in w.records if partitions is not None and r.partition not in partitions
-                ]
-                if left:
-                    kept.append(Waiting(w.event, left[0], w.deadline, tuple(left[1:])))
-            book.set_waiting(ref, kept)

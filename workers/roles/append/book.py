@@ -1,13 +1,18 @@
 """What the appender holds between calls: the events waiting, the heads it knows, the ids decided.
 
 One ``Book`` is shared by the appender's parts (``intake``, ``deciding``, ``effects``,
-``parking``); each reads and writes it under the appender's lock, one batch or tick at a time.
+``parking``), under the appender's lock, one batch or tick at a time. The book owns its state:
+its fields are private, every change is a method named for what it means (``wait``,
+``put_back``, ``remember_head``, ``forget``, ``note_stored``, ``hold_ready``, ...), so the
+bounds (the heads' LRU order, the bounded id sets) and the invariants (an event waits once, an
+empty queue is dropped) are kept in this one place; the parts read it through small methods
+and read-only views.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Container, Sequence
 from dataclasses import dataclass, field
 
 from topics.envelope import Event
@@ -54,7 +59,7 @@ class Either:
     """Ids just looked up, or remembered from earlier rounds."""
 
     first: set[str]
-    second: Recent
+    second: Container[str]
 
     def __contains__(self, item: object) -> bool:
         return item in self.first or item in self.second
@@ -75,21 +80,65 @@ class Book:
     """The appender's working state: waiting events by aggregate, cached heads, decided ids."""
 
     def __init__(self) -> None:
-        self.heads: OrderedDict[AggregateRef, Head] = OrderedDict()
-        self.waiting: dict[AggregateRef, list[Waiting]] = {}
-        self.stored = Recent()
-        self.refused = Recent()
-        self.unfinished: tuple[Round, list[DeadLetter]] | None = None
-        self.ready: list[Record] = []  # decided, not yet returned (see ``take_ready``)
-        self.gap_below: Callable[[int, int], bool] = lambda partition, offset: False
+        self._heads: OrderedDict[AggregateRef, Head] = OrderedDict()
+        self._waiting: dict[AggregateRef, list[Waiting]] = {}
+        self._stored = Recent()
+        self._refused = Recent()
+        self._unfinished: tuple[Round, list[DeadLetter]] | None = None
+        self._ready: list[Record] = []  # decided, not yet returned (see ``take_ready``)
+        self._gap_below: Callable[[int, int], bool] = lambda partition, offset: False
+
+    @property
+    def stored(self) -> Container[str]:
+        """Ids this process knows stored (the most recent ``CACHE_SIZE``)."""
+        return self._stored
+
+    @property
+    def refused(self) -> Container[str]:
+        """Ids this process knows refused (the most recent ``CACHE_SIZE``)."""
+        return self._refused
+
+    @property
+    def ready(self) -> Sequence[Record]:
+        """Records decided and not yet returned (``hold_ready``, ``take_ready``)."""
+        return self._ready
+
+    def gap_below(self, partition: int, offset: int) -> bool:
+        """Whether an offset of ``partition`` below ``offset`` has not reached this process yet."""
+        return self._gap_below(partition, offset)
+
+    # --- decided ids -----------------------------------------------------------------------
 
     def decided(self, event_id: str) -> bool:
         """Whether this process knows the event stored or refused."""
-        return event_id in self.stored or event_id in self.refused
+        return event_id in self._stored or event_id in self._refused
+
+    def note_stored(self, ids: Collection[str]) -> None:
+        self._stored.add(ids)
+
+    def note_refused(self, ids: Collection[str]) -> None:
+        self._refused.add(ids)
+
+    # --- waiting events --------------------------------------------------------------------
+
+    def queue_of(self, ref: AggregateRef) -> Sequence[Waiting]:
+        """The events waiting on ``ref``, in order (empty when none waits)."""
+        return self._waiting.get(ref, ())
 
     def held_ids(self) -> set[str]:
         """The ids of every event waiting here."""
-        return {w.event.id for queue in self.waiting.values() for w in queue}
+        return {w.event.id for queue in self._waiting.values() for w in queue}
+
+    def due(self, now: float) -> list[AggregateRef]:
+        """The aggregates whose earliest waiting event is due at ``now``."""
+        return [ref for ref, queue in self._waiting.items() if min_deadline(queue) <= now]
+
+    def next_deadline(self) -> float | None:
+        """When the earliest waiting event is due, or None when nothing waits."""
+        return min((min_deadline(q) for q in self._waiting.values()), default=None)
+
+    def count_waiting(self) -> int:
+        return sum(len(queue) for queue in self._waiting.values())
 
     def wait(self, event: Event, record: Record, deadline: float) -> None:
         """Queue ``event`` behind what waits on its aggregate; an event waiting here already
@@ -100,7 +149,7 @@ class Book:
         head the first one made, and refused although it is stored.
         """
         ref = (event.aggregate_type, event.aggregate_id)
-        queue = self.waiting.setdefault(ref, [])
+        queue = self._waiting.setdefault(ref, [])
         at = (record.partition, record.offset)
         for i, w in enumerate(queue):
             if w.event.id == event.id:
@@ -110,24 +159,99 @@ class Book:
                 return
         queue.append(Waiting(event, record, deadline))
 
+    def attach_copy(self, event: Event, record: Record) -> None:
+        """Hold ``record`` with the waiting event it carries (no-op if it is held already, or
+        if its event does not wait here); its deadline stays."""
+        queue = self._waiting.get((event.aggregate_type, event.aggregate_id), [])
+        for i, w in enumerate(queue):
+            if w.event.id != event.id:
+                continue
+            if all((r.partition, r.offset) != (record.partition, record.offset) for r in w.records):
+                queue[i] = Waiting(w.event, w.record, w.deadline, (*w.copies, record))
+            return
+
     def set_waiting(self, ref: AggregateRef, queue: list[Waiting]) -> None:
         if queue:
-            self.waiting[ref] = queue
+            self._waiting[ref] = queue
         else:
-            self.waiting.pop(ref, None)
+            self._waiting.pop(ref, None)
+
+    def put_back(self, lost: Sequence[Waiting]) -> None:
+        """Events that lost a version race go back to the front of their queues, in order;
+        their aggregates' heads are read again."""
+        for w in reversed(lost):
+            ref = (w.event.aggregate_type, w.event.aggregate_id)
+            self._waiting.setdefault(ref, []).insert(0, w)
+            self._heads.pop(ref, None)
+
+    def set_gap_check(self, gap_below: Callable[[int, int], bool]) -> None:
+        """``gap_below(partition, offset)``: whether an offset below it has not reached this
+        process yet (see ``Appender.hold_past_gaps``); none has, until one is set."""
+        self._gap_below = gap_below
+
+    # --- heads -----------------------------------------------------------------------------
+
+    def head_of(self, ref: AggregateRef) -> Head | None:
+        """The cached head of ``ref``, or None when it is to be read from the store."""
+        return self._heads.get(ref)
 
     def remember_head(self, ref: AggregateRef, head: Head) -> None:
-        self.heads[ref] = head
-        self.heads.move_to_end(ref)
-        while len(self.heads) > CACHE_SIZE:
-            self.heads.popitem(last=False)
+        self._heads[ref] = head
+        self._heads.move_to_end(ref)
+        while len(self._heads) > CACHE_SIZE:
+            self._heads.popitem(last=False)
+
+    def forget_head(self, ref: AggregateRef) -> None:
+        """Another writer may have appended to ``ref``: its head is read again."""
+        self._heads.pop(ref, None)
+
+    def forget_heads(self) -> None:
+        """No cached head can be trusted any longer: every one is read again."""
+        self._heads.clear()
+
+    def forget(self, partitions: Collection[int] | None) -> None:
+        """Partitions were revoked (None: all): every head, and the waiting records they hold.
+
+        An event also carried by a record of a partition kept here stays, held by that record.
+        """
+        self.forget_heads()
+        for ref in list(self._waiting):
+            kept = []
+            for w in self._waiting[ref]:
+                left = [
+                    r for r in w.records if partitions is not None and r.partition not in partitions
+                ]
+                if left:
+                    kept.append(Waiting(w.event, left[0], w.deadline, tuple(left[1:])))
+            self.set_waiting(ref, kept)
+
+    # --- rounds and records decided --------------------------------------------------------
+
+    def keep_unfinished(self, done: Round, letters: list[DeadLetter]) -> None:
+        """A round whose effects failed: finished first by the next call (``take_unfinished``)."""
+        self._unfinished = (done, letters)
+
+    def take_unfinished(self) -> tuple[Round, list[DeadLetter]] | None:
+        """The round kept by ``keep_unfinished``, if any; it is no longer kept."""
+        unfinished, self._unfinished = self._unfinished, None
+        return unfinished
+
+    def hold_ready(self, records: Sequence[Record]) -> None:
+        """Decided records no batch the agent retries would return: the next call returns them
+        (``take_ready``)."""
+        self._ready += records
 
     def take_ready(self) -> list[Record]:
         """Records decided by an earlier call that could not return them (it failed after
         finishing a round): they are returned by the next call that succeeds, never lost, or
         their partition's commits would stop at them for good."""
-        ready, self.ready = self.ready, []
+        ready, self._ready = self._ready, []
         return ready
+
+    def holds_work(self) -> bool:
+        """Whether an event waits, a failed round is to be finished, or decided records are
+        not yet returned."""
+        return bool(self._waiting) or self._unfinished is not None or bool(self._ready)
 
 
 def min_deadline(queue: Sequence[Waiting]) -> float:

@@ -80,35 +80,38 @@ class Decider:
         """
         book = self._book
         self._hold_past_gaps(refs, now)
-        before = {ref: list(book.waiting.get(ref, ())) for ref in refs}
+        before = {ref: list(book.queue_of(ref)) for ref in refs}
         try:
             return await self._decide_rounds(refs, now)
         except BaseException:
             for ref, queue in before.items():
                 book.set_waiting(ref, queue)
-            book.heads.clear()  # what was stored meanwhile is read again
+            book.forget_heads()  # what was stored meanwhile is read again
             raise
 
     def _hold_past_gaps(self, refs: list[AggregateRef], now: float) -> None:
         """Events due now whose records lie past a gap wait a little longer (``hold_past_gaps``)."""
         book = self._book
         for ref in refs:
-            queue = book.waiting.get(ref)
+            queue = book.queue_of(ref)
             if not queue or all(w.deadline > now for w in queue):
                 continue
-            book.waiting[ref] = [
-                Waiting(w.event, w.record, now + GAP_HOLD_S, w.copies)
-                if w.deadline <= now and book.gap_below(w.record.partition, w.record.offset)
-                else w
-                for w in queue
-            ]
+            book.set_waiting(
+                ref,
+                [
+                    Waiting(w.event, w.record, now + GAP_HOLD_S, w.copies)
+                    if w.deadline <= now and book.gap_below(w.record.partition, w.record.offset)
+                    else w
+                    for w in queue
+                ],
+            )
 
     async def _decide_rounds(self, refs: list[AggregateRef], now: float) -> Round:
         book = self._book
         done = Round()
         unread = await self._unread_new(refs, now)  # the first round only: see below
         for _ in range(MAX_CONFLICT_ROUNDS):
-            refs = [ref for ref in refs if book.waiting.get(ref)]
+            refs = [ref for ref in refs if book.queue_of(ref)]
             if not refs:
                 return done
             await self.load_heads([ref for ref in refs if ref not in unread])
@@ -116,14 +119,14 @@ class Decider:
             stored, refused = Either(stored_ids, book.stored), Either(refused_ids, book.refused)
             to_store: list[Waiting] = []
             for ref in refs:
-                queue = book.waiting.get(ref, [])
+                queue = book.queue_of(ref)
                 if not queue:
                     continue
                 domain = self._domains.get(ref[0])
                 state = await self._state_at_head(domain, ref, queue)
                 verdicts = judge(
                     domain,
-                    book.heads.get(ref),
+                    book.head_of(ref),
                     queue,
                     now=now,
                     stored=stored,
@@ -158,10 +161,10 @@ class Decider:
         assert self._loader is not None  # checked at construction
         for _ in range(2):
             folded = await self._loader.latest(domain, ref[1], trigger="validation")
-            head = self._book.heads.get(ref)
+            head = self._book.head_of(ref)
             if folded.version == (head.version if head else 0):
                 return folded
-            self._book.heads.pop(ref, None)  # another writer appended: read the head again
+            self._book.forget_head(ref)  # another writer appended: read the head again
             await self.load_heads([ref])
         raise StoreUnavailable(
             f"{domain.name} {ref[1]}: its state and its head disagree twice in a row; another "
@@ -184,8 +187,8 @@ class Decider:
         found: set[AggregateRef] = set()
         whole: dict[str, bool] = {}
         for ref in refs:
-            queue = book.waiting.get(ref)
-            if ref in book.heads or not queue or not _starts_it(queue):
+            queue = book.queue_of(ref)
+            if book.head_of(ref) is not None or not queue or not _starts_it(queue):
                 continue
             if any(book.decided(w.event.id) for w in queue):
                 continue
@@ -205,7 +208,7 @@ class Decider:
         return found
 
     async def load_heads(self, refs: list[AggregateRef]) -> None:
-        unknown = [ref for ref in refs if ref not in self._book.heads]
+        unknown = [ref for ref in refs if self._book.head_of(ref) is None]
         if unknown:
             found = await self._store.heads(unknown)
             for ref in unknown:
@@ -223,13 +226,13 @@ class Decider:
         book = self._book
         asks: dict[AggregateRef, set[str]] = {}
         for ref in refs:
-            queue = book.waiting[ref]
-            head = book.heads.get(ref)
+            queue = book.queue_of(ref)
+            head = book.head_of(ref)
             wanted = missing_predecessors(head, queue)
-            ask = {a for a in wanted if a not in book.stored and a not in book.refused}
+            ask = {a for a in wanted if not book.decided(a)}
             chained = {head.event_id} if head is not None else {NEW_AGGREGATE}
             for w in queue:
-                if w.event.id in book.stored or w.event.id in book.refused:
+                if book.decided(w.event.id):
                     ask.add(w.event.id)  # decided before (a retried batch): take that decision
                 elif w.event.after in chained:
                     chained.add(w.event.id)  # follows the head through unstored events
@@ -241,10 +244,10 @@ class Decider:
             return set(), set()
         found = await self._find_stored(asks)
         refused = await self.find_refused(sorted(set().union(*asks.values()) - set(found)))
-        book.stored.add(found)
-        book.refused.add(refused)
+        book.note_stored(found)
+        book.note_refused(refused)
         for ref in refs:  # redelivered: stored already; republish (a crash may have cut it)
-            queue = book.waiting[ref]
+            queue = book.queue_of(ref)
             again = [w for w in queue if w.event.id in found or w.event.id in refused]
             for w in again:
                 if w.event.id in found:
@@ -303,11 +306,8 @@ class Decider:
             rest = to_store[conflict.inserted :]
             failed = conflict.failed
             ref = (failed.aggregate_type, failed.aggregate_id)
-            book.heads.pop(ref, None)  # re-read: another writer (or a redelivery) got there
-            for w in reversed(rest):  # back to the front of their queues, in order
-                key = (w.event.aggregate_type, w.event.aggregate_id)
-                book.waiting.setdefault(key, []).insert(0, w)
-                book.heads.pop(key, None)
+            book.forget_head(ref)  # re-read: another writer (or a redelivery) got there
+            book.put_back(rest)
             return list(dict.fromkeys((w.event.aggregate_type, w.event.aggregate_id) for w in rest))
         self._stored_now(numbered, to_store, done)
         return []
@@ -322,7 +322,7 @@ class Decider:
             ref = (w.event.aggregate_type, w.event.aggregate_id)
             version = versions.get(ref)
             if version is None:
-                head = self._book.heads.get(ref)
+                head = self._book.head_of(ref)
                 version = head.version if head is not None else 0
             versions[ref] = version + 1
             numbered.append(w.event.with_version(version + 1))
@@ -335,7 +335,7 @@ class Decider:
                 (event.aggregate_type, event.aggregate_id),
                 Head(event.version or 0, event.id, event.type),
             )
-        book.stored.add([event.id for event in events])
+        book.note_stored([event.id for event in events])
         done.published += events
         done.decided += [r for w in waiting for r in w.records]
         if tracing.enabled():
@@ -346,7 +346,7 @@ class Decider:
         for aggregate_type, count in counts.items():
             self._metrics.events_appended.labels(aggregate_type).inc(count)
 
-    def _count_waits(self, before: list[Waiting], after: list[Waiting], now: float) -> None:
+    def _count_waits(self, before: Sequence[Waiting], after: list[Waiting], now: float) -> None:
         """Events that had waited and are decided now: how long they waited, and why."""
         left = {w.event.id for w in after}
         for w in before:

@@ -69,20 +69,19 @@ class Effects:
                 self._metrics.events_published.labels("async").inc(len(published))
                 await self._note_new_aggregates(published)
         except BaseException:
-            self._book.unfinished = (done, letters)
+            self._book.keep_unfinished(done, letters)
             raise
         done.decided += [r for refusal in done.refused for r in refusal.waiting.records]
 
     async def finish_unfinished(self) -> None:
         """Finish the effects of a round that failed last time; its records are ready to be
         returned (``Book.take_ready``)."""
-        book = self._book
-        if book.unfinished is None:
+        unfinished = self._book.take_unfinished()
+        if unfinished is None:
             return
-        done, letters = book.unfinished
-        book.unfinished = None
+        done, letters = unfinished
         await self.finish(done, letters)
-        book.ready += [letter.record for letter in letters] + done.decided
+        self._book.hold_ready([letter.record for letter in letters] + done.decided)
 
     async def _publish(
         self, published: list[Event], parents: dict[str, Sequence[tuple[str, bytes]]]
@@ -145,7 +144,7 @@ class Effects:
             for r in refusals
         ]
         await self._rejections.record(rejections)
-        self._book.refused.add([r.waiting.event.id for r in refusals])
+        self._book.note_refused([r.waiting.event.id for r in refusals])
         outcomes = [refusal_at_store(rejection) for rejection in rejections]
         if self._memory is not None:
             for r, outcome in zip(refusals, outcomes, strict=True):
@@ -197,6 +196,6 @@ class Effects:
             event = r.waiting.event
             ref = (event.aggregate_type, event.aggregate_id)
             try:
-                await self._marker.repair(event.key.decode(), event.id, self._book.heads.get(ref))
+                await self._marker.repair(event.key.decode(), event.id, self._book.head_of(ref))
             except Unavailable as e:  # only a cache: a wrong mark is judged here again
                 log.warning("mark of %s %s not repaired: %s", ref[0], ref[1], e)

@@ -83,22 +83,12 @@ class Intake:
 
     def _held(self, event: Event, record: Record) -> str | None:
         """Whether this very record, or another record of its event, waits here already."""
-        for w in self._book.waiting.get((event.aggregate_type, event.aggregate_id), ()):
+        for w in self._book.queue_of((event.aggregate_type, event.aggregate_id)):
             if w.event.id == event.id:
                 at = (record.partition, record.offset)
                 mine = any((r.partition, r.offset) == at for r in w.records)
                 return "this record" if mine else "its event"
         return None
-
-    def attach_copy(self, event: Event, record: Record) -> None:
-        """Hold ``record`` with the waiting event it carries (no-op if it is held already)."""
-        queue = self._book.waiting.get((event.aggregate_type, event.aggregate_id), [])
-        for i, w in enumerate(queue):
-            if w.event.id != event.id:
-                continue
-            if all((r.partition, r.offset) != (record.partition, record.offset) for r in w.records):
-                queue[i] = Waiting(w.event, w.record, w.deadline, (*w.copies, record))
-            return
 
     def parkable_key(self, letter: DeadLetter) -> str | None:
         """The aggregate a dead letter parks (from its record's key): one of an async domain."""

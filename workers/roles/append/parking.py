@@ -121,13 +121,13 @@ class Parking:
         # so what of it is decided now is kept (``ready``) before anything else can fail,
         # or a failure later in this call would lose it and its partition's commits stop.
         earlier = {(r.partition, r.offset) for r, _ in held_back}
-        self._book.ready += [r for r in left.parked if (r.partition, r.offset) in earlier]
+        self._book.hold_ready([r for r in left.parked if (r.partition, r.offset) in earlier])
         left.parked = [r for r in left.parked if (r.partition, r.offset) not in earlier]
         theirs = [ltr for ltr in left.letters if _at(ltr.record) in earlier]
         left.letters = [ltr for ltr in left.letters if _at(ltr.record) not in earlier]
         if theirs:  # if this fails, the round is finished first by the next call (``finish``)
             await self._effects.finish(Round(), theirs)
-            self._book.ready += [ltr.record for ltr in theirs]
+            self._book.hold_ready([ltr.record for ltr in theirs])
         return left
 
     async def park_held_back(self, now: float) -> list[AggregateRef]:
@@ -230,7 +230,7 @@ class Parking:
         judged = set(await self._decider.find_refused([e for e in unknown if e not in stored]))
         gone = held | stored | judged
         for i, event_id in ids.items():
-            if event_id in gone or event_id in book.stored or event_id in book.refused:
+            if event_id in gone or book.decided(event_id):
                 starting[i] = None
 
     async def release_parked(self, now: float, *, keys: Collection[str] | None = None) -> None:
@@ -259,7 +259,7 @@ class Parking:
             return  # the head waits for an operator
         queue = await self._parked.queue(key, limit=RELEASE_BATCH)
         removed = [e.source for e in queue[:1] if e.source == head.source and e.resolution]
-        waiting_ids = {w.event.id for w in book.waiting.get(ref, ())}
+        waiting_ids = {w.event.id for w in book.queue_of(ref)}
         released: list[tuple[ParkedEntry, Event]] = []
         for entry in queue[len(removed) :]:
             if entry.reason != PARKED:
@@ -287,8 +287,8 @@ class Parking:
             await self._effects.finish(done, [])
             ours = {(e.record.partition, e.record.offset) for e, _ in released}
             # Parked records were acked when parked: only others decided with them are returned.
-            book.ready += [r for r in done.decided if (r.partition, r.offset) not in ours]
-        decided = [e.source for e, ev in released if ev.id in book.stored or ev.id in book.refused]
+            book.hold_ready([r for r in done.decided if (r.partition, r.offset) not in ours])
+        decided = [e.source for e, ev in released if book.decided(ev.id)]
         await self._parked.remove(removed + decided)
         if self.known is not None:  # what is left of the queue, if anything
             left = await self._parked.heads([key])
@@ -307,7 +307,7 @@ class Parking:
 
     async def _decided(self, ref: AggregateRef, event_id: str) -> bool:
         """Whether an event is stored or refused (known here, or looked up)."""
-        if event_id in self._book.stored or event_id in self._book.refused:
+        if self._book.decided(event_id):
             return True
         if await self._decider.stored_of([event_id], [ref]):
             return True
