@@ -16,17 +16,18 @@ from snapshot_rules.process import Processes, ProcessManager, Reaction, Send, St
 from tests.roles.pipeline import DLQ, STORED, Pipeline, pipeline
 from topics.envelope import Actor, Event, command_scope, decode, derived_event_id
 from topics.errors import NotFound
-from workers.adapters.memory import MemoryActionLog, MemoryProcessInstances
+from workers.adapters.memory import MemoryActionLog, MemoryProcessInstances, MemoryWriteBudgets
 from workers.examples.domains import default_domains
 from workers.examples.domains.order_lifecycle import order_lifecycle
-from workers.metrics import create_process_metrics
-from workers.ports import ACTIVE, DONE, RETRYING, STUCK, Instance, Record
+from workers.metrics import create_metrics, create_process_metrics
+from workers.ports import ACTIVE, DONE, RETRYING, STUCK, Budget, BudgetDraw, Instance, Record
+from workers.roles.command.budget import BudgetPolicy, WriteBudget
 from workers.roles.command.requests import CommandRequest
 from workers.roles.deadletter import DeadLetters
 from workers.roles.outcomes import Outcome
 from workers.roles.process.desk import NotStuck, ProcessDesk
 from workers.roles.process.polls import Polls
-from workers.roles.process.runner import ProcessRunner, RunnerConfig
+from workers.roles.process.runner import CommandsPending, ProcessRunner, RunnerConfig
 from workers.roles.process.steps import command_id
 
 ITEMS = {"items": [{"sku": "tea", "qty": 1, "price": 2}]}
@@ -87,7 +88,8 @@ Submit = Callable[[CommandRequest], Awaitable[Outcome]]
 
 
 async def fleet(
-    *managers: ProcessManager, submit: Callable[[Submit], Submit] | None = None
+    *managers: ProcessManager,
+    submit: Callable[[Submit], Submit] | None = None,
 ) -> Fleet:
     line = await pipeline(default_domains())
     instances, now = MemoryProcessInstances(), Now()
@@ -309,6 +311,45 @@ async def test_a_refused_command_sticks_the_instance_and_a_retry_sends_it_again(
     await f.settle()
     assert [e.type for e in await f.history("order:o1")][-1] == "OrderDelivered"
     assert (await f.instance("o1", "deliverer")).status == ACTIVE
+
+
+def over_budget(refusing: set[str]) -> Callable[[Submit], Submit]:
+    """The door, but a command to an aggregate in ``refusing`` is refused as the write budget
+    refuses a principal over it (``WriteBudget.refuse``: 429 too_many_writes, Retry-After)."""
+    draw = BudgetDraw("pm:order_lifecycle", Budget(1, 1))
+    budget = WriteBudget(
+        policy=BudgetPolicy(None, {}, {}), budgets=MemoryWriteBudgets(), metrics=create_metrics()
+    )
+
+    def wrap(handle: Submit) -> Submit:
+        async def submit(request: CommandRequest) -> Outcome:
+            if request.aggregate_id in refusing:
+                return budget.refuse(draw, 1000)
+            return await handle(request)
+
+        return submit
+
+    return wrap
+
+
+async def test_a_command_over_the_managers_write_budget_is_sent_again_and_sticks_nothing() -> None:
+    refusing = {"o2"}
+    f = await fleet(submit=over_budget(refusing))
+    for order in ("o1", "o2"):
+        await f.line.ask(f"order:{order}", "OrderPlaced", ITEMS)
+        await f.line.ask(f"order:{order}", "OrderPaid", {"amount": 2})
+    pairs = await f.stored()
+    with pytest.raises(CommandsPending, match="over its write budget"):
+        await f.runner.handle(pairs)  # the agent's retries pace what comes next
+    o1, o2 = await f.instance("o1"), await f.instance("o2")
+    assert (o1.status, o2.status) == (ACTIVE, ACTIVE)  # neither stuck
+    assert (len(o1.outbox), [c.type for c in o2.outbox]) == (0, ["ShipmentRequested"])
+    assert f.line.dead_letters() == []
+    refusing.clear()  # the budget holds a write again
+    await f.runner.handle(pairs)  # redelivered: the outbox kept is sent
+    await f.line.flush()
+    assert [len(await f.history(f"shipment:{o}")) for o in ("o1", "o2")] == [1, 1]
+    assert (await f.instance("o2")).outbox == ()
 
 
 def fragile(fail: list[bool]) -> ProcessManager:

@@ -48,8 +48,9 @@ log = logging.getLogger(__name__)
 
 Submit = Callable[[CommandRequest], Awaitable[Outcome]]
 """The command door (``CommandDispatcher.handle``): what an HTTP append goes through."""
-TRANSIENT = frozenset({"command_in_progress", "conflict"})
-"""Refusals a later try may pass: the command is sent again, the instance does not stop."""
+TRANSIENT = frozenset({"command_in_progress", "conflict", "too_many_writes"})
+"""Refusals a later try may pass: the command is sent again, the instance does not stop (a
+manager's principal over its write budget is sent again as the agent's retries pace it)."""
 Pairs = list[tuple[Event, Record]]
 
 
