@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -311,6 +311,21 @@ async def test_a_refused_command_sticks_the_instance_and_a_retry_sends_it_again(
     await f.settle()
     assert [e.type for e in await f.history("order:o1")][-1] == "OrderDelivered"
     assert (await f.instance("o1", "deliverer")).status == ACTIVE
+
+
+async def test_a_wait_of_zero_fires_on_the_stored_events_without_reading_the_marks(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    f = await fleet()
+    f.runner.config = replace(f.runner.config, accepted_wait_s=0)
+    await f.line.ask("order:o1", "OrderPlaced", ITEMS)
+    await f.settle()
+    await f.line.ask("order:o1", "OrderPaid", {"amount": 2})  # accepted, not stored
+    f.now.after(PAYMENT_S + 1)
+    await f.polls.poll()
+    assert (await f.instance("o1")).fired[0].name == "payment"
+    assert f.line.marker.faults.calls["peek"] == 0
+    assert "fires" not in caplog.text  # nothing waited: no warning that it stopped waiting
 
 
 def over_budget(refusing: set[str]) -> Callable[[Submit], Submit]:

@@ -138,8 +138,8 @@ class Polls:
     ) -> str | None:
         """Why the store may not hold every event the door accepted on the aggregate (its mark
         names one the store does not hold, or the marker does not answer); None when it does,
-        or when no marks are given."""
-        if self.marks is None:
+        or when no marks are given or the wait is 0 (nothing to wait for: no Redis read)."""
+        if self.marks is None or self.runner.config.accepted_wait_s <= 0:
             return None
         try:
             mark = await self.marks.peek(aggregate)
