@@ -6,13 +6,12 @@ from collections.abc import Mapping
 
 import orjson
 from pymongo import DESCENDING
-from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from topics.errors import StoreError
 from topics.jsonvalue import Json
-from workers.adapters.mongo.client import DURABLE, Document, translated
+from workers.adapters.mongo.client import Document, durable, translated
 from workers.ports import OperatorAction, ReplayClaim
 
 ACTIONS = "console_audit"
@@ -29,10 +28,8 @@ class MongoActionLog:
     def __init__(
         self, db: AsyncDatabase[Document], *, collection: str = ACTIONS, replays: str = REPLAYS
     ) -> None:
-        self.collection: AsyncCollection[Document] = db.get_collection(
-            collection, write_concern=DURABLE
-        )
-        self.replays: AsyncCollection[Document] = db.get_collection(replays, write_concern=DURABLE)
+        self.collection = durable(db, collection)
+        self.replays = durable(db, replays)
 
     async def claim_replay(self, claim: ReplayClaim) -> ReplayClaim | None:
         try:
