@@ -12,7 +12,7 @@ from aiokafka.errors import KafkaError, OffsetOutOfRangeError
 from topics.errors import PositionOutdated, StreamUnavailable
 from workers.adapters.kafka.closing import close_quietly
 from workers.adapters.kafka.config import KafkaConfig
-from workers.adapters.kafka.reader import record_of
+from workers.adapters.kafka.reader import record_of, seek_after, topic_partitions
 from workers.ports import Record, TopicSlice
 
 FETCH_WAIT_MS = 10
@@ -124,21 +124,13 @@ async def _assigned(
 ) -> list[TopicPartition]:
     """Every partition of ``topic`` assigned anew (nothing fetched for an earlier read kept),
     each at its position in ``after`` or at its first kept offset."""
-    partitions = consumer.partitions_for_topic(topic)
-    if partitions is None:
-        await consumer.topics()  # refresh the metadata once
-        partitions = consumer.partitions_for_topic(topic) or set()
-    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+    tps = await topic_partitions(consumer, topic)
     if not tps:
         raise StreamUnavailable(
             f"topic {topic} does not exist; create the fleet's topics (eventfleet topics ensure)."
         )
     consumer.assign(tps)
-    for tp in tps:
-        if tp.partition in after:
-            consumer.seek(tp, after[tp.partition])
-        else:
-            await consumer.seek_to_beginning(tp)
+    await seek_after(consumer, tps, after)
     return tps
 
 

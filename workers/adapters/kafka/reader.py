@@ -4,7 +4,7 @@ from positions on, as records arrive (type subscriptions)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
@@ -26,6 +26,31 @@ def record_of(
     return Record(tp.topic, tp.partition, r.offset, r.key, r.value, headers, r.timestamp)
 
 
+async def topic_partitions(
+    consumer: AIOKafkaConsumer, topic: str, *, partition: int | None = None
+) -> list[TopicPartition]:
+    """The partitions of ``topic`` (or only ``partition``), in order; none for a topic Kafka does
+    not know, even after one refresh of the metadata."""
+    partitions = consumer.partitions_for_topic(topic)
+    if partitions is None:
+        await consumer.topics()  # refresh the metadata once
+        partitions = consumer.partitions_for_topic(topic) or set()
+    return [
+        TopicPartition(topic, p) for p in sorted(partitions) if partition is None or p == partition
+    ]
+
+
+async def seek_after(
+    consumer: AIOKafkaConsumer, tps: Sequence[TopicPartition], after: Mapping[int, int]
+) -> None:
+    """Each partition at its offset in ``after``, or at its first kept offset."""
+    for tp in tps:
+        if tp.partition in after:
+            consumer.seek(tp, after[tp.partition])
+        else:
+            await consumer.seek_to_beginning(tp)
+
+
 async def read_topic(
     kafka: KafkaConfig, topic: str, *, timeout_s: float = 30.0, fetch_max_wait_ms: int = 50
 ) -> list[Record]:
@@ -43,11 +68,7 @@ async def read_topic(
     try:
         async with asyncio.timeout(timeout_s):
             await consumer.start()
-            partitions = consumer.partitions_for_topic(topic)
-            if partitions is None:
-                await consumer.topics()  # refresh the metadata once
-                partitions = consumer.partitions_for_topic(topic) or set()
-            tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+            tps = await topic_partitions(consumer, topic)
             if not tps:
                 return []
             consumer.assign(tps)
@@ -89,15 +110,7 @@ async def read_window(
     try:
         async with asyncio.timeout(timeout_s):
             await consumer.start()
-            partitions = consumer.partitions_for_topic(topic)
-            if partitions is None:
-                await consumer.topics()  # refresh the metadata once
-                partitions = consumer.partitions_for_topic(topic) or set()
-            tps = [
-                TopicPartition(topic, p)
-                for p in sorted(partitions)
-                if partition is None or p == partition
-            ]
+            tps = await topic_partitions(consumer, topic, partition=partition)
             if not tps:
                 return []
             consumer.assign(tps)
@@ -165,17 +178,9 @@ async def follow_topic(
         try:
             async with asyncio.timeout(timeout_s):
                 await consumer.start()
-                partitions = consumer.partitions_for_topic(topic)
-                if partitions is None:
-                    await consumer.topics()
-                    partitions = consumer.partitions_for_topic(topic) or set()
-                tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+                tps = await topic_partitions(consumer, topic)
                 consumer.assign(tps)
-                for tp in tps:
-                    if tp.partition in after:
-                        consumer.seek(tp, after[tp.partition])
-                    else:
-                        await consumer.seek_to_beginning(tp)
+                await seek_after(consumer, tps, after)
         except (TimeoutError, KafkaError, OSError) as e:
             raise StreamUnavailable(f"Kafka did not let {topic} be followed: {e!r}") from e
         while True:

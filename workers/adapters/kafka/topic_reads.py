@@ -20,7 +20,7 @@ from topics.errors import StreamUnavailable
 from workers.adapters.kafka.admin import admin_client
 from workers.adapters.kafka.closing import close_quietly
 from workers.adapters.kafka.config import KafkaConfig
-from workers.adapters.kafka.reader import record_of
+from workers.adapters.kafka.reader import record_of, topic_partitions
 from workers.ports import Record
 
 OPEN = 1 << 62
@@ -208,7 +208,7 @@ async def read_range(
     try:
         async with asyncio.timeout(timeout_s):
             await consumer.start()
-            tps = await _partitions(consumer, topic, partition)
+            tps = await topic_partitions(consumer, topic, partition=partition)
             if not tps:
                 return RangeRead((), ())
             consumer.assign(tps)
@@ -240,18 +240,6 @@ async def read_range(
         ) from e
     finally:
         await close_quietly(consumer.stop, timeout_s=5, what="topic range reader")
-
-
-async def _partitions(
-    consumer: AIOKafkaConsumer, topic: str, partition: int | None
-) -> list[TopicPartition]:
-    partitions = consumer.partitions_for_topic(topic)
-    if partitions is None:
-        await consumer.topics()  # refresh the metadata once
-        partitions = consumer.partitions_for_topic(topic) or set()
-    return [
-        TopicPartition(topic, p) for p in sorted(partitions) if partition is None or p == partition
-    ]
 
 
 async def _times(

@@ -6,13 +6,12 @@ from collections.abc import Mapping
 
 import orjson
 from pymongo import DESCENDING
-from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from topics.errors import StoreError
 from topics.jsonvalue import Json
-from workers.adapters.mongo.client import DURABLE, Document, translated
+from workers.adapters.mongo.client import Document, durable, translated
 from workers.ports import OperatorAction, ReplayClaim
 
 ACTIONS = "console_audit"
@@ -29,21 +28,13 @@ class MongoActionLog:
     def __init__(
         self, db: AsyncDatabase[Document], *, collection: str = ACTIONS, replays: str = REPLAYS
     ) -> None:
-        self.collection: AsyncCollection[Document] = db.get_collection(
-            collection, write_concern=DURABLE
-        )
-        self.replays: AsyncCollection[Document] = db.get_collection(replays, write_concern=DURABLE)
+        self.collection = durable(db, collection)
+        self.replays = durable(db, replays)
 
     async def claim_replay(self, claim: ReplayClaim) -> ReplayClaim | None:
-        doc = {
-            "_id": claim.target,
-            "submitted": orjson.dumps(claim.submitted).decode(),
-            "operator": claim.operator,
-            "at": claim.at,
-        }
         try:
             async with translated(f"claiming the replay of dead letter {claim.target}", write=True):
-                await self.replays.insert_one(doc)
+                await self.replays.insert_one(_claim_document(claim))
             return None
         except StoreError as e:
             if not isinstance(e.__cause__, DuplicateKeyError):
@@ -62,14 +53,8 @@ class MongoActionLog:
         )
 
     async def abandon_replay(self, claim: ReplayClaim) -> None:
-        mine = {
-            "_id": claim.target,
-            "submitted": orjson.dumps(claim.submitted).decode(),
-            "operator": claim.operator,
-            "at": claim.at,
-        }
         async with translated(f"releasing the replay of dead letter {claim.target}", write=True):
-            await self.replays.delete_one(mine)
+            await self.replays.delete_one(_claim_document(claim))  # only if still this claim
 
     async def settle_replay(self, target: str, status: int, result: Mapping[str, Json]) -> None:
         update = {"$set": {"status": status, "result": orjson.dumps(result).decode()}}
@@ -108,3 +93,14 @@ class MongoActionLog:
             )
             for doc in docs
         ]
+
+
+def _claim_document(claim: ReplayClaim) -> Document:
+    """A replay claim as stored, and the filter ``abandon_replay`` deletes by: every field must
+    match, so it removes only the claim it was given."""
+    return {
+        "_id": claim.target,
+        "submitted": orjson.dumps(claim.submitted).decode(),
+        "operator": claim.operator,
+        "at": claim.at,
+    }

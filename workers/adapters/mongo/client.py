@@ -11,6 +11,7 @@ from urllib.parse import unquote, urlsplit
 from bson.codec_options import CodecOptions
 from bson.errors import InvalidDocument
 from pymongo import AsyncMongoClient, WriteConcern
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import (
     AutoReconnect,
@@ -32,6 +33,12 @@ log = logging.getLogger(__name__)
 
 DURABLE = WriteConcern(w="majority", j=True)
 """A write is acknowledged only once journaled: an acknowledged event survives a crash."""
+
+
+def durable(db: AsyncDatabase[Document], name: str) -> AsyncCollection[Document]:
+    """The collection ``name``, written with ``DURABLE``."""
+    return db.get_collection(name, write_concern=DURABLE)
+
 
 _UNAVAILABLE = (
     AutoReconnect,

@@ -20,13 +20,12 @@ from bson import Binary
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pymongo import ReturnDocument
-from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from topics.envelope import utc_now
 from topics.errors import ConfigError, StoreError
-from workers.adapters.mongo.client import DURABLE, Document, translated
+from workers.adapters.mongo.client import Document, durable, translated
 from workers.ports import DataKey, Erasure
 
 DATA_KEYS = "data_keys"
@@ -54,10 +53,8 @@ class MongoKeyStore:
         erasures: str = ERASURES,
     ) -> None:
         self._cipher = None if master_key is None else AESGCM(master_key)
-        self.keys: AsyncCollection[Document] = db.get_collection(keys, write_concern=DURABLE)
-        self.erasures: AsyncCollection[Document] = db.get_collection(
-            erasures, write_concern=DURABLE
-        )
+        self.keys = durable(db, keys)
+        self.erasures = durable(db, erasures)
 
     async def ensure_indexes(self) -> None:
         async with translated("creating the data key index"):

@@ -10,11 +10,10 @@ from collections.abc import Sequence
 from datetime import UTC
 
 from pymongo import ASCENDING, UpdateOne
-from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from topics.errors import NotFound
-from workers.adapters.mongo.client import DURABLE, Document, translated
+from workers.adapters.mongo.client import Document, durable, translated
 from workers.ports import ParkedEntry, Record, check_head
 
 PARKED_COLLECTION = "parked"
@@ -25,9 +24,7 @@ class MongoParkedEvents:
     """``ParkedEvents`` on the ``parked`` collection."""
 
     def __init__(self, db: AsyncDatabase[Document], *, collection: str = PARKED_COLLECTION) -> None:
-        self.collection: AsyncCollection[Document] = db.get_collection(
-            collection, write_concern=DURABLE
-        )
+        self.collection = durable(db, collection)
 
     async def ensure_indexes(self) -> None:
         async with translated("creating the parked index", write=True):

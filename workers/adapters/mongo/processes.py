@@ -13,7 +13,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from workers.adapters.instances import from_document, id_range, instance_id, to_document
-from workers.adapters.mongo.client import DURABLE, Document, translated
+from workers.adapters.mongo.client import Document, durable, translated
 from workers.ports.process import RETRYING, STATUSES, STUCK, Instance
 
 PROCESSES = "process_instances"
@@ -24,9 +24,7 @@ class MongoProcessInstances:
     """``ProcessInstances`` on the ``process_instances`` collection."""
 
     def __init__(self, db: AsyncDatabase[Document], *, collection: str = PROCESSES) -> None:
-        self.collection: AsyncCollection[Document] = db.get_collection(
-            collection, write_concern=DURABLE
-        )
+        self.collection = durable(db, collection)
         self._quick: AsyncCollection[Document] = db.get_collection(
             collection, write_concern=WriteConcern(w=1, j=False)
         )

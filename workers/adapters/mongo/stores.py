@@ -16,7 +16,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from topics.envelope import Event
 from topics.errors import StoreError
-from workers.adapters.mongo.client import DURABLE, Document, translated
+from workers.adapters.mongo.client import Document, durable, translated
 from workers.adapters.mongo.transactions import append_in_transaction, supports_transactions
 from workers.adapters.records import (
     check_append,
@@ -63,9 +63,7 @@ class MongoEventStore:
     """Events in one collection, unique on (aggregate_type, aggregate_id, version)."""
 
     def __init__(self, db: AsyncDatabase[Document], *, collection: str = EVENTS) -> None:
-        self.collection: AsyncCollection[Document] = db.get_collection(
-            collection, write_concern=DURABLE
-        )
+        self.collection = durable(db, collection)
         self._transactions: bool | None = None  # asked once (``hello``), when first needed
 
     async def ensure_indexes(self) -> None:
@@ -398,9 +396,7 @@ class MongoRejections:
     """Events the appender refused, one document per event id."""
 
     def __init__(self, db: AsyncDatabase[Document], *, collection: str = REJECTIONS) -> None:
-        self.collection: AsyncCollection[Document] = db.get_collection(
-            collection, write_concern=DURABLE
-        )
+        self.collection = durable(db, collection)
 
     async def record(self, rejections: Sequence[Rejection]) -> None:
         if not rejections:

@@ -79,6 +79,13 @@ class RedisBatcher:
                 future.cancel()
             raise
 
+    async def ping(self) -> bool:
+        """Whether Redis answers a PING with the current round trip."""
+        try:
+            return bool(await self.call("PING", (), ()))
+        except MarkerUnavailable:
+            return False
+
     def submit(self, op: Lua | str, keys: tuple[str, ...], args: tuple[str | bytes, ...]) -> None:
         """Send with the next round trip without waiting for it; a failure is only logged.
 

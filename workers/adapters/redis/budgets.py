@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 
-from topics.errors import MarkerUnavailable
 from workers.adapters.redis.batch import RedisBatcher
 from workers.adapters.redis.replies import Lua, integer
 from workers.ports import BudgetDraw
@@ -66,7 +65,4 @@ class RedisWriteBudgets:
         return integer(await self._batcher.call(TAKE, (key,), (draw.budget.spec, str(draw.writes))))
 
     async def ping(self) -> bool:
-        try:
-            return bool(await self._batcher.call("PING", (), ()))
-        except MarkerUnavailable:
-            return False
+        return await self._batcher.ping()

@@ -21,7 +21,6 @@ from dataclasses import replace
 
 from snapshot_rules.declaration import ANY, NEW
 from topics.envelope import NEW_AGGREGATE
-from topics.errors import MarkerUnavailable
 from workers.adapters.redis.batch import RedisBatcher
 from workers.adapters.redis.budgets import TAKE, TAKE_TOKEN, budget_key
 from workers.adapters.redis.replies import Lua, Reply, array, data, integer, text
@@ -341,10 +340,7 @@ class RedisMarker:
         return event_type, rest.partition("|")[0]
 
     async def ping(self) -> bool:
-        try:
-            return bool(await self._batcher.call("PING", (), ()))
-        except MarkerUnavailable:
-            return False
+        return await self._batcher.ping()
 
     async def drain(self) -> None:
         await self._batcher.drain()
