@@ -8,28 +8,24 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TextIO, TypeVar
+from typing import TextIO
 
 import orjson
 
 from topics.errors import EventfleetError
+from workers.cli.parsing import Commands, command
 from workers.runtime.settings import Settings
 
-ParserT = TypeVar("ParserT", bound=argparse.ArgumentParser)
-"""The top-level parser's class (``workers.cli.args.Parser``, which imports this module)."""
 
-
-def add_parser(
-    commands: argparse._SubParsersAction[ParserT], formatter: type[argparse.HelpFormatter]
-) -> None:
-    archive = commands.add_parser(
+def add_parser(commands: Commands) -> None:
+    archive = command(
+        commands,
         "archive",
-        help="move history past each domain's retention to the archive (--dry-run: only say)",
-        description="Moves events covered by a snapshot and past the domain's retention (an age "
+        "move history past each domain's retention to the archive (--dry-run: only say)",
+        "Moves events covered by a snapshot and past the domain's retention (an age "
         "or a count; never the newest event) from the events collection to events_archive, "
         "same documents and ids, BATCH events at a time. Reads span both as if nothing moved. "
         "Domains without a retention are left alone.",
-        formatter_class=formatter,
     )
     archive.add_argument("aggregate_types", nargs="*", help="only these types (default: all)")
     archive.add_argument("--dry-run", action="store_true", help="say what would move; move nothing")

@@ -14,12 +14,13 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, TextIO, TypeVar
+from typing import TYPE_CHECKING, TextIO
 
 import orjson
 
 from topics.errors import EventfleetError, InvalidInput
 from topics.jsonvalue import JsonObject
+from workers.cli.parsing import Commands, command
 from workers.roles.ops.dlq_replay import (
     DeadLetterEntry,
     check_operator,
@@ -34,36 +35,31 @@ if TYPE_CHECKING:
 
 USAGE, FAILURE = 2, 1
 
-ParserT = TypeVar("ParserT", bound=argparse.ArgumentParser)
-"""The top-level parser's class (``workers.cli.args.Parser``, which imports this module)."""
 
-
-def add_parser(
-    commands: argparse._SubParsersAction[ParserT], formatter: type[argparse.HelpFormatter]
-) -> None:
-    """Register ``dlq`` on the top-level subparsers (``formatter`` shows the defaults)."""
-    dlq = commands.add_parser(
+def add_parser(commands: Commands) -> None:
+    """Register ``dlq`` on the top-level subparsers."""
+    dlq = command(
+        commands,
         "dlq",
-        help="list dead letters, re-submit a fixed one",
-        description="The dead-letter topic: list its entries with their reasons, and re-submit "
+        "list dead letters, re-submit a fixed one",
+        "The dead-letter topic: list its entries with their reasons, and re-submit "
         "a fixed entry through the command path (the store still judges it; audited).",
-        formatter_class=formatter,
     )
     actions = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
-    listing = actions.add_parser(
+    listing = command(
+        actions,
         "list",
-        help="every entry of the dead-letter topic, oldest first",
-        description="Every entry of the dead-letter topic, oldest first, with its reason.",
-        formatter_class=formatter,
+        "every entry of the dead-letter topic, oldest first",
+        "Every entry of the dead-letter topic, oldest first, with its reason.",
     )
     listing.add_argument("--reason", help="only entries with this reason")
     listing.add_argument("--json", action="store_true", help="one JSON array of entries")
-    replay = actions.add_parser(
+    replay = command(
+        actions,
         "replay",
-        help="re-submit one entry through the command path (asks to confirm; audited)",
-        description="Re-submit one dead-lettered entry, fixed, through the command path. Shows "
+        "re-submit one entry through the command path (asks to confirm; audited)",
+        "Re-submit one dead-lettered entry, fixed, through the command path. Shows "
         "what will be sent and asks to confirm (--yes skips); replaying twice stores it once.",
-        formatter_class=formatter,
     )
     replay.add_argument("entry", help="<partition>/<offset> in the dead-letter topic (see list)")
     replay.add_argument(
@@ -74,22 +70,22 @@ def add_parser(
     replay.add_argument("--data", help="only replace the event's data (a JSON object)")
     replay.add_argument("--operator", help="who replays, for the audit trail (default: $USER)")
     replay.add_argument("--yes", action="store_true", help="do not ask to confirm")
-    parked = actions.add_parser(
+    parked = command(
+        actions,
         "parked",
-        help="parked aggregates, each with its queue in order",
-        description="Aggregates the appender parked: the head (the event that could not be "
+        "parked aggregates, each with its queue in order",
+        "Aggregates the appender parked: the head (the event that could not be "
         "stored) and the events waiting behind it, in order. Replay or skip the head to "
         "release the rest (each is judged again).",
-        formatter_class=formatter,
     )
     parked.add_argument("--json", action="store_true", help="one JSON array of aggregates")
-    skip = actions.add_parser(
+    skip = command(
+        actions,
         "skip",
-        help="decide an entry needs nothing (a parked head: the rest is released; audited)",
-        description="Record that a dead-lettered entry needs nothing. Skipping the head of a "
+        "decide an entry needs nothing (a parked head: the rest is released; audited)",
+        "Record that a dead-lettered entry needs nothing. Skipping the head of a "
         "parked aggregate releases the rest of its queue, each event judged again in order; "
         "an entry behind its head is refused.",
-        formatter_class=formatter,
     )
     skip.add_argument("entry", help="<partition>/<offset> in the dead-letter topic (see list)")
     skip.add_argument("--operator", help="who skips, for the audit trail (default: $USER)")

@@ -11,33 +11,29 @@ import argparse
 import getpass
 import sys
 from collections.abc import Callable
-from typing import TextIO, TypeVar
+from typing import TextIO
 
 import orjson
 
 from topics.envelope import AGGREGATE_ID_RE
 from topics.errors import EventfleetError
+from workers.cli.parsing import Commands, command
 from workers.runtime.settings import Settings
 
 USAGE, FAILURE = 2, 1
 
-ParserT = TypeVar("ParserT", bound=argparse.ArgumentParser)
-"""The top-level parser's class (``workers.cli.args.Parser``, which imports this module)."""
 
-
-def add_parser(
-    commands: argparse._SubParsersAction[ParserT], formatter: type[argparse.HelpFormatter]
-) -> None:
-    erase = commands.add_parser(
+def add_parser(commands: Commands) -> None:
+    erase = command(
+        commands,
         "erase",
-        help="erase a subject's personal data everywhere (destroys its key; audited)",
-        description="Destroys the subject's data key: its personal fields become unreadable in "
+        "erase a subject's personal data everywhere (destroys its key; audited)",
+        "Destroys the subject's data key: its personal fields become unreadable in "
         "the store, snapshots, views, dead letters and every topic (shown as null with "
         '"erased": true). No process seals with it again; others stop opening it within '
         "EVENTFLEET_KEY_CACHE_TTL_S. Erased before, or by a concurrent erase: that erasure is "
         "answered (already erased). Asks to confirm (--yes skips). Exit 0 erased (now or "
         "before), 1 failure or unknown subject, 2 usage.",
-        formatter_class=formatter,
     )
     erase.add_argument("subject", help="whose data: a chat sender_id, an account id, ...")
     erase.add_argument("--operator", help="who erases, for the audit trail (default: $USER)")

@@ -14,72 +14,70 @@ import getpass
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, TextIO, TypeVar
+from typing import TYPE_CHECKING, TextIO
 
 import orjson
 
 from topics.errors import ConfigError, EventfleetError, InvalidInput
+from workers.cli.parsing import Commands, command
 from workers.runtime.settings import Settings
 
 if TYPE_CHECKING:
     from workers.roles.process.desk import ProcessDesk
 
 USAGE, FAILURE = 2, 1
-ParserT = TypeVar("ParserT", bound=argparse.ArgumentParser)
 STATUSES = ("active", "done", "stuck", "retrying")
 
 
-def add_parser(
-    commands: argparse._SubParsersAction[ParserT], formatter: type[argparse.HelpFormatter]
-) -> None:
+def add_parser(commands: Commands) -> None:
     """Register ``pm`` on the top-level subparsers."""
-    pm = commands.add_parser(
+    pm = command(
+        commands,
         "pm",
-        help="process managers: instances, deadlines, retry a stuck one",
-        description="The process managers EVENTFLEET_PROCESSES enables: their instances (state, "
+        "process managers: instances, deadlines, retry a stuck one",
+        "The process managers EVENTFLEET_PROCESSES enables: their instances (state, "
         "pending deadlines, unsent commands, why one is stuck) and the retry of a stuck "
         "instance (audited; the pm role runs it).",
-        formatter_class=formatter,
     )
     actions = pm.add_subparsers(dest="pm_command", required=True, metavar="ACTION")
-    listing = actions.add_parser(
+    listing = command(
+        actions,
         "list",
-        help="each process manager's instances by status, or one's instances",
-        description="Without NAME: every process manager with its instances by status. With "
+        "each process manager's instances by status, or one's instances",
+        "Without NAME: every process manager with its instances by status. With "
         "NAME: its instances by key (--status, --after, --limit page through them).",
-        formatter_class=formatter,
     )
     listing.add_argument("name", nargs="?", help="a process manager, e.g. order_lifecycle")
     listing.add_argument("--status", choices=STATUSES, help="only instances of this status")
     listing.add_argument("--after", help="list the instances after this key (a page's next)")
     listing.add_argument("--limit", type=int, default=50, help="instances per page (1-500)")
     listing.add_argument("--json", action="store_true", help="print JSON")
-    show = actions.add_parser(
+    show = command(
+        actions,
         "show",
-        help="one instance, whole",
-        description="One instance: its status, state, pending deadlines, "
+        "one instance, whole",
+        "One instance: its status, state, pending deadlines, "
         "unsent commands, held events and why it is stuck.",
-        formatter_class=formatter,
     )
     show.add_argument("name", help="the process manager")
     show.add_argument("key", help="the instance's key, e.g. an order id")
     show.add_argument("--json", action="store_true", help="print JSON")
-    deadlines = actions.add_parser(
+    deadlines = command(
+        actions,
         "deadlines",
-        help="pending deadlines, the soonest first",
-        description="A process manager's pending deadlines, the soonest first.",
-        formatter_class=formatter,
+        "pending deadlines, the soonest first",
+        "A process manager's pending deadlines, the soonest first.",
     )
     deadlines.add_argument("name", help="the process manager")
     deadlines.add_argument("--limit", type=int, default=50, help="deadlines shown (1-500)")
     deadlines.add_argument("--json", action="store_true", help="print JSON")
-    retry = actions.add_parser(
+    retry = command(
+        actions,
         "retry",
-        help="retry a stuck instance (audited); the pm role runs it",
-        description="Marks a stuck instance to be retried: the pm role runs its failed "
+        "retry a stuck instance (audited); the pm role runs it",
+        "Marks a stuck instance to be retried: the pm role runs its failed "
         "reaction again (or sends its refused command again), then the events it held. With "
         "--wait S, waits up to S seconds for the outcome (exit 1 if it is stuck again).",
-        formatter_class=formatter,
     )
     retry.add_argument("name", help="the process manager")
     retry.add_argument("key", help="the stuck instance's key")
