@@ -9,7 +9,6 @@ judges it), is idempotent per dead letter, and is written to the audit trail. Ex
 from __future__ import annotations
 
 import argparse
-import getpass
 import logging
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -21,6 +20,7 @@ import orjson
 from topics.errors import EventfleetError, InvalidInput
 from topics.jsonvalue import JsonObject
 from workers.cli.parsing import Commands, command
+from workers.cli.shell import FAILURE, USAGE, confirmed, fail, operator_name
 from workers.roles.ops.dlq_replay import (
     DeadLetterEntry,
     check_operator,
@@ -32,8 +32,6 @@ from workers.runtime.settings import Settings
 
 if TYPE_CHECKING:
     from workers.http.console.desk import DeadLetterDesk
-
-USAGE, FAILURE = 2, 1
 
 
 def add_parser(commands: Commands) -> None:
@@ -100,12 +98,15 @@ async def run_dlq(settings: Settings, args: argparse.Namespace) -> int:
             return await run_list(settings, args)
         if args.dlq_command == "parked":
             return await run_parked(settings, args)
+        try:
+            operator = _operator(args)
+        except InvalidInput as e:
+            return fail(str(e), USAGE)
         if args.dlq_command == "skip":
-            return await run_skip(settings, args)
-        return await run_replay(settings, args)
+            return await run_skip(settings, args, operator)
+        return await run_replay(settings, args, operator)
     except EventfleetError as e:
-        _error(str(e))
-        return FAILURE
+        return fail(str(e))
 
 
 async def run_list(settings: Settings, args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -159,13 +160,10 @@ async def run_parked(
     return 0
 
 
-async def run_skip(settings: Settings, args: argparse.Namespace, out: TextIO | None = None) -> int:
+async def run_skip(
+    settings: Settings, args: argparse.Namespace, operator: str, out: TextIO | None = None
+) -> int:
     out = out or sys.stdout
-    try:
-        operator = _operator(args)
-    except InvalidInput as e:
-        _error(str(e))
-        return USAGE
     async with _desk(settings) as desk:
         action = await desk.skip(await desk.entry(args.entry), operator=operator)
     released = action.result.get("releases")
@@ -197,16 +195,12 @@ def _submission(entry: DeadLetterEntry, args: argparse.Namespace, max_bytes: int
 async def run_replay(
     settings: Settings,
     args: argparse.Namespace,
+    operator: str,
     *,
     out: TextIO | None = None,
     ask: Callable[[str], str] = input,
 ) -> int:
     out = out or sys.stdout
-    try:
-        operator = _operator(args)
-    except InvalidInput as e:
-        _error(str(e))
-        return USAGE
     async with _desk(settings, roles=("commands",)) as desk:
         return await _replay(desk, settings, args, operator=operator, out=out, ask=ask)
 
@@ -225,8 +219,7 @@ async def _replay(
         try:
             submission = _submission(entry, args, settings.max_body_bytes)
         except InvalidInput as e:
-            _error(str(e))
-            return USAGE
+            return fail(str(e), USAGE)
         command = desk.replayer().command(entry, submission)
         out.write(
             f"re-submit dead letter {entry.position} ({entry.reason}) as {operator}:\n"
@@ -236,13 +229,11 @@ async def _replay(
             ).decode()
             + "\n"
         )
-        if not args.yes and not _confirmed(ask):
-            _error("not confirmed; nothing was re-submitted.")
-            return FAILURE
+        if not args.yes and not confirmed(ask, "re-submit? [y/N] "):
+            return fail("not confirmed; nothing was re-submitted.")
         action = await desk.replay(entry, submission, operator=operator)
     except EventfleetError as e:
-        _error(str(e))
-        return FAILURE
+        return fail(str(e))
     out.write(f"{action.status} {orjson.dumps(action.result).decode()}\n")
     out.write(f"audited as {action.id}\n")
     return 0 if action.status < 300 else FAILURE
@@ -267,23 +258,4 @@ async def _desk(
 def _operator(args: argparse.Namespace) -> str:
     """Usage errors first, before any connection: the entry's position, then who acts."""
     parse_position(args.entry)
-    return check_operator(args.operator or _user())
-
-
-def _error(message: str) -> None:
-    """The CLI's one failure line (as ``workers.cli.entry.fail`` prints it)."""
-    print(f"eventfleet: error: {' '.join(message.split())}", file=sys.stderr, flush=True)
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):  # no USER and no passwd entry (a bare container)
-        raise InvalidInput("who replays? give --operator NAME for the audit trail.") from None
-
-
-def _confirmed(ask: Callable[[str], str]) -> bool:
-    try:
-        return ask("re-submit? [y/N] ").strip().lower() in ("y", "yes")
-    except EOFError:  # no terminal: no confirmation
-        return False
+    return check_operator(operator_name(args.operator, "replays"))

@@ -8,7 +8,6 @@ down), 2 usage.
 from __future__ import annotations
 
 import argparse
-import getpass
 import sys
 from collections.abc import Callable
 from typing import TextIO
@@ -18,9 +17,8 @@ import orjson
 from topics.envelope import AGGREGATE_ID_RE
 from topics.errors import EventfleetError
 from workers.cli.parsing import Commands, command
+from workers.cli.shell import FAILURE, USAGE, confirmed, login_name
 from workers.runtime.settings import Settings
-
-USAGE, FAILURE = 2, 1
 
 
 def add_parser(commands: Commands) -> None:
@@ -54,7 +52,7 @@ async def run_erase(
     from workers.runtime.compose import Runtime
 
     out = out or sys.stdout
-    operator = args.operator or _user()
+    operator = args.operator or login_name()
     if not AGGREGATE_ID_RE.match(args.subject) or not operator or len(operator) > 100:
         print(
             f"eventfleet: error: subject must match {AGGREGATE_ID_RE.pattern} and the operator "
@@ -62,7 +60,8 @@ async def run_erase(
             file=sys.stderr,
         )
         return USAGE
-    if not args.yes and not _confirmed(ask, args.subject):
+    question = f"erase every personal field of subject {args.subject}, for good? [y/N] "
+    if not args.yes and not confirmed(ask, question):
         print("eventfleet: error: not confirmed; nothing was erased.", file=sys.stderr)
         return FAILURE
     runtime = await Runtime.start(settings, roles=())  # the store only: no Kafka, no Redis
@@ -95,18 +94,3 @@ async def run_erase(
             f"every copy is unreadable within {b['unreadable_everywhere_within_s']} s.\n"
         )
     return 0
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):
-        return ""
-
-
-def _confirmed(ask: Callable[[str], str], subject: str) -> bool:
-    try:
-        answer = ask(f"erase every personal field of subject {subject}, for good? [y/N] ")
-    except EOFError:
-        return False
-    return answer.strip().lower() in ("y", "yes")

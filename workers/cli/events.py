@@ -18,10 +18,10 @@ import msgspec
 import orjson
 
 from workers.cli.parsing import Commands, command
+from workers.cli.shell import FAILURE, USAGE, fail
 from workers.client import AsyncClient, Backoff, ClientError, GlobalEvent
 from workers.runtime.settings import Settings
 
-USAGE, FAILURE = 2, 1
 TOKEN_ENV = "EVENTFLEET_TOKEN"
 """The bearer token to read with: what ``eventfleet dev``'s export block sets (no setting: a
 credential of the caller's, not of the fleet)."""
@@ -107,8 +107,7 @@ async def run_events(
             finally:
                 await stream.aclose()
     except ClientError as e:
-        print(f"eventfleet: error: {' '.join(str(e).split())}", file=sys.stderr)
-        return USAGE if isinstance(e, ValueError) else FAILURE
+        return fail(str(e), USAGE if isinstance(e, ValueError) else FAILURE)
     where = last.position if last is not None else after
     said = f"--after {where} goes on from here" if where else "nothing was read"
     print(f"{count} event(s); {said}", file=sys.stderr)

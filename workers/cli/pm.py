@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,12 +19,12 @@ import orjson
 
 from topics.errors import ConfigError, EventfleetError, InvalidInput
 from workers.cli.parsing import Commands, command
+from workers.cli.shell import FAILURE, USAGE, fail, operator_name
 from workers.runtime.settings import Settings
 
 if TYPE_CHECKING:
     from workers.roles.process.desk import ProcessDesk
 
-USAGE, FAILURE = 2, 1
 STATUSES = ("active", "done", "stuck", "retrying")
 
 
@@ -96,8 +95,7 @@ async def run_pm(settings: Settings, args: argparse.Namespace, out: TextIO | Non
     try:
         _check(args)
     except InvalidInput as e:
-        _error(str(e))
-        return USAGE
+        return fail(str(e), USAGE)
     try:
         async with _desk(settings) as desk:
             if args.pm_command == "list":
@@ -110,8 +108,7 @@ async def run_pm(settings: Settings, args: argparse.Namespace, out: TextIO | Non
     except ConfigError:
         raise  # a usage of the settings: the CLI's exit 2
     except EventfleetError as e:
-        _error(str(e))
-        return FAILURE
+        return fail(str(e))
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -128,7 +125,7 @@ def _check(args: argparse.Namespace) -> None:
     if args.pm_command == "retry":
         if not 0 <= args.wait <= 3600:
             raise InvalidInput(f"--wait {args.wait} must be 0 to 3600 seconds.")
-        args.operator = check_operator(args.operator or _user())
+        args.operator = check_operator(operator_name(args.operator, "retries"))
 
 
 async def _list(desk: ProcessDesk, args: argparse.Namespace, out: TextIO) -> int:
@@ -210,11 +207,10 @@ async def _retry(desk: ProcessDesk, args: argparse.Namespace, out: TextIO) -> in
             if now.status == RETRYING
             else f"still sending {len(now.outbox)} commands of its outbox"
         )
-        _error(
+        return fail(
             f"{args.name}/{args.key} is {doing} after {args.wait:g} s: is a pm role "
             "running? (`eventfleet worker --role pm`)"
         )
-        return FAILURE
     return 0
 
 
@@ -233,14 +229,3 @@ async def _desk(settings: Settings) -> AsyncIterator[ProcessDesk]:
         yield runtime.process_desk
     finally:
         await runtime.stop()
-
-
-def _error(message: str) -> None:
-    print(f"eventfleet: error: {' '.join(message.split())}", file=sys.stderr, flush=True)
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):
-        raise InvalidInput("who retries? give --operator NAME for the audit trail.") from None

@@ -1,9 +1,13 @@
-"""What every ``eventfleet`` command shares at the shell: its exit codes and the one failure
-line."""
+"""What every ``eventfleet`` command shares at the shell: its exit codes, the one failure line,
+asking to confirm, and who acts (for the audit trail)."""
 
 from __future__ import annotations
 
+import getpass
 import sys
+from collections.abc import Callable
+
+from topics.errors import InvalidInput
 
 USAGE, FAILURE = 2, 1
 """The exit codes of a usage or configuration mistake, and of a failure (0: done)."""
@@ -13,3 +17,27 @@ def fail(message: str, code: int = FAILURE) -> int:
     """Print the one line of a failure; return its exit code."""
     print(f"eventfleet: error: {' '.join(message.split())}", file=sys.stderr, flush=True)
     return code
+
+
+def confirmed(ask: Callable[[str], str], question: str) -> bool:
+    """Whether the operator answers ``question`` with yes."""
+    try:
+        return ask(question).strip().lower() in ("y", "yes")
+    except EOFError:  # no terminal: no confirmation
+        return False
+
+
+def login_name() -> str:
+    """The caller's login name; "" where there is none."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no USER and no passwd entry (a bare container)
+        return ""
+
+
+def operator_name(given: str | None, doing: str) -> str:
+    """Who acts: ``--operator``, else the login name; InvalidInput when there is neither."""
+    name = given or login_name()
+    if not name:
+        raise InvalidInput(f"who {doing}? give --operator NAME for the audit trail.")
+    return name
