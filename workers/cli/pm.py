@@ -50,7 +50,6 @@ def add_parser(commands: Commands) -> None:
     listing.add_argument("--status", choices=STATUSES, help="only instances of this status")
     listing.add_argument("--after", help="list the instances after this key (a page's next)")
     listing.add_argument("--limit", type=int, default=50, help="instances per page (1-500)")
-    listing.add_argument("--json", action="store_true", help="print JSON")
     show = command(
         actions,
         "show",
@@ -60,7 +59,6 @@ def add_parser(commands: Commands) -> None:
     )
     show.add_argument("name", help="the process manager")
     show.add_argument("key", help="the instance's key, e.g. an order id")
-    show.add_argument("--json", action="store_true", help="print JSON")
     deadlines = command(
         actions,
         "deadlines",
@@ -69,7 +67,8 @@ def add_parser(commands: Commands) -> None:
     )
     deadlines.add_argument("name", help="the process manager")
     deadlines.add_argument("--limit", type=int, default=50, help="deadlines shown (1-500)")
-    deadlines.add_argument("--json", action="store_true", help="print JSON")
+    for reading in (listing, show, deadlines):
+        reading.add_argument("--json", action="store_true", help="print JSON")
     retry = command(
         actions,
         "retry",
