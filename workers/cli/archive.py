@@ -14,6 +14,7 @@ import orjson
 
 from topics.errors import EventfleetError
 from workers.cli.parsing import Commands, command
+from workers.cli.shell import started
 from workers.runtime.settings import Settings
 
 
@@ -39,7 +40,6 @@ async def run_archive(
     settings: Settings, args: argparse.Namespace, *, out: TextIO | None = None
 ) -> int:
     from workers.roles.ops.archive import Archiver
-    from workers.runtime.compose import Runtime
     from workers.runtime.loading import load_domains
 
     out = out or sys.stdout
@@ -49,16 +49,14 @@ async def run_archive(
     domains = load_domains(settings.domains)
     for name in args.aggregate_types:
         domains.get(name)  # an unknown type fails before any connection
-    runtime = await Runtime.start(settings, roles=(), domains=domains)
-    try:
-        archiver = Archiver(runtime.events, runtime.snapshots, domains, batch=args.batch)
-        types = args.aggregate_types or None
-        moves = await (archiver.plan(types) if args.dry_run else archiver.run(types))
-    except EventfleetError as e:
-        print(f"eventfleet: error: {e}", file=sys.stderr)
-        return 1
-    finally:
-        await runtime.stop()
+    async with started(settings, domains=domains) as runtime:
+        try:
+            archiver = Archiver(runtime.events, runtime.snapshots, domains, batch=args.batch)
+            types = args.aggregate_types or None
+            moves = await (archiver.plan(types) if args.dry_run else archiver.run(types))
+        except EventfleetError as e:
+            print(f"eventfleet: error: {e}", file=sys.stderr)
+            return 1
     verb = "would move" if args.dry_run else "moved"
     if args.json:
         rows = [

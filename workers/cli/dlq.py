@@ -20,7 +20,7 @@ import orjson
 from topics.errors import EventfleetError, InvalidInput
 from topics.jsonvalue import JsonObject
 from workers.cli.parsing import Commands, command
-from workers.cli.shell import FAILURE, USAGE, confirmed, fail, operator_name
+from workers.cli.shell import FAILURE, USAGE, confirmed, fail, operator_name, started
 from workers.roles.ops.dlq_replay import (
     DeadLetterEntry,
     check_operator,
@@ -246,13 +246,9 @@ async def _desk(
     """The console's dead-letter desk on a runtime of ``roles`` (none: no producer, no Redis),
     stopped when the command is done."""
     from workers.http.console.desk import DeadLetterDesk
-    from workers.runtime.compose import Runtime
 
-    runtime = await Runtime.start(settings, roles=roles)
-    try:
+    async with started(settings, roles=roles) as runtime:
         yield DeadLetterDesk(runtime, via="cli")
-    finally:
-        await runtime.stop()
 
 
 def _operator(args: argparse.Namespace) -> str:

@@ -17,7 +17,7 @@ import orjson
 from topics.envelope import AGGREGATE_ID_RE
 from topics.errors import EventfleetError
 from workers.cli.parsing import Commands, command
-from workers.cli.shell import FAILURE, USAGE, confirmed, login_name
+from workers.cli.shell import FAILURE, USAGE, confirmed, login_name, started
 from workers.runtime.settings import Settings
 
 
@@ -49,7 +49,6 @@ async def run_erase(
     from workers.roles.outcomes import Refused
     from workers.roles.personal import erase_subject
     from workers.runtime.answers import erasure_answer
-    from workers.runtime.compose import Runtime
 
     out = out or sys.stdout
     operator = args.operator or login_name()
@@ -64,22 +63,20 @@ async def run_erase(
     if not args.yes and not confirmed(ask, question):
         print("eventfleet: error: not confirmed; nothing was erased.", file=sys.stderr)
         return FAILURE
-    runtime = await Runtime.start(settings, roles=())  # the store only: no Kafka, no Redis
-    try:
-        outcome = await erase_subject(
-            runtime.shredder,
-            runtime.stores.actions,
-            args.subject,
-            operator=operator,
-            via="cli",
-            cache_ttl_s=settings.key_cache_ttl_s,
-            render=erasure_answer,
-        )
-    except EventfleetError as e:
-        print(f"eventfleet: error: {e}", file=sys.stderr)
-        return FAILURE
-    finally:
-        await runtime.stop()
+    async with started(settings) as runtime:  # the store only: no Kafka, no Redis
+        try:
+            outcome = await erase_subject(
+                runtime.shredder,
+                runtime.stores.actions,
+                args.subject,
+                operator=operator,
+                via="cli",
+                cache_ttl_s=settings.key_cache_ttl_s,
+                render=erasure_answer,
+            )
+        except EventfleetError as e:
+            print(f"eventfleet: error: {e}", file=sys.stderr)
+            return FAILURE
     if isinstance(outcome, Refused):
         print(f"eventfleet: error: {outcome.message}", file=sys.stderr)
         return FAILURE
