@@ -220,12 +220,12 @@ async def _replay(
             submission = _submission(entry, args, settings.max_body_bytes)
         except InvalidInput as e:
             return fail(str(e), USAGE)
-        command = desk.replayer().command(entry, submission)
+        fixed = desk.replayer().command(entry, submission)
         out.write(
             f"re-submit dead letter {entry.position} ({entry.reason}) as {operator}:\n"
-            f"  POST /v1/{command.aggregate_type}/{command.aggregate_id}/events "
+            f"  POST /v1/{fixed.aggregate_type}/{fixed.aggregate_id}/events "
             + orjson.dumps(
-                {"type": command.type, "data": command.data, "command_id": command.command_id}
+                {"type": fixed.type, "data": fixed.data, "command_id": fixed.command_id}
             ).decode()
             + "\n"
         )
