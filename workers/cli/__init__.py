@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from workers.cli.version import package_version
 
 if TYPE_CHECKING:
-    from workers.cli.args import Parser
+    from workers.cli.parsing import Parser
 
 __all__ = ["main", "parser"]
 

@@ -8,28 +8,25 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TextIO, TypeVar
+from typing import TextIO
 
 import orjson
 
 from topics.errors import EventfleetError
+from workers.cli.parsing import Commands, command
+from workers.cli.shell import started
 from workers.runtime.settings import Settings
 
-ParserT = TypeVar("ParserT", bound=argparse.ArgumentParser)
-"""The top-level parser's class (``workers.cli.args.Parser``, which imports this module)."""
 
-
-def add_parser(
-    commands: argparse._SubParsersAction[ParserT], formatter: type[argparse.HelpFormatter]
-) -> None:
-    archive = commands.add_parser(
+def add_parser(commands: Commands) -> None:
+    archive = command(
+        commands,
         "archive",
-        help="move history past each domain's retention to the archive (--dry-run: only say)",
-        description="Moves events covered by a snapshot and past the domain's retention (an age "
+        "move history past each domain's retention to the archive (--dry-run: only say)",
+        "Moves events covered by a snapshot and past the domain's retention (an age "
         "or a count; never the newest event) from the events collection to events_archive, "
         "same documents and ids, BATCH events at a time. Reads span both as if nothing moved. "
         "Domains without a retention are left alone.",
-        formatter_class=formatter,
     )
     archive.add_argument("aggregate_types", nargs="*", help="only these types (default: all)")
     archive.add_argument("--dry-run", action="store_true", help="say what would move; move nothing")
@@ -43,7 +40,6 @@ async def run_archive(
     settings: Settings, args: argparse.Namespace, *, out: TextIO | None = None
 ) -> int:
     from workers.roles.ops.archive import Archiver
-    from workers.runtime.compose import Runtime
     from workers.runtime.loading import load_domains
 
     out = out or sys.stdout
@@ -53,16 +49,14 @@ async def run_archive(
     domains = load_domains(settings.domains)
     for name in args.aggregate_types:
         domains.get(name)  # an unknown type fails before any connection
-    runtime = await Runtime.start(settings, roles=(), domains=domains)
-    try:
-        archiver = Archiver(runtime.events, runtime.snapshots, domains, batch=args.batch)
-        types = args.aggregate_types or None
-        moves = await (archiver.plan(types) if args.dry_run else archiver.run(types))
-    except EventfleetError as e:
-        print(f"eventfleet: error: {e}", file=sys.stderr)
-        return 1
-    finally:
-        await runtime.stop()
+    async with started(settings, domains=domains) as runtime:
+        try:
+            archiver = Archiver(runtime.events, runtime.snapshots, domains, batch=args.batch)
+            types = args.aggregate_types or None
+            moves = await (archiver.plan(types) if args.dry_run else archiver.run(types))
+        except EventfleetError as e:
+            print(f"eventfleet: error: {e}", file=sys.stderr)
+            return 1
     verb = "would move" if args.dry_run else "moved"
     if args.json:
         rows = [

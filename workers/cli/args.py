@@ -1,16 +1,10 @@
-"""The ``eventfleet`` command line: every subcommand, its description, defaults and checked
-values."""
+"""The ``eventfleet`` command line: every command, its description and options (dlq, erase,
+archive, openapi, pm and events declare theirs in their own modules)."""
 
 from __future__ import annotations
 
-import argparse
-import re
-import sys
-from collections.abc import Callable, Sequence
-from typing import NoReturn
-
-from snapshot_rules.declaration import did_you_mean
 from workers.cli import archive, dlq, erase, events, openapi, pm
+from workers.cli.parsing import Commands, Formatter, Parser, at_least, command, port, positive_float
 from workers.cli.version import package_version
 from workers.runtime.compose import OPTIONAL_ROLES, ROLES
 from workers.runtime.lag import LAG_ROLE
@@ -19,116 +13,6 @@ from workers.runtime.settings import documented
 BENCH_PATHS = ("commands", "append", "state", "scale", "live", "fairness", "pm", "global", "all")
 """``eventfleet bench``'s paths (``workers.devtools.bench.PATHS``: a test keeps them equal; the
 bench package is imported only when a bench runs)."""
-
-USAGE_EXIT = 2
-
-
-class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Descriptions as written, and ``(default: …)`` on every option that has a real default
-    and whose help does not already say it."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default in (None, False) or isinstance(action, argparse._HelpAction):
-            return action.help
-        if action.help is not None and "(default" in action.help:
-            return action.help
-        return super()._get_help_string(action)
-
-
-class Parser(argparse.ArgumentParser):
-    """A usage error is one line naming the fix, not the whole usage block."""
-
-    def error(self, message: str) -> NoReturn:
-        message = _with_suggestion(message)
-        command = self.prog.removeprefix("eventfleet").strip()
-        where = f"{command}: " if command else ""
-        print(f"eventfleet: error: {where}{message}; see '{self.prog} --help'", file=sys.stderr)
-        raise SystemExit(USAGE_EXIT)
-
-    def parse_args(  # type: ignore[override]  # ours drops argparse's per-namespace overloads
-        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
-    ) -> argparse.Namespace:
-        """As argparse, but an unknown option is refused by the command it was given to, with
-        the near option's name (``dev --prot 0``: did you mean '--port'?)."""
-        parsed, extras = self.parse_known_args(args, namespace)
-        if extras:
-            command = self._chosen(parsed)
-            options = [o for o in command._option_string_actions if o.startswith("--")]
-            hints = "".join(
-                did_you_mean(word.split("=", 1)[0], options)
-                for word in extras
-                if word.startswith("-")
-            )
-            command.error(f"unrecognized arguments: {' '.join(extras)}{hints}")
-        return parsed
-
-    def _chosen(self, parsed: argparse.Namespace) -> Parser:
-        """The subcommand's parser that ``parsed`` went through (this one if none)."""
-        for action in self._subparsers._group_actions if self._subparsers else ():
-            if isinstance(action, argparse._SubParsersAction):
-                chosen = action.choices.get(getattr(parsed, action.dest or "", None) or "")
-                if isinstance(chosen, Parser):
-                    return chosen._chosen(parsed)
-        return self
-
-
-_INVALID_CHOICE = re.compile(r"invalid choice: '([^']*)' \(choose from (.*)\)\Z")
-
-
-def _with_suggestion(message: str) -> str:
-    """argparse's "invalid choice" with the near name, when there is one."""
-    found = _INVALID_CHOICE.search(message)
-    if found is None:
-        return message
-    choices = re.findall(r"'([^']*)'", found.group(2))
-    hint = did_you_mean(found.group(1), choices)
-    return (
-        message[: found.start()]
-        + f"invalid choice: {found.group(1)!r}{hint} "
-        + (f"(choose from {found.group(2)})")
-    )
-
-
-def at_least(minimum: int) -> Callable[[str], int]:
-    """An argparse type: a whole number of at least ``minimum``."""
-
-    def parse(raw: str) -> int:
-        try:
-            value = int(raw)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {raw!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-        return value
-
-    parse.__name__ = f"at least {minimum}"
-    return parse
-
-
-def port(raw: str) -> int:
-    """An argparse type: a TCP port, 0 meaning any free one."""
-    value = at_least(0)(raw)
-    if value > 65535:
-        raise argparse.ArgumentTypeError(f"must be a port from 0 to 65535, got {value}")
-    return value
-
-
-def positive_float(raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {raw!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be above 0, got {value:g}")
-    return value
-
-
-def _command(
-    commands: argparse._SubParsersAction[Parser], name: str, summary: str, description: str
-) -> Parser:
-    return commands.add_parser(
-        name, help=summary, description=description, formatter_class=Formatter
-    )
 
 
 def parser() -> Parser:
@@ -150,19 +34,17 @@ def parser() -> Parser:
     _audit(commands)
     _replay(commands)
     _bench(commands)
-    dlq.add_parser(commands, Formatter)  # `eventfleet dlq list|replay` (workers/cli/dlq.py)
-    erase.add_parser(commands, Formatter)  # `eventfleet erase SUBJECT` (workers/cli/erase.py)
-    archive.add_parser(commands, Formatter)  # `eventfleet archive` (workers/cli/archive.py)
-    openapi.add_parser(commands, Formatter)  # `eventfleet openapi` (workers/cli/openapi.py)
-    pm.add_parser(
-        commands, Formatter
-    )  # `eventfleet pm list|show|deadlines|retry` (workers/cli/pm.py)
-    events.add_parser(commands, Formatter)  # `eventfleet events` (workers/cli/events.py)
+    dlq.add_parser(commands)  # `eventfleet dlq list|parked|replay|skip` (workers/cli/dlq.py)
+    erase.add_parser(commands)  # `eventfleet erase SUBJECT` (workers/cli/erase.py)
+    archive.add_parser(commands)  # `eventfleet archive` (workers/cli/archive.py)
+    openapi.add_parser(commands)  # `eventfleet openapi` (workers/cli/openapi.py)
+    pm.add_parser(commands)  # `eventfleet pm list|show|deadlines|retry` (workers/cli/pm.py)
+    events.add_parser(commands)  # `eventfleet events` (workers/cli/events.py)
     return top
 
 
-def _dev(commands: argparse._SubParsersAction[Parser]) -> None:
-    dev = _command(
+def _dev(commands: Commands) -> None:
+    dev = command(
         commands,
         "dev",
         "start the embedded stack and every role in one process",
@@ -200,8 +82,8 @@ def _dev(commands: argparse._SubParsersAction[Parser]) -> None:
     )
 
 
-def _worker(commands: argparse._SubParsersAction[Parser]) -> None:
-    worker = _command(
+def _worker(commands: Commands) -> None:
+    worker = command(
         commands,
         "worker",
         "run one role against the configured services",
@@ -218,8 +100,8 @@ def _worker(commands: argparse._SubParsersAction[Parser]) -> None:
     worker.add_argument("--projection", help="with --role projection: the projection to run")
 
 
-def _topics(commands: argparse._SubParsersAction[Parser]) -> None:
-    topics = _command(
+def _topics(commands: Commands) -> None:
+    topics = command(
         commands,
         "topics",
         "topic administration",
@@ -227,14 +109,14 @@ def _topics(commands: argparse._SubParsersAction[Parser]) -> None:
         "partitions each).",
     )
     actions = topics.add_subparsers(dest="topics_command", required=True, metavar="ACTION")
-    ensure = _command(
+    ensure = command(
         actions,
         "ensure",
         "create missing topics, report mismatched ones (exit 1)",
         "Creates every missing topic of the catalog; exit 1 when an existing one has another "
         "partition count.",
     )
-    check = _command(
+    check = command(
         actions,
         "check",
         "report missing and mismatched topics (exit 1), create nothing",
@@ -245,8 +127,8 @@ def _topics(commands: argparse._SubParsersAction[Parser]) -> None:
         action.add_argument("--json", action="store_true", help="print the reports as JSON")
 
 
-def _projections(commands: argparse._SubParsersAction[Parser]) -> None:
-    projections = _command(
+def _projections(commands: Commands) -> None:
+    projections = command(
         commands,
         "projections",
         "read models kept from events.stored",
@@ -255,7 +137,7 @@ def _projections(commands: argparse._SubParsersAction[Parser]) -> None:
     actions = projections.add_subparsers(
         dest="projections_command", required=True, metavar="ACTION"
     )
-    rebuild = _command(
+    rebuild = command(
         actions,
         "rebuild",
         "recompute a projection's views from the event store; the fleet keeps running",
@@ -265,8 +147,8 @@ def _projections(commands: argparse._SubParsersAction[Parser]) -> None:
     rebuild.add_argument("name", help="the projection, e.g. chat_messages")
 
 
-def _audit(commands: argparse._SubParsersAction[Parser]) -> None:
-    audit = _command(
+def _audit(commands: Commands) -> None:
+    audit = command(
         commands,
         "audit",
         "check that stored histories, snapshots, views, marks and topics agree",
@@ -287,8 +169,8 @@ def _audit(commands: argparse._SubParsersAction[Parser]) -> None:
     )
 
 
-def _replay(commands: argparse._SubParsersAction[Parser]) -> None:
-    replay = _command(
+def _replay(commands: Commands) -> None:
+    replay = command(
         commands,
         "replay",
         "print an aggregate's events and replayed state",
@@ -319,8 +201,8 @@ def _replay(commands: argparse._SubParsersAction[Parser]) -> None:
     replay.add_argument("--json", action="store_true", help="print events and state as JSON")
 
 
-def _bench(commands: argparse._SubParsersAction[Parser]) -> None:
-    bench = _command(
+def _bench(commands: Commands) -> None:
+    bench = command(
         commands,
         "bench",
         "benchmarks on the embedded stack, next to their baselines",

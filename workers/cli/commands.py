@@ -15,6 +15,7 @@ import orjson
 from topics.envelope import Event
 from topics.errors import EventfleetError
 from workers.cli import archive, dlq, erase, events, openapi, pm
+from workers.cli.shell import started
 from workers.ports import AggregateRef, EventStore
 from workers.roles.read.paging import read_all, read_page
 from workers.runtime.compose import Runtime, all_roles
@@ -126,8 +127,7 @@ async def run_projections(settings: Settings, args: argparse.Namespace) -> int:
 async def run_replay(settings: Settings, args: argparse.Namespace) -> int:
     domains = load_domains(settings.domains)
     domain = domains.get(args.aggregate_type)  # an unknown type fails before any connection
-    runtime = await Runtime.start(settings, roles=(), domains=domains)  # no producer, no Redis
-    try:
+    async with started(settings, domains=domains) as runtime:  # no producer, no Redis
         ref = (domain.name, args.aggregate_id)
         if not await runtime.events.heads([ref]):
             raise CommandFailed(
@@ -139,8 +139,6 @@ async def run_replay(settings: Settings, args: argparse.Namespace) -> int:
         events, more = await _replayed_events(runtime.events, ref, args, folded.version)
         events = await runtime.shredder.open_events(events)
         state = await runtime.shredder.open(folded.state)
-    finally:
-        await runtime.stop()
     next_after = events[-1].version or 0 if events else args.after_version
     if args.json:
         print(
@@ -195,8 +193,7 @@ async def _replayed_events(
 async def run_audit(settings: Settings, args: argparse.Namespace) -> int:
     from workers.runtime.audit import auditor
 
-    runtime = await Runtime.start(settings, roles=())  # read-only: no producer
-    try:
+    async with started(settings) as runtime:  # read-only: no producer
         checker = await auditor(
             runtime,
             topics=not args.skip_topics,
@@ -204,8 +201,6 @@ async def run_audit(settings: Settings, args: argparse.Namespace) -> int:
             mark_bound_s=args.mark_bound_s,
         )
         report = await checker.audit(args.aggregate_types or None)
-    finally:
-        await runtime.stop()
     if args.json:
         print(orjson.dumps(report.as_dict(), option=orjson.OPT_INDENT_2).decode())
     else:

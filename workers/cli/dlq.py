@@ -9,17 +9,18 @@ judges it), is idempotent per dead letter, and is written to the audit trail. Ex
 from __future__ import annotations
 
 import argparse
-import getpass
 import logging
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, TextIO, TypeVar
+from typing import TYPE_CHECKING, TextIO
 
 import orjson
 
 from topics.errors import EventfleetError, InvalidInput
 from topics.jsonvalue import JsonObject
+from workers.cli.parsing import Commands, command
+from workers.cli.shell import FAILURE, USAGE, confirmed, fail, operator_name, started
 from workers.roles.ops.dlq_replay import (
     DeadLetterEntry,
     check_operator,
@@ -32,38 +33,31 @@ from workers.runtime.settings import Settings
 if TYPE_CHECKING:
     from workers.http.console.desk import DeadLetterDesk
 
-USAGE, FAILURE = 2, 1
 
-ParserT = TypeVar("ParserT", bound=argparse.ArgumentParser)
-"""The top-level parser's class (``workers.cli.args.Parser``, which imports this module)."""
-
-
-def add_parser(
-    commands: argparse._SubParsersAction[ParserT], formatter: type[argparse.HelpFormatter]
-) -> None:
-    """Register ``dlq`` on the top-level subparsers (``formatter`` shows the defaults)."""
-    dlq = commands.add_parser(
+def add_parser(commands: Commands) -> None:
+    """Register ``dlq`` on the top-level subparsers."""
+    dlq = command(
+        commands,
         "dlq",
-        help="list dead letters, re-submit a fixed one",
-        description="The dead-letter topic: list its entries with their reasons, and re-submit "
+        "list dead letters, re-submit a fixed one",
+        "The dead-letter topic: list its entries with their reasons, and re-submit "
         "a fixed entry through the command path (the store still judges it; audited).",
-        formatter_class=formatter,
     )
     actions = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
-    listing = actions.add_parser(
+    listing = command(
+        actions,
         "list",
-        help="every entry of the dead-letter topic, oldest first",
-        description="Every entry of the dead-letter topic, oldest first, with its reason.",
-        formatter_class=formatter,
+        "every entry of the dead-letter topic, oldest first",
+        "Every entry of the dead-letter topic, oldest first, with its reason.",
     )
     listing.add_argument("--reason", help="only entries with this reason")
     listing.add_argument("--json", action="store_true", help="one JSON array of entries")
-    replay = actions.add_parser(
+    replay = command(
+        actions,
         "replay",
-        help="re-submit one entry through the command path (asks to confirm; audited)",
-        description="Re-submit one dead-lettered entry, fixed, through the command path. Shows "
+        "re-submit one entry through the command path (asks to confirm; audited)",
+        "Re-submit one dead-lettered entry, fixed, through the command path. Shows "
         "what will be sent and asks to confirm (--yes skips); replaying twice stores it once.",
-        formatter_class=formatter,
     )
     replay.add_argument("entry", help="<partition>/<offset> in the dead-letter topic (see list)")
     replay.add_argument(
@@ -74,22 +68,22 @@ def add_parser(
     replay.add_argument("--data", help="only replace the event's data (a JSON object)")
     replay.add_argument("--operator", help="who replays, for the audit trail (default: $USER)")
     replay.add_argument("--yes", action="store_true", help="do not ask to confirm")
-    parked = actions.add_parser(
+    parked = command(
+        actions,
         "parked",
-        help="parked aggregates, each with its queue in order",
-        description="Aggregates the appender parked: the head (the event that could not be "
+        "parked aggregates, each with its queue in order",
+        "Aggregates the appender parked: the head (the event that could not be "
         "stored) and the events waiting behind it, in order. Replay or skip the head to "
         "release the rest (each is judged again).",
-        formatter_class=formatter,
     )
     parked.add_argument("--json", action="store_true", help="one JSON array of aggregates")
-    skip = actions.add_parser(
+    skip = command(
+        actions,
         "skip",
-        help="decide an entry needs nothing (a parked head: the rest is released; audited)",
-        description="Record that a dead-lettered entry needs nothing. Skipping the head of a "
+        "decide an entry needs nothing (a parked head: the rest is released; audited)",
+        "Record that a dead-lettered entry needs nothing. Skipping the head of a "
         "parked aggregate releases the rest of its queue, each event judged again in order; "
         "an entry behind its head is refused.",
-        formatter_class=formatter,
     )
     skip.add_argument("entry", help="<partition>/<offset> in the dead-letter topic (see list)")
     skip.add_argument("--operator", help="who skips, for the audit trail (default: $USER)")
@@ -104,12 +98,15 @@ async def run_dlq(settings: Settings, args: argparse.Namespace) -> int:
             return await run_list(settings, args)
         if args.dlq_command == "parked":
             return await run_parked(settings, args)
+        try:
+            operator = _operator(args)
+        except InvalidInput as e:
+            return fail(str(e), USAGE)
         if args.dlq_command == "skip":
-            return await run_skip(settings, args)
-        return await run_replay(settings, args)
+            return await run_skip(settings, args, operator)
+        return await run_replay(settings, args, operator)
     except EventfleetError as e:
-        _error(str(e))
-        return FAILURE
+        return fail(str(e))
 
 
 async def run_list(settings: Settings, args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -163,13 +160,10 @@ async def run_parked(
     return 0
 
 
-async def run_skip(settings: Settings, args: argparse.Namespace, out: TextIO | None = None) -> int:
+async def run_skip(
+    settings: Settings, args: argparse.Namespace, operator: str, out: TextIO | None = None
+) -> int:
     out = out or sys.stdout
-    try:
-        operator = _operator(args)
-    except InvalidInput as e:
-        _error(str(e))
-        return USAGE
     async with _desk(settings) as desk:
         action = await desk.skip(await desk.entry(args.entry), operator=operator)
     released = action.result.get("releases")
@@ -201,16 +195,12 @@ def _submission(entry: DeadLetterEntry, args: argparse.Namespace, max_bytes: int
 async def run_replay(
     settings: Settings,
     args: argparse.Namespace,
+    operator: str,
     *,
     out: TextIO | None = None,
     ask: Callable[[str], str] = input,
 ) -> int:
     out = out or sys.stdout
-    try:
-        operator = _operator(args)
-    except InvalidInput as e:
-        _error(str(e))
-        return USAGE
     async with _desk(settings, roles=("commands",)) as desk:
         return await _replay(desk, settings, args, operator=operator, out=out, ask=ask)
 
@@ -229,24 +219,21 @@ async def _replay(
         try:
             submission = _submission(entry, args, settings.max_body_bytes)
         except InvalidInput as e:
-            _error(str(e))
-            return USAGE
-        command = desk.replayer().command(entry, submission)
+            return fail(str(e), USAGE)
+        fixed = desk.replayer().command(entry, submission)
         out.write(
             f"re-submit dead letter {entry.position} ({entry.reason}) as {operator}:\n"
-            f"  POST /v1/{command.aggregate_type}/{command.aggregate_id}/events "
+            f"  POST /v1/{fixed.aggregate_type}/{fixed.aggregate_id}/events "
             + orjson.dumps(
-                {"type": command.type, "data": command.data, "command_id": command.command_id}
+                {"type": fixed.type, "data": fixed.data, "command_id": fixed.command_id}
             ).decode()
             + "\n"
         )
-        if not args.yes and not _confirmed(ask):
-            _error("not confirmed; nothing was re-submitted.")
-            return FAILURE
+        if not args.yes and not confirmed(ask, "re-submit? [y/N] "):
+            return fail("not confirmed; nothing was re-submitted.")
         action = await desk.replay(entry, submission, operator=operator)
     except EventfleetError as e:
-        _error(str(e))
-        return FAILURE
+        return fail(str(e))
     out.write(f"{action.status} {orjson.dumps(action.result).decode()}\n")
     out.write(f"audited as {action.id}\n")
     return 0 if action.status < 300 else FAILURE
@@ -259,35 +246,12 @@ async def _desk(
     """The console's dead-letter desk on a runtime of ``roles`` (none: no producer, no Redis),
     stopped when the command is done."""
     from workers.http.console.desk import DeadLetterDesk
-    from workers.runtime.compose import Runtime
 
-    runtime = await Runtime.start(settings, roles=roles)
-    try:
+    async with started(settings, roles=roles) as runtime:
         yield DeadLetterDesk(runtime, via="cli")
-    finally:
-        await runtime.stop()
 
 
 def _operator(args: argparse.Namespace) -> str:
     """Usage errors first, before any connection: the entry's position, then who acts."""
     parse_position(args.entry)
-    return check_operator(args.operator or _user())
-
-
-def _error(message: str) -> None:
-    """The CLI's one failure line (as ``workers.cli.entry.fail`` prints it)."""
-    print(f"eventfleet: error: {' '.join(message.split())}", file=sys.stderr, flush=True)
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):  # no USER and no passwd entry (a bare container)
-        raise InvalidInput("who replays? give --operator NAME for the audit trail.") from None
-
-
-def _confirmed(ask: Callable[[str], str]) -> bool:
-    try:
-        return ask("re-submit? [y/N] ").strip().lower() in ("y", "yes")
-    except EOFError:  # no terminal: no confirmation
-        return False
+    return check_operator(operator_name(args.operator, "replays"))

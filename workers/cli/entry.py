@@ -17,8 +17,9 @@ from collections.abc import Sequence
 
 from topics.errors import ConfigError, EventfleetError, Unavailable, UnknownAggregateType
 from workers import tracing
-from workers.cli.args import USAGE_EXIT, parser
+from workers.cli.args import parser
 from workers.cli.commands import HANDLERS, UsageError
+from workers.cli.shell import FAILURE, USAGE, fail
 from workers.logs import JsonFormatter, TextFormatter
 from workers.runtime.failures import ours
 from workers.runtime.loops import run
@@ -26,7 +27,6 @@ from workers.runtime.settings import Settings, env_name
 
 __all__ = ["main", "parser"]
 
-FAILURE_EXIT = 1
 INTERRUPTED_EXIT = 130
 SERVING = ("dev", "worker")
 """The commands that serve until stopped: they run on ``EVENTFLEET_EVENT_LOOP`` and log as a
@@ -49,18 +49,12 @@ def configure_logging(settings: Settings, command: str) -> None:
         logging.getLogger(noisy).setLevel(quiet)
 
 
-def fail(message: str, code: int = FAILURE_EXIT) -> int:
-    """Print the one line of a failure; return its exit code."""
-    print(f"eventfleet: error: {' '.join(message.split())}", file=sys.stderr, flush=True)
-    return code
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         settings = Settings.from_env()
     except EventfleetError as e:
-        return fail(str(e), USAGE_EXIT)
+        return fail(str(e), USAGE)
     configure_logging(settings, args.command)
     # SIGTERM stops a one-shot command (bench, replay, …) as Ctrl-C does: its cleanup runs and
     # what it started (an embedded stack, worker processes) stops with it. The serving
@@ -82,9 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if settings.log_level == "debug":
             logging.getLogger("eventfleet").exception("the command failed")
         # A configuration mistake (EVENTFLEET_DOMAINS, a TLS file) is the caller's to fix: 2.
-        return fail(
-            where(explain(e, args), e, settings), USAGE_EXIT if is_usage(e) else FAILURE_EXIT
-        )
+        return fail(where(explain(e, args), e, settings), USAGE if is_usage(e) else FAILURE)
     finally:
         tracing.shutdown()  # the spans still buffered leave (nothing when tracing is off)
         if previous is not None:  # main() called in a process that keeps running (tests)

@@ -8,36 +8,30 @@ down), 2 usage.
 from __future__ import annotations
 
 import argparse
-import getpass
 import sys
 from collections.abc import Callable
-from typing import TextIO, TypeVar
+from typing import TextIO
 
 import orjson
 
 from topics.envelope import AGGREGATE_ID_RE
 from topics.errors import EventfleetError
+from workers.cli.parsing import Commands, command
+from workers.cli.shell import FAILURE, USAGE, confirmed, login_name, started
 from workers.runtime.settings import Settings
 
-USAGE, FAILURE = 2, 1
 
-ParserT = TypeVar("ParserT", bound=argparse.ArgumentParser)
-"""The top-level parser's class (``workers.cli.args.Parser``, which imports this module)."""
-
-
-def add_parser(
-    commands: argparse._SubParsersAction[ParserT], formatter: type[argparse.HelpFormatter]
-) -> None:
-    erase = commands.add_parser(
+def add_parser(commands: Commands) -> None:
+    erase = command(
+        commands,
         "erase",
-        help="erase a subject's personal data everywhere (destroys its key; audited)",
-        description="Destroys the subject's data key: its personal fields become unreadable in "
+        "erase a subject's personal data everywhere (destroys its key; audited)",
+        "Destroys the subject's data key: its personal fields become unreadable in "
         "the store, snapshots, views, dead letters and every topic (shown as null with "
         '"erased": true). No process seals with it again; others stop opening it within '
         "EVENTFLEET_KEY_CACHE_TTL_S. Erased before, or by a concurrent erase: that erasure is "
         "answered (already erased). Asks to confirm (--yes skips). Exit 0 erased (now or "
         "before), 1 failure or unknown subject, 2 usage.",
-        formatter_class=formatter,
     )
     erase.add_argument("subject", help="whose data: a chat sender_id, an account id, ...")
     erase.add_argument("--operator", help="who erases, for the audit trail (default: $USER)")
@@ -55,10 +49,9 @@ async def run_erase(
     from workers.roles.outcomes import Refused
     from workers.roles.personal import erase_subject
     from workers.runtime.answers import erasure_answer
-    from workers.runtime.compose import Runtime
 
     out = out or sys.stdout
-    operator = args.operator or _user()
+    operator = args.operator or login_name()
     if not AGGREGATE_ID_RE.match(args.subject) or not operator or len(operator) > 100:
         print(
             f"eventfleet: error: subject must match {AGGREGATE_ID_RE.pattern} and the operator "
@@ -66,25 +59,24 @@ async def run_erase(
             file=sys.stderr,
         )
         return USAGE
-    if not args.yes and not _confirmed(ask, args.subject):
+    question = f"erase every personal field of subject {args.subject}, for good? [y/N] "
+    if not args.yes and not confirmed(ask, question):
         print("eventfleet: error: not confirmed; nothing was erased.", file=sys.stderr)
         return FAILURE
-    runtime = await Runtime.start(settings, roles=())  # the store only: no Kafka, no Redis
-    try:
-        outcome = await erase_subject(
-            runtime.shredder,
-            runtime.stores.actions,
-            args.subject,
-            operator=operator,
-            via="cli",
-            cache_ttl_s=settings.key_cache_ttl_s,
-            render=erasure_answer,
-        )
-    except EventfleetError as e:
-        print(f"eventfleet: error: {e}", file=sys.stderr)
-        return FAILURE
-    finally:
-        await runtime.stop()
+    async with started(settings) as runtime:  # the store only: no Kafka, no Redis
+        try:
+            outcome = await erase_subject(
+                runtime.shredder,
+                runtime.stores.actions,
+                args.subject,
+                operator=operator,
+                via="cli",
+                cache_ttl_s=settings.key_cache_ttl_s,
+                render=erasure_answer,
+            )
+        except EventfleetError as e:
+            print(f"eventfleet: error: {e}", file=sys.stderr)
+            return FAILURE
     if isinstance(outcome, Refused):
         print(f"eventfleet: error: {outcome.message}", file=sys.stderr)
         return FAILURE
@@ -99,18 +91,3 @@ async def run_erase(
             f"every copy is unreadable within {b['unreadable_everywhere_within_s']} s.\n"
         )
     return 0
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):
-        return ""
-
-
-def _confirmed(ask: Callable[[str], str], subject: str) -> bool:
-    try:
-        answer = ask(f"erase every personal field of subject {subject}, for good? [y/N] ")
-    except EOFError:
-        return False
-    return answer.strip().lower() in ("y", "yes")

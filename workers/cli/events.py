@@ -12,35 +12,32 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import TextIO, TypeVar
+from typing import TextIO
 
 import msgspec
 import orjson
 
+from workers.cli.parsing import Commands, command
+from workers.cli.shell import FAILURE, USAGE, fail
 from workers.client import AsyncClient, Backoff, ClientError, GlobalEvent
 from workers.runtime.settings import Settings
 
-USAGE, FAILURE = 2, 1
 TOKEN_ENV = "EVENTFLEET_TOKEN"
 """The bearer token to read with: what ``eventfleet dev``'s export block sets (no setting: a
 credential of the caller's, not of the fleet)."""
-ParserT = TypeVar("ParserT", bound=argparse.ArgumentParser)
-"""The top-level parser's class (``workers.cli.args.Parser``, which imports this module)."""
 
 
-def add_parser(
-    commands: argparse._SubParsersAction[ParserT], formatter: type[argparse.HelpFormatter]
-) -> None:
-    events = commands.add_parser(
+def add_parser(commands: Commands) -> None:
+    events = command(
+        commands,
         "events",
-        help="every stored event across aggregates from a position (the global read)",
-        description="Reads GET /v1/events of a running fleet as the principal of $"
+        "every stored event across aggregates from a position (the global read)",
+        "Reads GET /v1/events of a running fleet as the principal of $"
         f"{TOKEN_ENV} (the read rules apply per event): every stored event across aggregates, "
         "in the log's order (each aggregate's in version order), one a line: its time, "
         "aggregate, version, type and data, or with --json a JSON line {position, event}. "
         "The last line on stderr names the position to go on from (--after). A position is "
         "opaque: pass it back as printed. Exit 0 read to the end, 1 refused or failed, 2 usage.",
-        formatter_class=formatter,
     )
     events.add_argument(
         "--url",
@@ -110,8 +107,7 @@ async def run_events(
             finally:
                 await stream.aclose()
     except ClientError as e:
-        print(f"eventfleet: error: {' '.join(str(e).split())}", file=sys.stderr)
-        return USAGE if isinstance(e, ValueError) else FAILURE
+        return fail(str(e), USAGE if isinstance(e, ValueError) else FAILURE)
     where = last.position if last is not None else after
     said = f"--after {where} goes on from here" if where else "nothing was read"
     print(f"{count} event(s); {said}", file=sys.stderr)

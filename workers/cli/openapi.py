@@ -8,29 +8,25 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TextIO, TypeVar
+from typing import TextIO
 
 import orjson
 
+from workers.cli.parsing import Commands, command
 from workers.runtime.settings import Settings
 
 AUTH_MODES = ("jwt", "proxy", "none")
 
-ParserT = TypeVar("ParserT", bound=argparse.ArgumentParser)
-"""The top-level parser's class (``workers.cli.args.Parser``, which imports this module)."""
 
-
-def add_parser(
-    commands: argparse._SubParsersAction[ParserT], formatter: type[argparse.HelpFormatter]
-) -> None:
-    found = commands.add_parser(
+def add_parser(commands: Commands) -> None:
+    found = command(
+        commands,
         "openapi",
-        help="print the OpenAPI 3.1 document of the HTTP API (the domains' schemas, every error)",
-        description="Prints the document a `worker --role all` process serves at "
+        "print the OpenAPI 3.1 document of the HTTP API (the domains' schemas, every error)",
+        "Prints the document a `worker --role all` process serves at "
         "GET /openapi.json: every route, each event type's data schema from EVENTFLEET_DOMAINS "
         "(personal fields marked x-personal), every error code with its status and body, and "
         "the security scheme of EVENTFLEET_AUTH (--auth overrides it). Starts nothing.",
-        formatter_class=formatter,
     )
     found.add_argument(
         "--auth",

@@ -10,76 +10,72 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, TextIO, TypeVar
+from typing import TYPE_CHECKING, TextIO
 
 import orjson
 
 from topics.errors import ConfigError, EventfleetError, InvalidInput
+from workers.cli.parsing import Commands, command
+from workers.cli.shell import FAILURE, USAGE, fail, operator_name, started
 from workers.runtime.settings import Settings
 
 if TYPE_CHECKING:
     from workers.roles.process.desk import ProcessDesk
 
-USAGE, FAILURE = 2, 1
-ParserT = TypeVar("ParserT", bound=argparse.ArgumentParser)
 STATUSES = ("active", "done", "stuck", "retrying")
 
 
-def add_parser(
-    commands: argparse._SubParsersAction[ParserT], formatter: type[argparse.HelpFormatter]
-) -> None:
+def add_parser(commands: Commands) -> None:
     """Register ``pm`` on the top-level subparsers."""
-    pm = commands.add_parser(
+    pm = command(
+        commands,
         "pm",
-        help="process managers: instances, deadlines, retry a stuck one",
-        description="The process managers EVENTFLEET_PROCESSES enables: their instances (state, "
+        "process managers: instances, deadlines, retry a stuck one",
+        "The process managers EVENTFLEET_PROCESSES enables: their instances (state, "
         "pending deadlines, unsent commands, why one is stuck) and the retry of a stuck "
         "instance (audited; the pm role runs it).",
-        formatter_class=formatter,
     )
     actions = pm.add_subparsers(dest="pm_command", required=True, metavar="ACTION")
-    listing = actions.add_parser(
+    listing = command(
+        actions,
         "list",
-        help="each process manager's instances by status, or one's instances",
-        description="Without NAME: every process manager with its instances by status. With "
+        "each process manager's instances by status, or one's instances",
+        "Without NAME: every process manager with its instances by status. With "
         "NAME: its instances by key (--status, --after, --limit page through them).",
-        formatter_class=formatter,
     )
     listing.add_argument("name", nargs="?", help="a process manager, e.g. order_lifecycle")
     listing.add_argument("--status", choices=STATUSES, help="only instances of this status")
     listing.add_argument("--after", help="list the instances after this key (a page's next)")
     listing.add_argument("--limit", type=int, default=50, help="instances per page (1-500)")
-    listing.add_argument("--json", action="store_true", help="print JSON")
-    show = actions.add_parser(
+    show = command(
+        actions,
         "show",
-        help="one instance, whole",
-        description="One instance: its status, state, pending deadlines, "
+        "one instance, whole",
+        "One instance: its status, state, pending deadlines, "
         "unsent commands, held events and why it is stuck.",
-        formatter_class=formatter,
     )
     show.add_argument("name", help="the process manager")
     show.add_argument("key", help="the instance's key, e.g. an order id")
-    show.add_argument("--json", action="store_true", help="print JSON")
-    deadlines = actions.add_parser(
+    deadlines = command(
+        actions,
         "deadlines",
-        help="pending deadlines, the soonest first",
-        description="A process manager's pending deadlines, the soonest first.",
-        formatter_class=formatter,
+        "pending deadlines, the soonest first",
+        "A process manager's pending deadlines, the soonest first.",
     )
     deadlines.add_argument("name", help="the process manager")
     deadlines.add_argument("--limit", type=int, default=50, help="deadlines shown (1-500)")
-    deadlines.add_argument("--json", action="store_true", help="print JSON")
-    retry = actions.add_parser(
+    for reading in (listing, show, deadlines):
+        reading.add_argument("--json", action="store_true", help="print JSON")
+    retry = command(
+        actions,
         "retry",
-        help="retry a stuck instance (audited); the pm role runs it",
-        description="Marks a stuck instance to be retried: the pm role runs its failed "
+        "retry a stuck instance (audited); the pm role runs it",
+        "Marks a stuck instance to be retried: the pm role runs its failed "
         "reaction again (or sends its refused command again), then the events it held. With "
         "--wait S, waits up to S seconds for the outcome (exit 1 if it is stuck again).",
-        formatter_class=formatter,
     )
     retry.add_argument("name", help="the process manager")
     retry.add_argument("key", help="the stuck instance's key")
@@ -98,8 +94,7 @@ async def run_pm(settings: Settings, args: argparse.Namespace, out: TextIO | Non
     try:
         _check(args)
     except InvalidInput as e:
-        _error(str(e))
-        return USAGE
+        return fail(str(e), USAGE)
     try:
         async with _desk(settings) as desk:
             if args.pm_command == "list":
@@ -112,8 +107,7 @@ async def run_pm(settings: Settings, args: argparse.Namespace, out: TextIO | Non
     except ConfigError:
         raise  # a usage of the settings: the CLI's exit 2
     except EventfleetError as e:
-        _error(str(e))
-        return FAILURE
+        return fail(str(e))
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -130,7 +124,7 @@ def _check(args: argparse.Namespace) -> None:
     if args.pm_command == "retry":
         if not 0 <= args.wait <= 3600:
             raise InvalidInput(f"--wait {args.wait} must be 0 to 3600 seconds.")
-        args.operator = check_operator(args.operator or _user())
+        args.operator = check_operator(operator_name(args.operator, "retries"))
 
 
 async def _list(desk: ProcessDesk, args: argparse.Namespace, out: TextIO) -> int:
@@ -212,37 +206,20 @@ async def _retry(desk: ProcessDesk, args: argparse.Namespace, out: TextIO) -> in
             if now.status == RETRYING
             else f"still sending {len(now.outbox)} commands of its outbox"
         )
-        _error(
+        return fail(
             f"{args.name}/{args.key} is {doing} after {args.wait:g} s: is a pm role "
             "running? (`eventfleet worker --role pm`)"
         )
-        return FAILURE
     return 0
 
 
 @asynccontextmanager
 async def _desk(settings: Settings) -> AsyncIterator[ProcessDesk]:
     """The desk on a runtime of no role (no producer, no Redis), stopped when done."""
-    from workers.runtime.compose import Runtime
-
-    runtime = await Runtime.start(settings, roles=())
-    try:
+    async with started(settings) as runtime:
         if not runtime.processes:
             raise ConfigError(
                 "EVENTFLEET_PROCESSES names no process manager: set it as the fleet has it "
                 "(a function returning Processes([...]))."
             )
         yield runtime.process_desk
-    finally:
-        await runtime.stop()
-
-
-def _error(message: str) -> None:
-    print(f"eventfleet: error: {' '.join(message.split())}", file=sys.stderr, flush=True)
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):
-        raise InvalidInput("who retries? give --operator NAME for the audit trail.") from None

@@ -1,0 +1,66 @@
+"""What the ``eventfleet`` commands share at the shell: the exit codes, the one failure line,
+asking to confirm, who acts (for the audit trail), and a runtime that lasts as long as the
+command."""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from collections.abc import AsyncIterator, Callable, Collection
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from topics.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from snapshot_rules.domain import Domains
+    from workers.runtime.compose import Runtime
+    from workers.runtime.settings import Settings
+
+USAGE, FAILURE = 2, 1
+"""The exit codes of a usage or configuration mistake, and of a failure (0: done)."""
+
+
+def fail(message: str, code: int = FAILURE) -> int:
+    """Print the one line of a failure; return its exit code."""
+    print(f"eventfleet: error: {' '.join(message.split())}", file=sys.stderr, flush=True)
+    return code
+
+
+def confirmed(ask: Callable[[str], str], question: str) -> bool:
+    """Whether the operator answers ``question`` with yes."""
+    try:
+        return ask(question).strip().lower() in ("y", "yes")
+    except EOFError:  # no terminal: no confirmation
+        return False
+
+
+def login_name() -> str:
+    """The caller's login name; "" where there is none."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no USER and no passwd entry (a bare container)
+        return ""
+
+
+def operator_name(given: str | None, doing: str) -> str:
+    """Who acts: ``--operator``, else the login name; InvalidInput when there is neither."""
+    name = given or login_name()
+    if not name:
+        raise InvalidInput(f"who {doing}? give --operator NAME for the audit trail.")
+    return name
+
+
+@asynccontextmanager
+async def started(
+    settings: Settings, *, roles: Collection[str] = (), domains: Domains | None = None
+) -> AsyncIterator[Runtime]:
+    """A runtime of ``roles`` (none: the store only, no producer, no Redis), stopped when the
+    command is done."""
+    from workers.runtime.compose import Runtime
+
+    runtime = await Runtime.start(settings, roles=roles, domains=domains)
+    try:
+        yield runtime
+    finally:
+        await runtime.stop()
