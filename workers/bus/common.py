@@ -1,6 +1,6 @@
-"""What every bus shares: errors, the retry and pull policies, type filters, one delivery loop and
-the registry of a bus's live subscriptions. The durable buses (``workers.adapters.{redis,nats,
-kafka}``) build on it."""
+"""What every bus shares: errors, the retry and pull policies, type filters, and the registry of a
+bus's live subscriptions; and for the durable buses (``workers.adapters.{redis,nats,kafka}``), how
+a subscription hands an event to its handler (``Delivery``)."""
 
 from __future__ import annotations
 
@@ -164,49 +164,73 @@ DeadLetterSink = Callable[[str, int], Awaitable[None]]
 """Writes the event being delivered to the dead-letter place with (reason, attempts)."""
 
 
-async def deliver(
-    handler: Handler,
-    event: Event,
-    *,
-    policy: RetryPolicy,
-    dead_letter: DeadLetterSink,
-    where: str,
-    done_attempts: int = 0,
-) -> None:
-    """Run ``handler`` until it succeeds or ``policy.max_attempts`` runs failed, then dead-letter.
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """How one subscription of a durable bus hands what it reads to its handler.
 
-    ``done_attempts`` are runs an earlier delivery already spent (a redelivered entry of
-    a consumer that died), so a poison event that crashes the process is bounded too.
-    Returns once the event is handled or dead-lettered; only cancellation escapes.
+    ``event_type`` filters (``"*"``: all); ``policy`` bounds the handler's runs before the event
+    is dead-lettered; ``where`` names the subscription in the log.
     """
-    attempts = max(done_attempts, policy.max_attempts)
-    reason = f"already delivered {done_attempts} times (its consumer stopped before acking)"
-    try:
-        if done_attempts < policy.max_attempts:
-            async for attempt in policy.runs(done=done_attempts).tries(Exception):
-                with attempt:
-                    await _run(handler, event, done_attempts + attempt.num, policy, where)
+
+    event_type: str
+    handler: Handler
+    policy: RetryPolicy
+    where: str
+
+    def wants(self, event_type: str) -> bool:
+        """Whether an event of ``event_type`` is for this subscription."""
+        return self.event_type in (ANY_TYPE, event_type)
+
+    async def deliver(
+        self, raw: bytes | str, dead_letter: DeadLetterSink, *, what: str, done_attempts: int = 0
+    ) -> None:
+        """Decode ``raw`` and run the handler on it if it is of ``event_type``; bytes that are not
+        a stored event are dead-lettered at once (``what`` names them in the log).
+
+        ``done_attempts`` are runs an earlier delivery already spent (a redelivered entry of
+        a consumer that died), so a poison event that crashes the process is bounded too.
+        Returns once the event is handled, skipped or dead-lettered; only cancellation escapes.
+        """
+        try:
+            event = decode_bus_event(raw)
+        except InvalidInput as e:
+            reason = f"not a stored event envelope: {e}"
+            await dead_letter_until_done(dead_letter, reason, 0, self.policy, self.where, what)
             return
-    except Exception as e:
-        reason = f"handler failed: {e!r}"
-    await dead_letter_until_done(dead_letter, reason, attempts, policy, where, event.id)
+        if self.wants(event.type):
+            await self._handle(event, dead_letter, done_attempts)
 
+    async def _handle(self, event: Event, dead_letter: DeadLetterSink, done_attempts: int) -> None:
+        """Run the handler until it succeeds or ``policy.max_attempts`` runs failed, then
+        dead-letter."""
+        policy = self.policy
+        attempts = max(done_attempts, policy.max_attempts)
+        reason = f"already delivered {done_attempts} times (its consumer stopped before acking)"
+        try:
+            if done_attempts < policy.max_attempts:
+                async for attempt in policy.runs(done=done_attempts).tries(Exception):
+                    with attempt:
+                        await self._run(event, done_attempts + attempt.num)
+                return
+        except Exception as e:
+            reason = f"handler failed: {e!r}"
+        await dead_letter_until_done(dead_letter, reason, attempts, policy, self.where, event.id)
 
-async def _run(handler: Handler, event: Event, run: int, policy: RetryPolicy, where: str) -> None:
-    """One run of ``handler``; a failure is logged with its run number, then raised."""
-    try:
-        await handler(event)
-    except Exception as e:
-        log.warning(
-            "%s: handler failed on event %s (%s), attempt %d of %d: %r",
-            where,
-            event.id,
-            event.type,
-            run,
-            policy.max_attempts,
-            e,
-        )
-        raise
+    async def _run(self, event: Event, run: int) -> None:
+        """One run of the handler; a failure is logged with its run number, then raised."""
+        try:
+            await self.handler(event)
+        except Exception as e:
+            log.warning(
+                "%s: handler failed on event %s (%s), attempt %d of %d: %r",
+                self.where,
+                event.id,
+                event.type,
+                run,
+                self.policy.max_attempts,
+                e,
+            )
+            raise
 
 
 async def dead_letter_until_done(

@@ -38,19 +38,15 @@ from aiokafka.errors import KafkaError
 
 from topics.catalog import TopicNames
 from topics.envelope import Event
-from topics.errors import InvalidInput
 from workers.adapters.kafka.closing import close_quietly
 from workers.adapters.kafka.config import KafkaConfig, plain
 from workers.adapters.kafka.producer import KafkaProducer
 from workers.bus.common import (
     BusUnavailable,
+    Delivery,
     RetryPolicy,
     Subscriptions,
     bounded,
-    dead_letter_until_done,
-    decode_bus_event,
-    deliver,
-    matches,
     require_stored,
     stop_task,
 )
@@ -162,8 +158,9 @@ class _Reader:
     """One subscription: a consumer group read by one consumer in a background task."""
 
     def __init__(self, bus: KafkaEventBus, group: str, event_type: str, handler: Handler) -> None:
-        self.bus, self.group, self.event_type, self.handler = bus, group, event_type, handler
+        self.bus, self.group = bus, group
         self.where = f"kafka bus {bus.topic} group {group}"
+        self.delivery = Delivery(event_type, handler, bus.retry, self.where)
         options = bus.options
         self.consumer = AIOKafkaConsumer(
             **bus.kafka.client_kwargs(),
@@ -243,24 +240,10 @@ class _Reader:
 
     async def handle(self, record: Record) -> None:
         kind = dict(record.headers).get("event_type")
-        if kind is not None and self.event_type not in ("*", kind.decode(errors="replace")):
+        if kind is not None and not self.delivery.wants(kind.decode(errors="replace")):
             return  # not ours: skip without decoding
-        dead_letter = partial(self._dead_letter, record)
-        try:
-            event = decode_bus_event(record.value)
-        except InvalidInput as e:
-            reason = f"not a stored event envelope: {e}"
-            what = f"{record.topic}/{record.partition}/{record.offset}"
-            await dead_letter_until_done(dead_letter, reason, 0, self.bus.retry, self.where, what)
-            return
-        if matches(self.event_type, event):
-            await deliver(
-                self.handler,
-                event,
-                policy=self.bus.retry,
-                dead_letter=dead_letter,
-                where=self.where,
-            )
+        what = f"{record.topic}/{record.partition}/{record.offset}"
+        await self.delivery.deliver(record.value, partial(self._dead_letter, record), what=what)
 
     async def commit(self) -> None:
         """Commit what was handled; a failed commit only means those events come again."""
