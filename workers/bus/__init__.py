@@ -14,8 +14,8 @@ Each bus, and what it guarantees of delivery:
 The durable buses live with their technology's other adapters and build on this package: its
 errors (driver errors become ``BusUnavailable`` or ``BusError`` there, once), ``RetryPolicy``,
 ``PullPolicy`` (how a Redis or NATS subscription pulls: batch, wait, redelivery), how a
-subscription hands an event to its handler (``Delivery``) and the registry of live
-subscriptions (``common``).
+subscription hands an event to its handler (``Delivery``), the loop that reads for it
+(``ReadLoop``) and the registry of live subscriptions (``common``).
 
 Every bus accepts stored events only (``publish`` of an event without a version raises
 ``InvalidInput``). On the durable buses a failing handler is retried with backoff up to

@@ -1,6 +1,7 @@
 """What every bus shares: errors, the retry and pull policies, type filters, and the registry of a
 bus's live subscriptions; and for the durable buses (``workers.adapters.{redis,nats,kafka}``), how
-a subscription hands an event to its handler (``Delivery``)."""
+a subscription hands an event to its handler (``Delivery``) and the loop that reads for it
+(``ReadLoop``)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Protocol, TypeVar
 from topics.envelope import EVENT_TYPE_RE, Event, decode
 from topics.errors import ConfigError, EventfleetError, InvalidInput, Unavailable
 from workers.ports import Handler, Subscription
-from workers.retries import Backoff
+from workers.retries import Backoff, keep_running
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -273,6 +274,35 @@ async def stop_task(task: asyncio.Task[None] | None, timeout_s: float) -> None:
     elif not task.cancelled() and task.exception() is not None:
         # a loop that died on its own is reported, not re-raised at close
         log.warning("bus task %s ended with %r", task.get_name(), task.exception())
+
+
+class ReadLoop:
+    """The task that reads for one subscription of a durable bus until the subscription stops.
+
+    It never dies quietly: a failed ``step`` is told to ``failed`` (the error, how many in a row)
+    and waited out on the policy's ``reads`` backoff, then the loop goes on.
+    """
+
+    def __init__(self, where: str, policy: RetryPolicy) -> None:
+        self.where = where
+        self.policy = policy
+        self.task: asyncio.Task[None] | None = None
+        self.stopping = False  # besides the cancel: a loop must end even if one is lost
+
+    def start(
+        self,
+        step: Callable[[], Awaitable[object]],
+        failed: Callable[[Exception, int], Awaitable[None]],
+    ) -> None:
+        reads = keep_running(
+            step, self.policy.reads(), failed=failed, running=lambda: not self.stopping
+        )
+        self.task = asyncio.create_task(reads, name=self.where)
+
+    async def stop(self, timeout_s: float) -> None:
+        """Cancel the loop and wait for it at most ``timeout_s``; never raises."""
+        self.stopping = True
+        await stop_task(self.task, timeout_s)
 
 
 class Reader(Protocol):

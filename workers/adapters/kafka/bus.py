@@ -44,14 +44,13 @@ from workers.adapters.kafka.producer import KafkaProducer
 from workers.bus.common import (
     BusUnavailable,
     Delivery,
+    ReadLoop,
     RetryPolicy,
     Subscriptions,
     bounded,
     require_stored,
-    stop_task,
 )
 from workers.ports import Handler, Outgoing, Record, Subscription
-from workers.retries import keep_running
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +160,7 @@ class _Reader:
         self.bus, self.group = bus, group
         self.where = f"kafka bus {bus.topic} group {group}"
         self.delivery = Delivery(event_type, handler, bus.retry, self.where)
+        self.loop = ReadLoop(self.where, bus.retry)
         options = bus.options
         self.consumer = AIOKafkaConsumer(
             **bus.kafka.client_kwargs(),
@@ -174,8 +174,6 @@ class _Reader:
         )
         self.listener = _Rebalance(self)
         self.handled: dict[TopicPartition, int] = {}  # next offset to commit, per partition
-        self.task: asyncio.Task[None] | None = None
-        self.stopping = False  # besides the cancel: a loop must end even if one is lost
 
     async def start(self) -> None:
         join_s = 2 * self.bus.options.session_timeout_ms / 1000 + self.bus.timeout_s
@@ -197,25 +195,15 @@ class _Reader:
                 f"{self.where} could not join within {join_s:.0f} s: {e!r};"
                 " check that Kafka answers and that the topic exists"
             ) from e
-        self.task = asyncio.create_task(self.run(), name=self.where)
+        self.loop.start(self.step, self._failed)
 
     async def stop(self) -> None:
-        self.stopping = True
-        await stop_task(self.task, self.bus.timeout_s)
+        await self.loop.stop(self.bus.timeout_s)
         await self.commit()
         await self._stop_consumer()
 
     async def _stop_consumer(self) -> None:
         await close_quietly(self.consumer.stop, timeout_s=self.bus.timeout_s, what=self.where)
-
-    async def run(self) -> None:
-        """Consume and deliver until stopped; the loop never dies quietly: log, back off, go on."""
-        await keep_running(
-            self.step,
-            self.bus.retry.reads(),
-            failed=self._failed,
-            running=lambda: not self.stopping,
-        )
 
     async def _failed(self, e: Exception, failures: int) -> None:
         level = logging.WARNING if isinstance(e, KafkaError) else logging.ERROR

@@ -30,7 +30,6 @@ one a crashed process left behind stays until someone runs ``XGROUP DESTROY``.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import uuid
@@ -52,15 +51,14 @@ from workers.bus.common import (
     BusUnavailable,
     Delivery,
     PullPolicy,
+    ReadLoop,
     RetryPolicy,
     Subscriptions,
     bounded,
     require_positive,
     require_stored,
-    stop_task,
 )
 from workers.ports import Handler, Subscription
-from workers.retries import keep_running
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -151,8 +149,7 @@ class _Reader:
         self.ephemeral = ephemeral
         self.where = f"redis bus {bus.stream} group {group}"
         self.delivery = Delivery(event_type, handler, bus.retry, self.where)
-        self.task: asyncio.Task[None] | None = None
-        self.stopping = False  # besides the cancel: a loop must end even if one is lost
+        self.loop = ReadLoop(self.where, bus.retry)
         self.next_claim = 0.0
 
     async def create_group(self) -> None:
@@ -166,11 +163,10 @@ class _Reader:
                 raise
 
     def start(self) -> None:
-        self.task = asyncio.create_task(self.run(), name=self.where)
+        self.loop.start(self.step, self._failed)
 
     async def stop(self) -> None:
-        self.stopping = True
-        await stop_task(self.task, self.bus.timeout_s)
+        await self.loop.stop(self.bus.timeout_s)
         redis = self.bus.redis
         try:
             if self.ephemeral:
@@ -191,15 +187,6 @@ class _Reader:
             "listing consumers", self.bus.redis.xinfo_consumers(self.bus.stream, self.group)
         )
         return any(c["name"] == self.consumer.encode() and c["pending"] for c in consumers)
-
-    async def run(self) -> None:
-        """Read and deliver until stopped; the loop never dies quietly: log, back off, go on."""
-        await keep_running(
-            self.step,
-            self.bus.retry.reads(),
-            failed=self._failed,
-            running=lambda: not self.stopping,
-        )
 
     async def _failed(self, e: Exception, failures: int) -> None:
         level = logging.WARNING if isinstance(e, Unavailable | BusError) else logging.ERROR
