@@ -45,11 +45,11 @@ from workers.bus.common import (
     BusUnavailable,
     Delivery,
     ReadLoop,
-    RetryPolicy,
     Subscriptions,
     bounded,
     require_stored,
 )
+from workers.bus.policies import RetryPolicy
 from workers.ports import Handler, Outgoing, Record, Subscription
 
 log = logging.getLogger(__name__)

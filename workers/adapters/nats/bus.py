@@ -44,17 +44,15 @@ from topics.errors import InvalidInput, Unavailable
 from workers.bus.common import (
     BusError,
     BusUnavailable,
-    PullPolicy,
     ReadLoop,
-    RetryPolicy,
     Subscriptions,
     bounded,
     dead_letter_until_done,
     decode_bus_event,
     matches,
-    require_positive,
     require_stored,
 )
+from workers.bus.policies import PullPolicy, RetryPolicy, require_positive
 from workers.ports import Handler, Subscription
 from workers.secrets import mask_url
 

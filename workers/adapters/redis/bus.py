@@ -50,14 +50,12 @@ from workers.bus.common import (
     BusError,
     BusUnavailable,
     Delivery,
-    PullPolicy,
     ReadLoop,
-    RetryPolicy,
     Subscriptions,
     bounded,
-    require_positive,
     require_stored,
 )
+from workers.bus.policies import PullPolicy, RetryPolicy, require_positive
 from workers.ports import Handler, Subscription
 
 log = logging.getLogger(__name__)
