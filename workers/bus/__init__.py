@@ -12,9 +12,10 @@ Each bus, and what it guarantees of delivery:
     at-least-once, durable: ``events.stored``, a consumer group per subscriber.
 
 The durable buses live with their technology's other adapters and build on this package: its
-errors (driver errors become ``BusUnavailable`` or ``BusError`` there, once), ``RetryPolicy``,
-``PullPolicy`` (how a Redis or NATS subscription pulls: batch, wait, redelivery), the delivery
-loop and the registry of live subscriptions (``common``).
+errors (driver errors become ``BusUnavailable`` or ``BusError`` there, once), how a subscription
+hands an event to its handler (``Delivery``), the loop that reads for it (``ReadLoop``) and the
+registry of live subscriptions (``common``); and their policies (``policies``): ``RetryPolicy``
+and ``PullPolicy`` (how a Redis or NATS subscription pulls: batch, wait, redelivery).
 
 Every bus accepts stored events only (``publish`` of an event without a version raises
 ``InvalidInput``). On the durable buses a failing handler is retried with backoff up to
@@ -28,15 +29,9 @@ events published after ``subscribe`` returned.
 
 from __future__ import annotations
 
-from workers.bus.common import (
-    ANY_TYPE,
-    BusClosed,
-    BusError,
-    BusUnavailable,
-    PullPolicy,
-    RetryPolicy,
-)
+from workers.bus.common import ANY_TYPE, BusClosed, BusError, BusUnavailable
 from workers.bus.inprocess import InProcessEventBus
+from workers.bus.policies import PullPolicy, RetryPolicy
 
 __all__ = [
     "ANY_TYPE",

@@ -1,6 +1,6 @@
-"""What every bus shares: errors, the retry and pull policies, type filters, one delivery loop and
-the registry of a bus's live subscriptions. The durable buses (``workers.adapters.{redis,nats,
-kafka}``) build on it."""
+"""What every bus shares: errors, type filters and the registry of a bus's live subscriptions; and
+for the durable buses (``workers.adapters.{redis,nats,kafka}``), how a subscription hands an event
+to its handler (``Delivery``) and the loop that reads for it (``ReadLoop``)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from topics.envelope import EVENT_TYPE_RE, Event, decode
-from topics.errors import ConfigError, EventfleetError, InvalidInput, Unavailable
+from topics.errors import EventfleetError, InvalidInput, Unavailable
+from workers.bus.policies import RetryPolicy
 from workers.ports import Handler, Subscription
-from workers.retries import Backoff
+from workers.retries import keep_running
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -39,88 +40,6 @@ class BusError(EventfleetError):
 
 class BusClosed(EventfleetError):
     """The bus was closed; build a new one to publish or subscribe again."""
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How a durable bus retries a failing handler before it dead-letters the event.
-
-    ``max_attempts`` counts handler runs, the first one included; between runs the
-    bus waits ``first_backoff_ms`` doubling up to ``max_backoff_ms``. stamina runs them
-    (``runs``); a dead letter the server refused is written again on the same waits.
-    """
-
-    max_attempts: int = 5
-    first_backoff_ms: int = 200
-    max_backoff_ms: int = 5_000
-
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ConfigError(f"max_attempts must be at least 1, got {self.max_attempts}")
-        if not 0 < self.first_backoff_ms <= self.max_backoff_ms:
-            raise ConfigError(
-                f"backoff must satisfy 0 < first_backoff_ms ({self.first_backoff_ms})"
-                f" <= max_backoff_ms ({self.max_backoff_ms})"
-            )
-
-    def backoff_s(self, attempt: int) -> float:
-        """The wait after failed attempt number ``attempt`` (1-based)."""
-        exponent = min(max(attempt - 1, 0), 30)
-        return min(self.first_backoff_ms * (1 << exponent), self.max_backoff_ms) / 1000
-
-    def runs(self, *, done: int = 0) -> Backoff:
-        """The handler runs left after ``done`` (at least one), each wait as if counted from
-        the first run."""
-        left = max(self.max_attempts - done, 1)
-        return Backoff(self.backoff_s(done + 1), self.max_backoff_ms / 1000, attempts=left)
-
-    def writes(self) -> Backoff:
-        """A write that must not be dropped (a dead letter): as many as it takes."""
-        return Backoff(self.backoff_s(1), self.max_backoff_ms / 1000)
-
-    def reads(self) -> Backoff:
-        """A subscription's reads, which go on whatever fails: as many as it takes."""
-        return Backoff(self.backoff_s(1), self.max_backoff_ms / 1000)
-
-
-@dataclass(frozen=True, slots=True)
-class PullPolicy:
-    """How each subscription of a durable bus (Redis, NATS) pulls its events from the server.
-
-    A pull takes up to ``batch_size`` events and waits up to ``wait_ms`` for the first of
-    them (Redis: ``XREADGROUP``'s ``BLOCK``; NATS: the fetch's timeout); an event its
-    consumer took but did not acknowledge within ``redeliver_after_ms`` is delivered again
-    (Redis: claimed with ``XAUTOCLAIM`` once idle that long; NATS: the consumer's
-    ``ack_wait``). So ``redeliver_after_ms`` must exceed the time one batch takes to handle
-    (on Redis, retries included), or another consumer of the same durable name runs it too.
-    """
-
-    batch_size: int = 10
-    wait_ms: int = 1_000
-    redeliver_after_ms: int = 60_000
-
-    def __post_init__(self) -> None:
-        require_positive(
-            "PullPolicy",
-            batch_size=self.batch_size,
-            wait_ms=self.wait_ms,
-            redeliver_after_ms=self.redeliver_after_ms,
-        )
-
-    @property
-    def wait_s(self) -> float:
-        return self.wait_ms / 1000
-
-    @property
-    def redeliver_after_s(self) -> float:
-        return self.redeliver_after_ms / 1000
-
-
-def require_positive(owner: str, **values: int) -> None:
-    """Raise ConfigError naming the first of ``values`` below 1 (counts and durations)."""
-    for name, value in values.items():
-        if value < 1:
-            raise ConfigError(f"{owner} {name} must be >= 1, got {value}")
 
 
 def require_stored(event: Event) -> None:
@@ -164,49 +83,73 @@ DeadLetterSink = Callable[[str, int], Awaitable[None]]
 """Writes the event being delivered to the dead-letter place with (reason, attempts)."""
 
 
-async def deliver(
-    handler: Handler,
-    event: Event,
-    *,
-    policy: RetryPolicy,
-    dead_letter: DeadLetterSink,
-    where: str,
-    done_attempts: int = 0,
-) -> None:
-    """Run ``handler`` until it succeeds or ``policy.max_attempts`` runs failed, then dead-letter.
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """How one subscription of a durable bus hands what it reads to its handler.
 
-    ``done_attempts`` are runs an earlier delivery already spent (a redelivered entry of
-    a consumer that died), so a poison event that crashes the process is bounded too.
-    Returns once the event is handled or dead-lettered; only cancellation escapes.
+    ``event_type`` filters (``"*"``: all); ``policy`` bounds the handler's runs before the event
+    is dead-lettered; ``where`` names the subscription in the log.
     """
-    attempts = max(done_attempts, policy.max_attempts)
-    reason = f"already delivered {done_attempts} times (its consumer stopped before acking)"
-    try:
-        if done_attempts < policy.max_attempts:
-            async for attempt in policy.runs(done=done_attempts).tries(Exception):
-                with attempt:
-                    await _run(handler, event, done_attempts + attempt.num, policy, where)
+
+    event_type: str
+    handler: Handler
+    policy: RetryPolicy
+    where: str
+
+    def wants(self, event_type: str) -> bool:
+        """Whether an event of ``event_type`` is for this subscription."""
+        return self.event_type in (ANY_TYPE, event_type)
+
+    async def deliver(
+        self, raw: bytes | str, dead_letter: DeadLetterSink, *, what: str, done_attempts: int = 0
+    ) -> None:
+        """Decode ``raw`` and run the handler on it if it is of ``event_type``; bytes that are not
+        a stored event are dead-lettered at once (``what`` names them in the log).
+
+        ``done_attempts`` are runs an earlier delivery already spent (a redelivered entry of
+        a consumer that died), so a poison event that crashes the process is bounded too.
+        Returns once the event is handled, skipped or dead-lettered; only cancellation escapes.
+        """
+        try:
+            event = decode_bus_event(raw)
+        except InvalidInput as e:
+            reason = f"not a stored event envelope: {e}"
+            await dead_letter_until_done(dead_letter, reason, 0, self.policy, self.where, what)
             return
-    except Exception as e:
-        reason = f"handler failed: {e!r}"
-    await dead_letter_until_done(dead_letter, reason, attempts, policy, where, event.id)
+        if self.wants(event.type):
+            await self._handle(event, dead_letter, done_attempts)
 
+    async def _handle(self, event: Event, dead_letter: DeadLetterSink, done_attempts: int) -> None:
+        """Run the handler until it succeeds or ``policy.max_attempts`` runs failed, then
+        dead-letter."""
+        policy = self.policy
+        attempts = max(done_attempts, policy.max_attempts)
+        reason = f"already delivered {done_attempts} times (its consumer stopped before acking)"
+        try:
+            if done_attempts < policy.max_attempts:
+                async for attempt in policy.runs(done=done_attempts).tries(Exception):
+                    with attempt:
+                        await self._run(event, done_attempts + attempt.num)
+                return
+        except Exception as e:
+            reason = f"handler failed: {e!r}"
+        await dead_letter_until_done(dead_letter, reason, attempts, policy, self.where, event.id)
 
-async def _run(handler: Handler, event: Event, run: int, policy: RetryPolicy, where: str) -> None:
-    """One run of ``handler``; a failure is logged with its run number, then raised."""
-    try:
-        await handler(event)
-    except Exception as e:
-        log.warning(
-            "%s: handler failed on event %s (%s), attempt %d of %d: %r",
-            where,
-            event.id,
-            event.type,
-            run,
-            policy.max_attempts,
-            e,
-        )
-        raise
+    async def _run(self, event: Event, run: int) -> None:
+        """One run of the handler; a failure is logged with its run number, then raised."""
+        try:
+            await self.handler(event)
+        except Exception as e:
+            log.warning(
+                "%s: handler failed on event %s (%s), attempt %d of %d: %r",
+                self.where,
+                event.id,
+                event.type,
+                run,
+                self.policy.max_attempts,
+                e,
+            )
+            raise
 
 
 async def dead_letter_until_done(
@@ -249,6 +192,35 @@ async def stop_task(task: asyncio.Task[None] | None, timeout_s: float) -> None:
     elif not task.cancelled() and task.exception() is not None:
         # a loop that died on its own is reported, not re-raised at close
         log.warning("bus task %s ended with %r", task.get_name(), task.exception())
+
+
+class ReadLoop:
+    """The task that reads for one subscription of a durable bus until the subscription stops.
+
+    It never dies quietly: a failed ``step`` is told to ``failed`` (the error, how many in a row)
+    and waited out on the policy's ``reads`` backoff, then the loop goes on.
+    """
+
+    def __init__(self, where: str, policy: RetryPolicy) -> None:
+        self.where = where
+        self.policy = policy
+        self.task: asyncio.Task[None] | None = None
+        self.stopping = False  # besides the cancel: a loop must end even if one is lost
+
+    def start(
+        self,
+        step: Callable[[], Awaitable[object]],
+        failed: Callable[[Exception, int], Awaitable[None]],
+    ) -> None:
+        reads = keep_running(
+            step, self.policy.reads(), failed=failed, running=lambda: not self.stopping
+        )
+        self.task = asyncio.create_task(reads, name=self.where)
+
+    async def stop(self, timeout_s: float) -> None:
+        """Cancel the loop and wait for it at most ``timeout_s``; never raises."""
+        self.stopping = True
+        await stop_task(self.task, timeout_s)
 
 
 class Reader(Protocol):

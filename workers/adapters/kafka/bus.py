@@ -38,24 +38,19 @@ from aiokafka.errors import KafkaError
 
 from topics.catalog import TopicNames
 from topics.envelope import Event
-from topics.errors import InvalidInput
 from workers.adapters.kafka.closing import close_quietly
 from workers.adapters.kafka.config import KafkaConfig, plain
 from workers.adapters.kafka.producer import KafkaProducer
 from workers.bus.common import (
     BusUnavailable,
-    RetryPolicy,
+    Delivery,
+    ReadLoop,
     Subscriptions,
     bounded,
-    dead_letter_until_done,
-    decode_bus_event,
-    deliver,
-    matches,
     require_stored,
-    stop_task,
 )
+from workers.bus.policies import RetryPolicy
 from workers.ports import Handler, Outgoing, Record, Subscription
-from workers.retries import keep_running
 
 log = logging.getLogger(__name__)
 
@@ -162,8 +157,10 @@ class _Reader:
     """One subscription: a consumer group read by one consumer in a background task."""
 
     def __init__(self, bus: KafkaEventBus, group: str, event_type: str, handler: Handler) -> None:
-        self.bus, self.group, self.event_type, self.handler = bus, group, event_type, handler
+        self.bus, self.group = bus, group
         self.where = f"kafka bus {bus.topic} group {group}"
+        self.delivery = Delivery(event_type, handler, bus.retry, self.where)
+        self.loop = ReadLoop(self.where, bus.retry)
         options = bus.options
         self.consumer = AIOKafkaConsumer(
             **bus.kafka.client_kwargs(),
@@ -177,8 +174,6 @@ class _Reader:
         )
         self.listener = _Rebalance(self)
         self.handled: dict[TopicPartition, int] = {}  # next offset to commit, per partition
-        self.task: asyncio.Task[None] | None = None
-        self.stopping = False  # besides the cancel: a loop must end even if one is lost
 
     async def start(self) -> None:
         join_s = 2 * self.bus.options.session_timeout_ms / 1000 + self.bus.timeout_s
@@ -200,25 +195,15 @@ class _Reader:
                 f"{self.where} could not join within {join_s:.0f} s: {e!r};"
                 " check that Kafka answers and that the topic exists"
             ) from e
-        self.task = asyncio.create_task(self.run(), name=self.where)
+        self.loop.start(self.step, self._failed)
 
     async def stop(self) -> None:
-        self.stopping = True
-        await stop_task(self.task, self.bus.timeout_s)
+        await self.loop.stop(self.bus.timeout_s)
         await self.commit()
         await self._stop_consumer()
 
     async def _stop_consumer(self) -> None:
         await close_quietly(self.consumer.stop, timeout_s=self.bus.timeout_s, what=self.where)
-
-    async def run(self) -> None:
-        """Consume and deliver until stopped; the loop never dies quietly: log, back off, go on."""
-        await keep_running(
-            self.step,
-            self.bus.retry.reads(),
-            failed=self._failed,
-            running=lambda: not self.stopping,
-        )
 
     async def _failed(self, e: Exception, failures: int) -> None:
         level = logging.WARNING if isinstance(e, KafkaError) else logging.ERROR
@@ -243,24 +228,10 @@ class _Reader:
 
     async def handle(self, record: Record) -> None:
         kind = dict(record.headers).get("event_type")
-        if kind is not None and self.event_type not in ("*", kind.decode(errors="replace")):
+        if kind is not None and not self.delivery.wants(kind.decode(errors="replace")):
             return  # not ours: skip without decoding
-        dead_letter = partial(self._dead_letter, record)
-        try:
-            event = decode_bus_event(record.value)
-        except InvalidInput as e:
-            reason = f"not a stored event envelope: {e}"
-            what = f"{record.topic}/{record.partition}/{record.offset}"
-            await dead_letter_until_done(dead_letter, reason, 0, self.bus.retry, self.where, what)
-            return
-        if matches(self.event_type, event):
-            await deliver(
-                self.handler,
-                event,
-                policy=self.bus.retry,
-                dead_letter=dead_letter,
-                where=self.where,
-            )
+        what = f"{record.topic}/{record.partition}/{record.offset}"
+        await self.delivery.deliver(record.value, partial(self._dead_letter, record), what=what)
 
     async def commit(self) -> None:
         """Commit what was handled; a failed commit only means those events come again."""

@@ -44,18 +44,16 @@ from topics.errors import InvalidInput, Unavailable
 from workers.bus.common import (
     BusError,
     BusUnavailable,
-    PullPolicy,
-    RetryPolicy,
+    ReadLoop,
     Subscriptions,
     bounded,
     dead_letter_until_done,
     decode_bus_event,
     matches,
-    require_positive,
     require_stored,
 )
+from workers.bus.policies import PullPolicy, RetryPolicy, require_positive
 from workers.ports import Handler, Subscription
-from workers.retries import keep_running
 from workers.secrets import mask_url
 
 log = logging.getLogger(__name__)
@@ -200,8 +198,7 @@ class _Reader:
         self.event_type, self.handler = event_type, handler
         self.where = f"nats bus {bus.stream} consumer {name}"
         self.ephemeral = False
-        self.stopping = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
+        self.loop = ReadLoop(self.where, bus.retry)
         self.sub: JetStreamContext.PullSubscription | None = None
 
     async def bind(self, *, ephemeral: bool) -> None:
@@ -227,7 +224,7 @@ class _Reader:
             f"binding {self.where}",
             self.js.pull_subscribe_bind(durable=self.name, stream=bus.stream),
         )
-        self.task = asyncio.create_task(self.run(), name=self.where)
+        self.loop.start(self._fetch, self._failed)
 
     def _config(self) -> ConsumerConfig:
         return ConsumerConfig(
@@ -241,15 +238,15 @@ class _Reader:
         )
 
     async def stop(self) -> None:
-        """Let the running fetch expire (an abandoned pull would swallow events), then unbind."""
-        self.stopping.set()
-        if self.task is not None and not self.task.done():
-            done, _ = await asyncio.wait(
-                {self.task}, timeout=self.bus.pull.wait_s + self.bus.timeout_s
-            )
+        """Let the running fetch expire rather than cancel it (an abandoned pull would swallow
+        events), then unbind."""
+        self.loop.stopping = True
+        task = self.loop.task
+        if task is not None and not task.done():
+            done, _ = await asyncio.wait({task}, timeout=self.bus.pull.wait_s + self.bus.timeout_s)
             if not done:
-                self.task.cancel()
-                await asyncio.wait({self.task}, timeout=self.bus.timeout_s)
+                task.cancel()
+                await asyncio.wait({task}, timeout=self.bus.timeout_s)
         try:
             if self.sub is not None:
                 await self.bus.call("unsubscribing", self.sub.unsubscribe())
@@ -259,15 +256,6 @@ class _Reader:
                 )
         except (Unavailable, BusError, ValueError) as e:
             log.warning("%s: cleanup after cancel failed: %s", self.where, e)
-
-    async def run(self) -> None:
-        """Fetch and deliver until stopped; the loop never dies quietly: log, back off, go on."""
-        await keep_running(
-            self._fetch,
-            self.bus.retry.reads(),
-            failed=self._failed,
-            running=lambda: not self.stopping.is_set(),
-        )
 
     async def _fetch(self) -> None:
         assert self.sub is not None
@@ -286,7 +274,7 @@ class _Reader:
         log.warning("%s: fetch failed (%d in a row), retrying: %r", self.where, failures, e)
 
     async def handle(self, msg: Msg) -> None:
-        if self.stopping.is_set():
+        if self.loop.stopping:
             await _quietly(msg.nak())  # hand it straight back to the next subscriber
             return
         attempt = msg.metadata.num_delivered

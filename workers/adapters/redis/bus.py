@@ -30,7 +30,6 @@ one a crashed process left behind stays until someone runs ``XGROUP DESTROY``.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import uuid
@@ -45,25 +44,19 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT, FieldT
 
 from topics.envelope import Event, encode
-from topics.errors import InvalidInput, Unavailable
+from topics.errors import Unavailable
 from workers.adapters.redis.connect import RedisClient, connect_redis
 from workers.bus.common import (
     BusError,
     BusUnavailable,
-    PullPolicy,
-    RetryPolicy,
+    Delivery,
+    ReadLoop,
     Subscriptions,
     bounded,
-    dead_letter_until_done,
-    decode_bus_event,
-    deliver,
-    matches,
-    require_positive,
     require_stored,
-    stop_task,
 )
+from workers.bus.policies import PullPolicy, RetryPolicy, require_positive
 from workers.ports import Handler, Subscription
-from workers.retries import keep_running
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -151,12 +144,10 @@ class _Reader:
         self.bus = bus
         self.group = group
         self.consumer = uuid.uuid4().hex
-        self.event_type = event_type
-        self.handler = handler
         self.ephemeral = ephemeral
         self.where = f"redis bus {bus.stream} group {group}"
-        self.task: asyncio.Task[None] | None = None
-        self.stopping = False  # besides the cancel: a loop must end even if one is lost
+        self.delivery = Delivery(event_type, handler, bus.retry, self.where)
+        self.loop = ReadLoop(self.where, bus.retry)
         self.next_claim = 0.0
 
     async def create_group(self) -> None:
@@ -170,11 +161,10 @@ class _Reader:
                 raise
 
     def start(self) -> None:
-        self.task = asyncio.create_task(self.run(), name=self.where)
+        self.loop.start(self.step, self._failed)
 
     async def stop(self) -> None:
-        self.stopping = True
-        await stop_task(self.task, self.bus.timeout_s)
+        await self.loop.stop(self.bus.timeout_s)
         redis = self.bus.redis
         try:
             if self.ephemeral:
@@ -195,15 +185,6 @@ class _Reader:
             "listing consumers", self.bus.redis.xinfo_consumers(self.bus.stream, self.group)
         )
         return any(c["name"] == self.consumer.encode() and c["pending"] for c in consumers)
-
-    async def run(self) -> None:
-        """Read and deliver until stopped; the loop never dies quietly: log, back off, go on."""
-        await keep_running(
-            self.step,
-            self.bus.retry.reads(),
-            failed=self._failed,
-            running=lambda: not self.stopping,
-        )
 
     async def _failed(self, e: Exception, failures: int) -> None:
         level = logging.WARNING if isinstance(e, Unavailable | BusError) else logging.ERROR
@@ -264,7 +245,7 @@ class _Reader:
         skipped: list[bytes] = []
         for entry_id, fields in entries:
             kind = fields.get(b"type") if fields else None
-            if fields is None or (kind is not None and self.event_type not in ("*", kind.decode())):
+            if fields is None or (kind is not None and not self.delivery.wants(kind.decode())):
                 skipped.append(entry_id)  # trimmed away (Redis 6) or not ours: just ack it
                 continue
             done = await self._earlier_deliveries(entry_id) if claimed else 0
@@ -273,24 +254,12 @@ class _Reader:
             await self._ack(*skipped)
 
     async def handle(self, entry_id: bytes, fields: dict[bytes, bytes], done: int) -> None:
-        dead_letter = partial(self._dead_letter, entry_id, fields)
-        try:
-            event = decode_bus_event(fields.get(b"event", b""))
-        except InvalidInput as e:
-            reason = f"not a stored event envelope: {e}"
-            await dead_letter_until_done(
-                dead_letter, reason, 0, self.bus.retry, self.where, entry_id.decode()
-            )
-        else:
-            if matches(self.event_type, event):
-                await deliver(
-                    self.handler,
-                    event,
-                    policy=self.bus.retry,
-                    dead_letter=dead_letter,
-                    where=self.where,
-                    done_attempts=done,
-                )
+        await self.delivery.deliver(
+            fields.get(b"event", b""),
+            partial(self._dead_letter, entry_id, fields),
+            what=entry_id.decode(),
+            done_attempts=done,
+        )
         await self._ack(entry_id)
 
     async def _earlier_deliveries(self, entry_id: bytes) -> int:
