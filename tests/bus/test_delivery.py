@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from tests.bus.conftest import RETRY, BusCase, Recorder, event_id, eventually, stored
 from topics.envelope import encode
+from workers.adapters.redis import RedisEventBus
 from workers.bus import InProcessEventBus
 
 
@@ -178,3 +180,25 @@ async def test_bytes_that_are_not_a_stored_event_are_dead_lettered_and_skipped(
     assert [raw for raw, _ in letters] == [junk, unversioned]
     assert "not valid JSON" in letters[0][1]
     assert "has no version" in letters[1][1]
+
+
+async def test_a_redis_entry_whose_type_is_not_utf8_neither_stops_nor_reaches_a_subscriber(
+    make: Callable[[str], Awaitable[BusCase]],
+) -> None:
+    """A broken producer's entry with a type field that is not UTF-8: a subscriber of one type
+    acknowledges it as not its own, one of every type dead-letters its bytes; both go on to
+    the next entry (a strict decode failed every read, and each reclaim took it up again)."""
+    case = await make("redis")
+    bus = case.durable
+    assert isinstance(bus, RedisEventBus)
+    every, placed = Recorder(), Recorder()
+    await bus.subscribe("*", every, durable="every")
+    await bus.subscribe("OrderPlaced", placed, durable="placed")
+    junk = b"\xff\xfe not an event"
+    await bus.redis.xadd(bus.stream, {"type": b"\xff\xfe", "event": junk})
+    sentinel = stored(version=2)
+    await bus.publish(sentinel)
+
+    await eventually(lambda: every.calls == [sentinel] and placed.calls == [sentinel])
+    letters = await case.dead_letters()
+    assert [raw for raw, _ in letters] == [junk]  # once: the "*" subscriber's

@@ -245,7 +245,11 @@ class _Reader:
         skipped: list[bytes] = []
         for entry_id, fields in entries:
             kind = fields.get(b"type") if fields else None
-            if fields is None or (kind is not None and not self.delivery.wants(kind.decode())):
+            # A type that is not UTF-8 (a broken producer's) is no subscription's, as on Kafka;
+            # a strict decode failed the whole read, and each reclaim took the entry up again.
+            if fields is None or (
+                kind is not None and not self.delivery.wants(kind.decode(errors="replace"))
+            ):
                 skipped.append(entry_id)  # trimmed away (Redis 6) or not ours: just ack it
                 continue
             done = await self._earlier_deliveries(entry_id) if claimed else 0
