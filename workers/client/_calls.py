@@ -20,7 +20,7 @@ import orjson
 
 from workers.client._base import ArgumentError
 from workers.client._catalogue import NotFoundError
-from workers.client._wire import Answer, Call, Op, Query, Walk, resume, start
+from workers.client._wire import Answer, Call, Op, Query, Walk, relay
 from workers.client.models import Appended, AppendedAll, Erased, EventPage, Outcome, State
 from workers.client.typed import EventData, sendable
 
@@ -234,17 +234,12 @@ def events(
 
 def _walk(page_op: Op[EventPage], aggregate_type: str, aggregate_id: str, size: int) -> Walk:
     while True:
-        step = start(page_op)
-        while isinstance(step, Call):
-            got = yield step
-            if got is None:
-                raise RuntimeError("a page's call was sent no answer")
-            step = resume(page_op, got)
-        yield from step.value.events
-        if not step.value.more:
+        page = yield from relay(page_op)
+        yield from page.events
+        if not page.more:
             return
         page_op = events_page(
-            aggregate_type, aggregate_id, limit=size, after_version=step.value.next_after_version
+            aggregate_type, aggregate_id, limit=size, after_version=page.next_after_version
         )
 
 

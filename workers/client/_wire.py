@@ -29,6 +29,7 @@ __all__ = [
     "answered",
     "bearer",
     "no_answer",
+    "relay",
     "resume",
     "start",
 ]
@@ -99,6 +100,18 @@ def resume(op: Generator[Y, S, T], got: S | ClientError) -> Y | Done[T]:
         return op.throw(got) if isinstance(got, ClientError) else op.send(got)
     except StopIteration as done:
         return Done(done.value)
+
+
+def relay(op: Op[T]) -> Generator[Call, Answer | None, T]:
+    """``op`` run inside a walk (``yield from relay(op)``): its calls yielded, each answer sent
+    back (an error thrown at the walk's yield); its result."""
+    step = start(op)
+    while isinstance(step, Call):
+        got = yield step
+        if got is None:
+            raise RuntimeError("a page's call was sent no answer")
+        step = resume(op, got)
+    return step.value
 
 
 def answer_of(call: Call, response: httpx.Response) -> Answer:
