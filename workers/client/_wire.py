@@ -28,6 +28,7 @@ __all__ = [
     "answer_of",
     "answered",
     "bearer",
+    "given",
     "no_answer",
     "relay",
     "resume",
@@ -38,6 +39,7 @@ T = TypeVar("T")
 Item = TypeVar("Item")
 Y = TypeVar("Y")
 S = TypeVar("S")
+V = TypeVar("V")
 Query: TypeAlias = "dict[str, str]"
 JSON = {"Accept": "application/json", "Content-Type": "application/json"}
 
@@ -144,6 +146,11 @@ def no_answer(
         f"{call.method} {call.path}: no answer from {base_url}{within} "
         f"({type(error).__name__}: {error}); whether it was applied is unknown."
     )
+
+
+def given(**fields: V | None) -> dict[str, V]:
+    """The fields that are not None, in their order: what a request sends of its optional ones."""
+    return {name: value for name, value in fields.items() if value is not None}
 
 
 def bearer(token: str | None, headers: Mapping[str, str]) -> dict[str, str]:
