@@ -20,7 +20,7 @@ import orjson
 
 from workers.client._base import ArgumentError
 from workers.client._catalogue import NotFoundError
-from workers.client._wire import Answer, Call, Op, Query, Walk, resume, start
+from workers.client._wire import Answer, Call, Op, Query, Walk, given, relay
 from workers.client.models import Appended, AppendedAll, Erased, EventPage, Outcome, State
 from workers.client.typed import EventData, sendable
 
@@ -66,19 +66,17 @@ def append(
     path = path_of(aggregate_type, aggregate_id, "events")
     event_type, data = _event(aggregate_type, event_type, data)
     command_id = command_id if command_id is not None else str(uuid.uuid4())
-    body: dict[str, object] = {
+    body = {
         "type": event_type,
         "data": dict(data or {}),
         "command_id": command_id,
+        **given(
+            client_id=client_id,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            expected_version=expected_version,
+        ),
     }
-    for name, value in (
-        ("client_id", client_id),
-        ("correlation_id", correlation_id),
-        ("causation_id", causation_id),
-        ("expected_version", expected_version),
-    ):
-        if value is not None:
-            body[name] = value
     answer = yield Call("POST", path, body=_json(body))
     appended = answer.decode(Appended)
     return msgspec.structs.replace(appended, command_id=command_id, stored=answer.status == 201)
@@ -123,19 +121,15 @@ def append_many(
             "aggregate_id": item.aggregate_id,
             "type": event_type,
             "data": dict(data or {}),
+            **given(expected_version=item.expected_version),
         }
-        if item.expected_version is not None:
-            entry["expected_version"] = item.expected_version
         entries.append(entry)
     command_id = command_id if command_id is not None else str(uuid.uuid4())
-    body: dict[str, object] = {"appends": entries, "command_id": command_id}
-    for name, value in (
-        ("client_id", client_id),
-        ("correlation_id", correlation_id),
-        ("causation_id", causation_id),
-    ):
-        if value is not None:
-            body[name] = value
+    body = {
+        "appends": entries,
+        "command_id": command_id,
+        **given(client_id=client_id, correlation_id=correlation_id, causation_id=causation_id),
+    }
     answer = yield Call("POST", "/v1/appends", body=_json(body))
     return msgspec.structs.replace(answer.decode(AppendedAll), command_id=command_id)
 
@@ -234,17 +228,12 @@ def events(
 
 def _walk(page_op: Op[EventPage], aggregate_type: str, aggregate_id: str, size: int) -> Walk:
     while True:
-        step = start(page_op)
-        while isinstance(step, Call):
-            got = yield step
-            if got is None:
-                raise RuntimeError("a page's call was sent no answer")
-            step = resume(page_op, got)
-        yield from step.value.events
-        if not step.value.more:
+        page = yield from relay(page_op)
+        yield from page.events
+        if not page.more:
             return
         page_op = events_page(
-            aggregate_type, aggregate_id, limit=size, after_version=step.value.next_after_version
+            aggregate_type, aggregate_id, limit=size, after_version=page.next_after_version
         )
 
 
@@ -259,9 +248,7 @@ def outcome(
     ``none`` when nothing of it is known (the fleet's 404 with ``outcome: none``)."""
     if (command_id is None) == (event_id is None):
         raise ArgumentError("outcome() takes exactly one of command_id or event_id.")
-    query: Query = {"command_id": command_id} if command_id is not None else {}
-    if event_id is not None:
-        query["event_id"] = event_id
+    query = given(command_id=command_id, event_id=event_id)
     call = Call("GET", path_of(aggregate_type, aggregate_id, "outcome"), query)
     try:
         answer = yield call
@@ -278,8 +265,7 @@ def erase(subject: str, *, operator: str | None = None) -> Op[Erased]:
     if not subject:
         raise ArgumentError("subject is empty; name the subject whose data to erase.")
     path = f"/v1/subjects/{quote(subject, safe='')}/erase"
-    payload = orjson.dumps({"operator": operator} if operator is not None else {})
-    answer = yield Call("POST", path, body=payload)
+    answer = yield Call("POST", path, body=orjson.dumps(given(operator=operator)))
     return answer.decode(Erased)
 
 

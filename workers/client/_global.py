@@ -11,7 +11,7 @@ from typing import TypeAlias
 
 from workers.client._base import ArgumentError
 from workers.client._live import Feed
-from workers.client._wire import Call, Op, Query, Steps, resume, start
+from workers.client._wire import Call, Op, Query, Steps, relay
 from workers.client.models import Event, GlobalEvent, GlobalPage
 
 __all__ = ["Names", "Seen", "global_events", "global_page", "subscribe_all"]
@@ -69,13 +69,7 @@ def _walk_global(page: Callable[[str], Op[GlobalPage]], after: str) -> Steps[Glo
     seen = Seen()
     page_op = page(after)
     while True:
-        step = start(page_op)
-        while isinstance(step, Call):
-            got = yield step
-            if got is None:
-                raise RuntimeError("a page's call was sent no answer")
-            step = resume(page_op, got)
-        found = step.value
+        found = yield from relay(page_op)
         for event, position in zip(found.events, found.positions, strict=True):
             if seen.first(event):
                 yield GlobalEvent(position, event)

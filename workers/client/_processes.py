@@ -9,7 +9,7 @@ import msgspec
 import orjson
 
 from workers.client._base import ArgumentError
-from workers.client._wire import Call, Op, Query
+from workers.client._wire import Call, Op, given
 from workers.client.models import InstancePage, PendingDeadline, ProcessInstance, ProcessSummary
 
 __all__ = [
@@ -44,11 +44,7 @@ def process_instances(
     by key, after the key ``after`` (a page's ``next_after``), of ``status`` if given."""
     if status is not None and status not in STATUSES:
         raise ArgumentError(f"status {status!r} is none of {', '.join(STATUSES)}.")
-    query: Query = {"limit": str(limit)}
-    if status is not None:
-        query["status"] = status
-    if after is not None:
-        query["after"] = after
+    query = {"limit": str(limit), **given(status=status, after=after)}
     answer = yield Call("GET", _path(process, "instances"), query)
     return answer.decode(InstancePage)
 
@@ -70,7 +66,7 @@ def retry_instance(process: str, key: str, *, operator: str | None = None) -> Op
     the instance, now ``retrying``. ``InstanceNotStuckError`` when it is not stuck: its body's
     ``instance_status`` ``retrying`` means the retry is under way (an earlier try of this very
     call may have asked it before its answer was lost). ``operator``: with the door open only."""
-    payload = orjson.dumps({"operator": operator} if operator is not None else {})
+    payload = orjson.dumps(given(operator=operator))
     answer = yield Call("POST", _path(process, "instances", _key(key), "retry"), body=payload)
     return answer.decode(ProcessInstance)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterator
 from types import TracebackType
-from typing import TypeAlias, TypeVar
+from typing import Self, TypeAlias, TypeVar
 
 import httpx
 from httpx_sse import connect_sse
@@ -24,7 +24,25 @@ BlockingToken: TypeAlias = "str | Callable[[], str]"
 """A bearer token, or a function asked for one before each request."""
 
 
-class Stream(Iterator[T]):
+class _Closing:
+    """Closed (``close()``) on leaving its ``with`` block."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class Stream(Iterator[T], _Closing):
     """A blocking iterator over events (pages of them, a subscription); ``close()`` (or leaving
     its ``with`` block) ends it and its connection."""
 
@@ -40,19 +58,8 @@ class Stream(Iterator[T]):
     def close(self) -> None:
         self._source.close()
 
-    def __enter__(self) -> Stream[T]:
-        return self
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class Client(Shared[httpx.Client, "BlockingToken"]):
+class Client(Shared[httpx.Client, "BlockingToken"], _Closing):
     """The fleet's HTTP API for blocking code: every method of ``AsyncClient``, the same calls
     and retries, on ``httpx.Client`` (safe to share between threads). ``token`` may be a
     function that returns a fresh token. Close it (or use ``with``) when done. ``http``: an
@@ -65,17 +72,6 @@ class Client(Shared[httpx.Client, "BlockingToken"]):
         """Close the connections (an ``http`` client passed in is the caller's to close)."""
         if self._own:
             self._http.close()
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _run(self, op: Op[T]) -> T:
         step = start(op)

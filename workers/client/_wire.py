@@ -28,7 +28,9 @@ __all__ = [
     "answer_of",
     "answered",
     "bearer",
+    "given",
     "no_answer",
+    "relay",
     "resume",
     "start",
 ]
@@ -37,6 +39,7 @@ T = TypeVar("T")
 Item = TypeVar("Item")
 Y = TypeVar("Y")
 S = TypeVar("S")
+V = TypeVar("V")
 Query: TypeAlias = "dict[str, str]"
 JSON = {"Accept": "application/json", "Content-Type": "application/json"}
 
@@ -101,6 +104,18 @@ def resume(op: Generator[Y, S, T], got: S | ClientError) -> Y | Done[T]:
         return Done(done.value)
 
 
+def relay(op: Op[T]) -> Generator[Call, Answer | None, T]:
+    """``op`` run inside a walk (``yield from relay(op)``): its calls yielded, each answer sent
+    back (an error thrown at the walk's yield); its result."""
+    step = start(op)
+    while isinstance(step, Call):
+        got = yield step
+        if got is None:
+            raise RuntimeError("a page's call was sent no answer")
+        step = resume(op, got)
+    return step.value
+
+
 def answer_of(call: Call, response: httpx.Response) -> Answer:
     """``answered`` for an httpx response read whole."""
     retry_after = response.headers.get("Retry-After")
@@ -131,6 +146,11 @@ def no_answer(
         f"{call.method} {call.path}: no answer from {base_url}{within} "
         f"({type(error).__name__}: {error}); whether it was applied is unknown."
     )
+
+
+def given(**fields: V | None) -> dict[str, V]:
+    """The fields that are not None, in their order: what a request sends of its optional ones."""
+    return {name: value for name, value in fields.items() if value is not None}
 
 
 def bearer(token: str | None, headers: Mapping[str, str]) -> dict[str, str]:
