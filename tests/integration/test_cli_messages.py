@@ -37,6 +37,25 @@ async def test_an_unknown_aggregate_type_is_a_usage_mistake_with_the_near_name()
     assert "'ordr' (did you mean 'order'?)" in err and "enabled: account, chat_room, order" in err
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("erase", "not an id!", "--operator", "ops", "--yes"), "subject must match"),
+        (("erase", "o-1", "--operator", "x" * 101, "--yes"), "a name of 1 to 100 characters"),
+        (("archive", "--batch", "0"), "--batch must be 1 or more, got 0"),
+    ],
+)
+async def test_a_bad_value_of_erase_or_archive_is_a_usage_mistake_before_any_service(
+    args: tuple[str, ...], message: str
+) -> None:
+    # The store's URL names a closed port: were it reached, the answer would be 1, not 2.
+    env = {"EVENTFLEET_MONGO_URL": f"mongodb://127.0.0.1:{free_port()}/"}
+    code, out, err = await eventfleet(*args, env=env)
+    assert (code, out) == (2, ""), err
+    assert_one_line(err)
+    assert err.startswith("eventfleet: error: ") and message in err
+
+
 async def test_a_far_name_gets_no_suggestion() -> None:
     code, _, err = await eventfleet("replay", "zzzzzz", "o-1")
     assert code == 2 and "did you mean" not in err

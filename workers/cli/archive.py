@@ -14,7 +14,7 @@ import orjson
 
 from topics.errors import EventfleetError
 from workers.cli.parsing import Commands, command
-from workers.cli.shell import started
+from workers.cli.shell import USAGE, fail, started
 from workers.runtime.settings import Settings
 
 
@@ -44,8 +44,7 @@ async def run_archive(
 
     out = out or sys.stdout
     if args.batch < 1:
-        print(f"eventfleet: error: --batch must be 1 or more, got {args.batch}", file=sys.stderr)
-        return 2
+        return fail(f"--batch must be 1 or more, got {args.batch}", USAGE)
     domains = load_domains(settings.domains)
     for name in args.aggregate_types:
         domains.get(name)  # an unknown type fails before any connection
@@ -55,8 +54,7 @@ async def run_archive(
             types = args.aggregate_types or None
             moves = await (archiver.plan(types) if args.dry_run else archiver.run(types))
         except EventfleetError as e:
-            print(f"eventfleet: error: {e}", file=sys.stderr)
-            return 1
+            return fail(str(e))
     verb = "would move" if args.dry_run else "moved"
     if args.json:
         rows = [

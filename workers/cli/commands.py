@@ -15,7 +15,7 @@ import orjson
 from topics.envelope import Event
 from topics.errors import EventfleetError
 from workers.cli import archive, dlq, erase, events, openapi, pm
-from workers.cli.shell import started
+from workers.cli.shell import fail, started
 from workers.ports import AggregateRef, EventStore
 from workers.roles.read.paging import read_all, read_page
 from workers.runtime.compose import Runtime, all_roles
@@ -108,12 +108,11 @@ async def run_topics(settings: Settings, args: argparse.Namespace) -> int:
             print(f"{report.status:<9} {report.name} {report.detail}".rstrip())
     bad = [r for r in reports if r.status in ("mismatch", "missing")]
     if bad and not args.json:
-        print(
-            f"eventfleet: error: {len(bad)} topic(s) differ from the catalog "
+        return fail(
+            f"{len(bad)} topic(s) differ from the catalog "
             f"(EVENTFLEET_PARTITIONS={settings.partitions}); set EVENTFLEET_PARTITIONS to the "
             "broker's count or recreate them"
-            + (", or run `eventfleet topics ensure`" if not create else ""),
-            file=sys.stderr,
+            + (", or run `eventfleet topics ensure`" if not create else "")
         )
     return 1 if bad else 0
 

@@ -17,7 +17,7 @@ import orjson
 from topics.envelope import AGGREGATE_ID_RE
 from topics.errors import EventfleetError
 from workers.cli.parsing import Commands, command
-from workers.cli.shell import FAILURE, USAGE, confirmed, login_name, started
+from workers.cli.shell import USAGE, confirmed, fail, login_name, started
 from workers.runtime.settings import Settings
 
 
@@ -53,16 +53,14 @@ async def run_erase(
     out = out or sys.stdout
     operator = args.operator or login_name()
     if not AGGREGATE_ID_RE.match(args.subject) or not operator or len(operator) > 100:
-        print(
-            f"eventfleet: error: subject must match {AGGREGATE_ID_RE.pattern} and the operator "
-            "be a name of 1 to 100 characters (--operator NAME).",
-            file=sys.stderr,
+        return fail(
+            f"subject must match {AGGREGATE_ID_RE.pattern} and the operator be a name of 1 to "
+            "100 characters (--operator NAME).",
+            USAGE,
         )
-        return USAGE
     question = f"erase every personal field of subject {args.subject}, for good? [y/N] "
     if not args.yes and not confirmed(ask, question):
-        print("eventfleet: error: not confirmed; nothing was erased.", file=sys.stderr)
-        return FAILURE
+        return fail("not confirmed; nothing was erased.")
     async with started(settings) as runtime:  # the store only: no Kafka, no Redis
         try:
             outcome = await erase_subject(
@@ -75,11 +73,9 @@ async def run_erase(
                 render=erasure_answer,
             )
         except EventfleetError as e:
-            print(f"eventfleet: error: {e}", file=sys.stderr)
-            return FAILURE
+            return fail(str(e))
     if isinstance(outcome, Refused):
-        print(f"eventfleet: error: {outcome.message}", file=sys.stderr)
-        return FAILURE
+        return fail(outcome.message)
     b = erasure_answer(outcome).body
     if args.json:
         out.write(orjson.dumps(b).decode() + "\n")
