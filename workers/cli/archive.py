@@ -14,7 +14,8 @@ import orjson
 
 from topics.errors import EventfleetError
 from workers.cli.parsing import Commands, command
-from workers.cli.shell import USAGE, fail, started
+from workers.cli.shell import USAGE, fail
+from workers.runtime.compose import Runtime
 from workers.runtime.settings import Settings
 
 
@@ -48,7 +49,7 @@ async def run_archive(
     domains = load_domains(settings.domains)
     for name in args.aggregate_types:
         domains.get(name)  # an unknown type fails before any connection
-    async with started(settings, domains=domains) as runtime:
+    async with Runtime.running(settings, roles=(), domains=domains) as runtime:
         try:
             archiver = Archiver(runtime.events, runtime.snapshots, domains, batch=args.batch)
             types = args.aggregate_types or None

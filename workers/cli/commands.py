@@ -15,7 +15,7 @@ import orjson
 from topics.envelope import Event
 from topics.errors import EventfleetError
 from workers.cli import archive, dlq, erase, events, openapi, pm
-from workers.cli.shell import fail, started
+from workers.cli.shell import fail
 from workers.ports import AggregateRef, EventStore
 from workers.roles.read.paging import read_all, read_page
 from workers.runtime.compose import Runtime, all_roles
@@ -126,7 +126,9 @@ async def run_projections(settings: Settings, args: argparse.Namespace) -> int:
 async def run_replay(settings: Settings, args: argparse.Namespace) -> int:
     domains = load_domains(settings.domains)
     domain = domains.get(args.aggregate_type)  # an unknown type fails before any connection
-    async with started(settings, domains=domains) as runtime:  # no producer, no Redis
+    async with Runtime.running(
+        settings, roles=(), domains=domains
+    ) as runtime:  # no producer, no Redis
         ref = (domain.name, args.aggregate_id)
         if not await runtime.events.heads([ref]):
             raise CommandFailed(
@@ -192,7 +194,7 @@ async def _replayed_events(
 async def run_audit(settings: Settings, args: argparse.Namespace) -> int:
     from workers.runtime.audit import auditor
 
-    async with started(settings) as runtime:  # read-only: no producer
+    async with Runtime.running(settings, roles=()) as runtime:  # read-only: no producer
         checker = await auditor(
             runtime,
             topics=not args.skip_topics,

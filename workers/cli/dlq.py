@@ -20,7 +20,7 @@ import orjson
 from topics.errors import EventfleetError, InvalidInput
 from topics.jsonvalue import JsonObject
 from workers.cli.parsing import Commands, command
-from workers.cli.shell import FAILURE, USAGE, confirmed, fail, operator_name, started
+from workers.cli.shell import FAILURE, USAGE, confirmed, fail, operator_name
 from workers.roles.ops.dlq_replay import (
     DeadLetterEntry,
     check_operator,
@@ -28,6 +28,7 @@ from workers.roles.ops.dlq_replay import (
     parse_position,
     parse_submission,
 )
+from workers.runtime.compose import Runtime
 from workers.runtime.settings import Settings
 
 if TYPE_CHECKING:
@@ -247,7 +248,7 @@ async def _desk(
     stopped when the command is done."""
     from workers.http.console.desk import DeadLetterDesk
 
-    async with started(settings, roles=roles) as runtime:
+    async with Runtime.running(settings, roles=roles) as runtime:
         yield DeadLetterDesk(runtime, via="cli")
 
 

@@ -17,7 +17,8 @@ import orjson
 from topics.envelope import AGGREGATE_ID_RE
 from topics.errors import EventfleetError
 from workers.cli.parsing import Commands, command
-from workers.cli.shell import USAGE, confirmed, fail, login_name, started
+from workers.cli.shell import USAGE, confirmed, fail, login_name
+from workers.runtime.compose import Runtime
 from workers.runtime.settings import Settings
 
 
@@ -61,7 +62,7 @@ async def run_erase(
     question = f"erase every personal field of subject {args.subject}, for good? [y/N] "
     if not args.yes and not confirmed(ask, question):
         return fail("not confirmed; nothing was erased.")
-    async with started(settings) as runtime:  # the store only: no Kafka, no Redis
+    async with Runtime.running(settings, roles=()) as runtime:  # the store only: no Kafka, no Redis
         try:
             outcome = await erase_subject(
                 runtime.shredder,

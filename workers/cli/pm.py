@@ -19,7 +19,8 @@ import orjson
 
 from topics.errors import ConfigError, EventfleetError, InvalidInput
 from workers.cli.parsing import Commands, command
-from workers.cli.shell import FAILURE, USAGE, fail, operator_name, started
+from workers.cli.shell import FAILURE, USAGE, fail, operator_name
+from workers.runtime.compose import Runtime
 from workers.runtime.settings import Settings
 
 if TYPE_CHECKING:
@@ -216,7 +217,7 @@ async def _retry(desk: ProcessDesk, args: argparse.Namespace, out: TextIO) -> in
 @asynccontextmanager
 async def _desk(settings: Settings) -> AsyncIterator[ProcessDesk]:
     """The desk on a runtime of no role (no producer, no Redis), stopped when done."""
-    async with started(settings) as runtime:
+    async with Runtime.running(settings, roles=()) as runtime:
         if not runtime.processes:
             raise ConfigError(
                 "EVENTFLEET_PROCESSES names no process manager: set it as the fleet has it "

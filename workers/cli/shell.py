@@ -1,21 +1,13 @@
 """What the ``eventfleet`` commands share at the shell: the exit codes, the one failure line,
-asking to confirm, who acts (for the audit trail), and a runtime that lasts as long as the
-command."""
+asking to confirm, and who acts (for the audit trail)."""
 
 from __future__ import annotations
 
 import getpass
 import sys
-from collections.abc import AsyncIterator, Callable, Collection
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from topics.errors import InvalidInput
-
-if TYPE_CHECKING:
-    from snapshot_rules.domain import Domains
-    from workers.runtime.compose import Runtime
-    from workers.runtime.settings import Settings
 
 USAGE, FAILURE = 2, 1
 """The exit codes of a usage or configuration mistake, and of a failure (0: done)."""
@@ -49,18 +41,3 @@ def operator_name(given: str | None, doing: str) -> str:
     if not name:
         raise InvalidInput(f"who {doing}? give --operator NAME for the audit trail.")
     return name
-
-
-@asynccontextmanager
-async def started(
-    settings: Settings, *, roles: Collection[str] = (), domains: Domains | None = None
-) -> AsyncIterator[Runtime]:
-    """A runtime of ``roles`` (none: the store only, no producer, no Redis), stopped when the
-    command is done."""
-    from workers.runtime.compose import Runtime
-
-    runtime = await Runtime.start(settings, roles=roles, domains=domains)
-    try:
-        yield runtime
-    finally:
-        await runtime.stop()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import AsyncIterator, Collection
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -129,6 +130,19 @@ class Runtime:
     processes: Processes = field(default_factory=Processes)
     """The enabled process managers (``EVENTFLEET_PROCESSES``), checked against the domains."""
     _parts: _Parts = field(default_factory=_Parts)
+
+    @classmethod
+    @asynccontextmanager
+    async def running(
+        cls, settings: Settings, *, roles: Collection[str], domains: Domains | None = None
+    ) -> AsyncIterator[Runtime]:
+        """A runtime of ``roles`` (none: the store only, no producer, no Redis) for one block,
+        a command's or a rebuild's: stopped when it ends, however it ends."""
+        runtime = await cls.start(settings, roles=roles, domains=domains)
+        try:
+            yield runtime
+        finally:
+            await runtime.stop()
 
     @classmethod
     async def start(

@@ -60,10 +60,7 @@ def progress_printer(name: str, stream: TextIO = sys.stderr) -> Callable[[int, i
 async def run_rebuild(settings: Settings, name: str) -> int:
     """Rebuild with progress on stderr; return the exit code."""
     projection_named(load_domains(settings.domains), name)  # fail before any connection
-    runtime = await Runtime.start(settings, roles=())  # reads the store, writes views only
-    try:
+    async with Runtime.running(settings, roles=()) as runtime:  # the store: views only
         views = await rebuild(runtime, name, progress=progress_printer(name))
-    finally:
-        await runtime.stop()
     print(f"rebuilt {name}: {views} views")
     return 0
