@@ -5,47 +5,14 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterable, Sequence
+from importlib.resources import files
 from urllib.parse import quote
 
 import orjson
 
 from topics.jsonvalue import Json
 
-STYLE = """
-body{font-family:system-ui,sans-serif;margin:0;color:#222;font-size:14px}
-header{background:#1d3557;color:#fff;padding:.45em .8em;display:flex;align-items:center;
-gap:.7em;white-space:nowrap;font-size:12.5px}
-header nav{display:flex;flex-wrap:wrap;gap:.1em .6em}
-header a{color:#fff;text-decoration:none}
-header a:hover{text-decoration:underline}
-header .muted{color:#a9b7cc;font-size:11px}
-header form{display:inline;margin-left:.6em}
-header button{font-size:12px}
-#who{margin-left:auto}
-main{padding:.6em 1em}
-h1{font-size:1.35em;margin:.3em 0 .4em}
-h2{font-size:1.1em;margin:1em 0 .3em}
-table{border-collapse:collapse;margin:.4em 0}
-td,th{border:1px solid #d5d9e0;padding:.2em .45em;text-align:left;vertical-align:top}
-th{background:#eef1f5;font-weight:600;white-space:nowrap}
-tbody tr:nth-child(even){background:#f8f9fb}
-tbody tr:hover{background:#eef4ff}
-pre{margin:0;white-space:pre-wrap;max-width:60em}
-td pre{font-size:12px;line-height:1.3;max-height:18em;overflow:auto;background:#f6f8fa;
-padding:.2em .4em;border-radius:3px}
-code,pre{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
-.note{background:#fff6d5;border:1px solid #e6c200;padding:.5em;margin:.5em 0}
-.bad{color:#b00020}.good{color:#146c2e}.muted{color:#888}
-textarea{width:60em;max-width:100%;height:12em;font-family:monospace}
-form.filters{margin:.3em 0;display:flex;flex-wrap:wrap;gap:.3em .8em;align-items:center}
-#topics td:first-child,#topics td:last-child,#records td:nth-child(-n+4),
-#tail td:nth-child(-n+4){white-space:nowrap}
-#records td:nth-child(5) pre,#tail td:nth-child(5) pre{min-width:32em}
-#records td:nth-child(6),#tail td:nth-child(6){font-size:12px;max-width:22em;word-break:break-all}
-#topics td:nth-child(n+2):nth-child(-n+4),#topics td:nth-child(7),#partitions td{text-align:right}
-.local{color:#555;font-size:12px}
-p.tabs{margin:.2em 0 .5em}
-"""
+STYLE = files(__package__).joinpath("console.css").read_text(encoding="utf-8")  # served as a file
 NAV = (
     ("/console", "Overview"),
     ("/console/search", "Search"),
