@@ -8,7 +8,6 @@ from pathlib import Path
 from snapshot_rules.domain import Domains
 from topics.catalog import TopicNames, TopicSpec, catalog
 from topics.errors import ConfigError
-from workers.adapters.kafka import KafkaBusOptions
 from workers.adapters.kafka.config import KafkaConfig
 from workers.runtime.settings import Settings
 from workers.secrets import Secrets
@@ -42,16 +41,6 @@ def kafka_config(settings: Settings, secrets: Secrets) -> KafkaConfig:
     )
     _ = config.ssl_context  # load the TLS files now: a bad one stops the process at start
     return config
-
-
-def kafka_bus_options(settings: Settings) -> KafkaBusOptions:
-    """The Kafka event bus's group naming and timing, as the fleet's settings say."""
-    return KafkaBusOptions(
-        group_id=settings.group_id,
-        topic_prefix=settings.topic_prefix,
-        session_timeout_ms=settings.kafka_session_timeout_ms,
-        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-    )
 
 
 def fleet_catalog(settings: Settings, domains: Domains) -> list[TopicSpec]:
