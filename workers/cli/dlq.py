@@ -21,9 +21,9 @@ from topics.errors import EventfleetError, InvalidInput
 from topics.jsonvalue import JsonObject
 from workers.cli.parsing import Commands, command
 from workers.cli.shell import FAILURE, USAGE, confirmed, fail, operator_name
+from workers.roles.deadletter import check_operator
 from workers.roles.ops.dlq_replay import (
     DeadLetterEntry,
-    check_operator,
     draft,
     parse_position,
     parse_submission,

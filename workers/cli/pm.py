@@ -113,7 +113,8 @@ async def run_pm(settings: Settings, args: argparse.Namespace, out: TextIO | Non
 
 def _check(args: argparse.Namespace) -> None:
     """What argparse cannot check, before any connection."""
-    from workers.roles.process.desk import MAX_PAGE, check_key, check_operator
+    from workers.roles.deadletter import check_operator
+    from workers.roles.process.desk import MAX_PAGE, check_key
 
     limit = getattr(args, "limit", 1)
     if not 1 <= limit <= MAX_PAGE:
@@ -125,7 +126,7 @@ def _check(args: argparse.Namespace) -> None:
     if args.pm_command == "retry":
         if not 0 <= args.wait <= 3600:
             raise InvalidInput(f"--wait {args.wait} must be 0 to 3600 seconds.")
-        args.operator = check_operator(operator_name(args.operator, "retries"))
+        args.operator = check_operator(operator_name(args.operator, "retries"), "retries")
 
 
 async def _list(desk: ProcessDesk, args: argparse.Namespace, out: TextIO) -> int:

@@ -7,12 +7,28 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from topics.envelope import Event, decode
-from topics.errors import InvalidEnvelope
+from topics.errors import InvalidEnvelope, InvalidInput
 from workers import tracing
 from workers.metrics import Metrics
 from workers.ports import Outgoing, Producer, Record
 
 log = logging.getLogger(__name__)
+
+MAX_OPERATOR = 64
+"""The longest operator name a desk records (who replays a dead letter, who retries a stuck
+process instance)."""
+
+
+def check_operator(operator: str, acts: str = "replays") -> str:
+    """The operator's name, stripped: 1 to MAX_OPERATOR printable characters, else InvalidInput
+    saying so and who the name is (the one who ``acts``)."""
+    name = operator.strip()
+    if not 0 < len(name) <= MAX_OPERATOR or not name.isprintable():
+        raise InvalidInput(
+            f"the operator name must be 1 to {MAX_OPERATOR} printable characters: who {acts}."
+        )
+    return name
+
 
 REASONS = frozenset(
     (

@@ -10,10 +10,10 @@ from topics.envelope import Actor, utc_now
 from topics.jsonvalue import Json, JsonObject
 from workers.ports import OperatorAction, ParkedEntry
 from workers.roles.command.requests import CommandRequest
+from workers.roles.deadletter import check_operator
 from workers.roles.ops.dlq_replay import (
     DeadLetterEntry,
     DeadLetterReplayer,
-    check_operator,
     check_parked,
     entries_of,
     find_entry,

@@ -26,7 +26,7 @@ from workers.http.console.session import (
 from workers.http.edge.request import Request
 from workers.http.edge.responses import Response, json_response
 from workers.http.queries import failure
-from workers.roles.ops.dlq_replay import check_operator
+from workers.roles.deadletter import check_operator
 from workers.roles.read.paging import EventPage, read_page
 from workers.runtime.answers import error
 from workers.runtime.fleet import Fleet

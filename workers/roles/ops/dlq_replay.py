@@ -33,12 +33,12 @@ from workers.ports import (
     check_head,
 )
 from workers.roles.command.requests import CommandRequest, parse_request
+from workers.roles.deadletter import check_operator
 from workers.roles.outcomes import NotDone, Outcome, Refused
 
 SUBMISSION_FIELDS = ("aggregate_type", "aggregate_id", "type", "data")
 PM_ROLE = "pm"
 """The role whose dead letters tell of stuck process manager instances: retried, not replayed."""
-MAX_OPERATOR = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,15 +200,6 @@ def parse_submission(raw: str | bytes, *, max_bytes: int) -> JsonObject:
     if not isinstance(obj["data"], dict):
         raise InvalidInput("submission field 'data' must be a JSON object.")
     return obj
-
-
-def check_operator(operator: str) -> str:
-    name = operator.strip()
-    if not 0 < len(name) <= MAX_OPERATOR or not name.isprintable():
-        raise InvalidInput(
-            f"the operator name must be 1 to {MAX_OPERATOR} printable characters: who replays."
-        )
-    return name
 
 
 async def check_parked(parked: ParkedEvents, entry: DeadLetterEntry) -> ParkedEntry | None:

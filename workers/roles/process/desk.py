@@ -28,8 +28,8 @@ from workers.ports import (
     OperatorAction,
     ProcessInstances,
 )
+from workers.roles.deadletter import check_operator
 
-MAX_OPERATOR = 64
 MAX_PAGE = 500
 DEFAULT_PAGE = 50
 
@@ -148,7 +148,7 @@ class ProcessDesk:
 
     async def retry(self, name: str, key: str, *, operator: str, via: str) -> Instance:
         """Ask the role to retry a stuck instance; NotStuck when it is not (nothing changes)."""
-        who = check_operator(operator)
+        who = check_operator(operator, "retries")
         for _ in range(10):  # the role may be writing it (an event held): read it again
             found = await self.show(name, key)
             if found.status != STUCK:
@@ -179,16 +179,6 @@ class ProcessDesk:
             )
         )
         return asked
-
-
-def check_operator(operator: str) -> str:
-    """Who retries: 1 to MAX_OPERATOR printable characters (the dead-letter desk's rule)."""
-    name = operator.strip()
-    if not 0 < len(name) <= MAX_OPERATOR or not name.isprintable():
-        raise InvalidInput(
-            f"the operator name must be 1 to {MAX_OPERATOR} printable characters: who retries."
-        )
-    return name
 
 
 def check_key(key: str, what: str) -> str:
