@@ -14,9 +14,9 @@ from topics.errors import InvalidInput, NotFound, StoreUnavailable
 from workers.adapters.memory import MemoryActionLog
 from workers.ports import Record
 from workers.roles.command.requests import CommandRequest
+from workers.roles.deadletter import check_operator
 from workers.roles.ops.dlq_replay import (
     DeadLetterReplayer,
-    check_operator,
     draft,
     entries_of,
     entry_of,
@@ -132,8 +132,10 @@ def test_a_bad_submission_is_refused_naming_what_is_wrong(raw: bytes, message: s
 def test_operator_names_are_bounded_and_printable() -> None:
     assert check_operator("  alice ") == "alice"
     for bad in ("", "   ", "x" * 65, "bob\nmallory"):
-        with pytest.raises(InvalidInput, match="operator"):
+        with pytest.raises(InvalidInput, match=r"operator name .* who replays"):
             check_operator(bad)
+        with pytest.raises(InvalidInput, match=r"operator name .* who retries"):
+            check_operator(bad, "retries")  # a stuck process instance's retry
 
 
 async def test_a_replay_submits_the_fixed_event_once_with_a_derived_command_id() -> None:
