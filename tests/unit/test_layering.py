@@ -165,3 +165,35 @@ def test_a_one_shot_command_starts_without_faust() -> None:
         [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]", out
+
+
+RUNTIME_AND_DRIVERS = ("workers.runtime.compose", "workers.adapters", "faust", "aiokafka",
+                       "pymongo", "redis")  # fmt: skip
+"""What building the parser, and ``eventfleet events``, must not import."""
+
+
+@pytest.mark.parametrize(
+    ("argv", "code"),
+    [
+        (["--help"], 0),
+        (["events", "--help"], 0),
+        (["replay", "--help"], 0),
+        (["worker", "--role", "nosuch"], 2),
+        (["events", "--url", "http://127.0.0.1:1", "--limit", "1"], 1),  # nothing listens there
+    ],
+    ids=["help", "events-help", "replay-help", "usage-error", "events"],
+)
+def test_help_a_usage_error_and_events_load_no_runtime(argv: list[str], code: int) -> None:
+    """The parser declares every command without the runtime; ``eventfleet events`` is a client
+    of the HTTP API: none of them imports the composition root or a driver (seconds of CPU)."""
+    probe = (
+        "import sys\nfrom workers.cli import main\n"
+        f"try:\n    code = main({argv!r})\nexcept SystemExit as e:\n    code = e.code\n"
+        f"loaded = sorted(m for m in sys.modules if m.split('.')[0] in {RUNTIME_AND_DRIVERS!r} "
+        f"or m.startswith({RUNTIME_AND_DRIVERS[:2]!r}))\n"
+        "print(code, loaded, file=sys.stderr)"  # last, after the command's own lines
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stderr.splitlines()[-1] == f"{code} []", done.stderr

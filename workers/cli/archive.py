@@ -15,7 +15,6 @@ import orjson
 from topics.errors import EventfleetError
 from workers.cli.parsing import Commands, command
 from workers.cli.shell import USAGE, fail
-from workers.runtime.compose import Runtime
 from workers.runtime.settings import Settings
 
 
@@ -41,6 +40,7 @@ async def run_archive(
     settings: Settings, args: argparse.Namespace, *, out: TextIO | None = None
 ) -> int:
     from workers.roles.ops.archive import Archiver
+    from workers.runtime.compose import Runtime
     from workers.runtime.loading import load_domains
 
     out = out or sys.stdout

@@ -6,8 +6,7 @@ from __future__ import annotations
 from workers.cli import archive, dlq, erase, events, openapi, pm
 from workers.cli.parsing import Commands, Formatter, Parser, at_least, command, port, positive_float
 from workers.cli.version import package_version
-from workers.runtime.compose import OPTIONAL_ROLES, ROLES
-from workers.runtime.lag import LAG_ROLE
+from workers.runtime.role_names import LAG_ROLE, OPTIONAL_ROLES, ROLES
 from workers.runtime.settings import documented
 
 BENCH_PATHS = ("commands", "append", "state", "scale", "live", "fairness", "pm", "global", "all")

@@ -1,7 +1,9 @@
 """What each ``eventfleet`` subcommand does, given the settings and its parsed arguments.
 
 Read-only commands (``replay``, ``audit``, ``topics check``, ``projections rebuild``) build
-their runtime with ``roles=()``: no Kafka producer, no Redis connection.
+their runtime with ``roles=()``: no Kafka producer, no Redis connection. Every handler (here
+and in the commands' own modules) imports what it runs, the runtime and its drivers, when it is
+called: a command loads only its own part of the fleet, ``--help`` or a usage error none of it.
 """
 
 from __future__ import annotations
@@ -9,19 +11,19 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING
 
 import orjson
 
-from topics.envelope import Event
 from topics.errors import EventfleetError
 from workers.cli import archive, dlq, erase, events, openapi, pm
 from workers.cli.shell import fail
-from workers.ports import AggregateRef, EventStore
-from workers.roles.read.paging import read_all, read_page
-from workers.runtime.compose import Runtime, all_roles
-from workers.runtime.loading import load_domains, load_processes
-from workers.runtime.processes import PM_ROLE
+from workers.runtime.role_names import PM_ROLE
 from workers.runtime.settings import Settings
+
+if TYPE_CHECKING:
+    from topics.envelope import Event
+    from workers.ports import AggregateRef, EventStore
 
 Handler = Callable[[Settings, argparse.Namespace], Coroutine[object, None, int]]
 
@@ -52,8 +54,10 @@ async def run_dev(settings: Settings, args: argparse.Namespace) -> int:
 
 async def run_worker(settings: Settings, args: argparse.Namespace) -> int:
     from workers.http import register
+    from workers.runtime.compose import Runtime, all_roles
     from workers.runtime.connections import required_master_key
     from workers.runtime.door.auth import make_authenticator
+    from workers.runtime.loading import load_domains, load_processes
     from workers.runtime.rebuild import projection_named
     from workers.runtime.serve import serve
     from workers.secrets import read_secrets
@@ -93,6 +97,7 @@ async def run_worker(settings: Settings, args: argparse.Namespace) -> int:
 async def run_topics(settings: Settings, args: argparse.Namespace) -> int:
     from workers.adapters.kafka import ensure_topics
     from workers.runtime.connections import fleet_catalog, kafka_config
+    from workers.runtime.loading import load_domains
     from workers.secrets import read_secrets
 
     specs = fleet_catalog(settings, load_domains(settings.domains))
@@ -124,6 +129,9 @@ async def run_projections(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def run_replay(settings: Settings, args: argparse.Namespace) -> int:
+    from workers.runtime.compose import Runtime
+    from workers.runtime.loading import load_domains
+
     domains = load_domains(settings.domains)
     domain = domains.get(args.aggregate_type)  # an unknown type fails before any connection
     async with Runtime.running(
@@ -181,6 +189,8 @@ async def _replayed_events(
     """The events to print up to version ``up_to`` (one page of ``--limit``, or all of them,
     read in bounded pages), and whether more follow (versions are contiguous, so the last one
     printed says it)."""
+    from workers.roles.read.paging import read_all, read_page
+
     if args.limit is None:
         found = [e async for e in read_all(store, ref, after_version=args.after_version)]
     else:
@@ -193,6 +203,7 @@ async def _replayed_events(
 
 async def run_audit(settings: Settings, args: argparse.Namespace) -> int:
     from workers.runtime.audit import auditor
+    from workers.runtime.compose import Runtime
 
     async with Runtime.running(settings, roles=()) as runtime:  # read-only: no producer
         checker = await auditor(

@@ -21,18 +21,11 @@ from topics.errors import EventfleetError, InvalidInput
 from topics.jsonvalue import JsonObject
 from workers.cli.parsing import Commands, command
 from workers.cli.shell import FAILURE, USAGE, confirmed, fail, operator_name
-from workers.roles.deadletter import check_operator
-from workers.roles.ops.dlq_replay import (
-    DeadLetterEntry,
-    draft,
-    parse_position,
-    parse_submission,
-)
-from workers.runtime.compose import Runtime
 from workers.runtime.settings import Settings
 
 if TYPE_CHECKING:
     from workers.http.console.desk import DeadLetterDesk
+    from workers.roles.ops.dlq_replay import DeadLetterEntry
 
 
 def add_parser(commands: Commands) -> None:
@@ -174,6 +167,8 @@ async def run_skip(
 
 
 def _submission(entry: DeadLetterEntry, args: argparse.Namespace, max_bytes: int) -> JsonObject:
+    from workers.roles.ops.dlq_replay import draft, parse_submission
+
     if args.submission is not None and args.data is not None:
         raise InvalidInput("give --submission or --data, not both.")
     if args.submission is not None:
@@ -247,6 +242,7 @@ async def _desk(
     """The console's dead-letter desk on a runtime of ``roles`` (none: no producer, no Redis),
     stopped when the command is done."""
     from workers.http.console.desk import DeadLetterDesk
+    from workers.runtime.compose import Runtime
 
     async with Runtime.running(settings, roles=roles) as runtime:
         yield DeadLetterDesk(runtime, via="cli")
@@ -254,5 +250,8 @@ async def _desk(
 
 def _operator(args: argparse.Namespace) -> str:
     """Usage errors first, before any connection: the entry's position, then who acts."""
+    from workers.roles.deadletter import check_operator
+    from workers.roles.ops.dlq_replay import parse_position
+
     parse_position(args.entry)
     return check_operator(operator_name(args.operator, "replays"))

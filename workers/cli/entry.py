@@ -16,12 +16,9 @@ import threading
 from collections.abc import Sequence
 
 from topics.errors import ConfigError, EventfleetError, Unavailable, UnknownAggregateType
-from workers import tracing
 from workers.cli.args import parser
 from workers.cli.commands import HANDLERS, UsageError
 from workers.cli.shell import FAILURE, USAGE, fail
-from workers.logs import JsonFormatter, TextFormatter
-from workers.runtime.failures import ours
 from workers.runtime.loops import run
 from workers.runtime.settings import Settings, env_name
 
@@ -37,6 +34,8 @@ _NOISY = ("faust", "mode", "aiokafka", "aiohttp", "pymongo", "kafka")
 def configure_logging(settings: Settings, command: str) -> None:
     """Services log at EVENTFLEET_LOG_LEVEL; one-shot commands only their result and one
     error line, unless EVENTFLEET_LOG_LEVEL is set (the drivers' retries would bury it)."""
+    from workers.logs import JsonFormatter, TextFormatter
+
     level = settings.log_level.lower()
     tool = command not in SERVING and "log_level" not in settings.explicit
     logging.basicConfig(level="ERROR" if tool else level.upper(), stream=sys.stderr)
@@ -50,7 +49,9 @@ def configure_logging(settings: Settings, command: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = parser().parse_args(argv)  # --help and a usage error end here, before any import below
+    from workers import tracing
+
     try:
         settings = Settings.from_env()
     except EventfleetError as e:
@@ -89,6 +90,8 @@ SERVICE_SETTINGS = {"store": "mongo_url", "marker": "redis_url", "stream": "kafk
 
 def where(message: str, e: Exception, settings: Settings) -> str:
     """A service that did not answer is named by its (masked) URL and the setting to check."""
+    from workers.runtime.failures import ours
+
     e = ours(e)
     name = SERVICE_SETTINGS.get(e.service) if isinstance(e, Unavailable) else None
     if name is None:
@@ -111,6 +114,8 @@ def is_usage(e: Exception) -> bool:
 
 def explain(e: Exception, args: argparse.Namespace) -> str:
     """One sentence for an error that reached the top, naming the fix."""
+    from workers.runtime.failures import ours
+
     e = ours(e)  # a driver's error the adapters did not see (a tool's own client)
     if isinstance(e, EventfleetError):
         return str(e)

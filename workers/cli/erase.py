@@ -18,7 +18,6 @@ from topics.envelope import AGGREGATE_ID_RE
 from topics.errors import EventfleetError
 from workers.cli.parsing import Commands, command
 from workers.cli.shell import USAGE, confirmed, fail, login_name
-from workers.runtime.compose import Runtime
 from workers.runtime.settings import Settings
 
 
@@ -50,6 +49,7 @@ async def run_erase(
     from workers.roles.outcomes import Refused
     from workers.roles.personal import erase_subject
     from workers.runtime.answers import erasure_answer
+    from workers.runtime.compose import Runtime
 
     out = out or sys.stdout
     operator = args.operator or login_name()

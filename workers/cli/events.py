@@ -12,15 +12,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import msgspec
 import orjson
 
 from workers.cli.parsing import Commands, command
 from workers.cli.shell import FAILURE, USAGE, fail
-from workers.client import AsyncClient, Backoff, ClientError, GlobalEvent
 from workers.runtime.settings import Settings
+
+if TYPE_CHECKING:
+    from workers.client import GlobalEvent
 
 TOKEN_ENV = "EVENTFLEET_TOKEN"
 """The bearer token to read with: what ``eventfleet dev``'s export block sets (no setting: a
@@ -86,6 +88,8 @@ def _at_least_one(raw: str) -> int:
 async def run_events(
     settings: Settings, args: argparse.Namespace, *, out: TextIO | None = None
 ) -> int:
+    from workers.client import AsyncClient, Backoff, ClientError
+
     out = out or sys.stdout
     url = args.url or f"http://127.0.0.1:{settings.http_port or 8080}"
     token = os.environ.get(TOKEN_ENV) or None

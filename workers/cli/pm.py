@@ -20,7 +20,6 @@ import orjson
 from topics.errors import ConfigError, EventfleetError, InvalidInput
 from workers.cli.parsing import Commands, command
 from workers.cli.shell import FAILURE, USAGE, fail, operator_name
-from workers.runtime.compose import Runtime
 from workers.runtime.settings import Settings
 
 if TYPE_CHECKING:
@@ -218,6 +217,8 @@ async def _retry(desk: ProcessDesk, args: argparse.Namespace, out: TextIO) -> in
 @asynccontextmanager
 async def _desk(settings: Settings) -> AsyncIterator[ProcessDesk]:
     """The desk on a runtime of no role (no producer, no Redis), stopped when done."""
+    from workers.runtime.compose import Runtime
+
     async with Runtime.running(settings, roles=()) as runtime:
         if not runtime.processes:
             raise ConfigError(

@@ -58,18 +58,13 @@ from workers.runtime.answers import reply_of
 from workers.runtime.command_side import CommandStores, command_side
 from workers.runtime.connections import kafka_config
 from workers.runtime.loading import load_domains, load_processes
-from workers.runtime.processes import PM_ROLE, process_role
+from workers.runtime.processes import process_role
+from workers.runtime.role_names import PM_ROLE, ROLES
 from workers.runtime.settings import Settings
 from workers.secrets import Secrets, read_secrets
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-ROLES = ("commands", "appender", "snapshotter", "forwarder", "projection")
-"""Every pipeline role; ``eventfleet dev`` and ``worker --role all`` run them all in one process."""
-OPTIONAL_ROLES = ("bridge", PM_ROLE)
-"""Roles run only when named (or, for pm, when process managers are enabled): the bridge
-republishes events.stored to a Redis or NATS bus."""
 
 
 def all_roles(settings: Settings) -> tuple[str, ...]:

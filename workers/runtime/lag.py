@@ -17,11 +17,10 @@ from topics.errors import Unavailable
 from workers.adapters.kafka.config import KafkaConfig
 from workers.adapters.kafka.lag import KafkaLagReader, PartitionLag
 from workers.metrics import Metrics, create_metrics
+from workers.runtime.role_names import LAG_ROLE as LAG_ROLE  # its one definition
 from workers.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
-
-LAG_ROLE = "lag"
 
 
 def measured_groups(settings: Settings, domains: Domains) -> dict[str, list[str]]:

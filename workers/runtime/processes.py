@@ -9,10 +9,8 @@ from workers.ports import EventStore, MarkPeek, ProcessInstances
 from workers.roles.deadletter import DeadLetters
 from workers.roles.process.polls import Polls
 from workers.roles.process.runner import ProcessRunner, RunnerConfig, Submit
+from workers.runtime.role_names import PM_ROLE as PM_ROLE  # its one definition
 from workers.runtime.settings import Settings
-
-PM_ROLE = "pm"
-"""The process managers' role: ``all`` runs it too when ``EVENTFLEET_PROCESSES`` names some."""
 
 
 def process_role(
