@@ -58,6 +58,10 @@ class UnknownAggregateType(InvalidInput):
     code = "unknown_aggregate_type"
 
 
+class UnknownProjection(InvalidInput):
+    """No enabled domain declares a projection of that name."""
+
+
 class UnknownEventType(InvalidInput):
     """The domain declares no such event type."""
 

@@ -14,6 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from snapshot_rules.replay import replay
 from topics.envelope import Event, new_event
+from topics.errors import UnknownProjection
 from workers.adapters.mongo import (
     Document,
     MongoEventStore,
@@ -28,7 +29,7 @@ from workers.examples.domains.chat_room import CHAT_MESSAGES, CHAT_ROOM, reduce_
 from workers.metrics import Metrics, create_metrics
 from workers.ports import ViewDoc, ViewStore
 from workers.roles.read.projections import ProjectionRunner, rebuild_views
-from workers.runtime.rebuild import UnknownProjection, projection_named
+from workers.runtime.rebuild import projection_named
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

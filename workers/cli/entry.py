@@ -15,7 +15,13 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from topics.errors import ConfigError, EventfleetError, Unavailable, UnknownAggregateType
+from topics.errors import (
+    ConfigError,
+    EventfleetError,
+    Unavailable,
+    UnknownAggregateType,
+    UnknownProjection,
+)
 from workers.cli.args import parser
 from workers.cli.commands import HANDLERS, UsageError
 from workers.cli.shell import FAILURE, USAGE, fail
@@ -107,8 +113,6 @@ def where(message: str, e: Exception, settings: Settings) -> str:
 
 def is_usage(e: Exception) -> bool:
     """A mistake in the command line or the configuration (exit 2), not a failure (exit 1)."""
-    from workers.runtime.rebuild import UnknownProjection
-
     return isinstance(e, ConfigError | UsageError | UnknownAggregateType | UnknownProjection)
 
 

@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 from snapshot_rules.declaration import did_you_mean
 from snapshot_rules.domain import Domains
 from snapshot_rules.projection import Projection
-from topics.errors import InvalidInput
+from topics.errors import UnknownProjection
 from workers.roles.read.projections import rebuild_views
+from workers.runtime.compose import Runtime
 from workers.runtime.loading import load_domains
 from workers.runtime.settings import Settings
-
-if TYPE_CHECKING:
-    from workers.runtime.compose import Runtime
-
-
-class UnknownProjection(InvalidInput):
-    """No enabled domain declares a projection of that name."""
 
 
 def projection_named(domains: Domains, name: str) -> Projection:
@@ -61,10 +55,6 @@ def progress_printer(name: str, stream: TextIO = sys.stderr) -> Callable[[int, i
 
 async def run_rebuild(settings: Settings, name: str) -> int:
     """Rebuild with progress on stderr; return the exit code."""
-    # Imported here: the CLI imports this module to tell UnknownProjection (a usage error) from
-    # a failure, whatever command failed, and that must not load the runtime.
-    from workers.runtime.compose import Runtime
-
     projection_named(load_domains(settings.domains), name)  # fail before any connection
     async with Runtime.running(settings, roles=()) as runtime:  # the store: views only
         views = await rebuild(runtime, name, progress=progress_printer(name))
