@@ -9,8 +9,9 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pymongo import WriteConcern
 
-from topics.errors import StoreUnavailable, Unstorable
+from topics.errors import StoreError, StoreUnavailable, Unstorable
 from workers.adapters.memory import MemoryProcessInstances
 from workers.adapters.mongo import MongoProcessInstances, connect, database
 from workers.devtools.embedded import EmbeddedStack
@@ -164,6 +165,29 @@ async def test_a_state_too_large_for_mongodb_is_unstorable(
         with pytest.raises(Unstorable):
             await instances.save(instance(state={"blob": "x" * (17 * 1024 * 1024)}))
         assert await instances.load("lifecycle", ["o.1"]) == {}
+    finally:
+        await client.drop_database(unique_name)
+        await client.close()
+
+
+async def test_writes_the_store_did_not_make_as_durable_as_asked_are_never_called_saved(
+    stack: EmbeddedStack, unique_name: str
+) -> None:
+    """A write concern the server cannot meet (more data-bearing nodes than SecantusDB has):
+    the server applies the writes and reports a write concern error. Before the fix, a bulk
+    write whose only errors were those read its documents back and answered "saved" (and the
+    process manager would have sent the commands of an outbox that may roll back)."""
+    client = connect(stack.urls.mongo_url, timeout_ms=5000)
+    try:
+        instances = MongoProcessInstances(database(client, unique_name))
+        assert await instances.save(instance("kept"))
+        instances.collection = instances.collection.with_options(
+            write_concern=WriteConcern(w=5, wtimeout=200)
+        )
+        with pytest.raises(StoreError, match="MongoDB refused saving 2 instances"):
+            await instances.save_many([instance("new"), instance("kept", revision=2)])
+        with pytest.raises(StoreError, match="MongoDB refused saving instance"):
+            await instances.save(instance("other"))
     finally:
         await client.drop_database(unique_name)
         await client.close()

@@ -78,6 +78,8 @@ class MongoProcessInstances:
                 if result.inserted_count + result.matched_count == len(ops):
                     return [True] * len(ops)
             except BulkWriteError as e:  # inserts that lost to another writer: read back
+                if e.details.get("writeConcernErrors"):
+                    raise  # what was written is not as durable as asked: never "saved"
                 if any(err.get("code") != DUPLICATE_KEY for err in e.details["writeErrors"]):
                     raise
             ids = [doc["_id"] for doc in docs]
