@@ -113,7 +113,9 @@ async def test_pages_load_and_a_timeline_shows_its_events(
         ("/console/types/order", "#aggregates"),
     ):
         browser.get(fleet.url + path)
-        assert browser.find_elements("css selector", marker), f"{path} lacks {marker}"
+        shown = browser.find_elements("css selector", f"{marker}, #error")
+        assert shown, f"{path} shows neither {marker} nor an error: {browser.title!r}"
+        assert shown[0].get_attribute("id") != "error", f"{path}: {shown[0].text}"
     refused = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert refused == []  # no page's browser asked /favicon.ico (and was refused a 401)
 

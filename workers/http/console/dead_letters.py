@@ -37,9 +37,10 @@ class DeadLetterPages:
         if state not in (None, *STATES):
             raise InvalidInput(f"state={state!r} must be one of {', '.join(STATES)}.")
         states = await self._states()
+        every = await self.desk.entries()  # one read of the topic serves both sections
         entries = [
             e
-            for e in _newest_first(await self.desk.entries())
+            for e in _newest_first(every)
             if (reason is None or e.reason == reason)
             and (state is None or states.get(e.position, NEW).state == state)
         ]
@@ -86,7 +87,7 @@ class DeadLetterPages:
                 '<button type="submit" id="bulk-review">Review</button></p></form>'
             )
         body = (
-            await self._parked_section(await self.desk.entries())
+            await self._parked_section(every)
             + f"<h2>Dead letters</h2><p>topic <code>{esc(self.desk.topic)}</code>, newest first</p>"
             + _filters(reason, state)
             + listed
