@@ -197,3 +197,27 @@ def test_help_a_usage_error_and_events_load_no_runtime(argv: list[str], code: in
         [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert done.stderr.splitlines()[-1] == f"{code} []", done.stderr
+
+
+def test_a_worker_imports_only_what_it_runs() -> None:
+    """``eventfleet worker`` imports what ``run_worker`` names, and no client for what only
+    some settings use: httpx fetches a JWKS over https (with its command-line extras, ~0.1 s of
+    CPU in each of the suite's ~250 worker starts); a JWKS file needs none of it."""
+    run_worker = next(
+        node
+        for node in ast.walk(ast.parse((ROOT / "workers/cli/commands.py").read_text()))
+        if isinstance(node, ast.AsyncFunctionDef) and node.name == "run_worker"
+    )
+    imported = sorted(
+        {n.module for n in ast.walk(run_worker) if isinstance(n, ast.ImportFrom) and n.module}
+    )
+    assert "workers.runtime.serve" in imported  # what the worker runs is found
+    probe = (
+        "import importlib, sys\nimport workers.cli.entry\n"
+        f"for name in {imported!r}:\n    importlib.import_module(name)\n"
+        "print(sorted({'httpx', 'rich'} & set(sys.modules)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]", out
