@@ -161,10 +161,16 @@ def test_a_one_shot_command_starts_without_faust() -> None:
     """``eventfleet replay`` and the other tools import the CLI, never the agents: Faust and
     aiohttp's server cost every such process about half a second of CPU to import."""
     probe = "import sys, workers.cli; print(sorted({'faust', 'mode'} & set(sys.modules)))"
-    out = subprocess.run(
-        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout
+    out = in_fresh_python(probe).stdout
     assert out.strip() == "[]", out
+
+
+def in_fresh_python(probe: str) -> subprocess.CompletedProcess[str]:
+    """``probe`` run by a new interpreter at the checkout's root: what a process of its own
+    imports, unaffected by what this test process already holds."""
+    return subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    )
 
 
 RUNTIME_AND_DRIVERS = ("workers.runtime.compose", "workers.adapters", "faust", "aiokafka",
@@ -193,9 +199,7 @@ def test_help_a_usage_error_and_events_load_no_runtime(argv: list[str], code: in
         f"or m.startswith({RUNTIME_AND_DRIVERS[:2]!r}))\n"
         "print(code, loaded, file=sys.stderr)"  # last, after the command's own lines
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
-    )
+    done = in_fresh_python(probe)
     assert done.stderr.splitlines()[-1] == f"{code} []", done.stderr
 
 
@@ -208,16 +212,12 @@ def test_a_worker_imports_only_what_it_runs() -> None:
         for node in ast.walk(ast.parse((ROOT / "workers/cli/commands.py").read_text()))
         if isinstance(node, ast.AsyncFunctionDef) and node.name == "run_worker"
     )
-    imported = sorted(
-        {n.module for n in ast.walk(run_worker) if isinstance(n, ast.ImportFrom) and n.module}
-    )
+    imported = sorted(imported_modules(ast.unparse(run_worker), "workers.cli.commands"))
     assert "workers.runtime.serve" in imported  # what the worker runs is found
     probe = (
         "import importlib, sys\nimport workers.cli.entry\n"
         f"for name in {imported!r}:\n    importlib.import_module(name)\n"
         "print(sorted({'httpx', 'rich'} & set(sys.modules)))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout
+    out = in_fresh_python(probe).stdout
     assert out.strip() == "[]", out
