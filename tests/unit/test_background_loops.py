@@ -12,7 +12,7 @@ from typing import cast
 import pytest
 
 from workers.runtime.fleet import Fleet
-from workers.runtime.serve import _fatal_unless_cancelled
+from workers.runtime.serve import _fatal_unless_cancelled, end_loops
 
 
 class Stopping:
@@ -69,3 +69,38 @@ async def test_a_loop_that_ended_well_or_was_cancelled_is_nothing(stopped: bool)
     await asyncio.wait({cancelled})
     _fatal_unless_cancelled(cast(Fleet, fleet), "loop", cancelled)
     assert fleet.fatal_calls == []
+
+
+async def test_a_loop_that_holds_its_cancel_is_named_with_its_await_and_the_stop_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    held = asyncio.Event()
+
+    async def read_that_holds_a_cancel() -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            held.set()
+            await asyncio.Event().wait()  # a library that swallowed the cancel
+
+    async def loop() -> None:
+        await read_that_holds_a_cancel()
+
+    quick = asyncio.create_task(asyncio.sleep(60), name="the quick loop")
+    stuck = asyncio.create_task(loop(), name="the stuck loop")
+    await asyncio.sleep(0)  # both started: the cancel reaches them inside their awaits
+    caplog.set_level(logging.WARNING)
+    await end_loops([quick, stuck], within_s=0.2)
+    try:
+        assert quick.cancelled() and held.is_set() and not stuck.done()
+        [line] = [r.getMessage() for r in caplog.records]
+        assert line.startswith("the stuck loop did not end within 0.2 s of its cancel, at ")
+        assert "<locals>.loop (" in line and "<locals>.read_that_holds_a_cancel (" in line
+        assert line.endswith(")") and "> Event.wait (" in line
+    finally:
+        stuck.cancel()
+        await asyncio.wait({stuck})
+
+
+async def test_no_loops_end_at_once() -> None:
+    await asyncio.wait_for(end_loops([]), timeout=1)

@@ -133,10 +133,7 @@ async def _drain(fleet: Fleet, background: list[asyncio.Task[None]], *, hard_exi
     began = time.monotonic()
     drain_s = fleet.runtime.settings.drain_timeout_s
     watchdog = Watchdog(drain_s + WATCHDOG_GRACE_S) if hard_exit else None
-    for task in background:
-        task.cancel()
-    if background:  # ended before the stores close under them (bounded: a cancel is prompt)
-        await asyncio.wait(background, timeout=LOOPS_END_S)
+    await end_loops(background)  # before the stores close under them
     await fleet.drain()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -156,17 +153,47 @@ def _start_loops(fleet: Fleet, runtime: Runtime) -> list[asyncio.Task[None]]:
     if door:  # the command door runs here (process managers send through it too)
         # Sync mode and storage writers store before they publish: repair what Kafka missed.
         relay_age_s = runtime.settings.kafka_timeout_ms / 1000 * 1.5 + 1
-        background.append(asyncio.create_task(runtime.outbox.run(older_than_s=relay_age_s)))
+        relay = runtime.outbox.run(older_than_s=relay_age_s)
+        background.append(asyncio.create_task(relay, name="the outbox relay"))
         if "scans" in runtime.events.capabilities:  # else every new aggregate reads its head
             filter_kept = keep_filter_ready(runtime.marker, runtime.events, runtime.domains)
-            background.append(asyncio.create_task(filter_kept))
+            background.append(asyncio.create_task(filter_kept, name="the new-aggregate filter"))
     if fleet.audit_loop is not None:
-        background.append(asyncio.create_task(fleet.audit_loop.run()))
+        audits = fleet.audit_loop.run()
+        background.append(asyncio.create_task(audits, name="the audit loop"))
     if "pm" in fleet.roles and runtime.processes:  # deadlines, retries, unsent commands
-        polls = asyncio.create_task(runtime.polls.run())
+        polls = asyncio.create_task(runtime.polls.run(), name="the process managers' polls")
         polls.add_done_callback(lambda task: _fatal_unless_cancelled(fleet, "pm polls", task))
         background.append(polls)
     return background
+
+
+async def end_loops(background: list[asyncio.Task[None]], *, within_s: float = LOOPS_END_S) -> None:
+    """Cancel the loops beside the roles and wait for them to end, at most ``within_s`` (a
+    cancel is prompt); a loop that holds its cancel longer is named in the log with the await
+    that holds it, and the stop goes on without it."""
+    for task in background:
+        task.cancel()
+    if not background:
+        return
+    _, holding = await asyncio.wait(background, timeout=within_s)
+    for task in holding:
+        log.warning(
+            "%s did not end within %g s of its cancel, at %s",
+            task.get_name(),
+            within_s,
+            awaiting(task),
+        )
+
+
+def awaiting(task: asyncio.Task[None]) -> str:
+    """Where a suspended ``task`` waits: each coroutine of its await chain, outermost first."""
+    frames: list[str] = []
+    coro: object = task.get_coro()
+    while (frame := getattr(coro, "cr_frame", None)) is not None:
+        frames.append(f"{frame.f_code.co_qualname} ({frame.f_code.co_filename}:{frame.f_lineno})")
+        coro = getattr(coro, "cr_await", None)
+    return " > ".join(frames) or "an unknown await"
 
 
 def _fatal_unless_cancelled(fleet: Fleet, what: str, task: asyncio.Task[None]) -> None:
