@@ -4,6 +4,8 @@ and the order files run in: the long ones first."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -43,9 +45,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=rank)  # stable: each file's tests keep their order
 
 
+SCRATCH = pytest.StashKey[str]()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Each parallel worker (and every process it starts) takes its own share of the free
-    ports: two workers never pick one port for servers they have not started yet."""
+    ports: two workers never pick one port for servers they have not started yet.
+
+    Every temporary file of the run (the tests', the services' and fleets' they start,
+    chromium's profiles) goes in one directory of this process (``TMPDIR``: a worker's lies in
+    the controller's), removed when the run ends with no test failed and named when one did."""
+    config.stash[SCRATCH] = tempfile.tempdir = tempfile.mkdtemp(prefix="eventfleet-tests-")
+    os.environ["TMPDIR"] = config.stash[SCRATCH]
     worker = getattr(config, "workerinput", None)  # set by pytest-xdist on its workers
     if worker is not None:
         index = int(str(worker["workerid"]).removeprefix("gw"))
@@ -56,3 +67,11 @@ def pytest_configure(config: pytest.Config) -> None:
         # executable ("Permission denied" starting a broker, once, on CI): it is copied here,
         # once, before the workers start, and they and every process they start are pointed at it.
         os.environ.setdefault("CALF_TANSU_BIN", tansu_bin())
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    scratch = session.config.stash[SCRATCH]
+    if session.testsfailed:
+        print(f"\nthe run's temporary files (fleet logs among them) are kept in {scratch}")
+    else:
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 import sys
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
@@ -33,7 +34,7 @@ class FleetProcess:
     roles: str = "all"
     process: asyncio.subprocess.Process | None = None
     log_path: Path = field(
-        default_factory=lambda: Path(f"/tmp/eventfleet-test-{uuid.uuid4().hex[:8]}.log")
+        default_factory=lambda: Path(tempfile.gettempdir(), f"fleet-{uuid.uuid4().hex[:8]}.log")
     )
     issuer: Issuer = field(default_factory=shared_issuer)
     """Who signs the tokens this process trusts and the tests send."""
