@@ -1,4 +1,4 @@
-"""A worker's cyclic garbage collector (``workers.runtime.serve.collect_less``)."""
+"""A worker's cyclic garbage collector (``workers.runtime.collector``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from workers.runtime.serve import collect_less
+from workers.runtime.collector import STARTING_THRESHOLD, collect_less, collect_rarely
 
 
 @pytest.fixture
@@ -48,3 +48,23 @@ def test_a_cycle_made_after_the_freeze_is_still_collected(restored_gc: None) -> 
     a.other, b.other = b, a
     del a, b
     assert gc.collect() >= 2
+
+
+def test_a_start_collects_rarely_then_the_running_threshold_is_set(restored_gc: None) -> None:
+    gc.unfreeze()
+    gc.set_threshold(700, 10, 10)
+    collect_rarely()
+    assert gc.get_threshold() == (STARTING_THRESHOLD, 10, 10)
+    collect_less(50_000)
+    assert gc.get_threshold() == (50_000, 10, 10)
+    assert gc.get_freeze_count() > 0
+
+
+def test_zero_after_a_rare_start_gives_back_the_thresholds_before_it(restored_gc: None) -> None:
+    gc.unfreeze()
+    gc.set_threshold(900, 12, 11)
+    collect_rarely()
+    collect_rarely()  # twice: what it gives back is still the thresholds before the first
+    collect_less(0)
+    assert gc.get_threshold() == (900, 12, 11)
+    assert gc.get_freeze_count() == 0

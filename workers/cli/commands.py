@@ -53,6 +53,9 @@ async def run_dev(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def run_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from workers.runtime.collector import collect_rarely
+
+    collect_rarely()  # until serve has started the fleet: it then calls collect_less
     from workers.http import register
     from workers.runtime.compose import Runtime, all_roles
     from workers.runtime.connections import required_master_key

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import signal
@@ -18,6 +17,7 @@ from typing import NoReturn
 from workers.retries import fleet_retry_hooks
 from workers.roles.command.newfilter import keep_filter_ready
 from workers.runtime.agents import register_agents
+from workers.runtime.collector import collect_less
 from workers.runtime.compose import Runtime
 from workers.runtime.door.auth import make_authenticator
 from workers.runtime.door.identity import Authenticator
@@ -242,24 +242,6 @@ async def _start_unless_stopped(fleet: Fleet, *, warn_every_s: float = 60.0) -> 
     # not awaited: a start stuck on a frozen broker may not end; the drain is bounded
     starting.cancel()
     return False
-
-
-def collect_less(threshold: int) -> None:
-    """Python's cyclic garbage collector, tuned for a worker that allocates per record.
-
-    With Python's defaults (a collection every 700 allocations of container objects, every
-    tenth of them older too) an appender spent ~10% of its CPU collecting under py-spy, and
-    each full collection walked every object of the process: modules, the Faust app, the
-    clients, its caches of heads and ids. What the process built to start is frozen out of
-    collections (it lives as long as the process), and a collection comes every
-    ``threshold`` allocations; most of a batch's garbage has no cycles and is freed at once
-    by reference counting anyway. 0 keeps Python's defaults.
-    """
-    if threshold <= 0:
-        return
-    gc.collect()  # what start-up left as garbage is not frozen with the rest
-    gc.freeze()
-    gc.set_threshold(threshold, *gc.get_threshold()[1:])
 
 
 def exit_now(code: int, *, drained_s: float) -> NoReturn:
