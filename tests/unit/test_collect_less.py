@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import gc
+import weakref
 from collections.abc import Iterator
 
 import pytest
 
-from workers.runtime.collector import STARTING_THRESHOLD, collect_less, collect_rarely
+from workers.runtime.collector import (
+    STARTING_THRESHOLD,
+    collect_less,
+    collect_rarely,
+    freeze_loaded,
+)
 
 
 @pytest.fixture
@@ -68,3 +74,27 @@ def test_zero_after_a_rare_start_gives_back_the_thresholds_before_it(restored_gc
     collect_less(0)
     assert gc.get_threshold() == (900, 12, 11)
     assert gc.get_freeze_count() == 0
+
+
+def unreachable_cycle() -> weakref.ref[object]:
+    """Two objects that refer to each other and nothing else: only a collection frees them."""
+
+    class Node:
+        other: object = None
+
+    a, b = Node(), Node()
+    a.other, b.other = b, a
+    return weakref.ref(a)
+
+
+def test_the_start_s_last_collection_walks_only_what_came_after_the_imports(
+    restored_gc: None,
+) -> None:
+    gc.unfreeze()
+    collect_rarely()
+    loaded = unreachable_cycle()
+    freeze_loaded()
+    started = unreachable_cycle()
+    collect_less(50_000)
+    assert started() is None  # the start's garbage: collected before the freeze
+    assert loaded() is not None  # frozen with what the imports built, out of every collection

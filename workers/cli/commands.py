@@ -53,9 +53,11 @@ async def run_dev(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def run_worker(settings: Settings, args: argparse.Namespace) -> int:
-    from workers.runtime.collector import collect_rarely
+    from workers.runtime.collector import collect_rarely, freeze_loaded
 
-    collect_rarely()  # until serve has started the fleet: it then calls collect_less
+    tuned = settings.gc_threshold > 0  # 0: Python's own collector, as it comes
+    if tuned:
+        collect_rarely()  # until serve has started the fleet: it then calls collect_less
     from workers.http import register
     from workers.runtime.compose import Runtime, all_roles
     from workers.runtime.connections import required_master_key
@@ -69,6 +71,8 @@ async def run_worker(settings: Settings, args: argparse.Namespace) -> int:
         raise UsageError("worker: --role projection needs --projection NAME")
     domains = load_domains(settings.domains)  # a bad domain set fails before any connection
     processes = load_processes(settings.processes, domains)
+    if tuned:
+        freeze_loaded()  # every module this process runs is imported by now
     if args.role == PM_ROLE and not processes:
         raise UsageError(
             "worker --role pm: EVENTFLEET_PROCESSES names no process manager, so the role has "
