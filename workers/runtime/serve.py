@@ -168,15 +168,24 @@ def _start_loops(fleet: Fleet, runtime: Runtime) -> list[asyncio.Task[None]]:
     return background
 
 
-async def end_loops(background: list[asyncio.Task[None]], *, within_s: float = LOOPS_END_S) -> None:
-    """Cancel the loops beside the roles and wait for them to end, at most ``within_s`` (a
-    cancel is prompt); a loop that holds its cancel longer is named in the log with the await
-    that holds it, and the stop goes on without it."""
-    for task in background:
-        task.cancel()
-    if not background:
-        return
-    _, holding = await asyncio.wait(background, timeout=within_s)
+async def end_loops(
+    background: list[asyncio.Task[None]], *, within_s: float = LOOPS_END_S, again_s: float = 0.5
+) -> None:
+    """Cancel the loops beside the roles and wait for them to end, at most ``within_s``; a loop
+    that holds its cancel longer is named in the log with the await that holds it, and the stop
+    goes on without it.
+
+    A loop still running after ``again_s`` is cancelled again: a library may swallow a cancel.
+    Python 3.11's ``asyncio.wait_for`` returns the result of an operation that completed as the
+    cancel came (python/cpython#86296), and pymongo reads its sockets through it: the process
+    managers' polls then slept on as if never told, and a stop waited out the whole bound."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    holding = set(background)
+    while holding and (left := deadline - loop.time()) > 0:
+        for task in holding:
+            task.cancel()
+        _, holding = await asyncio.wait(holding, timeout=min(again_s, left))
     for task in holding:
         log.warning(
             "%s did not end within %g s of its cancel, at %s",
