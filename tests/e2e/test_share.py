@@ -31,14 +31,15 @@ SESSION_S = 3.0  # FleetProcess's EVENTFLEET_KAFKA_SESSION_TIMEOUT_MS
 DRAIN_S = 5.0  # the members' EVENTFLEET_DRAIN_TIMEOUT_S
 TANSU_JOIN_HOLD_S = 3.0  # Tansu holds a follower's JoinGroup this long (tests/e2e/test_join_heals)
 BOUND_S = (
-    max(SESSION_S, DRAIN_S) + JOIN_BOUND_SESSIONS * SESSION_S + 2 * TANSU_JOIN_HOLD_S + SESSION_S
+    max(SESSION_S, DRAIN_S) + JOIN_BOUND_SESSIONS * SESSION_S + 3 * TANSU_JOIN_HOLD_S + SESSION_S
 )
 """From a join (the joiner's HTTP is up) or a leave (the signal) to a balanced group, each
 member ready: the group hears of a leave when a killed member's session runs out or a stopped
 one leaves at the end of its drain; a join on a group Tansu left without its leader heals after
-JOIN_BOUND_SESSIONS session timeouts (workers.adapters.kafka.join); the join and the healing
-one each wait for the broker's hold; and one more session for the members' heartbeats (a sixth
-of it), their commits on revocation and the joiner's consumer start. 23 s here."""
+JOIN_BOUND_SESSIONS session timeouts (workers.adapters.kafka.join); the join, the healing one
+(under the departed leader's id) and the one after the healer leaves its own id each wait for
+the broker's hold; and one more session for the members' heartbeats (a sixth of it), their
+commits on revocation and the joiner's consumer start. 26 s here."""
 START_S = 60  # launch → HTTP up, on a loaded 2-core machine (FleetProcess.start's bound)
 SERIES = re.compile(r"^eventfleet_consumer_lag_events\{([^}]*)\} ", re.M)
 LABEL = re.compile(r'(\w+)="([^"]*)"')

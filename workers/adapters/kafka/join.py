@@ -9,10 +9,20 @@ rejoining with a fresh member id changes nothing, as the leader stays named.
 
 What heals it: the JoinGroup answer names the leader. A member that has not synced within the
 bound asks which members the group has (DescribeGroups); if the named leader is none of them,
-it leaves under its own id and joins under the departed leader's id: Tansu takes it as the
-leader, sends it the members, and its assignment forms the group. On a broker that forgets a
-departed member (Apache Kafka), the bound is never reached; were it reached, the unknown id is
-refused (``UNKNOWN_MEMBER_ID``) and aiokafka joins afresh: nothing worse than one more join.
+it joins under the departed leader's id: Tansu takes it as the leader, sends it the members,
+and its assignment forms the group. On a broker that forgets a departed member (Apache Kafka),
+the bound is never reached; were it reached, the unknown id is refused (``UNKNOWN_MEMBER_ID``)
+and aiokafka joins afresh: nothing worse than one more join.
+
+Exactly one member takes that id. The members left behind joined in the same rebalance, and
+Tansu answers their joins together, so their bounds run out within milliseconds of each other:
+were each to take the id, two processes would be one member to the broker, each the leader of
+a group of one, each assigned every partition (or, their metadata differing, each join of one
+fencing the other's generation: a group rebalancing for ever). So only the member whose own id
+is the first of the described members takes it; the others wait a bound, by when it leads.
+And it joins under the leader's id *before* it leaves under its own, then joins once more
+(the group without its old id): at every moment a member that asks sees its old id or the
+leader's, never a group where it alone would be first.
 
 If that does not heal it either (``give_up_after`` attempts), the member gives up: the process
 logs why and exits with its own code (``EXIT_GROUP_STUCK``) so that its supervisor restarts it.
@@ -56,8 +66,9 @@ class JoinWatch:
 
     ``bound_s``: how long a join may go on without a completed sync (a few session timeouts).
     ``on_heal(action)`` counts each act (``adopt_leader``; ``waiting``: the named leader is a
-    member, so nothing is taken and one more bound runs; ``give_up``: ``give_up_after``
-    adoptions did not complete the join); ``on_stuck(reason)`` is called once on giving up.
+    member, or another member left behind takes its id, so nothing is taken and one more bound
+    runs; ``give_up``: ``give_up_after`` adoptions did not complete the join);
+    ``on_stuck(reason)`` is called once on giving up.
     """
 
     def __init__(
@@ -114,13 +125,18 @@ class JoinWatch:
         is no group that cannot form, and starts the bound again."""
         now = self._clock()
         since = self._joining_since
+        left_behind = ""  # the member's own id, once it joins under the departed leader's
         if since is not None and now - since >= self.bound_s and not self.gave_up:
             try:
-                await self._act(original, node_id, request, now, **kw)
+                left_behind = await self._act(original, node_id, request, now, **kw)
             except Exception:  # the watch never breaks the join it watches
                 log.exception("the join watch of group %s failed; the join goes on", request._group)
         try:
             response = await original(node_id, request, **kw)
+            if left_behind and response.error_code == 0:
+                response = await self._leave_behind(
+                    original, node_id, request, response, left_behind, **kw
+                )
         except Exception:
             self._joining_since = None
             raise
@@ -132,7 +148,9 @@ class JoinWatch:
 
     async def _act(
         self, original: Send, node_id: int, request: JoinGroupRequest, now: float, **kw: object
-    ) -> None:
+    ) -> str:
+        """Give up, wait, or set ``request`` to join under the departed leader's id; returns the
+        member's own id when it does (to leave once the leader's id is a member), else ""."""
         group = request._group
         waited = now - self._joining_since if self._joining_since is not None else 0.0
         if self.heals >= self._give_up_after:
@@ -145,13 +163,14 @@ class JoinWatch:
             log.error("%s", reason)
             self._on_heal("give_up")
             self._on_stuck(reason)
-            return
+            return ""
         self._joining_since = now  # the next bound runs from this act
-        if (
-            not self._leader
-            or self._leader == self._member
-            or await self._leader_present(original, node_id, group, **kw)
-        ):
+        members = (
+            None
+            if not self._leader or self._leader == self._member
+            else await self._members(original, node_id, group, **kw)
+        )
+        if members is None or self._leader in members:
             # A live leader re-forms the group (Tansu drops one that stops heartbeating): no
             # id is taken, and waiting is no failure that makes the member give up.
             log.warning(
@@ -163,33 +182,75 @@ class JoinWatch:
                 self._leader or "(none named)",
             )
             self._on_heal("waiting")
-            return
+            return ""
+        if self._member not in members or self._member != min(members):
+            # Another member left behind takes the leader's id (the first by id; every member
+            # that asks now names the same one): two taking it would be one member twice.
+            log.warning(
+                "the join of group %s did not complete in %.0f s (bound %g s): its leader %s "
+                "left, and member %s of %s takes its id, not this one (%s): waiting one more "
+                "bound",
+                group,
+                waited,
+                self.bound_s,
+                self._leader,
+                min(members) if members else "(none)",
+                sorted(members),
+                self._member,
+            )
+            self._on_heal("waiting")
+            return ""
         self.heals += 1
         log.warning(
             "the join of group %s did not complete in %.0f s (bound %g s): member %s follows "
             "leader %s, which never assigns (a broker that kept a departed leader, as Tansu "
-            "does); leaving and joining again as that leader",
+            "does); joining again as that leader, then leaving as itself",
             group,
             waited,
             self.bound_s,
             self._member,
             self._leader,
         )
-        if self._member and request._member_id == self._member:
-            await original(node_id, LeaveGroupRequest(group, self._member), **kw)
+        own = self._member  # left once the leader's id is a member: see _leave_behind
         request._member_id = self._leader
         self._on_heal("adopt_leader")
+        return own
 
-    async def _leader_present(self, original: Send, node_id: int, name: str, **kw: object) -> bool:
-        """The named leader is still among the group's members (or the broker cannot say): its
-        id is never taken while it may be in use."""
+    async def _leave_behind(
+        self,
+        original: Send,
+        node_id: int,
+        request: JoinGroupRequest,
+        response: Response,
+        own: str,
+        **kw: object,
+    ) -> Response:
+        """Joined under the leader's id: leave under its own (``own``) and, if the answer named
+        it among the members, join once more so that no partition is assigned to it."""
+        group = request._group
+        if response.member_id != request._member_id:
+            return response  # not taken as that id: aiokafka goes on as the answer says
+        try:
+            await original(node_id, LeaveGroupRequest(group, own), **kw)
+        except Exception as e:  # its session runs out instead
+            log.info("member %s of group %s did not leave (%r)", own, group, e)
+            return response
+        if not any(member[0] == own for member in response.members):
+            return response  # the broker had dropped it already: the answer stands
+        return await original(node_id, request, **kw)
+
+    async def _members(
+        self, original: Send, node_id: int, name: str, **kw: object
+    ) -> set[str] | None:
+        """The ids of the group's members, as the broker describes them; None if it cannot say
+        (then no id is taken)."""
         try:
             response = await original(node_id, DescribeGroupsRequest([name]), **kw)
         except Exception as e:  # any failure: the id is not taken
             log.info("members of group %s not described (%r): not acting", name, e)
-            return True
+            return None
         for described in response.groups:
             error_code, described_name, members = described[0], described[1], described[5]
             if described_name == name and error_code == 0:
-                return any(member[0] == self._leader for member in members)
-        return True
+                return {member[0] for member in members}
+        return None
