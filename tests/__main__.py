@@ -58,17 +58,17 @@ def install(command: str, packages: tuple[str, ...], needed_by: str) -> None:
 
 
 def parallel(argv: list[str]) -> list[str]:
-    """Two worker processes per core (at most 4), each taking whole test files, so a module's
+    """Three worker processes per core (at most 6), each taking whole test files, so a module's
     fleet and fixtures stay in one process; ``-n 0`` (or any ``-n``) given by the caller wins.
 
-    Two per core because the fault scenarios mostly wait (a frozen store, a drain, a rebalance):
-    on 2 cores, 2 workers kept the cores 72% busy and took 647 s (without the browser tests),
-    3 took 565 s and 4 took 492 s (with them)."""
+    Three per core because the fault scenarios mostly wait (a frozen store, a drain, a
+    rebalance): on 2 cores, 4 workers took 646 to 726 s (three quiet runs, 5206 to 5207
+    tests); 6 took 528 s with the cores 91% busy (5208 tests at 926bb0b, quiet)."""
     if any(arg == "-n" or arg.startswith(("-n", "--numprocesses")) for arg in argv):
         return []
     # In the order of collection (tests/conftest.py puts the long files first), not reordered
     # by test count: that ran the files of many short tests first and the long scenarios last.
-    workers = str(min(4, 2 * (os.cpu_count() or 1)))
+    workers = str(min(6, 3 * (os.cpu_count() or 1)))
     return ["-n", workers, "--dist", "loadfile", "--no-loadscope-reorder"]
 
 

@@ -21,13 +21,16 @@ ast_guard.install()  # before any failure is shown: see tests/ast_guard.py
 
 HERE = Path(__file__).parent
 LONGEST = (
-    "e2e/test_forward_once.py", "e2e/test_parking.py", "integration/test_cli.py",
-    "e2e/test_unknowns_resolved.py", "e2e/test_erasure.py", "e2e/test_edges_of_a_fault.py",
-    "e2e/test_store_is_judge.py", "e2e/test_drain_at_fault.py", "e2e/test_openapi_fuzz.py",
-    "e2e/test_elasticity.py", "e2e/test_failures.py", "integration/test_bench_cli.py",
+    "e2e/test_unknowns_resolved.py", "e2e/test_forward_once.py", "integration/test_cli.py",
+    "e2e/test_edges_of_a_fault.py", "e2e/test_store_is_judge.py", "e2e/test_openapi_fuzz.py",
+    "integration/test_join_heals.py", "e2e/test_erasure.py", "e2e/test_share.py",
+    "e2e/test_parking.py", "e2e/test_join_heals.py", "e2e/test_drain_at_fault.py",
+    "e2e/test_failures.py", "console/test_chat_page.py", "e2e/test_answers_at_fault.py",
+    "e2e/test_elasticity.py", "integration/test_bench_cli.py",
 )  # fmt: skip
-"""The files that took longest in a full run (``python -m tests --durations=0``, 2 to 5 minutes
-each on 2 cores), longest first: they start first, whatever their directory."""
+"""The files that took longest in a full run (``python -m tests --junitxml=…``, summed per
+file: 45 s to 2.5 minutes each on 2 cores), longest first: they start first, whatever their
+directory."""
 LONGEST_FIRST = ("e2e", "console", "integration", "bus", "storage", "sync", "contracts")
 """Directories in the order their files start: with whole files spread over the workers
 (``--dist loadfile``, in this order: ``tests/__main__.py`` turns off pytest-xdist's own
