@@ -4,7 +4,8 @@ constructors, protocols, the dependencies' private internals we reach, and the t
 
 ``python -m tests.bench.house [ROOT]`` (default: this checkout) prints one line per figure;
 ``--json`` one JSON object. Code lines are every line of ``workers/`` that is neither blank,
-nor a comment, nor part of a docstring (a module's, a class's or a function's first string).
+nor a comment, nor part of a docstring (a module's, a class's or a function's first string);
+statements are the AST's, which the formatter's layout does not change.
 
 The issue's code-line target counts the capabilities other issues added apart: ``LATER`` names
 the modules that are wholly such a capability (each added after the issue was filed, at
@@ -111,6 +112,8 @@ def capability_of(name: str) -> str | None:
 class Figures:
     code_lines: int = 0
     later_lines: dict[str, int] = field(default_factory=dict)
+    statements: int = 0
+    later_statements: dict[str, int] = field(default_factory=dict)
     modules: int = 0
     modules_over: list[str] = field(default_factory=list)
     functions_over: list[str] = field(default_factory=list)
@@ -164,9 +167,14 @@ def measure(root: Path) -> Figures:
         tree = ast.parse(source)
         figures.modules += 1
         lines = code_lines(source, tree)
+        statements = sum(isinstance(node, ast.stmt) for node in ast.walk(tree))
         figures.code_lines += lines
+        figures.statements += statements
         if (capability := capability_of(name)) is not None:
             figures.later_lines[capability] = figures.later_lines.get(capability, 0) + lines
+            figures.later_statements[capability] = (
+                figures.later_statements.get(capability, 0) + statements
+            )
         figures.fmt_skips += source.count("# fmt: skip")
         figures.long_lines += sum(len(line) > LINE_MAX for line in source.splitlines())
         if source.count("\n") > MODULE_MAX:
@@ -226,6 +234,9 @@ def main() -> None:
     for capability, lines in sorted(figures.later_lines.items()):
         print(f"  of them in modules of issue {capability}: {lines}")
     print(f"  the rest (what the issue's target counts): {figures.code_lines - later}")
+    rest = figures.statements - sum(figures.later_statements.values())
+    print(f"workers/ statements (the AST's, whatever the layout): {figures.statements}")
+    print(f"  the rest: {rest}")
     print(f"modules: {figures.modules}; over {MODULE_MAX} lines: {len(figures.modules_over)}")
     for entry in figures.modules_over:
         print(f"  {entry}")
