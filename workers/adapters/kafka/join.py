@@ -19,7 +19,8 @@ Tansu answers their joins together, so their bounds run out within milliseconds 
 were each to take the id, two processes would be one member to the broker, each the leader of
 a group of one, each assigned every partition (or, their metadata differing, each join of one
 fencing the other's generation: a group rebalancing for ever). So only the member whose own id
-is the first of the described members takes it; the others wait a bound, by when it leads.
+is the first of the described members takes it (one the broker does not list takes it unless a
+listed id comes before its own); the others wait a bound, by when it leads.
 And it joins under the leader's id *before* it leaves under its own, then joins once more
 (the group without its old id): at every moment a member that asks sees its old id or the
 leader's, never a group where it alone would be first.
@@ -183,9 +184,10 @@ class JoinWatch:
             )
             self._on_heal("waiting")
             return ""
-        if self._member not in members or self._member != min(members):
+        if first := min((m for m in members if m < self._member), default=""):
             # Another member left behind takes the leader's id (the first by id; every member
-            # that asks now names the same one): two taking it would be one member twice.
+            # that asks now names the same one): two taking it would be one member twice. A
+            # member the broker does not list acts as the first, as a lone member does.
             log.warning(
                 "the join of group %s did not complete in %.0f s (bound %g s): its leader %s "
                 "left, and member %s of %s takes its id, not this one (%s): waiting one more "
@@ -194,7 +196,7 @@ class JoinWatch:
                 waited,
                 self.bound_s,
                 self._leader,
-                min(members) if members else "(none)",
+                first,
                 sorted(members),
                 self._member,
             )
