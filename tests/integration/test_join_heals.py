@@ -1,7 +1,8 @@
 """A join that heals, on the embedded Tansu: two members leave follower-then-leader, which
 leaves the group naming a departed leader; the next member is assigned within the bound because
-its join watch (``workers.adapters.kafka.join``) joins again as that leader. Without the watch
-the same member is never assigned; with no way to heal left, it gives up and says why.
+its join watch (``workers.adapters.kafka.join``) joins again as that leader; two members left
+behind together heal it once, one taking that id, and share it. Without the watch the same
+member is never assigned; with no way to heal left, it gives up and says why.
 """
 
 from __future__ import annotations
