@@ -324,8 +324,14 @@ def id_query(ids: Sequence[str], aggregates: Sequence[AggregateRef] = ()) -> Doc
 
 
 def _duplicate_index(error: BaseException | None) -> int | None:
-    """Index of the event a duplicate-key error stopped at, or None for other errors."""
+    """Index of the event a duplicate-key error stopped at, or None for other errors.
+
+    None too beside a write concern error: the events before the duplicate were applied less
+    durably than asked, and a conflict would call them stored (the store's error stands).
+    """
     if isinstance(error, BulkWriteError):
+        if error.details.get("writeConcernErrors"):
+            return None
         write_errors = error.details.get("writeErrors") or []
         if write_errors and write_errors[0].get("code") == 11000:
             return int(write_errors[0]["index"])
