@@ -18,11 +18,14 @@ from workers.runtime.collector import (
 
 @pytest.fixture
 def restored_gc() -> Iterator[None]:
-    """The test process's collector as it was, whatever the test did to it."""
-    threshold = gc.get_threshold()
+    """The test process's collector as it was, whatever the test did to it: its thresholds, and
+    what collection left frozen (``tests/conftest.py``) frozen again."""
+    threshold, frozen = gc.get_threshold(), gc.get_freeze_count()
     yield
     gc.unfreeze()
     gc.set_threshold(*threshold)
+    if frozen:
+        gc.freeze()
 
 
 def test_a_worker_freezes_its_startup_and_collects_less_often(restored_gc: None) -> None:
