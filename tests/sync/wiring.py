@@ -24,6 +24,8 @@ from workers.runtime.compose import Runtime
 from workers.runtime.settings import Settings
 
 PARTITIONS = 2
+MONGO_TIMEOUT_MS: int = Settings.model_fields["mongo_timeout_ms"].default
+"""The fleet's default store timeout (``EVENTFLEET_MONGO_TIMEOUT_MS``), the wiring's too."""
 
 
 @dataclass
@@ -71,7 +73,7 @@ async def sync_wiring(
     redis_url: str,
     name: str,
     kafka_timeout_ms: int = 5000,
-    mongo_timeout_ms: int = 5000,
+    mongo_timeout_ms: int = MONGO_TIMEOUT_MS,
 ) -> AsyncIterator[SyncWiring]:
     """Everything under ``name``: database ``name``, topic ``name.events.stored``."""
     settings = Settings(
