@@ -31,7 +31,7 @@ async def test_a_store_that_does_not_answer_fails_within_its_timeout_with_a_sent
             await store.select(("order", "o1"))
     finally:
         await client.close()
-    assert time.monotonic() - started < 5  # a generous bound: 300 ms, not 600 or more
+    assert time.monotonic() - started < 5  # bounded, never hung (generous: a loaded machine)
     # The message (what a 503 body carries) is a sentence, not PyMongo's topology description.
     assert str(caught.value) == "MongoDB did not answer while reading order o1."
 
