@@ -77,41 +77,52 @@ def source_files() -> list[Path]:
     return sorted(files)
 
 
+def modules() -> dict[str, Path]:
+    """Every project module by name (what the graph has a node for: read at collection)."""
+    return {module_name(p): p for p in source_files()}
+
+
 @functools.cache
 def graph() -> dict[str, set[str]]:
-    """Module → the project modules it imports; ``from pkg import mod`` is an edge to ``pkg.mod``."""
-    modules = {module_name(p): p for p in source_files()}
+    """Module → the project modules it imports; ``from pkg import mod`` is an edge to ``pkg.mod``.
+
+    Built when a test first asks, not at collection (every pytest worker collects this file):
+    each file's ``from`` imports are found once, not once more per module it imports."""
+    found = modules()
     edges: dict[str, set[str]] = {}
-    for name, path in modules.items():
+    for name, path in found.items():
         source = path.read_text()
+        froms = [n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.ImportFrom)]
         imported = imported_modules(source, name, is_package=path.name == "__init__.py")
-        imported |= _submodules(source, modules)
+        imported |= _submodules(froms, found)
         targets = set()
         for target in imported:
-            while target and target not in modules:
+            while target and target not in found:
                 target = target.rpartition(".")[0]  # `from pkg.mod import name`: the module
             if target and target != name:
                 targets.add(target)
-        edges[name] = {t for t in targets if not _only_submodule_import(source, t, modules)}
+        edges[name] = {t for t in targets if not _only_submodule_import(froms, t, found)}
     return edges
 
 
-def _submodules(source: str, modules: dict[str, Path]) -> set[str]:
+def _submodules(froms: list[ast.ImportFrom], modules: dict[str, Path]) -> set[str]:
     found = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+    for node in froms:
+        if node.module and not node.level:
             for alias in node.names:
                 if f"{node.module}.{alias.name}" in modules:
                     found.add(f"{node.module}.{alias.name}")
     return found
 
 
-def _only_submodule_import(source: str, package: str, modules: dict[str, Path]) -> bool:
+def _only_submodule_import(
+    froms: list[ast.ImportFrom], package: str, modules: dict[str, Path]
+) -> bool:
     """``from pkg import mod`` (every name a submodule) does not depend on ``pkg/__init__``."""
     names = [
         alias.name
-        for node in ast.walk(ast.parse(source))
-        if isinstance(node, ast.ImportFrom) and node.module == package and not node.level
+        for node in froms
+        if node.module == package and not node.level
         for alias in node.names
     ]
     return bool(names) and all(f"{package}.{n}" in modules for n in names)
@@ -128,7 +139,7 @@ def upward(module: str, targets: set[str]) -> list[str]:
     return sorted(t for t in targets if room(t) != own and floor(room(t)) >= floor(own))
 
 
-@pytest.mark.parametrize("module", sorted(graph()), ids=str)
+@pytest.mark.parametrize("module", sorted(modules()), ids=str)
 def test_imports_point_down_or_sideways_within_a_room(module: str) -> None:
     wrong = upward(module, graph()[module])
     assert wrong == [], f"{module} ({room(module)}) may not import {wrong}"
