@@ -16,8 +16,6 @@ from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
 import kubernetes_validate  # type: ignore[import-untyped]
-from cloudcoil.models.keda import v1alpha1 as keda
-from cloudcoil.models.prometheus_operator import v1 as monitoring
 from pydantic import BaseModel
 
 K8S_VERSION = "1.29"  # the oldest Kubernetes the manifests support
@@ -50,12 +48,27 @@ KAFKA_METADATA = {
         "unsafeSsl": _BOOL,
     },
 }
-CRD_MODELS: dict[tuple[str, str], type[BaseModel]] = {
-    ("keda.sh/v1alpha1", "ScaledObject"): keda.ScaledObject,
-    ("keda.sh/v1alpha1", "TriggerAuthentication"): keda.TriggerAuthentication,
-    ("monitoring.coreos.com/v1", "PodMonitor"): monitoring.PodMonitor,
-    ("monitoring.coreos.com/v1", "PrometheusRule"): monitoring.PrometheusRule,
+CRD_KINDS = {
+    ("keda.sh/v1alpha1", "ScaledObject"),
+    ("keda.sh/v1alpha1", "TriggerAuthentication"),
+    ("monitoring.coreos.com/v1", "PodMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
 }
+
+
+def crd_model(key: tuple[str, str]) -> type[BaseModel]:
+    """The cloudcoil model of a custom resource kind, imported when a check needs it: the model
+    packages take 1.6 s to import, and every pytest worker collects the files that import this."""
+    from cloudcoil.models.keda import v1alpha1 as keda
+    from cloudcoil.models.prometheus_operator import v1 as monitoring
+
+    model: type[BaseModel] = {
+        ("keda.sh/v1alpha1", "ScaledObject"): keda.ScaledObject,
+        ("keda.sh/v1alpha1", "TriggerAuthentication"): keda.TriggerAuthentication,
+        ("monitoring.coreos.com/v1", "PodMonitor"): monitoring.PodMonitor,
+        ("monitoring.coreos.com/v1", "PrometheusRule"): monitoring.PrometheusRule,
+    }[key]
+    return model
 
 
 def _closed(node: Any) -> Any:
@@ -80,7 +93,7 @@ def _closed(node: Any) -> Any:
 
 @cache
 def crd_schema(key: tuple[str, str]) -> dict[str, Any]:
-    schema: dict[str, Any] = _closed(CRD_MODELS[key].model_json_schema(by_alias=True))
+    schema: dict[str, Any] = _closed(crd_model(key).model_json_schema(by_alias=True))
     return schema
 
 
@@ -101,7 +114,7 @@ def _deepest(error: Any) -> Any:
 def crd_problems(obj: dict[str, Any]) -> list[str]:
     """Structural problems of one custom resource (empty: valid)."""
     key = (obj.get("apiVersion", ""), obj.get("kind", ""))
-    if key not in CRD_MODELS:
+    if key not in CRD_KINDS:
         return [f"{_name(obj)}: {key} is neither a built-in kind nor a known CRD"]
     meta = obj.get("metadata", {})
     problems = []
@@ -128,7 +141,7 @@ def schema_problems(objects: list[dict[str, Any]], version: str = K8S_VERSION) -
     """Every object checked: built-ins strictly against Kubernetes ``version``, CRDs here."""
     problems: list[str] = []
     for obj in objects:
-        if (obj.get("apiVersion"), obj.get("kind")) in CRD_MODELS:
+        if (obj.get("apiVersion"), obj.get("kind")) in CRD_KINDS:
             problems.extend(crd_problems(obj))
             continue
         try:
