@@ -6,8 +6,9 @@ The real store answers within the fleet's default timeout (``EVENTFLEET_MONGO_TI
 not a shorter one: a contract holds for the configuration the fleet runs, and an outage (the proxy
 dropping) shows within one timeout anyway. With 2 s, one append of a full run beside ``stress-ng
 --cpu 2`` went unanswered (StoreOutcomeUnknown): this runtime runs in the test's own process,
-whose full garbage collections stalled it for up to 3.5 s in such a run (``tests/conftest.py`` now freezes
-what collection left); the store itself answered the 70 appends of two such runs within 0.24 s."""
+whose full garbage collections stalled it for up to 3.5 s in such a run (``tests/conftest.py``
+now freezes what collection left); the store itself answered the 70 appends of two such runs
+within 0.24 s."""
 
 from __future__ import annotations
 
