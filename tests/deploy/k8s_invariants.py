@@ -12,8 +12,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from topics.errors import ConfigError
-from workers.runtime.loading import load_domains
 from workers.runtime.connections import fleet_catalog
+from workers.runtime.loading import load_domains
 from workers.runtime.settings import Settings
 from workers.secrets import CONNECTION_SECRETS, SECRETS
 

@@ -154,9 +154,7 @@ def network_problems(objects: list[Obj], settings: Settings) -> list[str]:
             )
         for svc, target, number in _served_ports(objects, pod):
             if not any(_admits(rule, target, number) for _, rule in rules):
-                problems.append(
-                    f"{where}: the clients of {svc} are refused: admit port {target}"
-                )
+                problems.append(f"{where}: the clients of {svc} are refused: admit port {target}")
     return problems
 
 

@@ -53,7 +53,9 @@ def test_the_ops_port_is_admitted_from_the_monitoring_namespace_only() -> None:
     ops = find(objects, "NetworkPolicy", "eventfleet-ops")
     assert ops["spec"]["ingress"] == [
         {
-            "from": [{"namespaceSelector": {"matchLabels": {NAMESPACE_LABEL: MONITORING_NAMESPACE}}}],
+            "from": [
+                {"namespaceSelector": {"matchLabels": {NAMESPACE_LABEL: MONITORING_NAMESPACE}}}
+            ],
             "ports": [{"port": "ops", "protocol": "TCP"}],
         }
     ]
@@ -66,9 +68,9 @@ def _policy(name: str) -> Callable[[list[Obj]], Obj]:
 
 
 def _appender(objects: list[Obj]) -> Obj:
-    container: Obj = find(objects, "Deployment", "eventfleet-appender")["spec"]["template"][
-        "spec"
-    ]["containers"][0]
+    container: Obj = find(objects, "Deployment", "eventfleet-appender")["spec"]["template"]["spec"][
+        "containers"
+    ][0]
     return container
 
 
