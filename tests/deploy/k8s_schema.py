@@ -10,6 +10,7 @@ a string map, so the Kafka scaler's documented parameters are checked on top of 
 
 from __future__ import annotations
 
+import importlib
 import re
 from functools import cache
 from typing import Any
@@ -54,20 +55,18 @@ CRD_KINDS = {
     ("monitoring.coreos.com/v1", "PodMonitor"),
     ("monitoring.coreos.com/v1", "PrometheusRule"),
 }
+MODEL_PACKAGES = {
+    "keda.sh/v1alpha1": "cloudcoil.models.keda.v1alpha1",
+    "monitoring.coreos.com/v1": "cloudcoil.models.prometheus_operator.v1",
+}
+"""Where the cloudcoil model of each API version's kinds is (a model is named as its kind)."""
 
 
 def crd_model(key: tuple[str, str]) -> type[BaseModel]:
-    """The cloudcoil model of a custom resource kind, imported when a check needs it: the model
-    packages take 1.6 s to import, and every pytest worker collects the files that import this."""
-    from cloudcoil.models.keda import v1alpha1 as keda
-    from cloudcoil.models.prometheus_operator import v1 as monitoring
-
-    model: type[BaseModel] = {
-        ("keda.sh/v1alpha1", "ScaledObject"): keda.ScaledObject,
-        ("keda.sh/v1alpha1", "TriggerAuthentication"): keda.TriggerAuthentication,
-        ("monitoring.coreos.com/v1", "PodMonitor"): monitoring.PodMonitor,
-        ("monitoring.coreos.com/v1", "PrometheusRule"): monitoring.PrometheusRule,
-    }[key]
+    """The model of a custom resource kind, imported when a check needs it: the model packages
+    take 1.6 s to import, and every pytest worker collects the files that import this module."""
+    api_version, kind = key
+    model: type[BaseModel] = getattr(importlib.import_module(MODEL_PACKAGES[api_version]), kind)
     return model
 
 

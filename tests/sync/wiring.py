@@ -24,8 +24,6 @@ from workers.runtime.compose import Runtime
 from workers.runtime.settings import Settings
 
 PARTITIONS = 2
-MONGO_TIMEOUT_MS: int = Settings.model_fields["mongo_timeout_ms"].default
-"""The fleet's default store timeout (``EVENTFLEET_MONGO_TIMEOUT_MS``), the wiring's too."""
 
 
 @dataclass
@@ -73,9 +71,9 @@ async def sync_wiring(
     redis_url: str,
     name: str,
     kafka_timeout_ms: int = 5000,
-    mongo_timeout_ms: int = MONGO_TIMEOUT_MS,
 ) -> AsyncIterator[SyncWiring]:
-    """Everything under ``name``: database ``name``, topic ``name.events.stored``."""
+    """Everything under ``name``: database ``name``, topic ``name.events.stored``; the store's
+    timeout is the fleet's default (``EVENTFLEET_MONGO_TIMEOUT_MS``)."""
     settings = Settings(
         kafka_url=kafka_url,
         mongo_url=mongo_url,
@@ -85,7 +83,6 @@ async def sync_wiring(
         group_id=name,
         kafka_idempotence=False,  # Tansu rejects InitProducerId
         kafka_timeout_ms=kafka_timeout_ms,
-        mongo_timeout_ms=mongo_timeout_ms,
         snapshot_tail=5,
         master_key_env=TEST_MASTER_KEY_VARIABLE,  # the account's holder is sealed
     )
