@@ -7,7 +7,6 @@ parsed by ``workers.roles.command.multi_requests`` and answered by the command s
 
 from __future__ import annotations
 
-from topics.errors import EventfleetError
 from workers.http import declared
 from workers.http.bodies import json_body
 from workers.http.edge.request import Request
@@ -15,7 +14,7 @@ from workers.http.edge.responses import Response, json_response
 from workers.http.edge.routes import Api
 from workers.roles.command.multi_requests import parse_multi
 from workers.roles.outcomes import Refused
-from workers.runtime.answers import error, failure
+from workers.runtime.answers import error
 from workers.runtime.fleet import Fleet
 from workers.runtime.multi_answers import answer_of_all
 
@@ -34,16 +33,13 @@ def register_multi_append(fleet: Fleet, api: Api) -> None:
         if fleet.draining:
             return draining
         with fleet.serving():
-            try:
-                body = await json_body(request, limit, within_s)
-                multi = parse_multi(
-                    body,
-                    max_bytes=limit,
-                    max_items=max_items,
-                    actor=door.actor(request),  # from the token only, never from the body
-                )
-            except EventfleetError as e:
-                return json_response(failure(e))
+            body = await json_body(request, limit, within_s)
+            multi = parse_multi(
+                body,
+                max_bytes=limit,
+                max_items=max_items,
+                actor=door.actor(request),  # from the token only, never from the body
+            )
             outcome = await commands.handle_many(multi)
             if isinstance(outcome, Refused) and outcome.code == "forbidden":
                 door.count_forbidden(str(outcome.details.get("reason", "domain_rule")))

@@ -11,14 +11,13 @@ from importlib.metadata import PackageNotFoundError, version
 
 import orjson
 
-from topics.errors import EventfleetError
 from topics.jsonvalue import JsonObject
 from workers.http.edge.request import Request
 from workers.http.edge.responses import Response, json_response
 from workers.http.edge.routes import Api
 from workers.http.openapi import document
 from workers.http.openapi_schemas import type_listing
-from workers.runtime.answers import Answer, failure
+from workers.runtime.answers import Answer
 from workers.runtime.fleet import Fleet
 
 __all__ = ["Contract", "register_contract"]
@@ -40,14 +39,11 @@ class Contract:
         self._built: JsonObject | None = None
         self._bytes: bytes | None = None
 
-    def routes(self) -> list[str]:
-        return self._api.templates()
-
     def document(self) -> JsonObject:
         if self._built is None:
             self._built = document(
                 self._fleet.runtime.domains,
-                self.routes(),
+                self._api.templates(),
                 auth=self._fleet.door.mode,
                 version=package_version(),
             )
@@ -81,10 +77,7 @@ def register_contract(fleet: Fleet, api: Api) -> Contract:
         errors=("unknown_aggregate_type", "bad_request"),
     )
     async def one_type(request: Request) -> Response:
-        try:
-            domain = domains.get(request.params["aggregate_type"])
-        except EventfleetError as e:
-            return json_response(failure(e))
+        domain = domains.get(request.params["aggregate_type"])
         return json_response(Answer(200, type_listing(domain)))
 
     return contract

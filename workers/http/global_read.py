@@ -16,16 +16,14 @@ from collections.abc import Awaitable, Callable, Sequence
 import orjson
 
 from topics.envelope import Event, encode
-from topics.errors import EventfleetError
 from workers.http import declared
 from workers.http.declared import GlobalEventsQuery, GlobalSubscribeQuery
 from workers.http.edge.request import Request
-from workers.http.edge.responses import Response, json_response
+from workers.http.edge.responses import Response
 from workers.http.edge.routes import Api
 from workers.http.live.streams import LiveServer, check_transport, principal_of
 from workers.roles.read.global_read import GlobalFilter, GlobalRead, choose, read_rule
 from workers.roles.read.paging import next_link
-from workers.runtime.answers import failure
 from workers.runtime.fleet import Fleet
 from workers.runtime.settings import Settings
 
@@ -62,15 +60,12 @@ def register_global_read(fleet: Fleet, api: Api, live: LiveServer, reader: Globa
         )
 
     async def events(request: Request, query: GlobalEventsQuery) -> Response:
-        try:
-            page = await reader.page(
-                after=query.after,
-                limit=query.limit,
-                keep=filtered(query),
-                may_read=read_rule(domains, fleet.door.actor(request)),
-            )
-        except EventfleetError as e:
-            return json_response(failure(e))
+        page = await reader.page(
+            after=query.after,
+            limit=query.limit,
+            keep=filtered(query),
+            may_read=read_rule(domains, fleet.door.actor(request)),
+        )
         # The envelopes are spliced in as they are: no decode/encode round trip per event.
         body = (
             b'{"events":['
@@ -89,30 +84,23 @@ def register_global_read(fleet: Fleet, api: Api, live: LiveServer, reader: Globa
         return Response(body, headers=headers)
 
     async def subscribe(request: Request, query: GlobalSubscribeQuery) -> Response:
-        try:
-            resumed = (request.headers.get("Last-Event-ID") or "").strip()
-            after = resumed or query.after
-            keep = filtered(query)
-            check_transport(request)
-            principal = principal_of(fleet, request)
-        except EventfleetError as e:
-            return json_response(failure(e))
+        resumed = (request.headers.get("Last-Event-ID") or "").strip()
+        after = resumed or query.after
+        keep = filtered(query)
+        check_transport(request)
+        principal = principal_of(fleet, request)
         may_read = read_rule(domains, fleet.door.actor(request))
-        connection = None
-        try:
-            async with live.connection("global", principal, request) as connection:
-                subscription = await reader.subscription(
-                    after=after, keep=keep, may_read=may_read, limits=live.limits
-                )
+        async with live.connection("global", principal, request) as connection:
+            subscription = await reader.subscription(
+                after=after, keep=keep, may_read=may_read, limits=live.limits
+            )
 
-                def render(batch: Sequence[Event]) -> list[tuple[bytes, bytes]]:
-                    return [(subscription.tokens[e.id].encode(), encode(e)) for e in batch]
+            def render(batch: Sequence[Event]) -> list[tuple[bytes, bytes]]:
+                return [(subscription.tokens[e.id].encode(), encode(e)) for e in batch]
 
-                return await live.stream(
-                    request, connection, subscription, kind="global", render=render, positioned=True
-                )
-        except EventfleetError as e:  # refused before anything streamed
-            return json_response(failure(e))
+            return await live.stream(
+                request, connection, subscription, kind="global", render=render, positioned=True
+            )
         return live.ended(connection)
 
     api.bind(declared.GLOBAL_EVENTS, events)

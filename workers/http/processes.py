@@ -13,7 +13,7 @@ from __future__ import annotations
 import orjson
 
 from snapshot_rules.process import NAME_RE
-from topics.errors import EventfleetError, Forbidden, InvalidInput
+from topics.errors import Forbidden, InvalidInput
 from topics.jsonvalue import JsonObject
 from workers.http import declared
 from workers.http.bodies import json_body
@@ -22,7 +22,7 @@ from workers.http.edge.request import Request
 from workers.http.edge.responses import Response, json_response
 from workers.http.edge.routes import Api
 from workers.roles.process.desk import ProcessDesk, deadline_dict, instance_dict
-from workers.runtime.answers import Answer, error, failure
+from workers.runtime.answers import Answer, error
 from workers.runtime.fleet import Fleet
 
 OFF = (
@@ -51,22 +51,16 @@ def register_processes(fleet: Fleet, api: Api) -> None:
     async def processes(request: Request) -> Response:
         if (refused := refusal(request, *readers)) is not None:
             return refused
-        try:
-            found = await desk.overview()
-        except EventfleetError as e:
-            return json_response(failure(e))
+        found = await desk.overview()
         return json_response(Answer(200, {"processes": [s.as_dict() for s in found]}))
 
     async def instances(request: Request, query: InstancesQuery) -> Response:
         if (refused := refusal(request, *readers)) is not None:
             return refused
-        try:
-            name = process_of(request)
-            page, following = await desk.page(
-                name, status=query.status, after=query.after, limit=query.limit
-            )
-        except EventfleetError as e:
-            return json_response(failure(e))
+        name = process_of(request)
+        page, following = await desk.page(
+            name, status=query.status, after=query.after, limit=query.limit
+        )
         body = {
             "instances": [instance_dict(i) for i in page],
             "more": following is not None,
@@ -77,19 +71,13 @@ def register_processes(fleet: Fleet, api: Api) -> None:
     async def instance(request: Request) -> Response:
         if (refused := refusal(request, *readers)) is not None:
             return refused
-        try:
-            found = await desk.show(process_of(request), request.params["key"])
-        except EventfleetError as e:
-            return json_response(failure(e))
+        found = await desk.show(process_of(request), request.params["key"])
         return json_response(Answer(200, instance_dict(found)))
 
     async def deadlines(request: Request, query: DeadlinesQuery) -> Response:
         if (refused := refusal(request, *readers)) is not None:
             return refused
-        try:
-            pending = await desk.deadlines(process_of(request), limit=query.limit)
-        except EventfleetError as e:
-            return json_response(failure(e))
+        pending = await desk.deadlines(process_of(request), limit=query.limit)
         listed = [{"key": key, **deadline_dict(d)} for key, d in pending]
         return json_response(Answer(200, {"deadlines": listed}))
 
@@ -106,19 +94,13 @@ def register_processes(fleet: Fleet, api: Api) -> None:
 async def retry_answer(fleet: Fleet, desk: ProcessDesk, request: Request) -> Response:
     """``POST …/retry``: the operator's retry of a stuck instance (202), or why not."""
     settings = fleet.runtime.settings
-    try:
-        name = process_of(request)
-        raw = await json_body(request, settings.max_body_bytes, settings.body_timeout_s)
-        body = _body(raw)
-    except EventfleetError as e:
-        return json_response(failure(e))
+    name = process_of(request)
+    raw = await json_body(request, settings.max_body_bytes, settings.body_timeout_s)
+    body = _body(raw)
     who = _operator(fleet, request, body)
     if isinstance(who, Response):
         return who
-    try:
-        asked = await desk.retry(name, request.params["key"], operator=who, via="http")
-    except EventfleetError as e:  # NotStuck among them: 409 instance_not_stuck
-        return json_response(failure(e))
+    asked = await desk.retry(name, request.params["key"], operator=who, via="http")
     return json_response(Answer(202, instance_dict(asked)))
 
 

@@ -69,20 +69,17 @@ def register_append(fleet: Fleet, api: Api) -> None:
         if fleet.draining:
             return draining
         with fleet.serving():
-            try:
-                body = await json_body(request, limit, within_s)
-                params = request.params
-                command = parse_request(
-                    params["aggregate_type"],
-                    params["aggregate_id"],
-                    body,
-                    max_bytes=limit,
-                    actor=door.actor(request),  # from the token only, never from the body
-                )
-                if "if-match" in request.headers:
-                    command = expecting(command, request.headers.get("if-match", ""))
-            except EventfleetError as e:
-                return json_response(failure(e))
+            body = await json_body(request, limit, within_s)
+            params = request.params
+            command = parse_request(
+                params["aggregate_type"],
+                params["aggregate_id"],
+                body,
+                max_bytes=limit,
+                actor=door.actor(request),  # from the token only, never from the body
+            )
+            if "if-match" in request.headers:
+                command = expecting(command, request.headers.get("if-match", ""))
             outcome = await commands.handle(command)
             if isinstance(outcome, Refused) and outcome.code == "forbidden":
                 door.count_forbidden(str(outcome.details.get("reason", "domain_rule")))
@@ -145,18 +142,13 @@ class AggregateReads:
         rt = self.runtime
         params = request.params
         ref = (params["aggregate_type"], params["aggregate_id"])
-        try:
-            await read_after(self.waiter, ref, request, ReadAfter.of(query))
-            page = await read_page(
-                rt.events, ref, after_version=query.after_version, limit=query.limit
-            )
-            # clients see the current schema version
-            listed = await rt.shredder.open_events([rt.domains.upcast(e) for e in page.events])
-            if not listed and not await rt.events.heads([ref]):
-                rt.domains.get(ref[0])  # nothing stored: is the type itself unknown?
-                return json_response(no_events(*ref, None))
-        except EventfleetError as e:
-            return json_response(failure(e))
+        await read_after(self.waiter, ref, request, ReadAfter.of(query))
+        page = await read_page(rt.events, ref, after_version=query.after_version, limit=query.limit)
+        # clients see the current schema version
+        listed = await rt.shredder.open_events([rt.domains.upcast(e) for e in page.events])
+        if not listed and not await rt.events.heads([ref]):
+            rt.domains.get(ref[0])  # nothing stored: is the type itself unknown?
+            return json_response(no_events(*ref, None))
         # The envelope bytes are spliced in as they are: no decode/encode round trip per event.
         body = (
             b'{"events":['
@@ -181,18 +173,15 @@ class AggregateReads:
             request.params["aggregate_type"],
             request.params["aggregate_id"],
         )
-        try:
-            found = await rt.snapshots.load((aggregate_type, aggregate_id))
-            if found is None:
-                rt.domains.get(aggregate_type)  # nothing stored: is the type itself unknown?
-                message = (
-                    f"{aggregate_type} {aggregate_id} has no snapshot yet; GET .../state "
-                    "answers its state either way."
-                )
-                return json_response(error(404, "not_found", message))
-            state = await rt.shredder.open(found.state)
-        except EventfleetError as e:
-            return json_response(failure(e))
+        found = await rt.snapshots.load((aggregate_type, aggregate_id))
+        if found is None:
+            rt.domains.get(aggregate_type)  # nothing stored: is the type itself unknown?
+            message = (
+                f"{aggregate_type} {aggregate_id} has no snapshot yet; GET .../state "
+                "answers its state either way."
+            )
+            return json_response(error(404, "not_found", message))
+        state = await rt.shredder.open(found.state)
         body = {"version": found.version, "state": state, "taken_at": found.taken_at}
         return Response(
             orjson.dumps(body, option=orjson.OPT_UTC_Z), headers={"ETag": etag(found.version)}
@@ -204,22 +193,17 @@ class AggregateReads:
             request.params["aggregate_type"],
             request.params["aggregate_id"],
         )
-        try:
-            domain = rt.domains.get(aggregate_type)
-            await read_after(
-                self.waiter, (aggregate_type, aggregate_id), request, ReadAfter.of(query)
+        domain = rt.domains.get(aggregate_type)
+        await read_after(self.waiter, (aggregate_type, aggregate_id), request, ReadAfter.of(query))
+        if query.at_version is None and query.as_of is None:
+            folded = await rt.loader.latest(domain, aggregate_id)
+        else:
+            folded = await rt.loader.exactly_at(
+                domain, aggregate_id, version=query.at_version, as_of=query.as_of
             )
-            if query.at_version is None and query.as_of is None:
-                folded = await rt.loader.latest(domain, aggregate_id)
-            else:
-                folded = await rt.loader.exactly_at(
-                    domain, aggregate_id, version=query.at_version, as_of=query.as_of
-                )
-            if folded.version == 0:
-                return json_response(no_events(aggregate_type, aggregate_id, query.as_of))
-            opened = await rt.shredder.open(folded.state)
-        except EventfleetError as e:
-            return json_response(failure(e))
+        if folded.version == 0:
+            return json_response(no_events(aggregate_type, aggregate_id, query.as_of))
+        opened = await rt.shredder.open(folded.state)
         answer = Answer(200, {"version": folded.version, "state": opened})
         return json_response(answer, headers={"ETag": etag(folded.version)})
 
@@ -251,16 +235,13 @@ def register_outcome(fleet: Fleet, api: Api) -> None:
             request.params["aggregate_type"],
             request.params["aggregate_id"],
         )
-        try:
-            found = await outcomes.ask(
-                aggregate_type,
-                aggregate_id,
-                command_id=query.command_id,
-                event_id=query.event_id,
-                actor=fleet.door.actor(request),  # a command id is its sender's own
-            )
-        except EventfleetError as e:
-            return json_response(failure(e))
+        found = await outcomes.ask(
+            aggregate_type,
+            aggregate_id,
+            command_id=query.command_id,
+            event_id=query.event_id,
+            actor=fleet.door.actor(request),  # a command id is its sender's own
+        )
         if found is not None:
             return json_response(Answer(200, found))
         what = "command" if query.command_id else "event"

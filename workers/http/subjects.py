@@ -13,14 +13,14 @@ from __future__ import annotations
 import orjson
 
 from topics.envelope import AGGREGATE_ID_RE
-from topics.errors import EventfleetError, Forbidden
+from topics.errors import Forbidden
 from topics.jsonvalue import JsonObject
 from workers.http.bodies import json_body
 from workers.http.edge.request import Request
 from workers.http.edge.responses import Response, json_response
 from workers.http.edge.routes import Api
 from workers.roles.personal import erase_subject
-from workers.runtime.answers import Answer, erasure_answer, error, failure
+from workers.runtime.answers import Answer, erasure_answer, error
 from workers.runtime.fleet import Fleet
 
 OFF = (
@@ -59,10 +59,7 @@ def register_erase(fleet: Fleet, api: Api) -> None:
     )
     async def erase(request: Request) -> Response:
         subject = request.params["subject"]
-        try:
-            raw = await json_body(request, rt.settings.max_body_bytes, rt.settings.body_timeout_s)
-        except EventfleetError as e:
-            return json_response(failure(e))
+        raw = await json_body(request, rt.settings.max_body_bytes, rt.settings.body_timeout_s)
         try:
             body = orjson.loads(raw) if raw.strip() else {}
         except orjson.JSONDecodeError:
@@ -76,16 +73,13 @@ def register_erase(fleet: Fleet, api: Api) -> None:
         if not AGGREGATE_ID_RE.match(subject):
             message = f"subject {subject!r} must match {AGGREGATE_ID_RE.pattern}."
             return json_response(error(400, "bad_request", message))
-        try:
-            outcome = await erase_subject(
-                rt.shredder,
-                rt.stores.actions,
-                subject,
-                operator=who,
-                via="http",
-                cache_ttl_s=rt.settings.key_cache_ttl_s,
-                render=erasure_answer,
-            )
-        except EventfleetError as e:
-            return json_response(failure(e))
+        outcome = await erase_subject(
+            rt.shredder,
+            rt.stores.actions,
+            subject,
+            operator=who,
+            via="http",
+            cache_ttl_s=rt.settings.key_cache_ttl_s,
+            render=erasure_answer,
+        )
         return json_response(erasure_answer(outcome))

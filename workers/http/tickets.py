@@ -28,13 +28,13 @@ from datetime import UTC, datetime
 import orjson
 
 from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE, Actor
-from topics.errors import EventfleetError, Forbidden, InvalidInput, Unauthenticated
+from topics.errors import Forbidden, InvalidInput, Unauthenticated
 from workers.http.edge.request import Request
 from workers.http.edge.responses import Response, json_response
 from workers.http.edge.routes import Api
 from workers.ports import TicketStore
 from workers.roles.command.requests import PayloadTooLarge
-from workers.runtime.answers import Answer, failure
+from workers.runtime.answers import Answer
 from workers.runtime.door.auth import TICKET_PARAM
 from workers.runtime.door.identity import ANONYMOUS, Credentials
 from workers.runtime.door.incoming import Incoming
@@ -253,11 +253,8 @@ def register_tickets(fleet: Fleet, api: Api) -> Tickets:
 
     async def issue(request: Request) -> Response:
         actor = request.actor or ANONYMOUS
-        try:
-            route = await read_route(request, within_s)
-            ticket, record = await tickets.issue(actor, route, request.expires)
-        except EventfleetError as e:
-            return json_response(failure(e))
+        route = await read_route(request, within_s)
+        ticket, record = await tickets.issue(actor, route, request.expires)
         body = {
             "ticket": ticket,
             "route": record.route,

@@ -92,7 +92,7 @@ class Edge:
         except Redirect as e:
             return e.response
         except Forbidden as e:  # a console form's CSRF or Origin check, the login form's
-            return json_response(self.door.forbidden(e))
+            return json_response(self.door.refused(e))
         except EventfleetError as e:
             return json_response(self.failure(e))
         except ConnectionError:

@@ -31,7 +31,7 @@ SECURITY_HEADERS: Mapping[str, str] = {
 """Sent with every answer of the HTTP server, console pages and API alike."""
 
 RawHeaders = list[tuple[bytes, bytes]]
-_SECURITY_RAW: RawHeaders = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+SECURITY_RAW: RawHeaders = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
 
 
 class Response:
@@ -111,7 +111,7 @@ class Response:
         """Every header as the server sends it: ours, then the security headers not set."""
         raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self.headers]
         names = {name for name, _ in raw}
-        raw.extend(pair for pair in _SECURITY_RAW if pair[0] not in names)
+        raw.extend(pair for pair in SECURITY_RAW if pair[0] not in names)
         raw.append((b"content-length", str(len(self.body)).encode()))
         return raw
 
@@ -138,7 +138,7 @@ class Redirect(Exception):  # raised to answer, as aiohttp's HTTPFound is
         self.response.set_header("Location", location)
 
 
-PREBUILT_JSON: RawHeaders = [(b"content-type", b"application/json"), *_SECURITY_RAW]
+PREBUILT_JSON: RawHeaders = [(b"content-type", b"application/json"), *SECURITY_RAW]
 """The headers of a JSON answer with no others, built once (the append route's)."""
 
 
@@ -151,6 +151,7 @@ __all__ = [
     "HTML",
     "JSON",
     "SECURITY_HEADERS",
+    "SECURITY_RAW",
     "Redirect",
     "Response",
     "fast_headers",

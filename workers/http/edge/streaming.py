@@ -12,12 +12,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from workers.http.edge.request import Message, Request
-from workers.http.edge.responses import SECURITY_HEADERS, RawHeaders, Response
+from workers.http.edge.responses import SECURITY_RAW, RawHeaders, Response
 
 STREAMED = Response(b"", 200, content_type=None)
 """What a route returns once it wrote its own answer (a stream, a WebSocket)."""
-
-_SECURITY = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
 
 
 class EventStream:
@@ -33,7 +31,7 @@ class EventStream:
     async def start(self, status: int, headers: dict[str, str]) -> None:
         raw: RawHeaders = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
         names = {name for name, _ in raw}
-        raw.extend(pair for pair in _SECURITY if pair[0] not in names)
+        raw.extend(pair for pair in SECURITY_RAW if pair[0] not in names)
         await self._send({"type": "http.response.start", "status": status, "headers": raw})
 
     async def write(self, data: bytes) -> None:
@@ -91,7 +89,7 @@ class WebSocket:
         message: Message = await self._receive()
         if message["type"] != "websocket.connect":
             raise ConnectionError(f"the client left before the WebSocket opened ({message})")
-        await self._send({"type": "websocket.accept", "headers": list(_SECURITY)})
+        await self._send({"type": "websocket.accept", "headers": list(SECURITY_RAW)})
 
     async def send_text(self, data: str | bytes) -> None:
         """One text message (UTF-8 bytes are sent as they are)."""

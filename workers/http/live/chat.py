@@ -33,7 +33,7 @@ import orjson
 
 from snapshot_rules.projection import Apply, View
 from topics.envelope import AGGREGATE_ID_RE, Actor, Event, encode
-from topics.errors import EventfleetError, Forbidden, HistoryGone, InvalidInput
+from topics.errors import EventfleetError, HistoryGone, InvalidInput
 from topics.jsonvalue import Json, JsonObject
 from workers.http import declared
 from workers.http.declared import SubscribeQuery
@@ -267,20 +267,15 @@ def register_room_view(fleet: Fleet, live: LiveServer, api: Api) -> None:
 
     async def room_view(request: Request, query: SubscribeQuery) -> Response:
         room_id = request.params["room_id"]
-        try:
-            check_room(room_id)
-            after = start_position(request, query.after_version)
-            authorize_read(fleet, request, ROOM_TYPE, room_id)
-            check_transport(request)
-            principal = principal_of(fleet, request)
-            start = None
-            if after > 0:  # the room as of the client's position, opened as readers see it
-                folded = await rt.loader.exactly_at(domain, room_id, version=after)
-                start = await rt.shredder.open(folded.state)
-        except Forbidden as e:
-            return json_response(fleet.door.forbidden(e))
-        except EventfleetError as e:
-            return json_response(failure(e))
+        check_room(room_id)
+        after = start_position(request, query.after_version)
+        authorize_read(fleet, request, ROOM_TYPE, room_id)
+        check_transport(request)
+        principal = principal_of(fleet, request)
+        start = None
+        if after > 0:  # the room as of the client's position, opened as readers see it
+            folded = await rt.loader.exactly_at(domain, room_id, version=after)
+            start = await rt.shredder.open(folded.state)
         connection = None
         try:
             async with live.connection("view", principal, request) as connection:
@@ -308,21 +303,14 @@ def register_chat(fleet: Fleet, live: LiveServer, api: Api) -> None:
 
     async def chat(request: Request) -> Response:
         room_id = request.params["room_id"]
-        try:
-            check_room(room_id)
-            if not request.websocket:
-                return json_response(
-                    error(
-                        406, "not_acceptable", "this route is a WebSocket: open it with an upgrade."
-                    )
-                )
-            after = start_position(request)
-            authorize_read(fleet, request, ROOM_TYPE, room_id)
-            principal = principal_of(fleet, request)
-        except Forbidden as e:
-            return json_response(fleet.door.forbidden(e))
-        except EventfleetError as e:
-            return json_response(failure(e))
+        check_room(room_id)
+        if not request.websocket:
+            return json_response(
+                error(406, "not_acceptable", "this route is a WebSocket: open it with an upgrade.")
+            )
+        after = start_position(request)
+        authorize_read(fleet, request, ROOM_TYPE, room_id)
+        principal = principal_of(fleet, request)
         connection = None
         try:
             async with live.connection("room", principal, request) as connection:

@@ -67,8 +67,7 @@ class Connection:
 
     def gone(self) -> bool:
         """The client closed the connection (or it was lost)."""
-        transport = self.request.transport
-        return transport is None or transport.is_closing()
+        return self.request.gone()
 
 
 class Connections:

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Protocol
 
 from topics.envelope import Event, encode
-from topics.errors import EventfleetError, Forbidden, HistoryGone, InvalidInput
+from topics.errors import Forbidden, HistoryGone, InvalidInput
 from workers.http import declared
 from workers.http.declared import SubscribeQuery, TypeSubscribeQuery
 from workers.http.edge.request import Request
@@ -215,16 +215,11 @@ class LiveServer(Transports):
 
     async def aggregate(self, request: Request, query: SubscribeQuery) -> Response:
         ref = (request.params["aggregate_type"], request.params["aggregate_id"])
-        try:
-            self._rt.domains.get(ref[0])  # an unknown type is a 404 before anything streams
-            after = start_position(request, query.after_version)
-            authorize_read(self._fleet, request, *ref)
-            check_transport(request)
-            principal = principal_of(self._fleet, request)
-        except Forbidden as e:
-            return json_response(self._fleet.door.forbidden(e))
-        except EventfleetError as e:
-            return json_response(failure(e))
+        self._rt.domains.get(ref[0])  # an unknown type is a 404 before anything streams
+        after = start_position(request, query.after_version)
+        authorize_read(self._fleet, request, *ref)
+        check_transport(request)
+        principal = principal_of(self._fleet, request)
         connection = None
         try:
             async with self.connection("aggregate", principal, request) as connection:
@@ -239,16 +234,11 @@ class LiveServer(Transports):
         type, from a position per partition of events.stored; each SSE id is the position
         after its event, so ``Last-Event-ID`` resumes."""
         aggregate_type = request.params["aggregate_type"]
-        try:
-            self._rt.domains.get(aggregate_type)
-            after = parse_position(request.headers.get("Last-Event-ID", query.after))
-            authorize_read(self._fleet, request, aggregate_type, None)
-            check_transport(request)
-            principal = principal_of(self._fleet, request)
-        except Forbidden as e:
-            return json_response(self._fleet.door.forbidden(e))
-        except EventfleetError as e:
-            return json_response(failure(e))
+        self._rt.domains.get(aggregate_type)
+        after = parse_position(request.headers.get("Last-Event-ID", query.after))
+        authorize_read(self._fleet, request, aggregate_type, None)
+        check_transport(request)
+        principal = principal_of(self._fleet, request)
         subscription = TypeSubscription(
             tail=self._rt.adapters.stream,
             topic=self._rt.names.stored,

@@ -296,10 +296,6 @@ class Door:
     def count_forbidden(self, reason: str) -> None:
         self._metrics.auth_refusals.labels("403", reason).inc()
 
-    def forbidden(self, e: Forbidden) -> Answer:
-        """The 403 answer of ``e``, counted."""
-        return self.refused(e)
-
     def refused(self, e: Forbidden) -> Answer:
         """The 403 answer of ``e``, counted."""
         self.count_forbidden(e.reason)
