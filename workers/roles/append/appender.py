@@ -177,10 +177,6 @@ class Appender:
         parking = self._parking
         return self._book.holds_work() or (parking is not None and parking.holds_work())
 
-    def next_deadline(self) -> float | None:
-        """When the earliest waiting event is due, or None when nothing waits."""
-        return self._book.next_deadline()
-
     def waiting(self) -> int:
         return self._book.count_waiting()
 

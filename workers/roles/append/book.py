@@ -54,17 +54,6 @@ class Recent:
         return event_id in self._ids
 
 
-@dataclass(frozen=True, slots=True)
-class Either:
-    """Ids just looked up, or remembered from earlier rounds."""
-
-    first: set[str]
-    second: Container[str]
-
-    def __contains__(self, item: object) -> bool:
-        return item in self.first or item in self.second
-
-
 @dataclass(slots=True)
 class Round:
     """What one decision round produced: to publish, to refuse, records decided."""
@@ -132,10 +121,6 @@ class Book:
     def due(self, now: float) -> list[AggregateRef]:
         """The aggregates whose earliest waiting event is due at ``now``."""
         return [ref for ref, queue in self._waiting.items() if min_deadline(queue) <= now]
-
-    def next_deadline(self) -> float | None:
-        """When the earliest waiting event is due, or None when nothing waits."""
-        return min((min_deadline(q) for q in self._waiting.values()), default=None)
 
     def count_waiting(self) -> int:
         return sum(len(queue) for queue in self._waiting.values())

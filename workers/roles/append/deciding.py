@@ -24,9 +24,9 @@ from workers.ports import (
     Head,
     Rejection,
 )
-from workers.roles.append.book import AppenderConfig, Book, Either, Round
+from workers.roles.append.book import AppenderConfig, Book, Round
 from workers.roles.append.given import AppendStores
-from workers.roles.append.judge import Waiting, judge, missing_predecessors
+from workers.roles.append.judge import Either, Waiting, judge, missing_predecessors
 
 MAX_CONFLICT_ROUNDS = 20
 LOOKUP_IDS = 256  # ids per store lookup: a bounded call, whatever the backlog
@@ -116,7 +116,7 @@ class Decider:
                 return done
             await self.load_heads([ref for ref in refs if ref not in unread])
             stored_ids, refused_ids = await self._look_up(refs, done)
-            stored, refused = Either(stored_ids, book.stored), Either(refused_ids, book.refused)
+            stored, refused = Either(book.stored, stored_ids), Either(book.refused, refused_ids)
             to_store: list[Waiting] = []
             for ref in refs:
                 queue = book.queue_of(ref)

@@ -86,8 +86,8 @@ def judge(
     """
     verdicts = Verdicts(head=head)
     pending = list(queue)
-    gone = _Either(refused, set())
-    passed = _Either(stored, set())
+    gone = Either(refused, set())
+    passed = Either(stored, set())
     while pending:
         chosen = _next_ready(verdicts.head, pending, now=now, stored=passed, gone=gone)
         if chosen is None:
@@ -186,7 +186,7 @@ def missing_predecessors(head: Head | None, queue: Sequence[Waiting]) -> set[str
 
 
 @dataclass(frozen=True, slots=True)
-class _Either:
+class Either:
     """Ids in ``base`` or in ``extra`` (decided before, or decided in this call)."""
 
     base: Container[str]

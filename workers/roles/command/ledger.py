@@ -64,9 +64,6 @@ class CommandLedger:
         """Claim a command without marking (sync mode): None when the claim is ours."""
         return await self.memory.claim(aggregate_key, command_id, event_id, token)
 
-    async def recall(self, aggregate_key: str, command_id: str) -> CommandRecord | None:
-        return await self.memory.recall(aggregate_key, command_id)
-
     async def settle(
         self, aggregate_key: str, command_id: str | None, outcome: Accepted | Stored | Refused
     ) -> None:
