@@ -135,83 +135,75 @@ def register_agents(fleet: Fleet) -> None:
 
 
 def register_forwarder(fleet: Fleet) -> None:
-    """The forwarder's agent on events.stored: a partition's records in offset order, none past
-    one not received (``InOrder``). Its rebalance hooks tell the forwarder which partitions it
-    owns: a revoke waits for the produce in flight (so the next owner reads back all it wrote),
-    a new partition is read back before anything of it is produced again."""
+    """The forwarder's agent on events.stored (``in_order_agent``). Its rebalance hooks tell the
+    forwarder which partitions it owns: a revoke waits for the produce in flight (so the next
+    owner reads back all it wrote), a new partition is read back before anything of it is
+    produced again."""
     rt = fleet.runtime
-    forwarder, stored = rt.forwarder, rt.names.stored
-    forwarder.track(partial(fleet.positions.committed, fleet.app.conf.id, stored))
-
-    def gap_below(partition: int, offset: int) -> bool:
-        return ledger.open_below(partition, offset)
-
-    in_order = InOrder(forwarder.handle, gap_below)
-
-    async def forward(events: list[Event], records: Sequence[Record]) -> Acks:
-        return Acks(await in_order.take(list(zip(events, records, strict=True))))
-
-    async def forward_ready() -> list[Record]:
-        return await in_order.tick()
-
-    # Records held of a partition are dropped with it (revoked, or not assigned again):
-    # unacked, its next owner reads them again from the commit.
-    async def revoked(sender: object, revoked: Partitions = None, **kwargs: object) -> None:
-        gone = {tp.partition for tp in revoked or () if tp.topic == stored}
-        in_order.forget(gone)
-        await forwarder.revoked(gone)
-
-    async def assigned(sender: object, assigned: Partitions = None, **kwargs: object) -> None:
-        owned = {tp.partition for tp in assigned or () if tp.topic == stored}
-        in_order.forget(in_order.partitions() - owned)  # held before the rebalance
-        await forwarder.assigned(owned)
-
-    on_rebalance(fleet.app, revoked=revoked, assigned=assigned)
-    handle = stored_events(fleet, "forwarder", forward)
-    ledger = batch_agent(
+    forwarder = rt.forwarder
+    forwarder.track(partial(fleet.positions.committed, fleet.app.conf.id, rt.names.stored))
+    in_order_agent(
         fleet,
-        name="forwarder",
-        role="forwarder",
-        topic=stored,
-        handle=handle,
-        ticks=Ticks(forward_ready, when=in_order.holds_work),
+        "forwarder",
+        forwarder.handle,
+        then_revoked=forwarder.revoked,
+        then_assigned=forwarder.assigned,
     )
 
 
 def register_process_managers(fleet: Fleet) -> None:
-    """The pm role's agent on events.stored: a partition's records in offset order, none past
-    one not received (``InOrder``: an instance skips a copy at or below the version it reacted
-    to, so a version handed on before an earlier one would be lost to it)."""
-    rt = fleet.runtime
-    runner, stored = rt.runner, rt.names.stored
+    """The pm role's agent on events.stored (``in_order_agent``: an instance skips a copy at or
+    below the version it reacted to, so a version handed on before an earlier one would be lost
+    to it)."""
+    in_order_agent(fleet, "pm", fleet.runtime.runner.handle)
+
+
+Partitioned = Callable[[set[int]], Awaitable[None]]
+"""A role's rebalance hook: the partitions of events.stored revoked from it, or now its own."""
+
+
+def in_order_agent(
+    fleet: Fleet,
+    role: str,
+    hand_on: Callable[[list[tuple[Event, Record]]], Awaitable[object]],
+    *,
+    then_revoked: Partitioned | None = None,
+    then_assigned: Partitioned | None = None,
+) -> None:
+    """An agent ``role`` on events.stored that hands a partition's records on in offset order,
+    none past one not received (``InOrder``). Records held of a partition are dropped with it
+    (revoked, or not assigned again): unacked, its next owner reads them again from the commit;
+    then ``then_revoked`` and ``then_assigned`` hear which partitions went and which it owns."""
+    stored = fleet.runtime.names.stored
 
     def gap_below(partition: int, offset: int) -> bool:
         return ledger.open_below(partition, offset)
 
-    in_order = InOrder(runner.handle, gap_below)
+    in_order = InOrder(hand_on, gap_below)
 
-    async def react(events: list[Event], records: Sequence[Record]) -> Acks:
+    async def take(events: list[Event], records: Sequence[Record]) -> Acks:
         return Acks(await in_order.take(list(zip(events, records, strict=True))))
 
-    async def ready() -> list[Record]:
-        return await in_order.tick()
-
     async def revoked(sender: object, revoked: Partitions = None, **kwargs: object) -> None:
-        in_order.forget({tp.partition for tp in revoked or () if tp.topic == stored})
+        gone = {tp.partition for tp in revoked or () if tp.topic == stored}
+        in_order.forget(gone)
+        if then_revoked is not None:
+            await then_revoked(gone)
 
     async def assigned(sender: object, assigned: Partitions = None, **kwargs: object) -> None:
         owned = {tp.partition for tp in assigned or () if tp.topic == stored}
-        in_order.forget(in_order.partitions() - owned)
+        in_order.forget(in_order.partitions() - owned)  # held before the rebalance
+        if then_assigned is not None:
+            await then_assigned(owned)
 
     on_rebalance(fleet.app, revoked=revoked, assigned=assigned)
-    handle = stored_events(fleet, "pm", react)
     ledger = batch_agent(
         fleet,
-        name="pm",
-        role="pm",
+        name=role,
+        role=role,
         topic=stored,
-        handle=handle,
-        ticks=Ticks(ready, when=in_order.holds_work),
+        handle=stored_events(fleet, role, take),
+        ticks=Ticks(in_order.tick, when=in_order.holds_work),
     )
 
 
