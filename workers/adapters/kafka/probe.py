@@ -34,6 +34,7 @@ from aiokafka.errors import KafkaError
 from topics.errors import StreamUnavailable
 from workers.adapters.kafka.closing import close_quietly
 from workers.adapters.kafka.config import KafkaConfig
+from workers.adapters.kafka.reader import reading_consumer
 from workers.adapters.partitions import partition_for
 from workers.ports import Delivery
 
@@ -164,12 +165,7 @@ class KafkaLogProbe:
             del self._joinable[sweep.topic]
 
     def _consumer(self) -> AIOKafkaConsumer:
-        return AIOKafkaConsumer(
-            **self._kafka.client_kwargs(),
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=50,
-        )
+        return reading_consumer(self._kafka)
 
     async def _partitions(self, consumer: AIOKafkaConsumer, sweep: Sweep) -> dict[bytes, int]:
         """Each wanted event's partition: its key's."""

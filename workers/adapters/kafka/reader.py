@@ -51,20 +51,24 @@ async def seek_after(
             await consumer.seek_to_beginning(tp)
 
 
-async def read_topic(
-    kafka: KafkaConfig, topic: str, *, timeout_s: float = 30.0, fetch_max_wait_ms: int = 50
-) -> list[Record]:
+def reading_consumer(kafka: KafkaConfig) -> AIOKafkaConsumer:
+    """A consumer of no group that reads from a partition's first kept record, each fetch
+    answered within 50 ms (what a read to the end or of a window asks of the broker)."""
+    return AIOKafkaConsumer(
+        **kafka.client_kwargs(),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=50,
+    )
+
+
+async def read_topic(kafka: KafkaConfig, topic: str, *, timeout_s: float = 30.0) -> list[Record]:
     """Every record of ``topic`` up to its end as first seen, partition by partition in order.
 
     A topic that does not exist reads as empty. Raises StreamUnavailable when Kafka does not
     answer, or when the end is not reached within ``timeout_s``.
     """
-    consumer = AIOKafkaConsumer(
-        **kafka.client_kwargs(),
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=fetch_max_wait_ms,
-    )
+    consumer = reading_consumer(kafka)
     try:
         async with asyncio.timeout(timeout_s):
             await consumer.start()
@@ -101,12 +105,7 @@ async def read_window(
     StreamUnavailable when Kafka does not answer within ``timeout_s``."""
     if limit < 1:
         raise ValueError(f"read_window needs limit >= 1, got {limit}")
-    consumer = AIOKafkaConsumer(
-        **kafka.client_kwargs(),
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=50,
-    )
+    consumer = reading_consumer(kafka)
     try:
         async with asyncio.timeout(timeout_s):
             await consumer.start()
