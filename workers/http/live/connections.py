@@ -67,7 +67,8 @@ class Connection:
 
     def gone(self) -> bool:
         """The client closed the connection (or it was lost)."""
-        return self.request.gone()
+        transport = self.request.transport
+        return transport is None or transport.is_closing()
 
 
 class Connections:
