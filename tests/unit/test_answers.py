@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 from datetime import UTC, datetime
 from pathlib import Path
+from textwrap import indent
 
 import orjson
 import pytest
@@ -118,3 +119,54 @@ def test_an_erasure_is_answered_200_with_its_fields_and_an_unknown_subject_404()
     assert (unknown.status, dict(unknown.body)) == (
         404, {"error": "not_found", "message": "no personal data of subject 'x'."},
     )  # fmt: skip
+
+
+def answering_catches(source: str, name: str) -> list[str]:
+    """Where ``source`` catches one of our errors only to answer it (``except EventfleetError as
+    e: return json_response(failure(e))``, or a ``Forbidden`` through the door): the edge's work
+    (``workers/http/edge/app.py``), which answers whatever a handler raises."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not (isinstance(node, ast.ExceptHandler) and isinstance(node.type, ast.Name)):
+            continue
+        if node.type.id not in ("EventfleetError", "Forbidden") or len(node.body) != 1:
+            continue
+        said = node.body[0]
+        if isinstance(said, ast.Return) and said.value is not None:
+            answer = ast.unparse(said.value)
+            if answer == "json_response(failure(e))" or answer.endswith("door.refused(e))"):
+                found.append(f"{name}:{node.lineno}")
+    return found
+
+
+def test_no_route_catches_our_errors_only_to_answer_them() -> None:
+    found = []
+    for path in sorted((ROOT / "workers" / "http").rglob("*.py")):
+        name = str(path.relative_to(ROOT))
+        if name != "workers/http/edge/app.py":
+            found += answering_catches(path.read_text(), name)
+    assert not found, f"raise it: the edge answers a handler's errors: {found}"
+
+
+@pytest.mark.parametrize(
+    "planted",
+    [
+        "try:\n    parse(body)\nexcept EventfleetError as e:\n    return json_response(failure(e))\n",
+        "try:\n    check(r)\nexcept Forbidden as e:\n    return json_response(fleet.door.refused(e))\n",
+    ],
+)
+def test_the_check_finds_a_planted_catch(planted: str) -> None:
+    assert answering_catches(f"def route():\n{indent(planted, '    ')}", "planted.py") == [
+        "planted.py:4"
+    ]
+
+
+def test_the_check_leaves_a_catch_that_answers_otherwise_alone() -> None:
+    streamed = (
+        "def route():\n    try:\n        open_stream()\n"
+        "    except (TooManySubscriptions, HistoryGone) as e:\n"
+        "        return json_response(failure(e))\n"
+        "    try:\n        open_view()\n    except EventfleetError as e:\n"
+        "        return failure(e), None\n"
+    )
+    assert answering_catches(streamed, "planted.py") == []

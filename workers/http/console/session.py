@@ -18,7 +18,7 @@ from topics.errors import EventfleetError, Forbidden, Unauthenticated
 from workers.http.bodies import read_form
 from workers.http.console.html import esc, hidden, page
 from workers.http.edge.request import Request
-from workers.http.edge.responses import Redirect, Response, json_response
+from workers.http.edge.responses import Redirect, Response
 from workers.http.queries import failure
 from workers.runtime.door.auth import SESSION_COOKIE, Door
 from workers.runtime.door.identity import Credentials
@@ -142,10 +142,7 @@ class Login:
         raise Redirect(_next(str(form.get("next", "/console"))), response=response)
 
     async def sign_out(self, request: Request) -> Response:
-        try:
-            form = await read_form(request, *self._limits)
-        except EventfleetError as e:
-            return json_response(failure(e))
+        form = await read_form(request, *self._limits)
         check_csrf(request, form)
         response = Response(content_type=None)
         response.del_cookie(SESSION_COOKIE, path="/console")

@@ -92,12 +92,7 @@ class Console:
                 )
                 return json_response(refused)
             if action:
-                try:
-                    form = await read_form(
-                        request, settings.max_body_bytes, settings.body_timeout_s
-                    )
-                except EventfleetError as e:
-                    return json_response(failure(e))
+                form = await read_form(request, settings.max_body_bytes, settings.body_timeout_s)
                 check_csrf(request, form)
             HEADER.set(_signed_in(request, actor))
             self.sampler.start()
