@@ -15,12 +15,12 @@ machine one run that holds every lever compares them better than one bench run p
 from __future__ import annotations
 
 import argparse
-import asyncio
 import statistics
 import sys
 import uuid
 from contextlib import AsyncExitStack
 
+from tests.bench import run_script
 from topics.catalog import TopicSpec
 from workers.adapters.kafka import ensure_topics
 from workers.devtools.bench import worker_env
@@ -96,4 +96,4 @@ if __name__ == "__main__":
     parser.add_argument("--conns", type=int, default=64)
     parser.add_argument("checkouts", nargs="+")
     a = parser.parse_args()
-    asyncio.run(main(a.rounds, a.count, a.kind, a.conns, a.checkouts))
+    run_script(main(a.rounds, a.count, a.kind, a.conns, a.checkouts))

@@ -26,6 +26,7 @@ import time
 import uuid
 from pathlib import Path
 
+from tests.bench import run_script
 from workers.devtools.embedded import free_port
 from workers.devtools.embedded.binaries import redis_server_bin
 
@@ -122,7 +123,7 @@ def main(rounds: int, count: int, kind: str, expected: bool, checkouts: list[str
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--one"]:
         port, kind, count = int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
-        cpu_us = asyncio.run(one(port, kind, count, "--expected" in sys.argv))
+        cpu_us = run_script(one(port, kind, count, "--expected" in sys.argv))
         print(json.dumps({"cpu_us": cpu_us}))
         sys.exit(0)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

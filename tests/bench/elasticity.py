@@ -5,11 +5,11 @@ process of every run (``python -m tests.bench.elasticity [EVENTS] [RUNS]``)."""
 
 from __future__ import annotations
 
-import asyncio
 import statistics
 import sys
 import uuid
 
+from tests.bench import run_script
 from tests.e2e.test_elasticity import join_a_backlog
 from workers.devtools.embedded import EmbeddedStack
 
@@ -33,4 +33,4 @@ async def main(events: int, runs: int) -> None:
 
 if __name__ == "__main__":
     args = [int(a) for a in sys.argv[1:]]
-    asyncio.run(main(*(args + [20_000, 5][len(args) :])))
+    run_script(main(*(args + [20_000, 5][len(args) :])))

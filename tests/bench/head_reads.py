@@ -22,6 +22,7 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 
+from tests.bench import run_script
 from workers.devtools.bench.measure import cpu_seconds
 from workers.devtools.embedded import free_port
 from workers.devtools.embedded.binaries import secantusd_argv, secantusd_bin
@@ -107,4 +108,4 @@ async def measure(pid: int, port: int, per: int, aggregates: int, batch: int, ro
 
 if __name__ == "__main__":
     args = [int(a) for a in sys.argv[1:]] + [20, 500, 250, 2][len(sys.argv) - 1 :]
-    asyncio.run(main(*args[:4]))
+    run_script(main(*args[:4]))

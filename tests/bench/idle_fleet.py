@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import uuid
 
+from tests.bench import run_script
 from tests.fleet import FleetProcess
 from workers.devtools.bench.measure import cpu_seconds, load_average
 from workers.devtools.embedded import EmbeddedStack
@@ -73,4 +74,4 @@ if __name__ == "__main__":
     parser.add_argument("--settle", type=float, default=5.0)
     parser.add_argument("waits", nargs="+", type=int, metavar="WAIT_MS")
     a = parser.parse_args()
-    asyncio.run(main(a.roles, a.waits, a.seconds, a.settle))
+    run_script(main(a.roles, a.waits, a.seconds, a.settle))

@@ -4,13 +4,13 @@ adapters, or on MongoDB (the embedded SecantusDB) with ``--mongo``."""
 
 from __future__ import annotations
 
-import asyncio
 import random
 import sys
 import time
 from datetime import timedelta
 from typing import Any
 
+from tests.bench import run_script
 from tests.roles.support import COUNTER, T0, added
 from workers.adapters.memory import MemoryEventStore, MemorySnapshotLadder, MemorySnapshotStore
 from workers.metrics import create_metrics
@@ -84,5 +84,5 @@ def _replayed(loader: StateLoader) -> int:
 
 if __name__ == "__main__":
     args = [a for a in sys.argv[1:] if a != "--mongo"]
-    asyncio.run(main(int(args[0]) if args else 100_000, int(args[1]) if len(args) > 1 else 1000,
+    run_script(main(int(args[0]) if args else 100_000, int(args[1]) if len(args) > 1 else 1000,
                      mongo="--mongo" in sys.argv))  # fmt: skip

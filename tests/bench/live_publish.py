@@ -7,7 +7,6 @@ CPU per announcement is this process's time: what the storing process (the appen
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import time
 import uuid
@@ -15,6 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from redis.asyncio import Redis
 
+from tests.bench import run_script
 from workers.adapters.redis.live import _BATCH, _PUBLISH_ALL, _PUBLISH_ALL_SHA
 from workers.adapters.redis.packing import fast_packing
 
@@ -57,4 +57,4 @@ async def main(url: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else "redis://127.0.0.1:6379"))
+    run_script(main(sys.argv[1] if len(sys.argv) > 1 else "redis://127.0.0.1:6379"))

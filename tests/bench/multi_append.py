@@ -13,13 +13,13 @@ read the ratios, not the absolute times.
 
 from __future__ import annotations
 
-import asyncio
 import statistics
 import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 
+from tests.bench import run_script
 from tests.kafka_topics import create_topic
 from tests.sync.wiring import sync_wiring
 from topics.envelope import Metadata
@@ -90,4 +90,4 @@ async def compare(
 
 if __name__ == "__main__":
     args = [int(a) for a in sys.argv[1:]] + [5, 40][len(sys.argv) - 1 :]
-    asyncio.run(main(*args[:2]))
+    run_script(main(*args[:2]))

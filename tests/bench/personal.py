@@ -7,12 +7,12 @@ are the CPU share of sealing and opening at its largest. CPU per event is proces
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import time
 from collections.abc import Awaitable, Callable
 
 from snapshot_rules.domain import Domains
+from tests.bench import run_script
 from tests.roles.pipeline import EVENTS, SETTINGS
 from topics.envelope import decode
 from workers.examples.domains.chat_room import CHAT_ROOM
@@ -83,4 +83,4 @@ async def main(n: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 5000))
+    run_script(main(int(sys.argv[1]) if len(sys.argv) > 1 else 5000))

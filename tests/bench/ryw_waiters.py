@@ -29,6 +29,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from tests.bench import run_script
 from tests.fleet import LIFECYCLE, FleetProcess
 from tests.tokens import bearer
 from workers.devtools.bench.wrk import wrk_path
@@ -224,4 +225,4 @@ def _args() -> Any:
 
 if __name__ == "__main__":
     args = _args()
-    asyncio.run(main(args.waiters, args.seconds, args.code, args.settle, args.cycles))
+    run_script(main(args.waiters, args.seconds, args.code, args.settle, args.cycles))

@@ -12,12 +12,12 @@ clock ticks: over 200 rooms, a step of 50 µs per query).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 
+from tests.bench import run_script
 from workers.adapters.mongo import MongoStores
 from workers.devtools.bench.measure import cpu_seconds
 from workers.devtools.bench.stack import bench_settings, bench_stack
@@ -97,4 +97,4 @@ if __name__ == "__main__":
     parser.add_argument("--rooms", type=int, default=200)
     parser.add_argument("--length", type=int, default=50)
     args = parser.parse_args()
-    asyncio.run(main(args.rounds, args.rooms, args.length))
+    run_script(main(args.rounds, args.rooms, args.length))

@@ -26,6 +26,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+from tests.bench import run_script
 from tests.fleet import FleetProcess
 from workers.devtools.bench.measure import cpu_seconds
 from workers.devtools.embedded import EmbeddedStack
@@ -113,4 +114,4 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--role", default="commands")
     options = parser.parse_args()
-    asyncio.run(main(options.base, options.runs, options.role))
+    run_script(main(options.base, options.runs, options.role))
