@@ -121,7 +121,7 @@ class KafkaLogProbe:
 
     async def _read(self, sweep: Sweep) -> dict[bytes, Delivery]:
         began = time.monotonic()
-        consumer = self._consumer()
+        consumer = reading_consumer(self._kafka)
         try:
             await consumer.start()
             self._close_door(sweep)
@@ -137,7 +137,7 @@ class KafkaLogProbe:
             waiting = {partition_of[w] for w in missing}
             again = {p: offset for p, offset in reached.items() if p in waiting}
             second = time.monotonic()
-            consumer = self._consumer()
+            consumer = reading_consumer(self._kafka)
             try:
                 await consumer.start()
                 wanted_again = {w: partition_of[w] for w in missing}
@@ -163,9 +163,6 @@ class KafkaLogProbe:
         then on is the next sweep's (a joiner's bound passed before the ends are taken)."""
         if self._joinable.get(sweep.topic) is sweep:
             del self._joinable[sweep.topic]
-
-    def _consumer(self) -> AIOKafkaConsumer:
-        return reading_consumer(self._kafka)
 
     async def _partitions(self, consumer: AIOKafkaConsumer, sweep: Sweep) -> dict[bytes, int]:
         """Each wanted event's partition: its key's."""
