@@ -25,7 +25,7 @@ from topics.errors import (
 from workers.cli.args import parser
 from workers.cli.commands import HANDLERS, UsageError
 from workers.cli.shell import FAILURE, USAGE, fail
-from workers.runtime.loops import interruptible, run
+from workers.runtime.loops import run
 from workers.runtime.settings import Settings, env_name
 
 __all__ = ["main", "parser"]
@@ -64,9 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(str(e), USAGE)
     configure_logging(settings, args.command)
     # SIGTERM stops a one-shot command (bench, replay, …) as Ctrl-C does: its cleanup runs and
-    # what it started (an embedded stack, worker processes) stops with it. While its loop runs,
-    # the loop takes both (``interruptible``); the serving commands install their own handler
-    # (drain, then stop) on the loop.
+    # what it started (an embedded stack, worker processes) stops with it. The serving
+    # commands install their own handler (drain, then stop) on the loop, which replaces this.
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if main_thread else None
     try:
@@ -77,10 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         check_dev_run(settings)  # a shell still holding an ended dev run's export block
         loop = settings.event_loop if args.command in SERVING else "asyncio"
-        command = HANDLERS[args.command](settings, args)
-        if args.command not in SERVING:  # the serving commands handle signals on the loop
-            command = interruptible(command)
-        return run(command, loop=loop)
+        return run(HANDLERS[args.command](settings, args), loop=loop)
     except KeyboardInterrupt:
         return INTERRUPTED_EXIT
     except Exception as e:

@@ -10,8 +10,12 @@ position this fleet did not make, one its log cannot continue from, the fleet no
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import os
+import signal
 import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, TextIO
 
 import msgspec
@@ -99,23 +103,55 @@ async def run_events(
     last: GlobalEvent | None = None
     count = 0
     try:
-        async with AsyncClient(url, token=token, retry=Backoff(attempts=3)) as client:
-            read = client.subscribe_all if args.follow else client.global_events
-            stream = read(after, aggregate_types=types, event_types=event_types, id_prefix=prefix)
-            try:
-                async for item in stream:
-                    _print(out, item, as_json=args.json)
-                    last, count = item, count + 1
-                    if args.limit is not None and count >= args.limit:
-                        break
-            finally:
-                await stream.aclose()
+        with _interrupting() if args.follow else contextlib.nullcontext():
+            async with AsyncClient(url, token=token, retry=Backoff(attempts=3)) as client:
+                read = client.subscribe_all if args.follow else client.global_events
+                stream = read(
+                    after, aggregate_types=types, event_types=event_types, id_prefix=prefix
+                )
+                try:
+                    async for item in stream:
+                        _print(out, item, as_json=args.json)
+                        last, count = item, count + 1
+                        if args.limit is not None and count >= args.limit:
+                            break
+                finally:
+                    await stream.aclose()
     except ClientError as e:
         return fail(str(e), USAGE if isinstance(e, ValueError) else FAILURE)
     where = last.position if last is not None else after
     said = f"--after {where} goes on from here" if where else "nothing was read"
     print(f"{count} event(s); {said}", file=sys.stderr)
     return 0
+
+
+@contextlib.contextmanager
+def _interrupting() -> Iterator[None]:
+    """Ctrl-C (SIGINT) ends a follow at once, through the loop's own signal handling: it wakes
+    the loop whichever thread the signal reached. ``asyncio.run``'s handler runs only once the
+    loop wakes for something else, and a quiet follow waits on its socket (up to a heartbeat)."""
+    loop, task = asyncio.get_running_loop(), asyncio.current_task()
+    interrupted = False
+
+    def interrupt() -> None:
+        nonlocal interrupted
+        interrupted = True
+        if task is not None:
+            task.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, interrupt)
+    except (RuntimeError, ValueError):  # not the main thread: asyncio.run's handling stands
+        yield
+        return
+    try:
+        yield
+    except asyncio.CancelledError:
+        if interrupted:
+            raise KeyboardInterrupt from None  # the CLI's Ctrl-C: exit 130
+        raise
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
 
 
 def _print(out: TextIO, item: GlobalEvent, *, as_json: bool) -> None:

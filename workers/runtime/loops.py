@@ -7,7 +7,6 @@ needs."""
 from __future__ import annotations
 
 import asyncio
-import signal
 from collections.abc import Coroutine
 from typing import TypeVar
 
@@ -22,39 +21,3 @@ def run(main: Coroutine[object, None, T], *, loop: str) -> T:
 
         return uvloop.run(main)
     return asyncio.run(main)
-
-
-async def interruptible(main: Coroutine[object, None, T]) -> T:
-    """``main``, with Ctrl-C (SIGINT) and SIGTERM taken through the loop's own signal handling:
-    either cancels ``main`` (its cleanup runs) and ends it as ``KeyboardInterrupt``.
-
-    The loop's handling writes the signal to its wake-up pipe, so the loop wakes whatever it
-    waits on. ``asyncio.run``'s own Ctrl-C handler, and a handler that raises, run only when
-    the main thread runs Python code again: a command waiting on a quiet socket (``events
-    --follow``) waited for its next bytes. Outside the main thread nothing is installed."""
-    loop, task = asyncio.get_running_loop(), asyncio.current_task()
-    signals = (signal.SIGINT, signal.SIGTERM)
-    before = {sig: signal.getsignal(sig) for sig in signals}
-    interrupted = False
-
-    def interrupt() -> None:
-        nonlocal interrupted
-        interrupted = True
-        if task is not None:
-            task.cancel()
-
-    try:
-        for sig in signals:
-            loop.add_signal_handler(sig, interrupt)
-    except (RuntimeError, ValueError):  # not the main thread
-        return await main
-    try:
-        return await main
-    except asyncio.CancelledError:
-        if interrupted:
-            raise KeyboardInterrupt from None
-        raise
-    finally:
-        for sig in signals:
-            loop.remove_signal_handler(sig)
-            signal.signal(sig, before[sig])  # remove_signal_handler leaves the default
