@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
 from topics.errors import InvalidInput, NotFound, StoreUnavailable
 from workers.adapters.memory.parked import MemoryParkedEvents
 from workers.adapters.mongo import connect, database
+from workers.adapters.mongo.client import Document
 from workers.adapters.mongo.parked import MongoParkedEvents
 from workers.devtools.embedded import EmbeddedStack
 from workers.ports import PARKED, ParkedEntry, ParkedEvents, Record
@@ -94,3 +96,45 @@ async def test_the_memory_store_down_raises_unavailable() -> None:
     store.down()
     with pytest.raises(StoreUnavailable):
         await store.park([entry("order:a", 1, 10)])
+
+
+class ReleasedOnceResolved:
+    """The parked collection, with the appender's release of a head landing right after its
+    resolution is written and before anything else is read: the interleaving a loaded machine
+    gives an operator's ``dlq skip`` now and then (the appender releases a skipped head at
+    once), planted on every resolution the store writes."""
+
+    def __init__(self, collection: Any) -> None:
+        self._collection = collection
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._collection, name)
+
+    async def update_one(self, query: Document, update: Document, **kwargs: Any) -> Any:
+        written = await self._collection.update_one(query, update, **kwargs)
+        await self._collection.delete_one({"_id": query["_id"]})
+        return written
+
+    async def find_one_and_update(self, query: Document, update: Document, **kwargs: Any) -> Any:
+        written = await self._collection.find_one_and_update(query, update, **kwargs)
+        await self._collection.delete_one({"_id": query["_id"]})
+        return written
+
+
+async def test_a_head_released_as_soon_as_it_is_resolved_is_answered_as_resolved(
+    stack: EmbeddedStack, unique_name: str
+) -> None:
+    client = connect(stack.urls.mongo_url, timeout_ms=5000)
+    try:
+        store = MongoParkedEvents(database(client, unique_name))
+        await store.park([entry("order:a", 1, 10, "undecodable"), entry("order:a", 2, 11)])
+        store.collection = ReleasedOnceResolved(store.collection)  # type: ignore[assignment]
+        head = await store.resolve("order:a", 1, "skip", "ops")  # not "released meanwhile"
+        assert (head.seq, head.resolution, head.by) == (1, "skip", "ops")
+        [behind] = await store.queue("order:a", limit=10)  # the release did land
+        assert (behind.seq, behind.resolution) == (2, None)
+        with pytest.raises(NotFound, match="order:b is not parked"):
+            await store.resolve("order:b", 1, "skip", "ops")
+    finally:
+        await client.drop_database(unique_name)
+        await client.close()

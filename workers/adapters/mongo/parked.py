@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC
 
-from pymongo import ASCENDING, UpdateOne
+from pymongo import ASCENDING, ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from topics.errors import NotFound
@@ -75,12 +75,16 @@ class MongoParkedEvents:
         if head is None:
             raise NotFound(f"{key} is not parked: it has no queue (released already?).")
         check_head(head[0], seq)
+        source = head[0].source
         async with translated(f"resolving the head of {key}", write=True):
-            await self.collection.update_one(
-                {"_id": head[0].source, "resolution": None},
+            # The head as this write left it: the appender may release a resolved head at once.
+            doc = await self.collection.find_one_and_update(
+                {"_id": source, "resolution": None},
                 {"$set": {"resolution": resolution, "by": by}},
+                return_document=ReturnDocument.AFTER,
             )
-            doc = await self.collection.find_one({"_id": head[0].source})
+            if doc is None:  # resolved already (the first resolution stays), or released
+                doc = await self.collection.find_one({"_id": source})
         if doc is None:
             raise NotFound(f"{key} was released meanwhile: its head is gone.")
         return _entry(doc)
