@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ctypes
 import os
 import re
 import signal
@@ -457,6 +458,46 @@ async def test_the_cli_reads_the_global_read_and_goes_on_from_where_it_stopped(
         code = await asyncio.wait_for(follow.wait(), 30)
     assert len(caught_up) == 3 and f"order {run}-2 v2 OrderPaid" in live.decode()
     assert code == 130  # Ctrl-C ends a follow
+
+
+async def test_a_quiet_follow_ends_at_ctrl_c_whichever_of_its_threads_the_signal_reaches(
+    stack: EmbeddedStack,
+) -> None:
+    """The kernel hands a process its SIGINT in any thread that does not block it, and a follow
+    that named its fleet by host name has the resolver's thread beside the main one. A handler
+    that runs only once the main thread wakes for something else (``asyncio.run``'s) would wait
+    for the next bytes on the socket: here the heartbeat, ten minutes away."""
+    quiet = {**DOMAINS, "EVENTFLEET_LIVE_HEARTBEAT_S": "600"}
+    fleet = FleetProcess.for_stack(stack, f"gr_{uuid.uuid4().hex[:8]}", **quiet)
+    run = f"q{uuid.uuid4().hex[:6]}"
+    await fleet.start()
+    try:
+        follow = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "workers.cli", "events", "--follow", "--id-prefix", run,
+            "--url", fleet.url.replace("127.0.0.1", "localhost"),
+            env={**os.environ, "EVENTFLEET_TOKEN": fleet.token()},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        assert follow.stdout is not None
+        try:
+            await append(
+                fleet, "order", run, {"type": "OrderPlaced", "data": {"items": order_items()}}
+            )
+            line = await asyncio.wait_for(follow.stdout.readline(), 30)  # it resolved and reads
+            others = [
+                int(t) for t in os.listdir(f"/proc/{follow.pid}/task") if int(t) != follow.pid
+            ]
+            assert others, "the follow has no thread beside its main one: nothing is tested"
+            tgkill = ctypes.CDLL(None, use_errno=True).tgkill  # a signal to one thread
+            assert tgkill(follow.pid, others[0], signal.SIGINT) == 0
+            code = await asyncio.wait_for(follow.wait(), 30)
+        finally:
+            if follow.returncode is None:
+                follow.kill()
+                await follow.wait()
+        assert f"order {run} v1 OrderPlaced" in line.decode() and code == 130
+    finally:
+        assert await fleet.stop() == 0, fleet.log_tail()
 
 
 async def console(fleet: FleetProcess, query: str) -> tuple[int, str]:
