@@ -5,6 +5,7 @@ Memory and MongoDB (SecantusDB of the embedded stack) keep them alike."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,13 +29,20 @@ async def parked(
     if request.param == "memory":
         yield MemoryParkedEvents()
         return
+    async with mongo_parked(stack, unique_name) as store:
+        yield store
+
+
+@asynccontextmanager
+async def mongo_parked(stack: EmbeddedStack, name: str) -> AsyncIterator[MongoParkedEvents]:
+    """The MongoDB store on a database of its own, dropped after."""
     client = connect(stack.urls.mongo_url, timeout_ms=5000)
     try:
-        store = MongoParkedEvents(database(client, unique_name))
+        store = MongoParkedEvents(database(client, name))
         await store.ensure_indexes()
         yield store
     finally:
-        await client.drop_database(unique_name)
+        await client.drop_database(name)
         await client.close()
 
 
@@ -124,9 +132,7 @@ class ReleasedOnceResolved:
 async def test_a_head_released_as_soon_as_it_is_resolved_is_answered_as_resolved(
     stack: EmbeddedStack, unique_name: str
 ) -> None:
-    client = connect(stack.urls.mongo_url, timeout_ms=5000)
-    try:
-        store = MongoParkedEvents(database(client, unique_name))
+    async with mongo_parked(stack, unique_name) as store:
         await store.park([entry("order:a", 1, 10, "undecodable"), entry("order:a", 2, 11)])
         store.collection = ReleasedOnceResolved(store.collection)  # type: ignore[assignment]
         head = await store.resolve("order:a", 1, "skip", "ops")  # not "released meanwhile"
@@ -135,6 +141,3 @@ async def test_a_head_released_as_soon_as_it_is_resolved_is_answered_as_resolved
         assert (behind.seq, behind.resolution) == (2, None)
         with pytest.raises(NotFound, match="order:b is not parked"):
             await store.resolve("order:b", 1, "skip", "ops")
-    finally:
-        await client.drop_database(unique_name)
-        await client.close()
