@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,17 +62,17 @@ async def lifecycles(
     orders: list[str],
     figures: Figures,
     *,
-    gate: asyncio.Event | None = None,
+    gates: Mapping[str, asyncio.Event] | None = None,
 ) -> None:
     """Each order placed, paid, shipped, delivered: every request valid, so a 409 is a lie.
     A 503 (nothing written, or unknown) is retried with the same command id, as a client does.
-    ``gate``: each order is shipped only once it is set (the traffic a fault must meet is still
-    to come, however fast the first half went)."""
+    ``gates``: each order sends an event of a type named there only once its gate is set (the
+    traffic a fault must meet is still to come, however fast the steps before it went)."""
 
     async def one(order: str) -> None:
         for step, (kind, data) in enumerate(STEPS):
-            if gate is not None and kind == "OrderShipped":
-                await gate.wait()
+            if gates is not None and kind in gates:
+                await gates[kind].wait()
             command_id = f"{order}-{step}"
             body = {"type": kind, "data": data, "command_id": command_id}
             for _ in range(400):
@@ -249,13 +250,18 @@ async def test_redis_flushed_and_restarted_mid_run_never_refuses_what_the_store_
     try:
         run = uuid.uuid4().hex[:6]
         orders = [f"r-{run}-{i}" for i in range(30)]
-        figures, gate = Figures(), asyncio.Event()
-        load = asyncio.create_task(lifecycles(commands, orders, figures, gate=gate))
+        figures = Figures()
+        paid, shipped = asyncio.Event(), asyncio.Event()
+        gates = {"OrderPaid": paid, "OrderShipped": shipped}
+        load = asyncio.create_task(lifecycles(commands, orders, figures, gates=gates))
         await wait_for(lambda: len(figures.accepted) >= 30, timeout_s=60, what="traffic")
-        # Events in flight when the marks go: the appender stalls, Redis is flushed. Half of
-        # the traffic waits for the flush (on a quiet machine it had all been accepted before).
+        # Events in flight when the marks go: the appender stalls, payments are accepted (it
+        # can store none of them), Redis is flushed, and only then are the orders shipped.
+        # Each step waits for its gate: on a quiet machine every request was accepted before
+        # the flush, and on a loaded one every event was stored before the stall.
         appender.process.send_signal(19)  # type: ignore[union-attr]  # SIGSTOP
         try:
+            paid.set()
             await wait_for(
                 lambda: len(figures.accepted) >= 45, timeout_s=60, what="events in flight"
             )
@@ -264,7 +270,7 @@ async def test_redis_flushed_and_restarted_mid_run_never_refuses_what_the_store_
                 await flusher.flushall()  # marks, claims and the filter gone at once
             finally:
                 await flusher.aclose()
-            gate.set()
+            shipped.set()
             # The store's heads trail what was accepted: refusing now would be false.
             try:
                 await wait_for(lambda: figures.told["503 store_catching_up"] >= 5, timeout_s=60,
