@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.__main__ import parallel
-from workers.devtools.bench.measure import cpu_seconds, load_average
+from workers.devtools.bench.measure import TICKS_PER_S, load_average
 
 INTERVAL_S = 0.5
+TESTS_OWN = "pytest and its workers (the tests' own code)"
 
 
 @dataclass(slots=True)
@@ -57,12 +58,12 @@ def kind_of(argv: list[str]) -> str:
         ("chrom", "chromium and chromedriver (the console's browser tests)"),
         ("stress-ng", "stress-ng (the scenarios run with both cores busy)"),
         ("wrk", "wrk"),
-        ("pytest", "pytest and its workers (the tests' own code)"),
+        ("pytest", TESTS_OWN),
     ):
         if needle in joined:
             return kind
     if head.startswith("python") and argv[1:2] in (["-c"], ["-u"]):
-        return "pytest and its workers (the tests' own code)"  # execnet's workers
+        return TESTS_OWN  # execnet's workers
     if head.startswith("python") and argv[1:2] == ["-m"] and len(argv) > 2:
         return f"python -m {argv[2]}"
     return head
@@ -73,19 +74,21 @@ def command_line(pid: int) -> list[str]:
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
-def read_all(seen: dict[int, Seen], *, started: bool) -> None:
-    """Every process's CPU now; one first read here started before the run when ``started``
-    is False (only what it spends from now on counts)."""
+def read_all(seen: dict[tuple[int, int], Seen], *, started: bool) -> None:
+    """Every process's CPU now, by pid and start time (a pid is reused within one run: this
+    machine's ``pid_max`` is 32,768, and threads draw from it too); one first read here started before the run when ``started`` is False
+    (only what it spends from now on counts)."""
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         pid = int(entry.name)
         try:
-            cpu = cpu_seconds(pid)
-            if pid in seen:
-                seen[pid].last = cpu
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            key, cpu = (pid, int(fields[19])), (int(fields[11]) + int(fields[12])) / TICKS_PER_S
+            if key in seen:
+                seen[key].last = cpu
             else:
-                seen[pid] = Seen(kind_of(command_line(pid)), cpu if not started else 0.0, cpu)
+                seen[key] = Seen(kind_of(command_line(pid)), cpu if not started else 0.0, cpu)
         except (FileNotFoundError, ProcessLookupError, IndexError):
             continue  # ended between the listing and the read
 
@@ -94,7 +97,7 @@ def main() -> int:
     cli = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     cli.add_argument("pytest_args", nargs=argparse.REMAINDER)
     args = cli.parse_args()
-    seen: dict[int, Seen] = {}
+    seen: dict[tuple[int, int], Seen] = {}
     read_all(seen, started=False)
     me = os.getpid()
     argv = ["-q", "-p", "no:cacheprovider", *parallel(args.pytest_args), *args.pytest_args]
@@ -107,7 +110,7 @@ def main() -> int:
     wall = time.monotonic() - begun
     by_kind: Counter[str] = Counter()
     count: Counter[str] = Counter()
-    for pid, s in seen.items():
+    for (pid, _), s in seen.items():
         spent = s.last - s.first
         if pid != me and spent > 0:
             by_kind[s.kind] += spent
