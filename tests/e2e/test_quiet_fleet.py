@@ -22,9 +22,10 @@ import orjson
 
 from tests.e2e.test_dev import PREFIX, Dev, post, start_dev
 from tests.waiting import wait_for
+from workers.runtime.settings.services import Kafka
 
 STREAM_TIMEOUT_S = 2.0
-LIVELOCK_TICK_S = 2.5  # Faust: broker_commit_interval (1 s in the fleet) * 2.5
+LIVELOCK_TICK_S = 2.5 * Kafka().kafka_commit_interval_ms / 1000  # Faust: 2.5 commit intervals
 LEVEL = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (\w+)\s")
 
 

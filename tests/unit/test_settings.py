@@ -146,6 +146,8 @@ def test_settings_are_immutable() -> None:
         ("EVENTFLEET_HTTP_HOST", "   "),
         ("EVENTFLEET_KAFKA_TIMEOUT_MS", "99"),
         ("EVENTFLEET_KAFKA_SESSION_TIMEOUT_MS", "999"),
+        ("EVENTFLEET_KAFKA_COMMIT_INTERVAL_MS", "0"),
+        ("EVENTFLEET_KAFKA_COMMIT_INTERVAL_MS", "0.2s"),
         ("EVENTFLEET_MAX_BODY_BYTES", "1k"),
         ("EVENTFLEET_KAFKA_IDEMPOTENCE", "maybe"),
         ("EVENTFLEET_KAFKA_IDEMPOTENCE", "2"),

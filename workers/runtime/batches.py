@@ -128,10 +128,14 @@ class BatchLoop:
         if self.ledger.gaps():
             self.gap_seen.set()
 
-    def settle(self, records: Sequence[Record]) -> None:
+    def settle(self, records: Sequence[Record], *, caught_up: bool = False) -> None:
+        """Decide ``records`` and ack what that releases; ``caught_up``: nothing was fetched
+        behind them, so the commit is asked for now (``workers.stream.commits``)."""
         for record in records:
             self.ledger.decide(record.partition, record.offset)
         self.release()
+        if caught_up:
+            self.fleet.commits.request()
 
     async def run(self, stream: StreamT[object]) -> None:
         """The agent: batch after batch until Faust ends its stream."""
@@ -148,7 +152,7 @@ class BatchLoop:
                     return
                 records = self._take(batch)
                 if records:
-                    await self._handle(records)
+                    await self._handle(records, caught_up=not batches.waiting)
         finally:
             closer.cancel()
             if ticker is not None:
@@ -168,7 +172,7 @@ class BatchLoop:
             self.gap_seen.set()  # closed beside the batch: only its acks wait for it
         return records
 
-    async def _handle(self, records: list[Record]) -> None:
+    async def _handle(self, records: list[Record], *, caught_up: bool) -> None:
         fleet, role = self.fleet, self.role
         later: Awaitable[object] | Acks | None = None
         try:
@@ -182,17 +186,19 @@ class BatchLoop:
             fleet.fatal(self.name, e)
             await asyncio.Future()  # unacked: parked until the draining app cancels us
         if isinstance(later, Acks):
-            self.settle(later.records)
+            self.settle(later.records, caught_up=caught_up)
         elif later is None:
-            self.settle(records)
+            self.settle(records, caught_up=caught_up)
         else:
             await self.unacked.acquire()
-            fleet.spawn(self._settle_when_done(records, later))
+            fleet.spawn(self._settle_when_done(records, later, caught_up=caught_up))
 
-    async def _settle_when_done(self, records: Sequence[Record], work: Awaitable[object]) -> None:
+    async def _settle_when_done(
+        self, records: Sequence[Record], work: Awaitable[object], *, caught_up: bool
+    ) -> None:
         try:
             await work
-            self.settle(records)
+            self.settle(records, caught_up=caught_up)
         except BaseException as e:  # background work no retry can fix: stop, batch unacked
             if not a_failure(e):
                 raise

@@ -34,6 +34,7 @@ from workers.runtime.health import HealthMonitor, Ping
 from workers.runtime.lag import LAG_ROLE, LagExporter, measured_groups
 from workers.runtime.membership import Membership
 from workers.runtime.projection_lag import ProjectionLag
+from workers.stream.commits import CaughtUpCommits
 from workers.stream.faust_app import (
     ASSIGNMENT,
     FleetApp,
@@ -129,6 +130,8 @@ class Fleet:
         )
         self.app = self._make_app(app_id)
         self.consumes = bool(self.roles & CONSUMER_ROLES)
+        self.commits = CaughtUpCommits(lambda: self.app.consumer.commit())
+        """Asked for by an agent that settled all it was fetched (``workers.runtime.batches``)."""
         # Where the groups stand and which offsets hold records: the agents' gap closing.
         self.positions = runtime.adapters.stream.positions(
             fetch_max_wait_ms=runtime.settings.kafka_fetch_max_wait_ms
@@ -167,7 +170,7 @@ class Fleet:
             # its assignment (and stay ready) that long before marking the coordinator dead.
             broker_request_timeout=max(session_s, settings.kafka_timeout_ms / 1000) * 2,
             broker_heartbeat_interval=max(0.1, session_s / 6),
-            broker_commit_interval=1.0,
+            broker_commit_interval=settings.kafka_commit_interval_ms / 1000,
             topic_disable_leader=True,
             topic_allow_declare=False,
             consumer_auto_offset_reset="earliest",

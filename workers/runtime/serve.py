@@ -158,6 +158,10 @@ def _start_loops(fleet: Fleet, runtime: Runtime) -> list[asyncio.Task[None]]:
         if "scans" in runtime.events.capabilities:  # else every new aggregate reads its head
             filter_kept = keep_filter_ready(runtime.marker, runtime.events, runtime.domains)
             background.append(asyncio.create_task(filter_kept, name="the new-aggregate filter"))
+    if fleet.consumes:  # an agent that caught up commits at once, not at the next interval
+        commits = asyncio.create_task(fleet.commits.run(), name="the caught-up commits")
+        commits.add_done_callback(lambda task: _fatal_unless_cancelled(fleet, "commits", task))
+        background.append(commits)
     if fleet.audit_loop is not None:
         audits = fleet.audit_loop.run()
         background.append(asyncio.create_task(audits, name="the audit loop"))

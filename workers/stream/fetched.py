@@ -61,6 +61,11 @@ class FetchedBatches:
         # stands in for one (it is not mode's FlowControlQueue).
         app.flow_control.manage_queue(self)  # type: ignore[arg-type]  # a stand-in with clear()
 
+    @property
+    def waiting(self) -> int:
+        """Records fetched and not yet taken."""
+        return self._count
+
     def deliver(self, tp: TP, messages: list[Message], generation: int | None) -> None:
         """Hold ``messages`` (of ``tp``, fetched in consumer generation ``generation``)."""
         if not messages:

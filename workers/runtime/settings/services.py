@@ -50,6 +50,9 @@ class Kafka(Concern):
     """how long a fetch waits for data (latency floor on Tansu)"""
     kafka_session_timeout_ms: int = Field(10_000, ge=1000, le=300_000)
     """consumer group session timeout"""
+    kafka_commit_interval_ms: int = Field(1000, ge=10, le=60_000)
+    """how often a busy consumer commits what it has decided; one that has caught up commits
+    at once (at most ten times a second)"""
 
 
 class Topics(Concern):

@@ -1,0 +1,131 @@
+"""How long a refusal waits when the aggregate has an event in flight: this checkout beside a
+baseline revision, measured in the same run.
+
+``python -m tests.bench.refusal_wait [--base REV] [--pairs 20] [--rounds 2] [--idle 5]``
+
+A refusal is answered only once it is true (``workers.roles.command.refusals``): when the
+aggregate's newest event is accepted but not yet stored, the door waits until the appender's
+group has committed past every event of the aggregate's partition. One embedded stack; per
+round, per side in turn (alternating which goes first), one fleet process (``--role all``, the
+tests' settings) run from that side's packages (``REV``, default ``HEAD``, exported to a
+temporary folder, as ``tests/bench/worker_start.py`` does) is sent ``--pairs`` pairs, one after
+the other: an order placed (202), then at once its shipment, refused (409: not paid yet).
+Prints, per side, the median and 90th percentile of the refusals' and the acceptances' answer
+times, the fleet's CPU per pair, and its idle CPU over ``--idle`` seconds afterwards, in % of
+one core; then the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+
+from tests.bench import run_script
+from tests.bench.worker_start import ROOT, compiled, export
+from tests.fleet import FleetProcess
+from tests.waiting import wait_for
+from workers.devtools.bench.measure import cpu_seconds, load_average
+from workers.devtools.embedded import EmbeddedStack
+
+PLACED = {"type": "OrderPlaced", "data": {"items": [{"sku": "tea", "qty": 1, "price": 2.0}]}}
+SHIPPED = {"type": "OrderShipped", "data": {"carrier": "dhl"}}
+
+
+async def timed(fleet: FleetProcess, order: str, body: dict[str, object], want: int) -> float:
+    started = time.perf_counter()
+    status, answer = await fleet.post(f"/v1/order/{order}/events", body)
+    took = time.perf_counter() - started
+    assert status == want, f"{body['type']}: {status} {answer}"
+    return took
+
+
+async def launched(stack: EmbeddedStack, root: Path) -> FleetProcess:
+    """A ready fleet process run from the packages below ``root``."""
+    fleet = FleetProcess.for_stack(stack, f"refusal_{uuid.uuid4().hex[:6]}")
+    fleet.process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "workers.cli", "worker", "--role", "all", cwd=root,
+        env={**os.environ, **fleet.env, "PYTHONPATH": str(root)},
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    await wait_for(fleet.ready, timeout_s=60, interval_s=0.1, what=f"the fleet from {root}")
+    return fleet
+
+
+async def measure(
+    stack: EmbeddedStack, root: Path, pairs: int, idle_s: float
+) -> dict[str, list[float]]:
+    fleet = await launched(stack, root)
+    try:
+        assert fleet.process is not None
+        pid = fleet.process.pid
+        # The first pair joins the groups and warms the paths: not measured.
+        await timed(fleet, "warm", PLACED, 202)
+        await timed(fleet, "warm", SHIPPED, 409)
+        found: dict[str, list[float]] = defaultdict(list)
+        cpu_before = cpu_seconds(pid)
+        for i in range(pairs):
+            found["accepted"].append(await timed(fleet, f"o-{i}", PLACED, 202))
+            found["refused"].append(await timed(fleet, f"o-{i}", SHIPPED, 409))
+        found["cpu_per_pair"].append((cpu_seconds(pid) - cpu_before) / pairs)
+        idle_before = cpu_seconds(pid)
+        await asyncio.sleep(idle_s)  # the measured idle window itself, not a wait for a condition
+        found["idle_share"].append(100 * (cpu_seconds(pid) - idle_before) / idle_s)
+        return found
+    finally:
+        await fleet.stop()
+
+
+def quantile(values: list[float], q: int) -> float:
+    return statistics.quantiles(values, n=10)[q - 1] if len(values) > 1 else values[0]
+
+
+async def main(base: str, pairs: int, rounds: int, idle_s: float) -> None:
+    compiled(ROOT)
+    async with EmbeddedStack() as stack:
+        with tempfile.TemporaryDirectory(prefix="refusal-wait-") as folder:
+            roots = {"this checkout": ROOT, f"base {base}": export(base, Path(folder))}
+            results: dict[str, dict[str, list[float]]] = {n: defaultdict(list) for n in roots}
+            print(f"{pairs} pairs per fleet, {rounds} rounds ({load_average()})", flush=True)
+            for round_ in range(rounds):
+                names = list(roots) if round_ % 2 == 0 else list(reversed(roots))
+                for name in names:
+                    for key, values in (await measure(stack, roots[name], pairs, idle_s)).items():
+                        results[name][key].extend(values)
+    print(
+        f"{'':<24}{'refused p50':>12}{'p90':>8}{'accepted p50':>14}{'p90':>8}"
+        f"{'CPU/pair':>10}{'idle CPU':>10}"
+    )
+    medians = {}
+    for name, r in results.items():
+        medians[name] = (statistics.median(r["refused"]), statistics.median(r["cpu_per_pair"]))
+        print(
+            f"{name:<24}{1000 * statistics.median(r['refused']):>10.0f}ms"
+            f"{1000 * quantile(r['refused'], 9):>6.0f}ms"
+            f"{1000 * statistics.median(r['accepted']):>12.0f}ms"
+            f"{1000 * quantile(r['accepted'], 9):>6.0f}ms"
+            f"{1000 * statistics.median(r['cpu_per_pair']):>8.1f}ms"
+            f"{statistics.median(r['idle_share']):>9.1f}%"
+        )
+    (now_refused, now_cpu), (base_refused, base_cpu) = medians.values()
+    print(
+        f"{'ratio (this / base)':<24}{now_refused / base_refused:>11.2f}x"
+        f"{'':>30}{now_cpu / base_cpu:>9.2f}x"
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--base", default="HEAD", help="the baseline revision (default: HEAD)")
+    parser.add_argument("--pairs", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--idle", type=float, default=5.0)
+    a = parser.parse_args()
+    run_script(main(a.base, a.pairs, a.rounds, a.idle))
