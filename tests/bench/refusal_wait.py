@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -31,8 +29,8 @@ from pathlib import Path
 from tests.bench import run_script
 from tests.bench.worker_start import ROOT, compiled, export
 from tests.fleet import FleetProcess
-from tests.waiting import wait_for
 from workers.devtools.bench.measure import cpu_seconds, load_average
+from workers.devtools.bench.procs import server
 from workers.devtools.embedded import EmbeddedStack
 
 PLACED = {"type": "OrderPlaced", "data": {"items": [{"sku": "tea", "qty": 1, "price": 2.0}]}}
@@ -47,25 +45,16 @@ async def timed(fleet: FleetProcess, order: str, body: dict[str, object], want: 
     return took
 
 
-async def launched(stack: EmbeddedStack, root: Path) -> FleetProcess:
-    """A ready fleet process run from the packages below ``root``."""
-    fleet = FleetProcess.for_stack(stack, f"refusal_{uuid.uuid4().hex[:6]}")
-    fleet.process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "workers.cli", "worker", "--role", "all", cwd=root,
-        env={**os.environ, **fleet.env, "PYTHONPATH": str(root)},
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    await wait_for(fleet.ready, timeout_s=60, interval_s=0.1, what=f"the fleet from {root}")
-    return fleet
-
-
 async def measure(
     stack: EmbeddedStack, root: Path, pairs: int, idle_s: float
 ) -> dict[str, list[float]]:
-    fleet = await launched(stack, root)
-    try:
-        assert fleet.process is not None
-        pid = fleet.process.pid
+    fleet = FleetProcess.for_stack(stack, f"refusal_{uuid.uuid4().hex[:6]}")  # its settings
+    argv = ["workers.cli", "worker", "--role", "all"]
+    env = {**fleet.env, "PYTHONPATH": str(root)}
+    async with server(
+        str(root), argv, url=fleet.url, env=env, ready_path="/readyz", cwd=str(root)
+    ) as running:
+        pid = running.pid
         # The first pair joins the groups and warms the paths: not measured.
         await timed(fleet, "warm", PLACED, 202)
         await timed(fleet, "warm", SHIPPED, 409)
@@ -79,8 +68,6 @@ async def measure(
         await asyncio.sleep(idle_s)  # the measured idle window itself, not a wait for a condition
         found["idle_share"].append(100 * (cpu_seconds(pid) - idle_before) / idle_s)
         return found
-    finally:
-        await fleet.stop()
 
 
 def quantile(values: list[float], q: int) -> float:

@@ -28,7 +28,7 @@ from workers.runtime.failures import a_failure
 from workers.runtime.fleet import Fleet
 from workers.stream.faust_app import fleet_consumer
 from workers.stream.faust_types import Partitions, on_rebalance
-from workers.stream.fetched import BatchTopic, ack, fetched
+from workers.stream.fetched import BatchTopic, FetchedBatches, ack, fetched
 from workers.stream.gaps import GapCloser
 from workers.stream.offsets import OffsetLedger
 
@@ -122,26 +122,28 @@ class BatchLoop:
             metrics=fleet.runtime.metrics,
         )
         self.gap_seen = asyncio.Event()
+        self.batches: FetchedBatches | None = None
+        """Where the agent's fetched records wait (set when it runs)."""
 
     def release(self) -> None:
         ack(self.fleet.app.consumer, self.ledger.release())
         if self.ledger.gaps():
             self.gap_seen.set()
 
-    def settle(self, records: Sequence[Record], *, caught_up: bool = False) -> None:
-        """Decide ``records`` and ack what that releases; ``caught_up``: nothing was fetched
-        behind them, so the commit is asked for now (``workers.stream.commits``)."""
+    def settle(self, records: Sequence[Record]) -> None:
+        """Decide ``records`` and ack what that releases; with nothing fetched waiting behind
+        them, the agent has caught up and asks for the commit now (``workers.stream.commits``)."""
         for record in records:
             self.ledger.decide(record.partition, record.offset)
         self.release()
-        if caught_up:
+        if records and self.batches is not None and not self.batches.waiting:
             self.fleet.commits.request()
 
     async def run(self, stream: StreamT[object]) -> None:
         """The agent: batch after batch until Faust ends its stream."""
         settings = self.fleet.runtime.settings
         within_s = settings.batch_within_ms / 1000
-        batches = fetched(stream)
+        self.batches = batches = fetched(stream)
         ticker = asyncio.ensure_future(self._ticking()) if self.ticks is not None else None
         closer = asyncio.ensure_future(self._closing())
         try:
@@ -152,7 +154,7 @@ class BatchLoop:
                     return
                 records = self._take(batch)
                 if records:
-                    await self._handle(records, caught_up=not batches.waiting)
+                    await self._handle(records)
         finally:
             closer.cancel()
             if ticker is not None:
@@ -172,7 +174,7 @@ class BatchLoop:
             self.gap_seen.set()  # closed beside the batch: only its acks wait for it
         return records
 
-    async def _handle(self, records: list[Record], *, caught_up: bool) -> None:
+    async def _handle(self, records: list[Record]) -> None:
         fleet, role = self.fleet, self.role
         later: Awaitable[object] | Acks | None = None
         try:
@@ -186,19 +188,17 @@ class BatchLoop:
             fleet.fatal(self.name, e)
             await asyncio.Future()  # unacked: parked until the draining app cancels us
         if isinstance(later, Acks):
-            self.settle(later.records, caught_up=caught_up)
+            self.settle(later.records)
         elif later is None:
-            self.settle(records, caught_up=caught_up)
+            self.settle(records)
         else:
             await self.unacked.acquire()
-            fleet.spawn(self._settle_when_done(records, later, caught_up=caught_up))
+            fleet.spawn(self._settle_when_done(records, later))
 
-    async def _settle_when_done(
-        self, records: Sequence[Record], work: Awaitable[object], *, caught_up: bool
-    ) -> None:
+    async def _settle_when_done(self, records: Sequence[Record], work: Awaitable[object]) -> None:
         try:
             await work
-            self.settle(records, caught_up=caught_up)
+            self.settle(records)
         except BaseException as e:  # background work no retry can fix: stop, batch unacked
             if not a_failure(e):
                 raise
