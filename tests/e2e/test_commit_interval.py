@@ -1,9 +1,10 @@
 """When a consumer commits: every ``EVENTFLEET_KAFKA_COMMIT_INTERVAL_MS`` while it is busy, and at
 once when an agent has settled all it was fetched (``workers.stream.commits``).
 
-What waits on a commit waits that long: a refusal of an aggregate whose newest event is still in
-flight is answered once the appender's group has committed past it
-(``workers.roles.command.refusals``); ``tests/bench/refusal_wait.py`` measures the wait.
+The consumers' offsets tell how far the appender has decided: a refusal of an aggregate whose
+newest event is still in flight is answered once the appender's group has committed past it, or
+once the store's head is that event (``workers.roles.command.refusals``);
+``tests/bench/refusal_wait.py`` measures the wait.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ async def test_an_appender_that_caught_up_commits_without_waiting_for_the_interv
     stack: EmbeddedStack, unique_name: str
 ) -> None:
     """With periodic commits a minute apart, the stored event's commit comes at once all the
-    same; the refusal that waits for it is answered (409, not 503 store_catching_up)."""
+    same; the refusal sent while that event was in flight is answered 409."""
     fleet = FleetProcess.for_stack(
         stack,
         unique_name,
@@ -55,7 +56,7 @@ async def test_an_appender_that_caught_up_commits_without_waiting_for_the_interv
         assert status == 202, accepted
         partition, end = accepted["partition"], accepted["offset"] + 1
         # Sent at once: the event it must follow is most likely still in flight, and then
-        # the refusal is answered once the appender's group has committed past it.
+        # the refusal waits for the appender.
         status, refused = await fleet.post(
             "/v1/order/o-1/events", {"type": "OrderShipped", "data": {"carrier": "dhl"}}
         )

@@ -8,6 +8,7 @@ from workers.ports import (
     AppendProgress,
     CommandMemory,
     EventStore,
+    LiveFeed,
     Marker,
     Producer,
     Rejections,
@@ -38,12 +39,15 @@ def command_side(
     answer_wait_s: float = 10.0,
     refusal_wait_s: float = 3.0,
     budget: WriteBudget | None = None,
+    feed: LiveFeed | None = None,
 ) -> CommandDispatcher:
     """A dispatcher over an async service and, given ``sync``, a sync one (``budget``: the
     write budgets both draw on)."""
     ledger = CommandLedger(marker, memory)
     fate = CommandFate(store=store, rejections=rejections, ledger=ledger)
-    refusals = RefusalCheck(ledger=ledger, store=store, progress=progress, wait_s=refusal_wait_s)
+    refusals = RefusalCheck(
+        ledger=ledger, store=store, progress=progress, wait_s=refusal_wait_s, feed=feed
+    )
     async_mode = AsyncCommandService(
         ledger=ledger, store=store, producer=producer, refusals=refusals, fate=fate,
         events_topic=events_topic, answer_wait_s=answer_wait_s, budget=budget,

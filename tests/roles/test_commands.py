@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,7 @@ from workers.adapters.memory import (
     MemoryAppendProgress,
     MemoryCommandMemory,
     MemoryEventStore,
+    MemoryLiveFeed,
     MemoryMarker,
     MemoryProducer,
     MemoryRejections,
@@ -38,7 +39,7 @@ from workers.cqrs.sync import SyncCommands
 from workers.examples.domains.account import ACCOUNT
 from workers.examples.domains.order import ORDER
 from workers.metrics import create_metrics
-from workers.ports import MarkRequest, MarkResult, Record, Rejection
+from workers.ports import MarkRequest, MarkResult, Outgoing, Record, Rejection
 from workers.roles.append.outbox import Outbox
 from workers.roles.command.commands import CommandDispatcher
 from workers.roles.command.newfilter import keep_filter_ready, rebuild_filter, retry_after
@@ -64,6 +65,7 @@ class Side:
     rejections: MemoryRejections
     progress: MemoryAppendProgress
     clock: Clock
+    feed: MemoryLiveFeed
 
     async def ask(self, aggregate: str, kind: str, data: object, **kw: str) -> Answer:
         kind_type, aggregate_id = aggregate.split(":")
@@ -72,14 +74,21 @@ class Side:
 
     async def stored_as_produced(self) -> None:
         """What the appender does: store every produced event in order, and catch up."""
+        await self.store_produced()
+        self.progress.decide_all()
+
+    async def store_produced(self) -> None:
+        """Store every produced event in order and announce it; the appender's group commits
+        nothing yet."""
         versions: dict[tuple[str, str], int] = {}
         for record in self.producer.records(EVENTS):
             event = decode(record.value)
             ref = (event.aggregate_type, event.aggregate_id)
             versions[ref] = versions.get(ref, 0) + 1
             if event.id not in await self.store.find([event.id]):
-                await self.store.append([event.with_version(versions[ref])])
-        self.progress.decide_all()
+                stored = event.with_version(versions[ref])
+                await self.store.append([stored])
+                self.feed.announce([Outgoing.of(stored)])
 
     def produced(self) -> list[tuple[str, str | None]]:
         return [(decode(r.value).id, decode(r.value).after) for r in self.producer.records(EVENTS)]
@@ -90,7 +99,7 @@ def side() -> Side:
     return make_side()
 
 
-def make_side() -> Side:
+def make_side(*, refusal_wait_s: float = 0.05) -> Side:
     """The command side of one commands process, on memory adapters, both modes."""
     clock = Clock()
     metrics = create_metrics()
@@ -99,6 +108,7 @@ def make_side() -> Side:
     memory = MemoryCommandMemory(clock=clock, records=marker.records)
     rejections = MemoryRejections()
     progress = MemoryAppendProgress(producer, EVENTS)
+    feed = MemoryLiveFeed()
     loader = StateLoader(store, MemorySnapshotStore(), metrics)
     outbox = Outbox(store, producer, topic=STORED, metrics=metrics, mode="sync")
     sync = SyncCommands(repository=Repository(loader), outbox=outbox, metrics=metrics)
@@ -115,10 +125,13 @@ def make_side() -> Side:
         metrics=metrics,
         sync=sync,
         answer_wait_s=0.2,
-        refusal_wait_s=0.05,
+        refusal_wait_s=refusal_wait_s,
+        feed=feed,
     )
     outcomes = Outcomes(domains=domains, store=store, rejections=rejections, memory=memory)
-    return Side(service, outcomes, store, producer, marker, memory, rejections, progress, clock)
+    return Side(
+        service, outcomes, store, producer, marker, memory, rejections, progress, clock, feed
+    )
 
 
 async def test_an_accepted_event_carries_the_id_it_was_validated_after(side: Side) -> None:
@@ -510,6 +523,82 @@ async def test_a_refusal_against_an_event_in_flight_waits_for_it_then_is_true(si
     await side.stored_as_produced()
     late = await side.ask("order:o1", "OrderPaid", {"amount": 2})
     assert (late.status, late.body["current"]) == (409, "OrderCancelled")
+
+
+async def test_a_refusal_waiting_for_the_appender_is_answered_once_the_marked_event_is_stored() -> (
+    None
+):
+    """A busy appender commits only now and then: once the live feed tells that the event the
+    mark names is stored, it is the store's head and the refusal is true, commit or not."""
+    side = make_side(refusal_wait_s=60)
+    await side.ask("order:o1", "OrderPlaced", ITEMS)
+    await side.stored_as_produced()
+    assert (await side.ask("order:o1", "OrderCancelled", {"reason": "x"})).status == 202
+    late = asyncio.ensure_future(side.ask("order:o1", "OrderPaid", {"amount": 2}))
+    await wait_for(waiting_on_progress(side), timeout_s=10, what="the refusal waiting")
+    await side.store_produced()  # stored and announced, never committed
+    answer = await asyncio.wait_for(late, timeout=10)
+    assert (answer.status, answer.body["current"]) == (409, "OrderCancelled")
+    assert not await side.progress.caught_up(b"order:o1", within_s=0)
+    assert len(side.producer.records(EVENTS)) == 2  # nothing written
+    assert side.feed.listeners() == 0  # it stopped listening
+
+
+async def test_a_lost_announcement_leaves_the_refusal_to_the_appenders_commit() -> None:
+    side = make_side(refusal_wait_s=60)
+    await side.ask("order:o1", "OrderPlaced", ITEMS)
+    await side.stored_as_produced()
+    assert (await side.ask("order:o1", "OrderCancelled", {"reason": "x"})).status == 202
+    late = asyncio.ensure_future(side.ask("order:o1", "OrderPaid", {"amount": 2}))
+    await wait_for(waiting_on_progress(side), timeout_s=10, what="the refusal waiting")
+    side.feed.lose_next()
+    await side.store_produced()
+    done, _ = await asyncio.wait({late}, timeout=0.2)
+    assert not done  # nothing told it: it waits for the appender's progress
+    side.progress.decide_all()
+    answer = await asyncio.wait_for(late, timeout=10)
+    assert (answer.status, answer.body["current"]) == (409, "OrderCancelled")
+
+
+async def test_a_store_that_fails_while_a_refusal_waits_makes_it_503_never_409() -> None:
+    side = make_side(refusal_wait_s=60)
+    await side.ask("order:o1", "OrderPlaced", ITEMS)
+    await side.stored_as_produced()
+    assert (await side.ask("order:o1", "OrderCancelled", {"reason": "x"})).status == 202
+    late = asyncio.ensure_future(side.ask("order:o1", "OrderPaid", {"amount": 2}))
+    await wait_for(waiting_on_progress(side), timeout_s=10, what="the refusal waiting")
+    side.store.faults.down()
+    cancelled = decode(side.producer.records(EVENTS)[1].value)
+    side.feed.announce([Outgoing.of(cancelled.with_version(2))])  # the head is read: it fails
+    answer = await asyncio.wait_for(late, timeout=10)
+    assert (answer.status, answer.body["error"]) == (503, "store_unavailable")
+    assert len(side.producer.records(EVENTS)) == 2
+    assert side.feed.listeners() == 0
+
+
+async def test_an_announcement_of_another_event_proves_no_refusal() -> None:
+    """A phantom mark (an event never produced): what the feed tells of the aggregate is not
+    the marked event, so the store's settled head decides, as without the feed."""
+    side = make_side(refusal_wait_s=60)
+    await side.ask("order:o1", "OrderPlaced", ITEMS)
+    await side.stored_as_produced()
+    await side.marker.check_and_mark(
+        MarkRequest("order:o1", "OrderCancelled", "phantom-id", ["*"], fallback="-")
+    )
+    await side.ask("order:o2", "OrderPlaced", ITEMS)  # in flight: the progress waits for it
+    paid = asyncio.ensure_future(side.ask("order:o1", "OrderPaid", {"amount": 2}))
+    await wait_for(waiting_on_progress(side), timeout_s=10, what="the request waiting")
+    placed = decode(side.producer.records(EVENTS)[0].value)
+    side.feed.announce([Outgoing.of(placed.with_version(1))])  # heard again: not the mark
+    done, _ = await asyncio.wait({paid}, timeout=0.2)
+    assert not done
+    await side.stored_as_produced()
+    answer = await asyncio.wait_for(paid, timeout=10)
+    assert answer.status == 202  # the settled head (Placed) allows it: the phantom is replaced
+
+
+def waiting_on_progress(side: Side) -> Callable[[], bool]:
+    return lambda: side.progress.faults.calls["caught_up"] == 1
 
 
 async def test_a_filter_rebuilt_while_a_creation_is_in_flight_never_makes_a_false_409(

@@ -6,11 +6,13 @@ The real services run the same cases, with the faults, in ``tests/e2e/test_expec
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
-from tests.roles.test_commands import EVENTS, ITEMS, Side, make_side
+from tests.roles.test_commands import EVENTS, ITEMS, Side, make_side, waiting_on_progress
+from tests.waiting import wait_for
 from topics.envelope import decode, derived_event_id
 from workers.roles.command.requests import CommandRequest
 from workers.runtime.answers import Answer, answer_of
@@ -87,6 +89,20 @@ async def test_a_stale_count_is_no_refusal_until_the_store_has_caught_up(side: S
     await side.stored_as_produced()
     now = await ask(side, "order:o3", "OrderCancelled", {"reason": "x"}, 1)
     assert refused_as_stale(now, expected=1, current=2)
+
+
+async def test_a_stale_count_is_refuted_once_the_store_holds_the_newer_event() -> None:
+    """The appender has stored the paid event but not committed past it: a head past the
+    expectation refutes it for good, so the wait ends there."""
+    side = make_side(refusal_wait_s=60)
+    await ask(side, "order:o5", "OrderPlaced", ITEMS, None)
+    await side.stored_as_produced()
+    await ask(side, "order:o5", "OrderPaid", {"amount": 2}, 1)  # produced, not yet stored
+    behind = asyncio.ensure_future(ask(side, "order:o5", "OrderCancelled", {"reason": "x"}, 1))
+    await wait_for(waiting_on_progress(side), timeout_s=10, what="the refusal waiting")
+    await side.store_produced()
+    assert refused_as_stale(await asyncio.wait_for(behind, timeout=10), expected=1, current=2)
+    assert len(side.producer.records(EVENTS)) == 2
 
 
 async def test_a_stored_head_past_the_expectation_refutes_it_without_waiting(side: Side) -> None:

@@ -103,6 +103,7 @@ PUBLIC = {
         "CommandRecord", "DONE", "DataKey", "Deadline", "Delivery", "Erasure", "EventBus",
         "EventQuery", "EventSearch", "EventStore", "Fired", "Handler", "Head", "Instance",
         "KeyStore", "LIVE", "Listening", "LiveChannel", "LiveDeliver", "LiveFeed", "LogProbe",
+        "stop_once_subscribed",
         "MarkPeek", "MarkRequest", "MarkResult", "Marker", "NEW_AGGREGATE", "OperatorAction",
         "Outgoing", "PARKED", "ParkedEntry", "ParkedEvents", "PendingCommand", "PendingEvents", "Positions",
         "ProcessInstances", "Producer", "RETRYING", "Record", "RefusedItem", "Rejection",

@@ -52,6 +52,7 @@ from workers.ports.live import (
     LiveDeliver,
     LiveFeed,
     Subscription,
+    stop_once_subscribed,
 )
 from workers.ports.marks import (
     UNKNOWN,
@@ -227,5 +228,6 @@ __all__ = [
     "check_head",
     "full_after_ms",
     "offered",
+    "stop_once_subscribed",
     "take_token",
 ]

@@ -3,6 +3,8 @@ catch-up subscriptions."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -73,3 +75,20 @@ class LiveFeed(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+_STOPPING: set[asyncio.Task[None]] = set()
+
+
+def stop_once_subscribed(subscribing: asyncio.Task[Listening]) -> None:
+    """Stop a listener that ``LiveFeed.listen`` is still subscribing (or has subscribed), in the
+    background: cancelling the subscription could leave its listener registered, and waiting
+    for it would hold back whoever stops listening. A subscription that failed needs nothing."""
+
+    async def stop() -> None:
+        with contextlib.suppress(Exception):
+            await (await subscribing).stop()
+
+    task = asyncio.create_task(stop())
+    _STOPPING.add(task)
+    task.add_done_callback(_STOPPING.discard)

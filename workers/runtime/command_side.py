@@ -10,7 +10,7 @@ from topics.catalog import TopicNames
 from workers.cqrs.repository import Repository
 from workers.cqrs.sync import SyncCommands
 from workers.metrics import Metrics
-from workers.ports import Rejections
+from workers.ports import LiveFeed, Rejections
 from workers.roles.append.outbox import Outbox
 from workers.roles.command.async_mode import AsyncCommandService
 from workers.roles.command.budget import BudgetPolicy, WriteBudget
@@ -62,8 +62,10 @@ def command_side(
     stream: Stream,
     marks: Marks,
     producer: ProducerClient,
+    feed: LiveFeed,
 ) -> CommandSide:
-    """The command side over ``stores``, the stream's probes, the marks and the ``producer``."""
+    """The command side over ``stores``, the stream's probes, the marks, the ``producer`` and
+    the live ``feed`` (a refusal waiting for the appender hears there what it stored)."""
     events = stores.events
     outbox = Outbox(events, producer, topic=names.stored, metrics=metrics, mode="sync")
     sync = SyncCommands(
@@ -107,7 +109,11 @@ def command_side(
         store=events,
         producer=plain,
         refusals=RefusalCheck(
-            ledger=ledger, store=events, progress=progress, wait_s=settings.refusal_wait_ms / 1000
+            ledger=ledger,
+            store=events,
+            progress=progress,
+            wait_s=settings.refusal_wait_ms / 1000,
+            feed=feed,
         ),
         fate=fate,
         events_topic=names.events,

@@ -365,6 +365,7 @@ class Runtime:
             stream=self.adapters.stream,
             marks=await self.marks(),
             producer=producer,
+            feed=await self.live_feed(),
         )
         parts = self._parts
         parts.outbox, parts.sync, parts.outcomes = side.outbox, side.sync, side.outcomes

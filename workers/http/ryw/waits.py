@@ -24,7 +24,15 @@ from workers.http.ryw.reads import (
     refused_at_store,
 )
 from workers.metrics import RywMetrics
-from workers.ports import AggregateRef, EventStore, Listening, LiveChannel, LiveFeed, Rejections
+from workers.ports import (
+    AggregateRef,
+    EventStore,
+    Listening,
+    LiveChannel,
+    LiveFeed,
+    Rejections,
+    stop_once_subscribed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +217,7 @@ class Waits:
             if not watch.waiters and self._stores.get(ref) is watch:
                 del self._stores[ref]
                 if watch.listening is not None:
-                    _stop_listening(watch.listening)
+                    stop_once_subscribed(watch.listening)
 
     async def view(
         self,
@@ -442,19 +450,3 @@ def _listening(subscribing: asyncio.Task[Listening] | None) -> bool:
     return not subscribing.done() or (
         not subscribing.cancelled() and subscribing.exception() is None
     )
-
-
-_STOPPING: set[asyncio.Task[None]] = set()
-
-
-def _stop_listening(subscribing: asyncio.Task[Listening]) -> None:
-    """Stop a watch's listener, once it is subscribed if it still subscribes (cancelling it
-    could leave its listener registered), without holding any answer back."""
-
-    async def stop() -> None:
-        with contextlib.suppress(Exception):
-            await (await subscribing).stop()
-
-    task = asyncio.create_task(stop())
-    _STOPPING.add(task)
-    task.add_done_callback(_STOPPING.discard)

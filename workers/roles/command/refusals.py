@@ -10,6 +10,12 @@ its partition held (``AppendProgress``), the head is the truth; the event is ref
 it, or marked over the stale view and accepted. If the appender does not catch up within the
 bound, the answer is "nothing written, retry" (503), never a refusal that may be false.
 
+While it waits, the store's head is read again whenever the live feed announces a stored event
+of the aggregate: once the appender has stored the marked event, the mark names the head and the
+refusal is answered then, not at the appender's next commit (a busy appender commits every
+``EVENTFLEET_KAFKA_COMMIT_INTERVAL_MS``). An announcement lost (the feed is best effort) only
+leaves the answer to the commit.
+
 An expected version the marker's count refutes (``wrong_version``) is checked the same way,
 with one shortcut: a store whose head is already past the expectation refutes it for good
 (versions only grow), so that refusal needs no settled head.
@@ -17,12 +23,22 @@ with one shortcut: a store whose head is already past the expectation refutes it
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 from snapshot_rules.domain import Domain
 from topics.envelope import NEW_AGGREGATE, Event
 from topics.errors import TransitionRejected, WrongExpectedVersion
-from workers.ports import AppendProgress, EventStore, MarkRequest, MarkResult
+from workers.ports import (
+    AppendProgress,
+    EventStore,
+    Listening,
+    LiveChannel,
+    LiveFeed,
+    MarkRequest,
+    MarkResult,
+    stop_once_subscribed,
+)
 from workers.roles.command.ledger import CommandLedger
 from workers.roles.command.told import refused
 from workers.roles.outcomes import NotDone, Outcome, Refused
@@ -41,31 +57,27 @@ class RefusalCheck:
         store: EventStore,
         progress: AppendProgress,
         wait_s: float,
+        feed: LiveFeed | None = None,
     ) -> None:
         self._ledger = ledger
         self._store = store
         self._progress = progress
         self._wait_s = wait_s
+        self._feed = feed
 
     async def verify(
         self, domain: Domain, aggregate_id: str, mark: MarkRequest, result: MarkResult
     ) -> Outcome | tuple[MarkRequest, MarkResult]:
         """A true refusal, NotDone, or (mark, result) marked on the settled head: produce it."""
-        ref = (domain.name, aggregate_id)
-        expected = mark.expected_version
         for _ in range(ROUNDS):
-            head = next(iter(await self._store.select(ref, desc=True, limit=1)), None)
-            if expected is not None and head is not None and (head.version or 0) > expected:
-                return _wrong_version(domain, aggregate_id, expected, head.version or 0)
-            if result.previous and head is not None and head.id == result.after:
-                refused = judge(domain, aggregate_id, head, mark)  # the mark is the head
-                if refused is not None:
-                    return refused
+            at_once = await self._on_the_head(domain, aggregate_id, mark, result)
+            if at_once is not None:
+                return at_once
             # In flight, refused at the store, a phantom, a store head that may trail the
             # stream, or the filter's "new" (rebuilt after Redis lost it, it misses creations
             # still in flight): the settled head decides.
             stale = result.previous
-            settled = await self._settled_head(domain, aggregate_id, mark)
+            settled = await self._settled_head(domain, aggregate_id, mark, result)
             if not isinstance(settled, _Head):
                 return settled
             refused = judge(domain, aggregate_id, settled.event, mark)
@@ -78,13 +90,76 @@ class RefusalCheck:
             mark = remark
         return _not_yet(domain, aggregate_id)
 
+    async def _on_the_head(
+        self, domain: Domain, aggregate_id: str, mark: MarkRequest, result: MarkResult
+    ) -> Refused | None:
+        """The refusal the store's head proves as it stands, or None: it proves nothing yet.
+
+        A head past the expected version refutes it for good (versions only grow); a head
+        that is the marked event is the state the marker refused the request against."""
+        ref = (domain.name, aggregate_id)
+        head = next(iter(await self._store.select(ref, desc=True, limit=1)), None)
+        if head is None:
+            return None
+        expected = mark.expected_version
+        if expected is not None and (head.version or 0) > expected:
+            return _wrong_version(domain, aggregate_id, expected, head.version or 0)
+        if result.previous and head.id == result.after:
+            return judge(domain, aggregate_id, head, mark)
+        return None
+
     async def _settled_head(
-        self, domain: Domain, aggregate_id: str, mark: MarkRequest
-    ) -> _Head | NotDone:
-        if not await self._progress.caught_up(mark.aggregate_key.encode(), within_s=self._wait_s):
-            return _not_yet(domain, aggregate_id)
+        self, domain: Domain, aggregate_id: str, mark: MarkRequest, result: MarkResult
+    ) -> _Head | Outcome:
+        """The store's head once the appender has caught up (NotDone at the bound); sooner, the
+        refusal the head proves once the live feed announces a stored event of the aggregate:
+        the appender stores an event well before its group commits past it."""
+        announced = asyncio.Event()
+        subscribing = self._listen(domain.name, aggregate_id, announced)
+        key = mark.aggregate_key.encode()
+        caught_up = asyncio.ensure_future(self._progress.caught_up(key, within_s=self._wait_s))
+        try:
+            while not await _caught_up_first(caught_up, announced):
+                announced.clear()
+                at_once = await self._on_the_head(domain, aggregate_id, mark, result)
+                if at_once is not None:
+                    return at_once
+            if not caught_up.result():
+                return _not_yet(domain, aggregate_id)
+        finally:
+            caught_up.cancel()  # the head answered first: the progress is not needed
+            await asyncio.gather(caught_up, return_exceptions=True)
+            if subscribing is not None:
+                stop_once_subscribed(subscribing)
         newest = await self._store.select((domain.name, aggregate_id), desc=True, limit=1)
         return _Head(next(iter(newest), None))
+
+    def _listen(
+        self, aggregate_type: str, aggregate_id: str, announced: asyncio.Event
+    ) -> asyncio.Task[Listening] | None:
+        """Set ``announced`` whenever the feed tells of the aggregate, and once subscribed (an
+        event stored before the subscription was heard by no one: the head is read once)."""
+        if self._feed is None:
+            return None
+
+        def heard(_: Event | None) -> None:  # an event stored, or some maybe missed
+            announced.set()
+
+        channel = LiveChannel(aggregate_type, aggregate_id)
+        subscribing = asyncio.create_task(self._feed.listen(channel, heard))
+        subscribing.add_done_callback(lambda _: announced.set())
+        return subscribing
+
+
+async def _caught_up_first(caught_up: asyncio.Future[bool], announced: asyncio.Event) -> bool:
+    """Wait until the progress answers (True) or the feed has told of the aggregate (False)."""
+    if not announced.is_set():
+        told: asyncio.Future[bool] = asyncio.ensure_future(announced.wait())
+        try:
+            await asyncio.wait({caught_up, told}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            told.cancel()
+    return caught_up.done()
 
 
 class _Head:
