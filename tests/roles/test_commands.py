@@ -531,11 +531,7 @@ async def test_a_refusal_waiting_for_the_appender_is_answered_once_the_marked_ev
     """A busy appender commits only now and then: once the live feed tells that the event the
     mark names is stored, it is the store's head and the refusal is true, commit or not."""
     side = make_side(refusal_wait_s=60)
-    await side.ask("order:o1", "OrderPlaced", ITEMS)
-    await side.stored_as_produced()
-    assert (await side.ask("order:o1", "OrderCancelled", {"reason": "x"})).status == 202
-    late = asyncio.ensure_future(side.ask("order:o1", "OrderPaid", {"amount": 2}))
-    await wait_for(waiting_on_progress(side), timeout_s=10, what="the refusal waiting")
+    late = await payment_after_a_cancellation_in_flight(side)
     await side.store_produced()  # stored and announced, never committed
     answer = await asyncio.wait_for(late, timeout=10)
     assert (answer.status, answer.body["current"]) == (409, "OrderCancelled")
@@ -546,11 +542,7 @@ async def test_a_refusal_waiting_for_the_appender_is_answered_once_the_marked_ev
 
 async def test_a_lost_announcement_leaves_the_refusal_to_the_appenders_commit() -> None:
     side = make_side(refusal_wait_s=60)
-    await side.ask("order:o1", "OrderPlaced", ITEMS)
-    await side.stored_as_produced()
-    assert (await side.ask("order:o1", "OrderCancelled", {"reason": "x"})).status == 202
-    late = asyncio.ensure_future(side.ask("order:o1", "OrderPaid", {"amount": 2}))
-    await wait_for(waiting_on_progress(side), timeout_s=10, what="the refusal waiting")
+    late = await payment_after_a_cancellation_in_flight(side)
     side.feed.lose_next()
     await side.store_produced()
     done, _ = await asyncio.wait({late}, timeout=0.2)
@@ -562,11 +554,7 @@ async def test_a_lost_announcement_leaves_the_refusal_to_the_appenders_commit() 
 
 async def test_a_store_that_fails_while_a_refusal_waits_makes_it_503_never_409() -> None:
     side = make_side(refusal_wait_s=60)
-    await side.ask("order:o1", "OrderPlaced", ITEMS)
-    await side.stored_as_produced()
-    assert (await side.ask("order:o1", "OrderCancelled", {"reason": "x"})).status == 202
-    late = asyncio.ensure_future(side.ask("order:o1", "OrderPaid", {"amount": 2}))
-    await wait_for(waiting_on_progress(side), timeout_s=10, what="the refusal waiting")
+    late = await payment_after_a_cancellation_in_flight(side)
     side.store.faults.down()
     cancelled = decode(side.producer.records(EVENTS)[1].value)
     side.feed.announce([Outgoing.of(cancelled.with_version(2))])  # the head is read: it fails
@@ -595,6 +583,17 @@ async def test_an_announcement_of_another_event_proves_no_refusal() -> None:
     await side.stored_as_produced()
     answer = await asyncio.wait_for(paid, timeout=10)
     assert answer.status == 202  # the settled head (Placed) allows it: the phantom is replaced
+
+
+async def payment_after_a_cancellation_in_flight(side: Side) -> asyncio.Future[Answer]:
+    """Order o1 placed and stored, its cancellation accepted and in flight: its payment, which
+    the marker refuses, waiting for the appender (the future of its answer)."""
+    await side.ask("order:o1", "OrderPlaced", ITEMS)
+    await side.stored_as_produced()
+    assert (await side.ask("order:o1", "OrderCancelled", {"reason": "x"})).status == 202
+    late = asyncio.ensure_future(side.ask("order:o1", "OrderPaid", {"amount": 2}))
+    await wait_for(waiting_on_progress(side), timeout_s=10, what="the refusal waiting")
+    return late
 
 
 def waiting_on_progress(side: Side) -> Callable[[], bool]:
