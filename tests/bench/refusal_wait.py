@@ -4,8 +4,9 @@ baseline revision, measured in the same run.
 ``python -m tests.bench.refusal_wait [--base REV] [--pairs 20] [--rounds 2] [--idle 5]``
 
 A refusal is answered only once it is true (``workers.roles.command.refusals``): when the
-aggregate's newest event is accepted but not yet stored, the door waits until the appender's
-group has committed past every event of the aggregate's partition. One embedded stack; per
+aggregate's newest event is accepted but not yet stored, the door waits until the live feed
+tells that the appender stored it, or until the appender's group has committed past every event
+of the aggregate's partition. One embedded stack; per
 round, per side in turn (alternating which goes first), one fleet process (``--role all``, the
 tests' settings) run from that side's packages (``REV``, default ``HEAD``, exported to a
 temporary folder, as ``tests/bench/worker_start.py`` does) is sent ``--pairs`` pairs, one after
