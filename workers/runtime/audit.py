@@ -27,7 +27,7 @@ async def auditor(
 
     async def read(topic: str) -> list[Event]:
         events = []
-        for record in await runtime.read_topic(topic):
+        for record in await runtime.adapters.stream.read(topic):
             try:
                 events.append(decode(record.value))
             except InvalidEnvelope:

@@ -19,9 +19,7 @@ from workers.ports import (
     CAPABILITIES,
     CapabilityMissing,
     LiveFeed,
-    Record,
     SnapshotStore,
-    TopicWindow,
     ViewStaging,
     ViewStore,
 )
@@ -221,28 +219,6 @@ class Runtime:
 
     def staging(self, collection: str) -> ViewStaging:
         return self.adapters.stores.staging(collection)
-
-    async def read_topic(self, topic: str, *, timeout_s: float = 30.0) -> list[Record]:
-        """Every record of ``topic`` up to its end (audits, the dead-letter desk)."""
-        return await self.adapters.stream.read(topic, timeout_s=timeout_s)
-
-    async def read_window(
-        self,
-        topic: str,
-        *,
-        limit: int,
-        partition: int | None = None,
-        before_offset: int | None = None,
-        timeout_s: float = 10.0,
-    ) -> list[TopicWindow]:
-        """The newest ``limit`` records before a cursor, per partition (the topic browser)."""
-        return await self.adapters.stream.read_window(
-            topic,
-            limit=limit,
-            partition=partition,
-            before_offset=before_offset,
-            timeout_s=timeout_s,
-        )
 
     async def _build_roles(self) -> None:
         settings, metrics, names, parts = self.settings, self.metrics, self.names, self._parts

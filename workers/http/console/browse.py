@@ -54,7 +54,7 @@ class BrowsePages:
         limit = page_limit(request)
         if before is not None and partition is None:
             raise InvalidInput("before_offset pages one partition: give partition=P with it.")
-        windows = await self.console.rt.read_window(
+        windows = await self.console.rt.adapters.stream.read_window(
             name,
             limit=limit,
             partition=partition,

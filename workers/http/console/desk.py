@@ -43,7 +43,7 @@ class DeadLetterDesk:
 
     async def entries(self) -> list[DeadLetterEntry]:
         """Every entry of the dead-letter topic (StreamUnavailable when Kafka does not answer)."""
-        records = await self._runtime.read_topic(self.topic, timeout_s=READ_TIMEOUT_S)
+        records = await self._runtime.adapters.stream.read(self.topic, timeout_s=READ_TIMEOUT_S)
         return entries_of(records)
 
     async def entry(self, position: str) -> DeadLetterEntry:
