@@ -36,6 +36,9 @@ DEADLINE_DELAY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.
 SERVICES = ("store", "marker", "stream")
 """The dependencies a role may wait for: the ``service`` label's whole vocabulary."""
 
+REFUSAL_DECISIONS = ("head", "announced", "settled", "remarked", "not_yet")
+"""What decides a marker's refusal (``eventfleet_refusal_checks_total``'s ``decided``)."""
+
 PRINCIPAL_LABELS = 100
 """Principals one process names in a label; those after them are counted as ``other``."""
 
@@ -275,6 +278,14 @@ class Metrics:
         "partitions): it is ready and takes a share at a later rebalance.",
         labels=("role",),
     )
+    refusal_checks: Counter = counter(
+        "eventfleet_refusal_checks_total",
+        "Marker refusals checked against the store before the answer, by what decided them "
+        "(REFUSAL_DECISIONS): head (the mark named the stored head), announced (the live feed "
+        "told the marked event stored), settled (the appender caught up), remarked (the settled "
+        "head allowed the request: accepted), not_yet (503 store_catching_up at the bound).",
+        labels=("decided",),
+    )
     write_budget_refusals: Counter = counter(
         "eventfleet_write_budget_refusals_total",
         "Writes refused (429 too_many_writes) because their principal's budget was spent, "
@@ -312,6 +323,7 @@ def prime(
     """
     roles = list(roles)
     aggregate_types = list(aggregate_types)
+    event_types = list(event_types)
     for name in roles:
         for reason in dead_letter_reasons:
             metrics.dead_lettered.labels(name, reason)
@@ -336,6 +348,9 @@ def prime(
     for aggregate_type, event_type in event_types:
         for outcome in ("accepted", *(f"error_{service}" for service in SERVICES)):
             metrics.requests.labels(aggregate_type, event_type, outcome)
+    if event_types:  # the commands role, which checks refusals
+        for decided in REFUSAL_DECISIONS:
+            metrics.refusal_checks.labels(decided)
     for mode in ("async", "sync", "storage"):
         metrics.events_published.labels(mode)
     for projection in projections:

@@ -14,9 +14,11 @@ import uuid
 import pytest
 
 from tests.e2e.committed import committed
+from tests.e2e.test_edges_of_a_fault import metric
 from tests.fleet import FleetProcess, order_items
 from tests.waiting import wait_for
 from workers.devtools.embedded import EmbeddedStack
+from workers.metrics import REFUSAL_DECISIONS
 from workers.runtime.compose import ROLES, Runtime
 from workers.runtime.fleet import Fleet
 from workers.runtime.settings import Settings
@@ -61,6 +63,11 @@ async def test_an_appender_that_caught_up_commits_without_waiting_for_the_interv
             "/v1/order/o-1/events", {"type": "OrderShipped", "data": {"carrier": "dhl"}}
         )
         assert status == 409 and refused["error"] == "transition_rejected", refused
+        status, page = await fleet.get("/metrics")
+        assert status == 200, page
+        counted = "eventfleet_refusal_checks_total"
+        decided = {d: metric(page, counted, decided=d) for d in REFUSAL_DECISIONS}
+        assert sum(decided.values()) == 1 and decided["not_yet"] == 0, decided
 
         async def passed() -> bool:
             now = await committed(stack.urls.kafka_url, group, topic)

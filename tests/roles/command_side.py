@@ -46,7 +46,12 @@ def command_side(
     ledger = CommandLedger(marker, memory)
     fate = CommandFate(store=store, rejections=rejections, ledger=ledger)
     refusals = RefusalCheck(
-        ledger=ledger, store=store, progress=progress, wait_s=refusal_wait_s, feed=feed
+        ledger=ledger,
+        store=store,
+        progress=progress,
+        wait_s=refusal_wait_s,
+        checks=metrics.refusal_checks,
+        feed=feed,
     )
     async_mode = AsyncCommandService(
         ledger=ledger, store=store, producer=producer, refusals=refusals, fate=fate,

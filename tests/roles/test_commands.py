@@ -38,7 +38,7 @@ from workers.cqrs.repository import Repository
 from workers.cqrs.sync import SyncCommands
 from workers.examples.domains.account import ACCOUNT
 from workers.examples.domains.order import ORDER
-from workers.metrics import create_metrics
+from workers.metrics import Metrics, create_metrics
 from workers.ports import MarkRequest, MarkResult, Outgoing, Record, Rejection
 from workers.roles.append.outbox import Outbox
 from workers.roles.command.commands import CommandDispatcher
@@ -66,6 +66,7 @@ class Side:
     progress: MemoryAppendProgress
     clock: Clock
     feed: MemoryLiveFeed
+    metrics: Metrics
 
     async def ask(self, aggregate: str, kind: str, data: object, **kw: str) -> Answer:
         kind_type, aggregate_id = aggregate.split(":")
@@ -89,6 +90,14 @@ class Side:
                 stored = event.with_version(versions[ref])
                 await self.store.append([stored])
                 self.feed.announce([Outgoing.of(stored)])
+
+    def refusals_decided(self) -> dict[str, float]:
+        """``eventfleet_refusal_checks_total`` by what decided, those counted."""
+        found = self.metrics.registry.collect()
+        samples = [
+            s for m in found for s in m.samples if s.name == "eventfleet_refusal_checks_total"
+        ]
+        return {s.labels["decided"]: s.value for s in samples if s.value}
 
     def produced(self) -> list[tuple[str, str | None]]:
         return [(decode(r.value).id, decode(r.value).after) for r in self.producer.records(EVENTS)]
@@ -130,7 +139,17 @@ def make_side(*, refusal_wait_s: float = 0.05) -> Side:
     )
     outcomes = Outcomes(domains=domains, store=store, rejections=rejections, memory=memory)
     return Side(
-        service, outcomes, store, producer, marker, memory, rejections, progress, clock, feed
+        service,
+        outcomes,
+        store,
+        producer,
+        marker,
+        memory,
+        rejections,
+        progress,
+        clock,
+        feed,
+        metrics,
     )
 
 
@@ -512,6 +531,7 @@ async def test_a_refusal_against_the_stored_head_is_answered_at_once(side: Side)
     refused = await side.ask("order:o1", "OrderShipped", {"carrier": "dhl"})
     assert (refused.status, refused.body["current"]) == (409, "OrderPlaced")
     assert refused.body["allowed"] == ["OrderPaid"]
+    assert side.refusals_decided() == {"head": 1}
 
 
 async def test_a_refusal_against_an_event_in_flight_waits_for_it_then_is_true(side: Side) -> None:
@@ -523,6 +543,7 @@ async def test_a_refusal_against_an_event_in_flight_waits_for_it_then_is_true(si
     await side.stored_as_produced()
     late = await side.ask("order:o1", "OrderPaid", {"amount": 2})
     assert (late.status, late.body["current"]) == (409, "OrderCancelled")
+    assert side.refusals_decided() == {"not_yet": 1, "head": 1}
 
 
 async def test_a_refusal_waiting_for_the_appender_is_answered_once_the_marked_event_is_stored() -> (
@@ -538,6 +559,7 @@ async def test_a_refusal_waiting_for_the_appender_is_answered_once_the_marked_ev
     assert not await side.progress.caught_up(b"order:o1", within_s=0)
     assert len(side.producer.records(EVENTS)) == 2  # nothing written
     assert side.feed.listeners() == 0  # it stopped listening
+    assert side.refusals_decided() == {"announced": 1}
 
 
 async def test_a_lost_announcement_leaves_the_refusal_to_the_appenders_commit() -> None:
@@ -550,6 +572,7 @@ async def test_a_lost_announcement_leaves_the_refusal_to_the_appenders_commit() 
     side.progress.decide_all()
     answer = await asyncio.wait_for(late, timeout=10)
     assert (answer.status, answer.body["current"]) == (409, "OrderCancelled")
+    assert side.refusals_decided() == {"settled": 1}
 
 
 async def test_a_store_that_fails_while_a_refusal_waits_makes_it_503_never_409() -> None:
@@ -562,6 +585,7 @@ async def test_a_store_that_fails_while_a_refusal_waits_makes_it_503_never_409()
     assert (answer.status, answer.body["error"]) == (503, "store_unavailable")
     assert len(side.producer.records(EVENTS)) == 2
     assert side.feed.listeners() == 0
+    assert side.refusals_decided() == {}  # an error, not a decision
 
 
 async def test_an_announcement_of_another_event_proves_no_refusal() -> None:
@@ -583,6 +607,7 @@ async def test_an_announcement_of_another_event_proves_no_refusal() -> None:
     await side.stored_as_produced()
     answer = await asyncio.wait_for(paid, timeout=10)
     assert answer.status == 202  # the settled head (Placed) allows it: the phantom is replaced
+    assert side.refusals_decided() == {"remarked": 1}
 
 
 async def payment_after_a_cancellation_in_flight(side: Side) -> asyncio.Future[Answer]:

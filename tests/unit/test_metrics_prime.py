@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import generate_latest
 
-from workers.metrics import SERVICES, create_metrics, prime
+from workers.metrics import REFUSAL_DECISIONS, SERVICES, create_metrics, prime
 from workers.roles.deadletter import REASONS
 
 
@@ -41,6 +41,15 @@ def test_known_label_sets_are_exposed_at_zero() -> None:
     assert (
         'eventfleet_projection_events_total{outcome="skipped",projection="chat_messages"}' in text
     )
+    for decided in REFUSAL_DECISIONS:
+        assert f'eventfleet_refusal_checks_total{{decided="{decided}"}} 0.0' in text
+
+
+def test_a_process_without_the_commands_role_has_no_refusal_series() -> None:
+    text = exposition(
+        role="appender", roles=["appender"], dead_letter_reasons=REASONS, aggregate_types=["order"]
+    )
+    assert "eventfleet_refusal_checks_total{" not in text
 
 
 def test_without_priming_a_labelled_counter_has_no_series() -> None:

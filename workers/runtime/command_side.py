@@ -113,6 +113,7 @@ def command_side(
             store=events,
             progress=progress,
             wait_s=settings.refusal_wait_ms / 1000,
+            checks=metrics.refusal_checks,
             feed=feed,
         ),
         fate=fate,

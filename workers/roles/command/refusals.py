@@ -26,6 +26,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
+from prometheus_client import Counter
+
 from snapshot_rules.domain import Domain
 from topics.envelope import NEW_AGGREGATE, Event
 from topics.errors import TransitionRejected, WrongExpectedVersion
@@ -57,12 +59,14 @@ class RefusalCheck:
         store: EventStore,
         progress: AppendProgress,
         wait_s: float,
+        checks: Counter,
         feed: LiveFeed | None = None,
     ) -> None:
         self._ledger = ledger
         self._store = store
         self._progress = progress
         self._wait_s = wait_s
+        self._checks = checks
         self._feed = feed
 
     async def verify(
@@ -72,7 +76,7 @@ class RefusalCheck:
         for _ in range(ROUNDS):
             at_once = await self._on_the_head(domain, aggregate_id, mark, result)
             if at_once is not None:
-                return at_once
+                return self._decided("head", at_once)
             # In flight, refused at the store, a phantom, a store head that may trail the
             # stream, or the filter's "new" (rebuilt after Redis lost it, it misses creations
             # still in flight): the settled head decides.
@@ -82,13 +86,18 @@ class RefusalCheck:
                 return settled
             refused = judge(domain, aggregate_id, settled.event, mark)
             if refused is not None:
-                return refused
+                return self._decided("settled", refused)
             remark = replace(mark, fallback=fallback_of(settled.event), replace=stale)
             result = await self._ledger.claim_and_mark(remark)
             if result.status in ("marked", "mine"):
+                self._checks.labels("remarked").inc()
                 return remark, result
             mark = remark
-        return _not_yet(domain, aggregate_id)
+        return self._decided("not_yet", _not_yet(domain, aggregate_id))
+
+    def _decided(self, how: str, outcome: Outcome) -> Outcome:
+        self._checks.labels(how).inc()
+        return outcome
 
     async def _on_the_head(
         self, domain: Domain, aggregate_id: str, mark: MarkRequest, result: MarkResult
@@ -123,9 +132,9 @@ class RefusalCheck:
                 announced.clear()
                 at_once = await self._on_the_head(domain, aggregate_id, mark, result)
                 if at_once is not None:
-                    return at_once
+                    return self._decided("announced", at_once)
             if not caught_up.result():
-                return _not_yet(domain, aggregate_id)
+                return self._decided("not_yet", _not_yet(domain, aggregate_id))
         finally:
             caught_up.cancel()  # the head answered first: the progress is not needed
             await asyncio.gather(caught_up, return_exceptions=True)
