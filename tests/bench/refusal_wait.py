@@ -13,7 +13,8 @@ temporary folder, as ``tests/bench/worker_start.py`` does) is sent ``--pairs`` p
 the other: an order placed (202), then at once its shipment, refused (409: not paid yet).
 Prints, per side, the median and 90th percentile of the refusals' and the acceptances' answer
 times, the fleet's CPU per pair, and its idle CPU over ``--idle`` seconds afterwards, in % of
-one core; then the ratios.
+one core; what decided the refusals (``eventfleet_refusal_checks_total``, where the side has it);
+then the ratios.
 """
 
 from __future__ import annotations
@@ -29,10 +30,12 @@ from pathlib import Path
 
 from tests.bench import run_script
 from tests.bench.worker_start import ROOT, compiled, export
+from tests.e2e.test_edges_of_a_fault import metric
 from tests.fleet import FleetProcess
 from workers.devtools.bench.measure import cpu_seconds, load_average
 from workers.devtools.bench.procs import server
 from workers.devtools.embedded import EmbeddedStack
+from workers.metrics import REFUSAL_DECISIONS
 
 PLACED = {"type": "OrderPlaced", "data": {"items": [{"sku": "tea", "qty": 1, "price": 2.0}]}}
 SHIPPED = {"type": "OrderShipped", "data": {"carrier": "dhl"}}
@@ -60,15 +63,30 @@ async def measure(
         await timed(fleet, "warm", PLACED, 202)
         await timed(fleet, "warm", SHIPPED, 409)
         found: dict[str, list[float]] = defaultdict(list)
+        decided_before = await decided(fleet)
         cpu_before = cpu_seconds(pid)
         for i in range(pairs):
             found["accepted"].append(await timed(fleet, f"o-{i}", PLACED, 202))
             found["refused"].append(await timed(fleet, f"o-{i}", SHIPPED, 409))
         found["cpu_per_pair"].append((cpu_seconds(pid) - cpu_before) / pairs)
+        for how, count in (await decided(fleet)).items():
+            found[f"decided {how}"].append(count - decided_before.get(how, 0))
         idle_before = cpu_seconds(pid)
         await asyncio.sleep(idle_s)  # the measured idle window itself, not a wait for a condition
         found["idle_share"].append(100 * (cpu_seconds(pid) - idle_before) / idle_s)
         return found
+
+
+async def decided(fleet: FleetProcess) -> dict[str, float]:
+    """The fleet's refusals by what decided them (``eventfleet_refusal_checks_total``; none on a
+    revision without the metric)."""
+    status, page = await fleet.get("/metrics")
+    assert status == 200, page
+    return {
+        how: metric(page, "eventfleet_refusal_checks_total", decided=how)
+        for how in REFUSAL_DECISIONS
+        if f'decided="{how}"' in page
+    }
 
 
 def quantile(values: list[float], q: int) -> float:
@@ -102,6 +120,10 @@ async def main(base: str, pairs: int, rounds: int, idle_s: float) -> None:
             f"{1000 * statistics.median(r['cpu_per_pair']):>8.1f}ms"
             f"{statistics.median(r['idle_share']):>9.1f}%"
         )
+    for name, r in results.items():
+        counts = [f"{k.split()[1]} {sum(v):.0f}" for k, v in r.items() if k.startswith("decided")]
+        if counts:
+            print(f"{name}: refusals decided by {', '.join(counts)}")
     (now_refused, now_cpu), (base_refused, base_cpu) = medians.values()
     print(
         f"{'ratio (this / base)':<24}{now_refused / base_refused:>11.2f}x"
