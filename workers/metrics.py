@@ -280,10 +280,9 @@ class Metrics:
     )
     refusal_checks: Counter = counter(
         "eventfleet_refusal_checks_total",
-        "Marker refusals checked against the store before the answer, by what decided them "
-        "(REFUSAL_DECISIONS): head (the mark named the stored head), announced (the live feed "
-        "told the marked event stored), settled (the appender caught up), remarked (the settled "
-        "head allowed the request: accepted), not_yet (503 store_catching_up at the bound).",
+        "Marker refusals checked against the store, by what decided them: head (the mark named "
+        "the stored head), announced (by the live feed), settled (the appender caught up), "
+        "remarked (accepted after all), not_yet (503 store_catching_up).",
         labels=("decided",),
     )
     write_budget_refusals: Counter = counter(

@@ -94,13 +94,7 @@ def command_side(
     ledger = CommandLedger(marks.marker, marks.memory)
     fate = CommandFate(store=events, rejections=stores.rejections, ledger=ledger)
     answer_wait_s = settings.kafka_timeout_ms / 1000 * 2
-    policy = BudgetPolicy.parse(
-        settings.write_budget_per_s,
-        settings.write_budget_burst,
-        principals=settings.write_budget_principals,
-        roles=settings.write_budget_roles,
-    )
-    budget = WriteBudget(policy=policy, budgets=marks.budgets, metrics=metrics)
+    budget = write_budget(settings, marks, metrics)
     # Async commands produce to the events topic only, which no one announces: the producer
     # itself, not the wrapper that would pass each record through.
     plain = producer.producer if isinstance(producer, AnnouncingProducer) else producer
@@ -134,3 +128,14 @@ def command_side(
         sync_mode=sync_mode,
     )
     return CommandSide(outbox, sync, outcomes, progress, budget, commands)
+
+
+def write_budget(settings: Settings, marks: Marks, metrics: Metrics) -> WriteBudget:
+    """The principals' write budgets, which both modes draw on (``EVENTFLEET_WRITE_BUDGET_*``)."""
+    policy = BudgetPolicy.parse(
+        settings.write_budget_per_s,
+        settings.write_budget_burst,
+        principals=settings.write_budget_principals,
+        roles=settings.write_budget_roles,
+    )
+    return WriteBudget(policy=policy, budgets=marks.budgets, metrics=metrics)
