@@ -1,14 +1,15 @@
 """How long a refusal waits when the aggregate has an event in flight: this checkout beside a
 baseline revision, measured in the same run.
 
-``python -m tests.bench.refusal_wait [--base REV] [--pairs 20] [--rounds 2] [--idle 5]``
+``python -m tests.bench.refusal_wait [--base REV] [--pairs 20] [--rounds 2] [--idle 5] [--split]``
 
 A refusal is answered only once it is true (``workers.roles.command.refusals``): when the
 aggregate's newest event is accepted but not yet stored, the door waits until the live feed
 tells that the appender stored it, or until the appender's group has committed past every event
 of the aggregate's partition. One embedded stack; per
 round, per side in turn (alternating which goes first), one fleet process (``--role all``, the
-tests' settings) run from that side's packages (``REV``, default ``HEAD``, exported to a
+tests' settings; with ``--split`` a commands process and an appender process, whose CPU counts
+together) run from that side's packages (``REV``, default ``HEAD``, exported to a
 temporary folder, as ``tests/bench/worker_start.py`` does) is sent ``--pairs`` pairs, one after
 the other: an order placed (202), then at once its shipment, refused (409: not paid yet).
 Prints, per side, the median and 90th percentile of the refusals' and the acceptances' answer
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import tempfile
 import time
@@ -50,30 +52,37 @@ async def timed(fleet: FleetProcess, order: str, body: dict[str, object], want: 
 
 
 async def measure(
-    stack: EmbeddedStack, root: Path, pairs: int, idle_s: float
+    stack: EmbeddedStack, root: Path, pairs: int, idle_s: float, *, split: bool
 ) -> dict[str, list[float]]:
-    fleet = FleetProcess.for_stack(stack, f"refusal_{uuid.uuid4().hex[:6]}")  # its settings
-    argv = ["workers.cli", "worker", "--role", "all"]
-    env = {**fleet.env, "PYTHONPATH": str(root)}
-    async with server(
-        str(root), argv, url=fleet.url, env=env, ready_path="/readyz", cwd=str(root)
-    ) as running:
-        pid = running.pid
+    name = f"refusal_{uuid.uuid4().hex[:6]}"
+    roles = ("commands", "appender") if split else ("all",)
+    fleets = [FleetProcess.for_stack(stack, name, roles=role) for role in roles]  # its settings
+    async with contextlib.AsyncExitStack() as started:
+        pids = []
+        for each in reversed(fleets):  # the appender first: its group is joined when asked
+            argv = ["workers.cli", "worker", "--role", each.roles]
+            env = {**each.env, "PYTHONPATH": str(root)}
+            running = await started.enter_async_context(
+                server(str(root), argv, url=each.url, env=env, ready_path="/readyz", cwd=str(root))
+            )
+            pids.append(running.pid)
+        fleet = fleets[0]  # the one that takes the requests
         # The first pair joins the groups and warms the paths: not measured.
         await timed(fleet, "warm", PLACED, 202)
         await timed(fleet, "warm", SHIPPED, 409)
         found: dict[str, list[float]] = defaultdict(list)
         decided_before = await decided(fleet)
-        cpu_before = cpu_seconds(pid)
+        cpu_before = sum(cpu_seconds(pid) for pid in pids)
         for i in range(pairs):
             found["accepted"].append(await timed(fleet, f"o-{i}", PLACED, 202))
             found["refused"].append(await timed(fleet, f"o-{i}", SHIPPED, 409))
-        found["cpu_per_pair"].append((cpu_seconds(pid) - cpu_before) / pairs)
+        found["cpu_per_pair"].append((sum(cpu_seconds(pid) for pid in pids) - cpu_before) / pairs)
         for how, count in (await decided(fleet)).items():
             found[f"decided {how}"].append(count - decided_before.get(how, 0))
-        idle_before = cpu_seconds(pid)
+        idle_before = sum(cpu_seconds(pid) for pid in pids)
         await asyncio.sleep(idle_s)  # the measured idle window itself, not a wait for a condition
-        found["idle_share"].append(100 * (cpu_seconds(pid) - idle_before) / idle_s)
+        idle = sum(cpu_seconds(pid) for pid in pids) - idle_before
+        found["idle_share"].append(100 * idle / idle_s)
         return found
 
 
@@ -93,7 +102,7 @@ def quantile(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=10)[q - 1] if len(values) > 1 else values[0]
 
 
-async def main(base: str, pairs: int, rounds: int, idle_s: float) -> None:
+async def main(base: str, pairs: int, rounds: int, idle_s: float, split: bool) -> None:
     compiled(ROOT)
     async with EmbeddedStack() as stack:
         with tempfile.TemporaryDirectory(prefix="refusal-wait-") as folder:
@@ -103,7 +112,8 @@ async def main(base: str, pairs: int, rounds: int, idle_s: float) -> None:
             for round_ in range(rounds):
                 names = list(roots) if round_ % 2 == 0 else list(reversed(roots))
                 for name in names:
-                    for key, values in (await measure(stack, roots[name], pairs, idle_s)).items():
+                    found = await measure(stack, roots[name], pairs, idle_s, split=split)
+                    for key, values in found.items():
                         results[name][key].extend(values)
     print(
         f"{'':<24}{'refused p50':>12}{'p90':>8}{'accepted p50':>14}{'p90':>8}"
@@ -137,5 +147,8 @@ if __name__ == "__main__":
     parser.add_argument("--pairs", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--idle", type=float, default=5.0)
+    parser.add_argument(
+        "--split", action="store_true", help="the commands and the appender in two processes"
+    )
     a = parser.parse_args()
-    run_script(main(a.base, a.pairs, a.rounds, a.idle))
+    run_script(main(a.base, a.pairs, a.rounds, a.idle, a.split))
