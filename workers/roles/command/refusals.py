@@ -25,8 +25,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-
-from prometheus_client import Counter
+from typing import TYPE_CHECKING
 
 from snapshot_rules.domain import Domain
 from topics.envelope import NEW_AGGREGATE, Event
@@ -44,6 +43,9 @@ from workers.ports import (
 from workers.roles.command.ledger import CommandLedger
 from workers.roles.command.told import refused
 from workers.roles.outcomes import NotDone, Outcome, Refused
+
+if TYPE_CHECKING:
+    from prometheus_client import Counter  # the metric it counts the decisions on
 
 ROUNDS = 3
 """Re-checks when another request marks the aggregate while this one is being checked."""
