@@ -13,6 +13,7 @@ import pytest
 from snapshot_rules.domain import Domains
 from tests.clock import Clock
 from tests.roles.command_side import command_side
+from tests.roles.support import sample
 from tests.waiting import wait_for
 from topics.envelope import (
     NEW_AGGREGATE,
@@ -38,7 +39,7 @@ from workers.cqrs.repository import Repository
 from workers.cqrs.sync import SyncCommands
 from workers.examples.domains.account import ACCOUNT
 from workers.examples.domains.order import ORDER
-from workers.metrics import Metrics, create_metrics
+from workers.metrics import REFUSAL_DECISIONS, Metrics, create_metrics
 from workers.ports import MarkRequest, MarkResult, Outgoing, Record, Rejection
 from workers.roles.append.outbox import Outbox
 from workers.roles.command.commands import CommandDispatcher
@@ -93,11 +94,9 @@ class Side:
 
     def refusals_decided(self) -> dict[str, float]:
         """``eventfleet_refusal_checks_total`` by what decided, those counted."""
-        found = self.metrics.registry.collect()
-        samples = [
-            s for m in found for s in m.samples if s.name == "eventfleet_refusal_checks_total"
-        ]
-        return {s.labels["decided"]: s.value for s in samples if s.value}
+        counted = "eventfleet_refusal_checks_total"
+        found = {how: sample(self.metrics, counted, decided=how) for how in REFUSAL_DECISIONS}
+        return {how: count for how, count in found.items() if count}
 
     def produced(self) -> list[tuple[str, str | None]]:
         return [(decode(r.value).id, decode(r.value).after) for r in self.producer.records(EVENTS)]

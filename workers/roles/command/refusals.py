@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from snapshot_rules.domain import Domain
 from topics.envelope import NEW_AGGREGATE, Event
@@ -46,6 +46,8 @@ from workers.roles.outcomes import NotDone, Outcome, Refused
 
 if TYPE_CHECKING:
     from prometheus_client import Counter  # the metric it counts the decisions on
+
+T = TypeVar("T")
 
 ROUNDS = 3
 """Re-checks when another request marks the aggregate while this one is being checked."""
@@ -92,14 +94,19 @@ class RefusalCheck:
             remark = replace(mark, fallback=fallback_of(settled.event), replace=stale)
             result = await self._ledger.claim_and_mark(remark)
             if result.status in ("marked", "mine"):
-                self._checks.labels("remarked").inc()
-                return remark, result
+                return self._decided("remarked", (remark, result))
             mark = remark
         return self._decided("not_yet", _not_yet(domain, aggregate_id))
 
-    def _decided(self, how: str, outcome: Outcome) -> Outcome:
+    def _decided(self, how: str, outcome: T) -> T:
+        """``outcome``, counted by what decided it (``REFUSAL_DECISIONS``)."""
         self._checks.labels(how).inc()
         return outcome
+
+    async def _head(self, domain: Domain, aggregate_id: str) -> Event | None:
+        """The newest stored event of the aggregate, None when it has none."""
+        ref = (domain.name, aggregate_id)
+        return next(iter(await self._store.select(ref, desc=True, limit=1)), None)
 
     async def _on_the_head(
         self, domain: Domain, aggregate_id: str, mark: MarkRequest, result: MarkResult
@@ -108,8 +115,7 @@ class RefusalCheck:
 
         A head past the expected version refutes it for good (versions only grow); a head
         that is the marked event is the state the marker refused the request against."""
-        ref = (domain.name, aggregate_id)
-        head = next(iter(await self._store.select(ref, desc=True, limit=1)), None)
+        head = await self._head(domain, aggregate_id)
         if head is None:
             return None
         expected = mark.expected_version
@@ -142,8 +148,7 @@ class RefusalCheck:
             await asyncio.gather(caught_up, return_exceptions=True)
             if subscribing is not None:
                 stop_once_subscribed(subscribing)
-        newest = await self._store.select((domain.name, aggregate_id), desc=True, limit=1)
-        return _Head(next(iter(newest), None))
+        return _Head(await self._head(domain, aggregate_id))
 
     def _listen(
         self, aggregate_type: str, aggregate_id: str, announced: asyncio.Event
