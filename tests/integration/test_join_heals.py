@@ -24,11 +24,11 @@ BOUND_S = 3 * SESSION_MS / 1000  # the fleet's bound: three session timeouts
 PARTITIONS = 4
 
 
-def _consumer(stack: EmbeddedStack, group: str, topic: str) -> AIOKafkaConsumer:
+def _consumer(stack: EmbeddedStack, group: str, topic: str, **options: object) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         topic, bootstrap_servers=stack.urls.kafka_url.split("://")[1], group_id=group,
         session_timeout_ms=SESSION_MS, heartbeat_interval_ms=500, enable_auto_commit=False,
-        retry_backoff_ms=200, request_timeout_ms=40_000,
+        retry_backoff_ms=200, request_timeout_ms=40_000, **options,
     )  # fmt: skip
 
 
@@ -49,15 +49,27 @@ async def _poisoned(stack: EmbeddedStack, name: str) -> tuple[str, str]:
         await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
     finally:
         await admin.close()
-    leader = _consumer(stack, group, topic)
+    await leave_follower_then_leader(stack, group, topic)
+    return topic, group
+
+
+async def leave_follower_then_leader(
+    stack: EmbeddedStack, group: str, topic: str, **options: object
+) -> None:
+    """Two members join ``group`` on ``topic`` and leave, the follower and at once the leader:
+    Tansu keeps naming the leader. ``options`` go to both consumers (an assignor, say).
+
+    The leader leaves as soon as the follower's stop returns: it would rejoin in between (and
+    re-form the group, clearing the departed leader) only if its heartbeat fell in the
+    milliseconds between the follower's LeaveGroup and its own stop."""
+    leader = _consumer(stack, group, topic, **options)
     await leader.start()
     await _assigned(leader, timeout_s=30)
-    follower = _consumer(stack, group, topic)
+    follower = _consumer(stack, group, topic, **options)
     await follower.start()
     await _assigned(follower, timeout_s=30)
     await follower.stop()
     await leader.stop()
-    return topic, group
 
 
 @asynccontextmanager
