@@ -3,7 +3,9 @@ constructors, protocols, the dependencies' private internals we reach, and the t
 (``# fmt: skip`` markers, lines over 100 characters).
 
 ``python -m tests.bench.house [ROOT]`` (default: this checkout) prints one line per figure;
-``--json`` one JSON object. Code lines are every line of ``workers/`` that is neither blank,
+``--json`` one JSON object; ``--packages`` the rest's code lines by package (``workers/<a>/<b>``,
+or a module of ``workers/`` itself), and with ``--base REV`` that revision's beside them,
+largest growth first (``--base 7952c56``: since the issue was filed). Code lines are every line of ``workers/`` that is neither blank,
 nor a comment, nor part of a docstring (a module's, a class's or a function's first string);
 statements are the AST's, which the formatter's layout does not change.
 
@@ -20,12 +22,16 @@ from __future__ import annotations
 import argparse
 import ast
 import io
+import subprocess
+import tarfile
+import tempfile
 import tokenize
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import orjson
 
+ROOT = Path(__file__).resolve().parents[2]
 MODULE_MAX = 500
 FUNCTION_MAX = 80
 PARAMS_MAX = 8
@@ -108,6 +114,24 @@ def capability_of(name: str) -> str | None:
     return None
 
 
+def package_of(name: str) -> str:
+    """The package of a module (``workers/<a>`` or ``workers/<a>/<b>``, not deeper), or the
+    module itself where it lies in ``workers/``."""
+    parts = name.split("/")
+    return "/".join(parts[: min(3, len(parts) - 1)]) if len(parts) > 2 else name
+
+
+def exported(rev: str, into: Path) -> Path:
+    """``workers/`` and the private-internals list of ``rev``, written below ``into``."""
+    paths = ["workers", "tests/unit/test_private_apis.py"]
+    archive = subprocess.run(
+        ["git", "archive", rev, *paths], check=True, capture_output=True, cwd=ROOT
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    return into
+
+
 @dataclass
 class Figures:
     code_lines: int = 0
@@ -123,6 +147,8 @@ class Figures:
     later_internals: dict[str, int] = field(default_factory=dict)
     fmt_skips: int = 0
     long_lines: int = 0
+    packages: dict[str, int] = field(default_factory=dict)
+    """The rest's code lines (other issues' modules apart) by package."""
 
 
 def docstring_lines(tree: ast.AST) -> set[int]:
@@ -175,6 +201,9 @@ def measure(root: Path) -> Figures:
             figures.later_statements[capability] = (
                 figures.later_statements.get(capability, 0) + statements
             )
+        else:
+            package = package_of(name)
+            figures.packages[package] = figures.packages.get(package, 0) + lines
         figures.fmt_skips += source.count("# fmt: skip")
         figures.long_lines += sum(len(line) > LINE_MAX for line in source.splitlines())
         if source.count("\n") > MODULE_MAX:
@@ -222,10 +251,15 @@ def private_internals(root: Path) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("root", nargs="?", default=str(Path(__file__).resolve().parents[2]))
+    parser.add_argument("root", nargs="?", default=str(ROOT))
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--packages", action="store_true", help="the rest's lines by package")
+    parser.add_argument("--base", metavar="REV", help="with --packages: REV's lines beside")
     args = parser.parse_args()
     figures = measure(Path(args.root))
+    if args.packages:
+        print_packages(figures, args.base)
+        return
     if args.json:
         print(orjson.dumps(asdict(figures)).decode())
         return
@@ -256,6 +290,29 @@ def main() -> None:
     print(f"  the rest (the issue counted 28 when filed): {rest}")
     print(f"`# fmt: skip` markers: {figures.fmt_skips}")
     print(f"lines over {LINE_MAX} characters: {figures.long_lines}")
+
+
+def print_packages(figures: Figures, base: str | None) -> None:
+    """The rest's code lines by package, and ``base``'s beside them when given."""
+    before: dict[str, int] = {}
+    if base is not None:
+        with tempfile.TemporaryDirectory(prefix="eventfleet-house-") as folder:
+            before = measure(exported(base, Path(folder))).packages
+    now = figures.packages
+    names = sorted(set(now) | set(before), key=lambda n: (-(now.get(n, 0) - before.get(n, 0)), n))
+    if base is None:
+        names.sort(key=lambda n: (-now[n], n))
+        for name in names:
+            print(f"{now[name]:6d}  {name}")
+    else:
+        print(f"{'change':>7} {base[:10]:>10} {'now':>6}  package")
+        for name in names:
+            old, new = before.get(name, 0), now.get(name, 0)
+            print(f"{new - old:+7d} {old:10d} {new:6d}  {name}")
+    total = sum(now.values())
+    print(
+        f"{'':>7} {sum(before.values()):10d} {total:6d}  in all" if base else f"{total:6d}  in all"
+    )
 
 
 if __name__ == "__main__":

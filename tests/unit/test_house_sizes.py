@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-from tests.bench.house import FUNCTION_MAX, MODULE_MAX, PARAMS_MAX, Figures, measure
+from tests.bench.house import FUNCTION_MAX, MODULE_MAX, PARAMS_MAX, Figures, measure, package_of
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,3 +53,15 @@ def test_the_counts_catch_what_they_look_for(tmp_path: Path) -> None:
     assert found.modules_over == [f"workers/planted.py ({planted.count(chr(10)) + MODULE_MAX})"]
     assert found.functions_over == [f"workers/planted.py:long ({FUNCTION_MAX + 1})"]
     assert found.constructors_over == [f"workers/planted.py:{FUNCTION_MAX + 5} ({PARAMS_MAX + 1})"]
+
+
+def test_the_packages_hold_the_rest_once_each() -> None:
+    """``--packages`` splits what the issue's target counts, every line in one package."""
+    assert package_of("workers/metrics.py") == "workers/metrics.py"
+    assert package_of("workers/runtime/compose.py") == "workers/runtime"
+    assert package_of("workers/http/edge/server.py") == "workers/http/edge"
+    assert package_of("workers/http/console/a/b.py") == "workers/http/console"
+    counted = figures()
+    rest = counted.code_lines - sum(counted.later_lines.values())
+    assert sum(counted.packages.values()) == rest
+    assert counted.packages["workers/http/edge"] > 0
