@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Coroutine
+import subprocess
+from collections.abc import Coroutine, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def archived(rev: str, paths: Sequence[str], into: Path) -> Path:
+    """``paths`` as they are at ``rev`` (``git archive``), written below ``into``."""
+    archive = subprocess.run(
+        ["git", "archive", rev, *paths], cwd=ROOT, capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
 
 
 def run_script(main: Coroutine[Any, Any, T]) -> T:

@@ -5,9 +5,10 @@ constructors, protocols, the dependencies' private internals we reach, and the t
 ``python -m tests.bench.house [ROOT]`` (default: this checkout) prints one line per figure;
 ``--json`` one JSON object; ``--packages`` the rest's code lines by package (``workers/<a>/<b>``,
 or a module of ``workers/`` itself), and with ``--base REV`` that revision's beside them,
-largest growth first (``--base 7952c56``: since the issue was filed). Code lines are every line of ``workers/`` that is neither blank,
-nor a comment, nor part of a docstring (a module's, a class's or a function's first string);
-statements are the AST's, which the formatter's layout does not change.
+largest growth first (``--base 7952c56``: since the issue was filed). Code lines are every line
+of ``workers/`` that is neither blank, nor a comment, nor part of a docstring (a module's, a
+class's or a function's first string); statements are the AST's, which the formatter's layout
+does not change.
 
 The issue's code-line target counts the capabilities other issues added apart: ``LATER`` names
 the modules that are wholly such a capability (each added after the issue was filed, at
@@ -22,8 +23,6 @@ from __future__ import annotations
 import argparse
 import ast
 import io
-import subprocess
-import tarfile
 import tempfile
 import tokenize
 from dataclasses import asdict, dataclass, field
@@ -31,7 +30,8 @@ from pathlib import Path
 
 import orjson
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.bench import ROOT, archived
+
 MODULE_MAX = 500
 FUNCTION_MAX = 80
 PARAMS_MAX = 8
@@ -119,17 +119,6 @@ def package_of(name: str) -> str:
     module itself where it lies in ``workers/``."""
     parts = name.split("/")
     return "/".join(parts[: min(3, len(parts) - 1)]) if len(parts) > 2 else name
-
-
-def exported(rev: str, into: Path) -> Path:
-    """``workers/`` and the private-internals list of ``rev``, written below ``into``."""
-    paths = ["workers", "tests/unit/test_private_apis.py"]
-    archive = subprocess.run(
-        ["git", "archive", rev, *paths], check=True, capture_output=True, cwd=ROOT
-    ).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(into, filter="data")
-    return into
 
 
 @dataclass
@@ -293,26 +282,23 @@ def main() -> None:
 
 
 def print_packages(figures: Figures, base: str | None) -> None:
-    """The rest's code lines by package, and ``base``'s beside them when given."""
-    before: dict[str, int] = {}
-    if base is not None:
-        with tempfile.TemporaryDirectory(prefix="eventfleet-house-") as folder:
-            before = measure(exported(base, Path(folder))).packages
+    """The rest's code lines by package, largest first, or with ``base``'s beside them, largest
+    growth first."""
     now = figures.packages
-    names = sorted(set(now) | set(before), key=lambda n: (-(now.get(n, 0) - before.get(n, 0)), n))
     if base is None:
-        names.sort(key=lambda n: (-now[n], n))
-        for name in names:
+        for name in sorted(now, key=lambda n: (-now[n], n)):
             print(f"{now[name]:6d}  {name}")
-    else:
-        print(f"{'change':>7} {base[:10]:>10} {'now':>6}  package")
-        for name in names:
-            old, new = before.get(name, 0), now.get(name, 0)
-            print(f"{new - old:+7d} {old:10d} {new:6d}  {name}")
-    total = sum(now.values())
-    print(
-        f"{'':>7} {sum(before.values()):10d} {total:6d}  in all" if base else f"{total:6d}  in all"
-    )
+        print(f"{sum(now.values()):6d}  in all")
+        return
+    with tempfile.TemporaryDirectory(prefix="eventfleet-house-") as folder:
+        # workers/ and the private-internals list measure() reads
+        then = archived(base, ["workers", "tests/unit/test_private_apis.py"], Path(folder))
+        before = measure(then).packages
+    print(f"{'change':>7} {base[:10]:>10} {'now':>6}  package")
+    for name in sorted(set(now) | set(before), key=lambda n: (before.get(n, 0) - now.get(n, 0), n)):
+        old, new = before.get(name, 0), now.get(name, 0)
+        print(f"{new - old:+7d} {old:10d} {new:6d}  {name}")
+    print(f"{'':>7} {sum(before.values()):10d} {sum(now.values()):6d}  in all")
 
 
 if __name__ == "__main__":

@@ -26,22 +26,17 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from tests.bench import run_script
+from tests.bench import ROOT, archived, run_script
 from tests.fleet import FleetProcess
 from workers.devtools.bench.measure import cpu_seconds
 from workers.devtools.embedded import EmbeddedStack
 
-ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("topics", "snapshot_rules", "workers")
 
 
 def export(rev: str, into: Path) -> Path:
     """The packages of ``rev``, written below ``into`` and compiled."""
-    archive = subprocess.run(
-        ["git", "archive", rev, *PACKAGES], cwd=ROOT, capture_output=True, check=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
-    compiled(into)
+    compiled(archived(rev, PACKAGES, into))
     return into
 
 
