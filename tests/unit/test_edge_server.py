@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 import orjson
 import pytest
 
+from tests.waiting import wait_for
 from topics.errors import EventfleetError
 from workers.http.edge.request import Request, Scope
 from workers.http.edge.responses import json_response
@@ -257,3 +258,80 @@ async def test_a_writer_that_never_yields_reaches_the_socket_past_the_hold() -> 
         coalescing.write(frame)
     assert sum(len(w) for w in socket.writes) >= HOLD_AT_MOST
     assert coalescing.get_write_buffer_size() < HOLD_AT_MOST
+
+
+async def connected(serving: Serving) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection the server has accepted (it is in uvicorn's set of connections)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", serving.port)
+    state = serving.server.server_state
+    await wait_for(lambda: len(state.connections) == 1, timeout_s=10, what="the accept")
+    return reader, writer
+
+
+async def stopping(serving: Serving, grace_s: float) -> asyncio.Task[None]:
+    """``serving.stop(grace_s)`` under way, its listener closed."""
+    stop = asyncio.create_task(serving.stop(grace_s))
+    await wait_for(
+        lambda: not any(s.is_serving() for s in serving.server.servers),
+        timeout_s=10,
+        what="the listener's close",
+    )
+    return stop
+
+
+@pytest.mark.parametrize("sent_before", [b"", b"POST /x HTTP/1.1\r\nHo"], ids=["nothing", "half"])
+async def test_a_request_on_its_way_when_the_server_stops_is_answered_then_closed(
+    sent_before: bytes,
+) -> None:
+    """A connection accepted as the drain began, its request not read yet, is not cut: the
+    request is answered, with "connection: close", and nothing is left to cut at the grace."""
+    serving = Serving(reader_app, "127.0.0.1", 0)
+    await serving.start()
+    reader, writer = await connected(serving)
+    try:
+        writer.write(sent_before)
+        stop = await stopping(serving, grace_s=30)
+        request = head(Content_Length="3") + b"abc"
+        writer.write(request[len(sent_before) :])
+        async with asyncio.timeout(10):
+            raw = await reader.read()  # to the server's close
+        await asyncio.wait_for(stop, 10)
+    finally:
+        writer.close()
+    assert raw.startswith(b"HTTP/1.1 200 "), raw[:80]
+    assert b"connection: close" in raw.split(b"\r\n\r\n", 1)[0].lower()
+    assert answer(raw) == {"size": 3}
+    assert not serving.server.force_exit, "the connection was cut at the grace, not closed"
+    with pytest.raises(OSError):  # and the listener takes no more
+        await asyncio.open_connection("127.0.0.1", serving.port)
+
+
+async def test_an_idle_kept_connection_is_closed_when_the_server_stops_and_a_silent_one_cut() -> (
+    None
+):
+    """An idle keep-alive connection is closed at the stop (its client knows one may close at any
+    time); a fresh one that sends nothing holds the stop no longer than its grace."""
+    serving = Serving(reader_app, "127.0.0.1", 0)
+    await serving.start()
+    reader, writer = await connected(serving)
+    try:
+        writer.write(head(Content_Length="1") + b"a")
+        async with asyncio.timeout(10):
+            assert answer(await reader.readuntil(b'{"size":1}')) == {"size": 1}
+        await asyncio.wait_for(await stopping(serving, grace_s=30), 10)
+        async with asyncio.timeout(10):
+            assert await reader.read() == b""  # closed, nothing more sent
+    finally:
+        writer.close()
+    assert not serving.server.force_exit, "the idle connection waited for the grace"
+
+    silent = Serving(reader_app, "127.0.0.1", 0)
+    await silent.start()
+    reader, writer = await connected(silent)
+    try:
+        await asyncio.wait_for(await stopping(silent, grace_s=0.2), 10)
+        async with asyncio.timeout(10):
+            assert await reader.read() == b""
+    finally:
+        writer.close()
+    assert silent.server.force_exit, "a connection that sent nothing was cut at the grace"

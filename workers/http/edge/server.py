@@ -146,6 +146,8 @@ class BoundedHttpTools(HttpToolsProtocol):
         self._header_bytes = 0
         self._deadline: asyncio.TimerHandle | None = None
         self._refused = False
+        self._begun = False  # a request's first bytes came, its headers are not whole yet
+        self._last = False  # the server is stopping: the request that comes is the last one
 
     def connection_made(  # type: ignore[override]  # uvicorn narrows asyncio's BaseTransport
         self, transport: asyncio.Transport
@@ -165,6 +167,7 @@ class BoundedHttpTools(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._header_bytes = 0
+        self._begun = True
         if self._deadline is None:
             self._arm()
 
@@ -179,8 +182,11 @@ class BoundedHttpTools(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._disarm()
+        self._begun = False
         if not self._refused:
             super().on_headers_complete()
+            if self._last and self.cycle is not None:
+                self.cycle.keep_alive = False  # answered with "connection: close", then closed
 
     def on_body(self, body: bytes) -> None:
         if not self._refused:
@@ -193,6 +199,22 @@ class BoundedHttpTools(HttpToolsProtocol):
     def send_400_response(self, msg: str) -> None:
         if not self._refused:
             super().send_400_response(msg)
+
+    def shutdown(self) -> None:
+        """The server stops: a connection whose request has not been read yet is answered once
+        it is, then closed.
+
+        uvicorn closes at once a connection with no request in progress. One the listener
+        accepted as the drain began, its request still on its way, would end unanswered, and
+        its client could not tell whether the request was taken. Here it keeps the stop's grace
+        to send its request, which the draining routes answer (``503 shutting_down``). An idle
+        keep-alive connection is still closed at once: its client knows an idle connection may
+        close at any time.
+        """
+        if self.cycle is None or self._begun:
+            self._last = True
+        else:
+            super().shutdown()
 
     def _count(self, size: int) -> None:
         self._header_bytes += size
@@ -295,10 +317,11 @@ class Serving:
 
     async def stop(self, grace_s: float = 0.3) -> None:
         """Stop taking connections and end the open ones: each is told to close once its answer
-        is out (an idle keep-alive at once, a WebSocket with 1012); what is still open
-        ``grace_s`` later is cut. The drain calls this once its requests in flight are done, so
-        only idle and live connections are left, and the live ones were ended already: uvicorn's
-        own shutdown, which waits as long as a client takes to close, is not waited on."""
+        is out (an idle keep-alive at once, a WebSocket with 1012, one whose request is on its
+        way once that is answered); what is still open ``grace_s`` later is cut. The drain
+        calls this once its requests in flight are done, so only idle and live connections are
+        left, and the live ones were ended already: uvicorn's own shutdown, which waits as long
+        as a client takes to close, is not waited on."""
         self.server.should_exit = True
         if self._ticks is not None:
             await asyncio.gather(self._ticks, return_exceptions=True)
