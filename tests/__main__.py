@@ -58,17 +58,22 @@ def install(command: str, packages: tuple[str, ...], needed_by: str) -> None:
 
 
 def parallel(argv: list[str]) -> list[str]:
-    """Three worker processes per core (at most 6), each taking whole test files, so a module's
-    fleet and fixtures stay in one process; ``-n 0`` (or any ``-n``) given by the caller wins.
+    """Three worker processes per two cores (at most 6), each taking whole test files, so a
+    module's fleet and fixtures stay in one process; ``-n 0`` (or any ``-n``) given by the
+    caller wins.
 
-    Three per core because the fault scenarios mostly wait (a frozen store, a drain, a
-    rebalance): on 2 cores, 4 workers took 646 to 726 s (three quiet runs, 5206 to 5207
-    tests); 6 took 528 s with the cores 91% busy (5208 tests at 926bb0b, quiet)."""
+    More workers than cores, because the fault scenarios mostly wait (a frozen store, a drain,
+    a rebalance), but not three per core as before: the machines differ from one session to
+    the next, and every test starts processes of its own (a fleet worker imports for about
+    2.5 s of CPU here, a CLI call for 1.5 s). On a machine about twice as slow as the one
+    that ran 6 workers green in 9 to 13 minutes, 6 starved them: a load of 24 on 2 cores, a
+    CLI call still importing after 60 s, fifteen failures in the first tenth of the run.
+    There 3 workers ran tests/e2e green in 17 minutes (364 tests, a load of 6 to 8)."""
     if any(arg == "-n" or arg.startswith(("-n", "--numprocesses")) for arg in argv):
         return []
     # In the order of collection (tests/conftest.py puts the long files first), not reordered
     # by test count: that ran the files of many short tests first and the long scenarios last.
-    workers = str(min(6, 3 * (os.cpu_count() or 1)))
+    workers = str(min(6, max(1, 3 * (os.cpu_count() or 1) // 2)))
     return ["-n", workers, "--dist", "loadfile", "--no-loadscope-reorder"]
 
 
