@@ -18,6 +18,8 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from tests.keys import master_key_env
 from tests.redis_keys import claim
@@ -201,6 +203,40 @@ class FleetProcess:
     def auth_headers(self) -> dict[str, str]:
         """The test principal's Authorization header, for tests with their own client."""
         return bearer(self.token())
+
+    async def metric(self, name: str, **labels: str) -> float:
+        """``metric(page, name, **labels)`` of the process's ``/metrics`` now, scraped as
+        Prometheus does (no token)."""
+        status, page = await self.request("GET", "/metrics", headers={})
+        assert status == 200, page
+        return metric(page, name, **labels)
+
+
+# What a family's samples add to its name (a counter's _total, a histogram's _bucket, …).
+_SAMPLE_SUFFIXES = ("", "_total", "_created", "_count", "_sum", "_bucket", "_info")
+
+
+def samples(page: str, name: str, **labels: str) -> list[Sample]:
+    """The samples named ``name`` in a Prometheus text page whose labels include ``labels``.
+
+    A name that no family on the page declares is an AssertionError, so that a misspelt or
+    removed metric fails the test instead of reading as never moved.
+    """
+    found: list[Sample] = []
+    declared = False
+    for family in text_string_to_metric_families(page):
+        declared = declared or name in {family.name + suffix for suffix in _SAMPLE_SUFFIXES}
+        found += [
+            s for s in family.samples if s.name == name and labels.items() <= s.labels.items()
+        ]
+    assert declared, f"{name} is not declared on the page"
+    return found
+
+
+def metric(page: str, name: str, **labels: str) -> float:
+    """The sum of the samples ``samples(page, name, **labels)`` finds: 0 for a labelled series
+    not moved yet (prometheus-client shows it only once it has)."""
+    return sum(s.value for s in samples(page, name, **labels))
 
 
 def json_payload(raw: bytes) -> aiohttp.BytesPayload:

@@ -32,8 +32,7 @@ from pathlib import Path
 
 from tests.bench import run_script
 from tests.bench.worker_start import ROOT, compiled, export
-from tests.e2e.test_edges_of_a_fault import metric
-from tests.fleet import FleetProcess
+from tests.fleet import FleetProcess, metric
 from workers.devtools.bench.measure import cpu_seconds, load_average
 from workers.devtools.bench.procs import server
 from workers.devtools.embedded import EmbeddedStack

@@ -14,8 +14,7 @@ import uuid
 import pytest
 
 from tests.e2e.committed import committed
-from tests.e2e.test_edges_of_a_fault import metric
-from tests.fleet import FleetProcess, order_items
+from tests.fleet import FleetProcess, metric, order_items
 from tests.waiting import wait_for
 from workers.devtools.embedded import EmbeddedStack
 from workers.metrics import REFUSAL_DECISIONS

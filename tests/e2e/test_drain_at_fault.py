@@ -13,8 +13,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from tests.e2e.committed import committed, positions
-from tests.e2e.test_edges_of_a_fault import metric
-from tests.fleet import FleetProcess, order_items
+from tests.fleet import FleetProcess, metric, order_items
 from tests.waiting import wait_for
 from topics.envelope import Event, encode, kafka_headers, new_event
 from workers.adapters.mongo import (

@@ -22,7 +22,7 @@ from tests.auditing import settled_audit
 from tests.e2e.committed import commits_past_undecided, committed, decided_ids, positions
 from tests.e2e.test_answers_at_fault import store_counts
 from tests.e2e.test_failures import produce_events
-from tests.fleet import FleetProcess, order_items, start_together
+from tests.fleet import FleetProcess, metric, order_items, start_together
 from tests.kafka_topics import read_until
 from tests.waiting import wait_for
 from topics.envelope import decode
@@ -32,17 +32,6 @@ from workers.devtools.embedded import EmbeddedStack
 
 DRAIN_S = 6
 ORDERS = 24
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    """The value of one sample in a Prometheus text page (0 when absent)."""
-    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    for line in text.splitlines():
-        if line.startswith(f"{name}{{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-        if not wanted and line.startswith(f"{name} "):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
 
 
 async def retries(process: FleetProcess, role: str, service: str) -> float:
@@ -253,9 +242,7 @@ async def _stored(stack: EmbeddedStack, db: str, ids: set[str]) -> bool:
 
 async def marker_checks(process: FleetProcess) -> float:
     """How many marker check-and-sets ``process`` has made (each command read makes one)."""
-    status, page = await process.get("/metrics")
-    assert status == 200, page
-    return metric(page, "eventfleet_marker_latency_seconds_count")
+    return await process.metric("eventfleet_marker_latency_seconds_count")
 
 
 async def _checked(process: FleetProcess, *, more_than: float) -> bool:

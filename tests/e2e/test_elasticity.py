@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from tests.auditing import audit, errors
-from tests.e2e.test_edges_of_a_fault import STEPS, metric
-from tests.fleet import FleetProcess
+from tests.e2e.test_edges_of_a_fault import STEPS
+from tests.fleet import FleetProcess, metric
 from tests.waiting import wait_for
 from workers.adapters.mongo import connect, database
 from workers.devtools.bench.append import chains, produce

@@ -156,11 +156,8 @@ async def test_store_paused_then_the_appender_catches_up(
             assert {status for status, _ in answers} == {202}
 
             async def appender_paused() -> bool:
-                # The series exists at 0 from the start: wait for it to count a pause.
-                _, text = await fleet.get("/metrics")
-                series = 'eventfleet_dependency_retries_total{role="appender",service="store"} '
-                line = next((x for x in text.splitlines() if x.startswith(series)), "")
-                return bool(line) and float(line.split()[-1]) > 0
+                retries = "eventfleet_dependency_retries_total"
+                return await fleet.metric(retries, role="appender", service="store") > 0
 
             await wait_for(appender_paused, timeout_s=20, what="the appender to pause on the store")
         finally:

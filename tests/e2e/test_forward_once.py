@@ -23,8 +23,7 @@ import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from tests.e2e.committed import committed
-from tests.e2e.test_edges_of_a_fault import metric
-from tests.fleet import FleetProcess
+from tests.fleet import FleetProcess, metric
 from tests.kafka_topics import produced_to
 from tests.stress import CPU_STRESS, stressed
 from tests.waiting import wait_for

@@ -101,14 +101,6 @@ def as_(idp: JwksServer, sub: str, *roles: str) -> str:
     return idp.issuer.token(sub, roles)
 
 
-async def metric(fleet: FleetProcess, series: str) -> float:
-    _, text, _ = await call(fleet, "GET", "/metrics")
-    for line in text.splitlines():
-        if line.startswith(series + " "):
-            return float(line.split()[-1])
-    return 0.0
-
-
 async def test_every_hostile_token_is_refused_with_its_reason_and_nothing_is_stored(
     door: FleetProcess, idp: JwksServer
 ) -> None:
@@ -126,8 +118,8 @@ async def test_every_hostile_token_is_refused_with_its_reason_and_nothing_is_sto
         assert status == 401, (case, status, body)
         assert body["error"] == "unauthenticated" and body["reason"] == reason, (case, body)
         assert answer["WWW-Authenticate"].startswith("Bearer realm="), case
-        series = f'eventfleet_auth_refusals_total{{reason="{reason}",status="401"}}'
-        assert await metric(door, series) >= 1, series
+        refusals = await door.metric("eventfleet_auth_refusals_total", reason=reason, status="401")
+        assert refusals >= 1, reason
         # Nothing stored: the aggregate has no events (asked with a valid token).
         status, body = await door.get(f"/v1/order/{order}/events")
         assert status == 404 and body["error"] == "not_found", (case, body)

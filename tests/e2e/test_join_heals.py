@@ -17,8 +17,7 @@ import uuid
 
 from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 
-from tests.e2e.test_operations_metrics import value
-from tests.fleet import FleetProcess, order_items
+from tests.fleet import FleetProcess, metric, order_items
 from tests.integration.test_join_heals import leave_follower_then_leader
 from tests.stress import CPU_STRESS, stressed
 from tests.waiting import wait_for
@@ -61,9 +60,9 @@ async def _follower_then_leader(private_stack: EmbeddedStack, unique_name: str, 
         await after.start(timeout_s=BOUND_S + 4 * TANSU_FOLLOWER_PAUSE_S + 30)
         ready_s = time.monotonic() - began
         _, text = await after.get("/metrics")
-        heals = value(text, 'eventfleet_group_rejoins_total{action="adopt_leader",role="appender"}')
-        assert heals == 1, text
-        assert value(text, 'eventfleet_group_rejoins_total{action="give_up",role="appender"}') == 0
+        rejoins = "eventfleet_group_rejoins_total"
+        assert metric(text, rejoins, action="adopt_leader", role="appender") == 1, text
+        assert metric(text, rejoins, action="give_up", role="appender") == 0, text
         order = f"o-{uuid.uuid4().hex[:6]}"
         status, body = await commands.post(
             f"/v1/order/{order}/events", {"type": "OrderPlaced", "data": {"items": order_items()}}

@@ -32,7 +32,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.fleet import FleetProcess, running_fleet
+from tests.fleet import FleetProcess, metric, running_fleet
 from workers.devtools.embedded import EmbeddedStack
 from workers.http.openapi import UNPLACED
 
@@ -388,13 +388,11 @@ def served_none(fleet: FleetProcess, *, timeout_s: float = 30.0) -> None:
     ``timeout_s``)."""
     deadline = time.monotonic() + timeout_s
     while True:
-        metrics = requests.get(fleet.url + "/metrics", timeout=TIMEOUT_S).text
-        gauges = [
-            ln for ln in metrics.splitlines() if ln.startswith("eventfleet_live_connections{")
-        ]
-        if sum(float(line.split()[-1]) for line in gauges) == 0:
+        page = requests.get(fleet.url + "/metrics", timeout=TIMEOUT_S).text
+        served = metric(page, "eventfleet_live_connections")
+        if served == 0:
             return
-        assert time.monotonic() < deadline, f"live subscriptions still served: {gauges}"
+        assert time.monotonic() < deadline, f"{served} live subscriptions still served"
         time.sleep(0.05)
 
 

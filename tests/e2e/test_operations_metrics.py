@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-from tests.fleet import FleetProcess, order_items
+from tests.fleet import FleetProcess, metric, order_items, samples
 from tests.waiting import wait_for
-
-
-def value(text: str, series: str) -> float:
-    line = next((x for x in text.splitlines() if x.startswith(series + " ")), None)
-    assert line is not None, f"{series} is not exposed"
-    return float(line.split()[-1])
 
 
 async def test_rebalances_commits_and_dependencies_are_measured(fleet: FleetProcess) -> None:
@@ -24,13 +18,15 @@ async def test_rebalances_commits_and_dependencies_are_measured(fleet: FleetProc
 
     await wait_for(measured, timeout_s=30, what="an offset commit to be timed")
     _, text = await fleet.get("/metrics")
-    assert value(text, 'eventfleet_rebalances_total{role="all"}') >= 1
-    assert value(text, 'eventfleet_rebalance_duration_seconds_count{role="all"}') >= 1
-    assert value(text, 'eventfleet_commit_failures_total{role="all"}') == 0
+    assert metric(text, "eventfleet_rebalances_total", role="all") >= 1
+    assert metric(text, "eventfleet_rebalance_duration_seconds_count", role="all") >= 1
+    assert [s.value for s in samples(text, "eventfleet_commit_failures_total", role="all")] == [0]
     for service in ("store", "marker", "stream"):
-        assert value(text, f'eventfleet_dependency_up{{role="all",service="{service}"}}') == 1
+        up = samples(text, "eventfleet_dependency_up", role="all", service=service)
+        assert [s.value for s in up] == [1], service
     # Counters an alert watches exist at 0 from the start.
-    assert value(text, 'eventfleet_dead_lettered_total{reason="oversized",role="appender"}') == 0
+    oversized = samples(text, "eventfleet_dead_lettered_total", reason="oversized", role="appender")
+    assert [s.value for s in oversized] == [0]
     status, health = await fleet.get("/healthz?verbose")
     assert status == 200 and health["status"] == "alive"
     assert {s: d["ok"] for s, d in health["dependencies"].items()} == {

@@ -52,13 +52,7 @@ def named(fleet: FleetProcess) -> str:
 
 async def fired_total(process: FleetProcess) -> float:
     """``eventfleet_process_deadlines_total{outcome="fired"}`` of one pm process."""
-    status, text = await process.request("GET", "/metrics", headers={})
-    assert status == 200
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in str(text).splitlines()
-        if line.startswith("eventfleet_process_deadlines_total{") and 'outcome="fired"' in line
-    )
+    return await process.metric("eventfleet_process_deadlines_total", outcome="fired")
 
 
 async def test_a_pm_killed_between_its_decision_and_its_command_sends_it_once_later(

@@ -140,20 +140,8 @@ async def bounded(stack: EmbeddedStack) -> AsyncIterator[FleetProcess]:
         yield process
 
 
-async def metric(fleet: FleetProcess, name: str) -> float:
-    """A metric's value (its sum over labels), as ``/metrics`` shows it now."""
-    status, text = await fleet.get("/metrics")
-    assert status == 200, text
-    found = [
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith(name) and line[len(name)] in " {"
-    ]
-    return sum(found)
-
-
 async def waiting_reads(fleet: FleetProcess) -> float:
-    return await metric(fleet, "eventfleet_ryw_waiters")
+    return await fleet.metric("eventfleet_ryw_waiters")
 
 
 class Read:
@@ -189,7 +177,7 @@ async def test_past_the_per_principal_bound_reads_get_429_and_another_principal_
     bounded: FleetProcess,
 ) -> None:
     await wait_for(lambda: waiting_reads_are(bounded, 0), timeout_s=30, what="no read waiting")
-    refused_before = await metric(bounded, "eventfleet_ryw_refused_total")
+    refused_before = await bounded.metric("eventfleet_ryw_refused_total")
     never = f"never-{uuid.uuid4().hex[:8]}"
     held = [
         Read(bounded, f"/v1/order/{never}-{n}/state?min_version=1&wait_ms=30000", "alice")
@@ -222,7 +210,7 @@ async def test_past_the_per_principal_bound_reads_get_429_and_another_principal_
         status, body = await bobs.answer()
         assert status == 200 and body["version"] == 1, body
         assert await waiting_reads(bounded) == PER_PRINCIPAL  # alice's, still waiting
-        assert await metric(bounded, "eventfleet_ryw_refused_total") == refused_before + 3
+        assert await bounded.metric("eventfleet_ryw_refused_total") == refused_before + 3
     finally:
         for read in held:
             await read.leave()
@@ -262,8 +250,8 @@ async def test_a_waiting_read_is_woken_by_the_feed_when_its_event_is_stored(
 
 async def test_bad_read_your_writes_parameters_change_nothing(bounded: FleetProcess) -> None:
     await wait_for(lambda: waiting_reads_are(bounded, 0), timeout_s=30, what="no read waiting")
-    refused = await metric(bounded, "eventfleet_ryw_refused_total")
-    checks = await metric(bounded, "eventfleet_ryw_store_checks_total")
+    refused = await bounded.metric("eventfleet_ryw_refused_total")
+    checks = await bounded.metric("eventfleet_ryw_store_checks_total")
     for query in ("min_version=1&wait_ms=-1", "min_version=1&wait_ms=99999999999",
                   "min_version=1&wait_ms=x", "min_version=0&wait_ms=30000",
                   "min_version=1.0&wait_ms=30000"):  # fmt: skip
@@ -271,5 +259,5 @@ async def test_bad_read_your_writes_parameters_change_nothing(bounded: FleetProc
         status, body = await read.answer()
         assert status == 400 and body["error"] == "bad_request", (query, body)
     assert await waiting_reads(bounded) == 0
-    assert await metric(bounded, "eventfleet_ryw_refused_total") == refused
-    assert await metric(bounded, "eventfleet_ryw_store_checks_total") == checks
+    assert await bounded.metric("eventfleet_ryw_refused_total") == refused
+    assert await bounded.metric("eventfleet_ryw_store_checks_total") == checks

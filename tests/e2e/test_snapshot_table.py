@@ -52,9 +52,7 @@ async def snapshot_versions(stack: EmbeddedStack, name: str) -> dict[str, int]:
 
 
 async def misses(fleet: FleetProcess) -> float:
-    _, text = await fleet.get("/metrics")
-    line = next(line for line in text.splitlines() if line.startswith(MISSES + " "))
-    return float(line.split()[1])
+    return await fleet.metric(MISSES)
 
 
 def snapshotter(stack: EmbeddedStack, name: str) -> FleetProcess:
