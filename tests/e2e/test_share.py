@@ -14,7 +14,6 @@ partition its consumer is assigned, at the moment of the scrape; its
 from __future__ import annotations
 
 import asyncio
-import re
 import signal
 import time
 from collections.abc import Sequence
@@ -22,7 +21,7 @@ from functools import partial
 
 import aiohttp
 
-from tests.fleet import FleetProcess
+from tests.fleet import FleetProcess, metric, samples
 from tests.waiting import wait_for
 from workers.devtools.embedded import EmbeddedStack
 from workers.runtime.fleet import JOIN_BOUND_SESSIONS
@@ -41,8 +40,6 @@ JOIN_BOUND_SESSIONS session timeouts (workers.adapters.kafka.join); the join, th
 the broker's hold; and one more session for the members' heartbeats (a sixth of it), their
 commits on revocation and the joiner's consumer start. 26 s here."""
 START_S = 60  # launch → HTTP up, on a loaded 2-core machine (FleetProcess.start's bound)
-SERIES = re.compile(r"^eventfleet_consumer_lag_events\{([^}]*)\} ", re.M)
-LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 
 def member(stack: EmbeddedStack, name: str, role: str, partitions: int) -> FleetProcess:
@@ -61,14 +58,10 @@ async def held(process: FleetProcess, topic: str) -> set[int] | None:
         return None
     if status != 200:
         return None
-    found = set()
-    for labels in SERIES.findall(page):
-        pairs = dict(LABEL.findall(labels))
-        if pairs.get("topic") == topic:
-            found.add(int(pairs["partition"]))
-    said = re.search(rf'^eventfleet_assigned_partitions\{{[^}}]*topic="{re.escape(topic)}"\}} (\S+)$',
-                     page, re.M)  # fmt: skip
-    return found if len(found) == (float(said.group(1)) if said else 0) else None
+    lags = samples(page, "eventfleet_consumer_lag_events", topic=topic)
+    found = {int(lag.labels["partition"]) for lag in lags}
+    said = metric(page, "eventfleet_assigned_partitions", topic=topic)
+    return found if len(found) == said else None
 
 
 async def readyz(process: FleetProcess) -> tuple[int, dict[str, object]]:
