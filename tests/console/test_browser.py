@@ -186,11 +186,12 @@ async def test_a_fixed_dead_letter_is_stored_once_however_often_it_is_replayed(
 async def test_a_bad_fix_is_refused_on_review_and_nothing_is_submitted(
     fleet: FleetProcess, browser: Any
 ) -> None:
-    entry = await dead_letter_of(
-        fleet, await poison_order(fleet, f"bad-fix-{uuid.uuid4().hex[:8]}")
-    )
+    run = uuid.uuid4().hex[:8]
+    entry = await dead_letter_of(fleet, await poison_order(fleet, f"bad-fix-{run}"))
     position = entry.position
-    sign_in(browser, fleet, "carol", [OPERATOR])
+    # Names of this test's own: another test of the shared fleet may replay as carol.
+    operator, forger = f"carol-{run}", f"mallory-{run}"
+    sign_in(browser, fleet, operator, [OPERATOR])
     browser.get(f"{fleet.url}/console/dlq/{position}")
     _replace(browser.find_element("id", "submission"), {"type": "OrderPlaced"})
     browser.find_element("id", "review").click()
@@ -204,7 +205,7 @@ async def test_a_bad_fix_is_refused_on_review_and_nothing_is_submitted(
         headers={**fleet.auth_headers, **form_type},
     )  # fmt: skip
     assert (status, body["reason"]) == (403, "csrf_token")  # no form token: refused first
-    form = {"submission": "{}", "operator": "mallory", "confirm": "yes", "csrf": "t"}
+    form = {"submission": "{}", "operator": forger, "confirm": "yes", "csrf": "t"}
     for headers in ({"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
         async with aiohttp.ClientSession() as session:
             url = f"{fleet.url}/console/dlq/{position}/replay"
@@ -213,7 +214,7 @@ async def test_a_bad_fix_is_refused_on_review_and_nothing_is_submitted(
                 assert answer.status == 403
                 assert (await answer.json())["error"] == "cross_origin"
     status, page = await fleet.get("/console/audit")
-    assert status == 200 and "mallory" not in page and "carol" not in page
+    assert status == 200 and forger not in page and operator not in page
 
 
 def _replace(textarea: Any, value: dict[str, Any]) -> None:
