@@ -255,6 +255,13 @@ async def start_together(*processes: FleetProcess, timeout_s: float = 60) -> Non
     ))  # fmt: skip
 
 
+def fleet_pair(stack: EmbeddedStack, name: str, **env: str) -> tuple[FleetProcess, FleetProcess]:
+    """A commands process and an appender apart, on one database, topic prefix and group."""
+    commands = FleetProcess.for_stack(stack, name, roles="commands", **env)
+    appender = FleetProcess.for_stack(stack, name, roles="appender", **env)
+    return commands, appender
+
+
 @asynccontextmanager
 async def running_fleet(
     stack: EmbeddedStack,

@@ -1,16 +1,18 @@
 """Topics in tests, through the fleet's own Kafka adapter: create one, read one to its end or wait,
-count what was ever produced to one."""
+count what was ever produced to one; and produce to one as a client of its own would (events as a
+direct producer sends them, any bytes as a broken or foreign one does)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from topics.catalog import TopicSpec
-from topics.envelope import Event, decode
+from topics.envelope import Event, decode, encode, kafka_headers, new_event
 from workers.adapters.kafka import ensure_topics, plain, read_topic
 from workers.ports import Record
 
@@ -71,3 +73,33 @@ async def produced_to(consumer: AIOKafkaConsumer, topic: str) -> int | None:
         return None
     ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
     return sum(ends.values())
+
+
+async def produce_events(
+    kafka_url: str, topic: str, events: list[tuple[str, str, str, dict[str, Any]]]
+) -> list[str]:
+    """Produce ``(aggregate type, id, event type, data)`` requests as a direct producer would."""
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_url.removeprefix("kafka://"), acks="all")
+    await producer.start()
+    try:
+        made = [new_event(t, i, kind, data) for t, i, kind, data in events]
+        for event in made:
+            await producer.send_and_wait(
+                topic, encode(event), key=event.key, headers=kafka_headers(event)
+            )
+    finally:
+        await producer.stop()
+    return [event.id for event in made]
+
+
+async def produce_raw(
+    kafka_url: str, topic: str, records: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]
+) -> None:
+    """Records as a broken or foreign producer writes them: any bytes, any headers."""
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_url.removeprefix("kafka://"), acks="all")
+    await producer.start()
+    try:
+        for key, value, headers in records:
+            await producer.send_and_wait(topic, value, key=key, headers=headers)
+    finally:
+        await producer.stop()

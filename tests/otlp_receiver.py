@@ -123,6 +123,15 @@ async def otlp_receiver() -> AsyncIterator[Receiver]:
         await runner.cleanup()
 
 
+def traced_env(receiver: Receiver) -> dict[str, str]:
+    """What a fleet's environment needs to export every trace to ``receiver``."""
+    return {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+        "OTEL_BSP_SCHEDULE_DELAY": "50",  # spans leave every 50 ms: the test waits less
+        "OTEL_TRACES_SAMPLER": "parentbased_always_on",
+    }
+
+
 def tree(spans: list[ReceivedSpan]) -> str:
     """The spans of one trace drawn as text: children indented under parents, with durations."""
     by_parent: dict[str, list[ReceivedSpan]] = {}

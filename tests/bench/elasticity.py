@@ -10,7 +10,7 @@ import sys
 import uuid
 
 from tests.bench import run_script
-from tests.e2e.test_elasticity import join_a_backlog
+from tests.e2e.scaling import join_a_backlog
 from workers.devtools.embedded import EmbeddedStack
 
 

@@ -11,16 +11,15 @@ import uuid
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import aiohttp
 import pytest
-from multidict import CIMultiDict
 from selenium.webdriver.support.ui import WebDriverWait
 
+from tests.console.browsing import sign_in
 from tests.console.conftest import dead_letter_of, poison_order
-from tests.console.test_browser import sign_in
+from tests.console.http_calls import as_, call
 from tests.fleet import FleetProcess
-from tests.tokens import OPERATOR, VIEWER, bearer
-from tests.unit.test_identity import tampered
+from tests.hostile_tokens import tampered
+from tests.tokens import OPERATOR, VIEWER
 from workers.roles.ops.dlq_replay import DeadLetterEntry
 
 PAGES = ("/console", "/console/types/order", "/console/dlq", "/console/audit", "/console/lag",
@@ -31,21 +30,6 @@ PAGES = ("/console", "/console/types/order", "/console/dlq", "/console/audit", "
 async def entry(console_fleet: FleetProcess) -> DeadLetterEntry:
     order_id = f"acl-{uuid.uuid4().hex[:8]}"
     return await dead_letter_of(console_fleet, await poison_order(console_fleet, order_id))
-
-
-async def call(
-    fleet: FleetProcess, method: str, path: str, *, headers: dict[str, str] | None = None,
-    form: dict[str, str] | None = None,
-) -> tuple[int, str, CIMultiDict[str]]:  # fmt: skip
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
-        async with session.request(
-            method, fleet.url + path, headers=headers, data=form, allow_redirects=False
-        ) as r:
-            return r.status, await r.text(), CIMultiDict(r.headers)
-
-
-def as_(fleet: FleetProcess, *roles: str, sub: str = "someone") -> dict[str, str]:
-    return bearer(fleet.token(sub, roles))
 
 
 async def test_the_role_matrix_of_every_console_page_and_action(

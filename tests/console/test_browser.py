@@ -13,9 +13,10 @@ import aiohttp
 import pytest
 from selenium.webdriver.support.ui import WebDriverWait
 
+from tests.console.browsing import after_submit, sign_in, texts
 from tests.console.conftest import dead_letter_of, poison_order, stored
 from tests.fleet import LIFECYCLE, FleetProcess, order_items
-from tests.tokens import OPERATOR, TESTER, TESTER_ROLES
+from tests.tokens import OPERATOR, TESTER
 from tests.waiting import wait_for
 
 
@@ -23,41 +24,6 @@ from tests.waiting import wait_for
 def fleet(console_fleet: FleetProcess) -> FleetProcess:
     """Every test here drives the package's fleet with console actions on."""
     return console_fleet
-
-
-def after_submit(browser: Any, *ids: str) -> Any:
-    """The first of ``ids`` on the page a click loaded (a click does not wait for it)."""
-
-    def found(driver: Any) -> Any:
-        for ident in ids:
-            elements = driver.find_elements("id", ident)
-            if elements:
-                return elements[0]
-        return False
-
-    return WebDriverWait(browser, 30, poll_frequency=0.05).until(
-        found, message=f"none of {ids} appeared"
-    )
-
-
-def sign_in(
-    browser: Any, fleet: FleetProcess, sub: str = TESTER, roles: Any = TESTER_ROLES
-) -> None:
-    """Sign in through the login form: the token goes into the session cookie."""
-    browser.get(fleet.url + "/console/login")  # cookies are cleared per site: be on it
-    browser.delete_all_cookies()
-    browser.get(fleet.url + "/console")
-    assert "/console/login" in browser.current_url, "a browser without a session signs in"
-    browser.find_element("id", "token").send_keys(fleet.token(sub, roles))
-    browser.find_element("id", "sign-in").click()
-    WebDriverWait(browser, 30).until(
-        lambda d: "/console/login" not in d.current_url,
-        message=f"not signed in: {browser.page_source}",
-    )
-
-
-def texts(browser: Any, css: str) -> list[str]:
-    return [e.text for e in browser.find_elements("css selector", css)]
 
 
 async def test_pages_load_and_a_timeline_shows_its_events(

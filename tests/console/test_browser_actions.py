@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 
+from tests.console.browsing import after_submit, sign_in, texts
 from tests.console.conftest import stored
-from tests.console.test_browser import after_submit, sign_in, texts
-from tests.console.test_console_actions import _commit, _create, _filled, committed, records_of
+from tests.console.kafka_state import commit, committed, create, filled, records_of
 from tests.fleet import FleetProcess
 from tests.tokens import OPERATOR
 from tests.waiting import wait_for
@@ -53,7 +53,7 @@ async def test_an_operator_posts_an_event_from_the_schema_form(
 async def test_an_operator_produces_a_record_and_is_refused_a_fleet_topic(
     fleet: FleetProcess, browser: Any, unique_name: str
 ) -> None:
-    topic = await _create(fleet, f"web-{unique_name}", 1)
+    topic = await create(fleet, f"web-{unique_name}", 1)
     sign_in(browser, fleet, "olga", [OPERATOR])
     browser.get(fleet.url + "/console/produce")
     for field, text in (("topic", topic), ("key", "k"), ("headers", "origin: web"),
@@ -82,10 +82,10 @@ async def test_an_operator_produces_a_record_and_is_refused_a_fleet_topic(
 async def test_an_operator_resets_an_idle_groups_offsets_after_a_dry_run(
     fleet: FleetProcess, browser: Any, unique_name: str
 ) -> None:
-    topic = await _create(fleet, f"web-reset-{unique_name}", 2)
+    topic = await create(fleet, f"web-reset-{unique_name}", 2)
     group = f"web-idle-{uuid.uuid4().hex[:8]}"
-    await _filled(fleet, topic, 3)
-    await _commit(fleet, group, {TopicPartition(topic, p): 1 for p in (0, 1)})
+    await filled(fleet, topic, 3)
+    await commit(fleet, group, {TopicPartition(topic, p): 1 for p in (0, 1)})
     sign_in(browser, fleet, "olga", [OPERATOR])
     browser.get(f"{fleet.url}/console/groups/{group}/reset?topic={topic}")
     assert "no members" in after_submit(browser, "members").text

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from tests.console.browsing import after_submit, sign_in, texts
 from tests.console.conftest import dead_letter_of, poison_order
-from tests.console.test_browser import after_submit, sign_in, texts
 from tests.fleet import FleetProcess, order_items
 from tests.tokens import OPERATOR, VIEWER
 from tests.waiting import wait_for

@@ -17,16 +17,14 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from tests.console.conftest import stored
-from tests.console.test_access import as_, call
+from tests.console.http_calls import as_, call
+from tests.console.kafka_state import commit, committed, create, filled, kafka_url, records_of
 from tests.fleet import FleetProcess
 from tests.tokens import OPERATOR, VIEWER
 from tests.waiting import wait_for
-from workers.adapters.kafka import plain
-from workers.adapters.kafka.reader import read_topic
 
 ADMIN = "eventfleet-admin"
 CSRF = {"Cookie": "eventfleet_csrf=c"}
@@ -47,10 +45,6 @@ def carried(page: str) -> dict[str, str]:
     form = page[page.index('id="confirm-form"') :]
     found = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form)
     return {name: html.unescape(value) for name, value in found if name != "csrf"}
-
-
-def kafka_url(fleet: FleetProcess) -> str:
-    return fleet.env["EVENTFLEET_KAFKA_URL"].removeprefix("kafka://")
 
 
 async def audited(fleet: FleetProcess, action: str, target: str) -> bool:
@@ -175,21 +169,7 @@ async def test_every_action_is_refused_on_a_read_only_console(fleet: FleetProces
 @pytest.fixture
 async def topic(console_fleet: FleetProcess, unique_name: str) -> AsyncIterator[str]:
     """A topic of two partitions the fleet does not own."""
-    yield await _create(console_fleet, f"ext-{unique_name}", 2)
-
-
-async def _create(fleet: FleetProcess, name: str, partitions: int) -> str:
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_url(fleet))
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, partitions, 1)])
-    finally:
-        await admin.close()
-    return name
-
-
-async def records_of(fleet: FleetProcess, topic: str) -> list[Any]:
-    return await read_topic(plain(fleet.env["EVENTFLEET_KAFKA_URL"]), topic)
+    yield await create(console_fleet, f"ext-{unique_name}", 2)
 
 
 async def test_a_record_is_produced_after_review_with_its_key_and_headers(
@@ -228,7 +208,7 @@ async def test_the_fleets_own_topics_need_the_admin_role(
     assert status == 403 and "admin_role_required" in body
     assert len(await records_of(fleet, commands)) == before  # nothing produced
     # Under the fleet's prefix is the fleet's too; with the admin role it takes the record.
-    scratch = await _create(fleet, f"{fleet.prefix}scratch-{unique_name}", 1)
+    scratch = await create(fleet, f"{fleet.prefix}scratch-{unique_name}", 1)
     status, body = await act(fleet, "/console/produce/review", {"topic": scratch, "value": "x"})
     assert status == 403 and "admin_role_required" in body
     status, review = await act(fleet, "/console/produce/review", {"topic": scratch, "value": "x"},
@@ -277,45 +257,12 @@ async def test_producing_is_refused_without_csrf_to_a_viewer_and_unconfirmed(
 # --- resetting a group's offsets -----------------------------------------------------------------
 
 
-async def _filled(fleet: FleetProcess, topic: str, per_partition: int) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_url(fleet), acks="all")
-    await producer.start()
-    try:
-        for partition in (0, 1):
-            for n in range(per_partition):
-                await producer.send_and_wait(topic, f"r{n}".encode(), partition=partition)
-    finally:
-        await producer.stop()
-
-
-async def _commit(fleet: FleetProcess, group: str, offsets: dict[TopicPartition, int]) -> None:
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_url(fleet), group_id=group,
-                                enable_auto_commit=False)  # fmt: skip
-    await consumer.start()
-    try:
-        consumer.assign(list(offsets))
-        await consumer.commit(offsets)
-    finally:
-        await consumer.stop()
-
-
-async def committed(fleet: FleetProcess, group: str, topic: str) -> dict[int, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_url(fleet))
-    await admin.start()
-    try:
-        wanted = [TopicPartition(topic, p) for p in (0, 1)]
-        listed = await admin.list_consumer_group_offsets(group, partitions=wanted)
-    finally:
-        await admin.close()
-    return {tp.partition: m.offset for tp, m in listed.items() if m.offset >= 0}
-
-
 @pytest.fixture
 async def idle_group(console_fleet: FleetProcess, topic: str) -> str:
     """A group without members that committed 5 and 5 on ``topic`` (5 records a partition)."""
     group = f"idle-{uuid.uuid4().hex[:8]}"
-    await _filled(console_fleet, topic, 5)
-    await _commit(console_fleet, group, {TopicPartition(topic, p): 5 for p in (0, 1)})
+    await filled(console_fleet, topic, 5)
+    await commit(console_fleet, group, {TopicPartition(topic, p): 5 for p in (0, 1)})
     return group
 
 

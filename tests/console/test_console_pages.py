@@ -6,34 +6,13 @@ from __future__ import annotations
 import re
 import uuid
 
-import aiohttp
-
 from tests.console.conftest import dead_letter_of, poison_order
+from tests.console.http_calls import fetch, place, placed_and_stored
 from tests.fleet import FleetProcess, order_items
 from tests.tokens import TESTER
 from tests.waiting import wait_for
 from topics.envelope import new_event
 from workers.adapters.mongo import MongoEventStore, connect, database
-
-
-async def fetch(fleet: FleetProcess, path: str, *, follow: bool = True) -> tuple[int, str, str]:
-    """(status, content type, body or Location) of a GET as the test principal."""
-    async with (
-        aiohttp.ClientSession(headers=fleet.auth_headers) as session,
-        session.get(fleet.url + path, allow_redirects=follow) as response,
-    ):
-        body = await response.text()
-        where = response.headers.get("Location", "") if not follow else body
-        return response.status, response.content_type, where
-
-
-async def place(fleet: FleetProcess, order: str) -> None:
-    status, body = await fleet.post(
-        f"/v1/order/{order}/events",
-        {"type": "OrderPlaced", "data": {"items": order_items()}},
-        token=fleet.token(),
-    )
-    assert status == 202, body
 
 
 async def stored_directly(fleet: FleetProcess, orders: list[str]) -> None:
@@ -282,17 +261,8 @@ async def test_the_topic_browser_shows_records_newest_first_decoded_with_headers
 
 
 async def test_diffs_between_versions_and_of_the_snapshot(console_fleet: FleetProcess) -> None:
-    token = console_fleet.token()
     order = f"diff-{uuid.uuid4().hex[:6]}"
-    await place(console_fleet, order)
-    status, _ = await console_fleet.post(
-        f"/v1/order/{order}/events", {"type": "OrderPaid", "data": {"amount": 5}}, token=token
-    )
-    assert status == 202
-    status, _ = await console_fleet.get(
-        f"/v1/order/{order}/state?min_version=2&wait_ms=20000", token=token
-    )
-    assert status == 200
+    await placed_and_stored(console_fleet, order, paid=True)
     status, _, page = await fetch(console_fleet, f"/console/aggregates/order/{order}")
     assert f'href="/console/aggregates/order/{order}/diff?from=1&amp;to=2"' in page
     status, _, page = await fetch(

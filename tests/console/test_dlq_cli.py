@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 import uuid
 
 import orjson
 import pytest
 
+from tests.cli import eventfleet
 from tests.console.conftest import dead_letter_of, poison_order, stored
 from tests.fleet import FleetProcess, order_items
 from tests.waiting import wait_for
@@ -23,19 +22,6 @@ async def poisoned(console_fleet: FleetProcess) -> tuple[str, DeadLetterEntry]:
     order_id = f"cli-{uuid.uuid4().hex[:8]}"
     entry = await dead_letter_of(console_fleet, await poison_order(console_fleet, order_id))
     return order_id, entry
-
-
-async def eventfleet(
-    fleet: FleetProcess, *args: str, stdin: bytes = b"", **env: str
-) -> tuple[int, str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("EVENTFLEET_")}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "workers.cli", *args, env={**clean, **fleet.env, **env},
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(stdin), 60)
-    return process.returncode or 0, out.decode(), err.decode()
 
 
 FIX = orjson.dumps({"items": order_items(1)}).decode()
@@ -72,7 +58,7 @@ async def test_list_shows_the_entry_as_text_and_json(
 ) -> None:
     order_id, entry = poisoned
     code, out, err = await eventfleet(
-        console_fleet, "dlq", "list", "--json", "--reason", "invalid_data"
+        "dlq", "list", "--json", "--reason", "invalid_data", env=console_fleet.env
     )
     assert code == 0, err
     [listed] = [e for e in orjson.loads(out) if e["aggregate_id"] == order_id]
@@ -96,7 +82,7 @@ async def test_replay_asks_first_then_stores_the_fix_once_and_audits(
 ) -> None:
     order_id, entry = poisoned
     replay = ("dlq", "replay", entry.position, "--data", FIX, "--operator", "ci-bot")
-    code, out, err = await eventfleet(console_fleet, *replay, stdin=b"n\n")
+    code, out, err = await eventfleet(*replay, stdin=b"n\n", env=console_fleet.env)
     assert code == 1 and "not confirmed; nothing was re-submitted" in err
     assert entry.event is not None and f"dlq-replay:{entry.event.id}" in out
     assert f"POST /v1/order/{order_id}/events" in out
@@ -107,7 +93,7 @@ async def test_replay_asks_first_then_stores_the_fix_once_and_audits(
 
     # The second replay answers the first one's outcome and adds nothing.
     for code, out, err in (
-        await eventfleet(console_fleet, *replay, "--yes"),  # the real command, once
+        await eventfleet(*replay, "--yes", env=console_fleet.env),  # the real command, once
         await in_thread(*run, *replay, "--yes"),
     ):
         assert code == 0, err
@@ -151,10 +137,10 @@ async def test_one_dead_letter_replayed_from_two_places_at_once_and_elsewhere_st
                 "--submission", orjson.dumps(submission).decode())  # fmt: skip
 
     at_once = await asyncio.gather(
-        eventfleet(console_fleet, *replay(targets[0], "alice")),
-        eventfleet(console_fleet, *replay(targets[1], "bob")),
+        eventfleet(*replay(targets[0], "alice"), env=console_fleet.env),
+        eventfleet(*replay(targets[1], "bob"), env=console_fleet.env),
     )
-    later = await eventfleet(console_fleet, *replay(targets[2], "carol"))
+    later = await eventfleet(*replay(targets[2], "carol"), env=console_fleet.env)
     answers = [
         orjson.loads(out.splitlines()[-2].split(" ", 1)[1]) for _, out, _ in (*at_once, later)
     ]

@@ -9,14 +9,13 @@ from typing import Any
 import orjson
 import pytest
 
-from topics.envelope import derived_event_id, encode, new_event
+from tests.console.dead_letters import EVENT, STORED, Commands, letter, replayer
+from topics.envelope import derived_event_id, encode
 from topics.errors import InvalidInput, NotFound, StoreUnavailable
 from workers.adapters.memory import MemoryActionLog
 from workers.ports import Record
-from workers.roles.command.requests import CommandRequest
 from workers.roles.deadletter import check_operator
 from workers.roles.ops.dlq_replay import (
-    DeadLetterReplayer,
     draft,
     entries_of,
     entry_of,
@@ -24,47 +23,7 @@ from workers.roles.ops.dlq_replay import (
     parse_position,
     parse_submission,
 )
-from workers.roles.outcomes import Accepted, Outcome, Refused
-from workers.runtime.answers import answer_of
-
-STORED = "t.events.stored"
-EVENT = new_event("order", "o-1", "OrderPlaced", {"items": []})
-
-
-def letter(
-    value: bytes, *, offset: int = 3, source: str = "t.events/1/7", reason: str = "invalid_data",
-    role: str = "appender",
-) -> Record:  # fmt: skip
-    headers = [
-        ("correlation_id", b"c"),
-        ("dlq_reason", reason.encode()),
-        ("dlq_detail", b"items must not be empty"),
-        ("dlq_source", source.encode()),
-        ("dlq_role", role.encode()),
-    ]
-    return Record("t.events.dlq", 0, offset, b"order:o-1", value, headers)
-
-
-class Commands:
-    """The command path as the replayer sees it: records requests, answers a fixed outcome."""
-
-    def __init__(self, answer: Outcome | Exception = Accepted("e")) -> None:
-        self.requests: list[CommandRequest] = []
-        self.answer = answer
-
-    async def handle(self, request: CommandRequest) -> Outcome:
-        self.requests.append(request)
-        if isinstance(self.answer, Exception):
-            raise self.answer
-        return self.answer
-
-
-def replayer(commands: Commands, log: MemoryActionLog) -> DeadLetterReplayer:
-    return DeadLetterReplayer(
-        submit=commands.handle, render=answer_of, log=log, stored_topic=STORED, via="console",
-        max_bytes=65536,
-        now=lambda: datetime(2026, 1, 2, tzinfo=UTC),
-    )  # fmt: skip
+from workers.roles.outcomes import Accepted, Refused
 
 
 def test_an_entry_carries_its_reason_origin_and_event() -> None:

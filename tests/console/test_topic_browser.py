@@ -14,8 +14,8 @@ from typing import Any
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.console.test_browser import after_submit, sign_in, texts
-from tests.console.test_topic_views import placed_and_stored
+from tests.console.browsing import after_submit, sign_in, texts
+from tests.console.http_calls import placed_and_stored
 from tests.fleet import FleetProcess
 
 RELOADING = (StaleElementReferenceException,)

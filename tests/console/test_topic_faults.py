@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.console.test_console_pages import fetch
+from tests.console.http_calls import fetch
 from tests.faults import proxied_broker
 from tests.fleet import FleetProcess
 from tests.waiting import wait_for

@@ -7,7 +7,7 @@ import html
 import re
 import uuid
 
-from tests.console.test_console_pages import fetch, place
+from tests.console.http_calls import fetch, placed_and_stored
 from tests.fleet import FleetProcess
 
 
@@ -26,17 +26,8 @@ def older_link(page: str, partition: int) -> str | None:
 async def test_a_partition_pages_newest_first_by_offset_down_to_its_first_record(
     console_fleet: FleetProcess,
 ) -> None:
-    token = console_fleet.token()
     order = f"page-{uuid.uuid4().hex[:6]}"
-    await place(console_fleet, order)
-    status, _ = await console_fleet.post(
-        f"/v1/order/{order}/events", {"type": "OrderPaid", "data": {"amount": 5}}, token=token
-    )
-    assert status == 202
-    status, _ = await console_fleet.get(
-        f"/v1/order/{order}/state?min_version=2&wait_ms=20000", token=token
-    )
-    assert status == 200
+    await placed_and_stored(console_fleet, order, paid=True)
     stored = f"/console/topics/{console_fleet.prefix}events.stored"
     status, _, page = await fetch(console_fleet, stored)
     assert status == 200

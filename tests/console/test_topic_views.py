@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from tests.console.test_console_pages import fetch, place
+from tests.console.http_calls import fetch, placed_and_stored
 from tests.fleet import FleetProcess
 from tests.waiting import wait_for
 
@@ -36,22 +36,6 @@ def record_rows(page: str, table: str = "records") -> list[tuple[int, int, str, 
     body = page[page.index(f'id="{table}"') :]
     found = re.findall(r"<tr><td>(\d+)</td><td>(\d+)</td><td>(.*?)</td><td>([^<]*)</td>", body)
     return [(int(p), int(o), t, html.unescape(k)) for p, o, t, k in found]
-
-
-async def placed_and_stored(fleet: FleetProcess, order: str, *, paid: bool = False) -> None:
-    await place(fleet, order)
-    version = 1
-    if paid:
-        status, _ = await fleet.post(
-            f"/v1/order/{order}/events", {"type": "OrderPaid", "data": {"amount": 5}},
-            token=fleet.token(),
-        )  # fmt: skip
-        assert status == 202
-        version = 2
-    status, _ = await fleet.get(
-        f"/v1/order/{order}/state?min_version={version}&wait_ms=20000", token=fleet.token()
-    )
-    assert status == 200
 
 
 async def test_the_topics_list_shows_partitions_replication_retention_records_and_readers(

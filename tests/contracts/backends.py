@@ -39,7 +39,7 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.faults import TcpProxy
-from topics.envelope import Event
+from topics.envelope import Event, new_event
 from workers.adapters.memory import MemoryEventStore
 from workers.adapters.mongo import Document, MongoEventStore, connect, database
 from workers.devtools.embedded import EmbeddedStack
@@ -236,3 +236,11 @@ def backend_claiming(capability: str) -> Callable[..., AsyncIterator[Backend]]:
             yield claimed
 
     return backend
+
+
+def history(aggregate_id: str, n: int, *, start: int = 1, type: str = "order") -> list[Event]:
+    """``n`` events of one aggregate numbered from ``start``, as the suites append them."""
+    return [
+        new_event(type, aggregate_id, "OrderPaid", {"n": v}, version=v)
+        for v in range(start, start + n)
+    ]

@@ -7,8 +7,7 @@ import pytest
 
 from topics.errors import StoreUnavailable
 
-from .backends import Backend, backend_claiming
-from .test_event_store import history
+from .backends import Backend, backend_claiming, history
 
 backend = backend_claiming("archive")
 

@@ -20,8 +20,7 @@ from workers.runtime.adapters import MemoryAdapters, memory_adapters
 from workers.runtime.compose import Runtime
 from workers.runtime.settings import Settings
 
-from .backends import BACKENDS, Backend, CoreOnlyEvents
-from .test_event_store import history
+from .backends import BACKENDS, Backend, CoreOnlyEvents, history
 
 
 async def test_a_backend_offers_exactly_what_it_claims(backend: Backend) -> None:

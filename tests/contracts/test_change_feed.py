@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
 
 from tests.contracts.conftest import unreachable_mongo
-from tests.contracts.test_document_store import change
+from tests.contracts.documents import Seen, change
 from tests.waiting import wait_for
 from workers.adapters.memory import MemoryDocuments
 from workers.adapters.mongo import MongoDocuments, connect, database
@@ -26,20 +26,6 @@ from workers.storage import DocumentStore
 
 SEEN_S = 30.0
 """The bound on a change reaching a feed (a change stream delivers within a second or so)."""
-
-
-@dataclass
-class Seen:
-    """An ``Invalidations`` that records what a change feed told it."""
-
-    keys: list[str] = field(default_factory=list)
-    clears: int = 0
-
-    def invalidate(self, key: str) -> None:
-        self.keys.append(key)
-
-    def clear(self) -> None:
-        self.clears += 1
 
 
 @dataclass

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import pytest
 
+from tests.contracts.documents import Seen, change
 from tests.waiting import wait_for
-from topics.envelope import Metadata, new_event
 from topics.errors import StoreError
 from workers.adapters.memory import MemoryDocuments
 from workers.adapters.mongo import MongoDocuments, connect, database
@@ -59,18 +59,6 @@ async def documents(
     finally:
         await client.drop_database(unique_name)
         await client.close()
-
-
-def change(
-    version: int, gold: int, *, doc_id: str = "g1", event_id: str | None = None
-) -> PlannedChange:
-    event = new_event(
-        "games", doc_id, "GameUpdated" if version > 1 else "GameCreated",
-        {"operation": "update", "diff": {"gold": gold}, "changed_paths": ["gold"]},
-        metadata=Metadata(client_id="t"), version=version, id=event_id,
-    )  # fmt: skip
-    expected = None if version == 1 else version - 1
-    return PlannedChange(doc_id, expected, {"_id": doc_id, "version": version, "gold": gold}, event)
 
 
 class Crash(Exception):
@@ -165,20 +153,6 @@ async def test_another_event_at_the_version_means_the_stores_disagree(documents:
     await documents.store.events.append([change(1, 0).event])  # written past the storage
     with pytest.raises(StoreError, match="disagree"):
         await documents.store.commit(change(1, 0))
-
-
-@dataclass
-class Seen:
-    """A cache that records what a change feed told it."""
-
-    keys: list[str] = field(default_factory=list)
-    clears: int = 0
-
-    def invalidate(self, key: str) -> None:
-        self.keys.append(key)
-
-    def clear(self) -> None:
-        self.clears += 1
 
 
 async def test_the_change_feed_sees_every_writer(documents: Documents) -> None:

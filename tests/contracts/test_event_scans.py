@@ -8,8 +8,7 @@ import random
 
 from topics.errors import StoreUnavailable
 
-from .backends import Backend, backend_claiming
-from .test_event_store import history
+from .backends import Backend, backend_claiming, history
 
 backend = backend_claiming("scans")
 

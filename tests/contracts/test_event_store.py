@@ -11,18 +11,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from topics.envelope import Event, new_event, utc_now
+from topics.envelope import new_event, utc_now
 from topics.errors import StoreUnavailable
 from workers.ports import AppendConflict, Head
 
-from .backends import Backend
-
-
-def history(aggregate_id: str, n: int, *, start: int = 1, type: str = "order") -> list[Event]:
-    return [
-        new_event(type, aggregate_id, "OrderPaid", {"n": v}, version=v)
-        for v in range(start, start + n)
-    ]
+from .backends import Backend, history
 
 
 async def test_append_then_read_in_version_order(backend: Backend) -> None:

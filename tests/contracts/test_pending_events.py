@@ -9,8 +9,7 @@ from datetime import UTC, datetime, timedelta
 from topics.envelope import new_event, utc_now
 from topics.errors import StoreUnavailable
 
-from .backends import Backend, backend_claiming
-from .test_event_store import history
+from .backends import Backend, backend_claiming, history
 
 backend = backend_claiming("pending")
 

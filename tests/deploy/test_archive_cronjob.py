@@ -12,7 +12,7 @@ from workers.runtime.loading import load_domains
 from .k8s_invariants import config, manifest_problems
 from .k8s_schema import schema_problems
 from .kustomize import Obj, pod_containers
-from .test_manifests import TREES, find, rendered
+from .trees import TREES, find, rendered
 
 
 def archive(objects: list[Obj]) -> Obj:

@@ -4,30 +4,14 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from functools import cache
 
 import pytest
 
 from .k8s_invariants import config, manifest_problems, secret_refs
 from .k8s_schema import crd_problems, schema_problems
-from .kustomize import Obj, render
-from .project import K8S, OVERLAYS, PROJECTIONS, ROLES
-
-TREES = ("base", *(f"overlays/{name}" for name in OVERLAYS))
-
-
-@cache
-def _rendered(tree: str) -> tuple[Obj, ...]:
-    return tuple(render(K8S / tree))
-
-
-def rendered(tree: str) -> list[Obj]:
-    """A private copy of the rendered tree, free to break."""
-    return copy.deepcopy(list(_rendered(tree)))
-
-
-def find(objects: list[Obj], kind: str, name: str) -> Obj:
-    return next(o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name)
+from .kustomize import Obj
+from .project import PROJECTIONS, ROLES
+from .trees import TREES, find, rendered
 
 
 @pytest.mark.parametrize("tree", TREES)

@@ -1,4 +1,5 @@
-"""What a consumer group committed, held against what the store holds: the commit discipline."""
+"""What a consumer group committed, held against what the store holds: the commit discipline;
+and what the store holds counted (events stored, ids stored twice)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from topics.envelope import decode
 from topics.errors import InvalidEnvelope
 from workers.adapters.mongo import connect, database
+from workers.devtools.embedded import EmbeddedStack
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +77,18 @@ async def decided_ids(mongo_url: str, db_name: str) -> set[str]:
         return stored | refused
     finally:
         await client.close()
+
+
+async def store_counts(stack: EmbeddedStack, db_name: str) -> tuple[int, int]:
+    """(events stored, ids stored more than once): the unique index makes the second zero."""
+    client = connect(stack.urls.mongo_url, timeout_ms=10_000)
+    try:
+        ids = [
+            str(d["_id"]) async for d in database(client, db_name)["events"].find({}, {"_id": 1})
+        ]
+    finally:
+        await client.close()
+    return len(ids), len(ids) - len(set(ids))
 
 
 async def commits_past_undecided(

@@ -16,18 +16,11 @@ import aiohttp
 from redis.asyncio import Redis
 
 from tests.auditing import audit, errors
-from tests.e2e.committed import decided_ids
-from tests.fleet import FleetProcess, order_items, start_together
+from tests.e2e.committed import decided_ids, store_counts
+from tests.fleet import LIFECYCLE, FleetProcess, fleet_pair, order_items, start_together
 from tests.waiting import wait_for
 from workers.adapters.mongo import connect, database
 from workers.devtools.embedded import EmbeddedStack
-
-STEPS = (
-    ("OrderPlaced", {"items": order_items()}),
-    ("OrderPaid", {"amount": 12.5}),
-    ("OrderShipped", {"carrier": "dhl"}),
-    ("OrderDelivered", {}),
-)
 
 
 @dataclass
@@ -45,18 +38,6 @@ class Figures:
                 f"/ doubled {doubled} / told wrong {len(self.told_wrong)}; answers {dict(self.told)}")  # fmt: skip
 
 
-async def store_counts(stack: EmbeddedStack, db_name: str) -> tuple[int, int]:
-    """(events stored, ids stored more than once): the unique index makes the second zero."""
-    client = connect(stack.urls.mongo_url, timeout_ms=10_000)
-    try:
-        ids = [
-            str(d["_id"]) async for d in database(client, db_name)["events"].find({}, {"_id": 1})
-        ]
-    finally:
-        await client.close()
-    return len(ids), len(ids) - len(set(ids))
-
-
 async def lifecycles(
     commands: FleetProcess,
     orders: list[str],
@@ -70,7 +51,7 @@ async def lifecycles(
     traffic a fault must meet is still to come, however fast the steps before it went)."""
 
     async def one(order: str) -> None:
-        for step, (kind, data) in enumerate(STEPS):
+        for step, (kind, data) in enumerate(LIFECYCLE):
             if gates is not None and kind in gates:
                 await gates[kind].wait()
             command_id = f"{order}-{step}"
@@ -96,12 +77,6 @@ async def lifecycles(
     await asyncio.gather(*(one(order) for order in orders))
 
 
-def fleet_pair(stack: EmbeddedStack, name: str, **env: str) -> tuple[FleetProcess, FleetProcess]:
-    commands = FleetProcess.for_stack(stack, name, roles="commands", **env)
-    appender = FleetProcess.for_stack(stack, name, roles="appender", **env)
-    return commands, appender
-
-
 async def test_a_retry_of_a_command_refused_at_the_store_is_told_the_refusal(
     private_stack: EmbeddedStack, unique_name: str
 ) -> None:
@@ -110,7 +85,7 @@ async def test_a_retry_of_a_command_refused_at_the_store_is_told_the_refusal(
     try:
         order = f"o-{uuid.uuid4().hex[:6]}"
         ids = []
-        for kind, data in STEPS[:3]:
+        for kind, data in LIFECYCLE[:3]:
             status, body = await commands.post(
                 f"/v1/order/{order}/events", {"type": kind, "data": data}
             )
@@ -290,7 +265,7 @@ async def test_redis_flushed_and_restarted_mid_run_never_refuses_what_the_store_
         stored, doubled = await store_counts(private_stack, unique_name)
         print("redis flushed and restarted:", figures.line(stored, doubled))
         assert figures.told_wrong == [], figures.told_wrong
-        assert stored == len(ids) == len(orders) * len(STEPS) and doubled == 0
+        assert stored == len(ids) == len(orders) * len(LIFECYCLE) and doubled == 0
         assert errors(await audit(private_stack, unique_name, topics=False, views=False)) == []
     finally:
         await commands.stop()

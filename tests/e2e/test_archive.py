@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
+from tests.e2e.archiving import RETAINED, archive, every_event, send_messages
 from tests.fleet import FleetProcess, running_fleet, wait_for
-from tests.tokens import TESTER
 from workers.adapters.mongo import MongoStores
 from workers.devtools.embedded import EmbeddedStack
-
-RETAINED = "tests.integration.bad_domains:retained_chat"  # the chat room keeps 10 events hot
 
 
 @pytest.fixture(scope="module")
@@ -26,46 +21,11 @@ async def retained_fleet(stack: EmbeddedStack) -> AsyncIterator[FleetProcess]:
         yield process
 
 
-async def send(fleet: FleetProcess, room: str, start: int, n: int) -> None:
-    for i in range(start, start + n):
-        data = {"message_id": f"m{i}", "sender_id": TESTER, "content": f"words {i}"}
-        status, body = await fleet.post(
-            f"/v1/chat_room/{room}/events", {"type": "MessageSent", "data": data}
-        )
-        assert status == 202, body
-
-
-async def every_event(fleet: FleetProcess, room: str) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    after = 0
-    while True:
-        status, page = await fleet.get(
-            f"/v1/chat_room/{room}/events?after_version={after}&limit=37"
-        )
-        assert status == 200, page
-        events += page["events"]
-        if not page["more"]:
-            return events
-        after = page["next_after_version"]
-
-
-async def archive(fleet: FleetProcess, *args: str) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTFLEET_")}
-    env |= {k: v for k, v in fleet.env.items() if k.startswith("EVENTFLEET_")}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "workers.cli", "archive", *args, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), 120)
-    assert process.returncode == 0, err.decode()
-    return out.decode()
-
-
 async def test_archiving_under_live_writes_loses_nothing_and_reads_the_same(
     retained_fleet: FleetProcess, stack: EmbeddedStack
 ) -> None:
     fleet, room = retained_fleet, f"arch-{uuid.uuid4().hex[:8]}"
-    await send(fleet, room, 0, 150)
+    await send_messages(fleet, room, 0, 150)
 
     async def stored(n: int) -> bool:
         status, body = await fleet.get(f"/v1/chat_room/{room}/state")
@@ -79,7 +39,7 @@ async def test_archiving_under_live_writes_loses_nothing_and_reads_the_same(
     )[1]
     at_40 = (await fleet.get(f"/v1/chat_room/{room}/state?at_version=40"))[1]
 
-    writes = asyncio.create_task(send(fleet, room, 150, 60))
+    writes = asyncio.create_task(send_messages(fleet, room, 150, 60))
     moved = await archive(fleet, "--batch", "25")
     await writes
     await wait_for(lambda: stored(210), timeout_s=90, what="210 stored")

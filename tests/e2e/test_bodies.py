@@ -8,22 +8,18 @@ announced length over it (413 before the body is sent), a body cut short and a m
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
-from urllib.parse import urlsplit
+from collections.abc import AsyncIterator
 
 import orjson
 import pytest
 
+from tests.e2e.raw_http import MAX_BODY_BYTES, chunked, post_in_writes
 from tests.fleet import FleetProcess, running_fleet
 from tests.tokens import OPERATOR, VIEWER
 from workers.devtools.embedded import EmbeddedStack
 
-PAUSE_S = 0.2
-LIMIT = 64 * 1024  # EVENTFLEET_MAX_BODY_BYTES's default
 WITHIN_S = 2  # EVENTFLEET_BODY_TIMEOUT_S of the fleet the truncated bodies are sent to
 
 
@@ -33,61 +29,6 @@ async def strict(stack: EmbeddedStack) -> AsyncIterator[FleetProcess]:
     name = f"bodies_{uuid.uuid4().hex[:8]}"
     async with running_fleet(stack, name, EVENTFLEET_BODY_TIMEOUT_S=str(WITHIN_S)) as process:
         yield process
-
-
-def chunked(*parts: bytes) -> list[bytes]:
-    """``parts`` as the writes of a chunked body, the last (empty) chunk its own write."""
-    return [f"{len(p):x}\r\n".encode() + p + b"\r\n" for p in parts] + [b"0\r\n\r\n"]
-
-
-async def send(
-    fleet: FleetProcess,
-    path: str,
-    head: dict[str, str],
-    writes: Sequence[bytes],
-    *,
-    half_close: bool = False,
-    answer_first: bool = False,
-    with_head: bool = False,
-) -> tuple[int, Any]:
-    """POST ``writes`` one by one, ``PAUSE_S`` apart; the answer (status, JSON), or (0, None)
-    when the fleet closed without one. ``answer_first``: read the answer before any write;
-    ``with_head``: the whole body in the head's own write (it is there when the route starts)."""
-    parts = urlsplit(fleet.url)
-    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
-    try:
-        lines = [f"POST {path} HTTP/1.1", f"Host: {parts.netloc}", "Connection: close"]
-        lines += [f"{name}: {value}" for name, value in head.items()]
-        first = ("\r\n".join(lines) + "\r\n\r\n").encode()
-        if with_head:
-            first, writes = first + b"".join(writes), []
-        writer.write(first)
-        await writer.drain()
-        if not answer_first:
-            for n, write in enumerate(writes):
-                if n:
-                    await asyncio.sleep(PAUSE_S)
-                writer.write(write)
-                await writer.drain()
-            if half_close:
-                writer.write_eof()
-        try:
-            answered = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
-        except asyncio.IncompleteReadError:
-            return 0, None  # closed without an answer
-        length = next(
-            (int(line.split(b":", 1)[1]) for line in answered.split(b"\r\n")
-             if line.lower().startswith(b"content-length:")),
-            0,
-        )  # fmt: skip
-        body = await asyncio.wait_for(reader.readexactly(length), 30)
-    finally:
-        writer.close()
-    status = int(answered.split(b" ", 2)[1])
-    try:
-        return status, orjson.loads(body) if body else None
-    except orjson.JSONDecodeError:
-        return status, body.decode(errors="replace")
 
 
 def headers(fleet: FleetProcess, who: str, **more: str) -> dict[str, str]:
@@ -116,7 +57,7 @@ async def test_chunked_and_slow_bodies_are_read_whole(fleet: FleetProcess) -> No
     me, room = f"b-{run}", f"body-{run}"
     path = f"/v1/chat_room/{room}/events"
     body = message(me, "chunked")
-    status, answer = await send(
+    status, answer = await post_in_writes(
         fleet, path, headers(fleet, me, **{"Transfer-Encoding": "chunked"}),
         chunked(body[:10], body[10:30], body[30:]),
     )  # fmt: skip
@@ -124,7 +65,7 @@ async def test_chunked_and_slow_bodies_are_read_whole(fleet: FleetProcess) -> No
     slow = message(me, "slow")
     writes = [slow[i : i + 7] for i in range(0, len(slow), 7)][:5]
     writes.append(slow[7 * len(writes) :])
-    status, answer = await send(
+    status, answer = await post_in_writes(
         fleet, path, headers(fleet, me, **{"Content-Length": str(len(slow))}), writes
     )
     assert status == 202, answer
@@ -140,7 +81,7 @@ async def test_an_erase_whose_body_arrives_in_two_parts(fleet: FleetProcess) -> 
     assert status == 202
     assert await stored_ids(fleet, room, me, 1) == ["m"]
     body = b'{"operator": "dpo"}'
-    status, answer = await send(
+    status, answer = await post_in_writes(
         fleet, f"/v1/subjects/{me}/erase", headers(fleet, "dpo", **{"Transfer-Encoding": "chunked"}),
         chunked(body[:8], body[8:]),
     )  # fmt: skip
@@ -154,17 +95,17 @@ async def test_too_large_truncated_and_malformed_bodies_store_nothing(strict: Fl
     me, room = f"t-{run}", f"big-{run}"
     path = f"/v1/chat_room/{room}/events"
     big = message(me, "big", "x" * 4000)
-    over = [big[:100]] + [b" " * 16384] * (LIMIT // 16384 + 1) + [big[100:]]
-    status, answer = await send(
+    over = [big[:100]] + [b" " * 16384] * (MAX_BODY_BYTES // 16384 + 1) + [big[100:]]
+    status, answer = await post_in_writes(
         fleet, path, headers(fleet, me, **{"Transfer-Encoding": "chunked"}), chunked(*over)
     )
     assert (status, answer["error"]) == (413, "payload_too_large"), answer
     assert "EVENTFLEET_MAX_BODY_BYTES" in answer["message"]
-    announced = headers(fleet, me, **{"Content-Length": str(LIMIT + 1)})
-    status, answer = await send(fleet, path, announced, [], answer_first=True)
+    announced = headers(fleet, me, **{"Content-Length": str(MAX_BODY_BYTES + 1)})
+    status, answer = await post_in_writes(fleet, path, announced, [], answer_first=True)
     assert (status, answer["error"]) == (413, "payload_too_large"), answer  # before any byte
     cut = message(me, "cut")
-    status, answer = await send(
+    status, answer = await post_in_writes(
         fleet, path, headers(fleet, me, **{"Content-Length": str(len(cut) + 10)}), [cut],
         half_close=True,
     )  # fmt: skip
@@ -172,20 +113,20 @@ async def test_too_large_truncated_and_malformed_bodies_store_nothing(strict: Fl
     if status:
         assert answer["error"] in ("bad_request", "request_timeout"), answer
     cut_chunk = message(me, "cut-chunk")
-    status, answer = await send(
+    status, answer = await post_in_writes(
         fleet, path, headers(fleet, me, **{"Transfer-Encoding": "chunked"}),
         [f"{len(cut_chunk) + 10:x}\r\n".encode() + cut_chunk], half_close=True,
     )  # fmt: skip
     assert status in (0, 400, 408), answer
     started = time.monotonic()
     stalled = message(me, "stalled")
-    status, answer = await send(
+    status, answer = await post_in_writes(
         fleet, path, headers(fleet, me, **{"Content-Length": str(len(stalled))}), [stalled[:20]]
     )  # the sender stops, its connection open
     assert (status, answer["error"]) == (408, "request_timeout"), answer
     assert WITHIN_S <= time.monotonic() - started < WITHIN_S + 10
     bad = message(me, "bad-chunk")
-    status, answer = await send(
+    status, answer = await post_in_writes(
         fleet, path, headers(fleet, me, **{"Transfer-Encoding": "chunked"}),
         [b"zz\r\n" + bad + b"\r\n0\r\n\r\n"],
     )  # fmt: skip
@@ -205,12 +146,12 @@ async def test_a_body_that_came_whole_with_its_head_is_judged_by_the_same_limit(
     me, room = f"w-{run}", f"whole-{run}"
     path = f"/v1/chat_room/{room}/events"
     big = message(me, "big", "x" * 4000)
-    over = [big[:100]] + [b" " * 16384] * (LIMIT // 16384 + 1) + [big[100:]]
+    over = [big[:100]] + [b" " * 16384] * (MAX_BODY_BYTES // 16384 + 1) + [big[100:]]
     chunked_head = headers(fleet, me, **{"Transfer-Encoding": "chunked"})
-    status, answer = await send(fleet, path, chunked_head, chunked(*over), with_head=True)
+    status, answer = await post_in_writes(fleet, path, chunked_head, chunked(*over), with_head=True)
     assert (status, answer["error"]) == (413, "payload_too_large"), answer
     assert f"has {len(b''.join(over))} bytes" in answer["message"]
-    status, answer = await send(
+    status, answer = await post_in_writes(
         fleet, path, chunked_head, chunked(message(me, "m")), with_head=True
     )
     assert status == 202, answer

@@ -7,15 +7,12 @@ aggregate alone (a later payment waits until the head is skipped); the stream ke
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 import uuid
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-
+from tests.cli import eventfleet
 from tests.fleet import FleetProcess, order_items, start_together
+from tests.kafka_topics import produce_raw
 from tests.tokens import TESTER
 from tests.waiting import wait_for
 from topics.envelope import Actor, command_scope, derived_event_id
@@ -41,30 +38,6 @@ async def parked_entries(fleet: FleetProcess, key: str, n: int) -> list[DeadLett
 
     await wait_for(there, timeout_s=60, what=f"{n} parked entries of {key}", interval_s=0.2)
     return found
-
-
-async def eventfleet(fleet: FleetProcess, *args: str) -> tuple[int, str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("EVENTFLEET_")}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "workers.cli", *args, env={**clean, **fleet.env},
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), 90)
-    return process.returncode or 0, out.decode(), err.decode()
-
-
-async def produce_raw(
-    kafka_url: str, topic: str, records: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]
-) -> None:
-    """Records as a broken or foreign producer writes them: any bytes, any headers."""
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_url.removeprefix("kafka://"), acks="all")
-    await producer.start()
-    try:
-        for key, value, headers in records:
-            await producer.send_and_wait(topic, value, key=key, headers=headers)
-    finally:
-        await producer.stop()
 
 
 async def test_a_command_whose_event_the_appender_dead_letters_is_told_its_fate(
@@ -151,7 +124,7 @@ async def test_a_command_whose_event_the_appender_dead_letters_is_told_its_fate(
         assert (head.reason, behind.reason) == ("unknown_event_type", "parked")
         assert (await outcome(order, "pay"))["outcome"] == "accepted"  # waits, not judged
         code, out, err = await eventfleet(
-            commands, "dlq", "skip", head.position, "--operator", "ci"
+            "dlq", "skip", head.position, "--operator", "ci", env=commands.env
         )
         assert code == 0 and "is released" in out, out + err
         await wait_for(lambda: settled(order, "pay"), timeout_s=60, what="the payment stored")

@@ -19,11 +19,15 @@ import aiohttp
 import pytest
 
 from tests.auditing import settled_audit
-from tests.e2e.committed import commits_past_undecided, committed, decided_ids, positions
-from tests.e2e.test_answers_at_fault import store_counts
-from tests.e2e.test_failures import produce_events
-from tests.fleet import FleetProcess, metric, order_items, start_together
-from tests.kafka_topics import read_until
+from tests.e2e.committed import (
+    commits_past_undecided,
+    committed,
+    decided_ids,
+    positions,
+    store_counts,
+)
+from tests.fleet import LIFECYCLE, FleetProcess, metric, order_items, start_together
+from tests.kafka_topics import produce_events, read_until
 from tests.waiting import wait_for
 from topics.envelope import decode
 from workers.adapters.mongo import MongoSnapshotStore, connect, database
@@ -284,14 +288,6 @@ async def test_http_port_zero_serves_on_a_free_port_and_logs_it(
         assert await process.stop() == 0
 
 
-STEPS = (
-    ("OrderPlaced", {"items": order_items()}),
-    ("OrderPaid", {"amount": 12.5}),
-    ("OrderShipped", {"carrier": "dhl"}),
-    ("OrderDelivered", {}),
-)
-
-
 @dataclass
 class Tally:
     """What the load driver sent and was told."""
@@ -306,7 +302,7 @@ async def drive(commands: list[FleetProcess], orders: list[str], tally: Tally) -
     id (safe) while a commands process restarts or answers 503."""
 
     async def one(order: str) -> None:
-        for step, (kind, data) in enumerate(STEPS):
+        for step, (kind, data) in enumerate(LIFECYCLE):
             command_id = f"{order}-{step}"
             body = {"type": kind, "data": data, "command_id": command_id}
             for attempt in range(600):
@@ -359,7 +355,7 @@ async def test_a_rolling_restart_of_every_role_under_load_loses_nothing_and_ever
                 commands[index] = processes[index]
         await asyncio.wait_for(load, 240)
         ids = set(tally.accepted.values())
-        assert len(ids) == len(orders) * len(STEPS)
+        assert len(ids) == len(orders) * len(LIFECYCLE)
         await wait_for(
             lambda: _stored(private_stack, unique_name, ids), timeout_s=60,
             what="every accepted event stored",
@@ -373,7 +369,7 @@ async def test_a_rolling_restart_of_every_role_under_load_loses_nothing_and_ever
                 )
             finally:
                 await client.close()
-            return all(found.get(("order", o)) and found[("order", o)].version == len(STEPS)
+            return all(found.get(("order", o)) and found[("order", o)].version == len(LIFECYCLE)
                        for o in orders)  # fmt: skip
 
         await wait_for(every_order_snapshotted, timeout_s=60,

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from tests.e2e.test_pipeline import stored_events, wait_stored
+from tests.e2e.pipeline import stored_events, wait_stored
 from tests.fleet import FleetProcess, order_items, running_fleet, wait_for
 from tests.kafka_topics import read_until
 from topics.envelope import decode, encode, kafka_headers, new_event
@@ -46,23 +46,6 @@ async def produce_requested(
     finally:
         await producer.stop()
     return ids
-
-
-async def produce_events(
-    kafka_url: str, topic: str, events: list[tuple[str, str, str, dict[str, Any]]]
-) -> list[str]:
-    """Produce ``(aggregate type, id, event type, data)`` requests as a direct producer would."""
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_url.removeprefix("kafka://"), acks="all")
-    await producer.start()
-    try:
-        made = [new_event(t, i, kind, data) for t, i, kind, data in events]
-        for event in made:
-            await producer.send_and_wait(
-                topic, encode(event), key=event.key, headers=kafka_headers(event)
-            )
-    finally:
-        await producer.stop()
-    return [event.id for event in made]
 
 
 async def store_contents(stack: EmbeddedStack, name: str) -> list[dict[str, object]]:

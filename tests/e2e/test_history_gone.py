@@ -25,8 +25,8 @@ import aiohttp
 import orjson
 import pytest
 
+from tests.e2e.archiving import RETAINED, archive, every_event, send_messages
 from tests.e2e.live_clients import sse
-from tests.e2e.test_archive import archive, every_event, send
 from tests.fleet import FleetProcess, running_fleet
 from tests.waiting import wait_for
 from workers.adapters.mongo import connect, database
@@ -34,7 +34,6 @@ from workers.client import AsyncClient
 from workers.client.errors import HistoryCompactedError
 from workers.devtools.embedded import EmbeddedStack
 
-RETAINED = "tests.integration.bad_domains:retained_chat"  # the chat room keeps 10 events hot
 N = 150
 FIRST_HOT = N - 10 + 1  # the archive takes what the snapshot covers, all but the newest 10
 
@@ -61,7 +60,7 @@ async def rooms(stack: EmbeddedStack) -> AsyncIterator[Rooms]:
         lost, dropped, typed, deep = (f"{what}-{run}" for what in ("lost", "dropped", "typed",
                                                                    "deep"))  # fmt: skip
         every = (lost, dropped, typed, deep)
-        await asyncio.gather(*(send(fleet, room, 0, N) for room in every))
+        await asyncio.gather(*(send_messages(fleet, room, 0, N) for room in every))
         for room in every:
             await wait_for(lambda room=room: _snapshot_at(fleet, room, N), timeout_s=90,
                            what=f"{room}: {N} stored and its snapshot")  # fmt: skip

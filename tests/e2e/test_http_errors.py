@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from tests.e2e.test_true_answers import chunked, post_head, raw_http
+from tests.e2e.raw_http import chunked, post_head, raw_http
 from tests.fleet import FleetProcess
 from workers.runtime.answers import ERROR_CODES
 

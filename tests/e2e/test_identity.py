@@ -21,9 +21,9 @@ from aiokafka import AIOKafkaProducer
 from multidict import CIMultiDict
 
 from tests.fleet import FleetProcess, json_payload, order_items, running_fleet
+from tests.hostile_tokens import hostile, hs256_with_public_key
 from tests.kafka_topics import read_until
 from tests.tokens import Issuer
-from tests.unit.test_identity import hostile, hs256_with_public_key
 from tests.waiting import wait_for
 from topics.envelope import Actor, Event, Metadata, decode, encode, kafka_headers, new_event
 from workers.devtools.embedded import EmbeddedStack, free_port

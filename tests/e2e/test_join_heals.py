@@ -18,7 +18,7 @@ import uuid
 from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 
 from tests.fleet import FleetProcess, metric, order_items
-from tests.integration.test_join_heals import leave_follower_then_leader
+from tests.kafka_groups import leave_follower_then_leader
 from tests.stress import CPU_STRESS, stressed
 from tests.waiting import wait_for
 from workers.devtools.embedded import EmbeddedStack

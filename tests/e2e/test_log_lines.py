@@ -18,10 +18,9 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from tests.e2e.test_tracing import traced_env
 from tests.fleet import FleetProcess, order_items, running_fleet
 from tests.kafka_topics import read_until
-from tests.otlp_receiver import otlp_receiver
+from tests.otlp_receiver import otlp_receiver, traced_env
 from tests.tokens import TESTER, TESTER_ROLES
 from tests.waiting import wait_for
 from topics.envelope import Actor, Metadata, aggregate_key, encode, new_event

@@ -6,9 +6,6 @@ appender (the first SIGKILLed) keeps the aggregate parked; a non-head entry is n
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 import uuid
 from typing import Any
 
@@ -16,6 +13,7 @@ import aiohttp
 import orjson
 from aiokafka import AIOKafkaProducer
 
+from tests.cli import eventfleet
 from tests.fleet import FleetProcess
 from tests.stress import CPU_STRESS, stressed
 from tests.tokens import OPERATOR, bearer
@@ -62,17 +60,6 @@ async def produce(fleet: FleetProcess, events: list[Event], *, partition: int = 
             )  # fmt: skip
     finally:
         await producer.stop()
-
-
-async def eventfleet(fleet: FleetProcess, *args: str) -> tuple[int, str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("EVENTFLEET_")}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "workers.cli", *args, env={**clean, **fleet.env},
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), 90)
-    return process.returncode or 0, out.decode(), err.decode()
 
 
 class Look:
@@ -143,12 +130,12 @@ async def test_a_poison_event_parks_its_aggregate_and_replaying_the_head_release
         assert await look.history(a) == []  # nothing judged against a hole
 
         # The CLI shows it, and refuses to replay or skip an entry behind the head.
-        code, out, err = await eventfleet(fleet, "dlq", "parked", "--json")
+        code, out, err = await eventfleet("dlq", "parked", "--json", env=fleet.env)
         assert code == 0, err
         [shown] = [p for p in orjson.loads(out) if p["aggregate"] == f"order:{a}"]
         assert [q["seq"] for q in shown["queue"]] == [1, 2, 3, 4] and shown["resolution"] is None
         for action in (("replay", entries[2].position, "--yes"), ("skip", entries[2].position)):
-            code, _, err = await eventfleet(fleet, "dlq", *action, "--operator", "ci")
+            code, _, err = await eventfleet("dlq", *action, "--operator", "ci", env=fleet.env)
             assert code == 1 and "waits behind the head of its queue" in err, err
             assert f"entry 3 of order:{a}" in err
         assert [q[0] for q in await look.queue(a)] == [1, 2, 3, 4]  # unchanged
@@ -157,7 +144,7 @@ async def test_a_poison_event_parks_its_aggregate_and_replaying_the_head_release
 
         # Replaying the head, fixed (the current schema version), releases the rest in order.
         fix = ("dlq", "replay", entries[0].position, "--operator", "ci", "--yes")
-        code, out, err = await eventfleet(fleet, *fix)
+        code, out, err = await eventfleet(*fix, env=fleet.env)
         assert code == 0 and out.startswith("re-submit"), out + err
 
         async def released() -> bool:
@@ -229,8 +216,8 @@ async def test_skipping_the_head_in_the_console_judges_the_rest_again(
 
         await wait_for(lambda: _len_at_least(refused, 3), timeout_s=60, what="3 refusals")
         assert await refused() == ["transition_rejected_at_store"] * 3
-        code, _, err = await eventfleet(fleet, "dlq", "replay", entries[1].position,
-                                        "--operator", "ci", "--yes")  # fmt: skip
+        code, _, err = await eventfleet("dlq", "replay", entries[1].position,
+                                        "--operator", "ci", "--yes", env=fleet.env)  # fmt: skip
         assert code == 1 and "was released" in err, err  # judged already: nothing to replay
         # Released: the aggregate takes events as any other.
         fresh = placed(a)
@@ -271,8 +258,8 @@ async def _killed_while_parked(stack: EmbeddedStack, unique_name: str) -> None:
         entries = await look.parked_letters(a, 4)
         assert [q[0] for q in await look.queue(a)] == [1, 2, 3, 4]
         assert await look.history(a) == []  # no event of A stored out of order
-        code, out, err = await eventfleet(second, "dlq", "replay", entries[0].position,
-                                          "--operator", "ci", "--yes")  # fmt: skip
+        code, out, err = await eventfleet("dlq", "replay", entries[0].position,
+                                          "--operator", "ci", "--yes", env=second.env)  # fmt: skip
         assert code == 0, out + err
         await wait_for(lambda: _equals(look.history(a), [
             ("OrderPlaced", 1), ("OrderPaid", 2), ("OrderShipped", 3), ("OrderDelivered", 4),

@@ -9,40 +9,11 @@ from typing import Any
 import orjson
 
 from snapshot_rules.replay import replay
-from tests.fleet import LIFECYCLE, FleetProcess, order_items, wait_for
+from tests.e2e.pipeline import drive_order, stored_events, wait_stored
+from tests.fleet import FleetProcess, order_items, wait_for
 from tests.kafka_topics import read_until
 from topics.envelope import decode, from_dict
 from workers.examples.domains.order import reduce_order
-
-
-async def stored_events(
-    fleet: FleetProcess, aggregate: str, aggregate_id: str
-) -> list[dict[str, Any]]:
-    status, body = await fleet.get(f"/v1/{aggregate}/{aggregate_id}/events?limit=1000")
-    return body["events"] if status == 200 else []
-
-
-async def wait_stored(
-    fleet: FleetProcess, aggregate: str, expected: dict[str, int], timeout_s: float = 60
-) -> None:
-    async def all_stored() -> bool:
-        counts = await asyncio.gather(*(stored_events(fleet, aggregate, i) for i in expected))
-        return [len(c) for c in counts] == list(expected.values())
-
-    await wait_for(all_stored, timeout_s=timeout_s, what=f"{sum(expected.values())} stored events")
-
-
-async def drive_order(fleet: FleetProcess, order_id: str, cancel: bool) -> int:
-    steps = list(LIFECYCLE)
-    if cancel:
-        steps = [steps[0], steps[1], ("OrderCancelled", {"reason": "changed mind"})]
-    for event_type, data in steps:
-        status, body = await fleet.post(
-            f"/v1/order/{order_id}/events", {"type": event_type, "data": data}
-        )
-        assert status == 202, body
-        assert set(body) == {"event_id", "partition", "offset"}
-    return len(steps)
 
 
 async def test_many_orders_through_their_lifecycle(fleet: FleetProcess) -> None:

@@ -6,9 +6,6 @@ the fix; hostile input on every new route and parameter is a clear 4xx that writ
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,6 +14,7 @@ import orjson
 import pytest
 from openapi_spec_validator import validate
 
+from tests.cli import eventfleet
 from tests.e2e.pm_domains import PAYMENT_S
 from tests.e2e.pm_fleet import (
     PROCESSES,
@@ -155,20 +153,11 @@ async def test_a_refused_command_sticks_its_instance_until_a_retry_after_the_fix
         assert fixed.outbox == () and fixed.stuck is None
     status, body = await fleet.post(f"{DELIVERER}/instances/{order}/retry")
     assert (status, body["error"], body["instance_status"]) == (409, "instance_not_stuck", ACTIVE)
-    code, out, _ = await eventfleet(fleet, "dlq", "list", "--reason", "process_stuck", "--json")
+    code, out, _ = await eventfleet(
+        "dlq", "list", "--reason", "process_stuck", "--json", env=fleet.env
+    )
     letters = [e for e in orjson.loads(out) if e["key"] == order]
     assert code == 0 and len(letters) == 2 and all(e["role"] == "pm" for e in letters)
-
-
-async def eventfleet(fleet: FleetProcess, *args: str) -> tuple[int, str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("EVENTFLEET_")}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "workers.cli", *args, env={**clean, **fleet.env},
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), 90)
-    return process.returncode or 0, out.decode(), err.decode()
 
 
 async def test_the_cli_lists_shows_and_retries(fleet: FleetProcess, stack: EmbeddedStack) -> None:
@@ -177,24 +166,26 @@ async def test_the_cli_lists_shows_and_retries(fleet: FleetProcess, stack: Embed
     await pay(fleet, order)
     async with instances_of(stack, fleet.env["EVENTFLEET_MONGO_DATABASE"]) as store:
         await until_instance(store, "deliverer", order, status=STUCK)
-    code, out, err = await eventfleet(fleet, "pm", "list")
+    code, out, err = await eventfleet("pm", "list", env=fleet.env)
     assert code == 0 and "order_lifecycle" in out and "deliverer" in out, err
-    code, out, err = await eventfleet(fleet, "pm", "list", "deliverer", "--status", "stuck",
-                                      "--json")  # fmt: skip
+    code, out, err = await eventfleet("pm", "list", "deliverer", "--status", "stuck",
+                                      "--json", env=fleet.env)  # fmt: skip
     assert code == 0 and order in [i["key"] for i in orjson.loads(out)["instances"]], err
-    code, out, err = await eventfleet(fleet, "pm", "show", "deliverer", order, "--json")
+    code, out, err = await eventfleet("pm", "show", "deliverer", order, "--json", env=fleet.env)
     assert code == 0 and orjson.loads(out)["stuck"]["reason"] == "command_refused", err
-    code, out, err = await eventfleet(fleet, "pm", "deadlines", "order_lifecycle", "--json")
+    code, out, err = await eventfleet("pm", "deadlines", "order_lifecycle", "--json", env=fleet.env)
     assert code == 0 and isinstance(orjson.loads(out), list), err
-    code, out, err = await eventfleet(fleet, "pm", "retry", "deliverer", order,
-                                      "--operator", "ada", "--wait", "20")  # fmt: skip
+    retry = ("pm", "retry", "deliverer", order, "--operator", "ada", "--wait", "20")
+    code, out, err = await eventfleet(*retry, env=fleet.env)
     assert code == 1 and "stuck (command_refused" in out, (out, err)  # not fixed: stuck again
-    code, _, err = await eventfleet(fleet, "pm", "show", "nobody", order)
+    code, _, err = await eventfleet("pm", "show", "nobody", order, env=fleet.env)
     assert code == 1 and "no process manager is named 'nobody'" in err
-    code, _, err = await eventfleet(fleet, "pm", "retry", "deliverer", "a b", "--operator", "x")
+    code, _, err = await eventfleet(
+        "pm", "retry", "deliverer", "a b", "--operator", "x", env=fleet.env
+    )
     assert code == 2 and "must match" in err
-    code, _, err = await eventfleet(fleet, "pm", "retry", "deliverer", f"none-{uid()}",
-                                    "--operator", "ada")  # fmt: skip
+    code, _, err = await eventfleet("pm", "retry", "deliverer", f"none-{uid()}",
+                                    "--operator", "ada", env=fleet.env)  # fmt: skip
     assert code == 1 and "has no instance" in err
 
 

@@ -15,13 +15,12 @@ from typing import Any
 import pytest
 
 from snapshot_rules.replay import replay
+from tests.e2e.pipeline import Step, post_all
 from tests.fleet import FleetProcess, running_fleet, wait_for
 from tests.kafka_topics import read_until
 from topics.envelope import decode, from_dict
 from workers.devtools.embedded import EmbeddedStack
 from workers.examples.domains.chat_room import reduce_chat_room
-
-Step = tuple[str, dict[str, Any]]
 
 
 @pytest.fixture(scope="module")
@@ -55,15 +54,6 @@ def conversation(tag: str, n: int) -> list[Step]:
         ("MessageDeleted", {"message_id": f"{tag}404", "sender_id": "ann"}),  # unknown: ignored
     ]
     return steps
-
-
-async def post_all(fleet: FleetProcess, room: str, steps: list[Step]) -> None:
-    for kind, data in steps:
-        status, body = await fleet.post(
-            f"/v1/chat_room/{room}/events", {"type": kind, "data": data},
-            token=fleet.token(data["sender_id"], ()),  # each message sent as its sender
-        )  # fmt: skip
-        assert status == 202, (kind, body)
 
 
 async def view_reached(fleet: FleetProcess, room: str, version: int) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import aiohttp
 import orjson
 
-from tests.e2e.test_dev import PREFIX, Dev, post, start_dev
+from tests.e2e.dev_runs import PREFIX, Dev, post, start_dev
 from tests.waiting import wait_for
 from workers.runtime.settings.services import Kafka
 

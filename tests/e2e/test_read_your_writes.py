@@ -15,7 +15,7 @@ import aiohttp
 import orjson
 import pytest
 
-from tests.e2e.test_projections import post_all
+from tests.e2e.pipeline import post_all
 from tests.fleet import LIFECYCLE, FleetProcess, running_fleet
 from tests.tokens import TESTER, bearer
 from tests.waiting import wait_for

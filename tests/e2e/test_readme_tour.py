@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_dev import Dev, leftovers, start_dev
+from tests.e2e.dev_runs import Dev, leftovers, start_dev
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED = re.compile(r"^(?P<command>curl .*?)\s+#\s*(?P<status>\d{3}|2xx)\s*$")

@@ -16,10 +16,9 @@ from aiokafka import AIOKafkaProducer
 from redis.asyncio import Redis
 
 from tests.auditing import audit, errors, settled_audit
-from tests.e2e.test_failures import produce_events
 from tests.faults import TcpProxy
 from tests.fleet import FleetProcess, order_items, running_fleet, wait_for
-from tests.kafka_topics import read_until
+from tests.kafka_topics import produce_events, read_until
 from topics.envelope import decode
 from workers.adapters.mongo import connect, database
 from workers.devtools.embedded import EmbeddedStack, free_port

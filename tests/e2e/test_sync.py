@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from tests.e2e.test_pipeline import drive_order, stored_events, wait_stored
+from tests.e2e.pipeline import drive_order, stored_events, wait_stored
 from tests.fleet import FleetProcess, wait_for
 from tests.kafka_topics import read_until
 from topics.envelope import decode

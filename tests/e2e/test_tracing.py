@@ -16,10 +16,9 @@ import orjson
 import pytest
 
 from tests.e2e.live_clients import sse
-from tests.e2e.test_dead_letter_fates import produce_raw
 from tests.fleet import FleetProcess, order_items, running_fleet, start_together
-from tests.kafka_topics import read_until
-from tests.otlp_receiver import ReceivedSpan, Receiver, otlp_receiver, tree
+from tests.kafka_topics import produce_raw, read_until
+from tests.otlp_receiver import ReceivedSpan, Receiver, otlp_receiver, traced_env, tree
 from tests.waiting import wait_for
 from topics.envelope import decode
 from workers.devtools.embedded import EmbeddedStack
@@ -32,14 +31,6 @@ position, by which the forwarder writes each stored event once)."""
 
 
 TRACE_UI = "https://traces.example/trace/{trace_id}?from=console"
-
-
-def traced_env(receiver: Receiver) -> dict[str, str]:
-    return {
-        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
-        "OTEL_BSP_SCHEDULE_DELAY": "50",  # spans leave every 50 ms: the test waits less
-        "OTEL_TRACES_SAMPLER": "parentbased_always_on",
-    }
 
 
 def new_traceparent() -> tuple[str, str]:

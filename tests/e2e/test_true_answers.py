@@ -3,57 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import orjson
 
 from tests.auditing import audit
 from tests.e2e.fragile import domains as fragile_domains
-from tests.e2e.test_failures import produce_events
+from tests.e2e.raw_http import chunked, post_head, raw_http
 from tests.fleet import FleetProcess, order_items, running_fleet, wait_for
-from tests.kafka_topics import read_until
-from tests.tokens import shared_issuer
+from tests.kafka_topics import produce_events, read_until
 from topics.envelope import decode
 from workers.devtools.embedded import EmbeddedStack
 
 PLACE = orjson.dumps({"type": "OrderPlaced", "data": {"items": order_items()}})
-
-
-async def raw_http(
-    port: int, head: bytes, parts: list[bytes], *, gap_s: float = 0.0
-) -> tuple[int, Any]:
-    """Send a request as a slow client does: the head, then each part in its own write."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(head)
-        await writer.drain()
-        for part in parts:
-            if gap_s:
-                await asyncio.sleep(gap_s)  # the slow client itself, not a wait for a result
-            writer.write(part)
-            await writer.drain()
-        status_line = await asyncio.wait_for(reader.readline(), 30)
-        headers: dict[str, str] = {}
-        while (line := await reader.readline()) not in (b"\r\n", b""):
-            name, _, value = line.decode().partition(":")
-            headers[name.strip().lower()] = value.strip()
-        body = await reader.readexactly(int(headers.get("content-length", "0")))
-        return int(status_line.split()[1]), orjson.loads(body) if body else None
-    finally:
-        writer.close()
-
-
-def chunked(*chunks: bytes) -> list[bytes]:
-    return [b"%x\r\n%s\r\n" % (len(c), c) for c in chunks] + [b"0\r\n\r\n"]
-
-
-def post_head(path: str, **headers: str) -> bytes:
-    """A POST's head, with the test principal's token (fleets here run with auth on)."""
-    token = f"Bearer {shared_issuer().token()}"
-    lines = [f"POST {path} HTTP/1.1", "Host: x", "Content-Type: application/json"]
-    lines.append(f"Authorization: {token}")
-    lines += [f"{k.replace('_', '-')}: {v}" for k, v in headers.items()]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
 async def test_bodies_are_read_whole_however_they_arrive(fleet: FleetProcess) -> None:

@@ -22,8 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_answers_at_fault import fleet_pair
-from tests.fleet import FleetProcess, order_items, start_together
+from tests.fleet import FleetProcess, fleet_pair, order_items, start_together
 from tests.waiting import wait_for
 from workers.adapters.kafka import plain, read_topic
 from workers.devtools.embedded import EmbeddedStack

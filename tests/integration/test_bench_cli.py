@@ -11,8 +11,8 @@ from pathlib import Path
 import orjson
 import redis.asyncio as aioredis
 
-from tests.e2e.test_dev import leftovers
-from tests.integration.test_cli import eventfleet
+from tests.cli import eventfleet
+from tests.e2e.dev_runs import leftovers
 from workers.devtools.bench.stack import forget_keys
 from workers.devtools.embedded import EmbeddedStack
 from workers.runtime.settings import Settings

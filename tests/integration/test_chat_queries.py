@@ -11,7 +11,7 @@ import pytest
 
 from snapshot_rules.domain import Domains
 from snapshot_rules.replay import replay
-from tests.integration.test_projection_store import CONVERSATION, T0, room_events
+from tests.chat_events import CONVERSATION, T0, room_events
 from topics.envelope import Event
 from workers.adapters.mongo import (
     MongoEventStore,

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from tests.cli import EXAMPLES, assert_one_line, eventfleet
 from tests.keys import TEST_MASTER_KEY
 from topics.catalog import TopicNames
 from workers.adapters.kafka import ensure_topics
@@ -23,22 +24,6 @@ from workers.runtime.connections import fleet_catalog, kafka_config
 from workers.runtime.loading import load_domains
 from workers.runtime.settings import Settings
 from workers.secrets import Secrets
-
-EXAMPLES = {"EVENTFLEET_DOMAINS": "workers.examples.domains:default_domains"}
-"""The domains every CLI call here runs unless it names its own (a worker never guesses)."""
-
-
-async def eventfleet(
-    *args: str, env: dict[str, str] | None = None, domains: bool = True
-) -> tuple[int, str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("EVENTFLEET_")}
-    chosen = EXAMPLES if domains else {}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "workers.cli", *args, env={**clean, **chosen, **(env or {})},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    return process.returncode or 0, out.decode(), err.decode()
 
 
 async def test_help_lists_the_commands_and_every_variable() -> None:
@@ -121,13 +106,6 @@ async def test_topics_ensure_with_kafka_down_is_a_clear_error() -> None:
     )
     assert code == 1 and "did not answer" in err
     assert_one_line(err)
-
-
-def assert_one_line(err: str) -> None:
-    """A failure is one line, ``eventfleet: error: …``, and never a traceback."""
-    assert "Traceback" not in err, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("eventfleet: error: "), err
 
 
 async def test_version_comes_from_the_package_metadata() -> None:
@@ -357,7 +335,7 @@ async def test_topics_check_creates_nothing_and_reports_missing_topics_as_json(
 async def test_replay_pages_by_version_and_says_where_the_next_page_starts(
     stack: EmbeddedStack, unique_name: str
 ) -> None:
-    from tests.integration.test_projection_store import room_events
+    from tests.chat_events import room_events
     from workers.adapters.mongo import MongoEventStore, connect, database
 
     client = connect(stack.urls.mongo_url, timeout_ms=5000)
@@ -440,7 +418,7 @@ async def test_archive_says_what_would_move_then_moves_it_and_every_read_stays(
     stack: EmbeddedStack, unique_name: str
 ) -> None:
     from snapshot_rules.replay import replay
-    from tests.integration.test_projection_store import room_events
+    from tests.chat_events import room_events
     from workers.adapters.mongo import MongoStores
     from workers.examples.domains.chat_room import CHAT_ROOM
     from workers.ports import Snapshot

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.test_cli import assert_one_line, eventfleet
+from tests.cli import assert_one_line, eventfleet
 from tests.keys import master_key_env
 from workers.cli.entry import main
 from workers.devtools.embedded import free_port

@@ -15,29 +15,13 @@ from contextlib import asynccontextmanager
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from tests.kafka_groups import SESSION_MS, assigned, group_member, leave_follower_then_leader
 from tests.waiting import wait_for
 from workers.adapters.kafka.join import JoinWatch
 from workers.devtools.embedded import EmbeddedStack
 
-SESSION_MS = 3000
 BOUND_S = 3 * SESSION_MS / 1000  # the fleet's bound: three session timeouts
 PARTITIONS = 4
-
-
-def _consumer(stack: EmbeddedStack, group: str, topic: str, **options: object) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(
-        topic, bootstrap_servers=stack.urls.kafka_url.split("://")[1], group_id=group,
-        session_timeout_ms=SESSION_MS, heartbeat_interval_ms=500, enable_auto_commit=False,
-        retry_backoff_ms=200, request_timeout_ms=40_000, **options,
-    )  # fmt: skip
-
-
-async def _assigned(consumer: AIOKafkaConsumer, *, timeout_s: float) -> None:
-    async def has() -> bool:
-        await consumer.getmany(timeout_ms=50)
-        return bool(consumer.assignment())
-
-    await wait_for(has, timeout_s=timeout_s, what="an assignment", interval_s=0.05)
 
 
 async def _poisoned(stack: EmbeddedStack, name: str) -> tuple[str, str]:
@@ -51,25 +35,6 @@ async def _poisoned(stack: EmbeddedStack, name: str) -> tuple[str, str]:
         await admin.close()
     await leave_follower_then_leader(stack, group, topic)
     return topic, group
-
-
-async def leave_follower_then_leader(
-    stack: EmbeddedStack, group: str, topic: str, **options: object
-) -> None:
-    """Two members join ``group`` on ``topic`` and leave, the follower and at once the leader:
-    Tansu keeps naming the leader. ``options`` go to both consumers (an assignor, say).
-
-    The leader leaves as soon as the follower's stop returns: it would rejoin in between (and
-    re-form the group, clearing the departed leader) only if its heartbeat fell in the
-    milliseconds between the follower's LeaveGroup and its own stop."""
-    leader = _consumer(stack, group, topic, **options)
-    await leader.start()
-    await _assigned(leader, timeout_s=30)
-    follower = _consumer(stack, group, topic, **options)
-    await follower.start()
-    await _assigned(follower, timeout_s=30)
-    await follower.stop()
-    await leader.stop()
 
 
 @asynccontextmanager
@@ -89,12 +54,12 @@ async def test_the_next_member_is_assigned_within_the_bound(
     topic, group = await _poisoned(stack, unique_name)
     acts: list[str] = []
     watch = JoinWatch(bound_s=BOUND_S, on_heal=acts.append)
-    member = _consumer(stack, group, topic)
+    member = group_member(stack, group, topic)
     watch.install(member)
     began = time.monotonic()
     async with _starting(member) as started:
         await asyncio.wait_for(started, BOUND_S + 4 * SESSION_MS / 1000)
-        await _assigned(member, timeout_s=10)
+        await assigned(member, timeout_s=10)
         took = time.monotonic() - began
         assert len(member.assignment()) == PARTITIONS  # every partition, no phantom member
         assert acts == ["adopt_leader"] and watch.joined and not watch.gave_up
@@ -111,7 +76,7 @@ async def test_two_members_left_behind_together_heal_it_once_and_share_it(
     group forms with each holding half, every partition once."""
     topic, group = await _poisoned(stack, unique_name)
     acts: list[str] = []
-    members = [_consumer(stack, group, topic) for _ in range(2)]
+    members = [group_member(stack, group, topic) for _ in range(2)]
     watches = [JoinWatch(bound_s=BOUND_S, on_heal=acts.append) for _ in members]
     for watch, member in zip(watches, members, strict=True):
         watch.install(member)
@@ -136,7 +101,7 @@ async def test_without_the_watch_the_next_member_is_never_assigned(
 ) -> None:
     """The evidence the watch is needed: the same group, the same member, no watch."""
     topic, group = await _poisoned(stack, unique_name)
-    member = _consumer(stack, group, topic)
+    member = group_member(stack, group, topic)
     async with _starting(member) as started:
         done, _ = await asyncio.wait({started}, timeout=2 * BOUND_S)
         assert not done and not member.assignment()
@@ -150,7 +115,7 @@ async def test_a_member_that_cannot_heal_gives_up_and_says_why(
     reasons: list[str] = []
     watch = JoinWatch(bound_s=BOUND_S, on_heal=acts.append, on_stuck=reasons.append,
                       give_up_after=0)  # fmt: skip
-    member = _consumer(stack, group, topic)
+    member = group_member(stack, group, topic)
     watch.install(member)
     async with _starting(member):
         await wait_for(lambda: bool(reasons), timeout_s=BOUND_S + 15, what="the member gives up")
@@ -168,14 +133,14 @@ async def test_a_group_that_forms_is_never_acted_on(stack: EmbeddedStack, unique
     finally:
         await admin.close()
     acts: list[str] = []
-    first, second = _consumer(stack, group, topic), _consumer(stack, group, topic)
+    first, second = group_member(stack, group, topic), group_member(stack, group, topic)
     for member in (first, second):
         JoinWatch(bound_s=BOUND_S, on_heal=acts.append).install(member)
     try:
         await first.start()
-        await _assigned(first, timeout_s=30)
+        await assigned(first, timeout_s=30)
         await second.start()
-        await _assigned(second, timeout_s=30)
+        await assigned(second, timeout_s=30)
     finally:
         await second.stop()
         await first.stop()
@@ -194,10 +159,10 @@ async def test_a_leader_still_among_the_members_is_never_impersonated(
         await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
     finally:
         await admin.close()
-    leader = _consumer(stack, group, topic)
+    leader = group_member(stack, group, topic)
     try:
         await leader.start()
-        await _assigned(leader, timeout_s=30)
+        await assigned(leader, timeout_s=30)
         node, send = leader._coordinator.coordinator_id, leader._client.send
         watch = JoinWatch(bound_s=BOUND_S)
         assert await watch._members(send, node, group) == {leader._coordinator.member_id}

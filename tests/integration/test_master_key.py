@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli import assert_one_line, eventfleet
 from tests.fleet import FleetProcess
-from tests.integration.test_cli import assert_one_line, eventfleet
 from tests.opens import watching
 from topics.envelope import utc_now
 from topics.errors import ConfigError, StoreError

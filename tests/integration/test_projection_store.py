@@ -6,14 +6,14 @@ import asyncio
 import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from snapshot_rules.replay import replay
-from topics.envelope import Event, new_event
+from tests.chat_events import CONVERSATION, room_events
+from topics.envelope import Event
 from topics.errors import UnknownProjection
 from workers.adapters.mongo import (
     Document,
@@ -25,13 +25,11 @@ from workers.adapters.mongo import (
 )
 from workers.devtools.embedded import EmbeddedStack
 from workers.examples.domains import chat_domains
-from workers.examples.domains.chat_room import CHAT_MESSAGES, CHAT_ROOM, reduce_chat_room
+from workers.examples.domains.chat_room import CHAT_MESSAGES, reduce_chat_room
 from workers.metrics import Metrics, create_metrics
 from workers.ports import ViewDoc, ViewStore
 from workers.roles.read.projections import ProjectionRunner, rebuild_views
 from workers.runtime.rebuild import projection_named
-
-T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 @dataclass
@@ -74,31 +72,6 @@ async def wiring(stack: EmbeddedStack, unique_name: str) -> AsyncIterator[Wiring
     finally:
         await client.drop_database(unique_name)
         await client.close()
-
-
-def room_events(room: str, ops: list[tuple[str, str, str]], first: int = 1) -> list[Event]:
-    """Stored-looking events: ``(type, message_id, sender)`` numbered from ``first``."""
-    out = []
-    for version, (kind, mid, sender) in enumerate(ops, start=first):
-        data: dict[str, Any] = {"message_id": mid, "sender_id": sender}
-        if kind != "MessageDeleted":
-            data["content"] = f"{kind} v{version}"
-        at = T0 + timedelta(seconds=version)
-        schema = CHAT_ROOM.schema_version(kind)
-        stamped = {"version": version, "occurred_at": at, "schema_version": schema}
-        out.append(new_event("chat_room", room, kind, data, **stamped))
-    return out
-
-
-CONVERSATION = [
-    ("MessageSent", "m1", "ann"),
-    ("MessageSent", "m2", "bob"),
-    ("MessageEdited", "m1", "ann"),
-    ("MessageEdited", "m2", "ann"),  # not her message: ignored
-    ("MessageDeleted", "m1", "ann"),
-    ("MessageEdited", "m1", "ann"),  # deleted: no longer in the window
-    ("MessageSent", "m3", "cy"),
-]
 
 
 class HeldStaging:

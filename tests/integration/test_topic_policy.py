@@ -9,7 +9,7 @@ from __future__ import annotations
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from tests.integration.test_cli import eventfleet
+from tests.cli import eventfleet
 from tests.keys import master_key_env
 from topics.catalog import TopicNames
 from workers.devtools.embedded import EmbeddedStack, free_port

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from snapshot_rules.replay import replay
-from topics.envelope import Event, new_event
+from tests.chat_events import ROOM
+from topics.envelope import Event
 from workers.adapters.memory import MemoryDatabase, MemoryEventStore, MemoryViewStore
-from workers.examples.domains.chat_room import CHAT_MESSAGES, CHAT_ROOM, reduce_chat_room
+from workers.examples.domains.chat_room import CHAT_MESSAGES, reduce_chat_room
 from workers.metrics import Metrics, create_metrics
 from workers.roles.read.projections import ProjectionRunner
 
-from .support import T0, sample
-
-ROOM = "chat_room"
+from .support import sample
 
 
 @dataclass
@@ -49,31 +47,6 @@ class Wiring:
             projection="chat_messages",
             outcome=outcome,
         )
-
-
-def room_events(room: str, ops: list[tuple[str, str, str]], first: int = 1) -> list[Event]:
-    """Stored-looking events: ``(type, message_id, sender)`` numbered from ``first``."""
-    out = []
-    for version, (kind, mid, sender) in enumerate(ops, start=first):
-        data: dict[str, Any] = {"message_id": mid, "sender_id": sender}
-        if kind != "MessageDeleted":
-            data["content"] = f"{kind} v{version}"
-        at = T0 + timedelta(seconds=version)
-        schema = CHAT_ROOM.schema_version(kind)
-        stamped = {"version": version, "occurred_at": at, "schema_version": schema}
-        out.append(new_event(ROOM, room, kind, data, **stamped))
-    return out
-
-
-CONVERSATION = [
-    ("MessageSent", "m1", "ann"),
-    ("MessageSent", "m2", "bob"),
-    ("MessageEdited", "m1", "ann"),
-    ("MessageEdited", "m2", "ann"),  # not her message: ignored
-    ("MessageDeleted", "m1", "ann"),
-    ("MessageEdited", "m1", "ann"),  # deleted: no longer in the window
-    ("MessageSent", "m3", "cy"),
-]
 
 
 def wired(metrics: Metrics) -> Wiring:

@@ -3,28 +3,29 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 import pytest
 
 from snapshot_rules.domain import Domains
-from tests.clock import Clock
-from tests.waiting import wait_for
-from topics.envelope import NEW_AGGREGATE, Event, Metadata, decode, encode, kafka_headers, new_event
-from topics.errors import StoreUnavailable
-from workers.adapters.memory import (
-    MemoryCommandMemory,
-    MemoryEventStore,
-    MemoryMarker,
-    MemoryProducer,
-    MemoryRejections,
+from tests.roles.appending import (
+    DATA,
+    DLQ,
+    EVENTS,
+    REPLIES,
+    STORED,
+    WAIT_S,
+    Rig,
+    make_rig,
+    order,
+    whole,
 )
-from workers.examples.domains.account import ACCOUNT
+from tests.waiting import wait_for
+from topics.envelope import NEW_AGGREGATE, Event, new_event
+from topics.errors import StoreUnavailable
 from workers.examples.domains.order import ORDER
-from workers.metrics import Metrics, create_metrics
 from workers.ports import MarkRequest, Record, Rejection
 from workers.roles.append.appender import Appender
 from workers.roles.append.book import AppenderConfig
@@ -32,49 +33,6 @@ from workers.roles.append.given import AppendStores, Replies
 from workers.roles.deadletter import DeadLetters
 from workers.roles.outcomes import decode as decode_outcome
 from workers.runtime.answers import reply_of
-
-EVENTS, STORED, REPLIES, DLQ = "t.events", "t.events.stored", "t.commands.replies", "t.events.dlq"
-WAIT_S = 2.0
-ITEMS = {"items": [{"sku": "tea", "qty": 1, "price": 2}]}
-DATA = {"OrderPlaced": ITEMS, "OrderPaid": {"amount": 2}, "OrderShipped": {"carrier": "dhl"}}
-
-
-@dataclass
-class Rig:
-    """An appender on memory adapters, and a way to feed it records."""
-
-    appender: Appender
-    store: MemoryEventStore
-    rejections: MemoryRejections
-    producer: MemoryProducer
-    marker: MemoryMarker
-    memory: MemoryCommandMemory
-    clock: Clock
-    metrics: Metrics
-    offset: int = field(default=0)
-
-    def records(self, events: list[Event], *, partition: int = 0) -> list[Record]:
-        out = []
-        for e in events:
-            out.append(Record(EVENTS, partition, self.offset, e.key, encode(e), kafka_headers(e)))
-            self.offset += 1
-        return out
-
-    async def take(self, events: list[Event]) -> list[Record]:
-        return await self.appender.handle(self.records(events))
-
-    async def history(self, order: str = "o1") -> list[tuple[str, int | None]]:
-        return [(e.type, e.version) for e in await self.store.select(("order", order))]
-
-    def published(self) -> list[tuple[str, int | None]]:
-        return [
-            (decode(r.value).type, decode(r.value).version) for r in self.producer.records(STORED)
-        ]
-
-
-async def whole(aggregate_type: str) -> bool:
-    """A store that holds every aggregate from version 1 (nothing archived)."""
-    return True
 
 
 async def archived(aggregate_type: str) -> bool:
@@ -87,29 +45,6 @@ def rig(request: pytest.FixtureRequest) -> Rig:
     """Every test twice: the appender reads each head it does not know; and it decides an
     aggregate that its events only start without reading it (``whole_in_hot``)."""
     return make_rig(whole if request.param == "new ones unread" else None)
-
-
-def make_rig(whole_in_hot: Callable[[str], Awaitable[bool]] | None) -> Rig:
-    clock = Clock()
-    metrics = create_metrics()
-    store, rejections = MemoryEventStore(), MemoryRejections()
-    producer, marker = MemoryProducer(default_partitions=1), MemoryMarker(clock=clock)
-    memory = MemoryCommandMemory(clock=clock, records=marker.records)
-    appender = Appender(
-        stores=AppendStores(store, rejections, whole_in_hot=whole_in_hot),
-        replies=Replies(producer, reply_of, marker, memory),
-        dead_letters=DeadLetters(producer, topic=DLQ, role="appender", metrics=metrics),
-        domains=Domains([ORDER, ACCOUNT]),
-        metrics=metrics,
-        config=AppenderConfig(STORED, REPLIES, max_event_bytes=100_000, wait_s=WAIT_S),
-        clock=clock,
-    )
-    return Rig(appender, store, rejections, producer, marker, memory, clock, metrics)
-
-
-def order(kind: str, after: str | None, *, command: str | None = None, oid: str = "o1") -> Event:
-    metadata = Metadata(command_id=command)
-    return new_event("order", oid, kind, DATA.get(kind, {}), after=after, metadata=metadata)
 
 
 def chain(*kinds: str, oid: str = "o1") -> list[Event]:

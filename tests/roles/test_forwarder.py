@@ -2,48 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import pytest
 
 from snapshot_rules.domain import Domains, Route
-from topics.catalog import TopicNames
-from topics.envelope import Event, decode, encode, kafka_headers, new_event
+from topics.envelope import decode, encode, new_event
 from topics.errors import StreamUnavailable
 from workers.adapters.memory import MemoryProducer, partition_for
 from workers.examples.domains.cart import CART
 from workers.metrics import Metrics
-from workers.ports import Record
 from workers.roles.append.forwarder import Forwarder
 from workers.roles.deadletter import DeadLetters
 from workers.storage.domain import storage_domain
 
+from .forwarding import NAMES, as_consumed
 from .support import added, sample
-
-NAMES = TopicNames("t.")
 
 
 @pytest.fixture
 def forwarder(producer: MemoryProducer, domains: Domains, metrics: Metrics) -> Forwarder:
     return Forwarder(producer=producer, domains=domains, names=NAMES, metrics=metrics)
-
-
-def as_consumed(events: Sequence[Event], *, first_offset: int = 0) -> list[tuple[Event, Record]]:
-    """Each event with the events.stored record it came in (extra headers, as Kafka keeps them)."""
-    return [
-        (
-            e,
-            Record(
-                NAMES.stored,
-                0,
-                first_offset + n,
-                e.key,
-                encode(e),
-                [*kafka_headers(e), ("traceparent", b"00-abc-01")],
-            ),
-        )
-        for n, e in enumerate(events)
-    ]
 
 
 def forwarded(metrics: Metrics, topic: str) -> float:

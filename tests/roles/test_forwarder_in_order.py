@@ -21,8 +21,8 @@ from workers.roles.append.forwarder import Forwarder
 from workers.roles.append.in_order import InOrder, Pair
 from workers.stream.offsets import OffsetLedger
 
+from .forwarding import NAMES
 from .support import added
-from .test_forwarder import NAMES
 
 
 class Agent:

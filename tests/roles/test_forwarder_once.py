@@ -18,8 +18,8 @@ from workers.metrics import Metrics, create_metrics
 from workers.ports import Delivery, Outgoing, Record
 from workers.roles.append.forwarder import Forwarder, ReadBack, position_of
 
+from .forwarding import NAMES, as_consumed
 from .support import added, sample
-from .test_forwarder import NAMES, as_consumed
 
 
 def copies(producer: MemoryProducer, topic: str) -> Counter[tuple[bytes | None, object]]:

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.roles.test_appender import DLQ, REPLIES, Rig, make_rig, order, whole
+from tests.roles.appending import DLQ, REPLIES, Rig, make_rig, order, whole
 from topics.envelope import NEW_AGGREGATE, Event, Metadata, new_event
 from workers.examples.domains.cart import CART
 from workers.ports import Head, MarkRequest, Record

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from snapshot_rules.domain import Domains
+from tests.chat_events import CONVERSATION, ROOM, room_events
 from topics.errors import StoreError, Unstorable
 from workers.adapters.memory import (
     MemoryEventStore,
@@ -20,7 +21,7 @@ from workers.roles.read.projections import Applied, ProjectionRunner
 from workers.roles.read.snapshotter import Snapshotter
 from workers.roles.state import StateLoader
 
-from .chat import CONVERSATION, ROOM, Wiring, room_events
+from .chat import Wiring
 from .support import COUNTER, added, sample
 
 DLQ = "t.events.dlq"

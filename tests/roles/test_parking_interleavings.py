@@ -4,7 +4,7 @@ event reach the appender (in one batch, held back and let in later, parked twice
 together), it waits once: stored at most once and never also refused, versions contiguous, no
 record released before its fate is written down, and every record decided in the end.
 
-On the memory adapters with the agent's offset ledger (``test_commit_discipline.Harness``);
+On the memory adapters with the agent's offset ledger (``tests.roles.discipline.Harness``);
 tests/e2e/test_parking.py runs the fleet."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from tests.roles.test_commit_discipline import DATA, WAIT_S, Harness, harness, unfaulted
+from tests.roles.discipline import DATA, WAIT_S, Harness, harness, unfaulted
 from topics.envelope import NEW_AGGREGATE, Event, Metadata, decode, new_event
 from workers.ports import STORE_VERDICTS, Record
 

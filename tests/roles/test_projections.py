@@ -10,6 +10,7 @@ from dataclasses import replace
 import pytest
 
 from snapshot_rules.replay import ReplayGap
+from tests.chat_events import CONVERSATION, ROOM, room_events
 from topics.envelope import new_event
 from topics.errors import StoreError, StoreUnavailable
 from workers.adapters.memory import (
@@ -19,7 +20,7 @@ from workers.examples.domains.chat_room import CHAT_MESSAGES
 from workers.ports import ViewDoc
 from workers.roles.read.projections import MAX_CONFLICTS, Applied, ViewContention
 
-from .chat import CONVERSATION, ROOM, Wiring, room_events
+from .chat import Wiring
 
 
 async def test_redelivered_and_duplicated_events_change_nothing(wiring: Wiring) -> None:

@@ -11,6 +11,7 @@ from dataclasses import replace
 import pytest
 
 from snapshot_rules.replay import ReplayGap
+from tests.chat_events import CONVERSATION, ROOM, room_events
 from tests.waiting import wait_for
 from topics.errors import StoreError, StoreUnavailable
 from workers.adapters.memory import MemoryViewStaging
@@ -18,7 +19,7 @@ from workers.examples.domains.chat_room import CHAT_MESSAGES
 from workers.ports import ViewDoc
 from workers.roles.read.projections import rebuild_views
 
-from .chat import CONVERSATION, ROOM, Wiring, room_events
+from .chat import Wiring
 
 LIVE_VIEWS = CHAT_MESSAGES.collection
 

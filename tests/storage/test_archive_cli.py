@@ -7,7 +7,7 @@ import json
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from tests.integration.test_cli import eventfleet
+from tests.cli import eventfleet
 from tests.storage.helpers import Document
 from topics.envelope import utc_now
 from workers.adapters.mongo import MongoDocuments, MongoSnapshotStore

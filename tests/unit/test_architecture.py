@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_layering import ROOT, imported_modules, module_name
+from tests.imports import ROOT, imported_modules, module_name
 
 FLOORS: tuple[tuple[str, ...], ...] = (
     ("topics",),

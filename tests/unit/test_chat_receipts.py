@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from snapshot_rules.replay import State
-from tests.unit.test_chat_room import chat, deleted, edited, sent
+from tests.chat_events import chat, deleted, edited, sent
 from topics.envelope import Event
 from topics.errors import InvalidEventData, TransitionRejected
 from workers.examples.domains.chat_room import (

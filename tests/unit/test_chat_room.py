@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from snapshot_rules.projection import LIVE, ViewDoc, advance
 from snapshot_rules.replay import Folded, State, replay
-from topics.envelope import Event, new_event
+from tests.chat_events import T0, chat, deleted, edited, sent
+from topics.envelope import Event
 from topics.errors import InvalidEventData, InvalidInput, TransitionRejected
 from workers.examples.domains.chat_pages import RoomQuery
 from workers.examples.domains.chat_room import (
@@ -22,35 +23,6 @@ from workers.examples.domains.chat_room import (
     chat_room_domain,
     reduce_chat_room,
 )
-
-T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-
-def chat(kind: str, version: int = 1, room: str = "r1", *, schema: int = 2, **data: Any) -> Event:
-    at = T0 + timedelta(seconds=version)
-    schema_version = schema if kind == "MessageDeleted" else 1
-    return new_event(
-        "chat_room",
-        room,
-        kind,
-        data,
-        version=version,
-        occurred_at=at,
-        schema_version=schema_version,
-    )
-
-
-def sent(mid: str, sender: str, content: str, version: int = 1) -> Event:
-    return chat("MessageSent", version, message_id=mid, sender_id=sender, content=content)
-
-
-def edited(mid: str, sender: str, content: str, version: int) -> Event:
-    return chat("MessageEdited", version, message_id=mid, sender_id=sender, content=content)
-
-
-def deleted(mid: str, sender: str, version: int, role: str | None = None) -> Event:
-    extra = {} if role is None else {"role": role}
-    return chat("MessageDeleted", version, message_id=mid, sender_id=sender, **extra)
 
 
 def at(second: int) -> str:

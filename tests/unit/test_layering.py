@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.imports import ROOT, imported_modules, module_name
+
 DRIVERS = frozenset(
     {
         "faust",
@@ -25,40 +26,6 @@ DRIVERS = frozenset(
     }
 )
 FORBIDDEN = {"topics": DRIVERS | {"snapshot_rules"}, "snapshot_rules": DRIVERS}
-
-
-def module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
-    if parts[-1] == "__init__":
-        parts.pop()
-    return ".".join(parts)
-
-
-def imported_modules(source: str, module: str, *, is_package: bool = False) -> set[str]:
-    """Absolute names of every module ``source`` imports, relative imports resolved."""
-    package = module if is_package else module.rpartition(".")[0]
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)]
-                base = ".".join([*anchor, base] if base else anchor)
-            found.add(base)
-        elif isinstance(node, ast.Call) and _dynamic_import(node):
-            argument = node.args[0]
-            if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
-                found.add(argument.value)
-    return found
-
-
-def _dynamic_import(node: ast.Call) -> bool:
-    """``importlib.import_module("x")`` and ``__import__("x")`` count as imports too."""
-    func = node.func
-    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-    return name in ("import_module", "__import__") and bool(node.args)
 
 
 def violations(source: str, module: str, *, is_package: bool = False) -> list[str]:

@@ -150,7 +150,7 @@ def test_a_malformed_trace_id_in_metadata_is_refused(value: object) -> None:
 async def test_a_dead_letter_s_replay_links_to_the_trace_of_the_event_that_failed(
     on: InMemorySpanExporter,
 ) -> None:
-    from tests.console.test_dlq_replay import EVENT, Commands, letter, replayer
+    from tests.console.dead_letters import EVENT, Commands, letter, replayer
     from workers.adapters.memory import MemoryActionLog
     from workers.roles.ops.dlq_replay import draft, entry_of
 
@@ -171,7 +171,7 @@ async def test_a_dead_letter_s_replay_links_to_the_trace_of_the_event_that_faile
 
 
 def test_a_dead_letter_without_context_keeps_none() -> None:
-    from tests.console.test_dlq_replay import EVENT, letter
+    from tests.console.dead_letters import EVENT, letter
     from workers.roles.ops.dlq_replay import entry_of
 
     assert entry_of(letter(encode(EVENT))).context == ()
