@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -93,13 +93,15 @@ async def produce_events(
 
 
 async def produce_raw(
-    kafka_url: str, topic: str, records: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]
+    kafka_url: str,
+    topic: str,
+    records: Sequence[tuple[bytes | None, bytes, Sequence[tuple[str, bytes]]]],
 ) -> None:
     """Records as a broken or foreign producer writes them: any bytes, any headers."""
     producer = AIOKafkaProducer(bootstrap_servers=kafka_url.removeprefix("kafka://"), acks="all")
     await producer.start()
     try:
         for key, value, headers in records:
-            await producer.send_and_wait(topic, value, key=key, headers=headers)
+            await producer.send_and_wait(topic, value, key=key, headers=list(headers))
     finally:
         await producer.stop()

@@ -15,9 +15,9 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from tests.fleet import FleetProcess, running_fleet
+from tests.kafka_topics import produce_raw
 from tests.waiting import wait_for
 from workers.adapters.kafka import plain
 from workers.adapters.kafka.reader import read_topic
@@ -54,15 +54,8 @@ async def poison_order(fleet: FleetProcess, order_id: str) -> str:
             "client_id": None, "command_id": None, "correlation_id": None, "causation_id": None,
         }, "occurred_at": "2026-01-01T00:00:00Z",
     }  # fmt: skip
-    kafka = fleet.env["EVENTFLEET_KAFKA_URL"].removeprefix("kafka://")
-    producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all")
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            f"{fleet.prefix}events", orjson.dumps(envelope), key=f"order:{order_id}".encode()
-        )
-    finally:
-        await producer.stop()
+    record = (f"order:{order_id}".encode(), orjson.dumps(envelope), ())
+    await produce_raw(fleet.env["EVENTFLEET_KAFKA_URL"], f"{fleet.prefix}events", [record])
     return event_id
 
 

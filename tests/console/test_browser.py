@@ -179,8 +179,11 @@ async def test_a_bad_fix_is_refused_on_review_and_nothing_is_submitted(
             async with session.post(url, data=form, headers=sent) as answer:
                 assert answer.status == 403
                 assert (await answer.json())["error"] == "cross_origin"
+    status, body = await fleet.get(f"/v1/order/bad-fix-{run}/events")
+    assert (status, body["error"]) == (404, "not_found"), body  # nothing was submitted: none stored
     status, page = await fleet.get("/console/audit")
-    assert status == 200 and forger not in page and operator not in page
+    assert status == 200 and f"bad-fix-{run}" not in page  # nor a replay audited
+    assert forger not in page and operator not in page
 
 
 def _replace(textarea: Any, value: dict[str, Any]) -> None:

@@ -16,7 +16,6 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from tests.auditing import audit, errors
 from tests.e2e.expecting import (
@@ -31,7 +30,7 @@ from tests.e2e.expecting import (
     stored_versions,
 )
 from tests.fleet import FleetProcess, running_fleet
-from tests.kafka_topics import read_until
+from tests.kafka_topics import produce_raw, read_until
 from tests.waiting import wait_for
 from workers.devtools.embedded import EmbeddedStack
 from workers.examples.domains import all_domains
@@ -186,21 +185,16 @@ async def test_the_commands_topic_takes_an_expected_version(fleet: FleetProcess)
     kafka = fleet.env["EVENTFLEET_KAFKA_URL"]
     cart = f"t-{uid()}"
     key = f"cart:{cart}".encode()
-    commands: list[dict[str, Any] | bytes] = [
+    commands: list[dict[str, Any]] = [
         {"type": "CartOpened", "data": {"customer_id": "u"}, "expected_version": 0},
         {**ITEM, "expected_version": 1},
         {**ITEM, "expected_version": 1},  # the one before it stored version 2: stale
         {**ITEM, "expected_version": "2"},
         {**ITEM, "expected_version": -1},
     ]
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.removeprefix("kafka://"), acks="all")
-    await producer.start()
-    try:  # one aggregate's commands are handled in the topic's order
-        for command in commands:
-            value = {"aggregate_type": "cart", "aggregate_id": cart, **command}  # type: ignore[dict-item]  # a dict here
-            await producer.send_and_wait(f"{fleet.prefix}commands", orjson.dumps(value), key=key)
-    finally:
-        await producer.stop()
+    ours_only = {"aggregate_type": "cart", "aggregate_id": cart}
+    records = [(key, orjson.dumps({**ours_only, **c}), ()) for c in commands]
+    await produce_raw(kafka, f"{fleet.prefix}commands", records)  # one key: handled in this order
     replies = await read_until(kafka, f"{fleet.prefix}commands.replies", expect=len(commands),
                                where=lambda r: r.key == key, settle_s=0.3)  # fmt: skip
     ours = [orjson.loads(r.value) for r in replies if r.key == key]

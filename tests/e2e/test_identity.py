@@ -17,12 +17,11 @@ import aiohttp
 import orjson
 import pytest
 from aiohttp import web
-from aiokafka import AIOKafkaProducer
 from multidict import CIMultiDict
 
 from tests.fleet import FleetProcess, json_payload, order_items, running_fleet
 from tests.hostile_tokens import hostile, hs256_with_public_key
-from tests.kafka_topics import read_until
+from tests.kafka_topics import produce_raw, read_until
 from tests.tokens import Issuer
 from tests.waiting import wait_for
 from topics.envelope import Actor, Event, Metadata, decode, encode, kafka_headers, new_event
@@ -248,15 +247,8 @@ async def test_the_store_refuses_a_chat_change_produced_past_the_door(
     edit = {"message_id": "m1", "sender_id": "ada", "content": "mine"}
     legitimate = change("MessageEdited", edit, Actor("ada"))
     kafka = door.env["EVENTFLEET_KAFKA_URL"]
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.removeprefix("kafka://"), acks="all")
-    await producer.start()
-    try:
-        for event in (forged, anonymous, legitimate):
-            await producer.send_and_wait(
-                f"{door.prefix}events", encode(event), key=event.key, headers=kafka_headers(event)
-            )
-    finally:
-        await producer.stop()
+    records = [(e.key, encode(e), list(kafka_headers(e))) for e in (forged, anonymous, legitimate)]
+    await produce_raw(kafka, f"{door.prefix}events", records)
 
     await wait_for(lambda: stored(2), timeout_s=30, what="the legitimate edit stored")
     _, body = await door.get(room + "/events")

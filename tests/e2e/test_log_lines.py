@@ -16,10 +16,9 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from tests.fleet import FleetProcess, order_items, running_fleet
-from tests.kafka_topics import read_until
+from tests.kafka_topics import produce_raw, read_until
 from tests.otlp_receiver import otlp_receiver, traced_env
 from tests.tokens import TESTER, TESTER_ROLES
 from tests.waiting import wait_for
@@ -51,13 +50,8 @@ def hostile_trace_headers(forged: str = FORGED) -> list[tuple[str, bytes]]:
 
 async def produce(fleet: FleetProcess, topic: str, key: bytes, value: bytes,
                   headers: list[tuple[str, bytes]]) -> None:  # fmt: skip
-    kafka = fleet.env["EVENTFLEET_KAFKA_URL"].removeprefix("kafka://")
-    producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all")
-    await producer.start()
-    try:
-        await producer.send_and_wait(f"{fleet.prefix}{topic}", value, key=key, headers=headers)
-    finally:
-        await producer.stop()
+    kafka, records = fleet.env["EVENTFLEET_KAFKA_URL"], [(key, value, headers)]
+    await produce_raw(kafka, f"{fleet.prefix}{topic}", records)
 
 
 async def test_ids_with_control_characters_are_refused_at_the_http_door(

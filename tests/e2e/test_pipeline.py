@@ -11,7 +11,7 @@ import orjson
 from snapshot_rules.replay import replay
 from tests.e2e.pipeline import drive_order, stored_events, wait_stored
 from tests.fleet import FleetProcess, order_items, wait_for
-from tests.kafka_topics import read_until
+from tests.kafka_topics import produce_raw, read_until
 from topics.envelope import decode, from_dict
 from workers.examples.domains.order import reduce_order
 
@@ -170,29 +170,21 @@ async def test_queries_page_and_travel_in_time(fleet: FleetProcess) -> None:
 
 
 async def test_poison_events_go_to_the_dead_letter_topic(fleet: FleetProcess) -> None:
-    from aiokafka import AIOKafkaProducer
-
     kafka = fleet.env["EVENTFLEET_KAFKA_URL"]
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.removeprefix("kafka://"), acks="all")
-    await producer.start()
     marker = uuid.uuid4().hex
-    try:
-        await producer.send_and_wait(
-            f"{fleet.prefix}events", b"\x00not an event " + marker.encode(), key=b"x"
-        )
-        unknown = orjson.dumps(
-            {
-                "id": str(uuid.uuid4()), "aggregate_type": "spaceship", "aggregate_id": marker,
-                "type": "Launched", "version": None, "data": {}, "metadata": {
-                    "client_id": None, "command_id": None, "correlation_id": None, "causation_id": None,
-                }, "occurred_at": "2026-01-01T00:00:00Z",
-            }
-        )  # fmt: skip
-        await producer.send_and_wait(
-            f"{fleet.prefix}events", unknown, key=b"spaceship:" + marker.encode()
-        )
-    finally:
-        await producer.stop()
+    unknown = orjson.dumps(
+        {
+            "id": str(uuid.uuid4()), "aggregate_type": "spaceship", "aggregate_id": marker,
+            "type": "Launched", "version": None, "data": {}, "metadata": {
+                "client_id": None, "command_id": None, "correlation_id": None, "causation_id": None,
+            }, "occurred_at": "2026-01-01T00:00:00Z",
+        }
+    )  # fmt: skip
+    poison = [
+        (b"x", b"\x00not an event " + marker.encode(), ()),
+        (b"spaceship:" + marker.encode(), unknown, ()),
+    ]
+    await produce_raw(kafka, f"{fleet.prefix}events", poison)
     # The stream keeps moving: a normal order after the poison is stored.
     order_id = f"after-poison-{marker[:8]}"
     status, _ = await fleet.post(
@@ -232,8 +224,6 @@ async def test_health_readiness_and_metrics(fleet: FleetProcess) -> None:
 async def test_commands_from_the_commands_topic_are_answered_on_replies(
     fleet: FleetProcess,
 ) -> None:
-    from aiokafka import AIOKafkaProducer
-
     kafka = fleet.env["EVENTFLEET_KAFKA_URL"]
     order_id = f"topic-{uuid.uuid4().hex[:8]}"
     good = {
@@ -243,15 +233,9 @@ async def test_commands_from_the_commands_topic_are_answered_on_replies(
         "data": {"items": order_items()},
     }
     wrong = {**good, "type": "OrderShipped", "data": {"carrier": "x"}}
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.removeprefix("kafka://"), acks="all")
-    await producer.start()
     key = f"order:{order_id}".encode()
-    try:
-        for command in (good, wrong):
-            await producer.send_and_wait(f"{fleet.prefix}commands", orjson.dumps(command), key=key)
-        await producer.send_and_wait(f"{fleet.prefix}commands", b"{broken", key=key)
-    finally:
-        await producer.stop()
+    values = [orjson.dumps(good), orjson.dumps(wrong), b"{broken"]  # in this order, one key
+    await produce_raw(kafka, f"{fleet.prefix}commands", [(key, v, ()) for v in values])
     await wait_stored(fleet, "order", {order_id: 1})
     replies = await read_until(
         kafka,

@@ -12,9 +12,9 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from tests.kafka_topics import produce_raw
 from topics.envelope import utc_now
 from topics.errors import StreamUnavailable
 from workers.adapters.kafka import plain
@@ -33,15 +33,11 @@ async def _topic_with(stack: EmbeddedStack, topic: str, records: list[tuple[byte
         await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
     finally:
         await admin.close()
-    producer = AIOKafkaProducer(bootstrap_servers=boot, acks="all")
-    await producer.start()
-    try:
-        for key, event_id in records:
-            await producer.send_and_wait(
-                topic, b"{}", key=key, headers=[("event_id", event_id.encode())]
-            )
-    finally:
-        await producer.stop()
+    await produce_raw(
+        stack.urls.kafka_url,
+        topic,
+        [(key, b"{}", [("event_id", event_id.encode())]) for key, event_id in records],
+    )
 
 
 async def test_a_landed_record_is_found_on_its_keys_partition(
@@ -78,14 +74,9 @@ async def test_an_absent_record_is_absent_after_the_grace(
 
 
 async def _produce(stack: EmbeddedStack, topic: str, key: bytes, event_id: str) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=stack.urls.kafka_url.removeprefix("kafka://"))
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            topic, b"{}", key=key, headers=[("event_id", event_id.encode())]
-        )
-    finally:
-        await producer.stop()
+    await produce_raw(
+        stack.urls.kafka_url, topic, [(key, b"{}", [("event_id", event_id.encode())])]
+    )
 
 
 async def test_the_events_asked_about_at_once_are_answered_by_one_read(
