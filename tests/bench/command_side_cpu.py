@@ -27,10 +27,9 @@ import uuid
 from pathlib import Path
 
 from tests.bench import run_script
+from tests.orders import ITEMS
 from workers.devtools.embedded import free_port
 from workers.devtools.embedded.binaries import redis_server_bin
-
-ITEMS = {"items": [{"sku": "tea", "qty": 1, "price": 2}]}
 
 
 async def one(port: int, kind: str, count: int, expected: bool) -> float:

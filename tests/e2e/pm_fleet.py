@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from tests.fleet import FleetProcess
+from tests.orders import ITEMS
 from tests.waiting import wait_for
 from workers.adapters.mongo import MongoProcessInstances, connect, database
 from workers.devtools.embedded import EmbeddedStack
@@ -17,7 +18,6 @@ PROCESSES = {
     "EVENTFLEET_PROCESSES": "tests.e2e.pm_domains:processes",
     "EVENTFLEET_PROCESS_POLL_MS": "100",
 }
-ITEMS = {"items": [{"sku": "tea", "qty": 1, "price": 2}]}
 
 
 def pm_process(stack: EmbeddedStack, name: str, **env: str) -> FleetProcess:

@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaProducer
 
 from tests.cli import eventfleet
 from tests.fleet import FleetProcess
+from tests.orders import ITEMS
 from tests.stress import CPU_STRESS, stressed
 from tests.tokens import OPERATOR, bearer
 from tests.waiting import wait_for
@@ -26,7 +27,6 @@ from workers.adapters.mongo.parked import MongoParkedEvents
 from workers.devtools.embedded import EmbeddedStack
 from workers.roles.ops.dlq_replay import DeadLetterEntry, entries_of
 
-ITEMS = {"items": [{"sku": "tea", "qty": 1, "price": 2}]}
 DATA: dict[str, dict[str, Any]] = {
     "OrderPlaced": ITEMS, "OrderPaid": {"amount": 2}, "OrderShipped": {"carrier": "dhl"},
     "OrderDelivered": {},

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from snapshot_rules.domain import Domains
 from tests.clock import Clock
+from tests.orders import ITEMS
 from topics.envelope import Event, Metadata, decode, encode, kafka_headers, new_event
 from workers.adapters.memory import (
     MemoryCommandMemory,
@@ -29,7 +30,6 @@ from workers.runtime.answers import reply_of
 
 EVENTS, STORED, REPLIES, DLQ = "t.events", "t.events.stored", "t.commands.replies", "t.events.dlq"
 WAIT_S = 2.0
-ITEMS = {"items": [{"sku": "tea", "qty": 1, "price": 2}]}
 DATA = {"OrderPlaced": ITEMS, "OrderPaid": {"amount": 2}, "OrderShipped": {"carrier": "dhl"}}
 
 

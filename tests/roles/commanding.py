@@ -36,7 +36,6 @@ from workers.roles.state import StateLoader
 from workers.runtime.answers import Answer, answer_of
 
 EVENTS, STORED = "t.events", "t.events.stored"
-ITEMS = {"items": [{"sku": "tea", "qty": 1, "price": 2}]}
 
 
 @dataclass

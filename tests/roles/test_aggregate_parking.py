@@ -10,6 +10,7 @@ import pytest
 
 from snapshot_rules.domain import Domains
 from tests.clock import Clock
+from tests.orders import ITEMS
 from topics.envelope import NEW_AGGREGATE, Event, Metadata, decode, encode, kafka_headers, new_event
 from topics.errors import InvalidInput, NotFound, StoreUnavailable
 from workers.adapters.memory import MemoryEventStore, MemoryMarker, MemoryProducer, MemoryRejections
@@ -26,7 +27,6 @@ from workers.roles.ops.audit import Auditor, AuditSources
 from workers.runtime.answers import reply_of
 
 EVENTS, STORED, REPLIES, DLQ = "t.events", "t.events.stored", "t.commands.replies", "t.events.dlq"
-ITEMS = {"items": [{"sku": "tea", "qty": 1, "price": 2}]}
 DATA = {"OrderPlaced": ITEMS, "OrderPaid": {"amount": 2}, "OrderShipped": {"carrier": "dhl"}}
 
 

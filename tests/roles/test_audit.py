@@ -15,6 +15,7 @@ import pytest
 from snapshot_rules.domain import Domains
 from snapshot_rules.projection import advance
 from snapshot_rules.replay import replay
+from tests.orders import ITEMS
 from topics.envelope import Event, encode, new_event
 from workers.adapters.memory import (
     MemoryDatabase,
@@ -32,7 +33,6 @@ from workers.roles.ops.audit import WARNINGS, Auditor, AuditSources
 
 DOMAINS = Domains([ORDER, CHAT_ROOM])
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
-ITEMS = {"items": [{"sku": "tea", "qty": 1, "price": 2}]}
 ORDER_STEPS = [
     ("OrderPlaced", ITEMS),
     ("OrderPaid", {"amount": 2}),

@@ -11,8 +11,9 @@ import pytest
 
 from snapshot_rules.domain import Domains
 from tests.clock import Clock
+from tests.orders import ITEMS
 from tests.roles.command_side import command_side
-from tests.roles.commanding import EVENTS, ITEMS, Side, make_side, waiting_on_progress
+from tests.roles.commanding import EVENTS, Side, make_side, waiting_on_progress
 from tests.waiting import wait_for
 from topics.envelope import (
     NEW_AGGREGATE,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from snapshot_rules.domain import Domains
+from tests.orders import ITEMS
 from tests.roles.command_side import command_side
 from workers.adapters.memory import (
     MemoryAppendProgress,
@@ -19,7 +20,6 @@ from workers.roles.command.requests import CommandRequest
 from workers.roles.outcomes import Accepted, Refused
 
 EVENTS = "d.events"
-ITEMS = {"items": [{"sku": "tea", "qty": 1, "price": 2}]}
 
 
 async def test_a_sync_domain_without_a_sync_mode_is_refused_and_nothing_is_written() -> None:

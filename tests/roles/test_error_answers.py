@@ -10,6 +10,7 @@ import pytest
 
 from snapshot_rules.domain import Domains, Mode
 from snapshot_rules.replay import State, replay
+from tests.orders import ITEMS
 from tests.roles.command_side import command_side
 from topics.envelope import Event, derived_event_id, utc_now
 from workers.adapters.memory import (
@@ -30,8 +31,6 @@ from workers.runtime.answers import answer_of
 
 from .pipeline import pipeline
 from .support import COUNTER, T0, added
-
-ITEMS = {"items": [{"sku": "tea", "qty": 1, "price": 2}]}
 
 
 def at_most_ten(state: State | None, requested: Event) -> str | None:

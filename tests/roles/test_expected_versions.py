@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.roles.commanding import EVENTS, ITEMS, Side, make_side, waiting_on_progress
+from tests.orders import ITEMS
+from tests.roles.commanding import EVENTS, Side, make_side, waiting_on_progress
 from tests.waiting import wait_for
 from topics.envelope import decode, derived_event_id
 from workers.roles.command.requests import CommandRequest

@@ -12,6 +12,7 @@ import pytest
 
 from snapshot_rules.domain import Domains, event
 from tests.clock import Clock
+from tests.orders import ITEMS
 from tests.roles.command_side import command_side
 from topics.envelope import (
     NEW_AGGREGATE,
@@ -47,7 +48,6 @@ from workers.roles.outcomes import Outcomes
 from workers.runtime.answers import Answer, answer_of, reply_of
 
 EVENTS, STORED, REPLIES, DLQ = "t.events", "t.events.stored", "t.commands.replies", "t.events.dlq"
-ITEMS = {"items": [{"sku": "tea", "qty": 1, "price": 2}]}
 LIMIT = 1024  # the older appender's EVENTFLEET_MAX_EVENT_BYTES
 NEWER_ORDER = replace(
     ORDER, events={**ORDER.events, "OrderGiftWrapped": event(after=["OrderPlaced"])}

@@ -13,6 +13,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from snapshot_rules.process import Processes, ProcessManager, Reaction, Send, State
+from tests.orders import ITEMS
 from tests.roles.pipeline import DLQ, STORED, Pipeline, pipeline
 from topics.envelope import Actor, Event, command_scope, decode, derived_event_id
 from topics.errors import NotFound
@@ -30,7 +31,6 @@ from workers.roles.process.polls import Polls
 from workers.roles.process.runner import CommandsPending, ProcessRunner, RunnerConfig
 from workers.roles.process.steps import command_id
 
-ITEMS = {"items": [{"sku": "tea", "qty": 1, "price": 2}]}
 PAYMENT_S = 60.0
 
 

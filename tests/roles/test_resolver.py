@@ -9,6 +9,7 @@ import pytest
 
 from snapshot_rules.domain import Domains
 from tests.clock import Clock
+from tests.orders import ITEMS
 from tests.roles.command_side import command_side
 from topics.envelope import Metadata, derived_event_id, new_event
 from topics.errors import StreamOutcomeUnknown, StreamUnavailable
@@ -32,7 +33,6 @@ from workers.roles.outcomes import Outcomes
 from workers.runtime.answers import Answer, answer_of
 
 EVENTS = "t.events"
-ITEMS = {"items": [{"sku": "tea", "qty": 1, "price": 2}]}
 BOUND_S = 30.0
 
 

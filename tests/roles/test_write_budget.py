@@ -15,6 +15,7 @@ import pytest
 
 from snapshot_rules.domain import Domains
 from tests.clock import Clock
+from tests.orders import ITEMS
 from tests.roles.command_side import command_side
 from tests.waiting import wait_for
 from topics.envelope import Actor, command_scope
@@ -34,8 +35,6 @@ from workers.roles.command import budget as budget_module
 from workers.roles.command.budget import BudgetPolicy, WriteBudget
 from workers.roles.command.requests import CommandRequest
 from workers.runtime.answers import answer_of
-
-ITEMS = {"items": [{"sku": "tea", "qty": 1, "price": 2}]}
 
 
 def test_a_principals_own_budget_wins_then_its_roles_largest_then_the_default() -> None:
