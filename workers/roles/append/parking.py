@@ -103,7 +103,8 @@ class Parking:
         queue and on the dead-letter topic) and the ids of replays to judge now. A copy of an
         event parked here is decided with it; records of a parked aggregate past a gap are held
         back until it closes (``held_back``). What was held back and is decided now goes to
-        ``Book.ready``: it is in no batch the agent retries.
+        ``Book.ready``: it is in no batch the agent retries; what of it is let in to wait is held
+        back again if this call fails.
         """
         if not (batch.letters or batch.fresh or self.held_back):
             return batch
@@ -126,7 +127,12 @@ class Parking:
         theirs = [ltr for ltr in left.letters if _at(ltr.record) in earlier]
         left.letters = [ltr for ltr in left.letters if _at(ltr.record) not in earlier]
         if theirs:  # if this fails, the round is finished first by the next call (``finish``)
-            await self._effects.finish(Round(), theirs)
+            try:
+                await self._effects.finish(Round(), theirs)
+            except BaseException:  # the events let in with them are in no batch retried either
+                again = [(r, event) for event, r in left.fresh if _at(r) in earlier]
+                self.held_back = again + self.held_back  # taken again by the next call
+                raise
             self._book.hold_ready([ltr.record for ltr in theirs])
         return left
 
