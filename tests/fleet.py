@@ -127,7 +127,9 @@ class FleetProcess:
     async def stop(self, *, timeout_s: float = 30) -> int:
         """SIGTERM and wait: the drain must finish within the grace period.
 
-        A clean exit removes the log; any other keeps it for the failure message.
+        The log stays, even after a clean exit: it is in the run's temporary folder, which a run
+        that passed removes and a run that failed keeps, so a failure that shows in another
+        process (a command it never sent) can be read in that process's log.
         """
         assert self.process is not None
         if self.process.returncode is None:
@@ -139,10 +141,7 @@ class FleetProcess:
                 raise AssertionError(
                     f"fleet did not drain within {timeout_s}s:\n{self.log_tail()}"
                 ) from None
-        code = self.process.returncode or 0
-        if code == 0:
-            self.log_path.unlink(missing_ok=True)
-        return code
+        return self.process.returncode or 0
 
     def kill(self) -> None:
         if self.process is not None and self.process.returncode is None:

@@ -38,7 +38,7 @@ async def pair(stack: EmbeddedStack) -> AsyncIterator[tuple[FleetProcess, FleetP
     async with running_fleet(stack, name, issuer=None, **env) as a:
         async with running_fleet(stack, name, roles="commands", issuer=None, **env) as b:
             yield a, b
-            for process in (a, b):  # the log is removed at a clean stop: read it before
+            for process in (a, b):  # all the module's tests made them write
                 text = process.log_path.read_text(errors="replace")
                 leaked = [t for t in ISSUED if t in text]
                 assert not leaked, f"{len(leaked)} tickets in the log of {process.url}"
