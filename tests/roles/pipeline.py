@@ -82,11 +82,13 @@ SETTINGS = Settings(
 """Topics ``p.*``; a command waits 0.2 s for Kafka's answer, the appender never for a predecessor."""
 
 
-async def pipeline(domains: Domains, *, metrics: Metrics | None = None) -> Pipeline:
+async def pipeline(
+    domains: Domains, *, metrics: Metrics | None = None, settings: Settings = SETTINGS
+) -> Pipeline:
     """The roles of a fleet's write path, built by the runtime on the memory adapters."""
     memory = memory_adapters()
     runtime = await Runtime.start(
-        SETTINGS,
+        settings,
         roles=("commands", "appender", "snapshotter"),
         domains=domains,
         metrics=metrics or create_metrics(),
