@@ -252,6 +252,26 @@ async def test_a_deadline_waits_for_a_payment_the_door_accepted_and_the_store_do
     assert (await f.instance("o1")).deadlines == ()
 
 
+async def test_a_deadline_long_past_due_when_the_role_is_back_still_waits_for_an_accepted_payment() -> (
+    None
+):
+    """The wait for what the door accepted counts from when the role finds the deadline due, not
+    from its due time: back from an outage longer than the wait, it does not cancel an order
+    whose payment the door took and the store does not hold yet."""
+    f = await fleet()
+    await f.line.ask("order:o1", "OrderPlaced", ITEMS)
+    await f.settle()
+    assert (await f.line.ask("order:o1", "OrderPaid", {"amount": 2})).status == 202
+    f.now.after(PAYMENT_S + 3 * f.runner.config.accepted_wait_s)  # the role was down till now
+    await f.polls.poll()
+    assert [d.name for d in (await f.instance("o1")).deadlines] == ["payment"]  # deferred
+    await f.settle()  # stored, and reacted to: the payment cancels the deadline
+    await f.polls.poll()
+    await f.settle()
+    assert [e.type for e in await f.history("order:o1")] == ["OrderPlaced", "OrderPaid"]
+    assert [e.type for e in await f.history("shipment:o1")] == ["ShipmentRequested"]
+
+
 async def test_a_deadline_the_marker_cannot_answer_for_waits_and_a_mark_never_stored_is_bounded() -> (
     None
 ):

@@ -9,8 +9,11 @@ given, a deadline also waits while an aggregate's mark names an event the store 
 yet: a payment the door accepted is stored, and reacted to, before the deadline is judged
 (else its command would be judged after events the instance never saw, and refused when they
 moved the aggregate past what it may follow). That wait is bounded by ``accepted_wait_s``
-past the due time, for a mark whose event is never stored (its produce failed and Redis lost
-the mark's rollback); past it the deadline fires on the stored events alone, with a warning.
+from when this process first found the deadline due (its due time, when the role was up), for
+a mark whose event is never stored (its produce failed and Redis lost the mark's rollback);
+past it the deadline fires on the stored events alone, with a warning. Counted from the due
+time alone, a role back from an outage longer than the wait would fire at once a deadline
+whose payment the door had just accepted, and cancel a paid order.
 The bound: a deadline fires within ``poll_s`` of its due time, plus the role's lag on its
 instance's events (the appender's too, for accepted ones), plus one command's answer.
 """
@@ -20,12 +23,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from snapshot_rules.process import ProcessManager
 from topics.envelope import Event
 from topics.errors import MarkerUnavailable, Unavailable, Unstorable
-from workers.ports import RETRYING, AggregateRef, Instance, MarkPeek, Trigger
+from workers.ports import RETRYING, AggregateRef, Deadline, Instance, MarkPeek, Trigger
 from workers.roles.process.runner import ProcessRunner, all_of, letter, stuck_detail
 from workers.roles.process.steps import Step, due_deadline, fire, retry, stopped
 
@@ -42,6 +45,9 @@ class Polls:
         self.runner = runner
         self.marks = marks
         self._slots = asyncio.Semaphore(runner.config.concurrency)
+        # Deadlines due and deferred, by instance: (deadline id, when this process first found
+        # it due); kept only for the instances the last poll found due.
+        self._waiting: dict[tuple[str, str], tuple[str, datetime]] = {}
 
     async def poll(self) -> int:
         """One round: retries asked, deadlines due, outboxes left unsent. Returns how many
@@ -49,9 +55,12 @@ class Polls:
         r = self.runner
         now, batch = r.clock(), r.config.batch
         looked = 0
+        due = await r.instances.due(now, limit=batch)
+        still = {(i.process, i.key) for i in due}
+        self._waiting = {k: v for k, v in self._waiting.items() if k in still}
         for found, work in (
             (await r.instances.retrying(limit=batch), self._retry),
-            (await r.instances.due(now, limit=batch), self._fire),
+            (due, self._fire),
             (
                 await r.instances.unsent(
                     now - timedelta(seconds=r.config.unsent_after_s), limit=batch
@@ -90,9 +99,10 @@ class Polls:
         deadline = due_deadline(found, now) if found is not None else None
         if found is None or deadline is None:
             return False
-        if not await self._caught_up(manager, found, (now - deadline.due_at).total_seconds()):
+        if not await self._caught_up(manager, found, self._waited_s(found, deadline, now)):
             r.metrics.deadlines.labels(manager.name, "deferred").inc()
             return False
+        self._waiting.pop((found.process, found.key), None)
 
         def step(current: Instance | None) -> Step:
             still = due_deadline(current, now) if current is not None else None
@@ -109,10 +119,21 @@ class Polls:
         await self._after(manager, done, current)
         return True
 
-    async def _caught_up(self, manager: ProcessManager, instance: Instance, late_s: float) -> bool:
+    def _waited_s(self, instance: Instance, deadline: Deadline, now: datetime) -> float:
+        """How long this process has found ``deadline`` due (0 the first time)."""
+        at = (instance.process, instance.key)
+        waiting, since = self._waiting.get(at, (deadline.id, now))
+        if waiting != deadline.id:
+            since = now
+        self._waiting[at] = (deadline.id, since)
+        return (now - since).total_seconds()
+
+    async def _caught_up(
+        self, manager: ProcessManager, instance: Instance, waited_s: float
+    ) -> bool:
         """Whether the instance has reacted to every stored event, of a type its manager takes,
-        of each aggregate it has seen, and (``late_s`` within the wait) the store holds every
-        event the door accepted on them: its deadline may fire only then."""
+        of each aggregate it has seen, and (while ``waited_s`` is within the wait) the store holds
+        every event the door accepted on them: its deadline may fire only then."""
         for aggregate, version in instance.seen.items():
             aggregate_type, _, aggregate_id = aggregate.partition(":")
             ref = (aggregate_type, aggregate_id)
@@ -122,12 +143,12 @@ class Polls:
             unstored = await self._accepted_unstored(aggregate, ref, later)
             if unstored is None:
                 continue
-            if late_s < self.runner.config.accepted_wait_s:
+            if waited_s < self.runner.config.accepted_wait_s:
                 return False
             log.warning(
-                "a deadline of %s fires %.1f s late on the stored events of %s alone: %s",
+                "a deadline of %s fires after waiting %.1f s, on the stored events of %s alone: %s",
                 manager.name,
-                late_s,
+                waited_s,
                 aggregate,
                 unstored,
             )

@@ -73,8 +73,8 @@ Moved is a dependency's pause like any other."""
 @dataclass(frozen=True, slots=True)
 class RunnerConfig:
     """How the role polls: every ``poll_s``; unsent outboxes older than ``unsent_after_s``; a
-    due deadline waits at most ``accepted_wait_s`` past its due time for events the door
-    accepted on its aggregates and the store does not hold yet."""
+    due deadline waits at most ``accepted_wait_s`` (from when a poll first finds it due) for
+    events the door accepted on its aggregates and the store does not hold yet."""
 
     poll_s: float = 1.0
     unsent_after_s: float = 5.0

@@ -66,9 +66,10 @@ class ProcessManagers(Concern):
     """commands an instance decided and has not sent after this long (their process died) are
     sent by whichever pm process polls next"""
     process_accepted_wait_s: int = Field(30, ge=0, le=3600)
-    """a due deadline waits at most this long past its due time while the command door has
-    accepted events on its instance's aggregates that the store does not hold yet (their
-    reaction may cancel it); past it, it fires on the stored events alone (0: never waits)"""
+    """a due deadline waits at most this long (from when a pm process first finds it due) while
+    the command door has accepted events on its instance's aggregates that the store does not
+    hold yet (their reaction may cancel it); past it, it fires on the stored events alone (0:
+    never waits)"""
 
 
 class Snapshots(Concern):
