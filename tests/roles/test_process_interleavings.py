@@ -2,12 +2,14 @@
 
 Hypothesis draws a plan over two orders: orders placed and paid through the command door, the
 stored events handed to the role in batches of any size (by one process of it, or by two at once
-over the same instances), redelivered after a rebalance, the clock moved past deadlines, polls,
-and faults planted in between: the instance store failing one call, Kafka refusing the door one
-command, the marker down, a command's send cut off. Once the faults are gone, every stored event
-is handed over and the clock is past every deadline, each placed order is either shipped once
-(a ``ShipmentRequested`` on its shipment) or cancelled (``OrderCancelled``), never both nor
-neither, and no instance holds work: no outbox, no deadline, nothing stuck.
+over the same instances), redelivered after a rebalance, the clock moved past deadlines, polls
+(by one process, or by both at once), and faults planted in between: the instance store failing
+one call, Kafka not taking one command, the marker down, a command's send cut off. Once every
+stored event is handed over and the clock is past every deadline, each placed order is either
+shipped once (a ``ShipmentRequested`` on its shipment) or cancelled (``OrderCancelled``), never
+both nor neither; a payment the door took before the deadline fired is not cancelled (unless the
+deadline waited its most for it); and no instance holds work: no outbox, no deadline, nothing
+stuck.
 
 On the memory adapters, with the command side and appender the runtime wires
 (``tests.roles.pipeline``); tests/e2e/test_process_faults.py runs the fleet.
@@ -103,8 +105,9 @@ class World:
         if not any(isinstance(r, BaseException) for r in results):
             self.read += len(pairs)
 
-    async def poll(self, who: int) -> None:
-        results = await asyncio.gather(self.polls[who].poll(), return_exceptions=True)
+    async def poll(self, who: tuple[int, ...]) -> None:
+        """The processes ``who`` poll (at once)."""
+        results = await asyncio.gather(*(self.polls[i].poll() for i in who), return_exceptions=True)
         _only_planted(results)
 
     async def history(self, aggregate_type: str, aggregate_id: str) -> list[str]:
@@ -158,7 +161,7 @@ Step = tuple[str, int]
 TICKS = (6, 31, *[int(PAYMENT_S) + 1] * 3)
 KINDS = [
     *["place", "pay", "hand", "tick"] * 3,  # the plan's moves, more often than its faults
-    "poll",
+    *["poll"] * 2,
     *["hand_both", "redeliver", "instances_fail", "kafka_fails", "cut_send", "marker_down"],
 ]
 steps = st.lists(st.tuples(st.sampled_from(KINDS), st.integers(0, 11)), min_size=4, max_size=30)
@@ -224,11 +227,11 @@ async def _redeliver(w: World, n: int, _: random.Random) -> None:
 
 async def _tick(w: World, n: int, pick: random.Random) -> None:
     w.clock.at += timedelta(seconds=TICKS[n % len(TICKS)])
-    await w.poll(pick.randrange(2))  # time passed: the poll loop ran
+    await w.poll((pick.randrange(2),))  # time passed: the poll loop ran
 
 
 async def _poll(w: World, n: int, _: random.Random) -> None:
-    await w.poll(n % 2)
+    await w.poll(((0,), (1,), (0, 1))[n % 3])  # one process, the other, or both at once
 
 
 async def _instances_fail(w: World, n: int, _: random.Random) -> None:
@@ -274,7 +277,7 @@ async def _settle(w: World) -> None:
     w.clock.at += timedelta(seconds=PAYMENT_S * 2 + w.runners[0].config.accepted_wait_s)
     for _ in range(SETTLE_ROUNDS + w.planted):
         await w.hand(len(w.line.producer.records(STORED)) + 1, (0,))
-        await w.poll(0)
+        await w.poll((0,))
         w.clock.at += timedelta(seconds=w.runners[0].config.unsent_after_s + 1)
     await w.line.flush()
 
