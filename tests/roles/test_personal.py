@@ -11,6 +11,7 @@ import pytest
 
 from snapshot_rules.domain import Domains
 from snapshot_rules.personal import SEALED_PREFIX, personal
+from tests.clock import Clock
 from tests.roles.pipeline import EVENTS, SETTINGS, Pipeline, pipeline
 from topics.envelope import decode, new_event
 from topics.errors import InvalidEventData, StoreUnavailable
@@ -34,14 +35,6 @@ from workers.runtime.answers import answer_of, erasure_answer
 from workers.runtime.compose import Runtime
 
 MARKER = "zq-marker-7f3a"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def sent(mid: str, sender: str, content: str) -> dict[str, Any]:
@@ -165,7 +158,7 @@ async def test_erasing_with_the_key_store_down_raises_and_records_and_destroys_n
 
 
 async def test_another_process_forgets_an_erased_key_within_its_cache_lifetime() -> None:
-    keys, clock = MemoryKeyStore(), Clock()
+    keys, clock = MemoryKeyStore(), Clock(0.0)
     writer = Shredder(keys, cache_ttl_s=30, clock=clock)
     reader = Shredder(keys, cache_ttl_s=30, clock=clock)
     data = await writer.seal(CHAT_ROOM, "r1", sent("m1", "ann", "secret words"))
@@ -251,7 +244,7 @@ async def test_a_personal_command_with_the_key_store_down_is_503_and_nothing_is_
 
 
 async def test_opening_without_waiting_uses_only_the_keys_held_and_their_erasure_bound() -> None:
-    keys, clock = MemoryKeyStore(), Clock()
+    keys, clock = MemoryKeyStore(), Clock(0.0)
     writer = Shredder(keys, cache_ttl_s=30, clock=clock)
     reader = Shredder(keys, cache_ttl_s=30, clock=clock)
     data = await writer.seal(CHAT_ROOM, "r1", sent("m1", "ann", "secret words"))

@@ -22,7 +22,7 @@ import contextlib
 import random
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from unittest.mock import patch
 
 from hypothesis import given, settings
@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from snapshot_rules.process import Processes
+from tests.clock import WallClock
 from tests.orders import ITEMS
 from tests.roles.pipeline import DLQ, EVENTS, SETTINGS, STORED, Pipeline, pipeline
 from topics.envelope import Event, decode
@@ -60,16 +61,6 @@ class Cut(ConnectionResetError):
 
 
 @dataclass
-class Clock:
-    """The role's clock: the test's start, moved only by the plan."""
-
-    at: datetime = field(default_factory=lambda: datetime.now(UTC))
-
-    def __call__(self) -> datetime:
-        return self.at
-
-
-@dataclass
 class World:
     """The door and appender (``line``), two processes of the pm role over one instance store,
     and how far the role has read events.stored."""
@@ -78,7 +69,7 @@ class World:
     instances: MemoryProcessInstances
     runners: tuple[ProcessRunner, ProcessRunner]
     polls: tuple[Polls, Polls]
-    clock: Clock
+    clock: WallClock
     cuts: list[str] = field(default_factory=list)  # sends planted to be cut off, in order
     planted: int = 0  # failures planted: the settle gives each a round
     paid_at: dict[str, datetime] = field(default_factory=dict)  # when the door took a payment
@@ -129,7 +120,7 @@ async def world() -> World:
     # A refusal the marker cannot prove is answered at once (503), not after waiting for an
     # appender that only a step of the plan moves.
     line = await pipeline(default_domains(), settings=SETTINGS.model_copy(update=NO_WAIT))
-    instances, clock = MemoryProcessInstances(), Clock()
+    instances, clock = MemoryProcessInstances(), WallClock()
     processes = Processes([order_lifecycle(payment_s=PAYMENT_S)])
     processes.check(line.domains)
     cuts: list[str] = []
@@ -183,7 +174,7 @@ async def _run(plan: list[Step], seed: int) -> None:
     with patch.object(async_mode, "utc_now", w.clock), _noted(plan, seed):
         for kind, n in plan:
             # No two steps at one moment, as the instance store keeps it (to the millisecond).
-            w.clock.at += timedelta(milliseconds=1)
+            w.clock.advance(0.001)
             await _STEPS[kind](w, n, pick)
             w.marker_down -= 1
             if w.marker_down == 0:
@@ -226,7 +217,7 @@ async def _redeliver(w: World, n: int, _: random.Random) -> None:
 
 
 async def _tick(w: World, n: int, pick: random.Random) -> None:
-    w.clock.at += timedelta(seconds=TICKS[n % len(TICKS)])
+    w.clock.advance(TICKS[n % len(TICKS)])
     await w.poll((pick.randrange(2),))  # time passed: the poll loop ran
 
 
@@ -274,11 +265,11 @@ async def _settle(w: World) -> None:
     and again, as the role's agent and poll loop would (a failure planted and not met yet is met
     here: each has a round of its own)."""
     w.line.marker.faults.up()
-    w.clock.at += timedelta(seconds=PAYMENT_S * 2 + w.runners[0].config.accepted_wait_s)
+    w.clock.advance(PAYMENT_S * 2 + w.runners[0].config.accepted_wait_s)
     for _ in range(SETTLE_ROUNDS + w.planted):
         await w.hand(len(w.line.producer.records(STORED)) + 1, (0,))
         await w.poll((0,))
-        w.clock.at += timedelta(seconds=w.runners[0].config.unsent_after_s + 1)
+        w.clock.advance(w.runners[0].config.unsent_after_s + 1)
     await w.line.flush()
 
 

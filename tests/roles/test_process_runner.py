@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import timedelta
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from snapshot_rules.process import Processes, ProcessManager, Reaction, Send, State
+from tests.clock import WallClock
 from tests.orders import ITEMS
 from tests.roles.pipeline import DLQ, STORED, Pipeline, pipeline
 from topics.envelope import Actor, Event, command_scope, decode, derived_event_id
@@ -35,22 +36,6 @@ PAYMENT_S = 60.0
 
 
 @dataclass
-class Now:
-    """The runner's clock: it starts at the test's start (events are stamped with the machine's
-    clock), then moves only when the test says so."""
-
-    t0: datetime = field(default_factory=lambda: datetime.now(UTC))
-    at: datetime = field(default_factory=lambda: datetime.now(UTC))
-
-    def __call__(self) -> datetime:
-        return self.at
-
-    def after(self, seconds: float) -> None:
-        """The clock ``seconds`` past the test's start."""
-        self.at = self.t0 + timedelta(seconds=seconds)
-
-
-@dataclass
 class Fleet:
     """A pipeline, the runner over it, and how far the runner has read events.stored."""
 
@@ -59,7 +44,7 @@ class Fleet:
     polls: Polls
     instances: MemoryProcessInstances
     desk: ProcessDesk
-    now: Now
+    now: WallClock
     registry: CollectorRegistry
     read: int = 0
 
@@ -92,7 +77,7 @@ async def fleet(
     submit: Callable[[Submit], Submit] | None = None,
 ) -> Fleet:
     line = await pipeline(default_domains())
-    instances, now = MemoryProcessInstances(), Now()
+    instances, now = MemoryProcessInstances(), WallClock()
     processes = Processes(managers or [order_lifecycle(payment_s=PAYMENT_S)])
     processes.check(line.domains)
     handle: Submit = line.service.handle
@@ -105,7 +90,7 @@ async def fleet(
 
 
 def runner_of(
-    line: Pipeline, processes: Processes, instances: MemoryProcessInstances, now: Now,
+    line: Pipeline, processes: Processes, instances: MemoryProcessInstances, now: WallClock,
     submit: Submit, registry: CollectorRegistry | None = None,
 ) -> ProcessRunner:  # fmt: skip
     """One process of the pm role over ``line``'s command side and ``instances`` (its metrics

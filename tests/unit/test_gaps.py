@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.clock import Clock
 from topics.errors import StreamUnavailable
 from workers.adapters.memory import MemoryPositions, MemoryProducer
 from workers.metrics import create_metrics
@@ -37,13 +38,6 @@ class Consumer:
 
     def quiet(self, seconds: float) -> bool:
         return not self.receiving
-
-
-class Clock:
-    now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -80,7 +74,7 @@ async def test_a_partition_starts_at_the_group_s_commit_or_at_its_first_offset(
     ledger.expect([0, 1])
     held(ledger, 0, 5, 6)
     held(ledger, 1, 0)
-    assert await closer(positions, consumer, Clock()).close(ledger) == 0
+    assert await closer(positions, consumer, Clock(100.0)).close(ledger) == 0
     assert ledger.release() == [5, 6, 0]
     assert consumer.seeks == [] and consumer.skips == []
 
@@ -89,7 +83,7 @@ async def test_a_hole_holding_records_is_sought_back_once_and_redelivered(
     produced: MemoryProducer,
 ) -> None:
     await fill(produced, 0, 10)
-    positions, consumer, clock = MemoryPositions(produced), Consumer(), Clock()
+    positions, consumer, clock = MemoryPositions(produced), Consumer(), Clock(100.0)
     ledger: OffsetLedger[int] = OffsetLedger()
     positions.commit(GROUP, TOPIC, 0, 2)
     consumer.receiving = True
@@ -118,7 +112,7 @@ async def test_a_hole_holding_no_record_is_stepped_over_and_told_to_the_consumer
     positions.commit(GROUP, TOPIC, 1, 0)
     positions.hole(TOPIC, 1, [2, 3])  # a transaction's markers
     held(ledger, 1, 0, 1, 4, 5)
-    gaps = closer(positions, consumer, Clock())
+    gaps = closer(positions, consumer, Clock(100.0))
     assert await gaps.close(ledger) == 0
     assert ledger.release() == [0, 1]
     assert await gaps.close(ledger) == 0
@@ -132,7 +126,7 @@ async def test_a_lost_tail_is_found_while_idle_and_an_empty_one_is_read_once(
     await fill(produced, 0, 6)
     positions, consumer, ledger = MemoryPositions(produced), Consumer(), OffsetLedger[int]()
     positions.commit(GROUP, TOPIC, 0, 0)
-    gaps = closer(positions, consumer, Clock())
+    gaps = closer(positions, consumer, Clock(100.0))
     held(ledger, 0, 0, 1, 2)  # 3..5 fetched and dropped: nothing after them shows the hole
     await gaps.close(ledger)
     assert ledger.release() == [0, 1, 2] and ledger.gaps() == []
@@ -159,8 +153,8 @@ async def test_with_kafka_away_nothing_is_started_and_nothing_released(
     positions.down()
     held(ledger, 0, 0, 1, 2)
     with pytest.raises(StreamUnavailable):
-        await closer(positions, consumer, Clock()).close(ledger)
+        await closer(positions, consumer, Clock(100.0)).close(ledger)
     assert ledger.release() == [] and ledger.gaps() == [Gap(0, None, 0)]
     positions.up()
-    assert await closer(positions, consumer, Clock()).close(ledger) == 0
+    assert await closer(positions, consumer, Clock(100.0)).close(ledger) == 0
     assert ledger.release() == [0, 1, 2]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from tests.clock import Clock
 from workers.http.live.connections import Connections
 
 
@@ -27,13 +28,6 @@ class FakeRequest:
         self.transport: FakeTransport | None = FakeTransport()
 
 
-class Clock:
-    now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 async def held(connections: Connections, request: Any, opened: asyncio.Event) -> None:
     """A handler: holds its connection until cancelled, as a live route waits on events."""
     connections.add(request)
@@ -49,7 +43,7 @@ async def open_one(connections: Connections) -> tuple[FakeRequest, asyncio.Task[
 
 
 async def test_a_connection_whose_client_left_is_cancelled_and_the_others_are_left() -> None:
-    connections = Connections(stuck_after_s=30, every_s=3600, clock=Clock())
+    connections = Connections(stuck_after_s=30, every_s=3600, clock=Clock(100.0))
     left, left_task = await open_one(connections)
     closed, closed_task = await open_one(connections)
     _, kept_task = await open_one(connections)
@@ -68,7 +62,7 @@ async def test_a_connection_whose_client_left_is_cancelled_and_the_others_are_le
 
 
 async def test_a_write_waiting_past_its_bound_aborts_the_connection() -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     connections = Connections(stuck_after_s=30, every_s=3600, clock=clock)
     stuck, stuck_task = await open_one(connections)
     slow, slow_task = await open_one(connections)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from tests.clock import Clock
 from topics.envelope import Event, encode, new_event
 from workers.http.live.shared import SharedEvents, text_frame
 
@@ -19,20 +20,13 @@ class Opener:
         return [e.with_version(e.version or 0) for e in events]  # a new instance, as opening makes
 
 
-class Clock:
-    now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def event(n: int) -> Event:
     return new_event("chat_room", "r1", "MessageSent", {"message_id": f"m{n}", "content": "hi"},
                      version=n)  # fmt: skip
 
 
 async def test_many_subscribers_open_and_encode_an_event_once() -> None:
-    opener, clock = Opener(), Clock()
+    opener, clock = Opener(), Clock(0.0)
     shared = SharedEvents(opener, ttl_s=1.0, clock=clock)
     batch = [event(1), event(2)]
     views = [await shared.open(batch) for _ in range(100)]  # a room's hundred subscribers
@@ -44,7 +38,7 @@ async def test_many_subscribers_open_and_encode_an_event_once() -> None:
 
 
 async def test_an_entry_expires_and_the_cache_stays_bounded() -> None:
-    opener, clock = Opener(), Clock()
+    opener, clock = Opener(), Clock(0.0)
     shared = SharedEvents(opener, ttl_s=1.0, size=3, clock=clock)
     first = event(1)
     await shared.open([first])
@@ -73,7 +67,7 @@ class OpenNow:
 
 
 async def test_a_live_event_is_made_ready_once_without_waiting_and_shared_with_open() -> None:
-    opener, now, clock = Opener(), OpenNow(), Clock()
+    opener, now, clock = Opener(), OpenNow(), Clock(0.0)
     shared = SharedEvents(opener, open_now=now, ttl_s=1.0, clock=clock)
     first = event(1)
     entries = [shared.ready(first) for _ in range(10)]  # a room's ten subscribers

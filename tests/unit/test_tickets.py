@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.clock import Clock
 from topics.envelope import Actor
 from topics.errors import Forbidden, InvalidInput, Unauthenticated
 from workers.adapters.memory import MemoryTicketStore
@@ -20,14 +21,6 @@ from workers.ports import TicketStore
 
 ALICE = Actor("alice", ("moderator",))
 ROUTE = "/v1/rooms/lobby/ws"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def tickets(
@@ -61,7 +54,7 @@ def test_anything_else_is_not(route: object) -> None:
 
 
 async def test_a_ticket_is_bound_to_its_principal_route_and_credential() -> None:
-    clock = Clock()
+    clock = Clock(1_000_000.0)
     issuer, store = tickets(clock)
     ticket, record = await issuer.issue(ALICE, ROUTE, clock.now + 10)
     assert len(ticket) == 43 and record.expires_at == clock.now + 10  # the credential's, sooner
@@ -76,7 +69,7 @@ async def test_a_ticket_is_bound_to_its_principal_route_and_credential() -> None
 
 
 async def test_every_bad_presentation_is_refused_and_spends_nothing() -> None:
-    clock = Clock()
+    clock = Clock(1_000_000.0)
     issuer, _ = tickets(clock)
     ticket, _ = await issuer.issue(ALICE, ROUTE, None)
     bad: list[tuple[list[str], str, str, Actor | None, type[Exception], str]] = [
@@ -104,7 +97,7 @@ async def test_every_bad_presentation_is_refused_and_spends_nothing() -> None:
 
 
 async def test_a_ticket_expires_and_is_then_refused_without_being_spent() -> None:
-    clock = Clock()
+    clock = Clock(1_000_000.0)
     issuer, store = tickets(clock)
     ticket, _ = await issuer.issue(ALICE, ROUTE, None)
     clock.now += 30
@@ -119,7 +112,7 @@ async def test_a_ticket_expires_and_is_then_refused_without_being_spent() -> Non
 
 
 async def test_one_redemption_wins_among_racing_processes() -> None:
-    clock = Clock()
+    clock = Clock(1_000_000.0)
     store = MemoryTicketStore(clock=clock)
     first, _ = tickets(clock, store)
     second, _ = tickets(clock, store)  # another process, the same Redis
