@@ -33,6 +33,7 @@ from tests.waiting import wait_for
 from workers.adapters.mongo import MongoProcessInstances
 from workers.devtools.embedded import EmbeddedStack
 from workers.ports import DONE, Instance
+from workers.runtime.fleet import JOIN_BOUND_SESSIONS
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +136,9 @@ async def test_a_deadline_due_while_the_role_is_down_fires_once_after_it_restart
         try:
             await until_stored(fleet, "order", unpaid, ["OrderPlaced", "OrderCancelled"])
             ended = await until_instance(store, "order_lifecycle", unpaid, status=DONE)
+            # The poll above fires without a partition; OrderPaid reaches the new process only
+            # once it holds events.stored, after a join on a group whose leader was killed.
+            await until_holding(second)
             await until_stored(fleet, "shipment", paid, ["ShipmentRequested"])
             shipping = await until_instance(store, "order_lifecycle", paid)
             assert shipping.deadlines == () and shipping.fired == ()  # seen before it fired
@@ -144,6 +148,25 @@ async def test_a_deadline_due_while_the_role_is_down_fires_once_after_it_restart
             assert await second.stop() == 0
     (fired,) = ended.fired
     assert fired.fired_at > fired.due_at  # late: the role was down
+
+
+SESSION_S = 3.0  # FleetProcess's EVENTFLEET_KAFKA_SESSION_TIMEOUT_MS
+TANSU_JOIN_HOLD_S = 3.0  # Tansu holds a follower's JoinGroup this long (tests/e2e/test_join_heals)
+KILLED_LEADER_JOIN_S = SESSION_S + JOIN_BOUND_SESSIONS * SESSION_S + 3 * TANSU_JOIN_HOLD_S + 30
+"""From a pm process's start to its holding events.stored, in a group whose leader was killed: the
+killed member's session runs out, a join Tansu holds under the departed leader heals after
+JOIN_BOUND_SESSIONS session timeouts (workers.adapters.kafka.join), each join waits for the
+broker's hold, and 30 s for a worker's start on two busy cores."""
+
+
+async def until_holding(process: FleetProcess) -> None:
+    """Until ``process``'s pm consumer holds partitions (``eventfleet_assigned_partitions``)."""
+
+    async def holding() -> bool:
+        return await process.metric("eventfleet_assigned_partitions", role="pm") > 0
+
+    await wait_for(holding, timeout_s=KILLED_LEADER_JOIN_S, interval_s=0.2,
+                   what="the restarted pm process holding events.stored")  # fmt: skip
 
 
 async def test_two_pm_processes_fire_each_deadline_once(
