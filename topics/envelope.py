@@ -265,6 +265,15 @@ def utc_now() -> datetime:
     return at_millisecond(time.time_ns() // 1_000_000)
 
 
+def utc_text(moment: datetime) -> str:
+    """``moment`` in RFC 3339 as every answer and record writes times: UTC, ``Z``, and always
+    six digits of fraction (``2026-11-29T02:34:57.000000Z``), so times sort as text too.
+
+    ``datetime.isoformat`` and orjson leave the fraction out on a whole second, and
+    ``...:57Z`` sorts as text after ``...:57.006Z``."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+
+
 def at_millisecond(ms: int) -> datetime:
     """The UTC time ``ms`` milliseconds after the Unix epoch, exactly (no float in between)."""
     seconds, within = divmod(ms, 1000)
@@ -310,7 +319,12 @@ def kafka_headers(event: Event) -> list[tuple[str, bytes]]:
 
 
 def encode(event: Event) -> bytes:
-    return orjson.dumps(event.as_dict(), option=orjson.OPT_UTC_Z)
+    """The event as JSON, its ``occurred_at`` as ``utc_text`` writes it (same bytes either way:
+    orjson writes six digits of fraction too, and leaves them out only on a whole second)."""
+    fields = event.as_dict()
+    if not event.occurred_at.microsecond:
+        fields["occurred_at"] = utc_text(event.occurred_at)
+    return orjson.dumps(fields, option=orjson.OPT_UTC_Z)
 
 
 def loads(raw: bytes | str) -> Json:

@@ -112,7 +112,7 @@ def test_an_erasure_is_answered_200_with_its_fields_and_an_unknown_subject_404()
     told = erasure_answer(Erased("ann", at, "dpo", keys_destroyed=1, already=False,
                                  unreadable_within_s=60.0))  # fmt: skip
     assert (told.status, dict(told.body)) == (200, {
-        "subject": "ann", "erased_at": "2026-11-24T10:00:00Z", "by": "dpo", "keys_destroyed": 1,
+        "subject": "ann", "erased_at": "2026-11-24T10:00:00.000000Z", "by": "dpo", "keys_destroyed": 1,
         "already_erased": False, "unreadable_everywhere_within_s": 60.0,
     })  # fmt: skip
     unknown = erasure_answer(Refused("not_found", "no personal data of subject 'x'."))

@@ -25,6 +25,7 @@ from topics.envelope import (
     kafka_headers,
     new_event,
     utc_now,
+    utc_text,
     validate_data,
 )
 from topics.errors import InvalidEnvelope, InvalidInput, ValueOutOfRange
@@ -468,3 +469,30 @@ def test_now_is_the_current_millisecond_in_utc() -> None:
     after = datetime.now(UTC)
     assert now.tzinfo is UTC and now.microsecond % 1000 == 0
     assert before - timedelta(milliseconds=1) < now <= after
+
+
+@given(_times, _times)
+@example(at_millisecond(1_764_383_697_000), at_millisecond(1_764_383_697_006))  # ...:57Z first
+def test_times_are_written_with_six_digits_of_fraction_and_sort_as_text(
+    first: datetime, second: datetime
+) -> None:
+    a, b = utc_text(first), utc_text(second)
+    assert len(a) == len(b) == len("2026-11-29T02:34:57.000000Z") and a.endswith("Z")
+    assert (a < b) == (first < second) and (a == b) == (first == second)
+    assert datetime.fromisoformat(a) == first
+
+
+def test_a_time_in_another_offset_is_written_in_utc() -> None:
+    moment = datetime(2026, 11, 29, 11, 34, 57, tzinfo=timezone(timedelta(hours=9)))
+    assert utc_text(moment) == "2026-11-29T02:34:57.000000Z"
+
+
+def test_an_event_on_a_whole_second_is_encoded_with_its_fraction() -> None:
+    on_second = new_event("order", "o-1", "OrderPlaced", {}, occurred_at=at_millisecond(1_000))
+    within = on_second.with_version(1)
+    within = dataclasses.replace(within, occurred_at=at_millisecond(1_006))
+    assert orjson.loads(encode(on_second))["occurred_at"] == "1970-01-01T00:00:01.000000Z"
+    assert orjson.loads(encode(within))["occurred_at"] == "1970-01-01T00:00:01.006000Z"
+    # Within a second, the bytes are orjson's own: what every stored record already carries.
+    assert encode(within) == orjson.dumps(within.as_dict(), option=orjson.OPT_UTC_Z)
+    assert decode(encode(on_second)) == on_second

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from topics.envelope import utc_text
 from topics.errors import EventfleetError
 from workers.cli import archive, dlq, erase, events, openapi, pm
 from workers.cli.shell import fail
@@ -167,7 +168,7 @@ async def run_replay(settings: Settings, args: argparse.Namespace) -> int:
                     "events": [
                         {
                             "version": e.version,
-                            "occurred_at": e.occurred_at.isoformat(),
+                            "occurred_at": utc_text(e.occurred_at),
                             "type": e.type,
                             "id": e.id,
                             "data": e.data,
@@ -182,7 +183,7 @@ async def run_replay(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     for e in events:
         data = orjson.dumps(e.data).decode()
-        print(f"v{e.version:<5} {e.occurred_at.isoformat()} {e.type} {data}")
+        print(f"v{e.version:<5} {utc_text(e.occurred_at)} {e.type} {data}")
     if more:
         print(f"more events: --after-version {next_after} continues", file=sys.stderr)
     answer = {"version": folded.version, "state": state}

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import orjson
 
+from topics.envelope import utc_text
 from topics.errors import ConfigError, EventfleetError, InvalidInput
 from workers.cli.parsing import Commands, command
 from workers.cli.shell import FAILURE, USAGE, fail, operator_name
@@ -149,7 +150,7 @@ async def _list(desk: ProcessDesk, args: argparse.Namespace, out: TextIO) -> int
         out.write(orjson.dumps(body).decode() + "\n")
         return 0
     for i in page:
-        due = i.next_due.isoformat() if i.next_due else "-"
+        due = utc_text(i.next_due) if i.next_due else "-"
         why = f"  {i.stuck.reason}: {i.stuck.detail[:60]}" if i.stuck is not None else ""
         out.write(f"{i.key:<32} {i.status:<9} next due {due}{why}\n")
     more = f"; more after {following} (--after {following})" if following else ""
@@ -178,7 +179,7 @@ async def _deadlines(desk: ProcessDesk, args: argparse.Namespace, out: TextIO) -
         out.write("\n")
         return 0
     for key, d in pending:
-        out.write(f"{d.due_at.isoformat():<34} {d.name:<16} {key}\n")
+        out.write(f"{utc_text(d.due_at):<34} {d.name:<16} {key}\n")
     out.write(f"{len(pending)} pending deadlines of {args.name}\n")
     return 0
 

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.openmetrics import exposition as openmetrics
 
 from snapshot_rules.queries import Query
-from topics.envelope import MAX_VERSION, Actor, encode
+from topics.envelope import MAX_VERSION, Actor, encode, utc_text
 from topics.errors import EventfleetError, Forbidden, InvalidInput
 from workers.http import declared
 from workers.http.appends import register_multi_append
@@ -182,10 +182,8 @@ class AggregateReads:
             )
             return json_response(error(404, "not_found", message))
         state = await rt.shredder.open(found.state)
-        body = {"version": found.version, "state": state, "taken_at": found.taken_at}
-        return Response(
-            orjson.dumps(body, option=orjson.OPT_UTC_Z), headers={"ETag": etag(found.version)}
-        )
+        body = {"version": found.version, "state": state, "taken_at": utc_text(found.taken_at)}
+        return Response(orjson.dumps(body), headers={"ETag": etag(found.version)})
 
     async def state(self, request: Request, query: StateQuery) -> Response:
         rt = self.runtime

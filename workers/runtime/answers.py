@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from topics.envelope import utc_text
 from topics.errors import EventfleetError
 from topics.jsonvalue import Json, JsonObject
 from workers.roles.outcomes import Accepted, Outcome, Refused, Stored, Unknown
@@ -110,7 +111,7 @@ def erasure_answer(outcome: Erased | Refused) -> Answer:
         200,
         {
             "subject": outcome.subject,
-            "erased_at": outcome.erased_at.isoformat().replace("+00:00", "Z"),
+            "erased_at": utc_text(outcome.erased_at),
             "by": outcome.by,
             "keys_destroyed": outcome.keys_destroyed,
             "already_erased": outcome.already,

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from topics.envelope import Event, decode, utc_now
+from topics.envelope import Event, decode, utc_now, utc_text
 from topics.errors import EventfleetError, InvalidEnvelope, InvalidInput, NotFound
 from topics.jsonvalue import Json, JsonObject
 from workers import tracing
@@ -89,7 +89,7 @@ class DeadLetterEntry:
             "aggregate_type": event.aggregate_type if event else None,
             "aggregate_id": event.aggregate_id if event else None,
             "type": event.type if event else None,
-            "at": self.at.isoformat() if self.at is not None else None,
+            "at": utc_text(self.at) if self.at is not None else None,
             "parked": self.parked[0] if self.parked is not None else None,
             "park_seq": self.parked[1] if self.parked is not None else None,
             "value": self.value.decode(errors="replace"),
@@ -370,14 +370,14 @@ def _differs(entry: DeadLetterEntry, first: ReplayClaim) -> Refused:
     told = f"answered {first.status}" if first.status is not None else "still running"
     message = (
         f"dead letter {entry.position} was replayed by {first.operator} at "
-        f"{first.at.isoformat()} as {first.submitted.get('type')} to "
+        f"{utc_text(first.at)} as {first.submitted.get('type')} to "
         f"{first.submitted.get('aggregate_type')} {first.submitted.get('aggregate_id')} "
         f"({told}); this replay differs from it, so nothing was applied. A dead letter is "
         "replayed once: send a new command for anything else."
     )
     first_replay = {
         "operator": first.operator,
-        "at": first.at.isoformat(),
+        "at": utc_text(first.at),
         "submitted": dict(first.submitted),
         "status": first.status,
         "result": dict(first.result or {}),

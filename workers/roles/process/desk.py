@@ -12,10 +12,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 
 from snapshot_rules.process import Processes, ProcessManager
-from topics.envelope import AGGREGATE_ID_RE, decode, utc_now
+from topics.envelope import AGGREGATE_ID_RE, decode, utc_now, utc_text
 from topics.errors import EventfleetError, InvalidEnvelope, InvalidInput, NotFound, Unavailable
 from topics.jsonvalue import Json, JsonObject
 from workers.ports import (
@@ -273,4 +273,4 @@ def _held(raw: bytes) -> JsonObject:
 
 
 def _when(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return None if moment is None else utc_text(moment)
