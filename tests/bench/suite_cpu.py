@@ -95,12 +95,15 @@ def read_all(seen: dict[tuple[int, int], Seen], *, started: bool) -> None:
 
 def main() -> int:
     cli = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    cli.add_argument("pytest_args", nargs=argparse.REMAINDER)
-    args = cli.parse_args()
+    cli.add_argument("pytest_args", nargs="*", help="pytest's own, as given (-n 4, a path, ...)")
+    given = sys.argv[1:]
+    if given[:1] in (["-h"], ["--help"]):
+        cli.parse_args(given)  # prints the help and exits
+    pytest_args = given  # pytest's, untouched: argparse would take "-n 4" for its own
     seen: dict[tuple[int, int], Seen] = {}
     read_all(seen, started=False)
     me = os.getpid()
-    argv = ["-q", "-p", "no:cacheprovider", *parallel(args.pytest_args), *args.pytest_args]
+    argv = ["-q", "-p", "no:cacheprovider", *parallel(pytest_args), *pytest_args]
     print(f"{load_average()} at the start; pytest {' '.join(argv)}", flush=True)
     begun = time.monotonic()
     run = subprocess.Popen([sys.executable, "-m", "pytest", *argv])
