@@ -38,6 +38,7 @@ from workers.stream.commits import CaughtUpCommits
 from workers.stream.faust_app import (
     ASSIGNMENT,
     FleetApp,
+    FleetTables,
     committed_position,
     faust_credentials,
     knows_its_coordinator,
@@ -176,6 +177,7 @@ class Fleet:
             consumer_auto_offset_reset="earliest",
             producer_acks=-1,
             stream_wait_empty=False,
+            TableManager=FleetTables,  # no idle second at start
             **ASSIGNMENT,  # every member of a group takes its share (workers.stream.assignor)
         )
         if not self.roles & CONSUMER_ROLES:

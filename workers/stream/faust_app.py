@@ -1,6 +1,6 @@
 """A Faust app whose groups share partitions evenly (``assignor``), whose consumers honour our
 fetch wait, connect like every other client, hand the batch agents whole fetches
-(``fetched``), and count.
+(``fetched``), count, and start without Faust's idle second (``FleetTables``).
 
 Faust hardcodes a 1500 ms fetch wait; Tansu does not release a long poll when data arrives,
 so end-to-end latency equals the consumer's ``fetch_max_wait_ms``
@@ -16,6 +16,7 @@ from typing import Protocol, TypedDict
 
 import faust
 from faust.auth import SASLCredentials, SSLCredentials
+from faust.tables import TableManager
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, ServiceT, TransportT
 from faust.types.auth import CredentialsT
@@ -163,6 +164,22 @@ def fleet_consumer(app: faust.App) -> FleetConsumer:
 
 class _Transport(faust_aiokafka.Transport):
     Consumer = FleetConsumer
+
+
+class FleetTables(TableManager):
+    """Faust's table manager without the second it sleeps at start.
+
+    Faust's waits 1 s before it registers the app's tables, for a table declared after the app
+    has started. Ours are all declared before (``workers.runtime.agents`` registers the agents
+    and the snapshotter's rule table, then the app starts), and one declared later fails at
+    once (``RuntimeError: Too late to add tables``): the second only delayed every worker's
+    first join, restarts and rolling updates included (ready in about 3.8 s here, not 4.8).
+    """
+
+    async def on_start(self) -> None:
+        if not self.should_stop:
+            await self._update_channels()
+            await self.recovery.start()
 
 
 class Assignment(TypedDict):
