@@ -96,10 +96,9 @@ def read_all(seen: dict[tuple[int, int], Seen], *, started: bool) -> None:
 def main() -> int:
     cli = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     cli.add_argument("pytest_args", nargs="*", help="pytest's own, as given (-n 4, a path, ...)")
-    given = sys.argv[1:]
-    if given[:1] in (["-h"], ["--help"]):
-        cli.parse_args(given)  # prints the help and exits
-    pytest_args = given  # pytest's, untouched: argparse would take "-n 4" for its own
+    pytest_args = sys.argv[1:]  # pytest's, untouched: argparse would take "-n 4" for its own
+    if pytest_args[:1] in (["-h"], ["--help"]):
+        cli.parse_args(pytest_args)  # prints the help and exits
     seen: dict[tuple[int, int], Seen] = {}
     read_all(seen, started=False)
     me = os.getpid()
