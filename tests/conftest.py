@@ -15,6 +15,7 @@ from tests import ast_guard
 from tests.fleet import fleet, no_fleet_outlives_the_session  # noqa: F401
 from tests.redis_keys import no_keys_outlive_the_session  # noqa: F401
 from tests.stack_fixtures import private_stack, stack, standalone_url, unique_name  # noqa: F401
+from tests.waiting import WAITS, NearMiss, near_misses
 from workers.devtools.embedded.binaries import tansu_bin
 from workers.devtools.embedded.probes import PORT_SHARE
 from workers.runtime.collector import collect_less, collect_rarely, freeze_loaded
@@ -52,6 +53,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 SCRATCH = pytest.StashKey[str]()
+NEAR_MISSES = pytest.StashKey[list[NearMiss]]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -73,6 +75,9 @@ def pytest_configure(config: pytest.Config) -> None:
         # executable ("Permission denied" starting a broker, once, on CI): it is copied here,
         # once, before the workers start, and they and every process they start are pointed at it.
         os.environ.setdefault("CALF_TANSU_BIN", tansu_bin())
+        # Every process of the run writes its near misses (tests/waiting.py) here.
+        os.environ[WAITS] = str(Path(config.stash[SCRATCH], "waits"))
+        Path(os.environ[WAITS]).mkdir()
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -95,7 +100,20 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     scratch = session.config.stash[SCRATCH]
+    if not hasattr(session.config, "workerinput"):  # read before the scratch goes
+        session.config.stash[NEAR_MISSES] = near_misses(os.environ[WAITS])
     if session.testsfailed:
         print(f"\nthe run's temporary files (fleet logs among them) are kept in {scratch}")
     else:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    """The waits that came closest to their bound: the first to fail on a slower machine."""
+    misses = config.stash.get(NEAR_MISSES, [])
+    if misses:
+        terminalreporter.section("waits that held after over half their bound, closest first")
+        for miss in misses:
+            terminalreporter.write_line(miss.line())
