@@ -114,6 +114,8 @@ def pytest_terminal_summary(
     """The waits that came closest to their bound: the first to fail on a slower machine."""
     misses = config.stash.get(NEAR_MISSES, [])
     if misses:
-        terminalreporter.section("waits that held after over half their bound, closest first")
+        terminalreporter.section(
+            "waits that held after over a quarter of their bound, closest first"
+        )
         for miss in misses:
             terminalreporter.write_line(miss.line())
