@@ -67,7 +67,7 @@ class NearMiss:
     def line(self) -> str:
         what = self.what if len(self.what) <= 60 else self.what[:57] + "..."
         return (
-            f"{self.share:4.0%}  {self.taken_s:5.1f} s of {self.timeout_s:g} s  {what}  "
+            f"{self.share:4.0%}  {self.taken_s:5.1f} s of {self.timeout_s:.1f} s  {what}  "
             f"({self.test})"
         )
 

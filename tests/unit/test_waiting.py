@@ -68,7 +68,7 @@ def test_near_misses_of_every_process_come_closest_first_and_at_most_as_many_as_
     )
     found = near_misses(str(tmp_path), most=3)
     assert [round(m.share, 2) for m in found] == [0.95, 0.95, 0.8]
-    assert found[0].line().startswith(" 95%    9.5 s of 10 s  wait 1  (tests/t.py::test_1)")
+    assert found[0].line().startswith(" 95%    9.5 s of 10.0 s  wait 1  (tests/t.py::test_1)")
 
 
 def test_without_a_directory_nothing_is_written(
