@@ -154,14 +154,8 @@ def trace_id_of(headers: Headers) -> str | None:
 
 def current_trace_id() -> str | None:
     """The trace id of the current span when tracing is on and it is sampled, else None."""
-    if not _on:
-        return None
-    context = trace.get_current_span().get_span_context()
-    return (
-        format(context.trace_id, "032x")
-        if context.is_valid and context.trace_flags.sampled
-        else None
-    )
+    found = exemplar()
+    return None if found is None else found["trace_id"]
 
 
 def current_ids() -> tuple[str, str] | None:
@@ -312,15 +306,10 @@ def exemplar() -> dict[str, str] | None:
     """The current span as a histogram exemplar (``trace_id``, ``span_id``): shown in the
     OpenMetrics output, where a dashboard links the sample to its trace. None outside a
     sampled span, or when tracing is off."""
-    if not _on:
+    ids = current_ids()
+    if ids is None or not trace.get_current_span().get_span_context().trace_flags.sampled:
         return None
-    context = trace.get_current_span().get_span_context()
-    if not context.is_valid or not context.trace_flags.sampled:
-        return None
-    return {
-        "trace_id": format(context.trace_id, "032x"),
-        "span_id": format(context.span_id, "016x"),
-    }
+    return {"trace_id": ids[0], "span_id": ids[1]}
 
 
 def delivered(trace_id: str, event_id: str, made_s: float, via: str) -> None:

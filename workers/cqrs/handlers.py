@@ -85,7 +85,7 @@ class Publisher:
         loop = asyncio.get_running_loop()
         task = loop.create_task(self._outbox.publish(events))
         self._inflight.add(task)
-        task.add_done_callback(_finished(self._inflight))
+        task.add_done_callback(self._finished)
         done, _ = await asyncio.wait({task}, timeout=max(deadline - loop.time(), 0.001))
         if not done:
             return False
@@ -100,19 +100,15 @@ class Publisher:
         log.warning("published, but the pending flag stays: %s", error)
         return True
 
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("background publish attempt failed: %s", task.exception())
+
     async def drain(self) -> None:
         """Wait for attempts still running in the background (on shutdown, and in tests)."""
         if self._inflight:
             await asyncio.gather(*self._inflight, return_exceptions=True)
-
-
-def _finished(inflight: set[asyncio.Task[None]]) -> Callable[[asyncio.Task[None]], None]:
-    def done(task: asyncio.Task[None]) -> None:
-        inflight.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.debug("background publish attempt failed: %s", task.exception())
-
-    return done
 
 
 class AggregateHandler(Generic[C]):

@@ -183,9 +183,7 @@ class BatchLoop:
                     partial(self.handle, records), role=role, metrics=fleet.runtime.metrics
                 )
         except BaseException as e:
-            if not a_failure(e):
-                raise
-            fleet.fatal(self.name, e)
+            self._stop_for(e)
             await asyncio.Future()  # unacked: parked until the draining app cancels us
         if isinstance(later, Acks):
             self.settle(later.records)
@@ -195,14 +193,19 @@ class BatchLoop:
             await self.unacked.acquire()
             fleet.spawn(self._settle_when_done(records, later))
 
+    def _stop_for(self, error: BaseException) -> None:
+        """Stop the process, the batch unacked, when ``error`` is the work failing
+        (``a_failure``); raise it again when this task is being stopped."""
+        if not a_failure(error):
+            raise error
+        self.fleet.fatal(self.name, error)
+
     async def _settle_when_done(self, records: Sequence[Record], work: Awaitable[object]) -> None:
         try:
             await work
             self.settle(records)
         except BaseException as e:  # background work no retry can fix: stop, batch unacked
-            if not a_failure(e):
-                raise
-            self.fleet.fatal(self.name, e)
+            self._stop_for(e)
         finally:
             self.unacked.release()
 
@@ -231,9 +234,7 @@ class BatchLoop:
                 log.warning("%s: a gap in the offsets stays open for now: %s", self.name, e)
                 left = 1
             except BaseException as e:  # gaps no longer closed: the partition would stall
-                if not a_failure(e):
-                    raise
-                self.fleet.fatal(self.name, e)
+                self._stop_for(e)
                 return
             self.release()
             if left:
@@ -251,9 +252,7 @@ class BatchLoop:
                 async with fleet.batch(role):
                     decided = await until_done(ticks.tick, role=role, metrics=fleet.runtime.metrics)
             except BaseException as e:
-                if not a_failure(e):
-                    raise
-                fleet.fatal(self.name, e)
+                self._stop_for(e)
                 return
             self.settle(decided)
 

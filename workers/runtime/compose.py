@@ -116,7 +116,8 @@ class Runtime:
     kafka: KafkaConfig
     adapters: Adapters
     loader: StateLoader
-    tiered: TieredEvents
+    events: TieredEvents
+    """Every event, hot or archived, read as one history (appends go to the hot store)."""
     shredder: Shredder
     secrets: Secrets = field(default_factory=Secrets)
     """What the process read at start; nothing reads a secret again."""
@@ -179,7 +180,7 @@ class Runtime:
             kafka=kafka,
             adapters=adapters,
             loader=loader,
-            tiered=events,
+            events=events,
             shredder=Shredder(
                 stores.keys,
                 enabled=settings.personal_data_encryption,
@@ -203,11 +204,6 @@ class Runtime:
     @property
     def stores(self) -> Stores:
         return self.adapters.stores
-
-    @property
-    def events(self) -> TieredEvents:
-        """Every event, hot or archived, read as one history (appends go to the hot store)."""
-        return self.tiered
 
     @property
     def snapshots(self) -> SnapshotStore:
@@ -328,7 +324,7 @@ class Runtime:
 
     async def _build_commands(self, producer: ProducerClient) -> None:
         stored_first = [d.name for d in self.domains if d.mode in (Mode.SYNC, Mode.STORAGE)]
-        if stored_first and "pending" not in self.tiered.capabilities:
+        if stored_first and "pending" not in self.events.capabilities:
             raise CapabilityMissing(
                 "pending", f"the commands role, for the sync and storage domains {stored_first}"
             )

@@ -31,7 +31,7 @@ from workers.runtime.door.identity import Authenticator
 from workers.runtime.door.origins import OriginPolicy
 from workers.runtime.failures import a_failure
 from workers.runtime.health import HealthMonitor, Ping
-from workers.runtime.lag import LAG_ROLE, LagExporter, measured_groups
+from workers.runtime.lag import LAG_ROLE, LagExporter, fleet_lag
 from workers.runtime.membership import Membership
 from workers.runtime.projection_lag import ProjectionLag
 from workers.stream.commits import CaughtUpCommits
@@ -140,16 +140,7 @@ class Fleet:
         self.health = self._make_health()
         self.lag: LagExporter | None = None
         if LAG_ROLE in self.roles:
-            settings = runtime.settings
-            groups = measured_groups(settings, runtime.domains)
-            self.lag = LagExporter(
-                runtime.kafka,
-                runtime.metrics,
-                groups,
-                settings.lag_interval_s,
-                group_prefix=f"{settings.group_id}-",
-                topic_prefix=settings.topic_prefix,
-            )
+            self.lag = fleet_lag(runtime.kafka, runtime.metrics, runtime.settings, runtime.domains)
         self._prime_metrics()
 
     def _make_app(self, app_id: str) -> FleetApp:

@@ -131,18 +131,27 @@ class LagExporter:
             await asyncio.sleep(self._interval_s)
 
 
-async def read_lag_once(
-    kafka: KafkaConfig, settings: Settings, domains: Domains
-) -> list[PartitionLag]:
-    """One read of every group the lag role would measure, for a process that does not run it."""
-    exporter = LagExporter(
+def fleet_lag(
+    kafka: KafkaConfig, metrics: Metrics, settings: Settings, domains: Domains
+) -> LagExporter:
+    """The exporter of every group the fleet's roles join (``measured_groups``) and of every
+    other group under its ``group_id``, as the settings name them."""
+    return LagExporter(
         kafka,
-        create_metrics(),  # a registry of its own: nothing is exported
+        metrics,
         measured_groups(settings, domains),
         settings.lag_interval_s,
         group_prefix=f"{settings.group_id}-",
         topic_prefix=settings.topic_prefix,
     )
+
+
+async def read_lag_once(
+    kafka: KafkaConfig, settings: Settings, domains: Domains
+) -> list[PartitionLag]:
+    """One read of every group the lag role would measure, for a process that does not run it."""
+    # A registry of its own: nothing is exported.
+    exporter = fleet_lag(kafka, create_metrics(), settings, domains)
     try:
         await exporter.connect()
         return await exporter.read()

@@ -81,10 +81,7 @@ class GapCloser:
         self._topic = topic
         self._role = role
         self._metrics = metrics
-        self._seek = consumer.seek
-        self._skip = consumer.skip
-        self._end = consumer.end
-        self._quiet = consumer.quiet
+        self._consumer = consumer
         self._redeliver_s = redeliver_s
         self._clock = clock
         self._sought: dict[int, tuple[int, float]] = {}  # partition → (offset, look again at)
@@ -111,7 +108,7 @@ class GapCloser:
             if await self._redelivered(gap.partition, gap.floor, gap.first, now):
                 continue
             ledger.start(gap.partition, gap.first)
-            await self._skip(gap.partition, gap.floor, gap.first)
+            await self._consumer.skip(gap.partition, gap.floor, gap.first)
             self._metrics.offset_gaps.labels(self._role, "skipped").inc()
         return len(ledger.gaps())
 
@@ -124,7 +121,7 @@ class GapCloser:
         now = self._clock()
         pending = False
         for partition in sorted(ledger.partitions()):
-            expected, end = ledger.expected(partition), self._end(partition)
+            expected, end = ledger.expected(partition), self._consumer.end(partition)
             if expected is None:
                 pending = True  # its start is not known yet
                 continue
@@ -147,7 +144,7 @@ class GapCloser:
         sought = self._sought.get(partition)
         if sought is None or sought[0] != offset:
             return False
-        return now < sought[1] or not self._quiet(self._redeliver_s)
+        return now < sought[1] or not self._consumer.quiet(self._redeliver_s)
 
     async def _redelivered(self, partition: int, start: int, end: int, now: float) -> bool:
         """Seek back to ``start`` if ``[start, end)`` holds records; False when it holds none."""
@@ -165,7 +162,7 @@ class GapCloser:
             end - 1,
             len(present),
         )
-        await self._seek(partition, start)
+        await self._consumer.seek(partition, start)
         self._sought[partition] = (start, now + self._redeliver_s)
         self._metrics.offset_gaps.labels(self._role, "redelivered").inc()
         return True

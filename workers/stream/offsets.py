@@ -24,6 +24,7 @@ committed before), and it counts offsets it skipped while reading as acked.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
@@ -120,12 +121,7 @@ class OffsetLedger(Generic[T]):
             return True
         if offset <= held.floor:
             return False
-        present = 0
-        for o in held.order:
-            if o >= offset:
-                break
-            present += 1
-        return present < offset - held.floor
+        return bisect_left(held.order, offset) < offset - held.floor  # held.order is sorted
 
     def start(self, partition: int, floor: int) -> None:
         """Releasing on ``partition`` resumes at ``floor``: the group's committed offset, or the
