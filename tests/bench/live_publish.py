@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from redis.asyncio import Redis
 
 from tests.bench import run_script
-from workers.adapters.redis.live import _BATCH, _PUBLISH_ALL, _PUBLISH_ALL_SHA
+from workers.adapters.redis.live import _BATCH, _PUBLISH_ALL
 from workers.adapters.redis.packing import fast_packing
 
 ROUNDS, CALLS = 3, 40
@@ -24,7 +24,7 @@ ROUNDS, CALLS = 3, 40
 async def main(url: str) -> None:
     plain, fast = Redis.from_url(url), Redis.from_url(url)
     fast.connection_pool.connection_class = fast_packing(fast.connection_pool.connection_class)
-    await fast.script_load(_PUBLISH_ALL)
+    await fast.script_load(_PUBLISH_ALL.source)
     batch = [(f"bench:{uuid.uuid4().hex}:a:order:{n}", b"x" * 600) for n in range(_BATCH)]
 
     async def pipelined() -> None:
@@ -34,7 +34,7 @@ async def main(url: str) -> None:
         await pipe.execute()
 
     async def scripted() -> None:
-        await fast.evalsha(_PUBLISH_ALL_SHA, 0, *[item for pair in batch for item in pair])
+        await fast.evalsha(_PUBLISH_ALL.sha, 0, *[item for pair in batch for item in pair])
 
     ways: list[tuple[str, Callable[[], Awaitable[None]]]] = [
         ("pipeline", pipelined),

@@ -25,7 +25,8 @@ from workers.storage import (
 )
 from workers.storage.changes import plan_change
 from workers.storage.documents import content_of, is_deleted
-from workers.storage.domain import TOMBSTONE, StorageReducer, storage_types
+from workers.storage.domain import TOMBSTONE, StorageReducer
+from workers.storage.mappers import storage_event_types as storage_types
 from workers.storage.ports import PlannedChange
 
 GAMES = storage_domain("game_states", type_prefix="GameState")

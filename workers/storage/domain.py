@@ -26,14 +26,6 @@ TOMBSTONE: State = {DELETED: True}
 """The state of a deleted document: the stored tombstone without ``_id`` and ``version``."""
 
 
-def storage_types(
-    collection: str, type_prefix: str | None = None, event_types: EventTypes | None = None
-) -> EventTypes:
-    """The event types ``EventSourcedStorage(documents of collection,
-    events=ChangeEvents(type_prefix=..., event_types=...))`` writes."""
-    return storage_event_types(collection, type_prefix, event_types)
-
-
 @dataclass(frozen=True, slots=True)
 class StorageReducer:
     """Folds a collection's stored events into the document's content by their merge patches."""
@@ -77,7 +69,7 @@ def storage_domain(
             f"{collection}: retention must be a Retention(keep_s=..., keep_last=...), not "
             f"{type(retention).__name__}."
         )
-    types = storage_types(collection, type_prefix, event_types)
+    types = storage_event_types(collection, type_prefix, event_types)
     events: dict[str, EventSpec] = {
         name: event() for name in (types.created, types.updated, types.deleted)
     }

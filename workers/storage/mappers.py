@@ -105,7 +105,7 @@ def default_prefix(collection: str) -> str:
 
 
 def storage_event_types(
-    collection: str, type_prefix: str | None, event_types: EventTypes | None
+    collection: str, type_prefix: str | None = None, event_types: EventTypes | None = None
 ) -> EventTypes:
     """The names a collection's events take: declared per operation, or from the prefix."""
     if event_types is not None and type_prefix is not None:

@@ -18,27 +18,20 @@ from workers.storage.mappers import derived_events
 log = logging.getLogger(__name__)
 
 
-class ChangePublisher:
-    """Publishes one stored change event: to events.stored, then it and its domain events to the
-    bus."""
-
-    def __init__(self, *, outbox: Outbox | None, bus: EventBus | None) -> None:
-        self._outbox = outbox
-        self._bus = bus
-
-    async def publish(self, event: Event) -> bool:
-        """True when the outbox put the event on events.stored (else the relay will)."""
-        published = False
-        if self._outbox is not None:
+async def publish_change(event: Event, *, outbox: Outbox | None, bus: EventBus | None) -> bool:
+    """Publish one stored change event: to events.stored, then it and its domain events to the
+    bus. True when the outbox put the event on events.stored (else the relay will)."""
+    published = False
+    if outbox is not None:
+        try:
+            await outbox.publish([event])
+            published = True
+        except Exception as e:  # broad on purpose: see the module docstring
+            log.warning("event %s stays flagged for the outbox relay: %s", event.id, e)
+    if bus is not None:
+        for item in [event, *derived_events(event)]:
             try:
-                await self._outbox.publish([event])
-                published = True
-            except Exception as e:  # broad on purpose: see the module docstring
-                log.warning("event %s stays flagged for the outbox relay: %s", event.id, e)
-        if self._bus is not None:
-            for item in [event, *derived_events(event)]:
-                try:
-                    await self._bus.publish(item)
-                except Exception as e:
-                    log.warning("the bus did not take %s %s: %s", item.type, item.id, e)
-        return published
+                await bus.publish(item)
+            except Exception as e:
+                log.warning("the bus did not take %s %s: %s", item.type, item.id, e)
+    return published

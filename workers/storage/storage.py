@@ -24,7 +24,7 @@ from workers.storage.changes import Changed, CreateOrEdit, applied, changed, pla
 from workers.storage.diff import merge_diff
 from workers.storage.mappers import ChangeEvents, EventMapper, storage_event_types
 from workers.storage.ports import Document, DocumentStore, PlannedChange
-from workers.storage.publish import ChangePublisher
+from workers.storage.publish import publish_change
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,8 @@ class EventSourcedStorage:
         self.types = storage_event_types(collection_name, events.type_prefix, events.event_types)
         self.version_field = docs.check_version_field(collection_name, events.version_field)
         self._documents = documents
-        self._publisher = ChangePublisher(outbox=outbox, bus=bus)
+        self._outbox = outbox
+        self._bus = bus
         self._mapper = mapper
         self._counters: dict[str, Counter] = {}
         self._metrics = metrics
@@ -98,7 +99,7 @@ class EventSourcedStorage:
     async def get(self, doc_id: str) -> Document:
         """The current document; NotFound if it never existed, DocumentDeleted if deleted."""
         docs.check_id(self.collection_name, doc_id)
-        await self._ready()
+        await self._documents.open()
         caching = self._watcher is not None and await self._watcher.ensure()
         if caching and self._cache is not None and (hit := self._cache.get(doc_id)) is not None:
             return hit
@@ -214,7 +215,7 @@ class EventSourcedStorage:
         """
         docs.check_id(self.collection_name, doc_id)
         docs.check_after_version(after_version)
-        await self._ready()
+        await self._documents.open()
         stored = await self._load(doc_id)  # completes a pending event first
         ref = (self.collection_name, doc_id)
         events = await self._documents.events.select(ref, after=after_version)
@@ -234,7 +235,7 @@ class EventSourcedStorage:
 
     async def recover(self) -> int:
         """Store the pending events of changes interrupted by a crash; return how many."""
-        await self._ready()
+        await self._documents.open()
         pending = await self._documents.interrupted()
         for doc_id, event in pending:
             await self._complete(doc_id, event)
@@ -257,7 +258,7 @@ class EventSourcedStorage:
             await self._watcher.close()
 
     async def __aenter__(self) -> EventSourcedStorage:
-        await self._ready()
+        await self._documents.open()
         return self
 
     async def __aexit__(
@@ -269,7 +270,7 @@ class EventSourcedStorage:
         await self.close()
 
     async def _change(self, doc_id: str, decide: _Decide[T]) -> T:
-        await self._ready()
+        await self._documents.open()
         seen: list[int | None] = []
         try:
             return await self._retries.call(
@@ -291,7 +292,7 @@ class EventSourcedStorage:
             raise _Beaten(doc_id)
         self._committed(change.event)
         if outcome == "committed":  # else the reader that stored the event publishes it
-            published = await self._publisher.publish(change.event)
+            published = await publish_change(change.event, outbox=self._outbox, bus=self._bus)
             if isinstance(result, Changed):
                 return replace(result, published=published)
         return result
@@ -334,7 +335,7 @@ class EventSourcedStorage:
     async def _complete(self, doc_id: str, event: Event) -> None:
         if await self._documents.complete(doc_id, event):
             self._forget(doc_id)
-            await self._publisher.publish(event)
+            await publish_change(event, outbox=self._outbox, bus=self._bus)
 
     def _committed(self, event: Event) -> None:
         self._forget(event.aggregate_id)
@@ -349,9 +350,6 @@ class EventSourcedStorage:
     def _forget(self, doc_id: str) -> None:
         if self._cache is not None:
             self._cache.invalidate(doc_id)
-
-    async def _ready(self) -> None:
-        await self._documents.open()
 
 
 def _whole_from(events: list[Event], after_version: int, head: int | None) -> int | None:

@@ -13,6 +13,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
 from topics.catalog import TopicSpec
 from topics.errors import StreamUnavailable
+from workers.adapters.kafka.closing import close_quietly
 from workers.adapters.kafka.config import KafkaConfig
 
 log = logging.getLogger(__name__)
@@ -47,11 +48,7 @@ async def admin_client(kafka: KafkaConfig) -> AsyncIterator[AIOKafkaAdminClient]
             "match theirs."
         ) from e
     finally:
-        try:
-            async with asyncio.timeout(timeout_s):
-                await admin.close()
-        except (TimeoutError, KafkaError, OSError):
-            pass
+        await close_quietly(admin.close, timeout_s=timeout_s, what="admin client")
 
 
 async def ensure_topics(

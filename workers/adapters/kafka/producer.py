@@ -12,6 +12,7 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.structs import RecordMetadata
 
 from topics.errors import StreamOutcomeUnknown, StreamUnavailable
+from workers.adapters.kafka.closing import close_quietly
 from workers.adapters.kafka.config import KafkaConfig
 from workers.adapters.kafka.deadlines import SharedDeadlines
 from workers.adapters.partitions import CachedPartitioner
@@ -64,11 +65,8 @@ class KafkaProducer:
         self._started = True
 
     async def stop(self) -> None:
-        try:
-            async with asyncio.timeout(self._timeout_s):
-                await self._producer.stop()
-        except (TimeoutError, KafkaError, OSError):
-            pass  # stopping must not hang while Kafka is down; unsent records fail
+        # Stopping must not hang while Kafka is down; unsent records fail.
+        await close_quietly(self._producer.stop, timeout_s=self._timeout_s, what="producer")
         self._started = False
 
     async def ping(self) -> None:

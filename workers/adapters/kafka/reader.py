@@ -80,7 +80,7 @@ async def read_topic(kafka: KafkaConfig, topic: str, *, timeout_s: float = 30.0)
             records: list[Record] = []
             # The end is the high-water mark of the fetch responses: the embedded broker's
             # ListOffsets answer (end_offsets) lags behind records produced in batches.
-            while [tp for tp in tps if not await _at_end(consumer, tp)]:
+            while [tp for tp in tps if not await at_end(consumer, tp)]:
                 batches = await consumer.getmany(timeout_ms=200)
                 records += [record_of(tp, r) for tp, batch in batches.items() for r in batch]
             return records
@@ -154,7 +154,8 @@ async def _stop(consumer: AIOKafkaConsumer) -> None:
     await close_quietly(consumer.stop, timeout_s=5, what="topic reader")
 
 
-async def _at_end(consumer: AIOKafkaConsumer, tp: TopicPartition) -> bool:
+async def at_end(consumer: AIOKafkaConsumer, tp: TopicPartition) -> bool:
+    """Whether ``consumer`` has read ``tp`` to the high-water mark its fetches reported."""
     highwater = consumer.highwater(tp)
     return highwater is not None and await consumer.position(tp) >= highwater
 

@@ -18,7 +18,7 @@ from aiokafka.errors import KafkaError
 from topics.errors import StreamUnavailable
 from workers.adapters.kafka.closing import close_quietly
 from workers.adapters.kafka.config import KafkaConfig
-from workers.adapters.kafka.reader import record_of
+from workers.adapters.kafka.reader import at_end, record_of
 from workers.ports import Record
 
 log = logging.getLogger(__name__)
@@ -50,8 +50,7 @@ class KafkaWrittenLog:
                 for record in batches.get(tp, ()):
                     if record.offset >= offset:
                         return int(record.timestamp)
-                highwater = consumer.highwater(tp)
-                if highwater is not None and await consumer.position(tp) >= highwater:
+                if await at_end(consumer, tp):
                     return None  # nothing at or past ``offset`` yet
 
         return await self._bounded(f"did not give the time of {topic}/{partition}@{offset}", first)

@@ -160,14 +160,11 @@ class MemoryDocuments(Switchable):
             return "conflict"
         self._write(change.doc_id, change.replacement, change.event)
         self._fault(FaultPoint(AFTER_DOCUMENT_WRITE, change.event, None))
-        if await self._complete(change.doc_id, change.event, self._fault):
+        if await self.complete(change.doc_id, change.event, self._fault):
             return "committed"
         return "committed_event_by_other"
 
-    async def complete(self, doc_id: str, event: Event) -> bool:
-        return await self._complete(doc_id, event, no_fault)
-
-    async def _complete(self, doc_id: str, event: Event, fault: FaultHook) -> bool:
+    async def complete(self, doc_id: str, event: Event, fault: FaultHook = no_fault) -> bool:
         try:
             await self._events.append([event], pending_publish=True)
             stored = True

@@ -66,16 +66,14 @@ class MemoryProducer(Switchable):
     async def send(
         self, topic: str, message: Outgoing, *, partition: int | None = None
     ) -> Delivery:
-        [delivery] = await self._produce(topic, [message], partition)
+        [delivery] = await self.send_many(topic, [message], partition=partition)
         return delivery
 
-    async def send_many(self, topic: str, messages: Sequence[Outgoing]) -> list[Delivery]:
-        """Produce all, keeping their order per key, and wait for every acknowledgement."""
-        return await self._produce(topic, messages, None)
-
-    async def _produce(
-        self, topic: str, messages: Sequence[Outgoing], partition: int | None
+    async def send_many(
+        self, topic: str, messages: Sequence[Outgoing], *, partition: int | None = None
     ) -> list[Delivery]:
+        """Produce all (to ``partition``, or by key), keeping their order per key, and wait for
+        every acknowledgement."""
         count = self.partitions(topic)
         if partition is not None and not 0 <= partition < count:
             raise ValueError(

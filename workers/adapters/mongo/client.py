@@ -75,10 +75,7 @@ def connect(url: str, *, timeout_ms: int) -> AsyncMongoClient[Document]:
 
 def _url_passwords(url: str) -> list[str]:
     """The password of ``url``, raw and percent-decoded, so no message repeats either."""
-    netloc = urlsplit(url).netloc
-    if "@" not in netloc or ":" not in netloc.rsplit("@", 1)[0]:
-        return []
-    raw = netloc.rsplit("@", 1)[0].split(":", 1)[1]
+    raw = urlsplit(url).password
     return [raw, unquote(raw)] if raw else []
 
 

@@ -7,7 +7,7 @@ import uuid
 
 from topics.errors import StoreError
 from workers.adapters.mongo.actions import MongoActionLog
-from workers.adapters.mongo.client import MongoClient, connect, database, translated
+from workers.adapters.mongo.client import Document, MongoClient, connect, database, translated
 from workers.adapters.mongo.keys import MongoKeyStore
 from workers.adapters.mongo.ladder import MongoSnapshotLadder
 from workers.adapters.mongo.parked import MongoParkedEvents
@@ -67,28 +67,25 @@ class MongoStores:
 
     async def store_id(self) -> str:
         """A random id kept in the store: marks of a store that was replaced are never read."""
-        meta = self.db["meta"]
-        async with translated("reading the store id"):
-            await meta.update_one(
-                {"_id": "store"}, {"$setOnInsert": {"uuid": uuid.uuid4().hex[:12]}}, upsert=True
-            )
-            doc = await meta.find_one({"_id": "store"})
+        doc = await self._meta("store", {"uuid": uuid.uuid4().hex[:12]}, "reading the store id")
         return str(doc["uuid"]) if doc else "store"
 
     async def position_key(self) -> bytes:
         """A random key kept in the store, made by the first process that asks: the global
         read signs its positions with it, so they are this fleet's alone."""
-        meta = self.db["meta"]
-        async with translated("reading the position key"):
-            await meta.update_one(
-                {"_id": "positions"},
-                {"$setOnInsert": {"key": secrets.token_bytes(32)}},
-                upsert=True,
-            )
-            doc = await meta.find_one({"_id": "positions"})
+        made = {"key": secrets.token_bytes(32)}
+        doc = await self._meta("positions", made, "reading the position key")
         if doc is None or not isinstance(doc.get("key"), bytes):
             raise StoreError("the store holds no position key where it was just written")
         return bytes(doc["key"])
+
+    async def _meta(self, doc_id: str, made: Document, what: str) -> Document | None:
+        """The ``meta`` document ``doc_id``: ``made`` by the first process that asks, then read
+        back as the store keeps it."""
+        meta = self.db["meta"]
+        async with translated(what):
+            await meta.update_one({"_id": doc_id}, {"$setOnInsert": made}, upsert=True)
+            return await meta.find_one({"_id": doc_id})
 
     async def close(self) -> None:
         await self.client.close()

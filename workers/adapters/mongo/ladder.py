@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 from pymongo import DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from workers.adapters.mongo.client import Document, translated
+from workers.adapters.mongo.stores import snapshot_document, to_snapshot
 from workers.ports import AggregateRef, Snapshot
 
 SNAPSHOT_LADDER = "snapshot_ladder"
@@ -29,14 +30,7 @@ class MongoSnapshotLadder:
             )
 
     async def add(self, rung: Snapshot, *, last_at: datetime) -> None:
-        doc = {
-            "aggregate_type": rung.aggregate_type,
-            "aggregate_id": rung.aggregate_id,
-            "version": rung.version,
-            "state": rung.state,
-            "taken_at": rung.taken_at,
-            "last_at": last_at,
-        }
+        doc = {**snapshot_document(rung), "last_at": last_at}
         rung_id = _rung_id((rung.aggregate_type, rung.aggregate_id), rung.version)
         async with translated(f"adding a rung of {rung.aggregate_type} {rung.aggregate_id}"):
             await self.collection.update_one({"_id": rung_id}, {"$setOnInsert": doc}, upsert=True)
@@ -51,15 +45,7 @@ class MongoSnapshotLadder:
             query["last_at"] = {"$lte": as_of}
         async with translated(f"reading the ladder of {aggregate[0]} {aggregate[1]}"):
             doc = await self.collection.find_one(query, sort=[("version", DESCENDING)])
-        if doc is None:
-            return None
-        return Snapshot(
-            doc["aggregate_type"],
-            doc["aggregate_id"],
-            int(doc["version"]),
-            doc["state"],
-            doc["taken_at"].astimezone(UTC),
-        )
+        return None if doc is None else to_snapshot(doc)
 
     async def versions(self, aggregate: AggregateRef) -> list[int]:
         query = {"aggregate_type": aggregate[0], "aggregate_id": aggregate[1]}

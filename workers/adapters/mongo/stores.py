@@ -353,7 +353,7 @@ class MongoSnapshotStore:
     async def load(self, aggregate: AggregateRef) -> Snapshot | None:
         async with translated(f"loading the snapshot of {aggregate[0]} {aggregate[1]}"):
             doc = await self.collection.find_one({"_id": snapshot_id(aggregate)})
-        return None if doc is None else _to_snapshot(doc)
+        return None if doc is None else to_snapshot(doc)
 
     async def load_many(self, aggregates: Sequence[AggregateRef]) -> dict[AggregateRef, Snapshot]:
         if not aggregates:
@@ -361,7 +361,7 @@ class MongoSnapshotStore:
         ids = [snapshot_id(aggregate) for aggregate in set(aggregates)]
         async with translated(f"loading {len(ids)} snapshots"):
             cursor = self.collection.find({"_id": {"$in": ids}})
-            snapshots = [_to_snapshot(doc) async for doc in cursor]
+            snapshots = [to_snapshot(doc) async for doc in cursor]
         return {(s.aggregate_type, s.aggregate_id): s for s in snapshots}
 
     async def save(self, snapshot: Snapshot) -> bool:
@@ -370,15 +370,7 @@ class MongoSnapshotStore:
             async with translated(f"saving the snapshot of {aggregate[0]} {aggregate[1]}"):
                 result = await self.collection.update_one(
                     {"_id": snapshot_id(aggregate), "version": {"$lt": snapshot.version}},
-                    {
-                        "$set": {
-                            "aggregate_type": snapshot.aggregate_type,
-                            "aggregate_id": snapshot.aggregate_id,
-                            "version": snapshot.version,
-                            "state": snapshot.state,
-                            "taken_at": snapshot.taken_at,
-                        }
-                    },
+                    {"$set": snapshot_document(snapshot)},
                     upsert=True,
                 )
         except StoreError as e:
@@ -388,7 +380,19 @@ class MongoSnapshotStore:
         return result.upserted_id is not None or result.modified_count == 1
 
 
-def _to_snapshot(doc: Document) -> Snapshot:
+def snapshot_document(snapshot: Snapshot) -> Document:
+    """A snapshot's fields as stored (the snapshot store's document, a ladder rung's)."""
+    return {
+        "aggregate_type": snapshot.aggregate_type,
+        "aggregate_id": snapshot.aggregate_id,
+        "version": snapshot.version,
+        "state": snapshot.state,
+        "taken_at": snapshot.taken_at,
+    }
+
+
+def to_snapshot(doc: Document) -> Snapshot:
+    """A stored snapshot (or ladder rung) read back."""
     return Snapshot(
         aggregate_type=doc["aggregate_type"],
         aggregate_id=doc["aggregate_id"],

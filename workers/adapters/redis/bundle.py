@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 from redis.exceptions import ResponseError
 
-from workers.adapters.redis.replies import Lua, Reply
+from workers.adapters.redis.replies import Lua, Reply, text
 
 MAX_CALLS = 256
 """Calls per script call: a larger batch is sent as several."""
@@ -100,6 +100,5 @@ class Bundle:
                 out.append(entry[1] if len(entry) > 1 else None)
             else:
                 message = entry[1] if len(entry) > 1 else b"error"
-                text = message.decode() if isinstance(message, bytes) else str(message)
-                out.append(ResponseError(text))
+                out.append(ResponseError(text(message)))
         return out

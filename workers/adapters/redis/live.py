@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -35,17 +34,17 @@ from topics.envelope import decode
 from topics.errors import InvalidEnvelope
 from workers.adapters.redis.connect import pubsub_nodes
 from workers.adapters.redis.packing import fast_packing
+from workers.adapters.redis.replies import Lua
 from workers.ports import Listening, LiveChannel, LiveDeliver, Outgoing
 
 log = logging.getLogger(__name__)
 _BATCH = 500
-_PUBLISH_ALL = """
+_PUBLISH_ALL = Lua("""
 for i = 1, #ARGV, 2 do
   redis.call('PUBLISH', ARGV[i], ARGV[i + 1])
 end
 return #ARGV / 2
-"""
-_PUBLISH_ALL_SHA = hashlib.sha1(_PUBLISH_ALL.encode()).hexdigest()
+""")
 
 
 class RedisLiveFeed:
@@ -190,10 +189,10 @@ class RedisLiveFeed:
         client = self._publishers.client
         args = [item for pair in batch for item in pair]
         try:
-            await client.evalsha(_PUBLISH_ALL_SHA, 0, *args)
+            await client.evalsha(_PUBLISH_ALL.sha, 0, *args)
         except NoScriptError:
-            await client.script_load(_PUBLISH_ALL)
-            await client.evalsha(_PUBLISH_ALL_SHA, 0, *args)
+            await client.script_load(_PUBLISH_ALL.source)
+            await client.evalsha(_PUBLISH_ALL.sha, 0, *args)
 
     async def _subscribe(self, pubsub: PubSub, names: Sequence[str]) -> None:
         channels = [n for n in names if not n.endswith("*")]
@@ -236,17 +235,11 @@ class RedisLiveFeed:
                 moving = True
             finally:
                 self._pubsub = None
-                await self._close(pubsub)
+                await _close_quietly(pubsub, self._timeout_s)
                 if moving:
                     await self._subscribers.move_on(self._timeout_s)
             await asyncio.sleep(backoff_s)
             backoff_s = min(backoff_s * 2, 2.0)
-
-    async def _close(self, pubsub: PubSub) -> None:
-        """Close a subscriber connection done with, within the timeout; what it raises is moot."""
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(self._timeout_s):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
 
     async def _read_while_alive(self, pubsub: PubSub) -> None:
         """Read and dispatch until the connection fails or goes silent (raises)."""
@@ -370,11 +363,15 @@ class _Nodes:
         left = self.client
         self._at = (self._at + 1) % len(self._nodes)
         self.client = self._new(self._at)
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(timeout_s):
-                await left.aclose()
+        await _close_quietly(left, timeout_s)
 
     async def close(self, timeout_s: float) -> None:
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(timeout_s):
-                await self.client.aclose()
+        await _close_quietly(self.client, timeout_s)
+
+
+async def _close_quietly(connection: Redis | PubSub, timeout_s: float) -> None:
+    """Close a client or a subscriber connection done with, within ``timeout_s``; what it
+    raises is moot."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(timeout_s):
+            await connection.aclose()

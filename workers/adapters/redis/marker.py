@@ -462,7 +462,7 @@ def _marked(reply: list[Reply]) -> MarkResult:
 
 
 def _record(raw: Reply) -> CommandRecord:
-    value = raw if isinstance(raw, bytes) else str(raw).encode()
+    value = data(raw)
     if value.startswith(b"pending|"):
         event_id, _, token = value[8:].decode().partition("|")
         return CommandRecord("pending", event_id, token=token)

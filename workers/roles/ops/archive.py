@@ -286,17 +286,15 @@ class Archiver:
 
     async def plan(self, types: Sequence[str] | None = None) -> list[Move]:
         """What would move now (``eventfleet archive --dry-run``): read-only, in batches."""
-        return [move async for move, _ in self._due(types, read_only=True)]
+        return [move async for move in self._due(types, read_only=True)]
 
     async def run(self, types: Sequence[str] | None = None) -> list[Move]:
         """Move everything due, ``batch`` events at a time; what moved. CapabilityMissing,
         before anything is read, when the store cannot move events."""
         self._events.moves("the archiver")
-        return [move async for move, _ in self._due(types, read_only=False)]
+        return [move async for move in self._due(types, read_only=False)]
 
-    async def _due(
-        self, types: Sequence[str] | None, *, read_only: bool
-    ) -> AsyncIterator[tuple[Move, int]]:
+    async def _due(self, types: Sequence[str] | None, *, read_only: bool) -> AsyncIterator[Move]:
         for domain in self._domains:
             if domain.retention is None or (types and domain.name not in types):
                 continue
@@ -308,7 +306,7 @@ class Archiver:
                     continue
                 moved = await self._walk(domain, ref, head, snapshot.version, read_only=read_only)
                 if moved is not None:
-                    yield moved, moved.events
+                    yield moved
 
     async def _walk(
         self, domain: Domain, ref: AggregateRef, head: int, snapshot: int, *, read_only: bool
