@@ -10,11 +10,9 @@ import argparse
 import sys
 from typing import TextIO
 
-import orjson
-
 from topics.errors import EventfleetError
 from workers.cli.parsing import Commands, command
-from workers.cli.shell import USAGE, fail
+from workers.cli.shell import USAGE, fail, print_json
 from workers.runtime.settings import Settings
 
 
@@ -68,8 +66,7 @@ async def run_archive(
             }
             for m in moves
         ]
-        out.write(orjson.dumps({"dry_run": args.dry_run, "moves": rows}).decode() + "\n")
-        return 0
+        return print_json(out, {"dry_run": args.dry_run, "moves": rows})
     for m in moves:
         out.write(
             f"{verb} {m.aggregate[0]} {m.aggregate[1]} v{m.from_version}..v{m.through_version}"

@@ -18,7 +18,7 @@ import orjson
 from topics.envelope import utc_text
 from topics.errors import EventfleetError
 from workers.cli import archive, dlq, erase, events, openapi, pm
-from workers.cli.shell import fail
+from workers.cli.shell import fail, print_json
 from workers.runtime.role_names import PM_ROLE
 from workers.runtime.settings import Settings
 
@@ -115,7 +115,7 @@ async def run_topics(settings: Settings, args: argparse.Namespace) -> int:
     )
     if args.json:
         rows = [{"name": r.name, "status": r.status, "detail": r.detail} for r in reports]
-        print(orjson.dumps(rows).decode())
+        print_json(sys.stdout, rows)
     else:
         for report in reports:
             print(f"{report.status:<9} {report.name} {report.detail}".rstrip())
@@ -158,37 +158,33 @@ async def run_replay(settings: Settings, args: argparse.Namespace) -> int:
         state = await runtime.shredder.open(folded.state)
     next_after = events[-1].version or 0 if events else args.after_version
     if args.json:
-        print(
-            orjson.dumps(
-                {
-                    "aggregate_type": domain.name,
-                    "aggregate_id": args.aggregate_id,
-                    "version": folded.version,
-                    "state": state,
-                    "events": [
-                        {
-                            "version": e.version,
-                            "occurred_at": utc_text(e.occurred_at),
-                            "type": e.type,
-                            "id": e.id,
-                            "data": e.data,
-                        }
-                        for e in events
-                    ],
-                    "more": more,
-                    "next_after_version": next_after,
-                }
-            ).decode()
+        return print_json(
+            sys.stdout,
+            {
+                "aggregate_type": domain.name,
+                "aggregate_id": args.aggregate_id,
+                "version": folded.version,
+                "state": state,
+                "events": [
+                    {
+                        "version": e.version,
+                        "occurred_at": utc_text(e.occurred_at),
+                        "type": e.type,
+                        "id": e.id,
+                        "data": e.data,
+                    }
+                    for e in events
+                ],
+                "more": more,
+                "next_after_version": next_after,
+            },
         )
-        return 0
     for e in events:
         data = orjson.dumps(e.data).decode()
         print(f"v{e.version:<5} {utc_text(e.occurred_at)} {e.type} {data}")
     if more:
         print(f"more events: --after-version {next_after} continues", file=sys.stderr)
-    answer = {"version": folded.version, "state": state}
-    print(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode())
-    return 0
+    return print_json(sys.stdout, {"version": folded.version, "state": state}, indent=True)
 
 
 async def _replayed_events(
@@ -222,7 +218,7 @@ async def run_audit(settings: Settings, args: argparse.Namespace) -> int:
         )
         report = await checker.audit(args.aggregate_types or None)
     if args.json:
-        print(orjson.dumps(report.as_dict(), option=orjson.OPT_INDENT_2).decode())
+        print_json(sys.stdout, report.as_dict(), indent=True)
     else:
         checked = ", ".join(f"{n} {what}" for what, n in sorted(report.checked.items()))
         print(f"audited {report.aggregates} aggregates, {report.events} events ({checked})")

@@ -20,7 +20,7 @@ import orjson
 from topics.errors import EventfleetError, InvalidInput
 from topics.jsonvalue import JsonObject
 from workers.cli.parsing import Commands, command
-from workers.cli.shell import FAILURE, USAGE, confirmed, fail, operator_name
+from workers.cli.shell import FAILURE, USAGE, confirmed, fail, operator_name, print_json
 from workers.runtime.settings import Settings
 
 if TYPE_CHECKING:
@@ -109,8 +109,7 @@ async def run_list(settings: Settings, args: argparse.Namespace, out: TextIO | N
         entries = await desk.entries()
     shown = [e for e in entries if args.reason is None or e.reason == args.reason]
     if args.json:
-        out.write(orjson.dumps([e.as_dict() for e in shown]).decode() + "\n")
-        return 0
+        return print_json(out, [e.as_dict() for e in shown])
     for e in shown:
         what = f"{e.event.aggregate_type} {e.event.aggregate_id} {e.event.type}" if e.event else "-"
         out.write(f"{e.position:<10} {e.reason:<28} {what}  {e.detail[:80]}\n".rstrip() + "\n")
@@ -140,8 +139,7 @@ async def run_parked(
         for head, last, queue in parked
     ]
     if args.json:
-        out.write(orjson.dumps(shown).decode() + "\n")
-        return 0
+        return print_json(out, shown)
     for aggregate in shown:
         out.write(
             f"{aggregate['aggregate']}  head: {aggregate['reason']}"
@@ -198,19 +196,6 @@ async def run_replay(
 ) -> int:
     out = out or sys.stdout
     async with _desk(settings, roles=("commands",)) as desk:
-        return await _replay(desk, settings, args, operator=operator, out=out, ask=ask)
-
-
-async def _replay(
-    desk: DeadLetterDesk,
-    settings: Settings,
-    args: argparse.Namespace,
-    *,
-    operator: str,
-    out: TextIO,
-    ask: Callable[[str], str],
-) -> int:
-    try:
         entry = await desk.entry(args.entry)
         try:
             submission = _submission(entry, args, settings.max_body_bytes)
@@ -228,11 +213,9 @@ async def _replay(
         if not args.yes and not confirmed(ask, "re-submit? [y/N] "):
             return fail("not confirmed; nothing was re-submitted.")
         action = await desk.replay(entry, submission, operator=operator)
-    except EventfleetError as e:
-        return fail(str(e))
-    out.write(f"{action.status} {orjson.dumps(action.result).decode()}\n")
-    out.write(f"audited as {action.id}\n")
-    return 0 if action.status < 300 else FAILURE
+        out.write(f"{action.status} {orjson.dumps(action.result).decode()}\n")
+        out.write(f"audited as {action.id}\n")
+        return 0 if action.status < 300 else FAILURE
 
 
 @asynccontextmanager

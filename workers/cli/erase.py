@@ -12,12 +12,10 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
-import orjson
-
 from topics.envelope import AGGREGATE_ID_RE
 from topics.errors import EventfleetError
 from workers.cli.parsing import Commands, command
-from workers.cli.shell import USAGE, confirmed, fail, login_name
+from workers.cli.shell import USAGE, confirmed, fail, login_name, print_json
 from workers.runtime.settings import Settings
 
 
@@ -79,12 +77,11 @@ async def run_erase(
         return fail(outcome.message)
     b = erasure_answer(outcome).body
     if args.json:
-        out.write(orjson.dumps(b).decode() + "\n")
-    else:
-        again = " (it had been erased before; nothing was left)" if b["already_erased"] else ""
-        out.write(
-            f"erased subject {b['subject']} at {b['erased_at']} by {b['by']}{again}: "
-            f"{b['keys_destroyed']} key(s) destroyed; nothing is sealed with it again and "
-            f"every copy is unreadable within {b['unreadable_everywhere_within_s']} s.\n"
-        )
+        return print_json(out, b)
+    again = " (it had been erased before; nothing was left)" if b["already_erased"] else ""
+    out.write(
+        f"erased subject {b['subject']} at {b['erased_at']} by {b['by']}{again}: "
+        f"{b['keys_destroyed']} key(s) destroyed; nothing is sealed with it again and "
+        f"every copy is unreadable within {b['unreadable_everywhere_within_s']} s.\n"
+    )
     return 0

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, TextIO
 import msgspec
 import orjson
 
-from workers.cli.parsing import Commands, command
+from workers.cli.parsing import Commands, at_least, command
 from workers.cli.shell import FAILURE, USAGE, fail
 from workers.runtime.settings import Settings
 
@@ -73,7 +73,7 @@ def add_parser(commands: Commands) -> None:
     events.add_argument("--id-prefix", help="only aggregates whose id starts so")
     events.add_argument(
         "--limit",
-        type=_at_least_one,
+        type=at_least(1),
         default=None,
         help="stop after this many events (default: all)",
     )
@@ -81,12 +81,6 @@ def add_parser(commands: Commands) -> None:
         "--follow", action="store_true", help="go on as events are stored, until Ctrl-C"
     )
     events.add_argument("--json", action="store_true", help="one JSON line per event")
-
-
-def _at_least_one(raw: str) -> int:
-    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {raw!r}")
-    return int(raw)
 
 
 async def run_events(

@@ -15,18 +15,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, TextIO
 
-import orjson
-
 from topics.envelope import utc_text
 from topics.errors import ConfigError, EventfleetError, InvalidInput
 from workers.cli.parsing import Commands, command
-from workers.cli.shell import FAILURE, USAGE, fail, operator_name
+from workers.cli.shell import FAILURE, USAGE, fail, operator_name, print_json
+from workers.ports import RETRYING, STATUSES, STUCK
 from workers.runtime.settings import Settings
 
 if TYPE_CHECKING:
     from workers.roles.process.desk import ProcessDesk
-
-STATUSES = ("active", "done", "stuck", "retrying")
 
 
 def add_parser(commands: Commands) -> None:
@@ -133,8 +130,7 @@ async def _list(desk: ProcessDesk, args: argparse.Namespace, out: TextIO) -> int
     if args.name is None:
         found = await desk.overview()
         if args.json:
-            out.write(orjson.dumps([s.as_dict() for s in found]).decode() + "\n")
-            return 0
+            return print_json(out, [s.as_dict() for s in found])
         for s in found:
             counts = ", ".join(f"{n} {status}" for status, n in s.counts.items())
             out.write(f"{s.manager.name:<24} {counts}\n")
@@ -147,8 +143,7 @@ async def _list(desk: ProcessDesk, args: argparse.Namespace, out: TextIO) -> int
     )
     if args.json:
         body = {"instances": [instance_dict(i) for i in page], "next_after": following}
-        out.write(orjson.dumps(body).decode() + "\n")
-        return 0
+        return print_json(out, body)
     for i in page:
         due = utc_text(i.next_due) if i.next_due else "-"
         why = f"  {i.stuck.reason}: {i.stuck.detail[:60]}" if i.stuck is not None else ""
@@ -162,12 +157,7 @@ async def _show(desk: ProcessDesk, args: argparse.Namespace, out: TextIO) -> int
     from workers.roles.process.desk import instance_dict
 
     found = await desk.show(args.name, args.key)
-    shown = instance_dict(found)
-    if args.json:
-        out.write(orjson.dumps(shown).decode() + "\n")
-        return 0
-    out.write(orjson.dumps(shown, option=orjson.OPT_INDENT_2).decode() + "\n")
-    return 0
+    return print_json(out, instance_dict(found), indent=not args.json)
 
 
 async def _deadlines(desk: ProcessDesk, args: argparse.Namespace, out: TextIO) -> int:
@@ -175,9 +165,7 @@ async def _deadlines(desk: ProcessDesk, args: argparse.Namespace, out: TextIO) -
 
     pending = await desk.deadlines(args.name, limit=args.limit)
     if args.json:
-        out.write(orjson.dumps([{"key": k, **deadline_dict(d)} for k, d in pending]).decode())
-        out.write("\n")
-        return 0
+        return print_json(out, [{"key": k, **deadline_dict(d)} for k, d in pending])
     for key, d in pending:
         out.write(f"{utc_text(d.due_at):<34} {d.name:<16} {key}\n")
     out.write(f"{len(pending)} pending deadlines of {args.name}\n")
@@ -185,7 +173,6 @@ async def _deadlines(desk: ProcessDesk, args: argparse.Namespace, out: TextIO) -
 
 
 async def _retry(desk: ProcessDesk, args: argparse.Namespace, out: TextIO) -> int:
-    from workers.ports import RETRYING, STUCK
     from workers.roles.process.desk import retry_settled
 
     asked = now = await desk.retry(args.name, args.key, operator=args.operator, via="cli")

@@ -6,6 +6,9 @@ from __future__ import annotations
 import getpass
 import sys
 from collections.abc import Callable
+from typing import TextIO
+
+import orjson
 
 from topics.errors import InvalidInput
 
@@ -17,6 +20,12 @@ def fail(message: str, code: int = FAILURE) -> int:
     """Print the one line of a failure; return its exit code."""
     print(f"eventfleet: error: {' '.join(message.split())}", file=sys.stderr, flush=True)
     return code
+
+
+def print_json(out: TextIO, value: object, *, indent: bool = False) -> int:
+    """Write ``value`` to ``out`` as JSON, one line unless ``indent``; return the exit code 0."""
+    out.write(orjson.dumps(value, option=orjson.OPT_INDENT_2 if indent else 0).decode() + "\n")
+    return 0
 
 
 def confirmed(ask: Callable[[str], str], question: str) -> bool:

@@ -12,61 +12,30 @@ event data per domain is generated from the domains' declarations
 of the server.
 """
 
+from workers.client import errors, models
 from workers.client._async import AsyncClient, TokenSource
 from workers.client._base import AnswerError, ApiError, ArgumentError, ClientError, TransportError
 from workers.client._calls import ToAppend
 from workers.client._sync import Client, Stream
 from workers.client.backoff import RECONNECT, Backoff, Retrying
-from workers.client.models import (
-    Appended,
-    AppendedAll,
-    AppendedEvent,
-    Erased,
-    Event,
-    EventPage,
-    GlobalEvent,
-    GlobalPage,
-    InstancePage,
-    Json,
-    JsonObject,
-    Outcome,
-    PendingDeadline,
-    ProcessInstance,
-    ProcessSummary,
-    State,
-)
+from workers.client.models import *  # noqa: F403  (the answers' shapes, all public)
 from workers.client.typed import EventData
 
 __all__ = [
     "RECONNECT",
     "AnswerError",
     "ApiError",
-    "Appended",
-    "AppendedAll",
-    "AppendedEvent",
     "ArgumentError",
     "AsyncClient",
     "Backoff",
     "Client",
     "ClientError",
-    "Erased",
-    "Event",
     "EventData",
-    "EventPage",
-    "GlobalEvent",
-    "GlobalPage",
-    "InstancePage",
-    "Json",
-    "JsonObject",
-    "Outcome",
-    "PendingDeadline",
-    "ProcessInstance",
-    "ProcessSummary",
     "Retrying",
-    "State",
     "Stream",
     "ToAppend",
     "TokenSource",
     "TransportError",
     "errors",
 ]
+__all__ += models.__all__  # every answer's shape (workers.client.models)

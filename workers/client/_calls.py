@@ -270,11 +270,9 @@ def erase(subject: str, *, operator: str | None = None) -> Op[Erased]:
 
 
 def path_of(aggregate_type: str, aggregate_id: str, tail: str) -> str:
-    if not aggregate_type:
-        raise ArgumentError("aggregate_type is empty; name a domain (e.g. 'order').")
-    if not aggregate_id:
+    if aggregate_type and not aggregate_id:  # an empty type is refused by type_path first
         raise ArgumentError(f"aggregate_id is empty; name the {aggregate_type} to use.")
-    return f"/v1/{quote(aggregate_type, safe='')}/{quote(aggregate_id, safe='')}/{tail}"
+    return type_path(aggregate_type, f"{quote(aggregate_id, safe='')}/{tail}")
 
 
 def type_path(aggregate_type: str, tail: str) -> str:

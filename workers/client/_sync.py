@@ -49,9 +49,6 @@ class Stream(Iterator[T], _Closing):
     def __init__(self, source: Generator[T, None, None]) -> None:
         self._source = source
 
-    def __iter__(self) -> Stream[T]:
-        return self
-
     def __next__(self) -> T:
         return next(self._source)
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import textwrap
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from workers.client._base import RETRIABLE_STATUSES
+from workers.client.render_events import class_docstring
 from workers.runtime.error_codes import ERROR_CODES, ErrorCode
 
 __all__ = ["TARGET", "class_name", "is_retriable", "main", "render"]
@@ -59,10 +59,7 @@ def _docstring(entry: ErrorCode) -> str:
     text = f"{entry.status} ``{entry.code}``: {entry.cause}. Fix: {entry.fix}."
     text = text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"').replace("`", "``")
     text = text.replace("````", "``")  # the catalogue's `x` becomes ``x``, once
-    lines = textwrap.wrap(text, width=_WIDTH - 7, break_on_hyphens=False)
-    if len(lines) == 1:
-        return f'    """{lines[0]}"""'
-    return '    """' + "\n    ".join(lines) + '\n    """'
+    return class_docstring(text, width=_WIDTH - 7)
 
 
 def render(entries: Iterable[ErrorCode] = ERROR_CODES) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 from snapshot_rules.domain import NEW, Domain
 from snapshot_rules.schema import Choice, Kind, ListOf, Number, Obj, Optional, Text
 
-__all__ = ["render_domain", "write_modules"]
+__all__ = ["class_docstring", "render_domain", "write_modules"]
 
 INT64 = (-(2**63), 2**63 - 1)
 """What the store keeps of an integer: the edge of every integer field."""
@@ -81,7 +81,7 @@ class _Module:
         )
         lines = [
             f"class {name}(EventData, {_STRUCT}{_closed(spec.schema)}):",
-            _docstring(about),
+            class_docstring(about),
             "",
             f'    aggregate_type: ClassVar[str] = "{self.domain.name}"',
             f'    event_type: ClassVar[str] = "{event_type}"',
@@ -175,8 +175,9 @@ def _bounds(kind: Number, *, whole: bool) -> str:
     return ", ".join(bounds)
 
 
-def _docstring(text: str) -> str:
-    lines = textwrap.wrap(text, width=92, break_on_hyphens=False)
+def class_docstring(text: str, width: int = 92) -> str:
+    """``text`` as a class's docstring, wrapped within ``width``, as ruff format keeps it."""
+    lines = textwrap.wrap(text, width=width, break_on_hyphens=False)
     if len(lines) == 1:
         return f'    """{lines[0]}"""'
     return '    """' + "\n    ".join(lines) + '\n    """'
