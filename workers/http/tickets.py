@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import msgspec
 import orjson
 
 from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE, Actor
@@ -89,26 +90,11 @@ class TicketRecord:
     credential_expires_at: float | None
 
     def dump(self) -> bytes:
-        return orjson.dumps(
-            {
-                "principal": self.principal,
-                "roles": list(self.roles),
-                "route": self.route,
-                "expires_at": self.expires_at,
-                "credential_expires_at": self.credential_expires_at,
-            }
-        )
+        return msgspec.json.encode(self)
 
     @classmethod
     def load(cls, raw: bytes) -> TicketRecord:
-        kept = orjson.loads(raw)
-        return cls(
-            kept["principal"],
-            tuple(kept["roles"]),
-            kept["route"],
-            float(kept["expires_at"]),
-            None if kept["credential_expires_at"] is None else float(kept["credential_expires_at"]),
-        )
+        return msgspec.json.decode(raw, type=cls)
 
 
 def digest_of(ticket: str) -> str:

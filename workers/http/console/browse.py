@@ -12,7 +12,7 @@ from topics.errors import InvalidInput, NotFound
 from topics.jsonvalue import Json, JsonObject
 from workers.http.console.html import esc, json_block, link, path, table
 from workers.http.console.record_filter import when
-from workers.http.console.views import Console
+from workers.http.console.views import Console, whole_query
 from workers.http.edge.request import Request
 from workers.http.edge.responses import Response
 from workers.ports import Record, TopicWindow
@@ -49,8 +49,8 @@ class BrowsePages:
         """Newest first. Without ``partition``: the newest records of every partition, by
         time. With ``partition=P``: that partition by offset, older pages by ``before_offset``.
         Only the window shown is read, never the topic."""
-        partition = _whole(request.query.get("partition"), "partition")
-        before = _whole(request.query.get("before_offset"), "before_offset")
+        partition = whole_query(request, "partition", None)
+        before = whole_query(request, "before_offset", None)
         limit = page_limit(request)
         if before is not None and partition is None:
             raise InvalidInput("before_offset pages one partition: give partition=P with it.")
@@ -85,8 +85,8 @@ class BrowsePages:
         rt = self.console.rt
         domain = rt.domains.get(request.params["aggregate_type"])
         aggregate_id = request.params["aggregate_id"]
-        low = _whole(request.query.get("from"), "from")
-        high = _whole(request.query.get("to"), "to")
+        low = whole_query(request, "from", None)
+        high = whole_query(request, "to", None)
         if (low is None) != (high is None):
             raise InvalidInput("give both from=N and to=M, or neither (snapshot against replay).")
         if low is not None and high is not None:
@@ -171,18 +171,9 @@ def _flatten(value: Json, prefix: str = "$") -> Flat:
     return {prefix: value}
 
 
-def _whole(raw: str | None, name: str) -> int | None:
-    if raw is None or raw == "":
-        return None
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
-        raise InvalidInput(f"{name}={raw!r} must be a whole number.")
-    return int(raw)
-
-
 def page_limit(request: Request) -> int:
     """``limit``: records shown, 1 to TOPIC_PAGE_MAX (TOPIC_PAGE when not given)."""
-    limit = _whole(request.query.get("limit"), "limit")
-    limit = TOPIC_PAGE if limit is None else limit
+    limit = whole_query(request, "limit", TOPIC_PAGE)
     if not 0 < limit <= TOPIC_PAGE_MAX:
         raise InvalidInput(f"limit={limit} must be between 1 and {TOPIC_PAGE_MAX}.")
     return limit

@@ -29,6 +29,10 @@ class DeadLetterPages:
         self.console = console
         self.desk = DeadLetterDesk(console.rt, via="console")
 
+    async def entry(self, request: Request) -> DeadLetterEntry:
+        """The dead letter the path names (``{partition}/{offset}``)."""
+        return await self.desk.entry(f"{request.params['partition']}/{request.params['offset']}")
+
     # --- dead letters -------------------------------------------------------------------------
 
     async def dead_letters(self, request: Request) -> Response:
@@ -149,7 +153,7 @@ class DeadLetterPages:
         return found
 
     async def dead_letter(self, request: Request) -> Response:
-        entry = await self.desk.entry(_position(request))
+        entry = await self.entry(request)
         already = entry.source_topic == self.console.rt.names.stored
         info = table(
             ("field", "value"),
@@ -197,7 +201,7 @@ class DeadLetterPages:
         return self.console.html(f"Dead letter {entry.position}", info + form)
 
     async def confirm(self, request: Request) -> Response:
-        entry = await self.desk.entry(_position(request))
+        entry = await self.entry(request)
         form = posted(request)  # read whole, CSRF checked: Console.guarded
         submission = parse_submission(str(form.get("submission", "")), max_bytes=self._limit())
         operator = self.console.operator(request, str(form.get("operator", "")))
@@ -227,7 +231,7 @@ class DeadLetterPages:
         return self.console.html(f"Confirm replay of {entry.position}", body)
 
     async def replay(self, request: Request) -> Response:
-        entry = await self.desk.entry(_position(request))
+        entry = await self.entry(request)
         form = posted(request)  # read whole, CSRF checked: Console.guarded
         if form.get("confirm") != "yes":
             raise InvalidInput("a replay needs the confirm step: review it first, then confirm.")
@@ -354,7 +358,3 @@ def _filters(reason: str | None, state: str | None) -> str:
 
 def _events_path(command: CommandRequest) -> str:
     return f"/v1/{command.aggregate_type}/{command.aggregate_id}/events"
-
-
-def _position(request: Request) -> str:
-    return f"{request.params['partition']}/{request.params['offset']}"

@@ -30,7 +30,7 @@ class BulkPages:
         self.console = letters.console
 
     async def skip(self, request: Request) -> Response:
-        entry = await self.letters.desk.entry(_at(request))
+        entry = await self.letters.entry(request)
         action = await self._skip(request, entry)
         skipped = f"{esc(entry.position)} skipped by {esc(action.operator)}"
         body = f'<p id="outcome" class="good">{skipped}</p>'
@@ -114,7 +114,3 @@ class BulkPages:
                         f"dead letter {entry.position} holds no event: fix and replay it alone."
                     )
         return what, entries
-
-
-def _at(request: Request) -> str:
-    return f"{request.params['partition']}/{request.params['offset']}"

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from snapshot_rules.process import NAME_RE
-from topics.errors import InvalidInput
 from workers.http.bodies import posted
 from workers.http.console.html import esc, json_block, link, path, table
 from workers.http.console.session import csrf_field
 from workers.http.console.views import Console
 from workers.http.edge.request import Request
 from workers.http.edge.responses import Response
+from workers.http.processes import process_of
 from workers.ports import STATUSES, STUCK, Instance
 from workers.roles.process.desk import NotStuck, ProcessDesk, check_key, instance_dict
 
@@ -55,7 +54,7 @@ class ProcessPages:
         return self.console.html("Process managers", table(headings, rows, css_id="processes"))
 
     async def instances(self, request: Request) -> Response:
-        name = _name(request)
+        name = process_of(request)
         status = request.query.get("status") or None
         after = request.query.get("after") or None
         page, following = await self.desk.page(name, status=status, after=after, limit=PAGE)
@@ -96,7 +95,7 @@ class ProcessPages:
         return self.console.html(f"Process {name}", body)
 
     async def instance(self, request: Request) -> Response:
-        name, key = _name(request), _key(request)
+        name, key = process_of(request), _key(request)
         found = await self.desk.show(name, key)
         shown = instance_dict(found)
         trouble = ""
@@ -139,7 +138,7 @@ class ProcessPages:
         )
 
     async def retry(self, request: Request) -> Response:
-        name, key = _name(request), _key(request)
+        name, key = process_of(request), _key(request)
         operator = self.console.operator(request, str(posted(request).get("operator", "")))
         try:
             asked = await self.desk.retry(name, key, operator=operator, via="console")
@@ -153,13 +152,6 @@ class ProcessPages:
             "went.</p>"
         )
         return self.console.html(f"Retry {name} {key}", body, 202)
-
-
-def _name(request: Request) -> str:
-    name = request.params["process"]
-    if not NAME_RE.match(name):
-        raise InvalidInput(f"process {name[:80]!r} must match {NAME_RE.pattern}.")
-    return name
 
 
 def _key(request: Request) -> str:

@@ -6,6 +6,7 @@ import functools
 import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import TypeVar
 from urllib.parse import urlencode
 
 import orjson
@@ -34,6 +35,7 @@ from workers.runtime.fleet import Fleet
 TIMELINE_LIMIT = 1000
 AGGREGATES_SHOWN = 500
 _DIGITS = re.compile(r"[0-9]{1,18}\Z")
+_T = TypeVar("_T")
 Handler = Callable[[Request], Awaitable[Response]]
 READ_ONLY = (
     "the console is read-only: set EVENTFLEET_CONSOLE_ACTIONS=true on this process to let "
@@ -133,7 +135,7 @@ class Console:
         domain = self.rt.domains.get(request.params["aggregate_type"])
         versions = await self.rt.events.versions([domain.name])
         ordered = sorted(versions.items(), key=lambda item: natural_key(item[0][1]))
-        page_no = _page(request.query.get("page"))
+        page_no = whole_query(request, "page", 1, low=1)
         start = (page_no - 1) * AGGREGATES_SHOWN
         shown = ordered[start : start + AGGREGATES_SHOWN]
         if page_no > 1 and not shown:
@@ -150,10 +152,10 @@ class Console:
         if not AGGREGATE_ID_RE.match(aggregate_id) or not AGGREGATE_TYPE_RE.match(aggregate_type):
             raise InvalidInput(f"{aggregate_type!r} {aggregate_id!r} is no aggregate name.")
         domain = self.rt.domains.get(aggregate_type)
-        at_version = _version(request.query.get("at_version"))
+        at_version = whole_query(request, "at_version", None, low=1)
         as_of = _moment(request.query.get("as_of"))
         ref = (domain.name, aggregate_id)
-        after = _after(request.query.get("after_version"))
+        after = whole_query(request, "after_version", 0, low=0)
         page = await read_page(self.rt.events, ref, after_version=after, limit=TIMELINE_LIMIT)
         stored = [domain.upcast(e) for e in page.events]
         events = await self.rt.shredder.open_events(stored)  # shown with personal fields opened
@@ -329,11 +331,15 @@ def natural_key(text: str) -> tuple[tuple[int, int, str], ...]:
     )
 
 
-def _page(raw: str | None) -> int:
+def whole_query(request: Request, name: str, default: _T, *, low: int | None = None) -> int | _T:
+    """The query parameter ``name`` as a whole number (at most 18 digits, at least ``low``), or
+    ``default`` when it is not given; InvalidInput naming it."""
+    raw = request.query.get(name)
     if raw is None or raw == "":
-        return 1
-    if not _DIGITS.match(raw) or int(raw) < 1:
-        raise InvalidInput(f"page={raw!r} must be a whole number from 1.")
+        return default
+    if not _DIGITS.match(raw) or (low is not None and int(raw) < low):
+        from_low = "" if low is None else f" from {low}"
+        raise InvalidInput(f"{name}={raw!r} must be a whole number{from_low}.")
     return int(raw)
 
 
@@ -351,14 +357,6 @@ def _pager(page_no: int, start: int, shown: int, total: int) -> str:
         + " ".join(links)
         + "</p>"
     )
-
-
-def _after(raw: str | None) -> int:
-    if raw is None or raw == "":
-        return 0
-    if not _DIGITS.match(raw):
-        raise InvalidInput(f"after_version={raw!r} must be a whole number from 0.")
-    return int(raw)
 
 
 def _timeline_caption(after: int, events: list[Event]) -> str:
@@ -383,14 +381,6 @@ def _with_query(request: Request, **changes: str | None) -> str:
     query = {k: v for k, v in request.query.items() if k not in changes}
     query.update({k: v for k, v in changes.items() if v is not None})
     return request.path + ("?" + urlencode(query) if query else "")
-
-
-def _version(raw: str | None) -> int | None:
-    if raw is None or raw == "":
-        return None
-    if not _DIGITS.match(raw) or int(raw) < 1:
-        raise InvalidInput(f"at_version={raw!r} must be a whole number from 1.")
-    return int(raw)
 
 
 def _moment(raw: str | None) -> datetime | None:

@@ -98,9 +98,7 @@ class Headers(MultiValues):
         return self._first.get(name.lower(), default)
 
     def getall(self, name: str, default: Sequence[str] | None = None) -> list[str]:
-        lowered = name.lower()
-        found = [value for key, value in self._all if key == lowered]
-        return found if found or default is None else list(default)
+        return super().getall(name.lower(), default)
 
 
 EMPTY_QUERY = MultiValues([])

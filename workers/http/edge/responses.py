@@ -62,13 +62,6 @@ class Response:
     def html(cls, text: str, status: int = 200) -> Response:
         return cls(text.encode(), status, content_type=HTML)
 
-    def header(self, name: str) -> str | None:
-        lowered = name.lower()
-        for key, value in self.headers:
-            if key.lower() == lowered:
-                return value
-        return None
-
     def set_header(self, name: str, value: str) -> None:
         lowered = name.lower()
         self.headers = [(k, v) for k, v in self.headers if k.lower() != lowered]

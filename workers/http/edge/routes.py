@@ -232,17 +232,8 @@ class Api:
         """Declare ``handler`` as ``method template`` (see the module)."""
 
         def register(handler: Handler) -> Handler:
-            self.add(
-                Route(
-                    method,
-                    template,
-                    handler,
-                    name or handler.__name__,
-                    query=query,
-                    open=open,
-                    doc=Doc(**doc),
-                )
-            )
+            named = name or handler.__name__
+            self.bind(Declared(method, template, named, query, open, Doc(**doc)), handler)
             return handler
 
         return register

@@ -7,7 +7,6 @@ before accepting (the server sends it as the handshake's answer, status and JSON
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -148,13 +147,3 @@ async def deny(request: Request, response: Response) -> None:
         }
     )
     await request._send({"type": "websocket.http.response.body", "body": response.body})
-
-
-async def wait_closed(ws: WebSocket, timeout_s: float) -> None:
-    """Read until the client closes (control frames are the server's), at most ``timeout_s``."""
-    try:
-        async with asyncio.timeout(timeout_s):
-            async for _ in ws:
-                pass
-    except TimeoutError:
-        pass

@@ -132,7 +132,7 @@ class WriteWaiter:
             )
         wanted = after.min_version
         assert wanted is not None
-        seen = await self._head(ref)
+        seen = await self._heads.version(ref)
         if seen >= wanted:
             return wanted
         if time.monotonic() < deadline:
@@ -149,9 +149,6 @@ class WriteWaiter:
             stored_version=seen,
             wanted_version=wanted,
         )
-
-    async def _head(self, ref: AggregateRef) -> int:
-        return await self._heads.version(ref)
 
     async def _command(
         self,
@@ -186,7 +183,7 @@ class WriteWaiter:
             f"wait_ms={wait_ms}: it is on its way, or was never accepted here (GET "
             f"…/outcome?command_id={command_id} says which). Ask again, or with a "
             f"longer wait_ms (at most {MAX_WAIT_MS}).",
-            stored_version=await self._head(ref) if seen is None else seen,
+            stored_version=await self._heads.version(ref) if seen is None else seen,
             wanted_version=None,
         )
 

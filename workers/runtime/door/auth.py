@@ -190,23 +190,13 @@ def credentials_of(request: Incoming, mode: str | None = None) -> Credentials:
     headers = request.headers
     path = request.path
     console = path == "/console" or path.startswith("/console/")
-    if mode == "jwt":
-        return Credentials(
-            authorization=tuple(headers.getall("Authorization", ())),
-            cookie_token=request.cookies.get(SESSION_COOKIE) if console else None,
-        )
-    if mode == "proxy":
-        return Credentials(
-            forwarded_user=tuple(headers.getall("X-Forwarded-User", ())),
-            forwarded_groups=tuple(headers.getall("X-Forwarded-Groups", ())),
-            peer=request.remote,
-        )
+    tokens, proxied = mode != "proxy", mode != "jwt"
     return Credentials(
-        authorization=tuple(headers.getall("Authorization", ())),
-        cookie_token=request.cookies.get(SESSION_COOKIE) if console else None,
-        forwarded_user=tuple(headers.getall("X-Forwarded-User", ())),
-        forwarded_groups=tuple(headers.getall("X-Forwarded-Groups", ())),
-        peer=request.remote,
+        authorization=tuple(headers.getall("Authorization", ())) if tokens else (),
+        cookie_token=request.cookies.get(SESSION_COOKIE) if tokens and console else None,
+        forwarded_user=tuple(headers.getall("X-Forwarded-User", ())) if proxied else (),
+        forwarded_groups=tuple(headers.getall("X-Forwarded-Groups", ())) if proxied else (),
+        peer=request.remote if proxied else None,
     )
 
 

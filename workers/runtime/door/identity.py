@@ -383,9 +383,6 @@ class ProxyAuthenticator(Authenticator):
         self._trusted = tuple(trusted)
 
     async def identify(self, credentials: Credentials) -> tuple[Actor, float | None]:
-        return await self._authenticate(credentials), None
-
-    async def _authenticate(self, credentials: Credentials) -> Actor:
         if not trusted_peer(credentials.peer, self._trusted):
             raise refuse(
                 "untrusted_proxy",
@@ -399,7 +396,8 @@ class ProxyAuthenticator(Authenticator):
         groups = sorted(
             {g.strip() for raw in credentials.forwarded_groups for g in raw.split(",") if g.strip()}
         )
-        return Actor(users[0].strip(), tuple(g for g in groups if len(g) <= 256)[:MAX_ACTOR_ROLES])
+        roles = tuple(g for g in groups if len(g) <= 256)[:MAX_ACTOR_ROLES]
+        return Actor(users[0].strip(), roles), None
 
 
 def trusted_peer(
