@@ -13,8 +13,8 @@ import logging
 import shutil
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager, nullcontext, suppress
 from pathlib import Path
 
 from topics.errors import ConfigError
@@ -131,6 +131,17 @@ def say(text: str) -> None:
     print(f"eventfleet dev: {text}", file=sys.stderr, flush=True)
 
 
+@contextmanager
+def _demo_logs() -> Iterator[None]:
+    """The roles' logs in a file (errors also here), so the demo's progress has the terminal."""
+    with logs_aside() as logs:
+        say(f"the demo's logs go to {logs} (errors also here), so its progress has the terminal")
+        try:
+            yield
+        finally:
+            say(f"this run's logs: {logs}")
+
+
 async def dev(
     settings: Settings,
     *,
@@ -142,90 +153,65 @@ async def dev(
 ) -> int:
     """The stack and every role until Ctrl-C; with ``demo``, the demo's workload, its verdict and
     the exit, its logs in a file (the terminal shows the progress, not the roles' INFO lines)."""
-    if not demo:
-        return await _dev(settings, port=port, redis_url=redis_url, read_only=read_only)
-    with logs_aside() as logs:
-        say(f"the demo's logs go to {logs} (errors also here), so its progress has the terminal")
-        try:
-            return await _dev(
-                settings,
-                port=port,
-                redis_url=redis_url,
-                read_only=read_only,
-                demo=True,
-                demo_scale=demo_scale,
-            )
-        finally:
-            say(f"this run's logs: {logs}")
-
-
-async def _dev(
-    settings: Settings,
-    *,
-    port: int | None = None,
-    redis_url: str | None = None,
-    demo: bool = False,
-    demo_scale: float = 1.0,
-    read_only: bool = False,
-) -> int:
-    lent = lent_redis(settings, redis_url)
-    settings = dev_settings(
-        settings, port=http_port(settings, port), read_only=read_only, demo=demo
-    )
-    domains = load_domains(settings.domains)  # a bad domain set fails before anything starts
-    processes = load_processes(settings.processes, domains)
-    if lent is not None:
-        await check_lent_redis(settings, lent)
-        settings = settings.model_copy(update={"redis_url": lent})
-    async with run_directory() as directory:
-        settings = dev_master_key(directory, settings)  # personal fields are sealed in dev too
-        identity = dev_identity(directory, settings)
-        if identity is not None:  # the door is shut in dev too; the banner prints a token
-            settings = identity.settings(settings)
-        stack = embedded_stack(settings, redis_url=lent)
-        try:
-            say("starting the services on loopback (Kafka: Tansu, MongoDB: SecantusDB, Redis)")
-            urls = await stack.start()
-            say("services up; starting every role (the banner follows once they run)")
-            services = {
-                "kafka_url": urls.kafka_url,
-                "mongo_url": urls.mongo_url,
-                "redis_url": urls.redis_url,
-            }
-            settings = settings.model_copy(update=services).with_defaults(
-                kafka_idempotence="kafka" not in stack.started and settings.kafka_idempotence
-            )
-            runtime = await Runtime.start(
-                settings, roles=all_roles(settings), domains=domains, processes=processes
-            )
-            forget = await _keys_to_forget(runtime, stack)
-            outcome: dict[str, str] = {}
-
-            async def started(fleet: Fleet) -> None:
-                users = identity.users() if identity is not None else ()
-                token = next((u.token for u in users if u.user.name == DEV_PRINCIPAL), None)
-                shown = banner(settings, domains, stack.started, token, users)
-                print(shown, file=sys.stdout, flush=True)
-                if demo:
-                    token_for = identity.token if identity is not None else None
-                    fleet.spawn(_demo_then_stop(fleet, demo_scale, outcome, token_for))
-
+    with _demo_logs() if demo else nullcontext():
+        lent = lent_redis(settings, redis_url)
+        settings = dev_settings(
+            settings, port=http_port(settings, port), read_only=read_only, demo=demo
+        )
+        domains = load_domains(settings.domains)  # a bad domain set fails before anything starts
+        processes = load_processes(settings.processes, domains)
+        if lent is not None:
+            await check_lent_redis(settings, lent)
+            settings = settings.model_copy(update={"redis_url": lent})
+        async with run_directory() as directory:
+            settings = dev_master_key(directory, settings)  # personal fields are sealed in dev too
+            identity = dev_identity(directory, settings)
+            if identity is not None:  # the door is shut in dev too; the banner prints a token
+                settings = identity.settings(settings)
+            stack = embedded_stack(settings, redis_url=lent)
             try:
-                code = await serve(
-                    runtime,
-                    all_roles(settings),
-                    app_id=f"{settings.group_id}-dev",
-                    views=register,
-                    on_started=started,
+                say("starting the services on loopback (Kafka: Tansu, MongoDB: SecantusDB, Redis)")
+                urls = await stack.start()
+                say("services up; starting every role (the banner follows once they run)")
+                services = {
+                    "kafka_url": urls.kafka_url,
+                    "mongo_url": urls.mongo_url,
+                    "redis_url": urls.redis_url,
+                }
+                settings = settings.model_copy(update=services).with_defaults(
+                    kafka_idempotence="kafka" not in stack.started and settings.kafka_idempotence
                 )
+                runtime = await Runtime.start(
+                    settings, roles=all_roles(settings), domains=domains, processes=processes
+                )
+                forget = await _keys_to_forget(runtime, stack)
+                outcome: dict[str, str] = {}
+
+                async def started(fleet: Fleet) -> None:
+                    users = identity.users() if identity is not None else ()
+                    token = next((u.token for u in users if u.user.name == DEV_PRINCIPAL), None)
+                    shown = banner(settings, domains, stack.started, token, users)
+                    print(shown, file=sys.stdout, flush=True)
+                    if demo:
+                        token_for = identity.token if identity is not None else None
+                        fleet.spawn(_demo_then_stop(fleet, demo_scale, outcome, token_for))
+
+                try:
+                    code = await serve(
+                        runtime,
+                        all_roles(settings),
+                        app_id=f"{settings.group_id}-dev",
+                        views=register,
+                        on_started=started,
+                    )
+                finally:
+                    if forget is not None:
+                        await _delete_keys(settings, forget)
             finally:
-                if forget is not None:
-                    await _delete_keys(settings, forget)
-        finally:
-            await stack.stop()
-    if "summary" in outcome:  # after every shutdown line: the verdict is the last line
-        print(outcome["summary"], flush=True)
-    return code
+                await stack.stop()
+        if "summary" in outcome:  # after every shutdown line: the verdict is the last line
+            print(outcome["summary"], flush=True)
+        return code
 
 
 async def _keys_to_forget(runtime: Runtime, stack: EmbeddedStack) -> str | None:

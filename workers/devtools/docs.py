@@ -9,9 +9,9 @@ the error catalogue.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
-from workers.devtools.docs_http import cell, code, reference
+from workers.devtools.docs_http import cell, code, reference, table
 from workers.ports import CAPABILITIES
 from workers.runtime.error_codes import ERROR_CODES
 from workers.runtime.loading import load_domains
@@ -22,39 +22,33 @@ MARKER = re.compile(r"<!-- generated: (?P<name>[a-z-]+) -->")
 
 def settings_table() -> str:
     """Every setting: its environment variable, its default and what it does."""
-    rows = ["| variable | default | meaning |", "|---|---|---|"]
-    for name, default, doc in documented():
-        shown = "" if default == "" else code(default)
-        rows.append(f"| {code(name)} | {shown} | {cell(doc)} |")
-    return "\n".join(rows)
+    return _variables("variable", documented())
 
 
 def opentelemetry_table() -> str:
     """The standard OpenTelemetry variables the SDK reads itself: ours to document, not to parse."""
-    rows = ["| OpenTelemetry variable | default | meaning |", "|---|---|---|"]
-    for name, default, doc in OPENTELEMETRY:
-        shown = "" if default == "" else code(default)
-        rows.append(f"| {code(name)} | {shown} | {cell(doc)} |")
-    return "\n".join(rows)
+    return _variables("OpenTelemetry variable", OPENTELEMETRY)
+
+
+def _variables(first: str, variables: Iterable[tuple[str, object, str]]) -> str:
+    """Environment variables, each with its default and what it does."""
+    rows = [(code(n), "" if d == "" else code(d), cell(doc)) for n, d, doc in variables]
+    return "\n".join(table((first, "default", "meaning"), rows))
 
 
 def error_codes_table() -> str:
     """Every error code of the catalogue: its status, its cause and the fix."""
-    rows = ["| code | HTTP status | cause | fix |", "|---|---|---|---|"]
-    rows += [
-        f"| {code(e.code)} | {e.status} | {cell(e.cause)} | {cell(e.fix)} |" for e in ERROR_CODES
-    ]
-    return "\n".join(rows)
+    rows = [(code(e.code), e.status, cell(e.cause), cell(e.fix)) for e in ERROR_CODES]
+    return "\n".join(table(("code", "HTTP status", "cause", "fix"), rows))
 
 
 def capabilities_table() -> str:
     """Every optional capability of an event store: its port, who needs it, the fallback."""
-    rows = ["| capability | port | needed by | without it |", "|---|---|---|---|"]
-    rows += [
-        f"| {code(c.name)} | {code(c.port.__name__)} | {cell(c.used_by)} | {cell(c.fallback)} |"
+    rows = [
+        (code(c.name), code(c.port.__name__), cell(c.used_by), cell(c.fallback))
         for c in CAPABILITIES
     ]
-    return "\n".join(rows)
+    return "\n".join(table(("capability", "port", "needed by", "without it"), rows))
 
 
 EXAMPLES = "workers.examples.domains:default_domains"

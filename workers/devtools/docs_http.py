@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 import shlex
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import msgspec
 import orjson
@@ -73,6 +73,12 @@ def cell(text: str) -> str:
     return "`".join(parts)
 
 
+def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+    """A Markdown table's lines: ``header``, its rule, then ``rows`` (cells formatted already)."""
+    lines = [f"| {' | '.join(header)} |", "|" + "---|" * len(header)]
+    return lines + [f"| {' | '.join(map(str, cells))} |" for cells in rows]
+
+
 def reference(domains: Domains) -> str:
     """Every route's section, the declared routes first, then the domains' and the pages."""
     sections = [_section(op, domains) for op in OPERATIONS]
@@ -117,12 +123,8 @@ def _parameters(op: Declared) -> list[str]:
     rows += [(p.name, p.where, p.schema, p.description) for p in op.doc.headers]
     if not rows:
         return []
-    table = ["", "| parameter | in | type | meaning |", "|---|---|---|---|"]
-    table += [
-        f"| {code(name)} | {where} | {cell(kind(schema))} | {cell(meaning)} |"
-        for name, where, schema, meaning in rows
-    ]
-    return table
+    cells = [(code(n), where, cell(kind(schema)), cell(m)) for n, where, schema, m in rows]
+    return ["", *table(("parameter", "in", "type", "meaning"), cells)]
 
 
 def _path_names(template: str) -> list[str]:
@@ -205,9 +207,8 @@ def _body(op: Declared, domains: Domains) -> list[str]:
         head = f"{head} ({'required' if doc.body_required else 'optional'})."
     else:
         return []
-    table = ["", f"Body: {head}", "", "| field | type | meaning |", "|---|---|---|"]
-    table += [f"| {code(n)} | {cell(k)} | {cell(m)} |" for n, k, m in rows]
-    return table
+    cells = [(code(n), cell(k), cell(m)) for n, k, m in rows]
+    return ["", f"Body: {head}", "", *table(("field", "type", "meaning"), cells)]
 
 
 def _command_field(name: str, schema: JsonObject) -> str:
@@ -235,9 +236,7 @@ def _answers(op: Declared, domains: Domains) -> list[str]:
     rows += [
         (status, ", ".join(f"`{c}`" for c in sorted(codes))) for status, codes in by_status.items()
     ]
-    table = ["", "| status | answer |", "|---|---|"]
-    table += [f"| {status} | {cell(what)} |" for status, what in sorted(rows)]
-    return table
+    return ["", *table(("status", "answer"), [(s, cell(what)) for s, what in sorted(rows)])]
 
 
 def _success(success: Success) -> str:
@@ -267,13 +266,8 @@ def _query_section(domain: Domain, path: str) -> str:
         _who(op),
     ]
     parts += _parameters(op)
-    parts += [
-        "",
-        "| status | answer |",
-        "|---|---|",
-        "| 200 | the domain's answer: JSON |",
-        "| 404 | `not_found`: nothing stored for it |",
-    ]
+    answers = [(200, "the domain's answer: JSON"), (404, "`not_found`: nothing stored for it")]
+    parts += ["", *table(("status", "answer"), answers)]
     parts += ["", "Example:", "", "```bash", _example(op, Domains([domain])), "```"]
     return "\n".join(parts)
 

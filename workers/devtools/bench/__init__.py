@@ -13,6 +13,7 @@ import tempfile
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import orjson
@@ -160,31 +161,27 @@ async def _measure(
     if path in ("append", "scale", "all"):
         scale = path in ("scale", "all")
         # Topics of its own: the command rows left their events on the fleet's topic.
-        appending = await _own_topics(settings, runtime, "append")
-        emit(await bench_append(appending, worker_env(appending), events, rounds=rounds))
+        appending, appending_env = await _own_topics(settings, runtime, "append")
+        emit(await bench_append(appending, appending_env, events, rounds=rounds))
         if scale:
-
-            async def fresh(row: Settings) -> dict[str, str]:
-                await ensure_topics(runtime.kafka, fleet_catalog(row, runtime.domains))
-                return worker_env(row)
-
+            fresh = partial(_own_topics, appending, runtime)
             table, points = await bench_scale(appending, fresh, events)
             emit(table)
             emit(_capacity(points, commands_cpu_ms, plot))
     if path in ("global", "all"):
         step(f"global read: {events} events per row, with and without readers")
         # Topics of their own too, so the rows before leave nothing for its appender to store.
-        reading = await _own_topics(settings, runtime, "global")
-        emit(await bench_global(reading, worker_env(reading), runtime, events, rounds=rounds))
+        reading, reading_env = await _own_topics(settings, runtime, "global")
+        emit(await bench_global(reading, reading_env, runtime, events, rounds=rounds))
     if path in ("live", "all"):
         messages = min(events, 10_000)
         step(f"live: 1000 subscribers over 100 rooms, {messages} messages per row")
         # Topics of its own too: its fleet's appender would first store every event the
         # command rows left on the fleet's topic (minutes of them, before its own row).
-        living = await _own_topics(settings, runtime, "live")
+        living, living_env = await _own_topics(settings, runtime, "live")
         emit(
             await bench_live(
-                worker_env(living),
+                living_env,
                 runtime=runtime,
                 topic_prefix=living.topic_prefix,
                 redis_url=settings.redis_url,
@@ -205,8 +202,11 @@ async def _measure(
         emit(await bench_pm(runtime, events=count, rounds=rounds, store_pid=store_pid))
 
 
-async def _own_topics(settings: Settings, runtime: Runtime, part: str) -> Settings:
-    """``settings`` with topics and a group of ``part``'s own, the topics created."""
+async def _own_topics(
+    settings: Settings, runtime: Runtime, part: str
+) -> tuple[Settings, dict[str, str]]:
+    """``settings`` with topics and a group of ``part``'s own, the topics created; and the
+    environment of workers on them."""
     own = settings.model_copy(
         update={
             "topic_prefix": f"{settings.topic_prefix}{part}.",
@@ -214,7 +214,7 @@ async def _own_topics(settings: Settings, runtime: Runtime, part: str) -> Settin
         }
     )
     await ensure_topics(runtime.kafka, fleet_catalog(own, runtime.domains))
-    return own
+    return own, worker_env(own)
 
 
 @dataclass(frozen=True, slots=True)

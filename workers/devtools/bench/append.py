@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import PyMongoError
 
@@ -33,9 +33,8 @@ from workers.devtools.bench.measure import (
     load_average,
 )
 from workers.devtools.bench.owned import owned
-from workers.devtools.bench.procs import Server, alive, all_ready, server
+from workers.devtools.bench.procs import Server, alive, all_ready, partitions_of, worker
 from workers.devtools.bench.progress import Ticker, step
-from workers.devtools.embedded import free_port
 from workers.runtime.connections import kafka_config
 from workers.runtime.settings import Settings
 from workers.secrets import read_secrets
@@ -204,7 +203,7 @@ async def appenders(
         for n in range(processes):
             if settled_first and processes > 1 and n == processes - 1:
                 await all_ready(running, "/readyz")  # the group the last one joins holds its share
-            running.append(await servers.enter_async_context(_appender(env)))
+            running.append(await servers.enter_async_context(worker("appender", "appender", env)))
         if settled_first:
             if processes > 1:  # the last one joined once its HTTP was up: shared again when?
                 topic = f"{settings.topic_prefix}events"
@@ -244,18 +243,6 @@ async def appenders(
     return Measured(name, count, seconds, cpu_s=cpu_per_event * count, note=note)
 
 
-def _appender(env: Mapping[str, str]) -> contextlib.AbstractAsyncContextManager[Server]:
-    """One appender worker of the bench's group, up once its HTTP answers."""
-    port = free_port()
-    return server(
-        "appender",
-        ["workers.cli", "worker", "--role", "appender"],
-        url=f"http://127.0.0.1:{port}",
-        env={**env, "EVENTFLEET_HTTP_PORT": str(port)},
-        ready_path="/healthz",
-    )
-
-
 async def _stored_since(events: AsyncCollection[Document], base: int, deadline: float) -> int:
     """Documents stored beyond ``base``, from the collection's own count (no query: SecantusDB
     decoded every document for ``count_documents``, which outlasted the client's timeout for
@@ -290,13 +277,9 @@ class Published:
         )
         await consumer.start()
         try:
-            partitions = consumer.partitions_for_topic(topic) or set()
-            if not partitions:
-                await consumer.topics()  # metadata of every topic, this one included
-                partitions = consumer.partitions_for_topic(topic) or set()
-            if not partitions:
+            tps = await partitions_of(consumer, topic)
+            if not tps:
                 raise RuntimeError(f"{topic} has no partitions to watch")
-            tps = [TopicPartition(topic, p) for p in sorted(partitions)]
             consumer.assign(tps)
             await consumer.seek_to_end(*tps)
             for tp in tps:  # resolved now, before any appender starts: none of its records missed
@@ -373,15 +356,16 @@ async def bench_append(
 
 async def bench_scale(
     settings: Settings,
-    fresh: Callable[[Settings], Awaitable[Mapping[str, str]]],
+    fresh: Callable[[str], Awaitable[tuple[Settings, Mapping[str, str]]]],
     count: int,
 ) -> tuple[Table, list[Point]]:
     """1, 2 and 4 appender processes of one group, each measured at work once settled.
 
-    Each row's processes form a group of their own on topics of their own (``fresh`` creates
-    them and returns the workers' environment): on the embedded broker (Tansu 0.6), a group
-    whose leader left while it was re-forming keeps that departed leader, and its next members
-    wait for an assignment nobody sends. Two appenders stopped together leave it so.
+    Each row's processes form a group of their own on topics of their own (``fresh(part)``
+    creates them and returns their settings and the workers' environment): on the embedded
+    broker (Tansu 0.6), a group whose leader left while it was re-forming keeps that departed
+    leader, and its next members wait for an assignment nobody sends. Two appenders stopped
+    together leave it so.
     """
     table = Table(
         f"append scale-out: {count} chained events, {settings.partitions} partitions, "
@@ -392,13 +376,7 @@ async def bench_scale(
     measured: dict[int, Measured] = {}
     for processes in (1, 2, 4):
         run = uuid.uuid4().hex[:6]
-        row = settings.model_copy(
-            update={
-                "topic_prefix": f"{settings.topic_prefix}x{processes}.",
-                "group_id": f"{settings.group_id}-x{processes}",
-            }
-        )
-        env = await fresh(row)
+        row, env = await fresh(f"x{processes}")
         step(f"scale: {processes} appender process(es)")
         measured[processes] = await appenders(
             row,

@@ -24,7 +24,7 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 
 import orjson
 from aiohttp import web
@@ -81,17 +81,55 @@ class Coalesced:
         self.flushing = False
 
 
+async def clients(kafka: str, redis_url: str) -> tuple[Redis, AIOKafkaProducer, Coalesced]:
+    """The command baselines' clients: Redis with the CAS script loaded, an acks=all producer,
+    and the coalescer of its CAS calls."""
+    redis = Redis.from_url(redis_url)
+    await redis.script_load(CAS)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all", linger_ms=0)
+    await producer.start()
+    return redis, producer, Coalesced(redis)
+
+
+async def accept(
+    cas: Callable[[list[str]], Awaitable[object]],
+    producer: AIOKafkaProducer,
+    topic: str,
+    aggregate: tuple[str, str],
+    command: JsonObject,
+) -> bytes | None:
+    """One command's work: the CAS of its aggregate's mark, then its event produced; the 202
+    answer's body, or None when the transition is refused."""
+    aggregate_type, aggregate_id = aggregate
+    key = f"{aggregate_type}:{aggregate_id}"
+    event_id = str(uuid.uuid4())
+    # Keys under the topic's name (bench-<run>.…): the bench deletes them all afterwards.
+    args = [f"{topic}:{key}", command["type"], event_id, *ALLOWED.get(command["type"], [])]
+    if not await cas(args):
+        return None
+    event = {
+        "id": event_id,
+        "aggregate_type": aggregate_type,
+        "aggregate_id": aggregate_id,
+        "type": command["type"],
+        "data": command.get("data", {}),
+        "version": None,
+    }
+    metadata = await producer.send_and_wait(topic, orjson.dumps(event), key=key.encode())
+    return b'{"event_id":"%s","partition":%d,"offset":%d}' % (
+        event_id.encode(),
+        metadata.partition,
+        metadata.offset,
+    )
+
+
 async def serve_floor(port: int, kafka: str, redis_url: str, topic: str) -> None:
     """The floor: the coalesced baseline's work on the leanest well-kept parts we know: uvicorn's
     httptools protocol with a bare ASGI callable (no framework, no request object), the same
     coalesced Lua check-and-set, one acks=all produce, an answer of prebuilt headers."""
     import uvicorn
 
-    redis = Redis.from_url(redis_url)
-    await redis.script_load(CAS)
-    producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all", linger_ms=0)
-    await producer.start()
-    coalesced = Coalesced(redis)
+    _, producer, coalesced = await clients(kafka, redis_url)
     json_headers = [(b"content-type", b"application/json")]
     refused = b'{"error":"transition_rejected"}'
 
@@ -106,29 +144,12 @@ async def serve_floor(port: int, kafka: str, redis_url: str, topic: str) -> None
             more = bool(message.get("more_body"))
         _, _, aggregate_type, aggregate_id, _ = str(scope["path"]).split("/", 4)
         command = orjson.loads(body)
-        key = f"{aggregate_type}:{aggregate_id}"
-        event_id = str(uuid.uuid4())
-        args = [f"{topic}:{key}", command["type"], event_id, *ALLOWED.get(command["type"], [])]
-        if not await coalesced.cas(args):
-            await send({"type": "http.response.start", "status": 409, "headers": json_headers})
-            await send({"type": "http.response.body", "body": refused})
-            return
-        event = {
-            "id": event_id,
-            "aggregate_type": aggregate_type,
-            "aggregate_id": aggregate_id,
-            "type": command["type"],
-            "data": command.get("data", {}),
-            "version": None,
-        }
-        metadata = await producer.send_and_wait(topic, orjson.dumps(event), key=key.encode())
-        answer = b'{"event_id":"%s","partition":%d,"offset":%d}' % (
-            event_id.encode(),
-            metadata.partition,
-            metadata.offset,
+        answer = await accept(
+            coalesced.cas, producer, topic, (aggregate_type, aggregate_id), command
         )
-        await send({"type": "http.response.start", "status": 202, "headers": json_headers})
-        await send({"type": "http.response.body", "body": answer})
+        status = 409 if answer is None else 202
+        await send({"type": "http.response.start", "status": status, "headers": json_headers})
+        await send({"type": "http.response.body", "body": refused if answer is None else answer})
 
     config = uvicorn.Config(
         app,
@@ -149,38 +170,22 @@ async def serve_floor(port: int, kafka: str, redis_url: str, topic: str) -> None
 
 
 async def serve(mode: str, port: int, kafka: str, redis_url: str, topic: str) -> None:
-    redis = Redis.from_url(redis_url)
-    await redis.script_load(CAS)
-    producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all", linger_ms=0)
-    await producer.start()
-    coalesced = Coalesced(redis)
+    redis, producer, coalesced = await clients(kafka, redis_url)
 
-    async def append(request: web.Request) -> web.Response:
-        body = orjson.loads(await request.read())
-        key = f"{request.match_info['type']}:{request.match_info['id']}"
-        event_id = str(uuid.uuid4())
-        # Keys under the topic's name (bench-<run>.…): the bench deletes them all afterwards.
-        args = [f"{topic}:{key}", body["type"], event_id, *ALLOWED.get(body["type"], [])]
-        if mode == "coalesced":
-            ok = await coalesced.cas(args)
-        else:
-            ok = await redis.evalsha(SHA, 1, *args)
-        if not ok:
+    async def naive(args: list[str]) -> object:
+        return await redis.evalsha(SHA, 1, *args)
+
+    cas = coalesced.cas if mode == "coalesced" else naive
+
+    async def handle(request: web.Request) -> web.Response:
+        aggregate = (request.match_info["type"], request.match_info["id"])
+        answer = await accept(cas, producer, topic, aggregate, orjson.loads(await request.read()))
+        if answer is None:
             return web.Response(status=409, body=b'{"error":"transition_rejected"}')
-        event = {
-            "id": event_id,
-            "aggregate_type": request.match_info["type"],
-            "aggregate_id": request.match_info["id"],
-            "type": body["type"],
-            "data": body.get("data", {}),
-            "version": None,
-        }
-        metadata = await producer.send_and_wait(topic, orjson.dumps(event), key=key.encode())
-        answer = {"event_id": event_id, "partition": metadata.partition, "offset": metadata.offset}
-        return web.Response(status=202, body=orjson.dumps(answer), content_type="application/json")
+        return web.Response(status=202, body=answer, content_type="application/json")
 
     app = web.Application()
-    app.router.add_post("/v1/{type}/{id}/events", append)
+    app.router.add_post("/v1/{type}/{id}/events", handle)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()

@@ -96,14 +96,9 @@ def measured(
     costs: Costs, *, appender_cpu_ms: float | None = None, commands_cpu_ms: float | None = None
 ) -> Costs:
     """The defaults with what this run measured put in their place, and named as measured."""
-    if appender_cpu_ms:
-        costs = replace(
-            costs, appender_cpu_ms=appender_cpu_ms, measured=(*costs.measured, "appender_cpu_ms")
-        )
-    if commands_cpu_ms:
-        costs = replace(
-            costs, commands_cpu_ms=commands_cpu_ms, measured=(*costs.measured, "commands_cpu_ms")
-        )
+    for name, value in (("appender_cpu_ms", appender_cpu_ms), ("commands_cpu_ms", commands_cpu_ms)):
+        if value:
+            costs = replace(costs, **{name: value}, measured=(*costs.measured, name))
     return costs
 
 

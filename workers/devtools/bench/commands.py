@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 
 from workers.devtools.bench.measure import Measured, Table, Target, load_average
-from workers.devtools.bench.procs import Server, checked, load, server
+from workers.devtools.bench.procs import Server, checked, load, server, worker
 from workers.devtools.bench.progress import step
 from workers.devtools.embedded import free_port
 
@@ -35,28 +35,20 @@ async def bench_http_commands(
     rounds: int = 3,
 ) -> Table:
     """Our commands role and both baselines, each in its own process, measured in turns."""
-    ours_port, coalesced_port, naive_port = free_port(), free_port(), free_port()
-    floor_port = free_port()
+    coalesced_port, naive_port, floor_port = free_port(), free_port(), free_port()
     topics = {
         "eventfleet commands role": events_topic,
         "minimal coalesced server": topic,
         "minimal naive server": topic,
         "floor server": topic,
     }
-    ours_env = {**env, "EVENTFLEET_HTTP_PORT": str(ours_port)}
     table = Table(
         f"command path over HTTP ({count} requests at 64 conn, {_small(count)} at 1 conn; "
         f"{rounds} interleaved rounds, alternating order; wrk; {load_average()})"
     )
     step("commands: starting our commands role and both baseline servers")
     async with (
-        server(
-            "eventfleet commands role",
-            ["workers.cli", "worker", "--role", "commands"],
-            url=f"http://127.0.0.1:{ours_port}",
-            env=ours_env,
-            ready_path="/readyz",
-        ) as ours,
+        worker("eventfleet commands role", "commands", env, ready_path="/readyz") as ours,
         _baseline(
             "minimal coalesced server", "coalesced", coalesced_port, kafka, redis, topic
         ) as coalesced,
@@ -73,7 +65,8 @@ async def bench_http_commands(
             for r in range(rounds):
                 step(f"commands: {clients} conn, {kind}, round {r + 1} of {rounds} ({n} requests)")
                 for side in sides[r % len(sides) :] + sides[: r % len(sides)]:
-                    measured[side.name].append(await _run(side, clients, n, kind))
+                    run = f"b{uuid.uuid4().hex[:8]}"
+                    measured[side.name].append(await load(side, clients, n, run, kind))
             mine = measured[ours.name]
             if clients > 1:
                 table.add(
@@ -91,10 +84,6 @@ def _baseline(
     """A baseline server of ``kind`` (``workers.devtools.bench.baseline``) on ``port``."""
     argv = ["workers.devtools.bench.baseline", kind, str(port), kafka, redis, topic]
     return server(name, argv, url=f"http://127.0.0.1:{port}", env={}, ready_path=None)
-
-
-async def _run(target: Server, clients: int, n: int, kind: str) -> Measured:
-    return await load(target, clients, n, f"b{uuid.uuid4().hex[:8]}", kind)
 
 
 def _small(count: int) -> int:

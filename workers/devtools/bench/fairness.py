@@ -21,17 +21,15 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from workers.devtools.bench.measure import Spread, load_average
+from workers.devtools.bench.measure import Spread, aligned, load_average
 from workers.devtools.bench.paced import Answered, Load, paced, running
-from workers.devtools.bench.procs import PLACED, Server, all_ready, server
+from workers.devtools.bench.procs import PLACED, Server, all_ready, worker
 from workers.devtools.bench.progress import step
 from workers.devtools.dev_identity import DEV_AUDIENCE, DEV_ISSUER, DevIdentity
-from workers.devtools.embedded import free_port
 from workers.runtime.settings import Settings
 
 QUIET_SHARE = 0.05
@@ -110,15 +108,7 @@ class Fairness:
                     f"p99 <= {TARGET_RATIO:g}x: {met}" if side.name == "on" else "",
                 )
             )
-        widths = [max(len(cells[i]) for cells in lines) for i in range(len(header))]
-        rows = [
-            "  ".join(
-                c.ljust(w) if i == 0 else c.rjust(w)
-                for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-            )
-            for cells in lines
-        ]
-        return "\n".join([self.title, *[r.rstrip() for r in rows]])
+        return "\n".join([self.title, *[r.rstrip() for r in aligned(lines)]])
 
     def as_dicts(self) -> list[dict[str, object]]:
         out: list[dict[str, object]] = []
@@ -159,14 +149,15 @@ async def bench_fairness(
             "EVENTFLEET_AUTH_AUDIENCE": DEV_AUDIENCE,
         }
         step("fairness: starting a commands process without budgets")
-        async with _commands("off", {**env, **auth, "EVENTFLEET_WRITE_BUDGET_PER_S": "0"}) as off:
+        without = {**env, **auth, "EVENTFLEET_WRITE_BUDGET_PER_S": "0"}
+        async with worker("off", "commands", without) as off:
             await all_ready([off], "/readyz")
             step(f"fairness: the capacity, the flood alone without budgets ({count} writes)")
             flood = Load(tokens["flood"], 0, FLOOD_CONNECTIONS)
             capacity = (await paced(off.url, flood, run=_run(), body=PLACED, count=count)).ok_per_s
             budget, shown = _budget(settings, capacity)
             step(f"fairness: starting a commands process with budgets ({shown})")
-            async with _commands("on", {**env, **auth, **budget}) as on:
+            async with worker("on", "commands", {**env, **auth, **budget}) as on:
                 await all_ready([off, on], "/readyz")
                 plan = _Plan(tokens, capacity, max(200, count // 20), rounds)
                 sides = await _measure(off, on, plan, shown)
@@ -220,19 +211,6 @@ async def _round(target: Server, quiet: Load, flood: Load, count: int) -> Round:
 
 async def _settle() -> None:
     await asyncio.sleep(WARM_UP_S)
-
-
-@asynccontextmanager
-async def _commands(name: str, env: Mapping[str, str]) -> AsyncIterator[Server]:
-    port = free_port()
-    async with server(
-        name,
-        ["workers.cli", "worker", "--role", "commands"],
-        url=f"http://127.0.0.1:{port}",
-        env={**env, "EVENTFLEET_HTTP_PORT": str(port)},
-        ready_path="/healthz",
-    ) as started:
-        yield started
 
 
 BUDGET_SETTINGS = frozenset(

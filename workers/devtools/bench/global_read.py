@@ -32,9 +32,8 @@ from workers.adapters.mongo import MongoEventStore, connect, database
 from workers.adapters.records import event_to_document
 from workers.devtools.bench.append import appenders, chains, produce
 from workers.devtools.bench.measure import Measured, Table, Target, cpu_seconds, load_average
-from workers.devtools.bench.procs import Server, server
+from workers.devtools.bench.procs import Server, partitions_of, worker
 from workers.devtools.bench.progress import step
-from workers.devtools.embedded import free_port
 from workers.roles.read.position import Positions
 from workers.runtime.compose import Runtime
 from workers.runtime.settings import Settings
@@ -63,7 +62,8 @@ async def bench_global(
     alone: list[Measured] = []
     paged: list[Measured] = []
     raw: list[Measured] = []
-    async with _reader(env) as reader:
+    # The global read's server: the commands role (its HTTP, an idle consumer).
+    async with worker("reader", "commands", env) as reader:
         for r in range(rounds):
             for followed in (False, True) if r % 2 == 0 else (True, False):
                 run = uuid.uuid4().hex[:6]
@@ -98,20 +98,6 @@ async def bench_global(
     return table
 
 
-@contextlib.asynccontextmanager
-async def _reader(env: Mapping[str, str]) -> AsyncIterator[Server]:
-    """A process serving the global read (the commands role: its HTTP, an idle consumer)."""
-    port = free_port()
-    async with server(
-        "reader",
-        ["workers.cli", "worker", "--role", "commands"],
-        url=f"http://127.0.0.1:{port}",
-        env={**env, "EVENTFLEET_HTTP_PORT": str(port)},
-        ready_path="/healthz",
-    ) as started:
-        yield started
-
-
 async def _ends(settings: Settings, topic: str) -> dict[int, int]:
     """The next offset of every partition of ``topic`` now (where a live reader starts)."""
     consumer = AIOKafkaConsumer(
@@ -119,8 +105,7 @@ async def _ends(settings: Settings, topic: str) -> dict[int, int]:
     )
     await consumer.start()
     try:
-        await consumer.topics()
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        tps = await partitions_of(consumer, topic)
         ends = await consumer.end_offsets(tps)
         return {tp.partition: ends[tp] for tp in tps}
     finally:

@@ -29,14 +29,15 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import aiohttp
 from redis.asyncio import Redis
 
 from topics.envelope import Event, encode, new_event
-from workers.devtools.bench.live_clients import Subscriber, close, connect, delivered
+from workers.devtools.bench.live_clients import Subscriber, close, connect, delivered, subscribers
 from workers.devtools.bench.measure import Measured, Table, Target, cpu_seconds, latencies_ms
-from workers.devtools.bench.procs import Server, server
+from workers.devtools.bench.procs import Server, server, worker
 from workers.devtools.bench.progress import step
 from workers.devtools.embedded import free_port
 from workers.runtime.compose import Runtime
@@ -83,21 +84,15 @@ async def _servers(
 ) -> AsyncIterator[tuple[Server, Server]]:
     """A fleet process of every role, taking ``connections`` live connections, and the
     shared-bytes fan-out server beside it."""
-    port, base_port = free_port(), free_port()
+    base_port = free_port()
+    fleet_env = {
+        **env,
+        "EVENTFLEET_AUTH": "none",
+        "EVENTFLEET_LIVE_MAX_PER_PRINCIPAL": str(connections),
+        "EVENTFLEET_LIVE_MAX_CONNECTIONS": str(connections),
+    }
     async with (
-        server(
-            "eventfleet",
-            ["workers.cli", "worker", "--role", "all"],
-            url=f"http://127.0.0.1:{port}",
-            ready_path="/readyz",
-            env={
-                **env,
-                "EVENTFLEET_HTTP_PORT": str(port),
-                "EVENTFLEET_AUTH": "none",
-                "EVENTFLEET_LIVE_MAX_PER_PRINCIPAL": str(connections),
-                "EVENTFLEET_LIVE_MAX_CONNECTIONS": str(connections),
-            },
-        ) as fleet,
+        worker("eventfleet", "all", fleet_env, ready_path="/readyz") as fleet,
         server(
             "shared-bytes aiohttp + Redis Pub/Sub",
             ["workers.devtools.bench.live_baseline", str(base_port), redis_url, "bench-live:"],
@@ -218,14 +213,10 @@ async def _memory(
         for n, via in [(count // 10, via) for via in TRANSPORTS] + [(count, v) for v in TRANSPORTS]:
             step(f"live: memory of {n} {via} connections on {side.name}")
             room_ids = [f"mem-{n}-{via}-{i}" for i in range(rooms)]
-            subs = [
-                Subscriber(room, side.url(room, via))
-                for room in (room_ids[i % rooms] for i in range(n))
-            ]
+            subs = subscribers(room_ids, n, partial(side.url, via=via))
             before = rss_kb(side.target.pid)
             held.append(await connect(subs, via, resume=side.ours))
-            await _feed(side, runtime, redis, room_ids, range(1, 2), stamps={})
-            await delivered(subs, dict.fromkeys(room_ids, 1), 120)
+            await _listening(side, runtime, redis, room_ids, subs)
             kb[via] = (rss_kb(side.target.pid) - before) / n
     finally:
         for session, tasks in held:
@@ -248,15 +239,10 @@ async def _fan_out(
     """``count`` subscribers over ``rooms`` on ``side``, fed ``versions`` events per room: as
     fast as Redis takes them, or ``pace`` versions a second."""
     step(f"live: {count} {via} subscribers on {side.name}")
-    subs = [
-        Subscriber(room, side.url(room, via))
-        for room in (rooms[i % len(rooms)] for i in range(count))
-    ]
+    subs = subscribers(rooms, count, partial(side.url, via=via))
     session, tasks = await connect(subs, via, resume=side.ours)
     try:
-        # A first event that every subscriber reads says it is listening; not measured.
-        await _feed(side, runtime, redis, rooms, range(1, 2), stamps={})
-        await delivered(subs, dict.fromkeys(rooms, 1), 120)
+        await _listening(side, runtime, redis, rooms, subs)
         stamps: dict[int, float] = {}
         seconds = cpu = 0.0
         per_chunk = max(1, DELIVERIES_PER_CHUNK // count)
@@ -273,16 +259,14 @@ async def _fan_out(
     return _checked(name, subs, versions + 1, seconds, cpu, stamps)
 
 
-async def _feed(
-    side: Side,
-    runtime: Runtime,
-    redis: Redis,
-    rooms: list[str],
-    chunk: range,
-    stamps: dict[int, float],
+async def _listening(
+    side: Side, runtime: Runtime, redis: Redis, rooms: list[str], subs: list[Subscriber]
 ) -> None:
-    events = await _store(side, runtime, rooms, chunk)
-    await _announce(side, redis, rooms, chunk, events, stamps)
+    """A first event to every room, read by every subscriber: it says each is listening (not
+    measured)."""
+    events = await _store(side, runtime, rooms, range(1, 2))
+    await _announce(side, redis, rooms, range(1, 2), events, stamps={})
+    await delivered(subs, dict.fromkeys(rooms, 1), 120)
 
 
 async def _store(
@@ -345,10 +329,7 @@ async def _commands(
     to delivery is measured from the time the fleet accepted it, its ``occurred_at``)."""
     pace = f", {per_s:,.0f}/s" if per_s else ""
     step(f"live: {count} SSE subscribers on the fleet, {versions * len(rooms)} commands{pace}")
-    subs = [
-        Subscriber(room, f"{fleet.url}/v1/chat_room/{room}/subscribe")
-        for room in (rooms[i % len(rooms)] for i in range(count))
-    ]
+    subs = subscribers(rooms, count, lambda room: f"{fleet.url}/v1/chat_room/{room}/subscribe")
     session, tasks = await connect(subs, "sse", resume=True, made=True)
     cpu_before, start = cpu_seconds(fleet.pid), time.monotonic()
     _ANSWERS.clear()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -56,6 +57,11 @@ class Subscriber:
         self.last = time.monotonic()
         if made:
             self.made.append(datetime.fromisoformat(event["occurred_at"]).timestamp())
+
+
+def subscribers(rooms: Sequence[str], count: int, url: Callable[[str], str]) -> list[Subscriber]:
+    """``count`` subscribers over ``rooms`` in turn, each reading ``url(room)``."""
+    return [Subscriber(room, url(room)) for room in (rooms[i % len(rooms)] for i in range(count))]
 
 
 async def read_sse(

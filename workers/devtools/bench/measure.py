@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import statistics
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +48,21 @@ class Measured:
     @property
     def cpu_per_item_ms(self) -> float | None:
         return None if self.cpu_s is None or not self.count else self.cpu_s / self.count * 1000
+
+
+async def timed(
+    name: str, count: int, work: Callable[[], Awaitable[object]], *, store_pid: int | None = None
+) -> Measured:
+    """``work`` run once in this process: its wall time and CPU, the store's CPU included when
+    the bench started the store (``store_pid``): work the store does is not cheaper for being
+    done elsewhere."""
+
+    def cpu_now() -> float:
+        return time.process_time() + (cpu_seconds(store_pid) if store_pid else 0.0)
+
+    cpu, started = cpu_now(), time.perf_counter()
+    await work()
+    return Measured(name, count, time.perf_counter() - started, cpu_s=cpu_now() - cpu)
 
 
 def latencies_ms(samples_s: Sequence[float]) -> tuple[float, float]:
@@ -201,15 +217,9 @@ class Table:
             lines.append((_cells(median(row.ours), row, "  "), _verdict(row)))
             if row.theirs:
                 lines.append((_cells(median(row.theirs), None, "    baseline: "), ""))
-        widths = [max(len(cells[i]) for cells, _ in lines) for i in range(len(header))]
-        out = [self.title]
-        for cells, target in lines:
-            name, *figures = cells
-            text = name.ljust(widths[0]) + "".join(
-                "  " + cell.rjust(width) for cell, width in zip(figures, widths[1:], strict=True)
-            )
-            out.append(f"{text}  {target}".rstrip())
-        return "\n".join(out)
+        texts = aligned([cells for cells, _ in lines])
+        out = [f"{text}  {target}".rstrip() for text, (_, target) in zip(texts, lines, strict=True)]
+        return "\n".join([self.title, *out])
 
     def as_dicts(self) -> list[dict[str, object]]:
         out = []
@@ -238,6 +248,19 @@ class Table:
                 }
             )
         return out
+
+
+def aligned(lines: Sequence[Sequence[str]]) -> list[str]:
+    """Rows of cells as text: each column as wide as its widest cell, two spaces between
+    columns, the first column left-aligned and the others right-aligned."""
+    widths = [max(len(cells[i]) for cells in lines) for i in range(len(lines[0]))]
+    return [
+        "  ".join(
+            cell.ljust(width) if i == 0 else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
+        )
+        for cells in lines
+    ]
 
 
 def _verdict(row: Row) -> str:

@@ -10,19 +10,13 @@ percentile. A run ends after ``count`` answers of a thread, or when stopped (SIG
 
 from __future__ import annotations
 
-import asyncio
 import signal
-import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib.resources import files
-from pathlib import Path
 
-import orjson
-
-from workers.devtools.bench.owned import owned
-from workers.devtools.bench.wrk import wrk_path
+from workers.devtools.bench.wrk import launched, summary
 
 SCRIPT = files(__package__).joinpath("paced.lua").read_bytes()
 """The pacing Lua script (beside this module)."""
@@ -85,45 +79,19 @@ async def running(
     per_thread = max(1, count // threads) if count else 0
     rate = load.rate_per_s / threads
     result = _Result()
-    with tempfile.TemporaryDirectory(prefix="eventfleet-paced-") as tmp:
-        script, payload = Path(tmp, "paced.lua"), Path(tmp, "body.json")
-        _write(script, SCRIPT)
-        _write(payload, body)
-        async with owned(
-            wrk_path(),
-            f"-t{threads}",
-            f"-c{load.connections}",
-            "-d3600s",
-            "--timeout",
-            "30s",
-            "-s",
-            str(script),
-            url,
-            "--",
-            run,
-            str(per_thread),
-            str(payload),
-            load.token,
-            f"{rate:.3f}",
-            "1" if load.measure else "0",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        ) as process:
-            try:
-                yield result
-            finally:
-                if not count and process.returncode is None:
-                    process.send_signal(signal.SIGINT)  # wrk prints its summary, then exits
-                out, err = await process.communicate()
-    result.answered = _parse(out, err, process.returncode)
-
-
-def _parse(out: bytes, err: bytes, code: int | None) -> Answered:
-    lines = [line for line in out.decode().splitlines() if line.startswith("{")]
-    if code != 0 or not lines:
-        raise RuntimeError(f"wrk failed ({code}): {err.decode().strip() or out!r}")
-    raw = orjson.loads(lines[-1])
-    return Answered(
+    options = (f"-t{threads}", f"-c{load.connections}", "-d3600s")
+    extra = (load.token, f"{rate:.3f}", "1" if load.measure else "0")
+    async with launched(
+        SCRIPT, url, options, run=run, count=per_thread, body=body, extra=extra
+    ) as process:
+        try:
+            yield result
+        finally:
+            if not count and process.returncode is None:
+                process.send_signal(signal.SIGINT)  # wrk prints its summary, then exits
+            out, err = await process.communicate()
+    raw = summary(out, err, process.returncode)
+    result.answered = Answered(
         seconds=raw["duration_us"] / 1e6,
         ok=raw["ok"],
         refused=raw["refused"],
@@ -133,8 +101,3 @@ def _parse(out: bytes, err: bytes, code: int | None) -> Answered:
         p99_ms=raw["p99_us"] / 1000 if raw["p99_us"] >= 0 else None,
         socket_errors=raw["socket"],
     )
-
-
-def _write(path: Path, data: bytes) -> None:
-    """A few hundred bytes to a fresh temporary file: nothing the loop waits on."""
-    path.write_bytes(data)

@@ -16,7 +16,6 @@ budget, not the sides.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -27,7 +26,7 @@ from snapshot_rules.process import Processes, ProcessManager, Reaction, Send, St
 from topics.envelope import Event, new_event
 from workers.adapters.mongo import Document, MongoStores
 from workers.adapters.mongo.client import DURABLE
-from workers.devtools.bench.measure import Measured, Table, Target, cpu_seconds, load_average
+from workers.devtools.bench.measure import Measured, Table, Target, load_average, timed
 from workers.ports import Record
 from workers.roles.command.newfilter import rebuild_filter
 from workers.roles.command.requests import CommandRequest
@@ -84,11 +83,12 @@ async def bench_pm(
         f"command door, in batches of {BATCH}; CPU of {counted}; {rounds} interleaved rounds; "
         f"{load_average()}"
     )
-
-    def cpu_now() -> float:
-        return time.process_time() + (cpu_seconds(store_pid) if store_pid else 0.0)
-
-    results: dict[str, list[Measured]] = {"pm": [], "bare": [], "writes": []}
+    names = {
+        "pm": "process manager (instance + outbox)",
+        "bare": "bare consumer, same sends",
+        "writes": "bare consumer + the same 2 raw writes",
+    }
+    results: dict[str, list[Measured]] = {side: [] for side in names}
     settings = runtime.settings
     raw = MongoStores(
         settings.mongo_url, settings.mongo_database, timeout_ms=settings.mongo_timeout_ms
@@ -106,24 +106,17 @@ async def bench_pm(
             }
             order = ("pm", "bare", "writes")
             for name in order if r % 2 == 0 else order[::-1]:
-                cpu, started = cpu_now(), time.perf_counter()
-                await sides[name]()
-                took, used = time.perf_counter() - started, cpu_now() - cpu
+                measured = await timed(names[name], events, sides[name], store_pid=store_pid)
                 if r:
-                    results[name].append(Measured(name, events, took, cpu_s=used))
+                    results[name].append(measured)
     finally:
         await pm.stop()
         await raw.close()
-    ours = [replace_name(m, "process manager (instance + outbox)") for m in results["pm"]]
-    theirs = [replace_name(m, "bare consumer, same sends") for m in results["bare"]]
-    table.add(ours, theirs, Target(note="reference: the price of exactly-once (2 writes/event)"))
-    writes = [replace_name(m, "bare consumer + the same 2 raw writes") for m in results["writes"]]
-    table.add(ours, writes, Target(rate_at_least=0.8, cpu_at_most=1.3))
+    ours = results["pm"]
+    exactly_once = "reference: the price of exactly-once (2 writes/event)"
+    table.add(ours, results["bare"], Target(note=exactly_once))
+    table.add(ours, results["writes"], Target(rate_at_least=0.8, cpu_at_most=1.3))
     return table
-
-
-def replace_name(m: Measured, name: str) -> Measured:
-    return Measured(name, m.count, m.seconds, m.p50_ms, m.p99_ms, m.cpu_s, m.note)
 
 
 def stored(run: str, count: int) -> list[tuple[Event, Record]]:

@@ -12,7 +12,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from workers.devtools.bench.measure import Measured, cpu_seconds
 from workers.devtools.bench.wrk import wrk
+from workers.devtools.embedded import free_port
 
 
 @dataclass
@@ -91,6 +92,20 @@ async def server(
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
+
+
+def worker(
+    name: str, role: str, env: Mapping[str, str], *, ready_path: str = "/healthz"
+) -> AbstractAsyncContextManager[Server]:
+    """A fleet worker of ``role`` on a free port of its own, ready once ``ready_path`` answers."""
+    port = free_port()
+    return server(
+        name,
+        ["workers.cli", "worker", "--role", role],
+        url=f"http://127.0.0.1:{port}",
+        env={**env, "EVENTFLEET_HTTP_PORT": str(port)},
+        ready_path=ready_path,
+    )
 
 
 async def all_ready(servers: Sequence[Server], path: str, *, timeout_s: float = 120) -> None:
@@ -217,12 +232,7 @@ async def records_of(kafka: str, topic: str, aggregate_id: str) -> int:
     )
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        if not partitions:
-            await consumer.topics()  # metadata on first use
-            partitions = [
-                TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()
-            ]
+        partitions = await partitions_of(consumer, topic)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
@@ -235,6 +245,14 @@ async def records_of(kafka: str, topic: str, aggregate_id: str) -> int:
         return found
     finally:
         await consumer.stop()
+
+
+async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """``topic``'s partitions, in order; the metadata of every topic fetched first when the
+    consumer knows none of them yet."""
+    if not consumer.partitions_for_topic(topic):
+        await consumer.topics()
+    return [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
 
 
 def paid_tail(placed: Mapping[str, float], clients: int) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -12,7 +11,7 @@ from snapshot_rules.domain import Domain
 from workers.adapters.mongo import MongoStores
 from workers.adapters.records import document_to_event
 from workers.devtools.bench.append import chains
-from workers.devtools.bench.measure import Measured, Table, Target, cpu_seconds, load_average
+from workers.devtools.bench.measure import Measured, Table, Target, load_average, timed
 from workers.runtime.compose import Runtime
 
 
@@ -45,9 +44,6 @@ async def bench_state(
         for room in rooms:
             await runtime.loader.latest(chat_room, room, save=False)
 
-    def cpu_now() -> float:
-        return time.process_time() + (cpu_seconds(store_pid) if store_pid else 0.0)
-
     sides = (("bare fetch + fold", bare), ("eventfleet state query", ours))
     results: dict[str, list[Measured]] = {name: [] for name, _ in sides}
     try:
@@ -55,11 +51,7 @@ async def bench_state(
         await ours()
         for r in range(rounds):
             for name, work in sides if r % 2 == 0 else sides[::-1]:
-                cpu, started = cpu_now(), time.perf_counter()
-                await work()
-                results[name].append(
-                    Measured(name, len(rooms), time.perf_counter() - started, cpu_s=cpu_now() - cpu)
-                )
+                results[name].append(await timed(name, len(rooms), work, store_pid=store_pid))
     finally:
         await bare_store.close()
     table.add(

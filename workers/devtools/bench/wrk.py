@@ -13,11 +13,14 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from importlib.resources import files
 from pathlib import Path
 
 import orjson
 
+from topics.jsonvalue import JsonObject
 from workers.devtools.bench.owned import owned
 
 INSTALL = "wrk is missing: run `apt-get install -y wrk` as root (`python -m tests` does it)"
@@ -43,37 +46,60 @@ async def wrk(url: str, *, connections: int, count: int, run: str, body: bytes) 
 
     Raises when any answer was not 2xx or a socket failed: a rate of errors is no rate.
     """
-    with tempfile.TemporaryDirectory(prefix="eventfleet-wrk-") as tmp:
-        script, payload = Path(tmp, "post.lua"), Path(tmp, "body.json")
-        _write(script, SCRIPT)
-        _write(payload, body)
-        async with owned(
-            wrk_path(),
-            "-t1",
-            f"-c{connections}",
-            "-d600s",
-            "--timeout",
-            "30s",
-            "-s",
-            str(script),
-            url,
-            "--",
-            run,
-            str(count),
-            str(payload),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        ) as process:
-            out, err = await process.communicate()
-    lines = [line for line in out.decode().splitlines() if line.startswith("{")]
-    if process.returncode != 0 or not lines:
-        raise RuntimeError(f"wrk failed ({process.returncode}): {err.decode().strip() or out!r}")
-    result: dict[str, float] = orjson.loads(lines[-1])
+    options = ("-t1", f"-c{connections}", "-d600s")
+    async with launched(SCRIPT, url, options, run=run, count=count, body=body) as process:
+        out, err = await process.communicate()
+    result: dict[str, float] = summary(out, err, process.returncode)
     if result["status"] or result["socket"]:
         raise RuntimeError(
             f"{url} answered {result['status']} of {result['count']} requests with a non-2xx "
             f"status and {result['socket']} failed on the socket: a rate of errors is no rate"
         )
+    return result
+
+
+@asynccontextmanager
+async def launched(
+    script: bytes,
+    url: str,
+    options: Sequence[str],
+    *,
+    run: str,
+    count: int,
+    body: bytes,
+    extra: Sequence[str] = (),
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """wrk with ``options`` running Lua ``script`` against ``url`` while the block runs, its
+    output piped; the script's arguments: ``run``, ``count``, the path of ``body``, ``extra``."""
+    with tempfile.TemporaryDirectory(prefix="eventfleet-wrk-") as tmp:
+        lua, payload = Path(tmp, "script.lua"), Path(tmp, "body.json")
+        _write(lua, script)
+        _write(payload, body)
+        async with owned(
+            wrk_path(),
+            *options,
+            "--timeout",
+            "30s",
+            "-s",
+            str(lua),
+            url,
+            "--",
+            run,
+            str(count),
+            str(payload),
+            *extra,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        ) as process:
+            yield process
+
+
+def summary(out: bytes, err: bytes, code: int | None) -> JsonObject:
+    """The JSON summary a run's script printed last; RuntimeError when wrk failed."""
+    lines = [line for line in out.decode().splitlines() if line.startswith("{")]
+    if code != 0 or not lines:
+        raise RuntimeError(f"wrk failed ({code}): {err.decode().strip() or out!r}")
+    result: JsonObject = orjson.loads(lines[-1])
     return result
 
 

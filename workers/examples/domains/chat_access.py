@@ -24,23 +24,23 @@ from topics.jsonvalue import Json, JsonObject
 from workers.examples.domains.chat_rules import DELETED, EDITED, READ, SENT, ChatRules, find
 
 
-def _as_sender(actor: Actor, data: Mapping[str, Json]) -> JsonObject:
-    """``data`` with ``sender_id`` the actor's: filled when absent, refused when another's."""
-    sender = data.get("sender_id")
-    if sender is not None and sender != actor.principal:
+def _as_self(actor: Actor, data: Mapping[str, Json], field: str = "sender_id") -> JsonObject:
+    """``data`` with ``field`` the actor's: filled when absent, refused when another's."""
+    given = data.get(field)
+    if given is not None and given != actor.principal:
         raise Forbidden(
             "not_your_identity",
-            f"sender_id {sender!r} is not you ({actor.principal}); leave sender_id out, it is "
+            f"{field} {given!r} is not you ({actor.principal}); leave {field} out, it is "
             "taken from your token.",
         )
-    return {**data, "sender_id": actor.principal}
+    return {**data, field: actor.principal}
 
 
 def chat_access(rules: ChatRules) -> Access:
     """The chat room's access rules for ``rules``' moderator roles."""
 
     def send(actor: Actor, data: Mapping[str, Json], state: Json) -> Mapping[str, Json]:
-        return _as_sender(actor, data)
+        return _as_self(actor, data)
 
     def change(actor: Actor, data: Mapping[str, Json], state: Json) -> Mapping[str, Json]:
         if "role" in data:
@@ -48,7 +48,7 @@ def chat_access(rules: ChatRules) -> Access:
                 "role_from_token",
                 "a role is never taken from the body; a moderator's role comes from the token.",
             )
-        checked = _as_sender(actor, data)
+        checked = _as_self(actor, data)
         moderating = sorted(set(actor.roles) & rules.moderator_roles)
         messages = (state or {}).get("messages", [])
         found = find(messages, data.get("message_id"))
@@ -84,14 +84,7 @@ def chat_access(rules: ChatRules) -> Access:
             )
 
     def receipt(actor: Actor, data: Mapping[str, Json], state: Json) -> Mapping[str, Json]:
-        reader = data.get("reader_id")
-        if reader is not None and reader != actor.principal:
-            raise Forbidden(
-                "not_your_identity",
-                f"reader_id {reader!r} is not you ({actor.principal}); leave reader_id out, it "
-                "is taken from your token.",
-            )
-        return {**data, "reader_id": actor.principal}
+        return _as_self(actor, data, "reader_id")
 
     changing = SendRule(change, needs_state=True, at_store=change_at_store)
     return Access(
