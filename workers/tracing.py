@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Link, Status, StatusCode
+from opentelemetry.trace import Link, SpanContext, Status, StatusCode
 from opentelemetry.trace import Span as Span
 from opentelemetry.trace import SpanKind as SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -154,8 +154,8 @@ def trace_id_of(headers: Headers) -> str | None:
 
 def current_trace_id() -> str | None:
     """The trace id of the current span when tracing is on and it is sampled, else None."""
-    found = exemplar()
-    return None if found is None else found["trace_id"]
+    context = _sampled()
+    return None if context is None else format(context.trace_id, "032x")
 
 
 def current_ids() -> tuple[str, str] | None:
@@ -306,10 +306,21 @@ def exemplar() -> dict[str, str] | None:
     """The current span as a histogram exemplar (``trace_id``, ``span_id``): shown in the
     OpenMetrics output, where a dashboard links the sample to its trace. None outside a
     sampled span, or when tracing is off."""
-    ids = current_ids()
-    if ids is None or not trace.get_current_span().get_span_context().trace_flags.sampled:
+    context = _sampled()
+    if context is None:
         return None
-    return {"trace_id": ids[0], "span_id": ids[1]}
+    return {
+        "trace_id": format(context.trace_id, "032x"),
+        "span_id": format(context.span_id, "016x"),
+    }
+
+
+def _sampled() -> SpanContext | None:
+    """The current span's context when tracing is on and the span is valid and sampled."""
+    if not _on:
+        return None
+    context = trace.get_current_span().get_span_context()
+    return context if context.is_valid and context.trace_flags.sampled else None
 
 
 def delivered(trace_id: str, event_id: str, made_s: float, via: str) -> None:

@@ -58,6 +58,7 @@ def test_off_no_span_is_made_and_no_header_added() -> None:
     assert tracing.headers_of() == []
     assert tracing.carried(headers, [("traceparent", PARENT)]) is headers
     assert tracing.current_trace_id() is None and tracing.current_ids() is None
+    assert tracing.exemplar() is None
     with tracing.span("x", parent=[("traceparent", PARENT)]) as span:
         assert span is None
     assert tracing.start("x") is None
@@ -95,6 +96,9 @@ def test_on_a_span_continues_the_record_s_trace_and_replaces_its_headers(
     with tracing.span("work", parent=source) as span:
         assert span is not None
         assert tracing.current_trace_id() == TRACE_ID
+        ids = tracing.current_ids()
+        assert ids is not None and ids[0] == TRACE_ID
+        assert tracing.exemplar() == {"trace_id": TRACE_ID, "span_id": ids[1]}
         out = tracing.with_context([("event_id", b"1"), ("traceparent", b"old")])
     names = [name for name, _ in out]
     assert names == ["event_id", "traceparent", "tracestate"]
@@ -195,4 +199,5 @@ def test_an_unsampled_record_gets_no_span_and_passes_its_context_on(
     with tracing.span("request", parent=[("traceparent", UNSAMPLED)]):
         assert not tracing.recording()
         assert tracing.current_trace_id() is None  # no stored event names an unkept trace
+        assert tracing.exemplar() is None  # a dashboard would link to a trace nobody kept
         assert dict(tracing.with_context([]))["traceparent"].endswith(b"-00")
