@@ -7,6 +7,8 @@ import asyncio
 import os
 import sys
 
+from tests.waiting import within
+
 EXAMPLES = {"EVENTFLEET_DOMAINS": "workers.examples.domains:default_domains"}
 """The domains every call runs unless it names its own (a worker never guesses)."""
 
@@ -25,7 +27,9 @@ async def eventfleet(
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(stdin), 90)
+    out, err = await within(
+        process.communicate(stdin), timeout_s=90, what=f"eventfleet {' '.join(args)} to exit"
+    )
     return process.returncode or 0, out.decode(), err.decode()
 
 

@@ -24,7 +24,7 @@ from prometheus_client.samples import Sample
 from tests.keys import master_key_env
 from tests.redis_keys import claim
 from tests.tokens import TESTER, TESTER_ROLES, Issuer, bearer, shared_issuer
-from tests.waiting import wait_for
+from tests.waiting import wait_for, within
 from workers.devtools.embedded import EmbeddedStack, free_port
 
 
@@ -135,8 +135,8 @@ class FleetProcess:
         if self.process.returncode is None:
             self.process.send_signal(signal.SIGTERM)
             try:
-                await asyncio.wait_for(self.process.wait(), timeout_s)
-            except TimeoutError:
+                await within(self.process.wait(), timeout_s=timeout_s, what="the fleet to drain")
+            except AssertionError:
                 self.kill()
                 raise AssertionError(
                     f"fleet did not drain within {timeout_s}s:\n{self.log_tail()}"

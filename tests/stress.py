@@ -14,6 +14,8 @@ from contextlib import asynccontextmanager
 
 import pytest
 
+from tests.waiting import within
+
 CPU_STRESS = pytest.mark.parametrize("stress", [False, True], ids=["idle", "stress-ng-cpu-2"])
 """Run a scenario twice: on an idle machine, and with ``stressed(True)`` around it."""
 
@@ -32,4 +34,4 @@ async def stressed(on: bool) -> AsyncIterator[None]:
         yield
     finally:
         stress.terminate()
-        await asyncio.wait_for(stress.wait(), 30)
+        await within(stress.wait(), timeout_s=30, what="stress-ng to stop")

@@ -1,4 +1,5 @@
-"""The one way tests wait: poll a condition until it holds, and fail naming it after a bound.
+"""The one way tests wait: poll a condition until it holds (``wait_for``), or await an awaitable
+(``within``), and fail naming it after a bound.
 
 A wait that held, but only after more than a quarter of its bound, is a near miss: the closest
 are the first to fail on a slower or busier machine. Where ``EVENTFLEET_TEST_WAITS`` names a
@@ -17,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import orjson
 
@@ -24,6 +26,8 @@ WAITS = "EVENTFLEET_TEST_WAITS"
 """The directory each test process writes its near misses to (unset: none are written)."""
 NEAR = 0.25
 """A wait that took more than this share of its bound is a near miss."""
+
+T = TypeVar("T")
 
 
 async def wait_for(
@@ -41,13 +45,34 @@ async def wait_for(
         if inspect.isawaitable(result):
             result = await result
         if result:
-            taken = time.monotonic() - started
-            if timeout_s > 0 and taken > NEAR * timeout_s:
-                record(NearMiss(what, taken, timeout_s, _current_test()))
+            _held(what, started, timeout_s)
             return
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
         await asyncio.sleep(interval_s)
+
+
+async def within(awaitable: Awaitable[T], *, timeout_s: float, what: str) -> T:
+    """``awaitable``'s result; AssertionError naming ``what`` if it takes over ``timeout_s``.
+
+    A TimeoutError the awaitable raises itself, before the bound, is its own and goes through."""
+    started = time.monotonic()
+    try:
+        async with asyncio.timeout(timeout_s) as bound:
+            result = await awaitable
+    except TimeoutError as timeout:
+        if not bound.expired():
+            raise
+        raise AssertionError(f"timed out after {timeout_s}s waiting for {what}") from timeout
+    _held(what, started, timeout_s)
+    return result
+
+
+def _held(what: str, started: float, timeout_s: float) -> None:
+    """Record a wait that held, since ``started``, as a near miss if it came close to its bound."""
+    taken = time.monotonic() - started
+    if timeout_s > 0 and taken > NEAR * timeout_s:
+        record(NearMiss(what, taken, timeout_s, _current_test()))
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 
 from tests.bus.conftest import BusCase, Recorder, eventually, stored
+from tests.waiting import within
 from topics.errors import InvalidInput
 from workers.bus import BusClosed
 
@@ -99,7 +100,7 @@ async def test_close_stops_every_task_and_refuses_further_use(case: BusCase) -> 
     )
     await case.bus.publish(stored())
 
-    await asyncio.wait_for(case.bus.close(), 10)
+    await within(case.bus.close(), timeout_s=10, what="the bus to close")
 
     left = [t.get_name() for t in asyncio.all_tasks() if " bus " in t.get_name() and not t.done()]
     assert left == []

@@ -17,7 +17,7 @@ from tests.bus.conftest import (
     stored,
 )
 from tests.faults import TcpProxy
-from tests.waiting import wait_for
+from tests.waiting import wait_for, within
 from topics.errors import ConfigError, InvalidInput, Unavailable
 from workers.adapters.kafka import KafkaEventBus, plain
 from workers.adapters.nats import NatsEventBus
@@ -85,7 +85,7 @@ async def test_a_redis_subscriber_survives_dropped_connections(
         await eventually(lambda: len(got.calls) == 1)
         assert got.calls == [missed]
         proxy.drop()  # down again: close must still return in time and leave no task
-        await asyncio.wait_for(proxied.close(), 5)
+        await within(proxied.close(), timeout_s=5, what="the bus to close with its server down")
         assert _bus_tasks() == []
     await direct.redis.delete(direct.stream)
     await direct.close()
@@ -113,7 +113,7 @@ async def test_a_redis_subscriber_whose_stream_is_deleted_starts_over_at_its_end
     after = stored(version=1)
     await bus.publish(after)
     await eventually(lambda: got.calls == [after])
-    await asyncio.wait_for(bus.close(), 5)
+    await within(bus.close(), timeout_s=5, what="the bus to close")
     cleanup = RedisEventBus(stack.urls.redis_url, stream=bus.stream)
     await cleanup.redis.delete(bus.stream)
     await cleanup.close()
@@ -142,7 +142,7 @@ async def test_a_nats_subscriber_survives_dropped_connections(unique_name: str) 
         await eventually(lambda: len(got.calls) == 1)
         assert got.calls == [missed]
         proxy.drop()  # down again: close must still return in time and leave no task
-        await asyncio.wait_for(proxied.close(), 5)
+        await within(proxied.close(), timeout_s=5, what="the bus to close with its server down")
         assert _bus_tasks() == []
     js = await direct.jetstream()
     for stream in (direct.stream, direct.dead_letter_stream):

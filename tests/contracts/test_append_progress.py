@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from tests.contracts.conftest import PARTITIONS, started_producer
 from tests.kafka_topics import create_topic
+from tests.waiting import within
 from topics.errors import StreamUnavailable
 from workers.adapters.kafka import KafkaAppendProgress, plain
 from workers.adapters.memory import MemoryAppendProgress, MemoryProducer, partition_for
@@ -123,7 +124,7 @@ async def test_a_decision_while_a_caller_waits_ends_the_wait(p: Progressed) -> N
     end = await produce(p, key, 2)
     waiting = asyncio.create_task(p.progress.caught_up(key, within_s=WAIT_S))
     await p.decide(partition_for(key, PARTITIONS), end)
-    assert await asyncio.wait_for(waiting, timeout=WAIT_S * 2) is True
+    assert await within(waiting, timeout_s=WAIT_S * 2, what="the wait to end") is True
 
 
 async def test_records_after_the_question_are_not_waited_for(p: Progressed) -> None:

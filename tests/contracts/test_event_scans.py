@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 
+from tests.waiting import within
 from topics.errors import StoreUnavailable
 
 from .backends import Backend, backend_claiming, history
@@ -52,8 +53,9 @@ async def test_each_scan_raises_store_unavailable_when_the_store_is_down(
             return len([e async for e in scans.scan(["order"])])
 
         calls = [scans.count(["order"]), scans.versions(["order"]), drained()]
-        async with asyncio.timeout(30):  # all at once: each waits out the client's bound
-            results = await asyncio.gather(*calls, return_exceptions=True)
+        results = await within(  # all at once: each waits out the client's bound
+            asyncio.gather(*calls, return_exceptions=True), timeout_s=30, what="every call told"
+        )
         for result in results:
             assert isinstance(result, StoreUnavailable) and result.retriable, result
     assert await backend.scans.count(["order"]) == 2  # and once it answers, all is there

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.waiting import within
 from topics.envelope import new_event, utc_now
 from topics.errors import StoreUnavailable
 from workers.ports import AppendConflict, Head
@@ -197,8 +198,11 @@ async def test_every_call_raises_store_unavailable_when_the_store_is_down(
         # All at once: each waits out the real store's timeout, so in turn they would add up.
         # Each is told within its client's bound (0.3 s), never a longer bound of one read
         # (versions: 120 s, for the read itself, not for reaching the store).
-        async with asyncio.timeout(30):
-            results = await asyncio.gather(*calls.values(), return_exceptions=True)
+        results = await within(
+            asyncio.gather(*calls.values(), return_exceptions=True),
+            timeout_s=30,
+            what="every call told",
+        )
         for name, result in zip(calls, results, strict=True):
             assert isinstance(result, StoreUnavailable) and result.retriable, (name, result)
         # What needs no round trip answers without one, as before the outage.

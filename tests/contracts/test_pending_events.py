@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+from tests.waiting import within
 from topics.envelope import new_event, utc_now
 from topics.errors import StoreUnavailable
 
@@ -59,8 +60,9 @@ async def test_each_call_raises_store_unavailable_when_the_store_is_down(
             flags.pending_before(("order", "u1"), 2),
             flags.clear_pending([kept.id]),
         ]
-        async with asyncio.timeout(30):  # all at once: each waits out the client's bound
-            results = await asyncio.gather(*calls, return_exceptions=True)
+        results = await within(  # all at once: each waits out the client's bound
+            asyncio.gather(*calls, return_exceptions=True), timeout_s=30, what="every call told"
+        )
         for result in results:
             assert isinstance(result, StoreUnavailable) and result.retriable, result
     # the clear during the outage cleared nothing

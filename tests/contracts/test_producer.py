@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from aiokafka.partitioner import murmur2
 
+from tests.waiting import within
 from topics.errors import StreamUnavailable
 from workers.adapters.kafka.producer import KafkaProducer
 from workers.adapters.memory import MemoryProducer, partition_for
@@ -149,7 +148,8 @@ async def test_settled_returns_in_its_bound_once_what_was_handed_over_failed(
         with pytest.raises(StreamUnavailable):
             await down.send_many(outage_topic, [Outgoing(b"k", b"lost?")])
         assert isinstance(down, KafkaProducer | MemoryProducer)
-        await asyncio.wait_for(down.settled(), 5)
+        await within(down.settled(), timeout_s=5, what="the producer settled in the outage")
     await topics.producer.send(topics.topic, Outgoing(b"k", b"after"))
     assert isinstance(topics.producer, KafkaProducer | MemoryProducer)
-    await asyncio.wait_for(topics.producer.settled(), 5)  # acknowledged: nothing in flight
+    # acknowledged: nothing in flight
+    await within(topics.producer.settled(), timeout_s=5, what="the producer settled")

@@ -7,7 +7,6 @@ StreamUnavailable; a slow Kafka is read to the end, one that stops answering fai
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ import pytest
 from tests.contracts.conftest import PARTITIONS, started_producer
 from tests.faults import proxied_broker
 from tests.kafka_topics import create_topic
-from tests.waiting import wait_for
+from tests.waiting import wait_for, within
 from topics.errors import StreamUnavailable
 from workers.adapters.kafka import plain
 from workers.adapters.kafka.written import KafkaWrittenLog
@@ -140,8 +139,8 @@ async def test_a_slow_broker_is_read_to_the_end_and_a_silent_one_fails_the_call(
             assert took > bound_s, f"the read took {took:.2f} s: not slow enough to prove it"
             proxy.pause()
             with pytest.raises(StreamUnavailable):
-                async with asyncio.timeout(10 * bound_s):  # a failure, not a hang
-                    await log.since(topic, 0)
+                # a failure, not a hang
+                await within(log.since(topic, 0), timeout_s=10 * bound_s, what="the read to fail")
         finally:
             proxy.resume()
             await log.stop()

@@ -10,6 +10,7 @@ from typing import Any
 
 from tests.fleet import FleetProcess
 from tests.tokens import TESTER
+from tests.waiting import within
 
 RETAINED = "tests.integration.bad_domains:retained_chat"  # the chat room keeps 10 events hot
 
@@ -44,6 +45,6 @@ async def archive(fleet: FleetProcess, *args: str) -> str:
         sys.executable, "-m", "workers.cli", "archive", *args, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), 120)
+    out, err = await within(process.communicate(), timeout_s=120, what="eventfleet archive to exit")
     assert process.returncode == 0, err.decode()
     return out.decode()

@@ -16,6 +16,8 @@ from typing import Any, BinaryIO
 import aiohttp
 import orjson
 
+from tests.waiting import within
+
 READY_S = 90
 PREFIX = f"devtest{uuid.uuid4().hex[:6]}."  # other runs share the user's Redis
 
@@ -45,7 +47,7 @@ class Dev:
 
     async def stop(self) -> int:
         self.process.send_signal(signal.SIGINT)
-        return await asyncio.wait_for(self.process.wait(), 60)
+        return await within(self.process.wait(), timeout_s=60, what="dev to stop at Ctrl-C")
 
 
 def prepare(workdir: Path) -> BinaryIO:
@@ -81,7 +83,7 @@ async def start_dev(workdir: Path, *args: str, env: dict[str, str] | None = None
             lines.append(line.decode())
 
     try:
-        await asyncio.wait_for(banner(), READY_S)
+        await within(banner(), timeout_s=READY_S, what="dev's banner")
     except BaseException:
         process.kill()
         await process.wait()

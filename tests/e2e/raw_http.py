@@ -12,6 +12,7 @@ import orjson
 
 from tests.fleet import FleetProcess
 from tests.tokens import shared_issuer
+from tests.waiting import within
 
 PAUSE_S = 0.2
 MAX_BODY_BYTES = 64 * 1024  # EVENTFLEET_MAX_BODY_BYTES's default
@@ -44,7 +45,7 @@ async def raw_http(
                 await asyncio.sleep(gap_s)  # the slow client itself, not a wait for a result
             writer.write(part)
             await writer.drain()
-        status_line = await asyncio.wait_for(reader.readline(), 30)
+        status_line = await within(reader.readline(), timeout_s=30, what="the status line")
         headers: dict[str, str] = {}
         while (line := await reader.readline()) not in (b"\r\n", b""):
             name, _, value = line.decode().partition(":")
@@ -87,7 +88,7 @@ async def post_in_writes(
             if half_close:
                 writer.write_eof()
         try:
-            answered = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+            answered = await within(reader.readuntil(b"\r\n\r\n"), timeout_s=30, what="the head")
         except asyncio.IncompleteReadError:
             return 0, None  # closed without an answer
         length = next(
@@ -95,7 +96,7 @@ async def post_in_writes(
              if line.lower().startswith(b"content-length:")),
             0,
         )  # fmt: skip
-        body = await asyncio.wait_for(reader.readexactly(length), 30)
+        body = await within(reader.readexactly(length), timeout_s=30, what="the body")
     finally:
         writer.close()
     status = int(answered.split(b" ", 2)[1])

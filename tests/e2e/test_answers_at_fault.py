@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from tests.auditing import audit, errors
 from tests.e2e.committed import decided_ids, store_counts
 from tests.fleet import LIFECYCLE, FleetProcess, fleet_pair, order_items, start_together
-from tests.waiting import wait_for
+from tests.waiting import wait_for, within
 from workers.adapters.mongo import connect, database
 from workers.devtools.embedded import EmbeddedStack
 
@@ -202,7 +202,9 @@ async def test_an_appender_stalled_then_resumed_under_load_never_makes_a_valid_r
         figures = Figures()
         appender.process.send_signal(19)  # type: ignore[union-attr]  # SIGSTOP: nothing is stored
         try:
-            await asyncio.wait_for(lifecycles(commands, orders, figures), 120)
+            await within(
+                lifecycles(commands, orders, figures), timeout_s=120, what="every lifecycle sent"
+            )
         finally:
             appender.process.send_signal(18)  # type: ignore[union-attr]
         ids = set(figures.accepted.values())
@@ -258,7 +260,7 @@ async def test_redis_flushed_and_restarted_mid_run_never_refuses_what_the_store_
         redis = private_stack.process("redis")
         await redis.stop()  # no persistence: it comes back empty
         await redis.start()
-        await asyncio.wait_for(load, 180)
+        await within(load, timeout_s=180, what="the load to end")
         ids = set(figures.accepted.values())
         await wait_for(lambda: _stored(private_stack, unique_name, ids), timeout_s=60,
                        what="every accepted event stored")  # fmt: skip

@@ -10,7 +10,7 @@ import uuid
 
 from tests.faults import TcpProxy
 from tests.fleet import FleetProcess, order_items, running_fleet, start_together
-from tests.waiting import wait_for
+from tests.waiting import wait_for, within
 from workers.adapters.mongo import connect, database
 from workers.client import AsyncClient, Backoff, Event, Retrying, TransportError, errors
 from workers.devtools.embedded import EmbeddedStack
@@ -94,7 +94,8 @@ async def test_a_subscription_refused_with_429_waits_its_retry_after_then_stream
             assert refused.retry_after_s == 5 and waits[0].delay_s >= 5  # Retry-After, honoured
             assert not waiting.done()
             await first.aclose()  # the one slot frees
-            assert (await asyncio.wait_for(waiting, 30)).version == 1
+            streamed = await within(waiting, timeout_s=30, what="the queued subscription")
+            assert streamed.version == 1
             await queued.aclose()
         finally:
             await holder.close()
@@ -131,7 +132,7 @@ async def test_an_append_during_a_broker_freeze_is_retried_with_its_command_id_a
             await wait_for(told_unknown, timeout_s=90, what="503 outcome_unknown, retried thrice")
         finally:
             kafka.resume()
-        appended = await asyncio.wait_for(sending, 180)
+        appended = await within(sending, timeout_s=180, what="the append after the thaw")
         unknown = [t.error for t in _answers(tries) if t.error.code == "outcome_unknown"]
         # Every try was the same command: its 503s name the one command id and event id.
         assert {(u.body["command_id"], u.body["event_id"]) for u in unknown} == {
@@ -172,7 +173,7 @@ async def test_an_append_that_gets_no_answer_is_sent_again_as_the_same_command(
             )
             await wait_for(lambda: len(tries) >= 3, timeout_s=30, what="three tries unanswered")
             proxy.release_replies()
-            appended = await asyncio.wait_for(sending, 60)
+            appended = await within(sending, timeout_s=60, what="the append after the release")
         finally:
             await client.close()
     assert all(isinstance(t.error, TransportError) for t in tries)

@@ -25,6 +25,7 @@ import pytest
 
 from tests.fleet import FleetProcess, running_fleet
 from tests.tokens import OPERATOR, VIEWER, bearer
+from tests.waiting import within
 from workers.devtools.embedded import EmbeddedStack
 
 PROXY = "127.0.0.2"
@@ -86,7 +87,7 @@ class Target:
             lines += [f"{name}: {value}" for name, value in sent.items()]
             writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
             await writer.drain()
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+            head = await within(reader.readuntil(b"\r\n\r\n"), timeout_s=30, what="the head")
             status_line, *header_lines = head.decode("latin-1").split("\r\n")
             answered = {
                 name.strip().lower(): value.strip()
@@ -96,7 +97,7 @@ class Target:
             if status == 101:
                 return Answer(status, answered, None)
             length = int(answered.get("content-length", "0"))
-            raw = await asyncio.wait_for(reader.readexactly(length), 30)
+            raw = await within(reader.readexactly(length), timeout_s=30, what="the body")
             return Answer(status, answered, orjson.loads(raw) if raw else None)
         finally:
             writer.close()

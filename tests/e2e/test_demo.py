@@ -8,6 +8,7 @@ import re
 import sys
 from pathlib import Path
 
+from tests.waiting import within
 from workers.devtools.embedded import EmbeddedStack, free_port
 
 
@@ -19,7 +20,7 @@ async def test_the_demo_verifies_itself_and_exits_zero(stack: EmbeddedStack) -> 
         sys.executable, "-m", "workers.cli", "dev", "--demo", "--demo-scale", "0.1", "--port", str(free_port()),
         env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), 180)
+    out, err = await within(process.communicate(), timeout_s=180, what="the demo to exit")
     text = out.decode()
     assert process.returncode == 0, f"{text}\n{err.decode()[-3000:]}"
     assert "-XPOST" in text and "/metrics" in text  # what a newcomer needs

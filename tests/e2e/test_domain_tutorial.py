@@ -14,7 +14,7 @@ import signal
 import sys
 from pathlib import Path
 
-from tests.waiting import wait_for
+from tests.waiting import wait_for, within
 from workers.devtools.embedded import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,7 +64,7 @@ async def test_the_domain_tutorial_runs_as_written(tmp_path: Path) -> None:
         ".venv/bin/python", found["check"][0], cwd=tmp_path, env={**env, "PYTHONPATH": "."},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    out, err = await asyncio.wait_for(check.communicate(), 60)
+    out, err = await within(check.communicate(), timeout_s=60, what="the check script")
     assert check.returncode == 0, err.decode()
     assert out.decode().splitlines() == printed(found["check"][1])
 
@@ -93,13 +93,13 @@ async def test_the_domain_tutorial_runs_as_written(tmp_path: Path) -> None:
             cwd="/", env={k: v for k, v in env.items() if k != "PYTHONPATH"},
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
-        out, err = await asyncio.wait_for(replay.communicate(), 60)
+        out, err = await within(replay.communicate(), timeout_s=60, what="the replay")
         assert replay.returncode == 0, err.decode()
         assert '"status": "retired"' in out.decode()
     finally:
         if dev.returncode is None:
             os.killpg(dev.pid, signal.SIGINT)
-        _, err = await asyncio.wait_for(dev.communicate(), 60)
+        _, err = await within(dev.communicate(), timeout_s=60, what="dev to stop at Ctrl-C")
     assert dev.returncode == 130, err.decode()[-2000:]  # stopped with Ctrl-C
 
 
@@ -111,7 +111,7 @@ async def _client_block(root: Path, where: str, code: str, *, env: dict[str, str
         ".venv/bin/python", where, cwd=root, env={**env, "PYTHONPATH": f".:{ROOT}"},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    out, err = await asyncio.wait_for(script.communicate(), 60)
+    out, err = await within(script.communicate(), timeout_s=60, what="the client script")
     assert script.returncode == 0, err.decode()
     assert out.decode().splitlines() == printed(code)
 
@@ -140,7 +140,7 @@ async def _until_serving(dev: asyncio.subprocess.Process) -> list[str]:
     assert dev.stdout is not None
     exported: list[str] = []
     while True:
-        line = (await asyncio.wait_for(dev.stdout.readline(), 120)).decode()
+        line = (await within(dev.stdout.readline(), timeout_s=120, what="a banner line")).decode()
         assert line, "eventfleet dev ended before serving"
         if line.strip().startswith("export "):
             exported.append(line.strip())

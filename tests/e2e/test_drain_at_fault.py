@@ -5,7 +5,6 @@ the thaw. (The appender with the store frozen and the commands role with Kafka f
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 
@@ -14,7 +13,7 @@ from aiokafka import AIOKafkaProducer
 
 from tests.e2e.committed import committed, positions
 from tests.fleet import FleetProcess, metric, order_items
-from tests.waiting import wait_for
+from tests.waiting import wait_for, within
 from topics.envelope import Event, encode, kafka_headers, new_event
 from workers.adapters.mongo import (
     MongoEventStore,
@@ -167,7 +166,9 @@ async def test_a_role_stopped_while_its_dependency_is_frozen_leaves_in_time_and_
             assert worker.process is not None
             started = time.monotonic()
             worker.process.send_signal(15)  # SIGTERM: a rollout, a scale-down
-            code = await asyncio.wait_for(worker.process.wait(), DRAIN_S + 10)
+            code = await within(
+                worker.process.wait(), timeout_s=DRAIN_S + 10, what=f"the {case.role} to leave"
+            )
             took = time.monotonic() - started
             assert took <= DRAIN_S + 1.5, (
                 f"{case.role} took {took:.1f}s to leave (drain {DRAIN_S}s)\n{worker.log_tail()}"

@@ -28,7 +28,7 @@ from tests.e2e.committed import (
 )
 from tests.fleet import LIFECYCLE, FleetProcess, metric, order_items, start_together
 from tests.kafka_topics import produce_events, read_until
-from tests.waiting import wait_for
+from tests.waiting import wait_for, within
 from topics.envelope import decode
 from workers.adapters.mongo import MongoSnapshotStore, connect, database
 from workers.devtools.bench.append import chains, produce
@@ -127,7 +127,9 @@ async def test_an_appender_stopped_while_the_store_is_frozen_commits_nothing_it_
             assert appender.process is not None
             started = time.monotonic()
             appender.process.send_signal(stop)
-            code = await asyncio.wait_for(appender.process.wait(), DRAIN_S + 10)
+            code = await within(
+                appender.process.wait(), timeout_s=DRAIN_S + 10, what="the appender to leave"
+            )
             took = time.monotonic() - started
             if stop is signal.SIGTERM:
                 assert took <= DRAIN_S + 1.5, (
@@ -353,7 +355,7 @@ async def test_a_rolling_restart_of_every_role_under_load_loses_nothing_and_ever
             processes[index] = await replacement.start()
             if index < 2:
                 commands[index] = processes[index]
-        await asyncio.wait_for(load, 240)
+        await within(load, timeout_s=240, what="the load to end")
         ids = set(tally.accepted.values())
         assert len(ids) == len(orders) * len(LIFECYCLE)
         await wait_for(
@@ -406,7 +408,9 @@ async def test_a_commands_process_stopped_while_kafka_is_frozen_leaves_in_time_a
         assert commands.process is not None
         started = time.monotonic()
         commands.process.send_signal(signal.SIGTERM)
-        code = await asyncio.wait_for(commands.process.wait(), DRAIN_S + 10)
+        code = await within(
+            commands.process.wait(), timeout_s=DRAIN_S + 10, what="commands to leave"
+        )
         took = time.monotonic() - started
         assert took <= DRAIN_S + 1.5, f"commands took {took:.1f}s to leave (drain {DRAIN_S}s)"
         assert code in (0, 75), code

@@ -20,7 +20,7 @@ import aiohttp
 from tests.auditing import audit, errors
 from tests.e2e.scaling import COMMON, DRAIN_S, appender, join_a_backlog, stored_count
 from tests.fleet import LIFECYCLE, FleetProcess
-from tests.waiting import wait_for
+from tests.waiting import wait_for, within
 from workers.adapters.mongo import connect, database
 from workers.devtools.embedded import EmbeddedStack
 
@@ -129,7 +129,7 @@ async def test_scaling_one_four_two_four_one_under_traffic_stores_every_event_on
         for n in (4, 2, 4, 1):
             await scale_to(n)
         traffic.stop.set()
-        await asyncio.wait_for(asyncio.gather(*clients), 60)
+        await within(asyncio.gather(*clients), timeout_s=60, what="the clients to stop")
         assert await commands.stop(timeout_s=DRAIN_S + 5) == 0, commands.log_tail()
         ids = set(traffic.accepted)
 

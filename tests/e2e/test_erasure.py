@@ -26,6 +26,7 @@ from pymongo import AsyncMongoClient
 from tests.fleet import FleetProcess, running_fleet, start_together, wait_for
 from tests.kafka_topics import read_records
 from tests.tokens import OPERATOR, VIEWER, bearer
+from tests.waiting import within
 from workers.adapters.mongo import ACTIONS
 from workers.devtools.embedded import EmbeddedStack
 
@@ -231,8 +232,8 @@ async def erase_by_cli(fleet: FleetProcess, subject: str, who: str) -> tuple[int
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
-        out, err = await asyncio.wait_for(process.communicate(), 60)
-    except TimeoutError:
+        out, err = await within(process.communicate(), timeout_s=60, what=f"erase {subject}")
+    except AssertionError:
         process.send_signal(signal.SIGABRT)  # faulthandler writes where each thread is
         out, err = await process.communicate()
         raise AssertionError(
@@ -283,7 +284,8 @@ async def send_raw(fleet: FleetProcess, room: str, sender: str, mid: str, conten
 
     async def status() -> int:
         try:
-            return int((await asyncio.wait_for(reader.readline(), 30)).split()[1])
+            line = await within(reader.readline(), timeout_s=30, what="the status line")
+            return int(line.split()[1])
         finally:
             writer.close()
 

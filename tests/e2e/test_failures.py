@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaProducer
 from tests.e2e.pipeline import stored_events, wait_stored
 from tests.fleet import FleetProcess, order_items, running_fleet, wait_for
 from tests.kafka_topics import read_until
+from tests.waiting import within
 from topics.envelope import decode, encode, kafka_headers, new_event
 from workers.adapters.mongo import connect, database
 from workers.devtools.embedded import EmbeddedStack
@@ -257,7 +258,7 @@ async def test_an_error_no_retry_can_fix_stops_the_worker_and_loses_nothing(
     await first.start()
     ids = await produce_requested(private_stack.urls.kafka_url, f"{first.prefix}events", orders, 2)
     assert first.process is not None
-    code = await asyncio.wait_for(first.process.wait(), 60)
+    code = await within(first.process.wait(), timeout_s=60, what="the appender to give up")
     assert code == 70, first.log_tail()  # EXIT_FATAL
     assert "cannot continue" in first.log_tail(80)
     assert len(await store_contents(private_stack, unique_name)) < len(ids)

@@ -28,7 +28,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from tests.e2e.live_clients import sse, websocket
 from tests.fleet import FleetProcess, order_items, start_together
 from tests.tokens import bearer
-from tests.waiting import wait_for
+from tests.waiting import wait_for, within
 from workers.client import AsyncClient, Client, GlobalEvent, errors
 from workers.devtools.embedded import EmbeddedStack
 
@@ -408,7 +408,7 @@ async def eventfleet(
         sys.executable, "-m", "workers.cli", "events", "--url", fleet.url, *args, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), 60)
+    out, err = await within(process.communicate(), timeout_s=60, what="eventfleet events to exit")
     return process.returncode or 0, out.decode(), err.decode()
 
 
@@ -450,12 +450,15 @@ async def test_the_cli_reads_the_global_read_and_goes_on_from_where_it_stopped(
     )  # fmt: skip
     assert follow.stdout is not None
     try:
-        caught_up = [await asyncio.wait_for(follow.stdout.readline(), 30) for _ in range(3)]
+        caught_up = [
+            await within(follow.stdout.readline(), timeout_s=30, what="a caught-up line")
+            for _ in range(3)
+        ]
         await append(fleet, "order", f"{run}-2", {"type": "OrderPaid", "data": {"amount": 1}})
-        live = await asyncio.wait_for(follow.stdout.readline(), 30)
+        live = await within(follow.stdout.readline(), timeout_s=30, what="the live line")
     finally:
         follow.send_signal(signal.SIGINT)
-        code = await asyncio.wait_for(follow.wait(), 30)
+        code = await within(follow.wait(), timeout_s=30, what="the follow to end at Ctrl-C")
     assert len(caught_up) == 3 and f"order {run}-2 v2 OrderPaid" in live.decode()
     assert code == 130  # Ctrl-C ends a follow
 
@@ -483,14 +486,15 @@ async def test_a_quiet_follow_ends_at_ctrl_c_whichever_of_its_threads_the_signal
             await append(
                 fleet, "order", run, {"type": "OrderPlaced", "data": {"items": order_items()}}
             )
-            line = await asyncio.wait_for(follow.stdout.readline(), 30)  # it resolved and reads
+            # it resolved and reads
+            line = await within(follow.stdout.readline(), timeout_s=30, what="the first line")
             others = [
                 int(t) for t in os.listdir(f"/proc/{follow.pid}/task") if int(t) != follow.pid
             ]
             assert others, "the follow has no thread beside its main one: nothing is tested"
             tgkill = ctypes.CDLL(None, use_errno=True).tgkill  # a signal to one thread
             assert tgkill(follow.pid, others[0], signal.SIGINT) == 0
-            code = await asyncio.wait_for(follow.wait(), 30)
+            code = await within(follow.wait(), timeout_s=30, what="the follow to end at Ctrl-C")
         finally:
             if follow.returncode is None:
                 follow.kill()

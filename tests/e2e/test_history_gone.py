@@ -28,7 +28,7 @@ import pytest
 from tests.e2e.archiving import RETAINED, archive, every_event, send_messages
 from tests.e2e.live_clients import sse
 from tests.fleet import FleetProcess, running_fleet
-from tests.waiting import wait_for
+from tests.waiting import wait_for, within
 from workers.adapters.mongo import connect, database
 from workers.client import AsyncClient
 from workers.client.errors import HistoryCompactedError
@@ -218,15 +218,15 @@ async def ws_messages(url: str, headers: dict[str, str]) -> tuple[list[Any], int
 async def test_websockets_say_history_compacted_and_close_4410(rooms: Rooms) -> None:
     fleet, room = rooms.fleet, rooms.lost
     ws_url = fleet.url.replace("http://", "ws://")
-    received, code = await asyncio.wait_for(ws_messages(
+    received, code = await within(ws_messages(
         f"{ws_url}/v1/chat_room/{room}/subscribe?after_version=30", fleet.auth_headers
-    ), 60)  # fmt: skip
+    ), timeout_s=60, what="the subscription to close")  # fmt: skip
     assert [m["version"] for m in received[:-1]] == list(range(31, 40))
     assert received[-1]["error"] == "history_compacted" and received[-1]["whole_from"] == 60
     assert received[-1]["after_version"] == 39 and code == 4410
-    received, code = await asyncio.wait_for(ws_messages(
+    received, code = await within(ws_messages(
         f"{ws_url}/v1/rooms/{room}/ws?after_version=0", fleet.auth_headers
-    ), 60)  # fmt: skip
+    ), timeout_s=60, what="the room's websocket to close")  # fmt: skip
     events = [m["event"]["version"] for m in received if m["kind"] == "event"]
     assert events == list(range(1, 40)) and code == 4410
     assert received[-1]["kind"] == "error" and received[-1]["error"] == "history_compacted"

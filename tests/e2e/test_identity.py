@@ -23,7 +23,7 @@ from tests.fleet import FleetProcess, json_payload, order_items, running_fleet
 from tests.hostile_tokens import hostile, hs256_with_public_key
 from tests.kafka_topics import produce_raw, read_until
 from tests.tokens import Issuer
-from tests.waiting import wait_for
+from tests.waiting import wait_for, within
 from topics.envelope import Actor, Event, Metadata, decode, encode, kafka_headers, new_event
 from workers.devtools.embedded import EmbeddedStack, free_port
 from workers.examples.domains.chat_room import CHAT_ROOM
@@ -313,7 +313,9 @@ async def test_a_worker_without_a_working_auth_choice_refuses_to_start() -> None
                  "EVENTFLEET_DOMAINS": "workers.examples.domains:default_domains", **extra},
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
-        _, err = await asyncio.wait_for(process.communicate(), 60)
+        _, err = await within(
+            process.communicate(), timeout_s=60, what="the refused worker to exit"
+        )
         lines = err.decode().strip().splitlines()
         assert process.returncode == 2, err
         assert len(lines) == 1 and words in lines[0], lines

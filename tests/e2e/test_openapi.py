@@ -17,6 +17,7 @@ from openapi_spec_validator import validate
 
 from tests.fleet import FleetProcess
 from tests.tokens import bearer
+from tests.waiting import within
 from workers.http.edge.responses import CONTENT_SECURITY_POLICY
 from workers.runtime.answers import ERROR_CODES
 
@@ -126,14 +127,14 @@ async def test_the_cli_prints_the_document_the_fleet_serves(fleet: FleetProcess)
         sys.executable, "-m", "workers.cli", "openapi", "--compact", env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), 60)
+    out, err = await within(process.communicate(), timeout_s=60, what="eventfleet openapi")
     assert process.returncode == 0, err.decode()
     assert orjson.loads(out) == await served(fleet)
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "workers.cli", "openapi", env={**env, "EVENTFLEET_DOMAINS": "x:y"},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), 60)
+    out, err = await within(process.communicate(), timeout_s=60, what="eventfleet openapi")
     assert process.returncode == 2 and out == b""
     assert err.decode().startswith("eventfleet: error: EVENTFLEET_DOMAINS='x:y'")
 

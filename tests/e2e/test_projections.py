@@ -18,6 +18,7 @@ from snapshot_rules.replay import replay
 from tests.e2e.pipeline import Step, post_all
 from tests.fleet import FleetProcess, running_fleet, wait_for
 from tests.kafka_topics import read_until
+from tests.waiting import within
 from topics.envelope import decode, from_dict
 from workers.devtools.embedded import EmbeddedStack
 from workers.examples.domains.chat_room import reduce_chat_room
@@ -156,7 +157,7 @@ async def rebuild_cli(fleet: FleetProcess, name: str) -> tuple[int, str, str]:
         env={**os.environ, **fleet.env}, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), 60)
+    out, err = await within(process.communicate(), timeout_s=60, what=f"the rebuild of {name}")
     return process.returncode or 0, out.decode(), err.decode()
 
 

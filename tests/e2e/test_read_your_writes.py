@@ -18,7 +18,7 @@ import pytest
 from tests.e2e.pipeline import post_all
 from tests.fleet import LIFECYCLE, FleetProcess, running_fleet
 from tests.tokens import TESTER, bearer
-from tests.waiting import wait_for
+from tests.waiting import wait_for, within
 from workers.devtools.embedded import EmbeddedStack
 
 
@@ -164,7 +164,7 @@ class Read:
                 self.status, self.retry_after = r.status, r.headers.get("Retry-After")
 
     async def answer(self, timeout_s: float = 20) -> tuple[int | None, Any]:
-        await asyncio.wait_for(asyncio.shield(self.task), timeout_s)
+        await within(asyncio.shield(self.task), timeout_s=timeout_s, what="the read's answer")
         return self.status, self.body
 
     async def leave(self) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.dev_runs import Dev, leftovers, start_dev
+from tests.waiting import within
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED = re.compile(r"^(?P<command>curl .*?)\s+#\s*(?P<status>\d{3}|2xx)\s*$")
@@ -116,7 +117,7 @@ async def test_the_tour_runs_as_written_against_eventfleet_dev(dev: Dev) -> None
         "bash", "-c", script(dev, readme).replace(".venv/bin/", f"{venv}/bin/"),
         cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), 120)
+    out, err = await within(process.communicate(), timeout_s=120, what="the README tour")
     assert process.returncode == 0, f"{err.decode()}\n--- output ---\n{out.decode()}"
     text = out.decode()
     assert '"duplicate":true' in text.replace(" ", "")  # the paid command, sent twice

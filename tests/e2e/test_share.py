@@ -22,7 +22,7 @@ from functools import partial
 import aiohttp
 
 from tests.fleet import FleetProcess, metric, samples
-from tests.waiting import wait_for
+from tests.waiting import wait_for, within
 from workers.devtools.embedded import EmbeddedStack
 from workers.runtime.fleet import JOIN_BOUND_SESSIONS
 
@@ -146,7 +146,7 @@ class Group:
         await self.settle(since, what)
         for process in leaving:
             assert process.process is not None
-            code = await asyncio.wait_for(process.process.wait(), 30)
+            code = await within(process.process.wait(), timeout_s=30, what="the leaving process")
             assert code == (0 if how == signal.SIGTERM else -signal.SIGKILL), process.log_tail()
 
 

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from tests.fleet import FleetProcess, fleet_pair, order_items, start_together
-from tests.waiting import wait_for
+from tests.waiting import wait_for, within
 from workers.adapters.kafka import plain, read_topic
 from workers.devtools.embedded import EmbeddedStack
 
@@ -252,4 +252,4 @@ async def test_under_cpu_stress_none_told_not_stored_lands(
         print("under stress-ng --cpu 2:", await _scenario(private_stack, unique_name, BOUND_S))
     finally:
         stress.terminate()  # this test's own stress-ng, by its pid
-        await asyncio.wait_for(stress.wait(), 30)
+        await within(stress.wait(), timeout_s=30, what="stress-ng to stop")

@@ -26,7 +26,7 @@ from redis.asyncio import Redis
 from tests.fleet import FleetProcess, running_fleet, start_together
 from tests.kafka_topics import read_records
 from tests.tokens import bearer
-from tests.waiting import wait_for
+from tests.waiting import wait_for, within
 from topics.catalog import TopicNames
 from workers.devtools.embedded import EmbeddedStack
 
@@ -222,7 +222,9 @@ async def test_a_bad_budget_setting_stops_the_worker_with_one_line() -> None:
                  "EVENTFLEET_DOMAINS": "workers.examples.domains:default_domains"},
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
-        _, err = await asyncio.wait_for(process.communicate(), 60)
+        _, err = await within(
+            process.communicate(), timeout_s=60, what="the refused worker to exit"
+        )
         lines = err.decode().strip().splitlines()
         assert process.returncode == 2, err
         assert len(lines) == 1 and name in lines[0] and words in lines[0], lines

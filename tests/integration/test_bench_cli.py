@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 
 from tests.cli import eventfleet
 from tests.e2e.dev_runs import leftovers
+from tests.waiting import within
 from workers.devtools.bench.stack import forget_keys
 from workers.devtools.embedded import EmbeddedStack
 from workers.runtime.settings import Settings
@@ -55,7 +56,9 @@ async def test_the_command_rows_are_driven_by_wrk_in_interleaved_rounds(
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     # 20 wrk runs and four servers: more than the CLI tests' minute on a loaded machine.
-    raw_out, raw_err = await asyncio.wait_for(process.communicate(), 300)
+    raw_out, raw_err = await within(
+        process.communicate(), timeout_s=300, what="bench commands to exit"
+    )
     code, out, err = process.returncode, raw_out.decode(), raw_err.decode()
     assert code == 0, err
     (table,) = [orjson.loads(line) for line in out.splitlines()]
@@ -130,8 +133,7 @@ async def test_a_terminated_bench_stops_what_it_started_and_removes_its_director
         raise AssertionError("the bench's first measured process did not start within 120 s")
     started = children_of(process.pid)
     process.terminate()
-    async with asyncio.timeout(60):
-        await process.communicate()
+    await within(process.communicate(), timeout_s=60, what="the terminated bench to exit")
     assert process.returncode != 0
     assert [pid for pid in started if alive(pid)] == []
     assert leftovers(tmp_path) == []

@@ -16,6 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests.cli import EXAMPLES, assert_one_line, eventfleet
 from tests.keys import TEST_MASTER_KEY
+from tests.waiting import within
 from topics.catalog import TopicNames
 from workers.adapters.kafka import ensure_topics
 from workers.cli import main, parser
@@ -124,7 +125,7 @@ async def test_version_imports_nothing_of_the_fleet() -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-c", probe, stdout=asyncio.subprocess.PIPE
     )
-    out, _ = await asyncio.wait_for(process.communicate(), 60)
+    out, _ = await within(process.communicate(), timeout_s=60, what="the --version probe to exit")
     first, loaded = out.decode().splitlines()
     assert first == f"eventfleet {version('eventfleet')}"
     assert loaded == "['workers', 'workers.cli', 'workers.cli.version']"
@@ -162,7 +163,9 @@ async def test_dev_refuses_a_taken_port_before_loading_the_stack_or_the_fleet() 
             sys.executable, "-c", probe, env=clean,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
-        out, err = await asyncio.wait_for(process.communicate(), 60)
+        out, err = await within(
+            process.communicate(), timeout_s=60, what="dev on a taken port to exit"
+        )
     assert out.decode().split() == ["1", "[]"], err.decode()
     assert_one_line(err.decode())
     assert f"port {port} on 127.0.0.1 is already in use" in err.decode()

@@ -24,7 +24,7 @@ from redis.retry import Retry
 
 import workers.devtools.embedded.stack as stack_module
 from tests.faults import TcpProxy
-from tests.waiting import wait_for
+from tests.waiting import wait_for, within
 from workers.devtools.embedded import (
     EmbeddedStack,
     PortInUse,
@@ -88,7 +88,7 @@ async def test_kafka_round_trip_through_a_consumer_group(
             for value in sent:  # one key: one partition, so the order is kept
                 await producer.send_and_wait(unique_name, value, key=b"order-1")
     finally:
-        await asyncio.wait_for(producer.stop(), 10)
+        await within(producer.stop(), timeout_s=10, what="the producer to stop")
     consumer = AIOKafkaConsumer(
         unique_name,
         bootstrap_servers=bootstrap,
@@ -113,7 +113,7 @@ async def test_kafka_round_trip_through_a_consumer_group(
         assert received == sent
         assert committed == [len(sent)]
     finally:
-        await asyncio.wait_for(consumer.stop(), 10)
+        await within(consumer.stop(), timeout_s=10, what="the consumer to stop")
 
 
 async def test_mongo_enforces_a_unique_index(stack: EmbeddedStack, unique_name: str) -> None:
@@ -162,7 +162,7 @@ async def test_mongo_url_keeps_the_driver_behind_a_proxy(stack: EmbeddedStack) -
             done, _ = await asyncio.wait({pinging}, timeout=0.3)
             assert not done, "the driver went around the paused proxy"
             proxy.resume()
-            assert (await asyncio.wait_for(pinging, 5))["ok"] == 1
+            assert (await within(pinging, timeout_s=5, what="the ping past the proxy"))["ok"] == 1
         finally:
             await client.close()
 
@@ -333,7 +333,7 @@ async def test_mongo_keeps_its_data_across_pause_stop_kill_and_restart(
         done, _ = await asyncio.wait({reading}, timeout=0.5)
         assert not done, "a paused server answered"
         mongo.resume()
-        assert await asyncio.wait_for(reading, 10) == {"_id": 1}
+        assert await within(reading, timeout_s=10, what="the read after the resume") == {"_id": 1}
         await mongo.stop()
         assert not mongo.running
         await mongo.start()
@@ -373,7 +373,8 @@ async def test_tcp_proxy_pauses_drops_delays_and_resumes(
             done, _ = await asyncio.wait({reading}, timeout=0.3)
             assert not done, "a paused proxy forwarded"
             proxy.resume()
-            assert await asyncio.wait_for(reading, 5) == b"v"  # held bytes arrive on resume
+            held = await within(reading, timeout_s=5, what="the held read")
+            assert held == b"v"  # held bytes arrive on resume
 
             proxy.drop()
             with pytest.raises(RedisConnectionError):

@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests.kafka_groups import SESSION_MS, assigned, group_member, leave_follower_then_leader
-from tests.waiting import wait_for
+from tests.waiting import wait_for, within
 from workers.adapters.kafka.join import JoinWatch
 from workers.devtools.embedded import EmbeddedStack
 
@@ -58,7 +58,9 @@ async def test_the_next_member_is_assigned_within_the_bound(
     watch.install(member)
     began = time.monotonic()
     async with _starting(member) as started:
-        await asyncio.wait_for(started, BOUND_S + 4 * SESSION_MS / 1000)
+        await within(
+            started, timeout_s=BOUND_S + 4 * SESSION_MS / 1000, what="the next member to start"
+        )
         await assigned(member, timeout_s=10)
         took = time.monotonic() - began
         assert len(member.assignment()) == PARTITIONS  # every partition, no phantom member
@@ -88,7 +90,9 @@ async def test_two_members_left_behind_together_heal_it_once_and_share_it(
 
     try:
         starts = asyncio.gather(*(member.start() for member in members))
-        await asyncio.wait_for(starts, 2 * BOUND_S + 4 * SESSION_MS / 1000)
+        await within(
+            starts, timeout_s=2 * BOUND_S + 4 * SESSION_MS / 1000, what="both members to start"
+        )
         await wait_for(shared, timeout_s=2 * BOUND_S, what="each half held", interval_s=0.05)
     finally:
         await asyncio.gather(*(member.stop() for member in members))

@@ -23,7 +23,7 @@ import pytest
 import uvloop
 from prometheus_client import CollectorRegistry
 
-from tests.waiting import wait_for
+from tests.waiting import wait_for, within
 from topics.envelope import Event, encode, new_event
 from topics.errors import StoreUnavailable
 from workers.http.edge.app import Edge
@@ -235,8 +235,8 @@ async def test_an_event_stream_our_subscription_ends_says_why_then_ends(
     server.subscriptions.append(Ending(ENDINGS[ending]))
     async with aiohttp.ClientSession() as session:
         async with session.get(f"http://{server.url}/subscribe") as response:
-            async with asyncio.timeout(10):
-                body = await response.read()  # whole: the stream ends after the notice
+            # whole: the stream ends after the notice
+            body = await within(response.read(), timeout_s=10, what="the stream to end")
     messages = body.decode().split("\n\n")
     assert messages[0] == "retry: 1000" and messages[1].startswith("id: 1\ndata: {")
     event, data = messages[2].split("\n")

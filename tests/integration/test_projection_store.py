@@ -13,6 +13,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from snapshot_rules.replay import replay
 from tests.chat_events import CONVERSATION, room_events
+from tests.waiting import within
 from topics.envelope import Event
 from topics.errors import UnknownProjection
 from workers.adapters.mongo import (
@@ -102,7 +103,7 @@ class HeldViews:
         return getattr(self.inner, name)
 
     async def insert_many(self, docs: Any) -> None:
-        await asyncio.wait_for(self._until.wait(), 30)
+        await within(self._until.wait(), timeout_s=30, what="live writes during the rebuild")
         await self.inner.insert_many(docs)
 
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.waiting import wait_for
+from tests.waiting import wait_for, within
 from topics.envelope import decode, derived_event_id, new_event
 from workers.adapters.mongo import MongoEventStore, connect, database
 from workers.adapters.mongo.stores import MongoRejections
@@ -108,7 +108,7 @@ async def test_many_waiters_of_one_aggregate_cost_one_store_check_per_interval(
     await wait_for(lambda: stores.events.calls - calls >= 5, timeout_s=20, what="5 safety checks")
     await stores.events.append([decode(placed(order, "c-1").value)])
     stores.feed.announce([placed(order, "c-1")])  # as the appender does, once stored
-    await asyncio.wait_for(reads, 20)
+    await within(reads, timeout_s=20, what="every read answered")
     calls, asked = stores.events.calls - calls, stores.events.asked - asked
     elapsed = time.monotonic() - started
     # Per waiter it would be `many` lookups an interval; shared, one (and the feed's
@@ -136,7 +136,7 @@ async def test_waiters_of_many_aggregates_are_checked_together(stores: Stores) -
     records = [placed(order, "c-1") for order in orders]
     await stores.events.append([decode(record.value) for record in records])
     stores.feed.announce(records)
-    await asyncio.wait_for(reads, 20)
+    await within(reads, timeout_s=20, what="every read answered")
     calls, asked = stores.events.calls - calls, stores.events.asked - asked
     rounds = (time.monotonic() - started) / poll_s + 1
     chunks = -(-aggregates // CHUNK)  # a round reads its aggregates a few at a time
@@ -165,7 +165,7 @@ async def test_a_waiter_is_woken_by_the_feed_with_the_store_checked_hourly(
     await stores.events.append([event])
     calls = stores.events.calls
     stores.feed.announce([record])  # as the appender does, once stored
-    await asyncio.wait_for(asyncio.gather(by_version, by_command), 20)
+    await within(asyncio.gather(by_version, by_command), timeout_s=20, what="both reads answered")
     assert stores.events.calls == calls  # the announced event was enough: no store read
     assert wait.waiting == 0
 
@@ -179,7 +179,7 @@ async def test_without_a_feed_the_shared_check_finds_the_event(stores: Stores) -
     ]
     await wait_for(lambda: wait.waiting == 20, timeout_s=20, what="all waiting")
     await stores.events.append([new_event("order", order, "OrderPlaced", {"items": []}, version=1)])
-    await asyncio.wait_for(asyncio.gather(*reads), 20)
+    await within(asyncio.gather(*reads), timeout_s=20, what="every read answered")
 
 
 async def test_a_command_refused_by_the_store_while_waited_on_is_a_refusal(
@@ -195,6 +195,6 @@ async def test_a_command_refused_by_the_store_while_waited_on_is_a_refusal(
         "OrderShipped may not follow OrderPlaced.", "c-7", datetime.now(UTC),
     )])  # fmt: skip
     with pytest.raises(RefusedAtStore) as refused:
-        await asyncio.wait_for(read, 20)
+        await within(read, timeout_s=20, what="the read refused")
     assert refused.value.reason == "transition_rejected_at_store"
     assert wait.waiting == 0

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from tests.waiting import within
 from topics.errors import MarkerUnavailable
 from workers.adapters.redis import SCRIPTS, RedisBatcher, connect_redis
 from workers.adapters.redis.replies import Lua
@@ -53,7 +54,8 @@ async def test_a_caller_cancelled_mid_round_trip_leaves_no_unread_error_and_the_
     with pytest.raises(asyncio.CancelledError):
         await carrier
     with pytest.raises(MarkerUnavailable):
-        await asyncio.wait_for(rider, 5)  # sent in the next round trip: it fails in time
+        # sent in the next round trip: it fails in time
+        await within(rider, timeout_s=5, what="the rider to fail")
     del carrier
     with caplog.at_level(logging.ERROR, logger="asyncio"):
         gc.collect()

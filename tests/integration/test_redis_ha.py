@@ -21,7 +21,7 @@ from tests.redis_topologies import (
     SentinelSet,
     _call,
 )
-from tests.waiting import wait_for
+from tests.waiting import wait_for, within
 from topics.envelope import NEW_AGGREGATE
 from topics.errors import ConfigError, MarkerUnavailable
 from workers.adapters.redis import (
@@ -130,7 +130,7 @@ async def failover_under_load(
         )
     finally:
         load.stopping = True
-        await asyncio.wait_for(task, 10)
+        await within(task, timeout_s=10, what="the load to stop")
     return load
 
 

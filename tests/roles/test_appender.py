@@ -22,7 +22,7 @@ from tests.roles.appending import (
     order,
     whole,
 )
-from tests.waiting import wait_for
+from tests.waiting import wait_for, within
 from topics.envelope import NEW_AGGREGATE, Event, new_event
 from topics.errors import StoreUnavailable
 from workers.examples.domains.order import ORDER
@@ -272,7 +272,7 @@ async def test_a_revocation_while_a_batch_is_decided_applies_after_the_batch(rig
                    what="the batch reading heads")  # fmt: skip
     rig.appender.forget({2})  # revoked while the batch waits on the store
     rig.store.release()
-    decided = await asyncio.wait_for(batch, 5)
+    decided = await within(batch, timeout_s=5, what="the batch decided")
     assert [r.offset for r in decided] == [2]  # stored; o2's successor still waited
     assert await rig.history() == [("OrderPlaced", 1), ("OrderPaid", 2)]
     assert rig.appender.waiting() == 0  # then the revocation: its next owner reads it again

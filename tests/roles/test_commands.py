@@ -14,7 +14,7 @@ from tests.clock import Clock
 from tests.orders import ITEMS
 from tests.roles.command_side import command_side
 from tests.roles.commanding import EVENTS, Side, make_side, waiting_on_progress
-from tests.waiting import wait_for
+from tests.waiting import wait_for, within
 from topics.envelope import (
     NEW_AGGREGATE,
     Actor,
@@ -449,7 +449,7 @@ async def test_a_refusal_waiting_for_the_appender_is_answered_once_the_marked_ev
     side = make_side(refusal_wait_s=60)
     late = await payment_after_a_cancellation_in_flight(side)
     await side.store_produced()  # stored and announced, never committed
-    answer = await asyncio.wait_for(late, timeout=10)
+    answer = await within(late, timeout_s=10, what="the late answer")
     assert (answer.status, answer.body["current"]) == (409, "OrderCancelled")
     assert not await side.progress.caught_up(b"order:o1", within_s=0)
     assert len(side.producer.records(EVENTS)) == 2  # nothing written
@@ -465,7 +465,7 @@ async def test_a_lost_announcement_leaves_the_refusal_to_the_appenders_commit() 
     done, _ = await asyncio.wait({late}, timeout=0.2)
     assert not done  # nothing told it: it waits for the appender's progress
     side.progress.decide_all()
-    answer = await asyncio.wait_for(late, timeout=10)
+    answer = await within(late, timeout_s=10, what="the late answer")
     assert (answer.status, answer.body["current"]) == (409, "OrderCancelled")
     assert side.refusals_decided() == {"settled": 1}
 
@@ -476,7 +476,7 @@ async def test_a_store_that_fails_while_a_refusal_waits_makes_it_503_never_409()
     side.store.faults.down()
     cancelled = decode(side.producer.records(EVENTS)[1].value)
     side.feed.announce([Outgoing.of(cancelled.with_version(2))])  # the head is read: it fails
-    answer = await asyncio.wait_for(late, timeout=10)
+    answer = await within(late, timeout_s=10, what="the late answer")
     assert (answer.status, answer.body["error"]) == (503, "store_unavailable")
     assert len(side.producer.records(EVENTS)) == 2
     assert side.feed.listeners() == 0
@@ -500,7 +500,7 @@ async def test_an_announcement_of_another_event_proves_no_refusal() -> None:
     done, _ = await asyncio.wait({paid}, timeout=0.2)
     assert not done
     await side.stored_as_produced()
-    answer = await asyncio.wait_for(paid, timeout=10)
+    answer = await within(paid, timeout_s=10, what="the payment answered")
     assert answer.status == 202  # the settled head (Placed) allows it: the phantom is replaced
     assert side.refusals_decided() == {"remarked": 1}
 

@@ -13,7 +13,7 @@ import pytest
 
 from tests.orders import ITEMS
 from tests.roles.commanding import EVENTS, Side, make_side, waiting_on_progress
-from tests.waiting import wait_for
+from tests.waiting import wait_for, within
 from topics.envelope import decode, derived_event_id
 from workers.roles.command.requests import CommandRequest
 from workers.runtime.answers import Answer, answer_of
@@ -102,7 +102,8 @@ async def test_a_stale_count_is_refuted_once_the_store_holds_the_newer_event() -
     behind = asyncio.ensure_future(ask(side, "order:o5", "OrderCancelled", {"reason": "x"}, 1))
     await wait_for(waiting_on_progress(side), timeout_s=10, what="the refusal waiting")
     await side.store_produced()
-    assert refused_as_stale(await asyncio.wait_for(behind, timeout=10), expected=1, current=2)
+    answer = await within(behind, timeout_s=10, what="the stale count refuted")
+    assert refused_as_stale(answer, expected=1, current=2)
     assert len(side.producer.records(EVENTS)) == 2
 
 

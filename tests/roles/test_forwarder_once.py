@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import pytest
 
 from snapshot_rules.domain import Domains
-from tests.waiting import wait_for
+from tests.waiting import wait_for, within
 from topics.errors import StreamOutcomeUnknown, StreamUnavailable
 from workers.adapters.memory import MemoryProducer
 from workers.adapters.memory.written import MemoryWrittenLog
@@ -255,7 +255,7 @@ async def test_a_revoke_waits_for_the_produce_in_flight(
     assert not done, "the revoke returned while a produce of the partition was on its way"
     producer.faults.release()
     assert await forwarding == 2
-    await asyncio.wait_for(revoking, 2)
+    await within(revoking, timeout_s=2, what="the revoke")
     assert len(producer.records("t.counters")) == 2
 
 

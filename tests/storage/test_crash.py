@@ -18,6 +18,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.storage.helpers import Document, canonical, content, raw_doc, raw_events, rebuild
+from tests.waiting import within
 from topics.errors import ConcurrencyConflict
 from workers.adapters.mongo import MongoDocuments
 from workers.storage import AFTER_DOCUMENT_WRITE, AFTER_EVENT_WRITE, EventSourcedStorage, FaultPoint
@@ -151,7 +152,7 @@ async def _run_child(url: str, name: str, transactions: bool, point: str) -> Any
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    stdout, stderr = await within(process.communicate(), timeout_s=60, what="the child to die")
     assert process.returncode == -9, f"child did not die by SIGKILL: {stdout!r} {stderr!r}"
     said = stdout.decode().strip()
     assert said.startswith(f"dying at {point} "), said

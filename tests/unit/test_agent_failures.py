@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from tests.waiting import within
 from workers.runtime.failures import a_failure
 from workers.runtime.fleet import stop_in_turn
 
@@ -63,7 +64,7 @@ async def test_a_cancel_of_the_agent_itself_is_not() -> None:
             raise
 
     task = asyncio.create_task(agent())
-    await asyncio.wait_for(started.wait(), 5)
+    await within(started.wait(), timeout_s=5, what="the agent started")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -126,7 +127,7 @@ async def test_a_cancel_of_the_drain_itself_goes_on() -> None:
     steps = [_step("Faust app", done, hang=in_first), _step("clients", done)]
     deadline = asyncio.get_running_loop().time() + 30
     draining = asyncio.create_task(stop_in_turn(steps, deadline))
-    await asyncio.wait_for(in_first.wait(), 10)
+    await within(in_first.wait(), timeout_s=10, what="the drain in its first step")
     draining.cancel()
     with pytest.raises(asyncio.CancelledError):
         await draining

@@ -11,6 +11,7 @@ from typing import cast
 
 import pytest
 
+from tests.waiting import within
 from workers.runtime.fleet import Fleet
 from workers.runtime.serve import _fatal_unless_cancelled, end_loops
 
@@ -129,4 +130,4 @@ async def test_a_loop_that_holds_every_cancel_is_named_with_its_await_and_the_st
 
 
 async def test_no_loops_end_at_once() -> None:
-    await asyncio.wait_for(end_loops([]), timeout=1)
+    await within(end_loops([]), timeout_s=1, what="no loops to end")

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from tests.waiting import wait_for
+from tests.waiting import wait_for, within
 from workers.stream.commits import CaughtUpCommits
 
 
@@ -68,4 +68,4 @@ async def test_a_commit_that_fails_ends_the_loop_with_its_error() -> None:
     commits = CaughtUpCommits(refused, gap_s=0)
     commits.request()
     with pytest.raises(RuntimeError, match="coordinator"):
-        await asyncio.wait_for(commits.run(), timeout=5)
+        await within(commits.run(), timeout_s=5, what="the loop to end")

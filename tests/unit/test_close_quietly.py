@@ -8,6 +8,7 @@ import asyncio
 import pytest
 from aiokafka.errors import KafkaConnectionError
 
+from tests.waiting import within
 from workers.adapters.kafka.closing import close_quietly
 
 
@@ -32,7 +33,7 @@ async def test_an_error_closing_is_quiet(error: BaseException) -> None:
 async def test_a_close_that_hangs_ends_at_its_bound() -> None:
     never = asyncio.Event()
     closing = asyncio.create_task(close_quietly(never.wait, timeout_s=0.05, what="test"))
-    await asyncio.wait_for(closing, timeout=10)  # returns None after 0.05 s, never hangs
+    await within(closing, timeout_s=10, what="the close to give up")  # None after 0.05 s
     assert closing.done() and closing.exception() is None
 
 

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 import orjson
 import pytest
 
-from tests.waiting import wait_for
+from tests.waiting import wait_for, within
 from topics.errors import EventfleetError
 from workers.http.edge.request import Request, Scope
 from workers.http.edge.responses import json_response
@@ -58,8 +58,7 @@ async def exchange(port: int, writes: Sequence[bytes], *, pause_s: float = 0.0) 
             await writer.drain()
             if pause_s:
                 await asyncio.sleep(pause_s)  # the slow client itself, not a wait for a result
-        async with asyncio.timeout(10):
-            return await reader.read(65536)
+        return await within(reader.read(65536), timeout_s=10, what="the answer or the close")
     finally:
         writer.close()
 
@@ -132,15 +131,13 @@ async def test_a_later_request_on_a_kept_connection_has_its_own_header_deadline(
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     try:
         writer.write(head(Content_Length="3") + b"abc")
-        async with asyncio.timeout(10):
-            first = await reader.read(4096)
+        first = await within(reader.read(4096), timeout_s=10, what="the first answer")
         assert answer(first) == {"size": 3}
         for part in (b"POST /x HTTP/1.1\r\n", b"Host: x\r\n", b"X-A: b\r\n"):
             writer.write(part)
             await writer.drain()
             await asyncio.sleep(0.3)  # the slow client itself, not a wait for a result
-        async with asyncio.timeout(10):
-            raw = await reader.read(65536)
+        raw = await within(reader.read(65536), timeout_s=10, what="the 408")
     finally:
         writer.close()
     assert raw.startswith(b"HTTP/1.1 408 "), raw[:80]
@@ -149,8 +146,8 @@ async def test_a_later_request_on_a_kept_connection_has_its_own_header_deadline(
 async def test_a_silent_connection_is_closed_at_the_deadline(server: Serving) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     try:
-        async with asyncio.timeout(5):
-            raw = await reader.read(1024)  # ends when the server closes
+        # ends when the server closes
+        raw = await within(reader.read(1024), timeout_s=5, what="the close at the deadline")
     finally:
         writer.close()
     assert raw.startswith(b"HTTP/1.1 408 "), raw[:80]
@@ -293,9 +290,8 @@ async def test_a_request_on_its_way_when_the_server_stops_is_answered_then_close
         stop = await stopping(serving, grace_s=30)
         request = head(Content_Length="3") + b"abc"
         writer.write(request[len(sent_before) :])
-        async with asyncio.timeout(10):
-            raw = await reader.read()  # to the server's close
-        await asyncio.wait_for(stop, 10)
+        raw = await within(reader.read(), timeout_s=10, what="the answer and the close")
+        await within(stop, timeout_s=10, what="the stop")
     finally:
         writer.close()
     assert raw.startswith(b"HTTP/1.1 200 "), raw[:80]
@@ -316,11 +312,11 @@ async def test_an_idle_kept_connection_is_closed_when_the_server_stops_and_a_sil
     reader, writer = await connected(serving)
     try:
         writer.write(head(Content_Length="1") + b"a")
-        async with asyncio.timeout(10):
-            assert answer(await reader.readuntil(b'{"size":1}')) == {"size": 1}
-        await asyncio.wait_for(await stopping(serving, grace_s=30), 10)
-        async with asyncio.timeout(10):
-            assert await reader.read() == b""  # closed, nothing more sent
+        answered = await within(reader.readuntil(b'{"size":1}'), timeout_s=10, what="the answer")
+        assert answer(answered) == {"size": 1}
+        await within(await stopping(serving, grace_s=30), timeout_s=10, what="the stop")
+        closed = await within(reader.read(), timeout_s=10, what="the close")
+        assert closed == b""  # closed, nothing more sent
     finally:
         writer.close()
     assert not serving.server.force_exit, "the idle connection waited for the grace"
@@ -329,9 +325,8 @@ async def test_an_idle_kept_connection_is_closed_when_the_server_stops_and_a_sil
     await silent.start()
     reader, writer = await connected(silent)
     try:
-        await asyncio.wait_for(await stopping(silent, grace_s=0.2), 10)
-        async with asyncio.timeout(10):
-            assert await reader.read() == b""
+        await within(await stopping(silent, grace_s=0.2), timeout_s=10, what="the stop")
+        assert await within(reader.read(), timeout_s=10, what="the close") == b""
     finally:
         writer.close()
     assert silent.server.force_exit, "a connection that sent nothing was cut at the grace"

@@ -10,6 +10,7 @@ import pytest
 from faust.types import TP, ConsumerMessage
 from mode.utils.queues import FlowControlEvent
 
+from tests.waiting import within
 from workers.stream.fetched import FetchedBatches, ack
 
 pytestmark = pytest.mark.asyncio
@@ -93,7 +94,7 @@ async def test_take_waits_for_a_record_and_then_no_longer_than_within() -> None:
     assert not taking.done()  # nothing yet: it waits without a bound
     batches.deliver(TP(EVENTS, 0), messages(0, range(2)), 1)
     started = asyncio.get_running_loop().time()
-    taken = await asyncio.wait_for(taking, 2)
+    taken = await within(taking, timeout_s=2, what="the batch taken")
     waited = asyncio.get_running_loop().time() - started
     assert offsets(taken) == [(0, 0), (0, 1)]
     assert waited < 1.0  # within_s, not forever, for the batch to fill
@@ -107,7 +108,7 @@ async def test_a_full_batch_is_taken_without_waiting_for_within() -> None:
     batches.deliver(TP(EVENTS, 0), messages(0, range(1)), 1)
     await asyncio.sleep(0)
     batches.deliver(TP(EVENTS, 0), messages(0, range(1, 4)), 1)
-    taken = await asyncio.wait_for(taking, 2)
+    taken = await within(taking, timeout_s=2, what="the batch taken")
     assert offsets(taken) == [(0, 0), (0, 1), (0, 2)]
     assert offsets(await batches.take(3, within_s=0.01)) == [(0, 3)]
 
@@ -143,7 +144,7 @@ async def test_nothing_is_taken_while_faust_holds_the_flow() -> None:
     assert not taking.done()
     app.flow_control.resume()  # clears what was fetched before: fetched again after the seek
     batches.deliver(TP(EVENTS, 0), messages(0, range(2)), 1)
-    assert offsets(await asyncio.wait_for(taking, 2)) == [(0, 0), (0, 1)]
+    assert offsets(await within(taking, timeout_s=2, what="the refetch")) == [(0, 0), (0, 1)]
 
 
 async def test_too_many_records_waiting_pause_their_partitions_until_half_are_taken() -> None:
@@ -212,6 +213,6 @@ async def test_what_faust_throws_to_stop_an_agent_ends_its_wait() -> None:
     await asyncio.sleep(0.01)
     batches._throw(StopAsyncIteration())  # Actor.cancel
     with pytest.raises(StopAsyncIteration):
-        await asyncio.wait_for(taking, 2)
+        await within(taking, timeout_s=2, what="the thrown stop")
     batches.deliver(TP(EVENTS, 0), messages(0, range(1)), 1)  # thrown once, not for good
     assert offsets(await batches.take(10, within_s=0.01)) == [(0, 0)]

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry
 
+from tests.waiting import within
 from topics.envelope import Event, encode, new_event
 from workers.http.live.connections import Connection
 from workers.http.live.push import Outbox, Sink
@@ -166,7 +167,7 @@ async def test_what_turns_push_within_the_linger_goes_out_in_one_write() -> None
     assert sink(event(2))  # a later turn (the feed's next read) within the linger
     await a_turn()
     assert transport.written == []  # lingering: more may come
-    await asyncio.wait_for(transport.wrote.wait(), 5)
+    await within(transport.wrote.wait(), timeout_s=5, what="the write after the linger")
     [chunk] = transport.written
     assert chunk.count(b"id: ") == 2 and chunk.index(b"id: 1\n") < chunk.index(b"id: 2\n")
 

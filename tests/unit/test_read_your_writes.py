@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import pytest
 from prometheus_client import CollectorRegistry
 
-from tests.waiting import wait_for
+from tests.waiting import wait_for, within
 from topics.envelope import derived_event_id, new_event
 from topics.errors import EventfleetError, InvalidInput
 from workers.adapters.memory.events import MemoryEventStore
@@ -129,7 +129,7 @@ async def test_the_wait_ends_on_the_announcement_of_the_aggregate() -> None:
         await listening(feed)
         assert not waiting.done()
         await store_and_announce(events, feed, "c-1")
-        await asyncio.wait_for(waiting, 10)  # a bound, far below the safety poll
+        await within(waiting, timeout_s=10, what="the announced wait")  # far below the safety poll
         await stopped(feed)  # the wait stopped listening
 
 
@@ -176,7 +176,7 @@ async def test_a_lost_announcement_is_caught_by_the_safety_poll() -> None:
     feed.lose_next(1)
     await store_and_announce(events, feed, "c-1")
     assert feed.announced == 1
-    await asyncio.wait_for(waiting, 10)  # answered (200) though nobody heard of the event
+    await within(waiting, timeout_s=10, what="the safety poll")  # 200, though nobody heard
     await stopped(feed)
 
 
@@ -187,7 +187,7 @@ async def test_a_reconnect_of_the_feed_makes_the_wait_read_the_store() -> None:
     feed.lose_next(1)
     await store_and_announce(events, feed, "c-1")
     feed.reconnect()  # "you may have missed announcements": the wait checks the store
-    await asyncio.wait_for(waiting, 10)
+    await within(waiting, timeout_s=10, what="the wait to read the store")
 
 
 async def test_a_refusal_and_the_bound_stop_listening_too() -> None:
@@ -217,7 +217,7 @@ async def test_a_feed_that_fails_falls_back_to_polling_the_store() -> None:
     )  # fmt: skip
     waiting = asyncio.create_task(wait.stored(REF, ReadAfter(1, None, wait_ms=30_000)))
     await events.append([new_event("order", "o-1", "OrderPlaced", {"items": []}, version=1)])
-    await asyncio.wait_for(waiting, 10)  # found by the short backoff, not the hour-long poll
+    await within(waiting, timeout_s=10, what="the short backoff")  # not the hour-long poll
 
 
 def bounded_waiter(
@@ -315,7 +315,7 @@ async def test_the_waiters_of_one_aggregate_share_one_store_check_per_interval()
     await wait_for(lambda: events.faults.calls["heads"] - before >= 25, timeout_s=20,
                    what="25 store checks")  # fmt: skip
     await events.append([new_event(REF[0], REF[1], "OrderPlaced", {"items": []}, version=1)])
-    await asyncio.wait_for(asyncio.gather(*reads), timeout=20)  # each answered, none failed
+    await within(asyncio.gather(*reads), timeout_s=20, what="each read answered")  # none failed
     checks, elapsed = events.faults.calls["heads"] - before, time.monotonic() - started
     # One check per interval for all of them (one per waiter would be `many` times that).
     assert checks <= elapsed / poll_s + 2, (checks, elapsed)
@@ -350,7 +350,7 @@ async def test_an_announcement_wakes_every_waiter_of_the_aggregate_with_no_store
     await wait_for(lambda: wait.idle, timeout_s=10, what="the arrivals checked")
     before = events.faults.calls["heads"]
     await store_and_announce(events, feed, "c-1")
-    await asyncio.wait_for(asyncio.gather(*tasks), 10)
+    await within(asyncio.gather(*tasks), timeout_s=10, what="every waiter woken")
     assert events.faults.calls["heads"] == before  # the announced event was enough
     await stopped(feed)
 
@@ -363,7 +363,7 @@ async def test_a_waiter_whose_client_left_is_released() -> None:
     await wait_for(lambda: wait.waiting == 1, timeout_s=10, what="the read waiting")
     left = True  # the client closed its connection; nothing cancels the handler
     with pytest.raises(NotYetStored, match="the client of this read left"):
-        await asyncio.wait_for(read, 10)  # the sweep, each SWEEP_S
+        await within(read, timeout_s=10, what="the sweep")  # each SWEEP_S
     assert wait.waiting == 0 and wait.watched == 0
 
 
@@ -372,7 +372,9 @@ async def test_a_store_that_fails_fails_the_waiters_as_it_would_an_unwaited_read
     tasks = waiting(wait, "alice", REF, 3)
     await wait_for(lambda: wait.waiting == 3, timeout_s=10, what="three waiting")
     events.faults.down()
-    answers = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
+    answers = await within(
+        asyncio.gather(*tasks, return_exceptions=True), timeout_s=10, what="every waiter failed"
+    )
     assert [failure(a).status for a in answers if isinstance(a, EventfleetError)] == [503] * 3
     assert wait.waiting == 0
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from tests.waiting import wait_for
+from tests.waiting import wait_for, within
 from topics.envelope import Event, new_event
 from topics.errors import StoreUnavailable
 from workers.adapters.memory.events import MemoryEventStore
@@ -77,7 +77,8 @@ async def test_a_read_that_comes_while_one_runs_waits_for_the_next_and_sees_what
     third = asyncio.create_task(heads.version(REF))
     # Opened after both have come: the loop runs what was scheduled in order (their first steps).
     asyncio.get_running_loop().call_soon(events.gate.set)
-    assert await asyncio.wait_for(asyncio.gather(first, second, third), 10) == [0, 1, 1]
+    reads = asyncio.gather(first, second, third)
+    assert await within(reads, timeout_s=10, what="the three reads") == [0, 1, 1]
     assert events.faults.calls["heads"] == 2 and events.most_running == 1
 
 
@@ -100,5 +101,5 @@ async def test_a_read_that_leaves_ends_only_its_own_wait() -> None:
     await wait_for(lambda: events.running == 1, timeout_s=10, what="the shared read running")
     leaving.cancel()
     events.gate.set()
-    assert await asyncio.wait_for(staying, 10) == 0
+    assert await within(staying, timeout_s=10, what="the read that stayed") == 0
     assert leaving.cancelled() and events.faults.calls["heads"] == 1

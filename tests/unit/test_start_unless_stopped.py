@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.waiting import wait_for
+from tests.waiting import wait_for, within
 from workers.runtime.serve import _start_unless_stopped
 
 
@@ -46,24 +46,21 @@ async def test_a_stop_during_a_start_that_never_ends_returns_false_and_cancels_i
     fleet = fleet_of(App())
     starting = asyncio.create_task(_start_unless_stopped(fleet))
     fleet.stopped.set()  # SIGTERM, with the start under way and never to end
-    async with asyncio.timeout(5):
-        assert await starting is False
+    assert await within(starting, timeout_s=5, what="the stopped start") is False
     await wait_for(lambda: fleet.app.cancelled, timeout_s=5, what="the start cancelled")
 
 
 async def test_a_start_that_ends_first_returns_true() -> None:
     fleet = fleet_of(App())
     fleet.app.started.set()
-    async with asyncio.timeout(5):
-        assert await _start_unless_stopped(fleet) is True
+    assert await within(_start_unless_stopped(fleet), timeout_s=5, what="the start") is True
     assert not fleet.app.cancelled and not fleet.stopped.is_set()
 
 
 async def test_a_start_that_fails_raises_its_error() -> None:
     fleet = fleet_of(App(fails=True))
     with pytest.raises(RuntimeError, match="no brokers"):
-        async with asyncio.timeout(5):
-            await _start_unless_stopped(fleet)
+        await within(_start_unless_stopped(fleet), timeout_s=5, what="the start to fail")
 
 
 async def test_a_start_still_under_way_says_so_in_the_log(caplog: pytest.LogCaptureFixture) -> None:
@@ -76,8 +73,7 @@ async def test_a_start_still_under_way_says_so_in_the_log(caplog: pytest.LogCapt
     await wait_for(warned, timeout_s=5, what="a warning that the start is still under way")
     assert not starting.done()  # warned, still waiting: a warning is no verdict
     fleet.stopped.set()
-    async with asyncio.timeout(5):
-        assert await starting is False
+    assert await within(starting, timeout_s=5, what="the stopped start") is False
     assert all(
         r.levelname == "WARNING" for r in caplog.records if "still starting" in r.getMessage()
     )
@@ -86,6 +82,6 @@ async def test_a_start_still_under_way_says_so_in_the_log(caplog: pytest.LogCapt
 async def test_a_start_that_ends_in_time_warns_nothing(caplog: pytest.LogCaptureFixture) -> None:
     fleet = fleet_of(App())
     fleet.app.started.set()
-    async with asyncio.timeout(5):
-        assert await _start_unless_stopped(fleet, warn_every_s=0.05) is True
+    starting = _start_unless_stopped(fleet, warn_every_s=0.05)
+    assert await within(starting, timeout_s=5, what="the start") is True
     assert not [r for r in caplog.records if "still starting" in r.getMessage()]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
 import pytest
 
-from tests.waiting import WAITS, NearMiss, near_misses, record, wait_for
+from tests.waiting import WAITS, NearMiss, near_misses, record, wait_for, within
 
 
 class Clock:
@@ -54,6 +55,44 @@ async def test_a_wait_that_took_over_a_quarter_of_its_bound_is_written_as_a_near
     assert (miss.what, miss.timeout_s) == ("late", 0.08)
     assert miss.share > 0.25
     assert miss.test.startswith("tests/unit/test_waiting.py::test_a_wait_that_took_over_a_quarter")
+
+
+async def test_within_returns_what_it_awaited() -> None:
+    async def answer() -> int:
+        return 42
+
+    assert await within(answer(), timeout_s=5, what="the answer") == 42
+    done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    done.set_result("set")
+    assert await within(done, timeout_s=5, what="the future") == "set"
+
+
+async def test_within_past_its_bound_fails_naming_what_it_waited_for() -> None:
+    never = asyncio.Event()
+    with pytest.raises(AssertionError, match=r"timed out after 0.05s waiting for the sky") as e:
+        await within(never.wait(), timeout_s=0.05, what="the sky")
+    assert isinstance(e.value.__cause__, TimeoutError)
+
+
+async def test_within_lets_the_awaitables_own_timeout_through() -> None:
+    async def gives_up() -> None:
+        raise TimeoutError("its own")
+
+    with pytest.raises(TimeoutError, match="its own"):
+        await within(gives_up(), timeout_s=5, what="its own timeout")
+
+
+async def test_within_that_took_over_a_quarter_of_its_bound_is_written_as_a_near_miss(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(WAITS, str(tmp_path))
+    assert await within(asyncio.sleep(0, "fast"), timeout_s=60, what="at once") == "fast"
+    assert near_misses(str(tmp_path)) == []  # far from its bound: not written
+    await within(asyncio.sleep(0.3), timeout_s=1, what="late")  # >= 0.3 s of 1 s
+    (miss,) = near_misses(str(tmp_path))
+    assert (miss.what, miss.timeout_s) == ("late", 1)
+    assert miss.share > 0.25
+    assert miss.test.startswith("tests/unit/test_waiting.py::test_within_that_took_over_a_quarter")
 
 
 def test_near_misses_of_every_process_come_closest_first_and_at_most_as_many_as_asked(
