@@ -193,8 +193,11 @@ async def test_with_the_door_open_erasing_is_refused_to_another_site_and_to_bad_
     assert status == 403 and body["error"] == "cross_origin"
     status, body = await post(open_fleet, erase, ["not", "an", "object"])
     assert status == 400 and body["error"] == "bad_request"
-    status, body = await post(open_fleet, erase, {"operator": ""})
-    assert status == 400
+    printable = "1 to 64 printable characters: who erases"
+    refused = {"": printable, "x" * 65: printable, "dpo\nerased by root": printable}
+    for operator, says in [*refused.items(), (7, "a name (text): who erases")]:
+        status, body = await post(open_fleet, erase, {"operator": operator})
+        assert (status, body["error"]) == (400, "bad_request") and says in body["message"], body
     status, body = await post(open_fleet, erase, {"operator": "dpo"})
     assert status == 404 and body["error"] == "not_found"  # allowed: nothing of x to erase
 

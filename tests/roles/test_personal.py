@@ -14,7 +14,7 @@ from snapshot_rules.personal import SEALED_PREFIX, personal
 from tests.clock import Clock
 from tests.roles.pipeline import EVENTS, SETTINGS, Pipeline, pipeline
 from topics.envelope import decode, new_event
-from topics.errors import InvalidEventData, StoreUnavailable
+from topics.errors import InvalidEventData, InvalidInput, StoreUnavailable
 from workers.adapters.memory import MemoryActionLog, MemoryKeyStore
 from workers.examples.domains.account import ACCOUNT
 from workers.examples.domains.chat_room import CHAT_ROOM, MAX_CONTENT
@@ -140,6 +140,18 @@ async def test_erasing_twice_answers_the_first_erasure_and_an_unknown_subject_is
     [audited] = await log.recent(limit=5)  # the erasure, once: a repeat or unknown changes nothing
     assert (audited.status, audited.operator, audited.via) == (200, "a", "test")
     assert audited.result == erasure_answer(first).body  # the trail keeps what the caller was told
+
+
+@pytest.mark.parametrize("operator", ["", "   ", "x" * 65, "dpo\nerased by root", "dpo\x1b[2J"])
+async def test_an_operator_name_the_trail_could_not_print_erases_nothing(operator: str) -> None:
+    shredder = Shredder(MemoryKeyStore())
+    log = MemoryActionLog()
+    await shredder.seal(CHAT_ROOM, "r1", sent("m1", "ann", "x"))
+    with pytest.raises(InvalidInput, match="1 to 64 printable characters: who erases"):
+        await erase(shredder, log, "ann", operator=operator)
+    assert await log.recent(limit=5) == []
+    erased = await erase(shredder, log, "ann", operator=" dpo ")  # the key was still there
+    assert isinstance(erased, Erased) and not erased.already and erased.by == "dpo"
 
 
 async def test_erasing_with_the_key_store_down_raises_and_records_and_destroys_nothing() -> None:

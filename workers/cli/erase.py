@@ -13,9 +13,9 @@ from collections.abc import Callable
 from typing import TextIO
 
 from topics.envelope import AGGREGATE_ID_RE
-from topics.errors import EventfleetError
+from topics.errors import EventfleetError, InvalidInput
 from workers.cli.parsing import Commands, command
-from workers.cli.shell import USAGE, confirmed, fail, login_name, print_json
+from workers.cli.shell import USAGE, confirmed, fail, operator_name, print_json
 from workers.runtime.settings import Settings
 
 
@@ -44,19 +44,19 @@ async def run_erase(
     out: TextIO | None = None,
     ask: Callable[[str], str] = input,
 ) -> int:
+    from workers.roles.deadletter import check_operator
     from workers.roles.outcomes import Refused
     from workers.roles.personal import erase_subject
     from workers.runtime.answers import erasure_answer
     from workers.runtime.compose import Runtime
 
     out = out or sys.stdout
-    operator = args.operator or login_name()
-    if not AGGREGATE_ID_RE.match(args.subject) or not operator or len(operator) > 100:
-        return fail(
-            f"subject must match {AGGREGATE_ID_RE.pattern} and the operator be a name of 1 to "
-            "100 characters (--operator NAME).",
-            USAGE,
-        )
+    if not AGGREGATE_ID_RE.match(args.subject):
+        return fail(f"subject must match {AGGREGATE_ID_RE.pattern}.", USAGE)
+    try:
+        operator = check_operator(operator_name(args.operator, "erases"), "erases")
+    except InvalidInput as e:
+        return fail(str(e), USAGE)
     question = f"erase every personal field of subject {args.subject}, for good? [y/N] "
     if not args.yes and not confirmed(ask, question):
         return fail("not confirmed; nothing was erased.")

@@ -21,13 +21,16 @@ from workers.http.declared import DeadlinesQuery, InstancesQuery
 from workers.http.edge.request import Request
 from workers.http.edge.responses import Response, json_response
 from workers.http.edge.routes import Api
+from workers.http.operators import Action, operator_of
 from workers.roles.process.desk import ProcessDesk, deadline_dict, instance_dict
-from workers.runtime.answers import Answer, error
+from workers.runtime.answers import Answer
 from workers.runtime.fleet import Fleet
 
-OFF = (
-    "retrying an instance is an operator action, off on this process: set "
-    "EVENTFLEET_CONSOLE_ACTIONS=true on the process operators use, or run `eventfleet pm retry`."
+RETRY = Action(
+    to="retry an instance",
+    acts="retries",
+    off="retrying an instance is an operator action, off on this process: set "
+    "EVENTFLEET_CONSOLE_ACTIONS=true on the process operators use, or run `eventfleet pm retry`.",
 )
 
 
@@ -97,9 +100,9 @@ async def retry_answer(fleet: Fleet, desk: ProcessDesk, request: Request) -> Res
     name = process_of(request)
     raw = await json_body(request, settings.max_body_bytes, settings.body_timeout_s)
     body = _body(raw)
-    who = _operator(fleet, request, body)
-    if isinstance(who, Response):
-        return who
+    who = operator_of(fleet, request, body, RETRY)
+    if isinstance(who, Answer):
+        return json_response(who)
     asked = await desk.retry(name, request.params["key"], operator=who, via="http")
     return json_response(Answer(202, instance_dict(asked)))
 
@@ -123,27 +126,3 @@ def _body(raw: bytes) -> JsonObject:
     if unknown:
         raise InvalidInput(f"unknown field {unknown[0]!r}; the body takes only 'operator'.")
     return body
-
-
-def _operator(fleet: Fleet, request: Request, body: JsonObject) -> str | Response:
-    """Who retries, or the refusal: the access decision of the retry (the module's note)."""
-    settings = fleet.runtime.settings
-    actor = fleet.door.actor(request)
-    if actor is not None:
-        role = settings.auth_operator_role
-        if not actor.has(role):
-            refused = Forbidden(
-                "role_required", f"{actor.principal} needs the role {role} to retry an instance."
-            )
-            return json_response(fleet.door.refused(refused))
-        return actor.principal
-    if not settings.console_actions:
-        return json_response(
-            error(403, "console_read_only", OFF, setting="EVENTFLEET_CONSOLE_ACTIONS")
-        )
-    operator = body.get("operator", "http")
-    if not isinstance(operator, str) or not 0 < len(operator.strip()) <= 64:
-        return json_response(
-            error(400, "bad_request", "operator must be a name of 1 to 64 characters.")
-        )
-    return operator

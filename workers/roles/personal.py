@@ -39,6 +39,7 @@ from snapshot_rules.personal import SEALED_PREFIX, is_sealed
 from topics.envelope import Event, utc_now
 from topics.jsonvalue import Json, JsonObject
 from workers.ports import ActionLog, DataKey, Erasure, KeyStore, OperatorAction, Told
+from workers.roles.deadletter import check_operator
 from workers.roles.outcomes import Refused
 
 log = logging.getLogger(__name__)
@@ -349,8 +350,11 @@ async def erase_subject(
     once, by the call that destroyed the key: a repeat or an unknown subject changes nothing
     and is only answered. Every copy is unreadable here at once, everywhere within
     ``cache_ttl_s``; no process seals with the destroyed key once this returns. Errors of the
-    key store (``StoreUnavailable``) are raised, and nothing is recorded.
+    key store (``StoreUnavailable``) are raised, and nothing is recorded. An operator name
+    that ``check_operator`` refuses (1 to 64 printable characters) is ``InvalidInput``, before anything
+    is done: the trail records names a reader can print.
     """
+    operator = check_operator(operator, "erases")
     at = utc_now()
     erasure = await shredder.erase(subject, by=operator, at=at)
     if erasure is None:
