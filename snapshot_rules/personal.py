@@ -16,6 +16,17 @@ from snapshot_rules.schema import Kind, Obj
 from topics.jsonvalue import Json
 
 SEALED_PREFIX = "sealed:v1:"
+SUBJECT_MAX = 256
+"""The longest subject id a data key is named by: as long as a principal the door takes (a
+chat sender is its token's subject)."""
+
+
+def subject_problem(subject: str) -> str | None:
+    """Why ``subject`` cannot name a data key, or None: 1 to ``SUBJECT_MAX`` printable
+    characters, what an erasure takes, so that whatever is sealed can be erased."""
+    if 0 < len(subject) <= SUBJECT_MAX and subject.isprintable():
+        return None
+    return f"must be 1 to {SUBJECT_MAX} printable characters: it names the key an erasure destroys"
 
 
 def is_sealed(value: Json) -> bool:

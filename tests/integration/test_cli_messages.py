@@ -40,8 +40,9 @@ async def test_an_unknown_aggregate_type_is_a_usage_mistake_with_the_near_name()
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("erase", "not an id!", "--operator", "ops", "--yes"), "subject must match"),
-        (("erase", "o-1", "--operator", "x" * 65, "--yes"), "1 to 64 printable characters"),
+        (("erase", "a\tb", "--operator", "ops", "--yes"), "1 to 256 printable characters"),
+        (("erase", "x" * 257, "--operator", "ops", "--yes"), "1 to 256 printable characters"),
+        (("erase", "o-1", "--operator", "x" * 257, "--yes"), "1 to 256 printable characters"),
         (("erase", "o-1", "--operator", "ops\nerased by root", "--yes"), "printable characters"),
         (("archive", "--batch", "0"), "--batch must be 1 or more, got 0"),
     ],

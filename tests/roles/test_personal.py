@@ -142,12 +142,31 @@ async def test_erasing_twice_answers_the_first_erasure_and_an_unknown_subject_is
     assert audited.result == erasure_answer(first).body  # the trail keeps what the caller was told
 
 
-@pytest.mark.parametrize("operator", ["", "   ", "x" * 65, "dpo\nerased by root", "dpo\x1b[2J"])
+async def test_what_is_sealed_under_a_subject_can_be_erased_and_nothing_else_is_sealed() -> None:
+    pipe, shredder = await chat_pipeline()
+    for sender in ("ann\nbob", "eve\x1b[2J", "\u2028"):  # no erasure could name them
+        refused = await pipe.ask("chat_room:r1", "MessageSent", sent("m0", sender, "words"))
+        assert (refused.status, refused.body["error"]) == (422, "invalid_data"), refused.body
+        assert "data.sender_id must be 1 to 256 printable characters" in refused.body["message"]
+    # An identity provider's subject (Auth0's "auth0|…", a name with a space) is sealed and erased.
+    for n, sender in enumerate(("auth0|5f7c8ec7", "Alice Smith", "x" * 128)):
+        sealed = await pipe.ask("chat_room:r1", "MessageSent", sent(f"m{n}", sender, "words"))
+        assert sealed.status == 202, sealed.body
+    await pipe.flush()
+    stored = await pipe.store.select(("chat_room", "r1"))
+    assert [e.data["sender_id"] for e in stored] == ["auth0|5f7c8ec7", "Alice Smith", "x" * 128]
+    log = MemoryActionLog()
+    for sender in ("auth0|5f7c8ec7", "Alice Smith", "x" * 128):
+        erased = await erase(shredder, log, sender, operator="dpo")
+        assert isinstance(erased, Erased) and erased.keys_destroyed == 1, erased
+
+
+@pytest.mark.parametrize("operator", ["", "   ", "x" * 257, "dpo\nerased by root", "dpo\x1b[2J"])
 async def test_an_operator_name_the_trail_could_not_print_erases_nothing(operator: str) -> None:
     shredder = Shredder(MemoryKeyStore())
     log = MemoryActionLog()
     await shredder.seal(CHAT_ROOM, "r1", sent("m1", "ann", "x"))
-    with pytest.raises(InvalidInput, match="1 to 64 printable characters: who erases"):
+    with pytest.raises(InvalidInput, match="1 to 256 printable characters: who erases"):
         await erase(shredder, log, "ann", operator=operator)
     assert await log.recent(limit=5) == []
     erased = await erase(shredder, log, "ann", operator=" dpo ")  # the key was still there

@@ -13,6 +13,7 @@ from tests.tokens import AUDIENCE, ISSUER, Issuer
 from topics.envelope import Actor
 from topics.errors import ConfigError, Unauthenticated
 from workers.http.console.html import page
+from workers.roles.deadletter import MAX_OPERATOR
 from workers.runtime.door.auth import make_authenticator
 from workers.runtime.door.identity import (
     Authenticator,
@@ -87,6 +88,20 @@ async def test_valid_tokens_name_their_subject_and_nested_roles(issuer: Issuer) 
         assert actor == Actor("alice", ("moderator", "x"))
 
 
+async def test_a_subject_the_operator_trail_could_not_print_is_refused(issuer: Issuer) -> None:
+    auth = await verifier(issuer)
+    longest = "a" * MAX_OPERATOR
+    token = issuer.token(longest, [])
+    assert await auth.authenticate(Credentials(authorization=(f"Bearer {token}",))) == Actor(
+        longest, ()
+    )
+    for sub in ("a" * (MAX_OPERATOR + 1), "alice\nbob", "eve\x1b[2J"):
+        token = issuer.token(sub, [])
+        with pytest.raises(Unauthenticated, match="printable characters") as refused:
+            await auth.authenticate(Credentials(authorization=(f"Bearer {token}",)))
+        assert refused.value.reason == "missing_subject"
+
+
 async def test_hs256_tokens_verify_only_with_the_secret_file() -> None:
     secret = b"k" * 48
     auth = JwtAuthenticator(
@@ -148,6 +163,8 @@ async def test_proxy_headers_count_only_from_trusted_addresses() -> None:
         (None, ("alice",), "untrusted_proxy"),
         ("10.1.2.3", (), "missing_identity"),
         ("10.1.2.3", ("alice", "bob"), "missing_identity"),
+        ("10.1.2.3", ("alice\r\nbob",), "missing_identity"),
+        ("10.1.2.3", ("a" * (MAX_OPERATOR + 1),), "missing_identity"),
         ("10.1.2.3", ("pm:order_lifecycle",), "reserved_principal"),
     ):
         with pytest.raises(Unauthenticated) as refused:

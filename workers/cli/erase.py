@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import TextIO
 
-from topics.envelope import AGGREGATE_ID_RE
+from snapshot_rules.personal import subject_problem
 from topics.errors import EventfleetError, InvalidInput
 from workers.cli.parsing import Commands, command
 from workers.cli.shell import USAGE, confirmed, fail, operator_name, print_json
@@ -51,8 +51,9 @@ async def run_erase(
     from workers.runtime.compose import Runtime
 
     out = out or sys.stdout
-    if not AGGREGATE_ID_RE.match(args.subject):
-        return fail(f"subject must match {AGGREGATE_ID_RE.pattern}.", USAGE)
+    problem = subject_problem(args.subject)
+    if problem is not None:
+        return fail(f"subject {args.subject!r:.80} {problem}.", USAGE)
     try:
         operator = check_operator(operator_name(args.operator, "erases"), "erases")
     except InvalidInput as e:

@@ -25,6 +25,7 @@ from collections.abc import Collection, Iterable
 import msgspec
 
 from snapshot_rules.domain import Domain, Domains, Mode
+from snapshot_rules.personal import SUBJECT_MAX
 from snapshot_rules.process import NAME_RE
 from topics.jsonvalue import JsonObject
 from workers.http.declared import (
@@ -43,6 +44,7 @@ from workers.http.openapi_schemas import (
     ENVELOPE,
     ID_PATTERN,
     PRINTABLE,
+    TEXT_256,
     TYPE_PATTERN,
     Schema,
     command_schema,
@@ -214,7 +216,9 @@ def _path_params(path: str) -> list[Schema]:
         if part.startswith("{") and part.endswith("}"):
             name = part[1:-1].split(":")[0]
             kind = {"aggregate_type": TYPE_PATTERN, "process": PROCESS_PATTERN}
-            schema = {"type": "string", "pattern": kind.get(name, ID_PATTERN)}
+            schema: Schema = {"type": "string", "pattern": kind.get(name, ID_PATTERN)}
+            if name == "subject":  # what can be sealed can be erased (subject_problem)
+                schema = {**TEXT_256, "maxLength": SUBJECT_MAX, "pattern": PRINTABLE}
             found.append({"name": name, "in": "path", "required": True, "schema": schema})
     return found
 
@@ -308,9 +312,10 @@ def _components(domains: Domains, auth: str) -> JsonObject:
         "Actor": ACTOR,
         **_bodies(),
     }
-    if auth != "none":  # the operator is the token's principal; a body is read, not used
-        ignored = "ignored (its operator is the token's principal); empty or any JSON object"
-        schemas["EraseRequest"] = {"type": "object", "description": ignored}
+    if auth != "none":  # the body is checked as with the door open, its operator not used
+        ignored = "its operator is ignored: who acts is the token's principal"
+        for name in ("EraseRequest", "RetryRequest"):
+            schemas[name] = {**schemas[name], "description": ignored}
     for domain in domains:
         for event_type in domain.events:
             name = data_schema_name(domain, event_type)
@@ -368,7 +373,7 @@ def _bodies() -> dict[str, Schema]:
             "subject": text, "erased_at": text, "by": text, "keys_destroyed": integer,
             "already_erased": {"type": "boolean"},
             "unreadable_everywhere_within_s": {"type": "number"}}},
-        "EraseRequest": {"type": "object", "properties": {
+        "EraseRequest": {"type": "object", "additionalProperties": False, "properties": {
             "operator": _operator("erases")}},
         "Health": {"type": "object", "required": ["status", "roles"], "properties": {
             "status": {"enum": ["alive", "failed"]},

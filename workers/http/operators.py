@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import orjson
+
 from topics.errors import Forbidden, InvalidInput
 from topics.jsonvalue import JsonObject
 from workers.http.edge.request import Request
@@ -47,3 +49,18 @@ def operator_of(fleet: Fleet, request: Request, body: JsonObject, action: Action
     if not isinstance(operator, str):
         raise InvalidInput(f"operator must be a name (text): who {action.acts}.")
     return check_operator(operator, action.acts)
+
+
+def operator_body(raw: bytes) -> JsonObject:
+    """An operator action's body: empty, or a JSON object of ``operator`` alone; InvalidInput
+    naming what is wrong (a misspelt field is refused, never taken for the default name)."""
+    try:
+        body = orjson.loads(raw) if raw.strip() else {}
+    except orjson.JSONDecodeError:
+        body = None
+    if not isinstance(body, dict):
+        raise InvalidInput('the body must be empty or a JSON object like {"operator": "alice"}.')
+    unknown = sorted(set(body) - {"operator"})
+    if unknown:
+        raise InvalidInput(f"unknown field {unknown[0]!r}; the body takes only 'operator'.")
+    return body

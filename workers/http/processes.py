@@ -10,18 +10,15 @@ reads, and a retry is allowed only where operator actions are on
 
 from __future__ import annotations
 
-import orjson
-
 from snapshot_rules.process import NAME_RE
 from topics.errors import Forbidden, InvalidInput
-from topics.jsonvalue import JsonObject
 from workers.http import declared
 from workers.http.bodies import json_body
 from workers.http.declared import DeadlinesQuery, InstancesQuery
 from workers.http.edge.request import Request
 from workers.http.edge.responses import Response, json_response
 from workers.http.edge.routes import Api
-from workers.http.operators import Action, operator_of
+from workers.http.operators import Action, operator_body, operator_of
 from workers.roles.process.desk import ProcessDesk, deadline_dict, instance_dict
 from workers.runtime.answers import Answer
 from workers.runtime.fleet import Fleet
@@ -99,7 +96,7 @@ async def retry_answer(fleet: Fleet, desk: ProcessDesk, request: Request) -> Res
     settings = fleet.runtime.settings
     name = process_of(request)
     raw = await json_body(request, settings.max_body_bytes, settings.body_timeout_s)
-    body = _body(raw)
+    body = operator_body(raw)
     who = operator_of(fleet, request, body, RETRY)
     if isinstance(who, Answer):
         return json_response(who)
@@ -113,16 +110,3 @@ def process_of(request: Request) -> str:
     if not NAME_RE.match(name):
         raise InvalidInput(f"process {name[:80]!r} must match {NAME_RE.pattern}.")
     return name
-
-
-def _body(raw: bytes) -> JsonObject:
-    try:
-        body = orjson.loads(raw) if raw.strip() else {}
-    except orjson.JSONDecodeError:
-        body = None
-    if not isinstance(body, dict):
-        raise InvalidInput('the body must be empty or a JSON object like {"operator": "alice"}.')
-    unknown = sorted(set(body) - {"operator"})
-    if unknown:
-        raise InvalidInput(f"unknown field {unknown[0]!r}; the body takes only 'operator'.")
-    return body

@@ -6,14 +6,12 @@ decision, as for every operator action over HTTP.
 
 from __future__ import annotations
 
-import orjson
-
-from topics.envelope import AGGREGATE_ID_RE
+from snapshot_rules.personal import subject_problem
 from workers.http.bodies import json_body
 from workers.http.edge.request import Request
 from workers.http.edge.responses import Response, json_response
 from workers.http.edge.routes import Api
-from workers.http.operators import Action, operator_of
+from workers.http.operators import Action, operator_body, operator_of
 from workers.roles.personal import erase_subject
 from workers.runtime.answers import Answer, erasure_answer, error
 from workers.runtime.fleet import Fleet
@@ -38,19 +36,13 @@ def register_erase(fleet: Fleet, api: Api) -> None:
     async def erase(request: Request) -> Response:
         subject = request.params["subject"]
         raw = await json_body(request, rt.settings.max_body_bytes, rt.settings.body_timeout_s)
-        try:
-            body = orjson.loads(raw) if raw.strip() else {}
-        except orjson.JSONDecodeError:
-            body = None
-        if not isinstance(body, dict):
-            message = 'the body must be empty or a JSON object like {"operator": "alice"}.'
-            return json_response(error(400, "bad_request", message))
+        body = operator_body(raw)
         who = operator_of(fleet, request, body, ERASE)
         if isinstance(who, Answer):
             return json_response(who)
-        if not AGGREGATE_ID_RE.match(subject):
-            message = f"subject {subject!r} must match {AGGREGATE_ID_RE.pattern}."
-            return json_response(error(400, "bad_request", message))
+        problem = subject_problem(subject)
+        if problem is not None:
+            return json_response(error(400, "bad_request", f"subject {subject!r:.80} {problem}."))
         outcome = await erase_subject(
             rt.shredder,
             rt.stores.actions,

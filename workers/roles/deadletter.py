@@ -14,9 +14,10 @@ from workers.ports import Outgoing, Producer, Record
 
 log = logging.getLogger(__name__)
 
-MAX_OPERATOR = 64
-"""The longest operator name a desk records (who replays a dead letter, who retries a stuck
-process instance)."""
+MAX_OPERATOR = 256
+"""The longest operator name recorded in the operator trail (who replays a dead letter, retries
+a stuck process instance, erases a subject): typed where the door is open, else the principal,
+which the door takes as long (``workers.runtime.door.identity``)."""
 
 
 def check_operator(operator: str, acts: str = "replays") -> str:

@@ -35,8 +35,9 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from snapshot_rules.domain import Domain
-from snapshot_rules.personal import SEALED_PREFIX, is_sealed
+from snapshot_rules.personal import SEALED_PREFIX, is_sealed, subject_problem
 from topics.envelope import Event, utc_now
+from topics.errors import InvalidEventData
 from topics.jsonvalue import Json, JsonObject
 from workers.ports import ActionLog, DataKey, Erasure, KeyStore, OperatorAction, Told
 from workers.roles.deadletter import check_operator
@@ -87,6 +88,10 @@ class Shredder:
         subject = personal.subject_of(aggregate_id, data)
         if subject is None:
             return data
+        problem = subject_problem(subject)
+        if problem is not None:  # sealed under it, it could never be erased
+            named = f"data.{personal.subject}" if personal.subject else "aggregate_id"
+            raise InvalidEventData(f"{named} {problem}.")
         key = await self._key_for(subject)
         return {
             name: seal_value(key, value)
@@ -351,8 +356,8 @@ async def erase_subject(
     and is only answered. Every copy is unreadable here at once, everywhere within
     ``cache_ttl_s``; no process seals with the destroyed key once this returns. Errors of the
     key store (``StoreUnavailable``) are raised, and nothing is recorded. An operator name
-    that ``check_operator`` refuses (1 to 64 printable characters) is ``InvalidInput``, before anything
-    is done: the trail records names a reader can print.
+    ``check_operator`` refuses is ``InvalidInput``, before anything is done: the trail records
+    names a reader can print.
     """
     operator = check_operator(operator, "erases")
     at = utc_now()

@@ -69,7 +69,7 @@ class Console:
     def operator(self, request: Request, typed: str) -> str:
         """Who acts: the authenticated principal; the typed name only when the door is open."""
         actor = self.fleet.door.actor(request)
-        return actor.principal if actor is not None else check_operator(typed)
+        return actor.principal if actor is not None else check_operator(typed, "acts")
 
     def guarded(self, handler: Handler, *, action: bool = False) -> Handler:
         """Roles checked (viewer to read, operator to act), then CSRF on actions (Origin: the door);

@@ -27,6 +27,7 @@ from snapshot_rules.process import PRINCIPAL_PREFIX
 from topics.envelope import MAX_ACTOR_ROLES, Actor
 from topics.errors import ConfigError, Unauthenticated
 from topics.jsonvalue import Json, JsonObject
+from workers.roles.deadletter import MAX_OPERATOR
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,12 @@ class Authenticator:
 
 def refuse(reason: str, message: str) -> Unauthenticated:
     return Unauthenticated(reason, message)
+
+
+def fits(principal: str) -> bool:
+    """Whether ``principal`` can be recorded as who acts (``check_operator``'s rule): 1 to
+    ``MAX_OPERATOR`` printable characters, no line break or escape to forge a trail's line."""
+    return 0 < len(principal) <= MAX_OPERATOR and principal.isprintable()
 
 
 def not_reserved(principal: str) -> None:
@@ -325,8 +332,11 @@ class JwtAuthenticator(Authenticator):
 
     def _actor(self, claims: Mapping[str, Json]) -> Actor:
         subject = claims.get("sub")
-        if not isinstance(subject, str) or not 0 < len(subject) <= 256:
-            raise refuse("missing_subject", "the token's sub is not a string of 1-256 chars.")
+        if not isinstance(subject, str) or not fits(subject):
+            raise refuse(
+                "missing_subject",
+                f"the token's sub is not 1 to {MAX_OPERATOR} printable characters.",
+            )
         not_reserved(subject)
         roles: Json = claims
         for part in self._roles_path:
@@ -390,8 +400,12 @@ class ProxyAuthenticator(Authenticator):
                 "through the authenticating proxy.",
             )
         users = credentials.forwarded_user
-        if len(users) != 1 or not 0 < len(users[0].strip()) <= 256:
-            raise refuse("missing_identity", "the proxy sent no single X-Forwarded-User.")
+        if len(users) != 1 or not fits(users[0].strip()):
+            raise refuse(
+                "missing_identity",
+                "the proxy sent no single X-Forwarded-User of 1 to "
+                f"{MAX_OPERATOR} printable characters.",
+            )
         not_reserved(users[0].strip())
         groups = sorted(
             {g.strip() for raw in credentials.forwarded_groups for g in raw.split(",") if g.strip()}
