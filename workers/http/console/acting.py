@@ -21,6 +21,7 @@ from workers.http.console.session import csrf_field
 from workers.http.console.views import READ_ONLY, Console
 from workers.http.edge.request import MultiValues, Request
 from workers.ports import OperatorAction
+from workers.roles.deadletter import MAX_OPERATOR
 
 VIA = "console"
 
@@ -102,14 +103,15 @@ def who(console: Console, request: Request, form: MultiValues) -> str:
     return console.operator(request, str(form.get("operator", "")))
 
 
-def operator_field(console: Console, request: Request) -> str:
-    """The form's operator: the signed-in principal, or a typed name when the door is open."""
+def operator_field(console: Console, request: Request, element_id: str = "operator") -> str:
+    """The form's operator: the signed-in principal, or a typed name when the door is open
+    (``element_id``: one per form of a page)."""
     actor = console.fleet.door.actor(request)
     if actor is not None:
-        return f'<p class="muted">as <strong>{esc(actor.principal)}</strong></p>'
+        return f'<p class="muted" id="{element_id}">as <strong>{esc(actor.principal)}</strong></p>'
     return (
-        '<p><label>Operator: <input name="operator" id="operator" maxlength="64" required>'
-        "</label></p>"
+        f'<p><label>Operator: <input name="operator" id="{element_id}" '
+        f'maxlength="{MAX_OPERATOR}" required></label></p>'
     )
 
 

@@ -11,6 +11,7 @@ from topics.envelope import decode
 from topics.errors import InvalidEnvelope, InvalidInput
 from topics.jsonvalue import Json, JsonObject
 from workers.http.bodies import posted
+from workers.http.console.acting import operator_field
 from workers.http.console.desk import SKIP, DeadLetterDesk
 from workers.http.console.html import esc, hidden, json_block, link, path, table
 from workers.http.console.session import csrf_field
@@ -85,6 +86,7 @@ class DeadLetterPages:
                 '<form method="post" action="/console/dlq/bulk/review" id="bulk">'
                 + csrf_field(request)
                 + table(("", *headings), ticked, css_id="dead-letters")
+                + operator_field(self.console, request, "bulk-operator")
                 + '<p><label>with the ticked entries: <select name="action">'
                 '<option value="replay">replay as they were</option>'
                 '<option value="skip">skip</option></select></label> '
@@ -189,14 +191,15 @@ class DeadLetterPages:
                 + "<p><label>Submission (edit the fix):<br>"
                 f'<textarea name="submission" id="submission">{esc(draft_json)}</textarea>'
                 "</label></p>"
-                + self._operator_field(request)
+                + operator_field(self.console, request)
                 + '<p><button type="submit" id="review">Review</button></p></form>'
             )
             if state.state == "new":
                 target = path("dlq", str(entry.partition), str(entry.offset), "skip")
                 form += (
                     f'<form method="post" action="{esc(target)}">{csrf_field(request)}'
-                    '<button type="submit" id="skip">Skip (needs nothing)</button></form>'
+                    + operator_field(self.console, request, "skip-operator")
+                    + '<button type="submit" id="skip">Skip (needs nothing)</button></form>'
                 )
         return self.console.html(f"Dead letter {entry.position}", info + form)
 
@@ -246,16 +249,6 @@ class DeadLetterPages:
             f"<p>Recorded in the {link('/console/audit', 'audit trail')} as {esc(action.id)}.</p>"
         )
         return self.console.html(f"Replayed {entry.position}", body, 200)
-
-    def _operator_field(self, request: Request) -> str:
-        """Who replays: the signed-in principal; a typed name only when the door is open."""
-        actor = self.console.fleet.door.actor(request)
-        if actor is not None:
-            return f'<p id="operator">as <strong>{esc(actor.principal)}</strong></p>'
-        return (
-            '<p><label>Operator: <input name="operator" id="operator" maxlength="64" required>'
-            "</label></p>"
-        )
 
     def _limit(self) -> int:
         return self.console.rt.settings.max_body_bytes

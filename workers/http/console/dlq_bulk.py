@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from topics.errors import InvalidInput
 from workers.http.bodies import posted
+from workers.http.console.acting import who
 from workers.http.console.dead_letters import DeadLetterPages
 from workers.http.console.html import esc, hidden, json_block, link, table
 from workers.http.console.session import csrf_field
@@ -31,7 +32,8 @@ class BulkPages:
 
     async def skip(self, request: Request) -> Response:
         entry = await self.letters.entry(request)
-        action = await self._skip(request, entry)
+        form = posted(request)  # read whole, CSRF checked: Console.guarded
+        action = await self._skip(entry, who(self.console, request, form))
         skipped = f"{esc(entry.position)} skipped by {esc(action.operator)}"
         body = f'<p id="outcome" class="good">{skipped}</p>'
         if "releases" in action.result:
@@ -41,12 +43,13 @@ class BulkPages:
             )
         return self.console.html(f"Skipped {entry.position}", body)
 
-    async def _skip(self, request: Request, entry: DeadLetterEntry) -> OperatorAction:
+    async def _skip(self, entry: DeadLetterEntry, operator: str) -> OperatorAction:
         """Audited; the head of a parked queue is released (the desk refuses one behind it)."""
-        return await self.letters.desk.skip(entry, operator=self.console.operator(request, ""))
+        return await self.letters.desk.skip(entry, operator=operator)
 
     async def review(self, request: Request) -> Response:
         form = posted(request)  # read whole, CSRF checked: Console.guarded
+        operator = who(self.console, request, form)  # typed only when the door is open
         what, entries = await self._chosen(form)
         rows = [
             (
@@ -61,13 +64,13 @@ class BulkPages:
             '<form method="post" action="/console/dlq/bulk/confirm">'
             + csrf_field(request)
             + hidden("action", what)
+            + hidden("operator", operator)
             + "".join(hidden("entry", e.position) for e in entries)
             + f'<button type="submit" id="confirm">Confirm: {esc(what)} {len(entries)} '
             "entries</button> " + link("/console/dlq", "cancel") + "</form>"
         )
         body = (
-            f"<p>Exactly this will happen, as <strong>"
-            f"{esc(self.console.operator(request, ''))}</strong>:</p>"
+            f"<p>Exactly this will happen, as <strong>{esc(operator)}</strong>:</p>"
             + table(("entry", "reason", "action", "submitted"), rows, css_id="review")
             + confirm
         )
@@ -75,14 +78,14 @@ class BulkPages:
 
     async def confirm(self, request: Request) -> Response:
         form = posted(request)  # read whole, CSRF checked: Console.guarded
+        operator = who(self.console, request, form)  # refused before any entry acts
         what, entries = await self._chosen(form)
         rows = []
         for entry in entries:
             if what == "skip":
-                await self._skip(request, entry)
+                await self._skip(entry, operator)
                 rows.append((esc(entry.position), '<span class="good">skipped</span>'))
                 continue
-            operator = self.console.operator(request, "")
             actor = self.console.fleet.door.actor(request)
             done = await self.letters.desk.replay(
                 entry, draft(entry), operator=operator, actor=actor

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from workers.http.bodies import posted
+from workers.http.console.acting import operator_field
 from workers.http.console.html import esc, json_block, link, path, table
 from workers.http.console.session import csrf_field
 from workers.http.console.views import Console
@@ -125,13 +126,7 @@ class ProcessPages:
         if not self.console.actions or instance.status != STUCK:
             return '<p class="muted">read-only</p>' if not self.console.actions else ""
         target = path("processes", instance.process, instance.key, "retry")
-        actor = self.console.fleet.door.actor(request)
-        who = (
-            f"as <strong>{esc(actor.principal)}</strong> "
-            if actor is not None
-            else '<label>Operator: <input name="operator" id="operator" maxlength="64" required>'
-            "</label> "
-        )
+        who = operator_field(self.console, request)
         return (
             f'<form method="post" action="{esc(target)}">{csrf_field(request)}{who}'
             '<button type="submit" id="retry">Retry</button></form>'
