@@ -226,6 +226,8 @@ async def test_the_fleets_own_topics_need_the_admin_role(
         ({"topic": "bad topic!"}, 400, "is no topic name"),
         ({"partition": "7"}, 400, "is not one of"),
         ({"partition": "-1"}, 400, "is not one of"),
+        ({"partition": "²"}, 400, "is not one of"),  # a digit to isdigit(), no number to int()
+        ({"partition": "\u0661"}, 400, "is not one of"),  # int() reads it as 1: still refused
         ({"headers": "no colon here"}, 400, "is not `name: value`"),
     ],
 )

@@ -184,7 +184,7 @@ async def test_bad_ticket_requests_are_refused(pair: tuple[FleetProcess, FleetPr
         ("a traversal", b'{"route": "/v1/order/../subscribe"}', json, 400, "bad_request"),
         ("not a string", b'{"route": 7}', json, 400, "bad_request"),
         ("text/plain", b'{"route": "/v1/order/o-1/subscribe"}', {"Content-Type": "text/plain"},
-         400, "bad_request"),
+         415, "unsupported_media_type"),
         ("oversized", b'{"route": "' + b"a" * 5000 + b'"}', json, 413, "payload_too_large"),
     ]  # fmt: skip
     for name, raw, headers, status, code in cases:

@@ -4,8 +4,9 @@ anything is sent, and the methods as ``help()`` shows them."""
 from __future__ import annotations
 
 import inspect
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 
+import httpx
 import pytest
 import stamina
 
@@ -20,6 +21,7 @@ from workers.client import (
     errors,
 )
 from workers.client.errors import error_from_answer
+from workers.http.edge.params import moment
 
 
 def test_backoff_waits_within_its_ceiling_doubling_and_honours_retry_after() -> None:
@@ -126,6 +128,31 @@ async def test_what_the_client_refuses_before_sending() -> None:
         AsyncClient("127.0.0.1:8080")
     with pytest.raises(ArgumentError, match="timeout_s"):
         Client("http://x", timeout_s=0)
+
+
+async def test_an_as_of_goes_as_the_same_moment_in_utc_as_the_server_takes_it() -> None:
+    sent: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request.url.params["as_of"])
+        return httpx.Response(200, json={"version": 1, "state": {}})
+
+    east, west = timezone(timedelta(hours=1)), timezone(-timedelta(hours=4, minutes=30))
+    cases = [
+        (datetime(2026, 1, 1, 1, 0, tzinfo=east), "2026-01-01T00:00:00Z"),
+        (datetime(2025, 12, 31, 19, 30, tzinfo=west), "2026-01-01T00:00:00Z"),
+        (datetime(2026, 1, 1, 0, 0, 0, 5, tzinfo=UTC), "2026-01-01T00:00:00.000005Z"),
+    ]
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+        client = AsyncClient("http://fleet", http=http)
+        for given, wire in cases:
+            await client.state("order", "o-1", as_of=given)
+            assert sent[-1] == wire
+            assert moment("as_of", wire) == given  # the server's rule: UTC only; the same moment
+        with pytest.raises(ArgumentError, match="no time zone; pass an aware datetime"):
+            await client.state("order", "o-1", as_of=datetime(2026, 1, 1, 1, 0))
+        assert len(sent) == len(cases)  # the naive one was never sent
+        await client.close()
 
 
 class Paid(EventData, frozen=True, kw_only=True):

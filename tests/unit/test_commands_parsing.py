@@ -8,7 +8,9 @@ import orjson
 import pytest
 
 from topics.errors import InvalidEnvelope, InvalidInput
+from workers.ports import Record
 from workers.roles.command.requests import CommandRequest, PayloadTooLarge, parse_request
+from workers.runtime.agents import command_request
 
 LIMIT = 1024
 
@@ -187,3 +189,26 @@ def test_a_body_exactly_at_the_limit_is_accepted() -> None:
     body = orjson.dumps({"type": "OrderShipped", "data": {"carrier": "x" * (LIMIT - len(base))}})
     assert len(body) == LIMIT
     assert _parse(body).data["carrier"] == "x" * (LIMIT - len(base))
+
+
+def _from_topic(command: dict[str, Any], offset: int = 7) -> CommandRequest:
+    body = {"aggregate_type": "order", "aggregate_id": "o-1", "type": "OrderPaid", **command}
+    record = Record("f.commands", 2, offset, b"order:o-1", orjson.dumps(body))
+    return command_request(record, max_bytes=LIMIT)
+
+
+@pytest.mark.parametrize("command", [{}, {"command_id": None}])
+def test_a_topic_command_without_an_id_or_with_null_has_its_records_position(
+    command: dict[str, Any],
+) -> None:
+    # A redelivery (the same position) is the same command: its outcome, not a second event.
+    assert _from_topic(command).command_id == "f.commands:2:7"
+    assert _from_topic(command) == _from_topic(command)
+    assert _from_topic(command, offset=8).command_id == "f.commands:2:8"
+
+
+def test_a_topic_commands_own_id_is_kept_and_a_bad_one_refused() -> None:
+    assert _from_topic({"command_id": "c-1"}).command_id == "c-1"
+    for bad in ("", 7, False, "x" * 257):
+        with pytest.raises(InvalidInput, match="'command_id'"):
+            _from_topic({"command_id": bad})

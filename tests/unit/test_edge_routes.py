@@ -9,11 +9,18 @@ from datetime import UTC, datetime
 import pytest
 
 from topics.errors import InvalidInput
-from workers.http.declared import EventsQuery, HealthQuery, OutcomeQuery, StateQuery
+from workers.http.declared import (
+    LAST_EVENT_ID,
+    EventsQuery,
+    HealthQuery,
+    OutcomeQuery,
+    StateQuery,
+)
 from workers.http.edge.params import bind_query
 from workers.http.edge.request import MultiValues
 from workers.http.edge.responses import Response
 from workers.http.edge.routes import Api
+from workers.http.live.streams import whole_number
 
 
 async def nothing(request: object) -> Response:
@@ -108,3 +115,18 @@ def test_text_lengths_and_flags() -> None:
     for raw in ("-899443", "yes", "2", "1", "0", "TRUE", " true"):
         with pytest.raises(InvalidInput, match="must be true or false"):
             bind_query(HealthQuery, q(verbose=raw))
+
+
+def test_the_declared_last_event_id_is_what_the_live_routes_take() -> None:
+    declared = re.compile(str(LAST_EVENT_ID.schema["pattern"]))
+    largest = 2**62
+    taken = ["0", "7", "0" * 19, "9" * 18, str(largest - 1), str(largest), f" {largest} "]
+    refused = [str(largest + 1), "9" * 19, "0" * 20, "1" * 20, "-1", "+1", "1e3", "٣", "²", "x"]
+    for raw in taken:
+        assert whole_number("header Last-Event-ID", raw.strip()) <= largest
+        assert declared.match(raw), raw
+    for raw in refused:
+        with pytest.raises(InvalidInput, match=f"must be a whole number from 0 to {largest}"):
+            whole_number("header Last-Event-ID", raw)
+        assert not declared.match(raw), raw
+    assert declared.match("") and declared.match("  ")  # blank: the parser starts at 0

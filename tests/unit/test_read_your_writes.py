@@ -20,6 +20,8 @@ from workers.adapters.memory.events import MemoryEventStore
 from workers.adapters.memory.live import MemoryLiveFeed
 from workers.adapters.memory.rejections import MemoryRejections
 from workers.examples.domains import default_domains
+from workers.http.declared import OutcomeQuery
+from workers.http.edge.params import bind_query
 from workers.http.queries import failure
 from workers.http.ryw import (
     CHUNK,
@@ -34,6 +36,7 @@ from workers.http.ryw import (
 from workers.http.ryw.reads import FIRST_POLL_S, SAFETY_PER_TICK
 from workers.metrics import create_ryw_metrics
 from workers.ports import AggregateRef, Head, LiveFeed, Outgoing, Rejection
+from workers.roles.command.requests import check_ids
 
 REF = ("order", "o-1")
 
@@ -86,6 +89,19 @@ async def test_a_stored_command_gives_its_version_and_a_view_behind_it_is_504() 
 def test_parse_asks_for_nothing_without_its_parameters() -> None:
     assert ReadAfter.parse({"limit": "5"}) is None
     assert ReadAfter.parse({"min_version": "3"}) == ReadAfter(3, None, 1000)
+
+
+def test_a_read_waits_for_any_command_id_an_append_takes_and_no_longer_one() -> None:
+    for length in (230, 256):  # an append takes each of them, so a read may wait for it
+        check_ids({"command_id": "c" * length})
+        assert ReadAfter.parse({"command_id": "c" * length}) == ReadAfter(None, "c" * length, 1000)
+        assert bind_query(OutcomeQuery, {"command_id": "c" * length}).command_id == "c" * length
+    with pytest.raises(InvalidInput, match="command_id"):
+        check_ids({"command_id": "c" * 257})
+    with pytest.raises(InvalidInput, match="command_id must be 1 to 256 characters"):
+        ReadAfter.parse({"command_id": "c" * 257, "wait_ms": "5"})
+    with pytest.raises(InvalidInput, match="command_id must be 1 to 256 characters"):
+        bind_query(OutcomeQuery, {"command_id": "c" * 257})
 
 
 def fed_waiter(

@@ -15,9 +15,19 @@ from tests.clock import Clock
 from topics.envelope import Actor
 from topics.errors import Forbidden, InvalidInput, Unauthenticated
 from workers.adapters.memory import MemoryTicketStore
+from workers.http.bodies import UnsupportedMediaType, is_json
+from workers.http.edge.request import Request
 from workers.http.live.transports import CredentialExpired, Expiring, close_reason
-from workers.http.tickets import MAX_TICKET_CHARS, TicketRecord, Tickets, digest_of, live_route
+from workers.http.tickets import (
+    MAX_TICKET_CHARS,
+    TicketRecord,
+    Tickets,
+    digest_of,
+    live_route,
+    read_route,
+)
 from workers.ports import TicketStore
+from workers.runtime.answers import failure
 
 ALICE = Actor("alice", ("moderator",))
 ROUTE = "/v1/rooms/lobby/ws"
@@ -51,6 +61,62 @@ def test_live_routes_are_ticketed(route: str) -> None:
 def test_anything_else_is_not(route: object) -> None:
     with pytest.raises(InvalidInput, match="live route"):
         live_route(route)
+
+
+def ticket_request(content_type: str | None, body: bytes) -> tuple[Request, list[int]]:
+    """A ``POST /v1/tickets`` sending ``body`` as ``content_type``, and how often it was read."""
+    headers = [(b"content-length", str(len(body)).encode())]
+    if content_type is not None:
+        headers.append((b"content-type", content_type.encode()))
+    scope = {"type": "http", "method": "POST", "path": "/v1/tickets", "headers": headers}
+    reads: list[int] = []
+
+    async def receive() -> dict[str, object]:
+        reads.append(1)
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, object]) -> None:
+        raise AssertionError(f"nothing is sent while reading: {message}")
+
+    return Request(scope, receive, send), reads
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        "Application/JSON",
+        "application/vnd.eventfleet+json",
+    ],
+)
+async def test_a_ticket_request_is_json_as_on_every_json_route(content_type: str) -> None:
+    assert is_json(content_type)
+    request, _ = ticket_request(content_type, b'{"route": "%s"}' % ROUTE.encode())
+    assert await read_route(request, within_s=1.0) == ROUTE
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/jsonx",
+        "application/+json",
+        "",
+        None,
+    ],
+)
+async def test_a_ticket_request_of_another_type_is_415_and_not_read(
+    content_type: str | None,
+) -> None:
+    request, reads = ticket_request(content_type, b'{"route": "%s"}' % ROUTE.encode())
+    with pytest.raises(UnsupportedMediaType) as refused:
+        await read_route(request, within_s=1.0)
+    answer = failure(refused.value)
+    assert (answer.status, answer.body["error"]) == (415, "unsupported_media_type")
+    assert "Content-Type: application/json" in str(answer.body["message"]) and reads == []
 
 
 async def test_a_ticket_is_bound_to_its_principal_route_and_credential() -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TypedDict, Unpack
 from urllib.parse import quote
 
@@ -178,8 +178,10 @@ def state(
     as_of: datetime | str | None = None,
     **read_after: Unpack[ReadAfter],
 ) -> Op[State]:
-    """``GET .../state``: the state replayed now, ``at_version`` or ``as_of`` (aware
-    datetime); ``min_version``, ``command_id`` and ``wait_ms`` read your writes (``ReadAfter``)."""
+    """``GET .../state``: the state replayed now, ``at_version`` or ``as_of`` (an aware
+    datetime, sent as the same moment in UTC; a string is sent as is and must be UTC, ending
+    ``Z`` or ``+00:00``); ``min_version``, ``command_id`` and ``wait_ms`` read your writes
+    (``ReadAfter``)."""
     query = _read_after(read_after)
     if at_version is not None:
         query["at_version"] = str(at_version)
@@ -306,4 +308,5 @@ def _iso(moment: datetime | str) -> str:
         raise ArgumentError(
             f"as_of {moment!r} has no time zone; pass an aware datetime (e.g. tzinfo=UTC)."
         )
-    return moment.isoformat()
+    # The server takes UTC only (Z or +00:00): the same moment, in UTC.
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

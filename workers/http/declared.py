@@ -23,6 +23,7 @@ from topics.errors import InvalidInput
 from workers.http.edge.routes import Declared, Doc, Param, Schema, Success
 from workers.http.openapi_schemas import ref
 from workers.http.ryw.reads import ReadAfterQuery
+from workers.roles.command.requests import ID_MAX
 from workers.roles.process.desk import MAX_PAGE as PROCESS_PAGE
 from workers.roles.read.paging import DEFAULT_PAGE, MAX_PAGE
 from workers.runtime.answers import ERROR_CODES
@@ -84,8 +85,8 @@ class StateQuery(ReadAfterQuery):
         "The state after this event (time travel by version); not with as_of."
     ))] | None = None  # fmt: skip
     as_of: Annotated[datetime, Meta(description=(
-        "The state at a moment, with its UTC offset (Z, or +hh:mm written %2B); not with "
-        "at_version."
+        "The state at a moment, in UTC only: ending Z or +00:00 (written %2B00:00); another "
+        "offset is refused. Not with at_version."
     ))] | None = None  # fmt: skip
 
     def __post_init__(self) -> None:
@@ -97,11 +98,11 @@ class StateQuery(ReadAfterQuery):
         super().__post_init__()
 
 
-_TEXT = Annotated[str, Meta(min_length=1, max_length=256)]
+_TEXT = Annotated[str, Meta(min_length=1, max_length=ID_MAX)]
 
 
 class OutcomeQuery(msgspec.Struct):
-    command_id: Annotated[str, Meta(min_length=1, max_length=256, description=(
+    command_id: Annotated[str, Meta(min_length=1, max_length=ID_MAX, description=(
         "The command's id: exactly one of command_id and event_id."
     ))] | None = None  # fmt: skip
     event_id: _TEXT | None = None
@@ -214,9 +215,23 @@ class GlobalEventsQuery(GlobalSubscribeQuery):
         return {"limit": str(self.limit), **{k: v for k, v in given.items() if v}}
 
 
+def _up_to(bound: int) -> str:
+    """A pattern (unanchored) of the whole numbers from 0 to ``bound`` as the live routes read
+    them (``workers.http.live.streams.whole_number``): ASCII digits, no more than ``bound``
+    has (leading zeros among them), of a value at most ``bound``."""
+    text = str(bound)
+    found = [f"[0-9]{{1,{len(text) - 1}}}"] if len(text) > 1 else []
+    for i, digit in enumerate(text):  # bound's first i digits, a lower one, then any
+        if digit > "0":
+            rest = len(text) - i - 1
+            lower = f"[0-{int(digit) - 1}]" if digit > "1" else "0"
+            found.append(text[:i] + lower + (f"[0-9]{{{rest}}}" if rest else ""))
+    return "(?:" + "|".join([*found, text]) + ")"
+
+
 LAST_EVENT_ID = Param(
-    "Last-Event-ID", {"type": "string", "pattern": "^ *([0-9]{1,18})? *$"},
-    description="resume after this version (wins over after_version)",
+    "Last-Event-ID", {"type": "string", "pattern": f"^ *{_up_to(_VERSION)}? *$"},
+    description=f"resume after this version, 0 to {_VERSION} (wins over after_version)",
 )  # fmt: skip
 
 

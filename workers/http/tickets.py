@@ -30,6 +30,7 @@ import orjson
 
 from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE, Actor
 from topics.errors import Forbidden, InvalidInput, Unauthenticated
+from workers.http.bodies import json_body
 from workers.http.edge.request import Request
 from workers.http.edge.responses import Response, json_response
 from workers.http.edge.routes import Api
@@ -204,14 +205,10 @@ def _iso(moment: float | None) -> str | None:
 
 
 async def read_route(request: Request, within_s: float) -> str:
-    """The ``route`` of a ticket request's JSON body, read whole (within MAX_BODY_BYTES)."""
-    kind = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
-    if kind != "application/json":
-        raise InvalidInput(
-            'send the body as JSON with Content-Type: application/json: {"route": "/v1/…"}.'
-        )
+    """The ``route`` of a ticket request's JSON body, read whole (within MAX_BODY_BYTES) once
+    it is declared JSON as on every JSON route (``json_body``: else 415, nothing read)."""
     try:
-        body = await request.read_body(MAX_BODY_BYTES, within_s)
+        body = await json_body(request, MAX_BODY_BYTES, within_s)
     except PayloadTooLarge:
         raise PayloadTooLarge(
             f'a ticket request is {MAX_BODY_BYTES} bytes at most; send {{"route": …}}.'

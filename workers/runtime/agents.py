@@ -244,19 +244,29 @@ async def commands_in_order(fleet: Fleet, records: Sequence[Record]) -> None:
         await command_from_topic(fleet, record)
 
 
+def command_request(record: Record, *, max_bytes: int) -> CommandRequest:
+    """The append a ``commands`` record asks for: its JSON object with ``aggregate_type`` and
+    ``aggregate_id`` beside the body's fields. A redelivered record must not append twice, so
+    a record that gives no command id (or null: the same, as over HTTP) has its position,
+    ``<topic>:<partition>:<offset>``, as its command id.
+
+    Raises orjson.JSONDecodeError or InvalidInput (as ``parse_request``)."""
+    obj = orjson.loads(record.value)
+    if not isinstance(obj, dict):
+        raise InvalidInput("a command must be a JSON object")
+    aggregate_type = str(obj.pop("aggregate_type", ""))
+    aggregate_id = str(obj.pop("aggregate_id", ""))
+    if obj.get("command_id") is None:
+        obj["command_id"] = f"{record.topic}:{record.partition}:{record.offset}"
+    return parse_request(aggregate_type, aggregate_id, orjson.dumps(obj), max_bytes=max_bytes)
+
+
 async def command_from_topic(fleet: Fleet, record: Record) -> None:
     """Handle one command record and reply on commands.replies (keyed like the request)."""
     rt = fleet.runtime
     try:
-        obj = orjson.loads(record.value)
-        if not isinstance(obj, dict):
-            raise InvalidInput("a command must be a JSON object")
-        aggregate_type = str(obj.pop("aggregate_type", ""))
-        aggregate_id = str(obj.pop("aggregate_id", ""))
-        # A redelivered record must not append twice: its position is its command id.
-        obj.setdefault("command_id", f"{record.topic}:{record.partition}:{record.offset}")
-        request: CommandRequest | None = parse_request(
-            aggregate_type, aggregate_id, orjson.dumps(obj), max_bytes=rt.settings.max_body_bytes
+        request: CommandRequest | None = command_request(
+            record, max_bytes=rt.settings.max_body_bytes
         )
     except (orjson.JSONDecodeError, InvalidInput) as e:
         request, answer = None, error(400, "invalid_command", f"{e}")

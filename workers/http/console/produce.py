@@ -33,6 +33,7 @@ from workers.http.console.acting import (
 from workers.http.console.html import esc, json_block, table
 from workers.http.console.session import csrf_field
 from workers.http.console.views import Console
+from workers.http.edge.params import whole
 from workers.http.edge.request import Request
 from workers.http.edge.responses import Response
 from workers.http.queries import failure
@@ -151,12 +152,15 @@ class ProducePages:
         raw = str(form.get("partition", "")).strip()
         partition: int | None = None
         if raw:
-            if not raw.isdigit() or int(raw) not in partitions:
+            try:  # a whole number as every parameter is read: ASCII digits only (not "²")
+                partition = whole("partition", raw, low=0, high=max(partitions))
+            except InvalidInput:
+                partition = None
+            if partition not in partitions:
                 raise InvalidInput(
                     f"partition {raw[:20]!r} is not one of {topic}'s: 0 to {max(partitions)}, "
                     "or empty to let the key choose."
                 )
-            partition = int(raw)
         key = str(form.get("key", ""))
         value = str(form.get("value", ""))
         if len(value.encode()) > self.console.rt.settings.max_event_bytes:

@@ -15,6 +15,7 @@ from topics.errors import EventfleetError, InvalidInput
 from topics.jsonvalue import JsonObject
 from workers.http.edge.params import bind_query
 from workers.ports import AggregateRef, Rejection
+from workers.roles.command.requests import ID_MAX
 
 DEFAULT_WAIT_MS = 1000
 MAX_WAIT_MS = 30_000
@@ -46,7 +47,6 @@ CHUNK = 8
 so other requests never queue behind more than a few of its lookups."""
 SAFETY_PER_TICK = 64
 """The most aggregates the safety net checks a tick: with more waited on, each in turn."""
-_ID_MAX = 200
 
 
 class NotYetStored(EventfleetError):
@@ -132,7 +132,7 @@ class ReadAfterQuery(msgspec.Struct, forbid_unknown_fields=False):
             str,
             Meta(
                 min_length=1,
-                max_length=_ID_MAX,
+                max_length=ID_MAX,
                 description=("Answer once the event of your command with this id is stored."),
             ),
         ]

@@ -85,13 +85,18 @@ IDS = ("client_id", "command_id", "correlation_id", "causation_id")
 """A request's ids: who sends it, its command, its conversation and what caused it."""
 
 
+ID_MAX = 256
+"""The most characters of a request's ids (``command_id`` and the rest, from 1): what an append
+takes, a read waits for (``command_id``) and ``/outcome`` asks about."""
+
+
 def check_ids(obj: Mapping[str, object], *, desk: bool = False) -> None:
-    """InvalidInput for an id of ``obj`` that is no printable string of 1 to 256 characters,
+    """InvalidInput for an id of ``obj`` that is no printable string of 1 to ID_MAX characters,
     or a command id with the dead-letter desk's prefix from another sender than the desk."""
     for name in IDS:
         value = obj.get(name)
-        if value is not None and not (isinstance(value, str) and 0 < len(value) <= 256):
-            raise InvalidInput(f"field {name!r} must be a string of 1 to 256 characters.")
+        if value is not None and not (isinstance(value, str) and 0 < len(value) <= ID_MAX):
+            raise InvalidInput(f"field {name!r} must be a string of 1 to {ID_MAX} characters.")
         where = control_character(value) if value is not None else None
         if where is not None:  # a line break in an id would break every line that names it
             raise InvalidInput(
