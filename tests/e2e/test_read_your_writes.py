@@ -111,8 +111,8 @@ async def test_a_view_route_waits_until_its_view_folded_the_version(fleet: Fleet
         (f"min_version={'9' * 30}", "must be between 1 and"),
         ("min_version=2&command_id=c", "not both"),
         ("wait_ms=100", "give one of them"),
-        ("command_id=", "command_id must be 1 to 200 characters"),
-        (f"command_id={'c' * 201}", "command_id must be 1 to 200 characters"),
+        ("command_id=", "command_id must be 1 to 256 characters"),
+        (f"command_id={'c' * 257}", "command_id must be 1 to 256 characters"),
     ],
 )
 async def test_bad_read_your_writes_parameters_are_400(
