@@ -21,10 +21,16 @@ SUBJECT_MAX = 256
 chat sender is its token's subject)."""
 
 
+def nameable(name: str) -> bool:
+    """Whether ``name`` can name a subject or who acts (a principal, an operator): 1 to
+    ``SUBJECT_MAX`` printable characters, no line break or escape code to forge a trail's line."""
+    return 0 < len(name) <= SUBJECT_MAX and name.isprintable()
+
+
 def subject_problem(subject: str) -> str | None:
-    """Why ``subject`` cannot name a data key, or None: 1 to ``SUBJECT_MAX`` printable
-    characters, what an erasure takes, so that whatever is sealed can be erased."""
-    if 0 < len(subject) <= SUBJECT_MAX and subject.isprintable():
+    """Why ``subject`` cannot name a data key, or None: it is not ``nameable``, what an erasure
+    takes, so that whatever is sealed can be erased."""
+    if nameable(subject):
         return None
     return f"must be 1 to {SUBJECT_MAX} printable characters: it names the key an erasure destroys"
 

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from snapshot_rules.personal import SUBJECT_MAX, nameable
 from topics.envelope import Event, decode
 from topics.errors import InvalidEnvelope, InvalidInput
 from workers import tracing
@@ -14,17 +15,17 @@ from workers.ports import Outgoing, Producer, Record
 
 log = logging.getLogger(__name__)
 
-MAX_OPERATOR = 256
+MAX_OPERATOR = SUBJECT_MAX
 """The longest operator name recorded in the operator trail (who replays a dead letter, retries
 a stuck process instance, erases a subject): typed where the door is open, else the principal,
-which the door takes as long (``workers.runtime.door.identity``)."""
+which the door takes by the same rule (``nameable``)."""
 
 
 def check_operator(operator: str, acts: str = "replays") -> str:
     """The operator's name, stripped: 1 to MAX_OPERATOR printable characters, else InvalidInput
     saying so and who the name is (the one who ``acts``)."""
     name = operator.strip()
-    if not 0 < len(name) <= MAX_OPERATOR or not name.isprintable():
+    if not nameable(name):
         raise InvalidInput(
             f"the operator name must be 1 to {MAX_OPERATOR} printable characters: who {acts}."
         )

@@ -23,11 +23,11 @@ import jwt
 import orjson
 from jwt.algorithms import AllowedPublicKeys, get_default_algorithms
 
+from snapshot_rules.personal import SUBJECT_MAX, nameable
 from snapshot_rules.process import PRINCIPAL_PREFIX
 from topics.envelope import MAX_ACTOR_ROLES, Actor
 from topics.errors import ConfigError, Unauthenticated
 from topics.jsonvalue import Json, JsonObject
-from workers.roles.deadletter import MAX_OPERATOR
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +82,6 @@ class Authenticator:
 
 def refuse(reason: str, message: str) -> Unauthenticated:
     return Unauthenticated(reason, message)
-
-
-def fits(principal: str) -> bool:
-    """Whether ``principal`` can be recorded as who acts (``check_operator``'s rule): 1 to
-    ``MAX_OPERATOR`` printable characters, no line break or escape to forge a trail's line."""
-    return 0 < len(principal) <= MAX_OPERATOR and principal.isprintable()
 
 
 def not_reserved(principal: str) -> None:
@@ -332,10 +326,10 @@ class JwtAuthenticator(Authenticator):
 
     def _actor(self, claims: Mapping[str, Json]) -> Actor:
         subject = claims.get("sub")
-        if not isinstance(subject, str) or not fits(subject):
+        if not isinstance(subject, str) or not nameable(subject):
             raise refuse(
                 "missing_subject",
-                f"the token's sub is not 1 to {MAX_OPERATOR} printable characters.",
+                f"the token's sub is not 1 to {SUBJECT_MAX} printable characters.",
             )
         not_reserved(subject)
         roles: Json = claims
@@ -400,11 +394,11 @@ class ProxyAuthenticator(Authenticator):
                 "through the authenticating proxy.",
             )
         users = credentials.forwarded_user
-        if len(users) != 1 or not fits(users[0].strip()):
+        if len(users) != 1 or not nameable(users[0].strip()):
             raise refuse(
                 "missing_identity",
                 "the proxy sent no single X-Forwarded-User of 1 to "
-                f"{MAX_OPERATOR} printable characters.",
+                f"{SUBJECT_MAX} printable characters.",
             )
         not_reserved(users[0].strip())
         groups = sorted(
