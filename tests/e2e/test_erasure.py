@@ -15,6 +15,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import orjson
@@ -364,6 +365,14 @@ async def test_bad_subjects_are_refused_by_both_doors_and_change_nothing(
     for named in ("a%20b", "-leading", "caf%C3%A9", "x" * 256):
         status, body = await erase_at(pair[1], named)
         assert (status, body["error"]) == (404, "not_found"), (named, body)
+    # A slash, sent encoded as the client sends it, is part of one subject, not a separator.
+    slashed = f"team/{uuid.uuid4().hex[:8]}"
+    assert await send(pair[1], f"slash-{slashed[5:]}", slashed, "s1", "hello") == 202
+    status, body = await erase_at(pair[1], quote(slashed, safe=""))
+    assert (status, body["already_erased"]) == (200, False), body
+    status, body = await erase_at(pair[0], slashed.replace("/", "%2f"))
+    assert (status, body["already_erased"]) == (200, True), body
+    assert len(await audited(stack, pair[0], slashed)) == 1
 
 
 async def test_the_erased_subject_writing_through_the_other_process_is_always_readable(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from urllib.parse import unquote
 
 import msgspec
 
@@ -109,10 +110,13 @@ class Edge:
         path = request.path
         if path == "/":
             raise Redirect("/console", 302)
-        found = self.api.find(request.method, path)
+        raw = _slashed(request.scope)
+        found = self.api.find(request.method, path if raw is None else raw)
         route = None
         if not isinstance(found, list):
             route, request.params = found
+            if raw is not None:
+                request.params = {k: unquote(v) for k, v in request.params.items()}
             request.route = route.template
         repeated = request.query.repeated()
         if repeated:
@@ -163,3 +167,13 @@ def refusal_response(refused: Refusal) -> Response:
     if refused.location is not None:
         return Redirect(refused.location, refused.answer.status).response
     return json_response(refused.answer, headers=dict(refused.headers))
+
+
+def _slashed(scope: Scope) -> str | None:
+    """The raw path when it carries an encoded slash (``%2F``), else None: the server decodes
+    it to a separator, so a parameter holding a slash (a subject such as ``team/alice``, as
+    the client sends it) is matched on the raw path and decoded after, to reach its route whole."""
+    raw = scope.get("raw_path")
+    if isinstance(raw, bytes) and b"%2f" in raw.lower():
+        return raw.decode("latin-1")
+    return None
