@@ -39,6 +39,9 @@ TRACE_ID_RE = re.compile(r"[0-9a-f]{32}\Z")
 MAX_SCHEMA_VERSION = 10_000
 MAX_VERSION = 2**63 - 1
 """The highest version a store can number (a signed 64-bit integer, as MongoDB keeps it)."""
+READ_VERSION_MAX = 2**62
+"""The highest version a read names (``after_version``, ``min_version``, ``Last-Event-ID`` …):
+far beyond any stored one, and one past it still fits in a signed 64-bit integer."""
 
 NEW_AGGREGATE = "-"
 """``Event.after`` of an event validated as the first of its aggregate."""

@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from topics.envelope import AGGREGATE_TYPE_RE, EVENT_TYPE_RE
+from topics.envelope import AGGREGATE_TYPE_RE, EVENT_TYPE_RE, READ_VERSION_MAX
 from topics.errors import InvalidInput
 from workers.http.edge.routes import Declared, Doc, Param, Schema, Success
 from workers.http.openapi_schemas import ref
@@ -37,7 +37,6 @@ __all__ = [
 PER_TYPE = "/v1/{aggregate_type}/"
 """Routes under it are documented once per enabled aggregate type."""
 V1 = "/v1/{aggregate_type}/{aggregate_id}"
-_VERSION = 2**62
 
 # Error codes answered alike by many routes.
 AUTH = ("unauthenticated", "forbidden")
@@ -74,14 +73,14 @@ NOT_HTTP = frozenset(
 
 
 class EventsQuery(ReadAfterQuery):
-    after_version: Annotated[int, Meta(ge=0, le=_VERSION, description=(
+    after_version: Annotated[int, Meta(ge=0, le=READ_VERSION_MAX, description=(
         "Events after this version (0: from the first)."
     ))] = 0  # fmt: skip
     limit: Annotated[int, Meta(ge=1, le=MAX_PAGE, description="Events per page.")] = DEFAULT_PAGE
 
 
 class StateQuery(ReadAfterQuery):
-    at_version: Annotated[int, Meta(ge=1, le=_VERSION, description=(
+    at_version: Annotated[int, Meta(ge=1, le=READ_VERSION_MAX, description=(
         "The state after this event (time travel by version); not with as_of."
     ))] | None = None  # fmt: skip
     as_of: Annotated[datetime, Meta(description=(
@@ -115,7 +114,7 @@ class HealthQuery(msgspec.Struct):
 
 
 class SubscribeQuery(msgspec.Struct):
-    after_version: Annotated[int, Meta(ge=0, le=_VERSION, description=(
+    after_version: Annotated[int, Meta(ge=0, le=READ_VERSION_MAX, description=(
         "Start after this version (Last-Event-ID wins over it)."
     ))] = 0  # fmt: skip
 
@@ -230,8 +229,8 @@ def _up_to(bound: int) -> str:
 
 
 LAST_EVENT_ID = Param(
-    "Last-Event-ID", {"type": "string", "pattern": f"^ *{_up_to(_VERSION)}? *$"},
-    description=f"resume after this version, 0 to {_VERSION} (wins over after_version)",
+    "Last-Event-ID", {"type": "string", "pattern": f"^ *{_up_to(READ_VERSION_MAX)}? *$"},
+    description=f"resume after this version, 0 to {READ_VERSION_MAX} (wins over after_version)",
 )  # fmt: skip
 
 

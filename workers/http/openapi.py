@@ -44,7 +44,6 @@ from workers.http.openapi_schemas import (
     ENVELOPE,
     ID_PATTERN,
     PRINTABLE,
-    TEXT_256,
     TYPE_PATTERN,
     Schema,
     command_schema,
@@ -218,7 +217,12 @@ def _path_params(path: str) -> list[Schema]:
             kind = {"aggregate_type": TYPE_PATTERN, "process": PROCESS_PATTERN}
             schema: Schema = {"type": "string", "pattern": kind.get(name, ID_PATTERN)}
             if name == "subject":  # what can be sealed can be erased (subject_problem)
-                schema = {**TEXT_256, "maxLength": SUBJECT_MAX, "pattern": PRINTABLE}
+                schema = {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": SUBJECT_MAX,
+                    "pattern": PRINTABLE,
+                }
             found.append({"name": name, "in": "path", "required": True, "schema": schema})
     return found
 

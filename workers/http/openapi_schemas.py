@@ -15,6 +15,7 @@ from snapshot_rules.domain import Domain, Mode
 from snapshot_rules.schema import Choice, Kind, ListOf, Number, Obj, Optional, Text
 from topics.envelope import AGGREGATE_ID_RE, AGGREGATE_TYPE_RE, EVENT_TYPE_RE
 from topics.jsonvalue import JsonObject
+from workers.roles.command.requests import ID_MAX
 from workers.runtime.answers import ErrorCode
 
 Schema = JsonObject
@@ -31,10 +32,14 @@ def pattern(regex: str) -> str:
 ID_PATTERN = pattern(AGGREGATE_ID_RE.pattern)
 TYPE_PATTERN = pattern(AGGREGATE_TYPE_RE.pattern)
 EVENT_TYPE_PATTERN = pattern(EVENT_TYPE_RE.pattern)
-TEXT_256: Schema = {"type": "string", "minLength": 1, "maxLength": 256}
 PRINTABLE = "^[^\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029]*$"
 """No control character or line separator (``topics.envelope.CONTROL_CHARACTERS``)."""
-NULLABLE_ID: Schema = {**TEXT_256, "type": ["string", "null"], "pattern": PRINTABLE}
+NULLABLE_ID: Schema = {
+    "type": ["string", "null"],
+    "minLength": 1,
+    "maxLength": ID_MAX,
+    "pattern": PRINTABLE,
+}
 """An id of a command (``client_id``, ``command_id`` …): printable text, and null is as good as
 leaving it out."""
 

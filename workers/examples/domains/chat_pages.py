@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from snapshot_rules.projection import Projection
 from snapshot_rules.queries import QueryAnswer, QueryContext, QueryHandler
 from snapshot_rules.replay import Folded
-from topics.envelope import AGGREGATE_ID_RE, Event, parse_utc
+from topics.envelope import AGGREGATE_ID_RE, READ_VERSION_MAX, Event, parse_utc
 from topics.errors import InvalidEnvelope, InvalidInput, NotFound
 from topics.jsonvalue import Json
 from workers.examples.domains.chat_rules import (
@@ -63,7 +63,7 @@ class RoomQuery:
         if not AGGREGATE_ID_RE.match(room_id):
             raise InvalidInput(f"room id {room_id!r} must match {AGGREGATE_ID_RE.pattern}.")
         limit = _whole(query, "limit", DEFAULT_LIMIT, MAX_LIMIT) or DEFAULT_LIMIT
-        before_version = _whole(query, "before_version", None, 2**62)
+        before_version = _whole(query, "before_version", None, READ_VERSION_MAX)
         before = query.get("before") or None
         if before is not None and before_version is not None:
             raise InvalidInput("give before (a message id) or before_version, not both.")

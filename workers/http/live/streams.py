@@ -16,7 +16,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Protocol
 
-from topics.envelope import Event, encode
+from topics.envelope import READ_VERSION_MAX, Event, encode
 from topics.errors import Forbidden, HistoryGone, InvalidInput
 from workers.http import declared
 from workers.http.declared import SubscribeQuery, TypeSubscribeQuery
@@ -43,7 +43,6 @@ from workers.runtime.answers import error, failure
 from workers.runtime.door.incoming import Incoming
 from workers.runtime.fleet import Fleet
 
-_VERSION = 2**62
 _SHUTTING_DOWN = "this worker is draining; reconnect (another worker serves it)."
 
 
@@ -81,9 +80,11 @@ def authorize_read(
 
 
 def whole_number(what: str, raw: str) -> int:
-    """``raw`` as a version (0 to 2**62); InvalidInput naming ``what``."""
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or int(raw) > _VERSION:
-        raise InvalidInput(f"{what}={raw[:40]!r} must be a whole number from 0 to {_VERSION}.")
+    """``raw`` as a version (0 to READ_VERSION_MAX); InvalidInput naming ``what``."""
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or int(raw) > READ_VERSION_MAX:
+        raise InvalidInput(
+            f"{what}={raw[:40]!r} must be a whole number from 0 to {READ_VERSION_MAX}."
+        )
     return int(raw)
 
 

@@ -10,7 +10,7 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from topics.envelope import Actor
+from topics.envelope import READ_VERSION_MAX, Actor
 from topics.errors import EventfleetError, InvalidInput
 from topics.jsonvalue import JsonObject
 from workers.http.edge.params import bind_query
@@ -119,7 +119,7 @@ class ReadAfterQuery(msgspec.Struct, forbid_unknown_fields=False):
             int,
             Meta(
                 ge=1,
-                le=2**62,
+                le=READ_VERSION_MAX,
                 description=(
                     "Answer once the aggregate's version N is stored (your write's version)."
                 ),
