@@ -64,8 +64,9 @@ def parallel(argv: list[str]) -> list[str]:
 
     More workers than cores, because the fault scenarios mostly wait (a frozen store, a drain,
     a rebalance), but not three per core as before: the machines differ from one session to
-    the next, and every test starts processes of its own (a fleet worker imports for about
-    2.5 s of CPU here, a CLI call for 1.5 s). On a machine about twice as slow as the one
+    the next, and every test starts processes of its own (a fresh fleet worker imports for
+    about 2.5 s of CPU here, a CLI call for 1.5 s; the fleets are forked ready-imported now,
+    ``tests/launcher.py``). On a machine about twice as slow as the one
     that ran 6 workers green in 9 to 13 minutes, 6 starved them: a load of 24 on 2 cores, a
     CLI call still importing after 60 s, fifteen failures in the first tenth of the run.
     There 3 workers ran tests/e2e green in 17 minutes (364 tests, a load of 6 to 8)."""

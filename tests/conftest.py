@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests import ast_guard
-from tests.fleet import fleet, no_fleet_outlives_the_session  # noqa: F401
+from tests.fleet import fleet, launchers_end, no_fleet_outlives_the_session  # noqa: F401
 from tests.redis_keys import no_keys_outlive_the_session  # noqa: F401
 from tests.stack_fixtures import private_stack, stack, standalone_url, unique_name  # noqa: F401
 from tests.waiting import WAITS, NearMiss, near_misses

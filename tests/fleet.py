@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -22,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from tests.keys import master_key_env
+from tests.launcher import Child, close_launchers, start_fleet_process
 from tests.redis_keys import claim
 from tests.tokens import TESTER, TESTER_ROLES, Issuer, bearer, shared_issuer
 from tests.waiting import wait_for, within
@@ -34,7 +34,7 @@ class FleetProcess:
 
     env: dict[str, str]
     roles: str = "all"
-    process: asyncio.subprocess.Process | None = None
+    process: Child | None = None
     log_path: Path = field(
         default_factory=lambda: Path(tempfile.gettempdir(), f"fleet-{uuid.uuid4().hex[:8]}.log")
     )
@@ -108,12 +108,11 @@ class FleetProcess:
     async def launch(self) -> None:
         """Start the process without waiting for it to be ready."""
         _STARTED.append(self)
-        log = self.log_path.open("ab")
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "workers.cli", "worker", "--role", self.roles,
-            *(("--projection", self.projection) if self.projection else ()), env={**os.environ, **self.env}, stdout=log, stderr=log, start_new_session=True,
-        )  # fmt: skip
-        log.close()
+        argv = ["worker", "--role", self.roles]
+        if self.projection:
+            argv += ["--projection", self.projection]
+        env = {**os.environ, **self.env}
+        self.process = await start_fleet_process(argv, env, self.log_path)
 
     async def ready(self) -> bool:
         if self.process is not None and self.process.returncode is not None:
@@ -291,6 +290,13 @@ def no_fleet_outlives_the_session() -> Iterator[None]:
     yield
     for process in _STARTED:
         process.kill()
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def launchers_end() -> AsyncIterator[None]:
+    """The session's launchers end with it, while its loop still runs (tests/launcher.py)."""
+    yield
+    await close_launchers()
 
 
 @pytest.fixture(scope="session")

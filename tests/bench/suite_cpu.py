@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.__main__ import parallel
+from tests.launcher import LAUNCHED
 from workers.devtools.bench.measure import TICKS_PER_S, load_average
 
 INTERVAL_S = 0.5
@@ -71,7 +72,12 @@ def kind_of(argv: list[str]) -> str:
 
 def command_line(pid: int) -> list[str]:
     raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+    argv = [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+    if argv[1:3] == ["-m", "tests.launcher"]:  # a fleet worker it forked is named by its role
+        name = Path(f"/proc/{pid}/comm").read_text().strip()
+        if name.startswith(LAUNCHED):
+            return ["python", "-m", "workers.cli", "worker", "--role", name.removeprefix(LAUNCHED)]
+    return argv
 
 
 def read_all(seen: dict[tuple[int, int], Seen], *, started: bool) -> None:
